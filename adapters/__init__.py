@@ -1,0 +1,1 @@
+"""Driven and driving adapters: storage, HTTP, VM hosts, payment rails."""

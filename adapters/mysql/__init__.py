@@ -1,0 +1,1 @@
+"""SQLAlchemy Core storage for MariaDB/MySQL and SQLite, with Alembic migrations."""

@@ -1,0 +1,1 @@
+"""VM hosts: dummy (dev), libvirt and Proxmox."""

@@ -1,0 +1,1 @@
+"""Use cases, composition root, settings, CLI and worker loop."""

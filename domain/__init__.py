@@ -1,0 +1,1 @@
+"""Pure billing rules of lnvps: money, intervals, pricing, upgrades and subscription states."""

@@ -1,0 +1,190 @@
+"""Integer-coded enums exactly as LNVPS stores them (schema.md §1)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from domain.errors import InvalidInput
+
+
+class IntervalType(IntEnum):
+    """Unit of a billing interval."""
+
+    DAY = 0
+    MONTH = 1
+    YEAR = 2
+
+    @property
+    def api_name(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> IntervalType:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise InvalidInput(f"Unknown interval type: {text}") from None
+
+
+class PaymentMethod(IntEnum):
+    """How a payment is made."""
+
+    LIGHTNING = 0
+    REVOLUT = 1
+    PAYPAL = 2
+    STRIPE = 3
+
+    @property
+    def api_name(self) -> str:
+        return self.name.lower()
+
+    @property
+    def display_name(self) -> str:
+        return {0: "Lightning", 1: "Revolut", 2: "PayPal", 3: "Stripe"}[self.value]
+
+    @classmethod
+    def parse(cls, text: str) -> PaymentMethod:
+        """Parse the exact lower-case wire form (`lightning`, `revolut`, `paypal`, `stripe`)."""
+        for member in cls:
+            if member.api_name == text:
+                return member
+        raise InvalidInput(f"Unknown payment method: {text}")
+
+
+class SubscriptionPaymentType(IntEnum):
+    """Why a subscription payment was made."""
+
+    PURCHASE = 0
+    RENEWAL = 1
+    UPGRADE = 2
+
+    @property
+    def api_name(self) -> str:
+        return self.name.lower()
+
+
+class LegacyPaymentType(IntEnum):
+    """`vm_payment.payment_type` before subscriptions existed."""
+
+    RENEWAL = 0
+    UPGRADE = 1
+
+
+class SubscriptionType(IntEnum):
+    """Product a subscription line item sells."""
+
+    IP_RANGE = 0
+    ASN_SPONSORING = 1
+    DNS_HOSTING = 2
+    VPS = 3
+
+
+class DiskType(IntEnum):
+    HDD = 0
+    SSD = 1
+
+
+class DiskInterface(IntEnum):
+    SATA = 0
+    SCSI = 1
+    PCIE = 2
+
+    @property
+    def display_name(self) -> str:
+        return {0: "SATA", 1: "SCSI", 2: "PCIe"}[self.value]
+
+
+class CpuMfg(IntEnum):
+    UNKNOWN = 0
+    INTEL = 1
+    AMD = 2
+    APPLE = 3
+    NVIDIA = 4
+    ARM = 5
+
+
+class CpuArch(IntEnum):
+    UNKNOWN = 0
+    X86_64 = 1
+    ARM64 = 2
+
+
+class OsDistribution(IntEnum):
+    UBUNTU = 0
+    DEBIAN = 1
+    CENTOS = 2
+    FEDORA = 3
+    FREEBSD = 4
+    OPENSUSE = 5
+    ARCHLINUX = 6
+    REDHAT_ENTERPRISE = 7
+
+
+class VmHostKind(IntEnum):
+    PROXMOX = 0
+    LIBVIRT = 1
+    DUMMY = 65535
+
+
+class IpRangeAllocationMode(IntEnum):
+    RANDOM = 0
+    SEQUENTIAL = 1
+    SLAAC_EUI64 = 2
+
+
+class InternetRegistry(IntEnum):
+    ARIN = 0
+    RIPE = 1
+    APNIC = 2
+    LACNIC = 3
+    AFRINIC = 4
+
+
+class VmHistoryActionType(IntEnum):
+    CREATED = 0
+    STARTED = 1
+    STOPPED = 2
+    RESTARTED = 3
+    DELETED = 4
+    EXPIRED = 5
+    RENEWED = 6
+    REINSTALLED = 7
+    STATE_CHANGED = 8
+    PAYMENT_RECEIVED = 9
+    CONFIGURATION_CHANGED = 10
+
+    @property
+    def api_name(self) -> str:
+        return self.name.lower()
+
+
+class AdminResource(IntEnum):
+    USERS = 0
+    VIRTUAL_MACHINES = 1
+    HOSTS = 2
+    PAYMENTS = 3
+    ANALYTICS = 4
+    SYSTEM = 5
+    ROLES = 6
+    AUDIT = 7
+    ACCESS_POLICY = 8
+    COMPANY = 9
+    IP_RANGE = 10
+    ROUTER = 11
+    VM_CUSTOM_PRICING = 12
+    HOST_REGION = 13
+    VM_OS_IMAGE = 14
+    VM_PAYMENT = 15
+    VM_TEMPLATE = 16
+    SUBSCRIPTIONS = 17
+    SUBSCRIPTION_LINE_ITEMS = 18
+    SUBSCRIPTION_PAYMENTS = 19
+    IP_SPACE = 20
+    PAYMENT_METHOD_CONFIG = 21
+
+
+class AdminAction(IntEnum):
+    CREATE = 0
+    VIEW = 1
+    UPDATE = 2
+    DELETE = 3

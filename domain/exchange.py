@@ -1,0 +1,134 @@
+"""Exchange rates and conversion into the currency a payment method charges (§1.6–1.7, D2)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from domain.enums import PaymentMethod
+from domain.errors import InvalidInput, NoExchangeRate, PaymentMethodUnsupported
+from domain.money import (
+    FIAT_MINOR_PER_MAJOR,
+    MSAT_PER_BTC,
+    Currency,
+    Money,
+    round_half_up,
+    round_msat_up_to_sat,
+)
+
+#: rates older than this are unusable; the reference refreshes every 120 s with a 300 s TTL.
+DEFAULT_MAX_RATE_AGE = timedelta(seconds=300)
+
+
+def _positive_decimal(_: object, __: object, value: Any) -> None:
+    if not isinstance(value, Decimal):
+        raise TypeError("exchange rates are Decimal")
+    if not value.is_finite() or value <= 0:
+        raise InvalidInput(f"exchange rate must be a positive number, got {value}")
+
+
+@attrs.frozen
+class ExchangeRate:
+    """Units of `quote` per one BTC (e.g. BTC/EUR 100000), observed at `as_of`."""
+
+    quote: Currency
+    rate: Decimal = attrs.field(validator=_positive_decimal)
+    as_of: datetime
+
+    @property
+    def ticker(self) -> str:
+        return f"BTC/{self.quote.value}"
+
+
+#: the rate stored on a payment that needed no conversion.
+PASSTHROUGH_RATE = Decimal(1)
+
+
+@attrs.frozen
+class RateTable:
+    """A snapshot of BTC/fiat rates; looking one up checks it is present and fresh."""
+
+    rates: Mapping[Currency, ExchangeRate] = attrs.field(factory=dict)
+    max_age: timedelta = DEFAULT_MAX_RATE_AGE
+
+    @classmethod
+    def of(
+        cls, rates: Iterable[ExchangeRate], max_age: timedelta = DEFAULT_MAX_RATE_AGE
+    ) -> RateTable:
+        return cls({r.quote: r for r in rates}, max_age)
+
+    def btc_rate(self, fiat: Currency, now: datetime) -> ExchangeRate:
+        """The BTC/fiat rate; a missing or stale one is an error, never a zero (R1.17)."""
+        found = self.rates.get(fiat)
+        if found is None:
+            raise NoExchangeRate(f"No exchange rate found for BTC/{fiat.value}")
+        if now - found.as_of > self.max_age:
+            raise NoExchangeRate(f"Exchange rate for BTC/{fiat.value} is stale")
+        return found
+
+
+def fiat_to_msat(amount_minor: int, rate: Decimal) -> int:
+    """Fiat minor units → msat, exactly, rounded half-up (D2)."""
+    exact = Decimal(amount_minor) * MSAT_PER_BTC / (FIAT_MINOR_PER_MAJOR * rate)
+    return round_half_up(exact)
+
+
+def msat_to_fiat(msat: int, rate: Decimal) -> int:
+    """msat → fiat minor units, rounded half-up (D2)."""
+    exact = Decimal(msat) * rate * FIAT_MINOR_PER_MAJOR / MSAT_PER_BTC
+    return round_half_up(exact)
+
+
+def convert(amount: Money, target: Currency, rates: RateTable, now: datetime) -> Money:
+    """Convert between any two supported currencies through BTC, rounding half-up."""
+    if amount.currency is target:
+        return amount
+    if target is Currency.BTC:
+        rate = rates.btc_rate(amount.currency, now).rate
+        return Money(Currency.BTC, fiat_to_msat(amount.amount, rate))
+    if amount.currency is Currency.BTC:
+        rate = rates.btc_rate(target, now).rate
+        return Money(target, msat_to_fiat(amount.amount, rate))
+    via_btc = convert(amount, Currency.BTC, rates, now)
+    return convert(via_btc, target, rates, now)
+
+
+@attrs.frozen
+class ChargedAmount:
+    """An amount in the currency the payment method charges, with the rate used to get it."""
+
+    money: Money
+    rate: Decimal
+
+
+def charged_currency(list_currency: Currency, method: PaymentMethod) -> Currency:
+    """Which currency a method charges for a price listed in `list_currency` (R1.19)."""
+    if method is PaymentMethod.LIGHTNING:
+        return Currency.BTC
+    if method in (PaymentMethod.REVOLUT, PaymentMethod.STRIPE):
+        # card rails charge the list currency as is; they cannot charge bitcoin
+        if list_currency is Currency.BTC:
+            raise PaymentMethodUnsupported(f"Cant get price from BTC to {method.display_name}")
+        return list_currency
+    raise PaymentMethodUnsupported(
+        f"Cant get price from {list_currency.value} to {method.display_name}"
+    )
+
+
+def charge_amount(
+    list_price: Money, method: PaymentMethod, rates: RateTable, now: datetime
+) -> ChargedAmount:
+    """Price in the charged currency: Lightning in msat rounded up to a whole sat (D2, R1.19)."""
+    target = charged_currency(list_price.currency, method)
+    if target is Currency.BTC:
+        if list_price.currency is Currency.BTC:
+            msat, rate = list_price.amount, PASSTHROUGH_RATE
+        else:
+            ticker = rates.btc_rate(list_price.currency, now)
+            msat, rate = fiat_to_msat(list_price.amount, ticker.rate), ticker.rate
+        return ChargedAmount(Money(Currency.BTC, round_msat_up_to_sat(msat)), rate)
+    return ChargedAmount(list_price, PASSTHROUGH_RATE)

@@ -1,0 +1,111 @@
+"""Calendar interval arithmetic with month-end clamping (pricing.md §3, DECISIONS D6–D7)."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import UTC, datetime, timedelta
+
+import attrs
+
+from domain.enums import IntervalType
+from domain.errors import IntervalCountOutOfRange, InvalidInput, InvalidInterval
+
+MIN_INTERVALS = 1
+MAX_INTERVALS = 120
+
+
+def require_utc(moment: datetime) -> datetime:
+    """Refuse naive datetimes; every time in the domain is aware UTC (D5)."""
+    if moment.tzinfo is None or moment.utcoffset() != timedelta(0):
+        raise InvalidInput(f"datetime must be timezone-aware UTC, got {moment!r}")
+    return moment.astimezone(UTC)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """Add (or subtract) calendar months, clamping the day to the target month's last day."""
+    total = moment.year * 12 + (moment.month - 1) + months
+    year, month0 = divmod(total, 12)
+    last_day = calendar.monthrange(year, month0 + 1)[1]
+    return moment.replace(year=year, month=month0 + 1, day=min(moment.day, last_day))
+
+
+@attrs.frozen
+class Interval:
+    """A billing interval: `amount` × `unit` (e.g. 3 × Month)."""
+
+    unit: IntervalType
+    amount: int = 1
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.amount, int) or isinstance(self.amount, bool) or self.amount < 1:
+            raise InvalidInterval(f"interval amount must be a positive integer, got {self.amount}")
+
+    def add_to(self, moment: datetime, times: int = 1) -> datetime:
+        """`moment` plus `times` whole intervals, counted on the calendar from `moment`."""
+        require_utc(moment)
+        count = self.amount * times
+        if self.unit is IntervalType.DAY:
+            return moment + timedelta(days=count)
+        months = count if self.unit is IntervalType.MONTH else 12 * count
+        return add_months(moment, months)
+
+    def start_of_period_ending(self, end: datetime) -> datetime:
+        """The start of the one interval that ends at `end` (Mar 31 − 1 month = Feb 28/29)."""
+        require_utc(end)
+        if self.unit is IntervalType.DAY:
+            return end - timedelta(days=self.amount)
+        months = self.amount if self.unit is IntervalType.MONTH else 12 * self.amount
+        return add_months(end, -months)
+
+    def seconds_of_period_ending(self, end: datetime) -> int:
+        """Length in seconds of the interval ending at `end` (D7: real calendar periods)."""
+        return whole_seconds(end - self.start_of_period_ending(end))
+
+
+MONTHLY = Interval(IntervalType.MONTH, 1)
+
+
+def check_interval_count(count: int) -> int:
+    """N intervals must be 1..120 (D6); anything else is a clear input error."""
+    if (
+        not isinstance(count, int)
+        or isinstance(count, bool)
+        or not MIN_INTERVALS <= count <= MAX_INTERVALS
+    ):
+        raise IntervalCountOutOfRange(
+            f"intervals must be a whole number from {MIN_INTERVALS} to {MAX_INTERVALS}, got {count}"
+        )
+    return count
+
+
+def whole_seconds(delta: timedelta) -> int:
+    """Whole seconds of a duration, truncated toward zero."""
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return micros // 1_000_000 if micros >= 0 else -((-micros) // 1_000_000)
+
+
+def renewal_base(expires: datetime | None, now: datetime) -> datetime:
+    """Renewals start from the later of expiry and now, so a lapsed VM renews from now (R3.2)."""
+    require_utc(now)
+    if expires is None:
+        return now
+    return max(require_utc(expires), now)
+
+
+@attrs.frozen
+class RenewalPeriod:
+    """What N intervals from a base buy: the new expiry and the seconds added."""
+
+    base: datetime
+    new_expiry: datetime
+    time_value: int
+
+
+def renewal_period(
+    interval: Interval, expires: datetime | None, now: datetime, count: int = 1
+) -> RenewalPeriod:
+    """N calendar intervals from `max(expires, now)`: 3 months from 31 Jan ends 30 Apr (D6)."""
+    check_interval_count(count)
+    base = renewal_base(expires, now)
+    end = interval.add_to(base, count)
+    return RenewalPeriod(base=base, new_expiry=end, time_value=whole_seconds(end - base))

@@ -1,0 +1,481 @@
+"""The records the billing core works with, shaped like LNVPS's tables (schema.md §4–8)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from domain.enums import (
+    AdminAction,
+    AdminResource,
+    CpuArch,
+    CpuMfg,
+    DiskInterface,
+    DiskType,
+    InternetRegistry,
+    IntervalType,
+    IpRangeAllocationMode,
+    LegacyPaymentType,
+    OsDistribution,
+    PaymentMethod,
+    SubscriptionPaymentType,
+    SubscriptionType,
+    VmHistoryActionType,
+    VmHostKind,
+)
+from domain.intervals import Interval
+from domain.money import Currency
+
+#: MAC address of a VM that was never provisioned on a host.
+PLACEHOLDER_MAC = "ff:ff:ff:ff:ff:ff"
+
+GIB = 1024**3
+
+#: JSON values as stored in JSON columns.
+Json = Any
+
+record = attrs.frozen(kw_only=True)
+
+
+@record
+class User:
+    id: int
+    pubkey: bytes
+    created: datetime
+    email: str = ""
+    email_verified: bool = False
+    email_verify_token: str = ""
+    contact_nip17: bool = True
+    contact_email: bool = False
+    country_code: str | None = None
+    billing_name: str | None = None
+    billing_address_1: str | None = None
+    billing_address_2: str | None = None
+    billing_city: str | None = None
+    billing_state: str | None = None
+    billing_postcode: str | None = None
+    billing_tax_id: str | None = None
+    nwc_connection_string: str | None = None
+    email_hash: bytes | None = None
+
+
+@record
+class SshKey:
+    id: int
+    name: str
+    user_id: int
+    created: datetime
+    key_data: str
+
+
+@record
+class Company:
+    id: int
+    created: datetime
+    name: str
+    email: str = ""
+    phone: str | None = None
+    address_1: str | None = None
+    address_2: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postcode: str | None = None
+    country_code: str | None = None
+    tax_id: str | None = None
+    base_currency: str = "EUR"
+
+
+@record
+class Region:
+    id: int
+    name: str
+    enabled: bool
+    company_id: int
+
+
+@record
+class Host:
+    id: int
+    kind: VmHostKind
+    region_id: int
+    name: str
+    ip: str
+    cpu: int
+    memory: int
+    enabled: bool
+    api_token: str
+    load_cpu: Decimal = Decimal(1)
+    load_memory: Decimal = Decimal(1)
+    load_disk: Decimal = Decimal(1)
+    vlan_id: int | None = None
+    mtu: int | None = None
+    cpu_mfg: CpuMfg = CpuMfg.UNKNOWN
+    cpu_arch: CpuArch = CpuArch.UNKNOWN
+    cpu_features: tuple[str, ...] = ()
+    ssh_user: str | None = None
+    ssh_key: str | None = None
+
+
+@record
+class HostDisk:
+    id: int
+    host_id: int
+    name: str
+    size: int
+    kind: DiskType
+    interface: DiskInterface
+    enabled: bool
+
+
+@record
+class OsImage:
+    id: int
+    distribution: OsDistribution
+    flavour: str
+    version: str
+    enabled: bool
+    release_date: datetime
+    url: str
+    default_username: str | None = None
+    sha2: str | None = None
+    sha2_url: str | None = None
+
+
+@record
+class IpRange:
+    id: int
+    cidr: str
+    enabled: bool
+    region_id: int
+    gateway: str
+    reverse_zone_id: str | None = None
+    access_policy_id: int | None = None
+    allocation_mode: IpRangeAllocationMode = IpRangeAllocationMode.RANDOM
+    use_full_range: bool = False
+
+
+@record
+class IpAssignment:
+    id: int
+    vm_id: int
+    ip_range_id: int
+    ip: str
+    deleted: bool = False
+    arp_ref: str | None = None
+    dns_reverse: str | None = None
+    dns_reverse_ref: str | None = None
+    dns_forward: str | None = None
+    dns_forward_ref: str | None = None
+
+
+@record
+class ResourceLimits:
+    """Optional per-VM caps copied from a pricing onto a template."""
+
+    disk_iops_read: int | None = None
+    disk_iops_write: int | None = None
+    disk_mbps_read: int | None = None
+    disk_mbps_write: int | None = None
+    network_mbps: int | None = None
+    cpu_limit: Decimal | None = None
+
+
+@record
+class CostPlan:
+    id: int
+    name: str
+    created: datetime
+    amount: int
+    currency: str
+    interval_amount: int
+    interval_type: IntervalType
+
+    @property
+    def interval(self) -> Interval:
+        return Interval(self.interval_type, self.interval_amount)
+
+    @property
+    def parsed_currency(self) -> Currency:
+        return Currency.parse(self.currency)
+
+
+@record
+class VmTemplate:
+    id: int
+    name: str
+    enabled: bool
+    created: datetime
+    expires: datetime | None
+    cpu: int
+    memory: int
+    disk_size: int
+    disk_type: DiskType
+    disk_interface: DiskInterface
+    cost_plan_id: int
+    region_id: int
+    cpu_mfg: CpuMfg = CpuMfg.UNKNOWN
+    cpu_arch: CpuArch = CpuArch.UNKNOWN
+    cpu_features: tuple[str, ...] = ()
+    limits: ResourceLimits = ResourceLimits()
+
+
+@record
+class CustomPricing:
+    id: int
+    name: str
+    enabled: bool
+    created: datetime
+    expires: datetime | None
+    region_id: int
+    currency: str
+    cpu_cost: int
+    memory_cost: int
+    ip4_cost: int
+    ip6_cost: int
+    min_cpu: int = 1
+    max_cpu: int = 32
+    min_memory: int = GIB
+    max_memory: int = 64 * GIB
+    cpu_mfg: CpuMfg = CpuMfg.UNKNOWN
+    cpu_arch: CpuArch = CpuArch.UNKNOWN
+    cpu_features: tuple[str, ...] = ()
+    limits: ResourceLimits = ResourceLimits()
+
+
+@record
+class CustomPricingDisk:
+    id: int
+    pricing_id: int
+    kind: DiskType
+    interface: DiskInterface
+    cost: int
+    min_disk_size: int = 5 * GIB
+    max_disk_size: int = 2048 * GIB
+
+
+@record
+class CustomTemplate:
+    id: int
+    cpu: int
+    memory: int
+    disk_size: int
+    disk_type: DiskType
+    disk_interface: DiskInterface
+    pricing_id: int
+    cpu_mfg: CpuMfg = CpuMfg.UNKNOWN
+    cpu_arch: CpuArch = CpuArch.UNKNOWN
+    cpu_features: tuple[str, ...] = ()
+    limits: ResourceLimits = ResourceLimits()
+
+
+@record
+class Vm:
+    id: int
+    host_id: int
+    user_id: int
+    image_id: int
+    template_id: int | None
+    custom_template_id: int | None
+    ssh_key_id: int
+    disk_id: int
+    subscription_line_item_id: int
+    mac_address: str = PLACEHOLDER_MAC
+    deleted: bool = False
+    ref_code: str | None = None
+    disabled: bool = False
+
+    @property
+    def is_provisioned(self) -> bool:
+        return self.mac_address != PLACEHOLDER_MAC
+
+
+@record
+class VmHistory:
+    id: int
+    vm_id: int
+    action_type: VmHistoryActionType
+    timestamp: datetime
+    initiated_by_user: int | None = None
+    previous_state: Json = None
+    new_state: Json = None
+    metadata: Json = None
+    description: str | None = None
+
+
+@record
+class Subscription:
+    id: int
+    user_id: int
+    company_id: int
+    name: str
+    created: datetime
+    currency: str
+    description: str | None = None
+    expires: datetime | None = None
+    is_active: bool = False
+    is_setup: bool = False
+    interval_amount: int = 1
+    interval_type: IntervalType = IntervalType.MONTH
+    setup_fee: int = 0
+    auto_renewal_enabled: bool = False
+    external_id: str | None = None
+
+    @property
+    def interval(self) -> Interval:
+        return Interval(self.interval_type, self.interval_amount)
+
+
+@record
+class LineItem:
+    id: int
+    subscription_id: int
+    subscription_type: SubscriptionType
+    name: str
+    amount: int
+    description: str | None = None
+    setup_amount: int = 0
+    configuration: Json = None
+
+
+@record
+class SubscriptionPayment:
+    id: bytes
+    subscription_id: int
+    user_id: int
+    created: datetime
+    expires: datetime
+    amount: int
+    currency: str
+    payment_method: PaymentMethod
+    payment_type: SubscriptionPaymentType
+    external_data: str
+    rate: Decimal
+    tax: int = 0
+    processing_fee: int = 0
+    external_id: str | None = None
+    is_paid: bool = False
+    time_value: int | None = None
+    metadata: Json = None
+    paid_at: datetime | None = None
+
+    def is_pending(self, now: datetime) -> bool:
+        """Unpaid and still payable: `is_paid = 0 AND expires > now`."""
+        return not self.is_paid and self.expires > now
+
+    @property
+    def total(self) -> int:
+        """What the customer pays: amount + tax + processing fee."""
+        return self.amount + self.tax + self.processing_fee
+
+
+@record
+class LegacyVmPayment:
+    """A row of the pre-subscription `vm_payment` table; read by the backfill only."""
+
+    id: bytes
+    vm_id: int
+    created: datetime
+    expires: datetime
+    amount: int
+    currency: str
+    payment_method: PaymentMethod
+    payment_type: LegacyPaymentType
+    external_data: str
+    time_value: int
+    is_paid: bool
+    rate: Decimal
+    tax: int = 0
+    processing_fee: int = 0
+    external_id: str | None = None
+    upgrade_params: str | None = None
+    paid_at: datetime | None = None
+
+
+@record
+class AvailableIpSpace:
+    id: int
+    company_id: int
+    cidr: str
+    min_prefix_size: int
+    max_prefix_size: int
+    registry: InternetRegistry
+    created: datetime
+    updated: datetime
+    external_id: str | None = None
+    is_available: bool = True
+    is_reserved: bool = False
+    metadata: Json = None
+
+
+@record
+class IpSpacePricing:
+    id: int
+    available_ip_space_id: int
+    prefix_size: int
+    price_per_month: int
+    created: datetime
+    updated: datetime
+    currency: str = "USD"
+    setup_fee: int = 0
+
+
+@record
+class IpRangeSubscription:
+    id: int
+    subscription_line_item_id: int
+    available_ip_space_id: int
+    created: datetime
+    cidr: str
+    is_active: bool = True
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    metadata: Json = None
+
+
+@record
+class PaymentMethodConfig:
+    id: int
+    company_id: int
+    payment_method: PaymentMethod
+    name: str
+    enabled: bool
+    provider_type: str
+    config: Json
+    created: datetime
+    modified: datetime
+    processing_fee_rate: Decimal | None = None
+    processing_fee_base: int | None = None
+    processing_fee_currency: str | None = None
+    supported_currencies: tuple[str, ...] = ()
+
+
+@record
+class AdminRole:
+    id: int
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    description: str | None = None
+    is_system_role: bool = False
+
+
+@record
+class RolePermission:
+    id: int
+    role_id: int
+    resource: AdminResource
+    action: AdminAction
+    created_at: datetime
+
+
+@record
+class RoleAssignment:
+    id: int
+    user_id: int
+    role_id: int
+    assigned_at: datetime
+    assigned_by: int | None = None
+    expires_at: datetime | None = None

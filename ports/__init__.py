@@ -1,0 +1,1 @@
+"""Interfaces (typing.Protocol) the use cases need from the outside world."""

@@ -1,0 +1,1 @@
+"""The lnvps test suite."""
