@@ -1,0 +1,85 @@
+"""Service settings: a kebab-case YAML file (the reference's config.yaml) with LNVPS_* overrides."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+import yaml
+
+#: the embedded default: a SQLite file in the working directory.
+DEFAULT_DB_URL = "sqlite:///lnvps.db"
+DEFAULT_LISTEN = "127.0.0.1:8000"
+
+
+class SettingsError(Exception):
+    """The configuration file or an override cannot be used."""
+
+
+@attrs.frozen(kw_only=True)
+class EncryptionSettings:
+    key_file: str
+    auto_generate: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """What the composition root needs to build the service."""
+
+    db: str = DEFAULT_DB_URL
+    listen: str = DEFAULT_LISTEN
+    delete_after: int = 3
+    read_only: bool = False
+    public_url: str | None = None
+    tax_rate: dict[str, Decimal] = attrs.field(factory=dict)
+    encryption: EncryptionSettings | None = None
+
+
+def _kebab_to_snake(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k).replace("-", "_"): _kebab_to_snake(v) for k, v in value.items()}
+    return value
+
+
+def _converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=False)
+    converter.register_structure_hook(Decimal, lambda v, _: Decimal(str(v)))
+    # tax-rate keys are country codes; keep them as written
+    return converter
+
+
+def load_settings(
+    config_path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the YAML file (if any), then apply `LNVPS_DB` / `LNVPS_LISTEN` overrides."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    path = config_path or env.get("LNVPS_CONFIG")
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise SettingsError(f"cannot read config file {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"config file {path} must hold a mapping")
+        tax = loaded.pop("tax-rate", None)
+        raw = _kebab_to_snake(loaded)
+        if tax is not None:
+            raw["tax_rate"] = tax
+    for key, name in (("db", "LNVPS_DB"), ("listen", "LNVPS_LISTEN")):
+        if env.get(name):
+            raw[key] = env[name]
+    try:
+        return _converter().structure(raw, Settings)
+    except cattrs.BaseValidationError as exc:
+        raise SettingsError(f"invalid configuration: {exc}") from exc
+
+
+def resolve_db_url(cli_value: str | None, settings: Settings) -> str:
+    """`--db URL`, else `LNVPS_DB`, else the config file's `db`, else the embedded SQLite."""
+    return cli_value or settings.db

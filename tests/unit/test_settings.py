@@ -1,0 +1,49 @@
+"""Settings: the database URL precedence and kebab-case YAML."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from app.settings import DEFAULT_DB_URL, SettingsError, load_settings, resolve_db_url
+
+
+def test_embedded_default_is_sqlite_when_nothing_is_configured() -> None:
+    settings = load_settings(None, environ={})
+    assert settings.db == DEFAULT_DB_URL
+    assert resolve_db_url(None, settings) == DEFAULT_DB_URL
+
+
+def test_config_file_then_env_then_cli_take_precedence(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("db: mysql://u:p@db:3306/lnvps\ndelete-after: 7\ntax-rate:\n  IE: 23\n")
+    from_file = load_settings(cfg, environ={})
+    assert from_file.db == "mysql://u:p@db:3306/lnvps"
+    assert from_file.delete_after == 7
+    assert from_file.tax_rate == {"IE": Decimal("23")}
+    from_env = load_settings(cfg, environ={"LNVPS_DB": "sqlite:///other.db"})
+    assert from_env.db == "sqlite:///other.db"
+    assert resolve_db_url("mysql://x@h/db", from_env) == "mysql://x@h/db"
+
+
+def test_config_path_can_come_from_the_environment(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("listen: 0.0.0.0:9000\n")
+    assert load_settings(None, environ={"LNVPS_CONFIG": str(cfg)}).listen == "0.0.0.0:9000"
+
+
+def test_a_broken_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("- just\n- a list\n")
+    with pytest.raises(SettingsError, match="must hold a mapping"):
+        load_settings(cfg, environ={})
+    with pytest.raises(SettingsError, match="cannot read"):
+        load_settings(tmp_path / "missing.yaml", environ={})
+
+
+def test_fractional_tax_rates_stay_exact(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tax-rate:\n  CH: '7.7'\n")
+    assert load_settings(cfg, environ={}).tax_rate["CH"] == Decimal("7.7")
