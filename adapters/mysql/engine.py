@@ -1,0 +1,111 @@
+"""Database URLs and async engines: MariaDB/MySQL via asyncmy (UTC sessions), SQLite (aiosqlite)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+MYSQL_DRIVER = "mysql+asyncmy"
+SQLITE_DRIVER = "sqlite+aiosqlite"
+_ASYNC_MYSQL_DRIVERS = ("asyncmy", "aiomysql")
+
+
+def normalize_db_url(text: str | URL) -> URL:
+    """Turn a configured database location into an async SQLAlchemy URL.
+
+    Accepts SQLAlchemy URLs, the reference's `mysql://user:pass@host:port/db` (→ asyncmy with
+    `charset=utf8mb4`), `mariadb://…`, `sqlite:///path` and a plain file path (→ aiosqlite).
+    """
+    if isinstance(text, URL):
+        url = text
+    else:
+        raw = text.strip()
+        if not raw:
+            raise ValueError("empty database URL")
+        if "://" not in raw:
+            return make_url(f"{SQLITE_DRIVER}:///{raw}")
+        url = make_url(raw)
+    backend = url.get_backend_name()
+    driver = url.get_driver_name()
+    if backend in ("mysql", "mariadb"):
+        if driver not in _ASYNC_MYSQL_DRIVERS:
+            url = url.set(drivername=MYSQL_DRIVER)
+        else:
+            url = url.set(drivername=f"mysql+{driver}")
+        if "charset" not in url.query:
+            url = url.update_query_dict({"charset": "utf8mb4"})
+        return url
+    if backend == "sqlite":
+        return url.set(drivername=SQLITE_DRIVER)
+    raise ValueError(f"unsupported database URL scheme: {url.drivername}")
+
+
+def url_is_mysql(url: str | URL) -> bool:
+    """True when the URL points at MariaDB/MySQL."""
+    return normalize_db_url(url).get_backend_name() in ("mysql", "mariadb")
+
+
+def create_engine(
+    url: str | URL, *, foreign_keys: bool = True, echo: bool = False, **kwargs: Any
+) -> AsyncEngine:
+    """Create an AsyncEngine for `url` (normalised first).
+
+    MariaDB/MySQL: every new connection runs `SET time_zone='+00:00'` (so `NOW()` and TIMESTAMP
+    columns are UTC, as in the reference); pre-ping and recycling keep pooled connections
+    healthy. SQLite: `PRAGMA foreign_keys=ON` (OFF when `foreign_keys=False`, which schema
+    migrations need while they rebuild tables), WAL journal and a 30 s busy timeout.
+    """
+    url = normalize_db_url(url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, foreign_keys=foreign_keys, echo=echo, **kwargs)
+    options: dict[str, Any] = {
+        "pool_size": 10,
+        "max_overflow": 20,
+        "pool_recycle": 1800,
+        "pool_pre_ping": True,
+        "echo": echo,
+    }
+    options.update(kwargs)
+    engine = create_async_engine(url, **options)
+    event.listen(engine.sync_engine, "connect", _mysql_on_connect)
+    return engine
+
+
+def _mysql_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET time_zone = '+00:00'")
+    finally:
+        cursor.close()
+
+
+def _sqlite_engine(url: URL, *, foreign_keys: bool, echo: bool, **kwargs: Any) -> AsyncEngine:
+    database = url.database or ""
+    in_memory = database in ("", ":memory:") or "mode=memory" in str(url)
+    options: dict[str, Any] = {"echo": echo, "connect_args": {"timeout": 30}}
+    if in_memory:
+        options["poolclass"] = StaticPool
+    options.update(kwargs)
+    engine = create_async_engine(url, **options)
+    pragma = "ON" if foreign_keys else "OFF"
+
+    def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA foreign_keys={pragma}")
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+        finally:
+            cursor.close()
+
+    event.listen(engine.sync_engine, "connect", on_connect)
+    return engine
+
+
+def dialect_is_mysql(bind: AsyncEngine | AsyncConnection | Engine | Connection) -> bool:
+    """True when the engine/connection talks to MariaDB or MySQL."""
+    return bind.dialect.name in ("mysql", "mariadb")
