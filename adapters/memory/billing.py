@@ -1,0 +1,152 @@
+"""Memory repositories for subscriptions, line items and payments."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from adapters.memory.db import RecordRepo, Repo, evolve, page_of
+from domain.enums import SubscriptionPaymentType
+from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
+from ports.storage import Page
+
+
+class MemorySubscriptions(RecordRepo[Subscription]):
+    table = "subscription"
+
+    async def add_with_line_items(
+        self, subscription: Subscription, items: Sequence[LineItem]
+    ) -> tuple[Subscription, list[LineItem]]:
+        stored = self._insert(self.table, subscription)
+        added = [
+            self._insert("subscription_line_item", evolve(item, subscription_id=stored.id))
+            for item in items
+        ]
+        return stored, added
+
+    async def get_for_update(self, subscription_id: int) -> Subscription | None:
+        return await self.get(subscription_id)  # the unit of work's lock already serialises
+
+    async def get_by_line_item(self, line_item_id: int) -> Subscription | None:
+        item = self._rows("subscription_line_item").get(line_item_id)
+        return None if item is None else await self.get(item.subscription_id)
+
+    async def list_by_user(self, user_id: int, limit: int, offset: int = 0) -> Page[Subscription]:
+        rows = self._where(lambda s: s.user_id == user_id)
+        rows.reverse()
+        return Page(*page_of(rows, limit, offset))
+
+    async def update(self, subscription: Subscription) -> None:
+        old = await self.get(subscription.id)
+        if old is not None:
+            await super().update(evolve(subscription, created=old.created))
+
+    async def list_due(self, now: datetime, horizon: timedelta, limit: int) -> list[Subscription]:
+        until = now + horizon
+        rows = self._where(lambda s: s.is_active and s.expires is not None and s.expires < until)
+        rows.sort(key=lambda s: (s.expires, s.id))
+        return rows[:limit]
+
+
+class MemoryLineItems(RecordRepo[LineItem]):
+    table = "subscription_line_item"
+
+    async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
+        return self._where(lambda li: li.subscription_id == subscription_id)
+
+
+class MemoryPayments(Repo):
+    table = "subscription_payment"
+
+    async def add(self, payment: SubscriptionPayment) -> SubscriptionPayment:
+        rows = self._rows(self.table)
+        if payment.id in rows:
+            raise ValueError(f"duplicate payment id {payment.id.hex()}")
+        rows[payment.id] = payment
+        return payment
+
+    async def get(self, payment_id: bytes) -> SubscriptionPayment | None:
+        found: SubscriptionPayment | None = self._rows(self.table).get(payment_id)
+        return found
+
+    async def get_by_external_id(self, external_id: str) -> SubscriptionPayment | None:
+        found = [p for p in self._all() if p.external_id == external_id]
+        return found[0] if found else None
+
+    async def update(self, payment: SubscriptionPayment) -> None:
+        old = await self.get(payment.id)
+        if old is not None:
+            self._rows(self.table)[payment.id] = evolve(payment, paid_at=old.paid_at)
+
+    async def list_by_subscription(
+        self, subscription_id: int, limit: int, offset: int = 0
+    ) -> Page[SubscriptionPayment]:
+        rows = [p for p in self._newest_first() if p.subscription_id == subscription_id]
+        return Page(*page_of(rows, limit, offset))
+
+    async def list_by_vm(
+        self, vm_id: int, limit: int, offset: int = 0
+    ) -> Page[SubscriptionPayment]:
+        vm = self._rows("vm").get(vm_id)
+        item = (
+            None
+            if vm is None
+            else self._rows("subscription_line_item").get(vm.subscription_line_item_id)
+        )
+        rows = (
+            []
+            if item is None
+            else [p for p in self._newest_first() if p.subscription_id == item.subscription_id]
+        )
+        return Page(*page_of(rows, limit, offset))
+
+    async def list_pending_for_subscription(
+        self, subscription_id: int, now: datetime
+    ) -> list[SubscriptionPayment]:
+        return [
+            p
+            for p in self._newest_first()
+            if p.subscription_id == subscription_id and p.is_pending(now)
+        ]
+
+    async def mark_paid(self, payment_id: bytes, now: datetime) -> bool:
+        payment = await self.get(payment_id)
+        if payment is None or payment.is_paid:
+            return False
+        self._rows(self.table)[payment_id] = evolve(payment, is_paid=True, paid_at=now)
+        return True
+
+    async def expire_pending_upgrades(
+        self, subscription_id: int, except_id: bytes, now: datetime
+    ) -> list[SubscriptionPayment]:
+        competing = [
+            p
+            for p in await self.list_pending_for_subscription(subscription_id, now)
+            if p.payment_type is SubscriptionPaymentType.UPGRADE and p.id != except_id
+        ]
+        for payment in competing:
+            self._rows(self.table)[payment.id] = evolve(payment, expires=now)
+        return competing
+
+    async def last_paid(self) -> SubscriptionPayment | None:
+        paid = [p for p in self._newest_first() if p.is_paid]
+        return paid[0] if paid else None
+
+    def _all(self) -> list[SubscriptionPayment]:
+        return list(self._rows(self.table).values())
+
+    def _newest_first(self) -> list[SubscriptionPayment]:
+        # insertion order breaks ties among equal `created`, newest insert first
+        return sorted(reversed(self._all()), key=lambda p: p.created, reverse=True)
+
+
+class MemoryLegacyPayments(Repo):
+    table = "vm_payment"
+
+    async def add(self, payment: LegacyVmPayment) -> LegacyVmPayment:
+        self._rows(self.table)[payment.id] = payment
+        return payment
+
+    async def list_by_vm(self, vm_id: int) -> list[LegacyVmPayment]:
+        rows = [p for p in self._rows(self.table).values() if p.vm_id == vm_id]
+        return sorted(rows, key=lambda p: p.created)

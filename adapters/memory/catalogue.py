@@ -1,0 +1,85 @@
+"""Memory repositories for regions, hosts, images, IP ranges, plans and pricing."""
+
+from __future__ import annotations
+
+from adapters.memory.db import RecordRepo, evolve
+from domain.model import (
+    CostPlan,
+    CustomPricing,
+    CustomPricingDisk,
+    CustomTemplate,
+    Host,
+    HostDisk,
+    IpAssignment,
+    IpRange,
+    OsImage,
+    Region,
+    VmTemplate,
+)
+
+
+class MemoryRegions(RecordRepo[Region]):
+    table = "vm_host_region"
+
+
+class MemoryHosts(RecordRepo[Host]):
+    table = "vm_host"
+
+    async def list_by_region(self, region_id: int) -> list[Host]:
+        return self._where(lambda h: h.region_id == region_id)
+
+
+class MemoryHostDisks(RecordRepo[HostDisk]):
+    table = "vm_host_disk"
+
+    async def list_by_host(self, host_id: int) -> list[HostDisk]:
+        return self._where(lambda d: d.host_id == host_id)
+
+
+class MemoryImages(RecordRepo[OsImage]):
+    table = "vm_os_image"
+
+
+class MemoryIpRanges(RecordRepo[IpRange]):
+    table = "ip_range"
+
+    async def list_by_region(self, region_id: int) -> list[IpRange]:
+        return self._where(lambda r: r.region_id == region_id)
+
+
+class MemoryIpAssignments(RecordRepo[IpAssignment]):
+    table = "vm_ip_assignment"
+
+    async def list_by_vm(self, vm_id: int) -> list[IpAssignment]:
+        return self._where(lambda a: a.vm_id == vm_id and not a.deleted)
+
+    async def delete(self, assignment_id: int) -> None:
+        rows = self._rows(self.table)
+        if assignment_id in rows:
+            rows[assignment_id] = evolve(rows[assignment_id], deleted=True)
+
+
+class MemoryCostPlans(RecordRepo[CostPlan]):
+    table = "vm_cost_plan"
+
+
+class MemoryTemplates(RecordRepo[VmTemplate]):
+    table = "vm_template"
+
+
+class MemoryCustomPricings(RecordRepo[CustomPricing]):
+    table = "vm_custom_pricing"
+
+    async def list_by_region(self, region_id: int) -> list[CustomPricing]:
+        return self._where(lambda p: p.region_id == region_id)
+
+    async def add_disk(self, disk: CustomPricingDisk) -> CustomPricingDisk:
+        return self._insert("vm_custom_pricing_disk", disk)
+
+    async def list_disks(self, pricing_id: int) -> list[CustomPricingDisk]:
+        rows = sorted(self._rows("vm_custom_pricing_disk").items())
+        return [d for _, d in rows if d.pricing_id == pricing_id]
+
+
+class MemoryCustomTemplates(RecordRepo[CustomTemplate]):
+    table = "vm_custom_template"

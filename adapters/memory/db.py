@@ -1,0 +1,101 @@
+"""The in-memory database: tables of frozen records, published whole on commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar, cast
+
+import attrs
+
+R = TypeVar("R")
+Key = Any
+
+
+class MemoryDatabase:
+    """Committed state plus the lock that serialises units of work like row locks would."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[Key, Any]] = {}
+        self.sequences: dict[str, int] = {}
+        self.lock = asyncio.Lock()
+
+
+class Snapshot:
+    """A private working copy of the tables; records are frozen, so copying dicts suffices."""
+
+    def __init__(self, db: MemoryDatabase) -> None:
+        self.tables = {name: dict(rows) for name, rows in db.tables.items()}
+        self.sequences = dict(db.sequences)
+
+    def publish(self, db: MemoryDatabase) -> None:
+        db.tables = self.tables
+        db.sequences = self.sequences
+
+    def rows(self, table: str) -> dict[Key, Any]:
+        return self.tables.setdefault(table, {})
+
+    def next_id(self, table: str) -> int:
+        self.sequences[table] = self.sequences.get(table, 0) + 1
+        return self.sequences[table]
+
+
+class Repo:
+    """Base of every memory repository: finds the unit of work's current snapshot."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+        self._snapshot = snapshot
+
+    def _rows(self, table: str) -> dict[Key, Any]:
+        return self._snapshot().rows(table)
+
+    def _insert(self, table: str, record: R) -> R:
+        new_id = self._snapshot().next_id(table)
+        stored = evolve(record, id=new_id)
+        self._rows(table)[new_id] = stored
+        return stored
+
+
+class RecordRepo(Repo, Generic[R]):
+    """add/get/update/list_all over one table of records with integer ids."""
+
+    table = ""
+
+    async def add(self, record: R) -> R:
+        return self._insert(self.table, record)
+
+    async def get(self, record_id: int) -> R | None:
+        found: R | None = self._rows(self.table).get(record_id)
+        return found
+
+    async def update(self, record: R) -> None:
+        rows = self._rows(self.table)
+        key = record.id  # type: ignore[attr-defined]
+        if key in rows:
+            rows[key] = record
+
+    async def list_all(self) -> list[R]:
+        return self._where()
+
+    def _where(self, *predicates: Callable[[R], bool]) -> list[R]:
+        """Rows matching every predicate, ascending id."""
+        return [
+            r for _, r in sorted(self._rows(self.table).items()) if all(p(r) for p in predicates)
+        ]
+
+
+def evolve(record: R, **changes: Any) -> R:
+    """`attrs.evolve`, typed for records mypy does not recognise as attrs classes."""
+    changed: R = attrs.evolve(cast(Any, record), **changes)
+    return changed
+
+
+def new_record(cls: type[R], **fields: Any) -> R:
+    """Build a domain record by keyword (mypy cannot see the fields of `domain.model.record`)."""
+    return cls(**fields)
+
+
+def page_of(rows: Iterable[R], limit: int, offset: int) -> tuple[list[R], int]:
+    """Slice a fully ordered list the way LIMIT/OFFSET does, with the total count."""
+    everything = list(rows)
+    return everything[offset : offset + limit], len(everything)

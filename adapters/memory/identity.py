@@ -1,0 +1,80 @@
+"""Memory repositories for users, SSH keys, companies and admin roles."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from adapters.memory.db import RecordRepo, Repo, evolve, new_record
+from domain.model import AdminRole, Company, RoleAssignment, RolePermission, SshKey, User
+from ports.storage import Permission
+
+
+class MemoryUsers(RecordRepo[User]):
+    table = "users"
+
+    async def get_by_pubkey(self, pubkey: bytes) -> User | None:
+        found = self._where(lambda u: u.pubkey == pubkey)
+        return found[0] if found else None
+
+    async def get_or_create_by_pubkey(self, pubkey: bytes, now: datetime) -> User:
+        existing = await self.get_by_pubkey(pubkey)
+        if existing is not None:
+            return existing
+        return await self.add(new_record(User, id=0, pubkey=pubkey, created=now))
+
+
+class MemorySshKeys(RecordRepo[SshKey]):
+    table = "user_ssh_key"
+
+    async def list_by_user(self, user_id: int) -> list[SshKey]:
+        return self._where(lambda k: k.user_id == user_id)
+
+    async def delete(self, key_id: int) -> bool:
+        return self._rows(self.table).pop(key_id, None) is not None
+
+
+class MemoryCompanies(RecordRepo[Company]):
+    table = "company"
+
+
+class MemoryRoles(Repo):
+    async def add_role(self, role: AdminRole) -> AdminRole:
+        return self._insert("admin_roles", role)
+
+    async def add_permission(self, permission: RolePermission) -> RolePermission:
+        return self._insert("admin_role_permissions", permission)
+
+    async def assign(self, assignment: RoleAssignment) -> RoleAssignment:
+        rows = self._rows("admin_role_assignments")
+        for existing in rows.values():
+            if (existing.user_id, existing.role_id) == (assignment.user_id, assignment.role_id):
+                updated: RoleAssignment = evolve(existing, expires_at=assignment.expires_at)
+                rows[existing.id] = updated
+                return updated
+        return self._insert("admin_role_assignments", assignment)
+
+    async def revoke(self, user_id: int, role_id: int) -> bool:
+        rows = self._rows("admin_role_assignments")
+        for key, existing in list(rows.items()):
+            if (existing.user_id, existing.role_id) == (user_id, role_id):
+                del rows[key]
+                return True
+        return False
+
+    async def permissions_of(self, user_id: int, now: datetime) -> frozenset[Permission]:
+        roles = {a.role_id for a in self._live_assignments(user_id, now)}
+        return frozenset(
+            (p.resource, p.action)
+            for p in self._rows("admin_role_permissions").values()
+            if p.role_id in roles
+        )
+
+    async def is_admin(self, user_id: int, now: datetime) -> bool:
+        return bool(self._live_assignments(user_id, now))
+
+    def _live_assignments(self, user_id: int, now: datetime) -> list[RoleAssignment]:
+        return [
+            a
+            for a in self._rows("admin_role_assignments").values()
+            if a.user_id == user_id and (a.expires_at is None or a.expires_at > now)
+        ]

@@ -1,0 +1,88 @@
+"""Memory repositories for IP space sales, payment-method configs and idempotency marks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from adapters.memory.db import RecordRepo, Repo, evolve
+from domain.enums import PaymentMethod
+from domain.model import AvailableIpSpace, IpRangeSubscription, IpSpacePricing, PaymentMethodConfig
+from ports.storage import IdempotencyRecord
+
+
+class MemoryIpSpaces(RecordRepo[AvailableIpSpace]):
+    table = "available_ip_space"
+
+
+class MemoryIpSpacePrices(RecordRepo[IpSpacePricing]):
+    table = "ip_space_pricing"
+
+    async def list_by_space(self, space_id: int) -> list[IpSpacePricing]:
+        rows = self._where(lambda p: p.available_ip_space_id == space_id)
+        return sorted(rows, key=lambda p: p.prefix_size)
+
+
+class MemoryIpRangeSubscriptions(RecordRepo[IpRangeSubscription]):
+    table = "ip_range_subscription"
+
+    async def list_by_line_item(self, line_item_id: int) -> list[IpRangeSubscription]:
+        return self._where(lambda r: r.subscription_line_item_id == line_item_id)
+
+    async def set_active(self, record_id: int, active: bool, now: datetime) -> None:
+        rows = self._rows(self.table)
+        if record_id in rows:
+            rows[record_id] = evolve(
+                rows[record_id], is_active=active, ended_at=None if active else now
+            )
+
+    async def deactivate_for_subscription(self, subscription_id: int, now: datetime) -> int:
+        items = {
+            li.id
+            for li in self._rows("subscription_line_item").values()
+            if li.subscription_id == subscription_id
+        }
+        open_ranges = self._where(
+            lambda r: r.subscription_line_item_id in items and r.ended_at is None
+        )
+        for sold in open_ranges:
+            await self.set_active(sold.id, False, now)
+        return len(open_ranges)
+
+
+class MemoryPaymentMethods(RecordRepo[PaymentMethodConfig]):
+    table = "payment_method_config"
+
+    async def get_for_company(
+        self, company_id: int, method: PaymentMethod
+    ) -> PaymentMethodConfig | None:
+        found = self._where(lambda c: c.company_id == company_id and c.payment_method == method)
+        return found[0] if found else None
+
+    async def list_enabled_for_company(self, company_id: int) -> list[PaymentMethodConfig]:
+        rows = self._where(lambda c: c.company_id == company_id and c.enabled)
+        return sorted(rows, key=lambda c: (c.payment_method, c.name))
+
+
+class MemoryLifecycleMarks(Repo):
+    async def claim(
+        self, subscription_id: int, action: int, period_expires: datetime, now: datetime
+    ) -> bool:
+        rows = self._rows("lifecycle_mark")
+        key = (subscription_id, action, period_expires)
+        if key in rows:
+            return False
+        rows[key] = now
+        return True
+
+
+class MemoryIdempotencyKeys(Repo):
+    async def get(self, user_id: int, key: str) -> IdempotencyRecord | None:
+        found: IdempotencyRecord | None = self._rows("idempotency_key").get((user_id, key))
+        return found
+
+    async def put(self, record: IdempotencyRecord) -> bool:
+        rows = self._rows("idempotency_key")
+        if (record.user_id, record.key) in rows:
+            return False
+        rows[(record.user_id, record.key)] = record
+        return True

@@ -1,0 +1,57 @@
+"""Memory repositories for VMs and VM history."""
+
+from __future__ import annotations
+
+from adapters.memory.db import RecordRepo, evolve, page_of
+from domain.enums import SubscriptionType
+from domain.model import Vm, VmHistory
+from ports.storage import Page
+
+
+class MemoryVms(RecordRepo[Vm]):
+    table = "vm"
+
+    async def get_by_line_item(self, line_item_id: int) -> Vm | None:
+        found = self._where(lambda v: v.subscription_line_item_id == line_item_id and not v.deleted)
+        return found[0] if found else None
+
+    async def get_by_subscription(self, subscription_id: int) -> Vm | None:
+        items = self._line_items_of(subscription_id, SubscriptionType.VPS)
+        found = self._where(lambda v: v.subscription_line_item_id in items)
+        return found[0] if found else None
+
+    async def list_by_user(self, user_id: int, limit: int, offset: int = 0) -> Page[Vm]:
+        rows = self._where(lambda v: v.user_id == user_id and not v.deleted)
+        return Page(*page_of(rows, limit, offset))
+
+    async def list_active(self) -> list[Vm]:
+        return self._where(lambda v: not v.deleted)
+
+    async def delete(self, vm_id: int) -> None:
+        rows = self._rows(self.table)
+        if vm_id in rows:
+            rows[vm_id] = evolve(rows[vm_id], deleted=True)
+
+    async def undelete_for_subscription(self, subscription_id: int) -> int:
+        items = self._line_items_of(subscription_id, None)
+        rows = self._rows(self.table)
+        revived = [v for v in rows.values() if v.subscription_line_item_id in items and v.deleted]
+        for vm in revived:
+            rows[vm.id] = evolve(vm, deleted=False)
+        return len(revived)
+
+    def _line_items_of(self, subscription_id: int, kind: SubscriptionType | None) -> set[int]:
+        return {
+            li.id
+            for li in self._rows("subscription_line_item").values()
+            if li.subscription_id == subscription_id and kind in (None, li.subscription_type)
+        }
+
+
+class MemoryVmHistories(RecordRepo[VmHistory]):
+    table = "vm_history"
+
+    async def list_by_vm(self, vm_id: int, limit: int, offset: int = 0) -> Page[VmHistory]:
+        rows = self._where(lambda h: h.vm_id == vm_id)
+        rows.sort(key=lambda h: (h.timestamp, h.id), reverse=True)
+        return Page(*page_of(rows, limit, offset))

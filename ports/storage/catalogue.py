@@ -1,0 +1,74 @@
+"""Storage ports for what is sold and where it runs: regions, hosts, images, plans, pricing."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from domain.model import (
+    CostPlan,
+    CustomPricing,
+    CustomPricingDisk,
+    CustomTemplate,
+    Host,
+    HostDisk,
+    IpAssignment,
+    IpRange,
+    OsImage,
+    Region,
+    VmTemplate,
+)
+from ports.storage.common import Catalogue, Records
+
+
+class Regions(Catalogue[Region], Protocol):
+    pass
+
+
+class Hosts(Catalogue[Host], Protocol):
+    async def list_by_region(self, region_id: int) -> list[Host]: ...
+
+
+class HostDisks(Catalogue[HostDisk], Protocol):
+    async def list_by_host(self, host_id: int) -> list[HostDisk]: ...
+
+
+class Images(Catalogue[OsImage], Protocol):
+    pass
+
+
+class IpRanges(Catalogue[IpRange], Protocol):
+    async def list_by_region(self, region_id: int) -> list[IpRange]: ...
+
+
+class IpAssignments(Records[IpAssignment], Protocol):
+    async def list_by_vm(self, vm_id: int) -> list[IpAssignment]:
+        """The VM's assignments that are not soft-deleted, ascending id."""
+        ...
+
+    async def delete(self, assignment_id: int) -> None:
+        """Soft delete (`deleted = 1`); the address may then be reused."""
+        ...
+
+
+class CostPlans(Catalogue[CostPlan], Protocol):
+    pass
+
+
+class Templates(Catalogue[VmTemplate], Protocol):
+    pass
+
+
+class CustomPricings(Catalogue[CustomPricing], Protocol):
+    async def list_by_region(self, region_id: int) -> list[CustomPricing]:
+        """The region's pricings, ascending id (the first enabled one is the region's price)."""
+        ...
+
+    async def add_disk(self, disk: CustomPricingDisk) -> CustomPricingDisk: ...
+
+    async def list_disks(self, pricing_id: int) -> list[CustomPricingDisk]:
+        """The pricing's per-disk prices, ascending id."""
+        ...
+
+
+class CustomTemplates(Records[CustomTemplate], Protocol):
+    pass

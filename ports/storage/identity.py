@@ -1,0 +1,59 @@
+"""Storage ports for people and organisations: users, SSH keys, companies, admin roles."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from domain.enums import AdminAction, AdminResource
+from domain.model import AdminRole, Company, RoleAssignment, RolePermission, SshKey, User
+from ports.storage.common import Catalogue, Records
+
+
+class Users(Records[User], Protocol):
+    async def get_by_pubkey(self, pubkey: bytes) -> User | None: ...
+
+    async def get_or_create_by_pubkey(self, pubkey: bytes, now: datetime) -> User:
+        """The user with this Nostr key, created (contact_nip17 on, created=now) if new."""
+        ...
+
+
+class SshKeys(Protocol):
+    async def add(self, key: SshKey) -> SshKey: ...
+
+    async def get(self, key_id: int) -> SshKey | None: ...
+
+    async def list_by_user(self, user_id: int) -> list[SshKey]:
+        """The user's keys, ascending id."""
+        ...
+
+    async def delete(self, key_id: int) -> bool:
+        """Hard delete; True when a row was removed."""
+        ...
+
+
+class Companies(Catalogue[Company], Protocol):
+    pass
+
+
+Permission = tuple[AdminResource, AdminAction]
+
+
+class Roles(Protocol):
+    async def add_role(self, role: AdminRole) -> AdminRole: ...
+
+    async def add_permission(self, permission: RolePermission) -> RolePermission: ...
+
+    async def assign(self, assignment: RoleAssignment) -> RoleAssignment:
+        """Upsert on (user_id, role_id): an existing assignment gets the new expiry."""
+        ...
+
+    async def revoke(self, user_id: int, role_id: int) -> bool: ...
+
+    async def permissions_of(self, user_id: int, now: datetime) -> frozenset[Permission]:
+        """Union of the permissions of the user's unexpired role assignments."""
+        ...
+
+    async def is_admin(self, user_id: int, now: datetime) -> bool:
+        """True when the user holds any unexpired role assignment."""
+        ...

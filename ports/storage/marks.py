@@ -1,0 +1,40 @@
+"""Storage ports that make repeated work harmless: lifecycle marks and idempotency keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+import attrs
+
+
+@attrs.frozen(kw_only=True)
+class IdempotencyRecord:
+    """A remembered `Idempotency-Key` of a user's POST and the payment it produced (D11)."""
+
+    key: str
+    user_id: int
+    request_hash: bytes
+    payment_id: bytes
+    created: datetime
+
+
+class LifecycleMarks(Protocol):
+    async def claim(
+        self, subscription_id: int, action: int, period_expires: datetime, now: datetime
+    ) -> bool:
+        """Record that `action` runs for the period ending `period_expires`.
+
+        True for the first claimant only; False when the mark exists already (D15). On a
+        shared database a concurrent second claim waits for the first transaction and then
+        gets False, or True if the first rolled back.
+        """
+        ...
+
+
+class IdempotencyKeys(Protocol):
+    async def get(self, user_id: int, key: str) -> IdempotencyRecord | None: ...
+
+    async def put(self, record: IdempotencyRecord) -> bool:
+        """Store the key; False (and nothing written) when the user already used it."""
+        ...

@@ -1,0 +1,71 @@
+"""Storage ports for payments: subscription payments and the legacy vm_payment rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from domain.model import LegacyVmPayment, SubscriptionPayment
+from ports.storage.common import Page
+
+
+class Payments(Protocol):
+    """Subscription payments, keyed by their 32-byte id."""
+
+    async def add(self, payment: SubscriptionPayment) -> SubscriptionPayment: ...
+
+    async def get(self, payment_id: bytes) -> SubscriptionPayment | None: ...
+
+    async def get_by_external_id(self, external_id: str) -> SubscriptionPayment | None: ...
+
+    async def update(self, payment: SubscriptionPayment) -> None:
+        """Overwrite every column except id and paid_at (lifecycle.md D18)."""
+        ...
+
+    async def list_by_subscription(
+        self, subscription_id: int, limit: int, offset: int = 0
+    ) -> Page[SubscriptionPayment]:
+        """Newest first (created DESC)."""
+        ...
+
+    async def list_by_vm(
+        self, vm_id: int, limit: int, offset: int = 0
+    ) -> Page[SubscriptionPayment]:
+        """All payments of the VM's subscription (vm → line item → subscription), newest first."""
+        ...
+
+    async def list_pending_for_subscription(
+        self, subscription_id: int, now: datetime
+    ) -> list[SubscriptionPayment]:
+        """Unpaid payments with `expires > now`, newest first (D10 deduplication)."""
+        ...
+
+    async def mark_paid(self, payment_id: bytes, now: datetime) -> bool:
+        """`SET is_paid = 1, paid_at = now WHERE id = ? AND is_paid = 0`; True if a row flipped.
+
+        This is the exactly-once gate of payment completion (D9).
+        """
+        ...
+
+    async def expire_pending_upgrades(
+        self, subscription_id: int, except_id: bytes, now: datetime
+    ) -> list[SubscriptionPayment]:
+        """Set `expires = now` on the other pending Upgrade payments (D13).
+
+        Returns them as they were before, so the caller can cancel them at their provider.
+        """
+        ...
+
+    async def last_paid(self) -> SubscriptionPayment | None:
+        """The paid payment with the greatest `created` (lifecycle.md D19)."""
+        ...
+
+
+class LegacyPayments(Protocol):
+    """Rows of the legacy `vm_payment` table (read by the billing backfill)."""
+
+    async def add(self, payment: LegacyVmPayment) -> LegacyVmPayment: ...
+
+    async def list_by_vm(self, vm_id: int) -> list[LegacyVmPayment]:
+        """Oldest first (created ASC)."""
+        ...

@@ -1,0 +1,52 @@
+"""Storage ports for subscriptions and their line items."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from domain.model import LineItem, Subscription
+from ports.storage.common import Page
+
+
+class Subscriptions(Protocol):
+    async def add_with_line_items(
+        self, subscription: Subscription, items: Sequence[LineItem]
+    ) -> tuple[Subscription, list[LineItem]]:
+        """Insert the subscription, then each item pointing at it, in order (lifecycle.md D1)."""
+        ...
+
+    async def get(self, subscription_id: int) -> Subscription | None: ...
+
+    async def get_for_update(self, subscription_id: int) -> Subscription | None:
+        """Like `get`, and lock the row until the unit of work ends (money paths)."""
+        ...
+
+    async def get_by_line_item(self, line_item_id: int) -> Subscription | None: ...
+
+    async def list_by_user(self, user_id: int, limit: int, offset: int = 0) -> Page[Subscription]:
+        """Newest first (id DESC)."""
+        ...
+
+    async def update(self, subscription: Subscription) -> None:
+        """Overwrite every column except id and created (lifecycle.md D2)."""
+        ...
+
+    async def list_due(self, now: datetime, horizon: timedelta, limit: int) -> list[Subscription]:
+        """Active subscriptions with `expires < now + horizon`, soonest expiry first.
+
+        NULL expiry is never due. At most `limit` rows; the query runs on the expiry index
+        so its cost follows the number of due rows, not the size of the table.
+        """
+        ...
+
+
+class LineItems(Protocol):
+    async def get(self, line_item_id: int) -> LineItem | None: ...
+
+    async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
+        """Ascending id."""
+        ...
+
+    async def update(self, item: LineItem) -> None: ...

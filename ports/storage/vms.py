@@ -1,0 +1,47 @@
+"""Storage ports for virtual machines and their history."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from domain.model import Vm, VmHistory
+from ports.storage.common import Page, Records
+
+
+class Vms(Records[Vm], Protocol):
+    """`get` sees soft-deleted VMs too; the other lookups say whether they do."""
+
+    async def get_by_line_item(self, line_item_id: int) -> Vm | None:
+        """The VM sold by this line item that is not soft-deleted (lifecycle.md D5)."""
+        ...
+
+    async def get_by_subscription(self, subscription_id: int) -> Vm | None:
+        """The lowest-id VM on a Vps line item of the subscription, deleted or not (D6)."""
+        ...
+
+    async def list_by_user(self, user_id: int, limit: int, offset: int = 0) -> Page[Vm]:
+        """The user's VMs that are not soft-deleted, ascending id."""
+        ...
+
+    async def list_active(self) -> list[Vm]:
+        """Every VM that is not soft-deleted, ascending id (the worker's VM check)."""
+        ...
+
+    async def delete(self, vm_id: int) -> None:
+        """Soft delete (`deleted = 1`, lifecycle.md D14)."""
+        ...
+
+    async def undelete_for_subscription(self, subscription_id: int) -> int:
+        """Clear `deleted` on every VM of the subscription's line items (D20 step 2).
+
+        Returns how many VMs were soft-deleted before.
+        """
+        ...
+
+
+class VmHistories(Protocol):
+    async def add(self, entry: VmHistory) -> VmHistory: ...
+
+    async def list_by_vm(self, vm_id: int, limit: int, offset: int = 0) -> Page[VmHistory]:
+        """Newest first (timestamp DESC, id DESC)."""
+        ...
