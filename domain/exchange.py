@@ -5,18 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import attrs
 
 from domain.enums import PaymentMethod
 from domain.errors import InvalidInput, NoExchangeRate, PaymentMethodUnsupported
+from domain.intervals import require_utc
 from domain.money import (
     FIAT_MINOR_PER_MAJOR,
     MSAT_PER_BTC,
     Currency,
     Money,
-    round_half_up,
     round_msat_up_to_sat,
 )
 
@@ -37,7 +38,7 @@ class ExchangeRate:
 
     quote: Currency
     rate: Decimal = attrs.field(validator=_positive_decimal)
-    as_of: datetime
+    as_of: datetime = attrs.field(converter=require_utc)
 
     @property
     def ticker(self) -> str:
@@ -63,6 +64,7 @@ class RateTable:
 
     def btc_rate(self, fiat: Currency, now: datetime) -> ExchangeRate:
         """The BTC/fiat rate; a missing or stale one is an error, never a zero (R1.17)."""
+        require_utc(now)
         found = self.rates.get(fiat)
         if found is None:
             raise NoExchangeRate(f"No exchange rate found for BTC/{fiat.value}")
@@ -71,16 +73,25 @@ class RateTable:
         return found
 
 
+def _half_up(value: Fraction) -> int:
+    """Nearest integer of a non-negative exact fraction, halves up."""
+    return (2 * value.numerator + value.denominator) // (2 * value.denominator)
+
+
 def fiat_to_msat(amount_minor: int, rate: Decimal) -> int:
-    """Fiat minor units → msat, exactly, rounded half-up (D2)."""
-    exact = Decimal(amount_minor) * MSAT_PER_BTC / (FIAT_MINOR_PER_MAJOR * rate)
-    return round_half_up(exact)
+    """Fiat minor units → msat, exactly, rounded half-up (D2).
+
+    Computed on exact fractions, not in the decimal context: a Decimal division keeps only
+    28 significant digits, which can round a value just below a half up to the half.
+    """
+    exact = Fraction(amount_minor * MSAT_PER_BTC) / (FIAT_MINOR_PER_MAJOR * Fraction(rate))
+    return _half_up(exact)
 
 
 def msat_to_fiat(msat: int, rate: Decimal) -> int:
-    """msat → fiat minor units, rounded half-up (D2)."""
-    exact = Decimal(msat) * rate * FIAT_MINOR_PER_MAJOR / MSAT_PER_BTC
-    return round_half_up(exact)
+    """msat → fiat minor units, exactly, rounded half-up (D2)."""
+    exact = Fraction(msat * FIAT_MINOR_PER_MAJOR) * Fraction(rate) / MSAT_PER_BTC
+    return _half_up(exact)
 
 
 def convert(amount: Money, target: Currency, rates: RateTable, now: datetime) -> Money:

@@ -16,7 +16,11 @@ MAX_INTERVALS = 120
 
 def require_utc(moment: datetime) -> datetime:
     """Refuse naive datetimes; every time in the domain is aware UTC (D5)."""
-    if moment.tzinfo is None or moment.utcoffset() != timedelta(0):
+    if (
+        not isinstance(moment, datetime)
+        or moment.tzinfo is None
+        or moment.utcoffset() != timedelta(0)
+    ):
         raise InvalidInput(f"datetime must be timezone-aware UTC, got {moment!r}")
     return moment.astimezone(UTC)
 
@@ -25,15 +29,34 @@ def add_months(moment: datetime, months: int) -> datetime:
     """Add (or subtract) calendar months, clamping the day to the target month's last day."""
     total = moment.year * 12 + (moment.month - 1) + months
     year, month0 = divmod(total, 12)
+    if not 1 <= year <= 9999:
+        raise InvalidInterval(f"{moment} plus {months} months is outside the calendar")
     last_day = calendar.monthrange(year, month0 + 1)[1]
     return moment.replace(year=year, month=month0 + 1, day=min(moment.day, last_day))
+
+
+def _add_days(moment: datetime, days: int) -> datetime:
+    try:
+        return moment + timedelta(days=days)
+    except OverflowError:
+        raise InvalidInterval(f"{moment} plus {days} days is outside the calendar") from None
+
+
+def _interval_type(value: object) -> IntervalType:
+    """Accept an IntervalType or its integer code; anything else is an unknown type."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInterval(f"unknown interval type: {value!r}")
+    try:
+        return IntervalType(value)
+    except ValueError:
+        raise InvalidInterval(f"unknown interval type: {value!r}") from None
 
 
 @attrs.frozen
 class Interval:
     """A billing interval: `amount` × `unit` (e.g. 3 × Month)."""
 
-    unit: IntervalType
+    unit: IntervalType = attrs.field(converter=_interval_type)
     amount: int = 1
 
     def __attrs_post_init__(self) -> None:
@@ -42,24 +65,24 @@ class Interval:
 
     def add_to(self, moment: datetime, times: int = 1) -> datetime:
         """`moment` plus `times` whole intervals, counted on the calendar from `moment`."""
-        require_utc(moment)
+        moment = require_utc(moment)
         count = self.amount * times
         if self.unit is IntervalType.DAY:
-            return moment + timedelta(days=count)
+            return _add_days(moment, count)
         months = count if self.unit is IntervalType.MONTH else 12 * count
         return add_months(moment, months)
 
     def start_of_period_ending(self, end: datetime) -> datetime:
         """The start of the one interval that ends at `end` (Mar 31 − 1 month = Feb 28/29)."""
-        require_utc(end)
+        end = require_utc(end)
         if self.unit is IntervalType.DAY:
-            return end - timedelta(days=self.amount)
+            return _add_days(end, -self.amount)
         months = self.amount if self.unit is IntervalType.MONTH else 12 * self.amount
         return add_months(end, -months)
 
     def seconds_of_period_ending(self, end: datetime) -> int:
         """Length in seconds of the interval ending at `end` (D7: real calendar periods)."""
-        return whole_seconds(end - self.start_of_period_ending(end))
+        return whole_seconds(require_utc(end) - self.start_of_period_ending(end))
 
 
 MONTHLY = Interval(IntervalType.MONTH, 1)
@@ -86,7 +109,7 @@ def whole_seconds(delta: timedelta) -> int:
 
 def renewal_base(expires: datetime | None, now: datetime) -> datetime:
     """Renewals start from the later of expiry and now, so a lapsed VM renews from now (R3.2)."""
-    require_utc(now)
+    now = require_utc(now)
     if expires is None:
         return now
     return max(require_utc(expires), now)

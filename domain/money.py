@@ -81,18 +81,25 @@ class Money:
         return Money(self.currency, self.amount - other.amount)
 
     def times(self, factor: int) -> Money:
+        if not isinstance(factor, int) or isinstance(factor, bool):
+            raise TypeError(f"money is multiplied by an int, got {type(factor).__name__}")
         if factor < 0:
             raise NegativeAmount(f"cannot multiply money by {factor}")
         return Money(self.currency, self.amount * factor)
 
     def to_major(self) -> Decimal:
-        """The exact value in major units (BTC, EUR …)."""
-        return Decimal(self.amount) / Decimal(self.currency.minor_per_major)
+        """The exact value in major units (BTC, EUR …), whatever the decimal context."""
+        exponent = 11 if self.currency is Currency.BTC else 2
+        return Decimal(f"{self.amount}E-{exponent}")
 
     def __str__(self) -> str:
-        places = Decimal("0.00000001") if self.currency is Currency.BTC else Decimal("0.01")
-        major = self.to_major().quantize(places, rounding=ROUND_HALF_UP)
-        return f"{self.currency.value} {major}"
+        """`EUR 1.32`, `BTC 0.00000001`: 2 decimals for fiat, 8 for BTC (msat half-up to sat)."""
+        if self.currency is Currency.BTC:
+            sats = (self.amount + MSAT_PER_SAT // 2) // MSAT_PER_SAT
+            whole, frac = divmod(sats, 100_000_000)
+            return f"BTC {whole}.{frac:08d}"
+        whole, frac = divmod(self.amount, FIAT_MINOR_PER_MAJOR)
+        return f"{self.currency.value} {whole}.{frac:02d}"
 
 
 def round_msat_up_to_sat(msat: int) -> int:
