@@ -87,3 +87,17 @@ class PaymentAlreadyCompleted(DomainError):
     """A payment that is already paid was completed again (409)."""
 
     kind = "conflict"
+
+
+class PaymentNotForSubscription(InvalidInput):
+    """A payment was applied to a subscription it does not belong to."""
+
+
+class NegativeTimeValue(InvalidInput):
+    """A payment's `time_value` is negative: paying must never move expiry backwards."""
+
+
+class IllegalStateTransition(DomainError):
+    """A subscription or VM state change that the lifecycle tables do not allow (§10)."""
+
+    kind = "conflict"
