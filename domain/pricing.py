@@ -1,0 +1,289 @@
+"""Prices of plans and custom specs, N-interval renewals and pay-what-you-want (pricing.md §4–7)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
+
+import attrs
+
+from domain.enums import DiskType, PaymentMethod
+from domain.errors import (
+    CurrencyMismatch,
+    ExtendTimeTooShort,
+    InvalidInput,
+    PricingUnavailable,
+    SpecOutOfLimits,
+    UnknownCurrency,
+)
+from domain.exchange import RateTable, charge_amount
+from domain.fees import processing_fee
+from domain.intervals import MONTHLY, Interval, renewal_base, renewal_period
+from domain.model import (
+    GIB,
+    CostPlan,
+    CustomPricing,
+    CustomPricingDisk,
+    IpAssignment,
+    PaymentMethodConfig,
+)
+from domain.money import Currency, Money
+from domain.tax import NO_TAX, TaxRates
+
+#: custom specs are always billed one calendar month at a time (R5.7).
+CUSTOM_INTERVAL = MONTHLY
+
+
+class NoDiskPrice(PricingUnavailable):
+    """The custom pricing has no disk row for the spec's disk type (R5.3)."""
+
+
+class InvalidCurrency(UnknownCurrency):
+    """A plan or pricing row holds a currency code outside the supported set (R4.2, R5.6)."""
+
+
+class FreePriceNotScalable(PricingUnavailable):
+    """Pay-what-you-want needs a price above zero to scale time by."""
+
+
+class ExtendTimeTooLong(InvalidInput):
+    """A pay-what-you-want amount that would push the expiry past the calendar (year 9999)."""
+
+
+class Spec(Protocol):
+    """What a price depends on: a standard template or a custom template."""
+
+    @property
+    def cpu(self) -> int: ...
+    @property
+    def memory(self) -> int: ...
+    @property
+    def disk_size(self) -> int: ...
+    @property
+    def disk_type(self) -> DiskType: ...
+
+
+def parse_list_currency(text: str) -> Currency:
+    try:
+        return Currency.parse(text)
+    except UnknownCurrency:
+        raise InvalidCurrency("Invalid currency") from None
+
+
+def plan_price(plan: CostPlan) -> Money:
+    """List price of a standard plan for one of its own intervals (R4.2)."""
+    return Money(parse_list_currency(plan.currency), plan.amount)
+
+
+def count_addresses(assignments: Iterable[IpAssignment]) -> tuple[int, int]:
+    """(IPv4, IPv6) counts of live assignments; CIDR forms count, unparseable strings do not."""
+    v4 = v6 = 0
+    for assignment in assignments:
+        if assignment.deleted:
+            continue
+        try:
+            version = ipaddress.ip_interface(assignment.ip).version
+        except ValueError:
+            continue
+        if version == 4:
+            v4 += 1
+        else:
+            v6 += 1
+    return v4, v6
+
+
+def disk_price_row(disk_type: DiskType, disks: Iterable[CustomPricingDisk]) -> CustomPricingDisk:
+    """First disk row by ascending id with the spec's disk *type* (R5.3).
+
+    The interface is deliberately not compared, like the reference (QUIRK §16.4): upgrades
+    choose a pricing by type and interface (§11.1), but the price itself is by type only.
+    """
+    for row in sorted(disks, key=lambda d: d.id):
+        if row.kind is disk_type:
+            return row
+    raise NoDiskPrice("No disk price found")
+
+
+@attrs.frozen
+class CustomPrice:
+    """The monthly components of a custom spec, in smallest units of `currency` (R5.5)."""
+
+    currency: Currency
+    cpu_cost: int
+    memory_cost: int
+    disk_cost: int
+    ip4_cost: int
+    ip6_cost: int
+
+    @property
+    def total(self) -> Money:
+        parts = (self.cpu_cost, self.memory_cost, self.disk_cost, self.ip4_cost, self.ip6_cost)
+        return Money(self.currency, sum(parts))
+
+
+def _rows_of(pricing: CustomPricing, disks: Iterable[CustomPricingDisk]) -> list[CustomPricingDisk]:
+    return [d for d in disks if d.pricing_id == pricing.id]
+
+
+def custom_price(
+    spec: Spec,
+    pricing: CustomPricing,
+    disks: Iterable[CustomPricingDisk],
+    assignments: Iterable[IpAssignment] = (),
+) -> CustomPrice:
+    """Monthly price of a custom spec (R5.1–R5.6).
+
+    Memory and disk are billed per whole GiB (floor), and every custom VM pays for at least
+    one IPv4 and one IPv6 address even with none assigned (R5.2).
+    """
+    row = disk_price_row(spec.disk_type, _rows_of(pricing, disks))
+    currency = parse_list_currency(pricing.currency)
+    v4, v6 = count_addresses(assignments)
+    return CustomPrice(
+        currency=currency,
+        cpu_cost=pricing.cpu_cost * spec.cpu,
+        memory_cost=pricing.memory_cost * (spec.memory // GIB),
+        disk_cost=row.cost * (spec.disk_size // GIB),
+        ip4_cost=pricing.ip4_cost * max(1, v4),
+        ip6_cost=pricing.ip6_cost * max(1, v6),
+    )
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes // GIB} GiB" if nbytes % GIB == 0 else f"{nbytes} bytes"
+
+
+def check_custom_limits(
+    spec: Spec, pricing: CustomPricing, disks: Iterable[CustomPricingDisk]
+) -> None:
+    """Refuse a custom spec outside the pricing's limits (D21; the reference does not check).
+
+    The disk limits come from the same row that prices the disk (first by id with the disk
+    type), so the limit and the price never disagree.
+    """
+    if not pricing.min_cpu <= spec.cpu <= pricing.max_cpu:
+        raise SpecOutOfLimits(
+            f"CPU must be between {pricing.min_cpu} and {pricing.max_cpu}, got {spec.cpu}"
+        )
+    if not pricing.min_memory <= spec.memory <= pricing.max_memory:
+        raise SpecOutOfLimits(
+            f"memory must be between {_size(pricing.min_memory)} and "
+            f"{_size(pricing.max_memory)}, got {_size(spec.memory)}"
+        )
+    row = disk_price_row(spec.disk_type, _rows_of(pricing, disks))
+    if not row.min_disk_size <= spec.disk_size <= row.max_disk_size:
+        raise SpecOutOfLimits(
+            f"disk size must be between {_size(row.min_disk_size)} and "
+            f"{_size(row.max_disk_size)}, got {_size(spec.disk_size)}"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Charging:
+    """How a quote is charged: method, rates, the buyer's tax and the method's fee config."""
+
+    method: PaymentMethod
+    rates: RateTable
+    tax_rates: TaxRates = NO_TAX
+    country: str | None = None
+    fee_config: PaymentMethodConfig | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RenewalQuote:
+    """The numbers of a new renewal payment (NewPaymentInfo, §12); amounts in charged units."""
+
+    amount: int
+    currency: Currency
+    rate: Decimal
+    time_value: int
+    new_expiry: datetime
+    tax: int
+    processing_fee: int
+
+    @property
+    def money(self) -> Money:
+        return Money(self.currency, self.amount)
+
+    @property
+    def total(self) -> int:
+        """What the buyer pays: amount + tax + processing fee."""
+        return self.amount + self.tax + self.processing_fee
+
+
+def _tax_and_fee(amount: Money, charging: Charging, now: datetime) -> tuple[int, int]:
+    tax = charging.tax_rates.tax_for(amount.amount, charging.country)
+    fee = processing_fee(amount, charging.method, charging.fee_config, charging.rates, now)
+    return tax, fee.amount
+
+
+def renewal_quote(
+    list_price: Money,
+    interval: Interval,
+    expires: datetime | None,
+    now: datetime,
+    count: int,
+    charging: Charging,
+) -> RenewalQuote:
+    """Quote N intervals (§6 with D6).
+
+    The amount is N × the one-interval charged amount, so a Lightning quote stays whole sats
+    and N renewals cost exactly N× one (R6.6); the time is N calendar intervals from
+    max(expires, now), not N × the first one (D6); tax and fee are recomputed on the N×
+    amount, not N × the single tax (R6.4).
+    """
+    period = renewal_period(interval, expires, now, count)
+    one = charge_amount(list_price, charging.method, charging.rates, now)
+    amount = one.money.times(count)
+    tax, fee = _tax_and_fee(amount, charging, now)
+    return RenewalQuote(
+        amount=amount.amount,
+        currency=amount.currency,
+        rate=one.rate,
+        time_value=period.time_value,
+        new_expiry=period.new_expiry,
+        tax=tax,
+        processing_fee=fee,
+    )
+
+
+def cost_by_amount(
+    paid: Money,
+    list_price: Money,
+    interval: Interval,
+    expires: datetime | None,
+    now: datetime,
+    charging: Charging,
+) -> RenewalQuote:
+    """Time bought by an arbitrary amount (§7): floor(time_value × paid / cost), in integers.
+
+    `paid` must be in the charged currency (msat for Lightning). Unlike the reference
+    (QUIRK §16.9) the new expiry is counted from max(expires, now), the same base the time
+    value is measured from and the one the payment is applied to (R3.6).
+    """
+    one = charge_amount(list_price, charging.method, charging.rates, now)
+    if paid.currency is not one.money.currency:
+        raise CurrencyMismatch("Invalid currency")
+    if one.money.amount == 0:
+        raise FreePriceNotScalable("A free plan cannot be extended by amount")
+    time_value = renewal_period(interval, expires, now, 1).time_value
+    new_time = time_value * paid.amount // one.money.amount
+    if new_time == 0:
+        raise ExtendTimeTooShort("Extend time is less than 1 second")
+    try:
+        new_expiry = renewal_base(expires, now) + timedelta(seconds=new_time)
+    except OverflowError:
+        raise ExtendTimeTooLong("Extend time is too long") from None
+    tax, fee = _tax_and_fee(paid, charging, now)
+    return RenewalQuote(
+        amount=paid.amount,
+        currency=paid.currency,
+        rate=one.rate,
+        time_value=new_time,
+        new_expiry=new_expiry,
+        tax=tax,
+        processing_fee=fee,
+    )
