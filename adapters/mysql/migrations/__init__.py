@@ -1,0 +1,29 @@
+"""Alembic migrations of the LNVPS schema, configured in code (no alembic.ini)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent
+
+#: Revision ids in order; the first three mirror LNVPS sqlx migrations (schema.md §0.1).
+R1_LEGACY = "legacy_20260225000001"
+R2_VM_SUBSCRIPTION_LINK = "vm_subscription_link_20260302151134"
+R3_ADD_EMAIL_HASH = "add_email_hash_20260615000000"
+R4_LIFECYCLE_IDEMPOTENCY = "lnvps_lifecycle_and_idempotency"
+REVISIONS = (R1_LEGACY, R2_VM_SUBSCRIPTION_LINK, R3_ADD_EMAIL_HASH, R4_LIFECYCLE_IDEMPOTENCY)
+HEAD = REVISIONS[-1]
+
+#: Alembic's own table; created with a wider version column because our ids exceed 32 chars.
+VERSION_TABLE = "alembic_version"
+VERSION_COLUMN_LENGTH = 64
+
+
+def alembic_config() -> Config:
+    """An Alembic Config pointing at this package; pass a sync connection via `attributes`."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("version_locations", str(MIGRATIONS_DIR / "versions"))
+    return config

@@ -1,0 +1,71 @@
+"""r4 (ours): lifecycle marks (D15), idempotency keys (D11) and the lifecycle scan index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+
+from adapters.mysql import types as t
+
+revision = "lnvps_lifecycle_and_idempotency"
+down_revision: str | None = "add_email_hash_20260615000000"
+branch_labels: tuple[str, ...] | None = None
+depends_on: tuple[str, ...] | None = None
+
+OPTS: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+
+
+def upgrade() -> None:
+    op.create_table(
+        "lifecycle_mark",
+        sa.Column("id", t.UInt, autoincrement=True, nullable=False),
+        sa.Column("subscription_id", t.UInt, nullable=False),
+        sa.Column("action", t.USmallInt, nullable=False),
+        sa.Column("period_expires", t.UtcDateTime(), nullable=False),
+        sa.Column(
+            "claimed_at",
+            t.UtcDateTime(),
+            server_default=sa.text("CURRENT_TIMESTAMP"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["subscription_id"],
+            ["subscription.id"],
+            name="fk_lifecycle_mark_subscription",
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint(
+            "subscription_id", "action", "period_expires", name="uq_lifecycle_mark_period"
+        ),
+        **OPTS,
+    )
+    op.create_table(
+        "idempotency_key",
+        sa.Column("id", t.UInt, autoincrement=True, nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("user_id", t.UInt, nullable=False),
+        sa.Column("request_hash", t.Binary32, nullable=False),
+        sa.Column("payment_id", t.Binary32, nullable=True),
+        sa.Column(
+            "created",
+            t.UtcDateTime(),
+            server_default=sa.text("CURRENT_TIMESTAMP"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name="fk_idempotency_key_user", ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("user_id", "key", name="uq_idempotency_key_user_key"),
+        **OPTS,
+    )
+    op.create_index("idx_subscription_lifecycle", "subscription", ["is_active", "expires"])
+
+
+def downgrade() -> None:
+    op.drop_index("idx_subscription_lifecycle", table_name="subscription")
+    op.drop_table("idempotency_key")
+    op.drop_table("lifecycle_mark")
