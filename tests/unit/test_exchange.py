@@ -150,9 +150,7 @@ def test_lightning_charge_in_whole_sat_never_underpays_and_overpays_at_most_r_ov
 
 
 def test_lightning_charges_fiat_list_price_in_msat_rounded_up_to_whole_sat_with_the_rate() -> None:
-    charged = charge_amount(
-        Money(Currency.EUR, 3800), PaymentMethod.LIGHTNING, EUR_TABLE, NOW
-    )
+    charged = charge_amount(Money(Currency.EUR, 3800), PaymentMethod.LIGHTNING, EUR_TABLE, NOW)
     assert charged.money == Money(Currency.BTC, 38_000_000)
     assert charged.rate == EUR_RATE
 
@@ -295,8 +293,6 @@ def test_convert_fiat_to_btc_and_back() -> None:
 
 def test_convert_between_two_fiats_goes_through_btc() -> None:
     rates = table((Currency.EUR, EUR_RATE), (Currency.USD, Decimal(110_000)))
-    assert convert(Money(Currency.EUR, 1000), Currency.USD, rates, NOW) == Money(
-        Currency.USD, 1100
-    )
+    assert convert(Money(Currency.EUR, 1000), Currency.USD, rates, NOW) == Money(Currency.USD, 1100)
     with pytest.raises(NoExchangeRate, match="BTC/GBP"):
         convert(Money(Currency.EUR, 1000), Currency.GBP, rates, NOW)
