@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
@@ -157,22 +157,29 @@ def _size(nbytes: int) -> str:
 
 
 def check_custom_limits(
-    spec: Spec, pricing: CustomPricing, disks: Iterable[CustomPricingDisk]
+    spec: Spec,
+    pricing: CustomPricing,
+    disks: Iterable[CustomPricingDisk],
+    *,
+    only: Collection[str] = ("cpu", "memory", "disk"),
 ) -> None:
     """Refuse a custom spec outside the pricing's limits (D21; the reference does not check).
 
     The disk limits come from the same row that prices the disk (first by id with the disk
-    type), so the limit and the price never disagree.
+    type), so the limit and the price never disagree. `only` narrows the check to some of
+    "cpu", "memory", "disk" (an upgrade judges only what it changes).
     """
-    if not pricing.min_cpu <= spec.cpu <= pricing.max_cpu:
+    if "cpu" in only and not pricing.min_cpu <= spec.cpu <= pricing.max_cpu:
         raise SpecOutOfLimits(
             f"CPU must be between {pricing.min_cpu} and {pricing.max_cpu}, got {spec.cpu}"
         )
-    if not pricing.min_memory <= spec.memory <= pricing.max_memory:
+    if "memory" in only and not pricing.min_memory <= spec.memory <= pricing.max_memory:
         raise SpecOutOfLimits(
             f"memory must be between {_size(pricing.min_memory)} and "
             f"{_size(pricing.max_memory)}, got {_size(spec.memory)}"
         )
+    if "disk" not in only:
+        return
     row = disk_price_row(spec.disk_type, _rows_of(pricing, disks))
     if not row.min_disk_size <= spec.disk_size <= row.max_disk_size:
         raise SpecOutOfLimits(

@@ -1,0 +1,297 @@
+"""VM upgrades: request, target custom spec and the pro-rated quote (pricing.md §10–11, D7–D8)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from fractions import Fraction
+from typing import Any, cast
+
+import attrs
+
+from domain.enums import CpuArch, CpuMfg, PaymentMethod
+from domain.errors import (
+    DowngradeRefused,
+    InvalidInput,
+    PricingUnavailable,
+    SubscriptionNotRenewable,
+)
+from domain.exchange import ChargedAmount, RateTable, charge_amount, charged_currency, convert
+from domain.intervals import MONTHLY, Interval, require_utc, whole_seconds
+from domain.model import CustomPricing, CustomPricingDisk, CustomTemplate, VmTemplate
+from domain.money import Currency, Money
+from domain.pricing import Spec, check_custom_limits
+
+_U16_MAX = 2**16 - 1
+_U64_MAX = 2**64 - 1
+
+
+class InvalidUpgradeConfig(InvalidInput):
+    """An upgrade request that is not `{"new_cpu":…,"new_memory":…,"new_disk":…}` of ints ≥ 1."""
+
+
+class NoCustomPricing(PricingUnavailable):
+    """No enabled custom pricing of the region can host the VM's disk and CPU (R11.1)."""
+
+
+class VmDeleted(SubscriptionNotRenewable):
+    """The VM is deleted: nothing remains to pro-rate."""
+
+
+class NoExpiry(SubscriptionNotRenewable):
+    """The VM's subscription has no expiry, so no remaining time."""
+
+
+class AlreadyExpired(SubscriptionNotRenewable):
+    """The VM's subscription expires at or before the moment asked about."""
+
+
+def _size(limit: int) -> Any:
+    def check(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+            raise InvalidUpgradeConfig(f"{attribute.name} must be a whole number from 1 to {limit}")
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class UpgradeConfig:
+    """What an upgrade asks for; None keeps the current value (schema: `upgrade_params`)."""
+
+    new_cpu: int | None = attrs.field(default=None, validator=_size(_U16_MAX))
+    new_memory: int | None = attrs.field(default=None, validator=_size(_U64_MAX))
+    new_disk: int | None = attrs.field(default=None, validator=_size(_U64_MAX))
+
+    def to_json(self) -> str:
+        """The reference's compact JSON, nulls included: `{"new_cpu":4,"new_memory":null,…}`."""
+        fields = {"new_cpu": self.new_cpu, "new_memory": self.new_memory, "new_disk": self.new_disk}
+        return json.dumps(fields, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, data: str | bytes | Mapping[str, Any]) -> UpgradeConfig:
+        """Parse stored or posted JSON; missing keys are null, unknown keys are ignored (serde)."""
+        if isinstance(data, str | bytes):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                raise InvalidUpgradeConfig("upgrade config is not valid JSON") from None
+        if not isinstance(data, Mapping):
+            raise InvalidUpgradeConfig("upgrade config must be a JSON object")
+        return cls(
+            new_cpu=data.get("new_cpu"),
+            new_memory=data.get("new_memory"),
+            new_disk=data.get("new_disk"),
+        )
+
+
+def check_no_downgrade(current: Spec, cfg: UpgradeConfig) -> None:
+    """Refuse any requested value below the current one at quote time (D8), not after payment."""
+    if cfg.new_cpu is not None and cfg.new_cpu < current.cpu:
+        raise DowngradeRefused("Cannot downgrade CPU")
+    if cfg.new_memory is not None and cfg.new_memory < current.memory:
+        raise DowngradeRefused("Cannot downgrade memory")
+    if cfg.new_disk is not None and cfg.new_disk < current.disk_size:
+        raise DowngradeRefused("Cannot downgrade disk")
+
+
+def _differ(a: object, b: object, unknown: object) -> bool:
+    """Both known and different; an unknown CPU kind on either side matches anything."""
+    return a is not unknown and b is not unknown and a != b
+
+
+def choose_upgrade_pricing(
+    template: VmTemplate,
+    pricings: Iterable[CustomPricing],
+    disks: Iterable[CustomPricingDisk],
+) -> CustomPricing:
+    """The custom pricing a standard VM upgrades into (R11.1): first by ascending id that is
+    enabled, in the template's region, CPU-compatible and has a disk row of the same type AND
+    interface. Pricing expiry is not checked, as in the reference.
+    """
+    rows = list(disks)
+    for pricing in sorted(pricings, key=lambda p: p.id):
+        if pricing.region_id != template.region_id or not pricing.enabled:
+            continue
+        if _differ(template.cpu_mfg, pricing.cpu_mfg, CpuMfg.UNKNOWN):
+            continue
+        if _differ(template.cpu_arch, pricing.cpu_arch, CpuArch.UNKNOWN):
+            continue
+        wanted, offered = template.cpu_features, pricing.cpu_features
+        if wanted and offered and not set(wanted) <= set(offered):
+            continue
+        if any(
+            row.pricing_id == pricing.id
+            and row.kind is template.disk_type
+            and row.interface is template.disk_interface
+            for row in rows
+        ):
+            return pricing
+    raise NoCustomPricing(
+        "No custom pricing available for this region that supports disk type "
+        f"{template.disk_type.name} with interface {template.disk_interface.display_name}"
+    )
+
+
+def build_upgrade_spec(
+    current: VmTemplate | CustomTemplate, cfg: UpgradeConfig, pricing: CustomPricing
+) -> CustomTemplate:
+    """The target custom spec (R11.4): new values or current ones, disk and CPU kind from the
+    current template, resource limits from the pricing. A custom VM keeps its template id (it
+    is updated in place, R11.13); a standard VM gets id 0, a template not yet stored.
+    """
+    # `domain.model`'s `record` alias hides the attrs fields from mypy, hence the cast
+    new_template: Any = CustomTemplate
+    return cast(
+        CustomTemplate,
+        new_template(
+            id=current.id if isinstance(current, CustomTemplate) else 0,
+            cpu=current.cpu if cfg.new_cpu is None else cfg.new_cpu,
+            memory=current.memory if cfg.new_memory is None else cfg.new_memory,
+            disk_size=current.disk_size if cfg.new_disk is None else cfg.new_disk,
+            disk_type=current.disk_type,
+            disk_interface=current.disk_interface,
+            pricing_id=pricing.id,
+            cpu_mfg=current.cpu_mfg,
+            cpu_arch=current.cpu_arch,
+            cpu_features=current.cpu_features,
+            limits=pricing.limits,
+        ),
+    )
+
+
+def check_upgrade_limits(
+    target: CustomTemplate,
+    cfg: UpgradeConfig,
+    pricing: CustomPricing,
+    disks: Iterable[CustomPricingDisk],
+) -> None:
+    """D21's limits for the values an upgrade changes. Kept values are not re-judged, so a
+    standard VM below a pricing's minimum can still grow one resource.
+    """
+    changed = {"cpu": cfg.new_cpu, "memory": cfg.new_memory, "disk": cfg.new_disk}
+    only = [name for name, value in changed.items() if value is not None]
+    check_custom_limits(target, pricing, disks, only=only)
+
+
+@attrs.frozen(kw_only=True)
+class RemainingTime:
+    """The unused part of the paid period, priced in the list currency (§10, D7)."""
+
+    seconds_remaining: int
+    renewal_cost: Money
+    renewal_period_seconds: int
+    prorated_cost: Money
+
+
+def _check_remaining(
+    expires: datetime | None, now: datetime, deleted: bool, upgrade: bool
+) -> datetime:
+    now = require_utc(now)
+    if deleted:
+        what = "Can't upgrade deleted VM" if upgrade else "Can't calculate for deleted VM"
+        raise VmDeleted(what)
+    if expires is None:
+        raise NoExpiry("VM subscription has no expiry date")
+    if require_utc(expires) <= now:
+        raise AlreadyExpired(
+            "Can't upgrade an expired VM"
+            if upgrade
+            else "Can't calculate for expired VM from the specified date"
+        )
+    return require_utc(expires)
+
+
+def _prorate(price: Money, remaining: int, period: int) -> Money:
+    """price × remaining / period, floored to the list minor unit like the reference's trunc."""
+    exact = Fraction(price.amount * remaining, period)
+    return Money(price.currency, exact.numerator // exact.denominator)
+
+
+def remaining_time_info(
+    price: Money,
+    interval: Interval,
+    expires: datetime | None,
+    now: datetime,
+    *,
+    deleted: bool = False,
+) -> RemainingTime:
+    """Remaining seconds and their value (R10.1–R10.3 with D7).
+
+    The price is spread over the calendar interval that ends at `expires` (a month ending
+    31 Mar is 31 days), not over 30/365-day constants.
+    """
+    end = _check_remaining(expires, now, deleted, upgrade=False)
+    remaining = whole_seconds(end - now)
+    period = interval.seconds_of_period_ending(end)
+    return RemainingTime(
+        seconds_remaining=remaining,
+        renewal_cost=price,
+        renewal_period_seconds=period,
+        prorated_cost=_prorate(price, remaining, period),
+    )
+
+
+@attrs.frozen(kw_only=True)
+class UpgradeQuote:
+    """What an upgrade costs now, in the charged currency (UpgradeCostQuote, R11.9)."""
+
+    upgrade: ChargedAmount
+    renewal: ChargedAmount
+    discount: ChargedAmount
+    seconds_remaining: int
+
+
+def _charge_in(
+    amount: Money, target: Currency, method: PaymentMethod, rates: RateTable, now: datetime
+) -> ChargedAmount:
+    """Charge an amount in `target`, which may differ from the method's own currency for it.
+
+    Lightning and a same-currency card charge go through `charge_amount` (D2, whole sats up);
+    a card charge of a price listed in another fiat currency is converted half-up (D2) and
+    carries the cross rate (target units per list unit).
+    """
+    own = charged_currency(amount.currency, method)
+    if own is target:
+        return charge_amount(amount, method, rates, now)
+    cross = rates.btc_rate(target, now).rate / rates.btc_rate(amount.currency, now).rate
+    return ChargedAmount(convert(amount, target, rates, now), cross)
+
+
+def upgrade_quote(
+    old_price: Money,
+    old_interval: Interval,
+    new_price: Money,
+    expires: datetime | None,
+    now: datetime,
+    method: PaymentMethod,
+    rates: RateTable,
+    *,
+    deleted: bool = False,
+) -> UpgradeQuote:
+    """Pro-rated upgrade charge (R11.5–R11.9 with D7).
+
+    Each price is spread over its own calendar interval ending at `expires` (old: the plan's
+    interval, or 1 month for a custom VM; new: 1 month). Each side's value of the remaining
+    seconds is floored to the list minor unit (the reference's trunc), then charged on its own
+    (Lightning: each side rounded up to a whole sat, as the reference does). The charge is
+    new − old, clamped at 0: an upgrade never pays the buyer back. Old and new list prices may
+    be in different currencies; the discount is charged in the new price's charged currency.
+    """
+    end = _check_remaining(expires, now, deleted, upgrade=True)
+    remaining = whole_seconds(end - now)
+    old_value = _prorate(old_price, remaining, old_interval.seconds_of_period_ending(end))
+    new_value = _prorate(new_price, remaining, MONTHLY.seconds_of_period_ending(end))
+    target = charged_currency(new_price.currency, method)
+    until = _charge_in(new_value, target, method, rates, now)
+    discount = _charge_in(old_value, target, method, rates, now)
+    renewal = _charge_in(new_price, target, method, rates, now)
+    upgrade = Money(target, max(0, until.money.amount - discount.money.amount))
+    return UpgradeQuote(
+        upgrade=ChargedAmount(upgrade, until.rate),
+        renewal=renewal,
+        discount=discount,
+        seconds_remaining=remaining,
+    )
