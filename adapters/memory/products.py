@@ -68,7 +68,7 @@ class MemoryLifecycleMarks(Repo):
         self, subscription_id: int, action: int, period_expires: datetime, now: datetime
     ) -> bool:
         rows = self._rows("lifecycle_mark")
-        key = (subscription_id, action, period_expires)
+        key = (subscription_id, action, period_expires.replace(microsecond=0))
         if key in rows:
             return False
         rows[key] = now

@@ -15,7 +15,7 @@ class IdempotencyRecord:
     key: str
     user_id: int
     request_hash: bytes
-    payment_id: bytes
+    payment_id: bytes | None
     created: datetime
 
 

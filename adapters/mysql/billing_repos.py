@@ -1,0 +1,176 @@
+"""SQLAlchemy Core repositories for subscriptions, line items and payments."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, insert, select, update
+
+from adapters.mysql import tables as t
+from adapters.mysql.mapping import Mapper, evolve
+from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo
+from domain.enums import SubscriptionPaymentType
+from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
+from ports.storage import Page
+
+_sub = t.subscription.c
+_li = t.subscription_line_item.c
+_pay = t.subscription_payment.c
+
+
+class SqlSubscriptions(SqlRecords[Subscription]):
+    frozen_columns = ("created",)
+
+    def __init__(
+        self, connection: Connect, mapper: Mapper[Subscription], items: Mapper[LineItem]
+    ) -> None:
+        super().__init__(connection, mapper)
+        self.items = SqlRecords(connection, items)
+
+    async def add_with_line_items(
+        self, subscription: Subscription, items: Sequence[LineItem]
+    ) -> tuple[Subscription, list[LineItem]]:
+        stored = await self.add(subscription)
+        added = [await self.items.add(evolve(i, subscription_id=stored.id)) for i in items]
+        return stored, added
+
+    async def get_for_update(self, subscription_id: int) -> Subscription | None:
+        query = self._select().where(_sub.id == subscription_id)
+        if self.locks_rows:
+            return await self._one(self.mapper, query.with_for_update())
+        # SQLite has no row locks: a no-op write takes the database write lock instead,
+        # so a concurrent read-modify-write waits here as it would on the row lock.
+        await self.conn.execute(
+            update(t.subscription).where(_sub.id == subscription_id).values(id=_sub.id)
+        )
+        return await self._one(self.mapper, query)
+
+    async def get_by_line_item(self, line_item_id: int) -> Subscription | None:
+        owner = select(_li.subscription_id).where(_li.id == line_item_id).scalar_subquery()
+        return await self._one(self.mapper, self._select().where(_sub.id == owner))
+
+    async def list_by_user(self, user_id: int, limit: int, offset: int = 0) -> Page[Subscription]:
+        return await self._page(
+            self.mapper, _sub.user_id == user_id, [_sub.id.desc()], limit, offset
+        )
+
+    async def list_due(self, now: datetime, horizon: timedelta, limit: int) -> list[Subscription]:
+        query = (
+            self._select()
+            .where(_sub.is_active == True, _sub.expires.is_not(None))  # noqa: E712
+            .where(_sub.expires < now + horizon)
+            .order_by(_sub.expires, _sub.id)
+            .limit(limit)
+        )
+        return await self._all(self.mapper, query)
+
+
+class SqlLineItems(SqlRecords[LineItem]):
+    async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
+        return await self._where(_li.subscription_id == subscription_id)
+
+
+class SqlPayments(SqlRepo):
+    def __init__(self, connection: Connect, mapper: Mapper[SubscriptionPayment]) -> None:
+        super().__init__(connection)
+        self.mapper = mapper
+
+    async def add(self, payment: SubscriptionPayment) -> SubscriptionPayment:
+        row = self.mapper.to_row(payment, exclude=())
+        await self.conn.execute(insert(t.subscription_payment).values(row))
+        return payment
+
+    async def get(self, payment_id: bytes) -> SubscriptionPayment | None:
+        return await self._one(self.mapper, self._select().where(_pay.id == payment_id))
+
+    async def get_by_external_id(self, external_id: str) -> SubscriptionPayment | None:
+        query = self._select().where(_pay.external_id == external_id).order_by(_pay.created)
+        return await self._one(self.mapper, query)
+
+    async def update(self, payment: SubscriptionPayment) -> None:
+        values = self.mapper.to_row(payment, exclude=("id", "paid_at"))
+        query = update(t.subscription_payment).where(_pay.id == payment.id).values(values)
+        await self.conn.execute(query)
+
+    async def list_by_subscription(
+        self, subscription_id: int, limit: int, offset: int = 0
+    ) -> Page[SubscriptionPayment]:
+        where = _pay.subscription_id == subscription_id
+        return await self._page(self.mapper, where, [_pay.created.desc()], limit, offset)
+
+    async def list_by_vm(
+        self, vm_id: int, limit: int, offset: int = 0
+    ) -> Page[SubscriptionPayment]:
+        owner = (
+            select(_li.subscription_id)
+            .select_from(
+                t.vm.join(t.subscription_line_item, t.vm.c.subscription_line_item_id == _li.id)
+            )
+            .where(t.vm.c.id == vm_id)
+            .scalar_subquery()
+        )
+        where = _pay.subscription_id == owner
+        return await self._page(self.mapper, where, [_pay.created.desc()], limit, offset)
+
+    async def list_pending_for_subscription(
+        self, subscription_id: int, now: datetime
+    ) -> list[SubscriptionPayment]:
+        return await self._all(self.mapper, self._pending(subscription_id, now))
+
+    async def mark_paid(self, payment_id: bytes, now: datetime) -> bool:
+        query = (
+            update(t.subscription_payment)
+            .where(_pay.id == payment_id, _pay.is_paid == False)  # noqa: E712
+            .values(is_paid=True, paid_at=now)
+        )
+        return (await self.conn.execute(query)).rowcount == 1
+
+    async def expire_pending_upgrades(
+        self, subscription_id: int, except_id: bytes, now: datetime
+    ) -> list[SubscriptionPayment]:
+        query = self._pending(subscription_id, now).where(
+            _pay.payment_type == SubscriptionPaymentType.UPGRADE, _pay.id != except_id
+        )
+        if self.locks_rows:
+            query = query.with_for_update()
+        competing = await self._all(self.mapper, query)
+        if competing:
+            ids = [p.id for p in competing]
+            await self.conn.execute(
+                update(t.subscription_payment).where(_pay.id.in_(ids)).values(expires=now)
+            )
+        return competing
+
+    async def last_paid(self) -> SubscriptionPayment | None:
+        query = self._select().where(_pay.is_paid == True).order_by(_pay.created.desc())  # noqa: E712
+        return await self._one(self.mapper, query)
+
+    def _select(self) -> Select[Any]:
+        return select(*self.mapper.columns)
+
+    def _pending(self, subscription_id: int, now: datetime) -> Select[Any]:
+        return (
+            self._select()
+            .where(_pay.subscription_id == subscription_id, _pay.is_paid == False)  # noqa: E712
+            .where(_pay.expires > now)
+            .order_by(_pay.created.desc())
+        )
+
+
+class SqlLegacyPayments(SqlRepo):
+    def __init__(self, connection: Connect, mapper: Mapper[LegacyVmPayment]) -> None:
+        super().__init__(connection)
+        self.mapper = mapper
+
+    async def add(self, payment: LegacyVmPayment) -> LegacyVmPayment:
+        await self.conn.execute(
+            insert(t.vm_payment).values(self.mapper.to_row(payment, exclude=()))
+        )
+        return payment
+
+    async def list_by_vm(self, vm_id: int) -> list[LegacyVmPayment]:
+        c = t.vm_payment.c
+        query = select(*self.mapper.columns).where(c.vm_id == vm_id).order_by(c.created)
+        return await self._all(self.mapper, query)

@@ -1,0 +1,87 @@
+"""Record ⇄ row mapping for SQLAlchemy Core tables, with `ENC:` columns sealed at the boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Generic, Protocol, TypeVar, cast
+
+import attrs
+from sqlalchemy import Column, Table
+
+from domain.model import ResourceLimits
+
+R = TypeVar("R")
+ENC_PREFIX = "ENC:"
+_LIMIT_FIELDS = tuple(f.name for f in attrs.fields(cast(Any, ResourceLimits)))
+
+
+class SecretBox(Protocol):
+    """What the storage needs of `ports.secrets.SecretBox`: seal and open `ENC:` text."""
+
+    def encrypt(self, plaintext: str) -> str: ...
+
+    def decrypt(self, stored: str) -> str: ...
+
+
+def evolve(record: R, **changes: Any) -> R:
+    """`attrs.evolve`, typed for records mypy does not recognise as attrs classes."""
+    changed: R = attrs.evolve(cast(Any, record), **changes)
+    return changed
+
+
+def new_record(cls: type[R], **fields: Any) -> R:
+    """Build a domain record by keyword (mypy cannot see the fields of `domain.model.record`)."""
+    return cls(**fields)
+
+
+class Mapper(Generic[R]):
+    """Maps one record class onto one table: same-named columns, nested limits, secrets."""
+
+    def __init__(
+        self,
+        table: Table,
+        cls: type[R],
+        box: SecretBox | None,
+        encrypted: Iterable[str] = (),
+    ) -> None:
+        self.table = table
+        self.cls = cls
+        self.box = box
+        self.encrypted = frozenset(encrypted)
+        names = [f.name for f in attrs.fields(cast(Any, cls))]
+        self.nested_limits = "limits" in names
+        wanted = set(names) | (set(_LIMIT_FIELDS) if self.nested_limits else set())
+        self.columns: list[Column[Any]] = [c for c in table.columns if c.name in wanted]
+
+    def to_row(self, record: R, *, exclude: Iterable[str] = ("id",)) -> dict[str, Any]:
+        values = attrs.asdict(cast(Any, record), recurse=False)
+        if self.nested_limits:
+            limits = values.pop("limits")
+            values.update({name: getattr(limits, name) for name in _LIMIT_FIELDS})
+        for name in self.encrypted:
+            values[name] = self.seal(values.get(name))
+        skip = set(exclude)
+        return {c.name: values[c.name] for c in self.columns if c.name not in skip}
+
+    def from_row(self, row: Mapping[str, Any]) -> R:
+        values = {c.name: row[c.name] for c in self.columns}
+        for name in self.encrypted:
+            values[name] = self.open(values[name])
+        if self.nested_limits:
+            limits = {name: values.pop(name) for name in _LIMIT_FIELDS}
+            values["limits"] = ResourceLimits(**limits)
+        return self.cls(**values)
+
+    def seal(self, plaintext: str | None) -> str | None:
+        """Encrypt when a key is configured; a value already in `ENC:` form is kept as it is."""
+        if plaintext is None or self.box is None or plaintext.startswith(ENC_PREFIX):
+            return plaintext
+        return self.box.encrypt(plaintext)
+
+    def open(self, stored: str | None) -> str | None:
+        """Decrypt an `ENC:` value; anything else is plain text from before encryption."""
+        if stored is None or not stored.startswith(ENC_PREFIX):
+            return stored
+        if self.box is None:
+            raise ValueError(f"{self.table.name}: encrypted value but no encryption key")
+        return self.box.decrypt(stored)

@@ -1,0 +1,122 @@
+"""SQLAlchemy Core repositories for IP space, payment methods, lifecycle marks, idempotency."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Insert, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from adapters.mysql import tables as t
+from adapters.mysql.repositories import SqlRecords, SqlRepo
+from domain.enums import PaymentMethod
+from domain.model import AvailableIpSpace, IpRangeSubscription, IpSpacePricing, PaymentMethodConfig
+from ports.storage import IdempotencyRecord
+
+_MYSQL_DUPLICATE_KEY = 1062
+_irs = t.ip_range_subscription.c
+_pmc = t.payment_method_config.c
+
+
+class SqlIpSpaces(SqlRecords[AvailableIpSpace]):
+    pass
+
+
+class SqlIpSpacePrices(SqlRecords[IpSpacePricing]):
+    async def list_by_space(self, space_id: int) -> list[IpSpacePricing]:
+        c = t.ip_space_pricing.c
+        query = self._select().where(c.available_ip_space_id == space_id).order_by(c.prefix_size)
+        return await self._all(self.mapper, query)
+
+
+class SqlIpRangeSubscriptions(SqlRecords[IpRangeSubscription]):
+    async def list_by_line_item(self, line_item_id: int) -> list[IpRangeSubscription]:
+        return await self._where(_irs.subscription_line_item_id == line_item_id)
+
+    async def set_active(self, record_id: int, active: bool, now: datetime) -> None:
+        values = {"is_active": active, "ended_at": None if active else now}
+        await self.conn.execute(
+            update(t.ip_range_subscription).where(_irs.id == record_id).values(values)
+        )
+
+    async def deactivate_for_subscription(self, subscription_id: int, now: datetime) -> int:
+        li = t.subscription_line_item.c
+        items = select(li.id).where(li.subscription_id == subscription_id)
+        query = (
+            update(t.ip_range_subscription)
+            .where(_irs.subscription_line_item_id.in_(items), _irs.ended_at.is_(None))
+            .values(is_active=False, ended_at=now)
+        )
+        return (await self.conn.execute(query)).rowcount
+
+
+class SqlPaymentMethods(SqlRecords[PaymentMethodConfig]):
+    async def get_for_company(
+        self, company_id: int, method: PaymentMethod
+    ) -> PaymentMethodConfig | None:
+        query = self._select().where(_pmc.company_id == company_id, _pmc.payment_method == method)
+        return await self._one(self.mapper, query.order_by(_pmc.id))
+
+    async def list_enabled_for_company(self, company_id: int) -> list[PaymentMethodConfig]:
+        query = (
+            self._select()
+            .where(_pmc.company_id == company_id, _pmc.enabled == True)  # noqa: E712
+            .order_by(_pmc.payment_method, _pmc.name)
+        )
+        return await self._all(self.mapper, query)
+
+
+class SqlLifecycleMarks(SqlRepo):
+    async def claim(
+        self, subscription_id: int, action: int, period_expires: datetime, now: datetime
+    ) -> bool:
+        row = {
+            "subscription_id": subscription_id,
+            "action": action,
+            "period_expires": period_expires,
+            "claimed_at": now,
+        }
+        return await _insert_unless_duplicate(self, insert(t.lifecycle_mark).values(row))
+
+
+class SqlIdempotencyKeys(SqlRepo):
+    async def get(self, user_id: int, key: str) -> IdempotencyRecord | None:
+        c = t.idempotency_key.c
+        query = select(c.key, c.user_id, c.request_hash, c.payment_id, c.created).where(
+            c.user_id == user_id, c.key == key
+        )
+        row = (await self.conn.execute(query)).mappings().first()
+        return None if row is None else IdempotencyRecord(**row)
+
+    async def put(self, record: IdempotencyRecord) -> bool:
+        row = {
+            "key": record.key,
+            "user_id": record.user_id,
+            "request_hash": record.request_hash,
+            "payment_id": record.payment_id,
+            "created": record.created,
+        }
+        return await _insert_unless_duplicate(self, insert(t.idempotency_key).values(row))
+
+
+async def _insert_unless_duplicate(repo: SqlRepo, statement: Insert) -> bool:
+    """Insert; a unique-key violation means someone else holds the row: False.
+
+    MariaDB/InnoDB and SQLite undo only the failing statement, so the transaction goes on.
+    A concurrent inserter of the same key waits for the first transaction to finish.
+    Other integrity errors (an unknown subscription, say) are raised.
+    """
+    try:
+        await repo.conn.execute(statement)
+    except IntegrityError as error:
+        if _is_duplicate_key(error):
+            return False
+        raise
+    return True
+
+
+def _is_duplicate_key(error: IntegrityError) -> bool:
+    args = getattr(error.orig, "args", ())
+    if args and args[0] == _MYSQL_DUPLICATE_KEY:
+        return True
+    return "UNIQUE constraint failed" in str(error.orig)

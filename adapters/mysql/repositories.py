@@ -1,0 +1,259 @@
+"""SQLAlchemy Core repositories: shared base plus identity and catalogue tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Select, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.mysql import tables as t
+from adapters.mysql.mapping import Mapper, evolve, new_record
+from domain.model import (
+    AdminRole,
+    CostPlan,
+    CustomPricing,
+    CustomPricingDisk,
+    CustomTemplate,
+    Host,
+    HostDisk,
+    IpAssignment,
+    IpRange,
+    OsImage,
+    Region,
+    RoleAssignment,
+    RolePermission,
+    SshKey,
+    User,
+    VmTemplate,
+)
+from domain.model import Company as CompanyRecord
+from ports.storage import Page, Permission
+
+R = TypeVar("R")
+Connect = Callable[[], AsyncConnection]
+
+
+class SqlRepo:
+    """Base of every SQL repository: runs statements on the unit of work's connection."""
+
+    def __init__(self, connection: Connect) -> None:
+        self._connection = connection
+
+    @property
+    def conn(self) -> AsyncConnection:
+        return self._connection()
+
+    @property
+    def locks_rows(self) -> bool:
+        """`SELECT … FOR UPDATE` is meaningful (MariaDB/MySQL, not SQLite)."""
+        return self.conn.dialect.name in ("mysql", "mariadb")
+
+    async def _one(self, mapper: Mapper[R], query: Select[Any]) -> R | None:
+        row = (await self.conn.execute(query.limit(1))).mappings().first()
+        return None if row is None else mapper.from_row(row)
+
+    async def _all(self, mapper: Mapper[R], query: Select[Any]) -> list[R]:
+        rows = (await self.conn.execute(query)).mappings().all()
+        return [mapper.from_row(row) for row in rows]
+
+    async def _page(
+        self,
+        mapper: Mapper[R],
+        where: ColumnElement[bool],
+        order: Sequence[ColumnElement[Any]],
+        limit: int,
+        offset: int,
+    ) -> Page[R]:
+        """COUNT(*) with the same WHERE, then ORDER BY … LIMIT/OFFSET (schema.md §10)."""
+        count = select(func.count()).select_from(mapper.table).where(where)
+        total = (await self.conn.execute(count)).scalar_one()
+        query = select(*mapper.columns).where(where).order_by(*order).limit(limit).offset(offset)
+        return Page(await self._all(mapper, query), int(total))
+
+
+class SqlRecords(SqlRepo, Generic[R]):
+    """add/get/update/list_all of one record class over its table (integer ids)."""
+
+    #: columns `update` leaves alone besides id
+    frozen_columns: tuple[str, ...] = ()
+
+    def __init__(self, connection: Connect, mapper: Mapper[R]) -> None:
+        super().__init__(connection)
+        self.mapper = mapper
+        self.table = mapper.table
+
+    async def add(self, record: R) -> R:
+        result = await self.conn.execute(insert(self.table).values(self.mapper.to_row(record)))
+        key = result.inserted_primary_key
+        if key is None:
+            raise RuntimeError(f"{self.table.name}: insert returned no id")
+        return evolve(record, id=int(key[0]))
+
+    async def get(self, record_id: int) -> R | None:
+        return await self._one(self.mapper, self._select().where(self.table.c.id == record_id))
+
+    async def update(self, record: R) -> None:
+        values = self.mapper.to_row(record, exclude=("id", *self.frozen_columns))
+        record_id = getattr(record, "id")  # noqa: B009 - records share an `id` field
+        await self.conn.execute(
+            update(self.table).where(self.table.c.id == record_id).values(values)
+        )
+
+    async def list_all(self) -> list[R]:
+        return await self._all(self.mapper, self._select().order_by(self.table.c.id))
+
+    async def _where(self, *conditions: ColumnElement[bool]) -> list[R]:
+        return await self._all(
+            self.mapper, self._select().where(*conditions).order_by(self.table.c.id)
+        )
+
+    def _select(self) -> Select[Any]:
+        return select(*self.mapper.columns)
+
+
+class SqlUsers(SqlRecords[User]):
+    async def get_by_pubkey(self, pubkey: bytes) -> User | None:
+        return await self._one(self.mapper, self._select().where(t.users.c.pubkey == pubkey))
+
+    async def get_or_create_by_pubkey(self, pubkey: bytes, now: datetime) -> User:
+        existing = await self.get_by_pubkey(pubkey)
+        if existing is not None:
+            return existing
+        return await self.add(new_record(User, id=0, pubkey=pubkey, created=now))
+
+
+class SqlSshKeys(SqlRecords[SshKey]):
+    async def list_by_user(self, user_id: int) -> list[SshKey]:
+        return await self._where(t.user_ssh_key.c.user_id == user_id)
+
+    async def delete(self, key_id: int) -> bool:
+        result = await self.conn.execute(
+            delete(t.user_ssh_key).where(t.user_ssh_key.c.id == key_id)
+        )
+        return result.rowcount > 0
+
+
+class SqlCompanies(SqlRecords[CompanyRecord]):
+    pass
+
+
+class SqlRegions(SqlRecords[Region]):
+    pass
+
+
+class SqlHosts(SqlRecords[Host]):
+    async def list_by_region(self, region_id: int) -> list[Host]:
+        return await self._where(t.vm_host.c.region_id == region_id)
+
+
+class SqlHostDisks(SqlRecords[HostDisk]):
+    async def list_by_host(self, host_id: int) -> list[HostDisk]:
+        return await self._where(t.vm_host_disk.c.host_id == host_id)
+
+
+class SqlImages(SqlRecords[OsImage]):
+    pass
+
+
+class SqlIpRanges(SqlRecords[IpRange]):
+    async def list_by_region(self, region_id: int) -> list[IpRange]:
+        return await self._where(t.ip_range.c.region_id == region_id)
+
+
+class SqlIpAssignments(SqlRecords[IpAssignment]):
+    async def list_by_vm(self, vm_id: int) -> list[IpAssignment]:
+        c = t.vm_ip_assignment.c
+        return await self._where(c.vm_id == vm_id, c.deleted == False)  # noqa: E712
+
+    async def delete(self, assignment_id: int) -> None:
+        c = t.vm_ip_assignment.c
+        await self.conn.execute(
+            update(t.vm_ip_assignment).where(c.id == assignment_id).values(deleted=True)
+        )
+
+
+class SqlCostPlans(SqlRecords[CostPlan]):
+    pass
+
+
+class SqlTemplates(SqlRecords[VmTemplate]):
+    pass
+
+
+class SqlCustomPricings(SqlRecords[CustomPricing]):
+    def __init__(
+        self, connection: Connect, mapper: Mapper[CustomPricing], disks: Mapper[CustomPricingDisk]
+    ) -> None:
+        super().__init__(connection, mapper)
+        self.disks = SqlRecords(connection, disks)
+
+    async def list_by_region(self, region_id: int) -> list[CustomPricing]:
+        return await self._where(t.vm_custom_pricing.c.region_id == region_id)
+
+    async def add_disk(self, disk: CustomPricingDisk) -> CustomPricingDisk:
+        return await self.disks.add(disk)
+
+    async def list_disks(self, pricing_id: int) -> list[CustomPricingDisk]:
+        return await self.disks._where(t.vm_custom_pricing_disk.c.pricing_id == pricing_id)
+
+
+class SqlCustomTemplates(SqlRecords[CustomTemplate]):
+    pass
+
+
+class SqlRoles(SqlRepo):
+    def __init__(
+        self,
+        connection: Connect,
+        roles: Mapper[AdminRole],
+        permissions: Mapper[RolePermission],
+        assignments: Mapper[RoleAssignment],
+    ) -> None:
+        super().__init__(connection)
+        self._roles = SqlRecords(connection, roles)
+        self._permissions = SqlRecords(connection, permissions)
+        self._assignments = SqlRecords(connection, assignments)
+
+    async def add_role(self, role: AdminRole) -> AdminRole:
+        return await self._roles.add(role)
+
+    async def add_permission(self, permission: RolePermission) -> RolePermission:
+        return await self._permissions.add(permission)
+
+    async def assign(self, assignment: RoleAssignment) -> RoleAssignment:
+        c = t.admin_role_assignments.c
+        same = (c.user_id == assignment.user_id) & (c.role_id == assignment.role_id)
+        existing = await self._assignments._where(same)
+        if not existing:
+            return await self._assignments.add(assignment)
+        await self.conn.execute(
+            update(t.admin_role_assignments).where(same).values(expires_at=assignment.expires_at)
+        )
+        return evolve(existing[0], expires_at=assignment.expires_at)
+
+    async def revoke(self, user_id: int, role_id: int) -> bool:
+        c = t.admin_role_assignments.c
+        query = delete(t.admin_role_assignments).where(c.user_id == user_id, c.role_id == role_id)
+        return (await self.conn.execute(query)).rowcount > 0
+
+    async def permissions_of(self, user_id: int, now: datetime) -> frozenset[Permission]:
+        a, p = t.admin_role_assignments.c, t.admin_role_permissions.c
+        query = (
+            select(p.resource, p.action)
+            .distinct()
+            .select_from(
+                t.admin_role_assignments.join(t.admin_role_permissions, a.role_id == p.role_id)
+            )
+            .where(a.user_id == user_id, (a.expires_at.is_(None)) | (a.expires_at > now))
+        )
+        return frozenset((r.resource, r.action) for r in await self.conn.execute(query))
+
+    async def is_admin(self, user_id: int, now: datetime) -> bool:
+        a = t.admin_role_assignments.c
+        query = select(func.count()).where(
+            a.user_id == user_id, (a.expires_at.is_(None)) | (a.expires_at > now)
+        )
+        return bool((await self.conn.execute(query)).scalar_one())

@@ -1,0 +1,56 @@
+"""SQLAlchemy Core repositories for VMs and VM history."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from adapters.mysql import tables as t
+from adapters.mysql.repositories import SqlRecords
+from domain.enums import SubscriptionType
+from domain.model import Vm, VmHistory
+from ports.storage import Page
+
+_vm = t.vm.c
+_li = t.subscription_line_item.c
+
+
+class SqlVms(SqlRecords[Vm]):
+    async def get_by_line_item(self, line_item_id: int) -> Vm | None:
+        query = self._select().where(
+            _vm.subscription_line_item_id == line_item_id,
+            _vm.deleted == False,  # noqa: E712
+        )
+        return await self._one(self.mapper, query.order_by(_vm.id))
+
+    async def get_by_subscription(self, subscription_id: int) -> Vm | None:
+        items = select(_li.id).where(
+            _li.subscription_id == subscription_id, _li.subscription_type == SubscriptionType.VPS
+        )
+        query = self._select().where(_vm.subscription_line_item_id.in_(items)).order_by(_vm.id)
+        return await self._one(self.mapper, query)
+
+    async def list_by_user(self, user_id: int, limit: int, offset: int = 0) -> Page[Vm]:
+        where = (_vm.user_id == user_id) & (_vm.deleted == False)  # noqa: E712
+        return await self._page(self.mapper, where, [_vm.id], limit, offset)
+
+    async def list_active(self) -> list[Vm]:
+        return await self._where(_vm.deleted == False)  # noqa: E712
+
+    async def delete(self, vm_id: int) -> None:
+        await self.conn.execute(update(t.vm).where(_vm.id == vm_id).values(deleted=True))
+
+    async def undelete_for_subscription(self, subscription_id: int) -> int:
+        items = select(_li.id).where(_li.subscription_id == subscription_id)
+        query = (
+            update(t.vm)
+            .where(_vm.subscription_line_item_id.in_(items), _vm.deleted == True)  # noqa: E712
+            .values(deleted=False)
+        )
+        return (await self.conn.execute(query)).rowcount
+
+
+class SqlVmHistories(SqlRecords[VmHistory]):
+    async def list_by_vm(self, vm_id: int, limit: int, offset: int = 0) -> Page[VmHistory]:
+        c = t.vm_history.c
+        order = [c.timestamp.desc(), c.id.desc()]
+        return await self._page(self.mapper, c.vm_id == vm_id, order, limit, offset)

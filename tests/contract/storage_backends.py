@@ -1,0 +1,334 @@
+"""Storage backends the contract suites run against: memory, SQLite and MariaDB (`mysql`)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import pytest
+from sqlalchemy import delete, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.memory.storage import MemoryUnitOfWorkFactory
+from adapters.mysql import tables
+from adapters.mysql.engine import create_engine
+from adapters.mysql.schema_upgrade import upgrade_database
+from adapters.mysql.uow import SqlUnitOfWorkFactory
+from domain.enums import (
+    DiskInterface,
+    DiskType,
+    IntervalType,
+    OsDistribution,
+    PaymentMethod,
+    SubscriptionPaymentType,
+    SubscriptionType,
+    VmHostKind,
+)
+from domain.model import (
+    GIB,
+    Company,
+    CostPlan,
+    Host,
+    HostDisk,
+    LineItem,
+    OsImage,
+    Region,
+    SshKey,
+    Subscription,
+    SubscriptionPayment,
+    User,
+    Vm,
+    VmTemplate,
+)
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+T = TypeVar("T")
+DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/test"
+
+
+class ReversingBox:
+    """A stand-in SecretBox: `ENC:` + base64 of the reversed text (the format, not the cipher)."""
+
+    def encrypt(self, plaintext: str) -> str:
+        return "ENC:" + base64.b64encode(plaintext[::-1].encode()).decode()
+
+    def decrypt(self, stored: str) -> str:
+        return base64.b64decode(stored.removeprefix("ENC:")).decode()[::-1]
+
+
+@attrs.frozen
+class Database:
+    kind: str
+    url: str | None = None
+
+
+@attrs.frozen
+class Backend:
+    """A clean storage for one test; `engine` is None for memory."""
+
+    kind: str
+    factory: UnitOfWorkFactory
+    engine: AsyncEngine | None = None
+
+
+def new(cls: type[T], **fields: Any) -> T:
+    """Build a domain record by keyword (mypy cannot see the fields of `domain.model.record`)."""
+    return cls(**fields)
+
+
+def at(day: int, hour: int = 12, month: int = 3) -> datetime:
+    """A whole-second aware UTC time in 2026 (SQL columns keep whole seconds)."""
+    return datetime(2026, month, day, hour, tzinfo=UTC)
+
+
+def _mysql_server_url() -> str:
+    return os.environ.get("LNVPS_TEST_MYSQL_URL", DEFAULT_MYSQL_URL)
+
+
+async def _create_mysql_database(name: str) -> str:
+    server = make_url(_mysql_server_url())
+    engine = create_engine(server)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    finally:
+        await engine.dispose()
+    return server.set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_mysql_database(name: str) -> None:
+    engine = create_engine(_mysql_server_url())
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    finally:
+        await engine.dispose()
+
+
+def _mysql_database() -> Iterator[Database]:
+    name = f"lnvps_storage_{uuid.uuid4().hex[:12]}"
+    try:
+        url = asyncio.run(_create_mysql_database(name))
+    except Exception as error:  # the server is not there
+        if os.environ.get("LNVPS_REQUIRE_MYSQL") == "1":
+            raise
+        pytest.skip(f"MariaDB not reachable: {error}")
+    try:
+        asyncio.run(upgrade_database(url))
+        yield Database("mysql", url)
+    finally:
+        asyncio.run(_drop_mysql_database(name))
+
+
+@pytest.fixture(
+    scope="module",
+    params=["memory", "sqlite", pytest.param("mysql", marks=pytest.mark.mysql)],
+)
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
+    """One migrated database per test module and backend kind."""
+    kind = str(request.param)
+    if kind == "memory":
+        yield Database("memory")
+    elif kind == "sqlite":
+        path: Path = tmp_path_factory.mktemp("storage") / "lnvps.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        asyncio.run(upgrade_database(url))
+        yield Database("sqlite", url)
+    else:
+        yield from _mysql_database()
+
+
+async def _empty_all_tables(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        for table in reversed(tables.metadata.sorted_tables):
+            await conn.execute(delete(table))
+
+
+@pytest.fixture
+async def backend(database: Database) -> AsyncIterator[Backend]:
+    """Empty storage of the module's kind; SQL engines seal `ENC:` columns with ReversingBox."""
+    if database.url is None:
+        yield Backend("memory", MemoryUnitOfWorkFactory())
+        return
+    engine = create_engine(database.url)
+    try:
+        await _empty_all_tables(engine)
+        yield Backend(database.kind, SqlUnitOfWorkFactory(engine, ReversingBox()), engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def uow_factory(backend: Backend) -> UnitOfWorkFactory:
+    return backend.factory
+
+
+@attrs.frozen
+class World:
+    """A minimal catalogue and one customer with a VM sold through a subscription."""
+
+    company: Company
+    region: Region
+    host: Host
+    disk: HostDisk
+    image: OsImage
+    plan: CostPlan
+    template: VmTemplate
+    user: User
+    ssh_key: SshKey
+    subscription: Subscription
+    line_item: LineItem
+    vm: Vm
+
+
+async def seed_world(uow: UnitOfWork, pubkey: bytes = b"\x01" * 32) -> World:
+    """Create the World rows (not committed)."""
+    company = await uow.companies.add(new(Company, id=0, created=at(1), name="ACME", email="a@b"))
+    region = await uow.regions.add(
+        new(Region, id=0, name="eu", enabled=True, company_id=company.id)
+    )
+    host = await uow.hosts.add(
+        new(
+            Host,
+            id=0,
+            kind=VmHostKind.PROXMOX,
+            region_id=region.id,
+            name="h1",
+            ip="https://h1:8006",
+            cpu=32,
+            memory=128 * GIB,
+            enabled=True,
+            api_token="token-secret",
+            ssh_key="-----BEGIN KEY-----",
+        )
+    )
+    disk = await uow.host_disks.add(
+        new(
+            HostDisk,
+            id=0,
+            host_id=host.id,
+            name="local",
+            size=1000 * GIB,
+            kind=DiskType.SSD,
+            interface=DiskInterface.PCIE,
+            enabled=True,
+        )
+    )
+    image = await uow.images.add(
+        new(
+            OsImage,
+            id=0,
+            distribution=OsDistribution.DEBIAN,
+            flavour="server",
+            version="12",
+            enabled=True,
+            release_date=at(1),
+            url="https://img",
+        )
+    )
+    plan = await uow.cost_plans.add(
+        new(
+            CostPlan,
+            id=0,
+            name="monthly",
+            created=at(1),
+            amount=500,
+            currency="EUR",
+            interval_amount=1,
+            interval_type=IntervalType.MONTH,
+        )
+    )
+    template = await uow.templates.add(
+        new(
+            VmTemplate,
+            id=0,
+            name="small",
+            enabled=True,
+            created=at(1),
+            expires=None,
+            cpu=2,
+            memory=2 * GIB,
+            disk_size=40 * GIB,
+            disk_type=DiskType.SSD,
+            disk_interface=DiskInterface.PCIE,
+            cost_plan_id=plan.id,
+            region_id=region.id,
+        )
+    )
+    user = await uow.users.get_or_create_by_pubkey(pubkey, at(1))
+    key = await uow.ssh_keys.add(
+        new(SshKey, id=0, name="k", user_id=user.id, created=at(1), key_data="ssh-ed25519 AAA")
+    )
+    subscription, (item,) = await uow.subscriptions.add_with_line_items(
+        new_subscription(user.id, company.id),
+        [
+            new(
+                LineItem,
+                id=0,
+                subscription_id=0,
+                subscription_type=SubscriptionType.VPS,
+                name="small",
+                amount=500,
+            )
+        ],
+    )
+    vm = await uow.vms.add(
+        new(
+            Vm,
+            id=0,
+            host_id=host.id,
+            user_id=user.id,
+            image_id=image.id,
+            template_id=template.id,
+            custom_template_id=None,
+            ssh_key_id=key.id,
+            disk_id=disk.id,
+            subscription_line_item_id=item.id,
+        )
+    )
+    return World(
+        company, region, host, disk, image, plan, template, user, key, subscription, item, vm
+    )
+
+
+def new_subscription(user_id: int, company_id: int, **fields: Any) -> Subscription:
+    values: dict[str, Any] = {
+        "id": 0,
+        "user_id": user_id,
+        "company_id": company_id,
+        "name": "VPS",
+        "created": at(1),
+        "currency": "EUR",
+    }
+    values.update(fields)
+    return new(Subscription, **values)
+
+
+def new_payment(subscription: Subscription, **fields: Any) -> SubscriptionPayment:
+    """A pending Lightning renewal of `subscription`, unique id, expiring on 10 March."""
+    values: dict[str, Any] = {
+        "id": uuid.uuid4().bytes * 2,
+        "subscription_id": subscription.id,
+        "user_id": subscription.user_id,
+        "created": at(2),
+        "expires": at(10),
+        "amount": 500,
+        "currency": "EUR",
+        "payment_method": PaymentMethod.LIGHTNING,
+        "payment_type": SubscriptionPaymentType.RENEWAL,
+        "external_data": "lnbc1...",
+        "rate": Decimal("1"),
+    }
+    values.update(fields)
+    return new(SubscriptionPayment, **values)
