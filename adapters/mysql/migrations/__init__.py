@@ -25,5 +25,6 @@ def alembic_config() -> Config:
     """An Alembic Config pointing at this package; pass a sync connection via `attributes`."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", str(MIGRATIONS_DIR / "versions"))
     return config

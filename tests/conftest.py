@@ -1,0 +1,78 @@
+"""Shared fixtures: `sqlite_url`, `mysql_url`, `db_url` (both engines) and `migrated_db_url`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from adapters.mysql.schema_upgrade import upgrade_database
+from tests.dbtest import (
+    SqliteTemplate,
+    create_mysql_database,
+    drop_mysql_database,
+    sqlite_url_for,
+)
+
+ENGINES = ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use `mysql_url` directly carry the `mysql` marker."""
+    for item in items:
+        if "mysql_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.mysql)
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplate:
+    return SqliteTemplate(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """URL of a fresh, empty SQLite file in tmp_path."""
+    return sqlite_url_for(tmp_path / "lnvps.db")
+
+
+@pytest.fixture
+async def mysql_url() -> AsyncIterator[str]:
+    """URL of a fresh, empty `lnvps_t_<random>` database, dropped afterwards.
+
+    Skips when the server at LNVPS_TEST_MYSQL_URL is unreachable (fails if LNVPS_REQUIRE_MYSQL=1).
+    """
+    name, url = await create_mysql_database()
+    try:
+        yield url
+    finally:
+        await drop_mysql_database(name)
+
+
+@pytest.fixture(params=ENGINES)
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database, once on SQLite and once on MariaDB."""
+    if request.param == "sqlite":
+        yield sqlite_url_for(tmp_path / "lnvps-empty.db")
+        return
+    name, url = await create_mysql_database()
+    try:
+        yield url
+    finally:
+        await drop_mysql_database(name)
+
+
+@pytest.fixture(params=ENGINES)
+async def migrated_db_url(
+    request: pytest.FixtureRequest, tmp_path: Path, _sqlite_template: SqliteTemplate
+) -> AsyncIterator[str]:
+    """A database upgraded to head (seed rows included), once on SQLite and once on MariaDB."""
+    if request.param == "sqlite":
+        yield await _sqlite_template.copy_to(tmp_path / "lnvps-migrated.db")
+        return
+    name, url = await create_mysql_database()
+    try:
+        await upgrade_database(url)
+        yield url
+    finally:
+        await drop_mysql_database(name)
