@@ -37,10 +37,9 @@ GIB = 1024**3
 #: JSON values as stored in JSON columns.
 Json = Any
 
-record = attrs.frozen(kw_only=True)
 
 
-@record
+@attrs.frozen(kw_only=True)
 class User:
     id: int
     pubkey: bytes
@@ -62,7 +61,7 @@ class User:
     email_hash: bytes | None = None
 
 
-@record
+@attrs.frozen(kw_only=True)
 class SshKey:
     id: int
     name: str
@@ -71,7 +70,7 @@ class SshKey:
     key_data: str
 
 
-@record
+@attrs.frozen(kw_only=True)
 class Company:
     id: int
     created: datetime
@@ -88,7 +87,7 @@ class Company:
     base_currency: str = "EUR"
 
 
-@record
+@attrs.frozen(kw_only=True)
 class Region:
     id: int
     name: str
@@ -96,7 +95,7 @@ class Region:
     company_id: int
 
 
-@record
+@attrs.frozen(kw_only=True)
 class Host:
     id: int
     kind: VmHostKind
@@ -119,7 +118,7 @@ class Host:
     ssh_key: str | None = None
 
 
-@record
+@attrs.frozen(kw_only=True)
 class HostDisk:
     id: int
     host_id: int
@@ -130,7 +129,7 @@ class HostDisk:
     enabled: bool
 
 
-@record
+@attrs.frozen(kw_only=True)
 class OsImage:
     id: int
     distribution: OsDistribution
@@ -144,7 +143,7 @@ class OsImage:
     sha2_url: str | None = None
 
 
-@record
+@attrs.frozen(kw_only=True)
 class IpRange:
     id: int
     cidr: str
@@ -157,7 +156,7 @@ class IpRange:
     use_full_range: bool = False
 
 
-@record
+@attrs.frozen(kw_only=True)
 class IpAssignment:
     id: int
     vm_id: int
@@ -171,7 +170,7 @@ class IpAssignment:
     dns_forward_ref: str | None = None
 
 
-@record
+@attrs.frozen(kw_only=True)
 class ResourceLimits:
     """Optional per-VM caps copied from a pricing onto a template."""
 
@@ -183,7 +182,7 @@ class ResourceLimits:
     cpu_limit: Decimal | None = None
 
 
-@record
+@attrs.frozen(kw_only=True)
 class CostPlan:
     id: int
     name: str
@@ -202,7 +201,7 @@ class CostPlan:
         return Currency.parse(self.currency)
 
 
-@record
+@attrs.frozen(kw_only=True)
 class VmTemplate:
     id: int
     name: str
@@ -222,7 +221,7 @@ class VmTemplate:
     limits: ResourceLimits = ResourceLimits()
 
 
-@record
+@attrs.frozen(kw_only=True)
 class CustomPricing:
     id: int
     name: str
@@ -245,7 +244,7 @@ class CustomPricing:
     limits: ResourceLimits = ResourceLimits()
 
 
-@record
+@attrs.frozen(kw_only=True)
 class CustomPricingDisk:
     id: int
     pricing_id: int
@@ -256,7 +255,7 @@ class CustomPricingDisk:
     max_disk_size: int = 2048 * GIB
 
 
-@record
+@attrs.frozen(kw_only=True)
 class CustomTemplate:
     id: int
     cpu: int
@@ -271,7 +270,7 @@ class CustomTemplate:
     limits: ResourceLimits = ResourceLimits()
 
 
-@record
+@attrs.frozen(kw_only=True)
 class Vm:
     id: int
     host_id: int
@@ -292,7 +291,7 @@ class Vm:
         return self.mac_address != PLACEHOLDER_MAC
 
 
-@record
+@attrs.frozen(kw_only=True)
 class VmHistory:
     id: int
     vm_id: int
@@ -305,7 +304,7 @@ class VmHistory:
     description: str | None = None
 
 
-@record
+@attrs.frozen(kw_only=True)
 class Subscription:
     id: int
     user_id: int
@@ -328,7 +327,7 @@ class Subscription:
         return Interval(self.interval_type, self.interval_amount)
 
 
-@record
+@attrs.frozen(kw_only=True)
 class LineItem:
     id: int
     subscription_id: int
@@ -340,7 +339,7 @@ class LineItem:
     configuration: Json = None
 
 
-@record
+@attrs.frozen(kw_only=True)
 class SubscriptionPayment:
     id: bytes
     subscription_id: int
@@ -371,7 +370,7 @@ class SubscriptionPayment:
         return self.amount + self.tax + self.processing_fee
 
 
-@record
+@attrs.frozen(kw_only=True)
 class LegacyVmPayment:
     """A row of the pre-subscription `vm_payment` table; read by the backfill only."""
 
@@ -394,7 +393,7 @@ class LegacyVmPayment:
     paid_at: datetime | None = None
 
 
-@record
+@attrs.frozen(kw_only=True)
 class AvailableIpSpace:
     id: int
     company_id: int
@@ -410,7 +409,7 @@ class AvailableIpSpace:
     metadata: Json = None
 
 
-@record
+@attrs.frozen(kw_only=True)
 class IpSpacePricing:
     id: int
     available_ip_space_id: int
@@ -422,7 +421,7 @@ class IpSpacePricing:
     setup_fee: int = 0
 
 
-@record
+@attrs.frozen(kw_only=True)
 class IpRangeSubscription:
     id: int
     subscription_line_item_id: int
@@ -435,7 +434,7 @@ class IpRangeSubscription:
     metadata: Json = None
 
 
-@record
+@attrs.frozen(kw_only=True)
 class PaymentMethodConfig:
     id: int
     company_id: int
@@ -452,7 +451,7 @@ class PaymentMethodConfig:
     supported_currencies: tuple[str, ...] = ()
 
 
-@record
+@attrs.frozen(kw_only=True)
 class AdminRole:
     id: int
     name: str
@@ -462,7 +461,7 @@ class AdminRole:
     is_system_role: bool = False
 
 
-@record
+@attrs.frozen(kw_only=True)
 class RolePermission:
     id: int
     role_id: int
@@ -471,7 +470,7 @@ class RolePermission:
     created_at: datetime
 
 
-@record
+@attrs.frozen(kw_only=True)
 class RoleAssignment:
     id: int
     user_id: int
