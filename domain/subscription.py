@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import attrs
 
@@ -20,16 +20,8 @@ from domain.intervals import (
 )
 from domain.model import Subscription, SubscriptionPayment
 
-_R = TypeVar("_R", Subscription, SubscriptionPayment)
-
 #: key of the interval count in the `metadata` JSON of a Purchase or Renewal payment (D10).
 INTERVALS_KEY = "intervals"
-
-
-def _evolve(record: _R, **changes: Any) -> _R:
-    """`attrs.evolve`, typed for the model's records (mypy misses their decorator alias)."""
-    changed: _R = attrs.evolve(cast(Any, record), **changes)
-    return changed
 
 
 def payment_type_for(subscription: Subscription) -> SubscriptionPaymentType:
@@ -43,7 +35,7 @@ def mark_paid(payment: SubscriptionPayment, now: datetime) -> SubscriptionPaymen
     """The payment flipped to paid at `now`; completing it twice is refused (D9)."""
     if payment.is_paid:
         raise PaymentAlreadyCompleted("Payment is already completed")
-    return _evolve(payment, is_paid=True, paid_at=require_utc(now))
+    return attrs.evolve(payment, is_paid=True, paid_at=require_utc(now))
 
 
 def apply_paid_payment(
@@ -80,7 +72,7 @@ def apply_paid_payment(
         raise NegativeTimeValue(f"time_value must not be negative, got {payment.time_value}")
     else:
         new_expiry = base + timedelta(seconds=payment.time_value)
-    return _evolve(subscription, expires=new_expiry, is_active=True, is_setup=True)
+    return attrs.evolve(subscription, expires=new_expiry, is_active=True, is_setup=True)
 
 
 def renewal_metadata(interval_count: int) -> dict[str, int]:
