@@ -1,0 +1,1 @@
+"""Lightning payment rails: LND over REST and the dev rail."""

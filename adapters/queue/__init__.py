@@ -1,0 +1,1 @@
+"""Work queues between API and worker: in-process and Redis Streams."""
