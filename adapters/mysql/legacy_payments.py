@@ -1,0 +1,309 @@
+"""Backfill Phase 2: copy `vm_payment` into `subscription_payment` set-wise, per id-keyset batch."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+import attrs
+from sqlalchemy import (
+    Integer,
+    String,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    not_,
+    null,
+    or_,
+    select,
+    true,
+    type_coerce,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from adapters.mysql import tables as t
+from adapters.mysql.legacy_shape import BillingShape
+from domain.enums import LegacyPaymentType, PaymentMethod, SubscriptionType
+from domain.legacy import (
+    PAYMENT_TYPE_MAP,
+    LegacyDataError,
+    LegacyPaymentRow,
+    Problem,
+    map_payment,
+)
+
+vp, sp, vm, li = t.vm_payment, t.subscription_payment, t.vm, t.subscription_line_item
+
+#: Columns copied verbatim by the server, never through Python (B5: external_data stays raw).
+RAW_COLUMNS = (
+    "id",
+    "created",
+    "expires",
+    "amount",
+    "currency",
+    "payment_method",
+    "external_data",
+    "external_id",
+    "is_paid",
+    "rate",
+    "tax",
+    "processing_fee",
+    "paid_at",
+)
+
+_TYPE = type_coerce(vp.c.payment_type, Integer)
+_METHOD = type_coerce(vp.c.payment_method, Integer)
+_PAID = type_coerce(vp.c.is_paid, Integer)
+_KNOWN_TYPE = _TYPE.in_([int(code) for code in LegacyPaymentType])
+_KNOWN_METHOD = _METHOD.in_([int(code) for code in PaymentMethod])
+
+
+@attrs.define
+class PaymentBatchResult:
+    """Counts and problems of one id range."""
+
+    copied: int = 0
+    skipped: int = 0
+    failed: int = 0
+    problems: list[Problem] = attrs.field(factory=list)
+
+
+def _link(shape: BillingShape) -> ColumnElement[Any]:
+    return vm.c.subscription_line_item_id if shape.has_link else null()
+
+
+def _in_range(low: bytes | None, high: bytes | None) -> ColumnElement[bool]:
+    conds: list[ColumnElement[bool]] = []
+    if low is not None:
+        conds.append(vp.c.id > low)
+    if high is not None:
+        conds.append(vp.c.id <= high)
+    return and_(true(), *conds)
+
+
+async def next_bound(conn: AsyncConnection, low: bytes | None, size: int) -> bytes | None:
+    """The id `size` rows after `low` in `vm_payment`'s unique index; None for the last range."""
+    stmt = select(vp.c.id).order_by(vp.c.id).offset(size - 1).limit(1)
+    if low is not None:
+        stmt = stmt.where(vp.c.id > low)
+    value = (await conn.execute(stmt)).scalar_one_or_none()
+    return None if value is None else bytes(value)
+
+
+def _missing() -> ColumnElement[bool]:
+    """No `subscription_payment` with the same id anywhere (§6: the id is the idempotency key)."""
+    return ~select(sp.c.id).where(sp.c.id == vp.c.id).exists()
+
+
+def _linked_ok(shape: BillingShape) -> ColumnElement[bool]:
+    """The VM exists and links a Vps (type 3) line item; type 4 and others are refused (B7)."""
+    return and_(vm.c.id.is_not(None), li.c.id.is_not(None), _vps_item())
+
+
+def _vps_item() -> ColumnElement[bool]:
+    return type_coerce(li.c.subscription_type, Integer) == int(SubscriptionType.VPS)
+
+
+def _source(shape: BillingShape) -> Any:
+    # On the legacy shape (dry run before r2) no VM is linked: join no line item at all.
+    never = and_(li.c.id == vm.c.id, literal(1) == literal(0))
+    item_on = li.c.id == _link(shape) if shape.has_link else never
+    return vp.outerjoin(vm, vm.c.id == vp.c.vm_id).outerjoin(li, item_on)
+
+
+async def count_present(
+    conn: AsyncConnection, shape: BillingShape, low: bytes | None, high: bytes | None
+) -> tuple[int, list[Problem]]:
+    """Rows of the range already in `subscription_payment`; those attached elsewhere are errors.
+
+    §6: the reference's per-VM skip set only looked at the VM's own subscription, so an id
+    already used by another subscription failed the VM. Here it is reported per payment.
+    """
+    base = (
+        select(vp.c.id, vp.c.vm_id, sp.c.subscription_id, li.c.subscription_id.label("own"))
+        .select_from(_source(shape).join(sp, sp.c.id == vp.c.id))
+        .where(_in_range(low, high))
+    )
+    total = int(
+        (await conn.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
+    )
+    wrong = base.where(
+        or_(li.c.subscription_id.is_(None), li.c.subscription_id != sp.c.subscription_id)
+    )
+    problems = [
+        Problem(
+            "phase2",
+            f"payment id already exists in subscription_payment attached to subscription "
+            f"{row.subscription_id}, not to this VM's subscription {row.own}",
+            vm_id=int(row.vm_id),
+            payment_id=bytes(row.id).hex(),
+        )
+        for row in (await conn.execute(wrong)).all()
+    ]
+    return total, problems
+
+
+def _needs_python(shape: BillingShape) -> ColumnElement[bool]:
+    """Rows the set-wise copy cannot take as they are: params to validate, or a reason to fail."""
+    return or_(
+        vp.c.upgrade_params.is_not(None),
+        not_(_KNOWN_TYPE),
+        not_(_KNOWN_METHOD),
+        not_(_linked_ok(shape)),
+    )
+
+
+async def read_attention_rows(
+    conn: AsyncConnection, shape: BillingShape, low: bytes | None, high: bytes | None
+) -> list[Any]:
+    """Uncopied rows of the range that need the pure rules (upgrade_params) or will fail."""
+    stmt = (
+        select(
+            vp.c.id,
+            vp.c.vm_id,
+            _TYPE.label("payment_type"),
+            _METHOD.label("payment_method"),
+            vp.c.time_value,
+            _PAID.label("is_paid"),
+            vp.c.upgrade_params,
+            vm.c.id.label("vm_found"),
+            _link(shape).label("link"),
+            li.c.id.label("item_found"),
+            type_coerce(li.c.subscription_type, Integer).label("item_type"),
+        )
+        .select_from(_source(shape))
+        .where(_in_range(low, high), _missing(), _needs_python(shape))
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+async def count_plain_rows(
+    conn: AsyncConnection, shape: BillingShape, low: bytes | None, high: bytes | None
+) -> int:
+    """Uncopied rows the set-wise copy takes without help (what a dry run reports)."""
+    stmt = (
+        select(func.count())
+        .select_from(_source(shape))
+        .where(_in_range(low, high), _missing(), not_(_needs_python(shape)))
+    )
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+def classify(
+    rows: list[Any], *, dry_run_failed_vms: Collection[int] | None
+) -> tuple[dict[bytes, str | None], list[Problem], int]:
+    """Split attention rows into copyable (id → metadata) and problems; return failed count.
+
+    `dry_run_failed_vms` is for a dry run, where nothing is linked yet: an unlinked VM counts
+    as linked unless Phase 1 failed for it (the old tool's dry run failed them all, §8).
+    Unlinked VMs' payments are reported per VM, like the reference (§5.1 step 1).
+    """
+    ok: dict[bytes, str | None] = {}
+    problems: list[Problem] = []
+    unlinked: dict[int, int] = {}
+    for row in rows:
+        payment_id = bytes(row.id)
+        if row.vm_found is None:
+            problems.append(
+                Problem("phase2", "payment references a missing VM", row.vm_id, payment_id.hex())
+            )
+            continue
+        linked = bool(row.link) and row.item_found is not None
+        if linked and row.item_type != int(SubscriptionType.VPS):
+            problems.append(
+                Problem(
+                    "phase2",
+                    f"VM is linked to line item {row.link} of type {row.item_type}, not 3 Vps "
+                    "(B7); payment not copied",
+                    row.vm_id,
+                    payment_id.hex(),
+                )
+            )
+            continue
+        would_link = dry_run_failed_vms is not None and row.vm_id not in dry_run_failed_vms
+        if not linked and not would_link:
+            unlinked[row.vm_id] = unlinked.get(row.vm_id, 0) + 1
+            continue
+        try:
+            mapping = map_payment(
+                LegacyPaymentRow(
+                    id=payment_id,
+                    vm_id=int(row.vm_id),
+                    payment_type=int(row.payment_type),
+                    payment_method=int(row.payment_method),
+                    time_value=int(row.time_value),
+                    is_paid=bool(row.is_paid),
+                    upgrade_params=row.upgrade_params,
+                )
+            )
+        except LegacyDataError as exc:
+            problems.append(Problem("phase2", exc.message, row.vm_id, payment_id.hex()))
+            continue
+        ok[payment_id] = mapping.metadata
+    for vm_id, count in sorted(unlinked.items()):
+        problems.append(
+            Problem(
+                "phase2",
+                f"VM has no subscription_line_item_id; {count} payment(s) not copied",
+                vm_id,
+            )
+        )
+    return ok, problems, len(rows) - len(ok)
+
+
+def _time_value() -> ColumnElement[Any]:
+    """SQL twin of `domain.legacy.map_time_value` (D18; a contract test checks they agree)."""
+    return case(
+        (vp.c.time_value > 0, vp.c.time_value),
+        (and_(_TYPE.in_([int(LegacyPaymentType.UPGRADE)]), _PAID == 0), literal(0)),
+        else_=null(),
+    )
+
+
+def _payment_type() -> ColumnElement[Any]:
+    """SQL twin of `PAYMENT_TYPE_MAP` (0 → 1, 1 → 2; never 0 Purchase)."""
+    return case({int(old): int(new) for old, new in PAYMENT_TYPE_MAP.items()}, value=_TYPE)
+
+
+async def copy_range(
+    conn: AsyncConnection,
+    shape: BillingShape,
+    low: bytes | None,
+    high: bytes | None,
+    with_metadata: dict[bytes, str | None],
+) -> int:
+    """One `INSERT … SELECT … WHERE NOT EXISTS` for the range; returns rows copied.
+
+    Takes every uncopied row of a Vps-linked VM with known codes and no upgrade_params, plus
+    the validated upgrade rows in `with_metadata` (their metadata bound as plain text).
+    """
+    metadata: ColumnElement[Any] = null()
+    extra = [key for key in with_metadata]
+    valued = {key: value for key, value in with_metadata.items() if value is not None}
+    if valued:
+        metadata = case(
+            {key: literal(value, String()) for key, value in valued.items()},
+            value=vp.c.id,
+            else_=null(),
+        )
+    plain = and_(vp.c.upgrade_params.is_(None), _KNOWN_TYPE, _KNOWN_METHOD)
+    allowed = or_(plain, vp.c.id.in_(extra)) if extra else plain
+    columns = [vp.c[name] for name in RAW_COLUMNS]
+    query = (
+        select(
+            *columns,
+            li.c.subscription_id,
+            vm.c.user_id,
+            _payment_type(),
+            _time_value(),
+            metadata,
+        )
+        .select_from(vp.join(vm, vm.c.id == vp.c.vm_id).join(li, li.c.id == _link(shape)))
+        .where(_in_range(low, high), _vps_item(), _missing(), allowed)
+    )
+    target = [*RAW_COLUMNS, "subscription_id", "user_id", "payment_type", "time_value", "metadata"]
+    result = await conn.execute(insert(sp).from_select(target, query))
+    return int(result.rowcount)
