@@ -1,0 +1,252 @@
+"""Alembic revisions: up/down/up on SQLite and MariaDB, head equals tables.py, r1→r2 keeps data."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import IntegrityError
+
+from adapters.mysql import tables
+from adapters.mysql.engine import create_engine
+from adapters.mysql.migrations import (
+    HEAD,
+    R1_LEGACY,
+    R2_VM_SUBSCRIPTION_LINK,
+    R3_ADD_EMAIL_HASH,
+    REVISIONS,
+)
+from adapters.mysql.schema_upgrade import current_revision, downgrade_database, upgrade_database
+from adapters.mysql.types import BitBool, UtcDateTime
+
+EXPIRES = datetime(2026, 4, 30, 10, 20, 30, tzinfo=UTC)
+
+
+async def test_every_revision_up_down_up(db_url: str) -> None:
+    assert await current_revision(db_url) is None
+    for revision in REVISIONS:
+        report = await upgrade_database(db_url, revision)
+        assert report.to_revision == revision and report.applied == (revision,)
+    for revision in reversed(REVISIONS[:-1]):
+        await downgrade_database(db_url, revision)
+        assert await current_revision(db_url) == revision
+    await downgrade_database(db_url, "base")
+    assert await current_revision(db_url) is None
+    assert await _table_names(db_url) == {"alembic_version"}
+    report = await upgrade_database(db_url)
+    assert report.applied == REVISIONS and report.to_revision == HEAD
+    assert (await upgrade_database(db_url)).applied == ()
+
+
+async def _table_names(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+    finally:
+        await engine.dispose()
+
+
+# --- head shape -----------------------------------------------------------------------------
+def _type_text(type_: Any, dialect: Dialect) -> str:
+    text = str(type_.compile(dialect=dialect)).upper()
+    text = re.sub(r" (CHARACTER SET|COLLATE) \w+", "", text).replace(" ", "")
+    aliases = {
+        "JSON": "LONGTEXT",  # MariaDB: JSON is LONGTEXT + JSON_VALID
+        "BOOL": "TINYINT(1)",
+        "BOOLEAN": "TINYINT(1)" if dialect.name in ("mysql", "mariadb") else "BOOLEAN",
+    }
+    text = aliases.get(text, text)
+    return re.sub(r"^(INTEGER|BIGINT|SMALLINT|TINYINT)\(\d+\)", r"\1", text)  # display width
+
+
+def _shape(conn: Connection, names: list[str]) -> dict[str, Any]:
+    inspector = inspect(conn)
+    shape: dict[str, Any] = {}
+    for name in names:
+        columns = {
+            c["name"]: (_type_text(c["type"], conn.dialect), c["nullable"])
+            for c in inspector.get_columns(name)
+        }
+        indexes = {i["name"] for i in inspector.get_indexes(name)}
+        indexes |= {u["name"] for u in inspector.get_unique_constraints(name)}
+        fks = {f["name"] for f in inspector.get_foreign_keys(name)}
+        shape[name] = (columns, indexes, fks)
+    return shape
+
+
+def _expected(dialect: Dialect) -> dict[str, Any]:
+    shape: dict[str, Any] = {}
+    for table in tables.metadata.sorted_tables:
+        columns = {
+            c.name: (_type_text(c.type.dialect_impl(dialect), dialect), bool(c.nullable))
+            for c in table.columns
+        }
+        indexes = {str(i.name) for i in table.indexes}
+        indexes |= {
+            str(u.name) for u in table.constraints if isinstance(u, sa.UniqueConstraint)
+        }
+        fks = {str(f.name) for f in table.foreign_key_constraints}
+        shape[table.name] = (columns, indexes, fks)
+    return shape
+
+
+async def test_head_matches_tables_py(migrated_db_url: str) -> None:
+    engine = create_engine(migrated_db_url)
+    try:
+        async with engine.connect() as conn:
+            names = sorted(tables.metadata.tables)
+            present = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+            assert present == {*names, "alembic_version"}
+            actual = await conn.run_sync(_shape, names)
+            expected = _expected(conn.dialect)
+    finally:
+        await engine.dispose()
+    for name in names:
+        columns, indexes, fks = actual[name]
+        want_columns, want_indexes, want_fks = expected[name]
+        assert columns == want_columns, name
+        # MySQL adds an index per FK when none fits; reflected sets may be larger
+        assert want_indexes <= indexes, (name, want_indexes - indexes)
+        assert fks == want_fks, name
+
+
+async def test_head_constraints_and_seed(migrated_db_url: str) -> None:
+    engine = create_engine(migrated_db_url)
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    try:
+        async with engine.begin() as conn:
+            companies = (await conn.execute(sa.select(tables.company.c.name))).scalars().all()
+            assert companies == ["Default Company"]
+            roles = (
+                await conn.execute(sa.select(tables.admin_roles.c.name).order_by("id"))
+            ).scalars()
+            assert list(roles)[:2] == ["super_admin", "admin"]
+            await conn.execute(
+                sa.insert(tables.users).values(
+                    pubkey=b"\x01" * 32, contact_nip17=True, contact_email=False
+                )
+            )
+            await conn.execute(
+                sa.insert(tables.subscription).values(
+                    user_id=1, company_id=1, name="s", currency="EUR"
+                )
+            )
+            mark = {"subscription_id": 1, "action": 2, "period_expires": now}
+            await conn.execute(sa.insert(tables.lifecycle_mark).values(mark))
+        with pytest.raises(IntegrityError):
+            async with engine.begin() as conn:
+                await conn.execute(sa.insert(tables.lifecycle_mark).values(mark))
+        key = {"key": "k1", "user_id": 1, "request_hash": b"\x02" * 32}
+        async with engine.begin() as conn:
+            await conn.execute(sa.insert(tables.idempotency_key).values(key))
+        with pytest.raises(IntegrityError):
+            async with engine.begin() as conn:
+                await conn.execute(sa.insert(tables.idempotency_key).values(key))
+    finally:
+        await engine.dispose()
+
+
+# --- r1 → r2 keeps legacy data ---------------------------------------------------------------
+def _t(name: str, *columns: str, **typed: Any) -> sa.TableClause:
+    cols = [sa.column(c) for c in columns] + [sa.column(c, t) for c, t in typed.items()]
+    return sa.table(name, *cols)
+
+
+async def _insert_legacy_rows(url: str) -> None:
+    engine = create_engine(url)
+    bit, ts = BitBool(), UtcDateTime()
+    rows: list[tuple[sa.TableClause, dict[str, Any]]] = [
+        (
+            _t("users", "id", "pubkey", contact_nip17=bit, contact_email=bit),
+            {"id": 1, "pubkey": b"\x01" * 32, "contact_nip17": True, "contact_email": False},
+        ),
+        (_t("vm_host_region", "id", "name", "company_id", enabled=bit),
+         {"id": 1, "name": "r", "company_id": 1, "enabled": True}),
+        (
+            _t("vm_host", "id", "kind", "region_id", "name", "ip", "cpu", "memory", "api_token",
+               enabled=bit),
+            {"id": 1, "kind": 0, "region_id": 1, "name": "h", "ip": "x", "cpu": 4,
+             "memory": 8, "api_token": "t", "enabled": True},
+        ),
+        (_t("vm_host_disk", "id", "host_id", "name", "size", "kind", "interface", enabled=bit),
+         {"id": 1, "host_id": 1, "name": "d", "size": 1, "kind": 1, "interface": 2,
+          "enabled": True}),
+        (
+            _t("vm_os_image", "id", "distribution", "flavour", "version", "url",
+               enabled=bit, release_date=ts),
+            {"id": 1, "distribution": 0, "flavour": "server", "version": "24.04", "url": "u",
+             "enabled": True, "release_date": EXPIRES},
+        ),
+        (_t("user_ssh_key", "id", "name", "user_id", "key_data"),
+         {"id": 1, "name": "k", "user_id": 1, "key_data": "ssh-ed25519 AAA"}),
+        (
+            _t("vm", "id", "host_id", "user_id", "image_id", "ssh_key_id", "disk_id",
+               "mac_address", expires=ts, auto_renewal_enabled=bit),
+            {"id": 1, "host_id": 1, "user_id": 1, "image_id": 1, "ssh_key_id": 1, "disk_id": 1,
+             "mac_address": "aa:bb", "expires": EXPIRES, "auto_renewal_enabled": True},
+        ),
+        (
+            _t("subscription", "id", "user_id", "company_id", "name", "currency",
+               expires=ts),
+            {"id": 1, "user_id": 1, "company_id": 1, "name": "ip", "currency": "EUR",
+             "expires": EXPIRES},
+        ),
+        (
+            _t("subscription_payment", "id", "subscription_id", "user_id", "amount",
+               "currency", "payment_method", "payment_type", "external_data", "rate", "tax",
+               expires=ts),
+            {"id": b"\x09" * 32, "subscription_id": 1, "user_id": 1, "amount": 100,
+             "currency": "EUR", "payment_method": 1, "payment_type": 0,
+             "external_data": "{}", "rate": 1.0, "tax": 0, "expires": EXPIRES},
+        ),
+    ]
+    try:
+        async with engine.begin() as conn:
+            for table, values in rows:
+                await conn.execute(sa.insert(table).values(values))
+    finally:
+        await engine.dispose()
+
+
+async def test_r1_to_r2_keeps_legacy_data(db_url: str) -> None:
+    await upgrade_database(db_url, R1_LEGACY)
+    await _insert_legacy_rows(db_url)
+    await upgrade_database(db_url, R2_VM_SUBSCRIPTION_LINK)
+    engine = create_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            vm = (await conn.execute(sa.select(tables.vm))).one()
+            assert vm.expires == EXPIRES and vm.auto_renewal_enabled is True
+            assert vm.subscription_line_item_id is None
+            sub = (await conn.execute(sa.select(tables.subscription))).one()
+            assert (sub.interval_amount, int(sub.interval_type), sub.is_setup) == (1, 1, False)
+            assert sub.expires == EXPIRES
+            payment = (await conn.execute(sa.select(tables.subscription_payment))).one()
+            assert payment.time_value is None and payment.metadata is None
+            # new VMs no longer write the legacy columns
+            await conn.execute(
+                sa.insert(tables.vm).values(
+                    id=2, host_id=1, user_id=1, image_id=1, ssh_key_id=1, disk_id=1,
+                    mac_address="ff:ff:ff:ff:ff:ff",
+                )
+            )
+            fresh = (await conn.execute(sa.select(tables.vm).where(tables.vm.c.id == 2))).one()
+            assert fresh.expires is None and fresh.auto_renewal_enabled is False
+            await conn.execute(sa.delete(tables.vm).where(tables.vm.c.id == 2))
+    finally:
+        await engine.dispose()
+    await upgrade_database(db_url, R3_ADD_EMAIL_HASH)
+    await downgrade_database(db_url, R1_LEGACY)
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            row = (await conn.execute(sa.text("SELECT expires FROM vm WHERE id = 1"))).one()
+            assert row[0] is not None
+    finally:
+        await engine.dispose()
