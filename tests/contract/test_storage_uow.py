@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 
 from ports.storage import UnitOfWorkFactory
-from tests.contract.storage_backends import (  # noqa: F401 - pytest fixtures
-    Backend,
-    backend,
-    database,
-    new_subscription,
-    seed_world,
-    uow_factory,
-)
+from tests.contract import storage_backends
+from tests.contract.storage_backends import Backend, new_subscription, seed_world
+
+# pytest fixtures: every test here runs on memory, SQLite and MariaDB
+database = storage_backends.database
+backend = storage_backends.backend
+uow_factory = storage_backends.uow_factory
 
 
 class Boom(Exception):

@@ -1,0 +1,242 @@
+"""Subscription, VM and payment queries: pagination, pending payments, lifecycle candidates."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import attrs
+
+from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
+from domain.model import LineItem, Subscription
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+from tests.contract import storage_backends
+from tests.contract.storage_backends import (
+    World,
+    at,
+    new,
+    new_payment,
+    new_subscription,
+    seed_world,
+)
+
+# pytest fixtures: every test here runs on memory, SQLite and MariaDB
+database = storage_backends.database
+backend = storage_backends.backend
+uow_factory = storage_backends.uow_factory
+
+
+def evolve(record: Any, **changes: Any) -> Any:
+    return attrs.evolve(record, **changes)
+
+
+async def _world(uow_factory: UnitOfWorkFactory) -> World:
+    async with uow_factory() as uow:
+        world = await seed_world(uow)
+        await uow.commit()
+    return world
+
+
+async def _subscriptions(
+    uow: UnitOfWork, w: World, count: int, **fields: Any
+) -> list[Subscription]:
+    added = []
+    for _ in range(count):
+        sub, _ = await uow.subscriptions.add_with_line_items(
+            new_subscription(w.user.id, w.company.id, **fields), []
+        )
+        added.append(sub)
+    return added
+
+
+async def test_add_with_line_items_links_items_in_order(uow_factory: UnitOfWorkFactory) -> None:
+    w = await _world(uow_factory)
+    items = [
+        new(
+            LineItem,
+            id=0,
+            subscription_id=0,
+            subscription_type=kind,
+            name=kind.name,
+            amount=n,
+            setup_amount=n * 10,
+            description="d",
+            configuration={"k": [n]},
+        )
+        for n, kind in enumerate([SubscriptionType.IP_RANGE, SubscriptionType.DNS_HOSTING])
+    ]
+    async with uow_factory() as uow:
+        sub, stored = await uow.subscriptions.add_with_line_items(
+            new_subscription(w.user.id, w.company.id), items
+        )
+        await uow.commit()
+    assert [i.subscription_id for i in stored] == [sub.id, sub.id]
+    assert stored[0].id < stored[1].id
+    async with uow_factory() as uow:
+        assert await uow.line_items.list_by_subscription(sub.id) == stored
+        assert await uow.subscriptions.get_by_line_item(stored[1].id) == sub
+        assert await uow.subscriptions.get_by_line_item(stored[1].id + 99) is None
+        changed = evolve(stored[0], amount=999, configuration=None)
+        await uow.line_items.update(changed)
+        assert await uow.line_items.get(stored[0].id) == changed
+
+
+async def test_subscriptions_page_newest_first_with_totals(uow_factory: UnitOfWorkFactory) -> None:
+    w = await _world(uow_factory)
+    async with uow_factory() as uow:
+        subs = [w.subscription, *await _subscriptions(uow, w, 4)]
+        await uow.commit()
+    async with uow_factory() as uow:
+        first = await uow.subscriptions.list_by_user(w.user.id, limit=2)
+        last = await uow.subscriptions.list_by_user(w.user.id, limit=2, offset=4)
+        none = await uow.subscriptions.list_by_user(w.user.id + 1, limit=2)
+    ids = sorted((s.id for s in subs), reverse=True)
+    assert (first.total, [s.id for s in first.items]) == (5, ids[:2])
+    assert (last.total, [s.id for s in last.items]) == (5, ids[4:])
+    assert (none.total, none.items) == (0, [])
+
+
+async def test_subscription_update_rewrites_all_but_created(uow_factory: UnitOfWorkFactory) -> None:
+    w = await _world(uow_factory)
+    changed = evolve(
+        w.subscription,
+        name="renamed",
+        expires=at(20),
+        is_active=True,
+        is_setup=True,
+        created=at(9),
+        setup_fee=100,
+        auto_renewal_enabled=True,
+        external_id="x",
+        description="d",
+    )
+    async with uow_factory() as uow:
+        await uow.subscriptions.update(changed)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.subscriptions.get_for_update(w.subscription.id) == evolve(
+            changed, created=w.subscription.created
+        )
+
+
+async def test_list_due_is_active_with_expiry_before_the_horizon_soonest_first(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    w = await _world(uow_factory)
+    async with uow_factory() as uow:
+        late = (await _subscriptions(uow, w, 1, is_active=True, expires=at(12)))[0]
+        past = (await _subscriptions(uow, w, 1, is_active=True, expires=at(2)))[0]
+        soon = (await _subscriptions(uow, w, 1, is_active=True, expires=at(11)))[0]
+        await _subscriptions(uow, w, 1, is_active=False, expires=at(2))  # inactive
+        await _subscriptions(uow, w, 1, is_active=True, expires=None)  # never paid
+        await _subscriptions(uow, w, 1, is_active=True, expires=at(20))  # beyond horizon
+        await uow.commit()
+    async with uow_factory() as uow:
+        due = await uow.subscriptions.list_due(at(10), timedelta(days=3), limit=10)
+        assert due == [past, soon, late]
+        assert await uow.subscriptions.list_due(at(10), timedelta(days=3), limit=2) == [past, soon]
+        assert await uow.subscriptions.list_due(at(10), timedelta(0), limit=10) == [past]
+
+
+async def test_vm_lookups_and_soft_delete(uow_factory: UnitOfWorkFactory) -> None:
+    w = await _world(uow_factory)
+    async with uow_factory() as uow:
+        other = await uow.vms.add(evolve(w.vm, id=0, ref_code="ref", disabled=True))
+        await uow.vms.delete(w.vm.id)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.vms.get_by_line_item(w.line_item.id) == other
+        assert await uow.vms.get_by_subscription(w.subscription.id) == evolve(w.vm, deleted=True)
+        assert await uow.vms.list_active() == [other]
+        page = await uow.vms.list_by_user(w.user.id, limit=10)
+        assert (page.total, page.items) == (1, [other])
+        assert await uow.vms.undelete_for_subscription(w.subscription.id) == 1
+        assert await uow.vms.undelete_for_subscription(w.subscription.id) == 0
+        assert [v.id for v in await uow.vms.list_active()] == [w.vm.id, other.id]
+        moved = evolve(other, mac_address="aa:bb:cc:dd:ee:ff", image_id=w.image.id)
+        await uow.vms.update(moved)
+        assert await uow.vms.get(other.id) == moved
+
+
+async def test_payment_pages_newest_first_by_subscription_and_vm(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    w = await _world(uow_factory)
+    async with uow_factory() as uow:
+        pays = [
+            await uow.payments.add(new_payment(w.subscription, created=at(d))) for d in (3, 5, 4)
+        ]
+        stranger = (await _subscriptions(uow, w, 1))[0]
+        await uow.payments.add(new_payment(stranger, created=at(6)))
+        await uow.commit()
+    async with uow_factory() as uow:
+        page = await uow.payments.list_by_subscription(w.subscription.id, limit=2)
+        assert (page.total, page.items) == (3, [pays[1], pays[2]])
+        by_vm = await uow.payments.list_by_vm(w.vm.id, limit=5, offset=2)
+        assert (by_vm.total, by_vm.items) == (3, [pays[0]])
+        assert (await uow.payments.list_by_vm(w.vm.id + 50, limit=5)).total == 0
+
+
+async def test_pending_payments_exclude_paid_and_expired_newest_first(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    w = await _world(uow_factory)
+    now = at(5)
+    async with uow_factory() as uow:
+        older = await uow.payments.add(new_payment(w.subscription, created=at(2)))
+        newer = await uow.payments.add(new_payment(w.subscription, created=at(3)))
+        await uow.payments.add(new_payment(w.subscription, created=at(4), is_paid=True))
+        await uow.payments.add(new_payment(w.subscription, created=at(4), expires=now))
+        await uow.commit()
+    async with uow_factory() as uow:
+        pending = await uow.payments.list_pending_for_subscription(w.subscription.id, now)
+        assert pending == [newer, older]
+
+
+async def test_mark_paid_flips_exactly_once(uow_factory: UnitOfWorkFactory) -> None:
+    w = await _world(uow_factory)
+    async with uow_factory() as uow:
+        payment = await uow.payments.add(new_payment(w.subscription))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.payments.mark_paid(payment.id, at(4))
+        assert not await uow.payments.mark_paid(payment.id, at(5))
+        assert not await uow.payments.mark_paid(b"\x00" * 32, at(5))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.payments.get(payment.id) == evolve(payment, is_paid=True, paid_at=at(4))
+        assert await uow.payments.last_paid() == evolve(payment, is_paid=True, paid_at=at(4))
+
+
+async def test_payment_update_leaves_paid_at_alone(uow_factory: UnitOfWorkFactory) -> None:
+    w = await _world(uow_factory)
+    async with uow_factory() as uow:
+        payment = await uow.payments.add(new_payment(w.subscription, paid_at=at(3)))
+        changed = evolve(payment, amount=1, external_data="new", paid_at=None, expires=at(20))
+        await uow.payments.update(changed)
+        assert await uow.payments.get(payment.id) == evolve(changed, paid_at=at(3))
+        assert await uow.payments.last_paid() is None
+
+
+async def test_expire_pending_upgrades_spares_the_winner_and_other_kinds(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    w = await _world(uow_factory)
+    upgrade = SubscriptionPaymentType.UPGRADE
+    now = at(5)
+    async with uow_factory() as uow:
+        winner = await uow.payments.add(new_payment(w.subscription, payment_type=upgrade))
+        rival = await uow.payments.add(
+            new_payment(w.subscription, payment_type=upgrade, payment_method=PaymentMethod.STRIPE)
+        )
+        renewal = await uow.payments.add(new_payment(w.subscription))
+        stale = await uow.payments.add(
+            new_payment(w.subscription, payment_type=upgrade, expires=at(4))
+        )
+        expired = await uow.payments.expire_pending_upgrades(w.subscription.id, winner.id, now)
+        await uow.commit()
+    assert expired == [rival]
+    async with uow_factory() as uow:
+        assert await uow.payments.get(rival.id) == evolve(rival, expires=now)
+        for untouched in (winner, renewal, stale):
+            assert await uow.payments.get(untouched.id) == untouched

@@ -1,0 +1,114 @@
+"""apply_payment: one transaction that pays, extends, revives and cancels rivals (D9, D12, D13)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import attrs
+import pytest
+
+from adapters.memory.clock import FakeClock
+from adapters.memory.storage import MemoryUnitOfWork, MemoryUnitOfWorkFactory
+from app.payment_completion import apply_payment
+from domain.enums import SubscriptionPaymentType
+from domain.model import Subscription, SubscriptionPayment
+from tests.contract.storage_backends import World, at, new_payment, seed_world
+
+UPGRADE = SubscriptionPaymentType.UPGRADE
+
+
+def evolve(record: Any, **changes: Any) -> Any:
+    return attrs.evolve(record, **changes)
+
+
+async def _setup(
+    factory: MemoryUnitOfWorkFactory, sub_changes: dict[str, Any], **payment: Any
+) -> tuple[World, SubscriptionPayment]:
+    async with factory() as uow:
+        w = await seed_world(uow)
+        sub: Subscription = evolve(w.subscription, **sub_changes)
+        await uow.subscriptions.update(sub)
+        paid = await uow.payments.add(new_payment(sub, **payment))
+        await uow.commit()
+    return evolve(w, subscription=sub), paid
+
+
+async def _sub(factory: MemoryUnitOfWorkFactory, w: World) -> Subscription:
+    async with factory() as uow:
+        sub = await uow.subscriptions.get(w.subscription.id)
+    assert sub is not None
+    return sub
+
+
+async def test_an_unknown_payment_completes_nothing() -> None:
+    assert await apply_payment(MemoryUnitOfWorkFactory(), b"\x00" * 32, FakeClock(at(1))) is None
+
+
+async def test_the_first_payment_sets_up_and_activates_from_now() -> None:
+    factory = MemoryUnitOfWorkFactory()
+    w, payment = await _setup(factory, {}, payment_type=SubscriptionPaymentType.PURCHASE)
+    done = await apply_payment(factory, payment.id, FakeClock(at(5)))
+    assert done is not None and done.is_first_payment and not done.is_upgrade
+    assert done.payment == evolve(payment, is_paid=True, paid_at=at(5))
+    assert done.line_items == [w.line_item]
+    sub = await _sub(factory, w)
+    assert (sub.expires, sub.is_active, sub.is_setup) == (at(5, month=4), True, True)
+    assert done.subscription == sub and done.subscription_before == w.subscription
+
+
+async def test_time_value_extends_a_running_subscription_from_its_expiry() -> None:
+    factory = MemoryUnitOfWorkFactory()
+    live = {"is_active": True, "is_setup": True, "expires": at(10)}
+    w, payment = await _setup(factory, live, time_value=3600)
+    done = await apply_payment(factory, payment.id, FakeClock(at(5)))
+    assert done is not None and not done.is_first_payment
+    assert (await _sub(factory, w)).expires == at(10) + timedelta(hours=1)
+
+
+async def test_a_lapsed_subscription_renews_from_now() -> None:
+    factory = MemoryUnitOfWorkFactory()
+    lapsed = {"is_active": False, "is_setup": True, "expires": at(2)}
+    w, payment = await _setup(factory, lapsed)
+    assert await apply_payment(factory, payment.id, FakeClock(at(5))) is not None
+    sub = await _sub(factory, w)
+    assert (sub.expires, sub.is_active) == (at(5, month=4), True)
+
+
+async def test_an_upgrade_neither_extends_nor_revives_a_lapsed_subscription() -> None:
+    factory = MemoryUnitOfWorkFactory()
+    lapsed = {"is_active": False, "is_setup": True, "expires": at(2)}
+    w, payment = await _setup(factory, lapsed, payment_type=UPGRADE, time_value=0)
+    async with factory() as uow:
+        await uow.vms.delete(w.vm.id)
+        rival = await uow.payments.add(new_payment(w.subscription, payment_type=UPGRADE))
+        await uow.commit()
+    done = await apply_payment(factory, payment.id, FakeClock(at(5)))
+    assert done is not None and done.is_upgrade and done.revived_vms == 0
+    assert done.cancelled_upgrades == [rival]
+    assert await _sub(factory, w) == w.subscription
+    async with factory() as uow:
+        vm = await uow.vms.get(w.vm.id)
+        assert vm is not None and vm.deleted
+        assert (await uow.payments.list_pending_for_subscription(w.subscription.id, at(5))) == []
+
+
+async def test_a_failure_mid_completion_leaves_the_payment_unpaid() -> None:
+    factory = MemoryUnitOfWorkFactory()
+    w, payment = await _setup(factory, {})
+
+    class Broken(MemoryUnitOfWork):
+        def __init__(self) -> None:
+            super().__init__(factory.db)
+
+            async def fail(subscription_id: int) -> int:
+                raise RuntimeError("host unreachable")
+
+            self.vms.undelete_for_subscription = fail  # type: ignore[method-assign]
+
+    with pytest.raises(RuntimeError):
+        await apply_payment(Broken, payment.id, FakeClock(at(5)))
+    async with factory() as uow:
+        assert await uow.payments.get(payment.id) == payment
+    assert await _sub(factory, w) == w.subscription
+    assert await apply_payment(factory, payment.id, FakeClock(at(6))) is not None
