@@ -1,0 +1,1 @@
+"""Test fakes with observable state."""
