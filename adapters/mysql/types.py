@@ -57,7 +57,11 @@ Binary32: TypeEngine[bytes] = LargeBinary().with_variant(mysql.BINARY(32), *MYSQ
 
 
 class BitBool(TypeDecorator[bool]):
-    """`BIT(1)` on MySQL/MariaDB ⇄ bool (decodes b'\\x00'/b'\\x01' and ints); BOOLEAN elsewhere."""
+    """`BIT(1)` on MySQL/MariaDB ⇄ bool (decodes b'\\x00'/b'\\x01' and ints); BOOLEAN elsewhere.
+
+    In SQL compare with `col == True` / `col == sa.true()` (or `col.is_(sa.true())`);
+    `col.is_(True)` binds a parameter and MySQL rejects `IS ?`.
+    """
 
     impl = Boolean
     cache_ok = True

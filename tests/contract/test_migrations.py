@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from adapters.mysql import tables
 from adapters.mysql.engine import create_engine
@@ -22,7 +23,18 @@ from adapters.mysql.migrations import (
     REVISIONS,
 )
 from adapters.mysql.schema_upgrade import current_revision, downgrade_database, upgrade_database
-from adapters.mysql.types import BitBool, UtcDateTime
+from adapters.mysql.types import (
+    Binary32,
+    BitBool,
+    CommaList,
+    DecimalFloat,
+    EnumCode,
+    JsonText,
+    UBigInt,
+    UInt,
+    UtcDateTime,
+)
+from domain.enums import PaymentMethod
 
 EXPIRES = datetime(2026, 4, 30, 10, 20, 30, tzinfo=UTC)
 
@@ -248,5 +260,61 @@ async def test_r1_to_r2_keeps_legacy_data(db_url: str) -> None:
         async with engine.connect() as conn:
             row = (await conn.execute(sa.text("SELECT expires FROM vm WHERE id = 1"))).one()
             assert row[0] is not None
+    finally:
+        await engine.dispose()
+
+
+# --- column types on both engines --------------------------------------------------------------
+_scratch = sa.Table(
+    "type_scratch",
+    sa.MetaData(),
+    sa.Column("id", UInt, primary_key=True),
+    sa.Column("flag", BitBool(), nullable=True),
+    sa.Column("at", UtcDateTime(), nullable=True),
+    sa.Column("code", EnumCode(PaymentMethod), nullable=True),
+    sa.Column("rate", DecimalFloat(), nullable=True),
+    sa.Column("doc", JsonText(), nullable=True),
+    sa.Column("tags", CommaList(100), nullable=True),
+    sa.Column("raw", Binary32, nullable=True),
+    sa.Column("big", UBigInt, nullable=True),
+)
+
+
+async def test_column_types_round_trip(db_url: str) -> None:
+    engine = create_engine(db_url)
+    at = datetime(2026, 1, 31, 23, 59, 59, 987654, tzinfo=timezone(timedelta(hours=2)))
+    row = {
+        "id": 1, "flag": True, "at": at, "code": PaymentMethod.STRIPE,
+        "rate": Decimal("92345.67"), "doc": {"a": [1, "ü"]}, "tags": (" AVX2", "AES", ""),
+        "raw": b"\x00" * 31 + b"\x01", "big": 2**40,
+    }
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_scratch.metadata.create_all)
+            await conn.execute(sa.insert(_scratch).values(row))
+            await conn.execute(sa.insert(_scratch).values(id=2, flag=False))
+            got = (await conn.execute(sa.select(_scratch).where(_scratch.c.id == 1))).one()
+            assert got.flag is True and got.code is PaymentMethod.STRIPE
+            assert got.at == at.replace(microsecond=0) and got.at.tzinfo is UTC
+            assert got.rate == Decimal("92345.7")  # 6 significant digits (f32 column)
+            assert got.doc == {"a": [1, "ü"]} and got.tags == ("AVX2", "AES")
+            assert got.raw == row["raw"] and got.big == 2**40
+            other = (await conn.execute(sa.select(_scratch).where(_scratch.c.id == 2))).one()
+            assert other.flag is False and other.at is None and other.doc is None
+            count = await conn.scalar(
+                sa.select(sa.func.count()).where(_scratch.c.flag == sa.true())
+            )
+            assert count == 1
+            await conn.execute(sa.text("UPDATE type_scratch SET code = 9 WHERE id = 2"))
+            with pytest.raises(ValueError, match="9"):
+                await conn.scalar(sa.select(_scratch.c.code).where(_scratch.c.id == 2))
+        with pytest.raises(StatementError, match="naive datetime refused"):
+            async with engine.begin() as conn:
+                await conn.execute(
+                    sa.insert(_scratch).values(id=3, at=datetime(2026, 1, 1))  # noqa: DTZ001
+                )
+        with pytest.raises(StatementError, match="Decimal or int"):
+            async with engine.begin() as conn:
+                await conn.execute(sa.insert(_scratch).values(id=3, rate=1.5))
     finally:
         await engine.dispose()
