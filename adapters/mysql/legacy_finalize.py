@@ -1,0 +1,95 @@
+"""Finalization (§9): drop legacy billing only once every VM is linked and every payment copied."""
+
+from __future__ import annotations
+
+import attrs
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.mysql import tables as t
+from adapters.mysql.engine import create_engine, dialect_is_mysql, url_is_mysql
+from adapters.mysql.legacy_backfill import LOCK_NAME, BackfillLockTimeout
+from adapters.mysql.legacy_shape import read_shape
+from adapters.mysql.legacy_vms import unlinked_condition
+from adapters.mysql.types import UInt
+
+
+class FinalizationRefused(RuntimeError):
+    """Dropping legacy billing now would lose data (B1): something is not migrated yet."""
+
+
+@attrs.frozen
+class FinalizationBlockers:
+    """What still needs the legacy columns and table."""
+
+    unlinked_vms: int
+    uncopied_payments: int
+
+    @property
+    def ready(self) -> bool:
+        return self.unlinked_vms == 0 and self.uncopied_payments == 0
+
+
+async def _blockers(conn: AsyncConnection) -> FinalizationBlockers:
+    shape = await read_shape(conn)
+    unlinked = await conn.execute(
+        select(func.count()).select_from(t.vm).where(unlinked_condition(shape))
+    )
+    uncopied = 0
+    if shape.has_vm_payment:
+        vp, sp = t.vm_payment, t.subscription_payment
+        missing = ~select(sp.c.id).where(sp.c.id == vp.c.id).exists()
+        result = await conn.execute(select(func.count()).select_from(vp).where(missing))
+        uncopied = int(result.scalar_one())
+    return FinalizationBlockers(int(unlinked.scalar_one()), uncopied)
+
+
+async def finalization_blockers(url: str | URL) -> FinalizationBlockers:
+    """Count unlinked VMs and vm_payment rows without a subscription_payment copy."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await _blockers(conn)
+    finally:
+        await engine.dispose()
+
+
+def _drop_legacy(sync_conn: Connection) -> None:
+    ops = Operations(MigrationContext.configure(sync_conn))
+    ops.drop_table("vm_payment")
+    with ops.batch_alter_table("vm") as batch:
+        batch.alter_column("subscription_line_item_id", existing_type=UInt, nullable=False)
+        batch.drop_column("expires")
+        batch.drop_column("auto_renewal_enabled")
+        batch.drop_column("created")
+
+
+async def finalize_legacy_billing(url: str | URL, *, lock_timeout: int = 60) -> None:
+    """The manual §9 step, refused with `FinalizationRefused` while anything is unmigrated.
+
+    Makes `vm.subscription_line_item_id` NOT NULL, drops `vm.expires`,
+    `vm.auto_renewal_enabled`, `vm.created` and `vm_payment`. The backfill then sees the
+    finalized shape and skips itself.
+    """
+    engine = create_engine(url, foreign_keys=url_is_mysql(url))
+    try:
+        async with engine.connect() as conn:
+            if dialect_is_mysql(conn):
+                got = await conn.execute(
+                    text("SELECT GET_LOCK(:n, :t)"), {"n": LOCK_NAME, "t": lock_timeout}
+                )
+                if got.scalar() != 1:
+                    raise BackfillLockTimeout(f"{LOCK_NAME!r} is held by another process")
+            blockers = await _blockers(conn)
+            if not blockers.ready:
+                raise FinalizationRefused(
+                    f"{blockers.unlinked_vms} VMs unlinked, {blockers.uncopied_payments} "
+                    "vm_payment rows not copied: run the backfill and fix its errors first"
+                )
+            await conn.run_sync(_drop_legacy)
+            await conn.commit()
+    finally:
+        await engine.dispose()

@@ -1,0 +1,787 @@
+"""The legacy billing backfill on SQLite and MariaDB, with one regression test per pitfall (§10)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from sqlalchemy import inspect, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.mysql import tables as t
+from adapters.mysql.engine import create_engine, dialect_is_mysql
+from adapters.mysql.legacy_backfill import (
+    LOCK_NAME,
+    BackfillIncomplete,
+    BackfillLockTimeout,
+    LegacyShapeError,
+    migrate_legacy_billing,
+    prepare_database,
+)
+from adapters.mysql.legacy_cli import main as cli_main
+from adapters.mysql.legacy_finalize import (
+    FinalizationRefused,
+    finalization_blockers,
+    finalize_legacy_billing,
+)
+from adapters.mysql.legacy_shape import read_shape
+from adapters.mysql.legacy_vms import read_vm_batch
+from adapters.mysql.migrations import R1_LEGACY
+from adapters.mysql.schema_upgrade import upgrade_database
+from adapters.mysql.uow import SqlUnitOfWorkFactory
+from domain.enums import LegacyPaymentType, SubscriptionType
+from domain.legacy import BackfillReport, LegacyPaymentRow, map_payment
+from tests.contract.legacy_fixtures import (
+    INVALID_PARAMS_ID,
+    NOW,
+    LegacyFixture,
+    build_legacy_rows,
+    table_checksums,
+    table_counts,
+)
+from tests.dbtest import create_mysql_database, drop_mysql_database, sqlite_url_for
+
+ENGINES = ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)]
+
+
+# --- helpers ---------------------------------------------------------------------------------
+async def build_legacy_db(url: str, *, upgrade: bool = True) -> LegacyFixture:
+    """As an operator would: legacy shape (r1), legacy rows, then the schema upgrade to head."""
+    await upgrade_database(url, R1_LEGACY)
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            fixture = await build_legacy_rows(conn)
+    finally:
+        await engine.dispose()
+    if upgrade:
+        await upgrade_database(url)
+    return fixture
+
+
+async def fetch(url: str, sql: str, **params: Any) -> list[Any]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return list((await conn.execute(text(sql), params)).all())
+    finally:
+        await engine.dispose()
+
+
+async def execute(url: str, *statements: str, **params: Any) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            for sql in statements:
+                await conn.execute(text(sql), params)
+    finally:
+        await engine.dispose()
+
+
+def _schema(sync: Connection) -> dict[str, list[str]]:
+    insp = inspect(sync)
+    return {
+        name: sorted(str(c["name"]) for c in insp.get_columns(name))
+        for name in insp.get_table_names()
+    }
+
+
+async def schema_of(url: str) -> dict[str, list[str]]:
+    """Tables → sorted column names."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(_schema)
+    finally:
+        await engine.dispose()
+
+
+async def snapshot(url: str) -> tuple[dict[str, int], dict[str, str], dict[str, list[str]]]:
+    """Row counts, content checksums and the schema (tables → columns) of the database."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            counts = await table_counts(conn)
+            sums = await table_checksums(conn)
+            shape = await conn.run_sync(_schema)
+    finally:
+        await engine.dispose()
+    return counts, sums, shape
+
+
+async def migrate(url: str | AsyncEngine, **kwargs: Any) -> BackfillReport:
+    kwargs.setdefault("dry_run", False)
+    return await migrate_legacy_billing(url, now=NOW, **kwargs)
+
+
+async def add_trigger(url: str, table: str, event: str, condition: str, name: str) -> None:
+    """A trigger that fails one statement: the way tests inject a failure for one VM."""
+    if url.startswith("sqlite"):
+        sql = (
+            f"CREATE TRIGGER {name} BEFORE {event} ON {table} FOR EACH ROW WHEN {condition} "
+            "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+        )
+    else:
+        sql = (
+            f"CREATE TRIGGER {name} BEFORE {event} ON {table} FOR EACH ROW BEGIN IF {condition} "
+            "THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure'; END IF; END"
+        )
+    await execute(url, sql)
+
+
+# --- one full run per engine, shared by the read-only tests -----------------------------------
+@attrs.frozen(kw_only=True)
+class Scenario:
+    url: str
+    fixture: LegacyFixture
+    legacy_before: tuple[Any, Any, Any]
+    legacy_after_dry: tuple[Any, Any, Any]
+    head_before: tuple[Any, Any, Any]
+    head_after_dry: tuple[Any, Any, Any]
+    dry_legacy: BackfillReport
+    dry_head: BackfillReport
+    legacy_columns_at_backfill: bool
+    first: BackfillReport
+    after_first: tuple[Any, Any, Any]
+    second: BackfillReport
+    after_second: tuple[Any, Any, Any]
+
+
+async def _scenario(url: str) -> Scenario:
+    fixture = await build_legacy_db(url, upgrade=False)
+    legacy_before = await snapshot(url)
+    dry_legacy = await migrate(url, dry_run=True)
+    legacy_after_dry = await snapshot(url)
+    await upgrade_database(url)
+    head_before = await snapshot(url)
+    dry_head = await migrate(url, dry_run=True)
+    head_after_dry = await snapshot(url)
+    engine = create_engine(url)
+    async with engine.connect() as conn:
+        legacy_columns = (await read_shape(conn)).has_legacy_vm_columns
+    await engine.dispose()
+    first = await migrate(url)
+    after_first = await snapshot(url)
+    second = await migrate(url)
+    after_second = await snapshot(url)
+    return Scenario(
+        url=url,
+        fixture=fixture,
+        legacy_before=legacy_before,
+        legacy_after_dry=legacy_after_dry,
+        head_before=head_before,
+        head_after_dry=head_after_dry,
+        dry_legacy=dry_legacy,
+        dry_head=dry_head,
+        legacy_columns_at_backfill=legacy_columns,
+        first=first,
+        after_first=after_first,
+        second=second,
+        after_second=after_second,
+    )
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def scenario(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scenario]:
+    if request.param == "sqlite":
+        url = sqlite_url_for(tmp_path_factory.mktemp("legacy") / "legacy.db")
+        yield asyncio.run(_scenario(url))
+        return
+    name, url = asyncio.run(create_mysql_database())
+    try:
+        yield asyncio.run(_scenario(url))
+    finally:
+        asyncio.run(drop_mysql_database(name))
+
+
+@pytest.fixture(params=ENGINES)
+async def legacy_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database per test (for tests that break or race the backfill)."""
+    if request.param == "sqlite":
+        yield sqlite_url_for(tmp_path / "legacy.db")
+        return
+    name, url = await create_mysql_database()
+    try:
+        yield url
+    finally:
+        await drop_mysql_database(name)
+
+
+SUBSCRIPTIONS = """
+SELECT v.id AS vm_id, v.user_id AS vm_user, v.deleted, v.auto_renewal_enabled AS vm_auto,
+       v.expires AS vm_expires, v.created AS vm_created, s.id AS sub_id, s.user_id, s.company_id,
+       s.name, s.description, s.created, s.expires, s.is_active, s.is_setup, s.currency,
+       s.interval_amount, s.interval_type, s.setup_fee, s.auto_renewal_enabled, s.external_id,
+       li.subscription_type, li.name AS item_name, li.description AS item_description,
+       li.amount, li.setup_amount, li.configuration
+FROM vm v JOIN subscription_line_item li ON li.id = v.subscription_line_item_id
+JOIN subscription s ON s.id = li.subscription_id ORDER BY v.id
+"""
+
+
+async def subscriptions(url: str) -> dict[int, Any]:
+    return {row.vm_id: row for row in await fetch(url, SUBSCRIPTIONS)}
+
+
+def as_dt(value: Any) -> datetime:
+    """A raw TIMESTAMP value (datetime from MariaDB, text from SQLite) as naive UTC."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def as_bool(value: Any) -> bool:
+    if isinstance(value, bytes | bytearray):
+        return int.from_bytes(value, "big") != 0
+    return bool(int(value))
+
+
+# --- main properties -------------------------------------------------------------------------
+async def test_every_vm_is_linked_to_its_own_vps_subscription(scenario: Scenario) -> None:
+    url = scenario.url
+    unlinked = await fetch(
+        url,
+        "SELECT id FROM vm WHERE subscription_line_item_id IS NULL "
+        "OR subscription_line_item_id = 0",
+    )
+    assert unlinked == []
+    subs = await subscriptions(url)
+    assert set(subs) == set(scenario.fixture.vms)
+    assert len({row.sub_id for row in subs.values()}) == len(subs)  # 1:1 (acceptance 2)
+    assert scenario.first.vms_linked == len(scenario.fixture.vms)
+    per_sub = await fetch(
+        url,
+        "SELECT subscription_id, COUNT(*) FROM subscription_line_item GROUP BY subscription_id "
+        "HAVING COUNT(*) <> 1",
+    )
+    assert per_sub == []
+
+
+async def test_subscription_fields_follow_the_legacy_vm(scenario: Scenario) -> None:
+    subs = await subscriptions(scenario.url)
+    for vm_id, case in scenario.fixture.vms.items():
+        row = subs[vm_id]
+        assert row.name == f"VM {vm_id} Subscription"
+        assert row.description == case.description == row.item_name
+        assert row.user_id == row.vm_user
+        assert row.currency == case.currency, case.label
+        assert (row.interval_amount, row.interval_type) == case.interval, case.label
+        assert row.amount == case.amount, case.label
+        assert row.setup_fee == 0 and row.setup_amount == 0
+        assert row.external_id is None and row.item_description is None
+        assert row.configuration is None
+        assert row.created == row.vm_created  # deviation from §4.4, see domain.legacy.plan_vm
+
+
+async def test_run_report_lists_the_invalid_params_error_and_r7_warning(scenario: Scenario) -> None:
+    report = scenario.first
+    assert not report.ok
+    assert [e.payment_id for e in report.errors] == [INVALID_PARAMS_ID.hex()]
+    assert "not valid JSON" in report.errors[0].message
+    assert report.payments_copied == len(scenario.fixture.payment_ids) - 1
+    assert report.payments_failed == 1 and report.vms_failed == 0
+    assert report.warning_count == 1 and "R7" in report.warnings[0].message
+
+
+async def test_payments_are_copied_byte_for_byte(scenario: Scenario) -> None:
+    """B5: raw column equality, compared by the server (HEX for text and ids)."""
+    columns = [
+        "created",
+        "expires",
+        "amount",
+        "currency",
+        "payment_method",
+        "external_id",
+        "is_paid",
+        "rate",
+        "tax",
+        "processing_fee",
+        "paid_at",
+    ]
+    differing = " OR ".join(
+        f"NOT ((sp.{c} = vp.{c}) OR (sp.{c} IS NULL AND vp.{c} IS NULL))" for c in columns
+    )
+    sql = (
+        "SELECT HEX(vp.id) FROM vm_payment vp JOIN subscription_payment sp ON sp.id = vp.id "
+        f"WHERE HEX(sp.external_data) <> HEX(vp.external_data) OR {differing}"
+    )
+    assert await fetch(scenario.url, sql) == []
+    copied = await fetch(
+        scenario.url,
+        "SELECT vp.id, vp.external_data, sp.external_data FROM vm_payment vp "
+        "JOIN subscription_payment sp ON sp.id = vp.id",
+    )
+    assert len(copied) == len(scenario.fixture.payment_ids) - 1
+    assert all(bytes(a) in scenario.fixture.payment_ids for a, _, _ in copied)
+    assert all(old == new for _, old, new in copied)
+    kinds = {("ENC" if old.startswith("ENC:") else "plain") for _, old, _ in copied}
+    assert kinds == {"ENC", "plain"}
+
+
+async def test_payments_attach_to_their_vms_subscription(scenario: Scenario) -> None:
+    rows = await fetch(
+        scenario.url,
+        "SELECT vp.id FROM vm_payment vp JOIN vm v ON v.id = vp.vm_id "
+        "JOIN subscription_line_item li ON li.id = v.subscription_line_item_id "
+        "LEFT JOIN subscription_payment sp ON sp.id = vp.id "
+        "WHERE sp.id IS NULL OR sp.subscription_id <> li.subscription_id",
+    )
+    assert [bytes(r.id) for r in rows] == [INVALID_PARAMS_ID]
+
+
+async def test_payment_mapping_matches_the_domain_rules(scenario: Scenario) -> None:
+    """The SQL CASE twins of the domain rules agree with them on every fixture row."""
+    rows = await fetch(
+        scenario.url,
+        "SELECT vp.id, vp.vm_id, vp.payment_type AS old_type, vp.payment_method, "
+        "vp.time_value AS old_tv, vp.is_paid, vp.upgrade_params, sp.payment_type, "
+        "sp.time_value, sp.metadata FROM vm_payment vp "
+        "JOIN subscription_payment sp ON sp.id = vp.id",
+    )
+    for row in rows:
+        expected = map_payment(
+            LegacyPaymentRow(
+                id=bytes(row.id),
+                vm_id=row.vm_id,
+                payment_type=row.old_type,
+                payment_method=row.payment_method,
+                time_value=row.old_tv,
+                is_paid=as_bool(row.is_paid),
+                upgrade_params=row.upgrade_params,
+            )
+        )
+        assert row.payment_type == expected.payment_type
+        assert row.time_value == expected.time_value
+        assert row.metadata == expected.metadata
+
+
+async def test_second_run_changes_nothing(scenario: Scenario) -> None:
+    assert scenario.after_second[:2] == scenario.after_first[:2]
+    second = scenario.second
+    assert (second.vms_linked, second.payments_copied) == (0, 0)
+    assert second.vms_skipped == len(scenario.fixture.vms)
+    assert second.payments_skipped == len(scenario.fixture.payment_ids) - 1
+    assert second.error_count == 1  # the invalid params are reported until fixed
+
+
+async def test_dry_run_on_the_legacy_shape_writes_nothing(scenario: Scenario) -> None:
+    """D18: not even schema changes (the old tool's dry run ran the migrations first, §8)."""
+    assert scenario.legacy_after_dry == scenario.legacy_before
+    assert "subscription_line_item_id" not in scenario.legacy_after_dry[2]["vm"]
+
+
+async def test_dry_run_on_the_head_shape_writes_nothing(scenario: Scenario) -> None:
+    assert scenario.head_after_dry == scenario.head_before
+
+
+async def test_dry_run_predicts_the_real_run(scenario: Scenario) -> None:
+    for dry in (scenario.dry_legacy, scenario.dry_head):
+        assert dry.dry_run
+        assert dry.vms_linked == scenario.first.vms_linked
+        assert dry.payments_copied == scenario.first.payments_copied
+        assert [str(e) for e in dry.errors] == [str(e) for e in scenario.first.errors]
+
+
+async def test_the_vm_adapter_reads_every_vm_afterwards(scenario: Scenario) -> None:
+    engine = create_engine(scenario.url)
+    try:
+        async with SqlUnitOfWorkFactory(engine)() as uow:
+            vms = await uow.vms.list_all()
+    finally:
+        await engine.dispose()
+    assert {vm.id for vm in vms} == set(scenario.fixture.vms)
+    assert all(isinstance(vm.subscription_line_item_id, int) for vm in vms)
+
+
+async def test_pre_existing_non_vm_subscription_is_untouched(scenario: Scenario) -> None:
+    """Acceptance 5 and R6: we do not flip `is_setup` of non-VM subscriptions (kept as is)."""
+    sub_id = scenario.fixture.non_vm_subscription_id
+    rows = await fetch(
+        scenario.url,
+        "SELECT s.is_setup, s.interval_amount, s.interval_type, li.subscription_type, "
+        "(SELECT COUNT(*) FROM subscription_payment sp WHERE sp.subscription_id = s.id) AS n "
+        "FROM subscription s JOIN subscription_line_item li ON li.subscription_id = s.id "
+        "WHERE s.id = :s",
+        s=sub_id,
+    )
+    assert len(rows) == 1
+    assert not as_bool(rows[0].is_setup)
+    assert (rows[0].interval_amount, rows[0].interval_type) == (1, 1)
+    assert rows[0].subscription_type == int(SubscriptionType.IP_RANGE)
+    assert rows[0].n == 1
+
+
+# --- §10 pitfalls: one regression test each ---------------------------------------------------
+async def test_b1_ordering_legacy_columns_exist_when_the_backfill_runs(scenario: Scenario) -> None:
+    assert scenario.legacy_columns_at_backfill
+    assert {"expires", "auto_renewal_enabled", "created"} <= set(scenario.after_first[2]["vm"])
+    assert "vm_payment" in scenario.after_first[2]
+
+
+async def test_b1_ordering_dropped_legacy_columns_are_refused(legacy_url: str) -> None:
+    await build_legacy_db(legacy_url)
+    await execute(legacy_url, "ALTER TABLE vm DROP COLUMN auto_renewal_enabled")
+    before = await fetch(legacy_url, "SELECT COUNT(*) FROM subscription")
+    with pytest.raises(LegacyShapeError, match="B1"):
+        await migrate(legacy_url)
+    assert await fetch(legacy_url, "SELECT COUNT(*) FROM subscription") == before
+
+
+async def test_b1_ordering_finalization_is_refused_until_everything_is_migrated(
+    legacy_url: str,
+) -> None:
+    await build_legacy_db(legacy_url)
+    blockers = await finalization_blockers(legacy_url)
+    assert blockers.unlinked_vms == 9 and blockers.uncopied_payments == 14
+    with pytest.raises(FinalizationRefused):
+        await finalize_legacy_billing(legacy_url)
+    await migrate(legacy_url)
+    with pytest.raises(FinalizationRefused, match="1 vm_payment"):
+        await finalize_legacy_billing(legacy_url)  # the invalid-params payment is not copied
+    await execute(
+        legacy_url,
+        "UPDATE vm_payment SET upgrade_params = NULL WHERE id = :id",
+        id=INVALID_PARAMS_ID,
+    )
+    assert (await migrate(legacy_url)).ok
+    await finalize_legacy_billing(legacy_url)
+    schema = await schema_of(legacy_url)
+    assert "vm_payment" not in schema and "expires" not in schema["vm"]
+    report = await migrate(legacy_url)
+    assert report.ok and report.notes and "finalized" in report.notes[0]
+
+
+async def test_b2_lost_expiry_expires_and_auto_renew_are_preserved(scenario: Scenario) -> None:
+    subs = await subscriptions(scenario.url)
+    compared = await fetch(
+        scenario.url,
+        "SELECT v.id FROM vm v JOIN subscription_line_item li ON li.id = "
+        "v.subscription_line_item_id JOIN subscription s ON s.id = li.subscription_id "
+        "WHERE NOT (s.expires = v.expires) OR s.expires IS NULL "
+        "OR s.auto_renewal_enabled <> v.auto_renewal_enabled",
+    )
+    assert compared == []
+    for vm_id, case in scenario.fixture.vms.items():
+        row = subs[vm_id]
+        assert as_dt(row.expires) == as_dt(row.vm_expires) == case.expires.replace(tzinfo=None)
+        assert as_bool(row.auto_renewal_enabled) is case.auto_renew
+    labels = {c.label for c in scenario.fixture.vms.values()}
+    assert {"standard-future", "standard-expired-yearly", "deleted"} <= labels
+
+
+async def test_b3_deleted_vms_are_linked(scenario: Scenario) -> None:
+    deleted = [c.id for c in scenario.fixture.vms.values() if c.deleted]
+    subs = await subscriptions(scenario.url)
+    assert len(deleted) == 2 and all(vm_id in subs for vm_id in deleted)
+
+
+async def test_b4_deleted_vms_are_not_active(scenario: Scenario) -> None:
+    subs = await subscriptions(scenario.url)
+    for vm_id, case in scenario.fixture.vms.items():
+        assert as_bool(subs[vm_id].is_active) is (not case.deleted)
+
+
+async def test_b5_external_data_needs_no_key_and_is_never_re_encrypted(scenario: Scenario) -> None:
+    """The backfill takes no key at all; ENC: rows stay ciphertext, plaintext stays plaintext."""
+    rows = await fetch(
+        scenario.url,
+        "SELECT vp.external_data AS old, sp.external_data AS new FROM vm_payment vp "
+        "JOIN subscription_payment sp ON sp.id = vp.id",
+    )
+    assert any(r.old.startswith("ENC:") for r in rows)
+    assert any("café ✓" in r.old for r in rows)
+    assert all(r.old == r.new for r in rows)
+
+
+async def test_b6_null_link_rows_are_read_through_a_projection(legacy_url: str) -> None:
+    fixture = await build_legacy_db(legacy_url)
+    engine = create_engine(legacy_url)
+    try:
+        async with engine.connect() as conn:
+            shape = await read_shape(conn)
+            vms = await read_vm_batch(conn, shape, 0, 100)
+    finally:
+        await engine.dispose()
+    assert [vm.id for vm in vms] == sorted(fixture.vms)
+    custom = [vm for vm in vms if vm.template_id is None]
+    assert custom and all(vm.template_name is None for vm in custom)
+
+
+async def test_b7_vm_line_items_are_type_3_and_type_4_links_are_refused(legacy_url: str) -> None:
+    fixture = await build_legacy_db(legacy_url)
+    first_vm = min(fixture.vms)
+    await execute(
+        legacy_url,
+        "INSERT INTO subscription (id, user_id, company_id, name, currency) "
+        "VALUES (900, 1, 1, 'dev branch', 'EUR')",
+        "INSERT INTO subscription_line_item (id, subscription_id, subscription_type, name, amount)"
+        " VALUES (900, 900, 4, 'VmUpgrade', 0)",
+        f"UPDATE vm SET subscription_line_item_id = 900 WHERE id = {first_vm}",
+    )
+    report = await migrate(legacy_url)
+    assert report.vms_skipped == 1
+    b7 = [e for e in report.errors if "B7" in e.message]
+    assert b7 and {e.vm_id for e in b7} == {first_vm}
+    copied = await fetch(
+        legacy_url, "SELECT COUNT(*) FROM subscription_payment WHERE subscription_id = 900"
+    )
+    assert copied[0][0] == 0
+    types = await fetch(
+        legacy_url,
+        "SELECT DISTINCT li.subscription_type FROM vm v JOIN subscription_line_item li "
+        f"ON li.id = v.subscription_line_item_id WHERE v.id <> {first_vm}",
+    )
+    assert [r[0] for r in types] == [int(SubscriptionType.VPS)]
+
+
+# --- further risks -------------------------------------------------------------------------
+async def test_r1_non_atomic_link_failure_leaves_no_orphan_subscription(legacy_url: str) -> None:
+    """A failure after the subscription insert (at the VM update) rolls back that VM's rows."""
+    fixture = await build_legacy_db(legacy_url)
+    victim = sorted(fixture.vms)[2]
+    await add_trigger(legacy_url, "vm", "UPDATE", f"NEW.id = {victim}", "fail_link")
+    report = await migrate(legacy_url)
+    assert report.vms_failed == 1 and report.vms_linked == len(fixture.vms) - 1
+    assert any(e.vm_id == victim and e.phase == "phase1" for e in report.errors)
+    orphans = await fetch(
+        legacy_url,
+        "SELECT s.id FROM subscription s WHERE s.name = :n",
+        n=f"VM {victim} Subscription",
+    )
+    assert orphans == []
+    await execute(legacy_url, "DROP TRIGGER fail_link")
+    again = await migrate(legacy_url)
+    assert again.vms_linked == 1
+    subs = await fetch(
+        legacy_url,
+        "SELECT COUNT(*) FROM subscription WHERE name = :n",
+        n=f"VM {victim} Subscription",
+    )
+    assert subs[0][0] == 1
+
+
+async def test_failure_injected_for_one_vm_leaves_its_rows_absent(legacy_url: str) -> None:
+    """D18 one transaction per VM: line item insert fails → no subscription for that VM."""
+    fixture = await build_legacy_db(legacy_url)
+    victim = sorted(fixture.vms)[0]
+    await add_trigger(
+        legacy_url,
+        "subscription_line_item",
+        "INSERT",
+        f"NEW.name LIKE '%(VM {victim})'",
+        "fail_item",
+    )
+    report = await migrate(legacy_url)
+    assert not report.ok
+    assert [e.vm_id for e in report.errors if e.phase == "phase1"] == [victim]
+    assert report.vms_linked == len(fixture.vms) - 1
+    rows = await fetch(
+        legacy_url,
+        "SELECT COUNT(*) FROM subscription WHERE name = :n",
+        n=f"VM {victim} Subscription",
+    )
+    assert rows[0][0] == 0
+    link = await fetch(legacy_url, f"SELECT subscription_line_item_id FROM vm WHERE id = {victim}")
+    assert link[0][0] is None
+    # Its payments are reported per VM, the others are copied.
+    assert any(e.vm_id == victim and e.phase == "phase2" for e in report.errors)
+    others = await fetch(
+        legacy_url,
+        f"SELECT COUNT(*) FROM vm_payment vp JOIN subscription_payment sp ON sp.id = vp.id "
+        f"WHERE vp.vm_id <> {victim}",
+    )
+    assert others[0][0] == report.payments_copied > 0
+
+
+async def test_r2_concurrent_runs_link_each_vm_once(legacy_url: str) -> None:
+    fixture = await build_legacy_db(legacy_url)
+    reports = await asyncio.gather(migrate(legacy_url, vm_batch=3), migrate(legacy_url, vm_batch=3))
+    assert sum(r.vms_linked for r in reports) == len(fixture.vms)
+    count = await fetch(legacy_url, "SELECT COUNT(*) FROM subscription WHERE name LIKE 'VM %'")
+    assert count[0][0] == len(fixture.vms)
+    copies = await fetch(legacy_url, "SELECT COUNT(*) FROM subscription_payment")
+    assert copies[0][0] == len(fixture.payment_ids)  # 13 copied + the non-VM payment
+
+
+@pytest.mark.mysql
+async def test_r2_get_lock_makes_a_second_process_wait_or_fail_clearly(mysql_url: str) -> None:
+    fixture = await build_legacy_db(mysql_url)
+    holder = create_engine(mysql_url)
+    try:
+        async with holder.connect() as conn:
+            await conn.execute(text("SELECT GET_LOCK(:n, 0)"), {"n": LOCK_NAME})
+            with pytest.raises(BackfillLockTimeout, match="another process"):
+                await migrate(mysql_url, lock_timeout=1)
+            assert (await fetch(mysql_url, "SELECT COUNT(*) FROM subscription"))[0][0] == 1
+            waiting = asyncio.create_task(migrate(mysql_url, lock_timeout=30))
+            await asyncio.sleep(0.5)
+            assert not waiting.done()
+            await conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": LOCK_NAME})
+            report = await waiting
+    finally:
+        await holder.dispose()
+    assert report.vms_linked == len(fixture.vms)
+
+
+async def test_r3_upgrade_params_null_valid_invalid_whitespace(scenario: Scenario) -> None:
+    rows = {
+        bytes(r.id): r
+        for r in await fetch(
+            scenario.url,
+            "SELECT vp.id, vp.upgrade_params, sp.metadata FROM vm_payment vp "
+            "LEFT JOIN subscription_payment sp ON sp.id = vp.id WHERE vp.payment_type = 1",
+        )
+    }
+    by_params = {r.upgrade_params: r.metadata for r in rows.values()}
+    assert by_params['{ "new_memory" : 4294967296 ,\n  "new_cpu":4 }'] == (
+        '{"new_cpu":4,"new_memory":4294967296}'
+    )
+    assert by_params['{"new_disk":107374182400}'] == '{"new_disk":107374182400}'
+    assert by_params[None] is None
+    assert rows[INVALID_PARAMS_ID].metadata is None  # not copied at all: reported instead
+    assert json.loads(by_params['{"new_disk":107374182400}']) == {"new_disk": 107374182400}
+
+
+async def test_r4_pending_invoices_keep_a_safe_time_value(scenario: Scenario) -> None:
+    """A pending upgrade keeps 0 (not NULL → no full-interval extension); renewals keep theirs."""
+    rows = await fetch(
+        scenario.url,
+        "SELECT vp.payment_type AS kind, vp.is_paid, vp.time_value AS old, sp.time_value AS new "
+        "FROM vm_payment vp JOIN subscription_payment sp ON sp.id = vp.id",
+    )
+    pending_upgrades = [r for r in rows if r.kind == 1 and not as_bool(r.is_paid)]
+    assert pending_upgrades and all(r.new == 0 for r in pending_upgrades)
+    paid_upgrades = [r for r in rows if r.kind == 1 and as_bool(r.is_paid)]
+    assert paid_upgrades and all(r.new is None for r in paid_upgrades)
+    renewals = [r for r in rows if r.kind == int(LegacyPaymentType.RENEWAL)]
+    assert renewals and all(r.new == r.old > 0 for r in renewals)
+
+
+async def test_r5_is_setup_only_for_vms_with_a_paid_payment(scenario: Scenario) -> None:
+    subs = await subscriptions(scenario.url)
+    for vm_id, case in scenario.fixture.vms.items():
+        assert as_bool(subs[vm_id].is_setup) is case.paid, case.label
+    assert any(not c.paid for c in scenario.fixture.vms.values())
+
+
+async def test_r7_no_line_item_amount_in_a_foreign_currency(scenario: Scenario) -> None:
+    subs = await subscriptions(scenario.url)
+    mismatch = [c for c in scenario.fixture.vms.values() if c.label == "plan-currency-mismatch"]
+    assert subs[mismatch[0].id].amount == 0 and subs[mismatch[0].id].currency == "EUR"
+    us = next(c for c in scenario.fixture.vms.values() if c.label == "usd-company")
+    assert (subs[us.id].amount, subs[us.id].currency) == (1500, "USD")
+
+
+async def test_r8_bad_legacy_rows_are_reported_and_the_rest_migrates(legacy_url: str) -> None:
+    fixture = await build_legacy_db(legacy_url)
+    template_less, no_expiry = sorted(fixture.vms)[:2]
+    await execute(
+        legacy_url,
+        f"UPDATE vm SET template_id = NULL, custom_template_id = NULL WHERE id = {template_less}",
+        f"UPDATE vm SET expires = NULL WHERE id = {no_expiry}",
+    )
+    report = await migrate(legacy_url)
+    failed = {e.vm_id: e.message for e in report.errors if e.phase == "phase1"}
+    assert set(failed) == {template_less, no_expiry}
+    assert "neither template_id nor custom_template_id" in failed[template_less]
+    assert "no expires" in failed[no_expiry]
+    assert report.vms_linked == len(fixture.vms) - 2
+    assert await asyncio.to_thread(cli_main, ["--db", legacy_url]) == 1  # D18: non-zero
+
+
+async def test_r9_payment_owner_is_the_vms_current_owner(scenario: Scenario) -> None:
+    wrong = await fetch(
+        scenario.url,
+        "SELECT sp.id FROM subscription_payment sp JOIN vm_payment vp ON vp.id = sp.id "
+        "JOIN vm v ON v.id = vp.vm_id WHERE sp.user_id <> v.user_id",
+    )
+    assert wrong == []
+
+
+async def test_payment_id_taken_by_another_subscription_is_reported(legacy_url: str) -> None:
+    """§6: the reference failed the whole VM on the unique index; here it is one error."""
+    fixture = await build_legacy_db(legacy_url)
+    taken = fixture.payment_ids[0]
+    await execute(
+        legacy_url,
+        "INSERT INTO subscription_payment (id, subscription_id, user_id, expires, amount, "
+        "currency, payment_method, payment_type, external_data, rate, tax) "
+        f"VALUES (:id, {fixture.non_vm_subscription_id}, 1, CURRENT_TIMESTAMP, 1, 'EUR', 0, 1, "
+        "'x', 1, 0)",
+        id=taken,
+    )
+    report = await migrate(legacy_url)
+    conflicts = [e for e in report.errors if e.payment_id == taken.hex()]
+    assert conflicts and "already exists" in conflicts[0].message
+    assert report.payments_copied == len(fixture.payment_ids) - 2
+
+
+# --- entry points --------------------------------------------------------------------------
+async def test_prepare_database_upgrades_then_backfills_and_stops_on_errors(
+    legacy_url: str,
+) -> None:
+    fixture = await build_legacy_db(legacy_url, upgrade=False)
+    with pytest.raises(BackfillIncomplete) as caught:
+        await prepare_database(legacy_url)
+    assert caught.value.report.vms_linked == len(fixture.vms)
+    await execute(
+        legacy_url,
+        "UPDATE vm_payment SET upgrade_params = NULL WHERE id = :id",
+        id=INVALID_PARAMS_ID,
+    )
+    report = await prepare_database(legacy_url)
+    assert report.ok and report.payments_copied == 1 and report.vms_skipped == len(fixture.vms)
+
+
+async def test_real_run_refuses_a_database_not_upgraded_yet(legacy_url: str) -> None:
+    await build_legacy_db(legacy_url, upgrade=False)
+    with pytest.raises(LegacyShapeError, match="upgrade_database"):
+        await migrate(legacy_url)
+
+
+async def test_cli_dry_run_and_exit_codes(
+    legacy_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await build_legacy_db(legacy_url)
+    before = await snapshot(legacy_url)
+    assert await asyncio.to_thread(cli_main, ["--db", legacy_url, "--dry-run"]) == 1
+    assert "DRY RUN" in capsys.readouterr().out
+    assert await snapshot(legacy_url) == before
+    await execute(
+        legacy_url,
+        "UPDATE vm_payment SET upgrade_params = NULL WHERE id = :id",
+        id=INVALID_PARAMS_ID,
+    )
+    assert await asyncio.to_thread(cli_main, ["--db", legacy_url]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+async def test_batch_sizes_do_not_change_the_result(legacy_url: str) -> None:
+    """Keyset batches of 1 VM / 1 payment give the same rows as one big batch."""
+    fixture = await build_legacy_db(legacy_url)
+    report = await migrate(legacy_url, vm_batch=1, payment_batch=1)
+    assert report.vms_linked == len(fixture.vms)
+    assert report.payments_copied == len(fixture.payment_ids) - 1
+    assert report.error_count == 1
+
+
+async def test_engine_object_is_accepted_and_left_open(legacy_url: str) -> None:
+    await build_legacy_db(legacy_url)
+    engine = create_engine(legacy_url)
+    try:
+        report = await migrate(engine)
+        async with engine.connect() as conn:  # still usable: not disposed by the backfill
+            assert (await conn.execute(select(t.vm.c.id).limit(1))).first() is not None
+            if dialect_is_mysql(conn):
+                free = await conn.execute(text("SELECT IS_FREE_LOCK(:n)"), {"n": LOCK_NAME})
+                assert free.scalar() == 1
+    finally:
+        await engine.dispose()
+    assert report.vms_linked == 9
