@@ -1,0 +1,162 @@
+"""The VM host port: the hypervisor a VM lives on (lifecycle.md §11), one adapter per host kind."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+import attrs
+
+from domain.model import (
+    CustomTemplate,
+    Host,
+    HostDisk,
+    IpAssignment,
+    IpRange,
+    OsImage,
+    SshKey,
+    Vm,
+    VmTemplate,
+)
+
+
+class VmRunState(StrEnum):
+    """What the hypervisor says a VM is doing; the reference's `VmRunningStates` strings."""
+
+    UNKNOWN = "unknown"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    CREATING = "creating"
+
+
+@attrs.frozen(kw_only=True)
+class VmRunningState:
+    """A snapshot of one VM on its host; the defaults are the reference's "unknown" state.
+
+    Usage figures are fractions 0–1 as exact decimals (D1: no binary floats); counters are bytes,
+    `uptime` seconds and `timestamp` Unix seconds of the collection.
+    """
+
+    timestamp: int = 0
+    state: VmRunState = VmRunState.UNKNOWN
+    cpu_usage: Decimal = Decimal(0)
+    mem_usage: Decimal = Decimal(0)
+    uptime: int = 0
+    net_in: int = 0
+    net_out: int = 0
+    disk_write: int = 0
+    disk_read: int = 0
+
+
+class VmHostError(Exception):
+    """A host call failed; `transient` failures may be retried, the others may not."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+
+
+class VmNotFoundOnHost(VmHostError):
+    """The host has no such VM (the reference's fatal "Vm not found"); makes CheckVm re-spawn."""
+
+    def __init__(self, vm_id: int) -> None:
+        super().__init__("Vm not found", transient=False)
+        self.vm_id = vm_id
+
+
+class InvalidVmConfig(VmHostError):
+    """A VM with neither a template nor a custom template cannot be built (fatal)."""
+
+    def __init__(self, vm_id: int) -> None:
+        super().__init__("Invalid VM config, no template", transient=False)
+        self.vm_id = vm_id
+
+
+@attrs.frozen(kw_only=True)
+class FullVmInfo:
+    """Everything a host needs to build or change a VM: the reference's `FullVmInfo`.
+
+    `ips` are the VM's non-deleted assignments and `ranges` the IP ranges they come from.
+    """
+
+    vm: Vm
+    host: Host
+    disk: HostDisk
+    image: OsImage
+    ssh_key: SshKey
+    template: VmTemplate | None = None
+    custom_template: CustomTemplate | None = None
+    ips: tuple[IpAssignment, ...] = ()
+    ranges: tuple[IpRange, ...] = ()
+
+    @property
+    def resources(self) -> VmResources:
+        """CPU, memory and disk size from the template, else the custom template."""
+        spec = self.template if self.template is not None else self.custom_template
+        if spec is None:
+            raise InvalidVmConfig(self.vm.id)
+        return VmResources(cpu=spec.cpu, memory=spec.memory, disk_size=spec.disk_size)
+
+
+@attrs.frozen(kw_only=True)
+class VmResources:
+    """The sizes a VM is built with: cores, memory bytes and disk bytes."""
+
+    cpu: int
+    memory: int
+    disk_size: int
+
+
+class VmHost(Protocol):
+    """One hypervisor. Every call raises `VmHostError` on failure (transient or fatal)."""
+
+    async def create_vm(self, info: FullVmInfo) -> None:
+        """Build the VM (disk from the image, network, cloud-init); it is left stopped."""
+        ...
+
+    async def start_vm(self, vm: Vm) -> None:
+        """Power the VM on."""
+        ...
+
+    async def stop_vm(self, vm: Vm) -> None:
+        """Power the VM off."""
+        ...
+
+    async def restart_vm(self, vm: Vm) -> None:
+        """Hard-reset the VM (the reference's `reset_vm`)."""
+        ...
+
+    async def delete_vm(self, vm: Vm) -> None:
+        """Remove the VM and its disks from the host."""
+        ...
+
+    async def reinstall_vm(self, info: FullVmInfo) -> None:
+        """Replace the primary disk with a fresh one from `info.image`."""
+        ...
+
+    async def resize_vm(self, info: FullVmInfo) -> None:
+        """Grow the disk and set cpu/memory to `info.resources` (upgrade)."""
+        ...
+
+    async def get_vm_state(self, vm: Vm) -> VmRunningState:
+        """The VM's state now; raises `VmNotFoundOnHost` when the host has no such VM."""
+        ...
+
+    async def get_all_vm_states(self) -> Mapping[int, VmRunningState]:
+        """The state of every VM on the host, keyed by the VM's database id."""
+        ...
+
+    async def generate_mac(self, vm: Vm) -> str:
+        """A MAC address for the VM's network card (used when its IP range has no router)."""
+        ...
+
+
+class VmHostResolver(Protocol):
+    """Picks the client for a host by `host.kind` (Proxmox, LibVirt, Dummy)."""
+
+    def for_host(self, host: Host) -> VmHost:
+        """The client of this host; raises `VmHostError` for a kind it cannot serve."""
+        ...
