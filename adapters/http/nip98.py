@@ -1,0 +1,269 @@
+"""NIP-98 HTTP auth (api.md §4.1): decode the `Nostr <base64 event>` header and check it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+from coincurve import PublicKeyXOnly
+
+HTTP_AUTH_KIND = 27235
+DEFAULT_MAX_SKEW = 600  # seconds either way, boundary inclusive (api.md §4.1 step 2)
+
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_HEX128 = re.compile(r"[0-9a-fA-F]{128}")
+_BASE64 = re.compile(r"[A-Za-z0-9+/\-_]*={0,2}")
+# A `u` value must be one token of visible ASCII: no spaces, control or non-ASCII characters.
+_URI_CHARS = re.compile(r"[\x21-\x7e]+")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+class Nip98Error(Exception):
+    """An auth refusal: `reason` is the check that failed, `text` the response body (§2.3)."""
+
+    def __init__(self, reason: str, *, status: int = 401, text: str | None = None) -> None:
+        self.reason = reason
+        self.status = status
+        self.text = text if text is not None else f"Auth check failed: {reason}"
+        super().__init__(self.text)
+
+
+@attrs.frozen
+class NostrEvent:
+    """A decoded NIP-01 event; `pubkey` is the 32-byte x-only key, nothing verified yet."""
+
+    id: bytes
+    pubkey: bytes
+    created_at: int
+    kind: int
+    tags: tuple[tuple[str, ...], ...]
+    content: str
+    sig: bytes
+
+    def tag_value(self, name: str) -> str | None:
+        """Value of the first tag `[name, value, ...]`; a bare `[name]` tag is skipped.
+
+        The reference indexed `tag[1]` and panicked on `["u"]`; its later fix (and we) treat
+        such a tag as absent.
+        """
+        for tag in self.tags:
+            if len(tag) >= 2 and tag[0] == name:
+                return tag[1]
+        return None
+
+    def computed_id(self) -> bytes:
+        """NIP-01 id: sha256 of the compact JSON `[0, pubkey, created_at, kind, tags, content]`."""
+        return hashlib.sha256(_canonical(self.pubkey, self.created_at, self.kind, self.tags,
+                                         self.content)).digest()
+
+
+def verify_nip98(
+    header_value: str | None,
+    method: str,
+    path: str,
+    now: datetime,
+    body: bytes | None,
+    max_skew: int = DEFAULT_MAX_SKEW,
+) -> bytes:
+    """Check an `Authorization` header against the request; return the signer's x-only key.
+
+    `path` is the raw (still percent-encoded) request path without the query string; `body`
+    is the raw request body (None when there was none) for the optional `payload` tag.
+    """
+    if header_value is None or not header_value.isascii():
+        raise Nip98Error("Auth header not found", status=403, text="Auth header not found")
+    if not header_value.startswith("Nostr "):
+        raise Nip98Error(
+            "Auth scheme must be Nostr", status=403, text="Auth scheme must be Nostr"
+        )
+    event = decode_event(header_value[6:])
+    return check_event(event, method, path, now, body, max_skew)
+
+
+def verify_nip98_token(
+    token: str | None,
+    method: str,
+    path: str,
+    now: datetime,
+    body: bytes | None = None,
+    max_skew: int = DEFAULT_MAX_SKEW,
+) -> bytes:
+    """The `?auth=<base64 event>` variant (§4.1), with the reference's two refusal texts."""
+    if token is None:
+        raise Nip98Error("Missing auth param", text="Missing or invalid auth param")
+    try:
+        event = decode_event(token)
+    except Nip98Error as exc:
+        raise Nip98Error(exc.reason, text="Missing or invalid auth param") from exc
+    try:
+        return check_event(event, method, path, now, body, max_skew)
+    except Nip98Error as exc:
+        raise Nip98Error(exc.reason, text="Invalid auth event") from exc
+
+
+def decode_event(encoded: str) -> NostrEvent:
+    """Base64 (padded, unpadded or URL-safe) → NIP-01 event; nothing is verified here."""
+    raw = _b64decode(encoded)
+    if raw is None:
+        raise Nip98Error("Invalid auth string", text="Invalid auth: Invalid auth string")
+    event = _parse_event(raw)
+    if event is None:
+        raise Nip98Error("Invalid nostr event", text="Invalid auth: Invalid nostr event")
+    return event
+
+
+def check_event(
+    event: NostrEvent,
+    method: str,
+    path: str,
+    now: datetime,
+    body: bytes | None,
+    max_skew: int = DEFAULT_MAX_SKEW,
+) -> bytes:
+    """The §4.1 checks in the reference's order; the first failure is raised."""
+    if event.kind != HTTP_AUTH_KIND:
+        raise Nip98Error("Wrong event kind")
+    if abs(event.created_at - int(now.timestamp())) > max_skew:
+        raise Nip98Error("Created timestamp is out of range")
+    url = event.tag_value("u")
+    if url is None:
+        raise Nip98Error("Missing url tag")
+    tag_path = uri_path(url)
+    if tag_path is None:
+        raise Nip98Error("Invalid U tag")
+    if tag_path != path:
+        raise Nip98Error("U tag does not match")
+    tag_method = event.tag_value("method")
+    if tag_method is None:
+        raise Nip98Error("Missing method tag")
+    if tag_method != method:
+        raise Nip98Error("Method tag incorrect")
+    if not _signature_ok(event):
+        raise Nip98Error("Event signature invalid")
+    _check_payload(event, body)
+    return event.pubkey
+
+
+def uri_path(value: str) -> str | None:
+    """The path of a `u` tag (absolute URL or origin-form path), None when unparseable."""
+    if not _URI_CHARS.fullmatch(value):
+        return None
+    if value.startswith("/"):
+        return value.split("?", 1)[0].split("#", 1)[0]
+    if not _SCHEME.match(value):
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return None
+    if not parts.netloc:
+        return None
+    return parts.path or "/"
+
+
+def payload_hash(body: bytes) -> str:
+    """What a NIP-98 `payload` tag carries: lowercase hex sha256 of the body."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def _check_payload(event: NostrEvent, body: bytes | None) -> None:
+    """Verified only when the (signed) event makes the claim: stricter than the reference."""
+    expected = event.tag_value("payload")
+    if expected is None:
+        return
+    if body is None:
+        raise Nip98Error("Payload tag present but request has no body")
+    if expected.lower() != payload_hash(body):
+        raise Nip98Error("Payload tag does not match request body")
+
+
+def _signature_ok(event: NostrEvent) -> bool:
+    if event.computed_id() != event.id:
+        return False
+    try:
+        return bool(PublicKeyXOnly(event.pubkey).verify(event.sig, event.id))
+    except (ValueError, TypeError):
+        return False
+
+
+def _b64decode(encoded: str) -> bytes | None:
+    if not _BASE64.fullmatch(encoded):
+        return None
+    unpadded = encoded.rstrip("=")
+    if encoded != unpadded and len(encoded) % 4:
+        return None
+    if len(unpadded) % 4 == 1:
+        return None
+    standard = unpadded.replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _parse_event(raw: bytes) -> NostrEvent | None:
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(obj, dict):
+        return None
+    try:
+        event = NostrEvent(
+            id=_hex(obj["id"], _HEX64),
+            pubkey=_hex(obj["pubkey"], _HEX64),
+            created_at=_uint(obj["created_at"], 2**64 - 1),
+            kind=_uint(obj["kind"], 2**16 - 1),
+            tags=_tags(obj["tags"]),
+            content=_str(obj["content"]),
+            sig=_hex(obj["sig"], _HEX128),
+        )
+        PublicKeyXOnly(event.pubkey)  # not a curve point → not a valid event (rust-nostr)
+        event.computed_id()  # lone surrogates cannot be hashed → not a valid event
+    except (KeyError, TypeError, ValueError, UnicodeEncodeError):
+        return None
+    return event
+
+
+def _hex(value: Any, pattern: re.Pattern[str]) -> bytes:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ValueError("bad hex field")
+    return bytes.fromhex(value)
+
+
+def _uint(value: Any, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise ValueError("bad integer field")
+    return value
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("bad string field")
+    return value
+
+
+def _tags(value: Any) -> tuple[tuple[str, ...], ...]:
+    if not isinstance(value, list):
+        raise ValueError("tags must be a list")
+    tags: list[tuple[str, ...]] = []
+    for tag in value:
+        if not isinstance(tag, list) or not all(isinstance(v, str) for v in tag):
+            raise ValueError("a tag must be a list of strings")
+        tags.append(tuple(tag))
+    return tuple(tags)
+
+
+def _canonical(
+    pubkey: bytes, created_at: int, kind: int, tags: tuple[tuple[str, ...], ...], content: str
+) -> bytes:
+    data = [0, pubkey.hex(), created_at, kind, [list(t) for t in tags], content]
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
