@@ -1,0 +1,96 @@
+"""An in-process work queue on asyncio.Queue, with the Redis adapter's delivery rules."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable
+
+import attrs
+
+from ports.queue import Delivery, Job
+
+DEFAULT_CLAIM_IDLE_MS = 10_000
+
+
+@attrs.define
+class _Pending:
+    job: Job
+    delivered_at: float
+
+
+class InProcessQueue:
+    """FIFO jobs for a single process (no Redis), for dev runs and tests.
+
+    Like the Redis adapter, a delivery not acked within `claim_idle_ms` (its consumer task
+    died) is delivered again. Unlike the reference's in-process channel, which dropped every
+    failed job, `fail` re-queues a non-skippable job once per call, at the back of the
+    queue and without delay: a job that always fails keeps coming back (as on Redis, where
+    it returns every ~10 s), so the worker must not spin on it. Nothing survives a restart.
+    """
+
+    def __init__(
+        self,
+        *,
+        claim_idle_ms: int = DEFAULT_CLAIM_IDLE_MS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ready: asyncio.Queue[tuple[str, Job, bool]] = asyncio.Queue()
+        self._pending: dict[str, _Pending] = {}
+        self._ids = itertools.count(1)
+        self._claim_idle_s = claim_idle_ms / 1000
+        self._monotonic = monotonic
+
+    async def send(self, job: Job) -> str:
+        job_id = str(next(self._ids))
+        self._ready.put_nowait((job_id, job, False))
+        return job_id
+
+    async def receive(self, max_jobs: int = 10, block_ms: int = 100) -> list[Delivery]:
+        if max_jobs < 1 or block_ms < 0:
+            raise ValueError(f"need max_jobs >= 1 and block_ms >= 0, got {max_jobs}, {block_ms}")
+        reclaimed = self._reclaim(max_jobs)
+        if reclaimed:
+            return reclaimed
+        if self._ready.empty() and block_ms > 0:
+            try:
+                async with asyncio.timeout(block_ms / 1000):
+                    first = await self._ready.get()
+            except TimeoutError:
+                return []
+            taken = [first]
+        else:
+            taken = []
+        while len(taken) < max_jobs and not self._ready.empty():
+            taken.append(self._ready.get_nowait())
+        now = self._monotonic()
+        for job_id, job, _ in taken:
+            self._pending[job_id] = _Pending(job, now)
+        return [Delivery(job, job_id, again) for job_id, job, again in taken]
+
+    def _reclaim(self, max_jobs: int) -> list[Delivery]:
+        """Deliveries idle past the claim time, oldest id first (XAUTOCLAIM's order)."""
+        now = self._monotonic()
+        idle = [
+            job_id
+            for job_id, pending in self._pending.items()
+            if now - pending.delivered_at >= self._claim_idle_s
+        ]
+        claimed = sorted(idle, key=int)[:max_jobs]
+        for job_id in claimed:
+            self._pending[job_id].delivered_at = now
+        return [Delivery(self._pending[i].job, i, redelivered=True) for i in claimed]
+
+    async def ack(self, delivery: Delivery) -> None:
+        self._pending.pop(delivery.id, None)
+
+    async def fail(self, delivery: Delivery) -> None:
+        pending = self._pending.pop(delivery.id, None)
+        if pending is not None and not pending.job.skippable:
+            self._ready.put_nowait((delivery.id, pending.job, True))
+
+    @property
+    def pending_count(self) -> int:
+        """Deliveries handed out and not yet acked."""
+        return len(self._pending)

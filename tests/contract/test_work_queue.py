@@ -1,0 +1,378 @@
+"""WorkQueue contract over the in-process queue and Redis Streams, and the jobs' JSON form."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from adapters.queue.memory import InProcessQueue
+from adapters.queue.redis_streams import RedisStreamsQueue
+from ports.queue import (
+    JOB_KINDS,
+    SKIPPABLE_KINDS,
+    Delivery,
+    InvalidJob,
+    Job,
+    WorkQueue,
+    job_from_json,
+    job_to_json,
+)
+
+REDIS_URL = os.environ.get("LNVPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+CLAIM_MS = 100
+PAST_CLAIM_S = CLAIM_MS / 1000 * 1.5
+
+Consumers = Callable[[str], WorkQueue]
+
+
+def _skip_or_fail(reason: str) -> None:
+    if os.environ.get("LNVPS_REQUIRE_MYSQL") == "1":
+        pytest.fail(f"LNVPS_REQUIRE_MYSQL=1 but {reason}")
+    pytest.skip(reason)
+
+
+async def connect_redis() -> aioredis.Redis:
+    """A client on the test Redis; skips when unreachable (fails if LNVPS_REQUIRE_MYSQL=1)."""
+    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        await client.ping()
+    except Exception as error:
+        await client.aclose()
+        _skip_or_fail(f"Redis at {REDIS_URL} unreachable: {error}")
+    return client
+
+
+@pytest.fixture
+async def redis_stream() -> AsyncIterator[tuple[aioredis.Redis, str]]:
+    """A client and a unique stream name; the stream (and its groups) is deleted afterwards."""
+    client = await connect_redis()
+    stream = f"lnvps_t_{secrets.token_hex(6)}"
+    try:
+        yield client, stream
+    finally:
+        await client.delete(stream)
+        await client.aclose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def consumers(request: pytest.FixtureRequest) -> AsyncIterator[Consumers]:
+    """`consumers(name)`: a consumer of one shared queue (the same object in process)."""
+    if request.param == "memory":
+        shared = InProcessQueue(claim_idle_ms=CLAIM_MS)
+        yield lambda _name: shared
+        return
+    client = await connect_redis()
+    stream = f"lnvps_t_{secrets.token_hex(6)}"
+
+    def consumer(name: str) -> WorkQueue:
+        return RedisStreamsQueue(client, consumer=name, stream=stream, claim_idle_ms=CLAIM_MS)
+
+    try:
+        yield consumer
+    finally:
+        await client.delete(stream)
+        await client.aclose()
+
+
+def check_vm(vm_id: int) -> Job:
+    return Job("CheckVm", {"vm_id": vm_id})
+
+
+def spawn_vm(vm_id: int) -> Job:
+    return Job("SpawnVm", {"vm_id": vm_id})
+
+
+# --- the contract -------------------------------------------------------------------------
+
+
+async def test_fifo_order(consumers: Consumers) -> None:
+    queue = consumers("a")
+    jobs = [spawn_vm(i) for i in range(1, 6)]
+    ids = [await queue.send(job) for job in jobs]
+    got = await queue.receive(max_jobs=10, block_ms=50)
+    assert [d.job for d in got] == jobs
+    assert [d.id for d in got] == ids
+    assert not any(d.redelivered for d in got)
+
+
+async def test_receive_respects_max_jobs(consumers: Consumers) -> None:
+    queue = consumers("a")
+    for i in range(3):
+        await queue.send(check_vm(i))
+    assert [d.job for d in await queue.receive(max_jobs=2)] == [check_vm(0), check_vm(1)]
+    assert [d.job for d in await queue.receive(max_jobs=10)] == [check_vm(2)]
+
+
+async def test_empty_receive_waits_at_most_block_ms(consumers: Consumers) -> None:
+    queue = consumers("a")
+    started = time.monotonic()
+    assert await queue.receive(block_ms=50) == []
+    assert await queue.receive(block_ms=0) == []
+    assert time.monotonic() - started < 1
+
+
+async def test_blocked_receive_wakes_for_a_new_job(consumers: Consumers) -> None:
+    queue = consumers("a")
+    await queue.receive(block_ms=0)  # the Redis group exists before the blocking read
+    waiting = asyncio.create_task(queue.receive(block_ms=5000))
+    await asyncio.sleep(0.02)
+    await queue.send(spawn_vm(9))
+    got = await asyncio.wait_for(waiting, timeout=2)
+    assert [d.job for d in got] == [spawn_vm(9)]
+
+
+async def test_ack_removes(consumers: Consumers) -> None:
+    queue = consumers("a")
+    await queue.send(spawn_vm(1))
+    [delivery] = await queue.receive()
+    await queue.ack(delivery)
+    await asyncio.sleep(PAST_CLAIM_S)
+    assert await queue.receive(block_ms=10) == []
+
+
+async def test_crashed_consumers_job_goes_to_another_after_idle_time(
+    consumers: Consumers,
+) -> None:
+    crashed, survivor = consumers("crashed"), consumers("survivor")
+    await survivor.receive(block_ms=0)
+    await crashed.send(spawn_vm(1))
+    [lost] = await crashed.receive()  # …and the consumer dies without acking
+    assert await survivor.receive(block_ms=10) == []  # not idle long enough yet
+    await asyncio.sleep(PAST_CLAIM_S)
+    [again] = await survivor.receive(block_ms=10)
+    assert again.job == lost.job and again.id == lost.id and again.redelivered
+    await survivor.ack(again)
+    await asyncio.sleep(PAST_CLAIM_S)
+    assert await survivor.receive(block_ms=10) == []
+    assert await crashed.receive(block_ms=10) == []
+
+
+async def test_skippable_failure_is_dropped(consumers: Consumers) -> None:
+    queue = consumers("a")
+    await queue.send(Job("CheckVms"))
+    [delivery] = await queue.receive()
+    assert delivery.job.skippable
+    await queue.fail(delivery)
+    await asyncio.sleep(PAST_CLAIM_S)
+    assert await queue.receive(block_ms=10) == []
+
+
+async def test_non_skippable_failure_comes_back(consumers: Consumers) -> None:
+    queue = consumers("a")
+    await queue.send(spawn_vm(3))
+    [delivery] = await queue.receive()
+    assert not delivery.job.skippable
+    await queue.fail(delivery)
+    await asyncio.sleep(PAST_CLAIM_S)
+    [again] = await queue.receive(block_ms=10)
+    assert again.job == spawn_vm(3) and again.redelivered
+    await queue.fail(again)  # still failing: back once more
+    await asyncio.sleep(PAST_CLAIM_S)
+    [third] = await queue.receive(block_ms=10)
+    await queue.ack(third)
+    await asyncio.sleep(PAST_CLAIM_S)
+    assert await queue.receive(block_ms=10) == []
+
+
+async def test_two_consumers_never_get_the_same_job(consumers: Consumers) -> None:
+    jobs = [spawn_vm(i) for i in range(40)]
+    a, b = consumers("a"), consumers("b")
+    await a.receive(block_ms=0)
+    for job in jobs:
+        await a.send(job)
+    seen: dict[str, list[Delivery]] = {"a": [], "b": []}
+
+    async def work(name: str, queue: WorkQueue) -> None:
+        while len(seen["a"]) + len(seen["b"]) < len(jobs):
+            for delivery in await queue.receive(max_jobs=3, block_ms=20):
+                seen[name].append(delivery)
+                await asyncio.sleep(0)  # let the other consumer in between jobs
+                await queue.ack(delivery)
+
+    await asyncio.wait_for(asyncio.gather(work("a", a), work("b", b)), timeout=5)
+    ids_a, ids_b = {d.id for d in seen["a"]}, {d.id for d in seen["b"]}
+    assert not ids_a & ids_b
+    assert len(seen["a"]) + len(seen["b"]) == len(jobs)
+    assert sorted(d.job.payload["vm_id"] for d in seen["a"] + seen["b"]) == list(range(40))
+
+
+@pytest.mark.parametrize("max_jobs, block_ms", [(0, 10), (1, -1)])
+async def test_bad_receive_arguments(consumers: Consumers, max_jobs: int, block_ms: int) -> None:
+    with pytest.raises(ValueError):
+        await consumers("a").receive(max_jobs=max_jobs, block_ms=block_ms)
+
+
+# --- Redis specifics ----------------------------------------------------------------------
+
+
+async def test_redis_entries_are_the_reference_form(
+    redis_stream: tuple[aioredis.Redis, str],
+) -> None:
+    client, stream = redis_stream
+    queue = RedisStreamsQueue(client, consumer="api-worker", stream=stream)
+    await queue.send(check_vm(5))
+    entries: Any = await client.xrange(stream)
+    [(_, fields)] = entries
+    assert fields == {b"job": b'{"CheckVm":{"vm_id":5}}'}
+    groups = await client.xinfo_groups(stream)
+    assert [g["name"] for g in groups] == [b"workers"]
+    # a job written by the reference's sender is read as well
+    await client.xadd(stream, {"job": '{"SpawnVm":{"vm_id":8}}'})
+    assert [d.job for d in await queue.receive()] == [check_vm(5), spawn_vm(8)]
+
+
+async def test_redis_drops_entries_that_are_not_jobs(
+    redis_stream: tuple[aioredis.Redis, str],
+) -> None:
+    client, stream = redis_stream
+    queue = RedisStreamsQueue(client, consumer="w", stream=stream, claim_idle_ms=CLAIM_MS)
+    await queue.receive(block_ms=0)
+    await client.xadd(stream, {"job": "garbage"})
+    await client.xadd(stream, {"other": "field"})
+    await queue.send(spawn_vm(1))
+    [delivery] = await queue.receive()
+    assert delivery.job == spawn_vm(1)
+    pending = await client.xpending(stream, "workers")
+    assert pending["pending"] == 1  # the two bad entries were acked
+    await queue.ack(delivery)
+    assert (await client.xpending(stream, "workers"))["pending"] == 0
+
+
+async def test_redis_trims_the_stream_approximately(
+    redis_stream: tuple[aioredis.Redis, str],
+) -> None:
+    client, stream = redis_stream
+    queue = RedisStreamsQueue(client, consumer="w", stream=stream, maxlen=10)
+    for i in range(300):
+        await queue.send(check_vm(i))
+    assert await client.xlen(stream) < 300
+
+
+async def test_redis_recreates_a_deleted_stream(redis_stream: tuple[aioredis.Redis, str]) -> None:
+    client, stream = redis_stream
+    queue = RedisStreamsQueue(client, consumer="w", stream=stream)
+    await queue.send(spawn_vm(1))
+    await client.delete(stream)
+    assert await queue.receive(block_ms=0) == []  # NOGROUP → group (and stream) made again
+    await queue.send(spawn_vm(2))
+    assert [d.job for d in await queue.receive()] == [spawn_vm(2)]
+
+
+# --- jobs and their JSON ------------------------------------------------------------------
+
+#: one example of every job kind the reference lists, with its fields (lifecycle.md §9.1)
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "PatchHosts": {},
+    "CheckVms": {},
+    "CheckNostrDomains": {},
+    "CheckSubscriptions": {},
+    "CheckVm": {"vm_id": 1},
+    "SpawnVm": {"vm_id": 2},
+    "SendNotification": {"user_id": 3, "message": "Ünïcode ✓", "title": None},
+    "SendAdminNotification": {"message": "m", "title": "[VM1] Deleted by Admin"},
+    "BulkMessage": {"subject": "s", "message": "m", "admin_user_id": 4},
+    "DeleteVm": {"vm_id": 5, "reason": None, "admin_user_id": 6},
+    "StartVm": {"vm_id": 7, "admin_user_id": None},
+    "StopVm": {"vm_id": 8, "admin_user_id": 9},
+    "ProcessVmUpgrade": {
+        "vm_id": 10,
+        "config": {"new_cpu": 4, "new_memory": None, "new_disk": 85899345920},
+    },
+    "ConfigureVm": {"vm_id": 11, "admin_user_id": None},
+    "AssignVmIp": {"vm_id": 12, "ip_range_id": 1, "ip": "10.0.0.5", "admin_user_id": 1},
+    "UnassignVmIp": {"assignment_id": 13, "admin_user_id": None},
+    "UpdateVmIp": {"assignment_id": 14, "admin_user_id": 2},
+    "ProcessVmRefund": {
+        "vm_id": 15,
+        "admin_user_id": 1,
+        "refund_from_date": "2026-01-01T00:00:00Z",
+        "reason": None,
+        "payment_method": "lightning",
+        "lightning_invoice": "lnbc1...",
+    },
+    "CreateVm": {
+        "user_id": 16,
+        "template_id": 1,
+        "image_id": 2,
+        "ssh_key_id": 3,
+        "ref_code": None,
+        "admin_user_id": 1,
+        "reason": "support",
+    },
+    "SendEmailVerification": {"user_id": 17, "verify_url": "https://x/verify?t=1"},
+    "DownloadOsImages": {"image_id": None},
+}
+
+
+def test_examples_cover_every_kind() -> None:
+    assert set(EXAMPLES) == JOB_KINDS
+
+
+@pytest.mark.parametrize("kind", sorted(EXAMPLES))
+def test_json_round_trip(kind: str) -> None:
+    job = Job(kind, EXAMPLES[kind])
+    text = job_to_json(job)
+    assert job_from_json(text) == job
+    assert job_from_json(text.encode()) == job
+    expected: Any = kind if not EXAMPLES[kind] else {kind: EXAMPLES[kind]}
+    assert json.loads(text) == expected
+
+
+def test_json_is_serde_compact() -> None:
+    assert job_to_json(Job("CheckVms")) == '"CheckVms"'
+    assert job_to_json(check_vm(7)) == '{"CheckVm":{"vm_id":7}}'
+    assert job_to_json(Job("DownloadOsImages", {"image_id": None})) == (
+        '{"DownloadOsImages":{"image_id":null}}'
+    )
+    assert job_from_json('{"CheckVms":null}') == Job("CheckVms")
+
+
+def test_skippable_follows_the_reference_table() -> None:
+    assert {k for k in JOB_KINDS if Job(k, EXAMPLES[k]).skippable} == SKIPPABLE_KINDS
+    assert {
+        "CheckVms",
+        "CheckVm",
+        "CheckSubscriptions",
+        "CheckNostrDomains",
+        "StartVm",
+        "StopVm",
+    } == SKIPPABLE_KINDS
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        '"NoSuchJob"',
+        '"SpawnVm"',  # a job with fields needs them
+        '{"CheckVm": 1}',
+        '{"CheckVms": {"x": 1}}',
+        "{}",
+        '{"CheckVm": {"vm_id": 1}, "SpawnVm": {"vm_id": 1}}',
+        '{"NoSuchJob": {}}',
+        "[]",
+        "42",
+    ],
+)
+def test_invalid_json_jobs(text: str) -> None:
+    with pytest.raises(InvalidJob):
+        job_from_json(text)
+
+
+def test_invalid_jobs() -> None:
+    with pytest.raises(InvalidJob):
+        Job("NoSuchJob")
+    with pytest.raises(InvalidJob):
+        Job("CheckVms", {"vm_id": 1})
+    with pytest.raises(InvalidJob):
+        job_to_json(Job("CheckVm", {"vm_id": float("nan")}))
+    with pytest.raises(InvalidJob):
+        job_to_json(Job("CheckVm", {"vm_id": object()}))
