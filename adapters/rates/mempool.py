@@ -39,12 +39,16 @@ class MempoolRateSource:
             async with self._session.get(self._url, timeout=self._timeout) as response:
                 if response.status != 200:
                     raise RateSourceUnavailable(f"{self._url} answered HTTP {response.status}")
-                body = await response.content.read(MAX_BODY_BYTES + 1)
+                body = bytearray()
+                async for chunk in response.content.iter_chunked(16 * 1024):
+                    body += chunk
+                    if len(body) > MAX_BODY_BYTES:
+                        raise RateSourceUnavailable(
+                            f"{self._url} sent more than {MAX_BODY_BYTES} bytes"
+                        )
         except (aiohttp.ClientError, TimeoutError) as error:
             raise RateSourceUnavailable(f"{self._url} unreachable: {error!r}") from error
-        if len(body) > MAX_BODY_BYTES:
-            raise RateSourceUnavailable(f"{self._url} sent more than {MAX_BODY_BYTES} bytes")
-        return parse_prices(body)
+        return parse_prices(bytes(body))
 
 
 def _no_constants(name: str) -> NoReturn:

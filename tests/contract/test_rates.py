@@ -216,6 +216,11 @@ async def test_mempool_parses_exact_decimals() -> None:
     assert rates[Currency.JPY].rate == Decimal("5549999.123456789012345678901")
 
 
+async def test_mempool_reads_a_body_sent_in_pieces() -> None:
+    rates = await fetch_from(FakeMempool(PRICES, pieces=5))
+    assert {r.quote: r.rate for r in rates}[EUR] == Decimal("34123.45")
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -247,7 +252,7 @@ async def test_mempool_timeout_is_unavailable() -> None:
 
 async def test_mempool_oversized_body_is_unavailable() -> None:
     with pytest.raises(RateSourceUnavailable, match="more than"):
-        await fetch_from(FakeMempool(PRICES + " " * 70_000))
+        await fetch_from(FakeMempool(PRICES + " " * 70_000, pieces=10))
 
 
 async def test_mempool_unreachable_is_unavailable() -> None:

@@ -15,17 +15,32 @@ PRICES_PATH = "/api/v1/prices"
 class FakeMempool:
     """Answers with whatever `body`, `status` and `delay_s` are set to; counts requests."""
 
-    def __init__(self, body: str = "{}", status: int = 200, delay_s: float = 0.0) -> None:
+    def __init__(
+        self, body: str = "{}", status: int = 200, delay_s: float = 0.0, pieces: int = 1
+    ) -> None:
         self.body = body
         self.status = status
         self.delay_s = delay_s
+        #: more than 1: the body is streamed (chunked) in that many writes, with pauses
+        self.pieces = pieces
         self.requests = 0
 
-    async def _prices(self, _: web.Request) -> web.Response:
+    async def _prices(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        return web.Response(text=self.body, status=self.status, content_type="application/json")
+        if self.pieces <= 1:
+            return web.Response(text=self.body, status=self.status, content_type="application/json")
+        response = web.StreamResponse(status=self.status)
+        response.content_type = "application/json"
+        await response.prepare(request)
+        data = self.body.encode()
+        size = -(-len(data) // self.pieces)
+        for start in range(0, len(data), size):
+            await response.write(data[start : start + size])
+            await asyncio.sleep(0.005)
+        await response.write_eof()
+        return response
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[str]:
