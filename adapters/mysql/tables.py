@@ -410,9 +410,7 @@ subscription = Table(
     "subscription",
     metadata,
     pk(),
-    Column(
-        "user_id", UInt, ForeignKey("users.id", name="fk_subscription_user"), nullable=False
-    ),
+    Column("user_id", UInt, ForeignKey("users.id", name="fk_subscription_user"), nullable=False),
     Column(
         "company_id",
         UInt,
@@ -422,7 +420,8 @@ subscription = Table(
     Column("name", String(200), nullable=False),
     Column("description", Text, nullable=True),
     created(),
-    Column("expires", UtcDateTime(), nullable=True),
+    # DATETIME (UTC by convention), not the reference's TIMESTAMP, which ends 2038-01-19 (r4)
+    Column("expires", UtcDateTime(datetime_column=True), nullable=True),
     bit("is_active", 1),
     bit("is_setup", 0),
     Column("currency", String(4), nullable=False),
@@ -450,9 +449,7 @@ subscription_line_item = Table(
         ForeignKey("subscription.id", name="fk_line_item_subscription", ondelete="CASCADE"),
         nullable=False,
     ),
-    Column(
-        "subscription_type", EnumCode(SubscriptionType), nullable=False, server_default=ZERO
-    ),
+    Column("subscription_type", EnumCode(SubscriptionType), nullable=False, server_default=ZERO),
     Column("name", String(200), nullable=False),
     Column("description", Text, nullable=True),
     Column("amount", UBigInt, nullable=False),
@@ -554,9 +551,7 @@ vm_ip_assignment = Table(
     metadata,
     pk(),
     Column("vm_id", UInt, ForeignKey("vm.id", name="fk_vm_ip_assignment_vm"), nullable=False),
-    Column(
-        "ip_range_id", UInt, ForeignKey("ip_range.id", name="fk_vm_ip_range"), nullable=False
-    ),
+    Column("ip_range_id", UInt, ForeignKey("ip_range.id", name="fk_vm_ip_range"), nullable=False),
     Column("ip", String(255), nullable=False),
     bit("deleted", 0),
     Column("arp_ref", String(50), nullable=True),
@@ -741,9 +736,7 @@ admin_role_permissions = Table(
     "admin_role_permissions",
     metadata,
     big_pk(),
-    Column(
-        "role_id", UBigInt, ForeignKey("admin_roles.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("role_id", UBigInt, ForeignKey("admin_roles.id", ondelete="CASCADE"), nullable=False),
     Column("resource", EnumCode(AdminResource), nullable=False),
     Column("action", EnumCode(AdminAction), nullable=False),
     created("created_at"),
@@ -760,12 +753,8 @@ admin_role_assignments = Table(
     metadata,
     big_pk(),
     Column("user_id", UInt, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    Column(
-        "role_id", UBigInt, ForeignKey("admin_roles.id", ondelete="CASCADE"), nullable=False
-    ),
-    Column(
-        "assigned_by", UInt, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
-    ),
+    Column("role_id", UBigInt, ForeignKey("admin_roles.id", ondelete="CASCADE"), nullable=False),
+    Column("assigned_by", UInt, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
     created("assigned_at"),
     Column("expires_at", UtcDateTime(), nullable=True),
     UniqueConstraint("user_id", "role_id", name="unique_user_role"),
@@ -789,7 +778,7 @@ lifecycle_mark = Table(
         nullable=False,
     ),
     Column("action", USmallInt, nullable=False),
-    Column("period_expires", UtcDateTime(), nullable=False),
+    Column("period_expires", UtcDateTime(datetime_column=True), nullable=False),
     created("claimed_at"),
     UniqueConstraint(
         "subscription_id", "action", "period_expires", name="uq_lifecycle_mark_period"

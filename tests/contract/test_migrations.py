@@ -37,6 +37,7 @@ from adapters.mysql.types import (
 from domain.enums import PaymentMethod
 
 EXPIRES = datetime(2026, 4, 30, 10, 20, 30, tzinfo=UTC)
+FAR = datetime(2146, 4, 30, 10, 20, 30, tzinfo=UTC)
 
 
 async def test_every_revision_up_down_up(db_url: str) -> None:
@@ -146,9 +147,11 @@ async def test_head_constraints_and_seed(migrated_db_url: str) -> None:
             )
             await conn.execute(
                 sa.insert(tables.subscription).values(
-                    user_id=1, company_id=1, name="s", currency="EUR"
+                    user_id=1, company_id=1, name="s", currency="EUR", expires=FAR
                 )
             )
+            # 120 yearly renewals (D6) must fit: TIMESTAMP would end on 2038-01-19
+            assert await conn.scalar(sa.select(tables.subscription.c.expires)) == FAR
             mark = {"subscription_id": 1, "action": 2, "period_expires": now}
             await conn.execute(sa.insert(tables.lifecycle_mark).values(mark))
         with pytest.raises(IntegrityError):

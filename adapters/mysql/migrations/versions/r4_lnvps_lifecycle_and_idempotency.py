@@ -1,4 +1,4 @@
-"""r4 (ours): lifecycle marks (D15), idempotency keys (D11) and the lifecycle scan index."""
+"""r4 (ours): lifecycle marks (D15), idempotency keys (D11), lifecycle index, DATETIME expiry."""
 
 from __future__ import annotations
 
@@ -17,13 +17,17 @@ depends_on: tuple[str, ...] | None = None
 OPTS: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 
 
+def _is_mysql() -> bool:
+    return op.get_bind().dialect.name in ("mysql", "mariadb")
+
+
 def upgrade() -> None:
     op.create_table(
         "lifecycle_mark",
         sa.Column("id", t.UInt, autoincrement=True, nullable=False),
         sa.Column("subscription_id", t.UInt, nullable=False),
         sa.Column("action", t.USmallInt, nullable=False),
-        sa.Column("period_expires", t.UtcDateTime(), nullable=False),
+        sa.Column("period_expires", t.UtcDateTime(datetime_column=True), nullable=False),
         sa.Column(
             "claimed_at",
             t.UtcDateTime(),
@@ -63,9 +67,28 @@ def upgrade() -> None:
         **OPTS,
     )
     op.create_index("idx_subscription_lifecycle", "subscription", ["is_active", "expires"])
+    if _is_mysql():
+        # TIMESTAMP ends 2038-01-19; renewals of up to 120 intervals (D6) go far beyond it.
+        op.alter_column(
+            "subscription",
+            "expires",
+            existing_type=t.UtcDateTime(),
+            type_=t.UtcDateTime(datetime_column=True),
+            existing_nullable=True,
+            nullable=True,
+        )
 
 
 def downgrade() -> None:
+    if _is_mysql():
+        op.alter_column(
+            "subscription",
+            "expires",
+            existing_type=t.UtcDateTime(datetime_column=True),
+            type_=t.UtcDateTime(),
+            existing_nullable=True,
+            nullable=True,
+        )
     op.drop_index("idx_subscription_lifecycle", table_name="subscription")
     op.drop_table("idempotency_key")
     op.drop_table("lifecycle_mark")
