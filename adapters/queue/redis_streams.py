@@ -25,6 +25,10 @@ class RedisStreamsQueue:
     as the reference does. The group is created on first use (MKSTREAM, from `$`, like the
     reference: entries added before any group existed are not delivered). An entry that is
     not a job is logged and acked, where the reference would re-claim it forever.
+
+    Every worker process needs its own `consumer` name (the reference's single worker is
+    `api-worker`). A job still running after `claim_idle_ms` can be claimed by another
+    consumer, so handlers must be idempotent (lifecycle actions are claimed in storage).
     """
 
     def __init__(

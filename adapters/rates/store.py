@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from domain.errors import DomainError
 from domain.exchange import DEFAULT_MAX_RATE_AGE, ExchangeRate, RateTable
@@ -68,7 +69,12 @@ class RedisRateStore:
             await pipe.execute()
 
     async def table(self) -> RateTable:
-        values = await self._redis.mget([self.key(c) for c in FIAT])
+        """The stored rates; with Redis down the table is empty (lookups: 503, never a 0)."""
+        try:
+            values = await self._redis.mget([self.key(c) for c in FIAT])
+        except RedisError as error:
+            log.warning("cannot read exchange rates from Redis: %s", error)
+            return RateTable({}, self._max_age)
         found = []
         for currency, raw in zip(FIAT, values, strict=True):
             if raw is None:

@@ -174,6 +174,16 @@ async def test_redis_expired_key_is_no_rate(redis_client: aioredis.Redis, key_pr
         (await store.table()).btc_rate(EUR, NOW)
 
 
+async def test_redis_down_is_no_rate() -> None:
+    client = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    try:
+        table = await RedisRateStore(client).table()
+    finally:
+        await client.aclose()
+    with pytest.raises(NoExchangeRate):
+        table.btc_rate(EUR, NOW)
+
+
 @pytest.mark.parametrize(
     "raw",
     [
