@@ -1,0 +1,1 @@
+"""Billing use cases: order, renew, upgrade and complete payments (architecture.md, Use cases)."""

@@ -1,0 +1,144 @@
+"""Catalogue queries the billing use cases share: owned VMs, their price and how it is charged."""
+
+from __future__ import annotations
+
+import attrs
+
+from app.billing.errors import (
+    PricingNotFound,
+    SubscriptionNotFound,
+    TemplateNotFound,
+    UserNotFound,
+    VmNotFound,
+)
+from domain.enums import PaymentMethod
+from domain.errors import NotACustomVm
+from domain.exchange import RateTable
+from domain.intervals import Interval
+from domain.model import (
+    CostPlan,
+    CustomPricing,
+    CustomPricingDisk,
+    CustomTemplate,
+    Subscription,
+    User,
+    Vm,
+    VmTemplate,
+)
+from domain.money import Money
+from domain.pricing import CUSTOM_INTERVAL, Charging, custom_price, plan_price
+from domain.tax import TaxRates
+from ports.storage import UnitOfWork
+
+
+async def owned_vm(
+    uow: UnitOfWork, vm_id: int, user_id: int | None, *, allow_deleted: bool = False
+) -> Vm:
+    """The VM if it exists and belongs to `user_id` (None: a system caller, no owner check).
+
+    Another user's VM and a missing one give the same `VmNotFound` (D19: 404, never reveal).
+    """
+    vm = await uow.vms.get(vm_id)
+    if vm is None or (user_id is not None and vm.user_id != user_id):
+        raise VmNotFound("VM not found")
+    if vm.deleted and not allow_deleted:
+        raise VmNotFound("VM not found")
+    return vm
+
+
+async def subscription_of(uow: UnitOfWork, vm: Vm) -> Subscription:
+    """The subscription that bills the VM (through its line item)."""
+    sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+    if sub is None:
+        raise SubscriptionNotFound("Subscription not found")
+    return sub
+
+
+async def user_of(uow: UnitOfWork, user_id: int) -> User:
+    user = await uow.users.get(user_id)
+    if user is None:
+        raise UserNotFound("User not found")
+    return user
+
+
+async def pricing_with_disks(
+    uow: UnitOfWork, pricing_id: int
+) -> tuple[CustomPricing, list[CustomPricingDisk]]:
+    pricing = await uow.custom_pricing.get(pricing_id)
+    if pricing is None:
+        raise PricingNotFound("Custom pricing not found")
+    return pricing, await uow.custom_pricing.list_disks(pricing.id)
+
+
+async def template_with_plan(uow: UnitOfWork, template_id: int) -> tuple[VmTemplate, CostPlan]:
+    template = await uow.templates.get(template_id)
+    if template is None:
+        raise TemplateNotFound("VM template not found")
+    plan = await uow.cost_plans.get(template.cost_plan_id)
+    if plan is None:
+        raise TemplateNotFound("VM template has no cost plan")
+    return template, plan
+
+
+@attrs.frozen(kw_only=True)
+class VmPrice:
+    """What a VM costs per interval in its list currency, and the spec that price is for."""
+
+    list_price: Money
+    interval: Interval
+    spec: VmTemplate | CustomTemplate
+    template: VmTemplate | None = None
+    pricing: CustomPricing | None = None
+    disks: tuple[CustomPricingDisk, ...] = ()
+
+
+async def vm_price(uow: UnitOfWork, vm: Vm) -> VmPrice:
+    """The standard plan price and interval, or the monthly custom price with the VM's current
+    IP assignments (R4, R5: a custom VM pays for at least one IPv4 and one IPv6).
+
+    The template's or pricing's `enabled`/`expires` are not checked: renewing a VM on a
+    retired offer is allowed (lifecycle.md §13.15).
+    """
+    if vm.template_id is not None:
+        template, plan = await template_with_plan(uow, vm.template_id)
+        return VmPrice(
+            list_price=plan_price(plan), interval=plan.interval, spec=template, template=template
+        )
+    if vm.custom_template_id is None:
+        raise NotACustomVm("Not a custom template vm")
+    spec = await uow.custom_templates.get(vm.custom_template_id)
+    if spec is None:
+        raise TemplateNotFound("Custom template not found")
+    pricing, disks = await pricing_with_disks(uow, spec.pricing_id)
+    ips = await uow.ip_assignments.list_by_vm(vm.id)
+    price = custom_price(spec, pricing, disks, ips)
+    return VmPrice(
+        list_price=price.total,
+        interval=CUSTOM_INTERVAL,
+        spec=spec,
+        pricing=pricing,
+        disks=tuple(disks),
+    )
+
+
+async def charging_for(
+    uow: UnitOfWork,
+    *,
+    method: PaymentMethod,
+    rates: RateTable,
+    tax_rates: TaxRates,
+    user_id: int,
+    company_id: int,
+) -> Charging:
+    """How to charge a user: tax by the user's country (D3), the company's fee config (D4)."""
+    user = await user_of(uow, user_id)
+    fee_config = None
+    if method is not PaymentMethod.LIGHTNING:
+        fee_config = await uow.payment_methods.get_for_company(company_id, method)
+    return Charging(
+        method=method,
+        rates=rates,
+        tax_rates=tax_rates,
+        country=user.country_code,
+        fee_config=fee_config,
+    )

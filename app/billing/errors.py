@@ -1,0 +1,88 @@
+"""Named errors of the billing use cases; `kind` tells the HTTP layer the status (D19)."""
+
+from __future__ import annotations
+
+from domain.errors import DomainError, InvalidInput
+
+
+class NotFound(DomainError):
+    """Unknown, or not the caller's: the same answer either way, never revealing others' (D19)."""
+
+    kind = "not_found"
+
+
+class UserNotFound(NotFound):
+    pass
+
+
+class VmNotFound(NotFound):
+    pass
+
+
+class SubscriptionNotFound(NotFound):
+    pass
+
+
+class TemplateNotFound(NotFound):
+    pass
+
+
+class PricingNotFound(NotFound):
+    pass
+
+
+class ImageNotFound(NotFound):
+    pass
+
+
+class SshKeyNotFound(NotFound):
+    pass
+
+
+class PaymentNotFound(NotFound):
+    pass
+
+
+class OfferUnavailable(DomainError):
+    """A template, custom pricing or image that may no longer be ordered (422, §6.1 step 2)."""
+
+
+class NoHostAvailable(DomainError):
+    """No enabled host of the region can take the VM now (422: a business rule, not an outage)."""
+
+
+class UnsupportedDisk(InvalidInput):
+    """The custom pricing offers no disk of the requested type and interface (400)."""
+
+
+class EmailNotVerified(DomainError):
+    """Ordering needs a verified e-mail address while e-mail is configured (D22, 422)."""
+
+
+class NothingToUpgrade(InvalidInput):
+    """An upgrade request that changes nothing (400)."""
+
+
+class SubscriptionHasNoLineItems(DomainError):
+    """A subscription with nothing to bill (422, §5.4 step 2)."""
+
+
+class AmountOutOfRange(InvalidInput):
+    """An LNURL-pay amount outside what the service accepts (400)."""
+
+
+class PaymentMethodNotConfigured(DomainError):
+    """The rail is not set up on this server ("Revolut not configured"): 422, since retrying
+    cannot help; an outage of a configured rail is `PaymentProviderUnavailable` (D19)."""
+
+
+class PaymentProviderUnavailable(DomainError):
+    """The Lightning node or fiat gateway failed or is unreachable; nothing was stored (503)."""
+
+    kind = "unavailable"
+
+
+class IdempotencyKeyReused(DomainError):
+    """The same Idempotency-Key came with another request body (409, D11)."""
+
+    kind = "conflict"

@@ -1,0 +1,272 @@
+"""Order a VM: validate everything, then write subscription, line item, VM and history at once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+from app.billing.catalogue import pricing_with_disks, template_with_plan, user_of
+from app.billing.errors import (
+    EmailNotVerified,
+    ImageNotFound,
+    NoHostAvailable,
+    OfferUnavailable,
+    SshKeyNotFound,
+    UnsupportedDisk,
+)
+from app.billing.placement import NO_HOST, Placement, place_vm
+from domain.enums import (
+    DiskInterface,
+    DiskType,
+    SubscriptionType,
+    VmHistoryActionType,
+)
+from domain.intervals import Interval
+from domain.model import (
+    CustomTemplate,
+    LineItem,
+    OsImage,
+    Subscription,
+    User,
+    Vm,
+    VmHistory,
+)
+from domain.money import Money
+from domain.pricing import CUSTOM_INTERVAL, check_custom_limits, custom_price, plan_price
+from ports.clock import Clock
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+
+async def _check_buyer(
+    uow: UnitOfWork,
+    user_id: int,
+    image_id: int,
+    ssh_key_id: int,
+    require_verified_email: bool,
+) -> tuple[User, OsImage]:
+    """The buyer may order (D22), the SSH key is theirs and the image is offered (D21).
+
+    Another user's key and a disabled (unlisted) image are "not found", never "not yours".
+    """
+    user = await user_of(uow, user_id)
+    if require_verified_email and not user.email_verified:
+        raise EmailNotVerified("Email verification is required before creating a VM")
+    key = await uow.ssh_keys.get(ssh_key_id)
+    if key is None or key.user_id != user_id:
+        raise SshKeyNotFound("SSH key not found")
+    image = await uow.images.get(image_id)
+    if image is None or not image.enabled:
+        raise ImageNotFound("OS image not found")
+    return user, image
+
+
+async def _company_of(uow: UnitOfWork, region_id: int) -> int:
+    region = await uow.regions.get(region_id)
+    if region is None:
+        raise NoHostAvailable(NO_HOST)
+    return region.company_id
+
+
+async def _write_order(
+    uow: UnitOfWork,
+    *,
+    now: datetime,
+    user_id: int,
+    company_id: int,
+    offer_name: str,
+    price: Money,
+    interval: Interval,
+    placement: Placement,
+    image_id: int,
+    ssh_key_id: int,
+    ref_code: str | None,
+    template_id: int | None,
+    custom_template_id: int | None,
+) -> Vm:
+    """The writes of one order, inside the caller's transaction (D-provisioning: one tx)."""
+    sub, items = await uow.subscriptions.add_with_line_items(
+        Subscription(
+            id=0,
+            user_id=user_id,
+            company_id=company_id,
+            name=f"{offer_name} subscription",
+            created=now,
+            currency=price.currency.value,
+            interval_amount=interval.amount,
+            interval_type=interval.unit,
+        ),
+        [
+            LineItem(
+                id=0,
+                subscription_id=0,
+                subscription_type=SubscriptionType.VPS,
+                name=offer_name,
+                amount=price.amount,
+            )
+        ],
+    )
+    vm = await uow.vms.add(
+        Vm(
+            id=0,
+            host_id=placement.host.id,
+            user_id=user_id,
+            image_id=image_id,
+            template_id=template_id,
+            custom_template_id=custom_template_id,
+            ssh_key_id=ssh_key_id,
+            disk_id=placement.disk.id,
+            subscription_line_item_id=items[0].id,
+            ref_code=ref_code,
+        )
+    )
+    await uow.subscriptions.update(attrs.evolve(sub, name=f"VM{vm.id} subscription"))
+    await uow.line_items.update(attrs.evolve(items[0], name=f"VM{vm.id} - {offer_name}"))
+    await uow.vm_history.add(
+        VmHistory(
+            id=0,
+            vm_id=vm.id,
+            action_type=VmHistoryActionType.CREATED,
+            timestamp=now,
+            initiated_by_user=user_id,
+            new_state=vm_state(vm),
+            description=f"VM {vm.id} was created",
+        )
+    )
+    return vm
+
+
+def vm_state(vm: Vm) -> dict[str, object]:
+    """The VM fields a history entry records (lifecycle.md §12.2)."""
+    return {
+        "host_id": vm.host_id,
+        "user_id": vm.user_id,
+        "image_id": vm.image_id,
+        "template_id": vm.template_id,
+        "custom_template_id": vm.custom_template_id,
+        "ssh_key_id": vm.ssh_key_id,
+        "disk_id": vm.disk_id,
+        "mac_address": vm.mac_address,
+        "ref_code": vm.ref_code,
+    }
+
+
+async def order_vm(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    user_id: int,
+    template_id: int,
+    image_id: int,
+    ssh_key_id: int,
+    ref_code: str | None = None,
+    *,
+    require_verified_email: bool = False,
+) -> Vm:
+    """Order a VM on a standard template (lifecycle.md §6.1, §6.3).
+
+    Every check (D21, D22, template enabled and unexpired, a host with room) runs before the
+    first write; then subscription (Ordered: inactive, not set up, no expiry, the plan's
+    currency and interval), VPS line item (the plan amount), VM (placeholder MAC), the
+    `VM{id} …` names and the Created history entry are written in ONE transaction, so a
+    failure leaves no orphan subscription (the reference's §13.29).
+    """
+    now = clock.now()
+    async with uow_factory() as uow:
+        await _check_buyer(uow, user_id, image_id, ssh_key_id, require_verified_email)
+        template, plan = await template_with_plan(uow, template_id)
+        if not template.enabled:
+            raise OfferUnavailable("Cant create VM from disabled template")
+        if template.expires is not None and template.expires < now:
+            raise OfferUnavailable("Cant create VM from expired template")
+        price = plan_price(plan)
+        placement = await place_vm(uow, template.region_id, template, template.disk_interface)
+        vm = await _write_order(
+            uow,
+            now=now,
+            user_id=user_id,
+            company_id=await _company_of(uow, template.region_id),
+            offer_name=template.name,
+            price=price,
+            interval=plan.interval,
+            placement=placement,
+            image_id=image_id,
+            ssh_key_id=ssh_key_id,
+            ref_code=ref_code,
+            template_id=template.id,
+            custom_template_id=None,
+        )
+        await uow.commit()
+    return vm
+
+
+async def order_custom_vm(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    user_id: int,
+    pricing_id: int,
+    cpu: int,
+    memory: int,
+    disk: int,
+    disk_type: DiskType,
+    disk_interface: DiskInterface,
+    image_id: int,
+    ssh_key_id: int,
+    ref_code: str | None = None,
+    *,
+    require_verified_email: bool = False,
+) -> Vm:
+    """Order a VM with a custom spec (lifecycle.md §6.2) in one transaction, like `order_vm`.
+
+    The spec must be within the pricing's limits (D21) and the pricing must sell a disk of
+    that type and interface. The line item carries the monthly custom price (the reference
+    stores 0 until an upgrade), so notifications and non-engine readers see the real price;
+    renewals still price the VM afresh.
+    """
+    now = clock.now()
+    async with uow_factory() as uow:
+        await _check_buyer(uow, user_id, image_id, ssh_key_id, require_verified_email)
+        pricing, disks = await pricing_with_disks(uow, pricing_id)
+        if not pricing.enabled:
+            raise OfferUnavailable("Cant create VM from disabled custom pricing")
+        if pricing.expires is not None and pricing.expires < now:
+            raise OfferUnavailable("Cant create VM from expired custom pricing")
+        if not any(d.kind is disk_type and d.interface is disk_interface for d in disks):
+            raise UnsupportedDisk(
+                f"This pricing has no {disk_type.name} disk with interface "
+                f"{disk_interface.display_name}"
+            )
+        spec = CustomTemplate(
+            id=0,
+            cpu=cpu,
+            memory=memory,
+            disk_size=disk,
+            disk_type=disk_type,
+            disk_interface=disk_interface,
+            pricing_id=pricing.id,
+            cpu_mfg=pricing.cpu_mfg,
+            cpu_arch=pricing.cpu_arch,
+            cpu_features=pricing.cpu_features,
+            limits=pricing.limits,
+        )
+        check_custom_limits(spec, pricing, disks)
+        price = custom_price(spec, pricing, disks).total
+        placement = await place_vm(uow, pricing.region_id, spec, disk_interface)
+        company_id = await _company_of(uow, pricing.region_id)
+        stored = await uow.custom_templates.add(spec)
+        vm = await _write_order(
+            uow,
+            now=now,
+            user_id=user_id,
+            company_id=company_id,
+            offer_name=pricing.name,
+            price=price,
+            interval=CUSTOM_INTERVAL,
+            placement=placement,
+            image_id=image_id,
+            ssh_key_id=ssh_key_id,
+            ref_code=ref_code,
+            template_id=None,
+            custom_template_id=stored.id,
+        )
+        await uow.commit()
+    return vm

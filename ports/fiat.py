@@ -1,0 +1,33 @@
+"""The fiat payment gateway (Revolut, Stripe) the billing core creates and cancels orders on."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import attrs
+
+
+class FiatUnavailable(Exception):
+    """The gateway cannot be reached or refused the call; callers answer 503."""
+
+
+@attrs.frozen(kw_only=True)
+class FiatOrder:
+    """An order the gateway created: its id there and what the client needs to pay it.
+
+    `external_data` is the provider's payload as text (Revolut: the order JSON; Stripe: JSON
+    with `session_id`), stored on the payment and sealed at the storage boundary.
+    """
+
+    external_id: str
+    external_data: str
+
+
+class FiatGateway(Protocol):
+    async def create_order(self, amount_minor: int, currency: str, description: str) -> FiatOrder:
+        """Create an order for `amount_minor` smallest units (cents) of `currency`."""
+        ...
+
+    async def cancel_order(self, external_id: str) -> None:
+        """Cancel an unpaid order; cancelling an unknown or finished one is not an error."""
+        ...
