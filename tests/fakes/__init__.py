@@ -1,1 +1,1 @@
-"""Test fakes with observable state."""
+"""In-process fakes of external services (LND) for contract and end-to-end tests."""
