@@ -1,0 +1,152 @@
+"""The wire envelope (api.md §2): `{"data": …}`, pages, `{"error": …}`, JSON bodies, times."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import attrs
+from aiohttp import web
+
+from domain.errors import InvalidInput
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
+_U64_MAX = 2**64 - 1
+_UINT = re.compile(r"\+?[0-9]+")
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+)
+
+
+class HttpError(Exception):
+    """A refusal decided by the HTTP layer itself (415, 400 bad JSON …), rendered as JSON."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, UTF-8 kept as is (the reference's serde_json output)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    """A JSON response with `Content-Type: application/json`."""
+    return web.Response(text=dumps(body), status=status, content_type="application/json")
+
+
+def data_response(data: Any) -> web.Response:
+    """200 `{"data": data}`; a handler that returns nothing passes None (`{"data": null}`)."""
+    return json_response({"data": data})
+
+
+def error_response(status: int, message: str) -> web.Response:
+    """`{"error": message}` with the given status (D19)."""
+    return json_response({"error": message}, status=status)
+
+
+@attrs.frozen
+class PageParams:
+    """Effective `limit`/`offset` of a list request, after defaulting and clamping."""
+
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+
+
+def parse_page(
+    query: Mapping[str, str],
+    default_limit: int = DEFAULT_LIMIT,
+    max_limit: int | None = MAX_LIMIT,
+) -> PageParams:
+    """Read `limit`/`offset` (§2.6): numeric strings, defaults 50/0, limit clamped to max.
+
+    Non-numeric or negative values are a 400 (InvalidInput), as the reference's u64 parse is.
+    """
+    limit = _query_uint(query, "limit", default_limit)
+    offset = _query_uint(query, "offset", 0)
+    if max_limit is not None:
+        limit = min(limit, max_limit)
+    return PageParams(limit=limit, offset=offset)
+
+
+def page_response(items: Sequence[Any], total: int, page: PageParams) -> web.Response:
+    """200 `{"data": [...], "total", "limit", "offset"}` echoing the effective page."""
+    return json_response(
+        {"data": list(items), "total": total, "limit": page.limit, "offset": page.offset}
+    )
+
+
+def _query_uint(query: Mapping[str, str], name: str, default: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not _UINT.fullmatch(raw) or int(raw) > _U64_MAX:
+        raise InvalidInput(f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body: 415 unless `application/json` (charset allowed), 400 if invalid.
+
+    aiohttp caches the body bytes, so this works after auth has read them for `payload`.
+    """
+    if request.content_type != "application/json":
+        raise HttpError(415, "Expected request with `Content-Type: application/json`")
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise HttpError(400, "Failed to parse the request body as JSON") from exc
+
+
+def format_time(when: datetime) -> str:
+    """RFC 3339 in UTC with `Z`, fraction only when non-zero (3 or 6 digits), as chrono does."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"naive datetime refused: {when!r}")
+    utc = when.astimezone(UTC)
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    micros = utc.microsecond
+    if micros == 0:
+        return text + "Z"
+    if micros % 1000 == 0:
+        return f"{text}.{micros // 1000:03d}Z"
+    return f"{text}.{micros:06d}Z"
+
+
+def format_optional_time(when: datetime | None) -> str | None:
+    """`format_time`, passing None through (for nullable fields)."""
+    return None if when is None else format_time(when)
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 timestamp with any offset → aware UTC; sub-microsecond digits truncated."""
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise InvalidInput(f"invalid RFC 3339 timestamp: {text!r}")
+    year, month, day, hour, minute, second = (int(g) for g in match.group(1, 2, 3, 4, 5, 6))
+    fraction = match.group(7) or ""
+    micros = int((fraction + "000000")[:6])
+    offset = timedelta(0)
+    if match.group(9):
+        sign = -1 if match.group(9) == "-" else 1
+        offset = sign * timedelta(hours=int(match.group(10)), minutes=int(match.group(11)))
+    try:
+        zone = timezone(offset)
+        local = datetime(year, month, day, hour, minute, second, micros, tzinfo=zone)
+    except ValueError as exc:
+        raise InvalidInput(f"invalid RFC 3339 timestamp: {text!r}") from exc
+    return local.astimezone(UTC)
+
+
+def unix_seconds(when: datetime) -> int:
+    """Whole Unix seconds of an aware datetime (the few fields the reference sends as ints)."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"naive datetime refused: {when!r}")
+    return int(when.timestamp())

@@ -1,0 +1,76 @@
+"""The one error middleware: domain, auth and unexpected errors → `{"error": …}` (D19)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from adapters.http.envelope import HttpError, error_response
+from adapters.http.nip98 import Nip98Error
+from domain.errors import DomainError
+
+log = logging.getLogger("lnvps.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: D19: each DomainError kind has one honest status.
+STATUS_BY_KIND: dict[str, int] = {
+    "bad_input": 400,
+    "not_found": 404,
+    "conflict": 409,
+    "unprocessable": 422,
+    "unavailable": 503,
+}
+
+#: The only text a user sees for a bug (the reference's sanitised user-API message).
+INTERNAL_ERROR = "An internal error occurred"
+
+
+def status_for(error: DomainError) -> int | None:
+    """The status of a domain error's kind, None for a kind nobody mapped (a bug)."""
+    return STATUS_BY_KIND.get(error.kind)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render every failure as JSON; the details of a 500 go to the log, never the body."""
+    try:
+        return await handler(request)
+    except Nip98Error as exc:
+        log.info("auth refused on %s %s: %s", request.method, request.path, exc.reason)
+        return error_response(exc.status, exc.text)
+    except HttpError as exc:
+        return error_response(exc.status, exc.message)
+    except DomainError as exc:
+        status = status_for(exc)
+        if status is None:
+            log.error(
+                "domain error with unmapped kind %r on %s %s: %s",
+                exc.kind,
+                request.method,
+                request.path,
+                exc.message,
+            )
+            return error_response(500, INTERNAL_ERROR)
+        if status >= 500:
+            log.warning("%s %s unavailable: %s", request.method, request.path, exc.message)
+        return error_response(status, exc.message)
+    except web.HTTPException as exc:
+        return _http_exception(request, exc)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, INTERNAL_ERROR)
+
+
+def _http_exception(request: web.Request, exc: web.HTTPException) -> web.StreamResponse:
+    """Router 404/405 keep the reference's empty body; other 4xx/5xx get a JSON error."""
+    if exc.status < 400:
+        raise exc
+    if request.match_info.http_exception is not None:
+        response = web.Response(status=exc.status)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    return error_response(exc.status, exc.reason)
