@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import attrs
 from sqlalchemy import Column, Table
 
 from domain.model import ResourceLimits
+from ports.secrets import SecretBox
 
 R = TypeVar("R")
 ENC_PREFIX = "ENC:"
 _LIMIT_FIELDS = tuple(f.name for f in attrs.fields(cast(Any, ResourceLimits)))
-
-
-class SecretBox(Protocol):
-    """What the storage needs of `ports.secrets.SecretBox`: seal and open `ENC:` text."""
-
-    def encrypt(self, plaintext: str) -> str: ...
-
-    def decrypt(self, stored: str) -> str: ...
 
 
 def evolve(record: R, **changes: Any) -> R:

@@ -8,12 +8,11 @@ from sqlalchemy import Insert, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from adapters.mysql import tables as t
-from adapters.mysql.repositories import SqlRecords, SqlRepo
+from adapters.mysql.repositories import SqlRecords, SqlRepo, is_duplicate_key
 from domain.enums import PaymentMethod
 from domain.model import AvailableIpSpace, IpRangeSubscription, IpSpacePricing, PaymentMethodConfig
 from ports.storage import IdempotencyRecord
 
-_MYSQL_DUPLICATE_KEY = 1062
 _irs = t.ip_range_subscription.c
 _pmc = t.payment_method_config.c
 
@@ -109,14 +108,7 @@ async def _insert_unless_duplicate(repo: SqlRepo, statement: Insert) -> bool:
     try:
         await repo.conn.execute(statement)
     except IntegrityError as error:
-        if _is_duplicate_key(error):
+        if is_duplicate_key(error):
             return False
         raise
     return True
-
-
-def _is_duplicate_key(error: IntegrityError) -> bool:
-    args = getattr(error.orig, "args", ())
-    if args and args[0] == _MYSQL_DUPLICATE_KEY:
-        return True
-    return "UNIQUE constraint failed" in str(error.orig)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.mysql import tables as t
@@ -34,6 +35,17 @@ from ports.storage import Page, Permission
 
 R = TypeVar("R")
 Connect = Callable[[], AsyncConnection]
+
+
+_MYSQL_DUPLICATE_KEY = 1062
+
+
+def is_duplicate_key(error: IntegrityError) -> bool:
+    """A unique-key violation (MariaDB error 1062, SQLite "UNIQUE constraint failed")."""
+    args = getattr(error.orig, "args", ())
+    if args and args[0] == _MYSQL_DUPLICATE_KEY:
+        return True
+    return "UNIQUE constraint failed" in str(error.orig)
 
 
 class SqlRepo:
@@ -122,7 +134,18 @@ class SqlUsers(SqlRecords[User]):
         existing = await self.get_by_pubkey(pubkey)
         if existing is not None:
             return existing
-        return await self.add(new_record(User, id=0, pubkey=pubkey, created=now))
+        try:
+            return await self.add(new_record(User, id=0, pubkey=pubkey, created=now))
+        except IntegrityError as error:  # a concurrent first login inserted it meanwhile
+            if not is_duplicate_key(error):
+                raise
+        query = self._select().where(t.users.c.pubkey == pubkey)
+        if self.locks_rows:  # a locking read sees the other transaction's committed row;
+            query = query.with_for_update(read=True)  # shared, as the failed insert's lock is
+        created = await self._one(self.mapper, query)
+        if created is None:
+            raise LookupError("user vanished after a duplicate-key insert")
+        return created
 
 
 class SqlSshKeys(SqlRecords[SshKey]):

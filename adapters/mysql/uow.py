@@ -15,7 +15,7 @@ from adapters.mysql.billing_repos import (
     SqlPayments,
     SqlSubscriptions,
 )
-from adapters.mysql.mapping import Mapper, SecretBox
+from adapters.mysql.mapping import Mapper
 from adapters.mysql.product_repos import (
     SqlIdempotencyKeys,
     SqlIpRangeSubscriptions,
@@ -42,6 +42,7 @@ from adapters.mysql.repositories import (
 )
 from adapters.mysql.vm_repos import SqlVmHistories, SqlVms
 from domain import model as m
+from ports.secrets import SecretBox
 
 #: columns stored as `ENC:` ciphertext (schema.md §2)
 ENCRYPTED: dict[str, tuple[str, ...]] = {

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
 import pytest
-from sqlalchemy import delete, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from adapters.mysql import tables
 from adapters.mysql.engine import create_engine
@@ -50,19 +47,13 @@ from domain.model import (
     VmTemplate,
 )
 from ports.storage import UnitOfWork, UnitOfWorkFactory
+from tests.dbtest import create_mysql_database, drop_mysql_database, sqlite_url_for
 
 T = TypeVar("T")
-DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/test"
 
 
-class ReversingBox:
-    """A stand-in SecretBox: `ENC:` + base64 of the reversed text (the format, not the cipher)."""
-
-    def encrypt(self, plaintext: str) -> str:
-        return "ENC:" + base64.b64encode(plaintext[::-1].encode()).decode()
-
-    def decrypt(self, stored: str) -> str:
-        return base64.b64decode(stored.removeprefix("ENC:")).decode()[::-1]
+#: a fixed test key: SQL backends store `ENC:` AES-256-GCM values as in production
+TEST_KEY = bytes(range(32))
 
 
 @attrs.frozen
@@ -90,43 +81,14 @@ def at(day: int, hour: int = 12, month: int = 3) -> datetime:
     return datetime(2026, month, day, hour, tzinfo=UTC)
 
 
-def _mysql_server_url() -> str:
-    return os.environ.get("LNVPS_TEST_MYSQL_URL", DEFAULT_MYSQL_URL)
-
-
-async def _create_mysql_database(name: str) -> str:
-    server = make_url(_mysql_server_url())
-    engine = create_engine(server)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    finally:
-        await engine.dispose()
-    return server.set(database=name).render_as_string(hide_password=False)
-
-
-async def _drop_mysql_database(name: str) -> None:
-    engine = create_engine(_mysql_server_url())
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-    finally:
-        await engine.dispose()
-
-
 def _mysql_database() -> Iterator[Database]:
-    name = f"lnvps_storage_{uuid.uuid4().hex[:12]}"
-    try:
-        url = asyncio.run(_create_mysql_database(name))
-    except Exception as error:  # the server is not there
-        if os.environ.get("LNVPS_REQUIRE_MYSQL") == "1":
-            raise
-        pytest.skip(f"MariaDB not reachable: {error}")
+    """A migrated `lnvps_t_<random>` database for the module (skip/fail as `tests.dbtest` says)."""
+    name, url = asyncio.run(create_mysql_database())
     try:
         asyncio.run(upgrade_database(url))
         yield Database("mysql", url)
     finally:
-        asyncio.run(_drop_mysql_database(name))
+        asyncio.run(drop_mysql_database(name))
 
 
 @pytest.fixture(
@@ -141,8 +103,7 @@ def database(
     if kind == "memory":
         yield Database("memory")
     elif kind == "sqlite":
-        path: Path = tmp_path_factory.mktemp("storage") / "lnvps.db"
-        url = f"sqlite+aiosqlite:///{path}"
+        url = sqlite_url_for(tmp_path_factory.mktemp("storage") / "lnvps.db")
         asyncio.run(upgrade_database(url))
         yield Database("sqlite", url)
     else:
@@ -157,14 +118,16 @@ async def _empty_all_tables(engine: AsyncEngine) -> None:
 
 @pytest.fixture
 async def backend(database: Database) -> AsyncIterator[Backend]:
-    """Empty storage of the module's kind; SQL engines seal `ENC:` columns with ReversingBox."""
+    """Empty storage of the module's kind; SQL engines seal `ENC:` columns with AES-GCM."""
     if database.url is None:
         yield Backend("memory", MemoryUnitOfWorkFactory())
         return
     engine = create_engine(database.url)
     try:
         await _empty_all_tables(engine)
-        yield Backend(database.kind, SqlUnitOfWorkFactory(engine, ReversingBox()), engine)
+        yield Backend(
+            database.kind, SqlUnitOfWorkFactory(engine, AesGcmSecretBox(TEST_KEY)), engine
+        )
     finally:
         await engine.dispose()
 

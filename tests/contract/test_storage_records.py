@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -501,3 +502,14 @@ def _fields(record: Any) -> dict[str, Any]:
     import attrs
 
     return attrs.asdict(record, recurse=False)
+
+
+async def test_concurrent_first_logins_create_one_user(uow_factory: UnitOfWorkFactory) -> None:
+    async def login() -> User:
+        async with uow_factory() as uow:
+            user = await uow.users.get_or_create_by_pubkey(b"\x0c" * 32, at(2))
+            await uow.commit()
+            return user
+
+    users = await asyncio.gather(*(login() for _ in range(20)))
+    assert len({u.id for u in users}) == 1
