@@ -13,6 +13,8 @@ from decimal import Decimal
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from adapters.memory.clock import FakeClock
 from adapters.rates.fixed import FixedRateSource
@@ -30,6 +32,9 @@ EUR, USD, GBP = Currency.EUR, Currency.USD, Currency.GBP
 REDIS_URL = os.environ.get("LNVPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+_redis_error: list[str] = []  # filled once the server was found unreachable
+
+
 def _skip_or_fail(reason: str) -> None:
     if os.environ.get("LNVPS_REQUIRE_MYSQL") == "1":
         pytest.fail(f"LNVPS_REQUIRE_MYSQL=1 but {reason}")
@@ -38,12 +43,15 @@ def _skip_or_fail(reason: str) -> None:
 
 async def connect_redis() -> aioredis.Redis:
     """A client on the test Redis; skips when unreachable (fails if LNVPS_REQUIRE_MYSQL=1)."""
+    if _redis_error:
+        _skip_or_fail(_redis_error[0])
     client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
     try:
         await client.ping()
     except Exception as error:
         await client.aclose()
-        _skip_or_fail(f"Redis at {REDIS_URL} unreachable: {error}")
+        _redis_error.append(f"Redis at {REDIS_URL} unreachable: {error}")
+        _skip_or_fail(_redis_error[0])
     return client
 
 
@@ -175,7 +183,9 @@ async def test_redis_expired_key_is_no_rate(redis_client: aioredis.Redis, key_pr
 
 
 async def test_redis_down_is_no_rate() -> None:
-    client = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    client = aioredis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
     try:
         table = await RedisRateStore(client).table()
     finally:

@@ -33,6 +33,9 @@ PAST_CLAIM_S = CLAIM_MS / 1000 * 1.5
 Consumers = Callable[[str], WorkQueue]
 
 
+_redis_error: list[str] = []  # filled once the server was found unreachable
+
+
 def _skip_or_fail(reason: str) -> None:
     if os.environ.get("LNVPS_REQUIRE_MYSQL") == "1":
         pytest.fail(f"LNVPS_REQUIRE_MYSQL=1 but {reason}")
@@ -41,12 +44,15 @@ def _skip_or_fail(reason: str) -> None:
 
 async def connect_redis() -> aioredis.Redis:
     """A client on the test Redis; skips when unreachable (fails if LNVPS_REQUIRE_MYSQL=1)."""
+    if _redis_error:
+        _skip_or_fail(_redis_error[0])
     client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
     try:
         await client.ping()
     except Exception as error:
         await client.aclose()
-        _skip_or_fail(f"Redis at {REDIS_URL} unreachable: {error}")
+        _redis_error.append(f"Redis at {REDIS_URL} unreachable: {error}")
+        _skip_or_fail(_redis_error[0])
     return client
 
 
