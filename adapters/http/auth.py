@@ -57,9 +57,11 @@ async def authenticate(request: web.Request) -> User:
         return request[_USER]
     auth = request.config_dict[AUTHENTICATOR]
     now = auth.clock.now()
-    body = await request.read()
+    header = request.headers.get(hdrs.AUTHORIZATION)
+    # the body is only worth reading (up to client_max_size) once the scheme is right
+    body = await request.read() if header is not None and header.startswith("Nostr ") else None
     pubkey = verify_nip98(
-        request.headers.get(hdrs.AUTHORIZATION),
+        header,
         request.method,
         request.rel_url.raw_path,
         now,
@@ -91,8 +93,13 @@ def authenticated(handler: UserHandler) -> Handler:
         user = await authenticate(request)
         return await handler(request, user)
 
-    setattr(wrapper, AUTH_MARK, True)
-    return wrapper
+    return mark_authenticated(wrapper)
+
+
+def mark_authenticated(handler: Handler) -> Handler:
+    """Declare that a handler authenticates (for other wrappers, e.g. admin RBAC)."""
+    setattr(handler, AUTH_MARK, True)
+    return handler
 
 
 def requires_auth(handler: object) -> bool:

@@ -211,8 +211,8 @@ def _b64decode(encoded: str) -> bytes | None:
 
 def _parse_event(raw: bytes) -> NostrEvent | None:
     try:
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        obj = json.loads(raw.decode("utf-8"))  # strictly UTF-8, as serde_json reads it
+    except (ValueError, RecursionError):
         return None
     if not isinstance(obj, dict):
         return None

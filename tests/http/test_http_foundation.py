@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.http.auth import Authenticator, authenticated, setup_auth
+from adapters.http.auth import Authenticator, authenticate_query, authenticated, setup_auth
 from adapters.http.cors import setup_cors
 from adapters.http.envelope import (
     PageParams,
@@ -26,7 +26,13 @@ from adapters.http.envelope import (
     unix_seconds,
 )
 from adapters.http.errors import error_middleware
-from adapters.http.openapi import RouteTable, documented_operations, served_operations
+from adapters.http.nip98 import Nip98Error
+from adapters.http.openapi import (
+    QueryParam,
+    RouteTable,
+    documented_operations,
+    served_operations,
+)
 from adapters.memory.clock import FakeClock
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from domain.errors import (
@@ -88,6 +94,15 @@ async def fail(request: web.Request) -> web.StreamResponse:
     raise ERRORS[request.match_info["kind"]]
 
 
+async def invoice(request: web.Request) -> web.StreamResponse:
+    path = f"/api/v1/payment/{request.match_info['id']}/invoice"
+    try:
+        user = await authenticate_query(request, path)
+    except Nip98Error as exc:  # the reference answers 200 plain text here (api.md §4.1)
+        return web.Response(text=exc.text)
+    return web.Response(text=f"invoice for user {user.id}", content_type="text/html")
+
+
 async def crash(request: web.Request) -> web.StreamResponse:
     raise RuntimeError(f"cannot connect to {SECRET}")
 
@@ -101,6 +116,9 @@ def route_table() -> RouteTable:
               response={"type": "integer"})
     table.add("GET", "/fail/{kind}", fail, summary="Domain error")
     table.add("GET", "/crash", crash, summary="Bug")
+    table.add("GET", "/api/v1/payment/{id}/invoice", invoice, summary="Invoice page",
+              query=[QueryParam("auth", required=True)], enveloped=False,
+              content_type="text/html")
     table.add_openapi_route()
     return table
 
@@ -271,6 +289,26 @@ async def test_query_variant_is_not_accepted_in_the_header_path(h: Harness) -> N
     token = encode_event(nip98_event(ALICE, h.url("/api/v1/account"), "GET", NOW))
     resp = await h.client.get("/api/v1/account", params={"auth": token})
     assert resp.status == 403
+
+
+async def test_query_variant_authenticates_the_invoice_link_with_the_server_built_path(
+    h: Harness,
+) -> None:
+    path = "/api/v1/payment/ab12/invoice"
+    token = encode_event(nip98_event(ALICE, h.url(path), "GET", NOW))
+    ok = await h.client.get(path, params={"auth": token})
+    assert (ok.status, await ok.text()) == (200, "invoice for user 1")
+    missing = await h.client.get(path)
+    assert await missing.text() == "Missing or invalid auth param"
+    other = encode_event(nip98_event(ALICE, h.url("/api/v1/payment/cd34/invoice"), "GET", NOW))
+    wrong = await h.client.get(path, params={"auth": other})
+    assert await wrong.text() == "Invalid auth event"
+
+
+async def test_sub_application_responses_mirror_the_origin_once(h: Harness) -> None:
+    resp = await h.client.get("/api/admin/v1/whoami", headers={"Origin": ORIGIN})
+    assert resp.status == 403
+    assert resp.headers.getall("Access-Control-Allow-Origin") == [ORIGIN]
 
 
 # --- the error middleware (D19) ----------------------------------------------------------------

@@ -325,3 +325,9 @@ def test_query_token_variant_uses_the_reference_texts() -> None:
     with pytest.raises(Nip98Error) as bad:
         verify_nip98_token(wrong_path, "GET", path, NOW)
     assert (bad.value.text, bad.value.reason) == ("Invalid auth event", "U tag does not match")
+
+
+def test_event_json_must_be_utf8_not_utf16() -> None:
+    event = nip98_event(KEY, URL, "GET", TS)
+    raw = json.dumps(event).encode("utf-16")
+    assert refused("Nostr " + base64.b64encode(raw).decode()).reason == "Invalid nostr event"
