@@ -1,0 +1,111 @@
+"""Store new payments once: D10 reuse, D11 idempotency keys and races between requests."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import attrs
+
+from app.billing.errors import IdempotencyKeyReused, PaymentNotFound
+from app.billing.rails import PaymentRails
+from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.errors import DomainError
+from domain.model import SubscriptionPayment
+from domain.subscription import pick_reusable_payment
+from ports.storage import IdempotencyRecord, UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class Reuse:
+    """What a pending payment must match to be returned instead of a new one (D10)."""
+
+    subscription_id: int
+    method: PaymentMethod
+    payment_type: SubscriptionPaymentType
+    interval_count: int
+
+
+@attrs.frozen(kw_only=True)
+class Idempotency:
+    user_id: int
+    key: str
+    fingerprint: bytes
+
+
+async def pending_match(uow: UnitOfWork, reuse: Reuse, now: datetime) -> SubscriptionPayment | None:
+    pending = await uow.payments.list_pending_for_subscription(reuse.subscription_id, now)
+    return pick_reusable_payment(
+        pending,
+        subscription_id=reuse.subscription_id,
+        method=reuse.method,
+        payment_type=reuse.payment_type,
+        interval_count=reuse.interval_count,
+        now=now,
+    )
+
+
+async def replay(uow: UnitOfWork, idem: Idempotency | None) -> SubscriptionPayment | None:
+    """The payment an earlier request with this key produced, or None for a new key (D11)."""
+    if idem is None:
+        return None
+    record = await uow.idempotency_keys.get(idem.user_id, idem.key)
+    if record is None:
+        return None
+    if record.request_hash != idem.fingerprint:
+        raise IdempotencyKeyReused("Idempotency-Key was already used with another request")
+    payment = None if record.payment_id is None else await uow.payments.get(record.payment_id)
+    if payment is None:
+        raise PaymentNotFound("Payment not found")
+    return payment
+
+
+async def remember(
+    uow: UnitOfWork, idem: Idempotency | None, payment: SubscriptionPayment, now: datetime
+) -> None:
+    if idem is not None:
+        record = IdempotencyRecord(
+            key=idem.key,
+            user_id=idem.user_id,
+            request_hash=idem.fingerprint,
+            payment_id=payment.id,
+            created=now,
+        )
+        if not await uow.idempotency_keys.put(record):
+            raise IdempotencyKeyReused("Idempotency-Key is being used by another request")
+
+
+async def store_payment(
+    uow_factory: UnitOfWorkFactory,
+    rails: PaymentRails,
+    payment: SubscriptionPayment,
+    now: datetime,
+    *,
+    reuse: Reuse | None,
+    idem: Idempotency | None,
+) -> SubscriptionPayment:
+    """Store a new payment unless a rival request stored an equivalent one meanwhile.
+
+    The provider call happens outside any transaction; if another request won the race (a
+    reusable payment or the same idempotency key appeared), that one is returned and ours is
+    cancelled at its provider, so a user never holds two live invoices for one request.
+    """
+    async with uow_factory() as uow:
+        winner = await replay(uow, idem)
+        if winner is None and reuse is not None:
+            winner = await pending_match(uow, reuse, now)
+        if winner is None:
+            await uow.payments.add(payment)
+            await remember(uow, idem, payment, now)
+        elif idem is not None and await uow.idempotency_keys.get(idem.user_id, idem.key) is None:
+            await remember(uow, idem, winner, now)
+        await uow.commit()
+    if winner is None:
+        return payment
+    try:
+        await rails.cancel(payment)
+    except DomainError as err:
+        log.warning("could not cancel superseded payment %s: %s", payment.id.hex(), err.message)
+    return winner

@@ -1,0 +1,108 @@
+"""Price every line item of a subscription into one payment for N intervals (pricing.md §13)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from app.billing.catalogue import charging_for, vm_price
+from app.billing.errors import VmNotFound
+from app.billing.rails import PricedPayment
+from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
+from domain.exchange import RateTable, charge_amount, charged_currency
+from domain.fees import processing_fee
+from domain.intervals import renewal_period
+from domain.model import LineItem, Subscription
+from domain.money import Money
+from domain.pricing import RenewalQuote, parse_list_currency, renewal_quote
+from domain.subscription import renewal_metadata
+from domain.tax import TaxRates
+from ports.storage import UnitOfWork
+
+#: the stored rate when nothing was converted (§13, R1.20).
+NO_RATE = Decimal(0)
+
+_MEMO = {
+    SubscriptionPaymentType.PURCHASE: "Subscription purchase",
+    SubscriptionPaymentType.RENEWAL: "Subscription renewal",
+}
+
+
+async def price_subscription(
+    uow: UnitOfWork,
+    sub: Subscription,
+    items: list[LineItem],
+    *,
+    method: PaymentMethod,
+    count: int,
+    payment_type: SubscriptionPaymentType,
+    rates: RateTable,
+    tax_rates: TaxRates,
+    now: datetime,
+) -> PricedPayment:
+    """One payment for `count` intervals of every line item (§13 R13.1–R13.2 with D6).
+
+    VPS items are priced afresh from the plan or custom pricing for N calendar intervals
+    (D6). Other items cost `amount × N` in the subscription currency, plus every item's setup
+    fee on a Purchase, converted once; tax and fee are computed on each part. Unlike the
+    reference, a subscription without a VM paid by Lightning is charged in BTC (its quirk
+    R13.2 refused it), and one renewed for N > 1 intervals stores the seconds of N calendar
+    intervals: the reference charged N and, with time_value NULL, extended by one.
+    """
+    charging = await charging_for(
+        uow,
+        method=method,
+        rates=rates,
+        tax_rates=tax_rates,
+        user_id=sub.user_id,
+        company_id=sub.company_id,
+    )
+    vm_quotes: list[RenewalQuote] = []
+    other = 0
+    for item in items:
+        if item.subscription_type is SubscriptionType.VPS:
+            vm = await uow.vms.get_by_line_item(item.id)
+            if vm is None:
+                raise VmNotFound("VM not found")
+            price = await vm_price(uow, vm)
+            vm_quotes.append(
+                renewal_quote(price.list_price, price.interval, sub.expires, now, count, charging)
+            )
+        else:
+            other += item.amount * count
+    if payment_type is SubscriptionPaymentType.PURCHASE:
+        other += sum(item.setup_amount for item in items)
+
+    list_currency = parse_list_currency(sub.currency)
+    total = Money.zero(charged_currency(list_currency, method))
+    tax = fee = 0
+    rate = vm_quotes[0].rate if vm_quotes else NO_RATE
+    for quote in vm_quotes:
+        total, tax, fee = total + quote.money, tax + quote.tax, fee + quote.processing_fee
+    if other > 0:
+        charged = charge_amount(Money(list_currency, other), method, rates, now)
+        total = total + charged.money
+        tax += tax_rates.tax_for(charged.money.amount, charging.country)
+        fee += processing_fee(charged.money, method, charging.fee_config, rates, now).amount
+        rate = rate if vm_quotes else charged.rate
+
+    if vm_quotes:
+        time_value: int | None = vm_quotes[0].time_value
+    elif count > 1:
+        time_value = renewal_period(sub.interval, sub.expires, now, count).time_value
+    else:
+        time_value = None  # one subscription interval, counted when paid (R3.6)
+    return PricedPayment(
+        subscription_id=sub.id,
+        user_id=sub.user_id,
+        method=method,
+        payment_type=payment_type,
+        amount=total.amount,
+        currency=total.currency,
+        rate=rate,
+        tax=tax,
+        processing_fee=fee,
+        time_value=time_value,
+        metadata=renewal_metadata(count),
+        memo=f"{_MEMO[payment_type]}: {sub.name}",
+    )

@@ -1,0 +1,158 @@
+"""Renew a subscription: reuse a pending payment, or price, invoice and store one (D6, D10, D11)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from app.billing.catalogue import owned_vm, subscription_of
+from app.billing.errors import (
+    SubscriptionHasNoLineItems,
+    SubscriptionNotFound,
+)
+from app.billing.persist import Idempotency, Reuse, pending_match, remember, replay, store_payment
+from app.billing.quotes import price_subscription
+from app.billing.rails import PaymentRails
+from domain.enums import PaymentMethod
+from domain.errors import InvalidInput
+from domain.intervals import check_interval_count
+from domain.model import Subscription, SubscriptionPayment
+from domain.subscription import payment_type_for
+from domain.tax import TaxRates
+from ports.clock import Clock
+from ports.rates import RateStore
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+
+async def _resolve(
+    uow: UnitOfWork, user_id: int | None, subscription_id: int | None, vm_id: int | None
+) -> Subscription:
+    if (subscription_id is None) == (vm_id is None):
+        raise InvalidInput("Give exactly one of a subscription id or a VM id")
+    if vm_id is not None:
+        return await subscription_of(uow, await owned_vm(uow, vm_id, user_id))
+    assert subscription_id is not None
+    sub = await uow.subscriptions.get(subscription_id)
+    if sub is None or (user_id is not None and sub.user_id != user_id):
+        raise SubscriptionNotFound("Subscription not found")
+    return sub
+
+
+async def _renew(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    rails: PaymentRails,
+    rates: RateStore,
+    tax_rates: TaxRates,
+    *,
+    user_id: int | None,
+    subscription_id: int | None,
+    vm_id: int | None,
+    method: PaymentMethod,
+    intervals: int,
+    idem: Idempotency | None,
+) -> SubscriptionPayment:
+    now = clock.now()
+    count = check_interval_count(intervals)
+    async with uow_factory() as uow:
+        replayed = await replay(uow, idem)
+        if replayed is not None:
+            return replayed
+        sub = await _resolve(uow, user_id, subscription_id, vm_id)
+        items = await uow.line_items.list_by_subscription(sub.id)
+        if not items:
+            raise SubscriptionHasNoLineItems("Subscription has no line items")
+        payment_type = payment_type_for(sub)
+        reuse = Reuse(
+            subscription_id=sub.id, method=method, payment_type=payment_type, interval_count=count
+        )
+        existing = await pending_match(uow, reuse, now)
+        if existing is not None:
+            await remember(uow, idem, existing, now)
+            await uow.commit()
+            return existing
+        priced = await price_subscription(
+            uow,
+            sub,
+            items,
+            method=method,
+            count=count,
+            payment_type=payment_type,
+            rates=await rates.table(),
+            tax_rates=tax_rates,
+            now=now,
+        )
+    payment = await rails.create(priced, now)
+    return await store_payment(uow_factory, rails, payment, now, reuse=reuse, idem=idem)
+
+
+async def renew(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    rails: PaymentRails,
+    rates: RateStore,
+    tax_rates: TaxRates,
+    *,
+    user_id: int | None,
+    subscription_id: int | None = None,
+    vm_id: int | None = None,
+    method: PaymentMethod = PaymentMethod.LIGHTNING,
+    intervals: int = 1,
+) -> SubscriptionPayment:
+    """A payment for `intervals` (1..120, D6) of a subscription, given by its id or a VM's.
+
+    Returns the newest pending payment of the same subscription, method, type (Purchase
+    before the first payment, Renewal after) and interval count if there is one (D10);
+    otherwise prices every line item (§13), creates the invoice or order and stores the
+    payment with `metadata = {"intervals": n}`. `user_id` None is a system caller (NWC
+    auto-renewal) and skips the ownership check; another user's VM or subscription is
+    "not found".
+    """
+    return await _renew(
+        uow_factory, clock, rails, rates, tax_rates,
+        user_id=user_id, subscription_id=subscription_id, vm_id=vm_id,
+        method=method, intervals=intervals, idem=None,
+    )  # fmt: skip
+
+
+def request_fingerprint(
+    subscription_id: int | None, vm_id: int | None, request_body_hash: bytes
+) -> bytes:
+    """What "the same request" means for D11: the same target and the same body."""
+    target = f"vm:{vm_id}" if vm_id is not None else f"subscription:{subscription_id}"
+    return hashlib.sha256(target.encode() + b"\n" + request_body_hash).digest()
+
+
+async def renew_idempotent(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    rails: PaymentRails,
+    rates: RateStore,
+    tax_rates: TaxRates,
+    *,
+    user_id: int,
+    idempotency_key: str,
+    request_body_hash: bytes,
+    subscription_id: int | None = None,
+    vm_id: int | None = None,
+    method: PaymentMethod = PaymentMethod.LIGHTNING,
+    intervals: int = 1,
+) -> SubscriptionPayment:
+    """`renew` for a POST with an Idempotency-Key (D11).
+
+    The same key with the same body (and target) returns the payment of the first request,
+    even once it is paid or expired; the same key with another body or target is
+    `IdempotencyKeyReused` (409). The key is stored in the transaction that stores or picks
+    the payment, so it never points at nothing.
+    """
+    if not idempotency_key:
+        raise InvalidInput("Idempotency-Key must not be empty")
+    idem = Idempotency(
+        user_id=user_id,
+        key=idempotency_key,
+        fingerprint=request_fingerprint(subscription_id, vm_id, request_body_hash),
+    )
+    return await _renew(
+        uow_factory, clock, rails, rates, tax_rates,
+        user_id=user_id, subscription_id=subscription_id, vm_id=vm_id,
+        method=method, intervals=intervals, idem=idem,
+    )  # fmt: skip

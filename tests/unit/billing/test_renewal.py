@@ -1,0 +1,187 @@
+"""Renewals: N calendar intervals (D6), reuse of pending payments (D10), idempotency keys (D11)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from app.billing.errors import (
+    IdempotencyKeyReused,
+    PaymentMethodNotConfigured,
+    PaymentProviderUnavailable,
+    SubscriptionNotFound,
+    VmNotFound,
+)
+from app.billing.renewal import renew, renew_idempotent
+from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.errors import IntervalCountOutOfRange
+from domain.model import SubscriptionPayment, Vm
+from domain.subscription import renewal_metadata
+from tests.unit.billing.world import ALICE, BOB, START, Shop
+
+LIGHTNING, REVOLUT = PaymentMethod.LIGHTNING, PaymentMethod.REVOLUT
+
+
+async def _idem(shop: Shop, vm: Vm, key: str, body: bytes, **kw: object) -> SubscriptionPayment:
+    return await renew_idempotent(
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        shop.tax_rates,
+        user_id=vm.user_id,
+        idempotency_key=key,
+        request_body_hash=body,
+        vm_id=vm.id,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def test_first_payment_is_a_purchase_priced_exactly_in_whole_sats(shop: Shop) -> None:
+    vm = await shop.order()
+    payment = await shop.renew(vm)
+    assert payment.payment_type is SubscriptionPaymentType.PURCHASE
+    # EUR 1.32 at 100 000 EUR/BTC is exactly 1 320 000 msat (D2); IE tax 23 % floored (D3)
+    assert (payment.amount, payment.currency, payment.tax) == (1_320_000, "BTC", 303_600)
+    assert (payment.processing_fee, payment.rate) == (0, Decimal(100_000))
+    assert payment.time_value == 28 * 86_400  # 31 Jan → 28 Feb
+    assert payment.metadata == renewal_metadata(1)
+    assert payment.expires == START + timedelta(seconds=600)
+    invoice = shop.node.invoices[payment.id]  # amount + tax = 1 623 600, up to a whole sat
+    assert invoice.amount_msat == 1_624_000 and payment.external_data == invoice.bolt11
+    assert shop.node.memos[payment.id] == f"Subscription purchase: VM{vm.id} subscription"
+    assert await shop.payments(vm) == [payment]
+
+
+async def test_three_months_from_31_january_end_on_30_april_to_the_second(shop: Shop) -> None:
+    vm = await shop.order()
+    payment = await shop.renew(vm, intervals=3)
+    assert payment.amount == 3 * 1_320_000 and payment.tax == 910_800
+    report = await shop.complete(payment)
+    assert report.completed
+    sub = await shop.subscription(vm)
+    assert sub.expires == datetime(2026, 4, 30, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("count", [0, -1, 121])
+async def test_an_interval_count_outside_1_to_120_is_bad_input(shop: Shop, count: int) -> None:
+    vm = await shop.order()
+    with pytest.raises(IntervalCountOutOfRange) as err:
+        await shop.renew(vm, intervals=count)
+    assert err.value.kind == "bad_input"
+
+
+async def test_same_method_type_and_count_reuse_the_pending_payment(shop: Shop) -> None:
+    vm = await shop.order()
+    first = await shop.renew(vm)
+    shop.clock.advance(timedelta(seconds=30))
+    assert await shop.renew(vm) == first
+    two = await shop.renew(vm, intervals=2)
+    assert two.id != first.id and two.metadata == renewal_metadata(2)
+    assert await shop.renew(vm, intervals=2) == two
+    card = await shop.renew(vm, method=REVOLUT)
+    assert card.id not in (first.id, two.id)
+    assert len(shop.node.invoices) == 2 and len(shop.revolut.orders) == 1
+
+
+async def test_an_expired_or_paid_payment_is_not_reused(shop: Shop) -> None:
+    vm = await shop.order()
+    first = await shop.renew(vm)
+    shop.clock.advance(timedelta(seconds=601))
+    second = await shop.renew(vm)
+    assert second.id != first.id
+    await shop.complete(second)
+    third = await shop.renew(vm)
+    assert third.id != second.id and third.payment_type is SubscriptionPaymentType.RENEWAL
+
+
+async def test_a_renewal_extends_from_the_current_expiry(shop: Shop) -> None:
+    vm = await shop.order()
+    await shop.complete(await shop.renew(vm))
+    renewal = await shop.renew(vm)
+    assert renewal.time_value == 28 * 86_400  # 28 Feb → 28 Mar
+    await shop.complete(renewal)
+    assert (await shop.subscription(vm)).expires == datetime(2026, 3, 28, 12, tzinfo=UTC)
+
+
+async def test_a_card_renewal_charges_list_currency_tax_and_fee(shop: Shop) -> None:
+    vm = await shop.order()
+    payment = await shop.renew(vm, method=REVOLUT)
+    # 2.8 % + EUR 0.20 grossed up (D4): ceil(132·r/(1−r)) + ceil(20/(1−r)) = 4 + 21
+    assert (payment.amount, payment.currency, payment.tax, payment.processing_fee) == (
+        132,
+        "EUR",
+        30,
+        25,
+    )
+    assert len(payment.id) == 32 and payment.expires == START + timedelta(hours=1)
+    [(order_id, order)] = shop.revolut.orders.items()
+    assert order[:2] == (187, "EUR") and payment.external_id == order_id
+
+
+async def test_a_rail_that_is_not_configured_is_refused(shop: Shop) -> None:
+    vm = await shop.order()
+    with pytest.raises(PaymentMethodNotConfigured) as err:
+        await shop.renew(vm, method=PaymentMethod.STRIPE)
+    assert err.value.kind == "unprocessable"
+    assert await shop.payments(vm) == []
+
+
+async def test_lightning_node_down_is_unavailable_and_stores_nothing(shop: Shop) -> None:
+    vm = await shop.order()
+    shop.node.down = True
+    with pytest.raises(PaymentProviderUnavailable) as err:
+        await shop.renew(vm)
+    assert err.value.kind == "unavailable"
+    shop.revolut.down = True
+    with pytest.raises(PaymentProviderUnavailable):
+        await shop.renew(vm, method=REVOLUT)
+    assert await shop.payments(vm) == []
+
+
+async def test_another_users_vm_or_subscription_is_not_found(shop: Shop) -> None:
+    vm = await shop.order()
+    with pytest.raises(VmNotFound):
+        await shop.renew(vm, user_id=BOB)
+    with pytest.raises(SubscriptionNotFound):
+        await renew(
+            shop.factory, shop.clock, shop.rails, shop.rates, shop.tax_rates,
+            user_id=BOB, subscription_id=1,
+        )  # fmt: skip
+    own = await renew(
+        shop.factory, shop.clock, shop.rails, shop.rates, shop.tax_rates,
+        user_id=ALICE, subscription_id=1,
+    )  # fmt: skip
+    assert own.subscription_id == 1
+
+
+async def test_same_idempotency_key_and_body_return_the_same_payment(shop: Shop) -> None:
+    vm = await shop.order()
+    first = await _idem(shop, vm, "k1", b"body")
+    shop.clock.advance(timedelta(hours=2))  # even after it expired
+    assert await _idem(shop, vm, "k1", b"body") == first
+    assert len(shop.node.invoices) == 1
+
+
+async def test_same_idempotency_key_with_another_body_or_target_is_a_conflict(
+    shop: Shop,
+) -> None:
+    vm = await shop.order()
+    other_vm = await shop.order()
+    await _idem(shop, vm, "k1", b"body")
+    with pytest.raises(IdempotencyKeyReused) as err:
+        await _idem(shop, vm, "k1", b"other body")
+    assert err.value.kind == "conflict"
+    with pytest.raises(IdempotencyKeyReused):
+        await _idem(shop, other_vm, "k1", b"body")
+    assert len(shop.node.invoices) == 1
+
+
+async def test_a_new_idempotency_key_still_reuses_a_pending_payment(shop: Shop) -> None:
+    vm = await shop.order()
+    plain = await shop.renew(vm)
+    keyed = await _idem(shop, vm, "k2", b"body")
+    assert keyed == plain
+    assert await _idem(shop, vm, "k2", b"body") == plain
