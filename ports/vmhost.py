@@ -114,11 +114,15 @@ class VmHost(Protocol):
     """One hypervisor. Every call raises `VmHostError` on failure (transient or fatal)."""
 
     async def create_vm(self, info: FullVmInfo) -> None:
-        """Build the VM (disk from the image, network, cloud-init); it is left stopped."""
+        """Build the VM (disk from the image, network, cloud-init).
+
+        The dummy host leaves it stopped (lifecycle.md §11.2); Proxmox boots it, as the
+        reference does. Either way the VM exists on the host when this returns.
+        """
         ...
 
     async def start_vm(self, vm: Vm) -> None:
-        """Power the VM on."""
+        """Power the VM on (the dummy ignores an absent VM; real hosts raise VmNotFoundOnHost)."""
         ...
 
     async def stop_vm(self, vm: Vm) -> None:

@@ -1,4 +1,4 @@
-"""VmHost contract: every host adapter (dummy isolated, dummy with a file) behaves the same."""
+"""VmHost contract: every host adapter (dummy isolated, dummy with a file, Proxmox) agrees."""
 
 from __future__ import annotations
 
@@ -12,15 +12,19 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
 
 from adapters.memory.clock import FakeClock
 from adapters.vmhost.dummy import DummyVmHost
+from adapters.vmhost.proxmox import ProxmoxVmHost
+from adapters.vmhost.proxmox_api import ProxmoxConfig
 from domain.enums import DiskInterface, DiskType, OsDistribution, VmHostKind
 from domain.model import GIB, Host, HostDisk, OsImage, SshKey, Vm, VmTemplate
 from ports.vmhost import FullVmInfo, VmHost, VmHostError, VmNotFoundOnHost, VmRunState
+from tests.fakes.fake_proxmox import NODE, TOKEN, FakeProxmox
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 T0_S = int(T0.timestamp())
@@ -92,6 +96,19 @@ def info(vm_id: int, *, cpu: int = 2, memory: int = 2 * GIB, disk: int = 40 * GI
     )
 
 
+def proxmox_config(base_url: str, **overrides: Any) -> ProxmoxConfig:
+    """Settings for the fake node: no waiting between polls or retries."""
+    fast = ProxmoxConfig(
+        base_url=base_url,
+        node=NODE,
+        token=TOKEN,
+        poll_interval_ms=0,
+        retry_min_ms=0,
+        retry_max_ms=0,
+    )
+    return attrs.evolve(fast, **overrides)
+
+
 @attrs.define
 class Subject:
     """One adapter under test, its clock, and (for persistent ones) a simulated restart."""
@@ -100,10 +117,11 @@ class Subject:
     host: VmHost
     clock: FakeClock
     restart: Callable[[], VmHost] | None = None
-    state_file: Path | None = None
+    #: Proxmox boots a new VM (as the reference does); the dummy leaves it stopped (§11.2)
+    created_state: VmRunState = VmRunState.STOPPED
 
 
-ADAPTERS = ["dummy", "dummy-file"]
+ADAPTERS = ["dummy", "dummy-file", "proxmox"]
 
 
 @pytest.fixture(params=ADAPTERS)
@@ -112,13 +130,31 @@ async def subject(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     kind = str(request.param)
     if kind == "dummy":
         yield Subject(kind, DummyVmHost(None, clock, random.Random(1)), clock)
-    else:
+    elif kind == "dummy-file":
         path = tmp_path / "lnvps_dummy_vms.json"
 
         def restart() -> VmHost:
             return DummyVmHost(path, clock, random.Random(2))
 
-        yield Subject(kind, restart(), clock, restart, path)
+        yield Subject(kind, restart(), clock, restart)
+    else:
+        async with FakeProxmox(clock).serve() as url:
+            hosts: list[ProxmoxVmHost] = []
+
+            def reconnect() -> VmHost:
+                hosts.append(ProxmoxVmHost(proxmox_config(url), clock, rng=random.Random(4)))
+                return hosts[-1]
+
+            yield Subject(kind, reconnect(), clock, reconnect, VmRunState.RUNNING)
+            for host in hosts:
+                await host.aclose()
+
+
+async def create_stopped(subject: Subject, *vm_ids: int) -> None:
+    """Create VMs and bring them to `stopped` whatever the adapter does after creating."""
+    for vm_id in vm_ids:
+        await subject.host.create_vm(info(vm_id))
+        await subject.host.stop_vm(vm(vm_id))
 
 
 def dummy_file(tmp_path: Path, clock: FakeClock | None = None) -> DummyVmHost:
@@ -128,16 +164,23 @@ def dummy_file(tmp_path: Path, clock: FakeClock | None = None) -> DummyVmHost:
 # --- the contract every adapter passes ------------------------------------------------------
 
 
-async def test_created_vm_is_stopped_not_started(subject: Subject) -> None:
+async def test_created_vm_exists_in_the_adapters_created_state(subject: Subject) -> None:
     await subject.host.create_vm(info(1))
     state = await subject.host.get_vm_state(vm(1))
-    assert state.state is VmRunState.STOPPED
-    assert (state.uptime, state.cpu_usage, state.mem_usage) == (0, Decimal(0), Decimal(0))
+    assert state.state is subject.created_state
+    assert state.uptime == 0
     assert state.timestamp == T0_S
 
 
+async def test_stopped_vm_reports_zero_usage(subject: Subject) -> None:
+    await create_stopped(subject, 1)
+    state = await subject.host.get_vm_state(vm(1))
+    assert state.state is VmRunState.STOPPED
+    assert (state.uptime, state.cpu_usage, state.mem_usage) == (0, Decimal(0), Decimal(0))
+
+
 async def test_start_runs_and_stop_stops_with_uptime_zero(subject: Subject) -> None:
-    await subject.host.create_vm(info(1))
+    await create_stopped(subject, 1)
     await subject.host.start_vm(vm(1))
     assert (await subject.host.get_vm_state(vm(1))).state is VmRunState.RUNNING
     subject.clock.advance(timedelta(seconds=45))
@@ -148,7 +191,7 @@ async def test_start_runs_and_stop_stops_with_uptime_zero(subject: Subject) -> N
 
 
 async def test_restart_resets_uptime_and_runs(subject: Subject) -> None:
-    await subject.host.create_vm(info(1))
+    await create_stopped(subject, 1)
     await subject.host.start_vm(vm(1))
     subject.clock.advance(timedelta(seconds=100))
     await subject.host.restart_vm(vm(1))
@@ -156,12 +199,6 @@ async def test_restart_resets_uptime_and_runs(subject: Subject) -> None:
     assert (state.state, state.uptime) == (VmRunState.RUNNING, 0)
     subject.clock.advance(timedelta(seconds=7))
     assert (await subject.host.get_vm_state(vm(1))).uptime == 7
-
-
-async def test_restart_of_a_stopped_vm_starts_it(subject: Subject) -> None:
-    await subject.host.create_vm(info(1))
-    await subject.host.restart_vm(vm(1))
-    assert (await subject.host.get_vm_state(vm(1))).state is VmRunState.RUNNING
 
 
 async def test_deleted_vm_is_not_found(subject: Subject) -> None:
@@ -181,8 +218,7 @@ async def test_never_created_vm_is_not_found(subject: Subject) -> None:
 
 async def test_all_states_lists_exactly_the_present_vms(subject: Subject) -> None:
     assert dict(await subject.host.get_all_vm_states()) == {}
-    for vm_id in (1, 2, 3):
-        await subject.host.create_vm(info(vm_id))
+    await create_stopped(subject, 1, 2, 3)
     await subject.host.start_vm(vm(3))
     await subject.host.delete_vm(vm(2))
     states = await subject.host.get_all_vm_states()
@@ -192,7 +228,7 @@ async def test_all_states_lists_exactly_the_present_vms(subject: Subject) -> Non
 
 
 async def test_uptime_follows_the_clock_only_while_running(subject: Subject) -> None:
-    await subject.host.create_vm(info(1))
+    await create_stopped(subject, 1)
     subject.clock.advance(timedelta(minutes=10))
     assert (await subject.host.get_vm_state(vm(1))).uptime == 0
     await subject.host.start_vm(vm(1))
@@ -209,8 +245,8 @@ async def test_uptime_follows_the_clock_only_while_running(subject: Subject) -> 
     assert (await subject.host.get_vm_state(vm(1))).uptime == 30
 
 
-async def test_usage_is_a_fraction_while_running_and_zero_otherwise(subject: Subject) -> None:
-    await subject.host.create_vm(info(1))
+async def test_usage_is_a_fraction_while_running(subject: Subject) -> None:
+    await create_stopped(subject, 1)
     await subject.host.start_vm(vm(1))
     subject.clock.advance(timedelta(seconds=30))
     state = await subject.host.get_vm_state(vm(1))
@@ -232,11 +268,11 @@ async def test_generate_mac_is_a_mac(subject: Subject) -> None:
     assert len(macs) > 1
 
 
-async def test_restarted_process_keeps_vms_and_states(subject: Subject) -> None:
+async def test_new_instance_sees_the_same_vms_and_states(subject: Subject) -> None:
+    """A restarted process (dummy: same file; Proxmox: same node) finds its VMs as they were."""
     if subject.restart is None:
         pytest.skip(f"{subject.kind} keeps nothing across restarts")
-    for vm_id in (1, 2):
-        await subject.host.create_vm(info(vm_id))
+    await create_stopped(subject, 1, 2)
     await subject.host.start_vm(vm(2))
     subject.clock.advance(timedelta(seconds=20))
     again = subject.restart()
@@ -261,6 +297,19 @@ async def test_dummy_power_calls_on_an_absent_vm_succeed_silently(subject: Subje
     await subject.host.restart_vm(vm(5))
     await subject.host.delete_vm(vm(5))
     assert dict(await subject.host.get_all_vm_states()) == {}
+
+
+@DUMMIES
+async def test_dummy_restart_of_a_stopped_vm_starts_it(subject: Subject) -> None:
+    await subject.host.create_vm(info(1))
+    await subject.host.restart_vm(vm(1))
+    assert (await subject.host.get_vm_state(vm(1))).state is VmRunState.RUNNING
+
+
+@DUMMIES
+async def test_dummy_created_vm_is_stopped_not_started(subject: Subject) -> None:
+    await subject.host.create_vm(info(1))
+    assert (await subject.host.get_vm_state(vm(1))).state is VmRunState.STOPPED
 
 
 @DUMMIES
@@ -403,8 +452,11 @@ _WORKER = """
 import asyncio, random, sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from adapters.memory.clock import FakeClock
 from adapters.vmhost.dummy import DummyVmHost
+from adapters.vmhost.proxmox import ProxmoxVmHost
+from adapters.vmhost.proxmox_api import ProxmoxConfig
 from tests.contract.test_vmhost import info
 
 async def main(path: str, first: int) -> None:

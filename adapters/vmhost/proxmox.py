@@ -1,0 +1,225 @@
+"""Proxmox VE host over its REST API (the reference's `ProxmoxClient`, without SSH)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+
+from adapters.vmhost.proxmox_api import VMID_OFFSET, ProxmoxApi, ProxmoxConfig, vmid
+from domain.enums import DiskType, IpRangeAllocationMode
+from domain.model import Host, Vm
+from ports.clock import Clock
+from ports.vmhost import (
+    FullVmInfo,
+    VmHostError,
+    VmNotFoundOnHost,
+    VmRunningState,
+    VmRunState,
+)
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+_PRIMARY_DISK = "scsi0"
+
+
+def config_for_host(host: Host, **settings: Any) -> ProxmoxConfig:
+    """A node's config from its `vm_host` row: `ip` is the API URL, `name` the node name."""
+    return ProxmoxConfig(base_url=host.ip, node=host.name, token=host.api_token, **settings)
+
+
+class ProxmoxVmHost:
+    """A `VmHost` on one Proxmox VE node; database VM N is Proxmox guest N + 100."""
+
+    def __init__(
+        self,
+        config: ProxmoxConfig,
+        clock: Clock,
+        session: aiohttp.ClientSession | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._api = ProxmoxApi(config, session)
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+
+    async def create_vm(self, info: FullVmInfo) -> None:
+        """Create the guest with its disk imported from the image, grow the disk, then boot.
+
+        Not retried as a whole here (a lost answer must not create twice): the spawn pipeline
+        retries transient errors. A failure after the guest exists removes it again.
+        """
+        params = {"vmid": str(vmid(info.vm.id)), **self._vm_config(info)}
+        upid = await self._api.call("POST", self._api.node_path("/qemu"), params, retry=False)
+        await self._api.wait_for_task(upid)
+        try:
+            await self._resize_disk(info)
+        except VmHostError:
+            log.warning("rolling back: deleting VM %s after a failed create", info.vm.id)
+            await self.delete_vm(info.vm)
+            raise
+        if self.config.start_after_create:
+            try:
+                await self.start_vm(info.vm)
+            except VmHostError as exc:  # as the reference: maybe it is already running
+                log.warning("failed to start VM %s after create: %s", info.vm.id, exc)
+
+    async def start_vm(self, vm: Vm) -> None:
+        await self._power(vm, "start")
+
+    async def stop_vm(self, vm: Vm) -> None:
+        await self._power(vm, "stop")
+
+    async def restart_vm(self, vm: Vm) -> None:
+        await self._power(vm, "reset")
+
+    async def delete_vm(self, vm: Vm) -> None:
+        """Stop then destroy with its disks; a VM the host does not have is already deleted."""
+        try:
+            await self.get_vm_state(vm)
+        except VmNotFoundOnHost:
+            log.info("VM %s not on %s, nothing to delete", vm.id, self.config.node)
+            return
+        try:
+            await self.stop_vm(vm)
+        except VmHostError as exc:
+            log.warning("stopping VM %s before delete failed: %s", vm.id, exc)
+        path = self._qemu(vm)
+        params = {"purge": "1", "destroy-unreferenced-disks": "1"}
+        await self._api.run_task("DELETE", path, params)
+
+    async def reinstall_vm(self, info: FullVmInfo) -> None:
+        """Unlink (and drop) the primary disk, import a fresh one from the image, grow it."""
+        unlink = {"idlist": _PRIMARY_DISK, "force": "1"}
+        await self._api.call("PUT", self._qemu(info.vm, "/unlink"), unlink)
+        disk = {_PRIMARY_DISK: self._primary_disk(info), "boot": f"order={_PRIMARY_DISK}"}
+        await self._configure(info.vm, disk)
+        await self._resize_disk(info)
+
+    async def resize_vm(self, info: FullVmInfo) -> None:
+        """Grow the primary disk and set cores/memory; the caller stops and starts the VM."""
+        await self._resize_disk(info)
+        res = info.resources
+        await self._configure(info.vm, {"cores": str(res.cpu), "memory": str(res.memory // MIB)})
+
+    async def get_vm_state(self, vm: Vm) -> VmRunningState:
+        data = await self._api.call("GET", self._qemu(vm, "/status/current"))
+        return self._running_state(data)
+
+    async def get_all_vm_states(self) -> Mapping[int, VmRunningState]:
+        guests = await self._api.call("GET", self._api.node_path("/qemu"))
+        states: dict[int, VmRunningState] = {}
+        for guest in guests or ():
+            guest_id = int(guest.get("vmid", 0))
+            if guest_id > VMID_OFFSET and not guest.get("template"):
+                states[guest_id - VMID_OFFSET] = self._running_state(guest)
+        return states
+
+    async def generate_mac(self, vm: Vm) -> str:
+        prefix = self.config.mac_prefix
+        if len(prefix) != 8 or ":" not in prefix:
+            raise VmHostError("Invalid mac prefix")
+        return prefix + "".join(f":{self._rng.randrange(256):02x}" for _ in range(3))
+
+    async def _power(self, vm: Vm, action: str) -> None:
+        await self._api.run_task("POST", self._qemu(vm, f"/status/{action}"))
+
+    async def _configure(self, vm: Vm, params: Mapping[str, str]) -> None:
+        await self._api.wait_for_task(
+            await self._api.call("POST", self._qemu(vm, "/config"), params)
+        )
+
+    async def _resize_disk(self, info: FullVmInfo) -> None:
+        params = {"disk": _PRIMARY_DISK, "size": str(info.resources.disk_size)}
+        await self._api.wait_for_task(
+            await self._api.call("PUT", self._qemu(info.vm, "/resize"), params)
+        )
+
+    def _qemu(self, vm: Vm, suffix: str = "") -> str:
+        return self._api.node_path(f"/qemu/{vmid(vm.id)}{suffix}")
+
+    def _running_state(self, data: Any) -> VmRunningState:
+        state = {"running": VmRunState.RUNNING, "stopped": VmRunState.STOPPED}
+        max_mem = Decimal(data.get("maxmem") or 1)
+        return VmRunningState(
+            timestamp=int(self._clock.now().timestamp()),
+            state=state.get(str(data.get("status")), VmRunState.UNKNOWN),
+            cpu_usage=Decimal(data.get("cpu") or 0),
+            mem_usage=Decimal(data.get("mem") or 0) / max_mem,
+            uptime=int(data.get("uptime") or 0),
+            net_in=int(data.get("netin") or 0),
+            net_out=int(data.get("netout") or 0),
+            disk_write=int(data.get("diskwrite") or 0),
+            disk_read=int(data.get("diskread") or 0),
+        )
+
+    def _primary_disk(self, info: FullVmInfo) -> str:
+        image = f"{self.config.image_storage}:import/{image_filename(info.image.url)}"
+        disk = f"{info.disk.name}:0,import-from={image}"
+        return disk + (",discard=on,ssd=1" if info.disk.kind is DiskType.SSD else "")
+
+    def _vm_config(self, info: FullVmInfo) -> dict[str, str]:
+        """The reference's `make_config`, as Proxmox form fields."""
+        cfg, res = self.config, info.resources
+        net = [f"virtio={info.vm.mac_address}", f"bridge={cfg.bridge}", "firewall=1"]
+        if info.host.vlan_id is not None:
+            net.append(f"tag={info.host.vlan_id}")
+        return {
+            "name": f"VM{info.vm.id}",
+            "cpu": cfg.cpu,
+            "kvm": "1" if cfg.kvm else "0",
+            "ipconfig0": ip_config(info),
+            "machine": cfg.machine,
+            "net0": ",".join(net),
+            "ostype": cfg.os_type,
+            "onboot": "1",
+            "bios": "ovmf",
+            "boot": f"order={_PRIMARY_DISK}",
+            "cores": str(res.cpu),
+            "memory": str(res.memory // MIB),
+            "scsihw": "virtio-scsi-pci",
+            "serial0": "socket",
+            _PRIMARY_DISK: self._primary_disk(info),
+            "scsi1": f"{info.disk.name}:cloudinit",
+            "sshkeys": quote(info.ssh_key.key_data, safe=""),
+            "efidisk0": f"{info.disk.name}:0,efitype=4m",
+        }
+
+
+def image_filename(url: str) -> str:
+    """The file an OS image is stored as on the node: the last segment of its URL."""
+    name = urlsplit(url).path.rsplit("/", 1)[-1]
+    if not name:
+        raise VmHostError(f"Cannot derive an image file name from {url!r}")
+    return name
+
+
+def ip_config(info: FullVmInfo) -> str:
+    """cloud-init `ipconfig0`: IPv4 with the wider of range/gateway prefixes, IPv6 or SLAAC."""
+    ranges = {r.id: r for r in info.ranges}
+    parts: list[str] = []
+    for assignment in info.ips:
+        ip_range = ranges.get(assignment.ip_range_id)
+        if ip_range is None:
+            continue
+        addr = ipaddress.ip_address(assignment.ip.split("/")[0])
+        net = ipaddress.ip_network(ip_range.cidr, strict=False)
+        gateway = ipaddress.ip_interface(ip_range.gateway)
+        if addr.version == 4:
+            prefix = min(net.prefixlen, gateway.network.prefixlen)
+            parts.append(f"ip={addr}/{prefix},gw={gateway.ip}")
+        elif ip_range.allocation_mode is IpRangeAllocationMode.SLAAC_EUI64:
+            parts.append("ip6=auto")
+        else:
+            parts.append(f"ip6={addr}/{net.prefixlen},gw6={gateway.ip}")
+    return ",".join(parts)
