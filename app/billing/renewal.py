@@ -108,10 +108,18 @@ async def renew(
     "not found".
     """
     return await _renew(
-        uow_factory, clock, rails, rates, tax_rates,
-        user_id=user_id, subscription_id=subscription_id, vm_id=vm_id,
-        method=method, intervals=intervals, idem=None,
-    )  # fmt: skip
+        uow_factory,
+        clock,
+        rails,
+        rates,
+        tax_rates,
+        user_id=user_id,
+        subscription_id=subscription_id,
+        vm_id=vm_id,
+        method=method,
+        intervals=intervals,
+        idem=None,
+    )
 
 
 def request_fingerprint(
@@ -152,7 +160,15 @@ async def renew_idempotent(
         fingerprint=request_fingerprint(subscription_id, vm_id, request_body_hash),
     )
     return await _renew(
-        uow_factory, clock, rails, rates, tax_rates,
-        user_id=user_id, subscription_id=subscription_id, vm_id=vm_id,
-        method=method, intervals=intervals, idem=idem,
-    )  # fmt: skip
+        uow_factory,
+        clock,
+        rails,
+        rates,
+        tax_rates,
+        user_id=user_id,
+        subscription_id=subscription_id,
+        vm_id=vm_id,
+        method=method,
+        intervals=intervals,
+        idem=idem,
+    )

@@ -147,13 +147,23 @@ async def test_another_users_vm_or_subscription_is_not_found(shop: Shop) -> None
         await shop.renew(vm, user_id=BOB)
     with pytest.raises(SubscriptionNotFound):
         await renew(
-            shop.factory, shop.clock, shop.rails, shop.rates, shop.tax_rates,
-            user_id=BOB, subscription_id=1,
-        )  # fmt: skip
+            shop.factory,
+            shop.clock,
+            shop.rails,
+            shop.rates,
+            shop.tax_rates,
+            user_id=BOB,
+            subscription_id=1,
+        )
     own = await renew(
-        shop.factory, shop.clock, shop.rails, shop.rates, shop.tax_rates,
-        user_id=ALICE, subscription_id=1,
-    )  # fmt: skip
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        shop.tax_rates,
+        user_id=ALICE,
+        subscription_id=1,
+    )
     assert own.subscription_id == 1
 
 

@@ -1,0 +1,206 @@
+"""Complete a payment: book the money once (D9), then follow up per product (§7.1, §7.3)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import attrs
+
+from app.billing.errors import PaymentNotFound, VmNotFound
+from app.billing.rails import PaymentRails
+from app.billing.upgrades import upgrade_records
+from app.payment_completion import CompletedPayment, apply_payment
+from domain.enums import SubscriptionType, VmHistoryActionType
+from domain.errors import DomainError
+from domain.model import LineItem, SubscriptionPayment, VmHistory
+from domain.money import Currency, Money
+from domain.upgrade import UpgradeConfig
+from ports.clock import Clock
+from ports.queue import Job, WorkQueue
+from ports.storage import UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class CompletionReport:
+    """What completing a payment did. `completed` False: it was already paid, nothing ran.
+
+    `problems` lists follow-up steps that failed after the money was booked; they are logged
+    and never undo the payment (the worker's checks or an operator pick them up).
+    """
+
+    payment_id: bytes
+    completed: bool
+    jobs: tuple[Job, ...] = ()
+    cancelled: tuple[bytes, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
+def _formatted(payment: SubscriptionPayment) -> str:
+    try:
+        return str(Money(Currency.parse(payment.currency), payment.total))
+    except DomainError:
+        return f"{payment.currency} {payment.total}"
+
+
+def _received(vm_id: int, payment: SubscriptionPayment, now: datetime) -> VmHistory:
+    seconds = payment.time_value or 0
+    return VmHistory(
+        id=0,
+        vm_id=vm_id,
+        action_type=VmHistoryActionType.PAYMENT_RECEIVED,
+        timestamp=now,
+        metadata={
+            "payment_id": payment.id.hex(),
+            "payment_method": payment.payment_method.display_name,
+            "payment_amount": payment.total,
+            "payment_currency": payment.currency,
+            "time_added_seconds": seconds,
+        },
+        description=(
+            f"VM {vm_id} received payment of {_formatted(payment)} ({seconds} seconds added)"
+        ),
+    )
+
+
+def _renewed(vm_id: int, done: CompletedPayment, now: datetime) -> VmHistory:
+    """The Renewed entry with the real old and new expiry (the reference logged new twice)."""
+    payment, old, new = done.payment, done.subscription_before.expires, done.subscription.expires
+    assert new is not None
+    return VmHistory(
+        id=0,
+        vm_id=vm_id,
+        action_type=VmHistoryActionType.RENEWED,
+        timestamp=now,
+        previous_state={"expires": None if old is None else old.isoformat()},
+        new_state={"expires": new.isoformat()},
+        metadata={
+            "time_added_seconds": payment.time_value,
+            "payment_id": payment.id.hex(),
+            "payment_amount": payment.total,
+            "payment_currency": payment.currency,
+        },
+        description=f"VM {vm_id} was renewed until {new:%Y-%m-%d %H:%M} UTC",
+    )
+
+
+class _Follow:
+    """Collects the jobs sent and the problems met while following up one payment."""
+
+    def __init__(self, queue: WorkQueue) -> None:
+        self.queue = queue
+        self.jobs: list[Job] = []
+        self.problems: list[str] = []
+
+    async def send(self, job: Job) -> None:
+        await self.queue.send(job)
+        self.jobs.append(job)
+
+    def problem(self, what: str, err: BaseException) -> None:
+        text = err.message if isinstance(err, DomainError) else repr(err)
+        log.error("payment follow-up failed: %s: %s", what, text, exc_info=err)
+        self.problems.append(f"{what}: {text}")
+
+
+async def _on_vm_payment(
+    uow_factory: UnitOfWorkFactory,
+    done: CompletedPayment,
+    item: LineItem,
+    now: datetime,
+    follow: _Follow,
+) -> None:
+    """History, then SpawnVm for a purchase or renewal, the upgrade for an Upgrade (§7.3).
+
+    A paid upgrade is applied to the VM's records right here (D12: expiry untouched), so the
+    next renewal prices what was bought even if the job is lost; `ProcessVmUpgrade` then
+    resizes the VM on its host, and its own apply step is a no-op for an applied config.
+    """
+    payment = done.payment
+    async with uow_factory() as uow:
+        vm = await uow.vms.get_by_line_item(item.id)
+        if vm is None:
+            raise VmNotFound(f"no live VM on line item {item.id}")
+        await uow.vm_history.add(_received(vm.id, payment, now))
+        if not done.is_upgrade and (payment.time_value or 0) > 0:
+            await uow.vm_history.add(_renewed(vm.id, done, now))
+        await uow.commit()
+    if not done.is_upgrade:
+        await follow.send(Job("SpawnVm", {"vm_id": vm.id}))
+        return
+    cfg = UpgradeConfig.from_json(payment.metadata)
+    try:
+        await upgrade_records(uow_factory, now, vm_id=vm.id, cfg=cfg)
+    except Exception as err:  # the job retries it; the payment stands
+        follow.problem(f"applying upgrade of VM {vm.id}", err)
+    config = {"new_cpu": cfg.new_cpu, "new_memory": cfg.new_memory, "new_disk": cfg.new_disk}
+    await follow.send(Job("ProcessVmUpgrade", {"vm_id": vm.id, "config": config}))
+
+
+async def _on_ip_range_payment(
+    uow_factory: UnitOfWorkFactory, done: CompletedPayment, item: LineItem, now: datetime
+) -> None:
+    """A paid IP range is live again: its ended allocations are re-activated (§14 gap)."""
+    if done.is_upgrade:
+        return
+    async with uow_factory() as uow:
+        for sold in await uow.ip_range_subscriptions.list_by_line_item(item.id):
+            if not sold.is_active:
+                await uow.ip_range_subscriptions.set_active(sold.id, True, now)
+        await uow.commit()
+
+
+async def complete_payment(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    rails: PaymentRails,
+    queue: WorkQueue,
+    *,
+    payment_id: bytes,
+) -> CompletionReport:
+    """The only place where paying changes state (D9, D12, D13).
+
+    `apply_payment` books the money exactly once; when it flips nothing (already paid,
+    replayed settlement, duplicate webhook, a concurrent caller won) the report says so and
+    nothing else happens. Otherwise each line item's product follows up (VPS: history and
+    SpawnVm or the upgrade; IP range: allocations re-activated), then every competing
+    Upgrade payment expired in that transaction is cancelled at its OWN provider (D13).
+    Unknown payment ids raise `PaymentNotFound` (404, D14).
+    """
+    done = await apply_payment(uow_factory, payment_id, clock)
+    if done is None:
+        async with uow_factory() as uow:
+            known = await uow.payments.get(payment_id)
+        if known is None:
+            raise PaymentNotFound("Payment not found")
+        return CompletionReport(payment_id=payment_id, completed=False)
+    now = done.payment.paid_at or clock.now()
+    follow = _Follow(queue)
+    for item in done.line_items:
+        try:
+            if item.subscription_type is SubscriptionType.VPS:
+                await _on_vm_payment(uow_factory, done, item, now, follow)
+            elif item.subscription_type is SubscriptionType.IP_RANGE:
+                await _on_ip_range_payment(uow_factory, done, item, now)
+            else:
+                log.warning("no handler for line item type %s", item.subscription_type.name)
+        except Exception as err:  # never undo the payment
+            follow.problem(f"line item {item.id}", err)
+    cancelled: list[bytes] = []
+    for rival in done.cancelled_upgrades:
+        try:
+            await rails.cancel(rival)
+            cancelled.append(rival.id)
+        except Exception as err:
+            follow.problem(f"cancelling payment {rival.id.hex()}", err)
+    return CompletionReport(
+        payment_id=payment_id,
+        completed=True,
+        jobs=tuple(follow.jobs),
+        cancelled=tuple(cancelled),
+        problems=tuple(follow.problems),
+    )
+
+
+__all__ = ["CompletionReport", "complete_payment"]

@@ -1,0 +1,82 @@
+"""Pay-what-you-want renewal through an LNURL-pay callback (LUD-06; pricing.md §7)."""
+
+from __future__ import annotations
+
+from app.billing.catalogue import charging_for, owned_vm, subscription_of, vm_price
+from app.billing.errors import AmountOutOfRange
+from app.billing.persist import store_payment
+from app.billing.rails import PaymentRails, PricedPayment
+from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.model import SubscriptionPayment
+from domain.money import Currency, Money
+from domain.pricing import cost_by_amount
+from domain.subscription import INTERVALS_KEY
+from domain.tax import TaxRates
+from ports.clock import Clock
+from ports.rates import RateStore
+from ports.storage import UnitOfWorkFactory
+
+#: LNURL-pay amounts accepted by the callback (R7.5; the upper bound is the advertised
+#: maxSendable, which LUD-06 says the service checks).
+LNURL_MIN_MSAT = 1_000
+LNURL_MAX_MSAT = 1_000_000_000
+
+
+async def renew_by_amount(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    rails: PaymentRails,
+    rates: RateStore,
+    tax_rates: TaxRates,
+    *,
+    vm_id: int,
+    amount_msat: int,
+) -> SubscriptionPayment:
+    """A Lightning Renewal payment buying whatever time `amount_msat` pays for (LNURL-pay).
+
+    Takes the VM id (the reference passed the subscription id as one, §16.14). Amounts below
+    1000 msat or above the advertised maxSendable are refused. The time is
+    floor(seconds of one interval × paid / price) (§7); the payment is never reused, and its
+    `metadata` carries `{"intervals": null}` so D10 never mistakes it for an N-interval one.
+    Anyone may pay for a VM, so there is no owner check; a deleted VM is "not found".
+    """
+    if not LNURL_MIN_MSAT <= amount_msat <= LNURL_MAX_MSAT:
+        raise AmountOutOfRange(f"Amount must be between {LNURL_MIN_MSAT} and {LNURL_MAX_MSAT} msat")
+    now = clock.now()
+    async with uow_factory() as uow:
+        vm = await owned_vm(uow, vm_id, None)
+        sub = await subscription_of(uow, vm)
+        price = await vm_price(uow, vm)
+        table = await rates.table()
+        charging = await charging_for(
+            uow,
+            method=PaymentMethod.LIGHTNING,
+            rates=table,
+            tax_rates=tax_rates,
+            user_id=sub.user_id,
+            company_id=sub.company_id,
+        )
+        quote = cost_by_amount(
+            Money(Currency.BTC, amount_msat),
+            price.list_price,
+            price.interval,
+            sub.expires,
+            now,
+            charging,
+        )
+    priced = PricedPayment(
+        subscription_id=sub.id,
+        user_id=sub.user_id,
+        method=PaymentMethod.LIGHTNING,
+        payment_type=SubscriptionPaymentType.RENEWAL,
+        amount=quote.amount,
+        currency=quote.currency,
+        rate=quote.rate,
+        tax=quote.tax,
+        processing_fee=quote.processing_fee,
+        time_value=quote.time_value,
+        metadata={INTERVALS_KEY: None, "amount_msat": amount_msat},
+        memo=f"VM renewal {vm.id} to {quote.new_expiry:%Y-%m-%d %H:%M:%S}",
+    )
+    payment = await rails.create(priced, now)
+    return await store_payment(uow_factory, rails, payment, now, reuse=None, idem=None)

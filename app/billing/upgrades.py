@@ -1,0 +1,255 @@
+"""VM upgrades: quote (D7, D8), the Upgrade payment, and applying a paid upgrade (§8, §11)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from app.billing.catalogue import (
+    VmPrice,
+    owned_vm,
+    subscription_of,
+    vm_price,
+)
+from app.billing.errors import NothingToUpgrade, TemplateNotFound
+from app.billing.persist import store_payment
+from app.billing.rails import PaymentRails, PricedPayment
+from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
+from domain.exchange import RateTable
+from domain.intervals import MONTHLY
+from domain.model import (
+    CustomPricing,
+    CustomPricingDisk,
+    CustomTemplate,
+    SubscriptionPayment,
+    Vm,
+    VmHistory,
+)
+from domain.money import Money
+from domain.pricing import custom_price
+from domain.upgrade import (
+    UpgradeConfig,
+    UpgradeQuote,
+    build_upgrade_spec,
+    check_no_downgrade,
+    check_upgrade_limits,
+    choose_upgrade_pricing,
+    upgrade_quote,
+)
+from ports.clock import Clock
+from ports.rates import RateStore
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+
+@attrs.frozen(kw_only=True)
+class UpgradePlan:
+    """Where an upgrade leads: the target custom spec, its pricing and its monthly price."""
+
+    current: VmPrice
+    pricing: CustomPricing
+    disks: tuple[CustomPricingDisk, ...]
+    target: CustomTemplate
+    new_price: Money
+
+
+async def _plan(uow: UnitOfWork, vm: Vm, cfg: UpgradeConfig) -> UpgradePlan:
+    """The target spec of an upgrade, judged before anything is charged.
+
+    A downgrade is refused here (D8), as is a changed value outside the pricing's limits
+    (D21) and a request that changes nothing. A standard VM moves to the first enabled,
+    CPU-compatible custom pricing of its region with its disk type and interface (R11.1);
+    the same choice is used when the paid upgrade is applied, so the buyer gets what was
+    quoted (the reference's provisioner skipped the CPU match).
+    """
+    current = await vm_price(uow, vm)
+    check_no_downgrade(current.spec, cfg)
+    if current.template is not None:
+        candidates = await uow.custom_pricing.list_by_region(current.template.region_id)
+        disks: list[CustomPricingDisk] = []
+        for candidate in candidates:
+            disks += await uow.custom_pricing.list_disks(candidate.id)
+        pricing = choose_upgrade_pricing(current.template, candidates, disks)
+        disks = [d for d in disks if d.pricing_id == pricing.id]
+    else:
+        assert current.pricing is not None
+        pricing, disks = current.pricing, list(current.disks)
+    target = build_upgrade_spec(current.spec, cfg, pricing)
+    spec = current.spec
+    if (target.cpu, target.memory, target.disk_size) == (spec.cpu, spec.memory, spec.disk_size):
+        raise NothingToUpgrade("The upgrade changes nothing")
+    check_upgrade_limits(target, cfg, pricing, disks)
+    ips = await uow.ip_assignments.list_by_vm(vm.id)
+    return UpgradePlan(
+        current=current,
+        pricing=pricing,
+        disks=tuple(disks),
+        target=target,
+        new_price=custom_price(target, pricing, disks, ips).total,
+    )
+
+
+async def _quote(
+    uow: UnitOfWork,
+    vm: Vm,
+    cfg: UpgradeConfig,
+    method: PaymentMethod,
+    rates: RateTable,
+    now: datetime,
+) -> UpgradeQuote:
+    sub = await subscription_of(uow, vm)
+    plan = await _plan(uow, vm, cfg)
+    return upgrade_quote(
+        plan.current.list_price,
+        plan.current.interval,
+        plan.new_price,
+        sub.expires,
+        now,
+        method,
+        rates,
+        deleted=vm.deleted,
+    )
+
+
+async def quote_upgrade(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    rates: RateStore,
+    *,
+    user_id: int | None,
+    vm_id: int,
+    cfg: UpgradeConfig,
+    method: PaymentMethod = PaymentMethod.LIGHTNING,
+) -> UpgradeQuote:
+    """What upgrading the VM to `cfg` costs now (§8.1 with D7 calendar pro-rating and D8).
+
+    Refused for another user's VM (not found), a deleted, never-paid or expired VM, a
+    downgrade, a spec outside the pricing's limits, or a request that changes nothing.
+    """
+    now = clock.now()
+    async with uow_factory() as uow:
+        vm = await owned_vm(uow, vm_id, user_id, allow_deleted=True)
+        return await _quote(uow, vm, cfg, method, await rates.table(), now)
+
+
+async def create_upgrade_payment(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    rails: PaymentRails,
+    rates: RateStore,
+    *,
+    user_id: int | None,
+    vm_id: int,
+    cfg: UpgradeConfig,
+    method: PaymentMethod = PaymentMethod.LIGHTNING,
+) -> SubscriptionPayment:
+    """A new Upgrade payment for the quoted amount (§8.2): never reused (D10), no tax, no fee,
+    `time_value = 0` (paying changes no expiry, D12) and `metadata` = the UpgradeConfig JSON.
+    The VM is not touched until the payment completes.
+    """
+    now = clock.now()
+    async with uow_factory() as uow:
+        vm = await owned_vm(uow, vm_id, user_id, allow_deleted=True)
+        sub = await subscription_of(uow, vm)
+        quote = await _quote(uow, vm, cfg, method, await rates.table(), now)
+    priced = PricedPayment(
+        subscription_id=sub.id,
+        user_id=vm.user_id,
+        method=method,
+        payment_type=SubscriptionPaymentType.UPGRADE,
+        amount=quote.upgrade.money.amount,
+        currency=quote.upgrade.money.currency,
+        rate=quote.upgrade.rate,
+        tax=0,
+        processing_fee=0,
+        time_value=0,
+        metadata=_config_json(cfg),
+        memo=f"VM upgrade {vm.id}",
+    )
+    payment = await rails.create(priced, now)
+    return await store_payment(uow_factory, rails, payment, now, reuse=None, idem=None)
+
+
+def _config_json(cfg: UpgradeConfig) -> dict[str, Any]:
+    return {"new_cpu": cfg.new_cpu, "new_memory": cfg.new_memory, "new_disk": cfg.new_disk}
+
+
+def _specs(spec: CustomTemplate | Any) -> dict[str, int]:
+    return {"cpu": spec.cpu, "memory": spec.memory, "disk_size": spec.disk_size}
+
+
+async def apply_upgrade(
+    uow_factory: UnitOfWorkFactory, clock: Clock, *, vm_id: int, cfg: UpgradeConfig
+) -> VmHistory | None:
+    """Apply a paid upgrade to the VM's records in one transaction (§8.4 step 1, §8.5).
+
+    A custom VM gets its custom template updated; a standard VM is converted: a new custom
+    template, the VM switched to it, the subscription billed 1 × Month, the line item's
+    amount = the new monthly price and its configuration = the UpgradeConfig JSON. The line
+    item amount follows the new spec in both cases. Downgrades are refused (D8 again: the
+    config could be stale). Running it again with the same config changes nothing and
+    returns None, so a redelivered job or a second caller is harmless; otherwise the
+    ConfigurationChanged history entry is returned. The host is not touched here.
+    """
+    return await upgrade_records(uow_factory, clock.now(), vm_id=vm_id, cfg=cfg)
+
+
+async def upgrade_records(
+    uow_factory: UnitOfWorkFactory, now: datetime, *, vm_id: int, cfg: UpgradeConfig
+) -> VmHistory | None:
+    """`apply_upgrade` at a given moment, for callers that already read the clock."""
+    async with uow_factory() as uow:
+        vm = await owned_vm(uow, vm_id, None, allow_deleted=True)
+        try:
+            plan = await _plan(uow, vm, cfg)
+        except NothingToUpgrade:
+            return None
+        sub = await subscription_of(uow, vm)
+        item = await uow.line_items.get(vm.subscription_line_item_id)
+        if item is None:
+            raise TemplateNotFound("VM line item not found")
+        before = plan.current.spec
+        if plan.current.template is not None:
+            stored = await uow.custom_templates.add(plan.target)
+            after = attrs.evolve(vm, template_id=None, custom_template_id=stored.id)
+            await uow.vms.update(after)
+            await uow.subscriptions.update(
+                attrs.evolve(sub, interval_amount=MONTHLY.amount, interval_type=MONTHLY.unit)
+            )
+            configuration: Any = _config_json(cfg)
+            metadata: dict[str, Any] = {
+                "upgrade_type": "standard_to_custom_conversion",
+                "changes": {"cpu": cfg.new_cpu, "memory": cfg.new_memory, "disk": cfg.new_disk},
+                "converted_from_template_id": vm.template_id,
+                "new_custom_template_id": stored.id,
+            }
+        else:
+            await uow.custom_templates.update(plan.target)
+            after, configuration = vm, item.configuration
+            metadata = {
+                "upgrade_type": "custom_template_update",
+                "old_specs": _specs(before),
+                "new_specs": _specs(plan.target),
+            }
+        await uow.line_items.update(
+            attrs.evolve(item, amount=plan.new_price.amount, configuration=configuration)
+        )
+        entry = await uow.vm_history.add(
+            VmHistory(
+                id=0,
+                vm_id=vm.id,
+                action_type=VmHistoryActionType.CONFIGURATION_CHANGED,
+                timestamp=now,
+                previous_state=_vm_fields(vm),
+                new_state=_vm_fields(after),
+                metadata=metadata,
+                description=f"VM {vm.id} configuration was changed",
+            )
+        )
+        await uow.commit()
+    return entry
+
+
+def _vm_fields(vm: Vm) -> dict[str, Any]:
+    return {"template_id": vm.template_id, "custom_template_id": vm.custom_template_id}

@@ -1,0 +1,90 @@
+"""Pay-what-you-want renewals through LNURL-pay (LUD-06, pricing.md §7)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app.billing.errors import AmountOutOfRange, VmNotFound
+from app.billing.lnurl import renew_by_amount
+from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
+from domain.model import LineItem, Subscription, SubscriptionPayment, Vm
+from tests.unit.billing.world import ALICE, START, Shop
+
+FEB_28 = datetime(2026, 2, 28, 12, tzinfo=UTC)
+
+
+async def _by_amount(shop: Shop, vm: Vm, msat: int) -> SubscriptionPayment:
+    return await renew_by_amount(
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        shop.tax_rates,
+        vm_id=vm.id,
+        amount_msat=msat,
+    )
+
+
+async def _paid_vm_with_ids_apart(shop: Shop) -> Vm:
+    """A paid VM whose subscription id differs from its VM id (the reference mixed them up)."""
+    async with shop.factory() as uow:
+        await uow.subscriptions.add_with_line_items(
+            Subscription(
+                id=0, user_id=ALICE, company_id=1, name="x", created=START, currency="EUR"
+            ),
+            [
+                LineItem(
+                    id=0,
+                    subscription_id=0,
+                    subscription_type=SubscriptionType.IP_RANGE,
+                    name="x",
+                    amount=1,
+                )
+            ],
+        )
+        await uow.commit()
+    vm = await shop.order()
+    await shop.complete(await shop.renew(vm))
+    assert (await shop.subscription(vm)).id != vm.id
+    return vm
+
+
+@pytest.mark.parametrize("msat", [0, 999, 1_000_000_001])
+async def test_amounts_outside_the_accepted_range_are_refused(shop: Shop, msat: int) -> None:
+    vm = await shop.order()
+    with pytest.raises(AmountOutOfRange) as err:
+        await _by_amount(shop, vm, msat)
+    assert err.value.kind == "bad_input"
+    assert await shop.payments(vm) == []
+
+
+async def test_the_time_bought_is_floor_of_seconds_times_paid_over_price(shop: Shop) -> None:
+    vm = await _paid_vm_with_ids_apart(shop)
+    payment = await _by_amount(shop, vm, 1_000)
+    # one month from 28 Feb is 2 419 200 s for 1 320 000 msat
+    assert payment.time_value == 2_419_200 * 1_000 // 1_320_000 == 1_832
+    assert payment.subscription_id == (await shop.subscription(vm)).id
+    assert payment.payment_type is SubscriptionPaymentType.RENEWAL
+    assert payment.payment_method is PaymentMethod.LIGHTNING
+    assert (payment.amount, payment.tax) == (1_000, 230)
+    assert shop.node.invoices[payment.id].amount_msat == 2_000
+    await shop.complete(payment)
+    assert (await shop.subscription(vm)).expires == FEB_28 + timedelta(seconds=1_832)
+
+
+async def test_pay_what_you_want_payments_are_never_reused(shop: Shop) -> None:
+    vm = await _paid_vm_with_ids_apart(shop)
+    first = await _by_amount(shop, vm, 5_000)
+    assert (await _by_amount(shop, vm, 5_000)).id != first.id
+    assert (await shop.renew(vm)).id != first.id
+
+
+async def test_a_deleted_vm_cannot_be_paid_by_amount(shop: Shop) -> None:
+    vm = await shop.order()
+    async with shop.factory() as uow:
+        await uow.vms.delete(vm.id)
+        await uow.commit()
+    with pytest.raises(VmNotFound):
+        await _by_amount(shop, vm, 10_000)
