@@ -28,6 +28,7 @@ from tests.fakes.fake_proxmox import NODE, TOKEN, FakeProxmox
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 T0_S = int(T0.timestamp())
+REPO = Path(__file__).resolve().parents[2]
 MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
@@ -472,7 +473,7 @@ def test_dummy_file_two_processes_lose_nothing(tmp_path: Path) -> None:
     """The API and the worker may run as two processes sharing the dev host's file."""
     path = tmp_path / "lnvps_dummy_vms.json"
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WORKER, str(path), str(first)])
+        subprocess.Popen([sys.executable, "-c", _WORKER, str(path), str(first)], cwd=REPO)
         for first in (1, 26)
     ]
     assert [p.wait(timeout=60) for p in procs] == [0, 0]

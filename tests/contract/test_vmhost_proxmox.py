@@ -13,10 +13,12 @@ import attrs
 import pytest
 
 from adapters.memory.clock import FakeClock
+from adapters.vmhost.dummy import DummyVmHost
 from adapters.vmhost.proxmox import ProxmoxVmHost, config_for_host, image_filename, ip_config
+from adapters.vmhost.resolver import VmHostClients
 from domain.enums import IpRangeAllocationMode, VmHostKind
 from domain.model import GIB, IpAssignment, IpRange
-from ports.vmhost import FullVmInfo, VmHostError, VmNotFoundOnHost, VmRunState
+from ports.vmhost import FullVmInfo, VmHostError, VmHostResolver, VmNotFoundOnHost, VmRunState
 from tests.contract.test_vmhost import T0, info, proxmox_config, vm
 from tests.fakes.fake_proxmox import IMPORTED_DISK, MIB, NODE, TOKEN, FakeGuest, FakeProxmox
 
@@ -250,3 +252,26 @@ def test_config_for_host_and_image_file_name() -> None:
     with pytest.raises(VmHostError):
         image_filename("https://x.example/")
     assert TOKEN.startswith("root@pam!")
+
+
+async def test_resolver_picks_the_client_by_host_kind(node: Node) -> None:
+    dummy = DummyVmHost(None, node.clock)
+    clients: VmHostResolver = VmHostClients(node.clock, dummy, {"poll_interval_ms": 0})
+    row = attrs.evolve(
+        info(1).host, kind=VmHostKind.PROXMOX, ip=node.url, name=NODE, api_token=TOKEN
+    )
+    assert clients.for_host(attrs.evolve(row, kind=VmHostKind.DUMMY)) is dummy
+    proxmox = clients.for_host(row)
+    assert clients.for_host(row) is proxmox
+    await proxmox.create_vm(info(1))
+    assert 101 in node.fake.guests
+    with pytest.raises(VmHostError, match="Unknown host config: libvirt"):
+        clients.for_host(attrs.evolve(row, kind=VmHostKind.LIBVIRT))
+    assert isinstance(clients, VmHostClients)
+    await clients.aclose()
+
+
+def test_resolver_without_proxmox_settings_refuses_proxmox_hosts() -> None:
+    clients = VmHostClients(FakeClock(T0), DummyVmHost(None, FakeClock(T0)))
+    with pytest.raises(VmHostError, match="Unknown host config: proxmox"):
+        clients.for_host(attrs.evolve(info(1).host, kind=VmHostKind.PROXMOX))
