@@ -141,7 +141,8 @@ class ProxmoxApi:
         if params:
             send = {"params": params} if method in ("GET", "DELETE") else {"data": dict(params)}
         try:
-            async with session.request(method, url, ssl=self._ssl(), **send) as resp:
+            auth = {"Authorization": f"PVEAPIToken={self.config.token}"}
+            async with session.request(method, url, headers=auth, ssl=self._ssl(), **send) as resp:
                 body = await resp.text()
                 if resp.status >= 300:
                     raise _http_error(resp.status, resp.reason or "", body, path)
@@ -157,8 +158,7 @@ class ProxmoxApi:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                headers={"Authorization": f"PVEAPIToken={self.config.token}"},
-                timeout=aiohttp.ClientTimeout(total=self.config.request_timeout_s),
+                timeout=aiohttp.ClientTimeout(total=self.config.request_timeout_s)
             )
         return self._session
 

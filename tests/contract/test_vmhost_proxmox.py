@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 from urllib.parse import unquote
 
+import aiohttp
 import attrs
 import pytest
 
@@ -122,6 +123,14 @@ async def test_auth_failure_is_fatal_and_not_retried(node: Node) -> None:
     assert (caught.value.transient, "401" in caught.value.message) == (False, True)
     assert len(node.fake.requests) == 1
     await host.aclose()
+
+
+async def test_a_shared_session_still_sends_the_token(node: Node) -> None:
+    async with aiohttp.ClientSession() as session:
+        host = ProxmoxVmHost(proxmox_config(node.url), node.clock, session)
+        assert dict(await host.get_all_vm_states()) == {}
+        await host.aclose()
+        assert not session.closed
 
 
 async def test_unreachable_node_is_transient() -> None:
