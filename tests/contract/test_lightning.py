@@ -21,6 +21,9 @@ from adapters.lightning.dev import DEFAULT_STATE_FILE, DevInvoiceError, DevLight
 from adapters.lightning.lnd import LndRestNode
 from ports.lightning import LightningNode, LightningUnavailable, SettledInvoice
 from tests.fakes.fake_lnd import FakeLnd, free_port_url, running_fake_lnd, write_self_signed_cert
+from tests.fakes.fake_lnd import fake_lnd as fake_lnd_fixture
+
+fake_lnd = fake_lnd_fixture  # the shared fixture: a FakeLnd served over TLS on 127.0.0.1
 
 QUIET = 0.1  # how long "no further settlement arrives" is watched
 POLL = 0.01  # dev rail poll interval in tests
@@ -251,12 +254,6 @@ async def test_non_positive_expiry_is_refused(rail: Rail) -> None:
 # -- LND specifics -------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def fake(tmp_path: Path) -> AsyncIterator[FakeLnd]:
-    async with running_fake_lnd(tmp_path) as served:
-        yield served
-
-
 def _assert_no_macaroon(exc: BaseException, macaroon_hex: str) -> None:
     for text in (str(exc), repr(exc), *(str(a) for a in exc.args)):
         assert macaroon_hex not in text.lower()
@@ -265,10 +262,10 @@ def _assert_no_macaroon(exc: BaseException, macaroon_hex: str) -> None:
         _assert_no_macaroon(cause, macaroon_hex)
 
 
-async def test_lnd_wire_format(fake: FakeLnd) -> None:
-    async with fast_lnd(fake) as node:
+async def test_lnd_wire_format(fake_lnd: FakeLnd) -> None:
+    async with fast_lnd(fake_lnd) as node:
         invoice = await node.create_invoice(42_000, "memo ü", 600)
-        stored = fake.invoices[invoice.payment_hash]
+        stored = fake_lnd.invoices[invoice.payment_hash]
         assert (stored["value_msat"], stored["memo"], stored["expiry"]) == (
             "42000",
             "memo ü",
@@ -278,27 +275,27 @@ async def test_lnd_wire_format(fake: FakeLnd) -> None:
         assert invoice.external_id is None
         await node.cancel_invoice(invoice.payment_hash)
         assert stored["state"] == "CANCELED"
-    assert fake.requests == ["POST /v1/invoices", "POST /v2/invoices/cancel"]
+    assert fake_lnd.requests == ["POST /v1/invoices", "POST /v2/invoices/cancel"]
 
 
-async def test_lnd_refused_amount_sends_nothing(fake: FakeLnd) -> None:
-    async with fast_lnd(fake) as node:
+async def test_lnd_refused_amount_sends_nothing(fake_lnd: FakeLnd) -> None:
+    async with fast_lnd(fake_lnd) as node:
         with pytest.raises(ValueError):
             await node.create_invoice(1_001, "bad", 600)
-    assert fake.requests == []
+    assert fake_lnd.requests == []
 
 
-async def test_lnd_macaroon_from_file(fake: FakeLnd, tmp_path: Path) -> None:
+async def test_lnd_macaroon_from_file(fake_lnd: FakeLnd, tmp_path: Path) -> None:
     macaroon_file = tmp_path / "admin.macaroon"
-    macaroon_file.write_bytes(fake.macaroon)
+    macaroon_file.write_bytes(fake_lnd.macaroon)
     async with LndRestNode(
-        fake.url, macaroon_path=macaroon_file, tls_cert_path=fake.cert_path
+        fake_lnd.url, macaroon_path=macaroon_file, tls_cert_path=fake_lnd.cert_path
     ) as n:
         assert len((await n.create_invoice(1_000, "m", 60)).payment_hash) == 32
     with pytest.raises(ValueError):
-        LndRestNode(fake.url, macaroon_path=macaroon_file, macaroon_hex=fake.macaroon_hex)
+        LndRestNode(fake_lnd.url, macaroon_path=macaroon_file, macaroon_hex=fake_lnd.macaroon_hex)
     with pytest.raises(ValueError):
-        LndRestNode(fake.url)
+        LndRestNode(fake_lnd.url)
 
 
 async def test_lnd_unreachable_is_unavailable() -> None:
@@ -322,9 +319,9 @@ async def test_lnd_unreachable_is_unavailable() -> None:
     assert "gave up after 3 attempts" in str(streamed.value)
 
 
-async def test_lnd_bad_macaroon_is_unavailable_and_never_echoed(fake: FakeLnd) -> None:
+async def test_lnd_bad_macaroon_is_unavailable_and_never_echoed(fake_lnd: FakeLnd) -> None:
     wrong = secrets.token_bytes(48).hex()
-    async with fast_lnd(fake, macaroon_hex=wrong.upper()) as node:
+    async with fast_lnd(fake_lnd, macaroon_hex=wrong.upper()) as node:
         with pytest.raises(LightningUnavailable) as created:
             await node.create_invoice(1_000, "m", 600)
         with pytest.raises(LightningUnavailable) as cancelled:
@@ -335,15 +332,15 @@ async def test_lnd_bad_macaroon_is_unavailable_and_never_echoed(fake: FakeLnd) -
     for exc in (created.value, cancelled.value, streamed.value):
         assert "403" in str(exc)
         _assert_no_macaroon(exc, wrong)
-        _assert_no_macaroon(exc, fake.macaroon_hex)
-    assert repr(node) == f"LndRestNode({fake.url!r})"
+        _assert_no_macaroon(exc, fake_lnd.macaroon_hex)
+    assert repr(node) == f"LndRestNode({fake_lnd.url!r})"
     # a refused macaroon is not retried
-    assert fake.requests.count("GET /v1/invoices/subscribe") == 1
+    assert fake_lnd.requests.count("GET /v1/invoices/subscribe") == 1
 
 
-async def test_lnd_error_bodies_echoing_the_macaroon_are_scrubbed(fake: FakeLnd) -> None:
-    fake.failure = (500, f"bad macaroon {fake.macaroon_hex}")
-    async with fast_lnd(fake) as node:
+async def test_lnd_error_bodies_echoing_the_macaroon_are_scrubbed(fake_lnd: FakeLnd) -> None:
+    fake_lnd.failure = (500, f"bad macaroon {fake_lnd.macaroon_hex}")
+    async with fast_lnd(fake_lnd) as node:
         with pytest.raises(LightningUnavailable) as created:
             await node.create_invoice(1_000, "m", 600)
         with pytest.raises(LightningUnavailable) as streamed:
@@ -351,26 +348,26 @@ async def test_lnd_error_bodies_echoing_the_macaroon_are_scrubbed(fake: FakeLnd)
                 pass
     for exc in (created.value, streamed.value):
         assert "<macaroon>" in str(exc)
-        _assert_no_macaroon(exc, fake.macaroon_hex)
+        _assert_no_macaroon(exc, fake_lnd.macaroon_hex)
 
 
-async def test_lnd_stream_reconnects_without_repeating(fake: FakeLnd) -> None:
-    fake.replay_inclusive = True  # the node re-sends the last settlement on reconnect
-    async with fast_lnd(fake) as node:
+async def test_lnd_stream_reconnects_without_repeating(fake_lnd: FakeLnd) -> None:
+    fake_lnd.replay_inclusive = True  # the node re-sends the last settlement on reconnect
+    async with fast_lnd(fake_lnd) as node:
         first = await node.create_invoice(1_000, "a", 600)
-        fake.settle(first.payment_hash)
+        fake_lnd.settle(first.payment_hash)
         stream = Collector(node.settled_invoices(None))
         try:
-            await fake.wait_for_subscriptions(1)
+            await fake_lnd.wait_for_subscriptions(1)
             second = await node.create_invoice(2_000, "b", 600)
-            fake.settle(second.payment_hash)
+            fake_lnd.settle(second.payment_hash)
             await stream.wait_for(1)
-            fake.drop_streams()
+            fake_lnd.drop_streams()
             third = await node.create_invoice(3_000, "c", 600)
-            fake.settle(third.payment_hash)  # while the stream is down
-            await fake.wait_for_subscriptions(2)
+            fake_lnd.settle(third.payment_hash)  # while the stream is down
+            await fake_lnd.wait_for_subscriptions(2)
             fourth = await node.create_invoice(4_000, "d", 600)
-            fake.settle(fourth.payment_hash)
+            fake_lnd.settle(fourth.payment_hash)
             hashes = await stream.settled_exactly(3)
             assert hashes == [second.payment_hash, third.payment_hash, fourth.payment_hash]
             assert [i.amount_paid_msat for i in stream.items] == [2_000, 3_000, 4_000]
@@ -379,19 +376,19 @@ async def test_lnd_stream_reconnects_without_repeating(fake: FakeLnd) -> None:
 
 
 async def test_lnd_tls_trusts_only_the_configured_certificate(
-    fake: FakeLnd, tmp_path: Path
+    fake_lnd: FakeLnd, tmp_path: Path
 ) -> None:
     other = tmp_path / "other"
     other.mkdir()
     other_cert, _ = write_self_signed_cert(other)
-    async with fast_lnd(fake, tls_cert_path=other_cert) as node:
+    async with fast_lnd(fake_lnd, tls_cert_path=other_cert) as node:
         with pytest.raises(LightningUnavailable, match=r"(?i)certificate|ssl"):
             await node.create_invoice(1_000, "m", 600)
-    async with fast_lnd(fake, tls_cert_path=None) as node:  # system trust store
+    async with fast_lnd(fake_lnd, tls_cert_path=None) as node:  # system trust store
         with pytest.raises(LightningUnavailable):
             await node.create_invoice(1_000, "m", 600)
     with pytest.raises(ValueError, match="http"):
-        LndRestNode("http://127.0.0.1:1", macaroon_hex="00", tls_cert_path=fake.cert_path)
+        LndRestNode("http://127.0.0.1:1", macaroon_hex="00", tls_cert_path=fake_lnd.cert_path)
 
 
 async def test_lnd_over_plain_http(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import ipaddress
 import json
-import os
 import secrets
 import socket
 import ssl
@@ -332,7 +331,7 @@ async def running_fake_lnd(directory: Path, *, tls: bool = True) -> AsyncIterato
 @pytest.fixture
 async def fake_lnd(tmp_path: Path) -> AsyncIterator[FakeLnd]:
     """A running FakeLnd (TLS); import this fixture into a test module to use it."""
-    directory = tmp_path / f"fake-lnd-{os.getpid()}"
+    directory = tmp_path / "fake-lnd"
     directory.mkdir(exist_ok=True)
     async with running_fake_lnd(directory) as fake:
         yield fake
