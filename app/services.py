@@ -1,0 +1,32 @@
+"""The ports and settings the driving adapters hand to use cases, built by the composition root."""
+
+from __future__ import annotations
+
+import attrs
+
+from app.billing.rails import PaymentRails
+from domain.tax import NO_TAX, TaxRates
+from ports.clock import Clock
+from ports.queue import WorkQueue
+from ports.rates import RateStore
+from ports.storage import UnitOfWorkFactory
+from ports.vmhost import VmHostResolver
+
+
+@attrs.frozen(kw_only=True)
+class Services:
+    """One bundle per process; handlers pass its fields to the use cases they call."""
+
+    uow_factory: UnitOfWorkFactory
+    clock: Clock
+    rails: PaymentRails
+    rates: RateStore
+    queue: WorkQueue
+    hosts: VmHostResolver
+    tax_rates: TaxRates = NO_TAX
+    #: D22: the e-mail gate applies only when SMTP is configured.
+    require_verified_email: bool = False
+    #: base URL the API is reachable at (LNURL callbacks, invoice links).
+    public_url: str = "http://127.0.0.1:8000"
+    #: days of grace after expiry before deletion, beyond the age tiers (D16).
+    delete_after_days: int = 3
