@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from fractions import Fraction
+
 from app.billing.catalogue import charging_for, owned_vm, subscription_of, vm_price
 from app.billing.errors import AmountOutOfRange
 from app.billing.persist import store_payment
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import SubscriptionPayment
-from domain.money import Currency, Money
+from domain.money import MSAT_PER_SAT, Currency, Money
 from domain.pricing import cost_by_amount
 from domain.subscription import INTERVALS_KEY
 from domain.tax import TaxRates
@@ -20,6 +23,12 @@ from ports.storage import UnitOfWorkFactory
 #: maxSendable, which LUD-06 says the service checks).
 LNURL_MIN_MSAT = 1_000
 LNURL_MAX_MSAT = 1_000_000_000
+
+
+def tax_exclusive(gross: int, rate_percent: Decimal) -> int:
+    """The net part of a tax-inclusive amount: floor(gross × 100 / (100 + rate))."""
+    exact = Fraction(gross * 100) / (100 + Fraction(rate_percent))
+    return exact.numerator // exact.denominator
 
 
 async def renew_by_amount(
@@ -35,13 +44,19 @@ async def renew_by_amount(
     """A Lightning Renewal payment buying whatever time `amount_msat` pays for (LNURL-pay).
 
     Takes the VM id (the reference passed the subscription id as one, §16.14). Amounts below
-    1000 msat or above the advertised maxSendable are refused. The time is
-    floor(seconds of one interval × paid / price) (§7); the payment is never reused, and its
+    1000 msat, above the advertised maxSendable or not whole sats are refused.
+
+    LUD-06 wallets check that the invoice is for exactly the amount they asked for, so the
+    amount is tax-inclusive (the reference added tax on top, breaking payment for taxed
+    users): net = floor(amount × 100 / (100 + rate)), tax = amount − net. The time bought
+    is floor(seconds of one interval × net / price) (§7). The payment is never reused: its
     `metadata` carries `{"intervals": null}` so D10 never mistakes it for an N-interval one.
     Anyone may pay for a VM, so there is no owner check; a deleted VM is "not found".
     """
     if not LNURL_MIN_MSAT <= amount_msat <= LNURL_MAX_MSAT:
         raise AmountOutOfRange(f"Amount must be between {LNURL_MIN_MSAT} and {LNURL_MAX_MSAT} msat")
+    if amount_msat % MSAT_PER_SAT:
+        raise AmountOutOfRange("Amount must be a whole number of satoshis")
     now = clock.now()
     async with uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, None)
@@ -56,8 +71,9 @@ async def renew_by_amount(
             user_id=sub.user_id,
             company_id=sub.company_id,
         )
+        net = tax_exclusive(amount_msat, tax_rates.rate_for(charging.country))
         quote = cost_by_amount(
-            Money(Currency.BTC, amount_msat),
+            Money(Currency.BTC, net),
             price.list_price,
             price.interval,
             sub.expires,
@@ -72,7 +88,7 @@ async def renew_by_amount(
         amount=quote.amount,
         currency=quote.currency,
         rate=quote.rate,
-        tax=quote.tax,
+        tax=amount_msat - net,
         processing_fee=quote.processing_fee,
         time_value=quote.time_value,
         metadata={INTERVALS_KEY: None, "amount_msat": amount_msat},

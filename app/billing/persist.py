@@ -90,22 +90,33 @@ async def store_payment(
 
     The provider call happens outside any transaction; if another request won the race (a
     reusable payment or the same idempotency key appeared), that one is returned and ours is
-    cancelled at its provider, so a user never holds two live invoices for one request.
+    cancelled at its provider, so a user never holds two live invoices for one request. If
+    storing fails, the unstored invoice or order is cancelled too before the error goes on.
     """
-    async with uow_factory() as uow:
-        winner = await replay(uow, idem)
-        if winner is None and reuse is not None:
-            winner = await pending_match(uow, reuse, now)
-        if winner is None:
-            await uow.payments.add(payment)
-            await remember(uow, idem, payment, now)
-        elif idem is not None and await uow.idempotency_keys.get(idem.user_id, idem.key) is None:
-            await remember(uow, idem, winner, now)
-        await uow.commit()
+    try:
+        async with uow_factory() as uow:
+            winner = await replay(uow, idem)
+            if winner is None and reuse is not None:
+                winner = await pending_match(uow, reuse, now)
+            if winner is None:
+                await uow.payments.add(payment)
+                await remember(uow, idem, payment, now)
+            elif (
+                idem is not None and await uow.idempotency_keys.get(idem.user_id, idem.key) is None
+            ):
+                await remember(uow, idem, winner, now)
+            await uow.commit()
+    except Exception:
+        await _cancel_quietly(rails, payment)
+        raise
     if winner is None:
         return payment
+    await _cancel_quietly(rails, payment)
+    return winner
+
+
+async def _cancel_quietly(rails: PaymentRails, payment: SubscriptionPayment) -> None:
     try:
         await rails.cancel(payment)
     except DomainError as err:
-        log.warning("could not cancel superseded payment %s: %s", payment.id.hex(), err.message)
-    return winner
+        log.warning("could not cancel unused payment %s: %s", payment.id.hex(), err.message)

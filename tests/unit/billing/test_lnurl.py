@@ -10,7 +10,7 @@ from app.billing.errors import AmountOutOfRange, VmNotFound
 from app.billing.lnurl import renew_by_amount
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.model import LineItem, Subscription, SubscriptionPayment, Vm
-from tests.unit.billing.world import ALICE, START, Shop
+from tests.unit.billing.world import ALICE, BOB, START, Shop
 
 FEB_28 = datetime(2026, 2, 28, 12, tzinfo=UTC)
 
@@ -51,7 +51,7 @@ async def _paid_vm_with_ids_apart(shop: Shop) -> Vm:
     return vm
 
 
-@pytest.mark.parametrize("msat", [0, 999, 1_000_000_001])
+@pytest.mark.parametrize("msat", [0, 999, 1_500, 1_000_000_001])
 async def test_amounts_outside_the_accepted_range_are_refused(shop: Shop, msat: int) -> None:
     vm = await shop.order()
     with pytest.raises(AmountOutOfRange) as err:
@@ -62,16 +62,18 @@ async def test_amounts_outside_the_accepted_range_are_refused(shop: Shop, msat: 
 
 async def test_the_time_bought_is_floor_of_seconds_times_paid_over_price(shop: Shop) -> None:
     vm = await _paid_vm_with_ids_apart(shop)
-    payment = await _by_amount(shop, vm, 1_000)
+    payment = await _by_amount(shop, vm, 123_000)
+    # tax-inclusive (LUD-06: the invoice is for exactly the amount asked): 23 % in IE
+    net = 123_000 * 100 // 123
+    assert (payment.amount, payment.tax) == (net, 123_000 - net) == (100_000, 23_000)
+    assert shop.node.invoices[payment.id].amount_msat == 123_000
     # one month from 28 Feb is 2 419 200 s for 1 320 000 msat
-    assert payment.time_value == 2_419_200 * 1_000 // 1_320_000 == 1_832
+    assert payment.time_value == 2_419_200 * 100_000 // 1_320_000 == 183_272
     assert payment.subscription_id == (await shop.subscription(vm)).id
     assert payment.payment_type is SubscriptionPaymentType.RENEWAL
     assert payment.payment_method is PaymentMethod.LIGHTNING
-    assert (payment.amount, payment.tax) == (1_000, 230)
-    assert shop.node.invoices[payment.id].amount_msat == 2_000
     await shop.complete(payment)
-    assert (await shop.subscription(vm)).expires == FEB_28 + timedelta(seconds=1_832)
+    assert (await shop.subscription(vm)).expires == FEB_28 + timedelta(seconds=183_272)
 
 
 async def test_pay_what_you_want_payments_are_never_reused(shop: Shop) -> None:
@@ -79,6 +81,13 @@ async def test_pay_what_you_want_payments_are_never_reused(shop: Shop) -> None:
     first = await _by_amount(shop, vm, 5_000)
     assert (await _by_amount(shop, vm, 5_000)).id != first.id
     assert (await shop.renew(vm)).id != first.id
+
+
+async def test_an_untaxed_buyer_gets_time_for_the_whole_amount(shop: Shop) -> None:
+    vm = await shop.order(user_id=BOB)
+    await shop.complete(await shop.renew(vm))
+    payment = await _by_amount(shop, vm, 1_000)
+    assert (payment.amount, payment.tax, payment.time_value) == (1_000, 0, 1_832)
 
 
 async def test_a_deleted_vm_cannot_be_paid_by_amount(shop: Shop) -> None:
