@@ -63,6 +63,11 @@ class Collector:
         return self.hashes
 
     async def stop(self) -> None:
+        """Cancel the consumer; a stream error is reported by `wait_for`, not here."""
+        if self._task.done():
+            if not self._task.cancelled():
+                self._task.exception()  # retrieved, so asyncio does not warn about it
+            return
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -373,6 +378,32 @@ async def test_lnd_stream_reconnects_without_repeating(fake_lnd: FakeLnd) -> Non
             assert [i.amount_paid_msat for i in stream.items] == [2_000, 3_000, 4_000]
         finally:
             await stream.stop()
+
+
+async def test_lnd_stream_error_messages(fake_lnd: FakeLnd) -> None:
+    async with fast_lnd(fake_lnd) as node:
+        stream = Collector(node.settled_invoices(None))
+        try:
+            await fake_lnd.wait_for_subscriptions(1)
+            fake_lnd.fail_streams("invoice registry shutting down")  # transient: reconnects
+            await fake_lnd.wait_for_subscriptions(2)
+            [paid] = await paid_invoices_on(node, fake_lnd, 1)
+            assert await stream.settled_exactly(1) == [paid]
+            fake_lnd.fail_streams("verification failed: macaroon revoked", http_code=500)
+            with pytest.raises(LightningUnavailable, match="macaroon revoked"):
+                await stream.wait_for(2)
+            assert fake_lnd.subscriptions == 2  # a refused macaroon is not retried
+        finally:
+            await stream.stop()
+
+
+async def paid_invoices_on(node: LndRestNode, fake: FakeLnd, count: int) -> list[bytes]:
+    hashes = []
+    for _ in range(count):
+        invoice = await node.create_invoice(1_000, "m", 600)
+        fake.settle(invoice.payment_hash)
+        hashes.append(invoice.payment_hash)
+    return hashes
 
 
 async def test_lnd_tls_trusts_only_the_configured_certificate(

@@ -164,6 +164,13 @@ class FakeLnd:
         for queue in self._streams:
             queue.put_nowait(None)
 
+    def fail_streams(self, message: str, http_code: int = 500) -> None:
+        """Send an in-stream `{"error": ...}` message to every open subscription, then end it."""
+        error = {"grpc_code": 2, "http_code": http_code, "message": message, "details": []}
+        for queue in self._streams:
+            queue.put_nowait({"error": error})
+            queue.put_nowait(None)
+
     async def wait_for_subscriptions(self, count: int) -> None:
         """Wait (up to 5 s) until `count` SubscribeInvoices streams were opened in total."""
         async with asyncio.timeout(5.0), self._subscribed:
@@ -282,8 +289,9 @@ class FakeLnd:
                 self._subscribed.notify_all()
             for invoice in backlog:
                 await response.write(json.dumps({"result": invoice}).encode() + b"\n")
-            while (invoice_or_end := await queue.get()) is not None:
-                await response.write(json.dumps({"result": invoice_or_end}).encode() + b"\n")
+            while (event := await queue.get()) is not None:
+                message = event if "error" in event else {"result": event}
+                await response.write(json.dumps(message).encode() + b"\n")
         except ConnectionResetError:
             pass
         finally:
