@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from domain.enums import InternetRegistry, PaymentMethod
 from domain.model import AvailableIpSpace, IpRangeSubscription, PaymentMethodConfig
@@ -174,18 +175,22 @@ async def test_lifecycle_scan_runs_on_an_index(backend: Backend) -> None:
         await uow.commit()
     async with backend.engine.connect() as conn:
         await conn.execute(text("ANALYZE TABLE subscription"))
-        plan = (
-            (
-                await conn.execute(
-                    text(
-                        "EXPLAIN SELECT * FROM subscription WHERE is_active = 1"
-                        " AND expires IS NOT NULL AND expires < '2026-03-05'"
-                        " ORDER BY expires, id LIMIT 100"
-                    )
-                )
-            )
-            .mappings()
-            .one()
-        )
-    assert plan["key"] in ("idx_subscription_lifecycle", "idx_subscription_expires"), dict(plan)
-    assert plan["type"] == "range", dict(plan)
+    seen: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *rest: Any) -> None:
+        if "FROM subscription" in statement and "LIMIT" in statement:
+            seen.append((statement, params))
+
+    event.listen(backend.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with backend.factory() as uow:
+            due = await uow.subscriptions.list_due(at(5), timedelta(days=1), limit=100)
+    finally:
+        event.remove(backend.engine.sync_engine, "before_cursor_execute", capture)
+    assert due == []
+    statement, params = seen[-1]
+    async with backend.engine.connect() as conn:
+        result = await conn.exec_driver_sql("EXPLAIN " + statement, params)
+        plan = dict(result.mappings().one())
+    assert plan["key"] in ("idx_subscription_lifecycle", "idx_subscription_expires"), plan
+    assert plan["type"] == "range", plan
