@@ -74,7 +74,8 @@ async def price_subscription(
         other += sum(item.setup_amount for item in items)
 
     list_currency = parse_list_currency(sub.currency)
-    total = Money.zero(charged_currency(list_currency, method))
+    first = vm_quotes[0].currency if vm_quotes else charged_currency(list_currency, method)
+    total = Money.zero(first)
     tax = fee = 0
     rate = vm_quotes[0].rate if vm_quotes else NO_RATE
     for quote in vm_quotes:

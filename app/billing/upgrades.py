@@ -185,9 +185,10 @@ async def apply_upgrade(
     """Apply a paid upgrade to the VM's records in one transaction (§8.4 step 1, §8.5).
 
     A custom VM gets its custom template updated; a standard VM is converted: a new custom
-    template, the VM switched to it, the subscription billed 1 × Month, the line item's
-    amount = the new monthly price and its configuration = the UpgradeConfig JSON. The line
-    item amount follows the new spec in both cases. Downgrades are refused (D8 again: the
+    template, the VM switched to it, the subscription billed 1 × Month in the pricing's
+    currency (the reference kept the plan's, which then disagreed with the price), the line
+    item's amount = the new monthly price and its configuration = the UpgradeConfig JSON.
+    The line item amount follows the new spec in both cases. Downgrades are refused (D8 again: the
     config could be stale). Running it again with the same config changes nothing and
     returns None, so a redelivered job or a second caller is harmless; otherwise the
     ConfigurationChanged history entry is returned. The host is not touched here.
@@ -215,7 +216,12 @@ async def upgrade_records(
             after = attrs.evolve(vm, template_id=None, custom_template_id=stored.id)
             await uow.vms.update(after)
             await uow.subscriptions.update(
-                attrs.evolve(sub, interval_amount=MONTHLY.amount, interval_type=MONTHLY.unit)
+                attrs.evolve(
+                    sub,
+                    interval_amount=MONTHLY.amount,
+                    interval_type=MONTHLY.unit,
+                    currency=plan.new_price.currency.value,
+                )
             )
             configuration: Any = _config_json(cfg)
             metadata: dict[str, Any] = {

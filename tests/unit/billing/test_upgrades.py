@@ -169,6 +169,24 @@ async def test_a_standard_vm_is_converted_to_a_custom_one_when_the_upgrade_is_pa
     assert len(await shop.history(vm, VmHistoryActionType.CONFIGURATION_CHANGED)) == 1
 
 
+async def test_a_conversion_into_a_pricing_of_another_currency_bills_in_that_currency(
+    shop: Shop,
+) -> None:
+    async with shop.factory() as uow:
+        pricing = await uow.custom_pricing.get(1)
+        assert pricing is not None
+        await uow.custom_pricing.update(attrs.evolve(pricing, currency="USD"))
+        await uow.commit()
+    vm = await shop.order()
+    await shop.complete(await shop.renew(vm, method=PaymentMethod.REVOLUT))
+    upgrade = await _pay_for(shop, vm, UpgradeConfig(new_cpu=4), PaymentMethod.REVOLUT)
+    assert upgrade.currency == "USD"
+    assert (await shop.complete(upgrade)).problems == ()
+    assert (await shop.subscription(vm)).currency == "USD"
+    renewal = await shop.renew(vm, method=PaymentMethod.REVOLUT)
+    assert (renewal.currency, renewal.amount) == ("USD", 4200)
+
+
 async def test_apply_refuses_a_stale_downgrade(shop: Shop) -> None:
     vm = await _paid_custom(shop)
     await apply_upgrade(shop.factory, shop.clock, vm_id=vm.id, cfg=UpgradeConfig(new_cpu=6))
