@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from adapters.lightning.bolt11 import encode_dev_invoice
+from adapters.lightning.bolt11 import encode_dev_invoice, payment_hash_of
 from adapters.lightning.common import SystemClock, check_invoice_request
 from ports.clock import Clock
 from ports.lightning import Invoice, LightningUnavailable, SettledInvoice
@@ -30,6 +30,19 @@ State = dict[str, Any]
 
 class DevInvoiceError(Exception):
     """A dev invoice cannot be settled: unknown, cancelled or expired."""
+
+
+def parse_payment_id(text: str) -> bytes:
+    """The payment hash named by a payment id (64 hex digits) or a BOLT11 string; ValueError."""
+    text = text.strip()
+    if len(text) == 2 * _HASH_LEN:
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            pass
+    if text.lower().startswith("ln"):
+        return payment_hash_of(text)
+    raise ValueError("expected a payment id (64 hex digits) or a BOLT11 invoice")
 
 
 def _empty_state() -> State:
@@ -162,7 +175,8 @@ class DevLightningNode:
             key = payment_hash.hex()
             record = state["invoices"].get(key)
             if record is None:
-                raise DevInvoiceError(f"no dev invoice with payment hash {key}")
+                where = self._path if self._path is not None else "this process"
+                raise DevInvoiceError(f"no dev invoice with payment hash {key} in {where}")
             if record["state"] == "SETTLED":
                 return _settled(key, record)
             if record["state"] == "CANCELED":

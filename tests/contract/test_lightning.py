@@ -17,7 +17,12 @@ import attrs
 import pytest
 
 from adapters.lightning.bolt11 import bech32_decode, payment_hash_of
-from adapters.lightning.dev import DEFAULT_STATE_FILE, DevInvoiceError, DevLightningNode
+from adapters.lightning.dev import (
+    DEFAULT_STATE_FILE,
+    DevInvoiceError,
+    DevLightningNode,
+    parse_payment_id,
+)
 from adapters.lightning.lnd import LndRestNode
 from ports.lightning import LightningNode, LightningUnavailable, SettledInvoice
 from tests.fakes.fake_lnd import FakeLnd, free_port_url, running_fake_lnd, write_self_signed_cert
@@ -439,6 +444,11 @@ async def test_dev_invoice_is_a_signed_regtest_bolt11(tmp_path: Path) -> None:
     hrp, _ = bech32_decode(invoice.bolt11)
     assert hrp == "lnbcrt33210n"
     assert payment_hash_of(invoice.bolt11) == invoice.payment_hash
+    assert parse_payment_id(invoice.bolt11) == invoice.payment_hash
+    assert parse_payment_id(f" {invoice.payment_hash.hex().upper()}\n") == invoice.payment_hash
+    for bad in ("", "xyz", "ab" * 31, "lnbcrt1bogus"):
+        with pytest.raises(ValueError):
+            parse_payment_id(bad)
 
 
 async def test_dev_payment_hash_is_sha256_of_a_stored_preimage(tmp_path: Path) -> None:
