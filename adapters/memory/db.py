@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
 
 import attrs
@@ -16,24 +17,45 @@ class MemoryDatabase:
     """Committed state plus the lock that serialises units of work like row locks would."""
 
     def __init__(self) -> None:
-        self.tables: dict[str, dict[Key, Any]] = {}
+        self.tables: dict[str, Table] = {}
         self.sequences: dict[str, int] = {}
         self.lock = asyncio.Lock()
+
+
+class Table(dict[Key, Any]):
+    """A table's rows; datetimes are stored in whole seconds, as the SQL TIMESTAMP columns do."""
+
+    def __setitem__(self, key: Key, value: Any) -> None:
+        super().__setitem__(key, whole_seconds(value))
+
+
+def whole_seconds(value: Any) -> Any:
+    """The record (or datetime) with every datetime field truncated to whole seconds."""
+    if isinstance(value, datetime):
+        return value.replace(microsecond=0)
+    if not attrs.has(type(value)):
+        return value
+    changes = {
+        f.name: v.replace(microsecond=0)
+        for f in attrs.fields(type(value))
+        if isinstance(v := getattr(value, f.name), datetime) and v.microsecond
+    }
+    return attrs.evolve(value, **changes) if changes else value
 
 
 class Snapshot:
     """A private working copy of the tables; records are frozen, so copying dicts suffices."""
 
     def __init__(self, db: MemoryDatabase) -> None:
-        self.tables = {name: dict(rows) for name, rows in db.tables.items()}
+        self.tables = {name: Table(rows) for name, rows in db.tables.items()}
         self.sequences = dict(db.sequences)
 
     def publish(self, db: MemoryDatabase) -> None:
         db.tables = self.tables
         db.sequences = self.sequences
 
-    def rows(self, table: str) -> dict[Key, Any]:
-        return self.tables.setdefault(table, {})
+    def rows(self, table: str) -> Table:
+        return self.tables.setdefault(table, Table())
 
     def next_id(self, table: str) -> int:
         self.sequences[table] = self.sequences.get(table, 0) + 1

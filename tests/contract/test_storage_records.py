@@ -513,3 +513,18 @@ async def test_concurrent_first_logins_create_one_user(uow_factory: UnitOfWorkFa
 
     users = await asyncio.gather(*(login() for _ in range(20)))
     assert len({u.id for u in users}) == 1
+
+
+async def test_times_are_stored_in_whole_seconds_on_every_backend(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        w = await seed_world(uow)
+        payment = await uow.payments.add(
+            new_payment(w.subscription, created=at(2).replace(microsecond=987654))
+        )
+        assert await uow.payments.mark_paid(payment.id, at(3).replace(microsecond=5))
+        await uow.commit()
+    async with uow_factory() as uow:
+        stored = await uow.payments.get(payment.id)
+    assert stored is not None and (stored.created, stored.paid_at) == (at(2), at(3))
