@@ -1,0 +1,1 @@
+"""Tests: app-level loops."""
