@@ -9,7 +9,14 @@ from ports.storage import Page
 
 
 class MemoryVms(RecordRepo[Vm]):
+    """`update` leaves `deleted` alone (lifecycle.md D15): only delete/undelete change it."""
+
     table = "vm"
+
+    async def update(self, record: Vm) -> None:
+        old = await self.get(record.id)
+        if old is not None:
+            await super().update(evolve(record, deleted=old.deleted))
 
     async def get_by_line_item(self, line_item_id: int) -> Vm | None:
         found = self._where(lambda v: v.subscription_line_item_id == line_item_id and not v.deleted)

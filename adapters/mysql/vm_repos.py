@@ -15,6 +15,10 @@ _li = t.subscription_line_item.c
 
 
 class SqlVms(SqlRecords[Vm]):
+    """`update` leaves `deleted` alone (lifecycle.md D15): only delete/undelete change it."""
+
+    frozen_columns = ("deleted",)
+
     async def get_by_line_item(self, line_item_id: int) -> Vm | None:
         query = self._select().where(
             _vm.subscription_line_item_id == line_item_id,

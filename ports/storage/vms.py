@@ -9,7 +9,11 @@ from ports.storage.common import Page, Records
 
 
 class Vms(Records[Vm], Protocol):
-    """`get` sees soft-deleted VMs too; the other lookups say whether they do."""
+    """`get` sees soft-deleted VMs too; the other lookups say whether they do.
+
+    `update` writes every column except `deleted` (lifecycle.md D15), so a stale copy never
+    resurrects or deletes a VM; `delete` and `undelete_for_subscription` change it.
+    """
 
     async def get_by_line_item(self, line_item_id: int) -> Vm | None:
         """The VM sold by this line item that is not soft-deleted (lifecycle.md D5)."""

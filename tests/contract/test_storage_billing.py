@@ -156,6 +156,9 @@ async def test_vm_lookups_and_soft_delete(uow_factory: UnitOfWorkFactory) -> Non
         moved = evolve(other, mac_address="aa:bb:cc:dd:ee:ff", image_id=w.image.id)
         await uow.vms.update(moved)
         assert await uow.vms.get(other.id) == moved
+        await uow.vms.delete(other.id)
+        await uow.vms.update(moved)  # a stale copy does not resurrect the VM
+        assert await uow.vms.get(other.id) == evolve(moved, deleted=True)
 
 
 async def test_payment_pages_newest_first_by_subscription_and_vm(
