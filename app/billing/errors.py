@@ -76,6 +76,10 @@ class PaymentMethodNotConfigured(DomainError):
     cannot help; an outage of a configured rail is `PaymentProviderUnavailable` (D19)."""
 
 
+class NothingToCharge(DomainError):
+    """A card order for nothing (a free upgrade): 422, a gateway cannot take a 0 order."""
+
+
 class PaymentProviderUnavailable(DomainError):
     """The Lightning node or fiat gateway failed or is unreachable; nothing was stored (503)."""
 

@@ -9,11 +9,15 @@ from decimal import Decimal
 
 import attrs
 
-from app.billing.errors import PaymentMethodNotConfigured, PaymentProviderUnavailable
+from app.billing.errors import (
+    NothingToCharge,
+    PaymentMethodNotConfigured,
+    PaymentProviderUnavailable,
+)
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.errors import PaymentMethodUnsupported
 from domain.model import Json, SubscriptionPayment
-from domain.money import Currency, round_msat_up_to_sat
+from domain.money import MSAT_PER_SAT, Currency, round_msat_up_to_sat
 from ports.fiat import FiatGateway, FiatUnavailable
 from ports.lightning import LightningNode, LightningUnavailable
 
@@ -100,8 +104,10 @@ class PaymentRails:
         node = self._node()
         if priced.currency is not Currency.BTC:
             raise PaymentMethodUnsupported("Lightning payment must be in BTC")
-        # the fee is 0 on Lightning; amount + tax rounds up so the operator is never underpaid
-        msat = round_msat_up_to_sat(priced.amount + priced.tax + priced.processing_fee)
+        # the fee is 0 on Lightning; amount + tax rounds up so the operator is never underpaid,
+        # and to at least one sat: an invoice cannot be for nothing (a free upgrade, D7's 0)
+        total = priced.amount + priced.tax + priced.processing_fee
+        msat = max(MSAT_PER_SAT, round_msat_up_to_sat(total))
         try:
             invoice = await node.create_invoice(msat, priced.memo, LIGHTNING_EXPIRY_SECONDS)
         except (LightningUnavailable, OSError, TimeoutError) as err:
@@ -121,6 +127,8 @@ class PaymentRails:
             name = priced.method.display_name
             raise PaymentMethodUnsupported(f"Cannot create {name} orders for BTC currency")
         total = priced.amount + priced.tax + priced.processing_fee
+        if total <= 0:
+            raise NothingToCharge(f"Nothing to pay by {priced.method.display_name}")
         try:
             order = await gateway.create_order(total, priced.currency.value, priced.memo)
         except (FiatUnavailable, OSError, TimeoutError) as err:

@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import attrs
 import pytest
 
 from adapters.memory.clock import FakeClock
-from app.billing.errors import PaymentMethodNotConfigured, PaymentProviderUnavailable
+from app.billing.errors import (
+    NothingToCharge,
+    PaymentMethodNotConfigured,
+    PaymentProviderUnavailable,
+)
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.errors import PaymentMethodUnsupported
@@ -40,6 +45,22 @@ async def test_lightning_rounds_amount_and_tax_up_to_a_whole_sat() -> None:
     assert node.invoices[payment.id].amount_msat == 2_000
     assert (payment.amount, payment.tax, payment.time_value) == (1_500, 10, 60)
     assert payment.expires == START + timedelta(seconds=600) and payment.created == START
+
+
+async def test_a_free_lightning_payment_is_invoiced_for_one_sat() -> None:
+    node = FakeNode(FakeClock(START))
+    priced = attrs.evolve(
+        _priced(PaymentMethod.LIGHTNING, Currency.BTC, 0), tax=0, processing_fee=0
+    )
+    payment = await PaymentRails(node).create(priced, START)
+    assert node.invoices[payment.id].amount_msat == 1_000 and payment.amount == 0
+
+
+async def test_a_free_card_payment_is_refused() -> None:
+    rails = PaymentRails(None, {PaymentMethod.REVOLUT: FakeGateway()})
+    priced = attrs.evolve(_priced(PaymentMethod.REVOLUT, Currency.EUR, 0), tax=0, processing_fee=0)
+    with pytest.raises(NothingToCharge):
+        await rails.create(priced, START)
 
 
 async def test_lightning_refuses_anything_but_bitcoin() -> None:
