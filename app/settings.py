@@ -28,16 +28,76 @@ class EncryptionSettings:
 
 
 @attrs.frozen(kw_only=True)
+class LndSettings:
+    url: str
+    macaroon: str
+    cert: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class LightningSettings:
+    """`lnd` for a real node; absent means the dev rail (invoices paid by `lnvps dev pay`)."""
+
+    lnd: LndSettings | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RedisSettings:
+    url: str
+    ttl: int = 300
+
+
+@attrs.frozen(kw_only=True)
+class RatesSettings:
+    """`mempool` reads live BTC prices; `fixed` uses the given prices (the demo default)."""
+
+    source: str = "fixed"
+    url: str = "https://mempool.space/api/v1/prices"
+    fixed: dict[str, Decimal] = attrs.field(
+        factory=lambda: {"EUR": Decimal(100_000), "USD": Decimal(110_000)}
+    )
+
+
+@attrs.frozen(kw_only=True)
+class SmtpSettings:
+    server: str
+    port: int = 587
+    username: str | None = None
+    password: str | None = None
+    sender: str = "lnvps@localhost"
+    admin_emails: list[str] = attrs.field(factory=list)
+
+
+@attrs.frozen(kw_only=True)
+class DevSettings:
+    """Dev-only switches: where the dev rail, dummy host and dev clock keep their state."""
+
+    state_dir: str = "."
+    seed_demo: bool = True
+
+
+@attrs.frozen(kw_only=True)
 class Settings:
     """What the composition root needs to build the service."""
 
     db: str = DEFAULT_DB_URL
     listen: str = DEFAULT_LISTEN
+    admin_listen: str | None = None
     delete_after: int = 3
     read_only: bool = False
     public_url: str | None = None
     tax_rate: dict[str, Decimal] = attrs.field(factory=dict)
     encryption: EncryptionSettings | None = None
+    lightning: LightningSettings = LightningSettings()
+    redis: RedisSettings | None = None
+    rates: RatesSettings = RatesSettings()
+    smtp: SmtpSettings | None = None
+    dev: DevSettings = DevSettings()
+
+    @property
+    def is_embedded_default(self) -> bool:
+        """SQLite with the dev rail: the one-box trial setup."""
+        return self.lightning.lnd is None and not self.db.startswith("mysql")
 
 
 def _kebab_to_snake(value: Any) -> Any:
@@ -67,11 +127,21 @@ def load_settings(
             raise SettingsError(f"cannot read config file {path}: {exc}") from exc
         if not isinstance(loaded, dict):
             raise SettingsError(f"config file {path} must hold a mapping")
+        # maps keyed by codes keep their keys as written
         tax = loaded.pop("tax-rate", None)
+        fixed = (loaded.get("rates") or {}).pop("fixed", None) if isinstance(
+            loaded.get("rates"), dict
+        ) else None
         raw = _kebab_to_snake(loaded)
         if tax is not None:
             raw["tax_rate"] = tax
-    for key, name in (("db", "LNVPS_DB"), ("listen", "LNVPS_LISTEN")):
+        if fixed is not None:
+            raw.setdefault("rates", {})["fixed"] = fixed
+    for key, name in (
+        ("db", "LNVPS_DB"),
+        ("listen", "LNVPS_LISTEN"),
+        ("public_url", "LNVPS_PUBLIC_URL"),
+    ):
         if env.get(name):
             raw[key] = env[name]
     try:

@@ -47,3 +47,33 @@ def test_fractional_tax_rates_stay_exact(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("tax-rate:\n  CH: '7.7'\n")
     assert load_settings(cfg, environ={}).tax_rate["CH"] == Decimal("7.7")
+
+
+def test_lnd_redis_and_live_rates_come_from_the_reference_style_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "prod.yaml"
+    cfg.write_text(
+        "db: mysql://root@db:3306/lnvps\n"
+        "lightning:\n  lnd:\n    url: https://lnd:8080\n    cert: /etc/lnd/tls.cert\n"
+        "    macaroon: /etc/lnd/admin.macaroon\n"
+        "redis:\n  url: redis://redis:6379\n"
+        "rates:\n  source: mempool\n"
+    )
+    settings = load_settings(cfg, environ={})
+    assert settings.lightning.lnd is not None
+    assert settings.lightning.lnd.macaroon == "/etc/lnd/admin.macaroon"
+    assert settings.redis is not None and settings.redis.url == "redis://redis:6379"
+    assert settings.rates.source == "mempool"
+    assert not settings.is_embedded_default
+
+
+def test_the_embedded_default_uses_the_dev_rail_and_fixed_demo_rates() -> None:
+    settings = load_settings(None, environ={})
+    assert settings.is_embedded_default
+    assert settings.rates.source == "fixed"
+    assert settings.rates.fixed["EUR"] == Decimal(100_000)
+
+
+def test_fixed_rates_keep_their_currency_keys(tmp_path: Path) -> None:
+    cfg = tmp_path / "r.yaml"
+    cfg.write_text("rates:\n  source: fixed\n  fixed:\n    EUR: '95000.5'\n")
+    assert load_settings(cfg, environ={}).rates.fixed == {"EUR": Decimal("95000.5")}
