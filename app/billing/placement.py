@@ -1,4 +1,4 @@
-"""Choose the host and disk a newly ordered VM will live on (lifecycle.md §6.1 step 3)."""
+"""Host capacity of a region and where a newly ordered VM goes (lifecycle.md §6.1, api.md 8.7)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from ports.storage import UnitOfWork
 
 NO_HOST = "No available hosts found"
 
+_SpecCache = dict[tuple[str, int], Spec | None]
+
 
 @attrs.frozen
 class Placement:
@@ -22,14 +24,42 @@ class Placement:
     disk: HostDisk
 
 
+@attrs.frozen
+class DiskRoom:
+    disk: HostDisk
+    capacity: Fraction
+    used: int
+
+    @property
+    def free(self) -> int:
+        return max(0, int(self.capacity - self.used))
+
+
+@attrs.frozen
+class Room:
+    """An enabled host: capacities (size × load factor) and what its live VMs already use."""
+
+    host: Host
+    cpu_capacity: Fraction
+    memory_capacity: Fraction
+    used_cpu: int
+    used_memory: int
+    disks: tuple[DiskRoom, ...]
+
+    @property
+    def free_cpu(self) -> int:
+        return max(0, int(self.cpu_capacity - self.used_cpu))
+
+    @property
+    def free_memory(self) -> int:
+        return max(0, int(self.memory_capacity - self.used_memory))
+
+
 @attrs.define
 class _Usage:
     cpu: int = 0
     memory: int = 0
     disk: dict[int, int] = attrs.field(factory=lambda: defaultdict(int))
-
-
-_SpecCache = dict[tuple[str, int], Spec | None]
 
 
 async def _spec_of(uow: UnitOfWork, vm: Vm, cache: _SpecCache) -> Spec | None:
@@ -47,7 +77,7 @@ async def _spec_of(uow: UnitOfWork, vm: Vm, cache: _SpecCache) -> Spec | None:
 
 
 async def _usage(uow: UnitOfWork, host_ids: set[int]) -> dict[int, _Usage]:
-    """CPU, memory and per-disk bytes already promised to the hosts' live VMs."""
+    """CPU, memory and per-disk bytes already promised to the hosts' live VMs (paid or not)."""
     usage: dict[int, _Usage] = defaultdict(_Usage)
     cache: _SpecCache = {}
     for vm in await uow.vms.list_active():
@@ -63,46 +93,77 @@ async def _usage(uow: UnitOfWork, host_ids: set[int]) -> dict[int, _Usage]:
     return usage
 
 
-def _share(used: int, wanted: int, size: int, factor: object) -> Fraction | None:
-    """Fraction of the (over-committed) capacity in use after placing; None when it won't fit."""
-    capacity = Fraction(size) * Fraction(str(factor))
+def _capacity(size: int, factor: object) -> Fraction:
+    return Fraction(size) * Fraction(str(factor))
+
+
+async def region_rooms(uow: UnitOfWork, region_id: int) -> list[Room]:
+    """The enabled hosts of an enabled region with their enabled disks; [] otherwise."""
+    region = await uow.regions.get(region_id)
+    if region is None or not region.enabled:
+        return []
+    hosts = [h for h in await uow.hosts.list_by_region(region_id) if h.enabled]
+    usage = await _usage(uow, {h.id for h in hosts})
+    rooms = []
+    for host in hosts:
+        used = usage[host.id]
+        disks = tuple(
+            DiskRoom(disk, _capacity(disk.size, host.load_disk), used.disk[disk.id])
+            for disk in await uow.host_disks.list_by_host(host.id)
+            if disk.enabled
+        )
+        rooms.append(
+            Room(
+                host=host,
+                cpu_capacity=_capacity(host.cpu, host.load_cpu),
+                memory_capacity=_capacity(host.memory, host.load_memory),
+                used_cpu=used.cpu,
+                used_memory=used.memory,
+                disks=disks,
+            )
+        )
+    return rooms
+
+
+def _share(used: int, wanted: int, capacity: Fraction) -> Fraction | None:
+    """Fraction of the capacity in use after placing; None when it won't fit."""
     if capacity <= 0 or used + wanted > capacity:
         return None
     return (used + wanted) / capacity
 
 
-async def place_vm(
-    uow: UnitOfWork, region_id: int, spec: Spec, disk_interface: DiskInterface
-) -> Placement:
-    """The least-loaded enabled host of an enabled region that fits the spec.
+def best_placement(
+    rooms: list[Room], spec: Spec, disk_interface: DiskInterface
+) -> Placement | None:
+    """The least-loaded room that fits the spec, or None.
 
     A host fits when it has an enabled disk of the spec's type and interface and, counting
     the live VMs already there, CPU, memory and that disk stay within their size × load
     factor. Load is the highest of the three shares; ties go to the lowest host id.
     """
-    region = await uow.regions.get(region_id)
-    if region is None or not region.enabled:
-        raise NoHostAvailable(NO_HOST)
-    hosts = [h for h in await uow.hosts.list_by_region(region_id) if h.enabled]
-    usage = await _usage(uow, {h.id for h in hosts})
     best: tuple[Fraction, int, Placement] | None = None
-    for host in hosts:
-        used = usage[host.id]
-        cpu = _share(used.cpu, spec.cpu, host.cpu, host.load_cpu)
-        memory = _share(used.memory, spec.memory, host.memory, host.load_memory)
+    for room in rooms:
+        cpu = _share(room.used_cpu, spec.cpu, room.cpu_capacity)
+        memory = _share(room.used_memory, spec.memory, room.memory_capacity)
         if cpu is None or memory is None:
             continue
-        for disk in await uow.host_disks.list_by_host(host.id):
-            if not disk.enabled or disk.kind is not spec.disk_type:
+        for disk in room.disks:
+            if disk.disk.kind is not spec.disk_type or disk.disk.interface is not disk_interface:
                 continue
-            if disk.interface is not disk_interface:
-                continue
-            share = _share(used.disk[disk.id], spec.disk_size, disk.size, host.load_disk)
+            share = _share(disk.used, spec.disk_size, disk.capacity)
             if share is None:
                 continue
             load = max(cpu, memory, share)
-            if best is None or (load, host.id) < best[:2]:
-                best = (load, host.id, Placement(host, disk))
-    if best is None:
+            if best is None or (load, room.host.id) < best[:2]:
+                best = (load, room.host.id, Placement(room.host, disk.disk))
+    return None if best is None else best[2]
+
+
+async def place_vm(
+    uow: UnitOfWork, region_id: int, spec: Spec, disk_interface: DiskInterface
+) -> Placement:
+    """Where a new VM of this spec goes in the region; `NoHostAvailable` when nowhere."""
+    placement = best_placement(await region_rooms(uow, region_id), spec, disk_interface)
+    if placement is None:
         raise NoHostAvailable(NO_HOST)
-    return best[2]
+    return placement
