@@ -1,0 +1,55 @@
+"""A dev-only clock running ahead of real time by an offset kept in a file (time travel)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+
+class OffsetClock:
+    """`now()` = the system's UTC time plus the offset stored in `offset_file`.
+
+    `lnvps dev advance-clock` moves the offset from another process; a running dev server
+    sees the jump on its next reading. Never used outside the embedded dev default.
+    """
+
+    def __init__(self, offset_file: Path) -> None:
+        self._path = offset_file
+
+    def offset(self) -> timedelta:
+        try:
+            data = json.loads(self._path.read_text())
+        except FileNotFoundError:
+            return timedelta(0)
+        return timedelta(seconds=int(data["offset_seconds"]))
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset()
+
+    def advance(self, delta: timedelta) -> timedelta:
+        """Move the clock forward (never backwards) and return the new total offset."""
+        if delta < timedelta(0):
+            raise ValueError("the dev clock only moves forward")
+        total = self.offset() + delta
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".clock-")
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"offset_seconds": int(total.total_seconds())}, handle)
+        os.replace(tmp, self._path)
+        return total
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `15m`, `3h`, `2d`, `1w` (or a bare number of seconds) as a timedelta."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+    text = text.strip().lower()
+    if not text:
+        raise ValueError("empty duration")
+    unit = text[-1] if text[-1] in units else "s"
+    number = text[:-1] if text[-1] in units else text
+    if not number.isdigit():
+        raise ValueError(f"not a duration: {text!r} (try 30m, 2d)")
+    return timedelta(seconds=int(number) * units[unit])
