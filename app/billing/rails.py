@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -20,6 +21,8 @@ from domain.model import Json, SubscriptionPayment
 from domain.money import MSAT_PER_SAT, Currency, round_msat_up_to_sat
 from ports.fiat import FiatGateway, FiatUnavailable
 from ports.lightning import LightningNode, LightningUnavailable
+
+log = logging.getLogger(__name__)
 
 #: a Lightning invoice (and its payment) is payable for 10 minutes (R13.3).
 LIGHTNING_EXPIRY_SECONDS = 600
@@ -81,8 +84,9 @@ class PaymentRails:
                 raise PaymentProviderUnavailable(f"Lightning node unavailable: {err}") from err
             return
         gateway = self._gateway(payment.payment_method)
-        if payment.external_id is None:
-            raise PaymentMethodNotConfigured(f"payment {payment.id.hex()} has no provider id")
+        if payment.external_id is None:  # never reached the provider: nothing to cancel there
+            log.warning("payment %s has no provider order id to cancel", payment.id.hex())
+            return
         try:
             await gateway.cancel_order(payment.external_id)
         except (FiatUnavailable, OSError, TimeoutError) as err:
