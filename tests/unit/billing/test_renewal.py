@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -195,3 +196,15 @@ async def test_a_new_idempotency_key_still_reuses_a_pending_payment(shop: Shop) 
     keyed = await _idem(shop, vm, "k2", b"body")
     assert keyed == plain
     assert await _idem(shop, vm, "k2", b"body") == plain
+
+
+async def test_concurrent_requests_get_one_payment_and_the_extra_invoices_are_cancelled(
+    shop: Shop,
+) -> None:
+    vm = await shop.order()
+    keyed = await asyncio.gather(*(_idem(shop, vm, "k3", b"body") for _ in range(5)))
+    assert len({p.id for p in keyed}) == 1
+    plain = await asyncio.gather(*(shop.renew(vm, intervals=2) for _ in range(5)))
+    assert len({p.id for p in plain}) == 1
+    assert len(await shop.payments(vm)) == 2
+    assert len(shop.node.cancelled) == len(shop.node.invoices) - 2
