@@ -27,6 +27,7 @@ class FakeNode:
         self.cancelled: list[bytes] = []
 
     async def create_invoice(self, amount_msat: int, memo: str, expiry_seconds: int) -> Invoice:
+        await asyncio.sleep(0)  # a network round trip: lets concurrent requests interleave
         if self.down:
             raise LightningUnavailable("connection refused")
         assert amount_msat % 1000 == 0
