@@ -1,0 +1,169 @@
+"""The composition root: one dependency-injector container picking every adapter from settings."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+from dependency_injector import containers, providers
+
+from adapters.crypto.secretbox import AesGcmSecretBox, PlainSecretBox
+from adapters.lightning.dev import DevLightningNode
+from adapters.lightning.lnd import LndRestNode
+from adapters.memory.clock import SystemClock
+from adapters.memory.offset_clock import OffsetClock
+from adapters.memory.storage import MemoryUnitOfWorkFactory
+from adapters.mysql.engine import create_engine
+from adapters.mysql.uow import SqlUnitOfWorkFactory
+from adapters.queue.memory import InProcessQueue
+from adapters.queue.redis_streams import RedisStreamsQueue
+from adapters.rates.fixed import FixedRateSource
+from adapters.rates.mempool import MempoolRateSource
+from adapters.rates.store import MemoryRateStore, RedisRateStore
+from adapters.vmhost.dummy import DummyVmHost
+from adapters.vmhost.resolver import VmHostClients
+from app.billing.rails import PaymentRails
+from app.services import Services
+from app.settings import Settings
+from domain.money import Currency
+from domain.tax import TaxRates
+
+DEV_LIGHTNING_FILE = "lnvps-dev-lightning.json"
+DUMMY_HOST_FILE = "lnvps-dummy-vms.json"
+DEV_CLOCK_FILE = "lnvps-dev-clock.json"
+
+
+def storage_kind(settings: Settings) -> str:
+    """`memory` for `db: memory`, else the SQL adapter (SQLite or MariaDB/MySQL by URL)."""
+    return "memory" if settings.db == "memory" else "sql"
+
+
+def state_path(settings: Settings, name: str) -> Path:
+    return Path(settings.dev.state_dir) / name
+
+
+def _secret_box(settings: Settings) -> AesGcmSecretBox | PlainSecretBox:
+    if settings.encryption is None:
+        return PlainSecretBox()
+    return AesGcmSecretBox.from_key_file(
+        settings.encryption.key_file, auto_generate=settings.encryption.auto_generate
+    )
+
+
+def _fixed_rates(settings: Settings) -> dict[Currency, Any]:
+    return {Currency.parse(code): rate for code, rate in settings.rates.fixed.items()}
+
+
+def _lnd(settings: Settings) -> LndRestNode:
+    lnd = settings.lightning.lnd
+    if lnd is None:
+        raise ValueError("lightning.lnd is not configured")
+    return LndRestNode(lnd.url, macaroon_path=lnd.macaroon, tls_cert_path=lnd.cert)
+
+
+def _redis(settings: Settings) -> aioredis.Redis:
+    if settings.redis is None:
+        raise ValueError("redis is not configured")
+    client: aioredis.Redis = aioredis.from_url(settings.redis.url)
+    return client
+
+
+class Container(containers.DeclarativeContainer):
+    """Everything a process needs, built lazily; nothing is constructed at import time."""
+
+    settings = providers.Dependency(instance_of=Settings)
+    kinds = providers.Dict(
+        storage=providers.Callable(storage_kind, settings),
+        lightning=providers.Callable(lambda s: "lnd" if s.lightning.lnd else "dev", settings),
+        queue=providers.Callable(lambda s: "redis" if s.redis else "memory", settings),
+        rates=providers.Callable(lambda s: s.rates.source, settings),
+        clock=providers.Callable(lambda s: "dev" if s.is_embedded_default else "system", settings),
+    )
+
+    clock = providers.Selector(
+        providers.Callable(lambda k: k["clock"], kinds),
+        system=providers.Singleton(SystemClock),
+        dev=providers.Singleton(
+            OffsetClock, providers.Callable(state_path, settings, DEV_CLOCK_FILE)
+        ),
+    )
+    http_session = providers.Singleton(aiohttp.ClientSession)
+    redis = providers.Singleton(_redis, settings)
+
+    engine = providers.Singleton(create_engine, settings.provided.db)
+    secret_box = providers.Singleton(_secret_box, settings)
+    uow_factory = providers.Selector(
+        providers.Callable(lambda k: k["storage"], kinds),
+        memory=providers.Singleton(MemoryUnitOfWorkFactory),
+        sql=providers.Singleton(SqlUnitOfWorkFactory, engine, secret_box),
+    )
+
+    lightning = providers.Selector(
+        providers.Callable(lambda k: k["lightning"], kinds),
+        dev=providers.Singleton(
+            DevLightningNode,
+            providers.Callable(state_path, settings, DEV_LIGHTNING_FILE),
+            clock=clock,
+        ),
+        lnd=providers.Singleton(_lnd, settings),
+    )
+    rails = providers.Singleton(PaymentRails, lightning=lightning, fiat=providers.Dict())
+
+    rate_source = providers.Selector(
+        providers.Callable(lambda k: k["rates"], kinds),
+        fixed=providers.Singleton(
+            FixedRateSource, providers.Callable(_fixed_rates, settings), clock
+        ),
+        mempool=providers.Singleton(MempoolRateSource, settings.provided.rates.url, http_session),
+    )
+    rate_store = providers.Selector(
+        providers.Callable(lambda k: k["queue"], kinds),
+        memory=providers.Singleton(MemoryRateStore),
+        redis=providers.Singleton(RedisRateStore, redis),
+    )
+    queue = providers.Selector(
+        providers.Callable(lambda k: k["queue"], kinds),
+        memory=providers.Singleton(InProcessQueue),
+        redis=providers.Singleton(
+            RedisStreamsQueue, redis, consumer=providers.Callable(socket.gethostname)
+        ),
+    )
+
+    dummy_host = providers.Singleton(
+        DummyVmHost, providers.Callable(state_path, settings, DUMMY_HOST_FILE), clock
+    )
+    hosts = providers.Singleton(VmHostClients, clock, dummy_host)
+
+    tax_rates = providers.Singleton(TaxRates.from_config, settings.provided.tax_rate)
+
+    services = providers.Singleton(
+        Services,
+        uow_factory=uow_factory,
+        clock=clock,
+        rails=rails,
+        rates=rate_store,
+        queue=queue,
+        hosts=hosts,
+        tax_rates=tax_rates,
+        require_verified_email=providers.Callable(lambda s: s.smtp is not None, settings),
+        public_url=providers.Callable(lambda s: s.public_url or f"http://{s.listen}", settings),
+        delete_after_days=settings.provided.delete_after,
+    )
+
+
+def build_container(settings: Settings) -> Container:
+    return Container(settings=settings)
+
+
+async def close_container(container: Container) -> None:
+    """Release what the container opened (engine pool, HTTP session, Redis client)."""
+    settings: Settings = container.settings()
+    if storage_kind(settings) == "sql":
+        await container.engine().dispose()
+    if settings.rates.source == "mempool":
+        await container.http_session().close()
+    if settings.redis is not None:
+        await container.redis().aclose()

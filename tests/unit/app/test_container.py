@@ -1,0 +1,80 @@
+"""The container picks adapters from settings and builds a working Services bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters.lightning.dev import DevLightningNode
+from adapters.lightning.lnd import LndRestNode
+from adapters.memory.offset_clock import OffsetClock
+from adapters.memory.storage import MemoryUnitOfWorkFactory
+from adapters.mysql.uow import SqlUnitOfWorkFactory
+from adapters.queue.memory import InProcessQueue
+from adapters.queue.redis_streams import RedisStreamsQueue
+from adapters.rates.fixed import FixedRateSource
+from adapters.rates.mempool import MempoolRateSource
+from app.container import build_container, close_container
+from app.settings import load_settings
+from domain.money import Currency
+
+
+async def test_the_embedded_default_is_sqlite_dev_rail_dummy_host_and_fixed_rates(
+    tmp_path: Path,
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"db: sqlite:///{tmp_path}/x.db\ndev:\n  state-dir: {tmp_path}\n")
+    container = build_container(load_settings(cfg, environ={}))
+    try:
+        services = container.services()
+        assert isinstance(services.uow_factory, SqlUnitOfWorkFactory)
+        assert isinstance(container.lightning(), DevLightningNode)
+        assert container.lightning().state_file == tmp_path / "lnvps-dev-lightning.json"
+        assert isinstance(services.clock, OffsetClock)
+        assert isinstance(services.queue, InProcessQueue)
+        assert isinstance(container.rate_source(), FixedRateSource)
+        rates = await container.rate_source().fetch()
+        assert {r.quote for r in rates} == {Currency.EUR, Currency.USD}
+        assert services.require_verified_email is False
+        assert container.services() is services
+    finally:
+        await close_container(container)
+
+
+async def test_production_settings_pick_lnd_redis_and_live_rates(tmp_path: Path) -> None:
+    macaroon = tmp_path / "admin.macaroon"
+    macaroon.write_bytes(b"\x01\x02")
+    cfg = tmp_path / "prod.yaml"
+    cfg.write_text(
+        "db: mysql://root@127.0.0.1:3306/test\n"
+        f"lightning:\n  lnd:\n    url: http://127.0.0.1:1\n    macaroon: {macaroon}\n"
+        "redis:\n  url: redis://127.0.0.1:6379\n"
+        "rates:\n  source: mempool\n"
+        "smtp:\n  server: mail.example\n"
+    )
+    container = build_container(load_settings(cfg, environ={}))
+    try:
+        assert isinstance(container.lightning(), LndRestNode)
+        assert isinstance(container.queue(), RedisStreamsQueue)
+        assert isinstance(container.rate_source(), MempoolRateSource)
+        assert container.services().require_verified_email is True
+        assert not isinstance(container.services().clock, OffsetClock)
+    finally:
+        await close_container(container)
+
+
+async def test_memory_storage_is_selectable() -> None:
+    container = build_container(load_settings(None, environ={"LNVPS_DB": "memory"}))
+    assert isinstance(container.services().uow_factory, MemoryUnitOfWorkFactory)
+    await close_container(container)
+
+
+def test_a_bad_encryption_key_file_is_refused_when_storage_is_built(tmp_path: Path) -> None:
+    key = tmp_path / "short.key"
+    key.write_bytes(b"short")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"db: sqlite:///{tmp_path}/y.db\nencryption:\n  key-file: {key}\n")
+    container = build_container(load_settings(cfg, environ={}))
+    with pytest.raises(Exception, match="exactly 32 raw bytes"):
+        container.uow_factory()
