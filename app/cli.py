@@ -8,6 +8,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from adapters.lightning.dev import DevInvoiceError, DevLightningNode, parse_payment_id
+from adapters.memory.offset_clock import OffsetClock, parse_duration
 from adapters.mysql.legacy_backfill import migrate_legacy_billing
 from adapters.mysql.schema_upgrade import (
     SchemaMismatch,
@@ -15,7 +17,8 @@ from adapters.mysql.schema_upgrade import (
     downgrade_database,
     upgrade_database,
 )
-from app.settings import SettingsError, load_settings, resolve_db_url
+from app.container import DEV_CLOCK_FILE, DEV_LIGHTNING_FILE, state_path
+from app.settings import Settings, SettingsError, load_settings, resolve_db_url
 
 log = logging.getLogger("lnvps.cli")
 
@@ -39,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
         "migrate-legacy-billing", help="move vm_payment / vm.expires to subscriptions"
     )
     backfill.add_argument("--dry-run", action="store_true", help="report only, write nothing")
+
+    dev = sub.add_parser("dev", help="embedded-default dev tools (dev rail, dev clock)")
+    dev_sub = dev.add_subparsers(dest="dev_command", required=True)
+    pay = dev_sub.add_parser("pay", help="settle a dev-rail invoice as if it had been paid")
+    pay.add_argument("payment_id", help="payment id (64 hex digits) or the BOLT11 invoice")
+    advance = dev_sub.add_parser("advance-clock", help="move the dev server's clock forward")
+    advance.add_argument("duration", help="e.g. 30m, 25h, 2d, 1w")
     return parser
 
 
@@ -66,6 +76,29 @@ async def _backfill_command(args: argparse.Namespace, url: str) -> int:
     return 0 if report.ok else 1
 
 
+async def _dev_command(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.is_embedded_default:
+        print("lnvps dev: only for the embedded default (dev rail, dev clock)", file=sys.stderr)
+        return 2
+    if args.dev_command == "pay":
+        node = DevLightningNode(state_path(settings, DEV_LIGHTNING_FILE))
+        try:
+            settled = await node.settle(parse_payment_id(args.payment_id))
+        except (ValueError, DevInvoiceError) as exc:
+            print(f"lnvps dev pay: {exc}", file=sys.stderr)
+            return 1
+        print(f"settled {settled.payment_hash.hex()} (settle index {settled.settle_index})")
+        return 0
+    clock = OffsetClock(state_path(settings, DEV_CLOCK_FILE))
+    try:
+        clock.advance(parse_duration(args.duration))
+    except ValueError as exc:
+        print(f"lnvps dev advance-clock: {exc}", file=sys.stderr)
+        return 1
+    print(f"dev clock now {clock.now().isoformat(timespec='seconds')} (offset {clock.offset()})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
@@ -80,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_db_command(args, url))
         if args.command == "migrate-legacy-billing":
             return asyncio.run(_backfill_command(args, url))
+        if args.command == "dev":
+            return asyncio.run(_dev_command(args, settings))
     except SchemaMismatch as exc:
         print(f"lnvps: refusing this database: {exc}", file=sys.stderr)
         return 3

@@ -63,3 +63,50 @@ def test_backfill_dry_run_on_a_fresh_database_reports_nothing_to_do(
     assert main(["--db", db, "migrate-legacy-billing", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "DRY RUN" in out and "0 errors" in out
+
+
+async def _dev_invoice(state_dir: Path) -> bytes:
+    from adapters.lightning.dev import DevLightningNode
+
+    node = DevLightningNode(state_dir / "lnvps-dev-lightning.json")
+    invoice = await node.create_invoice(10_000, "test", 600)
+    return invoice.payment_hash
+
+
+def _dev_config(tmp_path: Path) -> str:
+    cfg = tmp_path / "dev.yaml"
+    cfg.write_text(f"db: sqlite:///{tmp_path}/dev.db\ndev:\n  state-dir: {tmp_path}\n")
+    return str(cfg)
+
+
+def test_dev_pay_settles_a_dev_invoice_once_and_refuses_unknown_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    payment_hash = asyncio.run(_dev_invoice(tmp_path))
+    cfg = _dev_config(tmp_path)
+    assert main(["--config", cfg, "dev", "pay", payment_hash.hex()]) == 0
+    assert "settle index 1" in capsys.readouterr().out
+    assert main(["--config", cfg, "dev", "pay", "00" * 32]) == 1
+    assert main(["--config", cfg, "dev", "pay", "not-an-id"]) == 1
+
+
+def test_dev_advance_clock_moves_the_offset_forward(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import timedelta
+
+    from adapters.memory.offset_clock import OffsetClock
+
+    cfg = _dev_config(tmp_path)
+    assert main(["--config", cfg, "dev", "advance-clock", "2d"]) == 0
+    assert main(["--config", cfg, "dev", "advance-clock", "1h"]) == 0
+    assert OffsetClock(tmp_path / "lnvps-dev-clock.json").offset() == timedelta(days=2, hours=1)
+    assert main(["--config", cfg, "dev", "advance-clock", "soon"]) == 1
+
+
+def test_dev_tools_are_refused_outside_the_embedded_default(tmp_path: Path) -> None:
+    cfg = tmp_path / "prod.yaml"
+    cfg.write_text("db: mysql://root@127.0.0.1/test\n")
+    assert main(["--config", str(cfg), "dev", "advance-clock", "1d"]) == 2
