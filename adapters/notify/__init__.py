@@ -1,0 +1,1 @@
+"""Notifier adapters: structured log, SMTP e-mail and an in-memory recorder for tests."""

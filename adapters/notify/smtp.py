@@ -1,0 +1,95 @@
+"""A Notifier that sends e-mail over SMTP with aiosmtplib (lifecycle.md §12.1 delivery)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from email.message import EmailMessage
+
+import aiosmtplib
+
+from ports.notify import NotificationError
+from ports.storage import UnitOfWorkFactory
+
+log = logging.getLogger("lnvps.notify.smtp")
+
+#: subject used when a notification has no title (reference: "Notification").
+DEFAULT_SUBJECT = "Notification"
+
+
+class SmtpNotifier:
+    """E-mails users who opted in (`contact_email` and a non-empty address) and the admins.
+
+    Permanent SMTP failures (5xx, refused recipients, bad credentials) are logged and
+    dropped, as the reference does; transient ones (4xx, connection or timeout errors)
+    raise a transient `NotificationError` so a queued notification job is retried. The
+    password is handed to aiosmtplib only and never appears in a log line or an error.
+    """
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        *,
+        server: str,
+        port: int = 587,
+        username: str | None = None,
+        password: str | None = None,
+        sender: str = "lnvps@localhost",
+        admin_emails: Sequence[str] = (),
+        timeout_s: float = 30,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._server = server
+        self._port = port
+        self._username = username
+        self._password = password
+        self._sender = sender
+        self._admins = [a.strip() for a in admin_emails if a.strip()]
+        self._timeout_s = timeout_s
+
+    async def notify_user(self, user_id: int, title: str, message: str) -> None:
+        async with self._uow_factory() as uow:
+            user = await uow.users.get(user_id)
+        if user is None:
+            log.warning("notification for unknown user %s dropped", user_id)
+            return
+        address = user.email.strip()
+        if not user.contact_email or not address:
+            log.debug("user %s has no e-mail contact; notification not mailed", user_id)
+            return
+        await self._send([address], title, message)
+
+    async def notify_admins(self, title: str, message: str) -> None:
+        if not self._admins:
+            log.warning("no admin e-mail configured; admin notification %r dropped", title)
+            return
+        await self._send(self._admins, title, message)
+
+    def _message(self, recipients: list[str], title: str, body: str) -> EmailMessage:
+        mail = EmailMessage()
+        mail["From"] = self._sender
+        mail["To"] = ", ".join(recipients)
+        mail["Subject"] = title or DEFAULT_SUBJECT
+        mail.set_content(body)
+        return mail
+
+    async def _send(self, recipients: list[str], title: str, body: str) -> None:
+        try:
+            await aiosmtplib.send(
+                self._message(recipients, title, body),
+                hostname=self._server,
+                port=self._port,
+                username=self._username,
+                password=self._password,
+                use_tls=self._port == 465,
+                timeout=self._timeout_s,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as err:
+            log.error("SMTP refused recipients of %r: %s", title, [r.code for r in err.recipients])
+        except aiosmtplib.SMTPResponseException as err:
+            if 400 <= err.code < 500:
+                raise NotificationError(f"SMTP {err.code}", transient=True) from None
+            log.error("SMTP rejected %r permanently: %s %s", title, err.code, err.message)
+        except (aiosmtplib.SMTPException, OSError) as err:
+            reason = f"SMTP unavailable: {type(err).__name__}"
+            raise NotificationError(reason, transient=True) from None

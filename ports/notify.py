@@ -1,0 +1,26 @@
+"""The Notifier port: tell a user or the operators what happened (lifecycle.md §12.1)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class NotificationError(Exception):
+    """Delivery failed; `transient` failures are worth retrying (SMTP 4xx, connection lost)."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+
+
+class Notifier(Protocol):
+    """Delivers notifications. A user without a usable contact is skipped, not an error."""
+
+    async def notify_user(self, user_id: int, title: str, message: str) -> None:
+        """Send `message` under `title` to the user (e-mail when they opted in)."""
+        ...
+
+    async def notify_admins(self, title: str, message: str) -> None:
+        """Send `message` under `title` to every configured operator address."""
+        ...
