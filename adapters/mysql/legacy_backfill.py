@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.mysql import tables as t
@@ -282,8 +282,15 @@ class _Run:
                 await self.conn.rollback()
             else:
                 await self.conn.rollback()
-                async with self.conn.begin():
-                    copied = await copy_range(self.conn, shape, low, high, ok)
+                try:
+                    copied = await self._copy(shape, low, high, ok, guard=present > 0)
+                except SQLAlchemyError as exc:
+                    copied = 0
+                    failed += await count_plain_rows(self.conn, shape, low, high) + len(ok)
+                    await self.conn.rollback()
+                    span = f"{(low or b'').hex()[:12]}…{(high or b'').hex()[:12]}"
+                    message = str(exc).splitlines()[0]
+                    problems.append(Problem("phase2", f"copy of id range {span} failed: {message}"))
             self.report.payments_copied += copied
             self.report.payments_skipped += present - len(conflicts)
             self.report.payments_failed += failed + len(conflicts)
@@ -295,6 +302,25 @@ class _Run:
             if high is None:
                 break
             low = high
+
+    async def _copy(
+        self,
+        shape: BillingShape,
+        low: bytes | None,
+        high: bytes | None,
+        ok: dict[bytes, str | None],
+        *,
+        guard: bool,
+    ) -> int:
+        try:
+            async with self.conn.begin():
+                return await copy_range(self.conn, shape, low, high, ok, guard=guard)
+        except IntegrityError:
+            if guard:
+                raise
+            log.info("Phase 2: copies appeared concurrently; retrying with NOT EXISTS")
+        async with self.conn.begin():
+            return await copy_range(self.conn, shape, low, high, ok, guard=True)
 
 
 async def _upgrade(url: str | URL) -> None:

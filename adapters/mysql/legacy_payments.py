@@ -274,11 +274,17 @@ async def copy_range(
     low: bytes | None,
     high: bytes | None,
     with_metadata: dict[bytes, str | None],
+    *,
+    guard: bool = True,
 ) -> int:
     """One `INSERT … SELECT … WHERE NOT EXISTS` for the range; returns rows copied.
 
     Takes every uncopied row of a Vps-linked VM with known codes and no upgrade_params, plus
     the validated upgrade rows in `with_metadata` (their metadata bound as plain text).
+    `guard=False` drops the NOT EXISTS when the caller saw no copy in the range: the
+    self-referencing insert makes MariaDB buffer the select in a temporary table. The unique
+    index on `subscription_payment.id` still refuses a duplicate, and the caller then retries
+    with the guard.
     """
     metadata: ColumnElement[Any] = null()
     extra = [key for key in with_metadata]
@@ -302,8 +308,10 @@ async def copy_range(
             metadata,
         )
         .select_from(vp.join(vm, vm.c.id == vp.c.vm_id).join(li, li.c.id == _link(shape)))
-        .where(_in_range(low, high), _vps_item(), _missing(), allowed)
+        .where(_in_range(low, high), _vps_item(), allowed)
     )
+    if guard:
+        query = query.where(_missing())
     target = [*RAW_COLUMNS, "subscription_id", "user_id", "payment_type", "time_value", "metadata"]
     result = await conn.execute(insert(sp).from_select(target, query))
     return int(result.rowcount)

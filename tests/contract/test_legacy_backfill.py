@@ -775,8 +775,9 @@ async def test_batch_sizes_do_not_change_the_result(legacy_url: str) -> None:
 async def test_engine_object_is_accepted_and_left_open(legacy_url: str) -> None:
     await build_legacy_db(legacy_url)
     engine = create_engine(legacy_url)
+    ticks: list[tuple[str, int]] = []
     try:
-        report = await migrate(engine)
+        report = await migrate(engine, progress=lambda phase, done: ticks.append((phase, done)))
         async with engine.connect() as conn:  # still usable: not disposed by the backfill
             assert (await conn.execute(select(t.vm.c.id).limit(1))).first() is not None
             if dialect_is_mysql(conn):
@@ -785,3 +786,18 @@ async def test_engine_object_is_accepted_and_left_open(legacy_url: str) -> None:
     finally:
         await engine.dispose()
     assert report.vms_linked == 9
+    assert ("phase1", 9) in ticks and ticks[-1] == ("phase2", 13)
+
+
+async def test_a_failing_payment_copy_is_reported_and_the_run_goes_on(legacy_url: str) -> None:
+    """A database error while copying a range is one reported error, not an aborted run."""
+    fixture = await build_legacy_db(legacy_url)
+    victim = fixture.payment_ids[0]
+    condition = "NEW.id = X'" + victim.hex() + "'"
+    await add_trigger(legacy_url, "subscription_payment", "INSERT", condition, "fail_copy")
+    report = await migrate(legacy_url, payment_batch=3)
+    assert report.vms_linked == len(fixture.vms)
+    copy_errors = [e for e in report.errors if "copy of id range" in e.message]
+    assert len(copy_errors) == 1
+    assert report.payments_copied + report.payments_failed == len(fixture.payment_ids)
+    assert report.payments_copied >= len(fixture.payment_ids) - 4
