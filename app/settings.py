@@ -96,8 +96,12 @@ class Settings:
 
     @property
     def is_embedded_default(self) -> bool:
-        """SQLite with the dev rail: the one-box trial setup."""
-        return self.lightning.lnd is None and not self.db.startswith("mysql")
+        """No real Lightning node: the dev rail, the dev clock and `lnvps dev` tools are on.
+
+        This is the one-box trial (SQLite by default, MariaDB works too); production
+        configures `lightning.lnd`, which turns every dev switch off.
+        """
+        return self.lightning.lnd is None
 
 
 def _kebab_to_snake(value: Any) -> Any:

@@ -108,5 +108,7 @@ def test_dev_advance_clock_moves_the_offset_forward(
 
 def test_dev_tools_are_refused_outside_the_embedded_default(tmp_path: Path) -> None:
     cfg = tmp_path / "prod.yaml"
-    cfg.write_text("db: mysql://root@127.0.0.1/test\n")
+    macaroon = tmp_path / "m"
+    macaroon.write_bytes(b"x")
+    cfg.write_text(f"lightning:\n  lnd:\n    url: https://lnd:8080\n    macaroon: {macaroon}\n")
     assert main(["--config", str(cfg), "dev", "advance-clock", "1d"]) == 2
