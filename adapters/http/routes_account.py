@@ -1,0 +1,134 @@
+"""User-API account routes (api.md §6.1, §6.2): account GET/PATCH, e-mail verification, SSH keys."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from adapters.http.auth import authenticated
+from adapters.http.context import services
+from adapters.http.envelope import data_response, read_json
+from adapters.http.openapi import QueryParam, RouteTable
+from adapters.http.views_account import (
+    ACCOUNT_PATCH_SCHEMA,
+    ACCOUNT_SCHEMA,
+    NEW_SSH_KEY_SCHEMA,
+    SSH_KEY_SCHEMA,
+    account_json,
+    account_patch,
+    ssh_key_json,
+)
+from adapters.http.views_input import json_object, required_text
+from app.billing_ext.account import VerifyOutcome, update_account, verify_email
+from app.billing_ext.ssh_keys import add_ssh_key, list_ssh_keys
+from domain.model import User
+
+log = logging.getLogger("lnvps.http")
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
+<body><h1>{title}</h1><p>{text}</p></body></html>
+"""
+_PAGES = {
+    VerifyOutcome.VERIFIED: ("Email Verified", "Your email address has been verified."),
+    VerifyOutcome.INVALID: (
+        "Invalid or Expired Link",
+        "This verification link is invalid or has already been used.",
+    ),
+}
+
+
+@authenticated
+async def get_account(request: web.Request, user: User) -> web.StreamResponse:
+    return data_response(account_json(user))  # read by the NIP-98 upsert of this request
+
+
+@authenticated
+async def patch_account(request: web.Request, user: User) -> web.StreamResponse:
+    svc = services(request)
+    patch = account_patch(json_object(await read_json(request)))
+    result = await update_account(
+        svc.uow_factory, svc.clock, svc.queue, user.id, patch, public_url=svc.public_url
+    )
+    if result.verify_link is not None and not svc.require_verified_email:
+        # D22: without SMTP (dev) the link is only logged
+        log.info("e-mail verification link for user %s: %s", user.id, result.verify_link)
+    return data_response(None)
+
+
+async def get_verify_email(request: web.Request) -> web.StreamResponse:
+    """Always an HTML page with 200, except a missing `token` (400, as the query extractor)."""
+    token = request.query.get("token")
+    if token is None:
+        return web.Response(
+            status=400, text="Failed to deserialize query string: missing field `token`"
+        )
+    outcome = await verify_email(services(request).uow_factory, token)
+    title, text = _PAGES[outcome]
+    return web.Response(text=_PAGE.format(title=title, text=text), content_type="text/html")
+
+
+@authenticated
+async def get_ssh_keys(request: web.Request, user: User) -> web.StreamResponse:
+    keys = await list_ssh_keys(services(request).uow_factory, user.id)
+    return data_response([ssh_key_json(k) for k in keys])
+
+
+@authenticated
+async def post_ssh_key(request: web.Request, user: User) -> web.StreamResponse:
+    svc = services(request)
+    body = json_object(await read_json(request))
+    name, key_data = required_text(body, "name"), required_text(body, "key_data")
+    key = await add_ssh_key(svc.uow_factory, svc.clock, user.id, name, key_data)
+    return data_response(ssh_key_json(key))
+
+
+def add_account_routes(table: RouteTable) -> None:
+    """Register the account and SSH-key routes."""
+    tags = ("account",)
+    table.add(
+        "GET",
+        "/api/v1/account",
+        get_account,
+        summary="The caller's account",
+        response=ACCOUNT_SCHEMA,
+        tags=tags,
+    )
+    table.add(
+        "PATCH",
+        "/api/v1/account",
+        patch_account,
+        summary="Update the caller's account (absent = keep, null = clear)",
+        request=ACCOUNT_PATCH_SCHEMA,
+        response={"type": "null"},
+        tags=tags,
+    )
+    table.add(
+        "GET",
+        "/api/v1/account/verify-email",
+        get_verify_email,
+        summary="Verify an e-mail address (HTML page)",
+        query=[QueryParam("token", required=True)],
+        response={"type": "string"},
+        enveloped=False,
+        content_type="text/html",
+        tags=tags,
+    )
+    table.add(
+        "GET",
+        "/api/v1/ssh-key",
+        get_ssh_keys,
+        summary="The caller's SSH keys",
+        response={"type": "array", "items": SSH_KEY_SCHEMA},
+        tags=("ssh-key",),
+    )
+    table.add(
+        "POST",
+        "/api/v1/ssh-key",
+        post_ssh_key,
+        summary="Add an SSH public key",
+        request=NEW_SSH_KEY_SCHEMA,
+        response=SSH_KEY_SCHEMA,
+        tags=("ssh-key",),
+    )

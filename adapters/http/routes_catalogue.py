@@ -1,0 +1,153 @@
+"""Public catalogue routes (api.md §6.3, §6.6, §6.10): images, offers, prices, methods, IP space."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from adapters.http.context import services
+from adapters.http.envelope import data_response, page_response, parse_page, read_json
+from adapters.http.openapi import RouteTable
+from adapters.http.views_catalogue import (
+    CUSTOM_VM_REQUEST_SCHEMA,
+    IMAGE_SCHEMA,
+    IP_SPACE_SCHEMA,
+    PAYMENT_INFO_SCHEMA,
+    TEMPLATES_RESPONSE_SCHEMA,
+    custom_template_json,
+    image_json,
+    ip_space_json,
+    payment_method_json,
+    price_json,
+    synthetic_methods,
+    template_json,
+)
+from adapters.http.views_input import enum_field, json_object, path_id, required_integer
+from adapters.http.views_schema import PRICE_SCHEMA
+from app.queries.catalogue import (
+    CustomSpecRequest,
+    custom_spec_price,
+    get_ip_space,
+    list_images,
+    list_ip_spaces,
+    list_offers,
+    list_payment_methods,
+)
+from domain.enums import DiskInterface, DiskType
+
+U16_MAX = 65535
+
+
+async def get_images(request: web.Request) -> web.StreamResponse:
+    images = await list_images(services(request).uow_factory)
+    return data_response([image_json(i) for i in images])
+
+
+async def get_templates(request: web.Request) -> web.StreamResponse:
+    """Templates with converted prices, and the custom pricings (always an array, maybe [])."""
+    svc = services(request)
+    offers = await list_offers(svc.uow_factory, await svc.rates.table(), svc.clock.now())
+    return data_response(
+        {
+            "templates": [
+                template_json(o.template, o.plan, o.region, o.other_price) for o in offers.templates
+            ],
+            "custom_template": [custom_template_json(o) for o in offers.custom],
+        }
+    )
+
+
+async def post_custom_price(request: web.Request) -> web.StreamResponse:
+    body = json_object(await read_json(request))
+    spec = CustomSpecRequest(
+        pricing_id=required_integer(body, "pricing_id"),
+        cpu=required_integer(body, "cpu", maximum=U16_MAX),
+        memory=required_integer(body, "memory"),
+        disk=required_integer(body, "disk"),
+        disk_type=enum_field(body, "disk_type", DiskType),
+        disk_interface=enum_field(body, "disk_interface", DiskInterface),
+    )
+    price = await custom_spec_price(services(request).uow_factory, spec)
+    return data_response(price_json(price))
+
+
+async def get_payment_methods(request: web.Request) -> web.StreamResponse:
+    listing = await list_payment_methods(services(request).uow_factory)
+    methods = [payment_method_json(c) for c in listing.configs]
+    if listing.lightning:
+        methods += synthetic_methods()
+    return data_response(methods)
+
+
+async def get_ip_spaces(request: web.Request) -> web.StreamResponse:
+    svc = services(request)
+    page = parse_page(request.query)
+    found = await list_ip_spaces(
+        svc.uow_factory, await svc.rates.table(), svc.clock.now(), page.limit, page.offset
+    )
+    return page_response([ip_space_json(o) for o in found.items], found.total, page)
+
+
+async def get_ip_space_by_id(request: web.Request) -> web.StreamResponse:
+    svc = services(request)
+    space_id = path_id(request)
+    offer = await get_ip_space(svc.uow_factory, space_id, await svc.rates.table(), svc.clock.now())
+    return data_response(ip_space_json(offer))
+
+
+def add_catalogue_routes(table: RouteTable) -> None:
+    """Register the public catalogue routes.
+
+    Call this before the VM and payment routes are added: `/api/v1/vm/templates` and
+    `/api/v1/payment/methods` must be matched before `/api/v1/vm/{id}` and
+    `/api/v1/payment/{id}` (api.md §1).
+    """
+    table.add(
+        "GET",
+        "/api/v1/image",
+        get_images,
+        summary="Enabled OS images",
+        response={"type": "array", "items": IMAGE_SCHEMA},
+        tags=("catalogue",),
+    )
+    table.add(
+        "GET",
+        "/api/v1/vm/templates",
+        get_templates,
+        summary="Orderable VM templates and custom pricings",
+        response=TEMPLATES_RESPONSE_SCHEMA,
+        tags=("catalogue",),
+    )
+    table.add(
+        "POST",
+        "/api/v1/vm/custom-template/price",
+        post_custom_price,
+        summary="Monthly price of a custom VM spec (in the pricing's currency)",
+        request=CUSTOM_VM_REQUEST_SCHEMA,
+        response=PRICE_SCHEMA,
+        tags=("catalogue",),
+    )
+    table.add(
+        "GET",
+        "/api/v1/payment/methods",
+        get_payment_methods,
+        summary="Enabled payment methods",
+        response={"type": "array", "items": PAYMENT_INFO_SCHEMA},
+        tags=("payment",),
+    )
+    table.add(
+        "GET",
+        "/api/v1/ip_space",
+        get_ip_spaces,
+        summary="IP space for sale",
+        response=IP_SPACE_SCHEMA,
+        paginated=True,
+        tags=("ip-space",),
+    )
+    table.add(
+        "GET",
+        r"/api/v1/ip_space/{id:\d+}",
+        get_ip_space_by_id,
+        summary="One IP space for sale",
+        response=IP_SPACE_SCHEMA,
+        tags=("ip-space",),
+    )

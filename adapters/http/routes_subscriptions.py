@@ -1,0 +1,216 @@
+"""Subscription routes (api.md §6.9): list, create (IP ranges), get, payments, renew (D11)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from aiohttp import web
+
+from adapters.http.auth import authenticated
+from adapters.http.context import services
+from adapters.http.envelope import data_response, page_response, parse_page, read_json
+from adapters.http.openapi import QueryParam, RouteTable
+from adapters.http.views_account import (
+    NEW_SUBSCRIPTION_SCHEMA,
+    SUBSCRIPTION_PAYMENT_SCHEMA,
+    SUBSCRIPTION_SCHEMA,
+    subscription_json,
+    subscription_payment_json,
+)
+from adapters.http.views_input import (
+    Body,
+    boolean,
+    json_object,
+    path_id,
+    payment_method,
+    required_integer,
+    required_text,
+    text,
+)
+from app.billing.renewal import renew, renew_idempotent
+from app.billing_ext.ip_subscriptions import (
+    IpRangeItem,
+    NewSubscription,
+    OtherItem,
+    create_subscription,
+)
+from app.queries.subscriptions import (
+    SubscriptionView,
+    get_subscription,
+    list_subscription_payments,
+    list_subscriptions,
+)
+from domain.enums import SubscriptionType
+from domain.errors import InvalidInput
+from domain.intervals import MAX_INTERVALS
+from domain.model import User
+
+U32_MAX = 2**32 - 1
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def _line_item(value: object) -> IpRangeItem | OtherItem:
+    item = json_object(value)
+    kind = required_text(item, "type")
+    if kind == "ip_range":
+        return IpRangeItem(ip_space_pricing_id=required_integer(item, "ip_space_pricing_id"))
+    if kind == "asn_sponsoring":
+        required_integer(item, "asn", maximum=U32_MAX)
+        return OtherItem(kind=SubscriptionType.ASN_SPONSORING)
+    if kind == "dns_hosting":
+        required_text(item, "domain")
+        return OtherItem(kind=SubscriptionType.DNS_HOSTING)
+    raise InvalidInput(f"unknown line item type `{kind}`")
+
+
+def _new_subscription(body: Body) -> NewSubscription:
+    items = body.get("line_items")
+    if not isinstance(items, list):
+        raise InvalidInput("`line_items` must be an array")
+    return NewSubscription(
+        name=text(body, "name", required=False),
+        description=text(body, "description", required=False),
+        currency=text(body, "currency", required=False),
+        auto_renewal_enabled=boolean(body, "auto_renewal_enabled", required=False),
+        line_items=tuple(_line_item(i) for i in items),
+    )
+
+
+def _intervals(request: web.Request) -> int:
+    """`?intervals=` (an extension; default 1); the renewal checks 1..120 (D6)."""
+    raw = request.query.get("intervals", "1")
+    if not raw.isdigit() or len(raw) > 10:
+        raise InvalidInput("intervals must be a whole number from 1 to 120")
+    return int(raw)
+
+
+@authenticated
+async def get_subscriptions(request: web.Request, user: User) -> web.StreamResponse:
+    page = parse_page(request.query)
+    found = await list_subscriptions(
+        services(request).uow_factory, user.id, page.limit, page.offset
+    )
+    return page_response([subscription_json(v) for v in found.items], found.total, page)
+
+
+@authenticated
+async def post_subscription(request: web.Request, user: User) -> web.StreamResponse:
+    svc = services(request)
+    new = _new_subscription(json_object(await read_json(request)))
+    sub, items = await create_subscription(svc.uow_factory, svc.clock, user.id, new)
+    return data_response(subscription_json(SubscriptionView(sub, items)))
+
+
+@authenticated
+async def get_subscription_by_id(request: web.Request, user: User) -> web.StreamResponse:
+    view = await get_subscription(services(request).uow_factory, path_id(request), user.id)
+    return data_response(subscription_json(view))
+
+
+@authenticated
+async def get_subscription_payments(request: web.Request, user: User) -> web.StreamResponse:
+    sub_id, page = path_id(request), parse_page(request.query)
+    found = await list_subscription_payments(
+        services(request).uow_factory, sub_id, user.id, page.limit, page.offset
+    )
+    return page_response([subscription_payment_json(p) for p in found.items], found.total, page)
+
+
+@authenticated
+async def renew_subscription(request: web.Request, user: User) -> web.StreamResponse:
+    """A payment for the subscription (Purchase first, then Renewal); a pending twin is reused.
+
+    POST with an `Idempotency-Key` header replays the first answer for the same key and
+    request (D11); the same key with another request is a 409.
+    """
+    svc = services(request)
+    sub_id, method, count = path_id(request), payment_method(request.query), _intervals(request)
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    common = (svc.uow_factory, svc.clock, svc.rails, svc.rates, svc.tax_rates)
+    if request.method == "POST" and key is not None:
+        body = await request.read()
+        digest = hashlib.sha256(request.query_string.encode() + b"\n" + body).digest()
+        payment = await renew_idempotent(
+            *common,
+            user_id=user.id,
+            idempotency_key=key,
+            request_body_hash=digest,
+            subscription_id=sub_id,
+            method=method,
+            intervals=count,
+        )
+    else:
+        payment = await renew(
+            *common, user_id=user.id, subscription_id=sub_id, method=method, intervals=count
+        )
+    return data_response(subscription_payment_json(payment))
+
+
+def add_subscription_routes(table: RouteTable) -> None:
+    """Register the subscription routes (static paths first, numeric ids only)."""
+    tags = ("subscriptions",)
+    renew_query = [
+        QueryParam(
+            "method",
+            {"type": "string", "enum": ["lightning", "revolut", "paypal", "stripe"]},
+            description="default lightning; unknown values mean lightning",
+        ),
+        QueryParam(
+            "intervals",
+            {"type": "integer", "minimum": 1, "maximum": MAX_INTERVALS},
+            description="intervals to pay for (extension; default 1)",
+        ),
+    ]
+    table.add(
+        "GET",
+        "/api/v1/subscriptions",
+        get_subscriptions,
+        summary="The caller's subscriptions, newest first",
+        response=SUBSCRIPTION_SCHEMA,
+        paginated=True,
+        tags=tags,
+    )
+    table.add(
+        "POST",
+        "/api/v1/subscriptions",
+        post_subscription,
+        summary="Create a subscription (IP ranges)",
+        request=NEW_SUBSCRIPTION_SCHEMA,
+        response=SUBSCRIPTION_SCHEMA,
+        tags=tags,
+    )
+    table.add(
+        "GET",
+        r"/api/v1/subscriptions/{id:\d+}",
+        get_subscription_by_id,
+        summary="One of the caller's subscriptions",
+        response=SUBSCRIPTION_SCHEMA,
+        tags=tags,
+    )
+    table.add(
+        "GET",
+        r"/api/v1/subscriptions/{id:\d+}/payments",
+        get_subscription_payments,
+        summary="Payments of a subscription, newest first",
+        response=SUBSCRIPTION_PAYMENT_SCHEMA,
+        paginated=True,
+        tags=tags,
+    )
+    table.add(
+        "GET",
+        r"/api/v1/subscriptions/{id:\d+}/renew",
+        renew_subscription,
+        summary="Get a payment for the next interval(s)",
+        query=renew_query,
+        response=SUBSCRIPTION_PAYMENT_SCHEMA,
+        tags=tags,
+    )
+    table.add(
+        "POST",
+        r"/api/v1/subscriptions/{id:\d+}/renew",
+        renew_subscription,
+        summary="Get a payment for the next interval(s); honours Idempotency-Key (D11)",
+        query=[*renew_query, QueryParam(IDEMPOTENCY_HEADER, description="header")],
+        response=SUBSCRIPTION_PAYMENT_SCHEMA,
+        tags=tags,
+    )

@@ -1,0 +1,193 @@
+"""JSON of the account, SSH keys and subscriptions (api.md §5.1, §5.3, §5.5) with schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.http.envelope import format_optional_time, format_time
+from adapters.http.views_input import Body, patch_text, required_boolean
+from adapters.http.views_schema import CURRENCY, DATETIME, PRICE_SCHEMA, STRING, U64, nullable, obj
+from app.billing_ext.account import AccountPatch
+from app.queries.subscriptions import SubscriptionView
+from domain.errors import UnknownCurrency
+from domain.model import LineItem, SshKey, SubscriptionPayment, User
+from domain.money import Currency
+
+JsonObject = dict[str, Any]
+
+#: AccountInfo's nullable text fields: wire name → `User` attribute.
+ACCOUNT_TEXT_FIELDS = {
+    "country_code": "country_code",
+    "name": "billing_name",
+    "address_1": "billing_address_1",
+    "address_2": "billing_address_2",
+    "state": "billing_state",
+    "city": "billing_city",
+    "postcode": "billing_postcode",
+    "tax_id": "billing_tax_id",
+    "nwc_connection_string": "nwc_connection_string",
+}
+
+
+def account_json(user: User) -> JsonObject:
+    """AccountInfo: `email`/`email_verified` omitted without an address, the rest always sent."""
+    out: JsonObject = {}
+    if user.email:
+        out["email"] = user.email
+        out["email_verified"] = user.email_verified
+    out["contact_nip17"] = user.contact_nip17
+    out["contact_email"] = user.contact_email
+    for wire, attr in ACCOUNT_TEXT_FIELDS.items():
+        out[wire] = getattr(user, attr)
+    return out
+
+
+def account_patch(body: Body) -> AccountPatch:
+    """A PATCH body: the two contact flags are required; `email_verified` is ignored."""
+    texts = {wire: patch_text(body, wire) for wire in ACCOUNT_TEXT_FIELDS}
+    return AccountPatch(
+        contact_nip17=required_boolean(body, "contact_nip17"),
+        contact_email=required_boolean(body, "contact_email"),
+        email=patch_text(body, "email"),
+        **texts,
+    )
+
+
+def ssh_key_json(key: SshKey) -> JsonObject:
+    """ApiUserSshKey: the key material is never returned."""
+    return {"id": key.id, "name": key.name, "created": format_time(key.created)}
+
+
+def _label(code: str) -> str:
+    """The subscription currency as a wire code; unparseable codes read as USD (api.md §5.5)."""
+    try:
+        return Currency.parse(code).value
+    except UnknownCurrency:
+        return Currency.USD.value
+
+
+def line_item_json(item: LineItem, currency: str) -> JsonObject:
+    return {
+        "id": item.id,
+        "subscription_id": item.subscription_id,
+        "name": item.name,
+        "description": item.description,
+        "price": {"currency": currency, "amount": item.amount},
+        "setup_fee": {"currency": currency, "amount": item.setup_amount},
+        "configuration": item.configuration,
+    }
+
+
+def subscription_json(view: SubscriptionView) -> JsonObject:
+    """ApiSubscription with its line items, amounts labelled in the subscription's currency."""
+    sub = view.subscription
+    currency = _label(sub.currency)
+    return {
+        "id": sub.id,
+        "name": sub.name,
+        "description": sub.description,
+        "created": format_time(sub.created),
+        "expires": format_optional_time(sub.expires),
+        "is_active": sub.is_active,
+        "auto_renewal_enabled": sub.auto_renewal_enabled,
+        "line_items": [line_item_json(i, currency) for i in view.line_items],
+    }
+
+
+def subscription_payment_json(payment: SubscriptionPayment) -> JsonObject:
+    """ApiSubscriptionPayment: PascalCase `payment_type`, `paid_at` omitted unless paid."""
+    currency = _label(payment.currency)
+    out: JsonObject = {
+        "id": payment.id.hex(),
+        "subscription_id": payment.subscription_id,
+        "created": format_time(payment.created),
+        "expires": format_time(payment.expires),
+        "amount": {"currency": currency, "amount": payment.amount},
+        "payment_method": payment.payment_method.api_name,
+        "payment_type": payment.payment_type.name.capitalize(),
+        "is_paid": payment.is_paid,
+    }
+    if payment.is_paid and payment.paid_at is not None:
+        out["paid_at"] = format_time(payment.paid_at)
+    out["tax"] = {"currency": currency, "amount": payment.tax}
+    out["processing_fee"] = {"currency": currency, "amount": payment.processing_fee}
+    return out
+
+
+# --- OpenAPI schemas ------------------------------------------------------------------------
+
+_NULLABLE_TEXT = nullable(STRING)
+ACCOUNT_SCHEMA = obj(
+    {
+        "contact_nip17": {"type": "boolean"},
+        "contact_email": {"type": "boolean"},
+        **{wire: _NULLABLE_TEXT for wire in ACCOUNT_TEXT_FIELDS},
+    },
+    {"email": STRING, "email_verified": {"type": "boolean"}},
+)
+ACCOUNT_PATCH_SCHEMA = obj(
+    {"contact_nip17": {"type": "boolean"}, "contact_email": {"type": "boolean"}},
+    {
+        "email": _NULLABLE_TEXT,
+        "email_verified": {"type": "boolean", "description": "ignored"},
+        **{wire: _NULLABLE_TEXT for wire in ACCOUNT_TEXT_FIELDS},
+    },
+)
+SSH_KEY_SCHEMA = obj({"id": U64, "name": STRING, "created": DATETIME})
+NEW_SSH_KEY_SCHEMA = obj(
+    {"name": STRING, "key_data": {"type": "string", "description": "OpenSSH public key line"}}
+)
+LINE_ITEM_SCHEMA = obj(
+    {
+        "id": U64,
+        "subscription_id": U64,
+        "name": STRING,
+        "description": _NULLABLE_TEXT,
+        "price": PRICE_SCHEMA,
+        "setup_fee": PRICE_SCHEMA,
+        "configuration": {},
+    }
+)
+SUBSCRIPTION_SCHEMA = obj(
+    {
+        "id": U64,
+        "name": STRING,
+        "description": _NULLABLE_TEXT,
+        "created": DATETIME,
+        "expires": nullable(DATETIME),
+        "is_active": {"type": "boolean"},
+        "auto_renewal_enabled": {"type": "boolean"},
+        "line_items": {"type": "array", "items": LINE_ITEM_SCHEMA},
+    }
+)
+SUBSCRIPTION_PAYMENT_SCHEMA = obj(
+    {
+        "id": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "subscription_id": U64,
+        "created": DATETIME,
+        "expires": DATETIME,
+        "amount": PRICE_SCHEMA,
+        "payment_method": {"type": "string", "enum": ["lightning", "revolut", "paypal", "stripe"]},
+        "payment_type": {"type": "string", "enum": ["Purchase", "Renewal", "Upgrade"]},
+        "is_paid": {"type": "boolean"},
+        "tax": PRICE_SCHEMA,
+        "processing_fee": PRICE_SCHEMA,
+    },
+    {"paid_at": DATETIME},
+)
+_LINE_ITEM_REQUEST = {
+    "oneOf": [
+        obj({"type": {"const": "ip_range"}, "ip_space_pricing_id": U64}),
+        obj({"type": {"const": "asn_sponsoring"}, "asn": U64}),
+        obj({"type": {"const": "dns_hosting"}, "domain": STRING}),
+    ]
+}
+NEW_SUBSCRIPTION_SCHEMA = obj(
+    {"line_items": {"type": "array", "minItems": 1, "items": _LINE_ITEM_REQUEST}},
+    {
+        "name": _NULLABLE_TEXT,
+        "description": _NULLABLE_TEXT,
+        "currency": nullable(CURRENCY),
+        "auto_renewal_enabled": nullable({"type": "boolean"}),
+    },
+)

@@ -1,0 +1,150 @@
+"""Buy IP space: create an inactive subscription with IP-range line items (api.md §6.9)."""
+
+from __future__ import annotations
+
+import attrs
+
+from app.billing.errors import NotFound
+from domain.enums import IntervalType, SubscriptionType
+from domain.errors import DomainError, InvalidInput
+from domain.model import AvailableIpSpace, IpSpacePricing, LineItem, Subscription
+from domain.money import Currency
+from ports.clock import Clock
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+MAX_LINE_ITEMS = 20
+NAME_LIMIT = 200
+DESCRIPTION_LIMIT = 10_000
+
+
+class IpSpacePricingNotFound(NotFound):
+    pass
+
+
+class IpSpaceUnavailable(DomainError):
+    """The space is not offered (unavailable or reserved): 422."""
+
+
+class MixedCompanies(DomainError):
+    """Line items sold by different companies cannot share one subscription (422)."""
+
+
+class ProductNotAvailable(DomainError):
+    """ASN sponsoring and DNS hosting cannot be bought yet (422, as in the reference)."""
+
+
+@attrs.frozen(kw_only=True)
+class IpRangeItem:
+    ip_space_pricing_id: int
+
+
+@attrs.frozen(kw_only=True)
+class OtherItem:
+    """An `asn_sponsoring` or `dns_hosting` line: known to the API, not sold yet."""
+
+    kind: SubscriptionType
+
+
+@attrs.frozen(kw_only=True)
+class NewSubscription:
+    name: str | None = None
+    description: str | None = None
+    currency: str | None = None
+    auto_renewal_enabled: bool | None = None
+    line_items: tuple[IpRangeItem | OtherItem, ...] = ()
+
+
+async def _priced(uow: UnitOfWork, pricing_id: int) -> tuple[IpSpacePricing, AvailableIpSpace]:
+    pricing = await uow.ip_space_pricing.get(pricing_id)
+    space = None if pricing is None else await uow.ip_spaces.get(pricing.available_ip_space_id)
+    if pricing is None or space is None:
+        raise IpSpacePricingNotFound("IP space pricing not found")
+    if not space.is_available or space.is_reserved:
+        raise IpSpaceUnavailable("IP space is not available for allocation")
+    return pricing, space
+
+
+def _currency(requested: str | None, tiers: list[IpSpacePricing]) -> str:
+    """The subscription currency: the tiers' own; a different requested one is refused.
+
+    The reference stored whatever was asked (default USD) and labelled the tiers' amounts
+    with it (api.md §12.6); here amounts and label always agree.
+    """
+    own = {Currency.parse(t.currency).value for t in tiers}
+    if len(own) > 1:
+        raise InvalidInput("All line items must be priced in the same currency")
+    [currency] = own
+    if requested is not None and Currency.parse(requested).value != currency:
+        raise InvalidInput(f"These IP ranges are priced in {currency}, not {requested}")
+    return currency
+
+
+async def create_subscription(
+    uow_factory: UnitOfWorkFactory, clock: Clock, user_id: int, request: NewSubscription
+) -> tuple[Subscription, list[LineItem]]:
+    """An inactive, not set up, monthly subscription of IP ranges (paid through `renew`).
+
+    Each `ip_range` line costs its tier's monthly price with its setup fee; the company is the
+    IP space's. No CIDR is allocated here (the reference allocates none either, §12.4).
+    """
+    if not request.line_items:
+        raise InvalidInput("At least one line item is required")
+    if len(request.line_items) > MAX_LINE_ITEMS:
+        raise InvalidInput(f"At most {MAX_LINE_ITEMS} line items are allowed")
+    for item in request.line_items:
+        if isinstance(item, OtherItem):
+            label = (
+                "ASN sponsoring" if item.kind is SubscriptionType.ASN_SPONSORING else "DNS hosting"
+            )
+            raise ProductNotAvailable(f"{label} not yet implemented")
+    if request.name is not None and len(request.name) > NAME_LIMIT:
+        raise InvalidInput(f"name is longer than {NAME_LIMIT} characters")
+    if request.description is not None and len(request.description) > DESCRIPTION_LIMIT:
+        raise InvalidInput(f"description is longer than {DESCRIPTION_LIMIT} characters")
+    now = clock.now()
+    async with uow_factory() as uow:
+        priced = [
+            await _priced(uow, item.ip_space_pricing_id)
+            for item in request.line_items
+            if isinstance(item, IpRangeItem)
+        ]
+        companies = {space.company_id for _, space in priced}
+        if len(companies) != 1:
+            raise MixedCompanies("All line items must belong to the same company")
+        currency = _currency(request.currency, [tier for tier, _ in priced])
+        items = [
+            LineItem(
+                id=0,
+                subscription_id=0,
+                subscription_type=SubscriptionType.IP_RANGE,
+                name=f"IP Range: /{tier.prefix_size} from {space.cidr}",
+                description=f"/{tier.prefix_size} IP range from {space.cidr} block",
+                amount=tier.price_per_month,
+                setup_amount=tier.setup_fee,
+                configuration={
+                    "ip_space_pricing_id": tier.id,
+                    "available_ip_space_id": space.id,
+                    "prefix_size": tier.prefix_size,
+                },
+            )
+            for tier, space in priced
+        ]
+        auto_renew = request.auto_renewal_enabled
+        sub, stored = await uow.subscriptions.add_with_line_items(
+            Subscription(
+                id=0,
+                user_id=user_id,
+                company_id=companies.pop(),
+                name=request.name if request.name is not None else "Subscription",
+                description=request.description,
+                created=now,
+                currency=currency,
+                interval_amount=1,
+                interval_type=IntervalType.MONTH,
+                setup_fee=sum(i.setup_amount for i in items),
+                auto_renewal_enabled=True if auto_renew is None else auto_renew,
+            ),
+            items,
+        )
+        await uow.commit()
+    return sub, stored

@@ -1,0 +1,1 @@
+"""Read-only queries behind the public catalogue and account views of the user API."""

@@ -1,0 +1,108 @@
+"""Free room on each enabled host: CPU, memory and disk bytes not yet promised to live VMs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from fractions import Fraction
+
+import attrs
+
+from domain.enums import CpuArch, CpuMfg, DiskInterface, DiskType
+from domain.model import CustomPricing, Host, HostDisk, Region, Vm
+from domain.pricing import Spec
+from ports.storage import UnitOfWork
+
+
+@attrs.frozen
+class DiskRoom:
+    disk: HostDisk
+    free: int
+
+
+@attrs.frozen
+class HostRoom:
+    """What one enabled host can still take, its load factors applied (as placement does)."""
+
+    host: Host
+    cpu: int
+    memory: int
+    disks: tuple[DiskRoom, ...]
+
+    def disk_free(self, kind: DiskType, interface: DiskInterface) -> int:
+        """The most bytes one enabled disk of that type and interface can still take."""
+        return max(
+            (d.free for d in self.disks if d.disk.kind is kind and d.disk.interface is interface),
+            default=0,
+        )
+
+    def fits(self, spec: Spec, interface: DiskInterface) -> bool:
+        """Would a VM of this spec fit here (the rule `place_vm` applies when ordering)."""
+        return (
+            spec.cpu <= self.cpu
+            and spec.memory <= self.memory
+            and spec.disk_size <= self.disk_free(spec.disk_type, interface)
+        )
+
+    def matches_cpu(self, pricing: CustomPricing) -> bool:
+        """The host's CPU satisfies the pricing's manufacturer, architecture and features."""
+        host = self.host
+        if pricing.cpu_mfg is not CpuMfg.UNKNOWN and host.cpu_mfg is not pricing.cpu_mfg:
+            return False
+        if pricing.cpu_arch is not CpuArch.UNKNOWN and host.cpu_arch is not pricing.cpu_arch:
+            return False
+        return set(pricing.cpu_features) <= set(host.cpu_features)
+
+
+def _room(size: int, factor: object, used: int) -> int:
+    capacity = Fraction(size) * Fraction(str(factor))
+    return max(0, int(capacity) - used)
+
+
+async def _spec(uow: UnitOfWork, vm: Vm, cache: dict[tuple[str, int], Spec | None]) -> Spec | None:
+    if vm.template_id is not None:
+        key = ("t", vm.template_id)
+        if key not in cache:
+            cache[key] = await uow.templates.get(vm.template_id)
+        return cache[key]
+    if vm.custom_template_id is not None:
+        key = ("c", vm.custom_template_id)
+        if key not in cache:
+            cache[key] = await uow.custom_templates.get(vm.custom_template_id)
+        return cache[key]
+    return None
+
+
+async def rooms_by_region(uow: UnitOfWork, regions: list[Region]) -> dict[int, list[HostRoom]]:
+    """The free room of every enabled host of the given regions, keyed by region id."""
+    wanted = {r.id for r in regions}
+    hosts = [h for h in await uow.hosts.list_all() if h.enabled and h.region_id in wanted]
+    host_ids = {h.id for h in hosts}
+    cpu: dict[int, int] = defaultdict(int)
+    memory: dict[int, int] = defaultdict(int)
+    disk: dict[int, int] = defaultdict(int)
+    cache: dict[tuple[str, int], Spec | None] = {}
+    for vm in await uow.vms.list_active():
+        if vm.host_id not in host_ids:
+            continue
+        spec = await _spec(uow, vm, cache)
+        if spec is None:
+            continue
+        cpu[vm.host_id] += spec.cpu
+        memory[vm.host_id] += spec.memory
+        disk[vm.disk_id] += spec.disk_size
+    rooms: dict[int, list[HostRoom]] = defaultdict(list)
+    for host in hosts:
+        disks = tuple(
+            DiskRoom(d, _room(d.size, host.load_disk, disk[d.id]))
+            for d in await uow.host_disks.list_by_host(host.id)
+            if d.enabled
+        )
+        rooms[host.region_id].append(
+            HostRoom(
+                host=host,
+                cpu=_room(host.cpu, host.load_cpu, cpu[host.id]),
+                memory=_room(host.memory, host.load_memory, memory[host.id]),
+                disks=disks,
+            )
+        )
+    return rooms

@@ -1,0 +1,271 @@
+"""What the public catalogue shows: offers with room left, images, payment methods, IP space."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+from app.billing.catalogue import pricing_with_disks
+from app.billing.errors import NotFound, UnsupportedDisk
+from app.queries.capacity import HostRoom, rooms_by_region
+from domain.enums import DiskInterface, DiskType, PaymentMethod
+from domain.errors import NoExchangeRate, UnknownCurrency
+from domain.exchange import RateTable, convert
+from domain.model import (
+    AvailableIpSpace,
+    CostPlan,
+    CustomPricing,
+    CustomTemplate,
+    IpSpacePricing,
+    OsImage,
+    PaymentMethodConfig,
+    Region,
+    VmTemplate,
+)
+from domain.money import Currency, Money
+from domain.pricing import check_custom_limits, custom_price, parse_list_currency, plan_price
+from ports.storage import Page, UnitOfWork, UnitOfWorkFactory
+
+
+class IpSpaceNotFound(NotFound):
+    pass
+
+
+def other_prices(price: Money, rates: RateTable, now: datetime) -> list[Money]:
+    """The price in BTC and every other currency with a fresh rate (api.md §8.6), exact (D2).
+
+    A currency without a usable rate is left out; a fiat price whose own rate is missing
+    has no conversions at all. Order: BTC, then the fiats in declaration order.
+    """
+    fresh = set()
+    for currency in Currency:
+        if currency.is_fiat:
+            try:
+                rates.btc_rate(currency, now)
+            except NoExchangeRate:
+                continue
+            fresh.add(currency)
+    if price.currency.is_fiat and price.currency not in fresh:
+        return []
+    targets = [Currency.BTC, *(c for c in Currency if c in fresh)]
+    targets = [c for c in targets if c is not price.currency]
+    return [convert(price, target, rates, now) for target in targets]
+
+
+@attrs.frozen(kw_only=True)
+class TemplateOffer:
+    template: VmTemplate
+    plan: CostPlan
+    region: Region
+    other_price: list[Money]
+
+
+@attrs.frozen(kw_only=True)
+class DiskOffer:
+    kind: DiskType
+    interface: DiskInterface
+    min_disk: int
+    max_disk: int
+
+
+@attrs.frozen(kw_only=True)
+class CustomOffer:
+    """A custom pricing with its limits capped by the room its region's hosts have left."""
+
+    pricing: CustomPricing
+    region: Region
+    max_cpu: int
+    max_memory: int
+    disks: tuple[DiskOffer, ...]
+
+
+@attrs.frozen(kw_only=True)
+class Offers:
+    templates: list[TemplateOffer]
+    custom: list[CustomOffer]
+
+
+def _current(expires: datetime | None, now: datetime) -> bool:
+    return expires is None or expires >= now
+
+
+async def _custom_offer(
+    uow: UnitOfWork, pricing: CustomPricing, region: Region, rooms: list[HostRoom]
+) -> CustomOffer | None:
+    matching = [r for r in rooms if r.matches_cpu(pricing)]
+    max_cpu = min(pricing.max_cpu, max((r.cpu for r in matching), default=0))
+    max_memory = min(pricing.max_memory, max((r.memory for r in matching), default=0))
+    disks = []
+    for row in await uow.custom_pricing.list_disks(pricing.id):
+        room = max((r.disk_free(row.kind, row.interface) for r in matching), default=0)
+        cap = min(row.max_disk_size, room)
+        if cap > 0 and cap >= row.min_disk_size:
+            disks.append(
+                DiskOffer(
+                    kind=row.kind, interface=row.interface, min_disk=row.min_disk_size, max_disk=cap
+                )
+            )
+    if max_cpu < max(1, pricing.min_cpu) or max_memory < max(1, pricing.min_memory) or not disks:
+        return None
+    return CustomOffer(
+        pricing=pricing, region=region, max_cpu=max_cpu, max_memory=max_memory, disks=tuple(disks)
+    )
+
+
+def _plan_other_prices(plan: CostPlan, rates: RateTable, now: datetime) -> list[Money]:
+    try:
+        return other_prices(plan_price(plan), rates, now)
+    except UnknownCurrency:
+        return []  # a plan row with a bad currency: no conversions rather than a failed listing
+
+
+async def list_offers(uow_factory: UnitOfWorkFactory, rates: RateTable, now: datetime) -> Offers:
+    """Orderable offers (api.md §8.7): enabled and unexpired, in enabled regions, with room.
+
+    A standard template is listed when some enabled host of its region can take it now (the
+    rule ordering applies); a custom pricing's maxima are capped by the best free room of
+    the region's hosts whose CPU matches, and it is left out when nothing would fit.
+    """
+    async with uow_factory() as uow:
+        regions = {r.id: r for r in await uow.regions.list_all() if r.enabled}
+        rooms = await rooms_by_region(uow, list(regions.values()))
+        plans = {p.id: p for p in await uow.cost_plans.list_all()}
+        templates = []
+        for t in await uow.templates.list_all():
+            region, plan = regions.get(t.region_id), plans.get(t.cost_plan_id)
+            if not t.enabled or region is None or plan is None or not _current(t.expires, now):
+                continue
+            if any(room.fits(t, t.disk_interface) for room in rooms.get(region.id, [])):
+                other = _plan_other_prices(plan, rates, now)
+                templates.append(
+                    TemplateOffer(template=t, plan=plan, region=region, other_price=other)
+                )
+        custom = []
+        for pricing in await uow.custom_pricing.list_all():
+            region = regions.get(pricing.region_id)
+            if not pricing.enabled or region is None or not _current(pricing.expires, now):
+                continue
+            offer = await _custom_offer(uow, pricing, region, rooms.get(region.id, []))
+            if offer is not None:
+                custom.append(offer)
+    return Offers(templates=templates, custom=custom)
+
+
+async def list_images(uow_factory: UnitOfWorkFactory) -> list[OsImage]:
+    """Enabled OS images, ascending id."""
+    async with uow_factory() as uow:
+        return [i for i in await uow.images.list_all() if i.enabled]
+
+
+@attrs.frozen(kw_only=True)
+class CustomSpecRequest:
+    pricing_id: int
+    cpu: int
+    memory: int
+    disk: int
+    disk_type: DiskType
+    disk_interface: DiskInterface
+
+
+async def custom_spec_price(uow_factory: UnitOfWorkFactory, request: CustomSpecRequest) -> Money:
+    """Monthly price of a custom spec in the pricing's currency, one IPv4 + one IPv6 (§8.3).
+
+    Unlike the reference the spec must be orderable: a disk of that type and interface
+    (400) and within the pricing's limits (D21, 400).
+    """
+    async with uow_factory() as uow:
+        pricing, disks = await pricing_with_disks(uow, request.pricing_id)
+    if not any(
+        d.kind is request.disk_type and d.interface is request.disk_interface for d in disks
+    ):
+        raise UnsupportedDisk(
+            f"This pricing has no {request.disk_type.name} disk with interface "
+            f"{request.disk_interface.display_name}"
+        )
+    spec = CustomTemplate(
+        id=0,
+        cpu=request.cpu,
+        memory=request.memory,
+        disk_size=request.disk,
+        disk_type=request.disk_type,
+        disk_interface=request.disk_interface,
+        pricing_id=pricing.id,
+    )
+    check_custom_limits(spec, pricing, disks)
+    return custom_price(spec, pricing, disks).total
+
+
+@attrs.frozen(kw_only=True)
+class MethodListing:
+    configs: list[PaymentMethodConfig]
+    lightning: bool
+
+
+async def list_payment_methods(uow_factory: UnitOfWorkFactory) -> MethodListing:
+    """Enabled configs of every company by (company, method, name) (api.md §6.6)."""
+    async with uow_factory() as uow:
+        configs = [c for c in await uow.payment_methods.list_all() if c.enabled]
+    configs.sort(key=lambda c: (c.company_id, c.payment_method, c.name, c.id))
+    lightning = any(c.payment_method is PaymentMethod.LIGHTNING for c in configs)
+    return MethodListing(configs=configs, lightning=lightning)
+
+
+@attrs.frozen(kw_only=True)
+class PricedTier:
+    tier: IpSpacePricing
+    price: Money
+    setup_fee: Money
+    other_price: list[Money]
+    other_setup_fee: list[Money]
+
+
+@attrs.frozen(kw_only=True)
+class IpSpaceOffer:
+    space: AvailableIpSpace
+    tiers: list[PricedTier]
+
+
+def _listed(space: AvailableIpSpace) -> bool:
+    return space.is_available and not space.is_reserved
+
+
+async def _offer(
+    uow: UnitOfWork, space: AvailableIpSpace, rates: RateTable, now: datetime
+) -> IpSpaceOffer:
+    tiers = []
+    for tier in await uow.ip_space_pricing.list_by_space(space.id):
+        currency = parse_list_currency(tier.currency)
+        price, setup = Money(currency, tier.price_per_month), Money(currency, tier.setup_fee)
+        tiers.append(
+            PricedTier(
+                tier=tier,
+                price=price,
+                setup_fee=setup,
+                other_price=other_prices(price, rates, now),
+                other_setup_fee=other_prices(setup, rates, now),
+            )
+        )
+    return IpSpaceOffer(space=space, tiers=tiers)
+
+
+async def list_ip_spaces(
+    uow_factory: UnitOfWorkFactory, rates: RateTable, now: datetime, limit: int, offset: int
+) -> Page[IpSpaceOffer]:
+    """Available, unreserved spaces, newest first (api.md §6.10)."""
+    async with uow_factory() as uow:
+        spaces = [s for s in await uow.ip_spaces.list_all() if _listed(s)]
+        spaces.sort(key=lambda s: (s.created, s.id), reverse=True)
+        page = spaces[offset : offset + limit]
+        return Page([await _offer(uow, s, rates, now) for s in page], len(spaces))
+
+
+async def get_ip_space(
+    uow_factory: UnitOfWorkFactory, space_id: int, rates: RateTable, now: datetime
+) -> IpSpaceOffer:
+    """One listed space; an unknown, unavailable or reserved one is "not found" (404)."""
+    async with uow_factory() as uow:
+        space = await uow.ip_spaces.get(space_id)
+        if space is None or not _listed(space):
+            raise IpSpaceNotFound("IP space not available")
+        return await _offer(uow, space, rates, now)

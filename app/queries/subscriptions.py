@@ -1,0 +1,52 @@
+"""The caller's subscriptions with their line items, and their payments (api.md §6.9)."""
+
+from __future__ import annotations
+
+import attrs
+
+from app.billing.errors import SubscriptionNotFound
+from domain.model import LineItem, Subscription, SubscriptionPayment
+from ports.storage import Page, UnitOfWork, UnitOfWorkFactory
+
+
+@attrs.frozen
+class SubscriptionView:
+    subscription: Subscription
+    line_items: list[LineItem]
+
+
+async def owned_subscription(uow: UnitOfWork, subscription_id: int, user_id: int) -> Subscription:
+    """The subscription if it is the caller's; another user's is "not found" too (D19)."""
+    sub = await uow.subscriptions.get(subscription_id)
+    if sub is None or sub.user_id != user_id:
+        raise SubscriptionNotFound("Subscription not found")
+    return sub
+
+
+async def list_subscriptions(
+    uow_factory: UnitOfWorkFactory, user_id: int, limit: int, offset: int
+) -> Page[SubscriptionView]:
+    """Newest first (id descending), VM subscriptions included."""
+    async with uow_factory() as uow:
+        page = await uow.subscriptions.list_by_user(user_id, limit, offset)
+        views = [
+            SubscriptionView(s, await uow.line_items.list_by_subscription(s.id)) for s in page.items
+        ]
+    return Page(views, page.total)
+
+
+async def get_subscription(
+    uow_factory: UnitOfWorkFactory, subscription_id: int, user_id: int
+) -> SubscriptionView:
+    async with uow_factory() as uow:
+        sub = await owned_subscription(uow, subscription_id, user_id)
+        return SubscriptionView(sub, await uow.line_items.list_by_subscription(sub.id))
+
+
+async def list_subscription_payments(
+    uow_factory: UnitOfWorkFactory, subscription_id: int, user_id: int, limit: int, offset: int
+) -> Page[SubscriptionPayment]:
+    """The subscription's payments of every type, newest first."""
+    async with uow_factory() as uow:
+        sub = await owned_subscription(uow, subscription_id, user_id)
+        return await uow.payments.list_by_subscription(sub.id, limit, offset)
