@@ -1,0 +1,1 @@
+"""The background worker: job handlers, the subscription lifecycle and VM provisioning (§9)."""

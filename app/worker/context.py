@@ -1,0 +1,119 @@
+"""What the worker needs from the world, bundled once by the composition root."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+import attrs
+
+from domain.model import Host, Subscription
+from ports.clock import Clock
+from ports.notify import Notifier
+from ports.queue import WorkQueue
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+from ports.vm_state import VmStateCache
+from ports.vmhost import VmHost, VmHostError, VmHostResolver
+
+log = logging.getLogger("lnvps.worker")
+
+T = TypeVar("T")
+
+
+class AutoRenewer(Protocol):
+    """Pays a renewal from the user's wallet when the subscription opted in (§5.7, D15).
+
+    `can_attempt` says whether a renewal could be tried at all (NWC configured and the user
+    has a wallet string); `attempt` pays it or raises with a message for the user (N3).
+    """
+
+    async def can_attempt(self, subscription: Subscription) -> bool: ...
+
+    async def attempt(self, subscription: Subscription) -> None: ...
+
+
+class NoAutoRenewal:
+    """The default: no wallet integration, so the expiring-soon notice (N1) is sent instead."""
+
+    async def can_attempt(self, subscription: Subscription) -> bool:
+        return False
+
+    async def attempt(self, subscription: Subscription) -> None:
+        raise RuntimeError("automatic renewal is not configured")
+
+
+async def _sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@attrs.frozen(kw_only=True)
+class HostRetry:
+    """Retry of transient host failures with exponential backoff (§8.4: 1 s ×2 up to 30 s).
+
+    Fatal failures (and `VmNotFoundOnHost`) are raised at once. Tests pass a `sleep` that
+    returns immediately.
+    """
+
+    attempts: int = 3
+    first_delay_s: float = 1.0
+    max_delay_s: float = 30.0
+    sleep: Callable[[float], Awaitable[None]] = _sleep
+
+    async def call(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
+        delay = self.first_delay_s
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return await op()
+            except VmHostError as err:
+                if not err.transient or attempt >= self.attempts:
+                    raise
+                log.warning("%s failed (attempt %d): %s; retrying", what, attempt, err.message)
+            await self.sleep(delay)
+            delay = min(delay * 2, self.max_delay_s)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+@attrs.frozen(kw_only=True)
+class WorkerDeps:
+    """Ports and settings for the jobs, the lifecycle and the spawn/delete pipelines.
+
+    `notifier` is what the lifecycle tells users and admins through: pass a
+    `QueuedNotifier` (jobs.py) so a mail outage is retried by the queue, or a real notifier
+    to deliver at once. `states` is the VM state cache the API reads (None: not kept).
+    """
+
+    uow_factory: UnitOfWorkFactory
+    clock: Clock
+    hosts: VmHostResolver
+    queue: WorkQueue
+    notifier: Notifier
+    delete_after_days: int = 3
+    public_url: str = "http://127.0.0.1:8000"
+    read_only: bool = False
+    auto_renewer: AutoRenewer = attrs.field(factory=NoAutoRenewal)
+    states: VmStateCache | None = None
+    retry: HostRetry = HostRetry()
+    #: most subscriptions one lifecycle run looks at (soonest expiry first).
+    due_limit: int = 10_000
+
+    async def host_of(self, uow: UnitOfWork, host_id: int) -> tuple[Host, VmHost]:
+        """The host row and its client; a missing row is a fatal host error."""
+        host = await uow.hosts.get(host_id)
+        if host is None:
+            raise VmHostError(f"host {host_id} not found")
+        return host, self.hosts.for_host(host)
+
+    async def tell_user(self, user_id: int, title: str, message: str) -> None:
+        """Notify, logging (never raising) a delivery failure: the action already happened."""
+        try:
+            await self.notifier.notify_user(user_id, title, message)
+        except Exception:
+            log.exception("notification %r to user %s failed", title, user_id)
+
+    async def tell_admins(self, title: str, message: str) -> None:
+        try:
+            await self.notifier.notify_admins(title, message)
+        except Exception:
+            log.exception("admin notification %r failed", title)

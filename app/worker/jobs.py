@@ -1,0 +1,162 @@
+"""Job handlers of the worker (§9.1) and a Notifier that queues its notices as jobs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from app.billing.upgrades import apply_upgrade
+from app.worker import messages
+from app.worker.context import WorkerDeps
+from app.worker.lifecycle import check_subscriptions
+from app.worker.provisioning import (
+    check_vm,
+    delete_in,
+    facts_of,
+    full_info,
+    history,
+    spawn_or_check,
+)
+from app.worker.vmcheck import check_vms
+from domain.enums import VmHistoryActionType
+from domain.errors import DomainError
+from domain.upgrade import UpgradeConfig
+from ports.notify import Notifier
+from ports.queue import Job, WorkQueue
+from ports.vmhost import VmHostError
+
+log = logging.getLogger("lnvps.worker.jobs")
+
+Handler = Callable[[Job], Awaitable[None]]
+
+
+class QueuedNotifier:
+    """A Notifier that sends `SendNotification` / `SendAdminNotification` jobs (§9.1).
+
+    Delivery then happens in the worker with the real notifier; a transient failure fails
+    the (non-skippable) job, and the queue delivers it again.
+    """
+
+    def __init__(self, queue: WorkQueue) -> None:
+        self._queue = queue
+
+    async def notify_user(self, user_id: int, title: str, message: str) -> None:
+        payload = {"user_id": user_id, "message": message, "title": title}
+        await self._queue.send(Job("SendNotification", payload))
+
+    async def notify_admins(self, title: str, message: str) -> None:
+        await self._queue.send(Job("SendAdminNotification", {"message": message, "title": title}))
+
+
+def _int(payload: Mapping[str, Any], key: str) -> int:
+    value = payload.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"job field {key!r} must be an integer, got {value!r}")
+    return value
+
+
+async def process_vm_upgrade(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -> None:
+    """ProcessVmUpgrade (§8.4): records (idempotent), then stop, resize and start; N9.
+
+    The records are normally updated when the payment completes already, so this step is
+    a no-op then. A VM never built on a host (or deleted) only gets its records: the
+    spawn builds it with the new size. A stop failure is ignored (§8.4 step 2).
+    """
+    try:
+        await apply_upgrade(deps.uow_factory, deps.clock, vm_id=vm_id, cfg=cfg)
+    except DomainError as err:  # permanent: a retry would fail the same way
+        log.error("upgrade of VM %s cannot be applied: %s", vm_id, err.message)
+        await deps.tell_admins(f"VM {vm_id} Upgrade Failed", f"VM #{vm_id}: {err.message}")
+        return
+    async with deps.uow_factory() as uow:
+        vm = await uow.vms.get(vm_id)
+        if vm is None or vm.deleted:
+            return
+        info = await full_info(uow, vm, tuple(await uow.ip_assignments.list_by_vm(vm_id)))
+        facts = await facts_of(uow, info)
+        _, client = await deps.host_of(uow, vm.host_id)
+    if vm.is_provisioned:
+        try:
+            await client.stop_vm(vm)
+        except VmHostError as err:
+            log.warning("stop before upgrading VM %s failed: %s", vm_id, err.message)
+        await deps.retry.call(f"resize VM {vm_id}", lambda: client.resize_vm(info))
+        await deps.retry.call(f"start VM {vm_id}", lambda: client.start_vm(vm))
+    n = messages.vm_upgraded(facts, vm_id, deps.clock.now())
+    await deps.tell_user(vm.user_id, n.title, n.message)
+
+
+async def delete_by_admin(deps: WorkerDeps, payload: Mapping[str, Any]) -> None:
+    """DeleteVm (§9.1): delete pipeline, history Deleted with admin metadata, both notices."""
+    vm_id = _int(payload, "vm_id")
+    reason = payload.get("reason")
+    admin = payload.get("admin_user_id")
+    now = deps.clock.now()
+    async with deps.uow_factory() as uow:
+        vm = await uow.vms.get(vm_id)
+        if vm is None or vm.deleted:
+            return
+        await delete_in(deps, uow, vm)
+        text = f"VM {vm_id} was deleted by an administrator"
+        meta: dict[str, Any] = {"admin_action": True}
+        if admin is not None:
+            meta["admin_user_id"] = admin
+        if reason:
+            meta["reason"] = reason
+        await uow.vm_history.add(history(vm_id, VmHistoryActionType.DELETED, now, text, **meta))
+        await uow.commit()
+    n = messages.vm_deleted_by_admin(vm_id, reason if isinstance(reason, str) else None, now)
+    await deps.tell_user(vm.user_id, n.title, n.message)
+    await deps.tell_admins(n.title, n.message)
+
+
+def build_handlers(deps: WorkerDeps, delivery: Notifier | None = None) -> dict[str, Handler]:
+    """The handler of every job kind this worker runs, keyed by kind.
+
+    `delivery` delivers SendNotification jobs (default: `deps.notifier`, which must then
+    not be a QueuedNotifier, or notices would loop through the queue forever).
+    """
+    sender = delivery if delivery is not None else deps.notifier
+    if isinstance(sender, QueuedNotifier):
+        raise ValueError("SendNotification jobs need a delivering notifier, not a QueuedNotifier")
+
+    async def check_subs(job: Job) -> None:
+        report = await check_subscriptions(deps)
+        if report.failed:
+            log.warning("lifecycle: %d action(s) failed; retried next run", len(report.failed))
+
+    async def check_all_vms(job: Job) -> None:
+        await check_vms(deps)
+
+    async def check_one(job: Job) -> None:
+        await check_vm(deps, _int(job.payload, "vm_id"))
+
+    async def spawn(job: Job) -> None:
+        await spawn_or_check(deps, _int(job.payload, "vm_id"))
+
+    async def upgrade(job: Job) -> None:
+        cfg = UpgradeConfig.from_json(job.payload.get("config") or {})
+        await process_vm_upgrade(deps, _int(job.payload, "vm_id"), cfg)
+
+    async def delete(job: Job) -> None:
+        await delete_by_admin(deps, job.payload)
+
+    async def notify_user(job: Job) -> None:
+        p = job.payload
+        await sender.notify_user(_int(p, "user_id"), str(p.get("title") or ""), str(p["message"]))
+
+    async def notify_admins(job: Job) -> None:
+        p = job.payload
+        await sender.notify_admins(str(p.get("title") or ""), str(p["message"]))
+
+    return {
+        "CheckSubscriptions": check_subs,
+        "CheckVms": check_all_vms,
+        "CheckVm": check_one,
+        "SpawnVm": spawn,
+        "ProcessVmUpgrade": upgrade,
+        "DeleteVm": delete,
+        "SendNotification": notify_user,
+        "SendAdminNotification": notify_admins,
+    }

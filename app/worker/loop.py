@@ -1,0 +1,124 @@
+"""The job loop and the 30 s schedulers of the worker (§9.1), stoppable by an event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+
+from app.worker.jobs import Handler
+from ports.queue import Delivery, Job, WorkQueue
+
+log = logging.getLogger("lnvps.worker.loop")
+
+#: how often CheckVms and CheckSubscriptions are sent (§9.1 schedules).
+SCHEDULE_INTERVAL_S = 30.0
+#: pause after a failed job, so a job that always fails is not retried in a tight loop.
+FAILURE_PAUSE_S = 1.0
+
+
+async def wait_or_stop(stop_event: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, waking early when `stop_event` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop_event.wait(), timeout=seconds)
+
+
+async def process(queue: WorkQueue, handlers: Mapping[str, Handler], delivery: Delivery) -> bool:
+    """Run one delivery: ack on success, `fail` on error (skippable kinds are dropped there).
+
+    A kind with no handler here is acked with a warning: no other worker would take it.
+    Returns False when the job failed.
+    """
+    job = delivery.job
+    handler = handlers.get(job.kind)
+    if handler is None:
+        log.warning("no handler for %s; job dropped", job.kind)
+        await queue.ack(delivery)
+        return True
+    try:
+        await handler(job)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        again = "dropped" if job.skippable else "delivered again later"
+        log.exception("job %s (%s) failed; %s", job.kind, delivery.id, again)
+        await queue.fail(delivery)
+        return False
+    await queue.ack(delivery)
+    return True
+
+
+async def run_worker(
+    queue: WorkQueue,
+    handlers: Mapping[str, Handler],
+    stop_event: asyncio.Event,
+    *,
+    block_ms: int = 100,
+    failure_pause_s: float = FAILURE_PAUSE_S,
+) -> None:
+    """Receive and run jobs strictly one after another until `stop_event` is set.
+
+    The job in hand is finished before stopping; jobs received but not started stay
+    un-acked and come back to a consumer after the queue's claim idle time.
+    """
+    while not stop_event.is_set():
+        try:
+            deliveries = await queue.receive(max_jobs=10, block_ms=block_ms)
+        except Exception:
+            log.exception("receiving jobs failed; retrying")
+            await wait_or_stop(stop_event, failure_pause_s)
+            continue
+        failed = False
+        for delivery in deliveries:
+            if stop_event.is_set():
+                break
+            failed = not await process(queue, handlers, delivery) or failed
+        if failed:
+            await wait_or_stop(stop_event, failure_pause_s)
+
+
+async def run_scheduler(
+    queue: WorkQueue,
+    kinds: Sequence[str],
+    stop_event: asyncio.Event,
+    *,
+    interval_s: float = SCHEDULE_INTERVAL_S,
+) -> None:
+    """Send one job of each kind now and then every `interval_s` until stopped."""
+    while not stop_event.is_set():
+        for kind in kinds:
+            try:
+                await queue.send(Job(kind))
+            except Exception:
+                log.exception("could not schedule %s", kind)
+        await wait_or_stop(stop_event, interval_s)
+
+
+async def run(
+    queue: WorkQueue,
+    handlers: Mapping[str, Handler],
+    stop_event: asyncio.Event,
+    *,
+    interval_s: float = SCHEDULE_INTERVAL_S,
+) -> None:
+    """The worker process: the job loop plus the CheckVms / CheckSubscriptions schedule."""
+    await asyncio.gather(
+        run_worker(queue, handlers, stop_event),
+        run_scheduler(queue, ("CheckVms", "CheckSubscriptions"), stop_event, interval_s=interval_s),
+    )
+
+
+async def drain(queue: WorkQueue, handlers: Mapping[str, Handler], *, max_jobs: int = 1000) -> int:
+    """Run queued jobs until none is ready (tests, `lnvps` one-shot runs); how many ran.
+
+    Stops after `max_jobs` so a job that always fails cannot loop forever.
+    """
+    ran = 0
+    while ran < max_jobs:
+        deliveries = await queue.receive(max_jobs=1, block_ms=0)
+        if not deliveries:
+            return ran
+        await process(queue, handlers, deliveries[0])
+        ran += 1
+    return ran

@@ -1,0 +1,229 @@
+"""Notification texts N1–N11 (lifecycle.md §12.1): what happened, to what, when, what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from urllib.parse import urlsplit
+
+import attrs
+
+from domain.enums import IntervalType, SubscriptionType
+from domain.errors import DomainError
+from domain.model import GIB, LineItem, Subscription
+from domain.money import Currency, Money
+
+_UNITS = {IntervalType.DAY: "day", IntervalType.MONTH: "month", IntervalType.YEAR: "year"}
+
+
+@attrs.frozen
+class Notice:
+    """A title and a body, ready for `Notifier.notify_user` / `notify_admins`."""
+
+    title: str
+    message: str
+
+
+def when(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def subject_of(sub: Subscription, items: Sequence[LineItem], vm_id: int | None) -> str:
+    """`VM{id}` when every line item is a VPS and the VM is known, else `Sub #{id}` (§12.1)."""
+    only_vps = bool(items) and all(i.subscription_type is SubscriptionType.VPS for i in items)
+    return f"VM{vm_id}" if only_vps and vm_id is not None else f"Sub #{sub.id}"
+
+
+def _amount(amount: int, currency: str) -> str:
+    try:
+        return str(Money(Currency.parse(currency), amount))
+    except DomainError:
+        return str(amount)
+
+
+def _interval(sub: Subscription) -> str:
+    unit = _UNITS[sub.interval_type]
+    n = sub.interval_amount
+    return f"per {unit}" if n == 1 else f"every {n} {unit}s"
+
+
+def describe(sub: Subscription, items: Sequence[LineItem]) -> str:
+    """The §12.1 description block: subscription name, services with prices, note."""
+    lines = [f"Subscription: {sub.name}", "", "Services:"]
+    for item in items:
+        line = f"- {item.name} — {_amount(item.amount, sub.currency)} {_interval(sub)}"
+        if item.setup_amount:
+            line += f" + {_amount(item.setup_amount, sub.currency)} setup fee"
+        lines.append(line)
+        if item.description:
+            lines.append(f"  {item.description}")
+    if sub.description:
+        lines += ["", f"Note: {sub.description}"]
+    return "\n".join(lines)
+
+
+def renew_hint(public_url: str, sub: Subscription, vm_id: int | None) -> str:
+    """How to pay: the renew endpoint (api.md §6.6/§6.9) and, for a VM, its Lightning address."""
+    base = public_url.rstrip("/")
+    if vm_id is None:
+        return (
+            f"renew from your account, or request an invoice with a signed "
+            f"GET {base}/api/v1/subscriptions/{sub.id}/renew"
+        )
+    host = urlsplit(base).hostname or base
+    return (
+        f"renew from your account (a signed GET {base}/api/v1/vm/{vm_id}/renew), "
+        f"or top up any amount by paying the Lightning address {vm_id}@{host}"
+    )
+
+
+def expiring_soon(
+    subject: str, sub: Subscription, descr: str, hint: str, failure: str | None = None
+) -> Notice:
+    """N1, or N3 when an automatic renewal was tried and failed with `failure`."""
+    assert sub.expires is not None
+    head = f"Your subscription expires on {when(sub.expires)}, in less than 1 day."
+    if failure is not None:
+        head += f"\nThe automatic renewal failed: {failure}"
+    body = f"{head}\nPlease renew it manually within 1 day(s): {hint}.\n\n{descr}"
+    return Notice(f"[{subject}] Expiring Soon", body)
+
+
+def auto_renewed(subject: str, descr: str, now: datetime) -> Notice:
+    """N2: a renewal invoice was paid from the user's wallet via Nostr Wallet Connect."""
+    body = (
+        f"Your subscription was renewed automatically via Nostr Wallet Connect on {when(now)}."
+        f" The new expiry shows once the payment settles.\n\n{descr}"
+    )
+    return Notice(f"[{subject}] Auto-Renewed", body)
+
+
+def expired(subject: str, sub: Subscription, descr: str, deadline: datetime, hint: str) -> Notice:
+    """N5: the subscription's paid time is over; add-ons such as IP ranges are ended."""
+    assert sub.expires is not None
+    body = (
+        f"Your subscription has expired on {when(sub.expires)}; its services are suspended."
+        f"\nRenew before {when(deadline)} to keep it: {hint}.\n\n{descr}"
+    )
+    return Notice(f"[{subject}] Expired", body)
+
+
+def vm_expired(
+    vm_id: int, expires: datetime, grace_days: int, deadline: datetime, hint: str
+) -> Notice:
+    """N6: the VM was stopped; renew within the grace period or it is deleted (D16)."""
+    body = (
+        f"Your VM #{vm_id} has expired on {when(expires)} and has been stopped.\n"
+        f"Renew within {grace_days} day(s), before {when(deadline)}, or the VM and all its data"
+        f" will be permanently deleted: {hint}."
+    )
+    return Notice(f"[VM{vm_id}] Expired", body)
+
+
+def cancelled(subject: str, sub: Subscription, descr: str, now: datetime) -> Notice:
+    """N4: the grace period is over; the subscription is cancelled and its services removed."""
+    assert sub.expires is not None
+    body = (
+        f"Your subscription has been cancelled on {when(now)}: it expired on {when(sub.expires)}"
+        f" and was not renewed within the grace period. Its services have been removed.\n\n{descr}"
+    )
+    return Notice(f"[{subject}] Cancelled", body)
+
+
+def vm_deleted_admin(vm_id: int, user_id: int, sub: Subscription, now: datetime) -> Notice:
+    """N8 (admins): a VM was deleted after its grace period."""
+    assert sub.expires is not None
+    body = (
+        f"VM #{vm_id} was permanently deleted on {when(now)} after exceeding the grace period"
+        f" (expired {when(sub.expires)}).\nUser ID: {user_id}\nSubscription: #{sub.id}"
+    )
+    return Notice(f"[VM{vm_id}] Deleted", body)
+
+
+def vm_deleted_by_admin(vm_id: int, reason: str | None, now: datetime) -> Notice:
+    body = f"VM #{vm_id} was deleted by an administrator on {when(now)}."
+    if reason:
+        body += f"\nReason: {reason}"
+    return Notice(f"[VM{vm_id}] Deleted by Admin", body)
+
+
+@attrs.frozen(kw_only=True)
+class VmFacts:
+    """What a created or upgraded VM looks like, for N9–N11."""
+
+    vm_id: int
+    cpu: int
+    memory: int
+    disk: int
+    os: str = ""
+    ips: tuple[str, ...] = ()
+    npub: str = ""
+
+
+def _gb(size: int) -> str:
+    return f"{size / GIB:g}"
+
+
+def _specs(facts: VmFacts) -> list[str]:
+    return [f"CPU: {facts.cpu} vCPU", f"RAM: {_gb(facts.memory)} GB", f"Disk: {_gb(facts.disk)} GB"]
+
+
+def vm_created(facts: VmFacts, now: datetime, *, admin: bool) -> Notice:
+    """N10 (user) / N11 (admins): the VM exists on its host and is starting."""
+    who = "User NPUB" if admin else "NPUB"
+    lines = [
+        f"VM #{facts.vm_id} has been created on {when(now)} and is starting."
+        if admin
+        else f"Your VM #{facts.vm_id} has been created on {when(now)} and is starting.",
+        "",
+        f"OS: {facts.os}",
+        *_specs(facts),
+        *(f"IP: {ip}" for ip in facts.ips),
+        f"{who}: {facts.npub}",
+    ]
+    return Notice(f"[VM{facts.vm_id}] Created", "\n".join(lines))
+
+
+def vm_upgraded(facts: VmFacts | None, vm_id: int, now: datetime) -> Notice:
+    """N9: the paid upgrade is live on the host."""
+    body = f"Your VM #{vm_id} has been upgraded on {when(now)}."
+    if facts is not None:
+        body += "\n\nNew specifications:\n" + "\n".join(_specs(facts))
+    return Notice(f"[VM{vm_id}] Upgrade Complete", body)
+
+
+def unpaid_cleanup_failed(vm_id: int, stage: str, error: str) -> Notice:
+    """Admin notice when the never-paid cleanup (D17) cannot delete a VM."""
+    title = f"VM {vm_id} {stage}"
+    return Notice(title, f"Cleanup of never-paid VM #{vm_id} failed: {error}")
+
+
+_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def npub(pubkey: bytes) -> str:
+    """A Nostr public key as NIP-19 `npub1…` (bech32), for the N10/N11 texts."""
+    values, acc, bits = [], 0, 0
+    for byte in pubkey:
+        acc, bits = (acc << 8) | byte, bits + 8
+        while bits >= 5:
+            bits -= 5
+            values.append((acc >> bits) & 31)
+    if bits:
+        values.append((acc << (5 - bits)) & 31)
+    hrp = "npub"
+    data = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp] + values + [0] * 6
+    checksum = _polymod(data) ^ 1
+    tail = [(checksum >> 5 * (5 - i)) & 31 for i in range(6)]
+    return hrp + "1" + "".join(_BECH32[v] for v in values + tail)
+
+
+def _polymod(values: list[int]) -> int:
+    gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    chk = 1
+    for value in values:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ value
+        for i in range(5):
+            chk ^= gen[i] if (top >> i) & 1 else 0
+    return chk

@@ -1,0 +1,280 @@
+"""Spawn and delete pipelines (lifecycle.md §10.3, §10.4) and the CheckVm rules (§9.6–9.7)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import attrs
+
+from app.worker import messages
+from app.worker.addresses import pick, used_addresses
+from app.worker.context import WorkerDeps
+from domain.enums import VmHistoryActionType
+from domain.errors import DomainError
+from domain.model import IpAssignment, Subscription, Vm, VmHistory
+from ports.storage import UnitOfWork
+from ports.vmhost import (
+    FullVmInfo,
+    VmHost,
+    VmNotFoundOnHost,
+    VmRunningState,
+    VmRunState,
+)
+
+log = logging.getLogger("lnvps.worker.provisioning")
+
+#: history kinds that say whether a VM was last powered on or off, and why.
+POWER_EVENTS = frozenset(
+    {
+        VmHistoryActionType.CREATED,
+        VmHistoryActionType.STARTED,
+        VmHistoryActionType.STOPPED,
+        VmHistoryActionType.RESTARTED,
+        VmHistoryActionType.EXPIRED,
+    }
+)
+
+
+class SpawnRefused(DomainError):
+    """The VM cannot be built as stored (read-only mode, missing image, key or disk)."""
+
+
+def history(
+    vm_id: int, kind: VmHistoryActionType, now: datetime, text: str, **meta: object
+) -> VmHistory:
+    return VmHistory(
+        id=0,
+        vm_id=vm_id,
+        action_type=kind,
+        timestamp=now,
+        metadata=dict(meta) if meta else None,
+        description=text,
+    )
+
+
+async def full_info(uow: UnitOfWork, vm: Vm, ips: tuple[IpAssignment, ...]) -> FullVmInfo:
+    """Everything the host needs to build `vm` with these addresses."""
+    host = await uow.hosts.get(vm.host_id)
+    disk = await uow.host_disks.get(vm.disk_id)
+    image = await uow.images.get(vm.image_id)
+    key = await uow.ssh_keys.get(vm.ssh_key_id)
+    if host is None or disk is None or image is None or key is None:
+        raise SpawnRefused(f"VM {vm.id} refers to a missing host, disk, image or SSH key")
+    template = None if vm.template_id is None else await uow.templates.get(vm.template_id)
+    custom = (
+        None
+        if vm.custom_template_id is None
+        else await uow.custom_templates.get(vm.custom_template_id)
+    )
+    ranges = []
+    for range_id in sorted({a.ip_range_id for a in ips}):
+        found = await uow.ip_ranges.get(range_id)
+        if found is not None:
+            ranges.append(found)
+    return FullVmInfo(
+        vm=vm,
+        host=host,
+        disk=disk,
+        image=image,
+        ssh_key=key,
+        template=template,
+        custom_template=custom,
+        ips=ips,
+        ranges=tuple(ranges),
+    )
+
+
+async def facts_of(uow: UnitOfWork, info: FullVmInfo) -> messages.VmFacts:
+    user = await uow.users.get(info.vm.user_id)
+    spec = info.resources
+    image = info.image
+    return messages.VmFacts(
+        vm_id=info.vm.id,
+        cpu=spec.cpu,
+        memory=spec.memory,
+        disk=spec.disk_size,
+        os=f"{image.distribution.name.title()} {image.version}",
+        ips=tuple(a.ip for a in info.ips),
+        npub="" if user is None else messages.npub(user.pubkey),
+    )
+
+
+async def _cache(deps: WorkerDeps, vm_id: int, state: VmRunningState) -> None:
+    if deps.states is not None:
+        await deps.states.set(vm_id, state)
+
+
+async def _rollback_create(deps: WorkerDeps, client: VmHost, vm: Vm) -> None:
+    try:
+        await client.delete_vm(vm)
+    except Exception:
+        log.exception("rollback: could not remove half-built VM %s from its host", vm.id)
+
+
+async def spawn_vm(deps: WorkerDeps, vm_id: int) -> bool:
+    """Build the VM on its host and start it (§9.7 `spawn_vm_internal`); True when built.
+
+    Addresses already assigned are kept, otherwise one IPv4 (and an IPv6 if the region has
+    a range) is picked; the MAC comes from the host. The host VM is created and started
+    before anything is stored, then MAC, addresses and the `Started` history entry are
+    saved in one transaction; if saving fails the host VM is removed again, so a retried
+    SpawnVm starts clean. Refused in read-only mode (§3). Sends N10 and N11.
+    """
+    if deps.read_only:
+        raise SpawnRefused("Cant spawn VM's in read-only mode")
+    now = deps.clock.now()
+    async with deps.uow_factory() as uow:
+        vm = await uow.vms.get(vm_id)
+        if vm is None or vm.deleted:
+            log.info("VM %s is gone; nothing to spawn", vm_id)
+            return False
+        host, client = await deps.host_of(uow, vm.host_id)
+        kept = tuple(await uow.ip_assignments.list_by_vm(vm.id))
+        if kept:
+            new: list[IpAssignment] = []
+        else:
+            ranges = await uow.ip_ranges.list_by_region(host.region_id)
+            new = pick(ranges, await used_addresses(uow, {r.id for r in ranges}), vm.id)
+    mac = vm.mac_address if vm.is_provisioned and kept else await client.generate_mac(vm)
+    built = attrs.evolve(vm, mac_address=mac)
+    async with deps.uow_factory() as uow:
+        info = await full_info(uow, built, kept + tuple(new))
+    await deps.retry.call(f"create VM {vm_id}", lambda: client.create_vm(info))
+    try:
+        await deps.retry.call(f"start VM {vm_id}", lambda: client.start_vm(built))
+        async with deps.uow_factory() as uow:
+            saved = [await uow.ip_assignments.add(a) for a in new]
+            await uow.vms.update(built)
+            await uow.vm_history.add(
+                history(vm_id, VmHistoryActionType.STARTED, now, f"VM {vm_id} was started")
+            )
+            info = attrs.evolve(info, ips=kept + tuple(saved))
+            facts = await facts_of(uow, info)
+            await uow.commit()
+    except BaseException:
+        await _rollback_create(deps, client, built)
+        raise
+    await _cache(
+        deps, vm_id, VmRunningState(timestamp=int(now.timestamp()), state=VmRunState.RUNNING)
+    )
+    user_notice = messages.vm_created(facts, now, admin=False)
+    await deps.tell_user(vm.user_id, user_notice.title, user_notice.message)
+    admin_notice = messages.vm_created(facts, now, admin=True)
+    await deps.tell_admins(admin_notice.title, admin_notice.message)
+    return True
+
+
+async def delete_in(deps: WorkerDeps, uow: UnitOfWork, vm: Vm) -> None:
+    """The delete pipeline inside the caller's transaction (§10.4): host, addresses, row.
+
+    The host VM goes first (a VM the host never had, or no longer has, counts as gone);
+    if the host refuses, nothing is written and the caller's transaction rolls back.
+    """
+    if vm.is_provisioned:
+        _, client = await deps.host_of(uow, vm.host_id)
+        try:
+            await deps.retry.call(f"delete VM {vm.id}", lambda: client.delete_vm(vm))
+        except VmNotFoundOnHost:
+            log.info("VM %s was already gone from its host", vm.id)
+    for assignment in await uow.ip_assignments.list_by_vm(vm.id):
+        await uow.ip_assignments.delete(assignment.id)
+    await uow.vms.delete(vm.id)
+
+
+async def stop_in(deps: WorkerDeps, uow: UnitOfWork, vm: Vm) -> None:
+    """Power the VM off on its host (a VM never built or missing there counts as stopped)."""
+    if not vm.is_provisioned:
+        return
+    _, client = await deps.host_of(uow, vm.host_id)
+    try:
+        await deps.retry.call(f"stop VM {vm.id}", lambda: client.stop_vm(vm))
+    except VmNotFoundOnHost:
+        log.info("VM %s is not on its host; nothing to stop", vm.id)
+
+
+async def stopped_by_expiry(uow: UnitOfWork, vm_id: int) -> bool:
+    """Whether the VM's latest power event is the expiry stop (not a user's or admin's stop)."""
+    page = await uow.vm_history.list_by_vm(vm_id, 50)
+    for entry in page.items:
+        if entry.action_type in POWER_EVENTS:
+            return entry.action_type is VmHistoryActionType.EXPIRED
+    return False
+
+
+def is_paid_now(sub: Subscription | None, now: datetime) -> bool:
+    return sub is not None and sub.expires is not None and sub.expires > now
+
+
+async def handle_vm_state(
+    deps: WorkerDeps, vm: Vm, sub: Subscription | None, state: VmRunningState | None
+) -> None:
+    """§9.6 plus the resume rule: cache the host's state; re-spawn a paid VM the host lost.
+
+    A paid VM the host reports stopped whose last power event is the expiry stop was
+    renewed after it was stopped: it is started again (history Started). An unpaid or
+    expired VM missing from its host is left alone (§13 item 27).
+    """
+    now = deps.clock.now()
+    paid = is_paid_now(sub, now)
+    if state is None:
+        if paid and not vm.deleted:
+            log.warning("paid VM %s is missing from its host; spawning it again", vm.id)
+            await spawn_vm(deps, vm.id)
+        return
+    await _cache(deps, vm.id, state)
+    if not paid or state.state is not VmRunState.STOPPED:
+        return
+    async with deps.uow_factory() as uow:
+        if not await stopped_by_expiry(uow, vm.id):
+            return
+        _, client = await deps.host_of(uow, vm.host_id)
+        await deps.retry.call(f"start VM {vm.id}", lambda: client.start_vm(vm))
+        await uow.vm_history.add(
+            history(vm.id, VmHistoryActionType.STARTED, now, f"VM {vm.id} was started")
+        )
+        await uow.commit()
+    await _cache(deps, vm.id, attrs.evolve(state, state=VmRunState.RUNNING))
+
+
+async def check_vm(deps: WorkerDeps, vm_id: int) -> None:
+    """CheckVm, and SpawnVm for a VM already built (§9.6, §9.7)."""
+    async with deps.uow_factory() as uow:
+        vm = await uow.vms.get(vm_id)
+        if vm is None or vm.deleted:
+            return
+        sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+        _, client = await deps.host_of(uow, vm.host_id)
+    try:
+        state: VmRunningState | None = await deps.retry.call(
+            f"state of VM {vm_id}", lambda: client.get_vm_state(vm)
+        )
+    except VmNotFoundOnHost:
+        state = None
+    await handle_vm_state(deps, vm, sub, state)
+
+
+async def spawn_or_check(deps: WorkerDeps, vm_id: int) -> None:
+    """SpawnVm (§9.7): build a paid VM never built; a built one gets the CheckVm rules.
+
+    Unlike the reference, a deleted VM or one whose subscription is not paid up is not
+    built (the job is sent after a payment, so this only skips stale jobs).
+    """
+    async with deps.uow_factory() as uow:
+        vm = await uow.vms.get(vm_id)
+        sub = (
+            None
+            if vm is None
+            else await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+        )
+    if vm is None or vm.deleted:
+        return
+    if vm.is_provisioned:
+        await check_vm(deps, vm_id)
+        return
+    if not is_paid_now(sub, deps.clock.now()):
+        log.warning("SpawnVm for VM %s without paid time; not built", vm_id)
+        return
+    if deps.states is not None:
+        await deps.states.set(vm_id, VmRunningState(state=VmRunState.CREATING))
+    await spawn_vm(deps, vm_id)

@@ -1,0 +1,117 @@
+"""check_vms: never-paid cleanup (D17) and host state sync of paid VMs (§9.5, §9.6)."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+import attrs
+
+from app.worker import messages
+from app.worker.context import WorkerDeps
+from app.worker.provisioning import delete_in, handle_vm_state
+from domain.lifecycle import never_paid_cleanup_due
+from domain.model import Subscription, Vm
+from ports.vmhost import VmRunningState
+
+log = logging.getLogger("lnvps.worker.vmcheck")
+
+
+@attrs.define
+class VmCheckReport:
+    """What one run did: never-paid VMs deleted, VMs whose state was read, failures."""
+
+    deleted: list[int] = attrs.field(factory=list)
+    checked: list[int] = attrs.field(factory=list)
+    failed: list[int] = attrs.field(factory=list)
+
+
+async def delete_never_paid(deps: WorkerDeps, vm_id: int) -> bool:
+    """Delete the VM of an order never paid, one hour after it was placed (D17, §9.5 step 3).
+
+    Re-checked under the subscription's row lock, so a payment completing at the same
+    moment either lands first (the VM is kept) or finds the VM deleted and brings it back
+    (lifecycle.md D20 step 2, §13 item 7). A pending (unpaid, unexpired) payment keeps it.
+    No history entry and no user notice, as in the reference.
+    """
+    now = deps.clock.now()
+    async with deps.uow_factory() as uow:
+        vm = await uow.vms.get(vm_id)
+        if vm is None or vm.deleted:
+            return False
+        sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+        sub = None if sub is None else await uow.subscriptions.get_for_update(sub.id)
+        if sub is None:
+            return False
+        pending = await uow.payments.list_pending_for_subscription(sub.id, now)
+        if not never_paid_cleanup_due(sub, bool(pending), now):
+            return False
+        await delete_in(deps, uow, vm)
+        await uow.commit()
+    log.info("deleted VM %s: ordered %s and never paid", vm_id, sub.created.isoformat())
+    return True
+
+
+async def _candidate(deps: WorkerDeps, sub: Subscription) -> bool:
+    """Cheap test first (never set up, older than an hour), then the pending-payment query."""
+    now = deps.clock.now()
+    if not never_paid_cleanup_due(sub, False, now):
+        return False
+    async with deps.uow_factory() as uow:
+        pending = await uow.payments.list_pending_for_subscription(sub.id, now)
+    return not pending
+
+
+async def check_vms(deps: WorkerDeps) -> VmCheckReport:
+    """One VM check (§9.5): clean up never-paid orders, then sync paid VMs with their hosts.
+
+    Paid VMs are grouped by host and read with one `get_all_vm_states` per host; a paid,
+    unexpired VM the host does not know is spawned again, an expired one is left alone,
+    and paid VMs are never deleted here (§13 items 27, 28). One VM's failure is logged and
+    the others go on (the reference gave up on the rest of that host).
+    """
+    report = VmCheckReport()
+    async with deps.uow_factory() as uow:
+        vms = await uow.vms.list_active()
+        subs = {
+            vm.id: await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+            for vm in vms
+        }
+    by_host: dict[int, list[Vm]] = defaultdict(list)
+    for vm in vms:
+        sub = subs[vm.id]
+        if sub is None:
+            log.warning("VM %s has no subscription; skipped", vm.id)
+        elif sub.is_setup:
+            by_host[vm.host_id].append(vm)
+        elif await _candidate(deps, sub):
+            await _cleanup(deps, vm, report)
+    for host_id, group in sorted(by_host.items()):
+        try:
+            async with deps.uow_factory() as uow:
+                _, client = await deps.host_of(uow, host_id)
+            states = await deps.retry.call(f"states of host {host_id}", client.get_all_vm_states)
+        except Exception:
+            log.exception("cannot read VM states of host %s", host_id)
+            report.failed += [vm.id for vm in group]
+            continue
+        for vm in group:
+            state: VmRunningState | None = states.get(vm.id)
+            try:
+                await handle_vm_state(deps, vm, subs[vm.id], state)
+                report.checked.append(vm.id)
+            except Exception:
+                log.exception("state check of VM %s failed", vm.id)
+                report.failed.append(vm.id)
+    return report
+
+
+async def _cleanup(deps: WorkerDeps, vm: Vm, report: VmCheckReport) -> None:
+    try:
+        if await delete_never_paid(deps, vm.id):
+            report.deleted.append(vm.id)
+    except Exception as err:
+        log.exception("never-paid cleanup of VM %s failed", vm.id)
+        report.failed.append(vm.id)
+        n = messages.unpaid_cleanup_failed(vm.id, "Deletion Failed", str(err))
+        await deps.tell_admins(n.title, n.message)
