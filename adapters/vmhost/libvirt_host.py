@@ -1,0 +1,557 @@
+"""libvirt VM host (lifecycle.md §11): VMs as persistent libvirt domains named `vm<id>`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import threading
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import libvirt
+
+from adapters.vmhost.libvirt_xml import (
+    METADATA_KEY,
+    METADATA_NS,
+    DomainSpec,
+    device_targets,
+    disk_target,
+    disk_volume_name,
+    domain_name,
+    domain_xml,
+    image_volume_name,
+    parse_started,
+    started_metadata,
+    vm_id_of,
+    volume_xml,
+)
+from domain.enums import DiskInterface, DiskType
+from domain.model import Vm
+from ports.clock import Clock
+from ports.vmhost import FullVmInfo, VmHostError, VmNotFoundOnHost, VmRunningState, VmRunState
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Conn = Any  # libvirt.virConnect: libvirt-python ships no type information
+Dom = Any  # libvirt.virDomain
+
+MAC_PREFIX = "52:54:00"
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+_NS = 1_000_000_000
+_USAGE_STEP = Decimal("0.0001")
+
+_RUNNING = {
+    libvirt.VIR_DOMAIN_RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED,
+    libvirt.VIR_DOMAIN_SHUTDOWN,  # shutting down: still running
+}
+_STOPPED = {libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_CRASHED}
+
+#: error codes that mean "libvirtd is unreachable, timed out or busy: try again later"
+_TRANSIENT_CODES = {
+    libvirt.VIR_ERR_RPC,
+    libvirt.VIR_ERR_NO_CONNECT,
+    libvirt.VIR_ERR_INVALID_CONN,
+    libvirt.VIR_ERR_OPERATION_TIMEOUT,
+    libvirt.VIR_ERR_AGENT_UNRESPONSIVE,
+    libvirt.VIR_ERR_AUTH_UNAVAILABLE,
+}
+#: a system error (errno) is transient only on the link to libvirtd (socket, ssh tunnel)
+_LINK_ORIGINS = {libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE}
+
+
+def _silence_default_handler() -> None:
+    """libvirt prints every error to stderr by default; ours are raised and logged instead."""
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+
+def classify(exc: libvirt.libvirtError, what: str) -> VmHostError:
+    """A `VmHostError` for a libvirt failure: connection and timeout errors are transient."""
+    code, origin = exc.get_error_code(), exc.get_error_domain()
+    transient = code in _TRANSIENT_CODES or (
+        code == libvirt.VIR_ERR_SYSTEM_ERROR and origin in _LINK_ORIGINS
+    )
+    return VmHostError(f"libvirt {what} failed: {exc.get_error_message()}", transient=transient)
+
+
+def is_unicast_mac(mac: str) -> bool:
+    """Six hex octets with the multicast bit clear (the placeholder `ff:…` is refused)."""
+    return _MAC.match(mac) is not None and int(mac[:2], 16) & 1 == 0
+
+
+def _code(exc: libvirt.libvirtError) -> int:
+    return int(exc.get_error_code())
+
+
+class LibvirtVmHost:
+    """A `VmHost` on one libvirt hypervisor (e.g. `qemu+ssh://root@host/system`).
+
+    * `create_vm` clones the OS image volume (named after the last segment of the image URL,
+      put into `storage_pool` beforehand) into a qcow2 volume `vm<id>-disk0` of the template's
+      size, then defines a persistent domain `vm<id>` on `network`. Like the dummy host the VM
+      is left **stopped**. No cloud-init seed is attached yet (SSH key, static IPs).
+    * `stop_vm` is a hard power-off (`destroy`), as Proxmox's `status/stop`; `restart_vm` is a
+      hard `reset` (a stopped VM is started instead, as the dummy does).
+    * Uptime counts from the start LNVPS recorded (with `clock`) in the running domain's live
+      metadata, so it survives a new client and vanishes when the domain stops.
+    * Power calls on a missing domain raise `VmNotFoundOnHost`; `delete_vm` of one succeeds.
+
+    The blocking libvirt calls run in worker threads over one lazily opened connection, which
+    is re-opened when it is found dead.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        clock: Clock,
+        storage_pool: str = "default",
+        network: str = "default",
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.uri = uri
+        self.storage_pool = storage_pool
+        self.network = network
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
+        self._conn: Conn | None = None
+        self._lock = threading.Lock()
+        #: last (unix s, cpu ns) seen per VM, for cpu usage between two reads
+        self._cpu_samples: dict[int, tuple[int, int]] = {}
+
+    # --- connection -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except libvirt.libvirtError as exc:
+                log.debug("closing %s: %s", self.uri, exc)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    def _connection(self) -> Conn:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    if self._conn.isAlive():
+                        return self._conn
+                except libvirt.libvirtError:
+                    pass
+                log.warning("libvirt connection to %s lost, reconnecting", self.uri)
+                self._conn = None
+            _silence_default_handler()
+            try:
+                self._conn = libvirt.open(self.uri)
+            except libvirt.libvirtError as exc:
+                raise classify(exc, f"connect to {self.uri}") from exc
+            return self._conn
+
+    async def _run(self, what: str, call: Callable[[Conn], T]) -> T:
+        def guarded() -> T:
+            conn = self._connection()
+            try:
+                return call(conn)
+            except libvirt.libvirtError as exc:
+                raise classify(exc, what) from exc
+
+        return await asyncio.to_thread(guarded)
+
+    # --- the port -----------------------------------------------------------------------------
+
+    async def create_vm(self, info: FullVmInfo) -> None:
+        """Clone the image into the VM's volume and define the domain (left stopped).
+
+        A domain of that name already on the host is refused (fatal), so a retried create
+        never overwrites a VM; a leftover volume of an earlier failed create is replaced.
+        """
+        res = info.resources
+        spec_of = info.template if info.template is not None else info.custom_template
+        interface = spec_of.disk_interface if spec_of is not None else DiskInterface.PCIE
+        kind = spec_of.disk_type if spec_of is not None else DiskType.SSD
+        if not is_unicast_mac(info.vm.mac_address):
+            raise VmHostError(f"VM {info.vm.id} has no unicast MAC: {info.vm.mac_address!r}")
+        try:
+            image = image_volume_name(info.image.url)
+        except ValueError as exc:
+            raise VmHostError(str(exc)) from exc
+
+        def create(conn: Conn) -> None:
+            name = domain_name(info.vm.id)
+            if self._find(conn, info.vm.id) is not None:
+                raise VmHostError(f"VM {info.vm.id} already exists on {self.uri} as {name}")
+            pool = conn.storagePoolLookupByName(self.storage_pool)
+            volume = self._clone_image(pool, image, disk_volume_name(info.vm.id), res.disk_size)
+            spec = DomainSpec(
+                vm_id=info.vm.id,
+                vcpus=res.cpu,
+                memory=res.memory,
+                mac=info.vm.mac_address,
+                pool=self.storage_pool,
+                volume=disk_volume_name(info.vm.id),
+                network=self.network,
+                disk_interface=interface,
+                disk_kind=kind,
+                domain_type="test" if str(conn.getType()).upper() == "TEST" else "kvm",
+            )
+            try:
+                conn.defineXML(domain_xml(spec))
+            except libvirt.libvirtError:
+                log.warning(
+                    "rolling back: deleting volume of VM %s after a failed define", spec.vm_id
+                )
+                _delete_volume(volume)
+                raise
+
+        await self._run(f"create VM {info.vm.id}", create)
+
+    async def start_vm(self, vm: Vm) -> None:
+        def start(conn: Conn) -> None:
+            dom = self._get(conn, vm.id)
+            if not dom.isActive():
+                dom.create()
+                self._stamp_start(dom, vm.id)
+
+        await self._run(f"start VM {vm.id}", start)
+
+    async def stop_vm(self, vm: Vm) -> None:
+        """Hard power-off (`destroy`): deterministic, as the expiry stop and upgrades need."""
+
+        def stop(conn: Conn) -> None:
+            dom = self._get(conn, vm.id)
+            if dom.isActive():
+                dom.destroy()
+            self._cpu_samples.pop(vm.id, None)
+
+        await self._run(f"stop VM {vm.id}", stop)
+
+    async def restart_vm(self, vm: Vm) -> None:
+        """Hard reset of a running VM; a stopped one is started."""
+
+        def restart(conn: Conn) -> None:
+            dom = self._get(conn, vm.id)
+            if dom.isActive():
+                dom.reset(0)
+            else:
+                dom.create()
+            self._stamp_start(dom, vm.id)
+
+        await self._run(f"restart VM {vm.id}", restart)
+
+    async def delete_vm(self, vm: Vm) -> None:
+        """Power off, undefine, and delete the VM's disk volume; an absent VM is already gone."""
+
+        def delete(conn: Conn) -> None:
+            dom = self._find(conn, vm.id)
+            if dom is None:
+                log.info("VM %s not on %s, nothing to undefine", vm.id, self.uri)
+            else:
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefineFlags(
+                    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                )
+            self._cpu_samples.pop(vm.id, None)
+            pool = self._pool_or_none(conn)
+            if pool is not None:
+                _delete_volume(_lookup_volume(pool, disk_volume_name(vm.id)))
+
+        await self._run(f"delete VM {vm.id}", delete)
+
+    async def reinstall_vm(self, info: FullVmInfo) -> None:
+        """Replace the primary volume with a fresh clone of `info.image`, same name and size.
+
+        A running VM is powered off for it and started again afterwards.
+        """
+        res = info.resources
+        try:
+            image = image_volume_name(info.image.url)
+        except ValueError as exc:
+            raise VmHostError(str(exc)) from exc
+
+        def reinstall(conn: Conn) -> None:
+            dom = self._get(conn, info.vm.id)
+            was_running = bool(dom.isActive())
+            if was_running:
+                dom.destroy()
+            pool = conn.storagePoolLookupByName(self.storage_pool)
+            name = disk_volume_name(info.vm.id)
+            _delete_volume(_lookup_volume(pool, name))
+            self._clone_image(pool, image, name, res.disk_size)
+            if was_running:
+                dom.create()
+                self._stamp_start(dom, info.vm.id)
+
+        await self._run(f"reinstall VM {info.vm.id}", reinstall)
+
+    async def resize_vm(self, info: FullVmInfo) -> None:
+        """Set vcpus and memory in the persistent config (effective at the next boot: the
+        upgrade stops and starts the VM) and grow the disk; a disk is never shrunk.
+
+        A step the driver does not support (the test driver cannot resize volumes) is logged
+        and skipped, the other steps still run.
+        """
+        res = info.resources
+        spec_of = info.template if info.template is not None else info.custom_template
+        interface = spec_of.disk_interface if spec_of is not None else DiskInterface.PCIE
+
+        def resize(conn: Conn) -> None:
+            dom = self._get(conn, info.vm.id)
+            config = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+            max_vcpus = int(dom.vcpusFlags(config | libvirt.VIR_DOMAIN_VCPU_MAXIMUM))
+            vcpu_steps = [
+                (lambda: dom.setVcpusFlags(res.cpu, config | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)),
+                (lambda: dom.setVcpusFlags(res.cpu, config)),
+            ]
+            if res.cpu < max_vcpus:
+                vcpu_steps.reverse()
+            kib = res.memory // 1024
+            max_kib = int(dom.maxMemory())
+            mem_steps = [
+                (lambda: dom.setMemoryFlags(kib, config | libvirt.VIR_DOMAIN_MEM_MAXIMUM)),
+                (lambda: dom.setMemoryFlags(kib, config)),
+            ]
+            if kib < max_kib:
+                mem_steps.reverse()
+            for step in (*vcpu_steps, *mem_steps):
+                self._optional(f"VM {info.vm.id}: set cpu/memory", step)
+            self._grow_disk(conn, dom, info.vm.id, res.disk_size, disk_target(interface))
+
+        await self._run(f"resize VM {info.vm.id}", resize)
+
+    async def get_vm_state(self, vm: Vm) -> VmRunningState:
+        def read(conn: Conn) -> VmRunningState:
+            return self._state(vm.id, self._get(conn, vm.id))
+
+        return await self._run(f"read VM {vm.id}", read)
+
+    async def get_all_vm_states(self) -> Mapping[int, VmRunningState]:
+        """Every domain named `vm<id>`; other domains on the hypervisor are not LNVPS's."""
+
+        def read_all(conn: Conn) -> dict[int, VmRunningState]:
+            states: dict[int, VmRunningState] = {}
+            for dom in conn.listAllDomains(0):
+                vm_id = vm_id_of(str(dom.name()))
+                if vm_id is None:
+                    continue
+                try:
+                    states[vm_id] = self._state(vm_id, dom)
+                except libvirt.libvirtError as exc:
+                    if _code(exc) != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise
+            return states
+
+        return await self._run("list VMs", read_all)
+
+    async def generate_mac(self, vm: Vm) -> str:
+        """`52:54:00` (the QEMU/KVM prefix) and three random bytes."""
+        return MAC_PREFIX + "".join(f":{self._rng.randrange(256):02x}" for _ in range(3))
+
+    # --- helpers (run in worker threads) -----------------------------------------------------
+
+    def _find(self, conn: Conn, vm_id: int) -> Dom | None:
+        try:
+            return conn.lookupByName(domain_name(vm_id))
+        except libvirt.libvirtError as exc:
+            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+
+    def _get(self, conn: Conn, vm_id: int) -> Dom:
+        dom = self._find(conn, vm_id)
+        if dom is None:
+            raise VmNotFoundOnHost(vm_id)
+        return dom
+
+    def _pool_or_none(self, conn: Conn) -> Any:
+        try:
+            return conn.storagePoolLookupByName(self.storage_pool)
+        except libvirt.libvirtError as exc:
+            if _code(exc) == libvirt.VIR_ERR_NO_STORAGE_POOL:
+                log.warning("storage pool %s not on %s", self.storage_pool, self.uri)
+                return None
+            raise
+
+    def _clone_image(self, pool: Any, image: str, name: str, size: int) -> Any:
+        """A fresh qcow2 volume `name` cloned from the image volume, grown to `size` bytes."""
+        base = _lookup_volume(pool, image)
+        if base is None:
+            raise VmHostError(f"OS image {image} is not in storage pool {self.storage_pool}")
+        _delete_volume(_lookup_volume(pool, name))  # a leftover of an earlier failed create
+        volume = pool.createXMLFrom(volume_xml(name, size), base, 0)
+        if int(volume.info()[1]) < size:
+            self._optional(f"grow volume {name}", lambda: volume.resize(size, 0))
+        return volume
+
+    def _grow_disk(self, conn: Conn, dom: Dom, vm_id: int, size: int, target: str) -> None:
+        pool = conn.storagePoolLookupByName(self.storage_pool)
+        volume = _lookup_volume(pool, disk_volume_name(vm_id))
+        if volume is None:
+            log.warning("VM %s has no volume %s to resize", vm_id, disk_volume_name(vm_id))
+            return
+        capacity = int(volume.info()[1])
+        if size < capacity:
+            log.warning("VM %s disk not shrunk from %s to %s bytes", vm_id, capacity, size)
+        elif size > capacity:
+            if dom.isActive():
+                bytes_flag = libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES
+                self._optional(
+                    f"VM {vm_id}: grow disk", lambda: dom.blockResize(target, size, bytes_flag)
+                )
+            else:
+                self._optional(f"VM {vm_id}: grow disk", lambda: volume.resize(size, 0))
+
+    def _optional(self, what: str, step: Callable[[], object]) -> None:
+        """Run a step the driver may not implement; an unsupported one is logged and skipped."""
+        try:
+            step()
+        except libvirt.libvirtError as exc:
+            if _code(exc) != libvirt.VIR_ERR_NO_SUPPORT:
+                raise
+            log.warning(
+                "%s skipped, unsupported by %s: %s", what, self.uri, exc.get_error_message()
+            )
+
+    def _stamp_start(self, dom: Dom, vm_id: int) -> None:
+        """Record in the live metadata that LNVPS (re)started the domain now."""
+        now = self._now()
+        self._optional(
+            f"VM {vm_id}: record start time",
+            lambda: dom.setMetadata(
+                libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+                started_metadata(now),
+                METADATA_KEY,
+                METADATA_NS,
+                libvirt.VIR_DOMAIN_AFFECT_LIVE,
+            ),
+        )
+        self._cpu_samples.pop(vm_id, None)
+
+    def _started_at(self, dom: Dom) -> int | None:
+        try:
+            xml = dom.metadata(
+                libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS, libvirt.VIR_DOMAIN_AFFECT_LIVE
+            )
+        except libvirt.libvirtError as exc:
+            if _code(exc) in (
+                libvirt.VIR_ERR_NO_DOMAIN_METADATA,
+                libvirt.VIR_ERR_NO_SUPPORT,
+                libvirt.VIR_ERR_OPERATION_INVALID,
+            ):
+                return None
+            raise
+        return parse_started(str(xml))
+
+    def _now(self) -> int:
+        return int(self._clock.now().timestamp())
+
+    def _state(self, vm_id: int, dom: Dom) -> VmRunningState:
+        now = self._now()
+        state_code, max_kib, cur_kib, vcpus, cpu_ns = dom.info()
+        if state_code in _STOPPED:
+            return VmRunningState(timestamp=now, state=VmRunState.STOPPED)
+        if state_code not in _RUNNING:
+            return VmRunningState(timestamp=now, state=VmRunState.UNKNOWN)
+        started = self._started_at(dom)
+        uptime = max(0, now - started) if started is not None else 0
+        cpu_ns = self._cpu_time(dom, int(cpu_ns))
+        net_in, net_out, disk_read, disk_write = self._counters(dom)
+        return VmRunningState(
+            timestamp=now,
+            state=VmRunState.RUNNING,
+            cpu_usage=self._cpu_usage(vm_id, now, uptime, cpu_ns, int(vcpus)),
+            mem_usage=self._mem_usage(dom, int(max_kib), int(cur_kib)),
+            uptime=uptime,
+            net_in=net_in,
+            net_out=net_out,
+            disk_read=disk_read,
+            disk_write=disk_write,
+        )
+
+    def _cpu_time(self, dom: Dom, fallback_ns: int) -> int:
+        """The guest's total cpu time in ns (`getCPUStats`, else `info()`'s figure)."""
+        try:
+            stats = dom.getCPUStats(True)
+            return int(stats[0]["cpu_time"])
+        except (libvirt.libvirtError, LookupError, TypeError):
+            return fallback_ns
+
+    def _cpu_usage(self, vm_id: int, now: int, uptime: int, cpu_ns: int, vcpus: int) -> Decimal:
+        """Share of the VM's vcpus used since the last read (first read: since the start)."""
+        previous = self._cpu_samples.get(vm_id)
+        self._cpu_samples[vm_id] = (now, cpu_ns)
+        if previous is not None and now > previous[0] and cpu_ns >= previous[1]:
+            used, elapsed = cpu_ns - previous[1], now - previous[0]
+        elif uptime > 0:
+            used, elapsed = cpu_ns, uptime
+        else:
+            return Decimal(0)
+        return _fraction(Decimal(used), Decimal(elapsed * _NS * max(vcpus, 1)))
+
+    def _mem_usage(self, dom: Dom, max_kib: int, cur_kib: int) -> Decimal:
+        """Guest-reported used/available (balloon stats), else rss/actual, else current/max."""
+        try:
+            stats = {str(k): int(v) for k, v in dict(dom.memoryStats()).items()}
+        except (libvirt.libvirtError, TypeError, ValueError):
+            stats = {}
+        if stats.get("available", 0) > 0 and "unused" in stats:
+            used = stats["available"] - stats["unused"]
+            return _fraction(Decimal(used), Decimal(stats["available"]))
+        if stats.get("actual", 0) > 0 and "rss" in stats:
+            return _fraction(Decimal(stats["rss"]), Decimal(stats["actual"]))
+        return _fraction(Decimal(cur_kib), Decimal(max(max_kib, 1)))
+
+    def _counters(self, dom: Dom) -> tuple[int, int, int, int]:
+        """Bytes in/out over every NIC and read/written over every disk, 0 where unreadable."""
+        net_in = net_out = disk_read = disk_write = 0
+        try:
+            nics, disks = device_targets(str(dom.XMLDesc(0)))
+        except libvirt.libvirtError:
+            return 0, 0, 0, 0
+        for nic in nics:
+            try:
+                stats = dom.interfaceStats(nic)
+                net_in, net_out = net_in + int(stats[0]), net_out + int(stats[4])
+            except libvirt.libvirtError as exc:
+                log.debug("interface stats of %s: %s", nic, exc)
+        for disk in disks:
+            try:
+                stats = dom.blockStats(disk)
+                disk_read, disk_write = disk_read + int(stats[1]), disk_write + int(stats[3])
+            except libvirt.libvirtError as exc:
+                log.debug("block stats of %s: %s", disk, exc)
+        return net_in, net_out, disk_read, disk_write
+
+
+def _fraction(part: Decimal, whole: Decimal) -> Decimal:
+    """`part / whole` clamped to 0–1, to four places."""
+    if whole <= 0:
+        return Decimal(0)
+    return min(Decimal(1), max(Decimal(0), part / whole)).quantize(_USAGE_STEP)
+
+
+def _lookup_volume(pool: Any, name: str) -> Any:
+    try:
+        return pool.storageVolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if _code(exc) == libvirt.VIR_ERR_NO_STORAGE_VOL:
+            return None
+        raise
+
+
+def _delete_volume(volume: Any) -> None:
+    if volume is None:
+        return
+    try:
+        volume.delete(0)
+    except libvirt.libvirtError as exc:
+        if _code(exc) != libvirt.VIR_ERR_NO_STORAGE_VOL:
+            raise
