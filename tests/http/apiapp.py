@@ -9,7 +9,8 @@ Stable API (other route tests import it):
 * `seed_demo(store, now) -> Demo`: the demo catalogue (ids in `Demo`); `build_api_app` seeds it
   unless `seed=False`.
 * `api_client(api)`: async context manager yielding an `ApiClient` whose `call(method, path,
-  key=ALICE, json=...)` sends a real signed NIP-98 request (`signed=False` for none).
+  key=ALICE, json=...)` sends a real signed NIP-98 request (`signed=False` for none);
+  `user_id(key)` and `ssh_key_id(key)` set a user up.
 * `ApiApp.refresh_rates()`: re-date the fixed rates at the clock's now (they go stale after
   300 s of fake time, and then conversions answer 503).
 """
@@ -59,6 +60,10 @@ FIXED_RATES: Mapping[Currency, Decimal] = {
     Currency.USD: Decimal(110_000),
     Currency.GBP: Decimal(85_000),
 }
+#: a valid OpenSSH public key line (ed25519, deterministic) for SSH-key and order tests.
+SSH_PUBLIC_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4 demo@host"
+)
 RouteAdder = Callable[[RouteTable], None]
 DEFAULT_ROUTES: tuple[RouteAdder, ...] = (
     add_account_routes,
@@ -71,6 +76,7 @@ __all__ = [
     "BOB",
     "FIXED_RATES",
     "NOW",
+    "SSH_PUBLIC_KEY",
     "ApiApp",
     "ApiClient",
     "Demo",
@@ -175,6 +181,23 @@ class ApiClient:
             sent["Content-Type"] = "application/json; charset=utf-8"
         sent.update(headers or {})
         return await self.client.request(method, path, data=data, headers=sent)
+
+
+    async def user_id(self, key: NostrKey = ALICE) -> int:
+        """The id of `key`'s user, created by an authenticated GET /api/v1/account if new."""
+        async with self.api.store() as uow:
+            user = await uow.users.get_or_create_by_pubkey(key.pubkey, self.api.clock.now())
+            await uow.commit()
+        return user.id
+
+    async def ssh_key_id(self, key: NostrKey = ALICE, name: str = "laptop") -> int:
+        """Add `SSH_PUBLIC_KEY` for `key`'s user through the API; its id."""
+        resp = await self.call(
+            "POST", "/api/v1/ssh-key", key=key, json={"name": name, "key_data": SSH_PUBLIC_KEY}
+        )
+        assert resp.status == 200, await resp.text()
+        key_id: int = (await resp.json())["data"]["id"]
+        return key_id
 
 
 @asynccontextmanager
