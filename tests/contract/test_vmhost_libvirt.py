@@ -330,3 +330,18 @@ async def test_usage_since_the_last_read(host: LibvirtVmHost, clock: FakeClock) 
     for state in (first, second):
         assert Decimal(0) <= state.cpu_usage <= Decimal(1)
         assert state.cpu_usage == state.cpu_usage.quantize(Decimal("0.0001"))
+
+
+async def test_a_dead_connection_is_reopened(host: LibvirtVmHost, conn: Any) -> None:
+    await host.create_vm(info(1))
+    assert host._conn is not None
+    host._conn.close()  # the link to libvirtd dies under the client
+    assert sorted(await host.get_all_vm_states()) == [1]
+
+
+async def test_a_paused_vm_is_unknown(host: LibvirtVmHost, conn: Any) -> None:
+    await host.create_vm(info(1))
+    await host.start_vm(vm(1))
+    conn.lookupByName("vm1").suspend()
+    state = await host.get_vm_state(vm(1))
+    assert (state.state, state.uptime, state.cpu_usage) == (VmRunState.UNKNOWN, 0, Decimal(0))
