@@ -1,0 +1,172 @@
+"""The HTML invoice of a paid payment: seller, buyer, lines, tax, totals; every value escaped."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from html import escape
+
+import attrs
+
+from domain.model import Company, User
+from domain.money import MSAT_PER_BTC
+
+_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def _polymod(values: Sequence[int]) -> int:
+    generator = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    chk = 1
+    for value in values:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ value
+        for i in range(5):
+            chk ^= generator[i] if (top >> i) & 1 else 0
+    return chk
+
+
+def npub(pubkey: bytes) -> str:
+    """NIP-19 `npub1…` (bech32) of a 32-byte x-only public key."""
+    acc = bits = 0
+    data: list[int] = []
+    for byte in pubkey:
+        acc, bits = (acc << 8) | byte, bits + 8
+        while bits >= 5:
+            bits -= 5
+            data.append((acc >> bits) & 31)
+    if bits:
+        data.append((acc << (5 - bits)) & 31)
+    hrp = "npub"
+    expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+    mod = _polymod([*expanded, *data, 0, 0, 0, 0, 0, 0]) ^ 1
+    checksum = [(mod >> 5 * (5 - i)) & 31 for i in range(6)]
+    return hrp + "1" + "".join(_BECH32[d] for d in data + checksum)
+
+
+def format_amount(amount: int, currency: str) -> str:
+    """`EUR 8.55` for fiat cents; `BTC 0.00001320` for millisatoshi (api.md §5.4)."""
+    if currency.upper() == "BTC":
+        return f"BTC {Decimal(amount) / MSAT_PER_BTC:.8f}"
+    return f"{currency.upper()} {Decimal(amount) / 100:.2f}"
+
+
+def format_duration(seconds: int) -> str:
+    """Whole days, hours and minutes of service, e.g. `30 days` or `1 day 2 h` (`-` for none)."""
+    if seconds <= 0:
+        return "-"
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    parts = []
+    if days:
+        parts.append(f"{days} day" + ("s" if days != 1 else ""))
+    for value, unit in ((hours, "h"), (minutes, "min"), (secs, "s")):
+        if value:
+            parts.append(f"{value} {unit}")
+    return " ".join(parts)
+
+
+@attrs.frozen(kw_only=True)
+class InvoiceLine:
+    description: str
+    amount: int
+    tax: int
+    processing_fee: int
+    seconds: int
+    details: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class Invoice:
+    number: str
+    issued: datetime
+    paid_at: datetime | None
+    currency: str
+    seller: Company | None
+    buyer: User
+    lines: tuple[InvoiceLine, ...]
+    method: str
+
+    @property
+    def total(self) -> int:
+        return sum(line.amount + line.tax + line.processing_fee for line in self.lines)
+
+
+def _address(*parts: str | None) -> str:
+    return "".join(f"<div>{escape(p)}</div>" for p in parts if p)
+
+
+def _seller(company: Company | None) -> str:
+    if company is None:
+        return "<div>-</div>"
+    return _address(
+        company.name, company.address_1, company.address_2,
+        " ".join(p for p in (company.postcode, company.city) if p) or None,
+        company.state, company.country_code,
+        f"Tax ID: {company.tax_id}" if company.tax_id else None,
+        company.email or None, company.phone,
+    )
+
+
+def _buyer(user: User) -> str:
+    return _address(
+        user.billing_name, user.billing_address_1, user.billing_address_2,
+        " ".join(p for p in (user.billing_postcode, user.billing_city) if p) or None,
+        user.billing_state, user.country_code,
+        f"Tax ID: {user.billing_tax_id}" if user.billing_tax_id else None,
+    ) + f'<div class="npub">{escape(npub(user.pubkey))}</div>'
+
+
+def _line(line: InvoiceLine, currency: str) -> str:
+    details = "".join(f"<div class='detail'>{escape(d)}</div>" for d in line.details)
+    cells = (
+        f"{escape(line.description)}{details}",
+        escape(format_duration(line.seconds)),
+        escape(format_amount(line.amount, currency)),
+        escape(format_amount(line.tax, currency)),
+        escape(format_amount(line.processing_fee, currency)),
+        escape(format_amount(line.amount + line.tax + line.processing_fee, currency)),
+    )
+    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:860px;margin:2em auto;color:#222}"
+    "table{width:100%;border-collapse:collapse;margin-top:1.5em}"
+    "th,td{text-align:left;padding:.4em;border-bottom:1px solid #ddd;vertical-align:top}"
+    ".parties{display:flex;justify-content:space-between;gap:2em}"
+    ".status{font-weight:bold;color:#176f2c}.npub{font-family:monospace;font-size:.8em;"
+    "word-break:break-all}.detail{font-size:.85em;color:#555}.totals td{font-weight:bold}"
+)
+
+
+def render_invoice(invoice: Invoice) -> str:
+    """A complete HTML page; every stored or user-controlled string goes through `escape`."""
+    cur = invoice.currency
+    tax = sum(line.tax for line in invoice.lines)
+    fee = sum(line.processing_fee for line in invoice.lines)
+    net = sum(line.amount for line in invoice.lines)
+    paid = invoice.paid_at.strftime("%Y-%m-%d %H:%M UTC") if invoice.paid_at else None
+    status = f"PAID on {paid}" if paid else "UNPAID"
+    rows = "".join(_line(line, cur) for line in invoice.lines)
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>Invoice {escape(invoice.number[:16])}</title><style>{_STYLE}</style></head>"
+        "<body><h1>Invoice</h1>"
+        f"<div>Invoice number: <code>{escape(invoice.number)}</code></div>"
+        f"<div>Date: {escape(invoice.issued.strftime('%Y-%m-%d'))}</div>"
+        f"<div>Payment method: {escape(invoice.method)}</div>"
+        f"<div class='status'>Status: {escape(status)}</div>"
+        "<div class='parties'>"
+        f"<div class='seller'><h2>Seller</h2>{_seller(invoice.seller)}</div>"
+        f"<div class='buyer'><h2>Bill to</h2>{_buyer(invoice.buyer)}</div></div>"
+        "<table><thead><tr><th>Description</th><th>Period</th><th>Amount</th><th>Tax</th>"
+        f"<th>Processing fee</th><th>Total</th></tr></thead><tbody>{rows}</tbody></table>"
+        "<table class='totals'><tbody>"
+        f"<tr><td>Subtotal</td><td>{escape(format_amount(net, cur))}</td></tr>"
+        f"<tr><td>Tax</td><td>{escape(format_amount(tax, cur))}</td></tr>"
+        f"<tr><td>Processing fee</td><td>{escape(format_amount(fee, cur))}</td></tr>"
+        f"<tr><td>Total</td><td>{escape(format_amount(invoice.total, cur))}</td></tr>"
+        "</tbody></table></body></html>"
+    )

@@ -1,0 +1,127 @@
+"""`GET /api/v1/payment/{id}/invoice?auth=` (api.md §6.6): the HTML invoice of a paid payment."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+
+from adapters.http.auth import authenticate_query
+from adapters.http.context import services
+from adapters.http.invoice_html import Invoice, InvoiceLine, render_invoice
+from adapters.http.nip98 import Nip98Error
+from adapters.http.openapi import QueryParam, RouteTable
+from adapters.http.vm_params import is_payment_id_length
+from domain.enums import SubscriptionPaymentType
+from domain.model import GIB, LineItem, SubscriptionPayment, User
+
+log = logging.getLogger("lnvps.http")
+
+INVOICE_PATH = "/api/v1/payment/{id}/invoice"
+
+
+class _Refused(Exception):
+    """A failure the reference reports as HTTP 200 plain text (§2.5)."""
+
+
+def _text(message: str, status: int = 200) -> web.Response:
+    return web.Response(text=message, status=status, content_type="text/plain")
+
+
+def _upgrade_details(payment: SubscriptionPayment) -> tuple[str, ...]:
+    meta = payment.metadata
+    if isinstance(meta, str):
+        try:
+            meta = json.loads(meta)
+        except ValueError:
+            meta = None
+    if not isinstance(meta, dict):
+        return ()
+    out = []
+    for key, label, unit in (("new_cpu", "CPU", 1), ("new_memory", "Memory", GIB),
+                             ("new_disk", "Disk", GIB)):
+        value = meta.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            shown = f"{value} cores" if unit == 1 else f"{value / unit:g} GiB"
+            out.append(f"{label}: {shown}")
+    return tuple(out)
+
+
+def _line(payment: SubscriptionPayment, items: list[LineItem]) -> InvoiceLine:
+    kind = {
+        SubscriptionPaymentType.PURCHASE: "Purchase",
+        SubscriptionPaymentType.RENEWAL: "Renewal",
+        SubscriptionPaymentType.UPGRADE: "Upgrade",
+    }[payment.payment_type]
+    names = ", ".join(item.name for item in items) or f"Subscription {payment.subscription_id}"
+    upgrade = payment.payment_type is SubscriptionPaymentType.UPGRADE
+    return InvoiceLine(
+        description=f"{kind}: {names}",
+        amount=payment.amount,
+        tax=payment.tax,
+        processing_fee=payment.processing_fee,
+        seconds=payment.time_value or 0,
+        details=_upgrade_details(payment) if upgrade else (),
+    )
+
+
+async def _invoice(request: web.Request, user: User, raw_id: str) -> Invoice:
+    try:
+        pid = bytes.fromhex(raw_id)
+    except ValueError:
+        raise _Refused("Invalid payment id") from None
+    if not is_payment_id_length(pid):
+        raise _Refused("Payment not found")
+    async with services(request).uow_factory() as uow:
+        payment = await uow.payments.get(pid)
+        if payment is None:
+            raise _Refused("Payment not found")
+        vm = await uow.vms.get_by_subscription(payment.subscription_id)
+        if vm is None:
+            raise _Refused("VM not found")
+        if vm.user_id != user.id or payment.user_id != user.id:
+            raise _Refused("Payment not found")  # D19: never reveal another user's payment
+        if not payment.is_paid:
+            raise _Refused("Payment is not paid, can't generate invoice")
+        sub = await uow.subscriptions.get(payment.subscription_id)
+        seller = None if sub is None else await uow.companies.get(sub.company_id)
+        items = await uow.line_items.list_by_subscription(payment.subscription_id)
+    return Invoice(
+        number=payment.id.hex(),
+        issued=payment.paid_at or payment.created,
+        paid_at=payment.paid_at,
+        currency=payment.currency,
+        seller=seller,
+        buyer=user,
+        lines=(_line(payment, items),),
+        method=payment.payment_method.display_name,
+    )
+
+
+async def invoice_page(request: web.Request) -> web.StreamResponse:
+    """NIP-98 through `?auth=` (the `u` path is this page's); refusals are 200 plain text,
+    a missing `auth` parameter a 400 as the reference's query extractor answers."""
+    if "auth" not in request.query:
+        return _text("Missing auth param", 400)
+    try:
+        user = await authenticate_query(request, request.rel_url.raw_path)
+    except Nip98Error as exc:
+        return _text(exc.text)
+    try:
+        invoice = await _invoice(request, user, request.match_info["id"])
+    except _Refused as exc:
+        return _text(str(exc))
+    return web.Response(text=render_invoice(invoice), content_type="text/html", charset="utf-8")
+
+
+def add_invoice_routes(table: RouteTable) -> None:
+    """Register the invoice page (HTML, not enveloped)."""
+    table.add(
+        "GET", INVOICE_PATH, invoice_page,
+        summary="HTML invoice of a paid payment; failures are 200 text/plain",
+        query=[QueryParam("auth", required=True,
+                          description="base64 NIP-98 event: u = this URL, method GET")],
+        response={"type": "string"}, enveloped=False, content_type="text/html",
+        tags=("payments",),
+    )

@@ -1,0 +1,108 @@
+"""LNURL-pay VM top-ups (api.md §6.7, LUD-06/LUD-16): raw JSON, errors as HTTP 200."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from aiohttp import web
+
+from adapters.http.context import services
+from adapters.http.envelope import json_response
+from adapters.http.openapi import QueryParam, RouteTable
+from adapters.http.vm_params import path_id
+from app.billing.catalogue import owned_vm
+from app.billing.lnurl import LNURL_MAX_MSAT, renew_by_amount
+from domain.errors import DomainError
+
+log = logging.getLogger("lnvps.http")
+
+#: what the reference advertises; the callback itself accepts from LNURL_MIN_MSAT up.
+MIN_SENDABLE = 100_000
+_DIGITS = re.compile(r"\+?[0-9]+")
+
+PAY_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "callback": {"type": "string"},
+        "maxSendable": {"type": "integer"},
+        "minSendable": {"type": "integer"},
+        "tag": {"const": "payRequest"},
+        "metadata": {"type": "string"},
+        "allowsNostr": {"type": "null"},
+        "nostrPubkey": {"type": "null"},
+    },
+    "required": ["callback", "maxSendable", "minSendable", "tag", "metadata"],
+}
+CALLBACK_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"type": "object", "properties": {"pr": {"type": "string"},
+                                          "routes": {"type": "array"},
+                                          "hodl_invoice": {"type": "null"}},
+         "required": ["pr"]},
+        {"type": "object", "properties": {"status": {"const": "ERROR"},
+                                          "reason": {"type": "string"}},
+         "required": ["status", "reason"]},
+    ]
+}
+
+
+def lnurl_error(reason: str, status: int = 200) -> web.Response:
+    """LUD-06's error object (HTTP 200, as wallets expect)."""
+    return json_response({"status": "ERROR", "reason": reason}, status=status)
+
+
+async def pay_request(request: web.Request) -> web.StreamResponse:
+    """`/.well-known/lnurlp/{vm_id}`: the payRequest for the Lightning address `{vm_id}@host`."""
+    vm_id = path_id(request, "vm_id")
+    svc = services(request)
+    try:
+        async with svc.uow_factory() as uow:
+            vm = await owned_vm(uow, vm_id, None)
+    except DomainError:
+        return web.Response(text="VM not found", content_type="text/plain")
+    base = svc.public_url.rstrip("/")
+    metadata = json.dumps([["text/plain", f"Extend VM {vm.id}"]], separators=(",", ":"))
+    return json_response({
+        "callback": f"{base}/api/v1/vm/{vm.id}/renew-lnurlp",
+        "maxSendable": LNURL_MAX_MSAT,
+        "minSendable": MIN_SENDABLE,
+        "tag": "payRequest",
+        "metadata": metadata,
+        "allowsNostr": None,
+        "nostrPubkey": None,
+    })
+
+
+async def pay_callback(request: web.Request) -> web.StreamResponse:
+    """The LUD-06 callback: an invoice for exactly `amount` msat (tax included) buying time
+    for VM `{id}` (the VM id, not the subscription id the reference passed, §12.7)."""
+    raw = request.query.get("amount")
+    if raw is None or not _DIGITS.fullmatch(raw):
+        return lnurl_error("amount (millisatoshi) is required", status=400)
+    svc = services(request)
+    try:
+        payment = await renew_by_amount(
+            svc.uow_factory, svc.clock, svc.rails, svc.rates, svc.tax_rates,
+            vm_id=path_id(request), amount_msat=int(raw),
+        )
+    except DomainError as err:
+        if err.kind in ("bad_input", "not_found"):
+            return lnurl_error(err.message)
+        log.warning("LNURL invoice for VM %s failed: %s", request.match_info["id"], err.message)
+        return lnurl_error("Error generating invoice")
+    return json_response({"pr": payment.external_data, "routes": [], "hodl_invoice": None})
+
+
+def add_lnurl_routes(table: RouteTable) -> None:
+    """Register the root-level `/.well-known/lnurlp/{vm_id}` and its callback (no auth)."""
+    tags = ("lnurl",)
+    table.add("GET", r"/.well-known/lnurlp/{vm_id:\d+}", pay_request,
+              summary="LUD-16 payRequest for the Lightning address {vm_id}@host (raw JSON)",
+              response=PAY_REQUEST_SCHEMA, enveloped=False, tags=tags)
+    table.add("GET", r"/api/v1/vm/{id:\d+}/renew-lnurlp", pay_callback,
+              summary="LUD-06 callback: an invoice for `amount` msat extending the VM",
+              query=[QueryParam("amount", {"type": "integer", "minimum": 1000}, required=True)],
+              response=CALLBACK_SCHEMA, enveloped=False, tags=tags)

@@ -1,0 +1,148 @@
+"""VM payment routes (api.md §6.6): renew (GET, and POST with Idempotency-Key), list, get."""
+
+from __future__ import annotations
+
+import hashlib
+
+from aiohttp import web
+
+from adapters.http.auth import authenticated
+from adapters.http.context import services
+from adapters.http.envelope import data_response, parse_page
+from adapters.http.openapi import QueryParam, RouteTable
+from adapters.http.views_payment import VM_PAYMENT_SCHEMA, vm_payment_json
+from adapters.http.vm_actions import owner_vm
+from adapters.http.vm_params import (
+    intervals_from,
+    is_payment_id_length,
+    method_from,
+    optional_json_object,
+    path_id,
+    payment_id,
+)
+from app.billing.errors import PaymentNotFound
+from app.billing.renewal import renew, renew_idempotent
+from domain.model import SubscriptionPayment, User
+
+_VM = r"/api/v1/vm/{id:\d+}"
+#: any segment but `methods`, so the catalogue's static route wins in either registration order
+PAYMENT_PATH = "/api/v1/payment/{id:(?!methods$)[^/]+}"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_METHODS = ["lightning", "revolut", "paypal", "stripe", "nwc"]
+_RENEW_QUERY = (
+    QueryParam("method", {"type": "string", "enum": _METHODS, "default": "lightning"},
+               description="unknown values and `nwc` mean lightning"),
+    QueryParam("intervals", {"type": "integer", "minimum": 1, "maximum": 120, "default": 1},
+               description="billing intervals to buy, 1..120 (D6)"),
+)
+_RENEW_BODY = {
+    "type": "object",
+    "properties": {"method": {"type": "string", "enum": _METHODS},
+                   "intervals": {"type": "integer", "minimum": 1, "maximum": 120}},
+    "required": [],
+    "description": "optional; fields here win over the query string",
+}
+
+
+def request_hash(request: web.Request, body: bytes) -> bytes:
+    """What "the same request" means for an Idempotency-Key: method, path, query and body."""
+    digest = hashlib.sha256()
+    for part in (request.method.encode(), request.rel_url.raw_path.encode(),
+                 request.rel_url.raw_query_string.encode(), body):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.digest()
+
+
+@authenticated
+async def renew_get(request: web.Request, user: User) -> web.StreamResponse:
+    """A payment for `intervals` of the VM's subscription (reused while pending, D10)."""
+    vm_id = path_id(request)
+    svc = services(request)
+    payment = await renew(
+        svc.uow_factory, svc.clock, svc.rails, svc.rates, svc.tax_rates,
+        user_id=user.id, vm_id=vm_id,
+        method=method_from(request.query.get("method")),
+        intervals=intervals_from(request.query.get("intervals")),
+    )
+    return data_response(vm_payment_json(payment, vm_id))
+
+
+@authenticated
+async def renew_post(request: web.Request, user: User) -> web.StreamResponse:
+    """The POST variant (D11): the same, and with `Idempotency-Key` the same key and request
+    give the same payment while the same key with another request is a 409."""
+    vm_id = path_id(request)
+    body = await optional_json_object(request)
+    method = method_from(body.get("method", request.query.get("method")))
+    intervals = intervals_from(body.get("intervals", request.query.get("intervals")))
+    svc = services(request)
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    payment: SubscriptionPayment
+    if key is None:
+        payment = await renew(
+            svc.uow_factory, svc.clock, svc.rails, svc.rates, svc.tax_rates,
+            user_id=user.id, vm_id=vm_id, method=method, intervals=intervals,
+        )
+    else:
+        payment = await renew_idempotent(
+            svc.uow_factory, svc.clock, svc.rails, svc.rates, svc.tax_rates,
+            user_id=user.id, idempotency_key=key,
+            request_body_hash=request_hash(request, await request.read()),
+            vm_id=vm_id, method=method, intervals=intervals,
+        )
+    return data_response(vm_payment_json(payment, vm_id))
+
+
+@authenticated
+async def vm_payments(request: web.Request, user: User) -> web.StreamResponse:
+    """Every payment of the VM's subscription, newest first; a plain list (§6.6, §12.2)."""
+    vm = await owner_vm(services(request), user, path_id(request), deleted=True)
+    page = parse_page(request.query, max_limit=None)
+    async with services(request).uow_factory() as uow:
+        found = await uow.payments.list_by_vm(vm.id, page.limit, page.offset)
+    return data_response([vm_payment_json(p, vm.id) for p in found.items])
+
+
+async def owned_payment(
+    request: web.Request, user: User, raw_id: str
+) -> tuple[SubscriptionPayment, int]:
+    """The caller's VM payment and its VM id; unknown, another's or not a VM's: 404."""
+    pid = payment_id(raw_id)
+    if not is_payment_id_length(pid):
+        raise PaymentNotFound("Payment not found")
+    async with services(request).uow_factory() as uow:
+        payment = await uow.payments.get(pid)
+        vm = None if payment is None else await uow.vms.get_by_subscription(
+            payment.subscription_id)
+    if payment is None or vm is None or payment.user_id != user.id or vm.user_id != user.id:
+        raise PaymentNotFound("Payment not found")
+    return payment, vm.id
+
+
+@authenticated
+async def get_payment(request: web.Request, user: User) -> web.StreamResponse:
+    """The polling endpoint: clients read `is_paid` every 2–5 s."""
+    payment, vm_id = await owned_payment(request, user, request.match_info["id"])
+    return data_response(vm_payment_json(payment, vm_id))
+
+
+def add_payment_routes(table: RouteTable) -> None:
+    """Register renew (GET, POST), the VM's payments and `GET /api/v1/payment/{id}`.
+
+    `GET /api/v1/payment/methods` belongs to the catalogue routes and must be registered
+    before this table's `/api/v1/payment/{id}`.
+    """
+    tags = ("payments",)
+    table.add("GET", f"{_VM}/renew", renew_get, summary="A renewal payment for the VM",
+              query=_RENEW_QUERY, response=VM_PAYMENT_SCHEMA, tags=tags)
+    table.add("POST", f"{_VM}/renew", renew_post,
+              summary="A renewal payment; honours an Idempotency-Key header (D11)",
+              query=_RENEW_QUERY, request=_RENEW_BODY, response=VM_PAYMENT_SCHEMA, tags=tags)
+    table.add("GET", f"{_VM}/payments", vm_payments,
+              summary="The VM's payments, newest first (plain list, limit not clamped)",
+              query=(QueryParam("limit", {"type": "integer", "minimum": 0, "default": 50}),
+                     QueryParam("offset", {"type": "integer", "minimum": 0, "default": 0})),
+              response={"type": "array", "items": VM_PAYMENT_SCHEMA}, tags=tags)
+    table.add("GET", PAYMENT_PATH, get_payment,
+              summary="One of the caller's VM payments (hex id)", response=VM_PAYMENT_SCHEMA,
+              tags=tags)

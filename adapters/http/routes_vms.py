@@ -1,0 +1,192 @@
+"""User VM routes (api.md §6.4–6.5): list, order, get, patch, actions, history, time-series."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import web
+
+from adapters.http import vm_schemas as s
+from adapters.http.auth import authenticated
+from adapters.http.context import services
+from adapters.http.envelope import data_response, parse_page
+from adapters.http.openapi import QueryParam, RouteTable
+from adapters.http.views_vm import (
+    VM_STATES,
+    display_state,
+    history_json,
+    load_vm_view,
+    vm_status_json,
+)
+from adapters.http.vm_actions import ACTIONS, VmPatch, owner_vm, patch_vm, run_action
+from adapters.http.vm_params import (
+    disk_interface,
+    disk_type,
+    json_object,
+    optional_bool,
+    optional_int,
+    optional_json_object,
+    optional_str,
+    path_id,
+    required_int,
+)
+from app.billing.catalogue import owned_vm
+from app.billing.ordering import order_custom_vm, order_vm
+from domain.model import User, Vm
+
+_VM = r"/api/v1/vm/{id:\d+}"
+_LIST_CHUNK = 500
+_U16 = 2**16 - 1
+
+
+async def status_of(request: web.Request, vms: Iterable[Vm]) -> list[dict[str, Any]]:
+    """ApiVmStatus of each VM; `status` from the state cache when the app has one."""
+    svc = services(request)
+    now = svc.clock.now()
+    source = request.config_dict.get(VM_STATES)
+    async with svc.uow_factory() as uow:
+        views = [await load_vm_view(uow, vm) for vm in vms]
+    out = []
+    for view in views:
+        cached = None if source is None else await source.state_of(view.vm.id)
+        out.append(vm_status_json(view, display_state(view, cached), now))
+    return out
+
+
+@authenticated
+async def list_vms(request: web.Request, user: User) -> web.StreamResponse:
+    vms: list[Vm] = []
+    async with services(request).uow_factory() as uow:
+        while True:
+            page = await uow.vms.list_by_user(user.id, _LIST_CHUNK, len(vms))
+            vms += page.items
+            if not page.items or len(vms) >= page.total:
+                break
+    return data_response(await status_of(request, vms))
+
+
+@authenticated
+async def order_standard(request: web.Request, user: User) -> web.StreamResponse:
+    body = await json_object(request)
+    svc = services(request)
+    vm = await order_vm(
+        svc.uow_factory, svc.clock, user.id,
+        template_id=required_int(body, "template_id"),
+        image_id=required_int(body, "image_id"),
+        ssh_key_id=required_int(body, "ssh_key_id"),
+        ref_code=optional_str(body, "ref_code"),
+        require_verified_email=svc.require_verified_email,
+    )
+    [status] = await status_of(request, [vm])
+    return data_response(status)
+
+
+@authenticated
+async def order_custom(request: web.Request, user: User) -> web.StreamResponse:
+    body = await json_object(request)
+    svc = services(request)
+    vm = await order_custom_vm(
+        svc.uow_factory, svc.clock, user.id,
+        pricing_id=required_int(body, "pricing_id"),
+        cpu=required_int(body, "cpu", maximum=_U16),
+        memory=required_int(body, "memory"),
+        disk=required_int(body, "disk"),
+        disk_type=disk_type(body.get("disk_type")),
+        disk_interface=disk_interface(body.get("disk_interface")),
+        image_id=required_int(body, "image_id"),
+        ssh_key_id=required_int(body, "ssh_key_id"),
+        ref_code=optional_str(body, "ref_code"),
+        require_verified_email=svc.require_verified_email,
+    )
+    [status] = await status_of(request, [vm])
+    return data_response(status)
+
+
+@authenticated
+async def get_vm(request: web.Request, user: User) -> web.StreamResponse:
+    vm = await owner_vm(services(request), user, path_id(request))
+    [status] = await status_of(request, [vm])
+    return data_response(status)
+
+
+@authenticated
+async def patch(request: web.Request, user: User) -> web.StreamResponse:
+    body = await json_object(request)
+    change = VmPatch(
+        ssh_key_id=optional_int(body, "ssh_key_id"),
+        reverse_dns=optional_str(body, "reverse_dns"),
+        set_reverse_dns="reverse_dns" in body,
+        auto_renewal_enabled=optional_bool(body, "auto_renewal_enabled"),
+    )
+    await patch_vm(services(request), user, path_id(request), change)
+    return data_response(None)
+
+
+def _action_handler(action: str) -> Any:
+    @authenticated
+    async def handler(request: web.Request, user: User) -> web.StreamResponse:
+        image_id = None
+        if action == "re-install":
+            image_id = optional_int(await optional_json_object(request), "image_id")
+        await run_action(services(request), user, path_id(request), action, image_id)
+        return data_response(None)
+
+    handler.__name__ = f"vm_{action.replace('-', '_')}"
+    return handler
+
+
+@authenticated
+async def history(request: web.Request, user: User) -> web.StreamResponse:
+    """Newest first; paged only when both `limit` and `offset` are given (§6.5)."""
+    vm = await owner_vm(services(request), user, path_id(request), deleted=True)
+    paged = "limit" in request.query and "offset" in request.query
+    page = parse_page(request.query, max_limit=None) if paged else None
+    async with services(request).uow_factory() as uow:
+        if page is not None:
+            entries = (await uow.vm_history.list_by_vm(vm.id, page.limit, page.offset)).items
+        else:
+            entries = []
+            while True:
+                chunk = await uow.vm_history.list_by_vm(vm.id, _LIST_CHUNK, len(entries))
+                entries += chunk.items
+                if not chunk.items or len(entries) >= chunk.total:
+                    break
+    return data_response([history_json(e, vm.user_id) for e in entries])
+
+
+@authenticated
+async def time_series(request: web.Request, user: User) -> web.StreamResponse:
+    """Hypervisor metrics are not collected by this server: always `[]` for an owned VM."""
+    async with services(request).uow_factory() as uow:
+        await owned_vm(uow, path_id(request), user.id)
+    return data_response([])
+
+
+def add_vm_routes(table: RouteTable) -> None:
+    """Register the VM routes, static paths before `{id}` ones."""
+    tags = ("vm",)
+    many = {"type": "array", "items": s.VM_STATUS}
+    table.add("GET", "/api/v1/vm", list_vms, summary="The caller's VMs (not deleted)",
+              response=many, tags=tags)
+    table.add("POST", "/api/v1/vm", order_standard, summary="Order a VM on a standard template",
+              request=s.CREATE_VM, response=s.VM_STATUS, tags=tags)
+    table.add("POST", "/api/v1/vm/custom-template", order_custom,
+              summary="Order a VM with a custom spec", request=s.CREATE_CUSTOM_VM,
+              response=s.VM_STATUS, tags=tags)
+    table.add("GET", _VM, get_vm, summary="One of the caller's VMs", response=s.VM_STATUS,
+              tags=tags)
+    table.add("PATCH", _VM, patch, summary="Change SSH key, reverse DNS or auto-renewal",
+              request=s.PATCH_VM, response=s.NULL, tags=tags)
+    for action in ACTIONS:
+        table.add("PATCH", f"{_VM}/{action}", _action_handler(action),
+                  summary=f"{action.capitalize()} the VM on its host now",
+                  request=s.REINSTALL if action == "re-install" else None,
+                  response=s.NULL, tags=tags)
+    table.add("GET", f"{_VM}/history", history, summary="The VM's history, newest first",
+              response={"type": "array", "items": s.VM_HISTORY},
+              query=[QueryParam("limit", {"type": "integer", "minimum": 0}),
+                     QueryParam("offset", {"type": "integer", "minimum": 0})], tags=tags)
+    table.add("GET", f"{_VM}/time-series", time_series,
+              summary="Hypervisor metrics (none collected: always empty)",
+              response={"type": "array", "items": s.TIME_SERIES}, tags=tags)

@@ -1,0 +1,191 @@
+"""The owner's VM actions (api.md §6.4 PATCH, §6.5): host calls, history, follow-up jobs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import attrs
+
+from app.billing.catalogue import owned_vm, subscription_of
+from app.billing.errors import ImageNotFound, SshKeyNotFound
+from app.services import Services
+from domain.enums import VmHistoryActionType
+from domain.errors import DomainError
+from domain.model import IpRange, User, Vm, VmHistory
+from ports.queue import Job
+from ports.storage import UnitOfWork
+from ports.vmhost import FullVmInfo, VmHost, VmHostError
+
+log = logging.getLogger("lnvps.http")
+
+
+class VmNotProvisioned(DomainError):
+    """The VM has not been built on a host yet (unpaid, or the spawn job has not run)."""
+
+    kind = "conflict"
+
+
+class VmExpired(DomainError):
+    """An expired VM stays off until it is renewed (422)."""
+
+
+class VmHostUnavailable(DomainError):
+    """The hypervisor call failed; details go to the log only (503, D19)."""
+
+    kind = "unavailable"
+
+
+HostCall = Callable[[VmHost], Awaitable[None]]
+_ACTION = {
+    "start": VmHistoryActionType.STARTED,
+    "stop": VmHistoryActionType.STOPPED,
+    "restart": VmHistoryActionType.RESTARTED,
+    "re-install": VmHistoryActionType.REINSTALLED,
+}
+ACTIONS = tuple(_ACTION)
+
+
+async def _host_of(services: Services, uow: UnitOfWork, vm: Vm) -> VmHost:
+    host = await uow.hosts.get(vm.host_id)
+    if host is None:
+        raise VmHostUnavailable("The VM's host is not configured")
+    try:
+        return services.hosts.for_host(host)
+    except VmHostError as err:
+        log.error("no client for host %s of VM %s: %s", host.id, vm.id, err.message)
+        raise VmHostUnavailable("The VM's host is not available") from err
+
+
+async def _full_info(uow: UnitOfWork, vm: Vm) -> FullVmInfo:
+    host = await uow.hosts.get(vm.host_id)
+    disk = await uow.host_disks.get(vm.disk_id)
+    image = await uow.images.get(vm.image_id)
+    key = await uow.ssh_keys.get(vm.ssh_key_id)
+    if host is None or disk is None or image is None or key is None:
+        raise VmHostUnavailable("The VM's host, disk, image or SSH key is missing")
+    ips = tuple(await uow.ip_assignments.list_by_vm(vm.id))
+    ranges: list[IpRange] = []
+    for range_id in dict.fromkeys(a.ip_range_id for a in ips):
+        ip_range = await uow.ip_ranges.get(range_id)
+        if ip_range is not None:
+            ranges.append(ip_range)
+    return FullVmInfo(
+        vm=vm, host=host, disk=disk, image=image, ssh_key=key,
+        template=None if vm.template_id is None else await uow.templates.get(vm.template_id),
+        custom_template=None if vm.custom_template_id is None
+        else await uow.custom_templates.get(vm.custom_template_id),
+        ips=ips, ranges=tuple(ranges),
+    )
+
+
+async def run_action(
+    services: Services, user: User, vm_id: int, action: str, image_id: int | None = None
+) -> None:
+    """Start, stop, restart (a real reset, D21) or re-install (with `image_id`, D21) now.
+
+    The host is called synchronously as the reference does, so the owner learns of a failure
+    (503) at once; then a history entry is written and a CheckVm job refreshes the state.
+    An unprovisioned VM is a 409; an expired one may be stopped but not started, restarted
+    or re-installed (422).
+    """
+    now = services.clock.now()
+    async with services.uow_factory() as uow:
+        vm = await owned_vm(uow, vm_id, user.id)
+        if not vm.is_provisioned:
+            raise VmNotProvisioned("VM is not provisioned yet")
+        sub = await subscription_of(uow, vm)
+        if action != "stop" and (sub.expires is None or sub.expires <= now):
+            raise VmExpired(f"Cannot {action} expired VM")
+        target = vm
+        if action == "re-install" and image_id is not None and image_id != vm.image_id:
+            image = await uow.images.get(image_id)
+            if image is None or not image.enabled:
+                raise ImageNotFound("OS image not found")
+            target = attrs.evolve(vm, image_id=image_id)
+        host = await _host_of(services, uow, vm)
+        info = await _full_info(uow, target) if action == "re-install" else None
+    await _call_host(host, vm, action, info)
+    async with services.uow_factory() as uow:
+        if target is not vm:
+            await uow.vms.update(target)
+        await uow.vm_history.add(_entry(vm, target, action, user, now))
+        await uow.commit()
+    await _send(services, Job("CheckVm", {"vm_id": vm.id}))
+
+
+async def _call_host(host: VmHost, vm: Vm, action: str, info: FullVmInfo | None) -> None:
+    try:
+        if action == "start":
+            await host.start_vm(vm)
+        elif action == "stop":
+            await host.stop_vm(vm)
+        elif action == "restart":
+            await host.restart_vm(vm)
+        else:
+            assert info is not None
+            await host.reinstall_vm(info)
+    except VmHostError as err:
+        log.error("%s of VM %s failed on its host: %s", action, vm.id, err.message)
+        raise VmHostUnavailable(f"The VM host could not {action} the VM, try again") from err
+
+
+def _entry(before: Vm, after: Vm, action: str, user: User, now: datetime) -> VmHistory:
+    previous = new = None
+    if after.image_id != before.image_id:
+        previous, new = {"image_id": before.image_id}, {"image_id": after.image_id}
+    verb = {"start": "started", "stop": "stopped", "restart": "restarted"}.get(
+        action, "re-installed")
+    return VmHistory(
+        id=0, vm_id=before.id, action_type=_ACTION[action], timestamp=now,
+        initiated_by_user=user.id, previous_state=previous, new_state=new,
+        description=f"VM {before.id} was {verb} by its owner",
+    )
+
+
+async def _send(services: Services, job: Job) -> None:
+    """Follow-up jobs are best effort: the action itself already happened."""
+    try:
+        await services.queue.send(job)
+    except Exception:
+        log.exception("could not queue %s", job.kind)
+
+
+@attrs.frozen(kw_only=True)
+class VmPatch:
+    ssh_key_id: int | None = None
+    reverse_dns: str | None = None
+    set_reverse_dns: bool = False
+    auto_renewal_enabled: bool | None = None
+
+
+async def patch_vm(services: Services, user: User, vm_id: int, patch: VmPatch) -> None:
+    """PATCH /vm/{id}: the owner's SSH key (ConfigureVm queued), the PTR name of every address,
+    and auto-renewal on the VM's subscription, all in one transaction."""
+    async with services.uow_factory() as uow:
+        vm = await owned_vm(uow, vm_id, user.id)
+        configure = False
+        if patch.ssh_key_id is not None and patch.ssh_key_id != vm.ssh_key_id:
+            key = await uow.ssh_keys.get(patch.ssh_key_id)
+            if key is None or key.user_id != user.id:
+                raise SshKeyNotFound("SSH key not found")
+            await uow.vms.update(attrs.evolve(vm, ssh_key_id=key.id))
+            configure = vm.is_provisioned
+        if patch.set_reverse_dns:
+            for assignment in await uow.ip_assignments.list_by_vm(vm.id):
+                await uow.ip_assignments.update(
+                    attrs.evolve(assignment, dns_reverse=patch.reverse_dns))
+        if patch.auto_renewal_enabled is not None:
+            sub = await subscription_of(uow, vm)
+            await uow.subscriptions.update(
+                attrs.evolve(sub, auto_renewal_enabled=patch.auto_renewal_enabled))
+        await uow.commit()
+    if configure:
+        await _send(services, Job("ConfigureVm", {"vm_id": vm.id}))
+
+
+async def owner_vm(services: Services, user: User, vm_id: int, *, deleted: bool = False) -> Vm:
+    """The caller's VM (404 otherwise); `deleted` lets soft-deleted ones through."""
+    async with services.uow_factory() as uow:
+        return await owned_vm(uow, vm_id, user.id, allow_deleted=deleted)

@@ -1,0 +1,142 @@
+"""Request parsing shared by the VM and payment routes: ids, methods, intervals, body fields."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from adapters.http.envelope import read_json
+from domain.enums import DiskInterface, DiskType, PaymentMethod
+from domain.errors import InvalidInput
+
+_U64_MAX = 2**64 - 1
+_DIGITS = re.compile(r"[0-9]+")
+_PAYMENT_ID_BYTES = 32
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    """A `{id:\\d+}` path segment as an int; beyond u64 it is a 400 like any bad u64."""
+    value = int(request.match_info[name])
+    if value > _U64_MAX:
+        raise InvalidInput(f"{name} is out of range")
+    return value
+
+
+def payment_id(text: str) -> bytes:
+    """A hex payment id (either case); not hex is a 400 "Invalid payment id" (api.md §6.6)."""
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise InvalidInput("Invalid payment id") from None
+    if not raw:
+        raise InvalidInput("Invalid payment id")
+    return raw
+
+
+def is_payment_id_length(raw: bytes) -> bool:
+    """Stored payment ids are 32 bytes; anything else cannot exist (404, not 400)."""
+    return len(raw) == _PAYMENT_ID_BYTES
+
+
+def query_method(query: Mapping[str, str]) -> PaymentMethod:
+    """`method=`: the four wire names; absent, `nwc` or anything else is Lightning (§3).
+
+    NWC is not a rail of this server: `method=nwc` behaves like the reference does for a
+    user without a wallet string, a plain Lightning invoice.
+    """
+    return method_from(query.get("method"))
+
+
+def method_from(value: object) -> PaymentMethod:
+    if isinstance(value, str):
+        for member in PaymentMethod:
+            if member.api_name == value:
+                return member
+    return PaymentMethod.LIGHTNING
+
+
+def intervals_from(value: object) -> int:
+    """`intervals`: absent is 1; a whole number 1..120 (D6); 0, 121, "abc", -1 are a 400."""
+    if value is None:
+        return 1
+    if isinstance(value, str):
+        if not _DIGITS.fullmatch(value):
+            raise InvalidInput("intervals must be a whole number from 1 to 120")
+        value = int(value)
+    count = as_int(value, "intervals")
+    if not 1 <= count <= 120:
+        raise InvalidInput("intervals must be a whole number from 1 to 120")
+    return count
+
+
+def as_int(value: object, name: str, *, maximum: int = _U64_MAX) -> int:
+    """A non-negative JSON integer (an integral float such as 2.0 too, §3 robustness)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise InvalidInput(f"{name} must be a whole number from 0 to {maximum}")
+    return value
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The JSON body, which must be an object (415 / 400 from `read_json` otherwise)."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidInput("The request body must be a JSON object")
+    return body
+
+
+async def optional_json_object(request: web.Request) -> dict[str, Any]:
+    """An optional JSON object body: none (or only whitespace) is `{}`."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    return await json_object(request)
+
+
+def required_int(body: Mapping[str, Any], name: str, *, maximum: int = _U64_MAX) -> int:
+    if body.get(name) is None:
+        raise InvalidInput(f"missing field `{name}`")
+    return as_int(body[name], name, maximum=maximum)
+
+
+def optional_int(body: Mapping[str, Any], name: str, *, maximum: int = _U64_MAX) -> int | None:
+    value = body.get(name)
+    return None if value is None else as_int(value, name, maximum=maximum)
+
+
+def optional_str(body: Mapping[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be a string")
+    return value
+
+
+def optional_bool(body: Mapping[str, Any], name: str) -> bool | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{name} must be true or false")
+    return value
+
+
+def disk_type(value: object) -> DiskType:
+    if isinstance(value, str):
+        for member in DiskType:
+            if member.name.lower() == value.lower():
+                return member
+    raise InvalidInput("disk_type must be one of: hdd, ssd")
+
+
+def disk_interface(value: object) -> DiskInterface:
+    if isinstance(value, str):
+        for member in DiskInterface:
+            if member.name.lower() == value.lower():
+                return member
+    raise InvalidInput("disk_interface must be one of: sata, scsi, pcie")

@@ -1,0 +1,278 @@
+"""VM routes over the real app: shapes clients read, ownership, NIP-98 refusals, actions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
+
+import attrs
+import pytest
+
+from adapters.http.context import SERVICES
+from adapters.http.openapi import documented_operations, served_operations
+from adapters.http.views_vm import VM_STATES
+from domain.model import GIB, Host, IpAssignment, IpRange, Vm
+from ports.queue import Job
+from ports.vmhost import VmHost, VmHostError, VmRunningState, VmRunState
+from tests.http.apiapp import ALICE, BOB, ApiClient, api_client
+from tests.http.vm_helpers import add_key, build, order, paid_vm, provision, renew, settle
+from tests.nostr_signing import auth_header, nip98_event
+
+STATUS_KEYS = ["id", "created", "expires", "mac_address", "image", "template", "ssh_key",
+               "ip_assignments", "status", "auto_renewal_enabled"]
+
+
+@pytest.fixture
+async def c() -> AsyncIterator[ApiClient]:
+    async with api_client(build()) as client:
+        yield client
+
+
+async def jobs(c: ApiClient) -> list[Job]:
+    return [d.job for d in await c.api.queue.receive(100, 0)]
+
+
+async def test_order_returns_the_documented_unpaid_vm_status(c: ApiClient) -> None:
+    vm = await order(c, ALICE)
+    assert list(vm) == STATUS_KEYS
+    assert vm["expires"] is None and vm["mac_address"] == "ff:ff:ff:ff:ff:ff"
+    assert vm["ip_assignments"] == [] and vm["auto_renewal_enabled"] is False
+    assert vm["status"] == {"timestamp": 0, "state": "unknown", "cpu_usage": 0.0,
+                            "mem_usage": 0.0, "uptime": 0, "net_in": 0, "net_out": 0,
+                            "disk_write": 0, "disk_read": 0}
+    assert vm["image"] == {"id": c.demo.ubuntu, "distribution": "ubuntu", "flavour": "Server",
+                           "version": "24.04", "release_date": "2024-04-25T00:00:00Z",
+                           "default_username": "ubuntu"}
+    template = vm["template"]
+    assert template["id"] == c.demo.tiny and template["name"] == "Tiny"
+    assert template["cost_plan"] == {"id": c.demo.tiny_plan, "name": "Tiny", "currency": "EUR",
+                                     "amount": 270, "other_price": [], "interval_amount": 1,
+                                     "interval_type": "month"}
+    assert template["region"] == {"id": c.demo.region, "name": "Dublin"}
+    assert isinstance(vm["ssh_key"]["id"], int) and vm["ssh_key"]["name"] == "laptop"
+    assert vm["created"] == "2026-06-17T10:00:00Z"
+
+
+async def test_list_and_get_show_only_the_callers_vms(c: ApiClient) -> None:
+    mine, theirs = await order(c, ALICE), await order(c, BOB)
+    listed = await (await c.call("GET", "/api/v1/vm")).json()
+    assert [v["id"] for v in listed["data"]] == [mine["id"]]
+    got = await c.call("GET", f"/api/v1/vm/{mine['id']}")
+    assert (await got.json())["data"] == mine
+    for path in (f"/api/v1/vm/{theirs['id']}", "/api/v1/vm/9999",
+                 f"/api/v1/vm/{theirs['id']}/history", f"/api/v1/vm/{theirs['id']}/payments",
+                 f"/api/v1/vm/{theirs['id']}/renew", f"/api/v1/vm/{theirs['id']}/time-series"):
+        resp = await c.call("GET", path)
+        assert resp.status == 404, path
+        assert await resp.json() == {"error": "VM not found"}
+    resp = await c.call("PATCH", f"/api/v1/vm/{theirs['id']}/stop")
+    assert resp.status == 404
+    assert (await c.call("GET", "/api/v1/vm/abc")).status == 404
+
+
+@pytest.mark.parametrize("case", ["wrong_url", "wrong_method", "stale", "bad_signature"])
+async def test_nip98_refusals_are_401_and_show_nothing(c: ApiClient, case: str) -> None:
+    vm = await order(c, ALICE)
+    path = f"/api/v1/vm/{vm['id']}"
+    url, method, when = c.url(path), "GET", c.api.clock.now()
+    if case == "wrong_url":
+        url = c.url("/api/v1/vm/1234")
+    elif case == "wrong_method":
+        method = "PATCH"
+    elif case == "stale":
+        when -= timedelta(seconds=601)
+    event = nip98_event(ALICE, url, method, when)
+    if case == "bad_signature":
+        event["sig"] = ("00" if event["sig"][:2] != "00" else "11") + event["sig"][2:]
+    resp = await c.client.get(path, headers={"Authorization": auth_header(event)})
+    assert resp.status == 401
+    assert "data" not in await resp.json()
+    assert (await c.call("GET", path, signed=False)).status == 403
+
+
+async def test_custom_order_synthesizes_the_custom_template(c: ApiClient) -> None:
+    key = await add_key(c.api, ALICE)
+    body = {"pricing_id": c.demo.custom, "cpu": 2, "memory": 4 * GIB, "disk": 80 * GIB,
+            "disk_type": "ssd", "disk_interface": "pcie", "image_id": c.demo.debian,
+            "ssh_key_id": key.id}
+    resp = await c.call("POST", "/api/v1/vm/custom-template", json=body)
+    assert resp.status == 200, await resp.text()
+    vm = (await resp.json())["data"]
+    template = vm["template"]
+    assert (template["name"], template["cpu"], template["memory"], template["disk_size"]) == (
+        "Custom", 2, 4 * GIB, 80 * GIB)
+    plan = template["cost_plan"]
+    assert plan["id"] == c.demo.custom and plan["interval_type"] == "month"
+    assert plan["amount"] > 0 and plan["other_price"] == []
+    assert vm["image"]["default_username"] is None
+    too_big = await c.call("POST", "/api/v1/vm/custom-template", json={**body, "cpu": 999})
+    assert too_big.status == 400
+
+
+async def test_order_refusals(c: ApiClient) -> None:
+    bob_key = await add_key(c.api, BOB)
+    mine = await add_key(c.api, ALICE)
+    base = {"template_id": c.demo.tiny, "image_id": c.demo.ubuntu, "ssh_key_id": mine.id}
+    cases = [
+        ({**base, "ssh_key_id": bob_key.id}, 404),
+        ({**base, "image_id": c.demo.centos}, 404),
+        ({**base, "template_id": 9999}, 404),
+        ({**base, "template_id": c.demo.retired}, 422),
+        ({"image_id": 1, "ssh_key_id": mine.id}, 400),
+        ({**base, "template_id": "one"}, 400),
+    ]
+    for body, status in cases:
+        resp = await c.call("POST", "/api/v1/vm", json=body)
+        assert resp.status == status, (body, await resp.text())
+        assert "error" in await resp.json()
+    raw = await c.call("POST", "/api/v1/vm", data=b"{", headers={"Content-Type": "text/plain"})
+    assert raw.status == 415
+    assert (await (await c.call("GET", "/api/v1/vm")).json())["data"] == []
+
+
+async def test_email_gate_blocks_orders_when_email_is_configured() -> None:
+    async with api_client(build(require_verified_email=True)) as c:
+        key = await add_key(c.api, ALICE)
+        body = {"template_id": c.demo.tiny, "image_id": c.demo.ubuntu, "ssh_key_id": key.id}
+        resp = await c.call("POST", "/api/v1/vm", json=body)
+        assert resp.status == 422
+        assert "Email verification is required" in (await resp.json())["error"]
+
+
+class States:
+    def __init__(self, states: Mapping[int, VmRunningState]) -> None:
+        self.states = dict(states)
+
+    async def state_of(self, vm_id: int) -> VmRunningState | None:
+        return self.states.get(vm_id)
+
+
+async def test_state_is_creating_after_payment_and_comes_from_the_cache_once_known() -> None:
+    api = build()
+    states = States({})
+    api.app[VM_STATES] = states
+    async with api_client(api) as c:
+        vm = await order(c, ALICE)
+        await settle(c.api, (await renew(c, ALICE, vm["id"]))["id"])
+        got = (await (await c.call("GET", f"/api/v1/vm/{vm['id']}")).json())["data"]
+        assert got["status"]["state"] == "creating" and got["expires"] is not None
+        states.states[vm["id"]] = VmRunningState(state=VmRunState.UNKNOWN)
+        got = (await (await c.call("GET", f"/api/v1/vm/{vm['id']}")).json())["data"]
+        assert got["status"]["state"] == "creating"
+        await provision(c.api, vm["id"])
+        got = (await (await c.call("GET", f"/api/v1/vm/{vm['id']}")).json())["data"]
+        assert got["status"]["state"] == "unknown"
+        states.states[vm["id"]] = VmRunningState(timestamp=1781690700, state=VmRunState.RUNNING,
+                                                 uptime=245)
+        got = (await (await c.call("GET", f"/api/v1/vm/{vm['id']}")).json())["data"]
+        assert got["status"]["state"] == "running" and got["status"]["uptime"] == 245
+
+
+async def test_patch_changes_key_auto_renewal_and_reverse_dns(c: ApiClient) -> None:
+    vm = await paid_vm(c, ALICE)
+    async with c.api.store() as uow:
+        ip_range = await uow.ip_ranges.add(IpRange(id=0, cidr="185.18.221.0/25", enabled=True,
+                                                   region_id=c.demo.region, gateway="185.18.221.1"))
+        await uow.ip_assignments.add(IpAssignment(id=0, vm_id=vm["id"], ip_range_id=ip_range.id,
+                                                  ip="185.18.221.14"))
+        await uow.commit()
+    second = await add_key(c.api, ALICE, "desktop")
+    path = f"/api/v1/vm/{vm['id']}"
+    body = {"ssh_key_id": second.id, "auto_renewal_enabled": True, "reverse_dns": "vm.example"}
+    resp = await c.call("PATCH", path, json=body)
+    assert resp.status == 200 and await resp.json() == {"data": None}
+    got = (await (await c.call("GET", path)).json())["data"]
+    assert got["ssh_key"]["id"] == second.id and got["auto_renewal_enabled"] is True
+    assert got["ip_assignments"] == [{"id": got["ip_assignments"][0]["id"],
+                                      "ip": "185.18.221.14/25", "gateway": "185.18.221.1",
+                                      "forward_dns": None, "reverse_dns": "vm.example"}]
+    assert Job("ConfigureVm", {"vm_id": vm["id"]}) in await jobs(c)
+    bobs = await add_key(c.api, BOB)
+    refused = await c.call("PATCH", path, json={"ssh_key_id": bobs.id})
+    assert refused.status == 404
+    assert (await (await c.call("GET", path)).json())["data"]["ssh_key"]["id"] == second.id
+
+
+async def history(c: ApiClient, vm_id: int, query: str = "") -> list[dict[str, object]]:
+    resp = await c.call("GET", f"/api/v1/vm/{vm_id}/history{query}")
+    assert resp.status == 200
+    data: list[dict[str, object]] = (await resp.json())["data"]
+    return data
+
+
+async def test_actions_call_the_host_log_history_and_queue_a_check(c: ApiClient) -> None:
+    vm = await paid_vm(c, ALICE)
+    await jobs(c)
+    for action in ("stop", "start", "restart"):
+        resp = await c.call("PATCH", f"/api/v1/vm/{vm['id']}/{action}")
+        assert resp.status == 200 and await resp.json() == {"data": None}
+    resp = await c.call("PATCH", f"/api/v1/vm/{vm['id']}/re-install",
+                        json={"image_id": c.demo.debian})
+    assert resp.status == 200
+    got = (await (await c.call("GET", f"/api/v1/vm/{vm['id']}")).json())["data"]
+    assert got["image"]["id"] == c.demo.debian
+    assert await jobs(c) == [Job("CheckVm", {"vm_id": vm["id"]})] * 4
+    entries = await history(c, vm["id"])
+    assert [e["action_type"] for e in entries[:4]] == ["reinstalled", "restarted", "started",
+                                                       "stopped"]
+    assert entries[0]["initiated_by"] == "owner"
+    assert entries[0]["new_state"] == f'{{"image_id":{c.demo.debian}}}'
+    assert list(entries[0]) == ["id", "vm_id", "action_type", "timestamp", "initiated_by",
+                                "previous_state", "new_state", "metadata", "description"]
+    page = await history(c, vm["id"], "?limit=2&offset=1")
+    assert [e["id"] for e in page] == [e["id"] for e in entries[1:3]]
+    assert len(await history(c, vm["id"], "?limit=2")) == len(entries)
+    hidden = await c.call("PATCH", f"/api/v1/vm/{vm['id']}/re-install",
+                          json={"image_id": c.demo.centos})
+    assert hidden.status == 404
+
+
+async def test_unprovisioned_and_expired_vms_cannot_be_started(c: ApiClient) -> None:
+    unpaid = await order(c, ALICE)
+    resp = await c.call("PATCH", f"/api/v1/vm/{unpaid['id']}/start")
+    assert resp.status == 409
+    vm = await paid_vm(c, ALICE)
+    c.api.clock.advance(timedelta(days=40))
+    for action in ("start", "restart", "re-install"):
+        resp = await c.call("PATCH", f"/api/v1/vm/{vm['id']}/{action}")
+        assert resp.status == 422, action
+        assert "expired" in (await resp.json())["error"]
+    assert (await c.call("PATCH", f"/api/v1/vm/{vm['id']}/stop")).status == 200
+
+
+class BrokenHost:
+    async def start_vm(self, vm: Vm) -> None:
+        raise VmHostError("connect to 10.0.0.1:8006 refused, token=secret", transient=True)
+
+
+class BrokenHosts:
+    def for_host(self, host: Host) -> VmHost:
+        return BrokenHost()  # type: ignore[return-value]
+
+
+async def test_a_host_failure_is_503_without_details_and_without_history() -> None:
+    api = build()
+    api.app[SERVICES] = attrs.evolve(api.services, hosts=BrokenHosts())
+    async with api_client(api) as c:
+        vm = await paid_vm(c, ALICE)
+        before = await history(c, vm["id"])
+        resp = await c.call("PATCH", f"/api/v1/vm/{vm['id']}/start")
+        assert resp.status == 503
+        error = (await resp.json())["error"]
+        assert "secret" not in error and "10.0.0.1" not in error
+        assert await history(c, vm["id"]) == before
+
+
+async def test_time_series_is_an_empty_list(c: ApiClient) -> None:
+    vm = await order(c, ALICE)
+    resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/time-series")
+    assert await resp.json() == {"data": []}
+
+
+async def test_openapi_documents_exactly_the_served_routes(c: ApiClient) -> None:
+    document = await (await c.call("GET", "/openapi.json", signed=False)).json()
+    assert documented_operations(document) == served_operations(c.api.app)
+    ops = document["paths"]["/api/v1/vm/{id}/renew"]
+    assert set(ops) == {"get", "post"}
+    assert ops["get"]["responses"]["200"]["content"]["application/json"]["schema"][
+        "properties"]["data"]["required"][:3] == ["id", "vm_id", "created"]
