@@ -1,0 +1,104 @@
+"""check_vms: never-paid cleanup after one hour (D17, §13 item 7) and host state sync (§9.5)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from domain.enums import VmHistoryActionType as H
+from tests.unit.worker.world import DAY, World
+
+SECOND = timedelta(seconds=1)
+HOUR = timedelta(hours=1)
+
+
+async def test_unpaid_order_is_kept_at_59_minutes_and_deleted_after_an_hour(world: World) -> None:
+    vm = await world.shop.order()
+    ordered = world.now
+
+    world.at(ordered + timedelta(minutes=59))
+    assert (await world.vm_check()).deleted == []
+    assert not (await world.shop.vm(vm.id)).deleted
+
+    world.at(ordered + HOUR + SECOND)
+    assert (await world.vm_check()).deleted == [vm.id]
+    assert (await world.shop.vm(vm.id)).deleted
+    assert "delete_vm" not in world.host.calls  # never built: nothing on the host
+    assert world.notifier.sent == []  # no notice, no history (reference)
+    assert await world.history(vm, H.DELETED) == []
+
+
+async def test_a_pending_payment_keeps_the_unpaid_order_until_it_lapses(world: World) -> None:
+    vm = await world.shop.order()
+    ordered = world.now
+    world.at(ordered + timedelta(minutes=55))
+    await world.renew(vm)  # Lightning invoice valid for 10 minutes
+
+    world.at(ordered + HOUR + SECOND)
+    assert (await world.vm_check()).deleted == []
+
+    world.at(ordered + timedelta(minutes=65, seconds=1))
+    assert (await world.vm_check()).deleted == [vm.id]
+
+
+async def test_late_payment_of_a_cleaned_up_order_undeletes_and_spawns_it(world: World) -> None:
+    vm = await world.shop.order()
+    ordered = world.now
+    world.at(ordered + timedelta(minutes=55))
+    invoice = await world.renew(vm)
+    world.at(ordered + 2 * HOUR)
+    await world.vm_check()
+    assert (await world.shop.vm(vm.id)).deleted
+
+    await world.complete(invoice)  # settled after its expiry: still completed (§13 item 3)
+    await world.run_jobs()
+
+    back = await world.shop.vm(vm.id)
+    assert not back.deleted and back.is_provisioned
+    assert world.host_state(vm.id) == "running"
+
+
+async def test_paid_vm_missing_from_its_host_is_spawned_again(world: World) -> None:
+    vm = await world.paid_vm()
+    await world.host.inner.delete_vm(vm)
+
+    report = await world.vm_check()
+
+    assert report.checked == [vm.id]
+    assert world.host_state(vm.id) == "running"
+    assert world.host.calls.get("create_vm") == 2
+
+
+async def test_expired_vm_missing_from_its_host_is_left_alone_and_never_deleted(
+    world: World,
+) -> None:
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    await world.host.inner.delete_vm(vm)
+    world.at(sub.expires + DAY)
+
+    await world.vm_check()
+
+    assert world.host.calls.get("create_vm") == 1
+    assert not (await world.shop.vm(vm.id)).deleted  # §13 items 27, 28
+
+
+async def test_check_vms_caches_host_states(world: World) -> None:
+    vm = await world.paid_vm()
+    await world.host.inner.stop_vm(vm)
+
+    await world.vm_check()
+
+    state = await world.states.get(vm.id)
+    assert state is not None and state.state.value == "stopped"
+    assert world.host_state(vm.id) == "stopped"  # a user's stop is not undone
+
+
+async def test_unreachable_host_is_skipped_and_reported(world: World) -> None:
+    vm = await world.paid_vm()
+    world.host.broken.add("get_all_vm_states")
+
+    report = await world.vm_check()
+
+    assert report.failed == [vm.id]
+    assert world.host.calls["get_all_vm_states"] == 3  # retried with backoff
