@@ -26,9 +26,9 @@ except ImportError as exc:  # pragma: no cover - depends on the machine
 from adapters.memory.clock import FakeClock
 from adapters.vmhost.libvirt_host import LibvirtVmHost, classify
 from adapters.vmhost.libvirt_xml import domain_name, image_volume_name
-from domain.enums import DiskInterface
-from domain.model import GIB, Vm
-from ports.vmhost import VmHost, VmHostError, VmNotFoundOnHost, VmRunState
+from domain.enums import DiskInterface, DiskType
+from domain.model import GIB, CustomTemplate, Vm
+from ports.vmhost import InvalidVmConfig, VmHost, VmHostError, VmNotFoundOnHost, VmRunState
 from tests.contract import test_vmhost as contract
 from tests.contract.test_vmhost import T0, Subject, info
 from tests.contract.test_vmhost import vm as contract_vm
@@ -345,3 +345,28 @@ async def test_a_paused_vm_is_unknown(host: LibvirtVmHost, conn: Any) -> None:
     conn.lookupByName("vm1").suspend()
     state = await host.get_vm_state(vm(1))
     assert (state.state, state.uptime, state.cpu_usage) == (VmRunState.UNKNOWN, 0, Decimal(0))
+
+
+async def test_a_custom_template_sizes_the_vm(host: LibvirtVmHost, conn: Any) -> None:
+    custom = CustomTemplate(
+        id=1,
+        cpu=6,
+        memory=6 * GIB,
+        disk_size=60 * GIB,
+        disk_type=DiskType.HDD,
+        disk_interface=DiskInterface.SATA,
+        pricing_id=1,
+    )
+    await host.create_vm(attrs.evolve(info(6), template=None, custom_template=custom))
+    xml = _inactive_xml(conn, 6)
+    assert ">6</vcpu>" in xml
+    assert "<memory unit='KiB'>6291456</memory>" in xml
+    assert "<target dev='sda' bus='sata'/>" in xml
+    assert "discard" not in xml  # HDD
+    assert int(_volume(conn, "vm6-disk0").info()[1]) == 60 * GIB
+
+
+async def test_no_template_is_an_invalid_config(host: LibvirtVmHost) -> None:
+    with pytest.raises(InvalidVmConfig):
+        await host.create_vm(attrs.evolve(info(7), template=None))
+    assert dict(await host.get_all_vm_states()) == {}
