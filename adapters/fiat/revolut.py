@@ -1,0 +1,122 @@
+"""FiatGateway over the Revolut Merchant API: orders created, re-read and cancelled (§5.4, §7.5)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import attrs
+
+from adapters.fiat import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_TIMEOUT_S,
+    FiatProviderError,
+    GatewayBase,
+    ProviderHttp,
+    SessionFactory,
+    check_order_request,
+    path_part,
+)
+from ports.fiat import FiatOrder, FiatUnavailable
+
+REVOLUT_API_URL: Final = "https://merchant.revolut.com"
+REVOLUT_SANDBOX_URL: Final = "https://sandbox-merchant.revolut.com"
+DEFAULT_API_VERSION: Final = "2024-09-01"
+#: the state a webhook's order must be in before the payment is completed (§7.5).
+COMPLETED: Final = "completed"
+#: states after which an order can neither be paid nor cancelled any more.
+FINISHED_STATES: Final = frozenset({"completed", "cancelled", "failed"})
+#: answers to a cancel that may only mean "this order is past cancelling".
+_STATE_CONFLICT: Final = frozenset({400, 409, 422})
+
+
+@attrs.frozen(kw_only=True)
+class RevolutOrder:
+    """An order as Revolut reports it now: `state` lower-cased, `data` the order JSON text."""
+
+    external_id: str
+    state: str
+    data: str
+
+
+def _order_id(document: dict[str, Any], what: str) -> str:
+    order_id = document.get("id")
+    if not isinstance(order_id, str) or not order_id:
+        raise FiatUnavailable(f"Revolut {what} answered an order without an id")
+    return order_id
+
+
+class RevolutGateway(GatewayBase):
+    """Revolut orders: `POST /api/orders` (amount in minor units), `GET /api/orders/{id}`,
+    `POST /api/orders/{id}/cancel`, authenticated with the secret key as a Bearer token and
+    versioned with `Revolut-Api-Version`. Every failure is `FiatUnavailable`.
+
+    Cancelling an order Revolut does not know, or one already completed, cancelled or failed,
+    is not an error (the port's rule): a 404 returns quietly, and a 400/409/422 re-reads the
+    order and returns quietly if it is finished.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        api_version: str = DEFAULT_API_VERSION,
+        session_factory: SessionFactory | None = None,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+    ) -> None:
+        self._http = ProviderHttp(
+            name="Revolut",
+            base_url=url,
+            secret=api_key,
+            headers={"Revolut-Api-Version": api_version, "Accept": "application/json"},
+            session_factory=session_factory,
+            timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s,
+        )
+
+    def __repr__(self) -> str:
+        return f"RevolutGateway({self._http!r})"
+
+    async def create_order(self, amount_minor: int, currency: str, description: str) -> FiatOrder:
+        check_order_request("Revolut", amount_minor, currency)
+        body = {"amount": amount_minor, "currency": currency, "description": description}
+        document, text = await self._http.call_json("POST", "/api/orders", json_body=body)
+        return FiatOrder(external_id=_order_id(document, "create order"), external_data=text)
+
+    async def get_order(self, external_id: str) -> RevolutOrder | None:
+        """The order as Revolut has it now; None when Revolut does not know it (404)."""
+        if not external_id:
+            return None
+        path = f"/api/orders/{path_part(external_id)}"
+        try:
+            document, text = await self._http.call_json("GET", path)
+        except FiatProviderError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        state = document.get("state")
+        if not isinstance(state, str) or not state:
+            raise FiatUnavailable("Revolut GET order answered an order without a state")
+        return RevolutOrder(
+            external_id=_order_id(document, "GET order"), state=state.lower(), data=text
+        )
+
+    async def get_order_state(self, external_id: str) -> str | None:
+        """The order's state, lower-cased (`pending`, `authorised`, `completed`, …); None for
+        an order Revolut does not know. Complete a payment only on `completed` (§7.5)."""
+        order = await self.get_order(external_id)
+        return None if order is None else order.state
+
+    async def cancel_order(self, external_id: str) -> None:
+        if not external_id:
+            return
+        path = f"/api/orders/{path_part(external_id)}/cancel"
+        status, raw = await self._http.call("POST", path)
+        if 200 <= status < 300 or status == 404:
+            return
+        if status in _STATE_CONFLICT:
+            order = await self.get_order(external_id)
+            if order is None or order.state in FINISHED_STATES:
+                return
+        raise self._http.status_error("POST", path, status, raw)

@@ -1,0 +1,378 @@
+"""The FiatGateway contract over Revolut and Stripe adapters, each against its fake server."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import unused_port
+
+from adapters.fiat import FiatProviderError
+from adapters.fiat.revolut import RevolutGateway
+from adapters.fiat.stripe import StripeGateway
+from app.billing.errors import PaymentProviderUnavailable
+from app.billing.rails import FIAT_EXPIRY, PaymentRails, PricedPayment
+from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.money import Currency
+from ports.fiat import FiatGateway, FiatUnavailable
+from tests.fakes.fake_revolut import FakeRevolut
+from tests.fakes.fake_stripe import FakeStripe
+
+DESCRIPTION = "VM renewal 42 to 2026-12-25 12:00:00 — Café €"
+WRONG_KEY = "sk_wrong_0123456789_secret_do_not_leak"
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+Gateway = RevolutGateway | StripeGateway
+
+
+@dataclass
+class Harness:
+    """One gateway over its fake, with provider-neutral views of the fake's state."""
+
+    name: str
+    url: str
+    fake: FakeRevolut | FakeStripe
+    gateway: Gateway
+    method: PaymentMethod
+    connect: Callable[[str, str, float], Gateway]
+
+    def stored(self, external_id: str) -> dict[str, Any]:
+        if isinstance(self.fake, FakeRevolut):
+            return self.fake.orders[external_id]
+        return self.fake.intents[external_id]
+
+    def state(self, external_id: str) -> str:
+        key = "state" if isinstance(self.fake, FakeRevolut) else "status"
+        return str(self.stored(external_id)[key])
+
+    def is_cancelled(self, external_id: str) -> bool:
+        return self.state(external_id) in ("cancelled", "canceled")
+
+    def complete(self, external_id: str) -> None:
+        self.fake.complete(external_id)
+
+    def create_request(self) -> Any:
+        """The body or form of the last create call, as the fake received it."""
+        creates = [r for r in self.fake.requests if r[0] == "POST" and r[1].count("/") == 2]
+        return creates[-1][2]
+
+    def expected_create_request(self, amount: int, currency: str, description: str) -> Any:
+        if isinstance(self.fake, FakeRevolut):
+            return {"amount": amount, "currency": currency, "description": description}
+        return {
+            "amount": str(amount),
+            "currency": currency.lower(),
+            "description": description,
+            "automatic_payment_methods[enabled]": "true",
+        }
+
+
+def _revolut(url: str, key: str, timeout_s: float) -> Gateway:
+    return RevolutGateway(url, key, timeout_s=timeout_s)
+
+
+def _stripe(url: str, key: str, timeout_s: float) -> Gateway:
+    return StripeGateway(url, secret_key=key, timeout_s=timeout_s)
+
+
+@pytest.fixture(params=["revolut", "stripe"])
+async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    fake: FakeRevolut | FakeStripe
+    if request.param == "revolut":
+        fake, connect, method = FakeRevolut(), _revolut, PaymentMethod.REVOLUT
+        key = fake.api_key
+    else:
+        fake, connect, method = FakeStripe(), _stripe, PaymentMethod.STRIPE
+        key = fake.secret_key
+    async with fake.running() as url:
+        gateway = connect(url, key, 5.0)
+        try:
+            yield Harness(request.param, url, fake, gateway, method, connect)
+        finally:
+            await gateway.aclose()
+
+
+@pytest.fixture
+async def revolut() -> AsyncIterator[tuple[FakeRevolut, RevolutGateway]]:
+    fake = FakeRevolut()
+    async with fake.running() as url, RevolutGateway(url, fake.api_key) as gateway:
+        yield fake, gateway
+
+
+@pytest.fixture
+async def stripe() -> AsyncIterator[tuple[FakeStripe, StripeGateway]]:
+    fake = FakeStripe()
+    async with fake.running() as url, StripeGateway(url, secret_key=fake.secret_key) as gateway:
+        yield fake, gateway
+
+
+def _assert_no_key(exc: BaseException, key: str) -> None:
+    for text in (str(exc), repr(exc), *(str(arg) for arg in exc.args)):
+        assert key not in text
+    if isinstance(exc, FiatProviderError):
+        assert key not in exc.detail and key not in exc.code
+
+
+def test_both_gateways_satisfy_the_port() -> None:
+    gateways: list[FiatGateway] = [
+        RevolutGateway("http://127.0.0.1:1", "k"),
+        StripeGateway("http://127.0.0.1:1", secret_key="k"),
+    ]
+    assert len(gateways) == 2
+
+
+@pytest.mark.parametrize("factory", [_revolut, _stripe])
+def test_an_empty_key_is_refused(factory: Callable[[str, str, float], Gateway]) -> None:
+    with pytest.raises(ValueError, match="API key"):
+        factory("http://127.0.0.1:1", "", 1.0)
+
+
+@pytest.mark.parametrize("factory", [_revolut, _stripe])
+def test_repr_hides_the_key(factory: Callable[[str, str, float], Gateway]) -> None:
+    assert "sk_secret" not in repr(factory("http://127.0.0.1:1", "sk_secret", 1.0))
+
+
+# -- create -------------------------------------------------------------------------------
+
+
+async def test_create_order_sends_amount_currency_description_exactly(harness: Harness) -> None:
+    order = await harness.gateway.create_order(12_345, "EUR", DESCRIPTION)
+    assert harness.create_request() == harness.expected_create_request(12_345, "EUR", DESCRIPTION)
+    stored = harness.stored(order.external_id)
+    assert stored["amount"] == 12_345
+    assert stored["currency"].upper() == "EUR"
+    assert stored["description"] == DESCRIPTION
+    assert json.loads(order.external_data) == stored
+
+
+async def test_each_order_is_new(harness: Harness) -> None:
+    first = await harness.gateway.create_order(100, "USD", "a")
+    second = await harness.gateway.create_order(100, "USD", "a")
+    assert first.external_id != second.external_id
+
+
+async def test_external_data_carries_what_the_client_pays_with(harness: Harness) -> None:
+    order = await harness.gateway.create_order(500, "EUR", "x")
+    data = json.loads(order.external_data)
+    assert data["id"] == order.external_id
+    if harness.name == "revolut":
+        assert data["token"] and data["state"] == "pending"  # api.md: data.revolut.token
+    else:
+        assert data["client_secret"].startswith(order.external_id)
+
+
+@pytest.mark.parametrize("amount", [0, -1])
+async def test_create_refuses_nonpositive_amounts(harness: Harness, amount: int) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        await harness.gateway.create_order(amount, "EUR", "x")
+    assert harness.fake.requests == []
+
+
+# -- cancel -------------------------------------------------------------------------------
+
+
+async def test_cancel_a_pending_order(harness: Harness) -> None:
+    order = await harness.gateway.create_order(100, "EUR", "x")
+    await harness.gateway.cancel_order(order.external_id)
+    assert harness.is_cancelled(order.external_id)
+
+
+async def test_cancel_twice_is_quiet(harness: Harness) -> None:
+    order = await harness.gateway.create_order(100, "EUR", "x")
+    await harness.gateway.cancel_order(order.external_id)
+    await harness.gateway.cancel_order(order.external_id)
+    assert harness.is_cancelled(order.external_id)
+
+
+async def test_cancel_unknown_order_is_not_an_error(harness: Harness) -> None:
+    """Chosen (and the port's rule): the order may be gone or never reached the provider."""
+    await harness.gateway.cancel_order("no-such-order")
+    await harness.gateway.cancel_order("")
+    await harness.gateway.cancel_order("../../v1/x?y=1")
+
+
+async def test_cancel_a_paid_order_is_quiet_and_leaves_it_paid(harness: Harness) -> None:
+    order = await harness.gateway.create_order(100, "EUR", "x")
+    harness.complete(order.external_id)
+    await harness.gateway.cancel_order(order.external_id)
+    assert harness.state(order.external_id) in ("completed", "succeeded")
+
+
+# -- failures -----------------------------------------------------------------------------
+
+
+async def test_provider_down(harness: Harness) -> None:
+    gateway = harness.connect(f"http://127.0.0.1:{unused_port()}", "sk_down_key", 2.0)
+    try:
+        with pytest.raises(FiatUnavailable) as create_exc:
+            await gateway.create_order(100, "EUR", "x")
+        with pytest.raises(FiatUnavailable) as cancel_exc:
+            await gateway.cancel_order("abc")
+    finally:
+        await gateway.aclose()
+    _assert_no_key(create_exc.value, "sk_down_key")
+    _assert_no_key(cancel_exc.value, "sk_down_key")
+
+
+@pytest.mark.parametrize("status", [500, 503])
+async def test_provider_error_status(harness: Harness, status: int) -> None:
+    harness.fake.fail_status = status
+    with pytest.raises(FiatUnavailable, match=f"HTTP {status}"):
+        await harness.gateway.create_order(100, "EUR", "x")
+    with pytest.raises(FiatUnavailable, match=f"HTTP {status}"):
+        await harness.gateway.cancel_order("abc")
+
+
+async def test_provider_timeout(harness: Harness) -> None:
+    harness.fake.delay_s = 0.3
+    gateway = harness.connect(harness.url, "irrelevant", 0.05)
+    started = time.monotonic()
+    try:
+        with pytest.raises(FiatUnavailable, match="timed out"):
+            await gateway.create_order(100, "EUR", "x")
+    finally:
+        await gateway.aclose()
+    assert time.monotonic() - started < 0.3
+
+
+async def test_wrong_key_is_unavailable_and_never_shown(harness: Harness) -> None:
+    """The fakes echo a refused key back in full; the adapter must not pass it on."""
+    gateway = harness.connect(harness.url, WRONG_KEY, 5.0)
+    try:
+        with pytest.raises(FiatUnavailable, match="HTTP 401") as create_exc:
+            await gateway.create_order(100, "EUR", "x")
+        with pytest.raises(FiatUnavailable, match="HTTP 401") as cancel_exc:
+            await gateway.cancel_order("abc")  # a refused key is not "nothing to cancel"
+    finally:
+        await gateway.aclose()
+    for exc in (create_exc.value, cancel_exc.value):
+        _assert_no_key(exc, WRONG_KEY)
+        assert "<redacted>" in str(exc)
+    assert not harness.fake.requests
+
+
+async def test_malformed_answer_is_unavailable(harness: Harness) -> None:
+    """A 2xx without a usable order (here: a non-object) is not an order."""
+
+    async def not_an_order(*_: object, **__: object) -> tuple[int, bytes]:
+        return 200, b"[1, 2]"
+
+    harness.gateway._http.call = not_an_order  # type: ignore[method-assign]
+    with pytest.raises(FiatUnavailable, match="non-object"):
+        await harness.gateway.create_order(100, "EUR", "x")
+
+
+# -- through the rails --------------------------------------------------------------------
+
+
+def _priced(method: PaymentMethod) -> PricedPayment:
+    return PricedPayment(
+        subscription_id=7,
+        user_id=3,
+        method=method,
+        payment_type=SubscriptionPaymentType.RENEWAL,
+        amount=1_000,
+        currency=Currency.EUR,
+        rate=Decimal("1"),
+        tax=210,
+        processing_fee=33,
+        time_value=2_592_000,
+        metadata=None,
+        memo="VM renewal 42 to 2026-12-25 12:00:00",
+    )
+
+
+async def test_rails_charge_the_total_and_cancel_at_the_provider(harness: Harness) -> None:
+    rails = PaymentRails(fiat={harness.method: harness.gateway})
+    payment = await rails.create(_priced(harness.method), NOW)
+    assert payment.external_id is not None
+    assert payment.expires == NOW + FIAT_EXPIRY
+    assert harness.stored(payment.external_id)["amount"] == 1_000 + 210 + 33
+    assert json.loads(payment.external_data)["id"] == payment.external_id
+    await rails.cancel(payment)
+    assert harness.is_cancelled(payment.external_id)
+
+
+async def test_rails_report_a_down_gateway_as_unavailable(harness: Harness) -> None:
+    harness.fake.fail_status = 503
+    rails = PaymentRails(fiat={harness.method: harness.gateway})
+    with pytest.raises(PaymentProviderUnavailable):
+        await rails.create(_priced(harness.method), NOW)
+
+
+# -- Revolut specifics --------------------------------------------------------------------
+
+
+async def test_revolut_order_state_for_webhook_recheck(
+    revolut: tuple[FakeRevolut, RevolutGateway],
+) -> None:
+    fake, gateway = revolut
+    order = await gateway.create_order(100, "GBP", "x")
+    assert await gateway.get_order_state(order.external_id) == "pending"
+    fake.complete(order.external_id)
+    assert await gateway.get_order_state(order.external_id) == "completed"
+    fetched = await gateway.get_order(order.external_id)
+    assert fetched is not None and json.loads(fetched.data)["outstanding_amount"] == 0
+    assert await gateway.get_order_state("unknown") is None
+    fake.set_state(order.external_id, "COMPLETED")  # the legacy API's upper-case states
+    assert await gateway.get_order_state(order.external_id) == "completed"
+
+
+async def test_revolut_sends_the_api_version() -> None:
+    fake = FakeRevolut(api_version="2024-09-01")
+    async with fake.running() as url:
+        async with RevolutGateway(url, fake.api_key, api_version="2023-09-01") as old:
+            with pytest.raises(FiatUnavailable, match="HTTP 400"):
+                await old.create_order(100, "EUR", "x")
+        async with RevolutGateway(url, fake.api_key) as current:
+            await current.create_order(100, "EUR", "x")
+
+
+@pytest.mark.parametrize("refusal", [400, 409, 422])
+async def test_revolut_cancel_refused_for_a_finished_order_is_quiet(
+    revolut: tuple[FakeRevolut, RevolutGateway], refusal: int
+) -> None:
+    fake, gateway = revolut
+    fake.cancel_refused_status = refusal
+    order = await gateway.create_order(100, "EUR", "x")
+    fake.set_state(order.external_id, "failed")
+    await gateway.cancel_order(order.external_id)
+
+
+async def test_revolut_cancel_refused_while_processing_raises(
+    revolut: tuple[FakeRevolut, RevolutGateway],
+) -> None:
+    """An order that may still be paid and could not be cancelled is a real failure."""
+    fake, gateway = revolut
+    order = await gateway.create_order(100, "EUR", "x")
+    fake.set_state(order.external_id, "processing")
+    with pytest.raises(FiatUnavailable, match="HTTP 400"):
+        await gateway.cancel_order(order.external_id)
+
+
+# -- Stripe specifics ---------------------------------------------------------------------
+
+
+async def test_stripe_intent_status(stripe: tuple[FakeStripe, StripeGateway]) -> None:
+    fake, gateway = stripe
+    order = await gateway.create_order(100, "EUR", "x")
+    assert await gateway.get_payment_intent_status(order.external_id) == "requires_payment_method"
+    fake.complete(order.external_id)
+    assert await gateway.get_payment_intent_status(order.external_id) == "succeeded"
+    assert await gateway.get_payment_intent_status("pi_unknown") is None
+
+
+async def test_stripe_cancel_other_400s_are_failures(
+    stripe: tuple[FakeStripe, StripeGateway],
+) -> None:
+    fake, gateway = stripe
+    order = await gateway.create_order(100, "EUR", "x")
+    fake.fail_status = 400  # a 400 without `payment_intent_unexpected_state`
+    with pytest.raises(FiatUnavailable, match="HTTP 400"):
+        await gateway.cancel_order(order.external_id)
