@@ -13,10 +13,10 @@ from adapters.http.context import services
 from adapters.http.envelope import data_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.views_vm import (
-    VM_STATES,
     display_state,
     history_json,
     load_vm_view,
+    state_cache,
     vm_status_json,
 )
 from adapters.http.vm_actions import ACTIONS, VmPatch, owner_vm, patch_vm, run_action
@@ -44,12 +44,12 @@ async def status_of(request: web.Request, vms: Iterable[Vm]) -> list[dict[str, A
     """ApiVmStatus of each VM; `status` from the state cache when the app has one."""
     svc = services(request)
     now = svc.clock.now()
-    source = request.config_dict.get(VM_STATES)
+    source = state_cache(request)
     async with svc.uow_factory() as uow:
         views = [await load_vm_view(uow, vm) for vm in vms]
     out = []
     for view in views:
-        cached = None if source is None else await source.state_of(view.vm.id)
+        cached = None if source is None else await source.get(view.vm.id)
         out.append(vm_status_json(view, display_state(view, cached), now))
     return out
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import ipaddress
 import json
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 from aiohttp import web
 
+from adapters.http.context import SERVICES
 from adapters.http.envelope import format_time
 from domain.enums import CpuArch, CpuMfg
 from domain.errors import DomainError
@@ -29,17 +30,18 @@ from domain.model import (
 )
 from domain.pricing import custom_price
 from ports.storage import UnitOfWork
+from ports.vm_state import VmStateCache
 from ports.vmhost import VmRunningState, VmRunState
 
-
-class VmStateSource(Protocol):
-    """Where the last host-reported state of a VM is kept (the worker's cache), if anywhere."""
-
-    async def state_of(self, vm_id: int) -> VmRunningState | None: ...
+#: Where the routes find the worker's VM state cache when `Services` does not carry one
+#: (`Services.vm_states`, when present, wins).
+VM_STATES: web.AppKey[VmStateCache] = web.AppKey("lnvps.vm_states")
 
 
-#: The composition root attaches a VmStateSource here once a state cache exists.
-VM_STATES: web.AppKey[VmStateSource] = web.AppKey("lnvps.vm_states")
+def state_cache(request: web.Request) -> VmStateCache | None:
+    """The VM state cache of this app: `Services.vm_states` if set, else the VM_STATES key."""
+    cache: VmStateCache | None = getattr(request.config_dict[SERVICES], "vm_states", None)
+    return cache if cache is not None else request.config_dict.get(VM_STATES)
 
 
 @attrs.frozen(kw_only=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import attrs
@@ -11,6 +11,7 @@ import pytest
 from adapters.http.context import SERVICES
 from adapters.http.openapi import documented_operations, served_operations
 from adapters.http.views_vm import VM_STATES
+from adapters.memory.vm_state import MemoryVmStateCache
 from domain.model import GIB, Host, IpAssignment, IpRange, Vm
 from ports.queue import Job
 from ports.vmhost import VmHost, VmHostError, VmRunningState, VmRunState
@@ -139,17 +140,9 @@ async def test_email_gate_blocks_orders_when_email_is_configured() -> None:
         assert "Email verification is required" in (await resp.json())["error"]
 
 
-class States:
-    def __init__(self, states: Mapping[int, VmRunningState]) -> None:
-        self.states = dict(states)
-
-    async def state_of(self, vm_id: int) -> VmRunningState | None:
-        return self.states.get(vm_id)
-
-
 async def test_state_is_creating_after_payment_and_comes_from_the_cache_once_known() -> None:
     api = build()
-    states = States({})
+    states = MemoryVmStateCache()
     api.app[VM_STATES] = states
     async with api_client(api) as c:
         vm = await order(c, ALICE)
