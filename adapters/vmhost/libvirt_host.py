@@ -381,7 +381,16 @@ class LibvirtVmHost:
             raise
 
     def _clone_image(self, pool: Any, image: str, name: str, size: int) -> Any:
-        """A fresh qcow2 volume `name` cloned from the image volume, grown to `size` bytes."""
+        """A fresh qcow2 volume `name` cloned from the image volume, grown to `size` bytes.
+
+        The pool is refreshed first (best effort) so an image copied into its directory is
+        seen. The clone's capacity is read back (`info` re-reads a file volume) and grown when
+        it is still smaller than `size`.
+        """
+        try:  # best effort: refused e.g. while another volume is being built in the pool
+            pool.refresh(0)
+        except libvirt.libvirtError as exc:
+            log.warning("refreshing pool %s: %s", self.storage_pool, exc.get_error_message())
         base = _lookup_volume(pool, image)
         if base is None:
             raise VmHostError(f"OS image {image} is not in storage pool {self.storage_pool}")
