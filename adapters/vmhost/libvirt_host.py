@@ -188,7 +188,8 @@ class LibvirtVmHost:
             if self._find(conn, info.vm.id) is not None:
                 raise VmHostError(f"VM {info.vm.id} already exists on {self.uri} as {name}")
             pool = conn.storagePoolLookupByName(self.storage_pool)
-            volume = self._clone_image(pool, image, disk_volume_name(info.vm.id), res.disk_size)
+            base = self._image(pool, image)
+            volume = self._clone(pool, base, disk_volume_name(info.vm.id), res.disk_size)
             spec = DomainSpec(
                 vm_id=info.vm.id,
                 vcpus=res.cpu,
@@ -269,7 +270,8 @@ class LibvirtVmHost:
     async def reinstall_vm(self, info: FullVmInfo) -> None:
         """Replace the primary volume with a fresh clone of `info.image`, same name and size.
 
-        A running VM is powered off for it and started again afterwards.
+        A running VM is powered off for it and started again afterwards. A missing image is
+        refused before anything is touched.
         """
         res = info.resources
         try:
@@ -279,13 +281,12 @@ class LibvirtVmHost:
 
         def reinstall(conn: Conn) -> None:
             dom = self._get(conn, info.vm.id)
+            pool = conn.storagePoolLookupByName(self.storage_pool)
+            base = self._image(pool, image)
             was_running = bool(dom.isActive())
             if was_running:
                 dom.destroy()
-            pool = conn.storagePoolLookupByName(self.storage_pool)
-            name = disk_volume_name(info.vm.id)
-            _delete_volume(_lookup_volume(pool, name))
-            self._clone_image(pool, image, name, res.disk_size)
+            self._clone(pool, base, disk_volume_name(info.vm.id), res.disk_size)
             if was_running:
                 dom.create()
                 self._stamp_start(dom, info.vm.id)
@@ -380,13 +381,8 @@ class LibvirtVmHost:
                 return None
             raise
 
-    def _clone_image(self, pool: Any, image: str, name: str, size: int) -> Any:
-        """A fresh qcow2 volume `name` cloned from the image volume, grown to `size` bytes.
-
-        The pool is refreshed first (best effort) so an image copied into its directory is
-        seen. The clone's capacity is read back (`info` re-reads a file volume) and grown when
-        it is still smaller than `size`.
-        """
+    def _image(self, pool: Any, image: str) -> Any:
+        """The OS image volume; the pool is refreshed first so an image copied in is seen."""
         try:  # best effort: refused e.g. while another volume is being built in the pool
             pool.refresh(0)
         except libvirt.libvirtError as exc:
@@ -394,7 +390,15 @@ class LibvirtVmHost:
         base = _lookup_volume(pool, image)
         if base is None:
             raise VmHostError(f"OS image {image} is not in storage pool {self.storage_pool}")
-        _delete_volume(_lookup_volume(pool, name))  # a leftover of an earlier failed create
+        return base
+
+    def _clone(self, pool: Any, base: Any, name: str, size: int) -> Any:
+        """A fresh qcow2 volume `name` cloned from `base` (replacing any volume of that name).
+
+        The clone's capacity is read back (`info` re-reads a file volume) and grown when it is
+        still smaller than `size`.
+        """
+        _delete_volume(_lookup_volume(pool, name))
         volume = pool.createXMLFrom(volume_xml(name, size), base, 0)
         if int(volume.info()[1]) < size:
             self._optional(f"grow volume {name}", lambda: volume.resize(size, 0))

@@ -261,9 +261,12 @@ async def test_reinstall_clones_the_image_again_and_keeps_a_running_vm_running(
     state = await host.get_vm_state(vm(1))
     assert (state.state, state.uptime) == (VmRunState.RUNNING, 0)
     assert int(_volume(conn, "vm1-disk0").info()[1]) == 40 * GIB
-    _volume(conn, IMAGE).delete(0)  # without its image a reinstall cannot make a disk
+    _volume(conn, IMAGE).delete(0)  # without its image a reinstall cannot make a disk...
     with pytest.raises(VmHostError, match="not in storage pool"):
         await host.reinstall_vm(info(1))
+    # ...and leaves the VM as it was
+    assert (await host.get_vm_state(vm(1))).state is VmRunState.RUNNING
+    assert int(_volume(conn, "vm1-disk0").info()[1]) == 40 * GIB
 
 
 async def test_create_refuses_the_placeholder_or_a_multicast_mac(host: LibvirtVmHost) -> None:
