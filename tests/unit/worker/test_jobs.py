@@ -1,0 +1,165 @@
+"""Job handlers: auto-renewal hook, upgrade, admin delete, queued notices, spawn refusals."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import attrs
+import pytest
+
+from adapters.notify.memory import RecordingNotifier
+from app.worker.jobs import QueuedNotifier, build_handlers
+from app.worker.loop import drain
+from domain.enums import VmHistoryActionType as H
+from domain.model import GIB, IpRange, Subscription
+from ports.queue import Job
+from tests.unit.worker.world import World
+
+SECOND = timedelta(seconds=1)
+
+
+class FakeRenewer:
+    def __init__(self, error: str | None = None) -> None:
+        self.error = error
+        self.attempts: list[int] = []
+
+    async def can_attempt(self, subscription: Subscription) -> bool:
+        return True
+
+    async def attempt(self, subscription: Subscription) -> None:
+        self.attempts.append(subscription.id)
+        if self.error is not None:
+            raise RuntimeError(self.error)
+
+
+async def _opt_in(world: World, sub: Subscription) -> None:
+    async with world.shop.factory() as uow:
+        await uow.subscriptions.update(attrs.evolve(sub, auto_renewal_enabled=True))
+        await uow.commit()
+
+
+@pytest.mark.parametrize("error", [None, "wallet has no funds"])
+async def test_auto_renewal_is_attempted_once_per_period(world: World, error: str | None) -> None:
+    renewer = FakeRenewer(error)
+    world.deps = attrs.evolve(world.deps, auto_renewer=renewer)
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    await _opt_in(world, sub)
+    assert sub.expires is not None
+    world.at(sub.expires - timedelta(hours=12))
+
+    await world.lifecycle(runs=10, step=timedelta(seconds=30))
+
+    assert renewer.attempts == [sub.id]
+    if error is None:
+        [n] = world.notifier.titled(f"[VM{vm.id}] Auto-Renewed")
+        assert world.notifier.titled(f"[VM{vm.id}] Expiring Soon") == []
+    else:
+        [n] = world.notifier.titled(f"[VM{vm.id}] Expiring Soon")
+        assert error in n.message
+
+
+async def test_upgrade_job_resizes_and_restarts_the_vm_and_tells_the_user(world: World) -> None:
+    vm = await world.paid_vm()
+    config = {"new_cpu": 4, "new_memory": None, "new_disk": None}
+    await world.queue.send(Job("ProcessVmUpgrade", {"vm_id": vm.id, "config": config}))
+
+    await world.run_jobs()
+
+    assert world.host.calls.get("resize_vm") == 1
+    assert world.host_state(vm.id) == "running"
+    after = await world.shop.vm(vm.id)
+    assert after.template_id is None and after.custom_template_id is not None
+    [n9] = world.notifier.titled(f"[VM{vm.id}] Upgrade Complete")
+    assert "CPU: 4 vCPU" in n9.message and f"RAM: {2 * GIB // GIB} GB" in n9.message
+    assert len(await world.history(vm, H.CONFIGURATION_CHANGED)) == 1
+
+    await world.queue.send(Job("ProcessVmUpgrade", {"vm_id": vm.id, "config": config}))
+    await world.run_jobs()  # redelivered: records unchanged
+    assert len(await world.history(vm, H.CONFIGURATION_CHANGED)) == 1
+
+
+async def test_admin_delete_job(world: World) -> None:
+    vm = await world.paid_vm()
+    job = Job("DeleteVm", {"vm_id": vm.id, "reason": "abuse", "admin_user_id": 2})
+    await world.queue.send(job)
+    await world.queue.send(job)
+
+    await world.run_jobs()
+
+    assert (await world.shop.vm(vm.id)).deleted
+    assert world.host_state(vm.id) is None
+    [entry] = await world.history(vm, H.DELETED)
+    assert entry.metadata == {"admin_action": True, "admin_user_id": 2, "reason": "abuse"}
+    assert len(world.notifier.titled(f"[VM{vm.id}] Deleted by Admin")) == 2  # user + admins
+
+
+async def test_queued_notices_are_delivered_by_send_notification_jobs(world: World) -> None:
+    delivered = RecordingNotifier()
+    world.deps = attrs.evolve(world.deps, notifier=QueuedNotifier(world.queue))
+    world.handlers = build_handlers(world.deps, delivery=delivered)
+
+    vm = await world.paid_vm()
+
+    assert world.notifier.sent == []
+    assert [n.title for n in delivered.sent] == [f"[VM{vm.id}] Created"] * 2
+    assert delivered.to_user(vm.user_id)[0].title == f"[VM{vm.id}] Created"
+
+
+async def test_a_queued_notifier_cannot_deliver_its_own_jobs(world: World) -> None:
+    queued = attrs.evolve(world.deps, notifier=QueuedNotifier(world.queue))
+    with pytest.raises(ValueError, match="delivering notifier"):
+        build_handlers(queued)
+
+
+async def test_failed_notice_delivery_is_retried_by_the_queue(world: World) -> None:
+    await world.queue.send(Job("SendNotification", {"user_id": 1, "title": "t", "message": "m"}))
+    world.notifier.failures = 1
+
+    await world.run_jobs()
+
+    assert [(s.user_id, s.title) for s in world.notifier.sent] == [(1, "t")]
+
+
+async def test_read_only_mode_refuses_to_spawn_and_the_job_waits(world: World) -> None:
+    world.deps = attrs.evolve(world.deps, read_only=True)
+    world.handlers = build_handlers(world.deps)
+    vm = await world.shop.order()
+    await world.complete(await world.renew(vm))
+
+    await drain(world.queue, world.handlers, max_jobs=3)
+    assert not (await world.shop.vm(vm.id)).is_provisioned
+    assert "create_vm" not in world.host.calls
+
+    world.handlers = build_handlers(attrs.evolve(world.deps, read_only=False))
+    await world.run_jobs()
+    assert world.host_state(vm.id) == "running"
+
+
+async def test_duplicate_spawn_jobs_build_the_vm_once(world: World) -> None:
+    vm = await world.paid_vm()
+    await world.queue.send(Job("SpawnVm", {"vm_id": vm.id}))
+    await world.queue.send(Job("SpawnVm", {"vm_id": vm.id}))
+    await world.run_jobs()
+    assert world.host.calls.get("create_vm") == 1
+
+
+async def test_no_free_ipv4_address_fails_the_spawn_and_builds_nothing(world: World) -> None:
+    async with world.shop.factory() as uow:
+        [range_] = await uow.ip_ranges.list_by_region(1)
+        await uow.ip_ranges.update(attrs.evolve(range_, cidr="10.0.0.0/30"))  # .1 gw, .2 only
+        await uow.ip_ranges.add(
+            IpRange(id=0, cidr="2001:db8::/64", enabled=True, region_id=1, gateway="2001:db8::1")
+        )
+        await uow.commit()
+    first = await world.paid_vm()
+    async with world.shop.factory() as uow:
+        ips = sorted(a.ip for a in await uow.ip_assignments.list_by_vm(first.id))
+    assert ips == ["10.0.0.2", "2001:db8::2"]
+
+    second = await world.shop.order()
+    await world.complete(await world.renew(second))
+    await drain(world.queue, world.handlers, max_jobs=2)
+
+    assert not (await world.shop.vm(second.id)).is_provisioned
+    assert world.host.calls.get("create_vm") == 1

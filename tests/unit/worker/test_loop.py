@@ -1,0 +1,93 @@
+"""The job loop and schedulers: ack on success, retry or drop on failure, stop on the event."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from adapters.queue.memory import InProcessQueue
+from app.worker.jobs import Handler
+from app.worker.loop import run, run_scheduler, run_worker
+from ports.queue import Job
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    """Let the worker task run until `check` holds (at most ~2 s of real time)."""
+    for _ in range(2000):
+        if check():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("condition not reached")
+
+
+async def test_jobs_run_in_order_and_are_acked() -> None:
+    queue = InProcessQueue()
+    seen: list[int] = []
+
+    async def spawn(job: Job) -> None:
+        seen.append(job.payload["vm_id"])
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(queue, {"SpawnVm": spawn}, stop, block_ms=5))
+    for vm_id in (1, 2, 3):
+        await queue.send(Job("SpawnVm", {"vm_id": vm_id}))
+    await _until(lambda: len(seen) == 3)
+    stop.set()
+    await task
+    assert seen == [1, 2, 3]
+    assert queue.pending_count == 0
+
+
+async def test_failed_jobs_are_retried_unless_skippable_and_unknown_kinds_dropped() -> None:
+    queue = InProcessQueue()
+    calls: dict[str, int] = {"SpawnVm": 0, "CheckVm": 0}
+
+    def flaky(kind: str, failures: int) -> Handler:
+        async def handle(job: Job) -> None:
+            calls[kind] += 1
+            if calls[kind] <= failures:
+                raise RuntimeError("host down")
+
+        return handle
+
+    handlers = {"SpawnVm": flaky("SpawnVm", 2), "CheckVm": flaky("CheckVm", 5)}
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(queue, handlers, stop, block_ms=5, failure_pause_s=0.001))
+    await queue.send(Job("SpawnVm", {"vm_id": 1}))  # not skippable: delivered again
+    await queue.send(Job("CheckVm", {"vm_id": 1}))  # skippable: dropped after one failure
+    await queue.send(Job("PatchHosts"))  # no handler here: acked with a warning
+    await _until(lambda: calls["SpawnVm"] == 3)
+    stop.set()
+    await task
+    assert calls == {"SpawnVm": 3, "CheckVm": 1}
+    assert queue.pending_count == 0
+
+
+async def test_scheduler_sends_checks_at_once_and_stops_on_the_event() -> None:
+    queue = InProcessQueue()
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_scheduler(queue, ("CheckVms", "CheckSubscriptions"), stop, interval_s=3600)
+    )
+    await _until(lambda: not queue._ready.empty())
+    stop.set()
+    await task
+    sent = await queue.receive(max_jobs=10, block_ms=0)
+    assert [d.job.kind for d in sent] == ["CheckVms", "CheckSubscriptions"]
+
+
+async def test_run_combines_schedule_and_loop() -> None:
+    queue = InProcessQueue()
+    seen: list[str] = []
+
+    async def record(job: Job) -> None:
+        seen.append(job.kind)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run(queue, {"CheckVms": record, "CheckSubscriptions": record}, stop, interval_s=3600)
+    )
+    await _until(lambda: len(seen) == 2)
+    stop.set()
+    await asyncio.wait_for(task, 2)
+    assert sorted(seen) == ["CheckSubscriptions", "CheckVms"]
