@@ -85,7 +85,10 @@ class SmtpNotifier:
                 timeout=self._timeout_s,
             )
         except aiosmtplib.SMTPRecipientsRefused as err:
-            log.error("SMTP refused recipients of %r: %s", title, [r.code for r in err.recipients])
+            codes = [r.code for r in err.recipients]
+            if any(400 <= code < 500 for code in codes):
+                raise NotificationError(f"SMTP {codes}", transient=True) from None
+            log.error("SMTP refused recipients of %r: %s", title, codes)
         except aiosmtplib.SMTPResponseException as err:
             if 400 <= err.code < 500:
                 raise NotificationError(f"SMTP {err.code}", transient=True) from None

@@ -1,0 +1,131 @@
+"""Notifier adapters: SMTP over a tiny in-test SMTP server, the log notifier, the recorder."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import attrs
+import pytest
+
+from adapters.memory.storage import MemoryUnitOfWorkFactory
+from adapters.notify.log import LogNotifier
+from adapters.notify.smtp import SmtpNotifier
+from domain.model import User
+from ports.notify import NotificationError
+from tests.unit.billing.world import START
+
+
+@attrs.define
+class FakeSmtp:
+    """Speaks just enough SMTP; `rcpt_code` answers RCPT TO, `mails` holds DATA bodies."""
+
+    port: int = 0
+    rcpt_code: int = 250
+    mails: list[tuple[list[str], str]] = attrs.field(factory=list)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        rcpts: list[str] = []
+        writer.write(b"220 fake ESMTP\r\n")
+        while line := await reader.readline():
+            verb = line.decode().strip().upper()
+            if verb.startswith(("EHLO", "HELO")):
+                writer.write(b"250 fake\r\n")
+            elif verb.startswith("MAIL"):
+                writer.write(b"250 ok\r\n")
+            elif verb.startswith("RCPT"):
+                rcpts.append(line.decode().split(":", 1)[1].strip(" <>\r\n"))
+                writer.write(f"{self.rcpt_code} rcpt\r\n".encode())
+            elif verb == "DATA":
+                writer.write(b"354 go\r\n")
+                await writer.drain()
+                body = (await reader.readuntil(b"\r\n.\r\n")).decode()
+                self.mails.append((rcpts, body))
+                writer.write(b"250 queued\r\n")
+            elif verb == "QUIT":
+                writer.write(b"221 bye\r\n")
+                break
+            else:
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+        writer.close()
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[FakeSmtp]:
+    fake = FakeSmtp()
+    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    fake.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield fake
+
+
+async def _users() -> MemoryUnitOfWorkFactory:
+    factory = MemoryUnitOfWorkFactory()
+    async with factory() as uow:
+        await uow.users.add(
+            User(id=0, pubkey=b"a" * 32, created=START, email="a@example.com", contact_email=True)
+        )
+        await uow.users.add(User(id=0, pubkey=b"b" * 32, created=START, email="b@example.com"))
+        await uow.commit()
+    return factory
+
+
+def _notifier(factory: MemoryUnitOfWorkFactory, port: int) -> SmtpNotifier:
+    return SmtpNotifier(
+        factory,
+        server="127.0.0.1",
+        port=port,
+        sender="lnvps@example.com",
+        admin_emails=["ops@example.com", " "],
+        timeout_s=5,
+    )
+
+
+async def test_smtp_mails_users_who_opted_in_and_the_admins(smtp: FakeSmtp) -> None:
+    notifier = _notifier(await _users(), smtp.port)
+
+    await notifier.notify_user(1, "[VM1] Expired", "Your VM #1 has expired.")
+    await notifier.notify_user(2, "[VM2] Expired", "not opted in")
+    await notifier.notify_user(99, "[VM3] Expired", "unknown user")
+    await notifier.notify_admins("", "admin body")
+
+    assert [rcpts for rcpts, _ in smtp.mails] == [["a@example.com"], ["ops@example.com"]]
+    assert "Subject: [VM1] Expired" in smtp.mails[0][1]
+    assert "Your VM #1 has expired." in smtp.mails[0][1]
+    assert "Subject: Notification" in smtp.mails[1][1]
+
+
+async def test_smtp_permanent_refusal_is_dropped(smtp: FakeSmtp) -> None:
+    smtp.rcpt_code = 550
+    await _notifier(await _users(), smtp.port).notify_user(1, "t", "m")
+    assert smtp.mails == []
+
+
+async def test_smtp_temporary_failure_is_a_transient_error(smtp: FakeSmtp) -> None:
+    smtp.rcpt_code = 451
+    with pytest.raises(NotificationError) as err:
+        await _notifier(await _users(), smtp.port).notify_user(1, "t", "m")
+    assert err.value.transient
+
+
+async def test_smtp_server_down_is_a_transient_error_without_credentials() -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    notifier = SmtpNotifier(
+        await _users(), server="127.0.0.1", port=port, password="hunter2", timeout_s=2
+    )
+    await notifier.notify_admins("t", "m")  # no admin address: dropped, no connection
+    with pytest.raises(NotificationError) as err:
+        await notifier.notify_user(1, "t", "m")
+    assert err.value.transient and "hunter2" not in str(err.value)
+
+
+async def test_log_notifier_writes_one_record_per_notice(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="lnvps.notify")
+    await LogNotifier().notify_user(3, "[VM3] Created", "body")
+    await LogNotifier().notify_admins("[VM3] Created", "body")
+    assert [getattr(r, "notify_to", None) for r in caplog.records] == ["user", "admins"]
