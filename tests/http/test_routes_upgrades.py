@@ -1,0 +1,61 @@
+"""Upgrade quote and payment routes: shapes, refusals (D8, ownership), paying applies the spec."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from adapters.http.envelope import parse_time
+from tests.http.apiapp import ALICE, BOB, ApiClient, api_client
+from tests.http.vm_helpers import build, order, paid_vm, settle, subscription_of
+
+
+@pytest.fixture
+async def c() -> AsyncIterator[ApiClient]:
+    async with api_client(build()) as client:
+        yield client
+
+
+async def test_quote_shape_and_refusals(c: ApiClient) -> None:
+    vm = await paid_vm(c, ALICE)
+    path = f"/api/v1/vm/{vm['id']}/upgrade/quote?method=lightning"
+    resp = await c.call("POST", path, json={"cpu": 2})
+    assert resp.status == 200, await resp.text()
+    quote = (await resp.json())["data"]
+    assert list(quote) == ["cost_difference", "new_renewal_cost", "discount"]
+    for price in quote.values():
+        assert price["currency"] == "BTC" and isinstance(price["amount"], int)
+    assert quote["cost_difference"]["amount"] > 0
+    downgrade = await c.call("POST", path, json={"memory": 1})
+    assert downgrade.status == 400 and "downgrade" in (await downgrade.json())["error"]
+    nothing = await c.call("POST", path, json={})
+    assert nothing.status == 400
+    bad = await c.call("POST", path, json={"cpu": "two"})
+    assert bad.status == 400
+    theirs = await c.call("POST", path, key=BOB, json={"cpu": 2})
+    assert theirs.status == 404
+    unpaid = await order(c, ALICE)
+    resp = await c.call("POST", f"/api/v1/vm/{unpaid['id']}/upgrade/quote", json={"cpu": 2})
+    assert resp.status == 422 and "error" in await resp.json()
+
+
+async def test_upgrade_payment_is_never_reused_and_paying_keeps_the_expiry(
+    c: ApiClient,
+) -> None:
+    vm = await paid_vm(c, ALICE)
+    before = (await subscription_of(c.api, vm["id"])).expires
+    path = f"/api/v1/vm/{vm['id']}/upgrade"
+    first = (await (await c.call("POST", path, json={"cpu": 2})).json())["data"]
+    assert first["is_upgrade"] is True and first["time"] == 0 and first["tax"] == 0
+    assert first["upgrade_params"] == '{"new_cpu":2,"new_memory":null,"new_disk":null}'
+    assert first["vm_id"] == vm["id"] and first["currency"] == "BTC"
+    second = (await (await c.call("POST", path, json={"cpu": 2})).json())["data"]
+    assert second["id"] != first["id"]
+    await settle(c.api, second["id"])
+    assert (await subscription_of(c.api, vm["id"])).expires == before
+    shown = (await (await c.call("GET", f"/api/v1/vm/{vm['id']}")).json())["data"]
+    assert shown["template"]["name"] == "Custom" and shown["template"]["cpu"] == 2
+    rival = (await (await c.call("GET", f"/api/v1/payment/{first['id']}")).json())["data"]
+    assert rival["is_paid"] is False  # D13: the rival upgrade payment expired with the payment
+    assert parse_time(rival["expires"]) <= c.api.clock.now()
