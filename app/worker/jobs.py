@@ -16,6 +16,7 @@ from app.worker.provisioning import (
     facts_of,
     full_info,
     history,
+    is_paid_now,
     spawn_or_check,
 )
 from app.worker.vmcheck import check_vms
@@ -49,10 +50,21 @@ class QueuedNotifier:
         await self._queue.send(Job("SendAdminNotification", {"message": message, "title": title}))
 
 
+class BadJob(ValueError):
+    """A job whose fields cannot be used; running it again cannot help, so it is dropped."""
+
+
 def _int(payload: Mapping[str, Any], key: str) -> int:
     value = payload.get(key)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"job field {key!r} must be an integer, got {value!r}")
+        raise BadJob(f"job field {key!r} must be an integer, got {value!r}")
+    return value
+
+
+def _text(payload: Mapping[str, Any], key: str) -> str:
+    value = payload.get(key)
+    if not isinstance(value, str):
+        raise BadJob(f"job field {key!r} must be a string, got {value!r}")
     return value
 
 
@@ -75,14 +87,17 @@ async def process_vm_upgrade(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -
             return
         info = await full_info(uow, vm, tuple(await uow.ip_assignments.list_by_vm(vm_id)))
         facts = await facts_of(uow, info)
+        sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
         _, client = await deps.host_of(uow, vm.host_id)
+    paid = is_paid_now(sub, deps.clock.now())
     if vm.is_provisioned:
         try:
             await client.stop_vm(vm)
         except VmHostError as err:
             log.warning("stop before upgrading VM %s failed: %s", vm_id, err.message)
         await deps.retry.call(f"resize VM {vm_id}", lambda: client.resize_vm(info))
-        await deps.retry.call(f"start VM {vm_id}", lambda: client.start_vm(vm))
+        if paid:  # an expired VM stays stopped until it is renewed
+            await deps.retry.call(f"start VM {vm_id}", lambda: client.start_vm(vm))
     n = messages.vm_upgraded(facts, vm_id, deps.clock.now())
     await deps.tell_user(vm.user_id, n.title, n.message)
 
@@ -136,7 +151,10 @@ def build_handlers(deps: WorkerDeps, delivery: Notifier | None = None) -> dict[s
         await spawn_or_check(deps, _int(job.payload, "vm_id"))
 
     async def upgrade(job: Job) -> None:
-        cfg = UpgradeConfig.from_json(job.payload.get("config") or {})
+        try:
+            cfg = UpgradeConfig.from_json(job.payload.get("config") or {})
+        except DomainError as err:
+            raise BadJob(f"ProcessVmUpgrade config: {err.message}") from err
         await process_vm_upgrade(deps, _int(job.payload, "vm_id"), cfg)
 
     async def delete(job: Job) -> None:
@@ -144,11 +162,11 @@ def build_handlers(deps: WorkerDeps, delivery: Notifier | None = None) -> dict[s
 
     async def notify_user(job: Job) -> None:
         p = job.payload
-        await sender.notify_user(_int(p, "user_id"), str(p.get("title") or ""), str(p["message"]))
+        await sender.notify_user(_int(p, "user_id"), str(p.get("title") or ""), _text(p, "message"))
 
     async def notify_admins(job: Job) -> None:
         p = job.payload
-        await sender.notify_admins(str(p.get("title") or ""), str(p["message"]))
+        await sender.notify_admins(str(p.get("title") or ""), _text(p, "message"))
 
     return {
         "CheckSubscriptions": check_subs,

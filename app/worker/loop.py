@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 
-from app.worker.jobs import Handler
+from app.worker.jobs import BadJob, Handler
 from ports.queue import Delivery, Job, WorkQueue
 
 log = logging.getLogger("lnvps.worker.loop")
@@ -40,6 +40,10 @@ async def process(queue: WorkQueue, handlers: Mapping[str, Handler], delivery: D
         await handler(job)
     except asyncio.CancelledError:
         raise
+    except BadJob as err:
+        log.error("job %s (%s) is malformed and dropped: %s", job.kind, delivery.id, err)
+        await queue.ack(delivery)
+        return False
     except Exception:
         again = "dropped" if job.skippable else "delivered again later"
         log.exception("job %s (%s) failed; %s", job.kind, delivery.id, again)

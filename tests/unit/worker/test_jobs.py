@@ -163,3 +163,26 @@ async def test_no_free_ipv4_address_fails_the_spawn_and_builds_nothing(world: Wo
 
     assert not (await world.shop.vm(second.id)).is_provisioned
     assert world.host.calls.get("create_vm") == 1
+
+
+async def test_malformed_jobs_are_dropped_not_retried_forever(world: World) -> None:
+    await world.queue.send(Job("SpawnVm", {"vm_id": "seven"}))
+    await world.queue.send(Job("ProcessVmUpgrade", {"vm_id": 1, "config": "not json"}))
+
+    assert await drain(world.queue, world.handlers, max_jobs=10) == 2
+    assert world.queue.pending_count == 0
+
+
+async def test_upgrade_of_an_expired_vm_leaves_it_stopped(world: World) -> None:
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    world.at(sub.expires + SECOND)
+    await world.lifecycle()
+    config = {"new_cpu": 4, "new_memory": None, "new_disk": None}
+    await world.queue.send(Job("ProcessVmUpgrade", {"vm_id": vm.id, "config": config}))
+
+    await world.run_jobs()
+
+    assert world.host.calls.get("resize_vm") == 1
+    assert world.host_state(vm.id) == "stopped"
