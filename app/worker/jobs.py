@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from app.billing.upgrades import apply_upgrade
@@ -126,23 +127,56 @@ async def delete_by_admin(deps: WorkerDeps, payload: Mapping[str, Any]) -> None:
     await deps.tell_admins(n.title, n.message)
 
 
-def build_handlers(deps: WorkerDeps, delivery: Notifier | None = None) -> dict[str, Handler]:
+class _Coalesce:
+    """Skips a periodic check started less than `min_gap` after the previous one (§9.2).
+
+    After a stall the scheduler's jobs pile up; running each would repeat a full scan for
+    nothing. Skipping is safe: every lifecycle action is claimed per period anyway.
+    """
+
+    def __init__(self, deps: WorkerDeps, min_gap: timedelta) -> None:
+        self._deps = deps
+        self._gap = min_gap
+        self._last: dict[str, datetime] = {}
+
+    def due(self, kind: str) -> bool:
+        now = self._deps.clock.now()
+        last = self._last.get(kind)
+        if last is not None and now - last < self._gap and now >= last:
+            log.debug("%s ran %s ago; skipped", kind, now - last)
+            return False
+        self._last[kind] = now
+        return True
+
+
+def build_handlers(
+    deps: WorkerDeps,
+    delivery: Notifier | None = None,
+    *,
+    min_check_gap: timedelta = timedelta(seconds=10),
+) -> dict[str, Handler]:
     """The handler of every job kind this worker runs, keyed by kind.
 
     `delivery` delivers SendNotification jobs (default: `deps.notifier`, which must then
     not be a QueuedNotifier, or notices would loop through the queue forever).
+    CheckVms / CheckSubscriptions jobs arriving within `min_check_gap` of the previous
+    run of the same kind (by `deps.clock`) are skipped.
     """
     sender = delivery if delivery is not None else deps.notifier
     if isinstance(sender, QueuedNotifier):
         raise ValueError("SendNotification jobs need a delivering notifier, not a QueuedNotifier")
+    coalesce = _Coalesce(deps, min_check_gap)
 
     async def check_subs(job: Job) -> None:
+        if not coalesce.due(job.kind):
+            return
         report = await check_subscriptions(deps)
         if report.failed:
             log.warning("lifecycle: %d action(s) failed; retried next run", len(report.failed))
 
     async def check_all_vms(job: Job) -> None:
-        await check_vms(deps)
+        if coalesce.due(job.kind):
+            await check_vms(deps)
 
     async def check_one(job: Job) -> None:
         await check_vm(deps, _int(job.payload, "vm_id"))

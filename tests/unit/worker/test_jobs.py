@@ -186,3 +186,22 @@ async def test_upgrade_of_an_expired_vm_leaves_it_stopped(world: World) -> None:
 
     assert world.host.calls.get("resize_vm") == 1
     assert world.host_state(vm.id) == "stopped"
+
+
+async def test_piled_up_periodic_checks_run_once_per_gap(world: World) -> None:
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    world.at(sub.expires + SECOND)
+    for _ in range(5):
+        await world.queue.send(Job("CheckVms"))
+    await world.run_jobs()
+    assert world.host.calls.get("get_all_vm_states") == 1
+
+    await world.queue.send(Job("CheckSubscriptions"))
+    await world.run_jobs()
+    world.advance(timedelta(seconds=11))
+    await world.queue.send(Job("CheckVms"))
+    await world.run_jobs()
+    assert world.host.calls.get("get_all_vm_states") == 2
+    assert world.host_state(vm.id) == "stopped"
