@@ -205,3 +205,11 @@ async def test_piled_up_periodic_checks_run_once_per_gap(world: World) -> None:
     await world.run_jobs()
     assert world.host.calls.get("get_all_vm_states") == 2
     assert world.host_state(vm.id) == "stopped"
+
+
+async def test_spawn_job_for_an_unpaid_order_builds_nothing(world: World) -> None:
+    vm = await world.shop.order()
+    await world.queue.send(Job("SpawnVm", {"vm_id": vm.id}))
+    await world.run_jobs()
+    assert "create_vm" not in world.host.calls
+    assert world.queue.pending_count == 0
