@@ -127,6 +127,45 @@ async def delete_by_admin(deps: WorkerDeps, payload: Mapping[str, Any]) -> None:
     await deps.tell_admins(n.title, n.message)
 
 
+class VmNotRunnable(DomainError):
+    """An admin start/stop of a deleted VM, or a start of an expired one (§9.1)."""
+
+
+async def power_by_admin(deps: WorkerDeps, payload: Mapping[str, Any], start: bool) -> None:
+    """StartVm / StopVm (§9.1): host start or stop, history Started/Stopped, both notices.
+
+    A deleted VM is refused, and so is starting one whose paid time is over ("Cannot
+    start expired VM"); both jobs are skippable, so a refusal is dropped.
+    """
+    vm_id = _int(payload, "vm_id")
+    now = deps.clock.now()
+    async with deps.uow_factory() as uow:
+        vm = await uow.vms.get(vm_id)
+        if vm is None or vm.deleted:
+            raise VmNotRunnable(f"VM {vm_id} is deleted")
+        sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+        if start and not is_paid_now(sub, now):
+            raise VmNotRunnable("Cannot start expired VM")
+        _, client = await deps.host_of(uow, vm.host_id)
+    op = client.start_vm if start else client.stop_vm
+    verb = "started" if start else "stopped"
+    await deps.retry.call(f"admin {'start' if start else 'stop'} of VM {vm_id}", lambda: op(vm))
+    kind = VmHistoryActionType.STARTED if start else VmHistoryActionType.STOPPED
+    meta: dict[str, Any] = {"admin_action": True}
+    if isinstance(payload.get("admin_user_id"), int):
+        meta["admin_user_id"] = payload["admin_user_id"]
+    if payload.get("reason"):
+        meta["reason"] = payload["reason"]
+    async with deps.uow_factory() as uow:
+        text = f"VM {vm_id} was {verb} by an administrator"
+        await uow.vm_history.add(history(vm_id, kind, now, text, **meta))
+        await uow.commit()
+    title = f"[VM{vm_id}] {verb.title()} by Admin"
+    body = f"VM #{vm_id} was {verb} by an administrator on {messages.when(now)}."
+    await deps.tell_user(vm.user_id, title, body)
+    await deps.tell_admins(title, body)
+
+
 class _Coalesce:
     """Skips a periodic check started less than `min_gap` after the previous one (§9.2).
 
@@ -194,6 +233,12 @@ def build_handlers(
     async def delete(job: Job) -> None:
         await delete_by_admin(deps, job.payload)
 
+    async def start(job: Job) -> None:
+        await power_by_admin(deps, job.payload, start=True)
+
+    async def stop(job: Job) -> None:
+        await power_by_admin(deps, job.payload, start=False)
+
     async def notify_user(job: Job) -> None:
         p = job.payload
         await sender.notify_user(_int(p, "user_id"), str(p.get("title") or ""), _text(p, "message"))
@@ -209,6 +254,8 @@ def build_handlers(
         "SpawnVm": spawn,
         "ProcessVmUpgrade": upgrade,
         "DeleteVm": delete,
+        "StartVm": start,
+        "StopVm": stop,
         "SendNotification": notify_user,
         "SendAdminNotification": notify_admins,
     }

@@ -213,3 +213,25 @@ async def test_spawn_job_for_an_unpaid_order_builds_nothing(world: World) -> Non
     await world.run_jobs()
     assert "create_vm" not in world.host.calls
     assert world.queue.pending_count == 0
+
+
+async def test_admin_stop_and_start_jobs(world: World) -> None:
+    vm = await world.paid_vm()
+    await world.queue.send(Job("StopVm", {"vm_id": vm.id, "admin_user_id": 2}))
+    await world.run_jobs()
+    assert world.host_state(vm.id) == "stopped"
+    [entry] = await world.history(vm, H.STOPPED)
+    assert entry.metadata == {"admin_action": True, "admin_user_id": 2}
+    assert len(world.notifier.titled(f"[VM{vm.id}] Stopped by Admin")) == 2
+
+    await world.complete(await world.renew(vm))
+    await world.run_jobs()
+    assert world.host_state(vm.id) == "stopped"  # an admin's stop is not undone by renewal
+
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    world.at(sub.expires + SECOND)
+    await world.queue.send(Job("StartVm", {"vm_id": vm.id}))
+    await world.run_jobs()  # refused (expired) and dropped: StartVm is skippable
+    assert world.host_state(vm.id) == "stopped"
+    assert world.queue.pending_count == 0
