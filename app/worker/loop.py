@@ -106,7 +106,16 @@ async def run(
     *,
     interval_s: float = SCHEDULE_INTERVAL_S,
 ) -> None:
-    """The worker process: the job loop plus the CheckVms / CheckSubscriptions schedule."""
+    """The worker process: the job loop plus the CheckVms / CheckSubscriptions schedule.
+
+    The composition root builds it as::
+
+        deps = WorkerDeps(uow_factory=..., clock=..., hosts=VmHostClients(...), queue=queue,
+                          notifier=QueuedNotifier(queue), delete_after_days=settings.delete_after,
+                          public_url=..., read_only=settings.read_only, states=vm_state_cache)
+        handlers = build_handlers(deps, delivery=SmtpNotifier(...) or LogNotifier())
+        await run(queue, handlers, stop_event)
+    """
     await asyncio.gather(
         run_worker(queue, handlers, stop_event),
         run_scheduler(queue, ("CheckVms", "CheckSubscriptions"), stop_event, interval_s=interval_s),
