@@ -17,6 +17,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: D19: each DomainError kind has one honest status.
 STATUS_BY_KIND: dict[str, int] = {
+    "unauthorized": 401,
     "bad_input": 400,
     "not_found": 404,
     "conflict": 409,
