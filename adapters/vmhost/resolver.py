@@ -19,7 +19,9 @@ class VmHostClients:
 
     `proxmox` holds the provisioner settings of `ProxmoxConfig` other than the URL, node and
     token (which come from the host row); without it Proxmox hosts are refused, as the
-    reference refuses a host kind without its provisioner config. LibVirt is not supported.
+    reference refuses a host kind without its provisioner config. `libvirt` likewise holds
+    `LibvirtVmHost` settings (storage_pool, network); the host row's `ip` is the libvirt URI.
+    libvirt-python is imported only when a LibVirt host is first used.
     """
 
     def __init__(
@@ -28,8 +30,11 @@ class VmHostClients:
         dummy: VmHost,
         proxmox: Mapping[str, Any] | None = None,
         session: aiohttp.ClientSession | None = None,
+        libvirt: Mapping[str, Any] | None = None,
     ) -> None:
         self._clock = clock
+        self._libvirt_settings = dict(libvirt) if libvirt is not None else None
+        self._libvirt: dict[tuple[int, str], VmHost] = {}
         self._dummy = dummy
         self._proxmox_settings = dict(proxmox) if proxmox is not None else None
         self._session = session
@@ -45,6 +50,14 @@ class VmHostClients:
                 config = config_for_host(host, **self._proxmox_settings)
                 client = self._proxmox[key] = ProxmoxVmHost(config, self._clock, self._session)
             return client
+        if host.kind is VmHostKind.LIBVIRT and self._libvirt_settings is not None:
+            found = self._libvirt.get((host.id, host.ip))
+            if found is None:
+                from adapters.vmhost.libvirt_host import LibvirtVmHost
+
+                found = LibvirtVmHost(host.ip, self._clock, **self._libvirt_settings)
+                self._libvirt[(host.id, host.ip)] = found
+            return found
         raise VmHostError(f"Unknown host config: {host.kind.name.lower()}")
 
     async def aclose(self) -> None:

@@ -373,3 +373,27 @@ async def test_no_template_is_an_invalid_config(host: LibvirtVmHost) -> None:
     with pytest.raises(InvalidVmConfig):
         await host.create_vm(attrs.evolve(info(7), template=None))
     assert dict(await host.get_all_vm_states()) == {}
+
+
+def test_the_resolver_builds_a_libvirt_client_from_the_host_row() -> None:
+    from datetime import UTC, datetime
+
+    from adapters.memory.clock import FakeClock
+    from adapters.vmhost.dummy import DummyVmHost
+    from adapters.vmhost.resolver import VmHostClients
+    from domain.enums import VmHostKind
+    from domain.model import Host
+    from ports.vmhost import VmHostError
+
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    row = Host(
+        id=7, kind=VmHostKind.LIBVIRT, region_id=1, name="kvm", ip=URI, cpu=4,
+        memory=1, enabled=True, api_token="",
+    )
+    without = VmHostClients(clock, DummyVmHost(None, clock))
+    with pytest.raises(VmHostError, match="Unknown host config: libvirt"):
+        without.for_host(row)
+    clients = VmHostClients(clock, DummyVmHost(None, clock), libvirt={"storage_pool": "default"})
+    first = clients.for_host(row)
+    assert isinstance(first, LibvirtVmHost)
+    assert clients.for_host(row) is first
