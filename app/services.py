@@ -10,6 +10,7 @@ from ports.clock import Clock
 from ports.queue import WorkQueue
 from ports.rates import RateStore
 from ports.storage import UnitOfWorkFactory
+from ports.vm_state import VmStateCache
 from ports.vmhost import VmHostResolver
 
 
@@ -30,3 +31,5 @@ class Services:
     public_url: str = "http://127.0.0.1:8000"
     #: days of grace after expiry before deletion, beyond the age tiers (D16).
     delete_after_days: int = 3
+    #: last known host state per VM, written by the worker (None: the API derives one).
+    vm_states: VmStateCache | None = None
