@@ -16,7 +16,6 @@ from adapters.http.views_vm import (
     display_state,
     history_json,
     load_vm_view,
-    state_cache,
     vm_status_json,
 )
 from adapters.http.vm_actions import ACTIONS, VmPatch, owner_vm, patch_vm, run_action
@@ -41,10 +40,10 @@ _U16 = 2**16 - 1
 
 
 async def status_of(request: web.Request, vms: Iterable[Vm]) -> list[dict[str, Any]]:
-    """ApiVmStatus of each VM; `status` from the state cache when the app has one."""
+    """ApiVmStatus of each VM; `status` from the worker's state cache when there is one."""
     svc = services(request)
     now = svc.clock.now()
-    source = state_cache(request)
+    source = svc.vm_states
     async with svc.uow_factory() as uow:
         views = [await load_vm_view(uow, vm) for vm in vms]
     out = []

@@ -8,9 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-from aiohttp import web
 
-from adapters.http.context import SERVICES
 from adapters.http.envelope import format_time
 from domain.enums import CpuArch, CpuMfg
 from domain.errors import DomainError
@@ -30,18 +28,7 @@ from domain.model import (
 )
 from domain.pricing import custom_price
 from ports.storage import UnitOfWork
-from ports.vm_state import VmStateCache
 from ports.vmhost import VmRunningState, VmRunState
-
-#: Where the routes find the worker's VM state cache when `Services` does not carry one
-#: (`Services.vm_states`, when present, wins).
-VM_STATES: web.AppKey[VmStateCache] = web.AppKey("lnvps.vm_states")
-
-
-def state_cache(request: web.Request) -> VmStateCache | None:
-    """The VM state cache of this app: `Services.vm_states` if set, else the VM_STATES key."""
-    cache: VmStateCache | None = getattr(request.config_dict[SERVICES], "vm_states", None)
-    return cache if cache is not None else request.config_dict.get(VM_STATES)
 
 
 @attrs.frozen(kw_only=True)

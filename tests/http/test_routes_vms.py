@@ -10,7 +10,6 @@ import pytest
 
 from adapters.http.context import SERVICES
 from adapters.http.openapi import documented_operations, served_operations
-from adapters.http.views_vm import VM_STATES
 from adapters.memory.vm_state import MemoryVmStateCache
 from domain.model import GIB, Host, IpAssignment, IpRange, Vm
 from ports.queue import Job
@@ -143,7 +142,7 @@ async def test_email_gate_blocks_orders_when_email_is_configured() -> None:
 async def test_state_is_creating_after_payment_and_comes_from_the_cache_once_known() -> None:
     api = build()
     states = MemoryVmStateCache()
-    api.app[VM_STATES] = states
+    api.app[SERVICES] = api.services = attrs.evolve(api.services, vm_states=states)
     async with api_client(api) as c:
         vm = await order(c, ALICE)
         await settle(c.api, (await renew(c, ALICE, vm["id"]))["id"])
