@@ -8,11 +8,6 @@ from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page, read_json
 from adapters.http.openapi import RouteTable
 from adapters.http.views_catalogue import (
-    CUSTOM_VM_REQUEST_SCHEMA,
-    IMAGE_SCHEMA,
-    IP_SPACE_SCHEMA,
-    PAYMENT_INFO_SCHEMA,
-    TEMPLATES_RESPONSE_SCHEMA,
     custom_template_json,
     image_json,
     ip_space_json,
@@ -22,7 +17,14 @@ from adapters.http.views_catalogue import (
     template_json,
 )
 from adapters.http.views_input import enum_field, json_object, path_id, required_integer
-from adapters.http.views_schema import PRICE_SCHEMA
+from adapters.http.views_schema import (
+    CUSTOM_VM_REQUEST_SCHEMA,
+    IMAGE_SCHEMA,
+    IP_SPACE_SCHEMA,
+    PAYMENT_INFO_SCHEMA,
+    PRICE_SCHEMA,
+    TEMPLATES_RESPONSE_SCHEMA,
+)
 from app.queries.catalogue import (
     CustomSpecRequest,
     custom_spec_price,
