@@ -268,3 +268,18 @@ async def test_openapi_documents_exactly_the_served_routes(c: ApiClient) -> None
     assert set(ops) == {"get", "post"}
     assert ops["get"]["responses"]["200"]["content"]["application/json"]["schema"][
         "properties"]["data"]["required"][:3] == ["id", "vm_id", "created"]
+
+
+async def test_router_edges_wrong_method_head_and_bodies(c: ApiClient) -> None:
+    vm = await paid_vm(c, ALICE)
+    path = f"/api/v1/vm/{vm['id']}"
+    wrong = await c.call("DELETE", path)
+    assert wrong.status == 405 and await wrong.read() == b""
+    head = await c.client.head(path, headers=c.auth(path, "HEAD"))
+    assert head.status == 200
+    assert (await c.call("PATCH", path, json=[1, 2])).status == 400
+    assert (await c.call("PATCH", path, json={"auto_renewal_enabled": "yes"})).status == 400
+    bare = await c.call("PATCH", f"{path}/re-install")
+    assert bare.status == 200 and await bare.json() == {"data": None}
+    ignored = await c.call("PATCH", f"{path}/start", data=b"not json")
+    assert ignored.status == 200
