@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import attrs
@@ -41,6 +42,16 @@ class WebhookSecrets:
 WEBHOOK_SECRETS = web.AppKey("lnvps.webhook_secrets", WebhookSecrets)
 
 
+def _config_of(raw: object) -> dict[str, object]:
+    """A payment-method config as a dict (stored as a JSON object or as its text)."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return {}
+    return raw if isinstance(raw, dict) else {}
+
+
 async def _secrets(request: web.Request, method: PaymentMethod) -> list[str]:
     configured = request.config_dict.get(WEBHOOK_SECRETS)
     secret = None if configured is None else getattr(configured, method.api_name)
@@ -49,8 +60,7 @@ async def _secrets(request: web.Request, method: PaymentMethod) -> list[str]:
     found: list[str] = []
     async with services(request).uow_factory() as uow:
         for row in await uow.payment_methods.list_all():
-            config = row.config if isinstance(row.config, dict) else {}
-            value = config.get("webhook_secret")
+            value = _config_of(row.config).get("webhook_secret")
             if row.enabled and row.payment_method is method and isinstance(value, str) and value:
                 found.append(value)
     return found
