@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from adapters.http import vm_schemas as s
-from adapters.http.auth import authenticated
+from adapters.http.auth import Handler, authenticated
 from adapters.http.context import services
 from adapters.http.envelope import data_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
@@ -122,7 +122,9 @@ async def patch(request: web.Request, user: User) -> web.StreamResponse:
     return data_response(None)
 
 
-def _action_handler(action: str) -> Any:
+def _action_handler(action: str) -> Handler:
+    """PATCH …/{action}: start/stop/restart ignore any body; re-install reads `image_id`."""
+
     @authenticated
     async def handler(request: web.Request, user: User) -> web.StreamResponse:
         image_id = None
