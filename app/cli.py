@@ -8,9 +8,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import attrs
+
 from adapters.lightning.dev import DevInvoiceError, DevLightningNode, parse_payment_id
 from adapters.memory.offset_clock import OffsetClock, parse_duration
-from adapters.mysql.legacy_backfill import migrate_legacy_billing
+from adapters.mysql.legacy_backfill import BackfillIncomplete, migrate_legacy_billing
 from adapters.mysql.schema_upgrade import (
     SchemaMismatch,
     current_revision,
@@ -18,6 +20,7 @@ from adapters.mysql.schema_upgrade import (
     upgrade_database,
 )
 from app.container import DEV_CLOCK_FILE, DEV_LIGHTNING_FILE, state_path
+from app.serve import serve
 from app.settings import Settings, SettingsError, load_settings, resolve_db_url
 
 log = logging.getLogger("lnvps.cli")
@@ -29,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", help="database URL (default: $LNVPS_DB, config `db`, SQLite)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("serve", help="run the API server and worker (not built yet)")
+    serve = sub.add_parser("serve", help="run the user API, the worker and the payment listeners")
+    serve.add_argument("--listen", help="HOST:PORT (default: $LNVPS_LISTEN, 127.0.0.1:8000)")
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -115,16 +119,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_backfill_command(args, url))
         if args.command == "dev":
             return asyncio.run(_dev_command(args, settings))
+        settings = attrs.evolve(settings, db=url, listen=args.listen or settings.listen)
+        asyncio.run(serve(settings))
+        return 0
     except SchemaMismatch as exc:
         print(f"lnvps: refusing this database: {exc}", file=sys.stderr)
         return 3
-    print(
-        "lnvps serve: the HTTP server is not built yet (it arrives with the billing issue); "
-        "the domain package is usable as a library.",
-        file=sys.stderr,
-    )
-    return 2
-
+    except BackfillIncomplete as exc:
+        print(f"lnvps: legacy billing backfill failed, not serving:\n{exc}", file=sys.stderr)
+        return 4
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -16,8 +16,11 @@ from adapters.lightning.lnd import LndRestNode
 from adapters.memory.clock import SystemClock
 from adapters.memory.offset_clock import OffsetClock
 from adapters.memory.storage import MemoryUnitOfWorkFactory
+from adapters.memory.vm_state import MemoryVmStateCache
 from adapters.mysql.engine import create_engine
 from adapters.mysql.uow import SqlUnitOfWorkFactory
+from adapters.notify.log import LogNotifier
+from adapters.notify.smtp import SmtpNotifier
 from adapters.queue.memory import InProcessQueue
 from adapters.queue.redis_streams import RedisStreamsQueue
 from adapters.rates.fixed import FixedRateSource
@@ -28,6 +31,8 @@ from adapters.vmhost.resolver import VmHostClients
 from app.billing.rails import PaymentRails
 from app.services import Services
 from app.settings import Settings
+from app.worker.context import WorkerDeps
+from app.worker.jobs import QueuedNotifier, build_handlers
 from domain.money import Currency
 from domain.tax import TaxRates
 
@@ -62,6 +67,26 @@ def _lnd(settings: Settings) -> LndRestNode:
     if lnd is None:
         raise ValueError("lightning.lnd is not configured")
     return LndRestNode(lnd.url, macaroon_path=lnd.macaroon, tls_cert_path=lnd.cert)
+
+
+def _delivery(settings: Settings, uow_factory: Any) -> SmtpNotifier | LogNotifier:
+    """Where notices are finally delivered: e-mail when SMTP is configured, else the log."""
+    smtp = settings.smtp
+    if smtp is None:
+        return LogNotifier()
+    return SmtpNotifier(
+        uow_factory,
+        server=smtp.server,
+        port=smtp.port,
+        username=smtp.username,
+        password=smtp.password,
+        sender=smtp.sender,
+        admin_emails=smtp.admin_emails,
+    )
+
+
+def _public_url(settings: Settings) -> str:
+    return settings.public_url or f"http://{settings.listen}"
 
 
 def _redis(settings: Settings) -> aioredis.Redis:
@@ -138,6 +163,9 @@ class Container(containers.DeclarativeContainer):
     hosts = providers.Singleton(VmHostClients, clock, dummy_host)
 
     tax_rates = providers.Singleton(TaxRates.from_config, settings.provided.tax_rate)
+    #: one process serves the API and runs the worker, so an in-process cache is shared.
+    vm_states = providers.Singleton(MemoryVmStateCache)
+    delivery = providers.Singleton(_delivery, settings, uow_factory)
 
     services = providers.Singleton(
         Services,
@@ -149,9 +177,24 @@ class Container(containers.DeclarativeContainer):
         hosts=hosts,
         tax_rates=tax_rates,
         require_verified_email=providers.Callable(lambda s: s.smtp is not None, settings),
-        public_url=providers.Callable(lambda s: s.public_url or f"http://{s.listen}", settings),
+        public_url=providers.Callable(_public_url, settings),
         delete_after_days=settings.provided.delete_after,
+        vm_states=vm_states,
     )
+
+    worker_deps = providers.Singleton(
+        WorkerDeps,
+        uow_factory=uow_factory,
+        clock=clock,
+        hosts=hosts,
+        queue=queue,
+        notifier=providers.Singleton(QueuedNotifier, queue),
+        delete_after_days=settings.provided.delete_after,
+        public_url=providers.Callable(_public_url, settings),
+        read_only=settings.provided.read_only,
+        states=vm_states,
+    )
+    worker_handlers = providers.Singleton(build_handlers, worker_deps, delivery)
 
 
 def build_container(settings: Settings) -> Container:

@@ -1,0 +1,121 @@
+"""`lnvps serve`: prepare the database, then run the user API, the worker and the listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from adapters.http.app import build_user_app
+from adapters.mysql.legacy_backfill import prepare_database
+from app.container import Container, build_container, close_container, storage_kind
+from app.demo import seed_demo_catalogue
+from app.rates_refresh import refresh_rates, run_rate_refresher
+from app.settings import Settings
+from app.settlement import run_settlement_listener
+from app.worker.loop import run as run_worker
+from ports.rates import RateSourceUnavailable
+
+log = logging.getLogger("lnvps.serve")
+
+#: fixed demo rates are re-dated often so that a dev clock jump never leaves them stale for long.
+FIXED_RATES_REFRESH_S = 10.0
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`HOST:PORT` (IPv6 hosts in brackets) → (host, port)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"listen address must be HOST:PORT, got {listen!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _summary(settings: Settings) -> str:
+    """What runs where, for the start-up log line; never includes secrets."""
+    kind = storage_kind(settings)
+    db = "memory" if kind == "memory" else settings.db.split("://")[0]
+    rail = "lnd" if settings.lightning.lnd else "dev (pay with `lnvps dev pay PAYMENT_ID`)"
+    queue = "redis" if settings.redis else "in-process"
+    return f"db={db} lightning={rail} rates={settings.rates.source} queue={queue}"
+
+
+async def _prepare(settings: Settings, container: Container) -> None:
+    if storage_kind(settings) == "sql":
+        report = await prepare_database(settings.db)
+        log.info("database ready: %s", report.summary().splitlines()[0])
+    services = container.services()
+    if settings.is_embedded_default and settings.dev.seed_demo:
+        seeded = await seed_demo_catalogue(services.uow_factory, services.clock.now())
+        if seeded:
+            log.info("seeded the demo catalogue")
+    try:
+        await refresh_rates(container.rate_source(), container.rate_store(), clock=services.clock)
+    except RateSourceUnavailable as exc:
+        log.warning("exchange rates unavailable at start-up: %s", exc)
+
+
+def _background(
+    container: Container, settings: Settings, stop: asyncio.Event
+) -> list[Coroutine[Any, Any, None]]:
+    services = container.services()
+    interval = FIXED_RATES_REFRESH_S if settings.rates.source == "fixed" else 120.0
+    return [
+        run_rate_refresher(
+            container.rate_source(),
+            container.rate_store(),
+            stop_event=stop,
+            interval_s=interval,
+            clock=services.clock,
+        ),
+        run_settlement_listener(
+            container.lightning(),
+            services.uow_factory,
+            services.clock,
+            services.rails,
+            services.queue,
+            stop,
+        ),
+        run_worker(services.queue, container.worker_handlers(), stop),
+    ]
+
+
+async def serve(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Run until `stop` is set (or SIGINT/SIGTERM); the database is prepared first (§3)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    container = build_container(settings)
+    runner: web.AppRunner | None = None
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await _prepare(settings, container)
+        runner = web.AppRunner(build_user_app(container.services()), access_log=None)
+        await runner.setup()
+        host, port = parse_listen(settings.listen)
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        tasks = [asyncio.create_task(c) for c in _background(container, settings, stop)]
+        url = f"http://{host}:{port}"
+        log.info("lnvps listening on %s (%s)", url, _summary(settings))
+        if on_ready is not None:
+            on_ready(url)
+        await stop.wait()
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if runner is not None:
+            await runner.cleanup()
+        await close_container(container)
