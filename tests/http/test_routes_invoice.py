@@ -106,3 +106,13 @@ def test_formatting_helpers() -> None:
     # NIP-19 test vector
     key = bytes.fromhex("3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d")
     assert npub(key) == "npub180cvv07tjdrrgpa0j7j7tmnyl2yr6yr7l8j4s3evf6u64th6gkwsyjh6w6"
+
+
+async def test_an_upgrade_invoice_lists_what_was_bought(c: ApiClient) -> None:
+    vm = await order(c, ALICE)
+    await settle(c.api, (await renew(c, ALICE, vm["id"]))["id"])
+    resp = await c.call("POST", f"/api/v1/vm/{vm['id']}/upgrade", json={"cpu": 2})
+    upgrade = (await resp.json())["data"]
+    await settle(c.api, upgrade["id"])
+    page = await (await c.client.get(invoice_link(c, upgrade["id"]))).text()
+    assert "Upgrade: VM1 - Tiny" in page and "CPU: 2 cores" in page
