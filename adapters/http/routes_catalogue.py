@@ -16,7 +16,13 @@ from adapters.http.views_catalogue import (
     synthetic_methods,
     template_json,
 )
-from adapters.http.views_input import enum_field, json_object, path_id, required_integer
+from adapters.http.views_input import (
+    add_id_route,
+    enum_field,
+    json_object,
+    path_id,
+    required_integer,
+)
 from adapters.http.views_schema import (
     CUSTOM_VM_REQUEST_SCHEMA,
     IMAGE_SCHEMA,
@@ -145,7 +151,8 @@ def add_catalogue_routes(table: RouteTable) -> None:
         paginated=True,
         tags=("ip-space",),
     )
-    table.add(
+    add_id_route(
+        table,
         "GET",
         r"/api/v1/ip_space/{id:\d+}",
         get_ip_space_by_id,

@@ -19,6 +19,7 @@ from adapters.http.views_account import (
 )
 from adapters.http.views_input import (
     Body,
+    add_id_route,
     boolean,
     json_object,
     path_id,
@@ -179,7 +180,8 @@ def add_subscription_routes(table: RouteTable) -> None:
         response=SUBSCRIPTION_SCHEMA,
         tags=tags,
     )
-    table.add(
+    add_id_route(
+        table,
         "GET",
         r"/api/v1/subscriptions/{id:\d+}",
         get_subscription_by_id,
@@ -187,7 +189,8 @@ def add_subscription_routes(table: RouteTable) -> None:
         response=SUBSCRIPTION_SCHEMA,
         tags=tags,
     )
-    table.add(
+    add_id_route(
+        table,
         "GET",
         r"/api/v1/subscriptions/{id:\d+}/payments",
         get_subscription_payments,
@@ -196,7 +199,8 @@ def add_subscription_routes(table: RouteTable) -> None:
         paginated=True,
         tags=tags,
     )
-    table.add(
+    add_id_route(
+        table,
         "GET",
         r"/api/v1/subscriptions/{id:\d+}/renew",
         renew_subscription,
@@ -205,7 +209,8 @@ def add_subscription_routes(table: RouteTable) -> None:
         response=SUBSCRIPTION_PAYMENT_SCHEMA,
         tags=tags,
     )
-    table.add(
+    add_id_route(
+        table,
         "POST",
         r"/api/v1/subscriptions/{id:\d+}/renew",
         renew_subscription,

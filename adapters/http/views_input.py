@@ -8,11 +8,17 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from adapters.http.auth import Handler, authenticated, requires_auth
+from adapters.http.openapi import RouteTable
 from app.billing_ext.account import UNSET, Unset
 from domain.enums import PaymentMethod
 from domain.errors import InvalidInput
+from domain.model import User
 
 U64_MAX = 2**64 - 1
+NUMERIC_ID = r"{id:\d+}"
+#: a path segment that is not all digits: the id of a request that no `\d+` route matches.
+_NOT_NUMERIC_ID = r"{id:(?![0-9]+(?:/|$))[^/]+}"
 E = TypeVar("E", bound=Enum)
 Body = Mapping[str, Any]
 
@@ -30,6 +36,32 @@ def path_id(request: web.Request, name: str = "id") -> int:
     if not raw.isdigit() or int(raw) > U64_MAX:
         raise InvalidInput(f"Invalid {name}: {raw}")
     return int(raw)
+
+
+async def _bad_id(request: web.Request) -> web.StreamResponse:
+    raise InvalidInput(f"Invalid id: {request.match_info['id']}")
+
+
+async def _bad_id_for_user(request: web.Request, user: User) -> web.StreamResponse:
+    return await _bad_id(request)
+
+
+_bad_id_authenticated = authenticated(_bad_id_for_user)
+
+
+def add_id_route(table: RouteTable, method: str, path: str, handler: Handler, **kw: Any) -> None:
+    """Add a route whose path has `{id:\\d+}`, and a twin answering a non-numeric id with 400.
+
+    The reference's u64 path extractor refuses `/…/abc` with a 400 (api.md §1, §2.4); the
+    `\\d+` route alone would leave it to the router's 404. The twin is added first and
+    authenticates like the route (auth before the id, as the reference's extractors run), so
+    the OpenAPI document keeps the real route's operation (integer id) for the shared path.
+    """
+    if NUMERIC_ID not in path:
+        raise ValueError(f"{path} has no {NUMERIC_ID}")
+    twin = _bad_id_authenticated if requires_auth(handler) else _bad_id
+    table.add(method, path.replace(NUMERIC_ID, _NOT_NUMERIC_ID), twin, **kw)
+    table.add(method, path, handler, **kw)
 
 
 def _missing(name: str) -> InvalidInput:

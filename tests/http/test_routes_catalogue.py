@@ -282,7 +282,7 @@ async def test_ip_space_by_id(c: ApiClient) -> None:
     overflow = await c.call("GET", "/api/v1/ip_space/99999999999999999999999", signed=False)
     assert overflow.status == 400
     letters = await c.call("GET", "/api/v1/ip_space/abc", signed=False)
-    assert letters.status == 404
+    assert (letters.status, await letters.json()) == (400, {"error": "Invalid id: abc"})
 
 
 async def test_ip_space_prices_without_rates_have_no_conversions(c: ApiClient) -> None:

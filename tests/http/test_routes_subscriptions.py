@@ -152,7 +152,11 @@ async def test_other_users_subscriptions_are_not_found(c: ApiClient) -> None:
     missing = await c.call("GET", f"{SUBS}/424242")
     assert missing.status == 404
     assert (await c.call("GET", f"{SUBS}/99999999999999999999")).status == 400
-    assert (await c.call("GET", f"{SUBS}/abc")).status == 404
+    for bad in ("abc", "1a", "-1"):
+        resp = await c.call("GET", f"{SUBS}/{bad}/payments")
+        assert (resp.status, await resp.json()) == (400, {"error": f"Invalid id: {bad}"})
+    assert (await c.call("GET", f"{SUBS}/abc", signed=False)).status == 403  # auth comes first
+    assert (await c.call("GET", f"{SUBS}/")).status == 404
     assert (await c.call("GET", f"{SUBS}/{sub_id}", signed=False)).status == 403
 
 
@@ -257,6 +261,10 @@ async def test_openapi_documents_exactly_the_served_subscription_routes() -> Non
         ("GET", f"{SUBS}/{{id}}/payments"), ("GET", f"{SUBS}/{{id}}/renew"),
         ("POST", f"{SUBS}/{{id}}/renew"),
     }
+    payments = doc["paths"][f"{SUBS}/{{id}}/payments"]["get"]
+    assert payments["parameters"][0] == {
+        "name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+    assert payments["security"] == [{"nip98": []}]
     listing = doc["paths"][SUBS]["get"]
     assert {p["name"] for p in listing["parameters"]} == {"limit", "offset"}
     assert listing["security"] == [{"nip98": []}]
