@@ -2,15 +2,18 @@
 
 Stable API (other route tests import it):
 
-* `build_api_app(*route_adders, ...) -> ApiApp`: error middleware, CORS, NIP-98 auth, the given
-  `add_*_routes` functions (default: account, catalogue, subscriptions) and `/openapi.json`,
-  with `Services` over `MemoryUnitOfWorkFactory`, a `FakeClock` at `NOW`, `FIXED_RATES` in a
-  `MemoryRateStore`, an in-memory `DevLightningNode`, an `InProcessQueue` and the dummy host.
-* `seed_demo(store, now) -> Demo`: the demo catalogue (ids in `Demo`); `build_api_app` seeds it
-  unless `seed=False`.
-* `api_client(api)`: async context manager yielding an `ApiClient` whose `call(method, path,
-  key=ALICE, json=...)` sends a real signed NIP-98 request (`signed=False` for none);
-  `user_id(key)` and `ssh_key_id(key)` set a user up.
+* `build_api_app(*route_adders, now=NOW, tax_rates=NO_TAX, require_verified_email=False,
+  public_url=...) -> ApiApp`: error middleware, CORS, NIP-98 auth, the given `add_*_routes`
+  functions in that order (none given: account, catalogue, subscriptions; register catalogue
+  before VM/payment routes) and `/openapi.json`, with `Services` over
+  `MemoryUnitOfWorkFactory`, a `FakeClock` at `NOW`, `FIXED_RATES` in a `MemoryRateStore`, an
+  in-memory `DevLightningNode` (`api.node.settle(hash)` pays), an `InProcessQueue` and the
+  dummy VM host.
+* `api_client(api, seed=True)`: async context manager that seeds the demo catalogue
+  (`seed_demo`, ids in `api.demo` / `client.demo`), loads the rates and yields an `ApiClient`:
+  `call(method, path, key=ALICE, json=..., headers=..., signed=True)` sends a request signed
+  with a real NIP-98 event for its absolute URL; `user_id(key)` and `ssh_key_id(key)` set a
+  user up; `auth(path, method, key)` gives just the header.
 * `ApiApp.refresh_rates()`: re-date the fixed rates at the clock's now (they go stale after
   300 s of fake time, and then conversions answer 503).
 """
@@ -18,7 +21,7 @@ Stable API (other route tests import it):
 from __future__ import annotations
 
 import json as jsonlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -208,12 +211,3 @@ async def api_client(api: ApiApp, *, seed: bool = True) -> AsyncIterator[ApiClie
     await api.refresh_rates()
     async with TestClient(TestServer(api.app)) as client:
         yield ApiClient(client, api)
-
-
-def json_keys(value: Mapping[str, Any]) -> list[str]:
-    """The keys of a JSON object in order (for exact-shape assertions)."""
-    return list(value)
-
-
-def all_of(items: Iterable[Any], key: str) -> list[Any]:
-    return [item[key] for item in items]
