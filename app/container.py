@@ -11,6 +11,8 @@ import redis.asyncio as aioredis
 from dependency_injector import containers, providers
 
 from adapters.crypto.secretbox import AesGcmSecretBox, PlainSecretBox
+from adapters.fiat.revolut import RevolutGateway
+from adapters.fiat.stripe import StripeGateway
 from adapters.lightning.dev import DevLightningNode
 from adapters.lightning.lnd import LndRestNode
 from adapters.memory.clock import SystemClock
@@ -33,8 +35,10 @@ from app.services import Services
 from app.settings import Settings
 from app.worker.context import WorkerDeps
 from app.worker.jobs import QueuedNotifier, build_handlers
+from domain.enums import PaymentMethod
 from domain.money import Currency
 from domain.tax import TaxRates
+from ports.fiat import FiatGateway
 
 DEV_LIGHTNING_FILE = "lnvps-dev-lightning.json"
 DUMMY_HOST_FILE = "lnvps-dummy-vms.json"
@@ -89,6 +93,20 @@ def _public_url(settings: Settings) -> str:
     return settings.public_url or f"http://{settings.listen}"
 
 
+def _fiat_gateways(settings: Settings) -> dict[PaymentMethod, FiatGateway]:
+    """The card rails that are configured; an unconfigured one answers 422 when used."""
+    gateways: dict[PaymentMethod, FiatGateway] = {}
+    if settings.revolut is not None:
+        gateways[PaymentMethod.REVOLUT] = RevolutGateway(
+            settings.revolut.url, settings.revolut.token, settings.revolut.api_version
+        )
+    if settings.stripe is not None:
+        gateways[PaymentMethod.STRIPE] = StripeGateway(
+            settings.stripe.url, secret_key=settings.stripe.secret_key
+        )
+    return gateways
+
+
 def _redis(settings: Settings) -> aioredis.Redis:
     if settings.redis is None:
         raise ValueError("redis is not configured")
@@ -135,7 +153,8 @@ class Container(containers.DeclarativeContainer):
         ),
         lnd=providers.Singleton(_lnd, settings),
     )
-    rails = providers.Singleton(PaymentRails, lightning=lightning, fiat=providers.Dict())
+    fiat_gateways = providers.Singleton(_fiat_gateways, settings)
+    rails = providers.Singleton(PaymentRails, lightning=lightning, fiat=fiat_gateways)
 
     rate_source = providers.Selector(
         providers.Callable(lambda k: k["rates"], kinds),

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from adapters.http.app import build_user_app
+from adapters.http.routes_webhooks import WebhookSecrets
 from adapters.mysql.legacy_backfill import prepare_database
 from app.container import Container, build_container, close_container, storage_kind
 from app.demo import seed_demo_catalogue
@@ -101,7 +102,12 @@ async def serve(
     tasks: list[asyncio.Task[None]] = []
     try:
         await _prepare(settings, container)
-        runner = web.AppRunner(build_user_app(container.services()), access_log=None)
+        secrets = WebhookSecrets(
+            revolut=settings.revolut.webhook_secret if settings.revolut else None,
+            stripe=settings.stripe.webhook_secret if settings.stripe else None,
+        )
+        app = build_user_app(container.services(), webhook_secrets=secrets)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, port = parse_listen(settings.listen)
         await web.TCPSite(runner, host, port, reuse_address=True).start()

@@ -69,6 +69,23 @@ class SmtpSettings:
 
 
 @attrs.frozen(kw_only=True)
+class RevolutSettings:
+    """The Revolut Merchant API (`url` as the reference's `revolut.url`) and its webhook secret."""
+
+    url: str = "https://merchant.revolut.com"
+    token: str = attrs.field(repr=False)
+    api_version: str = "2024-09-01"
+    webhook_secret: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class StripeSettings:
+    secret_key: str = attrs.field(repr=False)
+    url: str = "https://api.stripe.com"
+    webhook_secret: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen(kw_only=True)
 class DevSettings:
     """Dev-only switches: where the dev rail, dummy host and dev clock keep their state."""
 
@@ -92,6 +109,8 @@ class Settings:
     redis: RedisSettings | None = None
     rates: RatesSettings = RatesSettings()
     smtp: SmtpSettings | None = None
+    revolut: RevolutSettings | None = None
+    stripe: StripeSettings | None = None
     dev: DevSettings = DevSettings()
 
     @property

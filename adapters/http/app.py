@@ -19,7 +19,7 @@ from adapters.http.routes_payments import add_payment_routes
 from adapters.http.routes_subscriptions import add_subscription_routes
 from adapters.http.routes_upgrades import add_upgrade_routes
 from adapters.http.routes_vms import add_vm_routes
-from adapters.http.routes_webhooks import add_webhook_routes
+from adapters.http.routes_webhooks import WEBHOOK_SECRETS, WebhookSecrets, add_webhook_routes
 from app.services import Services
 
 RouteAdder = Callable[[RouteTable], None]
@@ -40,13 +40,21 @@ USER_API_ROUTES: Sequence[RouteAdder] = (
 
 
 def build_user_app(
-    services: Services, routes: Sequence[RouteAdder] = USER_API_ROUTES
+    services: Services,
+    routes: Sequence[RouteAdder] = USER_API_ROUTES,
+    webhook_secrets: WebhookSecrets | None = None,
 ) -> web.Application:
-    """The user API over `services`; `/openapi.json` documents exactly the served routes."""
+    """The user API over `services`; `/openapi.json` documents exactly the served routes.
+
+    Without `webhook_secrets`, webhooks look for a `webhook_secret` in the enabled payment
+    method configs (where the reference keeps Revolut's), else answer 503.
+    """
     app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
     setup_cors(app)
     setup_auth(app, Authenticator(uow_factory=services.uow_factory, clock=services.clock))
     app[SERVICES] = services
+    if webhook_secrets is not None:
+        app[WEBHOOK_SECRETS] = webhook_secrets
     table = RouteTable()
     for add in routes:
         add(table)
