@@ -3,12 +3,12 @@
 Stable API (other route tests import it):
 
 * `build_api_app(*route_adders, now=NOW, tax_rates=NO_TAX, require_verified_email=False,
-  public_url=...) -> ApiApp`: error middleware, CORS, NIP-98 auth, the given `add_*_routes`
-  functions in that order (none given: account, catalogue, subscriptions; register catalogue
-  before VM/payment routes) and `/openapi.json`, with `Services` over
+  public_url=..., fiat=None) -> ApiApp`: error middleware, CORS, NIP-98 auth, the given
+  `add_*_routes` functions in that order (none given: account, catalogue, subscriptions;
+  register catalogue before VM/payment routes) and `/openapi.json`, with `Services` over
   `MemoryUnitOfWorkFactory`, a `FakeClock` at `NOW`, `FIXED_RATES` in a `MemoryRateStore`, an
-  in-memory `DevLightningNode` (`api.node.settle(hash)` pays), an `InProcessQueue` and the
-  dummy VM host.
+  in-memory `DevLightningNode` (`api.node.settle(hash)` pays), the given fiat gateways by
+  method (none: Revolut is "not configured"), an `InProcessQueue` and the dummy VM host.
 * `api_client(api, seed=True)`: async context manager that seeds the demo catalogue
   (`seed_demo`, ids in `api.demo` / `client.demo`), loads the rates and yields an `ApiClient`:
   `call(method, path, key=ALICE, json=..., headers=..., signed=True)` sends a request signed
@@ -49,8 +49,10 @@ from adapters.vmhost.dummy import DummyVmHost
 from adapters.vmhost.resolver import VmHostClients
 from app.billing.rails import PaymentRails
 from app.services import Services
+from domain.enums import PaymentMethod
 from domain.money import Currency
 from domain.tax import NO_TAX, TaxRates
+from ports.fiat import FiatGateway
 from tests.http.demo_catalogue import Demo, seed_demo
 from tests.nostr_signing import NostrKey, auth_header, nip98_event
 
@@ -117,6 +119,7 @@ def build_api_app(
     tax_rates: TaxRates = NO_TAX,
     require_verified_email: bool = False,
     public_url: str = "https://api.lnvps.test",
+    fiat: Mapping[PaymentMethod, FiatGateway] | None = None,
 ) -> ApiApp:
     """The app (not yet seeded, not yet serving); `api_client` seeds and starts it."""
     clock = FakeClock(now)
@@ -127,7 +130,7 @@ def build_api_app(
     services = Services(
         uow_factory=store,
         clock=clock,
-        rails=PaymentRails(lightning=node),
+        rails=PaymentRails(lightning=node, fiat=fiat),
         rates=rates,
         queue=queue,
         hosts=VmHostClients(clock, DummyVmHost(None, clock)),

@@ -12,7 +12,9 @@ from adapters.http.openapi import documented_operations, served_operations
 from adapters.http.routes_subscriptions import add_subscription_routes
 from app.billing.completion import complete_payment
 from app.billing.ordering import order_vm
+from domain.enums import PaymentMethod
 from domain.tax import TaxRates
+from ports.fiat import FiatOrder
 from tests.http.apiapp import ALICE, BOB, ApiClient, api_client, build_api_app
 
 SUBS = "/api/v1/subscriptions"
@@ -245,6 +247,40 @@ async def test_post_renew_honours_an_idempotency_key(c: ApiClient) -> None:
     assert other.status == 409
     fresh = (await ok(await c.call("POST", path)))["data"]
     assert fresh["id"] != first["id"]
+
+
+class FakeRevolut:
+    """Records orders; `external_data` is the order JSON with its token, as Revolut's."""
+
+    def __init__(self) -> None:
+        self.orders: list[tuple[int, str, str]] = []
+
+    async def create_order(self, amount_minor: int, currency: str, description: str) -> FiatOrder:
+        self.orders.append((amount_minor, currency, description))
+        n = len(self.orders)
+        return FiatOrder(external_id=f"order-{n}", external_data=f'{{"token":"tok-{n}"}}')
+
+    async def cancel_order(self, external_id: str) -> None:
+        return None
+
+
+async def test_a_card_payment_shows_tax_and_processing_fee_in_the_list_currency() -> None:
+    revolut = FakeRevolut()
+    api = build_api_app(tax_rates=TaxRates.from_config({"IE": 23}),
+                        fiat={PaymentMethod.REVOLUT: revolut})
+    async with api_client(api) as c:
+        await c.call("PATCH", "/api/v1/account",
+                     json={"contact_nip17": True, "contact_email": False, "country_code": "IE"})
+        sub_id = (await create(c))["id"]
+        payment = (await ok(await renew(c, sub_id, "?method=revolut")))["data"]
+    # EUR 200.00 (150 + 50 setup); tax 23 % = 46.00; fee 1 % + €0.20 grossed up (D4):
+    # ceil(20000·0.01/0.99) + ceil(20/0.99) = 203 + 21
+    assert (payment["payment_method"], payment["payment_type"]) == ("revolut", "Purchase")
+    assert payment["amount"] == {"currency": "EUR", "amount": 20_000}
+    assert payment["tax"] == {"currency": "EUR", "amount": 4_600}
+    assert payment["processing_fee"] == {"currency": "EUR", "amount": 224}
+    assert payment["expires"] == "2026-06-17T11:00:00Z"
+    assert revolut.orders == [(24_824, "EUR", "Subscription purchase: Subscription")]
 
 
 # --- OpenAPI --------------------------------------------------------------------------------------
