@@ -1,1 +1,1 @@
-"""Tests: e2e."""
+"""End-to-end tests: the real lnvps process."""

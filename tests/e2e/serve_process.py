@@ -1,0 +1,121 @@
+"""Starts the real `lnvps serve` process for end-to-end tests and talks to it like a client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import attrs
+
+from tests.nostr_signing import NostrKey, sign_request
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def lnvps(config: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the `lnvps` command line once (e.g. `dev pay`), as an operator would."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "--config", str(config), *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@attrs.define
+class RunningServer:
+    """A running `lnvps serve` and a signing HTTP client for it."""
+
+    base_url: str
+    config: Path
+    workdir: Path
+    session: aiohttp.ClientSession
+    process: asyncio.subprocess.Process
+
+    async def call(
+        self, method: str, path: str, key: NostrKey | None, body: Any = None
+    ) -> tuple[int, Any]:
+        url = self.base_url + path
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["Authorization"] = sign_request(key, url, method, int(time.time()))
+        data = None if body is None else json.dumps(body).encode()
+        async with self.session.request(method, url, data=data, headers=headers) as resp:
+            text = await resp.text()
+            try:
+                return resp.status, json.loads(text)
+            except ValueError:
+                return resp.status, text
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return lnvps(self.config, *args, cwd=self.workdir)
+
+
+@asynccontextmanager
+async def running_server(workdir: Path, db_url: str) -> AsyncIterator[RunningServer]:
+    """`lnvps serve` on a free port with the dev rail, dummy host and demo catalogue."""
+    port = free_port()
+    config = workdir / "config.yaml"
+    config.write_text(
+        f"db: {db_url}\nlisten: 127.0.0.1:{port}\ndelete-after: 3\ndev:\n  state-dir: {workdir}\n"
+    )
+    log = (workdir / "serve.log").open("wb")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app.cli",
+        "--config",
+        str(config),
+        "serve",
+        cwd=workdir,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    session = aiohttp.ClientSession()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.returncode is not None:
+                raise RuntimeError((workdir / "serve.log").read_text()[-4000:])
+            try:
+                async with session.get(base + "/api/v1/image") as resp:
+                    if resp.status == 200:
+                        break
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError((workdir / "serve.log").read_text()[-4000:])
+            await asyncio.sleep(0.2)
+        yield RunningServer(base, config, workdir, session, process)
+    finally:
+        await session.close()
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=20)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        log.close()
