@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import secrets
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import attrs
 
+from adapters.http.nip98_sign import nip98_header
 from adapters.lightning.dev import DevInvoiceError, DevLightningNode, parse_payment_id
 from adapters.memory.offset_clock import OffsetClock, parse_duration
 from adapters.mysql.legacy_backfill import BackfillIncomplete, migrate_legacy_billing
@@ -24,6 +28,8 @@ from app.serve import serve
 from app.settings import Settings, SettingsError, load_settings, resolve_db_url
 
 log = logging.getLogger("lnvps.cli")
+
+DEV_NOSTR_KEY_FILE = "lnvps-dev-nostr.key"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     pay.add_argument("payment_id", help="payment id (64 hex digits) or the BOLT11 invoice")
     advance = dev_sub.add_parser("advance-clock", help="move the dev server's clock forward")
     advance.add_argument("duration", help="e.g. 30m, 25h, 2d, 1w")
+    auth = dev_sub.add_parser(
+        "auth", help="print a NIP-98 Authorization header signed with the dev key (for curl)"
+    )
+    auth.add_argument("method", help="HTTP method, e.g. GET")
+    auth.add_argument("url", help="the full request URL")
     return parser
 
 
@@ -80,10 +91,25 @@ async def _backfill_command(args: argparse.Namespace, url: str) -> int:
     return 0 if report.ok else 1
 
 
+def dev_nostr_key(path: Path) -> bytes:
+    """The dev user's Nostr secret key, created (32 random bytes, mode 0600) on first use."""
+    if path.exists():
+        return bytes.fromhex(path.read_text().strip())
+    secret = secrets.token_bytes(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(secret.hex())
+    return secret
+
+
 async def _dev_command(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.is_embedded_default:
         print("lnvps dev: only for the embedded default (dev rail, dev clock)", file=sys.stderr)
         return 2
+    if args.dev_command == "auth":
+        secret = dev_nostr_key(state_path(settings, DEV_NOSTR_KEY_FILE))
+        print(nip98_header(secret, args.url, args.method, int(time.time())))
+        return 0
     if args.dev_command == "pay":
         node = DevLightningNode(state_path(settings, DEV_LIGHTNING_FILE))
         try:

@@ -112,3 +112,24 @@ def test_dev_tools_are_refused_outside_the_embedded_default(tmp_path: Path) -> N
     macaroon.write_bytes(b"x")
     cfg.write_text(f"lightning:\n  lnd:\n    url: https://lnd:8080\n    macaroon: {macaroon}\n")
     assert main(["--config", str(cfg), "dev", "advance-clock", "1d"]) == 2
+
+
+def test_dev_auth_prints_a_header_the_server_accepts_and_reuses_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    from adapters.http.nip98 import verify_nip98
+
+    cfg = _dev_config(tmp_path)
+    url = "http://127.0.0.1:8000/api/v1/account"
+    assert main(["--config", cfg, "dev", "auth", "GET", url]) == 0
+    first = capsys.readouterr().out.strip()
+    assert main(["--config", cfg, "dev", "auth", "GET", url]) == 0
+    second = capsys.readouterr().out.strip()
+    now = datetime.fromtimestamp(int(time.time()), UTC)
+    assert verify_nip98(first, "GET", "/api/v1/account", now, None) == verify_nip98(
+        second, "GET", "/api/v1/account", now, None
+    )
+    assert oct((tmp_path / "lnvps-dev-nostr.key").stat().st_mode & 0o777) == "0o600"
