@@ -113,6 +113,11 @@ def new_verify_token(user_id: int) -> str:
     return f"{user_id:0{_TOKEN_ID_HEX}x}" + secrets.token_hex(24)
 
 
+def _resolvable(token: str, user_id: int) -> bool:
+    """A pending token `verify_email` can find: one of ours for this user, not a legacy one."""
+    return bool(token) and token.lower().startswith(f"{user_id:0{_TOKEN_ID_HEX}x}")
+
+
 def verify_link(public_url: str, token: str) -> str:
     return f"{public_url.rstrip('/')}/api/v1/account/verify-email?token={token}"
 
@@ -150,8 +155,9 @@ async def update_account(
 
     A new or changed address is stored unverified with a fresh token and a
     `SendEmailVerification` job is queued after the commit; an unchanged, unverified address
-    without a pending token gets a new token too. `email: null` may not remove an address
-    (400) but is accepted as "no change" from a user who has none (an echoed GET).
+    without a pending token (or with a legacy one this server cannot look up) gets one too.
+    `email: null` may not remove an address (400) but is accepted as "no change" from a user
+    who has none (an echoed GET).
     """
     nwc_value = patch.nwc_connection_string
     async with uow_factory() as uow:
@@ -168,7 +174,7 @@ async def update_account(
             new_email = check_email(patch.email)
             if new_email != user.email:
                 email, verified, token, send = new_email, False, new_verify_token(user.id), True
-            elif not verified and not token:
+            elif not verified and not _resolvable(token, user.id):
                 token, send = new_verify_token(user.id), True
         if patch.contact_email and not email:
             raise InvalidInput("An email address is required to enable email notifications")

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import attrs
 import pytest
 
 from adapters.http.openapi import documented_operations, served_operations
@@ -165,6 +166,28 @@ async def test_setting_an_email_queues_verification_and_the_link_verifies_once(
     await patch(c, await account(c))
     assert await pending_jobs(c) == []
     assert (await account(c))["email_verified"] is True
+
+
+async def test_an_unverified_address_with_a_legacy_token_gets_a_new_one(c: ApiClient) -> None:
+    user_id = await c.user_id()
+    async with c.api.store() as uow:
+        user = await uow.users.get(user_id)
+        assert user is not None
+        await uow.users.update(attrs.evolve(
+            user, email="a@example.com", email_verify_token="ff" * 32))
+        await uow.commit()
+    await patch(c, {**FRESH, "email": "a@example.com"})
+    assert len(await pending_jobs(c)) == 1
+    async with c.api.store() as uow:
+        token = (await uow.users.get(user_id)).email_verify_token  # type: ignore[union-attr]
+    assert token != "ff" * 32
+    page = await c.call("GET", f"/api/v1/account/verify-email?token={token}", signed=False)
+    assert "Email Verified" in await page.text()
+    # a pending token of ours is kept: no second mail for the same unverified address
+    await patch(c, {**FRESH, "email": "b@example.com"})
+    await pending_jobs(c)
+    await patch(c, {**FRESH, "email": "b@example.com"})
+    assert await pending_jobs(c) == []
 
 
 async def test_changing_the_address_unverifies_it(c: ApiClient) -> None:
