@@ -8,7 +8,7 @@ import attrs
 
 from app.billing.catalogue import pricing_with_disks
 from app.billing.errors import NotFound, UnsupportedDisk
-from app.queries.capacity import HostRoom, rooms_by_region
+from app.queries.capacity import HostRoom, regions_with_free_ipv4, rooms_by_region
 from domain.enums import DiskInterface, DiskType, PaymentMethod
 from domain.errors import NoExchangeRate, UnknownCurrency
 from domain.exchange import RateTable, convert
@@ -125,7 +125,8 @@ async def list_offers(uow_factory: UnitOfWorkFactory, rates: RateTable, now: dat
 
     A standard template is listed when some enabled host of its region can take it now (the
     rule ordering applies); a custom pricing's maxima are capped by the best free room of
-    the region's hosts whose CPU matches, and it is left out when nothing would fit.
+    the region's hosts whose CPU matches, and it is left out when nothing would fit or the
+    region has no free IPv4 address.
     """
     async with uow_factory() as uow:
         regions = {r.id: r for r in await uow.regions.list_all() if r.enabled}
@@ -142,10 +143,13 @@ async def list_offers(uow_factory: UnitOfWorkFactory, rates: RateTable, now: dat
                     TemplateOffer(template=t, plan=plan, region=region, other_price=other)
                 )
         custom = []
+        with_ipv4 = await regions_with_free_ipv4(uow, list(regions.values()))
         for pricing in await uow.custom_pricing.list_all():
             region = regions.get(pricing.region_id)
             if not pricing.enabled or region is None or not _current(pricing.expires, now):
                 continue
+            if region.id not in with_ipv4:
+                continue  # the reference caps max_cpu to 0: a VM there would get no IPv4
             offer = await _custom_offer(uow, pricing, region, rooms.get(region.id, []))
             if offer is not None:
                 custom.append(offer)

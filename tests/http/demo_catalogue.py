@@ -15,6 +15,7 @@ from domain.enums import (
     DiskType,
     InternetRegistry,
     IntervalType,
+    IpRangeAllocationMode,
     OsDistribution,
     PaymentMethod,
     VmHostKind,
@@ -28,6 +29,7 @@ from domain.model import (
     CustomPricingDisk,
     Host,
     HostDisk,
+    IpRange,
     IpSpacePricing,
     OsImage,
     PaymentMethodConfig,
@@ -69,6 +71,8 @@ class Demo:
     ip6_tier: int
     reserved_space: int
     reserved_tier: int
+    ip4_range: int
+    ip6_range: int
 
 
 async def seed_demo(store: MemoryUnitOfWorkFactory, now: datetime) -> Demo:
@@ -236,6 +240,12 @@ async def seed_demo(store: MemoryUnitOfWorkFactory, now: datetime) -> Demo:
         ip6_tier = await uow.ip_space_pricing.add(tier(ip6.id, 48, 1_000, 0, "USD"))
         reserved = await uow.ip_spaces.add(space("10.0.0.0/16", 24, 16, 3, is_reserved=True))
         reserved_tier = await uow.ip_space_pricing.add(tier(reserved.id, 24, 100, 0, "EUR"))
+        ip4_range = await uow.ip_ranges.add(IpRange(
+            id=0, cidr="185.18.221.0/25", enabled=True, region_id=region.id,
+            gateway="185.18.221.1"))
+        ip6_range = await uow.ip_ranges.add(IpRange(
+            id=0, cidr="2a13:2c0::/64", enabled=True, region_id=region.id, gateway="fe80::1",
+            allocation_mode=IpRangeAllocationMode.SLAAC_EUI64))
         await uow.commit()
     return Demo(
         company=company.id, region=region.id, closed_region=closed_region.id, host=host.id,
@@ -245,4 +255,6 @@ async def seed_demo(store: MemoryUnitOfWorkFactory, now: datetime) -> Demo:
         old_custom=old_custom.id, ip4_space=ip4.id, ip4_tier_24=ip4_24.id, ip4_tier_23=ip4_23.id,
         ip6_space=ip6.id, ip6_tier=ip6_tier.id, reserved_space=reserved.id,
         reserved_tier=reserved_tier.id,
+        ip4_range=ip4_range.id,
+        ip6_range=ip6_range.id,
     )

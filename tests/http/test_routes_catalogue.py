@@ -10,9 +10,9 @@ import attrs
 import pytest
 
 from adapters.http.openapi import documented_operations, served_operations
-from app.billing.ordering import order_custom_vm
+from app.billing.ordering import order_custom_vm, order_vm
 from domain.enums import DiskInterface, DiskType, PaymentMethod
-from domain.model import GIB
+from domain.model import GIB, IpAssignment
 from tests.http.apiapp import ApiClient, api_client, build_api_app
 
 PRICE = "/api/v1/vm/custom-template/price"
@@ -131,6 +131,29 @@ async def test_a_full_host_empties_both_lists_but_custom_template_stays_an_array
     )
     data = await get_data(c, "/api/v1/vm/templates")
     assert data == {"templates": [], "custom_template": []}
+
+
+async def test_custom_pricing_needs_a_free_ipv4_address_in_its_region(c: ApiClient) -> None:
+    user_id, key_id = await c.user_id(), await c.ssh_key_id()
+    vm = await order_vm(c.api.store, c.api.clock, user_id, c.demo.tiny, c.demo.ubuntu, key_id)
+    async with c.api.store() as uow:
+        ip4 = await uow.ip_ranges.get(c.demo.ip4_range)
+        assert ip4 is not None
+        # a /30 keeps one address besides network, broadcast and gateway
+        await uow.ip_ranges.update(attrs.evolve(ip4, cidr="185.18.221.0/30"))
+        await uow.commit()
+    assert len((await get_data(c, "/api/v1/vm/templates"))["custom_template"]) == 1
+    async with c.api.store() as uow:
+        await uow.ip_assignments.add(IpAssignment(
+            id=0, vm_id=vm.id, ip_range_id=c.demo.ip4_range, ip="185.18.221.2"))
+        await uow.commit()
+    data = await get_data(c, "/api/v1/vm/templates")
+    assert data["custom_template"] == []
+    assert [t["id"] for t in data["templates"]] == [c.demo.tiny, c.demo.yearly]
+    async with c.api.store() as uow:
+        await uow.ip_ranges.update(attrs.evolve(ip4, enabled=False))
+        await uow.commit()
+    assert (await get_data(c, "/api/v1/vm/templates"))["custom_template"] == []
 
 
 async def test_other_price_is_empty_without_fresh_rates_and_the_listing_still_works(
