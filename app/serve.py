@@ -13,6 +13,7 @@ from aiohttp import web
 
 from adapters.http.app import build_user_app
 from adapters.http.routes_webhooks import WebhookSecrets
+from adapters.memory.clock import SystemClock
 from adapters.mysql.legacy_backfill import prepare_database
 from app.container import Container, build_container, close_container, storage_kind
 from app.demo import seed_demo_catalogue
@@ -106,7 +107,9 @@ async def serve(
             revolut=settings.revolut.webhook_secret if settings.revolut else None,
             stripe=settings.stripe.webhook_secret if settings.stripe else None,
         )
-        app = build_user_app(container.services(), webhook_secrets=secrets)
+        app = build_user_app(
+            container.services(), webhook_secrets=secrets, auth_clock=SystemClock()
+        )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, port = parse_listen(settings.listen)

@@ -21,6 +21,7 @@ from adapters.http.routes_upgrades import add_upgrade_routes
 from adapters.http.routes_vms import add_vm_routes
 from adapters.http.routes_webhooks import WEBHOOK_SECRETS, WebhookSecrets, add_webhook_routes
 from app.services import Services
+from ports.clock import Clock
 
 RouteAdder = Callable[[RouteTable], None]
 
@@ -43,15 +44,20 @@ def build_user_app(
     services: Services,
     routes: Sequence[RouteAdder] = USER_API_ROUTES,
     webhook_secrets: WebhookSecrets | None = None,
+    auth_clock: Clock | None = None,
 ) -> web.Application:
     """The user API over `services`; `/openapi.json` documents exactly the served routes.
 
     Without `webhook_secrets`, webhooks look for a `webhook_secret` in the enabled payment
-    method configs (where the reference keeps Revolut's), else answer 503.
+    method configs (where the reference keeps Revolut's), else answer 503. `auth_clock`
+    judges NIP-98 timestamps (default: the business clock); a dev server whose business
+    clock was moved forward passes the real clock, since clients sign with real time.
     """
     app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
     setup_cors(app)
-    setup_auth(app, Authenticator(uow_factory=services.uow_factory, clock=services.clock))
+    setup_auth(
+        app, Authenticator(uow_factory=services.uow_factory, clock=auth_clock or services.clock)
+    )
     app[SERVICES] = services
     if webhook_secrets is not None:
         app[WEBHOOK_SECRETS] = webhook_secrets
