@@ -38,6 +38,7 @@ from adapters.mysql.legacy_payments import (
     copy_range,
     count_plain_rows,
     count_present,
+    mark_setup,
     next_bound,
     read_attention_rows,
 )
@@ -314,13 +315,17 @@ class _Run:
     ) -> int:
         try:
             async with self.conn.begin():
-                return await copy_range(self.conn, shape, low, high, ok, guard=guard)
+                copied = await copy_range(self.conn, shape, low, high, ok, guard=guard)
+                await mark_setup(self.conn, shape, low, high)
+                return copied
         except IntegrityError:
             if guard:
                 raise
             log.info("Phase 2: copies appeared concurrently; retrying with NOT EXISTS")
         async with self.conn.begin():
-            return await copy_range(self.conn, shape, low, high, ok, guard=True)
+            copied = await copy_range(self.conn, shape, low, high, ok, guard=True)
+            await mark_setup(self.conn, shape, low, high)
+            return copied
 
 
 async def _upgrade(url: str | URL) -> None:

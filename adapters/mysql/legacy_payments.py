@@ -20,6 +20,7 @@ from sqlalchemy import (
     select,
     true,
     type_coerce,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -268,6 +269,39 @@ def _payment_type() -> ColumnElement[Any]:
     return case({int(old): int(new) for old, new in PAYMENT_TYPE_MAP.items()}, value=_TYPE)
 
 
+async def mark_setup(
+    conn: AsyncConnection, shape: BillingShape, low: bytes | None, high: bytes | None
+) -> None:
+    """D18 `is_setup = 1 only where the VM has a paid payment`, set-wise for the range.
+
+    Runs in the transaction that copies the range, so a subscription is marked set up exactly
+    when a paid payment of its VM has been copied to it; the twin of `plan_vm`'s rule.
+    """
+    sub = t.subscription
+    # Driven by subscription_payment's own id range (its clustered order); the join to
+    # vm_payment keeps it to copied legacy rows, so non-VM subscriptions stay untouched (R6).
+    conds = [type_coerce(sp.c.is_paid, Integer) == 1]
+    if low is not None:
+        conds.append(sp.c.id > low)
+    if high is not None:
+        conds.append(sp.c.id <= high)
+    paid_subscriptions = (
+        select(sp.c.subscription_id)
+        .select_from(sp.join(vp, vp.c.id == sp.c.id))
+        .where(*conds)
+        .distinct()
+    )
+    # Two statements, not `UPDATE … WHERE id IN (subquery)`: MariaDB ran that as a dependent
+    # subquery per subscription row (O(subscriptions) per range).
+    ids = [int(v) for v in (await conn.execute(paid_subscriptions)).scalars()]
+    if ids:
+        await conn.execute(
+            update(sub)
+            .where(sub.c.id.in_(ids), type_coerce(sub.c.is_setup, Integer) == 0)
+            .values(is_setup=True)
+        )
+
+
 async def copy_range(
     conn: AsyncConnection,
     shape: BillingShape,
@@ -286,15 +320,7 @@ async def copy_range(
     index on `subscription_payment.id` still refuses a duplicate, and the caller then retries
     with the guard.
     """
-    metadata: ColumnElement[Any] = null()
-    extra = [key for key in with_metadata]
-    valued = {key: value for key, value in with_metadata.items() if value is not None}
-    if valued:
-        metadata = case(
-            {key: literal(value, String()) for key, value in valued.items()},
-            value=vp.c.id,
-            else_=null(),
-        )
+    extra = list(with_metadata)
     plain = and_(vp.c.upgrade_params.is_(None), _KNOWN_TYPE, _KNOWN_METHOD)
     allowed = or_(plain, vp.c.id.in_(extra)) if extra else plain
     columns = [vp.c[name] for name in RAW_COLUMNS]
@@ -305,7 +331,7 @@ async def copy_range(
             vm.c.user_id,
             _payment_type(),
             _time_value(),
-            metadata,
+            null(),
         )
         .select_from(vp.join(vm, vm.c.id == vp.c.vm_id).join(li, li.c.id == _link(shape)))
         .where(_in_range(low, high), _vps_item(), allowed)
@@ -314,4 +340,24 @@ async def copy_range(
         query = query.where(_missing())
     target = [*RAW_COLUMNS, "subscription_id", "user_id", "payment_type", "time_value", "metadata"]
     result = await conn.execute(insert(sp).from_select(target, query))
+    await _set_metadata(conn, with_metadata)
     return int(result.rowcount)
+
+
+async def _set_metadata(conn: AsyncConnection, with_metadata: dict[bytes, str | None]) -> None:
+    """Fill `metadata` of the rows just copied, one UPDATE per distinct value.
+
+    Same transaction as the copy, so no row is ever visible without its metadata. Grouping by
+    value keeps every statement the same shape (an expanding IN), so the compiled-statement
+    cache stays small and memory does not grow with the table (a per-id CASE did).
+    """
+    by_value: dict[str, list[bytes]] = {}
+    for payment_id, value in with_metadata.items():
+        if value is not None:
+            by_value.setdefault(value, []).append(payment_id)
+    for value, ids in by_value.items():
+        await conn.execute(
+            update(sp)
+            .where(sp.c.id.in_(ids), sp.c.metadata.is_(None))
+            .values({sp.c.metadata: literal(value, String())})
+        )

@@ -96,7 +96,6 @@ async def read_vm_batch(
     rows = (await conn.execute(stmt)).mappings().all()
     if not rows:
         return []
-    paid = await _vms_with_paid_payment(conn, shape, int(rows[0]["id"]), int(rows[-1]["id"]))
     return [
         LegacyVm(
             id=int(r["id"]),
@@ -114,7 +113,11 @@ async def read_vm_batch(
             plan_currency=r["plan_currency"],
             plan_interval_amount=r["plan_interval_amount"],
             plan_interval_type=r["plan_interval_type"],
-            has_paid_payment=int(r["id"]) in paid,
+            # is_setup: written 0 here, set by Phase 2 in the transaction that copies a paid
+            # payment (`legacy_payments.mark_setup`). A per-VM lookup here would read
+            # vm_payment in random order (it is clustered by payment id), which made Phase 1
+            # I/O-bound on large tables.
+            has_paid_payment=False,
         )
         for r in rows
     ]
@@ -124,24 +127,6 @@ def _bit(value: Any) -> int:
     if isinstance(value, bytes | bytearray):
         return int.from_bytes(value, "big")
     return int(value or 0)
-
-
-async def _vms_with_paid_payment(
-    conn: AsyncConnection, shape: BillingShape, first: int, last: int
-) -> set[int]:
-    """VMs in `first..last` with at least one paid legacy payment (D18 `is_setup`).
-
-    A range, not an IN list: one index range scan, and a statement SQLAlchemy compiles once.
-    """
-    if not shape.has_vm_payment:
-        return set()
-    vp = t.vm_payment
-    stmt = (
-        select(vp.c.vm_id)
-        .where(vp.c.vm_id.between(first, last), type_coerce(vp.c.is_paid, Integer) == 1)
-        .distinct()
-    )
-    return {int(v) for v in (await conn.execute(stmt)).scalars()}
 
 
 def plan_batch(vms: Sequence[LegacyVm], now: datetime) -> tuple[list[VmPlan], list[Problem]]:
@@ -199,11 +184,14 @@ def _guarded_link(vm_ids: Sequence[int], link: Any) -> Any:
     )
 
 
-def _link_many_sql(links: dict[int, int]) -> TextClause:
-    """The guarded `UPDATE vm … CASE id WHEN …` as text: only ints are inlined (no injection);
-    compiling a 1 000-branch `case()` construct costs more than running it."""
-    whens = " ".join(f"WHEN {int(vm_id)} THEN {int(item)}" for vm_id, item in links.items())
-    ids = ", ".join(str(int(vm_id)) for vm_id in links)
+def _link_many_sql(size: int) -> TextClause:
+    """The guarded `UPDATE vm … CASE id WHEN …` for `size` VMs, as text with numbered binds.
+
+    Text because compiling a 1 000-branch `case()` construct costs more than running it; the
+    string depends only on `size` (the batch size), so the statement cache holds one or two.
+    """
+    whens = " ".join(f"WHEN :v{i} THEN :l{i}" for i in range(size))
+    ids = ", ".join(f":v{i}" for i in range(size))
     return text(
         f"UPDATE vm SET subscription_line_item_id = CASE id {whens} END WHERE id IN ({ids}) "
         "AND (subscription_line_item_id IS NULL OR subscription_line_item_id = 0)"
@@ -232,7 +220,10 @@ async def write_batch(conn: AsyncConnection, plans: Sequence[VmPlan]) -> None:
     links = {vm_by_sub[int(sid)]: int(lid) for lid, sid in result.all()}
     if len(links) != len(plans):
         raise RuntimeError("line item RETURNING did not map every VM")
-    result = await conn.execute(_link_many_sql(links))
+    params: dict[str, int] = {}
+    for i, (vm_id, item_id) in enumerate(links.items()):
+        params[f"v{i}"], params[f"l{i}"] = vm_id, item_id
+    result = await conn.execute(_link_many_sql(len(links)), params)
     if result.rowcount != len(plans):
         raise AlreadyLinked("some VMs of the batch were linked concurrently")
 
