@@ -24,6 +24,7 @@ from adapters.mysql.schema_upgrade import (
     upgrade_database,
 )
 from app.container import DEV_CLOCK_FILE, DEV_LIGHTNING_FILE, state_path
+from app.logs import setup_logging
 from app.serve import serve
 from app.settings import Settings, SettingsError, load_settings, resolve_db_url
 
@@ -130,11 +131,11 @@ async def _dev_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
-    except SettingsError as exc:
+        setup_logging(settings.log_format or ("text" if settings.is_embedded_default else "json"))
+    except (SettingsError, ValueError) as exc:
         print(f"lnvps: {exc}", file=sys.stderr)
         return 2
     url = resolve_db_url(args.db, settings)

@@ -82,7 +82,12 @@ def _background(
             services.queue,
             stop,
         ),
-        run_worker(services.queue, container.worker_handlers(), stop),
+        run_worker(
+            services.queue,
+            container.worker_handlers(),
+            stop,
+            interval_s=settings.worker.check_interval,
+        ),
     ]
 
 

@@ -63,7 +63,7 @@ class SmtpSettings:
     server: str
     port: int = 587
     username: str | None = None
-    password: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
     sender: str = "lnvps@localhost"
     admin_emails: list[str] = attrs.field(factory=list)
 
@@ -94,6 +94,13 @@ class DevSettings:
 
 
 @attrs.frozen(kw_only=True)
+class WorkerSettings:
+    """How often the worker schedules CheckVms / CheckSubscriptions (the reference: 30 s)."""
+
+    check_interval: float = 30.0
+
+
+@attrs.frozen(kw_only=True)
 class Settings:
     """What the composition root needs to build the service."""
 
@@ -112,6 +119,9 @@ class Settings:
     revolut: RevolutSettings | None = None
     stripe: StripeSettings | None = None
     dev: DevSettings = DevSettings()
+    worker: WorkerSettings = WorkerSettings()
+    #: `text` (readable, the dev default) or `json` (one object per line)
+    log_format: str | None = None
 
     @property
     def is_embedded_default(self) -> bool:
