@@ -224,6 +224,8 @@ def plan_vm(vm: LegacyVm, now: datetime) -> VmPlan:
     * expires = vm.expires exactly and auto-renew copied (B2); NULL expires is an error (R8),
       never a subscription without lifecycle.
     * is_active = not deleted (B4); is_setup = 1 only with a paid payment (D18, fixes R5).
+      The MySQL adapter passes `has_paid_payment=False` and applies the same rule set-wise
+      when it copies a paid payment (see `adapters.mysql.legacy_payments.mark_setup`).
     * created = `vm.created` when known, else `now`. Deviation from §4.4 (which uses the
       migration time): D16 measures the grace period from the subscription's age and D17 the
       unpaid-VM deadline from when it was ordered, so a years-old VM must not look one day old.

@@ -9,7 +9,12 @@ bad VM (its rows stay absent, it is reported) while the others commit. The cost 
 redoing one batch slowly; the cost of a crash is losing at most one uncommitted batch, which the
 next run redoes (idempotent, no orphan subscription: R1). Phase 2 copies payments with one
 `INSERT … SELECT … WHERE NOT EXISTS` per id range, so `external_data`, `rate` and timestamps are
-copied by the server byte for byte (B5) and memory stays flat.
+copied by the server byte for byte (B5) and memory stays flat. D18's `is_setup = 1 only where
+the VM has a paid payment` is applied in the same transaction that copies a paid payment (set-wise,
+`legacy_payments.mark_setup`): Phase 1 writes `is_setup = 0`, because looking payments up per VM
+reads `vm_payment` in random order and made Phase 1 I/O-bound on large tables. So a subscription
+is set up exactly when a paid legacy payment of its VM has been copied; a paid payment that fails
+to copy (reported) leaves it at 0 until it is fixed and the backfill re-run.
 
 Concurrency (R2): on MariaDB/MySQL the run holds `GET_LOCK('lnvps_legacy_backfill')`; a second
 process **waits** up to `lock_timeout` seconds (then finds nothing left to do) and otherwise fails

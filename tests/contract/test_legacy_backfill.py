@@ -400,7 +400,7 @@ async def test_the_vm_adapter_reads_every_vm_afterwards(scenario: Scenario) -> N
     assert all(isinstance(vm.subscription_line_item_id, int) for vm in vms)
 
 
-async def test_pre_existing_non_vm_subscription_is_untouched(scenario: Scenario) -> None:
+async def test_r6_pre_existing_non_vm_subscription_is_untouched(scenario: Scenario) -> None:
     """Acceptance 5 and R6: we do not flip `is_setup` of non-VM subscriptions (kept as is)."""
     sub_id = scenario.fixture.non_vm_subscription_id
     rows = await fetch(

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.enums import IntervalType, LegacyPaymentType, SubscriptionPaymentType, SubscriptionType
+from domain.enums import (
+    IntervalType,
+    LegacyPaymentType,
+    PaymentMethod,
+    SubscriptionPaymentType,
+    SubscriptionType,
+)
 from domain.legacy import (
     MAX_KEPT_PROBLEMS,
     BackfillReport,
@@ -24,6 +32,8 @@ from domain.legacy import (
     plan_vm,
     upgrade_params_to_metadata,
 )
+from domain.model import Subscription, SubscriptionPayment
+from domain.subscription import apply_paid_payment
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 RENEWAL, UPGRADE = LegacyPaymentType.RENEWAL, LegacyPaymentType.UPGRADE
@@ -315,3 +325,51 @@ def test_report_memory_is_bounded_but_counts_everything() -> None:
     assert report.error_count == MAX_KEPT_PROBLEMS + 5
     assert len(report.errors) == MAX_KEPT_PROBLEMS
     assert "5 more errors not shown" in report.summary()
+
+
+# --- R4: what completing a migrated pending invoice does (with domain.subscription) ----------
+def _migrated(time_value: int, kind: LegacyPaymentType, expires: datetime) -> tuple[Any, Any]:
+    sub = Subscription(
+        id=1,
+        user_id=3,
+        company_id=1,
+        name="VM 7 Subscription",
+        created=NOW - timedelta(days=400),
+        currency="EUR",
+        expires=expires,
+        is_active=True,
+        is_setup=True,
+    )
+    payment = SubscriptionPayment(
+        id=b"\x02" * 32,
+        subscription_id=1,
+        user_id=3,
+        created=NOW - timedelta(days=1),
+        expires=NOW - timedelta(hours=23),
+        amount=100,
+        currency="EUR",
+        payment_method=PaymentMethod.REVOLUT,
+        payment_type=map_payment_type(kind),
+        external_data="{}",
+        rate=Decimal(1),
+        time_value=map_time_value(time_value, kind, False),
+    )
+    return sub, payment
+
+
+def test_r4_late_completed_migrated_upgrade_does_not_extend() -> None:
+    """time_value 0 (not NULL, D18) and D12: a whole interval is never given away."""
+    expires = NOW + timedelta(days=5)
+    sub, payment = _migrated(0, UPGRADE, expires)
+    assert payment.time_value == 0
+    assert apply_paid_payment(sub, payment, NOW).expires == expires
+
+
+def test_r4_late_completed_migrated_renewal_extends_from_max_expires_now() -> None:
+    """The legacy rule was vm.expires + time_value; the new one counts from max(expires, now)."""
+    lapsed = NOW - timedelta(days=10)
+    sub, payment = _migrated(2_592_000, RENEWAL, lapsed)
+    assert apply_paid_payment(sub, payment, NOW).expires == NOW + timedelta(seconds=2_592_000)
+    future = NOW + timedelta(days=10)
+    sub, payment = _migrated(2_592_000, RENEWAL, future)
+    assert apply_paid_payment(sub, payment, NOW).expires == future + timedelta(seconds=2_592_000)
