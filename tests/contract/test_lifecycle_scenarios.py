@@ -1,0 +1,312 @@
+"""The worker's time-travel scenarios on memory, SQLite and MariaDB, and two workers at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+import pytest
+
+from adapters.memory.storage import MemoryUnitOfWorkFactory
+from app.worker.context import WorkerDeps
+from app.worker.lifecycle import LifecycleReport, check_subscriptions
+from domain.enums import VmHistoryActionType as H
+from domain.intervals import add_months
+from domain.lifecycle import LifecycleAction
+from domain.model import PLACEHOLDER_MAC, Vm
+from tests.contract import storage_backends
+from tests.contract.lifecycle_world import (
+    empty_tables,
+    engine_on,
+    sql_factory,
+    worker_over,
+    world_over,
+)
+from tests.contract.storage_backends import Database
+from tests.unit.worker.world import DAY, World
+
+SECOND = timedelta(seconds=1)
+RUN = timedelta(seconds=30)
+HOUR = timedelta(hours=1)
+
+# pytest fixture: one migrated database per backend for the module, emptied per test
+database = storage_backends.database
+
+
+@pytest.fixture
+async def world(database: Database) -> AsyncIterator[World]:
+    """The worker world over an empty, freshly seeded store of the module's backend."""
+    if database.url is None:
+        yield await world_over(MemoryUnitOfWorkFactory())
+        return
+    async with engine_on(database) as engine:
+        await empty_tables(engine, database.kind)
+        yield await world_over(sql_factory(engine))
+
+
+async def _expired(world: World, vm: Vm) -> None:
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    world.at(sub.expires + SECOND)
+
+
+async def _assert_deleted_after_grace(world: World, vm_id: int) -> None:
+    vm = await world.shop.vm(vm_id)
+    assert vm.deleted
+    assert world.host_state(vm_id) is None
+    assert world.host.calls.get("delete_vm") == 1
+    assert not (await world.sub(vm)).is_active
+    async with world.shop.factory() as uow:
+        assert await uow.ip_assignments.list_by_vm(vm_id) == []  # its address is released
+    assert len(await world.history(vm, H.DELETED)) == 1
+    [n8] = world.notifier.titled(f"[VM{vm_id}] Deleted")
+    assert n8.user_id is None  # to the admins
+    assert len(world.notifier.to_admins()) == 2  # N11 at creation, N8 now
+    assert len(world.notifier.titled(f"[VM{vm_id}] Cancelled")) == 1  # N4 to the user
+
+
+async def test_payment_runs_the_jobs_and_the_vm_runs_on_the_dummy_host(world: World) -> None:
+    vm = await world.paid_vm()
+
+    assert vm.mac_address != PLACEHOLDER_MAC
+    assert world.host_state(vm.id) == "running"
+    assert world.host.calls.get("create_vm") == 1
+    sub = await world.sub(vm)
+    assert sub.is_active and sub.is_setup and sub.expires is not None
+    async with world.shop.factory() as uow:
+        [ip] = await uow.ip_assignments.list_by_vm(vm.id)
+    assert ip.ip == "10.0.0.2"
+    assert len(await world.history(vm, H.STARTED)) == 1
+    assert [n.title for n in world.notifier.to_user(vm.user_id)] == [f"[VM{vm.id}] Created"]
+
+
+async def test_expired_vm_is_stopped_exactly_once_over_ten_runs(world: World) -> None:
+    vm = await world.paid_vm()
+    await _expired(world, vm)
+
+    reports = await world.lifecycle(runs=10, step=RUN)
+
+    assert world.host.calls.get("stop_vm") == 1
+    assert world.host_state(vm.id) == "stopped"
+    assert len(await world.history(vm, H.EXPIRED)) == 1
+    assert len(world.notifier.titled(f"[VM{vm.id}] Expired")) == 1
+    done = [d.action for r in reports for d in r.done]
+    assert done.count(LifecycleAction.STOP_ON_EXPIRY) == 1
+    assert not [d for r in reports for d in r.failed]
+    assert (await world.sub(vm)).is_active  # still in grace
+
+
+async def test_renewal_while_stopped_starts_it_again_with_expiry_from_now(world: World) -> None:
+    vm = await world.paid_vm()
+    await _expired(world, vm)
+    await world.lifecycle(runs=3, step=RUN)
+    assert world.host_state(vm.id) == "stopped"
+
+    world.advance(2 * DAY)
+    paid_at = world.now
+    await world.complete(await world.renew(vm))
+    await world.run_jobs()
+
+    assert world.host_state(vm.id) == "running"
+    assert (await world.sub(vm)).expires == add_months(paid_at, 1)  # from now, not old expiry
+    assert len(await world.history(vm, H.STARTED)) == 2
+    assert world.host.calls.get("create_vm") == 1  # started, not rebuilt
+    await world.lifecycle(runs=5, step=RUN)
+    await world.vm_check()
+    assert world.host_state(vm.id) == "running"
+    assert world.host.calls.get("stop_vm") == 1
+
+
+async def test_past_grace_the_vm_is_deleted_once_and_the_subscription_ends(world: World) -> None:
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    world.at(sub.expires + SECOND)
+    await world.lifecycle(runs=3, step=RUN)
+
+    world.at(sub.expires + 7 * DAY - SECOND)  # a 28-day-old subscription: 7 days (D16)
+    await world.lifecycle()
+    assert not (await world.shop.vm(vm.id)).deleted
+
+    world.at(sub.expires + 7 * DAY + SECOND)
+    reports = await world.lifecycle(runs=10, step=RUN)
+    await world.vm_check()
+
+    await _assert_deleted_after_grace(world, vm.id)
+    done = [d.action for r in reports for d in r.done]
+    assert done == [LifecycleAction.DELETE_AFTER_GRACE]
+
+
+async def test_payment_after_grace_deletion_brings_the_vm_back_fresh(world: World) -> None:
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    world.at(sub.expires + 7 * DAY - timedelta(minutes=5))
+    late = await world.renew(vm)  # invoice asked for in grace, paid after the deletion
+    world.at(sub.expires + 7 * DAY + SECOND)
+    await world.lifecycle()
+    old = await world.shop.vm(vm.id)
+    assert old.deleted
+
+    await world.complete(late)
+    await world.run_jobs()
+
+    again = await world.shop.vm(vm.id)
+    assert not again.deleted and (await world.sub(vm)).is_active
+    assert world.host_state(vm.id) == "running"
+    assert again.mac_address not in (old.mac_address, PLACEHOLDER_MAC)
+    async with world.shop.factory() as uow:
+        assert len(await uow.ip_assignments.list_by_vm(vm.id)) == 1
+    assert world.host.calls.get("create_vm") == 2
+
+
+async def test_payment_after_never_paid_cleanup_undeletes_and_spawns(world: World) -> None:
+    """lifecycle.md §13 item 7: the unpaid-cleanup deletion is undone by a late payment."""
+    vm = await world.shop.order()
+    invoice = await world.renew(vm)  # a 10-minute Lightning invoice, settled much later
+    world.advance(HOUR + SECOND)
+    report = await world.vm_check()
+    assert report.deleted == [vm.id]
+    assert (await world.shop.vm(vm.id)).deleted
+
+    await world.complete(invoice)
+    await world.run_jobs()
+
+    again = await world.shop.vm(vm.id)
+    assert not again.deleted and again.mac_address != PLACEHOLDER_MAC
+    assert world.host_state(vm.id) == "running"
+    sub = await world.sub(vm)
+    assert sub.is_active and sub.is_setup
+    assert sub.expires == add_months(world.now, 1)
+    assert len(await world.history(vm, H.STARTED)) == 1
+
+
+async def test_never_paid_vm_is_deleted_after_one_hour_and_one_second(world: World) -> None:
+    vm = await world.shop.order()
+    ordered = (await world.sub(vm)).created
+
+    world.at(ordered + timedelta(minutes=59))
+    assert (await world.vm_check()).deleted == []
+    world.at(ordered + HOUR)  # strictly more than one hour
+    assert (await world.vm_check()).deleted == []
+    assert not (await world.shop.vm(vm.id)).deleted
+
+    world.at(ordered + HOUR + SECOND)
+    assert (await world.vm_check()).deleted == [vm.id]
+    assert (await world.shop.vm(vm.id)).deleted
+    assert (await world.vm_check()).deleted == []  # once
+    assert world.notifier.sent == []  # no notice, as in the reference
+
+
+async def test_never_paid_vm_is_kept_while_a_payment_is_pending(world: World) -> None:
+    vm = await world.shop.order()
+    ordered = (await world.sub(vm)).created
+    world.at(ordered + timedelta(minutes=55))
+    invoice = await world.renew(vm)  # pending until ordered + 65 min
+
+    world.at(ordered + HOUR + SECOND)
+    assert (await world.vm_check()).deleted == []
+    world.at(invoice.expires - SECOND)
+    assert (await world.vm_check()).deleted == []
+    assert not (await world.shop.vm(vm.id)).deleted
+
+    world.at(invoice.expires)  # pending means `expires > now` (D8)
+    assert (await world.vm_check()).deleted == [vm.id]
+
+
+async def test_ip_range_deactivated_at_expiry_and_reactivated_on_renewal(world: World) -> None:
+    sub, sold = await world.ip_range_subscription()
+    await world.complete(await world.renew(subscription_id=sub.id))
+    async with world.shop.factory() as uow:
+        paid = await uow.subscriptions.get(sub.id)
+    assert paid is not None and paid.expires is not None and paid.is_active
+
+    expired_at = paid.expires + SECOND
+    world.at(expired_at)
+    reports = await world.lifecycle(runs=5, step=RUN)
+
+    async with world.shop.factory() as uow:
+        ended = await uow.ip_range_subscriptions.get(sold.id)
+        still = await uow.subscriptions.get(sub.id)
+    assert ended is not None and not ended.is_active and ended.ended_at == expired_at
+    assert still is not None and still.is_active
+    done = [d.action for r in reports for d in r.done]
+    assert done.count(LifecycleAction.DEACTIVATE_ADDONS) == 1
+    assert len(world.notifier.titled(f"[Sub #{sub.id}] Expired")) == 1
+
+    world.advance(DAY)
+    await world.complete(await world.renew(subscription_id=sub.id))
+
+    async with world.shop.factory() as uow:
+        again = await uow.ip_range_subscriptions.get(sold.id)
+    assert again is not None and again.is_active and again.ended_at is None
+
+
+async def test_a_paid_vm_is_never_stopped(world: World) -> None:
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    step = timedelta(hours=6)
+    while world.now + step < sub.expires:
+        await world.lifecycle()
+        await world.vm_check()
+        world.advance(step)
+    world.at(sub.expires - SECOND)
+    await world.lifecycle(runs=1)
+    await world.vm_check()
+
+    assert "stop_vm" not in world.host.calls and "delete_vm" not in world.host.calls
+    assert world.host_state(vm.id) == "running"
+    assert not await world.history(vm, H.EXPIRED)
+    assert len(world.notifier.titled(f"[VM{vm.id}] Expiring Soon")) == 1
+
+
+async def _race(world: World, other: WorkerDeps, expires: datetime) -> list[LifecycleReport]:
+    """Both workers at once, four times 30 s apart, before, at and past the grace period."""
+    reports: list[LifecycleReport] = []
+    for start in (expires - DAY / 2, expires + SECOND, expires + 7 * DAY + SECOND):
+        world.at(start)
+        for _ in range(4):
+            reports += await asyncio.gather(
+                check_subscriptions(world.deps), check_subscriptions(other)
+            )
+            world.advance(RUN)
+    return reports
+
+
+async def test_two_workers_over_the_same_due_subscriptions_act_once_each(
+    world: World, database: Database
+) -> None:
+    """Two WorkerDeps, each with its own engine and pool on the same database (D15)."""
+    vms = [await world.paid_vm() for _ in range(3)]
+    subs = [await world.sub(vm) for vm in vms]
+    latest = max(s.expires for s in subs if s.expires is not None)
+
+    if database.url is None:
+        reports = await _race(world, worker_over(world, world.shop.factory), latest)  # one store
+    else:
+        async with engine_on(database) as engine:
+            reports = await _race(world, worker_over(world, sql_factory(engine)), latest)
+
+    done = Counter(d.action for r in reports for d in r.done)
+    assert done == {
+        LifecycleAction.EXPIRING_SOON_NOTICE: 3,
+        LifecycleAction.STOP_ON_EXPIRY: 3,
+        LifecycleAction.DEACTIVATE_ADDONS: 3,  # claimed once, nothing to end for a VM
+        LifecycleAction.DELETE_AFTER_GRACE: 3,
+    }
+    for first in (0, 8):  # first rounds before and at expiry: both workers saw the same work
+        assert reports[first].due == reports[first + 1].due > 0
+
+    for vm in vms:
+        assert len(await world.history(vm, H.EXPIRED)) == 1
+        assert len(await world.history(vm, H.DELETED)) == 1
+        assert len(world.notifier.titled(f"[VM{vm.id}] Expired")) == 1
+        assert len(world.notifier.titled(f"[VM{vm.id}] Expiring Soon")) == 1
+        assert len(world.notifier.titled(f"[VM{vm.id}] Cancelled")) == 1
+        assert len(world.notifier.titled(f"[VM{vm.id}] Deleted")) == 1
+        assert (await world.shop.vm(vm.id)).deleted
+    assert world.host.calls.get("stop_vm") == 3
+    assert world.host.calls.get("delete_vm") == 3
