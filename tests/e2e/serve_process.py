@@ -72,7 +72,9 @@ class RunningServer:
 
 
 @asynccontextmanager
-async def running_server(workdir: Path, db_url: str) -> AsyncIterator[RunningServer]:
+async def running_server(
+    workdir: Path, db_url: str, extra_config: str = ""
+) -> AsyncIterator[RunningServer]:
     """`lnvps serve` on a free port with the dev rail, dummy host and demo catalogue."""
     port = free_port()
     config = workdir / "config.yaml"
