@@ -25,7 +25,7 @@ from adapters.mysql.schema_upgrade import (
 )
 from app.container import DEV_CLOCK_FILE, DEV_LIGHTNING_FILE, state_path
 from app.logs import setup_logging
-from app.serve import serve
+from app.serve import check_mode, serve
 from app.settings import Settings, SettingsError, load_settings, resolve_db_url
 
 log = logging.getLogger("lnvps.cli")
@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the user API, the worker and the payment listeners")
     serve.add_argument("--listen", help="HOST:PORT (default: $LNVPS_LISTEN, 127.0.0.1:8000)")
+    serve.add_argument(
+        "--mode",
+        choices=("all", "api", "worker"),
+        default="all",
+        help="all: API + worker in one process; api / worker: separate processes over Redis",
+    )
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -147,7 +153,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "dev":
             return asyncio.run(_dev_command(args, settings))
         settings = attrs.evolve(settings, db=url, listen=args.listen or settings.listen)
-        asyncio.run(serve(settings))
+        try:
+            check_mode(args.mode, settings)
+        except ValueError as exc:
+            print(f"lnvps: {exc}", file=sys.stderr)
+            return 2
+        asyncio.run(serve(settings, mode=args.mode))
         return 0
     except SchemaMismatch as exc:
         print(f"lnvps: refusing this database: {exc}", file=sys.stderr)
@@ -155,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BackfillIncomplete as exc:
         print(f"lnvps: legacy billing backfill failed, not serving:\n{exc}", file=sys.stderr)
         return 4
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from dependency_injector import containers, providers
 
+from adapters.cache.redis_vm_state import RedisVmStateCache
 from adapters.crypto.secretbox import AesGcmSecretBox, PlainSecretBox
 from adapters.fiat.revolut import RevolutGateway
 from adapters.fiat.stripe import StripeGateway
@@ -107,6 +109,11 @@ def _fiat_gateways(settings: Settings) -> dict[PaymentMethod, FiatGateway]:
     return gateways
 
 
+def _redis_key(settings: Settings, name: str) -> str:
+    """A Redis key prefix with the configured namespace in front (several installs, one Redis)."""
+    return (settings.redis.key_prefix if settings.redis else "") + name
+
+
 def _redis(settings: Settings) -> aioredis.Redis:
     if settings.redis is None:
         raise ValueError("redis is not configured")
@@ -166,13 +173,20 @@ class Container(containers.DeclarativeContainer):
     rate_store = providers.Selector(
         providers.Callable(lambda k: k["queue"], kinds),
         memory=providers.Singleton(MemoryRateStore),
-        redis=providers.Singleton(RedisRateStore, redis),
+        redis=providers.Singleton(
+            RedisRateStore,
+            redis,
+            key_prefix=providers.Callable(_redis_key, settings, "exchange_rate:"),
+        ),
     )
     queue = providers.Selector(
         providers.Callable(lambda k: k["queue"], kinds),
         memory=providers.Singleton(InProcessQueue),
         redis=providers.Singleton(
-            RedisStreamsQueue, redis, consumer=providers.Callable(socket.gethostname)
+            RedisStreamsQueue,
+            redis,
+            consumer=providers.Callable(lambda: f"{socket.gethostname()}-{os.getpid()}"),
+            stream=providers.Callable(lambda s: s.redis.stream, settings),
         ),
     )
 
@@ -182,8 +196,17 @@ class Container(containers.DeclarativeContainer):
     hosts = providers.Singleton(VmHostClients, clock, dummy_host)
 
     tax_rates = providers.Singleton(TaxRates.from_config, settings.provided.tax_rate)
-    #: one process serves the API and runs the worker, so an in-process cache is shared.
-    vm_states = providers.Singleton(MemoryVmStateCache)
+    #: in one process the worker and the API share a map; with Redis, every process shares it.
+    vm_states = providers.Selector(
+        providers.Callable(lambda k: k["queue"], kinds),
+        memory=providers.Singleton(MemoryVmStateCache),
+        redis=providers.Singleton(
+            RedisVmStateCache,
+            redis,
+            settings.provided.redis.ttl,
+            key_prefix=providers.Callable(_redis_key, settings, "vm_state:"),
+        ),
+    )
     delivery = providers.Singleton(_delivery, settings, uow_factory)
 
     services = providers.Singleton(

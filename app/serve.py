@@ -61,19 +61,35 @@ async def _prepare(settings: Settings, container: Container) -> None:
         log.warning("exchange rates unavailable at start-up: %s", exc)
 
 
+#: what runs where: `all` (one box), or `api` and `worker` processes sharing Redis.
+MODES = ("all", "api", "worker")
+
+
+def check_mode(mode: str, settings: Settings) -> None:
+    """API and worker in separate processes need Redis for the queue and the state cache."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode != "all" and settings.redis is None:
+        raise ValueError(f"--mode {mode} needs `redis` configured (queue and VM state cache)")
+
+
 def _background(
-    container: Container, settings: Settings, stop: asyncio.Event
+    container: Container, settings: Settings, stop: asyncio.Event, mode: str
 ) -> list[Coroutine[Any, Any, None]]:
+    """The loops a process runs: rates everywhere; worker and settlements unless `api`."""
     services = container.services()
     interval = FIXED_RATES_REFRESH_S if settings.rates.source == "fixed" else 120.0
+    refresher = run_rate_refresher(
+        container.rate_source(),
+        container.rate_store(),
+        stop_event=stop,
+        interval_s=interval,
+        clock=services.clock,
+    )
+    if mode == "api":
+        return [refresher]
     return [
-        run_rate_refresher(
-            container.rate_source(),
-            container.rate_store(),
-            stop_event=stop,
-            interval_s=interval,
-            clock=services.clock,
-        ),
+        refresher,
         run_settlement_listener(
             container.lightning(),
             services.uow_factory,
@@ -94,10 +110,16 @@ def _background(
 async def serve(
     settings: Settings,
     *,
+    mode: str = "all",
     stop: asyncio.Event | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
-    """Run until `stop` is set (or SIGINT/SIGTERM); the database is prepared first (§3)."""
+    """Run until `stop` is set (or SIGINT/SIGTERM); the database is prepared first (§3).
+
+    `api` serves HTTP only; `worker` runs the job loop, the schedules and the settlement
+    listener without HTTP; `all` does both in one process (the embedded default).
+    """
+    check_mode(mode, settings)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -108,6 +130,11 @@ async def serve(
     tasks: list[asyncio.Task[None]] = []
     try:
         await _prepare(settings, container)
+        tasks = [asyncio.create_task(c) for c in _background(container, settings, stop, mode)]
+        if mode == "worker":
+            log.info("lnvps worker running (%s)", _summary(settings))
+            await stop.wait()
+            return
         secrets = WebhookSecrets(
             revolut=settings.revolut.webhook_secret if settings.revolut else None,
             stripe=settings.stripe.webhook_secret if settings.stripe else None,
@@ -119,7 +146,6 @@ async def serve(
         await runner.setup()
         host, port = parse_listen(settings.listen)
         await web.TCPSite(runner, host, port, reuse_address=True).start()
-        tasks = [asyncio.create_task(c) for c in _background(container, settings, stop)]
         url = f"http://{host}:{port}"
         log.info("lnvps listening on %s (%s)", url, _summary(settings))
         if on_ready is not None:

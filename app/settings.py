@@ -43,8 +43,14 @@ class LightningSettings:
 
 @attrs.frozen(kw_only=True)
 class RedisSettings:
+    """Redis for the work queue, the exchange rates and the VM state cache."""
+
     url: str
     ttl: int = 300
+    #: the jobs stream (the reference's `worker`); its consumer group is `workers`
+    stream: str = "worker"
+    #: prepended to the rate (`exchange_rate:…`) and VM state (`vm_state:…`) keys
+    key_prefix: str = ""
 
 
 @attrs.frozen(kw_only=True)

@@ -72,8 +72,39 @@ class RunningServer:
 
 
 @asynccontextmanager
+async def running_worker(workdir: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`lnvps serve --mode worker` on the config a running API server wrote."""
+    log = (workdir / "worker.log").open("ab")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app.cli",
+        "--config",
+        str(workdir / "config.yaml"),
+        "serve",
+        "--mode",
+        "worker",
+        cwd=workdir,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=20)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        log.close()
+
+
+@asynccontextmanager
 async def running_server(
-    workdir: Path, db_url: str, extra_config: str = ""
+    workdir: Path, db_url: str, extra_config: str = "", mode: str = "all"
 ) -> AsyncIterator[RunningServer]:
     """`lnvps serve` on a free port with the dev rail, dummy host and demo catalogue."""
     port = free_port()
@@ -81,7 +112,7 @@ async def running_server(
     config.write_text(
         f"db: {db_url}\nlisten: 127.0.0.1:{port}\ndelete-after: 3\ndev:\n  state-dir: {workdir}\n"
     )
-    log = (workdir / "serve.log").open("wb")
+    log = (workdir / "serve.log").open("ab")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -133,3 +133,9 @@ def test_dev_auth_prints_a_header_the_server_accepts_and_reuses_its_key(
         second, "GET", "/api/v1/account", now, None
     )
     assert oct((tmp_path / "lnvps-dev-nostr.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_split_modes_need_redis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _dev_config(tmp_path)
+    assert main(["--config", cfg, "serve", "--mode", "worker"]) == 2
+    assert "needs `redis`" in capsys.readouterr().err

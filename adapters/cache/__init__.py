@@ -1,0 +1,1 @@
+"""Shared caches: the VM running-state cache in Redis."""
