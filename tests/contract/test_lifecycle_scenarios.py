@@ -12,6 +12,7 @@ import pytest
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.worker.context import WorkerDeps
 from app.worker.lifecycle import LifecycleReport, check_subscriptions
+from app.worker.vmcheck import check_vms
 from domain.enums import VmHistoryActionType as H
 from domain.intervals import add_months
 from domain.lifecycle import LifecycleAction
@@ -30,6 +31,15 @@ from tests.unit.worker.world import DAY, World
 SECOND = timedelta(seconds=1)
 RUN = timedelta(seconds=30)
 HOUR = timedelta(hours=1)
+NEVER_PAID_RACE = (
+    "app/worker/vmcheck.py delete_never_paid reads the VM before locking the subscription and"
+    " does not re-check `deleted` under the lock: two workers both delete (and report) it"
+)
+RESPAWN_RACE = (
+    "app/worker/provisioning.py handle_vm_state/spawn_vm: a paid VM missing from its host is"
+    " re-spawned by every worker whose check_vms read the host before the other's spawn, with"
+    " no claim or lock: two create_vm/start_vm calls, two Started entries, N10/N11 twice"
+)
 
 # pytest fixture: one migrated database per backend for the module, emptied per test
 database = storage_backends.database
@@ -310,3 +320,47 @@ async def test_two_workers_over_the_same_due_subscriptions_act_once_each(
         assert (await world.shop.vm(vm.id)).deleted
     assert world.host.calls.get("stop_vm") == 3
     assert world.host.calls.get("delete_vm") == 3
+
+
+async def _vm_check_race(world: World, database: Database) -> list[int]:
+    """`check_vms` on two workers at once (own engines on SQL); the VMs either deleted."""
+
+    async def race(other: WorkerDeps) -> list[int]:
+        a, b = await asyncio.gather(check_vms(world.deps), check_vms(other))
+        return a.deleted + b.deleted
+
+    if database.url is None:
+        return await race(worker_over(world, world.shop.factory))
+    async with engine_on(database) as engine:
+        return await race(worker_over(world, sql_factory(engine)))
+
+
+async def test_two_workers_clean_up_a_never_paid_vm_once(
+    world: World, database: Database, request: pytest.FixtureRequest
+) -> None:
+    if database.kind != "memory":
+        request.applymarker(pytest.mark.xfail(reason=NEVER_PAID_RACE, strict=False))
+    vms = [await world.shop.order() for _ in range(3)]
+    world.advance(HOUR + SECOND)
+
+    deleted = await _vm_check_race(world, database)
+
+    for vm in vms:
+        assert (await world.shop.vm(vm.id)).deleted
+    assert sorted(deleted) == [vm.id for vm in vms]  # each cleanup done by one worker
+
+
+async def test_two_workers_respawn_a_vm_lost_by_its_host_once(
+    world: World, database: Database, request: pytest.FixtureRequest
+) -> None:
+    if database.kind != "memory":
+        request.applymarker(pytest.mark.xfail(reason=RESPAWN_RACE, strict=False))
+    vm = await world.paid_vm()
+    await world.host.inner.delete_vm(vm)  # the hypervisor lost it
+
+    await _vm_check_race(world, database)
+
+    assert world.host_state(vm.id) == "running"
+    assert world.host.calls.get("create_vm") == 2  # the order's spawn and one respawn
+    assert len(await world.history(vm, H.STARTED)) == 2
+    assert len(world.notifier.titled(f"[VM{vm.id}] Created")) == 4  # N10 + N11, twice
