@@ -1,0 +1,68 @@
+"""Admin manual completion of a payment: exactly once through `complete_payment` (D9)."""
+
+from __future__ import annotations
+
+from app.billing.completion import complete_payment
+from app.billing.errors import PaymentNotFound, VmNotFound
+from app.billing.rails import PaymentRails
+from domain.errors import InvalidInput, PaymentAlreadyCompleted
+from domain.model import SubscriptionPayment
+from ports.clock import Clock
+from ports.queue import WorkQueue
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+ALREADY_COMPLETED = "Payment is already completed"
+
+
+class PaymentNotOfVm(InvalidInput):
+    """A payment id of another VM's subscription (400, api.md §9.3 text)."""
+
+
+async def vm_payment(uow: UnitOfWork, vm_id: int, payment_id: bytes) -> SubscriptionPayment:
+    """The payment, checked to belong to the VM's subscription."""
+    vm = await uow.vms.get(vm_id)
+    if vm is None:
+        raise VmNotFound("VM not found")
+    payment = await uow.payments.get(payment_id)
+    if payment is None:
+        raise PaymentNotFound("Payment not found")
+    sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+    if sub is None or payment.subscription_id != sub.id:
+        raise PaymentNotOfVm("Payment does not belong to this VM")
+    return payment
+
+
+async def subscription_payment(uow: UnitOfWork, payment_id: bytes) -> SubscriptionPayment:
+    payment = await uow.payments.get(payment_id)
+    if payment is None:
+        raise PaymentNotFound("Payment not found")
+    return payment
+
+
+async def complete_as_admin(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    rails: PaymentRails,
+    queue: WorkQueue,
+    *,
+    payment_id: bytes,
+    vm_id: int | None = None,
+) -> SubscriptionPayment:
+    """Complete an unpaid payment (of `vm_id` when given) and return it re-read.
+
+    Paid already, or paid by a concurrent click or webhook while this one ran: 409
+    "Payment is already completed"; `complete_payment` flips `is_paid` at most once, so
+    the subscription is extended once whatever the race.
+    """
+    async with uow_factory() as uow:
+        if vm_id is None:
+            payment = await subscription_payment(uow, payment_id)
+        else:
+            payment = await vm_payment(uow, vm_id, payment_id)
+    if payment.is_paid:
+        raise PaymentAlreadyCompleted(ALREADY_COMPLETED)
+    report = await complete_payment(uow_factory, clock, rails, queue, payment_id=payment.id)
+    if not report.completed:
+        raise PaymentAlreadyCompleted(ALREADY_COMPLETED)
+    async with uow_factory() as uow:
+        return await subscription_payment(uow, payment.id)

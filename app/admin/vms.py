@@ -1,0 +1,111 @@
+"""Admin VM actions: extend paid time in one locked transaction, start/stop through the worker."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import attrs
+
+from app.billing.errors import SubscriptionNotFound, VmNotFound
+from domain.enums import VmHistoryActionType
+from domain.errors import DomainError, InvalidInput
+from domain.model import Vm, VmHistory
+from ports.clock import Clock
+from ports.queue import Job, WorkQueue
+from ports.storage import UnitOfWorkFactory
+
+MAX_EXTEND_DAYS = 365
+
+
+class VmIsDeleted(DomainError):
+    """An admin action on a soft-deleted VM (422: the VM exists but the rule refuses it)."""
+
+
+@attrs.frozen(kw_only=True)
+class Extension:
+    vm_id: int
+    old_expires: datetime | None
+    new_expires: datetime
+    job_id: str
+
+
+def check_days(days: int) -> None:
+    """1..365 calendar days (api.md §9.3)."""
+    if days < 1:
+        raise InvalidInput("Must extend by at least 1 day")
+    if days > MAX_EXTEND_DAYS:
+        raise InvalidInput(f"Cannot extend by more than {MAX_EXTEND_DAYS} days")
+
+
+async def extend_vm(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    queue: WorkQueue,
+    *,
+    vm_id: int,
+    days: int,
+    admin_id: int,
+    reason: str | None = None,
+) -> Extension:
+    """`expires = (expires or now) + days` on the row-locked subscription, history Renewed
+    with admin metadata, in one transaction; then SpawnVm. The subscription is (re)activated,
+    since an operator extending a VM means it to run."""
+    check_days(days)
+    now = clock.now()
+    async with uow_factory() as uow:
+        vm = await uow.vms.get(vm_id)
+        if vm is None:
+            raise VmNotFound("VM not found")
+        if vm.deleted:
+            raise VmIsDeleted("Cannot extend a deleted VM")
+        found = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+        sub = None if found is None else await uow.subscriptions.get_for_update(found.id)
+        if sub is None:
+            raise SubscriptionNotFound("VM subscription not found")
+        new = (sub.expires or now) + timedelta(days=days)
+        await uow.subscriptions.update(attrs.evolve(sub, expires=new, is_active=True))
+        meta: dict[str, object] = {
+            "admin_action": True, "admin_user_id": admin_id, "days_added": days,
+        }
+        if reason:
+            meta["reason"] = reason
+        old = sub.expires
+        await uow.vm_history.add(VmHistory(
+            id=0, vm_id=vm.id, action_type=VmHistoryActionType.RENEWED, timestamp=now,
+            initiated_by_user=admin_id,
+            previous_state={"expires": None if old is None else old.isoformat()},
+            new_state={"expires": new.isoformat()},
+            metadata=meta,
+            description=f"VM {vm.id} was extended by {days} days by an administrator",
+        ))
+        await uow.commit()
+    job_id = await queue.send(Job("SpawnVm", {"vm_id": vm_id}))
+    return Extension(vm_id=vm_id, old_expires=old, new_expires=new, job_id=job_id)
+
+
+async def live_vm(uow_factory: UnitOfWorkFactory, vm_id: int, verb: str) -> Vm:
+    """The VM, refusing a deleted one ("Cannot start a deleted VM")."""
+    async with uow_factory() as uow:
+        vm = await uow.vms.get(vm_id)
+    if vm is None:
+        raise VmNotFound("VM not found")
+    if vm.deleted:
+        raise VmIsDeleted(f"Cannot {verb} a deleted VM")
+    return vm
+
+
+async def power_vm(
+    uow_factory: UnitOfWorkFactory,
+    queue: WorkQueue,
+    *,
+    vm_id: int,
+    start: bool,
+    admin_id: int,
+    reason: str | None = None,
+) -> str:
+    """Queue StartVm/StopVm for the worker (it does the host call and the history); job id."""
+    await live_vm(uow_factory, vm_id, "start" if start else "stop")
+    payload: dict[str, object] = {"vm_id": vm_id, "admin_user_id": admin_id}
+    if reason:
+        payload["reason"] = reason
+    return await queue.send(Job("StartVm" if start else "StopVm", payload))
