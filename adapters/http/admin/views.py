@@ -1,0 +1,199 @@
+"""Admin JSON objects (api.md §9): users, VMs, history, payments, subscriptions, fee configs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.http.envelope import format_optional_time, format_time
+from adapters.http.views_vm import VmView, load_vm_view, state_json
+from app.admin.payment_methods import sanitized
+from domain.enums import CpuArch, CpuMfg, OsDistribution
+from domain.model import (
+    LineItem,
+    OsImage,
+    PaymentMethodConfig,
+    Subscription,
+    SubscriptionPayment,
+    User,
+    Vm,
+    VmHistory,
+)
+from ports.storage import UnitOfWork
+from ports.vmhost import VmRunningState
+
+_DISTRIBUTION = {
+    OsDistribution.UBUNTU: "Ubuntu", OsDistribution.DEBIAN: "Debian",
+    OsDistribution.CENTOS: "CentOs", OsDistribution.FEDORA: "Fedora",
+    OsDistribution.FREEBSD: "FreeBSD", OsDistribution.OPENSUSE: "OpenSuse",
+    OsDistribution.ARCHLINUX: "Arch Linux", OsDistribution.REDHAT_ENTERPRISE: "Red Hat Enterprise",
+}
+
+
+def user_json(user: User, vm_count: int, is_admin: bool) -> dict[str, Any]:
+    """AdminUserInfo (`last_login` is always null, as in the reference)."""
+    return {
+        "id": user.id, "pubkey": user.pubkey.hex(), "created": format_time(user.created),
+        "email": user.email or None, "email_verified": user.email_verified,
+        "contact_nip17": user.contact_nip17, "contact_email": user.contact_email,
+        "country_code": user.country_code, "billing_name": user.billing_name,
+        "billing_address_1": user.billing_address_1, "billing_address_2": user.billing_address_2,
+        "billing_city": user.billing_city, "billing_state": user.billing_state,
+        "billing_postcode": user.billing_postcode, "billing_tax_id": user.billing_tax_id,
+        "vm_count": vm_count, "last_login": None, "is_admin": is_admin,
+        "has_nwc": bool(user.nwc_connection_string),
+    }
+
+
+def line_item_json(item: LineItem) -> dict[str, Any]:
+    return {
+        "id": item.id, "subscription_id": item.subscription_id, "name": item.name,
+        "description": item.description, "amount": item.amount,
+        "setup_amount": item.setup_amount, "configuration": item.configuration,
+    }
+
+
+async def subscription_json(uow: UnitOfWork, sub: Subscription) -> dict[str, Any]:
+    """AdminSubscriptionInfo with its line items and the number of payments (paid or not)."""
+    items = await uow.line_items.list_by_subscription(sub.id)
+    payments = await uow.payments.list_by_subscription(sub.id, 1, 0)
+    return {
+        "id": sub.id, "user_id": sub.user_id, "name": sub.name, "description": sub.description,
+        "created": format_time(sub.created), "expires": format_optional_time(sub.expires),
+        "is_active": sub.is_active, "is_setup": sub.is_setup, "currency": sub.currency,
+        "interval_amount": sub.interval_amount, "interval_type": sub.interval_type.api_name,
+        "setup_fee": sub.setup_fee, "auto_renewal_enabled": sub.auto_renewal_enabled,
+        "external_id": sub.external_id, "line_items": [line_item_json(i) for i in items],
+        "payment_count": payments.total,
+    }
+
+
+async def base_currency(uow: UnitOfWork, subscription_id: int) -> str:
+    sub = await uow.subscriptions.get(subscription_id)
+    company = None if sub is None else await uow.companies.get(sub.company_id)
+    return company.base_currency if company is not None else "EUR"
+
+
+def _payment_common(payment: SubscriptionPayment, company_currency: str) -> dict[str, Any]:
+    return {
+        "id": payment.id.hex(), "created": format_time(payment.created),
+        "expires": format_time(payment.expires), "amount": payment.amount,
+        "currency": payment.currency, "company_base_currency": company_currency,
+        "payment_method": payment.payment_method.api_name, "external_id": payment.external_id,
+        "is_paid": payment.is_paid,
+    }
+
+
+def _paid_at(out: dict[str, Any], payment: SubscriptionPayment) -> None:
+    if payment.is_paid and payment.paid_at is not None:
+        out["paid_at"] = format_time(payment.paid_at)
+
+
+def vm_payment_json(payment: SubscriptionPayment, vm_id: int, company: str) -> dict[str, Any]:
+    """AdminVmPaymentInfo."""
+    out = {"vm_id": vm_id, **_payment_common(payment, company),
+           "tax": payment.tax, "processing_fee": payment.processing_fee}
+    _paid_at(out, payment)
+    out["rate"] = float(payment.rate)
+    return out
+
+
+def subscription_payment_json(payment: SubscriptionPayment, company: str) -> dict[str, Any]:
+    """AdminSubscriptionPaymentInfo (`time_value`/`metadata` omitted when null)."""
+    out = _payment_common(payment, company)
+    out.update(subscription_id=payment.subscription_id, user_id=payment.user_id,
+               payment_type=payment.payment_type.name.title())
+    _paid_at(out, payment)
+    out["rate"] = float(payment.rate)
+    if payment.time_value is not None:
+        out["time_value"] = payment.time_value
+    if payment.metadata is not None:
+        out["metadata"] = payment.metadata
+    out.update(tax=payment.tax, processing_fee=payment.processing_fee)
+    return out
+
+
+async def history_json(uow: UnitOfWork, entry: VmHistory) -> dict[str, Any]:
+    """AdminVmHistoryInfo (state blobs are not exposed)."""
+    by = None if entry.initiated_by_user is None else await uow.users.get(entry.initiated_by_user)
+    return {
+        "id": entry.id, "vm_id": entry.vm_id, "action_type": entry.action_type.api_name,
+        "timestamp": format_time(entry.timestamp), "initiated_by_user": entry.initiated_by_user,
+        "initiated_by_user_pubkey": by.pubkey.hex() if by else None,
+        "initiated_by_user_email": (by.email or None) if by else None,
+        "description": entry.description,
+    }
+
+
+def image_name(image: OsImage | None) -> str:
+    if image is None:
+        return ""
+    return f"{_DISTRIBUTION[image.distribution]} {image.flavour} {image.version}"
+
+
+def _spec_fields(view: VmView) -> dict[str, Any]:
+    spec: Any = view.template if view.template is not None else view.custom
+    if spec is None:
+        return {"cpu": 0, "memory": 0, "disk_size": 0, "disk_type": "ssd",
+                "disk_interface": "pcie"}
+    out: dict[str, Any] = {"cpu": spec.cpu, "memory": spec.memory, "disk_size": spec.disk_size}
+    if spec.cpu_mfg is not CpuMfg.UNKNOWN:
+        out["cpu_mfg"] = spec.cpu_mfg.name.lower()
+    if spec.cpu_arch is not CpuArch.UNKNOWN:
+        out["cpu_arch"] = spec.cpu_arch.name.lower()
+    if spec.cpu_features:
+        out["cpu_features"] = list(spec.cpu_features)
+    out.update(disk_type=spec.disk_type.name.lower(),
+               disk_interface=spec.disk_interface.name.lower())
+    return out
+
+
+async def vm_json(uow: UnitOfWork, vm: Vm, state: VmRunningState | None) -> dict[str, Any]:
+    """AdminVmInfo; `running_state` null when nothing is cached, `subscription` omitted if none."""
+    view = await load_vm_view(uow, vm)
+    owner = await uow.users.get(vm.user_id)
+    host = await uow.hosts.get(vm.host_id)
+    region = None if host is None else await uow.regions.get(host.region_id)
+    sub = view.subscription
+    if view.template is not None:
+        template_id, template_name = view.template.id, view.template.name
+    else:
+        template_id = 0
+        template_name = f"Custom - {view.pricing.name if view.pricing else ''}"
+    out: dict[str, Any] = {
+        "id": vm.id, "created": format_optional_time(sub.created if sub else None),
+        "expires": format_optional_time(sub.expires if sub else None),
+        "mac_address": vm.mac_address, "image_id": vm.image_id,
+        "image_name": image_name(view.image), "template_id": template_id,
+        "template_name": template_name, "custom_template_id": vm.custom_template_id,
+        "is_standard_template": vm.template_id is not None, "ssh_key_id": vm.ssh_key_id,
+        "ssh_key_name": view.ssh_key.name if view.ssh_key else "",
+        "ip_addresses": [{"id": a.id, "ip": a.ip.split("/", 1)[0], "range_id": a.ip_range_id}
+                         for a, _ in view.ips],
+        "running_state": None if state is None else state_json(state),
+        "auto_renewal_enabled": sub.auto_renewal_enabled if sub else False,
+        **_spec_fields(view),
+        "host_id": vm.host_id, "user_id": vm.user_id,
+        "user_pubkey": owner.pubkey.hex() if owner else "",
+        "user_email": (owner.email or None) if owner else None,
+        "host_name": host.name if host else "", "region_id": region.id if region else 0,
+        "region_name": region.name if region else "", "deleted": vm.deleted,
+        "disabled": vm.disabled, "ref_code": vm.ref_code,
+    }
+    if sub is not None:
+        out["subscription"] = await subscription_json(uow, sub)
+    return out
+
+
+def payment_method_json(config: PaymentMethodConfig) -> dict[str, Any]:
+    """AdminPaymentMethodConfigInfo; `config` sanitized (secrets as `has_<field>` booleans)."""
+    rate = config.processing_fee_rate
+    return {
+        "id": config.id, "company_id": config.company_id,
+        "payment_method": config.payment_method.api_name, "name": config.name,
+        "enabled": config.enabled, "provider_type": config.provider_type,
+        "config": sanitized(config), "processing_fee_rate": None if rate is None else float(rate),
+        "processing_fee_base": config.processing_fee_base,
+        "processing_fee_currency": config.processing_fee_currency,
+        "supported_currencies": list(config.supported_currencies),
+        "created": format_time(config.created), "modified": format_time(config.modified),
+    }
