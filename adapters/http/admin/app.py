@@ -1,0 +1,56 @@
+"""Builds the LNVPS v1 admin API application at `/api/admin/v1` (api.md §9, D20)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from aiohttp import web
+
+from adapters.http.admin.common import BASE
+from adapters.http.admin.routes_payment_methods import add_admin_payment_method_routes
+from adapters.http.admin.routes_payments import add_admin_payment_routes
+from adapters.http.admin.routes_roles import add_admin_role_routes
+from adapters.http.admin.routes_subscriptions import add_admin_subscription_routes
+from adapters.http.admin.routes_users import add_admin_user_routes
+from adapters.http.admin.routes_vms import add_admin_vm_routes
+from adapters.http.auth import Authenticator, setup_auth
+from adapters.http.context import SERVICES
+from adapters.http.cors import setup_cors
+from adapters.http.errors import error_middleware
+from adapters.http.openapi import RouteTable
+from app.services import Services
+from ports.clock import Clock
+
+RouteAdder = Callable[[RouteTable], None]
+
+ADMIN_API_ROUTES: Sequence[RouteAdder] = (
+    add_admin_user_routes,
+    add_admin_role_routes,
+    add_admin_vm_routes,
+    add_admin_payment_routes,
+    add_admin_payment_method_routes,
+    add_admin_subscription_routes,
+)
+
+
+def admin_route_table(routes: Sequence[RouteAdder] = ADMIN_API_ROUTES) -> RouteTable:
+    """Every admin route plus `/api/admin/v1/openapi.json`, which documents exactly them."""
+    table = RouteTable()
+    for add in routes:
+        add(table)
+    table.add_openapi_route(f"{BASE}/openapi.json", title="LNVPS admin API")
+    return table
+
+
+def build_admin_app(services: Services, *, auth_clock: Clock | None = None) -> web.Application:
+    """The admin API over `services`: the user app's middleware, CORS and NIP-98 auth, then
+    RBAC per route (403 without the permission, D19). `auth_clock` judges NIP-98 timestamps
+    (default: the business clock), as in `build_user_app`."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
+    setup_cors(app)
+    setup_auth(
+        app, Authenticator(uow_factory=services.uow_factory, clock=auth_clock or services.clock)
+    )
+    app[SERVICES] = services
+    admin_route_table().register(app)
+    return app

@@ -1,0 +1,72 @@
+"""Shared bits of the admin routes: base path, route registration with permissions, queries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from adapters.http.admin.auth import permission_of
+from adapters.http.auth import Handler
+from adapters.http.envelope import PageParams
+from adapters.http.openapi import QueryParam, RouteTable, Schema
+from domain.errors import InvalidInput
+
+BASE = "/api/admin/v1"
+ID = r"{id:\d+}"
+T = TypeVar("T")
+JOB_SCHEMA: Schema = {
+    "type": "object", "properties": {"job_id": {"type": "string"}}, "required": ["job_id"],
+}
+OBJECT: Schema = {"type": "object"}
+NULL: Schema = {"type": "null"}
+
+
+def add(
+    table: RouteTable,
+    method: str,
+    path: str,
+    handler: Handler,
+    summary: str,
+    *,
+    request: Schema | None = None,
+    response: Schema | None = None,
+    query: Sequence[QueryParam] = (),
+    paginated: bool = False,
+) -> None:
+    """Register `BASE + path`; the summary names the permission the handler checks."""
+    needed = permission_of(handler)
+    table.add(
+        method, BASE + path, handler,
+        summary=f"{summary} (needs `{needed}`)" if needed else summary,
+        request=request, response=response, query=query, paginated=paginated,
+        tags=("admin",),
+    )
+
+
+def page_of(items: Sequence[T], page: PageParams) -> list[T]:
+    return list(items[page.offset: page.offset + page.limit])
+
+
+def query_uint(query: Mapping[str, str], name: str) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise InvalidInput(f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+def query_bool(query: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if raw not in ("true", "false"):
+        raise InvalidInput(f"{name} must be true or false")
+    return raw == "true"
+
+
+def body_str(body: Mapping[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput(f"{name} must be a string")
+    return value

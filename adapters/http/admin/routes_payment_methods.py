@@ -1,0 +1,142 @@
+"""Admin payment-method config routes (api.md §9.11): list, get, create, update."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aiohttp import web
+
+from adapters.http.admin.auth import Admin, require
+from adapters.http.admin.common import ID, OBJECT, add, body_str, page_of
+from adapters.http.admin.views import payment_method_json
+from adapters.http.context import services
+from adapters.http.envelope import data_response, page_response, parse_page
+from adapters.http.openapi import RouteTable
+from adapters.http.vm_params import as_int, json_object, optional_bool, path_id, required_int
+from app.admin.payment_methods import (
+    UNSET,
+    ConfigDraft,
+    ConfigNotFound,
+    ConfigPatch,
+    create_config,
+    list_configs,
+    update_config,
+)
+from domain.enums import AdminAction, AdminResource
+from domain.errors import InvalidInput
+
+_RES = AdminResource.PAYMENT_METHOD_CONFIG
+
+
+def _rate(value: Any) -> Decimal | None:
+    """A percent as a JSON number, kept exact from its decimal text (`2.9` is 2.9, not f32)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput("processing_fee_rate must be a number (percent)")
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidInput("processing_fee_rate must be a finite number") from None
+
+
+def _currencies(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise InvalidInput("supported_currencies must be a list of strings")
+    return tuple(value)
+
+
+def _optional(body: Mapping[str, Any], name: str, parse: Any) -> Any:
+    """Nullable-patch: absent → UNSET, null → None, else the parsed value."""
+    return parse(body[name]) if name in body and body[name] is not None else (
+        None if name in body else UNSET
+    )
+
+
+@require(_RES, AdminAction.VIEW)
+async def list_methods(request: web.Request, admin: Admin) -> web.StreamResponse:
+    page = parse_page(request.query)
+    rows = await list_configs(services(request).uow_factory)
+    return page_response([payment_method_json(r) for r in page_of(rows, page)], len(rows), page)
+
+
+@require(_RES, AdminAction.VIEW)
+async def get_method(request: web.Request, admin: Admin) -> web.StreamResponse:
+    async with services(request).uow_factory() as uow:
+        row = await uow.payment_methods.get(path_id(request))
+    if row is None:
+        raise ConfigNotFound("Payment method config not found")
+    return data_response(payment_method_json(row))
+
+
+@require(_RES, AdminAction.CREATE)
+async def create_method(request: web.Request, admin: Admin) -> web.StreamResponse:
+    body = await json_object(request)
+    base = body.get("processing_fee_base")
+    draft = ConfigDraft(
+        company_id=required_int(body, "company_id"),
+        name=body_str(body, "name") or "",
+        config=body.get("config"),
+        enabled=optional_bool(body, "enabled") is not False,
+        processing_fee_rate=_rate(body.get("processing_fee_rate")),
+        processing_fee_base=None if base is None else as_int(base, "processing_fee_base"),
+        processing_fee_currency=body_str(body, "processing_fee_currency"),
+        supported_currencies=_currencies(body.get("supported_currencies")),
+    )
+    svc = services(request)
+    return data_response(payment_method_json(await create_config(svc.uow_factory, svc.clock,
+                                                                 draft)))
+
+
+@require(_RES, AdminAction.UPDATE)
+async def update_method(request: web.Request, admin: Admin) -> web.StreamResponse:
+    body = await json_object(request)
+    patch = ConfigPatch(
+        name=body_str(body, "name") if body.get("name") is not None else UNSET,
+        enabled=optional_bool(body, "enabled") if body.get("enabled") is not None else UNSET,
+        config=body["config"] if body.get("config") is not None else UNSET,
+        processing_fee_rate=_optional(body, "processing_fee_rate", _rate),
+        processing_fee_base=_optional(
+            body, "processing_fee_base", lambda v: as_int(v, "processing_fee_base")
+        ),
+        processing_fee_currency=_optional(
+            body, "processing_fee_currency", lambda v: body_str(body, "processing_fee_currency")
+        ),
+        supported_currencies=(
+            _currencies(body["supported_currencies"])
+            if body.get("supported_currencies") is not None else UNSET
+        ),
+    )
+    svc = services(request)
+    row = await update_config(svc.uow_factory, svc.clock, path_id(request), patch)
+    return data_response(payment_method_json(row))
+
+
+def add_admin_payment_method_routes(table: RouteTable) -> None:
+    create_body = {
+        "type": "object", "required": ["company_id", "name", "config"],
+        "properties": {
+            "company_id": {"type": "integer"}, "name": {"type": "string"},
+            "enabled": {"type": "boolean"}, "config": {"type": "object"},
+            "processing_fee_rate": {"type": ["number", "null"], "minimum": 0,
+                                    "exclusiveMaximum": 100},
+            "processing_fee_base": {"type": ["integer", "null"], "minimum": 0},
+            "processing_fee_currency": {"type": ["string", "null"]},
+            "supported_currencies": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    add(table, "GET", "/payment_methods", list_methods,
+        "Payment-method configs (company, method, name); secrets as has_* flags",
+        response=OBJECT, paginated=True)
+    add(table, "GET", f"/payment_methods/{ID}", get_method, "One payment-method config",
+        response=OBJECT)
+    add(table, "POST", "/payment_methods", create_method,
+        "Create a config (fee rate 0 ≤ r < 100 %, known fee currency)",
+        request=create_body, response=OBJECT)
+    add(table, "PATCH", f"/payment_methods/{ID}", update_method,
+        "Update a config (partial provider config of the same type)",
+        request={"type": "object"}, response=OBJECT)

@@ -1,0 +1,187 @@
+"""Admin subscription routes (api.md §9.12): list by user, get, create, update, line items."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from adapters.http.admin.auth import Admin, require
+from adapters.http.admin.common import ID, OBJECT, add, body_str, query_uint
+from adapters.http.admin.views import line_item_json, subscription_json
+from adapters.http.context import services
+from adapters.http.envelope import data_response, page_response, parse_page, parse_time
+from adapters.http.openapi import QueryParam, RouteTable
+from adapters.http.vm_params import as_int, json_object, optional_bool, path_id, required_int
+from app.admin.subscriptions import (
+    UNSET,
+    SubscriptionDraft,
+    SubscriptionPatch,
+    create_subscription,
+    update_subscription,
+)
+from app.billing.errors import NotFound, SubscriptionNotFound
+from domain.enums import AdminAction, AdminResource, IntervalType
+from domain.errors import DomainError, InvalidInput
+
+_SUBS = AdminResource.SUBSCRIPTIONS
+_ITEMS = AdminResource.SUBSCRIPTION_LINE_ITEMS
+
+
+def _required_bool(body: Mapping[str, Any], name: str) -> bool:
+    value = optional_bool(body, name)
+    if value is None:
+        raise InvalidInput(f"missing field `{name}`")
+    return value
+
+
+def _required_str(body: Mapping[str, Any], name: str) -> str:
+    value = body_str(body, name)
+    if value is None:
+        raise InvalidInput(f"missing field `{name}`")
+    return value
+
+
+def _time(value: Any, name: str) -> Any:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be an RFC 3339 timestamp")
+    return parse_time(value)
+
+
+def _interval(value: Any) -> IntervalType:
+    if value is None:
+        return IntervalType.MONTH
+    if isinstance(value, str) and value.strip().upper() in IntervalType.__members__:
+        return IntervalType[value.strip().upper()]
+    raise InvalidInput("interval_type must be one of: day, month, year")
+
+
+@require(_SUBS, AdminAction.VIEW)
+async def list_subscriptions(request: web.Request, admin: Admin) -> web.StreamResponse:
+    """Subscriptions of `user_id`, id descending (the port lists per user only)."""
+    page = parse_page(request.query)
+    user_id = query_uint(request.query, "user_id")
+    if user_id is None:
+        raise DomainError("user_id is required: subscriptions are listed per user")
+    async with services(request).uow_factory() as uow:
+        found = await uow.subscriptions.list_by_user(user_id, page.limit, page.offset)
+        items = [await subscription_json(uow, s) for s in found.items]
+    return page_response(items, found.total, page)
+
+
+@require(_SUBS, AdminAction.VIEW)
+async def get_subscription(request: web.Request, admin: Admin) -> web.StreamResponse:
+    async with services(request).uow_factory() as uow:
+        sub = await uow.subscriptions.get(path_id(request))
+        if sub is None:
+            raise SubscriptionNotFound("Subscription not found")
+        return data_response(await subscription_json(uow, sub))
+
+
+@require(_SUBS, AdminAction.CREATE)
+async def create(request: web.Request, admin: Admin) -> web.StreamResponse:
+    body = await json_object(request)
+    expires = body.get("expires")
+    amount = body.get("interval_amount")
+    draft = SubscriptionDraft(
+        user_id=required_int(body, "user_id"), company_id=required_int(body, "company_id"),
+        name=_required_str(body, "name"), is_active=_required_bool(body, "is_active"),
+        currency=_required_str(body, "currency"), setup_fee=required_int(body, "setup_fee"),
+        auto_renewal_enabled=_required_bool(body, "auto_renewal_enabled"),
+        description=body_str(body, "description"),
+        expires=None if expires is None else _time(expires, "expires"),
+        interval_amount=1 if amount is None else as_int(amount, "interval_amount"),
+        interval_type=_interval(body.get("interval_type")),
+        external_id=body_str(body, "external_id"),
+    )
+    svc = services(request)
+    sub = await create_subscription(svc.uow_factory, svc.clock, draft)
+    async with svc.uow_factory() as uow:
+        return data_response(await subscription_json(uow, sub))
+
+
+def _given(body: Mapping[str, Any], name: str, value: Any) -> Any:
+    """Plain optional: absent or null → unchanged."""
+    return UNSET if body.get(name) is None else value
+
+
+def _nullable(body: Mapping[str, Any], name: str, value: Any) -> Any:
+    """Nullable-patch: absent → unchanged, null → cleared."""
+    if name not in body:
+        return UNSET
+    return None if body[name] is None else value
+
+
+@require(_SUBS, AdminAction.UPDATE)
+async def update(request: web.Request, admin: Admin) -> web.StreamResponse:
+    body = await json_object(request)
+    b = body
+    patch = SubscriptionPatch(
+        name=_given(b, "name", body_str(b, "name")),
+        description=_given(b, "description", body_str(b, "description")),
+        expires=_nullable(b, "expires", b.get("expires") and _time(b["expires"], "expires")),
+        is_active=_given(b, "is_active", optional_bool(b, "is_active")),
+        currency=_given(b, "currency", body_str(b, "currency")),
+        setup_fee=_given(b, "setup_fee", b.get("setup_fee") is not None
+                         and as_int(b["setup_fee"], "setup_fee")),
+        auto_renewal_enabled=_given(b, "auto_renewal_enabled",
+                                    optional_bool(b, "auto_renewal_enabled")),
+        external_id=_nullable(b, "external_id", body_str(b, "external_id")),
+    )
+    svc = services(request)
+    sub = await update_subscription(svc.uow_factory, path_id(request), patch)
+    async with svc.uow_factory() as uow:
+        return data_response(await subscription_json(uow, sub))
+
+
+@require(_ITEMS, AdminAction.VIEW)
+async def list_line_items(request: web.Request, admin: Admin) -> web.StreamResponse:
+    sub_id = path_id(request, "subscription_id")
+    async with services(request).uow_factory() as uow:
+        if await uow.subscriptions.get(sub_id) is None:
+            raise SubscriptionNotFound("Subscription not found")
+        items = await uow.line_items.list_by_subscription(sub_id)
+    return data_response([line_item_json(i) for i in items])
+
+
+@require(_ITEMS, AdminAction.VIEW)
+async def get_line_item(request: web.Request, admin: Admin) -> web.StreamResponse:
+    async with services(request).uow_factory() as uow:
+        item = await uow.line_items.get(path_id(request))
+    if item is None:
+        raise NotFound("Subscription line item not found")
+    return data_response(line_item_json(item))
+
+
+def add_admin_subscription_routes(table: RouteTable) -> None:
+    create_body = {
+        "type": "object",
+        "required": ["user_id", "company_id", "name", "is_active", "currency", "setup_fee",
+                     "auto_renewal_enabled"],
+        "properties": {
+            "user_id": {"type": "integer"}, "company_id": {"type": "integer"},
+            "name": {"type": "string"}, "description": {"type": ["string", "null"]},
+            "expires": {"type": ["string", "null"], "format": "date-time"},
+            "is_active": {"type": "boolean"}, "currency": {"type": "string"},
+            "interval_amount": {"type": "integer", "minimum": 1, "default": 1},
+            "interval_type": {"enum": ["day", "month", "year"], "default": "month"},
+            "setup_fee": {"type": "integer", "minimum": 0},
+            "auto_renewal_enabled": {"type": "boolean"},
+            "external_id": {"type": ["string", "null"]},
+        },
+    }
+    user = QueryParam("user_id", {"type": "integer", "minimum": 0}, required=True,
+                      description="required here: storage lists subscriptions per user")
+    add(table, "GET", "/subscriptions", list_subscriptions, "A user's subscriptions, id desc",
+        response=OBJECT, query=(user,), paginated=True)
+    add(table, "GET", f"/subscriptions/{ID}", get_subscription, "One subscription",
+        response=OBJECT)
+    add(table, "POST", "/subscriptions", create, "Create a subscription (no line items)",
+        request=create_body, response=OBJECT)
+    add(table, "PATCH", f"/subscriptions/{ID}", update, "Update a subscription",
+        request={"type": "object"}, response=OBJECT)
+    add(table, "GET", r"/subscriptions/{subscription_id:\d+}/line_items", list_line_items,
+        "Line items of a subscription", response={"type": "array", "items": OBJECT})
+    add(table, "GET", f"/subscription_line_items/{ID}", get_line_item, "One line item",
+        response=OBJECT)

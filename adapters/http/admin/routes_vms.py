@@ -1,0 +1,178 @@
+"""Admin VM routes (api.md §9.3): list, get, start, stop, extend, history."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from adapters.http.admin.auth import Admin, require
+from adapters.http.admin.common import (
+    ID,
+    JOB_SCHEMA,
+    NULL,
+    OBJECT,
+    add,
+    body_str,
+    page_of,
+    query_bool,
+    query_uint,
+)
+from adapters.http.admin.views import history_json, vm_json
+from adapters.http.context import services
+from adapters.http.envelope import data_response, page_response, parse_page
+from adapters.http.openapi import QueryParam, RouteTable
+from adapters.http.vm_params import json_object, optional_json_object, path_id, required_int
+from app.admin.vms import extend_vm, power_vm
+from app.billing.errors import NotFound, VmNotFound
+from domain.enums import AdminAction, AdminResource
+from domain.errors import DomainError
+from domain.model import Vm
+
+_VM = AdminResource.VIRTUAL_MACHINES
+_CHUNK = 500
+_INT = {"type": "integer", "minimum": 0}
+
+
+async def _vm_json(request: web.Request, vm: Vm) -> dict[str, object]:
+    svc = services(request)
+    state = None if svc.vm_states is None else await svc.vm_states.get(vm.id)
+    async with svc.uow_factory() as uow:
+        return await vm_json(uow, vm, state)
+
+
+@require(_VM, AdminAction.VIEW)
+async def list_vms(request: web.Request, admin: Admin) -> web.StreamResponse:
+    """Not-deleted VMs, id descending, filtered by user, pubkey, host and host region.
+
+    The storage port lists only VMs that are not soft-deleted, so `include_deleted=true` is
+    refused (422) rather than answered with an incomplete page; deleted VMs are shown by id.
+    """
+    q = request.query
+    page = parse_page(q)
+    user_id, host_id, region_id = (query_uint(q, n) for n in ("user_id", "host_id", "region_id"))
+    if query_bool(q, "include_deleted"):
+        raise DomainError("include_deleted=true is not supported: deleted VMs are shown by id")
+    svc = services(request)
+    vms: list[Vm] = []
+    async with svc.uow_factory() as uow:
+        if q.get("pubkey"):
+            try:
+                owner = await uow.users.get_by_pubkey(bytes.fromhex(q["pubkey"]))
+            except ValueError:
+                owner = None
+            if owner is None or (user_id is not None and owner.id != user_id):
+                return page_response([], 0, page)
+            user_id = owner.id
+        if user_id is not None:
+            while True:
+                chunk = await uow.vms.list_by_user(user_id, _CHUNK, len(vms))
+                vms += chunk.items
+                if not chunk.items or len(vms) >= chunk.total:
+                    break
+        else:
+            vms = await uow.vms.list_active()
+        if region_id is not None:
+            hosts = {h.id for h in await uow.hosts.list_all() if h.region_id == region_id}
+            vms = [v for v in vms if v.host_id in hosts]
+    if host_id is not None:
+        vms = [v for v in vms if v.host_id == host_id]
+    vms.sort(key=lambda v: v.id, reverse=True)
+    items = [await _vm_json(request, vm) for vm in page_of(vms, page)]
+    return page_response(items, len(vms), page)
+
+
+async def _vm(request: web.Request) -> Vm:
+    async with services(request).uow_factory() as uow:
+        vm = await uow.vms.get(path_id(request))
+    if vm is None:
+        raise VmNotFound("VM not found")
+    return vm
+
+
+@require(_VM, AdminAction.VIEW)
+async def get_vm(request: web.Request, admin: Admin) -> web.StreamResponse:
+    return data_response(await _vm_json(request, await _vm(request)))
+
+
+async def _power(request: web.Request, admin: Admin, start: bool) -> web.StreamResponse:
+    body = await optional_json_object(request)
+    svc = services(request)
+    job_id = await power_vm(
+        svc.uow_factory, svc.queue, vm_id=path_id(request), start=start,
+        admin_id=admin.user.id, reason=body_str(body, "reason"),
+    )
+    return data_response({"job_id": job_id})
+
+
+@require(_VM, AdminAction.UPDATE)
+async def start_vm(request: web.Request, admin: Admin) -> web.StreamResponse:
+    return await _power(request, admin, True)
+
+
+@require(_VM, AdminAction.UPDATE)
+async def stop_vm(request: web.Request, admin: Admin) -> web.StreamResponse:
+    return await _power(request, admin, False)
+
+
+@require(_VM, AdminAction.UPDATE)
+async def extend(request: web.Request, admin: Admin) -> web.StreamResponse:
+    body = await json_object(request)
+    svc = services(request)
+    await extend_vm(
+        svc.uow_factory, svc.clock, svc.queue, vm_id=path_id(request),
+        days=required_int(body, "days", maximum=2**32 - 1), admin_id=admin.user.id,
+        reason=body_str(body, "reason"),
+    )
+    return data_response(None)
+
+
+@require(_VM, AdminAction.VIEW)
+async def history(request: web.Request, admin: Admin) -> web.StreamResponse:
+    page = parse_page(request.query)
+    vm = await _vm(request)
+    async with services(request).uow_factory() as uow:
+        found = await uow.vm_history.list_by_vm(vm.id, page.limit, page.offset)
+        items = [await history_json(uow, e) for e in found.items]
+    return page_response(items, found.total, page)
+
+
+@require(_VM, AdminAction.VIEW)
+async def history_entry(request: web.Request, admin: Admin) -> web.StreamResponse:
+    vm = await _vm(request)
+    wanted = path_id(request, "history_id")
+    async with services(request).uow_factory() as uow:
+        offset = 0
+        while True:
+            chunk = await uow.vm_history.list_by_vm(vm.id, _CHUNK, offset)
+            for entry in chunk.items:
+                if entry.id == wanted:
+                    return data_response(await history_json(uow, entry))
+            offset += len(chunk.items)
+            if not chunk.items or offset >= chunk.total:
+                break
+    raise NotFound("History entry does not belong to this VM")
+
+
+def add_admin_vm_routes(table: RouteTable) -> None:
+    vm = f"/vms/{ID}"
+    filters = (
+        *(QueryParam(n, dict(_INT)) for n in ("user_id", "host_id", "region_id")),
+        QueryParam("pubkey", description="hex; unknown → empty page"),
+        QueryParam("include_deleted", {"type": "boolean", "default": False},
+                   description="`true` is refused (422) until storage can list deleted VMs"),
+    )
+    add(table, "GET", "/vms", list_vms, "VMs, id descending", response=OBJECT,
+        query=filters, paginated=True)
+    add(table, "GET", vm, get_vm, "One VM (deleted too)", response=OBJECT)
+    add(table, "POST", f"{vm}/start", start_vm, "Queue StartVm", response=JOB_SCHEMA)
+    add(table, "POST", f"{vm}/stop", stop_vm, "Queue StopVm", response=JOB_SCHEMA)
+    extend_body = {
+        "type": "object", "required": ["days"],
+        "properties": {"days": {"type": "integer", "minimum": 1, "maximum": 365},
+                       "reason": {"type": "string"}},
+    }
+    add(table, "PUT", f"{vm}/extend", extend, "Extend paid time by whole days",
+        request=extend_body, response=NULL)
+    add(table, "GET", f"{vm}/history", history, "VM history, newest first", response=OBJECT,
+        paginated=True)
+    add(table, "GET", vm + r"/history/{history_id:\d+}", history_entry, "One history entry",
+        response=OBJECT)

@@ -1,0 +1,108 @@
+"""Admin subscription create/update (api.md §9.12): validated, interval fields fixed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from app.billing.errors import SubscriptionNotFound, UserNotFound
+from domain.enums import IntervalType
+from domain.errors import InvalidInput
+from domain.model import Subscription
+from ports.clock import Clock
+from ports.storage import UnitOfWorkFactory
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+def _name(value: str) -> str:
+    name = value.strip()
+    if not name:
+        raise InvalidInput("Subscription name cannot be empty")
+    return name
+
+
+def _currency(value: str) -> str:
+    currency = value.strip().upper()
+    if not currency:
+        raise InvalidInput("Currency cannot be empty")
+    return currency
+
+
+@attrs.frozen(kw_only=True)
+class SubscriptionDraft:
+    user_id: int
+    company_id: int
+    name: str
+    is_active: bool
+    currency: str
+    setup_fee: int
+    auto_renewal_enabled: bool
+    description: str | None = None
+    expires: datetime | None = None
+    interval_amount: int = 1
+    interval_type: IntervalType = IntervalType.MONTH
+    external_id: str | None = None
+
+
+async def create_subscription(
+    uow_factory: UnitOfWorkFactory, clock: Clock, draft: SubscriptionDraft
+) -> Subscription:
+    """A subscription with no line items and `is_setup` false; the user must exist."""
+    if draft.interval_amount < 1:
+        raise InvalidInput("interval_amount must be at least 1")
+    sub = Subscription(
+        id=0, user_id=draft.user_id, company_id=draft.company_id, name=_name(draft.name),
+        created=clock.now(), currency=_currency(draft.currency),
+        description=draft.description, expires=draft.expires, is_active=draft.is_active,
+        is_setup=False, interval_amount=draft.interval_amount,
+        interval_type=draft.interval_type, setup_fee=draft.setup_fee,
+        auto_renewal_enabled=draft.auto_renewal_enabled, external_id=draft.external_id,
+    )
+    async with uow_factory() as uow:
+        if await uow.users.get(draft.user_id) is None:
+            raise UserNotFound("User not found")
+        stored, _ = await uow.subscriptions.add_with_line_items(sub, [])
+        await uow.commit()
+    return stored
+
+
+@attrs.frozen(kw_only=True)
+class SubscriptionPatch:
+    """UNSET fields are unchanged; `expires` and `external_id` may be cleared with None."""
+
+    name: Any = UNSET
+    description: Any = UNSET
+    expires: Any = UNSET
+    is_active: Any = UNSET
+    currency: Any = UNSET
+    setup_fee: Any = UNSET
+    auto_renewal_enabled: Any = UNSET
+    external_id: Any = UNSET
+
+
+async def update_subscription(
+    uow_factory: UnitOfWorkFactory, subscription_id: int, patch: SubscriptionPatch
+) -> Subscription:
+    """Apply the given fields on the row-locked subscription (interval fields stay)."""
+    changes = {k: v for k, v in attrs.asdict(patch, recurse=False).items() if v is not UNSET}
+    if "name" in changes:
+        changes["name"] = _name(changes["name"])
+    if "currency" in changes:
+        changes["currency"] = _currency(changes["currency"])
+    async with uow_factory() as uow:
+        sub = await uow.subscriptions.get_for_update(subscription_id)
+        if sub is None:
+            raise SubscriptionNotFound("Subscription not found")
+        updated = attrs.evolve(sub, **changes)
+        await uow.subscriptions.update(updated)
+        await uow.commit()
+    return updated

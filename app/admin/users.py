@@ -1,0 +1,105 @@
+"""Admin user update (api.md §9.1) and role assignment/revocation (§9.2)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from app.billing.errors import NotFound, UserNotFound
+from app.billing_ext.account import check_email, email_hash
+from domain.errors import DomainError
+from domain.model import AdminRole, RoleAssignment, RolePermission, User
+from domain.tax import country_alpha3
+from ports.clock import Clock
+from ports.storage import Permission, UnitOfWorkFactory
+
+#: fields an admin may set; `null` (None here) leaves a field unchanged (api.md §9.1).
+TEXT_FIELDS = (
+    "billing_name", "billing_address_1", "billing_address_2", "billing_city", "billing_state",
+    "billing_postcode", "billing_tax_id",
+)
+BOOL_FIELDS = ("contact_nip17", "contact_email")
+#: role id 1 is the seeded `super_admin` (migration r1 inserts it first).
+SUPER_ADMIN_ROLE_ID = 1
+
+
+class SelfRevokeRefused(DomainError):
+    """A super admin removing their own super_admin role (422)."""
+
+
+async def update_user(
+    uow_factory: UnitOfWorkFactory, user_id: int, changes: Mapping[str, Any]
+) -> User:
+    """Set the given fields; `email` keeps the verification state, as in the reference;
+    `country_code` is stored as alpha-3, an unknown code as null."""
+    fields: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
+    if "email" in fields:
+        email = check_email(str(fields["email"]))
+        fields["email"], fields["email_hash"] = email, email_hash(email)
+    if "country_code" in fields:
+        fields["country_code"] = country_alpha3(str(fields["country_code"]))
+    async with uow_factory() as uow:
+        user = await uow.users.get(user_id)
+        if user is None:
+            raise UserNotFound("User not found")
+        updated = attrs.evolve(user, **fields)
+        await uow.users.update(updated)
+        await uow.commit()
+    return updated
+
+
+async def create_role(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    *,
+    name: str,
+    description: str | None,
+    permissions: Sequence[Permission],
+) -> AdminRole:
+    """The role and its permissions in one transaction (the reference was not atomic)."""
+    now = clock.now()
+    async with uow_factory() as uow:
+        role = await uow.roles.add_role(AdminRole(
+            id=0, name=name, description=description, created_at=now, updated_at=now,
+        ))
+        for resource, action in dict.fromkeys(permissions):
+            await uow.roles.add_permission(RolePermission(
+                id=0, role_id=role.id, resource=resource, action=action, created_at=now,
+            ))
+        await uow.commit()
+    return role
+
+
+async def assign_role(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    *,
+    user_id: int,
+    role_id: int,
+    assigned_by: int,
+    expires_at: datetime | None,
+) -> RoleAssignment:
+    """Assign (or re-date) a role; `expires_at` is stored (the reference ignored it)."""
+    async with uow_factory() as uow:
+        if await uow.users.get(user_id) is None:
+            raise UserNotFound("User not found")
+        assignment = await uow.roles.assign(RoleAssignment(
+            id=0, user_id=user_id, role_id=role_id, assigned_at=clock.now(),
+            assigned_by=assigned_by, expires_at=expires_at,
+        ))
+        await uow.commit()
+    return assignment
+
+
+async def revoke_role(
+    uow_factory: UnitOfWorkFactory, *, user_id: int, role_id: int, by_user_id: int
+) -> None:
+    if user_id == by_user_id and role_id == SUPER_ADMIN_ROLE_ID:
+        raise SelfRevokeRefused("Super admins cannot revoke their own super_admin role")
+    async with uow_factory() as uow:
+        if not await uow.roles.revoke(user_id, role_id):
+            raise NotFound("Role assignment not found")
+        await uow.commit()
