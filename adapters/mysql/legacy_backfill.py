@@ -24,9 +24,6 @@ even without the lock (SQLite) a VM is never linked twice.
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import inspect
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -57,6 +54,7 @@ from adapters.mysql.legacy_vms import (
     write_batch,
     write_one,
 )
+from adapters.mysql.schema_upgrade import upgrade_database
 from domain.legacy import BackfillReport, LegacyDataError, Problem, VmPlan
 
 __all__ = [
@@ -333,23 +331,13 @@ class _Run:
             return copied
 
 
-async def _upgrade(url: str | URL) -> None:
-    """Call `adapters.mysql.schema_upgrade.upgrade_database(url)`, sync or async."""
-    module = importlib.import_module("adapters.mysql.schema_upgrade")
-    upgrade = module.upgrade_database
-    if inspect.iscoroutinefunction(upgrade):
-        await upgrade(url)
-    else:
-        await asyncio.to_thread(upgrade, url)
-
-
 async def prepare_database(url: str | URL, *, progress: Progress | None = None) -> BackfillReport:
     """Start-up hook: schema upgrade, then the backfill, before anything reads a VM (§3, B1).
 
     Raises `BackfillIncomplete` (carrying the report) when any VM or payment failed, so the
     server stops before serving VMs whose link is missing; the next start retries what is left.
     """
-    await _upgrade(url)
+    await upgrade_database(url)
     report = await migrate_legacy_billing(url, dry_run=False, progress=progress)
     if not report.ok:
         raise BackfillIncomplete(report)
