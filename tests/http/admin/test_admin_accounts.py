@@ -1,0 +1,91 @@
+"""Admin users, roles and subscriptions: shapes, updates, role grants take effect."""
+
+from __future__ import annotations
+
+from tests.http.admin.adminapp import NOBODY, ROOT, VIEWER, AdminWorld
+from tests.http.vm_helpers import order, subscription_of
+from tests.nostr_signing import NostrKey
+
+ALICE = NostrKey.from_seed(21)
+
+
+async def user_id(world: AdminWorld, key: NostrKey) -> int:
+    return await world.user.user_id(key)
+
+
+async def test_user_get_and_patch(world: AdminWorld) -> None:
+    await order(world.user, ALICE)
+    uid = await user_id(world, ALICE)
+    info = (await world.ok("GET", f"/users/{uid}", VIEWER))["data"]
+    assert info["pubkey"] == ALICE.pubkey_hex and info["vm_count"] == 1
+    assert info["is_admin"] is False and info["last_login"] is None
+    assert (await world.ok("GET", f"/users/{await user_id(world, ROOT)}"))["data"]["is_admin"]
+    body = {"email": " a@example.com ", "country_code": "ie", "billing_name": "A",
+            "contact_email": True, "status": "suspended"}
+    assert await world.ok("PATCH", f"/users/{uid}", json=body) == {"data": None}
+    info = (await world.ok("GET", f"/users/{uid}"))["data"]
+    assert (info["email"], info["country_code"], info["billing_name"]) == (
+        "a@example.com", "IRL", "A")
+    assert info["contact_email"] is True and info["email_verified"] is False
+    assert (await world.call("PATCH", f"/users/{uid}", json={"admin_role": "admin"})).status == 422
+    assert (await world.call("GET", "/users/999")).status == 404
+
+
+async def test_role_create_assign_revoke(world: AdminWorld) -> None:
+    bad = await world.call("POST", "/roles", json={"name": "x", "permissions": ["vms::fly"]})
+    assert bad.status == 400 and "Invalid permission format" in (await bad.json())["error"]
+    role = (await world.ok("POST", "/roles", json={
+        "name": "vm_viewer", "permissions": ["VMS::view", "virtual_machines::view"]}))["data"]
+    assert role["permissions"] == ["virtual_machines::view"] and role["user_count"] == 0
+    uid = await user_id(world, NOBODY)
+    assert (await world.call("GET", "/vms", NOBODY)).status == 403
+    await world.ok("POST", f"/users/{uid}/roles", json={"role_id": role["id"]})
+    assert (await world.call("GET", "/vms", NOBODY)).status == 200
+    assert (await world.call("GET", "/users/1", NOBODY)).status == 403
+    await world.ok("DELETE", f"/users/{uid}/roles/{role['id']}")
+    assert (await world.call("GET", "/vms", NOBODY)).status == 403
+    assert (await world.call("DELETE", f"/users/{uid}/roles/{role['id']}")).status == 404
+    root = await user_id(world, ROOT)
+    own = await world.call("DELETE", f"/users/{root}/roles/{world.role_ids['super_admin']}")
+    assert own.status == 422
+    assert await own.json() == {
+        "error": "Super admins cannot revoke their own super_admin role"}
+
+
+async def test_expired_assignment_grants_nothing(world: AdminWorld) -> None:
+    uid = await user_id(world, NOBODY)
+    past = "2020-01-01T00:00:00Z"
+    await world.ok("POST", f"/users/{uid}/roles",
+                   json={"role_id": world.role_ids["read_only"], "expires_at": past})
+    assert (await world.call("GET", "/vms", NOBODY)).status == 403
+
+
+async def test_subscriptions_list_get_create_update(world: AdminWorld) -> None:
+    vm = await order(world.user, ALICE)
+    sub = await subscription_of(world.api, vm["id"])
+    uid = await user_id(world, ALICE)
+    page = await world.ok("GET", f"/subscriptions?user_id={uid}")
+    assert [s["id"] for s in page["data"]] == [sub.id]
+    assert (await world.call("GET", "/subscriptions")).status == 422
+    one = (await world.ok("GET", f"/subscriptions/{sub.id}"))["data"]
+    assert len(one["line_items"]) == 1 and one["interval_type"] == "month"
+    items = (await world.ok("GET", f"/subscriptions/{sub.id}/line_items"))["data"]
+    assert (await world.ok("GET", f"/subscription_line_items/{items[0]['id']}"))["data"] == items[0]
+    created = (await world.ok("POST", "/subscriptions", json={
+        "user_id": uid, "company_id": sub.company_id, "name": " Extra ", "is_active": False,
+        "currency": "eur", "setup_fee": 0, "auto_renewal_enabled": False,
+        "interval_type": "year"}))["data"]
+    assert (created["name"], created["currency"], created["interval_type"]) == (
+        "Extra", "EUR", "year")
+    assert created["is_setup"] is False and created["line_items"] == []
+    empty = await world.call("POST", "/subscriptions", json={
+        "user_id": uid, "company_id": 1, "name": "", "is_active": False, "currency": "EUR",
+        "setup_fee": 0, "auto_renewal_enabled": False})
+    assert empty.status == 400
+    patched = (await world.ok("PATCH", f"/subscriptions/{created['id']}", json={
+        "expires": "2027-01-01T00:00:00+01:00", "external_id": "x", "is_active": True}))["data"]
+    assert patched["expires"] == "2026-12-31T23:00:00Z" and patched["is_active"] is True
+    cleared = (await world.ok("PATCH", f"/subscriptions/{created['id']}",
+                              json={"expires": None, "name": None}))["data"]
+    assert cleared["expires"] is None and cleared["name"] == "Extra"
+    assert cleared["external_id"] == "x"
