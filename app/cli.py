@@ -16,7 +16,12 @@ import attrs
 from adapters.http.nip98_sign import nip98_header
 from adapters.lightning.dev import DevInvoiceError, DevLightningNode, parse_payment_id
 from adapters.memory.offset_clock import OffsetClock, parse_duration
-from adapters.mysql.legacy_backfill import BackfillIncomplete, migrate_legacy_billing
+from adapters.mysql.legacy_backfill import (
+    BackfillIncomplete,
+    BackfillLockTimeout,
+    LegacyShapeError,
+    migrate_legacy_billing,
+)
 from adapters.mysql.schema_upgrade import (
     SchemaMismatch,
     current_revision,
@@ -93,7 +98,12 @@ async def _db_command(args: argparse.Namespace, url: str) -> int:
 
 
 async def _backfill_command(args: argparse.Namespace, url: str) -> int:
-    report = await migrate_legacy_billing(url, dry_run=args.dry_run)
+    """Exit 0 when everything migrated, 1 on any VM/payment error (D18), 2 when it cannot run."""
+    try:
+        report = await migrate_legacy_billing(url, dry_run=args.dry_run)
+    except (LegacyShapeError, BackfillLockTimeout) as exc:
+        print(f"lnvps: legacy backfill cannot run: {exc}", file=sys.stderr)
+        return 2
     print(report.summary())
     return 0 if report.ok else 1
 

@@ -25,7 +25,6 @@ from adapters.mysql.legacy_backfill import (
     migrate_legacy_billing,
     prepare_database,
 )
-from adapters.mysql.legacy_cli import main as cli_main
 from adapters.mysql.legacy_finalize import (
     FinalizationRefused,
     finalization_blockers,
@@ -36,6 +35,7 @@ from adapters.mysql.legacy_vms import read_vm_batch
 from adapters.mysql.migrations import R1_LEGACY
 from adapters.mysql.schema_upgrade import upgrade_database
 from adapters.mysql.uow import SqlUnitOfWorkFactory
+from app.cli import main as lnvps_main
 from domain.enums import LegacyPaymentType, SubscriptionType
 from domain.legacy import BackfillReport, LegacyPaymentRow, map_payment
 from tests.contract.legacy_fixtures import (
@@ -693,7 +693,9 @@ async def test_r8_bad_legacy_rows_are_reported_and_the_rest_migrates(legacy_url:
     assert "neither template_id nor custom_template_id" in failed[template_less]
     assert "no expires" in failed[no_expiry]
     assert report.vms_linked == len(fixture.vms) - 2
-    assert await asyncio.to_thread(cli_main, ["--db", legacy_url]) == 1  # D18: non-zero
+    assert (
+        await asyncio.to_thread(lnvps_main, ["--db", legacy_url, "migrate-legacy-billing"]) == 1
+    )  # D18: non-zero
 
 
 async def test_r9_payment_owner_is_the_vms_current_owner(scenario: Scenario) -> None:
@@ -751,7 +753,8 @@ async def test_cli_dry_run_and_exit_codes(
 ) -> None:
     await build_legacy_db(legacy_url)
     before = await snapshot(legacy_url)
-    assert await asyncio.to_thread(cli_main, ["--db", legacy_url, "--dry-run"]) == 1
+    backfill = ["--db", legacy_url, "migrate-legacy-billing"]
+    assert await asyncio.to_thread(lnvps_main, [*backfill, "--dry-run"]) == 1
     assert "DRY RUN" in capsys.readouterr().out
     assert await snapshot(legacy_url) == before
     await execute(
@@ -759,7 +762,7 @@ async def test_cli_dry_run_and_exit_codes(
         "UPDATE vm_payment SET upgrade_params = NULL WHERE id = :id",
         id=INVALID_PARAMS_ID,
     )
-    assert await asyncio.to_thread(cli_main, ["--db", legacy_url]) == 0
+    assert await asyncio.to_thread(lnvps_main, backfill) == 0
     assert "OK" in capsys.readouterr().out
 
 
