@@ -48,8 +48,12 @@ async def extend_vm(
     reason: str | None = None,
 ) -> Extension:
     """`expires = (expires or now) + days` on the row-locked subscription, history Renewed
-    with admin metadata, in one transaction; then SpawnVm. The subscription is (re)activated,
-    since an operator extending a VM means it to run."""
+    with admin metadata, in one transaction; then SpawnVm.
+
+    Unlike the reference (lifecycle.md §7.6) `is_active` is set: an order starts inactive
+    here, and an inactive subscription is never stopped on expiry, so an extended never-paid
+    VM would otherwise run free forever. `is_setup` is untouched (D17 spares it anyway).
+    """
     check_days(days)
     now = clock.now()
     async with uow_factory() as uow:
@@ -65,7 +69,7 @@ async def extend_vm(
         new = (sub.expires or now) + timedelta(days=days)
         await uow.subscriptions.update(attrs.evolve(sub, expires=new, is_active=True))
         meta: dict[str, object] = {
-            "admin_action": True, "admin_user_id": admin_id, "days_added": days,
+            "admin_action": True, "admin_user_id": admin_id, "days_extended": days,
         }
         if reason:
             meta["reason"] = reason

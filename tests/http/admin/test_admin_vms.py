@@ -65,6 +65,7 @@ async def test_extend_adds_exact_days_once_with_history_and_spawn(world: AdminWo
         history = (await uow.vm_history.list_by_vm(vm["id"], 1)).items[0]
     assert history.action_type is VmHistoryActionType.RENEWED
     assert history.metadata["admin_action"] is True and history.metadata["reason"] == "gift"
+    assert history.metadata["days_extended"] == 10
     shown = await world.ok("GET", f"/vms/{vm['id']}/history")
     assert shown["data"][0]["action_type"] == "renewed"
     root = (await world.ok("GET", f"/vms/{vm['id']}"))["data"]
@@ -78,6 +79,7 @@ async def test_extend_of_a_never_paid_vm_starts_from_now(world: AdminWorld) -> N
     await world.ok("PUT", f"/vms/{vm['id']}/extend", json={"days": 1})
     sub = await subscription_of(world.api, vm["id"])
     assert sub.expires == world.api.clock.now() + timedelta(days=1)
+    assert sub.is_active and not sub.is_setup
 
 
 async def test_extend_bounds_and_deleted_vm(world: AdminWorld) -> None:
