@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from adapters.http.admin.auth import permission_of
+from aiohttp import web
+
+from adapters.http.admin.auth import Admin, permission_of, require
 from adapters.http.auth import Handler
 from adapters.http.envelope import PageParams
 from adapters.http.openapi import QueryParam, RouteTable, Schema
@@ -13,6 +15,8 @@ from domain.errors import InvalidInput
 
 BASE = "/api/admin/v1"
 ID = r"{id:\d+}"
+#: a first `{id}` segment that is not all digits (the reference's u64 extractor: 400).
+_NOT_NUMERIC_ID = r"{id:(?![0-9]+(?:/|$))[^/]+}"
 T = TypeVar("T")
 JOB_SCHEMA: Schema = {
     "type": "object", "properties": {"job_id": {"type": "string"}}, "required": ["job_id"],
@@ -33,14 +37,25 @@ def add(
     query: Sequence[QueryParam] = (),
     paginated: bool = False,
 ) -> None:
-    """Register `BASE + path`; the summary names the permission the handler checks."""
+    """Register `BASE + path`; the summary names the permission the handler checks.
+
+    A path with `{id:\\d+}` gets a twin first that answers a non-numeric id with 400 after
+    authenticating (as `add_id_route` does for the user API); OpenAPI keeps the real route.
+    """
     needed = permission_of(handler)
-    table.add(
-        method, BASE + path, handler,
+    kw: dict[str, Any] = dict(
         summary=f"{summary} (needs `{needed}`)" if needed else summary,
         request=request, response=response, query=query, paginated=paginated,
         tags=("admin",),
     )
+    if ID in path:
+        table.add(method, BASE + path.replace(ID, _NOT_NUMERIC_ID), _bad_id, **kw)
+    table.add(method, BASE + path, handler, **kw)
+
+
+@require(None)
+async def _bad_id(request: web.Request, admin: Admin) -> web.StreamResponse:
+    raise InvalidInput(f"Invalid id: {request.match_info['id']}")
 
 
 def page_of(items: Sequence[T], page: PageParams) -> list[T]:

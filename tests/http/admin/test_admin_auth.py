@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.http.admin.app import admin_route_table, build_admin_app
-from adapters.http.openapi import documented_operations, served_operations
+from adapters.http.openapi import documented_operations, openapi_path, served_operations
 from tests.http.admin.adminapp import NOBODY, ROOT, VIEWER, AdminWorld
 from tests.http.vm_helpers import paid_vm
 from tests.nostr_signing import NostrKey
@@ -70,4 +70,13 @@ async def test_openapi_documents_exactly_the_served_routes(world: AdminWorld) ->
     extend = doc["paths"]["/api/admin/v1/vms/{id}/extend"]["put"]
     assert "virtual_machines::update" in extend["summary"]
     assert extend["security"] == [{"nip98": []}]
-    assert len(admin_route_table().routes) == len(documented_operations(doc))
+    table = admin_route_table()
+    assert {(r.method, openapi_path(r.path)) for r in table.routes} == documented_operations(doc)
+
+
+async def test_non_numeric_id_is_a_400_after_auth(world: AdminWorld) -> None:
+    resp = await world.call("GET", "/vms/abc")
+    assert resp.status == 400 and await resp.json() == {"error": "Invalid id: abc"}
+    assert (await world.call("PUT", "/vms/abc/extend", json={"days": 1})).status == 400
+    unsigned = await world.call("GET", "/vms/abc", signed=False)
+    assert unsigned.status in (401, 403)
