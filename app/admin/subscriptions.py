@@ -1,4 +1,4 @@
-"""Admin subscription create/update (api.md §9.12): validated, interval fields fixed."""
+"""Admin subscription and line-item create/update (api.md §9.12); interval fields fixed."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 import attrs
 
-from app.billing.errors import SubscriptionNotFound, UserNotFound
+from app.billing.errors import NotFound, SubscriptionNotFound, UserNotFound
 from domain.enums import IntervalType
 from domain.errors import InvalidInput
-from domain.model import Subscription
+from domain.model import LineItem, Subscription
 from ports.clock import Clock
 from ports.storage import UnitOfWorkFactory
 
@@ -104,5 +104,34 @@ async def update_subscription(
             raise SubscriptionNotFound("Subscription not found")
         updated = attrs.evolve(sub, **changes)
         await uow.subscriptions.update(updated)
+        await uow.commit()
+    return updated
+
+
+@attrs.frozen(kw_only=True)
+class LineItemPatch:
+    """UNSET fields are unchanged (`subscription_type` is not updatable, api.md §9.12)."""
+
+    name: Any = UNSET
+    description: Any = UNSET
+    amount: Any = UNSET
+    setup_amount: Any = UNSET
+    configuration: Any = UNSET
+
+
+async def update_line_item(
+    uow_factory: UnitOfWorkFactory, line_item_id: int, patch: LineItemPatch
+) -> LineItem:
+    changes = {k: v for k, v in attrs.asdict(patch, recurse=False).items() if v is not UNSET}
+    if "name" in changes:
+        changes["name"] = str(changes["name"]).strip()
+        if not changes["name"]:
+            raise InvalidInput("Line item name cannot be empty")
+    async with uow_factory() as uow:
+        item = await uow.line_items.get(line_item_id)
+        if item is None:
+            raise NotFound("Subscription line item not found")
+        updated = attrs.evolve(item, **changes)
+        await uow.line_items.update(updated)
         await uow.commit()
     return updated

@@ -1,4 +1,4 @@
-"""Admin subscription routes (api.md §9.12): list by user, get, create, update, line items."""
+"""Admin subscription routes (api.md §9.12): list by user, get, create, update; line items."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import as_int, json_object, optional_bool, path_id, required_int
 from app.admin.subscriptions import (
     UNSET,
+    LineItemPatch,
     SubscriptionDraft,
     SubscriptionPatch,
     create_subscription,
+    update_line_item,
     update_subscription,
 )
 from app.billing.errors import NotFound, SubscriptionNotFound
@@ -154,6 +156,21 @@ async def get_line_item(request: web.Request, admin: Admin) -> web.StreamRespons
     return data_response(line_item_json(item))
 
 
+@require(_ITEMS, AdminAction.UPDATE)
+async def patch_line_item(request: web.Request, admin: Admin) -> web.StreamResponse:
+    b = await json_object(request)
+    patch = LineItemPatch(
+        name=_given(b, "name", body_str(b, "name")),
+        description=_given(b, "description", body_str(b, "description")),
+        amount=_given(b, "amount", b.get("amount") is not None and as_int(b["amount"], "amount")),
+        setup_amount=_given(b, "setup_amount", b.get("setup_amount") is not None
+                            and as_int(b["setup_amount"], "setup_amount")),
+        configuration=_given(b, "configuration", b.get("configuration")),
+    )
+    item = await update_line_item(services(request).uow_factory, path_id(request), patch)
+    return data_response(line_item_json(item))
+
+
 def add_admin_subscription_routes(table: RouteTable) -> None:
     create_body = {
         "type": "object",
@@ -184,4 +201,7 @@ def add_admin_subscription_routes(table: RouteTable) -> None:
     add(table, "GET", r"/subscriptions/{subscription_id:\d+}/line_items", list_line_items,
         "Line items of a subscription", response={"type": "array", "items": OBJECT})
     add(table, "GET", f"/subscription_line_items/{ID}", get_line_item, "One line item",
+        response=OBJECT)
+    add(table, "PATCH", f"/subscription_line_items/{ID}", patch_line_item,
+        "Update a line item (subscription_type ignored)", request={"type": "object"},
         response=OBJECT)

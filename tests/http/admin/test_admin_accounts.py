@@ -89,3 +89,19 @@ async def test_subscriptions_list_get_create_update(world: AdminWorld) -> None:
                               json={"expires": None, "name": None}))["data"]
     assert cleared["expires"] is None and cleared["name"] == "Extra"
     assert cleared["external_id"] == "x"
+
+
+async def test_line_item_patch(world: AdminWorld) -> None:
+    vm = await order(world.user, ALICE)
+    sub = await subscription_of(world.api, vm["id"])
+    [item] = (await world.ok("GET", f"/subscriptions/{sub.id}/line_items"))["data"]
+    path = f"/subscription_line_items/{item['id']}"
+    patched = (await world.ok("PATCH", path, json={
+        "amount": 999, "description": "discounted", "subscription_type": "IpRange"}))["data"]
+    assert (patched["amount"], patched["description"], patched["name"]) == (
+        999, "discounted", item["name"])
+    resp = await world.call("PATCH", path, json={"name": " "})
+    assert resp.status == 400
+    assert await resp.json() == {"error": "Line item name cannot be empty"}
+    assert (await world.call("PATCH", path, VIEWER, json={"amount": 1})).status == 403
+    assert (await world.call("PATCH", "/subscription_line_items/999", json={})).status == 404
