@@ -8,8 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, OBJECT, add, body_str, page_of
+from adapters.http.admin.common import ID, add, body_str, page_of
 from adapters.http.admin.views import payment_method_json
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
@@ -131,12 +132,12 @@ def add_admin_payment_method_routes(table: RouteTable) -> None:
     }
     add(table, "GET", "/payment_methods", list_methods,
         "Payment-method configs (company, method, name); secrets as has_* flags",
-        response=OBJECT, paginated=True)
+        response=sch.PAYMENT_METHOD, paginated=True)
     add(table, "GET", f"/payment_methods/{ID}", get_method, "One payment-method config",
-        response=OBJECT)
+        response=sch.PAYMENT_METHOD)
     add(table, "POST", "/payment_methods", create_method,
         "Create a config (fee rate 0 ≤ r < 100 %, known fee currency)",
-        request=create_body, response=OBJECT)
+        request=create_body, response=sch.PAYMENT_METHOD)
     add(table, "PATCH", f"/payment_methods/{ID}", update_method,
         "Update a config (partial provider config of the same type)",
-        request={"type": "object"}, response=OBJECT)
+        request={"type": "object"}, response=sch.PAYMENT_METHOD)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, OBJECT, add
+from adapters.http.admin.common import ID, add
 from adapters.http.admin.views import base_currency, subscription_payment_json, vm_payment_json
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
@@ -107,16 +108,17 @@ async def complete_subscription_payment(
 def add_admin_payment_routes(table: RouteTable) -> None:
     pay = f"/vms/{ID}/payments"
     add(table, "GET", pay, list_vm_payments, "Payments of a VM, newest first",
-        response=OBJECT, paginated=True)
+        response=sch.VM_PAYMENT, paginated=True)
     add(table, "GET", f"{pay}/{_PAYMENT}", get_vm_payment, "One payment of a VM",
-        response=OBJECT)
+        response=sch.VM_PAYMENT)
     add(table, "POST", f"{pay}/{_PAYMENT}/complete", complete_vm_payment,
-        "Complete an unpaid VM payment exactly once (409 if already paid)", response=OBJECT)
+        "Complete an unpaid VM payment exactly once (409 if already paid)",
+        response=sch.VM_PAYMENT)
     add(table, "GET", r"/subscriptions/{subscription_id:\d+}/payments",
         list_subscription_payments, "Payments of a subscription, newest first",
-        response=OBJECT, paginated=True)
+        response=sch.SUBSCRIPTION_PAYMENT, paginated=True)
     add(table, "GET", "/subscription_payments/{id}", get_subscription_payment,
-        "One subscription payment", response=OBJECT)
+        "One subscription payment", response=sch.SUBSCRIPTION_PAYMENT)
     add(table, "POST", "/subscription_payments/{id}/complete", complete_subscription_payment,
         "Complete an unpaid subscription payment exactly once (409 if already paid)",
-        response=OBJECT)
+        response=sch.SUBSCRIPTION_PAYMENT)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, NULL, OBJECT, add, body_str
+from adapters.http.admin.common import ID, NULL, add, body_str
 from adapters.http.context import services
 from adapters.http.envelope import data_response, format_time, parse_time
 from adapters.http.openapi import RouteTable
@@ -74,7 +75,7 @@ def add_admin_role_routes(table: RouteTable) -> None:
                                 "description": {"type": ["string", "null"]},
                                 "permissions": {"type": "array",
                                                 "items": {"type": "string"}}}},
-        response=OBJECT)
+        response=sch.ROLE)
     add(table, "POST", f"/users/{ID}/roles", assign, "Assign a role (expires_at stored)",
         request={"type": "object", "required": ["role_id"],
                  "properties": {"role_id": {"type": "integer"},

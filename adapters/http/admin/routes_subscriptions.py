@@ -7,8 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, OBJECT, add, body_str, query_uint
+from adapters.http.admin.common import ID, add, body_str, query_uint
 from adapters.http.admin.views import line_item_json, subscription_json
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page, parse_time
@@ -191,17 +192,17 @@ def add_admin_subscription_routes(table: RouteTable) -> None:
     user = QueryParam("user_id", {"type": "integer", "minimum": 0}, required=True,
                       description="required here: storage lists subscriptions per user")
     add(table, "GET", "/subscriptions", list_subscriptions, "A user's subscriptions, id desc",
-        response=OBJECT, query=(user,), paginated=True)
+        response=sch.SUBSCRIPTION, query=(user,), paginated=True)
     add(table, "GET", f"/subscriptions/{ID}", get_subscription, "One subscription",
-        response=OBJECT)
+        response=sch.SUBSCRIPTION)
     add(table, "POST", "/subscriptions", create, "Create a subscription (no line items)",
-        request=create_body, response=OBJECT)
+        request=create_body, response=sch.SUBSCRIPTION)
     add(table, "PATCH", f"/subscriptions/{ID}", update, "Update a subscription",
-        request={"type": "object"}, response=OBJECT)
+        request={"type": "object"}, response=sch.SUBSCRIPTION)
     add(table, "GET", r"/subscriptions/{subscription_id:\d+}/line_items", list_line_items,
-        "Line items of a subscription", response={"type": "array", "items": OBJECT})
+        "Line items of a subscription", response={"type": "array", "items": sch.LINE_ITEM})
     add(table, "GET", f"/subscription_line_items/{ID}", get_line_item, "One line item",
-        response=OBJECT)
+        response=sch.LINE_ITEM)
     add(table, "PATCH", f"/subscription_line_items/{ID}", patch_line_item,
         "Update a line item (subscription_type ignored)", request={"type": "object"},
-        response=OBJECT)
+        response=sch.LINE_ITEM)

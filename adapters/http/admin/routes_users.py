@@ -6,8 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, NULL, OBJECT, add, body_str
+from adapters.http.admin.common import ID, NULL, add, body_str
 from adapters.http.admin.views import user_json
 from adapters.http.context import services
 from adapters.http.envelope import data_response
@@ -48,6 +49,6 @@ async def patch_user(request: web.Request, admin: Admin) -> web.StreamResponse:
 
 
 def add_admin_user_routes(table: RouteTable) -> None:
-    add(table, "GET", f"/users/{ID}", get_user, "One user (AdminUserInfo)", response=OBJECT)
+    add(table, "GET", f"/users/{ID}", get_user, "One user (AdminUserInfo)", response=sch.USER)
     add(table, "PATCH", f"/users/{ID}", patch_user, "Update a user; null leaves a field",
         request={"type": "object"}, response=NULL)

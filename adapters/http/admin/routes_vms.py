@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
 from adapters.http.admin.common import (
     ID,
     JOB_SCHEMA,
     NULL,
-    OBJECT,
     add,
     body_str,
     page_of,
@@ -160,9 +160,9 @@ def add_admin_vm_routes(table: RouteTable) -> None:
         QueryParam("include_deleted", {"type": "boolean", "default": False},
                    description="`true` is refused (422) until storage can list deleted VMs"),
     )
-    add(table, "GET", "/vms", list_vms, "VMs, id descending", response=OBJECT,
+    add(table, "GET", "/vms", list_vms, "VMs, id descending", response=sch.VM,
         query=filters, paginated=True)
-    add(table, "GET", vm, get_vm, "One VM (deleted too)", response=OBJECT)
+    add(table, "GET", vm, get_vm, "One VM (deleted too)", response=sch.VM)
     add(table, "POST", f"{vm}/start", start_vm, "Queue StartVm", response=JOB_SCHEMA)
     add(table, "POST", f"{vm}/stop", stop_vm, "Queue StopVm", response=JOB_SCHEMA)
     extend_body = {
@@ -172,7 +172,7 @@ def add_admin_vm_routes(table: RouteTable) -> None:
     }
     add(table, "PUT", f"{vm}/extend", extend, "Extend paid time by whole days",
         request=extend_body, response=NULL)
-    add(table, "GET", f"{vm}/history", history, "VM history, newest first", response=OBJECT,
+    add(table, "GET", f"{vm}/history", history, "VM history, newest first", response=sch.HISTORY,
         paginated=True)
     add(table, "GET", vm + r"/history/{history_id:\d+}", history_entry, "One history entry",
-        response=OBJECT)
+        response=sch.HISTORY)
