@@ -1,4 +1,4 @@
-"""Admin user routes (api.md §9.1): get and update one user."""
+"""Admin user routes (api.md §9.1): find by pubkey, get and update one user."""
 
 from __future__ import annotations
 
@@ -11,27 +11,51 @@ from adapters.http.admin.auth import Admin, require
 from adapters.http.admin.common import ID, NULL, add, body_str
 from adapters.http.admin.views import user_json
 from adapters.http.context import services
-from adapters.http.envelope import data_response
-from adapters.http.openapi import RouteTable
+from adapters.http.envelope import data_response, page_response, parse_page
+from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import json_object, optional_bool, path_id
 from app.admin.users import BOOL_FIELDS, TEXT_FIELDS, update_user
 from app.billing.errors import UserNotFound
 from domain.enums import AdminAction, AdminResource
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidInput
+from domain.model import User
 
 _USERS = AdminResource.USERS
 
 
-@require(_USERS, AdminAction.VIEW)
-async def get_user(request: web.Request, admin: Admin) -> web.StreamResponse:
+async def _info(request: web.Request, user: User) -> dict[str, Any]:
     svc = services(request)
     async with svc.uow_factory() as uow:
-        user = await uow.users.get(path_id(request))
-        if user is None:
-            raise UserNotFound("User not found")
         vms = await uow.vms.list_by_user(user.id, 1, 0)
         is_admin = await uow.roles.is_admin(user.id, svc.clock.now())
-    return data_response(user_json(user, vms.total, is_admin))
+    return user_json(user, vms.total, is_admin)
+
+
+@require(_USERS, AdminAction.VIEW)
+async def list_users(request: web.Request, admin: Admin) -> web.StreamResponse:
+    """`search` (hex pubkey, exact) → a page of 0 or 1 user. Without it: 422, since the
+    storage port cannot list every user yet."""
+    page = parse_page(request.query)
+    search = request.query.get("search", "").strip()
+    if not search:
+        raise DomainError("search is required: users are found by hex pubkey")
+    try:
+        pubkey = bytes.fromhex(search)
+    except ValueError:
+        raise InvalidInput("search must be a hex pubkey") from None
+    async with services(request).uow_factory() as uow:
+        user = await uow.users.get_by_pubkey(pubkey)
+    found = [] if user is None else [await _info(request, user)]
+    return page_response(found[page.offset: page.offset + page.limit], len(found), page)
+
+
+@require(_USERS, AdminAction.VIEW)
+async def get_user(request: web.Request, admin: Admin) -> web.StreamResponse:
+    async with services(request).uow_factory() as uow:
+        user = await uow.users.get(path_id(request))
+    if user is None:
+        raise UserNotFound("User not found")
+    return data_response(await _info(request, user))
 
 
 @require(_USERS, AdminAction.UPDATE)
@@ -49,6 +73,9 @@ async def patch_user(request: web.Request, admin: Admin) -> web.StreamResponse:
 
 
 def add_admin_user_routes(table: RouteTable) -> None:
+    search = QueryParam("search", required=True, description="hex pubkey, exact; required here")
+    add(table, "GET", "/users", list_users, "Find a user by pubkey", response=sch.USER,
+        query=(search,), paginated=True)
     add(table, "GET", f"/users/{ID}", get_user, "One user (AdminUserInfo)", response=sch.USER)
     add(table, "PATCH", f"/users/{ID}", patch_user, "Update a user; null leaves a field",
         request={"type": "object"}, response=NULL)

@@ -105,3 +105,14 @@ async def test_line_item_patch(world: AdminWorld) -> None:
     assert await resp.json() == {"error": "Line item name cannot be empty"}
     assert (await world.call("PATCH", path, VIEWER, json={"amount": 1})).status == 403
     assert (await world.call("PATCH", "/subscription_line_items/999", json={})).status == 404
+
+
+async def test_user_search_by_pubkey(world: AdminWorld) -> None:
+    uid = await user_id(world, ALICE)
+    found = await world.ok("GET", f"/users?search={ALICE.pubkey_hex.upper()}", VIEWER)
+    assert [u["id"] for u in found["data"]] == [uid] and found["total"] == 1
+    none = await world.ok("GET", "/users?search=" + "00" * 32)
+    assert none["data"] == [] and none["total"] == 0
+    assert (await world.call("GET", "/users?search=xyz")).status == 400
+    assert (await world.call("GET", "/users")).status == 422
+    assert (await world.call("GET", "/users?search=00", NOBODY)).status == 403
