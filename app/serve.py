@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.http.admin.app import build_admin_app
 from adapters.http.app import build_user_app
 from adapters.http.routes_webhooks import WebhookSecrets
 from adapters.memory.clock import SystemClock
@@ -107,6 +108,14 @@ def _background(
     ]
 
 
+async def _start(app: web.Application, listen: str) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, port = parse_listen(listen)
+    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    return runner
+
+
 async def serve(
     settings: Settings,
     *,
@@ -126,7 +135,7 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     container = build_container(settings)
-    runner: web.AppRunner | None = None
+    runners: list[web.AppRunner] = []
     tasks: list[asyncio.Task[None]] = []
     try:
         await _prepare(settings, container)
@@ -142,10 +151,12 @@ async def serve(
         app = build_user_app(
             container.services(), webhook_secrets=secrets, auth_clock=SystemClock()
         )
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
+        runners.append(await _start(app, settings.listen))
+        if settings.admin_listen:
+            admin = build_admin_app(container.services(), auth_clock=SystemClock())
+            runners.append(await _start(admin, settings.admin_listen))
+            log.info("lnvps admin API listening on http://%s", settings.admin_listen)
         host, port = parse_listen(settings.listen)
-        await web.TCPSite(runner, host, port, reuse_address=True).start()
         url = f"http://{host}:{port}"
         log.info("lnvps listening on %s (%s)", url, _summary(settings))
         if on_ready is not None:
@@ -156,6 +167,6 @@ async def serve(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if runner is not None:
+        for runner in runners:
             await runner.cleanup()
         await close_container(container)

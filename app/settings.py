@@ -15,6 +15,7 @@ import yaml
 #: the embedded default: a SQLite file in the working directory.
 DEFAULT_DB_URL = "sqlite:///lnvps.db"
 DEFAULT_LISTEN = "127.0.0.1:8000"
+DEFAULT_ADMIN_LISTEN = "127.0.0.1:8001"
 
 
 class SettingsError(Exception):
@@ -112,7 +113,8 @@ class Settings:
 
     db: str = DEFAULT_DB_URL
     listen: str = DEFAULT_LISTEN
-    admin_listen: str | None = None
+    #: the admin API (D20); an empty value turns it off
+    admin_listen: str = DEFAULT_ADMIN_LISTEN
     delete_after: int = 3
     read_only: bool = False
     public_url: str | None = None
@@ -179,6 +181,7 @@ def load_settings(
     for key, name in (
         ("db", "LNVPS_DB"),
         ("listen", "LNVPS_LISTEN"),
+        ("admin_listen", "LNVPS_ADMIN_LISTEN"),
         ("public_url", "LNVPS_PUBLIC_URL"),
     ):
         if env.get(name):

@@ -110,7 +110,8 @@ async def running_server(
     port = free_port()
     config = workdir / "config.yaml"
     config.write_text(
-        f"db: {db_url}\nlisten: 127.0.0.1:{port}\ndelete-after: 3\ndev:\n  state-dir: {workdir}\n"
+        f"db: {db_url}\nlisten: 127.0.0.1:{port}\nadmin-listen: 127.0.0.1:{free_port()}\n"
+        f"delete-after: 3\ndev:\n  state-dir: {workdir}\n{extra_config}"
     )
     log = (workdir / "serve.log").open("ab")
     process = await asyncio.create_subprocess_exec(
