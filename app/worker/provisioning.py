@@ -112,38 +112,72 @@ async def _rollback_create(deps: WorkerDeps, client: VmHost, vm: Vm) -> None:
         log.exception("rollback: could not remove half-built VM %s from its host", vm.id)
 
 
+async def _subscription_id(deps: WorkerDeps, vm_id: int) -> int | None:
+    async with deps.uow_factory() as uow:
+        vm = await uow.vms.get(vm_id)
+        sub = (
+            None
+            if vm is None
+            else await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+        )
+    return None if sub is None else sub.id
+
+
+async def _already_on_host(deps: WorkerDeps, client: VmHost, vm: Vm) -> VmRunningState | None:
+    """The host's state of a VM built before, or None when the host does not have it."""
+    if not vm.is_provisioned:
+        return None
+    try:
+        state: VmRunningState = await deps.retry.call(
+            f"state of VM {vm.id}", lambda: client.get_vm_state(vm)
+        )
+    except VmNotFoundOnHost:
+        return None
+    return state
+
+
 async def spawn_vm(deps: WorkerDeps, vm_id: int) -> bool:
     """Build the VM on its host and start it (§9.7 `spawn_vm_internal`); True when built.
 
-    Addresses already assigned are kept, otherwise one IPv4 (and an IPv6 if the region has
-    a range) is picked; the MAC comes from the host. The host VM is created and started
-    before anything is stored, then MAC, addresses and the `Started` history entry are
-    saved in one transaction; if saving fails the host VM is removed again, so a retried
-    SpawnVm starts clean. Refused in read-only mode (§3). Sends N10 and N11.
+    The whole spawn holds the subscription's row lock and reads the VM (and asks the host)
+    only once the lock is held, so two workers that both saw the VM missing never build it
+    twice: the second finds it built and only caches its state. Addresses already assigned
+    are kept, otherwise one IPv4 (and an IPv6 if the region has a range) is picked; the MAC
+    comes from the host. The host VM is created and started before MAC, addresses and the
+    `Started` history entry are saved; if saving fails the host VM is removed again, so a
+    retried SpawnVm starts clean. Refused in read-only mode (§3). Sends N10 and N11.
     """
     if deps.read_only:
         raise SpawnRefused("Cant spawn VM's in read-only mode")
     now = deps.clock.now()
+    sub_id = await _subscription_id(deps, vm_id)
+    if sub_id is None:
+        log.info("VM %s is gone; nothing to spawn", vm_id)
+        return False
     async with deps.uow_factory() as uow:
+        await uow.subscriptions.get_for_update(sub_id)
         vm = await uow.vms.get(vm_id)
         if vm is None or vm.deleted:
             log.info("VM %s is gone; nothing to spawn", vm_id)
             return False
         host, client = await deps.host_of(uow, vm.host_id)
+        present = await _already_on_host(deps, client, vm)
+        if present is not None:
+            log.info("VM %s is already on its host; not built again", vm_id)
+            await _cache(deps, vm_id, present)
+            return False
         kept = tuple(await uow.ip_assignments.list_by_vm(vm.id))
         if kept:
             new: list[IpAssignment] = []
         else:
             ranges = await uow.ip_ranges.list_by_region(host.region_id)
             new = pick(ranges, await used_addresses(uow, {r.id for r in ranges}), vm.id)
-    mac = vm.mac_address if vm.is_provisioned and kept else await client.generate_mac(vm)
-    built = attrs.evolve(vm, mac_address=mac)
-    async with deps.uow_factory() as uow:
+        mac = vm.mac_address if vm.is_provisioned and kept else await client.generate_mac(vm)
+        built = attrs.evolve(vm, mac_address=mac)
         info = await full_info(uow, built, kept + tuple(new))
-    await deps.retry.call(f"create VM {vm_id}", lambda: client.create_vm(info))
-    try:
-        await deps.retry.call(f"start VM {vm_id}", lambda: client.start_vm(built))
-        async with deps.uow_factory() as uow:
+        await deps.retry.call(f"create VM {vm_id}", lambda: client.create_vm(info))
+        try:
+            await deps.retry.call(f"start VM {vm_id}", lambda: client.start_vm(built))
             saved = [await uow.ip_assignments.add(a) for a in new]
             await uow.vms.update(built)
             await uow.vm_history.add(
@@ -152,9 +186,9 @@ async def spawn_vm(deps: WorkerDeps, vm_id: int) -> bool:
             info = attrs.evolve(info, ips=kept + tuple(saved))
             facts = await facts_of(uow, info)
             await uow.commit()
-    except BaseException:
-        await _rollback_create(deps, client, built)
-        raise
+        except BaseException:
+            await _rollback_create(deps, client, built)
+            raise
     await _cache(
         deps, vm_id, VmRunningState(timestamp=int(now.timestamp()), state=VmRunState.RUNNING)
     )

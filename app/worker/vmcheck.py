@@ -29,19 +29,27 @@ class VmCheckReport:
 async def delete_never_paid(deps: WorkerDeps, vm_id: int) -> bool:
     """Delete the VM of an order never paid, one hour after it was placed (D17, §9.5 step 3).
 
-    Re-checked under the subscription's row lock, so a payment completing at the same
-    moment either lands first (the VM is kept) or finds the VM deleted and brings it back
+    Decided under the subscription's row lock, and the VM is read only after the lock is
+    held, so two workers never delete it twice and a payment completing at the same moment
+    either lands first (the VM is kept) or finds the VM deleted and brings it back
     (lifecycle.md D20 step 2, §13 item 7). A pending (unpaid, unexpired) payment keeps it.
     No history entry and no user notice, as in the reference.
     """
     now = deps.clock.now()
     async with deps.uow_factory() as uow:
         vm = await uow.vms.get(vm_id)
-        if vm is None or vm.deleted:
-            return False
-        sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
-        sub = None if sub is None else await uow.subscriptions.get_for_update(sub.id)
-        if sub is None:
+        found = (
+            None
+            if vm is None
+            else await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+        )
+    if vm is None or vm.deleted or found is None:
+        return False
+    async with deps.uow_factory() as uow:
+        sub = await uow.subscriptions.get_for_update(found.id)
+        # the first plain read after the lock: sees another worker's committed deletion
+        vm = await uow.vms.get(vm_id)
+        if sub is None or vm is None or vm.deleted:
             return False
         pending = await uow.payments.list_pending_for_subscription(sub.id, now)
         if not never_paid_cleanup_due(sub, bool(pending), now):

@@ -31,16 +31,6 @@ from tests.unit.worker.world import DAY, World
 SECOND = timedelta(seconds=1)
 RUN = timedelta(seconds=30)
 HOUR = timedelta(hours=1)
-NEVER_PAID_RACE = (
-    "app/worker/vmcheck.py delete_never_paid reads the VM before locking the subscription and"
-    " does not re-check `deleted` under the lock: two workers both delete (and report) it"
-)
-RESPAWN_RACE = (
-    "app/worker/provisioning.py handle_vm_state/spawn_vm: a paid VM missing from its host is"
-    " re-spawned by every worker whose check_vms read the host before the other's spawn, with"
-    " no claim or lock: two create_vm/start_vm calls, two Started entries, N10/N11 twice"
-)
-
 # pytest fixture: one migrated database per backend for the module, emptied per test
 database = storage_backends.database
 
@@ -335,11 +325,8 @@ async def _vm_check_race(world: World, database: Database) -> list[int]:
         return await race(worker_over(world, sql_factory(engine)))
 
 
-async def test_two_workers_clean_up_a_never_paid_vm_once(
-    world: World, database: Database, request: pytest.FixtureRequest
-) -> None:
-    if database.kind != "memory":
-        request.applymarker(pytest.mark.xfail(reason=NEVER_PAID_RACE, strict=False))
+async def test_two_workers_clean_up_a_never_paid_vm_once(world: World, database: Database) -> None:
+    """The cleanup reads the VM only under the subscription lock, so one worker does it."""
     vms = [await world.shop.order() for _ in range(3)]
     world.advance(HOUR + SECOND)
 
@@ -351,10 +338,9 @@ async def test_two_workers_clean_up_a_never_paid_vm_once(
 
 
 async def test_two_workers_respawn_a_vm_lost_by_its_host_once(
-    world: World, database: Database, request: pytest.FixtureRequest
+    world: World, database: Database
 ) -> None:
-    if database.kind != "memory":
-        request.applymarker(pytest.mark.xfail(reason=RESPAWN_RACE, strict=False))
+    """Spawning holds the subscription lock and asks the host again, so it is built once."""
     vm = await world.paid_vm()
     await world.host.inner.delete_vm(vm)  # the hypervisor lost it
 
