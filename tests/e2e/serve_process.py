@@ -121,6 +121,8 @@ async def running_server(
         "--config",
         str(config),
         "serve",
+        "--mode",
+        mode,
         cwd=workdir,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=log,
