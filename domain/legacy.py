@@ -220,7 +220,10 @@ def plan_vm(vm: LegacyVm, now: datetime) -> VmPlan:
 
     * company = the company of the VM's host's region, currency = its base currency (§4.2).
     * standard VM (`template_id` set, wins over `custom_template_id`): interval from the cost
-      plan; custom VM: 1 Month and amount 0; neither: error (§4.3).
+      plan; custom VM: 1 Month and amount 0; neither: linked like a custom VM with a
+      warning. The reference counted it as an error (§4.3), which blocked start-up forever
+      (R8) over a VM that can never be renewed anyway; linking it keeps "every VM linked"
+      and the warning tells the operator to fix or delete it.
     * expires = vm.expires exactly and auto-renew copied (B2); NULL expires is an error (R8),
       never a subscription without lifecycle.
     * is_active = not deleted (B4); is_setup = 1 only with a paid payment (D18, fixes R5).
@@ -270,7 +273,13 @@ def plan_vm(vm: LegacyVm, now: datetime) -> VmPlan:
         description = f"Custom VM {vm.id}"
         amount = 0
     else:
-        raise LegacyDataError(f"VM {vm.id} has neither template_id nor custom_template_id")
+        interval_amount, interval_type = CUSTOM_INTERVAL_AMOUNT, CUSTOM_INTERVAL_TYPE
+        description = f"VM {vm.id} (no template)"
+        amount = 0
+        warnings.append(
+            f"VM {vm.id} has neither template_id nor custom_template_id; linked with no price "
+            "(it cannot be renewed until it gets a template)"
+        )
     subscription = PlannedSubscription(
         user_id=vm.user_id,
         company_id=vm.company_id,

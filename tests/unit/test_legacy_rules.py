@@ -229,9 +229,16 @@ def test_template_wins_over_custom_template() -> None:
     assert plan.subscription.description == "Tiny (VM 7)"
 
 
-def test_vm_with_neither_template_is_an_error() -> None:
-    with pytest.raises(LegacyDataError, match="neither template_id nor custom_template_id"):
-        plan_vm(legacy_vm(template_id=None, custom_template_id=None), NOW)
+def test_vm_with_neither_template_is_linked_with_a_warning() -> None:
+    """R8 decided: such a VM must not block start-up forever; it is linked without a price."""
+    plan = plan_vm(legacy_vm(template_id=None, custom_template_id=None), NOW)
+    assert plan.subscription.description == "VM 7 (no template)"
+    assert (plan.subscription.interval_amount, plan.subscription.interval_type) == (
+        1,
+        IntervalType.MONTH,
+    )
+    assert plan.line_item.amount == 0
+    assert any("neither template_id nor custom_template_id" in w for w in plan.warnings)
 
 
 def test_expires_and_auto_renew_are_copied_exactly() -> None:
