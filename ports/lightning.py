@@ -46,3 +46,11 @@ class LightningNode(Protocol):
     def settled_invoices(self, after_payment_hash: bytes | None) -> AsyncIterator[SettledInvoice]:
         """Every settlement after the one of `after_payment_hash` (replay), then live ones."""
         ...
+
+    async def lookup_settlement(self, payment_hash: bytes) -> SettledInvoice | None:
+        """The settlement of that invoice if the node has it settled, else None.
+
+        None for an unknown, open, accepted (held), cancelled or expired invoice; node
+        failures raise LightningUnavailable. Used to reconcile settlements nobody heard.
+        """
+        ...

@@ -89,7 +89,8 @@ class DevLightningNode:
     a settlement made through this object). Settle indexes increase by one per settlement.
 
     `settled_invoices(after)` follows LND: settlements after the settle index of `after` when
-    it names a settled invoice, otherwise only settlements made after the call (live).
+    it names a settled invoice, otherwise only settlements made after the call (live);
+    `lookup_settlement` reads one invoice's settlement from the same state.
     """
 
     def __init__(
@@ -164,6 +165,13 @@ class DevLightningNode:
         except LightningUnavailable as exc:
             start = exc
         return self._settlements(start)
+
+    async def lookup_settlement(self, payment_hash: bytes) -> SettledInvoice | None:
+        state = await asyncio.to_thread(self._read) if self._path else self._memory
+        record = state["invoices"].get(payment_hash.hex())
+        if record is None or record["state"] != "SETTLED":
+            return None
+        return _settled(payment_hash.hex(), record)
 
     # -- dev controls ---------------------------------------------------------------------
 

@@ -147,7 +147,9 @@ class LndRestNode:
     higher settle index once. A dropped stream is reopened from the last yielded index after
     `reconnect_delay` (doubling up to `max_reconnect_delay`); after `max_reconnect_attempts`
     consecutive failures (None: never give up) or a refused macaroon it raises
-    LightningUnavailable. Close with `aclose()` or use as an async context manager.
+    LightningUnavailable. `lookup_settlement` is LookupInvoice (GET /v1/invoice/{hex}): the
+    settlement of a SETTLED invoice, None for any other state or an unknown hash. Close with
+    `aclose()` or use as an async context manager.
     """
 
     def __init__(
@@ -237,6 +239,17 @@ class LndRestNode:
     def settled_invoices(self, after_payment_hash: bytes | None) -> AsyncIterator[SettledInvoice]:
         return self._settlements(after_payment_hash)
 
+    async def lookup_settlement(self, payment_hash: bytes) -> SettledInvoice | None:
+        invoice = await self._lookup_invoice(payment_hash)
+        if invoice is None:
+            return None
+        try:
+            return _settled_from(invoice)
+        except (KeyError, TypeError, ValueError, binascii.Error, OverflowError, OSError):
+            raise LightningUnavailable(
+                "LND answered LookupInvoice with a malformed invoice"
+            ) from None
+
     # -- internals ------------------------------------------------------------------------
 
     def _get_session(self) -> aiohttp.ClientSession:
@@ -294,16 +307,23 @@ class LndRestNode:
             raise LightningUnavailable(f"LND {what} answered an unexpected JSON value")
         return data
 
-    async def _settle_index_of(self, payment_hash: bytes | None) -> int:
-        """The settle index of an invoice; 0 for None, unknown or unsettled invoices."""
-        if payment_hash is None or len(payment_hash) != _HASH_LEN:
-            return 0
+    async def _lookup_invoice(self, payment_hash: bytes) -> dict[str, Any] | None:
+        """LND's Invoice message for that hash; None if the hash is malformed or unknown."""
+        if len(payment_hash) != _HASH_LEN:
+            return None
         try:
-            data = await self._call("GET", f"/v1/invoice/{payment_hash.hex()}")
+            data: dict[str, Any] = await self._call("GET", f"/v1/invoice/{payment_hash.hex()}")
         except LndError as exc:
             if exc.is_not_found and not exc.is_auth:
-                return 0
+                return None
             raise
+        return data
+
+    async def _settle_index_of(self, payment_hash: bytes | None) -> int:
+        """The settle index of an invoice; 0 for None, unknown or unsettled invoices."""
+        data = None if payment_hash is None else await self._lookup_invoice(payment_hash)
+        if data is None:
+            return 0
         try:
             return int(data.get("settle_index") or 0)
         except (TypeError, ValueError):

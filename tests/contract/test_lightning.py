@@ -248,6 +248,29 @@ async def test_cancel_is_idempotent_and_a_cancelled_invoice_never_settles(rail: 
         await stream.stop()
 
 
+async def test_lookup_settlement_reports_only_settled_invoices(rail: Rail) -> None:
+    open_invoice = await rail.node.create_invoice(4_000, "open", 600)
+    cancelled = await rail.node.create_invoice(5_000, "cancelled", 600)
+    await rail.node.cancel_invoice(cancelled.payment_hash)
+    first, paid = await paid_invoices(rail, 2, amount_msat=6_000)
+
+    settled = await rail.node.lookup_settlement(paid)
+    assert settled is not None
+    assert settled.payment_hash == paid
+    assert settled.amount_paid_msat == 6_000
+    earlier = await rail.node.lookup_settlement(first)
+    assert earlier is not None
+    assert 1 <= earlier.settle_index < settled.settle_index
+    assert settled.settled_at.utcoffset() == timedelta(0)
+    assert abs(settled.settled_at - datetime.now(UTC)) < timedelta(seconds=5)
+    # another process on the same node sees the same settlement
+    assert await rail.restart().lookup_settlement(paid) == settled
+
+    assert await rail.node.lookup_settlement(open_invoice.payment_hash) is None
+    assert await rail.node.lookup_settlement(cancelled.payment_hash) is None
+    assert await rail.node.lookup_settlement(secrets.token_bytes(32)) is None
+
+
 @pytest.mark.parametrize("amount_msat", [1_500, 999, 0, -1_000, 1_000_001])
 async def test_amounts_that_are_not_whole_positive_sats_are_refused(
     rail: Rail, amount_msat: int
@@ -288,6 +311,31 @@ async def test_lnd_wire_format(fake_lnd: FakeLnd) -> None:
     assert fake_lnd.requests == ["POST /v1/invoices", "POST /v2/invoices/cancel"]
 
 
+async def test_lnd_lookup_settlement_wire_format(fake_lnd: FakeLnd) -> None:
+    async with fast_lnd(fake_lnd) as node:
+        held = await node.create_invoice(1_000, "hodl", 600)
+        fake_lnd.invoices[held.payment_hash]["state"] = "ACCEPTED"  # held, not settled yet
+        assert await node.lookup_settlement(held.payment_hash) is None
+        [paid] = await paid_invoices_on(node, fake_lnd, 1)
+        settled = await node.lookup_settlement(paid)
+        assert settled is not None
+        assert settled.settle_index == int(fake_lnd.invoices[paid]["settle_index"])
+        assert await node.lookup_settlement(b"short") is None  # never sent
+        fake_lnd.failure = (500, "unable to locate invoice")  # older LND: 500, not 404
+        assert await node.lookup_settlement(paid) is None
+        fake_lnd.failure = (500, "invoice registry shutting down")
+        with pytest.raises(LightningUnavailable, match="shutting down"):
+            await node.lookup_settlement(paid)
+    assert fake_lnd.requests == [
+        "POST /v1/invoices",
+        f"GET /v1/invoice/{held.payment_hash.hex()}",
+        "POST /v1/invoices",
+        f"GET /v1/invoice/{paid.hex()}",
+        f"GET /v1/invoice/{paid.hex()}",
+        f"GET /v1/invoice/{paid.hex()}",
+    ]
+
+
 async def test_lnd_refused_amount_sends_nothing(fake_lnd: FakeLnd) -> None:
     async with fast_lnd(fake_lnd) as node:
         with pytest.raises(ValueError):
@@ -321,10 +369,12 @@ async def test_lnd_unreachable_is_unavailable() -> None:
             await node.create_invoice(1_000, "m", 600)
         with pytest.raises(LightningUnavailable) as cancelled:
             await node.cancel_invoice(secrets.token_bytes(32))
+        with pytest.raises(LightningUnavailable) as looked_up:
+            await node.lookup_settlement(secrets.token_bytes(32))
         with pytest.raises(LightningUnavailable) as streamed:
             async for _ in node.settled_invoices(secrets.token_bytes(32)):
                 pass
-    for exc in (created.value, cancelled.value, streamed.value):
+    for exc in (created.value, cancelled.value, looked_up.value, streamed.value):
         _assert_no_macaroon(exc, macaroon_hex)
     assert "gave up after 3 attempts" in str(streamed.value)
 
@@ -336,10 +386,12 @@ async def test_lnd_bad_macaroon_is_unavailable_and_never_echoed(fake_lnd: FakeLn
             await node.create_invoice(1_000, "m", 600)
         with pytest.raises(LightningUnavailable) as cancelled:
             await node.cancel_invoice(secrets.token_bytes(32))
+        with pytest.raises(LightningUnavailable) as looked_up:
+            await node.lookup_settlement(secrets.token_bytes(32))
         with pytest.raises(LightningUnavailable) as streamed:
             async for _ in node.settled_invoices(None):
                 pass
-    for exc in (created.value, cancelled.value, streamed.value):
+    for exc in (created.value, cancelled.value, looked_up.value, streamed.value):
         assert "403" in str(exc)
         _assert_no_macaroon(exc, wrong)
         _assert_no_macaroon(exc, fake_lnd.macaroon_hex)
@@ -521,6 +573,8 @@ async def test_dev_unreadable_state_is_unavailable(tmp_path: Path) -> None:
     node = DevLightningNode(path, poll_interval=POLL)
     with pytest.raises(LightningUnavailable):
         await node.create_invoice(1_000, "m", 600)
+    with pytest.raises(LightningUnavailable):
+        await node.lookup_settlement(secrets.token_bytes(32))
     with pytest.raises(LightningUnavailable):
         async for _ in node.settled_invoices(None):
             pass

@@ -55,6 +55,11 @@ class FakeNode:
                 payment_hash=b"", settle_index=0, amount_paid_msat=0, settled_at=self.clock.now()
             )
 
+    async def lookup_settlement(self, payment_hash: bytes) -> SettledInvoice | None:
+        if self.down:
+            raise LightningUnavailable("connection refused")
+        return None  # nothing is ever paid on this node
+
 
 class FakeGateway:
     """A card gateway keeping its orders; `down` makes every call fail."""
