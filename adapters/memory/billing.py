@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from adapters.memory.db import RecordRepo, Repo, evolve, page_of
-from domain.enums import SubscriptionPaymentType
+from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
 from ports.storage import Page
 
@@ -131,6 +131,16 @@ class MemoryPayments(Repo):
     async def last_paid(self) -> SubscriptionPayment | None:
         paid = [p for p in self._newest_first() if p.is_paid]
         return paid[0] if paid else None
+
+    async def list_unpaid_by_method(
+        self, method: PaymentMethod, since: datetime, limit: int
+    ) -> list[SubscriptionPayment]:
+        rows = [
+            p
+            for p in self._newest_first()
+            if not p.is_paid and p.payment_method is method and p.created >= since
+        ]
+        return rows[:limit]
 
     def _all(self) -> list[SubscriptionPayment]:
         return list(self._rows(self.table).values())

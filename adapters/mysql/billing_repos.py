@@ -11,7 +11,7 @@ from sqlalchemy import Select, insert, select, update
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, evolve
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo
-from domain.enums import SubscriptionPaymentType
+from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
 from ports.storage import Page
 
@@ -146,6 +146,18 @@ class SqlPayments(SqlRepo):
     async def last_paid(self) -> SubscriptionPayment | None:
         query = self._select().where(_pay.is_paid == True).order_by(_pay.created.desc())  # noqa: E712
         return await self._one(self.mapper, query)
+
+    async def list_unpaid_by_method(
+        self, method: PaymentMethod, since: datetime, limit: int
+    ) -> list[SubscriptionPayment]:
+        query = (
+            self._select()
+            .where(_pay.is_paid == False, _pay.payment_method == method)  # noqa: E712
+            .where(_pay.created >= since)
+            .order_by(_pay.created.desc())
+            .limit(limit)
+        )
+        return await self._all(self.mapper, query)
 
     def _select(self) -> Select[Any]:
         return select(*self.mapper.columns)

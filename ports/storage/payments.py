@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+from domain.enums import PaymentMethod
 from domain.model import LegacyVmPayment, SubscriptionPayment
 from ports.storage.common import Page
 
@@ -58,6 +59,15 @@ class Payments(Protocol):
 
     async def last_paid(self) -> SubscriptionPayment | None:
         """The paid payment with the greatest `created` (lifecycle.md D19)."""
+        ...
+
+    async def list_unpaid_by_method(
+        self, method: PaymentMethod, since: datetime, limit: int
+    ) -> list[SubscriptionPayment]:
+        """Unpaid payments of `method` with `created >= since`, newest first, at most `limit`.
+
+        Expired ones are included: a settlement may have been missed until after expiry.
+        """
         ...
 
 

@@ -243,3 +243,31 @@ async def test_expire_pending_upgrades_spares_the_winner_and_other_kinds(
         assert await uow.payments.get(rival.id) == evolve(rival, expires=now)
         for untouched in (winner, renewal, stale):
             assert await uow.payments.get(untouched.id) == untouched
+
+
+async def test_unpaid_by_method_since_newest_first_and_limited(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    w = await _world(uow_factory)
+    lightning, revolut = PaymentMethod.LIGHTNING, PaymentMethod.REVOLUT
+    async with uow_factory() as uow:
+        too_old = await uow.payments.add(new_payment(w.subscription, created=at(2, hour=11)))
+        on_the_edge = await uow.payments.add(new_payment(w.subscription, created=at(2)))
+        expired = await uow.payments.add(
+            new_payment(w.subscription, created=at(3), expires=at(3, hour=13))
+        )
+        await uow.payments.add(new_payment(w.subscription, created=at(4), is_paid=True))
+        await uow.payments.add(new_payment(w.subscription, created=at(5), payment_method=revolut))
+        newest = await uow.payments.add(new_payment(w.subscription, created=at(6)))
+        await uow.commit()
+    async with uow_factory() as uow:
+        found = await uow.payments.list_unpaid_by_method(lightning, at(2), limit=10)
+        assert found == [newest, expired, on_the_edge]  # expired ones too: settled late
+        assert too_old not in found
+        assert await uow.payments.list_unpaid_by_method(lightning, at(2), limit=2) == [
+            newest,
+            expired,
+        ]
+        assert await uow.payments.list_unpaid_by_method(lightning, at(7), limit=10) == []
+        [fiat] = await uow.payments.list_unpaid_by_method(revolut, at(1), limit=10)
+        assert fiat.created == at(5)
