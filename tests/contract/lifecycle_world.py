@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from decimal import Decimal
 from typing import Any, cast
 
 import attrs
@@ -22,34 +21,15 @@ from adapters.vmhost.dummy import DummyVmHost
 from app.worker.context import HostRetry, WorkerDeps
 from app.worker.jobs import build_handlers
 from domain.enums import (
-    DiskInterface,
-    DiskType,
     InternetRegistry,
-    IntervalType,
-    OsDistribution,
-    PaymentMethod,
-    VmHostKind,
 )
 from domain.model import (
-    GIB,
     AvailableIpSpace,
-    Company,
-    CostPlan,
-    CustomPricing,
-    CustomPricingDisk,
-    Host,
-    HostDisk,
     IpRange,
-    OsImage,
-    PaymentMethodConfig,
-    Region,
-    SshKey,
-    User,
-    VmTemplate,
 )
 from ports.storage import UnitOfWorkFactory
 from tests.contract.storage_backends import TEST_KEY, Database
-from tests.unit.billing.world import PLAN_EUR_CENTS, START, new_shop
+from tests.unit.billing.world import START, new_shop, seed
 from tests.unit.worker.world import CountingHost, OneHost, World, no_sleep
 
 
@@ -76,7 +56,7 @@ def sql_factory(engine: AsyncEngine) -> SqlUnitOfWorkFactory:
 
 async def seed_catalogue(factory: UnitOfWorkFactory) -> None:
     """The billing shop's catalogue, an IPv4 range for VMs and the IP space ranges are sold from."""
-    await seed_shop(factory)
+    await seed(factory)
     async with factory() as uow:
         await uow.ip_ranges.add(
             IpRange(id=0, cidr="10.0.0.0/29", enabled=True, region_id=1, gateway="10.0.0.1/29")
@@ -129,127 +109,6 @@ async def world_over(factory: UnitOfWorkFactory) -> World:
         deps=deps,
         handlers=build_handlers(deps),
     )
-
-
-async def seed_shop(factory: UnitOfWorkFactory) -> None:
-    """`tests.unit.billing.world.seed` with the hidden image as Debian 11 (SQL: images unique)."""
-    async with factory() as uow:
-        await uow.companies.add(Company(id=0, created=START, name="LNVPS"))
-        await uow.regions.add(Region(id=0, name="IE", enabled=True, company_id=1))
-        host = await uow.hosts.add(
-            Host(
-                id=0,
-                kind=VmHostKind.DUMMY,
-                region_id=1,
-                name="h1",
-                ip="10.0.0.1",
-                cpu=16,
-                memory=64 * GIB,
-                enabled=True,
-                api_token="",
-            )
-        )
-        await uow.host_disks.add(
-            HostDisk(
-                id=0,
-                host_id=host.id,
-                name="nvme",
-                size=2048 * GIB,
-                kind=DiskType.SSD,
-                interface=DiskInterface.PCIE,
-                enabled=True,
-            )
-        )
-        for enabled, version in ((True, "12"), (False, "11")):
-            await uow.images.add(
-                OsImage(
-                    id=0,
-                    distribution=OsDistribution.DEBIAN,
-                    flavour="server",
-                    version=version,
-                    enabled=enabled,
-                    release_date=START,
-                    url="https://example.invalid/debian.img",
-                )
-            )
-        for pubkey, country in ((b"a" * 32, "IE"), (b"b" * 32, None)):
-            user = await uow.users.add(
-                User(id=0, pubkey=pubkey, created=START, country_code=country)
-            )
-            await uow.ssh_keys.add(
-                SshKey(id=0, name="k", user_id=user.id, created=START, key_data="ssh-ed25519 AAA")
-            )
-        await uow.cost_plans.add(
-            CostPlan(
-                id=0,
-                name="tiny",
-                created=START,
-                amount=PLAN_EUR_CENTS,
-                currency="EUR",
-                interval_amount=1,
-                interval_type=IntervalType.MONTH,
-            )
-        )
-        await uow.templates.add(
-            VmTemplate(
-                id=0,
-                name="Tiny",
-                enabled=True,
-                created=START,
-                expires=None,
-                cpu=2,
-                memory=2 * GIB,
-                disk_size=64 * GIB,
-                disk_type=DiskType.SSD,
-                disk_interface=DiskInterface.PCIE,
-                cost_plan_id=1,
-                region_id=1,
-            )
-        )
-        pricing = await uow.custom_pricing.add(
-            CustomPricing(
-                id=0,
-                name="Custom IE",
-                enabled=True,
-                created=START,
-                expires=None,
-                region_id=1,
-                currency="EUR",
-                cpu_cost=200,
-                memory_cost=100,
-                ip4_cost=0,
-                ip6_cost=0,
-                max_cpu=8,
-                max_memory=16 * GIB,
-            )
-        )
-        await uow.custom_pricing.add_disk(
-            CustomPricingDisk(
-                id=0,
-                pricing_id=pricing.id,
-                kind=DiskType.SSD,
-                interface=DiskInterface.PCIE,
-                cost=50,
-                max_disk_size=512 * GIB,
-            )
-        )
-        await uow.payment_methods.add(
-            PaymentMethodConfig(
-                id=0,
-                company_id=1,
-                payment_method=PaymentMethod.REVOLUT,
-                name="revolut",
-                enabled=True,
-                provider_type="revolut",
-                config={},
-                created=START,
-                modified=START,
-                processing_fee_rate=Decimal("2.8"),
-                processing_fee_base=20,
-                processing_fee_currency="EUR",
-            )
-        )
-        await uow.commit()
 
 
 @asynccontextmanager

@@ -43,6 +43,7 @@ from domain.model import (
     VmTemplate,
 )
 from domain.tax import TaxRates
+from ports.storage import UnitOfWorkFactory
 from tests.unit.billing.fakes import FakeGateway, FakeNode, FreshRates, RecordingQueue
 
 START = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
@@ -120,7 +121,8 @@ class Shop:
         return found
 
 
-async def seed(factory: MemoryUnitOfWorkFactory) -> None:
+async def seed(factory: UnitOfWorkFactory) -> None:
+    """The shop's catalogue and users; the hidden image is Debian 11 (images are unique in SQL)."""
     async with factory() as uow:
         await uow.companies.add(Company(id=0, created=START, name="LNVPS"))
         await uow.regions.add(Region(id=0, name="IE", enabled=True, company_id=1))
@@ -148,13 +150,13 @@ async def seed(factory: MemoryUnitOfWorkFactory) -> None:
                 enabled=True,
             )
         )
-        for enabled in (True, False):
+        for enabled, version in ((True, "12"), (False, "11")):
             await uow.images.add(
                 OsImage(
                     id=0,
                     distribution=OsDistribution.DEBIAN,
                     flavour="server",
-                    version="12",
+                    version=version,
                     enabled=enabled,
                     release_date=START,
                     url="https://example.invalid/debian.img",
