@@ -21,6 +21,9 @@ from domain.model import (
 class MemoryRegions(RecordRepo[Region]):
     table = "vm_host_region"
 
+    async def lock(self, region_id: int) -> None:
+        """Nothing to do: a memory unit of work already runs alone (one lock for all)."""
+
 
 class MemoryHosts(RecordRepo[Host]):
     table = "vm_host"

@@ -164,7 +164,17 @@ class SqlCompanies(SqlRecords[CompanyRecord]):
 
 
 class SqlRegions(SqlRecords[Region]):
-    pass
+    async def lock(self, region_id: int) -> None:
+        table = t.vm_host_region
+        if self.locks_rows:
+            await self.conn.execute(
+                select(table.c.id).where(table.c.id == region_id).with_for_update()
+            )
+            return
+        # SQLite: a no-op write takes the database write lock (as get_for_update does)
+        await self.conn.execute(
+            update(table).where(table.c.id == region_id).values(id=table.c.id)
+        )
 
 
 class SqlHosts(SqlRecords[Host]):

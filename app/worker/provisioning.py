@@ -112,15 +112,15 @@ async def _rollback_create(deps: WorkerDeps, client: VmHost, vm: Vm) -> None:
         log.exception("rollback: could not remove half-built VM %s from its host", vm.id)
 
 
-async def _subscription_id(deps: WorkerDeps, vm_id: int) -> int | None:
+async def _locks_of(deps: WorkerDeps, vm_id: int) -> tuple[int, int] | None:
+    """The subscription and region a spawn of `vm_id` locks, read before taking them."""
     async with deps.uow_factory() as uow:
         vm = await uow.vms.get(vm_id)
-        sub = (
-            None
-            if vm is None
-            else await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
-        )
-    return None if sub is None else sub.id
+        if vm is None:
+            return None
+        sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+        host = await uow.hosts.get(vm.host_id)
+    return None if sub is None or host is None else (sub.id, host.region_id)
 
 
 async def _already_on_host(deps: WorkerDeps, client: VmHost, vm: Vm) -> VmRunningState | None:
@@ -150,12 +150,16 @@ async def spawn_vm(deps: WorkerDeps, vm_id: int) -> bool:
     if deps.read_only:
         raise SpawnRefused("Cant spawn VM's in read-only mode")
     now = deps.clock.now()
-    sub_id = await _subscription_id(deps, vm_id)
-    if sub_id is None:
+    locks = await _locks_of(deps, vm_id)
+    if locks is None:
         log.info("VM %s is gone; nothing to spawn", vm_id)
         return False
     async with deps.uow_factory() as uow:
-        await uow.subscriptions.get_for_update(sub_id)
+        # both locks before the first plain read, so every read below sees what the other
+        # spawns committed (MariaDB fixes a transaction's snapshot at its first plain read);
+        # the region lock keeps two spawns in one region from picking the same free address
+        await uow.subscriptions.get_for_update(locks[0])
+        await uow.regions.lock(locks[1])
         vm = await uow.vms.get(vm_id)
         if vm is None or vm.deleted:
             log.info("VM %s is gone; nothing to spawn", vm_id)

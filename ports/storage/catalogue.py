@@ -21,7 +21,13 @@ from ports.storage.common import Catalogue, Records
 
 
 class Regions(Catalogue[Region], Protocol):
-    pass
+    async def lock(self, region_id: int) -> None:
+        """Hold the region's row lock until the transaction ends.
+
+        Address allocation takes it, so two workers spawning VMs in one region at the same
+        moment never pick the same free IP.
+        """
+        ...
 
 
 class Hosts(Catalogue[Host], Protocol):

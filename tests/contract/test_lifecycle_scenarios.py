@@ -12,6 +12,7 @@ import pytest
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.worker.context import WorkerDeps
 from app.worker.lifecycle import LifecycleReport, check_subscriptions
+from app.worker.provisioning import spawn_vm
 from app.worker.vmcheck import check_vms
 from domain.enums import VmHistoryActionType as H
 from domain.intervals import add_months
@@ -350,3 +351,30 @@ async def test_two_workers_respawn_a_vm_lost_by_its_host_once(
     assert world.host.calls.get("create_vm") == 2  # the order's spawn and one respawn
     assert len(await world.history(vm, H.STARTED)) == 2
     assert len(world.notifier.titled(f"[VM{vm.id}] Created")) == 4  # N10 + N11, twice
+
+
+async def test_two_workers_spawning_in_one_region_never_share_an_address(
+    world: World, database: Database
+) -> None:
+    """The region lock serialises address allocation across concurrent spawns."""
+    vms = [await world.shop.order() for _ in range(4)]
+    for vm in vms:
+        await world.complete(await world.renew(vm))  # paid; SpawnVm jobs left unprocessed
+
+    async def race(other: WorkerDeps) -> None:
+        await asyncio.gather(
+            *(spawn_vm(world.deps if i % 2 else other, vm.id) for i, vm in enumerate(vms))
+        )
+
+    if database.url is None:
+        await race(worker_over(world, world.shop.factory))
+    else:
+        async with engine_on(database) as engine:
+            await race(worker_over(world, sql_factory(engine)))
+
+    addresses = []
+    async with world.shop.factory() as uow:
+        for vm in vms:
+            addresses += [a.ip for a in await uow.ip_assignments.list_by_vm(vm.id)]
+    assert len(addresses) == len(vms)
+    assert len(set(addresses)) == len(addresses)
