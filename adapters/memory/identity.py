@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from adapters.memory.db import RecordRepo, Repo, evolve, new_record
+from adapters.memory.db import RecordRepo, Repo, evolve, new_record, page_of
 from domain.model import AdminRole, Company, RoleAssignment, RolePermission, SshKey, User
-from ports.storage import Permission
+from ports.storage import Page, Permission
 
 
 class MemoryUsers(RecordRepo[User]):
@@ -15,6 +15,9 @@ class MemoryUsers(RecordRepo[User]):
     async def get_by_pubkey(self, pubkey: bytes) -> User | None:
         found = self._where(lambda u: u.pubkey == pubkey)
         return found[0] if found else None
+
+    async def list_page(self, limit: int, offset: int) -> Page[User]:
+        return Page(*page_of(self._where(), limit, offset))
 
     async def get_or_create_by_pubkey(self, pubkey: bytes, now: datetime) -> User:
         existing = await self.get_by_pubkey(pubkey)
@@ -71,6 +74,30 @@ class MemoryRoles(Repo):
 
     async def is_admin(self, user_id: int, now: datetime) -> bool:
         return bool(self._live_assignments(user_id, now))
+
+    async def list_roles(self, limit: int, offset: int) -> Page[AdminRole]:
+        roles: list[AdminRole] = sorted(
+            self._rows("admin_roles").values(),
+            key=lambda r: (not r.is_system_role, r.name, r.id),
+        )
+        return Page(*page_of(roles, limit, offset))
+
+    async def get_role(self, role_id: int) -> AdminRole | None:
+        found: AdminRole | None = self._rows("admin_roles").get(role_id)
+        return found
+
+    async def permissions_of_role(self, role_id: int) -> list[RolePermission]:
+        rows = self._rows("admin_role_permissions").values()
+        mine: list[RolePermission] = [p for p in rows if p.role_id == role_id]
+        return sorted(mine, key=lambda p: (p.resource, p.action, p.id))
+
+    async def assignments_of(self, user_id: int) -> list[RoleAssignment]:
+        rows = self._rows("admin_role_assignments")
+        return [a for _, a in sorted(rows.items()) if a.user_id == user_id]
+
+    async def user_count(self, role_id: int) -> int:
+        rows = self._rows("admin_role_assignments").values()
+        return sum(1 for a in rows if a.role_id == role_id)
 
     def _live_assignments(self, user_id: int, now: datetime) -> list[RoleAssignment]:
         return [

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -129,6 +129,9 @@ class SqlRecords(SqlRepo, Generic[R]):
 class SqlUsers(SqlRecords[User]):
     async def get_by_pubkey(self, pubkey: bytes) -> User | None:
         return await self._one(self.mapper, self._select().where(t.users.c.pubkey == pubkey))
+
+    async def list_page(self, limit: int, offset: int) -> Page[User]:
+        return await self._page(self.mapper, true(), [t.users.c.id], limit, offset)
 
     async def get_or_create_by_pubkey(self, pubkey: bytes, now: datetime) -> User:
         existing = await self.get_by_pubkey(pubkey)
@@ -290,3 +293,28 @@ class SqlRoles(SqlRepo):
             a.user_id == user_id, (a.expires_at.is_(None)) | (a.expires_at > now)
         )
         return bool((await self.conn.execute(query)).scalar_one())
+
+    async def list_roles(self, limit: int, offset: int) -> Page[AdminRole]:
+        c = t.admin_roles.c
+        system_first = func.coalesce(c.is_system_role, False).desc()
+        return await self._page(
+            self._roles.mapper, true(), [system_first, c.name, c.id], limit, offset
+        )
+
+    async def get_role(self, role_id: int) -> AdminRole | None:
+        return await self._roles.get(role_id)
+
+    async def permissions_of_role(self, role_id: int) -> list[RolePermission]:
+        p = t.admin_role_permissions.c
+        query = self._permissions._select().where(p.role_id == role_id)
+        return await self._all(
+            self._permissions.mapper, query.order_by(p.resource, p.action, p.id)
+        )
+
+    async def assignments_of(self, user_id: int) -> list[RoleAssignment]:
+        return await self._assignments._where(t.admin_role_assignments.c.user_id == user_id)
+
+    async def user_count(self, role_id: int) -> int:
+        a = t.admin_role_assignments.c
+        query = select(func.count()).where(a.role_id == role_id)
+        return int((await self.conn.execute(query)).scalar_one())

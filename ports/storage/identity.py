@@ -7,11 +7,15 @@ from typing import Protocol
 
 from domain.enums import AdminAction, AdminResource
 from domain.model import AdminRole, Company, RoleAssignment, RolePermission, SshKey, User
-from ports.storage.common import Catalogue, Records
+from ports.storage.common import Catalogue, Page, Records
 
 
 class Users(Records[User], Protocol):
     async def get_by_pubkey(self, pubkey: bytes) -> User | None: ...
+
+    async def list_page(self, limit: int, offset: int) -> Page[User]:
+        """A page of every user, ascending id, with the total number of users."""
+        ...
 
     async def get_or_create_by_pubkey(self, pubkey: bytes, now: datetime) -> User:
         """The user with this Nostr key, created (contact_nip17 on, created=now) if new."""
@@ -56,4 +60,22 @@ class Roles(Protocol):
 
     async def is_admin(self, user_id: int, now: datetime) -> bool:
         """True when the user holds any unexpired role assignment."""
+        ...
+
+    async def list_roles(self, limit: int, offset: int) -> Page[AdminRole]:
+        """A page of roles: system roles first, then by name ascending (then id)."""
+        ...
+
+    async def get_role(self, role_id: int) -> AdminRole | None: ...
+
+    async def permissions_of_role(self, role_id: int) -> list[RolePermission]:
+        """The role's permission rows, ascending (resource, action)."""
+        ...
+
+    async def assignments_of(self, user_id: int) -> list[RoleAssignment]:
+        """Every assignment of the user, expired ones included, ascending id."""
+        ...
+
+    async def user_count(self, role_id: int) -> int:
+        """How many users hold the role (every assignment row, expired ones included)."""
         ...
