@@ -14,7 +14,7 @@ from domain.errors import DomainError
 from domain.model import AdminRole, RoleAssignment, RolePermission, User
 from domain.tax import country_alpha3
 from ports.clock import Clock
-from ports.storage import Permission, UnitOfWorkFactory
+from ports.storage import Page, Permission, UnitOfWorkFactory
 
 #: fields an admin may set; `null` (None here) leaves a field unchanged (api.md §9.1).
 TEXT_FIELDS = (
@@ -28,6 +28,33 @@ SUPER_ADMIN_ROLE_ID = 1
 
 class SelfRevokeRefused(DomainError):
     """A super admin removing their own super_admin role (422)."""
+
+
+@attrs.frozen
+class UserSummary:
+    """A user with the counts AdminUserInfo shows: non-deleted VMs and any live role."""
+
+    user: User
+    vm_count: int
+    is_admin: bool
+
+
+async def list_users(
+    uow_factory: UnitOfWorkFactory, clock: Clock, limit: int, offset: int
+) -> Page[UserSummary]:
+    """A page of every user, ascending id (api.md §9.1 without `search`)."""
+    now = clock.now()
+    async with uow_factory() as uow:
+        page = await uow.users.list_page(limit, offset)
+        out = [
+            UserSummary(
+                user=u,
+                vm_count=(await uow.vms.list_by_user(u.id, 1, 0)).total,
+                is_admin=await uow.roles.is_admin(u.id, now),
+            )
+            for u in page.items
+        ]
+    return Page(out, page.total)
 
 
 async def update_user(

@@ -1,4 +1,5 @@
-"""Admin role routes (api.md §9.2): create a role, assign and revoke a user's role."""
+"""Admin role routes (api.md §9.2): list, get and create roles; list, assign and revoke a
+user's roles; the caller's own roles."""
 
 from __future__ import annotations
 
@@ -7,17 +8,59 @@ from aiohttp import web
 from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
 from adapters.http.admin.common import ID, NULL, add, body_str
+from adapters.http.admin.views import role_json, user_role_json
 from adapters.http.context import services
-from adapters.http.envelope import data_response, format_time, parse_time
-from adapters.http.openapi import RouteTable
+from adapters.http.envelope import (
+    data_response,
+    format_time,
+    page_response,
+    parse_page,
+    parse_time,
+)
+from adapters.http.openapi import RouteTable, Schema
+from adapters.http.views_schema import DATETIME, U64, nullable, obj
 from adapters.http.vm_params import json_object, path_id, required_int
 from app.admin.permissions import parse_permission, permission_text
+from app.admin.roles import get_role, list_roles, roles_of_user
 from app.admin.users import assign_role, create_role, revoke_role
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
 
 _ROLES = AdminResource.ROLES
 _USERS = AdminResource.USERS
+USER_ROLE: Schema = obj({
+    "role": sch.ROLE, "assigned_by": nullable(U64), "assigned_at": DATETIME,
+    "expires_at": sch.NULL_TIME,
+})
+USER_ROLES: Schema = {"type": "array", "items": USER_ROLE}
+
+
+@require(_ROLES, AdminAction.VIEW)
+async def list_all(request: web.Request, admin: Admin) -> web.StreamResponse:
+    page = parse_page(request.query)
+    roles = await list_roles(services(request).uow_factory, page.limit, page.offset)
+    return page_response([role_json(r) for r in roles.items], roles.total, page)
+
+
+@require(_ROLES, AdminAction.VIEW)
+async def get_one(request: web.Request, admin: Admin) -> web.StreamResponse:
+    return data_response(role_json(await get_role(services(request).uow_factory,
+                                                  path_id(request))))
+
+
+@require(_USERS, AdminAction.VIEW)
+async def user_roles(request: web.Request, admin: Admin) -> web.StreamResponse:
+    """Every assignment of the user, expired ones included (their `expires_at` shows it)."""
+    found = await roles_of_user(services(request).uow_factory, path_id(request))
+    return data_response([user_role_json(r) for r in found])
+
+
+@require(None)
+async def my_roles(request: web.Request, admin: Admin) -> web.StreamResponse:
+    """The caller's unexpired assignments: `[]` for a non-admin."""
+    svc = services(request)
+    found = await roles_of_user(svc.uow_factory, admin.user.id, live_at=svc.clock.now())
+    return data_response([user_role_json(r) for r in found])
 
 
 @require(_ROLES, AdminAction.CREATE)
@@ -69,6 +112,14 @@ async def revoke(request: web.Request, admin: Admin) -> web.StreamResponse:
 
 
 def add_admin_role_routes(table: RouteTable) -> None:
+    add(table, "GET", "/me/roles", my_roles, "The caller's unexpired roles (no permission)",
+        response=USER_ROLES)
+    add(table, "GET", "/roles", list_all, "Roles: system roles first, then by name",
+        response=sch.ROLE, paginated=True)
+    add(table, "GET", f"/roles/{ID}", get_one, "One role with its permissions",
+        response=sch.ROLE)
+    add(table, "GET", f"/users/{ID}/roles", user_roles,
+        "A user's role assignments, expired ones included", response=USER_ROLES)
     add(table, "POST", "/roles", create, "Create a role with its permissions (atomic)",
         request={"type": "object", "required": ["name", "permissions"],
                  "properties": {"name": {"type": "string"},

@@ -1,4 +1,4 @@
-"""Admin user routes (api.md §9.1): find by pubkey, get and update one user."""
+"""Admin user routes (api.md §9.1): list or find by pubkey, get and update one user."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import json_object, optional_bool, path_id
 from app.admin.users import BOOL_FIELDS, TEXT_FIELDS, update_user
+from app.admin.users import list_users as list_all_users  # `list_users` is the handler here
 from app.billing.errors import UserNotFound
 from domain.enums import AdminAction, AdminResource
 from domain.errors import DomainError, InvalidInput
@@ -33,12 +34,15 @@ async def _info(request: web.Request, user: User) -> dict[str, Any]:
 
 @require(_USERS, AdminAction.VIEW)
 async def list_users(request: web.Request, admin: Admin) -> web.StreamResponse:
-    """`search` (hex pubkey, exact) → a page of 0 or 1 user. Without it: 422, since the
-    storage port cannot list every user yet."""
+    """`search` (hex pubkey, exact) → a page of 0 or 1 user; without it, every user by id."""
     page = parse_page(request.query)
     search = request.query.get("search", "").strip()
     if not search:
-        raise DomainError("search is required: users are found by hex pubkey")
+        svc = services(request)
+        users = await list_all_users(svc.uow_factory, svc.clock, page.limit, page.offset)
+        return page_response(
+            [user_json(u.user, u.vm_count, u.is_admin) for u in users.items], users.total, page
+        )
     try:
         pubkey = bytes.fromhex(search)
     except ValueError:
@@ -73,9 +77,9 @@ async def patch_user(request: web.Request, admin: Admin) -> web.StreamResponse:
 
 
 def add_admin_user_routes(table: RouteTable) -> None:
-    search = QueryParam("search", required=True, description="hex pubkey, exact; required here")
-    add(table, "GET", "/users", list_users, "Find a user by pubkey", response=sch.USER,
-        query=(search,), paginated=True)
+    search = QueryParam("search", description="hex pubkey, exact; without it every user")
+    add(table, "GET", "/users", list_users, "Users by id, or the one with a pubkey",
+        response=sch.USER, query=(search,), paginated=True)
     add(table, "GET", f"/users/{ID}", get_user, "One user (AdminUserInfo)", response=sch.USER)
     add(table, "PATCH", f"/users/{ID}", patch_user, "Update a user; null leaves a field",
         request={"type": "object"}, response=NULL)

@@ -1,4 +1,5 @@
-"""Admin JSON objects (api.md §9): users, VMs, history, payments, subscriptions, fee configs."""
+"""Admin JSON objects (api.md §9): users, roles, VMs, history, payments, subscriptions, fee
+configs."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 from adapters.http.envelope import format_optional_time, format_time
 from adapters.http.views_vm import VmView, load_vm_view, state_json
 from app.admin.payment_methods import sanitized
+from app.admin.permissions import permission_text
+from app.admin.roles import RoleInfo, UserRole
 from domain.enums import CpuArch, CpuMfg, OsDistribution
 from domain.model import (
     LineItem,
@@ -41,6 +44,28 @@ def user_json(user: User, vm_count: int, is_admin: bool) -> dict[str, Any]:
         "billing_postcode": user.billing_postcode, "billing_tax_id": user.billing_tax_id,
         "vm_count": vm_count, "last_login": None, "is_admin": is_admin,
         "has_nwc": bool(user.nwc_connection_string),
+    }
+
+
+def role_json(info: RoleInfo) -> dict[str, Any]:
+    """AdminRoleInfo; permissions as `resource::action` strings."""
+    role = info.role
+    return {
+        "id": role.id, "name": role.name, "description": role.description,
+        "is_system_role": bool(role.is_system_role),
+        "permissions": [permission_text(*p) for p in info.permissions],
+        "user_count": info.user_count, "created_at": format_time(role.created_at),
+        "updated_at": format_time(role.updated_at),
+    }
+
+
+def user_role_json(info: UserRole) -> dict[str, Any]:
+    """UserRoleInfo."""
+    a = info.assignment
+    return {
+        "role": role_json(info.role), "assigned_by": a.assigned_by,
+        "assigned_at": format_time(a.assigned_at),
+        "expires_at": format_optional_time(a.expires_at),
     }
 
 
