@@ -1,0 +1,88 @@
+"""NwcAutoRenewer: renew for one interval and pay it from the user's NWC wallet (§5.7, §9.4)."""
+
+from __future__ import annotations
+
+import logging
+
+from app.billing.rails import PaymentRails
+from app.billing.renewal import renew
+from domain.enums import PaymentMethod
+from domain.errors import DomainError
+from domain.model import Subscription
+from domain.tax import TaxRates
+from ports.clock import Clock
+from ports.lightning import LightningUnavailable
+from ports.nwc import NwcError, NwcWallet
+from ports.rates import RateStore
+from ports.storage import UnitOfWorkFactory
+
+log = logging.getLogger("lnvps.autorenew")
+
+
+class AutoRenewalFailed(Exception):
+    """The renewal could not be paid; `message` is safe for the user (N3)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NwcAutoRenewer:
+    """Implements the worker's `AutoRenewer` over `renew` and an `NwcWallet`.
+
+    The payment is only paid here: the subscription is extended when the node reports the
+    settlement (the settlement listener completes it), never by this class.
+    """
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        rails: PaymentRails,
+        rates: RateStore,
+        tax_rates: TaxRates,
+        wallet: NwcWallet,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._clock = clock
+        self._rails = rails
+        self._rates = rates
+        self._tax_rates = tax_rates
+        self._wallet = wallet
+
+    async def _nwc_string(self, subscription: Subscription) -> str | None:
+        async with self._uow_factory() as uow:
+            user = await uow.users.get(subscription.user_id)
+        if user is None or not (user.nwc_connection_string or "").strip():
+            return None
+        return user.nwc_connection_string
+
+    async def can_attempt(self, subscription: Subscription) -> bool:
+        return await self._nwc_string(subscription) is not None
+
+    async def attempt(self, subscription: Subscription) -> None:
+        nwc = await self._nwc_string(subscription)
+        if nwc is None:
+            raise AutoRenewalFailed("No wallet is connected for automatic renewal")
+        try:
+            payment = await renew(
+                self._uow_factory,
+                self._clock,
+                self._rails,
+                self._rates,
+                self._tax_rates,
+                user_id=None,
+                subscription_id=subscription.id,
+                method=PaymentMethod.LIGHTNING,
+                intervals=1,
+            )
+        except (DomainError, LightningUnavailable) as err:
+            log.warning("auto-renewal invoice for subscription %s failed: %s", subscription.id, err)
+            raise AutoRenewalFailed("The renewal invoice could not be created") from None
+        if payment.is_paid:
+            return
+        try:
+            await self._wallet.pay_invoice(nwc, payment.external_data)
+        except NwcError as err:
+            raise AutoRenewalFailed(err.message) from None
+        log.info("auto-renewal of subscription %s paid: %s", subscription.id, payment.id.hex())
