@@ -56,11 +56,14 @@ async def apply_payment(
         payment = await uow.payments.get(payment_id)
         if payment is None or payment.is_paid:
             return None
+        # the subscription lock first, then the payment rows: every completion and every
+        # lifecycle action takes locks in that order, so two payments of one subscription
+        # completing together queue up instead of deadlocking
+        before = await uow.subscriptions.get_for_update(payment.subscription_id)
+        if before is None:  # impossible with the foreign key
+            raise LookupError(f"payment {payment_id.hex()} has no subscription")
         if not await uow.payments.mark_paid(payment_id, now):
             return None
-        before = await uow.subscriptions.get_for_update(payment.subscription_id)
-        if before is None:  # impossible with the foreign key; keep the flip undone
-            raise LookupError(f"payment {payment_id.hex()} has no subscription")
         after = apply_paid_payment(before, payment, now)
         if after != before:
             await uow.subscriptions.update(after)

@@ -89,3 +89,35 @@ async def _snapshot(uow_factory: UnitOfWorkFactory, w: World) -> tuple[Any, ...]
             (await uow.payments.list_by_subscription(w.subscription.id, limit=100)).items,
             await uow.vms.list_active(),
         )
+
+
+async def test_a_renewal_and_an_upgrade_of_one_subscription_complete_together(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """Both take the subscription lock before any payment row (no deadlock), both complete,
+    each renewal extends once and the upgrades change no expiry (D12). Locking the payment
+    first deadlocked on MariaDB in about one round out of three."""
+    w, first_renewal = await _renewable(uow_factory)
+    clock = FakeClock(at(5))
+    rounds = 5
+    for round_no in range(rounds):
+        async with uow_factory() as uow:
+            renewal = (
+                first_renewal
+                if round_no == 0
+                else (await uow.payments.add(new_payment(w.subscription))).id
+            )
+            upgrade = await uow.payments.add(
+                new_payment(
+                    w.subscription, payment_type=SubscriptionPaymentType.UPGRADE, time_value=0
+                )
+            )
+            await uow.commit()
+        results = await asyncio.gather(
+            apply_payment(uow_factory, renewal, clock),
+            apply_payment(uow_factory, upgrade.id, clock),
+        )
+        assert all(r is not None for r in results)
+    async with uow_factory() as uow:
+        sub = await uow.subscriptions.get(w.subscription.id)
+    assert sub is not None and sub.expires == at(10, month=3 + rounds)
