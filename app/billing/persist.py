@@ -95,6 +95,9 @@ async def store_payment(
     """
     try:
         async with uow_factory() as uow:
+            # serialises stores for one subscription; the checks below read after the lock,
+            # so they see a rival request's committed payment (MariaDB snapshots at first read)
+            await uow.subscriptions.get_for_update(payment.subscription_id)
             winner = await replay(uow, idem)
             if winner is None and reuse is not None:
                 winner = await pending_match(uow, reuse, now)

@@ -6,7 +6,9 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import Any, cast
 
+import attrs
 import pytest
 
 from adapters.memory.storage import MemoryUnitOfWorkFactory
@@ -18,6 +20,7 @@ from domain.enums import VmHistoryActionType as H
 from domain.intervals import add_months
 from domain.lifecycle import LifecycleAction
 from domain.model import PLACEHOLDER_MAC, Vm
+from ports.storage import UnitOfWorkFactory
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import (
     empty_tables,
@@ -378,3 +381,26 @@ async def test_two_workers_spawning_in_one_region_never_share_an_address(
             addresses += [a.ip for a in await uow.ip_assignments.list_by_vm(vm.id)]
     assert len(addresses) == len(vms)
     assert len(set(addresses)) == len(addresses)
+
+
+async def test_concurrent_renew_requests_for_one_vm_store_one_pending_payment(
+    world: World, database: Database
+) -> None:
+    """D10 under a race: the store takes the subscription lock and re-checks, so five
+    simultaneous Lightning renewals (separate engines on SQL) leave one live invoice."""
+    vm = await world.paid_vm()
+    shop = world.shop
+
+    async def renew_via(factory: UnitOfWorkFactory) -> bytes:
+        payment = await attrs.evolve(shop, factory=cast(Any, factory)).renew(vm)
+        return payment.id
+
+    if database.url is None:
+        ids = await asyncio.gather(*(renew_via(shop.factory) for _ in range(5)))
+    else:
+        async with engine_on(database) as engine:
+            factory = sql_factory(engine)
+            ids = await asyncio.gather(*(renew_via(factory) for _ in range(5)))
+    assert len(set(ids)) == 1
+    pending = [p for p in await shop.payments(vm) if not p.is_paid]
+    assert [p.id for p in pending] == [ids[0]]
