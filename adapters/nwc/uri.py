@@ -6,6 +6,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
+from coincurve import PrivateKey, PublicKey
 
 from ports.nwc import InvalidNwcUri
 
@@ -52,5 +53,13 @@ def parse_nwc_uri(text: str) -> NwcUri:
     if not secrets_:
         raise InvalidNwcUri("Wallet connection string has no secret")
     secret = _key(secrets_[0], "the secret")
+    try:
+        PublicKey(b"\x02" + wallet)
+    except ValueError:
+        raise InvalidNwcUri("Wallet connection: the wallet public key is not a valid key") from None
+    try:
+        PrivateKey(secret)
+    except ValueError:
+        raise InvalidNwcUri("Wallet connection: the secret is not a valid key") from None
     lud16 = query.get("lud16", [None])[0]
     return NwcUri(wallet_pubkey=wallet, relay=relay, secret=secret, lud16=lud16)

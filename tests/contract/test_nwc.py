@@ -125,6 +125,8 @@ def test_uri_accepts_percent_encoded_relay_and_legacy_scheme() -> None:
         uri(secret=SECRET_HEX + "00"),
         uri(wallet="abc"),
         uri(wallet="zz" * 32),
+        uri(wallet="00" * 32),  # 64 hex digits, but not a point on the curve
+        uri(secret="00" * 32),  # not a valid private key
         uri().replace("nostr+walletconnect", "https"),
         "",
         "not a uri at all " + SECRET_HEX,
