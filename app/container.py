@@ -25,6 +25,7 @@ from adapters.mysql.engine import create_engine
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from adapters.notify.log import LogNotifier
 from adapters.notify.smtp import SmtpNotifier
+from adapters.nwc.client import NwcClient
 from adapters.queue.memory import InProcessQueue
 from adapters.queue.redis_streams import RedisStreamsQueue
 from adapters.rates.fixed import FixedRateSource
@@ -32,6 +33,7 @@ from adapters.rates.mempool import MempoolRateSource
 from adapters.rates.store import MemoryRateStore, RedisRateStore
 from adapters.vmhost.dummy import DummyVmHost
 from adapters.vmhost.resolver import VmHostClients
+from app.autorenew import NwcAutoRenewer
 from app.billing.rails import PaymentRails
 from app.services import Services
 from app.settings import Settings
@@ -224,6 +226,17 @@ class Container(containers.DeclarativeContainer):
         vm_states=vm_states,
     )
 
+    #: NWC auto-renewal (NIP-47): pays the renewal invoice from the user's stored wallet string
+    auto_renewer = providers.Singleton(
+        NwcAutoRenewer,
+        uow_factory,
+        clock,
+        rails,
+        rate_store,
+        tax_rates,
+        providers.Singleton(NwcClient),
+    )
+
     worker_deps = providers.Singleton(
         WorkerDeps,
         uow_factory=uow_factory,
@@ -235,6 +248,7 @@ class Container(containers.DeclarativeContainer):
         public_url=providers.Callable(_public_url, settings),
         read_only=settings.provided.read_only,
         states=vm_states,
+        auto_renewer=auto_renewer,
     )
     worker_handlers = providers.Singleton(build_handlers, worker_deps, delivery)
 

@@ -78,3 +78,15 @@ def test_a_bad_encryption_key_file_is_refused_when_storage_is_built(tmp_path: Pa
     container = build_container(load_settings(cfg, environ={}))
     with pytest.raises(Exception, match="exactly 32 raw bytes"):
         container.uow_factory()
+
+
+async def test_the_worker_auto_renews_through_nwc(tmp_path: Path) -> None:
+    from app.autorenew import NwcAutoRenewer
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"db: sqlite:///{tmp_path}/z.db\ndev:\n  state-dir: {tmp_path}\n")
+    container = build_container(load_settings(cfg, environ={}))
+    try:
+        assert isinstance(container.worker_deps().auto_renewer, NwcAutoRenewer)
+    finally:
+        await close_container(container)
