@@ -8,7 +8,7 @@ from app.billing.rails import PaymentRails
 from app.billing.renewal import renew
 from domain.enums import PaymentMethod
 from domain.errors import DomainError
-from domain.model import Subscription
+from domain.model import Subscription, SubscriptionPayment
 from domain.tax import TaxRates
 from ports.clock import Clock
 from ports.lightning import LightningUnavailable
@@ -17,6 +17,28 @@ from ports.rates import RateStore
 from ports.storage import UnitOfWorkFactory
 
 log = logging.getLogger("lnvps.autorenew")
+
+
+class WalletPaymentFailed(DomainError):
+    """`method=nwc`: the user's wallet could not pay the invoice (422, message safe to show)."""
+
+
+async def pay_from_wallet(
+    wallet: NwcWallet, connection_string: str | None, payment: SubscriptionPayment
+) -> None:
+    """Pay a fresh Lightning invoice from the user's Nostr Wallet Connect string (§5.7).
+
+    Nothing is completed here: the settlement reported by the node completes the payment.
+    """
+    if payment.is_paid:
+        return
+    if not (connection_string or "").strip():
+        raise WalletPaymentFailed("No wallet is connected: set nwc_connection_string first")
+    assert connection_string is not None
+    try:
+        await wallet.pay_invoice(connection_string, payment.external_data)
+    except NwcError as err:
+        raise WalletPaymentFailed(err.message) from None
 
 
 class AutoRenewalFailed(Exception):

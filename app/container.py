@@ -211,6 +211,8 @@ class Container(containers.DeclarativeContainer):
     )
     delivery = providers.Singleton(_delivery, settings, uow_factory)
 
+    nwc_wallet = providers.Singleton(NwcClient)
+
     services = providers.Singleton(
         Services,
         uow_factory=uow_factory,
@@ -224,6 +226,7 @@ class Container(containers.DeclarativeContainer):
         public_url=providers.Callable(_public_url, settings),
         delete_after_days=settings.provided.delete_after,
         vm_states=vm_states,
+        nwc_wallet=nwc_wallet,
     )
 
     #: NWC auto-renewal (NIP-47): pays the renewal invoice from the user's stored wallet string
@@ -234,7 +237,7 @@ class Container(containers.DeclarativeContainer):
         rails,
         rate_store,
         tax_rates,
-        providers.Singleton(NwcClient),
+        nwc_wallet,
     )
 
     worker_deps = providers.Singleton(

@@ -7,6 +7,7 @@ import attrs
 from app.billing.rails import PaymentRails
 from domain.tax import NO_TAX, TaxRates
 from ports.clock import Clock
+from ports.nwc import NwcWallet
 from ports.queue import WorkQueue
 from ports.rates import RateStore
 from ports.storage import UnitOfWorkFactory
@@ -33,3 +34,5 @@ class Services:
     delete_after_days: int = 3
     #: last known host state per VM, written by the worker (None: the API derives one).
     vm_states: VmStateCache | None = None
+    #: pays `method=nwc` renewals from the user's wallet (None: `nwc` means plain Lightning)
+    nwc_wallet: NwcWallet | None = None

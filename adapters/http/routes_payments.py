@@ -20,9 +20,11 @@ from adapters.http.vm_params import (
     path_id,
     payment_id,
 )
+from app.autorenew import pay_from_wallet
 from app.billing.errors import PaymentNotFound
 from app.billing.renewal import renew, renew_idempotent
 from domain.model import SubscriptionPayment, User
+from ports.nwc import NwcWallet
 
 _VM = r"/api/v1/vm/{id:\d+}"
 #: any segment but `methods`, so the catalogue's static route wins in either registration order
@@ -64,7 +66,18 @@ async def renew_get(request: web.Request, user: User) -> web.StreamResponse:
         method=method_from(request.query.get("method")),
         intervals=intervals_from(request.query.get("intervals")),
     )
+    if _pays_from_wallet(request.query.get("method"), user, svc.nwc_wallet):
+        assert svc.nwc_wallet is not None
+        await pay_from_wallet(svc.nwc_wallet, user.nwc_connection_string, payment)
     return data_response(vm_payment_json(payment, vm_id))
+
+
+def _pays_from_wallet(method: str | None, user: User, wallet: NwcWallet | None) -> bool:
+    """`method=nwc` with a connected wallet: the server pays the Lightning invoice from it
+    (§10.2 step 6); without a wallet string `nwc` is plain Lightning, as in the reference."""
+    return method == "nwc" and wallet is not None and bool(
+        (user.nwc_connection_string or "").strip()
+    )
 
 
 @authenticated

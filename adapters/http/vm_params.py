@@ -44,8 +44,8 @@ def is_payment_id_length(raw: bytes) -> bool:
 def query_method(query: Mapping[str, str]) -> PaymentMethod:
     """`method=`: the four wire names; absent, `nwc` or anything else is Lightning (§3).
 
-    NWC is not a rail of this server: `method=nwc` behaves like the reference does for a
-    user without a wallet string, a plain Lightning invoice.
+    `method=nwc` prices a Lightning invoice; the renew route then pays it from the user's
+    wallet when one is connected (`routes_payments`), else it stays a plain invoice.
     """
     return method_from(query.get("method"))
 

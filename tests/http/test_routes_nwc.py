@@ -1,0 +1,71 @@
+"""`GET /api/v1/vm/{id}/renew?method=nwc`: the server pays the invoice from the user's wallet."""
+
+from __future__ import annotations
+
+import attrs
+
+from adapters.http.context import SERVICES
+from ports.nwc import NwcError
+from tests.http.apiapp import ALICE, ApiApp, api_client
+from tests.http.vm_helpers import build, order, renew
+
+NWC = "nostr+walletconnect://" + "ab" * 32 + "?relay=wss://relay.example&secret=" + "cd" * 32
+
+
+class FakeWallet:
+    """Records what it was asked to pay; `refuse` makes it answer like a broke wallet."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.paid: list[tuple[str, str]] = []
+        self.refuse = refuse
+
+    async def pay_invoice(self, connection_string: str, bolt11: str) -> str:
+        if self.refuse:
+            raise NwcError("Wallet refused the payment (INSUFFICIENT_BALANCE): not enough sats")
+        self.paid.append((connection_string, bolt11))
+        return "00" * 32
+
+
+def _with_wallet(api: ApiApp, wallet: FakeWallet) -> None:
+    api.services = attrs.evolve(api.services, nwc_wallet=wallet)
+    api.app[SERVICES] = api.services
+
+
+async def _connect_wallet(api: ApiApp, user_id: int) -> None:
+    async with api.store() as uow:
+        user = await uow.users.get(user_id)
+        assert user is not None
+        await uow.users.update(attrs.evolve(user, nwc_connection_string=NWC))
+        await uow.commit()
+
+
+async def test_nwc_pays_the_lightning_invoice_from_the_users_wallet() -> None:
+    api, wallet = build(), FakeWallet()
+    _with_wallet(api, wallet)
+    async with api_client(api) as c:
+        vm = await order(c, ALICE)
+        await _connect_wallet(api, await c.user_id(ALICE))
+        payment = await renew(c, ALICE, vm["id"], "?method=nwc")
+        assert wallet.paid == [(NWC, payment["data"]["lightning"])]
+        assert payment["is_paid"] is False  # completed only when the node reports settlement
+
+
+async def test_without_a_wallet_string_nwc_is_a_plain_lightning_invoice() -> None:
+    api, wallet = build(), FakeWallet()
+    _with_wallet(api, wallet)
+    async with api_client(api) as c:
+        vm = await order(c, ALICE)
+        payment = await renew(c, ALICE, vm["id"], "?method=nwc")
+        assert payment["data"]["lightning"].startswith("lnbcrt") and wallet.paid == []
+
+
+async def test_a_refusing_wallet_is_a_422_with_the_wallets_reason() -> None:
+    api = build()
+    _with_wallet(api, FakeWallet(refuse=True))
+    async with api_client(api) as c:
+        vm = await order(c, ALICE)
+        await _connect_wallet(api, await c.user_id(ALICE))
+        resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/renew?method=nwc")
+        assert resp.status == 422
+        body = await resp.json()
+        assert "not enough sats" in body["error"] and "secret" not in body["error"]
