@@ -31,3 +31,8 @@ class FiatGateway(Protocol):
     async def cancel_order(self, external_id: str) -> None:
         """Cancel an unpaid order; cancelling an unknown or finished one is not an error."""
         ...
+
+    async def is_paid(self, external_id: str) -> bool:
+        """Whether the provider itself says the order is paid (Revolut `completed`, Stripe
+        `succeeded`); an unknown order is not paid. Webhooks re-check this before completing."""
+        ...

@@ -108,6 +108,9 @@ class RevolutGateway(GatewayBase):
         order = await self.get_order(external_id)
         return None if order is None else order.state
 
+    async def is_paid(self, external_id: str) -> bool:
+        return await self.get_order_state(external_id) == "completed"
+
     async def cancel_order(self, external_id: str) -> None:
         if not external_id:
             return

@@ -86,6 +86,9 @@ class StripeGateway(GatewayBase):
             raise FiatUnavailable("Stripe GET payment intent answered no status")
         return status
 
+    async def is_paid(self, external_id: str) -> bool:
+        return await self.get_payment_intent_status(external_id) == "succeeded"
+
     async def cancel_order(self, external_id: str) -> None:
         """Cancel the PaymentIntent (the reference's `cancel_payment_intent`)."""
         if not external_id:

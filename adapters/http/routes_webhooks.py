@@ -11,7 +11,7 @@ from aiohttp import web
 from adapters.http.context import services
 from adapters.http.envelope import HttpError
 from adapters.http.openapi import RouteTable
-from app.billing.completion import complete_external_payment
+from app.billing.completion import complete_payment
 from app.billing.errors import PaymentNotFound
 from app.webhook_signatures import (
     STRIPE_DEFAULT_TOLERANCE_S,
@@ -99,17 +99,29 @@ async def _verified_event(request: web.Request, method: PaymentMethod) -> tuple[
     raise HttpError(401, "Invalid webhook signature")
 
 
-async def _complete(request: web.Request, name: str, external_id: str | None) -> web.Response:
+async def _complete(
+    request: web.Request, method: PaymentMethod, external_id: str | None
+) -> web.Response:
+    name = method.display_name
     if not external_id:
         raise HttpError(400, f"{name} event without an order id")
     svc = services(request)
-    try:
-        report = await complete_external_payment(
-            svc.uow_factory, svc.clock, svc.rails, svc.queue, external_id=external_id
-        )
-    except PaymentNotFound:
+    async with svc.uow_factory() as uow:
+        payment = await uow.payments.get_by_external_id(external_id)
+    if payment is None:  # D14: unknown payments are a 404 and change nothing
         log.warning("%s webhook for unknown payment %r", name, external_id)
-        raise
+        raise PaymentNotFound("Payment not found")
+    # as the reference's try_complete: the provider's own word decides, not the event alone
+    confirmed = await svc.rails.provider_says_paid(method, external_id)
+    if confirmed is False:
+        log.warning("%s webhook for %r, but the provider says it is not paid", name, external_id)
+        return web.Response(status=200)
+    if confirmed is None:
+        log.warning("%s webhook for %r completed on its signature alone (no %s rail here)",
+                    name, external_id, name)
+    report = await complete_payment(
+        svc.uow_factory, svc.clock, svc.rails, svc.queue, payment_id=payment.id
+    )
     log.info("%s webhook: payment %s completed=%s", name, report.payment_id.hex(),
              report.completed)
     return web.Response(status=200)
@@ -122,7 +134,7 @@ async def revolut_webhook(request: web.Request) -> web.StreamResponse:
     if kind != "ORDER_COMPLETED":
         log.info("Revolut webhook event %r ignored", kind)
         return web.Response(status=200)
-    return await _complete(request, "Revolut", external_id)
+    return await _complete(request, PaymentMethod.REVOLUT, external_id)
 
 
 async def stripe_webhook(request: web.Request) -> web.StreamResponse:
@@ -131,7 +143,7 @@ async def stripe_webhook(request: web.Request) -> web.StreamResponse:
     if kind != "payment_intent.succeeded":
         log.info("Stripe webhook event %r ignored", kind)
         return web.Response(status=200)
-    return await _complete(request, "Stripe", intent_id)
+    return await _complete(request, PaymentMethod.STRIPE, intent_id)
 
 
 _EVENT = {"type": "object", "description": "the provider's event JSON, signed"}

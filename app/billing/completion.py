@@ -201,19 +201,3 @@ async def complete_payment(
         cancelled=tuple(cancelled),
         problems=tuple(follow.problems),
     )
-
-
-async def complete_external_payment(
-    uow_factory: UnitOfWorkFactory,
-    clock: Clock,
-    rails: PaymentRails,
-    queue: WorkQueue,
-    *,
-    external_id: str,
-) -> CompletionReport:
-    """`complete_payment` for a fiat webhook, which knows the provider's order id (§7.5)."""
-    async with uow_factory() as uow:
-        payment = await uow.payments.get_by_external_id(external_id)
-    if payment is None:
-        raise PaymentNotFound("Payment not found")
-    return await complete_payment(uow_factory, clock, rails, queue, payment_id=payment.id)

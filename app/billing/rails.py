@@ -98,6 +98,19 @@ class PaymentRails:
             raise PaymentMethodNotConfigured("Lightning not configured")
         return self._lightning
 
+    async def provider_says_paid(self, method: PaymentMethod, external_id: str) -> bool | None:
+        """Ask the card provider whether an order is paid; None when its rail is not set up
+        here (the signed webhook is then all there is). A provider outage raises
+        `PaymentProviderUnavailable`, so the webhook answers 503 and the provider retries."""
+        gateway = self._fiat.get(method)
+        if gateway is None:
+            return None
+        try:
+            return await gateway.is_paid(external_id)
+        except (FiatUnavailable, OSError, TimeoutError) as err:
+            name = method.display_name
+            raise PaymentProviderUnavailable(f"{name} unavailable: {err}") from err
+
     def _gateway(self, method: PaymentMethod) -> FiatGateway:
         gateway = self._fiat.get(method)
         if gateway is None:

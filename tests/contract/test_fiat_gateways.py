@@ -204,6 +204,15 @@ async def test_cancel_a_paid_order_is_quiet_and_leaves_it_paid(harness: Harness)
     assert harness.state(order.external_id) in ("completed", "succeeded")
 
 
+async def test_is_paid_follows_the_provider(harness: Harness) -> None:
+    """What a webhook re-checks before completing: only a paid order reads as paid."""
+    order = await harness.gateway.create_order(100, "EUR", "x")
+    assert await harness.gateway.is_paid(order.external_id) is False
+    harness.complete(order.external_id)
+    assert await harness.gateway.is_paid(order.external_id) is True
+    assert await harness.gateway.is_paid("no-such-order") is False
+
+
 # -- failures -----------------------------------------------------------------------------
 
 

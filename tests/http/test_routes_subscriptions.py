@@ -263,6 +263,9 @@ class FakeRevolut:
     async def cancel_order(self, external_id: str) -> None:
         return None
 
+    async def is_paid(self, external_id: str) -> bool:
+        return False
+
 
 async def test_a_card_payment_shows_tax_and_processing_fee_in_the_list_currency() -> None:
     revolut = FakeRevolut()

@@ -160,3 +160,32 @@ async def test_secrets_come_from_the_payment_method_config_or_the_route_is_503()
                           revolut_headers(body, secret="from-config"))
         assert resp.status == 200
         assert await is_paid(c, payment["id"]) is True
+
+
+async def test_a_webhook_for_an_order_the_provider_says_is_unpaid_changes_nothing() -> None:
+    """As the reference's try_complete: a signed ORDER_COMPLETED is re-checked at Revolut."""
+    api = build()
+    gateway = with_revolut(api)
+    api.app[WEBHOOK_SECRETS] = WebhookSecrets(revolut=REVOLUT_SECRET, stripe=STRIPE_SECRET)
+    async with api_client(api) as c:
+        _, payment = await revolut_payment(c)
+        gateway.unpaid.add("revolut-order-1")
+        body = revolut_event("revolut-order-1")
+        resp = await post(c, "/api/v1/webhook/revolut", body, revolut_headers(body))
+        assert resp.status == 200
+        assert await is_paid(c, payment["id"]) is False
+        gateway.unpaid.clear()
+        resp = await post(c, "/api/v1/webhook/revolut", body, revolut_headers(body))
+        assert resp.status == 200 and await is_paid(c, payment["id"]) is True
+
+
+async def test_a_provider_outage_during_the_recheck_is_503_so_the_webhook_is_retried() -> None:
+    api = build()
+    gateway = with_revolut(api)
+    api.app[WEBHOOK_SECRETS] = WebhookSecrets(revolut=REVOLUT_SECRET, stripe=STRIPE_SECRET)
+    async with api_client(api) as c:
+        _, payment = await revolut_payment(c)
+        gateway.down = True
+        body = revolut_event("revolut-order-1")
+        resp = await post(c, "/api/v1/webhook/revolut", body, revolut_headers(body))
+        assert resp.status == 503 and await is_paid(c, payment["id"]) is False

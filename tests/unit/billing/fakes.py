@@ -69,6 +69,8 @@ class FakeGateway:
         self.down = False
         self.orders: dict[str, tuple[int, str, str]] = {}
         self.cancelled: list[str] = []
+        #: orders the provider says are NOT paid (every other order reads as paid)
+        self.unpaid: set[str] = set()
 
     async def create_order(self, amount_minor: int, currency: str, description: str) -> FiatOrder:
         if self.down:
@@ -81,6 +83,11 @@ class FakeGateway:
         if self.down:
             raise FiatUnavailable("503 from provider")
         self.cancelled.append(external_id)
+
+    async def is_paid(self, external_id: str) -> bool:
+        if self.down:
+            raise FiatUnavailable("503 from provider")
+        return external_id in self.orders and external_id not in self.unpaid
 
 
 class RecordingQueue:

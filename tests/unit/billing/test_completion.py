@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import attrs
 import pytest
 
-from app.billing.completion import complete_external_payment, complete_payment
+from app.billing.completion import complete_payment
 from app.billing.errors import PaymentNotFound
 from domain.enums import PaymentMethod, SubscriptionType, VmHistoryActionType
 from domain.model import IpRangeSubscription, LineItem, Subscription
@@ -75,19 +75,12 @@ async def test_twenty_concurrent_completions_extend_once(shop: Shop) -> None:
 async def test_an_unknown_payment_is_not_found(shop: Shop) -> None:
     with pytest.raises(PaymentNotFound):
         await shop.complete(attrs.evolve(await shop.renew(await shop.order()), id=b"x" * 32))
-    with pytest.raises(PaymentNotFound):
-        await complete_external_payment(
-            shop.factory, shop.clock, shop.rails, shop.queue, external_id="nope"
-        )
 
 
-async def test_a_card_webhook_completes_by_the_providers_order_id(shop: Shop) -> None:
+async def test_a_card_payment_completes_like_any_other(shop: Shop) -> None:
     vm = await shop.order()
     payment = await shop.renew(vm, method=PaymentMethod.REVOLUT)
-    assert payment.external_id is not None
-    report = await complete_external_payment(
-        shop.factory, shop.clock, shop.rails, shop.queue, external_id=payment.external_id
-    )
+    report = await shop.complete(payment)
     assert report.completed and report.payment_id == payment.id
     assert (await shop.subscription(vm)).expires == datetime(2026, 2, 28, 12, tzinfo=UTC)
 
