@@ -144,9 +144,3 @@ def parse_time(text: str) -> datetime:
         raise InvalidInput(f"invalid RFC 3339 timestamp: {text!r}") from exc
     return local.astimezone(UTC)
 
-
-def unix_seconds(when: datetime) -> int:
-    """Whole Unix seconds of an aware datetime (the few fields the reference sends as ints)."""
-    if when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError(f"naive datetime refused: {when!r}")
-    return int(when.timestamp())

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-import attrs
 from sqlalchemy import (
     Integer,
     String,
@@ -60,16 +59,6 @@ _METHOD = type_coerce(vp.c.payment_method, Integer)
 _PAID = type_coerce(vp.c.is_paid, Integer)
 _KNOWN_TYPE = _TYPE.in_([int(code) for code in LegacyPaymentType])
 _KNOWN_METHOD = _METHOD.in_([int(code) for code in PaymentMethod])
-
-
-@attrs.define
-class PaymentBatchResult:
-    """Counts and problems of one id range."""
-
-    copied: int = 0
-    skipped: int = 0
-    failed: int = 0
-    problems: list[Problem] = attrs.field(factory=list)
 
 
 def _link(shape: BillingShape) -> ColumnElement[Any]:

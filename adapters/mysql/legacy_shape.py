@@ -41,11 +41,6 @@ class BillingShape:
         )
 
     @property
-    def is_legacy(self) -> bool:
-        """The input shape at 20260225000001 (r1): no link column yet (schema.md §9)."""
-        return not self.has_link and self.has_vm_payment and self.has_legacy_vm_columns
-
-    @property
     def is_finalized(self) -> bool:
         """§9 finalization done: legacy table and columns gone; nothing left to backfill."""
         return not self.has_vm_payment and not self.has_legacy_vm_columns

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,13 +16,6 @@ from ports.vmhost import FullVmInfo, VmNotFoundOnHost, VmRunningState, VmRunStat
 
 T = TypeVar("T")
 
-#: The reference keeps its persistent state in this file of the system temp directory.
-STATE_FILE_NAME = "lnvps_dummy_vms.json"
-
-
-def default_state_file() -> Path:
-    """`lnvps_dummy_vms.json` in the system temp directory, as the reference uses."""
-    return Path(tempfile.gettempdir()) / STATE_FILE_NAME
 
 
 class DummyVmHost:
