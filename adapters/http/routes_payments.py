@@ -11,7 +11,6 @@ from adapters.http.context import services
 from adapters.http.envelope import data_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.views_payment import VM_PAYMENT_SCHEMA, vm_payment_json
-from adapters.http.vm_actions import owner_vm
 from adapters.http.vm_params import (
     intervals_from,
     is_payment_id_length,
@@ -23,6 +22,7 @@ from adapters.http.vm_params import (
 from app.autorenew import pay_from_wallet
 from app.billing.errors import PaymentNotFound
 from app.billing.renewal import renew, renew_idempotent
+from app.vm_actions import owner_vm
 from domain.model import SubscriptionPayment, User
 from ports.nwc import NwcWallet
 

@@ -18,7 +18,6 @@ from adapters.http.views_vm import (
     load_vm_view,
     vm_status_json,
 )
-from adapters.http.vm_actions import ACTIONS, VmPatch, owner_vm, patch_vm, run_action
 from adapters.http.vm_params import (
     disk_interface,
     disk_type,
@@ -32,6 +31,7 @@ from adapters.http.vm_params import (
 )
 from app.billing.catalogue import owned_vm
 from app.billing.ordering import order_custom_vm, order_vm
+from app.vm_actions import ACTIONS, VmPatch, owner_vm, patch_vm, run_action
 from domain.model import User, Vm
 
 _VM = r"/api/v1/vm/{id:\d+}"

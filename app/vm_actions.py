@@ -11,14 +11,15 @@ import attrs
 from app.billing.catalogue import owned_vm, subscription_of
 from app.billing.errors import ImageNotFound, SshKeyNotFound
 from app.services import Services
+from app.worker.provisioning import full_info
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError
-from domain.model import IpRange, User, Vm, VmHistory
+from domain.model import User, Vm, VmHistory
 from ports.queue import Job
 from ports.storage import UnitOfWork
 from ports.vmhost import FullVmInfo, VmHost, VmHostError
 
-log = logging.getLogger("lnvps.http")
+log = logging.getLogger("lnvps.vm_actions")
 
 
 class VmNotProvisioned(DomainError):
@@ -58,28 +59,6 @@ async def _host_of(services: Services, uow: UnitOfWork, vm: Vm) -> VmHost:
         raise VmHostUnavailable("The VM's host is not available") from err
 
 
-async def _full_info(uow: UnitOfWork, vm: Vm) -> FullVmInfo:
-    host = await uow.hosts.get(vm.host_id)
-    disk = await uow.host_disks.get(vm.disk_id)
-    image = await uow.images.get(vm.image_id)
-    key = await uow.ssh_keys.get(vm.ssh_key_id)
-    if host is None or disk is None or image is None or key is None:
-        raise VmHostUnavailable("The VM's host, disk, image or SSH key is missing")
-    ips = tuple(await uow.ip_assignments.list_by_vm(vm.id))
-    ranges: list[IpRange] = []
-    for range_id in dict.fromkeys(a.ip_range_id for a in ips):
-        ip_range = await uow.ip_ranges.get(range_id)
-        if ip_range is not None:
-            ranges.append(ip_range)
-    return FullVmInfo(
-        vm=vm, host=host, disk=disk, image=image, ssh_key=key,
-        template=None if vm.template_id is None else await uow.templates.get(vm.template_id),
-        custom_template=None if vm.custom_template_id is None
-        else await uow.custom_templates.get(vm.custom_template_id),
-        ips=ips, ranges=tuple(ranges),
-    )
-
-
 async def run_action(
     services: Services, user: User, vm_id: int, action: str, image_id: int | None = None
 ) -> None:
@@ -105,7 +84,11 @@ async def run_action(
                 raise ImageNotFound("OS image not found")
             target = attrs.evolve(vm, image_id=image_id)
         host = await _host_of(services, uow, vm)
-        info = await _full_info(uow, target) if action == "re-install" else None
+        info = (
+            await full_info(uow, target, tuple(await uow.ip_assignments.list_by_vm(vm.id)))
+            if action == "re-install"
+            else None
+        )
     await _call_host(host, vm, action, info)
     async with services.uow_factory() as uow:
         if target is not vm:
