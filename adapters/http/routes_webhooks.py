@@ -11,7 +11,7 @@ from aiohttp import web
 from adapters.http.context import services
 from adapters.http.envelope import HttpError
 from adapters.http.openapi import RouteTable
-from app.billing.completion import complete_payment
+from app.billing.completion import complete_card_payment
 from app.billing.errors import PaymentNotFound
 from app.webhook_signatures import (
     STRIPE_DEFAULT_TOLERANCE_S,
@@ -106,24 +106,17 @@ async def _complete(
     if not external_id:
         raise HttpError(400, f"{name} event without an order id")
     svc = services(request)
-    async with svc.uow_factory() as uow:
-        payment = await uow.payments.get_by_external_id(external_id)
-    if payment is None:  # D14: unknown payments are a 404 and change nothing
+    try:
+        report = await complete_card_payment(
+            svc.uow_factory, svc.clock, svc.rails, svc.queue,
+            method=method, external_id=external_id,
+        )
+    except PaymentNotFound:
         log.warning("%s webhook for unknown payment %r", name, external_id)
-        raise PaymentNotFound("Payment not found")
-    # as the reference's try_complete: the provider's own word decides, not the event alone
-    confirmed = await svc.rails.provider_says_paid(method, external_id)
-    if confirmed is False:
-        log.warning("%s webhook for %r, but the provider says it is not paid", name, external_id)
-        return web.Response(status=200)
-    if confirmed is None:
-        log.warning("%s webhook for %r completed on its signature alone (no %s rail here)",
-                    name, external_id, name)
-    report = await complete_payment(
-        svc.uow_factory, svc.clock, svc.rails, svc.queue, payment_id=payment.id
-    )
-    log.info("%s webhook: payment %s completed=%s", name, report.payment_id.hex(),
-             report.completed)
+        raise
+    if report is not None:
+        log.info("%s webhook: payment %s completed=%s", name, report.payment_id.hex(),
+                 report.completed)
     return web.Response(status=200)
 
 

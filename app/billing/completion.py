@@ -11,7 +11,7 @@ from app.billing.errors import PaymentNotFound, VmNotFound
 from app.billing.rails import PaymentRails
 from app.billing.upgrades import upgrade_records
 from app.payment_completion import CompletedPayment, apply_payment
-from domain.enums import SubscriptionType, VmHistoryActionType
+from domain.enums import PaymentMethod, SubscriptionType, VmHistoryActionType
 from domain.errors import DomainError
 from domain.model import LineItem, SubscriptionPayment, VmHistory
 from domain.money import Currency, Money
@@ -201,3 +201,31 @@ async def complete_payment(
         cancelled=tuple(cancelled),
         problems=tuple(follow.problems),
     )
+
+
+async def complete_card_payment(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    rails: PaymentRails,
+    queue: WorkQueue,
+    *,
+    method: PaymentMethod,
+    external_id: str,
+) -> CompletionReport | None:
+    """A signed card webhook's completion (§7.5): unknown order → `PaymentNotFound` (D14);
+    then the provider's own word decides, as the reference's `try_complete`: an order it
+    does not call paid changes nothing (None). Without that rail here, the signature alone
+    decides (logged)."""
+    async with uow_factory() as uow:
+        payment = await uow.payments.get_by_external_id(external_id)
+    if payment is None:
+        raise PaymentNotFound("Payment not found")
+    confirmed = await rails.provider_says_paid(method, external_id)
+    if confirmed is False:
+        log.warning("%s order %r is not paid at the provider", method.display_name, external_id)
+        return None
+    if confirmed is None:
+        log.warning("%s order %r completed on its webhook signature alone (no rail here)",
+                    method.display_name, external_id)
+    return await complete_payment(uow_factory, clock, rails, queue, payment_id=payment.id)
+
