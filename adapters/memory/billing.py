@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from adapters.memory.db import RecordRepo, Repo, evolve, page_of
@@ -119,10 +119,21 @@ class MemoryPayments(Repo):
     async def expire_pending_upgrades(
         self, subscription_id: int, except_id: bytes, now: datetime
     ) -> list[SubscriptionPayment]:
+        upgrade = (SubscriptionPaymentType.UPGRADE,)
+        return await self.expire_pending(subscription_id, now, types=upgrade, except_id=except_id)
+
+    async def expire_pending(
+        self,
+        subscription_id: int,
+        now: datetime,
+        *,
+        types: Collection[SubscriptionPaymentType],
+        except_id: bytes | None = None,
+    ) -> list[SubscriptionPayment]:
         competing = [
             p
             for p in await self.list_pending_for_subscription(subscription_id, now)
-            if p.payment_type is SubscriptionPaymentType.UPGRADE and p.id != except_id
+            if p.payment_type in types and p.id != except_id
         ]
         for payment in competing:
             self._rows(self.table)[payment.id] = evolve(payment, expires=now)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -130,9 +130,22 @@ class SqlPayments(SqlRepo):
     async def expire_pending_upgrades(
         self, subscription_id: int, except_id: bytes, now: datetime
     ) -> list[SubscriptionPayment]:
-        query = self._pending(subscription_id, now).where(
-            _pay.payment_type == SubscriptionPaymentType.UPGRADE, _pay.id != except_id
-        )
+        upgrade = (SubscriptionPaymentType.UPGRADE,)
+        return await self.expire_pending(subscription_id, now, types=upgrade, except_id=except_id)
+
+    async def expire_pending(
+        self,
+        subscription_id: int,
+        now: datetime,
+        *,
+        types: Collection[SubscriptionPaymentType],
+        except_id: bytes | None = None,
+    ) -> list[SubscriptionPayment]:
+        if not types:
+            return []
+        query = self._pending(subscription_id, now).where(_pay.payment_type.in_(list(types)))
+        if except_id is not None:
+            query = query.where(_pay.id != except_id)
         if self.locks_rows:
             query = query.with_for_update()
         competing = await self._all(self.mapper, query)

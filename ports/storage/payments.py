@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Protocol
 
-from domain.enums import PaymentMethod
+from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import LegacyVmPayment, SubscriptionPayment
 from ports.storage.common import Page
 
@@ -54,6 +55,21 @@ class Payments(Protocol):
         """Set `expires = now` on the other pending Upgrade payments (D13).
 
         Returns them as they were before, so the caller can cancel them at their provider.
+        """
+        ...
+
+    async def expire_pending(
+        self,
+        subscription_id: int,
+        now: datetime,
+        *,
+        types: Collection[SubscriptionPaymentType],
+        except_id: bytes | None = None,
+    ) -> list[SubscriptionPayment]:
+        """Set `expires = now` on the subscription's pending payments of `types` (D23, D24).
+
+        Pending = unpaid with `expires > now`; `except_id` is spared. Returns them as they
+        were before, newest first, so the caller can cancel each at its own provider.
         """
         ...
 

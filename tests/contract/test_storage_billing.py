@@ -245,6 +245,37 @@ async def test_expire_pending_upgrades_spares_the_winner_and_other_kinds(
             assert await uow.payments.get(untouched.id) == untouched
 
 
+async def test_expire_pending_takes_the_named_kinds_and_spares_the_rest(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    w = await _world(uow_factory)
+    renewal_type, upgrade = SubscriptionPaymentType.RENEWAL, SubscriptionPaymentType.UPGRADE
+    now = at(5)
+    async with uow_factory() as uow:
+        renewal = await uow.payments.add(new_payment(w.subscription, created=at(1)))
+        card = await uow.payments.add(
+            new_payment(w.subscription, created=at(2), payment_method=PaymentMethod.STRIPE)
+        )
+        kept = await uow.payments.add(new_payment(w.subscription, created=at(3)))
+        upgrade_payment = await uow.payments.add(
+            new_payment(w.subscription, payment_type=upgrade)
+        )
+        paid = await uow.payments.add(new_payment(w.subscription, is_paid=True))
+        lapsed = await uow.payments.add(new_payment(w.subscription, expires=at(4)))
+        expired = await uow.payments.expire_pending(
+            w.subscription.id, now, types=(renewal_type,), except_id=kept.id
+        )
+        none = await uow.payments.expire_pending(w.subscription.id, now, types=())
+        await uow.commit()
+    assert expired == [card, renewal]
+    assert none == []
+    async with uow_factory() as uow:
+        for gone in (renewal, card):
+            assert await uow.payments.get(gone.id) == evolve(gone, expires=now)
+        for untouched in (kept, upgrade_payment, paid, lapsed):
+            assert await uow.payments.get(untouched.id) == untouched
+
+
 async def test_unpaid_by_method_since_newest_first_and_limited(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
