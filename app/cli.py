@@ -9,9 +9,12 @@ import secrets
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import attrs
+from coincurve import PublicKeyXOnly
 
 from adapters.http.nip98_sign import nip98_header
 from adapters.lightning.dev import DevInvoiceError, DevLightningNode, parse_payment_id
@@ -28,24 +31,62 @@ from adapters.mysql.schema_upgrade import (
     downgrade_database,
     upgrade_database,
 )
-from app.container import DEV_CLOCK_FILE, DEV_LIGHTNING_FILE, state_path
+from app.admin.roles import (
+    Assignment,
+    UnknownRole,
+    grant_role,
+    list_assignments,
+    revoke_role_of,
+)
+from app.container import (
+    DEV_CLOCK_FILE,
+    DEV_LIGHTNING_FILE,
+    build_container,
+    close_container,
+    state_path,
+    storage_kind,
+)
 from app.logs import setup_logging
-from app.serve import check_mode, serve
+from app.serve import ListenError, check_mode, serve
 from app.settings import Settings, SettingsError, load_settings, resolve_db_url
+from domain.nip19 import npub, parse_pubkey
 
 log = logging.getLogger("lnvps.cli")
 
 DEV_NOSTR_KEY_FILE = "lnvps-dev-nostr.key"
 
 
+def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
+    """`--config` and `--db`, taken before or after any subcommand (`lnvps db upgrade --db U`).
+
+    Subcommands default to SUPPRESS so that they never overwrite a value given earlier.
+    """
+    parser.add_argument(
+        "--config", default=default, help="YAML config file (default: $LNVPS_CONFIG)"
+    )
+    parser.add_argument(
+        "--db", default=default, help="database URL (default: $LNVPS_DB, config `db`, SQLite)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lnvps", description="lnvps billing core")
-    parser.add_argument("--config", help="YAML config file (default: $LNVPS_CONFIG)")
-    parser.add_argument("--db", help="database URL (default: $LNVPS_DB, config `db`, SQLite)")
+    _global_options(parser, None)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the user API, the worker and the payment listeners")
+    def command(group: Any, name: str, text: str) -> argparse.ArgumentParser:
+        made: argparse.ArgumentParser = group.add_parser(name, help=text, parents=[common])
+        return made
+
+    serve = command(sub, "serve", "run the user API, the worker and the payment listeners")
     serve.add_argument("--listen", help="HOST:PORT (default: $LNVPS_LISTEN, 127.0.0.1:8000)")
+    serve.add_argument(
+        "--admin-listen",
+        help="HOST:PORT of the admin API (default: $LNVPS_ADMIN_LISTEN, 127.0.0.1:8001); "
+        "empty turns it off",
+    )
     serve.add_argument(
         "--mode",
         choices=("all", "api", "worker"),
@@ -53,29 +94,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="all: API + worker in one process; api / worker: separate processes over Redis",
     )
 
-    db = sub.add_parser("db", help="database schema")
+    db = command(sub, "db", "database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_sub.add_parser("upgrade", help="apply pending migrations (adopting an LNVPS database)")
-    db_sub.add_parser("current", help="print the current schema revision")
-    down = db_sub.add_parser("downgrade", help="revert to an earlier revision")
-    down.add_argument("revision")
+    command(db_sub, "upgrade", "apply pending migrations (adopting an LNVPS database)")
+    command(db_sub, "current", "print the current schema revision")
+    command(db_sub, "downgrade", "revert to an earlier revision").add_argument("revision")
 
-    backfill = sub.add_parser(
-        "migrate-legacy-billing", help="move vm_payment / vm.expires to subscriptions"
+    backfill = command(
+        sub, "migrate-legacy-billing", "move vm_payment / vm.expires to subscriptions"
     )
     backfill.add_argument("--dry-run", action="store_true", help="report only, write nothing")
 
-    dev = sub.add_parser("dev", help="embedded-default dev tools (dev rail, dev clock)")
+    admin = command(sub, "admin", "admin role assignments (the first admin, and from a shell)")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    grant = command(admin_sub, "grant", "give a user (created if unknown) a role; idempotent")
+    grant.add_argument("pubkey", help="the user's Nostr key: npub1… or 64 hex digits")
+    grant.add_argument("role", help="role name, e.g. super_admin, admin, vm_manager")
+    grant.add_argument(
+        "--expires", help="an ISO 8601 time (UTC if no offset) or a duration from now (30d)"
+    )
+    revoke = command(admin_sub, "revoke", "take a role from a user; idempotent")
+    revoke.add_argument("pubkey", help="the user's Nostr key: npub1… or 64 hex digits")
+    revoke.add_argument("role", help="role name")
+    command(admin_sub, "list", "print every role assignment")
+
+    dev = command(sub, "dev", "embedded-default dev tools (dev rail, dev clock)")
     dev_sub = dev.add_subparsers(dest="dev_command", required=True)
-    pay = dev_sub.add_parser("pay", help="settle a dev-rail invoice as if it had been paid")
+    pay = command(dev_sub, "pay", "settle a dev-rail invoice as if it had been paid")
     pay.add_argument("payment_id", help="payment id (64 hex digits) or the BOLT11 invoice")
-    advance = dev_sub.add_parser("advance-clock", help="move the dev server's clock forward")
+    advance = command(dev_sub, "advance-clock", "move the dev server's clock forward")
     advance.add_argument("duration", help="e.g. 30m, 25h, 2d, 1w")
-    auth = dev_sub.add_parser(
-        "auth", help="print a NIP-98 Authorization header signed with the dev key (for curl)"
+    command(dev_sub, "reset-clock", "put the dev clock back to real time")
+    auth = command(
+        dev_sub, "auth", "print a NIP-98 Authorization header signed with the dev key (for curl)"
     )
     auth.add_argument("method", help="HTTP method, e.g. GET")
-    auth.add_argument("url", help="the full request URL")
+    auth.add_argument("url", help="the full request URL, query string included")
+    command(dev_sub, "pubkey", "print the dev key's public key (hex), e.g. for `admin grant`")
     return parser
 
 
@@ -127,6 +182,10 @@ async def _dev_command(args: argparse.Namespace, settings: Settings) -> int:
         secret = dev_nostr_key(state_path(settings, DEV_NOSTR_KEY_FILE))
         print(nip98_header(secret, args.url, args.method, int(time.time())))
         return 0
+    if args.dev_command == "pubkey":
+        secret = dev_nostr_key(state_path(settings, DEV_NOSTR_KEY_FILE))
+        print(PublicKeyXOnly.from_secret(secret).format().hex())
+        return 0
     if args.dev_command == "pay":
         node = DevLightningNode(state_path(settings, DEV_LIGHTNING_FILE))
         try:
@@ -137,6 +196,10 @@ async def _dev_command(args: argparse.Namespace, settings: Settings) -> int:
         print(f"settled {settled.payment_hash.hex()} (settle index {settled.settle_index})")
         return 0
     clock = OffsetClock(state_path(settings, DEV_CLOCK_FILE))
+    if args.dev_command == "reset-clock":
+        clock.reset()
+        print(f"dev clock back to real time: {clock.now().isoformat(timespec='seconds')}")
+        return 0
     try:
         clock.advance(parse_duration(args.duration))
     except ValueError as exc:
@@ -144,6 +207,71 @@ async def _dev_command(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(f"dev clock now {clock.now().isoformat(timespec='seconds')} (offset {clock.offset()})")
     return 0
+
+
+def _expiry(text: str | None, now: datetime) -> datetime | None:
+    """`--expires`: an ISO 8601 time (naive → UTC) or a duration from now (`30d`)."""
+    if text is None:
+        return None
+    try:
+        return now + parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--expires: not a time or a duration: {text!r}") from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _admin_line(found: Assignment) -> str:
+    a = found.assignment
+    expires = "never" if a.expires_at is None else a.expires_at.isoformat(timespec="seconds")
+    by = "console" if a.assigned_by is None else f"user {a.assigned_by}"
+    return (
+        f"{found.pubkey.hex()}  {npub(found.pubkey)}  {found.role_name}  "
+        f"assigned {a.assigned_at.isoformat(timespec='seconds')} by {by}  expires {expires}"
+    )
+
+
+async def _admin_command(args: argparse.Namespace, settings: Settings, url: str) -> int:
+    """`lnvps admin grant|revoke|list`; exit 2 when the input or the database is unusable."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if storage_kind(settings) == "memory":
+        print("lnvps admin: `db: memory` keeps nothing between processes", file=sys.stderr)
+        return 2
+    if await current_revision(url) is None:
+        print("lnvps admin: the database has no schema yet: run `lnvps db upgrade` first",
+              file=sys.stderr)
+        return 2
+    container = build_container(attrs.evolve(settings, db=url))
+    try:
+        uow_factory = container.uow_factory()
+        now = container.clock().now()
+        if args.admin_command == "list":
+            for found in await list_assignments(uow_factory):
+                print(_admin_line(found))
+            return 0
+        try:
+            pubkey = parse_pubkey(args.pubkey)
+            if args.admin_command == "grant":
+                assignment, new = await grant_role(
+                    uow_factory, now, pubkey=pubkey, role_name=args.role,
+                    expires_at=_expiry(args.expires, now),
+                )
+                until = "" if assignment.expires_at is None else (
+                    f" until {assignment.expires_at.isoformat(timespec='seconds')}")
+                state = "granted" if new else "already held; expiry set"
+                print(f"{args.role} {state} for {npub(pubkey)}{until}")
+                return 0
+            removed = await revoke_role_of(uow_factory, pubkey=pubkey, role_name=args.role)
+        except (ValueError, UnknownRole) as exc:
+            print(f"lnvps admin: {exc}", file=sys.stderr)
+            return 2
+        print(f"{args.role} {'revoked' if removed else 'was not held'} for {npub(pubkey)}")
+        return 0
+    finally:
+        await close_container(container)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,7 +290,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_backfill_command(args, url))
         if args.command == "dev":
             return asyncio.run(_dev_command(args, settings))
-        settings = attrs.evolve(settings, db=url, listen=args.listen or settings.listen)
+        if args.command == "admin":
+            return asyncio.run(_admin_command(args, settings, url))
+        settings = attrs.evolve(
+            settings,
+            db=url,
+            listen=args.listen or settings.listen,
+            admin_listen=settings.admin_listen if args.admin_listen is None else args.admin_listen,
+        )
         try:
             check_mode(args.mode, settings)
         except ValueError as exc:
@@ -170,6 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         asyncio.run(serve(settings, mode=args.mode))
         return 0
+    except ListenError as exc:
+        print(f"lnvps: {exc}", file=sys.stderr)
+        return 1
     except SchemaMismatch as exc:
         print(f"lnvps: refusing this database: {exc}", file=sys.stderr)
         return 3

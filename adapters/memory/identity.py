@@ -95,6 +95,9 @@ class MemoryRoles(Repo):
         rows = self._rows("admin_role_assignments")
         return [a for _, a in sorted(rows.items()) if a.user_id == user_id]
 
+    async def all_assignments(self) -> list[RoleAssignment]:
+        return [a for _, a in sorted(self._rows("admin_role_assignments").items())]
+
     async def user_count(self, role_id: int) -> int:
         rows = self._rows("admin_role_assignments").values()
         return sum(1 for a in rows if a.role_id == role_id)

@@ -41,6 +41,10 @@ class OffsetClock:
         os.replace(tmp, self._path)
         return total
 
+    def reset(self) -> None:
+        """Back to real time (offset 0): the offset file is removed."""
+        self._path.unlink(missing_ok=True)
+
 
 def parse_duration(text: str) -> timedelta:
     """`90s`, `15m`, `3h`, `2d`, `1w` (or a bare number of seconds) as a timedelta."""

@@ -314,6 +314,9 @@ class SqlRoles(SqlRepo):
     async def assignments_of(self, user_id: int) -> list[RoleAssignment]:
         return await self._assignments._where(t.admin_role_assignments.c.user_id == user_id)
 
+    async def all_assignments(self) -> list[RoleAssignment]:
+        return await self._assignments._where(true())
+
     async def user_count(self, role_id: int) -> int:
         a = t.admin_role_assignments.c
         query = select(func.count()).where(a.role_id == role_id)

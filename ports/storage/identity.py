@@ -76,6 +76,10 @@ class Roles(Protocol):
         """Every assignment of the user, expired ones included, ascending id."""
         ...
 
+    async def all_assignments(self) -> list[RoleAssignment]:
+        """Every assignment of every user, expired ones included, ascending id."""
+        ...
+
     async def user_count(self, role_id: int) -> int:
         """How many users hold the role (every assignment row, expired ones included)."""
         ...

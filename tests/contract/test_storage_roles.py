@@ -98,6 +98,9 @@ async def test_assignments_of_a_user_include_expired_ones_and_roles_count_their_
     async with uow_factory() as uow:
         assert await uow.roles.assignments_of(ann.id) == [expired, live]
         assert await uow.roles.assignments_of(cid.id) == []
+        assert [(a.user_id, a.role_id) for a in await uow.roles.all_assignments()] == [
+            (ann.id, viewer.id), (ann.id, editor.id), (bob.id, viewer.id)]
+        assert (await uow.roles.all_assignments())[:2] == [expired, live]
         assert await uow.roles.user_count(viewer.id) == 2
         assert await uow.roles.user_count(editor.id) == 1
         assert await uow.roles.revoke(bob.id, viewer.id)

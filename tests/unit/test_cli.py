@@ -139,3 +139,86 @@ def test_split_modes_need_redis(tmp_path: Path, capsys: pytest.CaptureFixture[st
     cfg = _dev_config(tmp_path)
     assert main(["--config", cfg, "serve", "--mode", "worker"]) == 2
     assert "needs `redis`" in capsys.readouterr().err
+
+
+def test_global_options_work_after_the_subcommand_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    after = str(tmp_path / "after.db")
+    assert main(["db", "upgrade", "--db", after]) == 0
+    assert main(["db", "current", "--db", after]) == 0
+    assert capsys.readouterr().out.strip().endswith("lnvps_lifecycle_and_idempotency")
+    cfg = _dev_config(tmp_path)
+    assert main(["dev", "advance-clock", "1d", "--config", cfg]) == 0
+    # given twice, the later (subcommand) value wins; the earlier one is not lost otherwise
+    assert main(["--db", str(tmp_path / "x.db"), "db", "upgrade", "--db", after]) == 0
+    assert "applied 0 revision(s)" in capsys.readouterr().out
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_serve_takes_admin_listen_and_db_after_the_subcommand() -> None:
+    from app.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["serve", "--db", "mysql://u@h/d", "--admin-listen", "127.0.0.1:9", "--listen", ":1"]
+    )
+    assert (args.db, args.admin_listen, args.listen) == ("mysql://u@h/d", "127.0.0.1:9", ":1")
+    assert build_parser().parse_args(["--db", "a.db", "serve"]).db == "a.db"
+
+
+def test_dev_reset_clock_returns_to_real_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import timedelta
+
+    from adapters.memory.offset_clock import OffsetClock
+
+    cfg = _dev_config(tmp_path)
+    assert main(["--config", cfg, "dev", "advance-clock", "3d"]) == 0
+    assert main(["--config", cfg, "dev", "reset-clock"]) == 0
+    assert OffsetClock(tmp_path / "lnvps-dev-clock.json").offset() == timedelta(0)
+    assert main(["--config", cfg, "dev", "reset-clock"]) == 0  # already real time: fine
+    assert "back to real time" in capsys.readouterr().out
+
+
+def test_dev_pubkey_is_the_key_dev_auth_signs_with(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import base64
+    import json
+
+    cfg = _dev_config(tmp_path)
+    assert main(["--config", cfg, "dev", "pubkey"]) == 0
+    pubkey = capsys.readouterr().out.strip()
+    url = "http://127.0.0.1:8000/api/v1/vm/1/renew?method=lightning&intervals=3"
+    assert main(["--config", cfg, "dev", "auth", "GET", url]) == 0
+    event = json.loads(base64.b64decode(capsys.readouterr().out.strip().split(" ", 1)[1]))
+    assert event["pubkey"] == pubkey
+    # the full URL as given, query string included (NIP-98 `u` tag, D26)
+    assert ["u", url] in event["tags"] and ["method", "GET"] in event["tags"]
+
+
+def test_a_busy_port_gives_one_clear_line_and_a_non_zero_exit(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    cfg = _dev_config(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for flag in ("--listen", "--admin-listen"):
+            run = subprocess.run(
+                [sys.executable, "-m", "app.cli", "serve", "--config", cfg, "--listen",
+                 "127.0.0.1:0", flag, f"127.0.0.1:{port}"],
+                cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+                env={**os.environ, "PYTHONPATH": str(repo)},
+            )
+            assert run.returncode == 1, run
+            lines = [ln for ln in run.stderr.splitlines() if ln.startswith("lnvps:")]
+            assert lines == [f"lnvps: cannot listen on 127.0.0.1:{port}: Address already in use"
+                             ], run.stderr
+            assert "Traceback" not in run.stderr
