@@ -10,6 +10,7 @@ from domain.enums import (
     IntervalType,
     IpRangeAllocationMode,
     OsDistribution,
+    PaymentMethod,
     VmHostKind,
 )
 from domain.model import (
@@ -22,6 +23,7 @@ from domain.model import (
     HostDisk,
     IpRange,
     OsImage,
+    PaymentMethodConfig,
     Region,
     VmTemplate,
 )
@@ -60,8 +62,38 @@ async def _company_id(uow: UnitOfWork, now: datetime) -> int:
     return company.id
 
 
+#: the demo's Lightning config row. Only listed (and read for fees): the node itself comes from
+#: the settings (`lightning.lnd`, else the dev rail), as in the reference.
+DEMO_LIGHTNING_CONFIG = {
+    "type": "lnd",
+    "url": "dev-rail://lnvps-dev-lightning.json",
+    "cert_path": "",
+    "macaroon_path": "",
+}
+
+
+async def _seed_payment_methods(uow: UnitOfWork, company_id: int, now: datetime) -> None:
+    """Lightning, so `GET /api/v1/payment/methods` offers lightning, nwc and lnurl (api.md §6.6)
+    and the LNVPS web front end can pay on a fresh demo server."""
+    await uow.payment_methods.add(
+        PaymentMethodConfig(
+            id=0,
+            company_id=company_id,
+            payment_method=PaymentMethod.LIGHTNING,
+            name="Lightning (dev rail)",
+            enabled=True,
+            provider_type="lnd",
+            config=dict(DEMO_LIGHTNING_CONFIG),
+            created=now,
+            modified=now,
+            supported_currencies=("BTC",),
+        )
+    )
+
+
 async def seed_demo_catalogue(uow_factory: UnitOfWorkFactory, now: datetime) -> bool:
-    """Seed a region, a dummy host, IP ranges, images, offers and custom pricing once.
+    """Seed a region, a dummy host, IP ranges, images, offers, custom pricing and a Lightning
+    payment-method config once.
 
     Returns False (and writes nothing) when the database already has templates, so an
     operator's own catalogue is never touched.
@@ -70,6 +102,7 @@ async def seed_demo_catalogue(uow_factory: UnitOfWorkFactory, now: datetime) -> 
         if await uow.templates.list_all():
             return False
         company_id = await _company_id(uow, now)
+        await _seed_payment_methods(uow, company_id, now)
         region = await uow.regions.add(
             Region(id=0, name="Demo region (dummy host)", enabled=True, company_id=company_id)
         )

@@ -51,6 +51,7 @@ class RunningServer:
     workdir: Path
     session: aiohttp.ClientSession
     process: asyncio.subprocess.Process
+    admin_url: str = ""
 
     async def call(
         self, method: str, path: str, key: NostrKey | None, body: Any = None
@@ -107,10 +108,10 @@ async def running_server(
     workdir: Path, db_url: str, extra_config: str = "", mode: str = "all"
 ) -> AsyncIterator[RunningServer]:
     """`lnvps serve` on a free port with the dev rail, dummy host and demo catalogue."""
-    port = free_port()
+    port, admin_port = free_port(), free_port()
     config = workdir / "config.yaml"
     config.write_text(
-        f"db: {db_url}\nlisten: 127.0.0.1:{port}\nadmin-listen: 127.0.0.1:{free_port()}\n"
+        f"db: {db_url}\nlisten: 127.0.0.1:{port}\nadmin-listen: 127.0.0.1:{admin_port}\n"
         f"delete-after: 3\ndev:\n  state-dir: {workdir}\n{extra_config}"
     )
     log = (workdir / "serve.log").open("ab")
@@ -144,7 +145,9 @@ async def running_server(
             if time.monotonic() > deadline:
                 raise TimeoutError((workdir / "serve.log").read_text()[-4000:])
             await asyncio.sleep(0.2)
-        yield RunningServer(base, config, workdir, session, process)
+        yield RunningServer(
+            base, config, workdir, session, process, f"http://127.0.0.1:{admin_port}"
+        )
     finally:
         await session.close()
         if process.returncode is None:

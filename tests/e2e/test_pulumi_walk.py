@@ -50,7 +50,34 @@ async def _pay(server: RunningServer, payment: dict[str, Any]) -> None:
     await _poll("payment to be paid", paid)
 
 
+async def _admin_walk(server: RunningServer) -> None:
+    """README's admin walk: make the dev key super_admin, then call the admin API with a
+    header from `lnvps dev auth` (signed over the full URL, query string included)."""
+    pubkey = server.cli("dev", "pubkey")
+    assert pubkey.returncode == 0, pubkey.stderr
+    url = server.admin_url + "/api/admin/v1/users?limit=10"
+
+    async def users() -> tuple[int, Any]:
+        header = server.cli("dev", "auth", "GET", url)
+        assert header.returncode == 0, header.stderr
+        async with server.session.get(
+            url, headers={"Authorization": header.stdout.strip()}
+        ) as resp:
+            return resp.status, await resp.json()
+
+    status, body = await users()
+    assert status == 403, body
+    granted = server.cli("admin", "grant", pubkey.stdout.strip(), "super_admin")
+    assert granted.returncode == 0, granted.stderr
+    status, body = await users()
+    assert status == 200, body
+    assert pubkey.stdout.strip() in {u["pubkey"] for u in body["data"]}
+
+
 async def _walk(server: RunningServer) -> None:
+    status, methods = await server.call("GET", "/api/v1/payment/methods", None)
+    assert status == 200, methods
+    assert [m["name"] for m in methods["data"]] == ["lightning", "nwc", "lnurl"]
     status, body = await server.call(
         "POST", "/api/v1/ssh-key", KEY, {"name": "e2e", "key_data": SSH_KEY}
     )
@@ -111,6 +138,8 @@ async def _walk(server: RunningServer) -> None:
     # another user cannot see it
     status, _ = await server.call("GET", f"/api/v1/vm/{vm_id}", NostrKey.from_seed(7))
     assert status == 404
+
+    await _admin_walk(server)
 
 
 async def test_pulumi_walk_on_sqlite(tmp_path: Path) -> None:

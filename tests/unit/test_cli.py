@@ -222,3 +222,19 @@ def test_a_busy_port_gives_one_clear_line_and_a_non_zero_exit(tmp_path: Path) ->
             assert lines == [f"lnvps: cannot listen on 127.0.0.1:{port}: Address already in use"
                              ], run.stderr
             assert "Traceback" not in run.stderr
+
+
+def test_gitignore_covers_every_dev_state_file() -> None:
+    """The names come from the code, so a renamed state file cannot slip out of .gitignore."""
+    import subprocess
+
+    from app.cli import DEV_NOSTR_KEY_FILE
+    from app.container import DEV_CLOCK_FILE, DEV_LIGHTNING_FILE, DUMMY_HOST_FILE
+    from app.settings import DEFAULT_DB_URL
+
+    repo = Path(__file__).resolve().parents[2]
+    names = [DEV_NOSTR_KEY_FILE, DEV_CLOCK_FILE, DEV_LIGHTNING_FILE, DUMMY_HOST_FILE,
+             DEFAULT_DB_URL.removeprefix("sqlite:///"), "lnvps.db-wal"]
+    run = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=repo,
+                         capture_output=True, text=True, check=False)
+    assert sorted(run.stdout.split()) == sorted(names), run

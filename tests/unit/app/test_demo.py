@@ -8,7 +8,8 @@ from adapters.memory.storage import MemoryUnitOfWorkFactory
 from adapters.mysql.engine import create_engine
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from app.demo import DEMO_OFFERS, seed_demo_catalogue
-from domain.enums import IntervalType
+from app.queries.catalogue import list_payment_methods
+from domain.enums import IntervalType, PaymentMethod
 from ports.storage import UnitOfWorkFactory
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -24,6 +25,12 @@ async def _check_seeded_once(factory: UnitOfWorkFactory) -> None:
         pricing = await uow.custom_pricing.list_by_region(regions[0].id)
         disks = await uow.custom_pricing.list_disks(pricing[0].id)
         ranges = await uow.ip_ranges.list_by_region(regions[0].id)
+        methods = await uow.payment_methods.list_all()
+    assert [(m.payment_method, m.enabled, m.company_id) for m in methods] == [
+        (PaymentMethod.LIGHTNING, True, regions[0].company_id)
+    ]
+    listing = await list_payment_methods(factory)
+    assert listing.lightning and [c.id for c in listing.configs] == [methods[0].id]
     assert [t.name for t in templates] == [o[0] for o in DEMO_OFFERS]
     daily = plans[templates[0].cost_plan_id]
     assert (daily.interval_type, daily.amount, daily.currency) == (IntervalType.DAY, 10, "EUR")
