@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import attrs
 from coincurve import PublicKeyXOnly
@@ -47,6 +47,7 @@ from app.container import (
     storage_kind,
 )
 from app.logs import setup_logging
+from app.progress import ProgressLine
 from app.serve import ListenError, check_mode, serve
 from app.settings import Settings, SettingsError, load_settings, resolve_db_url
 from domain.nip19 import npub, parse_pubkey
@@ -152,13 +153,24 @@ async def _db_command(args: argparse.Namespace, url: str) -> int:
     return 0
 
 
+def _interactive(stream: TextIO) -> bool:
+    """Progress is drawn on a terminal only; logs, pipes and CI get the report alone."""
+    return stream.isatty()
+
+
 async def _backfill_command(args: argparse.Namespace, url: str) -> int:
     """Exit 0 when everything migrated, 1 on any VM/payment error (D18), 2 when it cannot run."""
+    interactive = _interactive(sys.stdout)
+    progress = ProgressLine(sys.stdout, interactive=interactive)
     try:
-        report = await migrate_legacy_billing(url, dry_run=args.dry_run)
+        report = await migrate_legacy_billing(
+            url, dry_run=args.dry_run, progress=progress if interactive else None
+        )
     except (LegacyShapeError, BackfillLockTimeout) as exc:
+        progress.finish()
         print(f"lnvps: legacy backfill cannot run: {exc}", file=sys.stderr)
         return 2
+    progress.finish()
     print(report.summary())
     return 0 if report.ok else 1
 

@@ -28,7 +28,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -71,8 +71,9 @@ LOCK_NAME = "lnvps_legacy_backfill"
 VM_BATCH = 1000
 PAYMENT_BATCH = 5000
 
-#: Called after each batch with the phase name ("phase1"/"phase2") and rows handled so far.
-Progress = Callable[[str, int], None]
+#: Called after each batch with the phase name ("phase1"/"phase2"), the rows handled so far
+#: in that phase and the phase's total (VMs to link / `vm_payment` rows) counted at its start.
+Progress = Callable[[str, int, int], None]
 
 
 class BackfillLockTimeout(RuntimeError):
@@ -214,14 +215,25 @@ class _Run:
             await self.conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
         await self.conn.commit()
 
-    def _tick(self, phase: str, done: int) -> None:
+    def _tick(self, phase: str, done: int, total: int) -> None:
         if self.progress is not None:
-            self.progress(phase, done)
+            self.progress(phase, done, max(total, done))
+
+    async def _count(self, stmt: Select[int]) -> int:
+        """A total for the progress display (skipped when nobody is watching)."""
+        if self.progress is None:
+            return 0
+        total = int((await self.conn.execute(stmt)).scalar_one())
+        await self.conn.rollback()
+        return total
 
     # --- Phase 1 ---------------------------------------------------------------------------
     async def _phase1(self, shape: BillingShape) -> None:
         self.report.vms_skipped = await count_linked(self.conn, shape)
         await self.conn.rollback()
+        total = await self._count(
+            select(func.count()).select_from(t.vm).where(unlinked_condition(shape))
+        )
         after = 0
         while True:
             vms = await read_vm_batch(self.conn, shape, after, self.vm_batch)
@@ -241,7 +253,7 @@ class _Run:
                 self.report.vms_linked += len(plans)
             elif plans:
                 await self._write_plans(plans)
-            self._tick("phase1", self.report.vms_linked)
+            self._tick("phase1", self.report.vms_linked + self.report.vms_failed, total)
 
     def _vm_failed(self, problem: Problem) -> None:
         self.report.vms_failed += 1
@@ -274,6 +286,7 @@ class _Run:
     async def _phase2(self, shape: BillingShape) -> None:
         low: bytes | None = None
         done = 0
+        total = await self._count(select(func.count()).select_from(t.vm_payment))
         while True:
             high = await next_bound(self.conn, low, self.payment_batch)
             present, conflicts = await count_present(self.conn, shape, low, high)
@@ -301,8 +314,8 @@ class _Run:
             for problem in [*conflicts, *problems]:
                 self.report.add_error(problem)
                 log.warning("Phase 2: %s", problem)
-            done += copied
-            self._tick("phase2", done)
+            done += copied + present + failed
+            self._tick("phase2", done, total)
             if high is None:
                 break
             low = high
