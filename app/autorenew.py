@@ -12,7 +12,7 @@ from domain.model import Subscription, SubscriptionPayment
 from domain.tax import TaxRates
 from ports.clock import Clock
 from ports.lightning import LightningUnavailable
-from ports.nwc import NwcError, NwcWallet
+from ports.nwc import NwcAnswerLost, NwcError, NwcWallet
 from ports.rates import RateStore
 from ports.storage import UnitOfWorkFactory
 
@@ -29,6 +29,8 @@ async def pay_from_wallet(
     """Pay a fresh Lightning invoice from the user's Nostr Wallet Connect string (§5.7).
 
     Nothing is completed here: the settlement reported by the node completes the payment.
+    A lost wallet answer is not a failure: the pending payment is returned and completes
+    when (if) the node reports its settlement.
     """
     if payment.is_paid:
         return
@@ -37,6 +39,8 @@ async def pay_from_wallet(
     assert connection_string is not None
     try:
         await wallet.pay_invoice(connection_string, payment.external_data)
+    except NwcAnswerLost as lost:
+        log.warning("NWC payment %s: %s", payment.id.hex(), lost.message)
     except NwcError as err:
         raise WalletPaymentFailed(err.message) from None
 
@@ -105,6 +109,11 @@ class NwcAutoRenewer:
             return
         try:
             await self._wallet.pay_invoice(nwc, payment.external_data)
+        except NwcAnswerLost as lost:
+            # the wallet may well have paid: its settlement extends the subscription, so the
+            # user is not told the renewal failed (N3)
+            log.warning("auto-renewal of subscription %s: %s", subscription.id, lost.message)
+            return
         except NwcError as err:
             raise AutoRenewalFailed(err.message) from None
         log.info("auto-renewal of subscription %s paid: %s", subscription.id, payment.id.hex())

@@ -16,6 +16,12 @@ class NwcError(Exception):
         self.message = message
 
 
+class NwcAnswerLost(NwcError):
+    """The request reached the wallet's relay but no answer came back (timeout, connection
+    lost). The wallet may have paid: the Lightning settlement then completes the payment, so
+    this is not a failure to report to the user."""
+
+
 class InvalidNwcUri(NwcError):
     """The stored connection string is not a usable `nostr+walletconnect://` URI."""
 

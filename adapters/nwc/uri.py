@@ -16,15 +16,21 @@ _HEX32 = re.compile(r"[0-9a-fA-F]{64}")
 
 @attrs.frozen(kw_only=True, repr=False)
 class NwcUri:
-    """A parsed connection: wallet x-only key, relay URL, client secret (32 bytes)."""
+    """A parsed connection: wallet x-only key, its relay URLs (in order, at least one), the
+    client secret (32 bytes)."""
 
     wallet_pubkey: bytes
-    relay: str
+    relays: tuple[str, ...]
     secret: bytes
     lud16: str | None = None
 
+    @property
+    def relay(self) -> str:
+        """The first relay."""
+        return self.relays[0]
+
     def __repr__(self) -> str:  # never print the secret
-        return f"NwcUri(wallet_pubkey={self.wallet_pubkey.hex()}, relay={self.relay!r})"
+        return f"NwcUri(wallet_pubkey={self.wallet_pubkey.hex()}, relays={self.relays!r})"
 
 
 def _key(text: str, what: str) -> bytes:
@@ -43,12 +49,12 @@ def parse_nwc_uri(text: str) -> NwcUri:
         raise InvalidNwcUri("Wallet connection string must start with nostr+walletconnect://")
     wallet = _key(parts.netloc or parts.path.lstrip("/"), "the wallet public key")
     query = parse_qs(parts.query)
-    relays = query.get("relay", [])
+    relays = tuple(dict.fromkeys(r.strip() for r in query.get("relay", []) if r.strip()))
     if not relays:
         raise InvalidNwcUri("Wallet connection string has no relay")
-    relay = relays[0]
-    if urlsplit(relay).scheme not in ("ws", "wss") or not urlsplit(relay).netloc:
-        raise InvalidNwcUri("Wallet connection relay must be a ws:// or wss:// URL")
+    for relay in relays:
+        if urlsplit(relay).scheme not in ("ws", "wss") or not urlsplit(relay).netloc:
+            raise InvalidNwcUri("Wallet connection relay must be a ws:// or wss:// URL")
     secrets_ = query.get("secret", [])
     if not secrets_:
         raise InvalidNwcUri("Wallet connection string has no secret")
@@ -62,4 +68,4 @@ def parse_nwc_uri(text: str) -> NwcUri:
     except ValueError:
         raise InvalidNwcUri("Wallet connection: the secret is not a valid key") from None
     lud16 = query.get("lud16", [None])[0]
-    return NwcUri(wallet_pubkey=wallet, relay=relay, secret=secret, lud16=lud16)
+    return NwcUri(wallet_pubkey=wallet, relays=relays, secret=secret, lud16=lud16)

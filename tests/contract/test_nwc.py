@@ -159,7 +159,7 @@ async def test_pay_invoice_returns_the_preimage() -> None:
     assert request["pubkey"] == PublicKeyXOnly.from_secret(CLIENT_SECRET).format().hex()
     assert BOLT11 not in request["content"] and "?iv=" in request["content"]
     assert response["kind"] == 23195 and ["e", request["id"]] in response["tags"]
-    assert len(relay.closed_subs) == 1
+    assert len(relay.closed_subs) == 2  # the info lookup and the answer subscription
 
 
 async def test_wallet_error_is_an_nwc_error_with_the_wallets_message() -> None:
@@ -219,3 +219,102 @@ async def test_request_content_is_pay_invoice_json() -> None:
     client_pub = PublicKeyXOnly.from_secret(CLIENT_SECRET).format()
     body = json.loads(nip04.decrypt(WALLET_SECRET, client_pub, relay.events[0]["content"]))
     assert body == {"method": "pay_invoice", "params": {"invoice": BOLT11}}
+
+
+# -- NIP-44, every relay, lost answers -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("offered", "scheme"),
+    [("nip44_v2 nip04", "nip44_v2"), ("nip44_v2", "nip44_v2"), ("nip04", "nip04"),
+     (None, "nip04")],
+)
+async def test_nip44_v2_when_the_wallet_info_offers_it_else_nip04(
+    offered: str | None, scheme: str
+) -> None:
+    wallet = FakeWallet(pay_ok)
+    wallet.encryption = offered
+    relay = FakeRelay(wallet)
+    async with relay.running() as url:
+        preimage = await NwcClient(timeout_s=5).pay_invoice(wallet.connection_string(url), BOLT11)
+    assert preimage == PREIMAGE and wallet.paid == [BOLT11]
+    assert wallet.schemes == [scheme]
+    request = relay.events[0]
+    assert (["encryption", "nip44_v2"] in request["tags"]) == (scheme == "nip44_v2")
+    assert ("?iv=" in request["content"]) == (scheme == "nip04")
+
+
+async def test_a_wallet_without_an_info_event_gets_nip04() -> None:
+    wallet = FakeWallet(pay_ok)
+    wallet.encryption = "nip44_v2"
+    async with FakeRelay(wallet, with_info=False).running() as url:
+        await NwcClient(timeout_s=5).pay_invoice(wallet.connection_string(url), BOLT11)
+    assert wallet.schemes == ["nip04"]
+
+
+def _two_relays(wallet: FakeWallet, first: str, second: str) -> str:
+    return wallet.connection_string(first) + "&relay=" + second
+
+
+async def test_every_relay_of_the_uri_is_used_and_the_first_answer_wins() -> None:
+    wallet = FakeWallet(pay_ok)
+    wallet.encryption = "nip44_v2 nip04"
+    idle, used = FakeRelay(None), FakeRelay(wallet)
+    async with idle.running() as idle_url, used.running() as used_url:
+        uri = _two_relays(wallet, idle_url, used_url)
+        assert await NwcClient(timeout_s=5).pay_invoice(uri, BOLT11) == PREIMAGE
+    # published on both relays; the wallet (on the second only) chose NIP-44 from its info
+    assert [e["kind"] for e in idle.events] == [23194]
+    assert idle.events[0]["id"] == used.events[0]["id"]
+    assert wallet.schemes == ["nip44_v2"] and wallet.paid == [BOLT11]
+
+
+async def test_an_unreachable_relay_does_not_stop_the_others() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    wallet = FakeWallet(pay_ok)
+    async with FakeRelay(wallet).running() as url:
+        uri = _two_relays(wallet, f"ws://127.0.0.1:{port}/", url)
+        assert await NwcClient(timeout_s=5).pay_invoice(uri, BOLT11) == PREIMAGE
+
+
+async def test_an_answer_lost_after_paying_is_answer_lost_not_a_refusal() -> None:
+    from ports.nwc import NwcAnswerLost
+
+    wallet = FakeWallet(pay_ok)
+    wallet.answer_lost = True
+    async with FakeRelay(wallet).running() as url:
+        with pytest.raises(NwcAnswerLost):
+            await NwcClient(timeout_s=0.5).pay_invoice(wallet.connection_string(url), BOLT11)
+    assert wallet.paid == [BOLT11]
+
+
+async def test_a_refusal_and_an_unreachable_relay_are_not_answer_lost() -> None:
+    from ports.nwc import NwcAnswerLost
+
+    async def refuse(bolt11: str) -> str:
+        raise WalletRefusal("QUOTA_EXCEEDED", "budget used up")
+
+    wallet = FakeWallet(refuse)
+    async with FakeRelay(wallet).running() as url:
+        with pytest.raises(NwcError) as caught:
+            await NwcClient(timeout_s=5).pay_invoice(wallet.connection_string(url), BOLT11)
+    assert not isinstance(caught.value, NwcAnswerLost)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(NwcError) as caught:
+        await NwcClient(timeout_s=5).pay_invoice(
+            wallet.connection_string(f"ws://127.0.0.1:{port}/"), BOLT11)
+    assert not isinstance(caught.value, NwcAnswerLost)
+
+
+def test_uri_keeps_every_relay_in_order_without_duplicates() -> None:
+    text = (f"nostr+walletconnect://{WALLET_PUB}?relay=wss%3A%2F%2Fa.example&relay=wss://b.example"
+            f"&relay=wss://a.example&secret={SECRET_HEX}")
+    parsed = parse_nwc_uri(text)
+    assert parsed.relays == ("wss://a.example", "wss://b.example")
+    assert parsed.relay == "wss://a.example"
+    with pytest.raises(InvalidNwcUri, match="ws:// or wss://"):
+        parse_nwc_uri(text + "&relay=https://c.example")

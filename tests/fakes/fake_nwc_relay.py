@@ -11,8 +11,8 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 from coincurve import PublicKeyXOnly
 
-from adapters.nwc import nip04
-from adapters.nwc.client import REQUEST_KIND, RESPONSE_KIND, sign_event, verify_event
+from adapters.nwc import nip04, nip44
+from adapters.nwc.client import INFO_KIND, REQUEST_KIND, RESPONSE_KIND, sign_event, verify_event
 
 #: "Pays" a BOLT11 and returns the preimage hex; raising `WalletRefusal` answers an error.
 PayFn = Callable[[str], Awaitable[str]]
@@ -45,8 +45,10 @@ def _matches(flt: dict[str, Any], event: dict[str, Any]) -> bool:
 class FakeWallet:
     """Answers kind-23194 `pay_invoice` requests addressed to its key, via `pay`.
 
-    `silent` never answers; `signer` signs answers with another key; `paid` lists the
-    invoices it paid; `requests` counts the requests it saw.
+    `silent` never answers; `answer_lost` pays but its answer never arrives; `signer` signs
+    answers with another key; `paid` lists the invoices it paid; `requests` counts the
+    requests it saw. `encryption` is the info event's `encryption` tag (None: an older wallet
+    without one, NIP-04 only); answers use the scheme the request used.
     """
 
     def __init__(self, pay: PayFn, secret: bytes = WALLET_SECRET) -> None:
@@ -54,6 +56,10 @@ class FakeWallet:
         self.secret = secret
         self.pubkey = PublicKeyXOnly.from_secret(secret).format()
         self.silent = False
+        self.answer_lost = False
+        self.encryption: str | None = None
+        #: which scheme each request came in ("nip04" / "nip44_v2")
+        self.schemes: list[str] = []
         #: set: responses are signed with this key instead (an impostor's answer)
         self.signer: bytes | None = None
         self.requests = 0
@@ -74,7 +80,13 @@ class FakeWallet:
         if self.silent:
             return None
         client = bytes.fromhex(request["pubkey"])
-        body = json.loads(nip04.decrypt(self.secret, client, request["content"]))
+        scheme = "nip44_v2" if ["encryption", "nip44_v2"] in request["tags"] else "nip04"
+        self.schemes.append(scheme)
+        key = nip44.conversation_key(self.secret, client)
+        if scheme == "nip44_v2":
+            body = json.loads(nip44.decrypt(key, request["content"]))
+        else:
+            body = json.loads(nip04.decrypt(self.secret, client, request["content"]))
         self.methods.append(body["method"])
         reply: dict[str, Any]
         try:
@@ -89,16 +101,33 @@ class FakeWallet:
                 "result_type": "pay_invoice",
                 "error": {"code": refusal.code, "message": refusal.message},
             }
-        content = nip04.encrypt(self.secret, client, json.dumps(reply))
+        if self.answer_lost:
+            return None
+        if scheme == "nip44_v2":
+            content = nip44.encrypt(key, json.dumps(reply))
+        else:
+            content = nip04.encrypt(self.secret, client, json.dumps(reply))
         tags = [["e", request["id"]], ["p", request["pubkey"]]]
         return sign_event(self.signer or self.secret, RESPONSE_KIND, tags, content)
 
 
-class FakeRelay:
-    """Stores and forwards events between websocket clients; the wallet listens in-process."""
+    def info_event(self) -> dict[str, Any]:
+        """The wallet's NIP-47 info event (kind 13194)."""
+        tags = [] if self.encryption is None else [["encryption", self.encryption]]
+        return sign_event(self.secret, INFO_KIND, tags, "pay_invoice get_info")
 
-    def __init__(self, wallet: FakeWallet) -> None:
+
+class FakeRelay:
+    """Stores and forwards events between websocket clients; the wallet listens in-process.
+
+    `wallet=None`: a relay the wallet does not use (requests are stored, never answered). The
+    wallet's info event is stored (as a wallet publishes it) unless `with_info` is off.
+    """
+
+    def __init__(self, wallet: FakeWallet | None, *, with_info: bool = True) -> None:
         self.wallet = wallet
+        self.with_info = with_info
+        self.info: dict[str, Any] | None = None
         self.events: list[dict[str, Any]] = []
         self.closed_subs: list[str] = []
         self._subs: dict[tuple[int, str], tuple[web.WebSocketResponse, dict[str, Any]]] = {}
@@ -115,6 +144,8 @@ class FakeRelay:
         if not ok:
             return
         await self._publish(event)
+        if self.wallet is None:
+            return
         response = await self.wallet.answer(event)
         if response is not None:
             await self._publish(response)
@@ -129,7 +160,7 @@ class FakeRelay:
                 message = json.loads(msg.data)
                 if message[0] == "REQ":
                     self._subs[(id(ws), message[1])] = (ws, message[2])
-                    for stored in self.events:
+                    for stored in ([self.info] if self.info else []) + self.events:
                         if _matches(message[2], stored):
                             await ws.send_json(["EVENT", message[1], stored])
                     await ws.send_json(["EOSE", message[1]])
@@ -146,6 +177,8 @@ class FakeRelay:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[str]:
         """Serve on 127.0.0.1 at a free port; yields the relay's ws:// URL."""
+        if self.wallet is not None and self.with_info:
+            self.info = self.wallet.info_event()
         app = web.Application()
         app.router.add_get("/", self._handler)
         server = TestServer(app, host="127.0.0.1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 
 from adapters.http.context import SERVICES
-from ports.nwc import NwcError
+from ports.nwc import NwcAnswerLost, NwcError
 from tests.http.apiapp import ALICE, ApiApp, api_client
 from tests.http.vm_helpers import build, order, renew
 
@@ -69,3 +69,21 @@ async def test_a_refusing_wallet_is_a_422_with_the_wallets_reason() -> None:
         assert resp.status == 422
         body = await resp.json()
         assert "not enough sats" in body["error"] and "secret" not in body["error"]
+
+
+async def test_a_lost_wallet_answer_returns_the_pending_payment_not_an_error() -> None:
+    api = build()
+
+    class LostAnswer(FakeWallet):
+        async def pay_invoice(self, connection_string: str, bolt11: str) -> str:
+            self.paid.append((connection_string, bolt11))
+            raise NwcAnswerLost("Wallet did not answer within 60 s")
+
+    wallet = LostAnswer()
+    _with_wallet(api, wallet)
+    async with api_client(api) as c:
+        vm = await order(c, ALICE)
+        await _connect_wallet(api, await c.user_id(ALICE))
+        payment = await renew(c, ALICE, vm["id"], "?method=nwc")
+        assert wallet.paid == [(NWC, payment["data"]["lightning"])]
+        assert payment["is_paid"] is False

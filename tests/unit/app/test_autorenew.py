@@ -159,3 +159,27 @@ async def test_a_broken_wallet_string_fails_without_leaking_the_secret(setup: Se
     with pytest.raises(AutoRenewalFailed) as caught:
         await world.deps.auto_renewer.attempt(sub)
     assert secret not in caught.value.message and "wallet public key" in caught.value.message
+
+
+async def test_a_wallet_whose_answer_is_lost_after_paying_is_no_failure_and_extends_once(
+    setup: Setup,
+) -> None:
+    setup.wallet.answer_lost = True
+    world = setup.world
+    renewer = world.deps.auto_renewer
+    assert isinstance(renewer, NwcAutoRenewer)
+    renewer._wallet = NwcClient(timeout_s=0.5)
+    vm = await world.paid_vm()
+    sub = await setup.opt_in(vm, setup.wallet.connection_string(setup.relay_url))
+    assert sub.expires is not None
+    world.at(sub.expires - timedelta(hours=12))
+
+    await world.lifecycle(runs=3, step=timedelta(seconds=30))
+
+    [renewal] = await setup.renewals(vm)
+    assert setup.wallet.paid == [renewal.external_data]
+    assert len(world.notifier.titled(f"[VM{vm.id}] Auto-Renewed")) == 1  # not N3
+    assert world.notifier.titled(f"[VM{vm.id}] Expiring Soon") == []
+    assert await setup.settle_and_complete() == 1
+    after = await world.sub(vm)
+    assert after.expires is not None and after.expires > sub.expires
