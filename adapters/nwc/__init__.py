@@ -1,1 +1,1 @@
-"""Nostr Wallet Connect (NIP-47) client: URI parsing, NIP-04 encryption, relay round trip."""
+"""Nostr Wallet Connect (NIP-47): URI parsing, NIP-44 v2 / NIP-04 encryption, relay round trips."""

@@ -93,3 +93,16 @@ def test_the_e2e_walk_calls_every_readme_curl_path() -> None:
     walk = (REPO / "tests/e2e/test_pulumi_walk.py").read_text()
     walked = {_normal(p) for p in re.findall(r"\"(/api/[^\"\s]*)\"", walk)}
     assert curl_paths <= walked, curl_paths - walked
+
+
+def test_every_readme_python_module_and_script_exists() -> None:
+    import importlib.util
+
+    modules = re.findall(r"python -m ([\w.]+)", "\n".join(_shell_lines()))
+    assert "bench.backfill" in modules
+    for module in modules:
+        if module in ("venv", "pip"):
+            continue
+        assert importlib.util.find_spec(module) is not None, module
+    for script in re.findall(r"bash ([\w./-]+)", README):
+        assert (REPO / script).is_file(), script
