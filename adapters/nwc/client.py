@@ -23,6 +23,8 @@ INFO_KIND: Final = 13194
 REQUEST_KIND: Final = 23194
 RESPONSE_KIND: Final = 23195
 DEFAULT_TIMEOUT_S: Final = 60.0
+#: relays of one connection string used at most (a user-supplied list: no fan-out beyond this)
+MAX_RELAYS: Final = 5
 #: how long to wait for a relay's stored info event before assuming NIP-04 only
 INFO_TIMEOUT_S: Final = 5.0
 _MAX_MESSAGE: Final = 200
@@ -129,12 +131,13 @@ class NwcClient:
         self, session: aiohttp.ClientSession, uri: NwcUri, stack: contextlib.AsyncExitStack
     ) -> list[aiohttp.ClientWebSocketResponse]:
         """A websocket per reachable relay; NwcError when none can be reached."""
+        relays = uri.relays[:MAX_RELAYS]
         results = await asyncio.gather(
-            *(session.ws_connect(relay, heartbeat=30) for relay in uri.relays),
+            *(session.ws_connect(relay, heartbeat=30) for relay in relays),
             return_exceptions=True,
         )
         sockets = []
-        for relay, result in zip(uri.relays, results, strict=True):
+        for relay, result in zip(relays, results, strict=True):
             if isinstance(result, aiohttp.ClientWebSocketResponse):
                 stack.push_async_callback(result.close)
                 sockets.append(result)
@@ -199,6 +202,8 @@ class NwcClient:
         if len(attempt.rejections) == len(sockets):
             reason = _short(attempt.rejections[0])
             raise NwcError(f"Wallet relay rejected the payment request: {reason}")
+        if not attempt.published:
+            raise NwcError("Wallet relay closed the connection before the request was sent")
         raise NwcAnswerLost(
             "Wallet relay closed the connection before the wallet answered; if it paid, the "
             "payment completes when it settles"

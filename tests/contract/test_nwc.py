@@ -318,3 +318,20 @@ def test_uri_keeps_every_relay_in_order_without_duplicates() -> None:
     assert parsed.relay == "wss://a.example"
     with pytest.raises(InvalidNwcUri, match="ws:// or wss://"):
         parse_nwc_uri(text + "&relay=https://c.example")
+
+
+async def test_at_most_five_relays_of_a_connection_string_are_contacted() -> None:
+    from adapters.nwc.client import MAX_RELAYS
+
+    wallet = FakeWallet(pay_ok)
+    idle = [FakeRelay(None) for _ in range(MAX_RELAYS)]
+    last = FakeRelay(wallet)
+    async with contextlib.AsyncExitStack() as stack:
+        urls = [await stack.enter_async_context(r.running()) for r in idle]
+        last_url = await stack.enter_async_context(last.running())
+        uri = wallet.connection_string(urls[0]) + "".join(
+            f"&relay={u}" for u in [*urls[1:], last_url])
+        with pytest.raises(NwcError):
+            await NwcClient(timeout_s=0.5).pay_invoice(uri, BOLT11)
+    assert last.events == [] and wallet.requests == 0
+    assert all(len(r.events) == 1 for r in idle)
