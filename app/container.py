@@ -11,10 +11,12 @@ import aiohttp
 import redis.asyncio as aioredis
 from dependency_injector import containers, providers
 
+from adapters.cache.redis_replay import RedisReplayGuard
 from adapters.cache.redis_vm_state import RedisVmStateCache
 from adapters.crypto.secretbox import AesGcmSecretBox, PlainSecretBox
 from adapters.fiat.revolut import RevolutGateway
 from adapters.fiat.stripe import StripeGateway
+from adapters.http.replay import InProcessReplayGuard
 from adapters.lightning.dev import DevLightningNode
 from adapters.lightning.lnd import LndRestNode
 from adapters.memory.clock import SystemClock
@@ -210,6 +212,14 @@ class Container(containers.DeclarativeContainer):
         ),
     )
     delivery = providers.Singleton(_delivery, settings, uow_factory)
+    #: D26: NIP-98 event ids of non-GET requests, shared by every API process through Redis.
+    nip98_replays = providers.Selector(
+        providers.Callable(lambda k: k["queue"], kinds),
+        memory=providers.Singleton(InProcessReplayGuard),
+        redis=providers.Singleton(
+            RedisReplayGuard, redis, key_prefix=providers.Callable(_redis_key, settings, "nip98:")
+        ),
+    )
 
     nwc_wallet = providers.Singleton(NwcClient)
 

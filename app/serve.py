@@ -13,6 +13,7 @@ from aiohttp import web
 
 from adapters.http.admin.app import build_admin_app
 from adapters.http.app import build_user_app
+from adapters.http.auth import AuthBinding
 from adapters.http.routes_webhooks import WebhookSecrets
 from adapters.memory.clock import SystemClock
 from adapters.mysql.legacy_backfill import prepare_database
@@ -148,12 +149,20 @@ async def serve(
             revolut=settings.revolut.webhook_secret if settings.revolut else None,
             stripe=settings.stripe.webhook_secret if settings.stripe else None,
         )
+        replays = container.nip98_replays()
         app = build_user_app(
-            container.services(), webhook_secrets=secrets, auth_clock=SystemClock()
+            container.services(),
+            webhook_secrets=secrets,
+            auth_clock=SystemClock(),
+            auth_binding=AuthBinding(public_url=settings.public_url, replays=replays),
         )
         runners.append(await _start(app, settings.listen))
         if settings.admin_listen:
-            admin = build_admin_app(container.services(), auth_clock=SystemClock())
+            admin = build_admin_app(
+                container.services(),
+                auth_clock=SystemClock(),
+                auth_binding=AuthBinding(replays=replays),
+            )
             runners.append(await _start(admin, settings.admin_listen))
             log.info("lnvps admin API listening on http://%s", settings.admin_listen)
         host, port = parse_listen(settings.listen)

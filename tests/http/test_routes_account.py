@@ -56,7 +56,7 @@ async def test_a_fresh_account_has_the_documented_shape(c: ApiClient) -> None:
 
 @pytest.mark.parametrize(
     ("headers", "status"),
-    [({}, 403), ({"Authorization": ""}, 403), ({"Authorization": "Nostr xyz%"}, 401)],
+    [({}, 401), ({"Authorization": ""}, 401), ({"Authorization": "Nostr xyz%"}, 401)],
 )
 async def test_auth_refusals_are_json(c: ApiClient, headers: dict[str, str], status: int) -> None:
     for method, path in (("GET", ACCOUNT), ("PATCH", ACCOUNT), ("GET", "/api/v1/ssh-key"),
