@@ -22,6 +22,7 @@ from app.demo import seed_demo_catalogue
 from app.rates_refresh import refresh_rates, run_rate_refresher
 from app.settings import Settings
 from app.settlement import run_settlement_listener
+from app.webhook_signatures import REVOLUT_DEFAULT_TOLERANCE_S, STRIPE_DEFAULT_TOLERANCE_S
 from app.worker.loop import run as run_worker
 from ports.rates import RateSourceUnavailable
 
@@ -109,6 +110,17 @@ def _background(
     ]
 
 
+def webhook_secrets(settings: Settings) -> WebhookSecrets:
+    """The providers' signing secrets and their timestamp windows (default 300 s each)."""
+    revolut, stripe = settings.revolut, settings.stripe
+    return WebhookSecrets(
+        revolut=revolut.webhook_secret if revolut else None,
+        stripe=stripe.webhook_secret if stripe else None,
+        revolut_tolerance_s=revolut.webhook_tolerance if revolut else REVOLUT_DEFAULT_TOLERANCE_S,
+        stripe_tolerance_s=stripe.webhook_tolerance if stripe else STRIPE_DEFAULT_TOLERANCE_S,
+    )
+
+
 async def _start(app: web.Application, listen: str) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -145,10 +157,7 @@ async def serve(
             log.info("lnvps worker running (%s)", _summary(settings))
             await stop.wait()
             return
-        secrets = WebhookSecrets(
-            revolut=settings.revolut.webhook_secret if settings.revolut else None,
-            stripe=settings.stripe.webhook_secret if settings.stripe else None,
-        )
+        secrets = webhook_secrets(settings)
         replays = container.nip98_replays()
         app = build_user_app(
             container.services(),

@@ -83,6 +83,8 @@ class RevolutSettings:
     token: str = attrs.field(repr=False)
     api_version: str = "2024-09-01"
     webhook_secret: str | None = attrs.field(default=None, repr=False)
+    #: seconds `Revolut-Request-Timestamp` may be off from now (Revolut documents 5 minutes)
+    webhook_tolerance: int = attrs.field(default=300, validator=attrs.validators.gt(0))
 
 
 @attrs.frozen(kw_only=True)
@@ -90,6 +92,8 @@ class StripeSettings:
     secret_key: str = attrs.field(repr=False)
     url: str = "https://api.stripe.com"
     webhook_secret: str | None = attrs.field(default=None, repr=False)
+    #: seconds the `t=` of `Stripe-Signature` may be off from now (Stripe's libraries: 300)
+    webhook_tolerance: int = attrs.field(default=300, validator=attrs.validators.gt(0))
 
 
 @attrs.frozen(kw_only=True)
