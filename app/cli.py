@@ -13,6 +13,7 @@ from pathlib import Path
 
 import attrs
 
+from adapters.crypto.secretbox import KeyFileError
 from adapters.http.nip98_sign import nip98_header
 from adapters.lightning.dev import DevInvoiceError, DevLightningNode, parse_payment_id
 from adapters.memory.offset_clock import OffsetClock, parse_duration
@@ -28,7 +29,12 @@ from adapters.mysql.schema_upgrade import (
     downgrade_database,
     upgrade_database,
 )
-from app.container import DEV_CLOCK_FILE, DEV_LIGHTNING_FILE, state_path
+from app.container import (
+    DEV_CLOCK_FILE,
+    DEV_LIGHTNING_FILE,
+    EncryptionNotConfigured,
+    state_path,
+)
 from app.logs import setup_logging
 from app.serve import check_mode, serve
 from app.settings import Settings, SettingsError, load_settings, resolve_db_url
@@ -170,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         asyncio.run(serve(settings, mode=args.mode))
         return 0
+    except (EncryptionNotConfigured, KeyFileError) as exc:
+        print(f"lnvps: {exc}", file=sys.stderr)
+        return 2
     except SchemaMismatch as exc:
         print(f"lnvps: refusing this database: {exc}", file=sys.stderr)
         return 3

@@ -151,6 +151,7 @@ async def serve(
     runners: list[web.AppRunner] = []
     tasks: list[asyncio.Task[None]] = []
     try:
+        container.secret_box()  # D28: no key, no start (before anything is served or written)
         await _prepare(settings, container)
         tasks = [asyncio.create_task(c) for c in _background(container, settings, stop, mode)]
         if mode == "worker":
