@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from adapters.http.auth import AUTHENTICATOR, Authenticator
 from adapters.http.routes_webhooks import WEBHOOK_SECRETS, WebhookSecrets
+from adapters.memory.clock import FakeClock
 from app.serve import webhook_secrets
 from app.settings import SettingsError, load_settings
 from tests.http.apiapp import ALICE, NOW, ApiClient, api_client
@@ -105,3 +107,26 @@ def test_settings_carry_the_windows_with_the_documented_defaults(tmp_path: Path)
     config.write_text("revolut: {token: t, webhook-tolerance: 0}\n")
     with pytest.raises(SettingsError):
         load_settings(config, {})
+
+
+async def test_the_window_is_judged_by_the_real_clock_not_a_moved_business_clock() -> None:
+    """A dev server's business clock may be moved forward; providers sign with real time, as
+    NIP-98 clients do, so the request clock (the authenticator's) decides."""
+    api = build()
+    with_revolut(api)
+    api.app[WEBHOOK_SECRETS] = WebhookSecrets(revolut=REVOLUT_SECRET)
+    real = FakeClock(NOW)
+    api.app[AUTHENTICATOR] = Authenticator(api.store, real)
+    async with api_client(api) as c:
+        _, payment = await revolut_payment(c)
+        real.advance(timedelta(days=1))  # the business clock (c.api.clock) stays behind
+        body = revolut_event("revolut-order-1")
+        business = await post(c, "/api/v1/webhook/revolut", body,
+                              revolut_at(body, c, timedelta()))
+        assert business.status == 401
+        resp = await post(c, "/api/v1/webhook/revolut", body,
+                          revolut_at(body, c, timedelta(days=1)))
+        assert resp.status == 200
+        async with c.api.store() as uow:
+            stored = await uow.payments.get(bytes.fromhex(payment["id"]))
+        assert stored is not None and stored.is_paid
