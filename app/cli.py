@@ -16,6 +16,7 @@ from typing import Any, TextIO
 import attrs
 from coincurve import PublicKeyXOnly
 
+from adapters.crypto.secretbox import KeyFileError
 from adapters.http.nip98_sign import nip98_header
 from adapters.lightning.dev import DevInvoiceError, DevLightningNode, parse_payment_id
 from adapters.memory.offset_clock import OffsetClock, parse_duration
@@ -41,6 +42,7 @@ from app.admin.roles import (
 from app.container import (
     DEV_CLOCK_FILE,
     DEV_LIGHTNING_FILE,
+    EncryptionNotConfigured,
     build_container,
     close_container,
     state_path,
@@ -320,6 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ListenError as exc:
         print(f"lnvps: {exc}", file=sys.stderr)
         return 1
+    except (EncryptionNotConfigured, KeyFileError) as exc:
+        print(f"lnvps: {exc}", file=sys.stderr)
+        return 2
     except SchemaMismatch as exc:
         print(f"lnvps: refusing this database: {exc}", file=sys.stderr)
         return 3

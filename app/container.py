@@ -11,10 +11,12 @@ import aiohttp
 import redis.asyncio as aioredis
 from dependency_injector import containers, providers
 
+from adapters.cache.redis_replay import RedisReplayGuard
 from adapters.cache.redis_vm_state import RedisVmStateCache
-from adapters.crypto.secretbox import AesGcmSecretBox, PlainSecretBox
+from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.fiat.revolut import RevolutGateway
 from adapters.fiat.stripe import StripeGateway
+from adapters.http.replay import InProcessReplayGuard
 from adapters.lightning.dev import DevLightningNode
 from adapters.lightning.lnd import LndRestNode
 from adapters.memory.clock import SystemClock
@@ -47,6 +49,12 @@ from ports.fiat import FiatGateway
 DEV_LIGHTNING_FILE = "lnvps-dev-lightning.json"
 DUMMY_HOST_FILE = "lnvps-dummy-vms.json"
 DEV_CLOCK_FILE = "lnvps-dev-clock.json"
+#: the embedded default's `ENC:` key, created on first start (D28)
+DEV_ENCRYPTION_KEY_FILE = "lnvps-encryption.key"
+
+
+class EncryptionNotConfigured(ValueError):
+    """Production without `encryption.key-file`: secrets would be stored in plain text (D28)."""
 
 
 def storage_kind(settings: Settings) -> str:
@@ -58,12 +66,24 @@ def state_path(settings: Settings, name: str) -> Path:
     return Path(settings.dev.state_dir) / name
 
 
-def _secret_box(settings: Settings) -> AesGcmSecretBox | PlainSecretBox:
-    if settings.encryption is None:
-        return PlainSecretBox()
-    return AesGcmSecretBox.from_key_file(
-        settings.encryption.key_file, auto_generate=settings.encryption.auto_generate
+def encryption_key_file(settings: Settings) -> tuple[Path, bool]:
+    """(key file, create it when missing) for the `ENC:` columns, which are always encrypted.
+
+    The embedded default keeps a generated key in its state folder; production must name its
+    key file, since a lost key is lost data and a plaintext fallback is a leak (D28).
+    """
+    if settings.encryption is not None:
+        return Path(settings.encryption.key_file), settings.encryption.auto_generate
+    if settings.is_embedded_default:
+        return state_path(settings, DEV_ENCRYPTION_KEY_FILE), True
+    raise EncryptionNotConfigured(
+        "encryption.key-file is required outside dev mode (secrets are stored encrypted)"
     )
+
+
+def _secret_box(settings: Settings) -> AesGcmSecretBox:
+    path, auto_generate = encryption_key_file(settings)
+    return AesGcmSecretBox.from_key_file(path, auto_generate=auto_generate)
 
 
 def _fixed_rates(settings: Settings) -> dict[Currency, Any]:
@@ -210,6 +230,14 @@ class Container(containers.DeclarativeContainer):
         ),
     )
     delivery = providers.Singleton(_delivery, settings, uow_factory)
+    #: D26: NIP-98 event ids of non-GET requests, shared by every API process through Redis.
+    nip98_replays = providers.Selector(
+        providers.Callable(lambda k: k["queue"], kinds),
+        memory=providers.Singleton(InProcessReplayGuard),
+        redis=providers.Singleton(
+            RedisReplayGuard, redis, key_prefix=providers.Callable(_redis_key, settings, "nip98:")
+        ),
+    )
 
     nwc_wallet = providers.Singleton(NwcClient)
 

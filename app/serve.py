@@ -14,6 +14,7 @@ from aiohttp import web
 
 from adapters.http.admin.app import build_admin_app
 from adapters.http.app import build_user_app
+from adapters.http.auth import AuthBinding
 from adapters.http.routes_webhooks import WebhookSecrets
 from adapters.memory.clock import SystemClock
 from adapters.mysql.legacy_backfill import prepare_database
@@ -22,6 +23,7 @@ from app.demo import seed_demo_catalogue
 from app.rates_refresh import refresh_rates, run_rate_refresher
 from app.settings import Settings
 from app.settlement import run_settlement_listener
+from app.webhook_signatures import REVOLUT_DEFAULT_TOLERANCE_S, STRIPE_DEFAULT_TOLERANCE_S
 from app.worker.loop import run as run_worker
 from ports.rates import RateSourceUnavailable
 
@@ -113,6 +115,17 @@ class ListenError(Exception):
     """An API address cannot be bound (taken, not ours, unknown host): one line for the CLI."""
 
 
+def webhook_secrets(settings: Settings) -> WebhookSecrets:
+    """The providers' signing secrets and their timestamp windows (default 300 s each)."""
+    revolut, stripe = settings.revolut, settings.stripe
+    return WebhookSecrets(
+        revolut=revolut.webhook_secret if revolut else None,
+        stripe=stripe.webhook_secret if stripe else None,
+        revolut_tolerance_s=revolut.webhook_tolerance if revolut else REVOLUT_DEFAULT_TOLERANCE_S,
+        stripe_tolerance_s=stripe.webhook_tolerance if stripe else STRIPE_DEFAULT_TOLERANCE_S,
+    )
+
+
 async def _start(app: web.Application, listen: str) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -148,22 +161,28 @@ async def serve(
     runners: list[web.AppRunner] = []
     tasks: list[asyncio.Task[None]] = []
     try:
+        container.secret_box()  # D28: no key, no start (before anything is served or written)
         await _prepare(settings, container)
         tasks = [asyncio.create_task(c) for c in _background(container, settings, stop, mode)]
         if mode == "worker":
             log.info("lnvps worker running (%s)", _summary(settings))
             await stop.wait()
             return
-        secrets = WebhookSecrets(
-            revolut=settings.revolut.webhook_secret if settings.revolut else None,
-            stripe=settings.stripe.webhook_secret if settings.stripe else None,
-        )
+        secrets = webhook_secrets(settings)
+        replays = container.nip98_replays()
         app = build_user_app(
-            container.services(), webhook_secrets=secrets, auth_clock=SystemClock()
+            container.services(),
+            webhook_secrets=secrets,
+            auth_clock=SystemClock(),
+            auth_binding=AuthBinding(public_url=settings.public_url, replays=replays),
         )
         runners.append(await _start(app, settings.listen))
         if settings.admin_listen:
-            admin = build_admin_app(container.services(), auth_clock=SystemClock())
+            admin = build_admin_app(
+                container.services(),
+                auth_clock=SystemClock(),
+                auth_binding=AuthBinding(replays=replays),
+            )
             runners.append(await _start(admin, settings.admin_listen))
             log.info("lnvps admin API listening on http://%s", settings.admin_listen)
         host, port = parse_listen(settings.listen)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +21,12 @@ DEFAULT_ADMIN_LISTEN = "127.0.0.1:8001"
 
 class SettingsError(Exception):
     """The configuration file or an override cannot be used."""
+
+
+def _check_public_url(value: str | None) -> None:
+    """NIP-98 events must name this URL (D26), so it has to be a whole `http(s)://host` URL."""
+    if value is not None and not re.fullmatch(r"https?://[^/?#\s]+(/\S*)?", value):
+        raise SettingsError(f"public-url must look like https://host[:port], got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -83,6 +90,8 @@ class RevolutSettings:
     token: str = attrs.field(repr=False)
     api_version: str = "2024-09-01"
     webhook_secret: str | None = attrs.field(default=None, repr=False)
+    #: seconds `Revolut-Request-Timestamp` may be off from now (Revolut documents 5 minutes)
+    webhook_tolerance: int = attrs.field(default=300, validator=attrs.validators.gt(0))
 
 
 @attrs.frozen(kw_only=True)
@@ -90,6 +99,8 @@ class StripeSettings:
     secret_key: str = attrs.field(repr=False)
     url: str = "https://api.stripe.com"
     webhook_secret: str | None = attrs.field(default=None, repr=False)
+    #: seconds the `t=` of `Stripe-Signature` may be off from now (Stripe's libraries: 300)
+    webhook_tolerance: int = attrs.field(default=300, validator=attrs.validators.gt(0))
 
 
 @attrs.frozen(kw_only=True)
@@ -187,9 +198,11 @@ def load_settings(
         if env.get(name):
             raw[key] = env[name]
     try:
-        return _converter().structure(raw, Settings)
+        settings = _converter().structure(raw, Settings)
     except cattrs.BaseValidationError as exc:
         raise SettingsError(f"invalid configuration: {exc}") from exc
+    _check_public_url(settings.public_url)
+    return settings
 
 
 def resolve_db_url(cli_value: str | None, settings: Settings) -> str:

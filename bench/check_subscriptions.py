@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import secrets
 import time
 from collections import Counter
@@ -15,6 +16,7 @@ import attrs
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.memory.clock import FakeClock
 from adapters.mysql.engine import create_engine, normalize_db_url
 from adapters.mysql.schema_upgrade import upgrade_database
@@ -159,7 +161,7 @@ async def measure(server: str, total: int, due: int, keep: bool) -> Measured:
         engine = create_engine(url)
         try:
             deps = WorkerDeps(
-                uow_factory=SqlUnitOfWorkFactory(engine),
+                uow_factory=SqlUnitOfWorkFactory(engine, AesGcmSecretBox(os.urandom(32))),
                 clock=clock,
                 hosts=OneHost(host),
                 queue=InProcessQueue(),

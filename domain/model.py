@@ -57,7 +57,8 @@ class User:
     billing_state: str | None = None
     billing_postcode: str | None = None
     billing_tax_id: str | None = None
-    nwc_connection_string: str | None = None
+    #: a spending credential (D28): kept out of reprs, hence out of logs and tracebacks
+    nwc_connection_string: str | None = attrs.field(default=None, repr=False)
     email_hash: bytes | None = None
 
 
@@ -105,7 +106,7 @@ class Host:
     cpu: int
     memory: int
     enabled: bool
-    api_token: str
+    api_token: str = attrs.field(repr=False)  # secrets stay out of reprs and logs (D28)
     load_cpu: Decimal = Decimal(1)
     load_memory: Decimal = Decimal(1)
     load_disk: Decimal = Decimal(1)
@@ -115,7 +116,7 @@ class Host:
     cpu_arch: CpuArch = CpuArch.UNKNOWN
     cpu_features: tuple[str, ...] = ()
     ssh_user: str | None = None
-    ssh_key: str | None = None
+    ssh_key: str | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen(kw_only=True)

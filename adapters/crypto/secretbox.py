@@ -1,4 +1,4 @@
-"""AES-256-GCM SecretBox compatible with LNVPS `ENC:` values, and a plain-text fallback."""
+"""AES-256-GCM SecretBox compatible with LNVPS `ENC:` values, and its key file (D28)."""
 
 from __future__ import annotations
 
@@ -73,39 +73,17 @@ class AesGcmSecretBox:
         return is_encrypted(stored)
 
 
-class PlainSecretBox:
-    """No key configured: writes plain text, reads plain text, refuses `ENC:` values."""
-
-    def encrypt(self, plain: str) -> str:
-        return plain
-
-    def decrypt(self, stored: str) -> str:
-        if is_encrypted(stored):
-            raise SecretBoxError(
-                "value is encrypted (ENC:) but no encryption key is configured; "
-                "set encryption.key-file to the key the database was written with"
-            )
-        return stored
-
-    def is_encrypted(self, stored: str) -> bool:
-        return is_encrypted(stored)
-
-
 def load_or_create_key(path: str | Path, *, auto_generate: bool = False) -> bytes:
-    """Read the raw 32-byte key; with `auto_generate`, create a missing file (mode 0600)."""
+    """Read the raw 32-byte key; with `auto_generate`, create a missing file (mode 0600).
+
+    Creation is atomic (a private temporary file hard-linked into place), so two processes
+    starting together agree on one key and nobody ever reads a half-written file.
+    """
     key_path = Path(path)
     if not key_path.exists():
         if not auto_generate:
             raise KeyFileError(f"encryption key file {key_path} does not exist")
-        key_path.parent.mkdir(parents=True, exist_ok=True)
-        key = os.urandom(KEY_BYTES)
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, key)
-        finally:
-            os.close(fd)
-        os.chmod(key_path, 0o600)
-        return key
+        _create_key_file(key_path)
     key = key_path.read_bytes()
     if len(key) != KEY_BYTES:
         raise KeyFileError(
@@ -113,3 +91,21 @@ def load_or_create_key(path: str | Path, *, auto_generate: bool = False) -> byte
             f"found {len(key)}"
         )
     return key
+
+
+def _create_key_file(key_path: Path) -> None:
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    temp = key_path.with_name(f".{key_path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, os.urandom(KEY_BYTES))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.chmod(temp, 0o600)
+        os.link(temp, key_path)
+    except FileExistsError:
+        pass  # another process created it first: use theirs
+    finally:
+        temp.unlink()

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
-from adapters.http.auth import Authenticator, setup_auth
+from adapters.http.auth import AuthBinding, setup_auth
 from adapters.http.context import SERVICES
 from adapters.http.cors import setup_cors
 from adapters.http.errors import error_middleware
@@ -45,6 +45,7 @@ def build_user_app(
     routes: Sequence[RouteAdder] = USER_API_ROUTES,
     webhook_secrets: WebhookSecrets | None = None,
     auth_clock: Clock | None = None,
+    auth_binding: AuthBinding | None = None,
 ) -> web.Application:
     """The user API over `services`; `/openapi.json` documents exactly the served routes.
 
@@ -52,12 +53,12 @@ def build_user_app(
     method configs (where the reference keeps Revolut's), else answer 503. `auth_clock`
     judges NIP-98 timestamps (default: the business clock); a dev server whose business
     clock was moved forward passes the real clock, since clients sign with real time.
+    `auth_binding` holds D26's public URL and replay guard (default: any host, in-process).
     """
     app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
     setup_cors(app)
-    setup_auth(
-        app, Authenticator(uow_factory=services.uow_factory, clock=auth_clock or services.clock)
-    )
+    binding = auth_binding or AuthBinding()
+    setup_auth(app, binding.authenticator(services.uow_factory, auth_clock or services.clock))
     app[SERVICES] = services
     if webhook_secrets is not None:
         app[WEBHOOK_SECRETS] = webhook_secrets

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 from aiohttp import hdrs, web
 
-from adapters.http.nip98 import DEFAULT_MAX_SKEW, verify_nip98, verify_nip98_token
+from adapters.http.nip98 import (
+    DEFAULT_MAX_SKEW,
+    Nip98Error,
+    NostrEvent,
+    Origin,
+    verify_nip98_event,
+    verify_nip98_token,
+)
+from adapters.http.replay import InProcessReplayGuard
 from domain.model import User
 from ports.clock import Clock
+from ports.replay import ReplayGuard
 from ports.storage import UnitOfWorkFactory
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -21,13 +30,46 @@ UserHandler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
 AUTH_MARK = "lnvps_auth"
 
 
+#: methods whose events may be used again within the window (D26 guards every other one).
+REPLAYABLE_METHODS = frozenset({"GET"})
+
+
+def _origin(public_url: str | None) -> Origin | None:
+    if not public_url:
+        return None
+    origin = Origin.of(public_url)
+    if origin is None:
+        raise ValueError(f"public-url must be an absolute http(s) URL, got {public_url!r}")
+    return origin
+
+
 @attrs.frozen
 class Authenticator:
-    """Everything NIP-98 needs from the outside: storage for the upsert and the clock."""
+    """Everything NIP-98 needs from the outside: storage for the upsert, the clock that judges
+    `created_at`, and D26's binding: the configured `public_url` (None: any host, as the
+    reference) and the guard that refuses a second use of a non-GET event."""
 
     uow_factory: UnitOfWorkFactory
     clock: Clock
     max_skew: int = DEFAULT_MAX_SKEW
+    public_url: str | None = None
+    replays: ReplayGuard = attrs.field(factory=InProcessReplayGuard)
+    origin: Origin | None = attrs.field(init=False)
+
+    @origin.default
+    def _origin_default(self) -> Origin | None:
+        return _origin(self.public_url)
+
+    async def check_replay(self, event: NostrEvent, method: str, now: datetime) -> None:
+        """D26: a non-GET event is good once; it is remembered for as long as its
+        `created_at` passes the window, so it can never be accepted twice."""
+        if method in REPLAYABLE_METHODS:
+            return
+        until = datetime.fromtimestamp(event.created_at, now.tzinfo) + timedelta(
+            seconds=self.max_skew + 1
+        )
+        if not await self.replays.first_use(event.id, now, until):
+            raise Nip98Error("Event already used")
 
     async def upsert(self, pubkey: bytes, now: datetime) -> User:
         """The user with this key, created with the reference's defaults when new."""
@@ -35,6 +77,20 @@ class Authenticator:
             user = await uow.users.get_or_create_by_pubkey(pubkey, now)
             await uow.commit()
         return user
+
+
+@attrs.frozen
+class AuthBinding:
+    """What the composition root decides for D26: the public URL events must name (None: any
+    host) and the replay guard (None: one in-process guard per application)."""
+
+    public_url: str | None = None
+    replays: ReplayGuard | None = None
+
+    def authenticator(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> Authenticator:
+        if self.replays is None:
+            return Authenticator(uow_factory, clock, public_url=self.public_url)
+        return Authenticator(uow_factory, clock, public_url=self.public_url, replays=self.replays)
 
 
 AUTHENTICATOR = web.AppKey("lnvps.authenticator", Authenticator)
@@ -49,9 +105,10 @@ def setup_auth(app: web.Application, authenticator: Authenticator) -> None:
 async def authenticate(request: web.Request) -> User:
     """Verify the `Authorization` header for this request and return its (upserted) user.
 
-    Uses the raw request path and method, the clock read once, and the body (read once;
-    aiohttp caches it for the handler) for an optional `payload` tag. Raises `Nip98Error`,
-    which the error middleware renders as 401/403 JSON. The user is cached per request.
+    Uses the raw request path with its query and the method, the clock read once, and the
+    body (read once; aiohttp caches it for the handler) for an optional `payload` tag. Raises
+    `Nip98Error`, which the error middleware renders as 401 JSON. The user is cached per
+    request.
     """
     if _USER in request:
         return request[_USER]
@@ -60,15 +117,17 @@ async def authenticate(request: web.Request) -> User:
     header = request.headers.get(hdrs.AUTHORIZATION)
     # the body is only worth reading (up to client_max_size) once the scheme is right
     body = await request.read() if header is not None and header.startswith("Nostr ") else None
-    pubkey = verify_nip98(
+    event = verify_nip98_event(
         header,
         request.method,
-        request.rel_url.raw_path,
+        request.rel_url.raw_path_qs,
         now,
         body,
         auth.max_skew,
+        origin=auth.origin,
     )
-    user = await auth.upsert(pubkey, now)
+    await auth.check_replay(event, request.method, now)
+    user = await auth.upsert(event.pubkey, now)
     request[_USER] = user
     return user
 
@@ -81,7 +140,9 @@ async def authenticate_query(request: web.Request, path: str, param: str = "auth
     """
     auth = request.config_dict[AUTHENTICATOR]
     now = auth.clock.now()
-    pubkey = verify_nip98_token(request.query.get(param), "GET", path, now, None, auth.max_skew)
+    pubkey = verify_nip98_token(
+        request.query.get(param), "GET", path, now, None, auth.max_skew, origin=auth.origin
+    )
     return await auth.upsert(pubkey, now)
 
 

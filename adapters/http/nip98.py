@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import attrs
 from coincurve import PublicKeyXOnly
+from yarl import URL
 
 HTTP_AUTH_KIND = 27235
 DEFAULT_MAX_SKEW = 600  # seconds either way, boundary inclusive (api.md §4.1 step 2)
@@ -23,6 +24,7 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/\-_]*={0,2}")
 # A `u` value must be one token of visible ASCII: no spaces, control or non-ASCII characters.
 _URI_CHARS = re.compile(r"[\x21-\x7e]+")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+_U_MISMATCH = "Auth check failed: U tag does not match"
 
 
 class Nip98Error(Exception):
@@ -64,27 +66,76 @@ class NostrEvent:
                                          self.content)).digest()
 
 
+@attrs.frozen
+class Origin:
+    """Scheme, host and port of a URL, compared case-insensitively with default ports filled."""
+
+    scheme: str
+    host: str
+    port: int | None
+
+    @classmethod
+    def of(cls, url: str) -> Origin | None:
+        """The origin of an absolute URL; None when `url` has no scheme or host."""
+        try:
+            parsed = URL(url)
+        except (ValueError, TypeError):
+            return None
+        if not parsed.is_absolute() or not parsed.scheme or not parsed.host:
+            return None
+        return cls(parsed.scheme.lower(), parsed.host.lower().rstrip("."), parsed.port)
+
+
+@attrs.frozen
+class UTag:
+    """A parsed `u` tag: its origin (None for a bare path), raw path and raw query string."""
+
+    origin: Origin | None
+    path: str
+    query: str
+
+
 def verify_nip98(
     header_value: str | None,
     method: str,
-    path: str,
+    target: str,
     now: datetime,
     body: bytes | None,
     max_skew: int = DEFAULT_MAX_SKEW,
+    *,
+    origin: Origin | None = None,
 ) -> bytes:
-    """Check an `Authorization` header against the request; return the signer's x-only key.
+    """`verify_nip98_event`, returning just the signer's x-only key."""
+    return verify_nip98_event(
+        header_value, method, target, now, body, max_skew, origin=origin
+    ).pubkey
 
-    `path` is the raw (still percent-encoded) request path without the query string; `body`
-    is the raw request body (None when there was none) for the optional `payload` tag.
+
+def verify_nip98_event(
+    header_value: str | None,
+    method: str,
+    target: str,
+    now: datetime,
+    body: bytes | None,
+    max_skew: int = DEFAULT_MAX_SKEW,
+    *,
+    origin: Origin | None = None,
+) -> NostrEvent:
+    """Check an `Authorization` header against the request; return the verified event.
+
+    `target` is the raw (still percent-encoded) request target: path and, when there is one,
+    `?query`. D26: the `u` tag must name the same path and query (and, with `origin` — the
+    configured public URL — the same scheme, host and port). `body` is the raw request body
+    (None when there was none) for the optional `payload` tag. Missing or malformed headers
+    are 401 (D26), with the reference's texts.
     """
     if header_value is None or not header_value.isascii():
-        raise Nip98Error("Auth header not found", status=403, text="Auth header not found")
+        raise Nip98Error("Auth header not found", text="Auth header not found")
     if not header_value.startswith("Nostr "):
-        raise Nip98Error(
-            "Auth scheme must be Nostr", status=403, text="Auth scheme must be Nostr"
-        )
+        raise Nip98Error("Auth scheme must be Nostr", text="Auth scheme must be Nostr")
     event = decode_event(header_value[6:])
-    return check_event(event, method, path, now, body, max_skew)
+    check_event(event, method, target, now, body, max_skew, origin=origin)
+    return event
 
 
 def verify_nip98_token(
@@ -94,8 +145,14 @@ def verify_nip98_token(
     now: datetime,
     body: bytes | None = None,
     max_skew: int = DEFAULT_MAX_SKEW,
+    *,
+    origin: Origin | None = None,
 ) -> bytes:
-    """The `?auth=<base64 event>` variant (§4.1), with the reference's two refusal texts."""
+    """The `?auth=<base64 event>` variant (§4.1), with the reference's two refusal texts.
+
+    The event sits in the query it would have to sign, so its `u` tag is checked against the
+    server-built `path` with no query (what the LNVPS web client signed for these links).
+    """
     if token is None:
         raise Nip98Error("Missing auth param", text="Missing or invalid auth param")
     try:
@@ -103,9 +160,10 @@ def verify_nip98_token(
     except Nip98Error as exc:
         raise Nip98Error(exc.reason, text="Missing or invalid auth param") from exc
     try:
-        return check_event(event, method, path, now, body, max_skew)
+        check_event(event, method, path, now, body, max_skew, origin=origin)
     except Nip98Error as exc:
         raise Nip98Error(exc.reason, text="Invalid auth event") from exc
+    return event.pubkey
 
 
 def decode_event(encoded: str) -> NostrEvent:
@@ -122,12 +180,14 @@ def decode_event(encoded: str) -> NostrEvent:
 def check_event(
     event: NostrEvent,
     method: str,
-    path: str,
+    target: str,
     now: datetime,
     body: bytes | None,
     max_skew: int = DEFAULT_MAX_SKEW,
+    *,
+    origin: Origin | None = None,
 ) -> bytes:
-    """The §4.1 checks in the reference's order; the first failure is raised."""
+    """The §4.1 checks in the reference's order, the `u` tag bound per D26; first failure raised."""
     if event.kind != HTTP_AUTH_KIND:
         raise Nip98Error("Wrong event kind")
     if abs(event.created_at - int(now.timestamp())) > max_skew:
@@ -135,11 +195,10 @@ def check_event(
     url = event.tag_value("u")
     if url is None:
         raise Nip98Error("Missing url tag")
-    tag_path = uri_path(url)
-    if tag_path is None:
+    tag = parse_u_tag(url)
+    if tag is None:
         raise Nip98Error("Invalid U tag")
-    if tag_path != path:
-        raise Nip98Error("U tag does not match")
+    _check_target(tag, target, origin)
     tag_method = event.tag_value("method")
     if tag_method is None:
         raise Nip98Error("Missing method tag")
@@ -151,12 +210,37 @@ def check_event(
     return event.pubkey
 
 
-def uri_path(value: str) -> str | None:
-    """The path of a `u` tag (absolute URL or origin-form path), None when unparseable."""
+def _check_target(tag: UTag, target: str, origin: Origin | None) -> None:
+    """D26: same path (exactly, as §4.1), same query, and the public URL's origin if set.
+
+    Queries are compared as the ordered (name, value) pairs the handlers will read, decoded
+    by the same parser aiohttp uses, so `?a=%41` signs `?a=A` but `?a=1&a=2` never signs
+    `?a=2&a=1`. The log gets the precise reason; the caller always sees "U tag does not match".
+    """
+    path, _, query = target.partition("?")
+    if tag.path != path:
+        raise Nip98Error("U tag does not match")
+    if query_pairs(tag.query) != query_pairs(query):
+        raise Nip98Error("U tag query does not match", text=_U_MISMATCH)
+    if origin is not None and tag.origin != origin:
+        raise Nip98Error("U tag is not for this server's public-url", text=_U_MISMATCH)
+
+
+def query_pairs(raw_query: str) -> list[tuple[str, str]]:
+    """The decoded (name, value) pairs of a raw query string, in order, as aiohttp reads them."""
+    if not raw_query:
+        return []
+    return list(URL("/?" + raw_query, encoded=True).query.items())
+
+
+def parse_u_tag(value: str) -> UTag | None:
+    """A `u` tag (absolute URL or origin-form path) split up; None when unparseable."""
     if not _URI_CHARS.fullmatch(value):
         return None
     if value.startswith("/"):
-        return value.split("?", 1)[0].split("#", 1)[0]
+        without_fragment = value.split("#", 1)[0]
+        path, _, query = without_fragment.partition("?")
+        return UTag(None, path, query)
     if not _SCHEME.match(value):
         return None
     try:
@@ -166,7 +250,13 @@ def uri_path(value: str) -> str | None:
         return None
     if not parts.netloc:
         return None
-    return parts.path or "/"
+    return UTag(Origin.of(value), parts.path or "/", parts.query)
+
+
+def uri_path(value: str) -> str | None:
+    """The path of a `u` tag (absolute URL or origin-form path), None when unparseable."""
+    tag = parse_u_tag(value)
+    return None if tag is None else tag.path
 
 
 def payload_hash(body: bytes) -> str:

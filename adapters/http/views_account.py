@@ -7,7 +7,7 @@ from typing import Any
 from adapters.http.envelope import format_optional_time, format_time
 from adapters.http.views_input import Body, patch_text, required_boolean
 from adapters.http.views_schema import CURRENCY, DATETIME, PRICE_SCHEMA, STRING, U64, nullable, obj
-from app.billing_ext.account import AccountPatch
+from app.billing_ext.account import AccountPatch, mask_nwc
 from app.queries.subscriptions import SubscriptionView
 from domain.errors import UnknownCurrency
 from domain.model import LineItem, SshKey, SubscriptionPayment, User
@@ -39,6 +39,7 @@ def account_json(user: User) -> JsonObject:
     out["contact_email"] = user.contact_email
     for wire, attr in ACCOUNT_TEXT_FIELDS.items():
         out[wire] = getattr(user, attr)
+    out["nwc_connection_string"] = mask_nwc(user.nwc_connection_string)  # D28: never in full
     return out
 
 

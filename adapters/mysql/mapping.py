@@ -34,7 +34,7 @@ class Mapper(Generic[R]):
         self,
         table: Table,
         cls: type[R],
-        box: SecretBox | None,
+        box: SecretBox,
         encrypted: Iterable[str] = (),
     ) -> None:
         self.table = table
@@ -66,15 +66,15 @@ class Mapper(Generic[R]):
         return self.cls(**values)
 
     def seal(self, plaintext: str | None) -> str | None:
-        """Encrypt when a key is configured; a value already in `ENC:` form is kept as it is."""
-        if plaintext is None or self.box is None or plaintext.startswith(ENC_PREFIX):
-            return plaintext
+        """Always encrypt (D28), even a value that happens to start with `ENC:`: records hold
+        plain text, so such a value is user input and must not be stored as if sealed."""
+        if plaintext is None:
+            return None
         return self.box.encrypt(plaintext)
 
     def open(self, stored: str | None) -> str | None:
-        """Decrypt an `ENC:` value; anything else is plain text from before encryption."""
+        """Decrypt an `ENC:` value; anything else is plain text from before encryption (it is
+        sealed on its row's next write)."""
         if stored is None or not stored.startswith(ENC_PREFIX):
             return stored
-        if self.box is None:
-            raise ValueError(f"{self.table.name}: encrypted value but no encryption key")
         return self.box.decrypt(stored)

@@ -57,7 +57,7 @@ ENCRYPTED: dict[str, tuple[str, ...]] = {
 class Mappers:
     """One mapper per table, sharing the secret box."""
 
-    def __init__(self, box: SecretBox | None) -> None:
+    def __init__(self, box: SecretBox) -> None:
         def mapper(table: Table, cls: type[Any]) -> Mapper[Any]:
             return Mapper(table, cls, box, ENCRYPTED.get(table.name, ()))
 
@@ -155,9 +155,9 @@ class SqlUnitOfWork:
 
 
 class SqlUnitOfWorkFactory:
-    """`UnitOfWorkFactory` over an async engine; `box` seals the `ENC:` columns (None: plain)."""
+    """`UnitOfWorkFactory` over an async engine; `box` seals the `ENC:` columns, always (D28)."""
 
-    def __init__(self, engine: AsyncEngine, box: SecretBox | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, box: SecretBox) -> None:
         self.engine = engine
         self.mappers = Mappers(box)
 

@@ -133,8 +133,27 @@ def _text(field: str, value: PatchText, current: str | None) -> str | None:
     return value
 
 
+#: what API answers show of a stored wallet string: its scheme and the start of the wallet key.
+NWC_MASK_KEEP = 4
+_ELLIPSIS = "\u2026"
+
+
+def mask_nwc(value: str | None) -> str | None:
+    """D28: `nostr+walletconnect://abcd…` — enough to recognise the wallet, never the secret."""
+    if not value:
+        return value
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return _ELLIPSIS
+    return f"{scheme}://{rest[:NWC_MASK_KEEP]}{_ELLIPSIS}"
+
+
 def _nwc(value: PatchText, current: str | None) -> str | None:
+    """The wallet string after a PATCH; the masked form a GET showed, sent back as clients echo
+    the whole account, leaves the stored string as it is."""
     if isinstance(value, Unset):
+        return current
+    if current and value == mask_nwc(current):
         return current
     if value is None or value == "":
         return None

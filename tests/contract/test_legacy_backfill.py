@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.mysql import tables as t
 from adapters.mysql.engine import create_engine, dialect_is_mysql
 from adapters.mysql.legacy_backfill import (
@@ -392,7 +394,7 @@ async def test_dry_run_predicts_the_real_run(scenario: Scenario) -> None:
 async def test_the_vm_adapter_reads_every_vm_afterwards(scenario: Scenario) -> None:
     engine = create_engine(scenario.url)
     try:
-        async with SqlUnitOfWorkFactory(engine)() as uow:
+        async with SqlUnitOfWorkFactory(engine, AesGcmSecretBox(os.urandom(32)))() as uow:
             vms = await uow.vms.list_all()
     finally:
         await engine.dispose()

@@ -1,10 +1,11 @@
-"""SecretBox: LNVPS `ENC:` format (AES-256-GCM), plain fallback and key files (schema.md §2)."""
+"""SecretBox: LNVPS `ENC:` format (AES-256-GCM), plain values read back, key files (§2)."""
 
 from __future__ import annotations
 
 import base64
 import math
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from adapters.crypto.secretbox import (
     AesGcmSecretBox,
     KeyFileError,
-    PlainSecretBox,
     load_or_create_key,
     stored_length,
 )
@@ -70,14 +70,6 @@ def test_plain_values_pass_through() -> None:
     assert not AesGcmSecretBox(KEY).is_encrypted("plain")
 
 
-def test_plain_box() -> None:
-    box: SecretBox = PlainSecretBox()
-    assert box.encrypt("x") == "x"
-    assert box.decrypt("x") == "x"
-    with pytest.raises(SecretBoxError, match="no encryption key"):
-        box.decrypt(AesGcmSecretBox(KEY).encrypt("x"))
-
-
 def test_key_length_rejected() -> None:
     with pytest.raises(KeyFileError, match="exactly 32 bytes"):
         AesGcmSecretBox(b"short")
@@ -91,6 +83,15 @@ def test_key_file_created_with_0600(tmp_path: Path) -> None:
     assert load_or_create_key(path) == key
     box = AesGcmSecretBox.from_key_file(path)
     assert box.decrypt(AesGcmSecretBox(key).encrypt("k")) == "k"
+
+
+def test_two_processes_creating_the_key_at_once_agree_on_one(tmp_path: Path) -> None:
+    path = tmp_path / "key.bin"
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: load_or_create_key(path, auto_generate=True), range(8)))
+    assert len(set(keys)) == 1 and path.read_bytes() == keys[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key.bin"]  # no temporary left
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_key_file_missing_or_wrong_length(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 from sqlalchemy import insert, select
 
@@ -471,6 +472,51 @@ async def test_plain_text_in_an_encrypted_column_reads_as_is(backend: Backend) -
     async with backend.factory() as uow:
         keys = await uow.ssh_keys.list_by_user(w.user.id)
         assert [k.key_data for k in keys] == ["ssh-ed25519 AAA", "ssh-rsa PLAIN"]
+
+
+async def test_plain_text_from_before_encryption_is_sealed_on_its_next_write(
+    backend: Backend,
+) -> None:
+    """D28: an adopted database may hold plaintext secrets; they read as they are and the
+    row's next write stores them as `ENC:`."""
+    if backend.engine is None:
+        pytest.skip("SQL only")
+    nwc = "nostr+walletconnect://" + "ab" * 32 + "?relay=wss://r.example&secret=" + "cd" * 32
+    async with backend.engine.begin() as conn:
+        result = await conn.execute(insert(tables.users).values(
+            pubkey=b"\x07" * 32, created=at(1), email="old@example.com", contact_nip17=True,
+            contact_email=False, nwc_connection_string=nwc))
+        assert result.inserted_primary_key is not None
+        user_id = result.inserted_primary_key[0]
+    async with backend.factory() as uow:
+        user = await uow.users.get(user_id)
+        assert user is not None and user.nwc_connection_string == nwc
+        await uow.users.update(attrs.evolve(user, billing_name="Old"))
+        await uow.commit()
+    async with backend.engine.connect() as conn:
+        email, stored = (await conn.execute(
+            select(tables.users.c.email, tables.users.c.nwc_connection_string).where(
+                tables.users.c.id == user_id))).one()
+    assert email.startswith("ENC:") and stored.startswith("ENC:") and nwc not in stored
+    async with backend.factory() as uow:
+        again = await uow.users.get(user_id)
+        assert again is not None and again.nwc_connection_string == nwc
+
+
+async def test_a_value_that_looks_sealed_is_still_encrypted(backend: Backend) -> None:
+    """User input such as an e-mail of `ENC:xyz` is sealed like any other value; stored as is,
+    it would fail to decrypt and break every read of that row (the admin user list too)."""
+    async with backend.factory() as uow:
+        user = await uow.users.add(new(User, id=0, pubkey=b"\x08" * 32, created=at(1),
+                                       email="ENC:AAAA", nwc_connection_string="ENC:!!"))
+        await uow.commit()
+    async with backend.factory() as uow:
+        assert await uow.users.get(user.id) == user
+    if backend.engine is not None:
+        async with backend.engine.connect() as conn:
+            stored = (await conn.execute(select(tables.users.c.email).where(
+                tables.users.c.id == user.id))).scalar_one()
+        assert stored.startswith("ENC:") and stored != "ENC:AAAA"
 
 
 async def test_payment_round_trip_keeps_every_field(uow_factory: UnitOfWorkFactory) -> None:

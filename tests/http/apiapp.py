@@ -20,6 +20,7 @@ Stable API (other route tests import it):
 
 from __future__ import annotations
 
+import itertools
 import json as jsonlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -70,6 +71,7 @@ SSH_PUBLIC_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4 demo@host"
 )
 RouteAdder = Callable[[RouteTable], None]
+_NONCES = itertools.count()
 DEFAULT_ROUTES: tuple[RouteAdder, ...] = (
     add_account_routes,
     add_catalogue_routes,
@@ -166,7 +168,11 @@ class ApiClient:
         return str(self.client.make_url(path))
 
     def auth(self, path: str, method: str = "GET", key: NostrKey = ALICE) -> dict[str, str]:
-        event = nip98_event(key, self.url(path), method, self.api.clock.now())
+        # Real clients' events differ by `created_at`; the fake clock stands still, so a nonce
+        # tag keeps two identical requests from reusing one event (refused for non-GET, D26).
+        url = self.url(path)
+        tags = [["u", url], ["method", method], ["nonce", str(next(_NONCES))]]
+        event = nip98_event(key, url, method, self.api.clock.now(), tags=tags)
         return {"Authorization": auth_header(event)}
 
     async def call(

@@ -17,7 +17,7 @@ NOW = datetime(2026, 6, 17, 10, 0, 0, tzinfo=UTC)
 TS = int(NOW.timestamp())
 KEY = NostrKey.from_seed(1)
 OTHER = NostrKey.from_seed(2)
-PATH = "/api/v1/vm/42/renew"
+PATH = "/api/v1/vm/42/renew?method=lightning"  # the request target: path and query (D26)
 URL = "https://api.example.net/api/v1/vm/42/renew?method=lightning"
 
 
@@ -99,22 +99,23 @@ def test_unicode_content_hashes_as_utf8_like_nip01() -> None:
     assert verify(forged(event)) == KEY.pubkey
 
 
-# --- header and decoding (403 / 401 with the reference texts) --------------------------------
+# --- header and decoding (401 with the reference texts, D26) ----------------------------------
 
 
-def test_missing_header_is_403_auth_header_not_found() -> None:
+def test_missing_header_is_401_auth_header_not_found() -> None:
+    """D26: a missing header is 401 (the reference said 403)."""
     err = refused(None)
-    assert (err.status, err.text) == (403, "Auth header not found")
+    assert (err.status, err.text) == (401, "Auth header not found")
 
 
-def test_non_ascii_header_is_403_auth_header_not_found() -> None:
+def test_non_ascii_header_is_401_auth_header_not_found() -> None:
     assert refused("Nostr é").text == "Auth header not found"
 
 
 @pytest.mark.parametrize("header", ["", "nostr abc", "Bearer abc", "Nostr", "Nostrabc"])
-def test_other_schemes_are_403_auth_scheme_must_be_nostr(header: str) -> None:
+def test_other_schemes_are_401_auth_scheme_must_be_nostr(header: str) -> None:
     err = refused(header)
-    assert (err.status, err.text) == (403, "Auth scheme must be Nostr")
+    assert (err.status, err.text) == (401, "Auth scheme must be Nostr")
 
 
 @pytest.mark.parametrize("payload", ["%%%", "abc d", "QQ===", "Q", "QQ=A", "QQ="])

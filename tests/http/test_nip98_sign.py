@@ -18,7 +18,7 @@ def test_a_signed_get_verifies_and_names_the_signer() -> None:
     header = nip98_header(
         SECRET, "http://127.0.0.1:8000/api/v1/vm?x=1", "get", int(NOW.timestamp())
     )
-    pubkey = verify_nip98(header, "GET", "/api/v1/vm", NOW, None)
+    pubkey = verify_nip98(header, "GET", "/api/v1/vm?x=1", NOW, None)
     assert pubkey == PublicKeyXOnly.from_secret(SECRET).format()
 
 

@@ -21,6 +21,7 @@ FRESH = {
 }
 NWC = ("nostr+walletconnect://" + "ab" * 32 + "?relay=wss%3A%2F%2Frelay.example&secret="
        + "cd" * 32)
+MASKED = "nostr+walletconnect://abab\u2026"
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ async def test_a_fresh_account_has_the_documented_shape(c: ApiClient) -> None:
 
 @pytest.mark.parametrize(
     ("headers", "status"),
-    [({}, 403), ({"Authorization": ""}, 403), ({"Authorization": "Nostr xyz%"}, 401)],
+    [({}, 401), ({"Authorization": ""}, 401), ({"Authorization": "Nostr xyz%"}, 401)],
 )
 async def test_auth_refusals_are_json(c: ApiClient, headers: dict[str, str], status: int) -> None:
     for method, path in (("GET", ACCOUNT), ("PATCH", ACCOUNT), ("GET", "/api/v1/ssh-key"),
@@ -116,15 +117,44 @@ async def test_overlong_fields_and_wrong_types_are_400(c: ApiClient) -> None:
     assert status == 400
 
 
-async def test_nwc_string_is_checked_stored_returned_and_cleared(c: ApiClient) -> None:
+async def stored_nwc(c: ApiClient) -> str | None:
+    async with c.api.store() as uow:
+        user = await uow.users.get_by_pubkey(ALICE.pubkey)
+    assert user is not None
+    return user.nwc_connection_string
+
+
+async def test_nwc_string_is_checked_stored_shown_masked_and_cleared(c: ApiClient) -> None:
     base = {"contact_nip17": True, "contact_email": False}
     assert await patch(c, {**base, "nwc_connection_string": NWC}) == (200, {"data": None})
-    assert (await account(c))["nwc_connection_string"] == NWC
+    assert await stored_nwc(c) == NWC
+    assert (await account(c))["nwc_connection_string"] == MASKED
     status, body = await patch(c, {**base, "nwc_connection_string": "https://wallet"})
     assert status == 400 and body["error"].startswith("Failed to parse NWC url")
-    assert (await account(c))["nwc_connection_string"] == NWC
+    assert await stored_nwc(c) == NWC
     await patch(c, {**base, "nwc_connection_string": ""})
     assert (await account(c))["nwc_connection_string"] is None
+    assert await stored_nwc(c) is None
+
+
+async def test_the_account_never_echoes_the_wallet_secret(c: ApiClient) -> None:
+    """D28: the NWC string is a spending credential; a GET shows only a masked form."""
+    base = {"contact_nip17": True, "contact_email": False}
+    await patch(c, {**base, "nwc_connection_string": NWC})
+    resp = await c.call("GET", ACCOUNT)
+    text = await resp.text()
+    assert "cd" * 32 not in text and "ab" * 32 not in text
+    assert (await resp.json())["data"]["nwc_connection_string"] == MASKED
+
+
+async def test_echoing_the_masked_account_back_keeps_the_stored_wallet(c: ApiClient) -> None:
+    """Clients PATCH the whole account they read; its masked wallet string means "unchanged"."""
+    base = {"contact_nip17": True, "contact_email": False}
+    await patch(c, {**base, "nwc_connection_string": NWC})
+    shown = await account(c)
+    assert await patch(c, {**shown, "name": "Alice"}) == (200, {"data": None})
+    assert await stored_nwc(c) == NWC
+    assert (await account(c))["name"] == "Alice"
 
 
 async def test_tax_id_is_stored_trimmed(c: ApiClient) -> None:

@@ -87,7 +87,7 @@ async def test_nip98_refusals_are_401_and_show_nothing(c: ApiClient, case: str) 
     resp = await c.client.get(path, headers={"Authorization": auth_header(event)})
     assert resp.status == 401
     assert "data" not in await resp.json()
-    assert (await c.call("GET", path, signed=False)).status == 403
+    assert (await c.call("GET", path, signed=False)).status == 401
 
 
 async def test_custom_order_synthesizes_the_custom_template(c: ApiClient) -> None:

@@ -238,3 +238,27 @@ def test_gitignore_covers_every_dev_state_file() -> None:
     run = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=repo,
                          capture_output=True, text=True, check=False)
     assert sorted(run.stdout.split()) == sorted(names), run
+
+
+def test_production_without_an_encryption_key_refuses_to_serve_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """D28: a config with a real Lightning node and no `encryption.key-file` does not start
+    (and writes nothing: the database file is never created)."""
+    macaroon = tmp_path / "admin.macaroon"
+    macaroon.write_bytes(b"\x01")
+    config = tmp_path / "prod.yaml"
+    config.write_text(
+        f"db: sqlite:///{tmp_path}/prod.db\nlisten: 127.0.0.1:1\nadmin-listen: ''\n"
+        f"lightning:\n  lnd:\n    url: http://127.0.0.1:1\n    macaroon: {macaroon}\n"
+    )
+    assert main(["--config", str(config), "serve"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "lnvps: encryption.key-file is required outside dev mode (secrets are stored encrypted)\n"
+    )
+    assert not (tmp_path / "prod.db").exists()
+    config.write_text(config.read_text() + f"encryption: {{key-file: {tmp_path}/missing}}\n")
+    assert main(["--config", str(config), "serve"]) == 2
+    assert capsys.readouterr().err == (
+        f"lnvps: encryption key file {tmp_path}/missing does not exist\n")

@@ -71,7 +71,7 @@ def test_error_is_a_401_domain_error() -> None:
 
 
 def test_revolut_valid() -> None:
-    verify_revolut_signature(revolut_headers(), REVOLUT_BODY, REVOLUT_SECRET)
+    verify_revolut_signature(revolut_headers(), REVOLUT_BODY, REVOLUT_SECRET, NOW)
 
 
 def test_revolut_documented_example() -> None:
@@ -82,12 +82,13 @@ def test_revolut_documented_example() -> None:
         b'"event":"TransactionStateChanged","timestamp":"2023-05-09T16:36:38.028960Z"}'
     )
     headers = revolut_headers(body, ts=1683650202360)
-    verify_revolut_signature(headers, body, REVOLUT_SECRET)
+    signed_at = datetime.fromtimestamp(1683650202.360, UTC)
+    verify_revolut_signature(headers, body, REVOLUT_SECRET, signed_at)
 
 
 def test_revolut_tampered_body() -> None:
     with pytest.raises(WebhookSignatureInvalid) as exc:
-        verify_revolut_signature(revolut_headers(), REVOLUT_BODY + b" ", REVOLUT_SECRET)
+        verify_revolut_signature(revolut_headers(), REVOLUT_BODY + b" ", REVOLUT_SECRET, NOW)
     assert _reason(exc) == "No valid signature found"
 
 
@@ -95,18 +96,18 @@ def test_revolut_tampered_timestamp() -> None:
     headers = revolut_headers()
     headers["Revolut-Request-Timestamp"] = str(NOW_MS + 1)
     with pytest.raises(WebhookSignatureInvalid):
-        verify_revolut_signature(headers, REVOLUT_BODY, REVOLUT_SECRET)
+        verify_revolut_signature(headers, REVOLUT_BODY, REVOLUT_SECRET, NOW)
 
 
 def test_revolut_wrong_secret() -> None:
     with pytest.raises(WebhookSignatureInvalid):
-        verify_revolut_signature(revolut_headers(), REVOLUT_BODY, "wsk_other")
+        verify_revolut_signature(revolut_headers(), REVOLUT_BODY, "wsk_other", NOW)
 
 
 def test_revolut_empty_secret_refused() -> None:
     headers = revolut_headers(secret="")
     with pytest.raises(WebhookSignatureInvalid):
-        verify_revolut_signature(headers, REVOLUT_BODY, "")
+        verify_revolut_signature(headers, REVOLUT_BODY, "", NOW)
 
 
 @pytest.mark.parametrize(
@@ -120,13 +121,13 @@ def test_revolut_missing_headers(missing: str, reason: str) -> None:
     headers = revolut_headers()
     del headers[missing]
     with pytest.raises(WebhookSignatureInvalid) as exc:
-        verify_revolut_signature(headers, REVOLUT_BODY, REVOLUT_SECRET)
+        verify_revolut_signature(headers, REVOLUT_BODY, REVOLUT_SECRET, NOW)
     assert _reason(exc) == reason
 
 
 def test_revolut_no_headers_at_all() -> None:
     with pytest.raises(WebhookSignatureInvalid):
-        verify_revolut_signature({}, REVOLUT_BODY, REVOLUT_SECRET)
+        verify_revolut_signature({}, REVOLUT_BODY, REVOLUT_SECRET, NOW)
 
 
 def test_revolut_several_candidates_one_valid() -> None:
@@ -135,10 +136,10 @@ def test_revolut_several_candidates_one_valid() -> None:
     other = revolut_headers(secret="wsk_old")["Revolut-Signature"]
     headers = revolut_headers()
     headers["Revolut-Signature"] = f"{other}, {good}"
-    verify_revolut_signature(headers, REVOLUT_BODY, REVOLUT_SECRET)
+    verify_revolut_signature(headers, REVOLUT_BODY, REVOLUT_SECRET, NOW)
     headers["Revolut-Signature"] = f"{other},v1=00,garbage"
     with pytest.raises(WebhookSignatureInvalid):
-        verify_revolut_signature(headers, REVOLUT_BODY, REVOLUT_SECRET)
+        verify_revolut_signature(headers, REVOLUT_BODY, REVOLUT_SECRET, NOW)
 
 
 def test_revolut_other_versions_ignored() -> None:
@@ -147,35 +148,45 @@ def test_revolut_other_versions_ignored() -> None:
     headers = revolut_headers()
     headers["Revolut-Signature"] = f"v2={digest}"
     with pytest.raises(WebhookSignatureInvalid) as exc:
-        verify_revolut_signature(headers, REVOLUT_BODY, REVOLUT_SECRET)
+        verify_revolut_signature(headers, REVOLUT_BODY, REVOLUT_SECRET, NOW)
     assert "No v1 signature" in _reason(exc)
 
 
 def test_revolut_uppercase_and_lowercase_header_names_and_hex() -> None:
     headers = {k.upper(): v.upper() for k, v in revolut_headers().items()}
     headers = {k: v.replace("V1=", "v1=") for k, v in headers.items()}
-    verify_revolut_signature(headers, REVOLUT_BODY, REVOLUT_SECRET)
+    verify_revolut_signature(headers, REVOLUT_BODY, REVOLUT_SECRET, NOW)
     lower = {k.lower(): v for k, v in revolut_headers().items()}
-    verify_revolut_signature(lower, REVOLUT_BODY, REVOLUT_SECRET)
+    verify_revolut_signature(lower, REVOLUT_BODY, REVOLUT_SECRET, NOW)
 
 
 def test_revolut_conflicting_duplicate_headers_refused() -> None:
     headers = revolut_headers()
     headers["revolut-signature"] = revolut_headers(secret="wsk_x")["Revolut-Signature"]
     with pytest.raises(WebhookSignatureInvalid):
-        verify_revolut_signature(headers, REVOLUT_BODY, REVOLUT_SECRET)
+        verify_revolut_signature(headers, REVOLUT_BODY, REVOLUT_SECRET, NOW)
 
 
 def test_revolut_non_numeric_timestamp() -> None:
     headers = revolut_headers()
     headers["Revolut-Request-Timestamp"] = "yesterday"
     with pytest.raises(WebhookSignatureInvalid):
-        verify_revolut_signature(headers, REVOLUT_BODY, REVOLUT_SECRET)
+        verify_revolut_signature(headers, REVOLUT_BODY, REVOLUT_SECRET, NOW)
 
 
-def test_revolut_no_freshness_check_by_default() -> None:
+def test_revolut_five_minute_window_by_default() -> None:
+    """Revolut's documented replay window; the reference had none (issue 8 §5)."""
+    verify_revolut_signature(revolut_headers(ts=NOW_MS - 300_000), REVOLUT_BODY, REVOLUT_SECRET,
+                             NOW)
+    for ts in (NOW_MS - 600_000, NOW_MS - 301_000, NOW_MS + 301_000):
+        with pytest.raises(WebhookSignatureInvalid) as exc:
+            verify_revolut_signature(revolut_headers(ts=ts), REVOLUT_BODY, REVOLUT_SECRET, NOW)
+        assert "tolerance" in _reason(exc)
+
+
+def test_revolut_window_can_be_turned_off() -> None:
     old = revolut_headers(ts=NOW_MS - 86_400_000)
-    verify_revolut_signature(old, REVOLUT_BODY, REVOLUT_SECRET)
+    verify_revolut_signature(old, REVOLUT_BODY, REVOLUT_SECRET, None, None)
 
 
 def test_revolut_tolerance_in_milliseconds() -> None:

@@ -13,7 +13,7 @@ from adapters.http.admin.routes_roles import add_admin_role_routes
 from adapters.http.admin.routes_subscriptions import add_admin_subscription_routes
 from adapters.http.admin.routes_users import add_admin_user_routes
 from adapters.http.admin.routes_vms import add_admin_vm_routes
-from adapters.http.auth import Authenticator, setup_auth
+from adapters.http.auth import AuthBinding, setup_auth
 from adapters.http.context import SERVICES
 from adapters.http.cors import setup_cors
 from adapters.http.errors import error_middleware
@@ -42,15 +42,20 @@ def admin_route_table(routes: Sequence[RouteAdder] = ADMIN_API_ROUTES) -> RouteT
     return table
 
 
-def build_admin_app(services: Services, *, auth_clock: Clock | None = None) -> web.Application:
+def build_admin_app(
+    services: Services,
+    *,
+    auth_clock: Clock | None = None,
+    auth_binding: AuthBinding | None = None,
+) -> web.Application:
     """The admin API over `services`: the user app's middleware, CORS and NIP-98 auth, then
     RBAC per route (403 without the permission, D19). `auth_clock` judges NIP-98 timestamps
-    (default: the business clock), as in `build_user_app`."""
+    (default: the business clock) and `auth_binding` binds events (D26), as in
+    `build_user_app`."""
     app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
     setup_cors(app)
-    setup_auth(
-        app, Authenticator(uow_factory=services.uow_factory, clock=auth_clock or services.clock)
-    )
+    binding = auth_binding or AuthBinding()
+    setup_auth(app, binding.authenticator(services.uow_factory, auth_clock or services.clock))
     app[SERVICES] = services
     admin_route_table().register(app)
     return app

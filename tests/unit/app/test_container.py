@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,12 @@ from adapters.queue.memory import InProcessQueue
 from adapters.queue.redis_streams import RedisStreamsQueue
 from adapters.rates.fixed import FixedRateSource
 from adapters.rates.mempool import MempoolRateSource
-from app.container import build_container, close_container
+from app.container import (
+    DEV_ENCRYPTION_KEY_FILE,
+    EncryptionNotConfigured,
+    build_container,
+    close_container,
+)
 from app.settings import load_settings
 from domain.money import Currency
 
@@ -52,6 +58,7 @@ async def test_production_settings_pick_lnd_redis_and_live_rates(tmp_path: Path)
         "redis:\n  url: redis://127.0.0.1:6379\n"
         "rates:\n  source: mempool\n"
         "smtp:\n  server: mail.example\n"
+        f"encryption:\n  key-file: {tmp_path / 'key'}\n  auto-generate: true\n"
     )
     container = build_container(load_settings(cfg, environ={}))
     try:
@@ -78,6 +85,34 @@ def test_a_bad_encryption_key_file_is_refused_when_storage_is_built(tmp_path: Pa
     container = build_container(load_settings(cfg, environ={}))
     with pytest.raises(Exception, match="exactly 32 raw bytes"):
         container.uow_factory()
+
+
+def test_production_without_an_encryption_key_file_is_refused(tmp_path: Path) -> None:
+    """D28: no plaintext fallback outside dev mode; the error is one clear line."""
+    macaroon = tmp_path / "admin.macaroon"
+    macaroon.write_bytes(b"\x01")
+    cfg = tmp_path / "prod.yaml"
+    cfg.write_text(f"db: sqlite:///{tmp_path}/p.db\n"
+                   f"lightning:\n  lnd:\n    url: http://127.0.0.1:1\n    macaroon: {macaroon}\n")
+    container = build_container(load_settings(cfg, environ={}))
+    with pytest.raises(EncryptionNotConfigured) as info:
+        container.uow_factory()
+    assert str(info.value) == (
+        "encryption.key-file is required outside dev mode (secrets are stored encrypted)")
+
+
+async def test_the_embedded_default_creates_its_key_file_0600_once(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"db: sqlite:///{tmp_path}/k.db\ndev:\n  state-dir: {tmp_path}\n")
+    first = build_container(load_settings(cfg, environ={}))
+    box = first.secret_box()
+    key_file = tmp_path / DEV_ENCRYPTION_KEY_FILE
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and len(key_file.read_bytes()) == 32
+    sealed = box.encrypt("nostr+walletconnect://secret")
+    await close_container(first)
+    again = build_container(load_settings(cfg, environ={}))
+    assert again.secret_box().decrypt(sealed) == "nostr+walletconnect://secret"
+    await close_container(again)
 
 
 async def test_the_worker_auto_renews_through_nwc(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
+from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from adapters.mysql.engine import create_engine
 from adapters.mysql.uow import SqlUnitOfWorkFactory
@@ -44,6 +46,6 @@ async def test_demo_catalogue_is_seeded_once_in_memory() -> None:
 async def test_demo_catalogue_is_seeded_once_in_sql(migrated_db_url: str) -> None:
     engine = create_engine(migrated_db_url)
     try:
-        await _check_seeded_once(SqlUnitOfWorkFactory(engine))
+        await _check_seeded_once(SqlUnitOfWorkFactory(engine, AesGcmSecretBox(os.urandom(32))))
     finally:
         await engine.dispose()
