@@ -227,6 +227,7 @@ class Container(containers.DeclarativeContainer):
         delete_after_days=settings.provided.delete_after,
         vm_states=vm_states,
         nwc_wallet=nwc_wallet,
+        max_unpaid_vms=settings.provided.max_unpaid_vms,
     )
 
     #: NWC auto-renewal (NIP-47): pays the renewal invoice from the user's stored wallet string

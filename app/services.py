@@ -36,3 +36,5 @@ class Services:
     vm_states: VmStateCache | None = None
     #: pays `method=nwc` renewals from the user's wallet (None: `nwc` means plain Lightning)
     nwc_wallet: NwcWallet | None = None
+    #: D25: never-paid VMs one user may hold at once (`max-unpaid-vms`)
+    max_unpaid_vms: int = 3

@@ -116,6 +116,8 @@ class Settings:
     #: the admin API (D20); an empty value turns it off
     admin_listen: str = DEFAULT_ADMIN_LISTEN
     delete_after: int = 3
+    #: D25: never-paid VMs one user may hold at once; the next order is refused (422)
+    max_unpaid_vms: int = attrs.field(default=3, validator=attrs.validators.ge(1))
     read_only: bool = False
     public_url: str | None = None
     tax_rate: dict[str, Decimal] = attrs.field(factory=dict)

@@ -51,6 +51,10 @@ class NoHostAvailable(DomainError):
     """No enabled host of the region can take the VM now (422: a business rule, not an outage)."""
 
 
+class TooManyUnpaidVms(DomainError):
+    """The user already holds the most never-paid VMs allowed at once (D25, 422)."""
+
+
 class UnsupportedDisk(InvalidInput):
     """The custom pricing offers no disk of the requested type and interface (400)."""
 
