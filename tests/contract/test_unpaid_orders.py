@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import attrs
 import pytest
@@ -95,8 +96,10 @@ async def test_one_flooding_user_no_longer_fills_the_host_for_everyone(world: Wo
 async def test_custom_orders_count_and_are_capped_too(world: World) -> None:
     for _ in range(2):
         await _order(world.shop.factory, world)
-    custom = {"cpu": 2, "memory": 4 * GIB, "disk": 80 * GIB, "disk_type": DiskType.SSD,
-              "disk_interface": DiskInterface.PCIE, "image_id": IMAGE, "ssh_key_id": ALICE_KEY}
+    custom: dict[str, Any] = {
+        "cpu": 2, "memory": 4 * GIB, "disk": 80 * GIB, "disk_type": DiskType.SSD,
+        "disk_interface": DiskInterface.PCIE, "image_id": IMAGE, "ssh_key_id": ALICE_KEY,
+    }
     await order_custom_vm(world.shop.factory, world.clock, ALICE, PRICING, **custom)
     with pytest.raises(TooManyUnpaidVms):
         await order_custom_vm(world.shop.factory, world.clock, ALICE, PRICING, **custom)
