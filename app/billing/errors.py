@@ -71,6 +71,10 @@ class SubscriptionHasNoLineItems(DomainError):
     """A subscription with nothing to bill (422, §5.4 step 2)."""
 
 
+class VmNotPaidYet(DomainError):
+    """LNURL for a VM whose first payment never came (422, D25)."""
+
+
 class AmountOutOfRange(InvalidInput):
     """An LNURL-pay amount outside what the service accepts (400)."""
 
