@@ -273,6 +273,7 @@ class Container(containers.DeclarativeContainer):
         read_only=settings.provided.read_only,
         states=vm_states,
         auto_renewer=auto_renewer,
+        payment_canceller=rails,
     )
     worker_handlers = providers.Singleton(build_handlers, worker_deps, delivery)
 
