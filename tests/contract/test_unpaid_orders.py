@@ -12,6 +12,7 @@ import pytest
 
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.billing.errors import NoHostAvailable, TooManyUnpaidVms
+from app.billing.lnurl import renew_by_amount
 from app.billing.ordering import order_custom_vm, order_vm
 from app.billing.reserved import reserving_vms
 from domain.enums import DiskInterface, DiskType
@@ -149,3 +150,28 @@ async def test_a_never_paid_order_holds_room_only_during_its_payment_window(
     async with world.shop.factory() as uow:
         held = {vm.id for vm in await reserving_vms(uow, world.now)}
     assert held == {a1.id, bob.id}
+
+
+async def test_concurrent_lnurl_requests_for_one_amount_store_one_invoice(
+    world: World, database: Database
+) -> None:
+    """D25 reuse under a race: the store re-checks under the subscription lock."""
+    vm = await world.paid_vm()
+    shop = world.shop
+
+    async def ask(factory: UnitOfWorkFactory) -> bytes:
+        payment = await renew_by_amount(
+            factory, shop.clock, shop.rails, shop.rates, shop.tax_rates,
+            vm_id=vm.id, amount_msat=700_000,
+        )
+        return payment.id
+
+    if database.url is None:
+        ids = await asyncio.gather(*(ask(shop.factory) for _ in range(8)))
+    else:
+        async with engine_on(database) as engine:
+            factory = sql_factory(engine)
+            ids = await asyncio.gather(*(ask(factory) for _ in range(8)))
+    assert len(set(ids)) == 1
+    pending = [p for p in await shop.payments(vm) if not p.is_paid]
+    assert [p.id for p in pending] == [ids[0]]
