@@ -73,7 +73,7 @@ def client_key(request: web.Request, trust_forwarded_for: bool) -> str:
     try:
         address = ipaddress.ip_address(raw)
     except ValueError:
-        return raw or "unknown"
+        return raw[:64] or "unknown"  # bounded: it becomes a memory or Redis key
     if address.version == 6:
         mapped = address.ipv4_mapped
         if mapped is not None:
@@ -132,7 +132,7 @@ async def pay_callback(request: web.Request) -> web.StreamResponse:
     if limited is not None:
         return limited
     raw = request.query.get("amount")
-    if raw is None or not _DIGITS.fullmatch(raw):
+    if raw is None or len(raw) > 20 or not _DIGITS.fullmatch(raw):
         return lnurl_error("amount (millisatoshi) is required", status=400)
     svc = services(request)
     try:

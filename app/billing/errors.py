@@ -75,6 +75,10 @@ class VmNotPaidYet(DomainError):
     """LNURL for a VM whose first payment never came (422, D25)."""
 
 
+class TooManyOpenInvoices(DomainError):
+    """A VM already has the most live LNURL invoices allowed (422, D25)."""
+
+
 class AmountOutOfRange(InvalidInput):
     """An LNURL-pay amount outside what the service accepts (400)."""
 

@@ -6,8 +6,13 @@ from decimal import Decimal
 from fractions import Fraction
 
 from app.billing.catalogue import charging_for, owned_vm, subscription_of, vm_price
-from app.billing.errors import AmountOutOfRange, VmNotPaidYet
-from app.billing.persist import AMOUNT_MSAT_KEY, AmountReuse, pending_match, store_payment
+from app.billing.errors import AmountOutOfRange, TooManyOpenInvoices, VmNotPaidYet
+from app.billing.persist import (
+    AMOUNT_MSAT_KEY,
+    AmountReuse,
+    is_lnurl_payment,
+    store_payment,
+)
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import Subscription, SubscriptionPayment, Vm
@@ -23,6 +28,9 @@ from ports.storage import UnitOfWorkFactory
 #: the callback refuses anything outside them (D25; the reference advertised 100 sat and took 1).
 LNURL_MIN_MSAT = 100_000
 LNURL_MAX_MSAT = 1_000_000_000
+#: live LNURL invoices one VM may have at once (D25): with the per-address rate limit this
+#: bounds the rows and node invoices strangers can make for it, even from many addresses.
+LNURL_MAX_LIVE_INVOICES = 20
 NOT_PAID_YET = (
     "This VM has not been paid for yet: its owner pays the first invoice from their account"
 )
@@ -89,9 +97,14 @@ async def renew_by_amount(
         sub = await subscription_of(uow, vm)
         require_paid_once(sub)
         reuse = AmountReuse(subscription_id=sub.id, amount_msat=amount_msat)
-        existing = await pending_match(uow, reuse, now)
+        pending = await uow.payments.list_pending_for_subscription(sub.id, now)
+        existing = next((p for p in pending if reuse.matches(p, now)), None)
         if existing is not None:
             return existing
+        if sum(1 for p in pending if is_lnurl_payment(p)) >= LNURL_MAX_LIVE_INVOICES:
+            raise TooManyOpenInvoices(
+                "Too many open invoices for this VM: pay one or try again in a few minutes"
+            )
         price = await vm_price(uow, vm)
         table = await rates.table()
         charging = await charging_for(

@@ -56,6 +56,11 @@ class AmountReuse:
 AMOUNT_MSAT_KEY = "amount_msat"
 
 
+def is_lnurl_payment(payment: SubscriptionPayment) -> bool:
+    """A pay-what-you-want LNURL invoice (its metadata names the msat amount asked for)."""
+    return AMOUNT_MSAT_KEY in _metadata(payment)
+
+
 def _metadata(payment: SubscriptionPayment) -> dict[str, Any]:
     meta: Any = payment.metadata
     if isinstance(meta, str | bytes | bytearray):

@@ -90,6 +90,7 @@ async def test_callback_invoices_exactly_the_amount_for_the_vms_subscription(
     ("?amount=100000001", 200, "whole number of satoshis"),
     ("?amount=2000000000", 200, "Amount must be between"),
     ("?amount=abc", 400, "amount"),
+    ("?amount=" + "9" * 5000, 400, "amount"),  # int() of it raised: a 500 before
     ("", 400, "amount"),
 ])
 async def test_callback_errors(c: ApiClient, query: str, status: int, reason: str) -> None:

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.billing.errors import AmountOutOfRange, VmNotFound, VmNotPaidYet
-from app.billing.lnurl import LNURL_MIN_MSAT, renew_by_amount
+from app.billing.errors import AmountOutOfRange, TooManyOpenInvoices, VmNotFound, VmNotPaidYet
+from app.billing.lnurl import LNURL_MAX_LIVE_INVOICES, LNURL_MIN_MSAT, renew_by_amount
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.model import LineItem, Subscription, SubscriptionPayment, Vm
 from tests.unit.billing.world import ALICE, BOB, START, Shop
@@ -130,3 +130,18 @@ async def test_a_deleted_vm_cannot_be_paid_by_amount(shop: Shop) -> None:
         await uow.commit()
     with pytest.raises(VmNotFound):
         await _by_amount(shop, vm, 100_000)
+
+
+async def test_a_vm_has_at_most_twenty_live_lnurl_invoices(shop: Shop) -> None:
+    """Reuse stops repeats of one amount; this stops a spread of amounts (many addresses)."""
+    vm = await _paid_vm_with_ids_apart(shop)
+    made = [await _by_amount(shop, vm, 100_000 * (i + 1)) for i in range(LNURL_MAX_LIVE_INVOICES)]
+    rows = len(await shop.payments(vm))
+    with pytest.raises(TooManyOpenInvoices) as err:
+        await _by_amount(shop, vm, 99_000_000)
+    assert err.value.kind == "unprocessable"
+    assert len(await shop.payments(vm)) == rows
+    assert (await _by_amount(shop, vm, 200_000)).id == made[1].id  # reuse still answers
+    assert (await shop.renew(vm)).id not in {p.id for p in made}  # the owner's renew is apart
+    shop.clock.set(made[0].expires)  # all expired: room again
+    await _by_amount(shop, vm, 99_000_000)
