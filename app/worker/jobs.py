@@ -114,6 +114,11 @@ async def delete_by_admin(deps: WorkerDeps, payload: Mapping[str, Any]) -> None:
         vm = await uow.vms.get(vm_id)
         if vm is None or vm.deleted:
             return
+        # D24: the subscription lock before any write, in the order completion takes its
+        # locks (subscription, payments, VM), so a payment completing meanwhile cannot deadlock
+        sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+        if sub is not None:
+            await uow.subscriptions.get_for_update(sub.id)
         await delete_in(deps, uow, vm)
         text = f"VM {vm_id} was deleted by an administrator"
         meta: dict[str, Any] = {"admin_action": True}
@@ -122,7 +127,6 @@ async def delete_by_admin(deps: WorkerDeps, payload: Mapping[str, Any]) -> None:
         if reason:
             meta["reason"] = reason
         await uow.vm_history.add(history(vm_id, VmHistoryActionType.DELETED, now, text, **meta))
-        sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
         ended = [] if sub is None else await end_pending(uow, sub.id, now)  # D24
         await uow.commit()
     await cancel_ended(deps, ended)
