@@ -181,9 +181,10 @@ async def order_vm(
 ) -> Vm:
     """Order a VM on a standard template (lifecycle.md §6.1, §6.3).
 
-    Every check (D21, D22, template enabled and unexpired, a host with room) runs before the
-    first write; then subscription (Ordered: inactive, not set up, no expiry, the plan's
-    currency and interval), VPS line item (the plan amount), VM (placeholder MAC), the
+    Every check (D21, D22, fewer than `max_unpaid` never-paid VMs (D25; None: no cap),
+    template enabled and unexpired, a host with room) runs before the first write; then
+    subscription (Ordered: inactive, not set up, no expiry, the plan's currency and
+    interval), VPS line item (the plan amount), VM (placeholder MAC), the
     `VM{id} …` names and the Created history entry are written in ONE transaction, so a
     failure leaves no orphan subscription (the reference's §13.29).
     """
