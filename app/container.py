@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from adapters.notify.smtp import SmtpNotifier
 from adapters.nwc.client import NwcClient
 from adapters.queue.memory import InProcessQueue
 from adapters.queue.redis_streams import RedisStreamsQueue
+from adapters.ratelimit.memory import MemoryRateLimiter
+from adapters.ratelimit.redis import RedisRateLimiter
 from adapters.rates.fixed import FixedRateSource
 from adapters.rates.mempool import MempoolRateSource
 from adapters.rates.store import MemoryRateStore, RedisRateStore
@@ -141,6 +144,21 @@ def _redis(settings: Settings) -> aioredis.Redis:
         raise ValueError("redis is not configured")
     client: aioredis.Redis = aioredis.from_url(settings.redis.url)
     return client
+
+
+def _lnurl_limiter(
+    settings: Settings, redis: Callable[[], aioredis.Redis]
+) -> MemoryRateLimiter | RedisRateLimiter | None:
+    """D25: the LNURL limiter, in Redis when configured (shared by every node), else in process."""
+    lnurl = settings.lnurl
+    if lnurl.rate_per_minute == 0:
+        return None
+    if settings.redis is None:
+        return MemoryRateLimiter(lnurl.rate_per_minute, lnurl.burst)
+    return RedisRateLimiter(
+        redis(), lnurl.rate_per_minute, lnurl.burst,
+        key_prefix=_redis_key(settings, "ratelimit:lnurl:"),
+    )
 
 
 class Container(containers.DeclarativeContainer):
@@ -255,6 +273,9 @@ class Container(containers.DeclarativeContainer):
         delete_after_days=settings.provided.delete_after,
         vm_states=vm_states,
         nwc_wallet=nwc_wallet,
+        max_unpaid_vms=settings.provided.max_unpaid_vms,
+        lnurl_limiter=providers.Singleton(_lnurl_limiter, settings, redis.provider),
+        trust_forwarded_for=settings.provided.lnurl.trust_forwarded_for,
     )
 
     #: NWC auto-renewal (NIP-47): pays the renewal invoice from the user's stored wallet string
@@ -280,6 +301,7 @@ class Container(containers.DeclarativeContainer):
         read_only=settings.provided.read_only,
         states=vm_states,
         auto_renewer=auto_renewer,
+        payment_canceller=rails,
     )
     worker_handlers = providers.Singleton(build_handlers, worker_deps, delivery)
 

@@ -9,6 +9,7 @@ from domain.tax import NO_TAX, TaxRates
 from ports.clock import Clock
 from ports.nwc import NwcWallet
 from ports.queue import WorkQueue
+from ports.ratelimit import RateLimiter
 from ports.rates import RateStore
 from ports.storage import UnitOfWorkFactory
 from ports.vm_state import VmStateCache
@@ -36,3 +37,9 @@ class Services:
     vm_states: VmStateCache | None = None
     #: pays `method=nwc` renewals from the user's wallet (None: `nwc` means plain Lightning)
     nwc_wallet: NwcWallet | None = None
+    #: D25: never-paid VMs one user may hold at once (`max-unpaid-vms`)
+    max_unpaid_vms: int = 3
+    #: D25: per-client-address limit of the LNURL endpoints (None: not limited)
+    lnurl_limiter: RateLimiter | None = None
+    #: key the LNURL limit by the last `X-Forwarded-For` address (behind a reverse proxy)
+    trust_forwarded_for: bool = False

@@ -119,6 +119,19 @@ class WorkerSettings:
 
 
 @attrs.frozen(kw_only=True)
+class LnurlSettings:
+    """D25: a token bucket per client address on the unauthenticated LNURL-pay endpoints.
+
+    `rate-per-minute: 0` turns it off. Behind a reverse proxy, `trust-forwarded-for` keys the
+    bucket by the last `X-Forwarded-For` address (the one the proxy itself appended).
+    """
+
+    rate_per_minute: int = attrs.field(default=20, validator=attrs.validators.ge(0))
+    burst: int = attrs.field(default=10, validator=attrs.validators.ge(1))
+    trust_forwarded_for: bool = False
+
+
+@attrs.frozen(kw_only=True)
 class Settings:
     """What the composition root needs to build the service."""
 
@@ -127,6 +140,8 @@ class Settings:
     #: the admin API (D20); an empty value turns it off
     admin_listen: str = DEFAULT_ADMIN_LISTEN
     delete_after: int = 3
+    #: D25: never-paid VMs one user may hold at once; the next order is refused (422)
+    max_unpaid_vms: int = attrs.field(default=3, validator=attrs.validators.ge(1))
     read_only: bool = False
     public_url: str | None = None
     tax_rate: dict[str, Decimal] = attrs.field(factory=dict)
@@ -139,6 +154,7 @@ class Settings:
     stripe: StripeSettings | None = None
     dev: DevSettings = DevSettings()
     worker: WorkerSettings = WorkerSettings()
+    lnurl: LnurlSettings = LnurlSettings()
     #: `text` (readable, the dev default) or `json` (one object per line)
     log_format: str | None = None
 

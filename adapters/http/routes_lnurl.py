@@ -1,9 +1,15 @@
-"""LNURL-pay VM top-ups (api.md §6.7, LUD-06/LUD-16): raw JSON, errors as HTTP 200."""
+"""LNURL-pay VM top-ups (api.md §6.7, LUD-06/LUD-16): raw JSON, errors as HTTP 200.
+
+Both endpoints are unauthenticated, so each client address draws from a token bucket (D25):
+past it, 429 with `{"error": …}` (and the LUD-06 `status`/`reason`, which wallets show).
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import math
 import re
 from typing import Any
 
@@ -13,15 +19,15 @@ from adapters.http.context import services
 from adapters.http.envelope import json_response
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import path_id
-from app.billing.catalogue import owned_vm
-from app.billing.lnurl import LNURL_MAX_MSAT, renew_by_amount
+from app.billing.errors import VmNotPaidYet
+from app.billing.lnurl import LNURL_MAX_MSAT, LNURL_MIN_MSAT, lnurl_vm, renew_by_amount
 from domain.errors import DomainError
 
 log = logging.getLogger("lnvps.http")
 
-#: what the reference advertises; the callback itself accepts from LNURL_MIN_MSAT up.
-MIN_SENDABLE = 100_000
 _DIGITS = re.compile(r"\+?[0-9]+")
+#: domain error kinds whose message a wallet is shown as the LUD-06 reason
+_SHOWN = ("bad_input", "not_found", "unprocessable")
 
 PAY_REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -54,13 +60,56 @@ def lnurl_error(reason: str, status: int = 200) -> web.Response:
     return json_response({"status": "ERROR", "reason": reason}, status=status)
 
 
+def client_key(request: web.Request, trust_forwarded_for: bool) -> str:
+    """Who is asking: the peer address, or behind a trusted proxy the last X-Forwarded-For
+    entry (the one the proxy appended; earlier entries are the client's to invent).
+
+    An IPv6 client is keyed by its /64, since one host gets a whole /64 to pick from.
+    """
+    raw = request.remote or ""
+    forwarded = request.headers.get("X-Forwarded-For") if trust_forwarded_for else None
+    if forwarded:
+        raw = forwarded.split(",")[-1].strip()
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        return raw[:64] or "unknown"  # bounded: it becomes a memory or Redis key
+    if address.version == 6:
+        mapped = address.ipv4_mapped
+        if mapped is not None:
+            return str(mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+async def rate_limited(request: web.Request) -> web.Response | None:
+    """429 once the client's bucket is empty (D25), with `Retry-After`; None to go on."""
+    svc = services(request)
+    if svc.lnurl_limiter is None:
+        return None
+    wait = await svc.lnurl_limiter.acquire(client_key(request, svc.trust_forwarded_for))
+    if wait <= 0:
+        return None
+    seconds = max(1, math.ceil(wait))
+    reason = f"Too many requests: try again in {seconds} s"
+    response = json_response({"error": reason, "status": "ERROR", "reason": reason}, 429)
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
 async def pay_request(request: web.Request) -> web.StreamResponse:
-    """`/.well-known/lnurlp/{vm_id}`: the payRequest for the Lightning address `{vm_id}@host`."""
+    """`/.well-known/lnurlp/{vm_id}`: the payRequest for the Lightning address `{vm_id}@host`.
+
+    A VM never paid for gets the LUD-06 error instead (D25: LNURL only tops up)."""
+    limited = await rate_limited(request)
+    if limited is not None:
+        return limited
     vm_id = path_id(request, "vm_id")
     svc = services(request)
     try:
-        async with svc.uow_factory() as uow:
-            vm = await owned_vm(uow, vm_id, None)
+        vm = await lnurl_vm(svc.uow_factory, vm_id)
+    except VmNotPaidYet as err:
+        return lnurl_error(err.message)
     except DomainError:
         return web.Response(text="VM not found", content_type="text/plain")
     base = svc.public_url.rstrip("/")
@@ -68,7 +117,7 @@ async def pay_request(request: web.Request) -> web.StreamResponse:
     return json_response({
         "callback": f"{base}/api/v1/vm/{vm.id}/renew-lnurlp",
         "maxSendable": LNURL_MAX_MSAT,
-        "minSendable": MIN_SENDABLE,
+        "minSendable": LNURL_MIN_MSAT,
         "tag": "payRequest",
         "metadata": metadata,
         "allowsNostr": None,
@@ -79,8 +128,11 @@ async def pay_request(request: web.Request) -> web.StreamResponse:
 async def pay_callback(request: web.Request) -> web.StreamResponse:
     """The LUD-06 callback: an invoice for exactly `amount` msat (tax included) buying time
     for VM `{id}` (the VM id, not the subscription id the reference passed, §12.7)."""
+    limited = await rate_limited(request)
+    if limited is not None:
+        return limited
     raw = request.query.get("amount")
-    if raw is None or not _DIGITS.fullmatch(raw):
+    if raw is None or len(raw) > 20 or not _DIGITS.fullmatch(raw):
         return lnurl_error("amount (millisatoshi) is required", status=400)
     svc = services(request)
     try:
@@ -89,7 +141,7 @@ async def pay_callback(request: web.Request) -> web.StreamResponse:
             vm_id=path_id(request), amount_msat=int(raw),
         )
     except DomainError as err:
-        if err.kind in ("bad_input", "not_found"):
+        if err.kind in _SHOWN:
             return lnurl_error(err.message)
         log.warning("LNURL invoice for VM %s failed: %s", request.match_info["id"], err.message)
         return lnurl_error("Error generating invoice")
@@ -104,5 +156,6 @@ def add_lnurl_routes(table: RouteTable) -> None:
               response=PAY_REQUEST_SCHEMA, enveloped=False, tags=tags)
     table.add("GET", r"/api/v1/vm/{id:\d+}/renew-lnurlp", pay_callback,
               summary="LUD-06 callback: an invoice for `amount` msat extending the VM",
-              query=[QueryParam("amount", {"type": "integer", "minimum": 1000}, required=True)],
+              query=[QueryParam("amount", {"type": "integer", "minimum": LNURL_MIN_MSAT,
+                                            "maximum": LNURL_MAX_MSAT}, required=True)],
               response=CALLBACK_SCHEMA, enveloped=False, tags=tags)

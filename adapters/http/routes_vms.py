@@ -76,6 +76,7 @@ async def order_standard(request: web.Request, user: User) -> web.StreamResponse
         ssh_key_id=required_int(body, "ssh_key_id"),
         ref_code=optional_str(body, "ref_code"),
         require_verified_email=svc.require_verified_email,
+        max_unpaid=svc.max_unpaid_vms,
     )
     [status] = await status_of(request, [vm])
     return data_response(status)
@@ -97,6 +98,7 @@ async def order_custom(request: web.Request, user: User) -> web.StreamResponse:
         ssh_key_id=required_int(body, "ssh_key_id"),
         ref_code=optional_str(body, "ref_code"),
         require_verified_email=svc.require_verified_email,
+        max_unpaid=svc.max_unpaid_vms,
     )
     [status] = await status_of(request, [vm])
     return data_response(status)

@@ -25,6 +25,9 @@ class MemoryUsers(RecordRepo[User]):
             return existing
         return await self.add(new_record(User, id=0, pubkey=pubkey, created=now))
 
+    async def lock(self, user_id: int) -> None:
+        """Nothing to do: a memory unit of work already runs alone (one lock for all)."""
+
 
 class MemorySshKeys(RecordRepo[SshKey]):
     table = "user_ssh_key"

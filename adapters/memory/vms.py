@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from adapters.memory.db import RecordRepo, evolve, page_of
 from domain.enums import SubscriptionType
 from domain.model import Vm, VmHistory
@@ -33,6 +35,26 @@ class MemoryVms(RecordRepo[Vm]):
 
     async def list_active(self) -> list[Vm]:
         return self._where(lambda v: not v.deleted)
+
+    async def list_never_paid(
+        self, *, user_id: int | None = None, ordered_before: datetime | None = None
+    ) -> list[Vm]:
+        items = self._rows("subscription_line_item")
+        subs = self._rows("subscription")
+
+        def never_paid(vm: Vm) -> bool:
+            item = items.get(vm.subscription_line_item_id)
+            sub = None if item is None else subs.get(item.subscription_id)
+            return (
+                sub is not None
+                and not sub.is_setup
+                and sub.expires is None
+                and (ordered_before is None or sub.created < ordered_before)
+            )
+
+        return self._where(
+            lambda v: not v.deleted and (user_id is None or v.user_id == user_id), never_paid
+        )
 
     async def delete(self, vm_id: int) -> None:
         rows = self._rows(self.table)

@@ -150,6 +150,16 @@ class SqlUsers(SqlRecords[User]):
             raise LookupError("user vanished after a duplicate-key insert")
         return created
 
+    async def lock(self, user_id: int) -> None:
+        table = t.users
+        if self.locks_rows:
+            await self.conn.execute(
+                select(table.c.id).where(table.c.id == user_id).with_for_update()
+            )
+            return
+        # SQLite: a no-op write takes the database write lock (as get_for_update does)
+        await self.conn.execute(update(table).where(table.c.id == user_id).values(id=table.c.id))
+
 
 class SqlSshKeys(SqlRecords[SshKey]):
     async def list_by_user(self, user_id: int) -> list[SshKey]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, select, update
 
 from adapters.mysql import tables as t
 from adapters.mysql.repositories import SqlRecords
@@ -12,6 +14,7 @@ from ports.storage import Page
 
 _vm = t.vm.c
 _li = t.subscription_line_item.c
+_sub = t.subscription.c
 
 
 class SqlVms(SqlRecords[Vm]):
@@ -39,6 +42,28 @@ class SqlVms(SqlRecords[Vm]):
 
     async def list_active(self) -> list[Vm]:
         return await self._where(_vm.deleted == False)  # noqa: E712
+
+    async def list_never_paid(
+        self, *, user_id: int | None = None, ordered_before: datetime | None = None
+    ) -> list[Vm]:
+        unpaid: list[ColumnElement[bool]] = [
+            _sub.is_setup == False,  # noqa: E712
+            _sub.expires.is_(None),
+        ]
+        if ordered_before is not None:
+            unpaid.append(_sub.created < ordered_before)
+        items = (
+            select(_li.id)
+            .join(t.subscription, _sub.id == _li.subscription_id)
+            .where(*unpaid)
+        )
+        where: list[ColumnElement[bool]] = [
+            _vm.deleted == False,  # noqa: E712
+            _vm.subscription_line_item_id.in_(items),
+        ]
+        if user_id is not None:
+            where.append(_vm.user_id == user_id)
+        return await self._where(*where)
 
     async def delete(self, vm_id: int) -> None:
         await self.conn.execute(update(t.vm).where(_vm.id == vm_id).values(deleted=True))

@@ -51,6 +51,10 @@ class NoHostAvailable(DomainError):
     """No enabled host of the region can take the VM now (422: a business rule, not an outage)."""
 
 
+class TooManyUnpaidVms(DomainError):
+    """The user already holds the most never-paid VMs allowed at once (D25, 422)."""
+
+
 class UnsupportedDisk(InvalidInput):
     """The custom pricing offers no disk of the requested type and interface (400)."""
 
@@ -65,6 +69,14 @@ class NothingToUpgrade(InvalidInput):
 
 class SubscriptionHasNoLineItems(DomainError):
     """A subscription with nothing to bill (422, §5.4 step 2)."""
+
+
+class VmNotPaidYet(DomainError):
+    """LNURL for a VM whose first payment never came (422, D25)."""
+
+
+class TooManyOpenInvoices(DomainError):
+    """A VM already has the most live LNURL invoices allowed (422, D25)."""
 
 
 class AmountOutOfRange(InvalidInput):

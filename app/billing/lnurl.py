@@ -6,11 +6,16 @@ from decimal import Decimal
 from fractions import Fraction
 
 from app.billing.catalogue import charging_for, owned_vm, subscription_of, vm_price
-from app.billing.errors import AmountOutOfRange
-from app.billing.persist import store_payment
+from app.billing.errors import AmountOutOfRange, TooManyOpenInvoices, VmNotPaidYet
+from app.billing.persist import (
+    AMOUNT_MSAT_KEY,
+    AmountReuse,
+    is_lnurl_payment,
+    store_payment,
+)
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType
-from domain.model import SubscriptionPayment
+from domain.model import Subscription, SubscriptionPayment, Vm
 from domain.money import MSAT_PER_SAT, Currency, Money
 from domain.pricing import cost_by_amount
 from domain.subscription import INTERVALS_KEY
@@ -19,10 +24,37 @@ from ports.clock import Clock
 from ports.rates import RateStore
 from ports.storage import UnitOfWorkFactory
 
-#: LNURL-pay amounts accepted by the callback (R7.5; the upper bound is the advertised
-#: maxSendable, which LUD-06 says the service checks).
-LNURL_MIN_MSAT = 1_000
+#: LNURL-pay amounts: the payRequest advertises exactly these as minSendable/maxSendable and
+#: the callback refuses anything outside them (D25; the reference advertised 100 sat and took 1).
+LNURL_MIN_MSAT = 100_000
 LNURL_MAX_MSAT = 1_000_000_000
+#: live LNURL invoices one VM may have at once (D25): with the per-address rate limit this
+#: bounds the rows and node invoices strangers can make for it, even from many addresses.
+LNURL_MAX_LIVE_INVOICES = 20
+NOT_PAID_YET = (
+    "This VM has not been paid for yet: its owner pays the first invoice from their account"
+)
+
+
+def require_paid_once(sub: Subscription) -> None:
+    """LNURL only tops up a VM that was paid for once (D25).
+
+    The endpoints are unauthenticated and take any amount, so a stranger could otherwise
+    set up someone's never-paid order for a few sats (the reference provisioned one for
+    18 minutes on 1 sat): the VM is then built, takes an address, leaves the never-paid
+    cleanup and holds its host room through a grace period. The first payment goes through
+    the owner's signed renew request, which buys at least one whole interval.
+    """
+    if not sub.is_setup:
+        raise VmNotPaidYet(NOT_PAID_YET)
+
+
+async def lnurl_vm(uow_factory: UnitOfWorkFactory, vm_id: int) -> Vm:
+    """The live VM behind a Lightning address, refused before its first payment (D25)."""
+    async with uow_factory() as uow:
+        vm = await owned_vm(uow, vm_id, None)
+        require_paid_once(await subscription_of(uow, vm))
+    return vm
 
 
 def tax_exclusive(gross: int, rate_percent: Decimal) -> int:
@@ -44,13 +76,15 @@ async def renew_by_amount(
     """A Lightning Renewal payment buying whatever time `amount_msat` pays for (LNURL-pay).
 
     Takes the VM id (the reference passed the subscription id as one, §16.14). Amounts below
-    1000 msat, above the advertised maxSendable or not whole sats are refused.
+    the advertised minSendable, above maxSendable or not whole sats are refused, and so is
+    a VM never paid for (`require_paid_once`). A live invoice for the same VM and amount is
+    returned again instead of a new one (D25), also when two requests race.
 
     LUD-06 wallets check that the invoice is for exactly the amount they asked for, so the
     amount is tax-inclusive (the reference added tax on top, breaking payment for taxed
     users): net = floor(amount × 100 / (100 + rate)), tax = amount − net. The time bought
-    is floor(seconds of one interval × net / price) (§7). The payment is never reused: its
-    `metadata` carries `{"intervals": null}` so D10 never mistakes it for an N-interval one.
+    is floor(seconds of one interval × net / price) (§7). Its `metadata` carries
+    `{"intervals": null}` so D10 never mistakes it for an N-interval one.
     Anyone may pay for a VM, so there is no owner check; a deleted VM is "not found".
     """
     if not LNURL_MIN_MSAT <= amount_msat <= LNURL_MAX_MSAT:
@@ -61,6 +95,16 @@ async def renew_by_amount(
     async with uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, None)
         sub = await subscription_of(uow, vm)
+        require_paid_once(sub)
+        reuse = AmountReuse(subscription_id=sub.id, amount_msat=amount_msat)
+        pending = await uow.payments.list_pending_for_subscription(sub.id, now)
+        existing = next((p for p in pending if reuse.matches(p, now)), None)
+        if existing is not None:
+            return existing
+        if sum(1 for p in pending if is_lnurl_payment(p)) >= LNURL_MAX_LIVE_INVOICES:
+            raise TooManyOpenInvoices(
+                "Too many open invoices for this VM: pay one or try again in a few minutes"
+            )
         price = await vm_price(uow, vm)
         table = await rates.table()
         charging = await charging_for(
@@ -91,8 +135,8 @@ async def renew_by_amount(
         tax=amount_msat - net,
         processing_fee=quote.processing_fee,
         time_value=quote.time_value,
-        metadata={INTERVALS_KEY: None, "amount_msat": amount_msat},
+        metadata={INTERVALS_KEY: None, AMOUNT_MSAT_KEY: amount_msat},
         memo=f"VM renewal {vm.id} to {quote.new_expiry:%Y-%m-%d %H:%M:%S}",
     )
     payment = await rails.create(priced, now)
-    return await store_payment(uow_factory, rails, payment, now, reuse=None, idem=None)
+    return await store_payment(uow_factory, rails, payment, now, reuse=reuse, idem=None)

@@ -13,6 +13,7 @@ from app.billing.errors import (
     NoHostAvailable,
     OfferUnavailable,
     SshKeyNotFound,
+    TooManyUnpaidVms,
     UnsupportedDisk,
 )
 from app.billing.placement import NO_HOST, Placement, place_vm
@@ -37,6 +38,9 @@ from domain.pricing import CUSTOM_INTERVAL, check_custom_limits, custom_price, p
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
+#: D25: never-paid VMs one user may hold at once (the `max-unpaid-vms` setting's default).
+DEFAULT_MAX_UNPAID_VMS = 3
+
 
 async def _check_buyer(
     uow: UnitOfWork,
@@ -44,14 +48,26 @@ async def _check_buyer(
     image_id: int,
     ssh_key_id: int,
     require_verified_email: bool,
+    max_unpaid: int | None,
 ) -> tuple[User, OsImage]:
-    """The buyer may order (D22), the SSH key is theirs and the image is offered (D21).
+    """The buyer may order (D22, D25), the SSH key is theirs and the image is offered (D21).
 
     Another user's key and a disabled (unlisted) image are "not found", never "not yours".
+    The user's row lock is taken before anything is read, so concurrent orders of one user
+    count the never-paid VMs one after another (MariaDB fixes a transaction's snapshot at
+    its first plain read; SQLite takes its write lock): 32 at once leave exactly the cap.
     """
+    await uow.users.lock(user_id)
     user = await user_of(uow, user_id)
     if require_verified_email and not user.email_verified:
         raise EmailNotVerified("Email verification is required before creating a VM")
+    if max_unpaid is not None:
+        unpaid = await uow.vms.list_never_paid(user_id=user_id)
+        if len(unpaid) >= max_unpaid:
+            raise TooManyUnpaidVms(
+                f"You already have {len(unpaid)} unpaid VMs (at most {max_unpaid}): pay for one"
+                " or wait until unpaid orders are removed (one hour after ordering)"
+            )
     key = await uow.ssh_keys.get(ssh_key_id)
     if key is None or key.user_id != user_id:
         raise SshKeyNotFound("SSH key not found")
@@ -161,25 +177,31 @@ async def order_vm(
     ref_code: str | None = None,
     *,
     require_verified_email: bool = False,
+    max_unpaid: int | None = DEFAULT_MAX_UNPAID_VMS,
 ) -> Vm:
     """Order a VM on a standard template (lifecycle.md §6.1, §6.3).
 
-    Every check (D21, D22, template enabled and unexpired, a host with room) runs before the
-    first write; then subscription (Ordered: inactive, not set up, no expiry, the plan's
-    currency and interval), VPS line item (the plan amount), VM (placeholder MAC), the
+    Every check (D21, D22, fewer than `max_unpaid` never-paid VMs (D25; None: no cap),
+    template enabled and unexpired, a host with room) runs before the first write; then
+    subscription (Ordered: inactive, not set up, no expiry, the plan's currency and
+    interval), VPS line item (the plan amount), VM (placeholder MAC), the
     `VM{id} …` names and the Created history entry are written in ONE transaction, so a
     failure leaves no orphan subscription (the reference's §13.29).
     """
     now = clock.now()
     async with uow_factory() as uow:
-        await _check_buyer(uow, user_id, image_id, ssh_key_id, require_verified_email)
+        await _check_buyer(
+            uow, user_id, image_id, ssh_key_id, require_verified_email, max_unpaid
+        )
         template, plan = await template_with_plan(uow, template_id)
         if not template.enabled:
             raise OfferUnavailable("Cant create VM from disabled template")
         if template.expires is not None and template.expires < now:
             raise OfferUnavailable("Cant create VM from expired template")
         price = plan_price(plan)
-        placement = await place_vm(uow, template.region_id, template, template.disk_interface)
+        placement = await place_vm(
+            uow, template.region_id, template, template.disk_interface, now
+        )
         vm = await _write_order(
             uow,
             now=now,
@@ -214,6 +236,7 @@ async def order_custom_vm(
     ref_code: str | None = None,
     *,
     require_verified_email: bool = False,
+    max_unpaid: int | None = DEFAULT_MAX_UNPAID_VMS,
 ) -> Vm:
     """Order a VM with a custom spec (lifecycle.md §6.2) in one transaction, like `order_vm`.
 
@@ -224,7 +247,9 @@ async def order_custom_vm(
     """
     now = clock.now()
     async with uow_factory() as uow:
-        await _check_buyer(uow, user_id, image_id, ssh_key_id, require_verified_email)
+        await _check_buyer(
+            uow, user_id, image_id, ssh_key_id, require_verified_email, max_unpaid
+        )
         pricing, disks = await pricing_with_disks(uow, pricing_id)
         if not pricing.enabled:
             raise OfferUnavailable("Cant create VM from disabled custom pricing")
@@ -250,7 +275,7 @@ async def order_custom_vm(
         )
         check_custom_limits(spec, pricing, disks)
         price = custom_price(spec, pricing, disks).total
-        placement = await place_vm(uow, pricing.region_id, spec, disk_interface)
+        placement = await place_vm(uow, pricing.region_id, spec, disk_interface, now)
         company_id = await _company_of(uow, pricing.region_id)
         stored = await uow.custom_templates.add(spec)
         vm = await _write_order(

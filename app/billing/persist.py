@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 import attrs
 
@@ -29,14 +31,59 @@ class Reuse:
 
 
 @attrs.frozen(kw_only=True)
+class AmountReuse:
+    """A pending LNURL invoice for the same subscription and msat amount (D25).
+
+    Only one with at least `min_left` of its life left is returned, so a wallet is never
+    handed an invoice that expires before it can be paid.
+    """
+
+    subscription_id: int
+    amount_msat: int
+    min_left: timedelta = timedelta(seconds=60)
+
+    def matches(self, payment: SubscriptionPayment, now: datetime) -> bool:
+        return (
+            payment.subscription_id == self.subscription_id
+            and payment.payment_method is PaymentMethod.LIGHTNING
+            and payment.payment_type is SubscriptionPaymentType.RENEWAL
+            and payment.is_pending(now + self.min_left)
+            and _metadata(payment).get(AMOUNT_MSAT_KEY) == self.amount_msat
+        )
+
+
+#: `metadata` key of an LNURL payment: the msat amount the wallet asked an invoice for.
+AMOUNT_MSAT_KEY = "amount_msat"
+
+
+def is_lnurl_payment(payment: SubscriptionPayment) -> bool:
+    """A pay-what-you-want LNURL invoice (its metadata names the msat amount asked for)."""
+    return AMOUNT_MSAT_KEY in _metadata(payment)
+
+
+def _metadata(payment: SubscriptionPayment) -> dict[str, Any]:
+    meta: Any = payment.metadata
+    if isinstance(meta, str | bytes | bytearray):
+        try:
+            meta = json.loads(meta)
+        except ValueError:
+            return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+@attrs.frozen(kw_only=True)
 class Idempotency:
     user_id: int
     key: str
     fingerprint: bytes
 
 
-async def pending_match(uow: UnitOfWork, reuse: Reuse, now: datetime) -> SubscriptionPayment | None:
+async def pending_match(
+    uow: UnitOfWork, reuse: Reuse | AmountReuse, now: datetime
+) -> SubscriptionPayment | None:
     pending = await uow.payments.list_pending_for_subscription(reuse.subscription_id, now)
+    if isinstance(reuse, AmountReuse):  # newest first, as listed
+        return next((p for p in pending if reuse.matches(p, now)), None)
     return pick_reusable_payment(
         pending,
         subscription_id=reuse.subscription_id,
@@ -83,7 +130,7 @@ async def store_payment(
     payment: SubscriptionPayment,
     now: datetime,
     *,
-    reuse: Reuse | None,
+    reuse: Reuse | AmountReuse | None,
     idem: Idempotency | None,
 ) -> SubscriptionPayment:
     """Store a new payment unless a rival request stored an equivalent one meanwhile.

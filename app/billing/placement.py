@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 from fractions import Fraction
 
 import attrs
 
 from app.billing.errors import NoHostAvailable
+from app.billing.reserved import reserving_vms
 from domain.enums import DiskInterface
 from domain.model import Host, HostDisk, Vm
 from domain.pricing import Spec
@@ -76,11 +78,11 @@ async def _spec_of(uow: UnitOfWork, vm: Vm, cache: _SpecCache) -> Spec | None:
     return cache[key]
 
 
-async def _usage(uow: UnitOfWork, host_ids: set[int]) -> dict[int, _Usage]:
-    """CPU, memory and per-disk bytes already promised to the hosts' live VMs (paid or not)."""
+async def _usage(uow: UnitOfWork, host_ids: set[int], now: datetime) -> dict[int, _Usage]:
+    """CPU, memory and per-disk bytes already promised to the hosts' VMs (`reserving_vms`)."""
     usage: dict[int, _Usage] = defaultdict(_Usage)
     cache: _SpecCache = {}
-    for vm in await uow.vms.list_active():
+    for vm in await reserving_vms(uow, now):
         if vm.host_id not in host_ids:
             continue
         spec = await _spec_of(uow, vm, cache)
@@ -97,13 +99,13 @@ def _capacity(size: int, factor: object) -> Fraction:
     return Fraction(size) * Fraction(str(factor))
 
 
-async def region_rooms(uow: UnitOfWork, region_id: int) -> list[Room]:
+async def region_rooms(uow: UnitOfWork, region_id: int, now: datetime) -> list[Room]:
     """The enabled hosts of an enabled region with their enabled disks; [] otherwise."""
     region = await uow.regions.get(region_id)
     if region is None or not region.enabled:
         return []
     hosts = [h for h in await uow.hosts.list_by_region(region_id) if h.enabled]
-    usage = await _usage(uow, {h.id for h in hosts})
+    usage = await _usage(uow, {h.id for h in hosts}, now)
     rooms = []
     for host in hosts:
         used = usage[host.id]
@@ -138,7 +140,7 @@ def best_placement(
     """The least-loaded room that fits the spec, or None.
 
     A host fits when it has an enabled disk of the spec's type and interface and, counting
-    the live VMs already there, CPU, memory and that disk stay within their size × load
+    the VMs already reserving room there, CPU, memory and that disk stay within their size × load
     factor. Load is the highest of the three shares; ties go to the lowest host id.
     """
     best: tuple[Fraction, int, Placement] | None = None
@@ -160,10 +162,11 @@ def best_placement(
 
 
 async def place_vm(
-    uow: UnitOfWork, region_id: int, spec: Spec, disk_interface: DiskInterface
+    uow: UnitOfWork, region_id: int, spec: Spec, disk_interface: DiskInterface, now: datetime
 ) -> Placement:
     """Where a new VM of this spec goes in the region; `NoHostAvailable` when nowhere."""
-    placement = best_placement(await region_rooms(uow, region_id), spec, disk_interface)
+    rooms = await region_rooms(uow, region_id, now)
+    placement = best_placement(rooms, spec, disk_interface)
     if placement is None:
         raise NoHostAvailable(NO_HOST)
     return placement

@@ -1,13 +1,15 @@
-"""Free room on each enabled host: CPU, memory and disk bytes not yet promised to live VMs."""
+"""Free room on each enabled host: CPU, memory and disk bytes not yet reserved by VMs (D25)."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
+from datetime import datetime
 from fractions import Fraction
 
 import attrs
 
+from app.billing.reserved import reserving_vms
 from domain.enums import CpuArch, CpuMfg, DiskInterface, DiskType
 from domain.model import CustomPricing, Host, HostDisk, Region, Vm
 from domain.pricing import Spec
@@ -73,8 +75,12 @@ async def _spec(uow: UnitOfWork, vm: Vm, cache: dict[tuple[str, int], Spec | Non
     return None
 
 
-async def rooms_by_region(uow: UnitOfWork, regions: list[Region]) -> dict[int, list[HostRoom]]:
-    """The free room of every enabled host of the given regions, keyed by region id."""
+async def rooms_by_region(
+    uow: UnitOfWork, regions: list[Region], now: datetime
+) -> dict[int, list[HostRoom]]:
+    """The free room of every enabled host of the given regions, keyed by region id.
+
+    Room is what `reserving_vms` leaves (the rule ordering places by)."""
     wanted = {r.id for r in regions}
     hosts = [h for h in await uow.hosts.list_all() if h.enabled and h.region_id in wanted]
     host_ids = {h.id for h in hosts}
@@ -82,7 +88,7 @@ async def rooms_by_region(uow: UnitOfWork, regions: list[Region]) -> dict[int, l
     memory: dict[int, int] = defaultdict(int)
     disk: dict[int, int] = defaultdict(int)
     cache: dict[tuple[str, int], Spec | None] = {}
-    for vm in await uow.vms.list_active():
+    for vm in await reserving_vms(uow, now):
         if vm.host_id not in host_ids:
             continue
         spec = await _spec(uow, vm, cache)

@@ -130,7 +130,7 @@ async def list_offers(uow_factory: UnitOfWorkFactory, rates: RateTable, now: dat
     """
     async with uow_factory() as uow:
         regions = {r.id: r for r in await uow.regions.list_all() if r.enabled}
-        rooms = await rooms_by_region(uow, list(regions.values()))
+        rooms = await rooms_by_region(uow, list(regions.values()), now)
         plans = {p.id: p for p in await uow.cost_plans.list_all()}
         templates = []
         for t in await uow.templates.list_all():

@@ -9,7 +9,7 @@ from typing import Protocol, TypeVar
 
 import attrs
 
-from domain.model import Host, Subscription
+from domain.model import Host, Subscription, SubscriptionPayment
 from ports.clock import Clock
 from ports.notify import Notifier
 from ports.queue import WorkQueue
@@ -75,6 +75,12 @@ class HostRetry:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+class PaymentCanceller(Protocol):
+    """Cancels a payment at its own rail (`PaymentRails`), for D24's deleted services."""
+
+    async def cancel(self, payment: SubscriptionPayment) -> None: ...
+
+
 @attrs.frozen(kw_only=True)
 class WorkerDeps:
     """Ports and settings for the jobs, the lifecycle and the spawn/delete pipelines.
@@ -97,6 +103,8 @@ class WorkerDeps:
     retry: HostRetry = HostRetry()
     #: most subscriptions one lifecycle run looks at (soonest expiry first).
     due_limit: int = 10_000
+    #: cancels a deleted service's expired invoices at their rail (D24; None: only expired)
+    payment_canceller: PaymentCanceller | None = None
 
     async def host_of(self, uow: UnitOfWork, host_id: int) -> tuple[Host, VmHost]:
         """The host row and its client; a missing row is a fatal host error."""

@@ -11,6 +11,7 @@ from app.billing.upgrades import apply_upgrade
 from app.worker import messages
 from app.worker.context import WorkerDeps
 from app.worker.lifecycle import check_subscriptions
+from app.worker.pending import cancel_ended, end_pending
 from app.worker.provisioning import (
     check_vm,
     delete_in,
@@ -113,6 +114,11 @@ async def delete_by_admin(deps: WorkerDeps, payload: Mapping[str, Any]) -> None:
         vm = await uow.vms.get(vm_id)
         if vm is None or vm.deleted:
             return
+        # D24: the subscription lock before any write, in the order completion takes its
+        # locks (subscription, payments, VM), so a payment completing meanwhile cannot deadlock
+        sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+        if sub is not None:
+            await uow.subscriptions.get_for_update(sub.id)
         await delete_in(deps, uow, vm)
         text = f"VM {vm_id} was deleted by an administrator"
         meta: dict[str, Any] = {"admin_action": True}
@@ -121,7 +127,9 @@ async def delete_by_admin(deps: WorkerDeps, payload: Mapping[str, Any]) -> None:
         if reason:
             meta["reason"] = reason
         await uow.vm_history.add(history(vm_id, VmHistoryActionType.DELETED, now, text, **meta))
+        ended = [] if sub is None else await end_pending(uow, sub.id, now)  # D24
         await uow.commit()
+    await cancel_ended(deps, ended)
     n = messages.vm_deleted_by_admin(vm_id, reason if isinstance(reason, str) else None, now)
     await deps.tell_user(vm.user_id, n.title, n.message)
     await deps.tell_admins(n.title, n.message)

@@ -10,6 +10,7 @@ import attrs
 
 from app.worker import messages
 from app.worker.context import WorkerDeps
+from app.worker.pending import cancel_ended, end_pending
 from app.worker.provisioning import delete_in, history, stop_in
 from domain.enums import SubscriptionType, VmHistoryActionType
 from domain.lifecycle import (
@@ -21,7 +22,7 @@ from domain.lifecycle import (
     grace_period,
     subscription_age,
 )
-from domain.model import LineItem, Subscription, Vm
+from domain.model import LineItem, Subscription, SubscriptionPayment, Vm
 from ports.storage import UnitOfWork
 from ports.vmhost import VmRunningState, VmRunState
 
@@ -57,6 +58,8 @@ class _Claimed:
     subject: str
     descr: str
     hint: str
+    #: D24: payments the deletion expired, cancelled at their rails after the commit
+    ended: list[SubscriptionPayment] = attrs.field(factory=list)
 
 
 async def _claim(
@@ -167,10 +170,12 @@ async def _delete(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now: datetime)
         await delete_in(deps, uow, vm)
         text = f"VM {vm.id} was deleted: expired and exceeded grace period"
         await uow.vm_history.add(history(vm.id, VmHistoryActionType.DELETED, now, text))
+    c.ended.extend(await end_pending(uow, c.sub.id, now))  # D24, in the deleting transaction
 
 
 async def _delete_notices(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) -> None:
     """N4 to the user, N8 to the admins for each deleted VM."""
+    await cancel_ended(deps, c.ended)  # D24
     n = messages.cancelled(c.subject, c.sub, c.descr, now)
     await deps.tell_user(c.sub.user_id, n.title, n.message)
     for vm in c.vms:

@@ -184,6 +184,36 @@ def vm_created(facts: VmFacts, now: datetime, *, admin: bool) -> Notice:
     return Notice(f"[VM{facts.vm_id}] Created", "\n".join(lines))
 
 
+def vm_recreated(
+    facts: VmFacts, deleted_at: datetime, now: datetime, *, admin: bool, user_id: int = 0
+) -> Notice:
+    """D24: a payment arrived for a deleted VM, so it was built again — new, empty, new IPs."""
+    if admin:
+        head = [
+            f"VM #{facts.vm_id} was deleted on {when(deleted_at)}, then a payment for it arrived;"
+            f" it has been re-created empty on {when(now)} with new addresses.",
+            f"User ID: {user_id}",
+        ]
+    else:
+        head = [
+            f"Your VM #{facts.vm_id} was deleted on {when(deleted_at)}. A payment for it arrived"
+            f" afterwards, so it has been re-created on {when(now)}.",
+            "",
+            "This is a NEW, EMPTY VM: nothing from the deleted VM (files, settings, installed"
+            " software) was kept, and its IP addresses were assigned afresh (below), so they"
+            " may differ from before. Your SSH key was installed again.",
+        ]
+    lines = [
+        *head,
+        "",
+        f"OS: {facts.os}",
+        *_specs(facts),
+        *(f"New IP: {ip}" for ip in facts.ips),
+        f"{'User NPUB' if admin else 'NPUB'}: {facts.npub}",
+    ]
+    return Notice(f"[VM{facts.vm_id}] Re-created after deletion", "\n".join(lines))
+
+
 def vm_upgraded(facts: VmFacts | None, vm_id: int, now: datetime) -> Notice:
     """N9: the paid upgrade is live on the host."""
     body = f"Your VM #{vm_id} has been upgraded on {when(now)}."

@@ -100,6 +100,21 @@ async def facts_of(uow: UnitOfWork, info: FullVmInfo) -> messages.VmFacts:
     )
 
 
+async def deleted_since_built(uow: UnitOfWork, vm_id: int) -> VmHistory | None:
+    """The Deleted entry when the VM was deleted after it was last started, else None (D24).
+
+    A payment for a deleted VM un-deletes it and its spawn builds it afresh: that VM is new
+    and empty, and the notices must say so instead of a plain "Created".
+    """
+    page = await uow.vm_history.list_by_vm(vm_id, 50)
+    for entry in page.items:
+        if entry.action_type is VmHistoryActionType.DELETED:
+            return entry
+        if entry.action_type is VmHistoryActionType.STARTED:
+            return None
+    return None
+
+
 async def _cache(deps: WorkerDeps, vm_id: int, state: VmRunningState) -> None:
     if deps.states is not None:
         await deps.states.set(vm_id, state)
@@ -145,7 +160,9 @@ async def spawn_vm(deps: WorkerDeps, vm_id: int) -> bool:
     are kept, otherwise one IPv4 (and an IPv6 if the region has a range) is picked; the MAC
     comes from the host. The host VM is created and started before MAC, addresses and the
     `Started` history entry are saved; if saving fails the host VM is removed again, so a
-    retried SpawnVm starts clean. Refused in read-only mode (§3). Sends N10 and N11.
+    retried SpawnVm starts clean. Refused in read-only mode (§3). Sends N10 and N11, or for
+    a VM deleted since it was last started (a late payment revived it) the D24 notices
+    that it was re-created empty with new addresses.
     """
     if deps.read_only:
         raise SpawnRefused("Cant spawn VM's in read-only mode")
@@ -176,6 +193,7 @@ async def spawn_vm(deps: WorkerDeps, vm_id: int) -> bool:
         else:
             ranges = await uow.ip_ranges.list_by_region(host.region_id)
             new = pick(ranges, await used_addresses(uow, {r.id for r in ranges}), vm.id)
+        deleted = await deleted_since_built(uow, vm_id)
         mac = vm.mac_address if vm.is_provisioned and kept else await client.generate_mac(vm)
         built = attrs.evolve(vm, mac_address=mac)
         info = await full_info(uow, built, kept + tuple(new))
@@ -196,9 +214,14 @@ async def spawn_vm(deps: WorkerDeps, vm_id: int) -> bool:
     await _cache(
         deps, vm_id, VmRunningState(timestamp=int(now.timestamp()), state=VmRunState.RUNNING)
     )
-    user_notice = messages.vm_created(facts, now, admin=False)
+    if deleted is None:
+        user_notice = messages.vm_created(facts, now, admin=False)
+        admin_notice = messages.vm_created(facts, now, admin=True)
+    else:
+        at = deleted.timestamp
+        user_notice = messages.vm_recreated(facts, at, now, admin=False)
+        admin_notice = messages.vm_recreated(facts, at, now, admin=True, user_id=vm.user_id)
     await deps.tell_user(vm.user_id, user_notice.title, user_notice.message)
-    admin_notice = messages.vm_created(facts, now, admin=True)
     await deps.tell_admins(admin_notice.title, admin_notice.message)
     return True
 

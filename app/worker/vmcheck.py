@@ -9,6 +9,7 @@ import attrs
 
 from app.worker import messages
 from app.worker.context import WorkerDeps
+from app.worker.pending import cancel_ended, end_pending
 from app.worker.provisioning import delete_in, handle_vm_state
 from domain.lifecycle import never_paid_cleanup_due
 from domain.model import Subscription, Vm
@@ -55,7 +56,9 @@ async def delete_never_paid(deps: WorkerDeps, vm_id: int) -> bool:
         if not never_paid_cleanup_due(sub, bool(pending), now):
             return False
         await delete_in(deps, uow, vm)
+        ended = await end_pending(uow, sub.id, now)  # D24 (a race: none was pending above)
         await uow.commit()
+    await cancel_ended(deps, ended)
     log.info("deleted VM %s: ordered %s and never paid", vm_id, sub.created.isoformat())
     return True
 

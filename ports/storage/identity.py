@@ -21,6 +21,14 @@ class Users(Records[User], Protocol):
         """The user with this Nostr key, created (contact_nip17 on, created=now) if new."""
         ...
 
+    async def lock(self, user_id: int) -> None:
+        """Hold the user's row lock until the transaction ends.
+
+        Ordering takes it first, so one user's concurrent orders count their never-paid VMs
+        one after another (D25) instead of all seeing the same count.
+        """
+        ...
+
 
 class SshKeys(Protocol):
     async def add(self, key: SshKey) -> SshKey: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from domain.model import Vm, VmHistory
@@ -29,6 +30,17 @@ class Vms(Records[Vm], Protocol):
 
     async def list_active(self) -> list[Vm]:
         """Every VM that is not soft-deleted, ascending id (the worker's VM check)."""
+        ...
+
+    async def list_never_paid(
+        self, *, user_id: int | None = None, ordered_before: datetime | None = None
+    ) -> list[Vm]:
+        """Live VMs of never-paid orders, ascending id (D25).
+
+        Never paid: the VM's subscription was never set up and has no expiry (the never-paid
+        cleanup's test, D17). `user_id` narrows to one user's VMs; `ordered_before` to
+        subscriptions created strictly before that time.
+        """
         ...
 
     async def delete(self, vm_id: int) -> None:

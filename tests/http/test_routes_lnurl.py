@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from unittest.mock import patch
 
 import attrs
 import pytest
+from aiohttp.test_utils import make_mocked_request
 
+from adapters.http.context import SERVICES
+from adapters.http.routes_lnurl import client_key
+from adapters.ratelimit.memory import MemoryRateLimiter
+from app.billing.lnurl import NOT_PAID_YET
 from domain.enums import SubscriptionPaymentType
 from domain.model import Subscription
 from domain.tax import TaxRates
-from tests.http.apiapp import ALICE, NOW, ApiClient, api_client
+from tests.http.apiapp import ALICE, NOW, ApiApp, ApiClient, api_client
 from tests.http.vm_helpers import build, order, renew, settle, subscription_of, user_of
 
 
@@ -34,7 +40,7 @@ async def paid_vm_id(c: ApiClient) -> int:
 
 
 async def test_pay_request_is_raw_lud06_json(c: ApiClient) -> None:
-    vm = await order(c, ALICE)
+    vm = {"id": await paid_vm_id(c)}
     resp = await c.client.get(f"/.well-known/lnurlp/{vm['id']}")
     assert resp.status == 200 and resp.content_type == "application/json"
     assert await resp.json() == {
@@ -79,9 +85,12 @@ async def test_callback_invoices_exactly_the_amount_for_the_vms_subscription(
 
 @pytest.mark.parametrize(("query", "status", "reason"), [
     ("?amount=999", 200, "Amount must be between"),
-    ("?amount=1000001", 200, "whole number of satoshis"),
+    ("?amount=1000", 200, "Amount must be between"),
+    ("?amount=99000", 200, "Amount must be between"),
+    ("?amount=100000001", 200, "whole number of satoshis"),
     ("?amount=2000000000", 200, "Amount must be between"),
     ("?amount=abc", 400, "amount"),
+    ("?amount=" + "9" * 5000, 400, "amount"),  # int() of it raised: a 500 before
     ("", 400, "amount"),
 ])
 async def test_callback_errors(c: ApiClient, query: str, status: int, reason: str) -> None:
@@ -96,3 +105,99 @@ async def test_callback_for_an_unknown_vm(c: ApiClient) -> None:
     resp = await c.client.get("/api/v1/vm/999/renew-lnurlp?amount=100000")
     assert resp.status == 200
     assert await resp.json() == {"status": "ERROR", "reason": "VM not found"}
+
+
+async def test_a_never_paid_vm_has_no_lightning_address(c: ApiClient) -> None:
+    """D25: a stranger paying 1 sat set up someone's unpaid order; now it is refused."""
+    vm = await order(c, ALICE)
+    resp = await c.client.get(f"/.well-known/lnurlp/{vm['id']}")
+    assert resp.status == 200 and (await resp.json()) == {"status": "ERROR", "reason": NOT_PAID_YET}
+    for amount in (1_000, 100_000):
+        resp = await c.client.get(f"/api/v1/vm/{vm['id']}/renew-lnurlp?amount={amount}")
+        body = await resp.json()
+        assert resp.status == 200 and body["status"] == "ERROR"
+    assert body["reason"] == NOT_PAID_YET
+    sub = await subscription_of(c.api, vm["id"])
+    async with c.api.store() as uow:
+        assert (await uow.payments.list_by_subscription(sub.id, 10)).items == []
+
+
+async def test_two_hundred_identical_callbacks_store_one_payment(c: ApiClient) -> None:
+    vm_id = await paid_vm_id(c)
+    sub = await subscription_of(c.api, vm_id)
+    async with c.api.store() as uow:
+        before = (await uow.payments.list_by_subscription(sub.id, 10)).total
+    prs = set()
+    for _ in range(200):
+        resp = await c.client.get(f"/api/v1/vm/{vm_id}/renew-lnurlp?amount=1000000")
+        prs.add((await resp.json())["pr"])
+    assert len(prs) == 1
+    async with c.api.store() as uow:
+        assert (await uow.payments.list_by_subscription(sub.id, 10)).total == before + 1
+
+
+class Tick:
+    def __init__(self) -> None:
+        self.value = 100.0
+
+    def __call__(self) -> float:
+        return self.value
+
+
+async def _limited(trust_forwarded_for: bool = False) -> tuple[ApiApp, Tick]:
+    api = build()
+    tick = Tick()
+    api.services = attrs.evolve(
+        api.services,
+        lnurl_limiter=MemoryRateLimiter(6, 3, now=tick),
+        trust_forwarded_for=trust_forwarded_for,
+    )
+    api.app[SERVICES] = api.services
+    return api, tick
+
+
+async def test_the_lnurl_endpoints_are_rate_limited_per_client() -> None:
+    api, tick = await _limited()
+    async with api_client(api) as c:
+        vm_id = await paid_vm_id(c)
+        paths = [f"/.well-known/lnurlp/{vm_id}", f"/api/v1/vm/{vm_id}/renew-lnurlp?amount=100000",
+                 f"/.well-known/lnurlp/{vm_id}"]
+        for path in paths:  # both endpoints draw from one bucket per client
+            assert (await c.client.get(path)).status == 200
+        resp = await c.client.get(paths[1])
+        assert resp.status == 429 and resp.headers["Retry-After"] == "10"
+        body = await resp.json()
+        assert body["error"] == "Too many requests: try again in 10 s"
+        assert body["status"] == "ERROR"
+        tick.value += 10
+        assert (await c.client.get(paths[1])).status == 200
+        assert (await c.client.get(paths[1])).status == 429
+
+
+async def test_behind_a_trusted_proxy_the_proxys_address_entry_is_the_key() -> None:
+    api, _ = await _limited(trust_forwarded_for=True)
+    async with api_client(api) as c:
+        vm_id = await paid_vm_id(c)
+        path = f"/.well-known/lnurlp/{vm_id}"
+        for i in range(3):  # a client inventing leading entries still hits its own bucket
+            fake = {"X-Forwarded-For": f"10.9.9.{i}, 203.0.113.7"}
+            assert (await c.client.get(path, headers=fake)).status == 200
+        fake = {"X-Forwarded-For": "10.9.9.99, 203.0.113.7"}
+        assert (await c.client.get(path, headers=fake)).status == 429
+        other = {"X-Forwarded-For": "203.0.113.8"}
+        assert (await c.client.get(path, headers=other)).status == 200
+
+
+@pytest.mark.parametrize(("remote", "forwarded", "trust", "key"), [
+    ("192.0.2.1", None, False, "192.0.2.1"),
+    ("192.0.2.1", "198.51.100.4", False, "192.0.2.1"),  # not trusted: header ignored
+    ("192.0.2.1", "1.1.1.1, 198.51.100.4", True, "198.51.100.4"),
+    ("2001:db8:1:2:aaaa::1", None, False, "2001:db8:1:2::/64"),  # one /64 is one client
+    ("2001:db8:1:2:bbbb::9", None, False, "2001:db8:1:2::/64"),
+    ("::ffff:192.0.2.5", None, False, "192.0.2.5"),
+])
+def test_client_key(remote: str, forwarded: str | None, trust: bool, key: str) -> None:
+    headers = {} if forwarded is None else {"X-Forwarded-For": forwarded}
+    request = make_mocked_request("GET", "/", headers=headers)
+    with patch.object(type(request), "remote", new=remote):
+        assert client_key(request, trust) == key

@@ -109,6 +109,31 @@ async def test_custom_order_synthesizes_the_custom_template(c: ApiClient) -> Non
     assert too_big.status == 400
 
 
+async def test_a_fourth_unpaid_order_is_422_until_one_is_paid() -> None:
+    """D25 through the API, with the `max-unpaid-vms` value the services carry."""
+    api = build()
+    api.services = attrs.evolve(api.services, max_unpaid_vms=2)
+    api.app[SERVICES] = api.services
+    async with api_client(api) as c:
+        first = await order(c, ALICE)
+        await order(c, ALICE)
+        key = await add_key(c.api, ALICE)
+        custom = {"pricing_id": c.demo.custom, "cpu": 2, "memory": 4 * GIB, "disk": 80 * GIB,
+                  "disk_type": "ssd", "disk_interface": "pcie", "image_id": c.demo.debian,
+                  "ssh_key_id": key.id}
+        standard = {"template_id": c.demo.tiny, "image_id": c.demo.ubuntu, "ssh_key_id": key.id}
+        for path, body in (("/api/v1/vm", standard), ("/api/v1/vm/custom-template", custom)):
+            resp = await c.call("POST", path, json=body)
+            assert resp.status == 422
+            error = (await resp.json())["error"]
+            assert error.startswith("You already have 2 unpaid VMs (at most 2)")
+        assert len((await (await c.call("GET", "/api/v1/vm")).json())["data"]) == 2
+        assert (await c.call("POST", "/api/v1/vm", key=BOB, json={
+            **standard, "ssh_key_id": (await add_key(c.api, BOB)).id})).status == 200
+        await settle(c.api, (await renew(c, ALICE, first["id"]))["id"])
+        assert (await c.call("POST", "/api/v1/vm", json=standard)).status == 200
+
+
 async def test_order_refusals(c: ApiClient) -> None:
     bob_key = await add_key(c.api, BOB)
     mine = await add_key(c.api, ALICE)

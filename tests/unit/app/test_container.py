@@ -14,6 +14,8 @@ from adapters.memory.storage import MemoryUnitOfWorkFactory
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from adapters.queue.memory import InProcessQueue
 from adapters.queue.redis_streams import RedisStreamsQueue
+from adapters.ratelimit.memory import MemoryRateLimiter
+from adapters.ratelimit.redis import RedisRateLimiter
 from adapters.rates.fixed import FixedRateSource
 from adapters.rates.mempool import MempoolRateSource
 from app.container import (
@@ -22,7 +24,7 @@ from app.container import (
     build_container,
     close_container,
 )
-from app.settings import load_settings
+from app.settings import SettingsError, load_settings
 from domain.money import Currency
 
 
@@ -67,8 +69,31 @@ async def test_production_settings_pick_lnd_redis_and_live_rates(tmp_path: Path)
         assert isinstance(container.rate_source(), MempoolRateSource)
         assert container.services().require_verified_email is True
         assert not isinstance(container.services().clock, OffsetClock)
+        assert isinstance(container.services().lnurl_limiter, RedisRateLimiter)  # multi-node
+        assert container.worker_deps().payment_canceller is container.rails()  # D24
     finally:
         await close_container(container)
+
+
+async def test_unpaid_cap_and_lnurl_limit_come_from_the_settings(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "db: memory\nmax-unpaid-vms: 5\n"
+        "lnurl:\n  rate-per-minute: 30\n  burst: 4\n  trust-forwarded-for: true\n"
+    )
+    container = build_container(load_settings(cfg, environ={}))
+    services = container.services()
+    assert services.max_unpaid_vms == 5 and services.trust_forwarded_for is True
+    assert isinstance(services.lnurl_limiter, MemoryRateLimiter)
+    await close_container(container)
+    cfg.write_text("db: memory\nlnurl: {rate-per-minute: 0}\n")
+    container = build_container(load_settings(cfg, environ={}))
+    assert container.services().lnurl_limiter is None
+    assert container.services().max_unpaid_vms == 3
+    await close_container(container)
+    cfg.write_text("db: memory\nmax-unpaid-vms: 0\n")
+    with pytest.raises(SettingsError):
+        load_settings(cfg, environ={})
 
 
 async def test_memory_storage_is_selectable() -> None:

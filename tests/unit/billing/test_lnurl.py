@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.billing.errors import AmountOutOfRange, VmNotFound
-from app.billing.lnurl import renew_by_amount
+from app.billing.errors import AmountOutOfRange, TooManyOpenInvoices, VmNotFound, VmNotPaidYet
+from app.billing.lnurl import LNURL_MAX_LIVE_INVOICES, LNURL_MIN_MSAT, renew_by_amount
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.model import LineItem, Subscription, SubscriptionPayment, Vm
 from tests.unit.billing.world import ALICE, BOB, START, Shop
@@ -51,7 +51,7 @@ async def _paid_vm_with_ids_apart(shop: Shop) -> Vm:
     return vm
 
 
-@pytest.mark.parametrize("msat", [0, 999, 1_500, 1_000_000_001])
+@pytest.mark.parametrize("msat", [0, 999, 1_000, 99_000, 100_500, 1_000_000_001])
 async def test_amounts_outside_the_accepted_range_are_refused(shop: Shop, msat: int) -> None:
     vm = await shop.order()
     with pytest.raises(AmountOutOfRange) as err:
@@ -76,18 +76,51 @@ async def test_the_time_bought_is_floor_of_seconds_times_paid_over_price(shop: S
     assert (await shop.subscription(vm)).expires == FEB_28 + timedelta(seconds=183_272)
 
 
-async def test_pay_what_you_want_payments_are_never_reused(shop: Shop) -> None:
+async def test_the_advertised_minimum_is_the_enforced_one(shop: Shop) -> None:
+    """The reference advertised minSendable 100 000 msat and invoiced 1 000 (issue 8 §2)."""
     vm = await _paid_vm_with_ids_apart(shop)
-    first = await _by_amount(shop, vm, 5_000)
-    assert (await _by_amount(shop, vm, 5_000)).id != first.id
-    assert (await shop.renew(vm)).id != first.id
+    assert LNURL_MIN_MSAT == 100_000
+    with pytest.raises(AmountOutOfRange):
+        await _by_amount(shop, vm, LNURL_MIN_MSAT - 1_000)
+    assert (await _by_amount(shop, vm, LNURL_MIN_MSAT)).amount > 0
+
+
+async def test_a_live_invoice_for_the_same_amount_is_reused(shop: Shop) -> None:
+    """D25: 200 identical requests no longer store 200 payment rows."""
+    vm = await _paid_vm_with_ids_apart(shop)
+    before = len(await shop.payments(vm))
+    first = await _by_amount(shop, vm, 500_000)
+    for _ in range(20):
+        assert (await _by_amount(shop, vm, 500_000)).id == first.id
+    other = await _by_amount(shop, vm, 600_000)
+    assert other.id != first.id
+    assert len(await shop.payments(vm)) == before + 2
+    assert len(shop.node.invoices) == before + 2  # no invoice made and thrown away either
+    assert (await shop.renew(vm)).id not in (first.id, other.id)  # D10 never picks it
+
+    shop.clock.set(first.expires - timedelta(seconds=59))  # too little life left to hand out
+    fresh = await _by_amount(shop, vm, 500_000)
+    assert fresh.id != first.id
+    await shop.complete(fresh)
+    assert (await _by_amount(shop, vm, 500_000)).id not in (first.id, fresh.id)  # paid: new
+
+
+async def test_a_never_paid_vm_cannot_be_set_up_by_a_stranger(shop: Shop) -> None:
+    """D25: 1 sat set up someone's unpaid order and built it; now LNURL only tops up."""
+    vm = await shop.order()
+    with pytest.raises(VmNotPaidYet) as err:
+        await _by_amount(shop, vm, 100_000)
+    assert err.value.kind == "unprocessable"
+    assert await shop.payments(vm) == [] and shop.node.invoices == {}
+    sub = await shop.subscription(vm)
+    assert not sub.is_setup and sub.expires is None
 
 
 async def test_an_untaxed_buyer_gets_time_for_the_whole_amount(shop: Shop) -> None:
     vm = await shop.order(user_id=BOB)
     await shop.complete(await shop.renew(vm))
-    payment = await _by_amount(shop, vm, 1_000)
-    assert (payment.amount, payment.tax, payment.time_value) == (1_000, 0, 1_832)
+    payment = await _by_amount(shop, vm, 100_000)
+    assert (payment.amount, payment.tax, payment.time_value) == (100_000, 0, 183_272)
 
 
 async def test_a_deleted_vm_cannot_be_paid_by_amount(shop: Shop) -> None:
@@ -96,4 +129,19 @@ async def test_a_deleted_vm_cannot_be_paid_by_amount(shop: Shop) -> None:
         await uow.vms.delete(vm.id)
         await uow.commit()
     with pytest.raises(VmNotFound):
-        await _by_amount(shop, vm, 10_000)
+        await _by_amount(shop, vm, 100_000)
+
+
+async def test_a_vm_has_at_most_twenty_live_lnurl_invoices(shop: Shop) -> None:
+    """Reuse stops repeats of one amount; this stops a spread of amounts (many addresses)."""
+    vm = await _paid_vm_with_ids_apart(shop)
+    made = [await _by_amount(shop, vm, 100_000 * (i + 1)) for i in range(LNURL_MAX_LIVE_INVOICES)]
+    rows = len(await shop.payments(vm))
+    with pytest.raises(TooManyOpenInvoices) as err:
+        await _by_amount(shop, vm, 99_000_000)
+    assert err.value.kind == "unprocessable"
+    assert len(await shop.payments(vm)) == rows
+    assert (await _by_amount(shop, vm, 200_000)).id == made[1].id  # reuse still answers
+    assert (await shop.renew(vm)).id not in {p.id for p in made}  # the owner's renew is apart
+    shop.clock.set(made[0].expires)  # all expired: room again
+    await _by_amount(shop, vm, 99_000_000)

@@ -1,0 +1,1 @@
+"""Rate limiters: an in-process token bucket and a Redis one shared by every node."""

@@ -1,0 +1,97 @@
+"""The RateLimiter port over the in-process and the Redis token bucket (D25), on a fake clock."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from adapters.ratelimit.memory import MemoryRateLimiter
+from adapters.ratelimit.redis import RedisRateLimiter
+from ports.ratelimit import RateLimiter
+from tests.redistest import connect_redis
+
+
+class Seconds:
+    """A settable clock in seconds (wall or monotonic, whichever the limiter asks for)."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.value = start
+
+    def __call__(self) -> float:
+        return self.value
+
+
+Make = Callable[[int, int, Seconds], RateLimiter]
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make(request: pytest.FixtureRequest) -> AsyncIterator[Make]:
+    if request.param == "memory":
+        yield lambda per_minute, burst, clock: MemoryRateLimiter(per_minute, burst, now=clock)
+        return
+    client = await connect_redis()
+    prefix = f"test:ratelimit:{secrets.token_hex(4)}:"
+    try:
+        yield lambda per_minute, burst, clock: RedisRateLimiter(
+            client, per_minute, burst, key_prefix=prefix, now=clock
+        )
+    finally:
+        keys = [k async for k in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+async def test_burst_then_refused_until_the_bucket_refills(make: Make) -> None:
+    clock = Seconds()
+    limiter = make(6, 3, clock)  # one token every 10 s, three at once
+    assert [await limiter.acquire("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = await limiter.acquire("a")
+    assert 9.9 <= wait <= 10.0
+    assert await limiter.acquire("b") == 0.0  # another client has its own bucket
+    clock.value += 5
+    assert 4.9 <= await limiter.acquire("a") <= 5.0
+    clock.value += 5
+    assert await limiter.acquire("a") == 0.0
+    assert await limiter.acquire("a") > 0
+    clock.value += 3600  # refills to the burst, never beyond
+    assert [await limiter.acquire("a") for _ in range(4)][3] > 0
+
+
+async def test_two_nodes_on_redis_share_one_bucket() -> None:
+    client = await connect_redis()
+    prefix = f"test:ratelimit:{secrets.token_hex(4)}:"
+    clock = Seconds()
+    try:
+        one = RedisRateLimiter(client, 6, 2, key_prefix=prefix, now=clock)
+        two = RedisRateLimiter(client, 6, 2, key_prefix=prefix, now=clock)
+        assert await one.acquire("c") == 0.0
+        assert await two.acquire("c") == 0.0
+        assert await one.acquire("c") > 0 and await two.acquire("c") > 0
+    finally:
+        keys = [k async for k in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+async def test_a_redis_outage_lets_requests_through() -> None:
+    class Down:
+        async def eval(self, *args: object) -> object:
+            raise RedisConnectionError("connection refused")
+
+    limiter = RedisRateLimiter(Down(), 1, 1)  # type: ignore[arg-type]
+    assert [await limiter.acquire("x") for _ in range(3)] == [0.0, 0.0, 0.0]
+
+
+async def test_the_memory_limiter_forgets_idle_clients_instead_of_growing() -> None:
+    clock = Seconds()
+    limiter = MemoryRateLimiter(60, 2, now=clock, max_keys=100)
+    for i in range(100):
+        await limiter.acquire(f"client-{i}")
+    clock.value += 10  # every bucket is full again
+    await limiter.acquire("newcomer")
+    assert len(limiter._buckets) == 1
