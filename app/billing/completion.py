@@ -18,7 +18,7 @@ from domain.money import Currency, Money
 from domain.upgrade import UpgradeConfig
 from ports.clock import Clock
 from ports.queue import Job, WorkQueue
-from ports.storage import UnitOfWorkFactory
+from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,8 @@ async def _on_vm_payment(
     now: datetime,
     follow: _Follow,
 ) -> None:
-    """History, then SpawnVm for a purchase or renewal, the upgrade for an Upgrade (§7.3).
+    """SpawnVm for a purchase or renewal, the upgrade for an Upgrade (§7.3); the history was
+    written with the booking (`_record_history`).
 
     A paid upgrade is applied to the VM's records right here (D12: expiry untouched), so the
     next renewal prices what was bought even if the job is lost; `ProcessVmUpgrade` then
@@ -120,12 +121,8 @@ async def _on_vm_payment(
     payment = done.payment
     async with uow_factory() as uow:
         vm = await uow.vms.get_by_line_item(item.id)
-        if vm is None:
-            raise VmNotFound(f"no live VM on line item {item.id}")
-        await uow.vm_history.add(_received(vm.id, payment, now))
-        if not done.is_upgrade and (payment.time_value or 0) > 0:
-            await uow.vm_history.add(_renewed(vm.id, done, now))
-        await uow.commit()
+    if vm is None:
+        raise VmNotFound(f"no live VM on line item {item.id}")
     if not done.is_upgrade:
         await follow.send(Job("SpawnVm", {"vm_id": vm.id}))
         return
@@ -136,6 +133,27 @@ async def _on_vm_payment(
         follow.problem(f"applying upgrade of VM {vm.id}", err)
     config = {"new_cpu": cfg.new_cpu, "new_memory": cfg.new_memory, "new_disk": cfg.new_disk}
     await follow.send(Job("ProcessVmUpgrade", {"vm_id": vm.id, "config": config}))
+
+
+async def _record_history(uow: UnitOfWork, done: CompletedPayment) -> None:
+    """PaymentReceived, and Renewed when time was bought, for each VM the payment is for.
+
+    Runs inside the booking transaction (`apply_payment`'s `record`), so a payment is never
+    booked without its history, whatever moment the process dies at (D9: one row each).
+    A VM missing here is reported by the follow-up (`_on_vm_payment`).
+    """
+    payment = done.payment
+    now = payment.paid_at
+    assert now is not None
+    for item in done.line_items:
+        if item.subscription_type is not SubscriptionType.VPS:
+            continue
+        vm = await uow.vms.get_by_line_item(item.id)
+        if vm is None:
+            continue
+        await uow.vm_history.add(_received(vm.id, payment, now))
+        if not done.is_upgrade and (payment.time_value or 0) > 0:
+            await uow.vm_history.add(_renewed(vm.id, done, now))
 
 
 async def _on_ip_range_payment(
@@ -161,14 +179,15 @@ async def complete_payment(
 ) -> CompletionReport:
     """The only place where paying changes state (D9, D12, D13).
 
-    `apply_payment` books the money exactly once; when it flips nothing (already paid,
-    replayed settlement, duplicate webhook, a concurrent caller won) the report says so and
-    nothing else happens. Otherwise each line item's product follows up (VPS: history and
-    SpawnVm or the upgrade; IP range: allocations re-activated), then every competing
+    `apply_payment` books the money exactly once, with the VM history in the same
+    transaction; when it flips nothing (already paid, replayed settlement, duplicate
+    webhook, a concurrent caller won) the report says so and nothing else happens.
+    Otherwise each line item's product follows up (VPS: SpawnVm or the upgrade; IP range:
+    allocations re-activated), then every competing
     Upgrade payment expired in that transaction is cancelled at its OWN provider (D13).
     Unknown payment ids raise `PaymentNotFound` (404, D14).
     """
-    done = await apply_payment(uow_factory, payment_id, clock)
+    done = await apply_payment(uow_factory, payment_id, clock, _record_history)
     if done is None:
         async with uow_factory() as uow:
             known = await uow.payments.get(payment_id)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.sql import Executable
 
 from adapters.mysql.engine import create_engine, url_is_mysql
@@ -42,9 +45,7 @@ async def poll(what: str, probe: Callable[[], Awaitable[T | None]], seconds: flo
 
 async def fetch(url: str, query: Executable | str, **params: Any) -> list[dict[str, Any]]:
     """Rows of one query on a fresh connection (mappings, typed when `query` is Core)."""
-    engine = create_engine(url, pool_size=1, max_overflow=0) if url_is_mysql(url) else (
-        create_engine(url)
-    )
+    engine = create_engine(url, pool_size=1, max_overflow=0)
     statement = text(query) if isinstance(query, str) else query
     try:
         async with engine.connect() as conn:
@@ -89,6 +90,52 @@ async def stall_inserts(url: str, table: str) -> None:
     )
 
 
+class StallWatch:
+    """Tells when a process hangs in the stalled insert (`stall_inserts`), seen from outside.
+
+    MariaDB lists the session sleeping in the trigger (it shows the trigger's statement). SQLite
+    shows nothing of another process's statement, so there it is the write lock held without
+    a break for `held_for` seconds: ordinary write transactions here take milliseconds.
+    """
+
+    def __init__(self, url: str, held_for: float = 1.0) -> None:
+        self.url = url
+        self.held_for = held_for
+        self._locked_since: float | None = None
+
+    async def stalled(self) -> bool:
+        if url_is_mysql(self.url):
+            rows = await fetch(
+                self.url,
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() "
+                "AND ID <> CONNECTION_ID() AND STATE = 'User sleep' AND INFO LIKE :sleeping",
+                sleeping="%@kill9_stalled = SLEEP%",
+            )
+            return bool(rows)
+        if not await asyncio.to_thread(_sqlite_write_locked, self.url):
+            self._locked_since = None
+            return False
+        now = time.monotonic()
+        if self._locked_since is None:
+            self._locked_since = now
+        return now - self._locked_since >= self.held_for
+
+
+def _sqlite_write_locked(url: str) -> bool:
+    path = make_url(url).database or ""
+    conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
+        return True
+    finally:
+        conn.close()
+
+
 async def end_stall(url: str) -> None:
     """Drop the stall trigger once its process is dead (MariaDB: kill its orphaned session)."""
     if url_is_mysql(url):
@@ -108,17 +155,19 @@ async def kill_other_sessions(url: str) -> None:
     try:
         async with engine.connect() as conn:
             ids = (
-                await conn.execute(
-                    text(
-                        "SELECT ID FROM information_schema.PROCESSLIST "
-                        "WHERE DB = DATABASE() AND ID <> CONNECTION_ID()"
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT ID FROM information_schema.PROCESSLIST "
+                            "WHERE DB = DATABASE() AND ID <> CONNECTION_ID()"
+                        )
                     )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             for session in ids:
-                try:
+                with contextlib.suppress(Exception):  # already gone
                     await conn.execute(text(f"KILL {int(session)}"))
-                except Exception:  # already gone
-                    pass
     finally:
         await engine.dispose()
