@@ -4,13 +4,16 @@ what was paid, one PaymentReceived and one Renewed history row per payment, no s
 
 Driven like an operator would: orders and renewals over HTTP, a burst of settlements on the
 dev rail's settlement file (what `lnvps dev pay` writes), SIGKILL, restart; the verdict is read
-from the database. Three kill points, on SQLite and on MariaDB:
+from the database. Four kill points, on SQLite and on MariaDB:
 
-1. *between booking and follow-up*: a trigger makes `vm_history` inserts hang, so the first
-   completion has committed the payment and is stuck writing its history; the server is killed
-   exactly there (the trigger is dropped before the restart);
-2. after about half of a renewal burst was seen paid;
-3. right after the restarted server completed one more payment (during its replay).
+1. *in the middle of a completion*: a trigger makes `vm_history` inserts hang, so the first
+   completion is stuck writing the payment's history; the server is killed right there (the
+   trigger is dropped before the restart). Before the fix the history was written in its own
+   transaction after the booking, and such a kill left a paid payment without history for good;
+2. *in the middle of a paid VM's spawn*: `vm_ip_assignment` inserts hang, so the VM is built
+   and started on its host but its addresses are not saved when the server dies;
+3. after about half of a renewal burst was seen paid;
+4. right after the restarted server completed one more payment (during its replay).
 """
 
 from __future__ import annotations
@@ -148,6 +151,10 @@ async def _check_consistent(db: str, ledger: Ledger) -> None:
         vm_id: items[r["subscription_line_item_id"]]["subscription_id"] for vm_id, r in vms.items()
     }
     assert not any(r["deleted"] for r in vms.values())
+    ips = await fetch(db, select(t.vm_ip_assignment).where(t.vm_ip_assignment.c.deleted == False))  # noqa: E712
+    per_vm = Counter(r["vm_id"] for r in ips)
+    assert per_vm == Counter({vm_id: 2 for vm_id in ledger.owner}), "not one IPv4 + one IPv6 each"
+    assert len({r["ip"] for r in ips}) == len(ips), "an address given twice"
 
     history = await fetch(db, select(hist))
     counted = Counter(
@@ -204,9 +211,17 @@ async def _kill_test(tmp_path: Path, db: str) -> None:
     await end_stall(db)
     # one completion at a time: at most the hanging one may have been booked before it hung
     assert len(await _paid_ids(db, ledger)) <= 1
+
+    # kill point 2: a paid VM built and started on its host, its addresses not saved yet
+    await stall_inserts(db, "vm_ip_assignment")
+    async with running_server(tmp_path, db, FAST_WORKER) as server:
+        watch = StallWatch(db)
+        await poll("a spawn to hang saving the VM's addresses", watch.stalled)
+        await sigkill(server.process)
+    await end_stall(db)
     await _restart_until_all_paid(tmp_path, db, ledger)
 
-    # kill point 2: half of a burst of renewals seen paid
+    # kill point 3: half of a burst of renewals seen paid
     async with running_server(tmp_path, db, FAST_WORKER) as server:
         renewals = await _invoice_all(server, ledger, renewal=True)
         await _settle_burst(tmp_path, ledger, renewals)
@@ -218,7 +233,7 @@ async def _kill_test(tmp_path: Path, db: str) -> None:
         await sigkill(server.process)
     paid_before = await _paid_ids(db, ledger)
 
-    # kill point 3: the restarted server replays; killed after one more payment
+    # kill point 4: the restarted server replays; killed after one more payment
     async with running_server(tmp_path, db, FAST_WORKER) as server:
 
         async def one_more() -> bool:
