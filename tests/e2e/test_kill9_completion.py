@@ -1,6 +1,7 @@
 """Issue 8 §8: `lnvps serve` SIGKILLed while settled payments are being completed, then restarted:
 every settled invoice is paid exactly once, each subscription's expiry is the calendar sum of
-what was paid, one PaymentReceived and one Renewed history row per payment, no stray rows.
+what was paid (D6: N months from the expiry at each completion), one PaymentReceived and one
+Renewed history row per payment, every VM running with its addresses, no stray rows.
 
 Driven like an operator would: orders and renewals over HTTP, a burst of settlements on the
 dev rail's settlement file (what `lnvps dev pay` writes), SIGKILL, restart; the verdict is read
@@ -183,9 +184,12 @@ async def _check_consistent(db: str, ledger: Ledger) -> None:
         if not paid:
             assert subscription["expires"] is None and not subscription["is_setup"]
             continue
-        months = sum(ledger.invoices[p["id"].hex()][1] for p in paid)
-        expected = MONTH.add_to(_utc(paid[0]["paid_at"]), months)
-        assert _utc(subscription["expires"]) == expected, (vm_id, months)
+        expected: datetime | None = None
+        for payment in paid:  # D6: N calendar months from the expiry at completion
+            at = _utc(payment["paid_at"])
+            base = at if expected is None else max(expected, at)
+            expected = MONTH.add_to(base, ledger.invoices[payment["id"].hex()][1])
+        assert _utc(subscription["expires"]) == expected, (vm_id, len(paid))
         assert subscription["is_setup"] and subscription["is_active"]
 
 
@@ -199,7 +203,7 @@ async def _restart_until_all_paid(workdir: Path, db: str, ledger: Ledger) -> Non
 async def _kill_test(tmp_path: Path, db: str) -> None:
     ledger = Ledger()
 
-    # kill point 1: the first completion booked its payment and hangs writing history
+    # kill point 1: the first completion hangs writing the payment's history
     async with running_server(tmp_path, db, FAST_WORKER) as server:
         await _order_vms(server, ledger)
         purchases = await _invoice_all(server, ledger, renewal=False)
