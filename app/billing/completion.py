@@ -112,7 +112,7 @@ async def _on_vm_payment(
     follow: _Follow,
 ) -> None:
     """SpawnVm for a purchase or renewal, the upgrade for an Upgrade (§7.3); the history was
-    written with the booking (`_record_history`).
+    written with the booking (`_record_booking`).
 
     A paid upgrade is applied to the VM's records right here (D12: expiry untouched), so the
     next renewal prices what was bought even if the job is lost; `ProcessVmUpgrade` then
@@ -135,17 +135,22 @@ async def _on_vm_payment(
     await follow.send(Job("ProcessVmUpgrade", {"vm_id": vm.id, "config": config}))
 
 
-async def _record_history(uow: UnitOfWork, done: CompletedPayment) -> None:
-    """PaymentReceived, and Renewed when time was bought, for each VM the payment is for.
-
-    Runs inside the booking transaction (`apply_payment`'s `record`), so a payment is never
-    booked without its history, whatever moment the process dies at (D9: one row each).
-    A VM missing here is reported by the follow-up (`_on_vm_payment`).
+async def _record_booking(uow: UnitOfWork, done: CompletedPayment) -> None:
+    """What a payment changes besides the money, written inside the booking transaction
+    (`apply_payment`'s `record`), so nothing of it can be lost to a crash between two
+    transactions (a replay finds the payment paid and does nothing): each VM's PaymentReceived,
+    and Renewed when time was bought (D9: one row each); each paid IP range's ended
+    allocations re-activated (§14 gap; not for an Upgrade). A VM missing here is reported
+    by the follow-up (`_on_vm_payment`).
     """
     payment = done.payment
     now = payment.paid_at
     assert now is not None
     for item in done.line_items:
+        if item.subscription_type is SubscriptionType.IP_RANGE and not done.is_upgrade:
+            for sold in await uow.ip_range_subscriptions.list_by_line_item(item.id):
+                if not sold.is_active:
+                    await uow.ip_range_subscriptions.set_active(sold.id, True, now)
         if item.subscription_type is not SubscriptionType.VPS:
             continue
         vm = await uow.vms.get_by_line_item(item.id)
@@ -154,19 +159,6 @@ async def _record_history(uow: UnitOfWork, done: CompletedPayment) -> None:
         await uow.vm_history.add(_received(vm.id, payment, now))
         if not done.is_upgrade and (payment.time_value or 0) > 0:
             await uow.vm_history.add(_renewed(vm.id, done, now))
-
-
-async def _on_ip_range_payment(
-    uow_factory: UnitOfWorkFactory, done: CompletedPayment, item: LineItem, now: datetime
-) -> None:
-    """A paid IP range is live again: its ended allocations are re-activated (§14 gap)."""
-    if done.is_upgrade:
-        return
-    async with uow_factory() as uow:
-        for sold in await uow.ip_range_subscriptions.list_by_line_item(item.id):
-            if not sold.is_active:
-                await uow.ip_range_subscriptions.set_active(sold.id, True, now)
-        await uow.commit()
 
 
 async def complete_payment(
@@ -179,15 +171,15 @@ async def complete_payment(
 ) -> CompletionReport:
     """The only place where paying changes state (D9, D12, D13).
 
-    `apply_payment` books the money exactly once, with the VM history in the same
-    transaction; when it flips nothing (already paid, replayed settlement, duplicate
-    webhook, a concurrent caller won) the report says so and nothing else happens.
-    Otherwise each line item's product follows up (VPS: SpawnVm or the upgrade; IP range:
-    allocations re-activated), then every competing
-    Upgrade payment expired in that transaction is cancelled at its OWN provider (D13).
+    `apply_payment` books the money exactly once, with the VM history and the IP range
+    re-activation in the same transaction (`_record_booking`); when it flips nothing
+    (already paid, replayed settlement, duplicate webhook, a concurrent caller won) the
+    report says so and nothing else happens. Otherwise each VM follows up (SpawnVm, or the
+    upgrade), then every competing Upgrade payment expired in that transaction is cancelled
+    at its OWN provider (D13).
     Unknown payment ids raise `PaymentNotFound` (404, D14).
     """
-    done = await apply_payment(uow_factory, payment_id, clock, _record_history)
+    done = await apply_payment(uow_factory, payment_id, clock, _record_booking)
     if done is None:
         async with uow_factory() as uow:
             known = await uow.payments.get(payment_id)
@@ -200,9 +192,7 @@ async def complete_payment(
         try:
             if item.subscription_type is SubscriptionType.VPS:
                 await _on_vm_payment(uow_factory, done, item, now, follow)
-            elif item.subscription_type is SubscriptionType.IP_RANGE:
-                await _on_ip_range_payment(uow_factory, done, item, now)
-            else:
+            elif item.subscription_type is not SubscriptionType.IP_RANGE:  # booked already
                 log.warning("no handler for line item type %s", item.subscription_type.name)
         except Exception as err:  # never undo the payment
             follow.problem(f"line item {item.id}", err)

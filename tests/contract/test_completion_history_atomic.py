@@ -1,5 +1,6 @@
-"""A completion's VM history is booked in the payment's own transaction, on every storage:
-a completion that dies while writing history books nothing (the kill -9 e2e test's finding)."""
+"""What a completion writes besides the money (VM history, IP range re-activation) is booked in
+the payment's own transaction, on every storage: a completion that dies while writing it books
+nothing, and a retry books it once (the kill -9 e2e test's finding)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 from adapters.memory.clock import FakeClock
 from app.billing.completion import complete_payment
 from app.billing.rails import PaymentRails
-from domain.enums import VmHistoryActionType
+from domain.enums import InternetRegistry, SubscriptionType, VmHistoryActionType
+from domain.model import AvailableIpSpace, IpRangeSubscription, Subscription
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 from tests.contract import storage_backends
 from tests.contract.storage_backends import World, at, new_payment, seed_world
@@ -31,22 +33,28 @@ class Killed(Exception):
     """Stands for the process dying: the open transaction never commits."""
 
 
-class _DyingHistory:
-    def __init__(self, inner: Any) -> None:
+class _DyingRepository:
+    def __init__(self, inner: Any, method: str) -> None:
         self._inner = inner
-
-    async def add(self, entry: Any) -> Any:
-        raise Killed("died while writing history")
+        self._method = method
 
     def __getattr__(self, name: str) -> Any:
+        if name == self._method:
+
+            async def dies(*args: Any) -> Any:
+                raise Killed(f"died in {name}")
+
+            return dies
         return getattr(self._inner, name)
 
 
 class _DyingUnitOfWork:
-    """A unit of work whose history writes never happen."""
+    """A unit of work that dies when `repository.method` is called."""
 
-    def __init__(self, inner: UnitOfWork) -> None:
+    def __init__(self, inner: UnitOfWork, repository: str, method: str) -> None:
         self._inner = inner
+        self._repository = repository
+        self._method = method
 
     async def __aenter__(self) -> _DyingUnitOfWork:
         await self._inner.__aenter__()
@@ -55,12 +63,16 @@ class _DyingUnitOfWork:
     async def __aexit__(self, *exc: Any) -> Any:
         return await self._inner.__aexit__(*exc)
 
-    @property
-    def vm_history(self) -> Any:
-        return _DyingHistory(self._inner.vm_history)
-
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+        found = getattr(self._inner, name)
+        return _DyingRepository(found, self._method) if name == self._repository else found
+
+
+def _dying(uow_factory: UnitOfWorkFactory, repository: str, method: str) -> UnitOfWorkFactory:
+    def factory() -> UnitOfWork:
+        return cast(UnitOfWork, _DyingUnitOfWork(uow_factory(), repository, method))
+
+    return factory
 
 
 async def _renewable(uow_factory: UnitOfWorkFactory) -> tuple[World, bytes]:
@@ -94,12 +106,8 @@ async def test_dying_while_writing_history_books_nothing_and_a_retry_books_once(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
     w, payment_id = await _renewable(uow_factory)
-
-    def dying() -> UnitOfWork:
-        return cast(UnitOfWork, _DyingUnitOfWork(uow_factory()))
-
     with pytest.raises(Killed):
-        await _complete(dying, payment_id)
+        await _complete(_dying(uow_factory, "vm_history", "add"), payment_id)
     async with uow_factory() as uow:
         payment = await uow.payments.get(payment_id)
         sub = await uow.subscriptions.get(w.subscription.id)
@@ -124,3 +132,65 @@ async def test_concurrent_completions_write_each_history_row_once(
         (RENEWED, payment_id.hex()),
         (RECEIVED, payment_id.hex()),
     ]
+
+
+async def _lapsed_ip_range(uow_factory: UnitOfWorkFactory) -> tuple[Subscription, int, bytes]:
+    """An IP range subscription whose allocation ended when it lapsed, and a pending renewal."""
+    async with uow_factory() as uow:
+        w = await seed_world(uow)
+        space = await uow.ip_spaces.add(
+            AvailableIpSpace(
+                id=0,
+                company_id=w.company.id,
+                cidr="203.0.113.0/24",
+                min_prefix_size=24,
+                max_prefix_size=29,
+                registry=InternetRegistry.RIPE,
+                created=at(1),
+                updated=at(1),
+            )
+        )
+        sub, [item] = await uow.subscriptions.add_with_line_items(
+            attrs.evolve(w.subscription, id=0, name="range", expires=at(3)),
+            [
+                attrs.evolve(
+                    w.line_item, id=0, subscription_type=SubscriptionType.IP_RANGE, name="/29"
+                )
+            ],
+        )
+        sold = await uow.ip_range_subscriptions.add(
+            IpRangeSubscription(
+                id=0,
+                subscription_line_item_id=item.id,
+                available_ip_space_id=space.id,
+                created=at(1),
+                cidr="203.0.113.0/29",
+                is_active=False,
+                ended_at=at(3),
+            )
+        )
+        payment = await uow.payments.add(new_payment(sub, time_value=MONTH_S))
+        await uow.commit()
+    return sub, sold.id, payment.id
+
+
+async def test_dying_while_reactivating_an_ip_range_books_nothing(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    sub, sold_id, payment_id = await _lapsed_ip_range(uow_factory)
+    with pytest.raises(Killed):
+        await _complete(_dying(uow_factory, "ip_range_subscriptions", "set_active"), payment_id)
+    async with uow_factory() as uow:
+        payment = await uow.payments.get(payment_id)
+        sold = await uow.ip_range_subscriptions.get(sold_id)
+        after = await uow.subscriptions.get(sub.id)
+    assert payment is not None and not payment.is_paid
+    assert sold is not None and not sold.is_active
+    assert after == sub
+
+    assert await _complete(uow_factory, payment_id)
+    async with uow_factory() as uow:
+        payment = await uow.payments.get(payment_id)
+        sold = await uow.ip_range_subscriptions.get(sold_id)
+    assert payment is not None and payment.is_paid
+    assert sold is not None and sold.is_active and sold.ended_at is None
