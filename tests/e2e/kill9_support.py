@@ -8,7 +8,8 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import text
@@ -65,7 +66,7 @@ async def execute(url: str, *statements: str) -> None:
         await engine.dispose()
 
 
-async def stall_inserts(url: str, table: str) -> None:
+async def _stall_inserts(url: str, table: str) -> None:
     """Make every INSERT into `table` hang (until the process is killed), by a trigger.
 
     MariaDB: the trigger sleeps. SQLite has no sleep, so its trigger's WHEN counts a 10^12-row
@@ -76,7 +77,7 @@ async def stall_inserts(url: str, table: str) -> None:
         await execute(
             url,
             f"CREATE TRIGGER {STALL_TRIGGER} BEFORE INSERT ON {table} FOR EACH ROW "
-            "SET @kill9_stalled = SLEEP(600)",
+            "SET @kill9_stalled = SLEEP(120)",
         )
         return
     digits = ", ".join(f"({i})" for i in range(1000))
@@ -88,6 +89,20 @@ async def stall_inserts(url: str, table: str) -> None:
         f"(SELECT count(*) FROM {_STALL_NUMBERS} a, {_STALL_NUMBERS} b, {_STALL_NUMBERS} c, "
         f"{_STALL_NUMBERS} d WHERE a.n + b.n + c.n + d.n < 0) = 0 BEGIN SELECT 1; END",
     )
+
+
+@asynccontextmanager
+async def stalled_inserts(url: str, table: str) -> AsyncIterator[StallWatch]:
+    """Inserts into `table` hang inside the block; kill the process that hangs before leaving.
+
+    On the way out (also when the test failed) the stall ends: on MariaDB the sessions left
+    behind are killed first, so nothing keeps a lock on the test database.
+    """
+    await _stall_inserts(url, table)
+    try:
+        yield StallWatch(url)
+    finally:
+        await _end_stall(url)
 
 
 class StallWatch:
@@ -136,7 +151,7 @@ def _sqlite_write_locked(url: str) -> bool:
         conn.close()
 
 
-async def end_stall(url: str) -> None:
+async def _end_stall(url: str) -> None:
     """Drop the stall trigger once its process is dead (MariaDB: kill its orphaned session)."""
     if url_is_mysql(url):
         await kill_other_sessions(url)

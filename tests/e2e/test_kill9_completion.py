@@ -32,14 +32,7 @@ from adapters.lightning.dev import DevLightningNode
 from adapters.mysql import tables as t
 from domain.enums import IntervalType, VmHistoryActionType
 from domain.intervals import Interval
-from tests.e2e.kill9_support import (
-    StallWatch,
-    end_stall,
-    fetch,
-    poll,
-    sigkill,
-    stall_inserts,
-)
+from tests.e2e.kill9_support import fetch, poll, sigkill, stalled_inserts
 from tests.e2e.serve_process import RunningServer, running_server
 from tests.nostr_signing import NostrKey
 
@@ -207,22 +200,22 @@ async def _kill_test(tmp_path: Path, db: str) -> None:
     async with running_server(tmp_path, db, FAST_WORKER) as server:
         await _order_vms(server, ledger)
         purchases = await _invoice_all(server, ledger, renewal=False)
-        await stall_inserts(db, "vm_history")
-        await _settle_burst(tmp_path, ledger, purchases)
-        watch = StallWatch(db)
-        await poll("the first completion to hang writing history", watch.stalled)
-        await sigkill(server.process)
-    await end_stall(db)
+        async with stalled_inserts(db, "vm_history") as watch:
+            try:
+                await _settle_burst(tmp_path, ledger, purchases)
+                await poll("the first completion to hang writing history", watch.stalled)
+            finally:  # before the stall ends, also when the test failed
+                await sigkill(server.process)
     # one completion at a time: at most the hanging one may have been booked before it hung
     assert len(await _paid_ids(db, ledger)) <= 1
 
     # kill point 2: a paid VM built and started on its host, its addresses not saved yet
-    await stall_inserts(db, "vm_ip_assignment")
-    async with running_server(tmp_path, db, FAST_WORKER) as server:
-        watch = StallWatch(db)
+    async with (
+        stalled_inserts(db, "vm_ip_assignment") as watch,
+        running_server(tmp_path, db, FAST_WORKER) as server,
+    ):
         await poll("a spawn to hang saving the VM's addresses", watch.stalled)
         await sigkill(server.process)
-    await end_stall(db)
     await _restart_until_all_paid(tmp_path, db, ledger)
 
     # kill point 3: half of a burst of renewals seen paid
