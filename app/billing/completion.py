@@ -127,6 +127,10 @@ async def _on_vm_payment(
         await follow.send(Job("SpawnVm", {"vm_id": vm.id}))
         return
     cfg = UpgradeConfig.from_json(payment.metadata)
+    # NOT crash-safe yet: a process killed after the booking and before this step (or before
+    # the job is sent) leaves the upgrade paid but never applied, and no replay or check
+    # applies it later. Moving it into `_record_booking` would make a failing application
+    # undo the payment, a rule change left to the completion rules (D23) owners.
     try:
         await upgrade_records(uow_factory, now, vm_id=vm.id, cfg=cfg)
     except Exception as err:  # the job retries it; the payment stands
