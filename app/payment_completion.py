@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import attrs
@@ -10,7 +11,7 @@ from domain.enums import SubscriptionPaymentType
 from domain.model import LineItem, Subscription, SubscriptionPayment
 from domain.subscription import apply_paid_payment
 from ports.clock import Clock
-from ports.storage import UnitOfWorkFactory
+from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 
 @attrs.frozen(kw_only=True)
@@ -38,8 +39,15 @@ class CompletedPayment:
         return not self.subscription_before.is_setup and self.subscription.is_setup
 
 
+#: Writes a completion's own records (the VM history) inside the booking transaction.
+Recorder = Callable[[UnitOfWork, CompletedPayment], Awaitable[None]]
+
+
 async def apply_payment(
-    uow_factory: UnitOfWorkFactory, payment_id: bytes, clock: Clock
+    uow_factory: UnitOfWorkFactory,
+    payment_id: bytes,
+    clock: Clock,
+    record: Recorder | None = None,
 ) -> CompletedPayment | None:
     """Mark the payment paid and apply it to its subscription, in one transaction (D9).
 
@@ -50,6 +58,11 @@ async def apply_payment(
     Soft-deleted VMs of the subscription are brought back (lifecycle.md D20 step 2), except
     for an Upgrade payment: it never re-activates a lapsed subscription (D12), so it does not
     resurrect its VM either.
+
+    `record` runs in the same transaction, just before the commit: what it writes exists
+    exactly when the payment is booked. A process killed between two transactions would
+    otherwise leave a booked payment without its records for good, since a replay finds it
+    paid and does nothing (the kill -9 test in tests/e2e pins this).
     """
     now = clock.now()
     async with uow_factory() as uow:
@@ -71,13 +84,16 @@ async def apply_payment(
         revived = 0 if upgrade else await uow.vms.undelete_for_subscription(before.id)
         cancelled = await uow.payments.expire_pending_upgrades(before.id, payment_id, now)
         items = await uow.line_items.list_by_subscription(before.id)
+        paid: SubscriptionPayment = attrs.evolve(cast(Any, payment), is_paid=True, paid_at=now)
+        done = CompletedPayment(
+            payment=paid,
+            subscription_before=before,
+            subscription=after,
+            line_items=items,
+            revived_vms=revived,
+            cancelled_upgrades=cancelled,
+        )
+        if record is not None:
+            await record(uow, done)
         await uow.commit()
-    paid: SubscriptionPayment = attrs.evolve(cast(Any, payment), is_paid=True, paid_at=now)
-    return CompletedPayment(
-        payment=paid,
-        subscription_before=before,
-        subscription=after,
-        line_items=items,
-        revived_vms=revived,
-        cancelled_upgrades=cancelled,
-    )
+    return done

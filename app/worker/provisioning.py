@@ -127,6 +127,21 @@ async def _rollback_create(deps: WorkerDeps, client: VmHost, vm: Vm) -> None:
         log.exception("rollback: could not remove half-built VM %s from its host", vm.id)
 
 
+async def _remove_leftover(deps: WorkerDeps, client: VmHost, vm: Vm) -> None:
+    """Remove what a spawn that died after building but before saving left on the host.
+
+    A VM never provisioned here (no MAC saved) that its host has anyway was built by a
+    spawn killed before its commit, with addresses that were never saved; it is removed so
+    the spawn builds it clean, as if the crashed spawn had rolled back.
+    """
+    try:
+        await deps.retry.call(f"state of VM {vm.id}", lambda: client.get_vm_state(vm))
+    except VmNotFoundOnHost:
+        return
+    log.warning("VM %s is on its host from an unfinished spawn; building it again", vm.id)
+    await deps.retry.call(f"delete VM {vm.id}", lambda: client.delete_vm(vm))
+
+
 async def _locks_of(deps: WorkerDeps, vm_id: int) -> tuple[int, int] | None:
     """The subscription and region a spawn of `vm_id` locks, read before taking them."""
     async with deps.uow_factory() as uow:
@@ -187,6 +202,8 @@ async def spawn_vm(deps: WorkerDeps, vm_id: int) -> bool:
             log.info("VM %s is already on its host; not built again", vm_id)
             await _cache(deps, vm_id, present)
             return False
+        if not vm.is_provisioned:
+            await _remove_leftover(deps, client, vm)
         kept = tuple(await uow.ip_assignments.list_by_vm(vm.id))
         if kept:
             new: list[IpAssignment] = []
@@ -272,13 +289,14 @@ async def handle_vm_state(
 ) -> None:
     """§9.6 plus the resume rule: cache the host's state; re-spawn a paid VM the host lost.
 
-    A paid VM the host reports stopped whose last power event is the expiry stop was
-    renewed after it was stopped: it is started again (history Started). An unpaid or
-    expired VM missing from its host is left alone (§13 item 27).
+    A VM the host has but this service never saw built (no MAC saved: its spawn died before
+    committing) counts as missing. A paid VM the host reports stopped whose last power event
+    is the expiry stop was renewed after it was stopped: it is started again (history
+    Started). An unpaid or expired VM missing from its host is left alone (§13 item 27).
     """
     now = deps.clock.now()
     paid = is_paid_now(sub, now)
-    if state is None:
+    if state is None or not vm.is_provisioned:  # lost, or left by a spawn that died
         if paid and not vm.deleted:
             log.warning("paid VM %s is missing from its host; spawning it again", vm.id)
             await spawn_vm(deps, vm.id)

@@ -1,0 +1,45 @@
+"""A spawn killed after building the VM on its host but before saving it (kill -9 e2e finding):
+the next SpawnVm or VM check removes the leftover and builds the VM clean, with addresses."""
+
+from __future__ import annotations
+
+from app.worker.provisioning import full_info
+from domain.enums import VmHistoryActionType as H
+from domain.model import Vm
+from tests.unit.worker.world import World
+
+
+async def _paid_but_left_half_built(world: World) -> Vm:
+    """Paid; the dead spawn's host VM exists and runs, nothing of it was committed."""
+    vm = await world.shop.order()
+    await world.complete(await world.renew(vm))
+    async with world.shop.factory() as uow:
+        info = await full_info(uow, vm, ())
+    await world.host.inner.create_vm(info)
+    await world.host.inner.start_vm(vm)
+    assert not (await world.shop.vm(vm.id)).is_provisioned
+    return vm
+
+
+async def _built_once_with_addresses(world: World, vm: Vm) -> None:
+    built = await world.shop.vm(vm.id)
+    assert built.is_provisioned
+    async with world.shop.factory() as uow:
+        assert await uow.ip_assignments.list_by_vm(vm.id)
+    assert world.host_state(vm.id) == "running"
+    assert world.host.calls.get("delete_vm") == 1  # the leftover
+    assert world.host.calls.get("create_vm") == 1
+    assert len(await world.history(vm, H.STARTED)) == 1
+
+
+async def test_the_retried_spawn_job_rebuilds_the_leftover(world: World) -> None:
+    vm = await _paid_but_left_half_built(world)
+    await world.run_jobs()  # the SpawnVm the completion sent
+    await _built_once_with_addresses(world, vm)
+
+
+async def test_the_vm_check_rebuilds_the_leftover_when_the_job_was_lost(world: World) -> None:
+    vm = await _paid_but_left_half_built(world)
+    report = await world.vm_check()  # the in-process job died with the process
+    assert report.failed == []
+    await _built_once_with_addresses(world, vm)
