@@ -34,6 +34,7 @@ from adapters.memory.products import (
     MemoryPaymentMethods,
 )
 from adapters.memory.vms import MemoryVmHistories, MemoryVms
+from adapters.memory.worker import MemoryWorkerCursors, MemoryWorkerLeases
 
 
 class MemoryUnitOfWork:
@@ -69,6 +70,8 @@ class MemoryUnitOfWork:
         self.payment_methods = MemoryPaymentMethods(current)
         self.lifecycle_marks = MemoryLifecycleMarks(current)
         self.idempotency_keys = MemoryIdempotencyKeys(current)
+        self.worker_leases = MemoryWorkerLeases(current)
+        self.worker_cursors = MemoryWorkerCursors(current)
 
     def _current(self) -> Snapshot:
         if self._snapshot is None:

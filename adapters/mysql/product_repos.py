@@ -75,7 +75,7 @@ class SqlLifecycleMarks(SqlRepo):
             "period_expires": period_expires,
             "claimed_at": now,
         }
-        return await _insert_unless_duplicate(self, insert(t.lifecycle_mark).values(row))
+        return await insert_unless_duplicate(self, insert(t.lifecycle_mark).values(row))
 
 
 class SqlIdempotencyKeys(SqlRepo):
@@ -95,10 +95,10 @@ class SqlIdempotencyKeys(SqlRepo):
             "payment_id": record.payment_id,
             "created": record.created,
         }
-        return await _insert_unless_duplicate(self, insert(t.idempotency_key).values(row))
+        return await insert_unless_duplicate(self, insert(t.idempotency_key).values(row))
 
 
-async def _insert_unless_duplicate(repo: SqlRepo, statement: Insert) -> bool:
+async def insert_unless_duplicate(repo: SqlRepo, statement: Insert) -> bool:
     """Insert; a unique-key violation means someone else holds the row: False.
 
     MariaDB/InnoDB and SQLite undo only the failing statement, so the transaction goes on.

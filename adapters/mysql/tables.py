@@ -1,4 +1,4 @@
-"""Head database shape: LNVPS tables (schema.md §4–8) plus our lifecycle and idempotency tables."""
+"""Head database shape: LNVPS tables (schema.md §4–8) plus our own (lifecycle, worker) tables."""
 
 from __future__ import annotations
 
@@ -497,6 +497,7 @@ subscription_payment = Table(
     Index("idx_subscription_payment_expires", "expires"),
     Index("idx_subscription_payment_external_id", "external_id"),
     Index("idx_subscription_payment_is_paid", "is_paid"),
+    Index("idx_subscription_payment_unpaid_method", "payment_method", "is_paid", "created"),
     **TABLE_OPTS,
 )
 
@@ -802,5 +803,24 @@ idempotency_key = Table(
     Column("payment_id", Binary32, nullable=True),
     created(),
     UniqueConstraint("user_id", "key", name="uq_idempotency_key_user_key"),
+    **TABLE_OPTS,
+)
+
+#: a named lease on work done outside a transaction (a host call); stale after a timeout.
+worker_lease = Table(
+    "worker_lease",
+    metadata,
+    Column("name", String(191), primary_key=True),
+    Column("holder", String(32), nullable=False),
+    Column("claimed_at", UtcDateTime(datetime_column=True), nullable=False),
+    **TABLE_OPTS,
+)
+
+#: a named position the worker resumes from (the Lightning node's settle index).
+worker_cursor = Table(
+    "worker_cursor",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", UBigInt, nullable=False),
     **TABLE_OPTS,
 )

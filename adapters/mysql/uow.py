@@ -41,6 +41,7 @@ from adapters.mysql.repositories import (
     SqlUsers,
 )
 from adapters.mysql.vm_repos import SqlVmHistories, SqlVms
+from adapters.mysql.worker_repos import SqlWorkerCursors, SqlWorkerLeases
 from domain import model as m
 from ports.secrets import SecretBox
 
@@ -123,6 +124,8 @@ class SqlUnitOfWork:
         self.payment_methods = SqlPaymentMethods(c, mp.payment_method)
         self.lifecycle_marks = SqlLifecycleMarks(c)
         self.idempotency_keys = SqlIdempotencyKeys(c)
+        self.worker_leases = SqlWorkerLeases(c)
+        self.worker_cursors = SqlWorkerCursors(c)
 
     def _connection(self) -> AsyncConnection:
         if self._conn is None:

@@ -25,6 +25,7 @@ from ports.storage.payments import LegacyPayments, Payments
 from ports.storage.products import IpRangeSubscriptions, IpSpacePrices, IpSpaces, PaymentMethods
 from ports.storage.subscriptions import LineItems, Subscriptions
 from ports.storage.vms import VmHistories, Vms
+from ports.storage.worker import WorkerCursors, WorkerLeases
 
 
 class UnitOfWork(Protocol):
@@ -88,6 +89,10 @@ class UnitOfWork(Protocol):
     def lifecycle_marks(self) -> LifecycleMarks: ...
     @property
     def idempotency_keys(self) -> IdempotencyKeys: ...
+    @property
+    def worker_leases(self) -> WorkerLeases: ...
+    @property
+    def worker_cursors(self) -> WorkerCursors: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -139,4 +144,6 @@ __all__ = [
     "Users",
     "VmHistories",
     "Vms",
+    "WorkerCursors",
+    "WorkerLeases",
 ]

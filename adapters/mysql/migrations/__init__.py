@@ -13,7 +13,14 @@ R1_LEGACY = "legacy_20260225000001"
 R2_VM_SUBSCRIPTION_LINK = "vm_subscription_link_20260302151134"
 R3_ADD_EMAIL_HASH = "add_email_hash_20260615000000"
 R4_LIFECYCLE_IDEMPOTENCY = "lnvps_lifecycle_and_idempotency"
-REVISIONS = (R1_LEGACY, R2_VM_SUBSCRIPTION_LINK, R3_ADD_EMAIL_HASH, R4_LIFECYCLE_IDEMPOTENCY)
+R5_WORKER_LEASES_CURSORS = "lnvps_worker_leases_and_cursors"
+REVISIONS = (
+    R1_LEGACY,
+    R2_VM_SUBSCRIPTION_LINK,
+    R3_ADD_EMAIL_HASH,
+    R4_LIFECYCLE_IDEMPOTENCY,
+    R5_WORKER_LEASES_CURSORS,
+)
 HEAD = REVISIONS[-1]
 
 #: Alembic's own table; created with a wider version column because our ids exceed 32 chars.
