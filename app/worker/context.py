@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 import attrs
@@ -75,6 +76,13 @@ class HostRetry:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+@attrs.define
+class BacklogCursor:
+    """The (expires, id) after which the next lifecycle run resumes its expired walk."""
+
+    after: tuple[datetime, int] | None = None
+
+
 @attrs.frozen(kw_only=True)
 class WorkerDeps:
     """Ports and settings for the jobs, the lifecycle and the spawn/delete pipelines.
@@ -95,8 +103,14 @@ class WorkerDeps:
     auto_renewer: AutoRenewer = attrs.field(factory=NoAutoRenewal)
     states: VmStateCache | None = None
     retry: HostRetry = HostRetry()
-    #: most subscriptions one lifecycle run looks at (soonest expiry first).
-    due_limit: int = 10_000
+    #: subscriptions per page of a lifecycle walk (a keyset page on the expiry index).
+    due_page: int = 1_000
+    #: most expired subscriptions one lifecycle run visits; the next run resumes after them.
+    expired_budget: int = 10_000
+    #: where the expired walk resumes (per process; mutable, shared by copies of these deps).
+    backlog: BacklogCursor = attrs.field(factory=lambda: BacklogCursor())
+    #: how long a worker may hold a lease on a host call before another may take it over.
+    host_lease: timedelta = timedelta(minutes=15)
 
     async def host_of(self, uow: UnitOfWork, host_id: int) -> tuple[Host, VmHost]:
         """The host row and its client; a missing row is a fatal host error."""

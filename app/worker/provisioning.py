@@ -203,28 +203,40 @@ async def spawn_vm(deps: WorkerDeps, vm_id: int) -> bool:
     return True
 
 
-async def delete_in(deps: WorkerDeps, uow: UnitOfWork, vm: Vm) -> None:
-    """The delete pipeline inside the caller's transaction (§10.4): host, addresses, row.
+async def delete_on_host(deps: WorkerDeps, client: VmHost, vm: Vm) -> None:
+    """Remove the VM from its host; a VM the host never had, or no longer has, counts as gone."""
+    if not vm.is_provisioned:
+        return
+    try:
+        await deps.retry.call(f"delete VM {vm.id}", lambda: client.delete_vm(vm))
+    except VmNotFoundOnHost:
+        log.info("VM %s was already gone from its host", vm.id)
 
-    The host VM goes first (a VM the host never had, or no longer has, counts as gone);
-    if the host refuses, nothing is written and the caller's transaction rolls back.
-    """
-    if vm.is_provisioned:
-        _, client = await deps.host_of(uow, vm.host_id)
-        try:
-            await deps.retry.call(f"delete VM {vm.id}", lambda: client.delete_vm(vm))
-        except VmNotFoundOnHost:
-            log.info("VM %s was already gone from its host", vm.id)
+
+async def forget_vm(uow: UnitOfWork, vm: Vm) -> None:
+    """The database half of the delete pipeline: addresses released, row marked deleted."""
     for assignment in await uow.ip_assignments.list_by_vm(vm.id):
         await uow.ip_assignments.delete(assignment.id)
     await uow.vms.delete(vm.id)
 
 
-async def stop_in(deps: WorkerDeps, uow: UnitOfWork, vm: Vm) -> None:
+async def delete_in(deps: WorkerDeps, uow: UnitOfWork, vm: Vm) -> None:
+    """The delete pipeline inside the caller's transaction (§10.4): host, addresses, row.
+
+    The host VM goes first; if the host refuses, nothing is written and the caller's
+    transaction rolls back. (The lifecycle's grace deletion calls the host outside any
+    transaction instead: `delete_on_host`, then `forget_vm` in its own.)
+    """
+    if vm.is_provisioned:
+        _, client = await deps.host_of(uow, vm.host_id)
+        await delete_on_host(deps, client, vm)
+    await forget_vm(uow, vm)
+
+
+async def stop_on_host(deps: WorkerDeps, client: VmHost, vm: Vm) -> None:
     """Power the VM off on its host (a VM never built or missing there counts as stopped)."""
     if not vm.is_provisioned:
         return
-    _, client = await deps.host_of(uow, vm.host_id)
     try:
         await deps.retry.call(f"stop VM {vm.id}", lambda: client.stop_vm(vm))
     except VmNotFoundOnHost:

@@ -37,7 +37,10 @@ async def _bulk_backlog(backend: Backend, w: World) -> None:
     if backend.engine is None:
         async with backend.factory() as uow:
             for row in rows:
-                await uow.subscriptions.add(new_subscription(**row))
+                sub = new_subscription(
+                    w.user.id, w.company.id, is_active=True, expires=row["expires"]
+                )
+                await uow.subscriptions.add_with_line_items(sub, [])
             await uow.commit()
         return
     async with backend.engine.begin() as conn:
@@ -50,8 +53,8 @@ async def test_a_backlog_of_50000_is_walked_completely_oldest_first(backend: Bac
         await uow.commit()
     await _bulk_backlog(backend, w)
     async with backend.factory() as uow:  # an expiring-soon one, after the backlog in order
-        soon = await uow.subscriptions.add(
-            new_subscription(w.user.id, w.company.id, is_active=True, expires=at(20, 18))
+        soon, _ = await uow.subscriptions.add_with_line_items(
+            new_subscription(w.user.id, w.company.id, is_active=True, expires=at(20, 18)), []
         )
         await uow.commit()
     now = at(20)
