@@ -439,6 +439,15 @@ async def check_subscriptions(deps: WorkerDeps) -> LifecycleReport:
         timedelta(0), since=None, after=resume, budget=deps.expired_budget
     )
     if deps.backlog.after is not None:
-        log.info("lifecycle: expired backlog continues next run after subscription %s",
-                 deps.backlog.after[1])
+        log.info(
+            "lifecycle: expired backlog continues next run after subscription %s",
+            deps.backlog.after[1],
+        )
+    log.info(
+        "lifecycle run at %s: %d due, %d done, %d failed",
+        now.isoformat(),
+        report.due,
+        len(report.done),
+        len(report.failed),
+    )
     return report
