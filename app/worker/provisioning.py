@@ -348,7 +348,9 @@ async def handle_vm_state(
         if not await stopped_by_expiry(uow, vm.id):
             return
         _, client = await deps.host_of(uow, vm.host_id)
-        await deps.retry.call(f"start VM {vm.id}", lambda: client.start_vm(vm))
+    # the host starts it with no transaction open; starting twice is harmless
+    await deps.retry.call(f"start VM {vm.id}", lambda: client.start_vm(vm))
+    async with deps.uow_factory() as uow:
         await uow.vm_history.add(
             history(vm.id, VmHistoryActionType.STARTED, now, f"VM {vm.id} was started")
         )

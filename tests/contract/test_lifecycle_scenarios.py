@@ -13,6 +13,7 @@ import pytest
 
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.worker.context import WorkerDeps
+from app.worker.jobs import delete_by_admin
 from app.worker.lifecycle import LifecycleReport, check_subscriptions, lease_name
 from app.worker.provisioning import spawn_vm
 from app.worker.vmcheck import check_vms
@@ -579,3 +580,25 @@ async def test_notices_go_out_while_a_large_expired_backlog_is_walked_in_runs(
     walked = [d.period for s in stops for d in s]
     assert walked == sorted(walked)  # oldest first across runs
     assert len({d.subscription_id for s in stops for d in s}) == backlog
+
+
+async def test_an_admin_delete_waits_on_the_host_without_holding_up_a_payment(
+    world: World,
+) -> None:
+    vm = await world.paid_vm()
+    world.host.hold("delete_vm")
+    task = asyncio.create_task(delete_by_admin(world.deps, {"vm_id": vm.id}))
+    await asyncio.wait_for(world.host.entered("delete_vm").wait(), GUARD_S)
+
+    payment = await asyncio.wait_for(world.renew(vm), GUARD_S)
+    assert (await asyncio.wait_for(world.complete(payment), GUARD_S)).completed
+
+    assert not task.done()
+    world.host.let_go("delete_vm")
+    await task
+    await delete_by_admin(world.deps, {"vm_id": vm.id})  # a second delivery: nothing twice
+    assert (await world.shop.vm(vm.id)).deleted
+    assert world.host_state(vm.id) is None
+    assert len(await world.history(vm, H.DELETED)) == 1
+    async with world.shop.factory() as uow:
+        assert await uow.ip_assignments.list_by_vm(vm.id) == []
