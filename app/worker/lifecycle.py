@@ -122,21 +122,27 @@ def lease_name(due: DueAction) -> str:
 
 async def _take(
     deps: WorkerDeps, uow: UnitOfWork, due: DueAction, auto: bool, now: datetime
-) -> tuple[_Claimed, str] | None:
-    """Under the row lock: still due, not done for this period, and this worker's lease."""
+) -> tuple[_Claimed, str | None] | None:
+    """Under the row lock: still due and not done for this period; then this worker's lease
+    (token) when a VM is on a host, else the mark right away (token None: nothing to call)."""
     sub = await _still_due(deps, uow, due, auto, now)
     if sub is None:
         return None
-    if await uow.lifecycle_marks.is_claimed(sub.id, ACTION_CODES[due.action], due.period):
+    code = ACTION_CODES[due.action]
+    if await uow.lifecycle_marks.is_claimed(sub.id, code, due.period):
         return None
-    token = await uow.worker_leases.take(lease_name(due), now, now - deps.host_lease)
-    if token is None:
-        return None  # another worker is calling the host for it right now
     claimed = await _load(deps, uow, sub)
     clients = {}
     for vm in claimed.vms:
         if vm.is_provisioned:
             clients[vm.id] = (await deps.host_of(uow, vm.host_id))[1]
+    if not clients:  # no host call: claimed and recorded in this one transaction
+        if not await uow.lifecycle_marks.claim(sub.id, code, due.period, now):
+            return None
+        return claimed, None
+    token = await uow.worker_leases.take(lease_name(due), now, now - deps.host_lease)
+    if token is None:
+        return None  # another worker is calling the host for it right now
     return attrs.evolve(claimed, clients=clients), token
 
 
@@ -313,7 +319,8 @@ async def _run_with_host(
        so it is recorded and each VM gets a CheckVm (started again) or SpawnVm (rebuilt)
        job instead of the expiry notices, and the subscription is not cancelled.
     A worker that dies between 1 and 3 leaves its lease; once older than `host_lease`
-    another worker takes it over and repeats the (idempotent) host call.
+    another worker takes it over and repeats the (idempotent) host call. With no VM on a
+    host (none built, or none sold), step 1 claims and records at once, like `_claim`.
     """
     assert plan.host is not None
     async with deps.uow_factory() as uow:
@@ -321,7 +328,12 @@ async def _run_with_host(
         if taken is None:
             return False
         claimed, token = taken
+        if token is None:
+            await plan.effect(deps, uow, claimed, now)
         await uow.commit()
+    if token is None:
+        await plan.after(deps, claimed, auto, now)
+        return True
     try:
         await plan.host(deps, claimed)
     except BaseException:
