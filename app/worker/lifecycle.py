@@ -266,12 +266,15 @@ class _Plan:
     after: After
     host: HostCall | None = None
     overtaken_job: str = "CheckVm"
+    #: whether `effect` is still recorded when a payment overtook the host call (the stop
+    #: happened: its history entry lets CheckVm start the VM again; a deletion is not).
+    record_overtaken: bool = False
 
 
 PLAN: dict[LifecycleAction, _Plan] = {
     _A.EXPIRING_SOON_NOTICE: _Plan(_nothing, _notice),
     _A.AUTO_RENEW_ATTEMPT: _Plan(_nothing, _auto_renew),
-    _A.STOP_ON_EXPIRY: _Plan(_stop, _stop_notices, _stop_on_host, "CheckVm"),
+    _A.STOP_ON_EXPIRY: _Plan(_stop, _stop_notices, _stop_on_host, "CheckVm", True),
     _A.DEACTIVATE_ADDONS: _Plan(_deactivate, _silent),
     _A.DELETE_AFTER_GRACE: _Plan(_delete, _delete_notices, _delete_on_host, "SpawnVm"),
 }
@@ -352,7 +355,7 @@ async def _run_with_host(
         )
         if sub is not None and recorded:
             final = attrs.evolve(claimed, sub=sub, vms=vms)
-            if now_due or due.action is _A.STOP_ON_EXPIRY:
+            if now_due or plan.record_overtaken:
                 await plan.effect(deps, uow, final, now)
         await uow.worker_leases.release(lease_name(due), token)
         await uow.commit()
