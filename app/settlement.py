@@ -1,7 +1,9 @@
 """Listens to the Lightning node's settlements and completes the matching payments (§7.4).
 
-Before each stream, `reconcile` completes recent unpaid Lightning payments the node settled
-while nobody listened (the stream alone replays nothing without a known paid payment).
+The node numbers its settlements (the settle index); the last one handled is kept in
+storage (the `lightning-settle-index` worker cursor), and each stream starts by replaying
+every settlement after it, so an outage of any length loses nothing. Only when there is no
+usable cursor yet (first start) does `reconcile` look up recent unpaid Lightning payments.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ RETRY_DELAY_SECONDS = 10.0
 RECONCILE_WINDOW = timedelta(days=1)
 #: at most this many payments are looked up per reconciliation (newest first).
 RECONCILE_LIMIT = 1000
+#: the worker cursor holding the settle index of the last settlement handled.
+SETTLE_CURSOR = "lightning-settle-index"
 
 
 async def replay_point(uow_factory: UnitOfWorkFactory) -> bytes | None:
@@ -53,18 +57,32 @@ async def reconcile(
 ) -> int:
     """Complete unpaid Lightning payments of the last `window` that the node has settled.
 
-    The stream replays nothing when there is no (known) paid Lightning payment to replay
-    after, so an invoice settled while no listener ran would otherwise stay unpaid. Each
-    candidate is looked up on the node; completion is exactly-once (D9), so one the stream
-    also reports is not booked twice. A node error ends the reconciliation early (logged);
-    returns how many payments it completed.
+    Used when the stream cannot replay (no settle-index cursor yet: first start): an invoice
+    settled while no listener ran would otherwise stay unpaid. Each candidate is looked up
+    on the node; completion is exactly-once (D9), so one the stream also reports is not
+    booked twice. A node error ends the reconciliation early (logged); returns how many
+    payments it completed.
     """
+    completed, _ = await _reconcile(node, uow_factory, clock, rails, queue, window, limit)
+    return completed
+
+
+async def _reconcile(
+    node: LightningNode,
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    rails: PaymentRails,
+    queue: WorkQueue,
+    window: timedelta,
+    limit: int,
+) -> tuple[int, int]:
+    """`reconcile`, also returning the highest settle index it found settled (0: none)."""
     since = clock.now() - window
     async with uow_factory() as uow:
         unpaid = await uow.payments.list_unpaid_by_method(PaymentMethod.LIGHTNING, since, limit)
     if len(unpaid) == limit:
         log.warning("reconciling only the newest %d unpaid Lightning payments", limit)
-    completed = 0
+    completed = highest = 0
     for checked, payment in enumerate(unpaid):
         try:
             settled = await node.lookup_settlement(payment.id)
@@ -83,6 +101,7 @@ async def reconcile(
         except PaymentNotFound:  # listed a moment ago; payments are never deleted
             log.error("reconciled payment %s vanished", payment.id.hex())
             continue
+        highest = max(highest, settled.settle_index)
         if report.completed:
             completed += 1
             log.info("payment %s completed by reconciliation", payment.id.hex())
@@ -94,7 +113,36 @@ async def reconcile(
             completed,
             len(unpaid),
         )
-    return completed
+    return completed, highest
+
+
+async def _seed_index(node: LightningNode, uow_factory: UnitOfWorkFactory) -> int:
+    """A first cursor: the settle index of the newest paid Lightning payment (0 if none)."""
+    after = await replay_point(uow_factory)
+    if after is None:
+        return 0
+    settled = await node.lookup_settlement(after)
+    return 0 if settled is None else settled.settle_index
+
+
+async def start_index(node: LightningNode, uow_factory: UnitOfWorkFactory) -> int:
+    """The settle index the stream replays after: the persisted cursor, else a seed (stored)."""
+    async with uow_factory() as uow:
+        stored = await uow.worker_cursors.get(SETTLE_CURSOR)
+    if stored is not None:
+        return stored
+    seed = await _seed_index(node, uow_factory)
+    async with uow_factory() as uow:
+        await uow.worker_cursors.advance(SETTLE_CURSOR, seed)
+        await uow.commit()
+    log.info("settlement cursor starts at settle index %d", seed)
+    return seed
+
+
+async def _handled(uow_factory: UnitOfWorkFactory, settle_index: int) -> None:
+    async with uow_factory() as uow:
+        await uow.worker_cursors.advance(SETTLE_CURSOR, settle_index)
+        await uow.commit()
 
 
 async def listen_once(
@@ -105,20 +153,29 @@ async def listen_once(
     queue: WorkQueue,
     reconcile_window: timedelta = RECONCILE_WINDOW,
 ) -> int:
-    """Reconcile, then consume the settlement stream until it ends.
+    """Replay every settlement after the stored cursor, then consume live ones until the
+    stream ends; returns how many payments the stream completed.
 
-    Returns how many payments the stream completed (reconciliation logs its own count).
-    The stream is asked for before reconciling, so a node that fixes the replay start when
-    asked (the dev rail) misses nothing settled during the reconciliation.
+    Each settlement is completed (exactly once, D9) before the cursor moves past it, so a
+    crash or a database error in between replays it on the next start, harmlessly; an
+    invoice this service did not issue is passed over. With cursor 0 the node may replay
+    nothing (LND), so `reconcile` first looks up the recent unpaid payments, and the
+    stream then replays after the highest settlement it found (stored as the cursor).
     """
     completed = 0
-    after = await replay_point(uow_factory)
-    stream = node.settled_invoices(after)
-    try:
-        await reconcile(node, uow_factory, clock, rails, queue, reconcile_window)
-    except Exception:  # reconciliation is best effort: never keep the listener from listening
-        log.exception("settlement reconciliation failed")
-    async for settled in stream:
+    start = await start_index(node, uow_factory)
+    if start == 0:
+        try:
+            _, found = await _reconcile(
+                node, uow_factory, clock, rails, queue, reconcile_window, RECONCILE_LIMIT
+            )
+        except Exception:  # reconciliation is best effort: never keep the listener from listening
+            log.exception("settlement reconciliation failed")
+        else:
+            if found:
+                await _handled(uow_factory, found)
+                start = found
+    async for settled in node.settlements_after(start):
         try:
             report = await complete_payment(
                 uow_factory, clock, rails, queue, payment_id=settled.payment_hash
@@ -126,12 +183,15 @@ async def listen_once(
         except PaymentNotFound:
             # D14 / §13 item 2: an invoice this service did not issue changes nothing
             log.error("settled invoice %s matches no payment", settled.payment_hash.hex())
-            continue
-        if report.completed:
-            completed += 1
-            log.info("payment %s completed by settlement", settled.payment_hash.hex())
-        for problem in report.problems:
-            log.warning("payment %s follow-up problem: %s", settled.payment_hash.hex(), problem)
+        else:
+            if report.completed:
+                completed += 1
+                log.info("payment %s completed by settlement", settled.payment_hash.hex())
+            for problem in report.problems:
+                log.warning(
+                    "payment %s follow-up problem: %s", settled.payment_hash.hex(), problem
+                )
+        await _handled(uow_factory, settled.settle_index)
     return completed
 
 

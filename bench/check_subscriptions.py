@@ -182,10 +182,10 @@ async def measure(server: str, total: int, due: int, keep: bool) -> Measured:
 
 
 async def time_list_due(deps: WorkerDeps) -> float:
-    """Milliseconds of the pass's only size-dependent read: the due subscriptions."""
+    """Milliseconds of the pass's size-dependent read: one page of due subscriptions."""
     started = time.perf_counter()
     async with deps.uow_factory() as uow:
-        await uow.subscriptions.list_due(deps.clock.now(), EXPIRING_SOON_LEAD, deps.due_limit)
+        await uow.subscriptions.list_due(deps.clock.now(), EXPIRING_SOON_LEAD, deps.due_page)
     return (time.perf_counter() - started) * 1000
 
 

@@ -47,6 +47,12 @@ class LightningNode(Protocol):
         """Every settlement after the one of `after_payment_hash` (replay), then live ones."""
         ...
 
+    def settlements_after(self, settle_index: int) -> AsyncIterator[SettledInvoice]:
+        """Every settlement with a settle index above `settle_index`, in order (replay), then
+        live ones. 0 replays nothing on LND (its own rule for SubscribeInvoices), so a
+        caller starting from 0 must find earlier settlements another way."""
+        ...
+
     async def lookup_settlement(self, payment_hash: bytes) -> SettledInvoice | None:
         """The settlement of that invoice if the node has it settled, else None.
 

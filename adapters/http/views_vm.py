@@ -82,14 +82,20 @@ async def load_vm_view(uow: UnitOfWork, vm: Vm) -> VmView:
 
 
 def display_state(view: VmView, cached: VmRunningState | None) -> VmRunningState:
-    """The state a client sees (§5.2): the cache's when it knows one; else `creating` for a
-    paid VM still on the placeholder MAC (the Pulumi client waits on it); else `unknown`."""
-    if cached is not None and cached.state is not VmRunState.UNKNOWN:
-        return cached
+    """The state a client sees (§5.2): `creating` for a paid VM whose build the database has
+    not recorded yet (placeholder MAC; the Pulumi client waits on it), whatever the cache or
+    the host say; else the cache's when it knows one; else `unknown`.
+
+    A host (or a state cache fed from it) can report a VM running before the worker has
+    committed what the build produced; showing that would show a running VM without the
+    addresses and MAC a client reads next. Only committed state is shown.
+    """
     sub = view.subscription
     paid = sub is not None and (sub.is_setup or sub.expires is not None)
     if paid and not view.vm.is_provisioned:
         return VmRunningState(state=VmRunState.CREATING)
+    if cached is not None and cached.state is not VmRunState.UNKNOWN:
+        return cached
     return cached if cached is not None else VmRunningState()
 
 

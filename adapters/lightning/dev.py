@@ -166,6 +166,11 @@ class DevLightningNode:
             start = exc
         return self._settlements(start)
 
+    def settlements_after(self, settle_index: int) -> AsyncIterator[SettledInvoice]:
+        if settle_index < 0:
+            raise ValueError(f"settle index must be ≥ 0, got {settle_index}")
+        return self._settlements(settle_index)
+
     async def lookup_settlement(self, payment_hash: bytes) -> SettledInvoice | None:
         state = await asyncio.to_thread(self._read) if self._path else self._memory
         record = state["invoices"].get(payment_hash.hex())

@@ -239,6 +239,11 @@ class LndRestNode:
     def settled_invoices(self, after_payment_hash: bytes | None) -> AsyncIterator[SettledInvoice]:
         return self._settlements(after_payment_hash)
 
+    def settlements_after(self, settle_index: int) -> AsyncIterator[SettledInvoice]:
+        if settle_index < 0:
+            raise ValueError(f"settle index must be ≥ 0, got {settle_index}")
+        return self._settlements(None, start=settle_index)
+
     async def lookup_settlement(self, payment_hash: bytes) -> SettledInvoice | None:
         invoice = await self._lookup_invoice(payment_hash)
         if invoice is None:
@@ -332,8 +337,10 @@ class LndRestNode:
     def _backoff(self, failures: int) -> float:
         return float(min(self._reconnect_delay * 2 ** (failures - 1), self._max_reconnect_delay))
 
-    async def _settlements(self, after_payment_hash: bytes | None) -> AsyncIterator[SettledInvoice]:
-        last: int | None = None  # the highest settle index already yielded (or the start)
+    async def _settlements(
+        self, after_payment_hash: bytes | None, start: int | None = None
+    ) -> AsyncIterator[SettledInvoice]:
+        last: int | None = start  # the highest settle index already yielded (or the start)
         failures = 0
         while True:
             problem: LightningUnavailable

@@ -41,9 +41,25 @@ class MemorySubscriptions(RecordRepo[Subscription]):
         if old is not None:
             await super().update(evolve(subscription, created=old.created))
 
-    async def list_due(self, now: datetime, horizon: timedelta, limit: int) -> list[Subscription]:
+    async def list_due(
+        self,
+        now: datetime,
+        horizon: timedelta,
+        limit: int,
+        *,
+        since: datetime | None = None,
+        after: tuple[datetime, int] | None = None,
+    ) -> list[Subscription]:
         until = now + horizon
-        rows = self._where(lambda s: s.is_active and s.expires is not None and s.expires < until)
+
+        def due(s: Subscription) -> bool:
+            if not s.is_active or s.expires is None or s.expires >= until:
+                return False
+            if since is not None and s.expires < since:
+                return False
+            return after is None or (s.expires, s.id) > after
+
+        rows = self._where(due)
         rows.sort(key=lambda s: (s.expires, s.id))
         return rows[:limit]
 

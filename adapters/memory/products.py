@@ -74,6 +74,10 @@ class MemoryLifecycleMarks(Repo):
         rows[key] = now
         return True
 
+    async def is_claimed(self, subscription_id: int, action: int, period_expires: datetime) -> bool:
+        key = (subscription_id, action, period_expires.replace(microsecond=0))
+        return key in self._rows("lifecycle_mark")
+
 
 class MemoryIdempotencyKeys(Repo):
     async def get(self, user_id: int, key: str) -> IdempotencyRecord | None:

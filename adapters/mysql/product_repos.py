@@ -77,6 +77,15 @@ class SqlLifecycleMarks(SqlRepo):
         }
         return await insert_unless_duplicate(self, insert(t.lifecycle_mark).values(row))
 
+    async def is_claimed(self, subscription_id: int, action: int, period_expires: datetime) -> bool:
+        c = t.lifecycle_mark.c
+        query = select(c.id).where(
+            c.subscription_id == subscription_id,
+            c.action == action,
+            c.period_expires == period_expires,
+        )
+        return (await self.conn.execute(query.limit(1))).first() is not None
+
 
 class SqlIdempotencyKeys(SqlRepo):
     async def get(self, user_id: int, key: str) -> IdempotencyRecord | None:

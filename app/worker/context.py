@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 import attrs
@@ -81,6 +82,13 @@ class PaymentCanceller(Protocol):
     async def cancel(self, payment: SubscriptionPayment) -> None: ...
 
 
+@attrs.define
+class BacklogCursor:
+    """The (expires, id) after which the next lifecycle run resumes its expired walk."""
+
+    after: tuple[datetime, int] | None = None
+
+
 @attrs.frozen(kw_only=True)
 class WorkerDeps:
     """Ports and settings for the jobs, the lifecycle and the spawn/delete pipelines.
@@ -101,8 +109,14 @@ class WorkerDeps:
     auto_renewer: AutoRenewer = attrs.field(factory=NoAutoRenewal)
     states: VmStateCache | None = None
     retry: HostRetry = HostRetry()
-    #: most subscriptions one lifecycle run looks at (soonest expiry first).
-    due_limit: int = 10_000
+    #: subscriptions per page of a lifecycle walk (a keyset page on the expiry index).
+    due_page: int = 1_000
+    #: most expired subscriptions one lifecycle run visits; the next run resumes after them.
+    expired_budget: int = 10_000
+    #: where the expired walk resumes (per process; mutable, shared by copies of these deps).
+    backlog: BacklogCursor = attrs.field(factory=lambda: BacklogCursor())
+    #: how long a worker may hold a lease on a host call before another may take it over.
+    host_lease: timedelta = timedelta(minutes=15)
     #: cancels a deleted service's expired invoices at their rail (D24; None: only expired)
     payment_canceller: PaymentCanceller | None = None
 

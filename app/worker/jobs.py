@@ -14,8 +14,9 @@ from app.worker.lifecycle import check_subscriptions
 from app.worker.pending import cancel_ended, end_pending
 from app.worker.provisioning import (
     check_vm,
-    delete_in,
+    delete_on_host,
     facts_of,
+    forget_vm,
     full_info,
     history,
     is_paid_now,
@@ -105,7 +106,11 @@ async def process_vm_upgrade(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -
 
 
 async def delete_by_admin(deps: WorkerDeps, payload: Mapping[str, Any]) -> None:
-    """DeleteVm (§9.1): delete pipeline, history Deleted with admin metadata, both notices."""
+    """DeleteVm (§9.1): delete pipeline, history Deleted with admin metadata, both notices.
+
+    The host deletes the VM outside any transaction; the rows are then updated under the
+    subscription's lock, once (a second delivery finds the VM deleted and stops there).
+    """
     vm_id = _int(payload, "vm_id")
     reason = payload.get("reason")
     admin = payload.get("admin_user_id")
@@ -114,12 +119,17 @@ async def delete_by_admin(deps: WorkerDeps, payload: Mapping[str, Any]) -> None:
         vm = await uow.vms.get(vm_id)
         if vm is None or vm.deleted:
             return
-        # D24: the subscription lock before any write, in the order completion takes its
-        # locks (subscription, payments, VM), so a payment completing meanwhile cannot deadlock
         sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+        client = (await deps.host_of(uow, vm.host_id))[1] if vm.is_provisioned else None
+    if client is not None:  # with no transaction open (a slow host holds up nobody)
+        await delete_on_host(deps, client, vm)
+    async with deps.uow_factory() as uow:
         if sub is not None:
-            await uow.subscriptions.get_for_update(sub.id)
-        await delete_in(deps, uow, vm)
+            await uow.subscriptions.get_for_update(sub.id)  # before the re-read below
+        vm = await uow.vms.get(vm_id)
+        if vm is None or vm.deleted:
+            return  # another delivery of the job recorded it
+        await forget_vm(uow, vm)
         text = f"VM {vm_id} was deleted by an administrator"
         meta: dict[str, Any] = {"admin_action": True}
         if admin is not None:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
 from app.worker import messages
 from app.worker.context import WorkerDeps
 from app.worker.pending import cancel_ended, end_pending
-from app.worker.provisioning import delete_in, history, stop_in
+from app.worker.provisioning import (
+    delete_on_host,
+    forget_vm,
+    history,
+    stop_on_host,
+)
 from domain.enums import SubscriptionType, VmHistoryActionType
 from domain.lifecycle import (
     EXPIRING_SOON_LEAD,
@@ -23,8 +28,9 @@ from domain.lifecycle import (
     subscription_age,
 )
 from domain.model import LineItem, Subscription, SubscriptionPayment, Vm
+from ports.queue import Job
 from ports.storage import UnitOfWork
-from ports.vmhost import VmRunningState, VmRunState
+from ports.vmhost import VmHost, VmRunningState, VmRunState
 
 log = logging.getLogger("lnvps.worker.lifecycle")
 
@@ -60,24 +66,11 @@ class _Claimed:
     hint: str
     #: D24: payments the deletion expired, cancelled at their rails after the commit
     ended: list[SubscriptionPayment] = attrs.field(factory=list)
+    #: host clients of the VMs, for actions that call the host (resolved while claiming).
+    clients: dict[int, VmHost] = attrs.field(factory=dict)
 
 
-async def _claim(
-    deps: WorkerDeps, uow: UnitOfWork, due: DueAction, auto: bool, now: datetime
-) -> _Claimed | None:
-    """Lock the subscription, check the action is still due, and claim it (D15).
-
-    The row lock (taken before the mark) serialises the action with a payment completing
-    at the same moment: either the payment lands first and the re-read shows a new period
-    (nothing is due), or the action commits first and the payment's SpawnVm finds the VM
-    stopped by expiry and starts it again. The mark is in the same transaction as the
-    action's effects, so a rolled-back action leaves no mark and is retried next run.
-    """
-    sub = await uow.subscriptions.get_for_update(due.subscription_id)
-    if sub is None or due not in decide_lifecycle_actions(sub, now, deps.delete_after_days, auto):
-        return None
-    if not await uow.lifecycle_marks.claim(sub.id, ACTION_CODES[due.action], due.period, now):
-        return None
+async def _load(deps: WorkerDeps, uow: UnitOfWork, sub: Subscription) -> _Claimed:
     items = await uow.line_items.list_by_subscription(sub.id)
     vms = []
     for item in items:
@@ -94,6 +87,66 @@ async def _claim(
         descr=messages.describe(sub, items),
         hint=messages.renew_hint(deps.public_url, sub, vm_id),
     )
+
+
+async def _still_due(
+    deps: WorkerDeps, uow: UnitOfWork, due: DueAction, auto: bool, now: datetime
+) -> Subscription | None:
+    """The subscription under its row lock when `due` is still due, else None."""
+    sub = await uow.subscriptions.get_for_update(due.subscription_id)
+    if sub is None or due not in decide_lifecycle_actions(sub, now, deps.delete_after_days, auto):
+        return None
+    return sub
+
+
+async def _claim(
+    deps: WorkerDeps, uow: UnitOfWork, due: DueAction, auto: bool, now: datetime
+) -> _Claimed | None:
+    """Lock the subscription, check the action is still due, and claim it (D15).
+
+    The row lock (taken before the mark) serialises the action with a payment completing
+    at the same moment: either the payment lands first and the re-read shows a new period
+    (nothing is due), or the action commits first. The mark is in the same transaction as
+    the action's effects, so a rolled-back action leaves no mark and is retried next run.
+    """
+    sub = await _still_due(deps, uow, due, auto, now)
+    if sub is None:
+        return None
+    if not await uow.lifecycle_marks.claim(sub.id, ACTION_CODES[due.action], due.period, now):
+        return None
+    return await _load(deps, uow, sub)
+
+
+def lease_name(due: DueAction) -> str:
+    """The worker lease of a lifecycle action that calls the host (one per action and period)."""
+    period = int(due.period.timestamp())
+    return f"lifecycle:{due.subscription_id}:{ACTION_CODES[due.action]}:{period}"
+
+
+async def _take(
+    deps: WorkerDeps, uow: UnitOfWork, due: DueAction, auto: bool, now: datetime
+) -> tuple[_Claimed, str | None] | None:
+    """Under the row lock: still due and not done for this period; then this worker's lease
+    (token) when a VM is on a host, else the mark right away (token None: nothing to call)."""
+    sub = await _still_due(deps, uow, due, auto, now)
+    if sub is None:
+        return None
+    code = ACTION_CODES[due.action]
+    if await uow.lifecycle_marks.is_claimed(sub.id, code, due.period):
+        return None
+    claimed = await _load(deps, uow, sub)
+    clients = {}
+    for vm in claimed.vms:
+        if vm.is_provisioned:
+            clients[vm.id] = (await deps.host_of(uow, vm.host_id))[1]
+    if not clients:  # no host call: claimed and recorded in this one transaction
+        if not await uow.lifecycle_marks.claim(sub.id, code, due.period, now):
+            return None
+        return claimed, None
+    token = await uow.worker_leases.take(lease_name(due), now, now - deps.host_lease)
+    if token is None:
+        return None  # another worker is calling the host for it right now
+    return attrs.evolve(claimed, clients=clients), token
 
 
 async def _notice(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) -> None:
@@ -123,12 +176,18 @@ def _deadline(deps: WorkerDeps, sub: Subscription) -> tuple[int, datetime]:
 
 
 Effect = Callable[[WorkerDeps, UnitOfWork, _Claimed, datetime], Awaitable[None]]
+HostCall = Callable[[WorkerDeps, _Claimed], Awaitable[None]]
+
+
+async def _stop_on_host(deps: WorkerDeps, c: _Claimed) -> None:
+    for vm in c.vms:
+        if vm.id in c.clients:
+            await stop_on_host(deps, c.clients[vm.id], vm)
 
 
 async def _stop(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now: datetime) -> None:
-    """Stop each VM on its host, then history Expired (§7.3 on_expired)."""
+    """History Expired for each VM the host stopped (§7.3 on_expired)."""
     for vm in c.vms:
-        await stop_in(deps, uow, vm)
         await uow.vm_history.add(
             history(vm.id, VmHistoryActionType.EXPIRED, now, f"VM {vm.id} expired")
         )
@@ -158,16 +217,24 @@ async def _deactivate(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now: datet
                 await uow.ip_range_subscriptions.set_active(sold.id, False, now)
 
 
-async def _delete(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now: datetime) -> None:
-    """Cancel: subscription inactive, open IP ranges ended, each VM deleted (§9.4 branch 2).
+async def _delete_on_host(deps: WorkerDeps, c: _Claimed) -> None:
+    """Each VM off its host, with no transaction open (a refusal releases the lease)."""
+    for vm in c.vms:
+        if vm.id in c.clients:
+            await delete_on_host(deps, c.clients[vm.id], vm)
 
-    Unlike the reference (§13 item 24) a host that refuses the delete rolls the whole
-    action back, mark included, so it is retried on the next run instead of forgotten.
+
+async def _delete(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now: datetime) -> None:
+    """The delete step's transaction: subscription inactive, open IP ranges ended, each VM's
+    addresses released and row deleted, history Deleted (§9.4 branch 2).
+
+    Runs after the host deleted the VMs; unlike the reference (§13 item 24) a host that
+    refuses the delete releases the claim, so it is retried on the next run, not forgotten.
     """
     await uow.subscriptions.update(attrs.evolve(c.sub, is_active=False))
     await uow.ip_range_subscriptions.deactivate_for_subscription(c.sub.id, now)
     for vm in c.vms:
-        await delete_in(deps, uow, vm)
+        await forget_vm(uow, vm)
         text = f"VM {vm.id} was deleted: expired and exceeded grace period"
         await uow.vm_history.add(history(vm.id, VmHistoryActionType.DELETED, now, text))
     c.ended.extend(await end_pending(uow, c.sub.id, now))  # D24, in the deleting transaction
@@ -192,51 +259,166 @@ async def _silent(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) -> N
 
 
 After = Callable[[WorkerDeps, _Claimed, bool, datetime], Awaitable[None]]
-#: per action: the effect inside the claiming transaction, then what follows its commit.
-PLAN: dict[LifecycleAction, tuple[Effect, After]] = {
-    _A.EXPIRING_SOON_NOTICE: (_nothing, _notice),
-    _A.AUTO_RENEW_ATTEMPT: (_nothing, _auto_renew),
-    _A.STOP_ON_EXPIRY: (_stop, _stop_notices),
-    _A.DEACTIVATE_ADDONS: (_deactivate, _silent),
-    _A.DELETE_AFTER_GRACE: (_delete, _delete_notices),
+
+
+@attrs.frozen
+class _Plan:
+    """An action: its host call (outside any transaction, None: none), its database effect,
+    what follows the commit, and the job each VM gets when a payment landed during the host
+    call (the stopped VM is checked and started again, the deleted one rebuilt)."""
+
+    effect: Effect
+    after: After
+    host: HostCall | None = None
+    overtaken_job: str = "CheckVm"
+    #: whether `effect` is still recorded when a payment overtook the host call (the stop
+    #: happened: its history entry lets CheckVm start the VM again; a deletion is not).
+    record_overtaken: bool = False
+
+
+PLAN: dict[LifecycleAction, _Plan] = {
+    _A.EXPIRING_SOON_NOTICE: _Plan(_nothing, _notice),
+    _A.AUTO_RENEW_ATTEMPT: _Plan(_nothing, _auto_renew),
+    _A.STOP_ON_EXPIRY: _Plan(_stop, _stop_notices, _stop_on_host, "CheckVm", True),
+    _A.DEACTIVATE_ADDONS: _Plan(_deactivate, _silent),
+    _A.DELETE_AFTER_GRACE: _Plan(_delete, _delete_notices, _delete_on_host, "SpawnVm"),
 }
 
 
 async def run_action(deps: WorkerDeps, due: DueAction, auto: bool, now: datetime) -> bool:
     """Claim and perform one due action; True when this call did it.
 
-    Host and database effects run inside the claiming transaction and commit together:
-    a failure rolls back the mark too, so the action is retried next run (at least once,
-    and host stops and deletes are idempotent). Notices and the auto-renew payment follow
-    the commit: at most once, so a wallet is never charged twice.
+    Database-only actions claim and act in one transaction. Notices and the auto-renew
+    payment follow the commit: at most once, so a wallet is never charged twice. Actions
+    that call the host go through `_run_with_host`, which never holds a row lock (or any
+    transaction) while the host works.
     """
-    effect, after = PLAN[due.action]
+    plan = PLAN[due.action]
+    if plan.host is not None:
+        return await _run_with_host(deps, plan, due, auto, now)
     async with deps.uow_factory() as uow:
         claimed = await _claim(deps, uow, due, auto, now)
         if claimed is None:
             return False
-        await effect(deps, uow, claimed, now)
+        await plan.effect(deps, uow, claimed, now)
         await uow.commit()
-    await after(deps, claimed, auto, now)
+    await plan.after(deps, claimed, auto, now)
     return True
 
 
-async def check_subscriptions(deps: WorkerDeps) -> LifecycleReport:
-    """One lifecycle run over the due subscriptions (§9.3), safe to run often and in parallel.
-
-    `list_due` reads only active subscriptions expiring within the expiring-soon lead or
-    already expired (an indexed range), so the cost follows the due work. For each,
-    `decide_lifecycle_actions` names the actions due now and each is claimed once per
-    period (D15): running every 30 s, restarting, or two workers at once repeats nothing.
-    A failing subscription is logged and retried next run; the others go on.
-    """
-    now = deps.clock.now()
-    report = LifecycleReport()
+async def _release(deps: WorkerDeps, due: DueAction, token: str) -> None:
     async with deps.uow_factory() as uow:
-        due_subs = await uow.subscriptions.list_due(now, EXPIRING_SOON_LEAD, deps.due_limit)
-    if len(due_subs) >= deps.due_limit:
-        log.warning("lifecycle: %d subscriptions due, only the first are handled", len(due_subs))
-    for sub in due_subs:
+        await uow.worker_leases.release(lease_name(due), token)
+        await uow.commit()
+
+
+async def _run_with_host(
+    deps: WorkerDeps, plan: _Plan, due: DueAction, auto: bool, now: datetime
+) -> bool:
+    """Claim, call the host with no transaction open, record: three steps, done once.
+
+    1. A short transaction under the row lock checks the action is still due and not yet
+       done, and takes its worker lease; a second worker finds the lease and skips.
+    2. The host stops or deletes the VMs. A payment completing meanwhile is not held up.
+       If the host fails, the lease is released and the action is retried next run.
+    3. A second short transaction re-reads the subscription under its lock, claims the
+       once-per-period mark (D15) and records the outcome; the lease goes with it. If a
+       payment landed during step 2, the stop or deletion already happened on the host,
+       so it is recorded and each VM gets a CheckVm (started again) or SpawnVm (rebuilt)
+       job instead of the expiry notices, and the subscription is not cancelled.
+    A worker that dies between 1 and 3 leaves its lease; once older than `host_lease`
+    another worker takes it over and repeats the (idempotent) host call. With no VM on a
+    host (none built, or none sold), step 1 claims and records at once, like `_claim`.
+    """
+    assert plan.host is not None
+    async with deps.uow_factory() as uow:
+        taken = await _take(deps, uow, due, auto, now)
+        if taken is None:
+            return False
+        claimed, token = taken
+        if token is None:
+            await plan.effect(deps, uow, claimed, now)
+        await uow.commit()
+    if token is None:
+        await plan.after(deps, claimed, auto, now)
+        return True
+    try:
+        await plan.host(deps, claimed)
+    except BaseException:
+        await _release(deps, due, token)
+        raise
+    async with deps.uow_factory() as uow:
+        sub = await uow.subscriptions.get_for_update(due.subscription_id)
+        live = {vm.id: vm for vm in (await _load(deps, uow, sub)).vms} if sub else {}
+        vms = [live[vm.id] for vm in claimed.vms if vm.id in live and not live[vm.id].deleted]
+        now_due = sub is not None and due in decide_lifecycle_actions(
+            sub, now, deps.delete_after_days, auto
+        )
+        code = ACTION_CODES[due.action]
+        recorded = sub is not None and await uow.lifecycle_marks.claim(
+            sub.id, code, due.period, now
+        )
+        if sub is not None and recorded:
+            final = attrs.evolve(claimed, sub=sub, vms=vms)
+            if now_due or plan.record_overtaken:
+                await plan.effect(deps, uow, final, now)
+        await uow.worker_leases.release(lease_name(due), token)
+        await uow.commit()
+    if not recorded:
+        return False
+    if now_due:
+        await plan.after(deps, final, auto, now)
+        return True
+    log.info(
+        "subscription %s was paid while its %s ran on the host; %s for its VMs",
+        due.subscription_id,
+        due.action.value,
+        plan.overtaken_job,
+    )
+    for vm in vms:
+        await deps.queue.send(Job(plan.overtaken_job, {"vm_id": vm.id}))
+    return True
+
+
+class _Walk:
+    """Pages of due subscriptions by keyset, each action of each run once (see below)."""
+
+    def __init__(self, deps: WorkerDeps, report: LifecycleReport, now: datetime) -> None:
+        self.deps = deps
+        self.report = report
+        self.now = now
+
+    async def run(
+        self,
+        horizon: timedelta,
+        *,
+        since: datetime | None,
+        after: tuple[datetime, int] | None,
+        budget: int | None,
+    ) -> tuple[datetime, int] | None:
+        """Walk from `after`; the key to resume from when `budget` ran out, else None."""
+        seen = 0
+        while True:
+            page = self.deps.due_page
+            if budget is not None:
+                page = min(page, budget - seen)
+                if page <= 0:
+                    return after
+            async with self.deps.uow_factory() as uow:
+                subs = await uow.subscriptions.list_due(
+                    self.now, horizon, page, since=since, after=after
+                )
+            for sub in subs:
+                await self.subscription(sub)
+            seen += len(subs)
+            if len(subs) < page:
+                return None
+            last = subs[-1]
+            assert last.expires is not None
+            after = (last.expires, last.id)
+
+    async def subscription(self, sub: Subscription) -> None:
+        deps, now = self.deps, self.now
         auto = False
         if sub.auto_renewal_enabled and sub.expires is not None and sub.expires > now:
             try:
@@ -244,11 +426,48 @@ async def check_subscriptions(deps: WorkerDeps) -> LifecycleReport:
             except Exception:
                 log.exception("cannot tell whether subscription %s can auto-renew", sub.id)
         for due in decide_lifecycle_actions(sub, now, deps.delete_after_days, auto):
-            report.due += 1
+            self.report.due += 1
             try:
                 if await run_action(deps, due, auto, now):
-                    report.done.append(due)
+                    self.report.done.append(due)
             except Exception:
                 log.exception("lifecycle %s of subscription %s failed", due.action.value, sub.id)
-                report.failed.append(due)
+                self.report.failed.append(due)
+
+
+async def check_subscriptions(deps: WorkerDeps) -> LifecycleReport:
+    """One lifecycle run over the due subscriptions (§9.3), safe to run often and in parallel.
+
+    Two walks over the expiry index, in pages of `due_page` by a keyset cursor, so the cost
+    follows the due work and no page re-reads the ones before it:
+    1. the subscriptions not yet expired but inside the expiring-soon lead (notices and
+       auto-renewals) — all of them, first, so a backlog never delays a notice;
+    2. the expired ones (stop, end add-ons, delete after grace), oldest first, at most
+       `expired_budget` per run: a run ends in bounded time, and the next one resumes after
+       the last subscription this one reached (`deps.backlog`), starting from the oldest
+       again once the end was reached. So a backlog of any size is walked completely.
+    For each, `decide_lifecycle_actions` names the actions due now and each is claimed once
+    per period (D15): running every 30 s, restarting, or two workers at once repeats
+    nothing. A failing subscription is logged and retried on a later run; the others go on.
+    """
+    now = deps.clock.now()
+    report = LifecycleReport()
+    walk = _Walk(deps, report, now)
+    await walk.run(EXPIRING_SOON_LEAD, since=now, after=None, budget=None)
+    resume = deps.backlog.after
+    deps.backlog.after = await walk.run(
+        timedelta(0), since=None, after=resume, budget=deps.expired_budget
+    )
+    if deps.backlog.after is not None:
+        log.info(
+            "lifecycle: expired backlog continues next run after subscription %s",
+            deps.backlog.after[1],
+        )
+    log.info(
+        "lifecycle run at %s: %d due, %d done, %d failed",
+        now.isoformat(),
+        report.due,
+        len(report.done),
+        len(report.failed),
+    )
     return report

@@ -166,26 +166,33 @@ async def _already_on_host(deps: WorkerDeps, client: VmHost, vm: Vm) -> VmRunnin
     return state
 
 
-async def spawn_vm(deps: WorkerDeps, vm_id: int) -> bool:
-    """Build the VM on its host and start it (§9.7 `spawn_vm_internal`); True when built.
+def spawn_lease(vm_id: int) -> str:
+    """The worker lease of building one VM on its host."""
+    return f"spawn:{vm_id}"
 
-    The whole spawn holds the subscription's row lock and reads the VM (and asks the host)
-    only once the lock is held, so two workers that both saw the VM missing never build it
-    twice: the second finds it built and only caches its state. Addresses already assigned
-    are kept, otherwise one IPv4 (and an IPv6 if the region has a range) is picked; the MAC
-    comes from the host. The host VM is created and started before MAC, addresses and the
-    `Started` history entry are saved; if saving fails the host VM is removed again, so a
-    retried SpawnVm starts clean. Refused in read-only mode (§3). Sends N10 and N11, or for
-    a VM deleted since it was last started (a late payment revived it) the D24 notices
-    that it was re-created empty with new addresses.
-    """
-    if deps.read_only:
-        raise SpawnRefused("Cant spawn VM's in read-only mode")
-    now = deps.clock.now()
+
+@attrs.frozen(kw_only=True)
+class _Build:
+    """What the claiming transaction of a spawn hands to the host step."""
+
+    vm: Vm
+    subscription_id: int
+    client: VmHost
+    info: FullVmInfo
+    kept_mac: bool
+    token: str
+    #: the Deleted entry when a late payment revived a deleted VM (D24 notices), else None
+    deleted: VmHistory | None = None
+
+
+async def _claim_build(deps: WorkerDeps, vm_id: int, now: datetime) -> _Build | None:
+    """Step 1 of a spawn: a short transaction that takes the build lease and commits the
+    VM's addresses, so they exist before the host ever runs the VM (and a client that
+    sees it running sees them too)."""
     locks = await _locks_of(deps, vm_id)
     if locks is None:
         log.info("VM %s is gone; nothing to spawn", vm_id)
-        return False
+        return None
     async with deps.uow_factory() as uow:
         # both locks before the first plain read, so every read below sees what the other
         # spawns committed (MariaDB fixes a transaction's snapshot at its first plain read);
@@ -195,76 +202,154 @@ async def spawn_vm(deps: WorkerDeps, vm_id: int) -> bool:
         vm = await uow.vms.get(vm_id)
         if vm is None or vm.deleted:
             log.info("VM %s is gone; nothing to spawn", vm_id)
-            return False
+            return None
+        token = await uow.worker_leases.take(spawn_lease(vm_id), now, now - deps.host_lease)
+        if token is None:
+            log.info("VM %s is being built by another worker; not built again", vm_id)
+            return None
         host, client = await deps.host_of(uow, vm.host_id)
-        present = await _already_on_host(deps, client, vm)
-        if present is not None:
-            log.info("VM %s is already on its host; not built again", vm_id)
-            await _cache(deps, vm_id, present)
-            return False
-        if not vm.is_provisioned:
-            await _remove_leftover(deps, client, vm)
-        kept = tuple(await uow.ip_assignments.list_by_vm(vm.id))
-        if kept:
-            new: list[IpAssignment] = []
-        else:
+        ips = tuple(await uow.ip_assignments.list_by_vm(vm.id))
+        kept = bool(ips)
+        if not kept:
             ranges = await uow.ip_ranges.list_by_region(host.region_id)
             new = pick(ranges, await used_addresses(uow, {r.id for r in ranges}), vm.id)
+            ips = tuple([await uow.ip_assignments.add(a) for a in new])
+        info = await full_info(uow, vm, ips)
         deleted = await deleted_since_built(uow, vm_id)
-        mac = vm.mac_address if vm.is_provisioned and kept else await client.generate_mac(vm)
-        built = attrs.evolve(vm, mac_address=mac)
-        info = await full_info(uow, built, kept + tuple(new))
-        await deps.retry.call(f"create VM {vm_id}", lambda: client.create_vm(info))
-        try:
-            await deps.retry.call(f"start VM {vm_id}", lambda: client.start_vm(built))
-            saved = [await uow.ip_assignments.add(a) for a in new]
-            await uow.vms.update(built)
-            await uow.vm_history.add(
-                history(vm_id, VmHistoryActionType.STARTED, now, f"VM {vm_id} was started")
-            )
-            info = attrs.evolve(info, ips=kept + tuple(saved))
-            facts = await facts_of(uow, info)
-            await uow.commit()
-        except BaseException:
-            await _rollback_create(deps, client, built)
-            raise
+        await uow.commit()
+    return _Build(
+        vm=vm,
+        subscription_id=locks[0],
+        client=client,
+        info=info,
+        kept_mac=vm.is_provisioned and kept,
+        token=token,
+        deleted=deleted,
+    )
+
+
+async def _release_lease(deps: WorkerDeps, name: str, token: str) -> None:
+    async with deps.uow_factory() as uow:
+        await uow.worker_leases.release(name, token)
+        await uow.commit()
+
+
+async def spawn_vm(deps: WorkerDeps, vm_id: int) -> bool:
+    """Build the VM on its host and start it (§9.7 `spawn_vm_internal`); True when built.
+
+    Three steps, and no row lock (nor any transaction) is held while the host works, so a
+    payment of the same subscription completes meanwhile:
+    1. `_claim_build`: under the subscription and region locks, the VM's build lease is
+       taken and its addresses are committed (kept ones reused, else one IPv4 and an IPv6
+       if the region has a range). A second worker finds the lease and builds nothing.
+    2. The host is asked whether it has the VM already (then only its state is cached),
+       else it gives a MAC and creates and starts the VM.
+    3. Under the subscription lock again: MAC and the `Started` history entry are saved
+       and the lease released. If the VM was deleted meanwhile, or saving fails, the host
+       VM is removed again, so a retried SpawnVm starts clean.
+    A failing step releases the lease, so a retried job can build. Refused in read-only
+    mode (§3). Sends N10 and N11, or for a VM deleted since it was last started (a late
+    payment revived it) the D24 notices that it was re-created empty with new addresses.
+    A VM its host has although no MAC was saved is a leftover of a spawn that died before
+    step 3: it is removed and built clean.
+    """
+    if deps.read_only:
+        raise SpawnRefused("Cant spawn VM's in read-only mode")
+    now = deps.clock.now()
+    build = await _claim_build(deps, vm_id, now)
+    if build is None:
+        return False
+    try:
+        facts = await _build_on_host(deps, build, now)
+    finally:
+        await _release_lease(deps, spawn_lease(vm_id), build.token)
+    if facts is None:
+        return False
     await _cache(
         deps, vm_id, VmRunningState(timestamp=int(now.timestamp()), state=VmRunState.RUNNING)
     )
-    if deleted is None:
+    if build.deleted is None:
         user_notice = messages.vm_created(facts, now, admin=False)
         admin_notice = messages.vm_created(facts, now, admin=True)
-    else:
-        at = deleted.timestamp
+    else:  # D24: a late payment revived a deleted VM; say it is new and empty
+        at, user_id = build.deleted.timestamp, build.vm.user_id
         user_notice = messages.vm_recreated(facts, at, now, admin=False)
-        admin_notice = messages.vm_recreated(facts, at, now, admin=True, user_id=vm.user_id)
-    await deps.tell_user(vm.user_id, user_notice.title, user_notice.message)
+        admin_notice = messages.vm_recreated(facts, at, now, admin=True, user_id=user_id)
+    await deps.tell_user(build.vm.user_id, user_notice.title, user_notice.message)
     await deps.tell_admins(admin_notice.title, admin_notice.message)
     return True
 
 
-async def delete_in(deps: WorkerDeps, uow: UnitOfWork, vm: Vm) -> None:
-    """The delete pipeline inside the caller's transaction (§10.4): host, addresses, row.
+async def _build_on_host(deps: WorkerDeps, build: _Build, now: datetime) -> messages.VmFacts | None:
+    """Steps 2 and 3 of `spawn_vm`; the facts for the notices, or None when nothing was built."""
+    vm, client, vm_id = build.vm, build.client, build.vm.id
+    present = await _already_on_host(deps, client, vm)
+    if present is not None:
+        log.info("VM %s is already on its host; not built again", vm_id)
+        await _cache(deps, vm_id, present)
+        return None
+    if not vm.is_provisioned:
+        await _remove_leftover(deps, client, vm)
+    mac = vm.mac_address if build.kept_mac else await client.generate_mac(vm)
+    built = attrs.evolve(vm, mac_address=mac)
+    info = attrs.evolve(build.info, vm=built)
+    await deps.retry.call(f"create VM {vm_id}", lambda: client.create_vm(info))
+    try:
+        await deps.retry.call(f"start VM {vm_id}", lambda: client.start_vm(built))
+        async with deps.uow_factory() as uow:
+            await uow.subscriptions.get_for_update(build.subscription_id)  # before any read
+            current = await uow.vms.get(vm_id)
+            if current is None or current.deleted:
+                log.info("VM %s was deleted while it was built; removed from its host", vm_id)
+                await _rollback_create(deps, client, built)
+                return None
+            saved = attrs.evolve(current, mac_address=mac)
+            await uow.vms.update(saved)
+            await uow.vm_history.add(
+                history(vm_id, VmHistoryActionType.STARTED, now, f"VM {vm_id} was started")
+            )
+            facts = await facts_of(uow, attrs.evolve(info, vm=saved))
+            await uow.commit()
+    except BaseException:
+        await _rollback_create(deps, client, built)
+        raise
+    return facts
 
-    The host VM goes first (a VM the host never had, or no longer has, counts as gone);
-    if the host refuses, nothing is written and the caller's transaction rolls back.
-    """
-    if vm.is_provisioned:
-        _, client = await deps.host_of(uow, vm.host_id)
-        try:
-            await deps.retry.call(f"delete VM {vm.id}", lambda: client.delete_vm(vm))
-        except VmNotFoundOnHost:
-            log.info("VM %s was already gone from its host", vm.id)
+
+async def delete_on_host(deps: WorkerDeps, client: VmHost, vm: Vm) -> None:
+    """Remove the VM from its host; a VM the host never had, or no longer has, counts as gone."""
+    if not vm.is_provisioned:
+        return
+    try:
+        await deps.retry.call(f"delete VM {vm.id}", lambda: client.delete_vm(vm))
+    except VmNotFoundOnHost:
+        log.info("VM %s was already gone from its host", vm.id)
+
+
+async def forget_vm(uow: UnitOfWork, vm: Vm) -> None:
+    """The database half of the delete pipeline: addresses released, row marked deleted."""
     for assignment in await uow.ip_assignments.list_by_vm(vm.id):
         await uow.ip_assignments.delete(assignment.id)
     await uow.vms.delete(vm.id)
 
 
-async def stop_in(deps: WorkerDeps, uow: UnitOfWork, vm: Vm) -> None:
+async def delete_in(deps: WorkerDeps, uow: UnitOfWork, vm: Vm) -> None:
+    """The delete pipeline inside the caller's transaction (§10.4): host, addresses, row.
+
+    The host VM goes first; if the host refuses, nothing is written and the caller's
+    transaction rolls back. (The lifecycle's grace deletion calls the host outside any
+    transaction instead: `delete_on_host`, then `forget_vm` in its own.)
+    """
+    if vm.is_provisioned:
+        _, client = await deps.host_of(uow, vm.host_id)
+        await delete_on_host(deps, client, vm)
+    await forget_vm(uow, vm)
+
+
+async def stop_on_host(deps: WorkerDeps, client: VmHost, vm: Vm) -> None:
     """Power the VM off on its host (a VM never built or missing there counts as stopped)."""
     if not vm.is_provisioned:
         return
-    _, client = await deps.host_of(uow, vm.host_id)
     try:
         await deps.retry.call(f"stop VM {vm.id}", lambda: client.stop_vm(vm))
     except VmNotFoundOnHost:
@@ -308,7 +393,9 @@ async def handle_vm_state(
         if not await stopped_by_expiry(uow, vm.id):
             return
         _, client = await deps.host_of(uow, vm.host_id)
-        await deps.retry.call(f"start VM {vm.id}", lambda: client.start_vm(vm))
+    # the host starts it with no transaction open; starting twice is harmless
+    await deps.retry.call(f"start VM {vm.id}", lambda: client.start_vm(vm))
+    async with deps.uow_factory() as uow:
         await uow.vm_history.add(
             history(vm.id, VmHistoryActionType.STARTED, now, f"VM {vm.id} was started")
         )

@@ -114,6 +114,13 @@ async def check_vms(deps: WorkerDeps) -> VmCheckReport:
             except Exception:
                 log.exception("state check of VM %s failed", vm.id)
                 report.failed.append(vm.id)
+    log.info(
+        "VM check at %s: %d deleted, %d checked, %d failed",
+        deps.clock.now().isoformat(),
+        len(report.deleted),
+        len(report.checked),
+        len(report.failed),
+    )
     return report
 
 

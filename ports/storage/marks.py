@@ -31,6 +31,10 @@ class LifecycleMarks(Protocol):
         """
         ...
 
+    async def is_claimed(self, subscription_id: int, action: int, period_expires: datetime) -> bool:
+        """Whether the mark exists (a plain read: the claim itself is what decides)."""
+        ...
+
 
 class IdempotencyKeys(Protocol):
     async def get(self, user_id: int, key: str) -> IdempotencyRecord | None: ...

@@ -33,11 +33,21 @@ class Subscriptions(Protocol):
         """Overwrite every column except id and created (lifecycle.md D2)."""
         ...
 
-    async def list_due(self, now: datetime, horizon: timedelta, limit: int) -> list[Subscription]:
-        """Active subscriptions with `expires < now + horizon`, soonest expiry first.
+    async def list_due(
+        self,
+        now: datetime,
+        horizon: timedelta,
+        limit: int,
+        *,
+        since: datetime | None = None,
+        after: tuple[datetime, int] | None = None,
+    ) -> list[Subscription]:
+        """Active subscriptions with `expires < now + horizon`, by (expires, id) ascending.
 
-        NULL expiry is never due. At most `limit` rows; the query runs on the expiry index
-        so its cost follows the number of due rows, not the size of the table.
+        `since` keeps only `expires >= since`; `after` is a keyset cursor, the (expires, id)
+        of the last row of the previous page: only rows after it come. NULL expiry is never
+        due. At most `limit` rows; the query runs on the expiry index so its cost follows
+        the number of rows returned, not the size of the table or the pages before.
         """
         ...
 

@@ -19,6 +19,9 @@ from adapters.mysql.migrations import (
     R3_ADD_EMAIL_HASH,
     R4_LIFECYCLE_IDEMPOTENCY,
 )
+from adapters.mysql.migrations import (
+    R5_WORKER_LEASES_CURSORS as R5,
+)
 from adapters.mysql.schema_upgrade import (
     SchemaMismatch,
     current_revision,
@@ -605,9 +608,9 @@ async def _snapshot(url: str) -> dict[str, Any]:
     ("stage", "version", "applied"),
     [
         (R1_LEGACY, 20260225000001,
-         (R2_VM_SUBSCRIPTION_LINK, R3_ADD_EMAIL_HASH, R4_LIFECYCLE_IDEMPOTENCY)),
-        (R2_VM_SUBSCRIPTION_LINK, R2_VERSION, (R3_ADD_EMAIL_HASH, R4_LIFECYCLE_IDEMPOTENCY)),
-        (R3_ADD_EMAIL_HASH, R3_VERSION, (R4_LIFECYCLE_IDEMPOTENCY,)),
+         (R2_VM_SUBSCRIPTION_LINK, R3_ADD_EMAIL_HASH, R4_LIFECYCLE_IDEMPOTENCY, R5)),
+        (R2_VM_SUBSCRIPTION_LINK, R2_VERSION, (R3_ADD_EMAIL_HASH, R4_LIFECYCLE_IDEMPOTENCY, R5)),
+        (R3_ADD_EMAIL_HASH, R3_VERSION, (R4_LIFECYCLE_IDEMPOTENCY, R5)),
     ],
 )
 async def test_adopts_lnvps_database_and_upgrades_it(

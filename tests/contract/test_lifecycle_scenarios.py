@@ -13,12 +13,13 @@ import pytest
 
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.worker.context import WorkerDeps
-from app.worker.lifecycle import LifecycleReport, check_subscriptions
+from app.worker.jobs import delete_by_admin
+from app.worker.lifecycle import LifecycleReport, check_subscriptions, lease_name
 from app.worker.provisioning import spawn_vm
 from app.worker.vmcheck import check_vms
 from domain.enums import VmHistoryActionType as H
 from domain.intervals import add_months
-from domain.lifecycle import LifecycleAction
+from domain.lifecycle import DueAction, LifecycleAction
 from domain.model import PLACEHOLDER_MAC, Vm
 from ports.storage import UnitOfWorkFactory
 from tests.contract import storage_backends
@@ -404,3 +405,200 @@ async def test_concurrent_renew_requests_for_one_vm_store_one_pending_payment(
     assert len(set(ids)) == 1
     pending = [p for p in await shop.payments(vm) if not p.is_paid]
     assert [p.id for p in pending] == [ids[0]]
+
+
+# --- Issue 8 §7: host calls run with no row lock held; long backlogs --------------------------
+#: a generous bound so a regression fails instead of hanging; no test asserts a duration
+GUARD_S = 30
+
+
+async def _slow_host_call(world: World, op: str) -> asyncio.Task[LifecycleReport]:
+    """A lifecycle run whose `op` on the host hangs (a slow Proxmox task) until let go."""
+    world.host.hold(op)
+    run = asyncio.create_task(check_subscriptions(world.deps))
+    await asyncio.wait_for(world.host.entered(op).wait(), GUARD_S)
+    return run
+
+
+async def test_a_payment_completes_while_the_host_is_slow_to_stop_the_vm(world: World) -> None:
+    """The stop's host call holds no row lock: renewing and completing the payment of the
+    same subscription finish while the host still works; the stop is then recorded once,
+    no "Expired" notice goes out, and the VM is started again."""
+    vm = await world.paid_vm()
+    await _expired(world, vm)
+    run = await _slow_host_call(world, "stop_vm")
+
+    payment = await asyncio.wait_for(world.renew(vm), GUARD_S)
+    report = await asyncio.wait_for(world.complete(payment), GUARD_S)
+
+    assert report.completed and not run.done()  # the host is still stopping the VM
+    world.host.let_go("stop_vm")
+    done = (await run).done
+    assert [d.action for d in done] == [LifecycleAction.STOP_ON_EXPIRY]
+    await world.run_jobs()  # SpawnVm of the payment, CheckVm of the overtaken stop
+    assert world.host_state(vm.id) == "running"
+    assert len(await world.history(vm, H.EXPIRED)) == 1
+    assert not world.notifier.titled(f"[VM{vm.id}] Expired")
+    await world.lifecycle(runs=3, step=RUN)
+    assert world.host.calls.get("stop_vm") == 1
+
+
+async def test_a_payment_during_the_grace_deletion_keeps_the_subscription(world: World) -> None:
+    """The host deletes the VM while the late payment completes: the subscription is not
+    cancelled afterwards and the VM is rebuilt with its addresses."""
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    world.at(sub.expires + 7 * DAY - timedelta(minutes=5))
+    late = await world.renew(vm)
+    world.at(sub.expires + 7 * DAY + SECOND)
+    run = await _slow_host_call(world, "delete_vm")
+
+    report = await asyncio.wait_for(world.complete(late), GUARD_S)
+
+    assert report.completed and not run.done()
+    world.host.let_go("delete_vm")
+    await run
+    await world.run_jobs()
+    assert (await world.sub(vm)).is_active
+    again = await world.shop.vm(vm.id)
+    assert not again.deleted and world.host_state(vm.id) == "running"
+    assert world.host.calls.get("create_vm") == 2
+    async with world.shop.factory() as uow:
+        assert len(await uow.ip_assignments.list_by_vm(vm.id)) == 1
+    assert not world.notifier.titled(f"[VM{vm.id}] Deleted")
+    await world.lifecycle(runs=3, step=RUN)
+    assert world.host.calls.get("delete_vm") == 1
+
+
+async def test_a_failed_host_stop_releases_the_claim_for_the_next_run(world: World) -> None:
+    vm = await world.paid_vm()
+    await _expired(world, vm)
+    world.host.broken.add("stop_vm")
+    [first] = await world.lifecycle()
+    assert [d.action for d in first.failed] == [LifecycleAction.STOP_ON_EXPIRY]
+    world.host.broken.clear()
+    world.advance(RUN)
+    [second] = await world.lifecycle()
+    assert [d.action for d in second.done] == [LifecycleAction.STOP_ON_EXPIRY]
+    assert world.host_state(vm.id) == "stopped"
+    assert len(await world.history(vm, H.EXPIRED)) == 1
+
+
+async def test_a_stop_left_half_done_by_a_dead_worker_is_taken_over_after_the_lease(
+    world: World,
+) -> None:
+    """A worker killed during the host call leaves its lease; the action is not lost."""
+    vm = await world.paid_vm()
+    await _expired(world, vm)
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    due = DueAction(
+        subscription_id=sub.id, action=LifecycleAction.STOP_ON_EXPIRY, period=sub.expires
+    )
+    async with world.shop.factory() as uow:  # the dead worker's claim, never released
+        assert await uow.worker_leases.take(lease_name(due), world.now, world.now)
+        await uow.commit()
+
+    [live] = await world.lifecycle()  # the lease is live: nobody else stops it
+    assert LifecycleAction.STOP_ON_EXPIRY not in [d.action for d in live.done]
+    assert "stop_vm" not in world.host.calls
+    world.advance(world.deps.host_lease + SECOND)
+    [late] = await world.lifecycle(runs=1)
+    assert LifecycleAction.STOP_ON_EXPIRY in [d.action for d in late.done]
+    assert world.host_state(vm.id) == "stopped"
+    assert len(await world.history(vm, H.EXPIRED)) == 1
+
+
+async def test_spawn_commits_the_addresses_before_the_host_runs_the_vm(world: World) -> None:
+    """The host builds the VM with no lock held, and its addresses are committed first, so
+    a reader never sees the VM on its host without them; the payment's completion of a
+    second order in the same subscription's region is not held up either."""
+    vm = await world.shop.order()
+    await world.complete(await world.renew(vm))
+    world.host.hold("start_vm")
+    spawn = asyncio.create_task(world.run_jobs())
+    await asyncio.wait_for(world.host.entered("start_vm").wait(), GUARD_S)
+
+    async def read() -> tuple[Vm, list[str]]:
+        async with world.shop.factory() as uow:
+            found = await uow.vms.get(vm.id)
+            assert found is not None
+            return found, [a.ip for a in await uow.ip_assignments.list_by_vm(vm.id)]
+
+    during, ips = await asyncio.wait_for(read(), GUARD_S)
+    assert ips == ["10.0.0.2"] and not during.is_provisioned
+    renewal = await asyncio.wait_for(world.renew(vm), GUARD_S)
+    assert (await asyncio.wait_for(world.complete(renewal), GUARD_S)).completed
+    assert not spawn.done()
+    world.host.let_go("start_vm")
+    await spawn
+    after, ips = await read()
+    assert after.is_provisioned and ips == ["10.0.0.2"]
+    assert world.host_state(vm.id) == "running"
+    assert world.host.calls.get("create_vm") == 1
+
+
+async def test_notices_go_out_while_a_large_expired_backlog_is_walked_in_runs(
+    world: World,
+) -> None:
+    """An expired backlog bigger than a run's budget is walked completely, oldest first, over
+    several runs, and a VM expiring soon gets its notice in the first run regardless."""
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    now = sub.expires - HOUR
+    world.at(now)
+    backlog = 60
+    async with world.shop.factory() as uow:
+        for n in range(backlog):
+            expired = now - DAY - n * SECOND
+            await uow.subscriptions.add_with_line_items(
+                attrs.evolve(
+                    sub,
+                    id=0,
+                    created=expired - 10 * DAY,  # 10 days old: 7 days of grace, still in it
+                    expires=expired,
+                    is_active=True,
+                ),
+                [],
+            )
+        await uow.commit()
+    world.deps = attrs.evolve(world.deps, due_page=7, expired_budget=25)
+
+    reports = [await check_subscriptions(world.deps) for _ in range(4)]
+
+    assert len(world.notifier.titled(f"[VM{vm.id}] Expiring Soon")) == 1
+    notices = [
+        d for d in reports[0].done if d.action is LifecycleAction.EXPIRING_SOON_NOTICE
+    ]
+    assert [d.subscription_id for d in notices] == [sub.id]  # in the first run
+    stops = [
+        [d for d in r.done if d.action is LifecycleAction.STOP_ON_EXPIRY] for r in reports
+    ]
+    assert [len(s) for s in stops] == [25, 25, 10, 0]  # budget per run; the 4th wraps around
+    walked = [d.period for s in stops for d in s]
+    assert walked == sorted(walked)  # oldest first across runs
+    assert len({d.subscription_id for s in stops for d in s}) == backlog
+
+
+async def test_an_admin_delete_waits_on_the_host_without_holding_up_a_payment(
+    world: World,
+) -> None:
+    vm = await world.paid_vm()
+    world.host.hold("delete_vm")
+    task = asyncio.create_task(delete_by_admin(world.deps, {"vm_id": vm.id}))
+    await asyncio.wait_for(world.host.entered("delete_vm").wait(), GUARD_S)
+
+    payment = await asyncio.wait_for(world.renew(vm), GUARD_S)
+    assert (await asyncio.wait_for(world.complete(payment), GUARD_S)).completed
+
+    assert not task.done()
+    world.host.let_go("delete_vm")
+    await task
+    await delete_by_admin(world.deps, {"vm_id": vm.id})  # a second delivery: nothing twice
+    assert (await world.shop.vm(vm.id)).deleted
+    assert world.host_state(vm.id) is None
+    assert len(await world.history(vm, H.DELETED)) == 1
+    async with world.shop.factory() as uow:
+        assert await uow.ip_assignments.list_by_vm(vm.id) == []

@@ -201,6 +201,21 @@ async def test_replay_after_the_last_paid_invoice_yields_only_later_ones(rail: R
         await stream.stop()
 
 
+async def test_replay_after_a_settle_index_yields_every_later_settlement(rail: Rail) -> None:
+    """The listener's persisted cursor: everything settled after an index, then live ones."""
+    first, second, third = await paid_invoices(rail, 3)
+    settled = await rail.node.lookup_settlement(first)
+    assert settled is not None
+    stream = Collector(rail.node.settlements_after(settled.settle_index))
+    try:
+        assert await stream.settled_exactly(2) == [second, third]
+        await rail.subscribed(1)
+        [live] = await paid_invoices(rail, 1)
+        assert await stream.settled_exactly(3) == [second, third, live]
+    finally:
+        await stream.stop()
+
+
 async def test_replay_after_an_unknown_hash_is_live_only(rail: Rail) -> None:
     await paid_invoices(rail, 2)
     stream = Collector(rail.node.settled_invoices(secrets.token_bytes(32)))

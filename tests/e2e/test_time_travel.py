@@ -3,13 +3,12 @@ advanced with `lnvps dev advance-clock` (the worker checks every second here, no
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 from tests.dbtest import sqlite_url_for
 from tests.e2e.serve_process import RunningServer, running_server
-from tests.e2e.test_pulumi_walk import KEY, SSH_KEY, _pay, _poll
+from tests.e2e.test_pulumi_walk import KEY, POLL_S, SSH_KEY, _pay, _poll
 
 FAST_WORKER = "worker:\n  check-interval: 1\n"
 
@@ -47,7 +46,7 @@ async def _state_becomes(server: RunningServer, vm_id: int, wanted: str) -> None
     async def reached() -> bool:
         return await _vm_state(server, vm_id) == wanted
 
-    await _poll(f"VM {vm_id} to be {wanted}", reached, seconds=30)
+    await _poll(f"VM {vm_id} to be {wanted}", reached, seconds=POLL_S)
 
 
 async def test_a_lapsed_daily_vm_is_stopped_then_deleted_after_its_grace(tmp_path: Path) -> None:
@@ -80,6 +79,17 @@ async def test_a_never_paid_vm_is_deleted_an_hour_after_the_order(tmp_path: Path
         await _state_becomes(server, vm_id, "deleted")
 
 
-async def _poll_quiet(server: RunningServer, seconds: float = 3.0) -> Any:
-    """Give the worker a few of its 1-second rounds to (not) act."""
-    await asyncio.sleep(seconds)
+async def _poll_quiet(server: RunningServer, passes: int = 2) -> Any:
+    """Wait until the worker has finished `passes` more lifecycle runs and VM checks, so the
+    last of each started after the clock moved and had its chance to (not) act.
+
+    Counted from the worker's own log lines, not by sleeping: a loaded machine only makes
+    this slower, never wrong."""
+    log = server.workdir / "serve.log"
+    start = len(log.read_bytes())
+
+    async def done() -> bool:
+        new = log.read_bytes()[start:]
+        return new.count(b"lifecycle run at ") >= passes and new.count(b"VM check at ") >= passes
+
+    await _poll("the worker to run twice", done, seconds=POLL_S)

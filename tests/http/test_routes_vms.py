@@ -185,6 +185,23 @@ async def test_state_is_creating_after_payment_and_comes_from_the_cache_once_kno
         assert got["status"]["state"] == "running" and got["status"]["uptime"] == 245
 
 
+async def test_a_running_state_is_not_shown_before_the_build_is_committed() -> None:
+    """Issue 8 §7: the host (and the cache fed from it) may say `running` while the spawn
+    has not committed the VM's MAC and addresses; the client must see `creating`, never a
+    running VM with `ip_assignments: []`."""
+    api = build()
+    states = MemoryVmStateCache()
+    api.app[SERVICES] = api.services = attrs.evolve(api.services, vm_states=states)
+    async with api_client(api) as c:
+        vm = await order(c, ALICE)
+        await settle(c.api, (await renew(c, ALICE, vm["id"]))["id"])
+        states.states[vm["id"]] = VmRunningState(timestamp=1781690700, state=VmRunState.RUNNING)
+        got = (await (await c.call("GET", f"/api/v1/vm/{vm['id']}")).json())["data"]
+        assert got["status"]["state"] == "creating" and got["ip_assignments"] == []
+        [listed] = (await (await c.call("GET", "/api/v1/vm")).json())["data"]
+        assert listed["status"]["state"] == "creating"
+
+
 async def test_patch_changes_key_auto_renewal_and_reverse_dns(c: ApiClient) -> None:
     vm = await paid_vm(c, ALICE)
     async with c.api.store() as uow:

@@ -15,9 +15,9 @@ def test_db_upgrade_then_current_reports_the_head_revision(
 ) -> None:
     db = str(tmp_path / "cli.db")
     assert main(["--db", db, "db", "upgrade"]) == 0
-    assert "applied 4 revision(s)" in capsys.readouterr().out
+    assert "applied 5 revision(s)" in capsys.readouterr().out
     assert main(["--db", db, "db", "current"]) == 0
-    assert capsys.readouterr().out.strip() == "lnvps_lifecycle_and_idempotency"
+    assert capsys.readouterr().out.strip() == "lnvps_worker_leases_and_cursors"
     assert main(["--db", db, "db", "upgrade"]) == 0
     assert "applied 0 revision(s)" in capsys.readouterr().out
 

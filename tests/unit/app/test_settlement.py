@@ -165,5 +165,7 @@ async def test_a_node_error_while_reconciling_does_not_stop_the_listener(
         await _until_paid(shop, live.id)
         listener.cancel()
     assert (await shop.payment(live.id)).is_paid
-    assert not (await shop.payment(missed.id)).is_paid  # the next listener start retries
+    # the dev rail replays from settle index 0 (LND would not): the stream still gets it
+    await _until_paid(shop, missed.id)
+    assert (await shop.payment(missed.id)).is_paid
     assert "lookup refused" in caplog.text

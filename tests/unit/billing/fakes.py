@@ -55,6 +55,12 @@ class FakeNode:
                 payment_hash=b"", settle_index=0, amount_paid_msat=0, settled_at=self.clock.now()
             )
 
+    async def settlements_after(self, settle_index: int) -> AsyncIterator[SettledInvoice]:
+        if False:  # pragma: no cover - the tests never listen
+            yield SettledInvoice(
+                payment_hash=b"", settle_index=0, amount_paid_msat=0, settled_at=self.clock.now()
+            )
+
     async def lookup_settlement(self, payment_hash: bytes) -> SettledInvoice | None:
         if self.down:
             raise LightningUnavailable("connection refused")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,50 +42,70 @@ async def no_sleep(seconds: float) -> None:
 
 
 class CountingHost:
-    """Wraps the dummy host: counts calls per operation; `broken` ops raise transient errors."""
+    """Wraps the dummy host: counts calls per operation; `broken` ops raise transient errors.
+
+    `hold(op)` makes the next calls of `op` wait (a slow Proxmox task) until `let_go(op)`;
+    `entered(op)` is set once such a call is waiting.
+    """
 
     def __init__(self, inner: DummyVmHost) -> None:
         self.inner = inner
         self.calls: dict[str, int] = {}
         self.broken: set[str] = set()
+        self._gates: dict[str, asyncio.Event] = {}
+        self._entered: dict[str, asyncio.Event] = {}
 
-    def _count(self, op: str) -> None:
+    def hold(self, op: str) -> None:
+        self._gates[op] = asyncio.Event()
+        self._entered[op] = asyncio.Event()
+
+    def entered(self, op: str) -> asyncio.Event:
+        return self._entered[op]
+
+    def let_go(self, op: str) -> None:
+        self._gates.pop(op).set()
+
+    async def _count(self, op: str) -> None:
         self.calls[op] = self.calls.get(op, 0) + 1
+        gate = self._gates.get(op)
+        if gate is not None:
+            self._entered[op].set()
+            await gate.wait()
         if op in self.broken:
             raise VmHostError(f"{op}: host unreachable", transient=True)
 
     async def create_vm(self, info: FullVmInfo) -> None:
-        self._count("create_vm")
+        await self._count("create_vm")
         await self.inner.create_vm(info)
 
     async def start_vm(self, vm: Vm) -> None:
-        self._count("start_vm")
+        await self._count("start_vm")
         await self.inner.start_vm(vm)
 
     async def stop_vm(self, vm: Vm) -> None:
-        self._count("stop_vm")
+        await self._count("stop_vm")
         await self.inner.stop_vm(vm)
 
     async def restart_vm(self, vm: Vm) -> None:
-        self._count("restart_vm")
+        await self._count("restart_vm")
         await self.inner.restart_vm(vm)
 
     async def delete_vm(self, vm: Vm) -> None:
-        self._count("delete_vm")
+        await self._count("delete_vm")
         await self.inner.delete_vm(vm)
 
     async def reinstall_vm(self, info: FullVmInfo) -> None:
-        self._count("reinstall_vm")
+        await self._count("reinstall_vm")
 
     async def resize_vm(self, info: FullVmInfo) -> None:
-        self._count("resize_vm")
+        await self._count("resize_vm")
 
     async def get_vm_state(self, vm: Vm) -> VmRunningState:
-        self._count("get_vm_state")
+        await self._count("get_vm_state")
         return await self.inner.get_vm_state(vm)
 
     async def get_all_vm_states(self) -> Mapping[int, VmRunningState]:
-        self._count("get_all_vm_states")
+        await self._count("get_all_vm_states")
         return await self.inner.get_all_vm_states()
 
     async def generate_mac(self, vm: Vm) -> str:
