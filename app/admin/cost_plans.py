@@ -20,11 +20,6 @@ from domain.model import CostPlan
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
-#: TODO(D23): a changed amount, currency or interval makes pending renewal invoices of every
-#: subscription on a template of this plan stale; once the D23 work lands, expire them here
-#: with `uow.payments.expire_pending(subscription_id, now, types=...)` in the same transaction.
-PRICE_FIELDS = ("amount", "currency", "interval_amount", "interval_type")
-
 
 @attrs.frozen
 class CostPlanInfo:
@@ -90,6 +85,10 @@ async def create_cost_plan(
 async def update_cost_plan(
     uow_factory: UnitOfWorkFactory, plan_id: int, fields: Fields
 ) -> CostPlanInfo:
+    """TODO(D23): a changed amount, currency or interval makes the pending renewal invoices of
+    every subscription on a template of this plan stale; once the D23 work lands, expire them
+    here with `uow.payments.expire_pending(subscription_id, now, types=...)` in the same
+    transaction."""
     changes = plan_changes(fields)
     async with uow_factory() as uow:
         updated = evolve(await _plan(uow, plan_id), changes)

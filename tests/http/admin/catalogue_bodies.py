@@ -18,8 +18,9 @@ def region(demo: Demo) -> dict[str, Any]:
 
 
 def host(demo: Demo) -> dict[str, Any]:
-    return {"name": "par1", "ip": "https://10.0.9.1:8006", "api_token": "PVEAPIToken=root@pam!x=s3cr3t",
-            "region_id": demo.region, "kind": "proxmox", "cpu": 32, "memory": 128 * GIB,
+    return {"name": "par1", "ip": "https://10.0.9.1:8006",
+            "api_token": "PVEAPIToken=root@pam!x=s3cr3t", "region_id": demo.region,
+            "kind": "proxmox", "cpu": 32, "memory": 128 * GIB,
             "load_cpu": 2.5, "cpu_mfg": "amd", "cpu_features": ["AVX2", "AES"],
             "ssh_user": "root", "ssh_key": "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n"}
 
