@@ -79,12 +79,19 @@ async def _check_company(uow: UnitOfWork, company_id: int) -> None:
 
 
 async def create_region(uow_factory: UnitOfWorkFactory, fields: Fields) -> RegionInfo:
+    """Without `company_id` (the LNVPS admin front end may send null) the first company owns
+    the region, as the reference's default company does."""
     name = trimmed(fields.get("name") or "", "Region name cannot be empty")
     async with uow_factory() as uow:
-        await _check_company(uow, fields["company_id"])
+        company_id = fields.get("company_id")
+        if company_id is None:
+            companies = await uow.companies.list_all()
+            if not companies:
+                raise UnknownReference("Create a company first: a region belongs to a company")
+            company_id = companies[0].id
+        await _check_company(uow, company_id)
         region = await uow.regions.add(Region(
-            id=0, name=name, enabled=fields.get("enabled", True),
-            company_id=fields["company_id"],
+            id=0, name=name, enabled=fields.get("enabled", True), company_id=company_id,
         ))
         await uow.commit()
     return RegionInfo(region)

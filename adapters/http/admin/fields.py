@@ -104,7 +104,7 @@ def time(value: Any, name: str) -> Any:
 def features(value: Any, name: str) -> tuple[str, ...]:
     if not isinstance(value, list) or len(value) > len(CPU_FEATURES):
         raise InvalidInput(f"{name} must be a list of CPU feature names")
-    unknown = [v for v in value if v not in CPU_FEATURES]
+    unknown = [v for v in value if not isinstance(v, str) or v not in CPU_FEATURES]
     if unknown:
         raise InvalidInput(f"Unknown CPU feature: {str(unknown[0])[:40]}")
     return tuple(dict.fromkeys(value))

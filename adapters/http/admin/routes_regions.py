@@ -25,7 +25,7 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     read = f.Reader(await json_object(request), patch=patch)
     read("name", f.text(100), required=True)
     read("enabled", f.flag)
-    read("company_id", f.uint(f.U32, 1), required=True)
+    read("company_id", f.uint(f.U32, 1))
     return read.out
 
 
@@ -70,16 +70,17 @@ async def delete_region(request: web.Request, admin: Admin) -> web.StreamRespons
 
 
 def add_admin_region_routes(table: RouteTable) -> None:
-    request = sch.body({"name": {"type": "string"}, "company_id": sch.UINT},
-                       {"enabled": sch.BOOL})
+    request = sch.body({"name": {"type": "string"}},
+                       {"enabled": sch.BOOL, "company_id": sch.UINT})
     enabled = QueryParam("enabled", {"type": "boolean"}, description="only enabled / disabled")
     add(table, "GET", "/regions", list_regions, "Regions with host, VM and address totals",
         response=sch.REGION, paginated=True, query=[enabled])
     add(table, "GET", f"/regions/{ID}", get_region, "One region", response=sch.REGION)
     add(table, "GET", f"/regions/{ID}/stats", region_stats, "A region's host and VM counts",
         response=sch.REGION_STATS)
-    add(table, "POST", "/regions", create_region, "Create a region of a company",
-        request=request, response=sch.REGION)
+    add(table, "POST", "/regions", create_region,
+        "Create a region (company_id defaults to the first company)", request=request,
+        response=sch.REGION)
     add(table, "PATCH", f"/regions/{ID}", update_region, "Update a region",
         request={"type": "object"}, response=sch.REGION)
     add(table, "DELETE", f"/regions/{ID}", delete_region,

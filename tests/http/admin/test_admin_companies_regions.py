@@ -92,6 +92,8 @@ async def test_region_create_update_and_disable(world: AdminWorld) -> None:
     assert (await world.ok("PATCH", path, json={"name": " Lyon "}))["data"]["name"] == "Lyon"
     resp = await world.ok("DELETE", path)
     assert resp["data"] == {"success": True, "message": "Region disabled successfully"}
+    default = (await world.ok("POST", "/regions", json={"name": "Oslo", "company_id": None}))
+    assert default["data"]["company_id"] == demo.company and default["data"]["enabled"]
     assert (await world.ok("GET", path))["data"]["enabled"] is False
 
 
@@ -104,7 +106,7 @@ async def test_region_with_hosts_is_not_disabled(world: AdminWorld) -> None:
 
 @pytest.mark.parametrize(("body", "status"), [
     ({"name": "R", "company_id": 999}, 422),
-    ({"name": "R"}, 400),
+    ({"name": "R", "company_id": "1"}, 400),
     ({"name": "", "company_id": 1}, 400),
     ({"name": "R", "company_id": 1, "enabled": "yes"}, 400),
     ({"name": "R", "company_id": -1}, 400),

@@ -79,6 +79,7 @@ async def test_patch_without_token_keeps_it_and_clears_the_ssh_key(world: AdminW
     ({"vlan_id": 5000}, 400, "vlan_id"),
     ({"mtu": 100}, 400, "mtu"),
     ({"cpu_features": ["AVX2", "TURBO"]}, 400, "Unknown CPU feature: TURBO"),
+    ({"cpu_features": [{"x": 1}]}, 400, "Unknown CPU feature"),
     ({"cpu_arch": "sparc"}, 400, "cpu_arch must be one of"),
     ({"api_token": " "}, 400, "API token cannot be empty"),
     ({"name": "h" * 101}, 400, "at most 100 characters"),
