@@ -14,6 +14,9 @@ from ports.storage import Page
 class MemorySubscriptions(RecordRepo[Subscription]):
     table = "subscription"
 
+    async def any_for_company(self, company_id: int) -> bool:
+        return bool(self._where(lambda s: s.company_id == company_id))
+
     async def add_with_line_items(
         self, subscription: Subscription, items: Sequence[LineItem]
     ) -> tuple[Subscription, list[LineItem]]:

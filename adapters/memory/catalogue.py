@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from adapters.memory.db import RecordRepo, evolve
 from domain.model import (
     CostPlan,
@@ -53,6 +55,9 @@ class MemoryIpRanges(RecordRepo[IpRange]):
 class MemoryIpAssignments(RecordRepo[IpAssignment]):
     table = "vm_ip_assignment"
 
+    async def list_live(self) -> list[IpAssignment]:
+        return self._where(lambda a: not a.deleted)
+
     async def list_by_vm(self, vm_id: int) -> list[IpAssignment]:
         return self._where(lambda a: a.vm_id == vm_id and not a.deleted)
 
@@ -83,6 +88,16 @@ class MemoryCustomPricings(RecordRepo[CustomPricing]):
         rows = sorted(self._rows("vm_custom_pricing_disk").items())
         return [d for _, d in rows if d.pricing_id == pricing_id]
 
+    async def remove_disks(self, pricing_id: int) -> int:
+        rows = self._rows("vm_custom_pricing_disk")
+        gone = [key for key, d in rows.items() if d.pricing_id == pricing_id]
+        for key in gone:
+            del rows[key]
+        return len(gone)
+
 
 class MemoryCustomTemplates(RecordRepo[CustomTemplate]):
     table = "vm_custom_template"
+
+    async def count_by_pricing(self) -> dict[int, int]:
+        return dict(Counter(t.pricing_id for t in self._where()))

@@ -99,6 +99,9 @@ class RecordRepo(Repo, Generic[R]):
     async def list_all(self) -> list[R]:
         return self._where()
 
+    async def remove(self, record_id: int) -> bool:
+        return self._rows(self.table).pop(record_id, None) is not None
+
     def _where(self, *predicates: Callable[[R], bool]) -> list[R]:
         """Rows matching every predicate, ascending id."""
         return [

@@ -28,6 +28,9 @@ class MemoryIpRangeSubscriptions(RecordRepo[IpRangeSubscription]):
     async def list_by_line_item(self, line_item_id: int) -> list[IpRangeSubscription]:
         return self._where(lambda r: r.subscription_line_item_id == line_item_id)
 
+    async def list_by_space(self, space_id: int) -> list[IpRangeSubscription]:
+        return self._where(lambda r: r.available_ip_space_id == space_id)
+
     async def set_active(self, record_id: int, active: bool, now: datetime) -> None:
         rows = self._rows(self.table)
         if record_id in rows:

@@ -29,6 +29,11 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         super().__init__(connection, mapper)
         self.items = SqlRecords(connection, items)
 
+    async def any_for_company(self, company_id: int) -> bool:
+        c = t.subscription.c
+        query = select(c.id).where(c.company_id == company_id).limit(1)
+        return (await self.conn.execute(query)).first() is not None
+
     async def add_with_line_items(
         self, subscription: Subscription, items: Sequence[LineItem]
     ) -> tuple[Subscription, list[LineItem]]:

@@ -32,6 +32,9 @@ class SqlIpRangeSubscriptions(SqlRecords[IpRangeSubscription]):
     async def list_by_line_item(self, line_item_id: int) -> list[IpRangeSubscription]:
         return await self._where(_irs.subscription_line_item_id == line_item_id)
 
+    async def list_by_space(self, space_id: int) -> list[IpRangeSubscription]:
+        return await self._where(_irs.available_ip_space_id == space_id)
+
     async def set_active(self, record_id: int, active: bool, now: datetime) -> None:
         values = {"is_active": active, "ended_at": None if active else now}
         await self.conn.execute(

@@ -117,6 +117,10 @@ class SqlRecords(SqlRepo, Generic[R]):
     async def list_all(self) -> list[R]:
         return await self._all(self.mapper, self._select().order_by(self.table.c.id))
 
+    async def remove(self, record_id: int) -> bool:
+        result = await self.conn.execute(delete(self.table).where(self.table.c.id == record_id))
+        return result.rowcount > 0
+
     async def _where(self, *conditions: ColumnElement[bool]) -> list[R]:
         return await self._all(
             self.mapper, self._select().where(*conditions).order_by(self.table.c.id)
@@ -210,6 +214,9 @@ class SqlIpRanges(SqlRecords[IpRange]):
 
 
 class SqlIpAssignments(SqlRecords[IpAssignment]):
+    async def list_live(self) -> list[IpAssignment]:
+        return await self._where(t.vm_ip_assignment.c.deleted == False)  # noqa: E712
+
     async def list_by_vm(self, vm_id: int) -> list[IpAssignment]:
         c = t.vm_ip_assignment.c
         return await self._where(c.vm_id == vm_id, c.deleted == False)  # noqa: E712
@@ -245,9 +252,17 @@ class SqlCustomPricings(SqlRecords[CustomPricing]):
     async def list_disks(self, pricing_id: int) -> list[CustomPricingDisk]:
         return await self.disks._where(t.vm_custom_pricing_disk.c.pricing_id == pricing_id)
 
+    async def remove_disks(self, pricing_id: int) -> int:
+        table = t.vm_custom_pricing_disk
+        result = await self.conn.execute(delete(table).where(table.c.pricing_id == pricing_id))
+        return int(result.rowcount)
+
 
 class SqlCustomTemplates(SqlRecords[CustomTemplate]):
-    pass
+    async def count_by_pricing(self) -> dict[int, int]:
+        c = t.vm_custom_template.c
+        query = select(c.pricing_id, func.count()).group_by(c.pricing_id)
+        return {int(pid): int(n) for pid, n in await self.conn.execute(query)}
 
 
 class SqlRoles(SqlRepo):

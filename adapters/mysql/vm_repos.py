@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, func, select, true, update
 
 from adapters.mysql import tables as t
 from adapters.mysql.repositories import SqlRecords
@@ -35,6 +35,17 @@ class SqlVms(SqlRecords[Vm]):
         )
         query = self._select().where(_vm.subscription_line_item_id.in_(items)).order_by(_vm.id)
         return await self._one(self.mapper, query)
+
+    async def count_using(
+        self, *, template_id: int | None = None, image_id: int | None = None
+    ) -> int:
+        where: ColumnElement[bool] = true()
+        if template_id is not None:
+            where = where & (_vm.template_id == template_id)
+        if image_id is not None:
+            where = where & (_vm.image_id == image_id)
+        query = select(func.count()).select_from(t.vm).where(where)
+        return int((await self.conn.execute(query)).scalar_one())
 
     async def list_by_user(self, user_id: int, limit: int, offset: int = 0) -> Page[Vm]:
         where = (_vm.user_id == user_id) & (_vm.deleted == False)  # noqa: E712

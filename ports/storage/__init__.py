@@ -18,7 +18,7 @@ from ports.storage.catalogue import (
     Regions,
     Templates,
 )
-from ports.storage.common import Catalogue, Page, Records
+from ports.storage.common import Catalogue, Page, Records, Removable
 from ports.storage.identity import Companies, Permission, Roles, SshKeys, Users
 from ports.storage.marks import IdempotencyKeys, IdempotencyRecord, LifecycleMarks
 from ports.storage.payments import LegacyPayments, Payments
@@ -135,6 +135,7 @@ __all__ = [
     "Permission",
     "Records",
     "Regions",
+    "Removable",
     "Roles",
     "SshKeys",
     "Subscriptions",

@@ -17,7 +17,7 @@ from domain.model import (
     Region,
     VmTemplate,
 )
-from ports.storage.common import Catalogue, Records
+from ports.storage.common import Catalogue, Records, Removable
 
 
 class Regions(Catalogue[Region], Protocol):
@@ -38,7 +38,7 @@ class HostDisks(Catalogue[HostDisk], Protocol):
     async def list_by_host(self, host_id: int) -> list[HostDisk]: ...
 
 
-class Images(Catalogue[OsImage], Protocol):
+class Images(Catalogue[OsImage], Removable, Protocol):
     pass
 
 
@@ -47,6 +47,10 @@ class IpRanges(Catalogue[IpRange], Protocol):
 
 
 class IpAssignments(Records[IpAssignment], Protocol):
+    async def list_live(self) -> list[IpAssignment]:
+        """Every assignment that is not soft-deleted, ascending id (admin region stats)."""
+        ...
+
     async def list_by_vm(self, vm_id: int) -> list[IpAssignment]:
         """The VM's assignments that are not soft-deleted, ascending id."""
         ...
@@ -56,15 +60,15 @@ class IpAssignments(Records[IpAssignment], Protocol):
         ...
 
 
-class CostPlans(Catalogue[CostPlan], Protocol):
+class CostPlans(Catalogue[CostPlan], Removable, Protocol):
     pass
 
 
-class Templates(Catalogue[VmTemplate], Protocol):
+class Templates(Catalogue[VmTemplate], Removable, Protocol):
     pass
 
 
-class CustomPricings(Catalogue[CustomPricing], Protocol):
+class CustomPricings(Catalogue[CustomPricing], Removable, Protocol):
     async def list_by_region(self, region_id: int) -> list[CustomPricing]:
         """The region's pricings, ascending id (the first enabled one is the region's price)."""
         ...
@@ -75,6 +79,12 @@ class CustomPricings(Catalogue[CustomPricing], Protocol):
         """The pricing's per-disk prices, ascending id."""
         ...
 
+    async def remove_disks(self, pricing_id: int) -> int:
+        """Delete every per-disk price of the pricing; how many went."""
+        ...
+
 
 class CustomTemplates(Records[CustomTemplate], Protocol):
-    pass
+    async def count_by_pricing(self) -> dict[int, int]:
+        """How many custom templates use each pricing (pricings with none are left out)."""
+        ...

@@ -36,3 +36,12 @@ class Catalogue(Records[R], Protocol[R]):
     """A small table an operator curates: it may be listed whole, ordered by id."""
 
     async def list_all(self) -> list[R]: ...
+
+
+class Removable(Protocol):
+    """Hard delete of one row by id, for the catalogue rows an operator may remove."""
+
+    async def remove(self, record_id: int) -> bool:
+        """Delete the row; True when one was deleted. Callers check references first (a row
+        still referenced is refused by the SQL foreign keys)."""
+        ...

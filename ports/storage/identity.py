@@ -7,7 +7,7 @@ from typing import Protocol
 
 from domain.enums import AdminAction, AdminResource
 from domain.model import AdminRole, Company, RoleAssignment, RolePermission, SshKey, User
-from ports.storage.common import Catalogue, Page, Records
+from ports.storage.common import Catalogue, Page, Records, Removable
 
 
 class Users(Records[User], Protocol):
@@ -44,7 +44,7 @@ class SshKeys(Protocol):
         ...
 
 
-class Companies(Catalogue[Company], Protocol):
+class Companies(Catalogue[Company], Removable, Protocol):
     pass
 
 

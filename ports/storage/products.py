@@ -7,14 +7,14 @@ from typing import Protocol
 
 from domain.enums import PaymentMethod
 from domain.model import AvailableIpSpace, IpRangeSubscription, IpSpacePricing, PaymentMethodConfig
-from ports.storage.common import Catalogue
+from ports.storage.common import Catalogue, Removable
 
 
-class IpSpaces(Catalogue[AvailableIpSpace], Protocol):
+class IpSpaces(Catalogue[AvailableIpSpace], Removable, Protocol):
     pass
 
 
-class IpSpacePrices(Catalogue[IpSpacePricing], Protocol):
+class IpSpacePrices(Catalogue[IpSpacePricing], Removable, Protocol):
     async def list_by_space(self, space_id: int) -> list[IpSpacePricing]:
         """Ascending prefix size."""
         ...
@@ -22,6 +22,10 @@ class IpSpacePrices(Catalogue[IpSpacePricing], Protocol):
 
 class IpRangeSubscriptions(Catalogue[IpRangeSubscription], Protocol):
     async def list_by_line_item(self, line_item_id: int) -> list[IpRangeSubscription]: ...
+
+    async def list_by_space(self, space_id: int) -> list[IpRangeSubscription]:
+        """Every range sold from the space, ended ones too, ascending id."""
+        ...
 
     async def set_active(self, record_id: int, active: bool, now: datetime) -> None:
         """Deactivate (`is_active = 0, ended_at = now`) or reactivate (`ended_at = NULL`)."""

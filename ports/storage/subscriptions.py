@@ -25,6 +25,10 @@ class Subscriptions(Protocol):
 
     async def get_by_line_item(self, line_item_id: int) -> Subscription | None: ...
 
+    async def any_for_company(self, company_id: int) -> bool:
+        """Whether any subscription (ended ones too) was sold by the company."""
+        ...
+
     async def list_by_user(self, user_id: int, limit: int, offset: int = 0) -> Page[Subscription]:
         """Newest first (id DESC)."""
         ...

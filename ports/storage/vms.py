@@ -43,6 +43,13 @@ class Vms(Records[Vm], Protocol):
         """
         ...
 
+    async def count_using(
+        self, *, template_id: int | None = None, image_id: int | None = None
+    ) -> int:
+        """VMs, soft-deleted ones too, whose row points at the template / image (either given
+        filter must match); a catalogue row they point at cannot be deleted."""
+        ...
+
     async def delete(self, vm_id: int) -> None:
         """Soft delete (`deleted = 1`, lifecycle.md D14)."""
         ...

@@ -1,0 +1,137 @@
+"""Admin custom-pricing routes (api.md §9.6, permission `vm_custom_pricing::*`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from adapters.http.admin import fields as f
+from adapters.http.admin import schemas_catalogue as sch
+from adapters.http.admin.auth import Admin, require
+from adapters.http.admin.common import ID, add, page_of, query_uint
+from adapters.http.admin.views_catalogue import pricing_json
+from adapters.http.context import services
+from adapters.http.envelope import data_response, page_response, parse_page
+from adapters.http.openapi import QueryParam, RouteTable
+from adapters.http.vm_params import json_object, path_id
+from app.admin import custom_pricing as uc
+from domain.enums import AdminAction, AdminResource, DiskInterface, DiskType
+from domain.errors import InvalidInput
+
+_RES = AdminResource.VM_CUSTOM_PRICING
+_MAX_DISK_ROWS = len(DiskType) * len(DiskInterface)
+
+
+def _disk_rows(value: Any, name: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or len(value) > _MAX_DISK_ROWS:
+        raise InvalidInput(f"{name} must be a list of at most {_MAX_DISK_ROWS} disk prices")
+    rows = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise InvalidInput(f"{name}[{i}] must be an object")
+        read = f.Reader(item, patch=False)
+        read("kind", f.DISK_TYPE, required=True)
+        read("interface", f.DISK_INTERFACE, required=True)
+        read("cost", f.uint(f.U64), required=True)
+        read("min_disk_size", f.uint(f.U64), required=True)
+        read("max_disk_size", f.uint(f.U64), required=True)
+        rows.append(read.out)
+    return rows
+
+
+async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
+    read = f.Reader(await json_object(request), patch=patch)
+    read("name", f.text(100), required=True)
+    read("enabled", f.flag)
+    read("expires", f.time, nullable=True)
+    read("region_id", f.uint(f.U32, 1), required=True)
+    read("currency", f.CURRENCY, required=True)
+    for name in ("cpu_cost", "memory_cost", "ip4_cost", "ip6_cost", "min_memory",
+                 "max_memory"):
+        read(name, f.uint(f.U64), required=True)
+    read("min_cpu", f.uint(f.U8), required=True)
+    read("max_cpu", f.uint(f.U8), required=True)
+    read.cpu()
+    read.caps()
+    read("disk_pricing", _disk_rows, required=True)
+    return read.out
+
+
+@require(_RES, AdminAction.VIEW)
+async def list_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
+    page = parse_page(request.query)
+    rows = await uc.list_pricings(services(request).uow_factory,
+                                  query_uint(request.query, "region_id"),
+                                  f.query_flag(request.query, "enabled"))
+    return page_response([pricing_json(r) for r in page_of(rows, page)], len(rows), page)
+
+
+@require(_RES, AdminAction.VIEW)
+async def get_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
+    info = await uc.get_pricing(services(request).uow_factory, path_id(request))
+    return data_response(pricing_json(info))
+
+
+@require(_RES, AdminAction.CREATE)
+async def create_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
+    svc = services(request)
+    fields = await _fields(request, patch=False)
+    return data_response(pricing_json(await uc.create_pricing(svc.uow_factory, svc.clock,
+                                                              fields)))
+
+
+@require(_RES, AdminAction.UPDATE)
+async def update_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
+    fields = await _fields(request, patch=True)
+    info = await uc.update_pricing(services(request).uow_factory, path_id(request), fields)
+    return data_response(pricing_json(info))
+
+
+@require(_RES, AdminAction.DELETE)
+async def delete_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
+    message = await uc.delete_pricing(services(request).uow_factory, path_id(request))
+    return data_response({"success": True, "message": message})
+
+
+@require(_RES, AdminAction.CREATE)
+async def copy_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
+    read = f.Reader(await json_object(request), patch=False)
+    read("name", f.text(100), required=True)
+    read("region_id", f.uint(f.U32, 1))
+    read("enabled", f.flag)
+    svc = services(request)
+    info = await uc.copy_pricing(svc.uow_factory, svc.clock, path_id(request), read.out)
+    return data_response(pricing_json(info))
+
+
+def add_admin_custom_pricing_routes(table: RouteTable) -> None:
+    s = {"type": "string"}
+    u = sch.UINT
+    disk = sch.body({"kind": s, "interface": s, "cost": u, "min_disk_size": u,
+                     "max_disk_size": u})
+    request = sch.body(
+        {"name": s, "region_id": u, "currency": s, "cpu_cost": u, "memory_cost": u,
+         "ip4_cost": u, "ip6_cost": u, "min_cpu": u, "max_cpu": u, "min_memory": u,
+         "max_memory": u, "disk_pricing": {"type": "array", "items": disk}},
+        {"enabled": sch.BOOL, "expires": sch.NULL_STRING},
+    )
+    query = [QueryParam("region_id", {"type": "integer", "minimum": 0}),
+             QueryParam("enabled", {"type": "boolean"})]
+    add(table, "GET", "/custom_pricing", list_pricing, "Custom pricing models", query=query,
+        response=sch.PRICING, paginated=True)
+    add(table, "GET", f"/custom_pricing/{ID}", get_pricing, "One custom pricing model",
+        response=sch.PRICING)
+    add(table, "POST", "/custom_pricing", create_pricing,
+        "Create a pricing model (prices per core / GiB / address per month)",
+        request=request, response=sch.PRICING)
+    add(table, "PATCH", f"/custom_pricing/{ID}", update_pricing,
+        "Update a pricing model; disk_pricing replaces every disk row",
+        request={"type": "object"}, response=sch.PRICING)
+    add(table, "DELETE", f"/custom_pricing/{ID}", delete_pricing,
+        "Delete a pricing model (disabled instead while templates use it)",
+        response=sch.DELETED)
+    add(table, "POST", f"/custom_pricing/{ID}/copy", copy_pricing,
+        "Copy a pricing model with its disk rows",
+        request=sch.body({"name": s}, {"region_id": u, "enabled": sch.BOOL}),
+        response=sch.PRICING)

@@ -1,0 +1,144 @@
+"""Admin host routes (api.md §9.9): hosts and their disks; no host delete. The API token and
+SSH key are write-only: answers carry `ssh_key_configured` and never the token (D28)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from aiohttp import web
+
+from adapters.http.admin import fields as f
+from adapters.http.admin import schemas_catalogue as sch
+from adapters.http.admin.auth import Admin, require
+from adapters.http.admin.common import ID, add, page_of
+from adapters.http.admin.views_catalogue import HOST_KINDS, disk_json, host_json
+from adapters.http.context import services
+from adapters.http.envelope import data_response, page_response, parse_page
+from adapters.http.openapi import RouteTable
+from adapters.http.vm_params import json_object, path_id
+from app.admin import hosts as uc
+from domain.enums import AdminAction, AdminResource
+
+_RES = AdminResource.HOSTS
+_KIND = f.choice({name: kind for kind, name in HOST_KINDS.items()})
+#: an overcommit factor: above 0, at most 100× the real size
+_LOAD = f.decimal(Decimal("0.01"), Decimal(100))
+DISK_ID = r"{disk_id:\d+}"
+
+
+async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
+    read = f.Reader(await json_object(request), patch=patch)
+    read("name", f.text(100), required=True)
+    read("ip", f.text(250), required=True)
+    read("api_token", f.text(4096), required=True)
+    read("region_id", f.uint(f.U32, 1), required=True)
+    read("kind", _KIND, required=True)
+    read("cpu", f.uint(f.U16, 1), required=True)
+    read("memory", f.uint(f.U64, 1), required=True)
+    read("vlan_id", f.uint(4094), nullable=True)
+    read("mtu", f.uint(f.U16, 576), nullable=True)
+    read.cpu()
+    read("enabled", f.flag)
+    for name in ("load_cpu", "load_memory", "load_disk"):
+        read(name, _LOAD)
+    read("ssh_user", f.text(255), nullable=True)
+    read("ssh_key", f.text(16384), nullable=True)
+    return read.out
+
+
+async def _disk_fields(request: web.Request, *, patch: bool) -> dict[str, object]:
+    read = f.Reader(await json_object(request), patch=patch)
+    read("name", f.text(50), required=True)
+    read("size", f.uint(f.U64, 1), required=True)
+    read("kind", f.DISK_TYPE, required=True)
+    read("interface", f.DISK_INTERFACE, required=True)
+    read("enabled", f.flag)
+    return read.out
+
+
+@require(_RES, AdminAction.VIEW)
+async def list_hosts(request: web.Request, admin: Admin) -> web.StreamResponse:
+    page = parse_page(request.query)
+    svc = services(request)
+    rows = await uc.list_hosts(svc.uow_factory, svc.clock)
+    return page_response([host_json(r) for r in page_of(rows, page)], len(rows), page)
+
+
+@require(_RES, AdminAction.VIEW)
+async def get_host(request: web.Request, admin: Admin) -> web.StreamResponse:
+    svc = services(request)
+    return data_response(host_json(await uc.get_host(svc.uow_factory, svc.clock,
+                                                     path_id(request))))
+
+
+@require(_RES, AdminAction.CREATE)
+async def create_host(request: web.Request, admin: Admin) -> web.StreamResponse:
+    svc = services(request)
+    fields = await _fields(request, patch=False)
+    return data_response(host_json(await uc.create_host(svc.uow_factory, svc.clock, fields)))
+
+
+@require(_RES, AdminAction.UPDATE)
+async def update_host(request: web.Request, admin: Admin) -> web.StreamResponse:
+    svc = services(request)
+    fields = await _fields(request, patch=True)
+    info = await uc.update_host(svc.uow_factory, svc.clock, path_id(request), fields)
+    return data_response(host_json(info))
+
+
+@require(_RES, AdminAction.VIEW)
+async def list_disks(request: web.Request, admin: Admin) -> web.StreamResponse:
+    disks = await uc.list_disks(services(request).uow_factory, path_id(request))
+    return data_response([disk_json(d) for d in disks])
+
+
+@require(_RES, AdminAction.VIEW)
+async def get_disk(request: web.Request, admin: Admin) -> web.StreamResponse:
+    disk = await uc.get_disk(services(request).uow_factory, path_id(request),
+                             path_id(request, "disk_id"))
+    return data_response(disk_json(disk))
+
+
+@require(_RES, AdminAction.UPDATE)
+async def create_disk(request: web.Request, admin: Admin) -> web.StreamResponse:
+    fields = await _disk_fields(request, patch=False)
+    disk = await uc.create_disk(services(request).uow_factory, path_id(request), fields)
+    return data_response(disk_json(disk))
+
+
+@require(_RES, AdminAction.UPDATE)
+async def update_disk(request: web.Request, admin: Admin) -> web.StreamResponse:
+    fields = await _disk_fields(request, patch=True)
+    disk = await uc.update_disk(services(request).uow_factory, path_id(request),
+                                path_id(request, "disk_id"), fields)
+    return data_response(disk_json(disk))
+
+
+def add_admin_host_routes(table: RouteTable) -> None:
+    s = {"type": "string"}
+    request = sch.body(
+        {"name": s, "ip": s, "api_token": s, "region_id": sch.UINT,
+         "kind": sch.HOST["properties"]["kind"], "cpu": sch.UINT, "memory": sch.UINT},
+        {"vlan_id": sch.NULL_U64, "mtu": sch.NULL_U64, "enabled": sch.BOOL,
+         "load_cpu": sch.NUMBER, "load_memory": sch.NUMBER, "load_disk": sch.NUMBER,
+         "ssh_user": sch.NULL_STRING, "ssh_key": sch.NULL_STRING,
+         "cpu_mfg": s, "cpu_arch": s, "cpu_features": {"type": "array", "items": s}},
+    )
+    disk = sch.body({"name": s, "size": sch.UINT, "kind": sch.DISK["properties"]["kind"],
+                     "interface": sch.DISK["properties"]["interface"]}, {"enabled": sch.BOOL})
+    add(table, "GET", "/hosts", list_hosts, "Hosts with their disks and load",
+        response=sch.HOST, paginated=True)
+    add(table, "GET", f"/hosts/{ID}", get_host, "One host", response=sch.HOST)
+    add(table, "POST", "/hosts", create_host,
+        "Store a host (its API token is kept encrypted and never returned)", request=request,
+        response=sch.HOST)
+    add(table, "PATCH", f"/hosts/{ID}", update_host, "Update a host", request={"type": "object"},
+        response=sch.HOST)
+    add(table, "GET", f"/hosts/{ID}/disks", list_disks, "A host's disks (a plain list)",
+        response={"type": "array", "items": sch.DISK})
+    add(table, "GET", f"/hosts/{ID}/disks/{DISK_ID}", get_disk, "One disk of a host",
+        response=sch.DISK)
+    add(table, "POST", f"/hosts/{ID}/disks", create_disk, "Add a disk to a host",
+        request=disk, response=sch.DISK)
+    add(table, "PATCH", f"/hosts/{ID}/disks/{DISK_ID}", update_disk, "Update a host's disk",
+        request={"type": "object"}, response=sch.DISK)

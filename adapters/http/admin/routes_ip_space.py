@@ -1,0 +1,205 @@
+"""Admin IP space routes (api.md §9.14 `ip_space::*`; §9.15 sold ranges: `subscriptions::view`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from adapters.http.admin import fields as f
+from adapters.http.admin import schemas_catalogue as sch
+from adapters.http.admin.auth import Admin, require
+from adapters.http.admin.common import ID, add, page_of, query_uint
+from adapters.http.admin.views_catalogue import (
+    sold_range_json,
+    space_json,
+    space_pricing_json,
+)
+from adapters.http.context import services
+from adapters.http.envelope import data_response, page_response, parse_page
+from adapters.http.openapi import QueryParam, RouteTable
+from adapters.http.vm_params import json_object, path_id
+from app.admin import ip_space as uc
+from domain.enums import AdminAction, AdminResource, InternetRegistry
+from domain.errors import InvalidInput
+
+_RES = AdminResource.IP_SPACE
+PRICING_ID = r"{pricing_id:\d+}"
+_MAX_METADATA = 16_384
+
+
+def _registry(value: Any, name: str) -> InternetRegistry:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in set(
+        InternetRegistry
+    ):
+        raise InvalidInput("Invalid registry value")
+    return InternetRegistry(value)
+
+
+def _metadata(value: Any, name: str) -> Any:
+    """Any JSON, bounded in size (it is stored in a TEXT column)."""
+    if len(json.dumps(value)) > _MAX_METADATA:
+        raise InvalidInput(f"{name} must be at most {_MAX_METADATA} bytes of JSON")
+    return value
+
+
+async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
+    read = f.Reader(await json_object(request), patch=patch)
+    read("company_id", f.uint(f.U32, 1))
+    read("cidr", f.text(200), required=True)
+    read("min_prefix_size", f.uint(f.U16), required=True)
+    read("max_prefix_size", f.uint(f.U16), required=True)
+    read("registry", _registry, required=True)
+    read("external_id", f.text(255), nullable=True)
+    read("is_available", f.flag)
+    read("is_reserved", f.flag)
+    read("metadata", _metadata, nullable=True)
+    if "external_id" in read.out:
+        read.out["external_id"] = (read.out["external_id"] or "").strip() or None
+    return read.out
+
+
+async def _price_fields(request: web.Request, *, patch: bool) -> dict[str, object]:
+    read = f.Reader(await json_object(request), patch=patch)
+    read("prefix_size", f.uint(128), required=True)
+    read("price_per_month", f.uint(f.U64), required=True)
+    read("currency", f.CURRENCY)
+    read("setup_fee", f.uint(f.U64))
+    return read.out
+
+
+@require(_RES, AdminAction.VIEW)
+async def list_spaces(request: web.Request, admin: Admin) -> web.StreamResponse:
+    page = parse_page(request.query)
+    registry = query_uint(request.query, "registry")
+    if registry is not None and registry > 4:
+        raise InvalidInput("Invalid registry value")
+    rows = await uc.list_spaces(services(request).uow_factory,
+                                f.query_flag(request.query, "is_available"), registry)
+    return page_response([space_json(r) for r in page_of(rows, page)], len(rows), page)
+
+
+@require(_RES, AdminAction.VIEW)
+async def get_space(request: web.Request, admin: Admin) -> web.StreamResponse:
+    return data_response(space_json(await uc.get_space(services(request).uow_factory,
+                                                       path_id(request))))
+
+
+@require(_RES, AdminAction.CREATE)
+async def create_space(request: web.Request, admin: Admin) -> web.StreamResponse:
+    svc = services(request)
+    fields = await _fields(request, patch=False)
+    return data_response(space_json(await uc.create_space(svc.uow_factory, svc.clock, fields)))
+
+
+@require(_RES, AdminAction.UPDATE)
+async def update_space(request: web.Request, admin: Admin) -> web.StreamResponse:
+    svc = services(request)
+    fields = await _fields(request, patch=True)
+    info = await uc.update_space(svc.uow_factory, svc.clock, path_id(request), fields)
+    return data_response(space_json(info))
+
+
+@require(_RES, AdminAction.DELETE)
+async def delete_space(request: web.Request, admin: Admin) -> web.StreamResponse:
+    await uc.delete_space(services(request).uow_factory, path_id(request))
+    return data_response(None)
+
+
+async def _parent_cidr(request: web.Request, space_id: int) -> str:
+    return (await uc.get_space(services(request).uow_factory, space_id)).space.cidr
+
+
+@require(_RES, AdminAction.VIEW)
+async def list_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
+    page = parse_page(request.query)
+    space_id = path_id(request)
+    rows = await uc.list_pricing(services(request).uow_factory, space_id)
+    cidr = await _parent_cidr(request, space_id)
+    return page_response([space_pricing_json(p, cidr) for p in page_of(rows, page)],
+                         len(rows), page)
+
+
+@require(_RES, AdminAction.VIEW)
+async def get_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
+    space_id = path_id(request)
+    price = await uc.get_pricing(services(request).uow_factory, space_id,
+                                 path_id(request, "pricing_id"))
+    return data_response(space_pricing_json(price, await _parent_cidr(request, space_id)))
+
+
+@require(_RES, AdminAction.CREATE)
+async def create_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
+    svc = services(request)
+    space_id = path_id(request)
+    fields = await _price_fields(request, patch=False)
+    price = await uc.create_pricing(svc.uow_factory, svc.clock, space_id, fields)
+    return data_response(space_pricing_json(price, await _parent_cidr(request, space_id)))
+
+
+@require(_RES, AdminAction.UPDATE)
+async def update_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
+    svc = services(request)
+    space_id = path_id(request)
+    fields = await _price_fields(request, patch=True)
+    price = await uc.update_pricing(svc.uow_factory, svc.clock, space_id,
+                                    path_id(request, "pricing_id"), fields)
+    return data_response(space_pricing_json(price, await _parent_cidr(request, space_id)))
+
+
+@require(_RES, AdminAction.DELETE)
+async def delete_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
+    await uc.delete_pricing(services(request).uow_factory, path_id(request),
+                            path_id(request, "pricing_id"))
+    return data_response(None)
+
+
+@require(AdminResource.SUBSCRIPTIONS, AdminAction.VIEW)
+async def list_sold(request: web.Request, admin: Admin) -> web.StreamResponse:
+    page = parse_page(request.query)
+    rows = await uc.list_sold(services(request).uow_factory, path_id(request),
+                              query_uint(request.query, "user_id"),
+                              f.query_flag(request.query, "is_active"))
+    return page_response([sold_range_json(r) for r in page_of(rows, page)], len(rows), page)
+
+
+def add_admin_ip_space_routes(table: RouteTable) -> None:
+    s = {"type": "string"}
+    u = sch.UINT
+    request = sch.body(
+        {"cidr": s, "min_prefix_size": u, "max_prefix_size": u,
+         "registry": {"type": "integer", "minimum": 0, "maximum": 4}},
+        {"company_id": u, "external_id": sch.NULL_STRING, "is_available": sch.BOOL,
+         "is_reserved": sch.BOOL, "metadata": {}},
+    )
+    price = sch.body({"prefix_size": u, "price_per_month": u},
+                     {"currency": s, "setup_fee": u})
+    one = f"/ip_space/{ID}/pricing/{PRICING_ID}"
+    add(table, "GET", "/ip_space", list_spaces, "IP space for sale, newest first",
+        query=[QueryParam("is_available", {"type": "boolean"}),
+               QueryParam("registry", {"type": "integer", "minimum": 0, "maximum": 4})],
+        response=sch.SPACE, paginated=True)
+    add(table, "GET", f"/ip_space/{ID}", get_space, "One IP space", response=sch.SPACE)
+    add(table, "POST", "/ip_space", create_space,
+        "Add IP space (company_id defaults to the first company)", request=request,
+        response=sch.SPACE)
+    add(table, "PATCH", f"/ip_space/{ID}", update_space,
+        "Update IP space (checks re-run on the result)", request={"type": "object"},
+        response=sch.SPACE)
+    add(table, "DELETE", f"/ip_space/{ID}", delete_space,
+        "Delete IP space nothing was sold from", response=sch.NULL)
+    add(table, "GET", f"/ip_space/{ID}/pricing", list_pricing, "A space's prices, id desc",
+        response=sch.SPACE_PRICING, paginated=True)
+    add(table, "POST", f"/ip_space/{ID}/pricing", create_pricing,
+        "Price a prefix size of the space", request=price, response=sch.SPACE_PRICING)
+    add(table, "GET", one, get_pricing, "One price of the space", response=sch.SPACE_PRICING)
+    add(table, "PATCH", one, update_pricing, "Update a price of the space",
+        request={"type": "object"}, response=sch.SPACE_PRICING)
+    add(table, "DELETE", one, delete_pricing, "Delete a price of the space",
+        response=sch.NULL)
+    add(table, "GET", f"/ip_space/{ID}/subscriptions", list_sold,
+        "Ranges sold from the space",
+        query=[QueryParam("user_id", {"type": "integer", "minimum": 0}),
+               QueryParam("is_active", {"type": "boolean"})],
+        response=sch.SOLD_RANGE, paginated=True)

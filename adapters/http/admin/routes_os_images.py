@@ -1,0 +1,96 @@
+"""Admin OS image routes (api.md §9.10, permission `vm_os_image::*`)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from adapters.http.admin import fields as f
+from adapters.http.admin import schemas_catalogue as sch
+from adapters.http.admin.auth import Admin, require
+from adapters.http.admin.common import ID, add, page_of
+from adapters.http.admin.views_catalogue import image_json
+from adapters.http.context import services
+from adapters.http.envelope import data_response, page_response, parse_page
+from adapters.http.openapi import RouteTable
+from adapters.http.vm_params import json_object, path_id
+from app.admin import os_images as uc
+from domain.enums import AdminAction, AdminResource, OsDistribution
+
+_RES = AdminResource.VM_OS_IMAGE
+
+
+async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
+    read = f.Reader(await json_object(request), patch=patch)
+    read("distribution", f.wire_choice(OsDistribution), required=True)
+    read("flavour", f.text(50), required=True)
+    read("version", f.text(50), required=True)
+    read("enabled", f.flag, required=True)
+    read("release_date", f.time, required=True)
+    read("url", f.text(1024), required=True)
+    read("default_username", f.text(50), nullable=True)
+    read("sha2", f.text(128), nullable=True)
+    read("sha2_url", f.text(1024), nullable=True)
+    return read.out
+
+
+@require(_RES, AdminAction.VIEW)
+async def list_images(request: web.Request, admin: Admin) -> web.StreamResponse:
+    page = parse_page(request.query)
+    rows = await uc.list_images(services(request).uow_factory)
+    return page_response([image_json(r) for r in page_of(rows, page)], len(rows), page)
+
+
+@require(_RES, AdminAction.VIEW)
+async def get_image(request: web.Request, admin: Admin) -> web.StreamResponse:
+    return data_response(image_json(await uc.get_image(services(request).uow_factory,
+                                                       path_id(request))))
+
+
+@require(_RES, AdminAction.CREATE)
+async def create_image(request: web.Request, admin: Admin) -> web.StreamResponse:
+    fields = await _fields(request, patch=False)
+    return data_response(image_json(await uc.create_image(services(request).uow_factory,
+                                                          fields)))
+
+
+@require(_RES, AdminAction.UPDATE)
+async def update_image(request: web.Request, admin: Admin) -> web.StreamResponse:
+    fields = await _fields(request, patch=True)
+    info = await uc.update_image(services(request).uow_factory, path_id(request), fields)
+    return data_response(image_json(info))
+
+
+@require(_RES, AdminAction.DELETE)
+async def delete_image(request: web.Request, admin: Admin) -> web.StreamResponse:
+    await uc.delete_image(services(request).uow_factory, path_id(request))
+    return data_response("VM OS image deleted successfully")
+
+
+@require(_RES, AdminAction.UPDATE)
+async def download_image(request: web.Request, admin: Admin) -> web.StreamResponse:
+    svc = services(request)
+    await uc.request_download(svc.uow_factory, svc.queue, path_id(request))
+    return data_response("Download job enqueued")
+
+
+def add_admin_os_image_routes(table: RouteTable) -> None:
+    s = {"type": "string"}
+    request = sch.body(
+        {"distribution": s, "flavour": s, "version": s, "enabled": sch.BOOL,
+         "release_date": s, "url": s},
+        {"default_username": sch.NULL_STRING, "sha2": sch.NULL_STRING,
+         "sha2_url": sch.NULL_STRING},
+    )
+    add(table, "GET", "/vm_os_images", list_images, "OS images", response=sch.IMAGE,
+        paginated=True)
+    add(table, "GET", f"/vm_os_images/{ID}", get_image, "One OS image", response=sch.IMAGE)
+    add(table, "POST", "/vm_os_images", create_image,
+        "Add an OS image (distribution, flavour and version are unique together)",
+        request=request, response=sch.IMAGE)
+    add(table, "PATCH", f"/vm_os_images/{ID}", update_image,
+        "Update an OS image (a new url or sha2_url without sha2 clears sha2)",
+        request={"type": "object"}, response=sch.IMAGE)
+    add(table, "DELETE", f"/vm_os_images/{ID}", delete_image, "Delete an image no VM uses",
+        response=s)
+    add(table, "POST", f"/vm_os_images/{ID}/download", download_image,
+        "Queue a download of the image to the hosts", response=s)

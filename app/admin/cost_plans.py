@@ -1,0 +1,108 @@
+"""Admin cost plans (api.md §9.5): the prices of standard templates, shared between them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from app.admin.catalogue_common import (
+    Fields,
+    InUse,
+    evolve,
+    not_found,
+    price_currency,
+    trimmed,
+    usage,
+)
+from domain.errors import InvalidInput
+from domain.model import CostPlan
+from ports.clock import Clock
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+
+@attrs.frozen
+class CostPlanInfo:
+    plan: CostPlan
+    template_count: int
+
+
+def plan_changes(fields: Fields, prefix: str = "") -> dict[str, Any]:
+    """Checked cost-plan fields (`prefix` = `cost_plan_` when they come with a template)."""
+    label = "Cost plan " if prefix else ""
+    out: dict[str, Any] = {}
+    if f"{prefix}name" in fields:
+        out["name"] = trimmed(fields[f"{prefix}name"] or "", "Cost plan name cannot be empty")
+    if f"{prefix}currency" in fields:
+        message = f"{label or ''}{'currency' if prefix else 'Currency'} cannot be empty"
+        out["currency"] = price_currency(fields[f"{prefix}currency"] or "", message)
+    if f"{prefix}interval_amount" in fields:
+        if not fields[f"{prefix}interval_amount"]:
+            raise InvalidInput(f"{label}{'interval' if prefix else 'Interval'} amount cannot "
+                               "be zero")
+        out["interval_amount"] = fields[f"{prefix}interval_amount"]
+    for name in ("amount", "interval_type"):
+        if f"{prefix}{name}" in fields:
+            out[name] = fields[f"{prefix}{name}"]
+    return out
+
+
+async def _info(uow: UnitOfWork, plan: CostPlan) -> CostPlanInfo:
+    return CostPlanInfo(plan, (await usage(uow)).enabled_templates_by_plan.get(plan.id, 0))
+
+
+async def list_cost_plans(uow_factory: UnitOfWorkFactory) -> list[CostPlanInfo]:
+    """Newest first (created desc, then id desc)."""
+    async with uow_factory() as uow:
+        counts = (await usage(uow)).enabled_templates_by_plan
+        plans = await uow.cost_plans.list_all()
+    plans.sort(key=lambda p: (p.created, p.id), reverse=True)
+    return [CostPlanInfo(p, counts.get(p.id, 0)) for p in plans]
+
+
+async def _plan(uow: UnitOfWork, plan_id: int) -> CostPlan:
+    plan = await uow.cost_plans.get(plan_id)
+    if plan is None:
+        raise not_found("Cost plan")
+    return plan
+
+
+async def get_cost_plan(uow_factory: UnitOfWorkFactory, plan_id: int) -> CostPlanInfo:
+    async with uow_factory() as uow:
+        return await _info(uow, await _plan(uow, plan_id))
+
+
+async def create_cost_plan(
+    uow_factory: UnitOfWorkFactory, clock: Clock, fields: Fields
+) -> CostPlanInfo:
+    changes = plan_changes(fields)
+    async with uow_factory() as uow:
+        plan = await uow.cost_plans.add(CostPlan(id=0, created=clock.now(), **changes))
+        await uow.commit()
+    return CostPlanInfo(plan, 0)
+
+
+async def update_cost_plan(
+    uow_factory: UnitOfWorkFactory, plan_id: int, fields: Fields
+) -> CostPlanInfo:
+    """TODO(D23): a changed amount, currency or interval makes the pending renewal invoices of
+    every subscription on a template of this plan stale; once the D23 work lands, expire them
+    here with `uow.payments.expire_pending(subscription_id, now, types=...)` in the same
+    transaction."""
+    changes = plan_changes(fields)
+    async with uow_factory() as uow:
+        updated = evolve(await _plan(uow, plan_id), changes)
+        await uow.cost_plans.update(updated)
+        info = await _info(uow, updated)
+        await uow.commit()
+    return info
+
+
+async def delete_cost_plan(uow_factory: UnitOfWorkFactory, plan_id: int) -> None:
+    async with uow_factory() as uow:
+        await _plan(uow, plan_id)
+        users = (await usage(uow)).templates_by_plan.get(plan_id, 0)
+        if users:
+            raise InUse(f"Cannot delete cost plan: {users} VM templates are using this cost plan")
+        await uow.cost_plans.remove(plan_id)
+        await uow.commit()

@@ -1,0 +1,207 @@
+"""Admin hosts and their disks (api.md §9.9): stored, validated and listed with their load.
+
+Talking to the real host behind a row (checking the API token, reading its disks) is the
+next issue; here a row is only stored. The API token and SSH key are sealed at rest by the
+storage adapter (D28) and never leave through these use cases' answers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import datetime
+from fractions import Fraction
+
+import attrs
+
+from app.admin.catalogue_common import Fields, UnknownReference, evolve, not_found, trimmed
+from app.billing.errors import NotFound
+from app.billing.reserved import reserving_vms
+from domain.model import Host, HostDisk, Region
+from domain.pricing import Spec
+from ports.clock import Clock
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+
+@attrs.frozen
+class HostLoad:
+    """Share of each capacity (size × load factor) promised to live VMs, as fractions."""
+
+    cpu: Fraction
+    memory: Fraction
+    disk: Fraction
+    available_cpu: int
+    available_memory: int
+    active_vms: int
+
+    @property
+    def overall(self) -> Fraction:
+        """The fullest of the three: the one that stops the next VM from fitting."""
+        return max(self.cpu, self.memory, self.disk)
+
+
+@attrs.frozen
+class HostInfo:
+    host: Host
+    region: Region | None
+    disks: tuple[HostDisk, ...]
+    load: HostLoad
+
+
+def _share(used: int, capacity: Fraction) -> Fraction:
+    return Fraction(0) if capacity <= 0 else Fraction(used) / capacity
+
+
+async def _infos(uow: UnitOfWork, hosts: list[Host], now: datetime) -> list[HostInfo]:
+    ids = {h.id for h in hosts}
+    cpu: Counter[int] = Counter()
+    memory: Counter[int] = Counter()
+    disk: Counter[int] = Counter()
+    cache: dict[tuple[str, int], Spec | None] = {}
+    for vm in await reserving_vms(uow, now):
+        if vm.host_id not in ids:
+            continue
+        key = ("t", vm.template_id) if vm.template_id is not None else (
+            "c", vm.custom_template_id or 0)
+        if key not in cache:
+            cache[key] = await (
+                uow.templates.get(key[1]) if key[0] == "t" else uow.custom_templates.get(key[1])
+            )
+        spec = cache[key]
+        if spec is not None:
+            cpu[vm.host_id] += spec.cpu
+            memory[vm.host_id] += spec.memory
+            disk[vm.host_id] += spec.disk_size
+    live: Counter[int] = Counter(v.host_id for v in await uow.vms.list_active() if v.host_id in ids)
+    regions: dict[int, Region | None] = defaultdict(lambda: None)
+    for region in await uow.regions.list_all():
+        regions[region.id] = region
+    out = []
+    for host in hosts:
+        disks = tuple(await uow.host_disks.list_by_host(host.id))
+        cpu_cap = Fraction(host.cpu) * Fraction(str(host.load_cpu))
+        mem_cap = Fraction(host.memory) * Fraction(str(host.load_memory))
+        disk_cap = sum(
+            (Fraction(d.size) * Fraction(str(host.load_disk)) for d in disks if d.enabled),
+            Fraction(0),
+        )
+        load = HostLoad(
+            cpu=_share(cpu[host.id], cpu_cap), memory=_share(memory[host.id], mem_cap),
+            disk=_share(disk[host.id], disk_cap),
+            available_cpu=max(0, int(cpu_cap) - cpu[host.id]),
+            available_memory=max(0, int(mem_cap) - memory[host.id]), active_vms=live[host.id],
+        )
+        out.append(HostInfo(host, regions[host.region_id], disks, load))
+    return out
+
+
+async def list_hosts(uow_factory: UnitOfWorkFactory, clock: Clock) -> list[HostInfo]:
+    async with uow_factory() as uow:
+        return await _infos(uow, await uow.hosts.list_all(), clock.now())
+
+
+async def _host(uow: UnitOfWork, host_id: int) -> Host:
+    host = await uow.hosts.get(host_id)
+    if host is None:
+        raise not_found("Host")
+    return host
+
+
+async def get_host(uow_factory: UnitOfWorkFactory, clock: Clock, host_id: int) -> HostInfo:
+    async with uow_factory() as uow:
+        return (await _infos(uow, [await _host(uow, host_id)], clock.now()))[0]
+
+
+async def _check_region(uow: UnitOfWork, region_id: int) -> None:
+    if await uow.regions.get(region_id) is None:
+        raise UnknownReference(f"Region {region_id} not found")
+
+
+def _checked(fields: Fields) -> dict[str, object]:
+    changes = dict(fields)
+    for name, label in (("name", "Host name"), ("ip", "Host IP"), ("api_token", "API token")):
+        if name in changes:
+            changes[name] = trimmed(changes[name] or "", f"{label} cannot be empty")
+    if "ssh_user" in changes:
+        changes["ssh_user"] = (changes["ssh_user"] or "").strip() or None
+    if "ssh_key" in changes:
+        changes["ssh_key"] = (changes["ssh_key"] or "").strip() or None
+    return changes
+
+
+async def create_host(uow_factory: UnitOfWorkFactory, clock: Clock, fields: Fields) -> HostInfo:
+    changes = _checked(fields)
+    async with uow_factory() as uow:
+        await _check_region(uow, fields["region_id"])
+        host = await uow.hosts.add(evolve(
+            Host(id=0, kind=fields["kind"], region_id=fields["region_id"], name="", ip="",
+                 cpu=0, memory=0, enabled=True, api_token=""),
+            changes,
+        ))
+        info = (await _infos(uow, [host], clock.now()))[0]
+        await uow.commit()
+    return info
+
+
+async def update_host(
+    uow_factory: UnitOfWorkFactory, clock: Clock, host_id: int, fields: Fields
+) -> HostInfo:
+    changes = _checked(fields)
+    async with uow_factory() as uow:
+        host = await _host(uow, host_id)
+        if "region_id" in changes:
+            await _check_region(uow, fields["region_id"])
+        updated = evolve(host, changes)
+        await uow.hosts.update(updated)
+        info = (await _infos(uow, [updated], clock.now()))[0]
+        await uow.commit()
+    return info
+
+
+class DiskNotFound(NotFound):
+    pass
+
+
+async def list_disks(uow_factory: UnitOfWorkFactory, host_id: int) -> list[HostDisk]:
+    async with uow_factory() as uow:
+        await _host(uow, host_id)
+        return await uow.host_disks.list_by_host(host_id)
+
+
+async def _disk(uow: UnitOfWork, host_id: int, disk_id: int) -> HostDisk:
+    await _host(uow, host_id)
+    disk = await uow.host_disks.get(disk_id)
+    if disk is None:
+        raise DiskNotFound("Disk not found")
+    if disk.host_id != host_id:
+        raise DiskNotFound(f"Disk {disk_id} does not belong to host {host_id}")
+    return disk
+
+
+async def get_disk(uow_factory: UnitOfWorkFactory, host_id: int, disk_id: int) -> HostDisk:
+    async with uow_factory() as uow:
+        return await _disk(uow, host_id, disk_id)
+
+
+async def create_disk(uow_factory: UnitOfWorkFactory, host_id: int, fields: Fields) -> HostDisk:
+    name = trimmed(fields.get("name") or "", "Disk name cannot be empty")
+    async with uow_factory() as uow:
+        await _host(uow, host_id)
+        disk = await uow.host_disks.add(HostDisk(
+            id=0, host_id=host_id, name=name, size=fields["size"], kind=fields["kind"],
+            interface=fields["interface"], enabled=fields.get("enabled", True),
+        ))
+        await uow.commit()
+    return disk
+
+
+async def update_disk(
+    uow_factory: UnitOfWorkFactory, host_id: int, disk_id: int, fields: Fields
+) -> HostDisk:
+    changes = dict(fields)
+    if "name" in changes:
+        changes["name"] = trimmed(changes["name"] or "", "Disk name cannot be empty")
+    async with uow_factory() as uow:
+        updated = evolve(await _disk(uow, host_id, disk_id), changes)
+        await uow.host_disks.update(updated)
+        await uow.commit()
+    return updated  # type: ignore[no-any-return]

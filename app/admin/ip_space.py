@@ -1,0 +1,273 @@
+"""Admin IP space for sale and its prices (api.md §9.14, §9.15): checked CIDRs and prefixes."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import attrs
+
+from app.admin.catalogue_common import (
+    Duplicate,
+    Fields,
+    InUse,
+    UnknownReference,
+    evolve,
+    not_found,
+    price_currency,
+)
+from app.billing.errors import NotFound
+from domain.errors import InvalidInput
+from domain.model import AvailableIpSpace, IpRangeSubscription, IpSpacePricing
+from ports.clock import Clock
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+#: the longest prefix the RIRs route (a smaller block is filtered out of BGP tables).
+RIR_MIN_PREFIX = {4: 24, 6: 48}
+
+
+@attrs.frozen
+class SpaceInfo:
+    space: AvailableIpSpace
+    pricing_count: int
+
+
+@attrs.frozen
+class SoldRange:
+    """A range sold from a space, with who holds it."""
+
+    record: IpRangeSubscription
+    subscription_id: int | None
+    user_id: int | None
+    parent_cidr: str
+
+
+class PricingNotFound(NotFound):
+    pass
+
+
+def _checked_space(space: AvailableIpSpace) -> AvailableIpSpace:
+    """The CIDR parses (host bits clear) and the sellable prefixes fit in it and in BGP."""
+    if not space.cidr.strip():
+        raise InvalidInput("CIDR is required")
+    try:
+        net = ipaddress.ip_network(space.cidr.strip(), strict=True)
+    except ValueError:
+        raise InvalidInput("Invalid CIDR format") from None
+    top = net.max_prefixlen
+    if space.min_prefix_size < space.max_prefix_size:
+        raise InvalidInput(
+            "min_prefix_size must be greater than or equal to max_prefix_size "
+            "(smaller prefix number = larger block)"
+        )
+    rir = RIR_MIN_PREFIX[net.version]
+    if space.max_prefix_size > rir:
+        raise InvalidInput(f"max_prefix_size /{space.max_prefix_size} is too small for BGP "
+                           f"announcement (RIR minimum: /{rir})")
+    if space.max_prefix_size < net.prefixlen:
+        raise InvalidInput(f"max_prefix_size /{space.max_prefix_size} cannot be larger than "
+                           f"parent CIDR /{net.prefixlen}")
+    if space.min_prefix_size > top:
+        raise InvalidInput(f"min_prefix_size /{space.min_prefix_size} exceeds maximum /{top}")
+    return attrs.evolve(space, cidr=str(net))
+
+
+async def _counts(uow: UnitOfWork, spaces: list[AvailableIpSpace]) -> list[SpaceInfo]:
+    return [SpaceInfo(s, len(await uow.ip_space_pricing.list_by_space(s.id))) for s in spaces]
+
+
+async def list_spaces(
+    uow_factory: UnitOfWorkFactory, is_available: bool | None, registry: int | None
+) -> list[SpaceInfo]:
+    """Newest first."""
+    async with uow_factory() as uow:
+        spaces = [
+            s for s in await uow.ip_spaces.list_all()
+            if (is_available is None or s.is_available == is_available)
+            and (registry is None or s.registry == registry)
+        ]
+        spaces.sort(key=lambda s: (s.created, s.id), reverse=True)
+        return await _counts(uow, spaces)
+
+
+async def _space(uow: UnitOfWork, space_id: int) -> AvailableIpSpace:
+    space = await uow.ip_spaces.get(space_id)
+    if space is None:
+        raise not_found("IP space")
+    return space
+
+
+async def get_space(uow_factory: UnitOfWorkFactory, space_id: int) -> SpaceInfo:
+    async with uow_factory() as uow:
+        return (await _counts(uow, [await _space(uow, space_id)]))[0]
+
+
+async def _check_space(uow: UnitOfWork, space: AvailableIpSpace) -> None:
+    if await uow.companies.get(space.company_id) is None:
+        raise UnknownReference(f"Company {space.company_id} not found")
+    for other in await uow.ip_spaces.list_all():
+        if other.id != space.id and other.cidr == space.cidr:
+            raise Duplicate(f"IP space {space.cidr} already exists")
+
+
+async def create_space(uow_factory: UnitOfWorkFactory, clock: Clock, fields: Fields) -> SpaceInfo:
+    """Without `company_id` (the LNVPS admin front end sends none) the first company sells."""
+    now = clock.now()
+    changes = dict(fields)
+    async with uow_factory() as uow:
+        if changes.get("company_id") is None:
+            companies = await uow.companies.list_all()
+            if not companies:
+                raise UnknownReference("Create a company first: IP space belongs to a company")
+            changes["company_id"] = companies[0].id
+        space = _checked_space(evolve(
+            AvailableIpSpace(id=0, company_id=0, cidr="", min_prefix_size=0, max_prefix_size=0,
+                             registry=fields["registry"], created=now, updated=now),
+            changes,
+        ))
+        await _check_space(uow, space)
+        stored = await uow.ip_spaces.add(space)
+        await uow.commit()
+    return SpaceInfo(stored, 0)
+
+
+async def update_space(
+    uow_factory: UnitOfWorkFactory, clock: Clock, space_id: int, fields: Fields
+) -> SpaceInfo:
+    async with uow_factory() as uow:
+        space = _checked_space(evolve(await _space(uow, space_id), {
+            **fields, "updated": clock.now(),
+        }))
+        await _check_space(uow, space)
+        await uow.ip_spaces.update(space)
+        info = (await _counts(uow, [space]))[0]
+        await uow.commit()
+    return info
+
+
+async def delete_space(uow_factory: UnitOfWorkFactory, space_id: int) -> None:
+    """Refused while ranges sold from it exist (ended ones too: they keep its history)."""
+    async with uow_factory() as uow:
+        await _space(uow, space_id)
+        sold = await uow.ip_range_subscriptions.list_by_space(space_id)
+        if any(r.is_active for r in sold):
+            raise InUse("Cannot delete IP space with active subscriptions. "
+                        "Please cancel subscriptions first.")
+        if sold:
+            raise InUse("Cannot delete IP space: ranges sold from it are still on record")
+        for price in await uow.ip_space_pricing.list_by_space(space_id):
+            await uow.ip_space_pricing.remove(price.id)
+        await uow.ip_spaces.remove(space_id)
+        await uow.commit()
+
+
+# --- pricing -------------------------------------------------------------------------------
+
+
+async def list_pricing(uow_factory: UnitOfWorkFactory, space_id: int) -> list[IpSpacePricing]:
+    """Id descending."""
+    async with uow_factory() as uow:
+        await _space(uow, space_id)
+        rows = await uow.ip_space_pricing.list_by_space(space_id)
+    return sorted(rows, key=lambda p: p.id, reverse=True)
+
+
+async def _price(uow: UnitOfWork, space_id: int, pricing_id: int) -> IpSpacePricing:
+    """The pricing row of that space; another space's row is not found here (the reference
+    would delete it through any space id)."""
+    await _space(uow, space_id)
+    price = await uow.ip_space_pricing.get(pricing_id)
+    if price is None:
+        raise PricingNotFound("IP space pricing not found")
+    if price.available_ip_space_id != space_id:
+        raise PricingNotFound("Pricing does not belong to the specified IP space")
+    return price
+
+
+async def get_pricing(
+    uow_factory: UnitOfWorkFactory, space_id: int, pricing_id: int
+) -> IpSpacePricing:
+    async with uow_factory() as uow:
+        return await _price(uow, space_id, pricing_id)
+
+
+def _price_changes(fields: Fields) -> dict[str, Any]:
+    changes = dict(fields)
+    if "price_per_month" in changes and not changes["price_per_month"]:
+        raise InvalidInput("price_per_month cannot be 0")
+    if "currency" in changes:
+        changes["currency"] = price_currency(changes["currency"] or "")
+    return changes
+
+
+async def _check_price(uow: UnitOfWork, space: AvailableIpSpace, price: IpSpacePricing) -> None:
+    if not space.max_prefix_size <= price.prefix_size <= space.min_prefix_size:
+        raise InvalidInput(f"Prefix size must be between /{space.max_prefix_size} and "
+                           f"/{space.min_prefix_size}")
+    for other in await uow.ip_space_pricing.list_by_space(space.id):
+        if other.id != price.id and other.prefix_size == price.prefix_size:
+            raise Duplicate(f"Pricing already exists for prefix size /{price.prefix_size}")
+
+
+async def create_pricing(
+    uow_factory: UnitOfWorkFactory, clock: Clock, space_id: int, fields: Fields
+) -> IpSpacePricing:
+    now = clock.now()
+    changes = _price_changes(fields)
+    async with uow_factory() as uow:
+        space = await _space(uow, space_id)
+        price = evolve(
+            IpSpacePricing(id=0, available_ip_space_id=space_id, prefix_size=0,
+                           price_per_month=0, created=now, updated=now),
+            changes,
+        )
+        await _check_price(uow, space, price)
+        stored = await uow.ip_space_pricing.add(price)
+        await uow.commit()
+    return stored
+
+
+async def update_pricing(
+    uow_factory: UnitOfWorkFactory, clock: Clock, space_id: int, pricing_id: int, fields: Fields
+) -> IpSpacePricing:
+    """TODO(D23): a new price leaves pending renewal invoices of ranges sold at this prefix at
+    the old price; expire them with `uow.payments.expire_pending(...)` once D23 lands."""
+    changes = _price_changes(fields)
+    async with uow_factory() as uow:
+        price = evolve(await _price(uow, space_id, pricing_id), {**changes, "updated": clock.now()})
+        await _check_price(uow, await _space(uow, space_id), price)
+        await uow.ip_space_pricing.update(price)
+        await uow.commit()
+    return price  # type: ignore[no-any-return]
+
+
+async def delete_pricing(uow_factory: UnitOfWorkFactory, space_id: int, pricing_id: int) -> None:
+    async with uow_factory() as uow:
+        await _price(uow, space_id, pricing_id)
+        await uow.ip_space_pricing.remove(pricing_id)
+        await uow.commit()
+
+
+# --- ranges sold ---------------------------------------------------------------------------
+
+
+async def list_sold(
+    uow_factory: UnitOfWorkFactory, space_id: int, user_id: int | None, is_active: bool | None
+) -> list[SoldRange]:
+    """Ranges sold from the space, newest first, with their subscription and its user."""
+    async with uow_factory() as uow:
+        space = await _space(uow, space_id)
+        out = []
+        for record in await uow.ip_range_subscriptions.list_by_space(space_id):
+            if is_active is not None and record.is_active != is_active:
+                continue
+            subscription = await uow.subscriptions.get_by_line_item(
+                record.subscription_line_item_id
+            )
+            owner = subscription.user_id if subscription else None
+            if user_id is not None and owner != user_id:
+                continue
+            out.append(SoldRange(record, subscription.id if subscription else None, owner,
+                                 space.cidr))
+    out.sort(key=lambda r: r.record.id, reverse=True)
+    return out

@@ -1,0 +1,157 @@
+"""Admin VM templates (api.md §9.4): standard offers with their cost plan, made or edited
+together."""
+
+from __future__ import annotations
+
+import attrs
+
+from app.admin.catalogue_common import (
+    LIMIT_FIELDS,
+    Fields,
+    InUse,
+    UnknownReference,
+    evolve,
+    not_found,
+    trimmed,
+    usage,
+)
+from app.admin.cost_plans import plan_changes
+from domain.enums import IntervalType
+from domain.errors import InvalidInput
+from domain.model import CostPlan, VmTemplate
+from ports.clock import Clock
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+#: template fields a body may carry besides the `cost_plan_*` ones
+TEMPLATE_FIELDS = (
+    "name", "enabled", "expires", "cpu", "cpu_mfg", "cpu_arch", "cpu_features", "memory",
+    "disk_size", "disk_type", "disk_interface", "cost_plan_id", "region_id", *LIMIT_FIELDS,
+)
+
+
+@attrs.frozen
+class TemplateInfo:
+    template: VmTemplate
+    region_name: str | None
+    cost_plan_name: str | None
+    active_vm_count: int
+
+
+async def _infos(uow: UnitOfWork, templates: list[VmTemplate]) -> list[TemplateInfo]:
+    regions = {r.id: r.name for r in await uow.regions.list_all()}
+    plans = {p.id: p.name for p in await uow.cost_plans.list_all()}
+    vms = (await usage(uow)).vms_by_template
+    return [
+        TemplateInfo(t, regions.get(t.region_id), plans.get(t.cost_plan_id), vms.get(t.id, 0))
+        for t in templates
+    ]
+
+
+async def list_templates(uow_factory: UnitOfWorkFactory) -> list[TemplateInfo]:
+    async with uow_factory() as uow:
+        return await _infos(uow, await uow.templates.list_all())
+
+
+async def _template(uow: UnitOfWork, template_id: int) -> VmTemplate:
+    template = await uow.templates.get(template_id)
+    if template is None:
+        raise not_found("VM template")
+    return template
+
+
+async def get_template(uow_factory: UnitOfWorkFactory, template_id: int) -> TemplateInfo:
+    async with uow_factory() as uow:
+        return (await _infos(uow, [await _template(uow, template_id)]))[0]
+
+
+async def _check_refs(uow: UnitOfWork, fields: Fields) -> None:
+    if "region_id" in fields and await uow.regions.get(fields["region_id"]) is None:
+        raise UnknownReference(f"Region {fields['region_id']} not found")
+    plan_id = fields.get("cost_plan_id")
+    if plan_id is not None and await uow.cost_plans.get(plan_id) is None:
+        raise UnknownReference(f"Cost plan {plan_id} not found")
+
+
+def _template_changes(fields: Fields) -> dict[str, object]:
+    changes = {k: v for k, v in fields.items() if k in TEMPLATE_FIELDS}
+    if "name" in changes:
+        changes["name"] = trimmed(changes["name"] or "", "Template name cannot be empty")
+    if changes.get("cpu") == 0 or changes.get("memory") == 0 or changes.get("disk_size") == 0:
+        raise InvalidInput("cpu, memory and disk_size must be greater than zero")
+    return changes
+
+
+async def create_template(
+    uow_factory: UnitOfWorkFactory, clock: Clock, fields: Fields
+) -> TemplateInfo:
+    """Without `cost_plan_id` a plan is made from the `cost_plan_*` fields (amount needed)."""
+    changes = _template_changes(fields)
+    now = clock.now()
+    async with uow_factory() as uow:
+        await _check_refs(uow, fields)
+        if fields.get("cost_plan_id") is None:
+            if fields.get("cost_plan_amount") is None:
+                raise InvalidInput("cost_plan_amount is required when cost_plan_id is not provided")
+            plan_fields = {
+                "cost_plan_name": f"{changes['name']} Cost Plan", "cost_plan_currency": "USD",
+                "cost_plan_interval_amount": 1, "cost_plan_interval_type": IntervalType.MONTH,
+                **{k: v for k, v in fields.items() if k.startswith("cost_plan_")},
+            }
+            plan = await uow.cost_plans.add(
+                CostPlan(id=0, created=now, **plan_changes(plan_fields, "cost_plan_"))
+            )
+            changes["cost_plan_id"] = plan.id
+        template = await uow.templates.add(evolve(
+            VmTemplate(id=0, name="", enabled=True, created=now, expires=None, cpu=0, memory=0,
+                       disk_size=0, disk_type=fields["disk_type"],
+                       disk_interface=fields["disk_interface"], cost_plan_id=0,
+                       region_id=fields["region_id"]),
+            changes,
+        ))
+        info = (await _infos(uow, [template]))[0]
+        await uow.commit()
+    return info
+
+
+async def update_template(
+    uow_factory: UnitOfWorkFactory, template_id: int, fields: Fields
+) -> TemplateInfo:
+    """`cost_plan_*` fields edit the template's plan in place (every template on it changes).
+
+    TODO(D23): a price change here (a new plan or edited plan fields) leaves pending renewal
+    invoices at the old price; expire them with `uow.payments.expire_pending(...)` for the
+    subscriptions on this template once the D23 work lands.
+    """
+    changes = _template_changes(fields)
+    plan_edit = plan_changes(fields, "cost_plan_")
+    async with uow_factory() as uow:
+        template = await _template(uow, template_id)
+        await _check_refs(uow, fields)
+        updated = evolve(template, changes)
+        if plan_edit:
+            plan = await uow.cost_plans.get(updated.cost_plan_id)
+            if plan is None:
+                raise UnknownReference(f"Cost plan {updated.cost_plan_id} not found")
+            await uow.cost_plans.update(evolve(plan, plan_edit))
+        await uow.templates.update(updated)
+        info = (await _infos(uow, [updated]))[0]
+        await uow.commit()
+    return info
+
+
+async def delete_template(uow_factory: UnitOfWorkFactory, template_id: int) -> str:
+    """Refused while VMs (deleted ones too: their rows point at it) use the template; its plan
+    goes too when no other template uses it."""
+    async with uow_factory() as uow:
+        template = await _template(uow, template_id)
+        vms = await uow.vms.count_using(template_id=template_id)
+        if vms:
+            raise InUse(f"Cannot delete VM template: {vms} VMs are using this template")
+        await uow.templates.remove(template_id)
+        others = (await usage(uow)).templates_by_plan.get(template.cost_plan_id, 0)
+        message = "VM template deleted successfully"
+        if not others:
+            await uow.cost_plans.remove(template.cost_plan_id)
+            message = "VM template and associated cost plan deleted successfully"
+        await uow.commit()
+    return message
