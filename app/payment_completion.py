@@ -6,8 +6,11 @@ from typing import Any, cast
 
 import attrs
 
+from app.billing.price_in_force import price_in_force_or_none
+from domain.credit import Credit, CreditMode, credit_payment, payment_meta
 from domain.enums import SubscriptionPaymentType
 from domain.model import LineItem, Subscription, SubscriptionPayment
+from domain.price_basis import CREDIT_KEY
 from domain.subscription import apply_paid_payment
 from ports.clock import Clock
 from ports.storage import UnitOfWorkFactory
@@ -18,7 +21,9 @@ class CompletedPayment:
     """What a completion changed; product handlers (spawn VM, IP range …) start from here.
 
     `cancelled_upgrades` are competing pending Upgrade payments that were expired in the same
-    transaction; the caller cancels each one at its own provider (D13).
+    transaction; the caller cancels each one at its own provider (D13). `credit` says how
+    much time a Purchase/Renewal really bought and why (None for an Upgrade); `payment`
+    carries that time as its `time_value`.
     """
 
     payment: SubscriptionPayment
@@ -27,6 +32,7 @@ class CompletedPayment:
     line_items: list[LineItem]
     revived_vms: int
     cancelled_upgrades: list[SubscriptionPayment]
+    credit: Credit | None = None
 
     @property
     def is_upgrade(self) -> bool:
@@ -64,15 +70,28 @@ async def apply_payment(
             raise LookupError(f"payment {payment_id.hex()} has no subscription")
         if not await uow.payments.mark_paid(payment_id, now):
             return None
-        after = apply_paid_payment(before, payment, now)
-        if after != before:
-            await uow.subscriptions.update(after)
         upgrade = payment.payment_type == SubscriptionPaymentType.UPGRADE
         revived = 0 if upgrade else await uow.vms.undelete_for_subscription(before.id)
-        cancelled = await uow.payments.expire_pending_upgrades(before.id, payment_id, now)
         items = await uow.line_items.list_by_subscription(before.id)
+        paid: SubscriptionPayment = attrs.evolve(cast(Any, payment), is_paid=True, paid_at=now)
+        credit = None
+        if upgrade:
+            after = apply_paid_payment(before, payment, now)
+        else:
+            # the price in force NOW, read under the subscription lock: a quote made at
+            # another price buys by value, never its old time (D23)
+            purchase = payment.payment_type == SubscriptionPaymentType.PURCHASE
+            current = await price_in_force_or_none(
+                uow, before, items, purchase=purchase and not before.is_setup
+            )
+            credit = credit_payment(payment, before, current, now)
+            after = apply_paid_payment(before, payment, now, new_expiry=credit.new_expiry)
+            paid = _with_credit(paid, credit)
+            await uow.payments.update(paid)
+        if after != before:
+            await uow.subscriptions.update(after)
+        cancelled = await uow.payments.expire_pending_upgrades(before.id, payment_id, now)
         await uow.commit()
-    paid: SubscriptionPayment = attrs.evolve(cast(Any, payment), is_paid=True, paid_at=now)
     return CompletedPayment(
         payment=paid,
         subscription_before=before,
@@ -80,4 +99,18 @@ async def apply_payment(
         line_items=items,
         revived_vms=revived,
         cancelled_upgrades=cancelled,
+        credit=credit,
     )
+
+
+def _with_credit(paid: SubscriptionPayment, credit: Credit) -> SubscriptionPayment:
+    """The paid row as stored: `time_value` = the seconds really added (it was the quote's
+    estimate), and, unless it was plain calendar time, how it was counted in `metadata`."""
+    evolved: SubscriptionPayment = attrs.evolve(cast(Any, paid), time_value=credit.seconds)
+    if credit.mode is CreditMode.CALENDAR and not credit.changes:
+        return evolved
+    if paid.metadata is not None and not payment_meta(paid):
+        return evolved  # metadata that is not a JSON object is kept as it was
+    meta = {**payment_meta(paid), CREDIT_KEY: credit.to_json()}
+    result: SubscriptionPayment = attrs.evolve(cast(Any, evolved), metadata=meta)
+    return result
