@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import attrs
+import pytest
 
 from app.admin.subscriptions import LineItemPatch, update_line_item
 from app.admin.users import update_user
+from app.billing.errors import PriceChanged
 from app.billing.lnurl import renew_by_amount
 from app.billing.renewal import renew
 from app.billing.upgrades import create_upgrade_payment
@@ -256,3 +259,33 @@ async def test_an_address_added_to_a_custom_vm_between_quote_and_payment_is_pric
     expires = (await shop.subscription(vm)).expires
     assert expires == FEB_28 + timedelta(seconds=FEB_28_TO_MAR_28 * 52 // 60)
     assert MONTHLY.add_to(FEB_28) > expires
+
+
+async def test_a_price_change_while_the_invoice_is_made_refuses_the_quote(shop: Shop) -> None:
+    """The sweep cannot expire a quote not stored yet: storing it checks the price again."""
+    sub = await _ip_subscription(shop)
+    async with shop.factory() as uow:
+        [item] = await uow.line_items.list_by_subscription(sub.id)
+    make_invoice = shop.node.create_invoice
+
+    async def racing(amount_msat: int, memo: str, expiry_seconds: int) -> Any:
+        invoice = await make_invoice(amount_msat, memo, expiry_seconds)
+        # another request (an admin) changes the price while our invoice is being made
+        await update_line_item(shop.factory, item.id, LineItemPatch(amount=2000),
+                               clock=shop.clock, rails=shop.rails)
+        return invoice
+
+    shop.node.create_invoice = racing  # type: ignore[method-assign]
+    with pytest.raises(PriceChanged) as err:
+        await renew(shop.factory, shop.clock, shop.rails, shop.rates, shop.tax_rates,
+                    user_id=ALICE, subscription_id=sub.id)
+    assert err.value.kind == "conflict"
+    [invoice_hash] = [h for h in shop.node.invoices if h not in {p.id for p in
+                                                                 await _payments(shop, sub)}]
+    assert shop.node.cancelled == [invoice_hash]  # the unstored invoice is cancelled
+    assert all(p.is_paid for p in await _payments(shop, sub))  # nothing new stored
+
+
+async def _payments(shop: Shop, sub: Subscription) -> list[SubscriptionPayment]:
+    async with shop.factory() as uow:
+        return (await uow.payments.list_by_subscription(sub.id, 100)).items
