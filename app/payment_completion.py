@@ -59,17 +59,22 @@ async def apply_payment(
     """
     now = clock.now()
     async with uow_factory() as uow:
-        payment = await uow.payments.get(payment_id)
-        if payment is None or payment.is_paid:
-            return None
+        found = await uow.payments.get(payment_id)
+    if found is None or found.is_paid:
+        return None
+    async with uow_factory() as uow:
         # the subscription lock first, then the payment rows: every completion and every
         # lifecycle action takes locks in that order, so two payments of one subscription
-        # completing together queue up instead of deadlocking
-        before = await uow.subscriptions.get_for_update(payment.subscription_id)
+        # completing together queue up instead of deadlocking. It is this transaction's first
+        # statement, so what it reads next (the price in force) is what was committed before
+        # the lock was granted, not an older snapshot (MariaDB snapshots at the first read).
+        before = await uow.subscriptions.get_for_update(found.subscription_id)
         if before is None:  # impossible with the foreign key
             raise LookupError(f"payment {payment_id.hex()} has no subscription")
         if not await uow.payments.mark_paid(payment_id, now):
             return None
+        payment = await uow.payments.get(payment_id) or found
+        payment = attrs.evolve(cast(Any, payment), is_paid=False, paid_at=None)
         upgrade = payment.payment_type == SubscriptionPaymentType.UPGRADE
         revived = 0 if upgrade else await uow.vms.undelete_for_subscription(before.id)
         items = await uow.line_items.list_by_subscription(before.id)
