@@ -289,3 +289,29 @@ async def test_a_price_change_while_the_invoice_is_made_refuses_the_quote(shop: 
 async def _payments(shop: Shop, sub: Subscription) -> list[SubscriptionPayment]:
     async with shop.factory() as uow:
         return (await uow.payments.list_by_subscription(sub.id, 100)).items
+
+
+async def test_a_stale_card_order_in_the_old_currency_is_valued_at_its_quotes_rates(
+    shop: Shop,
+) -> None:
+    """Upgraded into a USD pricing: a EUR card order quoted before is converted with the BTC
+    rates stored with its quote (its own rates), not today's and not refused."""
+    async with shop.factory() as uow:
+        pricing = await uow.custom_pricing.get(1)
+        assert pricing is not None
+        await uow.custom_pricing.update(attrs.evolve(pricing, currency="USD"))
+        await uow.commit()
+    vm = await shop.order()
+    await shop.complete(await shop.renew(vm, method=PaymentMethod.REVOLUT))
+    stale = await shop.renew(vm, method=PaymentMethod.REVOLUT, intervals=3)
+    assert (stale.currency, stale.amount) == ("EUR", 396)
+    upgrade = await create_upgrade_payment(
+        shop.factory, shop.clock, shop.rails, shop.rates, user_id=ALICE, vm_id=vm.id,
+        cfg=UpgradeConfig(new_cpu=4), method=PaymentMethod.REVOLUT,
+    )
+    await shop.complete(upgrade)  # now USD 42.00 a month
+    assert stale.external_id in shop.revolut.cancelled
+    await shop.complete(stale)
+    # EUR 3.96 = USD 3.96 at the quote's rates (both 100 000 per BTC): 396/4200 of a month
+    expires = (await shop.subscription(vm)).expires
+    assert expires == FEB_28 + timedelta(seconds=FEB_28_TO_MAR_28 * 396 // 4200)
