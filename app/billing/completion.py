@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from decimal import Decimal
 
 import attrs
 
@@ -173,14 +174,15 @@ def _credit_notice(done: CompletedPayment, credit: Credit) -> tuple[str, str]:
         f"(user {sub.user_id}) was {what}.",
     ]
     if credit.intervals is not None and credit.mode is CreditMode.BY_VALUE:
-        lines.append(f"It buys {float(credit.intervals):.4f} intervals at today's price.")
+        share = Decimal(credit.intervals.numerator) / Decimal(credit.intervals.denominator)
+        lines.append(f"It buys {share:.4f} intervals at today's price.")
     if credit.changes:
         lines.append("Changed since the quote: " + "; ".join(credit.changes) + ".")
     if credit.capped:
         lines.append("The time was capped; the rest is for you to settle with the user.")
     expires = sub.expires.isoformat() if sub.expires else "none"
     lines.append(f"The subscription now expires {expires}.")
-    return f"[Subscription {sub.id}] Payment credited by value", "\n".join(lines)
+    return f"[Subscription {sub.id}] Payment at a changed price", "\n".join(lines)
 
 
 async def _tell_admins(done: CompletedPayment, credit: Credit, follow: _Follow) -> None:
