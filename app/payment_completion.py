@@ -7,8 +7,11 @@ from typing import Any, cast
 
 import attrs
 
+from app.billing.price_in_force import price_in_force_or_none
+from domain.credit import Credit, CreditMode, credit_payment, payment_meta
 from domain.enums import SubscriptionPaymentType
 from domain.model import LineItem, Subscription, SubscriptionPayment
+from domain.price_basis import CREDIT_KEY
 from domain.subscription import apply_paid_payment
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
@@ -19,7 +22,9 @@ class CompletedPayment:
     """What a completion changed; product handlers (spawn VM, IP range …) start from here.
 
     `cancelled_upgrades` are competing pending Upgrade payments that were expired in the same
-    transaction; the caller cancels each one at its own provider (D13).
+    transaction; the caller cancels each one at its own provider (D13). `credit` says how
+    much time a Purchase/Renewal really bought and why (None for an Upgrade); `payment`
+    carries that time as its `time_value`.
     """
 
     payment: SubscriptionPayment
@@ -28,6 +33,7 @@ class CompletedPayment:
     line_items: list[LineItem]
     revived_vms: int
     cancelled_upgrades: list[SubscriptionPayment]
+    credit: Credit | None = None
 
     @property
     def is_upgrade(self) -> bool:
@@ -66,25 +72,43 @@ async def apply_payment(
     """
     now = clock.now()
     async with uow_factory() as uow:
-        payment = await uow.payments.get(payment_id)
-        if payment is None or payment.is_paid:
-            return None
+        found = await uow.payments.get(payment_id)
+    if found is None or found.is_paid:
+        return None
+    async with uow_factory() as uow:
         # the subscription lock first, then the payment rows: every completion and every
         # lifecycle action takes locks in that order, so two payments of one subscription
-        # completing together queue up instead of deadlocking
-        before = await uow.subscriptions.get_for_update(payment.subscription_id)
+        # completing together queue up instead of deadlocking. It is this transaction's first
+        # statement, so what it reads next (the price in force) is what was committed before
+        # the lock was granted, not an older snapshot (MariaDB snapshots at the first read).
+        before = await uow.subscriptions.get_for_update(found.subscription_id)
         if before is None:  # impossible with the foreign key
             raise LookupError(f"payment {payment_id.hex()} has no subscription")
         if not await uow.payments.mark_paid(payment_id, now):
             return None
-        after = apply_paid_payment(before, payment, now)
-        if after != before:
-            await uow.subscriptions.update(after)
+        payment = await uow.payments.get(payment_id) or found
+        payment = attrs.evolve(cast(Any, payment), is_paid=False, paid_at=None)
         upgrade = payment.payment_type == SubscriptionPaymentType.UPGRADE
         revived = 0 if upgrade else await uow.vms.undelete_for_subscription(before.id)
-        cancelled = await uow.payments.expire_pending_upgrades(before.id, payment_id, now)
         items = await uow.line_items.list_by_subscription(before.id)
         paid: SubscriptionPayment = attrs.evolve(cast(Any, payment), is_paid=True, paid_at=now)
+        credit = None
+        if upgrade:
+            after = apply_paid_payment(before, payment, now)
+        else:
+            # the price in force NOW, read under the subscription lock: a quote made at
+            # another price buys by value, never its old time (D23)
+            purchase = payment.payment_type == SubscriptionPaymentType.PURCHASE
+            current = await price_in_force_or_none(
+                uow, before, items, purchase=purchase and not before.is_setup
+            )
+            credit = credit_payment(payment, before, current, now)
+            after = apply_paid_payment(before, payment, now, new_expiry=credit.new_expiry)
+            paid = _with_credit(paid, credit)
+            await uow.payments.update(paid)
+        if after != before:
+            await uow.subscriptions.update(after)
+        cancelled = await uow.payments.expire_pending_upgrades(before.id, payment_id, now)
         done = CompletedPayment(
             payment=paid,
             subscription_before=before,
@@ -92,8 +116,22 @@ async def apply_payment(
             line_items=items,
             revived_vms=revived,
             cancelled_upgrades=cancelled,
+            credit=credit,
         )
         if record is not None:
             await record(uow, done)
         await uow.commit()
     return done
+
+
+def _with_credit(paid: SubscriptionPayment, credit: Credit) -> SubscriptionPayment:
+    """The paid row as stored: `time_value` = the seconds really added (it was the quote's
+    estimate), and, unless it was plain calendar time, how it was counted in `metadata`."""
+    evolved: SubscriptionPayment = attrs.evolve(cast(Any, paid), time_value=credit.seconds)
+    if credit.mode is CreditMode.CALENDAR and not credit.changes:
+        return evolved
+    if paid.metadata is not None and not payment_meta(paid):
+        return evolved  # metadata that is not a JSON object is kept as it was
+    meta = {**payment_meta(paid), CREDIT_KEY: credit.to_json()}
+    result: SubscriptionPayment = attrs.evolve(cast(Any, evolved), metadata=meta)
+    return result

@@ -39,7 +39,11 @@ def mark_paid(payment: SubscriptionPayment, now: datetime) -> SubscriptionPaymen
 
 
 def apply_paid_payment(
-    subscription: Subscription, payment: SubscriptionPayment, now: datetime
+    subscription: Subscription,
+    payment: SubscriptionPayment,
+    now: datetime,
+    *,
+    new_expiry: datetime | None = None,
 ) -> Subscription:
     """The subscription after `payment` (still unpaid on input) is completed at `now` (§4 D20).
 
@@ -51,6 +55,10 @@ def apply_paid_payment(
     Upgrade (D12): buys resources, not time. The subscription is returned unchanged: `expires`,
     `is_active` and `is_setup` stay as they are, whatever the payment's `time_value`, so a
     lapsed subscription is not re-activated (the reference set `expires = now` there).
+
+    `new_expiry`, when given, is the expiry a Purchase or Renewal really buys, computed at
+    completion (`domain.credit`, D6/D23); it replaces the `time_value` rule above, which
+    stays for callers without a current price.
 
     Expiry never moves backwards: a negative `time_value` is refused. The caller still makes
     completion exactly-once in storage (`WHERE is_paid = 0`, D9); the check here is the
@@ -66,7 +74,10 @@ def apply_paid_payment(
     if payment.payment_type == SubscriptionPaymentType.UPGRADE:
         return subscription
     base = renewal_base(subscription.expires, now)
-    if payment.time_value is None:
+    if new_expiry is not None:
+        if require_utc(new_expiry) < base:
+            raise NegativeTimeValue(f"new expiry {new_expiry} is before {base}")
+    elif payment.time_value is None:
         new_expiry = subscription.interval.add_to(base)
     elif payment.time_value < 0:
         raise NegativeTimeValue(f"time_value must not be negative, got {payment.time_value}")

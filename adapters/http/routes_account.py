@@ -49,7 +49,8 @@ async def patch_account(request: web.Request, user: User) -> web.StreamResponse:
     svc = services(request)
     patch = account_patch(json_object(await read_json(request)))
     result = await update_account(
-        svc.uow_factory, svc.clock, svc.queue, user.id, patch, public_url=svc.public_url
+        svc.uow_factory, svc.clock, svc.queue, user.id, patch, public_url=svc.public_url,
+        rails=svc.rails,
     )
     if result.verify_link is not None and not svc.require_verified_email:
         # D22: without SMTP (dev) the link is only logged

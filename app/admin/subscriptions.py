@@ -8,9 +8,11 @@ from typing import Any
 import attrs
 
 from app.billing.errors import NotFound, SubscriptionNotFound, UserNotFound
+from app.billing.price_in_force import cancel_quietly, expire_stale_quotes
+from app.billing.rails import PaymentRails
 from domain.enums import IntervalType
 from domain.errors import InvalidInput
-from domain.model import LineItem, Subscription
+from domain.model import LineItem, Subscription, SubscriptionPayment
 from ports.clock import Clock
 from ports.storage import UnitOfWorkFactory
 
@@ -90,21 +92,34 @@ class SubscriptionPatch:
 
 
 async def update_subscription(
-    uow_factory: UnitOfWorkFactory, subscription_id: int, patch: SubscriptionPatch
+    uow_factory: UnitOfWorkFactory,
+    subscription_id: int,
+    patch: SubscriptionPatch,
+    *,
+    clock: Clock,
+    rails: PaymentRails | None,
 ) -> Subscription:
-    """Apply the given fields on the row-locked subscription (interval fields stay)."""
+    """Apply the given fields on the row-locked subscription (interval fields stay).
+
+    A new currency re-prices the line items billed in it: pending renewal quotes are expired
+    in the same transaction and cancelled at their provider after it (D23).
+    """
     changes = {k: v for k, v in attrs.asdict(patch, recurse=False).items() if v is not UNSET}
     if "name" in changes:
         changes["name"] = _name(changes["name"])
     if "currency" in changes:
         changes["currency"] = _currency(changes["currency"])
+    expired: list[SubscriptionPayment] = []
     async with uow_factory() as uow:
         sub = await uow.subscriptions.get_for_update(subscription_id)
         if sub is None:
             raise SubscriptionNotFound("Subscription not found")
         updated = attrs.evolve(sub, **changes)
         await uow.subscriptions.update(updated)
+        if updated.currency != sub.currency:
+            expired = await expire_stale_quotes(uow, sub.id, clock.now())
         await uow.commit()
+    await cancel_quietly(rails, expired)
     return updated
 
 
@@ -120,18 +135,35 @@ class LineItemPatch:
 
 
 async def update_line_item(
-    uow_factory: UnitOfWorkFactory, line_item_id: int, patch: LineItemPatch
+    uow_factory: UnitOfWorkFactory,
+    line_item_id: int,
+    patch: LineItemPatch,
+    *,
+    clock: Clock,
+    rails: PaymentRails | None,
 ) -> LineItem:
+    """Apply the given fields under the subscription's lock.
+
+    A new `amount` or `setup_amount` is a new price: the subscription's pending renewal
+    quotes (LNURL ones included) are expired in the same transaction and cancelled at their
+    provider after it, so nobody buys time at the old price (D23).
+    """
     changes = {k: v for k, v in attrs.asdict(patch, recurse=False).items() if v is not UNSET}
     if "name" in changes:
         changes["name"] = str(changes["name"]).strip()
         if not changes["name"]:
             raise InvalidInput("Line item name cannot be empty")
+    expired: list[SubscriptionPayment] = []
     async with uow_factory() as uow:
-        item = await uow.line_items.get(line_item_id)
-        if item is None:
+        found = await uow.line_items.get(line_item_id)
+        if found is None:
             raise NotFound("Subscription line item not found")
+        await uow.subscriptions.get_for_update(found.subscription_id)  # lock order: sub first
+        item = await uow.line_items.get(line_item_id) or found
         updated = attrs.evolve(item, **changes)
         await uow.line_items.update(updated)
+        if (updated.amount, updated.setup_amount) != (item.amount, item.setup_amount):
+            expired = await expire_stale_quotes(uow, item.subscription_id, clock.now())
         await uow.commit()
+    await cancel_quietly(rails, expired)
     return updated

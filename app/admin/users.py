@@ -9,9 +9,11 @@ from typing import Any
 import attrs
 
 from app.billing.errors import NotFound, UserNotFound
+from app.billing.price_in_force import cancel_quietly, expire_user_quotes
+from app.billing.rails import PaymentRails
 from app.billing_ext.account import check_email, email_hash
 from domain.errors import DomainError
-from domain.model import AdminRole, RoleAssignment, RolePermission, User
+from domain.model import AdminRole, RoleAssignment, RolePermission, SubscriptionPayment, User
 from domain.tax import country_alpha3
 from ports.clock import Clock
 from ports.storage import Page, Permission, UnitOfWorkFactory
@@ -58,10 +60,17 @@ async def list_users(
 
 
 async def update_user(
-    uow_factory: UnitOfWorkFactory, user_id: int, changes: Mapping[str, Any]
+    uow_factory: UnitOfWorkFactory,
+    user_id: int,
+    changes: Mapping[str, Any],
+    *,
+    clock: Clock,
+    rails: PaymentRails | None,
 ) -> User:
     """Set the given fields; `email` keeps the verification state, as in the reference;
-    `country_code` is stored as alpha-3, an unknown code as null."""
+    `country_code` is stored as alpha-3, an unknown code as null. A new country changes the
+    tax every quote of the user charged: their pending renewal quotes are expired in the
+    same transaction and cancelled at their provider after it (D23)."""
     fields: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
     if "email" in fields:
         email = check_email(str(fields["email"]))
@@ -74,7 +83,11 @@ async def update_user(
             raise UserNotFound("User not found")
         updated = attrs.evolve(user, **fields)
         await uow.users.update(updated)
+        expired: list[SubscriptionPayment] = []
+        if country_alpha3(updated.country_code) != country_alpha3(user.country_code):
+            expired = await expire_user_quotes(uow, user.id, clock.now())
         await uow.commit()
+    await cancel_quietly(rails, expired)
     return updated
 
 

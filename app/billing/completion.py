@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from decimal import Decimal
 
 import attrs
 
 from app.billing.errors import PaymentNotFound, VmNotFound
+from app.billing.price_in_force import cancel_quietly
 from app.billing.rails import PaymentRails
 from app.billing.upgrades import upgrade_records
 from app.payment_completion import CompletedPayment, apply_payment
+from domain.credit import Credit, CreditMode
 from domain.enums import PaymentMethod, SubscriptionType, VmHistoryActionType
 from domain.errors import DomainError
 from domain.model import LineItem, SubscriptionPayment, VmHistory
@@ -69,6 +72,14 @@ def _renewed(vm_id: int, done: CompletedPayment, now: datetime) -> VmHistory:
     """The Renewed entry with the real old and new expiry (the reference logged new twice)."""
     payment, old, new = done.payment, done.subscription_before.expires, done.subscription.expires
     assert new is not None
+    metadata: dict[str, object] = {
+        "time_added_seconds": payment.time_value,
+        "payment_id": payment.id.hex(),
+        "payment_amount": payment.total,
+        "payment_currency": payment.currency,
+    }
+    if done.credit is not None and done.credit.mode is not CreditMode.CALENDAR:
+        metadata["credit"] = done.credit.to_json()
     return VmHistory(
         id=0,
         vm_id=vm_id,
@@ -76,12 +87,7 @@ def _renewed(vm_id: int, done: CompletedPayment, now: datetime) -> VmHistory:
         timestamp=now,
         previous_state={"expires": None if old is None else old.isoformat()},
         new_state={"expires": new.isoformat()},
-        metadata={
-            "time_added_seconds": payment.time_value,
-            "payment_id": payment.id.hex(),
-            "payment_amount": payment.total,
-            "payment_currency": payment.currency,
-        },
+        metadata=metadata,
         description=f"VM {vm_id} was renewed until {new:%Y-%m-%d %H:%M} UTC",
     )
 
@@ -93,6 +99,7 @@ class _Follow:
         self.queue = queue
         self.jobs: list[Job] = []
         self.problems: list[str] = []
+        self.stale: list[SubscriptionPayment] = []
 
     async def send(self, job: Job) -> None:
         await self.queue.send(job)
@@ -132,7 +139,9 @@ async def _on_vm_payment(
     # applies it later. Moving it into `_record_booking` would make a failing application
     # undo the payment, a rule change left to the completion rules (D23) owners.
     try:
-        await upgrade_records(uow_factory, now, vm_id=vm.id, cfg=cfg)
+        applied = await upgrade_records(uow_factory, now, vm_id=vm.id, cfg=cfg)
+        if applied is not None:
+            follow.stale += applied.expired
     except Exception as err:  # the job retries it; the payment stands
         follow.problem(f"applying upgrade of VM {vm.id}", err)
     config = {"new_cpu": cfg.new_cpu, "new_memory": cfg.new_memory, "new_disk": cfg.new_disk}
@@ -163,6 +172,41 @@ async def _record_booking(uow: UnitOfWork, done: CompletedPayment) -> None:
         await uow.vm_history.add(_received(vm.id, payment, now))
         if not done.is_upgrade and (payment.time_value or 0) > 0:
             await uow.vm_history.add(_renewed(vm.id, done, now))
+
+
+def _credit_notice(done: CompletedPayment, credit: Credit) -> tuple[str, str]:
+    """Title and text of the admins' notice about a payment not credited as quoted (D23)."""
+    payment, sub = done.payment, done.subscription
+    what = {
+        CreditMode.BY_VALUE: f"credited by value: {credit.seconds} seconds",
+        CreditMode.CALENDAR: f"credited as quoted: {credit.seconds} seconds",
+        CreditMode.UNVALUED: "NOT credited: it cannot be valued at the current price",
+        CreditMode.UNPRICED: f"credited as quoted ({credit.seconds} seconds): no current price",
+    }[credit.mode]
+    lines = [
+        f"Payment {payment.id.hex()} of {_formatted(payment)} for subscription {sub.id} "
+        f"(user {sub.user_id}) was {what}.",
+    ]
+    if credit.intervals is not None and credit.mode is CreditMode.BY_VALUE:
+        share = Decimal(credit.intervals.numerator) / Decimal(credit.intervals.denominator)
+        lines.append(f"It buys {share:.4f} intervals at today's price.")
+    if credit.changes:
+        lines.append("Changed since the quote: " + "; ".join(credit.changes) + ".")
+    if credit.capped:
+        lines.append("The time was capped; the rest is for you to settle with the user.")
+    expires = sub.expires.isoformat() if sub.expires else "none"
+    lines.append(f"The subscription now expires {expires}.")
+    return f"[Subscription {sub.id}] Payment at a changed price", "\n".join(lines)
+
+
+async def _tell_admins(done: CompletedPayment, credit: Credit, follow: _Follow) -> None:
+    """A stale or unvaluable payment is reported to the admins (D23) and logged."""
+    title, message = _credit_notice(done, credit)
+    log.warning("%s: %s", title, message.replace("\n", " "))
+    try:
+        await follow.send(Job("SendAdminNotification", {"title": title, "message": message}))
+    except Exception as err:  # never undo the payment
+        follow.problem("telling the admins about a stale payment", err)
 
 
 async def complete_payment(
@@ -207,6 +251,11 @@ async def complete_payment(
             cancelled.append(rival.id)
         except Exception as err:
             follow.problem(f"cancelling payment {rival.id.hex()}", err)
+    stale_cancelled, stale_problems = await cancel_quietly(rails, follow.stale)
+    cancelled += stale_cancelled
+    follow.problems += stale_problems
+    if done.credit is not None and done.credit.needs_operator:
+        await _tell_admins(done, done.credit, follow)
     return CompletionReport(
         payment_id=payment_id,
         completed=True,

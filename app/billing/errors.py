@@ -102,3 +102,9 @@ class IdempotencyKeyReused(DomainError):
     """The same Idempotency-Key came with another request body (409, D11)."""
 
     kind = "conflict"
+
+
+class PriceChanged(DomainError):
+    """The price changed while the invoice was being made; nothing was stored (409, D23)."""
+
+    kind = "conflict"

@@ -13,6 +13,7 @@ from app.billing.persist import (
     is_lnurl_payment,
     store_payment,
 )
+from app.billing.price_in_force import price_in_force, quote_metadata
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import Subscription, SubscriptionPayment, Vm
@@ -124,6 +125,8 @@ async def renew_by_amount(
             now,
             charging,
         )
+        items = await uow.line_items.list_by_subscription(sub.id)
+        basis = await price_in_force(uow, sub, items, purchase=False)  # completion values it (D23)
     priced = PricedPayment(
         subscription_id=sub.id,
         user_id=sub.user_id,
@@ -135,7 +138,9 @@ async def renew_by_amount(
         tax=amount_msat - net,
         processing_fee=quote.processing_fee,
         time_value=quote.time_value,
-        metadata={INTERVALS_KEY: None, AMOUNT_MSAT_KEY: amount_msat},
+        metadata=quote_metadata(
+            basis, table, now, **{INTERVALS_KEY: None, AMOUNT_MSAT_KEY: amount_msat}
+        ),
         memo=f"VM renewal {vm.id} to {quote.new_expiry:%Y-%m-%d %H:%M:%S}",
     )
     payment = await rails.create(priced, now)

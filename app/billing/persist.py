@@ -9,11 +9,14 @@ from typing import Any
 
 import attrs
 
-from app.billing.errors import IdempotencyKeyReused, PaymentNotFound
+from app.billing.errors import IdempotencyKeyReused, PaymentNotFound, PriceChanged
+from app.billing.price_in_force import price_in_force_or_none
 from app.billing.rails import PaymentRails
+from domain.credit import payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.errors import DomainError
 from domain.model import SubscriptionPayment
+from domain.price_basis import PRICE_KEY, PriceBasis
 from domain.subscription import pick_reusable_payment
 from ports.storage import IdempotencyRecord, UnitOfWork, UnitOfWorkFactory
 
@@ -139,12 +142,15 @@ async def store_payment(
     reusable payment or the same idempotency key appeared), that one is returned and ours is
     cancelled at its provider, so a user never holds two live invoices for one request. If
     storing fails, the unstored invoice or order is cancelled too before the error goes on.
+    A quote whose price changed while its invoice was made (an upgrade or admin change
+    committed in between) is refused the same way (`PriceChanged`, 409, D23): the sweep
+    that ended stale quotes could not see it yet.
     """
     try:
         async with uow_factory() as uow:
             # serialises stores for one subscription; the checks below read after the lock,
             # so they see a rival request's committed payment (MariaDB snapshots at first read)
-            await uow.subscriptions.get_for_update(payment.subscription_id)
+            await _check_price(uow, payment)
             winner = await replay(uow, idem)
             if winner is None and reuse is not None:
                 winner = await pending_match(uow, reuse, now)
@@ -163,6 +169,19 @@ async def store_payment(
         return payment
     await _cancel_quietly(rails, payment)
     return winner
+
+
+async def _check_price(uow: UnitOfWork, payment: SubscriptionPayment) -> None:
+    """Lock the subscription, then refuse a quote made against another price than now's."""
+    sub = await uow.subscriptions.get_for_update(payment.subscription_id)
+    quoted = PriceBasis.from_json(payment_meta(payment).get(PRICE_KEY))
+    if sub is None or quoted is None:
+        return
+    purchase = payment.payment_type is SubscriptionPaymentType.PURCHASE and not sub.is_setup
+    items = await uow.line_items.list_by_subscription(sub.id)
+    current = await price_in_force_or_none(uow, sub, items, purchase=purchase)
+    if current is not None and not current.same_price(quoted):
+        raise PriceChanged("The price changed while the invoice was made; please ask again")
 
 
 async def _cancel_quietly(rails: PaymentRails, payment: SubscriptionPayment) -> None:

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from app.billing.catalogue import charging_for, vm_price
 from app.billing.errors import VmNotFound
+from app.billing.price_in_force import price_in_force, quote_metadata
 from app.billing.rails import PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.exchange import RateTable, charge_amount, charged_currency
@@ -47,7 +48,9 @@ async def price_subscription(
     fee on a Purchase, converted once; tax and fee are computed on each part. Unlike the
     reference, a subscription without a VM paid by Lightning is charged in BTC (its quirk
     R13.2 refused it), and one renewed for N > 1 intervals stores the seconds of N calendar
-    intervals: the reference charged N and, with time_value NULL, extended by one.
+    intervals: the reference charged N and, with time_value NULL, extended by one. That
+    `time_value` is informational: completion counts N calendar intervals from the expiry
+    it finds, against the price basis stored in `metadata` (D6, D23).
     """
     charging = await charging_for(
         uow,
@@ -93,6 +96,9 @@ async def price_subscription(
         time_value = renewal_period(sub.interval, sub.expires, now, count).time_value
     else:
         time_value = None  # one subscription interval, counted when paid (R3.6)
+    # what the quote was made against, so completion can tell a stale quote (D23)
+    purchase = payment_type is SubscriptionPaymentType.PURCHASE
+    basis = await price_in_force(uow, sub, items, purchase=purchase)
     return PricedPayment(
         subscription_id=sub.id,
         user_id=sub.user_id,
@@ -104,6 +110,6 @@ async def price_subscription(
         tax=tax,
         processing_fee=fee,
         time_value=time_value,
-        metadata=renewal_metadata(count),
+        metadata=quote_metadata(basis, rates, now, **renewal_metadata(count)),
         memo=f"{_MEMO[payment_type]}: {sub.name}",
     )

@@ -15,6 +15,7 @@ from app.billing.catalogue import (
 )
 from app.billing.errors import NothingToUpgrade, TemplateNotFound
 from app.billing.persist import store_payment
+from app.billing.price_in_force import expire_stale_quotes
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
 from domain.exchange import RateTable
@@ -171,6 +172,15 @@ async def create_upgrade_payment(
     return await store_payment(uow_factory, rails, payment, now, reuse=None, idem=None)
 
 
+@attrs.frozen(kw_only=True)
+class AppliedUpgrade:
+    """The ConfigurationChanged entry of an applied upgrade and the renewal quotes it made
+    stale: expired in the same transaction, to be cancelled at their provider (D23)."""
+
+    entry: VmHistory
+    expired: list[SubscriptionPayment]
+
+
 def _config_json(cfg: UpgradeConfig) -> dict[str, Any]:
     return {"new_cpu": cfg.new_cpu, "new_memory": cfg.new_memory, "new_disk": cfg.new_disk}
 
@@ -192,21 +202,29 @@ async def apply_upgrade(
     config could be stale). Running it again with the same config changes nothing and
     returns None, so a redelivered job or a second caller is harmless; otherwise the
     ConfigurationChanged history entry is returned. The host is not touched here.
+
+    The VM's new price makes every pending renewal quote stale: they are expired here (D23);
+    this caller has no rails, so they are not cancelled at their provider (completion's
+    own call does that); one paid anyway is credited by value.
     """
-    return await upgrade_records(uow_factory, clock.now(), vm_id=vm_id, cfg=cfg)
+    applied = await upgrade_records(uow_factory, clock.now(), vm_id=vm_id, cfg=cfg)
+    return None if applied is None else applied.entry
 
 
 async def upgrade_records(
     uow_factory: UnitOfWorkFactory, now: datetime, *, vm_id: int, cfg: UpgradeConfig
-) -> VmHistory | None:
-    """`apply_upgrade` at a given moment, for callers that already read the clock."""
+) -> AppliedUpgrade | None:
+    """`apply_upgrade` at a given moment, for callers that already read the clock; also
+    returns the pending Purchase/Renewal payments it expired (their price just changed)."""
     async with uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, None, allow_deleted=True)
+        found = await subscription_of(uow, vm)
+        # the subscription lock first (as completion takes it), then the price it is sold at
+        sub = await uow.subscriptions.get_for_update(found.id) or found
         try:
             plan = await _plan(uow, vm, cfg)
         except NothingToUpgrade:
             return None
-        sub = await subscription_of(uow, vm)
         item = await uow.line_items.get(vm.subscription_line_item_id)
         if item is None:
             raise TemplateNotFound("VM line item not found")
@@ -253,8 +271,9 @@ async def upgrade_records(
                 description=f"VM {vm.id} configuration was changed",
             )
         )
+        expired = await expire_stale_quotes(uow, sub.id, now)
         await uow.commit()
-    return entry
+    return AppliedUpgrade(entry=entry, expired=expired)
 
 
 def _vm_fields(vm: Vm) -> dict[str, Any]:

@@ -13,8 +13,10 @@ from urllib.parse import parse_qs, urlsplit
 import attrs
 
 from app.billing.catalogue import user_of
+from app.billing.price_in_force import cancel_quietly, expire_user_quotes
+from app.billing.rails import PaymentRails
 from domain.errors import InvalidInput
-from domain.model import User
+from domain.model import SubscriptionPayment, User
 from domain.tax import country_alpha3
 from ports.clock import Clock
 from ports.queue import Job, WorkQueue
@@ -169,6 +171,7 @@ async def update_account(
     patch: AccountPatch,
     *,
     public_url: str,
+    rails: PaymentRails | None = None,
 ) -> AccountUpdate:
     """Apply a PATCH in the reference's order (§6.1): NWC, tax id, e-mail, contact check.
 
@@ -177,6 +180,9 @@ async def update_account(
     without a pending token (or with a legacy one this server cannot look up) gets one too.
     `email: null` may not remove an address (400) but is accepted as "no change" from a user
     who has none (an echoed GET).
+
+    A new tax country makes every pending renewal quote of the user charge the wrong tax:
+    they are expired in the same transaction and cancelled at their provider after (D23).
     """
     nwc_value = patch.nwc_connection_string
     async with uow_factory() as uow:
@@ -219,7 +225,11 @@ async def update_account(
             nwc_connection_string=nwc,
         )
         await uow.users.update(updated)
+        expired: list[SubscriptionPayment] = []
+        if country_alpha3(updated.country_code) != country_alpha3(user.country_code):
+            expired = await expire_user_quotes(uow, user.id, clock.now())
         await uow.commit()
+    await cancel_quietly(rails, expired)
     if not send:
         return AccountUpdate(updated)
     await queue.send(Job("SendEmailVerification", {"user_id": user_id}))

@@ -50,19 +50,39 @@ async def test_the_first_payment_sets_up_and_activates_from_now() -> None:
     w, payment = await _setup(factory, {}, payment_type=SubscriptionPaymentType.PURCHASE)
     done = await apply_payment(factory, payment.id, FakeClock(at(5)))
     assert done is not None and done.is_first_payment and not done.is_upgrade
-    assert done.payment == evolve(payment, is_paid=True, paid_at=at(5))
+    # no price recorded with the quote: credited by value, 500 EUR at 500 EUR a month (D23);
+    # the stored time_value is what was really added (5 March → 5 April)
+    credit = {"mode": "by_value", "seconds": 31 * 86_400, "intervals": "1"}
+    assert done.payment == evolve(
+        payment, is_paid=True, paid_at=at(5), time_value=31 * 86_400, metadata={"credit": credit}
+    )
     assert done.line_items == [w.line_item]
     sub = await _sub(factory, w)
     assert (sub.expires, sub.is_active, sub.is_setup) == (at(5, month=4), True, True)
     assert done.subscription == sub and done.subscription_before == w.subscription
 
 
-async def test_time_value_extends_a_running_subscription_from_its_expiry() -> None:
+async def test_a_payment_extends_a_running_subscription_from_its_expiry_by_its_value() -> None:
+    """The quote's `time_value` (an hour here) is an estimate: what counts is the money (D23)."""
     factory = MemoryUnitOfWorkFactory()
     live = {"is_active": True, "is_setup": True, "expires": at(10)}
-    w, payment = await _setup(factory, live, time_value=3600)
+    w, payment = await _setup(factory, live, time_value=3600, amount=250)
     done = await apply_payment(factory, payment.id, FakeClock(at(5)))
     assert done is not None and not done.is_first_payment
+    # half of the 500 EUR monthly price: half of 10 March → 10 April (31 days)
+    assert (await _sub(factory, w)).expires == at(10) + timedelta(days=15, hours=12)
+
+
+async def test_without_a_current_price_the_quoted_time_value_is_credited() -> None:
+    """A plan that can no longer be priced must not block the payment: what was quoted counts."""
+    factory = MemoryUnitOfWorkFactory()
+    live = {"is_active": True, "is_setup": True, "expires": at(10)}
+    w, payment = await _setup(factory, live, time_value=3600, currency="XXX")
+    async with factory() as uow:
+        await uow.cost_plans.update(evolve(w.plan, currency="XXX"))  # unparseable: no price
+        await uow.commit()
+    done = await apply_payment(factory, payment.id, FakeClock(at(5)))
+    assert done is not None and done.credit is not None and done.credit.needs_operator
     assert (await _sub(factory, w)).expires == at(10) + timedelta(hours=1)
 
 

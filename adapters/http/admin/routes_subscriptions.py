@@ -133,7 +133,9 @@ async def update(request: web.Request, admin: Admin) -> web.StreamResponse:
         external_id=_nullable(b, "external_id", body_str(b, "external_id")),
     )
     svc = services(request)
-    sub = await update_subscription(svc.uow_factory, path_id(request), patch)
+    sub = await update_subscription(
+        svc.uow_factory, path_id(request), patch, clock=svc.clock, rails=svc.rails
+    )
     async with svc.uow_factory() as uow:
         return data_response(await subscription_json(uow, sub))
 
@@ -168,7 +170,10 @@ async def patch_line_item(request: web.Request, admin: Admin) -> web.StreamRespo
                             and as_int(b["setup_amount"], "setup_amount")),
         configuration=_given(b, "configuration", b.get("configuration")),
     )
-    item = await update_line_item(services(request).uow_factory, path_id(request), patch)
+    svc = services(request)
+    item = await update_line_item(
+        svc.uow_factory, path_id(request), patch, clock=svc.clock, rails=svc.rails
+    )
     return data_response(line_item_json(item))
 
 

@@ -72,7 +72,8 @@ async def patch_user(request: web.Request, admin: Admin) -> web.StreamResponse:
     changes: dict[str, Any] = {n: body_str(body, n) for n in (*TEXT_FIELDS, "email",
                                                                 "country_code")}
     changes.update({n: optional_bool(body, n) for n in BOOL_FIELDS})
-    await update_user(services(request).uow_factory, path_id(request), changes)
+    svc = services(request)
+    await update_user(svc.uow_factory, path_id(request), changes, clock=svc.clock, rails=svc.rails)
     return data_response(None)
 
 

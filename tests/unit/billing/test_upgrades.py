@@ -104,7 +104,7 @@ async def test_paying_an_upgrade_keeps_expiry_and_cancels_rivals_at_their_own_pr
     winner = await _pay_for(shop, vm, UpgradeConfig(new_cpu=4))
     rival_ln = await _pay_for(shop, vm, UpgradeConfig(new_cpu=8))
     rival_card = await _pay_for(shop, vm, UpgradeConfig(new_cpu=6), PaymentMethod.REVOLUT)
-    renewal = await shop.renew(vm)  # a pending renewal is not a rival
+    renewal = await shop.renew(vm)  # quoted at the old price: stale once the upgrade applies
     report = await shop.complete(winner)
 
     assert report.completed and report.problems == ()
@@ -113,10 +113,11 @@ async def test_paying_an_upgrade_keeps_expiry_and_cancels_rivals_at_their_own_pr
     now = shop.clock.now()
     for rival in (rival_ln, rival_card):
         assert (await shop.payment(rival.id)).expires == now
-    assert shop.node.cancelled == [rival_ln.id]  # D13: each at its own provider
+    # D13: each at its own provider; D23: the renewal quoted at the old price too
+    assert shop.node.cancelled == [rival_ln.id, renewal.id]
     assert shop.revolut.cancelled == [rival_card.external_id]
-    assert set(report.cancelled) == {rival_ln.id, rival_card.id}
-    assert (await shop.payment(renewal.id)).expires > now
+    assert set(report.cancelled) == {rival_ln.id, rival_card.id, renewal.id}
+    assert (await shop.payment(renewal.id)).expires == now
 
     config = {"new_cpu": 4, "new_memory": None, "new_disk": None}
     assert shop.queue.sent == [Job("ProcessVmUpgrade", {"vm_id": vm.id, "config": config})]

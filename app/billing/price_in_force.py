@@ -1,0 +1,143 @@
+"""The price a subscription is in force at, recorded on quotes; stale quotes ended (D23)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from app.billing.catalogue import user_of, vm_price
+from app.billing.errors import VmNotFound
+from app.billing.rails import PaymentRails
+from domain.enums import SubscriptionPaymentType, SubscriptionType
+from domain.errors import DomainError
+from domain.exchange import RateTable
+from domain.intervals import Interval
+from domain.model import LineItem, Subscription, SubscriptionPayment
+from domain.money import Currency, Money
+from domain.price_basis import PRICE_KEY, RATES_KEY, PriceBasis, rates_json
+from domain.pricing import parse_list_currency
+from domain.tax import country_alpha3
+from ports.storage import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+#: the payments a price change makes stale: everything that buys time at a quoted price.
+TIME_BUYING = (SubscriptionPaymentType.PURCHASE, SubscriptionPaymentType.RENEWAL)
+
+
+async def price_in_force(
+    uow: UnitOfWork, sub: Subscription, items: Iterable[LineItem], *, purchase: bool
+) -> PriceBasis:
+    """What one interval of `sub` costs now, the way `quotes.price_subscription` prices it.
+
+    A VM line item costs its plan or custom price (the first VM's interval counts the time);
+    any other item its `amount` in the subscription currency; a Purchase adds every item's
+    setup fee. The buyer's tax country is recorded alongside.
+    """
+    recurring: list[Money] = []
+    setup: list[Money] = []
+    interval: Interval | None = None
+    for item in items:
+        if item.subscription_type is SubscriptionType.VPS:
+            vm = await uow.vms.get_by_line_item(item.id)
+            if vm is None:
+                raise VmNotFound("VM not found")
+            price = await vm_price(uow, vm)
+            recurring.append(price.list_price)
+            interval = interval or price.interval
+        else:
+            recurring.append(Money(parse_list_currency(sub.currency), item.amount))
+        if purchase:
+            setup.append(Money(parse_list_currency(sub.currency), item.setup_amount))
+    user = await user_of(uow, sub.user_id)
+    country = country_alpha3(user.country_code)
+    return PriceBasis.of(interval or sub.interval, recurring, setup, country)
+
+
+async def price_in_force_or_none(
+    uow: UnitOfWork, sub: Subscription, items: Iterable[LineItem], *, purchase: bool
+) -> PriceBasis | None:
+    """`price_in_force`, or None when it cannot be computed (a plan, pricing or VM is gone):
+    a payment must still complete then, so the caller credits what was quoted."""
+    try:
+        return await price_in_force(uow, sub, items, purchase=purchase)
+    except DomainError as err:
+        log.warning("no price in force for subscription %s: %s", sub.id, err.message)
+        return None
+
+
+def fresh_rates(table: RateTable, now: datetime) -> dict[Currency, Decimal]:
+    """The fresh BTC rates of a table, to be stored with a quote (its "own rates")."""
+    out: dict[Currency, Decimal] = {}
+    for currency in table.rates:
+        try:
+            out[currency] = table.btc_rate(currency, now).rate
+        except DomainError:
+            continue
+    return out
+
+
+def quote_metadata(
+    basis: PriceBasis, table: RateTable, now: datetime, **fields: Any
+) -> dict[str, Any]:
+    """`fields` (the interval count …) plus the price basis and the rates the quote used."""
+    return {
+        **fields,
+        PRICE_KEY: basis.to_json(),
+        RATES_KEY: rates_json(fresh_rates(table, now)),
+    }
+
+
+async def expire_stale_quotes(
+    uow: UnitOfWork, subscription_id: int, now: datetime
+) -> list[SubscriptionPayment]:
+    """Expire the subscription's pending Purchase/Renewal payments (LNURL ones included).
+
+    Called in the transaction that changes the price, after taking the subscription lock
+    (lock order: subscription, then payments). Returns them as they were, for
+    `cancel_quietly` after the commit.
+    """
+    return await uow.payments.expire_pending(subscription_id, now, types=TIME_BUYING)
+
+
+async def cancel_quietly(
+    rails: PaymentRails | None, payments: Iterable[SubscriptionPayment]
+) -> tuple[list[bytes], list[str]]:
+    """Cancel each expired payment at its own provider; failures are logged, never raised.
+
+    A payment that cannot be cancelled may still be paid: completion then credits it by
+    value (D23), so a failure here costs nobody money.
+    """
+    done: list[bytes] = []
+    problems: list[str] = []
+    for payment in payments:
+        if rails is None:
+            problems.append(f"payment {payment.id.hex()}: no rails to cancel it at")
+            continue
+        try:
+            await rails.cancel(payment)
+            done.append(payment.id)
+        except DomainError as err:
+            log.warning("could not cancel stale payment %s: %s", payment.id.hex(), err.message)
+            problems.append(f"cancelling payment {payment.id.hex()}: {err.message}")
+    return done, problems
+
+
+async def expire_user_quotes(
+    uow: UnitOfWork, user_id: int, now: datetime
+) -> list[SubscriptionPayment]:
+    """`expire_stale_quotes` on every subscription of a user (their tax country changed),
+    each under its subscription lock, in the same transaction as the change."""
+    expired: list[SubscriptionPayment] = []
+    offset = 0
+    while True:
+        page = await uow.subscriptions.list_by_user(user_id, 100, offset)
+        for sub in page.items:
+            await uow.subscriptions.get_for_update(sub.id)
+            expired += await expire_stale_quotes(uow, sub.id, now)
+        offset += len(page.items)
+        if not page.items or offset >= page.total:
+            return expired

@@ -1,0 +1,180 @@
+"""How much time a completed Purchase or Renewal buys: calendar or by value (D6, D23)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import Enum
+from fractions import Fraction
+from typing import Any
+
+import attrs
+
+from domain.errors import DomainError
+from domain.intervals import renewal_base, require_utc, whole_seconds
+from domain.model import Subscription, SubscriptionPayment
+from domain.money import Currency
+from domain.price_basis import (
+    PRICE_KEY,
+    RATES_KEY,
+    PriceBasis,
+    extend_by,
+    intervals_bought,
+    rates_from_json,
+)
+from domain.subscription import INTERVALS_KEY, payment_interval_count
+
+#: a stale payment credited by value never buys more than this many intervals at once (a
+#: price cut to nearly nothing must not push an expiry past the calendar); the operator is told.
+MAX_CREDIT_INTERVALS = 1200
+
+
+class CreditMode(Enum):
+    """How the time was counted."""
+
+    CALENDAR = "calendar"  # N intervals quoted at the price still in force: N calendar intervals
+    BY_VALUE = "by_value"  # price changed, unknown, or pay-what-you-want: what the money buys
+    UNVALUED = "unvalued"  # the money cannot be valued at the current price: nothing added
+    UNPRICED = "unpriced"  # the current price cannot be computed: what was quoted
+
+
+@attrs.frozen(kw_only=True)
+class Credit:
+    """The new expiry a payment gives, the seconds really added, and why.
+
+    `changes` lists what changed between the quote and completion (stale quote, D23).
+    """
+
+    mode: CreditMode
+    base: datetime
+    new_expiry: datetime
+    intervals: Fraction | None = None
+    changes: tuple[str, ...] = ()
+    capped: bool = False
+
+    @property
+    def seconds(self) -> int:
+        return whole_seconds(self.new_expiry - self.base)
+
+    @property
+    def needs_operator(self) -> bool:
+        """A stale quote was paid, or the payment could not be valued: tell the admins."""
+        return bool(self.changes) or self.capped or self.mode in (
+            CreditMode.UNVALUED,
+            CreditMode.UNPRICED,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mode": self.mode.value, "seconds": self.seconds}
+        if self.intervals is not None:
+            out["intervals"] = str(self.intervals)
+        if self.changes:
+            out["changes"] = list(self.changes)
+        if self.capped:
+            out["capped_at_intervals"] = MAX_CREDIT_INTERVALS
+        return out
+
+
+def payment_meta(payment: SubscriptionPayment) -> dict[str, Any]:
+    """The payment's `metadata` as a dict ({} when absent or not a JSON object)."""
+    meta: Any = payment.metadata
+    if isinstance(meta, str | bytes | bytearray):
+        try:
+            meta = json.loads(meta)
+        except ValueError:
+            return {}
+    return dict(meta) if isinstance(meta, dict) else {}
+
+
+def is_by_amount(payment: SubscriptionPayment) -> bool:
+    """A pay-what-you-want (LNURL) payment: `{"intervals": null}`; its time is always by value."""
+    meta = payment_meta(payment)
+    return INTERVALS_KEY in meta and meta[INTERVALS_KEY] is None
+
+
+def _rates(
+    meta: dict[str, Any], payment: SubscriptionPayment, current: PriceBasis
+) -> dict[Currency, Decimal]:
+    """The quote's own BTC rates; a payment made before they were stored falls back to its
+    `rate` column, which is the BTC rate of its (single) fiat list currency."""
+    stored = rates_from_json(meta.get(RATES_KEY))
+    if stored:
+        return stored
+    fiat = {c for c, _ in (*current.recurring, *current.setup) if c.is_fiat}
+    rate = payment.rate
+    if len(fiat) == 1 and isinstance(rate, Decimal) and rate.is_finite() and rate > 1:
+        return {fiat.pop(): rate}
+    return {}
+
+
+def _unpriced(
+    payment: SubscriptionPayment,
+    subscription: Subscription,
+    quoted: PriceBasis | None,
+    count: int | None,
+    base: datetime,
+) -> datetime:
+    """Without a current price, credit what was quoted: N calendar intervals when the count
+    is known, else the quoted seconds (the reference's rule), else one interval."""
+    if count is not None and (quoted is not None or payment.time_value is None):
+        interval = quoted.interval if quoted is not None else subscription.interval
+        return interval.add_to(base, count)
+    if payment.time_value is not None and payment.time_value >= 0:
+        return base + timedelta(seconds=payment.time_value)
+    return subscription.interval.add_to(base)
+
+
+def credit_payment(
+    payment: SubscriptionPayment,
+    subscription: Subscription,
+    current: PriceBasis | None,
+    now: datetime,
+) -> Credit:
+    """What completing `payment` (Purchase or Renewal) at `now` adds to `subscription` (D23).
+
+    The base is `max(expires, now)` at completion, never at quote time. An N-interval quote
+    whose price basis equals the price in force `current` adds N calendar intervals (D6),
+    so invoices paid in any order stack to the exact calendar sum. Otherwise — the price
+    changed since the quote, the quote recorded no price (made before this rule, or by the
+    reference), or it is pay-what-you-want — the time is what the amount received (tax and
+    fee excluded, at the quote's own exchange rates) buys at `current`: whole intervals on
+    the calendar, the rest as floored seconds of the next interval, exact. A payment that
+    cannot be valued (a rate missing, a free price) adds nothing; one whose current price
+    cannot be computed adds what was quoted. Both are for the operator to look at.
+    """
+    now = require_utc(now)
+    base = renewal_base(subscription.expires, now)
+    meta = payment_meta(payment)
+    quoted = PriceBasis.from_json(meta.get(PRICE_KEY))
+    count = None if is_by_amount(payment) else payment_interval_count(payment)
+    if current is None:
+        new_expiry = _unpriced(payment, subscription, quoted, count, base)
+        return Credit(mode=CreditMode.UNPRICED, base=base, new_expiry=new_expiry)
+    changes = current.changes_since(quoted) if quoted is not None else ()
+    if count is not None and quoted is not None and quoted.same_price(current):
+        new_expiry = current.interval.add_to(base, count)
+        return Credit(
+            mode=CreditMode.CALENDAR,
+            base=base,
+            new_expiry=new_expiry,
+            intervals=Fraction(count),
+            changes=changes,
+        )
+    try:
+        currency = Currency.parse(payment.currency)
+    except DomainError:
+        return Credit(mode=CreditMode.UNVALUED, base=base, new_expiry=base, changes=changes)
+    bought = intervals_bought(payment.amount, currency, current, _rates(meta, payment, current))
+    if bought is None:
+        return Credit(mode=CreditMode.UNVALUED, base=base, new_expiry=base, changes=changes)
+    capped = bought > MAX_CREDIT_INTERVALS
+    counted = min(bought, Fraction(MAX_CREDIT_INTERVALS))
+    return Credit(
+        mode=CreditMode.BY_VALUE,
+        base=base,
+        new_expiry=extend_by(current.interval, base, counted),
+        intervals=bought,
+        changes=changes,
+        capped=capped,
+    )

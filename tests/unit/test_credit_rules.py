@@ -1,0 +1,154 @@
+"""domain.price_basis and domain.credit: price bases, exact valuation, calendar or by value."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.credit import MAX_CREDIT_INTERVALS, CreditMode, credit_payment
+from domain.enums import IntervalType, PaymentMethod, SubscriptionPaymentType
+from domain.errors import InvalidInput
+from domain.exchange import fiat_to_msat
+from domain.intervals import MONTHLY, Interval
+from domain.model import Subscription, SubscriptionPayment
+from domain.money import Currency, Money
+from domain.price_basis import PriceBasis, exact_value, extend_by, rates_from_json
+
+NOW = datetime(2026, 1, 31, 12, tzinfo=UTC)
+EUR, BTC, USD = Currency.EUR, Currency.BTC, Currency.USD
+RATES = {EUR: Decimal(100_000), USD: Decimal(125_000)}
+TINY = PriceBasis.of(MONTHLY, [Money(EUR, 132)], country="IRL")
+SUB = Subscription(
+    id=1, user_id=1, company_id=1, name="s", created=NOW, currency="EUR",
+    expires=datetime(2026, 2, 28, 12, tzinfo=UTC), is_active=True, is_setup=True,
+)
+
+
+def _payment(amount: int, meta: Any, currency: str = "BTC", **kw: Any) -> SubscriptionPayment:
+    values: dict[str, Any] = {
+        "id": b"\x01" * 32, "subscription_id": 1, "user_id": 1, "created": NOW,
+        "expires": NOW, "amount": amount, "currency": currency,
+        "payment_method": PaymentMethod.LIGHTNING,
+        "payment_type": SubscriptionPaymentType.RENEWAL, "external_data": "", "rate": Decimal(0),
+        "metadata": meta,
+    }
+    values.update(kw)
+    return SubscriptionPayment(**values)
+
+
+def _quote(count: int | None, basis: PriceBasis = TINY) -> dict[str, Any]:
+    return {"intervals": count, "price": basis.to_json(), "rates": {"EUR": "100000"}}
+
+
+def test_a_basis_survives_its_json_and_garbage_is_unknown() -> None:
+    basis = PriceBasis.of(
+        Interval(IntervalType.YEAR, 2), [Money(EUR, 100), Money(USD, 5), Money(EUR, 32)],
+        [Money(EUR, 0)], "DEU",
+    )
+    assert basis.recurring == ((EUR, 132), (USD, 5)) and basis.setup == ()
+    assert PriceBasis.from_json(basis.to_json()) == basis
+    for garbage in (None, 1, "x", {}, {"interval": [9, 1], "recurring": {}},
+                    {"interval": [1, 1], "recurring": {"XXX": 1}},
+                    {"interval": [1, 1], "recurring": {"EUR": 1.5}}):
+        assert PriceBasis.from_json(garbage) is None
+
+
+def test_changes_are_worded_for_the_operator() -> None:
+    big = PriceBasis.of(MONTHLY, [Money(EUR, 28_800)], country="DEU")
+    assert big.changes_since(TINY) == (
+        "price per interval EUR 1.32 → EUR 288.00", "tax country IRL → DEU",
+    )
+    assert TINY.changes_since(TINY) == () and big.same_price(
+        PriceBasis.of(MONTHLY, [Money(EUR, 28_800)], country="IRL")
+    )
+
+
+@given(st.integers(0, 10**9), st.sampled_from([Decimal("100000"), Decimal("12345.67")]))
+def test_exact_value_rounds_to_the_d2_conversion(cents: int, rate: Decimal) -> None:
+    exact = exact_value(((EUR, cents),), BTC, {EUR: rate})
+    assert exact is not None and abs(exact - fiat_to_msat(cents, rate)) <= Fraction(1, 2)
+
+
+def test_fiat_to_fiat_goes_through_btc_and_a_missing_rate_is_unknown() -> None:
+    assert exact_value(((EUR, 100),), USD, RATES) == 125
+    assert exact_value(((BTC, 1_000_000),), EUR, RATES) == 100  # 0.00001 BTC = EUR 1.00
+    assert exact_value(((EUR, 100),), Currency.GBP, RATES) is None
+    assert rates_from_json({"EUR": "1e5", "USD": "-1", "XXX": "2", "GBP": "x"}) == {
+        EUR: Decimal("1e5")
+    }
+
+
+@given(st.integers(0, 240), st.integers(0, 999), st.sampled_from(list(IntervalType)))
+def test_extending_by_a_value_is_calendar_then_floored_seconds(
+    whole: int, thousandths: int, unit: IntervalType
+) -> None:
+    interval = Interval(unit, 1)
+    amount = whole + Fraction(thousandths, 1000)
+    end = extend_by(interval, NOW, amount)
+    start = interval.add_to(NOW, whole)
+    assert start <= end < interval.add_to(start, 1) or (thousandths == 0 and end == start)
+    length = (interval.add_to(start, 1) - start).total_seconds()
+    assert (end - start).total_seconds() == int(length * thousandths // 1000)
+
+
+def test_a_fresh_n_interval_quote_adds_n_calendar_intervals_from_the_expiry_now() -> None:
+    credit = credit_payment(_payment(3 * 1_320_000, _quote(3)), SUB, TINY, NOW)
+    assert credit.mode is CreditMode.CALENDAR and not credit.needs_operator
+    assert credit.new_expiry == datetime(2026, 5, 28, 12, tzinfo=UTC)
+
+
+def test_a_stale_quote_buys_its_value_at_the_current_price_and_is_reported() -> None:
+    big = PriceBasis.of(MONTHLY, [Money(EUR, 28_800)], country="IRL")
+    credit = credit_payment(_payment(120 * 1_320_000, _quote(120)), SUB, big, NOW)
+    assert credit.mode is CreditMode.BY_VALUE and credit.intervals == Fraction(11, 20)
+    assert credit.seconds == 28 * 86_400 * 11 // 20 and credit.needs_operator
+
+
+def test_a_tax_country_change_keeps_calendar_time_but_is_reported() -> None:
+    moved = PriceBasis.of(MONTHLY, [Money(EUR, 132)], country="DEU")
+    credit = credit_payment(_payment(1_320_000, _quote(1)), SUB, moved, NOW)
+    assert credit.mode is CreditMode.CALENDAR and credit.changes == ("tax country IRL → DEU",)
+
+
+def test_setup_fees_are_paid_first_on_a_purchase() -> None:
+    first = PriceBasis.of(MONTHLY, [Money(EUR, 100)], [Money(EUR, 50)])
+    lapsed = Subscription(id=1, user_id=1, company_id=1, name="s", created=NOW, currency="EUR")
+    meta = {"intervals": None, "rates": {"EUR": "100000"}}
+    credit = credit_payment(_payment(2_000_000, meta), lapsed, first, NOW)
+    assert credit.intervals == Fraction(3, 2)  # (200 − 50) / 100 cents
+
+
+def test_unvaluable_payments_add_nothing_and_unpriced_ones_what_was_quoted() -> None:
+    meta: dict[str, Any] = {"intervals": 1, "rates": {}}
+    free = PriceBasis.of(MONTHLY, [])
+    assert credit_payment(_payment(1, meta), SUB, free, NOW).mode is CreditMode.UNVALUED
+    gbp = PriceBasis.of(MONTHLY, [Money(Currency.GBP, 100)])
+    assert credit_payment(_payment(1, meta), SUB, gbp, NOW).seconds == 0
+    unpriced = credit_payment(_payment(1, _quote(2)), SUB, None, NOW)
+    assert unpriced.mode is CreditMode.UNPRICED and unpriced.needs_operator
+    assert unpriced.new_expiry == datetime(2026, 4, 28, 12, tzinfo=UTC)
+    legacy = credit_payment(_payment(1, None, time_value=60), SUB, None, NOW)
+    assert legacy.seconds == 60
+
+
+def test_a_price_cut_to_nearly_nothing_is_capped_and_reported() -> None:
+    cheap = PriceBasis.of(MONTHLY, [Money(EUR, 1)])
+    credit = credit_payment(_payment(10**9, _quote(1)), SUB, cheap, NOW)
+    assert credit.capped and credit.needs_operator
+    assert credit.new_expiry == MONTHLY.add_to(SUB.expires or NOW, MAX_CREDIT_INTERVALS)
+
+
+def test_a_payment_without_a_recorded_price_falls_back_to_its_own_rate() -> None:
+    credit = credit_payment(
+        _payment(1_320_000, None, rate=Decimal(100_000)), SUB, TINY, NOW
+    )
+    assert credit.mode is CreditMode.BY_VALUE and credit.intervals == 1
+    assert credit.new_expiry == SUB.expires + timedelta(days=28)  # type: ignore[operator]
+    with pytest.raises(InvalidInput):
+        credit_payment(_payment(1, None), SUB, TINY, "now")  # type: ignore[arg-type]
