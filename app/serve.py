@@ -149,11 +149,14 @@ async def serve(
             stripe=settings.stripe.webhook_secret if settings.stripe else None,
         )
         app = build_user_app(
-            container.services(), webhook_secrets=secrets, auth_clock=SystemClock()
+            container.services(), webhook_secrets=secrets, auth_clock=SystemClock(),
+            cors_origins=settings.cors_origins,
         )
         runners.append(await _start(app, settings.listen))
         if settings.admin_listen:
-            admin = build_admin_app(container.services(), auth_clock=SystemClock())
+            admin = build_admin_app(
+                container.services(), auth_clock=SystemClock(), cors_origins=settings.cors_origins
+            )
             runners.append(await _start(admin, settings.admin_listen))
             log.info("lnvps admin API listening on http://%s", settings.admin_listen)
         host, port = parse_listen(settings.listen)

@@ -130,6 +130,8 @@ class Settings:
     worker: WorkerSettings = WorkerSettings()
     #: `text` (readable, the dev default) or `json` (one object per line)
     log_format: str | None = None
+    #: browser origins allowed by CORS (with credentials); empty: any origin, no credentials
+    cors_origins: list[str] = attrs.field(factory=list)
 
     @property
     def is_embedded_default(self) -> bool:

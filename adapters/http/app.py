@@ -45,6 +45,7 @@ def build_user_app(
     routes: Sequence[RouteAdder] = USER_API_ROUTES,
     webhook_secrets: WebhookSecrets | None = None,
     auth_clock: Clock | None = None,
+    cors_origins: Sequence[str] | None = None,
 ) -> web.Application:
     """The user API over `services`; `/openapi.json` documents exactly the served routes.
 
@@ -52,9 +53,10 @@ def build_user_app(
     method configs (where the reference keeps Revolut's), else answer 503. `auth_clock`
     judges NIP-98 timestamps (default: the business clock); a dev server whose business
     clock was moved forward passes the real clock, since clients sign with real time.
+    `cors_origins` restricts CORS to those origins (see `adapters.http.cors`).
     """
     app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
-    setup_cors(app)
+    setup_cors(app, cors_origins)
     setup_auth(
         app, Authenticator(uow_factory=services.uow_factory, clock=auth_clock or services.clock)
     )

@@ -42,12 +42,17 @@ def admin_route_table(routes: Sequence[RouteAdder] = ADMIN_API_ROUTES) -> RouteT
     return table
 
 
-def build_admin_app(services: Services, *, auth_clock: Clock | None = None) -> web.Application:
+def build_admin_app(
+    services: Services,
+    *,
+    auth_clock: Clock | None = None,
+    cors_origins: Sequence[str] | None = None,
+) -> web.Application:
     """The admin API over `services`: the user app's middleware, CORS and NIP-98 auth, then
     RBAC per route (403 without the permission, D19). `auth_clock` judges NIP-98 timestamps
     (default: the business clock), as in `build_user_app`."""
     app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
-    setup_cors(app)
+    setup_cors(app, cors_origins)
     setup_auth(
         app, Authenticator(uow_factory=services.uow_factory, clock=auth_clock or services.clock)
     )
