@@ -11,12 +11,11 @@ from typing import Any
 import attrs
 from aiohttp import web
 
+from adapters.http.bounds import INT_MAX, query_int
 from domain.errors import InvalidInput
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
-_U64_MAX = 2**64 - 1
-_UINT = re.compile(r"\+?[0-9]+")
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
     r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
@@ -67,10 +66,12 @@ def parse_page(
 ) -> PageParams:
     """Read `limit`/`offset` (§2.6): numeric strings, defaults 50/0, limit clamped to max.
 
-    Non-numeric or negative values are a 400 (InvalidInput), as the reference's u64 parse is.
+    Non-numeric or negative values are a 400 (InvalidInput), as the reference's u64 parse is;
+    so is anything above INT_MAX, which no backend can bind. A `limit` between `max_limit`
+    and INT_MAX is clamped (the reference's behaviour, and what the OpenAPI document says).
     """
-    limit = _query_uint(query, "limit", default_limit)
-    offset = _query_uint(query, "offset", 0)
+    limit = query_int(query, "limit", default_limit, maximum=INT_MAX)
+    offset = query_int(query, "offset", 0, maximum=INT_MAX)
     if max_limit is not None:
         limit = min(limit, max_limit)
     return PageParams(limit=limit, offset=offset)
@@ -81,15 +82,6 @@ def page_response(items: Sequence[Any], total: int, page: PageParams) -> web.Res
     return json_response(
         {"data": list(items), "total": total, "limit": page.limit, "offset": page.offset}
     )
-
-
-def _query_uint(query: Mapping[str, str], name: str, default: int) -> int:
-    raw = query.get(name)
-    if raw is None:
-        return default
-    if not _UINT.fullmatch(raw) or int(raw) > _U64_MAX:
-        raise InvalidInput(f"{name} must be a non-negative integer")
-    return int(raw)
 
 
 async def read_json(request: web.Request) -> Any:

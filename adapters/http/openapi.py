@@ -10,6 +10,7 @@ import attrs
 from aiohttp import hdrs, web
 
 from adapters.http.auth import requires_auth
+from adapters.http.bounds import ID_SCHEMA, INT_MAX
 from adapters.http.envelope import DEFAULT_LIMIT, MAX_LIMIT, json_response
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -32,12 +33,13 @@ NIP98_SCHEME: Schema = {
 
 @attrs.frozen
 class QueryParam:
-    """A documented query parameter."""
+    """A documented query parameter (or, with `location="header"`, a request header)."""
 
     name: str
     schema: Schema = attrs.field(factory=lambda: {"type": "string"})
     required: bool = False
     description: str = ""
+    location: str = "query"
 
 
 @attrs.frozen
@@ -237,13 +239,13 @@ def _path_params(path: str) -> list[Schema]:
     params = []
     for match in _PARAM.finditer(path):
         numeric = match.group(2) in (r"\d+", "[0-9]+")
-        schema: Schema = {"type": "integer", "minimum": 0} if numeric else {"type": "string"}
+        schema: Schema = dict(ID_SCHEMA) if numeric else {"type": "string"}
         params.append({"name": match.group(1), "in": "path", "required": True, "schema": schema})
     return params
 
 
 def _query_param(q: QueryParam) -> Schema:
-    param: Schema = {"name": q.name, "in": "query", "required": q.required, "schema": q.schema}
+    param: Schema = {"name": q.name, "in": q.location, "required": q.required, "schema": q.schema}
     if q.description:
         param["description"] = q.description
     return param
@@ -255,10 +257,11 @@ def _page_params() -> list[Schema]:
             "name": "limit",
             "in": "query",
             "required": False,
+            "description": f"values above {MAX_LIMIT} are clamped to {MAX_LIMIT}",
             "schema": {
                 "type": "integer",
                 "minimum": 0,
-                "maximum": MAX_LIMIT,
+                "maximum": INT_MAX,
                 "default": DEFAULT_LIMIT,
             },
         },
@@ -266,7 +269,7 @@ def _page_params() -> list[Schema]:
             "name": "offset",
             "in": "query",
             "required": False,
-            "schema": {"type": "integer", "minimum": 0, "default": 0},
+            "schema": {"type": "integer", "minimum": 0, "maximum": INT_MAX, "default": 0},
         },
     ]
 

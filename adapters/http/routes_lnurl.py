@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any
 
 from aiohttp import web
 
+from adapters.http.bounds import INT_MAX, parse_uint
 from adapters.http.context import services
 from adapters.http.envelope import json_response
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import path_id
 from app.billing.catalogue import owned_vm
 from app.billing.lnurl import LNURL_MAX_MSAT, renew_by_amount
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidInput
 
 log = logging.getLogger("lnvps.http")
 
 #: what the reference advertises; the callback itself accepts from LNURL_MIN_MSAT up.
 MIN_SENDABLE = 100_000
-_DIGITS = re.compile(r"\+?[0-9]+")
 
 PAY_REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -56,9 +55,9 @@ def lnurl_error(reason: str, status: int = 200) -> web.Response:
 
 async def pay_request(request: web.Request) -> web.StreamResponse:
     """`/.well-known/lnurlp/{vm_id}`: the payRequest for the Lightning address `{vm_id}@host`."""
-    vm_id = path_id(request, "vm_id")
     svc = services(request)
     try:
+        vm_id = path_id(request, "vm_id")  # out of range: as unknown as any missing VM
         async with svc.uow_factory() as uow:
             vm = await owned_vm(uow, vm_id, None)
     except DomainError:
@@ -80,13 +79,17 @@ async def pay_callback(request: web.Request) -> web.StreamResponse:
     """The LUD-06 callback: an invoice for exactly `amount` msat (tax included) buying time
     for VM `{id}` (the VM id, not the subscription id the reference passed, §12.7)."""
     raw = request.query.get("amount")
-    if raw is None or not _DIGITS.fullmatch(raw):
+    if raw is None:
         return lnurl_error("amount (millisatoshi) is required", status=400)
+    try:
+        amount_msat = parse_uint(raw, "amount")
+    except InvalidInput as err:
+        return lnurl_error(err.message, status=400)
     svc = services(request)
     try:
         payment = await renew_by_amount(
             svc.uow_factory, svc.clock, svc.rails, svc.rates, svc.tax_rates,
-            vm_id=path_id(request), amount_msat=int(raw),
+            vm_id=path_id(request), amount_msat=amount_msat,
         )
     except DomainError as err:
         if err.kind in ("bad_input", "not_found"):
@@ -104,5 +107,6 @@ def add_lnurl_routes(table: RouteTable) -> None:
               response=PAY_REQUEST_SCHEMA, enveloped=False, tags=tags)
     table.add("GET", r"/api/v1/vm/{id:\d+}/renew-lnurlp", pay_callback,
               summary="LUD-06 callback: an invoice for `amount` msat extending the VM",
-              query=[QueryParam("amount", {"type": "integer", "minimum": 1000}, required=True)],
+              query=[QueryParam("amount", {"type": "integer", "minimum": 1000, "maximum": INT_MAX},
+                                required=True)],
               response=CALLBACK_SCHEMA, enveloped=False, tags=tags)

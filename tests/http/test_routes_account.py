@@ -98,13 +98,16 @@ async def test_contact_flags_are_required_booleans(c: ApiClient) -> None:
     assert await account(c) == FRESH
 
 
-async def test_country_codes_are_stored_as_alpha3_and_unknown_ones_as_null(c: ApiClient) -> None:
+async def test_country_codes_are_stored_as_alpha3_and_unknown_ones_refused(c: ApiClient) -> None:
     base = {"contact_nip17": True, "contact_email": False}
     await patch(c, {**base, "country_code": "ie"})
     assert (await account(c))["country_code"] == "IRL"
     await patch(c, {**base, "country_code": "DEU"})
     assert (await account(c))["country_code"] == "DEU"
-    assert await patch(c, {**base, "country_code": "XX"}) == (200, {"data": None})
+    status, body = await patch(c, {**base, "country_code": "XX"})
+    assert status == 400 and "country code" in body["error"]
+    assert (await account(c))["country_code"] == "DEU"  # unchanged
+    assert await patch(c, {**base, "country_code": ""}) == (200, {"data": None})
     assert (await account(c))["country_code"] is None
 
 
