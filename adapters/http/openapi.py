@@ -62,6 +62,10 @@ class Route:
     enveloped: bool = True
     content_type: str = "application/json"
     tags: tuple[str, ...] = ()
+    #: further media types of a 200 (`text/plain` refusals of the LNURL and invoice pages)
+    also_200: tuple[tuple[str, Schema], ...] = ()
+    #: the error body when it is not `{"error"}` (the LNURL callback's LUD-06 object)
+    error_schema: Schema | None = None
 
 
 class RouteTable:
@@ -85,6 +89,8 @@ class RouteTable:
         enveloped: bool = True,
         content_type: str = "application/json",
         tags: Iterable[str] = (),
+        also_200: Iterable[tuple[str, Schema]] = (),
+        error_schema: Schema | None = None,
     ) -> Route:
         """Record a route; `auth` defaults to whether the handler is `@authenticated`."""
         method = method.upper()
@@ -107,6 +113,8 @@ class RouteTable:
             enveloped,
             content_type,
             tuple(tags),
+            tuple(also_200),
+            error_schema,
         )
         self.routes.append(route)
         return route
@@ -221,13 +229,12 @@ def _responses(route: Route) -> Schema:
         }
     else:
         body = {"type": "object", "properties": {"data": data}, "required": ["data"]}
-    error = {
-        "description": "Error",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-    responses: Schema = {
-        "200": {"description": "OK", "content": {route.content_type: {"schema": body}}}
-    }
+    ref = {"$ref": "#/components/schemas/Error"}
+    error_body = ref if route.error_schema is None else {"anyOf": [ref, route.error_schema]}
+    error = {"description": "Error", "content": {"application/json": {"schema": error_body}}}
+    content = {route.content_type: {"schema": body}}
+    content.update({media: {"schema": schema} for media, schema in route.also_200})
+    responses: Schema = {"200": {"description": "OK", "content": content}}
     if route.auth:
         responses["401"] = {**error, "description": "NIP-98 check failed"}
         responses["403"] = {**error, "description": "No `Authorization: Nostr …` header"}

@@ -35,15 +35,18 @@ PAY_REQUEST_SCHEMA: dict[str, Any] = {
     },
     "required": ["callback", "maxSendable", "minSendable", "tag", "metadata"],
 }
+LUD06_ERROR: dict[str, Any] = {
+    "type": "object",
+    "properties": {"status": {"const": "ERROR"}, "reason": {"type": "string"}},
+    "required": ["status", "reason"],
+}
 CALLBACK_SCHEMA: dict[str, Any] = {
     "oneOf": [
         {"type": "object", "properties": {"pr": {"type": "string"},
                                           "routes": {"type": "array"},
                                           "hodl_invoice": {"type": "null"}},
          "required": ["pr"]},
-        {"type": "object", "properties": {"status": {"const": "ERROR"},
-                                          "reason": {"type": "string"}},
-         "required": ["status", "reason"]},
+        LUD06_ERROR,
     ]
 }
 
@@ -104,9 +107,10 @@ def add_lnurl_routes(table: RouteTable) -> None:
     tags = ("lnurl",)
     table.add("GET", r"/.well-known/lnurlp/{vm_id:\d+}", pay_request,
               summary="LUD-16 payRequest for the Lightning address {vm_id}@host (raw JSON)",
-              response=PAY_REQUEST_SCHEMA, enveloped=False, tags=tags)
+              response=PAY_REQUEST_SCHEMA, enveloped=False, tags=tags,
+              also_200=[("text/plain", {"const": "VM not found"})])
     table.add("GET", r"/api/v1/vm/{id:\d+}/renew-lnurlp", pay_callback,
               summary="LUD-06 callback: an invoice for `amount` msat extending the VM",
               query=[QueryParam("amount", {"type": "integer", "minimum": 1000, "maximum": INT_MAX},
                                 required=True)],
-              response=CALLBACK_SCHEMA, enveloped=False, tags=tags)
+              response=CALLBACK_SCHEMA, enveloped=False, tags=tags, error_schema=LUD06_ERROR)

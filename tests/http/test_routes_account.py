@@ -249,7 +249,8 @@ async def test_unknown_tokens_get_the_invalid_page(c: ApiClient, token: str) -> 
 
 async def test_verify_email_without_a_token_is_400(c: ApiClient) -> None:
     resp = await c.call("GET", "/api/v1/account/verify-email", signed=False)
-    assert resp.status == 400
+    assert resp.status == 400 and resp.content_type == "application/json"
+    assert "token" in (await resp.json())["error"]
 
 
 async def test_a_token_of_another_user_does_not_verify_mine(c: ApiClient) -> None:
