@@ -85,7 +85,8 @@ def page_response(items: Sequence[Any], total: int, page: PageParams) -> web.Res
 
 
 async def read_json(request: web.Request) -> Any:
-    """The request's JSON body: 415 unless `application/json` (charset allowed), 400 if invalid.
+    """The request's JSON body: 415 unless `application/json` (charset allowed), 400 if invalid
+    (lone UTF-16 surrogates such as `"\ud800"` included).
 
     aiohttp caches the body bytes, so this works after auth has read them for `payload`.
     """
@@ -93,9 +94,12 @@ async def read_json(request: web.Request) -> Any:
         raise HttpError(415, "Expected request with `Content-Type: application/json`")
     raw = await request.read()
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
+        # `"\ud800"` is valid JSON but no UTF-8 text: storage and the log would fail on it
+        dumps(value).encode("utf-8")
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise HttpError(400, "Failed to parse the request body as JSON") from exc
+    return value
 
 
 def format_time(when: datetime) -> str:

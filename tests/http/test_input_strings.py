@@ -12,10 +12,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from domain.model import IpAssignment
 from tests.http.apiapp import ALICE, SSH_PUBLIC_KEY, ApiClient
-from tests.http.backend_apps import backend, c, database
+from tests.http.backend_apps import ROOT, admin, backend, c, database
 from tests.http.vm_helpers import order, paid_vm
 
-__all__ = ["backend", "c", "database"]
+__all__ = ["admin", "backend", "c", "database"]
 
 KEY_TYPE, KEY_BLOB, _ = SSH_PUBLIC_KEY.split(" ", 2)
 ACCOUNT = "/api/v1/account"
@@ -223,3 +223,23 @@ async def test_dns_hosting_domain_must_be_a_host_name(c: ApiClient) -> None:
     message = await refused(await c.call("POST", "/api/v1/subscriptions",
                                          json={"line_items": items}))
     assert "domain" in message
+
+
+# --- any JSON body ----------------------------------------------------------------------------
+
+
+async def test_lone_surrogates_in_json_bodies_are_400(c: ApiClient, admin: ApiClient) -> None:
+    """Valid JSON, but no UTF-8 text: SQLite and MariaDB raised UnicodeEncodeError (500)."""
+    json_type = {"Content-Type": "application/json"}
+    resp = await admin.call("POST", "/api/admin/v1/roles", key=ROOT, headers=json_type,
+                            data=b'{"name": "\\ud800", "permissions": []}')
+    assert "JSON" in await refused(resp)
+    resp = await admin.call("POST", "/api/admin/v1/roles", key=ROOT, headers=json_type,
+                            data=b'{"name": "ok", "permissions": [], "\\udcff": 1}')
+    assert "JSON" in await refused(resp)
+    resp = await c.call("PATCH", ACCOUNT, headers=json_type,
+                        data=b'{"contact_nip17": true, "contact_email": false, "city": "\\ud83d"}')
+    await refused(resp)
+    async with c.api.store() as uow:
+        names = {r.name for r in (await uow.roles.list_roles(100, 0)).items}
+    assert names == {"super_admin", "read_only"}
