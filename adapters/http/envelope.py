@@ -15,6 +15,9 @@ from adapters.http.bounds import INT_MAX, query_int
 from domain.errors import InvalidInput
 
 DEFAULT_LIMIT = 50
+#: timestamps every backend stores (MariaDB DATETIME starts at year 1000; 1970 is the floor
+#: any business time needs)
+_MIN_YEAR, _MAX_YEAR = 1970, 9998
 MAX_LIMIT = 100
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
@@ -135,8 +138,10 @@ def parse_time(text: str) -> datetime:
         offset = sign * timedelta(hours=int(match.group(10)), minutes=int(match.group(11)))
     try:
         zone = timezone(offset)
-        local = datetime(year, month, day, hour, minute, second, micros, tzinfo=zone)
-    except ValueError as exc:
+        utc = datetime(year, month, day, hour, minute, second, micros, tzinfo=zone).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise InvalidInput(f"invalid RFC 3339 timestamp: {text!r}") from exc
-    return local.astimezone(UTC)
+    if not _MIN_YEAR <= utc.year <= _MAX_YEAR:
+        raise InvalidInput(f"timestamp out of range ({_MIN_YEAR}..{_MAX_YEAR}): {text!r}")
+    return utc
 

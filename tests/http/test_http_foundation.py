@@ -514,7 +514,9 @@ def test_parse_time_accepts_any_rfc3339_offset(text: str, expected: datetime) ->
 
 
 @pytest.mark.parametrize("text", ["2026-06-17", "2026-06-17T10:00:00", "2026-02-30T00:00:00Z",
-                                  "2026-06-17T10:00:00+24:00", "yesterday"])
+                                  "2026-06-17T10:00:00+24:00", "yesterday",
+                                  "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00",
+                                  "0999-01-01T00:00:00Z"])
 def test_parse_time_refuses_other_shapes_as_bad_input(text: str) -> None:
     with pytest.raises(InvalidInput):
         parse_time(text)
