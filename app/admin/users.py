@@ -13,8 +13,11 @@ from app.billing_ext.account import check_email, email_hash
 from domain.errors import DomainError
 from domain.model import AdminRole, RoleAssignment, RolePermission, User
 from domain.tax import country_alpha3
+from domain.text_rules import check_line
 from ports.clock import Clock
 from ports.storage import Page, Permission, UnitOfWorkFactory
+
+ROLE_NAME_LIMIT = 50
 
 #: fields an admin may set; `null` (None here) leaves a field unchanged (api.md §9.1).
 TEXT_FIELDS = (
@@ -86,7 +89,9 @@ async def create_role(
     description: str | None,
     permissions: Sequence[Permission],
 ) -> AdminRole:
-    """The role and its permissions in one transaction (the reference was not atomic)."""
+    """The role and its permissions in one transaction (the reference was not atomic); the
+    name is one line of at most 50 characters (`admin_roles.name`), unique (409)."""
+    check_line(name, "name", ROLE_NAME_LIMIT)
     now = clock.now()
     async with uow_factory() as uow:
         role = await uow.roles.add_role(AdminRole(

@@ -243,3 +243,17 @@ async def test_lone_surrogates_in_json_bodies_are_400(c: ApiClient, admin: ApiCl
     async with c.api.store() as uow:
         names = {r.name for r in (await uow.roles.list_roles(100, 0)).items}
     assert names == {"super_admin", "read_only"}
+
+
+async def test_admin_role_names_are_bounded_and_unique(c: ApiClient, admin: ApiClient) -> None:
+    """`admin_roles.name` is VARCHAR(50), unique: a duplicate was an IntegrityError (500)."""
+    path = "/api/admin/v1/roles"
+    assert "name" in await refused(await admin.call(
+        "POST", path, key=ROOT, json={"name": "r" * 51, "permissions": []}))
+    assert (await admin.call("POST", path, key=ROOT,
+                             json={"name": "ops", "permissions": []})).status == 200
+    again = await admin.call("POST", path, key=ROOT, json={"name": "ops", "permissions": []})
+    assert again.status == 409 and "ops" in (await again.json())["error"]
+    async with c.api.store() as uow:
+        names = [r.name for r in (await uow.roles.list_roles(100, 0)).items]
+    assert sorted(names) == ["ops", "read_only", "super_admin"]
