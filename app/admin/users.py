@@ -105,6 +105,10 @@ async def create_role(
     return role
 
 
+class RoleNotFound(NotFound):
+    pass
+
+
 async def assign_role(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
@@ -114,10 +118,13 @@ async def assign_role(
     assigned_by: int,
     expires_at: datetime | None,
 ) -> RoleAssignment:
-    """Assign (or re-date) a role; `expires_at` is stored (the reference ignored it)."""
+    """Assign (or re-date) a role; `expires_at` is stored (the reference ignored it). An
+    unknown role is a 404 (the SQL foreign key raised IntegrityError, a 500)."""
     async with uow_factory() as uow:
         if await uow.users.get(user_id) is None:
             raise UserNotFound("User not found")
+        if await uow.roles.get_role(role_id) is None:
+            raise RoleNotFound("Role not found")
         assignment = await uow.roles.assign(RoleAssignment(
             id=0, user_id=user_id, role_id=role_id, assigned_at=clock.now(),
             assigned_by=assigned_by, expires_at=expires_at,

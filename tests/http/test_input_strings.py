@@ -257,3 +257,13 @@ async def test_admin_role_names_are_bounded_and_unique(c: ApiClient, admin: ApiC
     async with c.api.store() as uow:
         names = [r.name for r in (await uow.roles.list_roles(100, 0)).items]
     assert sorted(names) == ["ops", "read_only", "super_admin"]
+
+
+async def test_assigning_an_unknown_role_is_404(c: ApiClient, admin: ApiClient) -> None:
+    """The SQL foreign key refused the row with an IntegrityError (500); memory stored it."""
+    user_id = await c.user_id()
+    resp = await admin.call("POST", f"/api/admin/v1/users/{user_id}/roles", key=ROOT,
+                            json={"role_id": 424242})
+    assert resp.status == 404 and await resp.json() == {"error": "Role not found"}
+    async with c.api.store() as uow:
+        assert await uow.roles.assignments_of(user_id) == []
