@@ -175,6 +175,7 @@ async def serve(
             webhook_secrets=secrets,
             auth_clock=SystemClock(),
             auth_binding=AuthBinding(public_url=settings.public_url, replays=replays),
+            cors_origins=settings.cors_origins,
         )
         runners.append(await _start(app, settings.listen))
         if settings.admin_listen:
@@ -182,6 +183,7 @@ async def serve(
                 container.services(),
                 auth_clock=SystemClock(),
                 auth_binding=AuthBinding(replays=replays),
+                cors_origins=settings.cors_origins,
             )
             runners.append(await _start(admin, settings.admin_listen))
             log.info("lnvps admin API listening on http://%s", settings.admin_listen)

@@ -157,6 +157,8 @@ class Settings:
     lnurl: LnurlSettings = LnurlSettings()
     #: `text` (readable, the dev default) or `json` (one object per line)
     log_format: str | None = None
+    #: browser origins allowed by CORS (with credentials); empty: any origin, no credentials
+    cors_origins: list[str] = attrs.field(factory=list)
 
     @property
     def is_embedded_default(self) -> bool:

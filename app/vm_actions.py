@@ -13,8 +13,9 @@ from app.billing.errors import ImageNotFound, SshKeyNotFound
 from app.services import Services
 from app.worker.provisioning import full_info
 from domain.enums import VmHistoryActionType
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidInput
 from domain.model import User, Vm, VmHistory
+from domain.text_rules import is_host_name
 from ports.queue import Job
 from ports.storage import UnitOfWork
 from ports.vmhost import FullVmInfo, VmHost, VmHostError
@@ -143,9 +144,27 @@ class VmPatch:
     auto_renewal_enabled: bool | None = None
 
 
+#: `ip_range_assignment.dns_reverse` is VARCHAR(255); a host name is at most 253 characters.
+REVERSE_DNS_LIMIT = 253
+
+
+def check_reverse_dns(name: str | None) -> str | None:
+    """The PTR name to store: an RFC 1123 host name (one trailing dot allowed); `""` and None
+    clear it. Anything else (HTML, spaces, 900 000 characters) is a 400, before any change."""
+    if name is None or name == "":
+        return None
+    if not is_host_name(name):
+        raise InvalidInput(
+            "reverse_dns must be a DNS host name (letters, digits and hyphens in dot-separated "
+            f"labels of at most 63 characters, {REVERSE_DNS_LIMIT} in all)"
+        )
+    return name
+
+
 async def patch_vm(services: Services, user: User, vm_id: int, patch: VmPatch) -> None:
     """PATCH /vm/{id}: the owner's SSH key (ConfigureVm queued), the PTR name of every address,
     and auto-renewal on the VM's subscription, all in one transaction."""
+    reverse_dns = check_reverse_dns(patch.reverse_dns) if patch.set_reverse_dns else None
     async with services.uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, user.id)
         configure = False
@@ -158,7 +177,7 @@ async def patch_vm(services: Services, user: User, vm_id: int, patch: VmPatch) -
         if patch.set_reverse_dns:
             for assignment in await uow.ip_assignments.list_by_vm(vm.id):
                 await uow.ip_assignments.update(
-                    attrs.evolve(assignment, dns_reverse=patch.reverse_dns))
+                    attrs.evolve(assignment, dns_reverse=reverse_dns))
         if patch.auto_renewal_enabled is not None:
             sub = await subscription_of(uow, vm)
             await uow.subscriptions.update(

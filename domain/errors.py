@@ -97,6 +97,12 @@ class NegativeTimeValue(InvalidInput):
     """A payment's `time_value` is negative: paying must never move expiry backwards."""
 
 
+class RoleNameTaken(DomainError):
+    """An admin role with that name exists already (409; `admin_roles.name` is unique)."""
+
+    kind = "conflict"
+
+
 class IllegalStateTransition(DomainError):
     """A subscription or VM state change that the lifecycle tables do not allow (§10)."""
 

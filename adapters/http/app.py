@@ -46,6 +46,7 @@ def build_user_app(
     webhook_secrets: WebhookSecrets | None = None,
     auth_clock: Clock | None = None,
     auth_binding: AuthBinding | None = None,
+    cors_origins: Sequence[str] | None = None,
 ) -> web.Application:
     """The user API over `services`; `/openapi.json` documents exactly the served routes.
 
@@ -54,9 +55,10 @@ def build_user_app(
     judges NIP-98 timestamps (default: the business clock); a dev server whose business
     clock was moved forward passes the real clock, since clients sign with real time.
     `auth_binding` holds D26's public URL and replay guard (default: any host, in-process).
+    `cors_origins` restricts CORS to those origins (see `adapters.http.cors`).
     """
     app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
-    setup_cors(app)
+    setup_cors(app, cors_origins)
     binding = auth_binding or AuthBinding()
     setup_auth(app, binding.authenticator(services.uow_factory, auth_clock or services.clock))
     app[SERVICES] = services

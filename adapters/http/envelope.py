@@ -11,12 +11,14 @@ from typing import Any
 import attrs
 from aiohttp import web
 
+from adapters.http.bounds import INT_MAX, query_int
 from domain.errors import InvalidInput
 
 DEFAULT_LIMIT = 50
+#: timestamps every backend stores (MariaDB DATETIME starts at year 1000; 1970 is the floor
+#: any business time needs)
+_MIN_YEAR, _MAX_YEAR = 1970, 9998
 MAX_LIMIT = 100
-_U64_MAX = 2**64 - 1
-_UINT = re.compile(r"\+?[0-9]+")
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
     r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
@@ -67,10 +69,12 @@ def parse_page(
 ) -> PageParams:
     """Read `limit`/`offset` (§2.6): numeric strings, defaults 50/0, limit clamped to max.
 
-    Non-numeric or negative values are a 400 (InvalidInput), as the reference's u64 parse is.
+    Non-numeric or negative values are a 400 (InvalidInput), as the reference's u64 parse is;
+    so is anything above INT_MAX, which no backend can bind. A `limit` between `max_limit`
+    and INT_MAX is clamped (the reference's behaviour, and what the OpenAPI document says).
     """
-    limit = _query_uint(query, "limit", default_limit)
-    offset = _query_uint(query, "offset", 0)
+    limit = query_int(query, "limit", default_limit, maximum=INT_MAX)
+    offset = query_int(query, "offset", 0, maximum=INT_MAX)
     if max_limit is not None:
         limit = min(limit, max_limit)
     return PageParams(limit=limit, offset=offset)
@@ -83,17 +87,9 @@ def page_response(items: Sequence[Any], total: int, page: PageParams) -> web.Res
     )
 
 
-def _query_uint(query: Mapping[str, str], name: str, default: int) -> int:
-    raw = query.get(name)
-    if raw is None:
-        return default
-    if not _UINT.fullmatch(raw) or int(raw) > _U64_MAX:
-        raise InvalidInput(f"{name} must be a non-negative integer")
-    return int(raw)
-
-
 async def read_json(request: web.Request) -> Any:
-    """The request's JSON body: 415 unless `application/json` (charset allowed), 400 if invalid.
+    """The request's JSON body: 415 unless `application/json` (charset allowed), 400 if invalid
+    (lone UTF-16 surrogates such as `"\ud800"` included).
 
     aiohttp caches the body bytes, so this works after auth has read them for `payload`.
     """
@@ -101,9 +97,12 @@ async def read_json(request: web.Request) -> Any:
         raise HttpError(415, "Expected request with `Content-Type: application/json`")
     raw = await request.read()
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
+        # `"\ud800"` is valid JSON but no UTF-8 text: storage and the log would fail on it
+        dumps(value).encode("utf-8")
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise HttpError(400, "Failed to parse the request body as JSON") from exc
+    return value
 
 
 def format_time(when: datetime) -> str:
@@ -139,8 +138,10 @@ def parse_time(text: str) -> datetime:
         offset = sign * timedelta(hours=int(match.group(10)), minutes=int(match.group(11)))
     try:
         zone = timezone(offset)
-        local = datetime(year, month, day, hour, minute, second, micros, tzinfo=zone)
-    except ValueError as exc:
+        utc = datetime(year, month, day, hour, minute, second, micros, tzinfo=zone).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise InvalidInput(f"invalid RFC 3339 timestamp: {text!r}") from exc
-    return local.astimezone(UTC)
+    if not _MIN_YEAR <= utc.year <= _MAX_YEAR:
+        raise InvalidInput(f"timestamp out of range ({_MIN_YEAR}..{_MAX_YEAR}): {text!r}")
+    return utc
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from adapters.http.envelope import HttpError, error_response
 from adapters.http.nip98 import Nip98Error
@@ -66,12 +66,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def _http_exception(request: web.Request, exc: web.HTTPException) -> web.StreamResponse:
-    """Router 404/405 keep the reference's empty body; other 4xx/5xx get a JSON error."""
+    """Every 4xx/5xx aiohttp raises, the router's 404/405 included, is `{"error": reason}`
+    as `application/json` (the reference sent an empty body, which clients cannot read);
+    a 405 keeps its `Allow` header."""
     if exc.status < 400:
         raise exc
-    if request.match_info.http_exception is not None:
-        response = web.Response(status=exc.status)
-        if "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
-        return response
-    return error_response(exc.status, exc.reason)
+    response = error_response(exc.status, exc.reason)
+    if hdrs.ALLOW in exc.headers:
+        response.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+    return response

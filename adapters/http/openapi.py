@@ -10,6 +10,7 @@ import attrs
 from aiohttp import hdrs, web
 
 from adapters.http.auth import requires_auth
+from adapters.http.bounds import ID_SCHEMA, INT_MAX
 from adapters.http.envelope import DEFAULT_LIMIT, MAX_LIMIT, json_response
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -32,12 +33,13 @@ NIP98_SCHEME: Schema = {
 
 @attrs.frozen
 class QueryParam:
-    """A documented query parameter."""
+    """A documented query parameter (or, with `location="header"`, a request header)."""
 
     name: str
     schema: Schema = attrs.field(factory=lambda: {"type": "string"})
     required: bool = False
     description: str = ""
+    location: str = "query"
 
 
 @attrs.frozen
@@ -60,6 +62,10 @@ class Route:
     enveloped: bool = True
     content_type: str = "application/json"
     tags: tuple[str, ...] = ()
+    #: further media types of a 200 (`text/plain` refusals of the LNURL and invoice pages)
+    also_200: tuple[tuple[str, Schema], ...] = ()
+    #: the error body when it is not `{"error"}` (the LNURL callback's LUD-06 object)
+    error_schema: Schema | None = None
 
 
 class RouteTable:
@@ -83,6 +89,8 @@ class RouteTable:
         enveloped: bool = True,
         content_type: str = "application/json",
         tags: Iterable[str] = (),
+        also_200: Iterable[tuple[str, Schema]] = (),
+        error_schema: Schema | None = None,
     ) -> Route:
         """Record a route; `auth` defaults to whether the handler is `@authenticated`."""
         method = method.upper()
@@ -105,6 +113,8 @@ class RouteTable:
             enveloped,
             content_type,
             tuple(tags),
+            tuple(also_200),
+            error_schema,
         )
         self.routes.append(route)
         return route
@@ -219,13 +229,12 @@ def _responses(route: Route) -> Schema:
         }
     else:
         body = {"type": "object", "properties": {"data": data}, "required": ["data"]}
-    error = {
-        "description": "Error",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-    responses: Schema = {
-        "200": {"description": "OK", "content": {route.content_type: {"schema": body}}}
-    }
+    ref = {"$ref": "#/components/schemas/Error"}
+    error_body = ref if route.error_schema is None else {"anyOf": [ref, route.error_schema]}
+    error = {"description": "Error", "content": {"application/json": {"schema": error_body}}}
+    content = {route.content_type: {"schema": body}}
+    content.update({media: {"schema": schema} for media, schema in route.also_200})
+    responses: Schema = {"200": {"description": "OK", "content": content}}
     if route.auth:
         responses["401"] = {**error, "description": "NIP-98 check failed"}
         responses["403"] = {**error, "description": "No `Authorization: Nostr …` header"}
@@ -237,13 +246,13 @@ def _path_params(path: str) -> list[Schema]:
     params = []
     for match in _PARAM.finditer(path):
         numeric = match.group(2) in (r"\d+", "[0-9]+")
-        schema: Schema = {"type": "integer", "minimum": 0} if numeric else {"type": "string"}
+        schema: Schema = dict(ID_SCHEMA) if numeric else {"type": "string"}
         params.append({"name": match.group(1), "in": "path", "required": True, "schema": schema})
     return params
 
 
 def _query_param(q: QueryParam) -> Schema:
-    param: Schema = {"name": q.name, "in": "query", "required": q.required, "schema": q.schema}
+    param: Schema = {"name": q.name, "in": q.location, "required": q.required, "schema": q.schema}
     if q.description:
         param["description"] = q.description
     return param
@@ -255,10 +264,11 @@ def _page_params() -> list[Schema]:
             "name": "limit",
             "in": "query",
             "required": False,
+            "description": f"values above {MAX_LIMIT} are clamped to {MAX_LIMIT}",
             "schema": {
                 "type": "integer",
                 "minimum": 0,
-                "maximum": MAX_LIMIT,
+                "maximum": INT_MAX,
                 "default": DEFAULT_LIMIT,
             },
         },
@@ -266,7 +276,7 @@ def _page_params() -> list[Schema]:
             "name": "offset",
             "in": "query",
             "required": False,
-            "schema": {"type": "integer", "minimum": 0, "default": 0},
+            "schema": {"type": "integer", "minimum": 0, "maximum": INT_MAX, "default": 0},
         },
     ]
 

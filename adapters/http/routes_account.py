@@ -8,7 +8,7 @@ from aiohttp import web
 
 from adapters.http.auth import authenticated
 from adapters.http.context import services
-from adapters.http.envelope import data_response, read_json
+from adapters.http.envelope import data_response, error_response, read_json
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.views_account import (
     ACCOUNT_PATCH_SCHEMA,
@@ -59,12 +59,10 @@ async def patch_account(request: web.Request, user: User) -> web.StreamResponse:
 
 
 async def get_verify_email(request: web.Request) -> web.StreamResponse:
-    """Always an HTML page with 200, except a missing `token` (400, as the query extractor)."""
+    """Always an HTML page with 200, except a missing `token` (400 `{"error"}`)."""
     token = request.query.get("token")
     if token is None:
-        return web.Response(
-            status=400, text="Failed to deserialize query string: missing field `token`"
-        )
+        return error_response(400, "Failed to deserialize query string: missing field `token`")
     outcome = await verify_email(services(request).uow_factory, token)
     title, text = _PAGES[outcome]
     return web.Response(text=_PAGE.format(title=title, text=text), content_type="text/html")

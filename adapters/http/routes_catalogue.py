@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.bounds import ID_MIN
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page, read_json
 from adapters.http.openapi import RouteTable
@@ -67,7 +68,7 @@ async def get_templates(request: web.Request) -> web.StreamResponse:
 async def post_custom_price(request: web.Request) -> web.StreamResponse:
     body = json_object(await read_json(request))
     spec = CustomSpecRequest(
-        pricing_id=required_integer(body, "pricing_id"),
+        pricing_id=required_integer(body, "pricing_id", minimum=ID_MIN),
         cpu=required_integer(body, "cpu", maximum=U16_MAX),
         memory=required_integer(body, "memory"),
         disk=required_integer(body, "disk"),

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from adapters.http.auth import authenticate_query
 from adapters.http.context import services
+from adapters.http.envelope import error_response
 from adapters.http.invoice_html import Invoice, InvoiceLine, render_invoice
 from adapters.http.nip98 import Nip98Error
 from adapters.http.openapi import QueryParam, RouteTable
@@ -101,9 +102,9 @@ async def _invoice(request: web.Request, user: User, raw_id: str) -> Invoice:
 
 async def invoice_page(request: web.Request) -> web.StreamResponse:
     """NIP-98 through `?auth=` (the `u` path is this page's); refusals are 200 plain text,
-    a missing `auth` parameter a 400 as the reference's query extractor answers."""
+    a missing `auth` parameter a 400 `{"error"}`."""
     if "auth" not in request.query:
-        return _text("Missing auth param", 400)
+        return error_response(400, "Missing auth param")
     try:
         user = await authenticate_query(request, request.rel_url.raw_path)
     except Nip98Error as exc:
@@ -123,5 +124,6 @@ def add_invoice_routes(table: RouteTable) -> None:
         query=[QueryParam("auth", required=True,
                           description="base64 NIP-98 event: u = this URL, method GET")],
         response={"type": "string"}, enveloped=False, content_type="text/html",
+        also_200=[("text/plain", {"type": "string", "description": "why there is no invoice"})],
         tags=("payments",),
     )

@@ -10,22 +10,21 @@ import ipaddress
 import json
 import logging
 import math
-import re
 from typing import Any
 
 from aiohttp import web
 
+from adapters.http.bounds import parse_uint
 from adapters.http.context import services
 from adapters.http.envelope import json_response
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import path_id
 from app.billing.errors import VmNotPaidYet
 from app.billing.lnurl import LNURL_MAX_MSAT, LNURL_MIN_MSAT, lnurl_vm, renew_by_amount
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidInput
 
 log = logging.getLogger("lnvps.http")
 
-_DIGITS = re.compile(r"\+?[0-9]+")
 #: domain error kinds whose message a wallet is shown as the LUD-06 reason
 _SHOWN = ("bad_input", "not_found", "unprocessable")
 
@@ -42,15 +41,18 @@ PAY_REQUEST_SCHEMA: dict[str, Any] = {
     },
     "required": ["callback", "maxSendable", "minSendable", "tag", "metadata"],
 }
+LUD06_ERROR: dict[str, Any] = {
+    "type": "object",
+    "properties": {"status": {"const": "ERROR"}, "reason": {"type": "string"}},
+    "required": ["status", "reason"],
+}
 CALLBACK_SCHEMA: dict[str, Any] = {
     "oneOf": [
         {"type": "object", "properties": {"pr": {"type": "string"},
                                           "routes": {"type": "array"},
                                           "hodl_invoice": {"type": "null"}},
          "required": ["pr"]},
-        {"type": "object", "properties": {"status": {"const": "ERROR"},
-                                          "reason": {"type": "string"}},
-         "required": ["status", "reason"]},
+        LUD06_ERROR,
     ]
 }
 
@@ -104,9 +106,9 @@ async def pay_request(request: web.Request) -> web.StreamResponse:
     limited = await rate_limited(request)
     if limited is not None:
         return limited
-    vm_id = path_id(request, "vm_id")
     svc = services(request)
     try:
+        vm_id = path_id(request, "vm_id")  # out of range: as unknown as any missing VM
         vm = await lnurl_vm(svc.uow_factory, vm_id)
     except VmNotPaidYet as err:
         return lnurl_error(err.message)
@@ -132,13 +134,17 @@ async def pay_callback(request: web.Request) -> web.StreamResponse:
     if limited is not None:
         return limited
     raw = request.query.get("amount")
-    if raw is None or len(raw) > 20 or not _DIGITS.fullmatch(raw):
+    if raw is None:
         return lnurl_error("amount (millisatoshi) is required", status=400)
+    try:
+        amount_msat = parse_uint(raw, "amount")
+    except InvalidInput as err:
+        return lnurl_error(err.message, status=400)
     svc = services(request)
     try:
         payment = await renew_by_amount(
             svc.uow_factory, svc.clock, svc.rails, svc.rates, svc.tax_rates,
-            vm_id=path_id(request), amount_msat=int(raw),
+            vm_id=path_id(request), amount_msat=amount_msat,
         )
     except DomainError as err:
         if err.kind in _SHOWN:
@@ -153,9 +159,10 @@ def add_lnurl_routes(table: RouteTable) -> None:
     tags = ("lnurl",)
     table.add("GET", r"/.well-known/lnurlp/{vm_id:\d+}", pay_request,
               summary="LUD-16 payRequest for the Lightning address {vm_id}@host (raw JSON)",
-              response=PAY_REQUEST_SCHEMA, enveloped=False, tags=tags)
+              response=PAY_REQUEST_SCHEMA, enveloped=False, tags=tags,
+              also_200=[("text/plain", {"const": "VM not found"})])
     table.add("GET", r"/api/v1/vm/{id:\d+}/renew-lnurlp", pay_callback,
               summary="LUD-06 callback: an invoice for `amount` msat extending the VM",
               query=[QueryParam("amount", {"type": "integer", "minimum": LNURL_MIN_MSAT,
                                             "maximum": LNURL_MAX_MSAT}, required=True)],
-              response=CALLBACK_SCHEMA, enveloped=False, tags=tags)
+              response=CALLBACK_SCHEMA, enveloped=False, tags=tags, error_schema=LUD06_ERROR)

@@ -7,9 +7,11 @@ import hashlib
 from aiohttp import web
 
 from adapters.http.auth import authenticated
+from adapters.http.bounds import UINT_SCHEMA
 from adapters.http.context import services
 from adapters.http.envelope import data_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
+from adapters.http.views_input import IDEMPOTENCY_PARAM, idempotency_key
 from adapters.http.views_payment import VM_PAYMENT_SCHEMA, vm_payment_json
 from adapters.http.vm_params import (
     intervals_from,
@@ -29,7 +31,6 @@ from ports.nwc import NwcWallet
 _VM = r"/api/v1/vm/{id:\d+}"
 #: any segment but `methods`, so the catalogue's static route wins in either registration order
 PAYMENT_PATH = "/api/v1/payment/{id:(?!methods$)[^/]+}"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 _METHODS = ["lightning", "revolut", "paypal", "stripe", "nwc"]
 _RENEW_QUERY = (
     QueryParam("method", {"type": "string", "enum": _METHODS, "default": "lightning"},
@@ -89,7 +90,7 @@ async def renew_post(request: web.Request, user: User) -> web.StreamResponse:
     method = method_from(body.get("method", request.query.get("method")))
     intervals = intervals_from(body.get("intervals", request.query.get("intervals")))
     svc = services(request)
-    key = request.headers.get(IDEMPOTENCY_HEADER)
+    key = idempotency_key(request)
     payment: SubscriptionPayment
     if key is None:
         payment = await renew(
@@ -150,11 +151,12 @@ def add_payment_routes(table: RouteTable) -> None:
               query=_RENEW_QUERY, response=VM_PAYMENT_SCHEMA, tags=tags)
     table.add("POST", f"{_VM}/renew", renew_post,
               summary="A renewal payment; honours an Idempotency-Key header (D11)",
-              query=_RENEW_QUERY, request=_RENEW_BODY, response=VM_PAYMENT_SCHEMA, tags=tags)
+              query=(*_RENEW_QUERY, IDEMPOTENCY_PARAM), request=_RENEW_BODY,
+              response=VM_PAYMENT_SCHEMA, tags=tags)
     table.add("GET", f"{_VM}/payments", vm_payments,
               summary="The VM's payments, newest first (plain list, limit not clamped)",
-              query=(QueryParam("limit", {"type": "integer", "minimum": 0, "default": 50}),
-                     QueryParam("offset", {"type": "integer", "minimum": 0, "default": 0})),
+              query=(QueryParam("limit", {**UINT_SCHEMA, "default": 50}),
+                     QueryParam("offset", {**UINT_SCHEMA, "default": 0})),
               response={"type": "array", "items": VM_PAYMENT_SCHEMA}, tags=tags)
     table.add("GET", PAYMENT_PATH, get_payment,
               summary="One of the caller's VM payments (hex id)", response=VM_PAYMENT_SCHEMA,

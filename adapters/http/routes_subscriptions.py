@@ -7,6 +7,7 @@ import hashlib
 from aiohttp import web
 
 from adapters.http.auth import authenticated
+from adapters.http.bounds import ID_MIN, query_int
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page, read_json
 from adapters.http.openapi import QueryParam, RouteTable
@@ -18,9 +19,11 @@ from adapters.http.views_account import (
     subscription_payment_json,
 )
 from adapters.http.views_input import (
+    IDEMPOTENCY_PARAM,
     Body,
     add_id_route,
     boolean,
+    idempotency_key,
     json_object,
     path_id,
     payment_method,
@@ -45,21 +48,25 @@ from domain.enums import SubscriptionType
 from domain.errors import InvalidInput
 from domain.intervals import MAX_INTERVALS
 from domain.model import User
+from domain.text_rules import HOST_NAME_MAX, is_host_name
 
 U32_MAX = 2**32 - 1
-IDEMPOTENCY_HEADER = "Idempotency-Key"
+_CURRENCY_LIMIT = 8
 
 
 def _line_item(value: object) -> IpRangeItem | OtherItem:
     item = json_object(value)
     kind = required_text(item, "type")
     if kind == "ip_range":
-        return IpRangeItem(ip_space_pricing_id=required_integer(item, "ip_space_pricing_id"))
+        return IpRangeItem(
+            ip_space_pricing_id=required_integer(item, "ip_space_pricing_id", minimum=ID_MIN)
+        )
     if kind == "asn_sponsoring":
         required_integer(item, "asn", maximum=U32_MAX)
         return OtherItem(kind=SubscriptionType.ASN_SPONSORING)
     if kind == "dns_hosting":
-        required_text(item, "domain")
+        if not is_host_name(required_text(item, "domain", limit=HOST_NAME_MAX)):
+            raise InvalidInput("`domain` must be a DNS name")
         return OtherItem(kind=SubscriptionType.DNS_HOSTING)
     raise InvalidInput(f"unknown line item type `{kind}`")
 
@@ -71,7 +78,7 @@ def _new_subscription(body: Body) -> NewSubscription:
     return NewSubscription(
         name=text(body, "name", required=False),
         description=text(body, "description", required=False),
-        currency=text(body, "currency", required=False),
+        currency=text(body, "currency", required=False, limit=_CURRENCY_LIMIT),
         auto_renewal_enabled=boolean(body, "auto_renewal_enabled", required=False),
         line_items=tuple(_line_item(i) for i in items),
     )
@@ -79,10 +86,7 @@ def _new_subscription(body: Body) -> NewSubscription:
 
 def _intervals(request: web.Request) -> int:
     """`?intervals=` (an extension; default 1); the renewal checks 1..120 (D6)."""
-    raw = request.query.get("intervals", "1")
-    if not raw.isdigit() or len(raw) > 10:
-        raise InvalidInput("intervals must be a whole number from 1 to 120")
-    return int(raw)
+    return query_int(request.query, "intervals", 1, minimum=1, maximum=MAX_INTERVALS)
 
 
 @authenticated
@@ -126,7 +130,7 @@ async def renew_subscription(request: web.Request, user: User) -> web.StreamResp
     """
     svc = services(request)
     sub_id, method, count = path_id(request), payment_method(request.query), _intervals(request)
-    key = request.headers.get(IDEMPOTENCY_HEADER)
+    key = idempotency_key(request)
     common = (svc.uow_factory, svc.clock, svc.rails, svc.rates, svc.tax_rates)
     if request.method == "POST" and key is not None:
         body = await request.read()
@@ -215,7 +219,7 @@ def add_subscription_routes(table: RouteTable) -> None:
         r"/api/v1/subscriptions/{id:\d+}/renew",
         renew_subscription,
         summary="Get a payment for the next interval(s); honours Idempotency-Key (D11)",
-        query=[*renew_query, QueryParam(IDEMPOTENCY_HEADER, description="header")],
+        query=[*renew_query, IDEMPOTENCY_PARAM],
         response=SUBSCRIPTION_PAYMENT_SCHEMA,
         tags=tags,
     )

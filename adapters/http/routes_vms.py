@@ -9,6 +9,7 @@ from aiohttp import web
 
 from adapters.http import vm_schemas as s
 from adapters.http.auth import Handler, authenticated
+from adapters.http.bounds import ID_MIN, UINT_SCHEMA
 from adapters.http.context import services
 from adapters.http.envelope import data_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
@@ -27,6 +28,7 @@ from adapters.http.vm_params import (
     optional_json_object,
     optional_str,
     path_id,
+    ref_code,
     required_int,
 )
 from app.billing.catalogue import owned_vm
@@ -71,10 +73,10 @@ async def order_standard(request: web.Request, user: User) -> web.StreamResponse
     svc = services(request)
     vm = await order_vm(
         svc.uow_factory, svc.clock, user.id,
-        template_id=required_int(body, "template_id"),
-        image_id=required_int(body, "image_id"),
-        ssh_key_id=required_int(body, "ssh_key_id"),
-        ref_code=optional_str(body, "ref_code"),
+        template_id=required_int(body, "template_id", minimum=ID_MIN),
+        image_id=required_int(body, "image_id", minimum=ID_MIN),
+        ssh_key_id=required_int(body, "ssh_key_id", minimum=ID_MIN),
+        ref_code=ref_code(body),
         require_verified_email=svc.require_verified_email,
         max_unpaid=svc.max_unpaid_vms,
     )
@@ -88,15 +90,15 @@ async def order_custom(request: web.Request, user: User) -> web.StreamResponse:
     svc = services(request)
     vm = await order_custom_vm(
         svc.uow_factory, svc.clock, user.id,
-        pricing_id=required_int(body, "pricing_id"),
+        pricing_id=required_int(body, "pricing_id", minimum=ID_MIN),
         cpu=required_int(body, "cpu", maximum=_U16),
         memory=required_int(body, "memory"),
         disk=required_int(body, "disk"),
         disk_type=disk_type(body.get("disk_type")),
         disk_interface=disk_interface(body.get("disk_interface")),
-        image_id=required_int(body, "image_id"),
-        ssh_key_id=required_int(body, "ssh_key_id"),
-        ref_code=optional_str(body, "ref_code"),
+        image_id=required_int(body, "image_id", minimum=ID_MIN),
+        ssh_key_id=required_int(body, "ssh_key_id", minimum=ID_MIN),
+        ref_code=ref_code(body),
         require_verified_email=svc.require_verified_email,
         max_unpaid=svc.max_unpaid_vms,
     )
@@ -115,7 +117,7 @@ async def get_vm(request: web.Request, user: User) -> web.StreamResponse:
 async def patch(request: web.Request, user: User) -> web.StreamResponse:
     body = await json_object(request)
     change = VmPatch(
-        ssh_key_id=optional_int(body, "ssh_key_id"),
+        ssh_key_id=optional_int(body, "ssh_key_id", minimum=ID_MIN),
         reverse_dns=optional_str(body, "reverse_dns"),
         set_reverse_dns="reverse_dns" in body,
         auto_renewal_enabled=optional_bool(body, "auto_renewal_enabled"),
@@ -131,7 +133,8 @@ def _action_handler(action: str) -> Handler:
     async def handler(request: web.Request, user: User) -> web.StreamResponse:
         image_id = None
         if action == "re-install":
-            image_id = optional_int(await optional_json_object(request), "image_id")
+            image_id = optional_int(
+                await optional_json_object(request), "image_id", minimum=ID_MIN)
         await run_action(services(request), user, path_id(request), action, image_id)
         return data_response(None)
 
@@ -188,8 +191,9 @@ def add_vm_routes(table: RouteTable) -> None:
                   response=s.NULL, tags=tags)
     table.add("GET", f"{_VM}/history", history, summary="The VM's history, newest first",
               response={"type": "array", "items": s.VM_HISTORY},
-              query=[QueryParam("limit", {"type": "integer", "minimum": 0}),
-                     QueryParam("offset", {"type": "integer", "minimum": 0})], tags=tags)
+              query=[QueryParam("limit", UINT_SCHEMA,
+                                description="paged only with both limit and offset"),
+                     QueryParam("offset", UINT_SCHEMA)], tags=tags)
     table.add("GET", f"{_VM}/time-series", time_series,
               summary="Hypervisor metrics (none collected: always empty)",
               response={"type": "array", "items": s.TIME_SERIES}, tags=tags)

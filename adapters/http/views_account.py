@@ -4,14 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.http.bounds import ID_SCHEMA
 from adapters.http.envelope import format_optional_time, format_time
+from adapters.http.openapi import Schema
 from adapters.http.views_input import Body, patch_text, required_boolean
 from adapters.http.views_schema import CURRENCY, DATETIME, PRICE_SCHEMA, STRING, U64, nullable, obj
-from app.billing_ext.account import AccountPatch, mask_nwc
+from app.billing_ext.account import (
+    EMAIL_LIMIT,
+    FIELD_LIMITS,
+    NWC_LIMIT,
+    AccountPatch,
+    mask_nwc,
+)
+from app.billing_ext.ip_subscriptions import DESCRIPTION_LIMIT, MAX_LINE_ITEMS
+from app.billing_ext.ip_subscriptions import NAME_LIMIT as SUBSCRIPTION_NAME_LIMIT
+from app.billing_ext.ssh_keys import COMMENT_LIMIT, KEY_DATA_LIMIT
+from app.billing_ext.ssh_keys import NAME_LIMIT as SSH_NAME_LIMIT
 from app.queries.subscriptions import SubscriptionView
 from domain.errors import UnknownCurrency
 from domain.model import LineItem, SshKey, SubscriptionPayment, User
 from domain.money import Currency
+from domain.text_rules import HOST_NAME_MAX
 
 JsonObject = dict[str, Any]
 
@@ -126,17 +139,41 @@ ACCOUNT_SCHEMA = obj(
     },
     {"email": STRING, "email_verified": {"type": "boolean"}},
 )
+#: PATCH limits: the `users` column widths (longer values are a 400, never truncated).
+_PATCH_LIMITS = {
+    **FIELD_LIMITS,
+    "country_code": 3,
+    "nwc_connection_string": NWC_LIMIT,
+}
+
+
+def _bounded(limit: int, description: str = "one line, no control characters") -> Schema:
+    return {"type": ["string", "null"], "maxLength": limit, "description": description}
+
+
 ACCOUNT_PATCH_SCHEMA = obj(
     {"contact_nip17": {"type": "boolean"}, "contact_email": {"type": "boolean"}},
     {
-        "email": _NULLABLE_TEXT,
+        "email": _bounded(EMAIL_LIMIT, "an address; null is refused once one is set"),
         "email_verified": {"type": "boolean", "description": "ignored"},
-        **{wire: _NULLABLE_TEXT for wire in ACCOUNT_TEXT_FIELDS},
+        **{wire: _bounded(_PATCH_LIMITS[wire]) for wire in ACCOUNT_TEXT_FIELDS},
+        "country_code": _bounded(
+            3, "ISO 3166-1 alpha-3 (alpha-2 accepted); unknown codes are a 400, \"\" clears"
+        ),
     },
 )
 SSH_KEY_SCHEMA = obj({"id": U64, "name": STRING, "created": DATETIME})
 NEW_SSH_KEY_SCHEMA = obj(
-    {"name": STRING, "key_data": {"type": "string", "description": "OpenSSH public key line"}}
+    {
+        "name": {"type": "string", "maxLength": SSH_NAME_LIMIT,
+                 "description": "\"\" takes the key's comment"},
+        "key_data": {
+            "type": "string",
+            "maxLength": KEY_DATA_LIMIT,
+            "description": "one OpenSSH public key line: `type base64 [comment]`, the comment "
+            f"at most {COMMENT_LIMIT} characters; stored re-encoded",
+        },
+    }
 )
 LINE_ITEM_SCHEMA = obj(
     {
@@ -178,16 +215,25 @@ SUBSCRIPTION_PAYMENT_SCHEMA = obj(
 )
 _LINE_ITEM_REQUEST = {
     "oneOf": [
-        obj({"type": {"const": "ip_range"}, "ip_space_pricing_id": U64}),
-        obj({"type": {"const": "asn_sponsoring"}, "asn": U64}),
-        obj({"type": {"const": "dns_hosting"}, "domain": STRING}),
+        obj({"type": {"const": "ip_range"}, "ip_space_pricing_id": ID_SCHEMA}),
+        obj({"type": {"const": "asn_sponsoring"},
+             "asn": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1}}),
+        obj({"type": {"const": "dns_hosting"},
+             "domain": {"type": "string", "maxLength": HOST_NAME_MAX}}),
     ]
 }
 NEW_SUBSCRIPTION_SCHEMA = obj(
-    {"line_items": {"type": "array", "minItems": 1, "items": _LINE_ITEM_REQUEST}},
     {
-        "name": _NULLABLE_TEXT,
-        "description": _NULLABLE_TEXT,
+        "line_items": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_LINE_ITEMS,
+            "items": _LINE_ITEM_REQUEST,
+        }
+    },
+    {
+        "name": _bounded(SUBSCRIPTION_NAME_LIMIT),
+        "description": _bounded(DESCRIPTION_LIMIT, "text; line breaks allowed"),
         "currency": nullable(CURRENCY),
         "auto_renewal_enabled": nullable({"type": "boolean"}),
     },

@@ -9,13 +9,15 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from adapters.http.auth import Handler, authenticated, requires_auth
-from adapters.http.openapi import RouteTable
+from adapters.http.bounds import INT_MAX, check_int
+from adapters.http.bounds import path_id as path_id
+from adapters.http.openapi import QueryParam, RouteTable
 from app.billing_ext.account import UNSET, Unset
 from domain.enums import PaymentMethod
 from domain.errors import InvalidInput
 from domain.model import User
+from domain.text_rules import check_line
 
-U64_MAX = 2**64 - 1
 NUMERIC_ID = r"{id:\d+}"
 #: a path segment that is not all digits: the id of a request that no `\d+` route matches.
 _NOT_NUMERIC_ID = r"{id:(?![0-9]+(?:/|$))[^/]+}"
@@ -28,14 +30,6 @@ def json_object(value: Any) -> Body:
     if not isinstance(value, dict):
         raise InvalidInput("The request body must be a JSON object")
     return value
-
-
-def path_id(request: web.Request, name: str = "id") -> int:
-    """A u64 path id; the route's `\\d+` admits digits only, so only overflow remains."""
-    raw = request.match_info[name]
-    if not raw.isdigit() or int(raw) > U64_MAX:
-        raise InvalidInput(f"Invalid {name}: {raw}")
-    return int(raw)
 
 
 async def _bad_id(request: web.Request) -> web.StreamResponse:
@@ -69,24 +63,18 @@ def _missing(name: str) -> InvalidInput:
 
 
 def integer(
-    body: Body, name: str, *, minimum: int = 0, maximum: int = U64_MAX, required: bool = True
+    body: Body, name: str, *, minimum: int = 0, maximum: int = INT_MAX, required: bool = True
 ) -> int | None:
-    """An integer field; integral floats (`2.0`, .NET clients) are accepted, bools are not."""
+    """An integer field in minimum..maximum (`check_int`); null counts as absent."""
     value = body.get(name)
     if value is None:
         if required:
             raise _missing(name)
         return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"`{name}` must be an integer")
-    if not minimum <= value <= maximum:
-        raise InvalidInput(f"`{name}` must be between {minimum} and {maximum}")
-    return value
+    return check_int(value, name, minimum=minimum, maximum=maximum)
 
 
-def required_integer(body: Body, name: str, *, minimum: int = 0, maximum: int = U64_MAX) -> int:
+def required_integer(body: Body, name: str, *, minimum: int = 0, maximum: int = INT_MAX) -> int:
     value = integer(body, name, minimum=minimum, maximum=maximum)
     assert value is not None
     return value
@@ -109,8 +97,10 @@ def required_boolean(body: Body, name: str) -> bool:
     return value
 
 
-def text(body: Body, name: str, *, required: bool = True) -> str | None:
-    """A string field; null counts as absent."""
+def text(
+    body: Body, name: str, *, required: bool = True, limit: int | None = None
+) -> str | None:
+    """A string field (at most `limit` characters when given); null counts as absent."""
     value = body.get(name)
     if value is None:
         if required:
@@ -118,13 +108,36 @@ def text(body: Body, name: str, *, required: bool = True) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidInput(f"`{name}` must be a string")
+    if limit is not None and len(value) > limit:
+        raise InvalidInput(f"`{name}` is longer than {limit} characters")
     return value
 
 
-def required_text(body: Body, name: str) -> str:
-    value = text(body, name)
+def required_text(body: Body, name: str, *, limit: int | None = None) -> str:
+    value = text(body, name, limit=limit)
     assert value is not None
     return value
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: `idempotency_key.key` is VARCHAR(255).
+IDEMPOTENCY_KEY_LIMIT = 255
+IDEMPOTENCY_PARAM = QueryParam(
+    IDEMPOTENCY_HEADER,
+    {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_LIMIT},
+    description="replays the first answer for the same key and request (D11)",
+    location="header",
+)
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    """The `Idempotency-Key` header (D11): one line of 1..255 characters when sent, else 400."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not key:
+        raise InvalidInput("Idempotency-Key must not be empty")
+    return check_line(key, IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY_LIMIT)
 
 
 def patch_text(body: Body, name: str) -> str | Unset | None:

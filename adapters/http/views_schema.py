@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from adapters.http.bounds import ID_SCHEMA, UINT_SCHEMA
 from adapters.http.openapi import Schema
 from domain.money import Currency
 
@@ -148,10 +149,10 @@ IP_SPACE_SCHEMA = obj(
 )
 CUSTOM_VM_REQUEST_SCHEMA = obj(
     {
-        "pricing_id": U64,
-        "cpu": {"type": "integer", "minimum": 1, "maximum": 65535},
-        "memory": U64,
-        "disk": U64,
+        "pricing_id": ID_SCHEMA,
+        "cpu": {"type": "integer", "minimum": 0, "maximum": 65535},
+        "memory": UINT_SCHEMA,
+        "disk": UINT_SCHEMA,
         "disk_type": DISK_TYPE,
         "disk_interface": DISK_INTERFACE,
     },

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
+from adapters.http.bounds import INT_MAX, check_int, parse_uint
+from adapters.http.bounds import path_id as path_id
 from adapters.http.envelope import read_json
 from domain.enums import DiskInterface, DiskType, PaymentMethod
 from domain.errors import InvalidInput
+from domain.text_rules import is_single_line
 
-_U64_MAX = 2**64 - 1
-_DIGITS = re.compile(r"[0-9]+")
 _PAYMENT_ID_BYTES = 32
-
-
-def path_id(request: web.Request, name: str = "id") -> int:
-    """A `{id:\\d+}` path segment as an int; beyond u64 it is a 400 like any bad u64."""
-    value = int(request.match_info[name])
-    if value > _U64_MAX:
-        raise InvalidInput(f"{name} is out of range")
-    return value
 
 
 def payment_id(text: str) -> bytes:
@@ -63,22 +55,13 @@ def intervals_from(value: object) -> int:
     if value is None:
         return 1
     if isinstance(value, str):
-        if not _DIGITS.fullmatch(value):
-            raise InvalidInput("intervals must be a whole number from 1 to 120")
-        value = int(value)
-    count = as_int(value, "intervals")
-    if not 1 <= count <= 120:
-        raise InvalidInput("intervals must be a whole number from 1 to 120")
-    return count
+        return parse_uint(value, "intervals", minimum=1, maximum=120)
+    return check_int(value, "intervals", minimum=1, maximum=120)
 
 
-def as_int(value: object, name: str, *, maximum: int = _U64_MAX) -> int:
-    """A non-negative JSON integer (an integral float such as 2.0 too, §3 robustness)."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
-        raise InvalidInput(f"{name} must be a whole number from 0 to {maximum}")
-    return value
+def as_int(value: object, name: str, *, minimum: int = 0, maximum: int = INT_MAX) -> int:
+    """A JSON whole number in minimum..maximum (an integral float such as 2.0 too, §3)."""
+    return check_int(value, name, minimum=minimum, maximum=maximum)
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
@@ -97,15 +80,19 @@ async def optional_json_object(request: web.Request) -> dict[str, Any]:
     return await json_object(request)
 
 
-def required_int(body: Mapping[str, Any], name: str, *, maximum: int = _U64_MAX) -> int:
+def required_int(
+    body: Mapping[str, Any], name: str, *, minimum: int = 0, maximum: int = INT_MAX
+) -> int:
     if body.get(name) is None:
         raise InvalidInput(f"missing field `{name}`")
-    return as_int(body[name], name, maximum=maximum)
+    return as_int(body[name], name, minimum=minimum, maximum=maximum)
 
 
-def optional_int(body: Mapping[str, Any], name: str, *, maximum: int = _U64_MAX) -> int | None:
+def optional_int(
+    body: Mapping[str, Any], name: str, *, minimum: int = 0, maximum: int = INT_MAX
+) -> int | None:
     value = body.get(name)
-    return None if value is None else as_int(value, name, maximum=maximum)
+    return None if value is None else as_int(value, name, minimum=minimum, maximum=maximum)
 
 
 def optional_str(body: Mapping[str, Any], name: str) -> str | None:
@@ -114,6 +101,20 @@ def optional_str(body: Mapping[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidInput(f"{name} must be a string")
+    return value
+
+
+REF_CODE_LIMIT = 20  # vm.ref_code is VARCHAR(20)
+
+
+def ref_code(body: Mapping[str, Any]) -> str | None:
+    """`ref_code`: absent, null or `""` is none; else up to 20 characters without spaces or
+    control characters (400 otherwise)."""
+    value = optional_str(body, "ref_code")
+    if not value:
+        return None
+    if len(value) > REF_CODE_LIMIT or not is_single_line(value) or any(c.isspace() for c in value):
+        raise InvalidInput(f"ref_code must be up to {REF_CODE_LIMIT} characters without spaces")
     return value
 
 

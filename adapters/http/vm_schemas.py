@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.http.bounds import ID_SCHEMA, UINT_SCHEMA
+
 Schema = dict[str, Any]
+ID: Schema = ID_SCHEMA
+#: a request's size/count: what storage can bind (responses use the looser U64)
+UINT: Schema = UINT_SCHEMA
 
 U64: Schema = {"type": "integer", "minimum": 0}
 DT: Schema = {"type": "string", "format": "date-time"}
@@ -69,18 +74,28 @@ TIME_SERIES = obj({
     "memory_size": U64, "net_in": {"type": "number"}, "net_out": {"type": "number"},
     "disk_write": {"type": "number"}, "disk_read": {"type": "number"},
 })
-CREATE_VM = obj({"template_id": U64, "image_id": U64, "ssh_key_id": U64,
-                 "ref_code": NULL_STR}, ["template_id", "image_id", "ssh_key_id"])
+U16: Schema = {"type": "integer", "minimum": 0, "maximum": 2**16 - 1}
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+REF_CODE: Schema = {"type": ["string", "null"], "maxLength": 20,
+                    "description": "referral code: up to 20 characters, no spaces"}
+REVERSE_DNS: Schema = {
+    "type": ["string", "null"], "maxLength": 254,
+    "pattern": rf"^(?:{_LABEL}(?:\.{_LABEL})*\.?)?$",
+    "description": "PTR name for every address of the VM: an RFC 1123 host name of at most "
+                   "253 characters; \"\" or null clears it",
+}
+CREATE_VM = obj({"template_id": ID, "image_id": ID, "ssh_key_id": ID,
+                 "ref_code": REF_CODE}, ["template_id", "image_id", "ssh_key_id"])
 CREATE_CUSTOM_VM = obj({
-    "pricing_id": U64, "cpu": U64, "memory": {**U64, "description": "bytes"},
-    "disk": {**U64, "description": "bytes"}, "disk_type": {"enum": ["hdd", "ssd"]},
-    "disk_interface": {"enum": ["sata", "scsi", "pcie"]}, "image_id": U64, "ssh_key_id": U64,
-    "ref_code": NULL_STR,
+    "pricing_id": ID, "cpu": U16, "memory": {**UINT, "description": "bytes"},
+    "disk": {**UINT, "description": "bytes"}, "disk_type": {"enum": ["hdd", "ssd"]},
+    "disk_interface": {"enum": ["sata", "scsi", "pcie"]}, "image_id": ID, "ssh_key_id": ID,
+    "ref_code": REF_CODE,
 }, ["pricing_id", "cpu", "memory", "disk", "disk_type", "disk_interface", "image_id",
     "ssh_key_id"])
-PATCH_VM = obj({"ssh_key_id": U64, "reverse_dns": NULL_STR,
+PATCH_VM = obj({"ssh_key_id": ID, "reverse_dns": REVERSE_DNS,
                 "auto_renewal_enabled": {"type": "boolean"}}, [])
-REINSTALL = obj({"image_id": {**U64, "description": "optional: the image to install (D21)"}}, [])
-UPGRADE_REQUEST = obj({"cpu": U64, "memory": {**U64, "description": "bytes"},
-                       "disk": {**U64, "description": "bytes"}}, [])
+REINSTALL = obj({"image_id": {**ID, "description": "optional: the image to install (D21)"}}, [])
+UPGRADE_REQUEST = obj({"cpu": U16, "memory": {**UINT, "description": "bytes"},
+                       "disk": {**UINT, "description": "bytes"}}, [])
 NULL: Schema = {"type": "null"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from adapters.memory.db import RecordRepo, Repo, evolve, new_record, page_of
+from domain.errors import RoleNameTaken
 from domain.model import AdminRole, Company, RoleAssignment, RolePermission, SshKey, User
 from ports.storage import Page, Permission
 
@@ -45,6 +46,8 @@ class MemoryCompanies(RecordRepo[Company]):
 
 class MemoryRoles(Repo):
     async def add_role(self, role: AdminRole) -> AdminRole:
+        if any(r.name == role.name for r in self._rows("admin_roles").values()):
+            raise RoleNameTaken(f"A role named {role.name!r} exists already")
         return self._insert("admin_roles", role)
 
     async def add_permission(self, permission: RolePermission) -> RolePermission:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, evolve, new_record
+from domain.errors import RoleNameTaken
 from domain.model import (
     AdminRole,
     CostPlan,
@@ -279,7 +280,12 @@ class SqlRoles(SqlRepo):
         self._assignments = SqlRecords(connection, assignments)
 
     async def add_role(self, role: AdminRole) -> AdminRole:
-        return await self._roles.add(role)
+        try:
+            return await self._roles.add(role)
+        except IntegrityError as error:  # only the statement is undone; the transaction goes on
+            if not is_duplicate_key(error):
+                raise
+        raise RoleNameTaken(f"A role named {role.name!r} exists already")
 
     async def add_permission(self, permission: RolePermission) -> RolePermission:
         return await self._permissions.add(permission)

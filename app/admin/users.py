@@ -15,8 +15,11 @@ from app.billing_ext.account import check_email, email_hash
 from domain.errors import DomainError
 from domain.model import AdminRole, RoleAssignment, RolePermission, SubscriptionPayment, User
 from domain.tax import country_alpha3
+from domain.text_rules import check_line
 from ports.clock import Clock
 from ports.storage import Page, Permission, UnitOfWorkFactory
+
+ROLE_NAME_LIMIT = 50
 
 #: fields an admin may set; `null` (None here) leaves a field unchanged (api.md §9.1).
 TEXT_FIELDS = (
@@ -99,7 +102,9 @@ async def create_role(
     description: str | None,
     permissions: Sequence[Permission],
 ) -> AdminRole:
-    """The role and its permissions in one transaction (the reference was not atomic)."""
+    """The role and its permissions in one transaction (the reference was not atomic); the
+    name is one line of at most 50 characters (`admin_roles.name`), unique (409)."""
+    check_line(name, "name", ROLE_NAME_LIMIT)
     now = clock.now()
     async with uow_factory() as uow:
         role = await uow.roles.add_role(AdminRole(
@@ -113,6 +118,10 @@ async def create_role(
     return role
 
 
+class RoleNotFound(NotFound):
+    pass
+
+
 async def assign_role(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
@@ -122,10 +131,13 @@ async def assign_role(
     assigned_by: int,
     expires_at: datetime | None,
 ) -> RoleAssignment:
-    """Assign (or re-date) a role; `expires_at` is stored (the reference ignored it)."""
+    """Assign (or re-date) a role; `expires_at` is stored (the reference ignored it). An
+    unknown role is a 404 (the SQL foreign key raised IntegrityError, a 500)."""
     async with uow_factory() as uow:
         if await uow.users.get(user_id) is None:
             raise UserNotFound("User not found")
+        if await uow.roles.get_role(role_id) is None:
+            raise RoleNotFound("Role not found")
         assignment = await uow.roles.assign(RoleAssignment(
             id=0, user_id=user_id, role_id=role_id, assigned_at=clock.now(),
             assigned_by=assigned_by, expires_at=expires_at,

@@ -18,6 +18,7 @@ from app.billing.rails import PaymentRails
 from domain.errors import InvalidInput
 from domain.model import SubscriptionPayment, User
 from domain.tax import country_alpha3
+from domain.text_rules import check_line, is_single_line
 from ports.clock import Clock
 from ports.queue import Job, WorkQueue
 from ports.storage import UnitOfWorkFactory
@@ -44,6 +45,8 @@ FIELD_LIMITS = {
     "tax_id": 50,
 }
 EMAIL_LIMIT = 255
+#: a NWC URI with a few relays and a lud16 is a few hundred characters.
+NWC_LIMIT = 2048
 _HEX32 = re.compile(r"[0-9a-fA-F]{64}")
 _TOKEN_ID_HEX = 16  # the token's first 16 hex digits carry the user id (lookup without a scan)
 
@@ -80,6 +83,7 @@ def check_nwc_uri(uri: str) -> None:
     The reference also calls the wallet (`get_info`); this server has no NWC client, so only
     the form is checked here.
     """
+    check_line(uri, "nwc_connection_string", NWC_LIMIT)
     parts = urlsplit(uri.strip())
     if parts.scheme not in ("nostr+walletconnect", "nostrwalletconnect"):
         raise InvalidInput("Failed to parse NWC url: scheme must be nostr+walletconnect")
@@ -102,6 +106,8 @@ def check_email(email: str) -> str:
         raise InvalidInput("Invalid email address")
     if len(email) > EMAIL_LIMIT:
         raise InvalidInput(f"Email address is longer than {EMAIL_LIMIT} characters")
+    if not is_single_line(email) or " " in email:
+        raise InvalidInput("Invalid email address")
     return email
 
 
@@ -129,10 +135,20 @@ def _text(field: str, value: PatchText, current: str | None) -> str | None:
         return current
     if value is None:
         return None
-    limit = FIELD_LIMITS[field]
-    if len(value) > limit:
-        raise InvalidInput(f"{field} is longer than {limit} characters")
-    return value
+    return check_line(value, field, FIELD_LIMITS[field])
+
+
+def _country(value: PatchText, current: str | None) -> str | None:
+    """ISO 3166-1 alpha-3 as stored (alpha-2 accepted, any case); `""`/null clear it and an
+    unknown code is a 400 (the reference silently stored null, losing the user's input)."""
+    if isinstance(value, Unset):
+        return current
+    if value is None or not value.strip():
+        return None
+    code = country_alpha3(value) if len(value) <= 8 else None
+    if code is None:
+        raise InvalidInput(f"Unknown country code: {value[:8]!r} (ISO 3166-1 alpha-3 expected)")
+    return code
 
 
 #: what API answers show of a stored wallet string: its scheme and the start of the wallet key.
@@ -203,7 +219,6 @@ async def update_account(
                 token, send = new_verify_token(user.id), True
         if patch.contact_email and not email:
             raise InvalidInput("An email address is required to enable email notifications")
-        country = patch.country_code
         updated = attrs.evolve(
             user,
             email=email,
@@ -212,9 +227,7 @@ async def update_account(
             email_hash=email_hash(email) if email else None,
             contact_nip17=patch.contact_nip17,
             contact_email=patch.contact_email,
-            country_code=(
-                user.country_code if isinstance(country, Unset) else country_alpha3(country)
-            ),
+            country_code=_country(patch.country_code, user.country_code),
             billing_name=_text("name", patch.name, user.billing_name),
             billing_address_1=_text("address_1", patch.address_1, user.billing_address_1),
             billing_address_2=_text("address_2", patch.address_2, user.billing_address_2),

@@ -9,6 +9,7 @@ from domain.enums import IntervalType, SubscriptionType
 from domain.errors import DomainError, InvalidInput
 from domain.model import AvailableIpSpace, IpSpacePricing, LineItem, Subscription
 from domain.money import Currency
+from domain.text_rules import check_line
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
@@ -97,10 +98,10 @@ async def create_subscription(
                 "ASN sponsoring" if item.kind is SubscriptionType.ASN_SPONSORING else "DNS hosting"
             )
             raise ProductNotAvailable(f"{label} not yet implemented")
-    if request.name is not None and len(request.name) > NAME_LIMIT:
-        raise InvalidInput(f"name is longer than {NAME_LIMIT} characters")
-    if request.description is not None and len(request.description) > DESCRIPTION_LIMIT:
-        raise InvalidInput(f"description is longer than {DESCRIPTION_LIMIT} characters")
+    if request.name is not None:
+        check_line(request.name, "name", NAME_LIMIT)
+    if request.description is not None:
+        check_line(request.description, "description", DESCRIPTION_LIMIT, multiline=True)
     now = clock.now()
     async with uow_factory() as uow:
         priced = [

@@ -52,7 +52,9 @@ Permission = tuple[AdminResource, AdminAction]
 
 
 class Roles(Protocol):
-    async def add_role(self, role: AdminRole) -> AdminRole: ...
+    async def add_role(self, role: AdminRole) -> AdminRole:
+        """Insert a role; a role of the same name raises `RoleNameTaken` (nothing inserted)."""
+        ...
 
     async def add_permission(self, permission: RolePermission) -> RolePermission: ...
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from domain.enums import AdminAction, AdminResource
+from domain.errors import RoleNameTaken
 from domain.model import AdminRole, RoleAssignment, RolePermission, User
 from ports.storage import Page, UnitOfWork, UnitOfWorkFactory
 from tests.contract import storage_backends
@@ -118,3 +121,20 @@ async def test_users_page_in_id_order_with_the_total(uow_factory: UnitOfWorkFact
         assert (page.items, page.total) == (users[1:3], 4)
         assert (await uow.users.list_page(10, 0)).items == users
         assert (await uow.users.list_page(10, 4)).items == []
+
+
+async def test_a_second_role_of_the_same_name_is_refused_and_the_transaction_goes_on(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """`admin_roles.name` is unique: SQL backends raised IntegrityError (a 500), memory stored
+    the duplicate."""
+    async with uow_factory() as uow:
+        first = await _role(uow, "ops")
+        await uow.commit()
+    async with uow_factory() as uow:
+        with pytest.raises(RoleNameTaken):
+            await _role(uow, "ops")
+        other = await _role(uow, "billing")
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert (await uow.roles.list_roles(10, 0)).items == [other, first]

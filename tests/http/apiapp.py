@@ -54,6 +54,7 @@ from domain.enums import PaymentMethod
 from domain.money import Currency
 from domain.tax import NO_TAX, TaxRates
 from ports.fiat import FiatGateway
+from ports.storage import UnitOfWorkFactory
 from tests.http.demo_catalogue import Demo, seed_demo
 from tests.nostr_signing import NostrKey, auth_header, nip98_event
 
@@ -99,7 +100,7 @@ class ApiApp:
 
     app: web.Application
     table: RouteTable
-    store: MemoryUnitOfWorkFactory
+    store: UnitOfWorkFactory
     clock: FakeClock
     rates: MemoryRateStore
     node: DevLightningNode
@@ -122,10 +123,14 @@ def build_api_app(
     require_verified_email: bool = False,
     public_url: str = "https://api.lnvps.test",
     fiat: Mapping[PaymentMethod, FiatGateway] | None = None,
+    store: UnitOfWorkFactory | None = None,
 ) -> ApiApp:
-    """The app (not yet seeded, not yet serving); `api_client` seeds and starts it."""
+    """The app (not yet seeded, not yet serving); `api_client` seeds and starts it.
+
+    `store` replaces the in-memory storage (an empty, migrated SQL database, for example).
+    """
     clock = FakeClock(now)
-    store = MemoryUnitOfWorkFactory()
+    store = store if store is not None else MemoryUnitOfWorkFactory()
     node = DevLightningNode(clock=clock)
     queue = InProcessQueue()
     rates = MemoryRateStore()

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import attrs
 
-from adapters.memory.storage import MemoryUnitOfWorkFactory
 from domain.enums import (
     CpuArch,
     CpuMfg,
@@ -36,6 +35,7 @@ from domain.model import (
     Region,
     VmTemplate,
 )
+from ports.storage import UnitOfWorkFactory
 
 
 @attrs.frozen(kw_only=True)
@@ -75,7 +75,7 @@ class Demo:
     ip6_range: int
 
 
-async def seed_demo(store: MemoryUnitOfWorkFactory, now: datetime) -> Demo:
+async def seed_demo(store: UnitOfWorkFactory, now: datetime) -> Demo:
     """Write the demo catalogue in one transaction and return its ids."""
     created = now - timedelta(days=30)
     async with store() as uow:

@@ -99,13 +99,16 @@ async def test_contact_flags_are_required_booleans(c: ApiClient) -> None:
     assert await account(c) == FRESH
 
 
-async def test_country_codes_are_stored_as_alpha3_and_unknown_ones_as_null(c: ApiClient) -> None:
+async def test_country_codes_are_stored_as_alpha3_and_unknown_ones_refused(c: ApiClient) -> None:
     base = {"contact_nip17": True, "contact_email": False}
     await patch(c, {**base, "country_code": "ie"})
     assert (await account(c))["country_code"] == "IRL"
     await patch(c, {**base, "country_code": "DEU"})
     assert (await account(c))["country_code"] == "DEU"
-    assert await patch(c, {**base, "country_code": "XX"}) == (200, {"data": None})
+    status, body = await patch(c, {**base, "country_code": "XX"})
+    assert status == 400 and "country code" in body["error"]
+    assert (await account(c))["country_code"] == "DEU"  # unchanged
+    assert await patch(c, {**base, "country_code": ""}) == (200, {"data": None})
     assert (await account(c))["country_code"] is None
 
 
@@ -276,7 +279,8 @@ async def test_unknown_tokens_get_the_invalid_page(c: ApiClient, token: str) -> 
 
 async def test_verify_email_without_a_token_is_400(c: ApiClient) -> None:
     resp = await c.call("GET", "/api/v1/account/verify-email", signed=False)
-    assert resp.status == 400
+    assert resp.status == 400 and resp.content_type == "application/json"
+    assert "token" in (await resp.json())["error"]
 
 
 async def test_a_token_of_another_user_does_not_verify_mine(c: ApiClient) -> None:

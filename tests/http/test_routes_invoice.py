@@ -94,7 +94,7 @@ async def test_refusals_are_200_plain_text(c: ApiClient) -> None:
         assert resp.status == 200 and resp.content_type == "text/plain", link
         assert text in await resp.text(), (link, await resp.text())
     missing = await c.client.get(f"/api/v1/payment/{payment_id}/invoice")
-    assert missing.status == 400
+    assert missing.status == 400 and await missing.json() == {"error": "Missing auth param"}
 
 
 def test_formatting_helpers() -> None:

@@ -15,7 +15,6 @@ from adapters.http.routes_payments import add_payment_routes
 from adapters.http.routes_upgrades import add_upgrade_routes
 from adapters.http.routes_vms import add_vm_routes
 from adapters.http.routes_webhooks import add_webhook_routes
-from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.billing.completion import CompletionReport, complete_payment
 from app.billing.rails import PaymentRails
 from domain.enums import PaymentMethod
@@ -113,7 +112,7 @@ async def paid_vm(c: ApiClient, key: NostrKey, *, provisioned: bool = True) -> d
 
 
 async def provision(api: ApiApp, vm_id: int) -> Vm:
-    store: MemoryUnitOfWorkFactory = api.store
+    store = api.store
     async with store() as uow:
         vm = await uow.vms.get(vm_id)
         assert vm is not None and vm.mac_address == PLACEHOLDER_MAC

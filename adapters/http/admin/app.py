@@ -63,13 +63,14 @@ def build_admin_app(
     *,
     auth_clock: Clock | None = None,
     auth_binding: AuthBinding | None = None,
+    cors_origins: Sequence[str] | None = None,
 ) -> web.Application:
     """The admin API over `services`: the user app's middleware, CORS and NIP-98 auth, then
     RBAC per route (403 without the permission, D19). `auth_clock` judges NIP-98 timestamps
     (default: the business clock) and `auth_binding` binds events (D26), as in
     `build_user_app`."""
     app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
-    setup_cors(app)
+    setup_cors(app, cors_origins)
     binding = auth_binding or AuthBinding()
     setup_auth(app, binding.authenticator(services.uow_factory, auth_clock or services.clock))
     app[SERVICES] = services

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from adapters.http.admin.auth import Admin, permission_of, require
 from adapters.http.auth import Handler
+from adapters.http.bounds import ID_MIN, parse_uint
 from adapters.http.envelope import PageParams
 from adapters.http.openapi import QueryParam, RouteTable, Schema
 from domain.errors import InvalidInput
@@ -63,12 +64,11 @@ def page_of(items: Sequence[T], page: PageParams) -> list[T]:
 
 
 def query_uint(query: Mapping[str, str], name: str) -> int | None:
+    """An optional id filter (`?user_id=`): empty is none, else 1..INT_MAX (400 otherwise)."""
     raw = query.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
-        raise InvalidInput(f"{name} must be a non-negative integer")
-    return int(raw)
+    return parse_uint(raw, name, minimum=ID_MIN)
 
 
 def query_bool(query: Mapping[str, str], name: str, default: bool = False) -> bool:

@@ -12,6 +12,7 @@ from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
 from adapters.http.admin.common import ID, add, body_str, page_of
 from adapters.http.admin.views import payment_method_json
+from adapters.http.bounds import ID_MIN, ID_SCHEMA, UINT_SCHEMA
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import RouteTable
@@ -79,7 +80,7 @@ async def create_method(request: web.Request, admin: Admin) -> web.StreamRespons
     body = await json_object(request)
     base = body.get("processing_fee_base")
     draft = ConfigDraft(
-        company_id=required_int(body, "company_id"),
+        company_id=required_int(body, "company_id", minimum=ID_MIN),
         name=body_str(body, "name") or "",
         config=body.get("config"),
         enabled=optional_bool(body, "enabled") is not False,
@@ -121,11 +122,11 @@ def add_admin_payment_method_routes(table: RouteTable) -> None:
     create_body = {
         "type": "object", "required": ["company_id", "name", "config"],
         "properties": {
-            "company_id": {"type": "integer"}, "name": {"type": "string"},
+            "company_id": ID_SCHEMA, "name": {"type": "string"},
             "enabled": {"type": "boolean"}, "config": {"type": "object"},
             "processing_fee_rate": {"type": ["number", "null"], "minimum": 0,
                                     "exclusiveMaximum": 100},
-            "processing_fee_base": {"type": ["integer", "null"], "minimum": 0},
+            "processing_fee_base": {**UINT_SCHEMA, "type": ["integer", "null"]},
             "processing_fee_currency": {"type": ["string", "null"]},
             "supported_currencies": {"type": "array", "items": {"type": "string"}},
         },

@@ -9,6 +9,7 @@ from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
 from adapters.http.admin.common import ID, NULL, add, body_str
 from adapters.http.admin.views import role_json, user_role_json
+from adapters.http.bounds import ID_MIN, ID_SCHEMA
 from adapters.http.context import services
 from adapters.http.envelope import (
     data_response,
@@ -96,7 +97,7 @@ async def assign(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     await assign_role(
         svc.uow_factory, svc.clock, user_id=path_id(request),
-        role_id=required_int(body, "role_id"), assigned_by=admin.user.id,
+        role_id=required_int(body, "role_id", minimum=ID_MIN), assigned_by=admin.user.id,
         expires_at=None if expires is None else parse_time(expires),
     )
     return data_response(None)
@@ -129,7 +130,7 @@ def add_admin_role_routes(table: RouteTable) -> None:
         response=sch.ROLE)
     add(table, "POST", f"/users/{ID}/roles", assign, "Assign a role (expires_at stored)",
         request={"type": "object", "required": ["role_id"],
-                 "properties": {"role_id": {"type": "integer"},
+                 "properties": {"role_id": ID_SCHEMA,
                                 "expires_at": {"type": ["string", "null"],
                                                "format": "date-time"}}},
         response=NULL)

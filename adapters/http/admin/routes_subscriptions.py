@@ -11,6 +11,7 @@ from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
 from adapters.http.admin.common import ID, add, body_str, query_uint
 from adapters.http.admin.views import line_item_json, subscription_json
+from adapters.http.bounds import ID_MIN, ID_SCHEMA, UINT_SCHEMA
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page, parse_time
 from adapters.http.openapi import QueryParam, RouteTable
@@ -88,7 +89,8 @@ async def create(request: web.Request, admin: Admin) -> web.StreamResponse:
     expires = body.get("expires")
     amount = body.get("interval_amount")
     draft = SubscriptionDraft(
-        user_id=required_int(body, "user_id"), company_id=required_int(body, "company_id"),
+        user_id=required_int(body, "user_id", minimum=ID_MIN),
+        company_id=required_int(body, "company_id", minimum=ID_MIN),
         name=_required_str(body, "name"), is_active=_required_bool(body, "is_active"),
         currency=_required_str(body, "currency"), setup_fee=required_int(body, "setup_fee"),
         auto_renewal_enabled=_required_bool(body, "auto_renewal_enabled"),
@@ -183,18 +185,18 @@ def add_admin_subscription_routes(table: RouteTable) -> None:
         "required": ["user_id", "company_id", "name", "is_active", "currency", "setup_fee",
                      "auto_renewal_enabled"],
         "properties": {
-            "user_id": {"type": "integer"}, "company_id": {"type": "integer"},
+            "user_id": ID_SCHEMA, "company_id": ID_SCHEMA,
             "name": {"type": "string"}, "description": {"type": ["string", "null"]},
             "expires": {"type": ["string", "null"], "format": "date-time"},
             "is_active": {"type": "boolean"}, "currency": {"type": "string"},
-            "interval_amount": {"type": "integer", "minimum": 1, "default": 1},
+            "interval_amount": {**UINT_SCHEMA, "minimum": 1, "default": 1},
             "interval_type": {"enum": ["day", "month", "year"], "default": "month"},
-            "setup_fee": {"type": "integer", "minimum": 0},
+            "setup_fee": UINT_SCHEMA,
             "auto_renewal_enabled": {"type": "boolean"},
             "external_id": {"type": ["string", "null"]},
         },
     }
-    user = QueryParam("user_id", {"type": "integer", "minimum": 0}, required=True,
+    user = QueryParam("user_id", ID_SCHEMA, required=True,
                       description="required here: storage lists subscriptions per user")
     add(table, "GET", "/subscriptions", list_subscriptions, "A user's subscriptions, id desc",
         response=sch.SUBSCRIPTION, query=(user,), paginated=True)

@@ -17,6 +17,7 @@ from adapters.http.admin.common import (
     query_uint,
 )
 from adapters.http.admin.views import history_json, vm_json
+from adapters.http.bounds import ID_SCHEMA
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
@@ -29,7 +30,7 @@ from domain.model import Vm
 
 _VM = AdminResource.VIRTUAL_MACHINES
 _CHUNK = 500
-_INT = {"type": "integer", "minimum": 0}
+_INT = ID_SCHEMA
 
 
 async def _vm_json(request: web.Request, vm: Vm) -> dict[str, object]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from adapters.memory.storage import MemoryUnitOfWorkFactory
 from tests.http.admin import catalogue_bodies as b
 from tests.http.admin.adminapp import NOBODY, VIEWER, AdminWorld
 from tests.http.demo_catalogue import Demo
@@ -80,7 +81,9 @@ def fill(path: str, demo: Demo, **override: int) -> str:
 
 
 async def _snapshot(world: AdminWorld) -> Any:
-    return {name: dict(rows) for name, rows in world.api.store.db.tables.items()}
+    store = world.api.store
+    assert isinstance(store, MemoryUnitOfWorkFactory)
+    return {name: dict(rows) for name, rows in store.db.tables.items()}
 
 
 @pytest.mark.parametrize(("method", "path", "permission", "body"), ROUTES, ids=IDS)
