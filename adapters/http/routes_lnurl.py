@@ -159,7 +159,7 @@ def add_lnurl_routes(table: RouteTable) -> None:
     tags = ("lnurl",)
     table.add("GET", r"/.well-known/lnurlp/{vm_id:\d+}", pay_request,
               summary="LUD-16 payRequest for the Lightning address {vm_id}@host (raw JSON)",
-              response=PAY_REQUEST_SCHEMA, enveloped=False, tags=tags,
+              response={"oneOf": [PAY_REQUEST_SCHEMA, LUD06_ERROR]}, enveloped=False, tags=tags,
               also_200=[("text/plain", {"const": "VM not found"})])
     table.add("GET", r"/api/v1/vm/{id:\d+}/renew-lnurlp", pay_callback,
               summary="LUD-06 callback: an invoice for `amount` msat extending the VM",

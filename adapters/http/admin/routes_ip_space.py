@@ -16,6 +16,7 @@ from adapters.http.admin.views_catalogue import (
     space_json,
     space_pricing_json,
 )
+from adapters.http.bounds import parse_uint
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
@@ -72,9 +73,10 @@ async def _price_fields(request: web.Request, *, patch: bool) -> dict[str, objec
 @require(_RES, AdminAction.VIEW)
 async def list_spaces(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
-    registry = query_uint(request.query, "registry")
-    if registry is not None and registry > 4:
-        raise InvalidInput("Invalid registry value")
+    raw_registry = request.query.get("registry")
+    registry = (
+        None if not raw_registry else parse_uint(raw_registry, "registry", minimum=0, maximum=4)
+    )
     rows = await uc.list_spaces(services(request).uow_factory,
                                 f.query_flag(request.query, "is_available"), registry)
     return page_response([space_json(r) for r in page_of(rows, page)], len(rows), page)
