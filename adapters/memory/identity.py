@@ -20,6 +20,10 @@ class MemoryUsers(RecordRepo[User]):
     async def list_page(self, limit: int, offset: int) -> Page[User]:
         return Page(*page_of(self._where(), limit, offset))
 
+    async def get_by_email_hash(self, digest: bytes) -> User | None:
+        found = self._where(lambda u: u.email_hash == digest)
+        return found[0] if found else None
+
     async def get_or_create_by_pubkey(self, pubkey: bytes, now: datetime) -> User:
         existing = await self.get_by_pubkey(pubkey)
         if existing is not None:

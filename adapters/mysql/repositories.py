@@ -130,6 +130,11 @@ class SqlUsers(SqlRecords[User]):
     async def get_by_pubkey(self, pubkey: bytes) -> User | None:
         return await self._one(self.mapper, self._select().where(t.users.c.pubkey == pubkey))
 
+    async def get_by_email_hash(self, digest: bytes) -> User | None:
+        return await self._one(
+            self.mapper, self._select().where(t.users.c.email_hash == digest).order_by(t.users.c.id)
+        )
+
     async def list_page(self, limit: int, offset: int) -> Page[User]:
         return await self._page(self.mapper, true(), [t.users.c.id], limit, offset)
 

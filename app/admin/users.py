@@ -10,11 +10,11 @@ import attrs
 
 from app.billing.errors import NotFound, UserNotFound
 from app.billing_ext.account import check_email, email_hash
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidInput
 from domain.model import AdminRole, RoleAssignment, RolePermission, User
 from domain.tax import country_alpha3
 from ports.clock import Clock
-from ports.storage import Page, Permission, UnitOfWorkFactory
+from ports.storage import Page, Permission, UnitOfWork, UnitOfWorkFactory
 
 #: fields an admin may set; `null` (None here) leaves a field unchanged (api.md §9.1).
 TEXT_FIELDS = (
@@ -62,20 +62,37 @@ async def update_user(
 ) -> User:
     """Set the given fields; `email` keeps the verification state, as in the reference;
     `country_code` is stored as alpha-3, an unknown code as null."""
+    async with uow_factory() as uow:
+        updated = await apply_user_changes(uow, user_id, changes)
+        await uow.commit()
+    return updated
+
+
+async def apply_user_changes(uow: UnitOfWork, user_id: int, changes: Mapping[str, Any]) -> User:
+    """`update_user` inside the caller's transaction."""
     fields: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
     if "email" in fields:
         email = check_email(str(fields["email"]))
         fields["email"], fields["email_hash"] = email, email_hash(email)
     if "country_code" in fields:
         fields["country_code"] = country_alpha3(str(fields["country_code"]))
-    async with uow_factory() as uow:
-        user = await uow.users.get(user_id)
-        if user is None:
-            raise UserNotFound("User not found")
-        updated = attrs.evolve(user, **fields)
-        await uow.users.update(updated)
-        await uow.commit()
+    user = await uow.users.get(user_id)
+    if user is None:
+        raise UserNotFound("User not found")
+    updated = attrs.evolve(user, **fields)
+    await uow.users.update(updated)
     return updated
+
+
+async def user_by_email(uow_factory: UnitOfWorkFactory, email: str) -> User:
+    """The user whose stored address hashes like `email` (trimmed, lower-cased; §9.1)."""
+    if not email.strip():
+        raise InvalidInput("email is required")
+    async with uow_factory() as uow:
+        user = await uow.users.get_by_email_hash(email_hash(email))
+    if user is None:
+        raise UserNotFound("User not found")
+    return user
 
 
 async def create_role(

@@ -14,6 +14,10 @@ from ports.storage.common import Catalogue, Page, Records
 class Users(Records[User], Protocol):
     async def get_by_pubkey(self, pubkey: bytes) -> User | None: ...
 
+    async def get_by_email_hash(self, digest: bytes) -> User | None:
+        """The lowest-id user whose `email_hash` is `digest` (SHA-256 of the address)."""
+        ...
+
     async def list_page(self, limit: int, offset: int) -> Page[User]:
         """A page of every user, ascending id, with the total number of users."""
         ...

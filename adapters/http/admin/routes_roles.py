@@ -21,6 +21,7 @@ from adapters.http.openapi import RouteTable, Schema
 from adapters.http.views_schema import DATETIME, U64, nullable, obj
 from adapters.http.vm_params import json_object, path_id, required_int
 from app.admin.permissions import parse_permission, permission_text
+from app.admin.role_changes import check_grantable, check_role_grantable
 from app.admin.roles import get_role, list_roles, roles_of_user
 from app.admin.users import assign_role, create_role, revoke_role
 from domain.enums import AdminAction, AdminResource
@@ -73,6 +74,7 @@ async def create(request: web.Request, admin: Admin) -> web.StreamResponse:
     if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
         raise InvalidInput("permissions must be a list of `resource::action` strings")
     permissions = [parse_permission(p) for p in raw]
+    check_grantable(admin.permissions, permissions)
     svc = services(request)
     role = await create_role(
         svc.uow_factory, svc.clock, name=name, description=body_str(body, "description"),
@@ -94,9 +96,11 @@ async def assign(request: web.Request, admin: Admin) -> web.StreamResponse:
     if expires is not None and not isinstance(expires, str):
         raise InvalidInput("expires_at must be an RFC 3339 timestamp")
     svc = services(request)
+    role_id = required_int(body, "role_id")
+    await check_role_grantable(svc.uow_factory, role_id, admin.permissions)
     await assign_role(
         svc.uow_factory, svc.clock, user_id=path_id(request),
-        role_id=required_int(body, "role_id"), assigned_by=admin.user.id,
+        role_id=role_id, assigned_by=admin.user.id,
         expires_at=None if expires is None else parse_time(expires),
     )
     return data_response(None)
