@@ -156,6 +156,16 @@ class SqlPayments(SqlRepo):
             )
         return competing
 
+    async def list_paid_between(
+        self, start: datetime, end: datetime
+    ) -> list[SubscriptionPayment]:
+        query = (
+            self._select()
+            .where(_pay.is_paid == True, _pay.created >= start, _pay.created < end)  # noqa: E712
+            .order_by(_pay.created, _pay.id)
+        )
+        return await self._all(self.mapper, query)
+
     async def last_paid(self) -> SubscriptionPayment | None:
         query = self._select().where(_pay.is_paid == True).order_by(_pay.created.desc())  # noqa: E712
         return await self._one(self.mapper, query)

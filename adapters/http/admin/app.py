@@ -10,6 +10,7 @@ from adapters.http.admin.common import BASE
 from adapters.http.admin.routes_audit import add_admin_audit_routes
 from adapters.http.admin.routes_payment_methods import add_admin_payment_method_routes
 from adapters.http.admin.routes_payments import add_admin_payment_routes
+from adapters.http.admin.routes_reports import add_admin_report_routes
 from adapters.http.admin.routes_role_changes import add_admin_role_change_routes
 from adapters.http.admin.routes_roles import add_admin_role_routes
 from adapters.http.admin.routes_subscriptions import add_admin_subscription_routes
@@ -34,6 +35,7 @@ ADMIN_API_ROUTES: Sequence[RouteAdder] = (
     add_admin_subscription_routes,
     add_admin_audit_routes,
     add_admin_role_change_routes,
+    add_admin_report_routes,
 )
 
 

@@ -28,7 +28,8 @@ async def test_user_get_and_patch(world: AdminWorld) -> None:
         "a@example.com", "IRL", "A")
     assert info["contact_email"] is True and info["email_verified"] is False
     unknown = await world.call("PATCH", f"/users/{uid}", json={"admin_role": "nope"})
-    assert (unknown.status, await unknown.json()) == (400, {"error": "Invalid admin role specified"})
+    assert (unknown.status, await unknown.json()) == (
+        400, {"error": "Invalid admin role specified"})
     assert (await world.call("GET", "/users/999")).status == 404
 
 
