@@ -41,6 +41,13 @@ class MemorySubscriptions(RecordRepo[Subscription]):
         if old is not None:
             await super().update(evolve(subscription, created=old.created))
 
+    async def delete(self, subscription_id: int) -> bool:
+        items = self._rows("subscription_line_item")
+        for key, item in list(items.items()):
+            if item.subscription_id == subscription_id:
+                del items[key]
+        return self._rows(self.table).pop(subscription_id, None) is not None
+
     async def list_due(self, now: datetime, horizon: timedelta, limit: int) -> list[Subscription]:
         until = now + horizon
         rows = self._where(lambda s: s.is_active and s.expires is not None and s.expires < until)
@@ -53,6 +60,9 @@ class MemoryLineItems(RecordRepo[LineItem]):
 
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
         return self._where(lambda li: li.subscription_id == subscription_id)
+
+    async def delete(self, line_item_id: int) -> bool:
+        return self._rows(self.table).pop(line_item_id, None) is not None
 
 
 class MemoryPayments(Repo):

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from adapters.http.admin.common import BASE
 from adapters.http.admin.routes_audit import add_admin_audit_routes
+from adapters.http.admin.routes_deletes import add_admin_delete_routes
 from adapters.http.admin.routes_payment_methods import add_admin_payment_method_routes
 from adapters.http.admin.routes_payments import add_admin_payment_routes
 from adapters.http.admin.routes_reports import add_admin_report_routes
@@ -15,6 +16,7 @@ from adapters.http.admin.routes_role_changes import add_admin_role_change_routes
 from adapters.http.admin.routes_roles import add_admin_role_routes
 from adapters.http.admin.routes_subscriptions import add_admin_subscription_routes
 from adapters.http.admin.routes_users import add_admin_user_routes
+from adapters.http.admin.routes_vm_removal import add_admin_vm_removal_routes
 from adapters.http.admin.routes_vms import add_admin_vm_routes
 from adapters.http.auth import AuthBinding, setup_auth
 from adapters.http.context import SERVICES
@@ -36,6 +38,8 @@ ADMIN_API_ROUTES: Sequence[RouteAdder] = (
     add_admin_audit_routes,
     add_admin_role_change_routes,
     add_admin_report_routes,
+    add_admin_vm_removal_routes,
+    add_admin_delete_routes,
 )
 
 
