@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from domain.enums import AdminAction, AdminResource, PaymentMethod
+from domain.enums import AdminAction, AdminResource, PaymentMethod, SubscriptionType
 from domain.model import (
     AdminAudit,
     AdminRole,
     Company,
+    LineItem,
     PaymentMethodConfig,
     RoleAssignment,
     User,
 )
 from ports.storage import UnitOfWorkFactory
 from tests.contract import storage_backends
-from tests.contract.storage_backends import at, new
+from tests.contract.storage_backends import at, new, new_subscription
 
 # pytest fixtures: every test here runs on memory, SQLite and MariaDB
 database = storage_backends.database
@@ -111,3 +112,42 @@ async def test_payment_method_config_delete(uow_factory: UnitOfWorkFactory) -> N
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.payment_methods.get(config.id) is None
+
+
+async def test_subscription_delete_takes_its_line_items(uow_factory: UnitOfWorkFactory) -> None:
+    async with uow_factory() as uow:
+        company = await uow.companies.add(new(Company, id=0, created=at(1), name="C"))
+        user = await uow.users.add(new(User, id=0, pubkey=b"\x06" * 32, created=at(1)))
+        items = [new(LineItem, id=0, subscription_id=0, name=n, amount=1,
+                     subscription_type=SubscriptionType.DNS_HOSTING) for n in ("a", "b")]
+        sub, (a, b) = await uow.subscriptions.add_with_line_items(
+            new_subscription(user.id, company.id), items)
+        keep, _ = await uow.subscriptions.add_with_line_items(
+            new_subscription(user.id, company.id), items[:1])
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.line_items.delete(a.id) is True
+        assert await uow.line_items.delete(a.id) is False
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert [i.id for i in await uow.line_items.list_by_subscription(sub.id)] == [b.id]
+        assert await uow.subscriptions.delete(sub.id) is True
+        assert await uow.subscriptions.delete(sub.id) is False
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.subscriptions.get(sub.id) is None
+        assert await uow.line_items.get(b.id) is None
+        assert len(await uow.line_items.list_by_subscription(keep.id)) == 1
+
+
+async def test_user_by_email_hash(uow_factory: UnitOfWorkFactory) -> None:
+    digest = bytes(range(32))
+    async with uow_factory() as uow:
+        user = await uow.users.add(new(User, id=0, pubkey=b"\x07" * 32, created=at(1),
+                                       email="a@b.c", email_hash=digest))
+        await uow.users.add(new(User, id=0, pubkey=b"\x08" * 32, created=at(1)))
+        await uow.commit()
+    async with uow_factory() as uow:
+        found = await uow.users.get_by_email_hash(digest)
+        assert found is not None and found.id == user.id
+        assert await uow.users.get_by_email_hash(b"\x00" * 32) is None
