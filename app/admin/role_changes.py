@@ -40,6 +40,17 @@ class EscalationRefused(DomainError):
     kind = "forbidden"
 
 
+#: `admin_roles.name` is VARCHAR(50)
+MAX_ROLE_NAME = 50
+
+
+def check_role_name(name: str) -> None:
+    if not name.strip():
+        raise InvalidInput("Role name cannot be empty")
+    if len(name.strip()) > MAX_ROLE_NAME:
+        raise InvalidInput(f"Role name is longer than {MAX_ROLE_NAME} characters")
+
+
 def check_grantable(caller: Collection[Permission], granted: Iterable[Permission]) -> None:
     missing = sorted({p for p in granted if p not in caller})
     if missing:
@@ -77,8 +88,8 @@ async def update_role(
     caller: Collection[Permission],
 ) -> None:
     """Rename, re-describe and/or replace the whole permission set, in one transaction."""
-    if name is not None and not name.strip():
-        raise InvalidInput("Role name cannot be empty")
+    if name is not None:
+        check_role_name(name)
     if permissions is not None:
         check_grantable(caller, permissions)
     now = clock.now()

@@ -111,14 +111,20 @@ async def delete_by_admin(deps: WorkerDeps, payload: Mapping[str, Any]) -> None:
     admin = payload.get("admin_user_id")
     now = deps.clock.now()
     async with deps.uow_factory() as uow:
+        found = await uow.vms.get(vm_id)
+        if found is None or found.deleted:
+            return
+        sub = await uow.subscriptions.get_by_line_item(found.subscription_line_item_id)
+    async with deps.uow_factory() as uow:
+        # D24: the subscription lock before any write, in the order completion takes its
+        # locks (subscription, payments, VM), so a payment completing meanwhile cannot deadlock.
+        # It is this transaction's first statement, so the VM read below sees a deletion that
+        # a concurrent DeleteVm (a double click, two workers) committed while we waited.
+        if sub is not None:
+            await uow.subscriptions.get_for_update(sub.id)
         vm = await uow.vms.get(vm_id)
         if vm is None or vm.deleted:
             return
-        # D24: the subscription lock before any write, in the order completion takes its
-        # locks (subscription, payments, VM), so a payment completing meanwhile cannot deadlock
-        sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
-        if sub is not None:
-            await uow.subscriptions.get_for_update(sub.id)
         await delete_in(deps, uow, vm)
         text = f"VM {vm_id} was deleted by an administrator"
         meta: dict[str, Any] = {"admin_action": True}

@@ -21,7 +21,7 @@ from adapters.http.openapi import RouteTable, Schema
 from adapters.http.views_schema import DATETIME, U64, nullable, obj
 from adapters.http.vm_params import json_object, path_id, required_int
 from app.admin.permissions import parse_permission, permission_text
-from app.admin.role_changes import check_grantable, check_role_grantable
+from app.admin.role_changes import check_grantable, check_role_grantable, check_role_name
 from app.admin.roles import get_role, list_roles, roles_of_user
 from app.admin.users import assign_role, create_role, revoke_role
 from domain.enums import AdminAction, AdminResource
@@ -68,8 +68,7 @@ async def my_roles(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def create(request: web.Request, admin: Admin) -> web.StreamResponse:
     body = await json_object(request)
     name = (body_str(body, "name") or "").strip()
-    if not name:
-        raise InvalidInput("Role name cannot be empty")
+    check_role_name(name)
     raw = body.get("permissions")
     if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
         raise InvalidInput("permissions must be a list of `resource::action` strings")

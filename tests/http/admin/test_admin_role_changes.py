@@ -53,6 +53,9 @@ async def test_patch_refusals_change_nothing(world: AdminWorld) -> None:
                                 json={"permissions": ["users::fly"]})
     assert status == 400 and body["error"].startswith("Invalid permission format")
     assert (await _error(world, "PATCH", f"/roles/{rid}", json={"name": "  "}))[0] == 400
+    assert (await _error(world, "PATCH", f"/roles/{rid}", json={"name": "n" * 51}))[0] == 400
+    assert (await _error(world, "POST", "/roles", json={"name": "n" * 51,
+                                                       "permissions": []}))[0] == 400
     assert (await _error(world, "PATCH", f"/roles/{rid}", json={"permissions": "x"}))[0] == 400
     assert (await _error(world, "PATCH", f"/roles/{rid}", json={"name": other["name"]}))[0] == 409
     assert await _error(world, "PATCH", f"/roles/{rid}", VIEWER, json={"name": "y"}) == (
