@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.mysql.migrations import HEAD, REVISIONS
 from app.cli import main
 
 
@@ -15,9 +16,9 @@ def test_db_upgrade_then_current_reports_the_head_revision(
 ) -> None:
     db = str(tmp_path / "cli.db")
     assert main(["--db", db, "db", "upgrade"]) == 0
-    assert "applied 4 revision(s)" in capsys.readouterr().out
+    assert f"applied {len(REVISIONS)} revision(s)" in capsys.readouterr().out
     assert main(["--db", db, "db", "current"]) == 0
-    assert capsys.readouterr().out.strip() == "lnvps_lifecycle_and_idempotency"
+    assert capsys.readouterr().out.strip() == HEAD
     assert main(["--db", db, "db", "upgrade"]) == 0
     assert "applied 0 revision(s)" in capsys.readouterr().out
 
@@ -147,7 +148,7 @@ def test_global_options_work_after_the_subcommand_too(
     after = str(tmp_path / "after.db")
     assert main(["db", "upgrade", "--db", after]) == 0
     assert main(["db", "current", "--db", after]) == 0
-    assert capsys.readouterr().out.strip().endswith("lnvps_lifecycle_and_idempotency")
+    assert capsys.readouterr().out.strip().endswith(HEAD)
     cfg = _dev_config(tmp_path)
     assert main(["dev", "advance-clock", "1d", "--config", cfg]) == 0
     # given twice, the later (subcommand) value wins; the earlier one is not lost otherwise
