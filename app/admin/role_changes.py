@@ -77,6 +77,13 @@ async def _role_named(uow: UnitOfWork, name: str) -> AdminRole | None:
             return None
 
 
+async def check_name_free(uow_factory: UnitOfWorkFactory, name: str) -> None:
+    """409 when a role already has this name (the unique index would make it a 500)."""
+    async with uow_factory() as uow:
+        if await _role_named(uow, name) is not None:
+            raise RoleNameTaken(f"A role named {name!r} already exists")
+
+
 async def update_role(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,

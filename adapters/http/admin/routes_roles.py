@@ -21,7 +21,12 @@ from adapters.http.openapi import RouteTable, Schema
 from adapters.http.views_schema import DATETIME, U64, nullable, obj
 from adapters.http.vm_params import json_object, path_id, required_int
 from app.admin.permissions import parse_permission, permission_text
-from app.admin.role_changes import check_grantable, check_role_grantable, check_role_name
+from app.admin.role_changes import (
+    check_grantable,
+    check_name_free,
+    check_role_grantable,
+    check_role_name,
+)
 from app.admin.roles import get_role, list_roles, roles_of_user
 from app.admin.users import assign_role, create_role, revoke_role
 from domain.enums import AdminAction, AdminResource
@@ -75,6 +80,7 @@ async def create(request: web.Request, admin: Admin) -> web.StreamResponse:
     permissions = [parse_permission(p) for p in raw]
     check_grantable(admin.permissions, permissions)
     svc = services(request)
+    await check_name_free(svc.uow_factory, name)
     role = await create_role(
         svc.uow_factory, svc.clock, name=name, description=body_str(body, "description"),
         permissions=permissions,

@@ -58,6 +58,8 @@ async def test_patch_refusals_change_nothing(world: AdminWorld) -> None:
                                                        "permissions": []}))[0] == 400
     assert (await _error(world, "PATCH", f"/roles/{rid}", json={"permissions": "x"}))[0] == 400
     assert (await _error(world, "PATCH", f"/roles/{rid}", json={"name": other["name"]}))[0] == 409
+    assert await _error(world, "POST", "/roles", json={"name": "taken", "permissions": []}) == (
+        409, {"error": "A role named 'taken' already exists"})
     assert await _error(world, "PATCH", f"/roles/{rid}", VIEWER, json={"name": "y"}) == (
         403, {"error": "Insufficient permissions for roles::update"})
     assert (await world.ok("GET", f"/roles/{rid}"))["data"] == role
