@@ -479,3 +479,18 @@ class RoleAssignment:
     assigned_at: datetime
     assigned_by: int | None = None
     expires_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class AdminAudit:
+    """One state-changing admin request: who, when, what, and how it ended (ours, not LNVPS)."""
+
+    id: int
+    user_id: int
+    at: datetime
+    method: str
+    path: str
+    resource: str
+    resource_id: str | None
+    summary: Json
+    status: int

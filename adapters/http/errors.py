@@ -19,6 +19,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATUS_BY_KIND: dict[str, int] = {
     "unauthorized": 401,
     "bad_input": 400,
+    "forbidden": 403,
     "not_found": 404,
     "conflict": 409,
     "unprocessable": 422,

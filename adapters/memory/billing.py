@@ -44,6 +44,13 @@ class MemorySubscriptions(RecordRepo[Subscription]):
         if old is not None:
             await super().update(evolve(subscription, created=old.created))
 
+    async def delete(self, subscription_id: int) -> bool:
+        items = self._rows("subscription_line_item")
+        for key, item in list(items.items()):
+            if item.subscription_id == subscription_id:
+                del items[key]
+        return self._rows(self.table).pop(subscription_id, None) is not None
+
     async def list_due(
         self,
         now: datetime,
@@ -72,6 +79,9 @@ class MemoryLineItems(RecordRepo[LineItem]):
 
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
         return self._where(lambda li: li.subscription_id == subscription_id)
+
+    async def delete(self, line_item_id: int) -> bool:
+        return self._rows(self.table).pop(line_item_id, None) is not None
 
 
 class MemoryPayments(Repo):
@@ -157,6 +167,13 @@ class MemoryPayments(Repo):
         for payment in competing:
             self._rows(self.table)[payment.id] = evolve(payment, expires=now)
         return competing
+
+    async def list_paid_between(
+        self, start: datetime, end: datetime
+    ) -> list[SubscriptionPayment]:
+        rows = [p for p in self._rows(self.table).values()
+                if p.is_paid and start <= p.created < end]
+        return sorted(rows, key=lambda p: (p.created, p.id))
 
     async def last_paid(self) -> SubscriptionPayment | None:
         paid = [p for p in self._newest_first() if p.is_paid]

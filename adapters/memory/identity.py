@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from adapters.memory.db import RecordRepo, Repo, evolve, new_record, page_of
@@ -19,6 +20,10 @@ class MemoryUsers(RecordRepo[User]):
 
     async def list_page(self, limit: int, offset: int) -> Page[User]:
         return Page(*page_of(self._where(), limit, offset))
+
+    async def get_by_email_hash(self, digest: bytes) -> User | None:
+        found = self._where(lambda u: u.email_hash == digest)
+        return found[0] if found else None
 
     async def get_or_create_by_pubkey(self, pubkey: bytes, now: datetime) -> User:
         existing = await self.get_by_pubkey(pubkey)
@@ -107,6 +112,31 @@ class MemoryRoles(Repo):
     async def user_count(self, role_id: int) -> int:
         rows = self._rows("admin_role_assignments").values()
         return sum(1 for a in rows if a.role_id == role_id)
+
+    async def update_role(self, role: AdminRole) -> None:
+        rows = self._rows("admin_roles")
+        if role.id in rows:
+            rows[role.id] = role
+
+    async def set_permissions(
+        self, role_id: int, permissions: Sequence[Permission], now: datetime
+    ) -> None:
+        rows = self._rows("admin_role_permissions")
+        for key, p in list(rows.items()):
+            if p.role_id == role_id:
+                del rows[key]
+        for resource, action in dict.fromkeys(permissions):
+            self._insert("admin_role_permissions", RolePermission(
+                id=0, role_id=role_id, resource=resource, action=action, created_at=now))
+
+    async def delete_role(self, role_id: int) -> bool:
+        """The role and its permission rows (the SQL foreign key cascades them)."""
+        for table in ("admin_role_permissions", "admin_role_assignments"):
+            rows = self._rows(table)
+            for key, row in list(rows.items()):
+                if row.role_id == role_id:
+                    del rows[key]
+        return self._rows("admin_roles").pop(role_id, None) is not None
 
     def _live_assignments(self, user_id: int, now: datetime) -> list[RoleAssignment]:
         return [

@@ -65,6 +65,9 @@ class MemoryPaymentMethods(RecordRepo[PaymentMethodConfig]):
         rows = self._where(lambda c: c.company_id == company_id and c.enabled)
         return sorted(rows, key=lambda c: (c.payment_method, c.name))
 
+    async def delete(self, config_id: int) -> bool:
+        return self._rows(self.table).pop(config_id, None) is not None
+
 
 class MemoryLifecycleMarks(Repo):
     async def claim(

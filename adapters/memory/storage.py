@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
+from adapters.memory.audit import MemoryAdminAudits
 from adapters.memory.billing import (
     MemoryLegacyPayments,
     MemoryLineItems,
@@ -48,6 +49,7 @@ class MemoryUnitOfWork:
         self.ssh_keys = MemorySshKeys(current)
         self.companies = MemoryCompanies(current)
         self.roles = MemoryRoles(current)
+        self.admin_audit = MemoryAdminAudits(current)
         self.regions = MemoryRegions(current)
         self.hosts = MemoryHosts(current)
         self.host_disks = MemoryHostDisks(current)

@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import Select, delete, insert, select, update
 
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, evolve
@@ -33,6 +33,9 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         c = t.subscription.c
         query = select(c.id).where(c.company_id == company_id).limit(1)
         return (await self.conn.execute(query)).first() is not None
+
+    async def delete(self, subscription_id: int) -> bool:
+        return await _delete_subscription(self.conn, subscription_id)
 
     async def add_with_line_items(
         self, subscription: Subscription, items: Sequence[LineItem]
@@ -96,9 +99,20 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         return rows
 
 
+async def _delete_subscription(conn: Any, subscription_id: int) -> bool:
+    await conn.execute(
+        delete(t.subscription_line_item).where(_li.subscription_id == subscription_id))
+    result = await conn.execute(delete(t.subscription).where(_sub.id == subscription_id))
+    return bool(result.rowcount > 0)
+
+
 class SqlLineItems(SqlRecords[LineItem]):
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
         return await self._where(_li.subscription_id == subscription_id)
+
+    async def delete(self, line_item_id: int) -> bool:
+        query = delete(t.subscription_line_item).where(_li.id == line_item_id)
+        return (await self.conn.execute(query)).rowcount > 0
 
 
 class SqlPayments(SqlRepo):
@@ -184,6 +198,16 @@ class SqlPayments(SqlRepo):
                 update(t.subscription_payment).where(_pay.id.in_(ids)).values(expires=now)
             )
         return competing
+
+    async def list_paid_between(
+        self, start: datetime, end: datetime
+    ) -> list[SubscriptionPayment]:
+        query = (
+            self._select()
+            .where(_pay.is_paid == True, _pay.created >= start, _pay.created < end)  # noqa: E712
+            .order_by(_pay.created, _pay.id)
+        )
+        return await self._all(self.mapper, query)
 
     async def last_paid(self) -> SubscriptionPayment | None:
         query = self._select().where(_pay.is_paid == True).order_by(_pay.created.desc())  # noqa: E712

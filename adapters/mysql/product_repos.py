@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Insert, insert, select, update
+from sqlalchemy import Insert, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from adapters.mysql import tables as t
@@ -66,6 +66,10 @@ class SqlPaymentMethods(SqlRecords[PaymentMethodConfig]):
             .order_by(_pmc.payment_method, _pmc.name)
         )
         return await self._all(self.mapper, query)
+
+    async def delete(self, config_id: int) -> bool:
+        query = delete(t.payment_method_config).where(_pmc.id == config_id)
+        return (await self.conn.execute(query)).rowcount > 0
 
 
 class SqlLifecycleMarks(SqlRepo):

@@ -135,6 +135,11 @@ class SqlUsers(SqlRecords[User]):
     async def get_by_pubkey(self, pubkey: bytes) -> User | None:
         return await self._one(self.mapper, self._select().where(t.users.c.pubkey == pubkey))
 
+    async def get_by_email_hash(self, digest: bytes) -> User | None:
+        return await self._one(
+            self.mapper, self._select().where(t.users.c.email_hash == digest).order_by(t.users.c.id)
+        )
+
     async def list_page(self, limit: int, offset: int) -> Page[User]:
         return await self._page(self.mapper, true(), [t.users.c.id], limit, offset)
 
@@ -352,3 +357,22 @@ class SqlRoles(SqlRepo):
         a = t.admin_role_assignments.c
         query = select(func.count()).where(a.role_id == role_id)
         return int((await self.conn.execute(query)).scalar_one())
+
+    async def update_role(self, role: AdminRole) -> None:
+        await self._roles.update(role)
+
+    async def set_permissions(
+        self, role_id: int, permissions: Sequence[Permission], now: datetime
+    ) -> None:
+        p = t.admin_role_permissions.c
+        await self.conn.execute(delete(t.admin_role_permissions).where(p.role_id == role_id))
+        for resource, action in dict.fromkeys(permissions):
+            await self._permissions.add(RolePermission(
+                id=0, role_id=role_id, resource=resource, action=action, created_at=now))
+
+    async def delete_role(self, role_id: int) -> bool:
+        """Permission and assignment rows first: SQLite does not enforce the cascade."""
+        for table in (t.admin_role_permissions, t.admin_role_assignments):
+            await self.conn.execute(delete(table).where(table.c.role_id == role_id))
+        query = delete(t.admin_roles).where(t.admin_roles.c.id == role_id)
+        return (await self.conn.execute(query)).rowcount > 0

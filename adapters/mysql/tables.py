@@ -824,3 +824,21 @@ worker_cursor = Table(
     Column("position", UBigInt, nullable=False),
     **TABLE_OPTS,
 )
+
+#: ours (r6): every state-changing admin request, who made it and how it ended.
+admin_audit = Table(
+    "admin_audit",
+    metadata,
+    big_pk(),
+    Column("user_id", UInt, nullable=False),
+    Column("at", UtcDateTime(datetime_column=True), nullable=False),
+    Column("method", String(10), nullable=False),
+    Column("path", String(255), nullable=False),
+    Column("resource", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=True),
+    Column("summary", JsonText(), nullable=True),
+    Column("status", USmallInt, nullable=False),
+    Index("idx_admin_audit_at", "at"),
+    Index("idx_admin_audit_user", "user_id", "at"),
+    **TABLE_OPTS,
+)

@@ -9,6 +9,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.mysql import tables as t
+from adapters.mysql.audit_repos import SqlAdminAudits
 from adapters.mysql.billing_repos import (
     SqlLegacyPayments,
     SqlLineItems,
@@ -89,6 +90,7 @@ class Mappers:
         self.ip_space_pricing = mapper(t.ip_space_pricing, m.IpSpacePricing)
         self.ip_range_subscription = mapper(t.ip_range_subscription, m.IpRangeSubscription)
         self.payment_method = mapper(t.payment_method_config, m.PaymentMethodConfig)
+        self.admin_audit = mapper(t.admin_audit, m.AdminAudit)
 
 
 class SqlUnitOfWork:
@@ -126,6 +128,7 @@ class SqlUnitOfWork:
         self.idempotency_keys = SqlIdempotencyKeys(c)
         self.worker_leases = SqlWorkerLeases(c)
         self.worker_cursors = SqlWorkerCursors(c)
+        self.admin_audit = SqlAdminAudits(c, mp.admin_audit)
 
     def _connection(self) -> AsyncConnection:
         if self._conn is None:

@@ -12,12 +12,12 @@ from app.billing.errors import NotFound, UserNotFound
 from app.billing.price_in_force import cancel_quietly, expire_user_quotes
 from app.billing.rails import PaymentRails
 from app.billing_ext.account import check_email, email_hash
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidInput
 from domain.model import AdminRole, RoleAssignment, RolePermission, SubscriptionPayment, User
 from domain.tax import country_alpha3
 from domain.text_rules import check_line
 from ports.clock import Clock
-from ports.storage import Page, Permission, UnitOfWorkFactory
+from ports.storage import Page, Permission, UnitOfWork, UnitOfWorkFactory
 
 ROLE_NAME_LIMIT = 50
 
@@ -74,24 +74,44 @@ async def update_user(
     `country_code` is stored as alpha-3, an unknown code as null. A new country changes the
     tax every quote of the user charged: their pending renewal quotes are expired in the
     same transaction and cancelled at their provider after it (D23)."""
+    async with uow_factory() as uow:
+        updated, expired = await apply_user_changes(uow, user_id, changes, clock.now())
+        await uow.commit()
+    await cancel_quietly(rails, expired)
+    return updated
+
+
+async def apply_user_changes(
+    uow: UnitOfWork, user_id: int, changes: Mapping[str, Any], now: datetime
+) -> tuple[User, list[SubscriptionPayment]]:
+    """`update_user` inside the caller's transaction: the user as updated and the quotes a
+    new country expired, for the caller to cancel at their provider after its commit (D23)."""
     fields: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
     if "email" in fields:
         email = check_email(str(fields["email"]))
         fields["email"], fields["email_hash"] = email, email_hash(email)
     if "country_code" in fields:
         fields["country_code"] = country_alpha3(str(fields["country_code"]))
+    user = await uow.users.get(user_id)
+    if user is None:
+        raise UserNotFound("User not found")
+    updated = attrs.evolve(user, **fields)
+    await uow.users.update(updated)
+    expired: list[SubscriptionPayment] = []
+    if country_alpha3(updated.country_code) != country_alpha3(user.country_code):
+        expired = await expire_user_quotes(uow, user.id, now)
+    return updated, expired
+
+
+async def user_by_email(uow_factory: UnitOfWorkFactory, email: str) -> User:
+    """The user whose stored address hashes like `email` (trimmed, lower-cased; §9.1)."""
+    if not email.strip():
+        raise InvalidInput("email is required")
     async with uow_factory() as uow:
-        user = await uow.users.get(user_id)
-        if user is None:
-            raise UserNotFound("User not found")
-        updated = attrs.evolve(user, **fields)
-        await uow.users.update(updated)
-        expired: list[SubscriptionPayment] = []
-        if country_alpha3(updated.country_code) != country_alpha3(user.country_code):
-            expired = await expire_user_quotes(uow, user.id, clock.now())
-        await uow.commit()
-    await cancel_quietly(rails, expired)
-    return updated
+        user = await uow.users.get_by_email_hash(email_hash(email))
+    if user is None:
+        raise UserNotFound("User not found")
+    return user
 
 
 async def create_role(

@@ -124,8 +124,12 @@ async def delete_by_admin(deps: WorkerDeps, payload: Mapping[str, Any]) -> None:
     if client is not None:  # with no transaction open (a slow host holds up nobody)
         await delete_on_host(deps, client, vm)
     async with deps.uow_factory() as uow:
+        # D24: the subscription lock first, in the order completion takes its locks
+        # (subscription, payments, VM), so a payment completing meanwhile cannot deadlock; as
+        # the first statement it makes the re-read see a deletion that a concurrent DeleteVm
+        # (a double click, two workers) committed while this one waited
         if sub is not None:
-            await uow.subscriptions.get_for_update(sub.id)  # before the re-read below
+            await uow.subscriptions.get_for_update(sub.id)
         vm = await uow.vms.get(vm_id)
         if vm is None or vm.deleted:
             return  # another delivery of the job recorded it

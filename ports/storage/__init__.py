@@ -6,6 +6,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, Self
 
+from ports.storage.audit import AdminAudits
 from ports.storage.catalogue import (
     CostPlans,
     CustomPricings,
@@ -93,6 +94,8 @@ class UnitOfWork(Protocol):
     def worker_leases(self) -> WorkerLeases: ...
     @property
     def worker_cursors(self) -> WorkerCursors: ...
+    @property
+    def admin_audit(self) -> AdminAudits: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -111,6 +114,7 @@ class UnitOfWork(Protocol):
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 __all__ = [
+    "AdminAudits",
     "Catalogue",
     "Companies",
     "CostPlans",

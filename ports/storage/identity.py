@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -12,6 +13,10 @@ from ports.storage.common import Catalogue, Page, Records, Removable
 
 class Users(Records[User], Protocol):
     async def get_by_pubkey(self, pubkey: bytes) -> User | None: ...
+
+    async def get_by_email_hash(self, digest: bytes) -> User | None:
+        """The lowest-id user whose `email_hash` is `digest` (SHA-256 of the address)."""
+        ...
 
     async def list_page(self, limit: int, offset: int) -> Page[User]:
         """A page of every user, ascending id, with the total number of users."""
@@ -92,4 +97,18 @@ class Roles(Protocol):
 
     async def user_count(self, role_id: int) -> int:
         """How many users hold the role (every assignment row, expired ones included)."""
+        ...
+
+    async def update_role(self, role: AdminRole) -> None:
+        """Overwrite name, description, is_system_role and updated_at of the role's row."""
+        ...
+
+    async def set_permissions(
+        self, role_id: int, permissions: Sequence[Permission], now: datetime
+    ) -> None:
+        """Replace the role's whole permission set (duplicates collapse to one row)."""
+        ...
+
+    async def delete_role(self, role_id: int) -> bool:
+        """Delete the role with its permission rows; True when a role was removed."""
         ...

@@ -73,6 +73,12 @@ class Payments(Protocol):
         """
         ...
 
+    async def list_paid_between(
+        self, start: datetime, end: datetime
+    ) -> list[SubscriptionPayment]:
+        """Paid payments with `start <= created < end`, oldest first (then by id): reports."""
+        ...
+
     async def last_paid(self) -> SubscriptionPayment | None:
         """The paid payment with the greatest `created` (lifecycle.md D19)."""
         ...

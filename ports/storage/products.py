@@ -46,3 +46,7 @@ class PaymentMethods(Catalogue[PaymentMethodConfig], Protocol):
     async def list_enabled_for_company(self, company_id: int) -> list[PaymentMethodConfig]:
         """Enabled configs ordered by payment method, then name."""
         ...
+
+    async def delete(self, config_id: int) -> bool:
+        """Hard delete; True when a row was removed."""
+        ...

@@ -37,6 +37,13 @@ class Subscriptions(Protocol):
         """Overwrite every column except id and created (lifecycle.md D2)."""
         ...
 
+    async def delete(self, subscription_id: int) -> bool:
+        """Hard delete of the subscription and its line items; True when it existed.
+
+        The caller makes sure nothing else points at them (VMs, payments, IP ranges).
+        """
+        ...
+
     async def list_due(
         self,
         now: datetime,
@@ -64,3 +71,7 @@ class LineItems(Protocol):
         ...
 
     async def update(self, item: LineItem) -> None: ...
+
+    async def delete(self, line_item_id: int) -> bool:
+        """Hard delete; True when a row was removed (nothing may point at it)."""
+        ...

@@ -17,10 +17,7 @@ from adapters.mysql.migrations import (
     R1_LEGACY,
     R2_VM_SUBSCRIPTION_LINK,
     R3_ADD_EMAIL_HASH,
-    R4_LIFECYCLE_IDEMPOTENCY,
-)
-from adapters.mysql.migrations import (
-    R5_WORKER_LEASES_CURSORS as R5,
+    REVISIONS,
 )
 from adapters.mysql.schema_upgrade import (
     SchemaMismatch,
@@ -607,10 +604,9 @@ async def _snapshot(url: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("stage", "version", "applied"),
     [
-        (R1_LEGACY, 20260225000001,
-         (R2_VM_SUBSCRIPTION_LINK, R3_ADD_EMAIL_HASH, R4_LIFECYCLE_IDEMPOTENCY, R5)),
-        (R2_VM_SUBSCRIPTION_LINK, R2_VERSION, (R3_ADD_EMAIL_HASH, R4_LIFECYCLE_IDEMPOTENCY, R5)),
-        (R3_ADD_EMAIL_HASH, R3_VERSION, (R4_LIFECYCLE_IDEMPOTENCY, R5)),
+        (R1_LEGACY, 20260225000001, REVISIONS[1:]),
+        (R2_VM_SUBSCRIPTION_LINK, R2_VERSION, REVISIONS[2:]),
+        (R3_ADD_EMAIL_HASH, R3_VERSION, REVISIONS[3:]),
     ],
 )
 async def test_adopts_lnvps_database_and_upgrades_it(

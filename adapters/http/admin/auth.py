@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
+import json
+import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import attrs
 from aiohttp import web
@@ -11,11 +14,17 @@ from aiohttp import web
 from adapters.http.auth import Handler, authenticate, mark_authenticated
 from adapters.http.context import services
 from adapters.http.envelope import HttpError
+from adapters.http.errors import status_for
+from app.admin.audit import record_admin_change, summary_of
 from app.admin.permissions import denied_message, permission_text
 from domain.enums import AdminAction, AdminResource
+from domain.errors import DomainError
 from domain.model import User
 from ports.storage import Permission
 
+log = logging.getLogger("lnvps.http.admin")
+#: the admin API's base path (also `common.BASE`, which imports this module)
+ADMIN_BASE = "/api/admin/v1"
 #: Set on admin handlers: the permission they need (None: any signed-in user).
 PERMISSION_MARK = "lnvps_admin_permission"
 
@@ -64,13 +73,67 @@ def require(
             admin = await authenticate_admin(request)
             if resource is not None and action is not None:
                 admin.check(resource, action)
-            return await handler(request, admin)
+            if request.method in _READS:
+                return await handler(request, admin)
+            return await audited(request, admin, handler)
 
         needed = None if resource is None or action is None else (resource, action)
         setattr(wrapper, PERMISSION_MARK, needed)
         return mark_authenticated(wrapper)
 
     return wrap
+
+
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def audited(request: web.Request, admin: Admin, handler: AdminHandler) -> web.StreamResponse:
+    """Run a write handler, then record who called it and how it ended (admin_audit).
+
+    Only requests that passed the permission check get here, so a refusal (401/403) is never
+    recorded. The record is written right after the handler, with its status: a failed
+    attempt (400/404/422…) is recorded too, since trying is worth knowing about.
+    """
+    try:
+        response = await handler(request, admin)
+    except Exception as exc:
+        await _record(request, admin, _status_of(exc))
+        raise
+    await _record(request, admin, response.status)
+    return response
+
+
+def _status_of(exc: Exception) -> int:
+    if isinstance(exc, HttpError):
+        return exc.status
+    if isinstance(exc, DomainError):
+        return status_for(exc) or 500
+    if isinstance(exc, web.HTTPException):
+        return exc.status
+    return 500
+
+
+async def _record(request: web.Request, admin: Admin, status: int) -> None:
+    svc = services(request)
+    body: Any = None
+    if request.body_exists:
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = {"unparsed_bytes": len(raw)}
+    params = dict(request.match_info)
+    rest = request.path.removeprefix(ADMIN_BASE).strip("/")
+    resource = rest.split("/", 1)[0] or "?"
+    resource_id = params.get("id") or next(iter(params.values()), None)
+    try:
+        await record_admin_change(
+            svc.uow_factory, svc.clock, user_id=admin.user.id, method=request.method,
+            path=request.path, resource=resource, resource_id=resource_id,
+            summary=summary_of(body, params), status=status,
+        )
+    except Exception:  # the change itself stands; a lost record must not turn it into a 500
+        log.exception("could not record the admin change %s %s", request.method, request.path)
 
 
 def permission_of(handler: object) -> str | None:

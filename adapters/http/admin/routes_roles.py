@@ -22,6 +22,12 @@ from adapters.http.openapi import RouteTable, Schema
 from adapters.http.views_schema import DATETIME, U64, nullable, obj
 from adapters.http.vm_params import json_object, path_id, required_int
 from app.admin.permissions import parse_permission, permission_text
+from app.admin.role_changes import (
+    check_grantable,
+    check_name_free,
+    check_role_grantable,
+    check_role_name,
+)
 from app.admin.roles import get_role, list_roles, roles_of_user
 from app.admin.users import assign_role, create_role, revoke_role
 from domain.enums import AdminAction, AdminResource
@@ -68,13 +74,14 @@ async def my_roles(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def create(request: web.Request, admin: Admin) -> web.StreamResponse:
     body = await json_object(request)
     name = (body_str(body, "name") or "").strip()
-    if not name:
-        raise InvalidInput("Role name cannot be empty")
+    check_role_name(name)
     raw = body.get("permissions")
     if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
         raise InvalidInput("permissions must be a list of `resource::action` strings")
     permissions = [parse_permission(p) for p in raw]
+    check_grantable(admin.permissions, permissions)
     svc = services(request)
+    await check_name_free(svc.uow_factory, name)
     role = await create_role(
         svc.uow_factory, svc.clock, name=name, description=body_str(body, "description"),
         permissions=permissions,
@@ -95,9 +102,11 @@ async def assign(request: web.Request, admin: Admin) -> web.StreamResponse:
     if expires is not None and not isinstance(expires, str):
         raise InvalidInput("expires_at must be an RFC 3339 timestamp")
     svc = services(request)
+    role_id = required_int(body, "role_id", minimum=ID_MIN)
+    await check_role_grantable(svc.uow_factory, role_id, admin.permissions)
     await assign_role(
         svc.uow_factory, svc.clock, user_id=path_id(request),
-        role_id=required_int(body, "role_id", minimum=ID_MIN), assigned_by=admin.user.id,
+        role_id=role_id, assigned_by=admin.user.id,
         expires_at=None if expires is None else parse_time(expires),
     )
     return data_response(None)

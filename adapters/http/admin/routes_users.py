@@ -14,11 +14,12 @@ from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import json_object, optional_bool, path_id
-from app.admin.users import BOOL_FIELDS, TEXT_FIELDS, update_user
+from app.admin.role_changes import update_user_and_role
+from app.admin.users import BOOL_FIELDS, TEXT_FIELDS, user_by_email
 from app.admin.users import list_users as list_all_users  # `list_users` is the handler here
 from app.billing.errors import UserNotFound
 from domain.enums import AdminAction, AdminResource
-from domain.errors import DomainError, InvalidInput
+from domain.errors import InvalidInput
 from domain.model import User
 
 _USERS = AdminResource.USERS
@@ -62,18 +63,30 @@ async def get_user(request: web.Request, admin: Admin) -> web.StreamResponse:
     return data_response(await _info(request, user))
 
 
+@require(_USERS, AdminAction.VIEW)
+async def get_by_email(request: web.Request, admin: Admin) -> web.StreamResponse:
+    """The user whose address hashes like `email` (trimmed, lower-cased)."""
+    email = request.query.get("email")
+    if email is None:
+        raise InvalidInput("email is required")
+    user = await user_by_email(services(request).uow_factory, email)
+    return data_response(await _info(request, user))
+
+
 @require(_USERS, AdminAction.UPDATE)
 async def patch_user(request: web.Request, admin: Admin) -> web.StreamResponse:
-    """AdminUserUpdateRequest; `notes`/`status` ignored; `admin_role` refused (422) until
-    storage can find a role by name (assign by id with POST /users/{id}/roles)."""
+    """AdminUserUpdateRequest; `notes`/`status` ignored; `admin_role` names the one role the
+    user keeps (every other assignment is revoked), in the same transaction as the fields."""
     body = await json_object(request)
-    if body.get("admin_role") is not None:
-        raise DomainError("admin_role is not supported here; use POST /users/{id}/roles")
     changes: dict[str, Any] = {n: body_str(body, n) for n in (*TEXT_FIELDS, "email",
                                                                 "country_code")}
     changes.update({n: optional_bool(body, n) for n in BOOL_FIELDS})
     svc = services(request)
-    await update_user(svc.uow_factory, path_id(request), changes, clock=svc.clock, rails=svc.rails)
+    await update_user_and_role(
+        svc.uow_factory, svc.clock, user_id=path_id(request), changes=changes,
+        admin_role=body_str(body, "admin_role"), by_user_id=admin.user.id,
+        caller=admin.permissions, rails=svc.rails,
+    )
     return data_response(None)
 
 
@@ -81,6 +94,8 @@ def add_admin_user_routes(table: RouteTable) -> None:
     search = QueryParam("search", description="hex pubkey, exact; without it every user")
     add(table, "GET", "/users", list_users, "Users by id, or the one with a pubkey",
         response=sch.USER, query=(search,), paginated=True)
+    add(table, "GET", "/users/by-email", get_by_email, "The user with this e-mail address",
+        response=sch.USER, query=(QueryParam("email", description="required; trimmed, any case"),))
     add(table, "GET", f"/users/{ID}", get_user, "One user (AdminUserInfo)", response=sch.USER)
     add(table, "PATCH", f"/users/{ID}", patch_user, "Update a user; null leaves a field",
         request={"type": "object"}, response=NULL)

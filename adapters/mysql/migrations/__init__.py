@@ -14,12 +14,14 @@ R2_VM_SUBSCRIPTION_LINK = "vm_subscription_link_20260302151134"
 R3_ADD_EMAIL_HASH = "add_email_hash_20260615000000"
 R4_LIFECYCLE_IDEMPOTENCY = "lnvps_lifecycle_and_idempotency"
 R5_WORKER_LEASES_CURSORS = "lnvps_worker_leases_and_cursors"
+R6_ADMIN_AUDIT_GRANTS = "lnvps_admin_audit_and_grants"
 REVISIONS = (
     R1_LEGACY,
     R2_VM_SUBSCRIPTION_LINK,
     R3_ADD_EMAIL_HASH,
     R4_LIFECYCLE_IDEMPOTENCY,
     R5_WORKER_LEASES_CURSORS,
+    R6_ADMIN_AUDIT_GRANTS,
 )
 HEAD = REVISIONS[-1]
 

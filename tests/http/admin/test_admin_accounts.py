@@ -27,7 +27,9 @@ async def test_user_get_and_patch(world: AdminWorld) -> None:
     assert (info["email"], info["country_code"], info["billing_name"]) == (
         "a@example.com", "IRL", "A")
     assert info["contact_email"] is True and info["email_verified"] is False
-    assert (await world.call("PATCH", f"/users/{uid}", json={"admin_role": "admin"})).status == 422
+    unknown = await world.call("PATCH", f"/users/{uid}", json={"admin_role": "nope"})
+    assert (unknown.status, await unknown.json()) == (
+        400, {"error": "Invalid admin role specified"})
     assert (await world.call("GET", "/users/999")).status == 404
 
 

@@ -1,0 +1,58 @@
+"""Admin role edits (api.md §9.2): PATCH and DELETE `/roles/{id}`; system roles are refused."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from adapters.http.admin.auth import Admin, require
+from adapters.http.admin.common import ID, NULL, add, body_str
+from adapters.http.context import services
+from adapters.http.envelope import data_response
+from adapters.http.openapi import RouteTable
+from adapters.http.vm_params import json_object, path_id
+from app.admin.permissions import parse_permission
+from app.admin.role_changes import delete_role, update_role
+from domain.enums import AdminAction, AdminResource
+from domain.errors import InvalidInput
+from ports.storage import Permission
+
+_ROLES = AdminResource.ROLES
+
+
+def _permissions(raw: object) -> list[Permission] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+        raise InvalidInput("permissions must be a list of `resource::action` strings")
+    return [parse_permission(p) for p in raw]
+
+
+@require(_ROLES, AdminAction.UPDATE)
+async def patch_role(request: web.Request, admin: Admin) -> web.StreamResponse:
+    """`name`, `description`, `permissions` (the whole set); absent or null leaves one as is.
+    Granting a permission the caller does not hold is 403."""
+    body = await json_object(request)
+    svc = services(request)
+    await update_role(
+        svc.uow_factory, svc.clock, role_id=path_id(request), name=body_str(body, "name"),
+        description=body_str(body, "description"),
+        permissions=_permissions(body.get("permissions")), caller=admin.permissions,
+    )
+    return data_response(None)
+
+
+@require(_ROLES, AdminAction.DELETE)
+async def remove_role(request: web.Request, admin: Admin) -> web.StreamResponse:
+    await delete_role(services(request).uow_factory, path_id(request))
+    return data_response(None)
+
+
+def add_admin_role_change_routes(table: RouteTable) -> None:
+    add(table, "PATCH", f"/roles/{ID}", patch_role,
+        "Update a non-system role; `permissions` replaces the whole set",
+        request={"type": "object", "properties": {
+            "name": {"type": ["string", "null"]}, "description": {"type": ["string", "null"]},
+            "permissions": {"type": ["array", "null"], "items": {"type": "string"}}}},
+        response=NULL)
+    add(table, "DELETE", f"/roles/{ID}", remove_role,
+        "Delete a non-system role no user holds", response=NULL)

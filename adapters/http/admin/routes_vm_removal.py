@@ -1,0 +1,141 @@
+"""Admin VM delete and refund routes (api.md §9.3): DELETE /vms/{id}, GET/POST /vms/{id}/refund."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from adapters.http.admin.auth import Admin, require
+from adapters.http.admin.common import ID, JOB_SCHEMA, add, body_str
+from adapters.http.context import services
+from adapters.http.envelope import data_response, format_time, parse_time
+from adapters.http.openapi import QueryParam, RouteTable, Schema
+from adapters.http.views_schema import DATETIME, STRING, U64, nullable, obj
+from adapters.http.vm_params import optional_json_object, path_id
+from app.admin.vm_removal import RefundAmount, delete_vm, refund_amount, request_refund
+from domain.enums import AdminAction, AdminResource, PaymentMethod
+from domain.errors import InvalidInput
+
+_VM = AdminResource.VIRTUAL_MACHINES
+#: a BOLT11 invoice is a few hundred characters; this bounds what reaches the notice.
+MAX_INVOICE_CHARS = 2048
+_REFUND_METHODS = (PaymentMethod.LIGHTNING, PaymentMethod.REVOLUT, PaymentMethod.PAYPAL)
+REFUND_INFO: Schema = obj({
+    "amount": U64, "currency": STRING, "rate": {"type": "number"}, "rate_exact": STRING,
+    "expires": nullable(DATETIME), "seconds_remaining": {"type": "integer"},
+})
+
+
+@require(_VM, AdminAction.DELETE)
+async def remove_vm(request: web.Request, admin: Admin) -> web.StreamResponse:
+    """Queue DeleteVm; the body (`{reason?}`) is optional, unlike the reference's."""
+    body = await optional_json_object(request)
+    job_id = await delete_vm(services(request).uow_factory, services(request).queue,
+                             vm_id=path_id(request), admin_id=admin.user.id,
+                             reason=body_str(body, "reason"))
+    return data_response({"job_id": job_id})
+
+
+def _refund_json(refund: RefundAmount) -> dict[str, Any]:
+    return {
+        "amount": refund.amount.amount, "currency": refund.amount.currency.value,
+        "rate": float(refund.rate), "rate_exact": str(refund.rate),
+        "expires": None if refund.expires is None else format_time(refund.expires),
+        "seconds_remaining": refund.seconds_remaining,
+    }
+
+
+def _from_unix(raw: str | None) -> datetime | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        if not raw.lstrip("-").isdigit() or len(raw) > 12:
+            raise ValueError(raw)
+        return datetime.fromtimestamp(int(raw), UTC)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidInput("Invalid from_date timestamp") from None
+
+
+@require(_VM, AdminAction.UPDATE)
+async def refund_quote(request: web.Request, admin: Admin) -> web.StreamResponse:
+    raw = request.query.get("method", "lightning")
+    try:
+        method = PaymentMethod.parse(raw)
+    except InvalidInput:
+        raise InvalidInput("Invalid payment method") from None
+    from_date = _from_unix(request.query.get("from_date"))
+    svc = services(request)
+    found = await refund_amount(svc.uow_factory, svc.rates, svc.clock, vm_id=path_id(request),
+                                method=method, from_date=from_date)
+    return data_response(_refund_json(found))
+
+
+def _refund_method(body: dict[str, Any]) -> PaymentMethod:
+    raw = body.get("payment_method")
+    if raw is None:
+        return PaymentMethod.LIGHTNING
+    bad = InvalidInput("Invalid payment method. Must be 'lightning', 'revolut', or 'paypal'")
+    if not isinstance(raw, str):
+        raise bad
+    try:
+        method = PaymentMethod.parse(raw)
+    except InvalidInput:
+        raise bad from None
+    if method not in _REFUND_METHODS:
+        raise bad
+    return method
+
+
+def _invoice(body: dict[str, Any], method: PaymentMethod) -> str | None:
+    invoice = body_str(body, "lightning_invoice")
+    invoice = None if invoice is None or not invoice.strip() else invoice.strip()
+    if method is PaymentMethod.LIGHTNING and invoice is None:
+        raise InvalidInput("Lightning invoice is required when payment method is 'lightning'")
+    if method is not PaymentMethod.LIGHTNING and invoice is not None:
+        raise InvalidInput(
+            "Lightning invoice should only be provided when payment method is 'lightning'")
+    if invoice is not None and (
+        len(invoice) > MAX_INVOICE_CHARS or not invoice.lower().startswith("ln")
+        or not invoice.isalnum()
+    ):
+        raise InvalidInput("Invalid Lightning invoice")
+    return invoice
+
+
+@require(_VM, AdminAction.UPDATE)
+async def refund(request: web.Request, admin: Admin) -> web.StreamResponse:
+    """Validate, compute the refund as GET does, and tell the admins to pay it (no money moves
+    automatically: the reference's refund job was never implemented)."""
+    body = await optional_json_object(request)
+    method = _refund_method(body)
+    invoice = _invoice(body, method)
+    raw_from = body_str(body, "refund_from_date")
+    svc = services(request)
+    vm_id = path_id(request)
+    amount = await refund_amount(svc.uow_factory, svc.rates, svc.clock, vm_id=vm_id,
+                                 method=method,
+                                 from_date=None if raw_from is None else parse_time(raw_from))
+    job_id = await request_refund(svc.queue, vm_id=vm_id, refund=amount, method=method,
+                                  lightning_invoice=invoice, admin_id=admin.user.id,
+                                  reason=body_str(body, "reason"))
+    return data_response({"job_id": job_id})
+
+
+def add_admin_vm_removal_routes(table: RouteTable) -> None:
+    vm = f"/vms/{ID}"
+    add(table, "DELETE", vm, remove_vm, "Queue DeleteVm (pending invoices end with it)",
+        request={"type": "object", "properties": {"reason": {"type": "string"}}},
+        response=JOB_SCHEMA)
+    add(table, "GET", f"{vm}/refund", refund_quote,
+        "Value of the unused paid time, converted for the method", response=REFUND_INFO,
+        query=(QueryParam("method", description="lightning (default), revolut, paypal, stripe"),
+               QueryParam("from_date", {"type": "integer"}, description="unix seconds")))
+    add(table, "POST", f"{vm}/refund", refund,
+        "Ask the admins to pay the refund by hand (no automatic payout)",
+        request={"type": "object", "properties": {
+            "payment_method": {"type": "string", "enum": ["lightning", "revolut", "paypal"]},
+            "refund_from_date": {"type": "string", "format": "date-time"},
+            "reason": {"type": "string"}, "lightning_invoice": {"type": "string"}}},
+        response=JOB_SCHEMA)

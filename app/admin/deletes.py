@@ -1,0 +1,86 @@
+"""Admin deletes of payment-method configs, subscriptions and line items (api.md §9.11, §9.12).
+
+A subscription or line item is deleted only when nothing still hangs on it: no payment of the
+subscription (a paid one is its history; an unpaid one could still settle, and a deleted row
+would leave that money without a service), no VM (delete the VM instead: its own path ends its
+invoices, D24) and no IP range sold through it. The reference refused only paid payments.
+"""
+
+from __future__ import annotations
+
+from app.admin.payment_methods import ConfigNotFound
+from app.billing.errors import NotFound, SubscriptionNotFound
+from domain.errors import DomainError
+from domain.model import LineItem
+from ports.clock import Clock
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+
+class StillInUse(DomainError):
+    """A delete refused because something still depends on the row (422)."""
+
+
+async def delete_payment_method(uow_factory: UnitOfWorkFactory, config_id: int) -> None:
+    async with uow_factory() as uow:
+        if not await uow.payment_methods.delete(config_id):
+            raise ConfigNotFound("Payment method config not found")
+        await uow.commit()
+
+
+async def _payment_counts(uow: UnitOfWork, subscription_id: int) -> tuple[int, int]:
+    """(paid, unpaid) payments of the subscription."""
+    paid = unpaid = offset = 0
+    while True:
+        page = await uow.payments.list_by_subscription(subscription_id, 500, offset)
+        for p in page.items:
+            if p.is_paid:
+                paid += 1
+            else:
+                unpaid += 1
+        offset += len(page.items)
+        if not page.items or offset >= page.total:
+            return paid, unpaid
+
+
+async def _check_item_free(uow: UnitOfWork, item: LineItem, what: str) -> None:
+    vm = await uow.vms.get_by_line_item(item.id)
+    if vm is not None:
+        raise StillInUse(f"Cannot delete {what}: it bills VM {vm.id}. Delete the VM instead.")
+    if await uow.ip_range_subscriptions.list_by_line_item(item.id):
+        raise StillInUse(f"Cannot delete {what}: IP ranges were sold through it")
+
+
+async def delete_subscription(uow_factory: UnitOfWorkFactory, subscription_id: int) -> None:
+    async with uow_factory() as uow:
+        sub = await uow.subscriptions.get_for_update(subscription_id)
+        if sub is None:
+            raise SubscriptionNotFound("Subscription not found")
+        paid, unpaid = await _payment_counts(uow, sub.id)
+        if paid:
+            raise StillInUse(f"Cannot delete subscription: {paid} paid payments exist. "
+                             "Consider deactivating instead.")
+        if unpaid:
+            raise StillInUse(f"Cannot delete subscription: {unpaid} unpaid payments exist. "
+                             "Consider deactivating instead.")
+        for item in await uow.line_items.list_by_subscription(sub.id):
+            await _check_item_free(uow, item, "subscription")
+        await uow.subscriptions.delete(sub.id)
+        await uow.commit()
+
+
+async def delete_line_item(
+    uow_factory: UnitOfWorkFactory, clock: Clock, line_item_id: int
+) -> None:
+    """Refused while the subscription has pending payments too: they were priced with this
+    item, and D23 forbids buying time at a price no longer in force."""
+    async with uow_factory() as uow:
+        owner = await uow.subscriptions.get_by_line_item(line_item_id)
+        sub = None if owner is None else await uow.subscriptions.get_for_update(owner.id)
+        item = await uow.line_items.get(line_item_id)
+        if item is None or sub is None:
+            raise NotFound("Subscription line item not found")
+        await _check_item_free(uow, item, "line item")
+        if await uow.payments.list_pending_for_subscription(sub.id, clock.now()):
+            raise StillInUse("Cannot delete line item: its subscription has pending payments")
+        await uow.line_items.delete(item.id)
+        await uow.commit()

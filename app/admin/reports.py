@@ -1,0 +1,148 @@
+"""Revenue reports (api.md §9.16): every paid payment of a company in a date window, exact."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+import attrs
+
+from domain.enums import SubscriptionType
+from domain.exchange import msat_to_fiat
+from domain.model import Company, SubscriptionPayment, Vm
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+
+@attrs.frozen(kw_only=True)
+class ReportLine:
+    """One paid payment with what it belongs to; money as stored (smallest units)."""
+
+    payment: SubscriptionPayment
+    company: Company
+    vm: Vm | None
+    host_name: str
+    region_id: int
+    region_name: str
+    base_amount: int | None
+    base_tax: int | None
+
+
+def window(start: date, end: date) -> tuple[datetime, datetime]:
+    """`[start 00:00:00Z, end 23:59:59Z)` as the reference has it (§9.16)."""
+    return (datetime.combine(start, time(), UTC),
+            datetime.combine(end, time(), UTC) + timedelta(hours=23, minutes=59, seconds=59))
+
+
+def base_value(amount: int, payment: SubscriptionPayment, list_currency: str,
+               base_currency: str) -> int | None:
+    """The amount in the company's base currency, exactly (half-up to its minor unit).
+
+    Same currency: the amount itself. A Lightning payment (msat) whose list currency is the
+    base currency: msat × stored rate (base per BTC), the inverse of how it was charged. Any
+    other case has no stored rate to the base currency, so it is `None` rather than a guess.
+    """
+    if payment.currency.upper() == base_currency.upper():
+        return amount
+    if (payment.currency.upper() == "BTC" and list_currency.upper() == base_currency.upper()
+            and payment.rate > Decimal(1)):
+        return msat_to_fiat(amount, payment.rate)
+    return None
+
+
+async def _vm_of(uow: UnitOfWork, subscription_id: int) -> Vm | None:
+    for item in await uow.line_items.list_by_subscription(subscription_id):
+        if item.subscription_type is SubscriptionType.VPS:
+            return await uow.vms.get_by_line_item(item.id)
+    return None
+
+
+async def revenue(
+    uow_factory: UnitOfWorkFactory,
+    *,
+    start: date,
+    end: date,
+    company_id: int,
+    currency: str | None,
+) -> list[ReportLine]:
+    """Paid payments created in the window whose subscription belongs to the company
+    (`subscription.company_id`, not the reference's user-id join), optionally in one currency;
+    oldest first."""
+    lo, hi = window(start, end)
+    out: list[ReportLine] = []
+    async with uow_factory() as uow:
+        company = await uow.companies.get(company_id)
+        if company is None:
+            return []
+        for payment in await uow.payments.list_paid_between(lo, hi):
+            if currency is not None and payment.currency.upper() != currency:
+                continue
+            sub = await uow.subscriptions.get(payment.subscription_id)
+            if sub is None or sub.company_id != company_id:
+                continue
+            vm = await _vm_of(uow, sub.id)
+            host = None if vm is None else await uow.hosts.get(vm.host_id)
+            region = None if host is None else await uow.regions.get(host.region_id)
+            base = company.base_currency
+            out.append(ReportLine(
+                payment=payment, company=company, vm=vm,
+                host_name="" if host is None else host.name,
+                region_id=0 if region is None else region.id,
+                region_name="" if region is None else region.name,
+                base_amount=base_value(payment.amount, payment, sub.currency, base),
+                base_tax=base_value(payment.tax, payment, sub.currency, base),
+            ))
+    return out
+
+
+@attrs.frozen(kw_only=True)
+class ReferralLine:
+    vm_id: int
+    ref_code: str
+    payment: SubscriptionPayment
+    base_currency: str
+
+
+async def referral_usage(
+    uow_factory: UnitOfWorkFactory,
+    *,
+    start: date,
+    end: date,
+    company_id: int,
+    ref_code: str | None,
+) -> list[ReferralLine]:
+    """The first paid payment of each VM ordered with a referral code, when that payment was
+    created in the window and the VM's host region belongs to the company; newest first."""
+    lo, hi = window(start, end)
+    found: dict[int, ReferralLine] = {}
+    async with uow_factory() as uow:
+        company = await uow.companies.get(company_id)
+        if company is None:
+            return []
+        for vm in await uow.vms.list_active():
+            if not vm.ref_code or (ref_code is not None and vm.ref_code != ref_code):
+                continue
+            host = await uow.hosts.get(vm.host_id)
+            region = None if host is None else await uow.regions.get(host.region_id)
+            if region is None or region.company_id != company_id:
+                continue
+            sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+            if sub is None:
+                continue
+            paid = await _first_paid(uow, sub.id)
+            if paid is not None and lo <= paid.created <= hi:
+                found[vm.id] = ReferralLine(vm_id=vm.id, ref_code=vm.ref_code, payment=paid,
+                                            base_currency=company.base_currency)
+    return sorted(found.values(), key=lambda r: r.payment.created, reverse=True)
+
+
+async def _first_paid(uow: UnitOfWork, subscription_id: int) -> SubscriptionPayment | None:
+    first: SubscriptionPayment | None = None
+    offset = 0
+    while True:
+        page = await uow.payments.list_by_subscription(subscription_id, 500, offset)
+        for p in page.items:
+            if p.is_paid and (first is None or p.created < first.created):
+                first = p
+        offset += len(page.items)
+        if not page.items or offset >= page.total:
+            return first

@@ -1,0 +1,192 @@
+"""Editing and deleting roles (api.md §9.2), setting a user's role by name (§9.1 `admin_role`),
+and the no-escalation rule for both."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from app.admin.permissions import permission_text
+from app.admin.roles import RoleNotFound
+from app.admin.users import SUPER_ADMIN_ROLE_ID, SelfRevokeRefused, apply_user_changes
+from app.billing.errors import UserNotFound
+from app.billing.price_in_force import cancel_quietly
+from app.billing.rails import PaymentRails
+from domain.errors import DomainError, InvalidInput
+from domain.model import AdminRole, RoleAssignment
+from ports.clock import Clock
+from ports.storage import Permission, UnitOfWork, UnitOfWorkFactory
+
+
+class SystemRoleRefused(DomainError):
+    """A change to a seeded system role (422)."""
+
+
+class RoleInUse(DomainError):
+    """Deleting a role some user still holds (422)."""
+
+
+class RoleNameTaken(DomainError):
+    kind = "conflict"
+
+
+class EscalationRefused(DomainError):
+    """Granting a permission the caller does not hold (403 in the HTTP layer).
+
+    Without it anyone with `users::update` could make themselves super admin, and anyone with
+    `roles::update` could widen a role they hold: the reference allowed both.
+    """
+
+    kind = "forbidden"
+
+
+#: `admin_roles.name` is VARCHAR(50)
+MAX_ROLE_NAME = 50
+
+
+def check_role_name(name: str) -> None:
+    if not name.strip():
+        raise InvalidInput("Role name cannot be empty")
+    if len(name.strip()) > MAX_ROLE_NAME:
+        raise InvalidInput(f"Role name is longer than {MAX_ROLE_NAME} characters")
+
+
+def check_grantable(caller: Collection[Permission], granted: Iterable[Permission]) -> None:
+    missing = sorted({p for p in granted if p not in caller})
+    if missing:
+        names = ", ".join(permission_text(*p) for p in missing)
+        raise EscalationRefused(f"Cannot grant permissions you do not hold: {names}")
+
+
+async def _role(uow: UnitOfWork, role_id: int) -> AdminRole:
+    role = await uow.roles.get_role(role_id)
+    if role is None:
+        raise RoleNotFound("Role not found")
+    return role
+
+
+async def _role_named(uow: UnitOfWork, name: str) -> AdminRole | None:
+    offset = 0
+    while True:
+        page = await uow.roles.list_roles(100, offset)
+        for role in page.items:
+            if role.name == name:
+                return role
+        offset += len(page.items)
+        if not page.items or offset >= page.total:
+            return None
+
+
+async def check_name_free(uow_factory: UnitOfWorkFactory, name: str) -> None:
+    """409 when a role already has this name (the unique index would make it a 500)."""
+    async with uow_factory() as uow:
+        if await _role_named(uow, name) is not None:
+            raise RoleNameTaken(f"A role named {name!r} already exists")
+
+
+async def update_role(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    *,
+    role_id: int,
+    name: str | None,
+    description: str | None,
+    permissions: list[Permission] | None,
+    caller: Collection[Permission],
+) -> None:
+    """Rename, re-describe and/or replace the whole permission set, in one transaction."""
+    if name is not None:
+        check_role_name(name)
+    if permissions is not None:
+        check_grantable(caller, permissions)
+    now = clock.now()
+    async with uow_factory() as uow:
+        role = await _role(uow, role_id)
+        if role.is_system_role:
+            raise SystemRoleRefused("Cannot modify system roles")
+        if name is not None:
+            name = name.strip()
+            other = await _role_named(uow, name)
+            if other is not None and other.id != role.id:
+                raise RoleNameTaken(f"A role named {name!r} already exists")
+        changed = attrs.evolve(
+            role,
+            name=role.name if name is None else name,
+            description=role.description if description is None else description,
+            updated_at=now,
+        )
+        await uow.roles.update_role(changed)
+        if permissions is not None:
+            await uow.roles.set_permissions(role.id, permissions, now)
+        await uow.commit()
+
+
+async def delete_role(uow_factory: UnitOfWorkFactory, role_id: int) -> None:
+    async with uow_factory() as uow:
+        role = await _role(uow, role_id)
+        if role.is_system_role:
+            raise SystemRoleRefused("Cannot delete system roles")
+        holders = await uow.roles.user_count(role.id)
+        if holders:
+            raise RoleInUse(
+                f"Cannot delete role with {holders} assigned users. "
+                "Remove all user assignments first."
+            )
+        await uow.roles.delete_role(role.id)
+        await uow.commit()
+
+
+async def check_role_grantable(
+    uow_factory: UnitOfWorkFactory, role_id: int, caller: Collection[Permission]
+) -> None:
+    """Assigning a role hands out all its permissions: the caller must hold them all."""
+    async with uow_factory() as uow:
+        role = await _role(uow, role_id)
+        granted = [(p.resource, p.action) for p in await uow.roles.permissions_of_role(role.id)]
+    check_grantable(caller, granted)
+
+
+async def update_user_and_role(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    *,
+    user_id: int,
+    changes: Mapping[str, Any],
+    admin_role: str | None,
+    by_user_id: int,
+    caller: Collection[Permission],
+    rails: PaymentRails | None = None,
+) -> None:
+    """The user's fields and, with `admin_role`, their roles: every assignment revoked, then
+    the named role assigned (api.md §9.1), all in one transaction. A new country expires the
+    user's pending quotes there, cancelled at their provider after the commit (D23).
+
+    Refused: an unknown role name (400), a role with permissions the caller lacks (403), and
+    a super admin dropping their own super_admin role (422, as revoking it is).
+    """
+    now = clock.now()
+    async with uow_factory() as uow:
+        if await uow.users.get(user_id) is None:
+            raise UserNotFound("User not found")
+        if admin_role is not None:
+            role = await _role_named(uow, admin_role)
+            if role is None:
+                raise InvalidInput("Invalid admin role specified")
+            granted = [(p.resource, p.action) for p in await uow.roles.permissions_of_role(role.id)]
+            check_grantable(caller, granted)
+            held = await uow.roles.assignments_of(user_id)
+            if user_id == by_user_id and role.id != SUPER_ADMIN_ROLE_ID and any(
+                a.role_id == SUPER_ADMIN_ROLE_ID for a in held
+            ):
+                raise SelfRevokeRefused("Super admins cannot revoke their own super_admin role")
+            for assignment in held:
+                if assignment.role_id != role.id:
+                    await uow.roles.revoke(user_id, assignment.role_id)
+            await uow.roles.assign(RoleAssignment(
+                id=0, user_id=user_id, role_id=role.id, assigned_at=now, assigned_by=by_user_id,
+            ))
+        _, expired = await apply_user_changes(uow, user_id, changes, now)
+        await uow.commit()
+    await cancel_quietly(rails, expired)

@@ -1,0 +1,82 @@
+"""The admin audit trail: every permitted write is recorded with who made it and how it ended;
+refused requests and reads are not; secrets never reach it; GET /audit needs `audit::view`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.http.admin.adminapp import NOBODY, ROOT, VIEWER, AdminWorld
+from tests.http.admin.test_admin_schemas import problems
+from tests.http.vm_helpers import user_of
+
+
+async def _entries(world: AdminWorld) -> list[dict[str, Any]]:
+    page = await world.ok("GET", "/audit?limit=100", VIEWER)
+    items: list[dict[str, Any]] = page["data"]
+    return items
+
+
+async def test_a_change_is_recorded_with_the_admin_and_outcome(world: AdminWorld) -> None:
+    role = (await world.ok("POST", "/roles", json={
+        "name": "ops", "description": "d", "permissions": ["users::view"]}))["data"]
+    await world.ok("PATCH", f"/roles/{role['id']}", json={"name": "ops2"})
+    missing = await world.call("PATCH", "/roles/999", json={"name": "x"})
+    assert missing.status == 404
+    root = await user_of(world.api, ROOT)
+    entries = await _entries(world)
+    assert [(e["method"], e["path"], e["status"]) for e in entries] == [
+        ("PATCH", "/api/admin/v1/roles/999", 404),
+        ("PATCH", f"/api/admin/v1/roles/{role['id']}", 200),
+        ("POST", "/api/admin/v1/roles", 200),
+    ]
+    assert {e["user_id"] for e in entries} == {root.id}
+    patch = entries[1]
+    assert (patch["resource"], patch["resource_id"]) == ("roles", str(role["id"]))
+    assert patch["summary"] == {"params": {"id": str(role["id"])}, "body": {"name": "ops2"}}
+    assert patch["at"] == world.api.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    doc = await world.ok("GET", "/openapi.json", signed=False)
+    schema = doc["paths"]["/api/admin/v1/audit"]["get"]["responses"]["200"]["content"][
+        "application/json"]["schema"]
+    assert problems(await world.ok("GET", "/audit"), schema) == []
+
+
+async def test_refused_requests_and_reads_are_not_recorded(world: AdminWorld) -> None:
+    refused = await world.call("POST", "/roles", VIEWER,
+                               json={"name": "x", "permissions": ["users::view"]})
+    assert (refused.status, await refused.json()) == (
+        403, {"error": "Insufficient permissions for roles::create"})
+    assert (await world.call("DELETE", "/roles/1", NOBODY)).status == 403
+    unsigned = await world.call("POST", "/roles", signed=False, json={})
+    assert unsigned.status == 401
+    await world.ok("GET", "/roles")
+    assert await _entries(world) == []
+
+
+async def test_secrets_in_a_body_are_not_stored(world: AdminWorld) -> None:
+    company = 1
+    body = {"company_id": company, "name": "stripe", "config": {
+        "type": "stripe", "secret_key": "sk_live_SECRET", "publishable_key": "pk_1",
+        "webhook_secret": "whsec_SECRET"}}
+    await world.call("POST", "/payment_methods", json=body)
+    [entry] = await _entries(world)
+    text = str(entry["summary"])
+    assert "SECRET" not in text and "pk_1" in text
+    assert entry["summary"]["body"]["config"]["secret_key"] == "***"
+
+
+async def test_a_huge_body_is_summarised_by_its_keys(world: AdminWorld) -> None:
+    await world.call("PATCH", "/roles/999", json={"name": "x" * 10_000, "description": "d"})
+    [entry] = await _entries(world)
+    assert entry["summary"] == {"params": {"id": "999"}, "body_keys": ["description", "name"],
+                                "truncated": True}
+
+
+async def test_reading_the_trail_needs_audit_view(world: AdminWorld) -> None:
+    resp = await world.call("GET", "/audit", NOBODY)
+    assert (resp.status, await resp.json()) == (
+        403, {"error": "Insufficient permissions for audit::view"})
+    await world.ok("POST", "/roles", json={"name": "a", "permissions": ["users::view"]})
+    root = await user_of(world.api, ROOT)
+    assert (await world.ok("GET", f"/audit?user_id={root.id}"))["total"] == 1
+    assert (await world.ok("GET", f"/audit?user_id={root.id + 100}"))["total"] == 0
+    assert (await world.call("GET", "/audit?user_id=x")).status == 400
