@@ -163,8 +163,8 @@ async def serve(
     try:
         container.secret_box()  # D28: no key, no start (before anything is served or written)
         await _prepare(settings, container)
-        tasks = [asyncio.create_task(c) for c in _background(container, settings, stop, mode)]
         if mode == "worker":
+            tasks = [asyncio.create_task(c) for c in _background(container, settings, stop, mode)]
             log.info("lnvps worker running (%s)", _summary(settings))
             await stop.wait()
             return
@@ -187,6 +187,8 @@ async def serve(
             )
             runners.append(await _start(admin, settings.admin_listen))
             log.info("lnvps admin API listening on http://%s", settings.admin_listen)
+        # the worker starts once both ports are ours: a busy port stops nothing half-begun
+        tasks = [asyncio.create_task(c) for c in _background(container, settings, stop, mode)]
         host, port = parse_listen(settings.listen)
         url = f"http://{host}:{port}"
         log.info("lnvps listening on %s (%s)", url, _summary(settings))
