@@ -18,6 +18,7 @@ from adapters.http.auth import AuthBinding
 from adapters.http.routes_webhooks import WebhookSecrets
 from adapters.memory.clock import SystemClock
 from adapters.mysql.legacy_backfill import prepare_database
+from adapters.mysql.seal_secrets import seal_plaintext_secrets
 from app.container import Container, build_container, close_container, storage_kind
 from app.demo import seed_demo_catalogue
 from app.rates_refresh import refresh_rates, run_rate_refresher
@@ -54,6 +55,9 @@ async def _prepare(settings: Settings, container: Container) -> None:
     if storage_kind(settings) == "sql":
         report = await prepare_database(settings.db)
         log.info("database ready: %s", report.summary().splitlines()[0])
+        sealed = await seal_plaintext_secrets(container.engine(), container.secret_box())
+        if sealed:
+            log.info("sealed %d plain-text secret value(s) (D28)", sealed)
     services = container.services()
     if settings.is_embedded_default and settings.dev.seed_demo:
         seeded = await seed_demo_catalogue(services.uow_factory, services.clock.now())

@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import insert, select
 
 from adapters.mysql import tables
+from adapters.mysql.seal_secrets import seal_plaintext_secrets
+from adapters.mysql.uow import SqlUnitOfWorkFactory
 from domain.enums import (
     AdminAction,
     AdminResource,
@@ -574,3 +576,48 @@ async def test_times_are_stored_in_whole_seconds_on_every_backend(
     async with uow_factory() as uow:
         stored = await uow.payments.get(payment.id)
     assert stored is not None and (stored.created, stored.paid_at) == (at(2), at(3))
+
+
+async def test_start_up_seals_every_plain_text_secret_once_and_leaves_payments_alone(
+    backend: Backend,
+) -> None:
+    """D28: `lnvps serve` seals plain-text secrets left from before (an adopted database),
+    so a spending credential is not kept in clear until its row happens to be written."""
+    if backend.engine is None:
+        pytest.skip("SQL only: memory keeps plain values")
+    assert isinstance(backend.factory, SqlUnitOfWorkFactory)
+    box = backend.factory.mappers.user.box
+    nwc = "nostr+walletconnect://" + "ab" * 32 + "?relay=wss://r.example&secret=" + "cd" * 32
+    async with backend.factory() as uow:
+        w = await seed_world(uow)
+        payment = await uow.payments.add(new_payment(w.subscription))
+        await uow.commit()
+    async with backend.engine.begin() as conn:
+        result = await conn.execute(insert(tables.users).values(
+            pubkey=b"\x06" * 32, created=at(1), email="old@example.com", contact_nip17=True,
+            contact_email=False, nwc_connection_string=nwc))
+        user_id = result.inserted_primary_key[0] if result.inserted_primary_key else 0
+        await conn.execute(insert(tables.user_ssh_key).values(
+            name="old", user_id=user_id, created=at(1), key_data="ssh-rsa PLAIN"))
+        await conn.execute(tables.vm_host.update().values(api_token="plain-token"))
+        await conn.execute(tables.subscription_payment.update().values(external_data="lnbc1x"))
+    assert await seal_plaintext_secrets(backend.engine, box, batch=1) == 4
+    assert await seal_plaintext_secrets(backend.engine, box) == 0  # nothing left in clear
+    async with backend.engine.connect() as conn:
+        users = (await conn.execute(select(
+            tables.users.c.email, tables.users.c.nwc_connection_string))).all()
+        keys = (await conn.execute(select(tables.user_ssh_key.c.key_data))).scalars().all()
+        tokens = (await conn.execute(select(tables.vm_host.c.api_token))).scalars().all()
+        invoice = (await conn.execute(select(tables.subscription_payment.c.external_data)))
+        raw_invoice = invoice.scalar_one()
+    sealed = [v for row in users for v in row if v is not None] + [*keys, *tokens]
+    assert sealed and all(v.startswith("ENC:") for v in sealed), sealed
+    assert raw_invoice == "lnbc1x"  # payments stay byte for byte as adopted (D18)
+    async with backend.factory() as uow:
+        user = await uow.users.get(user_id)
+        assert user is not None and user.nwc_connection_string == nwc
+        assert user.email == "old@example.com"
+        assert "ssh-rsa PLAIN" in [k.key_data for k in await uow.ssh_keys.list_by_user(user_id)]
+        host = await uow.hosts.get(w.host.id)
+        assert host is not None and host.api_token == "plain-token"
+        assert (await uow.payments.get(payment.id)) is not None
