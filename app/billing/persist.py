@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 import attrs
 
@@ -51,7 +49,7 @@ class AmountReuse:
             and payment.payment_method is PaymentMethod.LIGHTNING
             and payment.payment_type is SubscriptionPaymentType.RENEWAL
             and payment.is_pending(now + self.min_left)
-            and _metadata(payment).get(AMOUNT_MSAT_KEY) == self.amount_msat
+            and payment_meta(payment).get(AMOUNT_MSAT_KEY) == self.amount_msat
         )
 
 
@@ -61,17 +59,7 @@ AMOUNT_MSAT_KEY = "amount_msat"
 
 def is_lnurl_payment(payment: SubscriptionPayment) -> bool:
     """A pay-what-you-want LNURL invoice (its metadata names the msat amount asked for)."""
-    return AMOUNT_MSAT_KEY in _metadata(payment)
-
-
-def _metadata(payment: SubscriptionPayment) -> dict[str, Any]:
-    meta: Any = payment.metadata
-    if isinstance(meta, str | bytes | bytearray):
-        try:
-            meta = json.loads(meta)
-        except ValueError:
-            return {}
-    return meta if isinstance(meta, dict) else {}
+    return AMOUNT_MSAT_KEY in payment_meta(payment)
 
 
 @attrs.frozen(kw_only=True)
