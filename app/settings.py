@@ -132,6 +132,20 @@ class LnurlSettings:
 
 
 @attrs.frozen(kw_only=True)
+class VmHostsSettings:
+    """How clients of `vm_host` rows are built; URL, node and token come from the row itself.
+
+    `proxmox` overrides `ProxmoxConfig` fields (bridge, verify-tls, poll-interval-ms, …),
+    `libvirt` the `LibvirtVmHost` ones (storage-pool, network). `test-connection: false`
+    saves host rows through the admin API without checking that the host answers.
+    """
+
+    proxmox: dict[str, Any] = attrs.field(factory=dict)
+    libvirt: dict[str, Any] = attrs.field(factory=dict)
+    test_connection: bool = True
+
+
+@attrs.frozen(kw_only=True)
 class Settings:
     """What the composition root needs to build the service."""
 
@@ -155,6 +169,7 @@ class Settings:
     dev: DevSettings = DevSettings()
     worker: WorkerSettings = WorkerSettings()
     lnurl: LnurlSettings = LnurlSettings()
+    vm_hosts: VmHostsSettings = VmHostsSettings()
     #: `text` (readable, the dev default) or `json` (one object per line)
     log_format: str | None = None
     #: browser origins allowed by CORS (with credentials); empty: any origin, no credentials

@@ -53,6 +53,11 @@ class ProxmoxVmHost:
     async def aclose(self) -> None:
         await self._api.aclose()
 
+    async def check_connection(self) -> None:
+        """The API answers with this token and knows this node (no retries: an admin waits)."""
+        await self._api.call("GET", "/version", retry=False)
+        await self._api.call("GET", self._api.node_path("/status"), retry=False)
+
     async def create_vm(self, info: FullVmInfo) -> None:
         """Create the guest with its disk imported from the image, grow the disk, then boot.
 
