@@ -186,5 +186,5 @@ def test_an_unknown_proxmox_setting_fails_at_start(tmp_path: Path) -> None:
     cfg.write_text(f"db: sqlite:///{tmp_path}/x.db\ndev:\n  state-dir: {tmp_path}\n"
                    "vm-hosts:\n  proxmox:\n    brigde: vmbr1\n")
     container = build_container(load_settings(cfg, environ={}))
-    with pytest.raises(ValueError, match="vm-hosts.proxmox: .*brigde"):
+    with pytest.raises(ValueError, match=r"vm-hosts\.proxmox: .*brigde"):
         container.hosts()
