@@ -251,6 +251,7 @@ class Container(containers.DeclarativeContainer):
         dummy_host,
         proxmox=providers.Callable(_proxmox_settings, settings),
         libvirt=settings.provided.vm_hosts.libvirt,
+        libvirt_test_files=settings.provided.vm_hosts.libvirt_test_files,
     )
     host_prober = providers.Callable(
         lambda s, h: h if s.vm_hosts.test_connection else None, settings, hosts

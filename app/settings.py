@@ -138,11 +138,13 @@ class VmHostsSettings:
     `proxmox` overrides `ProxmoxConfig` fields (bridge, verify-tls, poll-interval-ms, …),
     `libvirt` the `LibvirtVmHost` ones (storage-pool, network). `test-connection: false`
     saves host rows through the admin API without checking that the host answers.
+    `libvirt-test-files` lets libvirt rows name a test-driver node file (tests only).
     """
 
     proxmox: dict[str, Any] = attrs.field(factory=dict)
     libvirt: dict[str, Any] = attrs.field(factory=dict)
     test_connection: bool = True
+    libvirt_test_files: bool = False
 
 
 @attrs.frozen(kw_only=True)

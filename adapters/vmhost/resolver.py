@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from adapters.vmhost.libvirt_uri import check_libvirt_uri
 from adapters.vmhost.proxmox import ProxmoxVmHost, config_for_host
 from domain.enums import VmHostKind
 from domain.model import Host
@@ -35,8 +36,9 @@ class VmHostClients:
     A Proxmox row's `ip` is the API URL, `name` the node and `api_token` the (decrypted) token;
     `proxmox` holds the other `ProxmoxConfig` settings (bridge, TLS, polling, retries). A
     libvirt row's `ip` is the libvirt URI; `libvirt` holds `LibvirtVmHost` settings
-    (storage_pool, network). A client is built on first use of a row version and replaced (the
-    old one closed) when the row's connection fields change; `aclose` closes them all.
+    (storage_pool, network); its URI is checked first (`check_libvirt_uri`). A client is
+    built on first use of a row version and replaced (the old one closed) when the row's
+    connection fields change; `aclose` closes them all.
     libvirt-python is imported only when a libvirt host is first used.
     """
 
@@ -47,12 +49,15 @@ class VmHostClients:
         proxmox: Mapping[str, Any] | None = None,
         session: aiohttp.ClientSession | None = None,
         libvirt: Mapping[str, Any] | None = None,
+        *,
+        libvirt_test_files: bool = False,
     ) -> None:
         self._clock = clock
         self._dummy = dummy
         self._proxmox_settings = dict(proxmox or {})
         self._libvirt_settings = dict(libvirt or {})
         self._session = session
+        self._libvirt_test_files = libvirt_test_files
         self._clients: dict[int, tuple[tuple[object, ...], VmHost]] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -61,6 +66,7 @@ class VmHostClients:
             config = config_for_host(host, **self._proxmox_settings)
             return ProxmoxVmHost(config, self._clock, self._session)
         if host.kind is VmHostKind.LIBVIRT:
+            check_libvirt_uri(host.ip, allow_test_files=self._libvirt_test_files)
             from adapters.vmhost.libvirt_host import LibvirtVmHost
 
             return LibvirtVmHost(host.ip, self._clock, **self._libvirt_settings)

@@ -126,9 +126,41 @@ async def test_probe_opens_a_libvirt_uri() -> None:
     clients = VmHostClients(clock, DummyVmHost(None, clock))
     row = attrs.evolve(info(1).host, kind=VmHostKind.LIBVIRT, ip="test:///default")
     await clients.probe(row)
-    with pytest.raises(VmHostError, match="connect to test:///nowhere"):
-        await clients.probe(attrs.evolve(row, ip="test:///nowhere"))
+    with pytest.raises(VmHostError, match="Connection refused"):
+        await clients.probe(attrs.evolve(row, ip="qemu+tcp://127.0.0.1:1/system"))
     client = clients.for_host(row)
     await client.get_all_vm_states()
     await clients.aclose()
     assert client._conn is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("uri", "reason"), [
+    ("qemu+ext:///system?command=/bin/sh", "libvirt URI scheme must be one of"),
+    ("qemu+ssh://root@kvm1/system?command=/tmp/x", "parameter not allowed: command"),
+    ("qemu+ssh://root@kvm1/system?netcat=/tmp/x&keyfile=/k", "parameter not allowed: netcat"),
+    ("qemu+unix:///system?socket=/var/run/docker.sock", "parameter not allowed: socket"),
+    ("test:///etc/passwd", "only allowed as test:///default"),
+    ("vbox:///session", "scheme must be one of"),
+])
+async def test_a_libvirt_uri_that_runs_commands_or_reads_files_is_refused(
+    uri: str, reason: str
+) -> None:
+    """A host row's URI is admin input: libvirt's `ext` transport and `command`/`netcat`
+    parameters run programs here, and the test driver quotes any file it is pointed at."""
+    clock = FakeClock(T0)
+    clients = VmHostClients(clock, DummyVmHost(None, clock))
+    row = attrs.evolve(info(1).host, kind=VmHostKind.LIBVIRT, ip=uri)
+    with pytest.raises(VmHostError, match=reason) as caught:
+        await clients.probe(row)
+    assert "root:" not in caught.value.message
+    with pytest.raises(VmHostError, match=reason):
+        clients.for_host(row)  # the worker refuses it too (a row saved unchecked)
+
+
+def test_allowed_libvirt_uris_pass_the_check() -> None:
+    from adapters.vmhost.libvirt_uri import check_libvirt_uri
+
+    for uri in ("qemu:///system", "qemu+ssh://root@kvm1/system?keyfile=/k&no_verify=1",
+                "qemu+tls://kvm1/system", "test:///default"):
+        check_libvirt_uri(uri)
+    check_libvirt_uri("test:///tmp/node.xml", allow_test_files=True)

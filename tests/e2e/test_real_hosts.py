@@ -157,7 +157,9 @@ async def test_a_libvirt_host_added_through_the_admin_api_runs_a_vm(tmp_path: Pa
     pytest.importorskip("libvirt")
     node = tmp_path / "node.xml"
     node.write_text(LIBVIRT_NODE)
-    config = FAST_WORKER + "vm-hosts:\n  libvirt:\n    storage-pool: default-pool\n"
+    config = FAST_WORKER + (
+        "vm-hosts:\n  libvirt-test-files: true\n  libvirt:\n    storage-pool: default-pool\n"
+    )
     async with running_server(tmp_path, sqlite_url_for(tmp_path / "l.db"), config) as server:
         await _add_host(server, {"name": "kvm1", "ip": f"test://{node}", "api_token": "-",
                                  "kind": "libvirt"})

@@ -14,6 +14,7 @@ from adapters.http.admin.app import build_admin_app
 from adapters.memory.clock import FakeClock
 from adapters.vmhost.dummy import DummyVmHost
 from adapters.vmhost.resolver import VmHostClients
+from ports.vmhost import VmHostError
 from tests.contract.test_vmhost import T0
 from tests.fakes.fake_proxmox import NODE, TOKEN, FakeProxmox
 from tests.http.admin.adminapp import ROOT
@@ -68,7 +69,7 @@ async def test_a_proxmox_host_that_answers_is_saved(w: World) -> None:
 @pytest.mark.parametrize(("change", "reason"), [
     ({"api_token": "root@pam!lnvps=wrong"}, "Proxmox 401: authentication failure"),
     ({"name": "pve9"}, "hostname lookup 'pve9' failed"),
-    ({"kind": "libvirt", "ip": "test:///nowhere"}, "connect to test:///nowhere"),
+    ({"kind": "libvirt", "ip": "qemu+tcp://127.0.0.1:1/system"}, "Connection refused"),
 ])
 async def test_a_host_that_does_not_answer_is_refused_with_the_reason(
     w: World, change: dict[str, Any], reason: str
@@ -117,3 +118,18 @@ async def test_an_edit_of_the_connection_is_checked_and_refused_unchanged(w: Wor
     assert status == 200 and body["data"]["cpu"] == 64 and len(w.fake.requests) == asked
     status, _ = await w.send("PATCH", path, json={"name": NODE})  # re-checked, still fine
     assert status == 200 and len(w.fake.requests) == asked + 2
+
+
+async def test_a_libvirt_uri_that_would_run_a_command_is_refused_even_unchecked(w: World) -> None:
+    before = await w.host_count()
+    for path in ("/hosts", "/hosts?test_connection=false"):
+        status, body = await w.send("POST", path, json=w.body(
+            kind="libvirt", ip="qemu+ssh://root@kvm1/system?command=/bin/sh"))
+        if path == "/hosts":
+            assert status == 422 and "parameter not allowed: command" in body["error"]
+            assert await w.host_count() == before
+    # saved unchecked on request, but the worker's registry refuses to build a client for it
+    async with w.admin.api.store() as uow:
+        row = next(h for h in await uow.hosts.list_all() if "command=" in h.ip)
+    with pytest.raises(VmHostError, match="parameter not allowed: command"):
+        VmHostClients(w.admin.api.clock, DummyVmHost(None, w.admin.api.clock)).for_host(row)
