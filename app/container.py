@@ -37,6 +37,7 @@ from adapters.rates.fixed import FixedRateSource
 from adapters.rates.mempool import MempoolRateSource
 from adapters.rates.store import MemoryRateStore, RedisRateStore
 from adapters.vmhost.dummy import DummyVmHost
+from adapters.vmhost.proxmox_api import ProxmoxConfig
 from adapters.vmhost.resolver import VmHostClients
 from app.autorenew import NwcAutoRenewer
 from app.billing.rails import PaymentRails
@@ -161,6 +162,17 @@ def _lnurl_limiter(
     )
 
 
+def _proxmox_settings(settings: Settings) -> dict[str, Any]:
+    """`vm-hosts.proxmox`, checked now: an unknown or mistyped key fails at start, not at
+    the first VM."""
+    extra = dict(settings.vm_hosts.proxmox)
+    try:
+        ProxmoxConfig(base_url="", node="", token="", **extra)
+    except TypeError as exc:
+        raise ValueError(f"vm-hosts.proxmox: {exc}") from exc
+    return extra
+
+
 class Container(containers.DeclarativeContainer):
     """Everything a process needs, built lazily; nothing is constructed at import time."""
 
@@ -233,7 +245,17 @@ class Container(containers.DeclarativeContainer):
     dummy_host = providers.Singleton(
         DummyVmHost, providers.Callable(state_path, settings, DUMMY_HOST_FILE), clock
     )
-    hosts = providers.Singleton(VmHostClients, clock, dummy_host)
+    hosts = providers.Singleton(
+        VmHostClients,
+        clock,
+        dummy_host,
+        proxmox=providers.Callable(_proxmox_settings, settings),
+        libvirt=settings.provided.vm_hosts.libvirt,
+        libvirt_test_files=settings.provided.vm_hosts.libvirt_test_files,
+    )
+    host_prober = providers.Callable(
+        lambda s, h: h if s.vm_hosts.test_connection else None, settings, hosts
+    )
 
     tax_rates = providers.Singleton(TaxRates.from_config, settings.provided.tax_rate)
     #: in one process the worker and the API share a map; with Redis, every process shares it.
@@ -276,6 +298,7 @@ class Container(containers.DeclarativeContainer):
         max_unpaid_vms=settings.provided.max_unpaid_vms,
         lnurl_limiter=providers.Singleton(_lnurl_limiter, settings, redis.provider),
         trust_forwarded_for=settings.provided.lnurl.trust_forwarded_for,
+        host_prober=host_prober,
     )
 
     #: NWC auto-renewal (NIP-47): pays the renewal invoice from the user's stored wallet string
@@ -319,3 +342,4 @@ async def close_container(container: Container) -> None:
         await container.http_session().close()
     if settings.redis is not None:
         await container.redis().aclose()
+    await container.hosts().aclose()

@@ -13,7 +13,7 @@ from ports.ratelimit import RateLimiter
 from ports.rates import RateStore
 from ports.storage import UnitOfWorkFactory
 from ports.vm_state import VmStateCache
-from ports.vmhost import VmHostResolver
+from ports.vmhost import HostProber, VmHostResolver
 
 
 @attrs.frozen(kw_only=True)
@@ -43,3 +43,5 @@ class Services:
     lnurl_limiter: RateLimiter | None = None
     #: key the LNURL limit by the last `X-Forwarded-For` address (behind a reverse proxy)
     trust_forwarded_for: bool = False
+    #: tests a host row's connection before the admin API saves it (None: saved untested)
+    host_prober: HostProber | None = None

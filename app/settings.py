@@ -132,6 +132,22 @@ class LnurlSettings:
 
 
 @attrs.frozen(kw_only=True)
+class VmHostsSettings:
+    """How clients of `vm_host` rows are built; URL, node and token come from the row itself.
+
+    `proxmox` overrides `ProxmoxConfig` fields (bridge, verify-tls, poll-interval-ms, …),
+    `libvirt` the `LibvirtVmHost` ones (storage-pool, network). `test-connection: false`
+    saves host rows through the admin API without checking that the host answers.
+    `libvirt-test-files` lets libvirt rows name a test-driver node file (tests only).
+    """
+
+    proxmox: dict[str, Any] = attrs.field(factory=dict)
+    libvirt: dict[str, Any] = attrs.field(factory=dict)
+    test_connection: bool = True
+    libvirt_test_files: bool = False
+
+
+@attrs.frozen(kw_only=True)
 class Settings:
     """What the composition root needs to build the service."""
 
@@ -155,6 +171,7 @@ class Settings:
     dev: DevSettings = DevSettings()
     worker: WorkerSettings = WorkerSettings()
     lnurl: LnurlSettings = LnurlSettings()
+    vm_hosts: VmHostsSettings = VmHostsSettings()
     #: `text` (readable, the dev default) or `json` (one object per line)
     log_format: str | None = None
     #: browser origins allowed by CORS (with credentials); empty: any origin, no credentials

@@ -158,6 +158,14 @@ class VmHost(Protocol):
         ...
 
 
+class HostProber(Protocol):
+    """Checks a host row's connection settings before it is saved (the test connection)."""
+
+    async def probe(self, host: Host) -> None:
+        """Return when the host answers with these settings; raise `VmHostError` otherwise."""
+        ...
+
+
 class VmHostResolver(Protocol):
     """Picks the client for a host by `host.kind` (Proxmox, LibVirt, Dummy)."""
 

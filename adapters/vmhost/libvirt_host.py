@@ -137,6 +137,10 @@ class LibvirtVmHost:
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)
 
+    async def check_connection(self) -> None:
+        """The URI opens and the hypervisor answers (the admin's test connection)."""
+        await self._run("read the host name", lambda conn: conn.getHostname())
+
     def _connection(self) -> Conn:
         with self._lock:
             if self._conn is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import random
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -30,6 +31,10 @@ MIB = 1024 * 1024
 _PRIMARY_DISK = "scsi0"
 
 
+#: the exit status of a start task whose VM was already running
+_ALREADY_RUNNING = re.compile(r"^Task finished with error: VM \d+ already running$")
+
+
 def config_for_host(host: Host, **settings: Any) -> ProxmoxConfig:
     """A node's config from its `vm_host` row: `ip` is the API URL, `name` the node name."""
     return ProxmoxConfig(base_url=host.ip, node=host.name, token=host.api_token, **settings)
@@ -53,6 +58,11 @@ class ProxmoxVmHost:
     async def aclose(self) -> None:
         await self._api.aclose()
 
+    async def check_connection(self) -> None:
+        """The API answers with this token and knows this node (no retries: an admin waits)."""
+        await self._api.call("GET", "/version", retry=False)
+        await self._api.call("GET", self._api.node_path("/status"), retry=False)
+
     async def create_vm(self, info: FullVmInfo) -> None:
         """Create the guest with its disk imported from the image, grow the disk, then boot.
 
@@ -75,7 +85,18 @@ class ProxmoxVmHost:
                 log.warning("failed to start VM %s after create: %s", info.vm.id, exc)
 
     async def start_vm(self, vm: Vm) -> None:
-        await self._power(vm, "start")
+        """Make the VM run; one that already runs is left alone.
+
+        `create_vm` boots the guest (`start_after_create`) and the spawn pipeline starts it
+        again; a retried start whose first answer was lost does the same. Proxmox fails such
+        a start's task with "VM N already running", which here means the start is done.
+        """
+        try:
+            await self._power(vm, "start")
+        except VmHostError as exc:
+            if type(exc) is not VmHostError or not _ALREADY_RUNNING.search(exc.message):
+                raise
+            log.info("VM %s already running on %s", vm.id, self.config.node)
 
     async def stop_vm(self, vm: Vm) -> None:
         await self._power(vm, "stop")

@@ -1,8 +1,9 @@
 """Admin hosts and their disks (api.md §9.9): stored, validated and listed with their load.
 
-Talking to the real host behind a row (checking the API token, reading its disks) is the
-next issue; here a row is only stored. The API token and SSH key are sealed at rest by the
-storage adapter (D28) and never leave through these use cases' answers.
+Before a row is saved, a `HostProber` may check that the host answers with its connection
+settings (the test connection); reading the host's disks is a later issue. The API token
+and SSH key are sealed at rest by the storage adapter (D28) and never leave through these
+use cases' answers.
 """
 
 from __future__ import annotations
@@ -16,10 +17,30 @@ import attrs
 from app.admin.catalogue_common import Fields, UnknownReference, evolve, not_found, trimmed
 from app.billing.errors import NotFound
 from app.billing.reserved import reserving_vms
+from domain.errors import DomainError
 from domain.model import Host, HostDisk, Region
 from domain.pricing import Spec
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
+from ports.vmhost import HostProber, VmHostError
+
+#: the fields a host client is built from: changing one of them means testing again
+CONNECTION_FIELDS = frozenset({"kind", "ip", "name", "api_token"})
+
+
+class HostUnreachable(DomainError):
+    """The test connection failed: the row is not saved (422, with the host's reason)."""
+
+    kind = "unprocessable"
+
+
+async def _probe(prober: HostProber | None, host: Host) -> None:
+    if prober is None:
+        return
+    try:
+        await prober.probe(host)
+    except VmHostError as exc:
+        raise HostUnreachable(f"Host connection test failed: {exc.message}") from exc
 
 
 @attrs.frozen
@@ -128,24 +149,38 @@ def _checked(fields: Fields) -> dict[str, object]:
     return changes
 
 
-async def create_host(uow_factory: UnitOfWorkFactory, clock: Clock, fields: Fields) -> HostInfo:
+async def create_host(
+    uow_factory: UnitOfWorkFactory, clock: Clock, fields: Fields,
+    prober: HostProber | None = None,
+) -> HostInfo:
+    """Store a host; with a `prober`, only one that answers (checked outside the transaction)."""
     changes = _checked(fields)
+    new: Host = evolve(
+        Host(id=0, kind=fields["kind"], region_id=fields["region_id"], name="", ip="",
+             cpu=0, memory=0, enabled=True, api_token=""),
+        changes,
+    )
     async with uow_factory() as uow:
         await _check_region(uow, fields["region_id"])
-        host = await uow.hosts.add(evolve(
-            Host(id=0, kind=fields["kind"], region_id=fields["region_id"], name="", ip="",
-                 cpu=0, memory=0, enabled=True, api_token=""),
-            changes,
-        ))
+    await _probe(prober, new)
+    async with uow_factory() as uow:
+        await _check_region(uow, fields["region_id"])
+        host = await uow.hosts.add(new)
         info = (await _infos(uow, [host], clock.now()))[0]
         await uow.commit()
     return info
 
 
 async def update_host(
-    uow_factory: UnitOfWorkFactory, clock: Clock, host_id: int, fields: Fields
+    uow_factory: UnitOfWorkFactory, clock: Clock, host_id: int, fields: Fields,
+    prober: HostProber | None = None,
 ) -> HostInfo:
+    """Change a host; with a `prober`, a change of its connection fields must answer first."""
     changes = _checked(fields)
+    if prober is not None and CONNECTION_FIELDS & changes.keys():
+        async with uow_factory() as uow:
+            before = await _host(uow, host_id)
+        await _probe(prober, evolve(before, changes))
     async with uow_factory() as uow:
         host = await _host(uow, host_id)
         if "region_id" in changes:

@@ -383,16 +383,14 @@ def test_the_resolver_builds_a_libvirt_client_from_the_host_row() -> None:
     from adapters.vmhost.resolver import VmHostClients
     from domain.enums import VmHostKind
     from domain.model import Host
-    from ports.vmhost import VmHostError
 
     clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
     row = Host(
         id=7, kind=VmHostKind.LIBVIRT, region_id=1, name="kvm", ip=URI, cpu=4,
         memory=1, enabled=True, api_token="",
     )
-    without = VmHostClients(clock, DummyVmHost(None, clock))
-    with pytest.raises(VmHostError, match="Unknown host config: libvirt"):
-        without.for_host(row)
+    defaults = VmHostClients(clock, DummyVmHost(None, clock)).for_host(row)
+    assert isinstance(defaults, LibvirtVmHost) and defaults.storage_pool == "default"
     clients = VmHostClients(clock, DummyVmHost(None, clock), libvirt={"storage_pool": "default"})
     first = clients.for_host(row)
     assert isinstance(first, LibvirtVmHost)

@@ -93,6 +93,8 @@ class FakeProxmox:
         self.app.router.add_put(qemu + "/resize", self._resize)
         self.app.router.add_put(qemu + "/unlink", self._unlink)
         self.app.router.add_get(base + "/tasks/{upid}/status", self._task_status)
+        self.app.router.add_get("/api2/json/version", self._version)
+        self.app.router.add_get(base + "/status", self._node_status)
 
     def fail_next(self, *statuses: int) -> None:
         self.failures.extend(statuses)
@@ -215,6 +217,17 @@ class FakeProxmox:
         for disk in request.query.get("idlist", "").split(","):
             guest.config.pop(disk, None)
         return _ok(None)
+
+    # --- cluster ------------------------------------------------------------------------
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return _ok({"version": "8.2.2", "release": "8.2", "repoid": "9355359c"})
+
+    async def _node_status(self, request: web.Request) -> web.Response:
+        node = request.match_info["node"]
+        if node != self.node:
+            return _error(500, f"hostname lookup '{node}' failed - failed to get address info")
+        return _ok({"uptime": 3600, "cpuinfo": {"cpus": 8}, "memory": {"total": 64 * GIB}})
 
     # --- tasks --------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from adapters.http.openapi import RouteTable
 from adapters.http.vm_params import json_object, path_id
 from app.admin import hosts as uc
 from domain.enums import AdminAction, AdminResource
+from ports.vmhost import HostProber
 
 _RES = AdminResource.HOSTS
 _KIND = f.choice({name: kind for kind, name in HOST_KINDS.items()})
@@ -56,6 +57,14 @@ async def _disk_fields(request: web.Request, *, patch: bool) -> dict[str, object
     return read.out
 
 
+def _prober(request: web.Request) -> HostProber | None:
+    """The test connection, unless `vm-hosts.test-connection` is off or the admin asked
+    `?test_connection=false` (a host that is down for maintenance can still be recorded)."""
+    if request.query.get("test_connection", "true").lower() in ("false", "0", "no"):
+        return None
+    return services(request).host_prober
+
+
 @require(_RES, AdminAction.VIEW)
 async def list_hosts(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
@@ -75,14 +84,16 @@ async def get_host(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def create_host(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=False)
-    return data_response(host_json(await uc.create_host(svc.uow_factory, svc.clock, fields)))
+    info = await uc.create_host(svc.uow_factory, svc.clock, fields, _prober(request))
+    return data_response(host_json(info))
 
 
 @require(_RES, AdminAction.UPDATE)
 async def update_host(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=True)
-    info = await uc.update_host(svc.uow_factory, svc.clock, path_id(request), fields)
+    info = await uc.update_host(svc.uow_factory, svc.clock, path_id(request), fields,
+                                _prober(request))
     return data_response(host_json(info))
 
 

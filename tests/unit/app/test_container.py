@@ -150,3 +150,41 @@ async def test_the_worker_auto_renews_through_nwc(tmp_path: Path) -> None:
         assert isinstance(container.worker_deps().auto_renewer, NwcAutoRenewer)
     finally:
         await close_container(container)
+
+
+async def test_vm_hosts_settings_reach_the_registry_and_the_prober(tmp_path: Path) -> None:
+    from adapters.vmhost.proxmox import ProxmoxVmHost
+    from adapters.vmhost.resolver import VmHostClients
+    from domain.enums import VmHostKind
+    from domain.model import Host
+
+    cfg = tmp_path / "c.yaml"
+    base = f"db: sqlite:///{tmp_path}/x.db\ndev:\n  state-dir: {tmp_path}\n"
+    cfg.write_text(base + "vm-hosts:\n  proxmox:\n    bridge: vmbr1\n    verify-tls: false\n"
+                   "  libvirt:\n    storage-pool: pool1\n")
+    container = build_container(load_settings(cfg, environ={}))
+    try:
+        hosts = container.hosts()
+        assert isinstance(hosts, VmHostClients) and container.services().host_prober is hosts
+        row = Host(id=1, kind=VmHostKind.PROXMOX, region_id=1, name="pve", ip="https://pve",
+                   cpu=1, memory=1, enabled=True, api_token="t")
+        client = hosts.for_host(row)
+        assert isinstance(client, ProxmoxVmHost)
+        assert (client.config.bridge, client.config.verify_tls) == ("vmbr1", False)
+    finally:
+        await close_container(container)
+    cfg.write_text(base + "vm-hosts:\n  test-connection: false\n")
+    container = build_container(load_settings(cfg, environ={}))
+    try:
+        assert container.services().host_prober is None
+    finally:
+        await close_container(container)
+
+
+def test_an_unknown_proxmox_setting_fails_at_start(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"db: sqlite:///{tmp_path}/x.db\ndev:\n  state-dir: {tmp_path}\n"
+                   "vm-hosts:\n  proxmox:\n    brigde: vmbr1\n")
+    container = build_container(load_settings(cfg, environ={}))
+    with pytest.raises(ValueError, match=r"vm-hosts\.proxmox: .*brigde"):
+        container.hosts()
