@@ -14,6 +14,7 @@ from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import RouteTable
 from adapters.http.vm_params import json_object, path_id
 from app.admin import companies as uc
+from app.billing_ext.account import check_country
 from domain.enums import AdminAction, AdminResource
 
 _RES = AdminResource.COMPANY
@@ -27,6 +28,8 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     for name, size in _TEXT.items():
         read(name, f.text(size), nullable=True)
     read("base_currency", f.text(3))
+    if read.out.get("country_code") is not None:
+        read.out["country_code"] = check_country(str(read.out["country_code"]))
     return read.out
 
 

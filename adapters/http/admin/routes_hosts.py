@@ -42,7 +42,7 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     for name in ("load_cpu", "load_memory", "load_disk"):
         read(name, _LOAD)
     read("ssh_user", f.text(255), nullable=True)
-    read("ssh_key", f.text(16384), nullable=True)
+    read("ssh_key", f.text(16384, multiline=True), nullable=True)
     return read.out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -27,7 +26,6 @@ from domain.errors import InvalidInput
 
 _RES = AdminResource.IP_SPACE
 PRICING_ID = r"{pricing_id:\d+}"
-_MAX_METADATA = 16_384
 
 
 def _registry(value: Any, name: str) -> InternetRegistry:
@@ -36,13 +34,6 @@ def _registry(value: Any, name: str) -> InternetRegistry:
     ):
         raise InvalidInput("Invalid registry value")
     return InternetRegistry(value)
-
-
-def _metadata(value: Any, name: str) -> Any:
-    """Any JSON, bounded in size (it is stored in a TEXT column)."""
-    if len(json.dumps(value)) > _MAX_METADATA:
-        raise InvalidInput(f"{name} must be at most {_MAX_METADATA} bytes of JSON")
-    return value
 
 
 async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
@@ -55,7 +46,7 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     read("external_id", f.text(255), nullable=True)
     read("is_available", f.flag)
     read("is_reserved", f.flag)
-    read("metadata", _metadata, nullable=True)
+    read("metadata", f.json_value(f.JSON_LIMIT), nullable=True)
     if "external_id" in read.out:
         read.out["external_id"] = (read.out["external_id"] or "").strip() or None
     return read.out

@@ -10,6 +10,7 @@ from adapters.http.admin.common import (
     ID,
     JOB_SCHEMA,
     NULL,
+    TEXT_LIMIT,
     add,
     body_str,
     page_of,
@@ -99,7 +100,7 @@ async def _power(request: web.Request, admin: Admin, start: bool) -> web.StreamR
     svc = services(request)
     job_id = await power_vm(
         svc.uow_factory, svc.queue, vm_id=path_id(request), start=start,
-        admin_id=admin.user.id, reason=body_str(body, "reason"),
+        admin_id=admin.user.id, reason=body_str(body, "reason", TEXT_LIMIT, multiline=True),
     )
     return data_response({"job_id": job_id})
 
@@ -121,7 +122,7 @@ async def extend(request: web.Request, admin: Admin) -> web.StreamResponse:
     await extend_vm(
         svc.uow_factory, svc.clock, svc.queue, vm_id=path_id(request),
         days=required_int(body, "days", maximum=2**32 - 1), admin_id=admin.user.id,
-        reason=body_str(body, "reason"),
+        reason=body_str(body, "reason", TEXT_LIMIT, multiline=True),
     )
     return data_response(None)
 
