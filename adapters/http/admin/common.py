@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from adapters.http.admin.auth import Admin, permission_of, require
-from adapters.http.admin.fields import text
+from adapters.http.admin.fields import text, text_schema
 from adapters.http.auth import Handler
 from adapters.http.bounds import ID_MIN, parse_uint
 from adapters.http.envelope import PageParams
@@ -33,6 +33,8 @@ NAME_LIMIT = 200
 EXTERNAL_ID_LIMIT = 255
 #: an RFC 3339 time or a date is far shorter.
 DATE_LIMIT = 64
+#: a nullable TEXT column's field: a description, a reason
+TEXT_SCHEMA: Schema = text_schema(TEXT_LIMIT, nullable=True, multiline=True)
 
 
 def add(

@@ -16,7 +16,16 @@ from typing import Any, TypeVar
 from adapters.http.envelope import parse_time
 from adapters.http.views_input import wire_name
 from app.admin.catalogue_common import CURRENCIES, price_currency
-from domain.enums import CpuArch, CpuMfg, DiskInterface, DiskType, IntervalType
+from app.admin.permissions import permission_text
+from domain.enums import (
+    AdminAction,
+    AdminResource,
+    CpuArch,
+    CpuMfg,
+    DiskInterface,
+    DiskType,
+    IntervalType,
+)
 from domain.errors import InvalidInput
 from domain.text_rules import check_line
 
@@ -62,6 +71,14 @@ def text_schema(max_len: int, *, nullable: bool = False, multiline: bool = False
         "one line, no control characters")
     return {"type": ["string", "null"] if nullable else "string", "maxLength": max_len,
             "description": form}
+
+
+def patch_of(create: Schema) -> Schema:
+    """A PATCH body's schema from its create body's: every field optional, and `null` allowed
+    (it leaves a field as is, or clears a nullable one)."""
+    return {"type": "object", "properties": {
+        name: {"anyOf": [schema, {"type": "null"}]} if schema else schema
+        for name, schema in create["properties"].items()}}
 
 
 def _currency(value: Any, name: str) -> str:
@@ -162,6 +179,13 @@ CPU_MFG = wire_choice(CpuMfg)
 CPU_ARCH = choice({m.name.lower(): m for m in CpuArch})
 CURRENCY: Parse = _currency
 CURRENCY_SCHEMA: Schema = {"type": "string", "enum": list(CURRENCY_CODES)}
+#: a role's permissions: `resource::action` names (parsing also takes any case and aliases)
+PERMISSIONS_SCHEMA: Schema = {"type": "array", "items": {"type": "string", "enum": [
+    permission_text(r, a) for r in AdminResource for a in AdminAction]}}
+FEATURES_SCHEMA: Schema = {"type": "array", "items": {"type": "string",
+                                                       "enum": sorted(CPU_FEATURES)},
+                           "maxItems": len(CPU_FEATURES)}
+TIME_SCHEMA: Schema = {"type": ["string", "null"], "format": "date-time"}
 CAP = uint(U32)
 #: JSON stored in a TEXT column (metadata, line-item configuration)
 JSON_LIMIT = 16_384

@@ -68,9 +68,9 @@ async def delete_company(request: web.Request, admin: Admin) -> web.StreamRespon
 
 
 def add_admin_company_routes(table: RouteTable) -> None:
-    text = {"type": "string"}
-    request = sch.body({"name": text}, {**{n: sch.NULL_STRING for n in _TEXT},
-                                        "base_currency": text})
+    request = sch.body({"name": f.text_schema(100)},
+                       {**{n: f.text_schema(size, nullable=True) for n, size in _TEXT.items()},
+                        "base_currency": {"type": "string", "enum": list(uc.BASE_CURRENCIES)}})
     add(table, "GET", "/companies", list_companies, "Companies", response=sch.COMPANY,
         paginated=True)
     add(table, "GET", f"/companies/{ID}", get_company, "One company", response=sch.COMPANY)
@@ -78,7 +78,7 @@ def add_admin_company_routes(table: RouteTable) -> None:
         "Create a company (base_currency EUR by default)", request=request,
         response=sch.COMPANY)
     add(table, "PATCH", f"/companies/{ID}", update_company,
-        "Update a company (a blank optional field clears it)", request={"type": "object"},
+        "Update a company (a blank optional field clears it)", request=f.patch_of(request),
         response=sch.COMPANY)
     add(table, "DELETE", f"/companies/{ID}", delete_company,
         "Delete a company no region, IP space, config or subscription uses",

@@ -130,13 +130,14 @@ def add_admin_payment_method_routes(table: RouteTable) -> None:
     create_body = {
         "type": "object", "required": ["company_id", "name", "config"],
         "properties": {
-            "company_id": ID_SCHEMA, "name": {"type": "string"},
+            "company_id": ID_SCHEMA, "name": f.text_schema(NAME_LIMIT),
             "enabled": {"type": "boolean"}, "config": {"type": "object"},
             "processing_fee_rate": {"type": ["number", "null"], "minimum": 0,
                                     "exclusiveMaximum": 100},
             "processing_fee_base": {**UINT_SCHEMA, "type": ["integer", "null"]},
-            "processing_fee_currency": {"type": ["string", "null"]},
-            "supported_currencies": {"type": "array", "items": {"type": "string"}},
+            "processing_fee_currency": {"type": ["string", "null"], "maxLength": 5},
+            "supported_currencies": {"type": "array", "items": f.CURRENCY_SCHEMA,
+                                     "maxItems": len(f.CURRENCY_CODES)},
         },
     }
     add(table, "GET", "/payment_methods", list_methods,
@@ -149,4 +150,4 @@ def add_admin_payment_method_routes(table: RouteTable) -> None:
         request=create_body, response=sch.PAYMENT_METHOD)
     add(table, "PATCH", f"/payment_methods/{ID}", update_method,
         "Update a config (partial provider config of the same type)",
-        request={"type": "object"}, response=sch.PAYMENT_METHOD)
+        request=f.patch_of(create_body), response=sch.PAYMENT_METHOD)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.admin import fields as f
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, NULL, TEXT_LIMIT, add, body_str
+from adapters.http.admin.common import ID, NULL, TEXT_LIMIT, TEXT_SCHEMA, add, body_str
 from adapters.http.context import services
 from adapters.http.envelope import data_response
 from adapters.http.openapi import RouteTable
@@ -52,8 +53,9 @@ def add_admin_role_change_routes(table: RouteTable) -> None:
     add(table, "PATCH", f"/roles/{ID}", patch_role,
         "Update a non-system role; `permissions` replaces the whole set",
         request={"type": "object", "properties": {
-            "name": {"type": ["string", "null"]}, "description": {"type": ["string", "null"]},
-            "permissions": {"type": ["array", "null"], "items": {"type": "string"}}}},
+            "name": f.text_schema(MAX_ROLE_NAME, nullable=True),
+            "description": TEXT_SCHEMA,
+            "permissions": {**f.PERMISSIONS_SCHEMA, "type": ["array", "null"]}}},
         response=NULL)
     add(table, "DELETE", f"/roles/{ID}", remove_role,
         "Delete a non-system role no user holds", response=NULL)

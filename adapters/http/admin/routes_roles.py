@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.admin import fields as f
 from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, NULL, TEXT_LIMIT, add, body_str
+from adapters.http.admin.common import ID, NULL, TEXT_LIMIT, TEXT_SCHEMA, add, body_str
 from adapters.http.admin.views import role_json, user_role_json
 from adapters.http.bounds import ID_MIN, ID_SCHEMA
 from adapters.http.context import services
@@ -134,10 +135,9 @@ def add_admin_role_routes(table: RouteTable) -> None:
         "A user's role assignments, expired ones included", response=USER_ROLES)
     add(table, "POST", "/roles", create, "Create a role with its permissions (atomic)",
         request={"type": "object", "required": ["name", "permissions"],
-                 "properties": {"name": {"type": "string"},
-                                "description": {"type": ["string", "null"]},
-                                "permissions": {"type": "array",
-                                                "items": {"type": "string"}}}},
+                 "properties": {"name": f.text_schema(MAX_ROLE_NAME),
+                                "description": TEXT_SCHEMA,
+                                "permissions": f.PERMISSIONS_SCHEMA}},
         response=sch.ROLE)
     add(table, "POST", f"/users/{ID}/roles", assign, "Assign a role (expires_at stored)",
         request={"type": "object", "required": ["role_id"],

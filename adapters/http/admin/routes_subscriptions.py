@@ -15,6 +15,7 @@ from adapters.http.admin.common import (
     ID,
     NAME_LIMIT,
     TEXT_LIMIT,
+    TEXT_SCHEMA,
     add,
     body_str,
     query_uint,
@@ -201,14 +202,14 @@ def add_admin_subscription_routes(table: RouteTable) -> None:
                      "auto_renewal_enabled"],
         "properties": {
             "user_id": ID_SCHEMA, "company_id": ID_SCHEMA,
-            "name": {"type": "string"}, "description": {"type": ["string", "null"]},
+            "name": f.text_schema(NAME_LIMIT), "description": TEXT_SCHEMA,
             "expires": {"type": ["string", "null"], "format": "date-time"},
-            "is_active": {"type": "boolean"}, "currency": {"type": "string"},
+            "is_active": {"type": "boolean"}, "currency": f.CURRENCY_SCHEMA,
             "interval_amount": {**UINT_SCHEMA, "minimum": 1, "default": 1},
             "interval_type": {"enum": ["day", "month", "year"], "default": "month"},
             "setup_fee": UINT_SCHEMA,
             "auto_renewal_enabled": {"type": "boolean"},
-            "external_id": {"type": ["string", "null"]},
+            "external_id": f.text_schema(EXTERNAL_ID_LIMIT, nullable=True),
         },
     }
     user = QueryParam("user_id", ID_SCHEMA, required=True,
@@ -220,11 +221,16 @@ def add_admin_subscription_routes(table: RouteTable) -> None:
     add(table, "POST", "/subscriptions", create, "Create a subscription (no line items)",
         request=create_body, response=sch.SUBSCRIPTION)
     add(table, "PATCH", f"/subscriptions/{ID}", update, "Update a subscription",
-        request={"type": "object"}, response=sch.SUBSCRIPTION)
+        request=f.patch_of(create_body), response=sch.SUBSCRIPTION)
     add(table, "GET", r"/subscriptions/{subscription_id:\d+}/line_items", list_line_items,
         "Line items of a subscription", response={"type": "array", "items": sch.LINE_ITEM})
     add(table, "GET", f"/subscription_line_items/{ID}", get_line_item, "One line item",
         response=sch.LINE_ITEM)
     add(table, "PATCH", f"/subscription_line_items/{ID}", patch_line_item,
-        "Update a line item (subscription_type ignored)", request={"type": "object"},
+        "Update a line item (subscription_type ignored)", request={
+            "type": "object", "properties": {
+                "name": f.text_schema(NAME_LIMIT, nullable=True), "description": TEXT_SCHEMA,
+                "amount": {**UINT_SCHEMA, "type": ["integer", "null"]},
+                "setup_amount": {**UINT_SCHEMA, "type": ["integer", "null"]},
+                "configuration": {}}},
         response=sch.LINE_ITEM)

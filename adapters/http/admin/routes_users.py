@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.http.admin import fields as f
 from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
 from adapters.http.admin.common import ID, NULL, add, body_str
@@ -101,4 +102,8 @@ def add_admin_user_routes(table: RouteTable) -> None:
         response=sch.USER, query=(QueryParam("email", description="required; trimmed, any case"),))
     add(table, "GET", f"/users/{ID}", get_user, "One user (AdminUserInfo)", response=sch.USER)
     add(table, "PATCH", f"/users/{ID}", patch_user, "Update a user; null leaves a field",
-        request={"type": "object"}, response=NULL)
+        request={"type": "object", "properties": {
+            **{n: f.text_schema(limit, nullable=True) for n, limit in LIMITS.items()},
+            **{n: {"type": ["boolean", "null"]} for n in BOOL_FIELDS},
+            "admin_role": f.text_schema(MAX_ROLE_NAME, nullable=True)}},
+        response=NULL)

@@ -7,8 +7,17 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.http.admin import fields as f
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import DATE_LIMIT, ID, JOB_SCHEMA, TEXT_LIMIT, add, body_str
+from adapters.http.admin.common import (
+    DATE_LIMIT,
+    ID,
+    JOB_SCHEMA,
+    TEXT_LIMIT,
+    TEXT_SCHEMA,
+    add,
+    body_str,
+)
 from adapters.http.context import services
 from adapters.http.envelope import data_response, format_time, parse_time
 from adapters.http.openapi import QueryParam, RouteTable, Schema
@@ -126,7 +135,7 @@ async def refund(request: web.Request, admin: Admin) -> web.StreamResponse:
 def add_admin_vm_removal_routes(table: RouteTable) -> None:
     vm = f"/vms/{ID}"
     add(table, "DELETE", vm, remove_vm, "Queue DeleteVm (pending invoices end with it)",
-        request={"type": "object", "properties": {"reason": {"type": "string"}}},
+        request={"type": "object", "properties": {"reason": TEXT_SCHEMA}},
         response=JOB_SCHEMA)
     add(table, "GET", f"{vm}/refund", refund_quote,
         "Value of the unused paid time, converted for the method", response=REFUND_INFO,
@@ -137,5 +146,6 @@ def add_admin_vm_removal_routes(table: RouteTable) -> None:
         request={"type": "object", "properties": {
             "payment_method": {"type": "string", "enum": ["lightning", "revolut", "paypal"]},
             "refund_from_date": {"type": "string", "format": "date-time"},
-            "reason": {"type": "string"}, "lightning_invoice": {"type": "string"}}},
+            "reason": TEXT_SCHEMA,
+            "lightning_invoice": f.text_schema(MAX_INVOICE_CHARS, nullable=True)}},
         response=JOB_SCHEMA)

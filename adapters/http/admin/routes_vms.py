@@ -11,6 +11,7 @@ from adapters.http.admin.common import (
     JOB_SCHEMA,
     NULL,
     TEXT_LIMIT,
+    TEXT_SCHEMA,
     add,
     body_str,
     page_of,
@@ -170,7 +171,7 @@ def add_admin_vm_routes(table: RouteTable) -> None:
     extend_body = {
         "type": "object", "required": ["days"],
         "properties": {"days": {"type": "integer", "minimum": 1, "maximum": 365},
-                       "reason": {"type": "string"}},
+                       "reason": TEXT_SCHEMA},
     }
     add(table, "PUT", f"{vm}/extend", extend, "Extend paid time by whole days",
         request=extend_body, response=NULL)
