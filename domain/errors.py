@@ -97,6 +97,21 @@ class NegativeTimeValue(InvalidInput):
     """A payment's `time_value` is negative: paying must never move expiry backwards."""
 
 
+class DuplicateKey(DomainError):
+    """Storage refused an insert or update: a row with the same unique key exists (409).
+
+    The use cases look for a duplicate first; this is what the loser of two concurrent
+    writes of the same key sees, instead of the storage's integrity error (a 500)."""
+
+    kind = "conflict"
+
+
+#: what a DuplicateKey says, the same on every storage backend
+IMAGE_EXISTS = "An image with this distribution, flavour and version exists"
+IP_SPACE_EXISTS = "IP space with this CIDR already exists"
+PRICING_EXISTS = "Pricing already exists for this prefix size"
+
+
 class RoleNameTaken(DomainError):
     """An admin role with that name exists already (409; `admin_roles.name` is unique)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from adapters.memory.db import RecordRepo, evolve
+from domain.errors import IMAGE_EXISTS
 from domain.model import (
     CostPlan,
     CustomPricing,
@@ -43,6 +44,8 @@ class MemoryHostDisks(RecordRepo[HostDisk]):
 
 class MemoryImages(RecordRepo[OsImage]):
     table = "vm_os_image"
+    unique = (("distribution", "flavour", "version"),)
+    duplicate_message = IMAGE_EXISTS
 
 
 class MemoryIpRanges(RecordRepo[IpRange]):

@@ -9,6 +9,8 @@ from typing import Any, Generic, TypeVar, cast
 
 import attrs
 
+from domain.errors import DuplicateKey
+
 R = TypeVar("R")
 Key = Any
 
@@ -82,8 +84,12 @@ class RecordRepo(Repo, Generic[R]):
     """add/get/update/list_all over one table of records with integer ids."""
 
     table = ""
+    #: the table's unique keys (field names) and what a duplicate's 409 says
+    unique: tuple[tuple[str, ...], ...] = ()
+    duplicate_message = ""
 
     async def add(self, record: R) -> R:
+        self._check_unique(record)
         return self._insert(self.table, record)
 
     async def get(self, record_id: int) -> R | None:
@@ -94,6 +100,7 @@ class RecordRepo(Repo, Generic[R]):
         rows = self._rows(self.table)
         key = record.id  # type: ignore[attr-defined]
         if key in rows:
+            self._check_unique(record)
             rows[key] = record
 
     async def list_all(self) -> list[R]:
@@ -101,6 +108,14 @@ class RecordRepo(Repo, Generic[R]):
 
     async def remove(self, record_id: int) -> bool:
         return self._rows(self.table).pop(record_id, None) is not None
+
+    def _check_unique(self, record: R) -> None:
+        """DuplicateKey when another row has the same values of a unique key (as SQL does)."""
+        for fields in self.unique:
+            values = [getattr(record, f) for f in fields]
+            for other in self._rows(self.table).values():
+                if other.id != record.id and [getattr(other, f) for f in fields] == values:  # type: ignore[attr-defined]
+                    raise DuplicateKey(self.duplicate_message)
 
     def _where(self, *predicates: Callable[[R], bool]) -> list[R]:
         """Rows matching every predicate, ascending id."""

@@ -6,16 +6,21 @@ from datetime import datetime
 
 from adapters.memory.db import RecordRepo, Repo, evolve
 from domain.enums import PaymentMethod
+from domain.errors import IP_SPACE_EXISTS, PRICING_EXISTS
 from domain.model import AvailableIpSpace, IpRangeSubscription, IpSpacePricing, PaymentMethodConfig
 from ports.storage import IdempotencyRecord
 
 
 class MemoryIpSpaces(RecordRepo[AvailableIpSpace]):
     table = "available_ip_space"
+    unique = (("cidr",),)
+    duplicate_message = IP_SPACE_EXISTS
 
 
 class MemoryIpSpacePrices(RecordRepo[IpSpacePricing]):
     table = "ip_space_pricing"
+    unique = (("available_ip_space_id", "prefix_size"),)
+    duplicate_message = PRICING_EXISTS
 
     async def list_by_space(self, space_id: int) -> list[IpSpacePricing]:
         rows = self._where(lambda p: p.available_ip_space_id == space_id)

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from adapters.mysql import tables as t
 from adapters.mysql.repositories import SqlRecords, SqlRepo, is_duplicate_key
 from domain.enums import PaymentMethod
+from domain.errors import IP_SPACE_EXISTS, PRICING_EXISTS
 from domain.model import AvailableIpSpace, IpRangeSubscription, IpSpacePricing, PaymentMethodConfig
 from ports.storage import IdempotencyRecord
 
@@ -18,10 +19,12 @@ _pmc = t.payment_method_config.c
 
 
 class SqlIpSpaces(SqlRecords[AvailableIpSpace]):
-    pass
+    duplicate_message = IP_SPACE_EXISTS
 
 
 class SqlIpSpacePrices(SqlRecords[IpSpacePricing]):
+    duplicate_message = PRICING_EXISTS
+
     async def list_by_space(self, space_id: int) -> list[IpSpacePricing]:
         c = t.ip_space_pricing.c
         query = self._select().where(c.available_ip_space_id == space_id).order_by(c.prefix_size)

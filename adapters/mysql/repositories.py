@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, evolve, new_record
-from domain.errors import RoleNameTaken
+from domain.errors import IMAGE_EXISTS, DuplicateKey, RoleNameTaken
 from domain.model import (
     AdminRole,
     CostPlan,
@@ -98,8 +98,11 @@ class SqlRecords(SqlRepo, Generic[R]):
         self.mapper = mapper
         self.table = mapper.table
 
+    #: set where the table has a unique key besides `id`: what its DuplicateKey (409) says
+    duplicate_message = ""
+
     async def add(self, record: R) -> R:
-        result = await self.conn.execute(insert(self.table).values(self.mapper.to_row(record)))
+        result = await self._execute(insert(self.table).values(self.mapper.to_row(record)))
         key = result.inserted_primary_key
         if key is None:
             raise RuntimeError(f"{self.table.name}: insert returned no id")
@@ -111,9 +114,19 @@ class SqlRecords(SqlRepo, Generic[R]):
     async def update(self, record: R) -> None:
         values = self.mapper.to_row(record, exclude=("id", *self.frozen_columns))
         record_id = getattr(record, "id")  # noqa: B009 - records share an `id` field
-        await self.conn.execute(
+        await self._execute(
             update(self.table).where(self.table.c.id == record_id).values(values)
         )
+
+    async def _execute(self, statement: Any) -> Any:
+        """Run an insert/update; a unique-key violation is DuplicateKey where the table has a
+        `duplicate_message` (a concurrent writer won), else it propagates."""
+        try:
+            return await self.conn.execute(statement)
+        except IntegrityError as error:  # only the statement is undone; the transaction goes on
+            if not self.duplicate_message or not is_duplicate_key(error):
+                raise
+        raise DuplicateKey(self.duplicate_message)
 
     async def list_all(self) -> list[R]:
         return await self._all(self.mapper, self._select().order_by(self.table.c.id))
@@ -211,7 +224,7 @@ class SqlHostDisks(SqlRecords[HostDisk]):
 
 
 class SqlImages(SqlRecords[OsImage]):
-    pass
+    duplicate_message = IMAGE_EXISTS
 
 
 class SqlIpRanges(SqlRecords[IpRange]):

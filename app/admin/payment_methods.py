@@ -13,6 +13,7 @@ from domain.enums import PaymentMethod
 from domain.errors import DomainError, InvalidInput
 from domain.fees import validate_fee_config
 from domain.model import PaymentMethodConfig
+from domain.text_rules import check_line
 from ports.clock import Clock
 from ports.storage import UnitOfWorkFactory
 
@@ -43,6 +44,11 @@ PROVIDERS: Mapping[str, Provider] = {
         PaymentMethod.PAYPAL, ("client_id", "client_secret", "mode"), secrets=("client_secret",)
     ),
 }
+
+
+#: a provider field (a URL, a token, a PEM public key) is far shorter; six of them stay well
+#: inside the TEXT column that stores the whole config.
+CONFIG_FIELD_LIMIT = 4096
 
 
 class ConfigNotFound(NotFound):
@@ -99,7 +105,7 @@ def provider_config(value: Any, *, partial_of: str | None = None) -> tuple[str, 
             continue
         if not isinstance(field, str):
             raise InvalidInput(f"config.{name} must be a string")
-        fields[name] = field
+        fields[name] = check_line(field, f"config.{name}", CONFIG_FIELD_LIMIT, multiline=True)
     return kind, fields
 
 

@@ -11,7 +11,7 @@ import attrs
 from app.billing.errors import NotFound, UserNotFound
 from app.billing.price_in_force import cancel_quietly, expire_user_quotes
 from app.billing.rails import PaymentRails
-from app.billing_ext.account import check_email, email_hash
+from app.billing_ext.account import check_country, check_email, email_hash
 from domain.errors import DomainError, InvalidInput
 from domain.model import AdminRole, RoleAssignment, RolePermission, SubscriptionPayment, User
 from domain.tax import country_alpha3
@@ -71,9 +71,9 @@ async def update_user(
     rails: PaymentRails | None,
 ) -> User:
     """Set the given fields; `email` keeps the verification state, as in the reference;
-    `country_code` is stored as alpha-3, an unknown code as null. A new country changes the
-    tax every quote of the user charged: their pending renewal quotes are expired in the
-    same transaction and cancelled at their provider after it (D23)."""
+    `country_code` is stored as alpha-3 (`""` clears it, an unknown code is a 400). A new
+    country changes the tax every quote of the user charged: their pending renewal quotes are
+    expired in the same transaction and cancelled at their provider after it (D23)."""
     async with uow_factory() as uow:
         updated, expired = await apply_user_changes(uow, user_id, changes, clock.now())
         await uow.commit()
@@ -91,7 +91,7 @@ async def apply_user_changes(
         email = check_email(str(fields["email"]))
         fields["email"], fields["email_hash"] = email, email_hash(email)
     if "country_code" in fields:
-        fields["country_code"] = country_alpha3(str(fields["country_code"]))
+        fields["country_code"] = check_country(str(fields["country_code"]))
     user = await uow.users.get(user_id)
     if user is None:
         raise UserNotFound("User not found")

@@ -143,7 +143,15 @@ def _country(value: PatchText, current: str | None) -> str | None:
     unknown code is a 400 (the reference silently stored null, losing the user's input)."""
     if isinstance(value, Unset):
         return current
-    if value is None or not value.strip():
+    if value is None:
+        return None
+    return check_country(value)
+
+
+def check_country(value: str) -> str | None:
+    """A country code as stored: ISO 3166-1 alpha-3 (alpha-2 accepted, any case), `""` None;
+    an unknown code is a 400."""
+    if not value.strip():
         return None
     code = country_alpha3(value) if len(value) <= 8 else None
     if code is None:

@@ -2,9 +2,10 @@
 no response outside the documented schema, for schema-conforming and violating requests.
 
 The real `build_user_app` and `build_admin_app` run over SQLite (the backend that overflowed on
-big ids) in a server thread with the demo catalogue and a user who has a VM; every request is
-signed with a fresh NIP-98 event whose `u` tag is the exact URL sent, query string included
-(as a super admin for the admin API). The run is
+big ids) and over an empty migrated MariaDB database (the one that refuses over-long strings
+and raises duplicate keys), each in a server thread with the demo catalogue and a user who
+has a VM; every request is signed with a fresh NIP-98 event whose `u` tag is the exact URL
+sent, query string included (as a super admin for the admin API). The run is
 bounded by a fixed number of examples per operation and mode, derandomised so a CI run is
 repeatable; it takes well under two minutes on a small machine.
 """
@@ -16,7 +17,6 @@ import hashlib
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -47,13 +47,14 @@ from app.admin.users import SUPER_ADMIN_ROLE_ID
 from app.billing.ordering import order_vm
 from app.billing_ext.ssh_keys import add_ssh_key
 from domain.model import RoleAssignment
-from tests.dbtest import sqlite_url_for
+from tests.dbtest import create_mysql_database, drop_mysql_database, sqlite_url_for
 from tests.http.admin.adminapp import ROOT
 from tests.http.apiapp import ALICE, SSH_PUBLIC_KEY, ApiApp, build_api_app
 from tests.nostr_signing import NostrKey, auth_header, nip98_event
 
-#: examples per operation and generation mode (~40 user and ~40 admin operations, 2 modes).
-MAX_EXAMPLES = 25
+#: examples per operation and generation mode (~40 user and ~40 admin operations, 2 modes),
+#: per backend: fewer on MariaDB, whose round trips are slower, to keep the run short.
+MAX_EXAMPLES = {"sqlite": 25, "mysql": 10}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
@@ -62,6 +63,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 class Server:
     """The user API serving in its own thread and event loop."""
 
+    backend: str
     base_url: str
     admin_url: str
     api: ApiApp
@@ -70,9 +72,8 @@ class Server:
 
 
 async def _prepare(
-    db: Path, port: int, admin_port: int
+    url: str, port: int, admin_port: int
 ) -> tuple[ApiApp, list[web.AppRunner], Any]:
-    url = sqlite_url_for(db)
     await upgrade_database(url)
     engine = create_engine(url)
     api = build_api_app(store=SqlUnitOfWorkFactory(engine, AesGcmSecretBox(bytes(range(32)))),
@@ -101,26 +102,36 @@ async def _prepare(
     return api, runners, engine
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module",
+                params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    backend: str = request.param
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     port, admin_port = unused_port(), unused_port()
-    db = tmp_path_factory.mktemp("schemathesis") / "lnvps.db"
+    mysql_name: str | None = None
+    if backend == "mysql":
+        mysql_name, url = asyncio.run_coroutine_threadsafe(create_mysql_database(), loop).result(60)
+    else:
+        url = sqlite_url_for(tmp_path_factory.mktemp("schemathesis") / "lnvps.db")
     api, runners, engine = asyncio.run_coroutine_threadsafe(
-        _prepare(db, port, admin_port), loop).result(60)
+        _prepare(url, port, admin_port), loop).result(120)
 
     def stop() -> None:
         for runner in runners:
             asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
         asyncio.run_coroutine_threadsafe(engine.dispose(), loop).result(30)
+        if mysql_name is not None:
+            asyncio.run_coroutine_threadsafe(drop_mysql_database(mysql_name), loop).result(60)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
 
     try:
-        yield Server(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}", api, loop, stop)
+        yield Server(backend, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}", api,
+                     loop, stop)
     finally:
         stop()
 
@@ -147,9 +158,9 @@ class Nip98Auth:
 
 
 def _run_operation(operation: Any, mode: GenerationMode, base_url: str, auth: Nip98Auth,
-                   failures: list[str], answers: set[tuple[str, int]]) -> None:
+                   failures: list[str], answers: set[tuple[str, int]], examples: int) -> None:
 
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
               phases=[Phase.explicit, Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode))
@@ -186,7 +197,8 @@ def test_no_server_errors_and_no_schema_violations(server: Server, which: str) -
     assert len(operations) > 25
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            _run_operation(operation, mode, base_url, auth, failures, answers)
+            _run_operation(operation, mode, base_url, auth, failures, answers,
+                           MAX_EXAMPLES[server.backend])
     # the NIP-98 hook works: signed requests reach the handlers
     reached = ({("GET /api/v1/account", 200), ("GET /api/v1/vm", 200)} if which == "user"
                else {("GET /api/admin/v1/users", 200), ("GET /api/admin/v1/me/roles", 200)})

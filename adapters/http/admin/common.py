@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from adapters.http.admin.auth import Admin, permission_of, require
+from adapters.http.admin.fields import text, text_schema
 from adapters.http.auth import Handler
 from adapters.http.bounds import ID_MIN, parse_uint
 from adapters.http.envelope import PageParams
@@ -24,6 +25,16 @@ JOB_SCHEMA: Schema = {
 }
 OBJECT: Schema = {"type": "object"}
 NULL: Schema = {"type": "null"}
+#: a TEXT column holds 65,535 bytes; 10,000 characters fit it in any UTF-8 (4 bytes each).
+TEXT_LIMIT = 10_000
+#: `name` of subscriptions and their line items (VARCHAR(200)); payment-method names too.
+NAME_LIMIT = 200
+#: `external_id` columns (VARCHAR(255)).
+EXTERNAL_ID_LIMIT = 255
+#: an RFC 3339 time or a date is far shorter.
+DATE_LIMIT = 64
+#: a nullable TEXT column's field: a description, a reason
+TEXT_SCHEMA: Schema = text_schema(TEXT_LIMIT, nullable=True, multiline=True)
 
 
 def add(
@@ -80,8 +91,13 @@ def query_bool(query: Mapping[str, str], name: str, default: bool = False) -> bo
     return raw == "true"
 
 
-def body_str(body: Mapping[str, Any], name: str) -> str | None:
+def body_str(
+    body: Mapping[str, Any], name: str, limit: int, *, multiline: bool = False
+) -> str | None:
+    """`body[name]`: absent or null is None, else a string of at most `limit` characters (its
+    column's width), one line unless `multiline` (`fields.text`'s rules); else 400."""
     value = body.get(name)
-    if value is not None and not isinstance(value, str):
-        raise InvalidInput(f"{name} must be a string")
-    return value
+    if value is None:
+        return None
+    parsed: str = text(limit, multiline=multiline)(value, name)
+    return parsed

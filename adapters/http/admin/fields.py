@@ -7,6 +7,7 @@ where the API has nullable-patch semantics: elsewhere `null` counts as absent.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from enum import Enum
@@ -14,8 +15,19 @@ from typing import Any, TypeVar
 
 from adapters.http.envelope import parse_time
 from adapters.http.views_input import wire_name
-from domain.enums import CpuArch, CpuMfg, DiskInterface, DiskType, IntervalType
+from app.admin.catalogue_common import CURRENCIES, price_currency
+from app.admin.permissions import permission_text
+from domain.enums import (
+    AdminAction,
+    AdminResource,
+    CpuArch,
+    CpuMfg,
+    DiskInterface,
+    DiskType,
+    IntervalType,
+)
 from domain.errors import InvalidInput
+from domain.text_rules import check_line
 
 E = TypeVar("E", bound=Enum)
 U64 = 2**64 - 1
@@ -33,14 +45,54 @@ CPU_FEATURES = frozenset({
     "VideoComposition",
 })
 Parse = Callable[[Any, str], Any]
+Schema = dict[str, Any]
+_CURRENCY_ECHO = 16
+#: the currencies prices, subscriptions and fees may be in (by value, as the API writes them)
+CURRENCY_CODES: tuple[str, ...] = CURRENCIES
 
 
-def text(max_len: int) -> Parse:
+def text(max_len: int, *, multiline: bool = False) -> Parse:
+    """A string of at most `max_len` characters (its column's width), one line unless
+    `multiline` (a text column: tab, CR and LF allowed), no other control characters."""
+
     def parse(value: Any, name: str) -> str:
         if not isinstance(value, str):
             raise InvalidInput(f"{name} must be a string")
         if len(value) > max_len:
             raise InvalidInput(f"{name} must be at most {max_len} characters")
+        return check_line(value, name, max_len, multiline=multiline)
+
+    return parse
+
+
+def text_schema(max_len: int, *, nullable: bool = False, multiline: bool = False) -> Schema:
+    """The OpenAPI schema `text(max_len)` accepts (its length and form)."""
+    form = "text, no control characters but tab and line breaks" if multiline else (
+        "one line, no control characters")
+    return {"type": ["string", "null"] if nullable else "string", "maxLength": max_len,
+            "description": form}
+
+
+def patch_of(create: Schema) -> Schema:
+    """A PATCH body's schema from its create body's: every field optional, and `null` allowed
+    (it leaves a field as is, or clears a nullable one)."""
+    return {"type": "object", "properties": {
+        name: {"anyOf": [schema, {"type": "null"}]} if schema else schema
+        for name, schema in create["properties"].items()}}
+
+
+def _currency(value: Any, name: str) -> str:
+    """A supported currency code by value (any case, surrounding spaces ignored), upper-cased,
+    by the catalogue's rule; a long string is cut first so the 400 does not echo all of it."""
+    return price_currency(value[:_CURRENCY_ECHO] if isinstance(value, str) else value)
+
+
+def json_value(max_len: int) -> Parse:
+    """Any JSON value whose ASCII encoding is at most `max_len` characters (a TEXT column)."""
+
+    def parse(value: Any, name: str) -> Any:
+        if len(json.dumps(value)) > max_len:
+            raise InvalidInput(f"{name} must be at most {max_len} bytes of JSON")
         return value
 
     return parse
@@ -125,8 +177,18 @@ DISK_INTERFACE = wire_choice(DiskInterface)
 INTERVAL_TYPE = wire_choice(IntervalType)
 CPU_MFG = wire_choice(CpuMfg)
 CPU_ARCH = choice({m.name.lower(): m for m in CpuArch})
-CURRENCY = text(5)
+CURRENCY: Parse = _currency
+CURRENCY_SCHEMA: Schema = {"type": "string", "enum": list(CURRENCY_CODES)}
+#: a role's permissions: `resource::action` names (parsing also takes any case and aliases)
+PERMISSIONS_SCHEMA: Schema = {"type": "array", "items": {"type": "string", "enum": [
+    permission_text(r, a) for r in AdminResource for a in AdminAction]}}
+FEATURES_SCHEMA: Schema = {"type": "array", "items": {"type": "string",
+                                                       "enum": sorted(CPU_FEATURES)},
+                           "maxItems": len(CPU_FEATURES)}
+TIME_SCHEMA: Schema = {"type": ["string", "null"], "format": "date-time"}
 CAP = uint(U32)
+#: JSON stored in a TEXT column (metadata, line-item configuration)
+JSON_LIMIT = 16_384
 CPU_LIMIT = decimal(Decimal("0.01"), Decimal(1024))
 
 

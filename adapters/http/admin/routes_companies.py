@@ -14,6 +14,7 @@ from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import RouteTable
 from adapters.http.vm_params import json_object, path_id
 from app.admin import companies as uc
+from app.billing_ext.account import check_country
 from domain.enums import AdminAction, AdminResource
 
 _RES = AdminResource.COMPANY
@@ -27,6 +28,8 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     for name, size in _TEXT.items():
         read(name, f.text(size), nullable=True)
     read("base_currency", f.text(3))
+    if read.out.get("country_code") is not None:
+        read.out["country_code"] = check_country(str(read.out["country_code"]))
     return read.out
 
 
@@ -65,9 +68,9 @@ async def delete_company(request: web.Request, admin: Admin) -> web.StreamRespon
 
 
 def add_admin_company_routes(table: RouteTable) -> None:
-    text = {"type": "string"}
-    request = sch.body({"name": text}, {**{n: sch.NULL_STRING for n in _TEXT},
-                                        "base_currency": text})
+    request = sch.body({"name": f.text_schema(100)},
+                       {**{n: f.text_schema(size, nullable=True) for n, size in _TEXT.items()},
+                        "base_currency": {"type": "string", "enum": list(uc.BASE_CURRENCIES)}})
     add(table, "GET", "/companies", list_companies, "Companies", response=sch.COMPANY,
         paginated=True)
     add(table, "GET", f"/companies/{ID}", get_company, "One company", response=sch.COMPANY)
@@ -75,7 +78,7 @@ def add_admin_company_routes(table: RouteTable) -> None:
         "Create a company (base_currency EUR by default)", request=request,
         response=sch.COMPANY)
     add(table, "PATCH", f"/companies/{ID}", update_company,
-        "Update a company (a blank optional field clears it)", request={"type": "object"},
+        "Update a company (a blank optional field clears it)", request=f.patch_of(request),
         response=sch.COMPANY)
     add(table, "DELETE", f"/companies/{ID}", delete_company,
         "Delete a company no region, IP space, config or subscription uses",

@@ -14,6 +14,7 @@ from adapters.http.admin.views_catalogue import pricing_json
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
+from adapters.http.views_schema import DISK_INTERFACE, DISK_TYPE
 from adapters.http.vm_params import json_object, path_id
 from app.admin import custom_pricing as uc
 from domain.enums import AdminAction, AdminResource, DiskInterface, DiskType
@@ -106,15 +107,15 @@ async def copy_pricing(request: web.Request, admin: Admin) -> web.StreamResponse
 
 
 def add_admin_custom_pricing_routes(table: RouteTable) -> None:
-    s = {"type": "string"}
     u = sch.UINT
-    disk = sch.body({"kind": s, "interface": s, "cost": u, "min_disk_size": u,
+    disk = sch.body({"kind": DISK_TYPE, "interface": DISK_INTERFACE, "cost": u, "min_disk_size": u,
                      "max_disk_size": u})
     request = sch.body(
-        {"name": s, "region_id": u, "currency": s, "cpu_cost": u, "memory_cost": u,
+        {"name": f.text_schema(100), "region_id": u, "currency": f.CURRENCY_SCHEMA,
+         "cpu_cost": u, "memory_cost": u,
          "ip4_cost": u, "ip6_cost": u, "min_cpu": u, "max_cpu": u, "min_memory": u,
          "max_memory": u, "disk_pricing": {"type": "array", "items": disk}},
-        {"enabled": sch.BOOL, "expires": sch.NULL_STRING},
+        {"enabled": sch.BOOL, "expires": f.TIME_SCHEMA},
     )
     query = [QueryParam("region_id", {"type": "integer", "minimum": 0}),
              QueryParam("enabled", {"type": "boolean"})]
@@ -127,11 +128,11 @@ def add_admin_custom_pricing_routes(table: RouteTable) -> None:
         request=request, response=sch.PRICING)
     add(table, "PATCH", f"/custom_pricing/{ID}", update_pricing,
         "Update a pricing model; disk_pricing replaces every disk row",
-        request={"type": "object"}, response=sch.PRICING)
+        request=f.patch_of(request), response=sch.PRICING)
     add(table, "DELETE", f"/custom_pricing/{ID}", delete_pricing,
         "Delete a pricing model (disabled instead while templates use it)",
         response=sch.DELETED)
     add(table, "POST", f"/custom_pricing/{ID}/copy", copy_pricing,
         "Copy a pricing model with its disk rows",
-        request=sch.body({"name": s}, {"region_id": u, "enabled": sch.BOOL}),
+        request=sch.body({"name": f.text_schema(100)}, {"region_id": u, "enabled": sch.BOOL}),
         response=sch.PRICING)

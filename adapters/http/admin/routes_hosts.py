@@ -15,6 +15,7 @@ from adapters.http.admin.views_catalogue import HOST_KINDS, disk_json, host_json
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import RouteTable
+from adapters.http.views_schema import CPU_ARCH, CPU_MFG
 from adapters.http.vm_params import json_object, path_id
 from app.admin import hosts as uc
 from domain.enums import AdminAction, AdminResource
@@ -43,7 +44,7 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     for name in ("load_cpu", "load_memory", "load_disk"):
         read(name, _LOAD)
     read("ssh_user", f.text(255), nullable=True)
-    read("ssh_key", f.text(16384), nullable=True)
+    read("ssh_key", f.text(16384, multiline=True), nullable=True)
     return read.out
 
 
@@ -126,16 +127,19 @@ async def update_disk(request: web.Request, admin: Admin) -> web.StreamResponse:
 
 
 def add_admin_host_routes(table: RouteTable) -> None:
-    s = {"type": "string"}
     request = sch.body(
-        {"name": s, "ip": s, "api_token": s, "region_id": sch.UINT,
+        {"name": f.text_schema(100), "ip": f.text_schema(250), "api_token": f.text_schema(4096),
+         "region_id": sch.UINT,
          "kind": sch.HOST["properties"]["kind"], "cpu": sch.UINT, "memory": sch.UINT},
         {"vlan_id": sch.NULL_U64, "mtu": sch.NULL_U64, "enabled": sch.BOOL,
          "load_cpu": sch.NUMBER, "load_memory": sch.NUMBER, "load_disk": sch.NUMBER,
-         "ssh_user": sch.NULL_STRING, "ssh_key": sch.NULL_STRING,
-         "cpu_mfg": s, "cpu_arch": s, "cpu_features": {"type": "array", "items": s}},
+         "ssh_user": f.text_schema(255, nullable=True),
+         "ssh_key": f.text_schema(16384, nullable=True, multiline=True),
+         "cpu_mfg": CPU_MFG, "cpu_arch": CPU_ARCH,
+         "cpu_features": f.FEATURES_SCHEMA},
     )
-    disk = sch.body({"name": s, "size": sch.UINT, "kind": sch.DISK["properties"]["kind"],
+    disk = sch.body({"name": f.text_schema(50), "size": sch.UINT,
+                     "kind": sch.DISK["properties"]["kind"],
                      "interface": sch.DISK["properties"]["interface"]}, {"enabled": sch.BOOL})
     add(table, "GET", "/hosts", list_hosts, "Hosts with their disks and load",
         response=sch.HOST, paginated=True)
@@ -143,7 +147,7 @@ def add_admin_host_routes(table: RouteTable) -> None:
     add(table, "POST", "/hosts", create_host,
         "Store a host (its API token is kept encrypted and never returned)", request=request,
         response=sch.HOST)
-    add(table, "PATCH", f"/hosts/{ID}", update_host, "Update a host", request={"type": "object"},
+    add(table, "PATCH", f"/hosts/{ID}", update_host, "Update a host", request=f.patch_of(request),
         response=sch.HOST)
     add(table, "GET", f"/hosts/{ID}/disks", list_disks, "A host's disks (a plain list)",
         response={"type": "array", "items": sch.DISK})
@@ -152,4 +156,4 @@ def add_admin_host_routes(table: RouteTable) -> None:
     add(table, "POST", f"/hosts/{ID}/disks", create_disk, "Add a disk to a host",
         request=disk, response=sch.DISK)
     add(table, "PATCH", f"/hosts/{ID}/disks/{DISK_ID}", update_disk, "Update a host's disk",
-        request={"type": "object"}, response=sch.DISK)
+        request=f.patch_of(disk), response=sch.DISK)

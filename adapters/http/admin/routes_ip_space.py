@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -27,7 +26,6 @@ from domain.errors import InvalidInput
 
 _RES = AdminResource.IP_SPACE
 PRICING_ID = r"{pricing_id:\d+}"
-_MAX_METADATA = 16_384
 
 
 def _registry(value: Any, name: str) -> InternetRegistry:
@@ -36,13 +34,6 @@ def _registry(value: Any, name: str) -> InternetRegistry:
     ):
         raise InvalidInput("Invalid registry value")
     return InternetRegistry(value)
-
-
-def _metadata(value: Any, name: str) -> Any:
-    """Any JSON, bounded in size (it is stored in a TEXT column)."""
-    if len(json.dumps(value)) > _MAX_METADATA:
-        raise InvalidInput(f"{name} must be at most {_MAX_METADATA} bytes of JSON")
-    return value
 
 
 async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
@@ -55,7 +46,7 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     read("external_id", f.text(255), nullable=True)
     read("is_available", f.flag)
     read("is_reserved", f.flag)
-    read("metadata", _metadata, nullable=True)
+    read("metadata", f.json_value(f.JSON_LIMIT), nullable=True)
     if "external_id" in read.out:
         read.out["external_id"] = (read.out["external_id"] or "").strip() or None
     return read.out
@@ -167,16 +158,15 @@ async def list_sold(request: web.Request, admin: Admin) -> web.StreamResponse:
 
 
 def add_admin_ip_space_routes(table: RouteTable) -> None:
-    s = {"type": "string"}
     u = sch.UINT
     request = sch.body(
-        {"cidr": s, "min_prefix_size": u, "max_prefix_size": u,
+        {"cidr": f.text_schema(200), "min_prefix_size": u, "max_prefix_size": u,
          "registry": {"type": "integer", "minimum": 0, "maximum": 4}},
-        {"company_id": u, "external_id": sch.NULL_STRING, "is_available": sch.BOOL,
-         "is_reserved": sch.BOOL, "metadata": {}},
+        {"company_id": u, "external_id": f.text_schema(255, nullable=True),
+         "is_available": sch.BOOL, "is_reserved": sch.BOOL, "metadata": {}},
     )
     price = sch.body({"prefix_size": u, "price_per_month": u},
-                     {"currency": s, "setup_fee": u})
+                     {"currency": f.CURRENCY_SCHEMA, "setup_fee": u})
     one = f"/ip_space/{ID}/pricing/{PRICING_ID}"
     add(table, "GET", "/ip_space", list_spaces, "IP space for sale, newest first",
         query=[QueryParam("is_available", {"type": "boolean"}),
@@ -187,7 +177,7 @@ def add_admin_ip_space_routes(table: RouteTable) -> None:
         "Add IP space (company_id defaults to the first company)", request=request,
         response=sch.SPACE)
     add(table, "PATCH", f"/ip_space/{ID}", update_space,
-        "Update IP space (checks re-run on the result)", request={"type": "object"},
+        "Update IP space (checks re-run on the result)", request=f.patch_of(request),
         response=sch.SPACE)
     add(table, "DELETE", f"/ip_space/{ID}", delete_space,
         "Delete IP space nothing was sold from", response=sch.NULL)
@@ -197,7 +187,7 @@ def add_admin_ip_space_routes(table: RouteTable) -> None:
         "Price a prefix size of the space", request=price, response=sch.SPACE_PRICING)
     add(table, "GET", one, get_pricing, "One price of the space", response=sch.SPACE_PRICING)
     add(table, "PATCH", one, update_pricing, "Update a price of the space",
-        request={"type": "object"}, response=sch.SPACE_PRICING)
+        request=f.patch_of(price), response=sch.SPACE_PRICING)
     add(table, "DELETE", one, delete_pricing, "Delete a price of the space",
         response=sch.NULL)
     add(table, "GET", f"/ip_space/{ID}/subscriptions", list_sold,

@@ -12,6 +12,7 @@ from adapters.http.admin.views_catalogue import image_json
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import RouteTable
+from adapters.http.views_input import wire_name
 from adapters.http.vm_params import json_object, path_id
 from app.admin import os_images as uc
 from domain.enums import AdminAction, AdminResource, OsDistribution
@@ -76,10 +77,13 @@ async def download_image(request: web.Request, admin: Admin) -> web.StreamRespon
 def add_admin_os_image_routes(table: RouteTable) -> None:
     s = {"type": "string"}
     request = sch.body(
-        {"distribution": s, "flavour": s, "version": s, "enabled": sch.BOOL,
-         "release_date": s, "url": s},
-        {"default_username": sch.NULL_STRING, "sha2": sch.NULL_STRING,
-         "sha2_url": sch.NULL_STRING},
+        {"distribution": {"type": "string", "enum": [wire_name(d) for d in OsDistribution]},
+         "flavour": f.text_schema(50), "version": f.text_schema(50), "enabled": sch.BOOL,
+         "release_date": {"type": "string", "format": "date-time"},
+         "url": f.text_schema(1024)},
+        {"default_username": f.text_schema(50, nullable=True),
+         "sha2": f.text_schema(128, nullable=True),
+         "sha2_url": f.text_schema(1024, nullable=True)},
     )
     add(table, "GET", "/vm_os_images", list_images, "OS images", response=sch.IMAGE,
         paginated=True)
@@ -89,7 +93,7 @@ def add_admin_os_image_routes(table: RouteTable) -> None:
         request=request, response=sch.IMAGE)
     add(table, "PATCH", f"/vm_os_images/{ID}", update_image,
         "Update an OS image (a new url or sha2_url without sha2 clears sha2)",
-        request={"type": "object"}, response=sch.IMAGE)
+        request=f.patch_of(request), response=sch.IMAGE)
     add(table, "DELETE", f"/vm_os_images/{ID}", delete_image, "Delete an image no VM uses",
         response=s)
     add(table, "POST", f"/vm_os_images/{ID}/download", download_image,

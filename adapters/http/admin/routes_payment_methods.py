@@ -8,9 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.http.admin import fields as f
 from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, add, body_str, page_of
+from adapters.http.admin.common import ID, NAME_LIMIT, add, body_str, page_of
 from adapters.http.admin.views import payment_method_json
 from adapters.http.bounds import ID_MIN, ID_SCHEMA, UINT_SCHEMA
 from adapters.http.context import services
@@ -45,11 +46,18 @@ def _rate(value: Any) -> Decimal | None:
 
 
 def _currencies(value: Any) -> tuple[str, ...]:
+    """Supported currency codes, each once (the column holds them comma-joined)."""
     if value is None:
         return ()
-    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
-        raise InvalidInput("supported_currencies must be a list of strings")
-    return tuple(value)
+    if not isinstance(value, list) or len(value) > len(f.CURRENCY_CODES):
+        raise InvalidInput("supported_currencies must be a list of currency codes")
+    return tuple(dict.fromkeys(f.CURRENCY(c, "supported_currencies") for c in value))
+
+
+def _fee_currency(value: Any) -> str | None:
+    """At most its column's 5 characters; the use case checks that it is a known currency."""
+    parsed: str | None = None if value is None else f.text(5)(value, "processing_fee_currency")
+    return parsed
 
 
 def _optional(body: Mapping[str, Any], name: str, parse: Any) -> Any:
@@ -81,12 +89,12 @@ async def create_method(request: web.Request, admin: Admin) -> web.StreamRespons
     base = body.get("processing_fee_base")
     draft = ConfigDraft(
         company_id=required_int(body, "company_id", minimum=ID_MIN),
-        name=body_str(body, "name") or "",
+        name=body_str(body, "name", NAME_LIMIT) or "",
         config=body.get("config"),
         enabled=optional_bool(body, "enabled") is not False,
         processing_fee_rate=_rate(body.get("processing_fee_rate")),
         processing_fee_base=None if base is None else as_int(base, "processing_fee_base"),
-        processing_fee_currency=body_str(body, "processing_fee_currency"),
+        processing_fee_currency=_fee_currency(body.get("processing_fee_currency")),
         supported_currencies=_currencies(body.get("supported_currencies")),
     )
     svc = services(request)
@@ -98,7 +106,7 @@ async def create_method(request: web.Request, admin: Admin) -> web.StreamRespons
 async def update_method(request: web.Request, admin: Admin) -> web.StreamResponse:
     body = await json_object(request)
     patch = ConfigPatch(
-        name=body_str(body, "name") if body.get("name") is not None else UNSET,
+        name=body_str(body, "name", NAME_LIMIT) if body.get("name") is not None else UNSET,
         enabled=optional_bool(body, "enabled") if body.get("enabled") is not None else UNSET,
         config=body["config"] if body.get("config") is not None else UNSET,
         processing_fee_rate=_optional(body, "processing_fee_rate", _rate),
@@ -106,7 +114,7 @@ async def update_method(request: web.Request, admin: Admin) -> web.StreamRespons
             body, "processing_fee_base", lambda v: as_int(v, "processing_fee_base")
         ),
         processing_fee_currency=_optional(
-            body, "processing_fee_currency", lambda v: body_str(body, "processing_fee_currency")
+            body, "processing_fee_currency", _fee_currency
         ),
         supported_currencies=(
             _currencies(body["supported_currencies"])
@@ -122,13 +130,14 @@ def add_admin_payment_method_routes(table: RouteTable) -> None:
     create_body = {
         "type": "object", "required": ["company_id", "name", "config"],
         "properties": {
-            "company_id": ID_SCHEMA, "name": {"type": "string"},
+            "company_id": ID_SCHEMA, "name": f.text_schema(NAME_LIMIT),
             "enabled": {"type": "boolean"}, "config": {"type": "object"},
             "processing_fee_rate": {"type": ["number", "null"], "minimum": 0,
                                     "exclusiveMaximum": 100},
             "processing_fee_base": {**UINT_SCHEMA, "type": ["integer", "null"]},
-            "processing_fee_currency": {"type": ["string", "null"]},
-            "supported_currencies": {"type": "array", "items": {"type": "string"}},
+            "processing_fee_currency": {"type": ["string", "null"], "maxLength": 5},
+            "supported_currencies": {"type": "array", "items": f.CURRENCY_SCHEMA,
+                                     "maxItems": len(f.CURRENCY_CODES)},
         },
     }
     add(table, "GET", "/payment_methods", list_methods,
@@ -141,4 +150,4 @@ def add_admin_payment_method_routes(table: RouteTable) -> None:
         request=create_body, response=sch.PAYMENT_METHOD)
     add(table, "PATCH", f"/payment_methods/{ID}", update_method,
         "Update a config (partial provider config of the same type)",
-        request={"type": "object"}, response=sch.PAYMENT_METHOD)
+        request=f.patch_of(create_body), response=sch.PAYMENT_METHOD)

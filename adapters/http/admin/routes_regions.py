@@ -70,7 +70,7 @@ async def delete_region(request: web.Request, admin: Admin) -> web.StreamRespons
 
 
 def add_admin_region_routes(table: RouteTable) -> None:
-    request = sch.body({"name": {"type": "string"}},
+    request = sch.body({"name": f.text_schema(100)},
                        {"enabled": sch.BOOL, "company_id": sch.UINT})
     enabled = QueryParam("enabled", {"type": "boolean"}, description="only enabled / disabled")
     add(table, "GET", "/regions", list_regions, "Regions with host, VM and address totals",
@@ -82,6 +82,6 @@ def add_admin_region_routes(table: RouteTable) -> None:
         "Create a region (company_id defaults to the first company)", request=request,
         response=sch.REGION)
     add(table, "PATCH", f"/regions/{ID}", update_region, "Update a region",
-        request={"type": "object"}, response=sch.REGION)
+        request=f.patch_of(request), response=sch.REGION)
     add(table, "DELETE", f"/regions/{ID}", delete_region,
         "Disable a region (refused while hosts are assigned)", response=sch.DELETED)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.admin import fields as f
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, NULL, add, body_str
+from adapters.http.admin.common import ID, NULL, TEXT_LIMIT, TEXT_SCHEMA, add, body_str
 from adapters.http.context import services
 from adapters.http.envelope import data_response
 from adapters.http.openapi import RouteTable
 from adapters.http.vm_params import json_object, path_id
 from app.admin.permissions import parse_permission
-from app.admin.role_changes import delete_role, update_role
+from app.admin.role_changes import MAX_ROLE_NAME, delete_role, update_role
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
 from ports.storage import Permission
@@ -34,8 +35,9 @@ async def patch_role(request: web.Request, admin: Admin) -> web.StreamResponse:
     body = await json_object(request)
     svc = services(request)
     await update_role(
-        svc.uow_factory, svc.clock, role_id=path_id(request), name=body_str(body, "name"),
-        description=body_str(body, "description"),
+        svc.uow_factory, svc.clock, role_id=path_id(request),
+        name=body_str(body, "name", MAX_ROLE_NAME),
+        description=body_str(body, "description", TEXT_LIMIT, multiline=True),
         permissions=_permissions(body.get("permissions")), caller=admin.permissions,
     )
     return data_response(None)
@@ -51,8 +53,9 @@ def add_admin_role_change_routes(table: RouteTable) -> None:
     add(table, "PATCH", f"/roles/{ID}", patch_role,
         "Update a non-system role; `permissions` replaces the whole set",
         request={"type": "object", "properties": {
-            "name": {"type": ["string", "null"]}, "description": {"type": ["string", "null"]},
-            "permissions": {"type": ["array", "null"], "items": {"type": "string"}}}},
+            "name": f.text_schema(MAX_ROLE_NAME, nullable=True),
+            "description": TEXT_SCHEMA,
+            "permissions": {**f.PERMISSIONS_SCHEMA, "type": ["array", "null"]}}},
         response=NULL)
     add(table, "DELETE", f"/roles/{ID}", remove_role,
         "Delete a non-system role no user holds", response=NULL)

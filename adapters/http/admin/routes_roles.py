@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.admin import fields as f
 from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, NULL, add, body_str
+from adapters.http.admin.common import ID, NULL, TEXT_LIMIT, TEXT_SCHEMA, add, body_str
 from adapters.http.admin.views import role_json, user_role_json
 from adapters.http.bounds import ID_MIN, ID_SCHEMA
 from adapters.http.context import services
@@ -23,6 +24,7 @@ from adapters.http.views_schema import DATETIME, U64, nullable, obj
 from adapters.http.vm_params import json_object, path_id, required_int
 from app.admin.permissions import parse_permission, permission_text
 from app.admin.role_changes import (
+    MAX_ROLE_NAME,
     check_grantable,
     check_name_free,
     check_role_grantable,
@@ -73,7 +75,7 @@ async def my_roles(request: web.Request, admin: Admin) -> web.StreamResponse:
 @require(_ROLES, AdminAction.CREATE)
 async def create(request: web.Request, admin: Admin) -> web.StreamResponse:
     body = await json_object(request)
-    name = (body_str(body, "name") or "").strip()
+    name = (body_str(body, "name", MAX_ROLE_NAME) or "").strip()
     check_role_name(name)
     raw = body.get("permissions")
     if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
@@ -83,7 +85,8 @@ async def create(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     await check_name_free(svc.uow_factory, name)
     role = await create_role(
-        svc.uow_factory, svc.clock, name=name, description=body_str(body, "description"),
+        svc.uow_factory, svc.clock, name=name,
+        description=body_str(body, "description", TEXT_LIMIT, multiline=True),
         permissions=permissions,
     )
     return data_response({
@@ -132,10 +135,9 @@ def add_admin_role_routes(table: RouteTable) -> None:
         "A user's role assignments, expired ones included", response=USER_ROLES)
     add(table, "POST", "/roles", create, "Create a role with its permissions (atomic)",
         request={"type": "object", "required": ["name", "permissions"],
-                 "properties": {"name": {"type": "string"},
-                                "description": {"type": ["string", "null"]},
-                                "permissions": {"type": "array",
-                                                "items": {"type": "string"}}}},
+                 "properties": {"name": f.text_schema(MAX_ROLE_NAME),
+                                "description": TEXT_SCHEMA,
+                                "permissions": f.PERMISSIONS_SCHEMA}},
         response=sch.ROLE)
     add(table, "POST", f"/users/{ID}/roles", assign, "Assign a role (expires_at stored)",
         request={"type": "object", "required": ["role_id"],

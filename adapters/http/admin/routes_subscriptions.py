@@ -7,9 +7,19 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.http.admin import fields as f
 from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, add, body_str, query_uint
+from adapters.http.admin.common import (
+    EXTERNAL_ID_LIMIT,
+    ID,
+    NAME_LIMIT,
+    TEXT_LIMIT,
+    TEXT_SCHEMA,
+    add,
+    body_str,
+    query_uint,
+)
 from adapters.http.admin.views import line_item_json, subscription_json
 from adapters.http.bounds import ID_MIN, ID_SCHEMA, UINT_SCHEMA
 from adapters.http.context import services
@@ -40,8 +50,8 @@ def _required_bool(body: Mapping[str, Any], name: str) -> bool:
     return value
 
 
-def _required_str(body: Mapping[str, Any], name: str) -> str:
-    value = body_str(body, name)
+def _required_str(body: Mapping[str, Any], name: str, limit: int) -> str:
+    value = body_str(body, name, limit)
     if value is None:
         raise InvalidInput(f"missing field `{name}`")
     return value
@@ -91,14 +101,16 @@ async def create(request: web.Request, admin: Admin) -> web.StreamResponse:
     draft = SubscriptionDraft(
         user_id=required_int(body, "user_id", minimum=ID_MIN),
         company_id=required_int(body, "company_id", minimum=ID_MIN),
-        name=_required_str(body, "name"), is_active=_required_bool(body, "is_active"),
-        currency=_required_str(body, "currency"), setup_fee=required_int(body, "setup_fee"),
+        name=_required_str(body, "name", NAME_LIMIT),
+        is_active=_required_bool(body, "is_active"),
+        currency=f.CURRENCY(body.get("currency"), "currency"),
+        setup_fee=required_int(body, "setup_fee"),
         auto_renewal_enabled=_required_bool(body, "auto_renewal_enabled"),
-        description=body_str(body, "description"),
+        description=body_str(body, "description", TEXT_LIMIT, multiline=True),
         expires=None if expires is None else _time(expires, "expires"),
         interval_amount=1 if amount is None else as_int(amount, "interval_amount"),
         interval_type=_interval(body.get("interval_type")),
-        external_id=body_str(body, "external_id"),
+        external_id=body_str(body, "external_id", EXTERNAL_ID_LIMIT),
     )
     svc = services(request)
     sub = await create_subscription(svc.uow_factory, svc.clock, draft)
@@ -123,16 +135,18 @@ async def update(request: web.Request, admin: Admin) -> web.StreamResponse:
     body = await json_object(request)
     b = body
     patch = SubscriptionPatch(
-        name=_given(b, "name", body_str(b, "name")),
-        description=_given(b, "description", body_str(b, "description")),
+        name=_given(b, "name", body_str(b, "name", NAME_LIMIT)),
+        description=_given(b, "description",
+                           body_str(b, "description", TEXT_LIMIT, multiline=True)),
         expires=_nullable(b, "expires", b.get("expires") and _time(b["expires"], "expires")),
         is_active=_given(b, "is_active", optional_bool(b, "is_active")),
-        currency=_given(b, "currency", body_str(b, "currency")),
+        currency=_given(b, "currency", b.get("currency") is not None
+                          and f.CURRENCY(b["currency"], "currency")),
         setup_fee=_given(b, "setup_fee", b.get("setup_fee") is not None
                          and as_int(b["setup_fee"], "setup_fee")),
         auto_renewal_enabled=_given(b, "auto_renewal_enabled",
                                     optional_bool(b, "auto_renewal_enabled")),
-        external_id=_nullable(b, "external_id", body_str(b, "external_id")),
+        external_id=_nullable(b, "external_id", body_str(b, "external_id", EXTERNAL_ID_LIMIT)),
     )
     svc = services(request)
     sub = await update_subscription(
@@ -165,12 +179,14 @@ async def get_line_item(request: web.Request, admin: Admin) -> web.StreamRespons
 async def patch_line_item(request: web.Request, admin: Admin) -> web.StreamResponse:
     b = await json_object(request)
     patch = LineItemPatch(
-        name=_given(b, "name", body_str(b, "name")),
-        description=_given(b, "description", body_str(b, "description")),
+        name=_given(b, "name", body_str(b, "name", NAME_LIMIT)),
+        description=_given(b, "description",
+                           body_str(b, "description", TEXT_LIMIT, multiline=True)),
         amount=_given(b, "amount", b.get("amount") is not None and as_int(b["amount"], "amount")),
         setup_amount=_given(b, "setup_amount", b.get("setup_amount") is not None
                             and as_int(b["setup_amount"], "setup_amount")),
-        configuration=_given(b, "configuration", b.get("configuration")),
+        configuration=_given(b, "configuration", b.get("configuration") is not None
+                             and f.json_value(f.JSON_LIMIT)(b["configuration"], "configuration")),
     )
     svc = services(request)
     item = await update_line_item(
@@ -186,14 +202,14 @@ def add_admin_subscription_routes(table: RouteTable) -> None:
                      "auto_renewal_enabled"],
         "properties": {
             "user_id": ID_SCHEMA, "company_id": ID_SCHEMA,
-            "name": {"type": "string"}, "description": {"type": ["string", "null"]},
+            "name": f.text_schema(NAME_LIMIT), "description": TEXT_SCHEMA,
             "expires": {"type": ["string", "null"], "format": "date-time"},
-            "is_active": {"type": "boolean"}, "currency": {"type": "string"},
+            "is_active": {"type": "boolean"}, "currency": f.CURRENCY_SCHEMA,
             "interval_amount": {**UINT_SCHEMA, "minimum": 1, "default": 1},
             "interval_type": {"enum": ["day", "month", "year"], "default": "month"},
             "setup_fee": UINT_SCHEMA,
             "auto_renewal_enabled": {"type": "boolean"},
-            "external_id": {"type": ["string", "null"]},
+            "external_id": f.text_schema(EXTERNAL_ID_LIMIT, nullable=True),
         },
     }
     user = QueryParam("user_id", ID_SCHEMA, required=True,
@@ -205,11 +221,16 @@ def add_admin_subscription_routes(table: RouteTable) -> None:
     add(table, "POST", "/subscriptions", create, "Create a subscription (no line items)",
         request=create_body, response=sch.SUBSCRIPTION)
     add(table, "PATCH", f"/subscriptions/{ID}", update, "Update a subscription",
-        request={"type": "object"}, response=sch.SUBSCRIPTION)
+        request=f.patch_of(create_body), response=sch.SUBSCRIPTION)
     add(table, "GET", r"/subscriptions/{subscription_id:\d+}/line_items", list_line_items,
         "Line items of a subscription", response={"type": "array", "items": sch.LINE_ITEM})
     add(table, "GET", f"/subscription_line_items/{ID}", get_line_item, "One line item",
         response=sch.LINE_ITEM)
     add(table, "PATCH", f"/subscription_line_items/{ID}", patch_line_item,
-        "Update a line item (subscription_type ignored)", request={"type": "object"},
+        "Update a line item (subscription_type ignored)", request={
+            "type": "object", "properties": {
+                "name": f.text_schema(NAME_LIMIT, nullable=True), "description": TEXT_SCHEMA,
+                "amount": {**UINT_SCHEMA, "type": ["integer", "null"]},
+                "setup_amount": {**UINT_SCHEMA, "type": ["integer", "null"]},
+                "configuration": {}}},
         response=sch.LINE_ITEM)

@@ -13,6 +13,7 @@ from adapters.http.admin.views_catalogue import template_json
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import RouteTable
+from adapters.http.views_schema import DISK_INTERFACE, DISK_TYPE
 from adapters.http.vm_params import json_object, path_id
 from app.admin import vm_templates as uc
 from domain.enums import AdminAction, AdminResource
@@ -77,12 +78,13 @@ async def delete_template(request: web.Request, admin: Admin) -> web.StreamRespo
 
 
 def add_admin_template_routes(table: RouteTable) -> None:
-    s = {"type": "string"}
     request = sch.body(
-        {"name": s, "cpu": sch.UINT, "memory": sch.UINT, "disk_size": sch.UINT,
-         "disk_type": s, "disk_interface": s, "region_id": sch.UINT},
-        {"enabled": sch.BOOL, "expires": sch.NULL_STRING, "cost_plan_id": sch.UINT,
-         "cost_plan_name": s, "cost_plan_amount": sch.UINT, "cost_plan_currency": s,
+        {"name": f.text_schema(200), "cpu": sch.UINT, "memory": sch.UINT,
+         "disk_size": sch.UINT, "disk_type": DISK_TYPE, "disk_interface": DISK_INTERFACE,
+         "region_id": sch.UINT},
+        {"enabled": sch.BOOL, "expires": f.TIME_SCHEMA, "cost_plan_id": sch.UINT,
+         "cost_plan_name": f.text_schema(200), "cost_plan_amount": sch.UINT,
+         "cost_plan_currency": f.CURRENCY_SCHEMA,
          "cost_plan_interval_amount": sch.UINT, "cost_plan_interval_type": sch.INTERVAL},
     )
     add(table, "GET", "/vm_templates", list_templates, "Every VM template, disabled too",
@@ -94,6 +96,6 @@ def add_admin_template_routes(table: RouteTable) -> None:
         request=request, response=sch.TEMPLATE)
     add(table, "PATCH", f"/vm_templates/{ID}", update_template,
         "Update a template; cost_plan_* fields edit its plan in place",
-        request={"type": "object"}, response=sch.TEMPLATE)
+        request=f.patch_of(request), response=sch.TEMPLATE)
     add(table, "DELETE", f"/vm_templates/{ID}", delete_template,
         "Delete a template no VM uses (its plan too when unused)", response=sch.DELETED)

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.http.admin import fields as f
 from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
 from adapters.http.admin.common import ID, NULL, add, body_str
@@ -14,15 +15,19 @@ from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import json_object, optional_bool, path_id
-from app.admin.role_changes import update_user_and_role
+from app.admin.role_changes import MAX_ROLE_NAME, update_user_and_role
 from app.admin.users import BOOL_FIELDS, TEXT_FIELDS, user_by_email
 from app.admin.users import list_users as list_all_users  # `list_users` is the handler here
 from app.billing.errors import UserNotFound
+from app.billing_ext.account import EMAIL_LIMIT, FIELD_LIMITS
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
 from domain.model import User
 
 _USERS = AdminResource.USERS
+#: the `users` column widths of the text fields an admin sets (`billing_city` → `city`).
+LIMITS = {**{n: FIELD_LIMITS[n.removeprefix("billing_")] for n in TEXT_FIELDS},
+          "email": EMAIL_LIMIT, "country_code": 3}
 
 
 async def _info(request: web.Request, user: User) -> dict[str, Any]:
@@ -78,13 +83,12 @@ async def patch_user(request: web.Request, admin: Admin) -> web.StreamResponse:
     """AdminUserUpdateRequest; `notes`/`status` ignored; `admin_role` names the one role the
     user keeps (every other assignment is revoked), in the same transaction as the fields."""
     body = await json_object(request)
-    changes: dict[str, Any] = {n: body_str(body, n) for n in (*TEXT_FIELDS, "email",
-                                                                "country_code")}
+    changes: dict[str, Any] = {n: body_str(body, n, limit) for n, limit in LIMITS.items()}
     changes.update({n: optional_bool(body, n) for n in BOOL_FIELDS})
     svc = services(request)
     await update_user_and_role(
         svc.uow_factory, svc.clock, user_id=path_id(request), changes=changes,
-        admin_role=body_str(body, "admin_role"), by_user_id=admin.user.id,
+        admin_role=body_str(body, "admin_role", MAX_ROLE_NAME), by_user_id=admin.user.id,
         caller=admin.permissions, rails=svc.rails,
     )
     return data_response(None)
@@ -98,4 +102,8 @@ def add_admin_user_routes(table: RouteTable) -> None:
         response=sch.USER, query=(QueryParam("email", description="required; trimmed, any case"),))
     add(table, "GET", f"/users/{ID}", get_user, "One user (AdminUserInfo)", response=sch.USER)
     add(table, "PATCH", f"/users/{ID}", patch_user, "Update a user; null leaves a field",
-        request={"type": "object"}, response=NULL)
+        request={"type": "object", "properties": {
+            **{n: f.text_schema(limit, nullable=True) for n, limit in LIMITS.items()},
+            **{n: {"type": ["boolean", "null"]} for n in BOOL_FIELDS},
+            "admin_role": f.text_schema(MAX_ROLE_NAME, nullable=True)}},
+        response=NULL)

@@ -7,8 +7,17 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.http.admin import fields as f
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, JOB_SCHEMA, add, body_str
+from adapters.http.admin.common import (
+    DATE_LIMIT,
+    ID,
+    JOB_SCHEMA,
+    TEXT_LIMIT,
+    TEXT_SCHEMA,
+    add,
+    body_str,
+)
 from adapters.http.context import services
 from adapters.http.envelope import data_response, format_time, parse_time
 from adapters.http.openapi import QueryParam, RouteTable, Schema
@@ -34,7 +43,7 @@ async def remove_vm(request: web.Request, admin: Admin) -> web.StreamResponse:
     body = await optional_json_object(request)
     job_id = await delete_vm(services(request).uow_factory, services(request).queue,
                              vm_id=path_id(request), admin_id=admin.user.id,
-                             reason=body_str(body, "reason"))
+                             reason=body_str(body, "reason", TEXT_LIMIT, multiline=True))
     return data_response({"job_id": job_id})
 
 
@@ -89,7 +98,7 @@ def _refund_method(body: dict[str, Any]) -> PaymentMethod:
 
 
 def _invoice(body: dict[str, Any], method: PaymentMethod) -> str | None:
-    invoice = body_str(body, "lightning_invoice")
+    invoice = body_str(body, "lightning_invoice", TEXT_LIMIT)
     invoice = None if invoice is None or not invoice.strip() else invoice.strip()
     if method is PaymentMethod.LIGHTNING and invoice is None:
         raise InvalidInput("Lightning invoice is required when payment method is 'lightning'")
@@ -111,7 +120,7 @@ async def refund(request: web.Request, admin: Admin) -> web.StreamResponse:
     body = await optional_json_object(request)
     method = _refund_method(body)
     invoice = _invoice(body, method)
-    raw_from = body_str(body, "refund_from_date")
+    raw_from = body_str(body, "refund_from_date", DATE_LIMIT)
     svc = services(request)
     vm_id = path_id(request)
     amount = await refund_amount(svc.uow_factory, svc.rates, svc.clock, vm_id=vm_id,
@@ -119,14 +128,14 @@ async def refund(request: web.Request, admin: Admin) -> web.StreamResponse:
                                  from_date=None if raw_from is None else parse_time(raw_from))
     job_id = await request_refund(svc.queue, vm_id=vm_id, refund=amount, method=method,
                                   lightning_invoice=invoice, admin_id=admin.user.id,
-                                  reason=body_str(body, "reason"))
+                                  reason=body_str(body, "reason", TEXT_LIMIT, multiline=True))
     return data_response({"job_id": job_id})
 
 
 def add_admin_vm_removal_routes(table: RouteTable) -> None:
     vm = f"/vms/{ID}"
     add(table, "DELETE", vm, remove_vm, "Queue DeleteVm (pending invoices end with it)",
-        request={"type": "object", "properties": {"reason": {"type": "string"}}},
+        request={"type": "object", "properties": {"reason": TEXT_SCHEMA}},
         response=JOB_SCHEMA)
     add(table, "GET", f"{vm}/refund", refund_quote,
         "Value of the unused paid time, converted for the method", response=REFUND_INFO,
@@ -137,5 +146,6 @@ def add_admin_vm_removal_routes(table: RouteTable) -> None:
         request={"type": "object", "properties": {
             "payment_method": {"type": "string", "enum": ["lightning", "revolut", "paypal"]},
             "refund_from_date": {"type": "string", "format": "date-time"},
-            "reason": {"type": "string"}, "lightning_invoice": {"type": "string"}}},
+            "reason": TEXT_SCHEMA,
+            "lightning_invoice": f.text_schema(MAX_INVOICE_CHARS, nullable=True)}},
         response=JOB_SCHEMA)

@@ -10,6 +10,8 @@ from adapters.http.admin.common import (
     ID,
     JOB_SCHEMA,
     NULL,
+    TEXT_LIMIT,
+    TEXT_SCHEMA,
     add,
     body_str,
     page_of,
@@ -99,7 +101,7 @@ async def _power(request: web.Request, admin: Admin, start: bool) -> web.StreamR
     svc = services(request)
     job_id = await power_vm(
         svc.uow_factory, svc.queue, vm_id=path_id(request), start=start,
-        admin_id=admin.user.id, reason=body_str(body, "reason"),
+        admin_id=admin.user.id, reason=body_str(body, "reason", TEXT_LIMIT, multiline=True),
     )
     return data_response({"job_id": job_id})
 
@@ -121,7 +123,7 @@ async def extend(request: web.Request, admin: Admin) -> web.StreamResponse:
     await extend_vm(
         svc.uow_factory, svc.clock, svc.queue, vm_id=path_id(request),
         days=required_int(body, "days", maximum=2**32 - 1), admin_id=admin.user.id,
-        reason=body_str(body, "reason"),
+        reason=body_str(body, "reason", TEXT_LIMIT, multiline=True),
     )
     return data_response(None)
 
@@ -169,7 +171,7 @@ def add_admin_vm_routes(table: RouteTable) -> None:
     extend_body = {
         "type": "object", "required": ["days"],
         "properties": {"days": {"type": "integer", "minimum": 1, "maximum": 365},
-                       "reason": {"type": "string"}},
+                       "reason": TEXT_SCHEMA},
     }
     add(table, "PUT", f"{vm}/extend", extend, "Extend paid time by whole days",
         request=extend_body, response=NULL)

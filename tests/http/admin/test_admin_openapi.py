@@ -47,3 +47,40 @@ def test_every_route_checks_a_permission_and_documents_it() -> None:
         resource, action = needed
         text = f"{resource.name.lower()}::{action.name.lower()}"
         assert f"(needs `{text}`)" in route.summary, op
+
+
+def _strings(schema: Any, where: str) -> list[tuple[str, Any]]:
+    """Every string schema in `schema` (through properties, items and anyOf), with its path."""
+    if not isinstance(schema, dict):
+        return []
+    found: list[tuple[str, Any]] = []
+    kinds = schema.get("type")
+    if kinds == "string" or (isinstance(kinds, list) and "string" in kinds):
+        found.append((where, schema))
+    for name, sub in (schema.get("properties") or {}).items():
+        found += _strings(sub, f"{where}.{name}")
+    found += _strings(schema.get("items"), f"{where}[]")
+    for sub in schema.get("anyOf") or ():
+        found += _strings(sub, where)
+    return found
+
+
+async def test_every_request_string_has_a_published_length_or_enum(world: AdminWorld) -> None:
+    """Issue 11 §1: each string a POST/PUT/PATCH body takes states its bound (maxLength, an
+    enum or a date-time format), so clients and Schemathesis see the limits the API enforces;
+    and no PATCH body is a bare object any more."""
+    doc = await world.ok("GET", "/openapi.json", signed=False)
+    unbounded, bare = [], []
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is None:
+                continue
+            if body["schema"] == {"type": "object"}:
+                bare.append(f"{method.upper()} {path}")
+            for where, schema in _strings(body["schema"], f"{method.upper()} {path}"):
+                if not ({"maxLength", "enum"} & schema.keys()
+                        or schema.get("format") == "date-time"):
+                    unbounded.append(where)
+    assert unbounded == [], unbounded
+    assert bare == [], bare
