@@ -54,7 +54,7 @@ from tests.nostr_signing import NostrKey, auth_header, nip98_event
 
 #: examples per operation and generation mode (~40 user and ~40 admin operations, 2 modes),
 #: per backend: fewer on MariaDB, whose round trips are slower, to keep the run short.
-MAX_EXAMPLES = {"sqlite": 25, "mysql": 10}
+MAX_EXAMPLES = {"sqlite": 12, "mysql": 6}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
