@@ -22,6 +22,11 @@ from typing import Any
 import attrs
 import pytest
 import schemathesis
+
+# imported here, at collection: schemathesis imports it lazily inside `from_url`, where pytest
+# rewrites it in the middle of a running test, and CPython 3.11.7's parser failed there once
+# with "AST constructor recursion depth mismatch" (an interpreter bug, seen in a full run)
+import schemathesis.specs.openapi.schemas
 from aiohttp import web
 from aiohttp.test_utils import unused_port
 from hypothesis import HealthCheck, Phase, given, settings
