@@ -251,7 +251,9 @@ async def complete_payment(
             cancelled.append(rival.id)
         except Exception as err:
             follow.problem(f"cancelling payment {rival.id.hex()}", err)
-    stale_cancelled, stale_problems = await cancel_quietly(rails, follow.stale)
+    stale_cancelled, stale_problems = await cancel_quietly(
+        rails, [*done.cancelled_purchases, *follow.stale]
+    )
     cancelled += stale_cancelled
     follow.problems += stale_problems
     if done.credit is not None and done.credit.needs_operator:
