@@ -5,6 +5,7 @@ cancels them at their provider; a change that moves no price expires nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, cast
@@ -16,11 +17,12 @@ from app.admin.cost_plans import update_cost_plan
 from app.admin.custom_pricing import update_pricing
 from app.admin.vm_templates import update_template
 from app.billing.price_in_force import TIME_BUYING
+from domain.intervals import add_months
 from domain.model import Vm
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
 from tests.contract.storage_backends import Database
-from tests.unit.billing.world import PRICING, TEMPLATE, Shop, new_shop, seed
+from tests.unit.billing.world import PLAN_EUR_CENTS, PRICING, TEMPLATE, Shop, new_shop, seed
 
 database = storage_backends.database  # module fixture: memory, SQLite, MariaDB
 
@@ -117,3 +119,27 @@ async def test_the_lookup_finds_only_subscriptions_with_pending_quotes(shop: Sho
         nothing = await uow.subscriptions.ids_with_pending_on(now, TIME_BUYING)
     assert on_plan == on_tpl == [] and nothing == []
     assert on_pricing == [(await shop.subscription(custom)).id]
+
+
+async def test_a_renewal_racing_a_plan_reprice_is_credited_at_one_price_or_the_other(
+    shop: Shop,
+) -> None:
+    """A guard of the lock order (subscription before payments) under a real race: the code
+    before passes it too, by crediting by value at completion."""
+    vm = await shop.order()
+    await shop.complete(await shop.renew(vm))
+    paid_until = (await shop.subscription(vm)).expires
+    assert paid_until is not None
+    shop.clock.advance(timedelta(hours=1))
+    renewal = await shop.renew(vm)
+    reprice = update_cost_plan(shop.factory, PLAN, {"amount": 2 * PLAN_EUR_CENTS},
+                               clock=shop.clock, rails=shop.rails)
+    await asyncio.gather(reprice, shop.complete(renewal))
+    expires = (await shop.subscription(vm)).expires
+    assert expires is not None
+    at_old_price = add_months(paid_until, 1)
+    by_value = paid_until + (at_old_price - paid_until) / 2  # half an interval at 2 × price
+    assert expires in (at_old_price, by_value)
+    if (await shop.payment(renewal.id)).expires == shop.clock.now():
+        assert expires == by_value  # the reprice came first and expired the quote
+    assert (await shop.payment(renewal.id)).is_paid
