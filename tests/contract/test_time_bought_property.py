@@ -134,7 +134,8 @@ async def _step(shop: Shop, vm: Vm, model: Model, op: Op) -> None:
             )
         except DomainError:
             return  # too little or too much for the current price: refused, nothing stored
-        model.pending.append((payment, model.cents))
+        if payment.id not in {p.id for p, _ in model.pending}:  # LNURL reuses a pending one
+            model.pending.append((payment, model.cents))
     elif isinstance(op, Country):
         await update_account(
             shop.factory, shop.clock, shop.queue, ALICE,
