@@ -24,7 +24,10 @@ class CompletedPayment:
     `cancelled_upgrades` are competing pending Upgrade payments that were expired in the same
     transaction; the caller cancels each one at its own provider (D13). `credit` says how
     much time a Purchase/Renewal really bought and why (None for an Upgrade); `payment`
-    carries that time as its `time_value`.
+    carries that time as its `time_value`. `cancelled_purchases` are the subscription's other
+    pending Purchase payments (another method's invoice for the same order), expired in the
+    same transaction when a Purchase is booked, to be cancelled at their provider after the
+    commit: the order and its setup fee are paid once.
     """
 
     payment: SubscriptionPayment
@@ -34,6 +37,7 @@ class CompletedPayment:
     revived_vms: int
     cancelled_upgrades: list[SubscriptionPayment]
     credit: Credit | None = None
+    cancelled_purchases: list[SubscriptionPayment] = attrs.field(factory=list)
 
     @property
     def is_upgrade(self) -> bool:
@@ -109,6 +113,13 @@ async def apply_payment(
         if after != before:
             await uow.subscriptions.update(after)
         cancelled = await uow.payments.expire_pending_upgrades(before.id, payment_id, now)
+        rivals: list[SubscriptionPayment] = []
+        if payment.payment_type == SubscriptionPaymentType.PURCHASE:
+            # the order is paid: another method's Purchase invoice for it must not stay
+            # payable, or the setup fee (and the first interval) would be charged twice
+            rivals = await uow.payments.expire_pending(
+                before.id, now, types=(SubscriptionPaymentType.PURCHASE,), except_id=payment_id
+            )
         done = CompletedPayment(
             payment=paid,
             subscription_before=before,
@@ -117,6 +128,7 @@ async def apply_payment(
             revived_vms=revived,
             cancelled_upgrades=cancelled,
             credit=credit,
+            cancelled_purchases=rivals,
         )
         if record is not None:
             await record(uow, done)

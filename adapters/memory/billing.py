@@ -34,6 +34,39 @@ class MemorySubscriptions(RecordRepo[Subscription]):
         item = self._rows("subscription_line_item").get(line_item_id)
         return None if item is None else await self.get(item.subscription_id)
 
+    async def ids_with_pending_on(
+        self,
+        now: datetime,
+        types: Collection[SubscriptionPaymentType],
+        *,
+        template_id: int | None = None,
+        cost_plan_id: int | None = None,
+        custom_pricing_id: int | None = None,
+    ) -> list[int]:
+        if template_id is None and cost_plan_id is None and custom_pricing_id is None:
+            return []
+        templates = {
+            t.id for t in self._rows("vm_template").values() if t.cost_plan_id == cost_plan_id
+        }
+        customs = {
+            c.id for c in self._rows("vm_custom_template").values()
+            if c.pricing_id == custom_pricing_id
+        }
+        if template_id is not None:
+            templates.add(template_id)
+        items = self._rows("subscription_line_item")
+        on = {
+            items[vm.subscription_line_item_id].subscription_id
+            for vm in self._rows("vm").values()
+            if (vm.template_id in templates or vm.custom_template_id in customs)
+            and vm.subscription_line_item_id in items
+        }
+        pending = {
+            p.subscription_id for p in self._rows("subscription_payment").values()
+            if not p.is_paid and p.expires > now and p.payment_type in types
+        }
+        return sorted(on & pending)
+
     async def list_by_user(self, user_id: int, limit: int, offset: int = 0) -> Page[Subscription]:
         rows = self._where(lambda s: s.user_id == user_id)
         rows.reverse()

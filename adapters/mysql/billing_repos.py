@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, insert, select, update
+from sqlalchemy import ColumnElement, Select, delete, insert, or_, select, update
 
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, evolve
@@ -58,6 +58,43 @@ class SqlSubscriptions(SqlRecords[Subscription]):
     async def get_by_line_item(self, line_item_id: int) -> Subscription | None:
         owner = select(_li.subscription_id).where(_li.id == line_item_id).scalar_subquery()
         return await self._one(self.mapper, self._select().where(_sub.id == owner))
+
+    async def ids_with_pending_on(
+        self,
+        now: datetime,
+        types: Collection[SubscriptionPaymentType],
+        *,
+        template_id: int | None = None,
+        cost_plan_id: int | None = None,
+        custom_pricing_id: int | None = None,
+    ) -> list[int]:
+        vm, tpl, custom = t.vm.c, t.vm_template.c, t.vm_custom_template.c
+        on: list[ColumnElement[bool]] = []
+        if template_id is not None:
+            on.append(vm.template_id == template_id)
+        if cost_plan_id is not None:
+            on.append(vm.template_id.in_(select(tpl.id).where(tpl.cost_plan_id == cost_plan_id)))
+        if custom_pricing_id is not None:
+            on.append(vm.custom_template_id.in_(
+                select(custom.id).where(custom.pricing_id == custom_pricing_id)
+            ))
+        if not on or not types:
+            return []
+        query = (
+            select(_li.subscription_id)
+            .distinct()
+            .select_from(t.vm)
+            .join(t.subscription_line_item, _li.id == vm.subscription_line_item_id)
+            .join(t.subscription_payment, _pay.subscription_id == _li.subscription_id)
+            .where(
+                or_(*on),
+                _pay.is_paid == False,  # noqa: E712
+                _pay.expires > now,
+                _pay.payment_type.in_(list(types)),
+            )
+            .order_by(_li.subscription_id)
+        )
+        return [int(row[0]) for row in (await self.conn.execute(query)).all()]
 
     async def list_by_user(self, user_id: int, limit: int, offset: int = 0) -> Page[Subscription]:
         return await self._page(

@@ -15,8 +15,10 @@ from app.admin.catalogue_common import (
     trimmed,
     usage,
 )
+from app.billing.price_in_force import cancel_quietly, expire_quotes_on
+from app.billing.rails import PaymentRails
 from domain.errors import InvalidInput
-from domain.model import CostPlan
+from domain.model import CostPlan, SubscriptionPayment
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
@@ -82,19 +84,37 @@ async def create_cost_plan(
     return CostPlanInfo(plan, 0)
 
 
+#: the fields of a cost plan that make its price
+PRICE_FIELDS = ("amount", "currency", "interval_amount", "interval_type")
+
+
+def plan_repriced(old: CostPlan, new: CostPlan) -> bool:
+    """Whether an edit changes what the plan's VMs cost (a rename does not)."""
+    return any(getattr(old, name) != getattr(new, name) for name in PRICE_FIELDS)
+
+
 async def update_cost_plan(
-    uow_factory: UnitOfWorkFactory, plan_id: int, fields: Fields
+    uow_factory: UnitOfWorkFactory,
+    plan_id: int,
+    fields: Fields,
+    *,
+    clock: Clock,
+    rails: PaymentRails | None = None,
 ) -> CostPlanInfo:
-    """TODO(D23): a changed amount, currency or interval makes the pending renewal invoices of
-    every subscription on a template of this plan stale; once the D23 work lands, expire them
-    here with `uow.payments.expire_pending(subscription_id, now, types=...)` in the same
-    transaction."""
+    """A changed amount, currency or interval makes the pending Purchase/Renewal/LNURL
+    payments of every subscription on a template of this plan stale: they are expired in
+    the same transaction and cancelled at their provider after the commit (D23)."""
     changes = plan_changes(fields)
     async with uow_factory() as uow:
-        updated = evolve(await _plan(uow, plan_id), changes)
+        old = await _plan(uow, plan_id)
+        updated = evolve(old, changes)
         await uow.cost_plans.update(updated)
+        expired: list[SubscriptionPayment] = []
+        if plan_repriced(old, updated):
+            expired = await expire_quotes_on(uow, clock.now(), cost_plan_id=plan_id)
         info = await _info(uow, updated)
         await uow.commit()
+    await cancel_quietly(rails, expired)
     return info
 
 

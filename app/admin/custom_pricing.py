@@ -16,8 +16,10 @@ from app.admin.catalogue_common import (
     price_currency,
     trimmed,
 )
+from app.billing.price_in_force import cancel_quietly, expire_quotes_on
+from app.billing.rails import PaymentRails
 from domain.errors import InvalidInput
-from domain.model import CustomPricing, CustomPricingDisk
+from domain.model import CustomPricing, CustomPricingDisk, SubscriptionPayment
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
@@ -127,28 +129,50 @@ async def create_pricing(
     return info
 
 
+#: the fields of a custom pricing that make the price of its VMs
+PRICE_FIELDS = ("currency", "cpu_cost", "memory_cost", "ip4_cost", "ip6_cost")
+
+
+def _disk_prices(disks: Sequence[CustomPricingDisk]) -> set[tuple[Any, Any, int]]:
+    return {(d.kind, d.interface, d.cost) for d in disks}
+
+
 async def update_pricing(
-    uow_factory: UnitOfWorkFactory, pricing_id: int, fields: Fields
+    uow_factory: UnitOfWorkFactory,
+    pricing_id: int,
+    fields: Fields,
+    *,
+    clock: Clock,
+    rails: PaymentRails | None = None,
 ) -> PricingInfo:
     """`disk_pricing`, when sent, replaces every disk row.
 
-    TODO(D23): changed prices leave pending renewal invoices of custom VMs on this pricing at
-    the old price; expire them with `uow.payments.expire_pending(...)` once D23 lands.
+    Changed prices (a resource cost, the currency, a disk row's cost) make the pending
+    Purchase/Renewal/LNURL payments of the custom VMs on this pricing stale: they are
+    expired in the same transaction and cancelled at their provider after the commit (D23).
     """
     changes = _changes(fields)
     async with uow_factory() as uow:
-        updated = evolve(await _pricing(uow, pricing_id), changes)
+        old = await _pricing(uow, pricing_id)
+        updated = evolve(old, changes)
         _check(updated)
         if "region_id" in changes:
             await _check_region(uow, updated.region_id)
         await uow.custom_pricing.update(updated)
+        repriced = any(getattr(old, f) != getattr(updated, f) for f in PRICE_FIELDS)
         if fields.get("disk_pricing") is not None:
             disks = _disks(pricing_id, fields["disk_pricing"])
+            before = await uow.custom_pricing.list_disks(pricing_id)
+            repriced = repriced or _disk_prices(before) != _disk_prices(disks)
             await uow.custom_pricing.remove_disks(pricing_id)
             for disk in disks:
                 await uow.custom_pricing.add_disk(disk)
+        expired: list[SubscriptionPayment] = []
+        if repriced:
+            expired = await expire_quotes_on(uow, clock.now(), custom_pricing_id=pricing_id)
         info = (await _infos(uow, [updated]))[0]
         await uow.commit()
+    await cancel_quietly(rails, expired)
     return info
 
 

@@ -230,8 +230,11 @@ async def create_pricing(
 async def update_pricing(
     uow_factory: UnitOfWorkFactory, clock: Clock, space_id: int, pricing_id: int, fields: Fields
 ) -> IpSpacePricing:
-    """TODO(D23): a new price leaves pending renewal invoices of ranges sold at this prefix at
-    the old price; expire them with `uow.payments.expire_pending(...)` once D23 lands."""
+    """A new price here changes no subscription's price in force, so it expires nothing:
+    a sold range's renewal is priced at its line item's `amount`, fixed when it was sold
+    (`price_in_force`, `quotes.price_subscription`); only new sales pay the new price.
+    (Should ranges ever be re-priced from this table, their pending quotes must be expired
+    here, D23.)"""
     changes = _price_changes(fields)
     async with uow_factory() as uow:
         price = evolve(await _price(uow, space_id, pricing_id), {**changes, "updated": clock.now()})

@@ -15,10 +15,12 @@ from app.admin.catalogue_common import (
     trimmed,
     usage,
 )
-from app.admin.cost_plans import plan_changes
+from app.admin.cost_plans import plan_changes, plan_repriced
+from app.billing.price_in_force import cancel_quietly, expire_quotes_on
+from app.billing.rails import PaymentRails
 from domain.enums import IntervalType
 from domain.errors import InvalidInput
-from domain.model import CostPlan, VmTemplate
+from domain.model import CostPlan, SubscriptionPayment, VmTemplate
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
@@ -114,28 +116,45 @@ async def create_template(
 
 
 async def update_template(
-    uow_factory: UnitOfWorkFactory, template_id: int, fields: Fields
+    uow_factory: UnitOfWorkFactory,
+    template_id: int,
+    fields: Fields,
+    *,
+    clock: Clock,
+    rails: PaymentRails | None = None,
 ) -> TemplateInfo:
     """`cost_plan_*` fields edit the template's plan in place (every template on it changes).
 
-    TODO(D23): a price change here (a new plan or edited plan fields) leaves pending renewal
-    invoices at the old price; expire them with `uow.payments.expire_pending(...)` for the
-    subscriptions on this template once the D23 work lands.
+    A price change (another plan at another price, or edited plan price fields) expires the
+    pending Purchase/Renewal/LNURL payments of the subscriptions it re-prices (this
+    template's VMs; every template's on the plan for an in-place plan edit) in the same
+    transaction, cancelled at their provider after the commit (D23).
     """
     changes = _template_changes(fields)
     plan_edit = plan_changes(fields, "cost_plan_")
+    now = clock.now()
     async with uow_factory() as uow:
         template = await _template(uow, template_id)
         await _check_refs(uow, fields)
         updated = evolve(template, changes)
+        expired: list[SubscriptionPayment] = []
+        if updated.cost_plan_id != template.cost_plan_id:
+            old_plan = await uow.cost_plans.get(template.cost_plan_id)
+            new_plan = await uow.cost_plans.get(updated.cost_plan_id)
+            if old_plan is None or new_plan is None or plan_repriced(old_plan, new_plan):
+                expired += await expire_quotes_on(uow, now, template_id=template_id)
         if plan_edit:
             plan = await uow.cost_plans.get(updated.cost_plan_id)
             if plan is None:
                 raise UnknownReference(f"Cost plan {updated.cost_plan_id} not found")
-            await uow.cost_plans.update(evolve(plan, plan_edit))
+            edited = evolve(plan, plan_edit)
+            await uow.cost_plans.update(edited)
+            if plan_repriced(plan, edited):
+                expired += await expire_quotes_on(uow, now, cost_plan_id=plan.id)
         await uow.templates.update(updated)
         info = (await _infos(uow, [updated]))[0]
         await uow.commit()
+    await cancel_quietly(rails, expired)
     return info
 
 

@@ -11,14 +11,14 @@ import attrs
 from app.billing.errors import PaymentNotFound, VmNotFound
 from app.billing.price_in_force import cancel_quietly
 from app.billing.rails import PaymentRails
-from app.billing.upgrades import upgrade_records
+from app.billing.upgrades import upgrade_in
 from app.payment_completion import CompletedPayment, apply_payment
 from domain.credit import Credit, CreditMode
 from domain.enums import PaymentMethod, SubscriptionType, VmHistoryActionType
-from domain.errors import DomainError
-from domain.model import LineItem, SubscriptionPayment, VmHistory
+from domain.errors import DomainError, DowngradeRefused, SpecOutOfLimits
+from domain.model import LineItem, SubscriptionPayment, Vm, VmHistory
 from domain.money import Currency, Money
-from domain.upgrade import UpgradeConfig
+from domain.upgrade import InvalidUpgradeConfig, UpgradeConfig
 from ports.clock import Clock
 from ports.queue import Job, WorkQueue
 from ports.storage import UnitOfWork, UnitOfWorkFactory
@@ -115,15 +115,19 @@ async def _on_vm_payment(
     uow_factory: UnitOfWorkFactory,
     done: CompletedPayment,
     item: LineItem,
-    now: datetime,
     follow: _Follow,
 ) -> None:
-    """SpawnVm for a purchase or renewal, the upgrade for an Upgrade (§7.3); the history was
-    written with the booking (`_record_booking`).
+    """SpawnVm for a purchase or renewal, ProcessVmUpgrade for an Upgrade (§7.3); the history
+    and an upgrade's records were written with the booking (`_Booking`).
 
-    A paid upgrade is applied to the VM's records right here (D12: expiry untouched), so the
-    next renewal prices what was bought even if the job is lost; `ProcessVmUpgrade` then
-    resizes the VM on its host, and its own apply step is a no-op for an applied config.
+    The jobs go to the work queue after the commit. With the in-process queue a job is lost
+    when the process dies before it runs: a lost SpawnVm is made good by the VM check (a
+    paid VM the host does not know is spawned again); a lost ProcessVmUpgrade leaves the
+    VM's records upgraded (billing is right, the next renewal prices what was bought) but
+    the VM running at its old size on its host until the job is sent again (`process_vm_
+    upgrade` is idempotent: its records step is a no-op for an applied config, and the
+    resize sets the target size). The VM check does not compare sizes with the host yet
+    (hosts report no size): an operator re-sends it. See the report of issue 8's follow-up.
     """
     payment = done.payment
     async with uow_factory() as uow:
@@ -134,44 +138,72 @@ async def _on_vm_payment(
         await follow.send(Job("SpawnVm", {"vm_id": vm.id}))
         return
     cfg = UpgradeConfig.from_json(payment.metadata)
-    # NOT crash-safe yet: a process killed after the booking and before this step (or before
-    # the job is sent) leaves the upgrade paid but never applied, and no replay or check
-    # applies it later. Moving it into `_record_booking` would make a failing application
-    # undo the payment, a rule change left to the completion rules (D23) owners.
-    try:
-        applied = await upgrade_records(uow_factory, now, vm_id=vm.id, cfg=cfg)
-        if applied is not None:
-            follow.stale += applied.expired
-    except Exception as err:  # the job retries it; the payment stands
-        follow.problem(f"applying upgrade of VM {vm.id}", err)
     config = {"new_cpu": cfg.new_cpu, "new_memory": cfg.new_memory, "new_disk": cfg.new_disk}
     await follow.send(Job("ProcessVmUpgrade", {"vm_id": vm.id, "config": config}))
 
 
-async def _record_booking(uow: UnitOfWork, done: CompletedPayment) -> None:
-    """What a payment changes besides the money, written inside the booking transaction
-    (`apply_payment`'s `record`), so nothing of it can be lost to a crash between two
-    transactions (a replay finds the payment paid and does nothing): each VM's PaymentReceived,
-    and Renewed when time was bought (D9: one row each); each paid IP range's ended
-    allocations re-activated (§14 gap; not for an Upgrade). A VM missing here is reported
-    by the follow-up (`_on_vm_payment`).
+#: refusals no retry can overcome: the config is malformed, or is a downgrade of (or outside
+#: the limits next to) what the VM has now
+_NEVER_APPLICABLE = (InvalidUpgradeConfig, DowngradeRefused, SpecOutOfLimits)
+
+
+class _Booking:
+    """The `record` hook of `apply_payment`: what a payment changes besides the money,
+    written inside the booking transaction, so nothing of it can be lost to a crash between
+    two transactions (a replay finds the payment paid and does nothing).
+
+    Each VM's PaymentReceived, and Renewed when time was bought (D9: one row each); each paid
+    IP range's ended allocations re-activated (§14 gap; not for an Upgrade); a paid Upgrade
+    applied to the VM's records (D12: expiry untouched), expiring the subscription's now
+    stale Purchase/Renewal quotes (D23), collected in `stale` for cancelling after the
+    commit. A failure to apply the upgrade raises: the payment stays unbooked and the
+    webhook retry or reconciliation completes it later. An upgrade the VM cannot take (a
+    downgrade next to what it has now, outside the pricing's limits: a rival upgrade paid
+    anyway) is booked without being applied and reported (`problems`): the money came in,
+    an operator settles it. A VM missing here is reported by the follow-up.
     """
-    payment = done.payment
-    now = payment.paid_at
-    assert now is not None
-    for item in done.line_items:
-        if item.subscription_type is SubscriptionType.IP_RANGE and not done.is_upgrade:
-            for sold in await uow.ip_range_subscriptions.list_by_line_item(item.id):
-                if not sold.is_active:
-                    await uow.ip_range_subscriptions.set_active(sold.id, True, now)
-        if item.subscription_type is not SubscriptionType.VPS:
-            continue
-        vm = await uow.vms.get_by_line_item(item.id)
-        if vm is None:
-            continue
-        await uow.vm_history.add(_received(vm.id, payment, now))
-        if not done.is_upgrade and (payment.time_value or 0) > 0:
-            await uow.vm_history.add(_renewed(vm.id, done, now))
+
+    def __init__(self) -> None:
+        self.stale: list[SubscriptionPayment] = []
+        self.problems: list[str] = []
+
+    async def __call__(self, uow: UnitOfWork, done: CompletedPayment) -> None:
+        self.stale, self.problems = [], []
+        payment = done.payment
+        now = payment.paid_at
+        assert now is not None
+        for item in done.line_items:
+            if item.subscription_type is SubscriptionType.IP_RANGE and not done.is_upgrade:
+                for sold in await uow.ip_range_subscriptions.list_by_line_item(item.id):
+                    if not sold.is_active:
+                        await uow.ip_range_subscriptions.set_active(sold.id, True, now)
+            if item.subscription_type is not SubscriptionType.VPS:
+                continue
+            vm = await uow.vms.get_by_line_item(item.id)
+            if vm is None:
+                continue
+            await uow.vm_history.add(_received(vm.id, payment, now))
+            if done.is_upgrade:
+                await self._upgrade(uow, done, vm, now)
+            elif (payment.time_value or 0) > 0:
+                await uow.vm_history.add(_renewed(vm.id, done, now))
+
+    async def _upgrade(
+        self, uow: UnitOfWork, done: CompletedPayment, vm: Vm, now: datetime
+    ) -> None:
+        # the booking transaction holds the subscription lock; re-read it for what the
+        # booking wrote (an Upgrade changes no expiry, D12)
+        sub = await uow.subscriptions.get(done.subscription.id) or done.subscription
+        try:
+            cfg = UpgradeConfig.from_json(done.payment.metadata)
+            applied = await upgrade_in(uow, sub, vm, cfg, now)
+        except _NEVER_APPLICABLE as err:
+            text = f"upgrade of VM {vm.id} paid but not applied: {err.message}"
+            log.error("%s (payment %s)", text, done.payment.id.hex())
+            self.problems.append(text)
+            return
+        if applied is not None:
+            self.stale += applied.expired
 
 
 def _credit_notice(done: CompletedPayment, credit: Credit) -> tuple[str, str]:
@@ -219,27 +251,30 @@ async def complete_payment(
 ) -> CompletionReport:
     """The only place where paying changes state (D9, D12, D13).
 
-    `apply_payment` books the money exactly once, with the VM history and the IP range
-    re-activation in the same transaction (`_record_booking`); when it flips nothing
-    (already paid, replayed settlement, duplicate webhook, a concurrent caller won) the
-    report says so and nothing else happens. Otherwise each VM follows up (SpawnVm, or the
-    upgrade), then every competing Upgrade payment expired in that transaction is cancelled
-    at its OWN provider (D13).
+    `apply_payment` books the money exactly once, with the VM history, the IP range
+    re-activation and a paid upgrade's records in the same transaction (`_Booking`); when
+    it flips nothing (already paid, replayed settlement, duplicate webhook, a concurrent
+    caller won) the report says so and nothing else happens. Otherwise each VM follows up
+    (SpawnVm, or ProcessVmUpgrade), then every competing Upgrade payment (D13), rival
+    Purchase invoice and stale quote (D23) expired in that transaction is cancelled at its
+    OWN provider.
     Unknown payment ids raise `PaymentNotFound` (404, D14).
     """
-    done = await apply_payment(uow_factory, payment_id, clock, _record_booking)
+    booking = _Booking()
+    done = await apply_payment(uow_factory, payment_id, clock, booking)
     if done is None:
         async with uow_factory() as uow:
             known = await uow.payments.get(payment_id)
         if known is None:
             raise PaymentNotFound("Payment not found")
         return CompletionReport(payment_id=payment_id, completed=False)
-    now = done.payment.paid_at or clock.now()
     follow = _Follow(queue)
+    follow.stale += booking.stale
+    follow.problems += booking.problems
     for item in done.line_items:
         try:
             if item.subscription_type is SubscriptionType.VPS:
-                await _on_vm_payment(uow_factory, done, item, now, follow)
+                await _on_vm_payment(uow_factory, done, item, follow)
             elif item.subscription_type is not SubscriptionType.IP_RANGE:  # booked already
                 log.warning("no handler for line item type %s", item.subscription_type.name)
         except Exception as err:  # never undo the payment
@@ -251,7 +286,9 @@ async def complete_payment(
             cancelled.append(rival.id)
         except Exception as err:
             follow.problem(f"cancelling payment {rival.id.hex()}", err)
-    stale_cancelled, stale_problems = await cancel_quietly(rails, follow.stale)
+    stale_cancelled, stale_problems = await cancel_quietly(
+        rails, [*done.cancelled_purchases, *follow.stale]
+    )
     cancelled += stale_cancelled
     follow.problems += stale_problems
     if done.credit is not None and done.credit.needs_operator:

@@ -141,3 +141,31 @@ async def expire_user_quotes(
         offset += len(page.items)
         if not page.items or offset >= page.total:
             return expired
+
+
+async def expire_quotes_on(
+    uow: UnitOfWork,
+    now: datetime,
+    *,
+    template_id: int | None = None,
+    cost_plan_id: int | None = None,
+    custom_pricing_id: int | None = None,
+) -> list[SubscriptionPayment]:
+    """`expire_stale_quotes` on every subscription a re-priced catalogue row prices (D23):
+    the VMs on the template / on a template of the cost plan / on a custom template of the
+    pricing, in the transaction that changes the price.
+
+    One query finds only the subscriptions with a pending quote, so a plan used by
+    thousands of VMs costs one lock and one update per subscription that has something to
+    expire. Each subscription is locked before its payments (completion's lock order), in
+    ascending id, so two such changes queue up instead of deadlocking.
+    """
+    ids = await uow.subscriptions.ids_with_pending_on(
+        now, TIME_BUYING, template_id=template_id, cost_plan_id=cost_plan_id,
+        custom_pricing_id=custom_pricing_id,
+    )
+    expired: list[SubscriptionPayment] = []
+    for subscription_id in ids:
+        await uow.subscriptions.get_for_update(subscription_id)
+        expired += await expire_stale_quotes(uow, subscription_id, now)
+    return expired

@@ -24,6 +24,7 @@ from domain.model import (
     CustomPricing,
     CustomPricingDisk,
     CustomTemplate,
+    Subscription,
     SubscriptionPayment,
     Vm,
     VmHistory,
@@ -221,58 +222,73 @@ async def upgrade_records(
         found = await subscription_of(uow, vm)
         # the subscription lock first (as completion takes it), then the price it is sold at
         sub = await uow.subscriptions.get_for_update(found.id) or found
-        try:
-            plan = await _plan(uow, vm, cfg)
-        except NothingToUpgrade:
+        applied = await upgrade_in(uow, sub, vm, cfg, now)
+        if applied is None:
             return None
-        item = await uow.line_items.get(vm.subscription_line_item_id)
-        if item is None:
-            raise TemplateNotFound("VM line item not found")
-        before = plan.current.spec
-        if plan.current.template is not None:
-            stored = await uow.custom_templates.add(plan.target)
-            after = attrs.evolve(vm, template_id=None, custom_template_id=stored.id)
-            await uow.vms.update(after)
-            await uow.subscriptions.update(
-                attrs.evolve(
-                    sub,
-                    interval_amount=MONTHLY.amount,
-                    interval_type=MONTHLY.unit,
-                    currency=plan.new_price.currency.value,
-                )
-            )
-            configuration: Any = _config_json(cfg)
-            metadata: dict[str, Any] = {
-                "upgrade_type": "standard_to_custom_conversion",
-                "changes": {"cpu": cfg.new_cpu, "memory": cfg.new_memory, "disk": cfg.new_disk},
-                "converted_from_template_id": vm.template_id,
-                "new_custom_template_id": stored.id,
-            }
-        else:
-            await uow.custom_templates.update(plan.target)
-            after, configuration = vm, item.configuration
-            metadata = {
-                "upgrade_type": "custom_template_update",
-                "old_specs": _specs(before),
-                "new_specs": _specs(plan.target),
-            }
-        await uow.line_items.update(
-            attrs.evolve(item, amount=plan.new_price.amount, configuration=configuration)
-        )
-        entry = await uow.vm_history.add(
-            VmHistory(
-                id=0,
-                vm_id=vm.id,
-                action_type=VmHistoryActionType.CONFIGURATION_CHANGED,
-                timestamp=now,
-                previous_state=_vm_fields(vm),
-                new_state=_vm_fields(after),
-                metadata=metadata,
-                description=f"VM {vm.id} configuration was changed",
-            )
-        )
-        expired = await expire_stale_quotes(uow, sub.id, now)
         await uow.commit()
+    return applied
+
+
+async def upgrade_in(
+    uow: UnitOfWork, sub: Subscription, vm: Vm, cfg: UpgradeConfig, now: datetime
+) -> AppliedUpgrade | None:
+    """Apply a paid upgrade to the VM's records inside the caller's transaction, which
+    holds `sub`'s lock already (completion's booking transaction, or `upgrade_records`).
+
+    None when the config is applied already (nothing to upgrade): so a booked upgrade is
+    applied once, however often this runs. Nothing is committed here.
+    """
+    try:
+        plan = await _plan(uow, vm, cfg)
+    except NothingToUpgrade:
+        return None
+    item = await uow.line_items.get(vm.subscription_line_item_id)
+    if item is None:
+        raise TemplateNotFound("VM line item not found")
+    before = plan.current.spec
+    if plan.current.template is not None:
+        stored = await uow.custom_templates.add(plan.target)
+        after = attrs.evolve(vm, template_id=None, custom_template_id=stored.id)
+        await uow.vms.update(after)
+        await uow.subscriptions.update(
+            attrs.evolve(
+                sub,
+                interval_amount=MONTHLY.amount,
+                interval_type=MONTHLY.unit,
+                currency=plan.new_price.currency.value,
+            )
+        )
+        configuration: Any = _config_json(cfg)
+        metadata: dict[str, Any] = {
+            "upgrade_type": "standard_to_custom_conversion",
+            "changes": {"cpu": cfg.new_cpu, "memory": cfg.new_memory, "disk": cfg.new_disk},
+            "converted_from_template_id": vm.template_id,
+            "new_custom_template_id": stored.id,
+        }
+    else:
+        await uow.custom_templates.update(plan.target)
+        after, configuration = vm, item.configuration
+        metadata = {
+            "upgrade_type": "custom_template_update",
+            "old_specs": _specs(before),
+            "new_specs": _specs(plan.target),
+        }
+    await uow.line_items.update(
+        attrs.evolve(item, amount=plan.new_price.amount, configuration=configuration)
+    )
+    entry = await uow.vm_history.add(
+        VmHistory(
+            id=0,
+            vm_id=vm.id,
+            action_type=VmHistoryActionType.CONFIGURATION_CHANGED,
+            timestamp=now,
+            previous_state=_vm_fields(vm),
+            new_state=_vm_fields(after),
+            metadata=metadata,
+            description=f"VM {vm.id} configuration was changed",
+        )
+    )
+    expired = await expire_stale_quotes(uow, sub.id, now)
     return AppliedUpgrade(entry=entry, expired=expired)
 
 

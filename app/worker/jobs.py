@@ -74,9 +74,13 @@ def _text(payload: Mapping[str, Any], key: str) -> str:
 async def process_vm_upgrade(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -> None:
     """ProcessVmUpgrade (§8.4): records (idempotent), then stop, resize and start; N9.
 
-    The records are normally updated when the payment completes already, so this step is
-    a no-op then. A VM never built on a host (or deleted) only gets its records: the
-    spawn builds it with the new size. A stop failure is ignored (§8.4 step 2).
+    The records are updated in the payment's booking transaction already, so this step is
+    a no-op then; the whole job is idempotent (the resize sets the target size), so sending
+    it again is safe. A job lost from the in-process queue (the process died before it
+    ran) is not re-sent by anything: billing stays right, but the VM keeps its old size on
+    the host until an operator sends the job again (the VM check cannot see sizes).
+    A VM never built on a host (or deleted) only gets its records: the spawn builds it
+    with the new size. A stop failure is ignored (§8.4 step 2).
     """
     try:
         await apply_upgrade(deps.uow_factory, deps.clock, vm_id=vm_id, cfg=cfg)

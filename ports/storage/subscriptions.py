@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from domain.enums import SubscriptionPaymentType
 from domain.model import LineItem, Subscription
 from ports.storage.common import Page
 
@@ -24,6 +25,24 @@ class Subscriptions(Protocol):
         ...
 
     async def get_by_line_item(self, line_item_id: int) -> Subscription | None: ...
+
+    async def ids_with_pending_on(
+        self,
+        now: datetime,
+        types: Collection[SubscriptionPaymentType],
+        *,
+        template_id: int | None = None,
+        cost_plan_id: int | None = None,
+        custom_pricing_id: int | None = None,
+    ) -> list[int]:
+        """Subscriptions with a VM (soft-deleted too) on the template / on a template of the
+        cost plan / on a custom template of the pricing (the one filter given), and a
+        pending payment (unpaid, `expires > now`) of `types`; ascending id, no duplicates.
+
+        One query, whatever the number of VMs: what a re-priced catalogue row must expire
+        (D23). No filter given: empty.
+        """
+        ...
 
     async def any_for_company(self, company_id: int) -> bool:
         """Whether any subscription (ended ones too) was sold by the company."""

@@ -56,7 +56,9 @@ async def create_plan(request: web.Request, admin: Admin) -> web.StreamResponse:
 @require(_RES, AdminAction.UPDATE)
 async def update_plan(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _fields(request, patch=True)
-    info = await uc.update_cost_plan(services(request).uow_factory, path_id(request), fields)
+    svc = services(request)
+    info = await uc.update_cost_plan(svc.uow_factory, path_id(request), fields,
+                                     clock=svc.clock, rails=svc.rails)
     return data_response(cost_plan_json(info))
 
 

@@ -85,7 +85,9 @@ async def create_pricing(request: web.Request, admin: Admin) -> web.StreamRespon
 @require(_RES, AdminAction.UPDATE)
 async def update_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _fields(request, patch=True)
-    info = await uc.update_pricing(services(request).uow_factory, path_id(request), fields)
+    svc = services(request)
+    info = await uc.update_pricing(svc.uow_factory, path_id(request), fields,
+                                   clock=svc.clock, rails=svc.rails)
     return data_response(pricing_json(info))
 
 

@@ -67,7 +67,9 @@ async def create_template(request: web.Request, admin: Admin) -> web.StreamRespo
 @require(_RES, AdminAction.UPDATE)
 async def update_template(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _fields(request, patch=True)
-    info = await uc.update_template(services(request).uow_factory, path_id(request), fields)
+    svc = services(request)
+    info = await uc.update_template(svc.uow_factory, path_id(request), fields,
+                                    clock=svc.clock, rails=svc.rails)
     return data_response(template_json(info))
 
 
