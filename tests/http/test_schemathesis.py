@@ -100,7 +100,7 @@ async def _prepare(
     runners = []
     for app, at in ((build_user_app(svc, webhook_secrets=secrets), port),
                     (build_admin_app(svc), admin_port)):
-        runner = web.AppRunner(app)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", at).start()
         runners.append(runner)
