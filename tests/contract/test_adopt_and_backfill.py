@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from adapters.mysql.engine import create_engine
-from app.cli import main as lnvps
+from lnvps.cli import main as lnvps
 from tests.contract.test_adoption import LEGACY_DDL, LEGACY_VERSIONS, _run, _sqlx_rows
 
 LEGACY_ROWS = """

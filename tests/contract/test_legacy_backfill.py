@@ -37,9 +37,9 @@ from adapters.mysql.legacy_vms import read_vm_batch
 from adapters.mysql.migrations import R1_LEGACY
 from adapters.mysql.schema_upgrade import upgrade_database
 from adapters.mysql.uow import SqlUnitOfWorkFactory
-from app.cli import main as lnvps_main
 from domain.enums import LegacyPaymentType, SubscriptionType
 from domain.legacy import BackfillReport, LegacyPaymentRow, map_payment
+from lnvps.cli import main as lnvps_main
 from tests.contract.legacy_fixtures import (
     INVALID_PARAMS_ID,
     NOW,

@@ -32,7 +32,7 @@ def free_port() -> int:
 def lnvps(config: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run the `lnvps` command line once (e.g. `dev pay`), as an operator would."""
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", "--config", str(config), *args],
+        [sys.executable, "-m", "lnvps.cli", "--config", str(config), *args],
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
@@ -83,7 +83,7 @@ async def running_worker(workdir: Path) -> AsyncIterator[asyncio.subprocess.Proc
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "app.cli",
+        "lnvps.cli",
         "--config",
         str(workdir / "config.yaml"),
         "serve",
@@ -122,7 +122,7 @@ async def running_server(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "app.cli",
+        "lnvps.cli",
         "--config",
         str(config),
         "serve",

@@ -61,7 +61,7 @@ async def _start_backfill(url: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "app.cli",
+        "lnvps.cli",
         "--db",
         url,
         "migrate-legacy-billing",

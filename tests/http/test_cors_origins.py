@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.http.admin.app import build_admin_app
 from adapters.http.app import build_user_app
-from app.settings import load_settings
+from lnvps.settings import load_settings
 from tests.http.apiapp import build_api_app
 
 WEB = "https://lnvps.example"

@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from adapters.http.app import build_user_app
 from adapters.mysql import tables
-from app.container import DEV_ENCRYPTION_KEY_FILE, build_container, close_container
-from app.settings import load_settings
+from lnvps.container import DEV_ENCRYPTION_KEY_FILE, build_container, close_container
+from lnvps.settings import load_settings
 from tests.nostr_signing import NostrKey, sign_request
 
 KEY = NostrKey.from_seed(2828)

@@ -12,8 +12,8 @@ import pytest
 from adapters.http.auth import AUTHENTICATOR, Authenticator
 from adapters.http.routes_webhooks import WEBHOOK_SECRETS, WebhookSecrets
 from adapters.memory.clock import FakeClock
-from app.serve import webhook_secrets
-from app.settings import SettingsError, load_settings
+from lnvps.serve import webhook_secrets
+from lnvps.settings import SettingsError, load_settings
 from tests.http.apiapp import ALICE, NOW, ApiClient, api_client
 from tests.http.test_routes_webhooks import (
     MONTH,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters.mysql.migrations import HEAD, REVISIONS
-from app.cli import main
+from lnvps.cli import main
 
 
 def test_db_upgrade_then_current_reports_the_head_revision(
@@ -158,7 +158,7 @@ def test_global_options_work_after_the_subcommand_too(
 
 
 def test_serve_takes_admin_listen_and_db_after_the_subcommand() -> None:
-    from app.cli import build_parser
+    from lnvps.cli import build_parser
 
     args = build_parser().parse_args(
         ["serve", "--db", "mysql://u@h/d", "--admin-listen", "127.0.0.1:9", "--listen", ":1"]
@@ -213,7 +213,7 @@ def test_a_busy_port_gives_one_clear_line_and_a_non_zero_exit(tmp_path: Path) ->
         port = taken.getsockname()[1]
         for flag in ("--listen", "--admin-listen"):
             run = subprocess.run(
-                [sys.executable, "-m", "app.cli", "serve", "--config", cfg, "--listen",
+                [sys.executable, "-m", "lnvps.cli", "serve", "--config", cfg, "--listen",
                  "127.0.0.1:0", flag, f"127.0.0.1:{port}"],
                 cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
                 env={**os.environ, "PYTHONPATH": str(repo)},
@@ -229,9 +229,9 @@ def test_gitignore_covers_every_dev_state_file() -> None:
     """The names come from the code, so a renamed state file cannot slip out of .gitignore."""
     import subprocess
 
-    from app.cli import DEV_NOSTR_KEY_FILE
-    from app.container import DEV_CLOCK_FILE, DEV_LIGHTNING_FILE, DUMMY_HOST_FILE
-    from app.settings import DEFAULT_DB_URL
+    from lnvps.cli import DEV_NOSTR_KEY_FILE
+    from lnvps.container import DEV_CLOCK_FILE, DEV_LIGHTNING_FILE, DUMMY_HOST_FILE
+    from lnvps.settings import DEFAULT_DB_URL
 
     repo = Path(__file__).resolve().parents[2]
     names = [DEV_NOSTR_KEY_FILE, DEV_CLOCK_FILE, DEV_LIGHTNING_FILE, DUMMY_HOST_FILE,

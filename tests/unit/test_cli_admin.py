@@ -39,7 +39,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def lnvps(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LNVPS_")}
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args], cwd=cwd, capture_output=True, text=True,
+        [sys.executable, "-m", "lnvps.cli", *args], cwd=cwd, capture_output=True, text=True,
         env={**env, "PYTHONPATH": str(REPO)}, timeout=60, check=False,
     )
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.progress import ProgressLine
+from lnvps.progress import ProgressLine
 from tests.contract.test_legacy_backfill import build_legacy_db
 from tests.dbtest import sqlite_url_for
 
@@ -73,7 +73,7 @@ def _legacy_db(folder: Path) -> str:
 
 def _run(url: str, cwd: Path, *, tty: bool) -> str:
     """`lnvps migrate-legacy-billing` with stdout a pseudo-terminal or a pipe."""
-    args = [sys.executable, "-m", "app.cli", "migrate-legacy-billing", "--db", url]
+    args = [sys.executable, "-m", "lnvps.cli", "migrate-legacy-billing", "--db", url]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if not tty:
         run = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,

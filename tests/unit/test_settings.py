@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import DEFAULT_DB_URL, SettingsError, load_settings, resolve_db_url
+from lnvps.settings import DEFAULT_DB_URL, SettingsError, load_settings, resolve_db_url
 
 
 def test_embedded_default_is_sqlite_when_nothing_is_configured() -> None:

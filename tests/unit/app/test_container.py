@@ -18,14 +18,14 @@ from adapters.ratelimit.memory import MemoryRateLimiter
 from adapters.ratelimit.redis import RedisRateLimiter
 from adapters.rates.fixed import FixedRateSource
 from adapters.rates.mempool import MempoolRateSource
-from app.container import (
+from domain.money import Currency
+from lnvps.container import (
     DEV_ENCRYPTION_KEY_FILE,
     EncryptionNotConfigured,
     build_container,
     close_container,
 )
-from app.settings import SettingsError, load_settings
-from domain.money import Currency
+from lnvps.settings import SettingsError, load_settings
 
 
 async def test_the_embedded_default_is_sqlite_dev_rail_dummy_host_and_fixed_rates(

@@ -9,9 +9,9 @@ from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from adapters.mysql.engine import create_engine
 from adapters.mysql.uow import SqlUnitOfWorkFactory
-from app.demo import DEMO_OFFERS, seed_demo_catalogue
 from app.queries.catalogue import list_payment_methods
 from domain.enums import IntervalType, PaymentMethod
+from lnvps.demo import DEMO_OFFERS, seed_demo_catalogue
 from ports.storage import UnitOfWorkFactory
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from app.logs import JsonFormatter, setup_logging
+from lnvps.logs import JsonFormatter, setup_logging
 
 
 def test_a_record_becomes_one_json_object_with_its_extra_fields() -> None:

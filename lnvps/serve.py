@@ -19,13 +19,13 @@ from adapters.http.routes_webhooks import WebhookSecrets
 from adapters.memory.clock import SystemClock
 from adapters.mysql.legacy_backfill import prepare_database
 from adapters.mysql.seal_secrets import seal_plaintext_secrets
-from app.container import Container, build_container, close_container, storage_kind
-from app.demo import seed_demo_catalogue
 from app.rates_refresh import refresh_rates, run_rate_refresher
-from app.settings import Settings
 from app.settlement import run_settlement_listener
 from app.webhook_signatures import REVOLUT_DEFAULT_TOLERANCE_S, STRIPE_DEFAULT_TOLERANCE_S
 from app.worker.loop import run as run_worker
+from lnvps.container import Container, build_container, close_container, storage_kind
+from lnvps.demo import seed_demo_catalogue
+from lnvps.settings import Settings
 from ports.rates import RateSourceUnavailable
 
 log = logging.getLogger("lnvps.serve")

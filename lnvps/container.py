@@ -42,12 +42,12 @@ from adapters.vmhost.resolver import VmHostClients
 from app.autorenew import NwcAutoRenewer
 from app.billing.rails import PaymentRails
 from app.services import Services
-from app.settings import Settings
 from app.worker.context import WorkerDeps
 from app.worker.jobs import QueuedNotifier, build_handlers
 from domain.enums import PaymentMethod
 from domain.money import Currency
 from domain.tax import TaxRates
+from lnvps.settings import Settings
 from ports.fiat import FiatGateway
 
 DEV_LIGHTNING_FILE = "lnvps-dev-lightning.json"

@@ -39,7 +39,8 @@ from app.admin.roles import (
     list_assignments,
     revoke_role_of,
 )
-from app.container import (
+from domain.nip19 import npub, parse_pubkey
+from lnvps.container import (
     DEV_CLOCK_FILE,
     DEV_LIGHTNING_FILE,
     EncryptionNotConfigured,
@@ -48,11 +49,10 @@ from app.container import (
     state_path,
     storage_kind,
 )
-from app.logs import setup_logging
-from app.progress import ProgressLine
-from app.serve import ListenError, check_mode, serve
-from app.settings import Settings, SettingsError, load_settings, resolve_db_url
-from domain.nip19 import npub, parse_pubkey
+from lnvps.logs import setup_logging
+from lnvps.progress import ProgressLine
+from lnvps.serve import ListenError, check_mode, serve
+from lnvps.settings import Settings, SettingsError, load_settings, resolve_db_url
 
 log = logging.getLogger("lnvps.cli")
 

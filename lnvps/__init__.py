@@ -1,0 +1,1 @@
+"""Composition root: settings, the DI container, the server, the CLI and the demo seed."""
