@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import unused_port
 
-from adapters.fiat import FiatProviderError
+from adapters.fiat.http import FiatProviderError
 from adapters.fiat.revolut import RevolutGateway
 from adapters.fiat.stripe import StripeGateway
 from app.billing.errors import PaymentProviderUnavailable
