@@ -17,6 +17,7 @@ from adapters.http.routes_vms import add_vm_routes
 from adapters.http.routes_webhooks import add_webhook_routes
 from app.billing.completion import CompletionReport, complete_payment
 from app.billing.rails import PaymentRails
+from app.container import WEBHOOKS
 from domain.enums import PaymentMethod
 from domain.model import PLACEHOLDER_MAC, SshKey, Subscription, User, Vm
 from tests.http.apiapp import DEFAULT_ROUTES, ApiApp, ApiClient, build_api_app
@@ -44,7 +45,9 @@ def with_revolut(api: ApiApp) -> FakeGateway:
     gateway = FakeGateway()
     api.services = attrs.evolve(
         api.services,
-        rails=PaymentRails(lightning=api.node, fiat={PaymentMethod.REVOLUT: gateway}),
+        rails=PaymentRails(
+            lightning=api.node, fiat={PaymentMethod.REVOLUT: gateway}, webhooks=WEBHOOKS
+        ),
     )
     api.app[SERVICES] = api.services
     return gateway
