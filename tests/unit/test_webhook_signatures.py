@@ -11,8 +11,8 @@ import pytest
 
 from adapters.fiat.revolut_webhook import parse_revolut_event, verify_revolut_signature
 from adapters.fiat.stripe_webhook import parse_stripe_event, verify_stripe_signature
-from ports.payment_rail import WebhookPayloadInvalid, WebhookSignatureInvalid
 from domain.errors import DomainError
+from ports.payment_rail import WebhookPayloadInvalid, WebhookSignatureInvalid
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 NOW_S = int(NOW.timestamp())
