@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 
@@ -14,6 +13,7 @@ from adapters.http.envelope import HttpError
 from adapters.http.openapi import RouteTable
 from app.billing.completion import complete_card_payment
 from app.billing.errors import PaymentNotFound
+from app.billing.rail_settings import webhook_signing_secrets
 from domain.enums import PaymentMethod
 from ports.payment_rail import WebhookEvent, WebhookSignatureInvalid, WebhookVerifier
 
@@ -62,29 +62,10 @@ class WebhookSecrets:
 WEBHOOK_SECRETS = web.AppKey("lnvps.webhook_secrets", WebhookSecrets)
 
 
-def _config_of(raw: object) -> dict[str, object]:
-    """A payment-method config as a dict (stored as a JSON object or as its text)."""
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            return {}
-    return raw if isinstance(raw, dict) else {}
-
-
 async def _secrets(request: web.Request, method: PaymentMethod) -> list[str]:
-    """The settings' secret first; without one, every enabled config row's `webhook_secret`."""
     configured = request.config_dict.get(WEBHOOK_SECRETS)
-    secret = None if configured is None else configured.secret_for(method)
-    if secret:
-        return [secret]
-    found: list[str] = []
-    async with services(request).uow_factory() as uow:
-        for row in await uow.payment_methods.list_all():
-            value = _config_of(row.config).get("webhook_secret")
-            if row.enabled and row.payment_method is method and isinstance(value, str) and value:
-                found.append(value)
-    return found
+    from_settings = None if configured is None else configured.secret_for(method)
+    return await webhook_signing_secrets(services(request).uow_factory, method, from_settings)
 
 
 async def _verified_event(
