@@ -1,4 +1,4 @@
-"""The PaymentRail contract over every rail: Lightning (dev node), Revolut, Stripe, bank transfer."""
+"""The PaymentRail contract over every rail: Lightning (dev node), Revolut, Stripe, bank."""
 
 from __future__ import annotations
 
