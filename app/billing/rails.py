@@ -145,6 +145,7 @@ class PaymentRails:
         if rail is None:
             return None
         async with _provider_call(method):
+            # webhooks name the provider's id only; no webhook rail keys on the payment id
             return await rail.is_paid(b"", external_id)
 
 
