@@ -33,22 +33,40 @@ class PaymentMethod(IntEnum):
     REVOLUT = 1
     PAYPAL = 2
     STRIPE = 3
+    #: a manual bank transfer, confirmed by an operator through the admin API
+    BANK_TRANSFER = 4
 
     @property
     def api_name(self) -> str:
+        """The wire name: the member name in lower case (`lightning`, `bank_transfer`)."""
         return self.name.lower()
 
     @property
     def display_name(self) -> str:
-        return {0: "Lightning", 1: "Revolut", 2: "PayPal", 3: "Stripe"}[self.value]
+        return _PAYMENT_METHOD_DISPLAY.get(self.name, self.name.replace("_", " ").capitalize())
 
     @classmethod
     def parse(cls, text: str) -> PaymentMethod:
-        """Parse the exact lower-case wire form (`lightning`, `revolut`, `paypal`, `stripe`)."""
+        """Parse the exact lower-case wire form (`lightning`, `revolut`, `paypal`, …)."""
         for member in cls:
             if member.api_name == text:
                 return member
         raise InvalidInput(f"Unknown payment method: {text}")
+
+    @classmethod
+    def wire_names(cls, *extra: str) -> list[str]:
+        """Every method's wire name in code order, then `extra` (e.g. `NWC`, `LNURL`): the one
+        source of every payment-method list and JSON-schema enum."""
+        return [member.api_name for member in cls] + list(extra)
+
+
+#: display names that are not the member name capitalised
+_PAYMENT_METHOD_DISPLAY = {"PAYPAL": "PayPal"}
+#: Lightning paid from the user's own NWC wallet (a `method=` on VM renewal, and a listed way
+#: to pay); not a stored method: the payment is a Lightning one.
+NWC = "nwc"
+#: Lightning paid through LNURL-pay (listed among the ways to pay; stored as Lightning).
+LNURL = "lnurl"
 
 
 class SubscriptionPaymentType(IntEnum):

@@ -120,8 +120,9 @@ def charged_currency(list_currency: Currency, method: PaymentMethod) -> Currency
     """Which currency a method charges for a price listed in `list_currency` (R1.19)."""
     if method is PaymentMethod.LIGHTNING:
         return Currency.BTC
-    if method in (PaymentMethod.REVOLUT, PaymentMethod.STRIPE):
-        # card rails charge the list currency as is; they cannot charge bitcoin
+    if method is not PaymentMethod.PAYPAL:  # PayPal was never priced (no PayPal rail)
+        # every other rail (cards, bank transfer) charges the list currency as is; none of
+        # them can charge bitcoin
         if list_currency is Currency.BTC:
             raise PaymentMethodUnsupported(f"Cant get price from BTC to {method.display_name}")
         return list_currency

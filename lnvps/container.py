@@ -15,8 +15,11 @@ from dependency_injector import containers, providers
 from adapters.cache.redis_replay import RedisReplayGuard
 from adapters.cache.redis_vm_state import RedisVmStateCache
 from adapters.crypto.secretbox import AesGcmSecretBox
+from adapters.fiat.bank_transfer import BankTransferRail
 from adapters.fiat.revolut import RevolutGateway
+from adapters.fiat.revolut_webhook import RevolutWebhook
 from adapters.fiat.stripe import StripeGateway
+from adapters.fiat.stripe_webhook import StripeWebhook
 from adapters.http.replay import InProcessReplayGuard
 from adapters.lightning.dev import DevLightningNode
 from adapters.lightning.lnd import LndRestNode
@@ -40,6 +43,7 @@ from adapters.vmhost.dummy import DummyVmHost
 from adapters.vmhost.proxmox_api import ProxmoxConfig
 from adapters.vmhost.resolver import VmHostClients
 from app.autorenew import NwcAutoRenewer
+from app.billing.rail_kinds import LightningRail, OrderRail
 from app.billing.rails import PaymentRails
 from app.services import Services
 from app.worker.context import WorkerDeps
@@ -48,7 +52,8 @@ from domain.enums import PaymentMethod
 from domain.money import Currency
 from domain.tax import TaxRates
 from lnvps.settings import Settings
-from ports.fiat import FiatGateway
+from ports.lightning import LightningNode
+from ports.payment_rail import PaymentRail
 
 DEV_LIGHTNING_FILE = "lnvps-dev-lightning.json"
 DUMMY_HOST_FILE = "lnvps-dummy-vms.json"
@@ -121,18 +126,29 @@ def _public_url(settings: Settings) -> str:
     return settings.public_url or f"http://{settings.listen}"
 
 
-def _fiat_gateways(settings: Settings) -> dict[PaymentMethod, FiatGateway]:
-    """The card rails that are configured; an unconfigured one answers 422 when used."""
-    gateways: dict[PaymentMethod, FiatGateway] = {}
-    if settings.revolut is not None:
-        gateways[PaymentMethod.REVOLUT] = RevolutGateway(
-            settings.revolut.url, settings.revolut.token, settings.revolut.api_version
+#: every provider webhook format we can check, configured rail or not (its URL is
+#: `/api/v1/webhook/<wire name>`).
+WEBHOOKS = (RevolutWebhook(), StripeWebhook())
+
+
+def _payment_rails(settings: Settings, lightning: LightningNode) -> PaymentRails:
+    """The registry: Lightning always, then each rail its settings section configures (an
+    unconfigured one answers 422 when used). A new rail is one line here."""
+    rails: list[PaymentRail] = [LightningRail(lightning)]
+    if (revolut := settings.revolut) is not None:
+        gateway = RevolutGateway(revolut.url, revolut.token, revolut.api_version)
+        rails.append(OrderRail(PaymentMethod.REVOLUT, gateway, RevolutWebhook()))
+    if (stripe := settings.stripe) is not None:
+        checkout = StripeGateway(
+            stripe.url,
+            secret_key=stripe.secret_key,
+            success_url=stripe.success_url or _public_url(settings),
+            cancel_url=stripe.cancel_url or _public_url(settings),
         )
-    if settings.stripe is not None:
-        gateways[PaymentMethod.STRIPE] = StripeGateway(
-            settings.stripe.url, secret_key=settings.stripe.secret_key
-        )
-    return gateways
+        rails.append(OrderRail(PaymentMethod.STRIPE, checkout, StripeWebhook()))
+    if (bank := settings.bank_transfer) is not None:
+        rails.append(BankTransferRail(bank.account_details(), days_to_pay=bank.days_to_pay))
+    return PaymentRails(rails=rails, webhooks=WEBHOOKS)
 
 
 def _redis_key(settings: Settings, name: str) -> str:
@@ -212,8 +228,7 @@ class Container(containers.DeclarativeContainer):
         ),
         lnd=providers.Singleton(_lnd, settings),
     )
-    fiat_gateways = providers.Singleton(_fiat_gateways, settings)
-    rails = providers.Singleton(PaymentRails, lightning=lightning, fiat=fiat_gateways)
+    rails = providers.Singleton(_payment_rails, settings, lightning)
 
     rate_source = providers.Selector(
         providers.Callable(lambda k: k["rates"], kinds),

@@ -21,8 +21,8 @@ from adapters.mysql.legacy_backfill import prepare_database
 from adapters.mysql.seal_secrets import seal_plaintext_secrets
 from app.rates_refresh import refresh_rates, run_rate_refresher
 from app.settlement import run_settlement_listener
-from app.webhook_signatures import REVOLUT_DEFAULT_TOLERANCE_S, STRIPE_DEFAULT_TOLERANCE_S
 from app.worker.loop import run as run_worker
+from domain.enums import PaymentMethod
 from lnvps.container import Container, build_container, close_container, storage_kind
 from lnvps.demo import seed_demo_catalogue
 from lnvps.settings import Settings
@@ -120,14 +120,19 @@ class ListenError(Exception):
 
 
 def webhook_secrets(settings: Settings) -> WebhookSecrets:
-    """The providers' signing secrets and their timestamp windows (default 300 s each)."""
-    revolut, stripe = settings.revolut, settings.stripe
-    return WebhookSecrets(
-        revolut=revolut.webhook_secret if revolut else None,
-        stripe=stripe.webhook_secret if stripe else None,
-        revolut_tolerance_s=revolut.webhook_tolerance if revolut else REVOLUT_DEFAULT_TOLERANCE_S,
-        stripe_tolerance_s=stripe.webhook_tolerance if stripe else STRIPE_DEFAULT_TOLERANCE_S,
-    )
+    """The providers' signing secrets from the settings file and their timestamp windows
+    (unset: the verifier's default, 300 s for both); a method without a secret here falls
+    back to its payment-method config rows (docs/payment-rails.md)."""
+    secrets: dict[PaymentMethod, str] = {}
+    tolerances: dict[PaymentMethod, int | None] = {}
+    for method, section in ((PaymentMethod.REVOLUT, settings.revolut),
+                            (PaymentMethod.STRIPE, settings.stripe)):
+        if section is None:
+            continue
+        if section.webhook_secret:
+            secrets[method] = section.webhook_secret
+        tolerances[method] = section.webhook_tolerance
+    return WebhookSecrets(secrets, tolerances)
 
 
 async def _start(app: web.Application, listen: str) -> web.AppRunner:

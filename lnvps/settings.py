@@ -101,6 +101,28 @@ class StripeSettings:
     webhook_secret: str | None = attrs.field(default=None, repr=False)
     #: seconds the `t=` of `Stripe-Signature` may be off from now (Stripe's libraries: 300)
     webhook_tolerance: int = attrs.field(default=300, validator=attrs.validators.gt(0))
+    #: where Stripe Checkout sends the customer after paying / giving up (default: public-url)
+    success_url: str | None = None
+    cancel_url: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class BankTransferSettings:
+    """The manual bank transfer rail: the account the customer pays into. An operator marks
+    each payment received through the admin API."""
+
+    account_name: str
+    iban: str
+    bic: str | None = None
+    bank_name: str | None = None
+    #: days a bank-transfer payment stays payable (a transfer takes a few business days)
+    days_to_pay: int = attrs.field(default=7, validator=attrs.validators.gt(0))
+
+    def account_details(self) -> dict[str, str]:
+        """The account as shown to the payer (empty fields left out)."""
+        fields = {"account_name": self.account_name, "iban": self.iban, "bic": self.bic,
+                  "bank_name": self.bank_name}
+        return {name: value for name, value in fields.items() if value}
 
 
 @attrs.frozen(kw_only=True)
@@ -168,6 +190,7 @@ class Settings:
     smtp: SmtpSettings | None = None
     revolut: RevolutSettings | None = None
     stripe: StripeSettings | None = None
+    bank_transfer: BankTransferSettings | None = None
     dev: DevSettings = DevSettings()
     worker: WorkerSettings = WorkerSettings()
     lnurl: LnurlSettings = LnurlSettings()

@@ -1,4 +1,4 @@
-"""The fiat payment gateway (Revolut, Stripe) the billing core creates and cancels orders on."""
+"""A card provider's orders (Revolut orders, Stripe Checkout Sessions), wrapped into a rail."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ class FiatUnavailable(Exception):
 class FiatOrder:
     """An order the gateway created: its id there and what the client needs to pay it.
 
-    `external_data` is the provider's payload as text (Revolut: the order JSON; Stripe: JSON
-    with `session_id`), stored on the payment and sealed at the storage boundary.
+    `external_data` is the provider's payload as text (Revolut: the order JSON; Stripe: the
+    Checkout Session JSON), stored on the payment and sealed at the storage boundary.
     """
 
     external_id: str
@@ -33,6 +33,6 @@ class FiatGateway(Protocol):
         ...
 
     async def is_paid(self, external_id: str) -> bool:
-        """Whether the provider itself says the order is paid (Revolut `completed`, Stripe
-        `succeeded`); an unknown order is not paid. Webhooks re-check this before completing."""
+        """Whether the provider itself says the order is paid (Revolut `completed`, a Stripe
+        session `paid`); an unknown order is not paid. Webhooks re-check this before completing."""
         ...

@@ -6,7 +6,7 @@ from typing import Any, Final
 
 import attrs
 
-from adapters.fiat import (
+from adapters.fiat.http import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_TIMEOUT_S,
     FiatProviderError,

@@ -1,10 +1,10 @@
-"""FiatGateway over Stripe PaymentIntents: created form-encoded, re-read and cancelled (§7.5)."""
+"""FiatGateway over Stripe Checkout Sessions (api.md §5.4): created form-encoded, read, expired."""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
-from adapters.fiat import (
+from adapters.fiat.http import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_TIMEOUT_S,
     FiatProviderError,
@@ -21,16 +21,20 @@ STRIPE_API_URL: Final = "https://api.stripe.com"
 UNEXPECTED_STATE: Final = "payment_intent_unexpected_state"
 
 
-class StripeGateway(GatewayBase):
-    """Stripe PaymentIntents: `POST /v1/payment_intents` (form-encoded amount in minor units,
-    lower-case currency, description, automatic payment methods), `GET` and
-    `POST /v1/payment_intents/{id}/cancel`, with the secret key as a Bearer token. Every
-    failure is `FiatUnavailable`; `external_data` is the PaymentIntent JSON (its
-    `client_secret` is what Stripe.js confirms the payment with).
+#: the prefix of a Checkout Session id; other ids are PaymentIntents made before Checkout.
+SESSION_PREFIX: Final = "cs_"
 
-    The intent is not confirmed at creation (the reference sent `confirm=true`, which Stripe
-    refuses without a payment method). Cancelling an unknown intent (404) or one that already
-    succeeded or was cancelled (400 `payment_intent_unexpected_state`) is not an error.
+
+class StripeGateway(GatewayBase):
+    """Stripe Checkout: `POST /v1/checkout/sessions` (mode `payment`, one line item of the
+    amount in minor units, lower-case currency, the description as its name), `GET` it and
+    `POST /v1/checkout/sessions/{id}/expire` to cancel, with the secret key as a Bearer
+    token. Every failure is `FiatUnavailable`. `external_data` is the session JSON: the
+    client opens its `url`, or redirects to Checkout with its `id` (api.md's `session_id`).
+
+    Expiring an unknown session (404) or one no longer open (a 400, re-read: complete or
+    expired) is not an error. Ids that are not sessions are PaymentIntents of payments made
+    before Checkout; they are still read and cancelled as intents.
     """
 
     def __init__(
@@ -38,6 +42,8 @@ class StripeGateway(GatewayBase):
         url: str = STRIPE_API_URL,
         *,
         secret_key: str,
+        success_url: str = "https://lnvps.net",
+        cancel_url: str | None = None,
         session_factory: SessionFactory | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
@@ -51,6 +57,8 @@ class StripeGateway(GatewayBase):
             timeout_s=timeout_s,
             connect_timeout_s=connect_timeout_s,
         )
+        self._success_url = success_url
+        self._cancel_url = cancel_url or success_url
 
     def __repr__(self) -> str:
         return f"StripeGateway({self._http!r})"
@@ -58,16 +66,33 @@ class StripeGateway(GatewayBase):
     async def create_order(self, amount_minor: int, currency: str, description: str) -> FiatOrder:
         check_order_request("Stripe", amount_minor, currency)
         form = {
-            "amount": str(amount_minor),
-            "currency": currency.lower(),
-            "description": description,
-            "automatic_payment_methods[enabled]": "true",
+            "mode": "payment",
+            "success_url": self._success_url,
+            "cancel_url": self._cancel_url,
+            "line_items[0][quantity]": "1",
+            "line_items[0][price_data][currency]": currency.lower(),
+            "line_items[0][price_data][unit_amount]": str(amount_minor),
+            "line_items[0][price_data][product_data][name]": description,
         }
-        document, text = await self._http.call_json("POST", "/v1/payment_intents", form=form)
-        intent_id = document.get("id")
-        if not isinstance(intent_id, str) or not intent_id:
-            raise FiatUnavailable("Stripe create payment intent answered no id")
-        return FiatOrder(external_id=intent_id, external_data=text)
+        document, text = await self._http.call_json("POST", "/v1/checkout/sessions", form=form)
+        session_id = document.get("id")
+        if not isinstance(session_id, str) or not session_id:
+            raise FiatUnavailable("Stripe create checkout session answered no id")
+        return FiatOrder(external_id=session_id, external_data=text)
+
+    async def get_session(self, session_id: str) -> dict[str, Any] | None:
+        """The Checkout Session as Stripe has it now; None for one Stripe does not know."""
+        if not session_id:
+            return None
+        try:
+            document, _ = await self._http.call_json(
+                "GET", f"/v1/checkout/sessions/{path_part(session_id)}"
+            )
+        except FiatProviderError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return document
 
     async def get_payment_intent_status(self, external_id: str) -> str | None:
         """The intent's status (`requires_payment_method`, `succeeded`, `canceled`, …); None
@@ -87,12 +112,30 @@ class StripeGateway(GatewayBase):
         return status
 
     async def is_paid(self, external_id: str) -> bool:
-        return await self.get_payment_intent_status(external_id) == "succeeded"
+        """A session is paid when its `payment_status` is `paid`; an intent on `succeeded`."""
+        if not external_id.startswith(SESSION_PREFIX):
+            return await self.get_payment_intent_status(external_id) == "succeeded"
+        session = await self.get_session(external_id)
+        return session is not None and session.get("payment_status") == "paid"
 
     async def cancel_order(self, external_id: str) -> None:
-        """Cancel the PaymentIntent (the reference's `cancel_payment_intent`)."""
+        """Expire the session (or cancel a pre-Checkout PaymentIntent)."""
         if not external_id:
             return
+        if not external_id.startswith(SESSION_PREFIX):
+            await self._cancel_intent(external_id)
+            return
+        path = f"/v1/checkout/sessions/{path_part(external_id)}/expire"
+        status, raw = await self._http.call("POST", path)
+        if 200 <= status < 300 or status == 404:
+            return
+        if status == 400:
+            session = await self.get_session(external_id)
+            if session is None or session.get("status") in ("complete", "expired"):
+                return
+        raise self._http.status_error("POST", path, status, raw)
+
+    async def _cancel_intent(self, external_id: str) -> None:
         path = f"/v1/payment_intents/{path_part(external_id)}/cancel"
         try:
             await self._http.call_json("POST", path, form={})

@@ -25,13 +25,14 @@ from app.autorenew import pay_from_wallet
 from app.billing.errors import PaymentNotFound
 from app.billing.renewal import renew, renew_idempotent
 from app.vm_actions import owner_vm
+from domain.enums import NWC, PaymentMethod
 from domain.model import SubscriptionPayment, User
 from ports.nwc import NwcWallet
 
 _VM = r"/api/v1/vm/{id:\d+}"
 #: any segment but `methods`, so the catalogue's static route wins in either registration order
 PAYMENT_PATH = "/api/v1/payment/{id:(?!methods$)[^/]+}"
-_METHODS = ["lightning", "revolut", "paypal", "stripe", "nwc"]
+_METHODS = PaymentMethod.wire_names(NWC)
 _RENEW_QUERY = (
     QueryParam("method", {"type": "string", "enum": _METHODS, "default": "lightning"},
                description="unknown values and `nwc` mean lightning"),
@@ -76,7 +77,7 @@ async def renew_get(request: web.Request, user: User) -> web.StreamResponse:
 def _pays_from_wallet(method: str | None, user: User, wallet: NwcWallet | None) -> bool:
     """`method=nwc` with a connected wallet: the server pays the Lightning invoice from it
     (§10.2 step 6); without a wallet string `nwc` is plain Lightning, as in the reference."""
-    return method == "nwc" and wallet is not None and bool(
+    return method == NWC and wallet is not None and bool(
         (user.nwc_connection_string or "").strip()
     )
 

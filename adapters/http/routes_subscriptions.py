@@ -44,7 +44,7 @@ from app.queries.subscriptions import (
     list_subscription_payments,
     list_subscriptions,
 )
-from domain.enums import SubscriptionType
+from domain.enums import PaymentMethod, SubscriptionType
 from domain.errors import InvalidInput
 from domain.intervals import MAX_INTERVALS
 from domain.model import User
@@ -157,7 +157,7 @@ def add_subscription_routes(table: RouteTable) -> None:
     renew_query = [
         QueryParam(
             "method",
-            {"type": "string", "enum": ["lightning", "revolut", "paypal", "stripe"]},
+            {"type": "string", "enum": PaymentMethod.wire_names()},
             description="default lightning; unknown values mean lightning",
         ),
         QueryParam(

@@ -17,6 +17,7 @@ from adapters.http.views_payment import (
 )
 from adapters.http.vm_params import json_object, optional_int, path_id, query_method
 from app.billing.upgrades import create_upgrade_payment, quote_upgrade
+from domain.enums import PaymentMethod
 from domain.model import User
 from domain.upgrade import UpgradeConfig
 
@@ -24,7 +25,7 @@ _VM = r"/api/v1/vm/{id:\d+}"
 _U16 = 2**16 - 1
 _METHOD = QueryParam(
     "method",
-    {"type": "string", "enum": ["lightning", "revolut", "paypal", "stripe"],
+    {"type": "string", "enum": PaymentMethod.wire_names(),
      "default": "lightning"},
     description="unknown values mean lightning",
 )

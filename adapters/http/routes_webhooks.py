@@ -1,11 +1,10 @@
-"""Revolut and Stripe webhooks (api.md §6.11, lifecycle.md §7.5, D14): verify, then complete."""
+"""Provider webhooks (api.md §6.11, lifecycle.md §7.5, D14): one route for every rail."""
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Mapping
 
-import attrs
 from aiohttp import web
 
 from adapters.http.auth import AUTHENTICATOR
@@ -14,92 +13,83 @@ from adapters.http.envelope import HttpError
 from adapters.http.openapi import RouteTable
 from app.billing.completion import complete_card_payment
 from app.billing.errors import PaymentNotFound
-from app.webhook_signatures import (
-    REVOLUT_DEFAULT_TOLERANCE_S,
-    STRIPE_DEFAULT_TOLERANCE_S,
-    WebhookSignatureInvalid,
-    parse_revolut_event,
-    parse_stripe_event,
-    verify_revolut_signature,
-    verify_stripe_signature,
-)
+from app.billing.rail_settings import webhook_signing_secrets
 from domain.enums import PaymentMethod
+from ports.payment_rail import WebhookEvent, WebhookSignatureInvalid, WebhookVerifier
 
 log = logging.getLogger("lnvps.http.webhooks")
 
+#: a tolerance that was never given (the verifier's own default applies)
+_DEFAULT = -1
 
-@attrs.frozen(kw_only=True)
+
 class WebhookSecrets:
-    """Signing secrets of the providers' webhooks; None: use the payment-method configs'
-    `webhook_secret` (where the reference stores Revolut's), else refuse the webhook."""
+    """Signing secrets of the providers' webhooks, by method, and their timestamp windows.
 
-    revolut: str | None = attrs.field(default=None, repr=False)
-    stripe: str | None = attrs.field(default=None, repr=False)
-    #: seconds a signed timestamp may be off from now, either way (the providers' documented
-    #: windows); None: no check, as in the reference, which let a captured delivery replay.
-    revolut_tolerance_s: int | None = REVOLUT_DEFAULT_TOLERANCE_S
-    stripe_tolerance_s: int | None = STRIPE_DEFAULT_TOLERANCE_S
+    Keywords are wire names: `revolut="…"` sets Revolut's secret, `revolut_tolerance_s=900`
+    its window (None: no check, as in the reference, which let a captured delivery replay).
+    A method without a secret here uses the payment-method configs' `webhook_secret` (where
+    the reference stores Revolut's), else its webhook is refused.
+    """
+
+    def __init__(
+        self,
+        secrets: Mapping[PaymentMethod, str] | None = None,
+        tolerances: Mapping[PaymentMethod, int | None] | None = None,
+        **by_wire_name: str | int | None,
+    ) -> None:
+        self._secrets = {m: s for m, s in (secrets or {}).items() if s}
+        self._tolerances = dict(tolerances or {})
+        for key, value in by_wire_name.items():
+            name, is_tolerance, _ = key.partition("_tolerance_s")
+            method = PaymentMethod.parse(name if is_tolerance else key)
+            if is_tolerance:
+                self._tolerances[method] = value if isinstance(value, int) else None
+            elif isinstance(value, str) and value:
+                self._secrets[method] = value
+
+    def __repr__(self) -> str:
+        return f"WebhookSecrets(methods={sorted(m.api_name for m in self._secrets)})"
+
+    def secret_for(self, method: PaymentMethod) -> str | None:
+        return self._secrets.get(method)
+
+    def tolerance_for(self, method: PaymentMethod, default: int | None) -> int | None:
+        return self._tolerances.get(method, default)
 
 
 #: The composition root attaches the secrets here.
 WEBHOOK_SECRETS = web.AppKey("lnvps.webhook_secrets", WebhookSecrets)
 
 
-def _config_of(raw: object) -> dict[str, object]:
-    """A payment-method config as a dict (stored as a JSON object or as its text)."""
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            return {}
-    return raw if isinstance(raw, dict) else {}
-
-
 async def _secrets(request: web.Request, method: PaymentMethod) -> list[str]:
     configured = request.config_dict.get(WEBHOOK_SECRETS)
-    secret = None if configured is None else getattr(configured, method.api_name)
-    if secret:
-        return [secret]
-    found: list[str] = []
-    async with services(request).uow_factory() as uow:
-        for row in await uow.payment_methods.list_all():
-            value = _config_of(row.config).get("webhook_secret")
-            if row.enabled and row.payment_method is method and isinstance(value, str) and value:
-                found.append(value)
-    return found
+    from_settings = None if configured is None else configured.secret_for(method)
+    return await webhook_signing_secrets(services(request).uow_factory, method, from_settings)
 
 
-def _verify(
-    request: web.Request, method: PaymentMethod, secret: str, body: bytes
-) -> tuple[str, str | None]:
-    """Check one secret; the (event type, provider order id) of the verified body.
+async def _verified_event(
+    request: web.Request, method: PaymentMethod, verifier: WebhookVerifier
+) -> WebhookEvent:
+    """The event once its signature checks out with a secret; 401, nothing changed, otherwise
+    (D14). A correctly signed body that is not the expected JSON is a 400.
 
     The providers sign with real time, so the timestamp is judged by the clock that judges
     NIP-98 events (the real one even when a dev server's business clock was moved).
     """
-    configured = request.config_dict.get(WEBHOOK_SECRETS) or WebhookSecrets()
-    now = request.config_dict[AUTHENTICATOR].clock.now()
-    if method is PaymentMethod.REVOLUT:
-        verify_revolut_signature(
-            request.headers, body, secret, now, configured.revolut_tolerance_s)
-        return parse_revolut_event(body)
-    verify_stripe_signature(request.headers, body, secret, now, configured.stripe_tolerance_s)
-    return parse_stripe_event(body)
-
-
-async def _verified_event(request: web.Request, method: PaymentMethod) -> tuple[str, str | None]:
-    """The event once its signature checks out with a secret; 401, nothing changed, otherwise
-    (D14). A correctly signed body that is not the expected JSON is a 400."""
     body = await request.read()
     secrets = await _secrets(request, method)
     name = method.display_name
     if not secrets:
         log.error("%s webhook received but no signing secret is configured", name)
         raise HttpError(503, f"{name} webhooks are not configured")
+    configured = request.config_dict.get(WEBHOOK_SECRETS) or WebhookSecrets()
+    tolerance = configured.tolerance_for(method, verifier.default_tolerance_s)
+    now = request.config_dict[AUTHENTICATOR].clock.now()
     reasons = []
     for secret in secrets:
         try:
-            return _verify(request, method, secret, body)
+            return verifier.verify(request.headers, body, secret, now, tolerance)
         except WebhookSignatureInvalid as err:
             reasons.append(err.reason)
     log.warning("%s webhook refused: %s", name, "; ".join(reasons))
@@ -127,35 +117,38 @@ async def _complete(
     return web.Response(status=200)
 
 
-async def revolut_webhook(request: web.Request) -> web.StreamResponse:
-    """ORDER_COMPLETED completes the payment of `merchant_order_ext_ref` (else `order_id`);
-    other events are logged and answered 200."""
-    kind, external_id = await _verified_event(request, PaymentMethod.REVOLUT)
-    if kind != "ORDER_COMPLETED":
-        log.info("Revolut webhook event %r ignored", kind)
-        return web.Response(status=200)
-    return await _complete(request, PaymentMethod.REVOLUT, external_id)
+def _method_of(request: web.Request) -> tuple[PaymentMethod, WebhookVerifier]:
+    """The rail named in the path and its verifier; 404 for a rail without webhooks."""
+    wire_name = request.match_info["rail"]
+    for method in PaymentMethod:
+        if method.api_name == wire_name:
+            verifier = services(request).rails.webhook(method)
+            if verifier is not None:
+                return method, verifier
+    raise HttpError(404, "No webhook for this payment method")
 
 
-async def stripe_webhook(request: web.Request) -> web.StreamResponse:
-    """`payment_intent.succeeded` completes the payment of `data.object.id`."""
-    kind, intent_id = await _verified_event(request, PaymentMethod.STRIPE)
-    if kind != "payment_intent.succeeded":
-        log.info("Stripe webhook event %r ignored", kind)
+async def rail_webhook(request: web.Request) -> web.StreamResponse:
+    """A provider event: the rail's verifier checks the signature and says whether the event
+    means paid (Revolut ORDER_COMPLETED, Stripe checkout.session.completed with
+    payment_status paid, …); that completes the payment of its order id once, after the
+    provider confirms it. Other events are logged and answered 200."""
+    method, verifier = _method_of(request)
+    event = await _verified_event(request, method, verifier)
+    if not event.completes:
+        log.info("%s webhook event %r ignored", method.display_name, event.kind)
         return web.Response(status=200)
-    return await _complete(request, PaymentMethod.STRIPE, intent_id)
+    return await _complete(request, method, event.external_id)
 
 
 _EVENT = {"type": "object", "description": "the provider's event JSON, signed"}
 
 
 def add_webhook_routes(table: RouteTable) -> None:
-    """Register the POST webhooks: 200 empty when handled or ignored; 401 bad signature,
-    404 unknown payment, 400 malformed event, 503 no secret configured."""
-    tags = ("webhooks",)
-    table.add("POST", "/api/v1/webhook/revolut", revolut_webhook,
-              summary="Revolut order events (Revolut-Signature HMAC)", request=_EVENT,
-              response={"type": "string", "maxLength": 0}, enveloped=False, tags=tags)
-    table.add("POST", "/api/v1/webhook/stripe", stripe_webhook,
-              summary="Stripe events (Stripe-Signature HMAC)", request=_EVENT,
-              response={"type": "string", "maxLength": 0}, enveloped=False, tags=tags)
+    """Register the POST webhook of every rail, `/api/v1/webhook/{rail}` by wire name (the
+    reference's `/revolut` and `/stripe` among them): 200 empty when handled or ignored;
+    401 bad signature, 404 unknown payment or rail, 400 malformed event, 503 no secret."""
+    table.add("POST", "/api/v1/webhook/{rail}", rail_webhook,
+              summary="A payment rail's provider events (signed; e.g. revolut, stripe)",
+              request=_EVENT, response={"type": "string", "maxLength": 0}, enveloped=False,
+              tags=("webhooks",))

@@ -21,6 +21,7 @@ from app.billing_ext.ip_subscriptions import NAME_LIMIT as SUBSCRIPTION_NAME_LIM
 from app.billing_ext.ssh_keys import COMMENT_LIMIT, KEY_DATA_LIMIT
 from app.billing_ext.ssh_keys import NAME_LIMIT as SSH_NAME_LIMIT
 from app.queries.subscriptions import SubscriptionView
+from domain.enums import PaymentMethod
 from domain.errors import UnknownCurrency
 from domain.model import LineItem, SshKey, SubscriptionPayment, User
 from domain.money import Currency
@@ -205,7 +206,7 @@ SUBSCRIPTION_PAYMENT_SCHEMA = obj(
         "created": DATETIME,
         "expires": DATETIME,
         "amount": PRICE_SCHEMA,
-        "payment_method": {"type": "string", "enum": ["lightning", "revolut", "paypal", "stripe"]},
+        "payment_method": {"type": "string", "enum": PaymentMethod.wire_names()},
         "payment_type": {"type": "string", "enum": ["Purchase", "Renewal", "Upgrade"]},
         "is_paid": {"type": "boolean"},
         "tax": PRICE_SCHEMA,

@@ -31,8 +31,14 @@ PAYMENT_DATA_SCHEMA: dict[str, Any] = {
         {"type": "object", "required": ["revolut"], "properties": {"revolut": {
             "type": "object", "properties": {"token": {"type": ["string", "null"]}}}}},
         {"type": "object", "required": ["stripe"], "properties": {"stripe": {
-            "type": "object", "properties": {"session_id": {"type": ["string", "null"]}}}}},
-        {"type": "object", "required": ["paypal"], "properties": {"paypal": {"type": "object"}}},
+            "type": "object", "properties": {"session_id": {"type": ["string", "null"]},
+                                             "url": {"type": ["string", "null"]}}}}},
+        *(
+            {"type": "object", "required": [method.api_name],
+             "properties": {method.api_name: {"type": "object"}}}
+            for method in PaymentMethod
+            if method not in (PaymentMethod.LIGHTNING, PaymentMethod.REVOLUT, PaymentMethod.STRIPE)
+        ),
     ],
 }
 
@@ -86,8 +92,18 @@ def _provider_json(payment: SubscriptionPayment) -> dict[str, Any]:
     return value
 
 
+def _stripe_json(stored: dict[str, Any]) -> dict[str, Any]:
+    """`{session_id, url}` of a Checkout Session; older payments stored `session_id` itself
+    (or a bare PaymentIntent, which has none)."""
+    if stored.get("object") == "checkout.session":
+        return {"session_id": stored.get("id"), "url": stored.get("url")}
+    return {"session_id": stored.get("session_id")}
+
+
 def payment_data_json(payment: SubscriptionPayment) -> dict[str, Any]:
-    """ApiPaymentData: `{"lightning": bolt11}`, `{"revolut": {"token"}}`, `{"stripe": …}`.
+    """ApiPaymentData, tagged by the method's wire name: `{"lightning": bolt11}`,
+    `{"revolut": {"token"}}`, `{"stripe": {"session_id", "url"?}}`; any other rail shows the
+    JSON object its charge stored (a bank transfer: account details and reference).
 
     A provider payload without the expected key gives `null` there rather than a 500.
     """
@@ -98,8 +114,8 @@ def payment_data_json(payment: SubscriptionPayment) -> dict[str, Any]:
     if method is PaymentMethod.REVOLUT:
         return {"revolut": {"token": stored.get("token")}}
     if method is PaymentMethod.STRIPE:
-        return {"stripe": {"session_id": stored.get("session_id")}}
-    return {"paypal": {}}
+        return {"stripe": _stripe_json(stored)}
+    return {method.api_name: stored}
 
 
 def upgrade_params(payment: SubscriptionPayment) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from adapters.http.bounds import ID_SCHEMA, UINT_SCHEMA
 from adapters.http.openapi import Schema
+from domain.enums import LNURL, NWC, PaymentMethod
 from domain.money import Currency
 
 U64: Schema = {"type": "integer", "minimum": 0}
@@ -114,7 +115,7 @@ PAYMENT_INFO_SCHEMA = obj(
     {
         "name": {
             "type": "string",
-            "enum": ["lightning", "revolut", "paypal", "stripe", "nwc", "lnurl"],
+            "enum": PaymentMethod.wire_names(NWC, LNURL),
         },
         "currencies": {"type": "array", "items": CURRENCY},
     },

@@ -43,6 +43,9 @@ PROVIDERS: Mapping[str, Provider] = {
     "paypal": Provider(
         PaymentMethod.PAYPAL, ("client_id", "client_secret", "mode"), secrets=("client_secret",)
     ),
+    # the account itself is in the settings file (`bank-transfer:`); a row only lists the
+    # method for a company and sets its fees (docs/payment-rails.md)
+    "bank_transfer": Provider(PaymentMethod.BANK_TRANSFER, ()),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.billing.completion import complete_payment
 from app.billing.errors import PaymentNotFound, VmNotFound
 from app.billing.rails import PaymentRails
+from domain.enums import PaymentMethod
 from domain.errors import InvalidInput, PaymentAlreadyCompleted
 from domain.model import SubscriptionPayment
 from ports.clock import Clock
@@ -66,3 +67,20 @@ async def complete_as_admin(
         raise PaymentAlreadyCompleted(ALREADY_COMPLETED)
     async with uow_factory() as uow:
         return await subscription_payment(uow, payment.id)
+
+
+async def complete_bank_transfer(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    rails: PaymentRails,
+    queue: WorkQueue,
+    *,
+    reference: str,
+) -> SubscriptionPayment:
+    """An operator saw the transfer of `reference` arrive: complete its payment exactly once
+    (409 when already completed; 404 for a reference no bank-transfer payment carries)."""
+    async with uow_factory() as uow:
+        payment = await uow.payments.get_by_external_id(reference) if reference else None
+    if payment is None or payment.payment_method is not PaymentMethod.BANK_TRANSFER:
+        raise PaymentNotFound("No bank transfer with this reference")
+    return await complete_as_admin(uow_factory, clock, rails, queue, payment_id=payment.id)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -15,12 +16,14 @@ from app.billing.errors import (
     PaymentMethodNotConfigured,
     PaymentProviderUnavailable,
 )
+from app.billing.rail_kinds import LightningRail, OrderRail
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.errors import PaymentMethodUnsupported
 from domain.model import Json, SubscriptionPayment
-from domain.money import MSAT_PER_SAT, Currency, round_msat_up_to_sat
-from ports.fiat import FiatGateway, FiatUnavailable
-from ports.lightning import LightningNode, LightningUnavailable
+from domain.money import Currency
+from ports.fiat import FiatGateway
+from ports.lightning import LightningNode
+from ports.payment_rail import ChargeRequest, PaymentRail, RailUnavailable, WebhookVerifier
 
 log = logging.getLogger(__name__)
 
@@ -55,110 +58,106 @@ class PricedPayment:
 
 
 class PaymentRails:
-    """The configured rails: an optional Lightning node and fiat gateways by method."""
+    """The registry of configured rails, keyed by `PaymentMethod`, and the webhook verifiers.
+
+    `lightning` and `fiat` wrap the older provider ports into rails; `rails` adds (or
+    replaces) any `PaymentRail`. `webhooks` are verifiers known even when their rail is not
+    configured here: a signed webhook then completes on its signature alone (logged).
+    """
 
     def __init__(
         self,
         lightning: LightningNode | None = None,
         fiat: Mapping[PaymentMethod, FiatGateway] | None = None,
+        *,
+        rails: Iterable[PaymentRail] = (),
+        webhooks: Iterable[WebhookVerifier] = (),
     ) -> None:
-        self._lightning = lightning
-        self._fiat = dict(fiat or {})
+        found: list[PaymentRail] = []
+        if lightning is not None:
+            found.append(LightningRail(lightning))
+        found += [OrderRail(method, gateway) for method, gateway in (fiat or {}).items()]
+        found += rails
+        self._rails: dict[PaymentMethod, PaymentRail] = {rail.method: rail for rail in found}
+        self._webhooks: dict[PaymentMethod, WebhookVerifier] = {w.method: w for w in webhooks}
+        for rail in self._rails.values():
+            if rail.webhook is not None:
+                self._webhooks[rail.method] = rail.webhook
+
+    def offered(self) -> tuple[PaymentMethod, ...]:
+        """The methods configured here, in enum order."""
+        return tuple(method for method in PaymentMethod if method in self._rails)
+
+    def rail(self, method: PaymentMethod) -> PaymentRail:
+        rail = self._rails.get(method)
+        if rail is None:
+            raise PaymentMethodNotConfigured(f"{method.display_name} not configured")
+        return rail
+
+    def webhook(self, method: PaymentMethod) -> WebhookVerifier | None:
+        """How `method`'s webhooks are verified; None: it has none."""
+        return self._webhooks.get(method)
 
     async def create(self, priced: PricedPayment, now: datetime) -> SubscriptionPayment:
         """Create the invoice or order at the provider; the caller stores the result.
 
         A provider failure raises `PaymentProviderUnavailable` before anything is stored.
         """
-        if priced.method is PaymentMethod.LIGHTNING:
-            return await self._invoice(priced, now)
-        return await self._order(priced, now)
+        rail = self.rail(priced.method)
+        name = priced.method.display_name
+        charged = rail.quote_currency(priced.currency)
+        if charged is not priced.currency:
+            raise PaymentMethodUnsupported(f"{name} payment must be in {charged.value}")
+        total = priced.amount + priced.tax + priced.processing_fee
+        bitcoin = priced.currency is Currency.BTC
+        if total <= 0 and not bitcoin:
+            raise NothingToCharge(f"Nothing to pay by {name}")
+        expiry = LIGHTNING_EXPIRY if bitcoin else FIAT_EXPIRY
+        request = ChargeRequest(
+            amount=total, currency=priced.currency, memo=priced.memo, expiry=expiry
+        )
+        async with _provider_call(priced.method):
+            charge = await rail.create_charge(request)
+        return _record(
+            priced,
+            payment_id=charge.payment_id or secrets.token_bytes(PAYMENT_ID_BYTES),
+            external_data=charge.external_data,
+            external_id=charge.external_id,
+            created=now,
+            expires=now + (charge.expiry or expiry),
+        )
 
     async def cancel(self, payment: SubscriptionPayment) -> None:
         """Cancel a payment at its OWN provider (D13), whichever rail completed the other one."""
-        if payment.payment_method is PaymentMethod.LIGHTNING:
-            node = self._node()
-            try:
-                await node.cancel_invoice(payment.id)
-            except (LightningUnavailable, OSError, TimeoutError) as err:
-                raise PaymentProviderUnavailable(f"Lightning node unavailable: {err}") from err
-            return
-        gateway = self._gateway(payment.payment_method)
-        if payment.external_id is None:  # never reached the provider: nothing to cancel there
+        rail = self.rail(payment.payment_method)
+        if payment.external_id is None and payment.payment_method is not PaymentMethod.LIGHTNING:
+            # never reached the provider: nothing to cancel there
             log.warning("payment %s has no provider order id to cancel", payment.id.hex())
             return
-        try:
-            await gateway.cancel_order(payment.external_id)
-        except (FiatUnavailable, OSError, TimeoutError) as err:
-            name = payment.payment_method.display_name
-            raise PaymentProviderUnavailable(f"{name} unavailable: {err}") from err
-
-    def _node(self) -> LightningNode:
-        if self._lightning is None:
-            raise PaymentMethodNotConfigured("Lightning not configured")
-        return self._lightning
+        async with _provider_call(payment.payment_method):
+            await rail.cancel(payment.id, payment.external_id)
 
     async def provider_says_paid(self, method: PaymentMethod, external_id: str) -> bool | None:
-        """Ask the card provider whether an order is paid; None when its rail is not set up
-        here (the signed webhook is then all there is). A provider outage raises
+        """Ask the provider whether a charge is paid; None when its rail is not set up here
+        or cannot tell (the signed webhook is then all there is). A provider outage raises
         `PaymentProviderUnavailable`, so the webhook answers 503 and the provider retries."""
-        gateway = self._fiat.get(method)
-        if gateway is None:
+        rail = self._rails.get(method)
+        if rail is None:
             return None
-        try:
-            return await gateway.is_paid(external_id)
-        except (FiatUnavailable, OSError, TimeoutError) as err:
-            name = method.display_name
-            raise PaymentProviderUnavailable(f"{name} unavailable: {err}") from err
+        async with _provider_call(method):
+            # webhooks name the provider's id only; no webhook rail keys on the payment id
+            return await rail.is_paid(b"", external_id)
 
-    def _gateway(self, method: PaymentMethod) -> FiatGateway:
-        gateway = self._fiat.get(method)
-        if gateway is None:
-            raise PaymentMethodNotConfigured(f"{method.display_name} not configured")
-        return gateway
 
-    async def _invoice(self, priced: PricedPayment, now: datetime) -> SubscriptionPayment:
-        node = self._node()
-        if priced.currency is not Currency.BTC:
-            raise PaymentMethodUnsupported("Lightning payment must be in BTC")
-        # the fee is 0 on Lightning; amount + tax rounds up so the operator is never underpaid,
-        # and to at least one sat: an invoice cannot be for nothing (a free upgrade, D7's 0)
-        total = priced.amount + priced.tax + priced.processing_fee
-        msat = max(MSAT_PER_SAT, round_msat_up_to_sat(total))
-        try:
-            invoice = await node.create_invoice(msat, priced.memo, LIGHTNING_EXPIRY_SECONDS)
-        except (LightningUnavailable, OSError, TimeoutError) as err:
-            raise PaymentProviderUnavailable(f"Lightning node unavailable: {err}") from err
-        return _record(
-            priced,
-            payment_id=invoice.payment_hash,
-            external_data=invoice.bolt11,
-            external_id=invoice.external_id,
-            created=now,
-            expires=now + LIGHTNING_EXPIRY,
-        )
-
-    async def _order(self, priced: PricedPayment, now: datetime) -> SubscriptionPayment:
-        gateway = self._gateway(priced.method)
-        if priced.currency is Currency.BTC:
-            name = priced.method.display_name
-            raise PaymentMethodUnsupported(f"Cannot create {name} orders for BTC currency")
-        total = priced.amount + priced.tax + priced.processing_fee
-        if total <= 0:
-            raise NothingToCharge(f"Nothing to pay by {priced.method.display_name}")
-        try:
-            order = await gateway.create_order(total, priced.currency.value, priced.memo)
-        except (FiatUnavailable, OSError, TimeoutError) as err:
-            name = priced.method.display_name
-            raise PaymentProviderUnavailable(f"{name} unavailable: {err}") from err
-        return _record(
-            priced,
-            payment_id=secrets.token_bytes(PAYMENT_ID_BYTES),
-            external_data=order.external_data,
-            external_id=order.external_id,
-            created=now,
-            expires=now + FIAT_EXPIRY,
-        )
+@contextlib.asynccontextmanager
+async def _provider_call(method: PaymentMethod) -> AsyncIterator[None]:
+    """A rail's outage as `PaymentProviderUnavailable` (503), nothing stored."""
+    try:
+        yield
+    except RailUnavailable as err:
+        raise PaymentProviderUnavailable(str(err)) from err
+    except (OSError, TimeoutError) as err:
+        raise PaymentProviderUnavailable(f"{method.display_name} unavailable: {err}") from err
 
 
 def _record(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import unused_port
 
-from adapters.fiat import FiatProviderError
+from adapters.fiat.http import FiatProviderError
 from adapters.fiat.revolut import RevolutGateway
 from adapters.fiat.stripe import StripeGateway
 from app.billing.errors import PaymentProviderUnavailable
@@ -45,31 +45,42 @@ class Harness:
     def stored(self, external_id: str) -> dict[str, Any]:
         if isinstance(self.fake, FakeRevolut):
             return self.fake.orders[external_id]
-        return self.fake.intents[external_id]
+        return self.fake.sessions[external_id]
+
+    def view(self, external_id: str) -> dict[str, Any]:
+        """(amount, currency, description) of the stored order, whatever the provider."""
+        stored = self.stored(external_id)
+        amount = stored["amount"] if isinstance(self.fake, FakeRevolut) else stored["amount_total"]
+        return {"amount": amount, "currency": stored["currency"],
+                "description": stored["description"]}
 
     def state(self, external_id: str) -> str:
         key = "state" if isinstance(self.fake, FakeRevolut) else "status"
         return str(self.stored(external_id)[key])
 
     def is_cancelled(self, external_id: str) -> bool:
-        return self.state(external_id) in ("cancelled", "canceled")
+        return self.state(external_id) in ("cancelled", "expired")
 
     def complete(self, external_id: str) -> None:
         self.fake.complete(external_id)
 
     def create_request(self) -> Any:
         """The body or form of the last create call, as the fake received it."""
-        creates = [r for r in self.fake.requests if r[0] == "POST" and r[1].count("/") == 2]
+        creates = [r for r in self.fake.requests
+                   if r[0] == "POST" and not r[1].endswith(("/cancel", "/expire"))]
         return creates[-1][2]
 
     def expected_create_request(self, amount: int, currency: str, description: str) -> Any:
         if isinstance(self.fake, FakeRevolut):
             return {"amount": amount, "currency": currency, "description": description}
         return {
-            "amount": str(amount),
-            "currency": currency.lower(),
-            "description": description,
-            "automatic_payment_methods[enabled]": "true",
+            "mode": "payment",
+            "success_url": "https://lnvps.net",
+            "cancel_url": "https://lnvps.net",
+            "line_items[0][quantity]": "1",
+            "line_items[0][price_data][currency]": currency.lower(),
+            "line_items[0][price_data][unit_amount]": str(amount),
+            "line_items[0][price_data][product_data][name]": description,
         }
 
 
@@ -144,11 +155,11 @@ def test_repr_hides_the_key(factory: Callable[[str, str, float], Gateway]) -> No
 async def test_create_order_sends_amount_currency_description_exactly(harness: Harness) -> None:
     order = await harness.gateway.create_order(12_345, "EUR", DESCRIPTION)
     assert harness.create_request() == harness.expected_create_request(12_345, "EUR", DESCRIPTION)
-    stored = harness.stored(order.external_id)
+    stored = harness.view(order.external_id)
     assert stored["amount"] == 12_345
     assert stored["currency"].upper() == "EUR"
     assert stored["description"] == DESCRIPTION
-    assert json.loads(order.external_data) == stored
+    assert json.loads(order.external_data) == harness.stored(order.external_id)
 
 
 async def test_each_order_is_new(harness: Harness) -> None:
@@ -164,7 +175,8 @@ async def test_external_data_carries_what_the_client_pays_with(harness: Harness)
     if harness.name == "revolut":
         assert data["token"] and data["state"] == "pending"  # api.md: data.revolut.token
     else:
-        assert data["client_secret"].startswith(order.external_id)
+        # api.md §5.4: data.stripe.session_id; the Checkout page is the session's url
+        assert data["object"] == "checkout.session" and data["url"].startswith("https://")
 
 
 @pytest.mark.parametrize("amount", [0, -1])
@@ -201,7 +213,7 @@ async def test_cancel_a_paid_order_is_quiet_and_leaves_it_paid(harness: Harness)
     order = await harness.gateway.create_order(100, "EUR", "x")
     harness.complete(order.external_id)
     await harness.gateway.cancel_order(order.external_id)
-    assert harness.state(order.external_id) in ("completed", "succeeded")
+    assert harness.state(order.external_id) in ("completed", "complete")
 
 
 async def test_is_paid_follows_the_provider(harness: Harness) -> None:
@@ -302,7 +314,7 @@ async def test_rails_charge_the_total_and_cancel_at_the_provider(harness: Harnes
     payment = await rails.create(_priced(harness.method), NOW)
     assert payment.external_id is not None
     assert payment.expires == NOW + FIAT_EXPIRY
-    assert harness.stored(payment.external_id)["amount"] == 1_000 + 210 + 33
+    assert harness.view(payment.external_id)["amount"] == 1_000 + 210 + 33
     assert json.loads(payment.external_data)["id"] == payment.external_id
     await rails.cancel(payment)
     assert harness.is_cancelled(payment.external_id)
@@ -368,13 +380,31 @@ async def test_revolut_cancel_refused_while_processing_raises(
 # -- Stripe specifics ---------------------------------------------------------------------
 
 
-async def test_stripe_intent_status(stripe: tuple[FakeStripe, StripeGateway]) -> None:
+async def test_stripe_session_status(stripe: tuple[FakeStripe, StripeGateway]) -> None:
     fake, gateway = stripe
     order = await gateway.create_order(100, "EUR", "x")
-    assert await gateway.get_payment_intent_status(order.external_id) == "requires_payment_method"
+    session = await gateway.get_session(order.external_id)
+    assert session is not None
+    assert (session["status"], session["payment_status"]) == ("open", "unpaid")
     fake.complete(order.external_id)
-    assert await gateway.get_payment_intent_status(order.external_id) == "succeeded"
-    assert await gateway.get_payment_intent_status("pi_unknown") is None
+    session = await gateway.get_session(order.external_id)
+    assert session is not None
+    assert (session["status"], session["payment_status"]) == ("complete", "paid")
+    assert await gateway.get_session("cs_unknown") is None
+
+
+async def test_stripe_intents_made_before_checkout_are_still_read_and_cancelled(
+    stripe: tuple[FakeStripe, StripeGateway],
+) -> None:
+    fake, gateway = stripe
+    paid, open_ = fake._new_intent(100, "eur", "x"), fake._new_intent(100, "eur", "y")
+    fake.complete(paid)
+    assert await gateway.is_paid(paid) is True
+    assert await gateway.is_paid(open_) is False
+    await gateway.cancel_order(open_)
+    await gateway.cancel_order(paid)  # succeeded: quiet
+    assert fake.intents[open_]["status"] == "canceled"
+    assert fake.intents[paid]["status"] == "succeeded"
 
 
 async def test_stripe_cancel_other_400s_are_failures(
@@ -382,6 +412,6 @@ async def test_stripe_cancel_other_400s_are_failures(
 ) -> None:
     fake, gateway = stripe
     order = await gateway.create_order(100, "EUR", "x")
-    fake.fail_status = 400  # a 400 without `payment_intent_unexpected_state`
+    fake.fail_status = 400  # a 400 while the session is still open
     with pytest.raises(FiatUnavailable, match="HTTP 400"):
         await gateway.cancel_order(order.external_id)

@@ -1,8 +1,11 @@
-"""A fake Stripe PaymentIntents API (form-encoded create, read, cancel) on a local server."""
+"""A fake Stripe API (Checkout Sessions, PaymentIntents; form-encoded) and signed webhook events."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -35,6 +38,7 @@ class FakeStripe:
     def __init__(self, secret_key: str = "sk_test_stripe_fake_key") -> None:
         self.secret_key = secret_key
         self.intents: dict[str, dict[str, Any]] = {}
+        self.sessions: dict[str, dict[str, Any]] = {}
         #: (method, path, form fields) of every authorised request, in order
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.fail_status: int | None = None
@@ -42,11 +46,48 @@ class FakeStripe:
 
     # -- test helpers -----------------------------------------------------------------------
 
-    def complete(self, intent_id: str) -> None:
-        """The customer paid: the intent `succeeded`."""
-        intent = self.intents[intent_id]
+    def complete(self, object_id: str) -> None:
+        """The customer paid: a session becomes `complete`/`paid` (with a succeeded intent),
+        an intent `succeeded`."""
+        session = self.sessions.get(object_id)
+        if session is not None:
+            intent_id = self._new_intent(session["amount_total"], session["currency"], None)
+            self.complete(intent_id)
+            session.update(status="complete", payment_status="paid", payment_intent=intent_id)
+            return
+        intent = self.intents[object_id]
         intent["status"] = "succeeded"
         intent["amount_received"] = intent["amount"]
+
+    def event(self, kind: str, object_id: str) -> bytes:
+        """An event body as Stripe posts it: `{id, object: event, type, data: {object}}`."""
+        obj = self.sessions.get(object_id) or self.intents.get(object_id) or {"id": object_id}
+        return json.dumps({
+            "id": "evt_" + secrets.token_hex(12), "object": "event", "type": kind,
+            "created": int(time.time()), "data": {"object": obj},
+        }).encode()
+
+    @staticmethod
+    def signature(body: bytes, secret: str, at: int) -> dict[str, str]:
+        """Headers of a delivery signed as Stripe signs: `t=<at>,v1=<HMAC-SHA256 hex>`."""
+        digest = hmac.new(secret.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()
+        return {"Stripe-Signature": f"t={at},v1={digest}", "Content-Type": "application/json"}
+
+    def _new_intent(self, amount: int, currency: str, description: str | None) -> str:
+        intent_id = "pi_" + secrets.token_hex(12)
+        self.intents[intent_id] = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": amount,
+            "amount_received": 0,
+            "currency": currency,
+            "description": description,
+            "status": "requires_payment_method",
+            "client_secret": f"{intent_id}_secret_{secrets.token_hex(12)}",
+            "created": int(time.time()),
+            "livemode": False,
+        }
+        return intent_id
 
     # -- the API ----------------------------------------------------------------------------
 
@@ -127,10 +168,77 @@ class FakeStripe:
         intent["canceled_at"] = int(time.time())
         return web.json_response(intent)
 
+    async def _create_session(self, request: web.Request) -> web.Response:
+        refused = await self._gate(request)
+        if refused is not None:
+            return refused
+        form = await self._form(request)
+        self.requests.append(("POST", request.path, form))
+        item = "line_items[0][price_data]"
+        amount = form.get(f"{item}[unit_amount]", "")
+        currency = form.get(f"{item}[currency]", "")
+        if form.get("mode") != "payment" or not form.get("success_url"):
+            return _error(400, "parameter_missing", "Missing required param: mode/success_url")
+        if not amount.isdigit() or int(amount) <= 0:
+            return _error(400, "parameter_invalid_integer", "Invalid integer: unit_amount")
+        if len(currency) != 3 or currency != currency.lower():
+            return _error(400, "invalid_currency", f"Invalid currency: {currency}")
+        quantity = int(form.get("line_items[0][quantity]", "1"))
+        session_id = "cs_test_" + secrets.token_hex(16)
+        session: dict[str, Any] = {
+            "id": session_id,
+            "object": "checkout.session",
+            "mode": "payment",
+            "amount_total": int(amount) * quantity,
+            "currency": currency,
+            "status": "open",
+            "payment_status": "unpaid",
+            "payment_intent": None,
+            "url": f"https://checkout.stripe.com/c/pay/{session_id}",
+            "success_url": form["success_url"],
+            "cancel_url": form.get("cancel_url"),
+            "expires_at": int(time.time()) + 86_400,
+            "created": int(time.time()),
+            "livemode": False,
+            # not in Stripe's object (it is in the line items); kept for the tests
+            "description": form.get(f"{item}[product_data][name]"),
+        }
+        self.sessions[session_id] = session
+        return web.json_response(session)
+
+    async def _get_session(self, request: web.Request) -> web.Response:
+        refused = await self._gate(request)
+        if refused is not None:
+            return refused
+        session_id = request.match_info["session_id"]
+        self.requests.append(("GET", request.path, {}))
+        session = self.sessions.get(session_id)
+        if session is None:
+            return _error(404, "resource_missing", f"No such checkout.session: '{session_id}'")
+        return web.json_response(session)
+
+    async def _expire_session(self, request: web.Request) -> web.Response:
+        refused = await self._gate(request)
+        if refused is not None:
+            return refused
+        session_id = request.match_info["session_id"]
+        self.requests.append(("POST", request.path, await self._form(request)))
+        session = self.sessions.get(session_id)
+        if session is None:
+            return _error(404, "resource_missing", f"No such checkout.session: '{session_id}'")
+        if session["status"] != "open":
+            return _error(400, "", f"Only Checkout Sessions with a status of open can be "
+                                   f"expired; this one is {session['status']}.")
+        session["status"] = "expired"
+        return web.json_response(session)
+
     @asynccontextmanager
     async def running(self) -> AsyncIterator[str]:
         """Serve on 127.0.0.1 at a free port; yields the base URL (no trailing slash)."""
         app = web.Application()
+        app.router.add_post("/v1/checkout/sessions", self._create_session)
+        app.router.add_get("/v1/checkout/sessions/{session_id}", self._get_session)
+        app.router.add_post("/v1/checkout/sessions/{session_id}/expire", self._expire_session)
         app.router.add_post("/v1/payment_intents", self._create)
         app.router.add_get("/v1/payment_intents/{intent_id}", self._get)
         app.router.add_post("/v1/payment_intents/{intent_id}/cancel", self._cancel)

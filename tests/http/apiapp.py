@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json as jsonlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -53,7 +53,9 @@ from app.services import Services
 from domain.enums import PaymentMethod
 from domain.money import Currency
 from domain.tax import NO_TAX, TaxRates
+from lnvps.container import WEBHOOKS
 from ports.fiat import FiatGateway
+from ports.payment_rail import PaymentRail
 from ports.storage import UnitOfWorkFactory
 from tests.http.demo_catalogue import Demo, seed_demo
 from tests.nostr_signing import NostrKey, auth_header, nip98_event
@@ -124,6 +126,7 @@ def build_api_app(
     public_url: str = "https://api.lnvps.test",
     fiat: Mapping[PaymentMethod, FiatGateway] | None = None,
     store: UnitOfWorkFactory | None = None,
+    rails: Iterable[PaymentRail] = (),
 ) -> ApiApp:
     """The app (not yet seeded, not yet serving); `api_client` seeds and starts it.
 
@@ -137,7 +140,7 @@ def build_api_app(
     services = Services(
         uow_factory=store,
         clock=clock,
-        rails=PaymentRails(lightning=node, fiat=fiat),
+        rails=PaymentRails(lightning=node, fiat=fiat, rails=rails, webhooks=WEBHOOKS),
         rates=rates,
         queue=queue,
         hosts=VmHostClients(clock, DummyVmHost(None, clock)),

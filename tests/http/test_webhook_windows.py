@@ -12,6 +12,7 @@ import pytest
 from adapters.http.auth import AUTHENTICATOR, Authenticator
 from adapters.http.routes_webhooks import WEBHOOK_SECRETS, WebhookSecrets
 from adapters.memory.clock import FakeClock
+from domain.enums import PaymentMethod
 from lnvps.serve import webhook_secrets
 from lnvps.settings import SettingsError, load_settings
 from tests.http.apiapp import ALICE, NOW, ApiClient, api_client
@@ -102,8 +103,9 @@ def test_settings_carry_the_windows_with_the_documented_defaults(tmp_path: Path)
     config.write_text("revolut: {token: t, webhook-secret: w}\n"
                       "stripe: {secret-key: s, webhook-secret: w, webhook-tolerance: 120}\n")
     secrets = webhook_secrets(load_settings(config, {}))
-    assert (secrets.revolut_tolerance_s, secrets.stripe_tolerance_s) == (300, 120)
-    assert webhook_secrets(load_settings(None, {})).revolut_tolerance_s == 300
+    revolut, stripe = PaymentMethod.REVOLUT, PaymentMethod.STRIPE
+    assert (secrets.tolerance_for(revolut, None), secrets.tolerance_for(stripe, None)) == (300, 120)
+    assert webhook_secrets(load_settings(None, {})).tolerance_for(revolut, 300) == 300
     config.write_text("revolut: {token: t, webhook-tolerance: 0}\n")
     with pytest.raises(SettingsError):
         load_settings(config, {})

@@ -19,6 +19,7 @@ from app.billing.completion import CompletionReport, complete_payment
 from app.billing.rails import PaymentRails
 from domain.enums import PaymentMethod
 from domain.model import PLACEHOLDER_MAC, SshKey, Subscription, User, Vm
+from lnvps.container import WEBHOOKS
 from tests.http.apiapp import DEFAULT_ROUTES, ApiApp, ApiClient, build_api_app
 from tests.nostr_signing import NostrKey
 from tests.unit.billing.fakes import FakeGateway
@@ -44,7 +45,9 @@ def with_revolut(api: ApiApp) -> FakeGateway:
     gateway = FakeGateway()
     api.services = attrs.evolve(
         api.services,
-        rails=PaymentRails(lightning=api.node, fiat={PaymentMethod.REVOLUT: gateway}),
+        rails=PaymentRails(
+            lightning=api.node, fiat={PaymentMethod.REVOLUT: gateway}, webhooks=WEBHOOKS
+        ),
     )
     api.app[SERVICES] = api.services
     return gateway

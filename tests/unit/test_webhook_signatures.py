@@ -9,15 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.webhook_signatures import (
-    WebhookPayloadInvalid,
-    WebhookSignatureInvalid,
-    parse_revolut_event,
-    parse_stripe_event,
-    verify_revolut_signature,
-    verify_stripe_signature,
-)
+from adapters.fiat.revolut_webhook import parse_revolut_event, verify_revolut_signature
+from adapters.fiat.stripe_webhook import parse_stripe_event, verify_stripe_signature
 from domain.errors import DomainError
+from ports.payment_rail import WebhookPayloadInvalid, WebhookSignatureInvalid
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 NOW_S = int(NOW.timestamp())

@@ -12,7 +12,12 @@ from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import RouteTable
 from adapters.http.vm_params import path_id
-from app.admin.payments import complete_as_admin, subscription_payment, vm_payment
+from app.admin.payments import (
+    complete_as_admin,
+    complete_bank_transfer,
+    subscription_payment,
+    vm_payment,
+)
 from app.billing.errors import PaymentNotFound, SubscriptionNotFound, VmNotFound
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
@@ -105,6 +110,19 @@ async def complete_subscription_payment(
     return data_response(subscription_payment_json(payment, company))
 
 
+@require(_SUB_PAYMENTS, AdminAction.UPDATE)
+async def bank_transfer_received(request: web.Request, admin: Admin) -> web.StreamResponse:
+    """The transfer of `{reference}` arrived on the account: its payment is completed once."""
+    svc = services(request)
+    reference = request.match_info["reference"].strip().upper()
+    payment = await complete_bank_transfer(
+        svc.uow_factory, svc.clock, svc.rails, svc.queue, reference=reference
+    )
+    async with svc.uow_factory() as uow:
+        company = await base_currency(uow, payment.subscription_id)
+    return data_response(subscription_payment_json(payment, company))
+
+
 def add_admin_payment_routes(table: RouteTable) -> None:
     pay = f"/vms/{ID}/payments"
     add(table, "GET", pay, list_vm_payments, "Payments of a VM, newest first",
@@ -122,3 +140,6 @@ def add_admin_payment_routes(table: RouteTable) -> None:
     add(table, "POST", "/subscription_payments/{id}/complete", complete_subscription_payment,
         "Complete an unpaid subscription payment exactly once (409 if already paid)",
         response=sch.SUBSCRIPTION_PAYMENT)
+    add(table, "POST", "/bank_transfers/{reference}/received", bank_transfer_received,
+        "A bank transfer arrived: complete the payment of its reference exactly once "
+        "(409 if already paid, 404 unknown reference)", response=sch.SUBSCRIPTION_PAYMENT)

@@ -144,7 +144,7 @@ def add_admin_vm_removal_routes(table: RouteTable) -> None:
     add(table, "POST", f"{vm}/refund", refund,
         "Ask the admins to pay the refund by hand (no automatic payout)",
         request={"type": "object", "properties": {
-            "payment_method": {"type": "string", "enum": ["lightning", "revolut", "paypal"]},
+            "payment_method": {"type": "string", "enum": [m.api_name for m in _REFUND_METHODS]},
             "refund_from_date": {"type": "string", "format": "date-time"},
             "reason": TEXT_SCHEMA,
             "lightning_invoice": f.text_schema(MAX_INVOICE_CHARS, nullable=True)}},

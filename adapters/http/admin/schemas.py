@@ -16,13 +16,14 @@ from adapters.http.views_schema import (
     obj,
 )
 from adapters.http.vm_schemas import RUNNING_STATE
+from domain.enums import PaymentMethod
 
 BOOL: Schema = {"type": "boolean"}
 NUMBER: Schema = {"type": "number"}
 ANY: Schema = {}
 NULL_STRING = nullable(STRING)
 NULL_TIME = nullable(DATETIME)
-METHOD: Schema = {"type": "string", "enum": ["lightning", "revolut", "paypal", "stripe"]}
+METHOD: Schema = {"type": "string", "enum": PaymentMethod.wire_names()}
 
 USER = obj({
     "id": U64, "pubkey": STRING, "created": DATETIME, "email": NULL_STRING,

@@ -69,8 +69,9 @@ async def seed_roles(api: ApiApp) -> dict[str, int]:
 
 
 @asynccontextmanager
-async def admin_world() -> AsyncIterator[AdminWorld]:
-    api = build()
+async def admin_world(**build_kw: Any) -> AsyncIterator[AdminWorld]:
+    """`build_kw` go to the user test app (`rails=[…]` adds payment rails, for example)."""
+    api = build(**build_kw)
     role_ids = await seed_roles(api)
     async with api_client(api) as user_client:
         app = build_admin_app(api.services)

@@ -1,0 +1,103 @@
+"""Rails over the provider ports: Lightning on a `LightningNode`, card orders on a `FiatGateway`."""
+
+from __future__ import annotations
+
+from domain.enums import PaymentMethod
+from domain.errors import PaymentMethodUnsupported
+from domain.money import MSAT_PER_SAT, Currency, round_msat_up_to_sat
+from ports.fiat import FiatGateway, FiatUnavailable
+from ports.lightning import LightningNode, LightningUnavailable
+from ports.payment_rail import Charge, ChargeRequest, RailUnavailable, WebhookVerifier
+
+
+class LightningRail:
+    """The Lightning rail on any node (LND, the dev rail): BOLT11 invoices, hash as payment id.
+
+    An invoice is for a whole number of sats, rounded up (the operator is never underpaid),
+    and at least one sat: an invoice cannot be for nothing (a free upgrade, D7's 0).
+    """
+
+    method = PaymentMethod.LIGHTNING
+    webhook: WebhookVerifier | None = None
+
+    def __init__(self, node: LightningNode) -> None:
+        self.node = node
+
+    def quote_currency(self, list_currency: Currency) -> Currency:
+        return Currency.BTC
+
+    async def create_charge(self, request: ChargeRequest) -> Charge:
+        if request.currency is not Currency.BTC:
+            raise PaymentMethodUnsupported("Lightning payment must be in BTC")
+        msat = max(MSAT_PER_SAT, round_msat_up_to_sat(request.amount))
+        seconds = int(request.expiry.total_seconds())
+        try:
+            invoice = await self.node.create_invoice(msat, request.memo, seconds)
+        except LightningUnavailable as err:
+            raise RailUnavailable(f"Lightning node unavailable: {err}") from err
+        return Charge(
+            payment_id=invoice.payment_hash,
+            external_id=invoice.external_id,
+            external_data=invoice.bolt11,
+        )
+
+    async def is_paid(self, payment_id: bytes, external_id: str | None) -> bool | None:
+        try:
+            return await self.node.lookup_settlement(payment_id) is not None
+        except LightningUnavailable as err:
+            raise RailUnavailable(f"Lightning node unavailable: {err}") from err
+
+    async def cancel(self, payment_id: bytes, external_id: str | None) -> None:
+        try:
+            await self.node.cancel_invoice(payment_id)
+        except LightningUnavailable as err:
+            raise RailUnavailable(f"Lightning node unavailable: {err}") from err
+
+
+class OrderRail:
+    """A card rail on a `FiatGateway` (Revolut orders, Stripe Checkout Sessions): it charges
+    the list currency as is and cannot charge bitcoin; its webhook says when it is paid."""
+
+    def __init__(
+        self,
+        method: PaymentMethod,
+        gateway: FiatGateway,
+        webhook: WebhookVerifier | None = None,
+    ) -> None:
+        self.method = method
+        self.gateway = gateway
+        self.webhook = webhook
+
+    def quote_currency(self, list_currency: Currency) -> Currency:
+        if list_currency is Currency.BTC:
+            name = self.method.display_name
+            raise PaymentMethodUnsupported(f"Cannot create {name} orders for BTC currency")
+        return list_currency
+
+    async def create_charge(self, request: ChargeRequest) -> Charge:
+        self.quote_currency(request.currency)
+        try:
+            order = await self.gateway.create_order(
+                request.amount, request.currency.value, request.memo
+            )
+        except FiatUnavailable as err:
+            raise RailUnavailable(f"{self.method.display_name} unavailable: {err}") from err
+        return Charge(
+            payment_id=None, external_id=order.external_id, external_data=order.external_data
+        )
+
+    async def is_paid(self, payment_id: bytes, external_id: str | None) -> bool | None:
+        if not external_id:
+            return False
+        try:
+            return await self.gateway.is_paid(external_id)
+        except FiatUnavailable as err:
+            raise RailUnavailable(f"{self.method.display_name} unavailable: {err}") from err
+
+    async def cancel(self, payment_id: bytes, external_id: str | None) -> None:
+        if not external_id:
+            return
+        try:
+            await self.gateway.cancel_order(external_id)
+        except FiatUnavailable as err:
+            raise RailUnavailable(f"{self.method.display_name} unavailable: {err}") from err

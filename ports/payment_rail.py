@@ -1,0 +1,126 @@
+"""A payment rail as a plug-in: quote currency, create and check a charge, cancel it, webhook."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import attrs
+
+from domain.enums import PaymentMethod
+from domain.errors import DomainError, InvalidInput
+from domain.money import Currency
+
+
+class RailUnavailable(Exception):
+    """The rail's provider cannot be reached or refused the call; callers answer 503."""
+
+
+class WebhookSignatureInvalid(DomainError):
+    """A webhook whose signature is missing, malformed, stale or wrong: answer 401 (D14).
+
+    `reason` is for the log, never for the caller.
+    """
+
+    kind = "unauthorized"
+    status = 401
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class WebhookPayloadInvalid(InvalidInput):
+    """A correctly signed webhook whose body is not the JSON event we expect (400)."""
+
+
+@attrs.frozen(kw_only=True)
+class ChargeRequest:
+    """What to charge: `amount` smallest units of `currency` (msat for BTC), all included."""
+
+    amount: int
+    currency: Currency
+    memo: str
+    #: how long the payment stays payable (the rail may not honour a longer one)
+    expiry: timedelta
+
+
+@attrs.frozen(kw_only=True)
+class Charge:
+    """A charge the rail created.
+
+    `payment_id`: the id the payment must carry (a Lightning payment hash), or None for a
+    random one. `external_id`: the provider's id (order, session, transfer reference).
+    `external_data`: what the client pays with (a BOLT11 string, or a JSON object as text),
+    stored on the payment and shown under the method's wire name.
+    """
+
+    payment_id: bytes | None
+    external_id: str | None
+    external_data: str
+    #: how long it stays payable when the rail needs longer than asked (a bank transfer)
+    expiry: timedelta | None = None
+
+
+@attrs.frozen(kw_only=True)
+class WebhookEvent:
+    """A verified provider event: its type, the charge it is about, and whether it means paid."""
+
+    kind: str
+    external_id: str | None
+    completes: bool
+
+
+class WebhookVerifier(Protocol):
+    """A provider's webhook wire format: signature check and event parsing, pure."""
+
+    @property
+    def method(self) -> PaymentMethod: ...
+
+    @property
+    def default_tolerance_s(self) -> int | None:
+        """Seconds a signed timestamp may be off from now by default; None: no timestamp."""
+        ...
+
+    def verify(
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        secret: str,
+        now: datetime,
+        tolerance_s: int | None,
+    ) -> WebhookEvent:
+        """The event of a correctly signed body; raises `WebhookSignatureInvalid` (401) or
+        `WebhookPayloadInvalid` (400)."""
+        ...
+
+
+class PaymentRail(Protocol):
+    """One way of being paid. The billing core never sees a provider's wire format."""
+
+    @property
+    def method(self) -> PaymentMethod: ...
+
+    @property
+    def webhook(self) -> WebhookVerifier | None:
+        """How the provider's webhooks are checked; None: the rail has no webhook."""
+        ...
+
+    def quote_currency(self, list_currency: Currency) -> Currency:
+        """The currency this rail charges a price listed in `list_currency` in; raises
+        `PaymentMethodUnsupported` when it cannot charge it."""
+        ...
+
+    async def create_charge(self, request: ChargeRequest) -> Charge:
+        """Create the charge at the provider; failures raise `RailUnavailable`."""
+        ...
+
+    async def is_paid(self, payment_id: bytes, external_id: str | None) -> bool | None:
+        """The provider's own word on the charge; None when the rail cannot tell (a manual
+        transfer, which an operator confirms)."""
+        ...
+
+    async def cancel(self, payment_id: bytes, external_id: str | None) -> None:
+        """Cancel an unpaid charge; an unknown or finished one is not an error."""
+        ...

@@ -1,0 +1,118 @@
+"""Stripe from the web client: a renewal opens a Checkout Session, its signed webhook pays once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from adapters.fiat.stripe import StripeGateway
+from adapters.http.routes_webhooks import WEBHOOK_SECRETS, WebhookSecrets
+from domain.enums import PaymentMethod, VmHistoryActionType
+from tests.fakes.fake_stripe import FakeStripe
+from tests.http.apiapp import ALICE, NOW, ApiClient, api_client
+from tests.http.vm_helpers import build, order, renew, subscription_of
+
+SECRET = "whsec_checkout_test"
+MONTH = 30 * 86_400
+HOOK = "/api/v1/webhook/stripe"
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[tuple[ApiClient, FakeStripe]]:
+    fake = FakeStripe()
+    async with fake.running() as url:
+        gateway = StripeGateway(url, secret_key=fake.secret_key,
+                                success_url="https://lnvps.test/paid")
+        api = build(fiat={PaymentMethod.STRIPE: gateway})
+        api.app[WEBHOOK_SECRETS] = WebhookSecrets(stripe=SECRET)
+        try:
+            async with api_client(api) as client:
+                yield client, fake
+        finally:
+            await gateway.aclose()
+
+
+async def shown(c: ApiClient, payment_id: str) -> dict[str, Any]:
+    body = await (await c.call("GET", f"/api/v1/payment/{payment_id}", key=ALICE)).json()
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+async def deliver(c: ApiClient, fake: FakeStripe, kind: str, session_id: str,
+                  secret: str = SECRET) -> int:
+    body = fake.event(kind, session_id)
+    at = int(c.api.clock.now().timestamp())
+    resp = await c.client.post(HOOK, data=body, headers=fake.signature(body, secret, at))
+    return resp.status
+
+
+async def renewals(c: ApiClient, vm_id: int) -> int:
+    async with c.api.store() as uow:
+        entries = (await uow.vm_history.list_by_vm(vm_id, 100)).items
+    return sum(e.action_type is VmHistoryActionType.RENEWED for e in entries)
+
+
+async def test_renewal_answers_the_checkout_session_the_client_pays_with(
+    world: tuple[ApiClient, FakeStripe],
+) -> None:
+    c, fake = world
+    vm = await order(c, ALICE)
+    payment = await renew(c, ALICE, vm["id"], "?method=stripe")
+    session_id = payment["data"]["stripe"]["session_id"]
+    assert session_id in fake.sessions
+    session = fake.sessions[session_id]
+    assert payment["data"]["stripe"]["url"] == session["url"]
+    assert session["amount_total"] == payment["amount"] + payment["tax"] + payment["processing_fee"]
+    assert session["currency"] == payment["currency"].lower()
+    assert session["success_url"] == "https://lnvps.test/paid"
+
+
+async def test_checkout_completed_pays_once_and_only_when_stripe_says_paid(
+    world: tuple[ApiClient, FakeStripe],
+) -> None:
+    c, fake = world
+    vm = await order(c, ALICE)
+    payment = await renew(c, ALICE, vm["id"], "?method=stripe")
+    session_id = payment["data"]["stripe"]["session_id"]
+    # a completed-but-unpaid session (a delayed method) and a forged event change nothing
+    assert await deliver(c, fake, "checkout.session.completed", session_id) == 200
+    assert await deliver(c, fake, "checkout.session.completed", session_id, "forged") == 401
+    assert (await shown(c, payment["id"]))["is_paid"] is False
+    # an event claiming paid that Stripe itself does not confirm changes nothing either
+    fake.sessions[session_id]["payment_status"] = "paid"
+    body = fake.event("checkout.session.completed", session_id)
+    fake.sessions[session_id]["payment_status"] = "unpaid"
+    at = int(c.api.clock.now().timestamp())
+    resp = await c.client.post(HOOK, data=body, headers=fake.signature(body, SECRET, at))
+    assert resp.status == 200
+    assert (await shown(c, payment["id"]))["is_paid"] is False
+
+    fake.complete(session_id)
+    for _ in range(3):  # Stripe retries; replays are answered 200 and pay nothing more
+        assert await deliver(c, fake, "checkout.session.completed", session_id) == 200
+    assert (await shown(c, payment["id"]))["is_paid"] is True
+    assert await renewals(c, vm["id"]) == 1
+    sub = await subscription_of(c.api, vm["id"])
+    assert sub.expires == NOW + timedelta(seconds=MONTH)
+
+
+async def test_unknown_session_is_404_and_other_events_are_ignored(
+    world: tuple[ApiClient, FakeStripe],
+) -> None:
+    c, fake = world
+    assert await deliver(c, fake, "checkout.session.async_payment_succeeded", "cs_nope") == 404
+    assert await deliver(c, fake, "customer.created", "cus_1") == 200
+
+
+async def test_generic_route_refuses_rails_without_a_webhook(
+    world: tuple[ApiClient, FakeStripe],
+) -> None:
+    c, _ = world
+    body = json.dumps({"type": "x"}).encode()
+    for rail in ("lightning", "paypal", "nope"):
+        resp = await c.client.post(f"/api/v1/webhook/{rail}", data=body)
+        assert resp.status == 404, rail
