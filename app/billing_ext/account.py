@@ -20,7 +20,8 @@ from domain.model import SubscriptionPayment, User
 from domain.tax import country_alpha3
 from domain.text_rules import check_line, is_single_line
 from ports.clock import Clock
-from ports.queue import Job, WorkQueue
+from ports.jobs import SendEmailVerification
+from ports.queue import WorkQueue
 from ports.storage import UnitOfWorkFactory
 
 
@@ -253,7 +254,7 @@ async def update_account(
     await cancel_quietly(rails, expired)
     if not send:
         return AccountUpdate(updated)
-    await queue.send(Job("SendEmailVerification", {"user_id": user_id}))
+    await queue.send(SendEmailVerification(user_id=user_id))
     return AccountUpdate(updated, verify_link(public_url, token))
 
 
