@@ -8,7 +8,6 @@ import attrs
 
 from domain.upgrade import UpgradeConfig
 
-
 #: field metadata of a field the reference's job does not have: left out of JSON when None
 OURS = {"ours": True}
 

@@ -17,6 +17,7 @@ from app.billing.price_in_force import cancel_quietly, expire_user_quotes
 from app.billing.rails import PaymentRails
 from domain.errors import InvalidInput
 from domain.model import SubscriptionPayment, User
+from domain.patch import UNSET, Maybe, Unset
 from domain.tax import country_alpha3
 from domain.text_rules import check_line, is_single_line
 from ports.clock import Clock
@@ -24,16 +25,8 @@ from ports.jobs import SendEmailVerification
 from ports.queue import WorkQueue
 from ports.storage import UnitOfWorkFactory
 
-
-class Unset(Enum):
-    """A PATCH field that was not sent (as opposed to an explicit JSON null)."""
-
-    UNSET = "unset"
-
-
-UNSET = Unset.UNSET
 #: nullable-patch: absent = keep, None = clear, value = set (api.md §3).
-PatchText: TypeAlias = str | Unset | None
+PatchText: TypeAlias = Maybe[str | None]
 
 #: column widths of `users` (schema.md §4); longer values are refused, not truncated.
 FIELD_LIMITS = {
