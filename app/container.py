@@ -14,14 +14,14 @@ from dependency_injector import containers, providers
 
 from adapters.cache.redis_replay import RedisReplayGuard
 from adapters.cache.redis_vm_state import RedisVmStateCache
+from adapters.clock.offset import OffsetClock
+from adapters.clock.system import SystemClock
 from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.fiat.revolut import RevolutGateway
 from adapters.fiat.stripe import StripeGateway
 from adapters.http.replay import InProcessReplayGuard
 from adapters.lightning.dev import DevLightningNode
 from adapters.lightning.lnd import LndRestNode
-from adapters.memory.clock import SystemClock
-from adapters.memory.offset_clock import OffsetClock
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from adapters.memory.vm_state import MemoryVmStateCache
 from adapters.mysql.engine import create_engine

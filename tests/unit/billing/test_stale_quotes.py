@@ -9,13 +9,13 @@ from typing import Any
 import attrs
 import pytest
 
+from app.account.profile import AccountPatch, update_account
 from app.admin.subscriptions import LineItemPatch, update_line_item
 from app.admin.users import update_user
 from app.billing.errors import PriceChanged
 from app.billing.lnurl import renew_by_amount
 from app.billing.renewal import renew
 from app.billing.upgrades import create_upgrade_payment
-from app.billing_ext.account import AccountPatch, update_account
 from domain.enums import IntervalType, PaymentMethod, SubscriptionType, VmHistoryActionType
 from domain.intervals import MONTHLY
 from domain.model import GIB, IpAssignment, LineItem, Subscription, SubscriptionPayment, Vm
