@@ -225,11 +225,13 @@ async def test_redis_drops_entries_that_are_not_jobs(
     await queue.receive(block_ms=0)
     await client.xadd(stream, {"job": "garbage"})
     await client.xadd(stream, {"other": "field"})
+    await client.xadd(stream, {"job": '{"SpawnVm":{"vm_id":"seven"}}'})  # a field of wrong type
+    await client.xadd(stream, {"job": '{"ProcessVmUpgrade":{"vm_id":1,"config":"not json"}}'})
     await queue.send(spawn_vm(1))
     [delivery] = await queue.receive()
     assert delivery.job == spawn_vm(1)
     pending = await client.xpending(stream, "workers")
-    assert pending["pending"] == 1  # the two bad entries were acked
+    assert pending["pending"] == 1  # the four bad entries were acked
     await queue.ack(delivery)
     assert (await client.xpending(stream, "workers"))["pending"] == 0
 
