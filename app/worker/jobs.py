@@ -1,15 +1,15 @@
-"""Job handlers of the worker (§9.1) and a Notifier that queues its notices as jobs."""
+"""The worker's job handlers (§9.1) and a Notifier that queues its notices as jobs."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from app.billing.upgrades import apply_upgrade
 from app.worker import messages
 from app.worker.context import WorkerDeps
+from app.worker.dispatch import JobHandlers
 from app.worker.lifecycle import check_subscriptions
 from app.worker.pending import cancel_ended, end_pending
 from app.worker.provisioning import (
@@ -39,14 +39,10 @@ from ports.jobs import (
     StopVm,
 )
 from ports.notify import Notifier
-from ports.queue import Job, WorkQueue
+from ports.queue import WorkQueue
 from ports.vmhost import VmHostError
 
 log = logging.getLogger("lnvps.worker.jobs")
-
-J = TypeVar("J", bound=Job)
-Handler = Callable[[Job], Awaitable[None]]
-
 
 class QueuedNotifier:
     """A Notifier that sends `SendNotification` / `SendAdminNotification` jobs (§9.1).
@@ -63,10 +59,6 @@ class QueuedNotifier:
 
     async def notify_admins(self, title: str, message: str) -> None:
         await self._queue.send(SendAdminNotification(message=message, title=title))
-
-
-class BadJob(ValueError):
-    """A job that cannot be run as sent; running it again cannot help, so it is dropped."""
 
 
 async def process_vm_upgrade(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -> None:
@@ -208,31 +200,6 @@ class _Coalesce:
             return False
         self._last[kind] = now
         return True
-
-
-class JobHandlers:
-    """The handler of each job type this worker runs; a job of another type has none."""
-
-    def __init__(self) -> None:
-        self._by_type: dict[type[Job], Handler] = {}
-
-    def on(self, kind: type[J], handler: Callable[[J], Awaitable[None]]) -> None:
-        """Run `handler` for jobs of exactly `kind`."""
-        self._by_type[kind] = cast(Handler, handler)
-
-    def get(self, job: Job) -> Handler | None:
-        return self._by_type.get(type(job))
-
-    async def run(self, job: Job) -> None:
-        """Run `job` with its handler; a job of a type with none is a `KeyError`."""
-        handler = self.get(job)
-        if handler is None:
-            raise KeyError(f"no handler for {job.kind}")
-        await handler(job)
-
-    @property
-    def kinds(self) -> frozenset[str]:
-        return frozenset(kind.__name__ for kind in self._by_type)
 
 
 class WorkerJobs:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
-from app.worker.jobs import BadJob, JobHandlers
+from app.worker.dispatch import BadJob, JobHandlers
 from ports.jobs import CheckSubscriptions, CheckVms
 from ports.queue import Delivery, Job, WorkQueue
 

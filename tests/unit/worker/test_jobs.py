@@ -9,7 +9,8 @@ import attrs
 import pytest
 
 from adapters.notify.memory import RecordingNotifier
-from app.worker.jobs import BadJob, QueuedNotifier, build_handlers
+from app.worker.dispatch import BadJob
+from app.worker.jobs import QueuedNotifier, build_handlers
 from app.worker.loop import drain
 from domain.enums import VmHistoryActionType as H
 from domain.model import GIB, IpRange, Subscription

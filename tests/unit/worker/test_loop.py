@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from adapters.queue.memory import InProcessQueue
-from app.worker.jobs import JobHandlers
+from app.worker.dispatch import JobHandlers
 from app.worker.loop import run, run_scheduler, run_worker
 from ports.jobs import CheckSubscriptions, CheckVm, CheckVms, PatchHosts, SpawnVm
 from ports.queue import Job
