@@ -25,6 +25,8 @@ def job_to_json(job: Job) -> str:
     Every field is written, None as null, as the reference's serde derive does; a field of
     ours the reference does not know (metadata `ours`) is left out when None.
     """
+    if JOB_TYPES.get(job.kind) is not type(job):
+        raise InvalidJob(f"{job.kind} is not a job of the reference's set")
     if job.kind in UNIT_KINDS:
         value: Any = job.kind
     else:

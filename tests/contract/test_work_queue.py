@@ -377,6 +377,11 @@ def test_invalid_json_jobs(text: str) -> None:
         job_from_json(text)
 
 
+def test_only_the_reference_jobs_are_written() -> None:
+    with pytest.raises(InvalidJob):
+        job_to_json(Job())
+
+
 def test_jobs_check_their_field_types() -> None:
     with pytest.raises(InvalidJob):
         CheckVm(vm_id=cast(Any, 1.5))
