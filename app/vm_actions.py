@@ -16,6 +16,7 @@ from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, InvalidInput
 from domain.model import User, Vm, VmHistory
 from domain.text_rules import is_host_name
+from ports.jobs import CheckVm, ConfigureVm
 from ports.queue import Job
 from ports.storage import UnitOfWork
 from ports.vmhost import FullVmInfo, VmHost, VmHostError
@@ -96,7 +97,7 @@ async def run_action(
             await uow.vms.update(target)
         await uow.vm_history.add(_entry(vm, target, action, user, now))
         await uow.commit()
-    await _send(services, Job("CheckVm", {"vm_id": vm.id}))
+    await _send(services, CheckVm(vm_id=vm.id))
 
 
 async def _call_host(host: VmHost, vm: Vm, action: str, info: FullVmInfo | None) -> None:
@@ -184,7 +185,7 @@ async def patch_vm(services: Services, user: User, vm_id: int, patch: VmPatch) -
                 attrs.evolve(sub, auto_renewal_enabled=patch.auto_renewal_enabled))
         await uow.commit()
     if configure:
-        await _send(services, Job("ConfigureVm", {"vm_id": vm.id}))
+        await _send(services, ConfigureVm(vm_id=vm.id))
 
 
 async def owner_vm(services: Services, user: User, vm_id: int, *, deleted: bool = False) -> Vm:

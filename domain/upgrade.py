@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from fractions import Fraction
-from typing import Any, cast
+from typing import Any
 
 import attrs
 
@@ -142,23 +142,18 @@ def build_upgrade_spec(
     current template, resource limits from the pricing. A custom VM keeps its template id (it
     is updated in place, R11.13); a standard VM gets id 0, a template not yet stored.
     """
-    # `domain.model`'s `record` alias hides the attrs fields from mypy, hence the cast
-    new_template: Any = CustomTemplate
-    return cast(
-        CustomTemplate,
-        new_template(
-            id=current.id if isinstance(current, CustomTemplate) else 0,
-            cpu=current.cpu if cfg.new_cpu is None else cfg.new_cpu,
-            memory=current.memory if cfg.new_memory is None else cfg.new_memory,
-            disk_size=current.disk_size if cfg.new_disk is None else cfg.new_disk,
-            disk_type=current.disk_type,
-            disk_interface=current.disk_interface,
-            pricing_id=pricing.id,
-            cpu_mfg=current.cpu_mfg,
-            cpu_arch=current.cpu_arch,
-            cpu_features=current.cpu_features,
-            limits=pricing.limits,
-        ),
+    return CustomTemplate(
+        id=current.id if isinstance(current, CustomTemplate) else 0,
+        cpu=current.cpu if cfg.new_cpu is None else cfg.new_cpu,
+        memory=current.memory if cfg.new_memory is None else cfg.new_memory,
+        disk_size=current.disk_size if cfg.new_disk is None else cfg.new_disk,
+        disk_type=current.disk_type,
+        disk_interface=current.disk_interface,
+        pricing_id=pricing.id,
+        cpu_mfg=current.cpu_mfg,
+        cpu_arch=current.cpu_arch,
+        cpu_features=current.cpu_features,
+        limits=pricing.limits,
     )
 
 

@@ -16,10 +16,10 @@ from typing import Any, TextIO
 import attrs
 from coincurve import PublicKeyXOnly
 
+from adapters.clock.offset import OffsetClock, parse_duration
 from adapters.crypto.secretbox import KeyFileError
 from adapters.http.nip98_sign import nip98_header
 from adapters.lightning.dev import DevInvoiceError, DevLightningNode, parse_payment_id
-from adapters.memory.offset_clock import OffsetClock, parse_duration
 from adapters.mysql.legacy_backfill import (
     BackfillIncomplete,
     BackfillLockTimeout,

@@ -14,6 +14,8 @@ from dependency_injector import containers, providers
 
 from adapters.cache.redis_replay import RedisReplayGuard
 from adapters.cache.redis_vm_state import RedisVmStateCache
+from adapters.clock.offset import OffsetClock
+from adapters.clock.system import SystemClock
 from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.fiat.bank_transfer import BankTransferRail
 from adapters.fiat.revolut import RevolutGateway
@@ -23,8 +25,6 @@ from adapters.fiat.stripe_webhook import StripeWebhook
 from adapters.http.replay import InProcessReplayGuard
 from adapters.lightning.dev import DevLightningNode
 from adapters.lightning.lnd import LndRestNode
-from adapters.memory.clock import SystemClock
-from adapters.memory.offset_clock import OffsetClock
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from adapters.memory.vm_state import MemoryVmStateCache
 from adapters.mysql.engine import create_engine

@@ -12,11 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.clock.system import SystemClock
 from adapters.http.admin.app import build_admin_app
 from adapters.http.app import build_user_app
 from adapters.http.auth import AuthBinding
 from adapters.http.routes_webhooks import WebhookSecrets
-from adapters.memory.clock import SystemClock
 from adapters.mysql.legacy_backfill import prepare_database
 from adapters.mysql.seal_secrets import seal_plaintext_secrets
 from app.rates_refresh import refresh_rates, run_rate_refresher

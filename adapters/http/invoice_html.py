@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from html import escape
@@ -11,37 +10,7 @@ import attrs
 
 from domain.model import Company, User
 from domain.money import MSAT_PER_BTC
-
-_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-
-
-def _polymod(values: Sequence[int]) -> int:
-    generator = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
-    chk = 1
-    for value in values:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ value
-        for i in range(5):
-            chk ^= generator[i] if (top >> i) & 1 else 0
-    return chk
-
-
-def npub(pubkey: bytes) -> str:
-    """NIP-19 `npub1…` (bech32) of a 32-byte x-only public key."""
-    acc = bits = 0
-    data: list[int] = []
-    for byte in pubkey:
-        acc, bits = (acc << 8) | byte, bits + 8
-        while bits >= 5:
-            bits -= 5
-            data.append((acc >> bits) & 31)
-    if bits:
-        data.append((acc << (5 - bits)) & 31)
-    hrp = "npub"
-    expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
-    mod = _polymod([*expanded, *data, 0, 0, 0, 0, 0, 0]) ^ 1
-    checksum = [(mod >> 5 * (5 - i)) & 31 for i in range(6)]
-    return hrp + "1" + "".join(_BECH32[d] for d in data + checksum)
+from domain.nip19 import npub
 
 
 def format_amount(amount: int, currency: str) -> str:

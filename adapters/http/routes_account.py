@@ -20,8 +20,8 @@ from adapters.http.views_account import (
     ssh_key_json,
 )
 from adapters.http.views_input import json_object, required_text
-from app.billing_ext.account import VerifyOutcome, update_account, verify_email
-from app.billing_ext.ssh_keys import add_ssh_key, list_ssh_keys
+from app.account.profile import VerifyOutcome, update_account, verify_email
+from app.account.ssh_keys import add_ssh_key, list_ssh_keys
 from domain.model import User
 
 log = logging.getLogger("lnvps.http")

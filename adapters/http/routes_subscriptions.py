@@ -31,13 +31,13 @@ from adapters.http.views_input import (
     required_text,
     text,
 )
-from app.billing.renewal import renew, renew_idempotent
-from app.billing_ext.ip_subscriptions import (
+from app.billing.ip_purchase import (
     IpRangeItem,
     NewSubscription,
     OtherItem,
     create_subscription,
 )
+from app.billing.renewal import renew, renew_idempotent
 from app.queries.subscriptions import (
     SubscriptionView,
     get_subscription,

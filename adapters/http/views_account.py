@@ -9,17 +9,17 @@ from adapters.http.envelope import format_optional_time, format_time
 from adapters.http.openapi import Schema
 from adapters.http.views_input import Body, patch_text, required_boolean
 from adapters.http.views_schema import CURRENCY, DATETIME, PRICE_SCHEMA, STRING, U64, nullable, obj
-from app.billing_ext.account import (
+from app.account.profile import (
     EMAIL_LIMIT,
     FIELD_LIMITS,
     NWC_LIMIT,
     AccountPatch,
     mask_nwc,
 )
-from app.billing_ext.ip_subscriptions import DESCRIPTION_LIMIT, MAX_LINE_ITEMS
-from app.billing_ext.ip_subscriptions import NAME_LIMIT as SUBSCRIPTION_NAME_LIMIT
-from app.billing_ext.ssh_keys import COMMENT_LIMIT, KEY_DATA_LIMIT
-from app.billing_ext.ssh_keys import NAME_LIMIT as SSH_NAME_LIMIT
+from app.account.ssh_keys import COMMENT_LIMIT, KEY_DATA_LIMIT
+from app.account.ssh_keys import NAME_LIMIT as SSH_NAME_LIMIT
+from app.billing.ip_purchase import DESCRIPTION_LIMIT, MAX_LINE_ITEMS
+from app.billing.ip_purchase import NAME_LIMIT as SUBSCRIPTION_NAME_LIMIT
 from app.queries.subscriptions import SubscriptionView
 from domain.enums import PaymentMethod
 from domain.errors import UnknownCurrency

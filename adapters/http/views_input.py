@@ -12,10 +12,10 @@ from adapters.http.auth import Handler, authenticated, requires_auth
 from adapters.http.bounds import INT_MAX, check_int
 from adapters.http.bounds import path_id as path_id
 from adapters.http.openapi import QueryParam, RouteTable
-from app.billing_ext.account import UNSET, Unset
 from domain.enums import PaymentMethod
 from domain.errors import InvalidInput
 from domain.model import User
+from domain.patch import UNSET, Unset
 from domain.text_rules import check_line
 
 NUMERIC_ID = r"{id:\d+}"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
 from typing import Final
 
 from coincurve import PrivateKey
 
-_CHARSET: Final = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-_GENERATOR: Final = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+from domain.bech32 import convert_bits
+from domain.bech32 import decode as bech32_decode
+from domain.bech32 import encode as bech32_encode
+
 #: The dev node's key: public knowledge, so a dev invoice can never be mistaken for a real one.
 DEV_NODE_KEY: Final = PrivateKey(hashlib.sha256(b"lnvps dev lightning node").digest())
 REGTEST_PREFIX: Final = "lnbcrt"
@@ -21,59 +22,6 @@ _TAG_MIN_FINAL_CLTV: Final = 24
 _TAG_FEATURES: Final = 5
 _MAX_FIELD_GROUPS: Final = 1023
 _FEATURES: Final = (1 << 8) | (1 << 14)  # var_onion_optin, payment_secret (required)
-
-
-def _polymod(values: Iterable[int]) -> int:
-    check = 1
-    for value in values:
-        top = check >> 25
-        check = (check & 0x1FFFFFF) << 5 ^ value
-        for i, generator in enumerate(_GENERATOR):
-            if (top >> i) & 1:
-                check ^= generator
-    return check
-
-
-def _hrp_expand(hrp: str) -> list[int]:
-    return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
-
-
-def bech32_encode(hrp: str, data: Sequence[int]) -> str:
-    """Bech32 (BIP-173 checksum, no length limit, as BOLT11 uses it)."""
-    polymod = _polymod([*_hrp_expand(hrp), *data, 0, 0, 0, 0, 0, 0]) ^ 1
-    checksum = [(polymod >> 5 * (5 - i)) & 31 for i in range(6)]
-    return hrp + "1" + "".join(_CHARSET[d] for d in [*data, *checksum])
-
-
-def bech32_decode(text: str) -> tuple[str, list[int]]:
-    """Split a bech32 string into prefix and 5-bit data (checksum removed); ValueError if bad."""
-    text = text.lower()
-    sep = text.rfind("1")
-    if sep < 1 or len(text) - sep < 7:
-        raise ValueError("not a bech32 string")
-    hrp = text[:sep]
-    try:
-        data = [_CHARSET.index(c) for c in text[sep + 1 :]]
-    except ValueError:
-        raise ValueError("invalid bech32 character") from None
-    if _polymod([*_hrp_expand(hrp), *data]) != 1:
-        raise ValueError("bad bech32 checksum")
-    return hrp, data[:-6]
-
-
-def _convert_bits(data: Iterable[int], from_bits: int, to_bits: int, *, pad: bool) -> list[int]:
-    acc = bits = 0
-    out: list[int] = []
-    mask = (1 << to_bits) - 1
-    for value in data:
-        acc = (acc << from_bits) | value
-        bits += from_bits
-        while bits >= to_bits:
-            bits -= to_bits
-            out.append((acc >> bits) & mask)
-    if pad and bits:
-        out.append((acc << (to_bits - bits)) & mask)
-    return out
 
 
 def _int_groups(value: int, min_groups: int = 1) -> list[int]:
@@ -116,16 +64,16 @@ def encode_dev_invoice(
     """A signed regtest (`lnbcrt`) BOLT11 string; description is truncated to one field."""
     hrp = REGTEST_PREFIX + amount_hrp(amount_msat)
     data = _int_groups(timestamp, 7)
-    data += _field(_TAG_PAYMENT_HASH, _convert_bits(payment_hash, 8, 5, pad=True))
-    data += _field(_TAG_PAYMENT_SECRET, _convert_bits(payment_secret, 8, 5, pad=True))
+    data += _field(_TAG_PAYMENT_HASH, convert_bits(payment_hash, 8, 5, pad=True))
+    data += _field(_TAG_PAYMENT_SECRET, convert_bits(payment_secret, 8, 5, pad=True))
     memo = _truncate_utf8(description, 639)
-    data += _field(_TAG_DESCRIPTION, _convert_bits(memo, 8, 5, pad=True))
+    data += _field(_TAG_DESCRIPTION, convert_bits(memo, 8, 5, pad=True))
     data += _field(_TAG_EXPIRY, _int_groups(expiry_seconds))
     data += _field(_TAG_MIN_FINAL_CLTV, _int_groups(80))
     data += _field(_TAG_FEATURES, _int_groups(_FEATURES))
-    digest = hashlib.sha256(hrp.encode("ascii") + bytes(_convert_bits(data, 5, 8, pad=True)))
+    digest = hashlib.sha256(hrp.encode("ascii") + bytes(convert_bits(data, 5, 8, pad=True)))
     signature = key.sign_recoverable(digest.digest(), hasher=None)  # r || s || recovery id
-    return bech32_encode(hrp, data + _convert_bits(signature, 8, 5, pad=True))
+    return bech32_encode(hrp, data + convert_bits(signature, 8, 5, pad=True))
 
 
 def payment_hash_of(bolt11: str) -> bytes:
@@ -137,5 +85,5 @@ def payment_hash_of(bolt11: str) -> bytes:
         value = fields[at + 3 : at + 3 + length]
         at += 3 + length
         if tag == _TAG_PAYMENT_HASH and length == 52:
-            return bytes(_convert_bits(value, 5, 8, pad=False)[:32])
+            return bytes(convert_bits(value, 5, 8, pad=False)[:32])
     raise ValueError("BOLT11 invoice has no payment hash")

@@ -1,15 +1,8 @@
-"""Clocks: the system clock for real runs and a movable fake one for tests (D5)."""
+"""A movable fake clock for tests: time travel instead of sleeping (D5)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-
-
-class SystemClock:
-    """The wall clock, in UTC."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 class FakeClock:

@@ -130,11 +130,6 @@ def evolve(record: R, **changes: Any) -> R:
     return changed
 
 
-def new_record(cls: type[R], **fields: Any) -> R:
-    """Build a domain record by keyword (mypy cannot see the fields of `domain.model.record`)."""
-    return cls(**fields)
-
-
 def page_of(rows: Iterable[R], limit: int, offset: int) -> tuple[list[R], int]:
     """Slice a fully ordered list the way LIMIT/OFFSET does, with the total count."""
     everything = list(rows)

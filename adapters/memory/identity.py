@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from adapters.memory.db import RecordRepo, Repo, evolve, new_record, page_of
+from adapters.memory.db import RecordRepo, Repo, evolve, page_of
 from domain.errors import RoleNameTaken
 from domain.model import AdminRole, Company, RoleAssignment, RolePermission, SshKey, User
 from ports.storage import Page, Permission
@@ -29,7 +29,7 @@ class MemoryUsers(RecordRepo[User]):
         existing = await self.get_by_pubkey(pubkey)
         if existing is not None:
             return existing
-        return await self.add(new_record(User, id=0, pubkey=pubkey, created=now))
+        return await self.add(User(id=0, pubkey=pubkey, created=now))
 
     async def lock(self, user_id: int) -> None:
         """Nothing to do: a memory unit of work already runs alone (one lock for all)."""

@@ -13,18 +13,13 @@ from ports.secrets import SecretBox
 
 R = TypeVar("R")
 ENC_PREFIX = "ENC:"
-_LIMIT_FIELDS = tuple(f.name for f in attrs.fields(cast(Any, ResourceLimits)))
+_LIMIT_FIELDS = tuple(f.name for f in attrs.fields(ResourceLimits))
 
 
 def evolve(record: R, **changes: Any) -> R:
     """`attrs.evolve`, typed for records mypy does not recognise as attrs classes."""
     changed: R = attrs.evolve(cast(Any, record), **changes)
     return changed
-
-
-def new_record(cls: type[R], **fields: Any) -> R:
-    """Build a domain record by keyword (mypy cannot see the fields of `domain.model.record`)."""
-    return cls(**fields)
 
 
 class Mapper(Generic[R]):

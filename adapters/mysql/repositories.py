@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.mysql import tables as t
-from adapters.mysql.mapping import Mapper, evolve, new_record
+from adapters.mysql.mapping import Mapper, evolve
 from domain.errors import IMAGE_EXISTS, DuplicateKey, RoleNameTaken
 from domain.model import (
     AdminRole,
@@ -161,7 +161,7 @@ class SqlUsers(SqlRecords[User]):
         if existing is not None:
             return existing
         try:
-            return await self.add(new_record(User, id=0, pubkey=pubkey, created=now))
+            return await self.add(User(id=0, pubkey=pubkey, created=now))
         except IntegrityError as error:  # a concurrent first login inserted it meanwhile
             if not is_duplicate_key(error):
                 raise

@@ -8,7 +8,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from ports.queue import Delivery, InvalidJob, Job, job_from_json, job_to_json
+from adapters.queue.wire import job_from_json, job_to_json
+from ports.queue import Delivery, InvalidJob, Job
 
 log = logging.getLogger(__name__)
 

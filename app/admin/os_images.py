@@ -8,7 +8,8 @@ from app.admin.catalogue_common import Duplicate, Fields, InUse, evolve, trimmed
 from app.billing.errors import ImageNotFound
 from domain.errors import InvalidInput
 from domain.model import OsImage
-from ports.queue import Job, WorkQueue
+from ports.jobs import DownloadOsImages
+from ports.queue import WorkQueue
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 
@@ -122,6 +123,6 @@ async def request_download(
     """
     async with uow_factory() as uow:
         await _image(uow, image_id)
-    return await queue.send(Job("DownloadOsImages", {"image_id": image_id}))
+    return await queue.send(DownloadOsImages(image_id=image_id))
 
 

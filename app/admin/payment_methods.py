@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +13,7 @@ from domain.enums import PaymentMethod
 from domain.errors import DomainError, InvalidInput
 from domain.fees import validate_fee_config
 from domain.model import PaymentMethodConfig
+from domain.patch import UNSET, Maybe, given
 from domain.text_rules import check_line
 from ports.clock import Clock
 from ports.storage import UnitOfWorkFactory
@@ -62,14 +63,6 @@ class ConfigExists(DomainError):
     """One config per (company, method) (409)."""
 
     kind = "conflict"
-
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = _Unset()
 
 
 def sanitized(config: PaymentMethodConfig) -> dict[str, Any] | None:
@@ -164,13 +157,13 @@ async def create_config(
 class ConfigPatch:
     """Fields left UNSET are unchanged; the fee fields may be set to None (cleared)."""
 
-    name: Any = UNSET
-    enabled: Any = UNSET
-    config: Any = UNSET
-    processing_fee_rate: Any = UNSET
-    processing_fee_base: Any = UNSET
-    processing_fee_currency: Any = UNSET
-    supported_currencies: Any = UNSET
+    name: Maybe[str] = UNSET
+    enabled: Maybe[bool] = UNSET
+    config: Maybe[Any] = UNSET  # a ProviderConfig object, checked by `provider_config`
+    processing_fee_rate: Maybe[Decimal | None] = UNSET
+    processing_fee_base: Maybe[int | None] = UNSET
+    processing_fee_currency: Maybe[str | None] = UNSET
+    supported_currencies: Maybe[Sequence[str]] = UNSET
 
 
 async def update_config(
@@ -180,9 +173,7 @@ async def update_config(
         row = await uow.payment_methods.get(config_id)
         if row is None:
             raise ConfigNotFound("Payment method config not found")
-        changes: dict[str, Any] = {
-            k: v for k, v in attrs.asdict(patch, recurse=False).items() if v is not UNSET
-        }
+        changes = given(patch)
         if "name" in changes:
             changes["name"] = str(changes["name"]).strip()
             if not changes["name"]:

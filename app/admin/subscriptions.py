@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import attrs
 
@@ -12,17 +11,10 @@ from app.billing.price_in_force import cancel_quietly, expire_stale_quotes
 from app.billing.rails import PaymentRails
 from domain.enums import IntervalType
 from domain.errors import InvalidInput
-from domain.model import LineItem, Subscription, SubscriptionPayment
+from domain.model import Json, LineItem, Subscription, SubscriptionPayment
+from domain.patch import UNSET, Maybe, given
 from ports.clock import Clock
 from ports.storage import UnitOfWorkFactory
-
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = _Unset()
 
 
 def _name(value: str) -> str:
@@ -81,14 +73,14 @@ async def create_subscription(
 class SubscriptionPatch:
     """UNSET fields are unchanged; `expires` and `external_id` may be cleared with None."""
 
-    name: Any = UNSET
-    description: Any = UNSET
-    expires: Any = UNSET
-    is_active: Any = UNSET
-    currency: Any = UNSET
-    setup_fee: Any = UNSET
-    auto_renewal_enabled: Any = UNSET
-    external_id: Any = UNSET
+    name: Maybe[str] = UNSET
+    description: Maybe[str | None] = UNSET
+    expires: Maybe[datetime | None] = UNSET
+    is_active: Maybe[bool] = UNSET
+    currency: Maybe[str] = UNSET
+    setup_fee: Maybe[int] = UNSET
+    auto_renewal_enabled: Maybe[bool] = UNSET
+    external_id: Maybe[str | None] = UNSET
 
 
 async def update_subscription(
@@ -104,7 +96,7 @@ async def update_subscription(
     A new currency re-prices the line items billed in it: pending renewal quotes are expired
     in the same transaction and cancelled at their provider after it (D23).
     """
-    changes = {k: v for k, v in attrs.asdict(patch, recurse=False).items() if v is not UNSET}
+    changes = given(patch)
     if "name" in changes:
         changes["name"] = _name(changes["name"])
     if "currency" in changes:
@@ -127,11 +119,11 @@ async def update_subscription(
 class LineItemPatch:
     """UNSET fields are unchanged (`subscription_type` is not updatable, api.md §9.12)."""
 
-    name: Any = UNSET
-    description: Any = UNSET
-    amount: Any = UNSET
-    setup_amount: Any = UNSET
-    configuration: Any = UNSET
+    name: Maybe[str] = UNSET
+    description: Maybe[str | None] = UNSET
+    amount: Maybe[int] = UNSET
+    setup_amount: Maybe[int] = UNSET
+    configuration: Maybe[Json] = UNSET
 
 
 async def update_line_item(
@@ -148,7 +140,7 @@ async def update_line_item(
     quotes (LNURL ones included) are expired in the same transaction and cancelled at their
     provider after it, so nobody buys time at the old price (D23).
     """
-    changes = {k: v for k, v in attrs.asdict(patch, recurse=False).items() if v is not UNSET}
+    changes = given(patch)
     if "name" in changes:
         changes["name"] = str(changes["name"]).strip()
         if not changes["name"]:

@@ -8,10 +8,10 @@ from typing import Any
 
 import attrs
 
+from app.account.profile import check_country, check_email, email_hash
 from app.billing.errors import NotFound, UserNotFound
 from app.billing.price_in_force import cancel_quietly, expire_user_quotes
 from app.billing.rails import PaymentRails
-from app.billing_ext.account import check_country, check_email, email_hash
 from domain.errors import DomainError, InvalidInput
 from domain.model import AdminRole, RoleAssignment, RolePermission, SubscriptionPayment, User
 from domain.tax import country_alpha3

@@ -16,7 +16,8 @@ from domain.exchange import charge_amount
 from domain.money import Money
 from domain.upgrade import remaining_time_info
 from ports.clock import Clock
-from ports.queue import Job, WorkQueue
+from ports.jobs import DeleteVm, SendAdminNotification
+from ports.queue import WorkQueue
 from ports.rates import RateStore
 from ports.storage import UnitOfWorkFactory
 
@@ -38,10 +39,7 @@ async def delete_vm(
         raise VmNotFound("VM not found")
     if vm.deleted:
         raise VmIsDeleted("VM is already deleted")
-    payload: dict[str, object] = {"vm_id": vm_id, "admin_user_id": admin_id}
-    if reason:
-        payload["reason"] = reason
-    return await queue.send(Job("DeleteVm", payload))
+    return await queue.send(DeleteVm(vm_id=vm_id, admin_user_id=admin_id, reason=reason or None))
 
 
 @attrs.frozen(kw_only=True)
@@ -112,5 +110,5 @@ async def request_refund(
     if reason:
         lines.append(f"Reason: {reason}")
     message = "\n".join(lines)
-    return await queue.send(Job("SendAdminNotification",
-                                {"title": f"[VM{vm_id}] Refund requested", "message": message}))
+    return await queue.send(
+        SendAdminNotification(title=f"[VM{vm_id}] Refund requested", message=message))

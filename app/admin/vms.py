@@ -11,7 +11,8 @@ from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, InvalidInput
 from domain.model import Vm, VmHistory
 from ports.clock import Clock
-from ports.queue import Job, WorkQueue
+from ports.jobs import SpawnVm, StartVm, StopVm
+from ports.queue import WorkQueue
 from ports.storage import UnitOfWorkFactory
 
 MAX_EXTEND_DAYS = 365
@@ -83,7 +84,7 @@ async def extend_vm(
             description=f"VM {vm.id} was extended by {days} days by an administrator",
         ))
         await uow.commit()
-    job_id = await queue.send(Job("SpawnVm", {"vm_id": vm_id}))
+    job_id = await queue.send(SpawnVm(vm_id=vm_id))
     return Extension(vm_id=vm_id, old_expires=old, new_expires=new, job_id=job_id)
 
 
@@ -109,7 +110,5 @@ async def power_vm(
 ) -> str:
     """Queue StartVm/StopVm for the worker (it does the host call and the history); job id."""
     await live_vm(uow_factory, vm_id, "start" if start else "stop")
-    payload: dict[str, object] = {"vm_id": vm_id, "admin_user_id": admin_id}
-    if reason:
-        payload["reason"] = reason
-    return await queue.send(Job("StartVm" if start else "StopVm", payload))
+    power = StartVm if start else StopVm
+    return await queue.send(power(vm_id=vm_id, admin_user_id=admin_id, reason=reason or None))

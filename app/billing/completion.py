@@ -20,6 +20,7 @@ from domain.model import LineItem, SubscriptionPayment, Vm, VmHistory
 from domain.money import Currency, Money
 from domain.upgrade import InvalidUpgradeConfig, UpgradeConfig
 from ports.clock import Clock
+from ports.jobs import ProcessVmUpgrade, SendAdminNotification, SpawnVm
 from ports.queue import Job, WorkQueue
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
@@ -135,11 +136,10 @@ async def _on_vm_payment(
     if vm is None:
         raise VmNotFound(f"no live VM on line item {item.id}")
     if not done.is_upgrade:
-        await follow.send(Job("SpawnVm", {"vm_id": vm.id}))
+        await follow.send(SpawnVm(vm_id=vm.id))
         return
     cfg = UpgradeConfig.from_json(payment.metadata)
-    config = {"new_cpu": cfg.new_cpu, "new_memory": cfg.new_memory, "new_disk": cfg.new_disk}
-    await follow.send(Job("ProcessVmUpgrade", {"vm_id": vm.id, "config": config}))
+    await follow.send(ProcessVmUpgrade(vm_id=vm.id, config=cfg))
 
 
 #: refusals no retry can overcome: the config is malformed, or is a downgrade of (or outside
@@ -236,7 +236,7 @@ async def _tell_admins(done: CompletedPayment, credit: Credit, follow: _Follow) 
     title, message = _credit_notice(done, credit)
     log.warning("%s: %s", title, message.replace("\n", " "))
     try:
-        await follow.send(Job("SendAdminNotification", {"title": title, "message": message}))
+        await follow.send(SendAdminNotification(title=title, message=message))
     except Exception as err:  # never undo the payment
         follow.problem("telling the admins about a stale payment", err)
 

@@ -1,15 +1,15 @@
-"""Job handlers of the worker (§9.1) and a Notifier that queues its notices as jobs."""
+"""The worker's job handlers (§9.1) and a Notifier that queues its notices as jobs."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from app.billing.upgrades import apply_upgrade
 from app.worker import messages
 from app.worker.context import WorkerDeps
+from app.worker.dispatch import JobHandlers
 from app.worker.lifecycle import check_subscriptions
 from app.worker.pending import cancel_ended, end_pending
 from app.worker.provisioning import (
@@ -26,14 +26,23 @@ from app.worker.vmcheck import check_vms
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError
 from domain.upgrade import UpgradeConfig
+from ports.jobs import (
+    CheckSubscriptions,
+    CheckVm,
+    CheckVms,
+    DeleteVm,
+    ProcessVmUpgrade,
+    SendAdminNotification,
+    SendNotification,
+    SpawnVm,
+    StartVm,
+    StopVm,
+)
 from ports.notify import Notifier
-from ports.queue import Job, WorkQueue
+from ports.queue import WorkQueue
 from ports.vmhost import VmHostError
 
 log = logging.getLogger("lnvps.worker.jobs")
-
-Handler = Callable[[Job], Awaitable[None]]
-
 
 class QueuedNotifier:
     """A Notifier that sends `SendNotification` / `SendAdminNotification` jobs (§9.1).
@@ -46,29 +55,10 @@ class QueuedNotifier:
         self._queue = queue
 
     async def notify_user(self, user_id: int, title: str, message: str) -> None:
-        payload = {"user_id": user_id, "message": message, "title": title}
-        await self._queue.send(Job("SendNotification", payload))
+        await self._queue.send(SendNotification(user_id=user_id, message=message, title=title))
 
     async def notify_admins(self, title: str, message: str) -> None:
-        await self._queue.send(Job("SendAdminNotification", {"message": message, "title": title}))
-
-
-class BadJob(ValueError):
-    """A job whose fields cannot be used; running it again cannot help, so it is dropped."""
-
-
-def _int(payload: Mapping[str, Any], key: str) -> int:
-    value = payload.get(key)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BadJob(f"job field {key!r} must be an integer, got {value!r}")
-    return value
-
-
-def _text(payload: Mapping[str, Any], key: str) -> str:
-    value = payload.get(key)
-    if not isinstance(value, str):
-        raise BadJob(f"job field {key!r} must be a string, got {value!r}")
-    return value
+        await self._queue.send(SendAdminNotification(message=message, title=title))
 
 
 async def process_vm_upgrade(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -> None:
@@ -109,15 +99,13 @@ async def process_vm_upgrade(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -
     await deps.tell_user(vm.user_id, n.title, n.message)
 
 
-async def delete_by_admin(deps: WorkerDeps, payload: Mapping[str, Any]) -> None:
+async def delete_by_admin(deps: WorkerDeps, job: DeleteVm) -> None:
     """DeleteVm (§9.1): delete pipeline, history Deleted with admin metadata, both notices.
 
     The host deletes the VM outside any transaction; the rows are then updated under the
     subscription's lock, once (a second delivery finds the VM deleted and stops there).
     """
-    vm_id = _int(payload, "vm_id")
-    reason = payload.get("reason")
-    admin = payload.get("admin_user_id")
+    vm_id, reason, admin = job.vm_id, job.reason, job.admin_user_id
     now = deps.clock.now()
     async with deps.uow_factory() as uow:
         vm = await uow.vms.get(vm_id)
@@ -148,7 +136,7 @@ async def delete_by_admin(deps: WorkerDeps, payload: Mapping[str, Any]) -> None:
         ended = [] if sub is None else await end_pending(uow, sub.id, now)  # D24
         await uow.commit()
     await cancel_ended(deps, ended)
-    n = messages.vm_deleted_by_admin(vm_id, reason if isinstance(reason, str) else None, now)
+    n = messages.vm_deleted_by_admin(vm_id, reason, now)
     await deps.tell_user(vm.user_id, n.title, n.message)
     await deps.tell_admins(n.title, n.message)
 
@@ -157,13 +145,13 @@ class VmNotRunnable(DomainError):
     """An admin start/stop of a deleted VM, or a start of an expired one (§9.1)."""
 
 
-async def power_by_admin(deps: WorkerDeps, payload: Mapping[str, Any], start: bool) -> None:
+async def power_by_admin(deps: WorkerDeps, job: StartVm | StopVm) -> None:
     """StartVm / StopVm (§9.1): host start or stop, history Started/Stopped, both notices.
 
     A deleted VM is refused, and so is starting one whose paid time is over ("Cannot
     start expired VM"); both jobs are skippable, so a refusal is dropped.
     """
-    vm_id = _int(payload, "vm_id")
+    vm_id, start = job.vm_id, isinstance(job, StartVm)
     now = deps.clock.now()
     async with deps.uow_factory() as uow:
         vm = await uow.vms.get(vm_id)
@@ -178,10 +166,10 @@ async def power_by_admin(deps: WorkerDeps, payload: Mapping[str, Any], start: bo
     await deps.retry.call(f"admin {'start' if start else 'stop'} of VM {vm_id}", lambda: op(vm))
     kind = VmHistoryActionType.STARTED if start else VmHistoryActionType.STOPPED
     meta: dict[str, Any] = {"admin_action": True}
-    if isinstance(payload.get("admin_user_id"), int):
-        meta["admin_user_id"] = payload["admin_user_id"]
-    if payload.get("reason"):
-        meta["reason"] = payload["reason"]
+    if job.admin_user_id is not None:
+        meta["admin_user_id"] = job.admin_user_id
+    if job.reason:
+        meta["reason"] = job.reason
     async with deps.uow_factory() as uow:
         text = f"VM {vm_id} was {verb} by an administrator"
         await uow.vm_history.add(history(vm_id, kind, now, text, **meta))
@@ -214,74 +202,84 @@ class _Coalesce:
         return True
 
 
-def build_handlers(
-    deps: WorkerDeps,
-    delivery: Notifier | None = None,
-    *,
-    min_check_gap: timedelta = timedelta(seconds=10),
-) -> dict[str, Handler]:
-    """The handler of every job kind this worker runs, keyed by kind.
+class WorkerJobs:
+    """The worker's job handlers, their dependencies injected once by the composition root.
 
     `delivery` delivers SendNotification jobs (default: `deps.notifier`, which must then
     not be a QueuedNotifier, or notices would loop through the queue forever).
     CheckVms / CheckSubscriptions jobs arriving within `min_check_gap` of the previous
     run of the same kind (by `deps.clock`) are skipped.
     """
-    sender = delivery if delivery is not None else deps.notifier
-    if isinstance(sender, QueuedNotifier):
-        raise ValueError("SendNotification jobs need a delivering notifier, not a QueuedNotifier")
-    coalesce = _Coalesce(deps, min_check_gap)
 
-    async def check_subs(job: Job) -> None:
-        if not coalesce.due(job.kind):
+    def __init__(
+        self,
+        deps: WorkerDeps,
+        delivery: Notifier | None = None,
+        *,
+        min_check_gap: timedelta = timedelta(seconds=10),
+    ) -> None:
+        sender = delivery if delivery is not None else deps.notifier
+        if isinstance(sender, QueuedNotifier):
+            raise ValueError(
+                "SendNotification jobs need a delivering notifier, not a QueuedNotifier"
+            )
+        self._deps = deps
+        self._sender = sender
+        self._coalesce = _Coalesce(deps, min_check_gap)
+
+    async def check_subscriptions(self, job: CheckSubscriptions) -> None:
+        if not self._coalesce.due(job.kind):
             return
-        report = await check_subscriptions(deps)
+        report = await check_subscriptions(self._deps)
         if report.failed:
             log.warning("lifecycle: %d action(s) failed; retried next run", len(report.failed))
 
-    async def check_all_vms(job: Job) -> None:
-        if coalesce.due(job.kind):
-            await check_vms(deps)
+    async def check_vms(self, job: CheckVms) -> None:
+        if self._coalesce.due(job.kind):
+            await check_vms(self._deps)
 
-    async def check_one(job: Job) -> None:
-        await check_vm(deps, _int(job.payload, "vm_id"))
+    async def check_vm(self, job: CheckVm) -> None:
+        await check_vm(self._deps, job.vm_id)
 
-    async def spawn(job: Job) -> None:
-        await spawn_or_check(deps, _int(job.payload, "vm_id"))
+    async def spawn_vm(self, job: SpawnVm) -> None:
+        await spawn_or_check(self._deps, job.vm_id)
 
-    async def upgrade(job: Job) -> None:
-        try:
-            cfg = UpgradeConfig.from_json(job.payload.get("config") or {})
-        except DomainError as err:
-            raise BadJob(f"ProcessVmUpgrade config: {err.message}") from err
-        await process_vm_upgrade(deps, _int(job.payload, "vm_id"), cfg)
+    async def process_vm_upgrade(self, job: ProcessVmUpgrade) -> None:
+        await process_vm_upgrade(self._deps, job.vm_id, job.config)
 
-    async def delete(job: Job) -> None:
-        await delete_by_admin(deps, job.payload)
+    async def delete_vm(self, job: DeleteVm) -> None:
+        await delete_by_admin(self._deps, job)
 
-    async def start(job: Job) -> None:
-        await power_by_admin(deps, job.payload, start=True)
+    async def power_vm(self, job: StartVm | StopVm) -> None:
+        await power_by_admin(self._deps, job)
 
-    async def stop(job: Job) -> None:
-        await power_by_admin(deps, job.payload, start=False)
+    async def send_notification(self, job: SendNotification) -> None:
+        await self._sender.notify_user(job.user_id, job.title or "", job.message)
 
-    async def notify_user(job: Job) -> None:
-        p = job.payload
-        await sender.notify_user(_int(p, "user_id"), str(p.get("title") or ""), _text(p, "message"))
+    async def send_admin_notification(self, job: SendAdminNotification) -> None:
+        await self._sender.notify_admins(job.title or "", job.message)
 
-    async def notify_admins(job: Job) -> None:
-        p = job.payload
-        await sender.notify_admins(str(p.get("title") or ""), _text(p, "message"))
+    def handlers(self) -> JobHandlers:
+        """Each job type this worker runs, with its handler."""
+        table = JobHandlers()
+        table.on(CheckSubscriptions, self.check_subscriptions)
+        table.on(CheckVms, self.check_vms)
+        table.on(CheckVm, self.check_vm)
+        table.on(SpawnVm, self.spawn_vm)
+        table.on(ProcessVmUpgrade, self.process_vm_upgrade)
+        table.on(DeleteVm, self.delete_vm)
+        table.on(StartVm, self.power_vm)
+        table.on(StopVm, self.power_vm)
+        table.on(SendNotification, self.send_notification)
+        table.on(SendAdminNotification, self.send_admin_notification)
+        return table
 
-    return {
-        "CheckSubscriptions": check_subs,
-        "CheckVms": check_all_vms,
-        "CheckVm": check_one,
-        "SpawnVm": spawn,
-        "ProcessVmUpgrade": upgrade,
-        "DeleteVm": delete,
-        "StartVm": start,
-        "StopVm": stop,
-        "SendNotification": notify_user,
-        "SendAdminNotification": notify_admins,
-    }
+
+def build_handlers(
+    deps: WorkerDeps,
+    delivery: Notifier | None = None,
+    *,
+    min_check_gap: timedelta = timedelta(seconds=10),
+) -> JobHandlers:
+    """The handler of every job type this worker runs (see `WorkerJobs`)."""
+    return WorkerJobs(deps, delivery, min_check_gap=min_check_gap).handlers()

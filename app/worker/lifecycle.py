@@ -28,7 +28,7 @@ from domain.lifecycle import (
     subscription_age,
 )
 from domain.model import LineItem, Subscription, SubscriptionPayment, Vm
-from ports.queue import Job
+from ports.jobs import CheckVm, SpawnVm
 from ports.storage import UnitOfWork
 from ports.vmhost import VmHost, VmRunningState, VmRunState
 
@@ -270,7 +270,7 @@ class _Plan:
     effect: Effect
     after: After
     host: HostCall | None = None
-    overtaken_job: str = "CheckVm"
+    overtaken_job: type[CheckVm | SpawnVm] = CheckVm
     #: whether `effect` is still recorded when a payment overtook the host call (the stop
     #: happened: its history entry lets CheckVm start the VM again; a deletion is not).
     record_overtaken: bool = False
@@ -279,9 +279,9 @@ class _Plan:
 PLAN: dict[LifecycleAction, _Plan] = {
     _A.EXPIRING_SOON_NOTICE: _Plan(_nothing, _notice),
     _A.AUTO_RENEW_ATTEMPT: _Plan(_nothing, _auto_renew),
-    _A.STOP_ON_EXPIRY: _Plan(_stop, _stop_notices, _stop_on_host, "CheckVm", True),
+    _A.STOP_ON_EXPIRY: _Plan(_stop, _stop_notices, _stop_on_host, CheckVm, True),
     _A.DEACTIVATE_ADDONS: _Plan(_deactivate, _silent),
-    _A.DELETE_AFTER_GRACE: _Plan(_delete, _delete_notices, _delete_on_host, "SpawnVm"),
+    _A.DELETE_AFTER_GRACE: _Plan(_delete, _delete_notices, _delete_on_host, SpawnVm),
 }
 
 
@@ -373,10 +373,10 @@ async def _run_with_host(
         "subscription %s was paid while its %s ran on the host; %s for its VMs",
         due.subscription_id,
         due.action.value,
-        plan.overtaken_job,
+        plan.overtaken_job.__name__,
     )
     for vm in vms:
-        await deps.queue.send(Job(plan.overtaken_job, {"vm_id": vm.id}))
+        await deps.queue.send(plan.overtaken_job(vm_id=vm.id))
     return True
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 
-from app.worker.jobs import BadJob, Handler
+from app.worker.dispatch import BadJob, JobHandlers
+from ports.jobs import CheckSubscriptions, CheckVms
 from ports.queue import Delivery, Job, WorkQueue
 
 log = logging.getLogger("lnvps.worker.loop")
@@ -24,14 +25,14 @@ async def wait_or_stop(stop_event: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop_event.wait(), timeout=seconds)
 
 
-async def process(queue: WorkQueue, handlers: Mapping[str, Handler], delivery: Delivery) -> bool:
+async def process(queue: WorkQueue, handlers: JobHandlers, delivery: Delivery) -> bool:
     """Run one delivery: ack on success, `fail` on error (skippable kinds are dropped there).
 
     A kind with no handler here is acked with a warning: no other worker would take it.
     Returns False when the job failed.
     """
     job = delivery.job
-    handler = handlers.get(job.kind)
+    handler = handlers.get(job)
     if handler is None:
         log.warning("no handler for %s; job dropped", job.kind)
         await queue.ack(delivery)
@@ -55,7 +56,7 @@ async def process(queue: WorkQueue, handlers: Mapping[str, Handler], delivery: D
 
 async def run_worker(
     queue: WorkQueue,
-    handlers: Mapping[str, Handler],
+    handlers: JobHandlers,
     stop_event: asyncio.Event,
     *,
     block_ms: int = 100,
@@ -84,24 +85,25 @@ async def run_worker(
 
 async def run_scheduler(
     queue: WorkQueue,
-    kinds: Sequence[str],
+    jobs: Sequence[Callable[[], Job]],
     stop_event: asyncio.Event,
     *,
     interval_s: float = SCHEDULE_INTERVAL_S,
 ) -> None:
-    """Send one job of each kind now and then every `interval_s` until stopped."""
+    """Send one job of each factory now and then every `interval_s` until stopped."""
     while not stop_event.is_set():
-        for kind in kinds:
+        for make in jobs:
+            job = make()
             try:
-                await queue.send(Job(kind))
+                await queue.send(job)
             except Exception:
-                log.exception("could not schedule %s", kind)
+                log.exception("could not schedule %s", job.kind)
         await wait_or_stop(stop_event, interval_s)
 
 
 async def run(
     queue: WorkQueue,
-    handlers: Mapping[str, Handler],
+    handlers: JobHandlers,
     stop_event: asyncio.Event,
     *,
     interval_s: float = SCHEDULE_INTERVAL_S,
@@ -118,11 +120,11 @@ async def run(
     """
     await asyncio.gather(
         run_worker(queue, handlers, stop_event),
-        run_scheduler(queue, ("CheckVms", "CheckSubscriptions"), stop_event, interval_s=interval_s),
+        run_scheduler(queue, (CheckVms, CheckSubscriptions), stop_event, interval_s=interval_s),
     )
 
 
-async def drain(queue: WorkQueue, handlers: Mapping[str, Handler], *, max_jobs: int = 1000) -> int:
+async def drain(queue: WorkQueue, handlers: JobHandlers, *, max_jobs: int = 1000) -> int:
     """Run queued jobs until none is ready (tests, `lnvps` one-shot runs); how many ran.
 
     Stops after `max_jobs` so a job that always fails cannot loop forever.

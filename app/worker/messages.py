@@ -226,34 +226,3 @@ def unpaid_cleanup_failed(vm_id: int, stage: str, error: str) -> Notice:
     """Admin notice when the never-paid cleanup (D17) cannot delete a VM."""
     title = f"VM {vm_id} {stage}"
     return Notice(title, f"Cleanup of never-paid VM #{vm_id} failed: {error}")
-
-
-_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-
-
-def npub(pubkey: bytes) -> str:
-    """A Nostr public key as NIP-19 `npub1…` (bech32), for the N10/N11 texts."""
-    values, acc, bits = [], 0, 0
-    for byte in pubkey:
-        acc, bits = (acc << 8) | byte, bits + 8
-        while bits >= 5:
-            bits -= 5
-            values.append((acc >> bits) & 31)
-    if bits:
-        values.append((acc << (5 - bits)) & 31)
-    hrp = "npub"
-    data = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp] + values + [0] * 6
-    checksum = _polymod(data) ^ 1
-    tail = [(checksum >> 5 * (5 - i)) & 31 for i in range(6)]
-    return hrp + "1" + "".join(_BECH32[v] for v in values + tail)
-
-
-def _polymod(values: list[int]) -> int:
-    gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
-    chk = 1
-    for value in values:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ value
-        for i in range(5):
-            chk ^= gen[i] if (top >> i) & 1 else 0
-    return chk

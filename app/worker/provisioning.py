@@ -13,6 +13,7 @@ from app.worker.context import WorkerDeps
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError
 from domain.model import IpAssignment, Subscription, Vm, VmHistory
+from domain.nip19 import npub
 from ports.storage import UnitOfWork
 from ports.vmhost import (
     FullVmInfo,
@@ -96,7 +97,7 @@ async def facts_of(uow: UnitOfWork, info: FullVmInfo) -> messages.VmFacts:
         disk=spec.disk_size,
         os=f"{image.distribution.name.title()} {image.version}",
         ips=tuple(a.ip for a in info.ips),
-        npub="" if user is None else messages.npub(user.pubkey),
+        npub="" if user is None else npub(user.pubkey),
     )
 
 

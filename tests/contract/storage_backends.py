@@ -71,11 +71,6 @@ class Backend:
     engine: AsyncEngine | None = None
 
 
-def new(cls: type[T], **fields: Any) -> T:
-    """Build a domain record by keyword (mypy cannot see the fields of `domain.model.record`)."""
-    return cls(**fields)
-
-
 def at(day: int, hour: int = 12, month: int = 3) -> datetime:
     """A whole-second aware UTC time in 2026 (SQL columns keep whole seconds)."""
     return datetime(2026, month, day, hour, tzinfo=UTC)
@@ -157,13 +152,12 @@ class World:
 
 async def seed_world(uow: UnitOfWork, pubkey: bytes = b"\x01" * 32) -> World:
     """Create the World rows (not committed)."""
-    company = await uow.companies.add(new(Company, id=0, created=at(1), name="ACME", email="a@b"))
+    company = await uow.companies.add(Company(id=0, created=at(1), name="ACME", email="a@b"))
     region = await uow.regions.add(
-        new(Region, id=0, name="eu", enabled=True, company_id=company.id)
+        Region(id=0, name="eu", enabled=True, company_id=company.id)
     )
     host = await uow.hosts.add(
-        new(
-            Host,
+        Host(
             id=0,
             kind=VmHostKind.PROXMOX,
             region_id=region.id,
@@ -177,8 +171,7 @@ async def seed_world(uow: UnitOfWork, pubkey: bytes = b"\x01" * 32) -> World:
         )
     )
     disk = await uow.host_disks.add(
-        new(
-            HostDisk,
+        HostDisk(
             id=0,
             host_id=host.id,
             name="local",
@@ -189,8 +182,7 @@ async def seed_world(uow: UnitOfWork, pubkey: bytes = b"\x01" * 32) -> World:
         )
     )
     image = await uow.images.add(
-        new(
-            OsImage,
+        OsImage(
             id=0,
             distribution=OsDistribution.DEBIAN,
             flavour="server",
@@ -201,8 +193,7 @@ async def seed_world(uow: UnitOfWork, pubkey: bytes = b"\x01" * 32) -> World:
         )
     )
     plan = await uow.cost_plans.add(
-        new(
-            CostPlan,
+        CostPlan(
             id=0,
             name="monthly",
             created=at(1),
@@ -213,8 +204,7 @@ async def seed_world(uow: UnitOfWork, pubkey: bytes = b"\x01" * 32) -> World:
         )
     )
     template = await uow.templates.add(
-        new(
-            VmTemplate,
+        VmTemplate(
             id=0,
             name="small",
             enabled=True,
@@ -231,13 +221,12 @@ async def seed_world(uow: UnitOfWork, pubkey: bytes = b"\x01" * 32) -> World:
     )
     user = await uow.users.get_or_create_by_pubkey(pubkey, at(1))
     key = await uow.ssh_keys.add(
-        new(SshKey, id=0, name="k", user_id=user.id, created=at(1), key_data="ssh-ed25519 AAA")
+        SshKey(id=0, name="k", user_id=user.id, created=at(1), key_data="ssh-ed25519 AAA")
     )
     subscription, (item,) = await uow.subscriptions.add_with_line_items(
         new_subscription(user.id, company.id),
         [
-            new(
-                LineItem,
+            LineItem(
                 id=0,
                 subscription_id=0,
                 subscription_type=SubscriptionType.VPS,
@@ -247,8 +236,7 @@ async def seed_world(uow: UnitOfWork, pubkey: bytes = b"\x01" * 32) -> World:
         ],
     )
     vm = await uow.vms.add(
-        new(
-            Vm,
+        Vm(
             id=0,
             host_id=host.id,
             user_id=user.id,
@@ -275,7 +263,7 @@ def new_subscription(user_id: int, company_id: int, **fields: Any) -> Subscripti
         "currency": "EUR",
     }
     values.update(fields)
-    return new(Subscription, **values)
+    return Subscription(**values)
 
 
 def new_payment(subscription: Subscription, **fields: Any) -> SubscriptionPayment:
@@ -294,4 +282,4 @@ def new_payment(subscription: Subscription, **fields: Any) -> SubscriptionPaymen
         "rate": Decimal("1"),
     }
     values.update(fields)
-    return new(SubscriptionPayment, **values)
+    return SubscriptionPayment(**values)

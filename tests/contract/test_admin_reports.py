@@ -14,7 +14,7 @@ from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import Company, SubscriptionPayment
 from ports.storage import UnitOfWorkFactory
 from tests.contract import storage_backends
-from tests.contract.storage_backends import at, new, new_payment, new_subscription, seed_world
+from tests.contract.storage_backends import at, new_payment, new_subscription, seed_world
 
 database = storage_backends.database
 backend = storage_backends.backend
@@ -32,7 +32,7 @@ def _base(msat: int, rate: Decimal) -> int:
 async def test_report_lines_equal_the_paid_payments(uow_factory: UnitOfWorkFactory) -> None:
     async with uow_factory() as uow:
         w = await seed_world(uow)
-        other_co = await uow.companies.add(new(Company, id=0, created=at(1), name="Other"))
+        other_co = await uow.companies.add(Company(id=0, created=at(1), name="Other"))
         other_sub, _ = await uow.subscriptions.add_with_line_items(
             new_subscription(w.user.id, other_co.id), [])
         plain, _ = await uow.subscriptions.add_with_line_items(

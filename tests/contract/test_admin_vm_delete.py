@@ -14,6 +14,7 @@ from app.admin.vm_removal import delete_vm
 from app.admin.vms import VmIsDeleted
 from app.worker.jobs import build_handlers
 from domain.enums import VmHistoryActionType
+from ports.jobs import DeleteVm
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
 from tests.contract.storage_backends import Database
@@ -62,9 +63,9 @@ async def test_two_deletes_of_one_vm_at_once_delete_it_once(world: World) -> Non
     for _ in range(2):
         await delete_vm(world.shop.factory, world.queue, vm_id=vm.id, admin_id=7, reason=None)
     deliveries = await world.queue.receive(10, 0)
-    delete_jobs = [d.job for d in deliveries if d.job.kind == "DeleteVm"]
+    delete_jobs = [d.job for d in deliveries if isinstance(d.job, DeleteVm)]
     assert len(delete_jobs) == 2
-    await asyncio.gather(*(world.handlers["DeleteVm"](job) for job in delete_jobs))
+    await asyncio.gather(*(world.handlers.run(job) for job in delete_jobs))
     async with world.shop.factory() as uow:
         history = (await uow.vm_history.list_by_vm(vm.id, 50, 0)).items
     assert [h.action_type for h in history].count(VmHistoryActionType.DELETED) == 1

@@ -13,6 +13,7 @@ from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.billing.lnurl import renew_by_amount
 from app.worker.jobs import build_handlers, delete_by_admin
 from domain.model import SubscriptionPayment, Vm
+from ports.jobs import DeleteVm
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
 from tests.contract.storage_backends import Database
@@ -108,7 +109,7 @@ async def test_a_payment_arriving_after_the_deletion_recreates_the_vm_empty(
 async def test_admin_deletion_expires_and_cancels_too(world: World) -> None:
     vm = await world.paid_vm()
     invoice = await world.renew(vm)
-    await delete_by_admin(world.deps, {"vm_id": vm.id, "reason": "abuse"})
+    await delete_by_admin(world.deps, DeleteVm(vm_id=vm.id, reason="abuse"))
 
     assert (await world.shop.vm(vm.id)).deleted
     assert await _pending(world, vm) == []

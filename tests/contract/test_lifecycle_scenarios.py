@@ -21,6 +21,7 @@ from domain.enums import VmHistoryActionType as H
 from domain.intervals import add_months
 from domain.lifecycle import DueAction, LifecycleAction
 from domain.model import PLACEHOLDER_MAC, Vm
+from ports.jobs import DeleteVm
 from ports.storage import UnitOfWorkFactory
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import (
@@ -587,7 +588,7 @@ async def test_an_admin_delete_waits_on_the_host_without_holding_up_a_payment(
 ) -> None:
     vm = await world.paid_vm()
     world.host.hold("delete_vm")
-    task = asyncio.create_task(delete_by_admin(world.deps, {"vm_id": vm.id}))
+    task = asyncio.create_task(delete_by_admin(world.deps, DeleteVm(vm_id=vm.id)))
     await asyncio.wait_for(world.host.entered("delete_vm").wait(), GUARD_S)
 
     payment = await asyncio.wait_for(world.renew(vm), GUARD_S)
@@ -596,7 +597,7 @@ async def test_an_admin_delete_waits_on_the_host_without_holding_up_a_payment(
     assert not task.done()
     world.host.let_go("delete_vm")
     await task
-    await delete_by_admin(world.deps, {"vm_id": vm.id})  # a second delivery: nothing twice
+    await delete_by_admin(world.deps, DeleteVm(vm_id=vm.id))  # a second delivery: nothing twice
     assert (await world.shop.vm(vm.id)).deleted
     assert world.host_state(vm.id) is None
     assert len(await world.history(vm, H.DELETED)) == 1

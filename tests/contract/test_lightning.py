@@ -16,7 +16,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from adapters.lightning.bolt11 import bech32_decode, payment_hash_of
+from adapters.lightning.bolt11 import payment_hash_of
 from adapters.lightning.dev import (
     DEFAULT_STATE_FILE,
     DevInvoiceError,
@@ -24,6 +24,7 @@ from adapters.lightning.dev import (
     parse_payment_id,
 )
 from adapters.lightning.lnd import LndRestNode
+from domain.bech32 import decode as bech32_decode
 from ports.lightning import LightningNode, LightningUnavailable, SettledInvoice
 from tests.fakes.fake_lnd import FakeLnd, free_port_url, running_fake_lnd, write_self_signed_cert
 from tests.fakes.fake_lnd import fake_lnd as fake_lnd_fixture

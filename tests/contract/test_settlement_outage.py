@@ -16,6 +16,7 @@ from app.billing.rails import PaymentRails
 from app.settlement import SETTLE_CURSOR, listen_once
 from domain.enums import PaymentMethod
 from domain.model import SubscriptionPayment
+from ports.jobs import SpawnVm
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
 from tests.contract.storage_backends import Database
@@ -127,7 +128,7 @@ async def test_a_week_of_settlements_missed_while_down_is_completed_once(
             assert before is None and sub.expires is not None  # paid once (first payment)
         assert await _cursor(shop) == 4
         missed_vms = {vm.id for vm in vms}
-        spawns = [j.payload["vm_id"] for j in shop.queue.sent if j.kind == "SpawnVm"]
+        spawns = [j.vm_id for j in shop.queue.sent if isinstance(j, SpawnVm)]
         assert sorted(v for v in spawns if v in missed_vms) == sorted(missed_vms)  # once each
 
         # a later restart replays nothing already handled: nothing moves twice

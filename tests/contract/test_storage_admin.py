@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from domain.enums import AdminAction, AdminResource, PaymentMethod, SubscriptionType
 from domain.model import (
     AdminAudit,
@@ -14,7 +16,7 @@ from domain.model import (
 )
 from ports.storage import UnitOfWorkFactory
 from tests.contract import storage_backends
-from tests.contract.storage_backends import at, new, new_subscription
+from tests.contract.storage_backends import at, new_subscription
 
 # pytest fixtures: every test here runs on memory, SQLite and MariaDB
 database = storage_backends.database
@@ -24,13 +26,13 @@ uow_factory = storage_backends.uow_factory
 R, A = AdminResource, AdminAction
 
 
-def _entry(user_id: int, n: int, **fields: object) -> AdminAudit:
-    values: dict[str, object] = dict(
+def _entry(user_id: int, n: int, **fields: Any) -> AdminAudit:
+    values: dict[str, Any] = dict(
         id=0, user_id=user_id, at=at(n), method="PATCH", path=f"/api/admin/v1/roles/{n}",
         resource="roles", resource_id=str(n), summary={"body": {"name": "x" * n}}, status=200,
     )
     values.update(fields)
-    return new(AdminAudit, **values)
+    return AdminAudit(**values)
 
 
 async def test_audit_records_read_back_newest_first_and_per_admin(
@@ -64,18 +66,18 @@ async def test_role_update_replaces_fields_and_permissions_delete_removes_all(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
     async with uow_factory() as uow:
-        role = await uow.roles.add_role(new(AdminRole, id=0, name="ops", created_at=at(1),
+        role = await uow.roles.add_role(AdminRole(id=0, name="ops", created_at=at(1),
                                             updated_at=at(1)))
-        other = await uow.roles.add_role(new(AdminRole, id=0, name="other", created_at=at(1),
+        other = await uow.roles.add_role(AdminRole(id=0, name="other", created_at=at(1),
                                              updated_at=at(1)))
-        user = await uow.users.add(new(User, id=0, pubkey=b"\x05" * 32, created=at(1)))
+        user = await uow.users.add(User(id=0, pubkey=b"\x05" * 32, created=at(1)))
         await uow.roles.set_permissions(role.id, [(R.USERS, A.VIEW)], at(1))
         await uow.roles.set_permissions(other.id, [(R.HOSTS, A.VIEW)], at(1))
-        await uow.roles.assign(new(RoleAssignment, id=0, user_id=user.id, role_id=role.id,
+        await uow.roles.assign(RoleAssignment(id=0, user_id=user.id, role_id=role.id,
                                    assigned_at=at(1)))
         await uow.commit()
     async with uow_factory() as uow:
-        await uow.roles.update_role(new(AdminRole, id=role.id, name="ops2", description="d",
+        await uow.roles.update_role(AdminRole(id=role.id, name="ops2", description="d",
                                         created_at=at(1), updated_at=at(3)))
         await uow.roles.set_permissions(
             role.id, [(R.VM_TEMPLATE, A.UPDATE), (R.USERS, A.DELETE), (R.USERS, A.DELETE)], at(3))
@@ -100,9 +102,9 @@ async def test_role_update_replaces_fields_and_permissions_delete_removes_all(
 
 async def test_payment_method_config_delete(uow_factory: UnitOfWorkFactory) -> None:
     async with uow_factory() as uow:
-        company = await uow.companies.add(new(Company, id=0, created=at(1), name="C"))
-        config = await uow.payment_methods.add(new(
-            PaymentMethodConfig, id=0, company_id=company.id,
+        company = await uow.companies.add(Company(id=0, created=at(1), name="C"))
+        config = await uow.payment_methods.add(PaymentMethodConfig(
+            id=0, company_id=company.id,
             payment_method=PaymentMethod.LIGHTNING, name="ln", enabled=True,
             provider_type="lnd", config={"type": "lnd"}, created=at(1), modified=at(1)))
         await uow.commit()
@@ -116,9 +118,9 @@ async def test_payment_method_config_delete(uow_factory: UnitOfWorkFactory) -> N
 
 async def test_subscription_delete_takes_its_line_items(uow_factory: UnitOfWorkFactory) -> None:
     async with uow_factory() as uow:
-        company = await uow.companies.add(new(Company, id=0, created=at(1), name="C"))
-        user = await uow.users.add(new(User, id=0, pubkey=b"\x06" * 32, created=at(1)))
-        items = [new(LineItem, id=0, subscription_id=0, name=n, amount=1,
+        company = await uow.companies.add(Company(id=0, created=at(1), name="C"))
+        user = await uow.users.add(User(id=0, pubkey=b"\x06" * 32, created=at(1)))
+        items = [LineItem(id=0, subscription_id=0, name=n, amount=1,
                      subscription_type=SubscriptionType.DNS_HOSTING) for n in ("a", "b")]
         sub, (a, b) = await uow.subscriptions.add_with_line_items(
             new_subscription(user.id, company.id), items)
@@ -143,9 +145,9 @@ async def test_subscription_delete_takes_its_line_items(uow_factory: UnitOfWorkF
 async def test_user_by_email_hash(uow_factory: UnitOfWorkFactory) -> None:
     digest = bytes(range(32))
     async with uow_factory() as uow:
-        user = await uow.users.add(new(User, id=0, pubkey=b"\x07" * 32, created=at(1),
+        user = await uow.users.add(User(id=0, pubkey=b"\x07" * 32, created=at(1),
                                        email="a@b.c", email_hash=digest))
-        await uow.users.add(new(User, id=0, pubkey=b"\x08" * 32, created=at(1)))
+        await uow.users.add(User(id=0, pubkey=b"\x08" * 32, created=at(1)))
         await uow.commit()
     async with uow_factory() as uow:
         found = await uow.users.get_by_email_hash(digest)

@@ -14,7 +14,6 @@ from tests.contract import storage_backends
 from tests.contract.storage_backends import (
     World,
     at,
-    new,
     new_payment,
     new_subscription,
     seed_world,
@@ -52,8 +51,7 @@ async def _subscriptions(
 async def test_add_with_line_items_links_items_in_order(uow_factory: UnitOfWorkFactory) -> None:
     w = await _world(uow_factory)
     items = [
-        new(
-            LineItem,
+        LineItem(
             id=0,
             subscription_id=0,
             subscription_type=kind,

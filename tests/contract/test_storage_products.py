@@ -13,7 +13,7 @@ from domain.enums import InternetRegistry, PaymentMethod
 from domain.model import AvailableIpSpace, IpRangeSubscription, PaymentMethodConfig
 from ports.storage import IdempotencyRecord, UnitOfWork, UnitOfWorkFactory
 from tests.contract import storage_backends
-from tests.contract.storage_backends import Backend, World, at, new, new_subscription, seed_world
+from tests.contract.storage_backends import Backend, World, at, new_subscription, seed_world
 
 # pytest fixtures: every test here runs on memory, SQLite and MariaDB
 database = storage_backends.database
@@ -34,8 +34,7 @@ async def _sell_range(uow: UnitOfWork, w: World, cidr: str) -> IpRangeSubscripti
         spaces[0]
         if spaces
         else await uow.ip_spaces.add(
-            new(
-                AvailableIpSpace,
+            AvailableIpSpace(
                 id=0,
                 company_id=w.company.id,
                 cidr="192.0.2.0/24",
@@ -48,8 +47,7 @@ async def _sell_range(uow: UnitOfWork, w: World, cidr: str) -> IpRangeSubscripti
         )
     )
     return await uow.ip_range_subscriptions.add(
-        new(
-            IpRangeSubscription,
+        IpRangeSubscription(
             id=0,
             subscription_line_item_id=w.line_item.id,
             available_ip_space_id=space.id,
@@ -88,8 +86,7 @@ async def test_payment_method_configs_per_company(uow_factory: UnitOfWorkFactory
     w = await _world(uow_factory)
 
     def config(method: PaymentMethod, name: str, enabled: bool = True) -> PaymentMethodConfig:
-        return new(
-            PaymentMethodConfig,
+        return PaymentMethodConfig(
             id=0,
             company_id=w.company.id,
             payment_method=method,

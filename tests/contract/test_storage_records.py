@@ -48,15 +48,14 @@ from domain.model import (
 )
 from ports.storage import UnitOfWorkFactory
 from tests.contract import storage_backends
-from tests.contract.storage_backends import Backend, at, new, new_payment, seed_world
+from tests.contract.storage_backends import Backend, at, new_payment, seed_world
 
 # pytest fixtures: every test here runs on memory, SQLite and MariaDB
 database = storage_backends.database
 backend = storage_backends.backend
 uow_factory = storage_backends.uow_factory
 
-LIMITS = new(
-    ResourceLimits,
+LIMITS = ResourceLimits(
     disk_iops_read=100,
     disk_iops_write=200,
     disk_mbps_read=300,
@@ -91,8 +90,7 @@ async def test_the_seeded_world_reads_back_exactly(uow_factory: UnitOfWorkFactor
 async def test_user_round_trip_and_get_or_create_is_idempotent(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    full = new(
-        User,
+    full = User(
         id=0,
         pubkey=b"\x07" * 32,
         created=at(3),
@@ -116,11 +114,11 @@ async def test_user_round_trip_and_get_or_create_is_idempotent(
         user = await uow.users.add(full)
         assert user.id > 0
         assert await uow.users.get_or_create_by_pubkey(full.pubkey, at(9)) == user
-        await uow.users.update(new(User, **{**_fields(user), "email": "new@example.com"}))
+        await uow.users.update(User(**{**_fields(user), "email": "new@example.com"}))
         await uow.commit()
     async with uow_factory() as uow:
         stored = await uow.users.get_by_pubkey(full.pubkey)
-        assert stored == new(User, **{**_fields(user), "email": "new@example.com"})
+        assert stored == User(**{**_fields(user), "email": "new@example.com"})
         fresh = await uow.users.get_or_create_by_pubkey(b"\x08" * 32, at(4))
         assert fresh.id not in (0, user.id) and fresh.created == at(4)
         assert fresh.contact_nip17 and not fresh.contact_email and fresh.email == ""
@@ -140,8 +138,7 @@ async def test_catalogue_records_round_trip(uow_factory: UnitOfWorkFactory) -> N
     async with uow_factory() as uow:
         w = await seed_world(uow)
         pricing = await uow.custom_pricing.add(
-            new(
-                CustomPricing,
+            CustomPricing(
                 id=0,
                 name="custom",
                 enabled=True,
@@ -163,10 +160,9 @@ async def test_catalogue_records_round_trip(uow_factory: UnitOfWorkFactory) -> N
                 limits=LIMITS,
             )
         )
-        other = await uow.custom_pricing.add(new(CustomPricing, **{**_fields(pricing), "id": 0}))
+        other = await uow.custom_pricing.add(CustomPricing(**{**_fields(pricing), "id": 0}))
         disk = await uow.custom_pricing.add_disk(
-            new(
-                CustomPricingDisk,
+            CustomPricingDisk(
                 id=0,
                 pricing_id=pricing.id,
                 kind=DiskType.HDD,
@@ -177,8 +173,7 @@ async def test_catalogue_records_round_trip(uow_factory: UnitOfWorkFactory) -> N
             )
         )
         custom = await uow.custom_templates.add(
-            new(
-                CustomTemplate,
+            CustomTemplate(
                 id=0,
                 cpu=4,
                 memory=8 * GIB,
@@ -193,8 +188,7 @@ async def test_catalogue_records_round_trip(uow_factory: UnitOfWorkFactory) -> N
             )
         )
         ip_range = await uow.ip_ranges.add(
-            new(
-                IpRange,
+            IpRange(
                 id=0,
                 cidr="10.0.0.0/24",
                 enabled=True,
@@ -206,8 +200,7 @@ async def test_catalogue_records_round_trip(uow_factory: UnitOfWorkFactory) -> N
             )
         )
         assignment = await uow.ip_assignments.add(
-            new(
-                IpAssignment,
+            IpAssignment(
                 id=0,
                 vm_id=w.vm.id,
                 ip_range_id=ip_range.id,
@@ -240,8 +233,7 @@ async def test_vm_history_round_trips_json_and_pages_newest_first(
         w = await seed_world(uow)
         entries = [
             await uow.vm_history.add(
-                new(
-                    VmHistory,
+                VmHistory(
                     id=0,
                     vm_id=w.vm.id,
                     action_type=VmHistoryActionType.RENEWED,
@@ -270,8 +262,7 @@ async def test_ip_space_and_payment_method_records_round_trip(
     async with uow_factory() as uow:
         w = await seed_world(uow)
         space = await uow.ip_spaces.add(
-            new(
-                AvailableIpSpace,
+            AvailableIpSpace(
                 id=0,
                 company_id=w.company.id,
                 cidr="192.0.2.0/24",
@@ -288,8 +279,7 @@ async def test_ip_space_and_payment_method_records_round_trip(
         )
         prices = [
             await uow.ip_space_pricing.add(
-                new(
-                    IpSpacePricing,
+                IpSpacePricing(
                     id=0,
                     available_ip_space_id=space.id,
                     prefix_size=size,
@@ -303,8 +293,7 @@ async def test_ip_space_and_payment_method_records_round_trip(
             for size in (28, 24)
         ]
         sold = await uow.ip_range_subscriptions.add(
-            new(
-                IpRangeSubscription,
+            IpRangeSubscription(
                 id=0,
                 subscription_line_item_id=w.line_item.id,
                 available_ip_space_id=space.id,
@@ -315,8 +304,7 @@ async def test_ip_space_and_payment_method_records_round_trip(
             )
         )
         config = await uow.payment_methods.add(
-            new(
-                PaymentMethodConfig,
+            PaymentMethodConfig(
                 id=0,
                 company_id=w.company.id,
                 payment_method=PaymentMethod.REVOLUT,
@@ -345,8 +333,7 @@ async def test_legacy_vm_payments_round_trip_oldest_first(uow_factory: UnitOfWor
         w = await seed_world(uow)
         rows = [
             await uow.legacy_payments.add(
-                new(
-                    LegacyVmPayment,
+                LegacyVmPayment(
                     id=bytes([day]) * 32,
                     vm_id=w.vm.id,
                     created=at(day),
@@ -379,12 +366,11 @@ async def test_roles_grant_permissions_until_the_assignment_expires(
     async with uow_factory() as uow:
         w = await seed_world(uow)
         role = await uow.roles.add_role(
-            new(AdminRole, id=0, name="payments", created_at=at(1), updated_at=at(1))
+            AdminRole(id=0, name="payments", created_at=at(1), updated_at=at(1))
         )
         for action in (AdminAction.VIEW, AdminAction.UPDATE):
             await uow.roles.add_permission(
-                new(
-                    RolePermission,
+                RolePermission(
                     id=0,
                     role_id=role.id,
                     resource=AdminResource.PAYMENTS,
@@ -393,8 +379,7 @@ async def test_roles_grant_permissions_until_the_assignment_expires(
                 )
             )
         assert not await uow.roles.is_admin(w.user.id, at(2))
-        assign = new(
-            RoleAssignment,
+        assign = RoleAssignment(
             id=0,
             user_id=w.user.id,
             role_id=role.id,
@@ -411,7 +396,7 @@ async def test_roles_grant_permissions_until_the_assignment_expires(
         assert await uow.roles.permissions_of(w.user.id, at(4)) == expected
         assert await uow.roles.permissions_of(w.user.id, at(6)) == frozenset()
         again = await uow.roles.assign(
-            new(RoleAssignment, **{**_fields(assign), "expires_at": None})
+            RoleAssignment(**{**_fields(assign), "expires_at": None})
         )
         assert again.expires_at is None
         assert await uow.roles.is_admin(w.user.id, at(20))
@@ -425,8 +410,7 @@ async def test_encrypted_columns_are_stored_as_enc_and_read_back_plain(backend: 
     async with backend.factory() as uow:
         w = await seed_world(uow)
         user = await uow.users.add(
-            new(
-                User,
+            User(
                 id=0,
                 pubkey=b"\x09" * 32,
                 created=at(1),
@@ -509,7 +493,7 @@ async def test_a_value_that_looks_sealed_is_still_encrypted(backend: Backend) ->
     """User input such as an e-mail of `ENC:xyz` is sealed like any other value; stored as is,
     it would fail to decrypt and break every read of that row (the admin user list too)."""
     async with backend.factory() as uow:
-        user = await uow.users.add(new(User, id=0, pubkey=b"\x08" * 32, created=at(1),
+        user = await uow.users.add(User(id=0, pubkey=b"\x08" * 32, created=at(1),
                                        email="ENC:AAAA", nwc_connection_string="ENC:!!"))
         await uow.commit()
     async with backend.factory() as uow:

@@ -9,7 +9,7 @@ from domain.errors import RoleNameTaken
 from domain.model import AdminRole, RoleAssignment, RolePermission, User
 from ports.storage import Page, UnitOfWork, UnitOfWorkFactory
 from tests.contract import storage_backends
-from tests.contract.storage_backends import at, new
+from tests.contract.storage_backends import at
 
 # pytest fixtures: every test here runs on memory, SQLite and MariaDB
 database = storage_backends.database
@@ -19,8 +19,7 @@ uow_factory = storage_backends.uow_factory
 
 async def _role(uow: UnitOfWork, name: str, *, system: bool = False) -> AdminRole:
     return await uow.roles.add_role(
-        new(
-            AdminRole,
+        AdminRole(
             id=0,
             name=name,
             description=f"{name} role" if system else None,
@@ -35,13 +34,13 @@ async def _grant(
     uow: UnitOfWork, role: AdminRole, resource: AdminResource, action: AdminAction
 ) -> RolePermission:
     return await uow.roles.add_permission(
-        new(RolePermission, id=0, role_id=role.id, resource=resource, action=action,
+        RolePermission(id=0, role_id=role.id, resource=resource, action=action,
             created_at=at(1))
     )
 
 
 async def _user(uow: UnitOfWork, n: int) -> User:
-    return await uow.users.add(new(User, id=0, pubkey=bytes([n]) * 32, created=at(n)))
+    return await uow.users.add(User(id=0, pubkey=bytes([n]) * 32, created=at(n)))
 
 
 async def test_roles_list_system_roles_first_then_by_name_in_pages(
@@ -88,14 +87,14 @@ async def test_assignments_of_a_user_include_expired_ones_and_roles_count_their_
         ann, bob, cid = [await _user(uow, n) for n in (1, 2, 3)]
         viewer, editor = await _role(uow, "viewer"), await _role(uow, "editor")
         expired = await uow.roles.assign(
-            new(RoleAssignment, id=0, user_id=ann.id, role_id=viewer.id, assigned_at=at(1),
+            RoleAssignment(id=0, user_id=ann.id, role_id=viewer.id, assigned_at=at(1),
                 assigned_by=bob.id, expires_at=at(3))
         )
         live = await uow.roles.assign(
-            new(RoleAssignment, id=0, user_id=ann.id, role_id=editor.id, assigned_at=at(2))
+            RoleAssignment(id=0, user_id=ann.id, role_id=editor.id, assigned_at=at(2))
         )
         await uow.roles.assign(
-            new(RoleAssignment, id=0, user_id=bob.id, role_id=viewer.id, assigned_at=at(2))
+            RoleAssignment(id=0, user_id=bob.id, role_id=viewer.id, assigned_at=at(2))
         )
         await uow.commit()
     async with uow_factory() as uow:

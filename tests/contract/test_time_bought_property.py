@@ -14,9 +14,9 @@ import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.account.profile import AccountPatch, update_account
 from app.billing.lnurl import renew_by_amount
 from app.billing.upgrades import create_upgrade_payment
-from app.billing_ext.account import AccountPatch, update_account
 from domain.errors import DomainError
 from domain.intervals import add_months
 from domain.model import GIB, SubscriptionPayment, Vm

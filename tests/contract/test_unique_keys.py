@@ -15,7 +15,7 @@ from domain.enums import InternetRegistry, OsDistribution
 from domain.errors import DuplicateKey
 from domain.model import AvailableIpSpace, Company, IpSpacePricing, OsImage
 from ports.storage import UnitOfWork
-from tests.contract.storage_backends import Backend, at, backend, database, new
+from tests.contract.storage_backends import Backend, at, backend, database
 
 __all__ = ["backend", "database"]
 
@@ -46,7 +46,7 @@ def one_won(results: list[BaseException | None]) -> DuplicateKey:
 
 
 def image(version: str = "24.04") -> OsImage:
-    return new(OsImage, id=0, distribution=OsDistribution.UBUNTU, flavour="server",
+    return OsImage(id=0, distribution=OsDistribution.UBUNTU, flavour="server",
                version=version, enabled=True, release_date=at(1), url="https://x/img")
 
 
@@ -71,7 +71,7 @@ async def test_updating_an_image_onto_another_key_is_duplicate(backend: Backend)
 
 async def _company(backend: Backend) -> int:
     async with backend.factory() as uow:
-        company = await uow.companies.add(new(Company, id=0, created=at(1), name="ACME",
+        company = await uow.companies.add(Company(id=0, created=at(1), name="ACME",
                                               email="a@b"))
         await uow.commit()
     company_id: int = company.id
@@ -79,7 +79,7 @@ async def _company(backend: Backend) -> int:
 
 
 def space(company_id: int) -> AvailableIpSpace:
-    return new(AvailableIpSpace, id=0, company_id=company_id, cidr="192.0.2.0/24",
+    return AvailableIpSpace(id=0, company_id=company_id, cidr="192.0.2.0/24",
                min_prefix_size=24, max_prefix_size=28, registry=InternetRegistry.RIPE,
                created=at(1), updated=at(1))
 
@@ -98,8 +98,8 @@ async def test_concurrent_pricing_creates(backend: Backend) -> None:
         await uow.commit()
 
     def price(uow: UnitOfWork) -> Awaitable[Any]:
-        return uow.ip_space_pricing.add(new(
-            IpSpacePricing, id=0, available_ip_space_id=added.id, prefix_size=28,
+        return uow.ip_space_pricing.add(IpSpacePricing(
+            id=0, available_ip_space_id=added.id, prefix_size=28,
             price_per_month=500, created=at(1), updated=at(1)))
 
     one_won(await race(backend, price))

@@ -7,23 +7,27 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
 
 from adapters.queue.memory import InProcessQueue
 from adapters.queue.redis_streams import RedisStreamsQueue
-from ports.queue import (
+from adapters.queue.wire import job_from_json, job_to_json
+from domain.upgrade import UpgradeConfig
+from ports.jobs import (
     JOB_KINDS,
+    JOB_TYPES,
     SKIPPABLE_KINDS,
-    Delivery,
+    CheckVm,
+    CheckVms,
+    DownloadOsImages,
     InvalidJob,
-    Job,
-    WorkQueue,
-    job_from_json,
-    job_to_json,
+    SpawnVm,
+    StartVm,
 )
+from ports.queue import Delivery, Job, WorkQueue
 from tests.redistest import connect_redis
 
 CLAIM_MS = 100
@@ -67,11 +71,11 @@ async def consumers(request: pytest.FixtureRequest) -> AsyncIterator[Consumers]:
 
 
 def check_vm(vm_id: int) -> Job:
-    return Job("CheckVm", {"vm_id": vm_id})
+    return CheckVm(vm_id=vm_id)
 
 
 def spawn_vm(vm_id: int) -> Job:
-    return Job("SpawnVm", {"vm_id": vm_id})
+    return SpawnVm(vm_id=vm_id)
 
 
 # --- the contract -------------------------------------------------------------------------
@@ -141,7 +145,7 @@ async def test_crashed_consumers_job_goes_to_another_after_idle_time(
 
 async def test_skippable_failure_is_dropped(consumers: Consumers) -> None:
     queue = consumers("a")
-    await queue.send(Job("CheckVms"))
+    await queue.send(CheckVms())
     [delivery] = await queue.receive()
     assert delivery.job.skippable
     await queue.fail(delivery)
@@ -185,7 +189,7 @@ async def test_two_consumers_never_get_the_same_job(consumers: Consumers) -> Non
     ids_a, ids_b = {d.id for d in seen["a"]}, {d.id for d in seen["b"]}
     assert not ids_a & ids_b
     assert len(seen["a"]) + len(seen["b"]) == len(jobs)
-    assert sorted(d.job.payload["vm_id"] for d in seen["a"] + seen["b"]) == list(range(40))
+    assert sorted(cast(SpawnVm, d.job).vm_id for d in seen["a"] + seen["b"]) == list(range(40))
 
 
 @pytest.mark.parametrize("max_jobs, block_ms", [(0, 10), (1, -1)])
@@ -221,11 +225,13 @@ async def test_redis_drops_entries_that_are_not_jobs(
     await queue.receive(block_ms=0)
     await client.xadd(stream, {"job": "garbage"})
     await client.xadd(stream, {"other": "field"})
+    await client.xadd(stream, {"job": '{"SpawnVm":{"vm_id":"seven"}}'})  # a field of wrong type
+    await client.xadd(stream, {"job": '{"ProcessVmUpgrade":{"vm_id":1,"config":"not json"}}'})
     await queue.send(spawn_vm(1))
     [delivery] = await queue.receive()
     assert delivery.job == spawn_vm(1)
     pending = await client.xpending(stream, "workers")
-    assert pending["pending"] == 1  # the two bad entries were acked
+    assert pending["pending"] == 1  # the four bad entries were acked
     await queue.ack(delivery)
     assert (await client.xpending(stream, "workers"))["pending"] == 0
 
@@ -296,13 +302,22 @@ EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
+def _example(kind: str) -> Job:
+    """The example of `kind` as a typed job (its config parsed, as the queue adapter does)."""
+    fields = dict(EXAMPLES[kind])
+    if "config" in fields:
+        fields["config"] = UpgradeConfig.from_json(fields["config"])
+    return JOB_TYPES[kind](**fields)
+
+
 def test_examples_cover_every_kind() -> None:
     assert set(EXAMPLES) == JOB_KINDS
 
 
 @pytest.mark.parametrize("kind", sorted(EXAMPLES))
 def test_json_round_trip(kind: str) -> None:
-    job = Job(kind, EXAMPLES[kind])
+    job = _example(kind)
+    assert job.kind == kind
     text = job_to_json(job)
     assert job_from_json(text) == job
     assert job_from_json(text.encode()) == job
@@ -311,16 +326,21 @@ def test_json_round_trip(kind: str) -> None:
 
 
 def test_json_is_serde_compact() -> None:
-    assert job_to_json(Job("CheckVms")) == '"CheckVms"'
+    assert job_to_json(CheckVms()) == '"CheckVms"'
     assert job_to_json(check_vm(7)) == '{"CheckVm":{"vm_id":7}}'
-    assert job_to_json(Job("DownloadOsImages", {"image_id": None})) == (
-        '{"DownloadOsImages":{"image_id":null}}'
+    assert job_to_json(DownloadOsImages(image_id=None)) == '{"DownloadOsImages":{"image_id":null}}'
+    assert job_from_json('{"CheckVms":null}') == CheckVms()
+
+
+def test_serde_defaults_missing_options_and_ignores_unknown_fields() -> None:
+    assert job_from_json('{"StartVm":{"vm_id":3,"extra":true}}') == StartVm(vm_id=3)
+    assert job_to_json(StartVm(vm_id=3, admin_user_id=1, reason="r")) == (
+        '{"StartVm":{"vm_id":3,"admin_user_id":1,"reason":"r"}}'
     )
-    assert job_from_json('{"CheckVms":null}') == Job("CheckVms")
 
 
 def test_skippable_follows_the_reference_table() -> None:
-    assert {k for k in JOB_KINDS if Job(k, EXAMPLES[k]).skippable} == SKIPPABLE_KINDS
+    assert {k for k in JOB_KINDS if _example(k).skippable} == SKIPPABLE_KINDS
     assert {
         "CheckVms",
         "CheckVm",
@@ -344,6 +364,12 @@ def test_skippable_follows_the_reference_table() -> None:
         '{"NoSuchJob": {}}',
         "[]",
         "42",
+        '{"SpawnVm": {}}',  # a required field is missing
+        '{"SpawnVm": {"vm_id": "seven"}}',
+        '{"SpawnVm": {"vm_id": true}}',
+        '{"SendNotification": {"user_id": 1, "message": 2}}',
+        '{"ProcessVmUpgrade": {"vm_id": 1, "config": "not json"}}',
+        '{"ProcessVmUpgrade": {"vm_id": 1, "config": {"new_cpu": -1}}}',
     ],
 )
 def test_invalid_json_jobs(text: str) -> None:
@@ -351,12 +377,13 @@ def test_invalid_json_jobs(text: str) -> None:
         job_from_json(text)
 
 
-def test_invalid_jobs() -> None:
+def test_only_the_reference_jobs_are_written() -> None:
     with pytest.raises(InvalidJob):
-        Job("NoSuchJob")
+        job_to_json(Job())
+
+
+def test_jobs_check_their_field_types() -> None:
     with pytest.raises(InvalidJob):
-        Job("CheckVms", {"vm_id": 1})
+        CheckVm(vm_id=cast(Any, 1.5))
     with pytest.raises(InvalidJob):
-        job_to_json(Job("CheckVm", {"vm_id": float("nan")}))
-    with pytest.raises(InvalidJob):
-        job_to_json(Job("CheckVm", {"vm_id": object()}))
+        DownloadOsImages(image_id=cast(Any, "all"))

@@ -11,6 +11,7 @@ import pytest
 
 from adapters.http.openapi import documented_operations, served_operations
 from adapters.http.routes_account import add_account_routes
+from ports.jobs import SendEmailVerification
 from tests.http.apiapp import ALICE, BOB, SSH_PUBLIC_KEY, ApiClient, api_client, build_api_app
 
 ACCOUNT = "/api/v1/account"
@@ -180,7 +181,7 @@ async def test_setting_an_email_queues_verification_and_the_link_verifies_once(
     assert (data["email"], data["email_verified"]) == ("alice@example.com", False)
     assert list(data)[:2] == ["email", "email_verified"]
     [job] = await pending_jobs(c)
-    assert (job.kind, dict(job.payload)) == ("SendEmailVerification", {"user_id": user_id})
+    assert job == SendEmailVerification(user_id=user_id)
     async with c.api.store() as uow:
         user = await uow.users.get(user_id)
     assert user is not None and len(user.email_verify_token) == 64

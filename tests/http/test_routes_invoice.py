@@ -9,7 +9,8 @@ from html.parser import HTMLParser
 import attrs
 import pytest
 
-from adapters.http.invoice_html import format_amount, format_duration, npub
+from adapters.http.invoice_html import format_amount, format_duration
+from domain.nip19 import npub
 from tests.http.apiapp import ALICE, BOB, ApiClient, api_client
 from tests.http.vm_helpers import build, order, renew, settle, user_of
 from tests.nostr_signing import NostrKey, encode_event, nip98_event

@@ -12,6 +12,7 @@ from adapters.http.context import SERVICES
 from adapters.http.openapi import documented_operations, served_operations
 from adapters.memory.vm_state import MemoryVmStateCache
 from domain.model import GIB, Host, IpAssignment, IpRange, Vm
+from ports.jobs import CheckVm, ConfigureVm
 from ports.queue import Job
 from ports.vmhost import VmHost, VmHostError, VmRunningState, VmRunState
 from tests.http.apiapp import ALICE, BOB, ApiClient, api_client
@@ -220,7 +221,7 @@ async def test_patch_changes_key_auto_renewal_and_reverse_dns(c: ApiClient) -> N
     assert got["ip_assignments"] == [{"id": got["ip_assignments"][0]["id"],
                                       "ip": "185.18.221.14/25", "gateway": "185.18.221.1",
                                       "forward_dns": None, "reverse_dns": "vm.example"}]
-    assert Job("ConfigureVm", {"vm_id": vm["id"]}) in await jobs(c)
+    assert ConfigureVm(vm_id=vm["id"]) in await jobs(c)
     bobs = await add_key(c.api, BOB)
     refused = await c.call("PATCH", path, json={"ssh_key_id": bobs.id})
     assert refused.status == 404
@@ -245,7 +246,7 @@ async def test_actions_call_the_host_log_history_and_queue_a_check(c: ApiClient)
     assert resp.status == 200
     got = (await (await c.call("GET", f"/api/v1/vm/{vm['id']}")).json())["data"]
     assert got["image"]["id"] == c.demo.debian
-    assert await jobs(c) == [Job("CheckVm", {"vm_id": vm["id"]})] * 4
+    assert await jobs(c) == [CheckVm(vm_id=vm["id"])] * 4
     entries = await history(c, vm["id"])
     assert [e["action_type"] for e in entries[:4]] == ["reinstalled", "restarted", "started",
                                                        "stopped"]

@@ -48,9 +48,9 @@ from adapters.http.routes_webhooks import WebhookSecrets
 from adapters.mysql.engine import create_engine
 from adapters.mysql.schema_upgrade import upgrade_database
 from adapters.mysql.uow import SqlUnitOfWorkFactory
+from app.account.ssh_keys import add_ssh_key
 from app.admin.users import SUPER_ADMIN_ROLE_ID
 from app.billing.ordering import order_vm
-from app.billing_ext.ssh_keys import add_ssh_key
 from domain.model import RoleAssignment
 from tests.dbtest import create_mysql_database, drop_mysql_database, sqlite_url_for
 from tests.http.admin.adminapp import ROOT

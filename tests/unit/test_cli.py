@@ -98,7 +98,7 @@ def test_dev_advance_clock_moves_the_offset_forward(
 ) -> None:
     from datetime import timedelta
 
-    from adapters.memory.offset_clock import OffsetClock
+    from adapters.clock.offset import OffsetClock
 
     cfg = _dev_config(tmp_path)
     assert main(["--config", cfg, "dev", "advance-clock", "2d"]) == 0
@@ -172,7 +172,7 @@ def test_dev_reset_clock_returns_to_real_time(
 ) -> None:
     from datetime import timedelta
 
-    from adapters.memory.offset_clock import OffsetClock
+    from adapters.clock.offset import OffsetClock
 
     cfg = _dev_config(tmp_path)
     assert main(["--config", cfg, "dev", "advance-clock", "3d"]) == 0

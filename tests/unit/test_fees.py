@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
 import pytest
 from hypothesis import given
@@ -34,11 +34,6 @@ RATES = RateTable.of(
 T = TypeVar("T")
 
 
-def make(cls: type[T], **fields: Any) -> T:
-    """Build a model record (mypy does not see the fields of `domain.model`'s `record` alias)."""
-    return cast(T, cast(Any, cls)(**fields))
-
-
 def revolut_config(
     rate: str | None = "2.8",
     base: int | None = 20,
@@ -46,8 +41,7 @@ def revolut_config(
     enabled: bool = True,
     method: PaymentMethod = PaymentMethod.REVOLUT,
 ) -> PaymentMethodConfig:
-    return make(
-        PaymentMethodConfig,
+    return PaymentMethodConfig(
         id=1,
         company_id=1,
         payment_method=method,

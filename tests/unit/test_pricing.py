@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import given
@@ -52,11 +52,6 @@ NOW = datetime(2026, 6, 17, tzinfo=UTC)
 EUR_132 = Money(Currency.EUR, 132)
 
 
-def make(cls: type[T], **fields: Any) -> T:
-    """Build a model record (mypy does not see the fields of `domain.model`'s `record` alias)."""
-    return cast(T, cast(Any, cls)(**fields))
-
-
 def rates_at(moment: datetime) -> RateTable:
     return RateTable.of([ExchangeRate(Currency.EUR, Decimal(100_000), moment)])
 
@@ -71,8 +66,7 @@ def lightning(moment: datetime = NOW, country: str | None = "IRL") -> Charging:
 
 
 def revolut(moment: datetime = NOW) -> Charging:
-    fee = make(
-        PaymentMethodConfig,
+    fee = PaymentMethodConfig(
         id=1,
         company_id=1,
         payment_method=PaymentMethod.REVOLUT,
@@ -96,8 +90,7 @@ def revolut(moment: datetime = NOW) -> Charging:
 
 
 def plan(amount: int = 132, currency: str = "EUR") -> CostPlan:
-    return make(
-        CostPlan,
+    return CostPlan(
         id=1,
         name="tiny",
         created=NOW,
@@ -122,14 +115,14 @@ def pricing(**overrides: Any) -> CustomPricing:
         ip4_cost=50,
         ip6_cost=5,
     )
-    return make(CustomPricing, **(fields | overrides))
+    return CustomPricing(**(fields | overrides))
 
 
 def disk(
     id: int, kind: DiskType, cost: int, interface: DiskInterface = DiskInterface.PCIE, **kw: Any
 ) -> CustomPricingDisk:
-    return make(
-        CustomPricingDisk, id=id, pricing_id=7, kind=kind, interface=interface, cost=cost, **kw
+    return CustomPricingDisk(
+        id=id, pricing_id=7, kind=kind, interface=interface, cost=cost, **kw
     )
 
 
@@ -143,11 +136,11 @@ def spec(cpu: int = 2, memory: int = 2 * GIB, disk_size: int = 80 * GIB, **kw: A
         disk_interface=DiskInterface.PCIE,
         pricing_id=7,
     )
-    return make(CustomTemplate, **(fields | kw))
+    return CustomTemplate(**(fields | kw))
 
 
 def ip(address: str, deleted: bool = False) -> IpAssignment:
-    return make(IpAssignment, id=1, vm_id=1, ip_range_id=1, ip=address, deleted=deleted)
+    return IpAssignment(id=1, vm_id=1, ip_range_id=1, ip=address, deleted=deleted)
 
 
 SSD_5 = [disk(1, DiskType.SSD, 5)]
@@ -209,8 +202,7 @@ def test_disk_row_is_first_by_id_matching_type_only() -> None:
 
 
 def test_disk_rows_of_another_pricing_are_ignored() -> None:
-    foreign = make(
-        CustomPricingDisk,
+    foreign = CustomPricingDisk(
         id=1,
         pricing_id=8,
         kind=DiskType.SSD,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import given
@@ -54,11 +54,6 @@ LN = PaymentMethod.LIGHTNING
 REVOLUT = PaymentMethod.REVOLUT
 
 
-def make(cls: type[T], **fields: Any) -> T:
-    """Build a model record (mypy does not see the fields of `domain.model`'s `record` alias)."""
-    return cast(T, cast(Any, cls)(**fields))
-
-
 def rates_at(moment: datetime) -> RateTable:
     return RateTable.of(
         [
@@ -69,7 +64,7 @@ def rates_at(moment: datetime) -> RateTable:
 
 
 RATES = rates_at(NOW)
-LIMITS = make(ResourceLimits, network_mbps=100, disk_iops_read=5000)
+LIMITS = ResourceLimits(network_mbps=100, disk_iops_read=5000)
 
 
 def template(**kw: Any) -> VmTemplate:
@@ -87,7 +82,7 @@ def template(**kw: Any) -> VmTemplate:
         cost_plan_id=1,
         region_id=1,
     )
-    return make(VmTemplate, **(fields | kw))
+    return VmTemplate(**(fields | kw))
 
 
 def pricing(id: int = 7, **kw: Any) -> CustomPricing:
@@ -105,7 +100,7 @@ def pricing(id: int = 7, **kw: Any) -> CustomPricing:
         ip6_cost=0,
         limits=LIMITS,
     )
-    return make(CustomPricing, **(fields | kw))
+    return CustomPricing(**(fields | kw))
 
 
 def disk(
@@ -114,8 +109,7 @@ def disk(
     interface: DiskInterface = DiskInterface.PCIE,
     **kw: Any,
 ) -> CustomPricingDisk:
-    return make(
-        CustomPricingDisk,
+    return CustomPricingDisk(
         id=pricing_id * 10,
         pricing_id=pricing_id,
         kind=kind,
@@ -282,8 +276,7 @@ def test_standard_vm_target_spec_takes_new_values_and_the_pricings_limits() -> N
 
 
 def test_custom_vm_target_spec_keeps_its_template_id() -> None:
-    current = make(
-        CustomTemplate,
+    current = CustomTemplate(
         id=42,
         cpu=2,
         memory=4 * GIB,

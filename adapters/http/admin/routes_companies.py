@@ -13,8 +13,8 @@ from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import RouteTable
 from adapters.http.vm_params import json_object, path_id
+from app.account.profile import check_country
 from app.admin import companies as uc
-from app.billing_ext.account import check_country
 from domain.enums import AdminAction, AdminResource
 
 _RES = AdminResource.COMPANY

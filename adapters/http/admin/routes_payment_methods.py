@@ -19,7 +19,6 @@ from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import RouteTable
 from adapters.http.vm_params import as_int, json_object, optional_bool, path_id, required_int
 from app.admin.payment_methods import (
-    UNSET,
     ConfigDraft,
     ConfigNotFound,
     ConfigPatch,
@@ -29,6 +28,7 @@ from app.admin.payment_methods import (
 )
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
+from domain.patch import UNSET, unset_if_none
 
 _RES = AdminResource.PAYMENT_METHOD_CONFIG
 
@@ -106,8 +106,8 @@ async def create_method(request: web.Request, admin: Admin) -> web.StreamRespons
 async def update_method(request: web.Request, admin: Admin) -> web.StreamResponse:
     body = await json_object(request)
     patch = ConfigPatch(
-        name=body_str(body, "name", NAME_LIMIT) if body.get("name") is not None else UNSET,
-        enabled=optional_bool(body, "enabled") if body.get("enabled") is not None else UNSET,
+        name=unset_if_none(body_str(body, "name", NAME_LIMIT)),
+        enabled=unset_if_none(optional_bool(body, "enabled")),
         config=body["config"] if body.get("config") is not None else UNSET,
         processing_fee_rate=_optional(body, "processing_fee_rate", _rate),
         processing_fee_base=_optional(

@@ -27,7 +27,6 @@ from adapters.http.envelope import data_response, page_response, parse_page, par
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import as_int, json_object, optional_bool, path_id, required_int
 from app.admin.subscriptions import (
-    UNSET,
     LineItemPatch,
     SubscriptionDraft,
     SubscriptionPatch,
@@ -38,6 +37,7 @@ from app.admin.subscriptions import (
 from app.billing.errors import NotFound, SubscriptionNotFound
 from domain.enums import AdminAction, AdminResource, IntervalType
 from domain.errors import DomainError, InvalidInput
+from domain.patch import UNSET
 
 _SUBS = AdminResource.SUBSCRIPTIONS
 _ITEMS = AdminResource.SUBSCRIPTION_LINE_ITEMS

@@ -15,11 +15,11 @@ from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import json_object, optional_bool, path_id
+from app.account.profile import EMAIL_LIMIT, FIELD_LIMITS
 from app.admin.role_changes import MAX_ROLE_NAME, update_user_and_role
 from app.admin.users import BOOL_FIELDS, TEXT_FIELDS, user_by_email
 from app.admin.users import list_users as list_all_users  # `list_users` is the handler here
 from app.billing.errors import UserNotFound
-from app.billing_ext.account import EMAIL_LIMIT, FIELD_LIMITS
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
 from domain.model import User

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from adapters.queue.wire import job_to_json
 from domain.enums import DiskInterface, DiskType
 from domain.model import CustomTemplate
-from ports.queue import job_to_json
 from tests.http.admin import catalogue_bodies as b
 from tests.http.admin.adminapp import AdminWorld
 from tests.http.vm_helpers import paid_vm

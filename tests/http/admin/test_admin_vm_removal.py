@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ports.jobs import DeleteVm, SendAdminNotification
 from tests.http.admin.adminapp import ROOT, VIEWER, AdminWorld
 from tests.http.admin.test_admin_schemas import problems
 from tests.http.admin.test_admin_vms import jobs
@@ -28,11 +29,9 @@ async def test_delete_queues_the_workers_delete_with_the_admin(world: AdminWorld
     root = await user_of(world.api, ROOT)
     [job] = await jobs(world)
     assert body == {"data": {"job_id": body["data"]["job_id"]}} and body["data"]["job_id"]
-    assert (job.kind, job.payload) == (
-        "DeleteVm", {"vm_id": vm["id"], "admin_user_id": root.id, "reason": "abuse"})
+    assert job == DeleteVm(vm_id=vm["id"], admin_user_id=root.id, reason="abuse")
     await world.ok("DELETE", f"/vms/{vm['id']}")  # no body at all, as the admin UI sends it
-    assert [j.payload for j in await jobs(world)] == [{"vm_id": vm["id"],
-                                                      "admin_user_id": root.id}]
+    assert await jobs(world) == [DeleteVm(vm_id=vm["id"], admin_user_id=root.id)]
 
 
 async def test_delete_refusals(world: AdminWorld) -> None:
@@ -102,9 +101,9 @@ async def test_refund_request_tells_the_admins_and_moves_no_money(world: AdminWo
     body = {"payment_method": "lightning", "lightning_invoice": INVOICE, "reason": "outage"}
     got = await world.ok("POST", f"/vms/{vm['id']}/refund", json=body)
     [job] = await jobs(world)
-    assert got["data"]["job_id"] and job.kind == "SendAdminNotification"
-    assert "1800000 BTC" in job.payload["message"] and INVOICE in job.payload["message"]
-    assert "outage" in job.payload["message"] and "by hand" in job.payload["message"]
+    assert got["data"]["job_id"] and isinstance(job, SendAdminNotification)
+    assert "1800000 BTC" in job.message and INVOICE in job.message
+    assert "outage" in job.message and "by hand" in job.message
     assert await subscription_of(world.api, vm["id"]) == sub_before
 
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from adapters.http.envelope import parse_time
 from domain.enums import VmHistoryActionType
+from ports.jobs import SpawnVm, StartVm
 from ports.queue import Job
 from tests.http.admin.adminapp import ROOT, VIEWER, AdminWorld
 from tests.http.vm_helpers import order, paid_vm, subscription_of
@@ -60,7 +61,7 @@ async def test_extend_adds_exact_days_once_with_history_and_spawn(world: AdminWo
     assert body == {"data": None}
     after = await subscription_of(world.api, vm["id"])
     assert after.expires == before.expires + timedelta(days=10)
-    assert Job("SpawnVm", {"vm_id": vm["id"]}) in await jobs(world)
+    assert SpawnVm(vm_id=vm["id"]) in await jobs(world)
     async with world.api.store() as uow:
         history = (await uow.vm_history.list_by_vm(vm["id"], 1)).items[0]
     assert history.action_type is VmHistoryActionType.RENEWED
@@ -111,7 +112,8 @@ async def test_start_stop_queue_jobs_and_refuse_deleted(world: AdminWorld) -> No
     await world.ok("POST", f"/vms/{vm['id']}/stop")
     sent = await jobs(world)
     assert [j.kind for j in sent] == ["StartVm", "StopVm"]
-    assert sent[0].payload["vm_id"] == vm["id"] and "admin_user_id" in sent[0].payload
+    assert isinstance(sent[0], StartVm) and sent[0].vm_id == vm["id"]
+    assert sent[0].admin_user_id is not None
     async with world.api.store() as uow:
         await uow.vms.delete(vm["id"])
         await uow.commit()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from adapters.clock.offset import OffsetClock
 from adapters.lightning.dev import DevLightningNode
 from adapters.lightning.lnd import LndRestNode
-from adapters.memory.offset_clock import OffsetClock
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from adapters.queue.memory import InProcessQueue

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.memory.offset_clock import OffsetClock, parse_duration
+from adapters.clock.offset import OffsetClock, parse_duration
 
 
 def test_a_fresh_clock_runs_on_real_time(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from app.billing.completion import complete_payment
 from app.billing.errors import PaymentNotFound
 from domain.enums import PaymentMethod, SubscriptionType, VmHistoryActionType
 from domain.model import IpRangeSubscription, LineItem, Subscription
+from ports.jobs import SpawnVm
 from ports.queue import Job
 from tests.unit.billing.world import ALICE, START, Shop
 
@@ -26,7 +27,7 @@ async def test_order_renew_complete_activates_for_one_calendar_month(shop: Shop)
     sub = await shop.subscription(vm)
     assert (sub.is_active, sub.is_setup) == (True, True)
     assert sub.expires == datetime(2026, 2, 28, 12, 0, tzinfo=UTC)
-    assert shop.queue.sent == [Job("SpawnVm", {"vm_id": vm.id})] == list(report.jobs)
+    assert shop.queue.sent == [SpawnVm(vm_id=vm.id)] == list(report.jobs)
     paid = await shop.payment(payment.id)
     assert paid.is_paid and paid.paid_at == START
 
@@ -67,7 +68,7 @@ async def test_twenty_concurrent_completions_extend_once(shop: Shop) -> None:
     reports = await asyncio.gather(*(shop.complete(payment) for _ in range(20)))
     assert sum(r.completed for r in reports) == 1
     assert (await shop.subscription(vm)).expires == datetime(2026, 2, 28, 12, tzinfo=UTC)
-    assert shop.queue.sent == [Job("SpawnVm", {"vm_id": vm.id})]
+    assert shop.queue.sent == [SpawnVm(vm_id=vm.id)]
     assert len(await shop.history(vm, RECEIVED)) == 1
     assert len(await shop.history(vm, RENEWED)) == 1
 
@@ -93,7 +94,7 @@ async def test_a_late_payment_brings_back_a_cleaned_up_vm(shop: Shop) -> None:
         await uow.commit()
     shop.clock.advance(timedelta(hours=2))  # the invoice expired; settlement still counts
     report = await shop.complete(payment)
-    assert report.completed and report.jobs == (Job("SpawnVm", {"vm_id": vm.id}),)
+    assert report.completed and report.jobs == (SpawnVm(vm_id=vm.id),)
     assert not (await shop.vm(vm.id)).deleted
 
 

@@ -9,18 +9,18 @@ from typing import Any
 import attrs
 import pytest
 
+from app.account.profile import AccountPatch, update_account
 from app.admin.subscriptions import LineItemPatch, update_line_item
 from app.admin.users import update_user
 from app.billing.errors import PriceChanged
 from app.billing.lnurl import renew_by_amount
 from app.billing.renewal import renew
 from app.billing.upgrades import create_upgrade_payment
-from app.billing_ext.account import AccountPatch, update_account
 from domain.enums import IntervalType, PaymentMethod, SubscriptionType, VmHistoryActionType
 from domain.intervals import MONTHLY
 from domain.model import GIB, IpAssignment, LineItem, Subscription, SubscriptionPayment, Vm
 from domain.upgrade import UpgradeConfig
-from ports.queue import Job
+from ports.jobs import SendAdminNotification
 from tests.unit.billing.world import ALICE, START, Shop
 
 FEB_28 = datetime(2026, 2, 28, 12, tzinfo=UTC)
@@ -49,8 +49,8 @@ async def _upgrade_and_pay(shop: Shop, vm: Vm) -> None:
     assert report.completed and report.problems == ()
 
 
-def _admin_notices(shop: Shop) -> list[Job]:
-    return [job for job in shop.queue.sent if job.kind == "SendAdminNotification"]
+def _admin_notices(shop: Shop) -> list[SendAdminNotification]:
+    return [job for job in shop.queue.sent if isinstance(job, SendAdminNotification)]
 
 
 async def _stale_renewal_after_upgrade(shop: Shop, intervals: int) -> tuple[Vm, int]:
@@ -72,8 +72,8 @@ async def _stale_renewal_after_upgrade(shop: Shop, intervals: int) -> tuple[Vm, 
     [renewed] = [h for h in await shop.history(vm, RENEWED) if h.metadata.get("credit")]
     assert renewed.metadata["time_added_seconds"] == seconds
     [notice] = _admin_notices(shop)
-    assert "credited by value" in notice.payload["message"]
-    assert "price per interval EUR 1.32 → EUR 288.00" in notice.payload["message"]
+    assert "credited by value" in notice.message
+    assert "price per interval EUR 1.32 → EUR 288.00" in notice.message
     return vm, seconds
 
 
@@ -221,7 +221,7 @@ async def test_a_tax_country_change_ends_pending_quotes(shop: Shop) -> None:
     await shop.complete(quote)  # paid anyway: same price, so one calendar month; told
     assert (await shop.subscription(vm)).expires == datetime(2026, 3, 28, 12, tzinfo=UTC)
     [notice] = _admin_notices(shop)
-    assert "tax country IRL → DEU" in notice.payload["message"]
+    assert "tax country IRL → DEU" in notice.message
 
 
 async def test_an_admin_setting_the_same_country_again_ends_nothing(shop: Shop) -> None:

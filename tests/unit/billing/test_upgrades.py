@@ -15,7 +15,7 @@ from domain.enums import IntervalType, PaymentMethod, SubscriptionPaymentType, V
 from domain.errors import DowngradeRefused, SpecOutOfLimits
 from domain.model import GIB, SubscriptionPayment, Vm
 from domain.upgrade import AlreadyExpired, NoExpiry, UpgradeConfig, UpgradeQuote
-from ports.queue import Job
+from ports.jobs import ProcessVmUpgrade
 from tests.unit.billing.world import BOB, Shop
 
 FEB_28 = datetime(2026, 2, 28, 12, tzinfo=UTC)
@@ -119,8 +119,8 @@ async def test_paying_an_upgrade_keeps_expiry_and_cancels_rivals_at_their_own_pr
     assert set(report.cancelled) == {rival_ln.id, rival_card.id, renewal.id}
     assert (await shop.payment(renewal.id)).expires == now
 
-    config = {"new_cpu": 4, "new_memory": None, "new_disk": None}
-    assert shop.queue.sent == [Job("ProcessVmUpgrade", {"vm_id": vm.id, "config": config})]
+    config = UpgradeConfig(new_cpu=4)
+    assert shop.queue.sent == [ProcessVmUpgrade(vm_id=vm.id, config=config)]
     async with shop.factory() as uow:
         assert vm.custom_template_id is not None
         spec = await uow.custom_templates.get(vm.custom_template_id)

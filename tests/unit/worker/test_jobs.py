@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any, cast
 
 import attrs
 import pytest
 
 from adapters.notify.memory import RecordingNotifier
+from app.worker.dispatch import BadJob
 from app.worker.jobs import QueuedNotifier, build_handlers
 from app.worker.loop import drain
 from domain.enums import VmHistoryActionType as H
 from domain.model import GIB, IpRange, Subscription
-from ports.queue import Job
+from domain.upgrade import UpgradeConfig
+from ports.jobs import (
+    CheckSubscriptions,
+    CheckVms,
+    DeleteVm,
+    InvalidJob,
+    ProcessVmUpgrade,
+    SendNotification,
+    SpawnVm,
+    StartVm,
+    StopVm,
+)
 from tests.unit.worker.world import World
 
 SECOND = timedelta(seconds=1)
@@ -61,8 +74,8 @@ async def test_auto_renewal_is_attempted_once_per_period(world: World, error: st
 
 async def test_upgrade_job_resizes_and_restarts_the_vm_and_tells_the_user(world: World) -> None:
     vm = await world.paid_vm()
-    config = {"new_cpu": 4, "new_memory": None, "new_disk": None}
-    await world.queue.send(Job("ProcessVmUpgrade", {"vm_id": vm.id, "config": config}))
+    config = UpgradeConfig(new_cpu=4)
+    await world.queue.send(ProcessVmUpgrade(vm_id=vm.id, config=config))
 
     await world.run_jobs()
 
@@ -74,14 +87,14 @@ async def test_upgrade_job_resizes_and_restarts_the_vm_and_tells_the_user(world:
     assert "CPU: 4 vCPU" in n9.message and f"RAM: {2 * GIB // GIB} GB" in n9.message
     assert len(await world.history(vm, H.CONFIGURATION_CHANGED)) == 1
 
-    await world.queue.send(Job("ProcessVmUpgrade", {"vm_id": vm.id, "config": config}))
+    await world.queue.send(ProcessVmUpgrade(vm_id=vm.id, config=config))
     await world.run_jobs()  # redelivered: records unchanged
     assert len(await world.history(vm, H.CONFIGURATION_CHANGED)) == 1
 
 
 async def test_admin_delete_job(world: World) -> None:
     vm = await world.paid_vm()
-    job = Job("DeleteVm", {"vm_id": vm.id, "reason": "abuse", "admin_user_id": 2})
+    job = DeleteVm(vm_id=vm.id, reason="abuse", admin_user_id=2)
     await world.queue.send(job)
     await world.queue.send(job)
 
@@ -113,7 +126,7 @@ async def test_a_queued_notifier_cannot_deliver_its_own_jobs(world: World) -> No
 
 
 async def test_failed_notice_delivery_is_retried_by_the_queue(world: World) -> None:
-    await world.queue.send(Job("SendNotification", {"user_id": 1, "title": "t", "message": "m"}))
+    await world.queue.send(SendNotification(user_id=1, title="t", message="m"))
     world.notifier.failures = 1
 
     await world.run_jobs()
@@ -138,8 +151,8 @@ async def test_read_only_mode_refuses_to_spawn_and_the_job_waits(world: World) -
 
 async def test_duplicate_spawn_jobs_build_the_vm_once(world: World) -> None:
     vm = await world.paid_vm()
-    await world.queue.send(Job("SpawnVm", {"vm_id": vm.id}))
-    await world.queue.send(Job("SpawnVm", {"vm_id": vm.id}))
+    await world.queue.send(SpawnVm(vm_id=vm.id))
+    await world.queue.send(SpawnVm(vm_id=vm.id))
     await world.run_jobs()
     assert world.host.calls.get("create_vm") == 1
 
@@ -165,11 +178,21 @@ async def test_no_free_ipv4_address_fails_the_spawn_and_builds_nothing(world: Wo
     assert world.host.calls.get("create_vm") == 1
 
 
-async def test_malformed_jobs_are_dropped_not_retried_forever(world: World) -> None:
-    await world.queue.send(Job("SpawnVm", {"vm_id": "seven"}))
-    await world.queue.send(Job("ProcessVmUpgrade", {"vm_id": 1, "config": "not json"}))
+def test_malformed_jobs_cannot_be_made() -> None:
+    with pytest.raises(InvalidJob, match="vm_id"):
+        SpawnVm(vm_id=cast(Any, "seven"))
+    with pytest.raises(InvalidJob, match="config"):
+        ProcessVmUpgrade(vm_id=1, config=cast(Any, "not json"))
 
-    assert await drain(world.queue, world.handlers, max_jobs=10) == 2
+
+async def test_a_job_its_handler_calls_bad_is_dropped_not_retried_forever(world: World) -> None:
+    async def refuse(job: SpawnVm) -> None:
+        raise BadJob(f"VM {job.vm_id} cannot be built from this job")
+
+    world.handlers.on(SpawnVm, refuse)
+    await world.queue.send(SpawnVm(vm_id=1))
+
+    assert await drain(world.queue, world.handlers, max_jobs=10) == 1
     assert world.queue.pending_count == 0
 
 
@@ -179,8 +202,8 @@ async def test_upgrade_of_an_expired_vm_leaves_it_stopped(world: World) -> None:
     assert sub.expires is not None
     world.at(sub.expires + SECOND)
     await world.lifecycle()
-    config = {"new_cpu": 4, "new_memory": None, "new_disk": None}
-    await world.queue.send(Job("ProcessVmUpgrade", {"vm_id": vm.id, "config": config}))
+    config = UpgradeConfig(new_cpu=4)
+    await world.queue.send(ProcessVmUpgrade(vm_id=vm.id, config=config))
 
     await world.run_jobs()
 
@@ -194,14 +217,14 @@ async def test_piled_up_periodic_checks_run_once_per_gap(world: World) -> None:
     assert sub.expires is not None
     world.at(sub.expires + SECOND)
     for _ in range(5):
-        await world.queue.send(Job("CheckVms"))
+        await world.queue.send(CheckVms())
     await world.run_jobs()
     assert world.host.calls.get("get_all_vm_states") == 1
 
-    await world.queue.send(Job("CheckSubscriptions"))
+    await world.queue.send(CheckSubscriptions())
     await world.run_jobs()
     world.advance(timedelta(seconds=11))
-    await world.queue.send(Job("CheckVms"))
+    await world.queue.send(CheckVms())
     await world.run_jobs()
     assert world.host.calls.get("get_all_vm_states") == 2
     assert world.host_state(vm.id) == "stopped"
@@ -209,7 +232,7 @@ async def test_piled_up_periodic_checks_run_once_per_gap(world: World) -> None:
 
 async def test_spawn_job_for_an_unpaid_order_builds_nothing(world: World) -> None:
     vm = await world.shop.order()
-    await world.queue.send(Job("SpawnVm", {"vm_id": vm.id}))
+    await world.queue.send(SpawnVm(vm_id=vm.id))
     await world.run_jobs()
     assert "create_vm" not in world.host.calls
     assert world.queue.pending_count == 0
@@ -217,7 +240,7 @@ async def test_spawn_job_for_an_unpaid_order_builds_nothing(world: World) -> Non
 
 async def test_admin_stop_and_start_jobs(world: World) -> None:
     vm = await world.paid_vm()
-    await world.queue.send(Job("StopVm", {"vm_id": vm.id, "admin_user_id": 2}))
+    await world.queue.send(StopVm(vm_id=vm.id, admin_user_id=2))
     await world.run_jobs()
     assert world.host_state(vm.id) == "stopped"
     [entry] = await world.history(vm, H.STOPPED)
@@ -231,7 +254,7 @@ async def test_admin_stop_and_start_jobs(world: World) -> None:
     sub = await world.sub(vm)
     assert sub.expires is not None
     world.at(sub.expires + SECOND)
-    await world.queue.send(Job("StartVm", {"vm_id": vm.id}))
+    await world.queue.send(StartVm(vm_id=vm.id))
     await world.run_jobs()  # refused (expired) and dropped: StartVm is skippable
     assert world.host_state(vm.id) == "stopped"
     assert world.queue.pending_count == 0

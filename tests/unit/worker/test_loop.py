@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from adapters.queue.memory import InProcessQueue
-from app.worker.jobs import Handler
+from app.worker.dispatch import JobHandlers
 from app.worker.loop import run, run_scheduler, run_worker
+from ports.jobs import CheckSubscriptions, CheckVm, CheckVms, PatchHosts, SpawnVm
 from ports.queue import Job
+
+
+def _table(**handlers: Callable[[Any], Awaitable[None]]) -> JobHandlers:
+    table = JobHandlers()
+    kinds: dict[str, type[Job]] = {
+        "SpawnVm": SpawnVm, "CheckVm": CheckVm, "CheckVms": CheckVms,
+        "CheckSubscriptions": CheckSubscriptions,
+    }
+    for kind, handler in handlers.items():
+        table.on(kinds[kind], handler)
+    return table
 
 
 async def _until(check: Callable[[], bool]) -> None:
@@ -24,13 +37,13 @@ async def test_jobs_run_in_order_and_are_acked() -> None:
     queue = InProcessQueue()
     seen: list[int] = []
 
-    async def spawn(job: Job) -> None:
-        seen.append(job.payload["vm_id"])
+    async def spawn(job: SpawnVm) -> None:
+        seen.append(job.vm_id)
 
     stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(queue, {"SpawnVm": spawn}, stop, block_ms=5))
+    task = asyncio.create_task(run_worker(queue, _table(SpawnVm=spawn), stop, block_ms=5))
     for vm_id in (1, 2, 3):
-        await queue.send(Job("SpawnVm", {"vm_id": vm_id}))
+        await queue.send(SpawnVm(vm_id=vm_id))
     await _until(lambda: len(seen) == 3)
     stop.set()
     await task
@@ -42,7 +55,7 @@ async def test_failed_jobs_are_retried_unless_skippable_and_unknown_kinds_droppe
     queue = InProcessQueue()
     calls: dict[str, int] = {"SpawnVm": 0, "CheckVm": 0}
 
-    def flaky(kind: str, failures: int) -> Handler:
+    def flaky(kind: str, failures: int) -> Callable[[Job], Awaitable[None]]:
         async def handle(job: Job) -> None:
             calls[kind] += 1
             if calls[kind] <= failures:
@@ -50,12 +63,12 @@ async def test_failed_jobs_are_retried_unless_skippable_and_unknown_kinds_droppe
 
         return handle
 
-    handlers = {"SpawnVm": flaky("SpawnVm", 2), "CheckVm": flaky("CheckVm", 5)}
+    handlers = _table(SpawnVm=flaky("SpawnVm", 2), CheckVm=flaky("CheckVm", 5))
     stop = asyncio.Event()
     task = asyncio.create_task(run_worker(queue, handlers, stop, block_ms=5, failure_pause_s=0.001))
-    await queue.send(Job("SpawnVm", {"vm_id": 1}))  # not skippable: delivered again
-    await queue.send(Job("CheckVm", {"vm_id": 1}))  # skippable: dropped after one failure
-    await queue.send(Job("PatchHosts"))  # no handler here: acked with a warning
+    await queue.send(SpawnVm(vm_id=1))  # not skippable: delivered again
+    await queue.send(CheckVm(vm_id=1))  # skippable: dropped after one failure
+    await queue.send(PatchHosts())  # no handler here: acked with a warning
     await _until(lambda: calls["SpawnVm"] == 3)
     stop.set()
     await task
@@ -67,7 +80,7 @@ async def test_scheduler_sends_checks_at_once_and_stops_on_the_event() -> None:
     queue = InProcessQueue()
     stop = asyncio.Event()
     task = asyncio.create_task(
-        run_scheduler(queue, ("CheckVms", "CheckSubscriptions"), stop, interval_s=3600)
+        run_scheduler(queue, (CheckVms, CheckSubscriptions), stop, interval_s=3600)
     )
     await _until(lambda: not queue._ready.empty())
     stop.set()
@@ -85,7 +98,7 @@ async def test_run_combines_schedule_and_loop() -> None:
 
     stop = asyncio.Event()
     task = asyncio.create_task(
-        run(queue, {"CheckVms": record, "CheckSubscriptions": record}, stop, interval_s=3600)
+        run(queue, _table(CheckVms=record, CheckSubscriptions=record), stop, interval_s=3600)
     )
     await _until(lambda: len(seen) == 2)
     stop.set()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from app.worker import messages
 from domain.enums import IntervalType, SubscriptionType
 from domain.model import LineItem, Subscription
+from domain.nip19 import npub
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -66,4 +67,4 @@ def test_vm_expired_notice_names_vm_deadline_and_how_to_renew() -> None:
 
 def test_npub_matches_the_nip19_example() -> None:
     key = bytes.fromhex("3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d")
-    assert messages.npub(key) == "npub180cvv07tjdrrgpa0j7j7tmnyl2yr6yr7l8j4s3evf6u64th6gkwsyjh6w6"
+    assert npub(key) == "npub180cvv07tjdrrgpa0j7j7tmnyl2yr6yr7l8j4s3evf6u64th6gkwsyjh6w6"

@@ -16,7 +16,8 @@ from adapters.vmhost.dummy import DummyVmHost
 from app.billing.completion import CompletionReport, complete_payment
 from app.billing.renewal import renew
 from app.worker.context import HostRetry, WorkerDeps
-from app.worker.jobs import Handler, build_handlers
+from app.worker.dispatch import JobHandlers
+from app.worker.jobs import build_handlers
 from app.worker.lifecycle import LifecycleReport, check_subscriptions
 from app.worker.loop import drain
 from app.worker.vmcheck import VmCheckReport, check_vms
@@ -130,7 +131,7 @@ class World:
     queue: InProcessQueue
     states: MemoryVmStateCache
     deps: WorkerDeps
-    handlers: dict[str, Handler]
+    handlers: JobHandlers
 
     @property
     def clock(self) -> Any:

@@ -17,22 +17,16 @@ from app.billing.price_in_force import cancel_quietly, expire_user_quotes
 from app.billing.rails import PaymentRails
 from domain.errors import InvalidInput
 from domain.model import SubscriptionPayment, User
+from domain.patch import UNSET, Maybe, Unset
 from domain.tax import country_alpha3
 from domain.text_rules import check_line, is_single_line
 from ports.clock import Clock
-from ports.queue import Job, WorkQueue
+from ports.jobs import SendEmailVerification
+from ports.queue import WorkQueue
 from ports.storage import UnitOfWorkFactory
 
-
-class Unset(Enum):
-    """A PATCH field that was not sent (as opposed to an explicit JSON null)."""
-
-    UNSET = "unset"
-
-
-UNSET = Unset.UNSET
 #: nullable-patch: absent = keep, None = clear, value = set (api.md §3).
-PatchText: TypeAlias = str | Unset | None
+PatchText: TypeAlias = Maybe[str | None]
 
 #: column widths of `users` (schema.md §4); longer values are refused, not truncated.
 FIELD_LIMITS = {
@@ -253,7 +247,7 @@ async def update_account(
     await cancel_quietly(rails, expired)
     if not send:
         return AccountUpdate(updated)
-    await queue.send(Job("SendEmailVerification", {"user_id": user_id}))
+    await queue.send(SendEmailVerification(user_id=user_id))
     return AccountUpdate(updated, verify_link(public_url, token))
 
 

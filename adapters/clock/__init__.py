@@ -1,0 +1,1 @@
+"""Real clocks: the system's UTC time and the dev server's time-travel offset clock."""

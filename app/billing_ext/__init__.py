@@ -1,1 +1,0 @@
-"""Use cases of the user API that the billing core lacks: account edits, SSH keys, IP ranges."""
