@@ -12,6 +12,7 @@ from app.billing.price_in_force import cancel_quietly, expire_stale_quotes
 from app.billing.rails import PaymentRails
 from domain.enums import IntervalType
 from domain.errors import InvalidInput
+from domain.lifecycle import subscription_changed
 from domain.model import LineItem, Subscription, SubscriptionPayment
 from ports.clock import Clock
 from ports.storage import UnitOfWorkFactory
@@ -114,7 +115,7 @@ async def update_subscription(
         sub = await uow.subscriptions.get_for_update(subscription_id)
         if sub is None:
             raise SubscriptionNotFound("Subscription not found")
-        updated = attrs.evolve(sub, **changes)
+        updated = subscription_changed(sub, attrs.evolve(sub, **changes), clock.now())
         await uow.subscriptions.update(updated)
         if updated.currency != sub.currency:
             expired = await expire_stale_quotes(uow, sub.id, clock.now())

@@ -32,6 +32,7 @@ from app.billing.rails import PaymentRails
 from domain.credit import Credit, CreditMode, credit_payment, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.events import PaymentCompleted
+from domain.lifecycle import vm_changed
 from domain.model import LineItem, Subscription, SubscriptionPayment
 from domain.price_basis import CREDIT_KEY
 from domain.subscription import apply_paid_payment, mark_paid
@@ -153,9 +154,12 @@ async def book_payment(
 async def _apply(
     uow: UnitOfWork, before: Subscription, payment: SubscriptionPayment, now: datetime
 ) -> CompletedPayment:
-    """The booking's changes after the flip, through the domain's own rules."""
+    """The booking's changes after the flip, through the domain's own rules: the payment
+    (`mark_paid`), the subscription (`apply_paid_payment`) and its VM (`vm_changed`) move
+    only along the lifecycle's transition tables."""
     paid = mark_paid(payment, now)
     upgrade = payment.payment_type == SubscriptionPaymentType.UPGRADE
+    vm_before = await uow.vms.get_by_subscription(before.id)
     revived = 0 if upgrade else await uow.vms.undelete_for_subscription(before.id)
     items = await uow.line_items.list_by_subscription(before.id)
     credit = None
@@ -172,6 +176,9 @@ async def _apply(
         after = apply_paid_payment(before, payment, now, new_expiry=credit.new_expiry)
         paid = _with_credit(paid, credit)
         await uow.payments.update(paid)
+    if vm_before is not None:
+        vm_after = attrs.evolve(vm_before, deleted=vm_before.deleted and not revived)
+        vm_changed((vm_before, before), (vm_after, after), now)
     if after != before:
         await uow.subscriptions.update(after)
     cancelled = await uow.payments.expire_pending_upgrades(before.id, payment.id, now)
