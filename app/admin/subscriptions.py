@@ -12,7 +12,6 @@ from app.billing.price_in_force import cancel_quietly, expire_stale_quotes
 from app.billing.rails import PaymentRails
 from domain.enums import IntervalType
 from domain.errors import InvalidInput
-from domain.lifecycle import subscription_changed
 from domain.model import LineItem, Subscription, SubscriptionPayment
 from ports.clock import Clock
 from ports.storage import UnitOfWorkFactory
@@ -115,7 +114,10 @@ async def update_subscription(
         sub = await uow.subscriptions.get_for_update(subscription_id)
         if sub is None:
             raise SubscriptionNotFound("Subscription not found")
-        updated = subscription_changed(sub, attrs.evolve(sub, **changes), clock.now())
+        # the one deliberate exception to the state law (domain.lifecycle): this is the
+        # operator's audited raw edit of the record (api.md §9.12), which may un-set `expires`
+        # or shorten it, as the reference allows; every use case goes through the law
+        updated = attrs.evolve(sub, **changes)
         await uow.subscriptions.update(updated)
         if updated.currency != sub.currency:
             expired = await expire_stale_quotes(uow, sub.id, clock.now())
