@@ -75,8 +75,12 @@ class CompletedPayment:
 
 #: An effect written inside the booking transaction, just before its commit: what it writes
 #: exists exactly when the payment is booked, and it raising leaves the payment unpaid.
-#: THE HOOK POINT for issuing the payment's invoice: pass `issue_invoice` in `on_booked`.
 OnBooked = Callable[[UnitOfWork, CompletedPayment], Awaitable[None]]
+
+#: THE HOOK POINT for what every completion writes with the money (e.g. issuing the
+#: payment's invoice: add `issue_invoice` here). They run in order, after the products'
+#: records; a caller's explicit `on_booked` replaces them (tests).
+DEFAULT_ON_BOOKED: tuple[OnBooked, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -219,7 +223,7 @@ async def complete_payment(
     queue: WorkQueue,
     *,
     payment_id: bytes,
-    on_booked: Sequence[OnBooked] = (),
+    on_booked: Sequence[OnBooked] | None = None,
     subscribers: Sequence[Subscriber] | None = None,
 ) -> CompletionReport:
     """Complete a payment by id: unknown → `PaymentNotFound` (404, D14); already paid (a
@@ -240,15 +244,17 @@ async def complete_found_payment(
     queue: WorkQueue,
     found: SubscriptionPayment,
     *,
-    on_booked: Sequence[OnBooked] = (),
+    on_booked: Sequence[OnBooked] | None = None,
     subscribers: Sequence[Subscriber] | None = None,
 ) -> CompletionReport:
-    """Book `found` with its products' records and `on_booked` in one transaction, then
-    publish `PaymentCompleted` to `subscribers` (default: `default_subscribers`)."""
+    """Book `found` with its products' records and `on_booked` (default `DEFAULT_ON_BOOKED`)
+    in one transaction, then publish `PaymentCompleted` to `subscribers` (default:
+    `default_subscribers`)."""
     if found.is_paid:
         return CompletionReport(payment_id=found.id, completed=False)
     records = ProductRecords()
-    done = await book_payment(uow_factory, found, clock, [records, *on_booked])
+    effects = DEFAULT_ON_BOOKED if on_booked is None else on_booked
+    done = await book_payment(uow_factory, found, clock, [records, *effects])
     if done is None:
         return CompletionReport(payment_id=found.id, completed=False)
     event = PaymentCompleted(
@@ -279,7 +285,7 @@ async def complete_card_payment(
     *,
     method: PaymentMethod,
     external_id: str,
-    on_booked: Sequence[OnBooked] = (),
+    on_booked: Sequence[OnBooked] | None = None,
 ) -> CompletionReport | None:
     """A signed card webhook's completion (§7.5): unknown order → `PaymentNotFound` (D14);
     then the provider's own word decides, as the reference's `try_complete`: an order it

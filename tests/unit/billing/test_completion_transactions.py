@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from adapters.memory.storage import MemoryUnitOfWorkFactory
+from app.billing import completion
 from app.billing.completion import CompletedPayment, complete_card_payment, complete_payment
 from domain.enums import PaymentMethod, VmHistoryActionType
 from domain.model import SubscriptionPayment
@@ -96,3 +97,17 @@ async def test_an_on_booked_effect_that_fails_books_nothing(shop: Shop) -> None:
         shop.factory, shop.clock, shop.rails, shop.queue, payment_id=payment.id
     )
     assert retried.completed and (await shop.subscription(vm)).is_setup
+
+
+async def test_the_default_effects_run_in_every_completion(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`DEFAULT_ON_BOOKED` is where every completion's in-transaction effects are listed."""
+    seen: list[bytes] = []
+
+    async def issue(uow: UnitOfWork, done: CompletedPayment) -> None:
+        seen.append(done.payment.id)
+
+    monkeypatch.setattr(completion, "DEFAULT_ON_BOOKED", (issue,))
+    payment = await shop.renew(await shop.order())
+    assert (await shop.complete(payment)).completed and seen == [payment.id]
