@@ -226,24 +226,28 @@ def vm_state(vm: Vm, sub: Subscription, now: datetime) -> VmState:
 _S = SubscriptionState
 _V = VmState
 
-#: allowed subscription changes: payment (→ ACTIVE or EXPIRING_SOON if it bought little),
-#: time passing, deactivation (admin, or the worker after grace). Nothing returns to ORDERED.
+#: allowed subscription changes: payment (→ ACTIVE or EXPIRING_SOON if it bought little), time
+#: passing, deactivation (admin, or the worker after grace). A payment that bought no time
+#: (unvalued, D23) or an admin extension that stops short of now re-activates an ORDERED or
+#: CANCELLED one still expired: → EXPIRED_IN_GRACE (§10.1 "admin extend: any"). Nothing
+#: returns to ORDERED, and no change takes paid time back (ACTIVE ↛ EXPIRED_IN_GRACE).
 SUBSCRIPTION_TRANSITIONS: dict[SubscriptionState, frozenset[SubscriptionState]] = {
-    _S.ORDERED: frozenset({_S.ACTIVE, _S.EXPIRING_SOON}),
+    _S.ORDERED: frozenset({_S.ACTIVE, _S.EXPIRING_SOON, _S.EXPIRED_IN_GRACE}),
     _S.ACTIVE: frozenset({_S.EXPIRING_SOON, _S.CANCELLED}),
     _S.EXPIRING_SOON: frozenset({_S.ACTIVE, _S.EXPIRED_IN_GRACE, _S.CANCELLED}),
     _S.EXPIRED_IN_GRACE: frozenset({_S.ACTIVE, _S.EXPIRING_SOON, _S.CANCELLED}),
-    _S.CANCELLED: frozenset({_S.ACTIVE, _S.EXPIRING_SOON}),
+    _S.CANCELLED: frozenset({_S.ACTIVE, _S.EXPIRING_SOON, _S.EXPIRED_IN_GRACE}),
 }
 
 #: allowed VM changes (§10.2): first payment, spawn, expiry, renewal, deletion (unpaid
-#: cleanup, grace, admin) and the late payment that un-deletes (D20 step 2).
+#: cleanup, grace, admin) and the late payment that un-deletes (D20 step 2); a first or late
+#: payment that bought no time (D23) leaves the VM EXPIRED.
 VM_TRANSITIONS: dict[VmState, frozenset[VmState]] = {
-    _V.ORDERED: frozenset({_V.CREATING, _V.DELETED}),
+    _V.ORDERED: frozenset({_V.CREATING, _V.EXPIRED, _V.DELETED}),
     _V.CREATING: frozenset({_V.PROVISIONED, _V.EXPIRED, _V.DELETED}),
     _V.PROVISIONED: frozenset({_V.EXPIRED, _V.DELETED}),
     _V.EXPIRED: frozenset({_V.CREATING, _V.PROVISIONED, _V.DELETED}),
-    _V.DELETED: frozenset({_V.CREATING, _V.PROVISIONED}),
+    _V.DELETED: frozenset({_V.CREATING, _V.PROVISIONED, _V.EXPIRED}),
 }
 
 
@@ -269,3 +273,46 @@ def check_transition(
             f"illegal transition {type(current).__name__}.{current.name} → "
             f"{type(target).__name__}.{target.name}"
         )
+
+
+def stored_state(sub: Subscription, now: datetime) -> SubscriptionState:
+    """The state a use case sees in storage: CANCELLED once deactivated; past the grace
+    period an active subscription is still EXPIRED_IN_GRACE until the worker deactivates it
+    (the grace deadline is the worker's to enforce, D16)."""
+    return subscription_state(sub, now, _NO_GRACE_LIMIT)
+
+
+#: a grace long enough that only deactivation makes a subscription CANCELLED
+_NO_GRACE_LIMIT = timedelta(days=100 * 366)
+
+
+def subscription_changed(before: Subscription, after: Subscription, now: datetime) -> Subscription:
+    """THE LAW for subscriptions: every use case that changes one passes here (§10.1).
+
+    Returns `after` when `before → after` at `now` is in `SUBSCRIPTION_TRANSITIONS`, else
+    raises IllegalStateTransition (409) and the caller's transaction rolls back.
+    """
+    check_transition(stored_state(before, now), stored_state(after, now))
+    return after
+
+
+def deactivated(sub: Subscription, now: datetime) -> Subscription:
+    """The subscription switched off (worker after grace, admin): CANCELLED."""
+    return subscription_changed(sub, attrs.evolve(sub, is_active=False), now)
+
+
+def vm_changed(
+    before: tuple[Vm, Subscription], after: tuple[Vm, Subscription], now: datetime
+) -> Vm:
+    """THE LAW for VMs: every use case that changes a VM's state passes here (§10.2).
+
+    Each side is the VM with its subscription; returns the VM after, or raises
+    IllegalStateTransition (409) when `VM_TRANSITIONS` does not allow the change.
+    """
+    check_transition(vm_state(*before, now), vm_state(*after, now))
+    return after[0]
+
+
+def vm_deleted(vm: Vm, sub: Subscription, now: datetime) -> Vm:
+    """The VM soft-deleted (unpaid cleanup, grace, admin): → DELETED through `vm_changed`."""
+    return vm_changed((vm, sub), (attrs.evolve(vm, deleted=True), sub), now)

@@ -18,6 +18,7 @@ from domain.intervals import (
     renewal_base,
     require_utc,
 )
+from domain.lifecycle import subscription_changed
 from domain.model import Subscription, SubscriptionPayment
 
 #: key of the interval count in the `metadata` JSON of a Purchase or Renewal payment (D10).
@@ -83,7 +84,8 @@ def apply_paid_payment(
         raise NegativeTimeValue(f"time_value must not be negative, got {payment.time_value}")
     else:
         new_expiry = base + timedelta(seconds=payment.time_value)
-    return attrs.evolve(subscription, expires=new_expiry, is_active=True, is_setup=True)
+    after = attrs.evolve(subscription, expires=new_expiry, is_active=True, is_setup=True)
+    return subscription_changed(subscription, after, now)
 
 
 def renewal_metadata(interval_count: int) -> dict[str, int]:

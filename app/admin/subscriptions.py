@@ -106,6 +106,9 @@ async def update_subscription(
         sub = await uow.subscriptions.get_for_update(subscription_id)
         if sub is None:
             raise SubscriptionNotFound("Subscription not found")
+        # the one deliberate exception to the state law (domain.lifecycle): this is the
+        # operator's audited raw edit of the record (api.md §9.12), which may un-set `expires`
+        # or shorten it, as the reference allows; every use case goes through the law
         updated = attrs.evolve(sub, **changes)
         await uow.subscriptions.update(updated)
         if updated.currency != sub.currency:

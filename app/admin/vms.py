@@ -9,6 +9,7 @@ import attrs
 from app.billing.errors import SubscriptionNotFound, VmNotFound
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, InvalidInput
+from domain.lifecycle import subscription_changed
 from domain.model import Vm, VmHistory
 from ports.clock import Clock
 from ports.jobs import SpawnVm, StartVm, StopVm
@@ -68,7 +69,8 @@ async def extend_vm(
         if sub is None:
             raise SubscriptionNotFound("VM subscription not found")
         new = (sub.expires or now) + timedelta(days=days)
-        await uow.subscriptions.update(attrs.evolve(sub, expires=new, is_active=True))
+        extended = attrs.evolve(sub, expires=new, is_active=True)
+        await uow.subscriptions.update(subscription_changed(sub, extended, now))
         meta: dict[str, object] = {
             "admin_action": True, "admin_user_id": admin_id, "days_extended": days,
         }

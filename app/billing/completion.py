@@ -1,30 +1,86 @@
-"""Complete a payment: book the money once (D9), then follow up per product (§7.1, §7.3)."""
+"""Complete a payment: the one place where paying changes state (D9, D12, D13, D23).
+
+Two transactions, no more: a read-only lookup of the payment, then the booking. The lookup
+cannot join the booking: the booking must lock the payment's subscription FIRST (every
+completion and lifecycle action locks the subscription before payment rows, so they queue
+instead of deadlocking), and on MariaDB the first plain read of a transaction fixes its
+snapshot, so reading the payment there before the lock would price the payment at a snapshot
+older than the lock (D23). A card webhook reuses the payment its lookup found, and asks the
+provider between the two (a network call never runs inside a transaction).
+
+The booking transaction holds the money and everything it changes in storage: the flip
+`is_paid 0 → 1` (the exactly-once gate), the subscription extended through
+`domain.subscription`, revived VMs, rival Upgrade and Purchase invoices expired, the products'
+records (`ProductRecords`: VM history, IP ranges, an Upgrade applied) and the `on_booked`
+effects. After the commit a `PaymentCompleted` event goes to its subscribers
+(`app.billing.payment_completed`), which never undo the payment.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from decimal import Decimal
 
 import attrs
 
-from app.billing.errors import PaymentNotFound, VmNotFound
-from app.billing.price_in_force import cancel_quietly
+from app.billing.booked_records import ProductRecords
+from app.billing.errors import PaymentNotFound
+from app.billing.payment_completed import Reactions, Subscriber, default_subscribers, publish
+from app.billing.price_in_force import price_in_force_or_none
 from app.billing.rails import PaymentRails
-from app.billing.upgrades import upgrade_in
-from app.payment_completion import CompletedPayment, apply_payment
-from domain.credit import Credit, CreditMode
-from domain.enums import PaymentMethod, SubscriptionType, VmHistoryActionType
-from domain.errors import DomainError, DowngradeRefused, SpecOutOfLimits
-from domain.model import LineItem, SubscriptionPayment, Vm, VmHistory
-from domain.money import Currency, Money
-from domain.upgrade import InvalidUpgradeConfig, UpgradeConfig
+from domain.credit import Credit, CreditMode, credit_payment, payment_meta
+from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.events import PaymentCompleted
+from domain.lifecycle import vm_changed
+from domain.model import LineItem, Subscription, SubscriptionPayment
+from domain.price_basis import CREDIT_KEY
+from domain.subscription import apply_paid_payment, mark_paid
 from ports.clock import Clock
-from ports.jobs import ProcessVmUpgrade, SendAdminNotification, SpawnVm
 from ports.queue import Job, WorkQueue
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class CompletedPayment:
+    """What a booking changed, inside its transaction (the `on_booked` effects get it).
+
+    `cancelled_upgrades` are competing pending Upgrade payments expired in the booking (D13);
+    `cancelled_purchases` the subscription's other pending Purchase invoices (another
+    method's invoice for the same order), expired when a Purchase is booked: the order and
+    its setup fee are paid once. `credit` says how much time a Purchase/Renewal really
+    bought and why (None for an Upgrade); `payment` carries that time as its `time_value`.
+    """
+
+    payment: SubscriptionPayment
+    subscription_before: Subscription
+    subscription: Subscription
+    line_items: list[LineItem]
+    revived_vms: int
+    cancelled_upgrades: list[SubscriptionPayment]
+    credit: Credit | None = None
+    cancelled_purchases: list[SubscriptionPayment] = attrs.field(factory=list)
+
+    @property
+    def is_upgrade(self) -> bool:
+        return self.payment.payment_type == SubscriptionPaymentType.UPGRADE
+
+    @property
+    def is_first_payment(self) -> bool:
+        """The subscription was never set up before: a product must now be provisioned."""
+        return not self.subscription_before.is_setup and self.subscription.is_setup
+
+
+#: An effect written inside the booking transaction, just before its commit: what it writes
+#: exists exactly when the payment is booked, and it raising leaves the payment unpaid.
+OnBooked = Callable[[UnitOfWork, CompletedPayment], Awaitable[None]]
+
+#: THE HOOK POINT for what every completion writes with the money (e.g. issuing the
+#: payment's invoice: add `issue_invoice` here). They run in order, after the products'
+#: records; a caller's explicit `on_booked` replaces them (tests).
+DEFAULT_ON_BOOKED: tuple[OnBooked, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -33,6 +89,7 @@ class CompletionReport:
 
     `problems` lists follow-up steps that failed after the money was booked; they are logged
     and never undo the payment (the worker's checks or an operator pick them up).
+    `event` is what the subscribers were given (None when nothing was booked).
     """
 
     payment_id: bytes
@@ -40,265 +97,183 @@ class CompletionReport:
     jobs: tuple[Job, ...] = ()
     cancelled: tuple[bytes, ...] = ()
     problems: tuple[str, ...] = ()
+    event: PaymentCompleted | None = None
 
 
-def _formatted(payment: SubscriptionPayment) -> str:
-    try:
-        return str(Money(Currency.parse(payment.currency), payment.total))
-    except DomainError:
-        return f"{payment.currency} {payment.total}"
-
-
-def _received(vm_id: int, payment: SubscriptionPayment, now: datetime) -> VmHistory:
-    seconds = payment.time_value or 0
-    return VmHistory(
-        id=0,
-        vm_id=vm_id,
-        action_type=VmHistoryActionType.PAYMENT_RECEIVED,
-        timestamp=now,
-        metadata={
-            "payment_id": payment.id.hex(),
-            "payment_method": payment.payment_method.display_name,
-            "payment_amount": payment.total,
-            "payment_currency": payment.currency,
-            "time_added_seconds": seconds,
-        },
-        description=(
-            f"VM {vm_id} received payment of {_formatted(payment)} ({seconds} seconds added)"
-        ),
-    )
-
-
-def _renewed(vm_id: int, done: CompletedPayment, now: datetime) -> VmHistory:
-    """The Renewed entry with the real old and new expiry (the reference logged new twice)."""
-    payment, old, new = done.payment, done.subscription_before.expires, done.subscription.expires
-    assert new is not None
-    metadata: dict[str, object] = {
-        "time_added_seconds": payment.time_value,
-        "payment_id": payment.id.hex(),
-        "payment_amount": payment.total,
-        "payment_currency": payment.currency,
-    }
-    if done.credit is not None and done.credit.mode is not CreditMode.CALENDAR:
-        metadata["credit"] = done.credit.to_json()
-    return VmHistory(
-        id=0,
-        vm_id=vm_id,
-        action_type=VmHistoryActionType.RENEWED,
-        timestamp=now,
-        previous_state={"expires": None if old is None else old.isoformat()},
-        new_state={"expires": new.isoformat()},
-        metadata=metadata,
-        description=f"VM {vm_id} was renewed until {new:%Y-%m-%d %H:%M} UTC",
-    )
-
-
-class _Follow:
-    """Collects the jobs sent and the problems met while following up one payment."""
-
-    def __init__(self, queue: WorkQueue) -> None:
-        self.queue = queue
-        self.jobs: list[Job] = []
-        self.problems: list[str] = []
-        self.stale: list[SubscriptionPayment] = []
-
-    async def send(self, job: Job) -> None:
-        await self.queue.send(job)
-        self.jobs.append(job)
-
-    def problem(self, what: str, err: BaseException) -> None:
-        text = err.message if isinstance(err, DomainError) else repr(err)
-        log.error("payment follow-up failed: %s: %s", what, text, exc_info=err)
-        self.problems.append(f"{what}: {text}")
-
-
-async def _on_vm_payment(
-    uow_factory: UnitOfWorkFactory,
-    done: CompletedPayment,
-    item: LineItem,
-    follow: _Follow,
-) -> None:
-    """SpawnVm for a purchase or renewal, ProcessVmUpgrade for an Upgrade (§7.3); the history
-    and an upgrade's records were written with the booking (`_Booking`).
-
-    The jobs go to the work queue after the commit. With the in-process queue a job is lost
-    when the process dies before it runs: a lost SpawnVm is made good by the VM check (a
-    paid VM the host does not know is spawned again); a lost ProcessVmUpgrade leaves the
-    VM's records upgraded (billing is right, the next renewal prices what was bought) but
-    the VM running at its old size on its host until the job is sent again (`process_vm_
-    upgrade` is idempotent: its records step is a no-op for an applied config, and the
-    resize sets the target size). The VM check does not compare sizes with the host yet
-    (hosts report no size): an operator re-sends it. See the report of issue 8's follow-up.
-    """
-    payment = done.payment
+async def _lookup(uow_factory: UnitOfWorkFactory, payment_id: bytes) -> SubscriptionPayment | None:
     async with uow_factory() as uow:
-        vm = await uow.vms.get_by_line_item(item.id)
-    if vm is None:
-        raise VmNotFound(f"no live VM on line item {item.id}")
-    if not done.is_upgrade:
-        await follow.send(SpawnVm(vm_id=vm.id))
-        return
-    cfg = UpgradeConfig.from_json(payment.metadata)
-    await follow.send(ProcessVmUpgrade(vm_id=vm.id, config=cfg))
+        return await uow.payments.get(payment_id)
 
 
-#: refusals no retry can overcome: the config is malformed, or is a downgrade of (or outside
-#: the limits next to) what the VM has now
-_NEVER_APPLICABLE = (InvalidUpgradeConfig, DowngradeRefused, SpecOutOfLimits)
+async def apply_payment(
+    uow_factory: UnitOfWorkFactory,
+    payment_id: bytes,
+    clock: Clock,
+    on_booked: Sequence[OnBooked] = (),
+) -> CompletedPayment | None:
+    """Look the payment up, then book it (`book_payment`); None when nothing was booked."""
+    found = await _lookup(uow_factory, payment_id)
+    if found is None or found.is_paid:
+        return None
+    return await book_payment(uow_factory, found, clock, on_booked)
 
 
-class _Booking:
-    """The `record` hook of `apply_payment`: what a payment changes besides the money,
-    written inside the booking transaction, so nothing of it can be lost to a crash between
-    two transactions (a replay finds the payment paid and does nothing).
+async def book_payment(
+    uow_factory: UnitOfWorkFactory,
+    found: SubscriptionPayment,
+    clock: Clock,
+    on_booked: Sequence[OnBooked] = (),
+) -> CompletedPayment | None:
+    """Mark the payment paid and apply it to its subscription, in one transaction (D9).
 
-    Each VM's PaymentReceived, and Renewed when time was bought (D9: one row each); each paid
-    IP range's ended allocations re-activated (§14 gap; not for an Upgrade); a paid Upgrade
-    applied to the VM's records (D12: expiry untouched), expiring the subscription's now
-    stale Purchase/Renewal quotes (D23), collected in `stale` for cancelling after the
-    commit. A failure to apply the upgrade raises: the payment stays unbooked and the
-    webhook retry or reconciliation completes it later. An upgrade the VM cannot take (a
-    downgrade next to what it has now, outside the pricing's limits: a rival upgrade paid
-    anyway) is booked without being applied and reported (`problems`): the money came in,
-    an operator settles it. A VM missing here is reported by the follow-up.
+    The flip `is_paid 0 → 1` is the gate: when it changes no row (already paid, or another
+    worker won the race) nothing else happens and the result is None, so replayed
+    settlements, duplicate webhooks and admin double clicks extend a subscription once.
+
+    Soft-deleted VMs of the subscription are brought back (lifecycle.md D20 step 2), except
+    for an Upgrade payment: it never re-activates a lapsed subscription (D12), so it does not
+    resurrect its VM either. Each `on_booked` effect runs last, in the same transaction (a
+    process killed between two transactions would otherwise leave a booked payment without
+    its records for good, since a replay finds it paid and does nothing: tests/e2e kill -9).
     """
-
-    def __init__(self) -> None:
-        self.stale: list[SubscriptionPayment] = []
-        self.problems: list[str] = []
-
-    async def __call__(self, uow: UnitOfWork, done: CompletedPayment) -> None:
-        self.stale, self.problems = [], []
-        payment = done.payment
-        now = payment.paid_at
-        assert now is not None
-        for item in done.line_items:
-            if item.subscription_type is SubscriptionType.IP_RANGE and not done.is_upgrade:
-                for sold in await uow.ip_range_subscriptions.list_by_line_item(item.id):
-                    if not sold.is_active:
-                        await uow.ip_range_subscriptions.set_active(sold.id, True, now)
-            if item.subscription_type is not SubscriptionType.VPS:
-                continue
-            vm = await uow.vms.get_by_line_item(item.id)
-            if vm is None:
-                continue
-            await uow.vm_history.add(_received(vm.id, payment, now))
-            if done.is_upgrade:
-                await self._upgrade(uow, done, vm, now)
-            elif (payment.time_value or 0) > 0:
-                await uow.vm_history.add(_renewed(vm.id, done, now))
-
-    async def _upgrade(
-        self, uow: UnitOfWork, done: CompletedPayment, vm: Vm, now: datetime
-    ) -> None:
-        # the booking transaction holds the subscription lock; re-read it for what the
-        # booking wrote (an Upgrade changes no expiry, D12)
-        sub = await uow.subscriptions.get(done.subscription.id) or done.subscription
-        try:
-            cfg = UpgradeConfig.from_json(done.payment.metadata)
-            applied = await upgrade_in(uow, sub, vm, cfg, now)
-        except _NEVER_APPLICABLE as err:
-            text = f"upgrade of VM {vm.id} paid but not applied: {err.message}"
-            log.error("%s (payment %s)", text, done.payment.id.hex())
-            self.problems.append(text)
-            return
-        if applied is not None:
-            self.stale += applied.expired
+    now = clock.now()
+    async with uow_factory() as uow:
+        # the subscription lock first, as this transaction's first statement: what it reads
+        # next (the payment, the price in force) is what was committed before the lock
+        before = await uow.subscriptions.get_for_update(found.subscription_id)
+        if before is None:  # impossible with the foreign key
+            raise LookupError(f"payment {found.id.hex()} has no subscription")
+        payment = await uow.payments.get(found.id)
+        if payment is None or payment.is_paid:
+            return None
+        if not await uow.payments.mark_paid(payment.id, now):
+            return None
+        done = await _apply(uow, before, payment, now)
+        for effect in on_booked:
+            await effect(uow, done)
+        await uow.commit()
+    return done
 
 
-def _credit_notice(done: CompletedPayment, credit: Credit) -> tuple[str, str]:
-    """Title and text of the admins' notice about a payment not credited as quoted (D23)."""
-    payment, sub = done.payment, done.subscription
-    what = {
-        CreditMode.BY_VALUE: f"credited by value: {credit.seconds} seconds",
-        CreditMode.CALENDAR: f"credited as quoted: {credit.seconds} seconds",
-        CreditMode.UNVALUED: "NOT credited: it cannot be valued at the current price",
-        CreditMode.UNPRICED: f"credited as quoted ({credit.seconds} seconds): no current price",
-    }[credit.mode]
-    lines = [
-        f"Payment {payment.id.hex()} of {_formatted(payment)} for subscription {sub.id} "
-        f"(user {sub.user_id}) was {what}.",
-    ]
-    if credit.intervals is not None and credit.mode is CreditMode.BY_VALUE:
-        share = Decimal(credit.intervals.numerator) / Decimal(credit.intervals.denominator)
-        lines.append(f"It buys {share:.4f} intervals at today's price.")
-    if credit.changes:
-        lines.append("Changed since the quote: " + "; ".join(credit.changes) + ".")
-    if credit.capped:
-        lines.append("The time was capped; the rest is for you to settle with the user.")
-    expires = sub.expires.isoformat() if sub.expires else "none"
-    lines.append(f"The subscription now expires {expires}.")
-    return f"[Subscription {sub.id}] Payment at a changed price", "\n".join(lines)
+async def _apply(
+    uow: UnitOfWork, before: Subscription, payment: SubscriptionPayment, now: datetime
+) -> CompletedPayment:
+    """The booking's changes after the flip, through the domain's own rules: the payment
+    (`mark_paid`), the subscription (`apply_paid_payment`) and its VM (`vm_changed`) move
+    only along the lifecycle's transition tables."""
+    paid = mark_paid(payment, now)
+    upgrade = payment.payment_type == SubscriptionPaymentType.UPGRADE
+    vm_before = await uow.vms.get_by_subscription(before.id)
+    revived = 0 if upgrade else await uow.vms.undelete_for_subscription(before.id)
+    items = await uow.line_items.list_by_subscription(before.id)
+    credit = None
+    if upgrade:
+        after = apply_paid_payment(before, payment, now)
+    else:
+        # the price in force NOW, read under the subscription lock: a quote made at another
+        # price buys by value, never its old time (D23)
+        purchase = payment.payment_type == SubscriptionPaymentType.PURCHASE
+        current = await price_in_force_or_none(
+            uow, before, items, purchase=purchase and not before.is_setup
+        )
+        credit = credit_payment(payment, before, current, now)
+        after = apply_paid_payment(before, payment, now, new_expiry=credit.new_expiry)
+        paid = _with_credit(paid, credit)
+        await uow.payments.update(paid)
+    if vm_before is not None:
+        vm_after = attrs.evolve(vm_before, deleted=vm_before.deleted and not revived)
+        vm_changed((vm_before, before), (vm_after, after), now)
+    if after != before:
+        await uow.subscriptions.update(after)
+    cancelled = await uow.payments.expire_pending_upgrades(before.id, payment.id, now)
+    rivals: list[SubscriptionPayment] = []
+    if payment.payment_type == SubscriptionPaymentType.PURCHASE:
+        # the order is paid: another method's Purchase invoice for it must not stay payable,
+        # or the setup fee (and the first interval) would be charged twice
+        rivals = await uow.payments.expire_pending(
+            before.id, now, types=(SubscriptionPaymentType.PURCHASE,), except_id=payment.id
+        )
+    return CompletedPayment(
+        payment=paid,
+        subscription_before=before,
+        subscription=after,
+        line_items=items,
+        revived_vms=revived,
+        cancelled_upgrades=cancelled,
+        credit=credit,
+        cancelled_purchases=rivals,
+    )
 
 
-async def _tell_admins(done: CompletedPayment, credit: Credit, follow: _Follow) -> None:
-    """A stale or unvaluable payment is reported to the admins (D23) and logged."""
-    title, message = _credit_notice(done, credit)
-    log.warning("%s: %s", title, message.replace("\n", " "))
-    try:
-        await follow.send(SendAdminNotification(title=title, message=message))
-    except Exception as err:  # never undo the payment
-        follow.problem("telling the admins about a stale payment", err)
+def _with_credit(paid: SubscriptionPayment, credit: Credit) -> SubscriptionPayment:
+    """The paid row as stored: `time_value` = the seconds really added (it was the quote's
+    estimate), and, unless it was plain calendar time, how it was counted in `metadata`."""
+    evolved = attrs.evolve(paid, time_value=credit.seconds)
+    if credit.mode is CreditMode.CALENDAR and not credit.changes:
+        return evolved
+    if paid.metadata is not None and not payment_meta(paid):
+        return evolved  # metadata that is not a JSON object is kept as it was
+    return attrs.evolve(evolved, metadata={**payment_meta(paid), CREDIT_KEY: credit.to_json()})
 
 
 async def complete_payment(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
-    rails: PaymentRails,
+    rails: PaymentRails | None,
     queue: WorkQueue,
     *,
     payment_id: bytes,
+    on_booked: Sequence[OnBooked] | None = None,
+    subscribers: Sequence[Subscriber] | None = None,
 ) -> CompletionReport:
-    """The only place where paying changes state (D9, D12, D13).
-
-    `apply_payment` books the money exactly once, with the VM history, the IP range
-    re-activation and a paid upgrade's records in the same transaction (`_Booking`); when
-    it flips nothing (already paid, replayed settlement, duplicate webhook, a concurrent
-    caller won) the report says so and nothing else happens. Otherwise each VM follows up
-    (SpawnVm, or ProcessVmUpgrade), then every competing Upgrade payment (D13), rival
-    Purchase invoice and stale quote (D23) expired in that transaction is cancelled at its
-    OWN provider.
-    Unknown payment ids raise `PaymentNotFound` (404, D14).
-    """
-    booking = _Booking()
-    done = await apply_payment(uow_factory, payment_id, clock, booking)
-    if done is None:
-        async with uow_factory() as uow:
-            known = await uow.payments.get(payment_id)
-        if known is None:
-            raise PaymentNotFound("Payment not found")
-        return CompletionReport(payment_id=payment_id, completed=False)
-    follow = _Follow(queue)
-    follow.stale += booking.stale
-    follow.problems += booking.problems
-    for item in done.line_items:
-        try:
-            if item.subscription_type is SubscriptionType.VPS:
-                await _on_vm_payment(uow_factory, done, item, follow)
-            elif item.subscription_type is not SubscriptionType.IP_RANGE:  # booked already
-                log.warning("no handler for line item type %s", item.subscription_type.name)
-        except Exception as err:  # never undo the payment
-            follow.problem(f"line item {item.id}", err)
-    cancelled: list[bytes] = []
-    for rival in done.cancelled_upgrades:
-        try:
-            await rails.cancel(rival)
-            cancelled.append(rival.id)
-        except Exception as err:
-            follow.problem(f"cancelling payment {rival.id.hex()}", err)
-    stale_cancelled, stale_problems = await cancel_quietly(
-        rails, [*done.cancelled_purchases, *follow.stale]
+    """Complete a payment by id: unknown → `PaymentNotFound` (404, D14); already paid (a
+    replayed settlement, a duplicate webhook, a concurrent caller won) → `completed` False
+    and nothing else happens; else booked and published (`complete_found_payment`)."""
+    found = await _lookup(uow_factory, payment_id)
+    if found is None:
+        raise PaymentNotFound("Payment not found")
+    return await complete_found_payment(
+        uow_factory, clock, rails, queue, found, on_booked=on_booked, subscribers=subscribers
     )
-    cancelled += stale_cancelled
-    follow.problems += stale_problems
-    if done.credit is not None and done.credit.needs_operator:
-        await _tell_admins(done, done.credit, follow)
+
+
+async def complete_found_payment(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    rails: PaymentRails | None,
+    queue: WorkQueue,
+    found: SubscriptionPayment,
+    *,
+    on_booked: Sequence[OnBooked] | None = None,
+    subscribers: Sequence[Subscriber] | None = None,
+) -> CompletionReport:
+    """Book `found` with its products' records and `on_booked` (default `DEFAULT_ON_BOOKED`)
+    in one transaction, then publish `PaymentCompleted` to `subscribers` (default:
+    `default_subscribers`)."""
+    if found.is_paid:
+        return CompletionReport(payment_id=found.id, completed=False)
+    records = ProductRecords()
+    effects = DEFAULT_ON_BOOKED if on_booked is None else on_booked
+    done = await book_payment(uow_factory, found, clock, [records, *effects])
+    if done is None:
+        return CompletionReport(payment_id=found.id, completed=False)
+    event = PaymentCompleted(
+        payment=done.payment,
+        subscription=done.subscription,
+        paid_vm_ids=tuple(records.paid_vm_ids),
+        upgrades=tuple(records.upgrades),
+        expired_payments=(*done.cancelled_upgrades, *done.cancelled_purchases, *records.stale),
+        credit=done.credit,
+    )
+    chosen = default_subscribers(rails, queue) if subscribers is None else subscribers
+    reactions = await publish(event, chosen, Reactions(problems=list(records.problems)))
     return CompletionReport(
-        payment_id=payment_id,
+        payment_id=found.id,
         completed=True,
-        jobs=tuple(follow.jobs),
-        cancelled=tuple(cancelled),
-        problems=tuple(follow.problems),
+        jobs=tuple(reactions.jobs),
+        cancelled=tuple(reactions.cancelled),
+        problems=tuple(reactions.problems),
+        event=event,
     )
 
 
@@ -310,11 +285,12 @@ async def complete_card_payment(
     *,
     method: PaymentMethod,
     external_id: str,
+    on_booked: Sequence[OnBooked] | None = None,
 ) -> CompletionReport | None:
     """A signed card webhook's completion (§7.5): unknown order → `PaymentNotFound` (D14);
     then the provider's own word decides, as the reference's `try_complete`: an order it
     does not call paid changes nothing (None). Without that rail here, the signature alone
-    decides (logged)."""
+    decides (logged). Two transactions: the lookup, then the booking."""
     async with uow_factory() as uow:
         payment = await uow.payments.get_by_external_id(external_id)
     if payment is None:
@@ -326,5 +302,6 @@ async def complete_card_payment(
     if confirmed is None:
         log.warning("%s order %r completed on its webhook signature alone (no rail here)",
                     method.display_name, external_id)
-    return await complete_payment(uow_factory, clock, rails, queue, payment_id=payment.id)
-
+    return await complete_found_payment(
+        uow_factory, clock, rails, queue, payment, on_booked=on_booked
+    )

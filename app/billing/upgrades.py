@@ -20,6 +20,7 @@ from app.billing.rails import PaymentRails, PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
 from domain.exchange import RateTable
 from domain.intervals import MONTHLY
+from domain.lifecycle import subscription_changed
 from domain.model import (
     CustomPricing,
     CustomPricingDisk,
@@ -250,14 +251,13 @@ async def upgrade_in(
         stored = await uow.custom_templates.add(plan.target)
         after = attrs.evolve(vm, template_id=None, custom_template_id=stored.id)
         await uow.vms.update(after)
-        await uow.subscriptions.update(
-            attrs.evolve(
-                sub,
-                interval_amount=MONTHLY.amount,
-                interval_type=MONTHLY.unit,
-                currency=plan.new_price.currency.value,
-            )
+        monthly = attrs.evolve(
+            sub,
+            interval_amount=MONTHLY.amount,
+            interval_type=MONTHLY.unit,
+            currency=plan.new_price.currency.value,
         )
+        await uow.subscriptions.update(subscription_changed(sub, monthly, now))
         configuration: Any = _config_json(cfg)
         metadata: dict[str, Any] = {
             "upgrade_type": "standard_to_custom_conversion",

@@ -125,7 +125,7 @@ async def delete_by_admin(deps: WorkerDeps, job: DeleteVm) -> None:
         vm = await uow.vms.get(vm_id)
         if vm is None or vm.deleted:
             return  # another delivery of the job recorded it
-        await forget_vm(uow, vm)
+        await forget_vm(uow, vm, now)
         text = f"VM {vm_id} was deleted by an administrator"
         meta: dict[str, Any] = {"admin_action": True}
         if admin is not None:

@@ -22,6 +22,7 @@ from domain.lifecycle import (
     EXPIRING_SOON_LEAD,
     DueAction,
     LifecycleAction,
+    deactivated,
     decide_lifecycle_actions,
     deletion_due_at,
     grace_period,
@@ -231,10 +232,10 @@ async def _delete(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now: datetime)
     Runs after the host deleted the VMs; unlike the reference (§13 item 24) a host that
     refuses the delete releases the claim, so it is retried on the next run, not forgotten.
     """
-    await uow.subscriptions.update(attrs.evolve(c.sub, is_active=False))
+    await uow.subscriptions.update(deactivated(c.sub, now))
     await uow.ip_range_subscriptions.deactivate_for_subscription(c.sub.id, now)
     for vm in c.vms:
-        await forget_vm(uow, vm)
+        await forget_vm(uow, vm, now)
         text = f"VM {vm.id} was deleted: expired and exceeded grace period"
         await uow.vm_history.add(history(vm.id, VmHistoryActionType.DELETED, now, text))
     c.ended.extend(await end_pending(uow, c.sub.id, now))  # D24, in the deleting transaction

@@ -12,6 +12,7 @@ from app.worker.addresses import pick, used_addresses
 from app.worker.context import WorkerDeps
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError
+from domain.lifecycle import vm_changed, vm_deleted
 from domain.model import IpAssignment, Subscription, Vm, VmHistory
 from domain.nip19 import npub
 from ports.storage import UnitOfWork
@@ -298,13 +299,15 @@ async def _build_on_host(deps: WorkerDeps, build: _Build, now: datetime) -> mess
     try:
         await deps.retry.call(f"start VM {vm_id}", lambda: client.start_vm(built))
         async with deps.uow_factory() as uow:
-            await uow.subscriptions.get_for_update(build.subscription_id)  # before any read
+            sub = await uow.subscriptions.get_for_update(build.subscription_id)  # first
             current = await uow.vms.get(vm_id)
             if current is None or current.deleted:
                 log.info("VM %s was deleted while it was built; removed from its host", vm_id)
                 await _rollback_create(deps, client, built)
                 return None
             saved = attrs.evolve(current, mac_address=mac)
+            if sub is not None:  # always, with the foreign key
+                vm_changed((current, sub), (saved, sub), now)
             await uow.vms.update(saved)
             await uow.vm_history.add(
                 history(vm_id, VmHistoryActionType.STARTED, now, f"VM {vm_id} was started")
@@ -327,14 +330,18 @@ async def delete_on_host(deps: WorkerDeps, client: VmHost, vm: Vm) -> None:
         log.info("VM %s was already gone from its host", vm.id)
 
 
-async def forget_vm(uow: UnitOfWork, vm: Vm) -> None:
-    """The database half of the delete pipeline: addresses released, row marked deleted."""
+async def forget_vm(uow: UnitOfWork, vm: Vm, now: datetime) -> None:
+    """The database half of the delete pipeline: addresses released, row marked deleted
+    (through the VM state law, `domain.lifecycle.vm_deleted`)."""
+    sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+    if sub is not None:
+        vm_deleted(vm, sub, now)
     for assignment in await uow.ip_assignments.list_by_vm(vm.id):
         await uow.ip_assignments.delete(assignment.id)
     await uow.vms.delete(vm.id)
 
 
-async def delete_in(deps: WorkerDeps, uow: UnitOfWork, vm: Vm) -> None:
+async def delete_in(deps: WorkerDeps, uow: UnitOfWork, vm: Vm, now: datetime) -> None:
     """The delete pipeline inside the caller's transaction (§10.4): host, addresses, row.
 
     The host VM goes first; if the host refuses, nothing is written and the caller's
@@ -344,7 +351,7 @@ async def delete_in(deps: WorkerDeps, uow: UnitOfWork, vm: Vm) -> None:
     if vm.is_provisioned:
         _, client = await deps.host_of(uow, vm.host_id)
         await delete_on_host(deps, client, vm)
-    await forget_vm(uow, vm)
+    await forget_vm(uow, vm, now)
 
 
 async def stop_on_host(deps: WorkerDeps, client: VmHost, vm: Vm) -> None:

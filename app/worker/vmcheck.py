@@ -55,7 +55,7 @@ async def delete_never_paid(deps: WorkerDeps, vm_id: int) -> bool:
         pending = await uow.payments.list_pending_for_subscription(sub.id, now)
         if not never_paid_cleanup_due(sub, bool(pending), now):
             return False
-        await delete_in(deps, uow, vm)
+        await delete_in(deps, uow, vm, now)
         ended = await end_pending(uow, sub.id, now)  # D24 (a race: none was pending above)
         await uow.commit()
     await cancel_ended(deps, ended)

@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 
 from adapters.memory.clock import FakeClock
-from app.payment_completion import apply_payment
+from app.billing.completion import apply_payment
 from domain.enums import SubscriptionPaymentType
 from ports.storage import UnitOfWorkFactory
 from tests.contract import storage_backends

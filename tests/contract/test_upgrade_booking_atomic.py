@@ -104,7 +104,7 @@ async def test_a_smaller_rival_upgrade_paid_anyway_is_booked_not_applied_and_rep
     shop: Shop,
 ) -> None:
     """A refusal no retry can overcome must not leave received money unbooked forever
-    (a guard of the rule in `_Booking`: the code before also booked it)."""
+    (a guard of the rule in `ProductRecords`: the code before also booked it)."""
     vm, _, big = await _upgrade_due(shop)
     small = await create_upgrade_payment(
         shop.factory, shop.clock, shop.rails, shop.rates, user_id=ALICE, vm_id=vm.id,

@@ -20,6 +20,7 @@ from domain.lifecycle import (
     SubscriptionState,
     VmState,
     check_transition,
+    deactivated,
     decide_lifecycle_actions,
     deletion_due_at,
     expiring_soon_window,
@@ -29,8 +30,12 @@ from domain.lifecycle import (
     is_expiring_soon,
     is_transition_allowed,
     never_paid_cleanup_due,
+    stored_state,
     subscription_age,
+    subscription_changed,
     subscription_state,
+    vm_changed,
+    vm_deleted,
     vm_state,
 )
 from domain.model import PLACEHOLDER_MAC, Subscription, Vm
@@ -376,6 +381,11 @@ def test_vm_state_is_derived_from_vm_and_subscription(
         (V.EXPIRED, V.DELETED),
         (V.DELETED, V.CREATING),
         (V.DELETED, V.PROVISIONED),
+        # a payment that bought no time (D23), an admin extension short of now (§10.1)
+        (S.ORDERED, S.EXPIRED_IN_GRACE),
+        (S.CANCELLED, S.EXPIRED_IN_GRACE),
+        (V.ORDERED, V.EXPIRED),
+        (V.DELETED, V.EXPIRED),
     ],
 )
 def test_lifecycle_transitions_are_allowed(
@@ -391,14 +401,11 @@ def test_lifecycle_transitions_are_allowed(
         (S.ACTIVE, S.ORDERED),
         (S.CANCELLED, S.ORDERED),
         (S.ORDERED, S.CANCELLED),
-        (S.ORDERED, S.EXPIRED_IN_GRACE),
         (S.ACTIVE, S.EXPIRED_IN_GRACE),
-        (S.CANCELLED, S.EXPIRED_IN_GRACE),
         (V.PROVISIONED, V.CREATING),
         (V.PROVISIONED, V.ORDERED),
         (V.DELETED, V.ORDERED),
         (V.ORDERED, V.PROVISIONED),
-        (V.ORDERED, V.EXPIRED),
         (S.ORDERED, V.ORDERED),
     ],
 )
@@ -426,3 +433,33 @@ def test_passing_time_only_moves_a_subscription_along_allowed_transitions(
     after = subscription_state(sub, NOW + timedelta(seconds=step), GRACE)
     order = [S.ACTIVE, S.EXPIRING_SOON, S.EXPIRED_IN_GRACE, S.CANCELLED]
     assert order.index(after) >= order.index(before)
+
+
+# --- the law: use cases change states only through these (§10) ------------------------------
+
+
+def test_stored_state_counts_an_active_subscription_past_grace_as_in_grace() -> None:
+    """The grace deadline is the worker's to enforce: until it deactivates, no use case sees
+    CANCELLED (it would make a payment's CANCELLED → ACTIVE and EXPIRED_IN_GRACE → ACTIVE
+    depend on a setting the use case does not know)."""
+    long_ago = subscription(expires=NOW - 400 * DAY)
+    assert stored_state(long_ago, NOW) is S.EXPIRED_IN_GRACE
+    assert stored_state(deactivated(long_ago, NOW), NOW) is S.CANCELLED
+
+
+def test_the_law_refuses_taking_paid_time_back_and_un_paying() -> None:
+    sub = subscription(expires=NOW + 10 * DAY)
+    with pytest.raises(IllegalStateTransition, match=r"ACTIVE → SubscriptionState\.EXPIRED"):
+        subscription_changed(sub, subscription(expires=NOW - DAY), NOW)
+    with pytest.raises(IllegalStateTransition, match="ORDERED"):
+        subscription_changed(sub, subscription(expires=None, is_setup=False), NOW)
+    longer = subscription(expires=NOW + 40 * DAY)
+    assert subscription_changed(sub, longer, NOW) is longer
+
+
+def test_the_vm_law_allows_deletion_and_refuses_unprovisioning() -> None:
+    sub = subscription()
+    live = vm()
+    assert vm_deleted(live, sub, NOW).deleted
+    with pytest.raises(IllegalStateTransition, match=r"PROVISIONED → VmState\.CREATING"):
+        vm_changed((live, sub), (vm(mac_address=PLACEHOLDER_MAC), sub), NOW)

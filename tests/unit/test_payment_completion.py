@@ -10,7 +10,7 @@ import pytest
 
 from adapters.memory.clock import FakeClock
 from adapters.memory.storage import MemoryUnitOfWork, MemoryUnitOfWorkFactory
-from app.payment_completion import apply_payment
+from app.billing.completion import apply_payment
 from domain.enums import SubscriptionPaymentType
 from domain.model import Subscription, SubscriptionPayment
 from tests.contract.storage_backends import World, at, new_payment, seed_world

@@ -1,0 +1,158 @@
+"""What a payment changes besides the money, written inside its booking transaction (D9)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from app.billing.upgrades import upgrade_in
+from domain.credit import CreditMode
+from domain.enums import SubscriptionType, VmHistoryActionType
+from domain.errors import DomainError, DowngradeRefused, SpecOutOfLimits
+from domain.events import VmUpgradeBought
+from domain.model import SubscriptionPayment, Vm, VmHistory
+from domain.money import Currency, Money
+from domain.upgrade import InvalidUpgradeConfig, UpgradeConfig
+from ports.storage import UnitOfWork
+
+if TYPE_CHECKING:
+    from app.billing.completion import CompletedPayment
+
+log = logging.getLogger(__name__)
+
+#: refusals no retry can overcome: the config is malformed, or is a downgrade of (or outside
+#: the limits next to) what the VM has now
+_NEVER_APPLICABLE = (InvalidUpgradeConfig, DowngradeRefused, SpecOutOfLimits)
+
+
+def formatted(payment: SubscriptionPayment) -> str:
+    """The payment's amount as text (`EUR 5.00`), raw when its currency is unknown."""
+    try:
+        return str(Money(Currency.parse(payment.currency), payment.total))
+    except DomainError:
+        return f"{payment.currency} {payment.total}"
+
+
+def _received(vm_id: int, payment: SubscriptionPayment, now: datetime) -> VmHistory:
+    seconds = payment.time_value or 0
+    return VmHistory(
+        id=0,
+        vm_id=vm_id,
+        action_type=VmHistoryActionType.PAYMENT_RECEIVED,
+        timestamp=now,
+        metadata={
+            "payment_id": payment.id.hex(),
+            "payment_method": payment.payment_method.display_name,
+            "payment_amount": payment.total,
+            "payment_currency": payment.currency,
+            "time_added_seconds": seconds,
+        },
+        description=(
+            f"VM {vm_id} received payment of {formatted(payment)} ({seconds} seconds added)"
+        ),
+    )
+
+
+def _renewed(vm_id: int, done: CompletedPayment, now: datetime) -> VmHistory:
+    """The Renewed entry with the real old and new expiry (the reference logged new twice)."""
+    payment, old, new = done.payment, done.subscription_before.expires, done.subscription.expires
+    assert new is not None
+    metadata: dict[str, object] = {
+        "time_added_seconds": payment.time_value,
+        "payment_id": payment.id.hex(),
+        "payment_amount": payment.total,
+        "payment_currency": payment.currency,
+    }
+    if done.credit is not None and done.credit.mode is not CreditMode.CALENDAR:
+        metadata["credit"] = done.credit.to_json()
+    return VmHistory(
+        id=0,
+        vm_id=vm_id,
+        action_type=VmHistoryActionType.RENEWED,
+        timestamp=now,
+        previous_state={"expires": None if old is None else old.isoformat()},
+        new_state={"expires": new.isoformat()},
+        metadata=metadata,
+        description=f"VM {vm_id} was renewed until {new:%Y-%m-%d %H:%M} UTC",
+    )
+
+
+class ProductRecords:
+    """The products' records of one booking, run in its transaction; what it found is kept
+    for the `PaymentCompleted` event published after the commit.
+
+    Each VM's PaymentReceived, and Renewed when time was bought (D9: one row each); each paid
+    IP range's ended allocations re-activated (§14 gap; not for an Upgrade); a paid Upgrade
+    applied to the VM's records (D12: expiry untouched), expiring the subscription's now
+    stale Purchase/Renewal quotes (D23), kept in `stale`. A failure to apply the upgrade
+    raises: the payment stays unbooked and the webhook retry or reconciliation completes it
+    later. An upgrade the VM cannot take (a downgrade next to what it has now, outside the
+    pricing's limits: a rival upgrade paid anyway) is booked without being applied and
+    reported (`problems`): the money came in, an operator settles it. A VPS line item
+    without a live VM is reported too.
+    """
+
+    def __init__(self) -> None:
+        self.stale: list[SubscriptionPayment] = []
+        self.problems: list[str] = []
+        self.paid_vm_ids: list[int] = []
+        self.upgrades: list[VmUpgradeBought] = []
+
+    async def __call__(self, uow: UnitOfWork, done: CompletedPayment) -> None:
+        self.stale, self.problems, self.paid_vm_ids, self.upgrades = [], [], [], []
+        payment = done.payment
+        now = payment.paid_at
+        assert now is not None
+        for item in done.line_items:
+            if item.subscription_type is SubscriptionType.IP_RANGE and not done.is_upgrade:
+                for sold in await uow.ip_range_subscriptions.list_by_line_item(item.id):
+                    if not sold.is_active:
+                        await uow.ip_range_subscriptions.set_active(sold.id, True, now)
+            if item.subscription_type is SubscriptionType.IP_RANGE:
+                continue
+            if item.subscription_type is not SubscriptionType.VPS:
+                log.warning("no handler for line item type %s", item.subscription_type.name)
+                continue
+            vm = await uow.vms.get_by_line_item(item.id)
+            if vm is None:
+                self.problems.append(f"line item {item.id}: no live VM on line item {item.id}")
+                continue
+            await uow.vm_history.add(_received(vm.id, payment, now))
+            if done.is_upgrade:
+                await self._upgrade(uow, done, vm, now)
+            else:
+                self.paid_vm_ids.append(vm.id)
+                if (payment.time_value or 0) > 0:
+                    await uow.vm_history.add(_renewed(vm.id, done, now))
+
+    async def _upgrade(
+        self, uow: UnitOfWork, done: CompletedPayment, vm: Vm, now: datetime
+    ) -> None:
+        # the booking transaction holds the subscription lock; re-read it for what the
+        # booking wrote (an Upgrade changes no expiry, D12)
+        sub = await uow.subscriptions.get(done.subscription.id) or done.subscription
+        try:
+            cfg = UpgradeConfig.from_json(done.payment.metadata)
+        except InvalidUpgradeConfig as err:
+            self._not_applied(vm, done, err)
+            return
+        # the host is resized to what was bought even when the records refuse it below
+        # (`process_vm_upgrade` refuses it again and reports it)
+        self.upgrades.append(
+            VmUpgradeBought(
+                vm_id=vm.id, new_cpu=cfg.new_cpu, new_memory=cfg.new_memory, new_disk=cfg.new_disk
+            )
+        )
+        try:
+            applied = await upgrade_in(uow, sub, vm, cfg, now)
+        except _NEVER_APPLICABLE as err:
+            self._not_applied(vm, done, err)
+            return
+        if applied is not None:
+            self.stale += applied.expired
+
+    def _not_applied(self, vm: Vm, done: CompletedPayment, err: DomainError) -> None:
+        text = f"upgrade of VM {vm.id} paid but not applied: {err.message}"
+        log.error("%s (payment %s)", text, done.payment.id.hex())
+        self.problems.append(text)

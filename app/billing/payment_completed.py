@@ -1,0 +1,157 @@
+"""Subscribers of `PaymentCompleted`: what follows a booked payment, after its commit.
+
+Each subscriber reacts to the event on its own: the worker's jobs (spawn or start the paid
+VMs, resize an upgraded one), the invoices expired with the booking cancelled at their own
+provider (D13, D23), the admins told about a payment not credited as quoted (D23). A
+subscriber that fails is logged and reported; it never undoes the payment, and the others
+still run.
+
+If the process dies after the commit and before (or while) the subscribers run, nothing
+replays the event (a replayed settlement finds the payment paid and does nothing, D9). What
+makes good each reaction instead:
+
+- spawning: the worker's VM check (`app/worker/vmcheck.py`) spawns every paid, unexpired VM
+  its host does not know (tests/unit/billing/test_payment_completed.py pins this);
+- resizing: the VM's records are upgraded in the booking, so billing is right; the host keeps
+  the old size until an operator re-sends ProcessVmUpgrade (it is idempotent); the VM check
+  does not compare sizes yet (hosts report none);
+- cancelling: the invoices are expired in storage already; one paid at its provider anyway
+  is credited by value (D23), so a lost cancel costs nobody money;
+- the admins' notice: the credit and why is stored in the payment's `metadata` (`credit`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
+
+import attrs
+
+from app.billing.booked_records import formatted
+from app.billing.rails import PaymentRails
+from domain.credit import Credit, CreditMode
+from domain.errors import DomainError
+from domain.events import PaymentCompleted
+from domain.upgrade import UpgradeConfig
+from ports.jobs import Job, ProcessVmUpgrade, SendAdminNotification, SpawnVm
+from ports.queue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define
+class Reactions:
+    """What the subscribers of one event did: jobs sent, payments cancelled, failures."""
+
+    jobs: list[Job] = attrs.field(factory=list)
+    cancelled: list[bytes] = attrs.field(factory=list)
+    problems: list[str] = attrs.field(factory=list)
+
+    def problem(self, what: str, err: BaseException) -> None:
+        text = err.message if isinstance(err, DomainError) else repr(err)
+        log.error("payment follow-up failed: %s: %s", what, text, exc_info=err)
+        self.problems.append(f"{what}: {text}")
+
+
+#: reacts to one booked payment; records what it did (or failed to do) in `Reactions`
+Subscriber = Callable[[PaymentCompleted, Reactions], Awaitable[None]]
+
+
+async def publish(
+    event: PaymentCompleted, subscribers: Sequence[Subscriber], reactions: Reactions
+) -> Reactions:
+    """Run every subscriber in order; one raising is reported and the next still runs."""
+    for subscriber in subscribers:
+        try:
+            await subscriber(event, reactions)
+        except Exception as err:  # never undo the payment
+            name = getattr(subscriber, "__name__", type(subscriber).__name__)
+            reactions.problem(f"subscriber {name}", err)
+    return reactions
+
+
+def provision_paid_vms(queue: WorkQueue) -> Subscriber:
+    """SpawnVm for each VM a Purchase/Renewal paid, ProcessVmUpgrade for each upgraded VM
+    (§7.3); the worker runs them."""
+
+    async def provision_paid_vms(event: PaymentCompleted, out: Reactions) -> None:
+        jobs: list[tuple[int, Job]] = [(vm_id, SpawnVm(vm_id=vm_id)) for vm_id in event.paid_vm_ids]
+        for up in event.upgrades:
+            config = UpgradeConfig(
+                new_cpu=up.new_cpu, new_memory=up.new_memory, new_disk=up.new_disk
+            )
+            jobs.append((up.vm_id, ProcessVmUpgrade(vm_id=up.vm_id, config=config)))
+        for vm_id, job in jobs:
+            try:
+                await queue.send(job)
+                out.jobs.append(job)
+            except Exception as err:
+                out.problem(f"following up VM {vm_id}", err)
+
+    return provision_paid_vms
+
+
+def cancel_expired_payments(rails: PaymentRails | None) -> Subscriber:
+    """Each invoice the booking expired is cancelled at its OWN provider (D13, D23)."""
+
+    async def cancel_expired_payments(event: PaymentCompleted, out: Reactions) -> None:
+        for payment in event.expired_payments:
+            if rails is None:
+                out.problems.append(f"payment {payment.id.hex()}: no rails to cancel it at")
+                continue
+            try:
+                await rails.cancel(payment)
+                out.cancelled.append(payment.id)
+            except Exception as err:
+                out.problem(f"cancelling payment {payment.id.hex()}", err)
+
+    return cancel_expired_payments
+
+
+def tell_admins_of_credit(queue: WorkQueue) -> Subscriber:
+    """A stale or unvaluable payment is reported to the admins (D23) and logged."""
+
+    async def tell_admins_of_credit(event: PaymentCompleted, out: Reactions) -> None:
+        if event.credit is None or not event.needs_operator:
+            return
+        title, message = credit_notice(event, event.credit)
+        log.warning("%s: %s", title, message.replace("\n", " "))
+        job = SendAdminNotification(title=title, message=message)
+        try:
+            await queue.send(job)
+            out.jobs.append(job)
+        except Exception as err:
+            out.problem("telling the admins about a stale payment", err)
+
+    return tell_admins_of_credit
+
+
+def default_subscribers(rails: PaymentRails | None, queue: WorkQueue) -> list[Subscriber]:
+    """The production subscribers, in the order they run."""
+    return [provision_paid_vms(queue), cancel_expired_payments(rails), tell_admins_of_credit(queue)]
+
+
+def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:
+    """Title and text of the admins' notice about a payment not credited as quoted (D23)."""
+    payment, sub = event.payment, event.subscription
+    what = {
+        CreditMode.BY_VALUE: f"credited by value: {credit.seconds} seconds",
+        CreditMode.CALENDAR: f"credited as quoted: {credit.seconds} seconds",
+        CreditMode.UNVALUED: "NOT credited: it cannot be valued at the current price",
+        CreditMode.UNPRICED: f"credited as quoted ({credit.seconds} seconds): no current price",
+    }[credit.mode]
+    lines = [
+        f"Payment {payment.id.hex()} of {formatted(payment)} for subscription {sub.id} "
+        f"(user {sub.user_id}) was {what}.",
+    ]
+    if credit.intervals is not None and credit.mode is CreditMode.BY_VALUE:
+        share = Decimal(credit.intervals.numerator) / Decimal(credit.intervals.denominator)
+        lines.append(f"It buys {share:.4f} intervals at today's price.")
+    if credit.changes:
+        lines.append("Changed since the quote: " + "; ".join(credit.changes) + ".")
+    if credit.capped:
+        lines.append("The time was capped; the rest is for you to settle with the user.")
+    expires = sub.expires.isoformat() if sub.expires else "none"
+    lines.append(f"The subscription now expires {expires}.")
+    return f"[Subscription {sub.id}] Payment at a changed price", "\n".join(lines)
