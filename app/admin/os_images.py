@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from app.admin.catalogue_common import Duplicate, Fields, InUse, evolve, trimmed
+from app.admin.catalogue_common import Duplicate, Fields, InUse, evolve, not_found, trimmed
 from app.billing.errors import ImageNotFound
 from domain.errors import InvalidInput
 from domain.model import OsImage
@@ -113,15 +113,18 @@ async def delete_image(uow_factory: UnitOfWorkFactory, image_id: int) -> None:
 
 
 async def request_download(
-    uow_factory: UnitOfWorkFactory, queue: WorkQueue, image_id: int
+    uow_factory: UnitOfWorkFactory, queue: WorkQueue, image_id: int, host_id: int | None = None
 ) -> str:
-    """Enqueue `DownloadOsImages` for the image; the job id.
+    """Enqueue `DownloadOsImages` for the image (onto `host_id`, else every enabled host).
 
-    TODO(next issue): no worker handler fetches the image into the hosts' storage pools yet;
-    the worker acks the job with a "no handler" warning until the real VM hosts land.
+    The worker (app/worker/os_images.py) fetches the image into each host's image storage,
+    checksum verified; images a host already has are left alone. Returns the job id.
     """
     async with uow_factory() as uow:
         await _image(uow, image_id)
-    return await queue.send(Job("DownloadOsImages", {"image_id": image_id}))
-
-
+        if host_id is not None and await uow.hosts.get(host_id) is None:
+            raise not_found("Host")
+    payload: dict[str, int] = {"image_id": image_id}
+    if host_id is not None:
+        payload["host_id"] = host_id
+    return await queue.send(Job("DownloadOsImages", payload))

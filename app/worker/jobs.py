@@ -11,6 +11,7 @@ from app.billing.upgrades import apply_upgrade
 from app.worker import messages
 from app.worker.context import WorkerDeps
 from app.worker.lifecycle import check_subscriptions
+from app.worker.os_images import download_os_images
 from app.worker.pending import cancel_ended, end_pending
 from app.worker.provisioning import (
     check_vm,
@@ -265,6 +266,11 @@ def build_handlers(
     async def stop(job: Job) -> None:
         await power_by_admin(deps, job.payload, start=False)
 
+    async def download_images(job: Job) -> None:
+        host_id = job.payload.get("host_id")
+        one = None if host_id is None else _int(job.payload, "host_id")
+        await download_os_images(deps, _int(job.payload, "image_id"), one)
+
     async def notify_user(job: Job) -> None:
         p = job.payload
         await sender.notify_user(_int(p, "user_id"), str(p.get("title") or ""), _text(p, "message"))
@@ -284,4 +290,5 @@ def build_handlers(
         "StopVm": stop,
         "SendNotification": notify_user,
         "SendAdminNotification": notify_admins,
+        "DownloadOsImages": download_images,
     }
