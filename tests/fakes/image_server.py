@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import attrs
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from domain.enums import OsDistribution
 from domain.model import OsImage
@@ -45,3 +48,18 @@ class ImageServer:
         if name not in self.files:
             raise web.HTTPNotFound()
         return web.Response(body=self.files[name], content_type="application/octet-stream")
+
+
+@asynccontextmanager
+async def serve_images() -> AsyncIterator[ImageServer]:
+    """An `ImageServer` on a free port of 127.0.0.1 for the duration of the block."""
+    served = ImageServer()
+    app = web.Application()
+    app.router.add_get("/images/{name}", served.serve_file)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    served.base_url = str(server.make_url("")).rstrip("/")
+    try:
+        yield served
+    finally:
+        await server.close()
