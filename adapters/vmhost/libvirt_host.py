@@ -16,16 +16,7 @@ import libvirt
 from adapters.vmhost.cloud_init import seed_files, seed_iso
 from adapters.vmhost.image_download import download_image, file_chunks
 from adapters.vmhost.libvirt_metrics import Sample, SampleHistory
-from adapters.vmhost.libvirt_volumes import (
-    delete_volume as _delete_volume,
-)
-from adapters.vmhost.libvirt_volumes import (
-    image_format,
-    write_volume,
-)
-from adapters.vmhost.libvirt_volumes import (
-    lookup_volume as _lookup_volume,
-)
+from adapters.vmhost.libvirt_volumes import delete_volume, lookup_volume, write_volume
 from adapters.vmhost.libvirt_xml import (
     METADATA_KEY,
     METADATA_NS,
@@ -228,7 +219,7 @@ class LibvirtVmHost:
             try:
                 seed = self._write_seed(conn, pool, info)
             except libvirt.libvirtError:
-                _delete_volume(volume)
+                delete_volume(volume)
                 raise
             spec = DomainSpec(
                 vm_id=info.vm.id,
@@ -249,8 +240,8 @@ class LibvirtVmHost:
                 log.warning(
                     "rolling back: deleting volumes of VM %s after a failed define", spec.vm_id
                 )
-                _delete_volume(volume)
-                _delete_volume(seed)
+                delete_volume(volume)
+                delete_volume(seed)
                 raise
 
         await self._run(f"create VM {info.vm.id}", create)
@@ -306,8 +297,8 @@ class LibvirtVmHost:
             self._history.forget(vm.id)
             pool = self._pool_or_none(conn)
             if pool is not None:
-                _delete_volume(_lookup_volume(pool, disk_volume_name(vm.id)))
-                _delete_volume(_lookup_volume(pool, seed_volume_name(vm.id)))
+                delete_volume(lookup_volume(pool, disk_volume_name(vm.id)))
+                delete_volume(lookup_volume(pool, seed_volume_name(vm.id)))
 
         await self._run(f"delete VM {vm.id}", delete)
 
@@ -428,7 +419,7 @@ class LibvirtVmHost:
                 pool.refresh(0)
             except libvirt.libvirtError as exc:
                 log.warning("refreshing pool %s: %s", self.storage_pool, exc.get_error_message())
-            return _lookup_volume(pool, name) is not None
+            return lookup_volume(pool, name) is not None
 
         if await self._run(f"look up image {name}", present):
             log.info("OS image %s already in pool %s", name, self.storage_pool)
@@ -439,7 +430,7 @@ class LibvirtVmHost:
 
             def store(conn: Conn) -> None:
                 pool = conn.storagePoolLookupByName(self.storage_pool)
-                write_volume(conn, pool, name, file_chunks(path), size, image_format(name))
+                write_volume(conn, pool, name, file_chunks(path), size)
 
             await self._run(f"upload image {name}", store)
         finally:
@@ -477,7 +468,7 @@ class LibvirtVmHost:
             pool.refresh(0)
         except libvirt.libvirtError as exc:
             log.warning("refreshing pool %s: %s", self.storage_pool, exc.get_error_message())
-        base = _lookup_volume(pool, image)
+        base = lookup_volume(pool, image)
         if base is None:
             raise VmHostError(f"OS image {image} is not in storage pool {self.storage_pool}")
         return base
@@ -488,7 +479,7 @@ class LibvirtVmHost:
         The clone's capacity is read back (`info` re-reads a file volume) and grown when it is
         still smaller than `size`.
         """
-        _delete_volume(_lookup_volume(pool, name))
+        delete_volume(lookup_volume(pool, name))
         volume = pool.createXMLFrom(volume_xml(name, size), base, 0)
         if int(volume.info()[1]) < size:
             self._optional(f"grow volume {name}", lambda: volume.resize(size, 0))
@@ -496,7 +487,7 @@ class LibvirtVmHost:
 
     def _grow_disk(self, conn: Conn, dom: Dom, vm_id: int, size: int, target: str) -> None:
         pool = conn.storagePoolLookupByName(self.storage_pool)
-        volume = _lookup_volume(pool, disk_volume_name(vm_id))
+        volume = lookup_volume(pool, disk_volume_name(vm_id))
         if volume is None:
             log.warning("VM %s has no volume %s to resize", vm_id, disk_volume_name(vm_id))
             return

@@ -30,11 +30,6 @@ def raw_volume_xml(name: str, capacity: int, fmt: str = "raw") -> str:
     return ET.tostring(vol, encoding="unicode")
 
 
-def image_format(name: str) -> str:
-    """The volume format of an image file by its extension (qcow2, else raw)."""
-    return "qcow2" if name.lower().endswith((".qcow2", ".img")) else "raw"
-
-
 def upload(conn: Any, volume: Any, chunks: Iterable[bytes], size: int) -> None:
     """Send `size` bytes into `volume` from the start; a failure aborts the stream.
 
@@ -70,7 +65,11 @@ def write_volume(
     conn: Any, pool: Any, name: str, chunks: Iterable[bytes], size: int, fmt: str = "raw"
 ) -> Any:
     """Create volume `name` of `size` bytes (replacing one of that name) and upload into it;
-    a failed upload deletes the new volume again."""
+    a failed upload deletes the new volume again.
+
+    An image file is written as it is into a `raw` volume of its size: after the upload
+    libvirt probes the file and sees its real format (a qcow2 image becomes a qcow2 volume).
+    """
     old = lookup_volume(pool, name)
     if old is not None:
         old.delete(0)
