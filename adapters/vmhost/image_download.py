@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
-from adapters.vmhost.image_checksum import DigestCheck, expected_digest
+from adapters.vmhost.image_checksum import DigestCheck, resolve_digest
 from domain.model import OsImage
 from ports.vmhost import VmHostError
 
@@ -22,11 +22,13 @@ _CHUNK = 1024 * 1024
 async def download_image(image: OsImage, directory: str | None = None) -> Path:
     """Stream `image.url` into a new temporary file and return its path.
 
-    A checksum mismatch or an HTTP error deletes the file and raises: a mismatch is fatal,
-    a network failure or 5xx transient. The caller deletes the returned file when done.
+    The digest is `image.sha2`, else the file's line in the `sha2_url` sums file. A checksum
+    mismatch or an HTTP error deletes the file and raises: a mismatch is fatal, a network
+    failure or 5xx transient. The caller deletes the returned file when done.
     """
-    check = DigestCheck(expected_digest(image))
-    if not image.sha2:
+    expected = await resolve_digest(image)
+    check = DigestCheck(expected)
+    if expected is None:
         log.warning("OS image %s has no sha2: downloaded without a checksum", image.id)
     fd, name = tempfile.mkstemp(prefix="lnvps-image-", dir=directory)
     path = Path(name)

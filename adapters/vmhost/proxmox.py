@@ -13,7 +13,7 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from adapters.vmhost.image_checksum import expected_digest
+from adapters.vmhost.image_checksum import resolve_digest
 from adapters.vmhost.proxmox_api import VMID_OFFSET, ProxmoxApi, ProxmoxConfig, vmid
 from adapters.vmhost.proxmox_metrics import rrd_points
 from domain.enums import DiskType, IpRangeAllocationMode
@@ -165,8 +165,9 @@ class ProxmoxVmHost:
     async def download_os_image(self, image: OsImage) -> bool:
         """`download-url` into the image storage as `import` content, with the checksum.
 
-        An image file already listed in the storage is left alone (False). Proxmox checks
-        the checksum itself and fails the task (and keeps no file) on a mismatch.
+        An image file already listed in the storage is left alone (False). The checksum is
+        `sha2`, else the file's line in the `sha2_url` sums file (fetched here, never with the
+        node's token); Proxmox checks it and fails the task (keeping no file) on a mismatch.
         """
         filename = image_filename(image.url)
         storage = quote(self.config.image_storage, safe="")
@@ -177,7 +178,7 @@ class ProxmoxVmHost:
             log.info("OS image %s already on %s", volid, self.config.node)
             return False
         params = {"url": image.url, "content": "import", "filename": filename}
-        checksum = expected_digest(image)
+        checksum = await resolve_digest(image)
         if checksum is not None:
             params.update({"checksum-algorithm": checksum[0], "checksum": checksum[1]})
         else:

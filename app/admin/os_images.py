@@ -46,7 +46,7 @@ def _changes(fields: Fields) -> dict[str, object]:
     """Text trimmed; `url`/`sha2_url` must be http(s); `sha2` a hex SHA-256 or SHA-512.
 
     A changed `url` or `sha2_url` without a `sha2` clears the stored checksum: it belonged to
-    the old file. (Fetching a checksum from `sha2_url` is the next issue's, with the download.)
+    the old file. Without `sha2`, a download reads the file's checksum from `sha2_url`.
     """
     changes = dict(fields)
     for name in ("flavour", "version", "url"):

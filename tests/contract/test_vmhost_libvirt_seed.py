@@ -143,6 +143,18 @@ async def test_a_checksum_mismatch_leaves_nothing_in_the_pool(
     assert list(tmp_path.iterdir()) == []  # the partial download is gone too
 
 
+async def test_a_sums_file_checks_the_download(
+    host: LibvirtVmHost, conn: Any, image_server: ImageServer
+) -> None:
+    image_server.files["SHA256SUMS"] = f"{hashlib.sha256(b'x').hexdigest()} *bad.img\n".encode()
+    image = attrs.evolve(image_server.image("bad.img", sha2=None),
+                         sha2_url=f"{image_server.base_url}/images/SHA256SUMS")
+    with pytest.raises(VmHostError, match="sha256 mismatch"):
+        await host.download_os_image(image)
+    names = {v.name() for v in conn.storagePoolLookupByName(POOL).listAllVolumes(0)}
+    assert "bad.img" not in names
+
+
 async def test_a_missing_file_is_a_fatal_http_error(
     host: LibvirtVmHost, image_server: ImageServer
 ) -> None:

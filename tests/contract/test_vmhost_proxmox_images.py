@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 
+import attrs
 import pytest
 
 from adapters.memory.clock import FakeClock
@@ -104,3 +105,25 @@ async def test_rrddata_of_a_missing_guest_is_not_found(
     _, host, _ = node
     with pytest.raises(VmNotFoundOnHost):
         await host.get_time_series(vm(9))
+
+
+async def test_the_checksum_comes_from_the_sums_file_when_sha2_is_not_set(
+    node: tuple[FakeProxmox, ProxmoxVmHost, FakeClock], image_server: ImageServer
+) -> None:
+    fake, host, _ = node
+    digest = hashlib.sha512(IMAGE_BYTES).hexdigest()
+    sums = f"{'0' * 128}  other.qcow2\n{digest}  debian-12.qcow2\n"
+    image_server.files["SHA512SUMS"] = sums.encode()
+    image = attrs.evolve(image_server.image(sha2=None),
+                         sha2_url=f"{image_server.base_url}/images/SHA512SUMS")
+    assert await host.download_os_image(image) is True
+    [sent] = fake.calls("POST", "/download-url")
+    assert (sent["checksum-algorithm"], sent["checksum"]) == ("sha512", digest)
+    unlisted = attrs.evolve(image_server.image("debian-13.qcow2", sha2=None),
+                            sha2_url=image.sha2_url)
+    with pytest.raises(VmHostError, match=r"lists no SHA-256/SHA-512 for debian-13\.qcow2"):
+        await host.download_os_image(unlisted)
+    missing = attrs.evolve(unlisted, sha2_url=f"{image_server.base_url}/images/NOPE")
+    with pytest.raises(VmHostError, match="HTTP 404"):
+        await host.download_os_image(missing)
+    assert len(fake.calls("POST", "/download-url")) == 1

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from adapters.vmhost.image_checksum import DigestCheck, digest_algorithm
+from adapters.vmhost.image_checksum import DigestCheck, digest_algorithm, digest_from_sums
 from adapters.vmhost.libvirt_metrics import MAX_SAMPLES, WINDOW_S, Sample, SampleHistory
 from adapters.vmhost.proxmox_metrics import rrd_points
 from ports.vmhost import VmHostError
@@ -92,3 +92,18 @@ def test_digest_check_passes_the_right_bytes_only() -> None:
         bad.verify("image")
     assert caught.value.transient is False
     DigestCheck(None).verify("unchecked")  # no digest: nothing to compare
+
+
+def test_the_sums_file_line_of_the_image() -> None:
+    d256, d512 = "ab" * 32, "CD" * 64
+    text = (
+        "-----BEGIN PGP SIGNED MESSAGE-----\n"
+        f"{'00' * 32}  debian-12-generic-arm64.qcow2\n"
+        f"{d256} *noble-server-cloudimg-amd64.img\n"
+        f"SHA512 (Fedora-Cloud-Base-41.qcow2) = {d512}\n"
+        f"{'11' * 32}  ./sub/debian-12-generic-amd64.qcow2\n"
+    )
+    assert digest_from_sums(text, "noble-server-cloudimg-amd64.img") == d256
+    assert digest_from_sums(text, "Fedora-Cloud-Base-41.qcow2") == d512.lower()
+    assert digest_from_sums(text, "debian-12-generic-amd64.qcow2") == "11" * 32
+    assert digest_from_sums(text, "debian-13.qcow2") is None
