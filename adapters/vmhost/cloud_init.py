@@ -49,11 +49,12 @@ def network_config(info: FullVmInfo, nameservers: Sequence[str] = ()) -> dict[st
     """Network config version 2 for the NIC with the VM's MAC: its assigned addresses, a
     default route per family through the range's gateway, router advertisements for SLAAC.
 
-    IPv4 takes the wider of the range's and the gateway's prefixes (as Proxmox's `ipconfig0`).
+    IPv4 takes the wider of the range's and the gateway's prefixes (as Proxmox's `ipconfig0`);
+    a gateway outside the address's network is marked `on-link`.
     """
     ranges = {r.id: r for r in info.ranges}
     addresses: list[str] = []
-    routes: list[dict[str, str]] = []
+    routes: list[dict[str, Any]] = []
     slaac = False
     for assignment in info.ips:
         ip_range = ranges.get(assignment.ip_range_id)
@@ -71,7 +72,10 @@ def network_config(info: FullVmInfo, nameservers: Sequence[str] = ()) -> dict[st
         addresses.append(f"{addr}/{prefix}")
         default = "0.0.0.0/0" if addr.version == 4 else "::/0"
         if not any(r["to"] == default for r in routes):
-            routes.append({"to": default, "via": str(gateway.ip)})
+            route: dict[str, Any] = {"to": default, "via": str(gateway.ip)}
+            if gateway.ip not in ipaddress.ip_interface(f"{addr}/{prefix}").network:
+                route["on-link"] = True  # e.g. a /32 address or a link-local gateway
+            routes.append(route)
     nic: dict[str, Any] = {
         "match": {"macaddress": info.vm.mac_address.lower()},
         "set-name": INTERFACE,

@@ -42,3 +42,20 @@ def test_the_iso_round_trips_every_file() -> None:
     assert label == "cidata" and back == files
     assert yaml.safe_load(back["meta-data"])["instance-id"] == "lnvps-vm2-99"
     assert yaml.safe_load(back["user-data"])["ssh_authorized_keys"] == ["ssh-ed25519 AAAA k"]
+
+
+def test_a_gateway_outside_the_network_is_on_link() -> None:
+    base = info(4)
+    spec = attrs.evolve(
+        base,
+        ips=(IpAssignment(id=1, vm_id=4, ip_range_id=1, ip="203.0.113.7"),
+             IpAssignment(id=2, vm_id=4, ip_range_id=2, ip="2001:db8::7")),
+        ranges=(IpRange(id=1, cidr="203.0.113.7/32", enabled=True, region_id=1,
+                        gateway="198.51.100.1/32"),
+                IpRange(id=2, cidr="2001:db8::/64", enabled=True, region_id=1,
+                        gateway="fe80::1")),
+    )
+    nic = network_config(spec)["ethernets"]["eth0"]
+    assert nic["addresses"] == ["203.0.113.7/32", "2001:db8::7/64"]
+    assert nic["routes"] == [{"to": "0.0.0.0/0", "via": "198.51.100.1", "on-link": True},
+                             {"to": "::/0", "via": "fe80::1", "on-link": True}]
