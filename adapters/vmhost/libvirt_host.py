@@ -218,7 +218,7 @@ class LibvirtVmHost:
             volume = self._clone(pool, base, disk_volume_name(info.vm.id), res.disk_size)
             try:
                 seed = self._write_seed(conn, pool, info)
-            except libvirt.libvirtError:
+            except BaseException:
                 delete_volume(volume)
                 raise
             spec = DomainSpec(

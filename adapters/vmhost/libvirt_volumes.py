@@ -9,6 +9,8 @@ from typing import Any
 
 import libvirt
 
+from ports.vmhost import VmHostError
+
 log = logging.getLogger(__name__)
 
 #: bytes per `virStream.send`
@@ -50,7 +52,7 @@ def upload(conn: Any, volume: Any, chunks: Iterable[bytes], size: int) -> None:
             while view:
                 sent = stream.send(bytes(view))
                 if sent < 0:
-                    raise OSError(f"libvirt stream refused data ({sent})")
+                    raise VmHostError(f"libvirt stream refused data ({sent})", transient=True)
                 view = view[sent:]
         stream.finish()
     except BaseException:

@@ -118,6 +118,20 @@ async def test_delete_removes_the_seed_and_reinstall_writes_a_new_instance(
     assert "vm5-cidata.iso" not in names and "vm5-disk0" not in names
 
 
+async def test_a_failed_seed_write_leaves_no_disk_and_no_domain(
+    host: LibvirtVmHost, conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise VmHostError("libvirt stream refused data (-1)", transient=True)
+
+    monkeypatch.setattr(libvirt_host, "write_volume", broken)
+    with pytest.raises(VmHostError, match="stream refused"):
+        await host.create_vm(networked(6))
+    names = {v.name() for v in conn.storagePoolLookupByName(POOL).listAllVolumes(0)}
+    assert "vm6-disk0" not in names
+    assert "vm6" not in {d.name() for d in conn.listAllDomains(0)}
+
+
 async def test_download_stores_the_checked_image_once(
     host: LibvirtVmHost, conn: Any, image_server: ImageServer, uploads: dict[str, bytes]
 ) -> None:
