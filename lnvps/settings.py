@@ -158,8 +158,9 @@ class VmHostsSettings:
     """How clients of `vm_host` rows are built; URL, node and token come from the row itself.
 
     `proxmox` overrides `ProxmoxConfig` fields (bridge, verify-tls, poll-interval-ms, …),
-    `libvirt` the `LibvirtVmHost` ones (storage-pool, network). `test-connection: false`
-    saves host rows through the admin API without checking that the host answers.
+    `libvirt` the `LibvirtVmHost` ones (storage-pool, network, nameservers, download-dir).
+    `test-connection: false` saves host rows through the admin API without checking that the
+    host answers.
     `libvirt-test-files` lets libvirt rows name a test-driver node file (tests only).
     """
 

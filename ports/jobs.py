@@ -232,9 +232,10 @@ class SendEmailVerification(Job):
 
 @attrs.frozen(kw_only=True)
 class DownloadOsImages(Job):
-    """Fetch one OS image (or all of them: None) to the hosts."""
+    """Fetch one OS image (or all of them: None) to the hosts (or one host: `host_id`, ours)."""
 
     image_id: int | None = attrs.field(default=None, validator=_opt_int)
+    host_id: int | None = attrs.field(default=None, validator=_opt_int, metadata=OURS)
 
 
 #: every job class, keyed by its kind (the reference's variant name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
@@ -48,6 +48,24 @@ class VmRunningState:
     net_out: int = 0
     disk_write: int = 0
     disk_read: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class TimeSeriesPoint:
+    """One sample of a VM's metrics (api.md §6.5 `TimeSeriesData`), exact decimals (D1).
+
+    `cpu` and `memory` are fractions 0–1 (memory used of `memory_size` bytes); the network and
+    disk figures are average rates in bytes per second over the sample's interval.
+    """
+
+    timestamp: int
+    cpu: Decimal
+    memory: Decimal
+    memory_size: int
+    net_in: Decimal
+    net_out: Decimal
+    disk_write: Decimal
+    disk_read: Decimal
 
 
 class VmHostError(Exception):
@@ -155,6 +173,21 @@ class VmHost(Protocol):
 
     async def generate_mac(self, vm: Vm) -> str:
         """A MAC address for the VM's network card (used when its IP range has no router)."""
+        ...
+
+    async def get_time_series(self, vm: Vm) -> Sequence[TimeSeriesPoint]:
+        """The VM's metrics of about the last hour, oldest first (empty when none are known).
+
+        Raises `VmNotFoundOnHost` when the host has no such VM.
+        """
+        ...
+
+    async def download_os_image(self, image: OsImage) -> bool:
+        """Fetch `image.url` into the host's image storage, checked against `image.sha2`.
+
+        Idempotent: True when it was fetched now, False when the host already had it.
+        A checksum mismatch is a fatal `VmHostError` and leaves nothing behind.
+        """
         ...
 
 

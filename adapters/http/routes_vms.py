@@ -13,6 +13,7 @@ from adapters.http.bounds import ID_MIN, UINT_SCHEMA
 from adapters.http.context import services
 from adapters.http.envelope import data_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
+from adapters.http.views_metrics import time_series_json
 from adapters.http.views_vm import (
     display_state,
     history_json,
@@ -31,9 +32,9 @@ from adapters.http.vm_params import (
     ref_code,
     required_int,
 )
-from app.billing.catalogue import owned_vm
 from app.billing.ordering import order_custom_vm, order_vm
 from app.vm_actions import ACTIONS, VmPatch, owner_vm, patch_vm, run_action
+from app.vm_metrics import vm_time_series
 from domain.model import User, Vm
 
 _VM = r"/api/v1/vm/{id:\d+}"
@@ -163,10 +164,10 @@ async def history(request: web.Request, user: User) -> web.StreamResponse:
 
 @authenticated
 async def time_series(request: web.Request, user: User) -> web.StreamResponse:
-    """Hypervisor metrics are not collected by this server: always `[]` for an owned VM."""
-    async with services(request).uow_factory() as uow:
-        await owned_vm(uow, path_id(request), user.id)
-    return data_response([])
+    """The owned VM's metrics of the last hour, read from its host (`[]` when it has none)."""
+    svc = services(request)
+    points = await vm_time_series(svc.uow_factory, svc.hosts, path_id(request), user.id)
+    return data_response([time_series_json(p) for p in points])
 
 
 def add_vm_routes(table: RouteTable) -> None:
@@ -195,5 +196,5 @@ def add_vm_routes(table: RouteTable) -> None:
                                 description="paged only with both limit and offset"),
                      QueryParam("offset", UINT_SCHEMA)], tags=tags)
     table.add("GET", f"{_VM}/time-series", time_series,
-              summary="Hypervisor metrics (none collected: always empty)",
+              summary="Metrics of the last hour from the VM's host, oldest first",
               response={"type": "array", "items": s.TIME_SERIES}, tags=tags)

@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from adapters.vmhost.dummy_metrics import hourly_series
 from adapters.vmhost.dummy_state import DummyStateFile, MockVm
-from domain.model import Vm
+from domain.model import OsImage, Vm
 from ports.clock import Clock
-from ports.vmhost import FullVmInfo, VmNotFoundOnHost, VmRunningState, VmRunState
+from ports.vmhost import (
+    FullVmInfo,
+    TimeSeriesPoint,
+    VmNotFoundOnHost,
+    VmRunningState,
+    VmRunState,
+)
 
 T = TypeVar("T")
-
 
 
 class DummyVmHost:
@@ -40,6 +46,8 @@ class DummyVmHost:
         self._create_delay_s = create_delay_s
         self._vms: dict[int, MockVm] = {}
         self._lock = threading.Lock()
+        #: image URLs "downloaded" by this instance (the dummy host stores no files)
+        self.images: set[str] = set()
 
     async def create_vm(self, info: FullVmInfo) -> None:
         if self._create_delay_s > 0:
@@ -90,6 +98,23 @@ class DummyVmHost:
 
     async def generate_mac(self, vm: Vm) -> str:
         return "ff:ff:ff:" + ":".join(f"{self._rng.randrange(256):02x}" for _ in range(3))
+
+    async def get_time_series(self, vm: Vm) -> Sequence[TimeSeriesPoint]:
+        """The synthetic hourly series of §11.2 for a VM the host has."""
+
+        def exists(vms: dict[int, MockVm]) -> bool:
+            return vm.id in vms
+
+        if not await self._call(exists, mutating=False):
+            raise VmNotFoundOnHost(vm.id)
+        return hourly_series(self._now_s())
+
+    async def download_os_image(self, image: OsImage) -> bool:
+        """Records the image URL; True the first time this instance sees it."""
+        with self._lock:
+            fresh = image.url not in self.images
+            self.images.add(image.url)
+        return fresh
 
     def _transition(
         self, vm: Vm, state: VmRunState, *, reset_uptime: bool

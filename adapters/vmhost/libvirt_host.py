@@ -7,12 +7,16 @@ import logging
 import random
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import libvirt
 
+from adapters.vmhost.cloud_init import seed_files, seed_iso
+from adapters.vmhost.image_download import download_image, file_chunks
+from adapters.vmhost.libvirt_metrics import Sample, SampleHistory
+from adapters.vmhost.libvirt_volumes import delete_volume, lookup_volume, write_volume
 from adapters.vmhost.libvirt_xml import (
     METADATA_KEY,
     METADATA_NS,
@@ -24,14 +28,22 @@ from adapters.vmhost.libvirt_xml import (
     domain_xml,
     image_volume_name,
     parse_started,
+    seed_volume_name,
     started_metadata,
     vm_id_of,
     volume_xml,
 )
 from domain.enums import DiskInterface, DiskType
-from domain.model import Vm
+from domain.model import OsImage, Vm
 from ports.clock import Clock
-from ports.vmhost import FullVmInfo, VmHostError, VmNotFoundOnHost, VmRunningState, VmRunState
+from ports.vmhost import (
+    FullVmInfo,
+    TimeSeriesPoint,
+    VmHostError,
+    VmNotFoundOnHost,
+    VmRunningState,
+    VmRunState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +104,13 @@ class LibvirtVmHost:
 
     * `create_vm` clones the OS image volume (named after the last segment of the image URL,
       put into `storage_pool` beforehand) into a qcow2 volume `vm<id>-disk0` of the template's
-      size, then defines a persistent domain `vm<id>` on `network`. Like the dummy host the VM
-      is left **stopped**. No cloud-init seed is attached yet (SSH key, static IPs).
+      size, writes the cloud-init NoCloud seed ISO `vm<id>-cidata.iso` (SSH key, host name,
+      static addresses and routes, `nameservers`) and defines a persistent domain `vm<id>` on
+      `network` with the seed as a CD-ROM. Like the dummy host the VM is left **stopped**.
+    * `download_os_image` streams the image URL to a temporary file in `download_dir`
+      (checksum verified), then uploads it into the pool as the image volume.
+    * `get_time_series` turns the counters of every state read of this client (the worker's
+      VM checks, and the read itself) into rates between consecutive samples.
     * `stop_vm` is a hard power-off (`destroy`), as Proxmox's `status/stop`; `restart_vm` is a
       hard `reset` (a stopped VM is started instead, as the dummy does).
     * Uptime counts from the start LNVPS recorded (with `clock`) in the running domain's live
@@ -112,10 +129,15 @@ class LibvirtVmHost:
         network: str = "default",
         *,
         rng: random.Random | None = None,
+        nameservers: Sequence[str] = (),
+        download_dir: str | None = None,
     ) -> None:
         self.uri = uri
         self.storage_pool = storage_pool
         self.network = network
+        self.nameservers = tuple(nameservers)
+        self.download_dir = download_dir
+        self._history = SampleHistory()
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
         self._conn: Conn | None = None
@@ -194,6 +216,11 @@ class LibvirtVmHost:
             pool = conn.storagePoolLookupByName(self.storage_pool)
             base = self._image(pool, image)
             volume = self._clone(pool, base, disk_volume_name(info.vm.id), res.disk_size)
+            try:
+                seed = self._write_seed(conn, pool, info)
+            except BaseException:
+                delete_volume(volume)
+                raise
             spec = DomainSpec(
                 vm_id=info.vm.id,
                 vcpus=res.cpu,
@@ -205,14 +232,16 @@ class LibvirtVmHost:
                 disk_interface=interface,
                 disk_kind=kind,
                 domain_type="test" if str(conn.getType()).upper() == "TEST" else "kvm",
+                seed_volume=seed_volume_name(info.vm.id),
             )
             try:
                 conn.defineXML(domain_xml(spec))
             except libvirt.libvirtError:
                 log.warning(
-                    "rolling back: deleting volume of VM %s after a failed define", spec.vm_id
+                    "rolling back: deleting volumes of VM %s after a failed define", spec.vm_id
                 )
-                _delete_volume(volume)
+                delete_volume(volume)
+                delete_volume(seed)
                 raise
 
         await self._run(f"create VM {info.vm.id}", create)
@@ -265,9 +294,11 @@ class LibvirtVmHost:
                     | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
                 )
             self._cpu_samples.pop(vm.id, None)
+            self._history.forget(vm.id)
             pool = self._pool_or_none(conn)
             if pool is not None:
-                _delete_volume(_lookup_volume(pool, disk_volume_name(vm.id)))
+                delete_volume(lookup_volume(pool, disk_volume_name(vm.id)))
+                delete_volume(lookup_volume(pool, seed_volume_name(vm.id)))
 
         await self._run(f"delete VM {vm.id}", delete)
 
@@ -291,6 +322,7 @@ class LibvirtVmHost:
             if was_running:
                 dom.destroy()
             self._clone(pool, base, disk_volume_name(info.vm.id), res.disk_size)
+            self._write_seed(conn, pool, info, instance_tag=str(self._now()))
             if was_running:
                 dom.create()
                 self._stamp_start(dom, info.vm.id)
@@ -360,6 +392,51 @@ class LibvirtVmHost:
         """`52:54:00` (the QEMU/KVM prefix) and three random bytes."""
         return MAC_PREFIX + "".join(f":{self._rng.randrange(256):02x}" for _ in range(3))
 
+    async def get_time_series(self, vm: Vm) -> Sequence[TimeSeriesPoint]:
+        """Rates between the samples this client took (a running VM is sampled now too)."""
+
+        def read(conn: Conn) -> None:
+            dom = self._get(conn, vm.id)
+            if dom.isActive():
+                self._state(vm.id, dom)
+
+        await self._run(f"read metrics of VM {vm.id}", read)
+        return self._history.series(vm.id)
+
+    async def download_os_image(self, image: OsImage) -> bool:
+        """Download the image (checksum verified) and upload it as the pool's image volume.
+
+        An image volume already in the pool is kept (False); a mismatch leaves nothing behind.
+        """
+        try:
+            name = image_volume_name(image.url)
+        except ValueError as exc:
+            raise VmHostError(str(exc)) from exc
+
+        def present(conn: Conn) -> bool:
+            pool = conn.storagePoolLookupByName(self.storage_pool)
+            try:
+                pool.refresh(0)
+            except libvirt.libvirtError as exc:
+                log.warning("refreshing pool %s: %s", self.storage_pool, exc.get_error_message())
+            return lookup_volume(pool, name) is not None
+
+        if await self._run(f"look up image {name}", present):
+            log.info("OS image %s already in pool %s", name, self.storage_pool)
+            return False
+        path = await download_image(image, self.download_dir)
+        try:
+            size = path.stat().st_size
+
+            def store(conn: Conn) -> None:
+                pool = conn.storagePoolLookupByName(self.storage_pool)
+                write_volume(conn, pool, name, file_chunks(path), size)
+
+            await self._run(f"upload image {name}", store)
+        finally:
+            path.unlink(missing_ok=True)
+        return True
+
     # --- helpers (run in worker threads) -----------------------------------------------------
 
     def _find(self, conn: Conn, vm_id: int) -> Dom | None:
@@ -391,7 +468,7 @@ class LibvirtVmHost:
             pool.refresh(0)
         except libvirt.libvirtError as exc:
             log.warning("refreshing pool %s: %s", self.storage_pool, exc.get_error_message())
-        base = _lookup_volume(pool, image)
+        base = lookup_volume(pool, image)
         if base is None:
             raise VmHostError(f"OS image {image} is not in storage pool {self.storage_pool}")
         return base
@@ -402,7 +479,7 @@ class LibvirtVmHost:
         The clone's capacity is read back (`info` re-reads a file volume) and grown when it is
         still smaller than `size`.
         """
-        _delete_volume(_lookup_volume(pool, name))
+        delete_volume(lookup_volume(pool, name))
         volume = pool.createXMLFrom(volume_xml(name, size), base, 0)
         if int(volume.info()[1]) < size:
             self._optional(f"grow volume {name}", lambda: volume.resize(size, 0))
@@ -410,7 +487,7 @@ class LibvirtVmHost:
 
     def _grow_disk(self, conn: Conn, dom: Dom, vm_id: int, size: int, target: str) -> None:
         pool = conn.storagePoolLookupByName(self.storage_pool)
-        volume = _lookup_volume(pool, disk_volume_name(vm_id))
+        volume = lookup_volume(pool, disk_volume_name(vm_id))
         if volume is None:
             log.warning("VM %s has no volume %s to resize", vm_id, disk_volume_name(vm_id))
             return
@@ -425,6 +502,11 @@ class LibvirtVmHost:
                 )
             else:
                 self._optional(f"VM {vm_id}: grow disk", lambda: volume.resize(size, 0))
+
+    def _write_seed(self, conn: Conn, pool: Any, info: FullVmInfo, instance_tag: str = "") -> Any:
+        """(Re)write the VM's cloud-init seed ISO volume."""
+        data = seed_iso(seed_files(info, self.nameservers, instance_tag))
+        return write_volume(conn, pool, seed_volume_name(info.vm.id), [data], len(data))
 
     def _optional(self, what: str, step: Callable[[], object]) -> None:
         """Run a step the driver may not implement; an unsupported one is logged and skipped."""
@@ -481,11 +563,24 @@ class LibvirtVmHost:
         uptime = max(0, now - started) if started is not None else 0
         cpu_ns = self._cpu_time(dom, int(cpu_ns))
         net_in, net_out, disk_read, disk_write = self._counters(dom)
+        mem_usage = self._mem_usage(dom, int(max_kib), int(cur_kib))
+        sample = Sample(
+            at=now,
+            cpu_ns=cpu_ns,
+            vcpus=int(vcpus),
+            memory=mem_usage,
+            memory_size=int(max_kib) * 1024,
+            net_in=net_in,
+            net_out=net_out,
+            disk_read=disk_read,
+            disk_write=disk_write,
+        )
+        self._history.record(vm_id, sample)
         return VmRunningState(
             timestamp=now,
             state=VmRunState.RUNNING,
             cpu_usage=self._cpu_usage(vm_id, now, uptime, cpu_ns, int(vcpus)),
-            mem_usage=self._mem_usage(dom, int(max_kib), int(cur_kib)),
+            mem_usage=mem_usage,
             uptime=uptime,
             net_in=net_in,
             net_out=net_out,
@@ -554,21 +649,3 @@ def _fraction(part: Decimal, whole: Decimal) -> Decimal:
         return Decimal(0)
     return min(Decimal(1), max(Decimal(0), part / whole)).quantize(_USAGE_STEP)
 
-
-def _lookup_volume(pool: Any, name: str) -> Any:
-    try:
-        return pool.storageVolLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if _code(exc) == libvirt.VIR_ERR_NO_STORAGE_VOL:
-            return None
-        raise
-
-
-def _delete_volume(volume: Any) -> None:
-    if volume is None:
-        return
-    try:
-        volume.delete(0)
-    except libvirt.libvirtError as exc:
-        if _code(exc) != libvirt.VIR_ERR_NO_STORAGE_VOL:
-            raise

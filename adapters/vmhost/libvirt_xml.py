@@ -40,6 +40,11 @@ def disk_volume_name(vm_id: int) -> str:
     return f"vm{vm_id}-disk0"
 
 
+def seed_volume_name(vm_id: int) -> str:
+    """The storage volume holding VM `vm_id`'s cloud-init NoCloud seed ISO."""
+    return f"vm{vm_id}-cidata.iso"
+
+
 def image_volume_name(url: str) -> str:
     """The volume an OS image is stored as in the pool: the last segment of its URL."""
     name = urlsplit(url).path.rsplit("/", 1)[-1]
@@ -63,6 +68,8 @@ class DomainSpec:
     disk_kind: DiskType = DiskType.SSD
     domain_type: str = "kvm"
     machine: str = "q35"
+    #: volume of the cloud-init seed ISO, attached as a read-only SATA CD-ROM (None: none)
+    seed_volume: str | None = None
 
 
 def disk_target(interface: DiskInterface) -> str:
@@ -71,7 +78,8 @@ def disk_target(interface: DiskInterface) -> str:
 
 
 def domain_xml(spec: DomainSpec) -> str:
-    """A persistent domain: the volume as its only disk, one NIC on `network`, serial console.
+    """A persistent domain: the volume as its disk (and the seed ISO as a CD-ROM when given),
+    one NIC on `network`, serial console.
 
     Memory is given in KiB (libvirt rounds bytes to KiB anyway); the VM boots from the disk.
     """
@@ -102,6 +110,12 @@ def domain_xml(spec: DomainSpec) -> str:
     ET.SubElement(disk, "driver", driver)
     ET.SubElement(disk, "source", pool=spec.pool, volume=spec.volume)
     ET.SubElement(disk, "target", dev=target, bus=bus)
+    if spec.seed_volume is not None:
+        cdrom = ET.SubElement(devices, "disk", type="volume", device="cdrom")
+        ET.SubElement(cdrom, "driver", name="qemu", type="raw")
+        ET.SubElement(cdrom, "source", pool=spec.pool, volume=spec.seed_volume)
+        ET.SubElement(cdrom, "target", dev="sdb" if target == "sda" else "sda", bus="sata")
+        ET.SubElement(cdrom, "readonly")
     if scsi:
         ET.SubElement(devices, "controller", type="scsi", index="0", model="virtio-scsi")
     nic = ET.SubElement(devices, "interface", type="network")

@@ -6,19 +6,22 @@ import ipaddress
 import logging
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 
+from adapters.vmhost.image_checksum import resolve_digest
 from adapters.vmhost.proxmox_api import VMID_OFFSET, ProxmoxApi, ProxmoxConfig, vmid
+from adapters.vmhost.proxmox_metrics import rrd_points
 from domain.enums import DiskType, IpRangeAllocationMode
-from domain.model import Host, Vm
+from domain.model import Host, OsImage, Vm
 from ports.clock import Clock
 from ports.vmhost import (
     FullVmInfo,
+    TimeSeriesPoint,
     VmHostError,
     VmNotFoundOnHost,
     VmRunningState,
@@ -151,6 +154,38 @@ class ProxmoxVmHost:
         if len(prefix) != 8 or ":" not in prefix:
             raise VmHostError("Invalid mac prefix")
         return prefix + "".join(f":{self._rng.randrange(256):02x}" for _ in range(3))
+
+    async def get_time_series(self, vm: Vm) -> Sequence[TimeSeriesPoint]:
+        """The guest's `rrddata` of the last hour (averages, about one point a minute)."""
+        rows = await self._api.call(
+            "GET", self._qemu(vm, "/rrddata"), {"timeframe": "hour", "cf": "AVERAGE"}
+        )
+        return rrd_points(row for row in rows or () if isinstance(row, Mapping))
+
+    async def download_os_image(self, image: OsImage) -> bool:
+        """`download-url` into the image storage as `import` content, with the checksum.
+
+        An image file already listed in the storage is left alone (False). The checksum is
+        `sha2`, else the file's line in the `sha2_url` sums file (fetched here, never with the
+        node's token); Proxmox checks it and fails the task (keeping no file) on a mismatch.
+        """
+        filename = image_filename(image.url)
+        storage = quote(self.config.image_storage, safe="")
+        base = self._api.node_path(f"/storage/{storage}")
+        volid = f"{self.config.image_storage}:import/{filename}"
+        listed = await self._api.call("GET", base + "/content", {"content": "import"})
+        if any(isinstance(v, Mapping) and v.get("volid") == volid for v in listed or ()):
+            log.info("OS image %s already on %s", volid, self.config.node)
+            return False
+        params = {"url": image.url, "content": "import", "filename": filename}
+        checksum = await resolve_digest(image)
+        if checksum is not None:
+            params.update({"checksum-algorithm": checksum[0], "checksum": checksum[1]})
+        else:
+            log.warning("OS image %s has no sha2: downloaded without a checksum", image.id)
+        upid = await self._api.call("POST", base + "/download-url", params, retry=False)
+        await self._api.wait_for_task(upid, self.config.download_timeout_s)
+        return True
 
     async def _power(self, vm: Vm, action: str) -> None:
         await self._api.run_task("POST", self._qemu(vm, f"/status/{action}"))

@@ -56,6 +56,8 @@ class ProxmoxConfig:
     verify_tls: bool = True
     request_timeout_s: int = 30
     task_timeout_s: int = 300
+    #: how long an OS image download task (`download-url`) may run
+    download_timeout_s: int = 3600
     poll_interval_ms: int = 1000
     retry_attempts: int = 3
     retry_min_ms: int = 1000
@@ -114,22 +116,21 @@ class ProxmoxApi:
         """Start an asynchronous call and wait for the task it returns."""
         await self.wait_for_task(await self.call(method, path, params))
 
-    async def wait_for_task(self, upid: Any) -> None:
+    async def wait_for_task(self, upid: Any, timeout_s: int | None = None) -> None:
         """Poll a task until it stops; anything but exit status `OK` is a fatal error."""
         if upid is None:
             return  # synchronous call: nothing to wait for
         path = self.node_path(f"/tasks/{quote(str(upid), safe='')}/status")
+        limit = self.config.task_timeout_s if timeout_s is None else timeout_s
         try:
-            async with asyncio.timeout(self.config.task_timeout_s):
+            async with asyncio.timeout(limit):
                 while True:
                     status = await self.call("GET", path)
                     if status.get("status") == "stopped":
                         break
                     await asyncio.sleep(self.config.poll_interval_ms / 1000)
         except TimeoutError:
-            raise VmHostError(
-                f"Task {upid} timed out after {self.config.task_timeout_s} s"
-            ) from None
+            raise VmHostError(f"Task {upid} timed out after {limit} s") from None
         exit_status = status.get("exitstatus")
         if exit_status != "OK":
             raise VmHostError(f"Task finished with error: {exit_status or 'no error message'}")

@@ -23,6 +23,8 @@ log = logging.getLogger("lnvps.vmhost")
 
 #: seconds a test connection may take before the host counts as not answering
 PROBE_TIMEOUT_S = 10
+#: the `LibvirtVmHost` settings `vm-hosts.libvirt` may set (checked without importing libvirt)
+LIBVIRT_SETTINGS = frozenset({"storage_pool", "network", "nameservers", "download_dir"})
 
 
 def _row_key(host: Host) -> tuple[object, ...]:
@@ -56,6 +58,9 @@ class VmHostClients:
         self._dummy = dummy
         self._proxmox_settings = dict(proxmox or {})
         self._libvirt_settings = dict(libvirt or {})
+        unknown = sorted(set(self._libvirt_settings) - LIBVIRT_SETTINGS)
+        if unknown:  # fail at start, not at the first libvirt VM
+            raise ValueError(f"vm-hosts.libvirt: unknown settings {', '.join(unknown)}")
         self._session = session
         self._libvirt_test_files = libvirt_test_files
         self._clients: dict[int, tuple[tuple[object, ...], VmHost]] = {}

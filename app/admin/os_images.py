@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from app.admin.catalogue_common import Duplicate, Fields, InUse, evolve, trimmed
+from app.admin.catalogue_common import Duplicate, Fields, InUse, evolve, not_found, trimmed
 from app.billing.errors import ImageNotFound
 from domain.errors import InvalidInput
 from domain.model import OsImage
@@ -47,7 +47,7 @@ def _changes(fields: Fields) -> dict[str, object]:
     """Text trimmed; `url`/`sha2_url` must be http(s); `sha2` a hex SHA-256 or SHA-512.
 
     A changed `url` or `sha2_url` without a `sha2` clears the stored checksum: it belonged to
-    the old file. (Fetching a checksum from `sha2_url` is the next issue's, with the download.)
+    the old file. Without `sha2`, a download reads the file's checksum from `sha2_url`.
     """
     changes = dict(fields)
     for name in ("flavour", "version", "url"):
@@ -114,15 +114,17 @@ async def delete_image(uow_factory: UnitOfWorkFactory, image_id: int) -> None:
 
 
 async def request_download(
-    uow_factory: UnitOfWorkFactory, queue: WorkQueue, image_id: int
+    uow_factory: UnitOfWorkFactory, queue: WorkQueue, image_id: int, host_id: int | None = None
 ) -> str:
-    """Enqueue `DownloadOsImages` for the image; the job id.
+    """Enqueue `DownloadOsImages` for the image (onto `host_id`, else every enabled host).
 
-    TODO(next issue): no worker handler fetches the image into the hosts' storage pools yet;
-    the worker acks the job with a "no handler" warning until the real VM hosts land.
+    The worker (app/worker/os_images.py) fetches the image into each host's image storage,
+    checksum verified; images a host already has are left alone. Returns the job id.
     """
     async with uow_factory() as uow:
         await _image(uow, image_id)
-    return await queue.send(DownloadOsImages(image_id=image_id))
+        if host_id is not None and await uow.hosts.get(host_id) is None:
+            raise not_found("Host")
+    return await queue.send(DownloadOsImages(image_id=image_id, host_id=host_id))
 
 

@@ -11,6 +11,7 @@ from app.worker import messages
 from app.worker.context import WorkerDeps
 from app.worker.dispatch import JobHandlers
 from app.worker.lifecycle import check_subscriptions
+from app.worker.os_images import download_os_images
 from app.worker.pending import cancel_ended, end_pending
 from app.worker.provisioning import (
     check_vm,
@@ -31,6 +32,7 @@ from ports.jobs import (
     CheckVm,
     CheckVms,
     DeleteVm,
+    DownloadOsImages,
     ProcessVmUpgrade,
     SendAdminNotification,
     SendNotification,
@@ -43,6 +45,7 @@ from ports.queue import WorkQueue
 from ports.vmhost import VmHostError
 
 log = logging.getLogger("lnvps.worker.jobs")
+
 
 class QueuedNotifier:
     """A Notifier that sends `SendNotification` / `SendAdminNotification` jobs (§9.1).
@@ -259,6 +262,16 @@ class WorkerJobs:
     async def send_admin_notification(self, job: SendAdminNotification) -> None:
         await self._sender.notify_admins(job.title or "", job.message)
 
+    async def download_os_images(self, job: DownloadOsImages) -> None:
+        """One image (or every image, as the reference's `image_id: None` means) to the hosts."""
+        if job.image_id is not None:
+            await download_os_images(self._deps, job.image_id, job.host_id)
+            return
+        async with self._deps.uow_factory() as uow:
+            image_ids = [image.id for image in await uow.images.list_all()]
+        for image_id in image_ids:
+            await download_os_images(self._deps, image_id, job.host_id)
+
     def handlers(self) -> JobHandlers:
         """Each job type this worker runs, with its handler."""
         table = JobHandlers()
@@ -272,6 +285,7 @@ class WorkerJobs:
         table.on(StopVm, self.power_vm)
         table.on(SendNotification, self.send_notification)
         table.on(SendAdminNotification, self.send_admin_notification)
+        table.on(DownloadOsImages, self.download_os_images)
         return table
 
 

@@ -164,3 +164,18 @@ def test_allowed_libvirt_uris_pass_the_check() -> None:
                 "qemu+tls://kvm1/system", "test:///default"):
         check_libvirt_uri(uri)
     check_libvirt_uri("test:///tmp/node.xml", allow_test_files=True)
+
+
+def test_libvirt_settings_are_checked_when_the_registry_is_built() -> None:
+    import inspect
+
+    from adapters.vmhost.resolver import LIBVIRT_SETTINGS
+
+    with pytest.raises(ValueError, match="unknown settings pool, x"):
+        VmHostClients(FakeClock(T0), DummyVmHost(None, FakeClock(T0)),
+                      libvirt={"storage_pool": "p", "pool": "p", "x": 1})
+    pytest.importorskip("libvirt")
+    from adapters.vmhost.libvirt_host import LibvirtVmHost
+
+    accepted = set(inspect.signature(LibvirtVmHost).parameters) - {"uri", "clock", "rng"}
+    assert accepted == LIBVIRT_SETTINGS

@@ -25,6 +25,7 @@ from domain.enums import DiskInterface, DiskType, OsDistribution, VmHostKind
 from domain.model import GIB, Host, HostDisk, OsImage, SshKey, Vm, VmTemplate
 from ports.vmhost import FullVmInfo, VmHost, VmHostError, VmNotFoundOnHost, VmRunState
 from tests.fakes.fake_proxmox import NODE, TOKEN, FakeProxmox
+from tests.fakes.image_server import ImageServer
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 T0_S = int(T0.timestamp())
@@ -285,10 +286,52 @@ async def test_new_instance_sees_the_same_vms_and_states(subject: Subject) -> No
     assert states[2].uptime == 20
 
 
+async def test_time_series_of_an_absent_vm_is_not_found(subject: Subject) -> None:
+    with pytest.raises(VmNotFoundOnHost):
+        await subject.host.get_time_series(vm(42))
+
+
+async def test_time_series_of_a_running_vm_are_fractions_and_rates(subject: Subject) -> None:
+    await create_stopped(subject, 1)
+    await subject.host.start_vm(vm(1))
+    subject.clock.advance(timedelta(seconds=30))
+    await subject.host.get_vm_state(vm(1))  # a VM check: libvirt samples its counters here
+    subject.clock.advance(timedelta(seconds=120))
+    points = list(await subject.host.get_time_series(vm(1)))
+    assert points, "a running VM has metrics"
+    now = T0_S + 150
+    stamps = [p.timestamp for p in points]
+    assert stamps == sorted(stamps) and stamps[-1] <= now and stamps[0] >= now - 75 * 60
+    for p in points:
+        assert isinstance(p.cpu, Decimal) and isinstance(p.net_in, Decimal)
+        assert Decimal(0) <= p.cpu <= Decimal(1) and Decimal(0) <= p.memory <= Decimal(1)
+        assert p.memory_size > 0
+        assert min(p.net_in, p.net_out, p.disk_read, p.disk_write) >= 0
+
+
+async def test_download_os_image_fetches_once(subject: Subject, image_server: ImageServer) -> None:
+    image = image_server.image()
+    assert await subject.host.download_os_image(image) is True
+    assert await subject.host.download_os_image(image) is False
+    assert image_server.hits.get("debian-12.qcow2", 0) <= 1
+
+
 # --- dummy host specifics (lifecycle.md §11.2) ----------------------------------------------
 
 
 DUMMIES = pytest.mark.parametrize("subject", ["dummy", "dummy-file"], indirect=True)
+
+
+@DUMMIES
+async def test_dummy_time_series_is_the_synthetic_hour(subject: Subject) -> None:
+    await subject.host.create_vm(info(1))
+    points = list(await subject.host.get_time_series(vm(1)))
+    assert [p.timestamp for p in points] == [T0_S - (60 - i) * 60 for i in range(60)]
+    assert (points[0].cpu, points[0].memory) == (Decimal("0.05"), Decimal("0.20"))
+    assert (points[15].cpu, points[30].memory) == (Decimal("0.35"), Decimal("0.60"))
+    assert points[15].net_in == 64_000 * Decimal("0.35")
+    assert points[15].disk_read == 5_000_000 * Decimal("0.35")
+    assert {p.memory_size for p in points} == {GIB}
 
 
 @DUMMIES

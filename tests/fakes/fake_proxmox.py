@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -9,6 +10,7 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import attrs
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -80,6 +82,8 @@ class FakeProxmox:
         self.failures: list[int] = []
         self.task_polls = 1
         self.tasks_never_finish = False
+        #: files per storage: volid → bytes (`local:import/debian.qcow2`)
+        self.volumes: dict[str, bytes] = {}
         self._pid = 0x1000
         self.app = web.Application(middlewares=[self._record, self._auth, self._faults])
         base = "/api2/json/nodes/{node}"
@@ -95,6 +99,9 @@ class FakeProxmox:
         self.app.router.add_get(base + "/tasks/{upid}/status", self._task_status)
         self.app.router.add_get("/api2/json/version", self._version)
         self.app.router.add_get(base + "/status", self._node_status)
+        self.app.router.add_get(qemu + "/rrddata", self._rrddata)
+        self.app.router.add_get(base + "/storage/{storage}/content", self._content)
+        self.app.router.add_post(base + "/storage/{storage}/download-url", self._download)
 
     def fail_next(self, *statuses: int) -> None:
         self.failures.extend(statuses)
@@ -228,6 +235,58 @@ class FakeProxmox:
         if node != self.node:
             return _error(500, f"hostname lookup '{node}' failed - failed to get address info")
         return _ok({"uptime": 3600, "cpuinfo": {"cpus": 8}, "memory": {"total": 64 * GIB}})
+
+    async def _rrddata(self, request: web.Request) -> web.Response:
+        """Minute averages of the last hour (`timeframe=hour`); absent figures while off."""
+        guest = self._guest(request)
+        if guest is None:
+            return self._no_such_vm(request)
+        if request.query.get("timeframe") != "hour":
+            return _error(400, "Parameter verification failed.", {"timeframe": "unsupported"})
+        now = self._now() // 60 * 60
+        max_mem = int(guest.config.get("memory", "1024")) * MIB
+        rows: list[dict[str, Any]] = []
+        for i in range(70):
+            at = now - (70 - i) * 60
+            row: dict[str, Any] = {"time": at, "maxmem": max_mem, "maxcpu": 1}
+            if guest.running_since is not None and at >= guest.running_since:
+                row.update(cpu=Decimal("0.0231"), mem=max_mem // 4, netin=Decimal("1000.5"),
+                           netout=500, diskread=4096, diskwrite=Decimal("2048.25"))
+            rows.append(row)
+        return _ok(rows)
+
+    async def _content(self, request: web.Request) -> web.Response:
+        storage = request.match_info["storage"]
+        content = request.query.get("content")
+        prefix = f"{storage}:{content}/" if content else f"{storage}:"
+        return _ok([{"volid": v, "size": len(data), "content": v.split(":", 1)[1].split("/")[0]}
+                    for v, data in self.volumes.items() if v.startswith(prefix)])
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """Fetch `url` now and finish the task OK, or with an error on a checksum mismatch."""
+        params = {k: str(v) for k, v in (await request.post()).items()}
+        missing = [k for k in ("url", "content", "filename") if k not in params]
+        if missing:
+            return _error(400, "Parameter verification failed.", dict.fromkeys(missing, "missing"))
+        if ("checksum" in params) != ("checksum-algorithm" in params):
+            return _error(400, "Parameter verification failed.",
+                          {"checksum": "checksum and checksum-algorithm go together"})
+        volid = f"{request.match_info['storage']}:{params['content']}/{params['filename']}"
+        if volid in self.volumes:
+            return _error(500, f"refusing to override existing file '{params['filename']}'")
+        async with aiohttp.ClientSession() as session, session.get(params["url"]) as resp:
+            data = await resp.read()
+            status = resp.status
+        error = "OK"
+        if status != 200:
+            error = f"download failed: {status}"
+        elif "checksum" in params:
+            actual = hashlib.new(params["checksum-algorithm"], data).hexdigest()
+            if actual != params["checksum"]:
+                error = f"checksum mismatch: got '{actual}' != expect '{params['checksum']}'"
+        if error == "OK":
+            self.volumes[volid] = data
+        return _ok(self._task(0, "download", error))
 
     # --- tasks --------------------------------------------------------------------------
 

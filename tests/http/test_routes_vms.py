@@ -11,6 +11,7 @@ import pytest
 from adapters.http.context import SERVICES
 from adapters.http.openapi import documented_operations, served_operations
 from adapters.memory.vm_state import MemoryVmStateCache
+from app.worker.provisioning import full_info
 from domain.model import GIB, Host, IpAssignment, IpRange, Vm
 from ports.jobs import CheckVm, ConfigureVm
 from ports.queue import Job
@@ -298,10 +299,53 @@ async def test_a_host_failure_is_503_without_details_and_without_history() -> No
         assert await history(c, vm["id"]) == before
 
 
-async def test_time_series_is_an_empty_list(c: ApiClient) -> None:
-    vm = await order(c, ALICE)
+async def test_time_series_is_empty_until_the_vm_is_on_its_host(c: ApiClient) -> None:
+    unpaid = await order(c, ALICE)
+    resp = await c.call("GET", f"/api/v1/vm/{unpaid['id']}/time-series")
+    assert await resp.json() == {"data": []}
+    vm = await paid_vm(c, ALICE)  # provisioned in the records, not created on the host
     resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/time-series")
     assert await resp.json() == {"data": []}
+
+
+async def test_time_series_of_a_vm_on_the_dummy_host_is_the_last_hour(c: ApiClient) -> None:
+    vm = await paid_vm(c, ALICE)
+    svc = c.api.services
+    async with svc.uow_factory() as uow:
+        row = await uow.vms.get(vm["id"])
+        assert row is not None
+        info = await full_info(uow, row, ())
+    await svc.hosts.for_host(info.host).create_vm(info)
+    resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/time-series")
+    points = (await resp.json())["data"]
+    now = int(c.api.clock.now().timestamp())
+    assert len(points) == 60
+    assert [p["timestamp"] for p in points] == [now - (60 - i) * 60 for i in range(60)]
+    assert set(points[0]) == {"timestamp", "cpu", "memory", "memory_size", "net_in", "net_out",
+                              "disk_write", "disk_read"}
+    assert all(0 < p["cpu"] <= 1 and 0 < p["memory"] <= 1 for p in points)
+    assert points[15]["cpu"] == pytest.approx(0.35) and points[0]["memory"] == 0.2
+    assert points[15]["net_in"] == pytest.approx(64_000 * 0.35)
+    assert {p["memory_size"] for p in points} == {GIB}
+
+
+class SilentHost:
+    async def get_time_series(self, vm: Vm) -> list[object]:
+        raise VmHostError("connect to 10.0.0.1:8006 refused, token=secret", transient=True)
+
+
+class SilentHosts:
+    def for_host(self, host: Host) -> VmHost:
+        return SilentHost()  # type: ignore[return-value]
+
+
+async def test_time_series_of_an_unreachable_host_is_empty() -> None:
+    api = build()
+    api.app[SERVICES] = attrs.evolve(api.services, hosts=SilentHosts())
+    async with api_client(api) as c:
+        vm = await paid_vm(c, ALICE)
+        resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/time-series")
+        assert resp.status == 200 and await resp.json() == {"data": []}
 
 
 async def test_openapi_documents_exactly_the_served_routes(c: ApiClient) -> None:

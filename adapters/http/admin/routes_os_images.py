@@ -7,11 +7,11 @@ from aiohttp import web
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, add, page_of
+from adapters.http.admin.common import ID, add, page_of, query_uint
 from adapters.http.admin.views_catalogue import image_json
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
-from adapters.http.openapi import RouteTable
+from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.views_input import wire_name
 from adapters.http.vm_params import json_object, path_id
 from app.admin import os_images as uc
@@ -70,7 +70,8 @@ async def delete_image(request: web.Request, admin: Admin) -> web.StreamResponse
 @require(_RES, AdminAction.UPDATE)
 async def download_image(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
-    await uc.request_download(svc.uow_factory, svc.queue, path_id(request))
+    host_id = query_uint(request.query, "host_id")
+    await uc.request_download(svc.uow_factory, svc.queue, path_id(request), host_id)
     return data_response("Download job enqueued")
 
 
@@ -97,4 +98,6 @@ def add_admin_os_image_routes(table: RouteTable) -> None:
     add(table, "DELETE", f"/vm_os_images/{ID}", delete_image, "Delete an image no VM uses",
         response=s)
     add(table, "POST", f"/vm_os_images/{ID}/download", download_image,
-        "Queue a download of the image to the hosts", response=s)
+        "Queue a download of the image to every enabled host (or `host_id`'s)", response=s,
+        query=[QueryParam("host_id", {"type": "integer", "minimum": 1},
+                          description="only this host")])

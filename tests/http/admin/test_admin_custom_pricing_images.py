@@ -102,6 +102,19 @@ async def test_image_download_enqueues_a_job(world: AdminWorld) -> None:
     assert f'{{"DownloadOsImages":{{"image_id":{image}}}}}' in jobs
 
 
+async def test_image_download_onto_one_host(world: AdminWorld) -> None:
+    image = world.user.demo.ubuntu
+    host = (await world.ok("GET", "/hosts"))["data"][0]
+    resp = await world.ok("POST", f"/vm_os_images/{image}/download?host_id={host['id']}")
+    assert resp == {"data": "Download job enqueued"}
+    jobs = [job_to_json(d.job) for d in await world.api.services.queue.receive(100, 0)]
+    assert f'{{"DownloadOsImages":{{"image_id":{image},"host_id":{host["id"]}}}}}' in jobs
+    for bad, status in (("999", 404), ("0", 400), ("x", 400)):
+        refused = await world.call("POST", f"/vm_os_images/{image}/download?host_id={bad}")
+        assert refused.status == status, bad
+    assert await world.api.services.queue.receive(100, 0) == []
+
+
 async def test_image_in_use_and_duplicates_are_refused(world: AdminWorld) -> None:
     demo = world.user.demo
     await paid_vm(world.user, ALICE)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,12 +27,19 @@ from domain.model import (
     IpRange,
     IpRangeSubscription,
     LineItem,
+    OsImage,
     Subscription,
     SubscriptionPayment,
     Vm,
     VmHistory,
 )
-from ports.vmhost import FullVmInfo, VmHost, VmHostError, VmRunningState
+from ports.vmhost import (
+    FullVmInfo,
+    TimeSeriesPoint,
+    VmHost,
+    VmHostError,
+    VmRunningState,
+)
 from tests.unit.billing.world import Shop, new_shop
 
 DAY = timedelta(days=1)
@@ -111,6 +118,14 @@ class CountingHost:
 
     async def generate_mac(self, vm: Vm) -> str:
         return await self.inner.generate_mac(vm)
+
+    async def get_time_series(self, vm: Vm) -> Sequence[TimeSeriesPoint]:
+        await self._count("get_time_series")
+        return await self.inner.get_time_series(vm)
+
+    async def download_os_image(self, image: OsImage) -> bool:
+        await self._count("download_os_image")
+        return await self.inner.download_os_image(image)
 
 
 class OneHost:
