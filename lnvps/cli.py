@@ -44,8 +44,8 @@ from lnvps.container import (
     DEV_CLOCK_FILE,
     DEV_LIGHTNING_FILE,
     EncryptionNotConfigured,
-    build_container,
     close_container,
+    open_container,
     state_path,
     storage_kind,
 )
@@ -258,7 +258,7 @@ async def _admin_command(args: argparse.Namespace, settings: Settings, url: str)
         print("lnvps admin: the database has no schema yet: run `lnvps db upgrade` first",
               file=sys.stderr)
         return 2
-    container = build_container(attrs.evolve(settings, db=url))
+    container = await open_container(attrs.evolve(settings, db=url))
     try:
         uow_factory = container.uow_factory()
         now = container.clock().now()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
 from dependency_injector import containers, providers
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.cache.redis_replay import RedisReplayGuard
 from adapters.cache.redis_vm_state import RedisVmStateCache
@@ -52,6 +53,7 @@ from domain.enums import PaymentMethod
 from domain.money import Currency
 from domain.tax import TaxRates
 from lnvps.settings import Settings
+from ports.clock import Clock
 from ports.lightning import LightningNode
 from ports.payment_rail import PaymentRail
 
@@ -156,24 +158,68 @@ def _redis_key(settings: Settings, name: str) -> str:
     return (settings.redis.key_prefix if settings.redis else "") + name
 
 
-def _redis(settings: Settings) -> aioredis.Redis:
+async def _redis(settings: Settings) -> AsyncIterator[aioredis.Redis | None]:
+    """The Redis client when `redis` is configured (None otherwise), closed at shutdown."""
     if settings.redis is None:
-        raise ValueError("redis is not configured")
+        yield None
+        return
     client: aioredis.Redis = aioredis.from_url(settings.redis.url)
-    return client
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def _engine(settings: Settings) -> AsyncIterator[AsyncEngine | None]:
+    """The SQL engine (pool) for SQLite/MariaDB storage, None for `db: memory`; disposed at
+    shutdown."""
+    if storage_kind(settings) != "sql":
+        yield None
+        return
+    engine = create_engine(settings.db)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def _http_session() -> AsyncIterator[aiohttp.ClientSession]:
+    """The shared outgoing HTTP session (exchange rates), closed at shutdown."""
+    session = aiohttp.ClientSession()
+    try:
+        yield session
+    finally:
+        await session.close()
+
+
+async def _host_clients(
+    clock: Clock, dummy_host: DummyVmHost, settings: Settings
+) -> AsyncIterator[VmHostClients]:
+    """One client per VM host row, built on first use and all closed at shutdown."""
+    clients = VmHostClients(
+        clock,
+        dummy_host,
+        proxmox=_proxmox_settings(settings),
+        libvirt=settings.vm_hosts.libvirt,
+        libvirt_test_files=settings.vm_hosts.libvirt_test_files,
+    )
+    try:
+        yield clients
+    finally:
+        await clients.aclose()
 
 
 def _lnurl_limiter(
-    settings: Settings, redis: Callable[[], aioredis.Redis]
+    settings: Settings, redis: aioredis.Redis | None
 ) -> MemoryRateLimiter | RedisRateLimiter | None:
     """D25: the LNURL limiter, in Redis when configured (shared by every node), else in process."""
     lnurl = settings.lnurl
     if lnurl.rate_per_minute == 0:
         return None
-    if settings.redis is None:
+    if redis is None:
         return MemoryRateLimiter(lnurl.rate_per_minute, lnurl.burst)
     return RedisRateLimiter(
-        redis(), lnurl.rate_per_minute, lnurl.burst,
+        redis, lnurl.rate_per_minute, lnurl.burst,
         key_prefix=_redis_key(settings, "ratelimit:lnurl:"),
     )
 
@@ -208,10 +254,10 @@ class Container(containers.DeclarativeContainer):
             OffsetClock, providers.Callable(state_path, settings, DEV_CLOCK_FILE)
         ),
     )
-    http_session = providers.Singleton(aiohttp.ClientSession)
-    redis = providers.Singleton(_redis, settings)
-
-    engine = providers.Singleton(create_engine, settings.provided.db)
+    #: opened by `open_container`, closed by `close_container` (providers.Resource)
+    http_session = providers.Resource(_http_session)
+    redis = providers.Resource(_redis, settings)
+    engine = providers.Resource(_engine, settings)
     secret_box = providers.Singleton(_secret_box, settings)
     uow_factory = providers.Selector(
         providers.Callable(lambda k: k["storage"], kinds),
@@ -260,14 +306,7 @@ class Container(containers.DeclarativeContainer):
     dummy_host = providers.Singleton(
         DummyVmHost, providers.Callable(state_path, settings, DUMMY_HOST_FILE), clock
     )
-    hosts = providers.Singleton(
-        VmHostClients,
-        clock,
-        dummy_host,
-        proxmox=providers.Callable(_proxmox_settings, settings),
-        libvirt=settings.provided.vm_hosts.libvirt,
-        libvirt_test_files=settings.provided.vm_hosts.libvirt_test_files,
-    )
+    hosts = providers.Resource(_host_clients, clock, dummy_host, settings)
     host_prober = providers.Callable(
         lambda s, h: h if s.vm_hosts.test_connection else None, settings, hosts
     )
@@ -311,7 +350,7 @@ class Container(containers.DeclarativeContainer):
         vm_states=vm_states,
         nwc_wallet=nwc_wallet,
         max_unpaid_vms=settings.provided.max_unpaid_vms,
-        lnurl_limiter=providers.Singleton(_lnurl_limiter, settings, redis.provider),
+        lnurl_limiter=providers.Singleton(_lnurl_limiter, settings, redis),
         trust_forwarded_for=settings.provided.lnurl.trust_forwarded_for,
         host_prober=host_prober,
     )
@@ -345,16 +384,36 @@ class Container(containers.DeclarativeContainer):
 
 
 def build_container(settings: Settings) -> Container:
+    """The container, not opened: its resources (engine, Redis, HTTP session, host clients)
+    exist only after `open_container`."""
     return Container(settings=settings)
 
 
+async def open_container(settings: Settings) -> Container:
+    """Build the container and open its resources; every provider then answers synchronously.
+
+    dependency-injector puts providers that depend on an async resource in "async mode"
+    (they return futures); once every resource is open, that mode is switched off so the
+    rest of the code calls `container.services()` as plain values.
+    """
+    container = build_container(settings)
+    try:
+        opened = container.init_resources()
+        if opened is not None:
+            await opened
+    except BaseException:
+        await close_container(container)
+        raise
+    provider: Any
+    for provider in container.traverse():
+        provider.disable_async_mode()
+    return container
+
+
 async def close_container(container: Container) -> None:
-    """Release what the container opened (engine pool, HTTP session, Redis client)."""
-    settings: Settings = container.settings()
-    if storage_kind(settings) == "sql":
-        await container.engine().dispose()
-    if settings.rates.source == "mempool":
-        await container.http_session().close()
-    if settings.redis is not None:
-        await container.redis().aclose()
-    await container.hosts().aclose()
+    """Close every resource `open_container` opened, in reverse order of opening."""
+    for provider in container.traverse(types=[providers.Resource]):
+        provider.enable_async_mode()
+    result = container.shutdown_resources()
+    if result is not None:
+        await result

@@ -23,7 +23,7 @@ from app.rates_refresh import refresh_rates, run_rate_refresher
 from app.settlement import run_settlement_listener
 from app.worker.loop import run as run_worker
 from domain.enums import PaymentMethod
-from lnvps.container import Container, build_container, close_container, storage_kind
+from lnvps.container import Container, close_container, open_container, storage_kind
 from lnvps.demo import seed_demo_catalogue
 from lnvps.settings import Settings
 from ports.rates import RateSourceUnavailable
@@ -52,10 +52,11 @@ def _summary(settings: Settings) -> str:
 
 
 async def _prepare(settings: Settings, container: Container) -> None:
-    if storage_kind(settings) == "sql":
+    engine = container.engine()
+    if engine is not None:
         report = await prepare_database(settings.db)
         log.info("database ready: %s", report.summary().splitlines()[0])
-        sealed = await seal_plaintext_secrets(container.engine(), container.secret_box())
+        sealed = await seal_plaintext_secrets(engine, container.secret_box())
         if sealed:
             log.info("sealed %d plain-text secret value(s) (D28)", sealed)
     services = container.services()
@@ -166,7 +167,7 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    container = build_container(settings)
+    container = await open_container(settings)
     runners: list[web.AppRunner] = []
     tasks: list[asyncio.Task[None]] = []
     try:

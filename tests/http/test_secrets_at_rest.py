@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from adapters.http.app import build_user_app
 from adapters.mysql import tables
-from lnvps.container import DEV_ENCRYPTION_KEY_FILE, build_container, close_container
+from lnvps.container import DEV_ENCRYPTION_KEY_FILE, close_container, open_container
 from lnvps.settings import load_settings
 from tests.nostr_signing import NostrKey, sign_request
 
@@ -28,7 +28,7 @@ async def test_the_nwc_string_is_sealed_at_rest_and_masked_in_answers(
 ) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(f"db: {migrated_db_url}\ndev:\n  state-dir: {tmp_path}\n")
-    container = build_container(load_settings(config, environ={}))
+    container = await open_container(load_settings(config, environ={}))
     caplog.set_level(logging.DEBUG)
     try:
         app = build_user_app(container.services())
@@ -48,7 +48,9 @@ async def test_the_nwc_string_is_sealed_at_rest_and_masked_in_answers(
             assert status == 200
             assert '"nwc_connection_string":"nostr+walletconnect://b3b3\u2026"' in text
             assert SECRET not in text
-        async with container.engine().connect() as conn:
+        engine = container.engine()
+        assert engine is not None
+        async with engine.connect() as conn:
             stored = (await conn.execute(select(tables.users.c.nwc_connection_string).where(
                 tables.users.c.pubkey == KEY.pubkey))).scalar_one()
         assert stored.startswith("ENC:") and SECRET not in stored

@@ -22,8 +22,8 @@ from domain.money import Currency
 from lnvps.container import (
     DEV_ENCRYPTION_KEY_FILE,
     EncryptionNotConfigured,
-    build_container,
     close_container,
+    open_container,
 )
 from lnvps.settings import SettingsError, load_settings
 
@@ -33,7 +33,7 @@ async def test_the_embedded_default_is_sqlite_dev_rail_dummy_host_and_fixed_rate
 ) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"db: sqlite:///{tmp_path}/x.db\ndev:\n  state-dir: {tmp_path}\n")
-    container = build_container(load_settings(cfg, environ={}))
+    container = await open_container(load_settings(cfg, environ={}))
     try:
         services = container.services()
         assert isinstance(services.uow_factory, SqlUnitOfWorkFactory)
@@ -62,7 +62,7 @@ async def test_production_settings_pick_lnd_redis_and_live_rates(tmp_path: Path)
         "smtp:\n  server: mail.example\n"
         f"encryption:\n  key-file: {tmp_path / 'key'}\n  auto-generate: true\n"
     )
-    container = build_container(load_settings(cfg, environ={}))
+    container = await open_container(load_settings(cfg, environ={}))
     try:
         assert isinstance(container.lightning(), LndRestNode)
         assert isinstance(container.queue(), RedisStreamsQueue)
@@ -81,13 +81,13 @@ async def test_unpaid_cap_and_lnurl_limit_come_from_the_settings(tmp_path: Path)
         "db: memory\nmax-unpaid-vms: 5\n"
         "lnurl:\n  rate-per-minute: 30\n  burst: 4\n  trust-forwarded-for: true\n"
     )
-    container = build_container(load_settings(cfg, environ={}))
+    container = await open_container(load_settings(cfg, environ={}))
     services = container.services()
     assert services.max_unpaid_vms == 5 and services.trust_forwarded_for is True
     assert isinstance(services.lnurl_limiter, MemoryRateLimiter)
     await close_container(container)
     cfg.write_text("db: memory\nlnurl: {rate-per-minute: 0}\n")
-    container = build_container(load_settings(cfg, environ={}))
+    container = await open_container(load_settings(cfg, environ={}))
     assert container.services().lnurl_limiter is None
     assert container.services().max_unpaid_vms == 3
     await close_container(container)
@@ -97,31 +97,37 @@ async def test_unpaid_cap_and_lnurl_limit_come_from_the_settings(tmp_path: Path)
 
 
 async def test_memory_storage_is_selectable() -> None:
-    container = build_container(load_settings(None, environ={"LNVPS_DB": "memory"}))
+    container = await open_container(load_settings(None, environ={"LNVPS_DB": "memory"}))
     assert isinstance(container.services().uow_factory, MemoryUnitOfWorkFactory)
     await close_container(container)
 
 
-def test_a_bad_encryption_key_file_is_refused_when_storage_is_built(tmp_path: Path) -> None:
+async def test_a_bad_encryption_key_file_is_refused_when_storage_is_built(tmp_path: Path) -> None:
     key = tmp_path / "short.key"
     key.write_bytes(b"short")
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"db: sqlite:///{tmp_path}/y.db\nencryption:\n  key-file: {key}\n")
-    container = build_container(load_settings(cfg, environ={}))
-    with pytest.raises(Exception, match="exactly 32 raw bytes"):
-        container.uow_factory()
+    container = await open_container(load_settings(cfg, environ={}))
+    try:
+        with pytest.raises(Exception, match="exactly 32 raw bytes"):
+            container.uow_factory()
+    finally:
+        await close_container(container)
 
 
-def test_production_without_an_encryption_key_file_is_refused(tmp_path: Path) -> None:
+async def test_production_without_an_encryption_key_file_is_refused(tmp_path: Path) -> None:
     """D28: no plaintext fallback outside dev mode; the error is one clear line."""
     macaroon = tmp_path / "admin.macaroon"
     macaroon.write_bytes(b"\x01")
     cfg = tmp_path / "prod.yaml"
     cfg.write_text(f"db: sqlite:///{tmp_path}/p.db\n"
                    f"lightning:\n  lnd:\n    url: http://127.0.0.1:1\n    macaroon: {macaroon}\n")
-    container = build_container(load_settings(cfg, environ={}))
-    with pytest.raises(EncryptionNotConfigured) as info:
-        container.uow_factory()
+    container = await open_container(load_settings(cfg, environ={}))
+    try:
+        with pytest.raises(EncryptionNotConfigured) as info:
+            container.uow_factory()
+    finally:
+        await close_container(container)
     assert str(info.value) == (
         "encryption.key-file is required outside dev mode (secrets are stored encrypted)")
 
@@ -129,13 +135,13 @@ def test_production_without_an_encryption_key_file_is_refused(tmp_path: Path) ->
 async def test_the_embedded_default_creates_its_key_file_0600_once(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"db: sqlite:///{tmp_path}/k.db\ndev:\n  state-dir: {tmp_path}\n")
-    first = build_container(load_settings(cfg, environ={}))
+    first = await open_container(load_settings(cfg, environ={}))
     box = first.secret_box()
     key_file = tmp_path / DEV_ENCRYPTION_KEY_FILE
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and len(key_file.read_bytes()) == 32
     sealed = box.encrypt("nostr+walletconnect://secret")
     await close_container(first)
-    again = build_container(load_settings(cfg, environ={}))
+    again = await open_container(load_settings(cfg, environ={}))
     assert again.secret_box().decrypt(sealed) == "nostr+walletconnect://secret"
     await close_container(again)
 
@@ -145,7 +151,7 @@ async def test_the_worker_auto_renews_through_nwc(tmp_path: Path) -> None:
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"db: sqlite:///{tmp_path}/z.db\ndev:\n  state-dir: {tmp_path}\n")
-    container = build_container(load_settings(cfg, environ={}))
+    container = await open_container(load_settings(cfg, environ={}))
     try:
         assert isinstance(container.worker_deps().auto_renewer, NwcAutoRenewer)
     finally:
@@ -162,7 +168,7 @@ async def test_vm_hosts_settings_reach_the_registry_and_the_prober(tmp_path: Pat
     base = f"db: sqlite:///{tmp_path}/x.db\ndev:\n  state-dir: {tmp_path}\n"
     cfg.write_text(base + "vm-hosts:\n  proxmox:\n    bridge: vmbr1\n    verify-tls: false\n"
                    "  libvirt:\n    storage-pool: pool1\n")
-    container = build_container(load_settings(cfg, environ={}))
+    container = await open_container(load_settings(cfg, environ={}))
     try:
         hosts = container.hosts()
         assert isinstance(hosts, VmHostClients) and container.services().host_prober is hosts
@@ -174,17 +180,16 @@ async def test_vm_hosts_settings_reach_the_registry_and_the_prober(tmp_path: Pat
     finally:
         await close_container(container)
     cfg.write_text(base + "vm-hosts:\n  test-connection: false\n")
-    container = build_container(load_settings(cfg, environ={}))
+    container = await open_container(load_settings(cfg, environ={}))
     try:
         assert container.services().host_prober is None
     finally:
         await close_container(container)
 
 
-def test_an_unknown_proxmox_setting_fails_at_start(tmp_path: Path) -> None:
+async def test_an_unknown_proxmox_setting_fails_at_start(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"db: sqlite:///{tmp_path}/x.db\ndev:\n  state-dir: {tmp_path}\n"
                    "vm-hosts:\n  proxmox:\n    brigde: vmbr1\n")
-    container = build_container(load_settings(cfg, environ={}))
     with pytest.raises(ValueError, match=r"vm-hosts\.proxmox: .*brigde"):
-        container.hosts()
+        await open_container(load_settings(cfg, environ={}))

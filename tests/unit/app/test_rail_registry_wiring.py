@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from domain.enums import PaymentMethod
-from lnvps.container import build_container, close_container
+from lnvps.container import close_container, open_container
 from lnvps.settings import load_settings
 
 
 async def _rails_of(tmp_path: Path, extra: str) -> tuple[object, ...]:
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"db: memory\ndev:\n  state-dir: {tmp_path}\n{extra}")
-    container = build_container(load_settings(cfg, environ={}))
+    container = await open_container(load_settings(cfg, environ={}))
     try:
         rails = container.rails()
         assert container.services().rails is rails
