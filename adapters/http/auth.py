@@ -1,4 +1,4 @@
-"""NIP-98 for aiohttp handlers: verify the request, upsert its user (api.md §4.1)."""
+"""NIP-98 for aiohttp handlers: verify the request, find or create its user (api.md §4.1)."""
 
 from __future__ import annotations
 
@@ -72,10 +72,16 @@ class Authenticator:
             raise Nip98Error("Event already used")
 
     async def upsert(self, pubkey: bytes, now: datetime) -> User:
-        """The user with this key, created with the reference's defaults when new."""
+        """The user with this key, created with the reference's defaults when new.
+
+        A known user is one read and no write; only an unknown key inserts and commits (a
+        concurrent first request of the same key finds the row the other one inserted).
+        """
         async with self.uow_factory() as uow:
-            user = await uow.users.get_or_create_by_pubkey(pubkey, now)
-            await uow.commit()
+            user = await uow.users.get_by_pubkey(pubkey)
+            if user is None:
+                user = await uow.users.get_or_create_by_pubkey(pubkey, now)
+                await uow.commit()
         return user
 
 

@@ -13,12 +13,7 @@ from adapters.http.bounds import ID_MIN, UINT_SCHEMA
 from adapters.http.context import services
 from adapters.http.envelope import data_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
-from adapters.http.views_vm import (
-    display_state,
-    history_json,
-    load_vm_view,
-    vm_status_json,
-)
+from adapters.http.views_vm import history_json, vm_status_json
 from adapters.http.vm_params import (
     disk_interface,
     disk_type,
@@ -33,6 +28,7 @@ from adapters.http.vm_params import (
 )
 from app.billing.catalogue import owned_vm
 from app.billing.ordering import order_custom_vm, order_vm
+from app.queries.vms import VmStatus, user_vm_status, user_vm_statuses
 from app.vm_actions import ACTIONS, VmPatch, owner_vm, patch_vm, run_action
 from domain.model import User, Vm
 
@@ -41,30 +37,24 @@ _LIST_CHUNK = 500
 _U16 = 2**16 - 1
 
 
-async def status_of(request: web.Request, vms: Iterable[Vm]) -> list[dict[str, Any]]:
-    """ApiVmStatus of each VM; `status` from the worker's state cache when there is one."""
+def _render(request: web.Request, statuses: Iterable[VmStatus]) -> list[dict[str, Any]]:
+    now = services(request).clock.now()
+    return [vm_status_json(s.view, s.state, now) for s in statuses]
+
+
+async def status_of(request: web.Request, vm: Vm) -> dict[str, Any]:
+    """ApiVmStatus of the caller's VM; `status` from the worker's state cache when there is one."""
     svc = services(request)
-    now = svc.clock.now()
-    source = svc.vm_states
-    async with svc.uow_factory() as uow:
-        views = [await load_vm_view(uow, vm) for vm in vms]
-    out = []
-    for view in views:
-        cached = None if source is None else await source.get(view.vm.id)
-        out.append(vm_status_json(view, display_state(view, cached), now))
+    status = await user_vm_status(svc.uow_factory, svc.vm_states, vm.user_id, vm.id)
+    [out] = _render(request, [status])
     return out
 
 
 @authenticated
 async def list_vms(request: web.Request, user: User) -> web.StreamResponse:
-    vms: list[Vm] = []
-    async with services(request).uow_factory() as uow:
-        while True:
-            page = await uow.vms.list_by_user(user.id, _LIST_CHUNK, len(vms))
-            vms += page.items
-            if not page.items or len(vms) >= page.total:
-                break
-    return data_response(await status_of(request, vms))
+    svc = services(request)
+    statuses = await user_vm_statuses(svc.uow_factory, svc.vm_states, user.id)
+    return data_response(_render(request, statuses))
 
 
 @authenticated
@@ -80,8 +70,7 @@ async def order_standard(request: web.Request, user: User) -> web.StreamResponse
         require_verified_email=svc.require_verified_email,
         max_unpaid=svc.max_unpaid_vms,
     )
-    [status] = await status_of(request, [vm])
-    return data_response(status)
+    return data_response(await status_of(request, vm))
 
 
 @authenticated
@@ -102,15 +91,15 @@ async def order_custom(request: web.Request, user: User) -> web.StreamResponse:
         require_verified_email=svc.require_verified_email,
         max_unpaid=svc.max_unpaid_vms,
     )
-    [status] = await status_of(request, [vm])
-    return data_response(status)
+    return data_response(await status_of(request, vm))
 
 
 @authenticated
 async def get_vm(request: web.Request, user: User) -> web.StreamResponse:
-    vm = await owner_vm(services(request), user, path_id(request))
-    [status] = await status_of(request, [vm])
-    return data_response(status)
+    svc = services(request)
+    status = await user_vm_status(svc.uow_factory, svc.vm_states, user.id, path_id(request))
+    [out] = _render(request, [status])
+    return data_response(out)
 
 
 @authenticated

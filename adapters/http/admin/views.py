@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.http.envelope import format_optional_time, format_time
-from adapters.http.views_vm import VmView, load_vm_view, state_json
+from adapters.http.views_vm import state_json
 from app.admin.payment_methods import sanitized
 from app.admin.permissions import permission_text
 from app.admin.roles import RoleInfo, UserRole
+from app.queries.vms import VmView, load_vm_view
 from domain.enums import CpuArch, CpuMfg, OsDistribution
 from domain.model import (
     LineItem,

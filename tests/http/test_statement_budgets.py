@@ -1,0 +1,119 @@
+"""Statement budgets of the read endpoints on SQLite and MariaDB: a fixed count whatever the rows.
+
+Every SQL statement the driver runs during one request is counted with an SQLAlchemy
+`before_cursor_execute` hook on the engine (transaction control is not a cursor statement).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.http.app import USER_API_ROUTES
+from domain.model import IpAssignment, LineItem, Subscription, Vm
+from tests.contract.storage_backends import Backend, backend, database
+from tests.http.apiapp import ALICE, ApiClient, api_client, build_api_app
+from tests.http.vm_helpers import paid_vm
+
+__all__ = ["backend", "database"]
+
+
+@pytest.fixture
+async def sql(backend: Backend) -> AsyncIterator[tuple[ApiClient, AsyncEngine]]:
+    """The user API over a SQL backend, with its engine (memory has no statements to count)."""
+    if backend.engine is None:
+        pytest.skip("memory storage runs no SQL")
+    api = build_api_app(*USER_API_ROUTES, store=backend.factory)
+    async with api_client(api) as client:
+        yield client, backend.engine
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@contextmanager
+def counting(engine: AsyncEngine) -> Iterator[Counter]:
+    counter = Counter()
+    event.listen(engine.sync_engine, "before_cursor_execute", counter)
+    try:
+        yield counter
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", counter)
+
+
+async def statements(c: ApiClient, engine: AsyncEngine, path: str) -> int:
+    """Statements run by one authenticated GET (asserted 200)."""
+    with counting(engine) as counter:
+        resp = await c.call("GET", path, key=ALICE)
+        assert resp.status == 200, await resp.text()
+    return counter.count
+
+
+async def clone_vms(c: ApiClient, vm_id: int, copies: int) -> None:
+    """`copies` more VMs like `vm_id`, each with its own subscription and an address."""
+    async with c.api.store() as uow:
+        vm = await uow.vms.get(vm_id)
+        assert vm is not None
+        sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+        assert sub is not None
+        [item] = await uow.line_items.list_by_subscription(sub.id)
+        for n in range(copies):
+            _, [new_item] = await uow.subscriptions.add_with_line_items(
+                Subscription(**{**_fields(sub), "id": 0}),
+                [LineItem(**{**_fields(item), "id": 0, "subscription_id": 0})],
+            )
+            new_vm = await uow.vms.add(Vm(**{**_fields(vm), "id": 0,
+                                             "subscription_line_item_id": new_item.id}))
+            await uow.ip_assignments.add(IpAssignment(
+                id=0, vm_id=new_vm.id, ip_range_id=c.demo.ip4_range, ip=f"185.18.221.{n + 20}",
+                dns_forward=f"vm{n}.lnvps.test"))
+        await uow.commit()
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    return attrs.asdict(record, recurse=False)
+
+
+async def one_paid_vm(c: ApiClient) -> int:
+    vm = await paid_vm(c, ALICE)
+    async with c.api.store() as uow:
+        await uow.ip_assignments.add(IpAssignment(
+            id=0, vm_id=vm["id"], ip_range_id=c.demo.ip4_range, ip="185.18.221.14",
+            dns_reverse="vm.lnvps.test"))
+        await uow.commit()
+    return int(vm["id"])
+
+
+async def test_get_vm_runs_at_most_three_statements(
+    sql: tuple[ApiClient, AsyncEngine],
+) -> None:
+    c, engine = sql
+    vm_id = await one_paid_vm(c)
+    assert await statements(c, engine, f"/api/v1/vm/{vm_id}") <= 3
+
+
+@pytest.mark.parametrize("vms", [1, 100])
+async def test_list_vms_runs_at_most_four_statements_whatever_the_count(
+    sql: tuple[ApiClient, AsyncEngine], vms: int
+) -> None:
+    c, engine = sql
+    vm_id = await one_paid_vm(c)
+    await clone_vms(c, vm_id, vms - 1)
+    resp = await c.call("GET", "/api/v1/vm", key=ALICE)
+    assert len((await resp.json())["data"]) == vms
+    assert await statements(c, engine, "/api/v1/vm") <= 4
