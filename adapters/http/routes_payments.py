@@ -24,7 +24,8 @@ from adapters.http.vm_params import (
 from app.autorenew import pay_from_wallet
 from app.billing.errors import PaymentNotFound
 from app.billing.renewal import renew, renew_idempotent
-from app.vm_actions import owner_vm
+from app.queries.vm_records import owned_vm_payment
+from app.queries.vm_records import vm_payments as vm_payments_of
 from domain.model import SubscriptionPayment, User
 from ports.nwc import NwcWallet
 
@@ -110,11 +111,11 @@ async def renew_post(request: web.Request, user: User) -> web.StreamResponse:
 @authenticated
 async def vm_payments(request: web.Request, user: User) -> web.StreamResponse:
     """Every payment of the VM's subscription, newest first; a plain list (§6.6, §12.2)."""
-    vm = await owner_vm(services(request), user, path_id(request), deleted=True)
+    vm_id = path_id(request)
     page = parse_page(request.query, max_limit=None)
-    async with services(request).uow_factory() as uow:
-        found = await uow.payments.list_by_vm(vm.id, page.limit, page.offset)
-    return data_response([vm_payment_json(p, vm.id) for p in found.items])
+    found = await vm_payments_of(services(request).uow_factory, user.id, vm_id,
+                                 page.limit, page.offset)
+    return data_response([vm_payment_json(p, vm_id) for p in found])
 
 
 async def owned_payment(
@@ -124,13 +125,7 @@ async def owned_payment(
     pid = payment_id(raw_id)
     if not is_payment_id_length(pid):
         raise PaymentNotFound("Payment not found")
-    async with services(request).uow_factory() as uow:
-        payment = await uow.payments.get(pid)
-        vm = None if payment is None else await uow.vms.get_by_subscription(
-            payment.subscription_id)
-    if payment is None or vm is None or payment.user_id != user.id or vm.user_id != user.id:
-        raise PaymentNotFound("Payment not found")
-    return payment, vm.id
+    return await owned_vm_payment(services(request).uow_factory, user.id, pid)
 
 
 @authenticated

@@ -28,12 +28,12 @@ from adapters.http.vm_params import (
 )
 from app.billing.catalogue import owned_vm
 from app.billing.ordering import order_custom_vm, order_vm
+from app.queries.vm_records import vm_history
 from app.queries.vms import VmStatus, user_vm_status, user_vm_statuses
-from app.vm_actions import ACTIONS, VmPatch, owner_vm, patch_vm, run_action
+from app.vm_actions import ACTIONS, VmPatch, patch_vm, run_action
 from domain.model import User, Vm
 
 _VM = r"/api/v1/vm/{id:\d+}"
-_LIST_CHUNK = 500
 _U16 = 2**16 - 1
 
 
@@ -134,20 +134,13 @@ def _action_handler(action: str) -> Handler:
 @authenticated
 async def history(request: web.Request, user: User) -> web.StreamResponse:
     """Newest first; paged only when both `limit` and `offset` are given (§6.5)."""
-    vm = await owner_vm(services(request), user, path_id(request), deleted=True)
     paged = "limit" in request.query and "offset" in request.query
     page = parse_page(request.query, max_limit=None) if paged else None
-    async with services(request).uow_factory() as uow:
-        if page is not None:
-            entries = (await uow.vm_history.list_by_vm(vm.id, page.limit, page.offset)).items
-        else:
-            entries = []
-            while True:
-                chunk = await uow.vm_history.list_by_vm(vm.id, _LIST_CHUNK, len(entries))
-                entries += chunk.items
-                if not chunk.items or len(entries) >= chunk.total:
-                    break
-    return data_response([history_json(e, vm.user_id) for e in entries])
+    found = await vm_history(
+        services(request).uow_factory, user.id, path_id(request),
+        page.limit if page is not None else None, page.offset if page is not None else 0,
+    )
+    return data_response([history_json(e, found.owner_id) for e in found.entries])
 
 
 @authenticated

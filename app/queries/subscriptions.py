@@ -26,13 +26,12 @@ async def owned_subscription(uow: UnitOfWork, subscription_id: int, user_id: int
 async def list_subscriptions(
     uow_factory: UnitOfWorkFactory, user_id: int, limit: int, offset: int
 ) -> Page[SubscriptionView]:
-    """Newest first (id descending), VM subscriptions included."""
+    """Newest first (id descending), VM subscriptions included; the page's line items in one
+    query whatever its size."""
     async with uow_factory() as uow:
         page = await uow.subscriptions.list_by_user(user_id, limit, offset)
-        views = [
-            SubscriptionView(s, await uow.line_items.list_by_subscription(s.id)) for s in page.items
-        ]
-    return Page(views, page.total)
+        items = await uow.line_items.list_by_subscriptions([s.id for s in page.items])
+    return Page([SubscriptionView(s, items.get(s.id, [])) for s in page.items], page.total)
 
 
 async def get_subscription(

@@ -6,6 +6,7 @@ Every SQL statement the driver runs during one request is counted with an SQLAlc
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,10 +17,11 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.http.app import USER_API_ROUTES
-from domain.model import IpAssignment, LineItem, Subscription, Vm
+from domain.enums import VmHistoryActionType
+from domain.model import GIB, IpAssignment, LineItem, SshKey, Subscription, Vm, VmHistory
 from tests.contract.storage_backends import Backend, backend, database
 from tests.http.apiapp import ALICE, ApiClient, api_client, build_api_app
-from tests.http.vm_helpers import paid_vm
+from tests.http.vm_helpers import add_key, paid_vm, ssh_public_key
 
 __all__ = ["backend", "database"]
 
@@ -117,3 +119,86 @@ async def test_list_vms_runs_at_most_four_statements_whatever_the_count(
     resp = await c.call("GET", "/api/v1/vm", key=ALICE)
     assert len((await resp.json())["data"]) == vms
     assert await statements(c, engine, "/api/v1/vm") <= 4
+
+
+async def test_a_custom_vm_reads_its_pricing_disks_within_the_budget(
+    sql: tuple[ApiClient, AsyncEngine],
+) -> None:
+    c, engine = sql
+    await one_paid_vm(c)
+    key = await add_key(c.api, ALICE, "custom")
+    body = {"pricing_id": c.demo.custom, "cpu": 2, "memory": 4 * GIB, "disk": 80 * GIB,
+            "disk_type": "ssd", "disk_interface": "pcie", "image_id": c.demo.debian,
+            "ssh_key_id": key.id}
+    resp = await c.call("POST", "/api/v1/vm/custom-template", json=body)
+    assert resp.status == 200, await resp.text()
+    custom = (await resp.json())["data"]
+    assert custom["template"]["cost_plan"]["amount"] > 0  # priced from the pricing's disks
+    assert await statements(c, engine, f"/api/v1/vm/{custom['id']}") <= 3
+    assert await statements(c, engine, "/api/v1/vm") <= 4
+    listed = await (await c.call("GET", "/api/v1/vm")).json()
+    assert [v for v in listed["data"] if v["id"] == custom["id"]] == [custom]
+
+
+async def grow(c: ApiClient, vm_id: int, rows: int) -> None:
+    """`rows` more of everything a list shows: VMs with subscriptions, payments of the VM,
+    history entries, SSH keys."""
+    await clone_vms(c, vm_id, rows)
+    now = c.api.clock.now()
+    async with c.api.store() as uow:
+        vm = await uow.vms.get(vm_id)
+        assert vm is not None
+        sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+        assert sub is not None
+        [payment] = (await uow.payments.list_by_subscription(sub.id, 1, 0)).items
+        for n in range(rows):
+            await uow.payments.add(attrs.evolve(
+                payment, id=os.urandom(32), external_id=None, is_paid=False, paid_at=None))
+            await uow.vm_history.add(VmHistory(
+                id=0, vm_id=vm_id, action_type=VmHistoryActionType.STARTED, timestamp=now,
+                initiated_by_user=vm.user_id, metadata={"n": n}))
+            await uow.ssh_keys.add(SshKey(
+                id=0, name=f"key {n}", user_id=vm.user_id, created=now,
+                key_data=ssh_public_key(n % 200 + 2)))
+        await uow.commit()
+
+
+async def _paths(c: ApiClient, vm_id: int) -> dict[str, str]:
+    async with c.api.store() as uow:
+        vm = await uow.vms.get(vm_id)
+        assert vm is not None
+        sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+        assert sub is not None
+        [payment] = (await uow.payments.list_by_subscription(sub.id, 1, 0)).items
+    return {
+        "vm": f"/api/v1/vm/{vm_id}",
+        "vms": "/api/v1/vm",
+        "vm_payments": f"/api/v1/vm/{vm_id}/payments",
+        "payment": f"/api/v1/payment/{payment.id.hex()}",
+        "history": f"/api/v1/vm/{vm_id}/history",
+        "subscriptions": "/api/v1/subscriptions",
+        "subscription": f"/api/v1/subscriptions/{sub.id}",
+        "subscription_payments": f"/api/v1/subscriptions/{sub.id}/payments",
+        "account": "/api/v1/account",
+        "ssh_keys": "/api/v1/ssh-key",
+    }
+
+
+#: statements per request, whatever the number of rows behind it
+BUDGETS = {
+    "vm": 3, "vms": 4, "vm_payments": 4, "payment": 3, "history": 3, "subscriptions": 4,
+    "subscription": 3, "subscription_payments": 4, "account": 1, "ssh_keys": 2,
+}
+
+
+async def test_every_read_costs_a_fixed_number_of_statements(
+    sql: tuple[ApiClient, AsyncEngine],
+) -> None:
+    c, engine = sql
+    vm_id = await one_paid_vm(c)
+    paths = await _paths(c, vm_id)
+    before = {name: await statements(c, engine, path) for name, path in paths.items()}
+    await grow(c, vm_id, 12)
+    after = {name: await statements(c, engine, path) for name, path in paths.items()}
+    assert after == before, (before, after)
+    assert {n: min(count, BUDGETS[n]) for n, count in after.items()} == after
