@@ -37,11 +37,17 @@ async def sql(backend: Backend) -> AsyncIterator[tuple[ApiClient, AsyncEngine]]:
 
 
 class Counter:
+    """The statements the driver ran and the transactions committed."""
+
     def __init__(self) -> None:
         self.statements: list[str] = []
+        self.commits = 0
 
-    def __call__(self, conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+    def statement(self, conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
         self.statements.append(statement)
+
+    def commit(self, conn: Any) -> None:
+        self.commits += 1
 
     @property
     def count(self) -> int:
@@ -51,18 +57,25 @@ class Counter:
 @contextmanager
 def counting(engine: AsyncEngine) -> Iterator[Counter]:
     counter = Counter()
-    event.listen(engine.sync_engine, "before_cursor_execute", counter)
+    sync = engine.sync_engine
+    event.listen(sync, "before_cursor_execute", counter.statement)
+    event.listen(sync, "commit", counter.commit)
     try:
         yield counter
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", counter)
+        event.remove(sync, "before_cursor_execute", counter.statement)
+        event.remove(sync, "commit", counter.commit)
 
 
 async def statements(c: ApiClient, engine: AsyncEngine, path: str) -> int:
-    """Statements run by one authenticated GET (asserted 200)."""
+    """Statements run by one authenticated GET (asserted 200); a read writes and commits
+    nothing (a known user is looked up, not upserted)."""
     with counting(engine) as counter:
         resp = await c.call("GET", path, key=ALICE)
         assert resp.status == 200, await resp.text()
+    assert counter.commits == 0, path
+    assert all(s.lstrip().upper().startswith("SELECT") for s in counter.statements), (
+        path, counter.statements)
     return counter.count
 
 
