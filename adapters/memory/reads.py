@@ -1,12 +1,14 @@
-"""Memory read models: a VM with its status rows, from the unit of work's snapshot."""
+"""Memory read models: a VM with its status rows and batched look-ups, from the snapshot."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 from adapters.memory.db import Repo
-from domain.model import IpAssignment, IpRange, Vm
+from domain.model import IpAssignment, IpRange, User, Vm
 from ports.storage.reads import SshKeyLabel, VmRecords
 
 
@@ -69,3 +71,40 @@ class MemoryVmReads(Repo):
             custom=custom, pricing=pricing, pricing_disks=disks,
             region=self._get("vm_host_region", pricing.region_id), **common,
         )
+
+
+class MemoryReadLookups(Repo):
+    async def users(self, user_ids: Collection[int]) -> dict[int, User]:
+        rows = self._rows("users")
+        return {i: rows[i] for i in set(user_ids) if i in rows}
+
+    async def vm_counts(self, user_ids: Collection[int]) -> dict[int, int]:
+        wanted = set(user_ids)
+        return dict(Counter(
+            vm.user_id for vm in self._rows("vm").values()
+            if vm.user_id in wanted and not vm.deleted
+        ))
+
+    async def admins(self, user_ids: Collection[int], now: datetime) -> set[int]:
+        wanted = set(user_ids)
+        return {
+            a.user_id for a in self._rows("admin_role_assignments").values()
+            if a.user_id in wanted and (a.expires_at is None or a.expires_at > now)
+        }
+
+    async def payment_counts(self, subscription_ids: Collection[int]) -> dict[int, int]:
+        wanted = set(subscription_ids)
+        return dict(Counter(
+            p.subscription_id for p in self._rows("subscription_payment").values()
+            if p.subscription_id in wanted
+        ))
+
+    async def base_currencies(self, subscription_ids: Collection[int]) -> dict[int, str]:
+        subs, companies = self._rows("subscription"), self._rows("company")
+        out: dict[int, str] = {}
+        for sub_id in set(subscription_ids):
+            sub = subs.get(sub_id)
+            company = None if sub is None else companies.get(sub.company_id)
+            if company is not None:
+                out[sub_id] = company.base_currency
+        return out

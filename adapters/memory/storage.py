@@ -34,7 +34,7 @@ from adapters.memory.products import (
     MemoryLifecycleMarks,
     MemoryPaymentMethods,
 )
-from adapters.memory.reads import MemoryVmReads
+from adapters.memory.reads import MemoryReadLookups, MemoryVmReads
 from adapters.memory.vms import MemoryVmHistories, MemoryVms
 from adapters.memory.worker import MemoryWorkerCursors, MemoryWorkerLeases
 
@@ -76,6 +76,7 @@ class MemoryUnitOfWork:
         self.worker_leases = MemoryWorkerLeases(current)
         self.worker_cursors = MemoryWorkerCursors(current)
         self.vm_reads = MemoryVmReads(current)
+        self.lookups = MemoryReadLookups(current)
 
     def _current(self) -> Snapshot:
         if self._snapshot is None:

@@ -1,8 +1,9 @@
-"""SQL read models: a VM with its status rows in one joined query (plus pricing disks)."""
+"""SQL read models: a VM with its status rows in one joined query; batched look-ups."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
 
 import attrs
@@ -21,6 +22,7 @@ from domain.model import (
     OsImage,
     Region,
     Subscription,
+    User,
     Vm,
     VmTemplate,
 )
@@ -192,3 +194,65 @@ class SqlVmReads:
             disk = mapper.from_row(cast(Mapping[str, Any], row))
             out.setdefault(disk.pricing_id, []).append(disk)
         return {pricing_id: tuple(disks) for pricing_id, disks in out.items()}
+
+
+class SqlReadLookups:
+    """`ReadLookups` over SQL: one `IN (…)` query per call (none for no ids)."""
+
+    def __init__(self, connection: Connect, users: Mapper[User]) -> None:
+        self._connection = connection
+        self._users = users
+
+    async def _rows(self, query: Select[Any]) -> list[Any]:
+        return list((await self._connection().execute(query)).all())
+
+    async def users(self, user_ids: Collection[int]) -> dict[int, User]:
+        if not user_ids:
+            return {}
+        mapper = self._users
+        query = select(*mapper.columns).where(t.users.c.id.in_(sorted(set(user_ids))))
+        result = await self._connection().execute(query)
+        found = [mapper.from_row(cast(Mapping[str, Any], row)) for row in result.mappings()]
+        return {user.id: user for user in found}
+
+    async def vm_counts(self, user_ids: Collection[int]) -> dict[int, int]:
+        if not user_ids:
+            return {}
+        vm = t.vm.c
+        query = (
+            select(vm.user_id, func.count())
+            .where(vm.user_id.in_(sorted(set(user_ids))), vm.deleted == False)  # noqa: E712
+            .group_by(vm.user_id)
+        )
+        return {int(user_id): int(count) for user_id, count in await self._rows(query)}
+
+    async def admins(self, user_ids: Collection[int], now: datetime) -> set[int]:
+        if not user_ids:
+            return set()
+        a = t.admin_role_assignments.c
+        query = select(a.user_id).distinct().where(
+            a.user_id.in_(sorted(set(user_ids))), a.expires_at.is_(None) | (a.expires_at > now)
+        )
+        return {int(user_id) for (user_id,) in await self._rows(query)}
+
+    async def payment_counts(self, subscription_ids: Collection[int]) -> dict[int, int]:
+        if not subscription_ids:
+            return {}
+        p = t.subscription_payment.c
+        query = (
+            select(p.subscription_id, func.count())
+            .where(p.subscription_id.in_(sorted(set(subscription_ids))))
+            .group_by(p.subscription_id)
+        )
+        return {int(sub_id): int(count) for sub_id, count in await self._rows(query)}
+
+    async def base_currencies(self, subscription_ids: Collection[int]) -> dict[int, str]:
+        if not subscription_ids:
+            return {}
+        sub, company = t.subscription, t.company
+        query = (
+            select(sub.c.id, company.c.base_currency)
+            .select_from(sub.join(company, company.c.id == sub.c.company_id))
+            .where(sub.c.id.in_(sorted(set(subscription_ids))))
+        )
+        return {int(sub_id): str(currency) for sub_id, currency in await self._rows(query)}

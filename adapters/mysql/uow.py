@@ -25,7 +25,7 @@ from adapters.mysql.product_repos import (
     SqlLifecycleMarks,
     SqlPaymentMethods,
 )
-from adapters.mysql.read_models import SqlVmReads, VmReadMappers
+from adapters.mysql.read_models import SqlReadLookups, SqlVmReads, VmReadMappers
 from adapters.mysql.repositories import (
     SqlCompanies,
     SqlCostPlans,
@@ -138,6 +138,7 @@ class SqlUnitOfWork:
         self.worker_cursors = SqlWorkerCursors(c)
         self.admin_audit = SqlAdminAudits(c, mp.admin_audit)
         self.vm_reads = SqlVmReads(c, mp.vm_reads)
+        self.lookups = SqlReadLookups(c, mp.user)
 
     def _connection(self) -> AsyncConnection:
         if self._conn is None:

@@ -24,7 +24,7 @@ from ports.storage.identity import Companies, Permission, Roles, SshKeys, Users
 from ports.storage.marks import IdempotencyKeys, IdempotencyRecord, LifecycleMarks
 from ports.storage.payments import LegacyPayments, Payments
 from ports.storage.products import IpRangeSubscriptions, IpSpacePrices, IpSpaces, PaymentMethods
-from ports.storage.reads import VmReads
+from ports.storage.reads import ReadLookups, VmReads
 from ports.storage.subscriptions import LineItems, Subscriptions
 from ports.storage.vms import VmHistories, Vms
 from ports.storage.worker import WorkerCursors, WorkerLeases
@@ -99,6 +99,8 @@ class UnitOfWork(Protocol):
     def admin_audit(self) -> AdminAudits: ...
     @property
     def vm_reads(self) -> VmReads: ...
+    @property
+    def lookups(self) -> ReadLookups: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -140,6 +142,7 @@ __all__ = [
     "PaymentMethods",
     "Payments",
     "Permission",
+    "ReadLookups",
     "Records",
     "Regions",
     "Removable",

@@ -1,4 +1,4 @@
-"""Read models: what a VM's status shows, read in one batched query per request."""
+"""Read models: a VM's status rows and batched look-ups, a fixed number of queries per page."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from domain.model import (
     OsImage,
     Region,
     Subscription,
+    User,
     Vm,
     VmTemplate,
 )
@@ -68,4 +69,28 @@ class VmReads(Protocol):
         A fixed number of statements whatever the number of VMs (SQL: one joined query, and
         one more for the custom pricings' disks when a custom VM is among them).
         """
+        ...
+
+
+class ReadLookups(Protocol):
+    """Batched look-ups for list pages: one query per kind, whatever the number of ids."""
+
+    async def users(self, user_ids: Collection[int]) -> dict[int, User]:
+        """The users of these ids that exist."""
+        ...
+
+    async def vm_counts(self, user_ids: Collection[int]) -> dict[int, int]:
+        """How many VMs (not deleted) each user has; a user without any is absent."""
+        ...
+
+    async def admins(self, user_ids: Collection[int], now: datetime) -> set[int]:
+        """The users among these that hold an unexpired role assignment."""
+        ...
+
+    async def payment_counts(self, subscription_ids: Collection[int]) -> dict[int, int]:
+        """How many payments (paid or not) each subscription has; none: absent."""
+        ...
+
+    async def base_currencies(self, subscription_ids: Collection[int]) -> dict[int, str]:
+        """The base currency of the company that sells each subscription (existing ones)."""
         ...

@@ -13,13 +13,16 @@ from typing import Any
 
 import attrs
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.http.admin.app import build_admin_app
 from adapters.http.app import USER_API_ROUTES
 from domain.enums import VmHistoryActionType
-from domain.model import GIB, IpAssignment, LineItem, SshKey, Subscription, Vm, VmHistory
+from domain.model import GIB, IpAssignment, LineItem, SshKey, Subscription, User, Vm, VmHistory
 from tests.contract.storage_backends import Backend, backend, database
+from tests.http.admin.adminapp import ROOT, seed_roles
 from tests.http.apiapp import ALICE, ApiClient, api_client, build_api_app
 from tests.http.vm_helpers import add_key, paid_vm, ssh_public_key
 
@@ -215,3 +218,52 @@ async def test_every_read_costs_a_fixed_number_of_statements(
     after = {name: await statements(c, engine, path) for name, path in paths.items()}
     assert after == before, (before, after)
     assert {n: min(count, BUDGETS[n]) for n, count in after.items()} == after
+
+
+@pytest.fixture
+async def sql_admin(
+    sql: tuple[ApiClient, AsyncEngine],
+) -> AsyncIterator[tuple[ApiClient, ApiClient, AsyncEngine]]:
+    """The user API and the admin API (ROOT a super admin) over the same SQL storage."""
+    c, engine = sql
+    await seed_roles(c.api)
+    async with TestClient(TestServer(build_admin_app(c.api.services))) as client:
+        yield c, ApiClient(client, c.api), engine
+
+
+async def admin_statements(admin: ApiClient, engine: AsyncEngine, path: str) -> int:
+    """Statements run by one admin GET (asserted 200)."""
+    with counting(engine) as counter:
+        resp = await admin.call("GET", "/api/admin/v1" + path, key=ROOT)
+        assert resp.status == 200, await resp.text()
+    return counter.count
+
+
+#: admin list pages: statements per request whatever the number of rows on the page
+ADMIN_BUDGETS = {"users": 6, "vms": 9, "user_vms": 10, "vm_payments": 6, "subscriptions": 6}
+
+
+async def test_admin_lists_cost_a_fixed_number_of_statements(
+    sql_admin: tuple[ApiClient, ApiClient, AsyncEngine],
+) -> None:
+    c, admin, engine = sql_admin
+    vm_id = await one_paid_vm(c)
+    async with c.api.store() as uow:
+        alice = await uow.users.get_by_pubkey(ALICE.pubkey)
+    assert alice is not None
+    paths = {
+        "users": "/users?limit=50", "vms": "/vms?limit=50",
+        "user_vms": f"/vms?limit=50&user_id={alice.id}",
+        "vm_payments": f"/vms/{vm_id}/payments?limit=50",
+        "subscriptions": f"/subscriptions?limit=50&user_id={alice.id}",
+    }
+    before = {n: await admin_statements(admin, engine, p) for n, p in paths.items()}
+    await grow(c, vm_id, 12)
+    now = c.api.clock.now()
+    async with c.api.store() as uow:
+        for n in range(12):
+            await uow.users.add(User(id=0, pubkey=bytes([n + 100]) * 32, created=now))
+        await uow.commit()
+    after = {n: await admin_statements(admin, engine, p) for n, p in paths.items()}
+    assert after == before, (before, after)
+    assert {n: min(count, ADMIN_BUDGETS[n]) for n, count in after.items()} == after, after

@@ -18,7 +18,7 @@ from adapters.http.admin.common import (
     query_bool,
     query_uint,
 )
-from adapters.http.admin.views import history_json, vm_json
+from adapters.http.admin.views import history_json, vm_json, vms_json
 from adapters.http.bounds import ID_SCHEMA
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
@@ -79,7 +79,11 @@ async def list_vms(request: web.Request, admin: Admin) -> web.StreamResponse:
     if host_id is not None:
         vms = [v for v in vms if v.host_id == host_id]
     vms.sort(key=lambda v: v.id, reverse=True)
-    items = [await _vm_json(request, vm) for vm in page_of(vms, page)]
+    shown = list(page_of(vms, page))
+    source = svc.vm_states
+    states = {vm.id: None if source is None else await source.get(vm.id) for vm in shown}
+    async with svc.uow_factory() as uow:
+        items = await vms_json(uow, shown, states)
     return page_response(items, len(vms), page)
 
 
