@@ -44,7 +44,7 @@ __all__ = ["backend", "database"]
 
 async def _second_vm(backend: Backend, world: World, user_id: int, **fields: Any) -> Vm:
     async with backend.factory() as uow:
-        sub, (item,) = await uow.subscriptions.add_with_line_items(
+        _, (item,) = await uow.subscriptions.add_with_line_items(
             new_subscription(user_id, world.company.id),
             [new(LineItem, id=0, subscription_id=0, subscription_type=SubscriptionType.VPS,
                  name="more", amount=100)],
