@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from adapters.http import vm_schemas as s
-from adapters.http.auth import Handler, authenticated
+from adapters.http.auth import Handler, authenticated, authenticated_read
 from adapters.http.bounds import ID_MIN, UINT_SCHEMA
 from adapters.http.context import services
 from adapters.http.envelope import data_response, parse_page
@@ -28,10 +28,11 @@ from adapters.http.vm_params import (
 )
 from app.billing.catalogue import owned_vm
 from app.billing.ordering import order_custom_vm, order_vm
-from app.queries.vm_records import vm_history
-from app.queries.vms import VmStatus, user_vm_status, user_vm_statuses
+from app.queries.vm_records import vm_history_in
+from app.queries.vms import VmStatus, user_vm_status, user_vm_status_in, user_vm_statuses_in
 from app.vm_actions import ACTIONS, VmPatch, patch_vm, run_action
 from domain.model import User, Vm
+from ports.storage import UnitOfWork
 
 _VM = r"/api/v1/vm/{id:\d+}"
 _U16 = 2**16 - 1
@@ -50,10 +51,9 @@ async def status_of(request: web.Request, vm: Vm) -> dict[str, Any]:
     return out
 
 
-@authenticated
-async def list_vms(request: web.Request, user: User) -> web.StreamResponse:
-    svc = services(request)
-    statuses = await user_vm_statuses(svc.uow_factory, svc.vm_states, user.id)
+@authenticated_read
+async def list_vms(request: web.Request, user: User, uow: UnitOfWork) -> web.StreamResponse:
+    statuses = await user_vm_statuses_in(uow, services(request).vm_states, user.id)
     return data_response(_render(request, statuses))
 
 
@@ -94,10 +94,9 @@ async def order_custom(request: web.Request, user: User) -> web.StreamResponse:
     return data_response(await status_of(request, vm))
 
 
-@authenticated
-async def get_vm(request: web.Request, user: User) -> web.StreamResponse:
-    svc = services(request)
-    status = await user_vm_status(svc.uow_factory, svc.vm_states, user.id, path_id(request))
+@authenticated_read
+async def get_vm(request: web.Request, user: User, uow: UnitOfWork) -> web.StreamResponse:
+    status = await user_vm_status_in(uow, services(request).vm_states, user.id, path_id(request))
     [out] = _render(request, [status])
     return data_response(out)
 
@@ -131,13 +130,13 @@ def _action_handler(action: str) -> Handler:
     return handler
 
 
-@authenticated
-async def history(request: web.Request, user: User) -> web.StreamResponse:
+@authenticated_read
+async def history(request: web.Request, user: User, uow: UnitOfWork) -> web.StreamResponse:
     """Newest first; paged only when both `limit` and `offset` are given (§6.5)."""
     paged = "limit" in request.query and "offset" in request.query
     page = parse_page(request.query, max_limit=None) if paged else None
-    found = await vm_history(
-        services(request).uow_factory, user.id, path_id(request),
+    found = await vm_history_in(
+        uow, user.id, path_id(request),
         page.limit if page is not None else None, page.offset if page is not None else 0,
     )
     return data_response([history_json(e, found.owner_id) for e in found.entries])

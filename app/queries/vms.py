@@ -125,6 +125,24 @@ async def user_vm_statuses(
     return await _statuses([view_of(r) for r in records], states)
 
 
+async def user_vm_statuses_in(
+    uow: UnitOfWork, states: VmStateCache | None, user_id: int, vm_ids: list[int] | None = None
+) -> list[VmStatus]:
+    """`user_vm_statuses` inside the caller's unit of work."""
+    records = await uow.vm_reads.vm_records(user_id=user_id, vm_ids=vm_ids)
+    return await _statuses([view_of(r) for r in records], states)
+
+
+async def user_vm_status_in(
+    uow: UnitOfWork, states: VmStateCache | None, user_id: int, vm_id: int
+) -> VmStatus:
+    """`user_vm_status` inside the caller's unit of work."""
+    found = await user_vm_statuses_in(uow, states, user_id, [vm_id])
+    if not found:
+        raise VmNotFound("VM not found")
+    return found[0]
+
+
 async def user_vm_status(
     uow_factory: UnitOfWorkFactory, states: VmStateCache | None, user_id: int, vm_id: int
 ) -> VmStatus:

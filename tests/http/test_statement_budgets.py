@@ -40,11 +40,15 @@ async def sql(backend: Backend) -> AsyncIterator[tuple[ApiClient, AsyncEngine]]:
 
 
 class Counter:
-    """The statements the driver ran and the transactions committed."""
+    """The statements the driver ran, the transactions committed, the connections taken."""
 
     def __init__(self) -> None:
         self.statements: list[str] = []
         self.commits = 0
+        self.checkouts = 0
+
+    def checkout(self, *args: Any) -> None:
+        self.checkouts += 1
 
     def statement(self, conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
         self.statements.append(statement)
@@ -63,11 +67,20 @@ def counting(engine: AsyncEngine) -> Iterator[Counter]:
     sync = engine.sync_engine
     event.listen(sync, "before_cursor_execute", counter.statement)
     event.listen(sync, "commit", counter.commit)
+    event.listen(sync.pool, "checkout", counter.checkout)
     try:
         yield counter
     finally:
         event.remove(sync, "before_cursor_execute", counter.statement)
         event.remove(sync, "commit", counter.commit)
+        event.remove(sync.pool, "checkout", counter.checkout)
+
+
+#: reads whose user look-up and read share one connection and one transaction
+ONE_CONNECTION = (
+    "vm", "vms", "vm_payments", "payment", "history", "subscriptions", "subscription",
+    "subscription_payments",
+)
 
 
 async def statements(c: ApiClient, engine: AsyncEngine, path: str) -> int:
@@ -80,6 +93,14 @@ async def statements(c: ApiClient, engine: AsyncEngine, path: str) -> int:
     assert all(s.lstrip().upper().startswith("SELECT") for s in counter.statements), (
         path, counter.statements)
     return counter.count
+
+
+async def connections(c: ApiClient, engine: AsyncEngine, path: str) -> int:
+    """Pooled connections taken by one authenticated GET (asserted 200)."""
+    with counting(engine) as counter:
+        resp = await c.call("GET", path, key=ALICE)
+        assert resp.status == 200, await resp.text()
+    return counter.checkouts
 
 
 async def clone_vms(c: ApiClient, vm_id: int, copies: int) -> None:
@@ -218,6 +239,8 @@ async def test_every_read_costs_a_fixed_number_of_statements(
     after = {name: await statements(c, engine, path) for name, path in paths.items()}
     assert after == before, (before, after)
     assert {n: min(count, BUDGETS[n]) for n, count in after.items()} == after
+    taken = {n: await connections(c, engine, paths[n]) for n in ONE_CONNECTION}
+    assert taken == dict.fromkeys(ONE_CONNECTION, 1)
 
 
 @pytest.fixture

@@ -76,13 +76,12 @@ async def list_vms(request: web.Request, admin: Admin) -> web.StreamResponse:
         if region_id is not None:
             hosts = {h.id for h in await uow.hosts.list_all() if h.region_id == region_id}
             vms = [v for v in vms if v.host_id in hosts]
-    if host_id is not None:
-        vms = [v for v in vms if v.host_id == host_id]
-    vms.sort(key=lambda v: v.id, reverse=True)
-    shown = list(page_of(vms, page))
-    source = svc.vm_states
-    states = {vm.id: None if source is None else await source.get(vm.id) for vm in shown}
-    async with svc.uow_factory() as uow:
+        if host_id is not None:
+            vms = [v for v in vms if v.host_id == host_id]
+        vms.sort(key=lambda v: v.id, reverse=True)
+        shown = page_of(vms, page)
+        source = svc.vm_states
+        states = {vm.id: None if source is None else await source.get(vm.id) for vm in shown}
         items = await vms_json(uow, shown, states)
     return page_response(items, len(vms), page)
 
