@@ -125,14 +125,25 @@ async def authenticate(request: web.Request) -> User:
     if _USER in request:
         return request[_USER]
     auth = request.config_dict[AUTHENTICATOR]
-    pubkey, now = await _verified(request, auth)
+    pubkey, now = await verify_request(request)
     user = await auth.upsert(pubkey, now)
     request[_USER] = user
     return user
 
 
-async def _verified(request: web.Request, auth: Authenticator) -> tuple[bytes, datetime]:
-    """The pubkey of the request's valid NIP-98 event, and the time it was judged at."""
+async def user_in(request: web.Request, uow: UnitOfWork, pubkey: bytes, now: datetime) -> User:
+    """The verified key's user, found (or created) in the caller's unit of work; cached."""
+    if _USER in request:
+        return request[_USER]
+    user = await request.config_dict[AUTHENTICATOR].user_in(uow, pubkey, now)
+    request[_USER] = user
+    return user
+
+
+async def verify_request(request: web.Request) -> tuple[bytes, datetime]:
+    """The pubkey of the request's valid NIP-98 event, and the time it was judged at; no
+    storage touched (`Nip98Error` otherwise)."""
+    auth = request.config_dict[AUTHENTICATOR]
     now = auth.clock.now()
     header = request.headers.get(hdrs.AUTHORIZATION)
     # the body is only worth reading (up to client_max_size) once the scheme is right
@@ -182,12 +193,9 @@ def authenticated_read(handler: ReadHandler) -> Handler:
 
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        auth = request.config_dict[AUTHENTICATOR]
-        pubkey, now = await _verified(request, auth)
-        async with auth.uow_factory() as uow:
-            user = await auth.user_in(uow, pubkey, now)
-            request[_USER] = user
-            return await handler(request, user, uow)
+        pubkey, now = await verify_request(request)
+        async with request.config_dict[AUTHENTICATOR].uow_factory() as uow:
+            return await handler(request, await user_in(request, uow, pubkey, now), uow)
 
     return mark_authenticated(wrapper)
 

@@ -255,10 +255,12 @@ async def sql_admin(
 
 
 async def admin_statements(admin: ApiClient, engine: AsyncEngine, path: str) -> int:
-    """Statements run by one admin GET (asserted 200)."""
+    """Statements run by one admin GET (asserted 200): the user and their permissions share a
+    connection, the page has its own (two in all), and nothing is committed."""
     with counting(engine) as counter:
         resp = await admin.call("GET", "/api/admin/v1" + path, key=ROOT)
         assert resp.status == 200, await resp.text()
+    assert (counter.checkouts, counter.commits) == (2, 0), path
     return counter.count
 
 
