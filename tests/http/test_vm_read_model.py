@@ -12,6 +12,7 @@ from domain.pricing import custom_price
 from tests.http.apiapp import ALICE, BOB, ApiClient
 from tests.http.backend_apps import backend, c, database
 from tests.http.vm_helpers import add_key, order, paid_vm
+from tests.nostr_signing import NostrKey
 
 __all__ = ["backend", "c", "database"]
 
@@ -104,3 +105,24 @@ async def test_a_first_request_creates_the_user_once_and_later_ones_write_nothin
     async with c.api.store() as uow:
         again = await uow.users.get_by_pubkey(BOB.pubkey)
     assert again is not None and attrs.asdict(again) == attrs.asdict(bob)
+
+
+async def test_a_new_key_reading_its_vms_is_created_once_in_the_same_unit_of_work(
+    c: ApiClient,
+) -> None:
+    """`authenticated_read`: an unknown key is inserted and committed, then the read goes on
+    in the same unit of work; concurrent first reads make one user."""
+    first = await asyncio.gather(*(c.call("GET", "/api/v1/vm", key=BOB) for _ in range(3)))
+    assert [r.status for r in first] == [200] * 3
+    assert [(await r.json())["data"] for r in first] == [[], [], []]
+    async with c.api.store() as uow:
+        users = await uow.users.list_page(100, 0)
+    assert [u.pubkey for u in users.items].count(BOB.pubkey) == 1
+    mine = await order(c, BOB)
+    assert [v["id"] for v in await _get_as(c, "/api/v1/vm", BOB)] == [mine["id"]]
+
+
+async def _get_as(c: ApiClient, path: str, key: NostrKey) -> Any:
+    resp = await c.call("GET", path, key=key)
+    assert resp.status == 200, await resp.text()
+    return (await resp.json())["data"]
