@@ -81,7 +81,8 @@ async def list_vms(request: web.Request, admin: Admin) -> web.StreamResponse:
         vms.sort(key=lambda v: v.id, reverse=True)
         shown = page_of(vms, page)
         source = svc.vm_states
-        states = {vm.id: None if source is None else await source.get(vm.id) for vm in shown}
+        cached = {} if source is None else await source.get_many([vm.id for vm in shown])
+        states = {vm.id: cached.get(vm.id) for vm in shown}
         items = await vms_json(uow, shown, states)
     return page_response(items, len(vms), page)
 
