@@ -71,27 +71,52 @@ _KEY = t.user_ssh_key.c
 _KEY_LABELS = ("user_ssh_key__id", "user_ssh_key__name", "user_ssh_key__created")
 
 
-class SqlVmReads:
-    """`VmReads` over SQL: VM ⋈ line item ⋈ subscription, image, key, offer, region, addresses."""
+class VmReadPlan:
+    """The joined select and its column groups, built once per unit-of-work factory."""
 
-    def __init__(self, connection: Connect, mappers: VmReadMappers) -> None:
-        self._connection = connection
-        self._mappers = mappers
+    def __init__(self, mappers: VmReadMappers) -> None:
+        self.mappers = mappers
         mp = mappers
-        self._vm = _Part(mp.vm)
+        self.vm = _Part(mp.vm)
         self._sub = _Part(mp.subscription)
         self._image = _Part(mp.image)
         self._region = _Part(mp.region)
         self._template = _Part(mp.template)
-        self._plan = _Part(mp.cost_plan)
+        self._cost_plan = _Part(mp.cost_plan)
         self._custom = _Part(mp.custom_template)
         self._pricing = _Part(mp.custom_pricing)
-        self._ip = _Part(mp.ip_assignment)
-        self._range = _Part(mp.ip_range)
+        self.ip = _Part(mp.ip_assignment)
+        self.ip_range = _Part(mp.ip_range)
         self._parts: Sequence[_Part[Any]] = (
-            self._vm, self._sub, self._image, self._region, self._template, self._plan,
-            self._custom, self._pricing, self._ip, self._range,
+            self.vm, self._sub, self._image, self._region, self._template, self._cost_plan,
+            self._custom, self._pricing, self.ip, self.ip_range,
         )
+        self.select = self._select()
+
+    def records(self, row: Mapping[str, Any]) -> VmRecords:
+        """A VM's records from its first row (addresses and disks left empty)."""
+        vm = self.vm.read(row)
+        assert vm is not None
+        key = None
+        if row[_KEY_LABELS[0]] is not None:
+            key = SshKeyLabel(id=row[_KEY_LABELS[0]], name=row[_KEY_LABELS[1]],
+                              created=row[_KEY_LABELS[2]])
+        common: dict[str, Any] = {
+            "vm": vm, "subscription": self._sub.read(row), "image": self._image.read(row),
+            "ssh_key": key,
+        }
+        if vm.template_id is not None:
+            template = self._template.read(row)
+            return VmRecords(
+                template=template,
+                plan=self._cost_plan.read(row) if template is not None else None,
+                region=self._region.read(row) if template is not None else None,
+                **common,
+            )
+        custom = self._custom.read(row) if vm.custom_template_id is not None else None
+        pricing = self._pricing.read(row) if custom is not None else None
+        region = self._region.read(row) if pricing is not None else None
+        return VmRecords(custom=custom, pricing=pricing, region=region, **common)
 
     def _select(self) -> Select[Any]:
         vm, li, sub = t.vm, t.subscription_line_item, t.subscription
@@ -118,6 +143,14 @@ class SqlVmReads:
         )
         return select(*columns).select_from(joined).order_by(vm.c.id, ip.c.id)
 
+
+class SqlVmReads:
+    """`VmReads` over SQL: VM ⋈ line item ⋈ subscription, image, key, offer, region, addresses."""
+
+    def __init__(self, connection: Connect, plan: VmReadPlan) -> None:
+        self._connection = connection
+        self._plan = plan
+
     async def vm_records(
         self,
         *,
@@ -135,16 +168,16 @@ class SqlVmReads:
             where.append(vm.id.in_(sorted(set(vm_ids))))
         if not deleted:
             where.append(vm.deleted == False)  # noqa: E712
-        conn = self._connection()
-        rows = (await conn.execute(self._select().where(*where))).mappings().all()
+        plan = self._plan
+        rows = (await self._connection().execute(plan.select.where(*where))).mappings().all()
         found: dict[int, tuple[VmRecords, list[tuple[IpAssignment, IpRange | None]]]] = {}
         for row in rows:
-            vm_id = row[self._vm.id_label]
+            vm_id = row[plan.vm.id_label]
             if vm_id not in found:
-                found[vm_id] = (self._records(row), [])
-            assignment = self._ip.read(row)
+                found[vm_id] = (plan.records(row), [])
+            assignment = plan.ip.read(row)
             if assignment is not None:
-                found[vm_id][1].append((assignment, self._range.read(row)))
+                found[vm_id][1].append((assignment, plan.ip_range.read(row)))
         disks = await self._disks({r.pricing.id for r, _ in found.values() if r.pricing})
         return [
             attrs.evolve(
@@ -155,34 +188,10 @@ class SqlVmReads:
             for records, ips in found.values()
         ]
 
-    def _records(self, row: Mapping[str, Any]) -> VmRecords:
-        vm = self._vm.read(row)
-        assert vm is not None
-        key = None
-        if row[_KEY_LABELS[0]] is not None:
-            key = SshKeyLabel(id=row[_KEY_LABELS[0]], name=row[_KEY_LABELS[1]],
-                              created=row[_KEY_LABELS[2]])
-        common: dict[str, Any] = {
-            "vm": vm, "subscription": self._sub.read(row), "image": self._image.read(row),
-            "ssh_key": key,
-        }
-        if vm.template_id is not None:
-            template = self._template.read(row)
-            return VmRecords(
-                template=template,
-                plan=self._plan.read(row) if template is not None else None,
-                region=self._region.read(row) if template is not None else None,
-                **common,
-            )
-        custom = self._custom.read(row) if vm.custom_template_id is not None else None
-        pricing = self._pricing.read(row) if custom is not None else None
-        region = self._region.read(row) if pricing is not None else None
-        return VmRecords(custom=custom, pricing=pricing, region=region, **common)
-
     async def _disks(self, pricing_ids: set[int]) -> dict[int, tuple[CustomPricingDisk, ...]]:
         if not pricing_ids:
             return {}
-        mapper = self._mappers.custom_pricing_disk
+        mapper = self._plan.mappers.custom_pricing_disk
         query = (
             select(*mapper.columns)
             .where(t.vm_custom_pricing_disk.c.pricing_id.in_(sorted(pricing_ids)))
