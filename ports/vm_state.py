@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol
 
 from ports.vmhost import VmRunningState
@@ -15,5 +16,9 @@ class VmStateCache(Protocol):
     """
 
     async def get(self, vm_id: int) -> VmRunningState | None: ...
+
+    async def get_many(self, vm_ids: Collection[int]) -> dict[int, VmRunningState]:
+        """The known states of these VMs in one round trip; unknown ones are absent."""
+        ...
 
     async def set(self, vm_id: int, state: VmRunningState) -> None: ...

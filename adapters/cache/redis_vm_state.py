@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from decimal import Decimal
 
 import redis.asyncio as aioredis
@@ -35,23 +36,18 @@ class RedisVmStateCache:
             raw = await self._redis.get(f"{self._prefix}{vm_id}")
         except RedisError:
             return None
-        if raw is None:
-            return None
+        return _decode(raw)
+
+    async def get_many(self, vm_ids: Collection[int]) -> dict[int, VmRunningState]:
+        ids = sorted(set(vm_ids))
+        if not ids:
+            return {}
         try:
-            data = json.loads(raw)
-            return VmRunningState(
-                timestamp=int(data["timestamp"]),
-                state=VmRunState(data["state"]),
-                cpu_usage=Decimal(data["cpu_usage"]),
-                mem_usage=Decimal(data["mem_usage"]),
-                uptime=int(data["uptime"]),
-                net_in=int(data["net_in"]),
-                net_out=int(data["net_out"]),
-                disk_write=int(data["disk_write"]),
-                disk_read=int(data["disk_read"]),
-            )
-        except (ValueError, KeyError, TypeError, ArithmeticError):
-            return None
+            raws = await self._redis.mget([f"{self._prefix}{i}" for i in ids])
+        except RedisError:
+            return {}
+        found = {i: _decode(raw) for i, raw in zip(ids, raws, strict=True)}
+        return {i: state for i, state in found.items() if state is not None}
 
     async def set(self, vm_id: int, state: VmRunningState) -> None:
         value = json.dumps(
@@ -71,3 +67,24 @@ class RedisVmStateCache:
             await self._redis.set(f"{self._prefix}{vm_id}", value, ex=self._ttl)
         except RedisError:
             return
+
+
+def _decode(raw: bytes | str | None) -> VmRunningState | None:
+    """A stored entry, or None when absent or unreadable."""
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+        return VmRunningState(
+            timestamp=int(data["timestamp"]),
+            state=VmRunState(data["state"]),
+            cpu_usage=Decimal(data["cpu_usage"]),
+            mem_usage=Decimal(data["mem_usage"]),
+            uptime=int(data["uptime"]),
+            net_in=int(data["net_in"]),
+            net_out=int(data["net_out"]),
+            disk_write=int(data["disk_write"]),
+            disk_read=int(data["disk_read"]),
+        )
+    except (ValueError, KeyError, TypeError, ArithmeticError):
+        return None

@@ -1,4 +1,4 @@
-"""NIP-98 for aiohttp handlers: verify the request, upsert its user (api.md §4.1)."""
+"""NIP-98 for aiohttp handlers: verify the request, find or create its user (api.md §4.1)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ from adapters.http.replay import InProcessReplayGuard
 from domain.model import User
 from ports.clock import Clock
 from ports.replay import ReplayGuard
-from ports.storage import UnitOfWorkFactory
+from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 UserHandler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
+ReadHandler = Callable[[web.Request, User, UnitOfWork], Awaitable[web.StreamResponse]]
 
 #: Set on handlers wrapped by `authenticated`; the route table checks it against `auth=`.
 AUTH_MARK = "lnvps_auth"
@@ -72,8 +73,19 @@ class Authenticator:
             raise Nip98Error("Event already used")
 
     async def upsert(self, pubkey: bytes, now: datetime) -> User:
-        """The user with this key, created with the reference's defaults when new."""
+        """The user with this key, created with the reference's defaults when new.
+
+        A known user is one read and no write; only an unknown key inserts and commits (a
+        concurrent first request of the same key finds the row the other one inserted).
+        """
         async with self.uow_factory() as uow:
+            return await self.user_in(uow, pubkey, now)
+
+    async def user_in(self, uow: UnitOfWork, pubkey: bytes, now: datetime) -> User:
+        """`upsert` inside the caller's unit of work (committed only when the user is new;
+        the unit of work then goes on in a new transaction)."""
+        user = await uow.users.get_by_pubkey(pubkey)
+        if user is None:
             user = await uow.users.get_or_create_by_pubkey(pubkey, now)
             await uow.commit()
         return user
@@ -113,6 +125,25 @@ async def authenticate(request: web.Request) -> User:
     if _USER in request:
         return request[_USER]
     auth = request.config_dict[AUTHENTICATOR]
+    pubkey, now = await verify_request(request)
+    user = await auth.upsert(pubkey, now)
+    request[_USER] = user
+    return user
+
+
+async def user_in(request: web.Request, uow: UnitOfWork, pubkey: bytes, now: datetime) -> User:
+    """The verified key's user, found (or created) in the caller's unit of work; cached."""
+    if _USER in request:
+        return request[_USER]
+    user = await request.config_dict[AUTHENTICATOR].user_in(uow, pubkey, now)
+    request[_USER] = user
+    return user
+
+
+async def verify_request(request: web.Request) -> tuple[bytes, datetime]:
+    """The pubkey of the request's valid NIP-98 event, and the time it was judged at; no
+    storage touched (`Nip98Error` otherwise)."""
+    auth = request.config_dict[AUTHENTICATOR]
     now = auth.clock.now()
     header = request.headers.get(hdrs.AUTHORIZATION)
     # the body is only worth reading (up to client_max_size) once the scheme is right
@@ -127,9 +158,7 @@ async def authenticate(request: web.Request) -> User:
         origin=auth.origin,
     )
     await auth.check_replay(event, request.method, now)
-    user = await auth.upsert(event.pubkey, now)
-    request[_USER] = user
-    return user
+    return event.pubkey, now
 
 
 async def authenticate_query(request: web.Request, path: str, param: str = "auth") -> User:
@@ -153,6 +182,20 @@ def authenticated(handler: UserHandler) -> Handler:
     async def wrapper(request: web.Request) -> web.StreamResponse:
         user = await authenticate(request)
         return await handler(request, user)
+
+    return mark_authenticated(wrapper)
+
+
+def authenticated_read(handler: ReadHandler) -> Handler:
+    """Decorator for reads: the handler gets `(request, user, uow)`, the user looked up in the
+    same unit of work the handler reads in (one connection for the request; a write only for
+    a new user)."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        pubkey, now = await verify_request(request)
+        async with request.config_dict[AUTHENTICATOR].uow_factory() as uow:
+            return await handler(request, await user_in(request, uow, pubkey, now), uow)
 
     return mark_authenticated(wrapper)
 

@@ -6,7 +6,7 @@ import hashlib
 
 from aiohttp import web
 
-from adapters.http.auth import authenticated
+from adapters.http.auth import authenticated, authenticated_read
 from adapters.http.bounds import UINT_SCHEMA
 from adapters.http.context import services
 from adapters.http.envelope import data_response, parse_page
@@ -24,10 +24,11 @@ from adapters.http.vm_params import (
 from app.autorenew import pay_from_wallet
 from app.billing.errors import PaymentNotFound
 from app.billing.renewal import renew, renew_idempotent
-from app.vm_actions import owner_vm
+from app.queries.vm_records import owned_vm_payment, vm_payments_in
 from domain.enums import NWC, PaymentMethod
 from domain.model import SubscriptionPayment, User
 from ports.nwc import NwcWallet
+from ports.storage import UnitOfWork
 
 _VM = r"/api/v1/vm/{id:\d+}"
 #: any segment but `methods`, so the catalogue's static route wins in either registration order
@@ -108,36 +109,29 @@ async def renew_post(request: web.Request, user: User) -> web.StreamResponse:
     return data_response(vm_payment_json(payment, vm_id))
 
 
-@authenticated
-async def vm_payments(request: web.Request, user: User) -> web.StreamResponse:
+@authenticated_read
+async def vm_payments(request: web.Request, user: User, uow: UnitOfWork) -> web.StreamResponse:
     """Every payment of the VM's subscription, newest first; a plain list (§6.6, §12.2)."""
-    vm = await owner_vm(services(request), user, path_id(request), deleted=True)
+    vm_id = path_id(request)
     page = parse_page(request.query, max_limit=None)
-    async with services(request).uow_factory() as uow:
-        found = await uow.payments.list_by_vm(vm.id, page.limit, page.offset)
-    return data_response([vm_payment_json(p, vm.id) for p in found.items])
+    found = await vm_payments_in(uow, user.id, vm_id, page.limit, page.offset)
+    return data_response([vm_payment_json(p, vm_id) for p in found])
 
 
 async def owned_payment(
-    request: web.Request, user: User, raw_id: str
+    uow: UnitOfWork, user: User, raw_id: str
 ) -> tuple[SubscriptionPayment, int]:
     """The caller's VM payment and its VM id; unknown, another's or not a VM's: 404."""
     pid = payment_id(raw_id)
     if not is_payment_id_length(pid):
         raise PaymentNotFound("Payment not found")
-    async with services(request).uow_factory() as uow:
-        payment = await uow.payments.get(pid)
-        vm = None if payment is None else await uow.vms.get_by_subscription(
-            payment.subscription_id)
-    if payment is None or vm is None or payment.user_id != user.id or vm.user_id != user.id:
-        raise PaymentNotFound("Payment not found")
-    return payment, vm.id
+    return await owned_vm_payment(uow, user.id, pid)
 
 
-@authenticated
-async def get_payment(request: web.Request, user: User) -> web.StreamResponse:
+@authenticated_read
+async def get_payment(request: web.Request, user: User, uow: UnitOfWork) -> web.StreamResponse:
     """The polling endpoint: clients read `is_paid` every 2–5 s."""
-    payment, vm_id = await owned_payment(request, user, request.match_info["id"])
+    payment, vm_id = await owned_payment(uow, user, request.match_info["id"])
     return data_response(vm_payment_json(payment, vm_id))
 
 

@@ -6,7 +6,7 @@ import hashlib
 
 from aiohttp import web
 
-from adapters.http.auth import authenticated
+from adapters.http.auth import authenticated, authenticated_read
 from adapters.http.bounds import ID_MIN, query_int
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page, read_json
@@ -49,6 +49,7 @@ from domain.errors import InvalidInput
 from domain.intervals import MAX_INTERVALS
 from domain.model import User
 from domain.text_rules import HOST_NAME_MAX, is_host_name
+from ports.storage import UnitOfWork
 
 U32_MAX = 2**32 - 1
 _CURRENCY_LIMIT = 8
@@ -89,12 +90,12 @@ def _intervals(request: web.Request) -> int:
     return query_int(request.query, "intervals", 1, minimum=1, maximum=MAX_INTERVALS)
 
 
-@authenticated
-async def get_subscriptions(request: web.Request, user: User) -> web.StreamResponse:
+@authenticated_read
+async def get_subscriptions(
+    request: web.Request, user: User, uow: UnitOfWork
+) -> web.StreamResponse:
     page = parse_page(request.query)
-    found = await list_subscriptions(
-        services(request).uow_factory, user.id, page.limit, page.offset
-    )
+    found = await list_subscriptions(uow, user.id, page.limit, page.offset)
     return page_response([subscription_json(v) for v in found.items], found.total, page)
 
 
@@ -106,18 +107,20 @@ async def post_subscription(request: web.Request, user: User) -> web.StreamRespo
     return data_response(subscription_json(SubscriptionView(sub, items)))
 
 
-@authenticated
-async def get_subscription_by_id(request: web.Request, user: User) -> web.StreamResponse:
-    view = await get_subscription(services(request).uow_factory, path_id(request), user.id)
+@authenticated_read
+async def get_subscription_by_id(
+    request: web.Request, user: User, uow: UnitOfWork
+) -> web.StreamResponse:
+    view = await get_subscription(uow, path_id(request), user.id)
     return data_response(subscription_json(view))
 
 
-@authenticated
-async def get_subscription_payments(request: web.Request, user: User) -> web.StreamResponse:
+@authenticated_read
+async def get_subscription_payments(
+    request: web.Request, user: User, uow: UnitOfWork
+) -> web.StreamResponse:
     sub_id, page = path_id(request), parse_page(request.query)
-    found = await list_subscription_payments(
-        services(request).uow_factory, sub_id, user.id, page.limit, page.offset
-    )
+    found = await list_subscription_payments(uow, sub_id, user.id, page.limit, page.offset)
     return page_response([subscription_payment_json(p) for p in found.items], found.total, page)
 
 

@@ -8,16 +8,14 @@ from typing import Any
 from aiohttp import web
 
 from adapters.http import vm_schemas as s
-from adapters.http.auth import Handler, authenticated
+from adapters.http.auth import Handler, authenticated, authenticated_read
 from adapters.http.bounds import ID_MIN, UINT_SCHEMA
 from adapters.http.context import services
 from adapters.http.envelope import data_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.views_metrics import time_series_json
 from adapters.http.views_vm import (
-    display_state,
     history_json,
-    load_vm_view,
     vm_status_json,
 )
 from adapters.http.vm_params import (
@@ -33,39 +31,34 @@ from adapters.http.vm_params import (
     required_int,
 )
 from app.billing.ordering import order_custom_vm, order_vm
-from app.vm_actions import ACTIONS, VmPatch, owner_vm, patch_vm, run_action
+from app.queries.vm_records import vm_history_in
+from app.queries.vms import VmStatus, user_vm_status, user_vm_status_in, user_vm_statuses_in
+from app.vm_actions import ACTIONS, VmPatch, patch_vm, run_action
 from app.vm_metrics import vm_time_series
 from domain.model import User, Vm
+from ports.storage import UnitOfWork
 
 _VM = r"/api/v1/vm/{id:\d+}"
-_LIST_CHUNK = 500
 _U16 = 2**16 - 1
 
 
-async def status_of(request: web.Request, vms: Iterable[Vm]) -> list[dict[str, Any]]:
-    """ApiVmStatus of each VM; `status` from the worker's state cache when there is one."""
+def _render(request: web.Request, statuses: Iterable[VmStatus]) -> list[dict[str, Any]]:
+    now = services(request).clock.now()
+    return [vm_status_json(s.view, s.state, now) for s in statuses]
+
+
+async def status_of(request: web.Request, vm: Vm) -> dict[str, Any]:
+    """ApiVmStatus of the caller's VM; `status` from the worker's state cache when there is one."""
     svc = services(request)
-    now = svc.clock.now()
-    source = svc.vm_states
-    async with svc.uow_factory() as uow:
-        views = [await load_vm_view(uow, vm) for vm in vms]
-    out = []
-    for view in views:
-        cached = None if source is None else await source.get(view.vm.id)
-        out.append(vm_status_json(view, display_state(view, cached), now))
+    status = await user_vm_status(svc.uow_factory, svc.vm_states, vm.user_id, vm.id)
+    [out] = _render(request, [status])
     return out
 
 
-@authenticated
-async def list_vms(request: web.Request, user: User) -> web.StreamResponse:
-    vms: list[Vm] = []
-    async with services(request).uow_factory() as uow:
-        while True:
-            page = await uow.vms.list_by_user(user.id, _LIST_CHUNK, len(vms))
-            vms += page.items
-            if not page.items or len(vms) >= page.total:
-                break
-    return data_response(await status_of(request, vms))
+@authenticated_read
+async def list_vms(request: web.Request, user: User, uow: UnitOfWork) -> web.StreamResponse:
+    statuses = await user_vm_statuses_in(uow, services(request).vm_states, user.id)
+    return data_response(_render(request, statuses))
 
 
 @authenticated
@@ -81,8 +74,7 @@ async def order_standard(request: web.Request, user: User) -> web.StreamResponse
         require_verified_email=svc.require_verified_email,
         max_unpaid=svc.max_unpaid_vms,
     )
-    [status] = await status_of(request, [vm])
-    return data_response(status)
+    return data_response(await status_of(request, vm))
 
 
 @authenticated
@@ -103,15 +95,14 @@ async def order_custom(request: web.Request, user: User) -> web.StreamResponse:
         require_verified_email=svc.require_verified_email,
         max_unpaid=svc.max_unpaid_vms,
     )
-    [status] = await status_of(request, [vm])
-    return data_response(status)
+    return data_response(await status_of(request, vm))
 
 
-@authenticated
-async def get_vm(request: web.Request, user: User) -> web.StreamResponse:
-    vm = await owner_vm(services(request), user, path_id(request))
-    [status] = await status_of(request, [vm])
-    return data_response(status)
+@authenticated_read
+async def get_vm(request: web.Request, user: User, uow: UnitOfWork) -> web.StreamResponse:
+    status = await user_vm_status_in(uow, services(request).vm_states, user.id, path_id(request))
+    [out] = _render(request, [status])
+    return data_response(out)
 
 
 @authenticated
@@ -143,23 +134,16 @@ def _action_handler(action: str) -> Handler:
     return handler
 
 
-@authenticated
-async def history(request: web.Request, user: User) -> web.StreamResponse:
+@authenticated_read
+async def history(request: web.Request, user: User, uow: UnitOfWork) -> web.StreamResponse:
     """Newest first; paged only when both `limit` and `offset` are given (§6.5)."""
-    vm = await owner_vm(services(request), user, path_id(request), deleted=True)
     paged = "limit" in request.query and "offset" in request.query
     page = parse_page(request.query, max_limit=None) if paged else None
-    async with services(request).uow_factory() as uow:
-        if page is not None:
-            entries = (await uow.vm_history.list_by_vm(vm.id, page.limit, page.offset)).items
-        else:
-            entries = []
-            while True:
-                chunk = await uow.vm_history.list_by_vm(vm.id, _LIST_CHUNK, len(entries))
-                entries += chunk.items
-                if not chunk.items or len(entries) >= chunk.total:
-                    break
-    return data_response([history_json(e, vm.user_id) for e in entries])
+    found = await vm_history_in(
+        uow, user.id, path_id(request),
+        page.limit if page is not None else None, page.offset if page is not None else 0,
+    )
+    return data_response([history_json(e, found.owner_id) for e in found.entries])
 
 
 @authenticated

@@ -1,4 +1,4 @@
-"""ApiVmStatus and ApiVmHistory JSON (api.md §5.1–5.2, §5.4): loading, shaping and schemas."""
+"""ApiVmStatus and ApiVmHistory JSON (api.md §5.1–5.2, §5.4): shaping what the read model loads."""
 
 from __future__ import annotations
 
@@ -7,96 +7,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-import attrs
-
 from adapters.http.envelope import format_time
+from app.queries.vms import VmView
 from domain.enums import CpuArch, CpuMfg
-from domain.errors import DomainError
-from domain.model import (
-    CostPlan,
-    CustomPricing,
-    CustomTemplate,
-    IpAssignment,
-    IpRange,
-    OsImage,
-    Region,
-    SshKey,
-    Subscription,
-    Vm,
-    VmHistory,
-    VmTemplate,
-)
-from domain.pricing import custom_price
-from ports.storage import UnitOfWork
-from ports.vmhost import VmRunningState, VmRunState
-
-
-@attrs.frozen(kw_only=True)
-class VmView:
-    """Everything ApiVmStatus shows about one VM, read in one unit of work."""
-
-    vm: Vm
-    subscription: Subscription | None
-    image: OsImage | None
-    ssh_key: SshKey | None
-    region: Region | None
-    template: VmTemplate | None = None
-    plan: CostPlan | None = None
-    custom: CustomTemplate | None = None
-    pricing: CustomPricing | None = None
-    custom_amount: int = 0
-    ips: tuple[tuple[IpAssignment, IpRange | None], ...] = ()
-
-
-async def load_vm_view(uow: UnitOfWork, vm: Vm) -> VmView:
-    """Read the VM's subscription, image, key, offer and addresses (missing rows stay None)."""
-    sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
-    assignments = await uow.ip_assignments.list_by_vm(vm.id)
-    ips = tuple([(a, await uow.ip_ranges.get(a.ip_range_id)) for a in assignments])
-    common: dict[str, Any] = {
-        "vm": vm,
-        "subscription": sub,
-        "image": await uow.images.get(vm.image_id),
-        "ssh_key": await uow.ssh_keys.get(vm.ssh_key_id),
-        "ips": ips,
-    }
-    if vm.template_id is not None:
-        template = await uow.templates.get(vm.template_id)
-        plan = None if template is None else await uow.cost_plans.get(template.cost_plan_id)
-        region = None if template is None else await uow.regions.get(template.region_id)
-        return VmView(template=template, plan=plan, region=region, **common)
-    custom = None
-    if vm.custom_template_id is not None:
-        custom = await uow.custom_templates.get(vm.custom_template_id)
-    pricing = None if custom is None else await uow.custom_pricing.get(custom.pricing_id)
-    amount = 0
-    region = None
-    if custom is not None and pricing is not None:
-        region = await uow.regions.get(pricing.region_id)
-        disks = await uow.custom_pricing.list_disks(pricing.id)
-        try:
-            amount = custom_price(custom, pricing, disks, assignments).total.amount
-        except DomainError:  # a pricing without this disk any more: show 0, do not fail
-            amount = 0
-    return VmView(custom=custom, pricing=pricing, custom_amount=amount, region=region, **common)
-
-
-def display_state(view: VmView, cached: VmRunningState | None) -> VmRunningState:
-    """The state a client sees (§5.2): `creating` for a paid VM whose build the database has
-    not recorded yet (placeholder MAC; the Pulumi client waits on it), whatever the cache or
-    the host say; else the cache's when it knows one; else `unknown`.
-
-    A host (or a state cache fed from it) can report a VM running before the worker has
-    committed what the build produced; showing that would show a running VM without the
-    addresses and MAC a client reads next. Only committed state is shown.
-    """
-    sub = view.subscription
-    paid = sub is not None and (sub.is_setup or sub.expires is not None)
-    if paid and not view.vm.is_provisioned:
-        return VmRunningState(state=VmRunState.CREATING)
-    if cached is not None and cached.state is not VmRunState.UNKNOWN:
-        return cached
-    return cached if cached is not None else VmRunningState()
+from domain.model import IpAssignment, IpRange, OsImage, VmHistory
+from ports.vmhost import VmRunningState
 
 
 def _distribution(image: OsImage) -> str:

@@ -113,6 +113,15 @@ class MemoryLineItems(RecordRepo[LineItem]):
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
         return self._where(lambda li: li.subscription_id == subscription_id)
 
+    async def list_by_subscriptions(
+        self, subscription_ids: Collection[int]
+    ) -> dict[int, list[LineItem]]:
+        wanted = set(subscription_ids)
+        out: dict[int, list[LineItem]] = {}
+        for item in self._where(lambda li: li.subscription_id in wanted):
+            out.setdefault(item.subscription_id, []).append(item)
+        return out
+
     async def delete(self, line_item_id: int) -> bool:
         return self._rows(self.table).pop(line_item_id, None) is not None
 

@@ -34,6 +34,7 @@ from adapters.memory.products import (
     MemoryLifecycleMarks,
     MemoryPaymentMethods,
 )
+from adapters.memory.reads import MemoryReadLookups, MemoryVmReads
 from adapters.memory.vms import MemoryVmHistories, MemoryVms
 from adapters.memory.worker import MemoryWorkerCursors, MemoryWorkerLeases
 
@@ -74,6 +75,8 @@ class MemoryUnitOfWork:
         self.idempotency_keys = MemoryIdempotencyKeys(current)
         self.worker_leases = MemoryWorkerLeases(current)
         self.worker_cursors = MemoryWorkerCursors(current)
+        self.vm_reads = MemoryVmReads(current)
+        self.lookups = MemoryReadLookups(current)
 
     def _current(self) -> Snapshot:
         if self._snapshot is None:

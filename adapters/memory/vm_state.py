@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from ports.vmhost import VmRunningState
 
 
@@ -13,6 +15,9 @@ class MemoryVmStateCache:
 
     async def get(self, vm_id: int) -> VmRunningState | None:
         return self.states.get(vm_id)
+
+    async def get_many(self, vm_ids: Collection[int]) -> dict[int, VmRunningState]:
+        return {i: self.states[i] for i in set(vm_ids) if i in self.states}
 
     async def set(self, vm_id: int, state: VmRunningState) -> None:
         self.states[vm_id] = state

@@ -92,3 +92,8 @@ class MemoryVmHistories(RecordRepo[VmHistory]):
         rows = self._where(lambda h: h.vm_id == vm_id)
         rows.sort(key=lambda h: (h.timestamp, h.id), reverse=True)
         return Page(*page_of(rows, limit, offset))
+
+    async def list_all_by_vm(self, vm_id: int) -> list[VmHistory]:
+        rows = self._where(lambda h: h.vm_id == vm_id)
+        rows.sort(key=lambda h: (h.timestamp, h.id), reverse=True)
+        return rows

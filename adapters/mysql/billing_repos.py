@@ -147,6 +147,16 @@ class SqlLineItems(SqlRecords[LineItem]):
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
         return await self._where(_li.subscription_id == subscription_id)
 
+    async def list_by_subscriptions(
+        self, subscription_ids: Collection[int]
+    ) -> dict[int, list[LineItem]]:
+        out: dict[int, list[LineItem]] = {}
+        if not subscription_ids:
+            return out
+        for item in await self._where(_li.subscription_id.in_(sorted(set(subscription_ids)))):
+            out.setdefault(item.subscription_id, []).append(item)
+        return out
+
     async def delete(self, line_item_id: int) -> bool:
         query = delete(t.subscription_line_item).where(_li.id == line_item_id)
         return (await self.conn.execute(query)).rowcount > 0

@@ -25,6 +25,7 @@ from adapters.mysql.product_repos import (
     SqlLifecycleMarks,
     SqlPaymentMethods,
 )
+from adapters.mysql.read_models import SqlReadLookups, SqlVmReads, VmReadMappers, VmReadPlan
 from adapters.mysql.repositories import (
     SqlCompanies,
     SqlCostPlans,
@@ -91,6 +92,13 @@ class Mappers:
         self.ip_range_subscription = mapper(t.ip_range_subscription, m.IpRangeSubscription)
         self.payment_method = mapper(t.payment_method_config, m.PaymentMethodConfig)
         self.admin_audit = mapper(t.admin_audit, m.AdminAudit)
+        self.vm_reads = VmReadPlan(VmReadMappers(
+            vm=self.vm, subscription=self.subscription, image=self.image, region=self.region,
+            template=self.template, cost_plan=self.cost_plan,
+            custom_template=self.custom_template, custom_pricing=self.custom_pricing,
+            custom_pricing_disk=self.custom_pricing_disk, ip_assignment=self.ip_assignment,
+            ip_range=self.ip_range,
+        ))
 
 
 class SqlUnitOfWork:
@@ -129,6 +137,8 @@ class SqlUnitOfWork:
         self.worker_leases = SqlWorkerLeases(c)
         self.worker_cursors = SqlWorkerCursors(c)
         self.admin_audit = SqlAdminAudits(c, mp.admin_audit)
+        self.vm_reads = SqlVmReads(c, mp.vm_reads)
+        self.lookups = SqlReadLookups(c, mp.user)
 
     def _connection(self) -> AsyncConnection:
         if self._conn is None:

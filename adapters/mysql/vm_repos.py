@@ -94,3 +94,8 @@ class SqlVmHistories(SqlRecords[VmHistory]):
         c = t.vm_history.c
         order = [c.timestamp.desc(), c.id.desc()]
         return await self._page(self.mapper, c.vm_id == vm_id, order, limit, offset)
+
+    async def list_all_by_vm(self, vm_id: int) -> list[VmHistory]:
+        c = t.vm_history.c
+        query = self._select().where(c.vm_id == vm_id).order_by(c.timestamp.desc(), c.id.desc())
+        return await self._all(self.mapper, query)

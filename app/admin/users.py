@@ -47,18 +47,16 @@ class UserSummary:
 async def list_users(
     uow_factory: UnitOfWorkFactory, clock: Clock, limit: int, offset: int
 ) -> Page[UserSummary]:
-    """A page of every user, ascending id (api.md §9.1 without `search`)."""
+    """A page of every user, ascending id (api.md §9.1 without `search`); the page's VM
+    counts and admin flags in one query each, whatever its size."""
     now = clock.now()
     async with uow_factory() as uow:
         page = await uow.users.list_page(limit, offset)
-        out = [
-            UserSummary(
-                user=u,
-                vm_count=(await uow.vms.list_by_user(u.id, 1, 0)).total,
-                is_admin=await uow.roles.is_admin(u.id, now),
-            )
-            for u in page.items
-        ]
+        ids = [u.id for u in page.items]
+        counts = await uow.lookups.vm_counts(ids)
+        admins = await uow.lookups.admins(ids, now)
+    out = [UserSummary(user=u, vm_count=counts.get(u.id, 0), is_admin=u.id in admins)
+           for u in page.items]
     return Page(out, page.total)
 
 

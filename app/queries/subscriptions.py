@@ -1,4 +1,5 @@
-"""The caller's subscriptions with their line items, and their payments (api.md §6.9)."""
+"""The caller's subscriptions with their line items, and their payments (api.md §6.9), read in
+the caller's unit of work."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import attrs
 
 from app.billing.errors import SubscriptionNotFound
 from domain.model import LineItem, Subscription, SubscriptionPayment
-from ports.storage import Page, UnitOfWork, UnitOfWorkFactory
+from ports.storage import Page, UnitOfWork
 
 
 @attrs.frozen
@@ -24,29 +25,23 @@ async def owned_subscription(uow: UnitOfWork, subscription_id: int, user_id: int
 
 
 async def list_subscriptions(
-    uow_factory: UnitOfWorkFactory, user_id: int, limit: int, offset: int
+    uow: UnitOfWork, user_id: int, limit: int, offset: int
 ) -> Page[SubscriptionView]:
-    """Newest first (id descending), VM subscriptions included."""
-    async with uow_factory() as uow:
-        page = await uow.subscriptions.list_by_user(user_id, limit, offset)
-        views = [
-            SubscriptionView(s, await uow.line_items.list_by_subscription(s.id)) for s in page.items
-        ]
-    return Page(views, page.total)
+    """Newest first (id descending), VM subscriptions included; the page's line items in one
+    query whatever its size."""
+    page = await uow.subscriptions.list_by_user(user_id, limit, offset)
+    items = await uow.line_items.list_by_subscriptions([s.id for s in page.items])
+    return Page([SubscriptionView(s, items.get(s.id, [])) for s in page.items], page.total)
 
 
-async def get_subscription(
-    uow_factory: UnitOfWorkFactory, subscription_id: int, user_id: int
-) -> SubscriptionView:
-    async with uow_factory() as uow:
-        sub = await owned_subscription(uow, subscription_id, user_id)
-        return SubscriptionView(sub, await uow.line_items.list_by_subscription(sub.id))
+async def get_subscription(uow: UnitOfWork, subscription_id: int, user_id: int) -> SubscriptionView:
+    sub = await owned_subscription(uow, subscription_id, user_id)
+    return SubscriptionView(sub, await uow.line_items.list_by_subscription(sub.id))
 
 
 async def list_subscription_payments(
-    uow_factory: UnitOfWorkFactory, subscription_id: int, user_id: int, limit: int, offset: int
+    uow: UnitOfWork, subscription_id: int, user_id: int, limit: int, offset: int
 ) -> Page[SubscriptionPayment]:
     """The subscription's payments of every type, newest first."""
-    async with uow_factory() as uow:
-        sub = await owned_subscription(uow, subscription_id, user_id)
-        return await uow.payments.list_by_subscription(sub.id, limit, offset)
+    sub = await owned_subscription(uow, subscription_id, user_id)
+    return await uow.payments.list_by_subscription(sub.id, limit, offset)

@@ -24,6 +24,7 @@ from ports.storage.identity import Companies, Permission, Roles, SshKeys, Users
 from ports.storage.marks import IdempotencyKeys, IdempotencyRecord, LifecycleMarks
 from ports.storage.payments import LegacyPayments, Payments
 from ports.storage.products import IpRangeSubscriptions, IpSpacePrices, IpSpaces, PaymentMethods
+from ports.storage.reads import ReadLookups, VmReads
 from ports.storage.subscriptions import LineItems, Subscriptions
 from ports.storage.vms import VmHistories, Vms
 from ports.storage.worker import WorkerCursors, WorkerLeases
@@ -96,6 +97,10 @@ class UnitOfWork(Protocol):
     def worker_cursors(self) -> WorkerCursors: ...
     @property
     def admin_audit(self) -> AdminAudits: ...
+    @property
+    def vm_reads(self) -> VmReads: ...
+    @property
+    def lookups(self) -> ReadLookups: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -137,6 +142,7 @@ __all__ = [
     "PaymentMethods",
     "Payments",
     "Permission",
+    "ReadLookups",
     "Records",
     "Regions",
     "Removable",
@@ -148,6 +154,7 @@ __all__ = [
     "UnitOfWorkFactory",
     "Users",
     "VmHistories",
+    "VmReads",
     "Vms",
     "WorkerCursors",
     "WorkerLeases",

@@ -89,6 +89,13 @@ class LineItems(Protocol):
         """Ascending id."""
         ...
 
+    async def list_by_subscriptions(
+        self, subscription_ids: Collection[int]
+    ) -> dict[int, list[LineItem]]:
+        """The line items of each subscription (ascending id), in one query; a subscription
+        without items is absent."""
+        ...
+
     async def update(self, item: LineItem) -> None: ...
 
     async def delete(self, line_item_id: int) -> bool:

@@ -68,3 +68,7 @@ class VmHistories(Protocol):
     async def list_by_vm(self, vm_id: int, limit: int, offset: int = 0) -> Page[VmHistory]:
         """Newest first (timestamp DESC, id DESC)."""
         ...
+
+    async def list_all_by_vm(self, vm_id: int) -> list[VmHistory]:
+        """Every entry of the VM, newest first (timestamp DESC, id DESC), in one query."""
+        ...

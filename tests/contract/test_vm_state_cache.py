@@ -56,6 +56,14 @@ async def test_a_state_round_trips_exactly(cache: VmStateCache) -> None:
     assert await cache.get(7) == stopped
 
 
+async def test_many_states_in_one_read_leave_out_the_unknown(cache: VmStateCache) -> None:
+    stopped = VmRunningState(timestamp=1, state=VmRunState.STOPPED)
+    await cache.set(7, RUNNING)
+    await cache.set(9, stopped)
+    assert await cache.get_many([9, 404, 7, 7]) == {7: RUNNING, 9: stopped}
+    assert await cache.get_many([]) == {}
+
+
 async def test_redis_entries_expire() -> None:
     client = await connect_redis()
     prefix = f"lnvps_test_vm_state_{secrets.token_hex(4)}:"
@@ -75,7 +83,10 @@ async def test_a_garbled_redis_entry_reads_as_unknown() -> None:
     prefix = f"lnvps_test_vm_state_{secrets.token_hex(4)}:"
     try:
         await client.set(f"{prefix}3", "not json")
-        assert await RedisVmStateCache(client, key_prefix=prefix).get(3) is None
+        cache = RedisVmStateCache(client, key_prefix=prefix)
+        assert await cache.get(3) is None
+        await cache.set(4, RUNNING)
+        assert await cache.get_many([3, 4]) == {4: RUNNING}
     finally:
-        await client.delete(f"{prefix}3")
+        await client.delete(f"{prefix}3", f"{prefix}4")
         await client.aclose()

@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 from aiohttp import web
 
-from adapters.http.auth import Handler, authenticate, mark_authenticated
+from adapters.http.auth import Handler, mark_authenticated, user_in, verify_request
 from adapters.http.context import services
 from adapters.http.envelope import HttpError
 from adapters.http.errors import status_for
@@ -50,9 +50,10 @@ async def authenticate_admin(request: web.Request) -> Admin:
     """NIP-98 (401/403 per §4.1), upsert the user, then load the permission set once."""
     if _ADMIN in request:
         return request[_ADMIN]
-    user = await authenticate(request)
+    pubkey, now = await verify_request(request)
     svc = services(request)
-    async with svc.uow_factory() as uow:
+    async with svc.uow_factory() as uow:  # one connection for the user and their permissions
+        user = await user_in(request, uow, pubkey, now)
         permissions = await uow.roles.permissions_of(user.id, svc.clock.now())
     admin = Admin(user, permissions)
     request[_ADMIN] = admin

@@ -47,8 +47,9 @@ async def list_vm_payments(request: web.Request, admin: Admin) -> web.StreamResp
         if vm is None:
             raise VmNotFound("VM not found")
         found = await uow.payments.list_by_vm(vm_id, page.limit, page.offset)
+        currencies = await uow.lookups.base_currencies({p.subscription_id for p in found.items})
         items = [
-            vm_payment_json(p, vm_id, await base_currency(uow, p.subscription_id))
+            vm_payment_json(p, vm_id, currencies.get(p.subscription_id, "EUR"))
             for p in found.items
         ]
     return page_response(items, found.total, page)

@@ -20,7 +20,7 @@ from adapters.http.admin.common import (
     body_str,
     query_uint,
 )
-from adapters.http.admin.views import line_item_json, subscription_json
+from adapters.http.admin.views import line_item_json, subscription_json, subscriptions_json
 from adapters.http.bounds import ID_MIN, ID_SCHEMA, UINT_SCHEMA
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page, parse_time
@@ -80,7 +80,7 @@ async def list_subscriptions(request: web.Request, admin: Admin) -> web.StreamRe
         raise DomainError("user_id is required: subscriptions are listed per user")
     async with services(request).uow_factory() as uow:
         found = await uow.subscriptions.list_by_user(user_id, page.limit, page.offset)
-        items = [await subscription_json(uow, s) for s in found.items]
+        items = await subscriptions_json(uow, found.items)
     return page_response(items, found.total, page)
 
 

@@ -18,7 +18,7 @@ from adapters.http.admin.common import (
     query_bool,
     query_uint,
 )
-from adapters.http.admin.views import history_json, vm_json
+from adapters.http.admin.views import history_json, vm_json, vms_json
 from adapters.http.bounds import ID_SCHEMA
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
@@ -76,10 +76,14 @@ async def list_vms(request: web.Request, admin: Admin) -> web.StreamResponse:
         if region_id is not None:
             hosts = {h.id for h in await uow.hosts.list_all() if h.region_id == region_id}
             vms = [v for v in vms if v.host_id in hosts]
-    if host_id is not None:
-        vms = [v for v in vms if v.host_id == host_id]
-    vms.sort(key=lambda v: v.id, reverse=True)
-    items = [await _vm_json(request, vm) for vm in page_of(vms, page)]
+        if host_id is not None:
+            vms = [v for v in vms if v.host_id == host_id]
+        vms.sort(key=lambda v: v.id, reverse=True)
+        shown = page_of(vms, page)
+        source = svc.vm_states
+        cached = {} if source is None else await source.get_many([vm.id for vm in shown])
+        states = {vm.id: cached.get(vm.id) for vm in shown}
+        items = await vms_json(uow, shown, states)
     return page_response(items, len(vms), page)
 
 

@@ -3,18 +3,22 @@ configs."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from adapters.http.envelope import format_optional_time, format_time
-from adapters.http.views_vm import VmView, load_vm_view, state_json
+from adapters.http.views_vm import state_json
 from app.admin.payment_methods import sanitized
 from app.admin.permissions import permission_text
 from app.admin.roles import RoleInfo, UserRole
+from app.queries.vms import VmView, view_of
 from domain.enums import CpuArch, CpuMfg, OsDistribution
 from domain.model import (
+    Host,
     LineItem,
     OsImage,
     PaymentMethodConfig,
+    Region,
     Subscription,
     SubscriptionPayment,
     User,
@@ -22,6 +26,7 @@ from domain.model import (
     VmHistory,
 )
 from ports.storage import UnitOfWork
+from ports.storage.reads import VmRecords
 from ports.vmhost import VmRunningState
 
 _DISTRIBUTION = {
@@ -79,8 +84,19 @@ def line_item_json(item: LineItem) -> dict[str, Any]:
 
 async def subscription_json(uow: UnitOfWork, sub: Subscription) -> dict[str, Any]:
     """AdminSubscriptionInfo with its line items and the number of payments (paid or not)."""
-    items = await uow.line_items.list_by_subscription(sub.id)
-    payments = await uow.payments.list_by_subscription(sub.id, 1, 0)
+    [out] = await subscriptions_json(uow, [sub])
+    return out
+
+
+async def subscriptions_json(uow: UnitOfWork, subs: list[Subscription]) -> list[dict[str, Any]]:
+    """AdminSubscriptionInfo of each; line items and payment counts in one query each."""
+    ids = [s.id for s in subs]
+    items = await uow.line_items.list_by_subscriptions(ids)
+    counts = await uow.lookups.payment_counts(ids)
+    return [_subscription_json(s, items.get(s.id, []), counts.get(s.id, 0)) for s in subs]
+
+
+def _subscription_json(sub: Subscription, items: list[LineItem], payments: int) -> dict[str, Any]:
     return {
         "id": sub.id, "user_id": sub.user_id, "name": sub.name, "description": sub.description,
         "created": format_time(sub.created), "expires": format_optional_time(sub.expires),
@@ -88,7 +104,7 @@ async def subscription_json(uow: UnitOfWork, sub: Subscription) -> dict[str, Any
         "interval_amount": sub.interval_amount, "interval_type": sub.interval_type.api_name,
         "setup_fee": sub.setup_fee, "auto_renewal_enabled": sub.auto_renewal_enabled,
         "external_id": sub.external_id, "line_items": [line_item_json(i) for i in items],
-        "payment_count": payments.total,
+        "payment_count": payments,
     }
 
 
@@ -174,10 +190,41 @@ def _spec_fields(view: VmView) -> dict[str, Any]:
 
 async def vm_json(uow: UnitOfWork, vm: Vm, state: VmRunningState | None) -> dict[str, Any]:
     """AdminVmInfo; `running_state` null when nothing is cached, `subscription` omitted if none."""
-    view = await load_vm_view(uow, vm)
-    owner = await uow.users.get(vm.user_id)
-    host = await uow.hosts.get(vm.host_id)
-    region = None if host is None else await uow.regions.get(host.region_id)
+    [out] = await vms_json(uow, [vm], {vm.id: state})
+    return out
+
+
+async def vms_json(
+    uow: UnitOfWork, vms: list[Vm], states: Mapping[int, VmRunningState | None]
+) -> list[dict[str, Any]]:
+    """AdminVmInfo of each VM, read in a fixed number of queries whatever their number."""
+    found = {r.vm.id: view_of(r) for r in await uow.vm_reads.vm_records(
+        vm_ids=[vm.id for vm in vms], deleted=True)}
+    views = [found.get(vm.id) or view_of(VmRecords(vm=vm)) for vm in vms]
+    owners = await uow.lookups.users({vm.user_id for vm in vms})
+    hosts = {h.id: h for h in await uow.hosts.list_all()} if vms else {}
+    regions = {r.id: r for r in await uow.regions.list_all()} if vms else {}
+    subs = [v.subscription for v in views if v.subscription is not None]
+    subs_json = {s.id: j for s, j in zip(subs, await subscriptions_json(uow, subs), strict=True)}
+    out = []
+    for vm, view in zip(vms, views, strict=True):
+        host = hosts.get(vm.host_id)
+        region = None if host is None else regions.get(host.region_id)
+        sub_json = None if view.subscription is None else subs_json[view.subscription.id]
+        out.append(_vm_json(vm, view, owners.get(vm.user_id), host, region, sub_json,
+                            states.get(vm.id)))
+    return out
+
+
+def _vm_json(
+    vm: Vm,
+    view: VmView,
+    owner: User | None,
+    host: Host | None,
+    region: Region | None,
+    sub_json: dict[str, Any] | None,
+    state: VmRunningState | None,
+) -> dict[str, Any]:
     sub = view.subscription
     if view.template is not None:
         template_id, template_name = view.template.id, view.template.name
@@ -204,8 +251,8 @@ async def vm_json(uow: UnitOfWork, vm: Vm, state: VmRunningState | None) -> dict
         "region_name": region.name if region else "", "deleted": vm.deleted,
         "disabled": vm.disabled, "ref_code": vm.ref_code,
     }
-    if sub is not None:
-        out["subscription"] = await subscription_json(uow, sub)
+    if sub_json is not None:
+        out["subscription"] = sub_json
     return out
 
 

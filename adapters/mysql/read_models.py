@@ -1,0 +1,267 @@
+"""SQL read models: a VM with its status rows in one joined query; batched look-ups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Generic, TypeVar, cast
+
+import attrs
+from sqlalchemy import ColumnElement, Label, Select, and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.mysql import tables as t
+from adapters.mysql.mapping import Mapper
+from domain.model import (
+    CostPlan,
+    CustomPricing,
+    CustomPricingDisk,
+    CustomTemplate,
+    IpAssignment,
+    IpRange,
+    OsImage,
+    Region,
+    Subscription,
+    User,
+    Vm,
+    VmTemplate,
+)
+from ports.storage.reads import SshKeyLabel, VmRecords
+
+R = TypeVar("R")
+Connect = Callable[[], AsyncConnection]
+
+
+class _Part(Generic[R]):
+    """One table's columns in the joined select, labelled `<table>__<column>`, and back."""
+
+    def __init__(self, mapper: Mapper[R]) -> None:
+        self.mapper = mapper
+        prefix = f"{mapper.table.name}__"
+        self.labels = [(c.name, f"{prefix}{c.name}") for c in mapper.columns]
+        self.id_label = f"{prefix}id"
+
+    def columns(self) -> list[Label[Any]]:
+        table = self.mapper.table
+        return [table.c[name].label(label) for name, label in self.labels]
+
+    def read(self, row: Mapping[str, Any]) -> R | None:
+        """The record, or None when the outer join found no row."""
+        if row[self.id_label] is None:
+            return None
+        return self.mapper.from_row({name: row[label] for name, label in self.labels})
+
+
+@attrs.frozen
+class VmReadMappers:
+    vm: Mapper[Vm]
+    subscription: Mapper[Subscription]
+    image: Mapper[OsImage]
+    region: Mapper[Region]
+    template: Mapper[VmTemplate]
+    cost_plan: Mapper[CostPlan]
+    custom_template: Mapper[CustomTemplate]
+    custom_pricing: Mapper[CustomPricing]
+    custom_pricing_disk: Mapper[CustomPricingDisk]
+    ip_assignment: Mapper[IpAssignment]
+    ip_range: Mapper[IpRange]
+
+
+_KEY = t.user_ssh_key.c
+_KEY_LABELS = ("user_ssh_key__id", "user_ssh_key__name", "user_ssh_key__created")
+
+
+class VmReadPlan:
+    """The joined select and its column groups, built once per unit-of-work factory."""
+
+    def __init__(self, mappers: VmReadMappers) -> None:
+        self.mappers = mappers
+        mp = mappers
+        self.vm = _Part(mp.vm)
+        self._sub = _Part(mp.subscription)
+        self._image = _Part(mp.image)
+        self._region = _Part(mp.region)
+        self._template = _Part(mp.template)
+        self._cost_plan = _Part(mp.cost_plan)
+        self._custom = _Part(mp.custom_template)
+        self._pricing = _Part(mp.custom_pricing)
+        self.ip = _Part(mp.ip_assignment)
+        self.ip_range = _Part(mp.ip_range)
+        self._parts: Sequence[_Part[Any]] = (
+            self.vm, self._sub, self._image, self._region, self._template, self._cost_plan,
+            self._custom, self._pricing, self.ip, self.ip_range,
+        )
+        self.select = self._select()
+
+    def records(self, row: Mapping[str, Any]) -> VmRecords:
+        """A VM's records from its first row (addresses and disks left empty)."""
+        vm = self.vm.read(row)
+        assert vm is not None
+        key = None
+        if row[_KEY_LABELS[0]] is not None:
+            key = SshKeyLabel(id=row[_KEY_LABELS[0]], name=row[_KEY_LABELS[1]],
+                              created=row[_KEY_LABELS[2]])
+        common: dict[str, Any] = {
+            "vm": vm, "subscription": self._sub.read(row), "image": self._image.read(row),
+            "ssh_key": key,
+        }
+        if vm.template_id is not None:
+            template = self._template.read(row)
+            return VmRecords(
+                template=template,
+                plan=self._cost_plan.read(row) if template is not None else None,
+                region=self._region.read(row) if template is not None else None,
+                **common,
+            )
+        custom = self._custom.read(row) if vm.custom_template_id is not None else None
+        pricing = self._pricing.read(row) if custom is not None else None
+        region = self._region.read(row) if pricing is not None else None
+        return VmRecords(custom=custom, pricing=pricing, region=region, **common)
+
+    def _select(self) -> Select[Any]:
+        vm, li, sub = t.vm, t.subscription_line_item, t.subscription
+        template, custom, pricing = t.vm_template, t.vm_custom_template, t.vm_custom_pricing
+        ip, ip_range = t.vm_ip_assignment, t.ip_range
+        columns: list[Any] = [c for part in self._parts for c in part.columns()]
+        columns += [_KEY.id.label(_KEY_LABELS[0]), _KEY.name.label(_KEY_LABELS[1]),
+                    _KEY.created.label(_KEY_LABELS[2])]
+        joined = (
+            vm.outerjoin(li, li.c.id == vm.c.subscription_line_item_id)
+            .outerjoin(sub, sub.c.id == li.c.subscription_id)
+            .outerjoin(t.vm_os_image, t.vm_os_image.c.id == vm.c.image_id)
+            .outerjoin(t.user_ssh_key, _KEY.id == vm.c.ssh_key_id)
+            .outerjoin(template, template.c.id == vm.c.template_id)
+            .outerjoin(t.vm_cost_plan, t.vm_cost_plan.c.id == template.c.cost_plan_id)
+            .outerjoin(custom, custom.c.id == vm.c.custom_template_id)
+            .outerjoin(pricing, pricing.c.id == custom.c.pricing_id)
+            .outerjoin(
+                t.vm_host_region,
+                t.vm_host_region.c.id == func.coalesce(template.c.region_id, pricing.c.region_id),
+            )
+            .outerjoin(ip, and_(ip.c.vm_id == vm.c.id, ip.c.deleted == False))  # noqa: E712
+            .outerjoin(ip_range, ip_range.c.id == ip.c.ip_range_id)
+        )
+        return select(*columns).select_from(joined).order_by(vm.c.id, ip.c.id)
+
+
+class SqlVmReads:
+    """`VmReads` over SQL: VM ⋈ line item ⋈ subscription, image, key, offer, region, addresses."""
+
+    def __init__(self, connection: Connect, plan: VmReadPlan) -> None:
+        self._connection = connection
+        self._plan = plan
+
+    async def vm_records(
+        self,
+        *,
+        user_id: int | None = None,
+        vm_ids: Collection[int] | None = None,
+        deleted: bool = False,
+    ) -> list[VmRecords]:
+        if vm_ids is not None and not vm_ids:
+            return []
+        vm = t.vm.c
+        where: list[ColumnElement[bool]] = []
+        if user_id is not None:
+            where.append(vm.user_id == user_id)
+        if vm_ids is not None:
+            where.append(vm.id.in_(sorted(set(vm_ids))))
+        if not deleted:
+            where.append(vm.deleted == False)  # noqa: E712
+        plan = self._plan
+        rows = (await self._connection().execute(plan.select.where(*where))).mappings().all()
+        found: dict[int, tuple[VmRecords, list[tuple[IpAssignment, IpRange | None]]]] = {}
+        for row in rows:
+            vm_id = row[plan.vm.id_label]
+            if vm_id not in found:
+                found[vm_id] = (plan.records(row), [])
+            assignment = plan.ip.read(row)
+            if assignment is not None:
+                found[vm_id][1].append((assignment, plan.ip_range.read(row)))
+        disks = await self._disks({r.pricing.id for r, _ in found.values() if r.pricing})
+        return [
+            attrs.evolve(
+                records,
+                ips=tuple(ips),
+                pricing_disks=disks.get(records.pricing.id, ()) if records.pricing else (),
+            )
+            for records, ips in found.values()
+        ]
+
+    async def _disks(self, pricing_ids: set[int]) -> dict[int, tuple[CustomPricingDisk, ...]]:
+        if not pricing_ids:
+            return {}
+        mapper = self._plan.mappers.custom_pricing_disk
+        query = (
+            select(*mapper.columns)
+            .where(t.vm_custom_pricing_disk.c.pricing_id.in_(sorted(pricing_ids)))
+            .order_by(t.vm_custom_pricing_disk.c.id)
+        )
+        result = await self._connection().execute(query)
+        out: dict[int, list[CustomPricingDisk]] = {}
+        for row in result.mappings():
+            disk = mapper.from_row(cast(Mapping[str, Any], row))
+            out.setdefault(disk.pricing_id, []).append(disk)
+        return {pricing_id: tuple(disks) for pricing_id, disks in out.items()}
+
+
+class SqlReadLookups:
+    """`ReadLookups` over SQL: one `IN (…)` query per call (none for no ids)."""
+
+    def __init__(self, connection: Connect, users: Mapper[User]) -> None:
+        self._connection = connection
+        self._users = users
+
+    async def _rows(self, query: Select[Any]) -> list[Any]:
+        return list((await self._connection().execute(query)).all())
+
+    async def users(self, user_ids: Collection[int]) -> dict[int, User]:
+        if not user_ids:
+            return {}
+        mapper = self._users
+        query = select(*mapper.columns).where(t.users.c.id.in_(sorted(set(user_ids))))
+        result = await self._connection().execute(query)
+        found = [mapper.from_row(cast(Mapping[str, Any], row)) for row in result.mappings()]
+        return {user.id: user for user in found}
+
+    async def vm_counts(self, user_ids: Collection[int]) -> dict[int, int]:
+        if not user_ids:
+            return {}
+        vm = t.vm.c
+        query = (
+            select(vm.user_id, func.count())
+            .where(vm.user_id.in_(sorted(set(user_ids))), vm.deleted == False)  # noqa: E712
+            .group_by(vm.user_id)
+        )
+        return {int(user_id): int(count) for user_id, count in await self._rows(query)}
+
+    async def admins(self, user_ids: Collection[int], now: datetime) -> set[int]:
+        if not user_ids:
+            return set()
+        a = t.admin_role_assignments.c
+        query = select(a.user_id).distinct().where(
+            a.user_id.in_(sorted(set(user_ids))), a.expires_at.is_(None) | (a.expires_at > now)
+        )
+        return {int(user_id) for (user_id,) in await self._rows(query)}
+
+    async def payment_counts(self, subscription_ids: Collection[int]) -> dict[int, int]:
+        if not subscription_ids:
+            return {}
+        p = t.subscription_payment.c
+        query = (
+            select(p.subscription_id, func.count())
+            .where(p.subscription_id.in_(sorted(set(subscription_ids))))
+            .group_by(p.subscription_id)
+        )
+        return {int(sub_id): int(count) for sub_id, count in await self._rows(query)}
+
+    async def base_currencies(self, subscription_ids: Collection[int]) -> dict[int, str]:
+        if not subscription_ids:
+            return {}
+        sub, company = t.subscription, t.company
+        query = (
+            select(sub.c.id, company.c.base_currency)
+            .select_from(sub.join(company, company.c.id == sub.c.company_id))
+            .where(sub.c.id.in_(sorted(set(subscription_ids))))
+        )
+        return {int(sub_id): str(currency) for sub_id, currency in await self._rows(query)}

@@ -1,0 +1,49 @@
+"""A VM's history and payments (api.md §6.5–6.6), its ownership checked in the same unit of work."""
+
+from __future__ import annotations
+
+import attrs
+
+from app.billing.catalogue import owned_vm
+from app.billing.errors import PaymentNotFound
+from domain.model import SubscriptionPayment, VmHistory
+from ports.storage import UnitOfWork
+
+
+@attrs.frozen
+class VmHistoryView:
+    owner_id: int
+    entries: list[VmHistory]
+
+
+async def vm_history_in(
+    uow: UnitOfWork, user_id: int, vm_id: int, limit: int | None = None, offset: int = 0
+) -> VmHistoryView:
+    """The caller's VM's history (soft-deleted VMs too), newest first; all of it unless
+    `limit` is given. Another user's or a missing VM is `VmNotFound`."""
+    vm = await owned_vm(uow, vm_id, user_id, allow_deleted=True)
+    if limit is None:
+        entries = await uow.vm_history.list_all_by_vm(vm.id)
+    else:
+        entries = (await uow.vm_history.list_by_vm(vm.id, limit, offset)).items
+    return VmHistoryView(vm.user_id, entries)
+
+
+async def vm_payments_in(
+    uow: UnitOfWork, user_id: int, vm_id: int, limit: int, offset: int
+) -> list[SubscriptionPayment]:
+    """Every payment of the caller's VM's subscription, newest first (deleted VMs too)."""
+    vm = await owned_vm(uow, vm_id, user_id, allow_deleted=True)
+    return (await uow.payments.list_by_vm(vm.id, limit, offset)).items
+
+
+async def owned_vm_payment(
+    uow: UnitOfWork, user_id: int, payment_id: bytes
+) -> tuple[SubscriptionPayment, int]:
+    """The caller's VM payment and its VM id; unknown, another's or not a VM's:
+    `PaymentNotFound`."""
+    payment = await uow.payments.get(payment_id)
+    vm = None if payment is None else await uow.vms.get_by_subscription(payment.subscription_id)
+    if payment is None or vm is None or payment.user_id != user_id or vm.user_id != user_id:
+        raise PaymentNotFound("Payment not found")
+    return payment, vm.id

@@ -1,0 +1,152 @@
+"""VM status read model (api.md §5.2): the caller's VMs with everything their status shows."""
+
+from __future__ import annotations
+
+import attrs
+
+from app.billing.errors import VmNotFound
+from domain.errors import DomainError
+from domain.model import (
+    CostPlan,
+    CustomPricing,
+    CustomTemplate,
+    IpAssignment,
+    IpRange,
+    OsImage,
+    Region,
+    Subscription,
+    Vm,
+    VmTemplate,
+)
+from domain.pricing import custom_price
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+from ports.storage.reads import SshKeyLabel, VmRecords
+from ports.vm_state import VmStateCache
+from ports.vmhost import VmRunningState, VmRunState
+
+
+@attrs.frozen(kw_only=True)
+class VmView:
+    """Everything ApiVmStatus shows about one VM (missing rows stay None)."""
+
+    vm: Vm
+    subscription: Subscription | None
+    image: OsImage | None
+    ssh_key: SshKeyLabel | None
+    region: Region | None
+    template: VmTemplate | None = None
+    plan: CostPlan | None = None
+    custom: CustomTemplate | None = None
+    pricing: CustomPricing | None = None
+    custom_amount: int = 0
+    ips: tuple[tuple[IpAssignment, IpRange | None], ...] = ()
+
+
+@attrs.frozen
+class VmStatus:
+    """A VM's view and the state a client sees."""
+
+    view: VmView
+    state: VmRunningState
+
+
+def view_of(records: VmRecords) -> VmView:
+    """The view of a VM's rows; a custom VM's monthly price is computed from its pricing."""
+    amount = 0
+    if records.custom is not None and records.pricing is not None:
+        try:
+            assignments = [a for a, _ in records.ips]
+            amount = custom_price(
+                records.custom, records.pricing, list(records.pricing_disks), assignments
+            ).total.amount
+        except DomainError:  # a pricing without this disk any more: show 0, do not fail
+            amount = 0
+    return VmView(
+        vm=records.vm,
+        subscription=records.subscription,
+        image=records.image,
+        ssh_key=records.ssh_key,
+        region=records.region,
+        template=records.template,
+        plan=records.plan,
+        custom=records.custom,
+        pricing=records.pricing,
+        custom_amount=amount,
+        ips=records.ips,
+    )
+
+
+async def load_vm_view(uow: UnitOfWork, vm: Vm) -> VmView:
+    """The view of one VM (soft-deleted too) inside the caller's unit of work."""
+    found = await uow.vm_reads.vm_records(vm_ids=[vm.id], deleted=True)
+    if not found:
+        return view_of(VmRecords(vm=vm))
+    return view_of(found[0])
+
+
+def display_state(view: VmView, cached: VmRunningState | None) -> VmRunningState:
+    """The state a client sees (§5.2): `creating` for a paid VM whose build the database has
+    not recorded yet (placeholder MAC; the Pulumi client waits on it), whatever the cache or
+    the host say; else the cache's when it knows one; else `unknown`.
+
+    A host (or a state cache fed from it) can report a VM running before the worker has
+    committed what the build produced; showing that would show a running VM without the
+    addresses and MAC a client reads next. Only committed state is shown.
+    """
+    sub = view.subscription
+    paid = sub is not None and (sub.is_setup or sub.expires is not None)
+    if paid and not view.vm.is_provisioned:
+        return VmRunningState(state=VmRunState.CREATING)
+    if cached is not None and cached.state is not VmRunState.UNKNOWN:
+        return cached
+    return cached if cached is not None else VmRunningState()
+
+
+async def _statuses(views: list[VmView], states: VmStateCache | None) -> list[VmStatus]:
+    """Each view with the state shown; the cached states read in one round trip."""
+    cached = {} if states is None or not views else await states.get_many(
+        [v.vm.id for v in views])
+    return [VmStatus(v, display_state(v, cached.get(v.vm.id))) for v in views]
+
+
+async def user_vm_statuses(
+    uow_factory: UnitOfWorkFactory,
+    states: VmStateCache | None,
+    user_id: int,
+    vm_ids: list[int] | None = None,
+) -> list[VmStatus]:
+    """The user's VMs (not deleted), ascending id, all of them or those of `vm_ids`.
+
+    One unit of work and a fixed number of statements whatever the number of VMs.
+    """
+    async with uow_factory() as uow:
+        records = await uow.vm_reads.vm_records(user_id=user_id, vm_ids=vm_ids)
+    return await _statuses([view_of(r) for r in records], states)
+
+
+async def user_vm_statuses_in(
+    uow: UnitOfWork, states: VmStateCache | None, user_id: int, vm_ids: list[int] | None = None
+) -> list[VmStatus]:
+    """`user_vm_statuses` inside the caller's unit of work."""
+    records = await uow.vm_reads.vm_records(user_id=user_id, vm_ids=vm_ids)
+    return await _statuses([view_of(r) for r in records], states)
+
+
+async def user_vm_status_in(
+    uow: UnitOfWork, states: VmStateCache | None, user_id: int, vm_id: int
+) -> VmStatus:
+    """`user_vm_status` inside the caller's unit of work."""
+    found = await user_vm_statuses_in(uow, states, user_id, [vm_id])
+    if not found:
+        raise VmNotFound("VM not found")
+    return found[0]
+
+
+async def user_vm_status(
+    uow_factory: UnitOfWorkFactory, states: VmStateCache | None, user_id: int, vm_id: int
+) -> VmStatus:
+    """One of the user's VMs; another user's, a deleted or a missing one is `VmNotFound`."""
+    found = await user_vm_statuses(uow_factory, states, user_id, [vm_id])
+    if not found:
+        raise VmNotFound("VM not found")
+    return found[0]

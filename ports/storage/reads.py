@@ -1,0 +1,96 @@
+"""Read models: a VM's status rows and batched look-ups, a fixed number of queries per page."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Protocol
+
+import attrs
+
+from domain.model import (
+    CostPlan,
+    CustomPricing,
+    CustomPricingDisk,
+    CustomTemplate,
+    IpAssignment,
+    IpRange,
+    OsImage,
+    Region,
+    Subscription,
+    User,
+    Vm,
+    VmTemplate,
+)
+
+
+@attrs.frozen(kw_only=True)
+class SshKeyLabel:
+    """An SSH key as a VM's status names it (its key data stays unread)."""
+
+    id: int
+    name: str
+    created: datetime
+
+
+@attrs.frozen(kw_only=True)
+class VmRecords:
+    """A VM with every row its status shows; a missing row is None.
+
+    `region` is the template's (standard VM) or the custom pricing's (custom VM);
+    `pricing_disks` are the custom pricing's disk prices (empty for a standard VM).
+    """
+
+    vm: Vm
+    subscription: Subscription | None = None
+    image: OsImage | None = None
+    ssh_key: SshKeyLabel | None = None
+    region: Region | None = None
+    template: VmTemplate | None = None
+    plan: CostPlan | None = None
+    custom: CustomTemplate | None = None
+    pricing: CustomPricing | None = None
+    pricing_disks: tuple[CustomPricingDisk, ...] = ()
+    ips: tuple[tuple[IpAssignment, IpRange | None], ...] = ()
+
+
+class VmReads(Protocol):
+    async def vm_records(
+        self,
+        *,
+        user_id: int | None = None,
+        vm_ids: Collection[int] | None = None,
+        deleted: bool = False,
+    ) -> list[VmRecords]:
+        """VMs by ascending id with their rows: the user's only when `user_id` is given, those
+        of `vm_ids` only when given, soft-deleted ones only when `deleted`. Addresses are the
+        live (not deleted) ones, ascending id.
+
+        A fixed number of statements whatever the number of VMs (SQL: one joined query, and
+        one more for the custom pricings' disks when a custom VM is among them).
+        """
+        ...
+
+
+class ReadLookups(Protocol):
+    """Batched look-ups for list pages: one query per kind, whatever the number of ids."""
+
+    async def users(self, user_ids: Collection[int]) -> dict[int, User]:
+        """The users of these ids that exist."""
+        ...
+
+    async def vm_counts(self, user_ids: Collection[int]) -> dict[int, int]:
+        """How many VMs (not deleted) each user has; a user without any is absent."""
+        ...
+
+    async def admins(self, user_ids: Collection[int], now: datetime) -> set[int]:
+        """The users among these that hold an unexpired role assignment."""
+        ...
+
+    async def payment_counts(self, subscription_ids: Collection[int]) -> dict[int, int]:
+        """How many payments (paid or not) each subscription has; none: absent."""
+        ...
+
+    async def base_currencies(self, subscription_ids: Collection[int]) -> dict[int, str]:
+        """The base currency of the company that sells each subscription (existing ones)."""
+        ...

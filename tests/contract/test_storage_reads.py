@@ -1,0 +1,262 @@
+"""Read-model ports on every storage: VM records, batched look-ups, batched line items, history."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import attrs
+
+from domain.enums import (
+    DiskInterface,
+    DiskType,
+    SubscriptionType,
+    VmHistoryActionType,
+)
+from domain.model import (
+    GIB,
+    AdminRole,
+    CustomPricing,
+    CustomPricingDisk,
+    CustomTemplate,
+    IpAssignment,
+    IpRange,
+    LineItem,
+    RoleAssignment,
+    Vm,
+    VmHistory,
+)
+from ports.storage.reads import SshKeyLabel
+from tests.contract.storage_backends import (
+    Backend,
+    World,
+    at,
+    backend,
+    database,
+    new_payment,
+    new_subscription,
+    seed_world,
+)
+
+__all__ = ["backend", "database"]
+
+
+async def _second_vm(backend: Backend, world: World, user_id: int, **fields: Any) -> Vm:
+    async with backend.factory() as uow:
+        _, (item,) = await uow.subscriptions.add_with_line_items(
+            new_subscription(user_id, world.company.id),
+            [
+                LineItem(
+                    id=0,
+                    subscription_id=0,
+                    subscription_type=SubscriptionType.VPS,
+                    name="more",
+                    amount=100,
+                )
+            ],
+        )
+        vm = await uow.vms.add(
+            attrs.evolve(
+                world.vm, id=0, user_id=user_id, subscription_line_item_id=item.id, **fields
+            )
+        )
+        await uow.commit()
+    return vm
+
+
+async def test_vm_records_join_every_row_a_status_shows(backend: Backend) -> None:
+    async with backend.factory() as uow:
+        world = await seed_world(uow)
+        ip_range = await uow.ip_ranges.add(
+            IpRange(
+                id=0,
+                cidr="10.1.0.0/24",
+                gateway="10.1.0.1",
+                region_id=world.region.id,
+                enabled=True,
+            )
+        )
+        first = await uow.ip_assignments.add(
+            IpAssignment(id=0, vm_id=world.vm.id, ip_range_id=ip_range.id, ip="10.1.0.5")
+        )
+        dropped = await uow.ip_assignments.add(
+            IpAssignment(id=0, vm_id=world.vm.id, ip_range_id=ip_range.id, ip="10.1.0.6")
+        )
+        await uow.ip_assignments.delete(dropped.id)
+        second = await uow.ip_assignments.add(
+            IpAssignment(
+                id=0,
+                vm_id=world.vm.id,
+                ip_range_id=ip_range.id,
+                ip="10.1.0.7",
+                dns_reverse="x.example",
+            )
+        )
+        await uow.commit()
+    async with backend.factory() as uow:
+        [records] = await uow.vm_reads.vm_records(user_id=world.user.id)
+    assert records.vm == world.vm
+    assert records.subscription == world.subscription
+    assert records.image == world.image
+    assert records.ssh_key == SshKeyLabel(
+        id=world.ssh_key.id, name=world.ssh_key.name, created=world.ssh_key.created
+    )
+    assert (records.template, records.plan, records.region) == (
+        world.template,
+        world.plan,
+        world.region,
+    )
+    assert (records.custom, records.pricing, records.pricing_disks) == (None, None, ())
+    assert [a.id for a, _ in records.ips] == [first.id, second.id]
+    assert [r for _, r in records.ips] == [ip_range, ip_range]
+    assert records.ips[1][0].dns_reverse == "x.example"
+
+
+async def test_vm_records_filter_by_user_ids_and_deleted(backend: Backend) -> None:
+    async with backend.factory() as uow:
+        world = await seed_world(uow)
+        other = await uow.users.get_or_create_by_pubkey(b"\x02" * 32, at(1))
+        await uow.commit()
+    mine = await _second_vm(backend, world, world.user.id)
+    theirs = await _second_vm(backend, world, other.id)
+    async with backend.factory() as uow:
+        await uow.vms.delete(mine.id)
+        await uow.commit()
+    async with backend.factory() as uow:
+        reads = uow.vm_reads
+        assert [r.vm.id for r in await reads.vm_records(user_id=world.user.id)] == [world.vm.id]
+        assert [r.vm.id for r in await reads.vm_records(user_id=world.user.id, deleted=True)] == [
+            world.vm.id,
+            mine.id,
+        ]
+        assert [r.vm.id for r in await reads.vm_records(vm_ids=[theirs.id, world.vm.id])] == [
+            world.vm.id,
+            theirs.id,
+        ]
+        assert await reads.vm_records(user_id=world.user.id, vm_ids=[theirs.id]) == []
+        assert await reads.vm_records(vm_ids=[]) == []
+        [deleted] = await reads.vm_records(vm_ids=[mine.id], deleted=True)
+    assert deleted.vm.deleted and deleted.subscription is not None
+
+
+async def test_a_custom_vm_brings_its_pricing_disks_and_region(backend: Backend) -> None:
+    async with backend.factory() as uow:
+        world = await seed_world(uow)
+        pricing = await uow.custom_pricing.add(
+            CustomPricing(
+                id=0,
+                name="custom",
+                enabled=True,
+                created=at(1),
+                expires=None,
+                region_id=world.region.id,
+                currency="EUR",
+                cpu_cost=100,
+                memory_cost=50,
+                ip4_cost=10,
+                ip6_cost=0,
+                min_cpu=1,
+                max_cpu=8,
+                min_memory=GIB,
+                max_memory=16 * GIB,
+            )
+        )
+        disk = await uow.custom_pricing.add_disk(
+            CustomPricingDisk(
+                id=0, pricing_id=pricing.id, kind=DiskType.SSD, interface=DiskInterface.PCIE, cost=5
+            )
+        )
+        spec = await uow.custom_templates.add(
+            CustomTemplate(
+                id=0,
+                cpu=2,
+                memory=2 * GIB,
+                disk_size=40 * GIB,
+                disk_type=DiskType.SSD,
+                disk_interface=DiskInterface.PCIE,
+                pricing_id=pricing.id,
+            )
+        )
+        await uow.commit()
+    custom = await _second_vm(
+        backend, world, world.user.id, template_id=None, custom_template_id=spec.id
+    )
+    async with backend.factory() as uow:
+        standard, found = await uow.vm_reads.vm_records(user_id=world.user.id)
+    assert standard.pricing_disks == ()
+    assert found.vm == custom
+    assert (found.custom, found.pricing, found.pricing_disks) == (spec, pricing, (disk,))
+    assert (found.template, found.plan, found.region) == (None, None, world.region)
+
+
+async def test_lookups_batch_users_counts_admins_payments_and_currencies(
+    backend: Backend,
+) -> None:
+    async with backend.factory() as uow:
+        world = await seed_world(uow)
+        other = await uow.users.get_or_create_by_pubkey(b"\x03" * 32, at(1))
+        third = await uow.users.get_or_create_by_pubkey(b"\x04" * 32, at(1))
+        role = await uow.roles.add_role(
+            AdminRole(id=0, name="ops", created_at=at(1), updated_at=at(1))
+        )
+        await uow.roles.assign(
+            RoleAssignment(id=0, user_id=other.id, role_id=role.id, assigned_at=at(1))
+        )
+        await uow.roles.assign(
+            RoleAssignment(
+                id=0, user_id=third.id, role_id=role.id, assigned_at=at(1), expires_at=at(2)
+            )
+        )
+        for _ in range(3):
+            await uow.payments.add(new_payment(world.subscription))
+        await uow.commit()
+    await _second_vm(backend, world, world.user.id)
+    async with backend.factory() as uow:
+        lookups = uow.lookups
+        users = await lookups.users([world.user.id, other.id, 9999])
+        assert users == {world.user.id: world.user, other.id: other}
+        assert await lookups.vm_counts([world.user.id, other.id]) == {world.user.id: 2}
+        assert await lookups.admins([world.user.id, other.id, third.id], at(3)) == {other.id}
+        assert await lookups.admins([third.id], at(1) + timedelta(hours=1)) == {third.id}
+        assert await lookups.payment_counts([world.subscription.id, 9999]) == {
+            world.subscription.id: 3
+        }
+        assert await lookups.base_currencies([world.subscription.id, 9999]) == {
+            world.subscription.id: world.company.base_currency
+        }
+        assert await lookups.users([]) == {} and await lookups.admins([], at(3)) == set()
+
+
+async def test_line_items_of_many_subscriptions_and_all_history(backend: Backend) -> None:
+    async with backend.factory() as uow:
+        world = await seed_world(uow)
+        extra = await uow.subscriptions.add_with_line_items(
+            new_subscription(world.user.id, world.company.id),
+            [
+                LineItem(
+                    id=0,
+                    subscription_id=0,
+                    subscription_type=SubscriptionType.VPS,
+                    name=f"item {n}",
+                    amount=n,
+                )
+                for n in range(2)
+            ],
+        )
+        for hour in (3, 1, 2):
+            await uow.vm_history.add(
+                VmHistory(
+                    id=0,
+                    vm_id=world.vm.id,
+                    action_type=VmHistoryActionType.STARTED,
+                    timestamp=at(2, hour),
+                )
+            )
+        await uow.commit()
+    sub, items = extra
+    async with backend.factory() as uow:
+        found = await uow.line_items.list_by_subscriptions([world.subscription.id, sub.id, 9999])
+        assert found == {world.subscription.id: [world.line_item], sub.id: items}
+        assert await uow.line_items.list_by_subscriptions([]) == {}
+        history = await uow.vm_history.list_all_by_vm(world.vm.id)
+    assert [h.timestamp.hour for h in history] == [3, 2, 1]
