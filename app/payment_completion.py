@@ -7,6 +7,7 @@ from typing import Any, cast
 
 import attrs
 
+from app.billing.invoicing import issue_invoice
 from app.billing.price_in_force import price_in_force_or_none
 from domain.credit import Credit, CreditMode, credit_payment, payment_meta
 from domain.enums import SubscriptionPaymentType
@@ -130,6 +131,7 @@ async def apply_payment(
             credit=credit,
             cancelled_purchases=rivals,
         )
+        await issue_invoice(uow, done)  # numbered in this transaction (issue 13)
         if record is not None:
             await record(uow, done)
         await uow.commit()

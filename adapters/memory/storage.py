@@ -26,6 +26,7 @@ from adapters.memory.catalogue import (
 )
 from adapters.memory.db import MemoryDatabase, Snapshot
 from adapters.memory.identity import MemoryCompanies, MemoryRoles, MemorySshKeys, MemoryUsers
+from adapters.memory.invoices import MemoryInvoices
 from adapters.memory.products import (
     MemoryIdempotencyKeys,
     MemoryIpRangeSubscriptions,
@@ -74,6 +75,7 @@ class MemoryUnitOfWork:
         self.idempotency_keys = MemoryIdempotencyKeys(current)
         self.worker_leases = MemoryWorkerLeases(current)
         self.worker_cursors = MemoryWorkerCursors(current)
+        self.invoices = MemoryInvoices(current)
 
     def _current(self) -> Snapshot:
         if self._snapshot is None:

@@ -16,6 +16,7 @@ from adapters.mysql.billing_repos import (
     SqlPayments,
     SqlSubscriptions,
 )
+from adapters.mysql.invoice_repos import SqlInvoices
 from adapters.mysql.mapping import Mapper
 from adapters.mysql.product_repos import (
     SqlIdempotencyKeys,
@@ -43,6 +44,7 @@ from adapters.mysql.repositories import (
 )
 from adapters.mysql.vm_repos import SqlVmHistories, SqlVms
 from adapters.mysql.worker_repos import SqlWorkerCursors, SqlWorkerLeases
+from domain import invoice as inv
 from domain import model as m
 from ports.secrets import SecretBox
 
@@ -91,6 +93,8 @@ class Mappers:
         self.ip_range_subscription = mapper(t.ip_range_subscription, m.IpRangeSubscription)
         self.payment_method = mapper(t.payment_method_config, m.PaymentMethodConfig)
         self.admin_audit = mapper(t.admin_audit, m.AdminAudit)
+        self.invoice = mapper(t.invoice, inv.Invoice)
+        self.credit_note = mapper(t.credit_note, inv.CreditNote)
 
 
 class SqlUnitOfWork:
@@ -129,6 +133,7 @@ class SqlUnitOfWork:
         self.worker_leases = SqlWorkerLeases(c)
         self.worker_cursors = SqlWorkerCursors(c)
         self.admin_audit = SqlAdminAudits(c, mp.admin_audit)
+        self.invoices = SqlInvoices(c, mp.invoice, mp.credit_note)
 
     def _connection(self) -> AsyncConnection:
         if self._conn is None:

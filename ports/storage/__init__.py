@@ -21,6 +21,7 @@ from ports.storage.catalogue import (
 )
 from ports.storage.common import Catalogue, Page, Records, Removable
 from ports.storage.identity import Companies, Permission, Roles, SshKeys, Users
+from ports.storage.invoices import Invoices
 from ports.storage.marks import IdempotencyKeys, IdempotencyRecord, LifecycleMarks
 from ports.storage.payments import LegacyPayments, Payments
 from ports.storage.products import IpRangeSubscriptions, IpSpacePrices, IpSpaces, PaymentMethods
@@ -96,6 +97,8 @@ class UnitOfWork(Protocol):
     def worker_cursors(self) -> WorkerCursors: ...
     @property
     def admin_audit(self) -> AdminAudits: ...
+    @property
+    def invoices(self) -> Invoices: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -125,6 +128,7 @@ __all__ = [
     "IdempotencyKeys",
     "IdempotencyRecord",
     "Images",
+    "Invoices",
     "IpAssignments",
     "IpRangeSubscriptions",
     "IpRanges",
