@@ -76,10 +76,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("idx_credit_note_invoice", table_name="credit_note")
-    op.drop_table("credit_note")
-    op.drop_index("idx_invoice_issued", table_name="invoice")
-    op.drop_table("invoice")
+    op.drop_table("credit_note")  # its indexes go with it (MariaDB refuses to drop an
+    op.drop_table("invoice")  # index a foreign key needs while the key exists)
     op.drop_table("invoice_counter")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("billing_vat_validated")
