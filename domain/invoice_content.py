@@ -56,6 +56,15 @@ def buyer_party(user: User) -> Party:
     )
 
 
+def reverse_charge_for(seller: Company, buyer: User) -> bool:
+    """The buyer accounts for the VAT (validated EU VAT id, another EU country than the seller):
+    quotes charge no tax, and the invoice says why."""
+    return is_reverse_charge(
+        country_alpha3(seller.country_code), country_alpha3(buyer.country_code),
+        buyer.billing_tax_id, buyer.billing_vat_validated,
+    )
+
+
 def invoice_currency(payment: SubscriptionPayment, subscription: Subscription) -> str:
     """A Lightning payment of a fiat-listed subscription is invoiced in that fiat currency
     (at the rate the payment used); anything else in the currency paid."""
@@ -108,8 +117,9 @@ def build_content(
     def shown(amount: int) -> int:
         return msat_to_fiat(amount, payment.rate) if cur != payment.currency.upper() else amount
 
+    # the rate from the amounts as charged (msat for Lightning), before any rounding to cents
+    rate = effective_tax_rate(payment.amount, payment.tax)
     net, tax, fee = shown(payment.amount), shown(payment.tax), shown(payment.processing_fee)
-    rate = effective_tax_rate(net, tax)
     credit = credit_applied(payment, cur)
     if credit:
         net, tax = _split_gross(net + tax + credit, rate)
@@ -129,6 +139,5 @@ def build_content(
         payment_method=payment.payment_method.display_name, credit_applied=credit,
         btc_msat=payment.total if lightning else None,
         btc_rate=payment.rate if lightning and cur != BTC else None,
-        reverse_charge=is_reverse_charge(seller_p.country, buyer_p.country, buyer_p.tax_id,
-                                         buyer.billing_vat_validated),
+        reverse_charge=reverse_charge_for(seller, buyer),
     )
