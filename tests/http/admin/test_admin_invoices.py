@@ -88,3 +88,24 @@ async def test_invoices_need_the_payments_permission(world: AdminWorld) -> None:
         assert resp.status == 403, (method, path)
     bad = await world.call("GET", "/invoices?start_date=2026-06-01&end_date=2026-05-01")
     assert bad.status == 400
+
+
+async def test_an_admin_validates_a_vat_id_and_a_new_id_loses_it(world: AdminWorld) -> None:
+    account = {"contact_nip17": True, "contact_email": False, "country_code": "DE",
+               "name": "Alice GmbH", "address_1": None, "address_2": None, "state": None,
+               "city": None, "postcode": None, "tax_id": "DE811907980",
+               "nwc_connection_string": None}
+    resp = await world.user.call("PATCH", "/api/v1/account", key=ALICE, json=account)
+    assert resp.status == 200, await resp.text()
+    async with world.api.store() as uow:
+        alice = await uow.users.get_by_pubkey(ALICE.pubkey)
+    assert alice is not None and not alice.billing_vat_validated
+    await world.ok("PATCH", f"/users/{alice.id}", json={"billing_vat_validated": True})
+    shown = await world.ok("GET", f"/users/{alice.id}")
+    assert shown["data"]["billing_vat_validated"] is True
+    resp = await world.user.call("PATCH", "/api/v1/account", key=ALICE,
+                                 json={**account, "tax_id": "DE999999999"})
+    assert resp.status == 200
+    async with world.api.store() as uow:
+        after = await uow.users.get(alice.id)
+    assert after is not None and not after.billing_vat_validated
