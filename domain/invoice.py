@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from typing import Any
 
 import attrs
@@ -44,10 +45,21 @@ def document_number(series: str, seq: int) -> str:
 
 
 def effective_tax_rate(net: int, tax: int) -> Decimal:
-    """The rate (percent, two decimals) a charged tax stands for; the quote floored
-    `net × rate / 100`, so the nearest hundredth is the configured rate for any real amount."""
+    """The rate (percent, at most two decimals) a charged tax stands for.
+
+    The quote floored `net × rate / 100`, so the rate lies in [tax/net, (tax+1)/net) × 100;
+    the answer is the number with the fewest decimals in that interval: the configured rate
+    for any real amount (the interval is narrower than 0.01 from 10 000 units up), and for a
+    tiny one a rate that gives the same tax.
+    """
     if net <= 0 or tax <= 0:
         return Decimal(0)
+    low, high = Fraction(tax * 100, net), Fraction((tax + 1) * 100, net)
+    for places in (0, 1, 2):
+        scale = 10**places
+        candidate = Fraction(-((-low.numerator * scale) // low.denominator), scale)  # ceil
+        if candidate < high:
+            return Decimal(candidate.numerator) / Decimal(candidate.denominator)
     return (Decimal(tax) * 100 / Decimal(net)).quantize(_CENT, rounding=ROUND_HALF_UP)
 
 
