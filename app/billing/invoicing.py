@@ -82,11 +82,15 @@ async def issue_credit_note(
         raise InvalidInput("A credit note's amount must be a positive integer")
     now = clock.now()
     async with uow_factory() as uow:
-        invoice = await uow.invoices.get(invoice_id)
-        if invoice is None:
-            raise InvoiceNotFound("Invoice not found")
-        series = credit_note_series(now)
-        seq = await uow.invoices.next_seq(invoice.company_id, series)
+        found = await uow.invoices.get(invoice_id)
+    if found is None:
+        raise InvoiceNotFound("Invoice not found")
+    series = credit_note_series(now)
+    async with uow_factory() as uow:
+        # the counter lock first: what is read after it was granted is what other issuers
+        # committed (MariaDB takes its read snapshot at the first plain read, not here)
+        seq = await uow.invoices.next_seq(found.company_id, series)
+        invoice = await uow.invoices.get(invoice_id) or found
         credited = sum(n.amount for n in await uow.invoices.credit_notes_of(invoice.id))
         if credited + amount > invoice.total:
             raise InvalidInput(

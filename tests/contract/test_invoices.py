@@ -183,6 +183,28 @@ async def test_credit_notes_have_their_own_series_and_never_exceed_the_invoice(
         assert await uow.invoices.get(invoice.id) == invoice  # the invoice is untouched
 
 
+async def test_concurrent_credit_notes_never_exceed_the_invoice(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    [pid] = await _world(uow_factory, 1, 1)
+    assert await _book(uow_factory, pid)
+    [invoice] = await _invoices(uow_factory)  # total 500
+    clock = FakeClock(at(6))
+
+    async def note() -> bool:
+        try:
+            await issue_credit_note(uow_factory, clock, invoice_id=invoice.id, amount=200,
+                                    reason="refund")
+        except InvalidInput:
+            return False
+        return True
+
+    assert sum(await asyncio.gather(*(note() for _ in range(8)))) == 2
+    async with uow_factory() as uow:
+        notes = await uow.invoices.credit_notes_of(invoice.id)
+    assert [n.number for n in notes] == ["CN-2026-000001", "CN-2026-000002"]
+
+
 # --- property: over any order of completions, replays, crashes and races -------------------
 
 STEPS = st.lists(
