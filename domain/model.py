@@ -57,6 +57,8 @@ class User:
     billing_state: str | None = None
     billing_postcode: str | None = None
     billing_tax_id: str | None = None
+    #: an operator checked `billing_tax_id` is a valid EU VAT id (reverse charge on invoices)
+    billing_vat_validated: bool = False
     #: a spending credential (D28): kept out of reprs, hence out of logs and tracebacks
     nwc_connection_string: str | None = attrs.field(default=None, repr=False)
     email_hash: bytes | None = None

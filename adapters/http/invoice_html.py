@@ -50,12 +50,16 @@ class InvoiceLine:
 class Invoice:
     number: str
     issued: datetime
+    #: shown on its own line when `number` is the issued invoice's (issue 13), not the id
+    payment_id: str
     paid_at: datetime | None
     currency: str
     seller: Company | None
     buyer: User
     lines: tuple[InvoiceLine, ...]
     method: str
+    #: what the issued invoice adds below the totals: credit applied, BTC paid, reverse charge
+    notes: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
@@ -119,11 +123,17 @@ def render_invoice(invoice: Invoice) -> str:
     paid = invoice.paid_at.strftime("%Y-%m-%d %H:%M UTC") if invoice.paid_at else None
     status = f"PAID on {paid}" if paid else "UNPAID"
     rows = "".join(_line(line, cur) for line in invoice.lines)
+    payment = (
+        f"<div>Payment: <code>{escape(invoice.payment_id)}</code></div>"
+        if invoice.payment_id != invoice.number else ""
+    )
+    notes = "".join(f"<p class='note'>{escape(note)}</p>" for note in invoice.notes)
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>Invoice {escape(invoice.number[:16])}</title><style>{_STYLE}</style></head>"
         "<body><h1>Invoice</h1>"
         f"<div>Invoice number: <code>{escape(invoice.number)}</code></div>"
+        f"{payment}"
         f"<div>Date: {escape(invoice.issued.strftime('%Y-%m-%d'))}</div>"
         f"<div>Payment method: {escape(invoice.method)}</div>"
         f"<div class='status'>Status: {escape(status)}</div>"
@@ -137,5 +147,5 @@ def render_invoice(invoice: Invoice) -> str:
         f"<tr><td>Tax</td><td>{escape(format_amount(tax, cur))}</td></tr>"
         f"<tr><td>Processing fee</td><td>{escape(format_amount(fee, cur))}</td></tr>"
         f"<tr><td>Total</td><td>{escape(format_amount(invoice.total, cur))}</td></tr>"
-        "</tbody></table></body></html>"
+        f"</tbody></table>{notes}</body></html>"
     )

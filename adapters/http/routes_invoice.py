@@ -1,4 +1,5 @@
-"""`GET /api/v1/payment/{id}/invoice?auth=` (api.md §6.6): the HTML invoice of a paid payment."""
+"""`GET /api/v1/payment/{id}/invoice?auth=` (api.md §6.6): the invoice of a paid payment, HTML
+(as the reference) or, with `?format=pdf`, the PDF of the invoice issued at completion."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from aiohttp import web
 from adapters.http.auth import authenticate_query
 from adapters.http.context import services
 from adapters.http.envelope import error_response
-from adapters.http.invoice_html import Invoice, InvoiceLine, render_invoice
+from adapters.http.invoice_html import Invoice, InvoiceLine, format_amount, render_invoice
+from adapters.http.invoice_pdf import render_invoice_pdf
 from adapters.http.nip98 import Nip98Error
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import is_payment_id_length
 from domain.enums import SubscriptionPaymentType
+from domain.invoice import REVERSE_CHARGE_TEXT
+from domain.invoice import Invoice as IssuedInvoice
 from domain.model import GIB, LineItem, SubscriptionPayment, User
 
 log = logging.getLogger("lnvps.http")
@@ -67,7 +71,9 @@ def _line(payment: SubscriptionPayment, items: list[LineItem]) -> InvoiceLine:
     )
 
 
-async def _invoice(request: web.Request, user: User, raw_id: str) -> Invoice:
+async def _invoice(
+    request: web.Request, user: User, raw_id: str
+) -> tuple[Invoice, IssuedInvoice | None]:
     try:
         pid = bytes.fromhex(raw_id)
     except ValueError:
@@ -88,8 +94,10 @@ async def _invoice(request: web.Request, user: User, raw_id: str) -> Invoice:
         sub = await uow.subscriptions.get(payment.subscription_id)
         seller = None if sub is None else await uow.companies.get(sub.company_id)
         items = await uow.line_items.list_by_subscription(payment.subscription_id)
+        issued = await uow.invoices.get_by_payment(payment.id)
     return Invoice(
-        number=payment.id.hex(),
+        number=payment.id.hex() if issued is None else issued.number,
+        payment_id=payment.id.hex(),
         issued=payment.paid_at or payment.created,
         paid_at=payment.paid_at,
         currency=payment.currency,
@@ -97,22 +105,54 @@ async def _invoice(request: web.Request, user: User, raw_id: str) -> Invoice:
         buyer=user,
         lines=(_line(payment, items),),
         method=payment.payment_method.display_name,
-    )
+        notes=() if issued is None else _notes(issued),
+    ), issued
+
+
+def _notes(issued: IssuedInvoice) -> tuple[str, ...]:
+    """The issued invoice's own facts for the HTML page: supply period, tax rate, credit,
+    Lightning amount and rate, reverse charge."""
+    doc, cur = issued.document, issued.document.currency
+    out = []
+    if doc.supply_from is not None and doc.supply_to is not None:
+        out.append(f"Date of supply: {doc.supply_from:%Y-%m-%d} to {doc.supply_to:%Y-%m-%d}")
+    out += [f"{line.description}: net {format_amount(line.net, cur)}, tax "
+            f"{line.tax_rate.normalize():f} % {format_amount(line.tax, cur)}" for line in doc.lines]
+    if doc.credit_applied:
+        out.append(f"Total {format_amount(doc.total, cur)}; credit applied "
+                   f"{format_amount(doc.credit_applied, cur)}; amount charged "
+                   f"{format_amount(doc.charged, cur)}")
+    if doc.btc_rate is not None:
+        out.append(f"Rate used: 1 BTC = {cur} {doc.btc_rate:.2f}")
+    if doc.reverse_charge:
+        out.append(REVERSE_CHARGE_TEXT)
+    return tuple(out)
 
 
 async def invoice_page(request: web.Request) -> web.StreamResponse:
     """NIP-98 through `?auth=` (the `u` path is this page's); refusals are 200 plain text,
-    a missing `auth` parameter a 400 `{"error"}`."""
+    a missing `auth` parameter a 400 `{"error"}`. `format=pdf`: the PDF of the invoice issued
+    at completion (a payment booked before invoices existed has none: refused as text)."""
     if "auth" not in request.query:
         return error_response(400, "Missing auth param")
+    wanted = request.query.get("format", "html")
+    if wanted not in ("html", "pdf"):
+        return error_response(400, "format must be html or pdf")
     try:
         user = await authenticate_query(request, request.rel_url.raw_path)
     except Nip98Error as exc:
         return _text(exc.text)
     try:
-        invoice = await _invoice(request, user, request.match_info["id"])
+        invoice, issued = await _invoice(request, user, request.match_info["id"])
     except _Refused as exc:
         return _text(str(exc))
+    if wanted == "pdf":
+        if issued is None:
+            return _text("No invoice was issued for this payment")
+        return web.Response(
+            body=render_invoice_pdf(issued), content_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="invoice-{issued.number}.pdf"'},
+        )
     return web.Response(text=render_invoice(invoice), content_type="text/html", charset="utf-8")
 
 
@@ -122,8 +162,11 @@ def add_invoice_routes(table: RouteTable) -> None:
         "GET", INVOICE_PATH, invoice_page,
         summary="HTML invoice of a paid payment; failures are 200 text/plain",
         query=[QueryParam("auth", required=True,
-                          description="base64 NIP-98 event: u = this URL, method GET")],
+                          description="base64 NIP-98 event: u = this URL, method GET"),
+               QueryParam("format", schema={"type": "string", "enum": ["html", "pdf"]},
+                          description="html (default) or pdf")],
         response={"type": "string"}, enveloped=False, content_type="text/html",
-        also_200=[("text/plain", {"type": "string", "description": "why there is no invoice"})],
+        also_200=[("text/plain", {"type": "string", "description": "why there is no invoice"}),
+                  ("application/pdf", {"type": "string", "format": "binary"})],
         tags=("payments",),
     )

@@ -26,6 +26,7 @@ from adapters.memory.catalogue import (
 )
 from adapters.memory.db import MemoryDatabase, Snapshot
 from adapters.memory.identity import MemoryCompanies, MemoryRoles, MemorySshKeys, MemoryUsers
+from adapters.memory.invoices import MemoryInvoices
 from adapters.memory.products import (
     MemoryIdempotencyKeys,
     MemoryIpRangeSubscriptions,
@@ -77,6 +78,8 @@ class MemoryUnitOfWork:
         self.worker_cursors = MemoryWorkerCursors(current)
         self.vm_reads = MemoryVmReads(current)
         self.lookups = MemoryReadLookups(current)
+
+        self.invoices = MemoryInvoices(current)
 
     def _current(self) -> Snapshot:
         if self._snapshot is None:

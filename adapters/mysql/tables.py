@@ -129,6 +129,7 @@ users = Table(
     Column("billing_tax_id", String(50), nullable=True),
     Column("nwc_connection_string", Text, nullable=True),
     Column("email_hash", Binary32, nullable=True),
+    bit("billing_vat_validated", 0),
     Index("ix_user_pubkey", "pubkey", unique=True),
     Index("ix_user_email", "email"),
     Index("idx_users_email_hash", "email_hash"),
@@ -840,5 +841,59 @@ admin_audit = Table(
     Column("status", USmallInt, nullable=False),
     Index("idx_admin_audit_at", "at"),
     Index("idx_admin_audit_user", "user_id", "at"),
+    **TABLE_OPTS,
+)
+
+
+# --- invoices and credit notes (ours, revision r7) ----------------------------------------
+invoice_counter = Table(
+    "invoice_counter",
+    metadata,
+    Column("company_id", UInt, primary_key=True, autoincrement=False),
+    Column("series", String(16), primary_key=True),
+    Column("last_seq", UInt, nullable=False),
+    **TABLE_OPTS,
+)
+
+invoice = Table(
+    "invoice",
+    metadata,
+    big_pk(),
+    Column("company_id", UInt, ForeignKey("company.id", name="fk_invoice_company"),
+           nullable=False),
+    Column("series", String(16), nullable=False),
+    Column("seq", UInt, nullable=False),
+    Column("number", String(32), nullable=False),
+    Column("payment_id", Binary32, nullable=False),
+    Column("user_id", UInt, nullable=False),
+    Column("issued_at", UtcDateTime(datetime_column=True), nullable=False),
+    Column("currency", String(5), nullable=False),
+    Column("net", UBigInt, nullable=False),
+    Column("tax", UBigInt, nullable=False),
+    Column("total", UBigInt, nullable=False),
+    Column("content", JsonText(), nullable=False),
+    UniqueConstraint("company_id", "series", "seq", name="uq_invoice_number"),
+    UniqueConstraint("payment_id", name="uq_invoice_payment"),
+    Index("idx_invoice_issued", "issued_at"),
+    **TABLE_OPTS,
+)
+
+credit_note = Table(
+    "credit_note",
+    metadata,
+    big_pk(),
+    Column("company_id", UInt, ForeignKey("company.id", name="fk_credit_note_company"),
+           nullable=False),
+    Column("series", String(16), nullable=False),
+    Column("seq", UInt, nullable=False),
+    Column("number", String(32), nullable=False),
+    Column("invoice_id", UBigInt, ForeignKey("invoice.id", name="fk_credit_note_invoice"),
+           nullable=False),
+    Column("issued_at", UtcDateTime(datetime_column=True), nullable=False),
+    Column("currency", String(5), nullable=False),
+    Column("amount", UBigInt, nullable=False),
+    Column("reason", String(255), nullable=False),
+    UniqueConstraint("company_id", "series", "seq", name="uq_credit_note_number"),
+    Index("idx_credit_note_invoice", "invoice_id"),
     **TABLE_OPTS,
 )

@@ -16,6 +16,7 @@ from adapters.mysql.billing_repos import (
     SqlPayments,
     SqlSubscriptions,
 )
+from adapters.mysql.invoice_repos import SqlInvoices
 from adapters.mysql.mapping import Mapper
 from adapters.mysql.product_repos import (
     SqlIdempotencyKeys,
@@ -44,6 +45,7 @@ from adapters.mysql.repositories import (
 )
 from adapters.mysql.vm_repos import SqlVmHistories, SqlVms
 from adapters.mysql.worker_repos import SqlWorkerCursors, SqlWorkerLeases
+from domain import invoice as inv
 from domain import model as m
 from ports.secrets import SecretBox
 
@@ -100,6 +102,9 @@ class Mappers:
             ip_range=self.ip_range,
         ))
 
+        self.invoice = mapper(t.invoice, inv.Invoice)
+        self.credit_note = mapper(t.credit_note, inv.CreditNote)
+
 
 class SqlUnitOfWork:
     """Checks out a pooled connection on enter, begins a transaction, rolls back on exit."""
@@ -139,6 +144,8 @@ class SqlUnitOfWork:
         self.admin_audit = SqlAdminAudits(c, mp.admin_audit)
         self.vm_reads = SqlVmReads(c, mp.vm_reads)
         self.lookups = SqlReadLookups(c, mp.user)
+
+        self.invoices = SqlInvoices(c, mp.invoice, mp.credit_note)
 
     def _connection(self) -> AsyncConnection:
         if self._conn is None:

@@ -239,9 +239,15 @@ async def update_account(
             billing_tax_id=tax_id,
             nwc_connection_string=nwc,
         )
+        # a new VAT id or country is not the one an operator validated (reverse charge)
+        updated = attrs.evolve(updated, billing_vat_validated=user.billing_vat_validated
+                               and tax_id == user.billing_tax_id
+                               and updated.country_code == user.country_code)
         await uow.users.update(updated)
         expired: list[SubscriptionPayment] = []
-        if country_alpha3(updated.country_code) != country_alpha3(user.country_code):
+        if country_alpha3(updated.country_code) != country_alpha3(user.country_code) or (
+            updated.billing_vat_validated != user.billing_vat_validated
+        ):
             expired = await expire_user_quotes(uow, user.id, clock.now())
         await uow.commit()
     await cancel_quietly(rails, expired)

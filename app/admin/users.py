@@ -26,7 +26,8 @@ TEXT_FIELDS = (
     "billing_name", "billing_address_1", "billing_address_2", "billing_city", "billing_state",
     "billing_postcode", "billing_tax_id",
 )
-BOOL_FIELDS = ("contact_nip17", "contact_email")
+#: `billing_vat_validated`: the operator checked the EU VAT id (reverse charge, issue 13)
+BOOL_FIELDS = ("contact_nip17", "contact_email", "billing_vat_validated")
 #: role id 1 is the seeded `super_admin` (migration r1 inserts it first).
 SUPER_ADMIN_ROLE_ID = 1
 
@@ -96,7 +97,9 @@ async def apply_user_changes(
     updated = attrs.evolve(user, **fields)
     await uow.users.update(updated)
     expired: list[SubscriptionPayment] = []
-    if country_alpha3(updated.country_code) != country_alpha3(user.country_code):
+    if country_alpha3(updated.country_code) != country_alpha3(user.country_code) or (
+        updated.billing_vat_validated != user.billing_vat_validated  # reverse charge: no tax
+    ):
         expired = await expire_user_quotes(uow, user.id, now)
     return updated, expired
 

@@ -15,6 +15,7 @@ from domain.enums import PaymentMethod
 from domain.errors import NotACustomVm
 from domain.exchange import RateTable
 from domain.intervals import Interval
+from domain.invoice_content import reverse_charge_for
 from domain.model import (
     CostPlan,
     CustomPricing,
@@ -130,8 +131,11 @@ async def charging_for(
     user_id: int,
     company_id: int,
 ) -> Charging:
-    """How to charge a user: tax by the user's country (D3), the company's fee config (D4)."""
+    """How to charge a user: tax by the user's country (D3), none under reverse charge (issue
+    13), the company's fee config (D4)."""
     user = await user_of(uow, user_id)
+    seller = await uow.companies.get(company_id)
+    reverse = seller is not None and reverse_charge_for(seller, user)
     fee_config = None
     if method is not PaymentMethod.LIGHTNING:
         fee_config = await uow.payment_methods.get_for_company(company_id, method)
@@ -139,6 +143,6 @@ async def charging_for(
         method=method,
         rates=rates,
         tax_rates=tax_rates,
-        country=user.country_code,
+        country=None if reverse else user.country_code,
         fee_config=fee_config,
     )

@@ -26,6 +26,7 @@ import attrs
 
 from app.billing.booked_records import ProductRecords
 from app.billing.errors import PaymentNotFound
+from app.billing.invoicing import issue_invoice
 from app.billing.payment_completed import Reactions, Subscriber, default_subscribers, publish
 from app.billing.price_in_force import price_in_force_or_none
 from app.billing.rails import PaymentRails
@@ -77,10 +78,15 @@ class CompletedPayment:
 #: exists exactly when the payment is booked, and it raising leaves the payment unpaid.
 OnBooked = Callable[[UnitOfWork, CompletedPayment], Awaitable[None]]
 
-#: THE HOOK POINT for what every completion writes with the money (e.g. issuing the
-#: payment's invoice: add `issue_invoice` here). They run in order, after the products'
-#: records; a caller's explicit `on_booked` replaces them (tests).
-DEFAULT_ON_BOOKED: tuple[OnBooked, ...] = ()
+async def _issue_invoice(uow: UnitOfWork, done: CompletedPayment) -> None:
+    """The payment's invoice, numbered in the booking transaction (gapless, issue 13)."""
+    await issue_invoice(uow, done)
+
+
+#: THE HOOK POINT for what every completion writes with the money: today the payment's
+#: invoice. They run in order, after the products' records; a caller's explicit
+#: `on_booked` replaces them (tests).
+DEFAULT_ON_BOOKED: tuple[OnBooked, ...] = (_issue_invoice,)
 
 
 @attrs.frozen(kw_only=True)
@@ -109,13 +115,15 @@ async def apply_payment(
     uow_factory: UnitOfWorkFactory,
     payment_id: bytes,
     clock: Clock,
-    on_booked: Sequence[OnBooked] = (),
+    on_booked: Sequence[OnBooked] | None = None,
 ) -> CompletedPayment | None:
-    """Look the payment up, then book it (`book_payment`); None when nothing was booked."""
+    """Look the payment up, then book it (`book_payment`) with `on_booked` (default
+    `DEFAULT_ON_BOOKED`); None when nothing was booked."""
     found = await _lookup(uow_factory, payment_id)
     if found is None or found.is_paid:
         return None
-    return await book_payment(uow_factory, found, clock, on_booked)
+    effects = DEFAULT_ON_BOOKED if on_booked is None else on_booked
+    return await book_payment(uow_factory, found, clock, effects)
 
 
 async def book_payment(

@@ -21,6 +21,7 @@ from ports.storage.catalogue import (
 )
 from ports.storage.common import Catalogue, Page, Records, Removable
 from ports.storage.identity import Companies, Permission, Roles, SshKeys, Users
+from ports.storage.invoices import Invoices
 from ports.storage.marks import IdempotencyKeys, IdempotencyRecord, LifecycleMarks
 from ports.storage.payments import LegacyPayments, Payments
 from ports.storage.products import IpRangeSubscriptions, IpSpacePrices, IpSpaces, PaymentMethods
@@ -101,6 +102,8 @@ class UnitOfWork(Protocol):
     def vm_reads(self) -> VmReads: ...
     @property
     def lookups(self) -> ReadLookups: ...
+    @property
+    def invoices(self) -> Invoices: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -130,6 +133,7 @@ __all__ = [
     "IdempotencyKeys",
     "IdempotencyRecord",
     "Images",
+    "Invoices",
     "IpAssignments",
     "IpRangeSubscriptions",
     "IpRanges",

@@ -13,6 +13,7 @@ from adapters.http.admin.routes_cost_plans import add_admin_cost_plan_routes
 from adapters.http.admin.routes_custom_pricing import add_admin_custom_pricing_routes
 from adapters.http.admin.routes_deletes import add_admin_delete_routes
 from adapters.http.admin.routes_hosts import add_admin_host_routes
+from adapters.http.admin.routes_invoices import add_admin_invoice_routes
 from adapters.http.admin.routes_ip_space import add_admin_ip_space_routes
 from adapters.http.admin.routes_os_images import add_admin_os_image_routes
 from adapters.http.admin.routes_payment_methods import add_admin_payment_method_routes
@@ -54,6 +55,7 @@ ADMIN_API_ROUTES: Sequence[RouteAdder] = (
     add_admin_audit_routes,
     add_admin_role_change_routes,
     add_admin_report_routes,
+    add_admin_invoice_routes,
     add_admin_vm_removal_routes,
     add_admin_delete_routes,
 )

@@ -28,6 +28,7 @@ METHOD: Schema = {"type": "string", "enum": PaymentMethod.wire_names()}
 USER = obj({
     "id": U64, "pubkey": STRING, "created": DATETIME, "email": NULL_STRING,
     "email_verified": BOOL, "contact_nip17": BOOL, "contact_email": BOOL,
+    "billing_vat_validated": BOOL,
     **{n: NULL_STRING for n in (
         "country_code", "billing_name", "billing_address_1", "billing_address_2",
         "billing_city", "billing_state", "billing_postcode", "billing_tax_id")},

@@ -47,6 +47,7 @@ def user_json(user: User, vm_count: int, is_admin: bool) -> dict[str, Any]:
         "billing_address_1": user.billing_address_1, "billing_address_2": user.billing_address_2,
         "billing_city": user.billing_city, "billing_state": user.billing_state,
         "billing_postcode": user.billing_postcode, "billing_tax_id": user.billing_tax_id,
+        "billing_vat_validated": user.billing_vat_validated,
         "vm_count": vm_count, "last_login": None, "is_admin": is_admin,
         "has_nwc": bool(user.nwc_connection_string),
     }

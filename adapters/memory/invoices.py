@@ -1,0 +1,64 @@
+"""Memory repository of invoices and credit notes, with the per-series counters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from adapters.memory.db import Repo, evolve, page_of
+from domain.errors import DuplicateKey
+from domain.invoice import CreditNote, Invoice
+from ports.storage import Page
+
+_INVOICES, _NOTES, _COUNTERS = "invoice", "credit_note", "invoice_counter"
+
+
+class MemoryInvoices(Repo):
+    """The unit of work's lock serialises issuers, as the counter row lock does in SQL."""
+
+    async def next_seq(self, company_id: int, series: str) -> int:
+        counters = self._rows(_COUNTERS)
+        seq = int(counters.get((company_id, series), 0)) + 1
+        counters[(company_id, series)] = seq
+        return seq
+
+    async def add(self, invoice: Invoice) -> Invoice:
+        for other in self._rows(_INVOICES).values():
+            if other.payment_id == invoice.payment_id or (
+                (other.company_id, other.series, other.seq)
+                == (invoice.company_id, invoice.series, invoice.seq)
+            ):
+                raise DuplicateKey("An invoice with this payment or number exists")
+        return self._insert(_INVOICES, invoice)
+
+    async def get(self, invoice_id: int) -> Invoice | None:
+        found: Invoice | None = self._rows(_INVOICES).get(invoice_id)
+        return found
+
+    async def get_by_payment(self, payment_id: bytes) -> Invoice | None:
+        for row in self._rows(_INVOICES).values():
+            if row.payment_id == payment_id:
+                found: Invoice = row
+                return found
+        return None
+
+    async def list_page(
+        self, since: datetime, until: datetime, limit: int, offset: int,
+        *, company_id: int | None = None,
+    ) -> Page[Invoice]:
+        rows: list[Invoice] = [
+            r for r in self._rows(_INVOICES).values()
+            if since <= r.issued_at < until and company_id in (None, r.company_id)
+        ]
+        rows.sort(key=lambda r: (r.issued_at, r.id))
+        return Page(*page_of(rows, limit, offset))
+
+    async def add_credit_note(self, note: CreditNote) -> CreditNote:
+        for other in self._rows(_NOTES).values():
+            if (other.company_id, other.series, other.seq) == (
+                note.company_id, note.series, note.seq
+            ):
+                raise DuplicateKey("A credit note with this number exists")
+        return self._insert(_NOTES, evolve(note))
+
+    async def credit_notes_of(self, invoice_id: int) -> list[CreditNote]:
+        return [n for _, n in sorted(self._rows(_NOTES).items()) if n.invoice_id == invoice_id]

@@ -1,0 +1,83 @@
+"""SQL repository of invoices and credit notes (tables of revision r7), no update path."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import insert, select, true
+from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from adapters.mysql import tables as t
+from adapters.mysql.mapping import Mapper, evolve
+from adapters.mysql.repositories import Connect, SqlRepo, is_duplicate_key
+from domain.errors import DuplicateKey
+from domain.invoice import CreditNote, Invoice
+from ports.storage import Page
+
+_cnt = t.invoice_counter.c
+_inv = t.invoice.c
+
+
+class SqlInvoices(SqlRepo):
+    """Counters advance with one upsert that leaves the row locked until the transaction ends
+    (MariaDB: INSERT … ON DUPLICATE KEY UPDATE takes the row's exclusive lock; SQLite: the
+    write takes the database write lock), so numbers follow commit order without gaps."""
+
+    def __init__(self, connection: Connect, invoice: Mapper[Invoice], note: Mapper[CreditNote]):
+        super().__init__(connection)
+        self.mapper = invoice
+        self.notes = note
+
+    async def next_seq(self, company_id: int, series: str) -> int:
+        row = {"company_id": company_id, "series": series, "last_seq": 1}
+        if self.locks_rows:
+            stmt = mysql.insert(t.invoice_counter).values(row)
+            await self.conn.execute(stmt.on_duplicate_key_update(last_seq=_cnt.last_seq + 1))
+        else:
+            lite = sqlite.insert(t.invoice_counter).values(row)
+            await self.conn.execute(lite.on_conflict_do_update(
+                index_elements=["company_id", "series"], set_={"last_seq": _cnt.last_seq + 1}))
+        query = select(_cnt.last_seq).where(_cnt.company_id == company_id, _cnt.series == series)
+        return int((await self.conn.execute(query)).scalar_one())
+
+    async def add(self, invoice: Invoice) -> Invoice:
+        try:
+            result = await self.conn.execute(
+                insert(t.invoice).values(self.mapper.to_row(invoice))
+            )
+        except IntegrityError as error:
+            if is_duplicate_key(error):
+                raise DuplicateKey("An invoice with this payment or number exists") from None
+            raise
+        key = result.inserted_primary_key
+        assert key is not None
+        return evolve(invoice, id=int(key[0]))
+
+    async def get(self, invoice_id: int) -> Invoice | None:
+        query = select(*self.mapper.columns).where(_inv.id == invoice_id)
+        return await self._one(self.mapper, query)
+
+    async def get_by_payment(self, payment_id: bytes) -> Invoice | None:
+        query = select(*self.mapper.columns).where(_inv.payment_id == payment_id)
+        return await self._one(self.mapper, query)
+
+    async def list_page(
+        self, since: datetime, until: datetime, limit: int, offset: int,
+        *, company_id: int | None = None,
+    ) -> Page[Invoice]:
+        where = (_inv.issued_at >= since) & (_inv.issued_at < until)
+        where = where & (true() if company_id is None else _inv.company_id == company_id)
+        return await self._page(self.mapper, where, [_inv.issued_at, _inv.id], limit, offset)
+
+    async def add_credit_note(self, note: CreditNote) -> CreditNote:
+        result = await self.conn.execute(insert(t.credit_note).values(self.notes.to_row(note)))
+        key = result.inserted_primary_key
+        assert key is not None
+        return evolve(note, id=int(key[0]))
+
+    async def credit_notes_of(self, invoice_id: int) -> list[CreditNote]:
+        c = t.credit_note.c
+        query = select(*self.notes.columns).where(c.invoice_id == invoice_id).order_by(c.id)
+        return await self._all(self.notes, query)
+

@@ -1,0 +1,106 @@
+"""Issue an invoice inside the booking transaction, and credit notes against issued invoices."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from app.billing.errors import NotFound
+from domain.errors import InvalidInput
+from domain.invoice import (
+    CreditNote,
+    Invoice,
+    credit_note_series,
+    document_number,
+    invoice_series,
+)
+from domain.invoice_content import build_content
+from ports.clock import Clock
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+if TYPE_CHECKING:
+    from app.billing.completion import CompletedPayment
+
+
+class InvoiceNotFound(NotFound):
+    """No invoice with that id (404)."""
+
+
+async def issue_invoice(uow: UnitOfWork, done: CompletedPayment) -> Invoice:
+    """The booked payment's invoice, numbered in the seller's series of the year of issue.
+
+    Runs in the booking transaction (after the `is_paid` flip, which lets exactly one
+    completion through): the counter row stays locked until that transaction commits, so a
+    completion that dies gives its number back and concurrent ones queue — gapless. Seller and
+    buyer are read here and copied into the invoice: later edits of either never change it.
+    An invoice already issued for the payment is returned as it is.
+    """
+    payment, sub = done.payment, done.subscription
+    existing = await uow.invoices.get_by_payment(payment.id)
+    if existing is not None:
+        return existing
+    issued_at = payment.paid_at
+    assert issued_at is not None, "only a booked payment is invoiced"
+    seller = await uow.companies.get(sub.company_id)
+    buyer = await uow.users.get(payment.user_id)
+    if seller is None or buyer is None:  # impossible with the foreign keys
+        raise LookupError(f"payment {payment.id.hex()} has no company or user")
+    content = build_content(
+        payment=payment, subscription=sub, items=done.line_items, seller=seller, buyer=buyer,
+        issued_at=issued_at, supply=_supply(done, issued_at),
+    )
+    series = invoice_series(issued_at)
+    seq = await uow.invoices.next_seq(seller.id, series)
+    return await uow.invoices.add(Invoice(
+        id=0, company_id=seller.id, series=series, seq=seq,
+        number=document_number(series, seq), payment_id=payment.id, user_id=payment.user_id,
+        issued_at=issued_at, currency=content.currency, net=content.net, tax=content.tax,
+        total=content.total, content=content.to_json(),
+    ))
+
+
+def _supply(done: CompletedPayment, now: datetime) -> tuple[datetime, datetime] | None:
+    """The service period bought: the time credited, or for an upgrade the rest of the term."""
+    if done.credit is not None:
+        if done.credit.new_expiry > done.credit.base:
+            return done.credit.base, done.credit.new_expiry
+        return None
+    expires = done.subscription.expires
+    return (now, expires) if expires is not None and expires > now else None
+
+
+async def issue_credit_note(
+    uow_factory: UnitOfWorkFactory, clock: Clock, *, invoice_id: int, amount: int, reason: str,
+) -> CreditNote:
+    """A refund or correction of an issued invoice: a new document in the company's credit
+    note series; the invoice itself is never touched. The notes of one invoice never add up
+    to more than its total (checked under the counter lock, so two admins cannot both pass)."""
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("A credit note needs a reason")
+    if amount <= 0:
+        raise InvalidInput("A credit note's amount must be a positive integer")
+    now = clock.now()
+    async with uow_factory() as uow:
+        found = await uow.invoices.get(invoice_id)
+    if found is None:
+        raise InvoiceNotFound("Invoice not found")
+    series = credit_note_series(now)
+    async with uow_factory() as uow:
+        # the counter lock first: what is read after it was granted is what other issuers
+        # committed (MariaDB takes its read snapshot at the first plain read, not here)
+        seq = await uow.invoices.next_seq(found.company_id, series)
+        invoice = await uow.invoices.get(invoice_id) or found
+        credited = sum(n.amount for n in await uow.invoices.credit_notes_of(invoice.id))
+        if credited + amount > invoice.total:
+            raise InvalidInput(
+                f"Credit notes would exceed the invoice total ({credited} of "
+                f"{invoice.total} already credited)"
+            )
+        note = await uow.invoices.add_credit_note(CreditNote(
+            id=0, company_id=invoice.company_id, series=series, seq=seq,
+            number=document_number(series, seq), invoice_id=invoice.id, issued_at=now,
+            currency=invoice.currency, amount=amount, reason=reason[:255],
+        ))
+        await uow.commit()
+    return note

@@ -1,0 +1,143 @@
+"""Build an invoice's content from a booked payment, its subscription, seller and buyer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from domain.credit import payment_meta
+from domain.enums import SubscriptionPaymentType
+from domain.exchange import PASSTHROUGH_RATE, fiat_to_msat, msat_to_fiat
+from domain.invoice import (
+    CREDIT_APPLIED_KEY,
+    InvoiceContent,
+    InvoiceLine,
+    Party,
+    effective_tax_rate,
+    is_reverse_charge,
+)
+from domain.model import Company, LineItem, Subscription, SubscriptionPayment, User
+from domain.nip19 import npub
+from domain.tax import country_alpha3
+
+BTC = "BTC"
+_KIND = {
+    SubscriptionPaymentType.PURCHASE: "Purchase",
+    SubscriptionPaymentType.RENEWAL: "Renewal",
+    SubscriptionPaymentType.UPGRADE: "Upgrade",
+}
+
+
+def _lines(*parts: str | None) -> tuple[str, ...]:
+    return tuple(p for p in parts if p)
+
+
+def seller_party(company: Company) -> Party:
+    return Party(
+        name=company.name,
+        address=_lines(company.address_1, company.address_2,
+                       " ".join(_lines(company.postcode, company.city)) or None, company.state),
+        country=country_alpha3(company.country_code) or company.country_code,
+        tax_id=company.tax_id, email=company.email or None,
+    )
+
+
+def buyer_party(user: User) -> Party:
+    return Party(
+        name=user.billing_name or "",
+        address=_lines(user.billing_address_1, user.billing_address_2,
+                       " ".join(_lines(user.billing_postcode, user.billing_city)) or None,
+                       user.billing_state),
+        country=country_alpha3(user.country_code) or user.country_code,
+        tax_id=user.billing_tax_id,
+    )
+
+
+def reverse_charge_for(seller: Company, buyer: User) -> bool:
+    """The buyer accounts for the VAT (validated EU VAT id, another EU country than the seller):
+    quotes charge no tax, and the invoice says why."""
+    return is_reverse_charge(
+        country_alpha3(seller.country_code), country_alpha3(buyer.country_code),
+        buyer.billing_tax_id, buyer.billing_vat_validated,
+    )
+
+
+def invoice_currency(payment: SubscriptionPayment, subscription: Subscription) -> str:
+    """A Lightning payment of a fiat-listed subscription is invoiced in that fiat currency
+    (at the rate the payment used); anything else in the currency paid."""
+    listed = subscription.currency.upper()
+    if payment.currency.upper() == BTC and listed != BTC and payment.rate != PASSTHROUGH_RATE:
+        return listed
+    return payment.currency.upper()
+
+
+def credit_applied(payment: SubscriptionPayment, currency: str) -> int:
+    """Account credit that paid part of the payment (`credit_applied` in its metadata), in the
+    invoice currency; a credit in BTC or in the rate's fiat is converted at the payment's rate."""
+    raw: Any = payment_meta(payment).get(CREDIT_APPLIED_KEY)
+    if not isinstance(raw, dict):
+        return 0
+    amount, unit = raw.get("amount"), str(raw.get("currency", currency)).upper()
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        return 0
+    if unit == currency:
+        return amount
+    if unit == BTC and payment.rate != PASSTHROUGH_RATE:
+        return msat_to_fiat(amount, payment.rate)
+    if currency == BTC and payment.rate != PASSTHROUGH_RATE:
+        return fiat_to_msat(amount, payment.rate)
+    return 0  # no rate links the two currencies: the charged amounts stand alone
+
+
+def _split_gross(gross: int, rate: Decimal) -> tuple[int, int]:
+    """Net and tax of a gross amount at `rate` percent (net rounded half up, tax the rest)."""
+    exact = Fraction(gross * 100) / (100 + Fraction(rate))
+    net = (2 * exact.numerator + exact.denominator) // (2 * exact.denominator)
+    return net, gross - net
+
+
+def build_content(
+    *,
+    payment: SubscriptionPayment,
+    subscription: Subscription,
+    items: Sequence[LineItem],
+    seller: Company,
+    buyer: User,
+    issued_at: datetime,
+    supply: tuple[datetime, datetime] | None,
+) -> InvoiceContent:
+    """The invoice of a paid payment. The service line is the full value bought: what was
+    charged plus any account credit applied (split at the charged tax rate); the processing
+    fee is its own untaxed line; `charged` = total − credit applied."""
+    cur = invoice_currency(payment, subscription)
+
+    def shown(amount: int) -> int:
+        return msat_to_fiat(amount, payment.rate) if cur != payment.currency.upper() else amount
+
+    # the rate from the amounts as charged (msat for Lightning), before any rounding to cents
+    rate = effective_tax_rate(payment.amount, payment.tax)
+    net, tax, fee = shown(payment.amount), shown(payment.tax), shown(payment.processing_fee)
+    credit = credit_applied(payment, cur)
+    if credit:
+        net, tax = _split_gross(net + tax + credit, rate)
+    names = ", ".join(item.name for item in items) or subscription.name
+    lines = [InvoiceLine(description=f"{_KIND[payment.payment_type]}: {names}",
+                         net=net, tax_rate=rate, tax=tax)]
+    if fee:
+        lines.append(InvoiceLine(description="Payment processing fee", net=fee,
+                                 tax_rate=Decimal(0), tax=0))
+    seller_p, buyer_p = seller_party(seller), buyer_party(buyer)
+    lightning = payment.currency.upper() == BTC
+    return InvoiceContent(
+        seller=seller_p, buyer=buyer_p, buyer_npub=npub(buyer.pubkey), issued_at=issued_at,
+        supply_from=None if supply is None else supply[0],
+        supply_to=None if supply is None else supply[1],
+        currency=cur, lines=tuple(lines), payment_id=payment.id.hex(),
+        payment_method=payment.payment_method.display_name, credit_applied=credit,
+        btc_msat=payment.total if lightning else None,
+        btc_rate=payment.rate if lightning and cur != BTC else None,
+        reverse_charge=reverse_charge_for(seller, buyer),
+    )

@@ -1,0 +1,43 @@
+"""Storage port of invoices and credit notes: gapless numbers, append only, no update path."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from domain.invoice import CreditNote, Invoice
+from ports.storage.common import Page
+
+
+class Invoices(Protocol):
+    """Issued documents are never updated or deleted: there is no method for it.
+
+    `next_seq` takes the (company, series) counter row's lock until the transaction ends, so
+    numbers are handed out in commit order: a rolled-back transaction gives its number back
+    and concurrent issuers queue, which keeps every series gapless and free of duplicates.
+    """
+
+    async def next_seq(self, company_id: int, series: str) -> int:
+        """The next number of the series (1 for a new one), counter row locked and advanced."""
+        ...
+
+    async def add(self, invoice: Invoice) -> Invoice:
+        """Store an issued invoice; DuplicateKey when its payment or number exists already."""
+        ...
+
+    async def get(self, invoice_id: int) -> Invoice | None: ...
+
+    async def get_by_payment(self, payment_id: bytes) -> Invoice | None: ...
+
+    async def list_page(
+        self, since: datetime, until: datetime, limit: int, offset: int,
+        *, company_id: int | None = None,
+    ) -> Page[Invoice]:
+        """Issued in [since, until), by issue time then id."""
+        ...
+
+    async def add_credit_note(self, note: CreditNote) -> CreditNote: ...
+
+    async def credit_notes_of(self, invoice_id: int) -> list[CreditNote]:
+        """The invoice's credit notes, oldest first."""
+        ...

@@ -1,0 +1,127 @@
+"""`?format=pdf`: a real PDF of the issued invoice, rendered to PNG and read back from its text
+layer (pypdfium2): number, seller, buyer, supply period, tax, BTC rate, credit applied."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import attrs
+import pypdfium2 as pdfium
+import pytest
+
+from domain.tax import TaxRates
+from tests.http.apiapp import ALICE, ApiClient, api_client
+from tests.http.test_routes_invoice import invoice_link
+from tests.http.vm_helpers import build, order, renew, settle, user_of
+
+#: set to a path to keep the rendered first page (docs/invoice-example.png was made so)
+KEEP_PNG = os.environ.get("LNVPS_INVOICE_PNG")
+
+
+@pytest.fixture
+async def c() -> AsyncIterator[ApiClient]:
+    async with api_client(build(tax_rates=TaxRates({"DEU": Decimal(19)}))) as client:
+        yield client
+
+
+async def _billing_details(c: ApiClient, *, validated: bool) -> None:
+    user = await user_of(c.api, ALICE)
+    async with c.api.store() as uow:
+        await uow.users.update(attrs.evolve(
+            user, billing_name="Alice Example GmbH", billing_address_1="Hauptstr. 1",
+            billing_city="Berlin", billing_postcode="10115", country_code="DE",
+            billing_tax_id="DE811907980", billing_vat_validated=validated))
+        company = await uow.companies.get(c.demo.company)
+        assert company is not None
+        await uow.companies.update(attrs.evolve(
+            company, address_1="1 Main Street", city="Cork", country_code="IE",
+            tax_id="IE6388047V"))
+        await uow.commit()
+
+
+async def _paid_renewal(c: ApiClient, credit: int = 0, vm_id: int | None = None) -> str:
+    """A paid Purchase of a new VM, or a paid Renewal of `vm_id`."""
+    if vm_id is None:
+        vm_id = (await order(c, ALICE))["id"]
+    payment = await renew(c, ALICE, vm_id)
+    if credit:  # what the credit balance writes when credit paid part of the renewal
+        async with c.api.store() as uow:
+            stored = await uow.payments.get(bytes.fromhex(payment["id"]))
+            assert stored is not None
+            meta = {**(stored.metadata or {}),
+                    "credit_applied": {"amount": credit, "currency": "EUR"}}
+            await uow.payments.update(attrs.evolve(stored, metadata=meta))
+            await uow.commit()
+    await settle(c.api, payment["id"])
+    return str(payment["id"])
+
+
+async def _pdf_text(c: ApiClient, payment_id: str, png: Path | None = None) -> str:
+    resp = await c.client.get(invoice_link(c, payment_id) + "&format=pdf")
+    assert resp.status == 200 and resp.content_type == "application/pdf"
+    body = await resp.read()
+    assert body.startswith(b"%PDF-")
+    pdf = pdfium.PdfDocument(body)
+    try:
+        page = pdf[0]
+        image = page.render(scale=2).to_pil()
+        assert image.width > 1000 and image.getbbox() is not None  # a drawn A4 page
+        if png is not None:
+            image.save(png)
+        text: str = page.get_textpage().get_text_range()
+    finally:
+        pdf.close()
+    return " ".join(text.split())
+
+
+async def test_the_pdf_carries_the_number_and_every_eu_field(c: ApiClient, tmp_path: Path) -> None:
+    await _billing_details(c, validated=True)
+    payment_id = await _paid_renewal(c)
+    text = await _pdf_text(c, payment_id, tmp_path / "page.png")
+    assert (tmp_path / "page.png").stat().st_size > 10_000
+    async with c.api.store() as uow:
+        issued = await uow.invoices.get_by_payment(bytes.fromhex(payment_id))
+    assert issued is not None and issued.number == "2026-000001"
+    for expected in (f"Invoice number: {issued.number}", "Date of issue: 2026-06-17",
+                     "Date of supply: 2026-06-17 to 2026-07-17", "Demo Hosting Ltd", "Cork",
+                     "VAT/Tax ID: IE6388047V", "Alice Example GmbH", "Berlin", "DEU",
+                     "VAT/Tax ID: DE811907980", "Purchase: VM1 - Tiny", "EUR 2.70 0 % EUR 0.00",
+                     "Paid over Lightning: BTC", "at 1 BTC = EUR", "Reverse charge"):
+        assert expected in text, (expected, text)
+    # the HTML page shows the same number, the payment id and the reverse-charge wording
+    page = await (await c.client.get(invoice_link(c, payment_id))).text()
+    assert issued.number in page and payment_id in page and "Reverse charge" in page
+
+
+async def test_a_renewal_paid_partly_from_credit_shows_the_credit_line(c: ApiClient) -> None:
+    await _billing_details(c, validated=False)
+    await _paid_renewal(c)
+    vm = await order(c, ALICE)
+    await settle(c.api, (await renew(c, ALICE, vm["id"]))["id"])
+    payment_id = await _paid_renewal(c, credit=150, vm_id=vm["id"])
+    text = await _pdf_text(c, payment_id, Path(KEEP_PNG) if KEEP_PNG else None)
+    async with c.api.store() as uow:
+        issued = await uow.invoices.get_by_payment(bytes.fromhex(payment_id))
+    assert issued is not None
+    doc = issued.document
+    assert issued.number == "2026-000003" and doc.lines[0].description.startswith("Renewal")
+    assert doc.credit_applied == 150 and doc.charged == doc.total - 150
+    # charged 2.70 + 19 % tax (0.51) = 3.21, plus 1.50 of credit: 4.71 gross at 19 %
+    assert (doc.lines[0].net, doc.lines[0].tax, doc.lines[0].tax_rate) == (396, 75, Decimal(19))
+    assert "Credit applied -EUR 1.50" in text, text
+    assert f"Amount charged EUR {doc.charged / 100:.2f}" in text, text
+    assert "Reverse charge" not in text
+
+
+async def test_pdf_refusals(c: ApiClient) -> None:
+    payment_id = await _paid_renewal(c)
+    bad = await c.client.get(invoice_link(c, payment_id) + "&format=doc")
+    assert bad.status == 400
+    vm = await order(c, ALICE)
+    unpaid = (await renew(c, ALICE, vm["id"]))["id"]
+    resp = await c.client.get(invoice_link(c, unpaid) + "&format=pdf")
+    assert resp.content_type == "text/plain"
+    assert "Payment is not paid" in await resp.text()

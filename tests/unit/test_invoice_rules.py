@@ -1,0 +1,110 @@
+"""Invoice rules: numbers, reverse charge, the tax rate a charged tax stands for, Lightning
+amounts shown in the listed currency, the credit-applied line, and the snapshot round trip."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.invoice import (
+    InvoiceContent,
+    credit_note_series,
+    document_number,
+    effective_tax_rate,
+    invoice_series,
+    is_reverse_charge,
+)
+from domain.invoice_content import build_content
+from domain.model import Company, Subscription, SubscriptionPayment, User
+from domain.tax import tax_on
+
+NOW = datetime(2027, 3, 4, 10, 0, tzinfo=UTC)
+SELLER = Company(id=1, created=NOW, name="Seller Ltd", country_code="IE", tax_id="IE1")
+
+
+def _buyer(**kw: Any) -> User:
+    fields: dict[str, Any] = {"id": 7, "pubkey": b"\x02" * 32, "created": NOW,
+                              "billing_name": "Buyer", "country_code": "DE"}
+    return User(**{**fields, **kw})
+
+
+def _payment(**kw: Any) -> SubscriptionPayment:
+    fields: dict[str, Any] = {
+        "id": b"\x05" * 32, "subscription_id": 3, "user_id": 7, "created": NOW, "expires": NOW,
+        "amount": 1000, "currency": "EUR", "payment_method": PaymentMethod.REVOLUT,
+        "payment_type": SubscriptionPaymentType.RENEWAL, "external_data": "", "tax": 0,
+        "rate": Decimal(1), "is_paid": True, "paid_at": NOW,
+    }
+    return SubscriptionPayment(**{**fields, **kw})
+
+
+SUB = Subscription(id=3, user_id=7, company_id=1, name="VPS", created=NOW, currency="EUR")
+
+
+def _content(payment: SubscriptionPayment, buyer: User | None = None) -> InvoiceContent:
+    return build_content(payment=payment, subscription=SUB, items=[], seller=SELLER,
+                         buyer=buyer or _buyer(), issued_at=NOW, supply=None)
+
+
+def test_numbers_and_series() -> None:
+    assert invoice_series(NOW) == "2027" and credit_note_series(NOW) == "CN-2027"
+    assert document_number("2027", 123) == "2027-000123"
+    with pytest.raises(ValueError):
+        document_number("2027", 0)
+
+
+def test_reverse_charge_needs_a_validated_id_and_two_eu_countries() -> None:
+    assert is_reverse_charge("IRL", "DEU", "DE1", True)
+    assert not is_reverse_charge("IRL", "DEU", "DE1", False)  # not validated
+    assert not is_reverse_charge("IRL", "IRL", "IE2", True)  # same country
+    assert not is_reverse_charge("IRL", "USA", "US1", True)  # outside the EU
+    assert not is_reverse_charge("IRL", "DEU", None, True)  # no id
+    validated = _buyer(billing_tax_id="DE1", billing_vat_validated=True)
+    assert _content(_payment(), validated).reverse_charge
+    assert not _content(_payment(), _buyer(billing_tax_id="DE1")).reverse_charge
+
+
+@given(net=st.integers(1, 10**12), rate=st.sampled_from(["0", "7", "19", "20", "23", "8.1"]))
+def test_the_charged_tax_gives_back_its_configured_rate(net: int, rate: str) -> None:
+    tax = tax_on(net, Decimal(rate))
+    shown = effective_tax_rate(net, tax)
+    assert tax_on(net, shown) == tax  # always a rate that gives the tax charged
+    if net >= 10_000 and tax:
+        assert shown == Decimal(rate)  # and for any real amount, the configured one
+
+
+def test_lightning_is_invoiced_in_the_listed_currency_with_the_btc_amount_and_rate() -> None:
+    # EUR 10.00 at 50 000 EUR/BTC is 20 000 sat; 23 % tax; a 1 000 sat (EUR 0.50) fee
+    paid = _payment(amount=20_000_000, tax=4_600_000, processing_fee=1_000_000, currency="BTC",
+                    payment_method=PaymentMethod.LIGHTNING, rate=Decimal(50_000))
+    doc = _content(paid)
+    assert doc.currency == "EUR" and doc.btc_msat == paid.total and doc.btc_rate == 50_000
+    service, fee = doc.lines
+    assert (service.net, service.tax, service.tax_rate) == (1000, 230, Decimal(23))
+    assert (fee.net, fee.tax) == (50, 0)
+    assert doc.total == 1280 and doc.charged == 1280
+
+
+@given(amount=st.integers(0, 10**9), tax_pct=st.sampled_from([0, 19, 23]),
+       credit=st.integers(1, 10**9))
+def test_credit_applied_is_a_line_and_the_charge_is_the_rest(
+    amount: int, tax_pct: int, credit: int
+) -> None:
+    tax = tax_on(amount, Decimal(tax_pct))
+    meta = {"credit_applied": {"amount": credit, "currency": "EUR"}}
+    doc = _content(_payment(amount=amount, tax=tax, metadata=meta))
+    assert doc.credit_applied == credit
+    assert doc.total == amount + tax + credit and doc.charged == amount + tax
+    assert InvoiceContent.from_json(doc.to_json()) == doc
+
+
+def test_malformed_credit_is_ignored() -> None:
+    for raw in ({"amount": -5, "currency": "EUR"}, {"amount": True}, "x",
+                {"amount": 5, "currency": "USD"}):
+        assert _content(_payment(metadata={"credit_applied": raw})).credit_applied == 0
