@@ -16,6 +16,7 @@ from adapters.mysql.billing_repos import (
     SqlPayments,
     SqlSubscriptions,
 )
+from adapters.mysql.credit_repos import SqlCreditLedger
 from adapters.mysql.mapping import Mapper
 from adapters.mysql.product_repos import (
     SqlIdempotencyKeys,
@@ -44,6 +45,7 @@ from adapters.mysql.repositories import (
 from adapters.mysql.vm_repos import SqlVmHistories, SqlVms
 from adapters.mysql.worker_repos import SqlWorkerCursors, SqlWorkerLeases
 from domain import model as m
+from domain.account_credit import CreditEntry
 from ports.secrets import SecretBox
 
 #: columns stored as `ENC:` ciphertext (schema.md §2)
@@ -91,6 +93,7 @@ class Mappers:
         self.ip_range_subscription = mapper(t.ip_range_subscription, m.IpRangeSubscription)
         self.payment_method = mapper(t.payment_method_config, m.PaymentMethodConfig)
         self.admin_audit = mapper(t.admin_audit, m.AdminAudit)
+        self.credit_entry = mapper(t.user_credit_ledger, CreditEntry)
 
 
 class SqlUnitOfWork:
@@ -129,6 +132,7 @@ class SqlUnitOfWork:
         self.worker_leases = SqlWorkerLeases(c)
         self.worker_cursors = SqlWorkerCursors(c)
         self.admin_audit = SqlAdminAudits(c, mp.admin_audit)
+        self.credit_ledger = SqlCreditLedger(c, mp.credit_entry)
 
     def _connection(self) -> AsyncConnection:
         if self._conn is None:

@@ -20,6 +20,7 @@ from ports.storage.catalogue import (
     Templates,
 )
 from ports.storage.common import Catalogue, Page, Records, Removable
+from ports.storage.credit import CreditLedger
 from ports.storage.identity import Companies, Permission, Roles, SshKeys, Users
 from ports.storage.marks import IdempotencyKeys, IdempotencyRecord, LifecycleMarks
 from ports.storage.payments import LegacyPayments, Payments
@@ -96,6 +97,8 @@ class UnitOfWork(Protocol):
     def worker_cursors(self) -> WorkerCursors: ...
     @property
     def admin_audit(self) -> AdminAudits: ...
+    @property
+    def credit_ledger(self) -> CreditLedger: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -118,6 +121,7 @@ __all__ = [
     "Catalogue",
     "Companies",
     "CostPlans",
+    "CreditLedger",
     "CustomPricings",
     "CustomTemplates",
     "HostDisks",

@@ -15,6 +15,7 @@ R3_ADD_EMAIL_HASH = "add_email_hash_20260615000000"
 R4_LIFECYCLE_IDEMPOTENCY = "lnvps_lifecycle_and_idempotency"
 R5_WORKER_LEASES_CURSORS = "lnvps_worker_leases_and_cursors"
 R6_ADMIN_AUDIT_GRANTS = "lnvps_admin_audit_and_grants"
+R8_CREDIT_LEDGER = "lnvps_credit_ledger"
 REVISIONS = (
     R1_LEGACY,
     R2_VM_SUBSCRIPTION_LINK,
@@ -22,6 +23,7 @@ REVISIONS = (
     R4_LIFECYCLE_IDEMPOTENCY,
     R5_WORKER_LEASES_CURSORS,
     R6_ADMIN_AUDIT_GRANTS,
+    R8_CREDIT_LEDGER,
 )
 HEAD = REVISIONS[-1]
 

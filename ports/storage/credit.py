@@ -1,0 +1,48 @@
+"""Storage port of account credit: per-currency balances and their append-only ledger."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from domain.account_credit import CreditEntry, CreditReason
+from ports.storage.common import Page
+
+
+class CreditLedger(Protocol):
+    """Balances are kept next to the ledger so one row can be locked; balance = ledger sum.
+
+    Writers call `lock` first, then `book`, in one unit of work: `lock` holds the user's
+    balance row of that currency (creating it at 0) until the transaction ends, so two
+    bookings for one user and currency run one after the other.
+    """
+
+    async def lock(self, user_id: int, currency: str) -> int:
+        """Lock (creating at 0 if missing) the balance row; return the balance."""
+        ...
+
+    async def book(self, entry: CreditEntry) -> CreditEntry | None:
+        """Append `entry` (id 0) and move the locked balance by its amount; the stored entry.
+
+        None, and nothing written, when an entry with the same user, currency, reason and
+        (non-null) reference exists: the same event is booked once. A balance that would
+        go below zero raises `InsufficientCredit` and writes nothing.
+        """
+        ...
+
+    async def find(
+        self, user_id: int, currency: str, reason: CreditReason, reference: str
+    ) -> CreditEntry | None: ...
+
+    async def balances(self, user_id: int) -> dict[str, int]:
+        """Every currency the user has a balance row in (zero ones too), by code."""
+        ...
+
+    async def list_page(
+        self, user_id: int, limit: int, offset: int, *, currency: str | None = None
+    ) -> Page[CreditEntry]:
+        """The user's entries newest first (id descending), optionally one currency's."""
+        ...
+
+    async def list_by_reference(self, reference: str) -> list[CreditEntry]:
+        """Every entry of any user with this reference, oldest first."""
+        ...
