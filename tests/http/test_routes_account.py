@@ -14,7 +14,7 @@ from adapters.http.routes_account import add_account_routes
 from tests.http.apiapp import ALICE, BOB, SSH_PUBLIC_KEY, ApiClient, api_client, build_api_app
 
 ACCOUNT = "/api/v1/account"
-FRESH = {
+FRESH: dict[str, Any] = {
     "contact_nip17": True, "contact_email": False, "country_code": None, "name": None,
     "address_1": None, "address_2": None, "state": None, "city": None, "postcode": None,
     "tax_id": None, "nwc_connection_string": None, "credit": [],
