@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from enum import IntEnum
 from typing import Any
@@ -139,6 +140,74 @@ def credit_applied(meta: dict[str, Any]) -> tuple[int, str] | None:
     return (amount, currency) if isinstance(currency, str) else None
 
 
-def applied_json(amount: int, currency: str) -> dict[str, Any]:
-    """The `credit_applied` metadata value the invoice renders as its credit line."""
-    return {"amount": amount, "currency": currency}
+def applied_json(amount: int, currency: str, charged: int) -> dict[str, Any]:
+    """The `credit_applied` metadata value the invoice renders as its credit line; `charged`
+    is its worth in the payment's own currency (msat for Lightning)."""
+    return {"amount": amount, "currency": currency, "charged": charged}
+
+
+@attrs.frozen(kw_only=True)
+class CreditSplit:
+    """How a quote is paid: `credit` from the balance (its currency's smallest units),
+    worth `charged_credit` in the quote's charged units; the rest is charged outside."""
+
+    credit: int
+    charged_credit: int
+    amount: int
+    tax: int
+    processing_fee: int
+
+    @property
+    def fully_covered(self) -> bool:
+        return self.amount == 0 and self.tax == 0 and self.processing_fee == 0
+
+
+def _ceil_share(part: int, numerator: int, denominator: int) -> int:
+    return -(-part * numerator // denominator)
+
+
+def split_quote(
+    *,
+    balance: int,
+    amount: int,
+    tax: int,
+    processing_fee: int,
+    to_charged: Callable[[int], int],
+    to_balance: Callable[[int], int],
+) -> CreditSplit | None:
+    """Pay a quote's net `amount` from `balance` first (None: nothing to apply).
+
+    Credit is net value (a refund of unused time carries no tax, R10.4), so it pays the net
+    amount; tax and fee fall in the same proportion, rounded up so the operator is never
+    short. `to_charged` converts balance units into the quote's charged units and
+    `to_balance` back (identity when both are one currency; the quote's own BTC rate for a
+    Lightning quote of a fiat balance). A balance worth the whole amount pays all of it with
+    the least credit that is worth it; a smaller one is used whole.
+    """
+    if balance <= 0 or amount <= 0:
+        return None
+    if to_charged(balance) >= amount:
+        needed = max(1, to_balance(amount))
+        while to_charged(needed) < amount:
+            needed += 1
+        needed = min(needed, balance)
+        return CreditSplit(credit=needed, charged_credit=amount, amount=0, tax=0,
+                           processing_fee=0)
+    worth = to_charged(balance)
+    if worth <= 0:
+        return None
+    rest = amount - worth
+    return CreditSplit(
+        credit=balance,
+        charged_credit=worth,
+        amount=rest,
+        tax=_ceil_share(tax, rest, amount),
+        processing_fee=_ceil_share(processing_fee, rest, amount),
+    )
+
+
+def charged_credit(meta: dict[str, Any]) -> int:
+    """The charged-units worth of the credit a payment's metadata says was applied (0: none)."""
+    value = meta.get(CREDIT_APPLIED_KEY)
+    worth = value.get("charged") if isinstance(value, dict) else None
+    return worth if isinstance(worth, int) and not isinstance(worth, bool) and worth > 0 else 0

@@ -60,5 +60,22 @@ class MemoryCreditLedger(Repo):
     async def list_by_reference(self, reference: str) -> list[CreditEntry]:
         return [e for e in self._entries() if e.reference == reference]
 
+    async def list_unreleased_spent(self, limit: int) -> list[CreditEntry]:
+        entries = self._entries()
+        released = {
+            (e.user_id, e.currency, e.reference)
+            for e in entries
+            if e.reason is CreditReason.RELEASED
+        }
+        spent = [
+            e
+            for e in entries
+            if e.reason is CreditReason.SPENT
+            and e.reference is not None
+            and not e.reference.startswith("late:")
+            and (e.user_id, e.currency, e.reference) not in released
+        ]
+        return spent[:limit]
+
     def _entries(self) -> list[CreditEntry]:
         return [e for _, e in sorted(self._rows(_LEDGER).items())]

@@ -105,3 +105,28 @@ class SqlCreditLedger(SqlRepo):
     async def list_by_reference(self, reference: str) -> list[CreditEntry]:
         query = select(*self.mapper.columns).where(_led.reference == reference).order_by(_led.id)
         return await self._all(self.mapper, query)
+
+    async def list_unreleased_spent(self, limit: int) -> list[CreditEntry]:
+        rel = t.user_credit_ledger.alias("released")
+        released = (
+            select(rel.c.id)
+            .where(
+                rel.c.user_id == _led.user_id,
+                rel.c.currency == _led.currency,
+                rel.c.reference == _led.reference,
+                rel.c.reason == CreditReason.RELEASED,
+            )
+            .exists()
+        )
+        query = (
+            select(*self.mapper.columns)
+            .where(
+                _led.reason == CreditReason.SPENT,
+                _led.reference.is_not(None),
+                _led.reference.not_like("late:%"),
+                ~released,
+            )
+            .order_by(_led.id)
+            .limit(limit)
+        )
+        return await self._all(self.mapper, query)

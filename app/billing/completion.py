@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import attrs
 
+from app.billing.credit_quote import respend_released
 from app.billing.errors import PaymentNotFound, VmNotFound
 from app.billing.price_in_force import cancel_quietly
 from app.billing.rails import PaymentRails
@@ -172,6 +173,9 @@ class _Booking:
         payment = done.payment
         now = payment.paid_at
         assert now is not None
+        problem = await respend_released(uow, payment)  # credit given back, then paid: issue 13
+        if problem is not None:
+            self.problems.append(problem)
         for item in done.line_items:
             if item.subscription_type is SubscriptionType.IP_RANGE and not done.is_upgrade:
                 for sold in await uow.ip_range_subscriptions.list_by_line_item(item.id):

@@ -46,3 +46,8 @@ class CreditLedger(Protocol):
     async def list_by_reference(self, reference: str) -> list[CreditEntry]:
         """Every entry of any user with this reference, oldest first."""
         ...
+
+    async def list_unreleased_spent(self, limit: int) -> list[CreditEntry]:
+        """SPENT entries on quotes (reference = a payment id) with no RELEASED entry of the
+        same user, currency and reference yet, oldest first."""
+        ...

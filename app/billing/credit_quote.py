@@ -1,0 +1,235 @@
+"""Renewals and upgrades pay from the account balance first; the rest is invoiced outside.
+
+When credit is debited: at quote time, in the transaction that stores the payment (a SPENT
+entry whose reference is the payment id, under the subscription lock and then the balance
+lock). That keeps the balance exact at every moment: two quotes can never both count on the
+same credit, and the payment carries `credit_applied` from birth. A quote that expires unpaid
+gives its credit back through `release_expired_credit` (a RELEASED entry with the same
+reference, booked once). A quote the balance covers fully is stored with amount 0, no
+external invoice (no provider id), the requested method kept, and completed at once through
+the normal completion use case (exactly once, D9).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import attrs
+
+from app.billing.credit_balance import book_in
+from app.billing.rails import PricedPayment
+from domain.account_credit import (
+    CREDIT_APPLIED_KEY,
+    CreditReason,
+    CreditSplit,
+    InsufficientCredit,
+    applied_json,
+    checked_entry,
+    credit_applied,
+    split_quote,
+)
+from domain.credit import payment_meta
+from domain.errors import DomainError
+from domain.exchange import fiat_to_msat, msat_to_fiat
+from domain.model import SubscriptionPayment
+from domain.money import Currency
+from ports.clock import Clock
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+#: completes a payment by id (the HTTP layer passes the completion use case).
+Settle = Callable[[bytes], Awaitable[object]]
+#: a fully covered quote is "payable" (already settled) for as long as a Lightning invoice.
+COVERED_EXPIRY = timedelta(minutes=10)
+PAYMENT_ID_BYTES = 32
+
+
+class CreditChanged(DomainError):
+    """The balance changed while the quote was made; nothing was stored (409)."""
+
+    kind = "conflict"
+
+
+def _converters(
+    balance_currency: Currency, charged: Currency, rate: Decimal
+) -> tuple[Callable[[int], int], Callable[[int], int]] | None:
+    if charged is balance_currency:
+        return (lambda n: n), (lambda n: n)
+    if charged is Currency.BTC and balance_currency.is_fiat and rate > 0:
+        return (lambda n: fiat_to_msat(n, rate)), (lambda n: msat_to_fiat(n, rate))
+    return None
+
+
+async def apply_balance(
+    uow: UnitOfWork, priced: PricedPayment, list_currency: str
+) -> PricedPayment:
+    """`priced` paid from the user's balance in the subscription's currency first (read, not
+    locked: `spend_in` checks it again under the lock when the payment is stored)."""
+    try:
+        balance_currency = Currency.parse(list_currency)
+    except DomainError:
+        return priced
+    convert = _converters(balance_currency, priced.currency, priced.rate)
+    if convert is None:
+        return priced
+    balance = (await uow.credit_ledger.balances(priced.user_id)).get(balance_currency.value, 0)
+    split = split_quote(
+        balance=balance,
+        amount=priced.amount,
+        tax=priced.tax,
+        processing_fee=priced.processing_fee,
+        to_charged=convert[0],
+        to_balance=convert[1],
+    )
+    if split is None:
+        return priced
+    return _with_split(priced, split, balance_currency)
+
+
+def _with_split(priced: PricedPayment, split: CreditSplit, currency: Currency) -> PricedPayment:
+    meta = dict(priced.metadata) if isinstance(priced.metadata, dict) else {}
+    meta[CREDIT_APPLIED_KEY] = applied_json(split.credit, currency.value, split.charged_credit)
+    return attrs.evolve(
+        priced,
+        amount=split.amount,
+        tax=split.tax,
+        processing_fee=split.processing_fee,
+        metadata=meta,
+    )
+
+
+def is_covered(priced: PricedPayment) -> bool:
+    """Paid wholly from the balance: nothing to invoice outside."""
+    applied = credit_applied(priced.metadata if isinstance(priced.metadata, dict) else {})
+    return applied is not None and priced.amount + priced.tax + priced.processing_fee == 0
+
+
+def covered_payment(priced: PricedPayment, now: datetime) -> SubscriptionPayment:
+    """The stored record of a fully covered quote: no invoice, no provider id, amount 0."""
+    return SubscriptionPayment(
+        id=secrets.token_bytes(PAYMENT_ID_BYTES),
+        subscription_id=priced.subscription_id,
+        user_id=priced.user_id,
+        created=now,
+        expires=now + COVERED_EXPIRY,
+        amount=0,
+        currency=priced.currency.value,
+        payment_method=priced.method,
+        payment_type=priced.payment_type,
+        external_data="",
+        rate=priced.rate,
+        tax=0,
+        processing_fee=0,
+        external_id=None,
+        time_value=priced.time_value,
+        metadata=priced.metadata,
+    )
+
+
+async def spend_in(uow: UnitOfWork, payment: SubscriptionPayment) -> None:
+    """Debit the credit `payment` applies, once (reference: its id), in the storing
+    transaction; call it before the payment row is inserted (lock order). A balance that
+    no longer covers it is `CreditChanged` (409): the caller stores nothing."""
+    applied = credit_applied(payment_meta(payment))
+    if applied is None:
+        return
+    amount, currency = applied
+    entry = checked_entry(
+        user_id=payment.user_id,
+        currency=currency,
+        amount=-amount,
+        reason=CreditReason.SPENT,
+        reference=payment.id.hex(),
+        note=f"{payment.payment_type.name.lower()} of subscription {payment.subscription_id}",
+        created=payment.created,
+    )
+    try:
+        await book_in(uow, entry)
+    except InsufficientCredit:
+        raise CreditChanged("The credit balance changed while the quote was made; ask again") \
+            from None
+
+
+async def settle_covered(
+    uow_factory: UnitOfWorkFactory, payment: SubscriptionPayment, settle: Settle
+) -> SubscriptionPayment:
+    """Complete a fully covered payment now and return it as stored (paid)."""
+    await settle(payment.id)
+    async with uow_factory() as uow:
+        stored = await uow.payments.get(payment.id)
+    return stored or payment
+
+
+async def release_expired_credit(
+    uow_factory: UnitOfWorkFactory, clock: Clock, *, limit: int = 200
+) -> int:
+    """Give back the credit of quotes that ended unpaid (expired by time or by a D23/D24
+    sweep); how many were released. Each release is booked once (reference: the payment id),
+    so running it again, or on two workers, releases nothing twice.
+    TODO(issue 13): call it from the worker's periodic checks (the worker loop is another
+    helper's area). A payment settled after its release spends the credit again at
+    completion (`respend_released`).
+    """
+    now = clock.now()
+    released = 0
+    async with uow_factory() as uow:
+        spent = await uow.credit_ledger.list_unreleased_spent(limit)
+    for entry in spent:
+        assert entry.reference is not None
+        try:
+            payment_id = bytes.fromhex(entry.reference)
+        except ValueError:
+            continue
+        async with uow_factory() as uow:
+            # lock order: subscription, then balance (as completion and quotes take them)
+            payment = await uow.payments.get(payment_id)
+            if payment is None or payment.is_paid:
+                continue
+            await uow.subscriptions.get_for_update(payment.subscription_id)
+            payment = await uow.payments.get(payment_id)
+            if payment is None or payment.is_paid or payment.expires > now:
+                continue
+            booked = await book_in(
+                uow,
+                checked_entry(
+                    user_id=entry.user_id,
+                    currency=entry.currency,
+                    amount=-entry.amount,
+                    reason=CreditReason.RELEASED,
+                    reference=entry.reference,
+                    note="the quote expired unpaid",
+                    created=now,
+                ),
+            )
+            await uow.commit()
+            released += 0 if booked.replayed else 1
+    return released
+
+
+
+async def respend_released(uow: UnitOfWork, payment: SubscriptionPayment) -> str | None:
+    """In the completion transaction: a payment whose credit was released (it expired) and
+    that is paid after all spends it again, once, so the time it buys is not had for free.
+    What the balance no longer holds is spent as far as it goes; the shortfall is returned
+    as a problem for the operator (the balance never goes below zero)."""
+    applied = credit_applied(payment_meta(payment))
+    if applied is None:
+        return None
+    amount, currency = applied
+    ref = payment.id.hex()
+    if await uow.credit_ledger.find(payment.user_id, currency, CreditReason.RELEASED, ref) is None:
+        return None
+    balance = await uow.credit_ledger.lock(payment.user_id, currency)
+    taken = min(amount, balance)
+    if taken > 0:
+        await book_in(uow, checked_entry(
+            user_id=payment.user_id, currency=currency, amount=-taken,
+            reason=CreditReason.SPENT, reference=f"late:{ref}",
+            note="a released quote was paid after all", created=payment.paid_at or payment.created,
+        ))
+    if taken < amount:
+        return (f"payment {ref} was paid after its credit was released; {amount - taken} "
+                f"{currency} of credit could not be taken back")
+    return None
