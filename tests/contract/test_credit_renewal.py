@@ -12,7 +12,6 @@ from typing import Any, cast
 import attrs
 import pytest
 
-from adapters.memory.clock import FakeClock
 from app.billing.credit_balance import adjust_credit
 from app.billing.credit_quote import CreditChanged, release_expired_credit
 from app.billing.credit_settle import completion_settle
@@ -54,7 +53,7 @@ async def _paid_vm(shop: Shop) -> Vm:
 
 
 async def _give(shop: Shop, amount: int, reference: str | None = None) -> None:
-    await adjust_credit(shop.factory, cast(FakeClock, shop.clock), admin_id=ALICE,
+    await adjust_credit(shop.factory, shop.clock, admin_id=ALICE,
                         user_id=ALICE, currency="EUR", amount=amount, note="test",
                         reference=reference)
 
