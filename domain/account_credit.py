@@ -67,6 +67,7 @@ class CreditEntry:
     note: str | None
     created: datetime
     admin_id: int | None = None
+    payment_id: bytes | None = None  # the quote a SPENT entry paid (its release is found by it)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +91,7 @@ def checked_entry(
     note: str | None,
     created: datetime,
     admin_id: int | None = None,
+    payment_id: bytes | None = None,
 ) -> CreditEntry:
     """A new entry (id 0) after checking its shape: a known currency, a non-zero integer
     amount within bounds, the sign its reason implies, bounded texts."""
@@ -116,6 +118,7 @@ def checked_entry(
         note=note,
         created=created,
         admin_id=admin_id,
+        payment_id=payment_id,
     )
 
 

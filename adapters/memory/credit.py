@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from adapters.memory.db import Repo, evolve, page_of
 from domain.account_credit import CreditEntry, CreditReason, balance_after
 from ports.storage import Page
@@ -60,8 +62,9 @@ class MemoryCreditLedger(Repo):
     async def list_by_reference(self, reference: str) -> list[CreditEntry]:
         return [e for e in self._entries() if e.reference == reference]
 
-    async def list_unreleased_spent(self, limit: int) -> list[CreditEntry]:
+    async def list_unreleased_spent(self, now: datetime, limit: int) -> list[CreditEntry]:
         entries = self._entries()
+        payments = self._rows("subscription_payment")
         released = {
             (e.user_id, e.currency, e.reference)
             for e in entries
@@ -71,8 +74,10 @@ class MemoryCreditLedger(Repo):
             e
             for e in entries
             if e.reason is CreditReason.SPENT
-            and e.reference is not None
-            and not e.reference.startswith("late:")
+            and e.payment_id is not None
+            and (p := payments.get(e.payment_id)) is not None
+            and not p.is_paid
+            and p.expires <= now
             and (e.user_id, e.currency, e.reference) not in released
         ]
         return spent[:limit]

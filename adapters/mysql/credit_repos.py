@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -106,7 +108,8 @@ class SqlCreditLedger(SqlRepo):
         query = select(*self.mapper.columns).where(_led.reference == reference).order_by(_led.id)
         return await self._all(self.mapper, query)
 
-    async def list_unreleased_spent(self, limit: int) -> list[CreditEntry]:
+    async def list_unreleased_spent(self, now: datetime, limit: int) -> list[CreditEntry]:
+        pay = t.subscription_payment.c
         rel = t.user_credit_ledger.alias("released")
         released = (
             select(rel.c.id)
@@ -120,10 +123,11 @@ class SqlCreditLedger(SqlRepo):
         )
         query = (
             select(*self.mapper.columns)
+            .join(t.subscription_payment, pay.id == _led.payment_id)
             .where(
                 _led.reason == CreditReason.SPENT,
-                _led.reference.is_not(None),
-                _led.reference.not_like("late:%"),
+                pay.is_paid == False,  # noqa: E712
+                pay.expires <= now,
                 ~released,
             )
             .order_by(_led.id)

@@ -871,9 +871,11 @@ user_credit_ledger = Table(
     Column("note", String(255), nullable=True),
     Column("created", UtcDateTime(datetime_column=True), nullable=False),
     Column("admin_id", UInt, nullable=True),
+    Column("payment_id", Binary32, nullable=True),
     UniqueConstraint("user_id", "currency", "reason", "reference",
                      name="uq_credit_ledger_event"),
     Index("idx_credit_ledger_user", "user_id", "id"),
     Index("idx_credit_ledger_reference", "reference"),
+    Index("idx_credit_ledger_payment", "payment_id"),
     **TABLE_OPTS,
 )

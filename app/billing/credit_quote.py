@@ -144,6 +144,7 @@ async def spend_in(uow: UnitOfWork, payment: SubscriptionPayment) -> None:
         reference=payment.id.hex(),
         note=f"{payment.payment_type.name.lower()} of subscription {payment.subscription_id}",
         created=payment.created,
+        payment_id=payment.id,
     )
     try:
         await book_in(uow, entry)
@@ -168,19 +169,16 @@ async def release_expired_credit(
     """Give back the credit of quotes that ended unpaid (expired by time or by a D23/D24
     sweep); how many were released. Each release is booked once (reference: the payment id),
     so running it again, or on two workers, releases nothing twice.
-    TODO(issue 13): call it from the worker's periodic checks (the worker loop is another
-    helper's area). A payment settled after its release spends the credit again at
-    completion (`respend_released`).
+    The worker runs it after each CheckSubscriptions. A payment settled after its release
+    spends the credit again at completion (`respend_released`).
     """
     now = clock.now()
     released = 0
     async with uow_factory() as uow:
-        spent = await uow.credit_ledger.list_unreleased_spent(limit)
+        spent = await uow.credit_ledger.list_unreleased_spent(now, limit)
     for entry in spent:
-        assert entry.reference is not None
-        try:
-            payment_id = bytes.fromhex(entry.reference)
-        except ValueError:
+        payment_id = entry.payment_id
+        if payment_id is None or entry.reference is None:
             continue
         async with uow_factory() as uow:
             # lock order: subscription, then balance (as completion and quotes take them)

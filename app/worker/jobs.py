@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from app.billing.credit_quote import release_expired_credit
 from app.billing.upgrades import apply_upgrade
 from app.worker import messages
 from app.worker.context import WorkerDeps
@@ -238,6 +239,7 @@ def build_handlers(
         report = await check_subscriptions(deps)
         if report.failed:
             log.warning("lifecycle: %d action(s) failed; retried next run", len(report.failed))
+        await release_expired_credit(deps.uow_factory, deps.clock)  # issue 13: unpaid quotes
 
     async def check_all_vms(job: Job) -> None:
         if coalesce.due(job.kind):

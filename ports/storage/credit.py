@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from domain.account_credit import CreditEntry, CreditReason
@@ -47,7 +48,8 @@ class CreditLedger(Protocol):
         """Every entry of any user with this reference, oldest first."""
         ...
 
-    async def list_unreleased_spent(self, limit: int) -> list[CreditEntry]:
-        """SPENT entries on quotes (reference = a payment id) with no RELEASED entry of the
-        same user, currency and reference yet, oldest first."""
+    async def list_unreleased_spent(self, now: datetime, limit: int) -> list[CreditEntry]:
+        """SPENT entries on quotes (`payment_id` set) whose payment is unpaid and no longer
+        payable (`expires <= now`) and that have no RELEASED entry of the same user,
+        currency and reference yet, oldest first."""
         ...

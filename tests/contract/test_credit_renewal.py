@@ -15,10 +15,12 @@ import pytest
 from app.billing.credit_balance import adjust_credit
 from app.billing.credit_quote import CreditChanged, release_expired_credit
 from app.billing.credit_settle import completion_settle
+from app.billing.upgrades import create_upgrade_payment
 from domain.account_credit import CreditReason
 from domain.enums import PaymentMethod
 from domain.intervals import add_months
-from domain.model import SubscriptionPayment, Vm
+from domain.model import GIB, SubscriptionPayment, Vm
+from domain.upgrade import UpgradeConfig
 from ports.storage import UnitOfWorkFactory
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
@@ -89,6 +91,9 @@ async def test_a_partly_covered_renewal_invoices_the_rest(shop: Shop) -> None:
     assert (await shop.complete(payment)).completed
     assert (await shop.subscription(vm)).expires == add_months(before, 1)
     assert await _balance(shop) == 0  # completion debits nothing more
+    shop.clock.advance(timedelta(hours=2))
+    assert await release_expired_credit(shop.factory, shop.clock) == 0  # paid: kept spent
+    assert await _balance(shop) == 0
 
 
 async def test_a_lightning_quote_converts_the_credit_at_its_own_rate(shop: Shop) -> None:
@@ -175,3 +180,32 @@ async def test_racing_quotes_never_spend_the_same_credit_twice(shop: Shop) -> No
     for p in stored:  # what each stored payment says it used is what the ledger spent for it
         used = p.metadata.get("credit_applied", {}).get("amount", 0)
         assert [-a for reason, a, ref in ledger if ref == p.id.hex()] == ([used] if used else [])
+
+
+async def _upgrade(shop: Shop, vm: Vm) -> SubscriptionPayment:
+    cfg = UpgradeConfig(new_cpu=4, new_memory=4 * GIB)
+    return await create_upgrade_payment(
+        shop.factory, shop.clock, shop.rails, shop.rates, user_id=ALICE, vm_id=vm.id, cfg=cfg,
+        method=PaymentMethod.REVOLUT, settle=_settle(shop),
+    )
+
+
+async def test_upgrades_pay_from_the_balance_first(shop: Shop) -> None:
+    vm = await _paid_vm(shop)
+    await _give(shop, 1)
+    partly = await _upgrade(shop, vm)
+    assert not partly.is_paid and partly.metadata["credit_applied"]["amount"] == 1
+    assert partly.metadata["new_cpu"] == 4  # the config is still there for completion
+    full_price = partly.amount + 1
+    await _give(shop, 10 * full_price)
+    covered = await _upgrade(shop, vm)
+    assert covered.is_paid and covered.amount == 0 and covered.external_id is None
+    assert covered.metadata["credit_applied"]["amount"] == covered.metadata[
+        "credit_applied"]["charged"] > 0
+    assert (await shop.vm(vm.id)).template_id is None  # converted to its custom spec
+    left = 10 * full_price - covered.metadata["credit_applied"]["amount"]
+    assert await _balance(shop) == left
+    # the rival upgrade was expired by the completion (D13): its credit comes back once
+    shop.clock.advance(timedelta(hours=2))
+    assert await release_expired_credit(shop.factory, shop.clock) == 1
+    assert await _balance(shop) == left + 1

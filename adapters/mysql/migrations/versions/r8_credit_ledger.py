@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("note", sa.String(length=255), nullable=True),
         sa.Column("created", t.UtcDateTime(datetime_column=True), nullable=False),
         sa.Column("admin_id", t.UInt, nullable=True),
+        sa.Column("payment_id", t.Binary32, nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_credit_ledger_user"),
         sa.UniqueConstraint(
@@ -47,9 +48,11 @@ def upgrade() -> None:
     )
     op.create_index("idx_credit_ledger_user", "user_credit_ledger", ["user_id", "id"])
     op.create_index("idx_credit_ledger_reference", "user_credit_ledger", ["reference"])
+    op.create_index("idx_credit_ledger_payment", "user_credit_ledger", ["payment_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("idx_credit_ledger_payment", table_name="user_credit_ledger")
     op.drop_index("idx_credit_ledger_reference", table_name="user_credit_ledger")
     op.drop_index("idx_credit_ledger_user", table_name="user_credit_ledger")
     op.drop_table("user_credit_ledger")
