@@ -13,7 +13,7 @@ import attrs
 import pytest
 
 from app.billing.credit_balance import adjust_credit
-from app.billing.credit_quote import CreditChanged, release_expired_credit
+from app.billing.credit_quote import CreditChanged, credit_unrestorable, release_expired_credit
 from app.billing.credit_settle import completion_settle
 from app.billing.upgrades import create_upgrade_payment
 from domain.account_credit import CreditReason
@@ -209,3 +209,17 @@ async def test_upgrades_pay_from_the_balance_first(shop: Shop) -> None:
     shop.clock.advance(timedelta(hours=2))
     assert await release_expired_credit(shop.factory, shop.clock) == 1
     assert await _balance(shop) == left + 1
+
+
+async def test_a_payment_for_an_unrestorable_service_becomes_credit_once(shop: Shop) -> None:
+    vm = await _paid_vm(shop)
+    await _give(shop, 100)
+    payment = await _renew(shop, vm)  # Lightning: 32 cents' worth invoiced, 100 from credit
+    paid = attrs.evolve(payment, is_paid=True, paid_at=shop.clock.now())
+    for _ in range(2):  # a replay books nothing more
+        async with shop.factory() as uow:
+            await credit_unrestorable(uow, paid, "EUR", "host removed")
+            await uow.commit()
+    assert await _balance(shop) == PLAN_EUR_CENTS  # 32 received + the 100 applied
+    assert (await _ledger(shop))[-1] == (CreditReason.OVERPAYMENT, PLAN_EUR_CENTS,
+                                         payment.id.hex())
