@@ -21,6 +21,7 @@ class MemoryCreditLedger(Repo):
         return balance
 
     async def book(self, entry: CreditEntry) -> CreditEntry | None:
+        await self.lock(entry.user_id, entry.currency)
         if entry.reference is not None and await self.find(
             entry.user_id, entry.currency, entry.reason, entry.reference
         ):

@@ -30,8 +30,7 @@ async def book_in(uow: UnitOfWork, entry: CreditEntry) -> Booked:
     booked again: the earlier one is returned (`replayed`), so replays change nothing.
     `InsufficientCredit` (422) when it would take the balance below zero; nothing written.
     """
-    await uow.credit_ledger.lock(entry.user_id, entry.currency)
-    stored = await uow.credit_ledger.book(entry)
+    stored = await uow.credit_ledger.book(entry)  # locks the balance row first
     replayed = stored is None
     if stored is None:
         assert entry.reference is not None  # only a referenced entry can be a duplicate

@@ -12,9 +12,9 @@ from ports.storage.common import Page
 class CreditLedger(Protocol):
     """Balances are kept next to the ledger so one row can be locked; balance = ledger sum.
 
-    Writers call `lock` first, then `book`, in one unit of work: `lock` holds the user's
-    balance row of that currency (creating it at 0) until the transaction ends, so two
-    bookings for one user and currency run one after the other.
+    `book` (and `lock`, for a caller that reads the balance before deciding) holds the
+    user's balance row of that currency (creating it at 0) until the transaction ends, so
+    two bookings for one user and currency run one after the other.
     """
 
     async def lock(self, user_id: int, currency: str) -> int:
@@ -22,7 +22,8 @@ class CreditLedger(Protocol):
         ...
 
     async def book(self, entry: CreditEntry) -> CreditEntry | None:
-        """Append `entry` (id 0) and move the locked balance by its amount; the stored entry.
+        """Lock the balance row, append `entry` (id 0) and move the balance by its amount;
+        the stored entry.
 
         None, and nothing written, when an entry with the same user, currency, reason and
         (non-null) reference exists: the same event is booked once. A balance that would
