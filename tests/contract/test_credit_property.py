@@ -54,11 +54,13 @@ OPS = st.lists(
     st.one_of(
         st.builds(Give, st.integers(1, 400)),
         st.builds(Renew, st.sampled_from([1, 2, 3]), st.booleans()),
+        st.builds(Renew, st.sampled_from([1, 2, 3]), st.booleans()),
+        st.builds(Pay, st.integers(0, 20)),
         st.builds(Pay, st.integers(0, 20)),
         st.builds(Later, st.sampled_from([5, 30, 120])),
     ),
-    min_size=1,
-    max_size=12,
+    min_size=4,
+    max_size=16,
 )
 
 
