@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import attrs
 
-from app.billing.credit_quote import respend_released
+from app.billing.credit_release import respend_released
 from app.billing.errors import PaymentNotFound, VmNotFound
 from app.billing.price_in_force import cancel_quietly
 from app.billing.rails import PaymentRails

@@ -4,7 +4,7 @@ When credit is debited: at quote time, in the transaction that stores the paymen
 entry whose reference is the payment id, under the subscription lock and then the balance
 lock). That keeps the balance exact at every moment: two quotes can never both count on the
 same credit, and the payment carries `credit_applied` from birth. A quote that expires unpaid
-gives its credit back through `release_expired_credit` (a RELEASED entry with the same
+gives its credit back (`app.billing.credit_release`: a RELEASED entry with the same
 reference, booked once). A quote the balance covers fully is stored with amount 0, no
 external invoice (no provider id), the requested method kept, and completed at once through
 the normal completion use case (exactly once, D9).
@@ -36,7 +36,6 @@ from domain.errors import DomainError
 from domain.exchange import fiat_to_msat, msat_to_fiat
 from domain.model import SubscriptionPayment
 from domain.money import Currency
-from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 #: completes a payment by id (the HTTP layer passes the completion use case).
@@ -161,113 +160,3 @@ async def settle_covered(
     async with uow_factory() as uow:
         stored = await uow.payments.get(payment.id)
     return stored or payment
-
-
-async def release_expired_credit(
-    uow_factory: UnitOfWorkFactory, clock: Clock, *, limit: int = 200
-) -> int:
-    """Give back the credit of quotes that ended unpaid (expired by time or by a D23/D24
-    sweep); how many were released. Each release is booked once (reference: the payment id),
-    so running it again, or on two workers, releases nothing twice.
-    The worker runs it after each CheckSubscriptions. A payment settled after its release
-    spends the credit again at completion (`respend_released`).
-    """
-    now = clock.now()
-    released = 0
-    async with uow_factory() as uow:
-        spent = await uow.credit_ledger.list_unreleased_spent(now, limit)
-    for entry in spent:
-        payment_id = entry.payment_id
-        if payment_id is None or entry.reference is None:
-            continue
-        async with uow_factory() as uow:
-            # lock order: subscription, then balance (as completion and quotes take them)
-            payment = await uow.payments.get(payment_id)
-            if payment is None or payment.is_paid:
-                continue
-            await uow.subscriptions.get_for_update(payment.subscription_id)
-            payment = await uow.payments.get(payment_id)
-            if payment is None or payment.is_paid or payment.expires > now:
-                continue
-            booked = await book_in(
-                uow,
-                checked_entry(
-                    user_id=entry.user_id,
-                    currency=entry.currency,
-                    amount=-entry.amount,
-                    reason=CreditReason.RELEASED,
-                    reference=entry.reference,
-                    note="the quote expired unpaid",
-                    created=now,
-                ),
-            )
-            await uow.commit()
-            released += 0 if booked.replayed else 1
-    return released
-
-
-
-async def respend_released(uow: UnitOfWork, payment: SubscriptionPayment) -> str | None:
-    """In the completion transaction: a payment whose credit was released (it expired) and
-    that is paid after all spends it again, once, so the time it buys is not had for free.
-    What the balance no longer holds is spent as far as it goes; the shortfall is returned
-    as a problem for the operator (the balance never goes below zero)."""
-    applied = credit_applied(payment_meta(payment))
-    if applied is None:
-        return None
-    amount, currency = applied
-    ref = payment.id.hex()
-    if await uow.credit_ledger.find(payment.user_id, currency, CreditReason.RELEASED, ref) is None:
-        return None
-    balance = await uow.credit_ledger.lock(payment.user_id, currency)
-    taken = min(amount, balance)
-    if taken > 0:
-        await book_in(uow, checked_entry(
-            user_id=payment.user_id, currency=currency, amount=-taken,
-            reason=CreditReason.SPENT, reference=f"late:{ref}",
-            note="a released quote was paid after all", created=payment.paid_at or payment.created,
-        ))
-    if taken < amount:
-        return (f"payment {ref} was paid after its credit was released; {amount - taken} "
-                f"{currency} of credit could not be taken back")
-    return None
-
-
-async def credit_unrestorable(
-    uow: UnitOfWork, payment: SubscriptionPayment, list_currency: str, why: str
-) -> int:
-    """In the completion transaction: a payment for a service that can no longer be
-    delivered (its host gone, its offer withdrawn) becomes credit instead of time; the credit
-    booked (smallest units of `list_currency`), 0 when it cannot be valued.
-
-    The value is what was received (amount, tax excluded, plus the credit it applied) in
-    the subscription's list currency, at the payment's own BTC rate for a Lightning payment.
-    Booked once per payment (reference: its id), so replays change nothing.
-    TODO(issue 13): completion does not call this yet: D24 revives a deleted VM on any
-    payment, and deciding "cannot be restored" (host disabled or removed) belongs to the
-    completion rules (`app/billing/completion.py`); the call goes where that is decided.
-    """
-    try:
-        target = Currency.parse(list_currency)
-        charged = Currency.parse(payment.currency)
-    except DomainError:
-        return 0
-    received = payment.amount
-    applied = credit_applied(payment_meta(payment))
-    # the applied credit comes back as it was, in its own units
-    already = applied[0] if applied is not None and applied[1] == target.value else 0
-    if charged is target:
-        value = received
-    elif charged is Currency.BTC and target.is_fiat and payment.rate > 0:
-        value = msat_to_fiat(received, payment.rate)
-    else:
-        return 0
-    total = value + already
-    if total <= 0:
-        return 0
-    booked = await book_in(uow, checked_entry(
-        user_id=payment.user_id, currency=target.value, amount=total,
-        reason=CreditReason.OVERPAYMENT, reference=payment.id.hex(), note=why[:255],
-        created=payment.paid_at or payment.created, payment_id=payment.id,
-    ))
-    return 0 if booked.replayed else total

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from app.billing.credit_quote import release_expired_credit
+from app.billing.credit_release import release_expired_credit
 from app.billing.upgrades import apply_upgrade
 from app.worker import messages
 from app.worker.context import WorkerDeps

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.billing.credit_balance import adjust_credit
-from app.billing.credit_quote import CreditChanged, release_expired_credit
+from app.billing.credit_quote import CreditChanged
+from app.billing.credit_release import release_expired_credit
 from app.billing.credit_settle import completion_settle
 from domain.enums import PaymentMethod
 from domain.model import SubscriptionPayment, Vm

@@ -13,7 +13,9 @@ import attrs
 import pytest
 
 from app.billing.credit_balance import adjust_credit
-from app.billing.credit_quote import CreditChanged, credit_unrestorable, release_expired_credit
+from app.billing.credit_overpayment import credit_unrestorable
+from app.billing.credit_quote import CreditChanged
+from app.billing.credit_release import release_expired_credit
 from app.billing.credit_settle import completion_settle
 from app.billing.upgrades import create_upgrade_payment
 from domain.account_credit import CreditReason
