@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from domain.account_credit import charged_credit
 from domain.errors import DomainError
 from domain.intervals import renewal_base, require_utc, whole_seconds
 from domain.model import Subscription, SubscriptionPayment
@@ -165,7 +166,10 @@ def credit_payment(
         currency = Currency.parse(payment.currency)
     except DomainError:
         return Credit(mode=CreditMode.UNVALUED, base=base, new_expiry=base, changes=changes)
-    bought = intervals_bought(payment.amount, currency, current, _rates(meta, payment, current))
+    # the amount received plus what the account balance paid of this quote (its worth in
+    # the payment's currency): the credit bought time as much as the money did
+    received = payment.amount + charged_credit(meta)
+    bought = intervals_bought(received, currency, current, _rates(meta, payment, current))
     if bought is None:
         return Credit(mode=CreditMode.UNVALUED, base=base, new_expiry=base, changes=changes)
     capped = bought > MAX_CREDIT_INTERVALS

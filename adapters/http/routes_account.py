@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 
 from adapters.http.auth import authenticated
 from adapters.http.context import services
-from adapters.http.envelope import data_response, error_response, read_json
+from adapters.http.envelope import (
+    data_response,
+    error_response,
+    page_response,
+    parse_page,
+    read_json,
+)
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.views_account import (
     ACCOUNT_PATCH_SCHEMA,
@@ -19,10 +26,19 @@ from adapters.http.views_account import (
     account_patch,
     ssh_key_json,
 )
+from adapters.http.views_credit import (
+    CREDIT_BALANCES_SCHEMA,
+    CREDIT_ENTRY_SCHEMA,
+    balances_json,
+    credit_entry_json,
+)
 from adapters.http.views_input import json_object, required_text
+from adapters.http.views_schema import CURRENCY
 from app.account.profile import VerifyOutcome, update_account, verify_email
 from app.account.ssh_keys import add_ssh_key, list_ssh_keys
+from app.billing.credit_balance import MAX_PAGE, balances_of, ledger_page
 from domain.model import User
+from domain.money import Currency
 
 log = logging.getLogger("lnvps.http")
 
@@ -41,7 +57,22 @@ _PAGES = {
 
 @authenticated
 async def get_account(request: web.Request, user: User) -> web.StreamResponse:
-    return data_response(account_json(user))  # read by the NIP-98 upsert of this request
+    # the user row was read by the NIP-98 upsert of this request; the balance is one query
+    balances = await balances_of(services(request).uow_factory, user.id)
+    return data_response({**account_json(user), "credit": balances_json(balances)})
+
+
+@authenticated
+async def get_account_credit(request: web.Request, user: User) -> web.StreamResponse:
+    """The caller's credit ledger, newest first, optionally one currency's."""
+    page = parse_page(request.query, max_limit=MAX_PAGE)
+    code = request.query.get("currency")
+    currency = None if code is None else Currency.parse(code).value
+    found = await ledger_page(
+        services(request).uow_factory, user.id, limit=page.limit, offset=page.offset,
+        currency=currency,
+    )
+    return page_response([credit_entry_json(e) for e in found.items], found.total, page)
 
 
 @authenticated
@@ -83,6 +114,12 @@ async def post_ssh_key(request: web.Request, user: User) -> web.StreamResponse:
     return data_response(ssh_key_json(key))
 
 
+def _with_credit(schema: dict[str, Any]) -> dict[str, Any]:
+    """AccountInfo plus `credit` (additive: older clients ignore it)."""
+    properties = {**schema["properties"], "credit": CREDIT_BALANCES_SCHEMA}
+    return {**schema, "properties": properties, "required": [*schema["required"], "credit"]}
+
+
 def add_account_routes(table: RouteTable) -> None:
     """Register the account and SSH-key routes."""
     tags = ("account",)
@@ -90,8 +127,18 @@ def add_account_routes(table: RouteTable) -> None:
         "GET",
         "/api/v1/account",
         get_account,
-        summary="The caller's account",
-        response=ACCOUNT_SCHEMA,
+        summary="The caller's account (with its credit balance per currency)",
+        response=_with_credit(ACCOUNT_SCHEMA),
+        tags=tags,
+    )
+    table.add(
+        "GET",
+        "/api/v1/account/credit",
+        get_account_credit,
+        summary="The caller's credit ledger, newest first",
+        response=CREDIT_ENTRY_SCHEMA,
+        query=[QueryParam("currency", schema=CURRENCY)],
+        paginated=True,
         tags=tags,
     )
     table.add(

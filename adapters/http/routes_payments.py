@@ -22,6 +22,7 @@ from adapters.http.vm_params import (
     payment_id,
 )
 from app.autorenew import pay_from_wallet
+from app.billing.credit_settle import completion_settle
 from app.billing.errors import PaymentNotFound
 from app.billing.renewal import renew, renew_idempotent
 from app.queries.vm_records import owned_vm_payment, vm_payments_in
@@ -68,8 +69,10 @@ async def renew_get(request: web.Request, user: User) -> web.StreamResponse:
         user_id=user.id, vm_id=vm_id,
         method=method_from(request.query.get("method")),
         intervals=intervals_from(request.query.get("intervals")),
+        settle=completion_settle(svc.uow_factory, svc.clock, svc.rails, svc.queue),
     )
-    if _pays_from_wallet(request.query.get("method"), user, svc.nwc_wallet):
+    if not payment.is_paid and _pays_from_wallet(request.query.get("method"), user,
+                                                 svc.nwc_wallet):
         assert svc.nwc_wallet is not None
         await pay_from_wallet(svc.nwc_wallet, user.nwc_connection_string, payment)
     return data_response(vm_payment_json(payment, vm_id))
@@ -98,6 +101,7 @@ async def renew_post(request: web.Request, user: User) -> web.StreamResponse:
         payment = await renew(
             svc.uow_factory, svc.clock, svc.rails, svc.rates, svc.tax_rates,
             user_id=user.id, vm_id=vm_id, method=method, intervals=intervals,
+            settle=completion_settle(svc.uow_factory, svc.clock, svc.rails, svc.queue),
         )
     else:
         payment = await renew_idempotent(
@@ -105,6 +109,7 @@ async def renew_post(request: web.Request, user: User) -> web.StreamResponse:
             user_id=user.id, idempotency_key=key,
             request_body_hash=request_hash(request, await request.read()),
             vm_id=vm_id, method=method, intervals=intervals,
+            settle=completion_settle(svc.uow_factory, svc.clock, svc.rails, svc.queue),
         )
     return data_response(vm_payment_json(payment, vm_id))
 

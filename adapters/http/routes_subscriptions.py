@@ -31,6 +31,7 @@ from adapters.http.views_input import (
     required_text,
     text,
 )
+from app.billing.credit_settle import completion_settle
 from app.billing.ip_purchase import (
     IpRangeItem,
     NewSubscription,
@@ -135,6 +136,7 @@ async def renew_subscription(request: web.Request, user: User) -> web.StreamResp
     sub_id, method, count = path_id(request), payment_method(request.query), _intervals(request)
     key = idempotency_key(request)
     common = (svc.uow_factory, svc.clock, svc.rails, svc.rates, svc.tax_rates)
+    settle = completion_settle(svc.uow_factory, svc.clock, svc.rails, svc.queue)
     if request.method == "POST" and key is not None:
         body = await request.read()
         digest = hashlib.sha256(request.query_string.encode() + b"\n" + body).digest()
@@ -146,10 +148,12 @@ async def renew_subscription(request: web.Request, user: User) -> web.StreamResp
             subscription_id=sub_id,
             method=method,
             intervals=count,
+            settle=settle,
         )
     else:
         payment = await renew(
-            *common, user_id=user.id, subscription_id=sub_id, method=method, intervals=count
+            *common, user_id=user.id, subscription_id=sub_id, method=method, intervals=count,
+            settle=settle,
         )
     return data_response(subscription_payment_json(payment))
 

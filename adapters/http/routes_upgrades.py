@@ -16,6 +16,7 @@ from adapters.http.views_payment import (
     vm_payment_json,
 )
 from adapters.http.vm_params import json_object, optional_int, path_id, query_method
+from app.billing.credit_settle import completion_settle
 from app.billing.upgrades import create_upgrade_payment, quote_upgrade
 from domain.enums import PaymentMethod
 from domain.model import User
@@ -62,6 +63,7 @@ async def upgrade(request: web.Request, user: User) -> web.StreamResponse:
     payment = await create_upgrade_payment(
         svc.uow_factory, svc.clock, svc.rails, svc.rates,
         user_id=user.id, vm_id=vm_id, cfg=cfg, method=query_method(request.query),
+        settle=completion_settle(svc.uow_factory, svc.clock, svc.rails, svc.queue),
     )
     return data_response(vm_payment_json(payment, vm_id))
 

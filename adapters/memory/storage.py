@@ -24,6 +24,7 @@ from adapters.memory.catalogue import (
     MemoryRegions,
     MemoryTemplates,
 )
+from adapters.memory.credit import MemoryCreditLedger
 from adapters.memory.db import MemoryDatabase, Snapshot
 from adapters.memory.identity import MemoryCompanies, MemoryRoles, MemorySshKeys, MemoryUsers
 from adapters.memory.invoices import MemoryInvoices
@@ -52,6 +53,7 @@ class MemoryUnitOfWork:
         self.companies = MemoryCompanies(current)
         self.roles = MemoryRoles(current)
         self.admin_audit = MemoryAdminAudits(current)
+        self.credit_ledger = MemoryCreditLedger(current)
         self.regions = MemoryRegions(current)
         self.hosts = MemoryHosts(current)
         self.host_disks = MemoryHostDisks(current)

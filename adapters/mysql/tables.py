@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
@@ -31,6 +32,7 @@ from adapters.mysql.types import (
     UtcDateTime,
     UTinyInt,
 )
+from domain.account_credit import CreditReason
 from domain.enums import (
     AdminAction,
     AdminResource,
@@ -895,5 +897,39 @@ credit_note = Table(
     Column("reason", String(255), nullable=False),
     UniqueConstraint("company_id", "series", "seq", name="uq_credit_note_number"),
     Index("idx_credit_note_invoice", "invoice_id"),
+    **TABLE_OPTS,
+)
+
+#: ours (r8): each user's credit balance per currency; the row writers lock (balance = ledger sum).
+user_credit_balance = Table(
+    "user_credit_balance",
+    metadata,
+    Column("user_id", UInt, ForeignKey("users.id", name="fk_credit_balance_user"),
+           primary_key=True),
+    Column("currency", String(4), primary_key=True),
+    Column("balance", UBigInt, nullable=False, server_default=ZERO),
+    **TABLE_OPTS,
+)
+
+#: ours (r8): the append-only credit ledger; one entry per (user, currency, reason, reference).
+user_credit_ledger = Table(
+    "user_credit_ledger",
+    metadata,
+    big_pk(),
+    Column("user_id", UInt, ForeignKey("users.id", name="fk_credit_ledger_user"),
+           nullable=False),
+    Column("currency", String(4), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("reason", EnumCode(CreditReason), nullable=False),
+    Column("reference", String(100), nullable=True),
+    Column("note", String(255), nullable=True),
+    Column("created", UtcDateTime(datetime_column=True), nullable=False),
+    Column("admin_id", UInt, nullable=True),
+    Column("payment_id", Binary32, nullable=True),
+    UniqueConstraint("user_id", "currency", "reason", "reference",
+                     name="uq_credit_ledger_event"),
+    Index("idx_credit_ledger_user", "user_id", "id"),
+    Index("idx_credit_ledger_reference", "reference"),
+    Index("idx_credit_ledger_payment", "payment_id"),
     **TABLE_OPTS,
 )

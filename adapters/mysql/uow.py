@@ -16,6 +16,7 @@ from adapters.mysql.billing_repos import (
     SqlPayments,
     SqlSubscriptions,
 )
+from adapters.mysql.credit_repos import SqlCreditLedger
 from adapters.mysql.invoice_repos import SqlInvoices
 from adapters.mysql.mapping import Mapper
 from adapters.mysql.product_repos import (
@@ -47,6 +48,7 @@ from adapters.mysql.vm_repos import SqlVmHistories, SqlVms
 from adapters.mysql.worker_repos import SqlWorkerCursors, SqlWorkerLeases
 from domain import invoice as inv
 from domain import model as m
+from domain.account_credit import CreditEntry
 from ports.secrets import SecretBox
 
 #: columns stored as `ENC:` ciphertext (schema.md §2)
@@ -105,6 +107,8 @@ class Mappers:
         self.invoice = mapper(t.invoice, inv.Invoice)
         self.credit_note = mapper(t.credit_note, inv.CreditNote)
 
+        self.credit_entry = mapper(t.user_credit_ledger, CreditEntry)
+
 
 class SqlUnitOfWork:
     """Checks out a pooled connection on enter, begins a transaction, rolls back on exit."""
@@ -146,6 +150,8 @@ class SqlUnitOfWork:
         self.lookups = SqlReadLookups(c, mp.user)
 
         self.invoices = SqlInvoices(c, mp.invoice, mp.credit_note)
+
+        self.credit_ledger = SqlCreditLedger(c, mp.credit_entry)
 
     def _connection(self) -> AsyncConnection:
         if self._conn is None:

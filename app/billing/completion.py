@@ -25,6 +25,7 @@ from datetime import datetime
 import attrs
 
 from app.billing.booked_records import ProductRecords
+from app.billing.credit_release import respend_released
 from app.billing.errors import PaymentNotFound
 from app.billing.invoicing import issue_invoice
 from app.billing.payment_completed import Reactions, Subscriber, default_subscribers, publish
@@ -63,6 +64,8 @@ class CompletedPayment:
     cancelled_upgrades: list[SubscriptionPayment]
     credit: Credit | None = None
     cancelled_purchases: list[SubscriptionPayment] = attrs.field(factory=list)
+    #: what the booking could not settle itself and reported (an operator's matter)
+    problems: tuple[str, ...] = ()
 
     @property
     def is_upgrade(self) -> bool:
@@ -157,6 +160,11 @@ async def book_payment(
         if not await uow.payments.mark_paid(payment.id, now):
             return None
         done = await _apply(uow, before, payment, now)
+        # account credit given back when the quote lapsed is taken again now it is paid
+        problem = await respend_released(uow, done.payment)
+        if problem is not None:
+            log.warning("payment %s: %s", payment.id.hex(), problem)
+            done = attrs.evolve(done, problems=(*done.problems, problem))
         for effect in on_booked:
             await effect(uow, done)
         await uow.commit()
@@ -274,7 +282,8 @@ async def complete_found_payment(
         credit=done.credit,
     )
     chosen = default_subscribers(rails, queue) if subscribers is None else subscribers
-    reactions = await publish(event, chosen, Reactions(problems=list(records.problems)))
+    problems = [*done.problems, *records.problems]
+    reactions = await publish(event, chosen, Reactions(problems=problems))
     return CompletionReport(
         payment_id=found.id,
         completed=True,

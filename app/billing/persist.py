@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import attrs
@@ -60,6 +61,10 @@ AMOUNT_MSAT_KEY = "amount_msat"
 def is_lnurl_payment(payment: SubscriptionPayment) -> bool:
     """A pay-what-you-want LNURL invoice (its metadata names the msat amount asked for)."""
     return AMOUNT_MSAT_KEY in payment_meta(payment)
+
+
+#: runs in the storing transaction just before a new payment row is inserted.
+BeforeAdd = Callable[[UnitOfWork, SubscriptionPayment], Awaitable[None]]
 
 
 @attrs.frozen(kw_only=True)
@@ -123,6 +128,7 @@ async def store_payment(
     *,
     reuse: Reuse | AmountReuse | None,
     idem: Idempotency | None,
+    before_add: BeforeAdd | None = None,
 ) -> SubscriptionPayment:
     """Store a new payment unless a rival request stored an equivalent one meanwhile.
 
@@ -143,6 +149,8 @@ async def store_payment(
             if winner is None and reuse is not None:
                 winner = await pending_match(uow, reuse, now)
             if winner is None:
+                if before_add is not None:  # e.g. debit the credit it applies, same transaction
+                    await before_add(uow, payment)
                 await uow.payments.add(payment)
                 await remember(uow, idem, payment, now)
             elif (
@@ -173,6 +181,8 @@ async def _check_price(uow: UnitOfWork, payment: SubscriptionPayment) -> None:
 
 
 async def _cancel_quietly(rails: PaymentRails, payment: SubscriptionPayment) -> None:
+    if not payment.external_data and payment.external_id is None:
+        return  # never reached a provider (paid from credit): nothing to cancel
     try:
         await rails.cancel(payment)
     except DomainError as err:

@@ -5,6 +5,14 @@ from __future__ import annotations
 import hashlib
 
 from app.billing.catalogue import owned_vm, subscription_of
+from app.billing.credit_quote import (
+    Settle,
+    apply_balance,
+    covered_payment,
+    is_covered,
+    settle_covered,
+    spend_in,
+)
 from app.billing.errors import (
     SubscriptionHasNoLineItems,
     SubscriptionNotFound,
@@ -50,6 +58,7 @@ async def _renew(
     method: PaymentMethod,
     intervals: int,
     idem: Idempotency | None,
+    settle: Settle | None,
 ) -> SubscriptionPayment:
     now = clock.now()
     count = check_interval_count(intervals)
@@ -81,8 +90,16 @@ async def _renew(
             tax_rates=tax_rates,
             now=now,
         )
-    payment = await rails.create(priced, now)
-    return await store_payment(uow_factory, rails, payment, now, reuse=reuse, idem=idem)
+        if settle is not None:  # the account balance pays first (issue 13)
+            priced = await apply_balance(uow, priced, sub.currency)
+    covered = settle is not None and is_covered(priced)
+    payment = covered_payment(priced, now) if covered else await rails.create(priced, now)
+    stored = await store_payment(
+        uow_factory, rails, payment, now, reuse=reuse, idem=idem, before_add=spend_in
+    )
+    if covered and settle is not None and stored.id == payment.id:
+        return await settle_covered(uow_factory, stored, settle)
+    return stored
 
 
 async def renew(
@@ -97,6 +114,7 @@ async def renew(
     vm_id: int | None = None,
     method: PaymentMethod = PaymentMethod.LIGHTNING,
     intervals: int = 1,
+    settle: Settle | None = None,
 ) -> SubscriptionPayment:
     """A payment for `intervals` (1..120, D6) of a subscription, given by its id or a VM's.
 
@@ -105,7 +123,8 @@ async def renew(
     otherwise prices every line item (§13), creates the invoice or order and stores the
     payment with `metadata = {"intervals": n}`. `user_id` None is a system caller (NWC
     auto-renewal) and skips the ownership check; another user's VM or subscription is
-    "not found".
+    "not found". With `settle` (the completion use case) the user's credit balance pays
+    first (`app.billing.credit_quote`); a quote it covers wholly is completed at once.
     """
     return await _renew(
         uow_factory,
@@ -119,6 +138,7 @@ async def renew(
         method=method,
         intervals=intervals,
         idem=None,
+        settle=settle,
     )
 
 
@@ -144,6 +164,7 @@ async def renew_idempotent(
     vm_id: int | None = None,
     method: PaymentMethod = PaymentMethod.LIGHTNING,
     intervals: int = 1,
+    settle: Settle | None = None,
 ) -> SubscriptionPayment:
     """`renew` for a POST with an Idempotency-Key (D11).
 
@@ -171,4 +192,5 @@ async def renew_idempotent(
         method=method,
         intervals=intervals,
         idem=idem,
+        settle=settle,
     )

@@ -13,6 +13,14 @@ from app.billing.catalogue import (
     subscription_of,
     vm_price,
 )
+from app.billing.credit_quote import (
+    Settle,
+    apply_balance,
+    covered_payment,
+    is_covered,
+    settle_covered,
+    spend_in,
+)
 from app.billing.errors import NothingToUpgrade, TemplateNotFound
 from app.billing.persist import store_payment
 from app.billing.price_in_force import expire_stale_quotes
@@ -146,32 +154,43 @@ async def create_upgrade_payment(
     vm_id: int,
     cfg: UpgradeConfig,
     method: PaymentMethod = PaymentMethod.LIGHTNING,
+    settle: Settle | None = None,
 ) -> SubscriptionPayment:
     """A new Upgrade payment for the quoted amount (§8.2): never reused (D10), no tax, no fee,
     `time_value = 0` (paying changes no expiry, D12) and `metadata` = the UpgradeConfig JSON.
-    The VM is not touched until the payment completes.
+    The VM is not touched until the payment completes. With `settle` the user's credit
+    balance pays first (`app.billing.credit_quote`); an upgrade it covers wholly is
+    completed at once.
     """
     now = clock.now()
     async with uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, user_id, allow_deleted=True)
         sub = await subscription_of(uow, vm)
         quote = await _quote(uow, vm, cfg, method, await rates.table(), now)
-    priced = PricedPayment(
-        subscription_id=sub.id,
-        user_id=vm.user_id,
-        method=method,
-        payment_type=SubscriptionPaymentType.UPGRADE,
-        amount=quote.upgrade.money.amount,
-        currency=quote.upgrade.money.currency,
-        rate=quote.upgrade.rate,
-        tax=0,
-        processing_fee=0,
-        time_value=0,
-        metadata=_config_json(cfg),
-        memo=f"VM upgrade {vm.id}",
+        priced = PricedPayment(
+            subscription_id=sub.id,
+            user_id=vm.user_id,
+            method=method,
+            payment_type=SubscriptionPaymentType.UPGRADE,
+            amount=quote.upgrade.money.amount,
+            currency=quote.upgrade.money.currency,
+            rate=quote.upgrade.rate,
+            tax=0,
+            processing_fee=0,
+            time_value=0,
+            metadata=_config_json(cfg),
+            memo=f"VM upgrade {vm.id}",
+        )
+        if settle is not None:  # the account balance pays first (issue 13)
+            priced = await apply_balance(uow, priced, sub.currency)
+    covered = settle is not None and is_covered(priced)
+    payment = covered_payment(priced, now) if covered else await rails.create(priced, now)
+    stored = await store_payment(
+        uow_factory, rails, payment, now, reuse=None, idem=None, before_add=spend_in
     )
-    payment = await rails.create(priced, now)
-    return await store_payment(uow_factory, rails, payment, now, reuse=None, idem=None)
+    if covered and settle is not None:
+        return await settle_covered(uow_factory, stored, settle)
+    return stored
 
 
 @attrs.frozen(kw_only=True)

@@ -6,6 +6,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from app.billing.credit_release import release_expired_credit
 from app.billing.upgrades import apply_upgrade
 from app.worker import messages
 from app.worker.context import WorkerDeps
@@ -236,6 +237,8 @@ class WorkerJobs:
         report = await check_subscriptions(self._deps)
         if report.failed:
             log.warning("lifecycle: %d action(s) failed; retried next run", len(report.failed))
+        # issue 13: account credit held by quotes that ended unpaid goes back to the balance
+        await release_expired_credit(self._deps.uow_factory, self._deps.clock)
 
     async def check_vms(self, job: CheckVms) -> None:
         if self._coalesce.due(job.kind):

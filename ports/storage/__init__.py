@@ -20,6 +20,7 @@ from ports.storage.catalogue import (
     Templates,
 )
 from ports.storage.common import Catalogue, Page, Records, Removable
+from ports.storage.credit import CreditLedger
 from ports.storage.identity import Companies, Permission, Roles, SshKeys, Users
 from ports.storage.invoices import Invoices
 from ports.storage.marks import IdempotencyKeys, IdempotencyRecord, LifecycleMarks
@@ -104,6 +105,8 @@ class UnitOfWork(Protocol):
     def lookups(self) -> ReadLookups: ...
     @property
     def invoices(self) -> Invoices: ...
+    @property
+    def credit_ledger(self) -> CreditLedger: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -126,6 +129,7 @@ __all__ = [
     "Catalogue",
     "Companies",
     "CostPlans",
+    "CreditLedger",
     "CustomPricings",
     "CustomTemplates",
     "HostDisks",

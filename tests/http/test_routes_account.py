@@ -15,10 +15,10 @@ from ports.jobs import SendEmailVerification
 from tests.http.apiapp import ALICE, BOB, SSH_PUBLIC_KEY, ApiClient, api_client, build_api_app
 
 ACCOUNT = "/api/v1/account"
-FRESH = {
+FRESH: dict[str, Any] = {
     "contact_nip17": True, "contact_email": False, "country_code": None, "name": None,
     "address_1": None, "address_2": None, "state": None, "city": None, "postcode": None,
-    "tax_id": None, "nwc_connection_string": None,
+    "tax_id": None, "nwc_connection_string": None, "credit": [],
 }
 NWC = ("nostr+walletconnect://" + "ab" * 32 + "?relay=wss%3A%2F%2Frelay.example&secret="
        + "cd" * 32)
@@ -365,6 +365,7 @@ async def test_openapi_documents_exactly_the_served_account_routes() -> None:
     assert served - {("GET", "/openapi.json")} == {
         ("GET", ACCOUNT), ("PATCH", ACCOUNT), ("GET", "/api/v1/account/verify-email"),
         ("GET", "/api/v1/ssh-key"), ("POST", "/api/v1/ssh-key"),
+        ("GET", "/api/v1/account/credit"),
     }
     assert doc["paths"][ACCOUNT]["patch"]["security"] == [{"nip98": []}]
     assert "security" not in doc["paths"]["/api/v1/account/verify-email"]["get"]

@@ -315,4 +315,4 @@ async def test_the_full_app_documents_all_three_areas() -> None:
     async with api_client(api, seed=False) as client:
         doc = await (await client.call("GET", "/openapi.json", signed=False)).json()
     assert documented_operations(doc) == served_operations(api.app)
-    assert len(documented_operations(doc)) == 5 + 6 + 6 + 1
+    assert len(documented_operations(doc)) == 6 + 6 + 6 + 1  # account: 6 with the ledger

@@ -10,6 +10,7 @@ from adapters.http.admin.common import BASE
 from adapters.http.admin.routes_audit import add_admin_audit_routes
 from adapters.http.admin.routes_companies import add_admin_company_routes
 from adapters.http.admin.routes_cost_plans import add_admin_cost_plan_routes
+from adapters.http.admin.routes_credit import add_admin_credit_routes
 from adapters.http.admin.routes_custom_pricing import add_admin_custom_pricing_routes
 from adapters.http.admin.routes_deletes import add_admin_delete_routes
 from adapters.http.admin.routes_hosts import add_admin_host_routes
@@ -58,6 +59,7 @@ ADMIN_API_ROUTES: Sequence[RouteAdder] = (
     add_admin_invoice_routes,
     add_admin_vm_removal_routes,
     add_admin_delete_routes,
+    add_admin_credit_routes,
 )
 
 

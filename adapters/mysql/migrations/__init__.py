@@ -16,6 +16,7 @@ R4_LIFECYCLE_IDEMPOTENCY = "lnvps_lifecycle_and_idempotency"
 R5_WORKER_LEASES_CURSORS = "lnvps_worker_leases_and_cursors"
 R6_ADMIN_AUDIT_GRANTS = "lnvps_admin_audit_and_grants"
 R7_INVOICES = "lnvps_invoices"
+R8_CREDIT_LEDGER = "lnvps_credit_ledger"
 REVISIONS = (
     R1_LEGACY,
     R2_VM_SUBSCRIPTION_LINK,
@@ -24,6 +25,7 @@ REVISIONS = (
     R5_WORKER_LEASES_CURSORS,
     R6_ADMIN_AUDIT_GRANTS,
     R7_INVOICES,
+    R8_CREDIT_LEDGER,
 )
 HEAD = REVISIONS[-1]
 

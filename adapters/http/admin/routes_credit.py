@@ -1,0 +1,117 @@
+"""Admin account-credit routes (ours): a user's balances and ledger, adjustments with a reason,
+and a VM's unused time refunded to credit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from adapters.http.admin import fields as f
+from adapters.http.admin.auth import Admin, require
+from adapters.http.admin.common import ID, TEXT_LIMIT, TEXT_SCHEMA, add, body_str
+from adapters.http.context import services
+from adapters.http.envelope import data_response, page_response, parse_page
+from adapters.http.openapi import QueryParam, RouteTable, Schema
+from adapters.http.views_credit import (
+    CREDIT_BALANCES_SCHEMA,
+    CREDIT_ENTRY_SCHEMA,
+    balances_json,
+    credit_entry_json,
+)
+from adapters.http.views_schema import CURRENCY, U64, obj
+from adapters.http.vm_params import json_object, optional_json_object, path_id
+from app.admin.credit_refund import refund_to_credit
+from app.billing.credit_balance import MAX_PAGE, Booked, adjust_credit, balances_of, ledger_page
+from domain.account_credit import MAX_ENTRY, MAX_NOTE, MAX_REFERENCE
+from domain.enums import AdminAction, AdminResource
+from domain.errors import InvalidInput
+from domain.money import Currency
+
+_USERS = AdminResource.USERS
+BOOKED_SCHEMA: Schema = obj({"entry": CREDIT_ENTRY_SCHEMA, "balance": U64, "replayed":
+                             {"type": "boolean"}})
+ADJUST_SCHEMA: Schema = {
+    "type": "object",
+    "properties": {
+        "currency": CURRENCY,
+        "amount": {"type": "integer", "minimum": -MAX_ENTRY, "maximum": MAX_ENTRY,
+                   "description": "signed, smallest units; not 0"},
+        "note": f.text_schema(MAX_NOTE),
+        "reference": f.text_schema(MAX_REFERENCE, nullable=True),
+    },
+    "required": ["currency", "amount", "note"],
+}
+
+
+def _booked_json(booked: Booked) -> dict[str, Any]:
+    return {"entry": credit_entry_json(booked.entry), "balance": booked.balance,
+            "replayed": booked.replayed}
+
+
+@require(_USERS, AdminAction.VIEW)
+async def user_balances(request: web.Request, admin: Admin) -> web.StreamResponse:
+    found = await balances_of(services(request).uow_factory, path_id(request))
+    return data_response(balances_json(found))
+
+
+@require(_USERS, AdminAction.VIEW)
+async def user_ledger(request: web.Request, admin: Admin) -> web.StreamResponse:
+    page = parse_page(request.query, max_limit=MAX_PAGE)
+    code = request.query.get("currency")
+    found = await ledger_page(
+        services(request).uow_factory, path_id(request), limit=page.limit, offset=page.offset,
+        currency=None if code is None else Currency.parse(code).value,
+    )
+    return page_response([credit_entry_json(e) for e in found.items], found.total, page)
+
+
+def _amount(body: dict[str, Any]) -> int:
+    value = body.get("amount")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput("amount must be a whole number of smallest units")
+    return value
+
+
+@require(_USERS, AdminAction.UPDATE)
+async def adjust(request: web.Request, admin: Admin) -> web.StreamResponse:
+    body = await json_object(request)
+    currency = body.get("currency")
+    if not isinstance(currency, str):
+        raise InvalidInput("currency must be a currency code")
+    note = body_str(body, "note", MAX_NOTE)
+    if note is None:
+        raise InvalidInput("missing field `note`: an adjustment needs a reason")
+    svc = services(request)
+    booked = await adjust_credit(
+        svc.uow_factory, svc.clock, admin_id=admin.user.id, user_id=path_id(request),
+        currency=currency[:8], amount=_amount(body), note=note,
+        reference=body_str(body, "reference", MAX_REFERENCE),
+    )
+    return data_response(_booked_json(booked))
+
+
+@require(AdminResource.VIRTUAL_MACHINES, AdminAction.UPDATE)
+async def refund_vm_to_credit(request: web.Request, admin: Admin) -> web.StreamResponse:
+    body = await optional_json_object(request)
+    svc = services(request)
+    booked = await refund_to_credit(
+        svc.uow_factory, svc.clock, vm_id=path_id(request), admin_id=admin.user.id,
+        reason=body_str(body, "reason", TEXT_LIMIT, multiline=True),
+    )
+    return data_response(_booked_json(booked))
+
+
+def add_admin_credit_routes(table: RouteTable) -> None:
+    add(table, "GET", f"/users/{ID}/credit", user_balances,
+        "A user's credit balance per currency (non-zero ones)", response=CREDIT_BALANCES_SCHEMA)
+    add(table, "GET", f"/users/{ID}/credit/ledger", user_ledger,
+        "A user's credit ledger, newest first", response=CREDIT_ENTRY_SCHEMA,
+        query=(QueryParam("currency", CURRENCY),), paginated=True)
+    add(table, "POST", f"/users/{ID}/credit", adjust,
+        "Adjust a user's credit with a reason; a repeated `reference` books nothing again",
+        request=ADJUST_SCHEMA, response=BOOKED_SCHEMA)
+    add(table, "POST", f"/vms/{ID}/refund/credit", refund_vm_to_credit,
+        "Refund the VM's unused paid time to its owner's credit and end that time now",
+        request={"type": "object", "properties": {"reason": TEXT_SCHEMA}},
+        response=BOOKED_SCHEMA)

@@ -1,0 +1,87 @@
+"""Memory repository of account credit: balance rows keyed by (user, currency) and the ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from adapters.memory.db import Repo, evolve, page_of
+from domain.account_credit import CreditEntry, CreditReason, balance_after
+from ports.storage import Page
+
+_BALANCES = "user_credit_balance"
+_LEDGER = "user_credit_ledger"
+
+
+class MemoryCreditLedger(Repo):
+    """The memory unit of work runs alone, so `lock` only creates the row."""
+
+    async def lock(self, user_id: int, currency: str) -> int:
+        rows = self._rows(_BALANCES)
+        balance: int = rows.setdefault((user_id, currency), 0)
+        return balance
+
+    async def book(self, entry: CreditEntry) -> CreditEntry | None:
+        await self.lock(entry.user_id, entry.currency)
+        if entry.reference is not None and await self.find(
+            entry.user_id, entry.currency, entry.reason, entry.reference
+        ):
+            return None
+        rows = self._rows(_BALANCES)
+        key = (entry.user_id, entry.currency)
+        after = balance_after(rows.get(key, 0), entry)
+        stored = self._insert(_LEDGER, evolve(entry, id=0))
+        rows[key] = after
+        return stored
+
+    async def find(
+        self, user_id: int, currency: str, reason: CreditReason, reference: str
+    ) -> CreditEntry | None:
+        return next(
+            (
+                e
+                for e in self._entries()
+                if (e.user_id, e.currency, e.reason, e.reference)
+                == (user_id, currency, reason, reference)
+            ),
+            None,
+        )
+
+    async def balances(self, user_id: int) -> dict[str, int]:
+        rows = self._rows(_BALANCES)
+        return {cur: amount for (uid, cur), amount in sorted(rows.items()) if uid == user_id}
+
+    async def list_page(
+        self, user_id: int, limit: int, offset: int, *, currency: str | None = None
+    ) -> Page[CreditEntry]:
+        mine = [
+            e
+            for e in self._entries()
+            if e.user_id == user_id and (currency is None or e.currency == currency)
+        ]
+        return Page(*page_of(reversed(mine), limit, offset))
+
+    async def list_by_reference(self, reference: str) -> list[CreditEntry]:
+        return [e for e in self._entries() if e.reference == reference]
+
+    async def list_unreleased_spent(self, now: datetime, limit: int) -> list[CreditEntry]:
+        entries = self._entries()
+        payments = self._rows("subscription_payment")
+        released = {
+            (e.user_id, e.currency, e.reference)
+            for e in entries
+            if e.reason is CreditReason.RELEASED
+        }
+        spent = [
+            e
+            for e in entries
+            if e.reason is CreditReason.SPENT
+            and e.payment_id is not None
+            and (p := payments.get(e.payment_id)) is not None
+            and not p.is_paid
+            and p.expires <= now
+            and (e.user_id, e.currency, e.reference) not in released
+        ]
+        return spent[:limit]
+
+    def _entries(self) -> list[CreditEntry]:
+        return [e for _, e in sorted(self._rows(_LEDGER).items())]

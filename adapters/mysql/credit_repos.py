@@ -1,0 +1,136 @@
+"""SQL repository of account credit (tables `user_credit_balance`, `user_credit_ledger`, r8)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+
+from adapters.mysql import tables as t
+from adapters.mysql.mapping import Mapper, evolve
+from adapters.mysql.repositories import Connect, SqlRepo, is_duplicate_key
+from domain.account_credit import CreditEntry, CreditReason, balance_after
+from ports.storage import Page
+
+_bal = t.user_credit_balance.c
+_led = t.user_credit_ledger.c
+
+
+class SqlCreditLedger(SqlRepo):
+    """`lock` is `SELECT … FOR UPDATE` on MariaDB; on SQLite a no-op write takes the database
+    write lock, so a concurrent read-modify-write waits as it would on the row lock."""
+
+    def __init__(self, connection: Connect, mapper: Mapper[CreditEntry]) -> None:
+        super().__init__(connection)
+        self.mapper = mapper
+
+    async def lock(self, user_id: int, currency: str) -> int:
+        """MariaDB: the user's row is locked first (it always exists), so creating a missing
+        balance row never races another transaction's gap lock (two or three first bookings
+        of one user deadlocked on it); call it before this transaction inserts anything that
+        references the user, or its foreign-key share lock must be upgraded."""
+        row = {"user_id": user_id, "currency": currency, "balance": 0}
+        where = (_bal.user_id == user_id) & (_bal.currency == currency)
+        if self.locks_rows:
+            user = select(t.users.c.id).where(t.users.c.id == user_id).with_for_update()
+            await self.conn.execute(user)
+            upsert = mysql_insert(t.user_credit_balance).values(row)
+            await self.conn.execute(upsert.on_duplicate_key_update(balance=_bal.balance))
+            query = select(_bal.balance).where(where).with_for_update()
+        else:
+            # SQLite: a write first takes the database write lock, then the row is created
+            await self.conn.execute(
+                update(t.user_credit_balance).where(where).values(balance=_bal.balance)
+            )
+            await self.conn.execute(
+                sqlite_insert(t.user_credit_balance).values(row).on_conflict_do_nothing()
+            )
+            query = select(_bal.balance).where(where)
+        value = (await self.conn.execute(query)).scalar()
+        if value is None:  # impossible: the row was just created or found
+            raise LookupError(f"no credit balance row for user {user_id} {currency}")
+        return int(value)
+
+    async def book(self, entry: CreditEntry) -> CreditEntry | None:
+        balance = await self.lock(entry.user_id, entry.currency)  # before the duplicate check
+        if entry.reference is not None and await self.find(
+            entry.user_id, entry.currency, entry.reason, entry.reference
+        ):
+            return None
+        after = balance_after(balance, entry)
+        try:
+            result = await self.conn.execute(
+                insert(t.user_credit_ledger).values(self.mapper.to_row(entry))
+            )
+        except IntegrityError as error:
+            if entry.reference is not None and is_duplicate_key(error):
+                return None
+            raise
+        key = result.inserted_primary_key
+        if key is None:
+            raise RuntimeError("user_credit_ledger: insert returned no id")
+        where = (_bal.user_id == entry.user_id) & (_bal.currency == entry.currency)
+        await self.conn.execute(update(t.user_credit_balance).where(where).values(balance=after))
+        return evolve(entry, id=int(key[0]))
+
+    async def find(
+        self, user_id: int, currency: str, reason: CreditReason, reference: str
+    ) -> CreditEntry | None:
+        query = select(*self.mapper.columns).where(
+            _led.user_id == user_id,
+            _led.currency == currency,
+            _led.reason == reason,
+            _led.reference == reference,
+        )
+        return await self._one(self.mapper, query)
+
+    async def balances(self, user_id: int) -> dict[str, int]:
+        query = (
+            select(_bal.currency, _bal.balance)
+            .where(_bal.user_id == user_id)
+            .order_by(_bal.currency)
+        )
+        rows = (await self.conn.execute(query)).all()
+        return {str(currency): int(balance) for currency, balance in rows}
+
+    async def list_page(
+        self, user_id: int, limit: int, offset: int, *, currency: str | None = None
+    ) -> Page[CreditEntry]:
+        where = _led.user_id == user_id
+        if currency is not None:
+            where = where & (_led.currency == currency)
+        return await self._page(self.mapper, where, [_led.id.desc()], limit, offset)
+
+    async def list_by_reference(self, reference: str) -> list[CreditEntry]:
+        query = select(*self.mapper.columns).where(_led.reference == reference).order_by(_led.id)
+        return await self._all(self.mapper, query)
+
+    async def list_unreleased_spent(self, now: datetime, limit: int) -> list[CreditEntry]:
+        pay = t.subscription_payment.c
+        rel = t.user_credit_ledger.alias("released")
+        released = (
+            select(rel.c.id)
+            .where(
+                rel.c.user_id == _led.user_id,
+                rel.c.currency == _led.currency,
+                rel.c.reference == _led.reference,
+                rel.c.reason == CreditReason.RELEASED,
+            )
+            .exists()
+        )
+        query = (
+            select(*self.mapper.columns)
+            .join(t.subscription_payment, pay.id == _led.payment_id)
+            .where(
+                _led.reason == CreditReason.SPENT,
+                pay.is_paid == False,  # noqa: E712
+                pay.expires <= now,
+                ~released,
+            )
+            .order_by(_led.id)
+            .limit(limit)
+        )
+        return await self._all(self.mapper, query)

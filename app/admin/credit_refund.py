@@ -1,0 +1,74 @@
+"""Admin refund of a VM's unused paid time to the owner's credit balance, exactly once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+from app.admin.vms import VmIsDeleted
+from app.billing.catalogue import subscription_of, vm_price
+from app.billing.credit_balance import Booked, book_in
+from app.billing.errors import SubscriptionNotFound, VmNotFound
+from domain.account_credit import CreditReason, checked_entry
+from domain.errors import DomainError
+from domain.upgrade import remaining_time_info
+from ports.clock import Clock
+from ports.storage import UnitOfWorkFactory
+
+
+class NothingToRefund(DomainError):
+    """No unused paid time is left (already refunded, expired, or worth nothing)."""
+
+
+async def refund_to_credit(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    *,
+    vm_id: int,
+    admin_id: int,
+    reason: str | None,
+) -> Booked:
+    """Turn the VM's unused paid time into credit in its list currency, in one transaction.
+
+    The value is the refund figure of GET /vms/{id}/refund before conversion (exact, at the
+    VM's current list price, R10) from now to the expiry. The subscription's expiry is cut
+    to now in the same transaction, so the time is not both kept and refunded: a second
+    request finds nothing left (422), and the ledger entry's reference (the VM and the
+    expiry it refunded) books it once even if two requests race. The subscription lock is
+    taken first, as completion does, then the balance lock.
+    """
+    now = clock.now()
+    async with uow_factory() as uow:
+        vm = await uow.vms.get(vm_id)
+        if vm is None:
+            raise VmNotFound("VM not found")
+        if vm.deleted:
+            raise VmIsDeleted("VM is already deleted")
+        found = await subscription_of(uow, vm)
+        sub = await uow.subscriptions.get_for_update(found.id)
+        if sub is None:
+            raise SubscriptionNotFound("Subscription not found")
+        if sub.expires is None or sub.expires <= now:
+            raise NothingToRefund("No paid time is left to refund")
+        price = await vm_price(uow, vm)
+        remaining = remaining_time_info(price.list_price, price.interval, sub.expires, now)
+        value = remaining.prorated_cost
+        if value.amount <= 0:
+            raise NothingToRefund("The unused time is worth nothing")
+        expires: datetime = sub.expires
+        entry = checked_entry(
+            user_id=sub.user_id,
+            currency=value.currency.value,
+            amount=value.amount,
+            reason=CreditReason.REFUND_TO_CREDIT,
+            reference=f"vm:{vm_id}:until:{int(expires.timestamp())}",
+            note=(reason or f"unused time of VM {vm_id}")[:255],
+            created=now,
+            admin_id=admin_id,
+        )
+        booked = await book_in(uow, entry)
+        if not booked.replayed:
+            await uow.subscriptions.update(attrs.evolve(sub, expires=now))
+        await uow.commit()
+    return booked

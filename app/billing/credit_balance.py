@@ -1,0 +1,100 @@
+"""Account credit use cases: book an entry once under the balance lock, read balances and ledger."""
+
+from __future__ import annotations
+
+import attrs
+
+from app.billing.errors import UserNotFound
+from domain.account_credit import CreditEntry, CreditReason, checked_entry
+from domain.errors import InvalidInput
+from ports.clock import Clock
+from ports.storage import Page, UnitOfWork, UnitOfWorkFactory
+
+#: the most ledger entries one page returns.
+MAX_PAGE = 100
+
+
+@attrs.frozen(kw_only=True)
+class Booked:
+    """The entry written (or the one an earlier identical request wrote) and the balance now."""
+
+    entry: CreditEntry
+    balance: int
+    replayed: bool = False
+
+
+async def book_in(uow: UnitOfWork, entry: CreditEntry) -> Booked:
+    """Book `entry` inside the caller's transaction: lock the balance row, append once.
+
+    An entry with the same user, currency, reason and reference already booked is not
+    booked again: the earlier one is returned (`replayed`), so replays change nothing.
+    `InsufficientCredit` (422) when it would take the balance below zero; nothing written.
+    """
+    stored = await uow.credit_ledger.book(entry)  # locks the balance row first
+    replayed = stored is None
+    if stored is None:
+        assert entry.reference is not None  # only a referenced entry can be a duplicate
+        stored = await uow.credit_ledger.find(
+            entry.user_id, entry.currency, entry.reason, entry.reference
+        )
+        if stored is None:  # impossible: book found it under the same lock
+            raise LookupError("credit entry vanished")
+    balance = (await uow.credit_ledger.balances(entry.user_id)).get(entry.currency, 0)
+    return Booked(entry=stored, balance=balance, replayed=replayed)
+
+
+async def adjust_credit(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    *,
+    admin_id: int,
+    user_id: int,
+    currency: str,
+    amount: int,
+    note: str,
+    reference: str | None = None,
+) -> Booked:
+    """An admin's adjustment of a user's balance, either sign, with its reason in `note`.
+
+    `reference` (e.g. an idempotency key or a ticket number) makes a repeated request a
+    no-op; without one each request books a new entry. A debit below zero is refused (422).
+    """
+    if not note.strip():
+        raise InvalidInput("An adjustment needs a reason (note)")
+    async with uow_factory() as uow:
+        if await uow.users.get(user_id) is None:
+            raise UserNotFound("User not found")
+        entry = checked_entry(
+            user_id=user_id,
+            currency=currency,
+            amount=amount,
+            reason=CreditReason.ADMIN_ADJUSTMENT,
+            reference=reference,
+            note=note.strip(),
+            created=clock.now(),
+            admin_id=admin_id,
+        )
+        booked = await book_in(uow, entry)
+        await uow.commit()
+    return booked
+
+
+async def balances_of(uow_factory: UnitOfWorkFactory, user_id: int) -> dict[str, int]:
+    """The user's balance per currency code (currencies never used are absent)."""
+    async with uow_factory() as uow:
+        return await uow.credit_ledger.balances(user_id)
+
+
+async def ledger_page(
+    uow_factory: UnitOfWorkFactory,
+    user_id: int,
+    *,
+    limit: int,
+    offset: int,
+    currency: str | None = None,
+) -> Page[CreditEntry]:
+    """One page of the user's ledger, newest first."""
+    if not 0 < limit <= MAX_PAGE or offset < 0:
+        raise InvalidInput(f"limit must be 1..{MAX_PAGE} and offset >= 0")
+    async with uow_factory() as uow:
+        return await uow.credit_ledger.list_page(user_id, limit, offset, currency=currency)

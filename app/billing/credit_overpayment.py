@@ -1,0 +1,52 @@
+"""A payment for a service that can no longer be delivered becomes account credit, once."""
+
+from __future__ import annotations
+
+from app.billing.credit_balance import book_in
+from domain.account_credit import CreditReason, checked_entry, credit_applied
+from domain.credit import payment_meta
+from domain.errors import DomainError
+from domain.exchange import msat_to_fiat
+from domain.model import SubscriptionPayment
+from domain.money import Currency
+from ports.storage import UnitOfWork
+
+
+async def credit_unrestorable(
+    uow: UnitOfWork, payment: SubscriptionPayment, list_currency: str, why: str
+) -> int:
+    """In the completion transaction: a payment for a service that can no longer be
+    delivered (its host gone, its offer withdrawn) becomes credit instead of time; the credit
+    booked (smallest units of `list_currency`), 0 when it cannot be valued.
+
+    The value is what was received (amount, tax excluded, plus the credit it applied) in
+    the subscription's list currency, at the payment's own BTC rate for a Lightning payment.
+    Booked once per payment (reference: its id), so replays change nothing.
+    TODO(issue 13): completion does not call this yet: D24 revives a deleted VM on any
+    payment, and deciding "cannot be restored" (host disabled or removed) belongs to the
+    completion rules (`app/billing/completion.py`); the call goes where that is decided.
+    """
+    try:
+        target = Currency.parse(list_currency)
+        charged = Currency.parse(payment.currency)
+    except DomainError:
+        return 0
+    received = payment.amount
+    applied = credit_applied(payment_meta(payment))
+    # the applied credit comes back as it was, in its own units
+    already = applied[0] if applied is not None and applied[1] == target.value else 0
+    if charged is target:
+        value = received
+    elif charged is Currency.BTC and target.is_fiat and payment.rate > 0:
+        value = msat_to_fiat(received, payment.rate)
+    else:
+        return 0
+    total = value + already
+    if total <= 0:
+        return 0
+    booked = await book_in(uow, checked_entry(
+        user_id=payment.user_id, currency=target.value, amount=total,
+        reason=CreditReason.OVERPAYMENT, reference=payment.id.hex(), note=why[:255],
+        created=payment.paid_at or payment.created, payment_id=payment.id,
+    ))
+    return 0 if booked.replayed else total

@@ -1,0 +1,162 @@
+"""Renewals and upgrades pay from the account balance first; the rest is invoiced outside.
+
+When credit is debited: at quote time, in the transaction that stores the payment (a SPENT
+entry whose reference is the payment id, under the subscription lock and then the balance
+lock). That keeps the balance exact at every moment: two quotes can never both count on the
+same credit, and the payment carries `credit_applied` from birth. A quote that expires unpaid
+gives its credit back (`app.billing.credit_release`: a RELEASED entry with the same
+reference, booked once). A quote the balance covers fully is stored with amount 0, no
+external invoice (no provider id), the requested method kept, and completed at once through
+the normal completion use case (exactly once, D9).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import attrs
+
+from app.billing.credit_balance import book_in
+from app.billing.rails import PricedPayment
+from domain.account_credit import (
+    CREDIT_APPLIED_KEY,
+    CreditReason,
+    CreditSplit,
+    InsufficientCredit,
+    applied_json,
+    checked_entry,
+    credit_applied,
+    split_quote,
+)
+from domain.credit import payment_meta
+from domain.errors import DomainError
+from domain.exchange import fiat_to_msat, msat_to_fiat
+from domain.model import SubscriptionPayment
+from domain.money import Currency
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+#: completes a payment by id (the HTTP layer passes the completion use case).
+Settle = Callable[[bytes], Awaitable[object]]
+#: a fully covered quote is "payable" (already settled) for as long as a Lightning invoice.
+COVERED_EXPIRY = timedelta(minutes=10)
+PAYMENT_ID_BYTES = 32
+
+
+class CreditChanged(DomainError):
+    """The balance changed while the quote was made; nothing was stored (409)."""
+
+    kind = "conflict"
+
+
+def _converters(
+    balance_currency: Currency, charged: Currency, rate: Decimal
+) -> tuple[Callable[[int], int], Callable[[int], int]] | None:
+    if charged is balance_currency:
+        return (lambda n: n), (lambda n: n)
+    if charged is Currency.BTC and balance_currency.is_fiat and rate > 0:
+        return (lambda n: fiat_to_msat(n, rate)), (lambda n: msat_to_fiat(n, rate))
+    return None
+
+
+async def apply_balance(
+    uow: UnitOfWork, priced: PricedPayment, list_currency: str
+) -> PricedPayment:
+    """`priced` paid from the user's balance in the subscription's currency first (read, not
+    locked: `spend_in` checks it again under the lock when the payment is stored)."""
+    try:
+        balance_currency = Currency.parse(list_currency)
+    except DomainError:
+        return priced
+    convert = _converters(balance_currency, priced.currency, priced.rate)
+    if convert is None:
+        return priced
+    balance = (await uow.credit_ledger.balances(priced.user_id)).get(balance_currency.value, 0)
+    split = split_quote(
+        balance=balance,
+        amount=priced.amount,
+        tax=priced.tax,
+        processing_fee=priced.processing_fee,
+        to_charged=convert[0],
+        to_balance=convert[1],
+    )
+    if split is None:
+        return priced
+    return _with_split(priced, split, balance_currency)
+
+
+def _with_split(priced: PricedPayment, split: CreditSplit, currency: Currency) -> PricedPayment:
+    meta = dict(priced.metadata) if isinstance(priced.metadata, dict) else {}
+    meta[CREDIT_APPLIED_KEY] = applied_json(split.credit, currency.value, split.charged_credit)
+    return attrs.evolve(
+        priced,
+        amount=split.amount,
+        tax=split.tax,
+        processing_fee=split.processing_fee,
+        metadata=meta,
+    )
+
+
+def is_covered(priced: PricedPayment) -> bool:
+    """Paid wholly from the balance: nothing to invoice outside."""
+    applied = credit_applied(priced.metadata if isinstance(priced.metadata, dict) else {})
+    return applied is not None and priced.amount + priced.tax + priced.processing_fee == 0
+
+
+def covered_payment(priced: PricedPayment, now: datetime) -> SubscriptionPayment:
+    """The stored record of a fully covered quote: no invoice, no provider id, amount 0."""
+    return SubscriptionPayment(
+        id=secrets.token_bytes(PAYMENT_ID_BYTES),
+        subscription_id=priced.subscription_id,
+        user_id=priced.user_id,
+        created=now,
+        expires=now + COVERED_EXPIRY,
+        amount=0,
+        currency=priced.currency.value,
+        payment_method=priced.method,
+        payment_type=priced.payment_type,
+        external_data="",
+        rate=priced.rate,
+        tax=0,
+        processing_fee=0,
+        external_id=None,
+        time_value=priced.time_value,
+        metadata=priced.metadata,
+    )
+
+
+async def spend_in(uow: UnitOfWork, payment: SubscriptionPayment) -> None:
+    """Debit the credit `payment` applies, once (reference: its id), in the storing
+    transaction; call it before the payment row is inserted (lock order). A balance that
+    no longer covers it is `CreditChanged` (409): the caller stores nothing."""
+    applied = credit_applied(payment_meta(payment))
+    if applied is None:
+        return
+    amount, currency = applied
+    entry = checked_entry(
+        user_id=payment.user_id,
+        currency=currency,
+        amount=-amount,
+        reason=CreditReason.SPENT,
+        reference=payment.id.hex(),
+        note=f"{payment.payment_type.name.lower()} of subscription {payment.subscription_id}",
+        created=payment.created,
+        payment_id=payment.id,
+    )
+    try:
+        await book_in(uow, entry)
+    except InsufficientCredit:
+        raise CreditChanged("The credit balance changed while the quote was made; ask again") \
+            from None
+
+
+async def settle_covered(
+    uow_factory: UnitOfWorkFactory, payment: SubscriptionPayment, settle: Settle
+) -> SubscriptionPayment:
+    """Complete a fully covered payment now and return it as stored (paid)."""
+    await settle(payment.id)
+    async with uow_factory() as uow:
+        stored = await uow.payments.get(payment.id)
+    return stored or payment

@@ -1,0 +1,79 @@
+"""Credit of quotes that ended unpaid comes back once; paid after all, it is spent again."""
+
+from __future__ import annotations
+
+from app.billing.credit_balance import book_in
+from domain.account_credit import CreditReason, checked_entry, credit_applied
+from domain.credit import payment_meta
+from domain.model import SubscriptionPayment
+from ports.clock import Clock
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+
+async def release_expired_credit(
+    uow_factory: UnitOfWorkFactory, clock: Clock, *, limit: int = 200
+) -> int:
+    """Give back the credit of quotes that ended unpaid (expired by time or by a D23/D24
+    sweep); how many were released. Each release is booked once (reference: the payment id),
+    so running it again, or on two workers, releases nothing twice.
+    The worker runs it after each CheckSubscriptions. A payment settled after its release
+    spends the credit again at completion (`respend_released`).
+    """
+    now = clock.now()
+    released = 0
+    async with uow_factory() as uow:
+        spent = await uow.credit_ledger.list_unreleased_spent(now, limit)
+    for entry in spent:
+        payment_id = entry.payment_id
+        if payment_id is None or entry.reference is None:
+            continue
+        async with uow_factory() as uow:
+            # lock order: subscription, then balance (as completion and quotes take them)
+            payment = await uow.payments.get(payment_id)
+            if payment is None or payment.is_paid:
+                continue
+            await uow.subscriptions.get_for_update(payment.subscription_id)
+            payment = await uow.payments.get(payment_id)
+            if payment is None or payment.is_paid or payment.expires > now:
+                continue
+            booked = await book_in(
+                uow,
+                checked_entry(
+                    user_id=entry.user_id,
+                    currency=entry.currency,
+                    amount=-entry.amount,
+                    reason=CreditReason.RELEASED,
+                    reference=entry.reference,
+                    note="the quote expired unpaid",
+                    created=now,
+                ),
+            )
+            await uow.commit()
+            released += 0 if booked.replayed else 1
+    return released
+
+
+async def respend_released(uow: UnitOfWork, payment: SubscriptionPayment) -> str | None:
+    """In the completion transaction: a payment whose credit was released (it expired) and
+    that is paid after all spends it again, once, so the time it buys is not had for free.
+    What the balance no longer holds is spent as far as it goes; the shortfall is returned
+    as a problem for the operator (the balance never goes below zero)."""
+    applied = credit_applied(payment_meta(payment))
+    if applied is None:
+        return None
+    amount, currency = applied
+    ref = payment.id.hex()
+    if await uow.credit_ledger.find(payment.user_id, currency, CreditReason.RELEASED, ref) is None:
+        return None
+    balance = await uow.credit_ledger.lock(payment.user_id, currency)
+    taken = min(amount, balance)
+    if taken > 0:
+        await book_in(uow, checked_entry(
+            user_id=payment.user_id, currency=currency, amount=-taken,
+            reason=CreditReason.SPENT, reference=f"late:{ref}",
+            note="a released quote was paid after all", created=payment.paid_at or payment.created,
+        ))
+    if taken < amount:
+        return (f"payment {ref} was paid after its credit was released; {amount - taken} "
+                f"{currency} of credit could not be taken back")
+    return None

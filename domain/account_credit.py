@@ -1,0 +1,216 @@
+"""An account's credit balance: append-only ledger entries per currency, never below zero."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from enum import IntEnum
+from typing import Any
+
+import attrs
+
+from domain.errors import DomainError, InvalidInput
+from domain.money import Currency
+
+#: `metadata` key of a payment part of which was paid from the account balance.
+CREDIT_APPLIED_KEY = "credit_applied"
+#: longest reference and note a ledger entry keeps (the SQL column widths).
+MAX_REFERENCE = 100
+MAX_NOTE = 255
+#: the largest single entry (|amount|) accepted: far above any real balance, inside BIGINT.
+MAX_ENTRY = 10**15
+
+
+class CreditReason(IntEnum):
+    """Why an entry moved the balance; the codes are stored, the names are on the wire."""
+
+    OVERPAYMENT = 0  # a payment for a service that can no longer be delivered
+    DOWNGRADE_CREDIT = 1  # reserved: downgrades are refused today (D8)
+    REFUND_TO_CREDIT = 2  # an admin refund of unused time, kept as credit
+    ADMIN_ADJUSTMENT = 3  # an admin's correction, either sign, with a note
+    SPENT = 4  # applied to a renewal or upgrade quote
+    RELEASED = 5  # a quote that used credit expired unpaid: the credit comes back
+
+    @property
+    def wire_name(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def from_wire(cls, text: str) -> CreditReason:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise InvalidInput(f"unknown credit reason: {text}") from None
+
+
+class InsufficientCredit(DomainError):
+    """The entry would take the balance below zero."""
+
+    kind = "unprocessable"
+
+
+@attrs.frozen(kw_only=True)
+class CreditEntry:
+    """One movement of a user's balance in one currency (`amount` signed, smallest units).
+
+    `reference` ties the entry to what caused it (a payment id in hex, a VM id); the same
+    (user, currency, reason, reference) is booked at most once, which makes replays harmless.
+    `admin_id` is the admin who made an adjustment or refund (None for the system).
+    """
+
+    id: int
+    user_id: int
+    currency: str
+    amount: int
+    reason: CreditReason
+    reference: str | None
+    note: str | None
+    created: datetime
+    admin_id: int | None = None
+    payment_id: bytes | None = None  # the quote a SPENT entry paid (its release is found by it)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "currency": self.currency,
+            "amount": self.amount,
+            "reason": self.reason.wire_name,
+            "reference": self.reference,
+            "note": self.note,
+            "created": self.created.isoformat(),
+        }
+
+
+def checked_entry(
+    *,
+    user_id: int,
+    currency: str,
+    amount: int,
+    reason: CreditReason,
+    reference: str | None,
+    note: str | None,
+    created: datetime,
+    admin_id: int | None = None,
+    payment_id: bytes | None = None,
+) -> CreditEntry:
+    """A new entry (id 0) after checking its shape: a known currency, a non-zero integer
+    amount within bounds, the sign its reason implies, bounded texts."""
+    code = Currency.parse(currency).value
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidInput("amount must be an integer in smallest units")
+    if amount == 0 or abs(amount) > MAX_ENTRY:
+        raise InvalidInput(f"amount must be non-zero and at most {MAX_ENTRY} in size")
+    if reason is CreditReason.SPENT and amount > 0:
+        raise InvalidInput("spending credit must be a negative amount")
+    if reason not in (CreditReason.SPENT, CreditReason.ADMIN_ADJUSTMENT) and amount < 0:
+        raise InvalidInput(f"a {reason.wire_name} entry must be a positive amount")
+    if reference is not None and not 0 < len(reference) <= MAX_REFERENCE:
+        raise InvalidInput(f"reference must be 1..{MAX_REFERENCE} characters")
+    if note is not None and len(note) > MAX_NOTE:
+        raise InvalidInput(f"note must be at most {MAX_NOTE} characters")
+    return CreditEntry(
+        id=0,
+        user_id=user_id,
+        currency=code,
+        amount=amount,
+        reason=reason,
+        reference=reference,
+        note=note,
+        created=created,
+        admin_id=admin_id,
+        payment_id=payment_id,
+    )
+
+
+def balance_after(balance: int, entry: CreditEntry) -> int:
+    """The balance once `entry` is booked; `InsufficientCredit` if it would go below zero."""
+    after = balance + entry.amount
+    if after < 0:
+        raise InsufficientCredit(
+            f"Not enough credit: the balance is {balance} {entry.currency} (smallest units)"
+        )
+    return after
+
+
+def credit_applied(meta: dict[str, Any]) -> tuple[int, str] | None:
+    """The (amount, currency) of balance a payment's metadata says was applied, if any."""
+    value = meta.get(CREDIT_APPLIED_KEY)
+    if not isinstance(value, dict):
+        return None
+    amount, currency = value.get("amount"), value.get("currency")
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        return None
+    return (amount, currency) if isinstance(currency, str) else None
+
+
+def applied_json(amount: int, currency: str, charged: int) -> dict[str, Any]:
+    """The `credit_applied` metadata value the invoice renders as its credit line; `charged`
+    is its worth in the payment's own currency (msat for Lightning)."""
+    return {"amount": amount, "currency": currency, "charged": charged}
+
+
+@attrs.frozen(kw_only=True)
+class CreditSplit:
+    """How a quote is paid: `credit` from the balance (its currency's smallest units),
+    worth `charged_credit` in the quote's charged units; the rest is charged outside."""
+
+    credit: int
+    charged_credit: int
+    amount: int
+    tax: int
+    processing_fee: int
+
+    @property
+    def fully_covered(self) -> bool:
+        return self.amount == 0 and self.tax == 0 and self.processing_fee == 0
+
+
+def _ceil_share(part: int, numerator: int, denominator: int) -> int:
+    return -(-part * numerator // denominator)
+
+
+def split_quote(
+    *,
+    balance: int,
+    amount: int,
+    tax: int,
+    processing_fee: int,
+    to_charged: Callable[[int], int],
+    to_balance: Callable[[int], int],
+) -> CreditSplit | None:
+    """Pay a quote's net `amount` from `balance` first (None: nothing to apply).
+
+    Credit is net value (a refund of unused time carries no tax, R10.4), so it pays the net
+    amount; tax and fee fall in the same proportion, rounded up so the operator is never
+    short. `to_charged` converts balance units into the quote's charged units and
+    `to_balance` back (identity when both are one currency; the quote's own BTC rate for a
+    Lightning quote of a fiat balance). A balance worth the whole amount pays all of it with
+    the least credit that is worth it; a smaller one is used whole.
+    """
+    if balance <= 0 or amount <= 0:
+        return None
+    if to_charged(balance) >= amount:
+        needed = max(1, to_balance(amount))
+        while to_charged(needed) < amount:
+            needed += 1
+        needed = min(needed, balance)
+        return CreditSplit(credit=needed, charged_credit=amount, amount=0, tax=0,
+                           processing_fee=0)
+    worth = to_charged(balance)
+    if worth <= 0:
+        return None
+    rest = amount - worth
+    return CreditSplit(
+        credit=balance,
+        charged_credit=worth,
+        amount=rest,
+        tax=_ceil_share(tax, rest, amount),
+        processing_fee=_ceil_share(processing_fee, rest, amount),
+    )
+
+
+def charged_credit(meta: dict[str, Any]) -> int:
+    """The charged-units worth of the credit a payment's metadata says was applied (0: none)."""
+    value = meta.get(CREDIT_APPLIED_KEY)
+    worth = value.get("charged") if isinstance(value, dict) else None
+    return worth if isinstance(worth, int) and not isinstance(worth, bool) and worth > 0 else 0

@@ -1,0 +1,227 @@
+"""Renewals pay from the account balance first, on memory, SQLite and MariaDB: partly (the
+invoice is for the rest), wholly (completed at once, exactly once), released when the quote
+expires unpaid, spent again if it is paid after all, and never below zero under races."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any, cast
+
+import attrs
+import pytest
+
+from app.billing.credit_balance import adjust_credit
+from app.billing.credit_overpayment import credit_unrestorable
+from app.billing.credit_quote import CreditChanged
+from app.billing.credit_release import release_expired_credit
+from app.billing.credit_settle import completion_settle
+from app.billing.upgrades import create_upgrade_payment
+from domain.account_credit import CreditReason
+from domain.enums import PaymentMethod
+from domain.intervals import add_months
+from domain.model import GIB, SubscriptionPayment, Vm
+from domain.upgrade import UpgradeConfig
+from ports.storage import UnitOfWorkFactory
+from tests.contract import storage_backends
+from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
+from tests.contract.storage_backends import Database
+from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, Shop, new_shop, seed
+
+database = storage_backends.database
+#: 1 EUR cent at the fake's 100 000 EUR/BTC is exactly 10 000 msat
+MSAT_PER_CENT = 10_000
+
+
+@pytest.fixture
+async def shop(database: Database) -> AsyncIterator[Shop]:
+    if database.url is None:
+        yield await new_shop()
+        return
+    async with engine_on(database) as engine:
+        await empty_tables(engine, database.kind)
+        factory: UnitOfWorkFactory = sql_factory(engine)
+        await seed(factory)
+        yield attrs.evolve(await new_shop(), factory=cast(Any, factory))
+
+
+def _settle(shop: Shop) -> Any:
+    return completion_settle(shop.factory, shop.clock, shop.rails, shop.queue)
+
+
+async def _paid_vm(shop: Shop) -> Vm:
+    vm = await shop.order()
+    await shop.complete(await shop.renew(vm))
+    return vm
+
+
+async def _give(shop: Shop, amount: int, reference: str | None = None) -> None:
+    await adjust_credit(shop.factory, shop.clock, admin_id=ALICE,
+                        user_id=ALICE, currency="EUR", amount=amount, note="test",
+                        reference=reference)
+
+
+async def _balance(shop: Shop) -> int:
+    async with shop.factory() as uow:
+        return (await uow.credit_ledger.balances(ALICE)).get("EUR", 0)
+
+
+async def _ledger(shop: Shop) -> list[tuple[CreditReason, int, str | None]]:
+    async with shop.factory() as uow:
+        page = await uow.credit_ledger.list_page(ALICE, 100, 0)
+    return [(e.reason, e.amount, e.reference) for e in reversed(page.items)]
+
+
+async def _renew(shop: Shop, vm: Vm, **kw: Any) -> SubscriptionPayment:
+    return await shop.renew(vm, settle=_settle(shop), **kw)
+
+
+async def test_a_partly_covered_renewal_invoices_the_rest(shop: Shop) -> None:
+    vm = await _paid_vm(shop)
+    await _give(shop, 100)
+    payment = await _renew(shop, vm, method=PaymentMethod.REVOLUT)
+    assert (payment.amount, payment.currency, payment.is_paid) == (PLAN_EUR_CENTS - 100, "EUR",
+                                                                   False)
+    assert payment.external_id is not None  # a real order for the rest
+    assert payment.metadata["credit_applied"] == {"amount": 100, "currency": "EUR",
+                                                  "charged": 100}
+    assert await _balance(shop) == 0
+    assert (await _ledger(shop))[-1] == (CreditReason.SPENT, -100, payment.id.hex())
+    before = (await shop.subscription(vm)).expires
+    assert before is not None
+    assert (await shop.complete(payment)).completed
+    assert (await shop.subscription(vm)).expires == add_months(before, 1)
+    assert await _balance(shop) == 0  # completion debits nothing more
+    shop.clock.advance(timedelta(hours=2))
+    assert await release_expired_credit(shop.factory, shop.clock) == 0  # paid: kept spent
+    assert await _balance(shop) == 0
+
+
+async def test_a_lightning_quote_converts_the_credit_at_its_own_rate(shop: Shop) -> None:
+    vm = await _paid_vm(shop)
+    await _give(shop, 100)
+    payment = await _renew(shop, vm)
+    assert payment.amount == (PLAN_EUR_CENTS - 100) * MSAT_PER_CENT
+    assert payment.metadata["credit_applied"] == {
+        "amount": 100, "currency": "EUR", "charged": 100 * MSAT_PER_CENT}
+
+
+async def test_a_fully_covered_renewal_completes_at_once_and_exactly_once(shop: Shop) -> None:
+    vm = await _paid_vm(shop)
+    await _give(shop, 1000)
+    before = (await shop.subscription(vm)).expires
+    assert before is not None
+    payment = await _renew(shop, vm, intervals=2)
+    assert payment.is_paid and payment.amount == 0 and payment.external_id is None
+    assert payment.payment_method is PaymentMethod.LIGHTNING  # the requested method is kept
+    assert payment.metadata["credit_applied"]["amount"] == 2 * PLAN_EUR_CENTS
+    assert (await shop.subscription(vm)).expires == add_months(before, 2)
+    assert await _balance(shop) == 1000 - 2 * PLAN_EUR_CENTS
+    again = await shop.complete(payment)  # a replay books nothing
+    assert not again.completed
+    assert (await shop.subscription(vm)).expires == add_months(before, 2)
+    assert await _balance(shop) == 1000 - 2 * PLAN_EUR_CENTS
+    assert [r for r, _, _ in await _ledger(shop)] == [CreditReason.ADMIN_ADJUSTMENT,
+                                                      CreditReason.SPENT]
+
+
+async def test_without_settle_no_credit_is_used(shop: Shop) -> None:
+    vm = await _paid_vm(shop)
+    await _give(shop, 1000)
+    payment = await shop.renew(vm)
+    assert payment.amount == PLAN_EUR_CENTS * MSAT_PER_CENT and await _balance(shop) == 1000
+
+
+async def test_an_expired_quote_releases_its_credit_once_and_a_late_payment_spends_it_again(
+    shop: Shop,
+) -> None:
+    vm = await _paid_vm(shop)
+    await _give(shop, 100)
+    payment = await _renew(shop, vm, method=PaymentMethod.REVOLUT)
+    assert await release_expired_credit(shop.factory, shop.clock) == 0  # still payable
+    shop.clock.advance(timedelta(hours=2))
+    assert await release_expired_credit(shop.factory, shop.clock) == 1
+    assert await release_expired_credit(shop.factory, shop.clock) == 0
+    assert await _balance(shop) == 100
+    report = await shop.complete(payment)  # the order is paid after all
+    assert report.completed and report.problems == ()
+    assert await _balance(shop) == 0
+    assert (await _ledger(shop))[-1] == (CreditReason.SPENT, -100, "late:" + payment.id.hex())
+
+
+async def test_a_late_payment_after_the_credit_was_used_elsewhere_is_reported(
+    shop: Shop,
+) -> None:
+    vm = await _paid_vm(shop)
+    await _give(shop, 100)
+    payment = await _renew(shop, vm, method=PaymentMethod.REVOLUT)
+    shop.clock.advance(timedelta(hours=2))
+    await release_expired_credit(shop.factory, shop.clock)
+    await _give(shop, -60, "spent-elsewhere")
+    report = await shop.complete(payment)
+    assert report.completed and len(report.problems) == 1 and "60 EUR" in report.problems[0]
+    assert await _balance(shop) == 0
+
+
+async def test_racing_quotes_never_spend_the_same_credit_twice(shop: Shop) -> None:
+    vm = await _paid_vm(shop)
+    await _give(shop, PLAN_EUR_CENTS)
+    results = await asyncio.gather(
+        *(_renew(shop, vm, intervals=1), _renew(shop, vm, intervals=3),
+          _renew(shop, vm, method=PaymentMethod.REVOLUT)),
+        return_exceptions=True,
+    )
+    for r in results:
+        assert isinstance(r, SubscriptionPayment | CreditChanged), r
+    ledger = await _ledger(shop)
+    spent = [a for reason, a, _ in ledger if reason is CreditReason.SPENT]
+    assert -sum(spent) <= PLAN_EUR_CENTS
+    assert await _balance(shop) == sum(a for _, a, _ in ledger) >= 0
+    stored = [r for r in results if isinstance(r, SubscriptionPayment)]
+    for p in stored:  # what each stored payment says it used is what the ledger spent for it
+        used = p.metadata.get("credit_applied", {}).get("amount", 0)
+        assert [-a for reason, a, ref in ledger if ref == p.id.hex()] == ([used] if used else [])
+
+
+async def _upgrade(shop: Shop, vm: Vm) -> SubscriptionPayment:
+    cfg = UpgradeConfig(new_cpu=4, new_memory=4 * GIB)
+    return await create_upgrade_payment(
+        shop.factory, shop.clock, shop.rails, shop.rates, user_id=ALICE, vm_id=vm.id, cfg=cfg,
+        method=PaymentMethod.REVOLUT, settle=_settle(shop),
+    )
+
+
+async def test_upgrades_pay_from_the_balance_first(shop: Shop) -> None:
+    vm = await _paid_vm(shop)
+    await _give(shop, 1)
+    partly = await _upgrade(shop, vm)
+    assert not partly.is_paid and partly.metadata["credit_applied"]["amount"] == 1
+    assert partly.metadata["new_cpu"] == 4  # the config is still there for completion
+    full_price = partly.amount + 1
+    await _give(shop, 10 * full_price)
+    covered = await _upgrade(shop, vm)
+    assert covered.is_paid and covered.amount == 0 and covered.external_id is None
+    assert covered.metadata["credit_applied"]["amount"] == covered.metadata[
+        "credit_applied"]["charged"] > 0
+    assert (await shop.vm(vm.id)).template_id is None  # converted to its custom spec
+    left = 10 * full_price - covered.metadata["credit_applied"]["amount"]
+    assert await _balance(shop) == left
+    # the rival upgrade was expired by the completion (D13): its credit comes back once
+    shop.clock.advance(timedelta(hours=2))
+    assert await release_expired_credit(shop.factory, shop.clock) == 1
+    assert await _balance(shop) == left + 1
+
+
+async def test_a_payment_for_an_unrestorable_service_becomes_credit_once(shop: Shop) -> None:
+    vm = await _paid_vm(shop)
+    await _give(shop, 100)
+    payment = await _renew(shop, vm)  # Lightning: 32 cents' worth invoiced, 100 from credit
+    paid = attrs.evolve(payment, is_paid=True, paid_at=shop.clock.now())
+    for _ in range(2):  # a replay books nothing more
+        async with shop.factory() as uow:
+            await credit_unrestorable(uow, paid, "EUR", "host removed")
+            await uow.commit()
+    assert await _balance(shop) == PLAN_EUR_CENTS  # 32 received + the 100 applied
+    assert (await _ledger(shop))[-1] == (CreditReason.OVERPAYMENT, PLAN_EUR_CENTS,
+                                         payment.id.hex())

@@ -1,0 +1,192 @@
+"""Account credit on memory, SQLite and MariaDB: booking once, never below zero, balance = sum,
+also under concurrent bookings (hypothesis)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any, cast
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.memory.clock import FakeClock
+from app.billing.credit_balance import adjust_credit, book_in, ledger_page
+from domain.account_credit import CreditReason, InsufficientCredit, checked_entry
+from domain.model import User
+from ports.storage import UnitOfWorkFactory
+from tests.contract import storage_backends
+from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
+from tests.contract.storage_backends import Database, at
+
+database = storage_backends.database
+backend = storage_backends.backend
+uow_factory = storage_backends.uow_factory
+
+
+async def _users(factory: UnitOfWorkFactory, count: int = 2) -> list[int]:
+    async with factory() as uow:
+        ids = [
+            (await uow.users.add(User(id=0, pubkey=bytes([n + 1]) * 32, created=at(1)))).id
+            for n in range(count)
+        ]
+        await uow.commit()
+    return ids
+
+
+def _entry(user: int, amount: int, reason: CreditReason, ref: str | None = None) -> Any:
+    return checked_entry(
+        user_id=user,
+        currency="EUR",
+        amount=amount,
+        reason=reason,
+        reference=ref,
+        note="n",
+        created=at(2),
+    )
+
+
+async def test_booking_moves_the_balance_and_a_replay_books_nothing(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    alice, bob = await _users(uow_factory)
+    async with uow_factory() as uow:
+        first = await book_in(uow, _entry(alice, 500, CreditReason.OVERPAYMENT, "pay:aa"))
+        again = await book_in(uow, _entry(alice, 500, CreditReason.OVERPAYMENT, "pay:aa"))
+        spent = await book_in(uow, _entry(alice, -200, CreditReason.SPENT, "pay:bb"))
+        await book_in(uow, _entry(bob, 70, CreditReason.REFUND_TO_CREDIT, "vm:1"))
+        await uow.commit()
+    assert not first.replayed and first.balance == 500
+    assert again.replayed and again.entry == first.entry and again.balance == 500
+    assert spent.balance == 300 and spent.entry.amount == -200
+    async with uow_factory() as uow:
+        assert await uow.credit_ledger.balances(alice) == {"EUR": 300}
+        page = await uow.credit_ledger.list_page(alice, 1, 0)
+        assert page.total == 2 and page.items == [spent.entry]
+        assert await uow.credit_ledger.list_page(alice, 10, 0, currency="USD") == type(page)([], 0)
+        assert [e.user_id for e in await uow.credit_ledger.list_by_reference("vm:1")] == [bob]
+        found = await uow.credit_ledger.find(alice, "EUR", CreditReason.SPENT, "pay:bb")
+        assert found == spent.entry
+
+
+async def test_a_booking_below_zero_is_refused_and_writes_nothing(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    (alice,) = await _users(uow_factory, 1)
+    async with uow_factory() as uow:
+        await book_in(uow, _entry(alice, 100, CreditReason.ADMIN_ADJUSTMENT))
+        await uow.commit()
+    async with uow_factory() as uow:
+        with pytest.raises(InsufficientCredit):
+            await book_in(uow, _entry(alice, -101, CreditReason.SPENT, "pay:cc"))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.credit_ledger.balances(alice) == {"EUR": 100}
+        assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 1
+        assert await uow.credit_ledger.find(alice, "EUR", CreditReason.SPENT, "pay:cc") is None
+
+
+async def test_an_uncommitted_booking_is_rolled_back(uow_factory: UnitOfWorkFactory) -> None:
+    (alice,) = await _users(uow_factory, 1)
+    async with uow_factory() as uow:
+        await book_in(uow, _entry(alice, 100, CreditReason.ADMIN_ADJUSTMENT))
+    async with uow_factory() as uow:
+        assert await uow.credit_ledger.balances(alice) == {}
+        assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 0
+
+
+@attrs.frozen
+class Adjust:
+    user: int  # index into the users
+    amount: int
+    ref: int | None  # a small set: repeated references are replays
+
+
+BATCHES = st.lists(
+    st.lists(
+        st.builds(
+            Adjust,
+            st.integers(0, 1),
+            st.integers(-300, 300).filter(lambda n: n != 0),
+            st.one_of(st.none(), st.integers(0, 3)),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+async def _adjust(factory: UnitOfWorkFactory, users: list[int], op: Adjust) -> bool | None:
+    """True: booked; False: a replay; None: refused (not enough credit)."""
+    try:
+        booked = await adjust_credit(
+            factory,
+            FakeClock(at(3)),
+            admin_id=users[0],
+            user_id=users[op.user],
+            currency="EUR",
+            amount=op.amount,
+            note="property",
+            reference=None if op.ref is None else f"r{op.ref}:{op.amount}",
+        )
+    except InsufficientCredit:
+        return None
+    return not booked.replayed
+
+
+async def _run(factory: UnitOfWorkFactory, batches: list[list[Adjust]]) -> None:
+    users = await _users(factory)
+    booked = 0
+    for batch in batches:  # each batch races: every booking in it runs at once
+        results = await asyncio.gather(*(_adjust(factory, users, op) for op in batch))
+        booked += sum(1 for r in results if r)
+    total = 0
+    for user in users:
+        page = await ledger_page(factory, user, limit=100, offset=0)
+        sums: dict[str, int] = defaultdict(int)
+        for e in page.items:
+            sums[e.currency] += e.amount
+        refs = [e.reference for e in page.items if e.reference is not None]
+        assert len(refs) == len(set(refs))  # each reference booked once
+        async with factory() as uow:
+            balances = await uow.credit_ledger.balances(user)
+        assert {c: b for c, b in balances.items() if b or c in sums} == dict(sums)
+        assert all(b >= 0 for b in balances.values())
+        # every prefix in booking order stays at or above zero (never negative in between)
+        running = 0
+        for e in reversed(page.items):
+            running += e.amount
+            assert running >= 0
+        total += page.total
+    assert total == booked
+
+
+async def _on_backend(database: Database, batches: list[list[Adjust]]) -> None:
+    if database.url is None:
+        from adapters.memory.storage import MemoryUnitOfWorkFactory
+
+        await _run(MemoryUnitOfWorkFactory(), batches)
+        return
+    async with engine_on(database) as engine:
+        await empty_tables(engine, database.kind)
+        await _run(cast(Any, sql_factory(engine)), batches)
+
+
+def test_balance_never_negative_and_equal_to_the_ledger_sum_under_races(
+    database: Database,
+) -> None:
+    @settings(
+        max_examples=40 if database.url is None else 12,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(batches=BATCHES)
+    def check(batches: list[list[Adjust]]) -> None:
+        asyncio.run(_on_backend(database, batches))
+
+    check()

@@ -1,0 +1,79 @@
+"""Admin account credit: balances and ledger of a user, adjustments with a reason (403 without
+the permission), and a VM's unused time refunded to credit once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from tests.http.admin.adminapp import ROOT, VIEWER, AdminWorld
+from tests.http.vm_helpers import paid_vm, subscription_of, user_of
+from tests.nostr_signing import NostrKey
+
+ALICE = NostrKey.from_seed(21)
+
+
+async def _status(world: AdminWorld, method: str, path: str, key: NostrKey = ROOT,
+                  **kw: Any) -> tuple[int, Any]:
+    resp = await world.call(method, path, key, **kw)
+    return resp.status, await resp.json()
+
+
+async def test_adjust_with_a_reason_then_view_balance_and_ledger(world: AdminWorld) -> None:
+    alice = (await user_of(world.api, ALICE)).id
+    root = (await user_of(world.api, ROOT)).id
+    body = await world.ok("POST", f"/users/{alice}/credit",
+                          json={"currency": "eur", "amount": 1250, "note": "goodwill"})
+    data = body["data"]
+    assert data["balance"] == 1250 and data["replayed"] is False
+    assert data["entry"]["reason"] == "admin_adjustment" and data["entry"]["amount"] == 1250
+    down = {"currency": "EUR", "amount": -250, "note": "typo", "reference": "T-1"}
+    assert (await world.ok("POST", f"/users/{alice}/credit", json=down))["data"]["balance"] == 1000
+    again = (await world.ok("POST", f"/users/{alice}/credit", json=down))["data"]
+    assert again["replayed"] is True and again["balance"] == 1000  # same reference: once
+    assert (await world.ok("GET", f"/users/{alice}/credit", VIEWER))["data"] == [
+        {"currency": "EUR", "amount": 1000}]
+    ledger = await world.ok("GET", f"/users/{alice}/credit/ledger?limit=1", VIEWER)
+    assert ledger["total"] == 2 and [e["amount"] for e in ledger["data"]] == [-250]
+    async with world.api.store() as uow:
+        entries = (await uow.credit_ledger.list_page(alice, 10, 0)).items
+    assert {e.admin_id for e in entries} == {root}
+
+
+async def test_adjust_refusals_change_nothing(world: AdminWorld) -> None:
+    alice = (await user_of(world.api, ALICE)).id
+    path = f"/users/{alice}/credit"
+    good = {"currency": "EUR", "amount": 100, "note": "x"}
+    assert await _status(world, "POST", path, VIEWER, json=good) == (
+        403, {"error": "Insufficient permissions for users::update"})
+    for bad in ({**good, "note": " "}, {"currency": "EUR", "amount": 100},
+                {**good, "amount": 0}, {**good, "amount": 1.5}, {**good, "currency": "XYZ"},
+                {**good, "amount": -1}, {**good, "reference": ""}, {**good, "note": "x" * 256}):
+        status, _ = await _status(world, "POST", path, json=bad)
+        assert status in (400, 422), bad
+    assert (await _status(world, "POST", path, json={**good, "amount": -1}))[0] == 422
+    assert (await _status(world, "POST", "/users/9999/credit", json=good))[0] == 404
+    assert (await world.ok("GET", path))["data"] == []
+    async with world.api.store() as uow:
+        assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 0
+
+
+async def test_refund_to_credit_books_the_unused_value_once_and_ends_the_time(
+    world: AdminWorld,
+) -> None:
+    vm = await paid_vm(world.user, ALICE)
+    alice = (await user_of(world.api, ALICE)).id
+    world.api.clock.advance(timedelta(days=10))
+    await world.api.refresh_rates()
+    quote = await world.ok("GET", f"/vms/{vm['id']}/refund?method=revolut")
+    path = f"/vms/{vm['id']}/refund/credit"
+    assert (await _status(world, "POST", path, VIEWER))[0] == 403
+    body = await world.ok("POST", path, json={"reason": "host retired"})
+    entry = body["data"]["entry"]
+    assert entry["amount"] == quote["data"]["amount"] == 180 and entry["currency"] == "EUR"
+    assert entry["reason"] == "refund_to_credit" and entry["note"] == "host retired"
+    sub = await subscription_of(world.api, vm["id"])
+    assert sub.expires == world.api.clock.now()
+    assert await _status(world, "POST", path) == (422, {"error": "No paid time is left to refund"})
+    assert (await world.ok("GET", f"/users/{alice}/credit"))["data"] == [
+        {"currency": "EUR", "amount": 180}]
