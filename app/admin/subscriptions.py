@@ -6,7 +6,7 @@ from datetime import datetime
 
 import attrs
 
-from app.billing.errors import NotFound, SubscriptionNotFound, UserNotFound
+from app.billing.errors import CompanyNotFound, NotFound, SubscriptionNotFound, UserNotFound
 from app.billing.price_in_force import cancel_quietly, expire_stale_quotes
 from app.billing.rails import PaymentRails
 from domain.enums import IntervalType
@@ -50,7 +50,8 @@ class SubscriptionDraft:
 async def create_subscription(
     uow_factory: UnitOfWorkFactory, clock: Clock, draft: SubscriptionDraft
 ) -> Subscription:
-    """A subscription with no line items and `is_setup` false; the user must exist."""
+    """A subscription with no line items and `is_setup` false; the user and the company
+    must exist (404 otherwise, not a foreign-key failure)."""
     if draft.interval_amount < 1:
         raise InvalidInput("interval_amount must be at least 1")
     sub = Subscription(
@@ -64,6 +65,8 @@ async def create_subscription(
     async with uow_factory() as uow:
         if await uow.users.get(draft.user_id) is None:
             raise UserNotFound("User not found")
+        if await uow.companies.get(draft.company_id) is None:
+            raise CompanyNotFound("Company not found")
         stored, _ = await uow.subscriptions.add_with_line_items(sub, [])
         await uow.commit()
     return stored

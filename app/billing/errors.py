@@ -15,6 +15,10 @@ class UserNotFound(NotFound):
     pass
 
 
+class CompanyNotFound(NotFound):
+    pass
+
+
 class VmNotFound(NotFound):
     pass
 

@@ -84,6 +84,12 @@ async def test_subscriptions_list_get_create_update(world: AdminWorld) -> None:
         "user_id": uid, "company_id": 1, "name": "", "is_active": False, "currency": "EUR",
         "setup_fee": 0, "auto_renewal_enabled": False})
     assert empty.status == 400
+    before = len((await world.ok("GET", f"/subscriptions?user_id={uid}"))["data"])
+    no_company = await world.call("POST", "/subscriptions", json={
+        "user_id": uid, "company_id": 99999, "name": "x", "is_active": False,
+        "currency": "EUR", "setup_fee": 0, "auto_renewal_enabled": False})
+    assert no_company.status == 404 and "Company not found" in await no_company.text()
+    assert len((await world.ok("GET", f"/subscriptions?user_id={uid}"))["data"]) == before
     patched = (await world.ok("PATCH", f"/subscriptions/{created['id']}", json={
         "expires": "2027-01-01T00:00:00+01:00", "external_id": "x", "is_active": True}))["data"]
     assert patched["expires"] == "2026-12-31T23:00:00Z" and patched["is_active"] is True
