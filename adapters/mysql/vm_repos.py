@@ -80,12 +80,26 @@ class SqlVms(SqlRecords[Vm]):
         await self.conn.execute(update(t.vm).where(_vm.id == vm_id).values(deleted=True))
 
     async def undelete_for_subscription(self, subscription_id: int) -> int:
+        """Bring back the subscription's soft-deleted VMs.
+
+        Found first by the line items' ids (a locking read on the VM index, matching rows
+        only), then updated by primary key: one `UPDATE … WHERE … IN (subquery)` made
+        MariaDB lock every VM row it examined, and concurrent completions of different
+        subscriptions deadlocked on them.
+        """
         items = select(_li.id).where(_li.subscription_id == subscription_id)
-        query = (
-            update(t.vm)
-            .where(_vm.subscription_line_item_id.in_(items), _vm.deleted == True)  # noqa: E712
-            .values(deleted=False)
+        item_ids = [row[0] for row in await self.conn.execute(items)]
+        if not item_ids:
+            return 0
+        deleted = (
+            select(_vm.id)
+            .where(_vm.subscription_line_item_id.in_(item_ids), _vm.deleted == True)  # noqa: E712
+            .with_for_update()
         )
+        vm_ids = [row[0] for row in await self.conn.execute(deleted)]
+        if not vm_ids:
+            return 0
+        query = update(t.vm).where(_vm.id.in_(vm_ids)).values(deleted=False)
         return (await self.conn.execute(query)).rowcount
 
 
