@@ -168,6 +168,15 @@ class ProviderHttp:
             raise FiatUnavailable(f"{self.name} {method} {path} answered a non-object")
         return document, text
 
+    async def get_json_or_none(self, path: str) -> tuple[dict[str, Any], str] | None:
+        """`call_json("GET", path)`, but None where the provider does not know it (404)."""
+        try:
+            return await self.call_json("GET", path)
+        except FiatProviderError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
 
 class GatewayBase:
     """Lifecycle shared by the gateways: `aclose()` and `async with`."""

@@ -80,14 +80,7 @@ def parse_stripe_event(body: bytes) -> tuple[str, str | None]:
     so, or the event type starts with `payment_intent.`), else None. Raises
     `WebhookPayloadInvalid`.
     """
-    document = json_object(body, "Stripe")
-    kind = document.get("type")
-    if not isinstance(kind, str) or not kind:
-        raise WebhookPayloadInvalid("Stripe event has no type")
-    data = document.get("data")
-    obj = data.get("object") if isinstance(data, dict) else None
-    if not isinstance(obj, dict):
-        raise WebhookPayloadInvalid("Stripe event has no data.object")
+    kind, obj = _data_object(body)
     is_intent = obj.get("object") == "payment_intent" or (
         "object" not in obj and kind.startswith("payment_intent.")
     )
