@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
+from ports.closing import ClosesOnExit
 from ports.fiat import FiatUnavailable
 
 SessionFactory = Callable[[], aiohttp.ClientSession]
@@ -178,21 +178,10 @@ class ProviderHttp:
             raise
 
 
-class GatewayBase:
+class GatewayBase(ClosesOnExit):
     """Lifecycle shared by the gateways: `aclose()` and `async with`."""
 
     _http: ProviderHttp
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the HTTP session this gateway opened (if any)."""
