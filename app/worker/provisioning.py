@@ -411,6 +411,16 @@ async def handle_vm_state(
     await _cache(deps, vm.id, attrs.evolve(state, state=VmRunState.RUNNING))
 
 
+async def vm_with_subscription(
+    uow: UnitOfWork, vm_id: int
+) -> tuple[Vm | None, Subscription | None]:
+    """The VM and the subscription that bills it; (None, None) for a VM not stored."""
+    vm = await uow.vms.get(vm_id)
+    if vm is None:
+        return None, None
+    return vm, await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+
+
 async def check_vm(deps: WorkerDeps, vm_id: int) -> None:
     """CheckVm, and SpawnVm for a VM already built (§9.6, §9.7)."""
     async with deps.uow_factory() as uow:
@@ -435,12 +445,7 @@ async def spawn_or_check(deps: WorkerDeps, vm_id: int) -> None:
     built (the job is sent after a payment, so this only skips stale jobs).
     """
     async with deps.uow_factory() as uow:
-        vm = await uow.vms.get(vm_id)
-        sub = (
-            None
-            if vm is None
-            else await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
-        )
+        vm, sub = await vm_with_subscription(uow, vm_id)
     if vm is None or vm.deleted:
         return
     if vm.is_provisioned:
