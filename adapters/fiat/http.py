@@ -183,6 +183,9 @@ class GatewayBase(ClosesOnExit):
 
     _http: ProviderHttp
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._http!r})"
+
     async def aclose(self) -> None:
         """Close the HTTP session this gateway opened (if any)."""
         await self._http.aclose()

@@ -74,9 +74,6 @@ class RevolutGateway(GatewayBase):
             connect_timeout_s=connect_timeout_s,
         )
 
-    def __repr__(self) -> str:
-        return f"RevolutGateway({self._http!r})"
-
     async def create_order(self, amount_minor: int, currency: str, description: str) -> FiatOrder:
         check_order_request("Revolut", amount_minor, currency)
         body = {"amount": amount_minor, "currency": currency, "description": description}

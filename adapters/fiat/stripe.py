@@ -60,9 +60,6 @@ class StripeGateway(GatewayBase):
         self._success_url = success_url
         self._cancel_url = cancel_url or success_url
 
-    def __repr__(self) -> str:
-        return f"StripeGateway({self._http!r})"
-
     async def create_order(self, amount_minor: int, currency: str, description: str) -> FiatOrder:
         check_order_request("Stripe", amount_minor, currency)
         form = {
