@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import Enum
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -15,6 +16,7 @@ from domain.errors import InvalidInput
 from domain.text_rules import is_single_line
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Enum)
 
 _PAYMENT_ID_BYTES = 32
 
@@ -129,17 +131,19 @@ def optional_bool(body: Mapping[str, Any], name: str) -> bool | None:
     return _optional(body, name, bool, "true or false")
 
 
-def disk_type(value: object) -> DiskType:
+def _member_named(enum: type[E], value: object, field: str) -> E:
+    """The member whose name is `value`, any case; else 400 `{field} must be one of: …`."""
     if isinstance(value, str):
-        for member in DiskType:
+        for member in enum:
             if member.name.lower() == value.lower():
                 return member
-    raise InvalidInput("disk_type must be one of: hdd, ssd")
+    names = ", ".join(member.name.lower() for member in enum)
+    raise InvalidInput(f"{field} must be one of: {names}")
+
+
+def disk_type(value: object) -> DiskType:
+    return _member_named(DiskType, value, "disk_type")
 
 
 def disk_interface(value: object) -> DiskInterface:
-    if isinstance(value, str):
-        for member in DiskInterface:
-            if member.name.lower() == value.lower():
-                return member
-    raise InvalidInput("disk_interface must be one of: sata, scsi, pcie")
+    return _member_named(DiskInterface, value, "disk_interface")
