@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from adapters.fiat.signatures import (
     SCHEME,
+    SignedWebhook,
     any_matches,
     check_fresh,
     from_unix,
@@ -124,19 +125,11 @@ def stripe_event(body: bytes) -> WebhookEvent:
     )
 
 
-class StripeWebhook:
+class StripeWebhook(SignedWebhook):
     """The Stripe `WebhookVerifier`."""
 
     method = PaymentMethod.STRIPE
     default_tolerance_s: int | None = STRIPE_DEFAULT_TOLERANCE_S
 
-    def verify(
-        self,
-        headers: Mapping[str, str],
-        body: bytes,
-        secret: str,
-        now: datetime,
-        tolerance_s: int | None,
-    ) -> WebhookEvent:
-        verify_stripe_signature(headers, body, secret, now, tolerance_s)
-        return stripe_event(body)
+    def __init__(self) -> None:
+        super().__init__(verify_stripe_signature, stripe_event)
