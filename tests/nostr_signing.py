@@ -12,6 +12,8 @@ from typing import Any
 import attrs
 from coincurve import PrivateKey, PublicKeyXOnly
 
+from adapters.http.nip98 import verify_nip98_event
+
 HTTP_AUTH_KIND = 27235
 
 
@@ -99,3 +101,10 @@ def sign_request(
 ) -> str:
     """Shortcut: the `Authorization` header for one request."""
     return auth_header(nip98_event(key, url, method, created_at, **kw))
+
+
+def verify_nip98(
+    header: str | None, method: str, target: str, now: datetime, body: bytes | None, **options: Any
+) -> bytes:
+    """`verify_nip98_event`, returning just the signer's x-only key."""
+    return verify_nip98_event(header, method, target, now, body, **options).pubkey

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
+from ports.closing import ClosesOnExit
 from ports.fiat import FiatUnavailable
 
 SessionFactory = Callable[[], aiohttp.ClientSession]
@@ -168,22 +168,23 @@ class ProviderHttp:
             raise FiatUnavailable(f"{self.name} {method} {path} answered a non-object")
         return document, text
 
+    async def get_json_or_none(self, path: str) -> tuple[dict[str, Any], str] | None:
+        """`call_json("GET", path)`, but None where the provider does not know it (404)."""
+        try:
+            return await self.call_json("GET", path)
+        except FiatProviderError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
-class GatewayBase:
+
+class GatewayBase(ClosesOnExit):
     """Lifecycle shared by the gateways: `aclose()` and `async with`."""
 
     _http: ProviderHttp
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._http!r})"
 
     async def aclose(self) -> None:
         """Close the HTTP session this gateway opened (if any)."""

@@ -9,7 +9,6 @@ import attrs
 from adapters.fiat.http import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_TIMEOUT_S,
-    FiatProviderError,
     GatewayBase,
     ProviderHttp,
     SessionFactory,
@@ -75,9 +74,6 @@ class RevolutGateway(GatewayBase):
             connect_timeout_s=connect_timeout_s,
         )
 
-    def __repr__(self) -> str:
-        return f"RevolutGateway({self._http!r})"
-
     async def create_order(self, amount_minor: int, currency: str, description: str) -> FiatOrder:
         check_order_request("Revolut", amount_minor, currency)
         body = {"amount": amount_minor, "currency": currency, "description": description}
@@ -88,13 +84,10 @@ class RevolutGateway(GatewayBase):
         """The order as Revolut has it now; None when Revolut does not know it (404)."""
         if not external_id:
             return None
-        path = f"/api/orders/{path_part(external_id)}"
-        try:
-            document, text = await self._http.call_json("GET", path)
-        except FiatProviderError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        found = await self._http.get_json_or_none(f"/api/orders/{path_part(external_id)}")
+        if found is None:
+            return None
+        document, text = found
         state = document.get("state")
         if not isinstance(state, str) or not state:
             raise FiatUnavailable("Revolut GET order answered an order without a state")

@@ -8,6 +8,7 @@ from typing import Final
 
 from adapters.fiat.signatures import (
     SCHEME,
+    SignedWebhook,
     any_matches,
     check_fresh,
     from_unix,
@@ -87,22 +88,17 @@ def parse_revolut_event(body: bytes) -> tuple[str, str]:
 
 
 
-class RevolutWebhook:
+def revolut_event(body: bytes) -> WebhookEvent:
+    """The event of a verified Revolut body: ORDER_COMPLETED completes; others are ignored."""
+    kind, external_id = parse_revolut_event(body)
+    return WebhookEvent(kind=kind, external_id=external_id, completes=kind == ORDER_COMPLETED)
+
+
+class RevolutWebhook(SignedWebhook):
     """The Revolut `WebhookVerifier`: ORDER_COMPLETED completes; other events are ignored."""
 
     method = PaymentMethod.REVOLUT
     default_tolerance_s: int | None = REVOLUT_DEFAULT_TOLERANCE_S
 
-    def verify(
-        self,
-        headers: Mapping[str, str],
-        body: bytes,
-        secret: str,
-        now: datetime,
-        tolerance_s: int | None,
-    ) -> WebhookEvent:
-        verify_revolut_signature(headers, body, secret, now, tolerance_s)
-        kind, external_id = parse_revolut_event(body)
-        return WebhookEvent(
-            kind=kind, external_id=external_id, completes=kind == ORDER_COMPLETED
-        )
+    def __init__(self) -> None:
+        super().__init__(verify_revolut_signature, revolut_event)

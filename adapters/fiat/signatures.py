@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ports.payment_rail import WebhookPayloadInvalid, WebhookSignatureInvalid
+from domain.enums import PaymentMethod
+from ports.payment_rail import WebhookEvent, WebhookPayloadInvalid, WebhookSignatureInvalid
 
 #: the only signature scheme either provider documents.
 SCHEME = "v1"
@@ -70,3 +71,29 @@ def json_object(body: bytes, provider: str) -> dict[str, Any]:
     return document
 
 
+
+
+#: checks a delivery's signature (headers, body, secret, now, tolerance_s) or raises.
+SignatureCheck = Callable[[Mapping[str, str], bytes, str, datetime | None, int | None], None]
+
+
+class SignedWebhook:
+    """A `WebhookVerifier` made of a provider's signature check and its event parser."""
+
+    method: PaymentMethod
+    default_tolerance_s: int | None
+
+    def __init__(self, check: SignatureCheck, parse: Callable[[bytes], WebhookEvent]) -> None:
+        self._check = check
+        self._parse = parse
+
+    def verify(
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        secret: str,
+        now: datetime,
+        tolerance_s: int | None,
+    ) -> WebhookEvent:
+        self._check(headers, body, secret, now, tolerance_s)
+        return self._parse(body)

@@ -60,9 +60,6 @@ class StripeGateway(GatewayBase):
         self._success_url = success_url
         self._cancel_url = cancel_url or success_url
 
-    def __repr__(self) -> str:
-        return f"StripeGateway({self._http!r})"
-
     async def create_order(self, amount_minor: int, currency: str, description: str) -> FiatOrder:
         check_order_request("Stripe", amount_minor, currency)
         form = {
@@ -84,29 +81,18 @@ class StripeGateway(GatewayBase):
         """The Checkout Session as Stripe has it now; None for one Stripe does not know."""
         if not session_id:
             return None
-        try:
-            document, _ = await self._http.call_json(
-                "GET", f"/v1/checkout/sessions/{path_part(session_id)}"
-            )
-        except FiatProviderError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return document
+        found = await self._http.get_json_or_none(f"/v1/checkout/sessions/{path_part(session_id)}")
+        return None if found is None else found[0]
 
     async def get_payment_intent_status(self, external_id: str) -> str | None:
         """The intent's status (`requires_payment_method`, `succeeded`, `canceled`, …); None
         for an intent Stripe does not know."""
         if not external_id:
             return None
-        path = f"/v1/payment_intents/{path_part(external_id)}"
-        try:
-            document, _ = await self._http.call_json("GET", path)
-        except FiatProviderError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        status = document.get("status")
+        found = await self._http.get_json_or_none(f"/v1/payment_intents/{path_part(external_id)}")
+        if found is None:
+            return None
+        status = found[0].get("status")
         if not isinstance(status, str) or not status:
             raise FiatUnavailable("Stripe GET payment intent answered no status")
         return status

@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from adapters.fiat.signatures import (
     SCHEME,
+    SignedWebhook,
     any_matches,
     check_fresh,
     from_unix,
@@ -80,14 +81,7 @@ def parse_stripe_event(body: bytes) -> tuple[str, str | None]:
     so, or the event type starts with `payment_intent.`), else None. Raises
     `WebhookPayloadInvalid`.
     """
-    document = json_object(body, "Stripe")
-    kind = document.get("type")
-    if not isinstance(kind, str) or not kind:
-        raise WebhookPayloadInvalid("Stripe event has no type")
-    data = document.get("data")
-    obj = data.get("object") if isinstance(data, dict) else None
-    if not isinstance(obj, dict):
-        raise WebhookPayloadInvalid("Stripe event has no data.object")
+    kind, obj = _data_object(body)
     is_intent = obj.get("object") == "payment_intent" or (
         "object" not in obj and kind.startswith("payment_intent.")
     )
@@ -131,19 +125,11 @@ def stripe_event(body: bytes) -> WebhookEvent:
     )
 
 
-class StripeWebhook:
+class StripeWebhook(SignedWebhook):
     """The Stripe `WebhookVerifier`."""
 
     method = PaymentMethod.STRIPE
     default_tolerance_s: int | None = STRIPE_DEFAULT_TOLERANCE_S
 
-    def verify(
-        self,
-        headers: Mapping[str, str],
-        body: bytes,
-        secret: str,
-        now: datetime,
-        tolerance_s: int | None,
-    ) -> WebhookEvent:
-        verify_stripe_signature(headers, body, secret, now, tolerance_s)
-        return stripe_event(body)
+    def __init__(self) -> None:
+        super().__init__(verify_stripe_signature, stripe_event)

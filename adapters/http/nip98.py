@@ -95,22 +95,6 @@ class UTag:
     query: str
 
 
-def verify_nip98(
-    header_value: str | None,
-    method: str,
-    target: str,
-    now: datetime,
-    body: bytes | None,
-    max_skew: int = DEFAULT_MAX_SKEW,
-    *,
-    origin: Origin | None = None,
-) -> bytes:
-    """`verify_nip98_event`, returning just the signer's x-only key."""
-    return verify_nip98_event(
-        header_value, method, target, now, body, max_skew, origin=origin
-    ).pubkey
-
-
 def verify_nip98_event(
     header_value: str | None,
     method: str,

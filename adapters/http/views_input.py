@@ -62,16 +62,20 @@ def _missing(name: str) -> InvalidInput:
     return InvalidInput(f"missing field `{name}`")
 
 
+def _field(body: Body, name: str, required: bool) -> Any:
+    """The field's value; None when absent or null, which is a 400 when `required`."""
+    value = body.get(name)
+    if value is None and required:
+        raise _missing(name)
+    return value
+
+
 def integer(
     body: Body, name: str, *, minimum: int = 0, maximum: int = INT_MAX, required: bool = True
 ) -> int | None:
     """An integer field in minimum..maximum (`check_int`); null counts as absent."""
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise _missing(name)
-        return None
-    return check_int(value, name, minimum=minimum, maximum=maximum)
+    value = _field(body, name, required)
+    return None if value is None else check_int(value, name, minimum=minimum, maximum=maximum)
 
 
 def required_integer(body: Body, name: str, *, minimum: int = 0, maximum: int = INT_MAX) -> int:
@@ -81,12 +85,8 @@ def required_integer(body: Body, name: str, *, minimum: int = 0, maximum: int = 
 
 
 def boolean(body: Body, name: str, *, required: bool = True) -> bool | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise _missing(name)
-        return None
-    if not isinstance(value, bool):
+    value = _field(body, name, required)
+    if value is not None and not isinstance(value, bool):
         raise InvalidInput(f"`{name}` must be true or false")
     return value
 
@@ -101,10 +101,8 @@ def text(
     body: Body, name: str, *, required: bool = True, limit: int | None = None
 ) -> str | None:
     """A string field (at most `limit` characters when given); null counts as absent."""
-    value = body.get(name)
+    value = _field(body, name, required)
     if value is None:
-        if required:
-            raise _missing(name)
         return None
     if not isinstance(value, str):
         raise InvalidInput(f"`{name}` must be a string")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -13,6 +14,9 @@ from adapters.http.envelope import read_json
 from domain.enums import DiskInterface, DiskType, PaymentMethod
 from domain.errors import InvalidInput
 from domain.text_rules import is_single_line
+
+T = TypeVar("T")
+E = TypeVar("E", bound=Enum)
 
 _PAYMENT_ID_BYTES = 32
 
@@ -95,13 +99,18 @@ def optional_int(
     return None if value is None else as_int(value, name, minimum=minimum, maximum=maximum)
 
 
-def optional_str(body: Mapping[str, Any], name: str) -> str | None:
+def _optional(body: Mapping[str, Any], name: str, kind: type[T], what: str) -> T | None:
+    """The field when it is a `kind`; None when absent or null; else 400 `{name} must be …`."""
     value = body.get(name)
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise InvalidInput(f"{name} must be a string")
+    if not isinstance(value, kind):
+        raise InvalidInput(f"{name} must be {what}")
     return value
+
+
+def optional_str(body: Mapping[str, Any], name: str) -> str | None:
+    return _optional(body, name, str, "a string")
 
 
 REF_CODE_LIMIT = 20  # vm.ref_code is VARCHAR(20)
@@ -119,25 +128,22 @@ def ref_code(body: Mapping[str, Any]) -> str | None:
 
 
 def optional_bool(body: Mapping[str, Any], name: str) -> bool | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise InvalidInput(f"{name} must be true or false")
-    return value
+    return _optional(body, name, bool, "true or false")
+
+
+def _member_named(enum: type[E], value: object, field: str) -> E:
+    """The member whose name is `value`, any case; else 400 `{field} must be one of: …`."""
+    if isinstance(value, str):
+        for member in enum:
+            if member.name.lower() == value.lower():
+                return member
+    names = ", ".join(member.name.lower() for member in enum)
+    raise InvalidInput(f"{field} must be one of: {names}")
 
 
 def disk_type(value: object) -> DiskType:
-    if isinstance(value, str):
-        for member in DiskType:
-            if member.name.lower() == value.lower():
-                return member
-    raise InvalidInput("disk_type must be one of: hdd, ssd")
+    return _member_named(DiskType, value, "disk_type")
 
 
 def disk_interface(value: object) -> DiskInterface:
-    if isinstance(value, str):
-        for member in DiskInterface:
-            if member.name.lower() == value.lower():
-                return member
-    raise InvalidInput("disk_interface must be one of: sata, scsi, pcie")
+    return _member_named(DiskInterface, value, "disk_interface")

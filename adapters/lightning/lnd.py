@@ -10,14 +10,14 @@ import ssl
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from adapters.lightning.common import SystemClock, check_invoice_request
 from ports.clock import Clock
+from ports.closing import ClosesOnExit
 from ports.lightning import Invoice, LightningUnavailable, SettledInvoice
 
 SessionFactory = Callable[[], aiohttp.ClientSession]
@@ -139,7 +139,7 @@ def _settled_from(invoice: dict[str, Any]) -> SettledInvoice | None:
     )
 
 
-class LndRestNode:
+class LndRestNode(ClosesOnExit):
     """LND over REST with a macaroon header and the node's TLS certificate.
 
     `settled_invoices` looks up the settle index of `after_payment_hash` (0 if None or unknown;
@@ -183,17 +183,6 @@ class LndRestNode:
 
     def __repr__(self) -> str:
         return f"LndRestNode({self._url!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the HTTP session this node opened (if any)."""

@@ -10,8 +10,8 @@ from typing import Any
 import pycdlib
 import yaml
 
+from adapters.vmhost.assigned_ips import assigned_ips
 from adapters.vmhost.libvirt_xml import domain_name
-from domain.enums import IpRangeAllocationMode
 from ports.vmhost import FullVmInfo
 
 #: the volume label cloud-init's NoCloud data source looks for
@@ -52,28 +52,18 @@ def network_config(info: FullVmInfo, nameservers: Sequence[str] = ()) -> dict[st
     IPv4 takes the wider of the range's and the gateway's prefixes (as Proxmox's `ipconfig0`);
     a gateway outside the address's network is marked `on-link`.
     """
-    ranges = {r.id: r for r in info.ranges}
     addresses: list[str] = []
     routes: list[dict[str, Any]] = []
     slaac = False
-    for assignment in info.ips:
-        ip_range = ranges.get(assignment.ip_range_id)
-        if ip_range is None:
-            continue
-        addr = ipaddress.ip_address(assignment.ip.split("/")[0])
-        net = ipaddress.ip_network(ip_range.cidr, strict=False)
-        gateway = ipaddress.ip_interface(ip_range.gateway)
-        if addr.version == 6 and ip_range.allocation_mode is IpRangeAllocationMode.SLAAC_EUI64:
+    for ip in assigned_ips(info):
+        if ip.slaac:
             slaac = True
             continue
-        prefix = net.prefixlen
-        if addr.version == 4:
-            prefix = min(prefix, gateway.network.prefixlen)
-        addresses.append(f"{addr}/{prefix}")
-        default = "0.0.0.0/0" if addr.version == 4 else "::/0"
+        addresses.append(f"{ip.address}/{ip.prefix}")
+        default = "0.0.0.0/0" if ip.address.version == 4 else "::/0"
         if not any(r["to"] == default for r in routes):
-            route: dict[str, Any] = {"to": default, "via": str(gateway.ip)}
-            if gateway.ip not in ipaddress.ip_interface(f"{addr}/{prefix}").network:
+            route: dict[str, Any] = {"to": default, "via": str(ip.gateway.ip)}
+            if ip.gateway.ip not in ipaddress.ip_interface(f"{ip.address}/{ip.prefix}").network:
                 route["on-link"] = True  # e.g. a /32 address or a link-local gateway
             routes.append(route)
     nic: dict[str, Any] = {

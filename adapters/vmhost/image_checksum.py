@@ -22,6 +22,12 @@ _GNU_LINE = re.compile(r"^(?P<digest>[0-9a-fA-F]{64}|[0-9a-fA-F]{128}) [ *](?P<n
 _MAX_SUMS_BYTES = 1024 * 1024
 
 
+def check_http_ok(what: str, status: int) -> None:
+    """Refuse an answer other than 200; a 5xx or 429 is worth retrying."""
+    if status != 200:
+        raise VmHostError(f"{what}: HTTP {status}", transient=status >= 500 or status == 429)
+
+
 def digest_algorithm(digest: str) -> str:
     """`sha256` or `sha512` by the hex digest's length; anything else is a fatal error."""
     algorithm = _ALGORITHMS.get(len(digest))
@@ -64,11 +70,7 @@ async def resolve_digest(image: OsImage) -> tuple[str, str] | None:
             aiohttp.ClientSession(timeout=timeout) as session,
             session.get(image.sha2_url) as resp,
         ):
-            if resp.status != 200:
-                raise VmHostError(
-                    f"checksums {image.sha2_url}: HTTP {resp.status}",
-                    transient=resp.status >= 500 or resp.status == 429,
-                )
+            check_http_ok(f"checksums {image.sha2_url}", resp.status)
             body = await resp.content.read(_MAX_SUMS_BYTES)
     except aiohttp.ClientError as exc:
         raise VmHostError(f"checksums {image.sha2_url}: {exc!r}", transient=True) from exc

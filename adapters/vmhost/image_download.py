@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
-from adapters.vmhost.image_checksum import DigestCheck, resolve_digest
+from adapters.vmhost.image_checksum import DigestCheck, check_http_ok, resolve_digest
 from domain.model import OsImage
 from ports.vmhost import VmHostError
 
@@ -39,11 +39,7 @@ async def download_image(image: OsImage, directory: str | None = None) -> Path:
                 aiohttp.ClientSession(timeout=timeout) as session,
                 session.get(image.url) as resp,
             ):
-                if resp.status != 200:
-                    raise VmHostError(
-                        f"downloading {image.url}: HTTP {resp.status}",
-                        transient=resp.status >= 500 or resp.status == 429,
-                    )
+                check_http_ok(f"downloading {image.url}", resp.status)
                 async for chunk in resp.content.iter_chunked(_CHUNK):
                     check.update(chunk)
                     out.write(chunk)

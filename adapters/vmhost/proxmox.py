@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import random
 import re
@@ -13,10 +12,11 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
+from adapters.vmhost.assigned_ips import assigned_ips
 from adapters.vmhost.image_checksum import resolve_digest
 from adapters.vmhost.proxmox_api import VMID_OFFSET, ProxmoxApi, ProxmoxConfig, vmid
 from adapters.vmhost.proxmox_metrics import rrd_points
-from domain.enums import DiskType, IpRangeAllocationMode
+from domain.enums import DiskType
 from domain.model import Host, OsImage, Vm
 from ports.clock import Clock
 from ports.vmhost import (
@@ -262,20 +262,12 @@ def image_filename(url: str) -> str:
 
 def ip_config(info: FullVmInfo) -> str:
     """cloud-init `ipconfig0`: IPv4 with the wider of range/gateway prefixes, IPv6 or SLAAC."""
-    ranges = {r.id: r for r in info.ranges}
     parts: list[str] = []
-    for assignment in info.ips:
-        ip_range = ranges.get(assignment.ip_range_id)
-        if ip_range is None:
-            continue
-        addr = ipaddress.ip_address(assignment.ip.split("/")[0])
-        net = ipaddress.ip_network(ip_range.cidr, strict=False)
-        gateway = ipaddress.ip_interface(ip_range.gateway)
-        if addr.version == 4:
-            prefix = min(net.prefixlen, gateway.network.prefixlen)
-            parts.append(f"ip={addr}/{prefix},gw={gateway.ip}")
-        elif ip_range.allocation_mode is IpRangeAllocationMode.SLAAC_EUI64:
+    for ip in assigned_ips(info):
+        if ip.address.version == 4:
+            parts.append(f"ip={ip.address}/{ip.prefix},gw={ip.gateway.ip}")
+        elif ip.slaac:
             parts.append("ip6=auto")
         else:
-            parts.append(f"ip6={addr}/{net.prefixlen},gw6={gateway.ip}")
+            parts.append(f"ip6={ip.address}/{ip.prefix},gw6={ip.gateway.ip}")
     return ",".join(parts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
@@ -13,6 +13,8 @@ from domain.errors import DomainError, InvalidInput
 from domain.model import ResourceLimits
 from domain.money import Currency
 from ports.storage import UnitOfWork
+
+R_co = TypeVar("R_co", covariant=True)
 
 #: a create body or a PATCH: field name → parsed value; a PATCH holds only the fields sent
 #: (None = JSON null, for the nullable-patch fields).
@@ -42,6 +44,26 @@ class UnknownReference(DomainError):
 
 def not_found(what: str) -> NotFound:
     return NotFound(f"{what} not found")
+
+
+class ById(Protocol[R_co]):
+    """A repository that looks a record up by its id."""
+
+    async def get(self, record_id: int, /) -> R_co | None: ...
+
+
+async def existing(records: ById[R_co], record_id: int, what: str) -> R_co:
+    """The record with that id; a 404 (`{what} not found`) where there is none."""
+    record = await records.get(record_id)
+    if record is None:
+        raise not_found(what)
+    return record
+
+
+async def check_reference(records: ById[object], record_id: int, what: str) -> None:
+    """A body's reference to another row; a 422 (`{what} {id} not found`) where there is none."""
+    if await records.get(record_id) is None:
+        raise UnknownReference(f"{what} {record_id} not found")
 
 
 def trimmed(value: Any, message: str) -> str:

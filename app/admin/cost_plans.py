@@ -10,7 +10,7 @@ from app.admin.catalogue_common import (
     Fields,
     InUse,
     evolve,
-    not_found,
+    existing,
     price_currency,
     trimmed,
     usage,
@@ -63,10 +63,7 @@ async def list_cost_plans(uow_factory: UnitOfWorkFactory) -> list[CostPlanInfo]:
 
 
 async def _plan(uow: UnitOfWork, plan_id: int) -> CostPlan:
-    plan = await uow.cost_plans.get(plan_id)
-    if plan is None:
-        raise not_found("Cost plan")
-    return plan
+    return await existing(uow.cost_plans, plan_id, "Cost plan")
 
 
 async def get_cost_plan(uow_factory: UnitOfWorkFactory, plan_id: int) -> CostPlanInfo:

@@ -10,9 +10,9 @@ import attrs
 from app.admin.catalogue_common import (
     LIMIT_FIELDS,
     Fields,
-    UnknownReference,
+    check_reference,
     evolve,
-    not_found,
+    existing,
     price_currency,
     trimmed,
 )
@@ -61,10 +61,7 @@ async def list_pricings(
 
 
 async def _pricing(uow: UnitOfWork, pricing_id: int) -> CustomPricing:
-    pricing = await uow.custom_pricing.get(pricing_id)
-    if pricing is None:
-        raise not_found("Custom pricing")
-    return pricing
+    return await existing(uow.custom_pricing, pricing_id, "Custom pricing")
 
 
 async def get_pricing(uow_factory: UnitOfWorkFactory, pricing_id: int) -> PricingInfo:
@@ -104,8 +101,7 @@ def _disks(pricing_id: int, rows: Sequence[Fields]) -> list[CustomPricingDisk]:
 
 
 async def _check_region(uow: UnitOfWork, region_id: int) -> None:
-    if await uow.regions.get(region_id) is None:
-        raise UnknownReference(f"Region {region_id} not found")
+    await check_reference(uow.regions, region_id, "Region")
 
 
 async def create_pricing(

@@ -14,7 +14,13 @@ from fractions import Fraction
 
 import attrs
 
-from app.admin.catalogue_common import Fields, UnknownReference, evolve, not_found, trimmed
+from app.admin.catalogue_common import (
+    Fields,
+    check_reference,
+    evolve,
+    existing,
+    trimmed,
+)
 from app.billing.errors import NotFound
 from app.billing.reserved import reserving_vms
 from domain.errors import DomainError
@@ -121,10 +127,7 @@ async def list_hosts(uow_factory: UnitOfWorkFactory, clock: Clock) -> list[HostI
 
 
 async def _host(uow: UnitOfWork, host_id: int) -> Host:
-    host = await uow.hosts.get(host_id)
-    if host is None:
-        raise not_found("Host")
-    return host
+    return await existing(uow.hosts, host_id, "Host")
 
 
 async def get_host(uow_factory: UnitOfWorkFactory, clock: Clock, host_id: int) -> HostInfo:
@@ -133,8 +136,7 @@ async def get_host(uow_factory: UnitOfWorkFactory, clock: Clock, host_id: int) -
 
 
 async def _check_region(uow: UnitOfWork, region_id: int) -> None:
-    if await uow.regions.get(region_id) is None:
-        raise UnknownReference(f"Region {region_id} not found")
+    await check_reference(uow.regions, region_id, "Region")
 
 
 def _checked(fields: Fields) -> dict[str, object]:

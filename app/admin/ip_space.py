@@ -12,8 +12,9 @@ from app.admin.catalogue_common import (
     Fields,
     InUse,
     UnknownReference,
+    check_reference,
     evolve,
-    not_found,
+    existing,
     price_currency,
 )
 from app.billing.errors import NotFound
@@ -91,10 +92,7 @@ async def list_spaces(
 
 
 async def _space(uow: UnitOfWork, space_id: int) -> AvailableIpSpace:
-    space = await uow.ip_spaces.get(space_id)
-    if space is None:
-        raise not_found("IP space")
-    return space
+    return await existing(uow.ip_spaces, space_id, "IP space")
 
 
 async def get_space(uow_factory: UnitOfWorkFactory, space_id: int) -> SpaceInfo:
@@ -103,8 +101,7 @@ async def get_space(uow_factory: UnitOfWorkFactory, space_id: int) -> SpaceInfo:
 
 
 async def _check_space(uow: UnitOfWork, space: AvailableIpSpace) -> None:
-    if await uow.companies.get(space.company_id) is None:
-        raise UnknownReference(f"Company {space.company_id} not found")
+    await check_reference(uow.companies, space.company_id, "Company")
     for other in await uow.ip_spaces.list_all():
         if other.id != space.id and other.cidr == space.cidr:
             raise Duplicate(f"IP space {space.cidr} already exists")

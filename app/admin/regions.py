@@ -10,6 +10,7 @@ from app.admin.catalogue_common import (
     Fields,
     InUse,
     UnknownReference,
+    check_reference,
     evolve,
     not_found,
     trimmed,
@@ -74,8 +75,7 @@ async def get_region(uow_factory: UnitOfWorkFactory, region_id: int) -> RegionIn
 
 
 async def _check_company(uow: UnitOfWork, company_id: int) -> None:
-    if await uow.companies.get(company_id) is None:
-        raise UnknownReference(f"Company {company_id} not found")
+    await check_reference(uow.companies, company_id, "Company")
 
 
 async def create_region(uow_factory: UnitOfWorkFactory, fields: Fields) -> RegionInfo:

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import attrs
 
-from app.admin.vms import VmIsDeleted
+from app.admin.vms import require_live
 from app.billing.catalogue import subscription_of, vm_price
 from app.billing.errors import VmNotFound
 from domain.enums import PaymentMethod
@@ -34,11 +34,7 @@ async def delete_vm(
     delete, history with the admin, pending invoices expired and cancelled, notices) is the
     one the lifecycle uses too, so a deleted VM's invoices end the same way either way."""
     async with uow_factory() as uow:
-        vm = await uow.vms.get(vm_id)
-    if vm is None:
-        raise VmNotFound("VM not found")
-    if vm.deleted:
-        raise VmIsDeleted("VM is already deleted")
+        require_live(await uow.vms.get(vm_id), "VM is already deleted")
     return await queue.send(DeleteVm(vm_id=vm_id, admin_user_id=admin_id, reason=reason or None))
 
 

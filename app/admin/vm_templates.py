@@ -10,8 +10,9 @@ from app.admin.catalogue_common import (
     Fields,
     InUse,
     UnknownReference,
+    check_reference,
     evolve,
-    not_found,
+    existing,
     trimmed,
     usage,
 )
@@ -55,10 +56,7 @@ async def list_templates(uow_factory: UnitOfWorkFactory) -> list[TemplateInfo]:
 
 
 async def _template(uow: UnitOfWork, template_id: int) -> VmTemplate:
-    template = await uow.templates.get(template_id)
-    if template is None:
-        raise not_found("VM template")
-    return template
+    return await existing(uow.templates, template_id, "VM template")
 
 
 async def get_template(uow_factory: UnitOfWorkFactory, template_id: int) -> TemplateInfo:
@@ -67,11 +65,11 @@ async def get_template(uow_factory: UnitOfWorkFactory, template_id: int) -> Temp
 
 
 async def _check_refs(uow: UnitOfWork, fields: Fields) -> None:
-    if "region_id" in fields and await uow.regions.get(fields["region_id"]) is None:
-        raise UnknownReference(f"Region {fields['region_id']} not found")
+    if "region_id" in fields:
+        await check_reference(uow.regions, fields["region_id"], "Region")
     plan_id = fields.get("cost_plan_id")
-    if plan_id is not None and await uow.cost_plans.get(plan_id) is None:
-        raise UnknownReference(f"Cost plan {plan_id} not found")
+    if plan_id is not None:
+        await check_reference(uow.cost_plans, plan_id, "Cost plan")
 
 
 def _template_changes(fields: Fields) -> dict[str, object]:

@@ -23,6 +23,15 @@ class VmIsDeleted(DomainError):
     """An admin action on a soft-deleted VM (422: the VM exists but the rule refuses it)."""
 
 
+def require_live(vm: Vm | None, refusal: str) -> Vm:
+    """The VM; `VmNotFound` where there is none, `VmIsDeleted(refusal)` for a deleted one."""
+    if vm is None:
+        raise VmNotFound("VM not found")
+    if vm.deleted:
+        raise VmIsDeleted(refusal)
+    return vm
+
+
 @attrs.frozen(kw_only=True)
 class Extension:
     vm_id: int
@@ -59,11 +68,7 @@ async def extend_vm(
     check_days(days)
     now = clock.now()
     async with uow_factory() as uow:
-        vm = await uow.vms.get(vm_id)
-        if vm is None:
-            raise VmNotFound("VM not found")
-        if vm.deleted:
-            raise VmIsDeleted("Cannot extend a deleted VM")
+        vm = require_live(await uow.vms.get(vm_id), "Cannot extend a deleted VM")
         found = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
         sub = None if found is None else await uow.subscriptions.get_for_update(found.id)
         if sub is None:
@@ -94,11 +99,7 @@ async def live_vm(uow_factory: UnitOfWorkFactory, vm_id: int, verb: str) -> Vm:
     """The VM, refusing a deleted one ("Cannot start a deleted VM")."""
     async with uow_factory() as uow:
         vm = await uow.vms.get(vm_id)
-    if vm is None:
-        raise VmNotFound("VM not found")
-    if vm.deleted:
-        raise VmIsDeleted(f"Cannot {verb} a deleted VM")
-    return vm
+    return require_live(vm, f"Cannot {verb} a deleted VM")
 
 
 async def power_vm(

@@ -194,10 +194,7 @@ async def order_vm(
             uow, user_id, image_id, ssh_key_id, require_verified_email, max_unpaid
         )
         template, plan = await template_with_plan(uow, template_id)
-        if not template.enabled:
-            raise OfferUnavailable("Cant create VM from disabled template")
-        if template.expires is not None and template.expires < now:
-            raise OfferUnavailable("Cant create VM from expired template")
+        _check_on_sale(template.enabled, template.expires, now, "template")
         price = plan_price(plan)
         placement = await place_vm(
             uow, template.region_id, template, template.disk_interface, now
@@ -219,6 +216,14 @@ async def order_vm(
         )
         await uow.commit()
     return vm
+
+
+def _check_on_sale(enabled: bool, expires: datetime | None, now: datetime, offer: str) -> None:
+    """Refuse an offer that is switched off or past its expiry (D21)."""
+    if not enabled:
+        raise OfferUnavailable(f"Cant create VM from disabled {offer}")
+    if expires is not None and expires < now:
+        raise OfferUnavailable(f"Cant create VM from expired {offer}")
 
 
 async def order_custom_vm(
@@ -251,10 +256,7 @@ async def order_custom_vm(
             uow, user_id, image_id, ssh_key_id, require_verified_email, max_unpaid
         )
         pricing, disks = await pricing_with_disks(uow, pricing_id)
-        if not pricing.enabled:
-            raise OfferUnavailable("Cant create VM from disabled custom pricing")
-        if pricing.expires is not None and pricing.expires < now:
-            raise OfferUnavailable("Cant create VM from expired custom pricing")
+        _check_on_sale(pricing.enabled, pricing.expires, now, "custom pricing")
         if not any(d.kind is disk_type and d.interface is disk_interface for d in disks):
             raise UnsupportedDisk(
                 f"This pricing has no {disk_type.name} disk with interface "

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from app.billing.catalogue import user_of, vm_price
+from app.billing.catalogue import VmPrice, user_of, vm_price
 from app.billing.errors import VmNotFound
 from app.billing.rails import PaymentRails
 from domain.enums import SubscriptionPaymentType, SubscriptionType
@@ -28,6 +28,14 @@ log = logging.getLogger(__name__)
 TIME_BUYING = (SubscriptionPaymentType.PURCHASE, SubscriptionPaymentType.RENEWAL)
 
 
+async def item_vm_price(uow: UnitOfWork, item: LineItem) -> VmPrice:
+    """The current price of the VM on a VPS line item; `VmNotFound` where it has none."""
+    vm = await uow.vms.get_by_line_item(item.id)
+    if vm is None:
+        raise VmNotFound("VM not found")
+    return await vm_price(uow, vm)
+
+
 async def price_in_force(
     uow: UnitOfWork, sub: Subscription, items: Iterable[LineItem], *, purchase: bool
 ) -> PriceBasis:
@@ -42,10 +50,7 @@ async def price_in_force(
     interval: Interval | None = None
     for item in items:
         if item.subscription_type is SubscriptionType.VPS:
-            vm = await uow.vms.get_by_line_item(item.id)
-            if vm is None:
-                raise VmNotFound("VM not found")
-            price = await vm_price(uow, vm)
+            price = await item_vm_price(uow, item)
             recurring.append(price.list_price)
             interval = interval or price.interval
         else:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from app.billing.catalogue import charging_for, vm_price
-from app.billing.errors import VmNotFound
-from app.billing.price_in_force import price_in_force, quote_metadata
+from app.billing.catalogue import charging_for
+from app.billing.price_in_force import item_vm_price, price_in_force, quote_metadata
 from app.billing.rails import PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.exchange import RateTable, charge_amount, charged_currency
@@ -64,10 +63,7 @@ async def price_subscription(
     other = 0
     for item in items:
         if item.subscription_type is SubscriptionType.VPS:
-            vm = await uow.vms.get_by_line_item(item.id)
-            if vm is None:
-                raise VmNotFound("VM not found")
-            price = await vm_price(uow, vm)
+            price = await item_vm_price(uow, item)
             vm_quotes.append(
                 renewal_quote(price.list_price, price.interval, sub.expires, now, count, charging)
             )

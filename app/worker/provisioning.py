@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import attrs
@@ -320,14 +321,23 @@ async def _build_on_host(deps: WorkerDeps, build: _Build, now: datetime) -> mess
     return facts
 
 
-async def delete_on_host(deps: WorkerDeps, client: VmHost, vm: Vm) -> None:
-    """Remove the VM from its host; a VM the host never had, or no longer has, counts as gone."""
+async def _on_host(
+    deps: WorkerDeps, vm: Vm, verb: str, op: Callable[[], Awaitable[None]], absent: str
+) -> None:
+    """Run `op` on a built VM's host with retries; a VM the host does not have logs `absent`."""
     if not vm.is_provisioned:
         return
     try:
-        await deps.retry.call(f"delete VM {vm.id}", lambda: client.delete_vm(vm))
+        await deps.retry.call(f"{verb} VM {vm.id}", op)
     except VmNotFoundOnHost:
-        log.info("VM %s was already gone from its host", vm.id)
+        log.info(absent, vm.id)
+
+
+async def delete_on_host(deps: WorkerDeps, client: VmHost, vm: Vm) -> None:
+    """Remove the VM from its host; a VM the host never had, or no longer has, counts as gone."""
+    await _on_host(
+        deps, vm, "delete", lambda: client.delete_vm(vm), "VM %s was already gone from its host"
+    )
 
 
 async def forget_vm(uow: UnitOfWork, vm: Vm, now: datetime) -> None:
@@ -356,12 +366,9 @@ async def delete_in(deps: WorkerDeps, uow: UnitOfWork, vm: Vm, now: datetime) ->
 
 async def stop_on_host(deps: WorkerDeps, client: VmHost, vm: Vm) -> None:
     """Power the VM off on its host (a VM never built or missing there counts as stopped)."""
-    if not vm.is_provisioned:
-        return
-    try:
-        await deps.retry.call(f"stop VM {vm.id}", lambda: client.stop_vm(vm))
-    except VmNotFoundOnHost:
-        log.info("VM %s is not on its host; nothing to stop", vm.id)
+    await _on_host(
+        deps, vm, "stop", lambda: client.stop_vm(vm), "VM %s is not on its host; nothing to stop"
+    )
 
 
 async def stopped_by_expiry(uow: UnitOfWork, vm_id: int) -> bool:
@@ -411,6 +418,16 @@ async def handle_vm_state(
     await _cache(deps, vm.id, attrs.evolve(state, state=VmRunState.RUNNING))
 
 
+async def vm_with_subscription(
+    uow: UnitOfWork, vm_id: int
+) -> tuple[Vm | None, Subscription | None]:
+    """The VM and the subscription that bills it; (None, None) for a VM not stored."""
+    vm = await uow.vms.get(vm_id)
+    if vm is None:
+        return None, None
+    return vm, await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+
+
 async def check_vm(deps: WorkerDeps, vm_id: int) -> None:
     """CheckVm, and SpawnVm for a VM already built (§9.6, §9.7)."""
     async with deps.uow_factory() as uow:
@@ -435,12 +452,7 @@ async def spawn_or_check(deps: WorkerDeps, vm_id: int) -> None:
     built (the job is sent after a payment, so this only skips stale jobs).
     """
     async with deps.uow_factory() as uow:
-        vm = await uow.vms.get(vm_id)
-        sub = (
-            None
-            if vm is None
-            else await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
-        )
+        vm, sub = await vm_with_subscription(uow, vm_id)
     if vm is None or vm.deleted:
         return
     if vm.is_provisioned:

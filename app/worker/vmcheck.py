@@ -10,7 +10,7 @@ import attrs
 from app.worker import messages
 from app.worker.context import WorkerDeps
 from app.worker.pending import cancel_ended, end_pending
-from app.worker.provisioning import delete_in, handle_vm_state
+from app.worker.provisioning import delete_in, handle_vm_state, vm_with_subscription
 from domain.lifecycle import never_paid_cleanup_due
 from domain.model import Subscription, Vm
 from ports.vmhost import VmRunningState
@@ -38,12 +38,7 @@ async def delete_never_paid(deps: WorkerDeps, vm_id: int) -> bool:
     """
     now = deps.clock.now()
     async with deps.uow_factory() as uow:
-        vm = await uow.vms.get(vm_id)
-        found = (
-            None
-            if vm is None
-            else await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
-        )
+        vm, found = await vm_with_subscription(uow, vm_id)
     if vm is None or vm.deleted or found is None:
         return False
     async with deps.uow_factory() as uow:

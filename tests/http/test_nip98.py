@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from adapters.http.nip98 import Nip98Error, decode_event, uri_path, verify_nip98, verify_nip98_token
-from tests.nostr_signing import NostrKey, auth_header, encode_event, nip98_event
+from adapters.http.nip98 import Nip98Error, decode_event, uri_path, verify_nip98_token
+from tests.nostr_signing import NostrKey, auth_header, encode_event, nip98_event, verify_nip98
 
 NOW = datetime(2026, 6, 17, 10, 0, 0, tzinfo=UTC)
 TS = int(NOW.timestamp())

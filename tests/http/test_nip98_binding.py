@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from adapters.http.auth import AUTHENTICATOR, Authenticator
-from adapters.http.nip98 import Nip98Error, Origin, verify_nip98
+from adapters.http.nip98 import Nip98Error, Origin
 from ports.replay import ReplayGuardUnavailable
 from tests.http.apiapp import ALICE, ApiClient, api_client
 from tests.http.vm_helpers import build, order, user_of
-from tests.nostr_signing import NostrKey, auth_header, nip98_event, sign_request
+from tests.nostr_signing import NostrKey, auth_header, nip98_event, sign_request, verify_nip98
 
 NOW = datetime(2026, 6, 17, 10, 0, 0, tzinfo=UTC)
 KEY = NostrKey.from_seed(5)

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from coincurve import PublicKeyXOnly
 
-from adapters.http.nip98 import Nip98Error, verify_nip98
+from adapters.http.nip98 import Nip98Error
 from adapters.http.nip98_sign import nip98_header
+from tests.nostr_signing import verify_nip98
 
 SECRET = bytes(range(1, 33))
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)

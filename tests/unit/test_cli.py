@@ -121,7 +121,7 @@ def test_dev_auth_prints_a_header_the_server_accepts_and_reuses_its_key(
     import time
     from datetime import UTC, datetime
 
-    from adapters.http.nip98 import verify_nip98
+    from tests.nostr_signing import verify_nip98
 
     cfg = _dev_config(tmp_path)
     url = "http://127.0.0.1:8000/api/v1/account"
