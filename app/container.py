@@ -12,6 +12,8 @@ import aiohttp
 import redis.asyncio as aioredis
 from dependency_injector import containers, providers
 
+from adapters.cache.local import LocalCatalogueCache
+from adapters.cache.redis_catalogue import RedisInvalidatedCache
 from adapters.cache.redis_replay import RedisReplayGuard
 from adapters.cache.redis_vm_state import RedisVmStateCache
 from adapters.crypto.secretbox import AesGcmSecretBox
@@ -280,6 +282,16 @@ class Container(containers.DeclarativeContainer):
     )
 
     nwc_wallet = providers.Singleton(NwcClient)
+    #: issue 10: one node keeps the catalogue in process; with Redis, admin changes reach all
+    catalogue_cache = providers.Selector(
+        providers.Callable(lambda k: k["queue"], kinds),
+        memory=providers.Singleton(LocalCatalogueCache),
+        redis=providers.Singleton(
+            RedisInvalidatedCache,
+            redis,
+            channel=providers.Callable(_redis_key, settings, "catalogue:invalidate"),
+        ),
+    )
 
     services = providers.Singleton(
         Services,
@@ -299,6 +311,7 @@ class Container(containers.DeclarativeContainer):
         lnurl_limiter=providers.Singleton(_lnurl_limiter, settings, redis.provider),
         trust_forwarded_for=settings.provided.lnurl.trust_forwarded_for,
         host_prober=host_prober,
+        catalogue_cache=catalogue_cache,
     )
 
     #: NWC auto-renewal (NIP-47): pays the renewal invoice from the user's stored wallet string

@@ -34,12 +34,12 @@ from adapters.http.views_schema import (
 )
 from app.queries.catalogue import (
     CustomSpecRequest,
+    cached_images,
+    cached_offers,
+    cached_payment_methods,
     custom_spec_price,
     get_ip_space,
-    list_images,
     list_ip_spaces,
-    list_offers,
-    list_payment_methods,
 )
 from domain.enums import DiskInterface, DiskType
 
@@ -47,14 +47,15 @@ U16_MAX = 65535
 
 
 async def get_images(request: web.Request) -> web.StreamResponse:
-    images = await list_images(services(request).uow_factory)
+    svc = services(request)
+    images = await cached_images(svc.catalogue_cache, svc.uow_factory)
     return data_response([image_json(i) for i in images])
 
 
 async def get_templates(request: web.Request) -> web.StreamResponse:
     """Templates with converted prices, and the custom pricings (always an array, maybe [])."""
     svc = services(request)
-    offers = await list_offers(svc.uow_factory, await svc.rates.table(), svc.clock.now())
+    offers = await cached_offers(svc.catalogue_cache, svc.uow_factory, svc.rates, svc.clock)
     return data_response(
         {
             "templates": [
@@ -80,7 +81,8 @@ async def post_custom_price(request: web.Request) -> web.StreamResponse:
 
 
 async def get_payment_methods(request: web.Request) -> web.StreamResponse:
-    listing = await list_payment_methods(services(request).uow_factory)
+    svc = services(request)
+    listing = await cached_payment_methods(svc.catalogue_cache, svc.uow_factory)
     methods = [payment_method_json(c) for c in listing.configs]
     if listing.lightning:
         methods += synthetic_methods()
