@@ -6,7 +6,17 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, delete, func, insert, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -87,6 +97,10 @@ class SqlRepo:
         return Page(await self._all(mapper, query), int(total))
 
 
+#: `SELECT … WHERE id = :record_id LIMIT 1` per repository class and mapper (process-long)
+_BY_ID: dict[tuple[type, int], Select[Any]] = {}
+
+
 class SqlRecords(SqlRepo, Generic[R]):
     """add/get/update/list_all of one record class over its table (integer ids)."""
 
@@ -109,7 +123,15 @@ class SqlRecords(SqlRepo, Generic[R]):
         return evolve(record, id=int(key[0]))
 
     async def get(self, record_id: int) -> R | None:
-        return await self._one(self.mapper, self._select().where(self.table.c.id == record_id))
+        key = (type(self), id(self.mapper))
+        statement = _BY_ID.get(key)
+        if statement is None:  # built once per mapper: no statement building or cache-key work
+            statement = (
+                self._select().where(self.table.c.id == bindparam("record_id")).limit(1)
+            )
+            _BY_ID[key] = statement
+        row = (await self.conn.execute(statement, {"record_id": record_id})).mappings().first()
+        return None if row is None else self.mapper.from_row(row)
 
     async def update(self, record: R) -> None:
         values = self.mapper.to_row(record, exclude=("id", *self.frozen_columns))
