@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from dependency_injector import containers, providers
 
 from adapters.cache.local import LocalCatalogueCache
+from adapters.cache.rates import CachedRateStore
 from adapters.cache.redis_catalogue import RedisInvalidatedCache
 from adapters.cache.redis_replay import RedisReplayGuard
 from adapters.cache.redis_vm_state import RedisVmStateCache
@@ -228,9 +229,12 @@ class Container(containers.DeclarativeContainer):
         providers.Callable(lambda k: k["queue"], kinds),
         memory=providers.Singleton(MemoryRateStore),
         redis=providers.Singleton(
-            RedisRateStore,
-            redis,
-            key_prefix=providers.Callable(_redis_key, settings, "exchange_rate:"),
+            CachedRateStore,
+            providers.Singleton(
+                RedisRateStore,
+                redis,
+                key_prefix=providers.Callable(_redis_key, settings, "exchange_rate:"),
+            ),
         ),
     )
     queue = providers.Selector(
