@@ -230,7 +230,7 @@ def measure(
     distinct = len({r.auth for r in prepared}) if prepared[0].auth else 0
     result = run_load(base, prepared, connections=connections, duration=duration)
     row = Row(name, result, distinct)
-    print(f"  {name:<48} {_figures(row)}", flush=True)
+    print(f"  {name:<48} {_figures(row)}  (load {os.getloadavg()[0]:.1f})", flush=True)
     return row
 
 
@@ -371,14 +371,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         bare_base = f"http://127.0.0.1:{bare_port}"
         with process(["-m", "bench.http_probe", "bare", str(bare_port)], root / "bare.log",
                      bare_base + "/"):
-            bare = measure("bare aiohttp JSON handler", bare_base, lambda: [Req("GET", "/")],
-                           connections=args.connections, duration=args.duration)
-        rows.append(bare)
-        for backend in args.backends.split(","):
-            workdir = root / backend
-            workdir.mkdir()
-            with database(backend, args.db, workdir, args.keep) as db_url:
-                rows.extend(backend_runs(backend, db_url, bare, args, workdir))
+            for backend in args.backends.split(","):
+                # the yardstick again before each backend: the machine's load drifts
+                bare = measure(
+                    f"bare aiohttp JSON handler (before {backend})", bare_base,
+                    lambda: [Req("GET", "/")], connections=args.connections,
+                    duration=args.duration,
+                )
+                rows.append(bare)
+                workdir = root / backend
+                workdir.mkdir()
+                with database(backend, args.db, workdir, args.keep) as db_url:
+                    rows.extend(backend_runs(backend, db_url, bare, args, workdir))
         ok = report(rows)
         if args.keep:
             kept = Path(tempfile.mkdtemp(prefix="lnvps-bench-http-kept-"))
