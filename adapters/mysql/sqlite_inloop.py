@@ -1,15 +1,16 @@
-"""SQLite for the async engine without a thread: short `sqlite3` calls run in the event loop.
+"""SQLite for the async engine: reads run in the event loop, writes on a thread, one writer.
 
 SQLAlchemy's aiosqlite dialect drives whatever `async_creator` returns through the aiosqlite
-API; this module provides that API over a plain `sqlite3` connection. Each call completes
-at once (no thread hop, no loop wake-up per statement), which measured several times faster
-than aiosqlite for the API's short statements (bench/README.md).
+API; this module provides that API over a plain `sqlite3` connection. Reads (`SELECT`,
+`PRAGMA`) complete at once in the loop: no thread hop and no loop wake-up per call, which
+measured 2-3x less CPU than aiosqlite (bench/README.md); under WAL they never wait for a lock.
+Writing statements and the commit or rollback of a writing transaction go to a thread, as
+aiosqlite does, because they may wait (another process's lock, a trigger, a checkpoint) and
+must not stop the loop meanwhile.
 
-A blocked call would block the whole loop, so writers never wait inside SQLite for each
-other in one process: the first writing statement of a transaction takes a process-wide
-`asyncio.Lock` (one writer), held until commit, rollback or close, and waits for it
-asynchronously. SQLite's busy timeout still applies between processes (a CLI command, a
-separate worker process); it stays short because their transactions are short.
+Writers of one process never wait inside SQLite for each other: the first writing statement
+of a transaction takes a per-engine `asyncio.Lock` (one writer), held until commit, rollback
+or close, and waits for it asynchronously, as long as the busy timeout at most.
 """
 
 from __future__ import annotations
@@ -63,13 +64,18 @@ class InLoopCursor:
         self._cursor.arraysize = value
 
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> InLoopCursor:
-        await self._owner.before(sql)
-        self._cursor.execute(sql, () if parameters is None else parameters)
+        args = () if parameters is None else parameters
+        if await self._owner.before(sql):
+            await asyncio.to_thread(self._cursor.execute, sql, args)
+        else:
+            self._cursor.execute(sql, args)
         return self
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> InLoopCursor:
-        await self._owner.before(sql)
-        self._cursor.executemany(sql, rows)
+        if await self._owner.before(sql):
+            await asyncio.to_thread(self._cursor.executemany, sql, rows)
+        else:
+            self._cursor.executemany(sql, rows)
         return self
 
     async def fetchone(self) -> Any:
@@ -111,15 +117,19 @@ class InLoopConnection:
     def cursor(self) -> InLoopCursor:
         return InLoopCursor(self)
 
-    async def before(self, sql: str) -> None:
-        """Take the one-writer lock before this transaction's first writing statement."""
-        if self._writing or sql.lstrip()[:6].upper() in _READ_PREFIXES:
-            return
+    async def before(self, sql: str) -> bool:
+        """True for a writing statement (run it on a thread), after taking the one-writer lock
+        if this transaction does not hold it yet; False for a read (run it here)."""
+        if sql.lstrip()[:6].upper() in _READ_PREFIXES:
+            return False
+        if self._writing:
+            return True
         try:
             await asyncio.wait_for(self._writer.lock.acquire(), self._writer.timeout)
         except TimeoutError:
             raise WriterLockTimeout("database is locked") from None
         self._writing = True
+        return True
 
     def _release(self) -> None:
         if self._writing:
@@ -128,13 +138,19 @@ class InLoopConnection:
 
     async def commit(self) -> None:
         try:
-            self._conn.commit()
+            if self._writing:  # may wait for another process or checkpoint: not in the loop
+                await asyncio.to_thread(self._conn.commit)
+            else:
+                self._conn.commit()
         finally:
             self._release()
 
     async def rollback(self) -> None:
         try:
-            self._conn.rollback()
+            if self._writing:
+                await asyncio.to_thread(self._conn.rollback)
+            else:
+                self._conn.rollback()
         finally:
             self._release()
 
