@@ -6,6 +6,7 @@ import attrs
 
 from app.billing.rails import PaymentRails
 from domain.tax import NO_TAX, TaxRates
+from ports.cache import CatalogueCache
 from ports.clock import Clock
 from ports.nwc import NwcWallet
 from ports.queue import WorkQueue
@@ -45,3 +46,5 @@ class Services:
     trust_forwarded_for: bool = False
     #: tests a host row's connection before the admin API saves it (None: saved untested)
     host_prober: HostProber | None = None
+    #: catalogue listings (offers with capacity, images, payment methods); None: not cached
+    catalogue_cache: CatalogueCache | None = None

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
 from adapters.crypto.secretbox import AesGcmSecretBox
@@ -144,9 +144,13 @@ class Measured:
     report: LifecycleReport
     stops: int
     list_due_ms: float
+    statements: int
+    commits: int
 
 
-async def measure(server: str, total: int, due: int, keep: bool) -> Measured:
+async def measure(
+    server: str, total: int, due: int, keep: bool, trace: bool = False
+) -> Measured:
     """A fresh database of `total` subscriptions (`due` of them due) and one timed pass."""
     name = "lnvps_bench_cs_" + secrets.token_hex(4)
     admin = normalize_db_url(server).render_as_string(hide_password=False)
@@ -167,15 +171,32 @@ async def measure(server: str, total: int, due: int, keep: bool) -> Measured:
                 queue=InProcessQueue(),
                 notifier=RecordingNotifier(),
             )
+            counts = Counter[str]()
+
+            def count_statement(*args: Any) -> None:
+                counts["statements"] += 1
+                if trace:
+                    print("   ", " ".join(str(args[2]).split())[:150])
+
+            def count_commit(*_: Any) -> None:
+                counts["commits"] += 1
+
+            event.listen(engine.sync_engine, "before_cursor_execute", count_statement)
+            event.listen(engine.sync_engine, "commit", count_commit)
             started = time.perf_counter()
             report = await check_subscriptions(deps)
             seconds = time.perf_counter() - started
+            event.remove(engine.sync_engine, "before_cursor_execute", count_statement)
+            event.remove(engine.sync_engine, "commit", count_commit)
             # the same rows are still due after the pass (active, expired): the same read
             list_due_ms = await time_list_due(deps)
         finally:
             await engine.dispose()
         stops = sum(1 for vm in host._vms.values() if vm.state is VmRunState.STOPPED)
-        return Measured(total, due, generated, seconds, report, stops, list_due_ms)
+        return Measured(
+            total, due, generated, seconds, report, stops, list_due_ms,
+            counts["statements"], counts["commits"],
+        )
     finally:
         if not keep:
             await run_sql(admin, [f"DROP DATABASE IF EXISTS `{name}`"])
@@ -195,7 +216,9 @@ def describe(label: str, m: Measured) -> str:
     return (
         f"{label}: {m.total:>10,} subscriptions, {m.due:,} due: one pass {m.pass_s:7.2f}s"
         f"  ({actions}; {len(m.report.failed)} failed; {m.stops} VMs stopped on the host;"
-        f" list_due alone {m.list_due_ms:.0f} ms)"
+        f" list_due alone {m.list_due_ms:.0f} ms)\n"
+        f"       {m.pass_s / m.due * 1000:.1f} ms, {m.statements / m.due:.1f} statements and"
+        f" {m.commits / m.due:.1f} commits per due subscription"
     )
 
 
@@ -206,11 +229,12 @@ async def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=10_000, help="subscriptions, small table")
     parser.add_argument("--due", type=int, default=1_000, help="due (expired) subscriptions")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
+    parser.add_argument("--trace", action="store_true", help="print the pass's statements")
     args = parser.parse_args(argv)
     if not 0 < args.due <= min(args.big, args.small):
         parser.error("--due must be positive and at most --small and --big")
-    big = await measure(args.db, args.big, args.due, args.keep)
-    small = await measure(args.db, args.small, args.due, args.keep)
+    big = await measure(args.db, args.big, args.due, args.keep, args.trace)
+    small = await measure(args.db, args.small, args.due, args.keep, args.trace)
     print(describe("big  ", big))
     print(describe("small", small))
     ratio = big.pass_s / small.pass_s

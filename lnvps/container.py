@@ -13,6 +13,9 @@ import redis.asyncio as aioredis
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.cache.local import LocalCatalogueCache
+from adapters.cache.rates import CachedRateStore
+from adapters.cache.redis_catalogue import RedisInvalidatedCache
 from adapters.cache.redis_replay import RedisReplayGuard
 from adapters.cache.redis_vm_state import RedisVmStateCache
 from adapters.clock.offset import OffsetClock
@@ -287,9 +290,12 @@ class Container(containers.DeclarativeContainer):
         providers.Callable(lambda k: k["queue"], kinds),
         memory=providers.Singleton(MemoryRateStore),
         redis=providers.Singleton(
-            RedisRateStore,
-            redis,
-            key_prefix=providers.Callable(_redis_key, settings, "exchange_rate:"),
+            CachedRateStore,
+            providers.Singleton(
+                RedisRateStore,
+                redis,
+                key_prefix=providers.Callable(_redis_key, settings, "exchange_rate:"),
+            ),
         ),
     )
     queue = providers.Selector(
@@ -334,6 +340,16 @@ class Container(containers.DeclarativeContainer):
     )
 
     nwc_wallet = providers.Singleton(NwcClient)
+    #: issue 10: one node keeps the catalogue in process; with Redis, admin changes reach all
+    catalogue_cache = providers.Selector(
+        providers.Callable(lambda k: k["queue"], kinds),
+        memory=providers.Singleton(LocalCatalogueCache),
+        redis=providers.Singleton(
+            RedisInvalidatedCache,
+            redis,
+            channel=providers.Callable(_redis_key, settings, "catalogue:invalidate"),
+        ),
+    )
 
     services = providers.Singleton(
         Services,
@@ -353,6 +369,7 @@ class Container(containers.DeclarativeContainer):
         lnurl_limiter=providers.Singleton(_lnurl_limiter, settings, redis),
         trust_forwarded_for=settings.provided.lnurl.trust_forwarded_for,
         host_prober=host_prober,
+        catalogue_cache=catalogue_cache,
     )
 
     #: NWC auto-renewal (NIP-47): pays the renewal invoice from the user's stored wallet string

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.cache.redis_catalogue import RedisInvalidatedCache
 from adapters.clock.system import SystemClock
 from adapters.http.admin.app import build_admin_app
 from adapters.http.app import build_user_app
@@ -95,10 +96,14 @@ def _background(
         interval_s=interval,
         clock=services.clock,
     )
+    loops = [refresher]
+    cache = services.catalogue_cache
+    if mode != "worker" and isinstance(cache, RedisInvalidatedCache):
+        loops.append(cache.listen(stop))  # admin changes on any node clear this one's catalogue
     if mode == "api":
-        return [refresher]
+        return loops
     return [
-        refresher,
+        *loops,
         run_settlement_listener(
             container.lightning(),
             services.uow_factory,

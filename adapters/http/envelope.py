@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import attrs
+import orjson
 from aiohttp import web
 
 from adapters.http.bounds import INT_MAX, query_int
@@ -39,9 +40,20 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def dump_bytes(value: Any) -> bytes:
+    """`dumps` as UTF-8 bytes, by orjson (about 4x faster; issue 10) where it can encode the
+    value; integers beyond 64 bits and other types orjson refuses go through `json`."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return dumps(value).encode()
+
+
 def json_response(body: Any, status: int = 200) -> web.Response:
-    """A JSON response with `Content-Type: application/json`."""
-    return web.Response(text=dumps(body), status=status, content_type="application/json")
+    """A JSON response with `Content-Type: application/json; charset=utf-8`."""
+    return web.Response(
+        body=dump_bytes(body), status=status, content_type="application/json", charset="utf-8"
+    )
 
 
 def data_response(data: Any) -> web.Response:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from adapters.http.bounds import ID_MIN
 from adapters.http.context import services
-from adapters.http.envelope import data_response, page_response, parse_page, read_json
+from adapters.http.envelope import (
+    data_response,
+    dump_bytes,
+    page_response,
+    parse_page,
+    read_json,
+)
 from adapters.http.openapi import RouteTable
 from adapters.http.views_catalogue import (
     custom_template_json,
@@ -33,36 +41,53 @@ from adapters.http.views_schema import (
     TEMPLATES_RESPONSE_SCHEMA,
 )
 from app.queries.catalogue import (
+    CATALOGUE_TTL_S,
+    OFFERS_TTL_S,
     CustomSpecRequest,
+    cached_images,
+    cached_offers,
+    cached_payment_methods,
     custom_spec_price,
     get_ip_space,
-    list_images,
     list_ip_spaces,
-    list_offers,
-    list_payment_methods,
 )
 from domain.enums import DiskInterface, DiskType
 
 U16_MAX = 65535
 
 
+async def _rendered(
+    request: web.Request, key: str, ttl: float, render: Callable[[], Awaitable[bytes]]
+) -> web.StreamResponse:
+    """A catalogue body rendered once per cache entry (same invalidation as its data)."""
+    cache = services(request).catalogue_cache
+    body = await render() if cache is None else await cache.get(key, render, ttl=ttl)
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+
 async def get_images(request: web.Request) -> web.StreamResponse:
-    images = await list_images(services(request).uow_factory)
-    return data_response([image_json(i) for i in images])
+    svc = services(request)
+
+    async def render() -> bytes:
+        images = await cached_images(svc.catalogue_cache, svc.uow_factory)
+        return dump_bytes({"data": [image_json(i) for i in images]})
+
+    return await _rendered(request, "http:images", CATALOGUE_TTL_S, render)
 
 
 async def get_templates(request: web.Request) -> web.StreamResponse:
     """Templates with converted prices, and the custom pricings (always an array, maybe [])."""
     svc = services(request)
-    offers = await list_offers(svc.uow_factory, await svc.rates.table(), svc.clock.now())
-    return data_response(
-        {
-            "templates": [
-                template_json(o.template, o.plan, o.region, o.other_price) for o in offers.templates
-            ],
-            "custom_template": [custom_template_json(o) for o in offers.custom],
-        }
-    )
+
+    async def render() -> bytes:
+        offers = await cached_offers(svc.catalogue_cache, svc.uow_factory, svc.rates, svc.clock)
+        templates = [
+            template_json(o.template, o.plan, o.region, o.other_price) for o in offers.templates
+        ]
+        custom = [custom_template_json(o) for o in offers.custom]
+        return dump_bytes({"data": {"templates": templates, "custom_template": custom}})
+
+    return await _rendered(request, "http:templates", OFFERS_TTL_S, render)
 
 
 async def post_custom_price(request: web.Request) -> web.StreamResponse:
@@ -80,7 +105,8 @@ async def post_custom_price(request: web.Request) -> web.StreamResponse:
 
 
 async def get_payment_methods(request: web.Request) -> web.StreamResponse:
-    listing = await list_payment_methods(services(request).uow_factory)
+    svc = services(request)
+    listing = await cached_payment_methods(svc.catalogue_cache, svc.uow_factory)
     methods = [payment_method_json(c) for c in listing.configs]
     if listing.lightning:
         methods += synthetic_methods()

@@ -1,17 +1,27 @@
-"""Database URLs and async engines: MariaDB/MySQL via asyncmy (UTC sessions), SQLite (aiosqlite)."""
+"""Database URLs and async engines: MariaDB/MySQL via asyncmy (UTC sessions), SQLite in the loop."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from adapters.mysql.sqlite_inloop import in_loop_creator
+
 MYSQL_DRIVER = "mysql+asyncmy"
 SQLITE_DRIVER = "sqlite+aiosqlite"
 _ASYNC_MYSQL_DRIVERS = ("asyncmy", "aiomysql")
+#: MariaDB pool: the API's requests and the worker's jobs share one process (`serve --mode all`);
+#: 32 connections cover 32 concurrent requests at one statement each, the rest queue (issue 10).
+MYSQL_POOL_SIZE = 24
+MYSQL_MAX_OVERFLOW = 16
+#: SQLite waits this long for another process's write lock (one writer per process, see
+#: sqlite_inloop); in-process writers wait for each other asynchronously, as long at most.
+SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
 def normalize_db_url(text: str | URL) -> URL:
@@ -56,15 +66,18 @@ def create_engine(
 
     MariaDB/MySQL: every new connection runs `SET time_zone='+00:00'` (so `NOW()` and TIMESTAMP
     columns are UTC, as in the reference); pre-ping and recycling keep pooled connections
-    healthy. SQLite: `PRAGMA foreign_keys=ON` (OFF when `foreign_keys=False`, which schema
-    migrations need while they rebuild tables), WAL journal and a 30 s busy timeout.
+    healthy; the pool (24 + 16 overflow) serves the API and the worker of one process.
+    SQLite: `sqlite3` called in the event loop (`sqlite_inloop`: one writer at a time, no
+    thread per statement; `sqlite_driver="aiosqlite"` keeps the threaded driver),
+    `PRAGMA foreign_keys=ON` (OFF when `foreign_keys=False`, which schema migrations need
+    while they rebuild tables), WAL journal with `synchronous=NORMAL` and a 30 s busy timeout.
     """
     url = normalize_db_url(url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, foreign_keys=foreign_keys, echo=echo, **kwargs)
     options: dict[str, Any] = {
-        "pool_size": 10,
-        "max_overflow": 20,
+        "pool_size": MYSQL_POOL_SIZE,
+        "max_overflow": MYSQL_MAX_OVERFLOW,
         "pool_recycle": 1800,
         "pool_pre_ping": True,
         "echo": echo,
@@ -83,13 +96,21 @@ def _mysql_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
-def _sqlite_engine(url: URL, *, foreign_keys: bool, echo: bool, **kwargs: Any) -> AsyncEngine:
+def _sqlite_engine(
+    url: URL, *, foreign_keys: bool, echo: bool, sqlite_driver: str = "inloop", **kwargs: Any
+) -> AsyncEngine:
     database = url.database or ""
     in_memory = database in ("", ":memory:") or "mode=memory" in str(url)
-    options: dict[str, Any] = {"echo": echo, "connect_args": {"timeout": 30}}
+    options: dict[str, Any] = {"echo": echo, "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     if in_memory:
         options["poolclass"] = StaticPool
     options.update(kwargs)
+    if sqlite_driver == "inloop":
+        args, connect_kwargs = SQLiteDialect_pysqlite().create_connect_args(url)
+        connect_kwargs.update(options.pop("connect_args"))
+        options["async_creator"] = in_loop_creator(*args, **connect_kwargs)
+    elif sqlite_driver != "aiosqlite":
+        raise ValueError(f"unknown SQLite driver {sqlite_driver!r}")
     engine = create_async_engine(url, **options)
     pragma = "ON" if foreign_keys else "OFF"
 
@@ -99,6 +120,7 @@ def _sqlite_engine(url: URL, *, foreign_keys: bool, echo: bool, **kwargs: Any) -
             cursor.execute(f"PRAGMA foreign_keys={pragma}")
             if not in_memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()
 

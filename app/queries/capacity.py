@@ -97,11 +97,14 @@ async def rooms_by_region(
         cpu[vm.host_id] += spec.cpu
         memory[vm.host_id] += spec.memory
         disk[vm.disk_id] += spec.disk_size
+    disks_of: dict[int, list[HostDisk]] = defaultdict(list)
+    for row in await uow.host_disks.list_all():  # one read for every host, not one per host
+        disks_of[row.host_id].append(row)
     rooms: dict[int, list[HostRoom]] = defaultdict(list)
     for host in hosts:
         disks = tuple(
             DiskRoom(d, _room(d.size, host.load_disk, disk[d.id]))
-            for d in await uow.host_disks.list_by_host(host.id)
+            for d in disks_of[host.id]
             if d.enabled
         )
         rooms[host.region_id].append(
@@ -142,8 +145,9 @@ async def regions_with_free_ipv4(uow: UnitOfWork, regions: list[Region]) -> set[
                 usable[ip_range.id] = (region.id, found[1])
     if not usable:
         return set()
+    active = {vm.id for vm in await uow.vms.list_active()}
     used: dict[int, int] = defaultdict(int)
-    for vm in await uow.vms.list_active():
-        for assignment in await uow.ip_assignments.list_by_vm(vm.id):
+    for assignment in await uow.ip_assignments.list_live():  # two reads, whatever the VM count
+        if assignment.vm_id in active:
             used[assignment.ip_range_id] += 1
     return {region_id for range_id, (region_id, n) in usable.items() if n > used[range_id]}

@@ -25,7 +25,17 @@ from domain.model import (
 )
 from domain.money import Currency, Money
 from domain.pricing import check_custom_limits, custom_price, parse_list_currency, plan_price
+from ports.cache import CatalogueCache
+from ports.clock import Clock
+from ports.rates import RateStore
 from ports.storage import Page, UnitOfWork, UnitOfWorkFactory
+
+#: room on the hosts changes with every order and deletion, not only with admin changes: the
+#: listing (capacity computed per host) may lag that much behind; admin changes clear it at once.
+OFFERS_TTL_S = 5.0
+#: images and payment methods change only through the admin API, which invalidates them; the
+#: TTL is a safety net for a node that missed a message.
+CATALOGUE_TTL_S = 300.0
 
 
 class IpSpaceNotFound(NotFound):
@@ -154,6 +164,41 @@ async def list_offers(uow_factory: UnitOfWorkFactory, rates: RateTable, now: dat
             if offer is not None:
                 custom.append(offer)
     return Offers(templates=templates, custom=custom)
+
+
+async def cached_offers(
+    cache: CatalogueCache | None, uow_factory: UnitOfWorkFactory, rates: RateStore, clock: Clock
+) -> Offers:
+    """`list_offers` through the catalogue cache (loaded at most once per TTL per node)."""
+
+    async def load() -> Offers:
+        return await list_offers(uow_factory, await rates.table(), clock.now())
+
+    return await load() if cache is None else await cache.get("offers", load, ttl=OFFERS_TTL_S)
+
+
+async def cached_images(
+    cache: CatalogueCache | None, uow_factory: UnitOfWorkFactory
+) -> list[OsImage]:
+    """`list_images` through the catalogue cache."""
+
+    async def load() -> list[OsImage]:
+        return await list_images(uow_factory)
+
+    return await load() if cache is None else await cache.get("images", load, ttl=CATALOGUE_TTL_S)
+
+
+async def cached_payment_methods(
+    cache: CatalogueCache | None, uow_factory: UnitOfWorkFactory
+) -> MethodListing:
+    """`list_payment_methods` through the catalogue cache."""
+
+    async def load() -> MethodListing:
+        return await list_payment_methods(uow_factory)
+
+    if cache is None:
+        return await load()
+    return await cache.get("payment_methods", load, ttl=CATALOGUE_TTL_S)
 
 
 async def list_images(uow_factory: UnitOfWorkFactory) -> list[OsImage]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
@@ -37,6 +37,21 @@ from app.services import Services
 from ports.clock import Clock
 
 RouteAdder = Callable[[RouteTable], None]
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@web.middleware
+async def invalidate_catalogue(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A successful admin write drops the cached catalogue on every node (issue 10)."""
+    response = await handler(request)
+    if request.method not in _READS and response.status < 400:
+        cache = request.app[SERVICES].catalogue_cache
+        if cache is not None:
+            await cache.invalidate()
+    return response
+
 
 ADMIN_API_ROUTES: Sequence[RouteAdder] = (
     add_admin_user_routes,
@@ -83,7 +98,9 @@ def build_admin_app(
     RBAC per route (403 without the permission, D19). `auth_clock` judges NIP-98 timestamps
     (default: the business clock) and `auth_binding` binds events (D26), as in
     `build_user_app`."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
+    app = web.Application(
+        middlewares=[error_middleware, invalidate_catalogue], client_max_size=1024**2
+    )
     setup_cors(app, cors_origins)
     binding = auth_binding or AuthBinding()
     setup_auth(app, binding.authenticator(services.uow_factory, auth_clock or services.clock))

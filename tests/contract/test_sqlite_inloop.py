@@ -1,0 +1,84 @@
+"""SQLite in the event loop: writers of one process take turns without blocking the loop."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from adapters.mysql.engine import create_engine
+from adapters.mysql.sqlite_inloop import InLoopConnection
+
+
+async def test_the_engine_runs_sqlite3_in_the_loop_with_wal_and_normal_sync(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    try:
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            assert isinstance(raw.driver_connection, InLoopConnection)
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+            assert (await conn.execute(text("PRAGMA synchronous"))).scalar() == 1  # NORMAL
+            assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_a_second_writer_waits_asynchronously_while_the_loop_runs(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'b.db'}")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)"))
+            await conn.execute(text("INSERT INTO t VALUES (1, 0)"))
+        first_wrote = asyncio.Event()
+        release_first = asyncio.Event()
+        order: list[str] = []
+
+        async def first() -> None:
+            async with engine.begin() as conn:
+                await conn.execute(text("UPDATE t SET n = n + 1"))
+                first_wrote.set()
+                await release_first.wait()  # holds the write lock across an await
+                order.append("first commits")
+
+        async def second() -> None:
+            await first_wrote.wait()
+            async with engine.begin() as conn:
+                await conn.execute(text("UPDATE t SET n = n + 10"))
+                order.append("second wrote")
+
+        tasks = [asyncio.create_task(first()), asyncio.create_task(second())]
+        await first_wrote.wait()
+        for _ in range(5):  # the loop keeps running while the second writer waits
+            await asyncio.sleep(0.01)
+        assert order == []
+        release_first.set()
+        await asyncio.gather(*tasks)
+        assert order == ["first commits", "second wrote"]
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT n FROM t"))).scalar() == 11
+    finally:
+        await engine.dispose()
+
+
+async def test_a_writer_waiting_past_the_busy_timeout_gets_database_is_locked(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'c.db'}", connect_args={"timeout": 0.2})
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)"))
+        async with engine.connect() as holder:
+            await holder.execute(text("INSERT INTO t VALUES (1, 0)"))  # lock held, not committed
+            async with engine.connect() as other:
+                with pytest.raises(OperationalError, match="database is locked"):
+                    await other.execute(text("INSERT INTO t VALUES (2, 0)"))
+            await holder.rollback()
+        async with engine.begin() as conn:  # the lock was released by the rollback
+            await conn.execute(text("INSERT INTO t VALUES (3, 0)"))
+    finally:
+        await engine.dispose()
