@@ -11,7 +11,6 @@ from adapters.http.auth import AUTHENTICATOR
 from adapters.http.context import services
 from adapters.http.envelope import HttpError
 from adapters.http.openapi import RouteTable
-from app.billing.completion import complete_card_payment
 from app.billing.errors import PaymentNotFound
 from app.billing.rail_settings import webhook_signing_secrets
 from domain.enums import PaymentMethod
@@ -104,8 +103,7 @@ async def _complete(
         raise HttpError(400, f"{name} event without an order id")
     svc = services(request)
     try:
-        report = await complete_card_payment(
-            svc.uow_factory, svc.clock, svc.rails, svc.queue,
+        report = await svc.billing.complete_card_payment(
             method=method, external_id=external_id,
         )
     except PaymentNotFound:

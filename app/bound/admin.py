@@ -39,7 +39,7 @@ R2 = TypeVar("R2")
 
 
 class _RepricingUpdate(Protocol[F, R]):
-    """An admin update that may reprice pending payments: `(uow_factory, id, fields, clock=, rails=)`."""
+    """An admin update that may reprice pending payments (`clock`, `rails` by keyword)."""
 
     def __call__(
         self, uow_factory: UnitOfWorkFactory, item_id: int, fields: F, /, *, clock: Clock,
@@ -94,7 +94,9 @@ class AdminUseCases:
         self.update_subscription = _repricing(
             subscriptions.update_subscription, uow_factory, clock, rails
         )
-        self.update_line_item = _repricing(subscriptions.update_line_item, uow_factory, clock, rails)
+        self.update_line_item = _repricing(
+            subscriptions.update_line_item, uow_factory, clock, rails
+        )
         self.delete_line_item = bind(deletes.delete_line_item, *store)
         self.extend_vm = bind(vms.extend_vm, *store, queue)
         self.power_vm = bind(vms.power_vm, uow_factory, queue)

@@ -1,4 +1,4 @@
-"""`bind`: a use case with its leading port arguments given once, its other parameters kept typed."""
+"""`bind`: a use case with its leading port arguments given once, the rest kept typed."""
 
 from __future__ import annotations
 

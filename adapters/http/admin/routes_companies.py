@@ -50,8 +50,7 @@ async def get_company(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def create_company(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=False)
-    return data_response(company_json(await uc.create_company(svc.uow_factory, svc.clock,
-                                                              fields)))
+    return data_response(company_json(await svc.admin.create_company(fields)))
 
 
 @require(_RES, AdminAction.UPDATE)

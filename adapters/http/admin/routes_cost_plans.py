@@ -49,16 +49,14 @@ async def get_plan(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def create_plan(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=False)
-    return data_response(cost_plan_json(await uc.create_cost_plan(svc.uow_factory, svc.clock,
-                                                                  fields)))
+    return data_response(cost_plan_json(await svc.admin.create_cost_plan(fields)))
 
 
 @require(_RES, AdminAction.UPDATE)
 async def update_plan(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _fields(request, patch=True)
     svc = services(request)
-    info = await uc.update_cost_plan(svc.uow_factory, path_id(request), fields,
-                                     clock=svc.clock, rails=svc.rails)
+    info = await svc.admin.update_cost_plan(path_id(request), fields)
     return data_response(cost_plan_json(info))
 
 

@@ -78,16 +78,14 @@ async def get_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def create_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=False)
-    return data_response(pricing_json(await uc.create_pricing(svc.uow_factory, svc.clock,
-                                                              fields)))
+    return data_response(pricing_json(await svc.admin.create_custom_pricing(fields)))
 
 
 @require(_RES, AdminAction.UPDATE)
 async def update_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _fields(request, patch=True)
     svc = services(request)
-    info = await uc.update_pricing(svc.uow_factory, path_id(request), fields,
-                                   clock=svc.clock, rails=svc.rails)
+    info = await svc.admin.update_custom_pricing(path_id(request), fields)
     return data_response(pricing_json(info))
 
 
@@ -104,7 +102,7 @@ async def copy_pricing(request: web.Request, admin: Admin) -> web.StreamResponse
     read("region_id", f.uint(f.U32, 1))
     read("enabled", f.flag)
     svc = services(request)
-    info = await uc.copy_pricing(svc.uow_factory, svc.clock, path_id(request), read.out)
+    info = await svc.admin.copy_custom_pricing(path_id(request), read.out)
     return data_response(pricing_json(info))
 
 

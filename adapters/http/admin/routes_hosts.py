@@ -70,22 +70,21 @@ def _prober(request: web.Request) -> HostProber | None:
 async def list_hosts(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
     svc = services(request)
-    rows = await uc.list_hosts(svc.uow_factory, svc.clock)
+    rows = await svc.admin.list_hosts()
     return page_response([host_json(r) for r in page_of(rows, page)], len(rows), page)
 
 
 @require(_RES, AdminAction.VIEW)
 async def get_host(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
-    return data_response(host_json(await uc.get_host(svc.uow_factory, svc.clock,
-                                                     path_id(request))))
+    return data_response(host_json(await svc.admin.get_host(path_id(request))))
 
 
 @require(_RES, AdminAction.CREATE)
 async def create_host(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=False)
-    info = await uc.create_host(svc.uow_factory, svc.clock, fields, _prober(request))
+    info = await svc.admin.create_host(fields, _prober(request))
     return data_response(host_json(info))
 
 
@@ -93,7 +92,7 @@ async def create_host(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def update_host(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=True)
-    info = await uc.update_host(svc.uow_factory, svc.clock, path_id(request), fields,
+    info = await svc.admin.update_host(path_id(request), fields,
                                 _prober(request))
     return data_response(host_json(info))
 

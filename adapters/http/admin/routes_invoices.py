@@ -21,7 +21,6 @@ from adapters.http.openapi import QueryParam, RouteTable, Schema
 from adapters.http.views_schema import DATETIME, STRING, U64, obj
 from adapters.http.vm_params import json_object, path_id
 from app.admin.invoices import every_invoice, invoice_with_notes, list_invoices
-from app.billing.invoicing import issue_credit_note
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
 from domain.invoice import CreditNote, Invoice
@@ -151,7 +150,7 @@ async def create_credit_note(request: web.Request, admin: Admin) -> web.StreamRe
     if not reason or not reason.strip():
         raise InvalidInput("reason is required")
     svc = services(request)
-    note = await issue_credit_note(svc.uow_factory, svc.clock, invoice_id=path_id(request),
+    note = await svc.admin.issue_credit_note(invoice_id=path_id(request),
                                    amount=amount, reason=reason)
     return data_response(note_json(note))
 

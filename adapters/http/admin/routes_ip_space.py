@@ -83,14 +83,14 @@ async def get_space(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def create_space(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=False)
-    return data_response(space_json(await uc.create_space(svc.uow_factory, svc.clock, fields)))
+    return data_response(space_json(await svc.admin.create_ip_space(fields)))
 
 
 @require(_RES, AdminAction.UPDATE)
 async def update_space(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=True)
-    info = await uc.update_space(svc.uow_factory, svc.clock, path_id(request), fields)
+    info = await svc.admin.update_ip_space(path_id(request), fields)
     return data_response(space_json(info))
 
 
@@ -127,7 +127,7 @@ async def create_pricing(request: web.Request, admin: Admin) -> web.StreamRespon
     svc = services(request)
     space_id = path_id(request)
     fields = await _price_fields(request, patch=False)
-    price = await uc.create_pricing(svc.uow_factory, svc.clock, space_id, fields)
+    price = await svc.admin.create_ip_pricing(space_id, fields)
     return data_response(space_pricing_json(price, await _parent_cidr(request, space_id)))
 
 
@@ -136,7 +136,7 @@ async def update_pricing(request: web.Request, admin: Admin) -> web.StreamRespon
     svc = services(request)
     space_id = path_id(request)
     fields = await _price_fields(request, patch=True)
-    price = await uc.update_pricing(svc.uow_factory, svc.clock, space_id,
+    price = await svc.admin.update_ip_pricing(space_id,
                                     path_id(request, "pricing_id"), fields)
     return data_response(space_pricing_json(price, await _parent_cidr(request, space_id)))
 

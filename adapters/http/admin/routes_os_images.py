@@ -71,7 +71,7 @@ async def delete_image(request: web.Request, admin: Admin) -> web.StreamResponse
 async def download_image(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     host_id = query_uint(request.query, "host_id")
-    await uc.request_download(svc.uow_factory, svc.queue, path_id(request), host_id)
+    await svc.admin.request_image_download(path_id(request), host_id)
     return data_response("Download job enqueued")
 
 

@@ -22,9 +22,7 @@ from app.admin.payment_methods import (
     ConfigDraft,
     ConfigNotFound,
     ConfigPatch,
-    create_config,
     list_configs,
-    update_config,
 )
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
@@ -98,8 +96,7 @@ async def create_method(request: web.Request, admin: Admin) -> web.StreamRespons
         supported_currencies=_currencies(body.get("supported_currencies")),
     )
     svc = services(request)
-    return data_response(payment_method_json(await create_config(svc.uow_factory, svc.clock,
-                                                                 draft)))
+    return data_response(payment_method_json(await svc.admin.create_payment_method(draft)))
 
 
 @require(_RES, AdminAction.UPDATE)
@@ -122,7 +119,7 @@ async def update_method(request: web.Request, admin: Admin) -> web.StreamRespons
         ),
     )
     svc = services(request)
-    row = await update_config(svc.uow_factory, svc.clock, path_id(request), patch)
+    row = await svc.admin.update_payment_method(path_id(request), patch)
     return data_response(payment_method_json(row))
 
 

@@ -31,7 +31,7 @@ from app.admin.role_changes import (
     check_role_name,
 )
 from app.admin.roles import get_role, list_roles, roles_of_user
-from app.admin.users import assign_role, create_role, revoke_role
+from app.admin.users import revoke_role
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
 
@@ -84,8 +84,8 @@ async def create(request: web.Request, admin: Admin) -> web.StreamResponse:
     check_grantable(admin.permissions, permissions)
     svc = services(request)
     await check_name_free(svc.uow_factory, name)
-    role = await create_role(
-        svc.uow_factory, svc.clock, name=name,
+    role = await svc.admin.create_role(
+        name=name,
         description=body_str(body, "description", TEXT_LIMIT, multiline=True),
         permissions=permissions,
     )
@@ -107,8 +107,8 @@ async def assign(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     role_id = required_int(body, "role_id", minimum=ID_MIN)
     await check_role_grantable(svc.uow_factory, role_id, admin.permissions)
-    await assign_role(
-        svc.uow_factory, svc.clock, user_id=path_id(request),
+    await svc.admin.assign_role(
+        user_id=path_id(request),
         role_id=role_id, assigned_by=admin.user.id,
         expires_at=None if expires is None else parse_time(expires),
     )

@@ -60,16 +60,14 @@ async def get_template(request: web.Request, admin: Admin) -> web.StreamResponse
 async def create_template(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=False)
-    return data_response(template_json(await uc.create_template(svc.uow_factory, svc.clock,
-                                                                fields)))
+    return data_response(template_json(await svc.admin.create_template(fields)))
 
 
 @require(_RES, AdminAction.UPDATE)
 async def update_template(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _fields(request, patch=True)
     svc = services(request)
-    info = await uc.update_template(svc.uow_factory, path_id(request), fields,
-                                    clock=svc.clock, rails=svc.rails)
+    info = await svc.admin.update_template(path_id(request), fields)
     return data_response(template_json(info))
 
 
