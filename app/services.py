@@ -8,6 +8,7 @@ from app.billing.rails import PaymentRails
 from app.bound.account import AccountUseCases
 from app.bound.admin import AdminUseCases
 from app.bound.billing import BillingUseCases
+from app.bound.infra import InfraUseCases
 from domain.tax import NO_TAX, TaxRates
 from ports.clock import Clock
 from ports.nwc import NwcWallet
@@ -62,6 +63,10 @@ class Services:
     admin: AdminUseCases = attrs.field(
         init=False, default=attrs.Factory(lambda s: s.build_admin(), takes_self=True)
     )
+    #: admin use cases on hosts, regions, images, templates, pricing, companies, cost plans
+    infra: InfraUseCases = attrs.field(
+        init=False, default=attrs.Factory(lambda s: s.build_infra(), takes_self=True)
+    )
 
     def build_billing(self) -> BillingUseCases:
         """The payment use cases over these ports."""
@@ -82,4 +87,10 @@ class Services:
         return AdminUseCases(
             uow_factory=self.uow_factory, clock=self.clock, rails=self.rails, rates=self.rates,
             queue=self.queue,
+        )
+
+    def build_infra(self) -> InfraUseCases:
+        """The admin infrastructure use cases over these ports."""
+        return InfraUseCases(
+            uow_factory=self.uow_factory, clock=self.clock, rails=self.rails, queue=self.queue
         )

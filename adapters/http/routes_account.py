@@ -35,8 +35,7 @@ from adapters.http.views_credit import (
 from adapters.http.views_input import json_object, required_text
 from adapters.http.views_schema import CURRENCY
 from app.account.profile import VerifyOutcome
-from app.account.ssh_keys import list_ssh_keys
-from app.billing.credit_balance import MAX_PAGE, balances_of, ledger_page
+from app.billing.credit_balance import MAX_PAGE
 from domain.model import User
 from domain.money import Currency
 
@@ -58,7 +57,7 @@ _PAGES = {
 @authenticated
 async def get_account(request: web.Request, user: User) -> web.StreamResponse:
     # the user row was read by the NIP-98 upsert of this request; the balance is one query
-    balances = await balances_of(services(request).uow_factory, user.id)
+    balances = await services(request).account.balances_of(user.id)
     return data_response({**account_json(user), "credit": balances_json(balances)})
 
 
@@ -68,8 +67,8 @@ async def get_account_credit(request: web.Request, user: User) -> web.StreamResp
     page = parse_page(request.query, max_limit=MAX_PAGE)
     code = request.query.get("currency")
     currency = None if code is None else Currency.parse(code).value
-    found = await ledger_page(
-        services(request).uow_factory, user.id, limit=page.limit, offset=page.offset,
+    found = await services(request).account.ledger_page(
+        user.id, limit=page.limit, offset=page.offset,
         currency=currency,
     )
     return page_response([credit_entry_json(e) for e in found.items], found.total, page)
@@ -98,7 +97,7 @@ async def get_verify_email(request: web.Request) -> web.StreamResponse:
 
 @authenticated
 async def get_ssh_keys(request: web.Request, user: User) -> web.StreamResponse:
-    keys = await list_ssh_keys(services(request).uow_factory, user.id)
+    keys = await services(request).account.list_ssh_keys(user.id)
     return data_response([ssh_key_json(k) for k in keys])
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.account import profile, ssh_keys
 from app.account.profile import AccountPatch, AccountUpdate
-from app.billing import ip_purchase, ordering
+from app.billing import credit_balance, ip_purchase, ordering
 from app.billing.rails import PaymentRails
 from app.bound.inject import bind
 from app.queries.vms import user_vm_status
@@ -33,7 +33,10 @@ class AccountUseCases:
         self._update_account = bind(profile.update_account, uow_factory, clock, queue)
         self._rails, self._public_url = rails, public_url
         self.verify_email = bind(profile.verify_email, uow_factory)
+        self.list_ssh_keys = bind(ssh_keys.list_ssh_keys, uow_factory)
         self.add_ssh_key = bind(ssh_keys.add_ssh_key, uow_factory, clock)
+        self.balances_of = bind(credit_balance.balances_of, uow_factory)
+        self.ledger_page = bind(credit_balance.ledger_page, uow_factory)
         self.order_vm = bind(ordering.order_vm, uow_factory, clock)
         self.order_custom_vm = bind(ordering.order_custom_vm, uow_factory, clock)
         self.create_subscription = bind(ip_purchase.create_subscription, uow_factory, clock)

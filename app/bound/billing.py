@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.billing import completion, lnurl, upgrades
+from app.billing import completion, lnurl, rail_settings, upgrades
 from app.billing.credit_settle import completion_settle
 from app.billing.rails import PaymentRails
 from app.billing.renewal import renew, renew_idempotent
@@ -41,6 +41,7 @@ class BillingUseCases:
             lnurl.renew_by_amount, uow_factory, clock, rails, rates, tax_rates
         )
         self.lnurl_vm = bind(lnurl.lnurl_vm, uow_factory)
+        self.webhook_signing_secrets = bind(rail_settings.webhook_signing_secrets, uow_factory)
         self.complete_card_payment = bind(
             completion.complete_card_payment, uow_factory, clock, rails, queue
         )

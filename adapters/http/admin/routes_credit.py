@@ -21,7 +21,7 @@ from adapters.http.views_credit import (
 )
 from adapters.http.views_schema import CURRENCY, U64, obj
 from adapters.http.vm_params import json_object, optional_json_object, path_id
-from app.billing.credit_balance import MAX_PAGE, Booked, balances_of, ledger_page
+from app.billing.credit_balance import MAX_PAGE, Booked
 from domain.account_credit import MAX_ENTRY, MAX_NOTE, MAX_REFERENCE
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
@@ -50,7 +50,7 @@ def _booked_json(booked: Booked) -> dict[str, Any]:
 
 @require(_USERS, AdminAction.VIEW)
 async def user_balances(request: web.Request, admin: Admin) -> web.StreamResponse:
-    found = await balances_of(services(request).uow_factory, path_id(request))
+    found = await services(request).admin.balances_of(path_id(request))
     return data_response(balances_json(found))
 
 
@@ -58,8 +58,8 @@ async def user_balances(request: web.Request, admin: Admin) -> web.StreamRespons
 async def user_ledger(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query, max_limit=MAX_PAGE)
     code = request.query.get("currency")
-    found = await ledger_page(
-        services(request).uow_factory, path_id(request), limit=page.limit, offset=page.offset,
+    found = await services(request).admin.ledger_page(
+        path_id(request), limit=page.limit, offset=page.offset,
         currency=None if code is None else Currency.parse(code).value,
     )
     return page_response([credit_entry_json(e) for e in found.items], found.total, page)

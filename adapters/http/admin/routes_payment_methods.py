@@ -22,7 +22,6 @@ from app.admin.payment_methods import (
     ConfigDraft,
     ConfigNotFound,
     ConfigPatch,
-    list_configs,
 )
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
@@ -68,7 +67,7 @@ def _optional(body: Mapping[str, Any], name: str, parse: Any) -> Any:
 @require(_RES, AdminAction.VIEW)
 async def list_methods(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
-    rows = await list_configs(services(request).uow_factory)
+    rows = await services(request).admin.list_payment_methods()
     return page_response([payment_method_json(r) for r in page_of(rows, page)], len(rows), page)
 
 

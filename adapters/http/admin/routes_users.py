@@ -17,7 +17,7 @@ from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import json_object, optional_bool, path_id
 from app.account.profile import EMAIL_LIMIT, FIELD_LIMITS
 from app.admin.role_changes import MAX_ROLE_NAME
-from app.admin.users import BOOL_FIELDS, TEXT_FIELDS, user_by_email
+from app.admin.users import BOOL_FIELDS, TEXT_FIELDS
 from app.billing.errors import UserNotFound
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
@@ -73,7 +73,7 @@ async def get_by_email(request: web.Request, admin: Admin) -> web.StreamResponse
     email = request.query.get("email")
     if email is None:
         raise InvalidInput("email is required")
-    user = await user_by_email(services(request).uow_factory, email)
+    user = await services(request).admin.user_by_email(email)
     return data_response(await _info(request, user))
 
 
