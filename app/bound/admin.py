@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+from typing import Any
+
 from app.admin import (
     audit,
     credit_refund,
@@ -23,7 +26,7 @@ from app.bound.inject import bind, repricing
 from ports.clock import Clock
 from ports.queue import WorkQueue
 from ports.rates import RateStore
-from ports.storage import UnitOfWorkFactory
+from ports.storage import Permission, UnitOfWorkFactory
 
 
 class AdminUseCases:
@@ -54,7 +57,8 @@ class AdminUseCases:
         self.create_role = bind(users.create_role, *store)
         self.assign_role = bind(users.assign_role, *store)
         self.update_role = bind(role_changes.update_role, *store)
-        self.update_user_and_role = bind(role_changes.update_user_and_role, *store)
+        self._update_user_and_role = bind(role_changes.update_user_and_role, *store)
+        self._rails = rails
         # money
         self.list_invoices = bind(invoices.list_invoices, uow_factory)
         self.every_invoice = bind(invoices.every_invoice, uow_factory)
@@ -87,3 +91,18 @@ class AdminUseCases:
         self.extend_vm = bind(vms.extend_vm, *store, queue)
         self.power_vm = bind(vms.power_vm, uow_factory, queue)
         self.delete_vm = bind(vm_removal.delete_vm, uow_factory, queue)
+
+    async def update_user_and_role(
+        self,
+        *,
+        user_id: int,
+        changes: Mapping[str, Any],
+        admin_role: str | None,
+        by_user_id: int,
+        caller: Collection[Permission],
+    ) -> None:
+        """`role_changes.update_user_and_role`; a new country reprices on this process's rails."""
+        await self._update_user_and_role(
+            user_id=user_id, changes=changes, admin_role=admin_role, by_user_id=by_user_id,
+            caller=caller, rails=self._rails,
+        )

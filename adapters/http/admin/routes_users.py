@@ -88,7 +88,7 @@ async def patch_user(request: web.Request, admin: Admin) -> web.StreamResponse:
     await svc.admin.update_user_and_role(
         user_id=path_id(request), changes=changes,
         admin_role=body_str(body, "admin_role", MAX_ROLE_NAME), by_user_id=admin.user.id,
-        caller=admin.permissions, rails=svc.rails,
+        caller=admin.permissions,
     )
     return data_response(None)
 
