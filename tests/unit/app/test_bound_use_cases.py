@@ -11,7 +11,7 @@ from adapters.vmhost.dummy import DummyVmHost
 from adapters.vmhost.resolver import VmHostClients
 from app.billing.credit_balance import adjust_credit
 from app.bound.admin import AdminUseCases
-from app.bound.inject import bind
+from app.bound.inject import bind, repricing
 from app.services import Services
 from domain.model import Vm
 from tests.unit.billing.world import (
@@ -34,6 +34,20 @@ async def test_bind_puts_the_ports_first_and_keeps_the_callers_arguments() -> No
     assert await fetch(3) == ("store", 7, 3, 1)
     assert await fetch(item=4, scale=2) == ("store", 7, 4, 2)
     assert fetch.__name__ == "_fetch"
+
+
+async def test_repricing_passes_the_clock_and_rails_by_keyword() -> None:
+    shop = await new_shop()
+    seen: list[tuple[Any, ...]] = []
+
+    async def update(uow_factory: Any, item_id: int, fields: dict[str, int], /, *, clock: Any,
+                     rails: Any = None) -> int:
+        seen.append((uow_factory, item_id, fields, clock, rails))
+        return item_id * 2
+
+    bound = repricing(update, shop.factory, shop.clock, shop.rails)
+    assert await bound(21, {"cpu": 2}) == 42
+    assert seen == [(shop.factory, 21, {"cpu": 2}, shop.clock, shop.rails)]
 
 
 def _services(shop: Shop) -> Services:
