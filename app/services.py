@@ -5,6 +5,10 @@ from __future__ import annotations
 import attrs
 
 from app.billing.rails import PaymentRails
+from app.bound.account import AccountUseCases
+from app.bound.admin import AdminUseCases
+from app.bound.billing import BillingUseCases
+from app.bound.infra import InfraUseCases
 from domain.tax import NO_TAX, TaxRates
 from ports.cache import CatalogueCache
 from ports.clock import Clock
@@ -19,7 +23,8 @@ from ports.vmhost import HostProber, VmHostResolver
 
 @attrs.frozen(kw_only=True)
 class Services:
-    """One bundle per process; handlers pass its fields to the use cases they call."""
+    """One bundle per process: the ports, and the use cases built once with them injected
+    (`svc.billing.renew(user_id=…)`); the plain functions in `app` stay for tests and jobs."""
 
     uow_factory: UnitOfWorkFactory
     clock: Clock
@@ -48,3 +53,47 @@ class Services:
     host_prober: HostProber | None = None
     #: catalogue listings (offers with capacity, images, payment methods); None: not cached
     catalogue_cache: CatalogueCache | None = None
+
+    #: payment use cases with the ports given (renewals settle from credit)
+    billing: BillingUseCases = attrs.field(
+        init=False, default=attrs.Factory(lambda s: s.build_billing(), takes_self=True)
+    )
+    #: user-side use cases with the ports given
+    account: AccountUseCases = attrs.field(
+        init=False, default=attrs.Factory(lambda s: s.build_account(), takes_self=True)
+    )
+    #: admin use cases with the ports given
+    admin: AdminUseCases = attrs.field(
+        init=False, default=attrs.Factory(lambda s: s.build_admin(), takes_self=True)
+    )
+    #: admin use cases on hosts, regions, images, templates, pricing, companies, cost plans
+    infra: InfraUseCases = attrs.field(
+        init=False, default=attrs.Factory(lambda s: s.build_infra(), takes_self=True)
+    )
+
+    def build_billing(self) -> BillingUseCases:
+        """The payment use cases over these ports."""
+        return BillingUseCases(
+            uow_factory=self.uow_factory, clock=self.clock, rails=self.rails, rates=self.rates,
+            tax_rates=self.tax_rates, queue=self.queue,
+        )
+
+    def build_account(self) -> AccountUseCases:
+        """The user-side use cases over these ports."""
+        return AccountUseCases(
+            uow_factory=self.uow_factory, clock=self.clock, rails=self.rails, queue=self.queue,
+            hosts=self.hosts, vm_states=self.vm_states, public_url=self.public_url,
+        )
+
+    def build_admin(self) -> AdminUseCases:
+        """The admin use cases over these ports."""
+        return AdminUseCases(
+            uow_factory=self.uow_factory, clock=self.clock, rails=self.rails, rates=self.rates,
+            queue=self.queue,
+        )
+
+    def build_infra(self) -> InfraUseCases:
+        """The admin infrastructure use cases over these ports."""
+        return InfraUseCases(
+            uow_factory=self.uow_factory, clock=self.clock, rails=self.rails, queue=self.queue
+        )

@@ -34,9 +34,8 @@ from adapters.http.views_credit import (
 )
 from adapters.http.views_input import json_object, required_text
 from adapters.http.views_schema import CURRENCY
-from app.account.profile import VerifyOutcome, update_account, verify_email
-from app.account.ssh_keys import add_ssh_key, list_ssh_keys
-from app.billing.credit_balance import MAX_PAGE, balances_of, ledger_page
+from app.account.profile import VerifyOutcome
+from app.billing.credit_balance import MAX_PAGE
 from domain.model import User
 from domain.money import Currency
 
@@ -58,7 +57,7 @@ _PAGES = {
 @authenticated
 async def get_account(request: web.Request, user: User) -> web.StreamResponse:
     # the user row was read by the NIP-98 upsert of this request; the balance is one query
-    balances = await balances_of(services(request).uow_factory, user.id)
+    balances = await services(request).account.balances_of(user.id)
     return data_response({**account_json(user), "credit": balances_json(balances)})
 
 
@@ -68,8 +67,8 @@ async def get_account_credit(request: web.Request, user: User) -> web.StreamResp
     page = parse_page(request.query, max_limit=MAX_PAGE)
     code = request.query.get("currency")
     currency = None if code is None else Currency.parse(code).value
-    found = await ledger_page(
-        services(request).uow_factory, user.id, limit=page.limit, offset=page.offset,
+    found = await services(request).account.ledger_page(
+        user.id, limit=page.limit, offset=page.offset,
         currency=currency,
     )
     return page_response([credit_entry_json(e) for e in found.items], found.total, page)
@@ -79,10 +78,7 @@ async def get_account_credit(request: web.Request, user: User) -> web.StreamResp
 async def patch_account(request: web.Request, user: User) -> web.StreamResponse:
     svc = services(request)
     patch = account_patch(json_object(await read_json(request)))
-    result = await update_account(
-        svc.uow_factory, svc.clock, svc.queue, user.id, patch, public_url=svc.public_url,
-        rails=svc.rails,
-    )
+    result = await svc.account.update_account(user.id, patch)
     if result.verify_link is not None and not svc.require_verified_email:
         # D22: without SMTP (dev) the link is only logged
         log.info("e-mail verification link for user %s: %s", user.id, result.verify_link)
@@ -94,14 +90,14 @@ async def get_verify_email(request: web.Request) -> web.StreamResponse:
     token = request.query.get("token")
     if token is None:
         return error_response(400, "Failed to deserialize query string: missing field `token`")
-    outcome = await verify_email(services(request).uow_factory, token)
+    outcome = await services(request).account.verify_email(token)
     title, text = _PAGES[outcome]
     return web.Response(text=_PAGE.format(title=title, text=text), content_type="text/html")
 
 
 @authenticated
 async def get_ssh_keys(request: web.Request, user: User) -> web.StreamResponse:
-    keys = await list_ssh_keys(services(request).uow_factory, user.id)
+    keys = await services(request).account.list_ssh_keys(user.id)
     return data_response([ssh_key_json(k) for k in keys])
 
 
@@ -110,7 +106,7 @@ async def post_ssh_key(request: web.Request, user: User) -> web.StreamResponse:
     svc = services(request)
     body = json_object(await read_json(request))
     name, key_data = required_text(body, "name"), required_text(body, "key_data")
-    key = await add_ssh_key(svc.uow_factory, svc.clock, user.id, name, key_data)
+    key = await svc.account.add_ssh_key(user.id, name, key_data)
     return data_response(ssh_key_json(key))
 
 

@@ -20,7 +20,7 @@ from adapters.http.envelope import json_response
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import path_id
 from app.billing.errors import VmNotPaidYet
-from app.billing.lnurl import LNURL_MAX_MSAT, LNURL_MIN_MSAT, lnurl_vm, renew_by_amount
+from app.billing.lnurl import LNURL_MAX_MSAT, LNURL_MIN_MSAT
 from domain.errors import DomainError, InvalidInput
 
 log = logging.getLogger("lnvps.http")
@@ -109,7 +109,7 @@ async def pay_request(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     try:
         vm_id = path_id(request, "vm_id")  # out of range: as unknown as any missing VM
-        vm = await lnurl_vm(svc.uow_factory, vm_id)
+        vm = await svc.billing.lnurl_vm(vm_id)
     except VmNotPaidYet as err:
         return lnurl_error(err.message)
     except DomainError:
@@ -142,8 +142,7 @@ async def pay_callback(request: web.Request) -> web.StreamResponse:
         return lnurl_error(err.message, status=400)
     svc = services(request)
     try:
-        payment = await renew_by_amount(
-            svc.uow_factory, svc.clock, svc.rails, svc.rates, svc.tax_rates,
+        payment = await svc.billing.renew_by_amount(
             vm_id=path_id(request), amount_msat=amount_msat,
         )
     except DomainError as err:

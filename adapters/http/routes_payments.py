@@ -22,9 +22,7 @@ from adapters.http.vm_params import (
     payment_id,
 )
 from app.autorenew import pay_from_wallet
-from app.billing.credit_settle import completion_settle
 from app.billing.errors import PaymentNotFound
-from app.billing.renewal import renew, renew_idempotent
 from app.queries.vm_records import owned_vm_payment, vm_payments_in
 from domain.enums import NWC, PaymentMethod
 from domain.model import SubscriptionPayment, User
@@ -64,12 +62,10 @@ async def renew_get(request: web.Request, user: User) -> web.StreamResponse:
     """A payment for `intervals` of the VM's subscription (reused while pending, D10)."""
     vm_id = path_id(request)
     svc = services(request)
-    payment = await renew(
-        svc.uow_factory, svc.clock, svc.rails, svc.rates, svc.tax_rates,
+    payment = await svc.billing.renew(
         user_id=user.id, vm_id=vm_id,
         method=method_from(request.query.get("method")),
         intervals=intervals_from(request.query.get("intervals")),
-        settle=completion_settle(svc.uow_factory, svc.clock, svc.rails, svc.queue),
     )
     if not payment.is_paid and _pays_from_wallet(request.query.get("method"), user,
                                                  svc.nwc_wallet):
@@ -98,18 +94,14 @@ async def renew_post(request: web.Request, user: User) -> web.StreamResponse:
     key = idempotency_key(request)
     payment: SubscriptionPayment
     if key is None:
-        payment = await renew(
-            svc.uow_factory, svc.clock, svc.rails, svc.rates, svc.tax_rates,
+        payment = await svc.billing.renew(
             user_id=user.id, vm_id=vm_id, method=method, intervals=intervals,
-            settle=completion_settle(svc.uow_factory, svc.clock, svc.rails, svc.queue),
         )
     else:
-        payment = await renew_idempotent(
-            svc.uow_factory, svc.clock, svc.rails, svc.rates, svc.tax_rates,
+        payment = await svc.billing.renew_idempotent(
             user_id=user.id, idempotency_key=key,
             request_body_hash=request_hash(request, await request.read()),
             vm_id=vm_id, method=method, intervals=intervals,
-            settle=completion_settle(svc.uow_factory, svc.clock, svc.rails, svc.queue),
         )
     return data_response(vm_payment_json(payment, vm_id))
 

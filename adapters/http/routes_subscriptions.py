@@ -31,14 +31,11 @@ from adapters.http.views_input import (
     required_text,
     text,
 )
-from app.billing.credit_settle import completion_settle
 from app.billing.ip_purchase import (
     IpRangeItem,
     NewSubscription,
     OtherItem,
-    create_subscription,
 )
-from app.billing.renewal import renew, renew_idempotent
 from app.queries.subscriptions import (
     SubscriptionView,
     get_subscription,
@@ -104,7 +101,7 @@ async def get_subscriptions(
 async def post_subscription(request: web.Request, user: User) -> web.StreamResponse:
     svc = services(request)
     new = _new_subscription(json_object(await read_json(request)))
-    sub, items = await create_subscription(svc.uow_factory, svc.clock, user.id, new)
+    sub, items = await svc.account.create_subscription(user.id, new)
     return data_response(subscription_json(SubscriptionView(sub, items)))
 
 
@@ -135,25 +132,20 @@ async def renew_subscription(request: web.Request, user: User) -> web.StreamResp
     svc = services(request)
     sub_id, method, count = path_id(request), payment_method(request.query), _intervals(request)
     key = idempotency_key(request)
-    common = (svc.uow_factory, svc.clock, svc.rails, svc.rates, svc.tax_rates)
-    settle = completion_settle(svc.uow_factory, svc.clock, svc.rails, svc.queue)
     if request.method == "POST" and key is not None:
         body = await request.read()
         digest = hashlib.sha256(request.query_string.encode() + b"\n" + body).digest()
-        payment = await renew_idempotent(
-            *common,
+        payment = await svc.billing.renew_idempotent(
             user_id=user.id,
             idempotency_key=key,
             request_body_hash=digest,
             subscription_id=sub_id,
             method=method,
             intervals=count,
-            settle=settle,
         )
     else:
-        payment = await renew(
-            *common, user_id=user.id, subscription_id=sub_id, method=method, intervals=count,
-            settle=settle,
+        payment = await svc.billing.renew(
+            user_id=user.id, subscription_id=sub_id, method=method, intervals=count
         )
     return data_response(subscription_payment_json(payment))
 

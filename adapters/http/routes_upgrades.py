@@ -16,8 +16,6 @@ from adapters.http.views_payment import (
     vm_payment_json,
 )
 from adapters.http.vm_params import json_object, optional_int, path_id, query_method
-from app.billing.credit_settle import completion_settle
-from app.billing.upgrades import create_upgrade_payment, quote_upgrade
 from domain.enums import PaymentMethod
 from domain.model import User
 from domain.upgrade import UpgradeConfig
@@ -47,8 +45,7 @@ async def quote(request: web.Request, user: User) -> web.StreamResponse:
     """What the upgrade costs now; downgrades and specs outside the pricing are a 400."""
     cfg = await _config(request)
     svc = services(request)
-    result = await quote_upgrade(
-        svc.uow_factory, svc.clock, svc.rates,
+    result = await svc.billing.quote_upgrade(
         user_id=user.id, vm_id=path_id(request), cfg=cfg, method=query_method(request.query),
     )
     return data_response(upgrade_quote_json(result))
@@ -60,10 +57,8 @@ async def upgrade(request: web.Request, user: User) -> web.StreamResponse:
     cfg = await _config(request)
     svc = services(request)
     vm_id = path_id(request)
-    payment = await create_upgrade_payment(
-        svc.uow_factory, svc.clock, svc.rails, svc.rates,
+    payment = await svc.billing.create_upgrade_payment(
         user_id=user.id, vm_id=vm_id, cfg=cfg, method=query_method(request.query),
-        settle=completion_settle(svc.uow_factory, svc.clock, svc.rails, svc.queue),
     )
     return data_response(vm_payment_json(payment, vm_id))
 

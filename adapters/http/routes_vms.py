@@ -30,11 +30,9 @@ from adapters.http.vm_params import (
     ref_code,
     required_int,
 )
-from app.billing.ordering import order_custom_vm, order_vm
 from app.queries.vm_records import vm_history_in
-from app.queries.vms import VmStatus, user_vm_status, user_vm_status_in, user_vm_statuses_in
+from app.queries.vms import VmStatus, user_vm_status_in, user_vm_statuses_in
 from app.vm_actions import ACTIONS, VmPatch, patch_vm, run_action
-from app.vm_metrics import vm_time_series
 from domain.model import User, Vm
 from ports.storage import UnitOfWork
 
@@ -50,7 +48,7 @@ def _render(request: web.Request, statuses: Iterable[VmStatus]) -> list[dict[str
 async def status_of(request: web.Request, vm: Vm) -> dict[str, Any]:
     """ApiVmStatus of the caller's VM; `status` from the worker's state cache when there is one."""
     svc = services(request)
-    status = await user_vm_status(svc.uow_factory, svc.vm_states, vm.user_id, vm.id)
+    status = await svc.account.vm_status(vm.user_id, vm.id)
     [out] = _render(request, [status])
     return out
 
@@ -65,8 +63,8 @@ async def list_vms(request: web.Request, user: User, uow: UnitOfWork) -> web.Str
 async def order_standard(request: web.Request, user: User) -> web.StreamResponse:
     body = await json_object(request)
     svc = services(request)
-    vm = await order_vm(
-        svc.uow_factory, svc.clock, user.id,
+    vm = await svc.account.order_vm(
+        user.id,
         template_id=required_int(body, "template_id", minimum=ID_MIN),
         image_id=required_int(body, "image_id", minimum=ID_MIN),
         ssh_key_id=required_int(body, "ssh_key_id", minimum=ID_MIN),
@@ -81,8 +79,8 @@ async def order_standard(request: web.Request, user: User) -> web.StreamResponse
 async def order_custom(request: web.Request, user: User) -> web.StreamResponse:
     body = await json_object(request)
     svc = services(request)
-    vm = await order_custom_vm(
-        svc.uow_factory, svc.clock, user.id,
+    vm = await svc.account.order_custom_vm(
+        user.id,
         pricing_id=required_int(body, "pricing_id", minimum=ID_MIN),
         cpu=required_int(body, "cpu", maximum=_U16),
         memory=required_int(body, "memory"),
@@ -150,7 +148,7 @@ async def history(request: web.Request, user: User, uow: UnitOfWork) -> web.Stre
 async def time_series(request: web.Request, user: User) -> web.StreamResponse:
     """The owned VM's metrics of the last hour, read from its host (`[]` when it has none)."""
     svc = services(request)
-    points = await vm_time_series(svc.uow_factory, svc.hosts, path_id(request), user.id)
+    points = await svc.account.vm_time_series(path_id(request), user.id)
     return data_response([time_series_json(p) for p in points])
 
 

@@ -11,9 +11,7 @@ from adapters.http.auth import AUTHENTICATOR
 from adapters.http.context import services
 from adapters.http.envelope import HttpError
 from adapters.http.openapi import RouteTable
-from app.billing.completion import complete_card_payment
 from app.billing.errors import PaymentNotFound
-from app.billing.rail_settings import webhook_signing_secrets
 from domain.enums import PaymentMethod
 from ports.payment_rail import WebhookEvent, WebhookSignatureInvalid, WebhookVerifier
 
@@ -65,7 +63,7 @@ WEBHOOK_SECRETS = web.AppKey("lnvps.webhook_secrets", WebhookSecrets)
 async def _secrets(request: web.Request, method: PaymentMethod) -> list[str]:
     configured = request.config_dict.get(WEBHOOK_SECRETS)
     from_settings = None if configured is None else configured.secret_for(method)
-    return await webhook_signing_secrets(services(request).uow_factory, method, from_settings)
+    return await services(request).billing.webhook_signing_secrets(method, from_settings)
 
 
 async def _verified_event(
@@ -104,8 +102,7 @@ async def _complete(
         raise HttpError(400, f"{name} event without an order id")
     svc = services(request)
     try:
-        report = await complete_card_payment(
-            svc.uow_factory, svc.clock, svc.rails, svc.queue,
+        report = await svc.billing.complete_card_payment(
             method=method, external_id=external_id,
         )
     except PaymentNotFound:

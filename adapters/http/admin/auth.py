@@ -15,7 +15,7 @@ from adapters.http.auth import Handler, mark_authenticated, user_in, verify_requ
 from adapters.http.context import services
 from adapters.http.envelope import HttpError
 from adapters.http.errors import status_for
-from app.admin.audit import record_admin_change, summary_of
+from app.admin.audit import summary_of
 from app.admin.permissions import denied_message, permission_text
 from domain.enums import AdminAction, AdminResource
 from domain.errors import DomainError
@@ -128,8 +128,8 @@ async def _record(request: web.Request, admin: Admin, status: int) -> None:
     resource = rest.split("/", 1)[0] or "?"
     resource_id = params.get("id") or next(iter(params.values()), None)
     try:
-        await record_admin_change(
-            svc.uow_factory, svc.clock, user_id=admin.user.id, method=request.method,
+        await svc.admin.record_admin_change(
+            user_id=admin.user.id, method=request.method,
             path=request.path, resource=resource, resource_id=resource_id,
             summary=summary_of(body, params), status=status,
         )

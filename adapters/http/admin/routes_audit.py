@@ -12,7 +12,6 @@ from adapters.http.context import services
 from adapters.http.envelope import format_time, page_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable, Schema
 from adapters.http.views_schema import DATETIME, STRING, U64, nullable, obj
-from app.admin.audit import list_audit
 from domain.enums import AdminAction, AdminResource
 from domain.model import AdminAudit
 
@@ -34,7 +33,7 @@ def audit_json(entry: AdminAudit) -> dict[str, Any]:
 @require(AdminResource.AUDIT, AdminAction.VIEW)
 async def list_entries(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
-    found = await list_audit(services(request).uow_factory, page.limit, page.offset,
+    found = await services(request).admin.list_audit(page.limit, page.offset,
                              query_uint(request.query, "user_id"))
     return page_response([audit_json(e) for e in found.items], found.total, page)
 

@@ -36,13 +36,13 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
 @require(_RES, AdminAction.VIEW)
 async def list_companies(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
-    rows = await uc.list_companies(services(request).uow_factory)
+    rows = await services(request).infra.list_companies()
     return page_response([company_json(r) for r in page_of(rows, page)], len(rows), page)
 
 
 @require(_RES, AdminAction.VIEW)
 async def get_company(request: web.Request, admin: Admin) -> web.StreamResponse:
-    info = await uc.get_company(services(request).uow_factory, path_id(request))
+    info = await services(request).infra.get_company(path_id(request))
     return data_response(company_json(info))
 
 
@@ -50,20 +50,19 @@ async def get_company(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def create_company(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=False)
-    return data_response(company_json(await uc.create_company(svc.uow_factory, svc.clock,
-                                                              fields)))
+    return data_response(company_json(await svc.infra.create_company(fields)))
 
 
 @require(_RES, AdminAction.UPDATE)
 async def update_company(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _fields(request, patch=True)
-    info = await uc.update_company(services(request).uow_factory, path_id(request), fields)
+    info = await services(request).infra.update_company(path_id(request), fields)
     return data_response(company_json(info))
 
 
 @require(_RES, AdminAction.DELETE)
 async def delete_company(request: web.Request, admin: Admin) -> web.StreamResponse:
-    await uc.delete_company(services(request).uow_factory, path_id(request))
+    await services(request).infra.delete_company(path_id(request))
     return data_response(None)
 
 

@@ -13,7 +13,6 @@ from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import RouteTable
 from adapters.http.vm_params import json_object, path_id
-from app.admin import cost_plans as uc
 from domain.enums import AdminAction, AdminResource
 
 #: cost plans have no resource of their own: they are part of the templates
@@ -35,13 +34,13 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
 @require(_RES, AdminAction.VIEW)
 async def list_plans(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
-    rows = await uc.list_cost_plans(services(request).uow_factory)
+    rows = await services(request).infra.list_cost_plans()
     return page_response([cost_plan_json(r) for r in page_of(rows, page)], len(rows), page)
 
 
 @require(_RES, AdminAction.VIEW)
 async def get_plan(request: web.Request, admin: Admin) -> web.StreamResponse:
-    info = await uc.get_cost_plan(services(request).uow_factory, path_id(request))
+    info = await services(request).infra.get_cost_plan(path_id(request))
     return data_response(cost_plan_json(info))
 
 
@@ -49,22 +48,20 @@ async def get_plan(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def create_plan(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=False)
-    return data_response(cost_plan_json(await uc.create_cost_plan(svc.uow_factory, svc.clock,
-                                                                  fields)))
+    return data_response(cost_plan_json(await svc.infra.create_cost_plan(fields)))
 
 
 @require(_RES, AdminAction.UPDATE)
 async def update_plan(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _fields(request, patch=True)
     svc = services(request)
-    info = await uc.update_cost_plan(svc.uow_factory, path_id(request), fields,
-                                     clock=svc.clock, rails=svc.rails)
+    info = await svc.infra.update_cost_plan(path_id(request), fields)
     return data_response(cost_plan_json(info))
 
 
 @require(_RES, AdminAction.DELETE)
 async def delete_plan(request: web.Request, admin: Admin) -> web.StreamResponse:
-    await uc.delete_cost_plan(services(request).uow_factory, path_id(request))
+    await services(request).infra.delete_cost_plan(path_id(request))
     return data_response({"success": True, "message": "Cost plan deleted successfully"})
 
 

@@ -21,8 +21,7 @@ from adapters.http.views_credit import (
 )
 from adapters.http.views_schema import CURRENCY, U64, obj
 from adapters.http.vm_params import json_object, optional_json_object, path_id
-from app.admin.credit_refund import refund_to_credit
-from app.billing.credit_balance import MAX_PAGE, Booked, adjust_credit, balances_of, ledger_page
+from app.billing.credit_balance import MAX_PAGE, Booked
 from domain.account_credit import MAX_ENTRY, MAX_NOTE, MAX_REFERENCE
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
@@ -51,7 +50,7 @@ def _booked_json(booked: Booked) -> dict[str, Any]:
 
 @require(_USERS, AdminAction.VIEW)
 async def user_balances(request: web.Request, admin: Admin) -> web.StreamResponse:
-    found = await balances_of(services(request).uow_factory, path_id(request))
+    found = await services(request).admin.balances_of(path_id(request))
     return data_response(balances_json(found))
 
 
@@ -59,8 +58,8 @@ async def user_balances(request: web.Request, admin: Admin) -> web.StreamRespons
 async def user_ledger(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query, max_limit=MAX_PAGE)
     code = request.query.get("currency")
-    found = await ledger_page(
-        services(request).uow_factory, path_id(request), limit=page.limit, offset=page.offset,
+    found = await services(request).admin.ledger_page(
+        path_id(request), limit=page.limit, offset=page.offset,
         currency=None if code is None else Currency.parse(code).value,
     )
     return page_response([credit_entry_json(e) for e in found.items], found.total, page)
@@ -83,8 +82,8 @@ async def adjust(request: web.Request, admin: Admin) -> web.StreamResponse:
     if note is None:
         raise InvalidInput("missing field `note`: an adjustment needs a reason")
     svc = services(request)
-    booked = await adjust_credit(
-        svc.uow_factory, svc.clock, admin_id=admin.user.id, user_id=path_id(request),
+    booked = await svc.admin.adjust_credit(
+        admin_id=admin.user.id, user_id=path_id(request),
         currency=currency[:8], amount=_amount(body), note=note,
         reference=body_str(body, "reference", MAX_REFERENCE),
     )
@@ -95,8 +94,8 @@ async def adjust(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def refund_vm_to_credit(request: web.Request, admin: Admin) -> web.StreamResponse:
     body = await optional_json_object(request)
     svc = services(request)
-    booked = await refund_to_credit(
-        svc.uow_factory, svc.clock, vm_id=path_id(request), admin_id=admin.user.id,
+    booked = await svc.admin.refund_to_credit(
+        vm_id=path_id(request), admin_id=admin.user.id,
         reason=body_str(body, "reason", TEXT_LIMIT, multiline=True),
     )
     return data_response(_booked_json(booked))

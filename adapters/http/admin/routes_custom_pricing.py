@@ -16,7 +16,6 @@ from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.views_schema import DISK_INTERFACE, DISK_TYPE
 from adapters.http.vm_params import json_object, path_id
-from app.admin import custom_pricing as uc
 from domain.enums import AdminAction, AdminResource, DiskInterface, DiskType
 from domain.errors import InvalidInput
 
@@ -62,15 +61,15 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
 @require(_RES, AdminAction.VIEW)
 async def list_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
-    rows = await uc.list_pricings(services(request).uow_factory,
-                                  query_uint(request.query, "region_id"),
-                                  f.query_flag(request.query, "enabled"))
+    rows = await services(request).infra.list_custom_pricings(
+        query_uint(request.query, "region_id"), f.query_flag(request.query, "enabled")
+    )
     return page_response([pricing_json(r) for r in page_of(rows, page)], len(rows), page)
 
 
 @require(_RES, AdminAction.VIEW)
 async def get_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
-    info = await uc.get_pricing(services(request).uow_factory, path_id(request))
+    info = await services(request).infra.get_custom_pricing(path_id(request))
     return data_response(pricing_json(info))
 
 
@@ -78,22 +77,20 @@ async def get_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def create_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=False)
-    return data_response(pricing_json(await uc.create_pricing(svc.uow_factory, svc.clock,
-                                                              fields)))
+    return data_response(pricing_json(await svc.infra.create_custom_pricing(fields)))
 
 
 @require(_RES, AdminAction.UPDATE)
 async def update_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _fields(request, patch=True)
     svc = services(request)
-    info = await uc.update_pricing(svc.uow_factory, path_id(request), fields,
-                                   clock=svc.clock, rails=svc.rails)
+    info = await svc.infra.update_custom_pricing(path_id(request), fields)
     return data_response(pricing_json(info))
 
 
 @require(_RES, AdminAction.DELETE)
 async def delete_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
-    message = await uc.delete_pricing(services(request).uow_factory, path_id(request))
+    message = await services(request).infra.delete_custom_pricing(path_id(request))
     return data_response({"success": True, "message": message})
 
 
@@ -104,7 +101,7 @@ async def copy_pricing(request: web.Request, admin: Admin) -> web.StreamResponse
     read("region_id", f.uint(f.U32, 1))
     read("enabled", f.flag)
     svc = services(request)
-    info = await uc.copy_pricing(svc.uow_factory, svc.clock, path_id(request), read.out)
+    info = await svc.infra.copy_custom_pricing(path_id(request), read.out)
     return data_response(pricing_json(info))
 
 

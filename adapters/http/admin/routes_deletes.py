@@ -11,7 +11,6 @@ from adapters.http.envelope import data_response
 from adapters.http.openapi import RouteTable, Schema
 from adapters.http.views_schema import STRING, obj
 from adapters.http.vm_params import path_id
-from app.admin.deletes import delete_line_item, delete_payment_method, delete_subscription
 from domain.enums import AdminAction, AdminResource
 
 SUCCESS: Schema = obj({"success": {"type": "boolean"}, "message": STRING})
@@ -23,20 +22,20 @@ def _done(message: str) -> web.StreamResponse:
 
 @require(AdminResource.PAYMENT_METHOD_CONFIG, AdminAction.DELETE)
 async def remove_payment_method(request: web.Request, admin: Admin) -> web.StreamResponse:
-    await delete_payment_method(services(request).uow_factory, path_id(request))
+    await services(request).admin.delete_payment_method(path_id(request))
     return _done("Payment method configuration deleted successfully")
 
 
 @require(AdminResource.SUBSCRIPTIONS, AdminAction.DELETE)
 async def remove_subscription(request: web.Request, admin: Admin) -> web.StreamResponse:
-    await delete_subscription(services(request).uow_factory, path_id(request))
+    await services(request).admin.delete_subscription(path_id(request))
     return _done("Subscription deleted successfully")
 
 
 @require(AdminResource.SUBSCRIPTION_LINE_ITEMS, AdminAction.DELETE)
 async def remove_line_item(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
-    await delete_line_item(svc.uow_factory, svc.clock, path_id(request))
+    await svc.admin.delete_line_item(path_id(request))
     return _done("Subscription line item deleted successfully")
 
 

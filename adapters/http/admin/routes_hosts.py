@@ -17,7 +17,6 @@ from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import RouteTable
 from adapters.http.views_schema import CPU_ARCH, CPU_MFG
 from adapters.http.vm_params import json_object, path_id
-from app.admin import hosts as uc
 from domain.enums import AdminAction, AdminResource
 from ports.vmhost import HostProber
 
@@ -70,22 +69,21 @@ def _prober(request: web.Request) -> HostProber | None:
 async def list_hosts(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
     svc = services(request)
-    rows = await uc.list_hosts(svc.uow_factory, svc.clock)
+    rows = await svc.infra.list_hosts()
     return page_response([host_json(r) for r in page_of(rows, page)], len(rows), page)
 
 
 @require(_RES, AdminAction.VIEW)
 async def get_host(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
-    return data_response(host_json(await uc.get_host(svc.uow_factory, svc.clock,
-                                                     path_id(request))))
+    return data_response(host_json(await svc.infra.get_host(path_id(request))))
 
 
 @require(_RES, AdminAction.CREATE)
 async def create_host(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=False)
-    info = await uc.create_host(svc.uow_factory, svc.clock, fields, _prober(request))
+    info = await svc.infra.create_host(fields, _prober(request))
     return data_response(host_json(info))
 
 
@@ -93,20 +91,20 @@ async def create_host(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def update_host(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=True)
-    info = await uc.update_host(svc.uow_factory, svc.clock, path_id(request), fields,
+    info = await svc.infra.update_host(path_id(request), fields,
                                 _prober(request))
     return data_response(host_json(info))
 
 
 @require(_RES, AdminAction.VIEW)
 async def list_disks(request: web.Request, admin: Admin) -> web.StreamResponse:
-    disks = await uc.list_disks(services(request).uow_factory, path_id(request))
+    disks = await services(request).infra.list_disks(path_id(request))
     return data_response([disk_json(d) for d in disks])
 
 
 @require(_RES, AdminAction.VIEW)
 async def get_disk(request: web.Request, admin: Admin) -> web.StreamResponse:
-    disk = await uc.get_disk(services(request).uow_factory, path_id(request),
+    disk = await services(request).infra.get_disk(path_id(request),
                              path_id(request, "disk_id"))
     return data_response(disk_json(disk))
 
@@ -114,14 +112,14 @@ async def get_disk(request: web.Request, admin: Admin) -> web.StreamResponse:
 @require(_RES, AdminAction.UPDATE)
 async def create_disk(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _disk_fields(request, patch=False)
-    disk = await uc.create_disk(services(request).uow_factory, path_id(request), fields)
+    disk = await services(request).infra.create_disk(path_id(request), fields)
     return data_response(disk_json(disk))
 
 
 @require(_RES, AdminAction.UPDATE)
 async def update_disk(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _disk_fields(request, patch=True)
-    disk = await uc.update_disk(services(request).uow_factory, path_id(request),
+    disk = await services(request).infra.update_disk(path_id(request),
                                 path_id(request, "disk_id"), fields)
     return data_response(disk_json(disk))
 

@@ -20,8 +20,6 @@ from adapters.http.envelope import data_response, format_time, page_response, pa
 from adapters.http.openapi import QueryParam, RouteTable, Schema
 from adapters.http.views_schema import DATETIME, STRING, U64, obj
 from adapters.http.vm_params import json_object, path_id
-from app.admin.invoices import every_invoice, invoice_with_notes, list_invoices
-from app.billing.invoicing import issue_credit_note
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
 from domain.invoice import CreditNote, Invoice
@@ -116,7 +114,7 @@ def _cell(value: object) -> str:
 async def list_window(request: web.Request, admin: Admin) -> web.StreamResponse:
     since, until, company = _window(request.query)
     page = parse_page(request.query)
-    found = await list_invoices(services(request).uow_factory, since, until, page.limit,
+    found = await services(request).admin.list_invoices(since, until, page.limit,
                                 page.offset, company_id=company)
     return page_response([invoice_json(i) for i in found.items], found.total, page)
 
@@ -127,7 +125,7 @@ async def export_csv(request: web.Request, admin: Admin) -> web.StreamResponse:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    async for invoice in every_invoice(services(request).uow_factory, since, until,
+    async for invoice in services(request).admin.every_invoice(since, until,
                                        company_id=company):
         writer.writerow(csv_row(invoice))
     name = f"invoices-{since:%Y-%m-%d}-{until:%Y-%m-%d}.csv"
@@ -137,7 +135,7 @@ async def export_csv(request: web.Request, admin: Admin) -> web.StreamResponse:
 
 @require(_PAYMENTS, AdminAction.VIEW)
 async def get_invoice(request: web.Request, admin: Admin) -> web.StreamResponse:
-    invoice, notes = await invoice_with_notes(services(request).uow_factory, path_id(request))
+    invoice, notes = await services(request).admin.invoice_with_notes(path_id(request))
     return data_response({"invoice": invoice_json(invoice),
                           "credit_notes": [note_json(n) for n in notes]})
 
@@ -151,7 +149,7 @@ async def create_credit_note(request: web.Request, admin: Admin) -> web.StreamRe
     if not reason or not reason.strip():
         raise InvalidInput("reason is required")
     svc = services(request)
-    note = await issue_credit_note(svc.uow_factory, svc.clock, invoice_id=path_id(request),
+    note = await svc.admin.issue_credit_note(invoice_id=path_id(request),
                                    amount=amount, reason=reason)
     return data_response(note_json(note))
 

@@ -20,7 +20,6 @@ from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import json_object, path_id
-from app.admin import ip_space as uc
 from domain.enums import AdminAction, AdminResource, InternetRegistry
 from domain.errors import InvalidInput
 
@@ -68,47 +67,47 @@ async def list_spaces(request: web.Request, admin: Admin) -> web.StreamResponse:
     registry = (
         None if not raw_registry else parse_uint(raw_registry, "registry", minimum=0, maximum=4)
     )
-    rows = await uc.list_spaces(services(request).uow_factory,
-                                f.query_flag(request.query, "is_available"), registry)
+    rows = await services(request).infra.list_ip_spaces(
+        f.query_flag(request.query, "is_available"), registry
+    )
     return page_response([space_json(r) for r in page_of(rows, page)], len(rows), page)
 
 
 @require(_RES, AdminAction.VIEW)
 async def get_space(request: web.Request, admin: Admin) -> web.StreamResponse:
-    return data_response(space_json(await uc.get_space(services(request).uow_factory,
-                                                       path_id(request))))
+    return data_response(space_json(await services(request).infra.get_ip_space(path_id(request))))
 
 
 @require(_RES, AdminAction.CREATE)
 async def create_space(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=False)
-    return data_response(space_json(await uc.create_space(svc.uow_factory, svc.clock, fields)))
+    return data_response(space_json(await svc.infra.create_ip_space(fields)))
 
 
 @require(_RES, AdminAction.UPDATE)
 async def update_space(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=True)
-    info = await uc.update_space(svc.uow_factory, svc.clock, path_id(request), fields)
+    info = await svc.infra.update_ip_space(path_id(request), fields)
     return data_response(space_json(info))
 
 
 @require(_RES, AdminAction.DELETE)
 async def delete_space(request: web.Request, admin: Admin) -> web.StreamResponse:
-    await uc.delete_space(services(request).uow_factory, path_id(request))
+    await services(request).infra.delete_ip_space(path_id(request))
     return data_response(None)
 
 
 async def _parent_cidr(request: web.Request, space_id: int) -> str:
-    return (await uc.get_space(services(request).uow_factory, space_id)).space.cidr
+    return (await services(request).infra.get_ip_space(space_id)).space.cidr
 
 
 @require(_RES, AdminAction.VIEW)
 async def list_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
     space_id = path_id(request)
-    rows = await uc.list_pricing(services(request).uow_factory, space_id)
+    rows = await services(request).infra.list_ip_pricing(space_id)
     cidr = await _parent_cidr(request, space_id)
     return page_response([space_pricing_json(p, cidr) for p in page_of(rows, page)],
                          len(rows), page)
@@ -117,7 +116,7 @@ async def list_pricing(request: web.Request, admin: Admin) -> web.StreamResponse
 @require(_RES, AdminAction.VIEW)
 async def get_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
     space_id = path_id(request)
-    price = await uc.get_pricing(services(request).uow_factory, space_id,
+    price = await services(request).infra.get_ip_pricing(space_id,
                                  path_id(request, "pricing_id"))
     return data_response(space_pricing_json(price, await _parent_cidr(request, space_id)))
 
@@ -127,7 +126,7 @@ async def create_pricing(request: web.Request, admin: Admin) -> web.StreamRespon
     svc = services(request)
     space_id = path_id(request)
     fields = await _price_fields(request, patch=False)
-    price = await uc.create_pricing(svc.uow_factory, svc.clock, space_id, fields)
+    price = await svc.infra.create_ip_pricing(space_id, fields)
     return data_response(space_pricing_json(price, await _parent_cidr(request, space_id)))
 
 
@@ -136,14 +135,14 @@ async def update_pricing(request: web.Request, admin: Admin) -> web.StreamRespon
     svc = services(request)
     space_id = path_id(request)
     fields = await _price_fields(request, patch=True)
-    price = await uc.update_pricing(svc.uow_factory, svc.clock, space_id,
+    price = await svc.infra.update_ip_pricing(space_id,
                                     path_id(request, "pricing_id"), fields)
     return data_response(space_pricing_json(price, await _parent_cidr(request, space_id)))
 
 
 @require(_RES, AdminAction.DELETE)
 async def delete_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
-    await uc.delete_pricing(services(request).uow_factory, path_id(request),
+    await services(request).infra.delete_ip_pricing(path_id(request),
                             path_id(request, "pricing_id"))
     return data_response(None)
 
@@ -151,7 +150,7 @@ async def delete_pricing(request: web.Request, admin: Admin) -> web.StreamRespon
 @require(AdminResource.SUBSCRIPTIONS, AdminAction.VIEW)
 async def list_sold(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
-    rows = await uc.list_sold(services(request).uow_factory, path_id(request),
+    rows = await services(request).infra.list_sold_ips(path_id(request),
                               query_uint(request.query, "user_id"),
                               f.query_flag(request.query, "is_active"))
     return page_response([sold_range_json(r) for r in page_of(rows, page)], len(rows), page)

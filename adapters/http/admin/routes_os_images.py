@@ -14,7 +14,6 @@ from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.views_input import wire_name
 from adapters.http.vm_params import json_object, path_id
-from app.admin import os_images as uc
 from domain.enums import AdminAction, AdminResource, OsDistribution
 
 _RES = AdminResource.VM_OS_IMAGE
@@ -37,33 +36,31 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
 @require(_RES, AdminAction.VIEW)
 async def list_images(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
-    rows = await uc.list_images(services(request).uow_factory)
+    rows = await services(request).infra.list_images()
     return page_response([image_json(r) for r in page_of(rows, page)], len(rows), page)
 
 
 @require(_RES, AdminAction.VIEW)
 async def get_image(request: web.Request, admin: Admin) -> web.StreamResponse:
-    return data_response(image_json(await uc.get_image(services(request).uow_factory,
-                                                       path_id(request))))
+    return data_response(image_json(await services(request).infra.get_image(path_id(request))))
 
 
 @require(_RES, AdminAction.CREATE)
 async def create_image(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _fields(request, patch=False)
-    return data_response(image_json(await uc.create_image(services(request).uow_factory,
-                                                          fields)))
+    return data_response(image_json(await services(request).infra.create_image(fields)))
 
 
 @require(_RES, AdminAction.UPDATE)
 async def update_image(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _fields(request, patch=True)
-    info = await uc.update_image(services(request).uow_factory, path_id(request), fields)
+    info = await services(request).infra.update_image(path_id(request), fields)
     return data_response(image_json(info))
 
 
 @require(_RES, AdminAction.DELETE)
 async def delete_image(request: web.Request, admin: Admin) -> web.StreamResponse:
-    await uc.delete_image(services(request).uow_factory, path_id(request))
+    await services(request).infra.delete_image(path_id(request))
     return data_response("VM OS image deleted successfully")
 
 
@@ -71,7 +68,7 @@ async def delete_image(request: web.Request, admin: Admin) -> web.StreamResponse
 async def download_image(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     host_id = query_uint(request.query, "host_id")
-    await uc.request_download(svc.uow_factory, svc.queue, path_id(request), host_id)
+    await svc.infra.request_image_download(path_id(request), host_id)
     return data_response("Download job enqueued")
 
 

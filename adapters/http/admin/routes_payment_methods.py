@@ -22,9 +22,6 @@ from app.admin.payment_methods import (
     ConfigDraft,
     ConfigNotFound,
     ConfigPatch,
-    create_config,
-    list_configs,
-    update_config,
 )
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
@@ -70,7 +67,7 @@ def _optional(body: Mapping[str, Any], name: str, parse: Any) -> Any:
 @require(_RES, AdminAction.VIEW)
 async def list_methods(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
-    rows = await list_configs(services(request).uow_factory)
+    rows = await services(request).admin.list_payment_methods()
     return page_response([payment_method_json(r) for r in page_of(rows, page)], len(rows), page)
 
 
@@ -98,8 +95,7 @@ async def create_method(request: web.Request, admin: Admin) -> web.StreamRespons
         supported_currencies=_currencies(body.get("supported_currencies")),
     )
     svc = services(request)
-    return data_response(payment_method_json(await create_config(svc.uow_factory, svc.clock,
-                                                                 draft)))
+    return data_response(payment_method_json(await svc.admin.create_payment_method(draft)))
 
 
 @require(_RES, AdminAction.UPDATE)
@@ -122,7 +118,7 @@ async def update_method(request: web.Request, admin: Admin) -> web.StreamRespons
         ),
     )
     svc = services(request)
-    row = await update_config(svc.uow_factory, svc.clock, path_id(request), patch)
+    row = await svc.admin.update_payment_method(path_id(request), patch)
     return data_response(payment_method_json(row))
 
 

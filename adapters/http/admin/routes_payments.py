@@ -13,8 +13,6 @@ from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import RouteTable
 from adapters.http.vm_params import path_id
 from app.admin.payments import (
-    complete_as_admin,
-    complete_bank_transfer,
     subscription_payment,
     vm_payment,
 )
@@ -68,8 +66,8 @@ async def get_vm_payment(request: web.Request, admin: Admin) -> web.StreamRespon
 async def complete_vm_payment(request: web.Request, admin: Admin) -> web.StreamResponse:
     vm_id, payment_id = path_id(request), _payment_id(request)
     svc = services(request)
-    payment = await complete_as_admin(
-        svc.uow_factory, svc.clock, svc.rails, svc.queue, payment_id=payment_id, vm_id=vm_id
+    payment = await svc.admin.complete_as_admin(
+        payment_id=payment_id, vm_id=vm_id
     )
     async with svc.uow_factory() as uow:
         company = await base_currency(uow, payment.subscription_id)
@@ -103,8 +101,8 @@ async def complete_subscription_payment(
     request: web.Request, admin: Admin
 ) -> web.StreamResponse:
     svc = services(request)
-    payment = await complete_as_admin(
-        svc.uow_factory, svc.clock, svc.rails, svc.queue, payment_id=_payment_id(request, "id")
+    payment = await svc.admin.complete_as_admin(
+        payment_id=_payment_id(request, "id")
     )
     async with svc.uow_factory() as uow:
         company = await base_currency(uow, payment.subscription_id)
@@ -116,8 +114,8 @@ async def bank_transfer_received(request: web.Request, admin: Admin) -> web.Stre
     """The transfer of `{reference}` arrived on the account: its payment is completed once."""
     svc = services(request)
     reference = request.match_info["reference"].strip().upper()
-    payment = await complete_bank_transfer(
-        svc.uow_factory, svc.clock, svc.rails, svc.queue, reference=reference
+    payment = await svc.admin.complete_bank_transfer(
+        reference=reference
     )
     async with svc.uow_factory() as uow:
         company = await base_currency(uow, payment.subscription_id)

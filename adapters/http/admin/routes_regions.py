@@ -14,7 +14,6 @@ from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import json_object, path_id
-from app.admin import regions as uc
 from domain.enums import AdminAction, AdminResource
 
 #: regions are guarded by `hosts::*`, not `host_region` (as the reference does)
@@ -33,39 +32,37 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
 async def list_regions(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
     enabled = f.query_flag(request.query, "enabled")
-    rows = await uc.list_regions(services(request).uow_factory, enabled)
+    rows = await services(request).infra.list_regions(enabled)
     return page_response([region_json(r) for r in page_of(rows, page)], len(rows), page)
 
 
 @require(_RES, AdminAction.VIEW)
 async def get_region(request: web.Request, admin: Admin) -> web.StreamResponse:
-    return data_response(region_json(await uc.get_region(services(request).uow_factory,
-                                                         path_id(request))))
+    return data_response(region_json(await services(request).infra.get_region(path_id(request))))
 
 
 @require(_RES, AdminAction.VIEW)
 async def region_stats(request: web.Request, admin: Admin) -> web.StreamResponse:
-    info = await uc.get_region(services(request).uow_factory, path_id(request))
+    info = await services(request).infra.get_region(path_id(request))
     return data_response({"total_hosts": info.host_count, "total_vms": info.total_vms})
 
 
 @require(_RES, AdminAction.CREATE)
 async def create_region(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _fields(request, patch=False)
-    return data_response(region_json(await uc.create_region(services(request).uow_factory,
-                                                            fields)))
+    return data_response(region_json(await services(request).infra.create_region(fields)))
 
 
 @require(_RES, AdminAction.UPDATE)
 async def update_region(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _fields(request, patch=True)
-    info = await uc.update_region(services(request).uow_factory, path_id(request), fields)
+    info = await services(request).infra.update_region(path_id(request), fields)
     return data_response(region_json(info))
 
 
 @require(_RES, AdminAction.DELETE)
 async def delete_region(request: web.Request, admin: Admin) -> web.StreamResponse:
-    await uc.disable_region(services(request).uow_factory, path_id(request))
+    await services(request).infra.disable_region(path_id(request))
     return data_response({"success": True, "message": "Region disabled successfully"})
 
 

@@ -18,7 +18,7 @@ from adapters.http.context import services
 from adapters.http.envelope import data_response
 from adapters.http.openapi import QueryParam, RouteTable, Schema
 from adapters.http.views_schema import STRING, U64, nullable, obj
-from app.admin.reports import ReferralLine, ReportLine, referral_usage, revenue
+from app.admin.reports import ReferralLine, ReportLine
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput, UnknownCurrency
 from domain.money import Currency
@@ -98,7 +98,7 @@ async def time_series(request: web.Request, admin: Admin) -> web.StreamResponse:
             currency = str(Currency.parse(currency).value)
         except UnknownCurrency:
             raise InvalidInput(f"Invalid currency: {currency}") from None
-    lines = await revenue(services(request).uow_factory, start=start, end=end,
+    lines = await services(request).admin.revenue(start=start, end=end,
                           company_id=company, currency=currency)
     return data_response({"start_date": start_raw, "end_date": end_raw,
                           "payments": [_payment_json(line) for line in lines]})
@@ -115,7 +115,7 @@ def _referral_json(line: ReferralLine) -> dict[str, Any]:
 async def referral_series(request: web.Request, admin: Admin) -> web.StreamResponse:
     q = request.query
     start_raw, start, end_raw, end, company = _window(q)
-    lines = await referral_usage(services(request).uow_factory, start=start, end=end,
+    lines = await services(request).admin.referral_usage(start=start, end=end,
                                  company_id=company, ref_code=q.get("ref_code") or None)
     return data_response({"start_date": start_raw, "end_date": end_raw,
                           "referrals": [_referral_json(line) for line in lines]})

@@ -12,7 +12,7 @@ from adapters.http.envelope import data_response
 from adapters.http.openapi import RouteTable
 from adapters.http.vm_params import json_object, path_id
 from app.admin.permissions import parse_permission
-from app.admin.role_changes import MAX_ROLE_NAME, delete_role, update_role
+from app.admin.role_changes import MAX_ROLE_NAME
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
 from ports.storage import Permission
@@ -34,8 +34,8 @@ async def patch_role(request: web.Request, admin: Admin) -> web.StreamResponse:
     Granting a permission the caller does not hold is 403."""
     body = await json_object(request)
     svc = services(request)
-    await update_role(
-        svc.uow_factory, svc.clock, role_id=path_id(request),
+    await svc.admin.update_role(
+        role_id=path_id(request),
         name=body_str(body, "name", MAX_ROLE_NAME),
         description=body_str(body, "description", TEXT_LIMIT, multiline=True),
         permissions=_permissions(body.get("permissions")), caller=admin.permissions,
@@ -45,7 +45,7 @@ async def patch_role(request: web.Request, admin: Admin) -> web.StreamResponse:
 
 @require(_ROLES, AdminAction.DELETE)
 async def remove_role(request: web.Request, admin: Admin) -> web.StreamResponse:
-    await delete_role(services(request).uow_factory, path_id(request))
+    await services(request).admin.delete_role(path_id(request))
     return data_response(None)
 
 

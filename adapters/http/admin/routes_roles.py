@@ -26,12 +26,8 @@ from app.admin.permissions import parse_permission, permission_text
 from app.admin.role_changes import (
     MAX_ROLE_NAME,
     check_grantable,
-    check_name_free,
-    check_role_grantable,
     check_role_name,
 )
-from app.admin.roles import get_role, list_roles, roles_of_user
-from app.admin.users import assign_role, create_role, revoke_role
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
 
@@ -47,20 +43,19 @@ USER_ROLES: Schema = {"type": "array", "items": USER_ROLE}
 @require(_ROLES, AdminAction.VIEW)
 async def list_all(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
-    roles = await list_roles(services(request).uow_factory, page.limit, page.offset)
+    roles = await services(request).admin.list_roles(page.limit, page.offset)
     return page_response([role_json(r) for r in roles.items], roles.total, page)
 
 
 @require(_ROLES, AdminAction.VIEW)
 async def get_one(request: web.Request, admin: Admin) -> web.StreamResponse:
-    return data_response(role_json(await get_role(services(request).uow_factory,
-                                                  path_id(request))))
+    return data_response(role_json(await services(request).admin.get_role(path_id(request))))
 
 
 @require(_USERS, AdminAction.VIEW)
 async def user_roles(request: web.Request, admin: Admin) -> web.StreamResponse:
     """Every assignment of the user, expired ones included (their `expires_at` shows it)."""
-    found = await roles_of_user(services(request).uow_factory, path_id(request))
+    found = await services(request).admin.roles_of_user(path_id(request))
     return data_response([user_role_json(r) for r in found])
 
 
@@ -68,7 +63,7 @@ async def user_roles(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def my_roles(request: web.Request, admin: Admin) -> web.StreamResponse:
     """The caller's unexpired assignments: `[]` for a non-admin."""
     svc = services(request)
-    found = await roles_of_user(svc.uow_factory, admin.user.id, live_at=svc.clock.now())
+    found = await svc.admin.roles_of_user(admin.user.id, live_at=svc.clock.now())
     return data_response([user_role_json(r) for r in found])
 
 
@@ -83,9 +78,9 @@ async def create(request: web.Request, admin: Admin) -> web.StreamResponse:
     permissions = [parse_permission(p) for p in raw]
     check_grantable(admin.permissions, permissions)
     svc = services(request)
-    await check_name_free(svc.uow_factory, name)
-    role = await create_role(
-        svc.uow_factory, svc.clock, name=name,
+    await svc.admin.check_name_free(name)
+    role = await svc.admin.create_role(
+        name=name,
         description=body_str(body, "description", TEXT_LIMIT, multiline=True),
         permissions=permissions,
     )
@@ -106,9 +101,9 @@ async def assign(request: web.Request, admin: Admin) -> web.StreamResponse:
         raise InvalidInput("expires_at must be an RFC 3339 timestamp")
     svc = services(request)
     role_id = required_int(body, "role_id", minimum=ID_MIN)
-    await check_role_grantable(svc.uow_factory, role_id, admin.permissions)
-    await assign_role(
-        svc.uow_factory, svc.clock, user_id=path_id(request),
+    await svc.admin.check_role_grantable(role_id, admin.permissions)
+    await svc.admin.assign_role(
+        user_id=path_id(request),
         role_id=role_id, assigned_by=admin.user.id,
         expires_at=None if expires is None else parse_time(expires),
     )
@@ -117,8 +112,8 @@ async def assign(request: web.Request, admin: Admin) -> web.StreamResponse:
 
 @require(_USERS, AdminAction.UPDATE)
 async def revoke(request: web.Request, admin: Admin) -> web.StreamResponse:
-    await revoke_role(
-        services(request).uow_factory, user_id=path_id(request),
+    await services(request).admin.revoke_role(
+        user_id=path_id(request),
         role_id=path_id(request, "role_id"), by_user_id=admin.user.id,
     )
     return data_response(None)

@@ -30,9 +30,6 @@ from app.admin.subscriptions import (
     LineItemPatch,
     SubscriptionDraft,
     SubscriptionPatch,
-    create_subscription,
-    update_line_item,
-    update_subscription,
 )
 from app.billing.errors import NotFound, SubscriptionNotFound
 from domain.enums import AdminAction, AdminResource, IntervalType
@@ -113,7 +110,7 @@ async def create(request: web.Request, admin: Admin) -> web.StreamResponse:
         external_id=body_str(body, "external_id", EXTERNAL_ID_LIMIT),
     )
     svc = services(request)
-    sub = await create_subscription(svc.uow_factory, svc.clock, draft)
+    sub = await svc.admin.create_subscription(draft)
     async with svc.uow_factory() as uow:
         return data_response(await subscription_json(uow, sub))
 
@@ -149,8 +146,8 @@ async def update(request: web.Request, admin: Admin) -> web.StreamResponse:
         external_id=_nullable(b, "external_id", body_str(b, "external_id", EXTERNAL_ID_LIMIT)),
     )
     svc = services(request)
-    sub = await update_subscription(
-        svc.uow_factory, path_id(request), patch, clock=svc.clock, rails=svc.rails
+    sub = await svc.admin.update_subscription(
+        path_id(request), patch
     )
     async with svc.uow_factory() as uow:
         return data_response(await subscription_json(uow, sub))
@@ -189,8 +186,8 @@ async def patch_line_item(request: web.Request, admin: Admin) -> web.StreamRespo
                              and f.json_value(f.JSON_LIMIT)(b["configuration"], "configuration")),
     )
     svc = services(request)
-    item = await update_line_item(
-        svc.uow_factory, path_id(request), patch, clock=svc.clock, rails=svc.rails
+    item = await svc.admin.update_line_item(
+        path_id(request), patch
     )
     return data_response(line_item_json(item))
 

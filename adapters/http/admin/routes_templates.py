@@ -15,7 +15,6 @@ from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import RouteTable
 from adapters.http.views_schema import DISK_INTERFACE, DISK_TYPE
 from adapters.http.vm_params import json_object, path_id
-from app.admin import vm_templates as uc
 from domain.enums import AdminAction, AdminResource
 
 _RES = AdminResource.VM_TEMPLATE
@@ -46,13 +45,13 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
 @require(_RES, AdminAction.VIEW)
 async def list_templates(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
-    rows = await uc.list_templates(services(request).uow_factory)
+    rows = await services(request).infra.list_templates()
     return page_response([template_json(r) for r in page_of(rows, page)], len(rows), page)
 
 
 @require(_RES, AdminAction.VIEW)
 async def get_template(request: web.Request, admin: Admin) -> web.StreamResponse:
-    info = await uc.get_template(services(request).uow_factory, path_id(request))
+    info = await services(request).infra.get_template(path_id(request))
     return data_response(template_json(info))
 
 
@@ -60,22 +59,20 @@ async def get_template(request: web.Request, admin: Admin) -> web.StreamResponse
 async def create_template(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=False)
-    return data_response(template_json(await uc.create_template(svc.uow_factory, svc.clock,
-                                                                fields)))
+    return data_response(template_json(await svc.infra.create_template(fields)))
 
 
 @require(_RES, AdminAction.UPDATE)
 async def update_template(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _fields(request, patch=True)
     svc = services(request)
-    info = await uc.update_template(svc.uow_factory, path_id(request), fields,
-                                    clock=svc.clock, rails=svc.rails)
+    info = await svc.infra.update_template(path_id(request), fields)
     return data_response(template_json(info))
 
 
 @require(_RES, AdminAction.DELETE)
 async def delete_template(request: web.Request, admin: Admin) -> web.StreamResponse:
-    message = await uc.delete_template(services(request).uow_factory, path_id(request))
+    message = await services(request).infra.delete_template(path_id(request))
     return data_response({"success": True, "message": message})
 
 

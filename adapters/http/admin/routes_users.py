@@ -16,9 +16,8 @@ from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import json_object, optional_bool, path_id
 from app.account.profile import EMAIL_LIMIT, FIELD_LIMITS
-from app.admin.role_changes import MAX_ROLE_NAME, update_user_and_role
-from app.admin.users import BOOL_FIELDS, TEXT_FIELDS, user_by_email
-from app.admin.users import list_users as list_all_users  # `list_users` is the handler here
+from app.admin.role_changes import MAX_ROLE_NAME
+from app.admin.users import BOOL_FIELDS, TEXT_FIELDS
 from app.billing.errors import UserNotFound
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
@@ -45,7 +44,7 @@ async def list_users(request: web.Request, admin: Admin) -> web.StreamResponse:
     search = request.query.get("search", "").strip()
     if not search:
         svc = services(request)
-        users = await list_all_users(svc.uow_factory, svc.clock, page.limit, page.offset)
+        users = await svc.admin.list_users(page.limit, page.offset)
         return page_response(
             [user_json(u.user, u.vm_count, u.is_admin) for u in users.items], users.total, page
         )
@@ -74,7 +73,7 @@ async def get_by_email(request: web.Request, admin: Admin) -> web.StreamResponse
     email = request.query.get("email")
     if email is None:
         raise InvalidInput("email is required")
-    user = await user_by_email(services(request).uow_factory, email)
+    user = await services(request).admin.user_by_email(email)
     return data_response(await _info(request, user))
 
 
@@ -86,10 +85,10 @@ async def patch_user(request: web.Request, admin: Admin) -> web.StreamResponse:
     changes: dict[str, Any] = {n: body_str(body, n, limit) for n, limit in LIMITS.items()}
     changes.update({n: optional_bool(body, n) for n in BOOL_FIELDS})
     svc = services(request)
-    await update_user_and_role(
-        svc.uow_factory, svc.clock, user_id=path_id(request), changes=changes,
+    await svc.admin.update_user_and_role(
+        user_id=path_id(request), changes=changes,
         admin_role=body_str(body, "admin_role", MAX_ROLE_NAME), by_user_id=admin.user.id,
-        caller=admin.permissions, rails=svc.rails,
+        caller=admin.permissions,
     )
     return data_response(None)
 

@@ -23,7 +23,7 @@ from adapters.http.envelope import data_response, format_time, parse_time
 from adapters.http.openapi import QueryParam, RouteTable, Schema
 from adapters.http.views_schema import DATETIME, STRING, U64, nullable, obj
 from adapters.http.vm_params import optional_json_object, path_id
-from app.admin.vm_removal import RefundAmount, delete_vm, refund_amount, request_refund
+from app.admin.vm_removal import RefundAmount
 from domain.enums import AdminAction, AdminResource, PaymentMethod
 from domain.errors import InvalidInput
 
@@ -41,9 +41,9 @@ REFUND_INFO: Schema = obj({
 async def remove_vm(request: web.Request, admin: Admin) -> web.StreamResponse:
     """Queue DeleteVm; the body (`{reason?}`) is optional, unlike the reference's."""
     body = await optional_json_object(request)
-    job_id = await delete_vm(services(request).uow_factory, services(request).queue,
-                             vm_id=path_id(request), admin_id=admin.user.id,
-                             reason=body_str(body, "reason", TEXT_LIMIT, multiline=True))
+    job_id = await services(request).admin.delete_vm(
+        vm_id=path_id(request), admin_id=admin.user.id,
+        reason=body_str(body, "reason", TEXT_LIMIT, multiline=True))
     return data_response({"job_id": job_id})
 
 
@@ -76,7 +76,7 @@ async def refund_quote(request: web.Request, admin: Admin) -> web.StreamResponse
         raise InvalidInput("Invalid payment method") from None
     from_date = _from_unix(request.query.get("from_date"))
     svc = services(request)
-    found = await refund_amount(svc.uow_factory, svc.rates, svc.clock, vm_id=path_id(request),
+    found = await svc.admin.refund_amount(vm_id=path_id(request),
                                 method=method, from_date=from_date)
     return data_response(_refund_json(found))
 
@@ -123,10 +123,10 @@ async def refund(request: web.Request, admin: Admin) -> web.StreamResponse:
     raw_from = body_str(body, "refund_from_date", DATE_LIMIT)
     svc = services(request)
     vm_id = path_id(request)
-    amount = await refund_amount(svc.uow_factory, svc.rates, svc.clock, vm_id=vm_id,
+    amount = await svc.admin.refund_amount(vm_id=vm_id,
                                  method=method,
                                  from_date=None if raw_from is None else parse_time(raw_from))
-    job_id = await request_refund(svc.queue, vm_id=vm_id, refund=amount, method=method,
+    job_id = await svc.admin.request_refund(vm_id=vm_id, refund=amount, method=method,
                                   lightning_invoice=invoice, admin_id=admin.user.id,
                                   reason=body_str(body, "reason", TEXT_LIMIT, multiline=True))
     return data_response({"job_id": job_id})

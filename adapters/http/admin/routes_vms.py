@@ -24,7 +24,6 @@ from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import json_object, optional_json_object, path_id, required_int
-from app.admin.vms import extend_vm, power_vm
 from app.billing.errors import NotFound, VmNotFound
 from domain.enums import AdminAction, AdminResource
 from domain.errors import DomainError
@@ -103,8 +102,8 @@ async def get_vm(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def _power(request: web.Request, admin: Admin, start: bool) -> web.StreamResponse:
     body = await optional_json_object(request)
     svc = services(request)
-    job_id = await power_vm(
-        svc.uow_factory, svc.queue, vm_id=path_id(request), start=start,
+    job_id = await svc.admin.power_vm(
+        vm_id=path_id(request), start=start,
         admin_id=admin.user.id, reason=body_str(body, "reason", TEXT_LIMIT, multiline=True),
     )
     return data_response({"job_id": job_id})
@@ -124,8 +123,8 @@ async def stop_vm(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def extend(request: web.Request, admin: Admin) -> web.StreamResponse:
     body = await json_object(request)
     svc = services(request)
-    await extend_vm(
-        svc.uow_factory, svc.clock, svc.queue, vm_id=path_id(request),
+    await svc.admin.extend_vm(
+        vm_id=path_id(request),
         days=required_int(body, "days", maximum=2**32 - 1), admin_id=admin.user.id,
         reason=body_str(body, "reason", TEXT_LIMIT, multiline=True),
     )

@@ -1,0 +1,1 @@
+"""Use cases with this process's ports already given: what the driving adapters call."""

@@ -1,0 +1,108 @@
+"""The admin use cases on people, money, subscriptions and VMs, with this process's ports given."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from app.admin import (
+    audit,
+    credit_refund,
+    deletes,
+    invoices,
+    payment_methods,
+    payments,
+    reports,
+    role_changes,
+    roles,
+    subscriptions,
+    users,
+    vm_removal,
+    vms,
+)
+from app.billing import credit_balance, invoicing
+from app.billing.rails import PaymentRails
+from app.bound.inject import bind, repricing
+from ports.clock import Clock
+from ports.queue import WorkQueue
+from ports.rates import RateStore
+from ports.storage import Permission, UnitOfWorkFactory
+
+
+class AdminUseCases:
+    """Built once per process; names say what they change where a module name would not."""
+
+    def __init__(
+        self,
+        *,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        rails: PaymentRails,
+        rates: RateStore,
+        queue: WorkQueue,
+    ) -> None:
+        store = (uow_factory, clock)
+        self.record_admin_change = bind(audit.record_admin_change, *store)
+        self.list_audit = bind(audit.list_audit, uow_factory)
+        # users and roles
+        self.user_by_email = bind(users.user_by_email, uow_factory)
+        self.list_roles = bind(roles.list_roles, uow_factory)
+        self.get_role = bind(roles.get_role, uow_factory)
+        self.roles_of_user = bind(roles.roles_of_user, uow_factory)
+        self.check_name_free = bind(role_changes.check_name_free, uow_factory)
+        self.check_role_grantable = bind(role_changes.check_role_grantable, uow_factory)
+        self.delete_role = bind(role_changes.delete_role, uow_factory)
+        self.revoke_role = bind(users.revoke_role, uow_factory)
+        self.list_users = bind(users.list_users, *store)
+        self.create_role = bind(users.create_role, *store)
+        self.assign_role = bind(users.assign_role, *store)
+        self.update_role = bind(role_changes.update_role, *store)
+        self._update_user_and_role = bind(role_changes.update_user_and_role, *store)
+        self._rails = rails
+        # money
+        self.list_invoices = bind(invoices.list_invoices, uow_factory)
+        self.every_invoice = bind(invoices.every_invoice, uow_factory)
+        self.invoice_with_notes = bind(invoices.invoice_with_notes, uow_factory)
+        self.balances_of = bind(credit_balance.balances_of, uow_factory)
+        self.ledger_page = bind(credit_balance.ledger_page, uow_factory)
+        self.revenue = bind(reports.revenue, uow_factory)
+        self.referral_usage = bind(reports.referral_usage, uow_factory)
+        self.list_payment_methods = bind(payment_methods.list_configs, uow_factory)
+        self.delete_payment_method = bind(deletes.delete_payment_method, uow_factory)
+        self.issue_credit_note = bind(invoicing.issue_credit_note, *store)
+        self.adjust_credit = bind(credit_balance.adjust_credit, *store)
+        self.refund_to_credit = bind(credit_refund.refund_to_credit, *store)
+        self.complete_as_admin = bind(payments.complete_as_admin, *store, rails, queue)
+        self.complete_bank_transfer = bind(payments.complete_bank_transfer, *store, rails, queue)
+        self.create_payment_method = bind(payment_methods.create_config, *store)
+        self.update_payment_method = bind(payment_methods.update_config, *store)
+        self.refund_amount = bind(vm_removal.refund_amount, uow_factory, rates, clock)
+        self.request_refund = bind(vm_removal.request_refund, queue)
+        # subscriptions and VMs
+        self.create_subscription = bind(subscriptions.create_subscription, *store)
+        self.update_subscription = repricing(
+            subscriptions.update_subscription, uow_factory, clock, rails
+        )
+        self.update_line_item = repricing(
+            subscriptions.update_line_item, uow_factory, clock, rails
+        )
+        self.delete_subscription = bind(deletes.delete_subscription, uow_factory)
+        self.delete_line_item = bind(deletes.delete_line_item, *store)
+        self.extend_vm = bind(vms.extend_vm, *store, queue)
+        self.power_vm = bind(vms.power_vm, uow_factory, queue)
+        self.delete_vm = bind(vm_removal.delete_vm, uow_factory, queue)
+
+    async def update_user_and_role(
+        self,
+        *,
+        user_id: int,
+        changes: Mapping[str, Any],
+        admin_role: str | None,
+        by_user_id: int,
+        caller: Collection[Permission],
+    ) -> None:
+        """`role_changes.update_user_and_role`; a new country reprices on this process's rails."""
+        await self._update_user_and_role(
+            user_id=user_id, changes=changes, admin_role=admin_role, by_user_id=by_user_id,
+            caller=caller, rails=self._rails,
+        )
