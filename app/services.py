@@ -74,21 +74,33 @@ class Services:
     def build_billing(self) -> BillingUseCases:
         """The payment use cases over these ports."""
         return BillingUseCases(
-            uow_factory=self.uow_factory, clock=self.clock, rails=self.rails, rates=self.rates,
-            tax_rates=self.tax_rates, queue=self.queue,
+            uow_factory=self.uow_factory,
+            clock=self.clock,
+            rails=self.rails,
+            rates=self.rates,
+            tax_rates=self.tax_rates,
+            queue=self.queue,
         )
 
     def build_account(self) -> AccountUseCases:
         """The user-side use cases over these ports."""
         return AccountUseCases(
-            uow_factory=self.uow_factory, clock=self.clock, rails=self.rails, queue=self.queue,
-            hosts=self.hosts, vm_states=self.vm_states, public_url=self.public_url,
+            uow_factory=self.uow_factory,
+            clock=self.clock,
+            rails=self.rails,
+            queue=self.queue,
+            hosts=self.hosts,
+            vm_states=self.vm_states,
+            public_url=self.public_url,
         )
 
     def build_admin(self) -> AdminUseCases:
         """The admin use cases over these ports."""
         return AdminUseCases(
-            uow_factory=self.uow_factory, clock=self.clock, rails=self.rails, rates=self.rates,
+            uow_factory=self.uow_factory,
+            clock=self.clock,
+            rails=self.rails,
+            rates=self.rates,
             queue=self.queue,
         )
 

@@ -188,9 +188,7 @@ async def listen_once(
                 completed += 1
                 log.info("payment %s completed by settlement", settled.payment_hash.hex())
             for problem in report.problems:
-                log.warning(
-                    "payment %s follow-up problem: %s", settled.payment_hash.hex(), problem
-                )
+                log.warning("payment %s follow-up problem: %s", settled.payment_hash.hex(), problem)
         await _handled(uow_factory, settled.settle_index)
     return completed
 

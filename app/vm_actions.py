@@ -121,10 +121,16 @@ def _entry(before: Vm, after: Vm, action: str, user: User, now: datetime) -> VmH
     if after.image_id != before.image_id:
         previous, new = {"image_id": before.image_id}, {"image_id": after.image_id}
     verb = {"start": "started", "stop": "stopped", "restart": "restarted"}.get(
-        action, "re-installed")
+        action, "re-installed"
+    )
     return VmHistory(
-        id=0, vm_id=before.id, action_type=_ACTION[action], timestamp=now,
-        initiated_by_user=user.id, previous_state=previous, new_state=new,
+        id=0,
+        vm_id=before.id,
+        action_type=_ACTION[action],
+        timestamp=now,
+        initiated_by_user=user.id,
+        previous_state=previous,
+        new_state=new,
         description=f"VM {before.id} was {verb} by its owner",
     )
 
@@ -177,12 +183,12 @@ async def patch_vm(services: Services, user: User, vm_id: int, patch: VmPatch) -
             configure = vm.is_provisioned
         if patch.set_reverse_dns:
             for assignment in await uow.ip_assignments.list_by_vm(vm.id):
-                await uow.ip_assignments.update(
-                    attrs.evolve(assignment, dns_reverse=reverse_dns))
+                await uow.ip_assignments.update(attrs.evolve(assignment, dns_reverse=reverse_dns))
         if patch.auto_renewal_enabled is not None:
             sub = await subscription_of(uow, vm)
             await uow.subscriptions.update(
-                attrs.evolve(sub, auto_renewal_enabled=patch.auto_renewal_enabled))
+                attrs.evolve(sub, auto_renewal_enabled=patch.auto_renewal_enabled)
+            )
         await uow.commit()
     if configure:
         await _send(services, ConfigureVm(vm_id=vm.id))

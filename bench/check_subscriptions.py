@@ -148,9 +148,7 @@ class Measured:
     commits: int
 
 
-async def measure(
-    server: str, total: int, due: int, keep: bool, trace: bool = False
-) -> Measured:
+async def measure(server: str, total: int, due: int, keep: bool, trace: bool = False) -> Measured:
     """A fresh database of `total` subscriptions (`due` of them due) and one timed pass."""
     name = "lnvps_bench_cs_" + secrets.token_hex(4)
     admin = normalize_db_url(server).render_as_string(hide_password=False)
@@ -194,8 +192,15 @@ async def measure(
             await engine.dispose()
         stops = sum(1 for vm in host._vms.values() if vm.state is VmRunState.STOPPED)
         return Measured(
-            total, due, generated, seconds, report, stops, list_due_ms,
-            counts["statements"], counts["commits"],
+            total,
+            due,
+            generated,
+            seconds,
+            report,
+            stops,
+            list_due_ms,
+            counts["statements"],
+            counts["commits"],
         )
     finally:
         if not keep:

@@ -48,14 +48,20 @@ def sign(url: str, method: str, created_at: int) -> str:
     ).encode()
     event_id = hashlib.sha256(canonical).digest()
     event = {
-        "id": event_id.hex(), "pubkey": PUBKEY_HEX, "created_at": created_at, "kind": 27235,
-        "tags": tags, "content": "", "sig": PrivateKey(SECRET).sign_schnorr(event_id).hex(),
+        "id": event_id.hex(),
+        "pubkey": PUBKEY_HEX,
+        "created_at": created_at,
+        "kind": 27235,
+        "tags": tags,
+        "content": "",
+        "sig": PrivateKey(SECRET).sign_schnorr(event_id).hex(),
     }
     return "Nostr " + base64.b64encode(json.dumps(event, separators=(",", ":")).encode()).decode()
 
 
 def ssh_key_line(n: int) -> str:
     """A well-formed ed25519 public key line (random key bytes), comment `bench-n`."""
+
     def field(raw: bytes) -> bytes:
         return len(raw).to_bytes(4, "big") + raw
 
@@ -146,8 +152,9 @@ class Seeded:
     new_invoice_paths: list[str]
 
 
-async def _call(session: aiohttp.ClientSession, base: str, method: str, path: str,
-                body: Any = None) -> Any:
+async def _call(
+    session: aiohttp.ClientSession, base: str, method: str, path: str, body: Any = None
+) -> Any:
     headers = {"Authorization": sign(base + path, method, int(time.time()))}
     data = None if body is None else json.dumps(body)
     if data is not None:
@@ -162,8 +169,9 @@ async def _call(session: aiohttp.ClientSession, base: str, method: str, path: st
 async def seed(base: str, config: Path, db_url: str) -> Seeded:
     """A user with an SSH key, a paid VM with a live renewal invoice, and unpaid VMs."""
     async with aiohttp.ClientSession() as session:
-        key = await _call(session, base, "POST", "/api/v1/ssh-key",
-                          {"name": "main", "key_data": ssh_key_line(0)})
+        key = await _call(
+            session, base, "POST", "/api/v1/ssh-key", {"name": "main", "key_data": ssh_key_line(0)}
+        )
         async with session.get(base + "/api/v1/vm/templates") as resp:
             templates = (await resp.json())["data"]["templates"]
         template_id = templates[0]["id"]
@@ -171,8 +179,17 @@ async def seed(base: str, config: Path, db_url: str) -> Seeded:
         vm_id = (await _call(session, base, "POST", "/api/v1/vm", order))["id"]
         first = await _call(session, base, "GET", f"/api/v1/vm/{vm_id}/renew?method=lightning")
         paid = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lnvps.cli", "--config", str(config), "dev", "pay", first["id"],
-            cwd=config.parent, env=_env(), stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "lnvps.cli",
+            "--config",
+            str(config),
+            "dev",
+            "pay",
+            first["id"],
+            cwd=config.parent,
+            env=_env(),
+            stderr=asyncio.subprocess.PIPE,
         )
         _, stderr = await paid.communicate()
         if paid.returncode != 0:
@@ -190,9 +207,7 @@ async def seed(base: str, config: Path, db_url: str) -> Seeded:
         for _ in range(EXTRA_VMS):
             vms.append((await _call(session, base, "POST", "/api/v1/vm", order))["id"])
     new_paths = [
-        f"/api/v1/vm/{v}/renew?method=lightning&intervals={n}"
-        for n in range(2, 121)
-        for v in vms
+        f"/api/v1/vm/{v}/renew?method=lightning&intervals={n}" for n in range(2, 121) for v in vms
     ]
     user_id = await _user_id(db_url)
     return Seeded(user_id=user_id, vm_id=vm_id, new_invoice_paths=new_paths)
@@ -266,35 +281,54 @@ def backend_runs(
         vm_path = f"/api/v1/vm/{seeded.vm_id}"
         probe_port = free_port()
         probe_base = f"http://127.0.0.1:{probe_port}"
-        probe_args = ["-m", "bench.http_probe", "probe", str(probe_port), db_url,
-                      str(seeded.user_id)]
+        probe_args = [
+            "-m",
+            "bench.http_probe",
+            "probe",
+            str(probe_port),
+            db_url,
+            str(seeded.user_id),
+        ]
         with process(probe_args, workdir / "probe.log", probe_base + "/"):
             probe = measure(
-                f"probe ({backend}): GET /api/v1/vm/{{id}}", probe_base,
+                f"probe ({backend}): GET /api/v1/vm/{{id}}",
+                probe_base,
                 lambda: signed_pool(probe_base, "GET", [vm_path], args.pool),
-                connections=c, duration=d,
+                connections=c,
+                duration=d,
             )
         rows.append(probe)
         get_vm = measure(
-            f"lnvps ({backend}): GET /api/v1/vm/{{id}}", base,
-            lambda: signed_pool(base, "GET", [vm_path], args.pool), connections=c, duration=d,
+            f"lnvps ({backend}): GET /api/v1/vm/{{id}}",
+            base,
+            lambda: signed_pool(base, "GET", [vm_path], args.pool),
+            connections=c,
+            duration=d,
         )
         rows.append(judged(get_vm, probe, 0.60, "probe"))
         reused = measure(
-            f"lnvps ({backend}): GET …/renew (reused invoice)", base,
+            f"lnvps ({backend}): GET …/renew (reused invoice)",
+            base,
             lambda: signed_pool(base, "GET", [vm_path + "/renew?method=lightning"], args.pool),
-            connections=c, duration=d,
+            connections=c,
+            duration=d,
         )
         rows.append(judged(reused, probe, 0.40, "probe"))
         paths = seeded.new_invoice_paths
         fresh = measure(
-            f"lnvps ({backend}): GET …/renew (new invoice)", base,
-            lambda: signed_pool(base, "GET", paths, len(paths)), connections=c, duration=d,
+            f"lnvps ({backend}): GET …/renew (new invoice)",
+            base,
+            lambda: signed_pool(base, "GET", paths, len(paths)),
+            connections=c,
+            duration=d,
         )
         rows.append(judged(fresh, probe, 0.20, "probe"))
         ssh = measure(
-            f"lnvps ({backend}): POST /api/v1/ssh-key", base,
-            lambda: ssh_key_pool(base, args.pool), connections=c, duration=d,
+            f"lnvps ({backend}): POST /api/v1/ssh-key",
+            base,
+            lambda: ssh_key_pool(base, args.pool),
+            connections=c,
+            duration=d,
         )
         rows.append(judged(ssh, probe, 0.25, "probe"))
         for path in ("/api/v1/vm/templates", "/api/v1/image"):
@@ -304,9 +338,11 @@ def backend_runs(
             )
             rows.append(judged(row, bare, 0.60, "bare"))
         crowd = measure(
-            f"lnvps ({backend}): GET /api/v1/vm/{{id}}, 200 conns {args.crowd_duration:g}s", base,
+            f"lnvps ({backend}): GET /api/v1/vm/{{id}}, 200 conns {args.crowd_duration:g}s",
+            base,
             lambda: signed_pool(base, "GET", [vm_path], args.pool),
-            connections=200, duration=args.crowd_duration,
+            connections=200,
+            duration=args.crowd_duration,
         )
         crowd_ok = crowd.result.errors == 0 and crowd.result.p99_ms < 1000
         rows.append(attrs.evolve(crowd, goal="all answered, p99 < 1 s", ok=crowd_ok))
@@ -344,8 +380,10 @@ def report(rows: Sequence[Row]) -> bool:
         r = row.result
         ratio = f"{row.ratio:7.1%}" if row.ratio is not None else " " * 7
         mark = "" if row.ok is None else (" OK" if row.ok else " MISSED")
-        print(f"{row.name:<58} {r.rate:8.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {ratio}  "
-              f"{row.goal}{mark}")
+        print(
+            f"{row.name:<58} {r.rate:8.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {ratio}  "
+            f"{row.goal}{mark}"
+        )
     judged_rows = [r for r in rows if r.ok is not None]
     met = sum(1 for r in judged_rows if r.ok)
     print(f"\ngoals met: {met}/{len(judged_rows)}")
@@ -362,20 +400,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pool", type=int, default=20000, help="signed events per run")
     parser.add_argument("--keep", action="store_true", help="keep work dirs and databases")
     args = parser.parse_args(argv)
-    print(f"load generator: {generator_name()}; {args.connections} connections, "
-          f"{args.duration:g} s per run; load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"load generator: {generator_name()}; {args.connections} connections, "
+        f"{args.duration:g} s per run; load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="lnvps-bench-http-") as tmp:
         root = Path(tmp)
         bare_port = free_port()
         bare_base = f"http://127.0.0.1:{bare_port}"
-        with process(["-m", "bench.http_probe", "bare", str(bare_port)], root / "bare.log",
-                     bare_base + "/"):
+        with process(
+            ["-m", "bench.http_probe", "bare", str(bare_port)], root / "bare.log", bare_base + "/"
+        ):
             for backend in args.backends.split(","):
                 # the yardstick again before each backend: the machine's load drifts
                 bare = measure(
-                    f"bare aiohttp JSON handler (before {backend})", bare_base,
-                    lambda: [Req("GET", "/")], connections=args.connections,
+                    f"bare aiohttp JSON handler (before {backend})",
+                    bare_base,
+                    lambda: [Req("GET", "/")],
+                    connections=args.connections,
                     duration=args.duration,
                 )
                 rows.append(bare)

@@ -89,9 +89,21 @@ def _run_wrk(
         data.write_text("".join(f"{r.method}\t{r.path}\t{r.auth}\t{r.body}\n" for r in reqs))
         timeout = max(2, int(duration))
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", f"--timeout={timeout}s",
-             "-s", str(script), base_url, "--", str(data)],
-            capture_output=True, text=True, check=True,
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{duration:g}s",
+                f"--timeout={timeout}s",
+                "-s",
+                str(script),
+                base_url,
+                "--",
+                str(data),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     requests, micros, p50, p99, errors = (int(v) for v in line.split()[1:])

@@ -194,8 +194,7 @@ def split_quote(
         while to_charged(needed) < amount:
             needed += 1
         needed = min(needed, balance)
-        return CreditSplit(credit=needed, charged_credit=amount, amount=0, tax=0,
-                           processing_fee=0)
+        return CreditSplit(credit=needed, charged_credit=amount, amount=0, tax=0, processing_fee=0)
     worth = to_charged(balance)
     if worth <= 0:
         return None

@@ -61,9 +61,14 @@ class Credit:
     @property
     def needs_operator(self) -> bool:
         """A stale quote was paid, or the payment could not be valued: tell the admins."""
-        return bool(self.changes) or self.capped or self.mode in (
-            CreditMode.UNVALUED,
-            CreditMode.UNPRICED,
+        return (
+            bool(self.changes)
+            or self.capped
+            or self.mode
+            in (
+                CreditMode.UNVALUED,
+                CreditMode.UNPRICED,
+            )
         )
 
     def to_json(self) -> dict[str, Any]:

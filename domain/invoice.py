@@ -64,7 +64,9 @@ def effective_tax_rate(net: int, tax: int) -> Decimal:
 
 
 def is_reverse_charge(
-    seller_country: str | None, buyer_country: str | None, buyer_tax_id: str | None,
+    seller_country: str | None,
+    buyer_country: str | None,
+    buyer_tax_id: str | None,
     buyer_vat_validated: bool,
 ) -> bool:
     """B2B inside the EU across a border, to a buyer whose VAT id was validated (a flag set by
@@ -89,14 +91,23 @@ class Party:
     email: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "address": list(self.address), "country": self.country,
-                "tax_id": self.tax_id, "email": self.email}
+        return {
+            "name": self.name,
+            "address": list(self.address),
+            "country": self.country,
+            "tax_id": self.tax_id,
+            "email": self.email,
+        }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Party:
-        return cls(name=str(raw["name"]), address=tuple(str(a) for a in raw["address"]),
-                   country=raw.get("country"), tax_id=raw.get("tax_id"),
-                   email=raw.get("email"))
+        return cls(
+            name=str(raw["name"]),
+            address=tuple(str(a) for a in raw["address"]),
+            country=raw.get("country"),
+            tax_id=raw.get("tax_id"),
+            email=raw.get("email"),
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -113,13 +124,21 @@ class InvoiceLine:
         return self.net + self.tax
 
     def to_json(self) -> dict[str, Any]:
-        return {"description": self.description, "net": self.net,
-                "tax_rate": str(self.tax_rate), "tax": self.tax}
+        return {
+            "description": self.description,
+            "net": self.net,
+            "tax_rate": str(self.tax_rate),
+            "tax": self.tax,
+        }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> InvoiceLine:
-        return cls(description=str(raw["description"]), net=int(raw["net"]),
-                   tax_rate=Decimal(str(raw["tax_rate"])), tax=int(raw["tax"]))
+        return cls(
+            description=str(raw["description"]),
+            net=int(raw["net"]),
+            tax_rate=Decimal(str(raw["tax_rate"])),
+            tax=int(raw["tax"]),
+        )
 
 
 def _time(raw: str | None) -> datetime | None:
@@ -166,13 +185,18 @@ class InvoiceContent:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "seller": self.seller.to_json(), "buyer": self.buyer.to_json(),
-            "buyer_npub": self.buyer_npub, "issued_at": self.issued_at.isoformat(),
+            "seller": self.seller.to_json(),
+            "buyer": self.buyer.to_json(),
+            "buyer_npub": self.buyer_npub,
+            "issued_at": self.issued_at.isoformat(),
             "supply_from": None if self.supply_from is None else self.supply_from.isoformat(),
             "supply_to": None if self.supply_to is None else self.supply_to.isoformat(),
-            "currency": self.currency, "lines": [line.to_json() for line in self.lines],
-            "payment_id": self.payment_id, "payment_method": self.payment_method,
-            "credit_applied": self.credit_applied, "btc_msat": self.btc_msat,
+            "currency": self.currency,
+            "lines": [line.to_json() for line in self.lines],
+            "payment_id": self.payment_id,
+            "payment_method": self.payment_method,
+            "credit_applied": self.credit_applied,
+            "btc_msat": self.btc_msat,
             "btc_rate": None if self.btc_rate is None else str(self.btc_rate),
             "reverse_charge": self.reverse_charge,
         }
@@ -183,12 +207,16 @@ class InvoiceContent:
         assert issued is not None
         rate = raw.get("btc_rate")
         return cls(
-            seller=Party.from_json(raw["seller"]), buyer=Party.from_json(raw["buyer"]),
-            buyer_npub=str(raw["buyer_npub"]), issued_at=issued,
-            supply_from=_time(raw.get("supply_from")), supply_to=_time(raw.get("supply_to")),
+            seller=Party.from_json(raw["seller"]),
+            buyer=Party.from_json(raw["buyer"]),
+            buyer_npub=str(raw["buyer_npub"]),
+            issued_at=issued,
+            supply_from=_time(raw.get("supply_from")),
+            supply_to=_time(raw.get("supply_to")),
             currency=str(raw["currency"]),
             lines=tuple(InvoiceLine.from_json(line) for line in raw["lines"]),
-            payment_id=str(raw["payment_id"]), payment_method=str(raw["payment_method"]),
+            payment_id=str(raw["payment_id"]),
+            payment_method=str(raw["payment_method"]),
             credit_applied=int(raw.get("credit_applied") or 0),
             btc_msat=None if raw.get("btc_msat") is None else int(raw["btc_msat"]),
             btc_rate=None if rate is None else Decimal(str(rate)),

@@ -38,19 +38,27 @@ def _lines(*parts: str | None) -> tuple[str, ...]:
 def seller_party(company: Company) -> Party:
     return Party(
         name=company.name,
-        address=_lines(company.address_1, company.address_2,
-                       " ".join(_lines(company.postcode, company.city)) or None, company.state),
+        address=_lines(
+            company.address_1,
+            company.address_2,
+            " ".join(_lines(company.postcode, company.city)) or None,
+            company.state,
+        ),
         country=country_alpha3(company.country_code) or company.country_code,
-        tax_id=company.tax_id, email=company.email or None,
+        tax_id=company.tax_id,
+        email=company.email or None,
     )
 
 
 def buyer_party(user: User) -> Party:
     return Party(
         name=user.billing_name or "",
-        address=_lines(user.billing_address_1, user.billing_address_2,
-                       " ".join(_lines(user.billing_postcode, user.billing_city)) or None,
-                       user.billing_state),
+        address=_lines(
+            user.billing_address_1,
+            user.billing_address_2,
+            " ".join(_lines(user.billing_postcode, user.billing_city)) or None,
+            user.billing_state,
+        ),
         country=country_alpha3(user.country_code) or user.country_code,
         tax_id=user.billing_tax_id,
     )
@@ -60,8 +68,10 @@ def reverse_charge_for(seller: Company, buyer: User) -> bool:
     """The buyer accounts for the VAT (validated EU VAT id, another EU country than the seller):
     quotes charge no tax, and the invoice says why."""
     return is_reverse_charge(
-        country_alpha3(seller.country_code), country_alpha3(buyer.country_code),
-        buyer.billing_tax_id, buyer.billing_vat_validated,
+        country_alpha3(seller.country_code),
+        country_alpha3(buyer.country_code),
+        buyer.billing_tax_id,
+        buyer.billing_vat_validated,
     )
 
 
@@ -124,19 +134,29 @@ def build_content(
     if credit:
         net, tax = _split_gross(net + tax + credit, rate)
     names = ", ".join(item.name for item in items) or subscription.name
-    lines = [InvoiceLine(description=f"{_KIND[payment.payment_type]}: {names}",
-                         net=net, tax_rate=rate, tax=tax)]
+    lines = [
+        InvoiceLine(
+            description=f"{_KIND[payment.payment_type]}: {names}", net=net, tax_rate=rate, tax=tax
+        )
+    ]
     if fee:
-        lines.append(InvoiceLine(description="Payment processing fee", net=fee,
-                                 tax_rate=Decimal(0), tax=0))
+        lines.append(
+            InvoiceLine(description="Payment processing fee", net=fee, tax_rate=Decimal(0), tax=0)
+        )
     seller_p, buyer_p = seller_party(seller), buyer_party(buyer)
     lightning = payment.currency.upper() == BTC
     return InvoiceContent(
-        seller=seller_p, buyer=buyer_p, buyer_npub=npub(buyer.pubkey), issued_at=issued_at,
+        seller=seller_p,
+        buyer=buyer_p,
+        buyer_npub=npub(buyer.pubkey),
+        issued_at=issued_at,
         supply_from=None if supply is None else supply[0],
         supply_to=None if supply is None else supply[1],
-        currency=cur, lines=tuple(lines), payment_id=payment.id.hex(),
-        payment_method=payment.payment_method.display_name, credit_applied=credit,
+        currency=cur,
+        lines=tuple(lines),
+        payment_id=payment.id.hex(),
+        payment_method=payment.payment_method.display_name,
+        credit_applied=credit,
         btc_msat=payment.total if lightning else None,
         btc_rate=payment.rate if lightning and cur != BTC else None,
         reverse_charge=reverse_charge_for(seller, buyer),

@@ -38,7 +38,6 @@ GIB = 1024**3
 Json = Any
 
 
-
 @attrs.frozen(kw_only=True)
 class User:
     id: int

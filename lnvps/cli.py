@@ -255,8 +255,10 @@ async def _admin_command(args: argparse.Namespace, settings: Settings, url: str)
         print("lnvps admin: `db: memory` keeps nothing between processes", file=sys.stderr)
         return 2
     if await current_revision(url) is None:
-        print("lnvps admin: the database has no schema yet: run `lnvps db upgrade` first",
-              file=sys.stderr)
+        print(
+            "lnvps admin: the database has no schema yet: run `lnvps db upgrade` first",
+            file=sys.stderr,
+        )
         return 2
     container = await open_container(attrs.evolve(settings, db=url))
     try:
@@ -270,11 +272,17 @@ async def _admin_command(args: argparse.Namespace, settings: Settings, url: str)
             pubkey = parse_pubkey(args.pubkey)
             if args.admin_command == "grant":
                 assignment, new = await grant_role(
-                    uow_factory, now, pubkey=pubkey, role_name=args.role,
+                    uow_factory,
+                    now,
+                    pubkey=pubkey,
+                    role_name=args.role,
                     expires_at=_expiry(args.expires, now),
                 )
-                until = "" if assignment.expires_at is None else (
-                    f" until {assignment.expires_at.isoformat(timespec='seconds')}")
+                until = (
+                    ""
+                    if assignment.expires_at is None
+                    else (f" until {assignment.expires_at.isoformat(timespec='seconds')}")
+                )
                 state = "granted" if new else "already held; expiry set"
                 print(f"{args.role} {state} for {npub(pubkey)}{until}")
                 return 0

@@ -222,7 +222,9 @@ def _lnurl_limiter(
     if redis is None:
         return MemoryRateLimiter(lnurl.rate_per_minute, lnurl.burst)
     return RedisRateLimiter(
-        redis, lnurl.rate_per_minute, lnurl.burst,
+        redis,
+        lnurl.rate_per_minute,
+        lnurl.burst,
         key_prefix=_redis_key(settings, "ratelimit:lnurl:"),
     )
 

@@ -131,8 +131,10 @@ def webhook_secrets(settings: Settings) -> WebhookSecrets:
     back to its payment-method config rows (docs/payment-rails.md)."""
     secrets: dict[PaymentMethod, str] = {}
     tolerances: dict[PaymentMethod, int | None] = {}
-    for method, section in ((PaymentMethod.REVOLUT, settings.revolut),
-                            (PaymentMethod.STRIPE, settings.stripe)):
+    for method, section in (
+        (PaymentMethod.REVOLUT, settings.revolut),
+        (PaymentMethod.STRIPE, settings.stripe),
+    ):
         if section is None:
             continue
         if section.webhook_secret:

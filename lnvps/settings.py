@@ -120,8 +120,12 @@ class BankTransferSettings:
 
     def account_details(self) -> dict[str, str]:
         """The account as shown to the payer (empty fields left out)."""
-        fields = {"account_name": self.account_name, "iban": self.iban, "bic": self.bic,
-                  "bank_name": self.bank_name}
+        fields = {
+            "account_name": self.account_name,
+            "iban": self.iban,
+            "bic": self.bic,
+            "bank_name": self.bank_name,
+        }
         return {name: value for name, value in fields.items() if value}
 
 
@@ -240,9 +244,11 @@ def load_settings(
             raise SettingsError(f"config file {path} must hold a mapping")
         # maps keyed by codes keep their keys as written
         tax = loaded.pop("tax-rate", None)
-        fixed = (loaded.get("rates") or {}).pop("fixed", None) if isinstance(
-            loaded.get("rates"), dict
-        ) else None
+        fixed = (
+            (loaded.get("rates") or {}).pop("fixed", None)
+            if isinstance(loaded.get("rates"), dict)
+            else None
+        )
         raw = _kebab_to_snake(loaded)
         if tax is not None:
             raw["tax_rate"] = tax

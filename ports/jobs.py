@@ -242,10 +242,27 @@ class DownloadOsImages(Job):
 JOB_TYPES: dict[str, type[Job]] = {
     cls.__name__: cls
     for cls in (
-        PatchHosts, CheckVms, CheckNostrDomains, CheckSubscriptions, CheckVm, SpawnVm,
-        SendNotification, SendAdminNotification, BulkMessage, DeleteVm, StartVm, StopVm,
-        ProcessVmUpgrade, ConfigureVm, AssignVmIp, UnassignVmIp, UpdateVmIp, ProcessVmRefund,
-        CreateVm, SendEmailVerification, DownloadOsImages,
+        PatchHosts,
+        CheckVms,
+        CheckNostrDomains,
+        CheckSubscriptions,
+        CheckVm,
+        SpawnVm,
+        SendNotification,
+        SendAdminNotification,
+        BulkMessage,
+        DeleteVm,
+        StartVm,
+        StopVm,
+        ProcessVmUpgrade,
+        ConfigureVm,
+        AssignVmIp,
+        UnassignVmIp,
+        UpdateVmIp,
+        ProcessVmRefund,
+        CreateVm,
+        SendEmailVerification,
+        DownloadOsImages,
     )
 }
 JOB_KINDS = frozenset(JOB_TYPES)

@@ -86,8 +86,6 @@ def parse_revolut_event(body: bytes) -> tuple[str, str]:
     return event, order_id
 
 
-
-
 def revolut_event(body: bytes) -> WebhookEvent:
     """The event of a verified Revolut body: ORDER_COMPLETED completes; others are ignored."""
     kind, external_id = parse_revolut_event(body)

@@ -71,8 +71,6 @@ def json_object(body: bytes, provider: str) -> dict[str, Any]:
     return document
 
 
-
-
 #: checks a delivery's signature (headers, body, secret, now, tolerance_s) or raises.
 SignatureCheck = Callable[[Mapping[str, str], bytes, str, datetime | None, int | None], None]
 

@@ -67,7 +67,11 @@ def parse_uint(raw: str, name: str, *, minimum: int = 0, maximum: int = INT_MAX)
 
 
 def query_int(
-    query: Mapping[str, str], name: str, default: int, *, minimum: int = 0,
+    query: Mapping[str, str],
+    name: str,
+    default: int,
+    *,
+    minimum: int = 0,
     maximum: int = INT_MAX,
 ) -> int:
     """`?name=`: absent is `default`; otherwise `parse_uint` (400 when out of bounds)."""

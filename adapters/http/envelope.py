@@ -156,4 +156,3 @@ def parse_time(text: str) -> datetime:
     if not _MIN_YEAR <= utc.year <= _MAX_YEAR:
         raise InvalidInput(f"timestamp out of range ({_MIN_YEAR}..{_MAX_YEAR}): {text!r}")
     return utc
-

@@ -74,21 +74,31 @@ def _seller(company: Company | None) -> str:
     if company is None:
         return "<div>-</div>"
     return _address(
-        company.name, company.address_1, company.address_2,
+        company.name,
+        company.address_1,
+        company.address_2,
         " ".join(p for p in (company.postcode, company.city) if p) or None,
-        company.state, company.country_code,
+        company.state,
+        company.country_code,
         f"Tax ID: {company.tax_id}" if company.tax_id else None,
-        company.email or None, company.phone,
+        company.email or None,
+        company.phone,
     )
 
 
 def _buyer(user: User) -> str:
-    return _address(
-        user.billing_name, user.billing_address_1, user.billing_address_2,
-        " ".join(p for p in (user.billing_postcode, user.billing_city) if p) or None,
-        user.billing_state, user.country_code,
-        f"Tax ID: {user.billing_tax_id}" if user.billing_tax_id else None,
-    ) + f'<div class="npub">{escape(npub(user.pubkey))}</div>'
+    return (
+        _address(
+            user.billing_name,
+            user.billing_address_1,
+            user.billing_address_2,
+            " ".join(p for p in (user.billing_postcode, user.billing_city) if p) or None,
+            user.billing_state,
+            user.country_code,
+            f"Tax ID: {user.billing_tax_id}" if user.billing_tax_id else None,
+        )
+        + f'<div class="npub">{escape(npub(user.pubkey))}</div>'
+    )
 
 
 def _line(line: InvoiceLine, currency: str) -> str:
@@ -125,7 +135,8 @@ def render_invoice(invoice: Invoice) -> str:
     rows = "".join(_line(line, cur) for line in invoice.lines)
     payment = (
         f"<div>Payment: <code>{escape(invoice.payment_id)}</code></div>"
-        if invoice.payment_id != invoice.number else ""
+        if invoice.payment_id != invoice.number
+        else ""
     )
     notes = "".join(f"<p class='note'>{escape(note)}</p>" for note in invoice.notes)
     return (

@@ -12,8 +12,13 @@ from adapters.http.invoice_html import format_amount
 from domain.invoice import REVERSE_CHARGE_TEXT, Invoice, InvoiceContent, Party
 
 _LINE = 5.0
-_COLUMNS = (("Description", 80.0, "L"), ("Net", 28.0, "R"), ("Tax rate", 20.0, "R"),
-            ("Tax", 26.0, "R"), ("Gross", 28.0, "R"))
+_COLUMNS = (
+    ("Description", 80.0, "L"),
+    ("Net", 28.0, "R"),
+    ("Tax rate", 20.0, "R"),
+    ("Tax", 26.0, "R"),
+    ("Gross", 28.0, "R"),
+)
 
 
 def _latin1(text: str) -> str:
@@ -38,8 +43,7 @@ class _Page:
         self.pdf.set_font("Helvetica", "B" if bold else "", size)
 
     def line(self, text: str, width: float = 0, align: str = "L") -> None:
-        self.pdf.cell(width, _LINE, _latin1(text), align=align,
-                      new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.pdf.cell(width, _LINE, _latin1(text), align=align, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def wrapped(self, text: str) -> None:
         self.pdf.multi_cell(0, _LINE, _latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
@@ -47,8 +51,13 @@ class _Page:
     def party(self, title: str, party: Party, x: float, extra: tuple[str, ...] = ()) -> float:
         """Print a party block at column `x` from the current top; return where it ended."""
         top = self.pdf.get_y()
-        rows = [party.name or "-", *party.address, party.country or "",
-                f"VAT/Tax ID: {party.tax_id}" if party.tax_id else "", *extra]
+        rows = [
+            party.name or "-",
+            *party.address,
+            party.country or "",
+            f"VAT/Tax ID: {party.tax_id}" if party.tax_id else "",
+            *extra,
+        ]
         self.pdf.set_xy(x, top)
         self.font(10, bold=True)
         self.pdf.cell(90, _LINE, _latin1(title), new_x=XPos.LEFT, new_y=YPos.NEXT)
@@ -80,18 +89,29 @@ def render_invoice_pdf(invoice: Invoice) -> bytes:
     page.font(10)
     page.line(f"Invoice number: {invoice.number}")
     page.line(f"Date of issue: {_day(doc.issued_at)}")
-    page.line(f"Date of supply: {_day(doc.supply_from)} to {_day(doc.supply_to)}"
-              if doc.supply_from else f"Date of supply: {_day(doc.issued_at)}")
+    page.line(
+        f"Date of supply: {_day(doc.supply_from)} to {_day(doc.supply_to)}"
+        if doc.supply_from
+        else f"Date of supply: {_day(doc.issued_at)}"
+    )
     page.line(f"Payment: {doc.payment_id} ({doc.payment_method}), paid")
     page.pdf.ln(4)
-    left = page.party("Seller", doc.seller, page.pdf.l_margin,
-                      (doc.seller.email,) if doc.seller.email else ())
+    left = page.party(
+        "Seller", doc.seller, page.pdf.l_margin, (doc.seller.email,) if doc.seller.email else ()
+    )
     right = page.party("Bill to", doc.buyer, 110, (doc.buyer_npub[:32], doc.buyer_npub[32:]))
     page.pdf.set_y(max(left, right) + 6)
     page.row(tuple(name for name, _, _ in _COLUMNS), bold=True)
     for item in doc.lines:
-        page.row((item.description[:48], format_amount(item.net, cur), _rate(item.tax_rate),
-                  format_amount(item.tax, cur), format_amount(item.gross, cur)))
+        page.row(
+            (
+                item.description[:48],
+                format_amount(item.net, cur),
+                _rate(item.tax_rate),
+                format_amount(item.tax, cur),
+                format_amount(item.gross, cur),
+            )
+        )
     page.pdf.ln(3)
     page.font(10)
     totals = [("Net total", doc.net), ("Tax total", doc.tax), ("Total", doc.total)]

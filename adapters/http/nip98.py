@@ -62,8 +62,9 @@ class NostrEvent:
 
     def computed_id(self) -> bytes:
         """NIP-01 id: sha256 of the compact JSON `[0, pubkey, created_at, kind, tags, content]`."""
-        return hashlib.sha256(_canonical(self.pubkey, self.created_at, self.kind, self.tags,
-                                         self.content)).digest()
+        return hashlib.sha256(
+            _canonical(self.pubkey, self.created_at, self.kind, self.tags, self.content)
+        ).digest()
 
 
 @attrs.frozen

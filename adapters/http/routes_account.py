@@ -68,7 +68,9 @@ async def get_account_credit(request: web.Request, user: User) -> web.StreamResp
     code = request.query.get("currency")
     currency = None if code is None else Currency.parse(code).value
     found = await services(request).account.ledger_page(
-        user.id, limit=page.limit, offset=page.offset,
+        user.id,
+        limit=page.limit,
+        offset=page.offset,
         currency=currency,
     )
     return page_response([credit_entry_json(e) for e in found.items], found.total, page)

@@ -44,8 +44,11 @@ def _upgrade_details(payment: SubscriptionPayment) -> tuple[str, ...]:
     if not isinstance(meta, dict):
         return ()
     out = []
-    for key, label, unit in (("new_cpu", "CPU", 1), ("new_memory", "Memory", GIB),
-                             ("new_disk", "Disk", GIB)):
+    for key, label, unit in (
+        ("new_cpu", "CPU", 1),
+        ("new_memory", "Memory", GIB),
+        ("new_disk", "Disk", GIB),
+    ):
         value = meta.get(key)
         if isinstance(value, int) and not isinstance(value, bool):
             shown = f"{value} cores" if unit == 1 else f"{value / unit:g} GiB"
@@ -116,12 +119,17 @@ def _notes(issued: IssuedInvoice) -> tuple[str, ...]:
     out = []
     if doc.supply_from is not None and doc.supply_to is not None:
         out.append(f"Date of supply: {doc.supply_from:%Y-%m-%d} to {doc.supply_to:%Y-%m-%d}")
-    out += [f"{line.description}: net {format_amount(line.net, cur)}, tax "
-            f"{line.tax_rate.normalize():f} % {format_amount(line.tax, cur)}" for line in doc.lines]
+    out += [
+        f"{line.description}: net {format_amount(line.net, cur)}, tax "
+        f"{line.tax_rate.normalize():f} % {format_amount(line.tax, cur)}"
+        for line in doc.lines
+    ]
     if doc.credit_applied:
-        out.append(f"Total {format_amount(doc.total, cur)}; credit applied "
-                   f"{format_amount(doc.credit_applied, cur)}; amount charged "
-                   f"{format_amount(doc.charged, cur)}")
+        out.append(
+            f"Total {format_amount(doc.total, cur)}; credit applied "
+            f"{format_amount(doc.credit_applied, cur)}; amount charged "
+            f"{format_amount(doc.charged, cur)}"
+        )
     if doc.btc_rate is not None:
         out.append(f"Rate used: 1 BTC = {cur} {doc.btc_rate:.2f}")
     if doc.reverse_charge:
@@ -150,7 +158,8 @@ async def invoice_page(request: web.Request) -> web.StreamResponse:
         if issued is None:
             return _text("No invoice was issued for this payment")
         return web.Response(
-            body=render_invoice_pdf(issued), content_type="application/pdf",
+            body=render_invoice_pdf(issued),
+            content_type="application/pdf",
             headers={"Content-Disposition": f'inline; filename="invoice-{issued.number}.pdf"'},
         )
     return web.Response(text=render_invoice(invoice), content_type="text/html", charset="utf-8")
@@ -159,14 +168,26 @@ async def invoice_page(request: web.Request) -> web.StreamResponse:
 def add_invoice_routes(table: RouteTable) -> None:
     """Register the invoice page (HTML, not enveloped)."""
     table.add(
-        "GET", INVOICE_PATH, invoice_page,
+        "GET",
+        INVOICE_PATH,
+        invoice_page,
         summary="HTML invoice of a paid payment; failures are 200 text/plain",
-        query=[QueryParam("auth", required=True,
-                          description="base64 NIP-98 event: u = this URL, method GET"),
-               QueryParam("format", schema={"type": "string", "enum": ["html", "pdf"]},
-                          description="html (default) or pdf")],
-        response={"type": "string"}, enveloped=False, content_type="text/html",
-        also_200=[("text/plain", {"type": "string", "description": "why there is no invoice"}),
-                  ("application/pdf", {"type": "string", "format": "binary"})],
+        query=[
+            QueryParam(
+                "auth", required=True, description="base64 NIP-98 event: u = this URL, method GET"
+            ),
+            QueryParam(
+                "format",
+                schema={"type": "string", "enum": ["html", "pdf"]},
+                description="html (default) or pdf",
+            ),
+        ],
+        response={"type": "string"},
+        enveloped=False,
+        content_type="text/html",
+        also_200=[
+            ("text/plain", {"type": "string", "description": "why there is no invoice"}),
+            ("application/pdf", {"type": "string", "format": "binary"}),
+        ],
         tags=("payments",),
     )

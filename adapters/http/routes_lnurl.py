@@ -48,10 +48,15 @@ LUD06_ERROR: dict[str, Any] = {
 }
 CALLBACK_SCHEMA: dict[str, Any] = {
     "oneOf": [
-        {"type": "object", "properties": {"pr": {"type": "string"},
-                                          "routes": {"type": "array"},
-                                          "hodl_invoice": {"type": "null"}},
-         "required": ["pr"]},
+        {
+            "type": "object",
+            "properties": {
+                "pr": {"type": "string"},
+                "routes": {"type": "array"},
+                "hodl_invoice": {"type": "null"},
+            },
+            "required": ["pr"],
+        },
         LUD06_ERROR,
     ]
 }
@@ -116,15 +121,17 @@ async def pay_request(request: web.Request) -> web.StreamResponse:
         return web.Response(text="VM not found", content_type="text/plain")
     base = svc.public_url.rstrip("/")
     metadata = json.dumps([["text/plain", f"Extend VM {vm.id}"]], separators=(",", ":"))
-    return json_response({
-        "callback": f"{base}/api/v1/vm/{vm.id}/renew-lnurlp",
-        "maxSendable": LNURL_MAX_MSAT,
-        "minSendable": LNURL_MIN_MSAT,
-        "tag": "payRequest",
-        "metadata": metadata,
-        "allowsNostr": None,
-        "nostrPubkey": None,
-    })
+    return json_response(
+        {
+            "callback": f"{base}/api/v1/vm/{vm.id}/renew-lnurlp",
+            "maxSendable": LNURL_MAX_MSAT,
+            "minSendable": LNURL_MIN_MSAT,
+            "tag": "payRequest",
+            "metadata": metadata,
+            "allowsNostr": None,
+            "nostrPubkey": None,
+        }
+    )
 
 
 async def pay_callback(request: web.Request) -> web.StreamResponse:
@@ -143,7 +150,8 @@ async def pay_callback(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     try:
         payment = await svc.billing.renew_by_amount(
-            vm_id=path_id(request), amount_msat=amount_msat,
+            vm_id=path_id(request),
+            amount_msat=amount_msat,
         )
     except DomainError as err:
         if err.kind in _SHOWN:
@@ -156,12 +164,30 @@ async def pay_callback(request: web.Request) -> web.StreamResponse:
 def add_lnurl_routes(table: RouteTable) -> None:
     """Register the root-level `/.well-known/lnurlp/{vm_id}` and its callback (no auth)."""
     tags = ("lnurl",)
-    table.add("GET", r"/.well-known/lnurlp/{vm_id:\d+}", pay_request,
-              summary="LUD-16 payRequest for the Lightning address {vm_id}@host (raw JSON)",
-              response={"oneOf": [PAY_REQUEST_SCHEMA, LUD06_ERROR]}, enveloped=False, tags=tags,
-              also_200=[("text/plain", {"const": "VM not found"})])
-    table.add("GET", r"/api/v1/vm/{id:\d+}/renew-lnurlp", pay_callback,
-              summary="LUD-06 callback: an invoice for `amount` msat extending the VM",
-              query=[QueryParam("amount", {"type": "integer", "minimum": LNURL_MIN_MSAT,
-                                            "maximum": LNURL_MAX_MSAT}, required=True)],
-              response=CALLBACK_SCHEMA, enveloped=False, tags=tags, error_schema=LUD06_ERROR)
+    table.add(
+        "GET",
+        r"/.well-known/lnurlp/{vm_id:\d+}",
+        pay_request,
+        summary="LUD-16 payRequest for the Lightning address {vm_id}@host (raw JSON)",
+        response={"oneOf": [PAY_REQUEST_SCHEMA, LUD06_ERROR]},
+        enveloped=False,
+        tags=tags,
+        also_200=[("text/plain", {"const": "VM not found"})],
+    )
+    table.add(
+        "GET",
+        r"/api/v1/vm/{id:\d+}/renew-lnurlp",
+        pay_callback,
+        summary="LUD-06 callback: an invoice for `amount` msat extending the VM",
+        query=[
+            QueryParam(
+                "amount",
+                {"type": "integer", "minimum": LNURL_MIN_MSAT, "maximum": LNURL_MAX_MSAT},
+                required=True,
+            )
+        ],
+        response=CALLBACK_SCHEMA,
+        enveloped=False,
+        tags=tags,
+        error_schema=LUD06_ERROR,
+    )

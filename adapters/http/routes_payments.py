@@ -34,15 +34,23 @@ _VM = r"/api/v1/vm/{id:\d+}"
 PAYMENT_PATH = "/api/v1/payment/{id:(?!methods$)[^/]+}"
 _METHODS = PaymentMethod.wire_names(NWC)
 _RENEW_QUERY = (
-    QueryParam("method", {"type": "string", "enum": _METHODS, "default": "lightning"},
-               description="unknown values and `nwc` mean lightning"),
-    QueryParam("intervals", {"type": "integer", "minimum": 1, "maximum": 120, "default": 1},
-               description="billing intervals to buy, 1..120 (D6)"),
+    QueryParam(
+        "method",
+        {"type": "string", "enum": _METHODS, "default": "lightning"},
+        description="unknown values and `nwc` mean lightning",
+    ),
+    QueryParam(
+        "intervals",
+        {"type": "integer", "minimum": 1, "maximum": 120, "default": 1},
+        description="billing intervals to buy, 1..120 (D6)",
+    ),
 )
 _RENEW_BODY = {
     "type": "object",
-    "properties": {"method": {"type": "string", "enum": _METHODS},
-                   "intervals": {"type": "integer", "minimum": 1, "maximum": 120}},
+    "properties": {
+        "method": {"type": "string", "enum": _METHODS},
+        "intervals": {"type": "integer", "minimum": 1, "maximum": 120},
+    },
     "required": [],
     "description": "optional; fields here win over the query string",
 }
@@ -51,8 +59,12 @@ _RENEW_BODY = {
 def request_hash(request: web.Request, body: bytes) -> bytes:
     """What "the same request" means for an Idempotency-Key: method, path, query and body."""
     digest = hashlib.sha256()
-    for part in (request.method.encode(), request.rel_url.raw_path.encode(),
-                 request.rel_url.raw_query_string.encode(), body):
+    for part in (
+        request.method.encode(),
+        request.rel_url.raw_path.encode(),
+        request.rel_url.raw_query_string.encode(),
+        body,
+    ):
         digest.update(len(part).to_bytes(8, "big") + part)
     return digest.digest()
 
@@ -63,12 +75,12 @@ async def renew_get(request: web.Request, user: User) -> web.StreamResponse:
     vm_id = path_id(request)
     svc = services(request)
     payment = await svc.billing.renew(
-        user_id=user.id, vm_id=vm_id,
+        user_id=user.id,
+        vm_id=vm_id,
         method=method_from(request.query.get("method")),
         intervals=intervals_from(request.query.get("intervals")),
     )
-    if not payment.is_paid and _pays_from_wallet(request.query.get("method"), user,
-                                                 svc.nwc_wallet):
+    if not payment.is_paid and _pays_from_wallet(request.query.get("method"), user, svc.nwc_wallet):
         assert svc.nwc_wallet is not None
         await pay_from_wallet(svc.nwc_wallet, user.nwc_connection_string, payment)
     return data_response(vm_payment_json(payment, vm_id))
@@ -77,9 +89,7 @@ async def renew_get(request: web.Request, user: User) -> web.StreamResponse:
 def _pays_from_wallet(method: str | None, user: User, wallet: NwcWallet | None) -> bool:
     """`method=nwc` with a connected wallet: the server pays the Lightning invoice from it
     (§10.2 step 6); without a wallet string `nwc` is plain Lightning, as in the reference."""
-    return method == NWC and wallet is not None and bool(
-        (user.nwc_connection_string or "").strip()
-    )
+    return method == NWC and wallet is not None and bool((user.nwc_connection_string or "").strip())
 
 
 @authenticated
@@ -95,13 +105,19 @@ async def renew_post(request: web.Request, user: User) -> web.StreamResponse:
     payment: SubscriptionPayment
     if key is None:
         payment = await svc.billing.renew(
-            user_id=user.id, vm_id=vm_id, method=method, intervals=intervals,
+            user_id=user.id,
+            vm_id=vm_id,
+            method=method,
+            intervals=intervals,
         )
     else:
         payment = await svc.billing.renew_idempotent(
-            user_id=user.id, idempotency_key=key,
+            user_id=user.id,
+            idempotency_key=key,
             request_body_hash=request_hash(request, await request.read()),
-            vm_id=vm_id, method=method, intervals=intervals,
+            vm_id=vm_id,
+            method=method,
+            intervals=intervals,
         )
     return data_response(vm_payment_json(payment, vm_id))
 
@@ -139,17 +155,42 @@ def add_payment_routes(table: RouteTable) -> None:
     before this table's `/api/v1/payment/{id}`.
     """
     tags = ("payments",)
-    table.add("GET", f"{_VM}/renew", renew_get, summary="A renewal payment for the VM",
-              query=_RENEW_QUERY, response=VM_PAYMENT_SCHEMA, tags=tags)
-    table.add("POST", f"{_VM}/renew", renew_post,
-              summary="A renewal payment; honours an Idempotency-Key header (D11)",
-              query=(*_RENEW_QUERY, IDEMPOTENCY_PARAM), request=_RENEW_BODY,
-              response=VM_PAYMENT_SCHEMA, tags=tags)
-    table.add("GET", f"{_VM}/payments", vm_payments,
-              summary="The VM's payments, newest first (plain list, limit not clamped)",
-              query=(QueryParam("limit", {**UINT_SCHEMA, "default": 50}),
-                     QueryParam("offset", {**UINT_SCHEMA, "default": 0})),
-              response={"type": "array", "items": VM_PAYMENT_SCHEMA}, tags=tags)
-    table.add("GET", PAYMENT_PATH, get_payment,
-              summary="One of the caller's VM payments (hex id)", response=VM_PAYMENT_SCHEMA,
-              tags=tags)
+    table.add(
+        "GET",
+        f"{_VM}/renew",
+        renew_get,
+        summary="A renewal payment for the VM",
+        query=_RENEW_QUERY,
+        response=VM_PAYMENT_SCHEMA,
+        tags=tags,
+    )
+    table.add(
+        "POST",
+        f"{_VM}/renew",
+        renew_post,
+        summary="A renewal payment; honours an Idempotency-Key header (D11)",
+        query=(*_RENEW_QUERY, IDEMPOTENCY_PARAM),
+        request=_RENEW_BODY,
+        response=VM_PAYMENT_SCHEMA,
+        tags=tags,
+    )
+    table.add(
+        "GET",
+        f"{_VM}/payments",
+        vm_payments,
+        summary="The VM's payments, newest first (plain list, limit not clamped)",
+        query=(
+            QueryParam("limit", {**UINT_SCHEMA, "default": 50}),
+            QueryParam("offset", {**UINT_SCHEMA, "default": 0}),
+        ),
+        response={"type": "array", "items": VM_PAYMENT_SCHEMA},
+        tags=tags,
+    )
+    table.add(
+        "GET",
+        PAYMENT_PATH,
+        get_payment,
+        summary="One of the caller's VM payments (hex id)",
+        response=VM_PAYMENT_SCHEMA,
+        tags=tags,
+    )

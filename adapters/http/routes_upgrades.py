@@ -24,8 +24,7 @@ _VM = r"/api/v1/vm/{id:\d+}"
 _U16 = 2**16 - 1
 _METHOD = QueryParam(
     "method",
-    {"type": "string", "enum": PaymentMethod.wire_names(),
-     "default": "lightning"},
+    {"type": "string", "enum": PaymentMethod.wire_names(), "default": "lightning"},
     description="unknown values mean lightning",
 )
 
@@ -46,7 +45,10 @@ async def quote(request: web.Request, user: User) -> web.StreamResponse:
     cfg = await _config(request)
     svc = services(request)
     result = await svc.billing.quote_upgrade(
-        user_id=user.id, vm_id=path_id(request), cfg=cfg, method=query_method(request.query),
+        user_id=user.id,
+        vm_id=path_id(request),
+        cfg=cfg,
+        method=query_method(request.query),
     )
     return data_response(upgrade_quote_json(result))
 
@@ -58,7 +60,10 @@ async def upgrade(request: web.Request, user: User) -> web.StreamResponse:
     svc = services(request)
     vm_id = path_id(request)
     payment = await svc.billing.create_upgrade_payment(
-        user_id=user.id, vm_id=vm_id, cfg=cfg, method=query_method(request.query),
+        user_id=user.id,
+        vm_id=vm_id,
+        cfg=cfg,
+        method=query_method(request.query),
     )
     return data_response(vm_payment_json(payment, vm_id))
 
@@ -66,9 +71,23 @@ async def upgrade(request: web.Request, user: User) -> web.StreamResponse:
 def add_upgrade_routes(table: RouteTable) -> None:
     """Register the quote before the payment route."""
     tags = ("upgrades",)
-    table.add("POST", f"{_VM}/upgrade/quote", quote, summary="Quote an upgrade of the VM",
-              query=[_METHOD], request=s.UPGRADE_REQUEST, response=UPGRADE_QUOTE_SCHEMA,
-              tags=tags)
-    table.add("POST", f"{_VM}/upgrade", upgrade, summary="Create the upgrade's payment",
-              query=[_METHOD], request=s.UPGRADE_REQUEST, response=VM_PAYMENT_SCHEMA,
-              tags=tags)
+    table.add(
+        "POST",
+        f"{_VM}/upgrade/quote",
+        quote,
+        summary="Quote an upgrade of the VM",
+        query=[_METHOD],
+        request=s.UPGRADE_REQUEST,
+        response=UPGRADE_QUOTE_SCHEMA,
+        tags=tags,
+    )
+    table.add(
+        "POST",
+        f"{_VM}/upgrade",
+        upgrade,
+        summary="Create the upgrade's payment",
+        query=[_METHOD],
+        request=s.UPGRADE_REQUEST,
+        response=VM_PAYMENT_SCHEMA,
+        tags=tags,
+    )

@@ -123,8 +123,7 @@ def _action_handler(action: str) -> Handler:
     async def handler(request: web.Request, user: User) -> web.StreamResponse:
         image_id = None
         if action == "re-install":
-            image_id = optional_int(
-                await optional_json_object(request), "image_id", minimum=ID_MIN)
+            image_id = optional_int(await optional_json_object(request), "image_id", minimum=ID_MIN)
         await run_action(services(request), user, path_id(request), action, image_id)
         return data_response(None)
 
@@ -138,8 +137,11 @@ async def history(request: web.Request, user: User, uow: UnitOfWork) -> web.Stre
     paged = "limit" in request.query and "offset" in request.query
     page = parse_page(request.query, max_limit=None) if paged else None
     found = await vm_history_in(
-        uow, user.id, path_id(request),
-        page.limit if page is not None else None, page.offset if page is not None else 0,
+        uow,
+        user.id,
+        path_id(request),
+        page.limit if page is not None else None,
+        page.offset if page is not None else 0,
     )
     return data_response([history_json(e, found.owner_id) for e in found.entries])
 
@@ -156,27 +158,71 @@ def add_vm_routes(table: RouteTable) -> None:
     """Register the VM routes, static paths before `{id}` ones."""
     tags = ("vm",)
     many = {"type": "array", "items": s.VM_STATUS}
-    table.add("GET", "/api/v1/vm", list_vms, summary="The caller's VMs (not deleted)",
-              response=many, tags=tags)
-    table.add("POST", "/api/v1/vm", order_standard, summary="Order a VM on a standard template",
-              request=s.CREATE_VM, response=s.VM_STATUS, tags=tags)
-    table.add("POST", "/api/v1/vm/custom-template", order_custom,
-              summary="Order a VM with a custom spec", request=s.CREATE_CUSTOM_VM,
-              response=s.VM_STATUS, tags=tags)
-    table.add("GET", _VM, get_vm, summary="One of the caller's VMs", response=s.VM_STATUS,
-              tags=tags)
-    table.add("PATCH", _VM, patch, summary="Change SSH key, reverse DNS or auto-renewal",
-              request=s.PATCH_VM, response=s.NULL, tags=tags)
+    table.add(
+        "GET",
+        "/api/v1/vm",
+        list_vms,
+        summary="The caller's VMs (not deleted)",
+        response=many,
+        tags=tags,
+    )
+    table.add(
+        "POST",
+        "/api/v1/vm",
+        order_standard,
+        summary="Order a VM on a standard template",
+        request=s.CREATE_VM,
+        response=s.VM_STATUS,
+        tags=tags,
+    )
+    table.add(
+        "POST",
+        "/api/v1/vm/custom-template",
+        order_custom,
+        summary="Order a VM with a custom spec",
+        request=s.CREATE_CUSTOM_VM,
+        response=s.VM_STATUS,
+        tags=tags,
+    )
+    table.add(
+        "GET", _VM, get_vm, summary="One of the caller's VMs", response=s.VM_STATUS, tags=tags
+    )
+    table.add(
+        "PATCH",
+        _VM,
+        patch,
+        summary="Change SSH key, reverse DNS or auto-renewal",
+        request=s.PATCH_VM,
+        response=s.NULL,
+        tags=tags,
+    )
     for action in ACTIONS:
-        table.add("PATCH", f"{_VM}/{action}", _action_handler(action),
-                  summary=f"{action.capitalize()} the VM on its host now",
-                  request=s.REINSTALL if action == "re-install" else None,
-                  response=s.NULL, tags=tags)
-    table.add("GET", f"{_VM}/history", history, summary="The VM's history, newest first",
-              response={"type": "array", "items": s.VM_HISTORY},
-              query=[QueryParam("limit", UINT_SCHEMA,
-                                description="paged only with both limit and offset"),
-                     QueryParam("offset", UINT_SCHEMA)], tags=tags)
-    table.add("GET", f"{_VM}/time-series", time_series,
-              summary="Metrics of the last hour from the VM's host, oldest first",
-              response={"type": "array", "items": s.TIME_SERIES}, tags=tags)
+        table.add(
+            "PATCH",
+            f"{_VM}/{action}",
+            _action_handler(action),
+            summary=f"{action.capitalize()} the VM on its host now",
+            request=s.REINSTALL if action == "re-install" else None,
+            response=s.NULL,
+            tags=tags,
+        )
+    table.add(
+        "GET",
+        f"{_VM}/history",
+        history,
+        summary="The VM's history, newest first",
+        response={"type": "array", "items": s.VM_HISTORY},
+        query=[
+            QueryParam("limit", UINT_SCHEMA, description="paged only with both limit and offset"),
+            QueryParam("offset", UINT_SCHEMA),
+        ],
+        tags=tags,
+    )
+    table.add(
+        "GET",
+        f"{_VM}/time-series",
+        time_series,
+        summary="Metrics of the last hour from the VM's host, oldest first",
+        response={"type": "array", "items": s.TIME_SERIES},
+        tags=tags,
+    )

@@ -103,14 +103,16 @@ async def _complete(
     svc = services(request)
     try:
         report = await svc.billing.complete_card_payment(
-            method=method, external_id=external_id,
+            method=method,
+            external_id=external_id,
         )
     except PaymentNotFound:
         log.warning("%s webhook for unknown payment %r", name, external_id)
         raise
     if report is not None:
-        log.info("%s webhook: payment %s completed=%s", name, report.payment_id.hex(),
-                 report.completed)
+        log.info(
+            "%s webhook: payment %s completed=%s", name, report.payment_id.hex(), report.completed
+        )
     return web.Response(status=200)
 
 
@@ -145,7 +147,13 @@ def add_webhook_routes(table: RouteTable) -> None:
     """Register the POST webhook of every rail, `/api/v1/webhook/{rail}` by wire name (the
     reference's `/revolut` and `/stripe` among them): 200 empty when handled or ignored;
     401 bad signature, 404 unknown payment or rail, 400 malformed event, 503 no secret."""
-    table.add("POST", "/api/v1/webhook/{rail}", rail_webhook,
-              summary="A payment rail's provider events (signed; e.g. revolut, stripe)",
-              request=_EVENT, response={"type": "string", "maxLength": 0}, enveloped=False,
-              tags=("webhooks",))
+    table.add(
+        "POST",
+        "/api/v1/webhook/{rail}",
+        rail_webhook,
+        summary="A payment rail's provider events (signed; e.g. revolut, stripe)",
+        request=_EVENT,
+        response={"type": "string", "maxLength": 0},
+        enveloped=False,
+        tags=("webhooks",),
+    )

@@ -159,15 +159,18 @@ ACCOUNT_PATCH_SCHEMA = obj(
         "email_verified": {"type": "boolean", "description": "ignored"},
         **{wire: _bounded(_PATCH_LIMITS[wire]) for wire in ACCOUNT_TEXT_FIELDS},
         "country_code": _bounded(
-            3, "ISO 3166-1 alpha-3 (alpha-2 accepted); unknown codes are a 400, \"\" clears"
+            3, 'ISO 3166-1 alpha-3 (alpha-2 accepted); unknown codes are a 400, "" clears'
         ),
     },
 )
 SSH_KEY_SCHEMA = obj({"id": U64, "name": STRING, "created": DATETIME})
 NEW_SSH_KEY_SCHEMA = obj(
     {
-        "name": {"type": "string", "maxLength": SSH_NAME_LIMIT,
-                 "description": "\"\" takes the key's comment"},
+        "name": {
+            "type": "string",
+            "maxLength": SSH_NAME_LIMIT,
+            "description": '"" takes the key\'s comment',
+        },
         "key_data": {
             "type": "string",
             "maxLength": KEY_DATA_LIMIT,
@@ -217,10 +220,18 @@ SUBSCRIPTION_PAYMENT_SCHEMA = obj(
 _LINE_ITEM_REQUEST = {
     "oneOf": [
         obj({"type": {"const": "ip_range"}, "ip_space_pricing_id": ID_SCHEMA}),
-        obj({"type": {"const": "asn_sponsoring"},
-             "asn": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1}}),
-        obj({"type": {"const": "dns_hosting"},
-             "domain": {"type": "string", "maxLength": HOST_NAME_MAX}}),
+        obj(
+            {
+                "type": {"const": "asn_sponsoring"},
+                "asn": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
+            }
+        ),
+        obj(
+            {
+                "type": {"const": "dns_hosting"},
+                "domain": {"type": "string", "maxLength": HOST_NAME_MAX},
+            }
+        ),
     ]
 }
 NEW_SUBSCRIPTION_SCHEMA = obj(

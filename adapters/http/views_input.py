@@ -97,9 +97,7 @@ def required_boolean(body: Body, name: str) -> bool:
     return value
 
 
-def text(
-    body: Body, name: str, *, required: bool = True, limit: int | None = None
-) -> str | None:
+def text(body: Body, name: str, *, required: bool = True, limit: int | None = None) -> str | None:
     """A string field (at most `limit` characters when given); null counts as absent."""
     value = _field(body, name, required)
     if value is None:

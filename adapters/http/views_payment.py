@@ -26,16 +26,37 @@ PRICE_SCHEMA: dict[str, Any] = {
 PAYMENT_DATA_SCHEMA: dict[str, Any] = {
     "description": "Externally tagged by method (lowercase)",
     "oneOf": [
-        {"type": "object", "properties": {"lightning": {"type": "string"}},
-         "required": ["lightning"]},
-        {"type": "object", "required": ["revolut"], "properties": {"revolut": {
-            "type": "object", "properties": {"token": {"type": ["string", "null"]}}}}},
-        {"type": "object", "required": ["stripe"], "properties": {"stripe": {
-            "type": "object", "properties": {"session_id": {"type": ["string", "null"]},
-                                             "url": {"type": ["string", "null"]}}}}},
+        {
+            "type": "object",
+            "properties": {"lightning": {"type": "string"}},
+            "required": ["lightning"],
+        },
+        {
+            "type": "object",
+            "required": ["revolut"],
+            "properties": {
+                "revolut": {"type": "object", "properties": {"token": {"type": ["string", "null"]}}}
+            },
+        },
+        {
+            "type": "object",
+            "required": ["stripe"],
+            "properties": {
+                "stripe": {
+                    "type": "object",
+                    "properties": {
+                        "session_id": {"type": ["string", "null"]},
+                        "url": {"type": ["string", "null"]},
+                    },
+                }
+            },
+        },
         *(
-            {"type": "object", "required": [method.api_name],
-             "properties": {method.api_name: {"type": "object"}}}
+            {
+                "type": "object",
+                "required": [method.api_name],
+                "properties": {method.api_name: {"type": "object"}},
+            }
             for method in PaymentMethod
             if method not in (PaymentMethod.LIGHTNING, PaymentMethod.REVOLUT, PaymentMethod.STRIPE)
         ),
@@ -61,8 +82,18 @@ VM_PAYMENT_SCHEMA: dict[str, Any] = {
         "upgrade_params": {"type": "string", "description": "JSON text; upgrades only"},
     },
     "required": [
-        "id", "vm_id", "created", "expires", "amount", "tax", "processing_fee", "currency",
-        "is_paid", "data", "time", "is_upgrade",
+        "id",
+        "vm_id",
+        "created",
+        "expires",
+        "amount",
+        "tax",
+        "processing_fee",
+        "currency",
+        "is_paid",
+        "data",
+        "time",
+        "is_upgrade",
     ],
 }
 

@@ -65,8 +65,11 @@ def template_json(view: VmView, now: datetime) -> dict[str, Any]:
         cpu = _cpu_fields(t.cpu_mfg, t.cpu_arch, t.cpu_features)
     else:
         c, p = view.custom, view.pricing
-        out = {"id": c.id if c else 0, "name": "Custom",
-               "created": format_time(p.created if p else now)}
+        out = {
+            "id": c.id if c else 0,
+            "name": "Custom",
+            "created": format_time(p.created if p else now),
+        }
         if p is not None and p.expires is not None:
             out["expires"] = format_time(p.expires)
         cost_plan = {
@@ -134,12 +137,20 @@ def vm_status_json(view: VmView, state: VmRunningState, now: datetime) -> dict[s
         "created": format_time(sub.created if sub else now),
         "expires": format_time(sub.expires) if sub and sub.expires else None,
         "mac_address": vm.mac_address,
-        "image": image_json(image) if image else {
-            "id": vm.image_id, "distribution": "ubuntu", "flavour": "", "version": "",
-            "release_date": format_time(now), "default_username": None},
+        "image": image_json(image)
+        if image
+        else {
+            "id": vm.image_id,
+            "distribution": "ubuntu",
+            "flavour": "",
+            "version": "",
+            "release_date": format_time(now),
+            "default_username": None,
+        },
         "template": template_json(view, now),
         "ssh_key": {"id": key.id, "name": key.name, "created": format_time(key.created)}
-        if key else {"id": vm.ssh_key_id, "name": "", "created": format_time(now)},
+        if key
+        else {"id": vm.ssh_key_id, "name": "", "created": format_time(now)},
         "ip_assignments": [ip_json(a, r) for a, r in view.ips],
         "status": state_json(state),
         "auto_renewal_enabled": sub.auto_renewal_enabled if sub else False,

@@ -49,7 +49,8 @@ class MemorySubscriptions(RecordRepo[Subscription]):
             t.id for t in self._rows("vm_template").values() if t.cost_plan_id == cost_plan_id
         }
         customs = {
-            c.id for c in self._rows("vm_custom_template").values()
+            c.id
+            for c in self._rows("vm_custom_template").values()
             if c.pricing_id == custom_pricing_id
         }
         if template_id is not None:
@@ -62,7 +63,8 @@ class MemorySubscriptions(RecordRepo[Subscription]):
             and vm.subscription_line_item_id in items
         }
         pending = {
-            p.subscription_id for p in self._rows("subscription_payment").values()
+            p.subscription_id
+            for p in self._rows("subscription_payment").values()
             if not p.is_paid and p.expires > now and p.payment_type in types
         }
         return sorted(on & pending)
@@ -210,11 +212,10 @@ class MemoryPayments(Repo):
             self._rows(self.table)[payment.id] = evolve(payment, expires=now)
         return competing
 
-    async def list_paid_between(
-        self, start: datetime, end: datetime
-    ) -> list[SubscriptionPayment]:
-        rows = [p for p in self._rows(self.table).values()
-                if p.is_paid and start <= p.created < end]
+    async def list_paid_between(self, start: datetime, end: datetime) -> list[SubscriptionPayment]:
+        rows = [
+            p for p in self._rows(self.table).values() if p.is_paid and start <= p.created < end
+        ]
         return sorted(rows, key=lambda p: (p.created, p.id))
 
     async def last_paid(self) -> SubscriptionPayment | None:

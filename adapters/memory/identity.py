@@ -126,8 +126,12 @@ class MemoryRoles(Repo):
             if p.role_id == role_id:
                 del rows[key]
         for resource, action in dict.fromkeys(permissions):
-            self._insert("admin_role_permissions", RolePermission(
-                id=0, role_id=role_id, resource=resource, action=action, created_at=now))
+            self._insert(
+                "admin_role_permissions",
+                RolePermission(
+                    id=0, role_id=role_id, resource=resource, action=action, created_at=now
+                ),
+            )
 
     async def delete_role(self, role_id: int) -> bool:
         """The role and its permission rows (the SQL foreign key cascades them)."""

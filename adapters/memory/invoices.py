@@ -42,11 +42,17 @@ class MemoryInvoices(Repo):
         return None
 
     async def list_page(
-        self, since: datetime, until: datetime, limit: int, offset: int,
-        *, company_id: int | None = None,
+        self,
+        since: datetime,
+        until: datetime,
+        limit: int,
+        offset: int,
+        *,
+        company_id: int | None = None,
     ) -> Page[Invoice]:
         rows: list[Invoice] = [
-            r for r in self._rows(_INVOICES).values()
+            r
+            for r in self._rows(_INVOICES).values()
             if since <= r.issued_at < until and company_id in (None, r.company_id)
         ]
         rows.sort(key=lambda r: (r.issued_at, r.id))
@@ -55,7 +61,9 @@ class MemoryInvoices(Repo):
     async def add_credit_note(self, note: CreditNote) -> CreditNote:
         for other in self._rows(_NOTES).values():
             if (other.company_id, other.series, other.seq) == (
-                note.company_id, note.series, note.seq
+                note.company_id,
+                note.series,
+                note.seq,
             ):
                 raise DuplicateKey("A credit note with this number exists")
         return self._insert(_NOTES, evolve(note))

@@ -22,7 +22,8 @@ class MemoryVmReads(Repo):
     ) -> list[VmRecords]:
         wanted = None if vm_ids is None else set(vm_ids)
         vms: list[Vm] = [
-            vm for _, vm in sorted(self._rows("vm").items())
+            vm
+            for _, vm in sorted(self._rows("vm").items())
             if (user_id is None or vm.user_id == user_id)
             and (wanted is None or vm.id in wanted)
             and (deleted or not vm.deleted)
@@ -45,8 +46,9 @@ class MemoryVmReads(Repo):
             "vm": vm,
             "subscription": sub,
             "image": self._get("vm_os_image", vm.image_id),
-            "ssh_key": None if key is None else SshKeyLabel(
-                id=key.id, name=key.name, created=key.created),
+            "ssh_key": None
+            if key is None
+            else SshKeyLabel(id=key.id, name=key.name, created=key.created),
             "ips": tuple(ips),
         }
         if vm.template_id is not None:
@@ -64,12 +66,16 @@ class MemoryVmReads(Repo):
         if pricing is None:
             return VmRecords(custom=custom, **common)
         disks = tuple(
-            d for _, d in sorted(self._rows("vm_custom_pricing_disk").items())
+            d
+            for _, d in sorted(self._rows("vm_custom_pricing_disk").items())
             if d.pricing_id == pricing.id
         )
         return VmRecords(
-            custom=custom, pricing=pricing, pricing_disks=disks,
-            region=self._get("vm_host_region", pricing.region_id), **common,
+            custom=custom,
+            pricing=pricing,
+            pricing_disks=disks,
+            region=self._get("vm_host_region", pricing.region_id),
+            **common,
         )
 
 
@@ -80,24 +86,31 @@ class MemoryReadLookups(Repo):
 
     async def vm_counts(self, user_ids: Collection[int]) -> dict[int, int]:
         wanted = set(user_ids)
-        return dict(Counter(
-            vm.user_id for vm in self._rows("vm").values()
-            if vm.user_id in wanted and not vm.deleted
-        ))
+        return dict(
+            Counter(
+                vm.user_id
+                for vm in self._rows("vm").values()
+                if vm.user_id in wanted and not vm.deleted
+            )
+        )
 
     async def admins(self, user_ids: Collection[int], now: datetime) -> set[int]:
         wanted = set(user_ids)
         return {
-            a.user_id for a in self._rows("admin_role_assignments").values()
+            a.user_id
+            for a in self._rows("admin_role_assignments").values()
             if a.user_id in wanted and (a.expires_at is None or a.expires_at > now)
         }
 
     async def payment_counts(self, subscription_ids: Collection[int]) -> dict[int, int]:
         wanted = set(subscription_ids)
-        return dict(Counter(
-            p.subscription_id for p in self._rows("subscription_payment").values()
-            if p.subscription_id in wanted
-        ))
+        return dict(
+            Counter(
+                p.subscription_id
+                for p in self._rows("subscription_payment").values()
+                if p.subscription_id in wanted
+            )
+        )
 
     async def base_currencies(self, subscription_ids: Collection[int]) -> dict[int, str]:
         subs, companies = self._rows("subscription"), self._rows("company")

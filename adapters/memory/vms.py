@@ -39,10 +39,12 @@ class MemoryVms(RecordRepo[Vm]):
     async def count_using(
         self, *, template_id: int | None = None, image_id: int | None = None
     ) -> int:
-        return len(self._where(
-            lambda v: template_id is None or v.template_id == template_id,
-            lambda v: image_id is None or v.image_id == image_id,
-        ))
+        return len(
+            self._where(
+                lambda v: template_id is None or v.template_id == template_id,
+                lambda v: image_id is None or v.image_id == image_id,
+            )
+        )
 
     async def list_never_paid(
         self, *, user_id: int | None = None, ordered_before: datetime | None = None

@@ -75,9 +75,11 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         if cost_plan_id is not None:
             on.append(vm.template_id.in_(select(tpl.id).where(tpl.cost_plan_id == cost_plan_id)))
         if custom_pricing_id is not None:
-            on.append(vm.custom_template_id.in_(
-                select(custom.id).where(custom.pricing_id == custom_pricing_id)
-            ))
+            on.append(
+                vm.custom_template_id.in_(
+                    select(custom.id).where(custom.pricing_id == custom_pricing_id)
+                )
+            )
         if not on or not types:
             return []
         query = (
@@ -138,7 +140,8 @@ class SqlSubscriptions(SqlRecords[Subscription]):
 
 async def _delete_subscription(conn: Any, subscription_id: int) -> bool:
     await conn.execute(
-        delete(t.subscription_line_item).where(_li.subscription_id == subscription_id))
+        delete(t.subscription_line_item).where(_li.subscription_id == subscription_id)
+    )
     result = await conn.execute(delete(t.subscription).where(_sub.id == subscription_id))
     return bool(result.rowcount > 0)
 
@@ -246,9 +249,7 @@ class SqlPayments(SqlRepo):
             )
         return competing
 
-    async def list_paid_between(
-        self, start: datetime, end: datetime
-    ) -> list[SubscriptionPayment]:
+    async def list_paid_between(self, start: datetime, end: datetime) -> list[SubscriptionPayment]:
         query = (
             self._select()
             .where(_pay.is_paid == True, _pay.created >= start, _pay.created < end)  # noqa: E712

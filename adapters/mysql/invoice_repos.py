@@ -36,16 +36,17 @@ class SqlInvoices(SqlRepo):
             await self.conn.execute(stmt.on_duplicate_key_update(last_seq=_cnt.last_seq + 1))
         else:
             lite = sqlite.insert(t.invoice_counter).values(row)
-            await self.conn.execute(lite.on_conflict_do_update(
-                index_elements=["company_id", "series"], set_={"last_seq": _cnt.last_seq + 1}))
+            await self.conn.execute(
+                lite.on_conflict_do_update(
+                    index_elements=["company_id", "series"], set_={"last_seq": _cnt.last_seq + 1}
+                )
+            )
         query = select(_cnt.last_seq).where(_cnt.company_id == company_id, _cnt.series == series)
         return int((await self.conn.execute(query)).scalar_one())
 
     async def add(self, invoice: Invoice) -> Invoice:
         try:
-            result = await self.conn.execute(
-                insert(t.invoice).values(self.mapper.to_row(invoice))
-            )
+            result = await self.conn.execute(insert(t.invoice).values(self.mapper.to_row(invoice)))
         except IntegrityError as error:
             if is_duplicate_key(error):
                 raise DuplicateKey("An invoice with this payment or number exists") from None
@@ -63,8 +64,13 @@ class SqlInvoices(SqlRepo):
         return await self._one(self.mapper, query)
 
     async def list_page(
-        self, since: datetime, until: datetime, limit: int, offset: int,
-        *, company_id: int | None = None,
+        self,
+        since: datetime,
+        until: datetime,
+        limit: int,
+        offset: int,
+        *,
+        company_id: int | None = None,
     ) -> Page[Invoice]:
         where = (_inv.issued_at >= since) & (_inv.issued_at < until)
         where = where & (true() if company_id is None else _inv.company_id == company_id)
@@ -80,4 +86,3 @@ class SqlInvoices(SqlRepo):
         c = t.credit_note.c
         query = select(*self.notes.columns).where(c.invoice_id == invoice_id).order_by(c.id)
         return await self._all(self.notes, query)
-

@@ -88,8 +88,16 @@ class VmReadPlan:
         self.ip = _Part(mp.ip_assignment)
         self.ip_range = _Part(mp.ip_range)
         self._parts: Sequence[_Part[Any]] = (
-            self.vm, self._sub, self._image, self._region, self._template, self._cost_plan,
-            self._custom, self._pricing, self.ip, self.ip_range,
+            self.vm,
+            self._sub,
+            self._image,
+            self._region,
+            self._template,
+            self._cost_plan,
+            self._custom,
+            self._pricing,
+            self.ip,
+            self.ip_range,
         )
         self.select = self._select()
 
@@ -99,10 +107,13 @@ class VmReadPlan:
         assert vm is not None
         key = None
         if row[_KEY_LABELS[0]] is not None:
-            key = SshKeyLabel(id=row[_KEY_LABELS[0]], name=row[_KEY_LABELS[1]],
-                              created=row[_KEY_LABELS[2]])
+            key = SshKeyLabel(
+                id=row[_KEY_LABELS[0]], name=row[_KEY_LABELS[1]], created=row[_KEY_LABELS[2]]
+            )
         common: dict[str, Any] = {
-            "vm": vm, "subscription": self._sub.read(row), "image": self._image.read(row),
+            "vm": vm,
+            "subscription": self._sub.read(row),
+            "image": self._image.read(row),
             "ssh_key": key,
         }
         if vm.template_id is not None:
@@ -123,8 +134,11 @@ class VmReadPlan:
         template, custom, pricing = t.vm_template, t.vm_custom_template, t.vm_custom_pricing
         ip, ip_range = t.vm_ip_assignment, t.ip_range
         columns: list[Any] = [c for part in self._parts for c in part.columns()]
-        columns += [_KEY.id.label(_KEY_LABELS[0]), _KEY.name.label(_KEY_LABELS[1]),
-                    _KEY.created.label(_KEY_LABELS[2])]
+        columns += [
+            _KEY.id.label(_KEY_LABELS[0]),
+            _KEY.name.label(_KEY_LABELS[1]),
+            _KEY.created.label(_KEY_LABELS[2]),
+        ]
         joined = (
             vm.outerjoin(li, li.c.id == vm.c.subscription_line_item_id)
             .outerjoin(sub, sub.c.id == li.c.subscription_id)
@@ -239,8 +253,12 @@ class SqlReadLookups:
         if not user_ids:
             return set()
         a = t.admin_role_assignments.c
-        query = select(a.user_id).distinct().where(
-            a.user_id.in_(sorted(set(user_ids))), a.expires_at.is_(None) | (a.expires_at > now)
+        query = (
+            select(a.user_id)
+            .distinct()
+            .where(
+                a.user_id.in_(sorted(set(user_ids))), a.expires_at.is_(None) | (a.expires_at > now)
+            )
         )
         return {int(user_id) for (user_id,) in await self._rows(query)}
 

@@ -134,9 +134,7 @@ class SqlRecords(SqlRepo, Generic[R]):
         key = (type(self), id(self.mapper))
         statement = _BY_ID.get(key)
         if statement is None:  # built once per mapper: no statement building or cache-key work
-            statement = (
-                self._select().where(self.table.c.id == bindparam("record_id")).limit(1)
-            )
+            statement = self._select().where(self.table.c.id == bindparam("record_id")).limit(1)
             _BY_ID[key] = statement
         row = (await self.conn.execute(statement, {"record_id": record_id})).mappings().first()
         return None if row is None else self.mapper.from_row(row)
@@ -144,9 +142,7 @@ class SqlRecords(SqlRepo, Generic[R]):
     async def update(self, record: R) -> None:
         values = self.mapper.to_row(record, exclude=("id", *self.frozen_columns))
         record_id = getattr(record, "id")  # noqa: B009 - records share an `id` field
-        await self._execute(
-            update(self.table).where(self.table.c.id == record_id).values(values)
-        )
+        await self._execute(update(self.table).where(self.table.c.id == record_id).values(values))
 
     async def _execute(self, statement: Any, parameters: dict[str, Any] | None = None) -> Any:
         """Run an insert/update; a unique-key violation is DuplicateKey where the table has a
@@ -238,9 +234,7 @@ class SqlRegions(SqlRecords[Region]):
             )
             return
         # SQLite: a no-op write takes the database write lock (as get_for_update does)
-        await self.conn.execute(
-            update(table).where(table.c.id == region_id).values(id=table.c.id)
-        )
+        await self.conn.execute(update(table).where(table.c.id == region_id).values(id=table.c.id))
 
 
 class SqlHosts(SqlRecords[Host]):
@@ -386,9 +380,7 @@ class SqlRoles(SqlRepo):
     async def permissions_of_role(self, role_id: int) -> list[RolePermission]:
         p = t.admin_role_permissions.c
         query = self._permissions._select().where(p.role_id == role_id)
-        return await self._all(
-            self._permissions.mapper, query.order_by(p.resource, p.action, p.id)
-        )
+        return await self._all(self._permissions.mapper, query.order_by(p.resource, p.action, p.id))
 
     async def assignments_of(self, user_id: int) -> list[RoleAssignment]:
         return await self._assignments._where(t.admin_role_assignments.c.user_id == user_id)
@@ -410,8 +402,11 @@ class SqlRoles(SqlRepo):
         p = t.admin_role_permissions.c
         await self.conn.execute(delete(t.admin_role_permissions).where(p.role_id == role_id))
         for resource, action in dict.fromkeys(permissions):
-            await self._permissions.add(RolePermission(
-                id=0, role_id=role_id, resource=resource, action=action, created_at=now))
+            await self._permissions.add(
+                RolePermission(
+                    id=0, role_id=role_id, resource=resource, action=action, created_at=now
+                )
+            )
 
     async def delete_role(self, role_id: int) -> bool:
         """Permission and assignment rows first: SQLite does not enforce the cascade."""

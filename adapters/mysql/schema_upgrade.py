@@ -51,6 +51,7 @@ async def upgrade_database(url: str | URL, target: str = "head") -> UpgradeRepor
     Raises SchemaMismatch, leaving the database untouched, when an unversioned database does
     not match one of the LNVPS shapes r1–r3 correspond to.
     """
+
     def work(conn: Connection) -> UpgradeReport:
         start = _current(conn)
         adopted: int | None = None
@@ -79,9 +80,7 @@ async def current_revision(url: str | URL) -> str | None:
     return await _with_connection(url, _current, lock=False)
 
 
-async def _with_connection(
-    url: str | URL, work: Callable[[Connection], _T], *, lock: bool
-) -> _T:
+async def _with_connection(url: str | URL, work: Callable[[Connection], _T], *, lock: bool) -> _T:
     pool: dict[str, Any] = {"pool_size": 1, "max_overflow": 0} if url_is_mysql(url) else {}
     engine = create_engine(url, foreign_keys=False, **pool)
     try:

@@ -49,9 +49,7 @@ USmallInt: TypeEngine[int] = SmallInteger().with_variant(
     mysql.SMALLINT(unsigned=True), *MYSQL_NAMES
 )
 #: `TINYINT UNSIGNED` on MySQL.
-UTinyInt: TypeEngine[int] = SmallInteger().with_variant(
-    mysql.TINYINT(unsigned=True), *MYSQL_NAMES
-)
+UTinyInt: TypeEngine[int] = SmallInteger().with_variant(mysql.TINYINT(unsigned=True), *MYSQL_NAMES)
 #: `BINARY(32)` on MySQL (payment ids, pubkeys, hashes), BLOB on SQLite.
 Binary32: TypeEngine[bytes] = LargeBinary().with_variant(mysql.BINARY(32), *MYSQL_NAMES)
 

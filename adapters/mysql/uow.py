@@ -96,13 +96,21 @@ class Mappers:
         self.ip_range_subscription = mapper(t.ip_range_subscription, m.IpRangeSubscription)
         self.payment_method = mapper(t.payment_method_config, m.PaymentMethodConfig)
         self.admin_audit = mapper(t.admin_audit, m.AdminAudit)
-        self.vm_reads = VmReadPlan(VmReadMappers(
-            vm=self.vm, subscription=self.subscription, image=self.image, region=self.region,
-            template=self.template, cost_plan=self.cost_plan,
-            custom_template=self.custom_template, custom_pricing=self.custom_pricing,
-            custom_pricing_disk=self.custom_pricing_disk, ip_assignment=self.ip_assignment,
-            ip_range=self.ip_range,
-        ))
+        self.vm_reads = VmReadPlan(
+            VmReadMappers(
+                vm=self.vm,
+                subscription=self.subscription,
+                image=self.image,
+                region=self.region,
+                template=self.template,
+                cost_plan=self.cost_plan,
+                custom_template=self.custom_template,
+                custom_pricing=self.custom_pricing,
+                custom_pricing_disk=self.custom_pricing_disk,
+                ip_assignment=self.ip_assignment,
+                ip_range=self.ip_range,
+            )
+        )
 
         self.invoice = mapper(t.invoice, inv.Invoice)
         self.credit_note = mapper(t.credit_note, inv.CreditNote)

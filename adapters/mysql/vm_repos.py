@@ -63,11 +63,7 @@ class SqlVms(SqlRecords[Vm]):
         ]
         if ordered_before is not None:
             unpaid.append(_sub.created < ordered_before)
-        items = (
-            select(_li.id)
-            .join(t.subscription, _sub.id == _li.subscription_id)
-            .where(*unpaid)
-        )
+        items = select(_li.id).join(t.subscription, _sub.id == _li.subscription_id).where(*unpaid)
         where: list[ColumnElement[bool]] = [
             _vm.deleted == False,  # noqa: E712
             _vm.subscription_line_item_id.in_(items),

@@ -65,8 +65,13 @@ class RedisRateLimiter:
     async def acquire(self, key: str) -> float:
         try:
             wait = await self._redis.eval(
-                _TAKE, 1, self._prefix + key,
-                repr(self._now()), repr(self._rate), str(self._burst), str(self._ttl),
+                _TAKE,
+                1,
+                self._prefix + key,
+                repr(self._now()),
+                repr(self._rate),
+                str(self._burst),
+                str(self._ttl),
             )
         except RedisError as err:
             log.warning("rate limiter unavailable, request let through: %s", err)

@@ -648,4 +648,3 @@ def _fraction(part: Decimal, whole: Decimal) -> Decimal:
     if whole <= 0:
         return Decimal(0)
     return min(Decimal(1), max(Decimal(0), part / whole)).quantize(_USAGE_STEP)
-

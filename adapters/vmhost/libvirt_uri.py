@@ -7,16 +7,35 @@ from urllib.parse import parse_qsl, urlsplit
 from ports.vmhost import VmHostError
 
 #: hypervisor drivers and transports a host may use (no `ext`: it runs a local command)
-SCHEMES = frozenset({
-    "qemu", "qemu+ssh", "qemu+libssh", "qemu+libssh2", "qemu+tls", "qemu+tcp", "qemu+unix",
-    "test",
-})
+SCHEMES = frozenset(
+    {
+        "qemu",
+        "qemu+ssh",
+        "qemu+libssh",
+        "qemu+libssh2",
+        "qemu+tls",
+        "qemu+tcp",
+        "qemu+unix",
+        "test",
+    }
+)
 #: URI parameters allowed; `command`, `netcat`, `socket` and `proxy` are refused because they
 #: make libvirt run a program or open a socket of the caller's choice
-PARAMS = frozenset({
-    "keyfile", "known_hosts", "known_hosts_verify", "no_verify", "no_tty", "pkipath",
-    "sshauth", "mode", "tls", "tls_priority", "name",
-})
+PARAMS = frozenset(
+    {
+        "keyfile",
+        "known_hosts",
+        "known_hosts_verify",
+        "no_verify",
+        "no_tty",
+        "pkipath",
+        "sshauth",
+        "mode",
+        "tls",
+        "tls_priority",
+        "name",
+    }
+)
 TEST_DEFAULT = "test:///default"
 
 
@@ -37,8 +56,12 @@ def check_libvirt_uri(uri: str, *, allow_test_files: bool = False) -> None:
     if scheme == "test" and uri != TEST_DEFAULT and not allow_test_files:
         raise VmHostError(f"the libvirt test driver is only allowed as {TEST_DEFAULT}")
     try:
-        names = {k.lower() for k, _ in parse_qsl(parts.query, keep_blank_values=True,
-                                                  strict_parsing=bool(parts.query))}
+        names = {
+            k.lower()
+            for k, _ in parse_qsl(
+                parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)
+            )
+        }
     except ValueError:
         raise VmHostError("libvirt URI has a malformed query") from None
     refused = sorted(names - PARAMS)

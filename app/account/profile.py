@@ -240,9 +240,12 @@ async def update_account(
             nwc_connection_string=nwc,
         )
         # a new VAT id or country is not the one an operator validated (reverse charge)
-        updated = attrs.evolve(updated, billing_vat_validated=user.billing_vat_validated
-                               and tax_id == user.billing_tax_id
-                               and updated.country_code == user.country_code)
+        updated = attrs.evolve(
+            updated,
+            billing_vat_validated=user.billing_vat_validated
+            and tax_id == user.billing_tax_id
+            and updated.country_code == user.country_code,
+        )
         await uow.users.update(updated)
         expired: list[SubscriptionPayment] = []
         if country_alpha3(updated.country_code) != country_alpha3(user.country_code) or (

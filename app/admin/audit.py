@@ -58,11 +58,19 @@ async def record_admin_change(
 ) -> AdminAudit:
     """Append one audit record in its own transaction, after the change and its outcome."""
     async with uow_factory() as uow:
-        entry = await uow.admin_audit.add(AdminAudit(
-            id=0, user_id=user_id, at=clock.now(), method=method, path=path[:255],
-            resource=resource[:64], resource_id=None if resource_id is None else resource_id[:64],
-            summary=summary, status=status,
-        ))
+        entry = await uow.admin_audit.add(
+            AdminAudit(
+                id=0,
+                user_id=user_id,
+                at=clock.now(),
+                method=method,
+                path=path[:255],
+                resource=resource[:64],
+                resource_id=None if resource_id is None else resource_id[:64],
+                summary=summary,
+                status=status,
+            )
+        )
         await uow.commit()
     return entry
 

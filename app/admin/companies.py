@@ -15,8 +15,17 @@ from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 #: the reference's base currencies, in its message's order.
 BASE_CURRENCIES = ("EUR", "USD", "GBP", "CAD", "CHF", "AUD", "JPY", "BTC")
-_OPTIONAL = ("address_1", "address_2", "city", "state", "country_code", "tax_id", "postcode",
-             "phone", "email")
+_OPTIONAL = (
+    "address_1",
+    "address_2",
+    "city",
+    "state",
+    "country_code",
+    "tax_id",
+    "postcode",
+    "phone",
+    "email",
+)
 
 
 @attrs.frozen

@@ -40,8 +40,9 @@ def plan_changes(fields: Fields, prefix: str = "") -> dict[str, Any]:
         out["currency"] = price_currency(fields[f"{prefix}currency"] or "", message)
     if f"{prefix}interval_amount" in fields:
         if not fields[f"{prefix}interval_amount"]:
-            raise InvalidInput(f"{label}{'interval' if prefix else 'Interval'} amount cannot "
-                               "be zero")
+            raise InvalidInput(
+                f"{label}{'interval' if prefix else 'Interval'} amount cannot be zero"
+            )
         out["interval_amount"] = fields[f"{prefix}interval_amount"]
     for name in ("amount", "interval_type"):
         if f"{prefix}{name}" in fields:

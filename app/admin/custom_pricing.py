@@ -24,9 +24,23 @@ from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 PRICING_FIELDS = (
-    "name", "enabled", "expires", "region_id", "currency", "cpu_cost", "memory_cost",
-    "ip4_cost", "ip6_cost", "min_cpu", "max_cpu", "min_memory", "max_memory", "cpu_mfg",
-    "cpu_arch", "cpu_features", *LIMIT_FIELDS,
+    "name",
+    "enabled",
+    "expires",
+    "region_id",
+    "currency",
+    "cpu_cost",
+    "memory_cost",
+    "ip4_cost",
+    "ip6_cost",
+    "min_cpu",
+    "max_cpu",
+    "min_memory",
+    "max_memory",
+    "cpu_mfg",
+    "cpu_arch",
+    "cpu_features",
+    *LIMIT_FIELDS,
 )
 
 
@@ -42,8 +56,12 @@ async def _infos(uow: UnitOfWork, pricings: list[CustomPricing]) -> list[Pricing
     regions = {r.id: r.name for r in await uow.regions.list_all()}
     counts = await uow.custom_templates.count_by_pricing()
     return [
-        PricingInfo(p, regions.get(p.region_id),
-                    tuple(await uow.custom_pricing.list_disks(p.id)), counts.get(p.id, 0))
+        PricingInfo(
+            p,
+            regions.get(p.region_id),
+            tuple(await uow.custom_pricing.list_disks(p.id)),
+            counts.get(p.id, 0),
+        )
         for p in pricings
     ]
 
@@ -53,7 +71,8 @@ async def list_pricings(
 ) -> list[PricingInfo]:
     async with uow_factory() as uow:
         rows = [
-            p for p in await uow.custom_pricing.list_all()
+            p
+            for p in await uow.custom_pricing.list_all()
             if (region_id is None or p.region_id == region_id)
             and (enabled is None or p.enabled == enabled)
         ]
@@ -108,9 +127,19 @@ async def create_pricing(
     uow_factory: UnitOfWorkFactory, clock: Clock, fields: Fields
 ) -> PricingInfo:
     draft = evolve(
-        CustomPricing(id=0, name="", enabled=True, created=clock.now(), expires=None,
-                      region_id=0, currency="", cpu_cost=0, memory_cost=0, ip4_cost=0,
-                      ip6_cost=0),
+        CustomPricing(
+            id=0,
+            name="",
+            enabled=True,
+            created=clock.now(),
+            expires=None,
+            region_id=0,
+            currency="",
+            cpu_cost=0,
+            memory_cost=0,
+            ip4_cost=0,
+            ip6_cost=0,
+        ),
         _changes(fields),
     )
     _check(draft)
@@ -179,8 +208,10 @@ async def delete_pricing(uow_factory: UnitOfWorkFactory, pricing_id: int) -> str
         used = (await uow.custom_templates.count_by_pricing()).get(pricing_id, 0)
         if used:
             await uow.custom_pricing.update(attrs.evolve(pricing, enabled=False))
-            message = ("Custom pricing model disabled instead of deleted: "
-                       f"{used} templates are using this pricing model")
+            message = (
+                "Custom pricing model disabled instead of deleted: "
+                f"{used} templates are using this pricing model"
+            )
         else:
             await uow.custom_pricing.remove_disks(pricing_id)
             await uow.custom_pricing.remove(pricing_id)
@@ -198,10 +229,16 @@ async def copy_pricing(
         source = await _pricing(uow, pricing_id)
         region_id = fields.get("region_id") or source.region_id
         await _check_region(uow, region_id)
-        copy = await uow.custom_pricing.add(attrs.evolve(
-            source, id=0, name=name, created=clock.now(), region_id=region_id,
-            enabled=fields.get("enabled", source.enabled),
-        ))
+        copy = await uow.custom_pricing.add(
+            attrs.evolve(
+                source,
+                id=0,
+                name=name,
+                created=clock.now(),
+                region_id=region_id,
+                enabled=fields.get("enabled", source.enabled),
+            )
+        )
         for disk in await uow.custom_pricing.list_disks(pricing_id):
             await uow.custom_pricing.add_disk(attrs.evolve(disk, id=0, pricing_id=copy.id))
         info = (await _infos(uow, [copy]))[0]

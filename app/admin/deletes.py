@@ -57,20 +57,22 @@ async def delete_subscription(uow_factory: UnitOfWorkFactory, subscription_id: i
             raise SubscriptionNotFound("Subscription not found")
         paid, unpaid = await _payment_counts(uow, sub.id)
         if paid:
-            raise StillInUse(f"Cannot delete subscription: {paid} paid payments exist. "
-                             "Consider deactivating instead.")
+            raise StillInUse(
+                f"Cannot delete subscription: {paid} paid payments exist. "
+                "Consider deactivating instead."
+            )
         if unpaid:
-            raise StillInUse(f"Cannot delete subscription: {unpaid} unpaid payments exist. "
-                             "Consider deactivating instead.")
+            raise StillInUse(
+                f"Cannot delete subscription: {unpaid} unpaid payments exist. "
+                "Consider deactivating instead."
+            )
         for item in await uow.line_items.list_by_subscription(sub.id):
             await _check_item_free(uow, item, "subscription")
         await uow.subscriptions.delete(sub.id)
         await uow.commit()
 
 
-async def delete_line_item(
-    uow_factory: UnitOfWorkFactory, clock: Clock, line_item_id: int
-) -> None:
+async def delete_line_item(uow_factory: UnitOfWorkFactory, clock: Clock, line_item_id: int) -> None:
     """Refused while the subscription has pending payments too: they were priced with this
     item, and D23 forbids buying time at a price no longer in force."""
     async with uow_factory() as uow:

@@ -87,8 +87,11 @@ async def _infos(uow: UnitOfWork, hosts: list[Host], now: datetime) -> list[Host
     for vm in await reserving_vms(uow, now):
         if vm.host_id not in ids:
             continue
-        key = ("t", vm.template_id) if vm.template_id is not None else (
-            "c", vm.custom_template_id or 0)
+        key = (
+            ("t", vm.template_id)
+            if vm.template_id is not None
+            else ("c", vm.custom_template_id or 0)
+        )
         if key not in cache:
             cache[key] = await (
                 uow.templates.get(key[1]) if key[0] == "t" else uow.custom_templates.get(key[1])
@@ -112,10 +115,12 @@ async def _infos(uow: UnitOfWork, hosts: list[Host], now: datetime) -> list[Host
             Fraction(0),
         )
         load = HostLoad(
-            cpu=_share(cpu[host.id], cpu_cap), memory=_share(memory[host.id], mem_cap),
+            cpu=_share(cpu[host.id], cpu_cap),
+            memory=_share(memory[host.id], mem_cap),
             disk=_share(disk[host.id], disk_cap),
             available_cpu=max(0, int(cpu_cap) - cpu[host.id]),
-            available_memory=max(0, int(mem_cap) - memory[host.id]), active_vms=live[host.id],
+            available_memory=max(0, int(mem_cap) - memory[host.id]),
+            active_vms=live[host.id],
         )
         out.append(HostInfo(host, regions[host.region_id], disks, load))
     return out
@@ -152,14 +157,25 @@ def _checked(fields: Fields) -> dict[str, object]:
 
 
 async def create_host(
-    uow_factory: UnitOfWorkFactory, clock: Clock, fields: Fields,
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    fields: Fields,
     prober: HostProber | None = None,
 ) -> HostInfo:
     """Store a host; with a `prober`, only one that answers (checked outside the transaction)."""
     changes = _checked(fields)
     new: Host = evolve(
-        Host(id=0, kind=fields["kind"], region_id=fields["region_id"], name="", ip="",
-             cpu=0, memory=0, enabled=True, api_token=""),
+        Host(
+            id=0,
+            kind=fields["kind"],
+            region_id=fields["region_id"],
+            name="",
+            ip="",
+            cpu=0,
+            memory=0,
+            enabled=True,
+            api_token="",
+        ),
         changes,
     )
     async with uow_factory() as uow:
@@ -174,7 +190,10 @@ async def create_host(
 
 
 async def update_host(
-    uow_factory: UnitOfWorkFactory, clock: Clock, host_id: int, fields: Fields,
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    host_id: int,
+    fields: Fields,
     prober: HostProber | None = None,
 ) -> HostInfo:
     """Change a host; with a `prober`, a change of its connection fields must answer first."""
@@ -223,10 +242,17 @@ async def create_disk(uow_factory: UnitOfWorkFactory, host_id: int, fields: Fiel
     name = trimmed(fields.get("name") or "", "Disk name cannot be empty")
     async with uow_factory() as uow:
         await _host(uow, host_id)
-        disk = await uow.host_disks.add(HostDisk(
-            id=0, host_id=host_id, name=name, size=fields["size"], kind=fields["kind"],
-            interface=fields["interface"], enabled=fields.get("enabled", True),
-        ))
+        disk = await uow.host_disks.add(
+            HostDisk(
+                id=0,
+                host_id=host_id,
+                name=name,
+                size=fields["size"],
+                kind=fields["kind"],
+                interface=fields["interface"],
+                enabled=fields.get("enabled", True),
+            )
+        )
         await uow.commit()
     return disk
 

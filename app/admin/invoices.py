@@ -15,22 +15,31 @@ EXPORT_BATCH = 500
 
 
 async def list_invoices(
-    uow_factory: UnitOfWorkFactory, since: datetime, until: datetime, limit: int, offset: int,
-    *, company_id: int | None = None,
+    uow_factory: UnitOfWorkFactory,
+    since: datetime,
+    until: datetime,
+    limit: int,
+    offset: int,
+    *,
+    company_id: int | None = None,
 ) -> Page[Invoice]:
     async with uow_factory() as uow:
         return await uow.invoices.list_page(since, until, limit, offset, company_id=company_id)
 
 
 async def every_invoice(
-    uow_factory: UnitOfWorkFactory, since: datetime, until: datetime,
-    *, company_id: int | None = None,
+    uow_factory: UnitOfWorkFactory,
+    since: datetime,
+    until: datetime,
+    *,
+    company_id: int | None = None,
 ) -> AsyncIterator[Invoice]:
     """All invoices of the window in issue order, read in batches (one short read each)."""
     offset = 0
     while True:
-        page = await list_invoices(uow_factory, since, until, EXPORT_BATCH, offset,
-                                   company_id=company_id)
+        page = await list_invoices(
+            uow_factory, since, until, EXPORT_BATCH, offset, company_id=company_id
+        )
         for invoice in page.items:
             yield invoice
         offset += len(page.items)

@@ -63,11 +63,15 @@ def _checked_space(space: AvailableIpSpace) -> AvailableIpSpace:
         )
     rir = RIR_MIN_PREFIX[net.version]
     if space.max_prefix_size > rir:
-        raise InvalidInput(f"max_prefix_size /{space.max_prefix_size} is too small for BGP "
-                           f"announcement (RIR minimum: /{rir})")
+        raise InvalidInput(
+            f"max_prefix_size /{space.max_prefix_size} is too small for BGP "
+            f"announcement (RIR minimum: /{rir})"
+        )
     if space.max_prefix_size < net.prefixlen:
-        raise InvalidInput(f"max_prefix_size /{space.max_prefix_size} cannot be larger than "
-                           f"parent CIDR /{net.prefixlen}")
+        raise InvalidInput(
+            f"max_prefix_size /{space.max_prefix_size} cannot be larger than "
+            f"parent CIDR /{net.prefixlen}"
+        )
     if space.min_prefix_size > top:
         raise InvalidInput(f"min_prefix_size /{space.min_prefix_size} exceeds maximum /{top}")
     return attrs.evolve(space, cidr=str(net))
@@ -83,7 +87,8 @@ async def list_spaces(
     """Newest first."""
     async with uow_factory() as uow:
         spaces = [
-            s for s in await uow.ip_spaces.list_all()
+            s
+            for s in await uow.ip_spaces.list_all()
             if (is_available is None or s.is_available == is_available)
             and (registry is None or s.registry == registry)
         ]
@@ -117,11 +122,21 @@ async def create_space(uow_factory: UnitOfWorkFactory, clock: Clock, fields: Fie
             if not companies:
                 raise UnknownReference("Create a company first: IP space belongs to a company")
             changes["company_id"] = companies[0].id
-        space = _checked_space(evolve(
-            AvailableIpSpace(id=0, company_id=0, cidr="", min_prefix_size=0, max_prefix_size=0,
-                             registry=fields["registry"], created=now, updated=now),
-            changes,
-        ))
+        space = _checked_space(
+            evolve(
+                AvailableIpSpace(
+                    id=0,
+                    company_id=0,
+                    cidr="",
+                    min_prefix_size=0,
+                    max_prefix_size=0,
+                    registry=fields["registry"],
+                    created=now,
+                    updated=now,
+                ),
+                changes,
+            )
+        )
         await _check_space(uow, space)
         stored = await uow.ip_spaces.add(space)
         await uow.commit()
@@ -132,9 +147,15 @@ async def update_space(
     uow_factory: UnitOfWorkFactory, clock: Clock, space_id: int, fields: Fields
 ) -> SpaceInfo:
     async with uow_factory() as uow:
-        space = _checked_space(evolve(await _space(uow, space_id), {
-            **fields, "updated": clock.now(),
-        }))
+        space = _checked_space(
+            evolve(
+                await _space(uow, space_id),
+                {
+                    **fields,
+                    "updated": clock.now(),
+                },
+            )
+        )
         await _check_space(uow, space)
         await uow.ip_spaces.update(space)
         info = (await _counts(uow, [space]))[0]
@@ -148,8 +169,10 @@ async def delete_space(uow_factory: UnitOfWorkFactory, space_id: int) -> None:
         await _space(uow, space_id)
         sold = await uow.ip_range_subscriptions.list_by_space(space_id)
         if any(r.is_active for r in sold):
-            raise InUse("Cannot delete IP space with active subscriptions. "
-                        "Please cancel subscriptions first.")
+            raise InUse(
+                "Cannot delete IP space with active subscriptions. "
+                "Please cancel subscriptions first."
+            )
         if sold:
             raise InUse("Cannot delete IP space: ranges sold from it are still on record")
         for price in await uow.ip_space_pricing.list_by_space(space_id):
@@ -199,8 +222,9 @@ def _price_changes(fields: Fields) -> dict[str, Any]:
 
 async def _check_price(uow: UnitOfWork, space: AvailableIpSpace, price: IpSpacePricing) -> None:
     if not space.max_prefix_size <= price.prefix_size <= space.min_prefix_size:
-        raise InvalidInput(f"Prefix size must be between /{space.max_prefix_size} and "
-                           f"/{space.min_prefix_size}")
+        raise InvalidInput(
+            f"Prefix size must be between /{space.max_prefix_size} and /{space.min_prefix_size}"
+        )
     for other in await uow.ip_space_pricing.list_by_space(space.id):
         if other.id != price.id and other.prefix_size == price.prefix_size:
             raise Duplicate(f"Pricing already exists for prefix size /{price.prefix_size}")
@@ -214,8 +238,14 @@ async def create_pricing(
     async with uow_factory() as uow:
         space = await _space(uow, space_id)
         price = evolve(
-            IpSpacePricing(id=0, available_ip_space_id=space_id, prefix_size=0,
-                           price_per_month=0, created=now, updated=now),
+            IpSpacePricing(
+                id=0,
+                available_ip_space_id=space_id,
+                prefix_size=0,
+                price_per_month=0,
+                created=now,
+                updated=now,
+            ),
             changes,
         )
         await _check_price(uow, space, price)
@@ -267,7 +297,8 @@ async def list_sold(
             owner = subscription.user_id if subscription else None
             if user_id is not None and owner != user_id:
                 continue
-            out.append(SoldRange(record, subscription.id if subscription else None, owner,
-                                 space.cidr))
+            out.append(
+                SoldRange(record, subscription.id if subscription else None, owner, space.cidr)
+            )
     out.sort(key=lambda r: r.record.id, reverse=True)
     return out

@@ -73,15 +73,24 @@ def _changes(fields: Fields) -> dict[str, object]:
 async def _check_unique(uow: UnitOfWork, image: OsImage) -> None:
     for other in await uow.images.list_all():
         if other.id != image.id and (other.distribution, other.flavour, other.version) == (
-            image.distribution, image.flavour, image.version
+            image.distribution,
+            image.flavour,
+            image.version,
         ):
             raise Duplicate("An image with this distribution, flavour and version exists")
 
 
 async def create_image(uow_factory: UnitOfWorkFactory, fields: Fields) -> ImageInfo:
     draft = evolve(
-        OsImage(id=0, distribution=fields["distribution"], flavour="", version="",
-                enabled=True, release_date=fields["release_date"], url=""),
+        OsImage(
+            id=0,
+            distribution=fields["distribution"],
+            flavour="",
+            version="",
+            enabled=True,
+            release_date=fields["release_date"],
+            url="",
+        ),
         _changes(fields),
     )
     async with uow_factory() as uow:
@@ -126,5 +135,3 @@ async def request_download(
         if host_id is not None and await uow.hosts.get(host_id) is None:
             raise not_found("Host")
     return await queue.send(DownloadOsImages(image_id=image_id, host_id=host_id))
-
-

@@ -34,11 +34,14 @@ PROVIDERS: Mapping[str, Provider] = {
         PaymentMethod.LIGHTNING, ("token", "webhook_secret"), secrets=("token", "webhook_secret")
     ),
     "revolut": Provider(
-        PaymentMethod.REVOLUT, ("url", "token", "api_version", "public_key"), ("webhook_secret",),
+        PaymentMethod.REVOLUT,
+        ("url", "token", "api_version", "public_key"),
+        ("webhook_secret",),
         secrets=("token", "webhook_secret"),
     ),
     "stripe": Provider(
-        PaymentMethod.STRIPE, ("secret_key", "publishable_key", "webhook_secret"),
+        PaymentMethod.STRIPE,
+        ("secret_key", "publishable_key", "webhook_secret"),
         secrets=("secret_key", "webhook_secret"),
     ),
     "paypal": Provider(
@@ -142,13 +145,23 @@ async def create_config(
             raise NotFound("Company not found")
         if await uow.payment_methods.get_for_company(draft.company_id, method) is not None:
             raise ConfigExists(f"Company already has a {method.api_name} payment method config")
-        stored = await uow.payment_methods.add(PaymentMethodConfig(
-            id=0, company_id=draft.company_id, payment_method=method, name=name,
-            enabled=draft.enabled, provider_type=kind, config={"type": kind, **fields},
-            created=now, modified=now, processing_fee_rate=draft.processing_fee_rate,
-            processing_fee_base=draft.processing_fee_base, processing_fee_currency=currency,
-            supported_currencies=tuple(c.strip().upper() for c in draft.supported_currencies),
-        ))
+        stored = await uow.payment_methods.add(
+            PaymentMethodConfig(
+                id=0,
+                company_id=draft.company_id,
+                payment_method=method,
+                name=name,
+                enabled=draft.enabled,
+                provider_type=kind,
+                config={"type": kind, **fields},
+                created=now,
+                modified=now,
+                processing_fee_rate=draft.processing_fee_rate,
+                processing_fee_base=draft.processing_fee_base,
+                processing_fee_currency=currency,
+                supported_currencies=tuple(c.strip().upper() for c in draft.supported_currencies),
+            )
+        )
         await uow.commit()
     return stored
 
@@ -188,7 +201,8 @@ async def update_config(
             )
         merged = attrs.evolve(row, **changes)
         currency = _fees(
-            merged.processing_fee_rate, merged.processing_fee_base,
+            merged.processing_fee_rate,
+            merged.processing_fee_base,
             merged.processing_fee_currency,
         )
         updated = attrs.evolve(merged, processing_fee_currency=currency, modified=clock.now())

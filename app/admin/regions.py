@@ -90,9 +90,14 @@ async def create_region(uow_factory: UnitOfWorkFactory, fields: Fields) -> Regio
                 raise UnknownReference("Create a company first: a region belongs to a company")
             company_id = companies[0].id
         await _check_company(uow, company_id)
-        region = await uow.regions.add(Region(
-            id=0, name=name, enabled=fields.get("enabled", True), company_id=company_id,
-        ))
+        region = await uow.regions.add(
+            Region(
+                id=0,
+                name=name,
+                enabled=fields.get("enabled", True),
+                company_id=company_id,
+            )
+        )
         await uow.commit()
     return RegionInfo(region)
 

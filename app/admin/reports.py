@@ -29,12 +29,15 @@ class ReportLine:
 
 def window(start: date, end: date) -> tuple[datetime, datetime]:
     """`[start 00:00:00Z, end 23:59:59Z)` as the reference has it (§9.16)."""
-    return (datetime.combine(start, time(), UTC),
-            datetime.combine(end, time(), UTC) + timedelta(hours=23, minutes=59, seconds=59))
+    return (
+        datetime.combine(start, time(), UTC),
+        datetime.combine(end, time(), UTC) + timedelta(hours=23, minutes=59, seconds=59),
+    )
 
 
-def base_value(amount: int, payment: SubscriptionPayment, list_currency: str,
-               base_currency: str) -> int | None:
+def base_value(
+    amount: int, payment: SubscriptionPayment, list_currency: str, base_currency: str
+) -> int | None:
     """The amount in the company's base currency, exactly (half-up to its minor unit).
 
     Same currency: the amount itself. A Lightning payment (msat) whose list currency is the
@@ -43,8 +46,11 @@ def base_value(amount: int, payment: SubscriptionPayment, list_currency: str,
     """
     if payment.currency.upper() == base_currency.upper():
         return amount
-    if (payment.currency.upper() == "BTC" and list_currency.upper() == base_currency.upper()
-            and payment.rate > Decimal(1)):
+    if (
+        payment.currency.upper() == "BTC"
+        and list_currency.upper() == base_currency.upper()
+        and payment.rate > Decimal(1)
+    ):
         return msat_to_fiat(amount, payment.rate)
     return None
 
@@ -83,14 +89,18 @@ async def revenue(
             host = None if vm is None else await uow.hosts.get(vm.host_id)
             region = None if host is None else await uow.regions.get(host.region_id)
             base = company.base_currency
-            out.append(ReportLine(
-                payment=payment, company=company, vm=vm,
-                host_name="" if host is None else host.name,
-                region_id=0 if region is None else region.id,
-                region_name="" if region is None else region.name,
-                base_amount=base_value(payment.amount, payment, sub.currency, base),
-                base_tax=base_value(payment.tax, payment, sub.currency, base),
-            ))
+            out.append(
+                ReportLine(
+                    payment=payment,
+                    company=company,
+                    vm=vm,
+                    host_name="" if host is None else host.name,
+                    region_id=0 if region is None else region.id,
+                    region_name="" if region is None else region.name,
+                    base_amount=base_value(payment.amount, payment, sub.currency, base),
+                    base_tax=base_value(payment.tax, payment, sub.currency, base),
+                )
+            )
     return out
 
 
@@ -130,8 +140,12 @@ async def referral_usage(
                 continue
             paid = await _first_paid(uow, sub.id)
             if paid is not None and lo <= paid.created <= hi:
-                found[vm.id] = ReferralLine(vm_id=vm.id, ref_code=vm.ref_code, payment=paid,
-                                            base_currency=company.base_currency)
+                found[vm.id] = ReferralLine(
+                    vm_id=vm.id,
+                    ref_code=vm.ref_code,
+                    payment=paid,
+                    base_currency=company.base_currency,
+                )
     return sorted(found.values(), key=lambda r: r.payment.created, reverse=True)
 
 

@@ -177,16 +177,24 @@ async def update_user_and_role(
             granted = [(p.resource, p.action) for p in await uow.roles.permissions_of_role(role.id)]
             check_grantable(caller, granted)
             held = await uow.roles.assignments_of(user_id)
-            if user_id == by_user_id and role.id != SUPER_ADMIN_ROLE_ID and any(
-                a.role_id == SUPER_ADMIN_ROLE_ID for a in held
+            if (
+                user_id == by_user_id
+                and role.id != SUPER_ADMIN_ROLE_ID
+                and any(a.role_id == SUPER_ADMIN_ROLE_ID for a in held)
             ):
                 raise SelfRevokeRefused("Super admins cannot revoke their own super_admin role")
             for assignment in held:
                 if assignment.role_id != role.id:
                     await uow.roles.revoke(user_id, assignment.role_id)
-            await uow.roles.assign(RoleAssignment(
-                id=0, user_id=user_id, role_id=role.id, assigned_at=now, assigned_by=by_user_id,
-            ))
+            await uow.roles.assign(
+                RoleAssignment(
+                    id=0,
+                    user_id=user_id,
+                    role_id=role.id,
+                    assigned_at=now,
+                    assigned_by=by_user_id,
+                )
+            )
         _, expired = await apply_user_changes(uow, user_id, changes, now)
         await uow.commit()
     await cancel_quietly(rails, expired)

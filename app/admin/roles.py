@@ -70,8 +70,10 @@ async def roles_of_user(
             raise UserNotFound("User not found")
         out: list[UserRole] = []
         for assignment in await uow.roles.assignments_of(user_id):
-            if live_at is not None and assignment.expires_at is not None and (
-                assignment.expires_at <= live_at
+            if (
+                live_at is not None
+                and assignment.expires_at is not None
+                and (assignment.expires_at <= live_at)
             ):
                 continue
             role = await uow.roles.get_role(assignment.role_id)
@@ -121,9 +123,15 @@ async def grant_role(
         role = await _role_named(uow, role_name)
         user = await uow.users.get_or_create_by_pubkey(pubkey, now)
         had = any(a.role_id == role.id for a in await uow.roles.assignments_of(user.id))
-        assignment = await uow.roles.assign(RoleAssignment(
-            id=0, user_id=user.id, role_id=role.id, assigned_at=now, expires_at=expires_at,
-        ))
+        assignment = await uow.roles.assign(
+            RoleAssignment(
+                id=0,
+                user_id=user.id,
+                role_id=role.id,
+                assigned_at=now,
+                expires_at=expires_at,
+            )
+        )
         await uow.commit()
     return assignment, not had
 

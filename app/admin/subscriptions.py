@@ -55,12 +55,21 @@ async def create_subscription(
     if draft.interval_amount < 1:
         raise InvalidInput("interval_amount must be at least 1")
     sub = Subscription(
-        id=0, user_id=draft.user_id, company_id=draft.company_id, name=_name(draft.name),
-        created=clock.now(), currency=_currency(draft.currency),
-        description=draft.description, expires=draft.expires, is_active=draft.is_active,
-        is_setup=False, interval_amount=draft.interval_amount,
-        interval_type=draft.interval_type, setup_fee=draft.setup_fee,
-        auto_renewal_enabled=draft.auto_renewal_enabled, external_id=draft.external_id,
+        id=0,
+        user_id=draft.user_id,
+        company_id=draft.company_id,
+        name=_name(draft.name),
+        created=clock.now(),
+        currency=_currency(draft.currency),
+        description=draft.description,
+        expires=draft.expires,
+        is_active=draft.is_active,
+        is_setup=False,
+        interval_amount=draft.interval_amount,
+        interval_type=draft.interval_type,
+        setup_fee=draft.setup_fee,
+        auto_renewal_enabled=draft.auto_renewal_enabled,
+        external_id=draft.external_id,
     )
     async with uow_factory() as uow:
         if await uow.users.get(draft.user_id) is None:

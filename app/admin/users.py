@@ -23,8 +23,13 @@ ROLE_NAME_LIMIT = 50
 
 #: fields an admin may set; `null` (None here) leaves a field unchanged (api.md §9.1).
 TEXT_FIELDS = (
-    "billing_name", "billing_address_1", "billing_address_2", "billing_city", "billing_state",
-    "billing_postcode", "billing_tax_id",
+    "billing_name",
+    "billing_address_1",
+    "billing_address_2",
+    "billing_city",
+    "billing_state",
+    "billing_postcode",
+    "billing_tax_id",
 )
 #: `billing_vat_validated`: the operator checked the EU VAT id (reverse charge, issue 13)
 BOOL_FIELDS = ("contact_nip17", "contact_email", "billing_vat_validated")
@@ -56,8 +61,10 @@ async def list_users(
         ids = [u.id for u in page.items]
         counts = await uow.lookups.vm_counts(ids)
         admins = await uow.lookups.admins(ids, now)
-    out = [UserSummary(user=u, vm_count=counts.get(u.id, 0), is_admin=u.id in admins)
-           for u in page.items]
+    out = [
+        UserSummary(user=u, vm_count=counts.get(u.id, 0), is_admin=u.id in admins)
+        for u in page.items
+    ]
     return Page(out, page.total)
 
 
@@ -128,13 +135,25 @@ async def create_role(
     check_line(name, "name", ROLE_NAME_LIMIT)
     now = clock.now()
     async with uow_factory() as uow:
-        role = await uow.roles.add_role(AdminRole(
-            id=0, name=name, description=description, created_at=now, updated_at=now,
-        ))
+        role = await uow.roles.add_role(
+            AdminRole(
+                id=0,
+                name=name,
+                description=description,
+                created_at=now,
+                updated_at=now,
+            )
+        )
         for resource, action in dict.fromkeys(permissions):
-            await uow.roles.add_permission(RolePermission(
-                id=0, role_id=role.id, resource=resource, action=action, created_at=now,
-            ))
+            await uow.roles.add_permission(
+                RolePermission(
+                    id=0,
+                    role_id=role.id,
+                    resource=resource,
+                    action=action,
+                    created_at=now,
+                )
+            )
         await uow.commit()
     return role
 
@@ -159,10 +178,16 @@ async def assign_role(
             raise UserNotFound("User not found")
         if await uow.roles.get_role(role_id) is None:
             raise RoleNotFound("Role not found")
-        assignment = await uow.roles.assign(RoleAssignment(
-            id=0, user_id=user_id, role_id=role_id, assigned_at=clock.now(),
-            assigned_by=assigned_by, expires_at=expires_at,
-        ))
+        assignment = await uow.roles.assign(
+            RoleAssignment(
+                id=0,
+                user_id=user_id,
+                role_id=role_id,
+                assigned_at=clock.now(),
+                assigned_by=assigned_by,
+                expires_at=expires_at,
+            )
+        )
         await uow.commit()
     return assignment
 

@@ -75,8 +75,12 @@ async def refund_amount(
         price.list_price, price.interval, sub.expires, when, deleted=vm.deleted
     )
     charged = charge_amount(remaining.prorated_cost, method, await rates.table(), now)
-    return RefundAmount(amount=charged.money, rate=charged.rate, expires=sub.expires,
-                        seconds_remaining=remaining.seconds_remaining)
+    return RefundAmount(
+        amount=charged.money,
+        rate=charged.rate,
+        expires=sub.expires,
+        seconds_remaining=remaining.seconds_remaining,
+    )
 
 
 async def request_refund(
@@ -107,4 +111,5 @@ async def request_refund(
         lines.append(f"Reason: {reason}")
     message = "\n".join(lines)
     return await queue.send(
-        SendAdminNotification(title=f"[VM{vm_id}] Refund requested", message=message))
+        SendAdminNotification(title=f"[VM{vm_id}] Refund requested", message=message)
+    )

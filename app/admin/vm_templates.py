@@ -27,8 +27,20 @@ from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 #: template fields a body may carry besides the `cost_plan_*` ones
 TEMPLATE_FIELDS = (
-    "name", "enabled", "expires", "cpu", "cpu_mfg", "cpu_arch", "cpu_features", "memory",
-    "disk_size", "disk_type", "disk_interface", "cost_plan_id", "region_id", *LIMIT_FIELDS,
+    "name",
+    "enabled",
+    "expires",
+    "cpu",
+    "cpu_mfg",
+    "cpu_arch",
+    "cpu_features",
+    "memory",
+    "disk_size",
+    "disk_type",
+    "disk_interface",
+    "cost_plan_id",
+    "region_id",
+    *LIMIT_FIELDS,
 )
 
 
@@ -93,21 +105,35 @@ async def create_template(
             if fields.get("cost_plan_amount") is None:
                 raise InvalidInput("cost_plan_amount is required when cost_plan_id is not provided")
             plan_fields = {
-                "cost_plan_name": f"{changes['name']} Cost Plan", "cost_plan_currency": "USD",
-                "cost_plan_interval_amount": 1, "cost_plan_interval_type": IntervalType.MONTH,
+                "cost_plan_name": f"{changes['name']} Cost Plan",
+                "cost_plan_currency": "USD",
+                "cost_plan_interval_amount": 1,
+                "cost_plan_interval_type": IntervalType.MONTH,
                 **{k: v for k, v in fields.items() if k.startswith("cost_plan_")},
             }
             plan = await uow.cost_plans.add(
                 CostPlan(id=0, created=now, **plan_changes(plan_fields, "cost_plan_"))
             )
             changes["cost_plan_id"] = plan.id
-        template = await uow.templates.add(evolve(
-            VmTemplate(id=0, name="", enabled=True, created=now, expires=None, cpu=0, memory=0,
-                       disk_size=0, disk_type=fields["disk_type"],
-                       disk_interface=fields["disk_interface"], cost_plan_id=0,
-                       region_id=fields["region_id"]),
-            changes,
-        ))
+        template = await uow.templates.add(
+            evolve(
+                VmTemplate(
+                    id=0,
+                    name="",
+                    enabled=True,
+                    created=now,
+                    expires=None,
+                    cpu=0,
+                    memory=0,
+                    disk_size=0,
+                    disk_type=fields["disk_type"],
+                    disk_interface=fields["disk_interface"],
+                    cost_plan_id=0,
+                    region_id=fields["region_id"],
+                ),
+                changes,
+            )
+        )
         info = (await _infos(uow, [template]))[0]
         await uow.commit()
     return info

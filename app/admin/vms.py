@@ -77,19 +77,26 @@ async def extend_vm(
         extended = attrs.evolve(sub, expires=new, is_active=True)
         await uow.subscriptions.update(subscription_changed(sub, extended, now))
         meta: dict[str, object] = {
-            "admin_action": True, "admin_user_id": admin_id, "days_extended": days,
+            "admin_action": True,
+            "admin_user_id": admin_id,
+            "days_extended": days,
         }
         if reason:
             meta["reason"] = reason
         old = sub.expires
-        await uow.vm_history.add(VmHistory(
-            id=0, vm_id=vm.id, action_type=VmHistoryActionType.RENEWED, timestamp=now,
-            initiated_by_user=admin_id,
-            previous_state={"expires": None if old is None else old.isoformat()},
-            new_state={"expires": new.isoformat()},
-            metadata=meta,
-            description=f"VM {vm.id} was extended by {days} days by an administrator",
-        ))
+        await uow.vm_history.add(
+            VmHistory(
+                id=0,
+                vm_id=vm.id,
+                action_type=VmHistoryActionType.RENEWED,
+                timestamp=now,
+                initiated_by_user=admin_id,
+                previous_state={"expires": None if old is None else old.isoformat()},
+                new_state={"expires": new.isoformat()},
+                metadata=meta,
+                description=f"VM {vm.id} was extended by {days} days by an administrator",
+            )
+        )
         await uow.commit()
     job_id = await queue.send(SpawnVm(vm_id=vm_id))
     return Extension(vm_id=vm_id, old_expires=old, new_expires=new, job_id=job_id)

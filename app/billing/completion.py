@@ -81,6 +81,7 @@ class CompletedPayment:
 #: exists exactly when the payment is booked, and it raising leaves the payment unpaid.
 OnBooked = Callable[[UnitOfWork, CompletedPayment], Awaitable[None]]
 
+
 async def _issue_invoice(uow: UnitOfWork, done: CompletedPayment) -> None:
     """The payment's invoice, numbered in the booking transaction (gapless, issue 13)."""
     await issue_invoice(uow, done)
@@ -317,8 +318,11 @@ async def complete_card_payment(
         log.warning("%s order %r is not paid at the provider", method.display_name, external_id)
         return None
     if confirmed is None:
-        log.warning("%s order %r completed on its webhook signature alone (no rail here)",
-                    method.display_name, external_id)
+        log.warning(
+            "%s order %r completed on its webhook signature alone (no rail here)",
+            method.display_name,
+            external_id,
+        )
     return await complete_found_payment(
         uow_factory, clock, rails, queue, payment, on_booked=on_booked
     )

@@ -44,9 +44,17 @@ async def credit_unrestorable(
     total = value + already
     if total <= 0:
         return 0
-    booked = await book_in(uow, checked_entry(
-        user_id=payment.user_id, currency=target.value, amount=total,
-        reason=CreditReason.OVERPAYMENT, reference=payment.id.hex(), note=why[:255],
-        created=payment.paid_at or payment.created, payment_id=payment.id,
-    ))
+    booked = await book_in(
+        uow,
+        checked_entry(
+            user_id=payment.user_id,
+            currency=target.value,
+            amount=total,
+            reason=CreditReason.OVERPAYMENT,
+            reference=payment.id.hex(),
+            note=why[:255],
+            created=payment.paid_at or payment.created,
+            payment_id=payment.id,
+        ),
+    )
     return 0 if booked.replayed else total

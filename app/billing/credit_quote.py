@@ -148,8 +148,9 @@ async def spend_in(uow: UnitOfWork, payment: SubscriptionPayment) -> None:
     try:
         await book_in(uow, entry)
     except InsufficientCredit:
-        raise CreditChanged("The credit balance changed while the quote was made; ask again") \
-            from None
+        raise CreditChanged(
+            "The credit balance changed while the quote was made; ask again"
+        ) from None
 
 
 async def settle_covered(

@@ -68,12 +68,21 @@ async def respend_released(uow: UnitOfWork, payment: SubscriptionPayment) -> str
     balance = await uow.credit_ledger.lock(payment.user_id, currency)
     taken = min(amount, balance)
     if taken > 0:
-        await book_in(uow, checked_entry(
-            user_id=payment.user_id, currency=currency, amount=-taken,
-            reason=CreditReason.SPENT, reference=f"late:{ref}",
-            note="a released quote was paid after all", created=payment.paid_at or payment.created,
-        ))
+        await book_in(
+            uow,
+            checked_entry(
+                user_id=payment.user_id,
+                currency=currency,
+                amount=-taken,
+                reason=CreditReason.SPENT,
+                reference=f"late:{ref}",
+                note="a released quote was paid after all",
+                created=payment.paid_at or payment.created,
+            ),
+        )
     if taken < amount:
-        return (f"payment {ref} was paid after its credit was released; {amount - taken} "
-                f"{currency} of credit could not be taken back")
+        return (
+            f"payment {ref} was paid after its credit was released; {amount - taken} "
+            f"{currency} of credit could not be taken back"
+        )
     return None

@@ -46,17 +46,33 @@ async def issue_invoice(uow: UnitOfWork, done: CompletedPayment) -> Invoice:
     if seller is None or buyer is None:  # impossible with the foreign keys
         raise LookupError(f"payment {payment.id.hex()} has no company or user")
     content = build_content(
-        payment=payment, subscription=sub, items=done.line_items, seller=seller, buyer=buyer,
-        issued_at=issued_at, supply=_supply(done, issued_at),
+        payment=payment,
+        subscription=sub,
+        items=done.line_items,
+        seller=seller,
+        buyer=buyer,
+        issued_at=issued_at,
+        supply=_supply(done, issued_at),
     )
     series = invoice_series(issued_at)
     seq = await uow.invoices.next_seq(seller.id, series)
-    return await uow.invoices.add(Invoice(
-        id=0, company_id=seller.id, series=series, seq=seq,
-        number=document_number(series, seq), payment_id=payment.id, user_id=payment.user_id,
-        issued_at=issued_at, currency=content.currency, net=content.net, tax=content.tax,
-        total=content.total, content=content.to_json(),
-    ))
+    return await uow.invoices.add(
+        Invoice(
+            id=0,
+            company_id=seller.id,
+            series=series,
+            seq=seq,
+            number=document_number(series, seq),
+            payment_id=payment.id,
+            user_id=payment.user_id,
+            issued_at=issued_at,
+            currency=content.currency,
+            net=content.net,
+            tax=content.tax,
+            total=content.total,
+            content=content.to_json(),
+        )
+    )
 
 
 def _supply(done: CompletedPayment, now: datetime) -> tuple[datetime, datetime] | None:
@@ -70,7 +86,12 @@ def _supply(done: CompletedPayment, now: datetime) -> tuple[datetime, datetime] 
 
 
 async def issue_credit_note(
-    uow_factory: UnitOfWorkFactory, clock: Clock, *, invoice_id: int, amount: int, reason: str,
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    *,
+    invoice_id: int,
+    amount: int,
+    reason: str,
 ) -> CreditNote:
     """A refund or correction of an issued invoice: a new document in the company's credit
     note series; the invoice itself is never touched. The notes of one invoice never add up
@@ -97,10 +118,19 @@ async def issue_credit_note(
                 f"Credit notes would exceed the invoice total ({credited} of "
                 f"{invoice.total} already credited)"
             )
-        note = await uow.invoices.add_credit_note(CreditNote(
-            id=0, company_id=invoice.company_id, series=series, seq=seq,
-            number=document_number(series, seq), invoice_id=invoice.id, issued_at=now,
-            currency=invoice.currency, amount=amount, reason=reason[:255],
-        ))
+        note = await uow.invoices.add_credit_note(
+            CreditNote(
+                id=0,
+                company_id=invoice.company_id,
+                series=series,
+                seq=seq,
+                number=document_number(series, seq),
+                invoice_id=invoice.id,
+                issued_at=now,
+                currency=invoice.currency,
+                amount=amount,
+                reason=reason[:255],
+            )
+        )
         await uow.commit()
     return note

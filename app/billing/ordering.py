@@ -190,15 +190,11 @@ async def order_vm(
     """
     now = clock.now()
     async with uow_factory() as uow:
-        await _check_buyer(
-            uow, user_id, image_id, ssh_key_id, require_verified_email, max_unpaid
-        )
+        await _check_buyer(uow, user_id, image_id, ssh_key_id, require_verified_email, max_unpaid)
         template, plan = await template_with_plan(uow, template_id)
         _check_on_sale(template.enabled, template.expires, now, "template")
         price = plan_price(plan)
-        placement = await place_vm(
-            uow, template.region_id, template, template.disk_interface, now
-        )
+        placement = await place_vm(uow, template.region_id, template, template.disk_interface, now)
         vm = await _write_order(
             uow,
             now=now,
@@ -252,9 +248,7 @@ async def order_custom_vm(
     """
     now = clock.now()
     async with uow_factory() as uow:
-        await _check_buyer(
-            uow, user_id, image_id, ssh_key_id, require_verified_email, max_unpaid
-        )
+        await _check_buyer(uow, user_id, image_id, ssh_key_id, require_verified_email, max_unpaid)
         pricing, disks = await pricing_with_disks(uow, pricing_id)
         _check_on_sale(pricing.enabled, pricing.expires, now, "custom pricing")
         if not any(d.kind is disk_type and d.interface is disk_interface for d in disks):

@@ -166,7 +166,10 @@ async def expire_quotes_on(
     ascending id, so two such changes queue up instead of deadlocking.
     """
     ids = await uow.subscriptions.ids_with_pending_on(
-        now, TIME_BUYING, template_id=template_id, cost_plan_id=cost_plan_id,
+        now,
+        TIME_BUYING,
+        template_id=template_id,
+        cost_plan_id=cost_plan_id,
         custom_pricing_id=custom_pricing_id,
     )
     expired: list[SubscriptionPayment] = []

@@ -83,9 +83,7 @@ class AdminUseCases:
         self.update_subscription = repricing(
             subscriptions.update_subscription, uow_factory, clock, rails
         )
-        self.update_line_item = repricing(
-            subscriptions.update_line_item, uow_factory, clock, rails
-        )
+        self.update_line_item = repricing(subscriptions.update_line_item, uow_factory, clock, rails)
         self.delete_subscription = bind(deletes.delete_subscription, uow_factory)
         self.delete_line_item = bind(deletes.delete_line_item, *store)
         self.extend_vm = bind(vms.extend_vm, *store, queue)
@@ -103,6 +101,10 @@ class AdminUseCases:
     ) -> None:
         """`role_changes.update_user_and_role`; a new country reprices on this process's rails."""
         await self._update_user_and_role(
-            user_id=user_id, changes=changes, admin_role=admin_role, by_user_id=by_user_id,
-            caller=caller, rails=self._rails,
+            user_id=user_id,
+            changes=changes,
+            admin_role=admin_role,
+            by_user_id=by_user_id,
+            caller=caller,
+            rails=self._rails,
         )

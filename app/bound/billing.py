@@ -57,8 +57,12 @@ class BillingUseCases:
     ) -> SubscriptionPayment:
         """`renewal.renew`; a quote the user's credit covers is completed at once."""
         return await self._renew(
-            user_id=user_id, subscription_id=subscription_id, vm_id=vm_id, method=method,
-            intervals=intervals, settle=self.settle,
+            user_id=user_id,
+            subscription_id=subscription_id,
+            vm_id=vm_id,
+            method=method,
+            intervals=intervals,
+            settle=self.settle,
         )
 
     async def renew_idempotent(
@@ -74,9 +78,14 @@ class BillingUseCases:
     ) -> SubscriptionPayment:
         """`renewal.renew_idempotent` (D11), settled from credit as `renew`."""
         return await self._renew_idempotent(
-            user_id=user_id, idempotency_key=idempotency_key,
-            request_body_hash=request_body_hash, subscription_id=subscription_id, vm_id=vm_id,
-            method=method, intervals=intervals, settle=self.settle,
+            user_id=user_id,
+            idempotency_key=idempotency_key,
+            request_body_hash=request_body_hash,
+            subscription_id=subscription_id,
+            vm_id=vm_id,
+            method=method,
+            intervals=intervals,
+            settle=self.settle,
         )
 
     async def create_upgrade_payment(

@@ -24,7 +24,11 @@ class InfraUseCases:
     """Built once per process; `ip_`/`custom_` name the pricing a call is about."""
 
     def __init__(
-        self, *, uow_factory: UnitOfWorkFactory, clock: Clock, rails: PaymentRails,
+        self,
+        *,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        rails: PaymentRails,
         queue: WorkQueue,
     ) -> None:
         store = (uow_factory, clock)

@@ -51,13 +51,21 @@ class RepricingUpdate(Protocol[F, T]):
     """An admin update that may reprice pending payments (`clock`, `rails` by keyword)."""
 
     def __call__(
-        self, uow_factory: UnitOfWorkFactory, item_id: int, fields: F, /, *, clock: Clock,
+        self,
+        uow_factory: UnitOfWorkFactory,
+        item_id: int,
+        fields: F,
+        /,
+        *,
+        clock: Clock,
         rails: PaymentRails | None,
     ) -> Awaitable[T]: ...
 
 
 def repricing(
-    fn: RepricingUpdate[F2, T2], uow_factory: UnitOfWorkFactory, clock: Clock,
+    fn: RepricingUpdate[F2, T2],
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
     rails: PaymentRails,
 ) -> Callable[[int, F2], Awaitable[T2]]:
     """`fn(item_id, fields)` with the ports given; pending payments are repriced on the rails."""

@@ -104,8 +104,7 @@ def display_state(view: VmView, cached: VmRunningState | None) -> VmRunningState
 
 async def _statuses(views: list[VmView], states: VmStateCache | None) -> list[VmStatus]:
     """Each view with the state shown; the cached states read in one round trip."""
-    cached = {} if states is None or not views else await states.get_many(
-        [v.vm.id for v in views])
+    cached = {} if states is None or not views else await states.get_many([v.vm.id for v in views])
     return [VmStatus(v, display_state(v, cached.get(v.vm.id))) for v in views]
 
 

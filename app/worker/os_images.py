@@ -64,12 +64,16 @@ async def download_os_images(
             failed.append((host.id, err.message))
             retry_later = retry_later or err.transient
     report = DownloadReport(tuple(fetched), tuple(present), tuple(failed))
-    log.info("image %s: fetched on %s, present on %s, failed on %s", image_id,
-             report.fetched, report.present, [h for h, _ in report.failed])
+    log.info(
+        "image %s: fetched on %s, present on %s, failed on %s",
+        image_id,
+        report.fetched,
+        report.present,
+        [h for h, _ in report.failed],
+    )
     if failed and not retry_later:
         lines = "\n".join(f"host {h}: {why}" for h, why in failed)
         await deps.tell_admins(f"OS image {image_id} download failed", lines)
     if retry_later:
         raise ImageDownloadFailed(f"image {image_id}: a host failed transiently", transient=True)
     return report
-

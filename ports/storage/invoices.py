@@ -30,8 +30,13 @@ class Invoices(Protocol):
     async def get_by_payment(self, payment_id: bytes) -> Invoice | None: ...
 
     async def list_page(
-        self, since: datetime, until: datetime, limit: int, offset: int,
-        *, company_id: int | None = None,
+        self,
+        since: datetime,
+        until: datetime,
+        limit: int,
+        offset: int,
+        *,
+        company_id: int | None = None,
     ) -> Page[Invoice]:
         """Issued in [since, until), by issue time then id."""
         ...

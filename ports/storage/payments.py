@@ -73,9 +73,7 @@ class Payments(Protocol):
         """
         ...
 
-    async def list_paid_between(
-        self, start: datetime, end: datetime
-    ) -> list[SubscriptionPayment]:
+    async def list_paid_between(self, start: datetime, end: datetime) -> list[SubscriptionPayment]:
         """Paid payments with `start <= created < end`, oldest first (then by id): reports."""
         ...
 

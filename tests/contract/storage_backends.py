@@ -153,9 +153,7 @@ class World:
 async def seed_world(uow: UnitOfWork, pubkey: bytes = b"\x01" * 32) -> World:
     """Create the World rows (not committed)."""
     company = await uow.companies.add(Company(id=0, created=at(1), name="ACME", email="a@b"))
-    region = await uow.regions.add(
-        Region(id=0, name="eu", enabled=True, company_id=company.id)
-    )
+    region = await uow.regions.add(Region(id=0, name="eu", enabled=True, company_id=company.id))
     host = await uow.hosts.add(
         Host(
             id=0,

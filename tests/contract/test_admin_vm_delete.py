@@ -49,8 +49,11 @@ async def test_admin_delete_ends_pending_invoices_through_the_worker(world: Worl
     sub = await world.sub(vm)
     async with world.shop.factory() as uow:
         assert await uow.payments.list_pending_for_subscription(sub.id, world.now) == []
-        [entry] = [h for h in (await uow.vm_history.list_by_vm(vm.id, 50, 0)).items
-                   if h.metadata and h.metadata.get("admin_user_id") == 7]
+        [entry] = [
+            h
+            for h in (await uow.vm_history.list_by_vm(vm.id, 50, 0)).items
+            if h.metadata and h.metadata.get("admin_user_id") == 7
+        ]
         assert entry.metadata == {"admin_action": True, "admin_user_id": 7, "reason": "abuse"}
     assert world.shop.node.cancelled == [invoice.id]
     with pytest.raises(VmIsDeleted, match="VM is already deleted"):

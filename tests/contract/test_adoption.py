@@ -524,8 +524,15 @@ ALTER TABLE users ADD COLUMN email_hash binary(32) NULL,
 """
 
 LEGACY_VERSIONS = (
-    20241103155733, 20241126205723, 20250306113236, 20250801000000, 20260127000000,
-    20260130000003, 20260217100000, 20260225000000, 20260225000001,
+    20241103155733,
+    20241126205723,
+    20250306113236,
+    20250801000000,
+    20260127000000,
+    20260130000003,
+    20260217100000,
+    20260225000000,
+    20260225000001,
 )
 R2_VERSION, R3_VERSION = 20260302151134, 20260615000000
 
@@ -563,9 +570,7 @@ async def _run(url: str, *scripts: str) -> None:
 
 
 def _sqlx_rows(*versions: int, success: bool = True) -> str:
-    values = ", ".join(
-        f"({v}, 'm{v}', {int(success)}, X'00', 1)" for v in versions
-    )
+    values = ", ".join(f"({v}, 'm{v}', {int(success)}, X'00', 1)" for v in versions)
     return (
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, "
         f"execution_time) VALUES {values};\n"

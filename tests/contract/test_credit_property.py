@@ -86,13 +86,19 @@ async def _run(shop: Shop, ops: list[Op]) -> None:
     pending: list[SubscriptionPayment] = []
     for op in ops:
         if isinstance(op, Give):
-            await adjust_credit(shop.factory, shop.clock, admin_id=ALICE, user_id=ALICE,
-                                currency="EUR", amount=op.cents, note="gift")
+            await adjust_credit(
+                shop.factory,
+                shop.clock,
+                admin_id=ALICE,
+                user_id=ALICE,
+                currency="EUR",
+                amount=op.cents,
+                note="gift",
+            )
         elif isinstance(op, Renew):
             method = PaymentMethod.REVOLUT if op.fiat else PaymentMethod.LIGHTNING
             try:
-                payment = await shop.renew(vm, intervals=op.intervals, method=method,
-                                           settle=settle)
+                payment = await shop.renew(vm, intervals=op.intervals, method=method, settle=settle)
             except CreditChanged:
                 continue
             if not payment.is_paid:
@@ -118,8 +124,12 @@ async def _on_backend(database: Database, ops: list[Op]) -> None:
 
 
 def test_credit_stays_exact_through_renewals_payments_and_releases(database: Database) -> None:
-    @settings(max_examples=40 if database.url is None else 8, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=40 if database.url is None else 8,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     @given(ops=OPS)
     def check(ops: list[Op]) -> None:
         asyncio.run(_on_backend(database, ops))

@@ -57,9 +57,16 @@ async def _paid_vm(shop: Shop) -> Vm:
 
 
 async def _give(shop: Shop, amount: int, reference: str | None = None) -> None:
-    await adjust_credit(shop.factory, shop.clock, admin_id=ALICE,
-                        user_id=ALICE, currency="EUR", amount=amount, note="test",
-                        reference=reference)
+    await adjust_credit(
+        shop.factory,
+        shop.clock,
+        admin_id=ALICE,
+        user_id=ALICE,
+        currency="EUR",
+        amount=amount,
+        note="test",
+        reference=reference,
+    )
 
 
 async def _balance(shop: Shop) -> int:
@@ -81,11 +88,13 @@ async def test_a_partly_covered_renewal_invoices_the_rest(shop: Shop) -> None:
     vm = await _paid_vm(shop)
     await _give(shop, 100)
     payment = await _renew(shop, vm, method=PaymentMethod.REVOLUT)
-    assert (payment.amount, payment.currency, payment.is_paid) == (PLAN_EUR_CENTS - 100, "EUR",
-                                                                   False)
+    assert (payment.amount, payment.currency, payment.is_paid) == (
+        PLAN_EUR_CENTS - 100,
+        "EUR",
+        False,
+    )
     assert payment.external_id is not None  # a real order for the rest
-    assert payment.metadata["credit_applied"] == {"amount": 100, "currency": "EUR",
-                                                  "charged": 100}
+    assert payment.metadata["credit_applied"] == {"amount": 100, "currency": "EUR", "charged": 100}
     assert await _balance(shop) == 0
     assert (await _ledger(shop))[-1] == (CreditReason.SPENT, -100, payment.id.hex())
     before = (await shop.subscription(vm)).expires
@@ -104,7 +113,10 @@ async def test_a_lightning_quote_converts_the_credit_at_its_own_rate(shop: Shop)
     payment = await _renew(shop, vm)
     assert payment.amount == (PLAN_EUR_CENTS - 100) * MSAT_PER_CENT
     assert payment.metadata["credit_applied"] == {
-        "amount": 100, "currency": "EUR", "charged": 100 * MSAT_PER_CENT}
+        "amount": 100,
+        "currency": "EUR",
+        "charged": 100 * MSAT_PER_CENT,
+    }
 
 
 async def test_a_fully_covered_renewal_completes_at_once_and_exactly_once(shop: Shop) -> None:
@@ -122,8 +134,10 @@ async def test_a_fully_covered_renewal_completes_at_once_and_exactly_once(shop: 
     assert not again.completed
     assert (await shop.subscription(vm)).expires == add_months(before, 2)
     assert await _balance(shop) == 1000 - 2 * PLAN_EUR_CENTS
-    assert [r for r, _, _ in await _ledger(shop)] == [CreditReason.ADMIN_ADJUSTMENT,
-                                                      CreditReason.SPENT]
+    assert [r for r, _, _ in await _ledger(shop)] == [
+        CreditReason.ADMIN_ADJUSTMENT,
+        CreditReason.SPENT,
+    ]
 
 
 async def test_without_settle_no_credit_is_used(shop: Shop) -> None:
@@ -168,8 +182,11 @@ async def test_racing_quotes_never_spend_the_same_credit_twice(shop: Shop) -> No
     vm = await _paid_vm(shop)
     await _give(shop, PLAN_EUR_CENTS)
     results = await asyncio.gather(
-        *(_renew(shop, vm, intervals=1), _renew(shop, vm, intervals=3),
-          _renew(shop, vm, method=PaymentMethod.REVOLUT)),
+        *(
+            _renew(shop, vm, intervals=1),
+            _renew(shop, vm, intervals=3),
+            _renew(shop, vm, method=PaymentMethod.REVOLUT),
+        ),
         return_exceptions=True,
     )
     for r in results:
@@ -187,8 +204,15 @@ async def test_racing_quotes_never_spend_the_same_credit_twice(shop: Shop) -> No
 async def _upgrade(shop: Shop, vm: Vm) -> SubscriptionPayment:
     cfg = UpgradeConfig(new_cpu=4, new_memory=4 * GIB)
     return await create_upgrade_payment(
-        shop.factory, shop.clock, shop.rails, shop.rates, user_id=ALICE, vm_id=vm.id, cfg=cfg,
-        method=PaymentMethod.REVOLUT, settle=_settle(shop),
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        user_id=ALICE,
+        vm_id=vm.id,
+        cfg=cfg,
+        method=PaymentMethod.REVOLUT,
+        settle=_settle(shop),
     )
 
 
@@ -202,8 +226,11 @@ async def test_upgrades_pay_from_the_balance_first(shop: Shop) -> None:
     await _give(shop, 10 * full_price)
     covered = await _upgrade(shop, vm)
     assert covered.is_paid and covered.amount == 0 and covered.external_id is None
-    assert covered.metadata["credit_applied"]["amount"] == covered.metadata[
-        "credit_applied"]["charged"] > 0
+    assert (
+        covered.metadata["credit_applied"]["amount"]
+        == covered.metadata["credit_applied"]["charged"]
+        > 0
+    )
     assert (await shop.vm(vm.id)).template_id is None  # converted to its custom spec
     left = 10 * full_price - covered.metadata["credit_applied"]["amount"]
     assert await _balance(shop) == left
@@ -223,5 +250,4 @@ async def test_a_payment_for_an_unrestorable_service_becomes_credit_once(shop: S
             await credit_unrestorable(uow, paid, "EUR", "host removed")
             await uow.commit()
     assert await _balance(shop) == PLAN_EUR_CENTS  # 32 received + the 100 applied
-    assert (await _ledger(shop))[-1] == (CreditReason.OVERPAYMENT, PLAN_EUR_CENTS,
-                                         payment.id.hex())
+    assert (await _ledger(shop))[-1] == (CreditReason.OVERPAYMENT, PLAN_EUR_CENTS, payment.id.hex())

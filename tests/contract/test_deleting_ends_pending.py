@@ -49,8 +49,13 @@ async def _pending(world: World, vm: Vm) -> list[SubscriptionPayment]:
 async def _lnurl(world: World, vm: Vm) -> SubscriptionPayment:
     shop = world.shop
     return await renew_by_amount(
-        shop.factory, shop.clock, shop.rails, shop.rates, shop.tax_rates,
-        vm_id=vm.id, amount_msat=500_000,
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        shop.tax_rates,
+        vm_id=vm.id,
+        amount_msat=500_000,
     )
 
 

@@ -51,8 +51,11 @@ class Harness:
         """(amount, currency, description) of the stored order, whatever the provider."""
         stored = self.stored(external_id)
         amount = stored["amount"] if isinstance(self.fake, FakeRevolut) else stored["amount_total"]
-        return {"amount": amount, "currency": stored["currency"],
-                "description": stored["description"]}
+        return {
+            "amount": amount,
+            "currency": stored["currency"],
+            "description": stored["description"],
+        }
 
     def state(self, external_id: str) -> str:
         key = "state" if isinstance(self.fake, FakeRevolut) else "status"
@@ -66,8 +69,11 @@ class Harness:
 
     def create_request(self) -> Any:
         """The body or form of the last create call, as the fake received it."""
-        creates = [r for r in self.fake.requests
-                   if r[0] == "POST" and not r[1].endswith(("/cancel", "/expire"))]
+        creates = [
+            r
+            for r in self.fake.requests
+            if r[0] == "POST" and not r[1].endswith(("/cancel", "/expire"))
+        ]
         return creates[-1][2]
 
     def expected_create_request(self, amount: int, currency: str, description: str) -> Any:

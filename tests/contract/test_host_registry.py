@@ -37,8 +37,9 @@ async def pve() -> AsyncIterator[Pve]:
     fake = FakeProxmox(clock)
     async with fake.serve() as url:
         clients = VmHostClients(clock, DummyVmHost(None, clock), FAST)
-        row = attrs.evolve(info(1).host, kind=VmHostKind.PROXMOX, ip=url, name=NODE,
-                           api_token=TOKEN)
+        row = attrs.evolve(
+            info(1).host, kind=VmHostKind.PROXMOX, ip=url, name=NODE, api_token=TOKEN
+        )
         yield Pve(fake, row, clients)
         await clients.aclose()
 
@@ -89,10 +90,13 @@ async def test_probe_accepts_a_proxmox_node_that_answers(pve: Pve) -> None:
     assert pve.clients._clients == {}
 
 
-@pytest.mark.parametrize(("change", "reason"), [
-    ({"api_token": "root@pam!lnvps=wrong"}, "Proxmox 401: authentication failure"),
-    ({"name": "pve9"}, "hostname lookup 'pve9' failed"),
-])
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"api_token": "root@pam!lnvps=wrong"}, "Proxmox 401: authentication failure"),
+        ({"name": "pve9"}, "hostname lookup 'pve9' failed"),
+    ],
+)
 async def test_probe_refuses_a_proxmox_row_with_the_reason(
     pve: Pve, change: dict[str, Any], reason: str
 ) -> None:
@@ -134,14 +138,17 @@ async def test_probe_opens_a_libvirt_uri() -> None:
     assert client._conn is None  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(("uri", "reason"), [
-    ("qemu+ext:///system?command=/bin/sh", "libvirt URI scheme must be one of"),
-    ("qemu+ssh://root@kvm1/system?command=/tmp/x", "parameter not allowed: command"),
-    ("qemu+ssh://root@kvm1/system?netcat=/tmp/x&keyfile=/k", "parameter not allowed: netcat"),
-    ("qemu+unix:///system?socket=/var/run/docker.sock", "parameter not allowed: socket"),
-    ("test:///etc/passwd", "only allowed as test:///default"),
-    ("vbox:///session", "scheme must be one of"),
-])
+@pytest.mark.parametrize(
+    ("uri", "reason"),
+    [
+        ("qemu+ext:///system?command=/bin/sh", "libvirt URI scheme must be one of"),
+        ("qemu+ssh://root@kvm1/system?command=/tmp/x", "parameter not allowed: command"),
+        ("qemu+ssh://root@kvm1/system?netcat=/tmp/x&keyfile=/k", "parameter not allowed: netcat"),
+        ("qemu+unix:///system?socket=/var/run/docker.sock", "parameter not allowed: socket"),
+        ("test:///etc/passwd", "only allowed as test:///default"),
+        ("vbox:///session", "scheme must be one of"),
+    ],
+)
 async def test_a_libvirt_uri_that_runs_commands_or_reads_files_is_refused(
     uri: str, reason: str
 ) -> None:
@@ -160,8 +167,12 @@ async def test_a_libvirt_uri_that_runs_commands_or_reads_files_is_refused(
 def test_allowed_libvirt_uris_pass_the_check() -> None:
     from adapters.vmhost.libvirt_uri import check_libvirt_uri
 
-    for uri in ("qemu:///system", "qemu+ssh://root@kvm1/system?keyfile=/k&no_verify=1",
-                "qemu+tls://kvm1/system", "test:///default"):
+    for uri in (
+        "qemu:///system",
+        "qemu+ssh://root@kvm1/system?keyfile=/k&no_verify=1",
+        "qemu+tls://kvm1/system",
+        "test:///default",
+    ):
         check_libvirt_uri(uri)
     check_libvirt_uri("test:///tmp/node.xml", allow_test_files=True)
 
@@ -172,8 +183,11 @@ def test_libvirt_settings_are_checked_when_the_registry_is_built() -> None:
     from adapters.vmhost.resolver import LIBVIRT_SETTINGS
 
     with pytest.raises(ValueError, match="unknown settings pool, x"):
-        VmHostClients(FakeClock(T0), DummyVmHost(None, FakeClock(T0)),
-                      libvirt={"storage_pool": "p", "pool": "p", "x": 1})
+        VmHostClients(
+            FakeClock(T0),
+            DummyVmHost(None, FakeClock(T0)),
+            libvirt={"storage_pool": "p", "pool": "p", "x": 1},
+        )
     pytest.importorskip("libvirt")
     from adapters.vmhost.libvirt_host import LibvirtVmHost
 

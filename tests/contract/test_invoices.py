@@ -89,8 +89,15 @@ async def test_a_booked_payment_gets_one_invoice_with_seller_buyer_and_period(
     async with uow_factory() as uow:
         user = await uow.users.get(w.user.id)
         assert user is not None
-        await uow.users.update(attrs.evolve(user, billing_name="Alice GmbH", country_code="DE",
-                                            billing_tax_id="DE123", billing_vat_validated=True))
+        await uow.users.update(
+            attrs.evolve(
+                user,
+                billing_name="Alice GmbH",
+                country_code="DE",
+                billing_tax_id="DE123",
+                billing_vat_validated=True,
+            )
+        )
         company = await uow.companies.get(w.company.id)
         assert company is not None
         await uow.companies.update(attrs.evolve(company, country_code="IE", tax_id="IE9"))
@@ -165,18 +172,21 @@ async def test_credit_notes_have_their_own_series_and_never_exceed_the_invoice(
     assert await _book(uow_factory, pid)
     [invoice] = await _invoices(uow_factory)
     clock = FakeClock(at(6))
-    note = await issue_credit_note(uow_factory, clock, invoice_id=invoice.id, amount=200,
-                                   reason="partial refund")
+    note = await issue_credit_note(
+        uow_factory, clock, invoice_id=invoice.id, amount=200, reason="partial refund"
+    )
     assert note.number == "CN-2026-000001" and note.invoice_id == invoice.id
     with pytest.raises(InvalidInput):
-        await issue_credit_note(uow_factory, clock, invoice_id=invoice.id, amount=301,
-                                reason="too much")
+        await issue_credit_note(
+            uow_factory, clock, invoice_id=invoice.id, amount=301, reason="too much"
+        )
     with pytest.raises(InvalidInput):
         await issue_credit_note(uow_factory, clock, invoice_id=invoice.id, amount=5, reason=" ")
     with pytest.raises(DomainError):
         await issue_credit_note(uow_factory, clock, invoice_id=999, amount=5, reason="x")
-    second = await issue_credit_note(uow_factory, clock, invoice_id=invoice.id, amount=300,
-                                     reason="rest")
+    second = await issue_credit_note(
+        uow_factory, clock, invoice_id=invoice.id, amount=300, reason="rest"
+    )
     assert second.number == "CN-2026-000002"
     async with uow_factory() as uow:
         assert await uow.invoices.credit_notes_of(invoice.id) == [note, second]
@@ -193,8 +203,9 @@ async def test_concurrent_credit_notes_never_exceed_the_invoice(
 
     async def note() -> bool:
         try:
-            await issue_credit_note(uow_factory, clock, invoice_id=invoice.id, amount=200,
-                                    reason="refund")
+            await issue_credit_note(
+                uow_factory, clock, invoice_id=invoice.id, amount=200, reason="refund"
+            )
         except InvalidInput:
             return False
         return True
@@ -209,7 +220,8 @@ async def test_concurrent_credit_notes_never_exceed_the_invoice(
 
 STEPS = st.lists(
     st.tuples(st.sampled_from(["book", "replay", "crash", "race"]), st.integers(0, 5)),
-    min_size=1, max_size=14,
+    min_size=1,
+    max_size=14,
 )
 
 
@@ -246,11 +258,14 @@ async def _on(database: Database, steps: list[tuple[str, int]]) -> None:
 
 
 def test_invoices_are_gapless_and_one_per_booked_payment(database: Database) -> None:
-    @settings(max_examples=40 if database.url is None else 8, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=40 if database.url is None else 8,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     @given(steps=STEPS)
     def check(steps: list[tuple[str, int]]) -> None:
         asyncio.run(_on(database, steps))
 
     check()
-

@@ -570,13 +570,9 @@ async def test_notices_go_out_while_a_large_expired_backlog_is_walked_in_runs(
     reports = [await check_subscriptions(world.deps) for _ in range(4)]
 
     assert len(world.notifier.titled(f"[VM{vm.id}] Expiring Soon")) == 1
-    notices = [
-        d for d in reports[0].done if d.action is LifecycleAction.EXPIRING_SOON_NOTICE
-    ]
+    notices = [d for d in reports[0].done if d.action is LifecycleAction.EXPIRING_SOON_NOTICE]
     assert [d.subscription_id for d in notices] == [sub.id]  # in the first run
-    stops = [
-        [d for d in r.done if d.action is LifecycleAction.STOP_ON_EXPIRY] for r in reports
-    ]
+    stops = [[d for d in r.done if d.action is LifecycleAction.STOP_ON_EXPIRY] for r in reports]
     assert [len(s) for s in stops] == [25, 25, 10, 0]  # budget per run; the 4th wraps around
     walked = [d.period for s in stops for d in s]
     assert walked == sorted(walked)  # oldest first across runs

@@ -17,11 +17,31 @@ R, A = AdminResource, AdminAction
 ALL = set(AdminAction)
 #: api.md §4.2, written out from its table
 SPEC_ADMIN = {
-    *((r, a) for r in (R.USERS, R.VIRTUAL_MACHINES, R.HOSTS, R.PAYMENTS, R.ANALYTICS, R.SYSTEM,
-                       R.ACCESS_POLICY, R.IP_RANGE, R.ROUTER, R.VM_CUSTOM_PRICING,
-                       R.HOST_REGION, R.VM_OS_IMAGE, R.VM_TEMPLATE) for a in ALL),
-    (R.ROLES, A.VIEW), (R.AUDIT, A.VIEW),
-    (R.COMPANY, A.VIEW), (R.COMPANY, A.UPDATE), (R.VM_PAYMENT, A.VIEW), (R.VM_PAYMENT, A.UPDATE),
+    *(
+        (r, a)
+        for r in (
+            R.USERS,
+            R.VIRTUAL_MACHINES,
+            R.HOSTS,
+            R.PAYMENTS,
+            R.ANALYTICS,
+            R.SYSTEM,
+            R.ACCESS_POLICY,
+            R.IP_RANGE,
+            R.ROUTER,
+            R.VM_CUSTOM_PRICING,
+            R.HOST_REGION,
+            R.VM_OS_IMAGE,
+            R.VM_TEMPLATE,
+        )
+        for a in ALL
+    ),
+    (R.ROLES, A.VIEW),
+    (R.AUDIT, A.VIEW),
+    (R.COMPANY, A.VIEW),
+    (R.COMPANY, A.UPDATE),
+    (R.VM_PAYMENT, A.VIEW),
+    (R.VM_PAYMENT, A.UPDATE),
 }
 
 
@@ -32,9 +52,12 @@ async def _admin_grants(url: str) -> list[tuple[AdminResource, AdminAction]]:
             r, p = tables.admin_roles.c, tables.admin_role_permissions.c
             rows = await conn.execute(
                 sa.select(p.resource, p.action)
-                .select_from(tables.admin_role_permissions.join(
-                    tables.admin_roles, r.id == p.role_id))
-                .where(r.name == "admin").order_by(p.resource, p.action))
+                .select_from(
+                    tables.admin_role_permissions.join(tables.admin_roles, r.id == p.role_id)
+                )
+                .where(r.name == "admin")
+                .order_by(p.resource, p.action)
+            )
             return [(row.resource, row.action) for row in rows]
     finally:
         await engine.dispose()
@@ -57,10 +80,14 @@ async def test_admin_role_gets_the_spec_grants_up_down_up(db_url: str) -> None:
     engine = create_engine(db_url)
     try:  # an operator had already granted one of them by hand: kept once, not duplicated
         async with engine.begin() as conn:
-            admin_id = await conn.scalar(sa.select(tables.admin_roles.c.id).where(
-                tables.admin_roles.c.name == "admin"))
-            await conn.execute(sa.insert(tables.admin_role_permissions).values(
-                role_id=admin_id, resource=R.HOSTS, action=A.VIEW))
+            admin_id = await conn.scalar(
+                sa.select(tables.admin_roles.c.id).where(tables.admin_roles.c.name == "admin")
+            )
+            await conn.execute(
+                sa.insert(tables.admin_role_permissions).values(
+                    role_id=admin_id, resource=R.HOSTS, action=A.VIEW
+                )
+            )
     finally:
         await engine.dispose()
     await upgrade_database(db_url, R6_ADMIN_AUDIT_GRANTS)

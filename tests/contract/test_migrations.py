@@ -101,9 +101,7 @@ def _expected(dialect: Dialect) -> dict[str, Any]:
             for c in table.columns
         }
         indexes = {str(i.name) for i in table.indexes}
-        indexes |= {
-            str(u.name) for u in table.constraints if isinstance(u, sa.UniqueConstraint)
-        }
+        indexes |= {str(u.name) for u in table.constraints if isinstance(u, sa.UniqueConstraint)}
         fks = {str(f.name) for f in table.foreign_key_constraints}
         shape[table.name] = (columns, indexes, fks)
     return shape
@@ -181,44 +179,136 @@ async def _insert_legacy_rows(url: str) -> None:
             _t("users", "id", "pubkey", contact_nip17=bit, contact_email=bit),
             {"id": 1, "pubkey": b"\x01" * 32, "contact_nip17": True, "contact_email": False},
         ),
-        (_t("vm_host_region", "id", "name", "company_id", enabled=bit),
-         {"id": 1, "name": "r", "company_id": 1, "enabled": True}),
         (
-            _t("vm_host", "id", "kind", "region_id", "name", "ip", "cpu", "memory", "api_token",
-               enabled=bit),
-            {"id": 1, "kind": 0, "region_id": 1, "name": "h", "ip": "x", "cpu": 4,
-             "memory": 8, "api_token": "t", "enabled": True},
-        ),
-        (_t("vm_host_disk", "id", "host_id", "name", "size", "kind", "interface", enabled=bit),
-         {"id": 1, "host_id": 1, "name": "d", "size": 1, "kind": 1, "interface": 2,
-          "enabled": True}),
-        (
-            _t("vm_os_image", "id", "distribution", "flavour", "version", "url",
-               enabled=bit, release_date=ts),
-            {"id": 1, "distribution": 0, "flavour": "server", "version": "24.04", "url": "u",
-             "enabled": True, "release_date": EXPIRES},
-        ),
-        (_t("user_ssh_key", "id", "name", "user_id", "key_data"),
-         {"id": 1, "name": "k", "user_id": 1, "key_data": "ssh-ed25519 AAA"}),
-        (
-            _t("vm", "id", "host_id", "user_id", "image_id", "ssh_key_id", "disk_id",
-               "mac_address", expires=ts, auto_renewal_enabled=bit),
-            {"id": 1, "host_id": 1, "user_id": 1, "image_id": 1, "ssh_key_id": 1, "disk_id": 1,
-             "mac_address": "aa:bb", "expires": EXPIRES, "auto_renewal_enabled": True},
+            _t("vm_host_region", "id", "name", "company_id", enabled=bit),
+            {"id": 1, "name": "r", "company_id": 1, "enabled": True},
         ),
         (
-            _t("subscription", "id", "user_id", "company_id", "name", "currency",
-               expires=ts),
-            {"id": 1, "user_id": 1, "company_id": 1, "name": "ip", "currency": "EUR",
-             "expires": EXPIRES},
+            _t(
+                "vm_host",
+                "id",
+                "kind",
+                "region_id",
+                "name",
+                "ip",
+                "cpu",
+                "memory",
+                "api_token",
+                enabled=bit,
+            ),
+            {
+                "id": 1,
+                "kind": 0,
+                "region_id": 1,
+                "name": "h",
+                "ip": "x",
+                "cpu": 4,
+                "memory": 8,
+                "api_token": "t",
+                "enabled": True,
+            },
         ),
         (
-            _t("subscription_payment", "id", "subscription_id", "user_id", "amount",
-               "currency", "payment_method", "payment_type", "external_data", "rate", "tax",
-               expires=ts),
-            {"id": b"\x09" * 32, "subscription_id": 1, "user_id": 1, "amount": 100,
-             "currency": "EUR", "payment_method": 1, "payment_type": 0,
-             "external_data": "{}", "rate": 1.0, "tax": 0, "expires": EXPIRES},
+            _t("vm_host_disk", "id", "host_id", "name", "size", "kind", "interface", enabled=bit),
+            {
+                "id": 1,
+                "host_id": 1,
+                "name": "d",
+                "size": 1,
+                "kind": 1,
+                "interface": 2,
+                "enabled": True,
+            },
+        ),
+        (
+            _t(
+                "vm_os_image",
+                "id",
+                "distribution",
+                "flavour",
+                "version",
+                "url",
+                enabled=bit,
+                release_date=ts,
+            ),
+            {
+                "id": 1,
+                "distribution": 0,
+                "flavour": "server",
+                "version": "24.04",
+                "url": "u",
+                "enabled": True,
+                "release_date": EXPIRES,
+            },
+        ),
+        (
+            _t("user_ssh_key", "id", "name", "user_id", "key_data"),
+            {"id": 1, "name": "k", "user_id": 1, "key_data": "ssh-ed25519 AAA"},
+        ),
+        (
+            _t(
+                "vm",
+                "id",
+                "host_id",
+                "user_id",
+                "image_id",
+                "ssh_key_id",
+                "disk_id",
+                "mac_address",
+                expires=ts,
+                auto_renewal_enabled=bit,
+            ),
+            {
+                "id": 1,
+                "host_id": 1,
+                "user_id": 1,
+                "image_id": 1,
+                "ssh_key_id": 1,
+                "disk_id": 1,
+                "mac_address": "aa:bb",
+                "expires": EXPIRES,
+                "auto_renewal_enabled": True,
+            },
+        ),
+        (
+            _t("subscription", "id", "user_id", "company_id", "name", "currency", expires=ts),
+            {
+                "id": 1,
+                "user_id": 1,
+                "company_id": 1,
+                "name": "ip",
+                "currency": "EUR",
+                "expires": EXPIRES,
+            },
+        ),
+        (
+            _t(
+                "subscription_payment",
+                "id",
+                "subscription_id",
+                "user_id",
+                "amount",
+                "currency",
+                "payment_method",
+                "payment_type",
+                "external_data",
+                "rate",
+                "tax",
+                expires=ts,
+            ),
+            {
+                "id": b"\x09" * 32,
+                "subscription_id": 1,
+                "user_id": 1,
+                "amount": 100,
+                "currency": "EUR",
+                "payment_method": 1,
+                "payment_type": 0,
+                "external_data": "{}",
+                "rate": 1.0,
+                "tax": 0,
+                "expires": EXPIRES,
+            },
         ),
     ]
     try:
@@ -247,7 +337,12 @@ async def test_r1_to_r2_keeps_legacy_data(db_url: str) -> None:
             # new VMs no longer write the legacy columns
             await conn.execute(
                 sa.insert(tables.vm).values(
-                    id=2, host_id=1, user_id=1, image_id=1, ssh_key_id=1, disk_id=1,
+                    id=2,
+                    host_id=1,
+                    user_id=1,
+                    image_id=1,
+                    ssh_key_id=1,
+                    disk_id=1,
                     mac_address="ff:ff:ff:ff:ff:ff",
                 )
             )
@@ -287,9 +382,15 @@ async def test_column_types_round_trip(db_url: str) -> None:
     engine = create_engine(db_url)
     at = datetime(2026, 1, 31, 23, 59, 59, 987654, tzinfo=timezone(timedelta(hours=2)))
     row = {
-        "id": 1, "flag": True, "at": at, "code": PaymentMethod.STRIPE,
-        "rate": Decimal("92345.67"), "doc": {"a": [1, "ü"]}, "tags": (" AVX2", "AES", ""),
-        "raw": b"\x00" * 31 + b"\x01", "big": 2**40,
+        "id": 1,
+        "flag": True,
+        "at": at,
+        "code": PaymentMethod.STRIPE,
+        "rate": Decimal("92345.67"),
+        "doc": {"a": [1, "ü"]},
+        "tags": (" AVX2", "AES", ""),
+        "raw": b"\x00" * 31 + b"\x01",
+        "big": 2**40,
     }
     try:
         async with engine.begin() as conn:

@@ -226,8 +226,7 @@ async def test_request_content_is_pay_invoice_json() -> None:
 
 @pytest.mark.parametrize(
     ("offered", "scheme"),
-    [("nip44_v2 nip04", "nip44_v2"), ("nip44_v2", "nip44_v2"), ("nip04", "nip04"),
-     (None, "nip04")],
+    [("nip44_v2 nip04", "nip44_v2"), ("nip44_v2", "nip44_v2"), ("nip04", "nip04"), (None, "nip04")],
 )
 async def test_nip44_v2_when_the_wallet_info_offers_it_else_nip04(
     offered: str | None, scheme: str
@@ -306,13 +305,16 @@ async def test_a_refusal_and_an_unreachable_relay_are_not_answer_lost() -> None:
         port = sock.getsockname()[1]
     with pytest.raises(NwcError) as caught:
         await NwcClient(timeout_s=5).pay_invoice(
-            wallet.connection_string(f"ws://127.0.0.1:{port}/"), BOLT11)
+            wallet.connection_string(f"ws://127.0.0.1:{port}/"), BOLT11
+        )
     assert not isinstance(caught.value, NwcAnswerLost)
 
 
 def test_uri_keeps_every_relay_in_order_without_duplicates() -> None:
-    text = (f"nostr+walletconnect://{WALLET_PUB}?relay=wss%3A%2F%2Fa.example&relay=wss://b.example"
-            f"&relay=wss://a.example&secret={SECRET_HEX}")
+    text = (
+        f"nostr+walletconnect://{WALLET_PUB}?relay=wss%3A%2F%2Fa.example&relay=wss://b.example"
+        f"&relay=wss://a.example&secret={SECRET_HEX}"
+    )
     parsed = parse_nwc_uri(text)
     assert parsed.relays == ("wss://a.example", "wss://b.example")
     assert parsed.relay == "wss://a.example"
@@ -330,7 +332,8 @@ async def test_at_most_five_relays_of_a_connection_string_are_contacted() -> Non
         urls = [await stack.enter_async_context(r.running()) for r in idle]
         last_url = await stack.enter_async_context(last.running())
         uri = wallet.connection_string(urls[0]) + "".join(
-            f"&relay={u}" for u in [*urls[1:], last_url])
+            f"&relay={u}" for u in [*urls[1:], last_url]
+        )
         with pytest.raises(NwcError):
             await NwcClient(timeout_s=0.5).pay_invoice(uri, BOLT11)
     assert last.events == [] and wallet.requests == 0

@@ -58,14 +58,16 @@ async def subject(request: pytest.FixtureRequest) -> AsyncIterator[RailUnderTest
             stripe = FakeStripe()
             url = await stack.enter_async_context(stripe.running())
             checkout = await stack.enter_async_context(
-                StripeGateway(url, secret_key=stripe.secret_key))
+                StripeGateway(url, secret_key=stripe.secret_key)
+            )
 
             async def pay_session(charge: Charge) -> None:
                 assert charge.external_id is not None
                 stripe.complete(charge.external_id)
 
-            yield RailUnderTest(OrderRail(PaymentMethod.STRIPE, checkout), Currency.EUR,
-                                pay_session)
+            yield RailUnderTest(
+                OrderRail(PaymentMethod.STRIPE, checkout), Currency.EUR, pay_session
+            )
         else:
             bank = BankTransferRail({"account_name": "LNVPS", "iban": "IE29AIBK93115212345678"})
             yield RailUnderTest(bank, Currency.EUR, None)
@@ -73,8 +75,9 @@ async def subject(request: pytest.FixtureRequest) -> AsyncIterator[RailUnderTest
 
 def _request(subject: RailUnderTest) -> ChargeRequest:
     amount = 1_234_000 if subject.currency is Currency.BTC else 1_234
-    return ChargeRequest(amount=amount, currency=subject.currency, memo="VM renewal 1",
-                         expiry=timedelta(minutes=10))
+    return ChargeRequest(
+        amount=amount, currency=subject.currency, memo="VM renewal 1", expiry=timedelta(minutes=10)
+    )
 
 
 async def test_the_rail_charges_the_currency_it_quotes(subject: RailUnderTest) -> None:

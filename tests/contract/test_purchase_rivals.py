@@ -27,8 +27,12 @@ async def _two_invoices(uow_factory: UnitOfWorkFactory) -> tuple[int, bytes, byt
         w = await seed_world(uow)
         ln = await uow.payments.add(new_payment(w.subscription, payment_type=PURCHASE))
         card = await uow.payments.add(
-            new_payment(w.subscription, payment_type=PURCHASE,
-                        payment_method=PaymentMethod.REVOLUT, external_id="order-1")
+            new_payment(
+                w.subscription,
+                payment_type=PURCHASE,
+                payment_method=PaymentMethod.REVOLUT,
+                external_id="order-1",
+            )
         )
         renewal = await uow.payments.add(new_payment(w.subscription))
         await uow.commit()

@@ -31,8 +31,6 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 EUR, USD, GBP = Currency.EUR, Currency.USD, Currency.GBP
 
 
-
-
 async def drop_keys(client: aioredis.Redis, prefix: str) -> None:
     keys = [k async for k in client.scan_iter(match=prefix + "*")]
     if keys:

@@ -87,9 +87,16 @@ async def test_a_custom_pricing_change_expires_its_vms_quotes_only(shop: Shop) -
     assert await _pending(shop, custom) == [b]
     async with shop.factory() as uow:
         disks = await uow.custom_pricing.list_disks(PRICING)
-    same = [{"kind": d.kind, "interface": d.interface, "cost": d.cost,
-             "min_disk_size": d.min_disk_size, "max_disk_size": d.max_disk_size}
-            for d in disks]
+    same = [
+        {
+            "kind": d.kind,
+            "interface": d.interface,
+            "cost": d.cost,
+            "min_disk_size": d.min_disk_size,
+            "max_disk_size": d.max_disk_size,
+        }
+        for d in disks
+    ]
     await update_pricing(shop.factory, PRICING, {"disk_pricing": same}, **kw)
     assert await _pending(shop, custom) == [b]  # the same disk prices, rows rewritten
     dearer = [{**same[0], "cost": same[0]["cost"] + 1}, *same[1:]]
@@ -112,10 +119,10 @@ async def test_the_lookup_finds_only_subscriptions_with_pending_quotes(shop: Sho
     now = shop.clock.now()
     async with shop.factory() as uow:
         on_plan = await uow.subscriptions.ids_with_pending_on(now, TIME_BUYING, cost_plan_id=PLAN)
-        on_tpl = await uow.subscriptions.ids_with_pending_on(
-            now, TIME_BUYING, template_id=TEMPLATE)
+        on_tpl = await uow.subscriptions.ids_with_pending_on(now, TIME_BUYING, template_id=TEMPLATE)
         on_pricing = await uow.subscriptions.ids_with_pending_on(
-            now, TIME_BUYING, custom_pricing_id=PRICING)
+            now, TIME_BUYING, custom_pricing_id=PRICING
+        )
         nothing = await uow.subscriptions.ids_with_pending_on(now, TIME_BUYING)
     assert on_plan == on_tpl == [] and nothing == []
     assert on_pricing == [(await shop.subscription(custom)).id]
@@ -132,8 +139,9 @@ async def test_a_renewal_racing_a_plan_reprice_is_credited_at_one_price_or_the_o
     assert paid_until is not None
     shop.clock.advance(timedelta(hours=1))
     renewal = await shop.renew(vm)
-    reprice = update_cost_plan(shop.factory, PLAN, {"amount": 2 * PLAN_EUR_CENTS},
-                               clock=shop.clock, rails=shop.rails)
+    reprice = update_cost_plan(
+        shop.factory, PLAN, {"amount": 2 * PLAN_EUR_CENTS}, clock=shop.clock, rails=shop.rails
+    )
     await asyncio.gather(reprice, shop.complete(renewal))
     expires = (await shop.subscription(vm)).expires
     assert expires is not None

@@ -68,7 +68,12 @@ async def test_a_renewal_racing_an_upgrade_is_credited_at_one_price_or_the_other
     shop.clock.advance(timedelta(days=1))
     renewal = await shop.renew(vm, intervals=12)
     upgrade = await create_upgrade_payment(
-        shop.factory, shop.clock, shop.rails, shop.rates, user_id=ALICE, vm_id=vm.id,
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        user_id=ALICE,
+        vm_id=vm.id,
         cfg=UpgradeConfig(new_cpu=8),  # 8 × 200 + 2 × 100 + 64 × 50 = EUR 50.00 a month
     )
     reports = await asyncio.gather(shop.complete(upgrade), shop.complete(renewal))

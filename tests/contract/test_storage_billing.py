@@ -255,9 +255,7 @@ async def test_expire_pending_takes_the_named_kinds_and_spares_the_rest(
             new_payment(w.subscription, created=at(2), payment_method=PaymentMethod.STRIPE)
         )
         kept = await uow.payments.add(new_payment(w.subscription, created=at(3)))
-        upgrade_payment = await uow.payments.add(
-            new_payment(w.subscription, payment_type=upgrade)
-        )
+        upgrade_payment = await uow.payments.add(new_payment(w.subscription, payment_type=upgrade))
         paid = await uow.payments.add(new_payment(w.subscription, is_paid=True))
         lapsed = await uow.payments.add(new_payment(w.subscription, expires=at(4)))
         expired = await uow.payments.expire_pending(

@@ -38,9 +38,19 @@ async def _world(uow_factory: UnitOfWorkFactory) -> World:
 
 
 def _pricing(region_id: int) -> CustomPricing:
-    return CustomPricing(id=0, name="c", enabled=True, created=at(1), expires=None,
-               region_id=region_id, currency="EUR", cpu_cost=1, memory_cost=1, ip4_cost=1,
-               ip6_cost=1)
+    return CustomPricing(
+        id=0,
+        name="c",
+        enabled=True,
+        created=at(1),
+        expires=None,
+        region_id=region_id,
+        currency="EUR",
+        cpu_cost=1,
+        memory_cost=1,
+        ip4_cost=1,
+        ip6_cost=1,
+    )
 
 
 async def test_remove_deletes_one_row_and_says_so(uow_factory: UnitOfWorkFactory) -> None:
@@ -65,9 +75,11 @@ async def test_pricing_disks_are_removed_with_the_pricing(uow_factory: UnitOfWor
         other = await uow.custom_pricing.add(_pricing(w.region.id))
         for p in (pricing, other):
             for kind in DiskType:
-                await uow.custom_pricing.add_disk(CustomPricingDisk(
-                    id=0, pricing_id=p.id, kind=kind,
-                    interface=DiskInterface.PCIE, cost=1))
+                await uow.custom_pricing.add_disk(
+                    CustomPricingDisk(
+                        id=0, pricing_id=p.id, kind=kind, interface=DiskInterface.PCIE, cost=1
+                    )
+                )
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.custom_pricing.remove_disks(pricing.id) == 2
@@ -83,10 +95,17 @@ async def test_usage_counts(uow_factory: UnitOfWorkFactory) -> None:
     async with uow_factory() as uow:
         pricing = await uow.custom_pricing.add(_pricing(w.region.id))
         for _ in range(2):
-            await uow.custom_templates.add(CustomTemplate(
-                id=0, cpu=1, memory=GIB, disk_size=10 * GIB,
-                disk_type=DiskType.SSD, disk_interface=DiskInterface.PCIE,
-                pricing_id=pricing.id))
+            await uow.custom_templates.add(
+                CustomTemplate(
+                    id=0,
+                    cpu=1,
+                    memory=GIB,
+                    disk_size=10 * GIB,
+                    disk_type=DiskType.SSD,
+                    disk_interface=DiskInterface.PCIE,
+                    pricing_id=pricing.id,
+                )
+            )
         await uow.vms.delete(w.vm.id)  # a deleted VM still points at its template and image
         await uow.commit()
     async with uow_factory() as uow:
@@ -101,12 +120,17 @@ async def test_usage_counts(uow_factory: UnitOfWorkFactory) -> None:
 async def test_live_assignments_leave_out_deleted_ones(uow_factory: UnitOfWorkFactory) -> None:
     w = await _world(uow_factory)
     async with uow_factory() as uow:
-        ip_range = await uow.ip_ranges.add(IpRange(id=0, cidr="10.0.0.0/24", enabled=True,
-                                               region_id=w.region.id, gateway="10.0.0.1"))
-        kept = await uow.ip_assignments.add(IpAssignment(id=0, vm_id=w.vm.id,
-                                                ip_range_id=ip_range.id, ip="10.0.0.5"))
-        gone = await uow.ip_assignments.add(IpAssignment(id=0, vm_id=w.vm.id,
-                                                ip_range_id=ip_range.id, ip="10.0.0.6"))
+        ip_range = await uow.ip_ranges.add(
+            IpRange(
+                id=0, cidr="10.0.0.0/24", enabled=True, region_id=w.region.id, gateway="10.0.0.1"
+            )
+        )
+        kept = await uow.ip_assignments.add(
+            IpAssignment(id=0, vm_id=w.vm.id, ip_range_id=ip_range.id, ip="10.0.0.5")
+        )
+        gone = await uow.ip_assignments.add(
+            IpAssignment(id=0, vm_id=w.vm.id, ip_range_id=ip_range.id, ip="10.0.0.6")
+        )
         await uow.ip_assignments.delete(gone.id)
         await uow.commit()
     async with uow_factory() as uow:
@@ -117,19 +141,39 @@ async def test_sold_ranges_by_space_and_space_removal(uow_factory: UnitOfWorkFac
     w = await _world(uow_factory)
 
     def space(cidr: str) -> AvailableIpSpace:
-        return AvailableIpSpace(id=0, company_id=w.company.id, cidr=cidr,
-                   min_prefix_size=24, max_prefix_size=22, registry=InternetRegistry.RIPE,
-                   created=at(1), updated=at(1))
+        return AvailableIpSpace(
+            id=0,
+            company_id=w.company.id,
+            cidr=cidr,
+            min_prefix_size=24,
+            max_prefix_size=22,
+            registry=InternetRegistry.RIPE,
+            created=at(1),
+            updated=at(1),
+        )
 
     async with uow_factory() as uow:
         a = await uow.ip_spaces.add(space("192.0.2.0/22"))
         b = await uow.ip_spaces.add(space("198.51.100.0/22"))
-        price = await uow.ip_space_pricing.add(IpSpacePricing(
-            id=0, available_ip_space_id=b.id, prefix_size=24,
-            price_per_month=1, created=at(1), updated=at(1)))
-        sold = await uow.ip_range_subscriptions.add(IpRangeSubscription(
-            id=0, subscription_line_item_id=w.line_item.id,
-            available_ip_space_id=a.id, created=at(1), cidr="192.0.2.0/24"))
+        price = await uow.ip_space_pricing.add(
+            IpSpacePricing(
+                id=0,
+                available_ip_space_id=b.id,
+                prefix_size=24,
+                price_per_month=1,
+                created=at(1),
+                updated=at(1),
+            )
+        )
+        sold = await uow.ip_range_subscriptions.add(
+            IpRangeSubscription(
+                id=0,
+                subscription_line_item_id=w.line_item.id,
+                available_ip_space_id=a.id,
+                created=at(1),
+                cidr="192.0.2.0/24",
+            )
+        )
         await uow.commit()
     async with uow_factory() as uow:
         assert [r.id for r in await uow.ip_range_subscriptions.list_by_space(a.id)] == [sold.id]

@@ -395,9 +395,7 @@ async def test_roles_grant_permissions_until_the_assignment_expires(
         }
         assert await uow.roles.permissions_of(w.user.id, at(4)) == expected
         assert await uow.roles.permissions_of(w.user.id, at(6)) == frozenset()
-        again = await uow.roles.assign(
-            RoleAssignment(**{**_fields(assign), "expires_at": None})
-        )
+        again = await uow.roles.assign(RoleAssignment(**{**_fields(assign), "expires_at": None}))
         assert again.expires_at is None
         assert await uow.roles.is_admin(w.user.id, at(20))
         assert await uow.roles.revoke(w.user.id, role.id)
@@ -469,9 +467,16 @@ async def test_plain_text_from_before_encryption_is_sealed_on_its_next_write(
         pytest.skip("SQL only")
     nwc = "nostr+walletconnect://" + "ab" * 32 + "?relay=wss://r.example&secret=" + "cd" * 32
     async with backend.engine.begin() as conn:
-        result = await conn.execute(insert(tables.users).values(
-            pubkey=b"\x07" * 32, created=at(1), email="old@example.com", contact_nip17=True,
-            contact_email=False, nwc_connection_string=nwc))
+        result = await conn.execute(
+            insert(tables.users).values(
+                pubkey=b"\x07" * 32,
+                created=at(1),
+                email="old@example.com",
+                contact_nip17=True,
+                contact_email=False,
+                nwc_connection_string=nwc,
+            )
+        )
         assert result.inserted_primary_key is not None
         user_id = result.inserted_primary_key[0]
     async with backend.factory() as uow:
@@ -480,9 +485,13 @@ async def test_plain_text_from_before_encryption_is_sealed_on_its_next_write(
         await uow.users.update(attrs.evolve(user, billing_name="Old"))
         await uow.commit()
     async with backend.engine.connect() as conn:
-        email, stored = (await conn.execute(
-            select(tables.users.c.email, tables.users.c.nwc_connection_string).where(
-                tables.users.c.id == user_id))).one()
+        email, stored = (
+            await conn.execute(
+                select(tables.users.c.email, tables.users.c.nwc_connection_string).where(
+                    tables.users.c.id == user_id
+                )
+            )
+        ).one()
     assert email.startswith("ENC:") and stored.startswith("ENC:") and nwc not in stored
     async with backend.factory() as uow:
         again = await uow.users.get(user_id)
@@ -493,15 +502,23 @@ async def test_a_value_that_looks_sealed_is_still_encrypted(backend: Backend) ->
     """User input such as an e-mail of `ENC:xyz` is sealed like any other value; stored as is,
     it would fail to decrypt and break every read of that row (the admin user list too)."""
     async with backend.factory() as uow:
-        user = await uow.users.add(User(id=0, pubkey=b"\x08" * 32, created=at(1),
-                                       email="ENC:AAAA", nwc_connection_string="ENC:!!"))
+        user = await uow.users.add(
+            User(
+                id=0,
+                pubkey=b"\x08" * 32,
+                created=at(1),
+                email="ENC:AAAA",
+                nwc_connection_string="ENC:!!",
+            )
+        )
         await uow.commit()
     async with backend.factory() as uow:
         assert await uow.users.get(user.id) == user
     if backend.engine is not None:
         async with backend.engine.connect() as conn:
-            stored = (await conn.execute(select(tables.users.c.email).where(
-                tables.users.c.id == user.id))).scalar_one()
+            stored = (
+                await conn.execute(select(tables.users.c.email).where(tables.users.c.id == user.id))
+            ).scalar_one()
         assert stored.startswith("ENC:") and stored != "ENC:AAAA"
 
 
@@ -577,22 +594,33 @@ async def test_start_up_seals_every_plain_text_secret_once_and_leaves_payments_a
         payment = await uow.payments.add(new_payment(w.subscription))
         await uow.commit()
     async with backend.engine.begin() as conn:
-        result = await conn.execute(insert(tables.users).values(
-            pubkey=b"\x06" * 32, created=at(1), email="old@example.com", contact_nip17=True,
-            contact_email=False, nwc_connection_string=nwc))
+        result = await conn.execute(
+            insert(tables.users).values(
+                pubkey=b"\x06" * 32,
+                created=at(1),
+                email="old@example.com",
+                contact_nip17=True,
+                contact_email=False,
+                nwc_connection_string=nwc,
+            )
+        )
         user_id = result.inserted_primary_key[0] if result.inserted_primary_key else 0
-        await conn.execute(insert(tables.user_ssh_key).values(
-            name="old", user_id=user_id, created=at(1), key_data="ssh-rsa PLAIN"))
+        await conn.execute(
+            insert(tables.user_ssh_key).values(
+                name="old", user_id=user_id, created=at(1), key_data="ssh-rsa PLAIN"
+            )
+        )
         await conn.execute(tables.vm_host.update().values(api_token="plain-token"))
         await conn.execute(tables.subscription_payment.update().values(external_data="lnbc1x"))
     assert await seal_plaintext_secrets(backend.engine, box, batch=1) == 4
     assert await seal_plaintext_secrets(backend.engine, box) == 0  # nothing left in clear
     async with backend.engine.connect() as conn:
-        users = (await conn.execute(select(
-            tables.users.c.email, tables.users.c.nwc_connection_string))).all()
+        users = (
+            await conn.execute(select(tables.users.c.email, tables.users.c.nwc_connection_string))
+        ).all()
         keys = (await conn.execute(select(tables.user_ssh_key.c.key_data))).scalars().all()
         tokens = (await conn.execute(select(tables.vm_host.c.api_token))).scalars().all()
-        invoice = (await conn.execute(select(tables.subscription_payment.c.external_data)))
+        invoice = await conn.execute(select(tables.subscription_payment.c.external_data))
         raw_invoice = invoice.scalar_one()
     sealed = [v for row in users for v in row if v is not None] + [*keys, *tokens]
     assert sealed and all(v.startswith("ENC:") for v in sealed), sealed

@@ -34,8 +34,7 @@ async def _grant(
     uow: UnitOfWork, role: AdminRole, resource: AdminResource, action: AdminAction
 ) -> RolePermission:
     return await uow.roles.add_permission(
-        RolePermission(id=0, role_id=role.id, resource=resource, action=action,
-            created_at=at(1))
+        RolePermission(id=0, role_id=role.id, resource=resource, action=action, created_at=at(1))
     )
 
 
@@ -87,8 +86,14 @@ async def test_assignments_of_a_user_include_expired_ones_and_roles_count_their_
         ann, bob, cid = [await _user(uow, n) for n in (1, 2, 3)]
         viewer, editor = await _role(uow, "viewer"), await _role(uow, "editor")
         expired = await uow.roles.assign(
-            RoleAssignment(id=0, user_id=ann.id, role_id=viewer.id, assigned_at=at(1),
-                assigned_by=bob.id, expires_at=at(3))
+            RoleAssignment(
+                id=0,
+                user_id=ann.id,
+                role_id=viewer.id,
+                assigned_at=at(1),
+                assigned_by=bob.id,
+                expires_at=at(3),
+            )
         )
         live = await uow.roles.assign(
             RoleAssignment(id=0, user_id=ann.id, role_id=editor.id, assigned_at=at(2))
@@ -101,7 +106,10 @@ async def test_assignments_of_a_user_include_expired_ones_and_roles_count_their_
         assert await uow.roles.assignments_of(ann.id) == [expired, live]
         assert await uow.roles.assignments_of(cid.id) == []
         assert [(a.user_id, a.role_id) for a in await uow.roles.all_assignments()] == [
-            (ann.id, viewer.id), (ann.id, editor.id), (bob.id, viewer.id)]
+            (ann.id, viewer.id),
+            (ann.id, editor.id),
+            (bob.id, viewer.id),
+        ]
         assert (await uow.roles.all_assignments())[:2] == [expired, live]
         assert await uow.roles.user_count(viewer.id) == 2
         assert await uow.roles.user_count(editor.id) == 1

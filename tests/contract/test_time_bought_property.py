@@ -129,8 +129,13 @@ async def _step(shop: Shop, vm: Vm, model: Model, op: Op) -> None:
     elif isinstance(op, Lnurl):
         try:
             payment = await renew_by_amount(
-                shop.factory, shop.clock, shop.rails, shop.rates, shop.tax_rates,
-                vm_id=vm.id, amount_msat=op.sats * 1000,
+                shop.factory,
+                shop.clock,
+                shop.rails,
+                shop.rates,
+                shop.tax_rates,
+                vm_id=vm.id,
+                amount_msat=op.sats * 1000,
             )
         except DomainError:
             return  # too little or too much for the current price: refused, nothing stored
@@ -138,9 +143,13 @@ async def _step(shop: Shop, vm: Vm, model: Model, op: Op) -> None:
             model.pending.append((payment, model.cents))
     elif isinstance(op, Country):
         await update_account(
-            shop.factory, shop.clock, shop.queue, ALICE,
+            shop.factory,
+            shop.clock,
+            shop.queue,
+            ALICE,
             AccountPatch(contact_nip17=False, contact_email=False, country_code=op.code),
-            public_url="https://x", rails=shop.rails,
+            public_url="https://x",
+            rails=shop.rails,
         )
     elif isinstance(op, Upgrade):
         await _upgrade(shop, vm, model, op)

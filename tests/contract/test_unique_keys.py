@@ -46,8 +46,15 @@ def one_won(results: list[BaseException | None]) -> DuplicateKey:
 
 
 def image(version: str = "24.04") -> OsImage:
-    return OsImage(id=0, distribution=OsDistribution.UBUNTU, flavour="server",
-               version=version, enabled=True, release_date=at(1), url="https://x/img")
+    return OsImage(
+        id=0,
+        distribution=OsDistribution.UBUNTU,
+        flavour="server",
+        version=version,
+        enabled=True,
+        release_date=at(1),
+        url="https://x/img",
+    )
 
 
 async def test_concurrent_image_creates(backend: Backend) -> None:
@@ -71,17 +78,23 @@ async def test_updating_an_image_onto_another_key_is_duplicate(backend: Backend)
 
 async def _company(backend: Backend) -> int:
     async with backend.factory() as uow:
-        company = await uow.companies.add(Company(id=0, created=at(1), name="ACME",
-                                              email="a@b"))
+        company = await uow.companies.add(Company(id=0, created=at(1), name="ACME", email="a@b"))
         await uow.commit()
     company_id: int = company.id
     return company_id
 
 
 def space(company_id: int) -> AvailableIpSpace:
-    return AvailableIpSpace(id=0, company_id=company_id, cidr="192.0.2.0/24",
-               min_prefix_size=24, max_prefix_size=28, registry=InternetRegistry.RIPE,
-               created=at(1), updated=at(1))
+    return AvailableIpSpace(
+        id=0,
+        company_id=company_id,
+        cidr="192.0.2.0/24",
+        min_prefix_size=24,
+        max_prefix_size=28,
+        registry=InternetRegistry.RIPE,
+        created=at(1),
+        updated=at(1),
+    )
 
 
 async def test_concurrent_ip_space_creates(backend: Backend) -> None:
@@ -98,9 +111,16 @@ async def test_concurrent_pricing_creates(backend: Backend) -> None:
         await uow.commit()
 
     def price(uow: UnitOfWork) -> Awaitable[Any]:
-        return uow.ip_space_pricing.add(IpSpacePricing(
-            id=0, available_ip_space_id=added.id, prefix_size=28,
-            price_per_month=500, created=at(1), updated=at(1)))
+        return uow.ip_space_pricing.add(
+            IpSpacePricing(
+                id=0,
+                available_ip_space_id=added.id,
+                prefix_size=28,
+                price_per_month=500,
+                created=at(1),
+                updated=at(1),
+            )
+        )
 
     one_won(await race(backend, price))
     async with backend.factory() as uow:

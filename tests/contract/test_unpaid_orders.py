@@ -98,8 +98,13 @@ async def test_custom_orders_count_and_are_capped_too(world: World) -> None:
     for _ in range(2):
         await _order(world.shop.factory, world)
     custom: dict[str, Any] = {
-        "cpu": 2, "memory": 4 * GIB, "disk": 80 * GIB, "disk_type": DiskType.SSD,
-        "disk_interface": DiskInterface.PCIE, "image_id": IMAGE, "ssh_key_id": ALICE_KEY,
+        "cpu": 2,
+        "memory": 4 * GIB,
+        "disk": 80 * GIB,
+        "disk_type": DiskType.SSD,
+        "disk_interface": DiskInterface.PCIE,
+        "image_id": IMAGE,
+        "ssh_key_id": ALICE_KEY,
     }
     await order_custom_vm(world.shop.factory, world.clock, ALICE, PRICING, **custom)
     with pytest.raises(TooManyUnpaidVms):
@@ -161,8 +166,13 @@ async def test_concurrent_lnurl_requests_for_one_amount_store_one_invoice(
 
     async def ask(factory: UnitOfWorkFactory) -> bytes:
         payment = await renew_by_amount(
-            factory, shop.clock, shop.rails, shop.rates, shop.tax_rates,
-            vm_id=vm.id, amount_msat=700_000,
+            factory,
+            shop.clock,
+            shop.rails,
+            shop.rates,
+            shop.tax_rates,
+            vm_id=vm.id,
+            amount_msat=700_000,
         )
         return payment.id
 

@@ -48,7 +48,12 @@ async def _upgrade_due(shop: Shop) -> tuple[Vm, SubscriptionPayment, Subscriptio
     shop.clock.advance(timedelta(days=1))
     renewal = await shop.renew(vm)
     upgrade = await create_upgrade_payment(
-        shop.factory, shop.clock, shop.rails, shop.rates, user_id=ALICE, vm_id=vm.id,
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        user_id=ALICE,
+        vm_id=vm.id,
         cfg=UpgradeConfig(new_cpu=8),
     )
     return vm, renewal, upgrade
@@ -91,8 +96,7 @@ async def test_dying_while_applying_an_upgrade_books_nothing_and_a_retry_applies
 async def test_concurrent_completions_apply_an_upgrade_once(shop: Shop) -> None:
     """A guard (the code before passes it too): racing completions apply it once."""
     vm, _, upgrade = await _upgrade_due(shop)
-    reports = await asyncio.gather(*(_complete(shop, shop.factory, upgrade.id)
-                                     for _ in range(8)))
+    reports = await asyncio.gather(*(_complete(shop, shop.factory, upgrade.id) for _ in range(8)))
     assert sum(r.completed for r in reports) == 1
     assert len(await shop.history(vm, CHANGED)) == 1
     async with shop.factory() as uow:
@@ -107,7 +111,12 @@ async def test_a_smaller_rival_upgrade_paid_anyway_is_booked_not_applied_and_rep
     (a guard of the rule in `ProductRecords`: the code before also booked it)."""
     vm, _, big = await _upgrade_due(shop)
     small = await create_upgrade_payment(
-        shop.factory, shop.clock, shop.rails, shop.rates, user_id=ALICE, vm_id=vm.id,
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        user_id=ALICE,
+        vm_id=vm.id,
         cfg=UpgradeConfig(new_cpu=4),
     )
     assert (await _complete(shop, shop.factory, big.id)).completed

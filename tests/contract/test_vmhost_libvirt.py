@@ -386,8 +386,15 @@ def test_the_resolver_builds_a_libvirt_client_from_the_host_row() -> None:
 
     clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
     row = Host(
-        id=7, kind=VmHostKind.LIBVIRT, region_id=1, name="kvm", ip=URI, cpu=4,
-        memory=1, enabled=True, api_token="",
+        id=7,
+        kind=VmHostKind.LIBVIRT,
+        region_id=1,
+        name="kvm",
+        ip=URI,
+        cpu=4,
+        memory=1,
+        enabled=True,
+        api_token="",
     )
     defaults = VmHostClients(clock, DummyVmHost(None, clock)).for_host(row)
     assert isinstance(defaults, LibvirtVmHost) and defaults.storage_pool == "default"

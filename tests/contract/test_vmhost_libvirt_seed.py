@@ -42,18 +42,27 @@ def networked(vm_id: int) -> FullVmInfo:
         IpAssignment(id=2, vm_id=vm_id, ip_range_id=2, ip="2a13:2c0::1234"),
     )
     ranges = (
-        IpRange(id=1, cidr="185.18.221.0/25", enabled=True, region_id=1,
-                gateway="185.18.221.1/24"),
+        IpRange(id=1, cidr="185.18.221.0/25", enabled=True, region_id=1, gateway="185.18.221.1/24"),
         IpRange(id=2, cidr="2a13:2c0::/64", enabled=True, region_id=1, gateway="2a13:2c0::1"),
     )
-    return attrs.evolve(base, vm=unicast_vm(vm_id), ips=ips, ranges=ranges,
-                        ssh_key=attrs.evolve(base.ssh_key, key_data=KEY))
+    return attrs.evolve(
+        base,
+        vm=unicast_vm(vm_id),
+        ips=ips,
+        ranges=ranges,
+        ssh_key=attrs.evolve(base.ssh_key, key_data=KEY),
+    )
 
 
 @pytest.fixture
 async def host() -> AsyncIterator[LibvirtVmHost]:
-    created = LibvirtVmHost(URI, FakeClock(T0), storage_pool=POOL, rng=random.Random(8),
-                            nameservers=("1.1.1.1", "2606:4700:4700::1111"))
+    created = LibvirtVmHost(
+        URI,
+        FakeClock(T0),
+        storage_pool=POOL,
+        rng=random.Random(8),
+        nameservers=("1.1.1.1", "2606:4700:4700::1111"),
+    )
     yield created
     await created.aclose()
 
@@ -64,8 +73,9 @@ def uploads(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, bytes]]:
     seen: dict[str, bytes] = {}
     real = libvirt_volumes.write_volume
 
-    def recording(conn: Any, pool: Any, name: str, chunks: Iterable[bytes], size: int,
-                  fmt: str = "raw") -> Any:
+    def recording(
+        conn: Any, pool: Any, name: str, chunks: Iterable[bytes], size: int, fmt: str = "raw"
+    ) -> Any:
         data = b"".join(chunks)
         seen[name] = data
         return real(conn, pool, name, [data], size, fmt)
@@ -83,20 +93,32 @@ async def test_create_writes_a_cidata_seed_and_attaches_it_as_a_cdrom(
     assert files["user-data"].startswith("#cloud-config\n")
     user = yaml.safe_load(files["user-data"])
     assert user["ssh_authorized_keys"] == [KEY] and user["hostname"] == "vm4"
-    assert yaml.safe_load(files["meta-data"]) == {"instance-id": "lnvps-vm4",
-                                                   "local-hostname": "vm4"}
+    assert yaml.safe_load(files["meta-data"]) == {
+        "instance-id": "lnvps-vm4",
+        "local-hostname": "vm4",
+    }
     net = yaml.safe_load(files["network-config"])
-    assert net == {"version": 2, "ethernets": {"eth0": {
-        "match": {"macaddress": "52:54:00:00:00:04"}, "set-name": "eth0",
-        "dhcp4": False, "dhcp6": False,
-        "addresses": ["185.18.221.14/24", "2a13:2c0::1234/64"],
-        "routes": [{"to": "0.0.0.0/0", "via": "185.18.221.1"},
-                   {"to": "::/0", "via": "2a13:2c0::1"}],
-        "nameservers": {"addresses": ["1.1.1.1", "2606:4700:4700::1111"]},
-    }}}
+    assert net == {
+        "version": 2,
+        "ethernets": {
+            "eth0": {
+                "match": {"macaddress": "52:54:00:00:00:04"},
+                "set-name": "eth0",
+                "dhcp4": False,
+                "dhcp6": False,
+                "addresses": ["185.18.221.14/24", "2a13:2c0::1234/64"],
+                "routes": [
+                    {"to": "0.0.0.0/0", "via": "185.18.221.1"},
+                    {"to": "::/0", "via": "2a13:2c0::1"},
+                ],
+                "nameservers": {"addresses": ["1.1.1.1", "2606:4700:4700::1111"]},
+            }
+        },
+    }
     pool = conn.storagePoolLookupByName(POOL)
     assert int(pool.storageVolLookupByName("vm4-cidata.iso").info()[1]) == len(
-        uploads["vm4-cidata.iso"])
+        uploads["vm4-cidata.iso"]
+    )
     xml = ET.fromstring(conn.lookupByName("vm4").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     [cdrom] = [d for d in xml.iter("disk") if d.get("device") == "cdrom"]
     source, target = cdrom.find("source"), cdrom.find("target")
@@ -161,8 +183,10 @@ async def test_a_sums_file_checks_the_download(
     host: LibvirtVmHost, conn: Any, image_server: ImageServer
 ) -> None:
     image_server.files["SHA256SUMS"] = f"{hashlib.sha256(b'x').hexdigest()} *bad.img\n".encode()
-    image = attrs.evolve(image_server.image("bad.img", sha2=None),
-                         sha2_url=f"{image_server.base_url}/images/SHA256SUMS")
+    image = attrs.evolve(
+        image_server.image("bad.img", sha2=None),
+        sha2_url=f"{image_server.base_url}/images/SHA256SUMS",
+    )
     with pytest.raises(VmHostError, match="sha256 mismatch"):
         await host.download_os_image(image)
     names = {v.name() for v in conn.storagePoolLookupByName(POOL).listAllVolumes(0)}
@@ -233,5 +257,3 @@ def test_a_broken_stream_is_aborted() -> None:
     with pytest.raises(libvirt.libvirtError):
         upload(FakeConn(stream), FakeVolume(), [IMAGE_BYTES], len(IMAGE_BYTES))
     assert stream.aborted and not stream.finished
-
-

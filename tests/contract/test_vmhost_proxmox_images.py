@@ -39,8 +39,11 @@ async def test_download_url_sends_the_checksum_and_the_node_stores_the_image(
     assert await host.download_os_image(image) is True
     [sent] = fake.calls("POST", "/storage/local/download-url")
     assert sent == {
-        "url": image.url, "content": "import", "filename": "debian-12.qcow2",
-        "checksum-algorithm": "sha512", "checksum": hashlib.sha512(IMAGE_BYTES).hexdigest(),
+        "url": image.url,
+        "content": "import",
+        "filename": "debian-12.qcow2",
+        "checksum-algorithm": "sha512",
+        "checksum": hashlib.sha512(IMAGE_BYTES).hexdigest(),
     }
     assert fake.volumes == {VOLID: IMAGE_BYTES}
     assert await host.download_os_image(image) is False
@@ -92,8 +95,11 @@ async def test_rrddata_becomes_fractions_and_rates(
     off = [p for p in points if p.timestamp < T0_S]
     assert len(running) == 30 and len(off) == 40
     last = running[-1]
-    assert (last.cpu, last.memory, last.memory_size) == (Decimal("0.0231"), Decimal("0.25"),
-                                                         2048 * MIB)
+    assert (last.cpu, last.memory, last.memory_size) == (
+        Decimal("0.0231"),
+        Decimal("0.25"),
+        2048 * MIB,
+    )
     assert (last.net_in, last.net_out) == (Decimal("1000.5"), Decimal(500))
     assert (last.disk_read, last.disk_write) == (Decimal(4096), Decimal("2048.25"))
     assert (off[0].cpu, off[0].memory, off[0].net_in) == (Decimal(0), Decimal(0), Decimal(0))
@@ -114,13 +120,15 @@ async def test_the_checksum_comes_from_the_sums_file_when_sha2_is_not_set(
     digest = hashlib.sha512(IMAGE_BYTES).hexdigest()
     sums = f"{'0' * 128}  other.qcow2\n{digest}  debian-12.qcow2\n"
     image_server.files["SHA512SUMS"] = sums.encode()
-    image = attrs.evolve(image_server.image(sha2=None),
-                         sha2_url=f"{image_server.base_url}/images/SHA512SUMS")
+    image = attrs.evolve(
+        image_server.image(sha2=None), sha2_url=f"{image_server.base_url}/images/SHA512SUMS"
+    )
     assert await host.download_os_image(image) is True
     [sent] = fake.calls("POST", "/download-url")
     assert (sent["checksum-algorithm"], sent["checksum"]) == ("sha512", digest)
-    unlisted = attrs.evolve(image_server.image("debian-13.qcow2", sha2=None),
-                            sha2_url=image.sha2_url)
+    unlisted = attrs.evolve(
+        image_server.image("debian-13.qcow2", sha2=None), sha2_url=image.sha2_url
+    )
     with pytest.raises(VmHostError, match=r"lists no SHA-256/SHA-512 for debian-13\.qcow2"):
         await host.download_os_image(unlisted)
     missing = attrs.evolve(unlisted, sha2_url=f"{image_server.base_url}/images/NOPE")

@@ -36,8 +36,6 @@ PAST_CLAIM_S = CLAIM_MS / 1000 * 1.5
 Consumers = Callable[[str], WorkQueue]
 
 
-
-
 @pytest.fixture
 async def redis_stream() -> AsyncIterator[tuple[aioredis.Redis, str]]:
     """A client and a unique stream name; the stream (and its groups) is deleted afterwards."""

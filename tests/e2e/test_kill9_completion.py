@@ -164,7 +164,8 @@ async def _check_consistent(db: str, ledger: Ledger) -> None:
     assert counted == expected_history, "payment history is missing or doubled"
     issued = await fetch(db, select(t.invoice))  # issue 13: numbered in the booking transaction
     assert sorted(r["payment_id"].hex() for r in issued) == sorted(ledger.settled), (
-        "an invoice is missing or doubled")
+        "an invoice is missing or doubled"
+    )
     assert sorted(r["seq"] for r in issued) == list(range(1, len(issued) + 1)), "numbering gap"
 
     for vm_id in ledger.owner:

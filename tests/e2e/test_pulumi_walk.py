@@ -144,13 +144,20 @@ async def _walk(server: RunningServer) -> None:
     assert _time(vm["data"]["expires"]) == Interval(IntervalType.MONTH).add_to(expected, 1)
 
     # README: a wallet string (both contact flags are required), then auto-renewal on
-    wallet = (f"nostr+walletconnect://{NostrKey.from_seed(9).pubkey_hex}"
-              f"?relay=wss://relay.example.com&secret={'22' * 32}")
-    status, body = await server.call("PATCH", "/api/v1/account", KEY, {
-        "contact_nip17": True, "contact_email": False, "nwc_connection_string": wallet})
+    wallet = (
+        f"nostr+walletconnect://{NostrKey.from_seed(9).pubkey_hex}"
+        f"?relay=wss://relay.example.com&secret={'22' * 32}"
+    )
+    status, body = await server.call(
+        "PATCH",
+        "/api/v1/account",
+        KEY,
+        {"contact_nip17": True, "contact_email": False, "nwc_connection_string": wallet},
+    )
     assert status == 200, body
     status, body = await server.call(
-        "PATCH", f"/api/v1/vm/{vm_id}", KEY, {"auto_renewal_enabled": True})
+        "PATCH", f"/api/v1/vm/{vm_id}", KEY, {"auto_renewal_enabled": True}
+    )
     assert status == 200, body
     status, vm = await server.call("GET", f"/api/v1/vm/{vm_id}", KEY)
     assert vm["data"]["auto_renewal_enabled"] is True

@@ -32,8 +32,7 @@ GIB = 1024**3
 #: the file name of the demo's Debian image (image 1)
 IMAGE_FILE = "debian-12-generic-amd64.qcow2"
 CONFIG = FAST_WORKER + (
-    "vm-hosts:\n  proxmox:\n    poll-interval-ms: 50\n    retry-min-ms: 50\n"
-    "    retry-max-ms: 200\n"
+    "vm-hosts:\n  proxmox:\n    poll-interval-ms: 50\n    retry-min-ms: 50\n    retry-max-ms: 200\n"
 )
 
 
@@ -80,11 +79,23 @@ async def _add_host(server: RunningServer, host_body: dict[str, Any]) -> None:
     pubkey = (await _cli(server, "dev", "pubkey")).stdout.strip()
     await _cli(server, "admin", "grant", pubkey, "super_admin")
     (demo,) = await _admin(server, "GET", "/hosts")
-    host = await _admin(server, "POST", "/hosts", {
-        **host_body, "region_id": demo["region"]["id"], "cpu": 16, "memory": 64 * GIB,
-    })
-    await _admin(server, "POST", f"/hosts/{host['id']}/disks",
-                 {"name": "local-lvm", "size": 1000 * GIB, "kind": "ssd", "interface": "pcie"})
+    host = await _admin(
+        server,
+        "POST",
+        "/hosts",
+        {
+            **host_body,
+            "region_id": demo["region"]["id"],
+            "cpu": 16,
+            "memory": 64 * GIB,
+        },
+    )
+    await _admin(
+        server,
+        "POST",
+        f"/hosts/{host['id']}/disks",
+        {"name": "local-lvm", "size": 1000 * GIB, "kind": "ssd", "interface": "pcie"},
+    )
     await _admin(server, "PATCH", f"/hosts/{demo['id']}", {"enabled": False})
 
 
@@ -120,8 +131,7 @@ async def _series_from_host(server: RunningServer, vm_id: int, memory: int) -> N
     for point in series:
         assert 0 <= point["cpu"] <= 1 and 0 <= point["memory"] <= 1
         assert point["memory_size"] == memory
-        assert min(point["net_in"], point["net_out"], point["disk_read"],
-                   point["disk_write"]) >= 0
+        assert min(point["net_in"], point["net_out"], point["disk_read"], point["disk_write"]) >= 0
     stamps = [p["timestamp"] for p in series]
     assert stamps == sorted(stamps)
 
@@ -163,9 +173,10 @@ async def test_a_proxmox_host_added_through_the_admin_api_runs_a_vm_on_sqlite(
     tmp_path: Path,
 ) -> None:
     fake = FakeProxmox(FakeClock(T0))
-    async with fake.serve() as url, running_server(
-        tmp_path, sqlite_url_for(tmp_path / "p.db"), CONFIG
-    ) as server:
+    async with (
+        fake.serve() as url,
+        running_server(tmp_path, sqlite_url_for(tmp_path / "p.db"), CONFIG) as server,
+    ):
         await _walk(server, fake, url)
 
 
@@ -203,8 +214,9 @@ async def test_a_libvirt_host_added_through_the_admin_api_runs_a_vm(tmp_path: Pa
         "vm-hosts:\n  libvirt-test-files: true\n  libvirt:\n    storage-pool: default-pool\n"
     )
     async with running_server(tmp_path, sqlite_url_for(tmp_path / "l.db"), config) as server:
-        await _add_host(server, {"name": "kvm1", "ip": f"test://{node}", "api_token": "-",
-                                 "kind": "libvirt"})
+        await _add_host(
+            server, {"name": "kvm1", "ip": f"test://{node}", "api_token": "-", "kind": "libvirt"}
+        )
         async with serve_images() as mirror:
             await _mirror_image(server, mirror)
 

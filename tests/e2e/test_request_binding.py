@@ -22,11 +22,14 @@ async def test_a_server_behind_a_proxy_binds_events_to_its_public_url(tmp_path: 
     db = tmp_path / "bound.db"
     async with running_server(tmp_path, sqlite_url_for(db), f"public-url: {PUBLIC}\n") as server:
 
-        async def send(method: str, path: str, signed_url: str, header: str | None = None,
-                       body: object = None) -> tuple[int, str, str]:
+        async def send(
+            method: str, path: str, signed_url: str, header: str | None = None, body: object = None
+        ) -> tuple[int, str, str]:
             auth = header or sign_request(KEY, signed_url, method, int(time.time()))
             async with server.session.request(
-                method, server.base_url + path, data=None if body is None else json.dumps(body),
+                method,
+                server.base_url + path,
+                data=None if body is None else json.dumps(body),
                 headers={"Authorization": auth, "Content-Type": "application/json"},
             ) as resp:
                 return resp.status, await resp.text(), auth
@@ -36,15 +39,17 @@ async def test_a_server_behind_a_proxy_binds_events_to_its_public_url(tmp_path: 
         status, _, _ = await send("GET", "/api/v1/account", PUBLIC + "/api/v1/account")
         assert status == 200
         key = {"name": "k", "key_data": SSH_KEY}
-        status, _, header = await send("POST", "/api/v1/ssh-key", PUBLIC + "/api/v1/ssh-key",
-                                       body=key)
+        status, _, header = await send(
+            "POST", "/api/v1/ssh-key", PUBLIC + "/api/v1/ssh-key", body=key
+        )
         assert status == 200
         status, text, _ = await send("POST", "/api/v1/ssh-key", "", header, {**key, "name": "x"})
         assert status == 401
         assert json.loads(text) == {"error": "Auth check failed: Event already used"}
         account = {"contact_nip17": True, "contact_email": False, "nwc_connection_string": NWC}
-        status, _, _ = await send("PATCH", "/api/v1/account", PUBLIC + "/api/v1/account",
-                                  body=account)
+        status, _, _ = await send(
+            "PATCH", "/api/v1/account", PUBLIC + "/api/v1/account", body=account
+        )
         assert status == 200
         status, text, _ = await send("GET", "/api/v1/account", PUBLIC + "/api/v1/account")
         assert "cd" * 32 not in text

@@ -110,7 +110,6 @@ class FakeWallet:
         tags = [["e", request["id"]], ["p", request["pubkey"]]]
         return sign_event(self.signer or self.secret, RESPONSE_KIND, tags, content)
 
-
     def info_event(self) -> dict[str, Any]:
         """The wallet's NIP-47 info event (kind 13194)."""
         tags = [] if self.encryption is None else [["encryption", self.encryption]]

@@ -250,8 +250,14 @@ class FakeProxmox:
             at = now - (70 - i) * 60
             row: dict[str, Any] = {"time": at, "maxmem": max_mem, "maxcpu": 1}
             if guest.running_since is not None and at >= guest.running_since:
-                row.update(cpu=Decimal("0.0231"), mem=max_mem // 4, netin=Decimal("1000.5"),
-                           netout=500, diskread=4096, diskwrite=Decimal("2048.25"))
+                row.update(
+                    cpu=Decimal("0.0231"),
+                    mem=max_mem // 4,
+                    netin=Decimal("1000.5"),
+                    netout=500,
+                    diskread=4096,
+                    diskwrite=Decimal("2048.25"),
+                )
             rows.append(row)
         return _ok(rows)
 
@@ -259,8 +265,13 @@ class FakeProxmox:
         storage = request.match_info["storage"]
         content = request.query.get("content")
         prefix = f"{storage}:{content}/" if content else f"{storage}:"
-        return _ok([{"volid": v, "size": len(data), "content": v.split(":", 1)[1].split("/")[0]}
-                    for v, data in self.volumes.items() if v.startswith(prefix)])
+        return _ok(
+            [
+                {"volid": v, "size": len(data), "content": v.split(":", 1)[1].split("/")[0]}
+                for v, data in self.volumes.items()
+                if v.startswith(prefix)
+            ]
+        )
 
     async def _download(self, request: web.Request) -> web.Response:
         """Fetch `url` now and finish the task OK, or with an error on a checksum mismatch."""
@@ -269,8 +280,11 @@ class FakeProxmox:
         if missing:
             return _error(400, "Parameter verification failed.", dict.fromkeys(missing, "missing"))
         if ("checksum" in params) != ("checksum-algorithm" in params):
-            return _error(400, "Parameter verification failed.",
-                          {"checksum": "checksum and checksum-algorithm go together"})
+            return _error(
+                400,
+                "Parameter verification failed.",
+                {"checksum": "checksum and checksum-algorithm go together"},
+            )
         volid = f"{request.match_info['storage']}:{params['content']}/{params['filename']}"
         if volid in self.volumes:
             return _error(500, f"refusing to override existing file '{params['filename']}'")

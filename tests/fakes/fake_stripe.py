@@ -62,10 +62,15 @@ class FakeStripe:
     def event(self, kind: str, object_id: str) -> bytes:
         """An event body as Stripe posts it: `{id, object: event, type, data: {object}}`."""
         obj = self.sessions.get(object_id) or self.intents.get(object_id) or {"id": object_id}
-        return json.dumps({
-            "id": "evt_" + secrets.token_hex(12), "object": "event", "type": kind,
-            "created": int(time.time()), "data": {"object": obj},
-        }).encode()
+        return json.dumps(
+            {
+                "id": "evt_" + secrets.token_hex(12),
+                "object": "event",
+                "type": kind,
+                "created": int(time.time()),
+                "data": {"object": obj},
+            }
+        ).encode()
 
     @staticmethod
     def signature(body: bytes, secret: str, at: int) -> dict[str, str]:
@@ -227,8 +232,12 @@ class FakeStripe:
         if session is None:
             return _error(404, "resource_missing", f"No such checkout.session: '{session_id}'")
         if session["status"] != "open":
-            return _error(400, "", f"Only Checkout Sessions with a status of open can be "
-                                   f"expired; this one is {session['status']}.")
+            return _error(
+                400,
+                "",
+                f"Only Checkout Sessions with a status of open can be "
+                f"expired; this one is {session['status']}.",
+            )
         session["status"] = "expired"
         return web.json_response(session)
 

@@ -27,8 +27,12 @@ class ImageServer:
     hits: dict[str, int] = attrs.field(factory=dict)
 
     def image(
-        self, name: str = "debian-12.qcow2", data: bytes = IMAGE_BYTES, *,
-        sha2: str | None = "sha256", image_id: int = 1,
+        self,
+        name: str = "debian-12.qcow2",
+        data: bytes = IMAGE_BYTES,
+        *,
+        sha2: str | None = "sha256",
+        image_id: int = 1,
     ) -> OsImage:
         """Publish `data` as `name`; an image row pointing at it with the digest asked for
         (`sha256`, `sha512`, an explicit hex digest, or None)."""
@@ -37,9 +41,14 @@ class ImageServer:
         if sha2 in ("sha256", "sha512"):
             digest = hashlib.new(sha2, data).hexdigest()
         return OsImage(
-            id=image_id, distribution=OsDistribution.DEBIAN, flavour="server", version="12",
-            enabled=True, release_date=datetime(2026, 1, 1, tzinfo=UTC),
-            url=f"{self.base_url}/images/{name}", sha2=digest,
+            id=image_id,
+            distribution=OsDistribution.DEBIAN,
+            flavour="server",
+            version="12",
+            enabled=True,
+            release_date=datetime(2026, 1, 1, tzinfo=UTC),
+            url=f"{self.base_url}/images/{name}",
+            sha2=digest,
         )
 
     async def serve_file(self, request: web.Request) -> web.StreamResponse:

@@ -202,7 +202,6 @@ class ApiClient:
         sent.update(headers or {})
         return await self.client.request(method, path, data=data, headers=sent)
 
-
     async def user_id(self, key: NostrKey = ALICE) -> int:
         """The id of `key`'s user, created by an authenticated GET /api/v1/account if new."""
         async with self.api.store() as uow:

@@ -53,11 +53,20 @@ async def test_admin_user_patch_strings_are_bounded(
 ) -> None:
     user_id = await c.user_id()
     path = f"{A}/users/{user_id}"
-    await ok(await admin.call("PATCH", path, key=ROOT,
-                              json={"country_code": "IE", "billing_city": "Dublin"}))
+    await ok(
+        await admin.call(
+            "PATCH", path, key=ROOT, json={"country_code": "IE", "billing_city": "Dublin"}
+        )
+    )
     before = await ok(await admin.call("GET", path, key=ROOT))
-    message = await refused(await admin.call("PATCH", path, key=ROOT, json={
-        field: value, "billing_name": "Changed" if field != "billing_name" else value}))
+    message = await refused(
+        await admin.call(
+            "PATCH",
+            path,
+            key=ROOT,
+            json={field: value, "billing_name": "Changed" if field != "billing_name" else value},
+        )
+    )
     assert field in message or "country" in message.lower()
     assert await ok(await admin.call("GET", path, key=ROOT)) == before
     assert (before["country_code"], before["billing_name"]) == ("IRL", None)
@@ -114,11 +123,17 @@ async def test_admin_subscription_create_strings_are_bounded(
 ) -> None:
     user_id = await c.user_id()
     companies = await ok(await admin.call("GET", f"{A}/companies", key=ROOT))
-    good = {"user_id": user_id, "company_id": companies[0]["id"], "name": "Plan",
-            "is_active": True, "currency": "EUR", "setup_fee": 0,
-            "auto_renewal_enabled": False, "description": "two\nlines are fine"}
-    await refused(await admin.call("POST", f"{A}/subscriptions", key=ROOT,
-                                   json={**good, **body}))
+    good = {
+        "user_id": user_id,
+        "company_id": companies[0]["id"],
+        "name": "Plan",
+        "is_active": True,
+        "currency": "EUR",
+        "setup_fee": 0,
+        "auto_renewal_enabled": False,
+        "description": "two\nlines are fine",
+    }
+    await refused(await admin.call("POST", f"{A}/subscriptions", key=ROOT, json={**good, **body}))
     listed = await admin.call("GET", f"{A}/subscriptions?user_id={user_id}", key=ROOT)
     assert (await listed.json())["total"] == 0
     await ok(await admin.call("POST", f"{A}/subscriptions", key=ROOT, json=good))
@@ -126,8 +141,12 @@ async def test_admin_subscription_create_strings_are_bounded(
 
 @pytest.mark.parametrize(
     "body",
-    [{"name": "n" * 201}, {"name": "a\rb"}, {"description": "d" * 10_001},
-     {"configuration": {"blob": "x" * 20_000}}],
+    [
+        {"name": "n" * 201},
+        {"name": "a\rb"},
+        {"description": "d" * 10_001},
+        {"configuration": {"blob": "x" * 20_000}},
+    ],
 )
 async def test_admin_line_item_patch_strings_are_bounded(
     c: ApiClient, admin: ApiClient, body: dict[str, Any]
@@ -171,13 +190,15 @@ async def test_admin_payment_method_currencies_are_stored_once_upper_case(
 ) -> None:
     methods = await ok(await admin.call("GET", f"{A}/payment_methods", key=ROOT))
     path = f"{A}/payment_methods/{methods[0]['id']}"
-    got = await ok(await admin.call("PATCH", path, key=ROOT,
-                                    json={"supported_currencies": ["eur", "EUR", " usd "]}))
+    got = await ok(
+        await admin.call(
+            "PATCH", path, key=ROOT, json={"supported_currencies": ["eur", "EUR", " usd "]}
+        )
+    )
     assert got["supported_currencies"] == ["EUR", "USD"]
 
 
-@pytest.mark.parametrize("body", [{"country_code": "ZZZ"}, {"city": "c" * 101},
-                                  {"name": "a\nb"}])
+@pytest.mark.parametrize("body", [{"country_code": "ZZZ"}, {"city": "c" * 101}, {"name": "a\nb"}])
 async def test_admin_company_strings_and_country_are_checked(
     c: ApiClient, admin: ApiClient, body: dict[str, Any]
 ) -> None:

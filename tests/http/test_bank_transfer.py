@@ -91,6 +91,7 @@ async def test_unknown_or_other_rails_references_are_404(world: AdminWorld) -> N
 async def test_without_the_rail_configured_it_is_422(world: AdminWorld) -> None:
     async with admin_world() as plain:
         vm = await order(plain.user, ALICE)
-        resp = await plain.user.call("GET", f"/api/v1/vm/{vm['id']}/renew?method=bank_transfer",
-                                     key=ALICE)
+        resp = await plain.user.call(
+            "GET", f"/api/v1/vm/{vm['id']}/renew?method=bank_transfer", key=ALICE
+        )
         assert resp.status == 422

@@ -24,8 +24,7 @@ ACCOUNT = {"account_name": "LNVPS Ltd", "iban": "IE29AIBK93115212345678"}
 
 @pytest.fixture
 async def c(backend: Backend) -> AsyncIterator[ApiClient]:
-    api = build_api_app(*USER_API_ROUTES, store=backend.factory,
-                        rails=[BankTransferRail(ACCOUNT)])
+    api = build_api_app(*USER_API_ROUTES, store=backend.factory, rails=[BankTransferRail(ACCOUNT)])
     async with api_client(api) as client:
         yield client
 

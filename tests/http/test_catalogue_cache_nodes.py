@@ -54,9 +54,10 @@ async def test_an_admin_change_on_one_node_reaches_the_other_without_a_ttl(
         demo = seeded.demo
         admin_app = build_admin_app(attrs.evolve(api.services, catalogue_cache=node_a))
         user_b = build_user_app(attrs.evolve(api.services, catalogue_cache=node_b))
-        async with TestClient(TestServer(admin_app)) as admin_raw, TestClient(
-            TestServer(user_b)
-        ) as b:
+        async with (
+            TestClient(TestServer(admin_app)) as admin_raw,
+            TestClient(TestServer(user_b)) as b,
+        ):
             admin = ApiClient(admin_raw, api)
             assert await _image_ids(b) == {demo.ubuntu, demo.debian}
 
@@ -89,9 +90,10 @@ async def test_a_refused_admin_write_invalidates_nothing(
         demo = seeded.demo
         admin_app = build_admin_app(attrs.evolve(api.services, catalogue_cache=node_a))
         user_b = build_user_app(attrs.evolve(api.services, catalogue_cache=node_b))
-        async with TestClient(TestServer(admin_app)) as admin_raw, TestClient(
-            TestServer(user_b)
-        ) as b:
+        async with (
+            TestClient(TestServer(admin_app)) as admin_raw,
+            TestClient(TestServer(user_b)) as b,
+        ):
             admin = ApiClient(admin_raw, api)
             assert await _image_ids(b) == {demo.ubuntu, demo.debian}
             async with api.store() as uow:
@@ -100,7 +102,9 @@ async def test_a_refused_admin_write_invalidates_nothing(
                 await uow.images.update(attrs.evolve(debian, enabled=False))
                 await uow.commit()
             resp = await admin.call(
-                "PATCH", f"/api/admin/v1/vm_os_images/{demo.ubuntu}", key=ROOT,
+                "PATCH",
+                f"/api/admin/v1/vm_os_images/{demo.ubuntu}",
+                key=ROOT,
                 json={"enabled": "no"},
             )
             assert resp.status == 400

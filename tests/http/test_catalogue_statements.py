@@ -52,9 +52,10 @@ async def test_a_cached_catalogue_read_runs_no_statement_until_an_admin_change(
 ) -> None:
     cache = LocalCatalogueCache()
     services = attrs.evolve(c.api.services, catalogue_cache=cache)
-    async with TestClient(TestServer(build_user_app(services))) as user, TestClient(
-        TestServer(build_admin_app(services))
-    ) as admin_raw:
+    async with (
+        TestClient(TestServer(build_user_app(services))) as user,
+        TestClient(TestServer(build_admin_app(services))) as admin_raw,
+    ):
         with counted(backend) as first:
             before = {path: await _get(user, path) for path in CATALOGUE}
         if backend.engine is not None:
@@ -65,7 +66,9 @@ async def test_a_cached_catalogue_read_runs_no_statement_until_an_admin_change(
 
         change = ApiClient(admin_raw, c.api)
         resp = await change.call(
-            "PATCH", f"/api/admin/v1/vm_os_images/{c.demo.debian}", key=ROOT,
+            "PATCH",
+            f"/api/admin/v1/vm_os_images/{c.demo.debian}",
+            key=ROOT,
             json={"enabled": False},
         )
         assert resp.status == 200, await resp.text()

@@ -18,17 +18,23 @@ from tests.http.apiapp import build_api_app
 
 WEB = "https://lnvps.example"
 EVIL = "https://evil.example"
-PREFLIGHT = {"Access-Control-Request-Method": "PATCH",
-             "Access-Control-Request-Headers": "authorization,content-type"}
+PREFLIGHT = {
+    "Access-Control-Request-Method": "PATCH",
+    "Access-Control-Request-Headers": "authorization,content-type",
+}
 
 
 @pytest.fixture(params=["user", "admin"])
-async def restricted(request: pytest.FixtureRequest) -> AsyncIterator[TestClient[web.Request,
-                                                                              web.Application]]:
+async def restricted(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     """The real user or admin app, configured with one allowed origin."""
     services = build_api_app().services
-    app = (build_user_app(services, cors_origins=[WEB + "/"]) if request.param == "user"
-           else build_admin_app(services, cors_origins=[WEB]))
+    app = (
+        build_user_app(services, cors_origins=[WEB + "/"])
+        if request.param == "user"
+        else build_admin_app(services, cors_origins=[WEB])
+    )
     async with TestClient(TestServer(app)) as client:
         yield client
 
@@ -42,9 +48,11 @@ async def default() -> AsyncIterator[TestClient[web.Request, web.Application]]:
 async def test_default_mirrors_any_origin_without_credentials(
     default: TestClient[web.Request, web.Application],
 ) -> None:
-    for resp in (await default.get("/api/v1/image", headers={"Origin": EVIL}),
-                 await default.options("/api/v1/account", headers={"Origin": EVIL, **PREFLIGHT}),
-                 await default.get("/nowhere", headers={"Origin": EVIL})):
+    for resp in (
+        await default.get("/api/v1/image", headers={"Origin": EVIL}),
+        await default.options("/api/v1/account", headers={"Origin": EVIL, **PREFLIGHT}),
+        await default.get("/nowhere", headers={"Origin": EVIL}),
+    ):
         assert resp.headers["Access-Control-Allow-Origin"] == EVIL
         assert "Access-Control-Allow-Credentials" not in resp.headers
 

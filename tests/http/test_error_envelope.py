@@ -39,7 +39,10 @@ async def test_router_refusals_are_json(
 
 async def test_a_body_over_the_size_limit_is_a_json_413() -> None:
     async with TestClient(TestServer(build_user_app(build_api_app().services))) as client:
-        resp = await client.post("/api/v1/vm/custom-template/price", data=b"x" * (1024**2 + 1),
-                                 headers={"Content-Type": "application/json"})
+        resp = await client.post(
+            "/api/v1/vm/custom-template/price",
+            data=b"x" * (1024**2 + 1),
+            headers={"Content-Type": "application/json"},
+        )
         assert resp.status == 413 and resp.content_type == "application/json"
         assert "error" in await resp.json()

@@ -86,7 +86,7 @@ async def vm(request: web.Request) -> web.StreamResponse:
 async def items(request: web.Request) -> web.StreamResponse:
     page = parse_page(request.query)
     everything = list(range(7))
-    return page_response(everything[page.offset:page.offset + page.limit], 7, page)
+    return page_response(everything[page.offset : page.offset + page.limit], 7, page)
 
 
 async def fail(request: web.Request) -> web.StreamResponse:
@@ -111,13 +111,20 @@ def route_table() -> RouteTable:
     table.add("GET", "/api/v1/account", account, summary="Account", response={"type": "object"})
     table.add("POST", "/api/v1/echo", echo, summary="Echo", request={"type": "object"})
     table.add("GET", "/api/v1/vm/{id:\\d+}", vm, summary="A VM")
-    table.add("GET", "/api/v1/items", items, summary="Items", paginated=True,
-              response={"type": "integer"})
+    table.add(
+        "GET", "/api/v1/items", items, summary="Items", paginated=True, response={"type": "integer"}
+    )
     table.add("GET", "/fail/{kind}", fail, summary="Domain error")
     table.add("GET", "/crash", crash, summary="Bug")
-    table.add("GET", "/api/v1/payment/{id}/invoice", invoice, summary="Invoice page",
-              query=[QueryParam("auth", required=True)], enveloped=False,
-              content_type="text/html")
+    table.add(
+        "GET",
+        "/api/v1/payment/{id}/invoice",
+        invoice,
+        summary="Invoice page",
+        query=[QueryParam("auth", required=True)],
+        enveloped=False,
+        content_type="text/html",
+    )
     table.add_openapi_route()
     return table
 
@@ -131,8 +138,9 @@ class Harness:
     def url(self, path: str) -> str:
         return str(self.client.make_url(path))
 
-    def signed(self, path: str, method: str = "GET", key: NostrKey = ALICE,
-               body: bytes | None = None) -> dict[str, str]:
+    def signed(
+        self, path: str, method: str = "GET", key: NostrKey = ALICE, body: bytes | None = None
+    ) -> dict[str, str]:
         event = nip98_event(key, self.url(path), method, self.clock.now(), body=body)
         return {"Authorization": auth_header(event)}
 
@@ -171,7 +179,11 @@ async def test_first_authenticated_request_creates_the_user_and_the_second_reuse
     assert body["data"]["pubkey"] == ALICE.pubkey_hex
     [user] = await h.users()
     assert (user.id, user.pubkey, user.created, user.contact_nip17) == (
-        body["data"]["id"], ALICE.pubkey, NOW, True)
+        body["data"]["id"],
+        ALICE.pubkey,
+        NOW,
+        True,
+    )
 
     h.clock.advance(timedelta(minutes=5))
     second = await h.client.get("/api/v1/account", headers=h.signed("/api/v1/account"))
@@ -185,8 +197,9 @@ async def test_first_authenticated_request_creates_the_user_and_the_second_reuse
 
 async def test_u_tag_with_the_same_query_string_is_accepted(h: Harness) -> None:
     event = nip98_event(ALICE, h.url("/api/v1/account?x=1&y=2"), "GET", NOW)
-    resp = await h.client.get("/api/v1/account?x=1&y=2",
-                              headers={"Authorization": auth_header(event)})
+    resp = await h.client.get(
+        "/api/v1/account?x=1&y=2", headers={"Authorization": auth_header(event)}
+    )
     assert resp.status == 200
 
 
@@ -208,9 +221,7 @@ async def test_missing_header_is_401_with_a_json_body(h: Harness) -> None:
         ("Nostr bm90IGpzb24=", 401, "Invalid auth: Invalid nostr event"),
     ],
 )
-async def test_bad_headers_get_json_401(
-    h: Harness, header: str, status: int, text: str
-) -> None:
+async def test_bad_headers_get_json_401(h: Harness, header: str, status: int, text: str) -> None:
     resp = await h.client.get("/api/v1/account", headers={"Authorization": header})
     assert resp.status == status
     assert await resp.json() == {"error": text}
@@ -249,40 +260,57 @@ async def test_post_body_is_read_once_for_the_payload_tag_and_again_by_the_handl
 
 
 async def test_payload_tag_for_another_body_is_refused(h: Harness) -> None:
-    headers = {**h.signed("/api/v1/echo", "POST", body=b'{"ssh_key_id": 1}'),
-               "Content-Type": "application/json"}
+    headers = {
+        **h.signed("/api/v1/echo", "POST", body=b'{"ssh_key_id": 1}'),
+        "Content-Type": "application/json",
+    }
     resp = await h.client.post("/api/v1/echo", data=b'{"ssh_key_id": 999}', headers=headers)
     assert resp.status == 401
     assert await resp.json() == {
-        "error": "Auth check failed: Payload tag does not match request body"}
+        "error": "Auth check failed: Payload tag does not match request body"
+    }
     assert await h.users() == []
 
 
 async def test_auth_runs_before_the_body_is_judged(h: Harness) -> None:
-    resp = await h.client.post("/api/v1/echo", data=b"{not json", headers={
-        "Content-Type": "text/plain"})
+    resp = await h.client.post(
+        "/api/v1/echo", data=b"{not json", headers={"Content-Type": "text/plain"}
+    )
     assert resp.status == 401
 
 
 async def test_json_body_rules_415_and_400_after_auth(h: Harness) -> None:
-    wrong_type = await h.client.post("/api/v1/echo", data=b"{}", headers={
-        **h.signed("/api/v1/echo", "POST"), "Content-Type": "text/plain"})
+    wrong_type = await h.client.post(
+        "/api/v1/echo",
+        data=b"{}",
+        headers={**h.signed("/api/v1/echo", "POST"), "Content-Type": "text/plain"},
+    )
     assert wrong_type.status == 415
     assert "error" in await wrong_type.json()
     h.clock.advance(timedelta(seconds=1))  # a fresh event per request, as real clients sign
-    bad = await h.client.post("/api/v1/echo", data=b"{oops", headers={
-        **h.signed("/api/v1/echo", "POST"), "Content-Type": "application/json"})
+    bad = await h.client.post(
+        "/api/v1/echo",
+        data=b"{oops",
+        headers={**h.signed("/api/v1/echo", "POST"), "Content-Type": "application/json"},
+    )
     assert bad.status == 400
     assert "error" in await bad.json()
     h.clock.advance(timedelta(seconds=1))
-    charset = await h.client.post("/api/v1/echo", data=b"[]", headers={
-        **h.signed("/api/v1/echo", "POST"), "Content-Type": "application/json; charset=utf-8"})
+    charset = await h.client.post(
+        "/api/v1/echo",
+        data=b"[]",
+        headers={
+            **h.signed("/api/v1/echo", "POST"),
+            "Content-Type": "application/json; charset=utf-8",
+        },
+    )
     assert charset.status == 200
 
 
 async def test_sub_applications_find_the_authenticator(h: Harness) -> None:
-    resp = await h.client.get("/api/admin/v1/whoami",
-                              headers=h.signed("/api/admin/v1/whoami", key=BOB))
+    resp = await h.client.get(
+        "/api/admin/v1/whoami", headers=h.signed("/api/admin/v1/whoami", key=BOB)
+    )
     assert resp.status == 200
     assert (await resp.json())["data"]["pubkey"] == BOB.pubkey_hex
 
@@ -318,8 +346,13 @@ async def test_sub_application_responses_mirror_the_origin_once(h: Harness) -> N
 
 @pytest.mark.parametrize(
     ("kind", "status"),
-    [("bad_input", 400), ("not_found", 404), ("conflict", 409), ("unprocessable", 422),
-     ("unavailable", 503)],
+    [
+        ("bad_input", 400),
+        ("not_found", 404),
+        ("conflict", 409),
+        ("unprocessable", 422),
+        ("unavailable", 503),
+    ],
 )
 async def test_domain_error_kinds_map_to_honest_statuses(
     h: Harness, kind: str, status: int
@@ -403,11 +436,23 @@ async def test_no_origin_no_allow_origin(h: Harness) -> None:
 
 async def test_page_defaults_and_clamps_and_echoes_effective_values(h: Harness) -> None:
     assert await (await h.client.get("/api/v1/items")).json() == {
-        "data": [0, 1, 2, 3, 4, 5, 6], "total": 7, "limit": 50, "offset": 0}
+        "data": [0, 1, 2, 3, 4, 5, 6],
+        "total": 7,
+        "limit": 50,
+        "offset": 0,
+    }
     assert await (await h.client.get("/api/v1/items?limit=500&offset=5")).json() == {
-        "data": [5, 6], "total": 7, "limit": 100, "offset": 5}
+        "data": [5, 6],
+        "total": 7,
+        "limit": 100,
+        "offset": 5,
+    }
     assert await (await h.client.get("/api/v1/items?limit=2&offset=1")).json() == {
-        "data": [1, 2], "total": 7, "limit": 2, "offset": 1}
+        "data": [1, 2],
+        "total": 7,
+        "limit": 2,
+        "offset": 1,
+    }
 
 
 @pytest.mark.parametrize("query", ["limit=abc", "offset=-1", "limit=1.5", "limit="])
@@ -440,8 +485,12 @@ def test_document_describes_auth_paths_and_envelopes() -> None:
     assert paths["/api/v1/account"]["get"]["security"] == [{"nip98": []}]
     assert "security" not in paths["/api/v1/vm/{id}"]["get"]
     [param] = paths["/api/v1/vm/{id}"]["get"]["parameters"]
-    assert param == {"name": "id", "in": "path", "required": True,
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}
+    assert param == {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+    }
     page = paths["/api/v1/items"]["get"]
     assert {p["name"] for p in page["parameters"]} == {"limit", "offset"}
     body = page["responses"]["200"]["content"]["application/json"]["schema"]
@@ -487,8 +536,10 @@ def test_registration_keeps_order_so_static_segments_win() -> None:
         (datetime(2026, 6, 17, 10, 0, 0, tzinfo=UTC), "2026-06-17T10:00:00Z"),
         (datetime(2026, 6, 17, 10, 0, 0, 123000, tzinfo=UTC), "2026-06-17T10:00:00.123Z"),
         (datetime(2026, 6, 17, 10, 0, 5, 512301, tzinfo=UTC), "2026-06-17T10:00:05.512301Z"),
-        (datetime(2026, 6, 17, 12, 0, 0, tzinfo=timezone(timedelta(hours=2))),
-         "2026-06-17T10:00:00Z"),
+        (
+            datetime(2026, 6, 17, 12, 0, 0, tzinfo=timezone(timedelta(hours=2))),
+            "2026-06-17T10:00:00Z",
+        ),
     ],
 )
 def test_format_time_is_utc_z_with_fraction_only_when_non_zero(when: datetime, text: str) -> None:
@@ -507,8 +558,7 @@ def test_naive_datetimes_are_refused() -> None:
     [
         ("2026-06-17T12:30:00+02:30", datetime(2026, 6, 17, 10, 0, tzinfo=UTC)),
         ("2026-06-17t10:00:00z", datetime(2026, 6, 17, 10, 0, tzinfo=UTC)),
-        ("2026-06-17T10:00:00.123456789Z",
-         datetime(2026, 6, 17, 10, 0, 0, 123456, tzinfo=UTC)),
+        ("2026-06-17T10:00:00.123456789Z", datetime(2026, 6, 17, 10, 0, 0, 123456, tzinfo=UTC)),
         ("2026-06-16T23:00:00-11:00", datetime(2026, 6, 17, 10, 0, tzinfo=UTC)),
     ],
 )
@@ -516,10 +566,19 @@ def test_parse_time_accepts_any_rfc3339_offset(text: str, expected: datetime) ->
     assert parse_time(text) == expected
 
 
-@pytest.mark.parametrize("text", ["2026-06-17", "2026-06-17T10:00:00", "2026-02-30T00:00:00Z",
-                                  "2026-06-17T10:00:00+24:00", "yesterday",
-                                  "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00",
-                                  "0999-01-01T00:00:00Z"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-06-17",
+        "2026-06-17T10:00:00",
+        "2026-02-30T00:00:00Z",
+        "2026-06-17T10:00:00+24:00",
+        "yesterday",
+        "9999-12-31T23:59:59-01:00",
+        "0001-01-01T00:00:00+01:00",
+        "0999-01-01T00:00:00Z",
+    ],
+)
 def test_parse_time_refuses_other_shapes_as_bad_input(text: str) -> None:
     with pytest.raises(InvalidInput):
         parse_time(text)

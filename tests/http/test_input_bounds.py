@@ -86,13 +86,22 @@ async def test_body_ids_outside_1_to_2_63_are_400(c: ApiClient, value: object) -
 
 
 async def test_custom_price_and_subscription_bodies_bound_their_integers(c: ApiClient) -> None:
-    price = {"pricing_id": BIG, "cpu": 1, "memory": 2**30, "disk": 2**34,
-             "disk_type": "ssd", "disk_interface": "pcie"}
+    price = {
+        "pricing_id": BIG,
+        "cpu": 1,
+        "memory": 2**30,
+        "disk": 2**34,
+        "disk_type": "ssd",
+        "disk_interface": "pcie",
+    }
     resp = await c.call("POST", "/api/v1/vm/custom-template/price", json=price, signed=False)
     assert (await status_and_json(resp))[0] == 400
-    resp = await c.call("POST", "/api/v1/vm/custom-template/price",
-                        json={**price, "pricing_id": c.demo.custom, "memory": BIG},
-                        signed=False)
+    resp = await c.call(
+        "POST",
+        "/api/v1/vm/custom-template/price",
+        json={**price, "pricing_id": c.demo.custom, "memory": BIG},
+        signed=False,
+    )
     assert (await status_and_json(resp))[0] == 400
     sub = {"line_items": [{"type": "ip_range", "ip_space_pricing_id": BIG}]}
     resp = await c.call("POST", "/api/v1/subscriptions", json=sub)
@@ -122,8 +131,10 @@ async def test_renew_intervals_are_bounded(c: ApiClient, intervals: str) -> None
         assert found is not None
         item = await uow.line_items.get(found.subscription_line_item_id)
         assert item is not None
-    for path in (f"/api/v1/vm/{vm['id']}/renew",
-                 f"/api/v1/subscriptions/{item.subscription_id}/renew"):
+    for path in (
+        f"/api/v1/vm/{vm['id']}/renew",
+        f"/api/v1/subscriptions/{item.subscription_id}/renew",
+    ):
         resp = await c.call("GET", f"{path}?intervals={intervals}")
         status, body = await status_and_json(resp)
         assert status == 400 and "intervals" in body["error"], path
@@ -146,8 +157,13 @@ async def test_admin_api_bounds_ids_and_offsets(c: ApiClient, admin: ApiClient) 
     for path in (f"/users/{BIG}", f"/vms/{BIG}", f"/subscriptions/{BIG}", "/users/0"):
         status, _ = await status_and_json(await admin.call("GET", base + path, key=ROOT))
         assert status == 404, path
-    for query in (f"/users?offset={BIG}", f"/vms?user_id={BIG}", f"/vms?limit={HUGE}",
-                  "/vms?host_id=\u00b2", f"/subscriptions?user_id={BIG}"):
+    for query in (
+        f"/users?offset={BIG}",
+        f"/vms?user_id={BIG}",
+        f"/vms?limit={HUGE}",
+        "/vms?host_id=\u00b2",
+        f"/subscriptions?user_id={BIG}",
+    ):
         status, _ = await status_and_json(await admin.call("GET", base + query, key=ROOT))
         assert status == 400, query
     body = {"role_id": BIG}

@@ -35,8 +35,9 @@ async def refused(resp: Any) -> str:
 async def vm_with_address(c: ApiClient) -> int:
     vm = await paid_vm(c, ALICE)
     async with c.api.store() as uow:
-        await uow.ip_assignments.add(IpAssignment(id=0, vm_id=vm["id"],
-                                                  ip_range_id=c.demo.ip4_range, ip=ADDRESS))
+        await uow.ip_assignments.add(
+            IpAssignment(id=0, vm_id=vm["id"], ip_range_id=c.demo.ip4_range, ip=ADDRESS)
+        )
         await uow.commit()
     vm_id: int = vm["id"]
     return vm_id
@@ -68,8 +69,9 @@ async def test_reverse_dns_must_be_a_host_name(c: ApiClient, name: str) -> None:
     vm_id = await vm_with_address(c)
     path = f"/api/v1/vm/{vm_id}"
     assert (await c.call("PATCH", path, json={"reverse_dns": "vm1.example"})).status == 200
-    message = await refused(await c.call("PATCH", path, json={
-        "reverse_dns": name, "auto_renewal_enabled": True}))
+    message = await refused(
+        await c.call("PATCH", path, json={"reverse_dns": name, "auto_renewal_enabled": True})
+    )
     assert "reverse_dns" in message
     assert await reverse_dns(c, vm_id) == {"vm1.example"}
     got = (await (await c.call("GET", path)).json())["data"]
@@ -107,14 +109,15 @@ async def stored_keys(c: ApiClient) -> list[str]:
         f"{KEY_TYPE} {KEY_BLOB[:-8]}",  # a truncated key
         f"ssh-rsa {KEY_BLOB}",  # blob names another type
         f"{KEY_TYPE} not-base64!",
-        "command=\"/bin/sh\" " + SSH_PUBLIC_KEY,
+        'command="/bin/sh" ' + SSH_PUBLIC_KEY,
     ],
 )
 async def test_ssh_keys_that_are_not_one_openssh_line_are_refused(
     c: ApiClient, key_data: str
 ) -> None:
-    message = await refused(await c.call("POST", "/api/v1/ssh-key",
-                                         json={"name": "x", "key_data": key_data}))
+    message = await refused(
+        await c.call("POST", "/api/v1/ssh-key", json={"name": "x", "key_data": key_data})
+    )
     assert message.startswith("Invalid SSH public key format")
     assert await stored_keys(c) == []
 
@@ -131,8 +134,9 @@ async def test_ssh_keys_are_stored_normalised(c: ApiClient) -> None:
 
 async def test_ssh_key_name_is_one_bounded_line(c: ApiClient) -> None:
     for name in ("n" * 101, "two\nlines"):
-        message = await refused(await c.call("POST", "/api/v1/ssh-key",
-                                             json={"name": name, "key_data": SSH_PUBLIC_KEY}))
+        message = await refused(
+            await c.call("POST", "/api/v1/ssh-key", json={"name": name, "key_data": SSH_PUBLIC_KEY})
+        )
         assert "name" in message
     assert await stored_keys(c) == []
 
@@ -148,8 +152,9 @@ async def account(c: ApiClient) -> dict[str, Any]:
 @pytest.mark.parametrize("code", ["XX", "ZZZ", "Ireland", "I" * 900_000, "I E", "12"])
 async def test_unknown_country_codes_are_refused(c: ApiClient, code: str) -> None:
     assert (await c.call("PATCH", ACCOUNT, json={**BASE, "country_code": "IE"})).status == 200
-    message = await refused(await c.call("PATCH", ACCOUNT, json={
-        **BASE, "country_code": code, "name": "Changed"}))
+    message = await refused(
+        await c.call("PATCH", ACCOUNT, json={**BASE, "country_code": code, "name": "Changed"})
+    )
     assert "country code" in message.lower()
     got = await account(c)
     assert (got["country_code"], got["name"]) == ("IRL", None)
@@ -169,8 +174,10 @@ async def test_unknown_country_codes_are_refused(c: ApiClient, code: str) -> Non
         ("email", "alice@example.com\r\nBcc: x@y.z"),
         ("email", "a" * 250 + "@x.com"),
         ("nwc_connection_string", "nostr+walletconnect://" + "a" * 5000),
-        ("nwc_connection_string",
-         "nostr+walletconnect://" + "ab" * 32 + "?relay=wss://r\n&secret=" + "cd" * 32),
+        (
+            "nwc_connection_string",
+            "nostr+walletconnect://" + "ab" * 32 + "?relay=wss://r\n&secret=" + "cd" * 32,
+        ),
     ],
 )
 async def test_account_text_fields_have_a_length_and_a_form(
@@ -187,8 +194,12 @@ async def test_account_text_fields_have_a_length_and_a_form(
 @pytest.mark.parametrize("ref_code", ["r" * 21, "has space", "tab\t", "x" * 900_000])
 async def test_ref_code_is_bounded(c: ApiClient, ref_code: str) -> None:
     vm = await order(c, ALICE)  # the user and a key exist
-    body = {"template_id": c.demo.tiny, "image_id": c.demo.ubuntu,
-            "ssh_key_id": vm["ssh_key"]["id"], "ref_code": ref_code}
+    body = {
+        "template_id": c.demo.tiny,
+        "image_id": c.demo.ubuntu,
+        "ssh_key_id": vm["ssh_key"]["id"],
+        "ref_code": ref_code,
+    }
     assert "ref_code" in await refused(await c.call("POST", "/api/v1/vm", json=body))
     assert len((await (await c.call("GET", "/api/v1/vm")).json())["data"]) == 1
 
@@ -212,16 +223,16 @@ async def test_ref_code_of_twenty_characters_is_stored(c: ApiClient) -> None:
 )
 async def test_subscription_strings_are_bounded(c: ApiClient, body: dict[str, Any]) -> None:
     items = [{"type": "ip_range", "ip_space_pricing_id": c.demo.ip4_tier_24}]
-    await refused(await c.call("POST", "/api/v1/subscriptions",
-                               json={"line_items": items, **body}))
+    await refused(await c.call("POST", "/api/v1/subscriptions", json={"line_items": items, **body}))
     listed = await (await c.call("GET", "/api/v1/subscriptions")).json()
     assert listed["total"] == 0
 
 
 async def test_dns_hosting_domain_must_be_a_host_name(c: ApiClient) -> None:
     items = [{"type": "dns_hosting", "domain": "<b>x</b>"}]
-    message = await refused(await c.call("POST", "/api/v1/subscriptions",
-                                         json={"line_items": items}))
+    message = await refused(
+        await c.call("POST", "/api/v1/subscriptions", json={"line_items": items})
+    )
     assert "domain" in message
 
 
@@ -231,14 +242,28 @@ async def test_dns_hosting_domain_must_be_a_host_name(c: ApiClient) -> None:
 async def test_lone_surrogates_in_json_bodies_are_400(c: ApiClient, admin: ApiClient) -> None:
     """Valid JSON, but no UTF-8 text: SQLite and MariaDB raised UnicodeEncodeError (500)."""
     json_type = {"Content-Type": "application/json"}
-    resp = await admin.call("POST", "/api/admin/v1/roles", key=ROOT, headers=json_type,
-                            data=b'{"name": "\\ud800", "permissions": []}')
+    resp = await admin.call(
+        "POST",
+        "/api/admin/v1/roles",
+        key=ROOT,
+        headers=json_type,
+        data=b'{"name": "\\ud800", "permissions": []}',
+    )
     assert "JSON" in await refused(resp)
-    resp = await admin.call("POST", "/api/admin/v1/roles", key=ROOT, headers=json_type,
-                            data=b'{"name": "ok", "permissions": [], "\\udcff": 1}')
+    resp = await admin.call(
+        "POST",
+        "/api/admin/v1/roles",
+        key=ROOT,
+        headers=json_type,
+        data=b'{"name": "ok", "permissions": [], "\\udcff": 1}',
+    )
     assert "JSON" in await refused(resp)
-    resp = await c.call("PATCH", ACCOUNT, headers=json_type,
-                        data=b'{"contact_nip17": true, "contact_email": false, "city": "\\ud83d"}')
+    resp = await c.call(
+        "PATCH",
+        ACCOUNT,
+        headers=json_type,
+        data=b'{"contact_nip17": true, "contact_email": false, "city": "\\ud83d"}',
+    )
     await refused(resp)
     async with c.api.store() as uow:
         names = {r.name for r in (await uow.roles.list_roles(100, 0)).items}
@@ -248,10 +273,12 @@ async def test_lone_surrogates_in_json_bodies_are_400(c: ApiClient, admin: ApiCl
 async def test_admin_role_names_are_bounded_and_unique(c: ApiClient, admin: ApiClient) -> None:
     """`admin_roles.name` is VARCHAR(50), unique: a duplicate was an IntegrityError (500)."""
     path = "/api/admin/v1/roles"
-    assert "name" in await refused(await admin.call(
-        "POST", path, key=ROOT, json={"name": "r" * 51, "permissions": []}))
-    assert (await admin.call("POST", path, key=ROOT,
-                             json={"name": "ops", "permissions": []})).status == 200
+    assert "name" in await refused(
+        await admin.call("POST", path, key=ROOT, json={"name": "r" * 51, "permissions": []})
+    )
+    assert (
+        await admin.call("POST", path, key=ROOT, json={"name": "ops", "permissions": []})
+    ).status == 200
     again = await admin.call("POST", path, key=ROOT, json={"name": "ops", "permissions": []})
     assert again.status == 409 and "ops" in (await again.json())["error"]
     async with c.api.store() as uow:
@@ -262,8 +289,9 @@ async def test_admin_role_names_are_bounded_and_unique(c: ApiClient, admin: ApiC
 async def test_assigning_an_unknown_role_is_404(c: ApiClient, admin: ApiClient) -> None:
     """The SQL foreign key refused the row with an IntegrityError (500); memory stored it."""
     user_id = await c.user_id()
-    resp = await admin.call("POST", f"/api/admin/v1/users/{user_id}/roles", key=ROOT,
-                            json={"role_id": 424242})
+    resp = await admin.call(
+        "POST", f"/api/admin/v1/users/{user_id}/roles", key=ROOT, json={"role_id": 424242}
+    )
     assert resp.status == 404 and await resp.json() == {"error": "Role not found"}
     async with c.api.store() as uow:
         assert await uow.roles.assignments_of(user_id) == []

@@ -30,15 +30,29 @@ async def c() -> AsyncIterator[ApiClient]:
 async def _billing_details(c: ApiClient, *, validated: bool) -> None:
     user = await user_of(c.api, ALICE)
     async with c.api.store() as uow:
-        await uow.users.update(attrs.evolve(
-            user, billing_name="Alice Example GmbH", billing_address_1="Hauptstr. 1",
-            billing_city="Berlin", billing_postcode="10115", country_code="DE",
-            billing_tax_id="DE811907980", billing_vat_validated=validated))
+        await uow.users.update(
+            attrs.evolve(
+                user,
+                billing_name="Alice Example GmbH",
+                billing_address_1="Hauptstr. 1",
+                billing_city="Berlin",
+                billing_postcode="10115",
+                country_code="DE",
+                billing_tax_id="DE811907980",
+                billing_vat_validated=validated,
+            )
+        )
         company = await uow.companies.get(c.demo.company)
         assert company is not None
-        await uow.companies.update(attrs.evolve(
-            company, address_1="1 Main Street", city="Cork", country_code="IE",
-            tax_id="IE6388047V"))
+        await uow.companies.update(
+            attrs.evolve(
+                company,
+                address_1="1 Main Street",
+                city="Cork",
+                country_code="IE",
+                tax_id="IE6388047V",
+            )
+        )
         await uow.commit()
 
 
@@ -51,8 +65,10 @@ async def _paid_renewal(c: ApiClient, credit: int = 0, vm_id: int | None = None)
         async with c.api.store() as uow:
             stored = await uow.payments.get(bytes.fromhex(payment["id"]))
             assert stored is not None
-            meta = {**(stored.metadata or {}),
-                    "credit_applied": {"amount": credit, "currency": "EUR"}}
+            meta = {
+                **(stored.metadata or {}),
+                "credit_applied": {"amount": credit, "currency": "EUR"},
+            }
             await uow.payments.update(attrs.evolve(stored, metadata=meta))
             await uow.commit()
     await settle(c.api, payment["id"])
@@ -85,11 +101,23 @@ async def test_the_pdf_carries_the_number_and_every_eu_field(c: ApiClient, tmp_p
     async with c.api.store() as uow:
         issued = await uow.invoices.get_by_payment(bytes.fromhex(payment_id))
     assert issued is not None and issued.number == "2026-000001"
-    for expected in (f"Invoice number: {issued.number}", "Date of issue: 2026-06-17",
-                     "Date of supply: 2026-06-17 to 2026-07-17", "Demo Hosting Ltd", "Cork",
-                     "VAT/Tax ID: IE6388047V", "Alice Example GmbH", "Berlin", "DEU",
-                     "VAT/Tax ID: DE811907980", "Purchase: VM1 - Tiny", "EUR 2.70 0 % EUR 0.00",
-                     "Paid over Lightning: BTC", "at 1 BTC = EUR", "Reverse charge"):
+    for expected in (
+        f"Invoice number: {issued.number}",
+        "Date of issue: 2026-06-17",
+        "Date of supply: 2026-06-17 to 2026-07-17",
+        "Demo Hosting Ltd",
+        "Cork",
+        "VAT/Tax ID: IE6388047V",
+        "Alice Example GmbH",
+        "Berlin",
+        "DEU",
+        "VAT/Tax ID: DE811907980",
+        "Purchase: VM1 - Tiny",
+        "EUR 2.70 0 % EUR 0.00",
+        "Paid over Lightning: BTC",
+        "at 1 BTC = EUR",
+        "Reverse charge",
+    ):
         assert expected in text, (expected, text)
     # the HTML page shows the same number, the payment id and the reverse-charge wording
     page = await (await c.client.get(invoice_link(c, payment_id))).text()

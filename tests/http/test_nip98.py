@@ -21,8 +21,13 @@ PATH = "/api/v1/vm/42/renew?method=lightning"  # the request target: path and qu
 URL = "https://api.example.net/api/v1/vm/42/renew?method=lightning"
 
 
-def verify(header: str | None, method: str = "GET", path: str = PATH,
-           body: bytes | None = b"", now: datetime = NOW) -> bytes:
+def verify(
+    header: str | None,
+    method: str = "GET",
+    path: str = PATH,
+    body: bytes | None = b"",
+    now: datetime = NOW,
+) -> bytes:
     return verify_nip98(header, method, path, now, body)
 
 
@@ -48,12 +53,20 @@ def test_get_with_absolute_url_and_query_string_returns_the_signers_xonly_key() 
 
 
 def test_post_with_a_bare_path_u_tag_is_accepted() -> None:
-    assert verify(signed(url="/api/v1/vm", method="POST"), method="POST",
-                  path="/api/v1/vm", body=b'{"a":1}') == KEY.pubkey
+    assert (
+        verify(
+            signed(url="/api/v1/vm", method="POST"),
+            method="POST",
+            path="/api/v1/vm",
+            body=b'{"a":1}',
+        )
+        == KEY.pubkey
+    )
 
 
-@pytest.mark.parametrize(("padded", "urlsafe"), [(True, False), (False, False), (False, True),
-                                                 (True, True)])
+@pytest.mark.parametrize(
+    ("padded", "urlsafe"), [(True, False), (False, False), (False, True), (True, True)]
+)
 def test_padded_unpadded_and_url_safe_base64_are_accepted(padded: bool, urlsafe: bool) -> None:
     event = nip98_event(KEY, URL, "GET", TS, content="~~~?>>>")  # forces + and / in base64
     assert verify(auth_header(event, padded=padded, urlsafe=urlsafe)) == KEY.pubkey
@@ -198,8 +211,18 @@ def test_a_bare_u_tag_is_skipped_for_the_next_well_formed_one() -> None:
     assert verify(header) == KEY.pubkey
 
 
-@pytest.mark.parametrize("url", ["", "api/v1/vm", "https://exa mple/x", "http://[::1/x",
-                                 "https://h:99999/x", "https:///api/v1/vm", "/ä"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "api/v1/vm",
+        "https://exa mple/x",
+        "http://[::1/x",
+        "https://h:99999/x",
+        "https:///api/v1/vm",
+        "/ä",
+    ],
+)
 def test_unparseable_u_tag_is_invalid_u_tag(url: str) -> None:
     assert refused(signed(url=url)).reason == "Invalid U tag"
 

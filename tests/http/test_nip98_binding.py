@@ -38,17 +38,24 @@ def refusal(url: str, target: str, origin: Origin | None = None, method: str = "
 
 def test_an_event_for_one_interval_is_refused_for_another_query() -> None:
     signed = f"{BASE}{RENEW}?method=lightning&intervals=1"
-    assert verify_nip98(header(signed), "GET", f"{RENEW}?method=lightning&intervals=1", NOW,
-                        None) == KEY.pubkey
-    for target in (f"{RENEW}?method=lightning&intervals=120", f"{RENEW}?method=lightning",
-                   RENEW, f"{RENEW}?method=lightning&intervals=1&intervals=120",
-                   f"{RENEW}?intervals=1&method=lightning"):
+    assert (
+        verify_nip98(header(signed), "GET", f"{RENEW}?method=lightning&intervals=1", NOW, None)
+        == KEY.pubkey
+    )
+    for target in (
+        f"{RENEW}?method=lightning&intervals=120",
+        f"{RENEW}?method=lightning",
+        RENEW,
+        f"{RENEW}?method=lightning&intervals=1&intervals=120",
+        f"{RENEW}?intervals=1&method=lightning",
+    ):
         assert refusal(signed, target) == "Auth check failed: U tag does not match", target
 
 
 def test_an_event_without_a_query_is_refused_for_a_request_with_one() -> None:
     assert refusal(f"{BASE}{RENEW}", f"{RENEW}?intervals=120") == (
-        "Auth check failed: U tag does not match")
+        "Auth check failed: U tag does not match"
+    )
     assert refusal(RENEW, f"{RENEW}?intervals=120") == "Auth check failed: U tag does not match"
 
 
@@ -66,19 +73,23 @@ def test_queries_compare_as_the_pairs_the_handler_reads() -> None:
 def test_with_a_public_url_an_event_for_another_service_is_refused() -> None:
     origin = Origin.of(BASE)
     target = "/api/v1/account"
-    for url in ("https://other-service.example/api/v1/account",
-                "http://api.lnvps.test/api/v1/account",
-                "https://api.lnvps.test:8443/api/v1/account",
-                "https://api.lnvps.test.evil.example/api/v1/account",
-                "/api/v1/account"):
+    for url in (
+        "https://other-service.example/api/v1/account",
+        "http://api.lnvps.test/api/v1/account",
+        "https://api.lnvps.test:8443/api/v1/account",
+        "https://api.lnvps.test.evil.example/api/v1/account",
+        "/api/v1/account",
+    ):
         assert refusal(url, target, origin) == "Auth check failed: U tag does not match", url
 
 
 def test_with_a_public_url_its_own_origin_is_accepted_in_any_case_and_default_port() -> None:
     origin = Origin.of(BASE)
     for url in (f"{BASE}/api/v1/account", "HTTPS://API.LNVPS.TEST:443/api/v1/account"):
-        assert verify_nip98(header(url), "GET", "/api/v1/account", NOW, None,
-                            origin=origin) == KEY.pubkey
+        assert (
+            verify_nip98(header(url), "GET", "/api/v1/account", NOW, None, origin=origin)
+            == KEY.pubkey
+        )
 
 
 def test_without_a_public_url_the_host_is_not_compared_as_in_the_reference() -> None:
@@ -118,9 +129,12 @@ async def test_a_replayed_patch_is_401_and_changes_nothing() -> None:
 async def test_concurrent_replays_of_one_event_pass_once() -> None:
     async with api_client(build()) as c:
         headers = signed_once(c, "/api/v1/account", "PATCH")
-        sent = await asyncio.gather(*[
-            c.client.patch("/api/v1/account", json=account_body(NWC_A), headers=headers)
-            for _ in range(6)])
+        sent = await asyncio.gather(
+            *[
+                c.client.patch("/api/v1/account", json=account_body(NWC_A), headers=headers)
+                for _ in range(6)
+            ]
+        )
         assert sorted(r.status for r in sent) == [200, 401, 401, 401, 401, 401]
 
 
@@ -136,8 +150,9 @@ async def test_a_renewal_signed_for_one_interval_cannot_buy_a_hundred_and_twenty
         vm = await order(c, ALICE)
         signed = f"/api/v1/vm/{vm['id']}/renew?method=lightning&intervals=1"
         headers = signed_once(c, signed, "GET")
-        resp = await c.client.get(f"/api/v1/vm/{vm['id']}/renew?method=lightning&intervals=120",
-                                  headers=headers)
+        resp = await c.client.get(
+            f"/api/v1/vm/{vm['id']}/renew?method=lightning&intervals=120", headers=headers
+        )
         assert resp.status == 401
         async with c.api.store() as uow:
             assert (await uow.payments.list_by_vm(vm["id"], 10)).items == []
@@ -151,12 +166,13 @@ async def test_behind_a_proxy_events_name_the_public_url_not_the_listening_addre
     async with api_client(api) as c:
         now = c.api.clock.now()
         public = sign_request(ALICE, f"{BASE}/api/v1/account", "GET", now)
-        assert (await c.client.get("/api/v1/account",
-                                   headers={"Authorization": public})).status == 200
+        assert (
+            await c.client.get("/api/v1/account", headers={"Authorization": public})
+        ).status == 200
         for url in (c.url("/api/v1/account"), "https://other-service.example/api/v1/account"):
-            resp = await c.client.get("/api/v1/account",
-                                      headers={"Authorization": sign_request(ALICE, url, "GET",
-                                                                             now)})
+            resp = await c.client.get(
+                "/api/v1/account", headers={"Authorization": sign_request(ALICE, url, "GET", now)}
+            )
             assert resp.status == 401, url
 
 

@@ -16,12 +16,20 @@ from tests.http.apiapp import ALICE, BOB, SSH_PUBLIC_KEY, ApiClient, api_client,
 
 ACCOUNT = "/api/v1/account"
 FRESH: dict[str, Any] = {
-    "contact_nip17": True, "contact_email": False, "country_code": None, "name": None,
-    "address_1": None, "address_2": None, "state": None, "city": None, "postcode": None,
-    "tax_id": None, "nwc_connection_string": None, "credit": [],
+    "contact_nip17": True,
+    "contact_email": False,
+    "country_code": None,
+    "name": None,
+    "address_1": None,
+    "address_2": None,
+    "state": None,
+    "city": None,
+    "postcode": None,
+    "tax_id": None,
+    "nwc_connection_string": None,
+    "credit": [],
 }
-NWC = ("nostr+walletconnect://" + "ab" * 32 + "?relay=wss%3A%2F%2Frelay.example&secret="
-       + "cd" * 32)
+NWC = "nostr+walletconnect://" + "ab" * 32 + "?relay=wss%3A%2F%2Frelay.example&secret=" + "cd" * 32
 MASKED = "nostr+walletconnect://abab\u2026"
 
 
@@ -61,8 +69,12 @@ async def test_a_fresh_account_has_the_documented_shape(c: ApiClient) -> None:
     [({}, 401), ({"Authorization": ""}, 401), ({"Authorization": "Nostr xyz%"}, 401)],
 )
 async def test_auth_refusals_are_json(c: ApiClient, headers: dict[str, str], status: int) -> None:
-    for method, path in (("GET", ACCOUNT), ("PATCH", ACCOUNT), ("GET", "/api/v1/ssh-key"),
-                         ("POST", "/api/v1/ssh-key")):
+    for method, path in (
+        ("GET", ACCOUNT),
+        ("PATCH", ACCOUNT),
+        ("GET", "/api/v1/ssh-key"),
+        ("POST", "/api/v1/ssh-key"),
+    ):
         resp = await c.call(method, path, signed=False, headers=headers)
         assert resp.status == status, (method, path)
         assert "error" in await resp.json()
@@ -207,8 +219,9 @@ async def test_an_unverified_address_with_a_legacy_token_gets_a_new_one(c: ApiCl
     async with c.api.store() as uow:
         user = await uow.users.get(user_id)
         assert user is not None
-        await uow.users.update(attrs.evolve(
-            user, email="a@example.com", email_verify_token="ff" * 32))
+        await uow.users.update(
+            attrs.evolve(user, email="a@example.com", email_verify_token="ff" * 32)
+        )
         await uow.commit()
     await patch(c, {**FRESH, "email": "a@example.com"})
     assert len(await pending_jobs(c)) == 1
@@ -249,13 +262,17 @@ async def test_an_address_cannot_be_removed_but_null_without_one_is_fine(c: ApiC
     assert await patch(c, {**FRESH, "email": None}) == (200, {"data": None})
     await patch(c, {**FRESH, "email": "a@example.com"})
     assert await patch(c, {**FRESH, "email": None}) == (
-        400, {"error": "Email address is required and cannot be removed"})
+        400,
+        {"error": "Email address is required and cannot be removed"},
+    )
     assert (await account(c))["email"] == "a@example.com"
 
 
 async def test_email_notifications_need_an_address(c: ApiClient) -> None:
     assert await patch(c, {**FRESH, "contact_email": True}) == (
-        400, {"error": "An email address is required to enable email notifications"})
+        400,
+        {"error": "An email address is required to enable email notifications"},
+    )
     status, _ = await patch(c, {**FRESH, "contact_email": True, "email": "a@example.com"})
     assert status == 200
     assert (await account(c))["contact_email"] is True
@@ -301,8 +318,9 @@ async def test_a_token_of_another_user_does_not_verify_mine(c: ApiClient) -> Non
 
 async def test_ssh_keys_add_and_list_without_key_material(c: ApiClient) -> None:
     assert await (await c.call("GET", "/api/v1/ssh-key")).json() == {"data": []}
-    resp = await c.call("POST", "/api/v1/ssh-key",
-                        json={"name": "laptop", "key_data": SSH_PUBLIC_KEY + "\n"})
+    resp = await c.call(
+        "POST", "/api/v1/ssh-key", json={"name": "laptop", "key_data": SSH_PUBLIC_KEY + "\n"}
+    )
     assert resp.status == 200
     key = (await resp.json())["data"]
     assert list(key) == ["id", "name", "created"]
@@ -345,11 +363,13 @@ async def test_invalid_keys_are_400(c: ApiClient, key_data: str) -> None:
 async def test_ssh_key_body_rules(c: ApiClient) -> None:
     missing = await c.call("POST", "/api/v1/ssh-key", json={"name": "x"})
     assert (missing.status, await missing.json()) == (400, {"error": "missing field `key_data`"})
-    long_name = await c.call("POST", "/api/v1/ssh-key",
-                             json={"name": "n" * 101, "key_data": SSH_PUBLIC_KEY})
+    long_name = await c.call(
+        "POST", "/api/v1/ssh-key", json={"name": "n" * 101, "key_data": SSH_PUBLIC_KEY}
+    )
     assert long_name.status == 400
-    wrong_type = await c.call("POST", "/api/v1/ssh-key", data=b"{}",
-                              headers={"Content-Type": "text/plain"})
+    wrong_type = await c.call(
+        "POST", "/api/v1/ssh-key", data=b"{}", headers={"Content-Type": "text/plain"}
+    )
     assert wrong_type.status == 415
 
 
@@ -363,8 +383,11 @@ async def test_openapi_documents_exactly_the_served_account_routes() -> None:
     served = served_operations(api.app)
     assert documented_operations(doc) == served
     assert served - {("GET", "/openapi.json")} == {
-        ("GET", ACCOUNT), ("PATCH", ACCOUNT), ("GET", "/api/v1/account/verify-email"),
-        ("GET", "/api/v1/ssh-key"), ("POST", "/api/v1/ssh-key"),
+        ("GET", ACCOUNT),
+        ("PATCH", ACCOUNT),
+        ("GET", "/api/v1/account/verify-email"),
+        ("GET", "/api/v1/ssh-key"),
+        ("POST", "/api/v1/ssh-key"),
         ("GET", "/api/v1/account/credit"),
     }
     assert doc["paths"][ACCOUNT]["patch"]["security"] == [{"nip98": []}]

@@ -19,8 +19,15 @@ async def c() -> AsyncIterator[ApiClient]:
 
 
 async def _give(c: ApiClient, user: int, amount: int, currency: str = "EUR") -> None:
-    await adjust_credit(c.api.store, c.api.clock, admin_id=user, user_id=user,
-                        currency=currency, amount=amount, note=f"gift {amount}")
+    await adjust_credit(
+        c.api.store,
+        c.api.clock,
+        admin_id=user,
+        user_id=user,
+        currency=currency,
+        amount=amount,
+        note=f"gift {amount}",
+    )
 
 
 async def test_the_account_shows_each_non_zero_balance(c: ApiClient) -> None:

@@ -53,10 +53,22 @@ async def get_data(c: ApiClient, path: str) -> Any:
 async def test_images_lists_enabled_images_with_exact_fields(c: ApiClient) -> None:
     images = await get_data(c, "/api/v1/image")
     assert images == [
-        {"id": c.demo.ubuntu, "distribution": "ubuntu", "flavour": "Server", "version": "24.04",
-         "release_date": "2024-04-25T00:00:00Z", "default_username": "ubuntu"},
-        {"id": c.demo.debian, "distribution": "debian", "flavour": "Server", "version": "12",
-         "release_date": "2023-06-30T00:00:00Z", "default_username": None},
+        {
+            "id": c.demo.ubuntu,
+            "distribution": "ubuntu",
+            "flavour": "Server",
+            "version": "24.04",
+            "release_date": "2024-04-25T00:00:00Z",
+            "default_username": "ubuntu",
+        },
+        {
+            "id": c.demo.debian,
+            "distribution": "debian",
+            "flavour": "Server",
+            "version": "12",
+            "release_date": "2023-06-30T00:00:00Z",
+            "default_username": None,
+        },
     ]
 
 
@@ -75,28 +87,45 @@ async def test_templates_list_orderable_offers_with_exact_shapes(c: ApiClient) -
     assert list(data) == ["templates", "custom_template"]
     tiny, yearly = data["templates"]
     assert tiny == {
-        "id": c.demo.tiny, "name": "Tiny", "created": "2026-05-18T10:00:00Z", "cpu": 1,
-        "memory": GIB, "disk_size": 40 * GIB, "disk_type": "ssd", "disk_interface": "pcie",
+        "id": c.demo.tiny,
+        "name": "Tiny",
+        "created": "2026-05-18T10:00:00Z",
+        "cpu": 1,
+        "memory": GIB,
+        "disk_size": 40 * GIB,
+        "disk_type": "ssd",
+        "disk_interface": "pcie",
         "cost_plan": {
-            "id": c.demo.tiny_plan, "name": "Tiny", "currency": "EUR", "amount": 270,
-            "other_price": [{"currency": "BTC", "amount": 2_700_000},
-                            {"currency": "USD", "amount": 297},
-                            {"currency": "GBP", "amount": 230}],
-            "interval_amount": 1, "interval_type": "month",
+            "id": c.demo.tiny_plan,
+            "name": "Tiny",
+            "currency": "EUR",
+            "amount": 270,
+            "other_price": [
+                {"currency": "BTC", "amount": 2_700_000},
+                {"currency": "USD", "amount": 297},
+                {"currency": "GBP", "amount": 230},
+            ],
+            "interval_amount": 1,
+            "interval_type": "month",
         },
         "region": {"id": c.demo.region, "name": "Dublin"},
     }
     assert "expires" not in tiny and "cpu_mfg" not in tiny and "cpu_features" not in tiny
     assert yearly["expires"] == "2027-06-17T10:00:00Z"
     assert (yearly["cpu_mfg"], yearly["cpu_arch"], yearly["cpu_features"]) == (
-        "amd", "x86_64", ["AVX2"])
+        "amd",
+        "x86_64",
+        ["AVX2"],
+    )
     assert (yearly["disk_type"], yearly["disk_interface"]) == ("hdd", "sata")
     plan = yearly["cost_plan"]
     assert (plan["currency"], plan["interval_type"]) == ("BTC", "year")
     # a BTC price converts into every fiat with a rate, and is not rounded to sats
-    assert plan["other_price"] == [{"currency": "EUR", "amount": 100_000},
-                                   {"currency": "USD", "amount": 110_000},
-                                   {"currency": "GBP", "amount": 85_000}]
+    assert plan["other_price"] == [
+        {"currency": "EUR", "amount": 100_000},
+        {"currency": "USD", "amount": 110_000},
+        {"currency": "GBP", "amount": 85_000},
+    ]
 
 
 async def test_templates_leave_out_disabled_closed_and_too_big_offers(c: ApiClient) -> None:
@@ -109,14 +138,26 @@ async def test_templates_leave_out_disabled_closed_and_too_big_offers(c: ApiClie
 async def test_custom_template_entries_are_capped_by_host_room(c: ApiClient) -> None:
     [custom] = (await get_data(c, "/api/v1/vm/templates"))["custom_template"]
     assert custom == {
-        "id": c.demo.custom, "name": "Dublin custom",
+        "id": c.demo.custom,
+        "name": "Dublin custom",
         "region": {"id": c.demo.region, "name": "Dublin"},
-        "max_cpu": 16, "min_cpu": 1, "min_memory": GIB, "max_memory": 64 * GIB,
+        "max_cpu": 16,
+        "min_cpu": 1,
+        "min_memory": GIB,
+        "max_memory": 64 * GIB,
         "disks": [
-            {"min_disk": 10 * GIB, "max_disk": 1000 * GIB, "disk_type": "ssd",
-             "disk_interface": "pcie"},
-            {"min_disk": 10 * GIB, "max_disk": 4000 * GIB, "disk_type": "hdd",
-             "disk_interface": "sata"},
+            {
+                "min_disk": 10 * GIB,
+                "max_disk": 1000 * GIB,
+                "disk_type": "ssd",
+                "disk_interface": "pcie",
+            },
+            {
+                "min_disk": 10 * GIB,
+                "max_disk": 4000 * GIB,
+                "disk_type": "hdd",
+                "disk_interface": "sata",
+            },
         ],
     }
 
@@ -126,8 +167,17 @@ async def test_a_full_host_empties_both_lists_but_custom_template_stays_an_array
 ) -> None:
     user_id, key_id = await c.user_id(), await c.ssh_key_id()
     await order_custom_vm(
-        c.api.store, c.api.clock, user_id, c.demo.custom, 16, 8 * GIB, 100 * GIB,
-        DiskType.SSD, DiskInterface.PCIE, c.demo.ubuntu, key_id,
+        c.api.store,
+        c.api.clock,
+        user_id,
+        c.demo.custom,
+        16,
+        8 * GIB,
+        100 * GIB,
+        DiskType.SSD,
+        DiskInterface.PCIE,
+        c.demo.ubuntu,
+        key_id,
     )
     data = await get_data(c, "/api/v1/vm/templates")
     assert data == {"templates": [], "custom_template": []}
@@ -144,8 +194,9 @@ async def test_custom_pricing_needs_a_free_ipv4_address_in_its_region(c: ApiClie
         await uow.commit()
     assert len((await get_data(c, "/api/v1/vm/templates"))["custom_template"]) == 1
     async with c.api.store() as uow:
-        await uow.ip_assignments.add(IpAssignment(
-            id=0, vm_id=vm.id, ip_range_id=c.demo.ip4_range, ip="185.18.221.2"))
+        await uow.ip_assignments.add(
+            IpAssignment(id=0, vm_id=vm.id, ip_range_id=c.demo.ip4_range, ip="185.18.221.2")
+        )
         await uow.commit()
     data = await get_data(c, "/api/v1/vm/templates")
     assert data["custom_template"] == []
@@ -178,8 +229,7 @@ async def test_custom_price_is_monthly_in_the_pricing_currency(c: ApiClient) -> 
 
 
 async def test_custom_price_accepts_integral_floats_and_ignores_cpu_hints(c: ApiClient) -> None:
-    body = {**SPEC, "cpu": 2.0, "memory": float(2 * GIB), "cpu_mfg": "amd",
-            "cpu_feature": ["AVX2"]}
+    body = {**SPEC, "cpu": 2.0, "memory": float(2 * GIB), "cpu_mfg": "amd", "cpu_feature": ["AVX2"]}
     resp = await c.call("POST", PRICE, json=body, signed=False)
     assert (await resp.json())["data"]["amount"] == 610
 
@@ -210,13 +260,15 @@ async def test_custom_price_refusals(
 
 
 async def test_custom_price_body_rules(c: ApiClient) -> None:
-    missing = await c.call("POST", PRICE, json={k: v for k, v in SPEC.items() if k != "disk"},
-                           signed=False)
+    missing = await c.call(
+        "POST", PRICE, json={k: v for k, v in SPEC.items() if k != "disk"}, signed=False
+    )
     assert (missing.status, await missing.json()) == (400, {"error": "missing field `disk`"})
     not_object = await c.call("POST", PRICE, json=[SPEC], signed=False)
     assert not_object.status == 400
-    bad_json = await c.call("POST", PRICE, data=b"{", signed=False,
-                            headers={"Content-Type": "application/json"})
+    bad_json = await c.call(
+        "POST", PRICE, data=b"{", signed=False, headers={"Content-Type": "application/json"}
+    )
     assert bad_json.status == 400
     no_type = await c.call("POST", PRICE, data=b"{}", signed=False)
     assert no_type.status == 415
@@ -228,8 +280,13 @@ async def test_custom_price_body_rules(c: ApiClient) -> None:
 async def test_payment_methods_list_enabled_configs_then_nwc_and_lnurl(c: ApiClient) -> None:
     assert await get_data(c, "/api/v1/payment/methods") == [
         {"name": "lightning", "currencies": ["BTC"]},
-        {"name": "revolut", "currencies": ["EUR", "USD"], "processing_fee_rate": 1.0,
-         "processing_fee_base": 20, "processing_fee_currency": "EUR"},
+        {
+            "name": "revolut",
+            "currencies": ["EUR", "USD"],
+            "processing_fee_rate": 1.0,
+            "processing_fee_base": 20,
+            "processing_fee_currency": "EUR",
+        },
         {"name": "nwc", "currencies": ["BTC"]},
         {"name": "lnurl", "currencies": ["BTC"]},
     ]
@@ -251,7 +308,9 @@ async def test_no_configs_no_methods() -> None:
     async with api_client(build_api_app(), seed=False) as client:
         assert await get_data(client, "/api/v1/payment/methods") == []
         assert await get_data(client, "/api/v1/vm/templates") == {
-            "templates": [], "custom_template": []}
+            "templates": [],
+            "custom_template": [],
+        }
 
 
 # --- IP space -----------------------------------------------------------------------------------
@@ -264,30 +323,49 @@ async def test_ip_space_page_lists_available_spaces_newest_first(c: ApiClient) -
     assert (body["total"], body["limit"], body["offset"]) == (2, 50, 0)
     ip6, ip4 = body["data"]
     assert (ip6["id"], ip4["id"]) == (c.demo.ip6_space, c.demo.ip4_space)
-    assert list(ip4) == ["id", "min_prefix_size", "max_prefix_size", "registry", "ip_version",
-                         "pricing"]
-    assert (ip4["min_prefix_size"], ip4["max_prefix_size"], ip4["registry"],
-            ip4["ip_version"]) == (24, 22, "ripe", "ipv4")
+    assert list(ip4) == [
+        "id",
+        "min_prefix_size",
+        "max_prefix_size",
+        "registry",
+        "ip_version",
+        "pricing",
+    ]
+    assert (ip4["min_prefix_size"], ip4["max_prefix_size"], ip4["registry"], ip4["ip_version"]) == (
+        24,
+        22,
+        "ripe",
+        "ipv4",
+    )
     assert (ip6["registry"], ip6["ip_version"]) == ("arin", "ipv6")
     assert "cidr" not in ip4
     tier = next(t for t in ip4["pricing"] if t["id"] == c.demo.ip4_tier_24)
     assert tier == {
-        "id": c.demo.ip4_tier_24, "prefix_size": 24,
+        "id": c.demo.ip4_tier_24,
+        "prefix_size": 24,
         "price": {"currency": "EUR", "amount": 15_000},
         "setup_fee": {"currency": "EUR", "amount": 5_000},
-        "other_price": [{"currency": "BTC", "amount": 150_000_000},
-                        {"currency": "USD", "amount": 16_500},
-                        {"currency": "GBP", "amount": 12_750}],
-        "other_setup_fee": [{"currency": "BTC", "amount": 50_000_000},
-                            {"currency": "USD", "amount": 5_500},
-                            {"currency": "GBP", "amount": 4_250}],
+        "other_price": [
+            {"currency": "BTC", "amount": 150_000_000},
+            {"currency": "USD", "amount": 16_500},
+            {"currency": "GBP", "amount": 12_750},
+        ],
+        "other_setup_fee": [
+            {"currency": "BTC", "amount": 50_000_000},
+            {"currency": "USD", "amount": 5_500},
+            {"currency": "GBP", "amount": 4_250},
+        ],
     }
 
 
 async def test_ip_space_paging_clamps_and_validates(c: ApiClient) -> None:
     page = await (await c.call("GET", "/api/v1/ip_space?limit=1&offset=1", signed=False)).json()
     assert ([s["id"] for s in page["data"]], page["total"], page["limit"], page["offset"]) == (
-        [c.demo.ip4_space], 2, 1, 1)
+        [c.demo.ip4_space],
+        2,
+        1,
+        1,
+    )
     big = await (await c.call("GET", "/api/v1/ip_space?limit=1000", signed=False)).json()
     assert big["limit"] == 100
     past = await (await c.call("GET", "/api/v1/ip_space?offset=10", signed=False)).json()

@@ -24,8 +24,9 @@ async def c() -> AsyncIterator[ApiClient]:
 
 def invoice_link(c: ApiClient, payment_id: str, key: NostrKey = ALICE, **kw: object) -> str:
     path = f"/api/v1/payment/{payment_id}/invoice"
-    event = nip98_event(key, str(kw.get("url", c.url(path))), "GET",
-                        kw.get("when", c.api.clock.now()))  # type: ignore[arg-type]
+    event = nip98_event(
+        key, str(kw.get("url", c.url(path))), "GET", kw.get("when", c.api.clock.now())
+    )  # type: ignore[arg-type]
     return f"{path}?auth={encode_event(event, urlsafe=True)}"
 
 
@@ -53,9 +54,15 @@ class Strict(HTMLParser):
 async def test_invoice_shows_seller_buyer_lines_tax_total_and_status(c: ApiClient) -> None:
     user = await user_of(c.api, ALICE)
     async with c.api.store() as uow:
-        await uow.users.update(attrs.evolve(
-            user, billing_name="<script>alert(1)</script> & Co", billing_city="Dublin",
-            country_code="IRL", billing_tax_id="IE123"))
+        await uow.users.update(
+            attrs.evolve(
+                user,
+                billing_name="<script>alert(1)</script> & Co",
+                billing_city="Dublin",
+                country_code="IRL",
+                billing_tax_id="IE123",
+            )
+        )
         company = await uow.companies.get(c.demo.company)
         assert company is not None
         await uow.companies.update(attrs.evolve(company, tax_id="IE999", city="Cork"))
@@ -69,9 +76,22 @@ async def test_invoice_shows_seller_buyer_lines_tax_total_and_status(c: ApiClien
     parser = Strict()
     parser.feed(page)
     text = " ".join(parser.text)
-    for expected in ("Demo Hosting Ltd", "IE999", "Cork", "Dublin", "IRL", "IE123",
-                     npub(ALICE.pubkey), "Purchase: VM1 - Tiny", "30 days", "BTC 0.00002700",
-                     "Tax", "Total", "PAID on 2026-06-17 10:00 UTC", payment_id):
+    for expected in (
+        "Demo Hosting Ltd",
+        "IE999",
+        "Cork",
+        "Dublin",
+        "IRL",
+        "IE123",
+        npub(ALICE.pubkey),
+        "Purchase: VM1 - Tiny",
+        "30 days",
+        "BTC 0.00002700",
+        "Tax",
+        "Total",
+        "PAID on 2026-06-17 10:00 UTC",
+        payment_id,
+    ):
         assert expected in text, expected
 
 
@@ -84,10 +104,11 @@ async def test_refusals_are_200_plain_text(c: ApiClient) -> None:
         (invoice_link(c, unpaid), "Payment is not paid, can't generate invoice"),
         (invoice_link(c, "zz"), "Invalid payment id"),
         (invoice_link(c, "ab" * 32), "Payment not found"),
-        (invoice_link(c, payment_id, url=c.url("/api/v1/payment/x/invoice")),
-         "Invalid auth event"),
-        (invoice_link(c, payment_id, when=c.api.clock.now() - timedelta(hours=1)),
-         "Invalid auth event"),
+        (invoice_link(c, payment_id, url=c.url("/api/v1/payment/x/invoice")), "Invalid auth event"),
+        (
+            invoice_link(c, payment_id, when=c.api.clock.now() - timedelta(hours=1)),
+            "Invalid auth event",
+        ),
         (f"/api/v1/payment/{payment_id}/invoice?auth=%%%", "Missing or invalid auth param"),
     ]
     for link, text in cases:

@@ -27,8 +27,11 @@ async def c() -> AsyncIterator[ApiClient]:
     async with api_client(api) as client:
         async with api.store() as uow:  # a subscription first: VM ids and their
             await uow.subscriptions.add_with_line_items(  # subscription ids now differ
-                Subscription(id=0, user_id=1, company_id=1, name="other", created=NOW,
-                             currency="EUR"), [])
+                Subscription(
+                    id=0, user_id=1, company_id=1, name="other", created=NOW, currency="EUR"
+                ),
+                [],
+            )
             await uow.commit()
         yield client
 
@@ -83,16 +86,19 @@ async def test_callback_invoices_exactly_the_amount_for_the_vms_subscription(
     assert after is not None and after > before
 
 
-@pytest.mark.parametrize(("query", "status", "reason"), [
-    ("?amount=999", 200, "Amount must be between"),
-    ("?amount=1000", 200, "Amount must be between"),
-    ("?amount=99000", 200, "Amount must be between"),
-    ("?amount=100000001", 200, "whole number of satoshis"),
-    ("?amount=2000000000", 200, "Amount must be between"),
-    ("?amount=abc", 400, "amount"),
-    ("?amount=" + "9" * 5000, 400, "amount"),  # int() of it raised: a 500 before
-    ("", 400, "amount"),
-])
+@pytest.mark.parametrize(
+    ("query", "status", "reason"),
+    [
+        ("?amount=999", 200, "Amount must be between"),
+        ("?amount=1000", 200, "Amount must be between"),
+        ("?amount=99000", 200, "Amount must be between"),
+        ("?amount=100000001", 200, "whole number of satoshis"),
+        ("?amount=2000000000", 200, "Amount must be between"),
+        ("?amount=abc", 400, "amount"),
+        ("?amount=" + "9" * 5000, 400, "amount"),  # int() of it raised: a 500 before
+        ("", 400, "amount"),
+    ],
+)
 async def test_callback_errors(c: ApiClient, query: str, status: int, reason: str) -> None:
     vm_id = await paid_vm_id(c)
     resp = await c.client.get(f"/api/v1/vm/{vm_id}/renew-lnurlp{query}")
@@ -160,8 +166,11 @@ async def test_the_lnurl_endpoints_are_rate_limited_per_client() -> None:
     api, tick = await _limited()
     async with api_client(api) as c:
         vm_id = await paid_vm_id(c)
-        paths = [f"/.well-known/lnurlp/{vm_id}", f"/api/v1/vm/{vm_id}/renew-lnurlp?amount=100000",
-                 f"/.well-known/lnurlp/{vm_id}"]
+        paths = [
+            f"/.well-known/lnurlp/{vm_id}",
+            f"/api/v1/vm/{vm_id}/renew-lnurlp?amount=100000",
+            f"/.well-known/lnurlp/{vm_id}",
+        ]
         for path in paths:  # both endpoints draw from one bucket per client
             assert (await c.client.get(path)).status == 200
         resp = await c.client.get(paths[1])
@@ -188,14 +197,17 @@ async def test_behind_a_trusted_proxy_the_proxys_address_entry_is_the_key() -> N
         assert (await c.client.get(path, headers=other)).status == 200
 
 
-@pytest.mark.parametrize(("remote", "forwarded", "trust", "key"), [
-    ("192.0.2.1", None, False, "192.0.2.1"),
-    ("192.0.2.1", "198.51.100.4", False, "192.0.2.1"),  # not trusted: header ignored
-    ("192.0.2.1", "1.1.1.1, 198.51.100.4", True, "198.51.100.4"),
-    ("2001:db8:1:2:aaaa::1", None, False, "2001:db8:1:2::/64"),  # one /64 is one client
-    ("2001:db8:1:2:bbbb::9", None, False, "2001:db8:1:2::/64"),
-    ("::ffff:192.0.2.5", None, False, "192.0.2.5"),
-])
+@pytest.mark.parametrize(
+    ("remote", "forwarded", "trust", "key"),
+    [
+        ("192.0.2.1", None, False, "192.0.2.1"),
+        ("192.0.2.1", "198.51.100.4", False, "192.0.2.1"),  # not trusted: header ignored
+        ("192.0.2.1", "1.1.1.1, 198.51.100.4", True, "198.51.100.4"),
+        ("2001:db8:1:2:aaaa::1", None, False, "2001:db8:1:2::/64"),  # one /64 is one client
+        ("2001:db8:1:2:bbbb::9", None, False, "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.5", None, False, "192.0.2.5"),
+    ],
+)
 def test_client_key(remote: str, forwarded: str | None, trust: bool, key: str) -> None:
     headers = {} if forwarded is None else {"X-Forwarded-For": forwarded}
     request = make_mocked_request("GET", "/", headers=headers)

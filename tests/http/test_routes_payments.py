@@ -13,8 +13,20 @@ from app.billing.completion import complete_payment
 from tests.http.apiapp import ALICE, BOB, NOW, SSH_PUBLIC_KEY, ApiClient, api_client
 from tests.http.vm_helpers import build, order, renew, settle, subscription_of, with_revolut
 
-PAYMENT_KEYS = ["id", "vm_id", "created", "expires", "amount", "tax", "processing_fee",
-                "currency", "is_paid", "data", "time", "is_upgrade"]
+PAYMENT_KEYS = [
+    "id",
+    "vm_id",
+    "created",
+    "expires",
+    "amount",
+    "tax",
+    "processing_fee",
+    "currency",
+    "is_paid",
+    "data",
+    "time",
+    "is_upgrade",
+]
 MONTH = 30 * 86_400  # 17 June → 17 July
 
 
@@ -32,8 +44,7 @@ async def test_renew_returns_a_lightning_payment_in_the_documented_shape(c: ApiC
     assert (payment["amount"], payment["tax"], payment["processing_fee"]) == (2_700_000, 0, 0)
     assert payment["currency"] == "BTC" and payment["is_paid"] is False
     assert payment["data"]["lightning"].startswith("lnbcrt")
-    assert parse_time(payment["expires"]) - parse_time(payment["created"]) == timedelta(
-        seconds=600)
+    assert parse_time(payment["expires"]) - parse_time(payment["created"]) == timedelta(seconds=600)
     assert payment["time"] == MONTH and payment["is_upgrade"] is False
     again = await renew(c, ALICE, vm["id"], "?method=nwc")
     assert again["id"] == payment["id"]  # D10: the pending invoice is reused
@@ -67,8 +78,7 @@ async def test_revolut_renewal_and_unconfigured_rail() -> None:
         payment = await renew(c, ALICE, vm["id"], "?method=revolut")
         assert (payment["currency"], payment["amount"]) == ("EUR", 270)
         assert payment["data"] == {"revolut": {"token": None}}
-        assert parse_time(payment["expires"]) - parse_time(payment["created"]) == timedelta(
-            hours=1)
+        assert parse_time(payment["expires"]) - parse_time(payment["created"]) == timedelta(hours=1)
         assert list(gateway.orders) == ["revolut-order-1"]
 
 
@@ -83,8 +93,9 @@ async def test_post_renew_with_idempotency_key(c: ApiClient) -> None:
     assert (await same.json())["data"]["id"] == paid["id"]
     other = await c.call("POST", path, json={"intervals": 3}, headers={"Idempotency-Key": "k1"})
     assert other.status == 409 and "Idempotency-Key" in (await other.json())["error"]
-    query = await c.call("POST", path + "?method=lightning", json={"intervals": 2},
-                         headers={"Idempotency-Key": "k1"})
+    query = await c.call(
+        "POST", path + "?method=lightning", json={"intervals": 2}, headers={"Idempotency-Key": "k1"}
+    )
     assert query.status == 409
     await settle(c.api, paid["id"])
     replay = await c.call("POST", path, json={"intervals": 2}, headers={"Idempotency-Key": "k1"})
@@ -105,8 +116,7 @@ async def test_vm_payments_is_a_plain_newest_first_list(c: ApiClient) -> None:
     body = await (await c.call("GET", f"/api/v1/vm/{vm['id']}/payments")).json()
     assert list(body) == ["data"]
     assert [p["id"] for p in body["data"]] == [second["id"], first["id"]]
-    paged = await (await c.call("GET", f"/api/v1/vm/{vm['id']}/payments?limit=1&offset=1"))\
-        .json()
+    paged = await (await c.call("GET", f"/api/v1/vm/{vm['id']}/payments?limit=1&offset=1")).json()
     assert [p["id"] for p in paged["data"]] == [first["id"]]
 
 
@@ -125,11 +135,19 @@ async def test_payment_lookup_refusals(c: ApiClient) -> None:
 
 
 async def test_pulumi_walk_key_order_renew_settle_poll_and_vm(c: ApiClient) -> None:
-    key = await c.call("POST", "/api/v1/ssh-key",
-                       json={"name": "pulumi", "key_data": SSH_PUBLIC_KEY})
+    key = await c.call(
+        "POST", "/api/v1/ssh-key", json={"name": "pulumi", "key_data": SSH_PUBLIC_KEY}
+    )
     key_id = (await key.json())["data"]["id"]
-    created = await c.call("POST", "/api/v1/vm", json={
-        "template_id": float(c.demo.tiny), "image_id": float(c.demo.ubuntu), "ssh_key_id": key_id})
+    created = await c.call(
+        "POST",
+        "/api/v1/vm",
+        json={
+            "template_id": float(c.demo.tiny),
+            "image_id": float(c.demo.ubuntu),
+            "ssh_key_id": key_id,
+        },
+    )
     vm_id = (await created.json())["data"]["id"]
     invoice = await renew(c, ALICE, vm_id, "?method=lightning")
     assert isinstance(invoice["amount"], int) and invoice["data"]["lightning"]
@@ -153,8 +171,13 @@ async def test_the_same_settlement_twice_and_concurrently_extends_once(c: ApiCli
     svc = c.api.services
 
     async def deliver() -> bool:
-        report = await complete_payment(svc.uow_factory, svc.clock, svc.rails, svc.queue,
-                                        payment_id=bytes.fromhex(payment["id"]))
+        report = await complete_payment(
+            svc.uow_factory,
+            svc.clock,
+            svc.rails,
+            svc.queue,
+            payment_id=bytes.fromhex(payment["id"]),
+        )
         return report.completed
 
     results = await asyncio.gather(deliver(), deliver(), deliver())

@@ -48,18 +48,28 @@ async def renew(c: ApiClient, sub_id: int, query: str = "", key: Any = ALICE) ->
 async def test_create_an_ip_range_subscription_with_the_documented_shape(c: ApiClient) -> None:
     sub = await create(c)
     assert sub == {
-        "id": sub["id"], "name": "Subscription", "description": None,
-        "created": "2026-06-17T10:00:00Z", "expires": None, "is_active": False,
+        "id": sub["id"],
+        "name": "Subscription",
+        "description": None,
+        "created": "2026-06-17T10:00:00Z",
+        "expires": None,
+        "is_active": False,
         "auto_renewal_enabled": True,
-        "line_items": [{
-            "id": sub["line_items"][0]["id"], "subscription_id": sub["id"],
-            "name": "IP Range: /24 from 185.18.220.0/22",
-            "description": "/24 IP range from 185.18.220.0/22 block",
-            "price": {"currency": "EUR", "amount": 15_000},
-            "setup_fee": {"currency": "EUR", "amount": 5_000},
-            "configuration": {"ip_space_pricing_id": c.demo.ip4_tier_24,
-                              "available_ip_space_id": c.demo.ip4_space, "prefix_size": 24},
-        }],
+        "line_items": [
+            {
+                "id": sub["line_items"][0]["id"],
+                "subscription_id": sub["id"],
+                "name": "IP Range: /24 from 185.18.220.0/22",
+                "description": "/24 IP range from 185.18.220.0/22 block",
+                "price": {"currency": "EUR", "amount": 15_000},
+                "setup_fee": {"currency": "EUR", "amount": 5_000},
+                "configuration": {
+                    "ip_space_pricing_id": c.demo.ip4_tier_24,
+                    "available_ip_space_id": c.demo.ip4_space,
+                    "prefix_size": 24,
+                },
+            }
+        ],
     }
     assert isinstance(sub["id"], int)
     got = await ok(await c.call("GET", f"{SUBS}/{sub['id']}"))
@@ -68,18 +78,30 @@ async def test_create_an_ip_range_subscription_with_the_documented_shape(c: ApiC
         stored = await uow.subscriptions.get(sub["id"])
     assert stored is not None
     assert (stored.currency, stored.setup_fee, stored.is_setup, stored.company_id) == (
-        "EUR", 5_000, False, c.demo.company)
+        "EUR",
+        5_000,
+        False,
+        c.demo.company,
+    )
 
 
 async def test_create_with_every_option(c: ApiClient) -> None:
     sub = await create(
-        c, name="My range", description="for the lab", currency="eur",
+        c,
+        name="My range",
+        description="for the lab",
+        currency="eur",
         auto_renewal_enabled=False,
-        line_items=[{"type": "ip_range", "ip_space_pricing_id": c.demo.ip4_tier_24},
-                    {"type": "ip_range", "ip_space_pricing_id": c.demo.ip4_tier_23}],
+        line_items=[
+            {"type": "ip_range", "ip_space_pricing_id": c.demo.ip4_tier_24},
+            {"type": "ip_range", "ip_space_pricing_id": c.demo.ip4_tier_23},
+        ],
     )
     assert (sub["name"], sub["description"], sub["auto_renewal_enabled"]) == (
-        "My range", "for the lab", False)
+        "My range",
+        "for the lab",
+        False,
+    )
     assert [i["price"]["amount"] for i in sub["line_items"]] == [15_000, 28_000]
 
 
@@ -88,24 +110,49 @@ async def test_create_with_every_option(c: ApiClient) -> None:
     [
         ({"line_items": []}, 400, "At least one line item is required"),
         ({}, 400, "`line_items` must be an array"),
-        ({"line_items": [{"type": "asn_sponsoring", "asn": 64500}]}, 422,
-         "ASN sponsoring not yet implemented"),
-        ({"line_items": [{"type": "dns_hosting", "domain": "example.com"}]}, 422,
-         "DNS hosting not yet implemented"),
+        (
+            {"line_items": [{"type": "asn_sponsoring", "asn": 64500}]},
+            422,
+            "ASN sponsoring not yet implemented",
+        ),
+        (
+            {"line_items": [{"type": "dns_hosting", "domain": "example.com"}]},
+            422,
+            "DNS hosting not yet implemented",
+        ),
         ({"line_items": [{"type": "vps"}]}, 400, "unknown line item type `vps`"),
         ({"line_items": [{"type": "ip_range"}]}, 400, "missing field `ip_space_pricing_id`"),
-        ({"line_items": [{"type": "ip_range", "ip_space_pricing_id": 999}]}, 404,
-         "IP space pricing not found"),
+        (
+            {"line_items": [{"type": "ip_range", "ip_space_pricing_id": 999}]},
+            404,
+            "IP space pricing not found",
+        ),
         ({"line_items": ["ip_range"]}, 400, "The request body must be a JSON object"),
-        ({"currency": "XYZ", "line_items": [{"type": "ip_range", "ip_space_pricing_id": 1}]},
-         400, "unknown currency: XYZ"),
-        ({"currency": "USD", "line_items": [{"type": "ip_range", "ip_space_pricing_id": 1}]},
-         400, "These IP ranges are priced in EUR, not USD"),
-        ({"line_items": [{"type": "ip_range", "ip_space_pricing_id": 1},
-                         {"type": "ip_range", "ip_space_pricing_id": 3}]},
-         400, "All line items must be priced in the same currency"),
-        ({"name": 5, "line_items": [{"type": "ip_range", "ip_space_pricing_id": 1}]},
-         400, "`name` must be a string"),
+        (
+            {"currency": "XYZ", "line_items": [{"type": "ip_range", "ip_space_pricing_id": 1}]},
+            400,
+            "unknown currency: XYZ",
+        ),
+        (
+            {"currency": "USD", "line_items": [{"type": "ip_range", "ip_space_pricing_id": 1}]},
+            400,
+            "These IP ranges are priced in EUR, not USD",
+        ),
+        (
+            {
+                "line_items": [
+                    {"type": "ip_range", "ip_space_pricing_id": 1},
+                    {"type": "ip_range", "ip_space_pricing_id": 3},
+                ]
+            },
+            400,
+            "All line items must be priced in the same currency",
+        ),
+        (
+            {"name": 5, "line_items": [{"type": "ip_range", "ip_space_pricing_id": 1}]},
+            400,
+            "`name` must be a string",
+        ),
     ],
 )
 async def test_create_refusals(c: ApiClient, body: dict[str, Any], status: int, error: str) -> None:
@@ -116,10 +163,15 @@ async def test_create_refusals(c: ApiClient, body: dict[str, Any], status: int, 
 
 
 async def test_a_reserved_space_cannot_be_bought(c: ApiClient) -> None:
-    resp = await c.call("POST", SUBS, json={
-        "line_items": [{"type": "ip_range", "ip_space_pricing_id": c.demo.reserved_tier}]})
+    resp = await c.call(
+        "POST",
+        SUBS,
+        json={"line_items": [{"type": "ip_range", "ip_space_pricing_id": c.demo.reserved_tier}]},
+    )
     assert (resp.status, await resp.json()) == (
-        422, {"error": "IP space is not available for allocation"})
+        422,
+        {"error": "IP space is not available for allocation"},
+    )
 
 
 async def test_list_is_a_newest_first_page_of_my_subscriptions_only(c: ApiClient) -> None:
@@ -128,7 +180,11 @@ async def test_list_is_a_newest_first_page_of_my_subscriptions_only(c: ApiClient
     page = await ok(await c.call("GET", f"{SUBS}?limit=2"))
     assert list(page) == ["data", "total", "limit", "offset"]
     assert ([s["id"] for s in page["data"]], page["total"], page["limit"], page["offset"]) == (
-        ids[::-1][:2], 3, 2, 0)
+        ids[::-1][:2],
+        3,
+        2,
+        0,
+    )
     rest = await ok(await c.call("GET", f"{SUBS}?limit=2&offset=2"))
     assert [s["id"] for s in rest["data"]] == [ids[0]]
     clamped = await ok(await c.call("GET", f"{SUBS}?limit=101"))
@@ -143,7 +199,10 @@ async def test_vm_subscriptions_are_listed_too(c: ApiClient) -> None:
     assert sub["name"] == f"VM{vm.id} subscription"
     [item] = sub["line_items"]
     assert (item["name"], item["price"], item["configuration"]) == (
-        f"VM{vm.id} - Tiny", {"currency": "EUR", "amount": 270}, None)
+        f"VM{vm.id} - Tiny",
+        {"currency": "EUR", "amount": 270},
+        None,
+    )
 
 
 async def test_other_users_subscriptions_are_not_found(c: ApiClient) -> None:
@@ -168,16 +227,30 @@ async def test_other_users_subscriptions_are_not_found(c: ApiClient) -> None:
 async def test_renew_creates_a_purchase_with_setup_fee_and_reuses_it(c: ApiClient) -> None:
     sub_id = (await create(c))["id"]
     payment = (await ok(await renew(c, sub_id, "?method=lightning")))["data"]
-    assert list(payment) == ["id", "subscription_id", "created", "expires", "amount",
-                             "payment_method", "payment_type", "is_paid", "tax",
-                             "processing_fee"]
+    assert list(payment) == [
+        "id",
+        "subscription_id",
+        "created",
+        "expires",
+        "amount",
+        "payment_method",
+        "payment_type",
+        "is_paid",
+        "tax",
+        "processing_fee",
+    ]
     assert len(payment["id"]) == 64 and set(payment["id"]) <= HEX64
     # EUR 150 + 50 setup at 100 000 EUR/BTC = 0.002 BTC
     assert payment["amount"] == {"currency": "BTC", "amount": 200_000_000}
     assert (payment["payment_method"], payment["payment_type"], payment["is_paid"]) == (
-        "lightning", "Purchase", False)
+        "lightning",
+        "Purchase",
+        False,
+    )
     assert (payment["created"], payment["expires"]) == (
-        "2026-06-17T10:00:00Z", "2026-06-17T10:10:00Z")
+        "2026-06-17T10:00:00Z",
+        "2026-06-17T10:10:00Z",
+    )
     assert payment["tax"] == payment["processing_fee"] == {"currency": "BTC", "amount": 0}
     again = (await ok(await renew(c, sub_id)))["data"]
     unknown_method = (await ok(await renew(c, sub_id, "?method=bitcoin")))["data"]
@@ -191,15 +264,19 @@ async def test_paying_activates_and_the_next_renewal_has_no_setup_fee(c: ApiClie
     first = (await ok(await renew(c, sub_id)))["data"]
     c.api.clock.advance(timedelta(minutes=1))
     await c.api.node.settle(bytes.fromhex(first["id"]))
-    await complete_payment(c.api.store, c.api.clock, c.api.services.rails, c.api.queue,
-                           payment_id=bytes.fromhex(first["id"]))
+    await complete_payment(
+        c.api.store,
+        c.api.clock,
+        c.api.services.rails,
+        c.api.queue,
+        payment_id=bytes.fromhex(first["id"]),
+    )
     sub = (await ok(await c.call("GET", f"{SUBS}/{sub_id}")))["data"]
     assert (sub["is_active"], sub["expires"]) == (True, "2026-07-17T10:01:00Z")
     second = (await ok(await renew(c, sub_id)))["data"]
     assert (second["payment_type"], second["amount"]["amount"]) == ("Renewal", 150_000_000)
     page = await ok(await c.call("GET", f"{SUBS}/{sub_id}/payments?limit=1"))
-    assert (page["total"], page["limit"], [p["id"] for p in page["data"]]) == (
-        2, 1, [second["id"]])
+    assert (page["total"], page["limit"], [p["id"] for p in page["data"]]) == (2, 1, [second["id"]])
     paid = (await ok(await c.call("GET", f"{SUBS}/{sub_id}/payments?offset=1")))["data"][0]
     assert (paid["is_paid"], paid["paid_at"]) == (True, "2026-06-17T10:01:00Z")
     assert "paid_at" not in second
@@ -217,8 +294,11 @@ async def test_renew_intervals_extension_and_its_limits(c: ApiClient) -> None:
 async def test_renew_tax_follows_the_buyers_country() -> None:
     api = build_api_app(tax_rates=TaxRates.from_config({"IE": 23}))
     async with api_client(api) as c:
-        await c.call("PATCH", "/api/v1/account",
-                     json={"contact_nip17": True, "contact_email": False, "country_code": "IRL"})
+        await c.call(
+            "PATCH",
+            "/api/v1/account",
+            json={"contact_nip17": True, "contact_email": False, "country_code": "IRL"},
+        )
         sub_id = (await create(c))["id"]
         payment = (await ok(await renew(c, sub_id)))["data"]
     assert payment["amount"]["amount"] == 200_000_000
@@ -269,11 +349,15 @@ class FakeRevolut:
 
 async def test_a_card_payment_shows_tax_and_processing_fee_in_the_list_currency() -> None:
     revolut = FakeRevolut()
-    api = build_api_app(tax_rates=TaxRates.from_config({"IE": 23}),
-                        fiat={PaymentMethod.REVOLUT: revolut})
+    api = build_api_app(
+        tax_rates=TaxRates.from_config({"IE": 23}), fiat={PaymentMethod.REVOLUT: revolut}
+    )
     async with api_client(api) as c:
-        await c.call("PATCH", "/api/v1/account",
-                     json={"contact_nip17": True, "contact_email": False, "country_code": "IE"})
+        await c.call(
+            "PATCH",
+            "/api/v1/account",
+            json={"contact_nip17": True, "contact_email": False, "country_code": "IE"},
+        )
         sub_id = (await create(c))["id"]
         payment = (await ok(await renew(c, sub_id, "?method=revolut")))["data"]
     # EUR 200.00 (150 + 50 setup); tax 23 % = 46.00; fee 1 % + €0.20 grossed up (D4):
@@ -296,14 +380,20 @@ async def test_openapi_documents_exactly_the_served_subscription_routes() -> Non
     served = served_operations(api.app)
     assert documented_operations(doc) == served
     assert served - {("GET", "/openapi.json")} == {
-        ("GET", SUBS), ("POST", SUBS), ("GET", f"{SUBS}/{{id}}"),
-        ("GET", f"{SUBS}/{{id}}/payments"), ("GET", f"{SUBS}/{{id}}/renew"),
+        ("GET", SUBS),
+        ("POST", SUBS),
+        ("GET", f"{SUBS}/{{id}}"),
+        ("GET", f"{SUBS}/{{id}}/payments"),
+        ("GET", f"{SUBS}/{{id}}/renew"),
         ("POST", f"{SUBS}/{{id}}/renew"),
     }
     payments = doc["paths"][f"{SUBS}/{{id}}/payments"]["get"]
     assert payments["parameters"][0] == {
-        "name": "id", "in": "path", "required": True,
-        "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+    }
     assert payments["security"] == [{"nip98": []}]
     listing = doc["paths"][SUBS]["get"]
     assert {p["name"] for p in listing["parameters"]} == {"limit", "offset"}

@@ -20,8 +20,18 @@ from tests.http.apiapp import ALICE, BOB, ApiClient, api_client
 from tests.http.vm_helpers import add_key, build, order, paid_vm, provision, renew, settle
 from tests.nostr_signing import auth_header, nip98_event
 
-STATUS_KEYS = ["id", "created", "expires", "mac_address", "image", "template", "ssh_key",
-               "ip_assignments", "status", "auto_renewal_enabled"]
+STATUS_KEYS = [
+    "id",
+    "created",
+    "expires",
+    "mac_address",
+    "image",
+    "template",
+    "ssh_key",
+    "ip_assignments",
+    "status",
+    "auto_renewal_enabled",
+]
 
 
 @pytest.fixture
@@ -39,17 +49,36 @@ async def test_order_returns_the_documented_unpaid_vm_status(c: ApiClient) -> No
     assert list(vm) == STATUS_KEYS
     assert vm["expires"] is None and vm["mac_address"] == "ff:ff:ff:ff:ff:ff"
     assert vm["ip_assignments"] == [] and vm["auto_renewal_enabled"] is False
-    assert vm["status"] == {"timestamp": 0, "state": "unknown", "cpu_usage": 0.0,
-                            "mem_usage": 0.0, "uptime": 0, "net_in": 0, "net_out": 0,
-                            "disk_write": 0, "disk_read": 0}
-    assert vm["image"] == {"id": c.demo.ubuntu, "distribution": "ubuntu", "flavour": "Server",
-                           "version": "24.04", "release_date": "2024-04-25T00:00:00Z",
-                           "default_username": "ubuntu"}
+    assert vm["status"] == {
+        "timestamp": 0,
+        "state": "unknown",
+        "cpu_usage": 0.0,
+        "mem_usage": 0.0,
+        "uptime": 0,
+        "net_in": 0,
+        "net_out": 0,
+        "disk_write": 0,
+        "disk_read": 0,
+    }
+    assert vm["image"] == {
+        "id": c.demo.ubuntu,
+        "distribution": "ubuntu",
+        "flavour": "Server",
+        "version": "24.04",
+        "release_date": "2024-04-25T00:00:00Z",
+        "default_username": "ubuntu",
+    }
     template = vm["template"]
     assert template["id"] == c.demo.tiny and template["name"] == "Tiny"
-    assert template["cost_plan"] == {"id": c.demo.tiny_plan, "name": "Tiny", "currency": "EUR",
-                                     "amount": 270, "other_price": [], "interval_amount": 1,
-                                     "interval_type": "month"}
+    assert template["cost_plan"] == {
+        "id": c.demo.tiny_plan,
+        "name": "Tiny",
+        "currency": "EUR",
+        "amount": 270,
+        "other_price": [],
+        "interval_amount": 1,
+        "interval_type": "month",
+    }
     assert template["region"] == {"id": c.demo.region, "name": "Dublin"}
     assert isinstance(vm["ssh_key"]["id"], int) and vm["ssh_key"]["name"] == "laptop"
     assert vm["created"] == "2026-06-17T10:00:00Z"
@@ -61,9 +90,14 @@ async def test_list_and_get_show_only_the_callers_vms(c: ApiClient) -> None:
     assert [v["id"] for v in listed["data"]] == [mine["id"]]
     got = await c.call("GET", f"/api/v1/vm/{mine['id']}")
     assert (await got.json())["data"] == mine
-    for path in (f"/api/v1/vm/{theirs['id']}", "/api/v1/vm/9999",
-                 f"/api/v1/vm/{theirs['id']}/history", f"/api/v1/vm/{theirs['id']}/payments",
-                 f"/api/v1/vm/{theirs['id']}/renew", f"/api/v1/vm/{theirs['id']}/time-series"):
+    for path in (
+        f"/api/v1/vm/{theirs['id']}",
+        "/api/v1/vm/9999",
+        f"/api/v1/vm/{theirs['id']}/history",
+        f"/api/v1/vm/{theirs['id']}/payments",
+        f"/api/v1/vm/{theirs['id']}/renew",
+        f"/api/v1/vm/{theirs['id']}/time-series",
+    ):
         resp = await c.call("GET", path)
         assert resp.status == 404, path
         assert await resp.json() == {"error": "VM not found"}
@@ -94,15 +128,26 @@ async def test_nip98_refusals_are_401_and_show_nothing(c: ApiClient, case: str) 
 
 async def test_custom_order_synthesizes_the_custom_template(c: ApiClient) -> None:
     key = await add_key(c.api, ALICE)
-    body = {"pricing_id": c.demo.custom, "cpu": 2, "memory": 4 * GIB, "disk": 80 * GIB,
-            "disk_type": "ssd", "disk_interface": "pcie", "image_id": c.demo.debian,
-            "ssh_key_id": key.id}
+    body = {
+        "pricing_id": c.demo.custom,
+        "cpu": 2,
+        "memory": 4 * GIB,
+        "disk": 80 * GIB,
+        "disk_type": "ssd",
+        "disk_interface": "pcie",
+        "image_id": c.demo.debian,
+        "ssh_key_id": key.id,
+    }
     resp = await c.call("POST", "/api/v1/vm/custom-template", json=body)
     assert resp.status == 200, await resp.text()
     vm = (await resp.json())["data"]
     template = vm["template"]
     assert (template["name"], template["cpu"], template["memory"], template["disk_size"]) == (
-        "Custom", 2, 4 * GIB, 80 * GIB)
+        "Custom",
+        2,
+        4 * GIB,
+        80 * GIB,
+    )
     plan = template["cost_plan"]
     assert plan["id"] == c.demo.custom and plan["interval_type"] == "month"
     assert plan["amount"] > 0 and plan["other_price"] == []
@@ -120,9 +165,16 @@ async def test_a_fourth_unpaid_order_is_422_until_one_is_paid() -> None:
         first = await order(c, ALICE)
         await order(c, ALICE)
         key = await add_key(c.api, ALICE)
-        custom = {"pricing_id": c.demo.custom, "cpu": 2, "memory": 4 * GIB, "disk": 80 * GIB,
-                  "disk_type": "ssd", "disk_interface": "pcie", "image_id": c.demo.debian,
-                  "ssh_key_id": key.id}
+        custom = {
+            "pricing_id": c.demo.custom,
+            "cpu": 2,
+            "memory": 4 * GIB,
+            "disk": 80 * GIB,
+            "disk_type": "ssd",
+            "disk_interface": "pcie",
+            "image_id": c.demo.debian,
+            "ssh_key_id": key.id,
+        }
         standard = {"template_id": c.demo.tiny, "image_id": c.demo.ubuntu, "ssh_key_id": key.id}
         for path, body in (("/api/v1/vm", standard), ("/api/v1/vm/custom-template", custom)):
             resp = await c.call("POST", path, json=body)
@@ -130,8 +182,14 @@ async def test_a_fourth_unpaid_order_is_422_until_one_is_paid() -> None:
             error = (await resp.json())["error"]
             assert error.startswith("You already have 2 unpaid VMs (at most 2)")
         assert len((await (await c.call("GET", "/api/v1/vm")).json())["data"]) == 2
-        assert (await c.call("POST", "/api/v1/vm", key=BOB, json={
-            **standard, "ssh_key_id": (await add_key(c.api, BOB)).id})).status == 200
+        assert (
+            await c.call(
+                "POST",
+                "/api/v1/vm",
+                key=BOB,
+                json={**standard, "ssh_key_id": (await add_key(c.api, BOB)).id},
+            )
+        ).status == 200
         await settle(c.api, (await renew(c, ALICE, first["id"]))["id"])
         assert (await c.call("POST", "/api/v1/vm", json=standard)).status == 200
 
@@ -181,8 +239,9 @@ async def test_state_is_creating_after_payment_and_comes_from_the_cache_once_kno
         await provision(c.api, vm["id"])
         got = (await (await c.call("GET", f"/api/v1/vm/{vm['id']}")).json())["data"]
         assert got["status"]["state"] == "unknown"
-        states.states[vm["id"]] = VmRunningState(timestamp=1781690700, state=VmRunState.RUNNING,
-                                                 uptime=245)
+        states.states[vm["id"]] = VmRunningState(
+            timestamp=1781690700, state=VmRunState.RUNNING, uptime=245
+        )
         got = (await (await c.call("GET", f"/api/v1/vm/{vm['id']}")).json())["data"]
         assert got["status"]["state"] == "running" and got["status"]["uptime"] == 245
 
@@ -207,10 +266,18 @@ async def test_a_running_state_is_not_shown_before_the_build_is_committed() -> N
 async def test_patch_changes_key_auto_renewal_and_reverse_dns(c: ApiClient) -> None:
     vm = await paid_vm(c, ALICE)
     async with c.api.store() as uow:
-        ip_range = await uow.ip_ranges.add(IpRange(id=0, cidr="185.18.221.0/25", enabled=True,
-                                                   region_id=c.demo.region, gateway="185.18.221.1"))
-        await uow.ip_assignments.add(IpAssignment(id=0, vm_id=vm["id"], ip_range_id=ip_range.id,
-                                                  ip="185.18.221.14"))
+        ip_range = await uow.ip_ranges.add(
+            IpRange(
+                id=0,
+                cidr="185.18.221.0/25",
+                enabled=True,
+                region_id=c.demo.region,
+                gateway="185.18.221.1",
+            )
+        )
+        await uow.ip_assignments.add(
+            IpAssignment(id=0, vm_id=vm["id"], ip_range_id=ip_range.id, ip="185.18.221.14")
+        )
         await uow.commit()
     second = await add_key(c.api, ALICE, "desktop")
     path = f"/api/v1/vm/{vm['id']}"
@@ -219,9 +286,15 @@ async def test_patch_changes_key_auto_renewal_and_reverse_dns(c: ApiClient) -> N
     assert resp.status == 200 and await resp.json() == {"data": None}
     got = (await (await c.call("GET", path)).json())["data"]
     assert got["ssh_key"]["id"] == second.id and got["auto_renewal_enabled"] is True
-    assert got["ip_assignments"] == [{"id": got["ip_assignments"][0]["id"],
-                                      "ip": "185.18.221.14/25", "gateway": "185.18.221.1",
-                                      "forward_dns": None, "reverse_dns": "vm.example"}]
+    assert got["ip_assignments"] == [
+        {
+            "id": got["ip_assignments"][0]["id"],
+            "ip": "185.18.221.14/25",
+            "gateway": "185.18.221.1",
+            "forward_dns": None,
+            "reverse_dns": "vm.example",
+        }
+    ]
     assert ConfigureVm(vm_id=vm["id"]) in await jobs(c)
     bobs = await add_key(c.api, BOB)
     refused = await c.call("PATCH", path, json={"ssh_key_id": bobs.id})
@@ -242,24 +315,39 @@ async def test_actions_call_the_host_log_history_and_queue_a_check(c: ApiClient)
     for action in ("stop", "start", "restart"):
         resp = await c.call("PATCH", f"/api/v1/vm/{vm['id']}/{action}")
         assert resp.status == 200 and await resp.json() == {"data": None}
-    resp = await c.call("PATCH", f"/api/v1/vm/{vm['id']}/re-install",
-                        json={"image_id": c.demo.debian})
+    resp = await c.call(
+        "PATCH", f"/api/v1/vm/{vm['id']}/re-install", json={"image_id": c.demo.debian}
+    )
     assert resp.status == 200
     got = (await (await c.call("GET", f"/api/v1/vm/{vm['id']}")).json())["data"]
     assert got["image"]["id"] == c.demo.debian
     assert await jobs(c) == [CheckVm(vm_id=vm["id"])] * 4
     entries = await history(c, vm["id"])
-    assert [e["action_type"] for e in entries[:4]] == ["reinstalled", "restarted", "started",
-                                                       "stopped"]
+    assert [e["action_type"] for e in entries[:4]] == [
+        "reinstalled",
+        "restarted",
+        "started",
+        "stopped",
+    ]
     assert entries[0]["initiated_by"] == "owner"
     assert entries[0]["new_state"] == f'{{"image_id":{c.demo.debian}}}'
-    assert list(entries[0]) == ["id", "vm_id", "action_type", "timestamp", "initiated_by",
-                                "previous_state", "new_state", "metadata", "description"]
+    assert list(entries[0]) == [
+        "id",
+        "vm_id",
+        "action_type",
+        "timestamp",
+        "initiated_by",
+        "previous_state",
+        "new_state",
+        "metadata",
+        "description",
+    ]
     page = await history(c, vm["id"], "?limit=2&offset=1")
     assert [e["id"] for e in page] == [e["id"] for e in entries[1:3]]
     assert len(await history(c, vm["id"], "?limit=2")) == len(entries)
-    hidden = await c.call("PATCH", f"/api/v1/vm/{vm['id']}/re-install",
-                          json={"image_id": c.demo.centos})
+    hidden = await c.call(
+        "PATCH", f"/api/v1/vm/{vm['id']}/re-install", json={"image_id": c.demo.centos}
+    )
     assert hidden.status == 404
 
 
@@ -321,8 +409,16 @@ async def test_time_series_of_a_vm_on_the_dummy_host_is_the_last_hour(c: ApiClie
     now = int(c.api.clock.now().timestamp())
     assert len(points) == 60
     assert [p["timestamp"] for p in points] == [now - (60 - i) * 60 for i in range(60)]
-    assert set(points[0]) == {"timestamp", "cpu", "memory", "memory_size", "net_in", "net_out",
-                              "disk_write", "disk_read"}
+    assert set(points[0]) == {
+        "timestamp",
+        "cpu",
+        "memory",
+        "memory_size",
+        "net_in",
+        "net_out",
+        "disk_write",
+        "disk_read",
+    }
     assert all(0 < p["cpu"] <= 1 and 0 < p["memory"] <= 1 for p in points)
     assert points[15]["cpu"] == pytest.approx(0.35) and points[0]["memory"] == 0.2
     assert points[15]["net_in"] == pytest.approx(64_000 * 0.35)
@@ -353,8 +449,9 @@ async def test_openapi_documents_exactly_the_served_routes(c: ApiClient) -> None
     assert documented_operations(document) == served_operations(c.api.app)
     ops = document["paths"]["/api/v1/vm/{id}/renew"]
     assert set(ops) == {"get", "post"}
-    assert ops["get"]["responses"]["200"]["content"]["application/json"]["schema"][
-        "properties"]["data"]["required"][:3] == ["id", "vm_id", "created"]
+    assert ops["get"]["responses"]["200"]["content"]["application/json"]["schema"]["properties"][
+        "data"
+    ]["required"][:3] == ["id", "vm_id", "created"]
 
 
 async def test_router_edges_wrong_method_head_and_bodies(c: ApiClient) -> None:

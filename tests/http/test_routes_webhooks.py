@@ -33,11 +33,15 @@ async def c() -> AsyncIterator[ApiClient]:
         yield client
 
 
-def revolut_headers(body: bytes, secret: str = REVOLUT_SECRET, ts: str = "1781690400000"
-                    ) -> dict[str, str]:
+def revolut_headers(
+    body: bytes, secret: str = REVOLUT_SECRET, ts: str = "1781690400000"
+) -> dict[str, str]:
     digest = hmac.new(secret.encode(), f"v1.{ts}.".encode() + body, hashlib.sha256).hexdigest()
-    return {"Revolut-Signature": f"v1={digest}", "Revolut-Request-Timestamp": ts,
-            "Content-Type": "application/json"}
+    return {
+        "Revolut-Signature": f"v1={digest}",
+        "Revolut-Request-Timestamp": ts,
+        "Content-Type": "application/json",
+    }
 
 
 def stripe_headers(body: bytes, when: int, secret: str = STRIPE_SECRET) -> dict[str, str]:
@@ -66,8 +70,11 @@ async def post(c: ApiClient, path: str, body: bytes, headers: dict[str, str]) ->
 async def test_bad_or_missing_revolut_signature_is_401_and_changes_nothing(c: ApiClient) -> None:
     _, payment = await revolut_payment(c)
     body = revolut_event("revolut-order-1")
-    for headers in (revolut_headers(body, secret="wrong"), {"Content-Type": "application/json"},
-                    revolut_headers(b"{}")):
+    for headers in (
+        revolut_headers(body, secret="wrong"),
+        {"Content-Type": "application/json"},
+        revolut_headers(b"{}"),
+    ):
         resp = await post(c, "/api/v1/webhook/revolut", body, headers)
         assert resp.status == 401
         assert await resp.json() == {"error": "Invalid webhook signature"}
@@ -96,7 +103,8 @@ async def test_a_good_revolut_webhook_pays_once_even_when_replayed(c: ApiClient)
     assert resp.status == 200 and await resp.read() == b""
     assert await is_paid(c, payment["id"]) is True
     replays = await asyncio.gather(
-        *[post(c, "/api/v1/webhook/revolut", body, headers) for _ in range(3)])
+        *[post(c, "/api/v1/webhook/revolut", body, headers) for _ in range(3)]
+    )
     assert [r.status for r in replays] == [200, 200, 200]
     assert (await subscription_of(c.api, vm_id)).expires == NOW + timedelta(seconds=MONTH)
 
@@ -105,19 +113,35 @@ async def add_stripe_payment(c: ApiClient, vm_id: int) -> bytes:
     sub = await subscription_of(c.api, vm_id)
     payment_id = hashlib.sha256(b"stripe-payment").digest()
     async with c.api.store() as uow:
-        await uow.payments.add(SubscriptionPayment(
-            id=payment_id, subscription_id=sub.id, user_id=sub.user_id, created=NOW,
-            expires=NOW + timedelta(hours=1), amount=270, currency="EUR",
-            payment_method=PaymentMethod.STRIPE, payment_type=SubscriptionPaymentType.PURCHASE,
-            external_data='{"session_id":"cs_test_1"}', rate=Decimal(1), external_id="pi_123",
-            time_value=MONTH))
+        await uow.payments.add(
+            SubscriptionPayment(
+                id=payment_id,
+                subscription_id=sub.id,
+                user_id=sub.user_id,
+                created=NOW,
+                expires=NOW + timedelta(hours=1),
+                amount=270,
+                currency="EUR",
+                payment_method=PaymentMethod.STRIPE,
+                payment_type=SubscriptionPaymentType.PURCHASE,
+                external_data='{"session_id":"cs_test_1"}',
+                rate=Decimal(1),
+                external_id="pi_123",
+                time_value=MONTH,
+            )
+        )
         await uow.commit()
     return payment_id
 
 
 def stripe_event(intent: str) -> bytes:
-    return json.dumps({"id": "evt_1", "type": "payment_intent.succeeded",
-                       "data": {"object": {"id": intent, "object": "payment_intent"}}}).encode()
+    return json.dumps(
+        {
+            "id": "evt_1",
+            "type": "payment_intent.succeeded",
+            "data": {"object": {"id": intent, "object": "payment_intent"}},
+        }
+    ).encode()
 
 
 async def test_stripe_webhook(c: ApiClient) -> None:
@@ -151,13 +175,23 @@ async def test_secrets_come_from_the_payment_method_config_or_the_route_is_503()
         resp = await post(c, "/api/v1/webhook/revolut", body, revolut_headers(body))
         assert resp.status == 503
         async with api.store() as uow:
-            await uow.payment_methods.add(PaymentMethodConfig(
-                id=0, company_id=c.demo.company, payment_method=PaymentMethod.REVOLUT,
-                name="revolut", enabled=True, provider_type="revolut",
-                config={"webhook_secret": "from-config"}, created=NOW, modified=NOW))
+            await uow.payment_methods.add(
+                PaymentMethodConfig(
+                    id=0,
+                    company_id=c.demo.company,
+                    payment_method=PaymentMethod.REVOLUT,
+                    name="revolut",
+                    enabled=True,
+                    provider_type="revolut",
+                    config={"webhook_secret": "from-config"},
+                    created=NOW,
+                    modified=NOW,
+                )
+            )
             await uow.commit()
-        resp = await post(c, "/api/v1/webhook/revolut", body,
-                          revolut_headers(body, secret="from-config"))
+        resp = await post(
+            c, "/api/v1/webhook/revolut", body, revolut_headers(body, secret="from-config")
+        )
         assert resp.status == 200
         assert await is_paid(c, payment["id"]) is True
 

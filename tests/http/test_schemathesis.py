@@ -60,8 +60,12 @@ from tests.nostr_signing import NostrKey, auth_header, nip98_event
 #: examples per operation and generation mode (~40 user and ~40 admin operations, 2 modes),
 #: per backend: fewer on MariaDB, whose round trips are slower, to keep the run short.
 MAX_EXAMPLES = {"sqlite": 12, "mysql": 6}
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 @attrs.define
@@ -76,13 +80,13 @@ class Server:
     stop: Callable[[], None]
 
 
-async def _prepare(
-    url: str, port: int, admin_port: int
-) -> tuple[ApiApp, list[web.AppRunner], Any]:
+async def _prepare(url: str, port: int, admin_port: int) -> tuple[ApiApp, list[web.AppRunner], Any]:
     await upgrade_database(url)
     engine = create_engine(url)
-    api = build_api_app(store=SqlUnitOfWorkFactory(engine, AesGcmSecretBox(bytes(range(32)))),
-                        public_url=f"http://127.0.0.1:{port}")
+    api = build_api_app(
+        store=SqlUnitOfWorkFactory(engine, AesGcmSecretBox(bytes(range(32)))),
+        public_url=f"http://127.0.0.1:{port}",
+    )
     await api.seed()
     await api.refresh_rates()
     assert api.demo is not None
@@ -90,16 +94,28 @@ async def _prepare(
     async with svc.uow_factory() as uow:
         user = await uow.users.get_or_create_by_pubkey(ALICE.pubkey, svc.clock.now())
         root = await uow.users.get_or_create_by_pubkey(ROOT.pubkey, svc.clock.now())
-        await uow.roles.assign(RoleAssignment(id=0, user_id=root.id, role_id=SUPER_ADMIN_ROLE_ID,
-                                              assigned_at=svc.clock.now()))
+        await uow.roles.assign(
+            RoleAssignment(
+                id=0, user_id=root.id, role_id=SUPER_ADMIN_ROLE_ID, assigned_at=svc.clock.now()
+            )
+        )
         await uow.commit()
     key = await add_ssh_key(svc.uow_factory, svc.clock, user.id, "laptop", SSH_PUBLIC_KEY)
-    await order_vm(svc.uow_factory, svc.clock, user.id, template_id=api.demo.tiny,
-                   image_id=api.demo.ubuntu, ssh_key_id=key.id, ref_code=None)
+    await order_vm(
+        svc.uow_factory,
+        svc.clock,
+        user.id,
+        template_id=api.demo.tiny,
+        image_id=api.demo.ubuntu,
+        ssh_key_id=key.id,
+        ref_code=None,
+    )
     secrets = WebhookSecrets(revolut="whsec-revolut", stripe="whsec-stripe")
     runners = []
-    for app, at in ((build_user_app(svc, webhook_secrets=secrets), port),
-                    (build_admin_app(svc), admin_port)):
+    for app, at in (
+        (build_user_app(svc, webhook_secrets=secrets), port),
+        (build_admin_app(svc), admin_port),
+    ):
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", at).start()
@@ -107,10 +123,10 @@ async def _prepare(
     return api, runners, engine
 
 
-@pytest.fixture(scope="module",
-                params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
-def server(request: pytest.FixtureRequest,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     backend: str = request.param
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -122,7 +138,8 @@ def server(request: pytest.FixtureRequest,
     else:
         url = sqlite_url_for(tmp_path_factory.mktemp("schemathesis") / "lnvps.db")
     api, runners, engine = asyncio.run_coroutine_threadsafe(
-        _prepare(url, port, admin_port), loop).result(120)
+        _prepare(url, port, admin_port), loop
+    ).result(120)
 
     def stop() -> None:
         for runner in runners:
@@ -135,8 +152,9 @@ def server(request: pytest.FixtureRequest,
         loop.close()
 
     try:
-        yield Server(backend, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}", api,
-                     loop, stop)
+        yield Server(
+            backend, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}", api, loop, stop
+        )
     finally:
         stop()
 
@@ -156,18 +174,31 @@ class Nip98Auth:
         if raw:
             tags.append(["payload", hashlib.sha256(raw).hexdigest()])
         tags.append(["nonce", uuid.uuid4().hex])
-        event = nip98_event(self.key, prepared.url, prepared.method, self.api.clock.now(),
-                            tags=tags)
+        event = nip98_event(
+            self.key, prepared.url, prepared.method, self.api.clock.now(), tags=tags
+        )
         prepared.headers["Authorization"] = auth_header(event)
         return prepared
 
 
-def _run_operation(operation: Any, mode: GenerationMode, base_url: str, auth: Nip98Auth,
-                   failures: list[str], answers: set[tuple[str, int]], examples: int) -> None:
+def _run_operation(
+    operation: Any,
+    mode: GenerationMode,
+    base_url: str,
+    auth: Nip98Auth,
+    failures: list[str],
+    answers: set[tuple[str, int]],
+    examples: int,
+) -> None:
 
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-              phases=[Phase.explicit, Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
         response = case.call(base_url=base_url, auth=auth, timeout=30)
@@ -177,8 +208,10 @@ def _run_operation(operation: Any, mode: GenerationMode, base_url: str, auth: Ni
         except (Failure, FailureGroup) as exc:
             found = exc.exceptions if isinstance(exc, FailureGroup) else (exc,)
             what = "; ".join(f"{f.code} {f.title}: {f.message[:300]}" for f in found)
-            failures.append(f"{mode.value} {operation.label} → {response.status_code} "
-                            f"{response.text[:200]!r} {response.request.url[:200]}: {what}")
+            failures.append(
+                f"{mode.value} {operation.label} → {response.status_code} "
+                f"{response.text[:200]!r} {response.request.url[:200]}: {what}"
+            )
 
     try:
         run()
@@ -202,11 +235,15 @@ def test_no_server_errors_and_no_schema_violations(server: Server, which: str) -
     assert len(operations) > 25
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            _run_operation(operation, mode, base_url, auth, failures, answers,
-                           MAX_EXAMPLES[server.backend])
+            _run_operation(
+                operation, mode, base_url, auth, failures, answers, MAX_EXAMPLES[server.backend]
+            )
     # the NIP-98 hook works: signed requests reach the handlers
-    reached = ({("GET /api/v1/account", 200), ("GET /api/v1/vm", 200)} if which == "user"
-               else {("GET /api/admin/v1/users", 200), ("GET /api/admin/v1/me/roles", 200)})
+    reached = (
+        {("GET /api/v1/account", 200), ("GET /api/v1/vm", 200)}
+        if which == "user"
+        else {("GET /api/admin/v1/users", 200), ("GET /api/admin/v1/me/roles", 200)}
+    )
     assert reached <= answers
     assert not failures, "\n\n".join(_summary(failures)) + f"\n\n({len(failures)} failures)"
 

@@ -37,12 +37,13 @@ async def test_the_nwc_string_is_sealed_at_rest_and_masked_in_answers(
             async def call(method: str, body: object = None) -> tuple[int, str]:
                 url = str(client.make_url("/api/v1/account"))
                 headers = {"Authorization": sign_request(KEY, url, method, int(time.time()))}
-                resp = await client.request(method, "/api/v1/account", json=body,
-                                            headers=headers)
+                resp = await client.request(method, "/api/v1/account", json=body, headers=headers)
                 return resp.status, await resp.text()
 
-            status, _ = await call("PATCH", {"contact_nip17": True, "contact_email": False,
-                                             "nwc_connection_string": NWC})
+            status, _ = await call(
+                "PATCH",
+                {"contact_nip17": True, "contact_email": False, "nwc_connection_string": NWC},
+            )
             assert status == 200
             status, text = await call("GET")
             assert status == 200
@@ -51,8 +52,13 @@ async def test_the_nwc_string_is_sealed_at_rest_and_masked_in_answers(
         engine = container.engine()
         assert engine is not None
         async with engine.connect() as conn:
-            stored = (await conn.execute(select(tables.users.c.nwc_connection_string).where(
-                tables.users.c.pubkey == KEY.pubkey))).scalar_one()
+            stored = (
+                await conn.execute(
+                    select(tables.users.c.nwc_connection_string).where(
+                        tables.users.c.pubkey == KEY.pubkey
+                    )
+                )
+            ).scalar_one()
         assert stored.startswith("ENC:") and SECRET not in stored
         async with container.uow_factory()() as uow:
             user = await uow.users.get_by_pubkey(KEY.pubkey)

@@ -78,7 +78,13 @@ def counting(engine: AsyncEngine) -> Iterator[Counter]:
 
 #: reads whose user look-up and read share one connection and one transaction
 ONE_CONNECTION = (
-    "vm", "vms", "vm_payments", "payment", "history", "subscriptions", "subscription",
+    "vm",
+    "vms",
+    "vm_payments",
+    "payment",
+    "history",
+    "subscriptions",
+    "subscription",
     "subscription_payments",
 )
 
@@ -91,7 +97,9 @@ async def statements(c: ApiClient, engine: AsyncEngine, path: str) -> int:
         assert resp.status == 200, await resp.text()
     assert counter.commits == 0, path
     assert all(s.lstrip().upper().startswith("SELECT") for s in counter.statements), (
-        path, counter.statements)
+        path,
+        counter.statements,
+    )
     return counter.count
 
 
@@ -116,11 +124,18 @@ async def clone_vms(c: ApiClient, vm_id: int, copies: int) -> None:
                 Subscription(**{**_fields(sub), "id": 0}),
                 [LineItem(**{**_fields(item), "id": 0, "subscription_id": 0})],
             )
-            new_vm = await uow.vms.add(Vm(**{**_fields(vm), "id": 0,
-                                             "subscription_line_item_id": new_item.id}))
-            await uow.ip_assignments.add(IpAssignment(
-                id=0, vm_id=new_vm.id, ip_range_id=c.demo.ip4_range, ip=f"185.18.221.{n + 20}",
-                dns_forward=f"vm{n}.lnvps.test"))
+            new_vm = await uow.vms.add(
+                Vm(**{**_fields(vm), "id": 0, "subscription_line_item_id": new_item.id})
+            )
+            await uow.ip_assignments.add(
+                IpAssignment(
+                    id=0,
+                    vm_id=new_vm.id,
+                    ip_range_id=c.demo.ip4_range,
+                    ip=f"185.18.221.{n + 20}",
+                    dns_forward=f"vm{n}.lnvps.test",
+                )
+            )
         await uow.commit()
 
 
@@ -131,9 +146,15 @@ def _fields(record: Any) -> dict[str, Any]:
 async def one_paid_vm(c: ApiClient) -> int:
     vm = await paid_vm(c, ALICE)
     async with c.api.store() as uow:
-        await uow.ip_assignments.add(IpAssignment(
-            id=0, vm_id=vm["id"], ip_range_id=c.demo.ip4_range, ip="185.18.221.14",
-            dns_reverse="vm.lnvps.test"))
+        await uow.ip_assignments.add(
+            IpAssignment(
+                id=0,
+                vm_id=vm["id"],
+                ip_range_id=c.demo.ip4_range,
+                ip="185.18.221.14",
+                dns_reverse="vm.lnvps.test",
+            )
+        )
         await uow.commit()
     return int(vm["id"])
 
@@ -164,9 +185,16 @@ async def test_a_custom_vm_reads_its_pricing_disks_within_the_budget(
     c, engine = sql
     await one_paid_vm(c)
     key = await add_key(c.api, ALICE, "custom")
-    body = {"pricing_id": c.demo.custom, "cpu": 2, "memory": 4 * GIB, "disk": 80 * GIB,
-            "disk_type": "ssd", "disk_interface": "pcie", "image_id": c.demo.debian,
-            "ssh_key_id": key.id}
+    body = {
+        "pricing_id": c.demo.custom,
+        "cpu": 2,
+        "memory": 4 * GIB,
+        "disk": 80 * GIB,
+        "disk_type": "ssd",
+        "disk_interface": "pcie",
+        "image_id": c.demo.debian,
+        "ssh_key_id": key.id,
+    }
     resp = await c.call("POST", "/api/v1/vm/custom-template", json=body)
     assert resp.status == 200, await resp.text()
     custom = (await resp.json())["data"]
@@ -189,14 +217,30 @@ async def grow(c: ApiClient, vm_id: int, rows: int) -> None:
         assert sub is not None
         [payment] = (await uow.payments.list_by_subscription(sub.id, 1, 0)).items
         for n in range(rows):
-            await uow.payments.add(attrs.evolve(
-                payment, id=os.urandom(32), external_id=None, is_paid=False, paid_at=None))
-            await uow.vm_history.add(VmHistory(
-                id=0, vm_id=vm_id, action_type=VmHistoryActionType.STARTED, timestamp=now,
-                initiated_by_user=vm.user_id, metadata={"n": n}))
-            await uow.ssh_keys.add(SshKey(
-                id=0, name=f"key {n}", user_id=vm.user_id, created=now,
-                key_data=ssh_public_key(n % 200 + 2)))
+            await uow.payments.add(
+                attrs.evolve(
+                    payment, id=os.urandom(32), external_id=None, is_paid=False, paid_at=None
+                )
+            )
+            await uow.vm_history.add(
+                VmHistory(
+                    id=0,
+                    vm_id=vm_id,
+                    action_type=VmHistoryActionType.STARTED,
+                    timestamp=now,
+                    initiated_by_user=vm.user_id,
+                    metadata={"n": n},
+                )
+            )
+            await uow.ssh_keys.add(
+                SshKey(
+                    id=0,
+                    name=f"key {n}",
+                    user_id=vm.user_id,
+                    created=now,
+                    key_data=ssh_public_key(n % 200 + 2),
+                )
+            )
         await uow.commit()
 
 
@@ -224,8 +268,16 @@ async def _paths(c: ApiClient, vm_id: int) -> dict[str, str]:
 #: statements per request, whatever the number of rows behind it (`account`: the user, then
 #: the account-credit balances it shows)
 BUDGETS = {
-    "vm": 3, "vms": 4, "vm_payments": 4, "payment": 3, "history": 3, "subscriptions": 4,
-    "subscription": 3, "subscription_payments": 4, "account": 2, "ssh_keys": 2,
+    "vm": 3,
+    "vms": 4,
+    "vm_payments": 4,
+    "payment": 3,
+    "history": 3,
+    "subscriptions": 4,
+    "subscription": 3,
+    "subscription_payments": 4,
+    "account": 2,
+    "ssh_keys": 2,
 }
 
 
@@ -278,7 +330,8 @@ async def test_admin_lists_cost_a_fixed_number_of_statements(
         alice = await uow.users.get_by_pubkey(ALICE.pubkey)
     assert alice is not None
     paths = {
-        "users": "/users?limit=50", "vms": "/vms?limit=50",
+        "users": "/users?limit=50",
+        "vms": "/vms?limit=50",
         "user_vms": f"/vms?limit=50&user_id={alice.id}",
         "vm_payments": f"/vms/{vm_id}/payments?limit=50",
         "subscriptions": f"/subscriptions?limit=50&user_id={alice.id}",

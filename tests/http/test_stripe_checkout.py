@@ -25,8 +25,9 @@ HOOK = "/api/v1/webhook/stripe"
 async def world() -> AsyncIterator[tuple[ApiClient, FakeStripe]]:
     fake = FakeStripe()
     async with fake.running() as url:
-        gateway = StripeGateway(url, secret_key=fake.secret_key,
-                                success_url="https://lnvps.test/paid")
+        gateway = StripeGateway(
+            url, secret_key=fake.secret_key, success_url="https://lnvps.test/paid"
+        )
         api = build(fiat={PaymentMethod.STRIPE: gateway})
         api.app[WEBHOOK_SECRETS] = WebhookSecrets(stripe=SECRET)
         try:
@@ -42,8 +43,9 @@ async def shown(c: ApiClient, payment_id: str) -> dict[str, Any]:
     return data
 
 
-async def deliver(c: ApiClient, fake: FakeStripe, kind: str, session_id: str,
-                  secret: str = SECRET) -> int:
+async def deliver(
+    c: ApiClient, fake: FakeStripe, kind: str, session_id: str, secret: str = SECRET
+) -> int:
     body = fake.event(kind, session_id)
     at = int(c.api.clock.now().timestamp())
     resp = await c.client.post(HOOK, data=body, headers=fake.signature(body, secret, at))

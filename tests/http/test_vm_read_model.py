@@ -19,9 +19,16 @@ __all__ = ["backend", "c", "database"]
 
 async def _custom_order(c: ApiClient) -> dict[str, Any]:
     key = await add_key(c.api, ALICE, "custom")
-    body = {"pricing_id": c.demo.custom, "cpu": 2, "memory": 4 * GIB, "disk": 80 * GIB,
-            "disk_type": "ssd", "disk_interface": "pcie", "image_id": c.demo.debian,
-            "ssh_key_id": key.id}
+    body = {
+        "pricing_id": c.demo.custom,
+        "cpu": 2,
+        "memory": 4 * GIB,
+        "disk": 80 * GIB,
+        "disk_type": "ssd",
+        "disk_interface": "pcie",
+        "image_id": c.demo.debian,
+        "ssh_key_id": key.id,
+    }
     resp = await c.call("POST", "/api/v1/vm/custom-template", json=body)
     assert resp.status == 200, await resp.text()
     data: dict[str, Any] = (await resp.json())["data"]
@@ -39,15 +46,30 @@ async def test_vm_status_shows_live_addresses_offer_and_custom_price(c: ApiClien
     custom = await _custom_order(c)
     await order(c, BOB)
     async with c.api.store() as uow:
-        live = await uow.ip_assignments.add(IpAssignment(
-            id=0, vm_id=standard["id"], ip_range_id=c.demo.ip4_range, ip="185.18.221.14",
-            dns_reverse="vm.lnvps.test"))
-        gone = await uow.ip_assignments.add(IpAssignment(
-            id=0, vm_id=standard["id"], ip_range_id=c.demo.ip4_range, ip="185.18.221.15"))
+        live = await uow.ip_assignments.add(
+            IpAssignment(
+                id=0,
+                vm_id=standard["id"],
+                ip_range_id=c.demo.ip4_range,
+                ip="185.18.221.14",
+                dns_reverse="vm.lnvps.test",
+            )
+        )
+        gone = await uow.ip_assignments.add(
+            IpAssignment(
+                id=0, vm_id=standard["id"], ip_range_id=c.demo.ip4_range, ip="185.18.221.15"
+            )
+        )
         await uow.ip_assignments.delete(gone.id)
-        v6 = await uow.ip_assignments.add(IpAssignment(
-            id=0, vm_id=standard["id"], ip_range_id=c.demo.ip6_range, ip="2a13:2c0::5",
-            dns_forward="vm.lnvps.test"))
+        v6 = await uow.ip_assignments.add(
+            IpAssignment(
+                id=0,
+                vm_id=standard["id"],
+                ip_range_id=c.demo.ip6_range,
+                ip="2a13:2c0::5",
+                dns_forward="vm.lnvps.test",
+            )
+        )
         vm = await uow.vms.get(custom["id"])
         assert vm is not None and vm.custom_template_id is not None
         spec = await uow.custom_templates.get(vm.custom_template_id)
@@ -64,10 +86,20 @@ async def test_vm_status_shows_live_addresses_offer_and_custom_price(c: ApiClien
     assert shown == await _get(c, f"/api/v1/vm/{standard['id']}")
     assert custom_shown == await _get(c, f"/api/v1/vm/{custom['id']}")
     assert shown["ip_assignments"] == [
-        {"id": live.id, "ip": "185.18.221.14/25", "gateway": "185.18.221.1",
-         "forward_dns": None, "reverse_dns": "vm.lnvps.test"},
-        {"id": v6.id, "ip": "2a13:2c0::5/64", "gateway": "fe80::1",
-         "forward_dns": "vm.lnvps.test", "reverse_dns": None},
+        {
+            "id": live.id,
+            "ip": "185.18.221.14/25",
+            "gateway": "185.18.221.1",
+            "forward_dns": None,
+            "reverse_dns": "vm.lnvps.test",
+        },
+        {
+            "id": v6.id,
+            "ip": "2a13:2c0::5/64",
+            "gateway": "fe80::1",
+            "forward_dns": "vm.lnvps.test",
+            "reverse_dns": None,
+        },
     ]
     assert shown["template"]["region"] == {"id": c.demo.region, "name": "Dublin"}
     assert shown["template"]["cost_plan"]["amount"] == 270

@@ -57,8 +57,9 @@ async def test_a_stale_or_future_revolut_delivery_is_401_and_the_fresh_retry_pay
         assert await resp.json() == {"error": "Invalid webhook signature"}
         assert await is_paid(c, payment["id"]) is False
     assert (await subscription_of(c.api, vm_id)).expires is None
-    edge = await post(c, "/api/v1/webhook/revolut", body,
-                      revolut_at(body, c, timedelta(seconds=-300)))
+    edge = await post(
+        c, "/api/v1/webhook/revolut", body, revolut_at(body, c, timedelta(seconds=-300))
+    )
     assert edge.status == 200 and await is_paid(c, payment["id"]) is True
     c.api.clock.advance(timedelta(minutes=2))  # Revolut retries: signed afresh
     retry = await post(c, "/api/v1/webhook/revolut", body, revolut_at(body, c, timedelta()))
@@ -100,8 +101,10 @@ async def test_the_windows_are_configurable_per_provider() -> None:
 
 def test_settings_carry_the_windows_with_the_documented_defaults(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
-    config.write_text("revolut: {token: t, webhook-secret: w}\n"
-                      "stripe: {secret-key: s, webhook-secret: w, webhook-tolerance: 120}\n")
+    config.write_text(
+        "revolut: {token: t, webhook-secret: w}\n"
+        "stripe: {secret-key: s, webhook-secret: w, webhook-tolerance: 120}\n"
+    )
     secrets = webhook_secrets(load_settings(config, {}))
     revolut, stripe = PaymentMethod.REVOLUT, PaymentMethod.STRIPE
     assert (secrets.tolerance_for(revolut, None), secrets.tolerance_for(stripe, None)) == (300, 120)
@@ -123,11 +126,11 @@ async def test_the_window_is_judged_by_the_real_clock_not_a_moved_business_clock
         _, payment = await revolut_payment(c)
         real.advance(timedelta(days=1))  # the business clock (c.api.clock) stays behind
         body = revolut_event("revolut-order-1")
-        business = await post(c, "/api/v1/webhook/revolut", body,
-                              revolut_at(body, c, timedelta()))
+        business = await post(c, "/api/v1/webhook/revolut", body, revolut_at(body, c, timedelta()))
         assert business.status == 401
-        resp = await post(c, "/api/v1/webhook/revolut", body,
-                          revolut_at(body, c, timedelta(days=1)))
+        resp = await post(
+            c, "/api/v1/webhook/revolut", body, revolut_at(body, c, timedelta(days=1))
+        )
         assert resp.status == 200
         async with c.api.store() as uow:
             stored = await uow.payments.get(bytes.fromhex(payment["id"]))

@@ -70,9 +70,15 @@ async def user_of(api: ApiApp, key: NostrKey) -> User:
 async def add_key(api: ApiApp, key: NostrKey, name: str = "laptop") -> SshKey:
     user = await user_of(api, key)
     async with api.store() as uow:
-        stored = await uow.ssh_keys.add(SshKey(
-            id=0, name=name, user_id=user.id, created=api.clock.now(),
-            key_data=ssh_public_key(user.id)))
+        stored = await uow.ssh_keys.add(
+            SshKey(
+                id=0,
+                name=name,
+                user_id=user.id,
+                created=api.clock.now(),
+                key_data=ssh_public_key(user.id),
+            )
+        )
         await uow.commit()
     return stored
 
@@ -80,8 +86,7 @@ async def add_key(api: ApiApp, key: NostrKey, name: str = "laptop") -> SshKey:
 async def order(c: ApiClient, key: NostrKey, **extra: Any) -> dict[str, Any]:
     """Order the demo's Tiny template (EUR 2.70 a month) with a fresh SSH key."""
     ssh = await add_key(c.api, key)
-    body = {"template_id": c.demo.tiny, "image_id": c.demo.ubuntu, "ssh_key_id": ssh.id,
-            **extra}
+    body = {"template_id": c.demo.tiny, "image_id": c.demo.ubuntu, "ssh_key_id": ssh.id, **extra}
     resp = await c.call("POST", "/api/v1/vm", key=key, json=body)
     assert resp.status == 200, await resp.text()
     data: dict[str, Any] = (await resp.json())["data"]
@@ -99,8 +104,9 @@ async def settle(api: ApiApp, payment_hex: str) -> CompletionReport:
     """What the settlement listener does for a paid Lightning invoice."""
     svc = api.services
     await api.node.settle(bytes.fromhex(payment_hex))
-    return await complete_payment(svc.uow_factory, svc.clock, svc.rails, svc.queue,
-                                  payment_id=bytes.fromhex(payment_hex))
+    return await complete_payment(
+        svc.uow_factory, svc.clock, svc.rails, svc.queue, payment_id=bytes.fromhex(payment_hex)
+    )
 
 
 async def paid_vm(c: ApiClient, key: NostrKey, *, provisioned: bool = True) -> dict[str, Any]:

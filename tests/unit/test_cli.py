@@ -213,15 +213,30 @@ def test_a_busy_port_gives_one_clear_line_and_a_non_zero_exit(tmp_path: Path) ->
         port = taken.getsockname()[1]
         for flag in ("--listen", "--admin-listen"):
             run = subprocess.run(
-                [sys.executable, "-m", "lnvps.cli", "serve", "--config", cfg, "--listen",
-                 "127.0.0.1:0", flag, f"127.0.0.1:{port}"],
-                cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+                [
+                    sys.executable,
+                    "-m",
+                    "lnvps.cli",
+                    "serve",
+                    "--config",
+                    cfg,
+                    "--listen",
+                    "127.0.0.1:0",
+                    flag,
+                    f"127.0.0.1:{port}",
+                ],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
                 env={**os.environ, "PYTHONPATH": str(repo)},
             )
             assert run.returncode == 1, run
             lines = [ln for ln in run.stderr.splitlines() if ln.startswith("lnvps:")]
-            assert lines == [f"lnvps: cannot listen on 127.0.0.1:{port}: Address already in use"
-                             ], run.stderr
+            assert lines == [f"lnvps: cannot listen on 127.0.0.1:{port}: Address already in use"], (
+                run.stderr
+            )
             assert "Traceback" not in run.stderr
 
 
@@ -234,10 +249,21 @@ def test_gitignore_covers_every_dev_state_file() -> None:
     from lnvps.settings import DEFAULT_DB_URL
 
     repo = Path(__file__).resolve().parents[2]
-    names = [DEV_NOSTR_KEY_FILE, DEV_CLOCK_FILE, DEV_LIGHTNING_FILE, DUMMY_HOST_FILE,
-             DEFAULT_DB_URL.removeprefix("sqlite:///"), "lnvps.db-wal"]
-    run = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=repo,
-                         capture_output=True, text=True, check=False)
+    names = [
+        DEV_NOSTR_KEY_FILE,
+        DEV_CLOCK_FILE,
+        DEV_LIGHTNING_FILE,
+        DUMMY_HOST_FILE,
+        DEFAULT_DB_URL.removeprefix("sqlite:///"),
+        "lnvps.db-wal",
+    ]
+    run = subprocess.run(
+        ["git", "check-ignore", "--no-index", *names],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert sorted(run.stdout.split()) == sorted(names), run
 
 
@@ -262,4 +288,5 @@ def test_production_without_an_encryption_key_refuses_to_serve_in_one_line(
     config.write_text(config.read_text() + f"encryption: {{key-file: {tmp_path}/missing}}\n")
     assert main(["--config", str(config), "serve"]) == 2
     assert capsys.readouterr().err == (
-        f"lnvps: encryption key file {tmp_path}/missing does not exist\n")
+        f"lnvps: encryption key file {tmp_path}/missing does not exist\n"
+    )

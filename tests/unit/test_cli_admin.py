@@ -39,8 +39,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def lnvps(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LNVPS_")}
     return subprocess.run(
-        [sys.executable, "-m", "lnvps.cli", *args], cwd=cwd, capture_output=True, text=True,
-        env={**env, "PYTHONPATH": str(REPO)}, timeout=60, check=False,
+        [sys.executable, "-m", "lnvps.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": str(REPO)},
+        timeout=60,
+        check=False,
     )
 
 
@@ -70,8 +75,17 @@ def test_grant_creates_the_user_is_idempotent_and_revoke_undoes_it(
     assert first.returncode == 0, first.stderr
     assert "super_admin granted" in first.stdout
     # the hex form names the same user; granting again changes nothing but the expiry
-    again = lnvps(tmp_path, "--db", db_url, "admin", "grant", KEY.hex(), "super_admin",
-                  "--expires", "2031-01-02T03:04:05Z")
+    again = lnvps(
+        tmp_path,
+        "--db",
+        db_url,
+        "admin",
+        "grant",
+        KEY.hex(),
+        "super_admin",
+        "--expires",
+        "2031-01-02T03:04:05Z",
+    )
     assert again.returncode == 0, again.stderr
     assert "already held" in again.stdout
     assert rows(db_url, "SELECT COUNT(*) FROM users") == [(1,)]

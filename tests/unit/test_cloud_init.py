@@ -16,12 +16,21 @@ def test_slaac_ranges_accept_router_advertisements_instead_of_an_address() -> No
     spec = attrs.evolve(
         base,
         vm=attrs.evolve(base.vm, mac_address="52:54:00:AB:CD:EF"),
-        ips=(IpAssignment(id=1, vm_id=3, ip_range_id=2, ip="2a13:2c0::5054:ff:feab:cdef"),
-             IpAssignment(id=2, vm_id=3, ip_range_id=1, ip="10.1.2.3/32")),
-        ranges=(IpRange(id=1, cidr="10.1.2.0/24", enabled=True, region_id=1,
-                        gateway="10.1.2.1"),
-                IpRange(id=2, cidr="2a13:2c0::/64", enabled=True, region_id=1,
-                        gateway="fe80::1", allocation_mode=IpRangeAllocationMode.SLAAC_EUI64)),
+        ips=(
+            IpAssignment(id=1, vm_id=3, ip_range_id=2, ip="2a13:2c0::5054:ff:feab:cdef"),
+            IpAssignment(id=2, vm_id=3, ip_range_id=1, ip="10.1.2.3/32"),
+        ),
+        ranges=(
+            IpRange(id=1, cidr="10.1.2.0/24", enabled=True, region_id=1, gateway="10.1.2.1"),
+            IpRange(
+                id=2,
+                cidr="2a13:2c0::/64",
+                enabled=True,
+                region_id=1,
+                gateway="fe80::1",
+                allocation_mode=IpRangeAllocationMode.SLAAC_EUI64,
+            ),
+        ),
     )
     nic = network_config(spec)["ethernets"]["eth0"]
     assert nic["match"] == {"macaddress": "52:54:00:ab:cd:ef"}
@@ -48,14 +57,20 @@ def test_a_gateway_outside_the_network_is_on_link() -> None:
     base = info(4)
     spec = attrs.evolve(
         base,
-        ips=(IpAssignment(id=1, vm_id=4, ip_range_id=1, ip="203.0.113.7"),
-             IpAssignment(id=2, vm_id=4, ip_range_id=2, ip="2001:db8::7")),
-        ranges=(IpRange(id=1, cidr="203.0.113.7/32", enabled=True, region_id=1,
-                        gateway="198.51.100.1/32"),
-                IpRange(id=2, cidr="2001:db8::/64", enabled=True, region_id=1,
-                        gateway="fe80::1")),
+        ips=(
+            IpAssignment(id=1, vm_id=4, ip_range_id=1, ip="203.0.113.7"),
+            IpAssignment(id=2, vm_id=4, ip_range_id=2, ip="2001:db8::7"),
+        ),
+        ranges=(
+            IpRange(
+                id=1, cidr="203.0.113.7/32", enabled=True, region_id=1, gateway="198.51.100.1/32"
+            ),
+            IpRange(id=2, cidr="2001:db8::/64", enabled=True, region_id=1, gateway="fe80::1"),
+        ),
     )
     nic = network_config(spec)["ethernets"]["eth0"]
     assert nic["addresses"] == ["203.0.113.7/32", "2001:db8::7/64"]
-    assert nic["routes"] == [{"to": "0.0.0.0/0", "via": "198.51.100.1", "on-link": True},
-                             {"to": "::/0", "via": "fe80::1", "on-link": True}]
+    assert nic["routes"] == [
+        {"to": "0.0.0.0/0", "via": "198.51.100.1", "on-link": True},
+        {"to": "::/0", "via": "fe80::1", "on-link": True},
+    ]

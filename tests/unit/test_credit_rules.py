@@ -25,17 +25,31 @@ EUR, BTC, USD = Currency.EUR, Currency.BTC, Currency.USD
 RATES = {EUR: Decimal(100_000), USD: Decimal(125_000)}
 TINY = PriceBasis.of(MONTHLY, [Money(EUR, 132)], country="IRL")
 SUB = Subscription(
-    id=1, user_id=1, company_id=1, name="s", created=NOW, currency="EUR",
-    expires=datetime(2026, 2, 28, 12, tzinfo=UTC), is_active=True, is_setup=True,
+    id=1,
+    user_id=1,
+    company_id=1,
+    name="s",
+    created=NOW,
+    currency="EUR",
+    expires=datetime(2026, 2, 28, 12, tzinfo=UTC),
+    is_active=True,
+    is_setup=True,
 )
 
 
 def _payment(amount: int, meta: Any, currency: str = "BTC", **kw: Any) -> SubscriptionPayment:
     values: dict[str, Any] = {
-        "id": b"\x01" * 32, "subscription_id": 1, "user_id": 1, "created": NOW,
-        "expires": NOW, "amount": amount, "currency": currency,
+        "id": b"\x01" * 32,
+        "subscription_id": 1,
+        "user_id": 1,
+        "created": NOW,
+        "expires": NOW,
+        "amount": amount,
+        "currency": currency,
         "payment_method": PaymentMethod.LIGHTNING,
-        "payment_type": SubscriptionPaymentType.RENEWAL, "external_data": "", "rate": Decimal(0),
+        "payment_type": SubscriptionPaymentType.RENEWAL,
+        "external_data": "",
+        "rate": Decimal(0),
         "metadata": meta,
     }
     values.update(kw)
@@ -48,21 +62,30 @@ def _quote(count: int | None, basis: PriceBasis = TINY) -> dict[str, Any]:
 
 def test_a_basis_survives_its_json_and_garbage_is_unknown() -> None:
     basis = PriceBasis.of(
-        Interval(IntervalType.YEAR, 2), [Money(EUR, 100), Money(USD, 5), Money(EUR, 32)],
-        [Money(EUR, 0)], "DEU",
+        Interval(IntervalType.YEAR, 2),
+        [Money(EUR, 100), Money(USD, 5), Money(EUR, 32)],
+        [Money(EUR, 0)],
+        "DEU",
     )
     assert basis.recurring == ((EUR, 132), (USD, 5)) and basis.setup == ()
     assert PriceBasis.from_json(basis.to_json()) == basis
-    for garbage in (None, 1, "x", {}, {"interval": [9, 1], "recurring": {}},
-                    {"interval": [1, 1], "recurring": {"XXX": 1}},
-                    {"interval": [1, 1], "recurring": {"EUR": 1.5}}):
+    for garbage in (
+        None,
+        1,
+        "x",
+        {},
+        {"interval": [9, 1], "recurring": {}},
+        {"interval": [1, 1], "recurring": {"XXX": 1}},
+        {"interval": [1, 1], "recurring": {"EUR": 1.5}},
+    ):
         assert PriceBasis.from_json(garbage) is None
 
 
 def test_changes_are_worded_for_the_operator() -> None:
     big = PriceBasis.of(MONTHLY, [Money(EUR, 28_800)], country="DEU")
     assert big.changes_since(TINY) == (
-        "price per interval EUR 1.32 → EUR 288.00", "tax country IRL → DEU",
+        "price per interval EUR 1.32 → EUR 288.00",
+        "tax country IRL → DEU",
     )
     assert TINY.changes_since(TINY) == () and big.same_price(
         PriceBasis.of(MONTHLY, [Money(EUR, 28_800)], country="IRL")
@@ -145,9 +168,7 @@ def test_a_price_cut_to_nearly_nothing_is_capped_and_reported() -> None:
 
 
 def test_a_payment_without_a_recorded_price_falls_back_to_its_own_rate() -> None:
-    credit = credit_payment(
-        _payment(1_320_000, None, rate=Decimal(100_000)), SUB, TINY, NOW
-    )
+    credit = credit_payment(_payment(1_320_000, None, rate=Decimal(100_000)), SUB, TINY, NOW)
     assert credit.mode is CreditMode.BY_VALUE and credit.intervals == 1
     assert credit.new_expiry == SUB.expires + timedelta(days=28)  # type: ignore[operator]
     with pytest.raises(InvalidInput):

@@ -29,17 +29,32 @@ SELLER = Company(id=1, created=NOW, name="Seller Ltd", country_code="IE", tax_id
 
 
 def _buyer(**kw: Any) -> User:
-    fields: dict[str, Any] = {"id": 7, "pubkey": b"\x02" * 32, "created": NOW,
-                              "billing_name": "Buyer", "country_code": "DE"}
+    fields: dict[str, Any] = {
+        "id": 7,
+        "pubkey": b"\x02" * 32,
+        "created": NOW,
+        "billing_name": "Buyer",
+        "country_code": "DE",
+    }
     return User(**{**fields, **kw})
 
 
 def _payment(**kw: Any) -> SubscriptionPayment:
     fields: dict[str, Any] = {
-        "id": b"\x05" * 32, "subscription_id": 3, "user_id": 7, "created": NOW, "expires": NOW,
-        "amount": 1000, "currency": "EUR", "payment_method": PaymentMethod.REVOLUT,
-        "payment_type": SubscriptionPaymentType.RENEWAL, "external_data": "", "tax": 0,
-        "rate": Decimal(1), "is_paid": True, "paid_at": NOW,
+        "id": b"\x05" * 32,
+        "subscription_id": 3,
+        "user_id": 7,
+        "created": NOW,
+        "expires": NOW,
+        "amount": 1000,
+        "currency": "EUR",
+        "payment_method": PaymentMethod.REVOLUT,
+        "payment_type": SubscriptionPaymentType.RENEWAL,
+        "external_data": "",
+        "tax": 0,
+        "rate": Decimal(1),
+        "is_paid": True,
+        "paid_at": NOW,
     }
     return SubscriptionPayment(**{**fields, **kw})
 
@@ -48,8 +63,15 @@ SUB = Subscription(id=3, user_id=7, company_id=1, name="VPS", created=NOW, curre
 
 
 def _content(payment: SubscriptionPayment, buyer: User | None = None) -> InvoiceContent:
-    return build_content(payment=payment, subscription=SUB, items=[], seller=SELLER,
-                         buyer=buyer or _buyer(), issued_at=NOW, supply=None)
+    return build_content(
+        payment=payment,
+        subscription=SUB,
+        items=[],
+        seller=SELLER,
+        buyer=buyer or _buyer(),
+        issued_at=NOW,
+        supply=None,
+    )
 
 
 def test_numbers_and_series() -> None:
@@ -81,8 +103,14 @@ def test_the_charged_tax_gives_back_its_configured_rate(net: int, rate: str) -> 
 
 def test_lightning_is_invoiced_in_the_listed_currency_with_the_btc_amount_and_rate() -> None:
     # EUR 10.00 at 50 000 EUR/BTC is 20 000 sat; 23 % tax; a 1 000 sat (EUR 0.50) fee
-    paid = _payment(amount=20_000_000, tax=4_600_000, processing_fee=1_000_000, currency="BTC",
-                    payment_method=PaymentMethod.LIGHTNING, rate=Decimal(50_000))
+    paid = _payment(
+        amount=20_000_000,
+        tax=4_600_000,
+        processing_fee=1_000_000,
+        currency="BTC",
+        payment_method=PaymentMethod.LIGHTNING,
+        rate=Decimal(50_000),
+    )
     doc = _content(paid)
     assert doc.currency == "EUR" and doc.btc_msat == paid.total and doc.btc_rate == 50_000
     service, fee = doc.lines
@@ -91,8 +119,9 @@ def test_lightning_is_invoiced_in_the_listed_currency_with_the_btc_amount_and_ra
     assert doc.total == 1280 and doc.charged == 1280
 
 
-@given(amount=st.integers(0, 10**9), tax_pct=st.sampled_from([0, 19, 23]),
-       credit=st.integers(1, 10**9))
+@given(
+    amount=st.integers(0, 10**9), tax_pct=st.sampled_from([0, 19, 23]), credit=st.integers(1, 10**9)
+)
 def test_credit_applied_is_a_line_and_the_charge_is_the_rest(
     amount: int, tax_pct: int, credit: int
 ) -> None:
@@ -105,6 +134,10 @@ def test_credit_applied_is_a_line_and_the_charge_is_the_rest(
 
 
 def test_malformed_credit_is_ignored() -> None:
-    for raw in ({"amount": -5, "currency": "EUR"}, {"amount": True}, "x",
-                {"amount": 5, "currency": "USD"}):
+    for raw in (
+        {"amount": -5, "currency": "EUR"},
+        {"amount": True},
+        "x",
+        {"amount": 5, "currency": "USD"},
+    ):
         assert _content(_payment(metadata={"credit_applied": raw})).credit_applied == 0

@@ -121,9 +121,7 @@ def pricing(**overrides: Any) -> CustomPricing:
 def disk(
     id: int, kind: DiskType, cost: int, interface: DiskInterface = DiskInterface.PCIE, **kw: Any
 ) -> CustomPricingDisk:
-    return CustomPricingDisk(
-        id=id, pricing_id=7, kind=kind, interface=interface, cost=cost, **kw
-    )
+    return CustomPricingDisk(id=id, pricing_id=7, kind=kind, interface=interface, cost=cost, **kw)
 
 
 def spec(cpu: int = 2, memory: int = 2 * GIB, disk_size: int = 80 * GIB, **kw: Any) -> Any:

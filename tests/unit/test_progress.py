@@ -76,13 +76,13 @@ def _run(url: str, cwd: Path, *, tty: bool) -> str:
     args = [sys.executable, "-m", "lnvps.cli", "migrate-legacy-billing", "--db", url]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if not tty:
-        run = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
-                             timeout=60, check=False)
+        run = subprocess.run(
+            args, cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
         assert run.returncode == 1, run  # the fixture has one invalid payment (D18)
         return run.stdout
     leader, follower = pty.openpty()
-    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=follower,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=follower, stderr=subprocess.DEVNULL)
     os.close(follower)
     chunks = []
     while True:

@@ -86,7 +86,8 @@ def _normal(path: str) -> str:
 def test_the_e2e_walk_calls_every_readme_curl_path() -> None:
     curl_paths = {
         _normal(m)
-        for line in _shell_lines() if "curl" in line
+        for line in _shell_lines()
+        if "curl" in line
         for m in re.findall(r"\$(?:API|ADMIN)(/api/[^\s\"')]*)", re.sub(r"<[^>]*>", "{}", line))
     }
     assert "/api/v1/vm/{}/renew" in curl_paths and "/api/admin/v1/users" in curl_paths

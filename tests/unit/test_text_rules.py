@@ -21,8 +21,23 @@ def test_dot_joined_ldh_labels_within_253_are_host_names(labels: list[str]) -> N
 
 @pytest.mark.parametrize(
     "name",
-    ["", ".", "a..b", ".a", "a..", "-a", "a-", "a_b", "a b", "a" * 64, "é.example",
-     "a.b\n", "a\x00", "xn--bcher-kva..example", ("a" * 63 + ".") * 4 + "a"],
+    [
+        "",
+        ".",
+        "a..b",
+        ".a",
+        "a..",
+        "-a",
+        "a-",
+        "a_b",
+        "a b",
+        "a" * 64,
+        "é.example",
+        "a.b\n",
+        "a\x00",
+        "xn--bcher-kva..example",
+        ("a" * 63 + ".") * 4 + "a",
+    ],
 )
 def test_not_host_names(name: str) -> None:
     assert not is_host_name(name)

@@ -15,9 +15,17 @@ from ports.vmhost import VmHostError
 
 
 def sample(at: int, cpu_s: int = 0, net: int = 0, disk: int = 0) -> Sample:
-    return Sample(at=at, cpu_ns=cpu_s * 1_000_000_000, vcpus=2, memory=Decimal("0.5"),
-                  memory_size=2048, net_in=net, net_out=net // 2, disk_read=disk,
-                  disk_write=disk // 4)
+    return Sample(
+        at=at,
+        cpu_ns=cpu_s * 1_000_000_000,
+        vcpus=2,
+        memory=Decimal("0.5"),
+        memory_size=2048,
+        net_in=net,
+        net_out=net // 2,
+        disk_read=disk,
+        disk_write=disk // 4,
+    )
 
 
 def test_rates_between_consecutive_samples() -> None:
@@ -69,7 +77,10 @@ def test_rrd_rows_sorted_with_missing_figures_as_zero() -> None:
     assert [p.timestamp for p in points] == [60, 120, 180]
     assert (points[0].cpu, points[0].memory, points[0].net_in) == (Decimal(0),) * 3
     assert (points[1].cpu, points[1].memory, points[1].net_in) == (
-        Decimal("0.5"), Decimal("0.5"), Decimal("1.5"))
+        Decimal("0.5"),
+        Decimal("0.5"),
+        Decimal("1.5"),
+    )
     assert (points[2].cpu, points[2].memory) == (Decimal(1), Decimal(1))  # clamped
 
 

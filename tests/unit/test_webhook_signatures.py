@@ -171,8 +171,9 @@ def test_revolut_non_numeric_timestamp() -> None:
 
 def test_revolut_five_minute_window_by_default() -> None:
     """Revolut's documented replay window; the reference had none (issue 8 §5)."""
-    verify_revolut_signature(revolut_headers(ts=NOW_MS - 300_000), REVOLUT_BODY, REVOLUT_SECRET,
-                             NOW)
+    verify_revolut_signature(
+        revolut_headers(ts=NOW_MS - 300_000), REVOLUT_BODY, REVOLUT_SECRET, NOW
+    )
     for ts in (NOW_MS - 600_000, NOW_MS - 301_000, NOW_MS + 301_000):
         with pytest.raises(WebhookSignatureInvalid) as exc:
             verify_revolut_signature(revolut_headers(ts=ts), REVOLUT_BODY, REVOLUT_SECRET, NOW)

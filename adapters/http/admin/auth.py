@@ -129,9 +129,13 @@ async def _record(request: web.Request, admin: Admin, status: int) -> None:
     resource_id = params.get("id") or next(iter(params.values()), None)
     try:
         await svc.admin.record_admin_change(
-            user_id=admin.user.id, method=request.method,
-            path=request.path, resource=resource, resource_id=resource_id,
-            summary=summary_of(body, params), status=status,
+            user_id=admin.user.id,
+            method=request.method,
+            path=request.path,
+            resource=resource,
+            resource_id=resource_id,
+            summary=summary_of(body, params),
+            status=status,
         )
     except Exception:  # the change itself stands; a lost record must not turn it into a 500
         log.exception("could not record the admin change %s %s", request.method, request.path)

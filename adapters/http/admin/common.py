@@ -21,7 +21,9 @@ ID = r"{id:\d+}"
 _NOT_NUMERIC_ID = r"{id:(?![0-9]+(?:/|$))[^/]+}"
 T = TypeVar("T")
 JOB_SCHEMA: Schema = {
-    "type": "object", "properties": {"job_id": {"type": "string"}}, "required": ["job_id"],
+    "type": "object",
+    "properties": {"job_id": {"type": "string"}},
+    "required": ["job_id"],
 }
 OBJECT: Schema = {"type": "object"}
 NULL: Schema = {"type": "null"}
@@ -57,7 +59,10 @@ def add(
     needed = permission_of(handler)
     kw: dict[str, Any] = dict(
         summary=f"{summary} (needs `{needed}`)" if needed else summary,
-        request=request, response=response, query=query, paginated=paginated,
+        request=request,
+        response=response,
+        query=query,
+        paginated=paginated,
         tags=("admin",),
     )
     if ID in path:
@@ -71,7 +76,7 @@ async def _bad_id(request: web.Request, admin: Admin) -> web.StreamResponse:
 
 
 def page_of(items: Sequence[T], page: PageParams) -> list[T]:
-    return list(items[page.offset: page.offset + page.limit])
+    return list(items[page.offset : page.offset + page.limit])
 
 
 def query_uint(query: Mapping[str, str], name: str) -> int | None:

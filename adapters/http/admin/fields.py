@@ -35,15 +35,58 @@ U32 = 2**32 - 1
 U16 = 2**16 - 1
 U8 = 255
 #: the CPU feature names the reference knows (api.md §3, case-sensitive)
-CPU_FEATURES = frozenset({
-    "SSE", "SSE2", "SSE3", "SSSE3", "SSE4_1", "SSE4_2", "AVX", "AVX2", "FMA", "F16C",
-    "AVX512F", "AVX512VNNI", "AVX512BF16", "AVXVNNI", "NEON", "SVE", "SVE2", "AES", "SHA",
-    "SHA512", "PCLMULQDQ", "RNG", "GFNI", "VAES", "VPCLMULQDQ", "VMX", "NestedVirt", "AMX",
-    "SME", "SGX", "SEV", "TDX", "EncodeH264", "EncodeHEVC", "EncodeAV1", "EncodeVP9",
-    "EncodeJPEG", "DecodeH264", "DecodeHEVC", "DecodeAV1", "DecodeVP9", "DecodeJPEG",
-    "DecodeMPEG2", "DecodeVC1", "VideoScaling", "VideoDeinterlace", "VideoCSC",
-    "VideoComposition",
-})
+CPU_FEATURES = frozenset(
+    {
+        "SSE",
+        "SSE2",
+        "SSE3",
+        "SSSE3",
+        "SSE4_1",
+        "SSE4_2",
+        "AVX",
+        "AVX2",
+        "FMA",
+        "F16C",
+        "AVX512F",
+        "AVX512VNNI",
+        "AVX512BF16",
+        "AVXVNNI",
+        "NEON",
+        "SVE",
+        "SVE2",
+        "AES",
+        "SHA",
+        "SHA512",
+        "PCLMULQDQ",
+        "RNG",
+        "GFNI",
+        "VAES",
+        "VPCLMULQDQ",
+        "VMX",
+        "NestedVirt",
+        "AMX",
+        "SME",
+        "SGX",
+        "SEV",
+        "TDX",
+        "EncodeH264",
+        "EncodeHEVC",
+        "EncodeAV1",
+        "EncodeVP9",
+        "EncodeJPEG",
+        "DecodeH264",
+        "DecodeHEVC",
+        "DecodeAV1",
+        "DecodeVP9",
+        "DecodeJPEG",
+        "DecodeMPEG2",
+        "DecodeVC1",
+        "VideoScaling",
+        "VideoDeinterlace",
+        "VideoCSC",
+        "VideoComposition",
+    }
+)
 Parse = Callable[[Any, str], Any]
 Schema = dict[str, Any]
 _CURRENCY_ECHO = 16
@@ -67,18 +110,28 @@ def text(max_len: int, *, multiline: bool = False) -> Parse:
 
 def text_schema(max_len: int, *, nullable: bool = False, multiline: bool = False) -> Schema:
     """The OpenAPI schema `text(max_len)` accepts (its length and form)."""
-    form = "text, no control characters but tab and line breaks" if multiline else (
-        "one line, no control characters")
-    return {"type": ["string", "null"] if nullable else "string", "maxLength": max_len,
-            "description": form}
+    form = (
+        "text, no control characters but tab and line breaks"
+        if multiline
+        else ("one line, no control characters")
+    )
+    return {
+        "type": ["string", "null"] if nullable else "string",
+        "maxLength": max_len,
+        "description": form,
+    }
 
 
 def patch_of(create: Schema) -> Schema:
     """A PATCH body's schema from its create body's: every field optional, and `null` allowed
     (it leaves a field as is, or clears a nullable one)."""
-    return {"type": "object", "properties": {
-        name: {"anyOf": [schema, {"type": "null"}]} if schema else schema
-        for name, schema in create["properties"].items()}}
+    return {
+        "type": "object",
+        "properties": {
+            name: {"anyOf": [schema, {"type": "null"}]} if schema else schema
+            for name, schema in create["properties"].items()
+        },
+    }
 
 
 def _currency(value: Any, name: str) -> str:
@@ -102,8 +155,10 @@ def uint(maximum: int, minimum: int = 0) -> Parse:
     def parse(value: Any, name: str) -> int:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or not (
-            minimum <= value <= maximum
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not (minimum <= value <= maximum)
         ):
             raise InvalidInput(f"{name} must be a whole number from {minimum} to {maximum}")
         return value
@@ -180,11 +235,18 @@ CPU_ARCH = choice({m.name.lower(): m for m in CpuArch})
 CURRENCY: Parse = _currency
 CURRENCY_SCHEMA: Schema = {"type": "string", "enum": list(CURRENCY_CODES)}
 #: a role's permissions: `resource::action` names (parsing also takes any case and aliases)
-PERMISSIONS_SCHEMA: Schema = {"type": "array", "items": {"type": "string", "enum": [
-    permission_text(r, a) for r in AdminResource for a in AdminAction]}}
-FEATURES_SCHEMA: Schema = {"type": "array", "items": {"type": "string",
-                                                       "enum": sorted(CPU_FEATURES)},
-                           "maxItems": len(CPU_FEATURES)}
+PERMISSIONS_SCHEMA: Schema = {
+    "type": "array",
+    "items": {
+        "type": "string",
+        "enum": [permission_text(r, a) for r in AdminResource for a in AdminAction],
+    },
+}
+FEATURES_SCHEMA: Schema = {
+    "type": "array",
+    "items": {"type": "string", "enum": sorted(CPU_FEATURES)},
+    "maxItems": len(CPU_FEATURES),
+}
 TIME_SCHEMA: Schema = {"type": ["string", "null"], "format": "date-time"}
 CAP = uint(U32)
 #: JSON stored in a TEXT column (metadata, line-item configuration)
@@ -201,7 +263,12 @@ class Reader:
         self.out: dict[str, Any] = {}
 
     def __call__(
-        self, name: str, parse: Parse, *, required: bool = False, nullable: bool = False,
+        self,
+        name: str,
+        parse: Parse,
+        *,
+        required: bool = False,
+        nullable: bool = False,
         null: Any = None,
     ) -> None:
         """`null` is what a JSON null becomes on a nullable field (None, or e.g. `()`)."""
@@ -220,7 +287,12 @@ class Reader:
 
     def caps(self) -> None:
         """The six resource caps, nullable (null removes the cap)."""
-        for name in ("disk_iops_read", "disk_iops_write", "disk_mbps_read", "disk_mbps_write",
-                     "network_mbps"):
+        for name in (
+            "disk_iops_read",
+            "disk_iops_write",
+            "disk_mbps_read",
+            "disk_mbps_write",
+            "network_mbps",
+        ):
             self(name, CAP, nullable=True)
         self("cpu_limit", CPU_LIMIT, nullable=True)

@@ -18,8 +18,17 @@ from app.admin import companies as uc
 from domain.enums import AdminAction, AdminResource
 
 _RES = AdminResource.COMPANY
-_TEXT = {"address_1": 200, "address_2": 200, "city": 100, "state": 100, "country_code": 3,
-         "tax_id": 50, "postcode": 50, "phone": 100, "email": 100}
+_TEXT = {
+    "address_1": 200,
+    "address_2": 200,
+    "city": 100,
+    "state": 100,
+    "country_code": 3,
+    "tax_id": 50,
+    "postcode": 50,
+    "phone": 100,
+    "email": 100,
+}
 
 
 async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
@@ -67,18 +76,46 @@ async def delete_company(request: web.Request, admin: Admin) -> web.StreamRespon
 
 
 def add_admin_company_routes(table: RouteTable) -> None:
-    request = sch.body({"name": f.text_schema(100)},
-                       {**{n: f.text_schema(size, nullable=True) for n, size in _TEXT.items()},
-                        "base_currency": {"type": "string", "enum": list(uc.BASE_CURRENCIES)}})
-    add(table, "GET", "/companies", list_companies, "Companies", response=sch.COMPANY,
-        paginated=True)
+    request = sch.body(
+        {"name": f.text_schema(100)},
+        {
+            **{n: f.text_schema(size, nullable=True) for n, size in _TEXT.items()},
+            "base_currency": {"type": "string", "enum": list(uc.BASE_CURRENCIES)},
+        },
+    )
+    add(
+        table,
+        "GET",
+        "/companies",
+        list_companies,
+        "Companies",
+        response=sch.COMPANY,
+        paginated=True,
+    )
     add(table, "GET", f"/companies/{ID}", get_company, "One company", response=sch.COMPANY)
-    add(table, "POST", "/companies", create_company,
-        "Create a company (base_currency EUR by default)", request=request,
-        response=sch.COMPANY)
-    add(table, "PATCH", f"/companies/{ID}", update_company,
-        "Update a company (a blank optional field clears it)", request=f.patch_of(request),
-        response=sch.COMPANY)
-    add(table, "DELETE", f"/companies/{ID}", delete_company,
+    add(
+        table,
+        "POST",
+        "/companies",
+        create_company,
+        "Create a company (base_currency EUR by default)",
+        request=request,
+        response=sch.COMPANY,
+    )
+    add(
+        table,
+        "PATCH",
+        f"/companies/{ID}",
+        update_company,
+        "Update a company (a blank optional field clears it)",
+        request=f.patch_of(request),
+        response=sch.COMPANY,
+    )
+    add(
+        table,
+        "DELETE",
+        f"/companies/{ID}",
+        delete_company,
         "Delete a company no region, IP space, config or subscription uses",
-        response=sch.NULL)
+        response=sch.NULL,
+    )

@@ -66,16 +66,48 @@ async def delete_plan(request: web.Request, admin: Admin) -> web.StreamResponse:
 
 
 def add_admin_cost_plan_routes(table: RouteTable) -> None:
-    request = sch.body({"name": f.text_schema(200), "amount": sch.UINT,
-                        "currency": f.CURRENCY_SCHEMA,
-                        "interval_amount": sch.UINT, "interval_type": sch.INTERVAL})
-    add(table, "GET", "/cost_plans", list_plans, "Cost plans, newest first",
-        response=sch.COST_PLAN, paginated=True)
+    request = sch.body(
+        {
+            "name": f.text_schema(200),
+            "amount": sch.UINT,
+            "currency": f.CURRENCY_SCHEMA,
+            "interval_amount": sch.UINT,
+            "interval_type": sch.INTERVAL,
+        }
+    )
+    add(
+        table,
+        "GET",
+        "/cost_plans",
+        list_plans,
+        "Cost plans, newest first",
+        response=sch.COST_PLAN,
+        paginated=True,
+    )
     add(table, "GET", f"/cost_plans/{ID}", get_plan, "One cost plan", response=sch.COST_PLAN)
-    add(table, "POST", "/cost_plans", create_plan, "Create a cost plan (amount in smallest "
-        "units)", request=request, response=sch.COST_PLAN)
-    add(table, "PATCH", f"/cost_plans/{ID}", update_plan,
-        "Update a cost plan (every template on it changes)", request=f.patch_of(request),
-        response=sch.COST_PLAN)
-    add(table, "DELETE", f"/cost_plans/{ID}", delete_plan,
-        "Delete a cost plan no template uses", response=sch.DELETED)
+    add(
+        table,
+        "POST",
+        "/cost_plans",
+        create_plan,
+        "Create a cost plan (amount in smallest units)",
+        request=request,
+        response=sch.COST_PLAN,
+    )
+    add(
+        table,
+        "PATCH",
+        f"/cost_plans/{ID}",
+        update_plan,
+        "Update a cost plan (every template on it changes)",
+        request=f.patch_of(request),
+        response=sch.COST_PLAN,
+    )
+    add(
+        table,
+        "DELETE",
+        f"/cost_plans/{ID}",
+        delete_plan,
+        "Delete a cost plan no template uses",
+        response=sch.DELETED,
+    )

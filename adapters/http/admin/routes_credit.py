@@ -28,14 +28,19 @@ from domain.errors import InvalidInput
 from domain.money import Currency
 
 _USERS = AdminResource.USERS
-BOOKED_SCHEMA: Schema = obj({"entry": CREDIT_ENTRY_SCHEMA, "balance": U64, "replayed":
-                             {"type": "boolean"}})
+BOOKED_SCHEMA: Schema = obj(
+    {"entry": CREDIT_ENTRY_SCHEMA, "balance": U64, "replayed": {"type": "boolean"}}
+)
 ADJUST_SCHEMA: Schema = {
     "type": "object",
     "properties": {
         "currency": CURRENCY,
-        "amount": {"type": "integer", "minimum": -MAX_ENTRY, "maximum": MAX_ENTRY,
-                   "description": "signed, smallest units; not 0"},
+        "amount": {
+            "type": "integer",
+            "minimum": -MAX_ENTRY,
+            "maximum": MAX_ENTRY,
+            "description": "signed, smallest units; not 0",
+        },
         "note": f.text_schema(MAX_NOTE),
         "reference": f.text_schema(MAX_REFERENCE, nullable=True),
     },
@@ -44,8 +49,11 @@ ADJUST_SCHEMA: Schema = {
 
 
 def _booked_json(booked: Booked) -> dict[str, Any]:
-    return {"entry": credit_entry_json(booked.entry), "balance": booked.balance,
-            "replayed": booked.replayed}
+    return {
+        "entry": credit_entry_json(booked.entry),
+        "balance": booked.balance,
+        "replayed": booked.replayed,
+    }
 
 
 @require(_USERS, AdminAction.VIEW)
@@ -59,7 +67,9 @@ async def user_ledger(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query, max_limit=MAX_PAGE)
     code = request.query.get("currency")
     found = await services(request).admin.ledger_page(
-        path_id(request), limit=page.limit, offset=page.offset,
+        path_id(request),
+        limit=page.limit,
+        offset=page.offset,
         currency=None if code is None else Currency.parse(code).value,
     )
     return page_response([credit_entry_json(e) for e in found.items], found.total, page)
@@ -83,8 +93,11 @@ async def adjust(request: web.Request, admin: Admin) -> web.StreamResponse:
         raise InvalidInput("missing field `note`: an adjustment needs a reason")
     svc = services(request)
     booked = await svc.admin.adjust_credit(
-        admin_id=admin.user.id, user_id=path_id(request),
-        currency=currency[:8], amount=_amount(body), note=note,
+        admin_id=admin.user.id,
+        user_id=path_id(request),
+        currency=currency[:8],
+        amount=_amount(body),
+        note=note,
         reference=body_str(body, "reference", MAX_REFERENCE),
     )
     return data_response(_booked_json(booked))
@@ -95,22 +108,47 @@ async def refund_vm_to_credit(request: web.Request, admin: Admin) -> web.StreamR
     body = await optional_json_object(request)
     svc = services(request)
     booked = await svc.admin.refund_to_credit(
-        vm_id=path_id(request), admin_id=admin.user.id,
+        vm_id=path_id(request),
+        admin_id=admin.user.id,
         reason=body_str(body, "reason", TEXT_LIMIT, multiline=True),
     )
     return data_response(_booked_json(booked))
 
 
 def add_admin_credit_routes(table: RouteTable) -> None:
-    add(table, "GET", f"/users/{ID}/credit", user_balances,
-        "A user's credit balance per currency (non-zero ones)", response=CREDIT_BALANCES_SCHEMA)
-    add(table, "GET", f"/users/{ID}/credit/ledger", user_ledger,
-        "A user's credit ledger, newest first", response=CREDIT_ENTRY_SCHEMA,
-        query=(QueryParam("currency", CURRENCY),), paginated=True)
-    add(table, "POST", f"/users/{ID}/credit", adjust,
+    add(
+        table,
+        "GET",
+        f"/users/{ID}/credit",
+        user_balances,
+        "A user's credit balance per currency (non-zero ones)",
+        response=CREDIT_BALANCES_SCHEMA,
+    )
+    add(
+        table,
+        "GET",
+        f"/users/{ID}/credit/ledger",
+        user_ledger,
+        "A user's credit ledger, newest first",
+        response=CREDIT_ENTRY_SCHEMA,
+        query=(QueryParam("currency", CURRENCY),),
+        paginated=True,
+    )
+    add(
+        table,
+        "POST",
+        f"/users/{ID}/credit",
+        adjust,
         "Adjust a user's credit with a reason; a repeated `reference` books nothing again",
-        request=ADJUST_SCHEMA, response=BOOKED_SCHEMA)
-    add(table, "POST", f"/vms/{ID}/refund/credit", refund_vm_to_credit,
+        request=ADJUST_SCHEMA,
+        response=BOOKED_SCHEMA,
+    )
+    add(
+        table,
+        "POST",
+        f"/vms/{ID}/refund/credit",
+        refund_vm_to_credit,
         "Refund the VM's unused paid time to its owner's credit and end that time now",
         request={"type": "object", "properties": {"reason": TEXT_SCHEMA}},
-        response=BOOKED_SCHEMA)
+        response=BOOKED_SCHEMA,
+    )

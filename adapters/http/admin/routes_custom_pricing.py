@@ -47,8 +47,7 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     read("expires", f.time, nullable=True)
     read("region_id", f.uint(f.U32, 1), required=True)
     read("currency", f.CURRENCY, required=True)
-    for name in ("cpu_cost", "memory_cost", "ip4_cost", "ip6_cost", "min_memory",
-                 "max_memory"):
+    for name in ("cpu_cost", "memory_cost", "ip4_cost", "ip6_cost", "min_memory", "max_memory"):
         read(name, f.uint(f.U64), required=True)
     read("min_cpu", f.uint(f.U8), required=True)
     read("max_cpu", f.uint(f.U8), required=True)
@@ -107,31 +106,86 @@ async def copy_pricing(request: web.Request, admin: Admin) -> web.StreamResponse
 
 def add_admin_custom_pricing_routes(table: RouteTable) -> None:
     u = sch.UINT
-    disk = sch.body({"kind": DISK_TYPE, "interface": DISK_INTERFACE, "cost": u, "min_disk_size": u,
-                     "max_disk_size": u})
+    disk = sch.body(
+        {
+            "kind": DISK_TYPE,
+            "interface": DISK_INTERFACE,
+            "cost": u,
+            "min_disk_size": u,
+            "max_disk_size": u,
+        }
+    )
     request = sch.body(
-        {"name": f.text_schema(100), "region_id": u, "currency": f.CURRENCY_SCHEMA,
-         "cpu_cost": u, "memory_cost": u,
-         "ip4_cost": u, "ip6_cost": u, "min_cpu": u, "max_cpu": u, "min_memory": u,
-         "max_memory": u, "disk_pricing": {"type": "array", "items": disk}},
+        {
+            "name": f.text_schema(100),
+            "region_id": u,
+            "currency": f.CURRENCY_SCHEMA,
+            "cpu_cost": u,
+            "memory_cost": u,
+            "ip4_cost": u,
+            "ip6_cost": u,
+            "min_cpu": u,
+            "max_cpu": u,
+            "min_memory": u,
+            "max_memory": u,
+            "disk_pricing": {"type": "array", "items": disk},
+        },
         {"enabled": sch.BOOL, "expires": f.TIME_SCHEMA},
     )
-    query = [QueryParam("region_id", {"type": "integer", "minimum": 0}),
-             QueryParam("enabled", {"type": "boolean"})]
-    add(table, "GET", "/custom_pricing", list_pricing, "Custom pricing models", query=query,
-        response=sch.PRICING, paginated=True)
-    add(table, "GET", f"/custom_pricing/{ID}", get_pricing, "One custom pricing model",
-        response=sch.PRICING)
-    add(table, "POST", "/custom_pricing", create_pricing,
+    query = [
+        QueryParam("region_id", {"type": "integer", "minimum": 0}),
+        QueryParam("enabled", {"type": "boolean"}),
+    ]
+    add(
+        table,
+        "GET",
+        "/custom_pricing",
+        list_pricing,
+        "Custom pricing models",
+        query=query,
+        response=sch.PRICING,
+        paginated=True,
+    )
+    add(
+        table,
+        "GET",
+        f"/custom_pricing/{ID}",
+        get_pricing,
+        "One custom pricing model",
+        response=sch.PRICING,
+    )
+    add(
+        table,
+        "POST",
+        "/custom_pricing",
+        create_pricing,
         "Create a pricing model (prices per core / GiB / address per month)",
-        request=request, response=sch.PRICING)
-    add(table, "PATCH", f"/custom_pricing/{ID}", update_pricing,
+        request=request,
+        response=sch.PRICING,
+    )
+    add(
+        table,
+        "PATCH",
+        f"/custom_pricing/{ID}",
+        update_pricing,
         "Update a pricing model; disk_pricing replaces every disk row",
-        request=f.patch_of(request), response=sch.PRICING)
-    add(table, "DELETE", f"/custom_pricing/{ID}", delete_pricing,
+        request=f.patch_of(request),
+        response=sch.PRICING,
+    )
+    add(
+        table,
+        "DELETE",
+        f"/custom_pricing/{ID}",
+        delete_pricing,
         "Delete a pricing model (disabled instead while templates use it)",
-        response=sch.DELETED)
-    add(table, "POST", f"/custom_pricing/{ID}/copy", copy_pricing,
+        response=sch.DELETED,
+    )
+    add(
+        table,
+        "POST",
+        f"/custom_pricing/{ID}/copy",
+        copy_pricing,
         "Copy a pricing model with its disk rows",
         request=sch.body({"name": f.text_schema(100)}, {"region_id": u, "enabled": sch.BOOL}),
-        response=sch.PRICING)
+        response=sch.PRICING,
+    )

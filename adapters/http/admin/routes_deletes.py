@@ -40,11 +40,27 @@ async def remove_line_item(request: web.Request, admin: Admin) -> web.StreamResp
 
 
 def add_admin_delete_routes(table: RouteTable) -> None:
-    add(table, "DELETE", f"/payment_methods/{ID}", remove_payment_method,
-        "Delete a payment-method config", response=SUCCESS)
-    add(table, "DELETE", f"/subscriptions/{ID}", remove_subscription,
+    add(
+        table,
+        "DELETE",
+        f"/payment_methods/{ID}",
+        remove_payment_method,
+        "Delete a payment-method config",
+        response=SUCCESS,
+    )
+    add(
+        table,
+        "DELETE",
+        f"/subscriptions/{ID}",
+        remove_subscription,
         "Delete a subscription nothing depends on (no payments, VM or IP range)",
-        response=SUCCESS)
-    add(table, "DELETE", f"/subscription_line_items/{ID}", remove_line_item,
+        response=SUCCESS,
+    )
+    add(
+        table,
+        "DELETE",
+        f"/subscription_line_items/{ID}",
+        remove_line_item,
         "Delete a line item with no VM or IP range, none of its payments pending",
-        response=SUCCESS)
+        response=SUCCESS,
+    )

@@ -91,8 +91,7 @@ async def create_host(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def update_host(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     fields = await _fields(request, patch=True)
-    info = await svc.infra.update_host(path_id(request), fields,
-                                _prober(request))
+    info = await svc.infra.update_host(path_id(request), fields, _prober(request))
     return data_response(host_json(info))
 
 
@@ -104,8 +103,7 @@ async def list_disks(request: web.Request, admin: Admin) -> web.StreamResponse:
 
 @require(_RES, AdminAction.VIEW)
 async def get_disk(request: web.Request, admin: Admin) -> web.StreamResponse:
-    disk = await services(request).infra.get_disk(path_id(request),
-                             path_id(request, "disk_id"))
+    disk = await services(request).infra.get_disk(path_id(request), path_id(request, "disk_id"))
     return data_response(disk_json(disk))
 
 
@@ -119,39 +117,105 @@ async def create_disk(request: web.Request, admin: Admin) -> web.StreamResponse:
 @require(_RES, AdminAction.UPDATE)
 async def update_disk(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _disk_fields(request, patch=True)
-    disk = await services(request).infra.update_disk(path_id(request),
-                                path_id(request, "disk_id"), fields)
+    disk = await services(request).infra.update_disk(
+        path_id(request), path_id(request, "disk_id"), fields
+    )
     return data_response(disk_json(disk))
 
 
 def add_admin_host_routes(table: RouteTable) -> None:
     request = sch.body(
-        {"name": f.text_schema(100), "ip": f.text_schema(250), "api_token": f.text_schema(4096),
-         "region_id": sch.UINT,
-         "kind": sch.HOST["properties"]["kind"], "cpu": sch.UINT, "memory": sch.UINT},
-        {"vlan_id": sch.NULL_U64, "mtu": sch.NULL_U64, "enabled": sch.BOOL,
-         "load_cpu": sch.NUMBER, "load_memory": sch.NUMBER, "load_disk": sch.NUMBER,
-         "ssh_user": f.text_schema(255, nullable=True),
-         "ssh_key": f.text_schema(16384, nullable=True, multiline=True),
-         "cpu_mfg": CPU_MFG, "cpu_arch": CPU_ARCH,
-         "cpu_features": f.FEATURES_SCHEMA},
+        {
+            "name": f.text_schema(100),
+            "ip": f.text_schema(250),
+            "api_token": f.text_schema(4096),
+            "region_id": sch.UINT,
+            "kind": sch.HOST["properties"]["kind"],
+            "cpu": sch.UINT,
+            "memory": sch.UINT,
+        },
+        {
+            "vlan_id": sch.NULL_U64,
+            "mtu": sch.NULL_U64,
+            "enabled": sch.BOOL,
+            "load_cpu": sch.NUMBER,
+            "load_memory": sch.NUMBER,
+            "load_disk": sch.NUMBER,
+            "ssh_user": f.text_schema(255, nullable=True),
+            "ssh_key": f.text_schema(16384, nullable=True, multiline=True),
+            "cpu_mfg": CPU_MFG,
+            "cpu_arch": CPU_ARCH,
+            "cpu_features": f.FEATURES_SCHEMA,
+        },
     )
-    disk = sch.body({"name": f.text_schema(50), "size": sch.UINT,
-                     "kind": sch.DISK["properties"]["kind"],
-                     "interface": sch.DISK["properties"]["interface"]}, {"enabled": sch.BOOL})
-    add(table, "GET", "/hosts", list_hosts, "Hosts with their disks and load",
-        response=sch.HOST, paginated=True)
+    disk = sch.body(
+        {
+            "name": f.text_schema(50),
+            "size": sch.UINT,
+            "kind": sch.DISK["properties"]["kind"],
+            "interface": sch.DISK["properties"]["interface"],
+        },
+        {"enabled": sch.BOOL},
+    )
+    add(
+        table,
+        "GET",
+        "/hosts",
+        list_hosts,
+        "Hosts with their disks and load",
+        response=sch.HOST,
+        paginated=True,
+    )
     add(table, "GET", f"/hosts/{ID}", get_host, "One host", response=sch.HOST)
-    add(table, "POST", "/hosts", create_host,
-        "Store a host (its API token is kept encrypted and never returned)", request=request,
-        response=sch.HOST)
-    add(table, "PATCH", f"/hosts/{ID}", update_host, "Update a host", request=f.patch_of(request),
-        response=sch.HOST)
-    add(table, "GET", f"/hosts/{ID}/disks", list_disks, "A host's disks (a plain list)",
-        response={"type": "array", "items": sch.DISK})
-    add(table, "GET", f"/hosts/{ID}/disks/{DISK_ID}", get_disk, "One disk of a host",
-        response=sch.DISK)
-    add(table, "POST", f"/hosts/{ID}/disks", create_disk, "Add a disk to a host",
-        request=disk, response=sch.DISK)
-    add(table, "PATCH", f"/hosts/{ID}/disks/{DISK_ID}", update_disk, "Update a host's disk",
-        request=f.patch_of(disk), response=sch.DISK)
+    add(
+        table,
+        "POST",
+        "/hosts",
+        create_host,
+        "Store a host (its API token is kept encrypted and never returned)",
+        request=request,
+        response=sch.HOST,
+    )
+    add(
+        table,
+        "PATCH",
+        f"/hosts/{ID}",
+        update_host,
+        "Update a host",
+        request=f.patch_of(request),
+        response=sch.HOST,
+    )
+    add(
+        table,
+        "GET",
+        f"/hosts/{ID}/disks",
+        list_disks,
+        "A host's disks (a plain list)",
+        response={"type": "array", "items": sch.DISK},
+    )
+    add(
+        table,
+        "GET",
+        f"/hosts/{ID}/disks/{DISK_ID}",
+        get_disk,
+        "One disk of a host",
+        response=sch.DISK,
+    )
+    add(
+        table,
+        "POST",
+        f"/hosts/{ID}/disks",
+        create_disk,
+        "Add a disk to a host",
+        request=disk,
+        response=sch.DISK,
+    )
+    add(
+        table,
+        "PATCH",
+        f"/hosts/{ID}/disks/{DISK_ID}",
+        update_disk,
+        "Update a host's disk",
+        request=f.patch_of(disk),
+        response=sch.DISK,
+    )

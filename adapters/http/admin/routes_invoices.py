@@ -29,29 +29,71 @@ _DATE_SCHEMA: Schema = {"type": "string", "format": "date", "maxLength": 10}
 #: the largest credit note amount accepted (fits the BIGINT UNSIGNED column many times over)
 _MAX_AMOUNT = 2**53
 _REASON_LIMIT = 255
-INVOICE: Schema = obj({
-    "id": U64, "number": STRING, "company_id": U64, "payment_id": STRING, "user_id": U64,
-    "issued_at": DATETIME, "currency": STRING, "net": U64, "tax": U64, "total": U64,
-    "content": {"type": "object"},
-})
-CREDIT_NOTE: Schema = obj({
-    "id": U64, "number": STRING, "invoice_id": U64, "issued_at": DATETIME, "currency": STRING,
-    "amount": U64, "reason": STRING,
-})
-INVOICE_WITH_NOTES: Schema = obj({
-    "invoice": INVOICE, "credit_notes": {"type": "array", "items": CREDIT_NOTE},
-})
-_WINDOW = (
-    QueryParam("start_date", _DATE_SCHEMA, required=True,
-               description="first day (YYYY-MM-DD, UTC), included"),
-    QueryParam("end_date", _DATE_SCHEMA, required=True,
-               description="last day (YYYY-MM-DD, UTC), excluded"),
-    QueryParam("company_id", {"type": "integer", "minimum": 0},
-               description="only this company's invoices"),
+INVOICE: Schema = obj(
+    {
+        "id": U64,
+        "number": STRING,
+        "company_id": U64,
+        "payment_id": STRING,
+        "user_id": U64,
+        "issued_at": DATETIME,
+        "currency": STRING,
+        "net": U64,
+        "tax": U64,
+        "total": U64,
+        "content": {"type": "object"},
+    }
 )
-CSV_COLUMNS = ("number", "issued_at", "company_id", "payment_id", "user_id", "buyer_name",
-               "buyer_country", "buyer_tax_id", "currency", "net", "tax", "total",
-               "credit_applied", "charged", "reverse_charge", "btc_msat", "btc_rate")
+CREDIT_NOTE: Schema = obj(
+    {
+        "id": U64,
+        "number": STRING,
+        "invoice_id": U64,
+        "issued_at": DATETIME,
+        "currency": STRING,
+        "amount": U64,
+        "reason": STRING,
+    }
+)
+INVOICE_WITH_NOTES: Schema = obj(
+    {
+        "invoice": INVOICE,
+        "credit_notes": {"type": "array", "items": CREDIT_NOTE},
+    }
+)
+_WINDOW = (
+    QueryParam(
+        "start_date",
+        _DATE_SCHEMA,
+        required=True,
+        description="first day (YYYY-MM-DD, UTC), included",
+    ),
+    QueryParam(
+        "end_date", _DATE_SCHEMA, required=True, description="last day (YYYY-MM-DD, UTC), excluded"
+    ),
+    QueryParam(
+        "company_id", {"type": "integer", "minimum": 0}, description="only this company's invoices"
+    ),
+)
+CSV_COLUMNS = (
+    "number",
+    "issued_at",
+    "company_id",
+    "payment_id",
+    "user_id",
+    "buyer_name",
+    "buyer_country",
+    "buyer_tax_id",
+    "currency",
+    "net",
+    "tax",
+    "total",
+    "credit_applied",
+    "charged",
+    "reverse_charge",
+    "btc_msat",
+    "btc_rate",
+)
 _PAYMENTS = AdminResource.PAYMENTS
 
 
@@ -74,19 +116,29 @@ def _window(query: Any) -> tuple[datetime, datetime, int | None]:
 
 def invoice_json(invoice: Invoice) -> dict[str, Any]:
     return {
-        "id": invoice.id, "number": invoice.number, "company_id": invoice.company_id,
-        "payment_id": invoice.payment_id.hex(), "user_id": invoice.user_id,
-        "issued_at": format_time(invoice.issued_at), "currency": invoice.currency,
-        "net": invoice.net, "tax": invoice.tax, "total": invoice.total,
+        "id": invoice.id,
+        "number": invoice.number,
+        "company_id": invoice.company_id,
+        "payment_id": invoice.payment_id.hex(),
+        "user_id": invoice.user_id,
+        "issued_at": format_time(invoice.issued_at),
+        "currency": invoice.currency,
+        "net": invoice.net,
+        "tax": invoice.tax,
+        "total": invoice.total,
         "content": invoice.content,
     }
 
 
 def note_json(note: CreditNote) -> dict[str, Any]:
     return {
-        "id": note.id, "number": note.number, "invoice_id": note.invoice_id,
-        "issued_at": format_time(note.issued_at), "currency": note.currency,
-        "amount": note.amount, "reason": note.reason,
+        "id": note.id,
+        "number": note.number,
+        "invoice_id": note.invoice_id,
+        "issued_at": format_time(note.issued_at),
+        "currency": note.currency,
+        "amount": note.amount,
+        "reason": note.reason,
     }
 
 
@@ -94,10 +146,21 @@ def csv_row(invoice: Invoice) -> list[str]:
     """One export line; money as integers in minor units, as everywhere in the API."""
     doc = invoice.document
     values: list[object] = [
-        invoice.number, format_time(invoice.issued_at), invoice.company_id,
-        invoice.payment_id.hex(), invoice.user_id, doc.buyer.name, doc.buyer.country or "",
-        doc.buyer.tax_id or "", invoice.currency, invoice.net, invoice.tax, invoice.total,
-        doc.credit_applied, doc.charged, int(doc.reverse_charge),
+        invoice.number,
+        format_time(invoice.issued_at),
+        invoice.company_id,
+        invoice.payment_id.hex(),
+        invoice.user_id,
+        doc.buyer.name,
+        doc.buyer.country or "",
+        doc.buyer.tax_id or "",
+        invoice.currency,
+        invoice.net,
+        invoice.tax,
+        invoice.total,
+        doc.credit_applied,
+        doc.charged,
+        int(doc.reverse_charge),
         "" if doc.btc_msat is None else doc.btc_msat,
         "" if doc.btc_rate is None else doc.btc_rate,
     ]
@@ -114,8 +177,9 @@ def _cell(value: object) -> str:
 async def list_window(request: web.Request, admin: Admin) -> web.StreamResponse:
     since, until, company = _window(request.query)
     page = parse_page(request.query)
-    found = await services(request).admin.list_invoices(since, until, page.limit,
-                                page.offset, company_id=company)
+    found = await services(request).admin.list_invoices(
+        since, until, page.limit, page.offset, company_id=company
+    )
     return page_response([invoice_json(i) for i in found.items], found.total, page)
 
 
@@ -125,19 +189,23 @@ async def export_csv(request: web.Request, admin: Admin) -> web.StreamResponse:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    async for invoice in services(request).admin.every_invoice(since, until,
-                                       company_id=company):
+    async for invoice in services(request).admin.every_invoice(since, until, company_id=company):
         writer.writerow(csv_row(invoice))
     name = f"invoices-{since:%Y-%m-%d}-{until:%Y-%m-%d}.csv"
-    return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @require(_PAYMENTS, AdminAction.VIEW)
 async def get_invoice(request: web.Request, admin: Admin) -> web.StreamResponse:
     invoice, notes = await services(request).admin.invoice_with_notes(path_id(request))
-    return data_response({"invoice": invoice_json(invoice),
-                          "credit_notes": [note_json(n) for n in notes]})
+    return data_response(
+        {"invoice": invoice_json(invoice), "credit_notes": [note_json(n) for n in notes]}
+    )
 
 
 @require(_PAYMENTS, AdminAction.CREATE)
@@ -149,24 +217,55 @@ async def create_credit_note(request: web.Request, admin: Admin) -> web.StreamRe
     if not reason or not reason.strip():
         raise InvalidInput("reason is required")
     svc = services(request)
-    note = await svc.admin.issue_credit_note(invoice_id=path_id(request),
-                                   amount=amount, reason=reason)
+    note = await svc.admin.issue_credit_note(
+        invoice_id=path_id(request), amount=amount, reason=reason
+    )
     return data_response(note_json(note))
 
 
 def add_admin_invoice_routes(table: RouteTable) -> None:
-    add(table, "GET", "/invoices", list_window,
-        "Invoices issued in a date window, oldest first", response=INVOICE, query=_WINDOW,
-        paginated=True)
-    table.add("GET", BASE + "/invoices/export", export_csv,
-              summary=f"The window's invoices as CSV (needs `{permission_of(export_csv)}`)",
-              query=_WINDOW, response={"type": "string"}, enveloped=False,
-              content_type="text/csv", tags=("admin",))
-    add(table, "GET", f"/invoices/{ID}", get_invoice, "One invoice with its credit notes",
-        response=INVOICE_WITH_NOTES)
-    add(table, "POST", f"/invoices/{ID}/credit_notes", create_credit_note,
+    add(
+        table,
+        "GET",
+        "/invoices",
+        list_window,
+        "Invoices issued in a date window, oldest first",
+        response=INVOICE,
+        query=_WINDOW,
+        paginated=True,
+    )
+    table.add(
+        "GET",
+        BASE + "/invoices/export",
+        export_csv,
+        summary=f"The window's invoices as CSV (needs `{permission_of(export_csv)}`)",
+        query=_WINDOW,
+        response={"type": "string"},
+        enveloped=False,
+        content_type="text/csv",
+        tags=("admin",),
+    )
+    add(
+        table,
+        "GET",
+        f"/invoices/{ID}",
+        get_invoice,
+        "One invoice with its credit notes",
+        response=INVOICE_WITH_NOTES,
+    )
+    add(
+        table,
+        "POST",
+        f"/invoices/{ID}/credit_notes",
+        create_credit_note,
         "Issue a credit note against an invoice (the invoice itself never changes)",
-        request={"type": "object", "required": ["amount", "reason"], "properties": {
-            "amount": {"type": "integer", "minimum": 1, "maximum": _MAX_AMOUNT},
-            "reason": f.text_schema(_REASON_LIMIT)}},
-        response=CREDIT_NOTE)
+        request={
+            "type": "object",
+            "required": ["amount", "reason"],
+            "properties": {
+                "amount": {"type": "integer", "minimum": 1, "maximum": _MAX_AMOUNT},
+                "reason": f.text_schema(_REASON_LIMIT),
+            },
+        },
+        response=CREDIT_NOTE,
+    )

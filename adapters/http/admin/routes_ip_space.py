@@ -28,9 +28,7 @@ PRICING_ID = r"{pricing_id:\d+}"
 
 
 def _registry(value: Any, name: str) -> InternetRegistry:
-    if isinstance(value, bool) or not isinstance(value, int) or value not in set(
-        InternetRegistry
-    ):
+    if isinstance(value, bool) or not isinstance(value, int) or value not in set(InternetRegistry):
         raise InvalidInput("Invalid registry value")
     return InternetRegistry(value)
 
@@ -109,15 +107,15 @@ async def list_pricing(request: web.Request, admin: Admin) -> web.StreamResponse
     space_id = path_id(request)
     rows = await services(request).infra.list_ip_pricing(space_id)
     cidr = await _parent_cidr(request, space_id)
-    return page_response([space_pricing_json(p, cidr) for p in page_of(rows, page)],
-                         len(rows), page)
+    return page_response(
+        [space_pricing_json(p, cidr) for p in page_of(rows, page)], len(rows), page
+    )
 
 
 @require(_RES, AdminAction.VIEW)
 async def get_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
     space_id = path_id(request)
-    price = await services(request).infra.get_ip_pricing(space_id,
-                                 path_id(request, "pricing_id"))
+    price = await services(request).infra.get_ip_pricing(space_id, path_id(request, "pricing_id"))
     return data_response(space_pricing_json(price, await _parent_cidr(request, space_id)))
 
 
@@ -135,62 +133,129 @@ async def update_pricing(request: web.Request, admin: Admin) -> web.StreamRespon
     svc = services(request)
     space_id = path_id(request)
     fields = await _price_fields(request, patch=True)
-    price = await svc.infra.update_ip_pricing(space_id,
-                                    path_id(request, "pricing_id"), fields)
+    price = await svc.infra.update_ip_pricing(space_id, path_id(request, "pricing_id"), fields)
     return data_response(space_pricing_json(price, await _parent_cidr(request, space_id)))
 
 
 @require(_RES, AdminAction.DELETE)
 async def delete_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
-    await services(request).infra.delete_ip_pricing(path_id(request),
-                            path_id(request, "pricing_id"))
+    await services(request).infra.delete_ip_pricing(
+        path_id(request), path_id(request, "pricing_id")
+    )
     return data_response(None)
 
 
 @require(AdminResource.SUBSCRIPTIONS, AdminAction.VIEW)
 async def list_sold(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
-    rows = await services(request).infra.list_sold_ips(path_id(request),
-                              query_uint(request.query, "user_id"),
-                              f.query_flag(request.query, "is_active"))
+    rows = await services(request).infra.list_sold_ips(
+        path_id(request),
+        query_uint(request.query, "user_id"),
+        f.query_flag(request.query, "is_active"),
+    )
     return page_response([sold_range_json(r) for r in page_of(rows, page)], len(rows), page)
 
 
 def add_admin_ip_space_routes(table: RouteTable) -> None:
     u = sch.UINT
     request = sch.body(
-        {"cidr": f.text_schema(200), "min_prefix_size": u, "max_prefix_size": u,
-         "registry": {"type": "integer", "minimum": 0, "maximum": 4}},
-        {"company_id": u, "external_id": f.text_schema(255, nullable=True),
-         "is_available": sch.BOOL, "is_reserved": sch.BOOL, "metadata": {}},
+        {
+            "cidr": f.text_schema(200),
+            "min_prefix_size": u,
+            "max_prefix_size": u,
+            "registry": {"type": "integer", "minimum": 0, "maximum": 4},
+        },
+        {
+            "company_id": u,
+            "external_id": f.text_schema(255, nullable=True),
+            "is_available": sch.BOOL,
+            "is_reserved": sch.BOOL,
+            "metadata": {},
+        },
     )
-    price = sch.body({"prefix_size": u, "price_per_month": u},
-                     {"currency": f.CURRENCY_SCHEMA, "setup_fee": u})
+    price = sch.body(
+        {"prefix_size": u, "price_per_month": u}, {"currency": f.CURRENCY_SCHEMA, "setup_fee": u}
+    )
     one = f"/ip_space/{ID}/pricing/{PRICING_ID}"
-    add(table, "GET", "/ip_space", list_spaces, "IP space for sale, newest first",
-        query=[QueryParam("is_available", {"type": "boolean"}),
-               QueryParam("registry", {"type": "integer", "minimum": 0, "maximum": 4})],
-        response=sch.SPACE, paginated=True)
+    add(
+        table,
+        "GET",
+        "/ip_space",
+        list_spaces,
+        "IP space for sale, newest first",
+        query=[
+            QueryParam("is_available", {"type": "boolean"}),
+            QueryParam("registry", {"type": "integer", "minimum": 0, "maximum": 4}),
+        ],
+        response=sch.SPACE,
+        paginated=True,
+    )
     add(table, "GET", f"/ip_space/{ID}", get_space, "One IP space", response=sch.SPACE)
-    add(table, "POST", "/ip_space", create_space,
-        "Add IP space (company_id defaults to the first company)", request=request,
-        response=sch.SPACE)
-    add(table, "PATCH", f"/ip_space/{ID}", update_space,
-        "Update IP space (checks re-run on the result)", request=f.patch_of(request),
-        response=sch.SPACE)
-    add(table, "DELETE", f"/ip_space/{ID}", delete_space,
-        "Delete IP space nothing was sold from", response=sch.NULL)
-    add(table, "GET", f"/ip_space/{ID}/pricing", list_pricing, "A space's prices, id desc",
-        response=sch.SPACE_PRICING, paginated=True)
-    add(table, "POST", f"/ip_space/{ID}/pricing", create_pricing,
-        "Price a prefix size of the space", request=price, response=sch.SPACE_PRICING)
+    add(
+        table,
+        "POST",
+        "/ip_space",
+        create_space,
+        "Add IP space (company_id defaults to the first company)",
+        request=request,
+        response=sch.SPACE,
+    )
+    add(
+        table,
+        "PATCH",
+        f"/ip_space/{ID}",
+        update_space,
+        "Update IP space (checks re-run on the result)",
+        request=f.patch_of(request),
+        response=sch.SPACE,
+    )
+    add(
+        table,
+        "DELETE",
+        f"/ip_space/{ID}",
+        delete_space,
+        "Delete IP space nothing was sold from",
+        response=sch.NULL,
+    )
+    add(
+        table,
+        "GET",
+        f"/ip_space/{ID}/pricing",
+        list_pricing,
+        "A space's prices, id desc",
+        response=sch.SPACE_PRICING,
+        paginated=True,
+    )
+    add(
+        table,
+        "POST",
+        f"/ip_space/{ID}/pricing",
+        create_pricing,
+        "Price a prefix size of the space",
+        request=price,
+        response=sch.SPACE_PRICING,
+    )
     add(table, "GET", one, get_pricing, "One price of the space", response=sch.SPACE_PRICING)
-    add(table, "PATCH", one, update_pricing, "Update a price of the space",
-        request=f.patch_of(price), response=sch.SPACE_PRICING)
-    add(table, "DELETE", one, delete_pricing, "Delete a price of the space",
-        response=sch.NULL)
-    add(table, "GET", f"/ip_space/{ID}/subscriptions", list_sold,
+    add(
+        table,
+        "PATCH",
+        one,
+        update_pricing,
+        "Update a price of the space",
+        request=f.patch_of(price),
+        response=sch.SPACE_PRICING,
+    )
+    add(table, "DELETE", one, delete_pricing, "Delete a price of the space", response=sch.NULL)
+    add(
+        table,
+        "GET",
+        f"/ip_space/{ID}/subscriptions",
+        list_sold,
         "Ranges sold from the space",
-        query=[QueryParam("user_id", {"type": "integer", "minimum": 0}),
-               QueryParam("is_active", {"type": "boolean"})],
-        response=sch.SOLD_RANGE, paginated=True)
+        query=[
+            QueryParam("user_id", {"type": "integer", "minimum": 0}),
+            QueryParam("is_active", {"type": "boolean"}),
+        ],
+        response=sch.SOLD_RANGE,
+        paginated=True,
+    )

@@ -75,26 +75,56 @@ async def download_image(request: web.Request, admin: Admin) -> web.StreamRespon
 def add_admin_os_image_routes(table: RouteTable) -> None:
     s = {"type": "string"}
     request = sch.body(
-        {"distribution": {"type": "string", "enum": [wire_name(d) for d in OsDistribution]},
-         "flavour": f.text_schema(50), "version": f.text_schema(50), "enabled": sch.BOOL,
-         "release_date": {"type": "string", "format": "date-time"},
-         "url": f.text_schema(1024)},
-        {"default_username": f.text_schema(50, nullable=True),
-         "sha2": f.text_schema(128, nullable=True),
-         "sha2_url": f.text_schema(1024, nullable=True)},
+        {
+            "distribution": {"type": "string", "enum": [wire_name(d) for d in OsDistribution]},
+            "flavour": f.text_schema(50),
+            "version": f.text_schema(50),
+            "enabled": sch.BOOL,
+            "release_date": {"type": "string", "format": "date-time"},
+            "url": f.text_schema(1024),
+        },
+        {
+            "default_username": f.text_schema(50, nullable=True),
+            "sha2": f.text_schema(128, nullable=True),
+            "sha2_url": f.text_schema(1024, nullable=True),
+        },
     )
-    add(table, "GET", "/vm_os_images", list_images, "OS images", response=sch.IMAGE,
-        paginated=True)
+    add(table, "GET", "/vm_os_images", list_images, "OS images", response=sch.IMAGE, paginated=True)
     add(table, "GET", f"/vm_os_images/{ID}", get_image, "One OS image", response=sch.IMAGE)
-    add(table, "POST", "/vm_os_images", create_image,
+    add(
+        table,
+        "POST",
+        "/vm_os_images",
+        create_image,
         "Add an OS image (distribution, flavour and version are unique together)",
-        request=request, response=sch.IMAGE)
-    add(table, "PATCH", f"/vm_os_images/{ID}", update_image,
+        request=request,
+        response=sch.IMAGE,
+    )
+    add(
+        table,
+        "PATCH",
+        f"/vm_os_images/{ID}",
+        update_image,
         "Update an OS image (a new url or sha2_url without sha2 clears sha2)",
-        request=f.patch_of(request), response=sch.IMAGE)
-    add(table, "DELETE", f"/vm_os_images/{ID}", delete_image, "Delete an image no VM uses",
-        response=s)
-    add(table, "POST", f"/vm_os_images/{ID}/download", download_image,
-        "Queue a download of the image to every enabled host (or `host_id`'s)", response=s,
-        query=[QueryParam("host_id", {"type": "integer", "minimum": 1},
-                          description="only this host")])
+        request=f.patch_of(request),
+        response=sch.IMAGE,
+    )
+    add(
+        table,
+        "DELETE",
+        f"/vm_os_images/{ID}",
+        delete_image,
+        "Delete an image no VM uses",
+        response=s,
+    )
+    add(
+        table,
+        "POST",
+        f"/vm_os_images/{ID}/download",
+        download_image,
+        "Queue a download of the image to every enabled host (or `host_id`'s)",
+        response=s,
+        query=[
+            QueryParam("host_id", {"type": "integer", "minimum": 1}, description="only this host")
+        ],
+    )

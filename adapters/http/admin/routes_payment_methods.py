@@ -59,8 +59,10 @@ def _fee_currency(value: Any) -> str | None:
 
 def _optional(body: Mapping[str, Any], name: str, parse: Any) -> Any:
     """Nullable-patch: absent → UNSET, null → None, else the parsed value."""
-    return parse(body[name]) if name in body and body[name] is not None else (
-        None if name in body else UNSET
+    return (
+        parse(body[name])
+        if name in body and body[name] is not None
+        else (None if name in body else UNSET)
     )
 
 
@@ -109,12 +111,11 @@ async def update_method(request: web.Request, admin: Admin) -> web.StreamRespons
         processing_fee_base=_optional(
             body, "processing_fee_base", lambda v: as_int(v, "processing_fee_base")
         ),
-        processing_fee_currency=_optional(
-            body, "processing_fee_currency", _fee_currency
-        ),
+        processing_fee_currency=_optional(body, "processing_fee_currency", _fee_currency),
         supported_currencies=(
             _currencies(body["supported_currencies"])
-            if body.get("supported_currencies") is not None else UNSET
+            if body.get("supported_currencies") is not None
+            else UNSET
         ),
     )
     svc = services(request)
@@ -124,26 +125,59 @@ async def update_method(request: web.Request, admin: Admin) -> web.StreamRespons
 
 def add_admin_payment_method_routes(table: RouteTable) -> None:
     create_body = {
-        "type": "object", "required": ["company_id", "name", "config"],
+        "type": "object",
+        "required": ["company_id", "name", "config"],
         "properties": {
-            "company_id": ID_SCHEMA, "name": f.text_schema(NAME_LIMIT),
-            "enabled": {"type": "boolean"}, "config": {"type": "object"},
-            "processing_fee_rate": {"type": ["number", "null"], "minimum": 0,
-                                    "exclusiveMaximum": 100},
+            "company_id": ID_SCHEMA,
+            "name": f.text_schema(NAME_LIMIT),
+            "enabled": {"type": "boolean"},
+            "config": {"type": "object"},
+            "processing_fee_rate": {
+                "type": ["number", "null"],
+                "minimum": 0,
+                "exclusiveMaximum": 100,
+            },
             "processing_fee_base": {**UINT_SCHEMA, "type": ["integer", "null"]},
             "processing_fee_currency": {"type": ["string", "null"], "maxLength": 5},
-            "supported_currencies": {"type": "array", "items": f.CURRENCY_SCHEMA,
-                                     "maxItems": len(f.CURRENCY_CODES)},
+            "supported_currencies": {
+                "type": "array",
+                "items": f.CURRENCY_SCHEMA,
+                "maxItems": len(f.CURRENCY_CODES),
+            },
         },
     }
-    add(table, "GET", "/payment_methods", list_methods,
+    add(
+        table,
+        "GET",
+        "/payment_methods",
+        list_methods,
         "Payment-method configs (company, method, name); secrets as has_* flags",
-        response=sch.PAYMENT_METHOD, paginated=True)
-    add(table, "GET", f"/payment_methods/{ID}", get_method, "One payment-method config",
-        response=sch.PAYMENT_METHOD)
-    add(table, "POST", "/payment_methods", create_method,
+        response=sch.PAYMENT_METHOD,
+        paginated=True,
+    )
+    add(
+        table,
+        "GET",
+        f"/payment_methods/{ID}",
+        get_method,
+        "One payment-method config",
+        response=sch.PAYMENT_METHOD,
+    )
+    add(
+        table,
+        "POST",
+        "/payment_methods",
+        create_method,
         "Create a config (fee rate 0 ≤ r < 100 %, known fee currency)",
-        request=create_body, response=sch.PAYMENT_METHOD)
-    add(table, "PATCH", f"/payment_methods/{ID}", update_method,
+        request=create_body,
+        response=sch.PAYMENT_METHOD,
+    )
+    add(
+        table,
+        "PATCH",
+        f"/payment_methods/{ID}",
+        update_method,
         "Update a config (partial provider config of the same type)",
-        request=f.patch_of(create_body), response=sch.PAYMENT_METHOD)
+        request=f.patch_of(create_body),
+        response=sch.PAYMENT_METHOD,
+    )

@@ -47,8 +47,7 @@ async def list_vm_payments(request: web.Request, admin: Admin) -> web.StreamResp
         found = await uow.payments.list_by_vm(vm_id, page.limit, page.offset)
         currencies = await uow.lookups.base_currencies({p.subscription_id for p in found.items})
         items = [
-            vm_payment_json(p, vm_id, currencies.get(p.subscription_id, "EUR"))
-            for p in found.items
+            vm_payment_json(p, vm_id, currencies.get(p.subscription_id, "EUR")) for p in found.items
         ]
     return page_response(items, found.total, page)
 
@@ -66,9 +65,7 @@ async def get_vm_payment(request: web.Request, admin: Admin) -> web.StreamRespon
 async def complete_vm_payment(request: web.Request, admin: Admin) -> web.StreamResponse:
     vm_id, payment_id = path_id(request), _payment_id(request)
     svc = services(request)
-    payment = await svc.admin.complete_as_admin(
-        payment_id=payment_id, vm_id=vm_id
-    )
+    payment = await svc.admin.complete_as_admin(payment_id=payment_id, vm_id=vm_id)
     async with svc.uow_factory() as uow:
         company = await base_currency(uow, payment.subscription_id)
     return data_response(vm_payment_json(payment, vm_id, company))
@@ -97,13 +94,9 @@ async def get_subscription_payment(request: web.Request, admin: Admin) -> web.St
 
 
 @require(_SUB_PAYMENTS, AdminAction.UPDATE)
-async def complete_subscription_payment(
-    request: web.Request, admin: Admin
-) -> web.StreamResponse:
+async def complete_subscription_payment(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
-    payment = await svc.admin.complete_as_admin(
-        payment_id=_payment_id(request, "id")
-    )
+    payment = await svc.admin.complete_as_admin(payment_id=_payment_id(request, "id"))
     async with svc.uow_factory() as uow:
         company = await base_currency(uow, payment.subscription_id)
     return data_response(subscription_payment_json(payment, company))
@@ -114,9 +107,7 @@ async def bank_transfer_received(request: web.Request, admin: Admin) -> web.Stre
     """The transfer of `{reference}` arrived on the account: its payment is completed once."""
     svc = services(request)
     reference = request.match_info["reference"].strip().upper()
-    payment = await svc.admin.complete_bank_transfer(
-        reference=reference
-    )
+    payment = await svc.admin.complete_bank_transfer(reference=reference)
     async with svc.uow_factory() as uow:
         company = await base_currency(uow, payment.subscription_id)
     return data_response(subscription_payment_json(payment, company))
@@ -124,21 +115,62 @@ async def bank_transfer_received(request: web.Request, admin: Admin) -> web.Stre
 
 def add_admin_payment_routes(table: RouteTable) -> None:
     pay = f"/vms/{ID}/payments"
-    add(table, "GET", pay, list_vm_payments, "Payments of a VM, newest first",
-        response=sch.VM_PAYMENT, paginated=True)
-    add(table, "GET", f"{pay}/{_PAYMENT}", get_vm_payment, "One payment of a VM",
-        response=sch.VM_PAYMENT)
-    add(table, "POST", f"{pay}/{_PAYMENT}/complete", complete_vm_payment,
+    add(
+        table,
+        "GET",
+        pay,
+        list_vm_payments,
+        "Payments of a VM, newest first",
+        response=sch.VM_PAYMENT,
+        paginated=True,
+    )
+    add(
+        table,
+        "GET",
+        f"{pay}/{_PAYMENT}",
+        get_vm_payment,
+        "One payment of a VM",
+        response=sch.VM_PAYMENT,
+    )
+    add(
+        table,
+        "POST",
+        f"{pay}/{_PAYMENT}/complete",
+        complete_vm_payment,
         "Complete an unpaid VM payment exactly once (409 if already paid)",
-        response=sch.VM_PAYMENT)
-    add(table, "GET", r"/subscriptions/{subscription_id:\d+}/payments",
-        list_subscription_payments, "Payments of a subscription, newest first",
-        response=sch.SUBSCRIPTION_PAYMENT, paginated=True)
-    add(table, "GET", "/subscription_payments/{id}", get_subscription_payment,
-        "One subscription payment", response=sch.SUBSCRIPTION_PAYMENT)
-    add(table, "POST", "/subscription_payments/{id}/complete", complete_subscription_payment,
+        response=sch.VM_PAYMENT,
+    )
+    add(
+        table,
+        "GET",
+        r"/subscriptions/{subscription_id:\d+}/payments",
+        list_subscription_payments,
+        "Payments of a subscription, newest first",
+        response=sch.SUBSCRIPTION_PAYMENT,
+        paginated=True,
+    )
+    add(
+        table,
+        "GET",
+        "/subscription_payments/{id}",
+        get_subscription_payment,
+        "One subscription payment",
+        response=sch.SUBSCRIPTION_PAYMENT,
+    )
+    add(
+        table,
+        "POST",
+        "/subscription_payments/{id}/complete",
+        complete_subscription_payment,
         "Complete an unpaid subscription payment exactly once (409 if already paid)",
-        response=sch.SUBSCRIPTION_PAYMENT)
-    add(table, "POST", "/bank_transfers/{reference}/received", bank_transfer_received,
+        response=sch.SUBSCRIPTION_PAYMENT,
+    )
+    add(
+        table,
+        "POST",
+        "/bank_transfers/{reference}/received",
+        bank_transfer_received,
         "A bank transfer arrived: complete the payment of its reference exactly once "
-        "(409 if already paid, 404 unknown reference)", response=sch.SUBSCRIPTION_PAYMENT)
+        "(409 if already paid, 404 unknown reference)",
+        response=sch.SUBSCRIPTION_PAYMENT,
+    )

@@ -67,18 +67,50 @@ async def delete_region(request: web.Request, admin: Admin) -> web.StreamRespons
 
 
 def add_admin_region_routes(table: RouteTable) -> None:
-    request = sch.body({"name": f.text_schema(100)},
-                       {"enabled": sch.BOOL, "company_id": sch.UINT})
+    request = sch.body({"name": f.text_schema(100)}, {"enabled": sch.BOOL, "company_id": sch.UINT})
     enabled = QueryParam("enabled", {"type": "boolean"}, description="only enabled / disabled")
-    add(table, "GET", "/regions", list_regions, "Regions with host, VM and address totals",
-        response=sch.REGION, paginated=True, query=[enabled])
+    add(
+        table,
+        "GET",
+        "/regions",
+        list_regions,
+        "Regions with host, VM and address totals",
+        response=sch.REGION,
+        paginated=True,
+        query=[enabled],
+    )
     add(table, "GET", f"/regions/{ID}", get_region, "One region", response=sch.REGION)
-    add(table, "GET", f"/regions/{ID}/stats", region_stats, "A region's host and VM counts",
-        response=sch.REGION_STATS)
-    add(table, "POST", "/regions", create_region,
-        "Create a region (company_id defaults to the first company)", request=request,
-        response=sch.REGION)
-    add(table, "PATCH", f"/regions/{ID}", update_region, "Update a region",
-        request=f.patch_of(request), response=sch.REGION)
-    add(table, "DELETE", f"/regions/{ID}", delete_region,
-        "Disable a region (refused while hosts are assigned)", response=sch.DELETED)
+    add(
+        table,
+        "GET",
+        f"/regions/{ID}/stats",
+        region_stats,
+        "A region's host and VM counts",
+        response=sch.REGION_STATS,
+    )
+    add(
+        table,
+        "POST",
+        "/regions",
+        create_region,
+        "Create a region (company_id defaults to the first company)",
+        request=request,
+        response=sch.REGION,
+    )
+    add(
+        table,
+        "PATCH",
+        f"/regions/{ID}",
+        update_region,
+        "Update a region",
+        request=f.patch_of(request),
+        response=sch.REGION,
+    )
+    add(
+        table,
+        "DELETE",
+        f"/regions/{ID}",
+        delete_region,
+        "Disable a region (refused while hosts are assigned)",
+        response=sch.DELETED,
+    )

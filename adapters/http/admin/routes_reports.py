@@ -26,23 +26,51 @@ from domain.money import Currency
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _NUMBER: Schema = {"type": "number"}
 _TIME: Schema = {"type": "string", "format": "date-time"}
-PAYMENT: Schema = obj({
-    "id": STRING, "vm_id": U64, "created": _TIME, "expires": _TIME, "amount": U64,
-    "currency": STRING, "payment_method": STRING, "external_id": nullable(STRING),
-    "is_paid": {"type": "boolean"}, "rate": _NUMBER, "rate_exact": STRING, "time_value": U64,
-    "tax": U64, "company_id": U64, "company_name": STRING, "company_base_currency": STRING,
-    "base_currency_amount": nullable(U64), "base_currency_tax": nullable(U64),
-    "user_id": U64, "host_id": U64, "host_name": STRING, "region_id": U64,
-    "region_name": STRING,
-})
-REPORT: Schema = obj({"start_date": STRING, "end_date": STRING,
-                      "payments": {"type": "array", "items": PAYMENT}})
-REFERRAL: Schema = obj({
-    "vm_id": U64, "ref_code": STRING, "created": _TIME, "amount": U64, "currency": STRING,
-    "rate": _NUMBER, "rate_exact": STRING, "base_currency": STRING,
-})
-REFERRALS: Schema = obj({"start_date": STRING, "end_date": STRING,
-                         "referrals": {"type": "array", "items": REFERRAL}})
+PAYMENT: Schema = obj(
+    {
+        "id": STRING,
+        "vm_id": U64,
+        "created": _TIME,
+        "expires": _TIME,
+        "amount": U64,
+        "currency": STRING,
+        "payment_method": STRING,
+        "external_id": nullable(STRING),
+        "is_paid": {"type": "boolean"},
+        "rate": _NUMBER,
+        "rate_exact": STRING,
+        "time_value": U64,
+        "tax": U64,
+        "company_id": U64,
+        "company_name": STRING,
+        "company_base_currency": STRING,
+        "base_currency_amount": nullable(U64),
+        "base_currency_tax": nullable(U64),
+        "user_id": U64,
+        "host_id": U64,
+        "host_name": STRING,
+        "region_id": U64,
+        "region_name": STRING,
+    }
+)
+REPORT: Schema = obj(
+    {"start_date": STRING, "end_date": STRING, "payments": {"type": "array", "items": PAYMENT}}
+)
+REFERRAL: Schema = obj(
+    {
+        "vm_id": U64,
+        "ref_code": STRING,
+        "created": _TIME,
+        "amount": U64,
+        "currency": STRING,
+        "rate": _NUMBER,
+        "rate_exact": STRING,
+        "base_currency": STRING,
+    }
+)
+REFERRALS: Schema = obj(
+    {"start_date": STRING, "end_date": STRING, "referrals": {"type": "array", "items": REFERRAL}}
+)
 
 
 def _time(when: datetime) -> str:
@@ -74,16 +102,28 @@ def _window(query: Any) -> tuple[str, date, str, date, int]:
 def _payment_json(line: ReportLine) -> dict[str, Any]:
     p = line.payment
     return {
-        "id": p.id.hex(), "vm_id": 0 if line.vm is None else line.vm.id,
-        "created": _time(p.created), "expires": _time(p.expires), "amount": p.amount,
-        "currency": p.currency, "payment_method": p.payment_method.api_name,
-        "external_id": p.external_id, "is_paid": True, "rate": float(p.rate),
-        "rate_exact": str(p.rate), "time_value": p.time_value or 0, "tax": p.tax,
-        "company_id": line.company.id, "company_name": line.company.name,
+        "id": p.id.hex(),
+        "vm_id": 0 if line.vm is None else line.vm.id,
+        "created": _time(p.created),
+        "expires": _time(p.expires),
+        "amount": p.amount,
+        "currency": p.currency,
+        "payment_method": p.payment_method.api_name,
+        "external_id": p.external_id,
+        "is_paid": True,
+        "rate": float(p.rate),
+        "rate_exact": str(p.rate),
+        "time_value": p.time_value or 0,
+        "tax": p.tax,
+        "company_id": line.company.id,
+        "company_name": line.company.name,
         "company_base_currency": line.company.base_currency,
-        "base_currency_amount": line.base_amount, "base_currency_tax": line.base_tax,
-        "user_id": p.user_id, "host_id": 0 if line.vm is None else line.vm.host_id,
-        "host_name": line.host_name, "region_id": line.region_id,
+        "base_currency_amount": line.base_amount,
+        "base_currency_tax": line.base_tax,
+        "user_id": p.user_id,
+        "host_id": 0 if line.vm is None else line.vm.host_id,
+        "host_name": line.host_name,
+        "region_id": line.region_id,
         "region_name": line.region_name,
     }
 
@@ -98,27 +138,46 @@ async def time_series(request: web.Request, admin: Admin) -> web.StreamResponse:
             currency = str(Currency.parse(currency).value)
         except UnknownCurrency:
             raise InvalidInput(f"Invalid currency: {currency}") from None
-    lines = await services(request).admin.revenue(start=start, end=end,
-                          company_id=company, currency=currency)
-    return data_response({"start_date": start_raw, "end_date": end_raw,
-                          "payments": [_payment_json(line) for line in lines]})
+    lines = await services(request).admin.revenue(
+        start=start, end=end, company_id=company, currency=currency
+    )
+    return data_response(
+        {
+            "start_date": start_raw,
+            "end_date": end_raw,
+            "payments": [_payment_json(line) for line in lines],
+        }
+    )
 
 
 def _referral_json(line: ReferralLine) -> dict[str, Any]:
     p = line.payment
-    return {"vm_id": line.vm_id, "ref_code": line.ref_code, "created": _time(p.created),
-            "amount": p.amount, "currency": p.currency, "rate": float(p.rate),
-            "rate_exact": str(p.rate), "base_currency": line.base_currency}
+    return {
+        "vm_id": line.vm_id,
+        "ref_code": line.ref_code,
+        "created": _time(p.created),
+        "amount": p.amount,
+        "currency": p.currency,
+        "rate": float(p.rate),
+        "rate_exact": str(p.rate),
+        "base_currency": line.base_currency,
+    }
 
 
 @require(AdminResource.ANALYTICS, AdminAction.VIEW)
 async def referral_series(request: web.Request, admin: Admin) -> web.StreamResponse:
     q = request.query
     start_raw, start, end_raw, end, company = _window(q)
-    lines = await services(request).admin.referral_usage(start=start, end=end,
-                                 company_id=company, ref_code=q.get("ref_code") or None)
-    return data_response({"start_date": start_raw, "end_date": end_raw,
-                          "referrals": [_referral_json(line) for line in lines]})
+    lines = await services(request).admin.referral_usage(
+        start=start, end=end, company_id=company, ref_code=q.get("ref_code") or None
+    )
+    return data_response(
+        {
+            "start_date": start_raw,
+            "end_date": end_raw,
+            "referrals": [_referral_json(line) for line in lines],
+        }
+    )
 
 
 def add_admin_report_routes(table: RouteTable) -> None:
@@ -127,9 +186,21 @@ def add_admin_report_routes(table: RouteTable) -> None:
         QueryParam("end_date", description="YYYY-MM-DD, required, after start_date"),
         QueryParam("company_id", {"type": "integer", "minimum": 0}),
     )
-    add(table, "GET", "/reports/time-series", time_series,
-        "Paid payments of a company created in the window, oldest first", response=REPORT,
-        query=(*window, QueryParam("currency", description="only payments in this currency")))
-    add(table, "GET", "/reports/referral-usage/time-series", referral_series,
-        "First paid payment of each referred VM in the window", response=REFERRALS,
-        query=(*window, QueryParam("ref_code")))
+    add(
+        table,
+        "GET",
+        "/reports/time-series",
+        time_series,
+        "Paid payments of a company created in the window, oldest first",
+        response=REPORT,
+        query=(*window, QueryParam("currency", description="only payments in this currency")),
+    )
+    add(
+        table,
+        "GET",
+        "/reports/referral-usage/time-series",
+        referral_series,
+        "First paid payment of each referred VM in the window",
+        response=REFERRALS,
+        query=(*window, QueryParam("ref_code")),
+    )

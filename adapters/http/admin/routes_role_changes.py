@@ -38,7 +38,8 @@ async def patch_role(request: web.Request, admin: Admin) -> web.StreamResponse:
         role_id=path_id(request),
         name=body_str(body, "name", MAX_ROLE_NAME),
         description=body_str(body, "description", TEXT_LIMIT, multiline=True),
-        permissions=_permissions(body.get("permissions")), caller=admin.permissions,
+        permissions=_permissions(body.get("permissions")),
+        caller=admin.permissions,
     )
     return data_response(None)
 
@@ -50,12 +51,27 @@ async def remove_role(request: web.Request, admin: Admin) -> web.StreamResponse:
 
 
 def add_admin_role_change_routes(table: RouteTable) -> None:
-    add(table, "PATCH", f"/roles/{ID}", patch_role,
+    add(
+        table,
+        "PATCH",
+        f"/roles/{ID}",
+        patch_role,
         "Update a non-system role; `permissions` replaces the whole set",
-        request={"type": "object", "properties": {
-            "name": f.text_schema(MAX_ROLE_NAME, nullable=True),
-            "description": TEXT_SCHEMA,
-            "permissions": {**f.PERMISSIONS_SCHEMA, "type": ["array", "null"]}}},
-        response=NULL)
-    add(table, "DELETE", f"/roles/{ID}", remove_role,
-        "Delete a non-system role no user holds", response=NULL)
+        request={
+            "type": "object",
+            "properties": {
+                "name": f.text_schema(MAX_ROLE_NAME, nullable=True),
+                "description": TEXT_SCHEMA,
+                "permissions": {**f.PERMISSIONS_SCHEMA, "type": ["array", "null"]},
+            },
+        },
+        response=NULL,
+    )
+    add(
+        table,
+        "DELETE",
+        f"/roles/{ID}",
+        remove_role,
+        "Delete a non-system role no user holds",
+        response=NULL,
+    )

@@ -33,10 +33,14 @@ from domain.errors import InvalidInput
 
 _ROLES = AdminResource.ROLES
 _USERS = AdminResource.USERS
-USER_ROLE: Schema = obj({
-    "role": sch.ROLE, "assigned_by": nullable(U64), "assigned_at": DATETIME,
-    "expires_at": sch.NULL_TIME,
-})
+USER_ROLE: Schema = obj(
+    {
+        "role": sch.ROLE,
+        "assigned_by": nullable(U64),
+        "assigned_at": DATETIME,
+        "expires_at": sch.NULL_TIME,
+    }
+)
 USER_ROLES: Schema = {"type": "array", "items": USER_ROLE}
 
 
@@ -84,13 +88,18 @@ async def create(request: web.Request, admin: Admin) -> web.StreamResponse:
         description=body_str(body, "description", TEXT_LIMIT, multiline=True),
         permissions=permissions,
     )
-    return data_response({
-        "id": role.id, "name": role.name, "description": role.description,
-        "is_system_role": role.is_system_role,
-        "permissions": [permission_text(*p) for p in dict.fromkeys(permissions)],
-        "user_count": 0, "created_at": format_time(role.created_at),
-        "updated_at": format_time(role.updated_at),
-    })
+    return data_response(
+        {
+            "id": role.id,
+            "name": role.name,
+            "description": role.description,
+            "is_system_role": role.is_system_role,
+            "permissions": [permission_text(*p) for p in dict.fromkeys(permissions)],
+            "user_count": 0,
+            "created_at": format_time(role.created_at),
+            "updated_at": format_time(role.updated_at),
+        }
+    )
 
 
 @require(_USERS, AdminAction.UPDATE)
@@ -104,7 +113,8 @@ async def assign(request: web.Request, admin: Admin) -> web.StreamResponse:
     await svc.admin.check_role_grantable(role_id, admin.permissions)
     await svc.admin.assign_role(
         user_id=path_id(request),
-        role_id=role_id, assigned_by=admin.user.id,
+        role_id=role_id,
+        assigned_by=admin.user.id,
         expires_at=None if expires is None else parse_time(expires),
     )
     return data_response(None)
@@ -114,31 +124,77 @@ async def assign(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def revoke(request: web.Request, admin: Admin) -> web.StreamResponse:
     await services(request).admin.revoke_role(
         user_id=path_id(request),
-        role_id=path_id(request, "role_id"), by_user_id=admin.user.id,
+        role_id=path_id(request, "role_id"),
+        by_user_id=admin.user.id,
     )
     return data_response(None)
 
 
 def add_admin_role_routes(table: RouteTable) -> None:
-    add(table, "GET", "/me/roles", my_roles, "The caller's unexpired roles (no permission)",
-        response=USER_ROLES)
-    add(table, "GET", "/roles", list_all, "Roles: system roles first, then by name",
-        response=sch.ROLE, paginated=True)
-    add(table, "GET", f"/roles/{ID}", get_one, "One role with its permissions",
-        response=sch.ROLE)
-    add(table, "GET", f"/users/{ID}/roles", user_roles,
-        "A user's role assignments, expired ones included", response=USER_ROLES)
-    add(table, "POST", "/roles", create, "Create a role with its permissions (atomic)",
-        request={"type": "object", "required": ["name", "permissions"],
-                 "properties": {"name": f.text_schema(MAX_ROLE_NAME),
-                                "description": TEXT_SCHEMA,
-                                "permissions": f.PERMISSIONS_SCHEMA}},
-        response=sch.ROLE)
-    add(table, "POST", f"/users/{ID}/roles", assign, "Assign a role (expires_at stored)",
-        request={"type": "object", "required": ["role_id"],
-                 "properties": {"role_id": ID_SCHEMA,
-                                "expires_at": {"type": ["string", "null"],
-                                               "format": "date-time"}}},
-        response=NULL)
-    add(table, "DELETE", f"/users/{ID}/roles/" + r"{role_id:\d+}", revoke,
-        "Revoke a role", response=NULL)
+    add(
+        table,
+        "GET",
+        "/me/roles",
+        my_roles,
+        "The caller's unexpired roles (no permission)",
+        response=USER_ROLES,
+    )
+    add(
+        table,
+        "GET",
+        "/roles",
+        list_all,
+        "Roles: system roles first, then by name",
+        response=sch.ROLE,
+        paginated=True,
+    )
+    add(table, "GET", f"/roles/{ID}", get_one, "One role with its permissions", response=sch.ROLE)
+    add(
+        table,
+        "GET",
+        f"/users/{ID}/roles",
+        user_roles,
+        "A user's role assignments, expired ones included",
+        response=USER_ROLES,
+    )
+    add(
+        table,
+        "POST",
+        "/roles",
+        create,
+        "Create a role with its permissions (atomic)",
+        request={
+            "type": "object",
+            "required": ["name", "permissions"],
+            "properties": {
+                "name": f.text_schema(MAX_ROLE_NAME),
+                "description": TEXT_SCHEMA,
+                "permissions": f.PERMISSIONS_SCHEMA,
+            },
+        },
+        response=sch.ROLE,
+    )
+    add(
+        table,
+        "POST",
+        f"/users/{ID}/roles",
+        assign,
+        "Assign a role (expires_at stored)",
+        request={
+            "type": "object",
+            "required": ["role_id"],
+            "properties": {
+                "role_id": ID_SCHEMA,
+                "expires_at": {"type": ["string", "null"], "format": "date-time"},
+            },
+        },
+        response=NULL,
+    )
+    add(
+        table,
+        "DELETE",
+        f"/users/{ID}/roles/" + r"{role_id:\d+}",
+        revoke,
+        "Revoke a role",
+        response=NULL,
+    )

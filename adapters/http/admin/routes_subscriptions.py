@@ -133,22 +133,24 @@ async def update(request: web.Request, admin: Admin) -> web.StreamResponse:
     b = body
     patch = SubscriptionPatch(
         name=_given(b, "name", body_str(b, "name", NAME_LIMIT)),
-        description=_given(b, "description",
-                           body_str(b, "description", TEXT_LIMIT, multiline=True)),
+        description=_given(
+            b, "description", body_str(b, "description", TEXT_LIMIT, multiline=True)
+        ),
         expires=_nullable(b, "expires", b.get("expires") and _time(b["expires"], "expires")),
         is_active=_given(b, "is_active", optional_bool(b, "is_active")),
-        currency=_given(b, "currency", b.get("currency") is not None
-                          and f.CURRENCY(b["currency"], "currency")),
-        setup_fee=_given(b, "setup_fee", b.get("setup_fee") is not None
-                         and as_int(b["setup_fee"], "setup_fee")),
-        auto_renewal_enabled=_given(b, "auto_renewal_enabled",
-                                    optional_bool(b, "auto_renewal_enabled")),
+        currency=_given(
+            b, "currency", b.get("currency") is not None and f.CURRENCY(b["currency"], "currency")
+        ),
+        setup_fee=_given(
+            b, "setup_fee", b.get("setup_fee") is not None and as_int(b["setup_fee"], "setup_fee")
+        ),
+        auto_renewal_enabled=_given(
+            b, "auto_renewal_enabled", optional_bool(b, "auto_renewal_enabled")
+        ),
         external_id=_nullable(b, "external_id", body_str(b, "external_id", EXTERNAL_ID_LIMIT)),
     )
     svc = services(request)
-    sub = await svc.admin.update_subscription(
-        path_id(request), patch
-    )
+    sub = await svc.admin.update_subscription(path_id(request), patch)
     async with svc.uow_factory() as uow:
         return data_response(await subscription_json(uow, sub))
 
@@ -177,31 +179,47 @@ async def patch_line_item(request: web.Request, admin: Admin) -> web.StreamRespo
     b = await json_object(request)
     patch = LineItemPatch(
         name=_given(b, "name", body_str(b, "name", NAME_LIMIT)),
-        description=_given(b, "description",
-                           body_str(b, "description", TEXT_LIMIT, multiline=True)),
+        description=_given(
+            b, "description", body_str(b, "description", TEXT_LIMIT, multiline=True)
+        ),
         amount=_given(b, "amount", b.get("amount") is not None and as_int(b["amount"], "amount")),
-        setup_amount=_given(b, "setup_amount", b.get("setup_amount") is not None
-                            and as_int(b["setup_amount"], "setup_amount")),
-        configuration=_given(b, "configuration", b.get("configuration") is not None
-                             and f.json_value(f.JSON_LIMIT)(b["configuration"], "configuration")),
+        setup_amount=_given(
+            b,
+            "setup_amount",
+            b.get("setup_amount") is not None and as_int(b["setup_amount"], "setup_amount"),
+        ),
+        configuration=_given(
+            b,
+            "configuration",
+            b.get("configuration") is not None
+            and f.json_value(f.JSON_LIMIT)(b["configuration"], "configuration"),
+        ),
     )
     svc = services(request)
-    item = await svc.admin.update_line_item(
-        path_id(request), patch
-    )
+    item = await svc.admin.update_line_item(path_id(request), patch)
     return data_response(line_item_json(item))
 
 
 def add_admin_subscription_routes(table: RouteTable) -> None:
     create_body = {
         "type": "object",
-        "required": ["user_id", "company_id", "name", "is_active", "currency", "setup_fee",
-                     "auto_renewal_enabled"],
+        "required": [
+            "user_id",
+            "company_id",
+            "name",
+            "is_active",
+            "currency",
+            "setup_fee",
+            "auto_renewal_enabled",
+        ],
         "properties": {
-            "user_id": ID_SCHEMA, "company_id": ID_SCHEMA,
-            "name": f.text_schema(NAME_LIMIT), "description": TEXT_SCHEMA,
+            "user_id": ID_SCHEMA,
+            "company_id": ID_SCHEMA,
+            "name": f.text_schema(NAME_LIMIT),
+            "description": TEXT_SCHEMA,
             "expires": {"type": ["string", "null"], "format": "date-time"},
-            "is_active": {"type": "boolean"}, "currency": f.CURRENCY_SCHEMA,
+            "is_active": {"type": "boolean"},
+            "currency": f.CURRENCY_SCHEMA,
             "interval_amount": {**UINT_SCHEMA, "minimum": 1, "default": 1},
             "interval_type": {"enum": ["day", "month", "year"], "default": "month"},
             "setup_fee": UINT_SCHEMA,
@@ -209,25 +227,79 @@ def add_admin_subscription_routes(table: RouteTable) -> None:
             "external_id": f.text_schema(EXTERNAL_ID_LIMIT, nullable=True),
         },
     }
-    user = QueryParam("user_id", ID_SCHEMA, required=True,
-                      description="required here: storage lists subscriptions per user")
-    add(table, "GET", "/subscriptions", list_subscriptions, "A user's subscriptions, id desc",
-        response=sch.SUBSCRIPTION, query=(user,), paginated=True)
-    add(table, "GET", f"/subscriptions/{ID}", get_subscription, "One subscription",
-        response=sch.SUBSCRIPTION)
-    add(table, "POST", "/subscriptions", create, "Create a subscription (no line items)",
-        request=create_body, response=sch.SUBSCRIPTION)
-    add(table, "PATCH", f"/subscriptions/{ID}", update, "Update a subscription",
-        request=f.patch_of(create_body), response=sch.SUBSCRIPTION)
-    add(table, "GET", r"/subscriptions/{subscription_id:\d+}/line_items", list_line_items,
-        "Line items of a subscription", response={"type": "array", "items": sch.LINE_ITEM})
-    add(table, "GET", f"/subscription_line_items/{ID}", get_line_item, "One line item",
-        response=sch.LINE_ITEM)
-    add(table, "PATCH", f"/subscription_line_items/{ID}", patch_line_item,
-        "Update a line item (subscription_type ignored)", request={
-            "type": "object", "properties": {
-                "name": f.text_schema(NAME_LIMIT, nullable=True), "description": TEXT_SCHEMA,
+    user = QueryParam(
+        "user_id",
+        ID_SCHEMA,
+        required=True,
+        description="required here: storage lists subscriptions per user",
+    )
+    add(
+        table,
+        "GET",
+        "/subscriptions",
+        list_subscriptions,
+        "A user's subscriptions, id desc",
+        response=sch.SUBSCRIPTION,
+        query=(user,),
+        paginated=True,
+    )
+    add(
+        table,
+        "GET",
+        f"/subscriptions/{ID}",
+        get_subscription,
+        "One subscription",
+        response=sch.SUBSCRIPTION,
+    )
+    add(
+        table,
+        "POST",
+        "/subscriptions",
+        create,
+        "Create a subscription (no line items)",
+        request=create_body,
+        response=sch.SUBSCRIPTION,
+    )
+    add(
+        table,
+        "PATCH",
+        f"/subscriptions/{ID}",
+        update,
+        "Update a subscription",
+        request=f.patch_of(create_body),
+        response=sch.SUBSCRIPTION,
+    )
+    add(
+        table,
+        "GET",
+        r"/subscriptions/{subscription_id:\d+}/line_items",
+        list_line_items,
+        "Line items of a subscription",
+        response={"type": "array", "items": sch.LINE_ITEM},
+    )
+    add(
+        table,
+        "GET",
+        f"/subscription_line_items/{ID}",
+        get_line_item,
+        "One line item",
+        response=sch.LINE_ITEM,
+    )
+    add(
+        table,
+        "PATCH",
+        f"/subscription_line_items/{ID}",
+        patch_line_item,
+        "Update a line item (subscription_type ignored)",
+        request={
+            "type": "object",
+            "properties": {
+                "name": f.text_schema(NAME_LIMIT, nullable=True),
+                "description": TEXT_SCHEMA,
                 "amount": {**UINT_SCHEMA, "type": ["integer", "null"]},
                 "setup_amount": {**UINT_SCHEMA, "type": ["integer", "null"]},
-                "configuration": {}}},
-        response=sch.LINE_ITEM)
+                "configuration": {},
+            },
+        },
+        response=sch.LINE_ITEM,
+    )

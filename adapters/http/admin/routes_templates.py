@@ -78,23 +78,59 @@ async def delete_template(request: web.Request, admin: Admin) -> web.StreamRespo
 
 def add_admin_template_routes(table: RouteTable) -> None:
     request = sch.body(
-        {"name": f.text_schema(200), "cpu": sch.UINT, "memory": sch.UINT,
-         "disk_size": sch.UINT, "disk_type": DISK_TYPE, "disk_interface": DISK_INTERFACE,
-         "region_id": sch.UINT},
-        {"enabled": sch.BOOL, "expires": f.TIME_SCHEMA, "cost_plan_id": sch.UINT,
-         "cost_plan_name": f.text_schema(200), "cost_plan_amount": sch.UINT,
-         "cost_plan_currency": f.CURRENCY_SCHEMA,
-         "cost_plan_interval_amount": sch.UINT, "cost_plan_interval_type": sch.INTERVAL},
+        {
+            "name": f.text_schema(200),
+            "cpu": sch.UINT,
+            "memory": sch.UINT,
+            "disk_size": sch.UINT,
+            "disk_type": DISK_TYPE,
+            "disk_interface": DISK_INTERFACE,
+            "region_id": sch.UINT,
+        },
+        {
+            "enabled": sch.BOOL,
+            "expires": f.TIME_SCHEMA,
+            "cost_plan_id": sch.UINT,
+            "cost_plan_name": f.text_schema(200),
+            "cost_plan_amount": sch.UINT,
+            "cost_plan_currency": f.CURRENCY_SCHEMA,
+            "cost_plan_interval_amount": sch.UINT,
+            "cost_plan_interval_type": sch.INTERVAL,
+        },
     )
-    add(table, "GET", "/vm_templates", list_templates, "Every VM template, disabled too",
-        response=sch.TEMPLATE, paginated=True)
-    add(table, "GET", f"/vm_templates/{ID}", get_template, "One VM template",
-        response=sch.TEMPLATE)
-    add(table, "POST", "/vm_templates", create_template,
+    add(
+        table,
+        "GET",
+        "/vm_templates",
+        list_templates,
+        "Every VM template, disabled too",
+        response=sch.TEMPLATE,
+        paginated=True,
+    )
+    add(table, "GET", f"/vm_templates/{ID}", get_template, "One VM template", response=sch.TEMPLATE)
+    add(
+        table,
+        "POST",
+        "/vm_templates",
+        create_template,
         "Create a template (and its cost plan when no cost_plan_id is given)",
-        request=request, response=sch.TEMPLATE)
-    add(table, "PATCH", f"/vm_templates/{ID}", update_template,
+        request=request,
+        response=sch.TEMPLATE,
+    )
+    add(
+        table,
+        "PATCH",
+        f"/vm_templates/{ID}",
+        update_template,
         "Update a template; cost_plan_* fields edit its plan in place",
-        request=f.patch_of(request), response=sch.TEMPLATE)
-    add(table, "DELETE", f"/vm_templates/{ID}", delete_template,
-        "Delete a template no VM uses (its plan too when unused)", response=sch.DELETED)
+        request=f.patch_of(request),
+        response=sch.TEMPLATE,
+    )
+    add(
+        table,
+        "DELETE",
+        f"/vm_templates/{ID}",
+        delete_template,
+        "Delete a template no VM uses (its plan too when unused)",
+        response=sch.DELETED,
+    )

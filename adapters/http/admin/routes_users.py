@@ -25,8 +25,11 @@ from domain.model import User
 
 _USERS = AdminResource.USERS
 #: the `users` column widths of the text fields an admin sets (`billing_city` → `city`).
-LIMITS = {**{n: FIELD_LIMITS[n.removeprefix("billing_")] for n in TEXT_FIELDS},
-          "email": EMAIL_LIMIT, "country_code": 3}
+LIMITS = {
+    **{n: FIELD_LIMITS[n.removeprefix("billing_")] for n in TEXT_FIELDS},
+    "email": EMAIL_LIMIT,
+    "country_code": 3,
+}
 
 
 async def _info(request: web.Request, user: User) -> dict[str, Any]:
@@ -55,7 +58,7 @@ async def list_users(request: web.Request, admin: Admin) -> web.StreamResponse:
     async with services(request).uow_factory() as uow:
         user = await uow.users.get_by_pubkey(pubkey)
     found = [] if user is None else [await _info(request, user)]
-    return page_response(found[page.offset: page.offset + page.limit], len(found), page)
+    return page_response(found[page.offset : page.offset + page.limit], len(found), page)
 
 
 @require(_USERS, AdminAction.VIEW)
@@ -86,8 +89,10 @@ async def patch_user(request: web.Request, admin: Admin) -> web.StreamResponse:
     changes.update({n: optional_bool(body, n) for n in BOOL_FIELDS})
     svc = services(request)
     await svc.admin.update_user_and_role(
-        user_id=path_id(request), changes=changes,
-        admin_role=body_str(body, "admin_role", MAX_ROLE_NAME), by_user_id=admin.user.id,
+        user_id=path_id(request),
+        changes=changes,
+        admin_role=body_str(body, "admin_role", MAX_ROLE_NAME),
+        by_user_id=admin.user.id,
         caller=admin.permissions,
     )
     return data_response(None)
@@ -95,14 +100,39 @@ async def patch_user(request: web.Request, admin: Admin) -> web.StreamResponse:
 
 def add_admin_user_routes(table: RouteTable) -> None:
     search = QueryParam("search", description="hex pubkey, exact; without it every user")
-    add(table, "GET", "/users", list_users, "Users by id, or the one with a pubkey",
-        response=sch.USER, query=(search,), paginated=True)
-    add(table, "GET", "/users/by-email", get_by_email, "The user with this e-mail address",
-        response=sch.USER, query=(QueryParam("email", description="required; trimmed, any case"),))
+    add(
+        table,
+        "GET",
+        "/users",
+        list_users,
+        "Users by id, or the one with a pubkey",
+        response=sch.USER,
+        query=(search,),
+        paginated=True,
+    )
+    add(
+        table,
+        "GET",
+        "/users/by-email",
+        get_by_email,
+        "The user with this e-mail address",
+        response=sch.USER,
+        query=(QueryParam("email", description="required; trimmed, any case"),),
+    )
     add(table, "GET", f"/users/{ID}", get_user, "One user (AdminUserInfo)", response=sch.USER)
-    add(table, "PATCH", f"/users/{ID}", patch_user, "Update a user; null leaves a field",
-        request={"type": "object", "properties": {
-            **{n: f.text_schema(limit, nullable=True) for n, limit in LIMITS.items()},
-            **{n: {"type": ["boolean", "null"]} for n in BOOL_FIELDS},
-            "admin_role": f.text_schema(MAX_ROLE_NAME, nullable=True)}},
-        response=NULL)
+    add(
+        table,
+        "PATCH",
+        f"/users/{ID}",
+        patch_user,
+        "Update a user; null leaves a field",
+        request={
+            "type": "object",
+            "properties": {
+                **{n: f.text_schema(limit, nullable=True) for n, limit in LIMITS.items()},
+                **{n: {"type": ["boolean", "null"]} for n in BOOL_FIELDS},
+                "admin_role": f.text_schema(MAX_ROLE_NAME, nullable=True),
+            },
+        },
+        response=NULL,
+    )

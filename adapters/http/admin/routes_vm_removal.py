@@ -31,10 +31,16 @@ _VM = AdminResource.VIRTUAL_MACHINES
 #: a BOLT11 invoice is a few hundred characters; this bounds what reaches the notice.
 MAX_INVOICE_CHARS = 2048
 _REFUND_METHODS = (PaymentMethod.LIGHTNING, PaymentMethod.REVOLUT, PaymentMethod.PAYPAL)
-REFUND_INFO: Schema = obj({
-    "amount": U64, "currency": STRING, "rate": {"type": "number"}, "rate_exact": STRING,
-    "expires": nullable(DATETIME), "seconds_remaining": {"type": "integer"},
-})
+REFUND_INFO: Schema = obj(
+    {
+        "amount": U64,
+        "currency": STRING,
+        "rate": {"type": "number"},
+        "rate_exact": STRING,
+        "expires": nullable(DATETIME),
+        "seconds_remaining": {"type": "integer"},
+    }
+)
 
 
 @require(_VM, AdminAction.DELETE)
@@ -42,15 +48,19 @@ async def remove_vm(request: web.Request, admin: Admin) -> web.StreamResponse:
     """Queue DeleteVm; the body (`{reason?}`) is optional, unlike the reference's."""
     body = await optional_json_object(request)
     job_id = await services(request).admin.delete_vm(
-        vm_id=path_id(request), admin_id=admin.user.id,
-        reason=body_str(body, "reason", TEXT_LIMIT, multiline=True))
+        vm_id=path_id(request),
+        admin_id=admin.user.id,
+        reason=body_str(body, "reason", TEXT_LIMIT, multiline=True),
+    )
     return data_response({"job_id": job_id})
 
 
 def _refund_json(refund: RefundAmount) -> dict[str, Any]:
     return {
-        "amount": refund.amount.amount, "currency": refund.amount.currency.value,
-        "rate": float(refund.rate), "rate_exact": str(refund.rate),
+        "amount": refund.amount.amount,
+        "currency": refund.amount.currency.value,
+        "rate": float(refund.rate),
+        "rate_exact": str(refund.rate),
         "expires": None if refund.expires is None else format_time(refund.expires),
         "seconds_remaining": refund.seconds_remaining,
     }
@@ -76,8 +86,9 @@ async def refund_quote(request: web.Request, admin: Admin) -> web.StreamResponse
         raise InvalidInput("Invalid payment method") from None
     from_date = _from_unix(request.query.get("from_date"))
     svc = services(request)
-    found = await svc.admin.refund_amount(vm_id=path_id(request),
-                                method=method, from_date=from_date)
+    found = await svc.admin.refund_amount(
+        vm_id=path_id(request), method=method, from_date=from_date
+    )
     return data_response(_refund_json(found))
 
 
@@ -104,9 +115,11 @@ def _invoice(body: dict[str, Any], method: PaymentMethod) -> str | None:
         raise InvalidInput("Lightning invoice is required when payment method is 'lightning'")
     if method is not PaymentMethod.LIGHTNING and invoice is not None:
         raise InvalidInput(
-            "Lightning invoice should only be provided when payment method is 'lightning'")
+            "Lightning invoice should only be provided when payment method is 'lightning'"
+        )
     if invoice is not None and (
-        len(invoice) > MAX_INVOICE_CHARS or not invoice.lower().startswith("ln")
+        len(invoice) > MAX_INVOICE_CHARS
+        or not invoice.lower().startswith("ln")
         or not invoice.isalnum()
     ):
         raise InvalidInput("Invalid Lightning invoice")
@@ -123,29 +136,57 @@ async def refund(request: web.Request, admin: Admin) -> web.StreamResponse:
     raw_from = body_str(body, "refund_from_date", DATE_LIMIT)
     svc = services(request)
     vm_id = path_id(request)
-    amount = await svc.admin.refund_amount(vm_id=vm_id,
-                                 method=method,
-                                 from_date=None if raw_from is None else parse_time(raw_from))
-    job_id = await svc.admin.request_refund(vm_id=vm_id, refund=amount, method=method,
-                                  lightning_invoice=invoice, admin_id=admin.user.id,
-                                  reason=body_str(body, "reason", TEXT_LIMIT, multiline=True))
+    amount = await svc.admin.refund_amount(
+        vm_id=vm_id, method=method, from_date=None if raw_from is None else parse_time(raw_from)
+    )
+    job_id = await svc.admin.request_refund(
+        vm_id=vm_id,
+        refund=amount,
+        method=method,
+        lightning_invoice=invoice,
+        admin_id=admin.user.id,
+        reason=body_str(body, "reason", TEXT_LIMIT, multiline=True),
+    )
     return data_response({"job_id": job_id})
 
 
 def add_admin_vm_removal_routes(table: RouteTable) -> None:
     vm = f"/vms/{ID}"
-    add(table, "DELETE", vm, remove_vm, "Queue DeleteVm (pending invoices end with it)",
+    add(
+        table,
+        "DELETE",
+        vm,
+        remove_vm,
+        "Queue DeleteVm (pending invoices end with it)",
         request={"type": "object", "properties": {"reason": TEXT_SCHEMA}},
-        response=JOB_SCHEMA)
-    add(table, "GET", f"{vm}/refund", refund_quote,
-        "Value of the unused paid time, converted for the method", response=REFUND_INFO,
-        query=(QueryParam("method", description="lightning (default), revolut, paypal, stripe"),
-               QueryParam("from_date", {"type": "integer"}, description="unix seconds")))
-    add(table, "POST", f"{vm}/refund", refund,
+        response=JOB_SCHEMA,
+    )
+    add(
+        table,
+        "GET",
+        f"{vm}/refund",
+        refund_quote,
+        "Value of the unused paid time, converted for the method",
+        response=REFUND_INFO,
+        query=(
+            QueryParam("method", description="lightning (default), revolut, paypal, stripe"),
+            QueryParam("from_date", {"type": "integer"}, description="unix seconds"),
+        ),
+    )
+    add(
+        table,
+        "POST",
+        f"{vm}/refund",
+        refund,
         "Ask the admins to pay the refund by hand (no automatic payout)",
-        request={"type": "object", "properties": {
-            "payment_method": {"type": "string", "enum": [m.api_name for m in _REFUND_METHODS]},
-            "refund_from_date": {"type": "string", "format": "date-time"},
-            "reason": TEXT_SCHEMA,
-            "lightning_invoice": f.text_schema(MAX_INVOICE_CHARS, nullable=True)}},
-        response=JOB_SCHEMA)
+        request={
+            "type": "object",
+            "properties": {
+                "payment_method": {"type": "string", "enum": [m.api_name for m in _REFUND_METHODS]},
+                "refund_from_date": {"type": "string", "format": "date-time"},
+                "reason": TEXT_SCHEMA,
+                "lightning_invoice": f.text_schema(MAX_INVOICE_CHARS, nullable=True),
+            },
+        },
+        response=JOB_SCHEMA,
+    )

@@ -103,8 +103,10 @@ async def _power(request: web.Request, admin: Admin, start: bool) -> web.StreamR
     body = await optional_json_object(request)
     svc = services(request)
     job_id = await svc.admin.power_vm(
-        vm_id=path_id(request), start=start,
-        admin_id=admin.user.id, reason=body_str(body, "reason", TEXT_LIMIT, multiline=True),
+        vm_id=path_id(request),
+        start=start,
+        admin_id=admin.user.id,
+        reason=body_str(body, "reason", TEXT_LIMIT, multiline=True),
     )
     return data_response({"job_id": job_id})
 
@@ -125,7 +127,8 @@ async def extend(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     await svc.admin.extend_vm(
         vm_id=path_id(request),
-        days=required_int(body, "days", maximum=2**32 - 1), admin_id=admin.user.id,
+        days=required_int(body, "days", maximum=2**32 - 1),
+        admin_id=admin.user.id,
         reason=body_str(body, "reason", TEXT_LIMIT, multiline=True),
     )
     return data_response(None)
@@ -163,22 +166,56 @@ def add_admin_vm_routes(table: RouteTable) -> None:
     filters = (
         *(QueryParam(n, dict(_INT)) for n in ("user_id", "host_id", "region_id")),
         QueryParam("pubkey", description="hex; unknown → empty page"),
-        QueryParam("include_deleted", {"type": "boolean", "default": False},
-                   description="`true` is refused (422) until storage can list deleted VMs"),
+        QueryParam(
+            "include_deleted",
+            {"type": "boolean", "default": False},
+            description="`true` is refused (422) until storage can list deleted VMs",
+        ),
     )
-    add(table, "GET", "/vms", list_vms, "VMs, id descending", response=sch.VM,
-        query=filters, paginated=True)
+    add(
+        table,
+        "GET",
+        "/vms",
+        list_vms,
+        "VMs, id descending",
+        response=sch.VM,
+        query=filters,
+        paginated=True,
+    )
     add(table, "GET", vm, get_vm, "One VM (deleted too)", response=sch.VM)
     add(table, "POST", f"{vm}/start", start_vm, "Queue StartVm", response=JOB_SCHEMA)
     add(table, "POST", f"{vm}/stop", stop_vm, "Queue StopVm", response=JOB_SCHEMA)
     extend_body = {
-        "type": "object", "required": ["days"],
-        "properties": {"days": {"type": "integer", "minimum": 1, "maximum": 365},
-                       "reason": TEXT_SCHEMA},
+        "type": "object",
+        "required": ["days"],
+        "properties": {
+            "days": {"type": "integer", "minimum": 1, "maximum": 365},
+            "reason": TEXT_SCHEMA,
+        },
     }
-    add(table, "PUT", f"{vm}/extend", extend, "Extend paid time by whole days",
-        request=extend_body, response=NULL)
-    add(table, "GET", f"{vm}/history", history, "VM history, newest first", response=sch.HISTORY,
-        paginated=True)
-    add(table, "GET", vm + r"/history/{history_id:\d+}", history_entry, "One history entry",
-        response=sch.HISTORY)
+    add(
+        table,
+        "PUT",
+        f"{vm}/extend",
+        extend,
+        "Extend paid time by whole days",
+        request=extend_body,
+        response=NULL,
+    )
+    add(
+        table,
+        "GET",
+        f"{vm}/history",
+        history,
+        "VM history, newest first",
+        response=sch.HISTORY,
+        paginated=True,
+    )
+    add(
+        table,
+        "GET",
+        vm + r"/history/{history_id:\d+}",
+        history_entry,
+        "One history entry",
+        response=sch.HISTORY,
+    )

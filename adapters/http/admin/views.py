@@ -30,25 +30,39 @@ from ports.storage.reads import VmRecords
 from ports.vmhost import VmRunningState
 
 _DISTRIBUTION = {
-    OsDistribution.UBUNTU: "Ubuntu", OsDistribution.DEBIAN: "Debian",
-    OsDistribution.CENTOS: "CentOs", OsDistribution.FEDORA: "Fedora",
-    OsDistribution.FREEBSD: "FreeBSD", OsDistribution.OPENSUSE: "OpenSuse",
-    OsDistribution.ARCHLINUX: "Arch Linux", OsDistribution.REDHAT_ENTERPRISE: "Red Hat Enterprise",
+    OsDistribution.UBUNTU: "Ubuntu",
+    OsDistribution.DEBIAN: "Debian",
+    OsDistribution.CENTOS: "CentOs",
+    OsDistribution.FEDORA: "Fedora",
+    OsDistribution.FREEBSD: "FreeBSD",
+    OsDistribution.OPENSUSE: "OpenSuse",
+    OsDistribution.ARCHLINUX: "Arch Linux",
+    OsDistribution.REDHAT_ENTERPRISE: "Red Hat Enterprise",
 }
 
 
 def user_json(user: User, vm_count: int, is_admin: bool) -> dict[str, Any]:
     """AdminUserInfo (`last_login` is always null, as in the reference)."""
     return {
-        "id": user.id, "pubkey": user.pubkey.hex(), "created": format_time(user.created),
-        "email": user.email or None, "email_verified": user.email_verified,
-        "contact_nip17": user.contact_nip17, "contact_email": user.contact_email,
-        "country_code": user.country_code, "billing_name": user.billing_name,
-        "billing_address_1": user.billing_address_1, "billing_address_2": user.billing_address_2,
-        "billing_city": user.billing_city, "billing_state": user.billing_state,
-        "billing_postcode": user.billing_postcode, "billing_tax_id": user.billing_tax_id,
+        "id": user.id,
+        "pubkey": user.pubkey.hex(),
+        "created": format_time(user.created),
+        "email": user.email or None,
+        "email_verified": user.email_verified,
+        "contact_nip17": user.contact_nip17,
+        "contact_email": user.contact_email,
+        "country_code": user.country_code,
+        "billing_name": user.billing_name,
+        "billing_address_1": user.billing_address_1,
+        "billing_address_2": user.billing_address_2,
+        "billing_city": user.billing_city,
+        "billing_state": user.billing_state,
+        "billing_postcode": user.billing_postcode,
+        "billing_tax_id": user.billing_tax_id,
         "billing_vat_validated": user.billing_vat_validated,
-        "vm_count": vm_count, "last_login": None, "is_admin": is_admin,
+        "vm_count": vm_count,
+        "last_login": None,
+        "is_admin": is_admin,
         "has_nwc": bool(user.nwc_connection_string),
     }
 
@@ -57,10 +71,13 @@ def role_json(info: RoleInfo) -> dict[str, Any]:
     """AdminRoleInfo; permissions as `resource::action` strings."""
     role = info.role
     return {
-        "id": role.id, "name": role.name, "description": role.description,
+        "id": role.id,
+        "name": role.name,
+        "description": role.description,
         "is_system_role": bool(role.is_system_role),
         "permissions": [permission_text(*p) for p in info.permissions],
-        "user_count": info.user_count, "created_at": format_time(role.created_at),
+        "user_count": info.user_count,
+        "created_at": format_time(role.created_at),
         "updated_at": format_time(role.updated_at),
     }
 
@@ -69,7 +86,8 @@ def user_role_json(info: UserRole) -> dict[str, Any]:
     """UserRoleInfo."""
     a = info.assignment
     return {
-        "role": role_json(info.role), "assigned_by": a.assigned_by,
+        "role": role_json(info.role),
+        "assigned_by": a.assigned_by,
         "assigned_at": format_time(a.assigned_at),
         "expires_at": format_optional_time(a.expires_at),
     }
@@ -77,9 +95,13 @@ def user_role_json(info: UserRole) -> dict[str, Any]:
 
 def line_item_json(item: LineItem) -> dict[str, Any]:
     return {
-        "id": item.id, "subscription_id": item.subscription_id, "name": item.name,
-        "description": item.description, "amount": item.amount,
-        "setup_amount": item.setup_amount, "configuration": item.configuration,
+        "id": item.id,
+        "subscription_id": item.subscription_id,
+        "name": item.name,
+        "description": item.description,
+        "amount": item.amount,
+        "setup_amount": item.setup_amount,
+        "configuration": item.configuration,
     }
 
 
@@ -99,12 +121,21 @@ async def subscriptions_json(uow: UnitOfWork, subs: list[Subscription]) -> list[
 
 def _subscription_json(sub: Subscription, items: list[LineItem], payments: int) -> dict[str, Any]:
     return {
-        "id": sub.id, "user_id": sub.user_id, "name": sub.name, "description": sub.description,
-        "created": format_time(sub.created), "expires": format_optional_time(sub.expires),
-        "is_active": sub.is_active, "is_setup": sub.is_setup, "currency": sub.currency,
-        "interval_amount": sub.interval_amount, "interval_type": sub.interval_type.api_name,
-        "setup_fee": sub.setup_fee, "auto_renewal_enabled": sub.auto_renewal_enabled,
-        "external_id": sub.external_id, "line_items": [line_item_json(i) for i in items],
+        "id": sub.id,
+        "user_id": sub.user_id,
+        "name": sub.name,
+        "description": sub.description,
+        "created": format_time(sub.created),
+        "expires": format_optional_time(sub.expires),
+        "is_active": sub.is_active,
+        "is_setup": sub.is_setup,
+        "currency": sub.currency,
+        "interval_amount": sub.interval_amount,
+        "interval_type": sub.interval_type.api_name,
+        "setup_fee": sub.setup_fee,
+        "auto_renewal_enabled": sub.auto_renewal_enabled,
+        "external_id": sub.external_id,
+        "line_items": [line_item_json(i) for i in items],
         "payment_count": payments,
     }
 
@@ -117,10 +148,14 @@ async def base_currency(uow: UnitOfWork, subscription_id: int) -> str:
 
 def _payment_common(payment: SubscriptionPayment, company_currency: str) -> dict[str, Any]:
     return {
-        "id": payment.id.hex(), "created": format_time(payment.created),
-        "expires": format_time(payment.expires), "amount": payment.amount,
-        "currency": payment.currency, "company_base_currency": company_currency,
-        "payment_method": payment.payment_method.api_name, "external_id": payment.external_id,
+        "id": payment.id.hex(),
+        "created": format_time(payment.created),
+        "expires": format_time(payment.expires),
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "company_base_currency": company_currency,
+        "payment_method": payment.payment_method.api_name,
+        "external_id": payment.external_id,
         "is_paid": payment.is_paid,
     }
 
@@ -132,8 +167,12 @@ def _paid_at(out: dict[str, Any], payment: SubscriptionPayment) -> None:
 
 def vm_payment_json(payment: SubscriptionPayment, vm_id: int, company: str) -> dict[str, Any]:
     """AdminVmPaymentInfo."""
-    out = {"vm_id": vm_id, **_payment_common(payment, company),
-           "tax": payment.tax, "processing_fee": payment.processing_fee}
+    out = {
+        "vm_id": vm_id,
+        **_payment_common(payment, company),
+        "tax": payment.tax,
+        "processing_fee": payment.processing_fee,
+    }
     _paid_at(out, payment)
     out["rate"] = float(payment.rate)
     return out
@@ -142,8 +181,11 @@ def vm_payment_json(payment: SubscriptionPayment, vm_id: int, company: str) -> d
 def subscription_payment_json(payment: SubscriptionPayment, company: str) -> dict[str, Any]:
     """AdminSubscriptionPaymentInfo (`time_value`/`metadata` omitted when null)."""
     out = _payment_common(payment, company)
-    out.update(subscription_id=payment.subscription_id, user_id=payment.user_id,
-               payment_type=payment.payment_type.name.title())
+    out.update(
+        subscription_id=payment.subscription_id,
+        user_id=payment.user_id,
+        payment_type=payment.payment_type.name.title(),
+    )
     _paid_at(out, payment)
     out["rate"] = float(payment.rate)
     if payment.time_value is not None:
@@ -158,8 +200,11 @@ async def history_json(uow: UnitOfWork, entry: VmHistory) -> dict[str, Any]:
     """AdminVmHistoryInfo (state blobs are not exposed)."""
     by = None if entry.initiated_by_user is None else await uow.users.get(entry.initiated_by_user)
     return {
-        "id": entry.id, "vm_id": entry.vm_id, "action_type": entry.action_type.api_name,
-        "timestamp": format_time(entry.timestamp), "initiated_by_user": entry.initiated_by_user,
+        "id": entry.id,
+        "vm_id": entry.vm_id,
+        "action_type": entry.action_type.api_name,
+        "timestamp": format_time(entry.timestamp),
+        "initiated_by_user": entry.initiated_by_user,
         "initiated_by_user_pubkey": by.pubkey.hex() if by else None,
         "initiated_by_user_email": (by.email or None) if by else None,
         "description": entry.description,
@@ -175,8 +220,7 @@ def image_name(image: OsImage | None) -> str:
 def _spec_fields(view: VmView) -> dict[str, Any]:
     spec: Any = view.template if view.template is not None else view.custom
     if spec is None:
-        return {"cpu": 0, "memory": 0, "disk_size": 0, "disk_type": "ssd",
-                "disk_interface": "pcie"}
+        return {"cpu": 0, "memory": 0, "disk_size": 0, "disk_type": "ssd", "disk_interface": "pcie"}
     out: dict[str, Any] = {"cpu": spec.cpu, "memory": spec.memory, "disk_size": spec.disk_size}
     if spec.cpu_mfg is not CpuMfg.UNKNOWN:
         out["cpu_mfg"] = spec.cpu_mfg.name.lower()
@@ -184,8 +228,9 @@ def _spec_fields(view: VmView) -> dict[str, Any]:
         out["cpu_arch"] = spec.cpu_arch.name.lower()
     if spec.cpu_features:
         out["cpu_features"] = list(spec.cpu_features)
-    out.update(disk_type=spec.disk_type.name.lower(),
-               disk_interface=spec.disk_interface.name.lower())
+    out.update(
+        disk_type=spec.disk_type.name.lower(), disk_interface=spec.disk_interface.name.lower()
+    )
     return out
 
 
@@ -199,8 +244,10 @@ async def vms_json(
     uow: UnitOfWork, vms: list[Vm], states: Mapping[int, VmRunningState | None]
 ) -> list[dict[str, Any]]:
     """AdminVmInfo of each VM, read in a fixed number of queries whatever their number."""
-    found = {r.vm.id: view_of(r) for r in await uow.vm_reads.vm_records(
-        vm_ids=[vm.id for vm in vms], deleted=True)}
+    found = {
+        r.vm.id: view_of(r)
+        for r in await uow.vm_reads.vm_records(vm_ids=[vm.id for vm in vms], deleted=True)
+    }
     views = [found.get(vm.id) or view_of(VmRecords(vm=vm)) for vm in vms]
     owners = await uow.lookups.users({vm.user_id for vm in vms})
     hosts = {h.id: h for h in await uow.hosts.list_all()} if vms else {}
@@ -212,8 +259,9 @@ async def vms_json(
         host = hosts.get(vm.host_id)
         region = None if host is None else regions.get(host.region_id)
         sub_json = None if view.subscription is None else subs_json[view.subscription.id]
-        out.append(_vm_json(vm, view, owners.get(vm.user_id), host, region, sub_json,
-                            states.get(vm.id)))
+        out.append(
+            _vm_json(vm, view, owners.get(vm.user_id), host, region, sub_json, states.get(vm.id))
+        )
     return out
 
 
@@ -233,24 +281,35 @@ def _vm_json(
         template_id = 0
         template_name = f"Custom - {view.pricing.name if view.pricing else ''}"
     out: dict[str, Any] = {
-        "id": vm.id, "created": format_optional_time(sub.created if sub else None),
+        "id": vm.id,
+        "created": format_optional_time(sub.created if sub else None),
         "expires": format_optional_time(sub.expires if sub else None),
-        "mac_address": vm.mac_address, "image_id": vm.image_id,
-        "image_name": image_name(view.image), "template_id": template_id,
-        "template_name": template_name, "custom_template_id": vm.custom_template_id,
-        "is_standard_template": vm.template_id is not None, "ssh_key_id": vm.ssh_key_id,
+        "mac_address": vm.mac_address,
+        "image_id": vm.image_id,
+        "image_name": image_name(view.image),
+        "template_id": template_id,
+        "template_name": template_name,
+        "custom_template_id": vm.custom_template_id,
+        "is_standard_template": vm.template_id is not None,
+        "ssh_key_id": vm.ssh_key_id,
         "ssh_key_name": view.ssh_key.name if view.ssh_key else "",
-        "ip_addresses": [{"id": a.id, "ip": a.ip.split("/", 1)[0], "range_id": a.ip_range_id}
-                         for a, _ in view.ips],
+        "ip_addresses": [
+            {"id": a.id, "ip": a.ip.split("/", 1)[0], "range_id": a.ip_range_id}
+            for a, _ in view.ips
+        ],
         "running_state": None if state is None else state_json(state),
         "auto_renewal_enabled": sub.auto_renewal_enabled if sub else False,
         **_spec_fields(view),
-        "host_id": vm.host_id, "user_id": vm.user_id,
+        "host_id": vm.host_id,
+        "user_id": vm.user_id,
         "user_pubkey": owner.pubkey.hex() if owner else "",
         "user_email": (owner.email or None) if owner else None,
-        "host_name": host.name if host else "", "region_id": region.id if region else 0,
-        "region_name": region.name if region else "", "deleted": vm.deleted,
-        "disabled": vm.disabled, "ref_code": vm.ref_code,
+        "host_name": host.name if host else "",
+        "region_id": region.id if region else 0,
+        "region_name": region.name if region else "",
+        "deleted": vm.deleted,
+        "disabled": vm.disabled,
+        "ref_code": vm.ref_code,
     }
     if sub_json is not None:
         out["subscription"] = sub_json
@@ -261,12 +320,17 @@ def payment_method_json(config: PaymentMethodConfig) -> dict[str, Any]:
     """AdminPaymentMethodConfigInfo; `config` sanitized (secrets as `has_<field>` booleans)."""
     rate = config.processing_fee_rate
     return {
-        "id": config.id, "company_id": config.company_id,
-        "payment_method": config.payment_method.api_name, "name": config.name,
-        "enabled": config.enabled, "provider_type": config.provider_type,
-        "config": sanitized(config), "processing_fee_rate": None if rate is None else float(rate),
+        "id": config.id,
+        "company_id": config.company_id,
+        "payment_method": config.payment_method.api_name,
+        "name": config.name,
+        "enabled": config.enabled,
+        "provider_type": config.provider_type,
+        "config": sanitized(config),
+        "processing_fee_rate": None if rate is None else float(rate),
         "processing_fee_base": config.processing_fee_base,
         "processing_fee_currency": config.processing_fee_currency,
         "supported_currencies": list(config.supported_currencies),
-        "created": format_time(config.created), "modified": format_time(config.modified),
+        "created": format_time(config.created),
+        "modified": format_time(config.modified),
     }

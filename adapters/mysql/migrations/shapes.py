@@ -19,8 +19,7 @@ _R3: dict[str, str] = {
     ),
     "vm_cost_plan": "id name created amount currency interval_amount interval_type",
     "vm_os_image": (
-        "id distribution flavour version enabled release_date url default_username sha2 "
-        "sha2_url"
+        "id distribution flavour version enabled release_date url default_username sha2 sha2_url"
     ),
     "access_policy": "id name kind router_id interface",
     "admin_role_assignments": "id user_id role_id assigned_by assigned_at expires_at",
@@ -44,12 +43,10 @@ _R3: dict[str, str] = {
         "use_full_range"
     ),
     "ip_space_pricing": (
-        "id available_ip_space_id prefix_size price_per_month currency setup_fee created "
-        "updated"
+        "id available_ip_space_id prefix_size price_per_month currency setup_fee created updated"
     ),
     "subscription_line_item": (
-        "id subscription_id subscription_type name description amount setup_amount "
-        "configuration"
+        "id subscription_id subscription_type name description amount setup_amount configuration"
     ),
     "subscription_payment": (
         "id subscription_id user_id created expires amount currency payment_method payment_type "

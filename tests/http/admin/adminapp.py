@@ -54,16 +54,21 @@ async def seed_roles(api: ApiApp) -> dict[str, int]:
     ids: dict[str, int] = {}
     async with api.store() as uow:
         for name, grants in ROLES.items():
-            role = await uow.roles.add_role(AdminRole(
-                id=0, name=name, created_at=now, updated_at=now, is_system_role=True))
+            role = await uow.roles.add_role(
+                AdminRole(id=0, name=name, created_at=now, updated_at=now, is_system_role=True)
+            )
             ids[name] = role.id
             for resource, action in sorted(grants):
-                await uow.roles.add_permission(RolePermission(
-                    id=0, role_id=role.id, resource=resource, action=action, created_at=now))
+                await uow.roles.add_permission(
+                    RolePermission(
+                        id=0, role_id=role.id, resource=resource, action=action, created_at=now
+                    )
+                )
         for key, name in ((ROOT, "super_admin"), (VIEWER, "read_only")):
             user = await uow.users.get_or_create_by_pubkey(key.pubkey, now)
-            await uow.roles.assign(RoleAssignment(
-                id=0, user_id=user.id, role_id=ids[name], assigned_at=now))
+            await uow.roles.assign(
+                RoleAssignment(id=0, user_id=user.id, role_id=ids[name], assigned_at=now)
+            )
         await uow.commit()
     return ids
 

@@ -20,24 +20,39 @@ async def test_user_get_and_patch(world: AdminWorld) -> None:
     assert info["pubkey"] == ALICE.pubkey_hex and info["vm_count"] == 1
     assert info["is_admin"] is False and info["last_login"] is None
     assert (await world.ok("GET", f"/users/{await user_id(world, ROOT)}"))["data"]["is_admin"]
-    body = {"email": " a@example.com ", "country_code": "ie", "billing_name": "A",
-            "contact_email": True, "status": "suspended"}
+    body = {
+        "email": " a@example.com ",
+        "country_code": "ie",
+        "billing_name": "A",
+        "contact_email": True,
+        "status": "suspended",
+    }
     assert await world.ok("PATCH", f"/users/{uid}", json=body) == {"data": None}
     info = (await world.ok("GET", f"/users/{uid}"))["data"]
     assert (info["email"], info["country_code"], info["billing_name"]) == (
-        "a@example.com", "IRL", "A")
+        "a@example.com",
+        "IRL",
+        "A",
+    )
     assert info["contact_email"] is True and info["email_verified"] is False
     unknown = await world.call("PATCH", f"/users/{uid}", json={"admin_role": "nope"})
     assert (unknown.status, await unknown.json()) == (
-        400, {"error": "Invalid admin role specified"})
+        400,
+        {"error": "Invalid admin role specified"},
+    )
     assert (await world.call("GET", "/users/999")).status == 404
 
 
 async def test_role_create_assign_revoke(world: AdminWorld) -> None:
     bad = await world.call("POST", "/roles", json={"name": "x", "permissions": ["vms::fly"]})
     assert bad.status == 400 and "Invalid permission format" in (await bad.json())["error"]
-    role = (await world.ok("POST", "/roles", json={
-        "name": "vm_viewer", "permissions": ["VMS::view", "virtual_machines::view"]}))["data"]
+    role = (
+        await world.ok(
+            "POST",
+            "/roles",
+            json={"name": "vm_viewer", "permissions": ["VMS::view", "virtual_machines::view"]},
+        )
+    )["data"]
     assert role["permissions"] == ["virtual_machines::view"] and role["user_count"] == 0
     uid = await user_id(world, NOBODY)
     assert (await world.call("GET", "/vms", NOBODY)).status == 403
@@ -50,15 +65,17 @@ async def test_role_create_assign_revoke(world: AdminWorld) -> None:
     root = await user_id(world, ROOT)
     own = await world.call("DELETE", f"/users/{root}/roles/{world.role_ids['super_admin']}")
     assert own.status == 422
-    assert await own.json() == {
-        "error": "Super admins cannot revoke their own super_admin role"}
+    assert await own.json() == {"error": "Super admins cannot revoke their own super_admin role"}
 
 
 async def test_expired_assignment_grants_nothing(world: AdminWorld) -> None:
     uid = await user_id(world, NOBODY)
     past = "2020-01-01T00:00:00Z"
-    await world.ok("POST", f"/users/{uid}/roles",
-                   json={"role_id": world.role_ids["read_only"], "expires_at": past})
+    await world.ok(
+        "POST",
+        f"/users/{uid}/roles",
+        json={"role_id": world.role_ids["read_only"], "expires_at": past},
+    )
     assert (await world.call("GET", "/vms", NOBODY)).status == 403
 
 
@@ -73,28 +90,71 @@ async def test_subscriptions_list_get_create_update(world: AdminWorld) -> None:
     assert len(one["line_items"]) == 1 and one["interval_type"] == "month"
     items = (await world.ok("GET", f"/subscriptions/{sub.id}/line_items"))["data"]
     assert (await world.ok("GET", f"/subscription_line_items/{items[0]['id']}"))["data"] == items[0]
-    created = (await world.ok("POST", "/subscriptions", json={
-        "user_id": uid, "company_id": sub.company_id, "name": " Extra ", "is_active": False,
-        "currency": "eur", "setup_fee": 0, "auto_renewal_enabled": False,
-        "interval_type": "year"}))["data"]
+    created = (
+        await world.ok(
+            "POST",
+            "/subscriptions",
+            json={
+                "user_id": uid,
+                "company_id": sub.company_id,
+                "name": " Extra ",
+                "is_active": False,
+                "currency": "eur",
+                "setup_fee": 0,
+                "auto_renewal_enabled": False,
+                "interval_type": "year",
+            },
+        )
+    )["data"]
     assert (created["name"], created["currency"], created["interval_type"]) == (
-        "Extra", "EUR", "year")
+        "Extra",
+        "EUR",
+        "year",
+    )
     assert created["is_setup"] is False and created["line_items"] == []
-    empty = await world.call("POST", "/subscriptions", json={
-        "user_id": uid, "company_id": 1, "name": "", "is_active": False, "currency": "EUR",
-        "setup_fee": 0, "auto_renewal_enabled": False})
+    empty = await world.call(
+        "POST",
+        "/subscriptions",
+        json={
+            "user_id": uid,
+            "company_id": 1,
+            "name": "",
+            "is_active": False,
+            "currency": "EUR",
+            "setup_fee": 0,
+            "auto_renewal_enabled": False,
+        },
+    )
     assert empty.status == 400
     before = len((await world.ok("GET", f"/subscriptions?user_id={uid}"))["data"])
-    no_company = await world.call("POST", "/subscriptions", json={
-        "user_id": uid, "company_id": 99999, "name": "x", "is_active": False,
-        "currency": "EUR", "setup_fee": 0, "auto_renewal_enabled": False})
+    no_company = await world.call(
+        "POST",
+        "/subscriptions",
+        json={
+            "user_id": uid,
+            "company_id": 99999,
+            "name": "x",
+            "is_active": False,
+            "currency": "EUR",
+            "setup_fee": 0,
+            "auto_renewal_enabled": False,
+        },
+    )
     assert no_company.status == 404 and "Company not found" in await no_company.text()
     assert len((await world.ok("GET", f"/subscriptions?user_id={uid}"))["data"]) == before
-    patched = (await world.ok("PATCH", f"/subscriptions/{created['id']}", json={
-        "expires": "2027-01-01T00:00:00+01:00", "external_id": "x", "is_active": True}))["data"]
+    patched = (
+        await world.ok(
+            "PATCH",
+            f"/subscriptions/{created['id']}",
+            json={"expires": "2027-01-01T00:00:00+01:00", "external_id": "x", "is_active": True},
+        )
+    )["data"]
     assert patched["expires"] == "2026-12-31T23:00:00Z" and patched["is_active"] is True
-    cleared = (await world.ok("PATCH", f"/subscriptions/{created['id']}",
-                              json={"expires": None, "name": None}))["data"]
+    cleared = (
+        await world.ok(
+            "PATCH", f"/subscriptions/{created['id']}", json={"expires": None, "name": None}
+        )
+    )["data"]
     assert cleared["expires"] is None and cleared["name"] == "Extra"
     assert cleared["external_id"] == "x"
 
@@ -104,10 +164,18 @@ async def test_line_item_patch(world: AdminWorld) -> None:
     sub = await subscription_of(world.api, vm["id"])
     [item] = (await world.ok("GET", f"/subscriptions/{sub.id}/line_items"))["data"]
     path = f"/subscription_line_items/{item['id']}"
-    patched = (await world.ok("PATCH", path, json={
-        "amount": 999, "description": "discounted", "subscription_type": "IpRange"}))["data"]
+    patched = (
+        await world.ok(
+            "PATCH",
+            path,
+            json={"amount": 999, "description": "discounted", "subscription_type": "IpRange"},
+        )
+    )["data"]
     assert (patched["amount"], patched["description"], patched["name"]) == (
-        999, "discounted", item["name"])
+        999,
+        "discounted",
+        item["name"],
+    )
     resp = await world.call("PATCH", path, json={"name": " "})
     assert resp.status == 400
     assert await resp.json() == {"error": "Line item name cannot be empty"}

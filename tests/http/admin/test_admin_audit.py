@@ -17,8 +17,13 @@ async def _entries(world: AdminWorld) -> list[dict[str, Any]]:
 
 
 async def test_a_change_is_recorded_with_the_admin_and_outcome(world: AdminWorld) -> None:
-    role = (await world.ok("POST", "/roles", json={
-        "name": "ops", "description": "d", "permissions": ["users::view"]}))["data"]
+    role = (
+        await world.ok(
+            "POST",
+            "/roles",
+            json={"name": "ops", "description": "d", "permissions": ["users::view"]},
+        )
+    )["data"]
     await world.ok("PATCH", f"/roles/{role['id']}", json={"name": "ops2"})
     missing = await world.call("PATCH", "/roles/999", json={"name": "x"})
     assert missing.status == 404
@@ -36,15 +41,19 @@ async def test_a_change_is_recorded_with_the_admin_and_outcome(world: AdminWorld
     assert patch["at"] == world.api.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
     doc = await world.ok("GET", "/openapi.json", signed=False)
     schema = doc["paths"]["/api/admin/v1/audit"]["get"]["responses"]["200"]["content"][
-        "application/json"]["schema"]
+        "application/json"
+    ]["schema"]
     assert problems(await world.ok("GET", "/audit"), schema) == []
 
 
 async def test_refused_requests_and_reads_are_not_recorded(world: AdminWorld) -> None:
-    refused = await world.call("POST", "/roles", VIEWER,
-                               json={"name": "x", "permissions": ["users::view"]})
+    refused = await world.call(
+        "POST", "/roles", VIEWER, json={"name": "x", "permissions": ["users::view"]}
+    )
     assert (refused.status, await refused.json()) == (
-        403, {"error": "Insufficient permissions for roles::create"})
+        403,
+        {"error": "Insufficient permissions for roles::create"},
+    )
     assert (await world.call("DELETE", "/roles/1", NOBODY)).status == 403
     unsigned = await world.call("POST", "/roles", signed=False, json={})
     assert unsigned.status == 401
@@ -54,9 +63,16 @@ async def test_refused_requests_and_reads_are_not_recorded(world: AdminWorld) ->
 
 async def test_secrets_in_a_body_are_not_stored(world: AdminWorld) -> None:
     company = 1
-    body = {"company_id": company, "name": "stripe", "config": {
-        "type": "stripe", "secret_key": "sk_live_SECRET", "publishable_key": "pk_1",
-        "webhook_secret": "whsec_SECRET"}}
+    body = {
+        "company_id": company,
+        "name": "stripe",
+        "config": {
+            "type": "stripe",
+            "secret_key": "sk_live_SECRET",
+            "publishable_key": "pk_1",
+            "webhook_secret": "whsec_SECRET",
+        },
+    }
     await world.call("POST", "/payment_methods", json=body)
     [entry] = await _entries(world)
     text = str(entry["summary"])
@@ -67,14 +83,19 @@ async def test_secrets_in_a_body_are_not_stored(world: AdminWorld) -> None:
 async def test_a_huge_body_is_summarised_by_its_keys(world: AdminWorld) -> None:
     await world.call("PATCH", "/roles/999", json={"name": "x" * 10_000, "description": "d"})
     [entry] = await _entries(world)
-    assert entry["summary"] == {"params": {"id": "999"}, "body_keys": ["description", "name"],
-                                "truncated": True}
+    assert entry["summary"] == {
+        "params": {"id": "999"},
+        "body_keys": ["description", "name"],
+        "truncated": True,
+    }
 
 
 async def test_reading_the_trail_needs_audit_view(world: AdminWorld) -> None:
     resp = await world.call("GET", "/audit", NOBODY)
     assert (resp.status, await resp.json()) == (
-        403, {"error": "Insufficient permissions for audit::view"})
+        403,
+        {"error": "Insufficient permissions for audit::view"},
+    )
     await world.ok("POST", "/roles", json={"name": "a", "permissions": ["users::view"]})
     root = await user_of(world.api, ROOT)
     assert (await world.ok("GET", f"/audit?user_id={root.id}"))["total"] == 1

@@ -40,13 +40,20 @@ async def test_unsigned_request_is_refused_before_rbac(world: AdminWorld) -> Non
     ],
 )
 async def test_permission_matrix(
-    world: AdminWorld, key: NostrKey, method: str, path: str, status: int,
+    world: AdminWorld,
+    key: NostrKey,
+    method: str,
+    path: str,
+    status: int,
     permission: str | None,
 ) -> None:
     vm = await paid_vm(world.user, ALICE)
     detail = await world.ok("GET", f"/vms/{vm['id']}")
-    ids = {"vm": vm["id"], "user": detail["data"]["user_id"],
-           "sub": detail["data"]["subscription"]["id"]}
+    ids = {
+        "vm": vm["id"],
+        "user": detail["data"]["user_id"],
+        "sub": detail["data"]["subscription"]["id"],
+    }
     body = {"days": 1} if method in ("PUT", "PATCH", "POST") else None
     resp = await world.call(method, path.format(**ids), key, json=body)
     assert resp.status == status, await resp.text()

@@ -49,8 +49,12 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("POST", "/custom_pricing", "vm_custom_pricing::create", b.pricing),
     ("PATCH", "/custom_pricing/{custom}", "vm_custom_pricing::update", lambda d: {"name": "X"}),
     ("DELETE", "/custom_pricing/{custom}", "vm_custom_pricing::delete", None),
-    ("POST", "/custom_pricing/{custom}/copy", "vm_custom_pricing::create",
-     lambda d: {"name": "Copy"}),
+    (
+        "POST",
+        "/custom_pricing/{custom}/copy",
+        "vm_custom_pricing::create",
+        lambda d: {"name": "Copy"},
+    ),
     ("GET", "/vm_os_images", "vm_os_image::view", None),
     ("GET", "/vm_os_images/{ubuntu}", "vm_os_image::view", None),
     ("POST", "/vm_os_images", "vm_os_image::create", lambda d: b.image()),
@@ -65,8 +69,12 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("GET", "/ip_space/{ip4_space}/pricing", "ip_space::view", None),
     ("POST", "/ip_space/{ip4_space}/pricing", "ip_space::create", lambda d: b.space_price()),
     ("GET", "/ip_space/{ip4_space}/pricing/{ip4_tier_24}", "ip_space::view", None),
-    ("PATCH", "/ip_space/{ip4_space}/pricing/{ip4_tier_24}", "ip_space::update",
-     lambda d: {"setup_fee": 1}),
+    (
+        "PATCH",
+        "/ip_space/{ip4_space}/pricing/{ip4_tier_24}",
+        "ip_space::update",
+        lambda d: {"setup_fee": 1},
+    ),
     ("DELETE", "/ip_space/{ip4_space}/pricing/{ip4_tier_24}", "ip_space::delete", None),
     ("GET", "/ip_space/{ip4_space}/subscriptions", "subscriptions::view", None),
 ]
@@ -74,9 +82,21 @@ IDS = [f"{m} {p}" for m, p, _, _ in ROUTES]
 
 
 def fill(path: str, demo: Demo, **override: int) -> str:
-    values = {name: override.get(name, getattr(demo, name)) for name in (
-        "company", "region", "host", "ssd", "tiny_plan", "tiny", "custom", "ubuntu",
-        "ip4_space", "ip4_tier_24")}
+    values = {
+        name: override.get(name, getattr(demo, name))
+        for name in (
+            "company",
+            "region",
+            "host",
+            "ssd",
+            "tiny_plan",
+            "tiny",
+            "custom",
+            "ubuntu",
+            "ip4_space",
+            "ip4_tier_24",
+        )
+    }
     return path.format(**values)
 
 
@@ -93,34 +113,40 @@ async def test_refused_without_the_permission_naming_it(
 ) -> None:
     demo = world.user.demo
     before = await _snapshot(world)
-    key = VIEWER if method != "GET" and not permission.startswith(("ip_space", "subscr")) \
-        else NOBODY
-    resp = await world.call(method, fill(path, demo), key,
-                            json=body(demo) if body else None)
+    key = (
+        VIEWER if method != "GET" and not permission.startswith(("ip_space", "subscr")) else NOBODY
+    )
+    resp = await world.call(method, fill(path, demo), key, json=body(demo) if body else None)
     assert resp.status == 403, await resp.text()
     assert (await resp.json()) == {"error": f"Insufficient permissions for {permission}"}
     after = await _snapshot(world)
     assert {k: v for k, v in after.items() if k != "users"} == {
-        k: v for k, v in before.items() if k != "users"}
+        k: v for k, v in before.items() if k != "users"
+    }
 
 
-@pytest.mark.parametrize(("method", "path", "permission", "body"),
-                         [r for r in ROUTES if "{" in r[1]],
-                         ids=[i for i, r in zip(IDS, ROUTES, strict=True) if "{" in r[1]])
+@pytest.mark.parametrize(
+    ("method", "path", "permission", "body"),
+    [r for r in ROUTES if "{" in r[1]],
+    ids=[i for i, r in zip(IDS, ROUTES, strict=True) if "{" in r[1]],
+)
 async def test_unknown_ids_are_404(
     world: AdminWorld, method: str, path: str, permission: str, body: Any
 ) -> None:
     demo = world.user.demo
     first = path.split("}")[0].split("{")[1]
-    resp = await world.call(method, fill(path, demo, **{first: U}),
-                            json=body(demo) if body else None)
+    resp = await world.call(
+        method, fill(path, demo, **{first: U}), json=body(demo) if body else None
+    )
     assert resp.status == 404, await resp.text()
     assert "error" in await resp.json()
 
 
-@pytest.mark.parametrize(("method", "path", "permission", "body"),
-                         [r for r in ROUTES if r[3] is not None],
-                         ids=[i for i, r in zip(IDS, ROUTES, strict=True) if r[3] is not None])
+@pytest.mark.parametrize(
+    ("method", "path", "permission", "body"),
+    [r for r in ROUTES if r[3] is not None],
+    ids=[i for i, r in zip(IDS, ROUTES, strict=True) if r[3] is not None],
+)
 async def test_a_body_that_is_not_an_object_is_400(
     world: AdminWorld, method: str, path: str, permission: str, body: Any
 ) -> None:
@@ -129,7 +155,8 @@ async def test_a_body_that_is_not_an_object_is_400(
     assert resp.status == 400, await resp.text()
     after = await _snapshot(world)
     assert {k: v for k, v in after.items() if k != "users"} == {
-        k: v for k, v in before.items() if k != "users"}
+        k: v for k, v in before.items() if k != "users"
+    }
 
 
 async def test_non_numeric_ids_are_400(world: AdminWorld) -> None:

@@ -13,8 +13,9 @@ from tests.nostr_signing import NostrKey
 ALICE = NostrKey.from_seed(21)
 
 
-async def _status(world: AdminWorld, method: str, path: str, key: NostrKey = ROOT,
-                  **kw: Any) -> tuple[int, Any]:
+async def _status(
+    world: AdminWorld, method: str, path: str, key: NostrKey = ROOT, **kw: Any
+) -> tuple[int, Any]:
     resp = await world.call(method, path, key, **kw)
     return resp.status, await resp.json()
 
@@ -22,8 +23,11 @@ async def _status(world: AdminWorld, method: str, path: str, key: NostrKey = ROO
 async def test_adjust_with_a_reason_then_view_balance_and_ledger(world: AdminWorld) -> None:
     alice = (await user_of(world.api, ALICE)).id
     root = (await user_of(world.api, ROOT)).id
-    body = await world.ok("POST", f"/users/{alice}/credit",
-                          json={"currency": "eur", "amount": 1250, "note": "goodwill"})
+    body = await world.ok(
+        "POST",
+        f"/users/{alice}/credit",
+        json={"currency": "eur", "amount": 1250, "note": "goodwill"},
+    )
     data = body["data"]
     assert data["balance"] == 1250 and data["replayed"] is False
     assert data["entry"]["reason"] == "admin_adjustment" and data["entry"]["amount"] == 1250
@@ -32,7 +36,8 @@ async def test_adjust_with_a_reason_then_view_balance_and_ledger(world: AdminWor
     again = (await world.ok("POST", f"/users/{alice}/credit", json=down))["data"]
     assert again["replayed"] is True and again["balance"] == 1000  # same reference: once
     assert (await world.ok("GET", f"/users/{alice}/credit", VIEWER))["data"] == [
-        {"currency": "EUR", "amount": 1000}]
+        {"currency": "EUR", "amount": 1000}
+    ]
     ledger = await world.ok("GET", f"/users/{alice}/credit/ledger?limit=1", VIEWER)
     assert ledger["total"] == 2 and [e["amount"] for e in ledger["data"]] == [-250]
     async with world.api.store() as uow:
@@ -45,10 +50,19 @@ async def test_adjust_refusals_change_nothing(world: AdminWorld) -> None:
     path = f"/users/{alice}/credit"
     good = {"currency": "EUR", "amount": 100, "note": "x"}
     assert await _status(world, "POST", path, VIEWER, json=good) == (
-        403, {"error": "Insufficient permissions for users::update"})
-    for bad in ({**good, "note": " "}, {"currency": "EUR", "amount": 100},
-                {**good, "amount": 0}, {**good, "amount": 1.5}, {**good, "currency": "XYZ"},
-                {**good, "amount": -1}, {**good, "reference": ""}, {**good, "note": "x" * 256}):
+        403,
+        {"error": "Insufficient permissions for users::update"},
+    )
+    for bad in (
+        {**good, "note": " "},
+        {"currency": "EUR", "amount": 100},
+        {**good, "amount": 0},
+        {**good, "amount": 1.5},
+        {**good, "currency": "XYZ"},
+        {**good, "amount": -1},
+        {**good, "reference": ""},
+        {**good, "note": "x" * 256},
+    ):
         status, _ = await _status(world, "POST", path, json=bad)
         assert status in (400, 422), bad
     assert (await _status(world, "POST", path, json={**good, "amount": -1}))[0] == 422
@@ -76,4 +90,5 @@ async def test_refund_to_credit_books_the_unused_value_once_and_ends_the_time(
     assert sub.expires == world.api.clock.now()
     assert await _status(world, "POST", path) == (422, {"error": "No paid time is left to refund"})
     assert (await world.ok("GET", f"/users/{alice}/credit"))["data"] == [
-        {"currency": "EUR", "amount": 180}]
+        {"currency": "EUR", "amount": 180}
+    ]

@@ -23,19 +23,40 @@ async def test_pricing_create_patch_replaces_disks_and_copy(world: AdminWorld) -
     assert made["region_name"] == "Dublin" and made["template_count"] == 0
     assert made["network_mbps"] == 1000 and made["cpu_limit"] == 0.5
     assert [(d["kind"], d["interface"], d["cost"]) for d in made["disk_pricing"]] == [
-        ("ssd", "pcie", 4)]
+        ("ssd", "pcie", 4)
+    ]
     path = f"/custom_pricing/{made['id']}"
-    rows = [{"kind": "hdd", "interface": "sata", "cost": 1, "min_disk_size": GIB,
-             "max_disk_size": 4000 * GIB},
-            {"kind": "ssd", "interface": "sata", "cost": 3, "min_disk_size": GIB,
-             "max_disk_size": 900 * GIB}]
-    patched = (await world.ok("PATCH", path, json={"disk_pricing": rows, "cpu_cost": 175,
-                                                   "network_mbps": None}))["data"]
+    rows = [
+        {
+            "kind": "hdd",
+            "interface": "sata",
+            "cost": 1,
+            "min_disk_size": GIB,
+            "max_disk_size": 4000 * GIB,
+        },
+        {
+            "kind": "ssd",
+            "interface": "sata",
+            "cost": 3,
+            "min_disk_size": GIB,
+            "max_disk_size": 900 * GIB,
+        },
+    ]
+    patched = (
+        await world.ok(
+            "PATCH", path, json={"disk_pricing": rows, "cpu_cost": 175, "network_mbps": None}
+        )
+    )["data"]
     assert [(d["kind"], d["interface"]) for d in patched["disk_pricing"]] == [
-        ("hdd", "sata"), ("ssd", "sata")]
+        ("hdd", "sata"),
+        ("ssd", "sata"),
+    ]
     assert patched["cpu_cost"] == 175 and "network_mbps" not in patched
-    copy = (await world.ok("POST", f"{path}/copy", json={"name": "Copied", "enabled": False,
-                                                         "region_id": world.user.demo.region}))
+    copy = await world.ok(
+        "POST",
+        f"{path}/copy",
+        json={"name": "Copied", "enabled": False, "region_id": world.user.demo.region},
+    )
     data = copy["data"]
     assert data["id"] != made["id"] and data["name"] == "Copied" and data["enabled"] is False
     assert data["cpu_cost"] == 175 and data["cpu_limit"] == 0.5
@@ -50,40 +71,88 @@ async def test_pricing_create_patch_replaces_disks_and_copy(world: AdminWorld) -
 async def test_pricing_used_by_templates_is_disabled_not_deleted(world: AdminWorld) -> None:
     demo = world.user.demo
     async with world.api.store() as uow:
-        await uow.custom_templates.add(CustomTemplate(
-            id=0, cpu=2, memory=2 * GIB, disk_size=20 * GIB, disk_type=DiskType.SSD,
-            disk_interface=DiskInterface.PCIE, pricing_id=demo.custom))
+        await uow.custom_templates.add(
+            CustomTemplate(
+                id=0,
+                cpu=2,
+                memory=2 * GIB,
+                disk_size=20 * GIB,
+                disk_type=DiskType.SSD,
+                disk_interface=DiskInterface.PCIE,
+                pricing_id=demo.custom,
+            )
+        )
         await uow.commit()
     resp = await world.ok("DELETE", f"/custom_pricing/{demo.custom}")
-    assert resp["data"]["message"] == ("Custom pricing model disabled instead of deleted: "
-                                       "1 templates are using this pricing model")
+    assert resp["data"]["message"] == (
+        "Custom pricing model disabled instead of deleted: 1 templates are using this pricing model"
+    )
     info = (await world.ok("GET", f"/custom_pricing/{demo.custom}"))["data"]
     assert info["enabled"] is False and info["template_count"] == 1
     assert len(info["disk_pricing"]) == 2
 
 
-@pytest.mark.parametrize(("change", "status"), [
-    ({"region_id": 999}, 422), ({"currency": "XYZ"}, 400), ({"min_cpu": 8, "max_cpu": 4}, 400),
-    ({"min_memory": 0}, 400), ({"max_cpu": 300}, 400), ({"disk_pricing": "ssd"}, 400),
-    ({"disk_pricing": [{"kind": "ssd"}]}, 400),
-    ({"disk_pricing": [{"kind": "ssd", "interface": "pcie", "cost": 1, "min_disk_size": 9,
-                        "max_disk_size": 5}]}, 400),
-    ({"disk_pricing": [{"kind": "ssd", "interface": "pcie", "cost": 1, "min_disk_size": 1,
-                        "max_disk_size": 5}] * 2}, 400),
-    ({"cpu_cost": 1.5}, 400), ({"name": " "}, 400),
-])
-async def test_bad_pricing_is_refused(world: AdminWorld, change: dict[str, Any],
-                                      status: int) -> None:
-    resp = await world.call("POST", "/custom_pricing",
-                            json={**b.pricing(world.user.demo), **change})
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        ({"region_id": 999}, 422),
+        ({"currency": "XYZ"}, 400),
+        ({"min_cpu": 8, "max_cpu": 4}, 400),
+        ({"min_memory": 0}, 400),
+        ({"max_cpu": 300}, 400),
+        ({"disk_pricing": "ssd"}, 400),
+        ({"disk_pricing": [{"kind": "ssd"}]}, 400),
+        (
+            {
+                "disk_pricing": [
+                    {
+                        "kind": "ssd",
+                        "interface": "pcie",
+                        "cost": 1,
+                        "min_disk_size": 9,
+                        "max_disk_size": 5,
+                    }
+                ]
+            },
+            400,
+        ),
+        (
+            {
+                "disk_pricing": [
+                    {
+                        "kind": "ssd",
+                        "interface": "pcie",
+                        "cost": 1,
+                        "min_disk_size": 1,
+                        "max_disk_size": 5,
+                    }
+                ]
+                * 2
+            },
+            400,
+        ),
+        ({"cpu_cost": 1.5}, 400),
+        ({"name": " "}, 400),
+    ],
+)
+async def test_bad_pricing_is_refused(
+    world: AdminWorld, change: dict[str, Any], status: int
+) -> None:
+    resp = await world.call(
+        "POST", "/custom_pricing", json={**b.pricing(world.user.demo), **change}
+    )
     assert resp.status == status, await resp.text()
     assert (await world.ok("GET", "/custom_pricing"))["total"] == 2
 
 
 async def test_image_crud_and_checksum_rules(world: AdminWorld) -> None:
-    made = (await world.ok("POST", "/vm_os_images",
-                           json={**b.image(), "sha2": "AB" * 32,
-                                 "sha2_url": "https://img/SHA256SUMS"}))["data"]
+    made = (
+        await world.ok(
+            "POST",
+            "/vm_os_images",
+            json={**b.image(), "sha2": "AB" * 32, "sha2_url": "https://img/SHA256SUMS"},
+        )
+    )["data"]
     assert made["distribution"] == "fedora" and made["sha2"] == "ab" * 32
     assert made["active_vm_count"] == 0 and made["default_username"] is None
     path = f"/vm_os_images/{made['id']}"
@@ -122,15 +191,26 @@ async def test_image_in_use_and_duplicates_are_refused(world: AdminWorld) -> Non
     assert info["active_vm_count"] == 1
     resp = await world.call("DELETE", f"/vm_os_images/{demo.ubuntu}")
     assert resp.status == 422 and "1 VMs" in (await resp.json())["error"]
-    dup = await world.call("POST", "/vm_os_images", json={
-        **b.image(), "distribution": "ubuntu", "flavour": "Server", "version": "24.04"})
+    dup = await world.call(
+        "POST",
+        "/vm_os_images",
+        json={**b.image(), "distribution": "ubuntu", "flavour": "Server", "version": "24.04"},
+    )
     assert dup.status == 409
 
 
-@pytest.mark.parametrize("change", [
-    {"distribution": "windows"}, {"url": "ftp://img/x"}, {"url": "u" * 1025},
-    {"sha2": "xyz"}, {"release_date": "yesterday"}, {"enabled": None}, {"flavour": ""},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"distribution": "windows"},
+        {"url": "ftp://img/x"},
+        {"url": "u" * 1025},
+        {"sha2": "xyz"},
+        {"release_date": "yesterday"},
+        {"enabled": None},
+        {"flavour": ""},
+    ],
+)
 async def test_bad_image_is_400(world: AdminWorld, change: dict[str, Any]) -> None:
     resp = await world.call("POST", "/vm_os_images", json={**b.image(), **change})
     assert resp.status == 400, await resp.text()

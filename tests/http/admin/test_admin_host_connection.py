@@ -33,8 +33,16 @@ class World:
     region: int
 
     def body(self, **change: Any) -> dict[str, Any]:
-        return {"name": NODE, "ip": self.url, "api_token": TOKEN, "region_id": self.region,
-                "kind": "proxmox", "cpu": 8, "memory": 2**34, **change}
+        return {
+            "name": NODE,
+            "ip": self.url,
+            "api_token": TOKEN,
+            "region_id": self.region,
+            "kind": "proxmox",
+            "cpu": 8,
+            "memory": 2**34,
+            **change,
+        }
 
     async def send(self, method: str, path: str, **kw: Any) -> tuple[int, dict[str, Any]]:
         resp = await self.admin.call(method, "/api/admin/v1" + path, key=ROOT, **kw)
@@ -66,11 +74,14 @@ async def test_a_proxmox_host_that_answers_is_saved(w: World) -> None:
     assert stored is not None and stored.api_token == TOKEN and stored.ip == w.url
 
 
-@pytest.mark.parametrize(("change", "reason"), [
-    ({"api_token": "root@pam!lnvps=wrong"}, "Proxmox 401: authentication failure"),
-    ({"name": "pve9"}, "hostname lookup 'pve9' failed"),
-    ({"kind": "libvirt", "ip": "qemu+tcp://127.0.0.1:1/system"}, "Connection refused"),
-])
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"api_token": "root@pam!lnvps=wrong"}, "Proxmox 401: authentication failure"),
+        ({"name": "pve9"}, "hostname lookup 'pve9' failed"),
+        ({"kind": "libvirt", "ip": "qemu+tcp://127.0.0.1:1/system"}, "Connection refused"),
+    ],
+)
 async def test_a_host_that_does_not_answer_is_refused_with_the_reason(
     w: World, change: dict[str, Any], reason: str
 ) -> None:
@@ -86,15 +97,15 @@ async def test_a_host_that_does_not_answer_is_refused_with_the_reason(
 
 async def test_a_libvirt_uri_that_opens_is_saved(w: World) -> None:
     pytest.importorskip("libvirt")
-    status, body = await w.send("POST", "/hosts", json=w.body(kind="libvirt",
-                                                              ip="test:///default"))
+    status, body = await w.send("POST", "/hosts", json=w.body(kind="libvirt", ip="test:///default"))
     assert status == 200, body
 
 
 async def test_the_admin_may_skip_the_check(w: World) -> None:
     before = await w.host_count()
-    status, body = await w.send("POST", "/hosts?test_connection=false",
-                                json=w.body(api_token="root@pam!lnvps=wrong"))
+    status, body = await w.send(
+        "POST", "/hosts?test_connection=false", json=w.body(api_token="root@pam!lnvps=wrong")
+    )
     assert status == 200, body
     assert w.fake.requests == [] and await w.host_count() == before + 1
 
@@ -107,8 +118,9 @@ async def test_mock_hosts_are_not_checked(w: World) -> None:
 async def test_an_edit_of_the_connection_is_checked_and_refused_unchanged(w: World) -> None:
     _, made = await w.send("POST", "/hosts", json=w.body())
     path = f"/hosts/{made['data']['id']}"
-    status, body = await w.send("PATCH", path, json={"api_token": "root@pam!lnvps=wrong",
-                                                      "cpu": 64})
+    status, body = await w.send(
+        "PATCH", path, json={"api_token": "root@pam!lnvps=wrong", "cpu": 64}
+    )
     assert status == 422 and "Proxmox 401" in body["error"]
     async with w.admin.api.store() as uow:
         stored = await uow.hosts.get(made["data"]["id"])
@@ -123,8 +135,11 @@ async def test_an_edit_of_the_connection_is_checked_and_refused_unchanged(w: Wor
 async def test_a_libvirt_uri_that_would_run_a_command_is_refused_even_unchecked(w: World) -> None:
     before = await w.host_count()
     for path in ("/hosts", "/hosts?test_connection=false"):
-        status, body = await w.send("POST", path, json=w.body(
-            kind="libvirt", ip="qemu+ssh://root@kvm1/system?command=/bin/sh"))
+        status, body = await w.send(
+            "POST",
+            path,
+            json=w.body(kind="libvirt", ip="qemu+ssh://root@kvm1/system?command=/bin/sh"),
+        )
         if path == "/hosts":
             assert status == 422 and "parameter not allowed: command" in body["error"]
             assert await w.host_count() == before

@@ -20,8 +20,7 @@ WINDOW = "start_date=2026-06-01&end_date=2026-07-01"
 
 async def _schema(world: AdminWorld, path: str, method: str = "get") -> Any:
     doc = await world.ok("GET", "/openapi.json", signed=False)
-    return doc["paths"][path][method]["responses"]["200"]["content"]["application/json"][
-        "schema"]
+    return doc["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
 
 
 async def test_the_window_lists_issued_invoices_paged_and_exports_csv(world: AdminWorld) -> None:
@@ -29,12 +28,15 @@ async def test_the_window_lists_issued_invoices_paged_and_exports_csv(world: Adm
         await paid_vm(world.user, key)
     body = await world.ok("GET", f"/invoices?{WINDOW}&limit=2", VIEWER)
     assert body["total"] == 3 and [i["number"] for i in body["data"]] == [
-        "2026-000001", "2026-000002"]
+        "2026-000001",
+        "2026-000002",
+    ]
     assert problems(body, await _schema(world, "/api/admin/v1/invoices")) == []
     rest = await world.ok("GET", f"/invoices?{WINDOW}&limit=2&offset=2", VIEWER)
     assert [i["number"] for i in rest["data"]] == ["2026-000003"]
     assert (await world.ok("GET", "/invoices?start_date=2026-07-01&end_date=2026-08-01"))[
-        "total"] == 0
+        "total"
+    ] == 0
 
     resp = await world.call("GET", f"/invoices/export?{WINDOW}", VIEWER)
     assert resp.status == 200 and resp.content_type == "text/csv"
@@ -44,7 +46,10 @@ async def test_the_window_lists_issued_invoices_paged_and_exports_csv(world: Adm
     listed = body["data"][0]
     assert first["number"] == listed["number"] and first["payment_id"] == listed["payment_id"]
     assert (int(first["net"]), int(first["tax"]), int(first["total"])) == (
-        listed["net"], listed["tax"], listed["total"])
+        listed["net"],
+        listed["tax"],
+        listed["total"],
+    )
     assert first["currency"] == "EUR" and int(first["btc_msat"]) > 0 and first["btc_rate"]
 
 
@@ -54,19 +59,27 @@ async def test_credit_notes_are_issued_against_an_invoice_that_never_changes(
     await paid_vm(world.user, ALICE)
     [invoice] = (await world.ok("GET", f"/invoices?{WINDOW}"))["data"]
     path = f"/invoices/{invoice['id']}"
-    note = await world.ok("POST", f"{path}/credit_notes",
-                          json={"amount": 100, "reason": "goodwill refund"})
+    note = await world.ok(
+        "POST", f"{path}/credit_notes", json={"amount": 100, "reason": "goodwill refund"}
+    )
     assert note["data"]["number"] == "CN-2026-000001" and note["data"]["amount"] == 100
-    assert problems(note, await _schema(world, "/api/admin/v1/invoices/{id}/credit_notes",
-                                        "post")) == []
+    assert (
+        problems(note, await _schema(world, "/api/admin/v1/invoices/{id}/credit_notes", "post"))
+        == []
+    )
     one = await world.ok("GET", path)
     assert one["data"]["invoice"] == invoice
     assert [n["number"] for n in one["data"]["credit_notes"]] == ["CN-2026-000001"]
-    over = await world.call("POST", f"{path}/credit_notes",
-                            json={"amount": invoice["total"], "reason": "too much"})
+    over = await world.call(
+        "POST", f"{path}/credit_notes", json={"amount": invoice["total"], "reason": "too much"}
+    )
     assert over.status == 400
-    for bad in ({"amount": 0, "reason": "x"}, {"amount": 5}, {"amount": "5", "reason": "x"},
-                {"amount": 5, "reason": "   "}):
+    for bad in (
+        {"amount": 0, "reason": "x"},
+        {"amount": 5},
+        {"amount": "5", "reason": "x"},
+        {"amount": 5, "reason": "   "},
+    ):
         resp = await world.call("POST", f"{path}/credit_notes", json=bad)
         assert resp.status == 400, bad
     assert (await world.call("GET", "/invoices/999")).status == 404
@@ -80,21 +93,33 @@ async def test_credit_notes_are_issued_against_an_invoice_that_never_changes(
 async def test_invoices_need_the_payments_permission(world: AdminWorld) -> None:
     await paid_vm(world.user, ALICE)
     for method, path, key in (
-        ("GET", f"/invoices?{WINDOW}", NOBODY), ("GET", f"/invoices/export?{WINDOW}", NOBODY),
-        ("GET", "/invoices/1", NOBODY), ("POST", "/invoices/1/credit_notes", VIEWER),
+        ("GET", f"/invoices?{WINDOW}", NOBODY),
+        ("GET", f"/invoices/export?{WINDOW}", NOBODY),
+        ("GET", "/invoices/1", NOBODY),
+        ("POST", "/invoices/1/credit_notes", VIEWER),
     ):
-        resp = await world.call(method, path, key, json={"amount": 1, "reason": "x"}
-                                if method == "POST" else None)
+        resp = await world.call(
+            method, path, key, json={"amount": 1, "reason": "x"} if method == "POST" else None
+        )
         assert resp.status == 403, (method, path)
     bad = await world.call("GET", "/invoices?start_date=2026-06-01&end_date=2026-05-01")
     assert bad.status == 400
 
 
 async def test_an_admin_validates_a_vat_id_and_a_new_id_loses_it(world: AdminWorld) -> None:
-    account = {"contact_nip17": True, "contact_email": False, "country_code": "DE",
-               "name": "Alice GmbH", "address_1": None, "address_2": None, "state": None,
-               "city": None, "postcode": None, "tax_id": "DE811907980",
-               "nwc_connection_string": None}
+    account = {
+        "contact_nip17": True,
+        "contact_email": False,
+        "country_code": "DE",
+        "name": "Alice GmbH",
+        "address_1": None,
+        "address_2": None,
+        "state": None,
+        "city": None,
+        "postcode": None,
+        "tax_id": "DE811907980",
+        "nwc_connection_string": None,
+    }
     resp = await world.user.call("PATCH", "/api/v1/account", key=ALICE, json=account)
     assert resp.status == 200, await resp.text()
     async with world.api.store() as uow:
@@ -103,8 +128,9 @@ async def test_an_admin_validates_a_vat_id_and_a_new_id_loses_it(world: AdminWor
     await world.ok("PATCH", f"/users/{alice.id}", json={"billing_vat_validated": True})
     shown = await world.ok("GET", f"/users/{alice.id}")
     assert shown["data"]["billing_vat_validated"] is True
-    resp = await world.user.call("PATCH", "/api/v1/account", key=ALICE,
-                                 json={**account, "tax_id": "DE999999999"})
+    resp = await world.user.call(
+        "PATCH", "/api/v1/account", key=ALICE, json={**account, "tax_id": "DE999999999"}
+    )
     assert resp.status == 200
     async with world.api.store() as uow:
         after = await uow.users.get(alice.id)

@@ -18,42 +18,68 @@ ALICE = NostrKey.from_seed(45)
 async def test_space_create_defaults_to_the_first_company(world: AdminWorld) -> None:
     made = (await world.ok("POST", "/ip_space", json=b.space()))["data"]
     assert made == {
-        "id": made["id"], "company_id": world.user.demo.company, "cidr": "203.0.113.0/24",
-        "min_prefix_size": 24, "max_prefix_size": 24, "registry": {"value": 1, "name": "RIPE"},
-        "external_id": "ripe-1", "is_available": True, "is_reserved": False,
-        "metadata": {"asn": 64500}, "pricing_count": 0,
+        "id": made["id"],
+        "company_id": world.user.demo.company,
+        "cidr": "203.0.113.0/24",
+        "min_prefix_size": 24,
+        "max_prefix_size": 24,
+        "registry": {"value": 1, "name": "RIPE"},
+        "external_id": "ripe-1",
+        "is_available": True,
+        "is_reserved": False,
+        "metadata": {"asn": 64500},
+        "pricing_count": 0,
     }
     listed = (await world.ok("GET", "/ip_space"))["data"]
     assert listed[0]["id"] == made["id"]  # newest first
     only_arin = (await world.ok("GET", "/ip_space?registry=0"))["data"]
     assert [s["cidr"] for s in only_arin] == ["2a13:2c0::/32"]
     path = f"/ip_space/{made['id']}"
-    patched = (await world.ok("PATCH", path, json={"external_id": None, "metadata": None,
-                                                   "is_available": False}))["data"]
+    patched = (
+        await world.ok(
+            "PATCH", path, json={"external_id": None, "metadata": None, "is_available": False}
+        )
+    )["data"]
     assert patched["external_id"] is None and patched["metadata"] is None
     assert (await world.ok("GET", "/ip_space?is_available=false"))["total"] == 1
     assert (await world.ok("DELETE", path)) == {"data": None}
 
 
-@pytest.mark.parametrize(("change", "status", "message"), [
-    ({"cidr": " "}, 400, "CIDR is required"),
-    ({"cidr": "203.0.113.7/24"}, 400, "Invalid CIDR format"),
-    ({"cidr": "not-a-net"}, 400, "Invalid CIDR format"),
-    ({"registry": 5}, 400, "Invalid registry value"),
-    ({"min_prefix_size": 23}, 400, "min_prefix_size must be greater than or equal"),
-    ({"min_prefix_size": 26, "max_prefix_size": 25}, 400,
-     "max_prefix_size /25 is too small for BGP announcement (RIR minimum: /24)"),
-    ({"cidr": "203.0.113.0/24", "max_prefix_size": 22, "min_prefix_size": 24}, 400,
-     "max_prefix_size /22 cannot be larger than parent CIDR /24"),
-    ({"cidr": "2001:db8::/32", "min_prefix_size": 129, "max_prefix_size": 40}, 400,
-     "min_prefix_size /129 exceeds maximum /128"),
-    ({"cidr": "185.18.220.0/22", "min_prefix_size": 24, "max_prefix_size": 22}, 409,
-     "already exists"),
-    ({"company_id": 999}, 422, "Company 999 not found"),
-    ({"metadata": {"x": "y" * 20_000}}, 400, "metadata must be at most"),
-])
-async def test_bad_space_is_refused(world: AdminWorld, change: dict[str, Any], status: int,
-                                    message: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "status", "message"),
+    [
+        ({"cidr": " "}, 400, "CIDR is required"),
+        ({"cidr": "203.0.113.7/24"}, 400, "Invalid CIDR format"),
+        ({"cidr": "not-a-net"}, 400, "Invalid CIDR format"),
+        ({"registry": 5}, 400, "Invalid registry value"),
+        ({"min_prefix_size": 23}, 400, "min_prefix_size must be greater than or equal"),
+        (
+            {"min_prefix_size": 26, "max_prefix_size": 25},
+            400,
+            "max_prefix_size /25 is too small for BGP announcement (RIR minimum: /24)",
+        ),
+        (
+            {"cidr": "203.0.113.0/24", "max_prefix_size": 22, "min_prefix_size": 24},
+            400,
+            "max_prefix_size /22 cannot be larger than parent CIDR /24",
+        ),
+        (
+            {"cidr": "2001:db8::/32", "min_prefix_size": 129, "max_prefix_size": 40},
+            400,
+            "min_prefix_size /129 exceeds maximum /128",
+        ),
+        (
+            {"cidr": "185.18.220.0/22", "min_prefix_size": 24, "max_prefix_size": 22},
+            409,
+            "already exists",
+        ),
+        ({"company_id": 999}, 422, "Company 999 not found"),
+        ({"metadata": {"x": "y" * 20_000}}, 400, "metadata must be at most"),
+    ],
+)
+async def test_bad_space_is_refused(
+    world: AdminWorld, change: dict[str, Any], status: int, message: str
+) -> None:
     resp = await world.call("POST", "/ip_space", json={**b.space(), **change})
     assert resp.status == status, await resp.text()
     assert message in (await resp.json())["error"]
@@ -61,8 +87,9 @@ async def test_bad_space_is_refused(world: AdminWorld, change: dict[str, Any], s
 
 
 async def test_patch_rechecks_the_merged_space(world: AdminWorld) -> None:
-    resp = await world.call("PATCH", f"/ip_space/{world.user.demo.ip4_space}",
-                            json={"max_prefix_size": 25})
+    resp = await world.call(
+        "PATCH", f"/ip_space/{world.user.demo.ip4_space}", json={"max_prefix_size": 25}
+    )
     assert resp.status == 400
     space = (await world.ok("GET", f"/ip_space/{world.user.demo.ip4_space}"))["data"]
     assert space["max_prefix_size"] == 22
@@ -74,8 +101,11 @@ async def test_pricing_of_a_space(world: AdminWorld) -> None:
     listed = await world.ok("GET", base)
     assert [p["prefix_size"] for p in listed["data"]] == [23, 24]  # id desc
     assert listed["data"][0]["cidr"] == "185.18.220.0/22"
-    made = (await world.ok("POST", base, json={"prefix_size": 22, "price_per_month": 50_000,
-                                               "currency": "usd"}))["data"]
+    made = (
+        await world.ok(
+            "POST", base, json={"prefix_size": 22, "price_per_month": 50_000, "currency": "usd"}
+        )
+    )["data"]
     assert made["currency"] == "USD" and made["setup_fee"] == 0
     one = f"{base}/{made['id']}"
     assert (await world.ok("PATCH", one, json={"setup_fee": 100}))["data"]["setup_fee"] == 100
@@ -84,14 +114,26 @@ async def test_pricing_of_a_space(world: AdminWorld) -> None:
     assert (await world.call("GET", one)).status == 404
 
 
-@pytest.mark.parametrize(("body", "status", "message"), [
-    ({"prefix_size": 25, "price_per_month": 1}, 400, "Prefix size must be between /22 and /24"),
-    ({"prefix_size": 24, "price_per_month": 0}, 400, "price_per_month cannot be 0"),
-    ({"prefix_size": 24, "price_per_month": 5}, 409, "Pricing already exists for prefix size /24"),
-    ({"prefix_size": 22, "price_per_month": 5, "currency": ""}, 400, "Currency cannot be empty"),
-])
-async def test_bad_pricing_is_refused(world: AdminWorld, body: dict[str, Any], status: int,
-                                      message: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"prefix_size": 25, "price_per_month": 1}, 400, "Prefix size must be between /22 and /24"),
+        ({"prefix_size": 24, "price_per_month": 0}, 400, "price_per_month cannot be 0"),
+        (
+            {"prefix_size": 24, "price_per_month": 5},
+            409,
+            "Pricing already exists for prefix size /24",
+        ),
+        (
+            {"prefix_size": 22, "price_per_month": 5, "currency": ""},
+            400,
+            "Currency cannot be empty",
+        ),
+    ],
+)
+async def test_bad_pricing_is_refused(
+    world: AdminWorld, body: dict[str, Any], status: int, message: str
+) -> None:
     base = f"/ip_space/{world.user.demo.ip4_space}/pricing"
     resp = await world.call("POST", base, json=body)
     assert resp.status == status, await resp.text()
@@ -118,15 +160,36 @@ async def _sell(world: AdminWorld, cidr: str, active: bool) -> tuple[int, int]:
     now = world.api.clock.now()
     async with world.api.store() as uow:
         sub, items = await uow.subscriptions.add_with_line_items(
-            Subscription(id=0, user_id=user_id, company_id=demo.company, name="IP",
-                         created=now, currency="EUR"),
-            [LineItem(id=0, subscription_id=0, subscription_type=SubscriptionType.IP_RANGE,
-                      name="range", amount=15_000)],
+            Subscription(
+                id=0,
+                user_id=user_id,
+                company_id=demo.company,
+                name="IP",
+                created=now,
+                currency="EUR",
+            ),
+            [
+                LineItem(
+                    id=0,
+                    subscription_id=0,
+                    subscription_type=SubscriptionType.IP_RANGE,
+                    name="range",
+                    amount=15_000,
+                )
+            ],
         )
-        await uow.ip_range_subscriptions.add(IpRangeSubscription(
-            id=0, subscription_line_item_id=items[0].id, available_ip_space_id=demo.ip4_space,
-            created=now, cidr=cidr, is_active=active, started_at=now,
-            ended_at=None if active else now))
+        await uow.ip_range_subscriptions.add(
+            IpRangeSubscription(
+                id=0,
+                subscription_line_item_id=items[0].id,
+                available_ip_space_id=demo.ip4_space,
+                created=now,
+                cidr=cidr,
+                is_active=active,
+                started_at=now,
+                ended_at=None if active else now,
+            )
+        )
         await uow.commit()
     return sub.id, user_id
 
@@ -147,5 +210,6 @@ async def test_sold_ranges_list_and_block_the_delete(world: AdminWorld) -> None:
     resp = await world.call("DELETE", f"/ip_space/{demo.ip4_space}")
     assert resp.status == 422
     assert (await resp.json())["error"] == (
-        "Cannot delete IP space with active subscriptions. Please cancel subscriptions first.")
+        "Cannot delete IP space with active subscriptions. Please cancel subscriptions first."
+    )
     assert (await world.ok("GET", f"/ip_space/{demo.ip4_space}"))["data"]["pricing_count"] == 2

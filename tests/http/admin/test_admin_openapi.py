@@ -15,12 +15,18 @@ from tests.http.admin.adminapp import AdminWorld
 B = "/api/admin/v1"
 #: api.md §0.2 operations of this part, plus our audit read
 THIS_PART = {
-    ("GET", f"{B}/users/by-email"), ("PATCH", f"{B}/users/{{id}}"),
-    ("PATCH", f"{B}/roles/{{id}}"), ("DELETE", f"{B}/roles/{{id}}"),
-    ("DELETE", f"{B}/payment_methods/{{id}}"), ("DELETE", f"{B}/vms/{{id}}"),
-    ("GET", f"{B}/vms/{{id}}/refund"), ("POST", f"{B}/vms/{{id}}/refund"),
-    ("GET", f"{B}/reports/time-series"), ("GET", f"{B}/reports/referral-usage/time-series"),
-    ("DELETE", f"{B}/subscriptions/{{id}}"), ("DELETE", f"{B}/subscription_line_items/{{id}}"),
+    ("GET", f"{B}/users/by-email"),
+    ("PATCH", f"{B}/users/{{id}}"),
+    ("PATCH", f"{B}/roles/{{id}}"),
+    ("DELETE", f"{B}/roles/{{id}}"),
+    ("DELETE", f"{B}/payment_methods/{{id}}"),
+    ("DELETE", f"{B}/vms/{{id}}"),
+    ("GET", f"{B}/vms/{{id}}/refund"),
+    ("POST", f"{B}/vms/{{id}}/refund"),
+    ("GET", f"{B}/reports/time-series"),
+    ("GET", f"{B}/reports/referral-usage/time-series"),
+    ("DELETE", f"{B}/subscriptions/{{id}}"),
+    ("DELETE", f"{B}/subscription_line_items/{{id}}"),
     ("GET", f"{B}/audit"),
 }
 #: operations that need no permission: the caller's own roles and the document itself
@@ -79,8 +85,9 @@ async def test_every_request_string_has_a_published_length_or_enum(world: AdminW
             if body["schema"] == {"type": "object"}:
                 bare.append(f"{method.upper()} {path}")
             for where, schema in _strings(body["schema"], f"{method.upper()} {path}"):
-                if not ({"maxLength", "enum"} & schema.keys()
-                        or schema.get("format") == "date-time"):
+                if not (
+                    {"maxLength", "enum"} & schema.keys() or schema.get("format") == "date-time"
+                ):
                     unbounded.append(where)
     assert unbounded == [], unbounded
     assert bare == [], bare

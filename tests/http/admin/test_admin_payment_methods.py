@@ -15,11 +15,19 @@ HOOK = "whsec_also_secret"
 
 def stripe(world: AdminWorld, **extra: Any) -> dict[str, Any]:
     return {
-        "company_id": world.user.demo.company, "name": "Stripe",
-        "config": {"type": "stripe", "secret_key": SECRET, "publishable_key": "pk_live_1",
-                   "webhook_secret": HOOK},
-        "processing_fee_rate": 2.9, "processing_fee_base": 30,
-        "processing_fee_currency": "eur", "supported_currencies": ["eur", "usd"], **extra,
+        "company_id": world.user.demo.company,
+        "name": "Stripe",
+        "config": {
+            "type": "stripe",
+            "secret_key": SECRET,
+            "publishable_key": "pk_live_1",
+            "webhook_secret": HOOK,
+        },
+        "processing_fee_rate": 2.9,
+        "processing_fee_base": 30,
+        "processing_fee_currency": "eur",
+        "supported_currencies": ["eur", "usd"],
+        **extra,
     }
 
 
@@ -30,8 +38,12 @@ async def test_create_masks_secrets_and_keeps_exact_rate(world: AdminWorld) -> N
     assert SECRET not in text and HOOK not in text
     data = (await resp.json())["data"]
     assert data["payment_method"] == "stripe" and data["provider_type"] == "stripe"
-    assert data["config"] == {"type": "stripe", "publishable_key": "pk_live_1",
-                              "has_secret_key": True, "has_webhook_secret": True}
+    assert data["config"] == {
+        "type": "stripe",
+        "publishable_key": "pk_live_1",
+        "has_secret_key": True,
+        "has_webhook_secret": True,
+    }
     assert data["processing_fee_currency"] == "EUR"
     assert data["supported_currencies"] == ["EUR", "USD"]
     async with world.api.store() as uow:
@@ -68,18 +80,25 @@ async def test_invalid_create_is_a_400_and_stores_nothing(
 
 
 async def test_one_config_per_company_and_method(world: AdminWorld) -> None:
-    body = {"company_id": world.user.demo.company, "name": "Another LND",
-            "config": {"type": "lnd", "url": "https://lnd", "cert_path": "/c",
-                       "macaroon_path": "/m"}}
+    body = {
+        "company_id": world.user.demo.company,
+        "name": "Another LND",
+        "config": {"type": "lnd", "url": "https://lnd", "cert_path": "/c", "macaroon_path": "/m"},
+    }
     assert (await world.call("POST", "/payment_methods", json=body)).status == 409
 
 
 async def test_update_partial_config_keeps_secrets_and_validates_fees(world: AdminWorld) -> None:
     created = (await world.ok("POST", "/payment_methods", json=stripe(world)))["data"]
     path = f"/payment_methods/{created['id']}"
-    patched = await world.ok("PATCH", path, json={
-        "config": {"type": "stripe", "publishable_key": "pk_live_2"},
-        "processing_fee_rate": 1.5})
+    patched = await world.ok(
+        "PATCH",
+        path,
+        json={
+            "config": {"type": "stripe", "publishable_key": "pk_live_2"},
+            "processing_fee_rate": 1.5,
+        },
+    )
     assert patched["data"]["config"]["publishable_key"] == "pk_live_2"
     assert patched["data"]["config"]["has_secret_key"] is True
     assert patched["data"]["processing_fee_rate"] == 1.5
@@ -91,9 +110,15 @@ async def test_update_partial_config_keeps_secrets_and_validates_fees(world: Adm
     ):
         resp = await world.call("PATCH", path, json=body)
         assert resp.status == status, await resp.text()
-    cleared = await world.ok("PATCH", path, json={
-        "processing_fee_rate": None, "processing_fee_base": None,
-        "processing_fee_currency": None})
+    cleared = await world.ok(
+        "PATCH",
+        path,
+        json={
+            "processing_fee_rate": None,
+            "processing_fee_base": None,
+            "processing_fee_currency": None,
+        },
+    )
     assert cleared["data"]["processing_fee_rate"] is None
     assert cleared["data"]["processing_fee_base"] is None
     async with world.api.store() as uow:

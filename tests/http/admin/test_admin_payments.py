@@ -34,8 +34,16 @@ async def test_vm_payment_list_and_get_shape(world: AdminWorld) -> None:
     one: dict[str, Any] = (await world.ok("GET", f"/vms/{vm_id}/payments/{pid.upper()}"))["data"]
     assert one["vm_id"] == vm_id and one["is_paid"] is False and "paid_at" not in one
     assert one["payment_method"] == "lightning" and one["company_base_currency"] == "EUR"
-    assert {"amount", "tax", "processing_fee", "currency", "rate", "created", "expires",
-            "external_id"} <= one.keys()
+    assert {
+        "amount",
+        "tax",
+        "processing_fee",
+        "currency",
+        "rate",
+        "created",
+        "expires",
+        "external_id",
+    } <= one.keys()
     bad = await world.call("GET", f"/vms/{vm_id}/payments/zz")
     assert bad.status == 400 and await bad.json() == {"error": "Invalid payment ID format"}
     assert (await world.call("GET", f"/vms/{vm_id}/payments/{'ab' * 32}")).status == 404

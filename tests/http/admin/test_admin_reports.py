@@ -39,34 +39,52 @@ async def test_time_series_lists_the_paid_payment_as_stored(world: AdminWorld) -
     assert line["base_currency_amount"] == 270
     doc = await world.ok("GET", "/openapi.json", signed=False)
     schema = doc["paths"]["/api/admin/v1/reports/time-series"]["get"]["responses"]["200"][
-        "content"]["application/json"]["schema"]
+        "content"
+    ]["application/json"]["schema"]
     assert problems(body, schema) == []
     assert (await world.ok("GET", f"{Q}&company_id={company.id}&currency=eur"))["data"][
-        "payments"] == []
+        "payments"
+    ] == []
     assert (await world.ok("GET", f"{Q}&company_id={company.id}&currency=BTC"))["data"][
-        "payments"] == [line]
-    referrals = await world.ok("GET", "/reports/referral-usage/time-series?start_date="
-                               f"2026-06-01&end_date=2026-06-30&company_id={company.id}")
+        "payments"
+    ] == [line]
+    referrals = await world.ok(
+        "GET",
+        "/reports/referral-usage/time-series?start_date="
+        f"2026-06-01&end_date=2026-06-30&company_id={company.id}",
+    )
     assert referrals["data"]["referrals"] == []
 
 
 async def test_report_refusals(world: AdminWorld) -> None:
     cases = [
         ("/reports/time-series?end_date=2026-06-30", "Invalid start_date format. Use YYYY-MM-DD"),
-        ("/reports/time-series?start_date=2026-6-1&end_date=2026-06-30",
-         "Invalid start_date format. Use YYYY-MM-DD"),
-        ("/reports/time-series?start_date=2026-W01-1&end_date=2026-06-30",
-         "Invalid start_date format. Use YYYY-MM-DD"),
-        ("/reports/time-series?start_date=2026-06-01&end_date=2026-02-30",
-         "Invalid end_date format. Use YYYY-MM-DD"),
-        ("/reports/time-series?start_date=2026-06-01&end_date=2026-06-01",
-         "start_date must be before end_date"),
+        (
+            "/reports/time-series?start_date=2026-6-1&end_date=2026-06-30",
+            "Invalid start_date format. Use YYYY-MM-DD",
+        ),
+        (
+            "/reports/time-series?start_date=2026-W01-1&end_date=2026-06-30",
+            "Invalid start_date format. Use YYYY-MM-DD",
+        ),
+        (
+            "/reports/time-series?start_date=2026-06-01&end_date=2026-02-30",
+            "Invalid end_date format. Use YYYY-MM-DD",
+        ),
+        (
+            "/reports/time-series?start_date=2026-06-01&end_date=2026-06-01",
+            "start_date must be before end_date",
+        ),
         (f"{Q}&currency=XYZ", "Invalid currency: XYZ"),
         (f"{Q}&company_id=-1", "company_id must be a non-negative integer"),
     ]
     for path, error in cases:
         assert await _status(world, path) == (400, {"error": error}), path
-    for path in (Q, "/reports/referral-usage/time-series?start_date=2026-06-01"
-                    "&end_date=2026-06-30"):
+    for path in (
+        Q,
+        "/reports/referral-usage/time-series?start_date=2026-06-01&end_date=2026-06-30",
+    ):
         assert await _status(world, path, NOBODY) == (
-            403, {"error": "Insufficient permissions for analytics::view"})
+            403,
+            {"error": "Insufficient permissions for analytics::view"},
+        )

@@ -60,10 +60,20 @@ async def test_moving_a_template_to_another_priced_plan_expires_its_vms_quotes(
     world: AdminWorld,
 ) -> None:
     _, payment_id = await _pending_renewal(world)
-    other = (await world.ok("POST", "/cost_plans", json={
-        "name": "Dearer", "amount": 5000, "currency": "EUR", "interval_amount": 1,
-        "interval_type": "month",
-    }))["data"]
-    await world.ok("PATCH", f"/vm_templates/{world.user.demo.tiny}",
-                   json={"cost_plan_id": other["id"]})
+    other = (
+        await world.ok(
+            "POST",
+            "/cost_plans",
+            json={
+                "name": "Dearer",
+                "amount": 5000,
+                "currency": "EUR",
+                "interval_amount": 1,
+                "interval_type": "month",
+            },
+        )
+    )["data"]
+    await world.ok(
+        "PATCH", f"/vm_templates/{world.user.demo.tiny}", json={"cost_plan_id": other["id"]}
+    )
     assert not await _is_pending(world, payment_id)

@@ -48,9 +48,16 @@ async def test_one_role_with_its_permissions_and_user_count(world: AdminWorld) -
     assert problems(one, await _schema(world, "/roles/{id}")) == []
     role = one["data"]
     assert role["permissions"] == [
-        "users::view", "virtual_machines::view", "virtual_machines::update"]
+        "users::view",
+        "virtual_machines::view",
+        "virtual_machines::update",
+    ]
     assert (role["name"], role["description"], role["is_system_role"], role["user_count"]) == (
-        "vm_ops", "vm_ops!", False, 1)
+        "vm_ops",
+        "vm_ops!",
+        False,
+        1,
+    )
     assert role["created_at"] == created["created_at"]
     missing = await world.call("GET", "/roles/999")
     assert missing.status == 404 and await missing.json() == {"error": "Role not found"}
@@ -61,16 +68,25 @@ async def test_a_users_roles_include_expired_ones(world: AdminWorld) -> None:
     uid = await world.user.user_id(ALICE)
     assert await world.ok("GET", f"/users/{uid}/roles", VIEWER) == {"data": []}
     past, future = "2020-01-01T00:00:00Z", "2099-01-01T00:00:00Z"
-    await world.ok("POST", f"/users/{uid}/roles",
-                   json={"role_id": world.role_ids["read_only"], "expires_at": past})
-    await world.ok("POST", f"/users/{uid}/roles",
-                   json={"role_id": world.role_ids["super_admin"], "expires_at": future})
+    await world.ok(
+        "POST",
+        f"/users/{uid}/roles",
+        json={"role_id": world.role_ids["read_only"], "expires_at": past},
+    )
+    await world.ok(
+        "POST",
+        f"/users/{uid}/roles",
+        json={"role_id": world.role_ids["super_admin"], "expires_at": future},
+    )
     body = await world.ok("GET", f"/users/{uid}/roles")
     assert problems(body, await _schema(world, "/users/{id}/roles")) == []
     root = await world.user.user_id(ROOT)
     [expired, live] = body["data"]
     assert (expired["role"]["name"], expired["expires_at"], expired["assigned_by"]) == (
-        "read_only", past, root)
+        "read_only",
+        past,
+        root,
+    )
     assert (live["role"]["name"], live["expires_at"]) == ("super_admin", future)
     assert live["role"]["user_count"] == 2
     assert (await world.call("GET", "/users/999/roles")).status == 404
@@ -87,8 +103,11 @@ async def test_me_roles_needs_no_permission_and_skips_expired_assignments(
     assert only["assigned_by"] is None
     assert "roles::view" in only["role"]["permissions"]
     uid = await world.user.user_id(NOBODY)
-    await world.ok("POST", f"/users/{uid}/roles", json={
-        "role_id": world.role_ids["read_only"], "expires_at": "2020-01-01T00:00:00Z"})
+    await world.ok(
+        "POST",
+        f"/users/{uid}/roles",
+        json={"role_id": world.role_ids["read_only"], "expires_at": "2020-01-01T00:00:00Z"},
+    )
     assert await world.ok("GET", "/me/roles", NOBODY) == {"data": []}
     assert (await world.call("GET", "/me/roles", signed=False)).status in (401, 403)
 
@@ -97,8 +116,11 @@ async def test_reading_roles_needs_roles_view_and_user_roles_users_view(
     world: AdminWorld,
 ) -> None:
     uid = await world.user.user_id(NOBODY)
-    for path, permission in (("/roles", "roles::view"), ("/roles/1", "roles::view"),
-                             (f"/users/{uid}/roles", "users::view")):
+    for path, permission in (
+        ("/roles", "roles::view"),
+        ("/roles/1", "roles::view"),
+        (f"/users/{uid}/roles", "users::view"),
+    ):
         resp = await world.call("GET", path, NOBODY)
         assert resp.status == 403
         assert await resp.json() == {"error": f"Insufficient permissions for {permission}"}

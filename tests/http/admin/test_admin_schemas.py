@@ -10,8 +10,13 @@ from tests.nostr_signing import NostrKey
 
 ALICE = NostrKey.from_seed(21)
 _TYPES: dict[str, Any] = {
-    "object": dict, "array": list, "string": str, "boolean": bool, "null": type(None),
-    "integer": int, "number": (int, float),
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+    "null": type(None),
+    "integer": int,
+    "number": (int, float),
 }
 
 
@@ -41,8 +46,9 @@ def problems(value: Any, schema: dict[str, Any], where: str = "$") -> list[str]:
     return out
 
 
-async def check(world: AdminWorld, doc: dict[str, Any], method: str, path: str,
-                template: str, **kw: Any) -> None:
+async def check(
+    world: AdminWorld, doc: dict[str, Any], method: str, path: str, template: str, **kw: Any
+) -> None:
     body = await world.ok(method, path, **kw)
     op = doc["paths"]["/api/admin/v1" + template][method.lower()]
     schema = op["responses"]["200"]["content"]["application/json"]["schema"]
@@ -58,7 +64,8 @@ async def test_payloads_match_the_document(world: AdminWorld) -> None:
     uid = (await world.ok("GET", f"/vms/{vm_id}"))["data"]["user_id"]
     await world.ok("PUT", f"/vms/{vm_id}/extend", json={"days": 2})
     for path, template in (
-        ("/vms", "/vms"), (f"/vms/{vm_id}", "/vms/{id}"),
+        ("/vms", "/vms"),
+        (f"/vms/{vm_id}", "/vms/{id}"),
         (f"/vms/{vm_id}/history", "/vms/{id}/history"),
         (f"/vms/{vm_id}/payments", "/vms/{id}/payments"),
         (f"/vms/{vm_id}/payments/{pid}", "/vms/{id}/payments/{payment_id}"),
@@ -67,13 +74,19 @@ async def test_payloads_match_the_document(world: AdminWorld) -> None:
         (f"/subscriptions?user_id={uid}", "/subscriptions"),
         (f"/subscriptions/{sub.id}", "/subscriptions/{id}"),
         (f"/subscriptions/{sub.id}/line_items", "/subscriptions/{subscription_id}/line_items"),
-        (f"/users/{uid}", "/users/{id}"), ("/payment_methods", "/payment_methods"),
+        (f"/users/{uid}", "/users/{id}"),
+        ("/payment_methods", "/payment_methods"),
     ):
         await check(world, doc, "GET", path, template)
-    await check(world, doc, "POST", f"/vms/{vm_id}/payments/{pid}/complete",
-                "/vms/{id}/payments/{payment_id}/complete")
+    await check(
+        world,
+        doc,
+        "POST",
+        f"/vms/{vm_id}/payments/{pid}/complete",
+        "/vms/{id}/payments/{payment_id}/complete",
+    )
     await check(world, doc, "POST", f"/vms/{vm_id}/stop", "/vms/{id}/stop")
-    await check(world, doc, "PUT", f"/vms/{vm_id}/extend", "/vms/{id}/extend",
-                json={"days": 1})
-    await check(world, doc, "POST", "/roles", "/roles",
-                json={"name": "r", "permissions": ["users::view"]})
+    await check(world, doc, "PUT", f"/vms/{vm_id}/extend", "/vms/{id}/extend", json={"days": 1})
+    await check(
+        world, doc, "POST", "/roles", "/roles", json={"name": "r", "permissions": ["users::view"]}
+    )

@@ -38,20 +38,25 @@ async def test_plan_in_use_is_not_deleted(world: AdminWorld) -> None:
     resp = await world.call("DELETE", f"/cost_plans/{world.user.demo.tiny_plan}")
     assert resp.status == 422
     assert (await resp.json())["error"] == (
-        "Cannot delete cost plan: 3 VM templates are using this cost plan")
+        "Cannot delete cost plan: 3 VM templates are using this cost plan"
+    )
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"name": " "}, "Cost plan name cannot be empty"),
-    ({"currency": ""}, "Currency cannot be empty"),
-    ({"currency": "DOGE"}, "Unsupported currency: DOGE"),
-    ({"interval_amount": 0}, "Interval amount cannot be zero"),
-    ({"interval_type": "week"}, "interval_type must be one of: day, month, year"),
-    ({"amount": -1}, "amount must be a whole number"),
-    ({"amount": 2**64}, "amount must be a whole number"),
-])
-async def test_bad_cost_plan_is_400(world: AdminWorld, change: dict[str, Any],
-                                    message: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"name": " "}, "Cost plan name cannot be empty"),
+        ({"currency": ""}, "Currency cannot be empty"),
+        ({"currency": "DOGE"}, "Unsupported currency: DOGE"),
+        ({"interval_amount": 0}, "Interval amount cannot be zero"),
+        ({"interval_type": "week"}, "interval_type must be one of: day, month, year"),
+        ({"amount": -1}, "amount must be a whole number"),
+        ({"amount": 2**64}, "amount must be a whole number"),
+    ],
+)
+async def test_bad_cost_plan_is_400(
+    world: AdminWorld, change: dict[str, Any], message: str
+) -> None:
     resp = await world.call("POST", "/cost_plans", json={**b.cost_plan(), **change})
     assert resp.status == 400
     assert message in (await resp.json())["error"]
@@ -60,16 +65,24 @@ async def test_bad_cost_plan_is_400(world: AdminWorld, change: dict[str, Any],
 
 async def test_template_with_existing_plan(world: AdminWorld) -> None:
     demo = world.user.demo
-    made = (await world.ok("POST", "/vm_templates",
-                           json=b.template(demo, disk_iops_read=500, cpu_limit=1.5)))["data"]
+    made = (
+        await world.ok(
+            "POST", "/vm_templates", json=b.template(demo, disk_iops_read=500, cpu_limit=1.5)
+        )
+    )["data"]
     assert made["cost_plan_id"] == demo.tiny_plan and made["cost_plan_name"] == "Tiny"
     assert made["region_name"] == "Dublin" and made["active_vm_count"] == 0
     assert made["disk_iops_read"] == 500 and made["cpu_limit"] == 1.5
     assert "disk_iops_write" not in made and "cpu_mfg" not in made
     assert made["expires"] is None and made["enabled"] is True
     path = f"/vm_templates/{made['id']}"
-    patched = (await world.ok("PATCH", path, json={"disk_iops_read": None, "cpu_mfg": "intel",
-                                                   "expires": "2030-01-01T00:00:00Z"}))["data"]
+    patched = (
+        await world.ok(
+            "PATCH",
+            path,
+            json={"disk_iops_read": None, "cpu_mfg": "intel", "expires": "2030-01-01T00:00:00Z"},
+        )
+    )["data"]
     assert "disk_iops_read" not in patched and patched["cpu_limit"] == 1.5
     assert patched["cpu_mfg"] == "intel" and patched["expires"].startswith("2030-01-01T00:00:00")
 
@@ -86,10 +99,12 @@ async def test_template_without_plan_makes_one(world: AdminWorld) -> None:
     resp = await world.call("POST", "/vm_templates", json=body)
     assert resp.status == 400
     assert (await resp.json())["error"] == (
-        "cost_plan_amount is required when cost_plan_id is not provided")
+        "cost_plan_amount is required when cost_plan_id is not provided"
+    )
     deleted = await world.ok("DELETE", f"/vm_templates/{made['id']}")
     assert deleted["data"]["message"] == (
-        "VM template and associated cost plan deleted successfully")
+        "VM template and associated cost plan deleted successfully"
+    )
     assert (await world.call("GET", f"/cost_plans/{made['cost_plan_id']}")).status == 404
 
 
@@ -99,8 +114,9 @@ async def test_template_patch_edits_its_shared_plan_in_place(world: AdminWorld) 
     assert resp["data"]["cost_plan_id"] == demo.tiny_plan
     plan = (await world.ok("GET", f"/cost_plans/{demo.tiny_plan}"))["data"]
     assert plan["amount"] == 300
-    bad = await world.call("PATCH", f"/vm_templates/{demo.tiny}",
-                           json={"cost_plan_interval_amount": 0})
+    bad = await world.call(
+        "PATCH", f"/vm_templates/{demo.tiny}", json={"cost_plan_interval_amount": 0}
+    )
     assert bad.status == 400
     assert (await bad.json())["error"] == "Cost plan interval amount cannot be zero"
 
@@ -113,19 +129,30 @@ async def test_template_used_by_a_vm_is_not_deleted(world: AdminWorld) -> None:
     resp = await world.call("DELETE", f"/vm_templates/{demo.tiny}")
     assert resp.status == 422
     assert (await resp.json())["error"] == (
-        "Cannot delete VM template: 1 VMs are using this template")
+        "Cannot delete VM template: 1 VMs are using this template"
+    )
     unused = await world.ok("DELETE", f"/vm_templates/{demo.retired}")
     assert unused["data"]["message"] == "VM template deleted successfully"
 
 
-@pytest.mark.parametrize(("change", "status"), [
-    ({"region_id": 999}, 422), ({"cost_plan_id": 999}, 422), ({"cpu": 0}, 400),
-    ({"cpu": 256}, 400), ({"disk_type": "nvme"}, 400), ({"expires": "tomorrow"}, 400),
-    ({"cpu_limit": 0}, 400), ({"network_mbps": -5}, 400), ({"name": ""}, 400),
-    ({"memory": None}, 400),
-])
-async def test_bad_template_is_refused(world: AdminWorld, change: dict[str, Any],
-                                       status: int) -> None:
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        ({"region_id": 999}, 422),
+        ({"cost_plan_id": 999}, 422),
+        ({"cpu": 0}, 400),
+        ({"cpu": 256}, 400),
+        ({"disk_type": "nvme"}, 400),
+        ({"expires": "tomorrow"}, 400),
+        ({"cpu_limit": 0}, 400),
+        ({"network_mbps": -5}, 400),
+        ({"name": ""}, 400),
+        ({"memory": None}, 400),
+    ],
+)
+async def test_bad_template_is_refused(
+    world: AdminWorld, change: dict[str, Any], status: int
+) -> None:
     resp = await world.call("POST", "/vm_templates", json=b.template(world.user.demo, **change))
     assert resp.status == status, await resp.text()
     assert (await world.ok("GET", "/vm_templates"))["total"] == 5

@@ -16,8 +16,9 @@ ALICE = NostrKey.from_seed(21)
 INVOICE = "lnbc16u1p3xyzpp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypq"
 
 
-async def _status(world: AdminWorld, method: str, path: str, key: NostrKey = ROOT,
-                  **kw: Any) -> tuple[int, Any]:
+async def _status(
+    world: AdminWorld, method: str, path: str, key: NostrKey = ROOT, **kw: Any
+) -> tuple[int, Any]:
     resp = await world.call(method, path, key, **kw)
     return resp.status, await resp.json()
 
@@ -37,7 +38,9 @@ async def test_delete_queues_the_workers_delete_with_the_admin(world: AdminWorld
 async def test_delete_refusals(world: AdminWorld) -> None:
     vm = await order(world.user, ALICE)
     assert await _status(world, "DELETE", f"/vms/{vm['id']}", VIEWER) == (
-        403, {"error": "Insufficient permissions for virtual_machines::delete"})
+        403,
+        {"error": "Insufficient permissions for virtual_machines::delete"},
+    )
     assert await _status(world, "DELETE", "/vms/999") == (404, {"error": "VM not found"})
     assert (await _status(world, "DELETE", "/vms/abc"))[0] == 400
     assert (await _status(world, "DELETE", f"/vms/{vm['id']}", data="[1]"))[0] in (400, 415)
@@ -45,7 +48,9 @@ async def test_delete_refusals(world: AdminWorld) -> None:
         await uow.vms.delete(vm["id"])
         await uow.commit()
     assert await _status(world, "DELETE", f"/vms/{vm['id']}") == (
-        422, {"error": "VM is already deleted"})
+        422,
+        {"error": "VM is already deleted"},
+    )
     assert await jobs(world) == []
 
 
@@ -57,8 +62,14 @@ async def test_refund_figure_is_the_exact_unused_value(world: AdminWorld) -> Non
     await world.api.refresh_rates()
     eur = await world.ok("GET", f"/vms/{vm['id']}/refund?method=revolut")
     # Tiny: 270 cents a month; 20 of its 30 days are left: 180
-    assert eur["data"] == {"amount": 180, "currency": "EUR", "rate": 1.0, "rate_exact": "1",
-                           "expires": "2026-07-17T10:00:00Z", "seconds_remaining": 20 * 86400}
+    assert eur["data"] == {
+        "amount": 180,
+        "currency": "EUR",
+        "rate": 1.0,
+        "rate_exact": "1",
+        "expires": "2026-07-17T10:00:00Z",
+        "seconds_remaining": 20 * 86400,
+    }
     ln = (await world.ok("GET", f"/vms/{vm['id']}/refund"))["data"]
     # 180 cents at 100 000 EUR/BTC = 1 800 sat
     assert (ln["amount"], ln["currency"], ln["rate_exact"]) == (1_800_000, "BTC", "100000")
@@ -68,8 +79,9 @@ async def test_refund_figure_is_the_exact_unused_value(world: AdminWorld) -> Non
         got = await world.ok("GET", f"/vms/{vm['id']}/refund?method={method}&from_date={later}")
         assert (got["data"]["amount"], got["data"]["seconds_remaining"]) == (amount, 90_000)
     doc = await world.ok("GET", "/openapi.json", signed=False)
-    schema = doc["paths"]["/api/admin/v1/vms/{id}/refund"]["get"]["responses"]["200"][
-        "content"]["application/json"]["schema"]
+    schema = doc["paths"]["/api/admin/v1/vms/{id}/refund"]["get"]["responses"]["200"]["content"][
+        "application/json"
+    ]["schema"]
     assert problems(eur, schema) == []
 
 
@@ -78,15 +90,23 @@ async def test_refund_quote_refusals(world: AdminWorld) -> None:
     unpaid = await order(world.user, NostrKey.from_seed(22))
     path = f"/vms/{vm['id']}/refund"
     assert await _status(world, "GET", path + "?method=cash") == (
-        400, {"error": "Invalid payment method"})
+        400,
+        {"error": "Invalid payment method"},
+    )
     assert await _status(world, "GET", path + "?from_date=soon") == (
-        400, {"error": "Invalid from_date timestamp"})
+        400,
+        {"error": "Invalid from_date timestamp"},
+    )
     assert (await _status(world, "GET", path + "?from_date=" + "9" * 30))[0] == 400
     assert await _status(world, "GET", path, VIEWER) == (
-        403, {"error": "Insufficient permissions for virtual_machines::update"})
+        403,
+        {"error": "Insufficient permissions for virtual_machines::update"},
+    )
     assert await _status(world, "GET", "/vms/999/refund") == (404, {"error": "VM not found"})
     assert await _status(world, "GET", f"/vms/{unpaid['id']}/refund?method=revolut") == (
-        422, {"error": "VM subscription has no expiry date"})
+        422,
+        {"error": "VM subscription has no expiry date"},
+    )
     past = int(datetime(2026, 8, 1, tzinfo=UTC).timestamp())
     status, _ = await _status(world, "GET", path + f"?from_date={past}")
     assert status == 422
@@ -112,20 +132,31 @@ async def test_refund_request_refusals(world: AdminWorld) -> None:
     await jobs(world)
     path = f"/vms/{vm['id']}/refund"
     cases: list[tuple[dict[str, Any], str]] = [
-        ({"payment_method": "stripe"},
-         "Invalid payment method. Must be 'lightning', 'revolut', or 'paypal'"),
+        (
+            {"payment_method": "stripe"},
+            "Invalid payment method. Must be 'lightning', 'revolut', or 'paypal'",
+        ),
         ({}, "Lightning invoice is required when payment method is 'lightning'"),
-        ({"payment_method": "revolut", "lightning_invoice": INVOICE},
-         "Lightning invoice should only be provided when payment method is 'lightning'"),
+        (
+            {"payment_method": "revolut", "lightning_invoice": INVOICE},
+            "Lightning invoice should only be provided when payment method is 'lightning'",
+        ),
         ({"lightning_invoice": "lnbc1 ; drop"}, "Invalid Lightning invoice"),
         ({"lightning_invoice": "ln" + "a" * 5000}, "Invalid Lightning invoice"),
     ]
     for body, error in cases:
         assert await _status(world, "POST", path, json=body) == (400, {"error": error}), body
-    assert (await _status(world, "POST", path, json={
-        "payment_method": "revolut", "refund_from_date": "tomorrow"}))[0] == 400
+    assert (
+        await _status(
+            world, "POST", path, json={"payment_method": "revolut", "refund_from_date": "tomorrow"}
+        )
+    )[0] == 400
     assert await _status(world, "POST", path, VIEWER, json={}) == (
-        403, {"error": "Insufficient permissions for virtual_machines::update"})
-    assert await _status(world, "POST", "/vms/999/refund", json={
-        "payment_method": "revolut"}) == (404, {"error": "VM not found"})
+        403,
+        {"error": "Insufficient permissions for virtual_machines::update"},
+    )
+    assert await _status(world, "POST", "/vms/999/refund", json={"payment_method": "revolut"}) == (
+        404,
+        {"error": "VM not found"},
+    )
     assert await jobs(world) == []

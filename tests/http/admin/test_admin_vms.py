@@ -35,8 +35,18 @@ async def test_list_and_get_shapes(world: AdminWorld) -> None:
     sub = vm["subscription"]
     assert sub["is_setup"] is True and sub["payment_count"] == 1
     assert vm["expires"] == sub["expires"] and vm["expires"] is not None
-    for field in ("mac_address", "ssh_key_name", "host_name", "region_name", "ip_addresses",
-                  "cpu", "memory", "disk_size", "disk_type", "disk_interface"):
+    for field in (
+        "mac_address",
+        "ssh_key_name",
+        "host_name",
+        "region_name",
+        "ip_addresses",
+        "cpu",
+        "memory",
+        "disk_size",
+        "disk_type",
+        "disk_interface",
+    ):
         assert field in vm
 
 
@@ -86,8 +96,10 @@ async def test_extend_of_a_never_paid_vm_starts_from_now(world: AdminWorld) -> N
 async def test_extend_bounds_and_deleted_vm(world: AdminWorld) -> None:
     vm = await paid_vm(world.user, ALICE)
     before = await subscription_of(world.api, vm["id"])
-    for days, text in ((0, "Must extend by at least 1 day"),
-                       (366, "Cannot extend by more than 365 days")):
+    for days, text in (
+        (0, "Must extend by at least 1 day"),
+        (366, "Cannot extend by more than 365 days"),
+    ):
         resp = await world.call("PUT", f"/vms/{vm['id']}/extend", json={"days": days})
         assert resp.status == 400
         assert await resp.json() == {"error": text}

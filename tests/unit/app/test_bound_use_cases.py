@@ -40,8 +40,9 @@ async def test_repricing_passes_the_clock_and_rails_by_keyword() -> None:
     shop = await new_shop()
     seen: list[tuple[Any, ...]] = []
 
-    async def update(uow_factory: Any, item_id: int, fields: dict[str, int], /, *, clock: Any,
-                     rails: Any = None) -> int:
+    async def update(
+        uow_factory: Any, item_id: int, fields: dict[str, int], /, *, clock: Any, rails: Any = None
+    ) -> int:
         seen.append((uow_factory, item_id, fields, clock, rails))
         return item_id * 2
 
@@ -52,8 +53,12 @@ async def test_repricing_passes_the_clock_and_rails_by_keyword() -> None:
 
 def _services(shop: Shop) -> Services:
     return Services(
-        uow_factory=shop.factory, clock=shop.clock, rails=shop.rails, rates=shop.rates,
-        queue=shop.queue, hosts=VmHostClients(shop.clock, DummyVmHost(None, shop.clock)),
+        uow_factory=shop.factory,
+        clock=shop.clock,
+        rails=shop.rails,
+        rates=shop.rates,
+        queue=shop.queue,
+        hosts=VmHostClients(shop.clock, DummyVmHost(None, shop.clock)),
         tax_rates=shop.tax_rates,
     )
 
@@ -79,8 +84,16 @@ async def test_a_renewal_the_credit_covers_is_completed_by_the_injected_settle()
     svc = _services(shop)
     vm = await _paid_vm(shop, svc)
     before = (await shop.subscription(vm)).expires
-    await adjust_credit(shop.factory, shop.clock, admin_id=ALICE, user_id=ALICE, currency="EUR",
-                        amount=PLAN_EUR_CENTS, note="test", reference=None)
+    await adjust_credit(
+        shop.factory,
+        shop.clock,
+        admin_id=ALICE,
+        user_id=ALICE,
+        currency="EUR",
+        amount=PLAN_EUR_CENTS,
+        note="test",
+        reference=None,
+    )
     payment = await svc.billing.renew(user_id=ALICE, vm_id=vm.id)
     assert (await shop.payment(payment.id)).is_paid
     assert (await shop.subscription(vm)).expires != before

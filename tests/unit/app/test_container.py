@@ -120,8 +120,10 @@ async def test_production_without_an_encryption_key_file_is_refused(tmp_path: Pa
     macaroon = tmp_path / "admin.macaroon"
     macaroon.write_bytes(b"\x01")
     cfg = tmp_path / "prod.yaml"
-    cfg.write_text(f"db: sqlite:///{tmp_path}/p.db\n"
-                   f"lightning:\n  lnd:\n    url: http://127.0.0.1:1\n    macaroon: {macaroon}\n")
+    cfg.write_text(
+        f"db: sqlite:///{tmp_path}/p.db\n"
+        f"lightning:\n  lnd:\n    url: http://127.0.0.1:1\n    macaroon: {macaroon}\n"
+    )
     container = await open_container(load_settings(cfg, environ={}))
     try:
         with pytest.raises(EncryptionNotConfigured) as info:
@@ -129,7 +131,8 @@ async def test_production_without_an_encryption_key_file_is_refused(tmp_path: Pa
     finally:
         await close_container(container)
     assert str(info.value) == (
-        "encryption.key-file is required outside dev mode (secrets are stored encrypted)")
+        "encryption.key-file is required outside dev mode (secrets are stored encrypted)"
+    )
 
 
 async def test_the_embedded_default_creates_its_key_file_0600_once(tmp_path: Path) -> None:
@@ -166,14 +169,25 @@ async def test_vm_hosts_settings_reach_the_registry_and_the_prober(tmp_path: Pat
 
     cfg = tmp_path / "c.yaml"
     base = f"db: sqlite:///{tmp_path}/x.db\ndev:\n  state-dir: {tmp_path}\n"
-    cfg.write_text(base + "vm-hosts:\n  proxmox:\n    bridge: vmbr1\n    verify-tls: false\n"
-                   "  libvirt:\n    storage-pool: pool1\n")
+    cfg.write_text(
+        base + "vm-hosts:\n  proxmox:\n    bridge: vmbr1\n    verify-tls: false\n"
+        "  libvirt:\n    storage-pool: pool1\n"
+    )
     container = await open_container(load_settings(cfg, environ={}))
     try:
         hosts = container.hosts()
         assert isinstance(hosts, VmHostClients) and container.services().host_prober is hosts
-        row = Host(id=1, kind=VmHostKind.PROXMOX, region_id=1, name="pve", ip="https://pve",
-                   cpu=1, memory=1, enabled=True, api_token="t")
+        row = Host(
+            id=1,
+            kind=VmHostKind.PROXMOX,
+            region_id=1,
+            name="pve",
+            ip="https://pve",
+            cpu=1,
+            memory=1,
+            enabled=True,
+            api_token="t",
+        )
         client = hosts.for_host(row)
         assert isinstance(client, ProxmoxVmHost)
         assert (client.config.bridge, client.config.verify_tls) == ("vmbr1", False)
@@ -189,7 +203,9 @@ async def test_vm_hosts_settings_reach_the_registry_and_the_prober(tmp_path: Pat
 
 async def test_an_unknown_proxmox_setting_fails_at_start(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"db: sqlite:///{tmp_path}/x.db\ndev:\n  state-dir: {tmp_path}\n"
-                   "vm-hosts:\n  proxmox:\n    brigde: vmbr1\n")
+    cfg.write_text(
+        f"db: sqlite:///{tmp_path}/x.db\ndev:\n  state-dir: {tmp_path}\n"
+        "vm-hosts:\n  proxmox:\n    brigde: vmbr1\n"
+    )
     with pytest.raises(ValueError, match=r"vm-hosts\.proxmox: .*brigde"):
         await open_container(load_settings(cfg, environ={}))

@@ -29,12 +29,17 @@ async def test_only_lightning_without_provider_sections(tmp_path: Path) -> None:
 
 
 async def test_each_section_adds_its_rail(tmp_path: Path) -> None:
-    offered = await _rails_of(tmp_path, (
-        "revolut: {token: t}\n"
-        "stripe: {secret-key: sk_test_x, success-url: 'https://lnvps.test/ok'}\n"
-        "bank-transfer: {account-name: LNVPS Ltd, iban: IE29AIBK93115212345678}\n"
-    ))
+    offered = await _rails_of(
+        tmp_path,
+        (
+            "revolut: {token: t}\n"
+            "stripe: {secret-key: sk_test_x, success-url: 'https://lnvps.test/ok'}\n"
+            "bank-transfer: {account-name: LNVPS Ltd, iban: IE29AIBK93115212345678}\n"
+        ),
+    )
     assert offered == (
-        PaymentMethod.LIGHTNING, PaymentMethod.REVOLUT, PaymentMethod.STRIPE,
+        PaymentMethod.LIGHTNING,
+        PaymentMethod.REVOLUT,
+        PaymentMethod.STRIPE,
         PaymentMethod.BANK_TRANSFER,
     )

@@ -48,8 +48,12 @@ async def test_a_card_webhook_opens_a_lookup_and_one_booking_transaction(shop: S
     assert payment.external_id is not None
     counting = CountingFactory(shop.factory)
     report = await complete_card_payment(
-        counting, shop.clock, shop.rails, shop.queue,
-        method=PaymentMethod.REVOLUT, external_id=payment.external_id,
+        counting,
+        shop.clock,
+        shop.rails,
+        shop.queue,
+        method=PaymentMethod.REVOLUT,
+        external_id=payment.external_id,
     )
     assert report is not None and report.completed
     assert counting.opened == 2
@@ -86,7 +90,11 @@ async def test_an_on_booked_effect_that_fails_books_nothing(shop: Shop) -> None:
 
     with pytest.raises(RuntimeError):
         await complete_payment(
-            shop.factory, shop.clock, shop.rails, shop.queue, payment_id=payment.id,
+            shop.factory,
+            shop.clock,
+            shop.rails,
+            shop.queue,
+            payment_id=payment.id,
             on_booked=[broken],
         )
     assert not (await shop.payment(payment.id)).is_paid

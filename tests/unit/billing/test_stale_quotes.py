@@ -124,8 +124,13 @@ async def test_a_stale_lnurl_invoice_buys_its_value_at_the_new_price(shop: Shop)
     shop.clock.advance(timedelta(days=1))
     # IE 23 % is inside the amount: 123 000 000 msat is 100 000 000 net
     lnurl = await renew_by_amount(
-        shop.factory, shop.clock, shop.rails, shop.rates, shop.tax_rates,
-        vm_id=vm.id, amount_msat=123_000_000,
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        shop.tax_rates,
+        vm_id=vm.id,
+        amount_msat=123_000_000,
     )
     assert lnurl.amount == 100_000_000
     await _upgrade_and_pay(shop, vm)
@@ -144,8 +149,13 @@ async def test_a_fresh_lnurl_invoice_buys_its_value_from_the_expiry_at_completio
 ) -> None:
     vm = await _paid_tiny(shop)
     lnurl = await renew_by_amount(
-        shop.factory, shop.clock, shop.rails, shop.rates, shop.tax_rates,
-        vm_id=vm.id, amount_msat=8_118_000,  # 5 × EUR 1.32 + 23 %: five months
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        shop.tax_rates,
+        vm_id=vm.id,
+        amount_msat=8_118_000,  # 5 × EUR 1.32 + 23 %: five months
     )
     assert lnurl.amount == 5 * TINY_MONTHLY_MSAT
     await shop.complete(await shop.renew(vm))  # a monthly renewal completes first
@@ -159,15 +169,34 @@ async def _ip_subscription(shop: Shop, amount: int = 1000) -> Subscription:
     async with shop.factory() as uow:
         sub, _ = await uow.subscriptions.add_with_line_items(
             Subscription(
-                id=0, user_id=ALICE, company_id=1, name="IPs", created=START, currency="EUR",
+                id=0,
+                user_id=ALICE,
+                company_id=1,
+                name="IPs",
+                created=START,
+                currency="EUR",
                 interval_type=IntervalType.MONTH,
             ),
-            [LineItem(id=0, subscription_id=0, subscription_type=SubscriptionType.IP_RANGE,
-                      name="/29", amount=amount)],
+            [
+                LineItem(
+                    id=0,
+                    subscription_id=0,
+                    subscription_type=SubscriptionType.IP_RANGE,
+                    name="/29",
+                    amount=amount,
+                )
+            ],
         )
         await uow.commit()
-    first = await renew(shop.factory, shop.clock, shop.rails, shop.rates, shop.tax_rates,
-                        user_id=ALICE, subscription_id=sub.id)
+    first = await renew(
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        shop.tax_rates,
+        user_id=ALICE,
+        subscription_id=sub.id,
+    )
     await shop.complete(first)
     return await _sub(shop, sub.id)
 
@@ -184,17 +213,27 @@ async def test_an_admin_price_change_ends_pending_quotes_and_a_late_one_buys_its
 ) -> None:
     sub = await _ip_subscription(shop)
     assert sub.expires == FEB_28
-    quote = await renew(shop.factory, shop.clock, shop.rails, shop.rates, shop.tax_rates,
-                        user_id=ALICE, subscription_id=sub.id, intervals=3)
+    quote = await renew(
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        shop.tax_rates,
+        user_id=ALICE,
+        subscription_id=sub.id,
+        intervals=3,
+    )
     assert quote.amount == 30_000_000
     async with shop.factory() as uow:
         [item] = await uow.line_items.list_by_subscription(sub.id)
     # a rename changes no price: the quote stays payable
-    await update_line_item(shop.factory, item.id, LineItemPatch(name="/29 block"),
-                           clock=shop.clock, rails=shop.rails)
+    await update_line_item(
+        shop.factory, item.id, LineItemPatch(name="/29 block"), clock=shop.clock, rails=shop.rails
+    )
     assert (await shop.payment(quote.id)).expires > shop.clock.now()
-    await update_line_item(shop.factory, item.id, LineItemPatch(amount=2000),
-                           clock=shop.clock, rails=shop.rails)
+    await update_line_item(
+        shop.factory, item.id, LineItemPatch(amount=2000), clock=shop.clock, rails=shop.rails
+    )
     assert (await shop.payment(quote.id)).expires == shop.clock.now()
     assert shop.node.cancelled[-1] == quote.id
     await shop.complete(quote)
@@ -208,9 +247,13 @@ async def test_a_tax_country_change_ends_pending_quotes(shop: Shop) -> None:
     quote = await shop.renew(vm)
     card = await shop.renew(vm, method=PaymentMethod.REVOLUT)
     await update_account(
-        shop.factory, shop.clock, shop.queue, ALICE,
+        shop.factory,
+        shop.clock,
+        shop.queue,
+        ALICE,
         AccountPatch(contact_nip17=False, contact_email=False, country_code="DE"),
-        public_url="https://x", rails=shop.rails,
+        public_url="https://x",
+        rails=shop.rails,
     )
     now = shop.clock.now()
     assert (await shop.payment(quote.id)).expires == now
@@ -227,11 +270,13 @@ async def test_a_tax_country_change_ends_pending_quotes(shop: Shop) -> None:
 async def test_an_admin_setting_the_same_country_again_ends_nothing(shop: Shop) -> None:
     vm = await _paid_tiny(shop)
     quote = await shop.renew(vm)
-    await update_user(shop.factory, ALICE, {"country_code": "irl"},
-                      clock=shop.clock, rails=shop.rails)
+    await update_user(
+        shop.factory, ALICE, {"country_code": "irl"}, clock=shop.clock, rails=shop.rails
+    )
     assert (await shop.payment(quote.id)).expires > shop.clock.now()
-    await update_user(shop.factory, ALICE, {"country_code": "FR"},
-                      clock=shop.clock, rails=shop.rails)
+    await update_user(
+        shop.factory, ALICE, {"country_code": "FR"}, clock=shop.clock, rails=shop.rails
+    )
     assert (await shop.payment(quote.id)).expires == shop.clock.now()
 
 
@@ -250,9 +295,7 @@ async def test_an_address_added_to_a_custom_vm_between_quote_and_payment_is_pric
     quote = await shop.renew(vm)
     async with shop.factory() as uow:
         for ip in ("10.0.0.2", "10.0.0.3", "10.0.0.4"):
-            await uow.ip_assignments.add(
-                IpAssignment(id=0, vm_id=vm.id, ip_range_id=1, ip=ip)
-            )
+            await uow.ip_assignments.add(IpAssignment(id=0, vm_id=vm.id, ip_range_id=1, ip=ip))
         await uow.commit()
     await shop.complete(quote)
     # EUR 52.00 paid, EUR 60.00 a month now (3 IPv4): 52/60 of 28 Feb → 28 Mar
@@ -271,17 +314,26 @@ async def test_a_price_change_while_the_invoice_is_made_refuses_the_quote(shop: 
     async def racing(amount_msat: int, memo: str, expiry_seconds: int) -> Any:
         invoice = await make_invoice(amount_msat, memo, expiry_seconds)
         # another request (an admin) changes the price while our invoice is being made
-        await update_line_item(shop.factory, item.id, LineItemPatch(amount=2000),
-                               clock=shop.clock, rails=shop.rails)
+        await update_line_item(
+            shop.factory, item.id, LineItemPatch(amount=2000), clock=shop.clock, rails=shop.rails
+        )
         return invoice
 
     shop.node.create_invoice = racing  # type: ignore[method-assign]
     with pytest.raises(PriceChanged) as err:
-        await renew(shop.factory, shop.clock, shop.rails, shop.rates, shop.tax_rates,
-                    user_id=ALICE, subscription_id=sub.id)
+        await renew(
+            shop.factory,
+            shop.clock,
+            shop.rails,
+            shop.rates,
+            shop.tax_rates,
+            user_id=ALICE,
+            subscription_id=sub.id,
+        )
     assert err.value.kind == "conflict"
-    [invoice_hash] = [h for h in shop.node.invoices if h not in {p.id for p in
-                                                                 await _payments(shop, sub)}]
+    [invoice_hash] = [
+        h for h in shop.node.invoices if h not in {p.id for p in await _payments(shop, sub)}
+    ]
     assert shop.node.cancelled == [invoice_hash]  # the unstored invoice is cancelled
     assert all(p.is_paid for p in await _payments(shop, sub))  # nothing new stored
 
@@ -306,8 +358,14 @@ async def test_a_stale_card_order_in_the_old_currency_is_valued_at_its_quotes_ra
     stale = await shop.renew(vm, method=PaymentMethod.REVOLUT, intervals=3)
     assert (stale.currency, stale.amount) == ("EUR", 396)
     upgrade = await create_upgrade_payment(
-        shop.factory, shop.clock, shop.rails, shop.rates, user_id=ALICE, vm_id=vm.id,
-        cfg=UpgradeConfig(new_cpu=4), method=PaymentMethod.REVOLUT,
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        user_id=ALICE,
+        vm_id=vm.id,
+        cfg=UpgradeConfig(new_cpu=4),
+        method=PaymentMethod.REVOLUT,
     )
     await shop.complete(upgrade)  # now USD 42.00 a month
     assert stale.external_id in shop.revolut.cancelled

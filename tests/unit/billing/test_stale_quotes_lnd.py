@@ -55,7 +55,12 @@ async def test_a_paid_upgrade_cancels_pending_renewal_invoices_at_lnd(
     yearly = await shop.renew(vm, intervals=12)
     assert _state(fake, monthly.id) == _state(fake, yearly.id) == "OPEN"
     upgrade = await create_upgrade_payment(
-        shop.factory, shop.clock, shop.rails, shop.rates, user_id=ALICE, vm_id=vm.id,
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        user_id=ALICE,
+        vm_id=vm.id,
         cfg=UpgradeConfig(new_cpu=4, new_memory=4 * GIB),
     )
     fake.settle(upgrade.id)
@@ -78,9 +83,11 @@ async def test_an_admin_price_change_cancels_the_invoice_at_lnd_and_a_rename_doe
     sub = await shop.subscription(vm)
     async with shop.factory() as uow:
         [item] = await uow.line_items.list_by_subscription(sub.id)
-    await update_line_item(shop.factory, item.id, LineItemPatch(name="renamed"),
-                           clock=shop.clock, rails=shop.rails)
+    await update_line_item(
+        shop.factory, item.id, LineItemPatch(name="renamed"), clock=shop.clock, rails=shop.rails
+    )
     assert _state(fake, quote.id) == "OPEN" and CANCEL not in fake.requests
-    await update_line_item(shop.factory, item.id, LineItemPatch(setup_amount=500),
-                           clock=shop.clock, rails=shop.rails)
+    await update_line_item(
+        shop.factory, item.id, LineItemPatch(setup_amount=500), clock=shop.clock, rails=shop.rails
+    )
     assert _state(fake, quote.id) == "CANCELED"

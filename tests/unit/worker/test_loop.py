@@ -16,7 +16,9 @@ from ports.queue import Job
 def _table(**handlers: Callable[[Any], Awaitable[None]]) -> JobHandlers:
     table = JobHandlers()
     kinds: dict[str, type[Job]] = {
-        "SpawnVm": SpawnVm, "CheckVm": CheckVm, "CheckVms": CheckVms,
+        "SpawnVm": SpawnVm,
+        "CheckVm": CheckVm,
+        "CheckVms": CheckVms,
         "CheckSubscriptions": CheckSubscriptions,
     }
     for kind, handler in handlers.items():

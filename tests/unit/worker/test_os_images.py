@@ -19,10 +19,19 @@ async def _more_hosts(world: World) -> tuple[int, int]:
     ids = []
     async with world.shop.factory() as uow:
         for name, enabled in (("h2", True), ("h3", False)):
-            host = await uow.hosts.add(Host(
-                id=0, kind=VmHostKind.DUMMY, region_id=1, name=name, ip="10.0.0.2", cpu=8,
-                memory=32 * GIB, enabled=enabled, api_token="",
-            ))
+            host = await uow.hosts.add(
+                Host(
+                    id=0,
+                    kind=VmHostKind.DUMMY,
+                    region_id=1,
+                    name=name,
+                    ip="10.0.0.2",
+                    cpu=8,
+                    memory=32 * GIB,
+                    enabled=enabled,
+                    api_token="",
+                )
+            )
             ids.append(host.id)
         await uow.commit()
     return ids[0], ids[1]

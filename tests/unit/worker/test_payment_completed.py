@@ -13,8 +13,12 @@ from tests.unit.worker.world import World
 async def _complete_and_die(world: World, payment_id: bytes) -> PaymentCompleted:
     """The booking commits, then the process dies before any subscriber ran."""
     report = await complete_payment(
-        world.shop.factory, world.clock, world.shop.rails, world.queue,
-        payment_id=payment_id, subscribers=(),
+        world.shop.factory,
+        world.clock,
+        world.shop.rails,
+        world.queue,
+        payment_id=payment_id,
+        subscribers=(),
     )
     assert report.completed and report.jobs == () and report.event is not None
     return report.event
@@ -63,8 +67,12 @@ async def test_a_failing_subscriber_is_reported_and_the_next_one_still_runs(
         seen.append(event)
 
     report = await complete_payment(
-        world.shop.factory, world.clock, world.shop.rails, world.queue,
-        payment_id=invoice.id, subscribers=(broken, recorder, cancel_expired_payments(None)),
+        world.shop.factory,
+        world.clock,
+        world.shop.rails,
+        world.queue,
+        payment_id=invoice.id,
+        subscribers=(broken, recorder, cancel_expired_payments(None)),
     )
     assert report.completed and len(seen) == 1 and seen[0] is report.event
     assert report.problems == ("subscriber broken: RuntimeError('notifier down')",)

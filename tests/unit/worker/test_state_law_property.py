@@ -79,20 +79,35 @@ async def _step(world: World, kind: str, arg: int, vms: list[Vm], invoices: list
         invoices.append((await world.renew(pick)).id)
     elif kind == "upgrade" and pick is not None:
         cpu = 2 + len(invoices)  # more than the VM has: each upgrade is a real one
-        invoices.append((await create_upgrade_payment(
-            world.shop.factory, world.clock, world.shop.rails, world.shop.rates,
-            user_id=pick.user_id, vm_id=pick.id, cfg=UpgradeConfig(new_cpu=cpu),
-            method=PaymentMethod.LIGHTNING,
-        )).id)
+        invoices.append(
+            (
+                await create_upgrade_payment(
+                    world.shop.factory,
+                    world.clock,
+                    world.shop.rails,
+                    world.shop.rates,
+                    user_id=pick.user_id,
+                    vm_id=pick.id,
+                    cfg=UpgradeConfig(new_cpu=cpu),
+                    method=PaymentMethod.LIGHTNING,
+                )
+            ).id
+        )
     elif kind == "pay" and invoices:
         await world.complete(await world.shop.payment(invoices[arg % len(invoices)]))
     elif kind == "extend" and pick is not None and not (await world.shop.vm(pick.id)).deleted:
-        await extend_vm(world.shop.factory, world.clock, world.queue, vm_id=pick.id,
-                        days=1 + arg, admin_id=1)
+        await extend_vm(
+            world.shop.factory, world.clock, world.queue, vm_id=pick.id, days=1 + arg, admin_id=1
+        )
     elif kind == "deactivate" and pick is not None:
         sub = await world.shop.subscription(pick)
-        await update_subscription(world.shop.factory, sub.id, SubscriptionPatch(is_active=False),
-                                  clock=world.clock, rails=world.shop.rails)
+        await update_subscription(
+            world.shop.factory,
+            sub.id,
+            SubscriptionPatch(is_active=False),
+            clock=world.clock,
+            rails=world.shop.rails,
+        )
     elif kind == "lifecycle":
         await world.lifecycle()
     elif kind == "vm_check":

@@ -29,20 +29,32 @@ _VIEW_UPDATE = (1, 2)
 #: view on 6 (roles) and 7 (audit); view+update on 9 (company) and 15 (vm_payment).
 ADMIN_GRANTS: dict[int, tuple[int, ...]] = {
     **{r: _ALL for r in (0, 1, 2, 3, 4, 5, 8, 10, 11, 12, 13, 14, 16)},
-    6: _VIEW, 7: _VIEW, 9: _VIEW_UPDATE, 15: _VIEW_UPDATE,
+    6: _VIEW,
+    7: _VIEW,
+    9: _VIEW_UPDATE,
+    15: _VIEW_UPDATE,
 }
 #: what r1 seeded for `admin` (kept on downgrade).
 R1_ADMIN_GRANTS: dict[int, tuple[int, ...]] = {
-    1: _ALL, 3: _ALL, 12: _ALL, 16: _ALL, 15: _VIEW_UPDATE, 9: _VIEW_UPDATE,
+    1: _ALL,
+    3: _ALL,
+    12: _ALL,
+    16: _ALL,
+    15: _VIEW_UPDATE,
+    9: _VIEW_UPDATE,
 }
 
 _roles = sa.table(
-    "admin_roles", sa.column("id", sa.Integer), sa.column("name", sa.String),
+    "admin_roles",
+    sa.column("id", sa.Integer),
+    sa.column("name", sa.String),
     sa.column("is_system_role", sa.Boolean),
 )
 _permissions = sa.table(
-    "admin_role_permissions", sa.column("role_id", sa.Integer),
-    sa.column("resource", sa.Integer), sa.column("action", sa.Integer),
+    "admin_role_permissions",
+    sa.column("role_id", sa.Integer),
+    sa.column("resource", sa.Integer),
+    sa.column("action", sa.Integer),
 )
 
 
@@ -81,9 +93,11 @@ def upgrade() -> None:
         return
     bind = op.get_bind()
     have = {
-        (int(r), int(a)) for r, a in bind.execute(
-            sa.select(_permissions.c.resource, _permissions.c.action)
-            .where(_permissions.c.role_id == role_id)
+        (int(r), int(a))
+        for r, a in bind.execute(
+            sa.select(_permissions.c.resource, _permissions.c.action).where(
+                _permissions.c.role_id == role_id
+            )
         )
     }
     missing = sorted(_added() - have)
