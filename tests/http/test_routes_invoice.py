@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
 
 import attrs
@@ -24,9 +24,9 @@ async def c() -> AsyncIterator[ApiClient]:
 
 def invoice_link(c: ApiClient, payment_id: str, key: NostrKey = ALICE, **kw: object) -> str:
     path = f"/api/v1/payment/{payment_id}/invoice"
-    event = nip98_event(
-        key, str(kw.get("url", c.url(path))), "GET", kw.get("when", c.api.clock.now())
-    )  # type: ignore[arg-type]
+    when = kw.get("when", c.api.clock.now())
+    assert isinstance(when, int | datetime)
+    event = nip98_event(key, str(kw.get("url", c.url(path))), "GET", when)
     return f"{path}?auth={encode_event(event, urlsafe=True)}"
 
 
