@@ -38,6 +38,7 @@ class CreditMode(Enum):
     BY_VALUE = "by_value"  # price changed, unknown, or pay-what-you-want: what the money buys
     UNVALUED = "unvalued"  # the money cannot be valued at the current price: nothing added
     UNPRICED = "unpriced"  # the current price cannot be computed: what was quoted
+    UNRESTORABLE = "unrestorable"  # the deleted service cannot come back: account credit
 
 
 @attrs.frozen(kw_only=True)
@@ -68,6 +69,7 @@ class Credit:
             in (
                 CreditMode.UNVALUED,
                 CreditMode.UNPRICED,
+                CreditMode.UNRESTORABLE,
             )
         )
 

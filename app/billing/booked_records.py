@@ -104,6 +104,7 @@ class ProductRecords:
         payment = done.payment
         now = payment.paid_at
         assert now is not None
+        unrestorable = done.credit is not None and done.credit.mode is CreditMode.UNRESTORABLE
         for item in done.line_items:
             if item.subscription_type is SubscriptionType.IP_RANGE and not done.is_upgrade:
                 for sold in await uow.ip_range_subscriptions.list_by_line_item(item.id):
@@ -115,6 +116,8 @@ class ProductRecords:
                 log.warning("no handler for line item type %s", item.subscription_type.name)
                 continue
             vm = await uow.vms.get_by_line_item(item.id)
+            if vm is None and unrestorable:
+                continue  # its VM stays deleted; the money became account credit
             if vm is None:
                 self.problems.append(f"line item {item.id}: no live VM on line item {item.id}")
                 continue

@@ -10,7 +10,8 @@ provider between the two (a network call never runs inside a transaction).
 
 The booking transaction holds the money and everything it changes in storage: the flip
 `is_paid 0 → 1` (the exactly-once gate), the subscription extended through
-`domain.subscription`, revived VMs, rival Upgrade and Purchase invoices expired, the products'
+`domain.subscription`, revived VMs (or, when a deleted VM cannot be restored, the payment's
+value booked as account credit instead), rival Upgrade and Purchase invoices expired, the products'
 records (`ProductRecords`: VM history, IP ranges, an Upgrade applied) and the `on_booked`
 effects. After the commit a `PaymentCompleted` event goes to its subscribers
 (`app.billing.payment_completed`), which never undo the payment.
@@ -25,12 +26,14 @@ from datetime import datetime
 import attrs
 
 from app.billing.booked_records import ProductRecords
+from app.billing.credit_overpayment import credit_unrestorable
 from app.billing.credit_release import respend_released
 from app.billing.errors import PaymentNotFound
 from app.billing.invoicing import issue_invoice
 from app.billing.payment_completed import Reactions, Subscriber, default_subscribers, publish
 from app.billing.price_in_force import price_in_force_or_none
 from app.billing.rails import PaymentRails
+from app.billing.restorable import why_unrestorable
 from domain.credit import Credit, CreditMode, credit_payment, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.events import PaymentCompleted
@@ -142,9 +145,12 @@ async def book_payment(
     worker won the race) nothing else happens and the result is None, so replayed
     settlements, duplicate webhooks and admin double clicks extend a subscription once.
 
-    Soft-deleted VMs of the subscription are brought back (lifecycle.md D20 step 2), except
-    for an Upgrade payment: it never re-activates a lapsed subscription (D12), so it does not
-    resurrect its VM either. Each `on_booked` effect runs last, in the same transaction (a
+    Soft-deleted VMs of the subscription are brought back (lifecycle.md D20 step 2, D24),
+    except for an Upgrade payment: it never re-activates a lapsed subscription (D12), so it
+    does not resurrect its VM either. A Purchase/Renewal for a deleted VM that cannot be
+    restored (`app.billing.restorable`: host or template gone or disabled) buys no time and
+    leaves the subscription and VM as they are: its value becomes account credit
+    (`credit_unrestorable`, issue 13) and the admins are told (`CreditMode.UNRESTORABLE`). Each `on_booked` effect runs last, in the same transaction (a
     process killed between two transactions would otherwise leave a booked payment without
     its records for good, since a replay finds it paid and does nothing: tests/e2e kill -9).
     """
@@ -181,11 +187,21 @@ async def _apply(
     paid = mark_paid(payment, now)
     upgrade = payment.payment_type == SubscriptionPaymentType.UPGRADE
     vm_before = await uow.vms.get_by_subscription(before.id)
-    revived = 0 if upgrade else await uow.vms.undelete_for_subscription(before.id)
+    why = None
+    if not upgrade and vm_before is not None and vm_before.deleted:
+        why = await why_unrestorable(uow, vm_before)
+    revived = 0 if upgrade or why else await uow.vms.undelete_for_subscription(before.id)
     items = await uow.line_items.list_by_subscription(before.id)
     credit = None
     if upgrade:
         after = apply_paid_payment(before, payment, now)
+    elif why is not None:
+        # the money arrived but the VM cannot come back: no time, its value as account credit
+        after = before
+        booked = await credit_unrestorable(uow, paid, before.currency, why)
+        credit = _unrestorable(now, why, booked)
+        paid = _with_credit(paid, credit)
+        await uow.payments.update(paid)
     else:
         # the price in force NOW, read under the subscription lock: a quote made at another
         # price buys by value, never its old time (D23)
@@ -220,6 +236,12 @@ async def _apply(
         credit=credit,
         cancelled_purchases=rivals,
     )
+
+
+def _unrestorable(now: datetime, why: str, booked: int) -> Credit:
+    """No time bought, and why; the admins are told (`needs_operator`)."""
+    reasons = (why,) if booked > 0 else (why, "its value could not be booked as credit")
+    return Credit(mode=CreditMode.UNRESTORABLE, base=now, new_expiry=now, changes=reasons)
 
 
 def _with_credit(paid: SubscriptionPayment, credit: Credit) -> SubscriptionPayment:

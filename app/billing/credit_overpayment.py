@@ -21,10 +21,9 @@ async def credit_unrestorable(
 
     The value is what was received (amount, tax excluded, plus the credit it applied) in
     the subscription's list currency, at the payment's own BTC rate for a Lightning payment.
-    Booked once per payment (reference: its id), so replays change nothing.
-    TODO(issue 13): completion does not call this yet: D24 revives a deleted VM on any
-    payment, and deciding "cannot be restored" (host disabled or removed) belongs to the
-    completion rules (`app/billing/completion.py`); the call goes where that is decided.
+    Booked once per payment (reference: its id), so replays change nothing. Called by the
+    booking (`app.billing.completion`) for a payment whose deleted VM cannot be restored
+    (`app.billing.restorable`), behind its `is_paid` gate.
     """
     try:
         target = Currency.parse(list_currency)

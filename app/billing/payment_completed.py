@@ -140,6 +140,7 @@ def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:
         CreditMode.CALENDAR: f"credited as quoted: {credit.seconds} seconds",
         CreditMode.UNVALUED: "NOT credited: it cannot be valued at the current price",
         CreditMode.UNPRICED: f"credited as quoted ({credit.seconds} seconds): no current price",
+        CreditMode.UNRESTORABLE: "booked as account credit: its deleted VM cannot be restored",
     }[credit.mode]
     lines = [
         f"Payment {payment.id.hex()} of {formatted(payment)} for subscription {sub.id} "
@@ -148,10 +149,16 @@ def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:
     if credit.intervals is not None and credit.mode is CreditMode.BY_VALUE:
         share = Decimal(credit.intervals.numerator) / Decimal(credit.intervals.denominator)
         lines.append(f"It buys {share:.4f} intervals at today's price.")
-    if credit.changes:
+    if credit.changes and credit.mode is CreditMode.UNRESTORABLE:
+        lines.append("Why: " + "; ".join(credit.changes) + ".")
+    elif credit.changes:
         lines.append("Changed since the quote: " + "; ".join(credit.changes) + ".")
     if credit.capped:
         lines.append("The time was capped; the rest is for you to settle with the user.")
     expires = sub.expires.isoformat() if sub.expires else "none"
     lines.append(f"The subscription now expires {expires}.")
+    if credit.mode is CreditMode.UNRESTORABLE:
+        return f"[Subscription {sub.id}] Payment for a VM that cannot be restored", "\n".join(
+            lines
+        )
     return f"[Subscription {sub.id}] Payment at a changed price", "\n".join(lines)

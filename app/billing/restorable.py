@@ -1,0 +1,35 @@
+"""Whether a deleted VM can still be restored by a payment (D24), and if not, why."""
+
+from __future__ import annotations
+
+from domain.model import Vm
+from ports.storage import UnitOfWork
+
+
+async def why_unrestorable(uow: UnitOfWork, vm: Vm) -> str | None:
+    """None when the VM can be re-created where it was, with what it was sold as; else the
+    reason it cannot: its host row gone or disabled, its template (or custom template, or
+    that template's pricing) gone or disabled."""
+    host = await uow.hosts.get(vm.host_id)
+    if host is None:
+        return f"host {vm.host_id} of VM {vm.id} is gone"
+    if not host.enabled:
+        return f"host {vm.host_id} of VM {vm.id} is disabled"
+    if vm.template_id is not None:
+        template = await uow.templates.get(vm.template_id)
+        if template is None:
+            return f"template {vm.template_id} of VM {vm.id} is gone"
+        if not template.enabled:
+            return f"template {vm.template_id} of VM {vm.id} is disabled"
+        return None
+    if vm.custom_template_id is None:
+        return f"VM {vm.id} has no template"
+    custom = await uow.custom_templates.get(vm.custom_template_id)
+    if custom is None:
+        return f"custom template {vm.custom_template_id} of VM {vm.id} is gone"
+    pricing = await uow.custom_pricing.get(custom.pricing_id)
+    if pricing is None:
+        return f"custom pricing {custom.pricing_id} of VM {vm.id} is gone"
+    if not pricing.enabled:
+        return f"custom pricing {custom.pricing_id} of VM {vm.id} is disabled"
+    return None
