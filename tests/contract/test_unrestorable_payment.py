@@ -1,0 +1,172 @@
+"""Issue 13 on memory, SQLite and MariaDB: a payment for a deleted VM that cannot be restored
+(host or template disabled) buys no time, revives nothing and becomes account credit, once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import attrs
+import pytest
+
+from adapters.memory.storage import MemoryUnitOfWorkFactory
+from app.worker.jobs import build_handlers
+from domain.account_credit import CreditReason
+from domain.credit import payment_meta
+from domain.exchange import msat_to_fiat
+from domain.model import Subscription, SubscriptionPayment, Vm
+from domain.price_basis import CREDIT_KEY
+from tests.contract import storage_backends
+from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
+from tests.contract.storage_backends import Database
+from tests.unit.worker.world import DAY, World
+
+database = storage_backends.database
+SECOND = timedelta(seconds=1)
+NOTICE = "Payment for a VM that cannot be restored"
+
+
+@pytest.fixture
+async def world(database: Database) -> AsyncIterator[World]:
+    def wired(w: World) -> World:
+        w.deps = attrs.evolve(w.deps, payment_canceller=w.shop.rails)
+        w.handlers = build_handlers(w.deps)
+        return w
+
+    if database.url is None:
+        yield wired(await world_over(MemoryUnitOfWorkFactory()))
+        return
+    async with engine_on(database) as engine:
+        await empty_tables(engine, database.kind)
+        yield wired(await world_over(sql_factory(engine)))
+
+
+async def _deleted_with_late_renewal(world: World) -> tuple[Vm, SubscriptionPayment]:
+    """A paid VM left to expire and be deleted, a renewal asked for in its grace period."""
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    world.at(sub.expires + SECOND)
+    await world.lifecycle()
+    world.at(sub.expires + 7 * DAY - timedelta(minutes=5))
+    renewal = await world.renew(vm)
+    world.at(sub.expires + 7 * DAY + SECOND)
+    await world.lifecycle()
+    assert (await world.shop.vm(vm.id)).deleted
+    world.advance(timedelta(minutes=2))
+    return vm, renewal
+
+
+async def _disable_host(world: World, vm: Vm) -> None:
+    async with world.shop.factory() as uow:
+        host = await uow.hosts.get(vm.host_id)
+        assert host is not None
+        await uow.hosts.update(attrs.evolve(host, enabled=False))
+        await uow.commit()
+
+
+async def _disable_template(world: World, vm: Vm) -> None:
+    assert vm.template_id is not None
+    async with world.shop.factory() as uow:
+        template = await uow.templates.get(vm.template_id)
+        assert template is not None
+        await uow.templates.update(attrs.evolve(template, enabled=False))
+        await uow.commit()
+
+
+async def _credit(world: World, sub: Subscription, payment: SubscriptionPayment) -> list[int]:
+    async with world.shop.factory() as uow:
+        entries = await uow.credit_ledger.list_by_reference(payment.id.hex())
+        return [
+            e.amount
+            for e in entries
+            if e.reason is CreditReason.OVERPAYMENT and e.currency == sub.currency
+        ]
+
+
+async def _balance(world: World, sub: Subscription) -> int:
+    async with world.shop.factory() as uow:
+        return (await uow.credit_ledger.balances(sub.user_id)).get(sub.currency, 0)
+
+
+async def _assert_credited_once(
+    world: World, vm: Vm, sub_before: Subscription, renewal: SubscriptionPayment
+) -> None:
+    """VM and subscription untouched, the payment paid without time, credit once, invoiced."""
+    assert (await world.shop.vm(vm.id)).deleted
+    assert world.host_state(vm.id) is None
+    assert await world.sub(vm) == sub_before
+    paid = await world.shop.payment(renewal.id)
+    assert paid.is_paid and paid.time_value == 0
+    credit = payment_meta(paid)[CREDIT_KEY]
+    assert credit["mode"] == "unrestorable" and credit["seconds"] == 0
+    assert any(f"VM {vm.id}" in why for why in credit["changes"])
+    # a Lightning payment: its value in the list currency at its own rate, tax excluded
+    assert paid.currency == "BTC" and sub_before.currency == "EUR"
+    value = msat_to_fiat(paid.amount, paid.rate)
+    assert value > 0
+    assert await _credit(world, sub_before, paid) == [value]
+    assert await _balance(world, sub_before) == value
+    async with world.shop.factory() as uow:
+        invoice = await uow.invoices.get_by_payment(paid.id)
+    assert invoice is not None and invoice.currency == sub_before.currency
+    assert invoice.total > 0 and invoice.content["btc_msat"] == paid.total
+
+
+async def test_host_disabled_the_payment_becomes_credit_not_a_revived_vm(world: World) -> None:
+    vm, renewal = await _deleted_with_late_renewal(world)
+    await _disable_host(world, vm)
+    sub_before = await world.sub(vm)
+
+    report = await world.complete(renewal)
+    await world.run_jobs()
+
+    assert report.completed
+    await _assert_credited_once(world, vm, sub_before, renewal)
+    [notice] = [n for n in world.notifier.to_admins() if NOTICE in n.title]
+    assert f"host {vm.host_id} of VM {vm.id} is disabled" in notice.message
+    assert not world.notifier.titled(f"[VM{vm.id}] Re-created after deletion")
+
+    again = await world.complete(renewal)  # a replayed settlement
+    assert not again.completed
+    await _assert_credited_once(world, vm, sub_before, renewal)
+
+
+async def test_template_disabled_the_payment_becomes_credit(world: World) -> None:
+    vm, renewal = await _deleted_with_late_renewal(world)
+    await _disable_template(world, vm)
+    sub_before = await world.sub(vm)
+
+    report = await world.complete(renewal)
+
+    assert report.completed and report.jobs  # the admins' notice, no SpawnVm
+    assert all(type(job).__name__ == "SendAdminNotification" for job in report.jobs)
+    await _assert_credited_once(world, vm, sub_before, renewal)
+
+
+async def test_two_concurrent_completions_credit_once(world: World) -> None:
+    vm, renewal = await _deleted_with_late_renewal(world)
+    await _disable_host(world, vm)
+    sub_before = await world.sub(vm)
+
+    reports = await asyncio.gather(world.complete(renewal), world.complete(renewal))
+
+    assert sorted(r.completed for r in reports) == [False, True]
+    await _assert_credited_once(world, vm, sub_before, renewal)
+
+
+async def test_host_present_the_vm_is_revived_as_d24_says(world: World) -> None:
+    vm, renewal = await _deleted_with_late_renewal(world)
+    sub_before = await world.sub(vm)
+
+    report = await world.complete(renewal)
+    await world.run_jobs()
+
+    assert report.completed and not (await world.shop.vm(vm.id)).deleted
+    assert world.host_state(vm.id) == "running"
+    after = await world.sub(vm)
+    assert after.expires is not None and after.expires > world.now
+    assert after != sub_before
+    assert await _credit(world, sub_before, renewal) == []
+    assert await _balance(world, sub_before) == 0
