@@ -150,9 +150,11 @@ async def book_payment(
     does not resurrect its VM either. A Purchase/Renewal for a deleted VM that cannot be
     restored (`app.billing.restorable`: host or template gone or disabled) buys no time and
     leaves the subscription and VM as they are: its value becomes account credit
-    (`credit_unrestorable`, issue 13) and the admins are told (`CreditMode.UNRESTORABLE`). Each `on_booked` effect runs last, in the same transaction (a
-    process killed between two transactions would otherwise leave a booked payment without
-    its records for good, since a replay finds it paid and does nothing: tests/e2e kill -9).
+    (`credit_unrestorable`, issue 13) and the admins are told (`CreditMode.UNRESTORABLE`).
+
+    Each `on_booked` effect runs last, in the same transaction (a process killed between two
+    transactions would otherwise leave a booked payment without its records for good, since
+    a replay finds it paid and does nothing: tests/e2e kill -9).
     """
     now = clock.now()
     async with uow_factory() as uow:
