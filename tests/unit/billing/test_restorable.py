@@ -1,0 +1,82 @@
+"""Which deleted VMs a payment may still restore, and the reason when it may not (issue 13)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from adapters.memory.storage import MemoryUnitOfWorkFactory
+from app.billing.restorable import why_unrestorable
+from domain.enums import DiskInterface, DiskType
+from domain.model import CustomTemplate, Vm
+from tests.http.demo_catalogue import Demo, seed_demo
+
+GIB = 1024**3
+
+
+@pytest.fixture
+async def seeded() -> tuple[MemoryUnitOfWorkFactory, Demo]:
+    store = MemoryUnitOfWorkFactory()
+    return store, await seed_demo(store, datetime(2026, 6, 1, tzinfo=UTC))
+
+
+def _vm(host_id: int, template_id: int | None, custom_template_id: int | None = None) -> Vm:
+    return Vm(
+        id=7,
+        host_id=host_id,
+        user_id=1,
+        image_id=1,
+        template_id=template_id,
+        custom_template_id=custom_template_id,
+        ssh_key_id=1,
+        disk_id=1,
+        subscription_line_item_id=1,
+        deleted=True,
+    )
+
+
+async def _why(store: MemoryUnitOfWorkFactory, vm: Vm) -> str | None:
+    async with store() as uow:
+        return await why_unrestorable(uow, vm)
+
+
+async def _custom(store: MemoryUnitOfWorkFactory, pricing_id: int) -> int:
+    async with store() as uow:
+        spec = await uow.custom_templates.add(
+            CustomTemplate(
+                id=0,
+                cpu=2,
+                memory=2 * GIB,
+                disk_size=40 * GIB,
+                disk_type=DiskType.SSD,
+                disk_interface=DiskInterface.PCIE,
+                pricing_id=pricing_id,
+            )
+        )
+        await uow.commit()
+    return spec.id
+
+
+async def test_standard_templates(seeded: tuple[MemoryUnitOfWorkFactory, Demo]) -> None:
+    store, demo = seeded
+    assert await _why(store, _vm(demo.host, demo.tiny)) is None
+    assert await _why(store, _vm(999, demo.tiny)) == "host 999 of VM 7 is gone"
+    assert await _why(store, _vm(demo.host, 999)) == "template 999 of VM 7 is gone"
+    assert (
+        await _why(store, _vm(demo.host, demo.retired))
+        == f"template {demo.retired} of VM 7 is disabled"
+    )
+    assert await _why(store, _vm(demo.host, None)) == "VM 7 has no template"
+
+
+async def test_custom_templates(seeded: tuple[MemoryUnitOfWorkFactory, Demo]) -> None:
+    store, demo = seeded
+    live = await _custom(store, demo.custom)
+    retired = await _custom(store, demo.old_custom)
+    assert await _why(store, _vm(demo.host, None, live)) is None
+    assert (
+        await _why(store, _vm(demo.host, None, retired))
+        == f"custom pricing {demo.old_custom} of VM 7 is disabled"
+    )
+    assert await _why(store, _vm(demo.host, None, 999)) == "custom template 999 of VM 7 is gone"
