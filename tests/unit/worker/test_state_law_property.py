@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-from hypothesis import HealthCheck, given, settings
+import attrs
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from app.admin.subscriptions import SubscriptionPatch, update_subscription
@@ -37,8 +38,29 @@ STEPS = st.one_of(
     st.tuples(st.just("lifecycle"), st.integers(0, 0)),
     st.tuples(st.just("vm_check"), st.integers(0, 0)),
     st.tuples(st.just("jobs"), st.integers(0, 0)),
+    st.tuples(st.just("host"), st.integers(0, 1)),  # disabled (0) or enabled again (1)
     st.tuples(st.just("wait"), st.sampled_from([60, 3600, 20 * 3600, 3 * 86_400, 40 * 86_400])),
 )
+
+#: a renewal paid after its VM was deleted and its host disabled: credit, no revival (issue 13)
+UNRESTORABLE = [
+    ("order", 0),
+    ("renew", 0),
+    ("pay", 0),
+    ("jobs", 0),
+    ("renew", 0),
+    ("wait", 40 * 86_400),
+    ("lifecycle", 0),
+    ("wait", 40 * 86_400),
+    ("lifecycle", 0),
+    ("host", 0),
+    ("pay", 1),
+    ("jobs", 0),
+    ("vm_check", 0),
+    ("host", 1),
+    ("lifecycle", 0),
+    ("jobs", 0),
+]
 
 
 async def _snapshot(world: World) -> Snapshot:
@@ -108,6 +130,11 @@ async def _step(world: World, kind: str, arg: int, vms: list[Vm], invoices: list
             clock=world.clock,
             rails=world.shop.rails,
         )
+    elif kind == "host":  # a disabled host makes its deleted VMs unrestorable (issue 13)
+        async with world.shop.factory() as uow:
+            for host in await uow.hosts.list_all():
+                await uow.hosts.update(attrs.evolve(host, enabled=arg == 1))
+            await uow.commit()
     elif kind == "lifecycle":
         await world.lifecycle()
     elif kind == "vm_check":
@@ -136,6 +163,7 @@ async def _scenario(steps: list[tuple[str, int]]) -> None:
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(STEPS, min_size=10, max_size=40))
+@example(UNRESTORABLE)
 def test_no_sequence_of_use_cases_makes_a_forbidden_transition(
     steps: list[tuple[str, int]],
 ) -> None:
