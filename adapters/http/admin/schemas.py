@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+from adapters.http.admin.schemas_catalogue import BOOL, CPU_FIELDS, NULL_STRING, NUMBER
 from adapters.http.openapi import Schema
 from adapters.http.views_schema import (
-    CPU_ARCH,
-    CPU_FEATURES,
-    CPU_MFG,
     DATETIME,
     DISK_INTERFACE,
     DISK_TYPE,
@@ -18,10 +16,7 @@ from adapters.http.views_schema import (
 from adapters.http.vm_schemas import RUNNING_STATE
 from domain.enums import PaymentMethod
 
-BOOL: Schema = {"type": "boolean"}
-NUMBER: Schema = {"type": "number"}
 ANY: Schema = {}
-NULL_STRING = nullable(STRING)
 NULL_TIME = nullable(DATETIME)
 METHOD: Schema = {"type": "string", "enum": PaymentMethod.wire_names()}
 
@@ -166,12 +161,7 @@ VM = obj(
         "disabled": BOOL,
         "ref_code": NULL_STRING,
     },
-    {
-        "cpu_mfg": CPU_MFG,
-        "cpu_arch": CPU_ARCH,
-        "cpu_features": CPU_FEATURES,
-        "subscription": SUBSCRIPTION,
-    },
+    {**CPU_FIELDS, "subscription": SUBSCRIPTION},
 )
 PAYMENT_METHOD = obj(
     {

@@ -22,7 +22,11 @@ UINT: Schema = U64
 NULL_STRING = nullable(STRING)
 NULL_U64 = nullable(U64)
 INTERVAL: Schema = {"type": "string", "enum": ["day", "month", "year"]}
-_CPU = {"cpu_mfg": CPU_MFG, "cpu_arch": CPU_ARCH, "cpu_features": CPU_FEATURES}
+CPU_FIELDS: dict[str, Schema] = {
+    "cpu_mfg": CPU_MFG,
+    "cpu_arch": CPU_ARCH,
+    "cpu_features": CPU_FEATURES,
+}
 _CAPS = {
     **{
         n: U64
@@ -113,7 +117,7 @@ HOST = obj(
         "ssh_user": NULL_STRING,
         "ssh_key_configured": BOOL,
     },
-    _CPU,
+    CPU_FIELDS,
 )
 COST_PLAN = obj(
     {
@@ -145,7 +149,7 @@ TEMPLATE = obj(
         "cost_plan_name": NULL_STRING,
         "active_vm_count": U64,
     },
-    {**_CPU, **_CAPS},
+    {**CPU_FIELDS, **_CAPS},
 )
 PRICING_DISK = obj(
     {
@@ -178,7 +182,7 @@ PRICING = obj(
         "disk_pricing": {"type": "array", "items": PRICING_DISK},
         "template_count": U64,
     },
-    {**_CPU, **_CAPS},
+    {**CPU_FIELDS, **_CAPS},
 )
 IMAGE = obj(
     {
