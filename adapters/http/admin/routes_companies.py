@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
 from adapters.http.admin.common import ID, add
-from adapters.http.admin.crud import (
-    create_route,
-    delete_route,
-    get_route,
-    list_route,
-    update_route,
-)
 from adapters.http.admin.views_catalogue import company_json
 from adapters.http.openapi import RouteTable
 from adapters.http.vm_params import json_object
@@ -46,17 +40,19 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-list_companies = list_route(_RES, lambda _, s: s.infra.list_companies(), company_json)
+list_companies = crud.list_route(_RES, lambda _, s: s.infra.list_companies(), company_json)
 
-get_company = get_route(_RES, lambda s, i: s.infra.get_company(i), company_json)
+get_company = crud.get_route(_RES, lambda s, i: s.infra.get_company(i), company_json)
 
-create_company = create_route(_RES, _fields, lambda s, b: s.infra.create_company(b), company_json)
+create_company = crud.create_route(
+    _RES, _fields, lambda s, b: s.infra.create_company(b), company_json
+)
 
-update_company = update_route(
+update_company = crud.update_route(
     _RES, _fields, lambda s, i, b: s.infra.update_company(i, b), company_json
 )
 
-delete_company = delete_route(_RES, lambda s, i: s.infra.delete_company(i), lambda _: None)
+delete_company = crud.delete_route(_RES, lambda s, i: s.infra.delete_company(i), lambda _: None)
 
 
 def add_admin_company_routes(table: RouteTable) -> None:

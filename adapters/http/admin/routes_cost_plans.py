@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
 from adapters.http.admin.common import ID, add
-from adapters.http.admin.crud import (
-    create_route,
-    delete_route,
-    get_route,
-    list_route,
-    update_route,
-)
 from adapters.http.admin.views_catalogue import cost_plan_json
 from adapters.http.openapi import RouteTable
 from adapters.http.vm_params import json_object
@@ -35,17 +29,19 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-list_plans = list_route(_RES, lambda _, s: s.infra.list_cost_plans(), cost_plan_json)
+list_plans = crud.list_route(_RES, lambda _, s: s.infra.list_cost_plans(), cost_plan_json)
 
-get_plan = get_route(_RES, lambda s, i: s.infra.get_cost_plan(i), cost_plan_json)
+get_plan = crud.get_route(_RES, lambda s, i: s.infra.get_cost_plan(i), cost_plan_json)
 
-create_plan = create_route(_RES, _fields, lambda s, b: s.infra.create_cost_plan(b), cost_plan_json)
+create_plan = crud.create_route(
+    _RES, _fields, lambda s, b: s.infra.create_cost_plan(b), cost_plan_json
+)
 
-update_plan = update_route(
+update_plan = crud.update_route(
     _RES, _fields, lambda s, i, b: s.infra.update_cost_plan(i, b), cost_plan_json
 )
 
-delete_plan = delete_route(
+delete_plan = crud.delete_route(
     _RES,
     lambda s, i: s.infra.delete_cost_plan(i),
     lambda _: {"success": True, "message": "Cost plan deleted successfully"},

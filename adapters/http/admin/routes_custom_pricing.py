@@ -6,17 +6,11 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
 from adapters.http.admin.auth import Admin, require
 from adapters.http.admin.common import ID, add, query_uint
-from adapters.http.admin.crud import (
-    create_route,
-    delete_route,
-    get_route,
-    list_route,
-    update_route,
-)
 from adapters.http.admin.views_catalogue import pricing_json
 from adapters.http.context import services
 from adapters.http.envelope import data_response
@@ -64,7 +58,7 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-list_pricing = list_route(
+list_pricing = crud.list_route(
     _RES,
     lambda request, s: s.infra.list_custom_pricings(
         query_uint(request.query, "region_id"), f.query_flag(request.query, "enabled")
@@ -72,17 +66,17 @@ list_pricing = list_route(
     pricing_json,
 )
 
-get_pricing = get_route(_RES, lambda s, i: s.infra.get_custom_pricing(i), pricing_json)
+get_pricing = crud.get_route(_RES, lambda s, i: s.infra.get_custom_pricing(i), pricing_json)
 
-create_pricing = create_route(
+create_pricing = crud.create_route(
     _RES, _fields, lambda s, b: s.infra.create_custom_pricing(b), pricing_json
 )
 
-update_pricing = update_route(
+update_pricing = crud.update_route(
     _RES, _fields, lambda s, i, b: s.infra.update_custom_pricing(i, b), pricing_json
 )
 
-delete_pricing = delete_route(
+delete_pricing = crud.delete_route(
     _RES,
     lambda s, i: s.infra.delete_custom_pricing(i),
     lambda message: {"success": True, "message": message},

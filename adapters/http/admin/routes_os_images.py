@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
 from adapters.http.admin.auth import Admin, require
 from adapters.http.admin.common import ID, add, query_uint
-from adapters.http.admin.crud import (
-    create_route,
-    delete_route,
-    get_route,
-    list_route,
-    update_route,
-)
 from adapters.http.admin.views_catalogue import image_json
 from adapters.http.context import services
 from adapters.http.envelope import data_response
@@ -40,15 +34,17 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-list_images = list_route(_RES, lambda _, s: s.infra.list_images(), image_json)
+list_images = crud.list_route(_RES, lambda _, s: s.infra.list_images(), image_json)
 
-get_image = get_route(_RES, lambda s, i: s.infra.get_image(i), image_json)
+get_image = crud.get_route(_RES, lambda s, i: s.infra.get_image(i), image_json)
 
-create_image = create_route(_RES, _fields, lambda s, b: s.infra.create_image(b), image_json)
+create_image = crud.create_route(_RES, _fields, lambda s, b: s.infra.create_image(b), image_json)
 
-update_image = update_route(_RES, _fields, lambda s, i, b: s.infra.update_image(i, b), image_json)
+update_image = crud.update_route(
+    _RES, _fields, lambda s, i, b: s.infra.update_image(i, b), image_json
+)
 
-delete_image = delete_route(
+delete_image = crud.delete_route(
     _RES, lambda s, i: s.infra.delete_image(i), lambda _: "VM OS image deleted successfully"
 )
 

@@ -5,17 +5,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
 from adapters.http.admin.auth import Admin, require
 from adapters.http.admin.common import ID, add
-from adapters.http.admin.crud import (
-    create_route,
-    delete_route,
-    get_route,
-    list_route,
-    update_route,
-)
 from adapters.http.admin.views_catalogue import region_json
 from adapters.http.context import services
 from adapters.http.envelope import data_response
@@ -35,13 +29,13 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-list_regions = list_route(
+list_regions = crud.list_route(
     _RES,
     lambda request, s: s.infra.list_regions(f.query_flag(request.query, "enabled")),
     region_json,
 )
 
-get_region = get_route(_RES, lambda s, i: s.infra.get_region(i), region_json)
+get_region = crud.get_route(_RES, lambda s, i: s.infra.get_region(i), region_json)
 
 
 @require(_RES, AdminAction.VIEW)
@@ -50,13 +44,13 @@ async def region_stats(request: web.Request, admin: Admin) -> web.StreamResponse
     return data_response({"total_hosts": info.host_count, "total_vms": info.total_vms})
 
 
-create_region = create_route(_RES, _fields, lambda s, b: s.infra.create_region(b), region_json)
+create_region = crud.create_route(_RES, _fields, lambda s, b: s.infra.create_region(b), region_json)
 
-update_region = update_route(
+update_region = crud.update_route(
     _RES, _fields, lambda s, i, b: s.infra.update_region(i, b), region_json
 )
 
-delete_region = delete_route(
+delete_region = crud.delete_route(
     _RES,
     lambda s, i: s.infra.disable_region(i),
     lambda _: {"success": True, "message": "Region disabled successfully"},

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
 from adapters.http.admin.common import ID, add
-from adapters.http.admin.crud import (
-    create_route,
-    delete_route,
-    get_route,
-    list_route,
-    update_route,
-)
 from adapters.http.admin.routes_cost_plans import MAX_INTERVALS
 from adapters.http.admin.views_catalogue import template_json
 from adapters.http.openapi import RouteTable
@@ -46,19 +40,19 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-list_templates = list_route(_RES, lambda _, s: s.infra.list_templates(), template_json)
+list_templates = crud.list_route(_RES, lambda _, s: s.infra.list_templates(), template_json)
 
-get_template = get_route(_RES, lambda s, i: s.infra.get_template(i), template_json)
+get_template = crud.get_route(_RES, lambda s, i: s.infra.get_template(i), template_json)
 
-create_template = create_route(
+create_template = crud.create_route(
     _RES, _fields, lambda s, b: s.infra.create_template(b), template_json
 )
 
-update_template = update_route(
+update_template = crud.update_route(
     _RES, _fields, lambda s, i, b: s.infra.update_template(i, b), template_json
 )
 
-delete_template = delete_route(
+delete_template = crud.delete_route(
     _RES,
     lambda s, i: s.infra.delete_template(i),
     lambda message: {"success": True, "message": message},
