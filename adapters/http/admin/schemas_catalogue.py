@@ -15,6 +15,7 @@ from adapters.http.views_schema import (
     nullable,
     obj,
 )
+from app.admin.companies import ADDRESS_FIELDS
 
 BOOL: Schema = {"type": "boolean"}
 NUMBER: Schema = {"type": "number"}
@@ -40,24 +41,13 @@ _CAPS = {
     },
     "cpu_limit": NUMBER,
 }
-_ADDRESS = (
-    "address_1",
-    "address_2",
-    "city",
-    "state",
-    "country_code",
-    "tax_id",
-    "postcode",
-    "phone",
-    "email",
-)
 
 COMPANY = obj(
     {
         "id": U64,
         "created": DATETIME,
         "name": STRING,
-        **{n: NULL_STRING for n in _ADDRESS},
+        **{n: NULL_STRING for n in ADDRESS_FIELDS},
         "base_currency": STRING,
         "region_count": U64,
     }
