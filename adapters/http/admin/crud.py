@@ -66,13 +66,9 @@ def create_route(
     render: Render[R],
 ) -> Handler:
     """POST: the body read by `fields`, then the created record, rendered."""
-
-    @require(resource, AdminAction.CREATE)
-    async def handler(request: web.Request, admin: Admin) -> web.StreamResponse:
-        body = await fields(request, patch=False)
-        return data_response(render(await create(services(request), body)))
-
-    return handler
+    return _body_route(
+        resource, AdminAction.CREATE, fields, lambda svc, _, body: create(svc, body), render
+    )
 
 
 def update_route(
@@ -82,11 +78,28 @@ def update_route(
     render: Render[R],
 ) -> Handler:
     """PATCH …/{id}: the fields sent (read before the id), then the updated record, rendered."""
+    return _body_route(
+        resource,
+        AdminAction.UPDATE,
+        fields,
+        lambda svc, request, body: update(svc, path_id(request), body),
+        render,
+    )
 
-    @require(resource, AdminAction.UPDATE)
+
+def _body_route(
+    resource: AdminResource,
+    action: AdminAction,
+    fields: ReadFields,
+    write: Callable[[Services, web.Request, Fields], Awaitable[R]],
+    render: Render[R],
+) -> Handler:
+    """A write whose body `fields` reads (a PATCH: only the fields sent), rendered."""
+
+    @require(resource, action)
     async def handler(request: web.Request, admin: Admin) -> web.StreamResponse:
-        body = await fields(request, patch=True)
-        return data_response(render(await update(services(request), path_id(request), body)))
+        body = await fields(request, patch=action is AdminAction.UPDATE)
+        return data_response(render(await write(services(request), request, body)))
 
     return handler
 
