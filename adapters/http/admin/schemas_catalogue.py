@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from adapters.http.admin.fields import INTEGER_CAPS
 from adapters.http.openapi import Schema
 from adapters.http.views_schema import (
     CPU_ARCH,
@@ -29,16 +30,7 @@ CPU_FIELDS: dict[str, Schema] = {
     "cpu_features": CPU_FEATURES,
 }
 _CAPS = {
-    **{
-        n: U64
-        for n in (
-            "disk_iops_read",
-            "disk_iops_write",
-            "disk_mbps_read",
-            "disk_mbps_write",
-            "network_mbps",
-        )
-    },
+    **{n: U64 for n in INTEGER_CAPS},
     "cpu_limit": NUMBER,
 }
 
