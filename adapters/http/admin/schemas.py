@@ -14,6 +14,7 @@ from adapters.http.views_schema import (
     obj,
 )
 from adapters.http.vm_schemas import RUNNING_STATE
+from app.admin.users import TEXT_FIELDS
 from domain.enums import PaymentMethod
 
 ANY: Schema = {}
@@ -30,19 +31,7 @@ USER = obj(
         "contact_nip17": BOOL,
         "contact_email": BOOL,
         "billing_vat_validated": BOOL,
-        **{
-            n: NULL_STRING
-            for n in (
-                "country_code",
-                "billing_name",
-                "billing_address_1",
-                "billing_address_2",
-                "billing_city",
-                "billing_state",
-                "billing_postcode",
-                "billing_tax_id",
-            )
-        },
+        **{n: NULL_STRING for n in ("country_code", *TEXT_FIELDS)},
         "vm_count": U64,
         "last_login": {"type": "null"},
         "is_admin": BOOL,
