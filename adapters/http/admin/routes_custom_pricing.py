@@ -126,49 +126,21 @@ def add_admin_custom_pricing_routes(table: RouteTable) -> None:
         QueryParam("region_id", {"type": "integer", "minimum": 0}),
         QueryParam("enabled", {"type": "boolean"}),
     ]
-    add(
+    crud.add_routes(
         table,
-        "GET",
         "/custom_pricing",
-        list_pricing,
-        "Custom pricing models",
-        query=query,
-        response=sch.PRICING,
-        paginated=True,
-    )
-    add(
-        table,
-        "GET",
-        f"/custom_pricing/{ID}",
-        get_pricing,
-        "One custom pricing model",
-        response=sch.PRICING,
-    )
-    add(
-        table,
-        "POST",
-        "/custom_pricing",
-        create_pricing,
-        "Create a pricing model (prices per core / GiB / address per month)",
+        record=sch.PRICING,
         request=request,
-        response=sch.PRICING,
-    )
-    add(
-        table,
-        "PATCH",
-        f"/custom_pricing/{ID}",
-        update_pricing,
-        "Update a pricing model; disk_pricing replaces every disk row",
-        request=f.patch_of(request),
-        response=sch.PRICING,
-    )
-    add(
-        table,
-        "DELETE",
-        f"/custom_pricing/{ID}",
-        delete_pricing,
-        "Delete a pricing model (disabled instead while templates use it)",
-        response=sch.DELETED,
+        deleted=sch.DELETED,
+        query=query,
+        listing=(list_pricing, "Custom pricing models"),
+        one=(get_pricing, "One custom pricing model"),
+        create=(
+            create_pricing,
+            "Create a pricing model (prices per core / GiB / address per month)",
+        ),
+        update=(update_pricing, "Update a pricing model; disk_pricing replaces every disk row"),
+        delete=(delete_pricing, "Delete a pricing model (disabled instead while templates use it)"),
     )
     add(
         table,
