@@ -8,12 +8,10 @@ from typing import Any, Protocol, TypeVar
 from aiohttp import web
 
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, add, page_of
-from adapters.http.admin.fields import patch_of
+from adapters.http.admin.common import page_of
 from adapters.http.auth import Handler
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
-from adapters.http.openapi import QueryParam, RouteTable, Schema
 from adapters.http.vm_params import path_id
 from app.services import Services
 from domain.enums import AdminAction, AdminResource
@@ -118,31 +116,3 @@ def delete_route(
         return data_response(answer(await delete(services(request), path_id(request))))
 
     return handler
-
-
-#: a route's handler and its OpenAPI summary
-Described = tuple[Handler, str]
-
-
-def add_routes(
-    table: RouteTable,
-    path: str,
-    *,
-    record: Schema,
-    request: Schema,
-    deleted: Schema,
-    listing: Described,
-    one: Described,
-    create: Described,
-    update: Described,
-    delete: Described,
-    query: Sequence[QueryParam] = (),
-) -> None:
-    """Register, in this order, GET `path` (paginated, filtered by `query`), GET `path/{id}`,
-    POST `path`, PATCH `path/{id}` (`request` as a patch) and DELETE `path/{id}`."""
-    one_path = f"{path}/{ID}"
-    add(table, "GET", path, *listing, query=query, response=record, paginated=True)
-    add(table, "GET", one_path, *one, response=record)
-    add(table, "POST", path, *create, request=request, response=record)
-    add(table, "PATCH", one_path, *update, request=patch_of(request), response=record)
-    add(table, "DELETE", one_path, *delete, response=deleted)

@@ -7,6 +7,7 @@ from aiohttp import web
 from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
+from adapters.http.admin.common import ID, add
 from adapters.http.admin.views_catalogue import company_json
 from adapters.http.openapi import RouteTable
 from adapters.http.vm_params import json_object
@@ -62,18 +63,39 @@ def add_admin_company_routes(table: RouteTable) -> None:
             "base_currency": {"type": "string", "enum": list(uc.BASE_CURRENCIES)},
         },
     )
-    crud.add_routes(
+    add(
         table,
+        "GET",
         "/companies",
-        record=sch.COMPANY,
+        list_companies,
+        "Companies",
+        response=sch.COMPANY,
+        paginated=True,
+    )
+    add(table, "GET", f"/companies/{ID}", get_company, "One company", response=sch.COMPANY)
+    add(
+        table,
+        "POST",
+        "/companies",
+        create_company,
+        "Create a company (base_currency EUR by default)",
         request=request,
-        deleted=sch.NULL,
-        listing=(list_companies, "Companies"),
-        one=(get_company, "One company"),
-        create=(create_company, "Create a company (base_currency EUR by default)"),
-        update=(update_company, "Update a company (a blank optional field clears it)"),
-        delete=(
-            delete_company,
-            "Delete a company no region, IP space, config or subscription uses",
-        ),
+        response=sch.COMPANY,
+    )
+    add(
+        table,
+        "PATCH",
+        f"/companies/{ID}",
+        update_company,
+        "Update a company (a blank optional field clears it)",
+        request=f.patch_of(request),
+        response=sch.COMPANY,
+    )
+    add(
+        table,
+        "DELETE",
+        f"/companies/{ID}",
+        delete_company,
+        "Delete a company no region, IP space, config or subscription uses",
+        response=sch.NULL,
     )

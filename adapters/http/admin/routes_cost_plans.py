@@ -7,6 +7,7 @@ from aiohttp import web
 from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
+from adapters.http.admin.common import ID, add
 from adapters.http.admin.views_catalogue import cost_plan_json
 from adapters.http.openapi import RouteTable
 from adapters.http.vm_params import json_object
@@ -57,15 +58,39 @@ def add_admin_cost_plan_routes(table: RouteTable) -> None:
             "interval_type": sch.INTERVAL,
         }
     )
-    crud.add_routes(
+    add(
         table,
+        "GET",
         "/cost_plans",
-        record=sch.COST_PLAN,
+        list_plans,
+        "Cost plans, newest first",
+        response=sch.COST_PLAN,
+        paginated=True,
+    )
+    add(table, "GET", f"/cost_plans/{ID}", get_plan, "One cost plan", response=sch.COST_PLAN)
+    add(
+        table,
+        "POST",
+        "/cost_plans",
+        create_plan,
+        "Create a cost plan (amount in smallest units)",
         request=request,
-        deleted=sch.DELETED,
-        listing=(list_plans, "Cost plans, newest first"),
-        one=(get_plan, "One cost plan"),
-        create=(create_plan, "Create a cost plan (amount in smallest units)"),
-        update=(update_plan, "Update a cost plan (every template on it changes)"),
-        delete=(delete_plan, "Delete a cost plan no template uses"),
+        response=sch.COST_PLAN,
+    )
+    add(
+        table,
+        "PATCH",
+        f"/cost_plans/{ID}",
+        update_plan,
+        "Update a cost plan (every template on it changes)",
+        request=f.patch_of(request),
+        response=sch.COST_PLAN,
+    )
+    add(
+        table,
+        "DELETE",
+        f"/cost_plans/{ID}",
+        delete_plan,
+        "Delete a cost plan no template uses",
+        response=sch.DELETED,
     )

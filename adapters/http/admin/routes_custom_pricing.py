@@ -126,21 +126,49 @@ def add_admin_custom_pricing_routes(table: RouteTable) -> None:
         QueryParam("region_id", {"type": "integer", "minimum": 0}),
         QueryParam("enabled", {"type": "boolean"}),
     ]
-    crud.add_routes(
+    add(
         table,
+        "GET",
         "/custom_pricing",
-        record=sch.PRICING,
-        request=request,
-        deleted=sch.DELETED,
+        list_pricing,
+        "Custom pricing models",
         query=query,
-        listing=(list_pricing, "Custom pricing models"),
-        one=(get_pricing, "One custom pricing model"),
-        create=(
-            create_pricing,
-            "Create a pricing model (prices per core / GiB / address per month)",
-        ),
-        update=(update_pricing, "Update a pricing model; disk_pricing replaces every disk row"),
-        delete=(delete_pricing, "Delete a pricing model (disabled instead while templates use it)"),
+        response=sch.PRICING,
+        paginated=True,
+    )
+    add(
+        table,
+        "GET",
+        f"/custom_pricing/{ID}",
+        get_pricing,
+        "One custom pricing model",
+        response=sch.PRICING,
+    )
+    add(
+        table,
+        "POST",
+        "/custom_pricing",
+        create_pricing,
+        "Create a pricing model (prices per core / GiB / address per month)",
+        request=request,
+        response=sch.PRICING,
+    )
+    add(
+        table,
+        "PATCH",
+        f"/custom_pricing/{ID}",
+        update_pricing,
+        "Update a pricing model; disk_pricing replaces every disk row",
+        request=f.patch_of(request),
+        response=sch.PRICING,
+    )
+    add(
+        table,
+        "DELETE",
+        f"/custom_pricing/{ID}",
+        delete_pricing,
+        "Delete a pricing model (disabled instead while templates use it)",
+        response=sch.DELETED,
     )
     add(
         table,

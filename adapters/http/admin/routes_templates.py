@@ -7,6 +7,7 @@ from aiohttp import web
 from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
+from adapters.http.admin.common import ID, add
 from adapters.http.admin.routes_cost_plans import MAX_INTERVALS
 from adapters.http.admin.views_catalogue import template_json
 from adapters.http.openapi import RouteTable
@@ -80,18 +81,39 @@ def add_admin_template_routes(table: RouteTable) -> None:
             "cost_plan_interval_type": sch.INTERVAL,
         },
     )
-    crud.add_routes(
+    add(
         table,
+        "GET",
         "/vm_templates",
-        record=sch.TEMPLATE,
+        list_templates,
+        "Every VM template, disabled too",
+        response=sch.TEMPLATE,
+        paginated=True,
+    )
+    add(table, "GET", f"/vm_templates/{ID}", get_template, "One VM template", response=sch.TEMPLATE)
+    add(
+        table,
+        "POST",
+        "/vm_templates",
+        create_template,
+        "Create a template (and its cost plan when no cost_plan_id is given)",
         request=request,
-        deleted=sch.DELETED,
-        listing=(list_templates, "Every VM template, disabled too"),
-        one=(get_template, "One VM template"),
-        create=(
-            create_template,
-            "Create a template (and its cost plan when no cost_plan_id is given)",
-        ),
-        update=(update_template, "Update a template; cost_plan_* fields edit its plan in place"),
-        delete=(delete_template, "Delete a template no VM uses (its plan too when unused)"),
+        response=sch.TEMPLATE,
+    )
+    add(
+        table,
+        "PATCH",
+        f"/vm_templates/{ID}",
+        update_template,
+        "Update a template; cost_plan_* fields edit its plan in place",
+        request=f.patch_of(request),
+        response=sch.TEMPLATE,
+    )
+    add(
+        table,
+        "DELETE",
+        f"/vm_templates/{ID}",
+        delete_template,
+        "Delete a template no VM uses (its plan too when unused)",
+        response=sch.DELETED,
     )
