@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class DomainError(Exception):
     """Base of every rule violation the domain reports; never raised directly."""
@@ -13,6 +17,13 @@ class DomainError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+def found(record: T | None, missing: DomainError) -> T:
+    """`record`, or `missing` raised where a look-up found nothing."""
+    if record is None:
+        raise missing
+    return record
 
 
 class InvalidInput(DomainError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from aiohttp import web
 
 from adapters.http import vm_schemas as s
@@ -29,65 +31,56 @@ _METHOD = QueryParam(
 )
 
 
-async def _config(request: web.Request) -> UpgradeConfig:
+class _UpgradeArgs(TypedDict):
+    """What both upgrade routes pass on: who, which VM, the new spec and the payment method."""
+
+    user_id: int
+    vm_id: int
+    cfg: UpgradeConfig
+    method: PaymentMethod
+
+
+async def _upgrade_args(request: web.Request, user: User) -> _UpgradeArgs:
     """`{cpu?, memory?, disk?}` (bytes); omitted or null fields keep the current value."""
     body = await json_object(request)
-    return UpgradeConfig(
+    cfg = UpgradeConfig(
         new_cpu=optional_int(body, "cpu", maximum=_U16),
         new_memory=optional_int(body, "memory"),
         new_disk=optional_int(body, "disk"),
+    )
+    return _UpgradeArgs(
+        user_id=user.id, vm_id=path_id(request), cfg=cfg, method=query_method(request.query)
     )
 
 
 @authenticated
 async def quote(request: web.Request, user: User) -> web.StreamResponse:
     """What the upgrade costs now; downgrades and specs outside the pricing are a 400."""
-    cfg = await _config(request)
-    svc = services(request)
-    result = await svc.billing.quote_upgrade(
-        user_id=user.id,
-        vm_id=path_id(request),
-        cfg=cfg,
-        method=query_method(request.query),
-    )
+    result = await services(request).billing.quote_upgrade(**await _upgrade_args(request, user))
     return data_response(upgrade_quote_json(result))
 
 
 @authenticated
 async def upgrade(request: web.Request, user: User) -> web.StreamResponse:
     """A new Upgrade payment for the quoted difference (never reused; no tax or fee)."""
-    cfg = await _config(request)
-    svc = services(request)
-    vm_id = path_id(request)
-    payment = await svc.billing.create_upgrade_payment(
-        user_id=user.id,
-        vm_id=vm_id,
-        cfg=cfg,
-        method=query_method(request.query),
-    )
-    return data_response(vm_payment_json(payment, vm_id))
+    args = await _upgrade_args(request, user)
+    payment = await services(request).billing.create_upgrade_payment(**args)
+    return data_response(vm_payment_json(payment, args["vm_id"]))
 
 
 def add_upgrade_routes(table: RouteTable) -> None:
     """Register the quote before the payment route."""
-    tags = ("upgrades",)
-    table.add(
-        "POST",
-        f"{_VM}/upgrade/quote",
-        quote,
-        summary="Quote an upgrade of the VM",
-        query=[_METHOD],
-        request=s.UPGRADE_REQUEST,
-        response=UPGRADE_QUOTE_SCHEMA,
-        tags=tags,
-    )
-    table.add(
-        "POST",
-        f"{_VM}/upgrade",
-        upgrade,
-        summary="Create the upgrade's payment",
-        query=[_METHOD],
-        request=s.UPGRADE_REQUEST,
-        response=VM_PAYMENT_SCHEMA,
-        tags=tags,
-    )
+    for path, handler, summary, response in (
+        ("upgrade/quote", quote, "Quote an upgrade of the VM", UPGRADE_QUOTE_SCHEMA),
+        ("upgrade", upgrade, "Create the upgrade's payment", VM_PAYMENT_SCHEMA),
+    ):
+        table.add(
+            "POST",
+            f"{_VM}/{path}",
+            handler,
+            summary=summary,
+            query=[_METHOD],
+            request=s.UPGRADE_REQUEST,
+            response=response,
+            tags=("upgrades",),
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict
 
 from aiohttp import web
 
@@ -32,6 +32,7 @@ from adapters.http.vm_params import (
 )
 from app.queries.vm_records import vm_history_in
 from app.queries.vms import VmStatus, user_vm_status_in, user_vm_statuses_in
+from app.services import Services
 from app.vm_actions import ACTIONS, VmPatch, patch_vm, run_action
 from domain.model import User, Vm
 from ports.storage import UnitOfWork
@@ -59,6 +60,26 @@ async def list_vms(request: web.Request, user: User, uow: UnitOfWork) -> web.Str
     return data_response(_render(request, statuses))
 
 
+class _OrderTerms(TypedDict):
+    """The fields both order routes pass on: image, key, referral and the account's limits."""
+
+    image_id: int
+    ssh_key_id: int
+    ref_code: str | None
+    require_verified_email: bool
+    max_unpaid: int
+
+
+def _order_terms(body: dict[str, Any], svc: Services) -> _OrderTerms:
+    return _OrderTerms(
+        image_id=required_int(body, "image_id", minimum=ID_MIN),
+        ssh_key_id=required_int(body, "ssh_key_id", minimum=ID_MIN),
+        ref_code=ref_code(body),
+        require_verified_email=svc.require_verified_email,
+        max_unpaid=svc.max_unpaid_vms,
+    )
+
+
 @authenticated
 async def order_standard(request: web.Request, user: User) -> web.StreamResponse:
     body = await json_object(request)
@@ -66,11 +87,7 @@ async def order_standard(request: web.Request, user: User) -> web.StreamResponse
     vm = await svc.account.order_vm(
         user.id,
         template_id=required_int(body, "template_id", minimum=ID_MIN),
-        image_id=required_int(body, "image_id", minimum=ID_MIN),
-        ssh_key_id=required_int(body, "ssh_key_id", minimum=ID_MIN),
-        ref_code=ref_code(body),
-        require_verified_email=svc.require_verified_email,
-        max_unpaid=svc.max_unpaid_vms,
+        **_order_terms(body, svc),
     )
     return data_response(await status_of(request, vm))
 
@@ -87,11 +104,7 @@ async def order_custom(request: web.Request, user: User) -> web.StreamResponse:
         disk=required_int(body, "disk"),
         disk_type=disk_type(body.get("disk_type")),
         disk_interface=disk_interface(body.get("disk_interface")),
-        image_id=required_int(body, "image_id", minimum=ID_MIN),
-        ssh_key_id=required_int(body, "ssh_key_id", minimum=ID_MIN),
-        ref_code=ref_code(body),
-        require_verified_email=svc.require_verified_email,
-        max_unpaid=svc.max_unpaid_vms,
+        **_order_terms(body, svc),
     )
     return data_response(await status_of(request, vm))
 

@@ -89,21 +89,23 @@ TEMPLATES_RESPONSE_SCHEMA = obj(
         "custom_template": {"type": "array", "items": CUSTOM_TEMPLATE_SCHEMA},
     }
 )
+#: `OsDistribution` members as the API spells them (`views_input.wire_name`)
+DISTRIBUTIONS = [
+    "ubuntu",
+    "debian",
+    "centos",
+    "fedora",
+    "freebsd",
+    "opensuse",
+    "archlinux",
+    "redhatenterprise",
+]
 IMAGE_SCHEMA = obj(
     {
         "id": U64,
         "distribution": {
             "type": "string",
-            "enum": [
-                "ubuntu",
-                "debian",
-                "centos",
-                "fedora",
-                "freebsd",
-                "opensuse",
-                "archlinux",
-                "redhatenterprise",
-            ],
+            "enum": DISTRIBUTIONS,
         },
         "flavour": STRING,
         "version": STRING,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.http.bounds import ID_SCHEMA, UINT_SCHEMA
+from adapters.http.views_schema import DISTRIBUTIONS
 
 Schema = dict[str, Any]
 ID: Schema = ID_SCHEMA
@@ -30,18 +31,7 @@ REGION = obj({"id": U64, "name": STR})
 IMAGE = obj(
     {
         "id": U64,
-        "distribution": {
-            "enum": [
-                "ubuntu",
-                "debian",
-                "centos",
-                "fedora",
-                "freebsd",
-                "opensuse",
-                "archlinux",
-                "redhatenterprise",
-            ]
-        },
+        "distribution": {"enum": DISTRIBUTIONS},
         "flavour": STR,
         "version": STR,
         "release_date": DT,

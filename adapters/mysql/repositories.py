@@ -161,6 +161,17 @@ class SqlRecords(SqlRepo, Generic[R]):
         result = await self.conn.execute(delete(self.table).where(self.table.c.id == record_id))
         return result.rowcount > 0
 
+    async def _lock_row(self, record_id: int) -> None:
+        """Hold the row's write lock to the end of the transaction (`SELECT … FOR UPDATE`)."""
+        table = self.table
+        if self.locks_rows:
+            await self.conn.execute(
+                select(table.c.id).where(table.c.id == record_id).with_for_update()
+            )
+            return
+        # SQLite: a no-op write takes the database write lock (as get_for_update does)
+        await self.conn.execute(update(table).where(table.c.id == record_id).values(id=table.c.id))
+
     async def _where(self, *conditions: ColumnElement[bool]) -> list[R]:
         return await self._all(
             self.mapper, self._select().where(*conditions).order_by(self.table.c.id)
@@ -200,14 +211,7 @@ class SqlUsers(SqlRecords[User]):
         return created
 
     async def lock(self, user_id: int) -> None:
-        table = t.users
-        if self.locks_rows:
-            await self.conn.execute(
-                select(table.c.id).where(table.c.id == user_id).with_for_update()
-            )
-            return
-        # SQLite: a no-op write takes the database write lock (as get_for_update does)
-        await self.conn.execute(update(table).where(table.c.id == user_id).values(id=table.c.id))
+        await self._lock_row(user_id)
 
 
 class SqlSshKeys(SqlRecords[SshKey]):
@@ -215,10 +219,7 @@ class SqlSshKeys(SqlRecords[SshKey]):
         return await self._where(t.user_ssh_key.c.user_id == user_id)
 
     async def delete(self, key_id: int) -> bool:
-        result = await self.conn.execute(
-            delete(t.user_ssh_key).where(t.user_ssh_key.c.id == key_id)
-        )
-        return result.rowcount > 0
+        return await self.remove(key_id)
 
 
 class SqlCompanies(SqlRecords[CompanyRecord]):
@@ -227,14 +228,7 @@ class SqlCompanies(SqlRecords[CompanyRecord]):
 
 class SqlRegions(SqlRecords[Region]):
     async def lock(self, region_id: int) -> None:
-        table = t.vm_host_region
-        if self.locks_rows:
-            await self.conn.execute(
-                select(table.c.id).where(table.c.id == region_id).with_for_update()
-            )
-            return
-        # SQLite: a no-op write takes the database write lock (as get_for_update does)
-        await self.conn.execute(update(table).where(table.c.id == region_id).values(id=table.c.id))
+        await self._lock_row(region_id)
 
 
 class SqlHosts(SqlRecords[Host]):

@@ -15,7 +15,8 @@ from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 #: the reference's base currencies, in its message's order.
 BASE_CURRENCIES = ("EUR", "USD", "GBP", "CAD", "CHF", "AUD", "JPY", "BTC")
-_OPTIONAL = (
+#: the optional (nullable) text fields of a company: its address and contacts
+ADDRESS_FIELDS = (
     "address_1",
     "address_2",
     "city",
@@ -48,7 +49,7 @@ def _base_currency(value: Any) -> str:
 def _clean(fields: Fields) -> dict[str, Any]:
     """Optional strings trimmed (blank → null; `email` is stored '' for none)."""
     out: dict[str, Any] = {}
-    for name in _OPTIONAL:
+    for name in ADDRESS_FIELDS:
         if name in fields:
             value = blank_to_none(fields[name])
             out[name] = (value or "") if name == "email" else value

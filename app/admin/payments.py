@@ -6,7 +6,7 @@ from app.billing.completion import complete_payment
 from app.billing.errors import PaymentNotFound, VmNotFound
 from app.billing.rails import PaymentRails
 from domain.enums import PaymentMethod
-from domain.errors import InvalidInput, PaymentAlreadyCompleted
+from domain.errors import InvalidInput, PaymentAlreadyCompleted, found
 from domain.model import SubscriptionPayment
 from ports.clock import Clock
 from ports.queue import WorkQueue
@@ -21,12 +21,8 @@ class PaymentNotOfVm(InvalidInput):
 
 async def vm_payment(uow: UnitOfWork, vm_id: int, payment_id: bytes) -> SubscriptionPayment:
     """The payment, checked to belong to the VM's subscription."""
-    vm = await uow.vms.get(vm_id)
-    if vm is None:
-        raise VmNotFound("VM not found")
-    payment = await uow.payments.get(payment_id)
-    if payment is None:
-        raise PaymentNotFound("Payment not found")
+    vm = found(await uow.vms.get(vm_id), VmNotFound("VM not found"))
+    payment = await subscription_payment(uow, payment_id)
     sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
     if sub is None or payment.subscription_id != sub.id:
         raise PaymentNotOfVm("Payment does not belong to this VM")
@@ -34,10 +30,7 @@ async def vm_payment(uow: UnitOfWork, vm_id: int, payment_id: bytes) -> Subscrip
 
 
 async def subscription_payment(uow: UnitOfWork, payment_id: bytes) -> SubscriptionPayment:
-    payment = await uow.payments.get(payment_id)
-    if payment is None:
-        raise PaymentNotFound("Payment not found")
-    return payment
+    return found(await uow.payments.get(payment_id), PaymentNotFound("Payment not found"))
 
 
 async def complete_as_admin(

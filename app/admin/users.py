@@ -12,7 +12,7 @@ from app.account.profile import check_country, check_email, email_hash
 from app.billing.errors import NotFound, UserNotFound
 from app.billing.price_in_force import cancel_quietly, expire_user_quotes
 from app.billing.rails import PaymentRails
-from domain.errors import DomainError, InvalidInput
+from domain.errors import DomainError, InvalidInput, found
 from domain.model import AdminRole, RoleAssignment, RolePermission, SubscriptionPayment, User
 from domain.tax import country_alpha3
 from domain.text_rules import check_line
@@ -98,9 +98,7 @@ async def apply_user_changes(
         fields["email"], fields["email_hash"] = email, email_hash(email)
     if "country_code" in fields:
         fields["country_code"] = check_country(str(fields["country_code"]))
-    user = await uow.users.get(user_id)
-    if user is None:
-        raise UserNotFound("User not found")
+    user = found(await uow.users.get(user_id), UserNotFound("User not found"))
     updated = attrs.evolve(user, **fields)
     await uow.users.update(updated)
     expired: list[SubscriptionPayment] = []
@@ -117,9 +115,7 @@ async def user_by_email(uow_factory: UnitOfWorkFactory, email: str) -> User:
         raise InvalidInput("email is required")
     async with uow_factory() as uow:
         user = await uow.users.get_by_email_hash(email_hash(email))
-    if user is None:
-        raise UserNotFound("User not found")
-    return user
+    return found(user, UserNotFound("User not found"))
 
 
 async def create_role(

@@ -12,7 +12,7 @@ from app.billing.errors import (
     VmNotFound,
 )
 from domain.enums import PaymentMethod
-from domain.errors import NotACustomVm
+from domain.errors import NotACustomVm, found
 from domain.exchange import RateTable
 from domain.intervals import Interval
 from domain.invoice_content import reverse_charge_for
@@ -50,35 +50,27 @@ async def owned_vm(
 async def subscription_of(uow: UnitOfWork, vm: Vm) -> Subscription:
     """The subscription that bills the VM (through its line item)."""
     sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
-    if sub is None:
-        raise SubscriptionNotFound("Subscription not found")
-    return sub
+    return found(sub, SubscriptionNotFound("Subscription not found"))
 
 
 async def user_of(uow: UnitOfWork, user_id: int) -> User:
-    user = await uow.users.get(user_id)
-    if user is None:
-        raise UserNotFound("User not found")
-    return user
+    return found(await uow.users.get(user_id), UserNotFound("User not found"))
 
 
 async def pricing_with_disks(
     uow: UnitOfWork, pricing_id: int
 ) -> tuple[CustomPricing, list[CustomPricingDisk]]:
-    pricing = await uow.custom_pricing.get(pricing_id)
-    if pricing is None:
-        raise PricingNotFound("Custom pricing not found")
+    missing = PricingNotFound("Custom pricing not found")
+    pricing = found(await uow.custom_pricing.get(pricing_id), missing)
     return pricing, await uow.custom_pricing.list_disks(pricing.id)
 
 
 async def template_with_plan(uow: UnitOfWork, template_id: int) -> tuple[VmTemplate, CostPlan]:
-    template = await uow.templates.get(template_id)
-    if template is None:
-        raise TemplateNotFound("VM template not found")
+    template = found(
+        await uow.templates.get(template_id), TemplateNotFound("VM template not found")
+    )
     plan = await uow.cost_plans.get(template.cost_plan_id)
-    if plan is None:
-        raise TemplateNotFound("VM template has no cost plan")
-    return template, plan
+    return template, found(plan, TemplateNotFound("VM template has no cost plan"))
 
 
 @attrs.frozen(kw_only=True)
@@ -107,9 +99,8 @@ async def vm_price(uow: UnitOfWork, vm: Vm) -> VmPrice:
         )
     if vm.custom_template_id is None:
         raise NotACustomVm("Not a custom template vm")
-    spec = await uow.custom_templates.get(vm.custom_template_id)
-    if spec is None:
-        raise TemplateNotFound("Custom template not found")
+    missing = TemplateNotFound("Custom template not found")
+    spec = found(await uow.custom_templates.get(vm.custom_template_id), missing)
     pricing, disks = await pricing_with_disks(uow, spec.pricing_id)
     ips = await uow.ip_assignments.list_by_vm(vm.id)
     price = custom_price(spec, pricing, disks, ips)

@@ -45,7 +45,7 @@ async def _resolve(
     return sub
 
 
-async def _renew(
+async def renew(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
     rails: PaymentRails,
@@ -53,13 +53,24 @@ async def _renew(
     tax_rates: TaxRates,
     *,
     user_id: int | None,
-    subscription_id: int | None,
-    vm_id: int | None,
-    method: PaymentMethod,
-    intervals: int,
-    idem: Idempotency | None,
-    settle: Settle | None,
+    subscription_id: int | None = None,
+    vm_id: int | None = None,
+    method: PaymentMethod = PaymentMethod.LIGHTNING,
+    intervals: int = 1,
+    settle: Settle | None = None,
+    idem: Idempotency | None = None,
 ) -> SubscriptionPayment:
+    """A payment for `intervals` (1..120, D6) of a subscription, given by its id or a VM's.
+
+    Returns the newest pending payment of the same subscription, method, type (Purchase
+    before the first payment, Renewal after) and interval count if there is one (D10);
+    otherwise prices every line item (§13), creates the invoice or order and stores the
+    payment with `metadata = {"intervals": n}`. `user_id` None is a system caller (NWC
+    auto-renewal) and skips the ownership check; another user's VM or subscription is
+    "not found". With `settle` (the completion use case) the user's credit balance pays
+    first (`app.billing.credit_quote`); a quote it covers wholly is completed at once.
+    `idem` (from `renew_idempotent`) replays the payment of an earlier request with the key.
+    """
     now = clock.now()
     count = check_interval_count(intervals)
     async with uow_factory() as uow:
@@ -102,46 +113,6 @@ async def _renew(
     return stored
 
 
-async def renew(
-    uow_factory: UnitOfWorkFactory,
-    clock: Clock,
-    rails: PaymentRails,
-    rates: RateStore,
-    tax_rates: TaxRates,
-    *,
-    user_id: int | None,
-    subscription_id: int | None = None,
-    vm_id: int | None = None,
-    method: PaymentMethod = PaymentMethod.LIGHTNING,
-    intervals: int = 1,
-    settle: Settle | None = None,
-) -> SubscriptionPayment:
-    """A payment for `intervals` (1..120, D6) of a subscription, given by its id or a VM's.
-
-    Returns the newest pending payment of the same subscription, method, type (Purchase
-    before the first payment, Renewal after) and interval count if there is one (D10);
-    otherwise prices every line item (§13), creates the invoice or order and stores the
-    payment with `metadata = {"intervals": n}`. `user_id` None is a system caller (NWC
-    auto-renewal) and skips the ownership check; another user's VM or subscription is
-    "not found". With `settle` (the completion use case) the user's credit balance pays
-    first (`app.billing.credit_quote`); a quote it covers wholly is completed at once.
-    """
-    return await _renew(
-        uow_factory,
-        clock,
-        rails,
-        rates,
-        tax_rates,
-        user_id=user_id,
-        subscription_id=subscription_id,
-        vm_id=vm_id,
-        method=method,
-        intervals=intervals,
-        idem=None,
-        settle=settle,
-    )
-
-
 def request_fingerprint(
     subscription_id: int | None, vm_id: int | None, request_body_hash: bytes
 ) -> bytes:
@@ -180,7 +151,7 @@ async def renew_idempotent(
         key=idempotency_key,
         fingerprint=request_fingerprint(subscription_id, vm_id, request_body_hash),
     )
-    return await _renew(
+    return await renew(
         uow_factory,
         clock,
         rails,

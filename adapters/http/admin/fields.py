@@ -29,6 +29,15 @@ from domain.enums import (
 from domain.errors import InvalidInput
 from domain.text_rules import check_line
 
+#: the integer caps of `ResourceLimits` (all but `cpu_limit`), as the admin API names them
+INTEGER_CAPS = (
+    "disk_iops_read",
+    "disk_iops_write",
+    "disk_mbps_read",
+    "disk_mbps_write",
+    "network_mbps",
+)
+
 E = TypeVar("E", bound=Enum)
 U64 = 2**64 - 1
 U32 = 2**32 - 1
@@ -287,12 +296,6 @@ class Reader:
 
     def caps(self) -> None:
         """The six resource caps, nullable (null removes the cap)."""
-        for name in (
-            "disk_iops_read",
-            "disk_iops_write",
-            "disk_mbps_read",
-            "disk_mbps_write",
-            "network_mbps",
-        ):
+        for name in INTEGER_CAPS:
             self(name, CAP, nullable=True)
         self("cpu_limit", CPU_LIMIT, nullable=True)

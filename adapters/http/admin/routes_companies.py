@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
-from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, add, page_of
+from adapters.http.admin.common import ID, add
 from adapters.http.admin.views_catalogue import company_json
-from adapters.http.context import services
-from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import RouteTable
-from adapters.http.vm_params import json_object, path_id
+from adapters.http.vm_params import json_object
 from app.account.profile import check_country
 from app.admin import companies as uc
-from domain.enums import AdminAction, AdminResource
+from domain.enums import AdminResource
 
 _RES = AdminResource.COMPANY
 _TEXT = {
@@ -42,37 +40,19 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-@require(_RES, AdminAction.VIEW)
-async def list_companies(request: web.Request, admin: Admin) -> web.StreamResponse:
-    page = parse_page(request.query)
-    rows = await services(request).infra.list_companies()
-    return page_response([company_json(r) for r in page_of(rows, page)], len(rows), page)
+list_companies = crud.list_route(_RES, lambda _, s: s.infra.list_companies(), company_json)
 
+get_company = crud.get_route(_RES, lambda s, i: s.infra.get_company(i), company_json)
 
-@require(_RES, AdminAction.VIEW)
-async def get_company(request: web.Request, admin: Admin) -> web.StreamResponse:
-    info = await services(request).infra.get_company(path_id(request))
-    return data_response(company_json(info))
+create_company = crud.create_route(
+    _RES, _fields, lambda s, b: s.infra.create_company(b), company_json
+)
 
+update_company = crud.update_route(
+    _RES, _fields, lambda s, i, b: s.infra.update_company(i, b), company_json
+)
 
-@require(_RES, AdminAction.CREATE)
-async def create_company(request: web.Request, admin: Admin) -> web.StreamResponse:
-    svc = services(request)
-    fields = await _fields(request, patch=False)
-    return data_response(company_json(await svc.infra.create_company(fields)))
-
-
-@require(_RES, AdminAction.UPDATE)
-async def update_company(request: web.Request, admin: Admin) -> web.StreamResponse:
-    fields = await _fields(request, patch=True)
-    info = await services(request).infra.update_company(path_id(request), fields)
-    return data_response(company_json(info))
-
-
-@require(_RES, AdminAction.DELETE)
-async def delete_company(request: web.Request, admin: Admin) -> web.StreamResponse:
-    await services(request).infra.delete_company(path_id(request))
-    return data_response(None)
+delete_company = crud.delete_route(_RES, lambda s, i: s.infra.delete_company(i), lambda _: None)
 
 
 def add_admin_company_routes(table: RouteTable) -> None:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
-from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, add, page_of
+from adapters.http.admin.common import ID, add
 from adapters.http.admin.views_catalogue import cost_plan_json
-from adapters.http.context import services
-from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import RouteTable
-from adapters.http.vm_params import json_object, path_id
-from domain.enums import AdminAction, AdminResource
+from adapters.http.vm_params import json_object
+from domain.enums import AdminResource
 
 #: cost plans have no resource of their own: they are part of the templates
 _RES = AdminResource.VM_TEMPLATE
@@ -31,38 +29,23 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-@require(_RES, AdminAction.VIEW)
-async def list_plans(request: web.Request, admin: Admin) -> web.StreamResponse:
-    page = parse_page(request.query)
-    rows = await services(request).infra.list_cost_plans()
-    return page_response([cost_plan_json(r) for r in page_of(rows, page)], len(rows), page)
+list_plans = crud.list_route(_RES, lambda _, s: s.infra.list_cost_plans(), cost_plan_json)
 
+get_plan = crud.get_route(_RES, lambda s, i: s.infra.get_cost_plan(i), cost_plan_json)
 
-@require(_RES, AdminAction.VIEW)
-async def get_plan(request: web.Request, admin: Admin) -> web.StreamResponse:
-    info = await services(request).infra.get_cost_plan(path_id(request))
-    return data_response(cost_plan_json(info))
+create_plan = crud.create_route(
+    _RES, _fields, lambda s, b: s.infra.create_cost_plan(b), cost_plan_json
+)
 
+update_plan = crud.update_route(
+    _RES, _fields, lambda s, i, b: s.infra.update_cost_plan(i, b), cost_plan_json
+)
 
-@require(_RES, AdminAction.CREATE)
-async def create_plan(request: web.Request, admin: Admin) -> web.StreamResponse:
-    svc = services(request)
-    fields = await _fields(request, patch=False)
-    return data_response(cost_plan_json(await svc.infra.create_cost_plan(fields)))
-
-
-@require(_RES, AdminAction.UPDATE)
-async def update_plan(request: web.Request, admin: Admin) -> web.StreamResponse:
-    fields = await _fields(request, patch=True)
-    svc = services(request)
-    info = await svc.infra.update_cost_plan(path_id(request), fields)
-    return data_response(cost_plan_json(info))
-
-
-@require(_RES, AdminAction.DELETE)
-async def delete_plan(request: web.Request, admin: Admin) -> web.StreamResponse:
-    await services(request).infra.delete_cost_plan(path_id(request))
-    return data_response({"success": True, "message": "Cost plan deleted successfully"})
+delete_plan = crud.delete_route(
+    _RES,
+    lambda s, i: s.infra.delete_cost_plan(i),
+    lambda _: {"success": True, "message": "Cost plan deleted successfully"},
+)
 
 
 def add_admin_cost_plan_routes(table: RouteTable) -> None:

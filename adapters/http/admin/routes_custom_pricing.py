@@ -6,13 +6,14 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, add, page_of, query_uint
+from adapters.http.admin.common import ID, add, query_uint
 from adapters.http.admin.views_catalogue import pricing_json
 from adapters.http.context import services
-from adapters.http.envelope import data_response, page_response, parse_page
+from adapters.http.envelope import data_response
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.views_schema import DISK_INTERFACE, DISK_TYPE
 from adapters.http.vm_params import json_object, path_id
@@ -57,40 +58,29 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-@require(_RES, AdminAction.VIEW)
-async def list_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
-    page = parse_page(request.query)
-    rows = await services(request).infra.list_custom_pricings(
+list_pricing = crud.list_route(
+    _RES,
+    lambda request, s: s.infra.list_custom_pricings(
         query_uint(request.query, "region_id"), f.query_flag(request.query, "enabled")
-    )
-    return page_response([pricing_json(r) for r in page_of(rows, page)], len(rows), page)
+    ),
+    pricing_json,
+)
 
+get_pricing = crud.get_route(_RES, lambda s, i: s.infra.get_custom_pricing(i), pricing_json)
 
-@require(_RES, AdminAction.VIEW)
-async def get_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
-    info = await services(request).infra.get_custom_pricing(path_id(request))
-    return data_response(pricing_json(info))
+create_pricing = crud.create_route(
+    _RES, _fields, lambda s, b: s.infra.create_custom_pricing(b), pricing_json
+)
 
+update_pricing = crud.update_route(
+    _RES, _fields, lambda s, i, b: s.infra.update_custom_pricing(i, b), pricing_json
+)
 
-@require(_RES, AdminAction.CREATE)
-async def create_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
-    svc = services(request)
-    fields = await _fields(request, patch=False)
-    return data_response(pricing_json(await svc.infra.create_custom_pricing(fields)))
-
-
-@require(_RES, AdminAction.UPDATE)
-async def update_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
-    fields = await _fields(request, patch=True)
-    svc = services(request)
-    info = await svc.infra.update_custom_pricing(path_id(request), fields)
-    return data_response(pricing_json(info))
-
-
-@require(_RES, AdminAction.DELETE)
-async def delete_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
-    message = await services(request).infra.delete_custom_pricing(path_id(request))
-    return data_response({"success": True, "message": message})
+delete_pricing = crud.delete_route(
+    _RES,
+    lambda s, i: s.infra.delete_custom_pricing(i),
+    lambda message: {"success": True, "message": message},
+)
 
 
 @require(_RES, AdminAction.CREATE)

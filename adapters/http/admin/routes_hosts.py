@@ -7,13 +7,14 @@ from decimal import Decimal
 
 from aiohttp import web
 
+from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, add, page_of
+from adapters.http.admin.common import ID, add
 from adapters.http.admin.views_catalogue import HOST_KINDS, disk_json, host_json
 from adapters.http.context import services
-from adapters.http.envelope import data_response, page_response, parse_page
+from adapters.http.envelope import data_response
 from adapters.http.openapi import RouteTable
 from adapters.http.views_schema import CPU_ARCH, CPU_MFG
 from adapters.http.vm_params import json_object, path_id
@@ -65,18 +66,9 @@ def _prober(request: web.Request) -> HostProber | None:
     return services(request).host_prober
 
 
-@require(_RES, AdminAction.VIEW)
-async def list_hosts(request: web.Request, admin: Admin) -> web.StreamResponse:
-    page = parse_page(request.query)
-    svc = services(request)
-    rows = await svc.infra.list_hosts()
-    return page_response([host_json(r) for r in page_of(rows, page)], len(rows), page)
+list_hosts = crud.list_route(_RES, lambda _, s: s.infra.list_hosts(), host_json)
 
-
-@require(_RES, AdminAction.VIEW)
-async def get_host(request: web.Request, admin: Admin) -> web.StreamResponse:
-    svc = services(request)
-    return data_response(host_json(await svc.infra.get_host(path_id(request))))
+get_host = crud.get_route(_RES, lambda s, i: s.infra.get_host(i), host_json)
 
 
 @require(_RES, AdminAction.CREATE)

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
 from adapters.http.admin.auth import Admin, require
@@ -20,6 +21,8 @@ from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import json_object, path_id
+from app.admin.ip_space import SpaceInfo
+from app.services import Services
 from domain.enums import AdminAction, AdminResource, InternetRegistry
 from domain.errors import InvalidInput
 
@@ -58,43 +61,25 @@ async def _price_fields(request: web.Request, *, patch: bool) -> dict[str, objec
     return read.out
 
 
-@require(_RES, AdminAction.VIEW)
-async def list_spaces(request: web.Request, admin: Admin) -> web.StreamResponse:
-    page = parse_page(request.query)
+async def _spaces(request: web.Request, svc: Services) -> list[SpaceInfo]:
     raw_registry = request.query.get("registry")
     registry = (
         None if not raw_registry else parse_uint(raw_registry, "registry", minimum=0, maximum=4)
     )
-    rows = await services(request).infra.list_ip_spaces(
-        f.query_flag(request.query, "is_available"), registry
-    )
-    return page_response([space_json(r) for r in page_of(rows, page)], len(rows), page)
+    return await svc.infra.list_ip_spaces(f.query_flag(request.query, "is_available"), registry)
 
 
-@require(_RES, AdminAction.VIEW)
-async def get_space(request: web.Request, admin: Admin) -> web.StreamResponse:
-    return data_response(space_json(await services(request).infra.get_ip_space(path_id(request))))
+list_spaces = crud.list_route(_RES, _spaces, space_json)
 
+get_space = crud.get_route(_RES, lambda s, i: s.infra.get_ip_space(i), space_json)
 
-@require(_RES, AdminAction.CREATE)
-async def create_space(request: web.Request, admin: Admin) -> web.StreamResponse:
-    svc = services(request)
-    fields = await _fields(request, patch=False)
-    return data_response(space_json(await svc.infra.create_ip_space(fields)))
+create_space = crud.create_route(_RES, _fields, lambda s, b: s.infra.create_ip_space(b), space_json)
 
+update_space = crud.update_route(
+    _RES, _fields, lambda s, i, b: s.infra.update_ip_space(i, b), space_json
+)
 
-@require(_RES, AdminAction.UPDATE)
-async def update_space(request: web.Request, admin: Admin) -> web.StreamResponse:
-    svc = services(request)
-    fields = await _fields(request, patch=True)
-    info = await svc.infra.update_ip_space(path_id(request), fields)
-    return data_response(space_json(info))
-
-
-@require(_RES, AdminAction.DELETE)
-async def delete_space(request: web.Request, admin: Admin) -> web.StreamResponse:
-    await services(request).infra.delete_ip_space(path_id(request))
-    return data_response(None)
+delete_space = crud.delete_route(_RES, lambda s, i: s.infra.delete_ip_space(i), lambda _: None)
 
 
 async def _parent_cidr(request: web.Request, space_id: int) -> str:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, add, page_of, query_uint
+from adapters.http.admin.common import ID, add, query_uint
 from adapters.http.admin.views_catalogue import image_json
 from adapters.http.context import services
-from adapters.http.envelope import data_response, page_response, parse_page
+from adapters.http.envelope import data_response
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.views_input import wire_name
 from adapters.http.vm_params import json_object, path_id
@@ -33,35 +34,19 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-@require(_RES, AdminAction.VIEW)
-async def list_images(request: web.Request, admin: Admin) -> web.StreamResponse:
-    page = parse_page(request.query)
-    rows = await services(request).infra.list_images()
-    return page_response([image_json(r) for r in page_of(rows, page)], len(rows), page)
+list_images = crud.list_route(_RES, lambda _, s: s.infra.list_images(), image_json)
 
+get_image = crud.get_route(_RES, lambda s, i: s.infra.get_image(i), image_json)
 
-@require(_RES, AdminAction.VIEW)
-async def get_image(request: web.Request, admin: Admin) -> web.StreamResponse:
-    return data_response(image_json(await services(request).infra.get_image(path_id(request))))
+create_image = crud.create_route(_RES, _fields, lambda s, b: s.infra.create_image(b), image_json)
 
+update_image = crud.update_route(
+    _RES, _fields, lambda s, i, b: s.infra.update_image(i, b), image_json
+)
 
-@require(_RES, AdminAction.CREATE)
-async def create_image(request: web.Request, admin: Admin) -> web.StreamResponse:
-    fields = await _fields(request, patch=False)
-    return data_response(image_json(await services(request).infra.create_image(fields)))
-
-
-@require(_RES, AdminAction.UPDATE)
-async def update_image(request: web.Request, admin: Admin) -> web.StreamResponse:
-    fields = await _fields(request, patch=True)
-    info = await services(request).infra.update_image(path_id(request), fields)
-    return data_response(image_json(info))
-
-
-@require(_RES, AdminAction.DELETE)
-async def delete_image(request: web.Request, admin: Admin) -> web.StreamResponse:
-    await services(request).infra.delete_image(path_id(request))
-    return data_response("VM OS image deleted successfully")
+delete_image = crud.delete_route(
+    _RES, lambda s, i: s.infra.delete_image(i), lambda _: "VM OS image deleted successfully"
+)
 
 
 @require(_RES, AdminAction.UPDATE)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, add, page_of
+from adapters.http.admin.common import ID, add
 from adapters.http.admin.views_catalogue import region_json
 from adapters.http.context import services
-from adapters.http.envelope import data_response, page_response, parse_page
+from adapters.http.envelope import data_response
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import json_object, path_id
 from domain.enums import AdminAction, AdminResource
@@ -28,17 +29,13 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-@require(_RES, AdminAction.VIEW)
-async def list_regions(request: web.Request, admin: Admin) -> web.StreamResponse:
-    page = parse_page(request.query)
-    enabled = f.query_flag(request.query, "enabled")
-    rows = await services(request).infra.list_regions(enabled)
-    return page_response([region_json(r) for r in page_of(rows, page)], len(rows), page)
+list_regions = crud.list_route(
+    _RES,
+    lambda request, s: s.infra.list_regions(f.query_flag(request.query, "enabled")),
+    region_json,
+)
 
-
-@require(_RES, AdminAction.VIEW)
-async def get_region(request: web.Request, admin: Admin) -> web.StreamResponse:
-    return data_response(region_json(await services(request).infra.get_region(path_id(request))))
+get_region = crud.get_route(_RES, lambda s, i: s.infra.get_region(i), region_json)
 
 
 @require(_RES, AdminAction.VIEW)
@@ -47,23 +44,17 @@ async def region_stats(request: web.Request, admin: Admin) -> web.StreamResponse
     return data_response({"total_hosts": info.host_count, "total_vms": info.total_vms})
 
 
-@require(_RES, AdminAction.CREATE)
-async def create_region(request: web.Request, admin: Admin) -> web.StreamResponse:
-    fields = await _fields(request, patch=False)
-    return data_response(region_json(await services(request).infra.create_region(fields)))
+create_region = crud.create_route(_RES, _fields, lambda s, b: s.infra.create_region(b), region_json)
 
+update_region = crud.update_route(
+    _RES, _fields, lambda s, i, b: s.infra.update_region(i, b), region_json
+)
 
-@require(_RES, AdminAction.UPDATE)
-async def update_region(request: web.Request, admin: Admin) -> web.StreamResponse:
-    fields = await _fields(request, patch=True)
-    info = await services(request).infra.update_region(path_id(request), fields)
-    return data_response(region_json(info))
-
-
-@require(_RES, AdminAction.DELETE)
-async def delete_region(request: web.Request, admin: Admin) -> web.StreamResponse:
-    await services(request).infra.disable_region(path_id(request))
-    return data_response({"success": True, "message": "Region disabled successfully"})
+delete_region = crud.delete_route(
+    _RES,
+    lambda s, i: s.infra.disable_region(i),
+    lambda _: {"success": True, "message": "Region disabled successfully"},
+)
 
 
 def add_admin_region_routes(table: RouteTable) -> None:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
-from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, add, page_of
+from adapters.http.admin.common import ID, add
 from adapters.http.admin.routes_cost_plans import MAX_INTERVALS
 from adapters.http.admin.views_catalogue import template_json
-from adapters.http.context import services
-from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import RouteTable
 from adapters.http.views_schema import DISK_INTERFACE, DISK_TYPE
-from adapters.http.vm_params import json_object, path_id
-from domain.enums import AdminAction, AdminResource
+from adapters.http.vm_params import json_object
+from domain.enums import AdminResource
 
 _RES = AdminResource.VM_TEMPLATE
 
@@ -42,38 +40,23 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-@require(_RES, AdminAction.VIEW)
-async def list_templates(request: web.Request, admin: Admin) -> web.StreamResponse:
-    page = parse_page(request.query)
-    rows = await services(request).infra.list_templates()
-    return page_response([template_json(r) for r in page_of(rows, page)], len(rows), page)
+list_templates = crud.list_route(_RES, lambda _, s: s.infra.list_templates(), template_json)
 
+get_template = crud.get_route(_RES, lambda s, i: s.infra.get_template(i), template_json)
 
-@require(_RES, AdminAction.VIEW)
-async def get_template(request: web.Request, admin: Admin) -> web.StreamResponse:
-    info = await services(request).infra.get_template(path_id(request))
-    return data_response(template_json(info))
+create_template = crud.create_route(
+    _RES, _fields, lambda s, b: s.infra.create_template(b), template_json
+)
 
+update_template = crud.update_route(
+    _RES, _fields, lambda s, i, b: s.infra.update_template(i, b), template_json
+)
 
-@require(_RES, AdminAction.CREATE)
-async def create_template(request: web.Request, admin: Admin) -> web.StreamResponse:
-    svc = services(request)
-    fields = await _fields(request, patch=False)
-    return data_response(template_json(await svc.infra.create_template(fields)))
-
-
-@require(_RES, AdminAction.UPDATE)
-async def update_template(request: web.Request, admin: Admin) -> web.StreamResponse:
-    fields = await _fields(request, patch=True)
-    svc = services(request)
-    info = await svc.infra.update_template(path_id(request), fields)
-    return data_response(template_json(info))
-
-
-@require(_RES, AdminAction.DELETE)
-async def delete_template(request: web.Request, admin: Admin) -> web.StreamResponse:
-    message = await services(request).infra.delete_template(path_id(request))
-    return data_response({"success": True, "message": message})
+delete_template = crud.delete_route(
+    _RES,
+    lambda s, i: s.infra.delete_template(i),
+    lambda message: {"success": True, "message": message},
+)
 
 
 def add_admin_template_routes(table: RouteTable) -> None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+from adapters.http.admin.schemas_catalogue import BOOL, CPU_FIELDS, NULL_STRING, NUMBER
 from adapters.http.openapi import Schema
 from adapters.http.views_schema import (
-    CPU_ARCH,
-    CPU_FEATURES,
-    CPU_MFG,
     DATETIME,
     DISK_INTERFACE,
     DISK_TYPE,
@@ -16,12 +14,10 @@ from adapters.http.views_schema import (
     obj,
 )
 from adapters.http.vm_schemas import RUNNING_STATE
+from app.admin.users import TEXT_FIELDS
 from domain.enums import PaymentMethod
 
-BOOL: Schema = {"type": "boolean"}
-NUMBER: Schema = {"type": "number"}
 ANY: Schema = {}
-NULL_STRING = nullable(STRING)
 NULL_TIME = nullable(DATETIME)
 METHOD: Schema = {"type": "string", "enum": PaymentMethod.wire_names()}
 
@@ -35,19 +31,7 @@ USER = obj(
         "contact_nip17": BOOL,
         "contact_email": BOOL,
         "billing_vat_validated": BOOL,
-        **{
-            n: NULL_STRING
-            for n in (
-                "country_code",
-                "billing_name",
-                "billing_address_1",
-                "billing_address_2",
-                "billing_city",
-                "billing_state",
-                "billing_postcode",
-                "billing_tax_id",
-            )
-        },
+        **{n: NULL_STRING for n in ("country_code", *TEXT_FIELDS)},
         "vm_count": U64,
         "last_login": {"type": "null"},
         "is_admin": BOOL,
@@ -166,12 +150,7 @@ VM = obj(
         "disabled": BOOL,
         "ref_code": NULL_STRING,
     },
-    {
-        "cpu_mfg": CPU_MFG,
-        "cpu_arch": CPU_ARCH,
-        "cpu_features": CPU_FEATURES,
-        "subscription": SUBSCRIPTION,
-    },
+    {**CPU_FIELDS, "subscription": SUBSCRIPTION},
 )
 PAYMENT_METHOD = obj(
     {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from adapters.http.admin.fields import INTEGER_CAPS
 from adapters.http.openapi import Schema
 from adapters.http.views_schema import (
     CPU_ARCH,
@@ -15,6 +16,7 @@ from adapters.http.views_schema import (
     nullable,
     obj,
 )
+from app.admin.companies import ADDRESS_FIELDS
 
 BOOL: Schema = {"type": "boolean"}
 NUMBER: Schema = {"type": "number"}
@@ -22,38 +24,22 @@ UINT: Schema = U64
 NULL_STRING = nullable(STRING)
 NULL_U64 = nullable(U64)
 INTERVAL: Schema = {"type": "string", "enum": ["day", "month", "year"]}
-_CPU = {"cpu_mfg": CPU_MFG, "cpu_arch": CPU_ARCH, "cpu_features": CPU_FEATURES}
+CPU_FIELDS: dict[str, Schema] = {
+    "cpu_mfg": CPU_MFG,
+    "cpu_arch": CPU_ARCH,
+    "cpu_features": CPU_FEATURES,
+}
 _CAPS = {
-    **{
-        n: U64
-        for n in (
-            "disk_iops_read",
-            "disk_iops_write",
-            "disk_mbps_read",
-            "disk_mbps_write",
-            "network_mbps",
-        )
-    },
+    **{n: U64 for n in INTEGER_CAPS},
     "cpu_limit": NUMBER,
 }
-_ADDRESS = (
-    "address_1",
-    "address_2",
-    "city",
-    "state",
-    "country_code",
-    "tax_id",
-    "postcode",
-    "phone",
-    "email",
-)
 
 COMPANY = obj(
     {
         "id": U64,
         "created": DATETIME,
         "name": STRING,
-        **{n: NULL_STRING for n in _ADDRESS},
+        **{n: NULL_STRING for n in ADDRESS_FIELDS},
         "base_currency": STRING,
         "region_count": U64,
     }
@@ -113,7 +99,7 @@ HOST = obj(
         "ssh_user": NULL_STRING,
         "ssh_key_configured": BOOL,
     },
-    _CPU,
+    CPU_FIELDS,
 )
 COST_PLAN = obj(
     {
@@ -145,7 +131,7 @@ TEMPLATE = obj(
         "cost_plan_name": NULL_STRING,
         "active_vm_count": U64,
     },
-    {**_CPU, **_CAPS},
+    {**CPU_FIELDS, **_CAPS},
 )
 PRICING_DISK = obj(
     {
@@ -178,7 +164,7 @@ PRICING = obj(
         "disk_pricing": {"type": "array", "items": PRICING_DISK},
         "template_count": U64,
     },
-    {**_CPU, **_CAPS},
+    {**CPU_FIELDS, **_CAPS},
 )
 IMAGE = obj(
     {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.http.admin.fields import INTEGER_CAPS
 from adapters.http.envelope import format_optional_time, format_time
 from adapters.http.views_catalogue import cpu_fields
 from adapters.http.views_input import wire_name
@@ -133,13 +134,7 @@ def cost_plan_json(info: CostPlanInfo) -> Json:
 def _caps(limits: ResourceLimits) -> Json:
     """The resource caps that are set (unset ones are omitted)."""
     out: Json = {}
-    for name in (
-        "disk_iops_read",
-        "disk_iops_write",
-        "disk_mbps_read",
-        "disk_mbps_write",
-        "network_mbps",
-    ):
+    for name in INTEGER_CAPS:
         if (value := getattr(limits, name)) is not None:
             out[name] = value
     if limits.cpu_limit is not None:
