@@ -34,7 +34,13 @@ class MemoryCreditLedger(Repo):
         return stored
 
     async def find(
-        self, user_id: int, currency: str, reason: CreditReason, reference: str
+        self,
+        user_id: int,
+        currency: str,
+        reason: CreditReason,
+        reference: str,
+        *,
+        latest: bool = False,
     ) -> CreditEntry | None:
         return next(
             (

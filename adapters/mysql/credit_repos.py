@@ -77,7 +77,13 @@ class SqlCreditLedger(SqlRepo):
         return evolve(entry, id=int(key[0]))
 
     async def find(
-        self, user_id: int, currency: str, reason: CreditReason, reference: str
+        self,
+        user_id: int,
+        currency: str,
+        reason: CreditReason,
+        reference: str,
+        *,
+        latest: bool = False,
     ) -> CreditEntry | None:
         query = select(*self.mapper.columns).where(
             _led.user_id == user_id,
@@ -85,6 +91,10 @@ class SqlCreditLedger(SqlRepo):
             _led.reason == reason,
             _led.reference == reference,
         )
+        if latest and self.locks_rows:
+            # MariaDB's REPEATABLE READ snapshot may predate the row a concurrent booking
+            # committed; a locking read sees it (the row exists: a record lock, no gap lock)
+            query = query.with_for_update()
         return await self._one(self.mapper, query)
 
     async def balances(self, user_id: int) -> dict[str, int]:

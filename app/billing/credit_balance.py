@@ -34,12 +34,16 @@ async def book_in(uow: UnitOfWork, entry: CreditEntry) -> Booked:
     replayed = stored is None
     if stored is None:
         assert entry.reference is not None  # only a referenced entry can be a duplicate
+        # `latest`: on MariaDB the transaction's snapshot may be older than the concurrent
+        # booking that won (a read before the balance lock fixed it), so read what is committed
         stored = await uow.credit_ledger.find(
-            entry.user_id, entry.currency, entry.reason, entry.reference
+            entry.user_id, entry.currency, entry.reason, entry.reference, latest=True
         )
-        if stored is None:  # impossible: book found it under the same lock
+        if stored is None:  # impossible: book found it (or its duplicate key) under the lock
             raise LookupError("credit entry vanished")
-    balance = (await uow.credit_ledger.balances(entry.user_id)).get(entry.currency, 0)
+    # the balance as it is now, under the lock this transaction holds (a plain read could
+    # answer from a MariaDB snapshot older than the booking that won)
+    balance = await uow.credit_ledger.lock(entry.user_id, entry.currency)
     return Booked(entry=stored, balance=balance, replayed=replayed)
 
 

@@ -32,8 +32,18 @@ class CreditLedger(Protocol):
         ...
 
     async def find(
-        self, user_id: int, currency: str, reason: CreditReason, reference: str
-    ) -> CreditEntry | None: ...
+        self,
+        user_id: int,
+        currency: str,
+        reason: CreditReason,
+        reference: str,
+        *,
+        latest: bool = False,
+    ) -> CreditEntry | None:
+        """The entry with this key. `latest`: read what is committed now (a locking read on
+        SQL), not the transaction's snapshot; for an entry another transaction has just
+        committed (a duplicate key found by `book`)."""
+        ...
 
     async def balances(self, user_id: int) -> dict[str, int]:
         """Every currency the user has a balance row in (zero ones too), by code."""
