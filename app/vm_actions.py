@@ -192,9 +192,3 @@ async def patch_vm(services: Services, user: User, vm_id: int, patch: VmPatch) -
         await uow.commit()
     if configure:
         await _send(services, ConfigureVm(vm_id=vm.id))
-
-
-async def owner_vm(services: Services, user: User, vm_id: int, *, deleted: bool = False) -> Vm:
-    """The caller's VM (404 otherwise); `deleted` lets soft-deleted ones through."""
-    async with services.uow_factory() as uow:
-        return await owned_vm(uow, vm_id, user.id, allow_deleted=deleted)

@@ -266,12 +266,12 @@ class WorkerJobs:
         await self._sender.notify_admins(job.title or "", job.message)
 
     async def download_os_images(self, job: DownloadOsImages) -> None:
-        """One image (or every image, as the reference's `image_id: None` means) to the hosts."""
+        """One image, or every enabled image (the reference's `image_id: None`), to the hosts."""
         if job.image_id is not None:
             await download_os_images(self._deps, job.image_id, job.host_id)
             return
         async with self._deps.uow_factory() as uow:
-            image_ids = [image.id for image in await uow.images.list_all()]
+            image_ids = [image.id for image in await uow.images.list_all() if image.enabled]
         for image_id in image_ids:
             await download_os_images(self._deps, image_id, job.host_id)
 

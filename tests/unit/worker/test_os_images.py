@@ -93,7 +93,20 @@ async def test_a_job_with_a_bad_field_is_refused_when_built() -> None:
         DownloadOsImages(image_id=1, host_id="x")  # type: ignore[arg-type]
 
 
-async def test_the_job_without_an_image_id_fetches_every_image(world: World) -> None:
+async def test_the_job_without_an_image_id_fetches_every_enabled_image(world: World) -> None:
+    async with world.deps.uow_factory() as uow:
+        retired = await uow.images.get(2)  # the world's disabled Debian 11
+        assert retired is not None and not retired.enabled
+        await uow.images.update(attrs.evolve(retired, url="https://example.invalid/old.img"))
+        await uow.images.add(
+            attrs.evolve(
+                retired, id=0, version="13", enabled=True, url="https://example.invalid/ubuntu.img"
+            )
+        )
+        await uow.commit()
     await world.queue.send(DownloadOsImages())
     assert await drain(world.queue, world.handlers) == 1
-    assert world.host.calls["download_os_image"] >= 1
+    assert world.host.inner.images == {
+        "https://example.invalid/debian.img",
+        "https://example.invalid/ubuntu.img",
+    }
