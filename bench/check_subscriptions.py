@@ -29,6 +29,7 @@ from app.worker.context import WorkerDeps
 from app.worker.lifecycle import LifecycleReport, check_subscriptions
 from domain.lifecycle import EXPIRING_SOON_LEAD
 from domain.model import Host
+from ports.storage import DueWindow
 from ports.vmhost import VmHost, VmRunState
 
 DEFAULT_SERVER = "mysql://root@127.0.0.1:3306/"
@@ -211,7 +212,9 @@ async def time_list_due(deps: WorkerDeps) -> float:
     """Milliseconds of the pass's size-dependent read: one page of due subscriptions."""
     started = time.perf_counter()
     async with deps.uow_factory() as uow:
-        await uow.subscriptions.list_due(deps.clock.now(), EXPIRING_SOON_LEAD, deps.due_page)
+        await uow.subscriptions.list_due(
+            DueWindow(deps.clock.now(), EXPIRING_SOON_LEAD), deps.due_page
+        )
     return (time.perf_counter() - started) * 1000
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from adapters.memory.db import RecordRepo, Repo, evolve, page_of
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
-from ports.storage import Page
+from ports.storage import DueWindow, Page, PendingOf, PricedBy
 
 
 class MemorySubscriptions(RecordRepo[Subscription]):
@@ -35,28 +35,22 @@ class MemorySubscriptions(RecordRepo[Subscription]):
         return None if item is None else await self.get(item.subscription_id)
 
     async def ids_with_pending_on(
-        self,
-        now: datetime,
-        types: Collection[SubscriptionPaymentType],
-        *,
-        template_id: int | None = None,
-        cost_plan_id: int | None = None,
-        custom_pricing_id: int | None = None,
+        self, now: datetime, types: Collection[SubscriptionPaymentType], on: PricedBy
     ) -> list[int]:
-        if template_id is None and cost_plan_id is None and custom_pricing_id is None:
+        if on == PricedBy():
             return []
         templates = {
-            t.id for t in self._rows("vm_template").values() if t.cost_plan_id == cost_plan_id
+            t.id for t in self._rows("vm_template").values() if t.cost_plan_id == on.cost_plan_id
         }
         customs = {
             c.id
             for c in self._rows("vm_custom_template").values()
-            if c.pricing_id == custom_pricing_id
+            if c.pricing_id == on.custom_pricing_id
         }
-        if template_id is not None:
-            templates.add(template_id)
+        if on.template_id is not None:
+            templates.add(on.template_id)
         items = self._rows("subscription_line_item")
-        on = {
+        priced = {
             items[vm.subscription_line_item_id].subscription_id
             for vm in self._rows("vm").values()
             if (vm.template_id in templates or vm.custom_template_id in customs)
@@ -67,7 +61,7 @@ class MemorySubscriptions(RecordRepo[Subscription]):
             for p in self._rows("subscription_payment").values()
             if not p.is_paid and p.expires > now and p.payment_type in types
         }
-        return sorted(on & pending)
+        return sorted(priced & pending)
 
     async def list_by_user(self, user_id: int, limit: int, offset: int = 0) -> Page[Subscription]:
         rows = self._where(lambda s: s.user_id == user_id)
@@ -86,16 +80,8 @@ class MemorySubscriptions(RecordRepo[Subscription]):
                 del items[key]
         return self._rows(self.table).pop(subscription_id, None) is not None
 
-    async def list_due(
-        self,
-        now: datetime,
-        horizon: timedelta,
-        limit: int,
-        *,
-        since: datetime | None = None,
-        after: tuple[datetime, int] | None = None,
-    ) -> list[Subscription]:
-        until = now + horizon
+    async def list_due(self, window: DueWindow, limit: int) -> list[Subscription]:
+        until, since, after = window.now + window.horizon, window.since, window.after
 
         def due(s: Subscription) -> bool:
             if not s.is_active or s.expires is None or s.expires >= until:
@@ -189,24 +175,11 @@ class MemoryPayments(Repo):
         self._rows(self.table)[payment_id] = evolve(payment, is_paid=True, paid_at=now)
         return True
 
-    async def expire_pending_upgrades(
-        self, subscription_id: int, except_id: bytes, now: datetime
-    ) -> list[SubscriptionPayment]:
-        upgrade = (SubscriptionPaymentType.UPGRADE,)
-        return await self.expire_pending(subscription_id, now, types=upgrade, except_id=except_id)
-
-    async def expire_pending(
-        self,
-        subscription_id: int,
-        now: datetime,
-        *,
-        types: Collection[SubscriptionPaymentType],
-        except_id: bytes | None = None,
-    ) -> list[SubscriptionPayment]:
+    async def expire_pending(self, which: PendingOf, now: datetime) -> list[SubscriptionPayment]:
         competing = [
             p
-            for p in await self.list_pending_for_subscription(subscription_id, now)
-            if p.payment_type in types and p.id != except_id
+            for p in await self.list_pending_for_subscription(which.subscription_id, now)
+            if p.payment_type in which.types and p.id != which.except_id
         ]
         for payment in competing:
             self._rows(self.table)[payment.id] = evolve(payment, expires=now)

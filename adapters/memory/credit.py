@@ -6,7 +6,7 @@ from datetime import datetime
 
 from adapters.memory.db import Repo, evolve, page_of
 from domain.account_credit import CreditEntry, CreditReason, balance_after
-from ports.storage import Page
+from ports.storage import CreditKey, Page
 
 _BALANCES = "user_credit_balance"
 _LEDGER = "user_credit_ledger"
@@ -22,9 +22,8 @@ class MemoryCreditLedger(Repo):
 
     async def book(self, entry: CreditEntry) -> CreditEntry | None:
         await self.lock(entry.user_id, entry.currency)
-        if entry.reference is not None and await self.find(
-            entry.user_id, entry.currency, entry.reason, entry.reference
-        ):
+        booked = CreditKey.of(entry)
+        if booked is not None and await self.find(booked):
             return None
         rows = self._rows(_BALANCES)
         key = (entry.user_id, entry.currency)
@@ -33,24 +32,8 @@ class MemoryCreditLedger(Repo):
         rows[key] = after
         return stored
 
-    async def find(
-        self,
-        user_id: int,
-        currency: str,
-        reason: CreditReason,
-        reference: str,
-        *,
-        latest: bool = False,
-    ) -> CreditEntry | None:
-        return next(
-            (
-                e
-                for e in self._entries()
-                if (e.user_id, e.currency, e.reason, e.reference)
-                == (user_id, currency, reason, reference)
-            ),
-            None,
-        )
+    async def find(self, key: CreditKey, *, latest: bool = False) -> CreditEntry | None:
+        return next((e for e in self._entries() if CreditKey.of(e) == key), None)
 
     async def balances(self, user_id: int) -> dict[str, int]:
         rows = self._rows(_BALANCES)

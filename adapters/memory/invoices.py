@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from adapters.memory.db import Repo, evolve, page_of
 from domain.errors import DuplicateKey
 from domain.invoice import CreditNote, Invoice
-from ports.storage import Page
+from ports.storage import InvoiceWindow, Page
 
 _INVOICES, _NOTES, _COUNTERS = "invoice", "credit_note", "invoice_counter"
 
@@ -41,19 +39,12 @@ class MemoryInvoices(Repo):
                 return found
         return None
 
-    async def list_page(
-        self,
-        since: datetime,
-        until: datetime,
-        limit: int,
-        offset: int,
-        *,
-        company_id: int | None = None,
-    ) -> Page[Invoice]:
+    async def list_page(self, window: InvoiceWindow, limit: int, offset: int) -> Page[Invoice]:
         rows: list[Invoice] = [
             r
             for r in self._rows(_INVOICES).values()
-            if since <= r.issued_at < until and company_id in (None, r.company_id)
+            if window.since <= r.issued_at < window.until
+            and window.company_id in (None, r.company_id)
         ]
         rows.sort(key=lambda r: (r.issued_at, r.id))
         return Page(*page_of(rows, limit, offset))

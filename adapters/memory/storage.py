@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Self
 
 from adapters.memory.audit import MemoryAdminAudits
@@ -39,9 +38,10 @@ from adapters.memory.products import (
 from adapters.memory.reads import MemoryReadLookups, MemoryVmReads
 from adapters.memory.vms import MemoryVmHistories, MemoryVms
 from adapters.memory.worker import MemoryWorkerCursors, MemoryWorkerLeases
+from ports.closing import ClosesOnExit
 
 
-class MemoryUnitOfWork:
+class MemoryUnitOfWork(ClosesOnExit):
     """Holds the database lock for its whole life, so units of work run one at a time."""
 
     def __init__(self, db: MemoryDatabase) -> None:
@@ -93,13 +93,9 @@ class MemoryUnitOfWork:
         self._snapshot = Snapshot(self._db)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._snapshot = None  # whatever was not committed is dropped
+    async def aclose(self) -> None:
+        """Leave the unit of work (`async with` exit): what was not committed is dropped."""
+        self._snapshot = None
         self._db.lock.release()
 
     async def commit(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, delete, insert, or_, select, update
@@ -13,7 +13,7 @@ from adapters.mysql.mapping import Mapper, evolve
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
-from ports.storage import Page
+from ports.storage import DueWindow, Page, PendingOf, PricedBy
 
 _sub = t.subscription.c
 _li = t.subscription_line_item.c
@@ -60,27 +60,19 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         return await self._one(self.mapper, self._select().where(_sub.id == owner))
 
     async def ids_with_pending_on(
-        self,
-        now: datetime,
-        types: Collection[SubscriptionPaymentType],
-        *,
-        template_id: int | None = None,
-        cost_plan_id: int | None = None,
-        custom_pricing_id: int | None = None,
+        self, now: datetime, types: Collection[SubscriptionPaymentType], on: PricedBy
     ) -> list[int]:
         vm, tpl, custom = t.vm.c, t.vm_template.c, t.vm_custom_template.c
-        on: list[ColumnElement[bool]] = []
-        if template_id is not None:
-            on.append(vm.template_id == template_id)
-        if cost_plan_id is not None:
-            on.append(vm.template_id.in_(select(tpl.id).where(tpl.cost_plan_id == cost_plan_id)))
-        if custom_pricing_id is not None:
-            on.append(
-                vm.custom_template_id.in_(
-                    select(custom.id).where(custom.pricing_id == custom_pricing_id)
-                )
-            )
-        if not on or not types:
+        priced: list[ColumnElement[bool]] = []
+        if on.template_id is not None:
+            priced.append(vm.template_id == on.template_id)
+        if on.cost_plan_id is not None:
+            plan_templates = select(tpl.id).where(tpl.cost_plan_id == on.cost_plan_id)
+            priced.append(vm.template_id.in_(plan_templates))
+        if on.custom_pricing_id is not None:
+            customs = select(custom.id).where(custom.pricing_id == on.custom_pricing_id)
+            priced.append(vm.custom_template_id.in_(customs))
+        if not priced or not types:
             return []
         query = (
             select(_li.subscription_id)
@@ -89,7 +81,7 @@ class SqlSubscriptions(SqlRecords[Subscription]):
             .join(t.subscription_line_item, _li.id == vm.subscription_line_item_id)
             .join(t.subscription_payment, _pay.subscription_id == _li.subscription_id)
             .where(
-                or_(*on),
+                or_(*priced),
                 _pay.is_paid == False,  # noqa: E712
                 _pay.expires > now,
                 _pay.payment_type.in_(list(types)),
@@ -103,19 +95,12 @@ class SqlSubscriptions(SqlRecords[Subscription]):
             self.mapper, _sub.user_id == user_id, [_sub.id.desc()], limit, offset
         )
 
-    async def list_due(
-        self,
-        now: datetime,
-        horizon: timedelta,
-        limit: int,
-        *,
-        since: datetime | None = None,
-        after: tuple[datetime, int] | None = None,
-    ) -> list[Subscription]:
+    async def list_due(self, window: DueWindow, limit: int) -> list[Subscription]:
+        since, after = window.since, window.after
         query = (
             self._select()
             .where(_sub.is_active == True, _sub.expires.is_not(None))  # noqa: E712
-            .where(_sub.expires < now + horizon)
+            .where(_sub.expires < window.now + window.horizon)
             .order_by(_sub.expires, _sub.id)
             # a range on the expiry, whatever the statistics say: on a small or mostly
             # active table MariaDB would rather read every active row via `is_active`
@@ -220,25 +205,13 @@ class SqlPayments(SqlRepo):
         )
         return (await self.conn.execute(query)).rowcount == 1
 
-    async def expire_pending_upgrades(
-        self, subscription_id: int, except_id: bytes, now: datetime
-    ) -> list[SubscriptionPayment]:
-        upgrade = (SubscriptionPaymentType.UPGRADE,)
-        return await self.expire_pending(subscription_id, now, types=upgrade, except_id=except_id)
-
-    async def expire_pending(
-        self,
-        subscription_id: int,
-        now: datetime,
-        *,
-        types: Collection[SubscriptionPaymentType],
-        except_id: bytes | None = None,
-    ) -> list[SubscriptionPayment]:
-        if not types:
+    async def expire_pending(self, which: PendingOf, now: datetime) -> list[SubscriptionPayment]:
+        if not which.types:
             return []
-        query = self._pending(subscription_id, now).where(_pay.payment_type.in_(list(types)))
-        if except_id is not None:
-            query = query.where(_pay.id != except_id)
+        query = self._pending(which.subscription_id, now)
+        query = query.where(_pay.payment_type.in_(list(which.types)))
+        if which.except_id is not None:
+            query = query.where(_pay.id != which.except_id)
         if self.locks_rows:
             query = query.with_for_update()
         competing = await self._all(self.mapper, query)

@@ -13,7 +13,7 @@ from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, evolve
 from adapters.mysql.repositories import Connect, SqlRepo, is_duplicate_key
 from domain.account_credit import CreditEntry, CreditReason, balance_after
-from ports.storage import Page
+from ports.storage import CreditKey, Page
 
 _bal = t.user_credit_balance.c
 _led = t.user_credit_ledger.c
@@ -56,9 +56,8 @@ class SqlCreditLedger(SqlRepo):
 
     async def book(self, entry: CreditEntry) -> CreditEntry | None:
         balance = await self.lock(entry.user_id, entry.currency)  # before the duplicate check
-        if entry.reference is not None and await self.find(
-            entry.user_id, entry.currency, entry.reason, entry.reference
-        ):
+        key = CreditKey.of(entry)
+        if key is not None and await self.find(key):
             return None
         after = balance_after(balance, entry)
         try:
@@ -76,20 +75,12 @@ class SqlCreditLedger(SqlRepo):
         await self.conn.execute(update(t.user_credit_balance).where(where).values(balance=after))
         return evolve(entry, id=int(key[0]))
 
-    async def find(
-        self,
-        user_id: int,
-        currency: str,
-        reason: CreditReason,
-        reference: str,
-        *,
-        latest: bool = False,
-    ) -> CreditEntry | None:
+    async def find(self, key: CreditKey, *, latest: bool = False) -> CreditEntry | None:
         query = select(*self.mapper.columns).where(
-            _led.user_id == user_id,
-            _led.currency == currency,
-            _led.reason == reason,
-            _led.reference == reference,
+            _led.user_id == key.user_id,
+            _led.currency == key.currency,
+            _led.reason == key.reason,
+            _led.reference == key.reference,
         )
         if latest and self.locks_rows:
             # MariaDB's REPEATABLE READ snapshot may predate the row a concurrent booking

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import insert, select, true
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -13,7 +11,7 @@ from adapters.mysql.mapping import Mapper, evolve
 from adapters.mysql.repositories import Connect, SqlRepo, is_duplicate_key
 from domain.errors import DuplicateKey
 from domain.invoice import CreditNote, Invoice
-from ports.storage import Page
+from ports.storage import InvoiceWindow, Page
 
 _cnt = t.invoice_counter.c
 _inv = t.invoice.c
@@ -63,17 +61,10 @@ class SqlInvoices(SqlRepo):
         query = select(*self.mapper.columns).where(_inv.payment_id == payment_id)
         return await self._one(self.mapper, query)
 
-    async def list_page(
-        self,
-        since: datetime,
-        until: datetime,
-        limit: int,
-        offset: int,
-        *,
-        company_id: int | None = None,
-    ) -> Page[Invoice]:
-        where = (_inv.issued_at >= since) & (_inv.issued_at < until)
-        where = where & (true() if company_id is None else _inv.company_id == company_id)
+    async def list_page(self, window: InvoiceWindow, limit: int, offset: int) -> Page[Invoice]:
+        where = (_inv.issued_at >= window.since) & (_inv.issued_at < window.until)
+        company = window.company_id
+        where = where & (true() if company is None else _inv.company_id == company)
         return await self._page(self.mapper, where, [_inv.issued_at, _inv.id], limit, offset)
 
     async def add_credit_note(self, note: CreditNote) -> CreditNote:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import Table
@@ -49,6 +48,7 @@ from adapters.mysql.worker_repos import SqlWorkerCursors, SqlWorkerLeases
 from domain import invoice as inv
 from domain import model as m
 from domain.account_credit import CreditEntry
+from ports.closing import ClosesOnExit
 from ports.secrets import SecretBox
 
 #: columns stored as `ENC:` ciphertext (schema.md §2)
@@ -118,7 +118,7 @@ class Mappers:
         self.credit_entry = mapper(t.user_credit_ledger, CreditEntry)
 
 
-class SqlUnitOfWork:
+class SqlUnitOfWork(ClosesOnExit):
     """Checks out a pooled connection on enter, begins a transaction, rolls back on exit."""
 
     def __init__(self, engine: AsyncEngine, mappers: Mappers) -> None:
@@ -171,12 +171,8 @@ class SqlUnitOfWork:
         await self._conn.begin()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def aclose(self) -> None:
+        """Leave the unit of work (`async with` exit): roll back what was not committed."""
         conn, self._conn = self._connection(), None
         try:
             if conn.in_transaction():

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from app.billing.invoicing import InvoiceNotFound
 from domain.invoice import CreditNote, Invoice
-from ports.storage import Page, UnitOfWorkFactory
+from ports.storage import InvoiceWindow, Page, UnitOfWorkFactory
 
 #: rows read per statement while exporting a window
 EXPORT_BATCH = 500
@@ -24,7 +24,8 @@ async def list_invoices(
     company_id: int | None = None,
 ) -> Page[Invoice]:
     async with uow_factory() as uow:
-        return await uow.invoices.list_page(since, until, limit, offset, company_id=company_id)
+        window = InvoiceWindow(since, until, company_id)
+        return await uow.invoices.list_page(window, limit, offset)
 
 
 async def every_invoice(

@@ -43,7 +43,7 @@ from domain.price_basis import CREDIT_KEY
 from domain.subscription import apply_paid_payment, mark_paid
 from ports.clock import Clock
 from ports.queue import Job, WorkQueue
-from ports.storage import UnitOfWork, UnitOfWorkFactory
+from ports.storage import PendingOf, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -220,13 +220,15 @@ async def _apply(
         vm_changed((vm_before, before), (vm_after, after), now)
     if after != before:
         await uow.subscriptions.update(after)
-    cancelled = await uow.payments.expire_pending_upgrades(before.id, payment.id, now)
+    upgrades = PendingOf(before.id, (SubscriptionPaymentType.UPGRADE,), except_id=payment.id)
+    cancelled = await uow.payments.expire_pending(upgrades, now)
     rivals: list[SubscriptionPayment] = []
     if payment.payment_type == SubscriptionPaymentType.PURCHASE:
         # the order is paid: another method's Purchase invoice for it must not stay payable,
         # or the setup fee (and the first interval) would be charged twice
+        purchases = (SubscriptionPaymentType.PURCHASE,)
         rivals = await uow.payments.expire_pending(
-            before.id, now, types=(SubscriptionPaymentType.PURCHASE,), except_id=payment.id
+            PendingOf(before.id, purchases, except_id=payment.id), now
         )
     return CompletedPayment(
         payment=paid,

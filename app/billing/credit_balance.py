@@ -8,7 +8,7 @@ from app.billing.errors import UserNotFound
 from domain.account_credit import CreditEntry, CreditReason, checked_entry
 from domain.errors import InvalidInput
 from ports.clock import Clock
-from ports.storage import Page, UnitOfWork, UnitOfWorkFactory
+from ports.storage import CreditKey, Page, UnitOfWork, UnitOfWorkFactory
 
 #: the most ledger entries one page returns.
 MAX_PAGE = 100
@@ -33,12 +33,11 @@ async def book_in(uow: UnitOfWork, entry: CreditEntry) -> Booked:
     stored = await uow.credit_ledger.book(entry)  # locks the balance row first
     replayed = stored is None
     if stored is None:
-        assert entry.reference is not None  # only a referenced entry can be a duplicate
+        key = CreditKey.of(entry)
+        assert key is not None  # only a referenced entry can be a duplicate
         # `latest`: on MariaDB the transaction's snapshot may be older than the concurrent
         # booking that won (a read before the balance lock fixed it), so read what is committed
-        stored = await uow.credit_ledger.find(
-            entry.user_id, entry.currency, entry.reason, entry.reference, latest=True
-        )
+        stored = await uow.credit_ledger.find(key, latest=True)
         if stored is None:  # impossible: book found it (or its duplicate key) under the lock
             raise LookupError("credit entry vanished")
     # the balance as it is now, under the lock this transaction holds (a plain read could

@@ -7,7 +7,7 @@ from domain.account_credit import CreditReason, checked_entry, credit_applied
 from domain.credit import payment_meta
 from domain.model import SubscriptionPayment
 from ports.clock import Clock
-from ports.storage import UnitOfWork, UnitOfWorkFactory
+from ports.storage import CreditKey, UnitOfWork, UnitOfWorkFactory
 
 
 async def release_expired_credit(
@@ -63,7 +63,8 @@ async def respend_released(uow: UnitOfWork, payment: SubscriptionPayment) -> str
         return None
     amount, currency = applied
     ref = payment.id.hex()
-    if await uow.credit_ledger.find(payment.user_id, currency, CreditReason.RELEASED, ref) is None:
+    released = CreditKey(payment.user_id, currency, CreditReason.RELEASED, ref)
+    if await uow.credit_ledger.find(released) is None:
         return None
     balance = await uow.credit_ledger.lock(payment.user_id, currency)
     taken = min(amount, balance)

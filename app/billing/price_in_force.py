@@ -20,7 +20,7 @@ from domain.money import Currency, Money
 from domain.price_basis import PRICE_KEY, RATES_KEY, PriceBasis, rates_json
 from domain.pricing import parse_list_currency
 from domain.tax import country_alpha3
-from ports.storage import UnitOfWork
+from ports.storage import PendingOf, PricedBy, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ async def expire_stale_quotes(
     (lock order: subscription, then payments). Returns them as they were, for
     `cancel_quietly` after the commit.
     """
-    return await uow.payments.expire_pending(subscription_id, now, types=TIME_BUYING)
+    return await uow.payments.expire_pending(PendingOf(subscription_id, TIME_BUYING), now)
 
 
 async def cancel_quietly(
@@ -165,13 +165,10 @@ async def expire_quotes_on(
     expire. Each subscription is locked before its payments (completion's lock order), in
     ascending id, so two such changes queue up instead of deadlocking.
     """
-    ids = await uow.subscriptions.ids_with_pending_on(
-        now,
-        TIME_BUYING,
-        template_id=template_id,
-        cost_plan_id=cost_plan_id,
-        custom_pricing_id=custom_pricing_id,
+    on = PricedBy(
+        template_id=template_id, cost_plan_id=cost_plan_id, custom_pricing_id=custom_pricing_id
     )
+    ids = await uow.subscriptions.ids_with_pending_on(now, TIME_BUYING, on)
     expired: list[SubscriptionPayment] = []
     for subscription_id in ids:
         await uow.subscriptions.get_for_update(subscription_id)

@@ -31,7 +31,7 @@ from domain.lifecycle import (
 )
 from domain.model import LineItem, Subscription, SubscriptionPayment, Vm
 from ports.jobs import CheckVm, SpawnVm
-from ports.storage import UnitOfWork
+from ports.storage import DueWindow, UnitOfWork
 from ports.vmhost import VmHost, VmRunningState, VmRunState
 
 log = logging.getLogger("lnvps.worker.lifecycle")
@@ -430,9 +430,8 @@ class _Walk:
                 if page <= 0:
                     return after
             async with self.deps.uow_factory() as uow:
-                subs = await uow.subscriptions.list_due(
-                    self.now, horizon, page, since=since, after=after
-                )
+                window = DueWindow(self.now, horizon, since=since, after=after)
+                subs = await uow.subscriptions.list_due(window, page)
             for one in await _each(subs, self.subscription, LIFECYCLE_CONCURRENCY):
                 self.report.due += one.due  # in walk order, whatever order they finished in
                 self.report.done.extend(one.done)

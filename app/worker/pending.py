@@ -9,7 +9,7 @@ from datetime import datetime
 from app.worker.context import WorkerDeps
 from domain.enums import SubscriptionPaymentType
 from domain.model import SubscriptionPayment
-from ports.storage import UnitOfWork
+from ports.storage import PendingOf, UnitOfWork
 
 log = logging.getLogger("lnvps.worker.pending")
 
@@ -25,7 +25,7 @@ async def end_pending(
     Returns them as they were, for `cancel_ended` once the deletion has committed: a deleted
     VM then stops looking payable, and the never-paid cleanup is not kept waiting by them.
     """
-    return await uow.payments.expire_pending(subscription_id, now, types=ALL_TYPES)
+    return await uow.payments.expire_pending(PendingOf(subscription_id, ALL_TYPES), now)
 
 
 async def cancel_ended(deps: WorkerDeps, payments: Iterable[SubscriptionPayment]) -> None:

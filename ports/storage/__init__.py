@@ -20,14 +20,14 @@ from ports.storage.catalogue import (
     Templates,
 )
 from ports.storage.common import Catalogue, Page, Records, Removable
-from ports.storage.credit import CreditLedger
+from ports.storage.credit import CreditKey, CreditLedger
 from ports.storage.identity import Companies, Permission, Roles, SshKeys, Users
-from ports.storage.invoices import Invoices
+from ports.storage.invoices import Invoices, InvoiceWindow
 from ports.storage.marks import IdempotencyKeys, IdempotencyRecord, LifecycleMarks
-from ports.storage.payments import LegacyPayments, Payments
+from ports.storage.payments import LegacyPayments, Payments, PendingOf
 from ports.storage.products import IpRangeSubscriptions, IpSpacePrices, IpSpaces, PaymentMethods
 from ports.storage.reads import ReadLookups, VmReads
-from ports.storage.subscriptions import LineItems, Subscriptions
+from ports.storage.subscriptions import DueWindow, LineItems, PricedBy, Subscriptions
 from ports.storage.vms import VmHistories, Vms
 from ports.storage.worker import WorkerCursors, WorkerLeases
 
@@ -129,14 +129,17 @@ __all__ = [
     "Catalogue",
     "Companies",
     "CostPlans",
+    "CreditKey",
     "CreditLedger",
     "CustomPricings",
     "CustomTemplates",
+    "DueWindow",
     "HostDisks",
     "Hosts",
     "IdempotencyKeys",
     "IdempotencyRecord",
     "Images",
+    "InvoiceWindow",
     "Invoices",
     "IpAssignments",
     "IpRangeSubscriptions",
@@ -149,7 +152,9 @@ __all__ = [
     "Page",
     "PaymentMethods",
     "Payments",
+    "PendingOf",
     "Permission",
+    "PricedBy",
     "ReadLookups",
     "Records",
     "Regions",

@@ -5,8 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+import attrs
+
 from domain.account_credit import CreditEntry, CreditReason
 from ports.storage.common import Page
+
+
+@attrs.frozen
+class CreditKey:
+    """What makes a ledger entry unique: one booking per user, currency, reason and reference."""
+
+    user_id: int
+    currency: str
+    reason: CreditReason
+    reference: str
+
+    @classmethod
+    def of(cls, entry: CreditEntry) -> CreditKey | None:
+        """The entry's key; None when it has no reference (such entries are never deduplicated)."""
+        if entry.reference is None:
+            return None
+        return cls(entry.user_id, entry.currency, entry.reason, entry.reference)
 
 
 class CreditLedger(Protocol):
@@ -31,15 +50,7 @@ class CreditLedger(Protocol):
         """
         ...
 
-    async def find(
-        self,
-        user_id: int,
-        currency: str,
-        reason: CreditReason,
-        reference: str,
-        *,
-        latest: bool = False,
-    ) -> CreditEntry | None:
+    async def find(self, key: CreditKey, *, latest: bool = False) -> CreditEntry | None:
         """The entry with this key. `latest`: read what is committed now (a locking read on
         SQL), not the transaction's snapshot; for an entry another transaction has just
         committed (a duplicate key found by `book`)."""

@@ -5,8 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+import attrs
+
 from domain.invoice import CreditNote, Invoice
 from ports.storage.common import Page
+
+
+@attrs.frozen
+class InvoiceWindow:
+    """The invoices issued in [since, until), of one company when `company_id` is given."""
+
+    since: datetime
+    until: datetime
+    company_id: int | None = None
 
 
 class Invoices(Protocol):
@@ -29,16 +40,8 @@ class Invoices(Protocol):
 
     async def get_by_payment(self, payment_id: bytes) -> Invoice | None: ...
 
-    async def list_page(
-        self,
-        since: datetime,
-        until: datetime,
-        limit: int,
-        offset: int,
-        *,
-        company_id: int | None = None,
-    ) -> Page[Invoice]:
-        """Issued in [since, until), by issue time then id."""
+    async def list_page(self, window: InvoiceWindow, limit: int, offset: int) -> Page[Invoice]:
+        """Issued in the window, by issue time then id."""
         ...
 
     async def add_credit_note(self, note: CreditNote) -> CreditNote: ...

@@ -6,9 +6,21 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Protocol
 
+import attrs
+
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import LegacyVmPayment, SubscriptionPayment
 from ports.storage.common import Page
+
+
+@attrs.frozen
+class PendingOf:
+    """A subscription's pending payments (unpaid, `expires > now`) of `types`, but
+    `except_id`."""
+
+    subscription_id: int
+    types: Collection[SubscriptionPaymentType]
+    except_id: bytes | None = attrs.field(default=None, kw_only=True)
 
 
 class Payments(Protocol):
@@ -49,27 +61,11 @@ class Payments(Protocol):
         """
         ...
 
-    async def expire_pending_upgrades(
-        self, subscription_id: int, except_id: bytes, now: datetime
-    ) -> list[SubscriptionPayment]:
-        """Set `expires = now` on the other pending Upgrade payments (D13).
+    async def expire_pending(self, which: PendingOf, now: datetime) -> list[SubscriptionPayment]:
+        """Set `expires = now` on those pending payments (D13 rival upgrades, D23, D24).
 
-        Returns them as they were before, so the caller can cancel them at their provider.
-        """
-        ...
-
-    async def expire_pending(
-        self,
-        subscription_id: int,
-        now: datetime,
-        *,
-        types: Collection[SubscriptionPaymentType],
-        except_id: bytes | None = None,
-    ) -> list[SubscriptionPayment]:
-        """Set `expires = now` on the subscription's pending payments of `types` (D23, D24).
-
-        Pending = unpaid with `expires > now`; `except_id` is spared. Returns them as they
-        were before, newest first, so the caller can cancel each at its own provider.
+        Returns them as they were before, newest first, so the caller can cancel each at its
+        own provider.
         """
         ...
 

@@ -6,9 +6,33 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+import attrs
+
 from domain.enums import SubscriptionPaymentType
 from domain.model import LineItem, Subscription
 from ports.storage.common import Page
+
+
+@attrs.frozen(kw_only=True)
+class PricedBy:
+    """The VMs whose price follows one catalogue row: on the template, on a template of the
+    cost plan, or on a custom template of the pricing (the one filter given)."""
+
+    template_id: int | None = None
+    cost_plan_id: int | None = None
+    custom_pricing_id: int | None = None
+
+
+@attrs.frozen
+class DueWindow:
+    """Active subscriptions with `expires < now + horizon`; `since` keeps only
+    `expires >= since`; `after` is a keyset cursor, the (expires, id) of the last row of the
+    previous page: only rows after it come."""
+
+    now: datetime
+    horizon: timedelta
+    since: datetime | None = attrs.field(default=None, kw_only=True)
+    after: tuple[datetime, int] | None = attrs.field(default=None, kw_only=True)
 
 
 class Subscriptions(Protocol):
@@ -27,17 +51,10 @@ class Subscriptions(Protocol):
     async def get_by_line_item(self, line_item_id: int) -> Subscription | None: ...
 
     async def ids_with_pending_on(
-        self,
-        now: datetime,
-        types: Collection[SubscriptionPaymentType],
-        *,
-        template_id: int | None = None,
-        cost_plan_id: int | None = None,
-        custom_pricing_id: int | None = None,
+        self, now: datetime, types: Collection[SubscriptionPaymentType], on: PricedBy
     ) -> list[int]:
-        """Subscriptions with a VM (soft-deleted too) on the template / on a template of the
-        cost plan / on a custom template of the pricing (the one filter given), and a
-        pending payment (unpaid, `expires > now`) of `types`; ascending id, no duplicates.
+        """Subscriptions with a VM (soft-deleted too) priced by `on`, and a pending payment
+        (unpaid, `expires > now`) of `types`; ascending id, no duplicates.
 
         One query, whatever the number of VMs: what a re-priced catalogue row must expire
         (D23). No filter given: empty.
@@ -63,21 +80,12 @@ class Subscriptions(Protocol):
         """
         ...
 
-    async def list_due(
-        self,
-        now: datetime,
-        horizon: timedelta,
-        limit: int,
-        *,
-        since: datetime | None = None,
-        after: tuple[datetime, int] | None = None,
-    ) -> list[Subscription]:
-        """Active subscriptions with `expires < now + horizon`, by (expires, id) ascending.
+    async def list_due(self, window: DueWindow, limit: int) -> list[Subscription]:
+        """The subscriptions due in the window, by (expires, id) ascending.
 
-        `since` keeps only `expires >= since`; `after` is a keyset cursor, the (expires, id)
-        of the last row of the previous page: only rows after it come. NULL expiry is never
-        due. At most `limit` rows; the query runs on the expiry index so its cost follows
-        the number of rows returned, not the size of the table or the pages before.
+        NULL expiry is never due. At most `limit` rows; the query runs on the expiry index so
+        its cost follows the number of rows returned, not the size of the table or the pages
+        before.
         """
         ...
 

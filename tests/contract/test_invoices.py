@@ -20,7 +20,7 @@ from app.billing.completion import apply_payment
 from app.billing.invoicing import issue_credit_note
 from domain.errors import DomainError, DuplicateKey, InvalidInput
 from domain.invoice import Invoice
-from ports.storage import UnitOfWorkFactory
+from ports.storage import InvoiceWindow, UnitOfWorkFactory
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
 from tests.contract.storage_backends import (
@@ -72,7 +72,7 @@ async def _book(factory: UnitOfWorkFactory, payment_id: bytes, day: int = 5) -> 
 
 async def _invoices(factory: UnitOfWorkFactory) -> list[Invoice]:
     async with factory() as uow:
-        page = await uow.invoices.list_page(at(1), at(28, month=12), 1000, 0)
+        page = await uow.invoices.list_page(InvoiceWindow(at(1), at(28, month=12)), 1000, 0)
     assert page.total == len(page.items)
     return page.items
 

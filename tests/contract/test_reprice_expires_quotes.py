@@ -19,6 +19,7 @@ from app.admin.vm_templates import update_template
 from app.billing.price_in_force import TIME_BUYING
 from domain.intervals import add_months
 from domain.model import Vm
+from ports.storage import PricedBy
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
 from tests.contract.storage_backends import Database
@@ -118,12 +119,11 @@ async def test_the_lookup_finds_only_subscriptions_with_pending_quotes(shop: Sho
     await shop.complete(await shop.payment(a))  # the standard VM's quote is paid
     now = shop.clock.now()
     async with shop.factory() as uow:
-        on_plan = await uow.subscriptions.ids_with_pending_on(now, TIME_BUYING, cost_plan_id=PLAN)
-        on_tpl = await uow.subscriptions.ids_with_pending_on(now, TIME_BUYING, template_id=TEMPLATE)
-        on_pricing = await uow.subscriptions.ids_with_pending_on(
-            now, TIME_BUYING, custom_pricing_id=PRICING
-        )
-        nothing = await uow.subscriptions.ids_with_pending_on(now, TIME_BUYING)
+        pending_on = uow.subscriptions.ids_with_pending_on
+        on_plan = await pending_on(now, TIME_BUYING, PricedBy(cost_plan_id=PLAN))
+        on_tpl = await pending_on(now, TIME_BUYING, PricedBy(template_id=TEMPLATE))
+        on_pricing = await pending_on(now, TIME_BUYING, PricedBy(custom_pricing_id=PRICING))
+        nothing = await pending_on(now, TIME_BUYING, PricedBy())
     assert on_plan == on_tpl == [] and nothing == []
     assert on_pricing == [(await shop.subscription(custom)).id]
 

@@ -9,7 +9,7 @@ import attrs
 
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.model import LineItem, Subscription
-from ports.storage import UnitOfWork, UnitOfWorkFactory
+from ports.storage import DueWindow, PendingOf, UnitOfWork, UnitOfWorkFactory
 from tests.contract import storage_backends
 from tests.contract.storage_backends import (
     World,
@@ -130,10 +130,13 @@ async def test_list_due_is_active_with_expiry_before_the_horizon_soonest_first(
         await _subscriptions(uow, w, 1, is_active=True, expires=at(20))  # beyond horizon
         await uow.commit()
     async with uow_factory() as uow:
-        due = await uow.subscriptions.list_due(at(10), timedelta(days=3), limit=10)
+        due = await uow.subscriptions.list_due(DueWindow(at(10), timedelta(days=3)), limit=10)
         assert due == [past, soon, late]
-        assert await uow.subscriptions.list_due(at(10), timedelta(days=3), limit=2) == [past, soon]
-        assert await uow.subscriptions.list_due(at(10), timedelta(0), limit=10) == [past]
+        assert await uow.subscriptions.list_due(DueWindow(at(10), timedelta(days=3)), limit=2) == [
+            past,
+            soon,
+        ]
+        assert await uow.subscriptions.list_due(DueWindow(at(10), timedelta(0)), limit=10) == [past]
 
 
 async def test_vm_lookups_and_soft_delete(uow_factory: UnitOfWorkFactory) -> None:
@@ -234,7 +237,8 @@ async def test_expire_pending_upgrades_spares_the_winner_and_other_kinds(
         stale = await uow.payments.add(
             new_payment(w.subscription, payment_type=upgrade, expires=at(4))
         )
-        expired = await uow.payments.expire_pending_upgrades(w.subscription.id, winner.id, now)
+        rivals = PendingOf(w.subscription.id, (upgrade,), except_id=winner.id)
+        expired = await uow.payments.expire_pending(rivals, now)
         await uow.commit()
     assert expired == [rival]
     async with uow_factory() as uow:
@@ -259,9 +263,9 @@ async def test_expire_pending_takes_the_named_kinds_and_spares_the_rest(
         paid = await uow.payments.add(new_payment(w.subscription, is_paid=True))
         lapsed = await uow.payments.add(new_payment(w.subscription, expires=at(4)))
         expired = await uow.payments.expire_pending(
-            w.subscription.id, now, types=(renewal_type,), except_id=kept.id
+            PendingOf(w.subscription.id, (renewal_type,), except_id=kept.id), now
         )
-        none = await uow.payments.expire_pending(w.subscription.id, now, types=())
+        none = await uow.payments.expire_pending(PendingOf(w.subscription.id, ()), now)
         await uow.commit()
     assert expired == [card, renewal]
     assert none == []

@@ -16,7 +16,7 @@ from adapters.memory.clock import FakeClock
 from app.billing.credit_balance import adjust_credit, book_in, ledger_page
 from domain.account_credit import CreditReason, InsufficientCredit, checked_entry
 from domain.model import User
-from ports.storage import UnitOfWorkFactory
+from ports.storage import CreditKey, UnitOfWorkFactory
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
 from tests.contract.storage_backends import Database, at
@@ -67,7 +67,7 @@ async def test_booking_moves_the_balance_and_a_replay_books_nothing(
         assert page.total == 2 and page.items == [spent.entry]
         assert await uow.credit_ledger.list_page(alice, 10, 0, currency="USD") == type(page)([], 0)
         assert [e.user_id for e in await uow.credit_ledger.list_by_reference("vm:1")] == [bob]
-        found = await uow.credit_ledger.find(alice, "EUR", CreditReason.SPENT, "pay:bb")
+        found = await uow.credit_ledger.find(CreditKey(alice, "EUR", CreditReason.SPENT, "pay:bb"))
         assert found == spent.entry
 
 
@@ -85,7 +85,10 @@ async def test_a_booking_below_zero_is_refused_and_writes_nothing(
     async with uow_factory() as uow:
         assert await uow.credit_ledger.balances(alice) == {"EUR": 100}
         assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 1
-        assert await uow.credit_ledger.find(alice, "EUR", CreditReason.SPENT, "pay:cc") is None
+        assert (
+            await uow.credit_ledger.find(CreditKey(alice, "EUR", CreditReason.SPENT, "pay:cc"))
+            is None
+        )
 
 
 async def test_an_uncommitted_booking_is_rolled_back(uow_factory: UnitOfWorkFactory) -> None:

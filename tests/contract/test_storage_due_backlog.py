@@ -11,6 +11,7 @@ from sqlalchemy import event, insert, text
 from adapters.mysql import tables
 from domain.enums import PaymentMethod
 from domain.model import Subscription
+from ports.storage import DueWindow
 from tests.contract import storage_backends
 from tests.contract.storage_backends import (
     Backend,
@@ -73,7 +74,9 @@ async def test_a_backlog_of_50000_is_walked_completely_oldest_first(backend: Bac
     pages = 0
     while True:
         async with backend.factory() as uow:
-            page = await uow.subscriptions.list_due(now, timedelta(0), PAGE, after=cursor)
+            page = await uow.subscriptions.list_due(
+                DueWindow(now, timedelta(0), after=cursor), PAGE
+            )
         pages += 1
         if page:
             last = page[-1]
@@ -89,7 +92,7 @@ async def test_a_backlog_of_50000_is_walked_completely_oldest_first(backend: Bac
     assert keys == sorted(keys)  # oldest first across pages
     assert pages == BACKLOG // PAGE + 1
     async with backend.factory() as uow:  # the notices' own query is not behind the backlog
-        notices = await uow.subscriptions.list_due(now, timedelta(days=1), 10, since=now)
+        notices = await uow.subscriptions.list_due(DueWindow(now, timedelta(days=1), since=now), 10)
     assert [s.id for s in notices] == [soon.id]
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import event, text
 
 from domain.enums import InternetRegistry, PaymentMethod
 from domain.model import AvailableIpSpace, IpRangeSubscription, PaymentMethodConfig
-from ports.storage import IdempotencyRecord, UnitOfWork, UnitOfWorkFactory
+from ports.storage import DueWindow, IdempotencyRecord, UnitOfWork, UnitOfWorkFactory
 from tests.contract import storage_backends
 from tests.contract.storage_backends import Backend, World, at, new_subscription, seed_world
 
@@ -181,10 +181,10 @@ async def test_lifecycle_scan_runs_on_an_index(backend: Backend) -> None:
     event.listen(backend.engine.sync_engine, "before_cursor_execute", capture)
     try:
         async with backend.factory() as uow:
-            due = await uow.subscriptions.list_due(at(5), timedelta(days=1), limit=100)
+            due = await uow.subscriptions.list_due(DueWindow(at(5), timedelta(days=1)), limit=100)
             # a later page of a backlog: the keyset cursor stays a range on the same index
             page = await uow.subscriptions.list_due(
-                at(5, month=4), timedelta(0), limit=100, after=(at(2, month=4), 1)
+                DueWindow(at(5, month=4), timedelta(0), after=(at(2, month=4), 1)), limit=100
             )
     finally:
         event.remove(backend.engine.sync_engine, "before_cursor_execute", capture)
