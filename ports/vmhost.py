@@ -9,17 +9,7 @@ from typing import Protocol
 
 import attrs
 
-from domain.model import (
-    CustomTemplate,
-    Host,
-    HostDisk,
-    IpAssignment,
-    IpRange,
-    OsImage,
-    SshKey,
-    Vm,
-    VmTemplate,
-)
+from domain import model as m
 
 
 class VmRunState(StrEnum):
@@ -100,15 +90,15 @@ class FullVmInfo:
     `ips` are the VM's non-deleted assignments and `ranges` the IP ranges they come from.
     """
 
-    vm: Vm
-    host: Host
-    disk: HostDisk
-    image: OsImage
-    ssh_key: SshKey
-    template: VmTemplate | None = None
-    custom_template: CustomTemplate | None = None
-    ips: tuple[IpAssignment, ...] = ()
-    ranges: tuple[IpRange, ...] = ()
+    vm: m.Vm
+    host: m.Host
+    disk: m.HostDisk
+    image: m.OsImage
+    ssh_key: m.SshKey
+    template: m.VmTemplate | None = None
+    custom_template: m.CustomTemplate | None = None
+    ips: tuple[m.IpAssignment, ...] = ()
+    ranges: tuple[m.IpRange, ...] = ()
 
     @property
     def resources(self) -> VmResources:
@@ -139,19 +129,19 @@ class VmHost(Protocol):
         """
         ...
 
-    async def start_vm(self, vm: Vm) -> None:
+    async def start_vm(self, vm: m.Vm) -> None:
         """Power the VM on (the dummy ignores an absent VM; real hosts raise VmNotFoundOnHost)."""
         ...
 
-    async def stop_vm(self, vm: Vm) -> None:
+    async def stop_vm(self, vm: m.Vm) -> None:
         """Power the VM off."""
         ...
 
-    async def restart_vm(self, vm: Vm) -> None:
+    async def restart_vm(self, vm: m.Vm) -> None:
         """Hard-reset the VM (the reference's `reset_vm`)."""
         ...
 
-    async def delete_vm(self, vm: Vm) -> None:
+    async def delete_vm(self, vm: m.Vm) -> None:
         """Remove the VM and its disks from the host."""
         ...
 
@@ -163,7 +153,7 @@ class VmHost(Protocol):
         """Grow the disk and set cpu/memory to `info.resources` (upgrade)."""
         ...
 
-    async def get_vm_state(self, vm: Vm) -> VmRunningState:
+    async def get_vm_state(self, vm: m.Vm) -> VmRunningState:
         """The VM's state now; raises `VmNotFoundOnHost` when the host has no such VM."""
         ...
 
@@ -171,18 +161,18 @@ class VmHost(Protocol):
         """The state of every VM on the host, keyed by the VM's database id."""
         ...
 
-    async def generate_mac(self, vm: Vm) -> str:
+    async def generate_mac(self, vm: m.Vm) -> str:
         """A MAC address for the VM's network card (used when its IP range has no router)."""
         ...
 
-    async def get_time_series(self, vm: Vm) -> Sequence[TimeSeriesPoint]:
+    async def get_time_series(self, vm: m.Vm) -> Sequence[TimeSeriesPoint]:
         """The VM's metrics of about the last hour, oldest first (empty when none are known).
 
         Raises `VmNotFoundOnHost` when the host has no such VM.
         """
         ...
 
-    async def download_os_image(self, image: OsImage) -> bool:
+    async def download_os_image(self, image: m.OsImage) -> bool:
         """Fetch `image.url` into the host's image storage, checked against `image.sha2`.
 
         Idempotent: True when it was fetched now, False when the host already had it.
@@ -194,7 +184,7 @@ class VmHost(Protocol):
 class HostProber(Protocol):
     """Checks a host row's connection settings before it is saved (the test connection)."""
 
-    async def probe(self, host: Host) -> None:
+    async def probe(self, host: m.Host) -> None:
         """Return when the host answers with these settings; raise `VmHostError` otherwise."""
         ...
 
@@ -202,6 +192,6 @@ class HostProber(Protocol):
 class VmHostResolver(Protocol):
     """Picks the client for a host by `host.kind` (Proxmox, LibVirt, Dummy)."""
 
-    def for_host(self, host: Host) -> VmHost:
+    def for_host(self, host: m.Host) -> VmHost:
         """The client of this host; raises `VmHostError` for a kind it cannot serve."""
         ...

@@ -5,63 +5,51 @@ from __future__ import annotations
 from collections import Counter
 
 from adapters.memory.db import RecordRepo, evolve
+from domain import model as m
 from domain.errors import IMAGE_EXISTS
-from domain.model import (
-    CostPlan,
-    CustomPricing,
-    CustomPricingDisk,
-    CustomTemplate,
-    Host,
-    HostDisk,
-    IpAssignment,
-    IpRange,
-    OsImage,
-    Region,
-    VmTemplate,
-)
 
 
-class MemoryRegions(RecordRepo[Region]):
+class MemoryRegions(RecordRepo[m.Region]):
     table = "vm_host_region"
 
     async def lock(self, region_id: int) -> None:
         """Nothing to do: a memory unit of work already runs alone (one lock for all)."""
 
 
-class MemoryHosts(RecordRepo[Host]):
+class MemoryHosts(RecordRepo[m.Host]):
     table = "vm_host"
 
-    async def list_by_region(self, region_id: int) -> list[Host]:
+    async def list_by_region(self, region_id: int) -> list[m.Host]:
         return self._where(lambda h: h.region_id == region_id)
 
 
-class MemoryHostDisks(RecordRepo[HostDisk]):
+class MemoryHostDisks(RecordRepo[m.HostDisk]):
     table = "vm_host_disk"
 
-    async def list_by_host(self, host_id: int) -> list[HostDisk]:
+    async def list_by_host(self, host_id: int) -> list[m.HostDisk]:
         return self._where(lambda d: d.host_id == host_id)
 
 
-class MemoryImages(RecordRepo[OsImage]):
+class MemoryImages(RecordRepo[m.OsImage]):
     table = "vm_os_image"
     unique = (("distribution", "flavour", "version"),)
     duplicate_message = IMAGE_EXISTS
 
 
-class MemoryIpRanges(RecordRepo[IpRange]):
+class MemoryIpRanges(RecordRepo[m.IpRange]):
     table = "ip_range"
 
-    async def list_by_region(self, region_id: int) -> list[IpRange]:
+    async def list_by_region(self, region_id: int) -> list[m.IpRange]:
         return self._where(lambda r: r.region_id == region_id)
 
 
-class MemoryIpAssignments(RecordRepo[IpAssignment]):
+class MemoryIpAssignments(RecordRepo[m.IpAssignment]):
     table = "vm_ip_assignment"
 
-    async def list_live(self) -> list[IpAssignment]:
+    async def list_live(self) -> list[m.IpAssignment]:
         return self._where(lambda a: not a.deleted)
 
-    async def list_by_vm(self, vm_id: int) -> list[IpAssignment]:
+    async def list_by_vm(self, vm_id: int) -> list[m.IpAssignment]:
         return self._where(lambda a: a.vm_id == vm_id and not a.deleted)
 
     async def delete(self, assignment_id: int) -> None:
@@ -70,24 +58,24 @@ class MemoryIpAssignments(RecordRepo[IpAssignment]):
             rows[assignment_id] = evolve(rows[assignment_id], deleted=True)
 
 
-class MemoryCostPlans(RecordRepo[CostPlan]):
+class MemoryCostPlans(RecordRepo[m.CostPlan]):
     table = "vm_cost_plan"
 
 
-class MemoryTemplates(RecordRepo[VmTemplate]):
+class MemoryTemplates(RecordRepo[m.VmTemplate]):
     table = "vm_template"
 
 
-class MemoryCustomPricings(RecordRepo[CustomPricing]):
+class MemoryCustomPricings(RecordRepo[m.CustomPricing]):
     table = "vm_custom_pricing"
 
-    async def list_by_region(self, region_id: int) -> list[CustomPricing]:
+    async def list_by_region(self, region_id: int) -> list[m.CustomPricing]:
         return self._where(lambda p: p.region_id == region_id)
 
-    async def add_disk(self, disk: CustomPricingDisk) -> CustomPricingDisk:
+    async def add_disk(self, disk: m.CustomPricingDisk) -> m.CustomPricingDisk:
         return self._insert("vm_custom_pricing_disk", disk)
 
-    async def list_disks(self, pricing_id: int) -> list[CustomPricingDisk]:
+    async def list_disks(self, pricing_id: int) -> list[m.CustomPricingDisk]:
         rows = sorted(self._rows("vm_custom_pricing_disk").items())
         return [d for _, d in rows if d.pricing_id == pricing_id]
 
@@ -99,7 +87,7 @@ class MemoryCustomPricings(RecordRepo[CustomPricing]):
         return len(gone)
 
 
-class MemoryCustomTemplates(RecordRepo[CustomTemplate]):
+class MemoryCustomTemplates(RecordRepo[m.CustomTemplate]):
     table = "vm_custom_template"
 
     async def count_by_pricing(self) -> dict[int, int]:

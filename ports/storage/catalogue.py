@@ -4,23 +4,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from domain.model import (
-    CostPlan,
-    CustomPricing,
-    CustomPricingDisk,
-    CustomTemplate,
-    Host,
-    HostDisk,
-    IpAssignment,
-    IpRange,
-    OsImage,
-    Region,
-    VmTemplate,
-)
+from domain import model as m
 from ports.storage.common import Catalogue, Records, Removable
 
 
-class Regions(Catalogue[Region], Protocol):
+class Regions(Catalogue[m.Region], Protocol):
     async def lock(self, region_id: int) -> None:
         """Hold the region's row lock until the transaction ends.
 
@@ -30,28 +18,28 @@ class Regions(Catalogue[Region], Protocol):
         ...
 
 
-class Hosts(Catalogue[Host], Protocol):
-    async def list_by_region(self, region_id: int) -> list[Host]: ...
+class Hosts(Catalogue[m.Host], Protocol):
+    async def list_by_region(self, region_id: int) -> list[m.Host]: ...
 
 
-class HostDisks(Catalogue[HostDisk], Protocol):
-    async def list_by_host(self, host_id: int) -> list[HostDisk]: ...
+class HostDisks(Catalogue[m.HostDisk], Protocol):
+    async def list_by_host(self, host_id: int) -> list[m.HostDisk]: ...
 
 
-class Images(Catalogue[OsImage], Removable, Protocol):
+class Images(Catalogue[m.OsImage], Removable, Protocol):
     pass
 
 
-class IpRanges(Catalogue[IpRange], Protocol):
-    async def list_by_region(self, region_id: int) -> list[IpRange]: ...
+class IpRanges(Catalogue[m.IpRange], Protocol):
+    async def list_by_region(self, region_id: int) -> list[m.IpRange]: ...
 
 
-class IpAssignments(Records[IpAssignment], Protocol):
-    async def list_live(self) -> list[IpAssignment]:
+class IpAssignments(Records[m.IpAssignment], Protocol):
+    async def list_live(self) -> list[m.IpAssignment]:
         """Every assignment that is not soft-deleted, ascending id (admin region stats)."""
         ...
 
-    async def list_by_vm(self, vm_id: int) -> list[IpAssignment]:
+    async def list_by_vm(self, vm_id: int) -> list[m.IpAssignment]:
         """The VM's assignments that are not soft-deleted, ascending id."""
         ...
 
@@ -60,22 +48,22 @@ class IpAssignments(Records[IpAssignment], Protocol):
         ...
 
 
-class CostPlans(Catalogue[CostPlan], Removable, Protocol):
+class CostPlans(Catalogue[m.CostPlan], Removable, Protocol):
     pass
 
 
-class Templates(Catalogue[VmTemplate], Removable, Protocol):
+class Templates(Catalogue[m.VmTemplate], Removable, Protocol):
     pass
 
 
-class CustomPricings(Catalogue[CustomPricing], Removable, Protocol):
-    async def list_by_region(self, region_id: int) -> list[CustomPricing]:
+class CustomPricings(Catalogue[m.CustomPricing], Removable, Protocol):
+    async def list_by_region(self, region_id: int) -> list[m.CustomPricing]:
         """The region's pricings, ascending id (the first enabled one is the region's price)."""
         ...
 
-    async def add_disk(self, disk: CustomPricingDisk) -> CustomPricingDisk: ...
+    async def add_disk(self, disk: m.CustomPricingDisk) -> m.CustomPricingDisk: ...
 
-    async def list_disks(self, pricing_id: int) -> list[CustomPricingDisk]:
+    async def list_disks(self, pricing_id: int) -> list[m.CustomPricingDisk]:
         """The pricing's per-disk prices, ascending id."""
         ...
 
@@ -84,7 +72,7 @@ class CustomPricings(Catalogue[CustomPricing], Removable, Protocol):
         ...
 
 
-class CustomTemplates(Records[CustomTemplate], Protocol):
+class CustomTemplates(Records[m.CustomTemplate], Protocol):
     async def count_by_pricing(self) -> dict[int, int]:
         """How many custom templates use each pricing (pricings with none are left out)."""
         ...

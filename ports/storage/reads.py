@@ -8,20 +8,7 @@ from typing import Protocol
 
 import attrs
 
-from domain.model import (
-    CostPlan,
-    CustomPricing,
-    CustomPricingDisk,
-    CustomTemplate,
-    IpAssignment,
-    IpRange,
-    OsImage,
-    Region,
-    Subscription,
-    User,
-    Vm,
-    VmTemplate,
-)
+from domain import model as m
 
 
 @attrs.frozen(kw_only=True)
@@ -41,17 +28,17 @@ class VmRecords:
     `pricing_disks` are the custom pricing's disk prices (empty for a standard VM).
     """
 
-    vm: Vm
-    subscription: Subscription | None = None
-    image: OsImage | None = None
+    vm: m.Vm
+    subscription: m.Subscription | None = None
+    image: m.OsImage | None = None
     ssh_key: SshKeyLabel | None = None
-    region: Region | None = None
-    template: VmTemplate | None = None
-    plan: CostPlan | None = None
-    custom: CustomTemplate | None = None
-    pricing: CustomPricing | None = None
-    pricing_disks: tuple[CustomPricingDisk, ...] = ()
-    ips: tuple[tuple[IpAssignment, IpRange | None], ...] = ()
+    region: m.Region | None = None
+    template: m.VmTemplate | None = None
+    plan: m.CostPlan | None = None
+    custom: m.CustomTemplate | None = None
+    pricing: m.CustomPricing | None = None
+    pricing_disks: tuple[m.CustomPricingDisk, ...] = ()
+    ips: tuple[tuple[m.IpAssignment, m.IpRange | None], ...] = ()
 
 
 class VmReads(Protocol):
@@ -75,7 +62,7 @@ class VmReads(Protocol):
 class ReadLookups(Protocol):
     """Batched look-ups for list pages: one query per kind, whatever the number of ids."""
 
-    async def users(self, user_ids: Collection[int]) -> dict[int, User]:
+    async def users(self, user_ids: Collection[int]) -> dict[int, m.User]:
         """The users of these ids that exist."""
         ...
 
