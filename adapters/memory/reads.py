@@ -9,18 +9,13 @@ from typing import Any
 
 from adapters.memory.db import Repo
 from domain.model import IpAssignment, IpRange, User, Vm
-from ports.storage.reads import SshKeyLabel, VmRecords
+from ports.storage.reads import SshKeyLabel, VmFilter, VmRecords
 
 
 class MemoryVmReads(Repo):
-    async def vm_records(
-        self,
-        *,
-        user_id: int | None = None,
-        vm_ids: Collection[int] | None = None,
-        deleted: bool = False,
-    ) -> list[VmRecords]:
-        wanted = None if vm_ids is None else set(vm_ids)
+    async def vm_records(self, which: VmFilter) -> list[VmRecords]:
+        user_id, deleted = which.user_id, which.deleted
+        wanted = None if which.vm_ids is None else set(which.vm_ids)
         vms: list[Vm] = [
             vm
             for _, vm in sorted(self._rows("vm").items())

@@ -26,7 +26,7 @@ from domain.model import (
     Vm,
     VmTemplate,
 )
-from ports.storage.reads import SshKeyLabel, VmRecords
+from ports.storage.reads import SshKeyLabel, VmFilter, VmRecords
 
 R = TypeVar("R")
 Connect = Callable[[], AsyncConnection]
@@ -165,13 +165,8 @@ class SqlVmReads:
         self._connection = connection
         self._plan = plan
 
-    async def vm_records(
-        self,
-        *,
-        user_id: int | None = None,
-        vm_ids: Collection[int] | None = None,
-        deleted: bool = False,
-    ) -> list[VmRecords]:
+    async def vm_records(self, which: VmFilter) -> list[VmRecords]:
+        user_id, vm_ids, deleted = which.user_id, which.vm_ids, which.deleted
         if vm_ids is not None and not vm_ids:
             return []
         vm = t.vm.c

@@ -20,7 +20,7 @@ from domain.model import (
 )
 from domain.pricing import custom_price
 from ports.storage import UnitOfWork, UnitOfWorkFactory
-from ports.storage.reads import SshKeyLabel, VmRecords
+from ports.storage.reads import SshKeyLabel, VmFilter, VmRecords
 from ports.vm_state import VmStateCache
 from ports.vmhost import VmRunningState, VmRunState
 
@@ -78,7 +78,7 @@ def view_of(records: VmRecords) -> VmView:
 
 async def load_vm_view(uow: UnitOfWork, vm: Vm) -> VmView:
     """The view of one VM (soft-deleted too) inside the caller's unit of work."""
-    found = await uow.vm_reads.vm_records(vm_ids=[vm.id], deleted=True)
+    found = await uow.vm_reads.vm_records(VmFilter(vm_ids=[vm.id], deleted=True))
     if not found:
         return view_of(VmRecords(vm=vm))
     return view_of(found[0])
@@ -119,7 +119,7 @@ async def user_vm_statuses(
     One unit of work and a fixed number of statements whatever the number of VMs.
     """
     async with uow_factory() as uow:
-        records = await uow.vm_reads.vm_records(user_id=user_id, vm_ids=vm_ids)
+        records = await uow.vm_reads.vm_records(VmFilter(user_id=user_id, vm_ids=vm_ids))
     return await _statuses([view_of(r) for r in records], states)
 
 
@@ -127,7 +127,7 @@ async def user_vm_statuses_in(
     uow: UnitOfWork, states: VmStateCache | None, user_id: int, vm_ids: list[int] | None = None
 ) -> list[VmStatus]:
     """`user_vm_statuses` inside the caller's unit of work."""
-    records = await uow.vm_reads.vm_records(user_id=user_id, vm_ids=vm_ids)
+    records = await uow.vm_reads.vm_records(VmFilter(user_id=user_id, vm_ids=vm_ids))
     return await _statuses([view_of(r) for r in records], states)
 
 

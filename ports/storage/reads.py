@@ -41,17 +41,20 @@ class VmRecords:
     ips: tuple[tuple[m.IpAssignment, m.IpRange | None], ...] = ()
 
 
+@attrs.frozen(kw_only=True)
+class VmFilter:
+    """Which VMs to read: the user's only when `user_id` is given, those of `vm_ids` only when
+    given, soft-deleted ones only when `deleted`."""
+
+    user_id: int | None = None
+    vm_ids: Collection[int] | None = None
+    deleted: bool = False
+
+
 class VmReads(Protocol):
-    async def vm_records(
-        self,
-        *,
-        user_id: int | None = None,
-        vm_ids: Collection[int] | None = None,
-        deleted: bool = False,
-    ) -> list[VmRecords]:
-        """VMs by ascending id with their rows: the user's only when `user_id` is given, those
-        of `vm_ids` only when given, soft-deleted ones only when `deleted`. Addresses are the
-        live (not deleted) ones, ascending id.
+    async def vm_records(self, which: VmFilter) -> list[VmRecords]:
+        """The VMs `which` selects, by ascending id, with their rows. Addresses are the live
+        (not deleted) ones, ascending id.
 
         A fixed number of statements whatever the number of VMs (SQL: one joined query, and
         one more for the custom pricings' disks when a custom VM is among them).

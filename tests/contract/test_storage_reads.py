@@ -26,7 +26,7 @@ from domain.model import (
     Vm,
     VmHistory,
 )
-from ports.storage.reads import SshKeyLabel
+from ports.storage.reads import SshKeyLabel, VmFilter
 from tests.contract.storage_backends import (
     Backend,
     World,
@@ -94,7 +94,7 @@ async def test_vm_records_join_every_row_a_status_shows(backend: Backend) -> Non
         )
         await uow.commit()
     async with backend.factory() as uow:
-        [records] = await uow.vm_reads.vm_records(user_id=world.user.id)
+        [records] = await uow.vm_reads.vm_records(VmFilter(user_id=world.user.id))
     assert records.vm == world.vm
     assert records.subscription == world.subscription
     assert records.image == world.image
@@ -124,18 +124,24 @@ async def test_vm_records_filter_by_user_ids_and_deleted(backend: Backend) -> No
         await uow.commit()
     async with backend.factory() as uow:
         reads = uow.vm_reads
-        assert [r.vm.id for r in await reads.vm_records(user_id=world.user.id)] == [world.vm.id]
-        assert [r.vm.id for r in await reads.vm_records(user_id=world.user.id, deleted=True)] == [
+        assert [r.vm.id for r in await reads.vm_records(VmFilter(user_id=world.user.id))] == [
+            world.vm.id
+        ]
+        assert [
+            r.vm.id for r in await reads.vm_records(VmFilter(user_id=world.user.id, deleted=True))
+        ] == [
             world.vm.id,
             mine.id,
         ]
-        assert [r.vm.id for r in await reads.vm_records(vm_ids=[theirs.id, world.vm.id])] == [
+        assert [
+            r.vm.id for r in await reads.vm_records(VmFilter(vm_ids=[theirs.id, world.vm.id]))
+        ] == [
             world.vm.id,
             theirs.id,
         ]
-        assert await reads.vm_records(user_id=world.user.id, vm_ids=[theirs.id]) == []
-        assert await reads.vm_records(vm_ids=[]) == []
-        [deleted] = await reads.vm_records(vm_ids=[mine.id], deleted=True)
+        assert await reads.vm_records(VmFilter(user_id=world.user.id, vm_ids=[theirs.id])) == []
+        assert await reads.vm_records(VmFilter(vm_ids=[])) == []
+        [deleted] = await reads.vm_records(VmFilter(vm_ids=[mine.id], deleted=True))
     assert deleted.vm.deleted and deleted.subscription is not None
 
 
@@ -182,7 +188,7 @@ async def test_a_custom_vm_brings_its_pricing_disks_and_region(backend: Backend)
         backend, world, world.user.id, template_id=None, custom_template_id=spec.id
     )
     async with backend.factory() as uow:
-        standard, found = await uow.vm_reads.vm_records(user_id=world.user.id)
+        standard, found = await uow.vm_reads.vm_records(VmFilter(user_id=world.user.id))
     assert standard.pricing_disks == ()
     assert found.vm == custom
     assert (found.custom, found.pricing, found.pricing_disks) == (spec, pricing, (disk,))

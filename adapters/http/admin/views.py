@@ -26,7 +26,7 @@ from domain.model import (
     VmHistory,
 )
 from ports.storage import UnitOfWork
-from ports.storage.reads import VmRecords
+from ports.storage.reads import VmFilter, VmRecords
 from ports.vmhost import VmRunningState
 
 _DISTRIBUTION = {
@@ -244,10 +244,8 @@ async def vms_json(
     uow: UnitOfWork, vms: list[Vm], states: Mapping[int, VmRunningState | None]
 ) -> list[dict[str, Any]]:
     """AdminVmInfo of each VM, read in a fixed number of queries whatever their number."""
-    found = {
-        r.vm.id: view_of(r)
-        for r in await uow.vm_reads.vm_records(vm_ids=[vm.id for vm in vms], deleted=True)
-    }
+    which = VmFilter(vm_ids=[vm.id for vm in vms], deleted=True)
+    found = {r.vm.id: view_of(r) for r in await uow.vm_reads.vm_records(which)}
     views = [found.get(vm.id) or view_of(VmRecords(vm=vm)) for vm in vms]
     owners = await uow.lookups.users({vm.user_id for vm in vms})
     hosts = {h.id: h for h in await uow.hosts.list_all()} if vms else {}
