@@ -28,6 +28,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import attrs
 from sqlalchemy import Select, func, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -122,27 +123,23 @@ async def migrate_legacy_billing(
             await engine.dispose()
 
 
+@attrs.define
 class _Run:
     """One backfill run on one connection (the MySQL lock is per session)."""
 
-    def __init__(
-        self,
-        conn: AsyncConnection,
-        dry_run: bool,
-        progress: Progress | None,
-        now: datetime,
-        vm_batch: int,
-        payment_batch: int,
-    ) -> None:
-        self.conn = conn
-        self.dry_run = dry_run
-        self.progress = progress
-        self.now = now
-        self.vm_batch = vm_batch
-        self.payment_batch = payment_batch
-        self.report = BackfillReport(dry_run=dry_run)
-        self.failed_vms: set[int] = set()
-        self.mysql = dialect_is_mysql(conn)
+    conn: AsyncConnection
+    dry_run: bool
+    progress: Progress | None
+    now: datetime
+    vm_batch: int
+    payment_batch: int
+    report: BackfillReport = attrs.field(init=False)
+    failed_vms: set[int] = attrs.field(init=False, factory=set)
+    mysql: bool = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.report = BackfillReport(dry_run=self.dry_run)
+        self.mysql = dialect_is_mysql(self.conn)
 
     async def execute(self, lock_timeout: int) -> BackfillReport:
         shape = await read_shape(self.conn)
