@@ -72,6 +72,16 @@ class WebhookEvent:
     completes: bool
 
 
+@attrs.frozen(kw_only=True)
+class WebhookDelivery:
+    """A webhook request as received, with the time and tolerance its signature is judged by."""
+
+    headers: Mapping[str, str]
+    body: bytes
+    now: datetime
+    tolerance_s: int | None
+
+
 class WebhookVerifier(Protocol):
     """A provider's webhook wire format: signature check and event parsing, pure."""
 
@@ -83,16 +93,9 @@ class WebhookVerifier(Protocol):
         """Seconds a signed timestamp may be off from now by default; None: no timestamp."""
         ...
 
-    def verify(
-        self,
-        headers: Mapping[str, str],
-        body: bytes,
-        secret: str,
-        now: datetime,
-        tolerance_s: int | None,
-    ) -> WebhookEvent:
-        """The event of a correctly signed body; raises `WebhookSignatureInvalid` (401) or
-        `WebhookPayloadInvalid` (400)."""
+    def verify(self, delivery: WebhookDelivery, secret: str) -> WebhookEvent:
+        """The event of a body correctly signed with `secret`; raises
+        `WebhookSignatureInvalid` (401) or `WebhookPayloadInvalid` (400)."""
         ...
 
 

@@ -10,7 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.enums import PaymentMethod
-from ports.payment_rail import WebhookEvent, WebhookPayloadInvalid, WebhookSignatureInvalid
+from ports.payment_rail import (
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookPayloadInvalid,
+    WebhookSignatureInvalid,
+)
 
 #: the only signature scheme either provider documents.
 SCHEME = "v1"
@@ -85,13 +90,7 @@ class SignedWebhook:
         self._check = check
         self._parse = parse
 
-    def verify(
-        self,
-        headers: Mapping[str, str],
-        body: bytes,
-        secret: str,
-        now: datetime,
-        tolerance_s: int | None,
-    ) -> WebhookEvent:
-        self._check(headers, body, secret, now, tolerance_s)
-        return self._parse(body)
+    def verify(self, delivery: WebhookDelivery, secret: str) -> WebhookEvent:
+        d = delivery
+        self._check(d.headers, d.body, secret, d.now, d.tolerance_s)
+        return self._parse(d.body)

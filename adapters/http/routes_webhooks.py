@@ -13,7 +13,12 @@ from adapters.http.envelope import HttpError
 from adapters.http.openapi import RouteTable
 from app.billing.errors import PaymentNotFound
 from domain.enums import PaymentMethod
-from ports.payment_rail import WebhookEvent, WebhookSignatureInvalid, WebhookVerifier
+from ports.payment_rail import (
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSignatureInvalid,
+    WebhookVerifier,
+)
 
 log = logging.getLogger("lnvps.http.webhooks")
 
@@ -84,10 +89,11 @@ async def _verified_event(
     configured = request.config_dict.get(WEBHOOK_SECRETS) or WebhookSecrets()
     tolerance = configured.tolerance_for(method, verifier.default_tolerance_s)
     now = request.config_dict[AUTHENTICATOR].clock.now()
+    delivery = WebhookDelivery(headers=request.headers, body=body, now=now, tolerance_s=tolerance)
     reasons = []
     for secret in secrets:
         try:
-            return verifier.verify(request.headers, body, secret, now, tolerance)
+            return verifier.verify(delivery, secret)
         except WebhookSignatureInvalid as err:
             reasons.append(err.reason)
     log.warning("%s webhook refused: %s", name, "; ".join(reasons))
