@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 from sqlalchemy import (
     DateTime,
     Integer,
@@ -142,36 +143,14 @@ def plan_batch(vms: Sequence[LegacyVm], now: datetime) -> tuple[list[VmPlan], li
 
 
 def _subscription_row(plan: VmPlan) -> dict[str, Any]:
-    sub = plan.subscription
-    return {
-        "user_id": sub.user_id,
-        "company_id": sub.company_id,
-        "name": sub.name,
-        "description": sub.description,
-        "created": sub.created,
-        "expires": sub.expires,
-        "is_active": sub.is_active,
-        "is_setup": sub.is_setup,
-        "currency": sub.currency,
-        "interval_amount": sub.interval_amount,
-        "interval_type": sub.interval_type,
-        "setup_fee": sub.setup_fee,
-        "auto_renewal_enabled": sub.auto_renewal_enabled,
-        "external_id": sub.external_id,
-    }
+    """The planned record's fields are the `subscription` columns it fills."""
+    return attrs.asdict(plan.subscription, recurse=False)
 
 
 def _line_item_row(plan: VmPlan, subscription_id: int) -> dict[str, Any]:
-    item = plan.line_item
-    return {
-        "subscription_id": subscription_id,
-        "subscription_type": item.subscription_type,
-        "name": item.name,
-        "description": item.description,
-        "amount": item.amount,
-        "setup_amount": item.setup_amount,
-        "configuration": None,
-    }
+    """The planned record's fields, with its subscription and no configuration."""
+    row = attrs.asdict(plan.line_item, recurse=False)
+    return {"subscription_id": subscription_id, **row, "configuration": None}
 
 
 def _guarded_link(vm_ids: Sequence[int], link: Any) -> Any:
