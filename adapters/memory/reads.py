@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
@@ -80,14 +80,7 @@ class MemoryReadLookups(Repo):
         return {i: rows[i] for i in set(user_ids) if i in rows}
 
     async def vm_counts(self, user_ids: Collection[int]) -> dict[int, int]:
-        wanted = set(user_ids)
-        return dict(
-            Counter(
-                vm.user_id
-                for vm in self._rows("vm").values()
-                if vm.user_id in wanted and not vm.deleted
-            )
-        )
+        return self._count_by("vm", "user_id", user_ids, lambda vm: not vm.deleted)
 
     async def admins(self, user_ids: Collection[int], now: datetime) -> set[int]:
         wanted = set(user_ids)
@@ -98,14 +91,7 @@ class MemoryReadLookups(Repo):
         }
 
     async def payment_counts(self, subscription_ids: Collection[int]) -> dict[int, int]:
-        wanted = set(subscription_ids)
-        return dict(
-            Counter(
-                p.subscription_id
-                for p in self._rows("subscription_payment").values()
-                if p.subscription_id in wanted
-            )
-        )
+        return self._count_by("subscription_payment", "subscription_id", subscription_ids)
 
     async def base_currencies(self, subscription_ids: Collection[int]) -> dict[int, str]:
         subs, companies = self._rows("subscription"), self._rows("company")
@@ -116,3 +102,15 @@ class MemoryReadLookups(Repo):
             if company is not None:
                 out[sub_id] = company.base_currency
         return out
+
+    def _count_by(
+        self,
+        table: str,
+        key: str,
+        wanted: Collection[int],
+        keep: Callable[[Any], bool] | None = None,
+    ) -> dict[int, int]:
+        """How many rows of `table` (those `keep` keeps) have each wanted value of `key`."""
+        keys = set(wanted)
+        kept = [r for r in self._rows(table).values() if keep is None or keep(r)]
+        return dict(Counter(getattr(r, key) for r in kept if getattr(r, key) in keys))

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
 
 import attrs
-from sqlalchemy import ColumnElement, Label, Select, and_, func, select
+from sqlalchemy import Column, ColumnElement, Label, Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.mysql import tables as t
@@ -234,15 +234,8 @@ class SqlReadLookups:
         return {user.id: user for user in found}
 
     async def vm_counts(self, user_ids: Collection[int]) -> dict[int, int]:
-        if not user_ids:
-            return {}
         vm = t.vm.c
-        query = (
-            select(vm.user_id, func.count())
-            .where(vm.user_id.in_(sorted(set(user_ids))), vm.deleted == False)  # noqa: E712
-            .group_by(vm.user_id)
-        )
-        return {int(user_id): int(count) for user_id, count in await self._rows(query)}
+        return await self._count_by(vm.user_id, user_ids, vm.deleted == False)  # noqa: E712
 
     async def admins(self, user_ids: Collection[int], now: datetime) -> set[int]:
         if not user_ids:
@@ -258,15 +251,16 @@ class SqlReadLookups:
         return {int(user_id) for (user_id,) in await self._rows(query)}
 
     async def payment_counts(self, subscription_ids: Collection[int]) -> dict[int, int]:
-        if not subscription_ids:
+        return await self._count_by(t.subscription_payment.c.subscription_id, subscription_ids)
+
+    async def _count_by(
+        self, key: Column[Any], wanted: Collection[int], *where: ColumnElement[bool]
+    ) -> dict[int, int]:
+        """Rows per wanted value of `key` (none: absent), in one grouped query."""
+        if not wanted:
             return {}
-        p = t.subscription_payment.c
-        query = (
-            select(p.subscription_id, func.count())
-            .where(p.subscription_id.in_(sorted(set(subscription_ids))))
-            .group_by(p.subscription_id)
-        )
-        return {int(sub_id): int(count) for sub_id, count in await self._rows(query)}
+        query = select(key, func.count()).where(key.in_(sorted(set(wanted))), *where).group_by(key)
+        return {int(value): int(count) for value, count in await self._rows(query)}
 
     async def base_currencies(self, subscription_ids: Collection[int]) -> dict[int, str]:
         if not subscription_ids:
