@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Protocol, TypeVar
 
 from adapters.memory.db import RecordRepo, evolve
 from domain import model as m
 from domain.errors import IMAGE_EXISTS
+
+
+class _HasRegion(Protocol):
+    @property
+    def region_id(self) -> int: ...
+
+
+InRegion = TypeVar("InRegion", bound=_HasRegion)
+
+
+class _RegionRecords(RecordRepo[InRegion]):
+    """A table whose rows each belong to one region (hosts, IP ranges, custom pricings)."""
+
+    async def list_by_region(self, region_id: int) -> list[InRegion]:
+        return self._where(lambda row: row.region_id == region_id)
 
 
 class MemoryRegions(RecordRepo[m.Region]):
@@ -16,11 +32,8 @@ class MemoryRegions(RecordRepo[m.Region]):
         """Nothing to do: a memory unit of work already runs alone (one lock for all)."""
 
 
-class MemoryHosts(RecordRepo[m.Host]):
+class MemoryHosts(_RegionRecords[m.Host]):
     table = "vm_host"
-
-    async def list_by_region(self, region_id: int) -> list[m.Host]:
-        return self._where(lambda h: h.region_id == region_id)
 
 
 class MemoryHostDisks(RecordRepo[m.HostDisk]):
@@ -36,11 +49,8 @@ class MemoryImages(RecordRepo[m.OsImage]):
     duplicate_message = IMAGE_EXISTS
 
 
-class MemoryIpRanges(RecordRepo[m.IpRange]):
+class MemoryIpRanges(_RegionRecords[m.IpRange]):
     table = "ip_range"
-
-    async def list_by_region(self, region_id: int) -> list[m.IpRange]:
-        return self._where(lambda r: r.region_id == region_id)
 
 
 class MemoryIpAssignments(RecordRepo[m.IpAssignment]):
@@ -66,11 +76,8 @@ class MemoryTemplates(RecordRepo[m.VmTemplate]):
     table = "vm_template"
 
 
-class MemoryCustomPricings(RecordRepo[m.CustomPricing]):
+class MemoryCustomPricings(_RegionRecords[m.CustomPricing]):
     table = "vm_custom_pricing"
-
-    async def list_by_region(self, region_id: int) -> list[m.CustomPricing]:
-        return self._where(lambda p: p.region_id == region_id)
 
     async def add_disk(self, disk: m.CustomPricingDisk) -> m.CustomPricingDisk:
         return self._insert("vm_custom_pricing_disk", disk)
