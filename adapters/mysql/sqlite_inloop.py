@@ -137,28 +137,23 @@ class InLoopConnection:
             self._writer.lock.release()
 
     async def commit(self) -> None:
-        try:
-            if self._writing:  # may wait for another process or checkpoint: not in the loop
-                await asyncio.to_thread(self._conn.commit)
-            else:
-                self._conn.commit()
-        finally:
-            self._release()
+        await self._end(self._conn.commit)
 
     async def rollback(self) -> None:
+        await self._end(self._conn.rollback)
+
+    async def _end(self, finish: Callable[[], None]) -> None:
+        """Commit or roll back, then let the next writer in."""
         try:
-            if self._writing:
-                await asyncio.to_thread(self._conn.rollback)
+            if self._writing:  # may wait for another process or checkpoint: not in the loop
+                await asyncio.to_thread(finish)
             else:
-                self._conn.rollback()
+                finish()
         finally:
             self._release()
 
     async def close(self) -> None:
-        try:
-            self._conn.close()
-        finally:
-            self._release()
+        self.stop()
 
     def stop(self) -> None:
         """Forced close (SQLAlchemy's terminate)."""
