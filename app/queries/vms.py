@@ -5,19 +5,8 @@ from __future__ import annotations
 import attrs
 
 from app.billing.errors import VmNotFound
+from domain import model as m
 from domain.errors import DomainError
-from domain.model import (
-    CostPlan,
-    CustomPricing,
-    CustomTemplate,
-    IpAssignment,
-    IpRange,
-    OsImage,
-    Region,
-    Subscription,
-    Vm,
-    VmTemplate,
-)
 from domain.pricing import custom_price
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 from ports.storage.reads import SshKeyLabel, VmFilter, VmRecords
@@ -29,17 +18,17 @@ from ports.vmhost import VmRunningState, VmRunState
 class VmView:
     """Everything ApiVmStatus shows about one VM (missing rows stay None)."""
 
-    vm: Vm
-    subscription: Subscription | None
-    image: OsImage | None
+    vm: m.Vm
+    subscription: m.Subscription | None
+    image: m.OsImage | None
     ssh_key: SshKeyLabel | None
-    region: Region | None
-    template: VmTemplate | None = None
-    plan: CostPlan | None = None
-    custom: CustomTemplate | None = None
-    pricing: CustomPricing | None = None
+    region: m.Region | None
+    template: m.VmTemplate | None = None
+    plan: m.CostPlan | None = None
+    custom: m.CustomTemplate | None = None
+    pricing: m.CustomPricing | None = None
     custom_amount: int = 0
-    ips: tuple[tuple[IpAssignment, IpRange | None], ...] = ()
+    ips: tuple[tuple[m.IpAssignment, m.IpRange | None], ...] = ()
 
 
 @attrs.frozen
@@ -76,7 +65,7 @@ def view_of(records: VmRecords) -> VmView:
     )
 
 
-async def load_vm_view(uow: UnitOfWork, vm: Vm) -> VmView:
+async def load_vm_view(uow: UnitOfWork, vm: m.Vm) -> VmView:
     """The view of one VM (soft-deleted too) inside the caller's unit of work."""
     found = await uow.vm_reads.vm_records(VmFilter(vm_ids=[vm.id], deleted=True))
     if not found:
