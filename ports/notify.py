@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ports.failures import RetryableError
 
-class NotificationError(Exception):
+
+class NotificationError(RetryableError):
     """Delivery failed; `transient` failures are worth retrying (SMTP 4xx, connection lost)."""
-
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.transient = transient
 
 
 class Notifier(Protocol):

@@ -10,6 +10,7 @@ from typing import Protocol
 import attrs
 
 from domain import model as m
+from ports.failures import RetryableError
 
 
 class VmRunState(StrEnum):
@@ -58,13 +59,8 @@ class TimeSeriesPoint:
     disk_read: Decimal
 
 
-class VmHostError(Exception):
+class VmHostError(RetryableError):
     """A host call failed; `transient` failures may be retried, the others may not."""
-
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.transient = transient
 
 
 class VmNotFoundOnHost(VmHostError):
