@@ -15,8 +15,8 @@ from ports.storage.common import Page
 
 @attrs.frozen
 class PendingOf:
-    """A subscription's pending payments (unpaid, `expires > now`) of `types`, but
-    `except_id`."""
+    """A subscription's pending payments (unpaid, `expires > now`) of `types`, all but the
+    one whose id is `except_id`."""
 
     subscription_id: int
     types: Collection[SubscriptionPaymentType]
