@@ -7,7 +7,6 @@ from aiohttp import web
 from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
-from adapters.http.admin.common import ID, add
 from adapters.http.admin.views_catalogue import company_json
 from adapters.http.openapi import RouteTable
 from adapters.http.vm_params import json_object
@@ -40,19 +39,17 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-list_companies = crud.list_route(_RES, lambda _, s: s.infra.list_companies(), company_json)
-
-get_company = crud.get_route(_RES, lambda s, i: s.infra.get_company(i), company_json)
-
-create_company = crud.create_route(
-    _RES, _fields, lambda s, b: s.infra.create_company(b), company_json
-)
-
-update_company = crud.update_route(
-    _RES, _fields, lambda s, i, b: s.infra.update_company(i, b), company_json
-)
-
-delete_company = crud.delete_route(_RES, lambda s, i: s.infra.delete_company(i), lambda _: None)
+COMPANIES = crud.Crud(
+    resource=_RES,
+    render=company_json,
+    fields=_fields,
+    rows=lambda _, s: s.infra.list_companies(),
+    one=lambda s, i: s.infra.get_company(i),
+    create=lambda s, b: s.infra.create_company(b),
+    update=lambda s, i, b: s.infra.update_company(i, b),
+    delete=lambda s, i: s.infra.delete_company(i),
+    answer=lambda _: None,
+).routes()
 
 
 def add_admin_company_routes(table: RouteTable) -> None:
@@ -63,39 +60,14 @@ def add_admin_company_routes(table: RouteTable) -> None:
             "base_currency": {"type": "string", "enum": list(uc.BASE_CURRENCIES)},
         },
     )
-    add(
-        table,
-        "GET",
-        "/companies",
-        list_companies,
-        "Companies",
+    docs = crud.Docs(
+        list="Companies",
+        get="One company",
+        create="Create a company (base_currency EUR by default)",
+        update="Update a company (a blank optional field clears it)",
+        delete="Delete a company no region, IP space, config or subscription uses",
         response=sch.COMPANY,
-        paginated=True,
-    )
-    add(table, "GET", f"/companies/{ID}", get_company, "One company", response=sch.COMPANY)
-    add(
-        table,
-        "POST",
-        "/companies",
-        create_company,
-        "Create a company (base_currency EUR by default)",
         request=request,
-        response=sch.COMPANY,
+        deleted=sch.NULL,
     )
-    add(
-        table,
-        "PATCH",
-        f"/companies/{ID}",
-        update_company,
-        "Update a company (a blank optional field clears it)",
-        request=f.patch_of(request),
-        response=sch.COMPANY,
-    )
-    add(
-        table,
-        "DELETE",
-        f"/companies/{ID}",
-        delete_company,
-        "Delete a company no region, IP space, config or subscription uses",
-        response=sch.NULL,
-    )
+    crud.add_crud(table, "/companies", COMPANIES, docs)

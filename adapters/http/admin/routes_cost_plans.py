@@ -7,7 +7,6 @@ from aiohttp import web
 from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
-from adapters.http.admin.common import ID, add
 from adapters.http.admin.views_catalogue import cost_plan_json
 from adapters.http.openapi import RouteTable
 from adapters.http.vm_params import json_object
@@ -29,23 +28,17 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-list_plans = crud.list_route(_RES, lambda _, s: s.infra.list_cost_plans(), cost_plan_json)
-
-get_plan = crud.get_route(_RES, lambda s, i: s.infra.get_cost_plan(i), cost_plan_json)
-
-create_plan = crud.create_route(
-    _RES, _fields, lambda s, b: s.infra.create_cost_plan(b), cost_plan_json
-)
-
-update_plan = crud.update_route(
-    _RES, _fields, lambda s, i, b: s.infra.update_cost_plan(i, b), cost_plan_json
-)
-
-delete_plan = crud.delete_route(
-    _RES,
-    lambda s, i: s.infra.delete_cost_plan(i),
-    lambda _: {"success": True, "message": "Cost plan deleted successfully"},
-)
+PLANS = crud.Crud(
+    resource=_RES,
+    render=cost_plan_json,
+    fields=_fields,
+    rows=lambda _, s: s.infra.list_cost_plans(),
+    one=lambda s, i: s.infra.get_cost_plan(i),
+    create=lambda s, b: s.infra.create_cost_plan(b),
+    update=lambda s, i, b: s.infra.update_cost_plan(i, b),
+    delete=lambda s, i: s.infra.delete_cost_plan(i),
+    answer=lambda _: {"success": True, "message": "Cost plan deleted successfully"},
+).routes()
 
 
 def add_admin_cost_plan_routes(table: RouteTable) -> None:
@@ -58,39 +51,14 @@ def add_admin_cost_plan_routes(table: RouteTable) -> None:
             "interval_type": sch.INTERVAL,
         }
     )
-    add(
-        table,
-        "GET",
-        "/cost_plans",
-        list_plans,
-        "Cost plans, newest first",
+    docs = crud.Docs(
+        list="Cost plans, newest first",
+        get="One cost plan",
+        create="Create a cost plan (amount in smallest units)",
+        update="Update a cost plan (every template on it changes)",
+        delete="Delete a cost plan no template uses",
         response=sch.COST_PLAN,
-        paginated=True,
-    )
-    add(table, "GET", f"/cost_plans/{ID}", get_plan, "One cost plan", response=sch.COST_PLAN)
-    add(
-        table,
-        "POST",
-        "/cost_plans",
-        create_plan,
-        "Create a cost plan (amount in smallest units)",
         request=request,
-        response=sch.COST_PLAN,
+        deleted=sch.DELETED,
     )
-    add(
-        table,
-        "PATCH",
-        f"/cost_plans/{ID}",
-        update_plan,
-        "Update a cost plan (every template on it changes)",
-        request=f.patch_of(request),
-        response=sch.COST_PLAN,
-    )
-    add(
-        table,
-        "DELETE",
-        f"/cost_plans/{ID}",
-        delete_plan,
-        "Delete a cost plan no template uses",
-        response=sch.DELETED,
-    )
+    crud.add_crud(table, "/cost_plans", PLANS, docs)

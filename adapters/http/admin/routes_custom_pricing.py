@@ -58,29 +58,19 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-list_pricing = crud.list_route(
-    _RES,
-    lambda request, s: s.infra.list_custom_pricings(
+PRICING = crud.Crud(
+    resource=_RES,
+    render=pricing_json,
+    fields=_fields,
+    rows=lambda request, s: s.infra.list_custom_pricings(
         query_uint(request.query, "region_id"), f.query_flag(request.query, "enabled")
     ),
-    pricing_json,
-)
-
-get_pricing = crud.get_route(_RES, lambda s, i: s.infra.get_custom_pricing(i), pricing_json)
-
-create_pricing = crud.create_route(
-    _RES, _fields, lambda s, b: s.infra.create_custom_pricing(b), pricing_json
-)
-
-update_pricing = crud.update_route(
-    _RES, _fields, lambda s, i, b: s.infra.update_custom_pricing(i, b), pricing_json
-)
-
-delete_pricing = crud.delete_route(
-    _RES,
-    lambda s, i: s.infra.delete_custom_pricing(i),
-    lambda message: {"success": True, "message": message},
-)
+    one=lambda s, i: s.infra.get_custom_pricing(i),
+    create=lambda s, b: s.infra.create_custom_pricing(b),
+    update=lambda s, i, b: s.infra.update_custom_pricing(i, b),
+    delete=lambda s, i: s.infra.delete_custom_pricing(i),
+    answer=lambda message: {"success": True, "message": message},
+).routes()
 
 
 @require(_RES, AdminAction.CREATE)
@@ -126,50 +116,18 @@ def add_admin_custom_pricing_routes(table: RouteTable) -> None:
         QueryParam("region_id", {"type": "integer", "minimum": 0}),
         QueryParam("enabled", {"type": "boolean"}),
     ]
-    add(
-        table,
-        "GET",
-        "/custom_pricing",
-        list_pricing,
-        "Custom pricing models",
-        query=query,
+    docs = crud.Docs(
+        list="Custom pricing models",
+        get="One custom pricing model",
+        create="Create a pricing model (prices per core / GiB / address per month)",
+        update="Update a pricing model; disk_pricing replaces every disk row",
+        delete="Delete a pricing model (disabled instead while templates use it)",
         response=sch.PRICING,
-        paginated=True,
-    )
-    add(
-        table,
-        "GET",
-        f"/custom_pricing/{ID}",
-        get_pricing,
-        "One custom pricing model",
-        response=sch.PRICING,
-    )
-    add(
-        table,
-        "POST",
-        "/custom_pricing",
-        create_pricing,
-        "Create a pricing model (prices per core / GiB / address per month)",
         request=request,
-        response=sch.PRICING,
+        deleted=sch.DELETED,
+        query=query,
     )
-    add(
-        table,
-        "PATCH",
-        f"/custom_pricing/{ID}",
-        update_pricing,
-        "Update a pricing model; disk_pricing replaces every disk row",
-        request=f.patch_of(request),
-        response=sch.PRICING,
-    )
-    add(
-        table,
-        "DELETE",
-        f"/custom_pricing/{ID}",
-        delete_pricing,
-        "Delete a pricing model (disabled instead while templates use it)",
-        response=sch.DELETED,
-    )
+    crud.add_crud(table, "/custom_pricing", PRICING, docs)
     add(
         table,
         "POST",

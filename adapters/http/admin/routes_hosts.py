@@ -66,11 +66,6 @@ def _prober(request: web.Request) -> HostProber | None:
     return services(request).host_prober
 
 
-list_hosts = crud.list_route(_RES, lambda _, s: s.infra.list_hosts(), host_json)
-
-get_host = crud.get_route(_RES, lambda s, i: s.infra.get_host(i), host_json)
-
-
 @require(_RES, AdminAction.CREATE)
 async def create_host(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
@@ -85,6 +80,14 @@ async def update_host(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _fields(request, patch=True)
     info = await svc.infra.update_host(path_id(request), fields, _prober(request))
     return data_response(host_json(info))
+
+
+HOSTS = crud.Routes(
+    crud.list_route(_RES, lambda _, s: s.infra.list_hosts(), host_json),
+    crud.get_route(_RES, lambda s, i: s.infra.get_host(i), host_json),
+    create_host,
+    update_host,
+)
 
 
 @require(_RES, AdminAction.VIEW)
@@ -149,34 +152,15 @@ def add_admin_host_routes(table: RouteTable) -> None:
         },
         {"enabled": sch.BOOL},
     )
-    add(
-        table,
-        "GET",
-        "/hosts",
-        list_hosts,
-        "Hosts with their disks and load",
+    docs = crud.Docs(
+        list="Hosts with their disks and load",
+        get="One host",
+        create="Store a host (its API token is kept encrypted and never returned)",
+        update="Update a host",
         response=sch.HOST,
-        paginated=True,
-    )
-    add(table, "GET", f"/hosts/{ID}", get_host, "One host", response=sch.HOST)
-    add(
-        table,
-        "POST",
-        "/hosts",
-        create_host,
-        "Store a host (its API token is kept encrypted and never returned)",
         request=request,
-        response=sch.HOST,
     )
-    add(
-        table,
-        "PATCH",
-        f"/hosts/{ID}",
-        update_host,
-        "Update a host",
-        request=f.patch_of(request),
-        response=sch.HOST,
-    )
+    crud.add_crud(table, "/hosts", HOSTS, docs)
     add(
         table,
         "GET",

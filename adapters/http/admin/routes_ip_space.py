@@ -69,17 +69,17 @@ async def _spaces(request: web.Request, svc: Services) -> list[SpaceInfo]:
     return await svc.infra.list_ip_spaces(f.query_flag(request.query, "is_available"), registry)
 
 
-list_spaces = crud.list_route(_RES, _spaces, space_json)
-
-get_space = crud.get_route(_RES, lambda s, i: s.infra.get_ip_space(i), space_json)
-
-create_space = crud.create_route(_RES, _fields, lambda s, b: s.infra.create_ip_space(b), space_json)
-
-update_space = crud.update_route(
-    _RES, _fields, lambda s, i, b: s.infra.update_ip_space(i, b), space_json
-)
-
-delete_space = crud.delete_route(_RES, lambda s, i: s.infra.delete_ip_space(i), lambda _: None)
+SPACES = crud.Crud(
+    resource=_RES,
+    render=space_json,
+    fields=_fields,
+    rows=_spaces,
+    one=lambda s, i: s.infra.get_ip_space(i),
+    create=lambda s, b: s.infra.create_ip_space(b),
+    update=lambda s, i, b: s.infra.update_ip_space(i, b),
+    delete=lambda s, i: s.infra.delete_ip_space(i),
+    answer=lambda _: None,
+).routes()
 
 
 async def _parent_cidr(request: web.Request, space_id: int) -> str:
@@ -162,46 +162,21 @@ def add_admin_ip_space_routes(table: RouteTable) -> None:
         {"prefix_size": u, "price_per_month": u}, {"currency": f.CURRENCY_SCHEMA, "setup_fee": u}
     )
     one = f"/ip_space/{ID}/pricing/{PRICING_ID}"
-    add(
-        table,
-        "GET",
-        "/ip_space",
-        list_spaces,
-        "IP space for sale, newest first",
+    docs = crud.Docs(
+        list="IP space for sale, newest first",
+        get="One IP space",
+        create="Add IP space (company_id defaults to the first company)",
+        update="Update IP space (checks re-run on the result)",
+        delete="Delete IP space nothing was sold from",
+        response=sch.SPACE,
+        request=request,
+        deleted=sch.NULL,
         query=[
             QueryParam("is_available", {"type": "boolean"}),
             QueryParam("registry", {"type": "integer", "minimum": 0, "maximum": 4}),
         ],
-        response=sch.SPACE,
-        paginated=True,
     )
-    add(table, "GET", f"/ip_space/{ID}", get_space, "One IP space", response=sch.SPACE)
-    add(
-        table,
-        "POST",
-        "/ip_space",
-        create_space,
-        "Add IP space (company_id defaults to the first company)",
-        request=request,
-        response=sch.SPACE,
-    )
-    add(
-        table,
-        "PATCH",
-        f"/ip_space/{ID}",
-        update_space,
-        "Update IP space (checks re-run on the result)",
-        request=f.patch_of(request),
-        response=sch.SPACE,
-    )
-    add(
-        table,
-        "DELETE",
-        f"/ip_space/{ID}",
-        delete_space,
-        "Delete IP space nothing was sold from",
-        response=sch.NULL,
-    )
+    crud.add_crud(table, "/ip_space", SPACES, docs)
     add(
         table,
         "GET",

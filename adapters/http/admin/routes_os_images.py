@@ -34,19 +34,17 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-list_images = crud.list_route(_RES, lambda _, s: s.infra.list_images(), image_json)
-
-get_image = crud.get_route(_RES, lambda s, i: s.infra.get_image(i), image_json)
-
-create_image = crud.create_route(_RES, _fields, lambda s, b: s.infra.create_image(b), image_json)
-
-update_image = crud.update_route(
-    _RES, _fields, lambda s, i, b: s.infra.update_image(i, b), image_json
-)
-
-delete_image = crud.delete_route(
-    _RES, lambda s, i: s.infra.delete_image(i), lambda _: "VM OS image deleted successfully"
-)
+IMAGES = crud.Crud(
+    resource=_RES,
+    render=image_json,
+    fields=_fields,
+    rows=lambda _, s: s.infra.list_images(),
+    one=lambda s, i: s.infra.get_image(i),
+    create=lambda s, b: s.infra.create_image(b),
+    update=lambda s, i, b: s.infra.update_image(i, b),
+    delete=lambda s, i: s.infra.delete_image(i),
+    answer=lambda _: "VM OS image deleted successfully",
+).routes()
 
 
 @require(_RES, AdminAction.UPDATE)
@@ -74,34 +72,17 @@ def add_admin_os_image_routes(table: RouteTable) -> None:
             "sha2_url": f.text_schema(1024, nullable=True),
         },
     )
-    add(table, "GET", "/vm_os_images", list_images, "OS images", response=sch.IMAGE, paginated=True)
-    add(table, "GET", f"/vm_os_images/{ID}", get_image, "One OS image", response=sch.IMAGE)
-    add(
-        table,
-        "POST",
-        "/vm_os_images",
-        create_image,
-        "Add an OS image (distribution, flavour and version are unique together)",
+    docs = crud.Docs(
+        list="OS images",
+        get="One OS image",
+        create="Add an OS image (distribution, flavour and version are unique together)",
+        update="Update an OS image (a new url or sha2_url without sha2 clears sha2)",
+        delete="Delete an image no VM uses",
+        response=sch.IMAGE,
         request=request,
-        response=sch.IMAGE,
+        deleted=s,
     )
-    add(
-        table,
-        "PATCH",
-        f"/vm_os_images/{ID}",
-        update_image,
-        "Update an OS image (a new url or sha2_url without sha2 clears sha2)",
-        request=f.patch_of(request),
-        response=sch.IMAGE,
-    )
-    add(
-        table,
-        "DELETE",
-        f"/vm_os_images/{ID}",
-        delete_image,
-        "Delete an image no VM uses",
-        response=s,
-    )
+    crud.add_crud(table, "/vm_os_images", IMAGES, docs)
     add(
         table,
         "POST",

@@ -29,13 +29,17 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-list_regions = crud.list_route(
-    _RES,
-    lambda request, s: s.infra.list_regions(f.query_flag(request.query, "enabled")),
-    region_json,
-)
-
-get_region = crud.get_route(_RES, lambda s, i: s.infra.get_region(i), region_json)
+REGIONS = crud.Crud(
+    resource=_RES,
+    render=region_json,
+    fields=_fields,
+    rows=lambda request, s: s.infra.list_regions(f.query_flag(request.query, "enabled")),
+    one=lambda s, i: s.infra.get_region(i),
+    create=lambda s, b: s.infra.create_region(b),
+    update=lambda s, i, b: s.infra.update_region(i, b),
+    delete=lambda s, i: s.infra.disable_region(i),
+    answer=lambda _: {"success": True, "message": "Region disabled successfully"},
+).routes()
 
 
 @require(_RES, AdminAction.VIEW)
@@ -44,33 +48,21 @@ async def region_stats(request: web.Request, admin: Admin) -> web.StreamResponse
     return data_response({"total_hosts": info.host_count, "total_vms": info.total_vms})
 
 
-create_region = crud.create_route(_RES, _fields, lambda s, b: s.infra.create_region(b), region_json)
-
-update_region = crud.update_route(
-    _RES, _fields, lambda s, i, b: s.infra.update_region(i, b), region_json
-)
-
-delete_region = crud.delete_route(
-    _RES,
-    lambda s, i: s.infra.disable_region(i),
-    lambda _: {"success": True, "message": "Region disabled successfully"},
-)
-
-
 def add_admin_region_routes(table: RouteTable) -> None:
     request = sch.body({"name": f.text_schema(100)}, {"enabled": sch.BOOL, "company_id": sch.UINT})
     enabled = QueryParam("enabled", {"type": "boolean"}, description="only enabled / disabled")
-    add(
-        table,
-        "GET",
-        "/regions",
-        list_regions,
-        "Regions with host, VM and address totals",
+    docs = crud.Docs(
+        list="Regions with host, VM and address totals",
+        get="One region",
+        create="Create a region (company_id defaults to the first company)",
+        update="Update a region",
+        delete="Disable a region (refused while hosts are assigned)",
         response=sch.REGION,
-        paginated=True,
+        request=request,
+        deleted=sch.DELETED,
         query=[enabled],
     )
-    add(table, "GET", f"/regions/{ID}", get_region, "One region", response=sch.REGION)
+    crud.add_crud(table, "/regions", REGIONS, docs)
     add(
         table,
         "GET",
@@ -78,30 +70,4 @@ def add_admin_region_routes(table: RouteTable) -> None:
         region_stats,
         "A region's host and VM counts",
         response=sch.REGION_STATS,
-    )
-    add(
-        table,
-        "POST",
-        "/regions",
-        create_region,
-        "Create a region (company_id defaults to the first company)",
-        request=request,
-        response=sch.REGION,
-    )
-    add(
-        table,
-        "PATCH",
-        f"/regions/{ID}",
-        update_region,
-        "Update a region",
-        request=f.patch_of(request),
-        response=sch.REGION,
-    )
-    add(
-        table,
-        "DELETE",
-        f"/regions/{ID}",
-        delete_region,
-        "Disable a region (refused while hosts are assigned)",
-        response=sch.DELETED,
     )

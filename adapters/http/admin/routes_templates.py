@@ -7,7 +7,6 @@ from aiohttp import web
 from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
-from adapters.http.admin.common import ID, add
 from adapters.http.admin.routes_cost_plans import MAX_INTERVALS
 from adapters.http.admin.views_catalogue import template_json
 from adapters.http.openapi import RouteTable
@@ -40,23 +39,17 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-list_templates = crud.list_route(_RES, lambda _, s: s.infra.list_templates(), template_json)
-
-get_template = crud.get_route(_RES, lambda s, i: s.infra.get_template(i), template_json)
-
-create_template = crud.create_route(
-    _RES, _fields, lambda s, b: s.infra.create_template(b), template_json
-)
-
-update_template = crud.update_route(
-    _RES, _fields, lambda s, i, b: s.infra.update_template(i, b), template_json
-)
-
-delete_template = crud.delete_route(
-    _RES,
-    lambda s, i: s.infra.delete_template(i),
-    lambda message: {"success": True, "message": message},
-)
+TEMPLATES = crud.Crud(
+    resource=_RES,
+    render=template_json,
+    fields=_fields,
+    rows=lambda _, s: s.infra.list_templates(),
+    one=lambda s, i: s.infra.get_template(i),
+    create=lambda s, b: s.infra.create_template(b),
+    update=lambda s, i, b: s.infra.update_template(i, b),
+    delete=lambda s, i: s.infra.delete_template(i),
+    answer=lambda message: {"success": True, "message": message},
+).routes()
 
 
 def add_admin_template_routes(table: RouteTable) -> None:
@@ -81,39 +74,14 @@ def add_admin_template_routes(table: RouteTable) -> None:
             "cost_plan_interval_type": sch.INTERVAL,
         },
     )
-    add(
-        table,
-        "GET",
-        "/vm_templates",
-        list_templates,
-        "Every VM template, disabled too",
+    docs = crud.Docs(
+        list="Every VM template, disabled too",
+        get="One VM template",
+        create="Create a template (and its cost plan when no cost_plan_id is given)",
+        update="Update a template; cost_plan_* fields edit its plan in place",
+        delete="Delete a template no VM uses (its plan too when unused)",
         response=sch.TEMPLATE,
-        paginated=True,
-    )
-    add(table, "GET", f"/vm_templates/{ID}", get_template, "One VM template", response=sch.TEMPLATE)
-    add(
-        table,
-        "POST",
-        "/vm_templates",
-        create_template,
-        "Create a template (and its cost plan when no cost_plan_id is given)",
         request=request,
-        response=sch.TEMPLATE,
+        deleted=sch.DELETED,
     )
-    add(
-        table,
-        "PATCH",
-        f"/vm_templates/{ID}",
-        update_template,
-        "Update a template; cost_plan_* fields edit its plan in place",
-        request=f.patch_of(request),
-        response=sch.TEMPLATE,
-    )
-    add(
-        table,
-        "DELETE",
-        f"/vm_templates/{ID}",
-        delete_template,
-        "Delete a template no VM uses (its plan too when unused)",
-        response=sch.DELETED,
-    )
+    crud.add_crud(table, "/vm_templates", TEMPLATES, docs)
