@@ -622,24 +622,28 @@ class LibvirtVmHost:
 
     def _counters(self, dom: Dom) -> tuple[int, int, int, int]:
         """Bytes in/out over every NIC and read/written over every disk, 0 where unreadable."""
-        net_in = net_out = disk_read = disk_write = 0
         try:
             nics, disks = device_targets(str(dom.XMLDesc(0)))
         except libvirt.libvirtError:
             return 0, 0, 0, 0
-        for nic in nics:
-            try:
-                stats = dom.interfaceStats(nic)
-                net_in, net_out = net_in + int(stats[0]), net_out + int(stats[4])
-            except libvirt.libvirtError as exc:
-                log.debug("interface stats of %s: %s", nic, exc)
-        for disk in disks:
-            try:
-                stats = dom.blockStats(disk)
-                disk_read, disk_write = disk_read + int(stats[1]), disk_write + int(stats[3])
-            except libvirt.libvirtError as exc:
-                log.debug("block stats of %s: %s", disk, exc)
+        net_in, net_out = _summed("interface", nics, dom.interfaceStats, 0, 4)
+        disk_read, disk_write = _summed("block", disks, dom.blockStats, 1, 3)
         return net_in, net_out, disk_read, disk_write
+
+
+def _summed(
+    kind: str, devices: Sequence[str], stats_of: Callable[[str], Any], first: int, second: int
+) -> tuple[int, int]:
+    """The sums of two fields of each device's stats; a device whose stats cannot be read
+    counts 0."""
+    one = two = 0
+    for device in devices:
+        try:
+            stats = stats_of(device)
+            one, two = one + int(stats[first]), two + int(stats[second])
+        except libvirt.libvirtError as exc:
+            log.debug("%s stats of %s: %s", kind, device, exc)
+    return one, two
 
 
 def _fraction(part: Decimal, whole: Decimal) -> Decimal:
