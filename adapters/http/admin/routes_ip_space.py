@@ -25,6 +25,7 @@ from app.admin.ip_space import SpaceInfo
 from app.services import Services
 from domain.enums import AdminAction, AdminResource, InternetRegistry
 from domain.errors import InvalidInput
+from domain.model import IpSpacePricing
 
 _RES = AdminResource.IP_SPACE
 PRICING_ID = r"{pricing_id:\d+}"
@@ -86,6 +87,11 @@ async def _parent_cidr(request: web.Request, space_id: int) -> str:
     return (await services(request).infra.get_ip_space(space_id)).space.cidr
 
 
+async def _priced(request: web.Request, space_id: int, price: IpSpacePricing) -> web.Response:
+    """One price of the space, shown with the space's CIDR."""
+    return data_response(space_pricing_json(price, await _parent_cidr(request, space_id)))
+
+
 @require(_RES, AdminAction.VIEW)
 async def list_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
@@ -101,25 +107,24 @@ async def list_pricing(request: web.Request, admin: Admin) -> web.StreamResponse
 async def get_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
     space_id = path_id(request)
     price = await services(request).infra.get_ip_pricing(space_id, path_id(request, "pricing_id"))
-    return data_response(space_pricing_json(price, await _parent_cidr(request, space_id)))
+    return await _priced(request, space_id, price)
 
 
 @require(_RES, AdminAction.CREATE)
 async def create_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
-    svc = services(request)
     space_id = path_id(request)
     fields = await _price_fields(request, patch=False)
-    price = await svc.infra.create_ip_pricing(space_id, fields)
-    return data_response(space_pricing_json(price, await _parent_cidr(request, space_id)))
+    price = await services(request).infra.create_ip_pricing(space_id, fields)
+    return await _priced(request, space_id, price)
 
 
 @require(_RES, AdminAction.UPDATE)
 async def update_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
-    svc = services(request)
     space_id = path_id(request)
     fields = await _price_fields(request, patch=True)
-    price = await svc.infra.update_ip_pricing(space_id, path_id(request, "pricing_id"), fields)
-    return data_response(space_pricing_json(price, await _parent_cidr(request, space_id)))
+    pricing_id = path_id(request, "pricing_id")
+    price = await services(request).infra.update_ip_pricing(space_id, pricing_id, fields)
+    return await _priced(request, space_id, price)
 
 
 @require(_RES, AdminAction.DELETE)
