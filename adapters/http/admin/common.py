@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypedDict, TypeVar, Unpack
 
 from aiohttp import web
 
@@ -43,17 +43,22 @@ DATE_LIMIT = 64
 TEXT_SCHEMA: Schema = text_schema(TEXT_LIMIT, nullable=True, multiline=True)
 
 
+class RouteDoc(TypedDict, total=False):
+    """What an admin route's OpenAPI entry says beyond its summary (`RouteTable.add`'s)."""
+
+    request: Schema | None
+    response: Schema | None
+    query: Sequence[QueryParam]
+    paginated: bool
+
+
 def add(
     table: RouteTable,
     method: str,
     path: str,
     handler: Handler,
     summary: str,
-    *,
-    request: Schema | None = None,
-    response: Schema | None = None,
-    query: Sequence[QueryParam] = (),
-    paginated: bool = False,
+    **doc: Unpack[RouteDoc],
 ) -> None:
     """Register `BASE + path`; the summary names the permission the handler checks.
 
@@ -62,12 +67,7 @@ def add(
     """
     needed = permission_of(handler)
     kw: dict[str, Any] = dict(
-        summary=f"{summary} (needs `{needed}`)" if needed else summary,
-        request=request,
-        response=response,
-        query=query,
-        paginated=paginated,
-        tags=("admin",),
+        doc, summary=f"{summary} (needs `{needed}`)" if needed else summary, tags=("admin",)
     )
     if ID in path:
         table.add(method, BASE + path.replace(ID, _NOT_NUMERIC_ID), _bad_id, **kw)
