@@ -188,4 +188,6 @@ def add_crud(table: RouteTable, path: str, routes: Routes, docs: Docs) -> None:
     patch = patch_of(docs.request)
     add(table, "PATCH", one, routes.update, docs.update, request=patch, response=response)
     if routes.delete is not None:
+        if not docs.delete or docs.deleted is None:
+            raise ValueError(f"DELETE {path}: no summary or answer schema documented")
         add(table, "DELETE", one, routes.delete, docs.delete, response=docs.deleted)
