@@ -169,6 +169,16 @@ class Docs:
     query: Sequence[QueryParam] = ()
 
 
+@attrs.frozen
+class Resource:
+    """A catalogue resource at `path`: its CRUD routes, their docs and its other routes."""
+
+    path: str
+    routes: Routes
+    docs: Docs
+    more: Callable[[RouteTable], None] | None = None
+
+
 def add_crud(table: RouteTable, path: str, routes: Routes, docs: Docs) -> None:
     """Register `path` (GET list, POST) and `path/{id}` (GET, PATCH, and DELETE if any)."""
     one = f"{path}/{ID}"

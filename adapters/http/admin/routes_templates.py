@@ -1,23 +1,20 @@
-"""Admin VM template routes (api.md §9.4, permission `vm_template::*`)."""
+"""Admin VM templates (api.md §9.4, `vm_template::*`): reader and schema for routes_catalogue."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
 from adapters.http.admin.routes_cost_plans import MAX_INTERVALS
-from adapters.http.admin.views_catalogue import template_json
-from adapters.http.openapi import RouteTable
 from adapters.http.views_schema import DISK_INTERFACE, DISK_TYPE
 from adapters.http.vm_params import json_object
 from domain.enums import AdminResource
 
-_RES = AdminResource.VM_TEMPLATE
+RESOURCE = AdminResource.VM_TEMPLATE
 
 
-async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
+async def read_fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     read = f.Reader(await json_object(request), patch=patch)
     read("name", f.text(200), required=True)
     read("enabled", f.flag)
@@ -39,49 +36,24 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-TEMPLATES = crud.Crud(
-    resource=_RES,
-    render=template_json,
-    fields=_fields,
-    rows=lambda _, s: s.infra.list_templates(),
-    one=lambda s, i: s.infra.get_template(i),
-    create=lambda s, b: s.infra.create_template(b),
-    update=lambda s, i, b: s.infra.update_template(i, b),
-    delete=lambda s, i: s.infra.delete_template(i),
-    answer=lambda message: {"success": True, "message": message},
-).routes()
-
-
-def add_admin_template_routes(table: RouteTable) -> None:
-    request = sch.body(
-        {
-            "name": f.text_schema(200),
-            "cpu": sch.UINT,
-            "memory": sch.UINT,
-            "disk_size": sch.UINT,
-            "disk_type": DISK_TYPE,
-            "disk_interface": DISK_INTERFACE,
-            "region_id": sch.UINT,
-        },
-        {
-            "enabled": sch.BOOL,
-            "expires": f.TIME_SCHEMA,
-            "cost_plan_id": sch.UINT,
-            "cost_plan_name": f.text_schema(200),
-            "cost_plan_amount": sch.UINT,
-            "cost_plan_currency": f.CURRENCY_SCHEMA,
-            "cost_plan_interval_amount": sch.UINT,
-            "cost_plan_interval_type": sch.INTERVAL,
-        },
-    )
-    docs = crud.Docs(
-        list="Every VM template, disabled too",
-        get="One VM template",
-        create="Create a template (and its cost plan when no cost_plan_id is given)",
-        update="Update a template; cost_plan_* fields edit its plan in place",
-        delete="Delete a template no VM uses (its plan too when unused)",
-        response=sch.TEMPLATE,
-        request=request,
-        deleted=sch.DELETED,
-    )
-    crud.add_crud(table, "/vm_templates", TEMPLATES, docs)
+REQUEST = sch.body(
+    {
+        "name": f.text_schema(200),
+        "cpu": sch.UINT,
+        "memory": sch.UINT,
+        "disk_size": sch.UINT,
+        "disk_type": DISK_TYPE,
+        "disk_interface": DISK_INTERFACE,
+        "region_id": sch.UINT,
+    },
+    {
+        "enabled": sch.BOOL,
+        "expires": f.TIME_SCHEMA,
+        "cost_plan_id": sch.UINT,
+        "cost_plan_name": f.text_schema(200),
+        "cost_plan_amount": sch.UINT,
+        "cost_plan_currency": f.CURRENCY_SCHEMA,
+        "cost_plan_interval_amount": sch.UINT,
+        "cost_plan_interval_type": sch.INTERVAL,
+    },
+)
