@@ -15,22 +15,21 @@ RESOURCE = AdminResource.VM_TEMPLATE
 MAX_INTERVALS = 36_500
 
 
+#: a plan's fields, each with its reader and schema (a template takes them as `cost_plan_*`)
+PLAN_FIELDS: dict[str, tuple[f.Parse, f.Schema]] = {
+    "name": (f.text(200), f.text_schema(200)),
+    "amount": (f.uint(f.U64), sch.UINT),
+    "currency": (f.CURRENCY, f.CURRENCY_SCHEMA),
+    "interval_amount": (f.uint(MAX_INTERVALS), sch.UINT),
+    "interval_type": (f.INTERVAL_TYPE, sch.INTERVAL),
+}
+
+
 async def read_fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     read = f.Reader(await json_object(request), patch=patch)
-    read("name", f.text(200), required=True)
-    read("amount", f.uint(f.U64), required=True)
-    read("currency", f.CURRENCY, required=True)
-    read("interval_amount", f.uint(MAX_INTERVALS), required=True)
-    read("interval_type", f.INTERVAL_TYPE, required=True)
+    for name, (parse, _) in PLAN_FIELDS.items():
+        read(name, parse, required=True)
     return read.out
 
 
-REQUEST = sch.body(
-    {
-        "name": f.text_schema(200),
-        "amount": sch.UINT,
-        "currency": f.CURRENCY_SCHEMA,
-        "interval_amount": sch.UINT,
-        "interval_type": sch.INTERVAL,
-    }
-)
+REQUEST = sch.body({name: schema for name, (_, schema) in PLAN_FIELDS.items()})

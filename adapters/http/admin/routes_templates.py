@@ -6,7 +6,7 @@ from aiohttp import web
 
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
-from adapters.http.admin.routes_cost_plans import MAX_INTERVALS
+from adapters.http.admin.routes_cost_plans import PLAN_FIELDS
 from adapters.http.views_schema import DISK_INTERFACE, DISK_TYPE
 from adapters.http.vm_params import json_object
 from domain.enums import AdminResource
@@ -28,11 +28,8 @@ async def read_fields(request: web.Request, *, patch: bool) -> dict[str, object]
     read("region_id", f.uint(f.U32, 1), required=True)
     read.cpu()
     read.caps()
-    read("cost_plan_name", f.text(200))
-    read("cost_plan_amount", f.uint(f.U64))
-    read("cost_plan_currency", f.CURRENCY)
-    read("cost_plan_interval_amount", f.uint(MAX_INTERVALS))
-    read("cost_plan_interval_type", f.INTERVAL_TYPE)
+    for name, (parse, _) in PLAN_FIELDS.items():
+        read(f"cost_plan_{name}", parse)
     return read.out
 
 
@@ -50,10 +47,6 @@ REQUEST = sch.body(
         "enabled": sch.BOOL,
         "expires": f.TIME_SCHEMA,
         "cost_plan_id": sch.UINT,
-        "cost_plan_name": f.text_schema(200),
-        "cost_plan_amount": sch.UINT,
-        "cost_plan_currency": f.CURRENCY_SCHEMA,
-        "cost_plan_interval_amount": sch.UINT,
-        "cost_plan_interval_type": sch.INTERVAL,
+        **{f"cost_plan_{name}": schema for name, (_, schema) in PLAN_FIELDS.items()},
     },
 )
