@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
 import aiohttp
@@ -20,6 +20,13 @@ DEFAULT_CONNECT_TIMEOUT_S = 10.0
 MAX_BODY_BYTES = 1024 * 1024
 _MAX_DETAIL_CHARS = 300
 _REDACTED = "<redacted>"
+
+
+class Payload(TypedDict, total=False):
+    """A request's body: JSON, or a form (Stripe's API takes forms)."""
+
+    json_body: Mapping[str, object] | None
+    form: Mapping[str, str] | None
 
 
 class FiatProviderError(FiatUnavailable):
@@ -105,22 +112,15 @@ class ProviderHttp:
             self._session = self._session_factory()
         return self._session
 
-    async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Mapping[str, object] | None = None,
-        form: Mapping[str, str] | None = None,
-    ) -> tuple[int, bytes]:
+    async def call(self, method: str, path: str, **payload: Unpack[Payload]) -> tuple[int, bytes]:
         """(status, body) of one request; transport failures raise `FiatUnavailable`."""
         what = f"{self.name} {method} {path}"
         try:
             async with self._get_session().request(
                 method,
                 self._base + path,
-                json=json_body,
-                data=form,
+                json=payload.get("json_body"),
+                data=payload.get("form"),
                 headers=self._headers,
                 timeout=self._timeout,
             ) as response:
@@ -148,15 +148,10 @@ class ProviderHttp:
         )
 
     async def call_json(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Mapping[str, object] | None = None,
-        form: Mapping[str, str] | None = None,
+        self, method: str, path: str, **payload: Unpack[Payload]
     ) -> tuple[dict[str, Any], str]:
         """The JSON object a 2xx answer carries and its text; anything else raises."""
-        status, raw = await self.call(method, path, json_body=json_body, form=form)
+        status, raw = await self.call(method, path, **payload)
         if not 200 <= status < 300:
             raise self.status_error(method, path, status, raw)
         try:

@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
+
 from domain.enums import PaymentMethod
 from ports.payment_rail import (
     WebhookDelivery,
@@ -19,6 +21,10 @@ from ports.payment_rail import (
 
 #: the only signature scheme either provider documents.
 SCHEME = "v1"
+#: both providers document a five-minute window for a delivery's signed timestamp.
+DEFAULT_TOLERANCE_S = 300
+#: a signature header's (timestamp, v1 digests), read from the headers and its value.
+ReadSigned = Callable[[Mapping[str, str], str], tuple[str, list[str]]]
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -74,6 +80,54 @@ def json_object(body: bytes, provider: str) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise WebhookPayloadInvalid(f"{provider} webhook body is not a JSON object")
     return document
+
+
+@attrs.frozen(kw_only=True)
+class HmacScheme:
+    """One provider's HMAC-SHA256 signing of a delivery: the header of its `v1` digests, how
+    the signed timestamp is read and in what unit, what is signed, and each refusal's words."""
+
+    header: str
+    #: "No {no_secret} configured"
+    no_secret: str
+    read: ReadSigned
+    #: "{timestamp_name} is not a Unix timestamp"
+    timestamp_name: str
+    #: the header named when the timestamp is out of range
+    timestamp_header: str
+    #: timestamp units a second (Revolut signs milliseconds)
+    per_second: int = 1
+    #: what precedes "{timestamp}." and the body in the signed message
+    signed_prefix: str = ""
+    mismatch: str
+
+    def check(
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        secret: str,
+        now: datetime | None,
+        tolerance_s: int | None = DEFAULT_TOLERANCE_S,
+    ) -> None:
+        """Accept the delivery if any `v1` digest is hex(HMAC-SHA256(secret, signed message))
+        and, unless `tolerance_s` is None, its timestamp lies within `tolerance_s` seconds
+        of `now`. Raises `WebhookSignatureInvalid`."""
+        if not secret:
+            raise WebhookSignatureInvalid(f"No {self.no_secret} configured")
+        signature = header(headers, self.header)
+        if signature is None:
+            raise WebhookSignatureInvalid(f"Missing {self.header} header")
+        timestamp, candidates = self.read(headers, signature)
+        if not timestamp.isascii() or not timestamp.isdigit():
+            raise WebhookSignatureInvalid(f"{self.timestamp_name} is not a Unix timestamp")
+        if not candidates:
+            raise WebhookSignatureInvalid(f"No {SCHEME} signature in {self.header}")
+        if tolerance_s is not None:
+            seconds = int(timestamp) / self.per_second if self.per_second > 1 else int(timestamp)
+            check_fresh(from_unix(seconds, self.timestamp_header), now, tolerance_s)
+        expected = hmac_hex(secret, f"{self.signed_prefix}{timestamp}.".encode("ascii") + body)
+        if not any_matches(expected, candidates):
+            raise WebhookSignatureInvalid(self.mismatch)
 
 
 #: checks a delivery's signature (headers, body, secret, now, tolerance_s) or raises.

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 
 import aiosmtplib
+import attrs
 
 from ports.notify import NotificationError
 from ports.storage import UnitOfWorkFactory
@@ -17,6 +18,11 @@ log = logging.getLogger("lnvps.notify.smtp")
 DEFAULT_SUBJECT = "Notification"
 
 
+def _addresses(emails: Sequence[str]) -> list[str]:
+    return [a.strip() for a in emails if a.strip()]
+
+
+@attrs.define(eq=False, repr=False)
 class SmtpNotifier:
     """E-mails users who opted in (`contact_email` and a non-empty address) and the admins.
 
@@ -26,26 +32,16 @@ class SmtpNotifier:
     password is handed to aiosmtplib only and never appears in a log line or an error.
     """
 
-    def __init__(
-        self,
-        uow_factory: UnitOfWorkFactory,
-        *,
-        server: str,
-        port: int = 587,
-        username: str | None = None,
-        password: str | None = None,
-        sender: str = "lnvps@localhost",
-        admin_emails: Sequence[str] = (),
-        timeout_s: float = 30,
-    ) -> None:
-        self._uow_factory = uow_factory
-        self._server = server
-        self._port = port
-        self._username = username
-        self._password = password
-        self._sender = sender
-        self._admins = [a.strip() for a in admin_emails if a.strip()]
-        self._timeout_s = timeout_s
+    _uow_factory: UnitOfWorkFactory
+    _server: str = attrs.field(kw_only=True)
+    _port: int = attrs.field(default=587, kw_only=True)
+    _username: str | None = attrs.field(default=None, kw_only=True)
+    _password: str | None = attrs.field(default=None, kw_only=True)
+    _sender: str = attrs.field(default="lnvps@localhost", kw_only=True)
+    _admins: list[str] = attrs.field(
+        default=(), converter=_addresses, alias="admin_emails", kw_only=True
+    )
+    _timeout_s: float = attrs.field(default=30, kw_only=True)
 
     async def notify_user(self, user_id: int, title: str, message: str) -> None:
         async with self._uow_factory() as uow:

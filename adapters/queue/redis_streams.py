@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import attrs
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
@@ -18,6 +19,7 @@ JOB_FIELD = "job"
 MAX_CLAIM_SCANS = 10
 
 
+@attrs.define(eq=False, repr=False)
 class RedisStreamsQueue:
     """XADD to `stream`; consumers of `group` read with XREADGROUP and ack with XACK.
 
@@ -32,23 +34,13 @@ class RedisStreamsQueue:
     consumer, so handlers must be idempotent (lifecycle actions are claimed in storage).
     """
 
-    def __init__(
-        self,
-        redis: aioredis.Redis,
-        *,
-        consumer: str,
-        stream: str = "worker",
-        group: str = "workers",
-        claim_idle_ms: int = 10_000,
-        maxlen: int = 1000,
-    ) -> None:
-        self._redis = redis
-        self._consumer = consumer
-        self._stream = stream
-        self._group = group
-        self._claim_idle_ms = claim_idle_ms
-        self._maxlen = maxlen
-        self._group_ready = False
+    _redis: aioredis.Redis
+    _consumer: str = attrs.field(kw_only=True)
+    _stream: str = attrs.field(default="worker", kw_only=True)
+    _group: str = attrs.field(default="workers", kw_only=True)
+    _claim_idle_ms: int = attrs.field(default=10_000, kw_only=True)
+    _maxlen: int = attrs.field(default=1000, kw_only=True)
+    _group_ready: bool = attrs.field(default=False, init=False)
 
     async def _ensure_group(self, *, again: bool = False) -> None:
         if self._group_ready and not again:

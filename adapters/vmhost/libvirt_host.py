@@ -35,15 +35,8 @@ from adapters.vmhost.libvirt_xml import (
 )
 from domain.enums import DiskInterface, DiskType
 from domain.model import OsImage, Vm
+from ports import vmhost
 from ports.clock import Clock
-from ports.vmhost import (
-    FullVmInfo,
-    TimeSeriesPoint,
-    VmHostError,
-    VmNotFoundOnHost,
-    VmRunningState,
-    VmRunState,
-)
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +74,15 @@ def _silence_default_handler() -> None:
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 
-def classify(exc: libvirt.libvirtError, what: str) -> VmHostError:
+def classify(exc: libvirt.libvirtError, what: str) -> vmhost.VmHostError:
     """A `VmHostError` for a libvirt failure: connection and timeout errors are transient."""
     code, origin = exc.get_error_code(), exc.get_error_domain()
     transient = code in _TRANSIENT_CODES or (
         code == libvirt.VIR_ERR_SYSTEM_ERROR and origin in _LINK_ORIGINS
     )
-    return VmHostError(f"libvirt {what} failed: {exc.get_error_message()}", transient=transient)
+    return vmhost.VmHostError(
+        f"libvirt {what} failed: {exc.get_error_message()}", transient=transient
+    )
 
 
 def is_unicast_mac(mac: str) -> bool:
@@ -192,7 +187,7 @@ class LibvirtVmHost:
 
     # --- the port -----------------------------------------------------------------------------
 
-    async def create_vm(self, info: FullVmInfo) -> None:
+    async def create_vm(self, info: vmhost.FullVmInfo) -> None:
         """Clone the image into the VM's volume and define the domain (left stopped).
 
         A domain of that name already on the host is refused (fatal), so a retried create
@@ -203,16 +198,16 @@ class LibvirtVmHost:
         interface = spec_of.disk_interface if spec_of is not None else DiskInterface.PCIE
         kind = spec_of.disk_type if spec_of is not None else DiskType.SSD
         if not is_unicast_mac(info.vm.mac_address):
-            raise VmHostError(f"VM {info.vm.id} has no unicast MAC: {info.vm.mac_address!r}")
+            raise vmhost.VmHostError(f"VM {info.vm.id} has no unicast MAC: {info.vm.mac_address!r}")
         try:
             image = image_volume_name(info.image.url)
         except ValueError as exc:
-            raise VmHostError(str(exc)) from exc
+            raise vmhost.VmHostError(str(exc)) from exc
 
         def create(conn: Conn) -> None:
             name = domain_name(info.vm.id)
             if self._find(conn, info.vm.id) is not None:
-                raise VmHostError(f"VM {info.vm.id} already exists on {self.uri} as {name}")
+                raise vmhost.VmHostError(f"VM {info.vm.id} already exists on {self.uri} as {name}")
             pool = conn.storagePoolLookupByName(self.storage_pool)
             base = self._image(pool, image)
             volume = self._clone(pool, base, disk_volume_name(info.vm.id), res.disk_size)
@@ -247,37 +242,39 @@ class LibvirtVmHost:
         await self._run(f"create VM {info.vm.id}", create)
 
     async def start_vm(self, vm: Vm) -> None:
-        def start(conn: Conn) -> None:
-            dom = self._get(conn, vm.id)
+        def start(dom: Dom) -> None:
             if not dom.isActive():
                 dom.create()
                 self._stamp_start(dom, vm.id)
 
-        await self._run(f"start VM {vm.id}", start)
+        await self._on_domain(vm, "start", start)
 
     async def stop_vm(self, vm: Vm) -> None:
         """Hard power-off (`destroy`): deterministic, as the expiry stop and upgrades need."""
 
-        def stop(conn: Conn) -> None:
-            dom = self._get(conn, vm.id)
+        def stop(dom: Dom) -> None:
             if dom.isActive():
                 dom.destroy()
             self._cpu_samples.pop(vm.id, None)
 
-        await self._run(f"stop VM {vm.id}", stop)
+        await self._on_domain(vm, "stop", stop)
 
     async def restart_vm(self, vm: Vm) -> None:
         """Hard reset of a running VM; a stopped one is started."""
 
-        def restart(conn: Conn) -> None:
-            dom = self._get(conn, vm.id)
+        def restart(dom: Dom) -> None:
             if dom.isActive():
                 dom.reset(0)
             else:
                 dom.create()
             self._stamp_start(dom, vm.id)
 
-        await self._run(f"restart VM {vm.id}", restart)
+        await self._on_domain(vm, "restart", restart)
+
+    async def _on_domain(self, vm: Vm, what: str, act: Callable[[Dom], None]) -> None:
+        """`act` on the VM's domain (`VmNotFoundOnHost` when there is none), in a worker
+        thread; failures are named `{what} VM {id}`."""
+        await self._run(f"{what} VM {vm.id}", lambda conn: act(self._get(conn, vm.id)))
 
     async def delete_vm(self, vm: Vm) -> None:
         """Power off, undefine, and delete the VM's disk volume; an absent VM is already gone."""
@@ -302,7 +299,7 @@ class LibvirtVmHost:
 
         await self._run(f"delete VM {vm.id}", delete)
 
-    async def reinstall_vm(self, info: FullVmInfo) -> None:
+    async def reinstall_vm(self, info: vmhost.FullVmInfo) -> None:
         """Replace the primary volume with a fresh clone of `info.image`, same name and size.
 
         A running VM is powered off for it and started again afterwards. A missing image is
@@ -312,7 +309,7 @@ class LibvirtVmHost:
         try:
             image = image_volume_name(info.image.url)
         except ValueError as exc:
-            raise VmHostError(str(exc)) from exc
+            raise vmhost.VmHostError(str(exc)) from exc
 
         def reinstall(conn: Conn) -> None:
             dom = self._get(conn, info.vm.id)
@@ -329,7 +326,7 @@ class LibvirtVmHost:
 
         await self._run(f"reinstall VM {info.vm.id}", reinstall)
 
-    async def resize_vm(self, info: FullVmInfo) -> None:
+    async def resize_vm(self, info: vmhost.FullVmInfo) -> None:
         """Set vcpus and memory in the persistent config (effective at the next boot: the
         upgrade stops and starts the VM) and grow the disk; a disk is never shrunk.
 
@@ -364,17 +361,17 @@ class LibvirtVmHost:
 
         await self._run(f"resize VM {info.vm.id}", resize)
 
-    async def get_vm_state(self, vm: Vm) -> VmRunningState:
-        def read(conn: Conn) -> VmRunningState:
+    async def get_vm_state(self, vm: Vm) -> vmhost.VmRunningState:
+        def read(conn: Conn) -> vmhost.VmRunningState:
             return self._state(vm.id, self._get(conn, vm.id))
 
         return await self._run(f"read VM {vm.id}", read)
 
-    async def get_all_vm_states(self) -> Mapping[int, VmRunningState]:
+    async def get_all_vm_states(self) -> Mapping[int, vmhost.VmRunningState]:
         """Every domain named `vm<id>`; other domains on the hypervisor are not LNVPS's."""
 
-        def read_all(conn: Conn) -> dict[int, VmRunningState]:
-            states: dict[int, VmRunningState] = {}
+        def read_all(conn: Conn) -> dict[int, vmhost.VmRunningState]:
+            states: dict[int, vmhost.VmRunningState] = {}
             for dom in conn.listAllDomains(0):
                 vm_id = vm_id_of(str(dom.name()))
                 if vm_id is None:
@@ -392,7 +389,7 @@ class LibvirtVmHost:
         """`52:54:00` (the QEMU/KVM prefix) and three random bytes."""
         return MAC_PREFIX + "".join(f":{self._rng.randrange(256):02x}" for _ in range(3))
 
-    async def get_time_series(self, vm: Vm) -> Sequence[TimeSeriesPoint]:
+    async def get_time_series(self, vm: Vm) -> Sequence[vmhost.TimeSeriesPoint]:
         """Rates between the samples this client took (a running VM is sampled now too)."""
 
         def read(conn: Conn) -> None:
@@ -411,7 +408,7 @@ class LibvirtVmHost:
         try:
             name = image_volume_name(image.url)
         except ValueError as exc:
-            raise VmHostError(str(exc)) from exc
+            raise vmhost.VmHostError(str(exc)) from exc
 
         def present(conn: Conn) -> bool:
             pool = conn.storagePoolLookupByName(self.storage_pool)
@@ -450,7 +447,7 @@ class LibvirtVmHost:
     def _get(self, conn: Conn, vm_id: int) -> Dom:
         dom = self._find(conn, vm_id)
         if dom is None:
-            raise VmNotFoundOnHost(vm_id)
+            raise vmhost.VmNotFoundOnHost(vm_id)
         return dom
 
     def _pool_or_none(self, conn: Conn) -> Any:
@@ -470,7 +467,7 @@ class LibvirtVmHost:
             log.warning("refreshing pool %s: %s", self.storage_pool, exc.get_error_message())
         base = lookup_volume(pool, image)
         if base is None:
-            raise VmHostError(f"OS image {image} is not in storage pool {self.storage_pool}")
+            raise vmhost.VmHostError(f"OS image {image} is not in storage pool {self.storage_pool}")
         return base
 
     def _clone(self, pool: Any, base: Any, name: str, size: int) -> Any:
@@ -503,7 +500,9 @@ class LibvirtVmHost:
             else:
                 self._optional(f"VM {vm_id}: grow disk", lambda: volume.resize(size, 0))
 
-    def _write_seed(self, conn: Conn, pool: Any, info: FullVmInfo, instance_tag: str = "") -> Any:
+    def _write_seed(
+        self, conn: Conn, pool: Any, info: vmhost.FullVmInfo, instance_tag: str = ""
+    ) -> Any:
         """(Re)write the VM's cloud-init seed ISO volume."""
         data = seed_iso(seed_files(info, self.nameservers, instance_tag))
         return write_volume(conn, pool, seed_volume_name(info.vm.id), [data], len(data))
@@ -552,13 +551,13 @@ class LibvirtVmHost:
     def _now(self) -> int:
         return int(self._clock.now().timestamp())
 
-    def _state(self, vm_id: int, dom: Dom) -> VmRunningState:
+    def _state(self, vm_id: int, dom: Dom) -> vmhost.VmRunningState:
         now = self._now()
         state_code, max_kib, cur_kib, vcpus, cpu_ns = dom.info()
         if state_code in _STOPPED:
-            return VmRunningState(timestamp=now, state=VmRunState.STOPPED)
+            return vmhost.VmRunningState(timestamp=now, state=vmhost.VmRunState.STOPPED)
         if state_code not in _RUNNING:
-            return VmRunningState(timestamp=now, state=VmRunState.UNKNOWN)
+            return vmhost.VmRunningState(timestamp=now, state=vmhost.VmRunState.UNKNOWN)
         started = self._started_at(dom)
         uptime = max(0, now - started) if started is not None else 0
         cpu_ns = self._cpu_time(dom, int(cpu_ns))
@@ -576,9 +575,9 @@ class LibvirtVmHost:
             disk_write=disk_write,
         )
         self._history.record(vm_id, sample)
-        return VmRunningState(
+        return vmhost.VmRunningState(
             timestamp=now,
-            state=VmRunState.RUNNING,
+            state=vmhost.VmRunState.RUNNING,
             cpu_usage=self._cpu_usage(vm_id, now, uptime, cpu_ns, int(vcpus)),
             mem_usage=mem_usage,
             uptime=uptime,
@@ -623,24 +622,28 @@ class LibvirtVmHost:
 
     def _counters(self, dom: Dom) -> tuple[int, int, int, int]:
         """Bytes in/out over every NIC and read/written over every disk, 0 where unreadable."""
-        net_in = net_out = disk_read = disk_write = 0
         try:
             nics, disks = device_targets(str(dom.XMLDesc(0)))
         except libvirt.libvirtError:
             return 0, 0, 0, 0
-        for nic in nics:
-            try:
-                stats = dom.interfaceStats(nic)
-                net_in, net_out = net_in + int(stats[0]), net_out + int(stats[4])
-            except libvirt.libvirtError as exc:
-                log.debug("interface stats of %s: %s", nic, exc)
-        for disk in disks:
-            try:
-                stats = dom.blockStats(disk)
-                disk_read, disk_write = disk_read + int(stats[1]), disk_write + int(stats[3])
-            except libvirt.libvirtError as exc:
-                log.debug("block stats of %s: %s", disk, exc)
+        net_in, net_out = _summed("interface", nics, dom.interfaceStats, 0, 4)
+        disk_read, disk_write = _summed("block", disks, dom.blockStats, 1, 3)
         return net_in, net_out, disk_read, disk_write
+
+
+def _summed(
+    kind: str, devices: Sequence[str], stats_of: Callable[[str], Any], first: int, second: int
+) -> tuple[int, int]:
+    """The sums of two fields of each device's stats; a device whose stats cannot be read
+    counts 0."""
+    one = two = 0
+    for device in devices:
+        try:
+            stats = stats_of(device)
+            one, two = one + int(stats[first]), two + int(stats[second])
+        except libvirt.libvirtError as exc:
+            log.debug("%s stats of %s: %s", kind, device, exc)
+    return one, two
 
 
 def _fraction(part: Decimal, whole: Decimal) -> Decimal:

@@ -18,15 +18,8 @@ from adapters.vmhost.proxmox_api import VMID_OFFSET, ProxmoxApi, ProxmoxConfig, 
 from adapters.vmhost.proxmox_metrics import rrd_points
 from domain.enums import DiskType
 from domain.model import Host, OsImage, Vm
+from ports import vmhost
 from ports.clock import Clock
-from ports.vmhost import (
-    FullVmInfo,
-    TimeSeriesPoint,
-    VmHostError,
-    VmNotFoundOnHost,
-    VmRunningState,
-    VmRunState,
-)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +59,7 @@ class ProxmoxVmHost:
         await self._api.call("GET", "/version", retry=False)
         await self._api.call("GET", self._api.node_path("/status"), retry=False)
 
-    async def create_vm(self, info: FullVmInfo) -> None:
+    async def create_vm(self, info: vmhost.FullVmInfo) -> None:
         """Create the guest with its disk imported from the image, grow the disk, then boot.
 
         Not retried as a whole here (a lost answer must not create twice): the spawn pipeline
@@ -77,14 +70,14 @@ class ProxmoxVmHost:
         await self._api.wait_for_task(upid)
         try:
             await self._resize_disk(info)
-        except VmHostError:
+        except vmhost.VmHostError:
             log.warning("rolling back: deleting VM %s after a failed create", info.vm.id)
             await self.delete_vm(info.vm)
             raise
         if self.config.start_after_create:
             try:
                 await self.start_vm(info.vm)
-            except VmHostError as exc:  # as the reference: maybe it is already running
+            except vmhost.VmHostError as exc:  # as the reference: maybe it is already running
                 log.warning("failed to start VM %s after create: %s", info.vm.id, exc)
 
     async def start_vm(self, vm: Vm) -> None:
@@ -96,8 +89,8 @@ class ProxmoxVmHost:
         """
         try:
             await self._power(vm, "start")
-        except VmHostError as exc:
-            if type(exc) is not VmHostError or not _ALREADY_RUNNING.search(exc.message):
+        except vmhost.VmHostError as exc:
+            if type(exc) is not vmhost.VmHostError or not _ALREADY_RUNNING.search(exc.message):
                 raise
             log.info("VM %s already running on %s", vm.id, self.config.node)
 
@@ -111,18 +104,18 @@ class ProxmoxVmHost:
         """Stop then destroy with its disks; a VM the host does not have is already deleted."""
         try:
             await self.get_vm_state(vm)
-        except VmNotFoundOnHost:
+        except vmhost.VmNotFoundOnHost:
             log.info("VM %s not on %s, nothing to delete", vm.id, self.config.node)
             return
         try:
             await self.stop_vm(vm)
-        except VmHostError as exc:
+        except vmhost.VmHostError as exc:
             log.warning("stopping VM %s before delete failed: %s", vm.id, exc)
         path = self._qemu(vm)
         params = {"purge": "1", "destroy-unreferenced-disks": "1"}
         await self._api.run_task("DELETE", path, params)
 
-    async def reinstall_vm(self, info: FullVmInfo) -> None:
+    async def reinstall_vm(self, info: vmhost.FullVmInfo) -> None:
         """Unlink (and drop) the primary disk, import a fresh one from the image, grow it."""
         unlink = {"idlist": _PRIMARY_DISK, "force": "1"}
         await self._api.call("PUT", self._qemu(info.vm, "/unlink"), unlink)
@@ -130,19 +123,19 @@ class ProxmoxVmHost:
         await self._configure(info.vm, disk)
         await self._resize_disk(info)
 
-    async def resize_vm(self, info: FullVmInfo) -> None:
+    async def resize_vm(self, info: vmhost.FullVmInfo) -> None:
         """Grow the primary disk and set cores/memory; the caller stops and starts the VM."""
         await self._resize_disk(info)
         res = info.resources
         await self._configure(info.vm, {"cores": str(res.cpu), "memory": str(res.memory // MIB)})
 
-    async def get_vm_state(self, vm: Vm) -> VmRunningState:
+    async def get_vm_state(self, vm: Vm) -> vmhost.VmRunningState:
         data = await self._api.call("GET", self._qemu(vm, "/status/current"))
         return self._running_state(data)
 
-    async def get_all_vm_states(self) -> Mapping[int, VmRunningState]:
+    async def get_all_vm_states(self) -> Mapping[int, vmhost.VmRunningState]:
         guests = await self._api.call("GET", self._api.node_path("/qemu"))
-        states: dict[int, VmRunningState] = {}
+        states: dict[int, vmhost.VmRunningState] = {}
         for guest in guests or ():
             guest_id = int(guest.get("vmid", 0))
             if guest_id > VMID_OFFSET and not guest.get("template"):
@@ -152,10 +145,10 @@ class ProxmoxVmHost:
     async def generate_mac(self, vm: Vm) -> str:
         prefix = self.config.mac_prefix
         if len(prefix) != 8 or ":" not in prefix:
-            raise VmHostError("Invalid mac prefix")
+            raise vmhost.VmHostError("Invalid mac prefix")
         return prefix + "".join(f":{self._rng.randrange(256):02x}" for _ in range(3))
 
-    async def get_time_series(self, vm: Vm) -> Sequence[TimeSeriesPoint]:
+    async def get_time_series(self, vm: Vm) -> Sequence[vmhost.TimeSeriesPoint]:
         """The guest's `rrddata` of the last hour (averages, about one point a minute)."""
         rows = await self._api.call(
             "GET", self._qemu(vm, "/rrddata"), {"timeframe": "hour", "cf": "AVERAGE"}
@@ -195,7 +188,7 @@ class ProxmoxVmHost:
             await self._api.call("POST", self._qemu(vm, "/config"), params)
         )
 
-    async def _resize_disk(self, info: FullVmInfo) -> None:
+    async def _resize_disk(self, info: vmhost.FullVmInfo) -> None:
         params = {"disk": _PRIMARY_DISK, "size": str(info.resources.disk_size)}
         await self._api.wait_for_task(
             await self._api.call("PUT", self._qemu(info.vm, "/resize"), params)
@@ -204,12 +197,12 @@ class ProxmoxVmHost:
     def _qemu(self, vm: Vm, suffix: str = "") -> str:
         return self._api.node_path(f"/qemu/{vmid(vm.id)}{suffix}")
 
-    def _running_state(self, data: Any) -> VmRunningState:
-        state = {"running": VmRunState.RUNNING, "stopped": VmRunState.STOPPED}
+    def _running_state(self, data: Any) -> vmhost.VmRunningState:
+        state = {"running": vmhost.VmRunState.RUNNING, "stopped": vmhost.VmRunState.STOPPED}
         max_mem = Decimal(data.get("maxmem") or 1)
-        return VmRunningState(
+        return vmhost.VmRunningState(
             timestamp=int(self._clock.now().timestamp()),
-            state=state.get(str(data.get("status")), VmRunState.UNKNOWN),
+            state=state.get(str(data.get("status")), vmhost.VmRunState.UNKNOWN),
             cpu_usage=Decimal(data.get("cpu") or 0),
             mem_usage=Decimal(data.get("mem") or 0) / max_mem,
             uptime=int(data.get("uptime") or 0),
@@ -219,12 +212,12 @@ class ProxmoxVmHost:
             disk_read=int(data.get("diskread") or 0),
         )
 
-    def _primary_disk(self, info: FullVmInfo) -> str:
+    def _primary_disk(self, info: vmhost.FullVmInfo) -> str:
         image = f"{self.config.image_storage}:import/{image_filename(info.image.url)}"
         disk = f"{info.disk.name}:0,import-from={image}"
         return disk + (",discard=on,ssd=1" if info.disk.kind is DiskType.SSD else "")
 
-    def _vm_config(self, info: FullVmInfo) -> dict[str, str]:
+    def _vm_config(self, info: vmhost.FullVmInfo) -> dict[str, str]:
         """The reference's `make_config`, as Proxmox form fields."""
         cfg, res = self.config, info.resources
         net = [f"virtio={info.vm.mac_address}", f"bridge={cfg.bridge}", "firewall=1"]
@@ -256,11 +249,11 @@ def image_filename(url: str) -> str:
     """The file an OS image is stored as on the node: the last segment of its URL."""
     name = urlsplit(url).path.rsplit("/", 1)[-1]
     if not name:
-        raise VmHostError(f"Cannot derive an image file name from {url!r}")
+        raise vmhost.VmHostError(f"Cannot derive an image file name from {url!r}")
     return name
 
 
-def ip_config(info: FullVmInfo) -> str:
+def ip_config(info: vmhost.FullVmInfo) -> str:
     """cloud-init `ipconfig0`: IPv4 with the wider of range/gateway prefixes, IPv6 or SLAAC."""
     parts: list[str] = []
     for ip in assigned_ips(info):

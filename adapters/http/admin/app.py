@@ -8,23 +8,16 @@ from aiohttp import web
 
 from adapters.http.admin.common import BASE
 from adapters.http.admin.routes_audit import add_admin_audit_routes
-from adapters.http.admin.routes_companies import add_admin_company_routes
-from adapters.http.admin.routes_cost_plans import add_admin_cost_plan_routes
+from adapters.http.admin.routes_catalogue import add_admin_catalogue_routes
 from adapters.http.admin.routes_credit import add_admin_credit_routes
-from adapters.http.admin.routes_custom_pricing import add_admin_custom_pricing_routes
 from adapters.http.admin.routes_deletes import add_admin_delete_routes
-from adapters.http.admin.routes_hosts import add_admin_host_routes
 from adapters.http.admin.routes_invoices import add_admin_invoice_routes
-from adapters.http.admin.routes_ip_space import add_admin_ip_space_routes
-from adapters.http.admin.routes_os_images import add_admin_os_image_routes
 from adapters.http.admin.routes_payment_methods import add_admin_payment_method_routes
 from adapters.http.admin.routes_payments import add_admin_payment_routes
-from adapters.http.admin.routes_regions import add_admin_region_routes
 from adapters.http.admin.routes_reports import add_admin_report_routes
 from adapters.http.admin.routes_role_changes import add_admin_role_change_routes
 from adapters.http.admin.routes_roles import add_admin_role_routes
 from adapters.http.admin.routes_subscriptions import add_admin_subscription_routes
-from adapters.http.admin.routes_templates import add_admin_template_routes
 from adapters.http.admin.routes_users import add_admin_user_routes
 from adapters.http.admin.routes_vm_removal import add_admin_vm_removal_routes
 from adapters.http.admin.routes_vms import add_admin_vm_routes
@@ -60,14 +53,7 @@ ADMIN_API_ROUTES: Sequence[RouteAdder] = (
     add_admin_payment_routes,
     add_admin_payment_method_routes,
     add_admin_subscription_routes,
-    add_admin_company_routes,
-    add_admin_region_routes,
-    add_admin_host_routes,
-    add_admin_cost_plan_routes,
-    add_admin_template_routes,
-    add_admin_custom_pricing_routes,
-    add_admin_os_image_routes,
-    add_admin_ip_space_routes,
+    add_admin_catalogue_routes,
     add_admin_audit_routes,
     add_admin_role_change_routes,
     add_admin_report_routes,

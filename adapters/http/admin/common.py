@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, TypedDict, TypeVar, Unpack
 
 from aiohttp import web
 
@@ -11,15 +11,19 @@ from adapters.http.admin.auth import Admin, permission_of, require
 from adapters.http.admin.fields import text, text_schema
 from adapters.http.auth import Handler
 from adapters.http.bounds import ID_MIN, parse_uint
+from adapters.http.context import services
 from adapters.http.envelope import PageParams
 from adapters.http.openapi import QueryParam, RouteTable, Schema
-from domain.errors import InvalidInput
+from adapters.http.vm_params import path_id
+from domain.errors import DomainError, InvalidInput
+from ports.storage import UnitOfWork
 
 BASE = "/api/admin/v1"
 ID = r"{id:\d+}"
 #: a first `{id}` segment that is not all digits (the reference's u64 extractor: 400).
 _NOT_NUMERIC_ID = r"{id:(?![0-9]+(?:/|$))[^/]+}"
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 JOB_SCHEMA: Schema = {
     "type": "object",
     "properties": {"job_id": {"type": "string"}},
@@ -39,17 +43,22 @@ DATE_LIMIT = 64
 TEXT_SCHEMA: Schema = text_schema(TEXT_LIMIT, nullable=True, multiline=True)
 
 
+class RouteDoc(TypedDict, total=False):
+    """What an admin route's OpenAPI entry says beyond its summary (`RouteTable.add`'s)."""
+
+    request: Schema | None
+    response: Schema | None
+    query: Sequence[QueryParam]
+    paginated: bool
+
+
 def add(
     table: RouteTable,
     method: str,
     path: str,
     handler: Handler,
     summary: str,
-    *,
-    request: Schema | None = None,
-    response: Schema | None = None,
-    query: Sequence[QueryParam] = (),
-    paginated: bool = False,
+    **doc: Unpack[RouteDoc],
 ) -> None:
     """Register `BASE + path`; the summary names the permission the handler checks.
 
@@ -58,12 +67,7 @@ def add(
     """
     needed = permission_of(handler)
     kw: dict[str, Any] = dict(
-        summary=f"{summary} (needs `{needed}`)" if needed else summary,
-        request=request,
-        response=response,
-        query=query,
-        paginated=paginated,
-        tags=("admin",),
+        doc, summary=f"{summary} (needs `{needed}`)" if needed else summary, tags=("admin",)
     )
     if ID in path:
         table.add(method, BASE + path.replace(ID, _NOT_NUMERIC_ID), _bad_id, **kw)
@@ -73,6 +77,23 @@ def add(
 @require(None)
 async def _bad_id(request: web.Request, admin: Admin) -> web.StreamResponse:
     raise InvalidInput(f"Invalid id: {request.match_info['id']}")
+
+
+class ById(Protocol[T_co]):
+    """A repository that reads one record by id."""
+
+    async def get(self, record_id: int, /) -> T_co | None: ...
+
+
+async def stored(
+    request: web.Request, repository: Callable[[UnitOfWork], ById[T]], missing: DomainError
+) -> T:
+    """The record the path's `{id}` names, read in a unit of work of its own; else `missing`."""
+    async with services(request).uow_factory() as uow:
+        record = await repository(uow).get(path_id(request))
+    if record is None:
+        raise missing
+    return record
 
 
 def page_of(items: Sequence[T], page: PageParams) -> list[T]:

@@ -1,17 +1,20 @@
-"""Handler factories for the admin catalogue's uniform list/get/create/update/delete routes."""
+"""Handler factories and route registration for the admin catalogue's uniform CRUD routes."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
+import attrs
 from aiohttp import web
 
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import page_of
+from adapters.http.admin.common import ID, add, page_of
+from adapters.http.admin.fields import patch_of
 from adapters.http.auth import Handler
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
+from adapters.http.openapi import QueryParam, RouteTable, Schema
 from adapters.http.vm_params import path_id
 from app.services import Services
 from domain.enums import AdminAction, AdminResource
@@ -21,6 +24,8 @@ D = TypeVar("D")
 Fields = dict[str, object]
 #: a record as the admin API shows it (`views_catalogue.*_json`)
 Render = Callable[[R], Any]
+Rows = Callable[[web.Request, Services], Awaitable[Sequence[R]]]
+One = Callable[[Services, int], Awaitable[R]]
 
 
 class ReadFields(Protocol):
@@ -29,11 +34,7 @@ class ReadFields(Protocol):
     async def __call__(self, request: web.Request, *, patch: bool) -> Fields: ...
 
 
-def list_route(
-    resource: AdminResource,
-    rows: Callable[[web.Request, Services], Awaitable[Sequence[R]]],
-    render: Render[R],
-) -> Handler:
+def list_route(resource: AdminResource, rows: Rows[R], render: Render[R]) -> Handler:
     """GET: one page of `rows` (which may read filters from the query), rendered."""
 
     @require(resource, AdminAction.VIEW)
@@ -45,11 +46,7 @@ def list_route(
     return handler
 
 
-def get_route(
-    resource: AdminResource,
-    one: Callable[[Services, int], Awaitable[R]],
-    render: Render[R],
-) -> Handler:
+def get_route(resource: AdminResource, one: One[R], render: Render[R]) -> Handler:
     """GET …/{id}: the record, rendered."""
 
     @require(resource, AdminAction.VIEW)
@@ -116,3 +113,91 @@ def delete_route(
         return data_response(answer(await delete(services(request), path_id(request))))
 
     return handler
+
+
+@attrs.frozen
+class Routes:
+    """One resource's list/get/create/update handlers and, when it can be deleted, its delete."""
+
+    list: Handler
+    get: Handler
+    create: Handler
+    update: Handler
+    delete: Handler | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Crud(Generic[R, D]):
+    """What a uniform catalogue resource calls: its rows, one record, its writes (through the
+    body reader `fields`), its delete and the answer made of what the delete returned."""
+
+    resource: AdminResource
+    render: Render[R]
+    fields: ReadFields
+    rows: Rows[R]
+    one: One[R]
+    create: Callable[[Services, Fields], Awaitable[R]]
+    update: Callable[[Services, int, Fields], Awaitable[R]]
+    delete: Callable[[Services, int], Awaitable[D]]
+    answer: Callable[[D], Any]
+
+    def routes(self) -> Routes:
+        """The five handlers, each checking the resource's permission for its action."""
+        res, render, fields = self.resource, self.render, self.fields
+        return Routes(
+            list_route(res, self.rows, render),
+            get_route(res, self.one, render),
+            create_route(res, fields, self.create, render),
+            update_route(res, fields, self.update, render),
+            delete_route(res, self.delete, self.answer),
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Docs:
+    """The OpenAPI side of a resource's routes: one summary a route, the record's schema, the
+    create body's (a PATCH takes `patch_of` it), the delete's answer and the list's filters."""
+
+    list: str
+    get: str
+    create: str
+    update: str
+    delete: str = ""
+    response: Schema
+    request: Schema
+    deleted: Schema | None = None
+    query: Sequence[QueryParam] = ()
+
+
+@attrs.frozen
+class Resource:
+    """A catalogue resource at `path`: its CRUD routes, their docs and its other routes."""
+
+    path: str
+    routes: Routes
+    docs: Docs
+    more: Callable[[RouteTable], None] | None = None
+
+
+def add_crud(table: RouteTable, path: str, routes: Routes, docs: Docs) -> None:
+    """Register `path` (GET list, POST) and `path/{id}` (GET, PATCH, and DELETE if any)."""
+    one = f"{path}/{ID}"
+    response = docs.response
+    add(
+        table,
+        "GET",
+        path,
+        routes.list,
+        docs.list,
+        response=response,
+        paginated=True,
+        query=docs.query,
+    )
+    add(table, "GET", one, routes.get, docs.get, response=response)
+    add(table, "POST", path, routes.create, docs.create, request=docs.request, response=response)
+    patch = patch_of(docs.request)
+    add(table, "PATCH", one, routes.update, docs.update, request=patch, response=response)
+    if routes.delete is not None:
+        if not docs.delete or docs.deleted is None:
+            raise ValueError(f"DELETE {path}: no summary or answer schema documented")
+        add(table, "DELETE", one, routes.delete, docs.delete, response=docs.deleted)

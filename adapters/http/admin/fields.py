@@ -17,15 +17,7 @@ from adapters.http.envelope import parse_time
 from adapters.http.views_input import wire_name
 from app.admin.catalogue_common import CURRENCIES, price_currency
 from app.admin.permissions import permission_text
-from domain.enums import (
-    AdminAction,
-    AdminResource,
-    CpuArch,
-    CpuMfg,
-    DiskInterface,
-    DiskType,
-    IntervalType,
-)
+from domain import enums
 from domain.errors import InvalidInput
 from domain.text_rules import check_line
 
@@ -236,11 +228,11 @@ def query_flag(query: Mapping[str, str], name: str) -> bool | None:
     return raw == "true"
 
 
-DISK_TYPE = wire_choice(DiskType)
-DISK_INTERFACE = wire_choice(DiskInterface)
-INTERVAL_TYPE = wire_choice(IntervalType)
-CPU_MFG = wire_choice(CpuMfg)
-CPU_ARCH = choice({m.name.lower(): m for m in CpuArch})
+DISK_TYPE = wire_choice(enums.DiskType)
+DISK_INTERFACE = wire_choice(enums.DiskInterface)
+INTERVAL_TYPE = wire_choice(enums.IntervalType)
+CPU_MFG = wire_choice(enums.CpuMfg)
+CPU_ARCH = choice({m.name.lower(): m for m in enums.CpuArch})
 CURRENCY: Parse = _currency
 CURRENCY_SCHEMA: Schema = {"type": "string", "enum": list(CURRENCY_CODES)}
 #: a role's permissions: `resource::action` names (parsing also takes any case and aliases)
@@ -248,7 +240,7 @@ PERMISSIONS_SCHEMA: Schema = {
     "type": "array",
     "items": {
         "type": "string",
-        "enum": [permission_text(r, a) for r in AdminResource for a in AdminAction],
+        "enum": [permission_text(r, a) for r in enums.AdminResource for a in enums.AdminAction],
     },
 }
 FEATURES_SCHEMA: Schema = {
@@ -290,8 +282,8 @@ class Reader:
 
     def cpu(self) -> None:
         """`cpu_mfg`/`cpu_arch`/`cpu_features`, nullable: null is unknown / none."""
-        self("cpu_mfg", CPU_MFG, nullable=True, null=CpuMfg.UNKNOWN)
-        self("cpu_arch", CPU_ARCH, nullable=True, null=CpuArch.UNKNOWN)
+        self("cpu_mfg", CPU_MFG, nullable=True, null=enums.CpuMfg.UNKNOWN)
+        self("cpu_arch", CPU_ARCH, nullable=True, null=enums.CpuArch.UNKNOWN)
         self("cpu_features", features, nullable=True, null=())
 
     def caps(self) -> None:

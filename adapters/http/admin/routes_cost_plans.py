@@ -1,96 +1,35 @@
-"""Admin cost-plan routes (api.md §9.5, permission `vm_template::*`)."""
+"""Admin cost plans (api.md §9.5, `vm_template::*`): body reader and schema for routes_catalogue."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
-from adapters.http.admin.common import ID, add
-from adapters.http.admin.views_catalogue import cost_plan_json
-from adapters.http.openapi import RouteTable
 from adapters.http.vm_params import json_object
 from domain.enums import AdminResource
 
 #: cost plans have no resource of their own: they are part of the templates
-_RES = AdminResource.VM_TEMPLATE
+RESOURCE = AdminResource.VM_TEMPLATE
 #: the longest billing interval a plan may have (100 years of days)
 MAX_INTERVALS = 36_500
 
 
-async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
+#: a plan's fields, each with its reader and schema (a template takes them as `cost_plan_*`)
+PLAN_FIELDS: dict[str, tuple[f.Parse, f.Schema]] = {
+    "name": (f.text(200), f.text_schema(200)),
+    "amount": (f.uint(f.U64), sch.UINT),
+    "currency": (f.CURRENCY, f.CURRENCY_SCHEMA),
+    "interval_amount": (f.uint(MAX_INTERVALS), sch.UINT),
+    "interval_type": (f.INTERVAL_TYPE, sch.INTERVAL),
+}
+
+
+async def read_fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     read = f.Reader(await json_object(request), patch=patch)
-    read("name", f.text(200), required=True)
-    read("amount", f.uint(f.U64), required=True)
-    read("currency", f.CURRENCY, required=True)
-    read("interval_amount", f.uint(MAX_INTERVALS), required=True)
-    read("interval_type", f.INTERVAL_TYPE, required=True)
+    for name, (parse, _) in PLAN_FIELDS.items():
+        read(name, parse, required=True)
     return read.out
 
 
-list_plans = crud.list_route(_RES, lambda _, s: s.infra.list_cost_plans(), cost_plan_json)
-
-get_plan = crud.get_route(_RES, lambda s, i: s.infra.get_cost_plan(i), cost_plan_json)
-
-create_plan = crud.create_route(
-    _RES, _fields, lambda s, b: s.infra.create_cost_plan(b), cost_plan_json
-)
-
-update_plan = crud.update_route(
-    _RES, _fields, lambda s, i, b: s.infra.update_cost_plan(i, b), cost_plan_json
-)
-
-delete_plan = crud.delete_route(
-    _RES,
-    lambda s, i: s.infra.delete_cost_plan(i),
-    lambda _: {"success": True, "message": "Cost plan deleted successfully"},
-)
-
-
-def add_admin_cost_plan_routes(table: RouteTable) -> None:
-    request = sch.body(
-        {
-            "name": f.text_schema(200),
-            "amount": sch.UINT,
-            "currency": f.CURRENCY_SCHEMA,
-            "interval_amount": sch.UINT,
-            "interval_type": sch.INTERVAL,
-        }
-    )
-    add(
-        table,
-        "GET",
-        "/cost_plans",
-        list_plans,
-        "Cost plans, newest first",
-        response=sch.COST_PLAN,
-        paginated=True,
-    )
-    add(table, "GET", f"/cost_plans/{ID}", get_plan, "One cost plan", response=sch.COST_PLAN)
-    add(
-        table,
-        "POST",
-        "/cost_plans",
-        create_plan,
-        "Create a cost plan (amount in smallest units)",
-        request=request,
-        response=sch.COST_PLAN,
-    )
-    add(
-        table,
-        "PATCH",
-        f"/cost_plans/{ID}",
-        update_plan,
-        "Update a cost plan (every template on it changes)",
-        request=f.patch_of(request),
-        response=sch.COST_PLAN,
-    )
-    add(
-        table,
-        "DELETE",
-        f"/cost_plans/{ID}",
-        delete_plan,
-        "Delete a cost plan no template uses",
-        response=sch.DELETED,
-    )
+REQUEST = sch.body({name: schema for name, (_, schema) in PLAN_FIELDS.items()})

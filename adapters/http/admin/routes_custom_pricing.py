@@ -1,4 +1,4 @@
-"""Admin custom-pricing routes (api.md §9.6, permission `vm_custom_pricing::*`)."""
+"""Admin custom pricing (api.md §9.6): body reader, schema and list filter; the copy route."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
 from adapters.http.admin.auth import Admin, require
@@ -17,10 +16,12 @@ from adapters.http.envelope import data_response
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.views_schema import DISK_INTERFACE, DISK_TYPE
 from adapters.http.vm_params import json_object, path_id
+from app.admin.custom_pricing import PricingInfo
+from app.services import Services
 from domain.enums import AdminAction, AdminResource, DiskInterface, DiskType
 from domain.errors import InvalidInput
 
-_RES = AdminResource.VM_CUSTOM_PRICING
+RESOURCE = AdminResource.VM_CUSTOM_PRICING
 _MAX_DISK_ROWS = len(DiskType) * len(DiskInterface)
 
 
@@ -41,7 +42,7 @@ def _disk_rows(value: Any, name: str) -> list[dict[str, Any]]:
     return rows
 
 
-async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
+async def read_fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     read = f.Reader(await json_object(request), patch=patch)
     read("name", f.text(100), required=True)
     read("enabled", f.flag)
@@ -58,32 +59,14 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-list_pricing = crud.list_route(
-    _RES,
-    lambda request, s: s.infra.list_custom_pricings(
+async def rows(request: web.Request, svc: Services) -> list[PricingInfo]:
+    """The models of `?region_id=`, `?enabled=` (any when absent)."""
+    return await svc.infra.list_custom_pricings(
         query_uint(request.query, "region_id"), f.query_flag(request.query, "enabled")
-    ),
-    pricing_json,
-)
-
-get_pricing = crud.get_route(_RES, lambda s, i: s.infra.get_custom_pricing(i), pricing_json)
-
-create_pricing = crud.create_route(
-    _RES, _fields, lambda s, b: s.infra.create_custom_pricing(b), pricing_json
-)
-
-update_pricing = crud.update_route(
-    _RES, _fields, lambda s, i, b: s.infra.update_custom_pricing(i, b), pricing_json
-)
-
-delete_pricing = crud.delete_route(
-    _RES,
-    lambda s, i: s.infra.delete_custom_pricing(i),
-    lambda message: {"success": True, "message": message},
-)
+    )
 
 
-@require(_RES, AdminAction.CREATE)
+@require(RESOURCE, AdminAction.CREATE)
 async def copy_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
     read = f.Reader(await json_object(request), patch=False)
     read("name", f.text(100), required=True)
@@ -94,88 +77,46 @@ async def copy_pricing(request: web.Request, admin: Admin) -> web.StreamResponse
     return data_response(pricing_json(info))
 
 
-def add_admin_custom_pricing_routes(table: RouteTable) -> None:
-    u = sch.UINT
-    disk = sch.body(
-        {
-            "kind": DISK_TYPE,
-            "interface": DISK_INTERFACE,
-            "cost": u,
-            "min_disk_size": u,
-            "max_disk_size": u,
-        }
-    )
-    request = sch.body(
-        {
-            "name": f.text_schema(100),
-            "region_id": u,
-            "currency": f.CURRENCY_SCHEMA,
-            "cpu_cost": u,
-            "memory_cost": u,
-            "ip4_cost": u,
-            "ip6_cost": u,
-            "min_cpu": u,
-            "max_cpu": u,
-            "min_memory": u,
-            "max_memory": u,
-            "disk_pricing": {"type": "array", "items": disk},
-        },
-        {"enabled": sch.BOOL, "expires": f.TIME_SCHEMA},
-    )
-    query = [
-        QueryParam("region_id", {"type": "integer", "minimum": 0}),
-        QueryParam("enabled", {"type": "boolean"}),
-    ]
-    add(
-        table,
-        "GET",
-        "/custom_pricing",
-        list_pricing,
-        "Custom pricing models",
-        query=query,
-        response=sch.PRICING,
-        paginated=True,
-    )
-    add(
-        table,
-        "GET",
-        f"/custom_pricing/{ID}",
-        get_pricing,
-        "One custom pricing model",
-        response=sch.PRICING,
-    )
-    add(
-        table,
-        "POST",
-        "/custom_pricing",
-        create_pricing,
-        "Create a pricing model (prices per core / GiB / address per month)",
-        request=request,
-        response=sch.PRICING,
-    )
-    add(
-        table,
-        "PATCH",
-        f"/custom_pricing/{ID}",
-        update_pricing,
-        "Update a pricing model; disk_pricing replaces every disk row",
-        request=f.patch_of(request),
-        response=sch.PRICING,
-    )
-    add(
-        table,
-        "DELETE",
-        f"/custom_pricing/{ID}",
-        delete_pricing,
-        "Delete a pricing model (disabled instead while templates use it)",
-        response=sch.DELETED,
-    )
+_U = sch.UINT
+_DISK = sch.body(
+    {
+        "kind": DISK_TYPE,
+        "interface": DISK_INTERFACE,
+        "cost": _U,
+        "min_disk_size": _U,
+        "max_disk_size": _U,
+    }
+)
+REQUEST = sch.body(
+    {
+        "name": f.text_schema(100),
+        "region_id": _U,
+        "currency": f.CURRENCY_SCHEMA,
+        "cpu_cost": _U,
+        "memory_cost": _U,
+        "ip4_cost": _U,
+        "ip6_cost": _U,
+        "min_cpu": _U,
+        "max_cpu": _U,
+        "min_memory": _U,
+        "max_memory": _U,
+        "disk_pricing": {"type": "array", "items": _DISK},
+    },
+    {"enabled": sch.BOOL, "expires": f.TIME_SCHEMA},
+)
+QUERY = (
+    QueryParam("region_id", {"type": "integer", "minimum": 0}),
+    QueryParam("enabled", {"type": "boolean"}),
+)
+
+
+def add_copy_route(table: RouteTable) -> None:
     add(
         table,
         "POST",
         f"/custom_pricing/{ID}/copy",
         copy_pricing,
         "Copy a pricing model with its disk rows",
-        request=sch.body({"name": f.text_schema(100)}, {"region_id": u, "enabled": sch.BOOL}),
+        request=sch.body({"name": f.text_schema(100)}, {"region_id": _U, "enabled": sch.BOOL}),
         response=sch.PRICING,
     )

@@ -1,5 +1,4 @@
-"""Admin host routes (api.md §9.9): hosts and their disks; no host delete. The API token and
-SSH key are write-only: answers carry `ssh_key_configured` and never the token (D28)."""
+"""Admin hosts (api.md §9.9, no delete) and their disks; token and SSH key write-only (D28)."""
 
 from __future__ import annotations
 
@@ -7,7 +6,6 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
 from adapters.http.admin.auth import Admin, require
@@ -21,14 +19,14 @@ from adapters.http.vm_params import json_object, path_id
 from domain.enums import AdminAction, AdminResource
 from ports.vmhost import HostProber
 
-_RES = AdminResource.HOSTS
+RESOURCE = AdminResource.HOSTS
 _KIND = f.choice({name: kind for kind, name in HOST_KINDS.items()})
 #: an overcommit factor: above 0, at most 100× the real size
 _LOAD = f.decimal(Decimal("0.01"), Decimal(100))
 DISK_ID = r"{disk_id:\d+}"
 
 
-async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
+async def read_fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     read = f.Reader(await json_object(request), patch=patch)
     read("name", f.text(100), required=True)
     read("ip", f.text(250), required=True)
@@ -66,47 +64,42 @@ def _prober(request: web.Request) -> HostProber | None:
     return services(request).host_prober
 
 
-list_hosts = crud.list_route(_RES, lambda _, s: s.infra.list_hosts(), host_json)
-
-get_host = crud.get_route(_RES, lambda s, i: s.infra.get_host(i), host_json)
-
-
-@require(_RES, AdminAction.CREATE)
+@require(RESOURCE, AdminAction.CREATE)
 async def create_host(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
-    fields = await _fields(request, patch=False)
+    fields = await read_fields(request, patch=False)
     info = await svc.infra.create_host(fields, _prober(request))
     return data_response(host_json(info))
 
 
-@require(_RES, AdminAction.UPDATE)
+@require(RESOURCE, AdminAction.UPDATE)
 async def update_host(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
-    fields = await _fields(request, patch=True)
+    fields = await read_fields(request, patch=True)
     info = await svc.infra.update_host(path_id(request), fields, _prober(request))
     return data_response(host_json(info))
 
 
-@require(_RES, AdminAction.VIEW)
+@require(RESOURCE, AdminAction.VIEW)
 async def list_disks(request: web.Request, admin: Admin) -> web.StreamResponse:
     disks = await services(request).infra.list_disks(path_id(request))
     return data_response([disk_json(d) for d in disks])
 
 
-@require(_RES, AdminAction.VIEW)
+@require(RESOURCE, AdminAction.VIEW)
 async def get_disk(request: web.Request, admin: Admin) -> web.StreamResponse:
     disk = await services(request).infra.get_disk(path_id(request), path_id(request, "disk_id"))
     return data_response(disk_json(disk))
 
 
-@require(_RES, AdminAction.UPDATE)
+@require(RESOURCE, AdminAction.UPDATE)
 async def create_disk(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _disk_fields(request, patch=False)
     disk = await services(request).infra.create_disk(path_id(request), fields)
     return data_response(disk_json(disk))
 
 
-@require(_RES, AdminAction.UPDATE)
+@require(RESOURCE, AdminAction.UPDATE)
 async def update_disk(request: web.Request, admin: Admin) -> web.StreamResponse:
     fields = await _disk_fields(request, patch=True)
     disk = await services(request).infra.update_disk(
@@ -115,68 +108,42 @@ async def update_disk(request: web.Request, admin: Admin) -> web.StreamResponse:
     return data_response(disk_json(disk))
 
 
-def add_admin_host_routes(table: RouteTable) -> None:
-    request = sch.body(
-        {
-            "name": f.text_schema(100),
-            "ip": f.text_schema(250),
-            "api_token": f.text_schema(4096),
-            "region_id": sch.UINT,
-            "kind": sch.HOST["properties"]["kind"],
-            "cpu": sch.UINT,
-            "memory": sch.UINT,
-        },
-        {
-            "vlan_id": sch.NULL_U64,
-            "mtu": sch.NULL_U64,
-            "enabled": sch.BOOL,
-            "load_cpu": sch.NUMBER,
-            "load_memory": sch.NUMBER,
-            "load_disk": sch.NUMBER,
-            "ssh_user": f.text_schema(255, nullable=True),
-            "ssh_key": f.text_schema(16384, nullable=True, multiline=True),
-            "cpu_mfg": CPU_MFG,
-            "cpu_arch": CPU_ARCH,
-            "cpu_features": f.FEATURES_SCHEMA,
-        },
-    )
-    disk = sch.body(
-        {
-            "name": f.text_schema(50),
-            "size": sch.UINT,
-            "kind": sch.DISK["properties"]["kind"],
-            "interface": sch.DISK["properties"]["interface"],
-        },
-        {"enabled": sch.BOOL},
-    )
-    add(
-        table,
-        "GET",
-        "/hosts",
-        list_hosts,
-        "Hosts with their disks and load",
-        response=sch.HOST,
-        paginated=True,
-    )
-    add(table, "GET", f"/hosts/{ID}", get_host, "One host", response=sch.HOST)
-    add(
-        table,
-        "POST",
-        "/hosts",
-        create_host,
-        "Store a host (its API token is kept encrypted and never returned)",
-        request=request,
-        response=sch.HOST,
-    )
-    add(
-        table,
-        "PATCH",
-        f"/hosts/{ID}",
-        update_host,
-        "Update a host",
-        request=f.patch_of(request),
-        response=sch.HOST,
-    )
+REQUEST = sch.body(
+    {
+        "name": f.text_schema(100),
+        "ip": f.text_schema(250),
+        "api_token": f.text_schema(4096),
+        "region_id": sch.UINT,
+        "kind": sch.HOST["properties"]["kind"],
+        "cpu": sch.UINT,
+        "memory": sch.UINT,
+    },
+    {
+        "vlan_id": sch.NULL_U64,
+        "mtu": sch.NULL_U64,
+        "enabled": sch.BOOL,
+        "load_cpu": sch.NUMBER,
+        "load_memory": sch.NUMBER,
+        "load_disk": sch.NUMBER,
+        "ssh_user": f.text_schema(255, nullable=True),
+        "ssh_key": f.text_schema(16384, nullable=True, multiline=True),
+        "cpu_mfg": CPU_MFG,
+        "cpu_arch": CPU_ARCH,
+        "cpu_features": f.FEATURES_SCHEMA,
+    },
+)
+_DISK = sch.body(
+    {
+        "name": f.text_schema(50),
+        "size": sch.UINT,
+        "kind": sch.DISK["properties"]["kind"],
+        "interface": sch.DISK["properties"]["interface"],
+    },
+    {"enabled": sch.BOOL},
+)
+
+
+def add_disk_routes(table: RouteTable) -> None:
     add(
         table,
         "GET",
@@ -199,7 +166,7 @@ def add_admin_host_routes(table: RouteTable) -> None:
         f"/hosts/{ID}/disks",
         create_disk,
         "Add a disk to a host",
-        request=disk,
+        request=_DISK,
         response=sch.DISK,
     )
     add(
@@ -208,6 +175,6 @@ def add_admin_host_routes(table: RouteTable) -> None:
         f"/hosts/{ID}/disks/{DISK_ID}",
         update_disk,
         "Update a host's disk",
-        request=f.patch_of(disk),
+        request=f.patch_of(_DISK),
         response=sch.DISK,
     )

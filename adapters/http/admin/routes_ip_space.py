@@ -1,4 +1,4 @@
-"""Admin IP space routes (api.md §9.14 `ip_space::*`; §9.15 sold ranges: `subscriptions::view`)."""
+"""Admin IP space (api.md §9.14): reader and schema for routes_catalogue; prices, sold ranges."""
 
 from __future__ import annotations
 
@@ -6,27 +6,26 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
 from adapters.http.admin.auth import Admin, require
 from adapters.http.admin.common import ID, add, page_of, query_uint
 from adapters.http.admin.views_catalogue import (
     sold_range_json,
-    space_json,
     space_pricing_json,
 )
 from adapters.http.bounds import parse_uint
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
-from adapters.http.openapi import QueryParam, RouteTable
+from adapters.http.openapi import QueryParam, RouteTable, Schema
 from adapters.http.vm_params import json_object, path_id
 from app.admin.ip_space import SpaceInfo
 from app.services import Services
 from domain.enums import AdminAction, AdminResource, InternetRegistry
 from domain.errors import InvalidInput
+from domain.model import IpSpacePricing
 
-_RES = AdminResource.IP_SPACE
+RESOURCE = AdminResource.IP_SPACE
 PRICING_ID = r"{pricing_id:\d+}"
 
 
@@ -36,7 +35,7 @@ def _registry(value: Any, name: str) -> InternetRegistry:
     return InternetRegistry(value)
 
 
-async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
+async def read_fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     read = f.Reader(await json_object(request), patch=patch)
     read("company_id", f.uint(f.U32, 1))
     read("cidr", f.text(200), required=True)
@@ -61,7 +60,7 @@ async def _price_fields(request: web.Request, *, patch: bool) -> dict[str, objec
     return read.out
 
 
-async def _spaces(request: web.Request, svc: Services) -> list[SpaceInfo]:
+async def spaces(request: web.Request, svc: Services) -> list[SpaceInfo]:
     raw_registry = request.query.get("registry")
     registry = (
         None if not raw_registry else parse_uint(raw_registry, "registry", minimum=0, maximum=4)
@@ -69,24 +68,16 @@ async def _spaces(request: web.Request, svc: Services) -> list[SpaceInfo]:
     return await svc.infra.list_ip_spaces(f.query_flag(request.query, "is_available"), registry)
 
 
-list_spaces = crud.list_route(_RES, _spaces, space_json)
-
-get_space = crud.get_route(_RES, lambda s, i: s.infra.get_ip_space(i), space_json)
-
-create_space = crud.create_route(_RES, _fields, lambda s, b: s.infra.create_ip_space(b), space_json)
-
-update_space = crud.update_route(
-    _RES, _fields, lambda s, i, b: s.infra.update_ip_space(i, b), space_json
-)
-
-delete_space = crud.delete_route(_RES, lambda s, i: s.infra.delete_ip_space(i), lambda _: None)
-
-
 async def _parent_cidr(request: web.Request, space_id: int) -> str:
     return (await services(request).infra.get_ip_space(space_id)).space.cidr
 
 
-@require(_RES, AdminAction.VIEW)
+async def _priced(request: web.Request, space_id: int, price: IpSpacePricing) -> web.Response:
+    """One price of the space, shown with the space's CIDR."""
+    return data_response(space_pricing_json(price, await _parent_cidr(request, space_id)))
+
+
+@require(RESOURCE, AdminAction.VIEW)
 async def list_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
     page = parse_page(request.query)
     space_id = path_id(request)
@@ -97,32 +88,31 @@ async def list_pricing(request: web.Request, admin: Admin) -> web.StreamResponse
     )
 
 
-@require(_RES, AdminAction.VIEW)
+@require(RESOURCE, AdminAction.VIEW)
 async def get_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
     space_id = path_id(request)
     price = await services(request).infra.get_ip_pricing(space_id, path_id(request, "pricing_id"))
-    return data_response(space_pricing_json(price, await _parent_cidr(request, space_id)))
+    return await _priced(request, space_id, price)
 
 
-@require(_RES, AdminAction.CREATE)
+@require(RESOURCE, AdminAction.CREATE)
 async def create_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
-    svc = services(request)
     space_id = path_id(request)
     fields = await _price_fields(request, patch=False)
-    price = await svc.infra.create_ip_pricing(space_id, fields)
-    return data_response(space_pricing_json(price, await _parent_cidr(request, space_id)))
+    price = await services(request).infra.create_ip_pricing(space_id, fields)
+    return await _priced(request, space_id, price)
 
 
-@require(_RES, AdminAction.UPDATE)
+@require(RESOURCE, AdminAction.UPDATE)
 async def update_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
-    svc = services(request)
     space_id = path_id(request)
     fields = await _price_fields(request, patch=True)
-    price = await svc.infra.update_ip_pricing(space_id, path_id(request, "pricing_id"), fields)
-    return data_response(space_pricing_json(price, await _parent_cidr(request, space_id)))
+    pricing_id = path_id(request, "pricing_id")
+    price = await services(request).infra.update_ip_pricing(space_id, pricing_id, fields)
+    return await _priced(request, space_id, price)
 
 
-@require(_RES, AdminAction.DELETE)
+@require(RESOURCE, AdminAction.DELETE)
 async def delete_pricing(request: web.Request, admin: Admin) -> web.StreamResponse:
     await services(request).infra.delete_ip_pricing(
         path_id(request), path_id(request, "pricing_id")
@@ -141,67 +131,33 @@ async def list_sold(request: web.Request, admin: Admin) -> web.StreamResponse:
     return page_response([sold_range_json(r) for r in page_of(rows, page)], len(rows), page)
 
 
-def add_admin_ip_space_routes(table: RouteTable) -> None:
-    u = sch.UINT
-    request = sch.body(
-        {
-            "cidr": f.text_schema(200),
-            "min_prefix_size": u,
-            "max_prefix_size": u,
-            "registry": {"type": "integer", "minimum": 0, "maximum": 4},
-        },
-        {
-            "company_id": u,
-            "external_id": f.text_schema(255, nullable=True),
-            "is_available": sch.BOOL,
-            "is_reserved": sch.BOOL,
-            "metadata": {},
-        },
-    )
+_U = sch.UINT
+_REGISTRY: Schema = {"type": "integer", "minimum": 0, "maximum": 4}
+REQUEST = sch.body(
+    {
+        "cidr": f.text_schema(200),
+        "min_prefix_size": _U,
+        "max_prefix_size": _U,
+        "registry": _REGISTRY,
+    },
+    {
+        "company_id": _U,
+        "external_id": f.text_schema(255, nullable=True),
+        "is_available": sch.BOOL,
+        "is_reserved": sch.BOOL,
+        "metadata": {},
+    },
+)
+QUERY = (QueryParam("is_available", {"type": "boolean"}), QueryParam("registry", _REGISTRY))
+
+
+def add_pricing_routes(table: RouteTable) -> None:
+    """A space's prices, then the ranges sold from it."""
+    u = _U
     price = sch.body(
         {"prefix_size": u, "price_per_month": u}, {"currency": f.CURRENCY_SCHEMA, "setup_fee": u}
     )
     one = f"/ip_space/{ID}/pricing/{PRICING_ID}"
-    add(
-        table,
-        "GET",
-        "/ip_space",
-        list_spaces,
-        "IP space for sale, newest first",
-        query=[
-            QueryParam("is_available", {"type": "boolean"}),
-            QueryParam("registry", {"type": "integer", "minimum": 0, "maximum": 4}),
-        ],
-        response=sch.SPACE,
-        paginated=True,
-    )
-    add(table, "GET", f"/ip_space/{ID}", get_space, "One IP space", response=sch.SPACE)
-    add(
-        table,
-        "POST",
-        "/ip_space",
-        create_space,
-        "Add IP space (company_id defaults to the first company)",
-        request=request,
-        response=sch.SPACE,
-    )
-    add(
-        table,
-        "PATCH",
-        f"/ip_space/{ID}",
-        update_space,
-        "Update IP space (checks re-run on the result)",
-        request=f.patch_of(request),
-        response=sch.SPACE,
-    )
-    add(
-        table,
-        "DELETE",
-        f"/ip_space/{ID}",
-        delete_space,
-        "Delete IP space nothing was sold from",
-        response=sch.NULL,
-    )
     add(
         table,
         "GET",

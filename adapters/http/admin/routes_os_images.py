@@ -1,26 +1,24 @@
-"""Admin OS image routes (api.md §9.10, permission `vm_os_image::*`)."""
+"""Admin OS images (api.md §9.10): body reader and schema for routes_catalogue; the download."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
 from adapters.http.admin.auth import Admin, require
 from adapters.http.admin.common import ID, add, query_uint
-from adapters.http.admin.views_catalogue import image_json
 from adapters.http.context import services
 from adapters.http.envelope import data_response
-from adapters.http.openapi import QueryParam, RouteTable
+from adapters.http.openapi import QueryParam, RouteTable, Schema
 from adapters.http.views_input import wire_name
 from adapters.http.vm_params import json_object, path_id
 from domain.enums import AdminAction, AdminResource, OsDistribution
 
-_RES = AdminResource.VM_OS_IMAGE
+RESOURCE = AdminResource.VM_OS_IMAGE
 
 
-async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
+async def read_fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     read = f.Reader(await json_object(request), patch=patch)
     read("distribution", f.wire_choice(OsDistribution), required=True)
     read("flavour", f.text(50), required=True)
@@ -34,22 +32,7 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     return read.out
 
 
-list_images = crud.list_route(_RES, lambda _, s: s.infra.list_images(), image_json)
-
-get_image = crud.get_route(_RES, lambda s, i: s.infra.get_image(i), image_json)
-
-create_image = crud.create_route(_RES, _fields, lambda s, b: s.infra.create_image(b), image_json)
-
-update_image = crud.update_route(
-    _RES, _fields, lambda s, i, b: s.infra.update_image(i, b), image_json
-)
-
-delete_image = crud.delete_route(
-    _RES, lambda s, i: s.infra.delete_image(i), lambda _: "VM OS image deleted successfully"
-)
-
-
-@require(_RES, AdminAction.UPDATE)
+@require(RESOURCE, AdminAction.UPDATE)
 async def download_image(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
     host_id = query_uint(request.query, "host_id")
@@ -57,58 +40,32 @@ async def download_image(request: web.Request, admin: Admin) -> web.StreamRespon
     return data_response("Download job enqueued")
 
 
-def add_admin_os_image_routes(table: RouteTable) -> None:
-    s = {"type": "string"}
-    request = sch.body(
-        {
-            "distribution": {"type": "string", "enum": [wire_name(d) for d in OsDistribution]},
-            "flavour": f.text_schema(50),
-            "version": f.text_schema(50),
-            "enabled": sch.BOOL,
-            "release_date": {"type": "string", "format": "date-time"},
-            "url": f.text_schema(1024),
-        },
-        {
-            "default_username": f.text_schema(50, nullable=True),
-            "sha2": f.text_schema(128, nullable=True),
-            "sha2_url": f.text_schema(1024, nullable=True),
-        },
-    )
-    add(table, "GET", "/vm_os_images", list_images, "OS images", response=sch.IMAGE, paginated=True)
-    add(table, "GET", f"/vm_os_images/{ID}", get_image, "One OS image", response=sch.IMAGE)
-    add(
-        table,
-        "POST",
-        "/vm_os_images",
-        create_image,
-        "Add an OS image (distribution, flavour and version are unique together)",
-        request=request,
-        response=sch.IMAGE,
-    )
-    add(
-        table,
-        "PATCH",
-        f"/vm_os_images/{ID}",
-        update_image,
-        "Update an OS image (a new url or sha2_url without sha2 clears sha2)",
-        request=f.patch_of(request),
-        response=sch.IMAGE,
-    )
-    add(
-        table,
-        "DELETE",
-        f"/vm_os_images/{ID}",
-        delete_image,
-        "Delete an image no VM uses",
-        response=s,
-    )
+STRING: Schema = {"type": "string"}
+REQUEST = sch.body(
+    {
+        "distribution": {"type": "string", "enum": [wire_name(d) for d in OsDistribution]},
+        "flavour": f.text_schema(50),
+        "version": f.text_schema(50),
+        "enabled": sch.BOOL,
+        "release_date": {"type": "string", "format": "date-time"},
+        "url": f.text_schema(1024),
+    },
+    {
+        "default_username": f.text_schema(50, nullable=True),
+        "sha2": f.text_schema(128, nullable=True),
+        "sha2_url": f.text_schema(1024, nullable=True),
+    },
+)
+
+
+def add_download_route(table: RouteTable) -> None:
     add(
         table,
         "POST",
         f"/vm_os_images/{ID}/download",
         download_image,
         "Queue a download of the image to every enabled host (or `host_id`'s)",
-        response=s,
+        response=STRING,
         query=[
             QueryParam("host_id", {"type": "integer", "minimum": 1}, description="only this host")
         ],

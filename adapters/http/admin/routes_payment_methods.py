@@ -11,7 +11,7 @@ from aiohttp import web
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, NAME_LIMIT, add, body_str, page_of
+from adapters.http.admin.common import ID, NAME_LIMIT, add, body_str, page_of, stored
 from adapters.http.admin.views import payment_method_json
 from adapters.http.bounds import ID_MIN, ID_SCHEMA, UINT_SCHEMA
 from adapters.http.context import services
@@ -75,10 +75,8 @@ async def list_methods(request: web.Request, admin: Admin) -> web.StreamResponse
 
 @require(_RES, AdminAction.VIEW)
 async def get_method(request: web.Request, admin: Admin) -> web.StreamResponse:
-    async with services(request).uow_factory() as uow:
-        row = await uow.payment_methods.get(path_id(request))
-    if row is None:
-        raise ConfigNotFound("Payment method config not found")
+    missing = ConfigNotFound("Payment method config not found")
+    row = await stored(request, lambda uow: uow.payment_methods, missing)
     return data_response(payment_method_json(row))
 
 

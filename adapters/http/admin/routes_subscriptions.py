@@ -19,6 +19,7 @@ from adapters.http.admin.common import (
     add,
     body_str,
     query_uint,
+    stored,
 )
 from adapters.http.admin.views import line_item_json, subscription_json, subscriptions_json
 from adapters.http.bounds import ID_MIN, ID_SCHEMA, UINT_SCHEMA
@@ -167,11 +168,8 @@ async def list_line_items(request: web.Request, admin: Admin) -> web.StreamRespo
 
 @require(_ITEMS, AdminAction.VIEW)
 async def get_line_item(request: web.Request, admin: Admin) -> web.StreamResponse:
-    async with services(request).uow_factory() as uow:
-        item = await uow.line_items.get(path_id(request))
-    if item is None:
-        raise NotFound("Subscription line item not found")
-    return data_response(line_item_json(item))
+    missing = NotFound("Subscription line item not found")
+    return data_response(line_item_json(await stored(request, lambda uow: uow.line_items, missing)))
 
 
 @require(_ITEMS, AdminAction.UPDATE)

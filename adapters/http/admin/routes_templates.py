@@ -1,24 +1,20 @@
-"""Admin VM template routes (api.md §9.4, permission `vm_template::*`)."""
+"""Admin VM templates (api.md §9.4, `vm_template::*`): reader and schema for routes_catalogue."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from adapters.http.admin import crud
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
-from adapters.http.admin.common import ID, add
-from adapters.http.admin.routes_cost_plans import MAX_INTERVALS
-from adapters.http.admin.views_catalogue import template_json
-from adapters.http.openapi import RouteTable
+from adapters.http.admin.routes_cost_plans import PLAN_FIELDS
 from adapters.http.views_schema import DISK_INTERFACE, DISK_TYPE
 from adapters.http.vm_params import json_object
 from domain.enums import AdminResource
 
-_RES = AdminResource.VM_TEMPLATE
+RESOURCE = AdminResource.VM_TEMPLATE
 
 
-async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
+async def read_fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     read = f.Reader(await json_object(request), patch=patch)
     read("name", f.text(200), required=True)
     read("enabled", f.flag)
@@ -32,88 +28,25 @@ async def _fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     read("region_id", f.uint(f.U32, 1), required=True)
     read.cpu()
     read.caps()
-    read("cost_plan_name", f.text(200))
-    read("cost_plan_amount", f.uint(f.U64))
-    read("cost_plan_currency", f.CURRENCY)
-    read("cost_plan_interval_amount", f.uint(MAX_INTERVALS))
-    read("cost_plan_interval_type", f.INTERVAL_TYPE)
+    for name, (parse, _) in PLAN_FIELDS.items():
+        read(f"cost_plan_{name}", parse)
     return read.out
 
 
-list_templates = crud.list_route(_RES, lambda _, s: s.infra.list_templates(), template_json)
-
-get_template = crud.get_route(_RES, lambda s, i: s.infra.get_template(i), template_json)
-
-create_template = crud.create_route(
-    _RES, _fields, lambda s, b: s.infra.create_template(b), template_json
+REQUEST = sch.body(
+    {
+        "name": f.text_schema(200),
+        "cpu": sch.UINT,
+        "memory": sch.UINT,
+        "disk_size": sch.UINT,
+        "disk_type": DISK_TYPE,
+        "disk_interface": DISK_INTERFACE,
+        "region_id": sch.UINT,
+    },
+    {
+        "enabled": sch.BOOL,
+        "expires": f.TIME_SCHEMA,
+        "cost_plan_id": sch.UINT,
+        **{f"cost_plan_{name}": schema for name, (_, schema) in PLAN_FIELDS.items()},
+    },
 )
-
-update_template = crud.update_route(
-    _RES, _fields, lambda s, i, b: s.infra.update_template(i, b), template_json
-)
-
-delete_template = crud.delete_route(
-    _RES,
-    lambda s, i: s.infra.delete_template(i),
-    lambda message: {"success": True, "message": message},
-)
-
-
-def add_admin_template_routes(table: RouteTable) -> None:
-    request = sch.body(
-        {
-            "name": f.text_schema(200),
-            "cpu": sch.UINT,
-            "memory": sch.UINT,
-            "disk_size": sch.UINT,
-            "disk_type": DISK_TYPE,
-            "disk_interface": DISK_INTERFACE,
-            "region_id": sch.UINT,
-        },
-        {
-            "enabled": sch.BOOL,
-            "expires": f.TIME_SCHEMA,
-            "cost_plan_id": sch.UINT,
-            "cost_plan_name": f.text_schema(200),
-            "cost_plan_amount": sch.UINT,
-            "cost_plan_currency": f.CURRENCY_SCHEMA,
-            "cost_plan_interval_amount": sch.UINT,
-            "cost_plan_interval_type": sch.INTERVAL,
-        },
-    )
-    add(
-        table,
-        "GET",
-        "/vm_templates",
-        list_templates,
-        "Every VM template, disabled too",
-        response=sch.TEMPLATE,
-        paginated=True,
-    )
-    add(table, "GET", f"/vm_templates/{ID}", get_template, "One VM template", response=sch.TEMPLATE)
-    add(
-        table,
-        "POST",
-        "/vm_templates",
-        create_template,
-        "Create a template (and its cost plan when no cost_plan_id is given)",
-        request=request,
-        response=sch.TEMPLATE,
-    )
-    add(
-        table,
-        "PATCH",
-        f"/vm_templates/{ID}",
-        update_template,
-        "Update a template; cost_plan_* fields edit its plan in place",
-        request=f.patch_of(request),
-        response=sch.TEMPLATE,
-    )
-    add(
-        table,
-        "DELETE",
-        f"/vm_templates/{ID}",
-        delete_template,
-        "Delete a template no VM uses (its plan too when unused)",
-        response=sch.DELETED,
-    )

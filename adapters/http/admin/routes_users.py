@@ -9,7 +9,7 @@ from aiohttp import web
 from adapters.http.admin import fields as f
 from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
-from adapters.http.admin.common import ID, NULL, add, body_str
+from adapters.http.admin.common import ID, NULL, add, body_str, stored
 from adapters.http.admin.views import user_json
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page
@@ -63,10 +63,7 @@ async def list_users(request: web.Request, admin: Admin) -> web.StreamResponse:
 
 @require(_USERS, AdminAction.VIEW)
 async def get_user(request: web.Request, admin: Admin) -> web.StreamResponse:
-    async with services(request).uow_factory() as uow:
-        user = await uow.users.get(path_id(request))
-    if user is None:
-        raise UserNotFound("User not found")
+    user = await stored(request, lambda uow: uow.users, UserNotFound("User not found"))
     return data_response(await _info(request, user))
 
 

@@ -17,6 +17,7 @@ from adapters.http.admin.common import (
     page_of,
     query_bool,
     query_uint,
+    stored,
 )
 from adapters.http.admin.views import history_json, vm_json, vms_json
 from adapters.http.bounds import ID_SCHEMA
@@ -87,11 +88,7 @@ async def list_vms(request: web.Request, admin: Admin) -> web.StreamResponse:
 
 
 async def _vm(request: web.Request) -> Vm:
-    async with services(request).uow_factory() as uow:
-        vm = await uow.vms.get(path_id(request))
-    if vm is None:
-        raise VmNotFound("VM not found")
-    return vm
+    return await stored(request, lambda uow: uow.vms, VmNotFound("VM not found"))
 
 
 @require(_VM, AdminAction.VIEW)

@@ -11,6 +11,7 @@ from adapters.http.views_vm import state_json
 from app.admin.payment_methods import sanitized
 from app.admin.permissions import permission_text
 from app.admin.roles import RoleInfo, UserRole
+from app.admin.users import TEXT_FIELDS
 from app.queries.vms import VmView, view_of
 from domain.enums import CpuArch, CpuMfg, OsDistribution
 from domain.model import (
@@ -51,14 +52,7 @@ def user_json(user: User, vm_count: int, is_admin: bool) -> dict[str, Any]:
         "email_verified": user.email_verified,
         "contact_nip17": user.contact_nip17,
         "contact_email": user.contact_email,
-        "country_code": user.country_code,
-        "billing_name": user.billing_name,
-        "billing_address_1": user.billing_address_1,
-        "billing_address_2": user.billing_address_2,
-        "billing_city": user.billing_city,
-        "billing_state": user.billing_state,
-        "billing_postcode": user.billing_postcode,
-        "billing_tax_id": user.billing_tax_id,
+        **{n: getattr(user, n) for n in ("country_code", *TEXT_FIELDS)},
         "billing_vat_validated": user.billing_vat_validated,
         "vm_count": vm_count,
         "last_login": None,

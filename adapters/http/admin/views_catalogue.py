@@ -9,7 +9,7 @@ from adapters.http.admin.fields import INTEGER_CAPS
 from adapters.http.envelope import format_optional_time, format_time
 from adapters.http.views_catalogue import cpu_fields
 from adapters.http.views_input import wire_name
-from app.admin.companies import CompanyInfo
+from app.admin.companies import ADDRESS_FIELDS, CompanyInfo
 from app.admin.cost_plans import CostPlanInfo
 from app.admin.custom_pricing import PricingInfo
 from app.admin.hosts import HostInfo
@@ -34,14 +34,7 @@ def company_json(info: CompanyInfo) -> Json:
         "id": c.id,
         "created": format_time(c.created),
         "name": c.name,
-        "address_1": c.address_1,
-        "address_2": c.address_2,
-        "city": c.city,
-        "state": c.state,
-        "country_code": c.country_code,
-        "tax_id": c.tax_id,
-        "postcode": c.postcode,
-        "phone": c.phone,
+        **{n: getattr(c, n) for n in ADDRESS_FIELDS},
         "email": c.email or None,
         "base_currency": c.base_currency,
         "region_count": info.region_count,
