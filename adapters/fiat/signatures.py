@@ -7,7 +7,7 @@ import hmac
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -65,6 +65,11 @@ def check_fresh(signed_at: datetime, now: datetime | None, tolerance_s: int) -> 
         )
 
 
+#: a Unix timestamp in milliseconds has 13 digits; a longer one is refused before `int()` (a
+#: few thousand digits would make `int()` raise, a few hundred overflow the float division)
+MAX_TIMESTAMP_DIGITS: Final = 16
+
+
 def from_unix(seconds: float, header: str) -> datetime:
     try:
         return datetime.fromtimestamp(seconds, UTC)
@@ -118,7 +123,11 @@ class HmacScheme:
         if signature is None:
             raise WebhookSignatureInvalid(f"Missing {self.header} header")
         timestamp, candidates = self.read(headers, signature)
-        if not timestamp.isascii() or not timestamp.isdigit():
+        if (
+            not timestamp.isascii()
+            or not timestamp.isdigit()
+            or len(timestamp) > MAX_TIMESTAMP_DIGITS
+        ):
             raise WebhookSignatureInvalid(f"{self.timestamp_name} is not a Unix timestamp")
         if not candidates:
             raise WebhookSignatureInvalid(f"No {SCHEME} signature in {self.header}")

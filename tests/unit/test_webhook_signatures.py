@@ -353,3 +353,19 @@ def test_parse_stripe_event() -> None:
 def test_parse_stripe_event_malformed(body: bytes) -> None:
     with pytest.raises(WebhookPayloadInvalid):
         parse_stripe_event(body)
+
+
+@pytest.mark.parametrize("digits", [17, 400, 5000])
+def test_huge_timestamps_refused_as_unauthorised(digits: int) -> None:
+    """A timestamp of hundreds or thousands of digits is a 401 like any bad timestamp, never an
+    overflow or conversion error (which would answer 500)."""
+    huge = "9" * digits
+    revolut = revolut_headers()
+    revolut["Revolut-Request-Timestamp"] = huge
+    with pytest.raises(WebhookSignatureInvalid) as exc:
+        verify_revolut_signature(revolut, REVOLUT_BODY, REVOLUT_SECRET, NOW)
+    assert _reason(exc) == "Revolut-Request-Timestamp is not a Unix timestamp"
+    stripe = {"Stripe-Signature": f"t={huge},v1=ab"}
+    with pytest.raises(WebhookSignatureInvalid) as exc:
+        verify_stripe_signature(stripe, STRIPE_BODY, STRIPE_SECRET, NOW)
+    assert _reason(exc) == "Stripe-Signature timestamp is not a Unix timestamp"
