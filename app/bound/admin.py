@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.admin import (
     audit,
@@ -21,26 +21,19 @@ from app.admin import (
     vms,
 )
 from app.billing import credit_balance, invoicing
-from app.billing.rails import PaymentRails
 from app.bound.inject import bind, repricing
-from ports.clock import Clock
-from ports.queue import WorkQueue
-from ports.rates import RateStore
-from ports.storage import Permission, UnitOfWorkFactory
+from ports.storage import Permission
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 
 class AdminUseCases:
     """Built once per process; names say what they change where a module name would not."""
 
-    def __init__(
-        self,
-        *,
-        uow_factory: UnitOfWorkFactory,
-        clock: Clock,
-        rails: PaymentRails,
-        rates: RateStore,
-        queue: WorkQueue,
-    ) -> None:
+    def __init__(self, svc: Services) -> None:
+        uow_factory, clock, rails, rates = svc.uow_factory, svc.clock, svc.rails, svc.rates
+        queue = svc.queue
         store = (uow_factory, clock)
         self.record_admin_change = bind(audit.record_admin_change, *store)
         self.list_audit = bind(audit.list_audit, uow_factory)
