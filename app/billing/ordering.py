@@ -6,7 +6,7 @@ from datetime import datetime
 
 import attrs
 
-from app.billing.catalogue import pricing_with_disks, template_with_plan, user_of
+from app.billing.catalogue import orderable_spec, pricing_with_disks, template_with_plan, user_of
 from app.billing.errors import (
     EmailNotVerified,
     ImageNotFound,
@@ -14,7 +14,6 @@ from app.billing.errors import (
     OfferUnavailable,
     SshKeyNotFound,
     TooManyUnpaidVms,
-    UnsupportedDisk,
 )
 from app.billing.placement import NO_HOST, Placement, place_vm
 from domain.enums import (
@@ -25,7 +24,6 @@ from domain.enums import (
 )
 from domain.intervals import Interval
 from domain.model import (
-    CustomTemplate,
     LineItem,
     OsImage,
     Subscription,
@@ -34,7 +32,7 @@ from domain.model import (
     VmHistory,
 )
 from domain.money import Money
-from domain.pricing import CUSTOM_INTERVAL, check_custom_limits, custom_price, plan_price
+from domain.pricing import CUSTOM_INTERVAL, custom_price, plan_price
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
@@ -251,25 +249,7 @@ async def order_custom_vm(
         await _check_buyer(uow, user_id, image_id, ssh_key_id, require_verified_email, max_unpaid)
         pricing, disks = await pricing_with_disks(uow, pricing_id)
         _check_on_sale(pricing.enabled, pricing.expires, now, "custom pricing")
-        if not any(d.kind is disk_type and d.interface is disk_interface for d in disks):
-            raise UnsupportedDisk(
-                f"This pricing has no {disk_type.name} disk with interface "
-                f"{disk_interface.display_name}"
-            )
-        spec = CustomTemplate(
-            id=0,
-            cpu=cpu,
-            memory=memory,
-            disk_size=disk,
-            disk_type=disk_type,
-            disk_interface=disk_interface,
-            pricing_id=pricing.id,
-            cpu_mfg=pricing.cpu_mfg,
-            cpu_arch=pricing.cpu_arch,
-            cpu_features=pricing.cpu_features,
-            limits=pricing.limits,
-        )
-        check_custom_limits(spec, pricing, disks)
+        spec = orderable_spec(pricing, disks, cpu, memory, disk, disk_type, disk_interface)
         price = custom_price(spec, pricing, disks).total
         placement = await place_vm(uow, pricing.region_id, spec, disk_interface, now)
         company_id = await _company_of(uow, pricing.region_id)
