@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from app.admin.catalogue_common import Duplicate, Fields, InUse, evolve, not_found, trimmed
+from app.admin.catalogue_common import Duplicate, Fields, InUse, evolve, info_of, not_found, trimmed
 from app.billing.errors import ImageNotFound
 from domain.errors import InvalidInput
 from domain.model import OsImage
@@ -39,8 +39,7 @@ async def _image(uow: UnitOfWork, image_id: int) -> OsImage:
 
 
 async def get_image(uow_factory: UnitOfWorkFactory, image_id: int) -> ImageInfo:
-    async with uow_factory() as uow:
-        return (await _infos(uow, [await _image(uow, image_id)]))[0]
+    return await info_of(uow_factory, _image, image_id, _infos)
 
 
 def _changes(fields: Fields) -> dict[str, object]:
