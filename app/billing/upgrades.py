@@ -13,16 +13,8 @@ from app.billing.catalogue import (
     subscription_of,
     vm_price,
 )
-from app.billing.credit_quote import (
-    Settle,
-    apply_balance,
-    covered_payment,
-    is_covered,
-    settle_covered,
-    spend_in,
-)
+from app.billing.credit_quote import Settle, apply_balance, issue
 from app.billing.errors import NothingToUpgrade, TemplateNotFound
-from app.billing.persist import store_payment
 from app.billing.price_in_force import expire_stale_quotes
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
@@ -183,14 +175,7 @@ async def create_upgrade_payment(
         )
         if settle is not None:  # the account balance pays first (issue 13)
             priced = await apply_balance(uow, priced, sub.currency)
-    covered = settle is not None and is_covered(priced)
-    payment = covered_payment(priced, now) if covered else await rails.create(priced, now)
-    stored = await store_payment(
-        uow_factory, rails, payment, now, reuse=None, idem=None, before_add=spend_in
-    )
-    if covered and settle is not None:
-        return await settle_covered(uow_factory, stored, settle)
-    return stored
+    return await issue(uow_factory, rails, priced, now, settle, reuse=None, idem=None)
 
 
 @attrs.frozen(kw_only=True)
