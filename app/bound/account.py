@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from app.account import profile, ssh_keys
-from app.account.profile import AccountPatch, AccountUpdate
 from app.billing import credit_balance, ip_purchase, ordering
 from app.bound.inject import bind
 from app.queries.vms import user_vm_status
@@ -20,8 +20,15 @@ class AccountUseCases:
 
     def __init__(self, svc: Services) -> None:
         uow_factory, clock, queue = svc.uow_factory, svc.clock, svc.queue
-        self._update_account = bind(profile.update_account, uow_factory, clock, queue)
-        self._rails, self._public_url = svc.rails, svc.public_url
+        # with this server's public URL and payment rails
+        self.update_account = partial(
+            profile.update_account,
+            uow_factory,
+            clock,
+            queue,
+            public_url=svc.public_url,
+            rails=svc.rails,
+        )
         self.verify_email = bind(profile.verify_email, uow_factory)
         self.list_ssh_keys = bind(ssh_keys.list_ssh_keys, uow_factory)
         self.add_ssh_key = bind(ssh_keys.add_ssh_key, uow_factory, clock)
@@ -32,9 +39,3 @@ class AccountUseCases:
         self.create_subscription = bind(ip_purchase.create_subscription, uow_factory, clock)
         self.vm_status = bind(user_vm_status, uow_factory, svc.vm_states)
         self.vm_time_series = bind(vm_time_series, uow_factory, svc.hosts)
-
-    async def update_account(self, user_id: int, patch: AccountPatch) -> AccountUpdate:
-        """`profile.update_account` with this server's public URL and payment rails."""
-        return await self._update_account(
-            user_id, patch, public_url=self._public_url, rails=self._rails
-        )
