@@ -306,6 +306,31 @@ class VmHistory:
     description: str | None = None
 
 
+def vm_event(
+    vm_id: int,
+    action: VmHistoryActionType,
+    now: datetime,
+    description: str,
+    *,
+    by: int | None = None,
+    before: Json = None,
+    after: Json = None,
+    metadata: Json = None,
+) -> VmHistory:
+    """A new history entry of `vm_id` (id 0 until stored); `by` is the user who acted, if any."""
+    return VmHistory(
+        id=0,
+        vm_id=vm_id,
+        action_type=action,
+        timestamp=now,
+        initiated_by_user=by,
+        previous_state=before,
+        new_state=after,
+        metadata=metadata,
+        description=description,
+    )
+
+
 @attrs.frozen(kw_only=True)
 class Subscription:
     id: int

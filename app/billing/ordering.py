@@ -29,7 +29,7 @@ from domain.model import (
     Subscription,
     User,
     Vm,
-    VmHistory,
+    vm_event,
 )
 from domain.money import Money
 from domain.pricing import CUSTOM_INTERVAL, custom_price, plan_price
@@ -142,14 +142,13 @@ async def _write_order(
     await uow.subscriptions.update(attrs.evolve(sub, name=f"VM{vm.id} subscription"))
     await uow.line_items.update(attrs.evolve(items[0], name=f"VM{vm.id} - {offer_name}"))
     await uow.vm_history.add(
-        VmHistory(
-            id=0,
-            vm_id=vm.id,
-            action_type=VmHistoryActionType.CREATED,
-            timestamp=now,
-            initiated_by_user=user_id,
-            new_state=vm_state(vm),
-            description=f"VM {vm.id} was created",
+        vm_event(
+            vm.id,
+            VmHistoryActionType.CREATED,
+            now,
+            f"VM {vm.id} was created",
+            by=user_id,
+            after=vm_state(vm),
         )
     )
     return vm

@@ -29,6 +29,7 @@ from domain.model import (
     SubscriptionPayment,
     Vm,
     VmHistory,
+    vm_event,
 )
 from domain.money import Money
 from domain.pricing import custom_price
@@ -281,15 +282,14 @@ async def upgrade_in(
         attrs.evolve(item, amount=plan.new_price.amount, configuration=configuration)
     )
     entry = await uow.vm_history.add(
-        VmHistory(
-            id=0,
-            vm_id=vm.id,
-            action_type=VmHistoryActionType.CONFIGURATION_CHANGED,
-            timestamp=now,
-            previous_state=_vm_fields(vm),
-            new_state=_vm_fields(after),
+        vm_event(
+            vm.id,
+            VmHistoryActionType.CONFIGURATION_CHANGED,
+            now,
+            f"VM {vm.id} configuration was changed",
+            before=_vm_fields(vm),
+            after=_vm_fields(after),
             metadata=metadata,
-            description=f"VM {vm.id} configuration was changed",
         )
     )
     expired = await expire_stale_quotes(uow, sub.id, now)
