@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import attrs
@@ -42,6 +42,11 @@ class UnknownReference(DomainError):
     """A body names a row that does not exist (422: the request is well formed)."""
 
     kind = "unprocessable"
+
+
+def matching(rows: Iterable[R], **wanted: object) -> list[R]:
+    """The rows whose named fields equal every filter given; a filter of None matches all."""
+    return [r for r in rows if all(v is None or getattr(r, k) == v for k, v in wanted.items())]
 
 
 def not_found(what: str) -> NotFound:

@@ -62,13 +62,8 @@ async def list_pricings(
     uow_factory: UnitOfWorkFactory, region_id: int | None = None, enabled: bool | None = None
 ) -> list[PricingInfo]:
     async with uow_factory() as uow:
-        rows = [
-            p
-            for p in await uow.custom_pricing.list_all()
-            if (region_id is None or p.region_id == region_id)
-            and (enabled is None or p.enabled == enabled)
-        ]
-        return await _infos(uow, rows)
+        rows = await uow.custom_pricing.list_all()
+        return await _infos(uow, common.matching(rows, region_id=region_id, enabled=enabled))
 
 
 async def _pricing(uow: UnitOfWork, pricing_id: int) -> CustomPricing:

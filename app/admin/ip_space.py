@@ -77,12 +77,8 @@ async def list_spaces(
 ) -> list[SpaceInfo]:
     """Newest first."""
     async with uow_factory() as uow:
-        spaces = [
-            s
-            for s in await uow.ip_spaces.list_all()
-            if (is_available is None or s.is_available == is_available)
-            and (registry is None or s.registry == registry)
-        ]
+        rows = await uow.ip_spaces.list_all()
+        spaces = common.matching(rows, is_available=is_available, registry=registry)
         spaces.sort(key=lambda s: (s.created, s.id), reverse=True)
         return await _counts(uow, spaces)
 

@@ -52,10 +52,7 @@ async def list_regions(
     uow_factory: UnitOfWorkFactory, enabled: bool | None = None
 ) -> list[RegionInfo]:
     async with uow_factory() as uow:
-        regions = [
-            r for r in await uow.regions.list_all() if enabled is None or r.enabled == enabled
-        ]
-        return await _infos(uow, regions)
+        return await _infos(uow, common.matching(await uow.regions.list_all(), enabled=enabled))
 
 
 async def get_region(uow_factory: UnitOfWorkFactory, region_id: int) -> RegionInfo:
