@@ -79,6 +79,15 @@ async def info_of(
         return (await infos(uow, [await record(uow, record_id)]))[0]
 
 
+async def committed(
+    uow: UnitOfWork, row: R, infos: Callable[[UnitOfWork, list[R]], Awaitable[list[V]]]
+) -> V:
+    """`row` as its listing shows it (read in the transaction), then the transaction committed."""
+    info = (await infos(uow, [row]))[0]
+    await uow.commit()
+    return info
+
+
 async def check_reference(records: ById[object], record_id: int, what: str) -> None:
     """A body's reference to another row; a 422 (`{what} {id} not found`) where there is none."""
     if await records.get(record_id) is None:

@@ -137,9 +137,7 @@ async def create_pricing(
         pricing = await uow.custom_pricing.add(draft)
         for disk in _disks(pricing.id, fields["disk_pricing"]):
             await uow.custom_pricing.add_disk(disk)
-        info = (await _infos(uow, [pricing]))[0]
-        await uow.commit()
-    return info
+        return await common.committed(uow, pricing, _infos)
 
 
 #: the fields of a custom pricing that make the price of its VMs
@@ -183,8 +181,7 @@ async def update_pricing(
         expired: list[SubscriptionPayment] = []
         if repriced:
             expired = await expire_quotes_on(uow, clock.now(), custom_pricing_id=pricing_id)
-        info = (await _infos(uow, [updated]))[0]
-        await uow.commit()
+        info = await common.committed(uow, updated, _infos)
     await cancel_quietly(rails, expired)
     return info
 
@@ -229,6 +226,4 @@ async def copy_pricing(
         )
         for disk in await uow.custom_pricing.list_disks(pricing_id):
             await uow.custom_pricing.add_disk(attrs.evolve(disk, id=0, pricing_id=copy.id))
-        info = (await _infos(uow, [copy]))[0]
-        await uow.commit()
-    return info
+        return await common.committed(uow, copy, _infos)

@@ -148,9 +148,7 @@ async def update_space(
         )
         await _check_space(uow, space)
         await uow.ip_spaces.update(space)
-        info = (await _counts(uow, [space]))[0]
-        await uow.commit()
-    return info
+        return await common.committed(uow, space, _counts)
 
 
 async def delete_space(uow_factory: UnitOfWorkFactory, space_id: int) -> None:

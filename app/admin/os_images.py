@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import attrs
 
-from app.admin.catalogue_common import Duplicate, Fields, InUse, evolve, info_of, not_found, trimmed
+from app.admin.catalogue_common import (
+    Duplicate,
+    Fields,
+    InUse,
+    committed,
+    evolve,
+    info_of,
+    not_found,
+    trimmed,
+)
 from app.billing.errors import ImageNotFound
 from domain.errors import InvalidInput
 from domain.model import OsImage
@@ -105,9 +114,7 @@ async def update_image(uow_factory: UnitOfWorkFactory, image_id: int, fields: Fi
         updated = evolve(await _image(uow, image_id), changes)
         await _check_unique(uow, updated)
         await uow.images.update(updated)
-        info = (await _infos(uow, [updated]))[0]
-        await uow.commit()
-    return info
+        return await committed(uow, updated, _infos)
 
 
 async def delete_image(uow_factory: UnitOfWorkFactory, image_id: int) -> None:

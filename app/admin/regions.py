@@ -107,9 +107,7 @@ async def update_region(
             await _check_company(uow, changes["company_id"])
         updated = common.evolve(region, changes)
         await uow.regions.update(updated)
-        info = (await _infos(uow, [updated]))[0]
-        await uow.commit()
-    return info
+        return await common.committed(uow, updated, _infos)
 
 
 async def disable_region(uow_factory: UnitOfWorkFactory, region_id: int) -> None:

@@ -123,9 +123,7 @@ async def create_template(
                 changes,
             )
         )
-        info = (await _infos(uow, [template]))[0]
-        await uow.commit()
-    return info
+        return await common.committed(uow, template, _infos)
 
 
 async def update_template(
@@ -165,8 +163,7 @@ async def update_template(
             if plan_repriced(plan, edited):
                 expired += await expire_quotes_on(uow, now, cost_plan_id=plan.id)
         await uow.templates.update(updated)
-        info = (await _infos(uow, [updated]))[0]
-        await uow.commit()
+        info = await common.committed(uow, updated, _infos)
     await cancel_quietly(rails, expired)
     return info
 
