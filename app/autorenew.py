@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import attrs
+
 from app.billing.rails import PaymentRails
 from app.billing.renewal import renew
 from domain.enums import PaymentMethod
@@ -53,28 +55,21 @@ class AutoRenewalFailed(Exception):
         self.message = message
 
 
+@attrs.define
 class NwcAutoRenewer:
     """Implements the worker's `AutoRenewer` over `renew` and an `NwcWallet`.
 
     The payment is only paid here: the subscription is extended when the node reports the
-    settlement (the settlement listener completes it), never by this class.
+    settlement (the settlement listener completes it), never by this class. Built with the
+    ports in this order (attrs drops the leading underscore from the argument names).
     """
 
-    def __init__(
-        self,
-        uow_factory: UnitOfWorkFactory,
-        clock: Clock,
-        rails: PaymentRails,
-        rates: RateStore,
-        tax_rates: TaxRates,
-        wallet: NwcWallet,
-    ) -> None:
-        self._uow_factory = uow_factory
-        self._clock = clock
-        self._rails = rails
-        self._rates = rates
-        self._tax_rates = tax_rates
-        self._wallet = wallet
+    _uow_factory: UnitOfWorkFactory
+    _clock: Clock
+    _rails: PaymentRails
+    _rates: RateStore
+    _tax_rates: TaxRates
+    _wallet: NwcWallet
 
     async def _nwc_string(self, subscription: Subscription) -> str | None:
         async with self._uow_factory() as uow:

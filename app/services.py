@@ -56,56 +56,17 @@ class Services:
 
     #: payment use cases with the ports given (renewals settle from credit)
     billing: BillingUseCases = attrs.field(
-        init=False, default=attrs.Factory(lambda s: s.build_billing(), takes_self=True)
+        init=False, default=attrs.Factory(BillingUseCases, takes_self=True)
     )
     #: user-side use cases with the ports given
     account: AccountUseCases = attrs.field(
-        init=False, default=attrs.Factory(lambda s: s.build_account(), takes_self=True)
+        init=False, default=attrs.Factory(AccountUseCases, takes_self=True)
     )
     #: admin use cases with the ports given
     admin: AdminUseCases = attrs.field(
-        init=False, default=attrs.Factory(lambda s: s.build_admin(), takes_self=True)
+        init=False, default=attrs.Factory(AdminUseCases, takes_self=True)
     )
     #: admin use cases on hosts, regions, images, templates, pricing, companies, cost plans
     infra: InfraUseCases = attrs.field(
-        init=False, default=attrs.Factory(lambda s: s.build_infra(), takes_self=True)
+        init=False, default=attrs.Factory(InfraUseCases, takes_self=True)
     )
-
-    def build_billing(self) -> BillingUseCases:
-        """The payment use cases over these ports."""
-        return BillingUseCases(
-            uow_factory=self.uow_factory,
-            clock=self.clock,
-            rails=self.rails,
-            rates=self.rates,
-            tax_rates=self.tax_rates,
-            queue=self.queue,
-        )
-
-    def build_account(self) -> AccountUseCases:
-        """The user-side use cases over these ports."""
-        return AccountUseCases(
-            uow_factory=self.uow_factory,
-            clock=self.clock,
-            rails=self.rails,
-            queue=self.queue,
-            hosts=self.hosts,
-            vm_states=self.vm_states,
-            public_url=self.public_url,
-        )
-
-    def build_admin(self) -> AdminUseCases:
-        """The admin use cases over these ports."""
-        return AdminUseCases(
-            uow_factory=self.uow_factory,
-            clock=self.clock,
-            rails=self.rails,
-            rates=self.rates,
-            queue=self.queue,
-        )
-
-    def build_infra(self) -> InfraUseCases:
-        """The admin infrastructure use cases over these ports."""
-        return InfraUseCases(
-            uow_factory=self.uow_factory, clock=self.clock, rails=self.rails, queue=self.queue
-        )

@@ -14,7 +14,7 @@ from app.services import Services
 from app.worker.provisioning import full_info
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, InvalidInput
-from domain.model import User, Vm, VmHistory
+from domain.model import User, Vm, VmHistory, vm_event
 from domain.text_rules import is_host_name
 from ports.jobs import CheckVm, ConfigureVm
 from ports.queue import Job
@@ -123,15 +123,14 @@ def _entry(before: Vm, after: Vm, action: str, user: User, now: datetime) -> VmH
     verb = {"start": "started", "stop": "stopped", "restart": "restarted"}.get(
         action, "re-installed"
     )
-    return VmHistory(
-        id=0,
-        vm_id=before.id,
-        action_type=_ACTION[action],
-        timestamp=now,
-        initiated_by_user=user.id,
-        previous_state=previous,
-        new_state=new,
-        description=f"VM {before.id} was {verb} by its owner",
+    return vm_event(
+        before.id,
+        _ACTION[action],
+        now,
+        f"VM {before.id} was {verb} by its owner",
+        by=user.id,
+        before=previous,
+        after=new,
     )
 
 

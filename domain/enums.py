@@ -7,16 +7,21 @@ from enum import IntEnum
 from domain.errors import InvalidInput
 
 
-class IntervalType(IntEnum):
+class _Wire(IntEnum):
+    """An enum the API names by its member name in lower case (`lightning`, `bank_transfer`)."""
+
+    @property
+    def api_name(self) -> str:
+        """The wire name: the member name in lower case."""
+        return self.name.lower()
+
+
+class IntervalType(_Wire):
     """Unit of a billing interval."""
 
     DAY = 0
     MONTH = 1
     YEAR = 2
-
-    @property
-    def api_name(self) -> str:
-        return self.name.lower()
 
     @classmethod
     def parse(cls, text: str) -> IntervalType:
@@ -26,7 +31,7 @@ class IntervalType(IntEnum):
             raise InvalidInput(f"Unknown interval type: {text}") from None
 
 
-class PaymentMethod(IntEnum):
+class PaymentMethod(_Wire):
     """How a payment is made."""
 
     LIGHTNING = 0
@@ -35,11 +40,6 @@ class PaymentMethod(IntEnum):
     STRIPE = 3
     #: a manual bank transfer, confirmed by an operator through the admin API
     BANK_TRANSFER = 4
-
-    @property
-    def api_name(self) -> str:
-        """The wire name: the member name in lower case (`lightning`, `bank_transfer`)."""
-        return self.name.lower()
 
     @property
     def display_name(self) -> str:
@@ -69,16 +69,12 @@ NWC = "nwc"
 LNURL = "lnurl"
 
 
-class SubscriptionPaymentType(IntEnum):
+class SubscriptionPaymentType(_Wire):
     """Why a subscription payment was made."""
 
     PURCHASE = 0
     RENEWAL = 1
     UPGRADE = 2
-
-    @property
-    def api_name(self) -> str:
-        return self.name.lower()
 
 
 class LegacyPaymentType(IntEnum):
@@ -158,7 +154,7 @@ class InternetRegistry(IntEnum):
     AFRINIC = 4
 
 
-class VmHistoryActionType(IntEnum):
+class VmHistoryActionType(_Wire):
     CREATED = 0
     STARTED = 1
     STOPPED = 2
@@ -170,10 +166,6 @@ class VmHistoryActionType(IntEnum):
     STATE_CHANGED = 8
     PAYMENT_RECEIVED = 9
     CONFIGURATION_CHANGED = 10
-
-    @property
-    def api_name(self) -> str:
-        return self.name.lower()
 
 
 class AdminResource(IntEnum):

@@ -35,32 +35,48 @@ def _lines(*parts: str | None) -> tuple[str, ...]:
     return tuple(p for p in parts if p)
 
 
-def seller_party(company: Company) -> Party:
+def _party(
+    name: str,
+    street: tuple[str | None, str | None],
+    postcode: str | None,
+    city: str | None,
+    state: str | None,
+    country_code: str | None,
+    tax_id: str | None,
+    email: str | None = None,
+) -> Party:
+    """A party's postal block: street lines, "postcode city", state; the country as alpha-3."""
     return Party(
-        name=company.name,
-        address=_lines(
-            company.address_1,
-            company.address_2,
-            " ".join(_lines(company.postcode, company.city)) or None,
-            company.state,
-        ),
-        country=country_alpha3(company.country_code) or company.country_code,
-        tax_id=company.tax_id,
-        email=company.email or None,
+        name=name,
+        address=_lines(*street, " ".join(_lines(postcode, city)) or None, state),
+        country=country_alpha3(country_code) or country_code,
+        tax_id=tax_id,
+        email=email,
+    )
+
+
+def seller_party(company: Company) -> Party:
+    return _party(
+        company.name,
+        (company.address_1, company.address_2),
+        company.postcode,
+        company.city,
+        company.state,
+        company.country_code,
+        company.tax_id,
+        company.email or None,
     )
 
 
 def buyer_party(user: User) -> Party:
-    return Party(
-        name=user.billing_name or "",
-        address=_lines(
-            user.billing_address_1,
-            user.billing_address_2,
-            " ".join(_lines(user.billing_postcode, user.billing_city)) or None,
-            user.billing_state,
-        ),
-        country=country_alpha3(user.country_code) or user.country_code,
-        tax_id=user.billing_tax_id,
+    return _party(
+        user.billing_name or "",
+        (user.billing_address_1, user.billing_address_2),
+        user.billing_postcode,
+        user.billing_city,
+        user.billing_state,
+        user.country_code,
+        user.billing_tax_id,
     )
 
 

@@ -8,24 +8,7 @@ from typing import Any
 
 import attrs
 
-from domain.enums import (
-    AdminAction,
-    AdminResource,
-    CpuArch,
-    CpuMfg,
-    DiskInterface,
-    DiskType,
-    InternetRegistry,
-    IntervalType,
-    IpRangeAllocationMode,
-    LegacyPaymentType,
-    OsDistribution,
-    PaymentMethod,
-    SubscriptionPaymentType,
-    SubscriptionType,
-    VmHistoryActionType,
-    VmHostKind,
-)
+from domain import enums
 from domain.intervals import Interval
 from domain.money import Currency
 
@@ -100,7 +83,7 @@ class Region:
 @attrs.frozen(kw_only=True)
 class Host:
     id: int
-    kind: VmHostKind
+    kind: enums.VmHostKind
     region_id: int
     name: str
     ip: str
@@ -113,8 +96,8 @@ class Host:
     load_disk: Decimal = Decimal(1)
     vlan_id: int | None = None
     mtu: int | None = None
-    cpu_mfg: CpuMfg = CpuMfg.UNKNOWN
-    cpu_arch: CpuArch = CpuArch.UNKNOWN
+    cpu_mfg: enums.CpuMfg = enums.CpuMfg.UNKNOWN
+    cpu_arch: enums.CpuArch = enums.CpuArch.UNKNOWN
     cpu_features: tuple[str, ...] = ()
     ssh_user: str | None = None
     ssh_key: str | None = attrs.field(default=None, repr=False)
@@ -126,15 +109,15 @@ class HostDisk:
     host_id: int
     name: str
     size: int
-    kind: DiskType
-    interface: DiskInterface
+    kind: enums.DiskType
+    interface: enums.DiskInterface
     enabled: bool
 
 
 @attrs.frozen(kw_only=True)
 class OsImage:
     id: int
-    distribution: OsDistribution
+    distribution: enums.OsDistribution
     flavour: str
     version: str
     enabled: bool
@@ -154,7 +137,7 @@ class IpRange:
     gateway: str
     reverse_zone_id: str | None = None
     access_policy_id: int | None = None
-    allocation_mode: IpRangeAllocationMode = IpRangeAllocationMode.RANDOM
+    allocation_mode: enums.IpRangeAllocationMode = enums.IpRangeAllocationMode.RANDOM
     use_full_range: bool = False
 
 
@@ -192,7 +175,7 @@ class CostPlan:
     amount: int
     currency: str
     interval_amount: int
-    interval_type: IntervalType
+    interval_type: enums.IntervalType
 
     @property
     def interval(self) -> Interval:
@@ -213,12 +196,12 @@ class VmTemplate:
     cpu: int
     memory: int
     disk_size: int
-    disk_type: DiskType
-    disk_interface: DiskInterface
+    disk_type: enums.DiskType
+    disk_interface: enums.DiskInterface
     cost_plan_id: int
     region_id: int
-    cpu_mfg: CpuMfg = CpuMfg.UNKNOWN
-    cpu_arch: CpuArch = CpuArch.UNKNOWN
+    cpu_mfg: enums.CpuMfg = enums.CpuMfg.UNKNOWN
+    cpu_arch: enums.CpuArch = enums.CpuArch.UNKNOWN
     cpu_features: tuple[str, ...] = ()
     limits: ResourceLimits = ResourceLimits()
 
@@ -240,8 +223,8 @@ class CustomPricing:
     max_cpu: int = 32
     min_memory: int = GIB
     max_memory: int = 64 * GIB
-    cpu_mfg: CpuMfg = CpuMfg.UNKNOWN
-    cpu_arch: CpuArch = CpuArch.UNKNOWN
+    cpu_mfg: enums.CpuMfg = enums.CpuMfg.UNKNOWN
+    cpu_arch: enums.CpuArch = enums.CpuArch.UNKNOWN
     cpu_features: tuple[str, ...] = ()
     limits: ResourceLimits = ResourceLimits()
 
@@ -250,8 +233,8 @@ class CustomPricing:
 class CustomPricingDisk:
     id: int
     pricing_id: int
-    kind: DiskType
-    interface: DiskInterface
+    kind: enums.DiskType
+    interface: enums.DiskInterface
     cost: int
     min_disk_size: int = 5 * GIB
     max_disk_size: int = 2048 * GIB
@@ -263,11 +246,11 @@ class CustomTemplate:
     cpu: int
     memory: int
     disk_size: int
-    disk_type: DiskType
-    disk_interface: DiskInterface
+    disk_type: enums.DiskType
+    disk_interface: enums.DiskInterface
     pricing_id: int
-    cpu_mfg: CpuMfg = CpuMfg.UNKNOWN
-    cpu_arch: CpuArch = CpuArch.UNKNOWN
+    cpu_mfg: enums.CpuMfg = enums.CpuMfg.UNKNOWN
+    cpu_arch: enums.CpuArch = enums.CpuArch.UNKNOWN
     cpu_features: tuple[str, ...] = ()
     limits: ResourceLimits = ResourceLimits()
 
@@ -297,13 +280,38 @@ class Vm:
 class VmHistory:
     id: int
     vm_id: int
-    action_type: VmHistoryActionType
+    action_type: enums.VmHistoryActionType
     timestamp: datetime
     initiated_by_user: int | None = None
     previous_state: Json = None
     new_state: Json = None
     metadata: Json = None
     description: str | None = None
+
+
+def vm_event(
+    vm_id: int,
+    action: enums.VmHistoryActionType,
+    now: datetime,
+    description: str,
+    *,
+    by: int | None = None,
+    before: Json = None,
+    after: Json = None,
+    metadata: Json = None,
+) -> VmHistory:
+    """A new history entry of `vm_id` (id 0 until stored); `by` is the user who acted, if any."""
+    return VmHistory(
+        id=0,
+        vm_id=vm_id,
+        action_type=action,
+        timestamp=now,
+        initiated_by_user=by,
+        previous_state=before,
+        new_state=after,
+        metadata=metadata,
+        description=description,
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -319,7 +327,7 @@ class Subscription:
     is_active: bool = False
     is_setup: bool = False
     interval_amount: int = 1
-    interval_type: IntervalType = IntervalType.MONTH
+    interval_type: enums.IntervalType = enums.IntervalType.MONTH
     setup_fee: int = 0
     auto_renewal_enabled: bool = False
     external_id: str | None = None
@@ -333,7 +341,7 @@ class Subscription:
 class LineItem:
     id: int
     subscription_id: int
-    subscription_type: SubscriptionType
+    subscription_type: enums.SubscriptionType
     name: str
     amount: int
     description: str | None = None
@@ -350,8 +358,8 @@ class SubscriptionPayment:
     expires: datetime
     amount: int
     currency: str
-    payment_method: PaymentMethod
-    payment_type: SubscriptionPaymentType
+    payment_method: enums.PaymentMethod
+    payment_type: enums.SubscriptionPaymentType
     external_data: str
     rate: Decimal
     tax: int = 0
@@ -382,8 +390,8 @@ class LegacyVmPayment:
     expires: datetime
     amount: int
     currency: str
-    payment_method: PaymentMethod
-    payment_type: LegacyPaymentType
+    payment_method: enums.PaymentMethod
+    payment_type: enums.LegacyPaymentType
     external_data: str
     time_value: int
     is_paid: bool
@@ -402,7 +410,7 @@ class AvailableIpSpace:
     cidr: str
     min_prefix_size: int
     max_prefix_size: int
-    registry: InternetRegistry
+    registry: enums.InternetRegistry
     created: datetime
     updated: datetime
     external_id: str | None = None
@@ -440,7 +448,7 @@ class IpRangeSubscription:
 class PaymentMethodConfig:
     id: int
     company_id: int
-    payment_method: PaymentMethod
+    payment_method: enums.PaymentMethod
     name: str
     enabled: bool
     provider_type: str
@@ -467,8 +475,8 @@ class AdminRole:
 class RolePermission:
     id: int
     role_id: int
-    resource: AdminResource
-    action: AdminAction
+    resource: enums.AdminResource
+    action: enums.AdminAction
     created_at: datetime
 
 

@@ -252,6 +252,9 @@ class Container(containers.DeclarativeContainer):
         clock=providers.Callable(lambda s: "dev" if s.is_embedded_default else "system", settings),
     )
 
+    #: where state the processes share lives: "memory" (one process) or "redis" (every process)
+    shared_state = providers.Callable(lambda k: k["queue"], kinds)
+
     clock = providers.Selector(
         providers.Callable(lambda k: k["clock"], kinds),
         system=providers.Singleton(SystemClock),
@@ -289,7 +292,7 @@ class Container(containers.DeclarativeContainer):
         mempool=providers.Singleton(MempoolRateSource, settings.provided.rates.url, http_session),
     )
     rate_store = providers.Selector(
-        providers.Callable(lambda k: k["queue"], kinds),
+        shared_state,
         memory=providers.Singleton(MemoryRateStore),
         redis=providers.Singleton(
             CachedRateStore,
@@ -301,7 +304,7 @@ class Container(containers.DeclarativeContainer):
         ),
     )
     queue = providers.Selector(
-        providers.Callable(lambda k: k["queue"], kinds),
+        shared_state,
         memory=providers.Singleton(InProcessQueue),
         redis=providers.Singleton(
             RedisStreamsQueue,
@@ -322,7 +325,7 @@ class Container(containers.DeclarativeContainer):
     tax_rates = providers.Singleton(TaxRates.from_config, settings.provided.tax_rate)
     #: in one process the worker and the API share a map; with Redis, every process shares it.
     vm_states = providers.Selector(
-        providers.Callable(lambda k: k["queue"], kinds),
+        shared_state,
         memory=providers.Singleton(MemoryVmStateCache),
         redis=providers.Singleton(
             RedisVmStateCache,
@@ -334,7 +337,7 @@ class Container(containers.DeclarativeContainer):
     delivery = providers.Singleton(_delivery, settings, uow_factory)
     #: D26: NIP-98 event ids of non-GET requests, shared by every API process through Redis.
     nip98_replays = providers.Selector(
-        providers.Callable(lambda k: k["queue"], kinds),
+        shared_state,
         memory=providers.Singleton(InProcessReplayGuard),
         redis=providers.Singleton(
             RedisReplayGuard, redis, key_prefix=providers.Callable(_redis_key, settings, "nip98:")
@@ -344,7 +347,7 @@ class Container(containers.DeclarativeContainer):
     nwc_wallet = providers.Singleton(NwcClient)
     #: issue 10: one node keeps the catalogue in process; with Redis, admin changes reach all
     catalogue_cache = providers.Selector(
-        providers.Callable(lambda k: k["queue"], kinds),
+        shared_state,
         memory=providers.Singleton(LocalCatalogueCache),
         redis=providers.Singleton(
             RedisInvalidatedCache,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, TypedDict
+from typing import Any
 
 from aiohttp import web
 
@@ -30,6 +30,7 @@ from adapters.http.vm_params import (
     ref_code,
     required_int,
 )
+from app.billing.ordering import OrderTerms
 from app.queries.vm_records import vm_history_in
 from app.queries.vms import VmStatus, user_vm_status_in, user_vm_statuses_in
 from app.services import Services
@@ -60,18 +61,10 @@ async def list_vms(request: web.Request, user: User, uow: UnitOfWork) -> web.Str
     return data_response(_render(request, statuses))
 
 
-class _OrderTerms(TypedDict):
-    """The fields both order routes pass on: image, key, referral and the account's limits."""
-
-    image_id: int
-    ssh_key_id: int
-    ref_code: str | None
-    require_verified_email: bool
-    max_unpaid: int
-
-
-def _order_terms(body: dict[str, Any], svc: Services) -> _OrderTerms:
-    return _OrderTerms(
+def _order_terms(body: dict[str, Any], svc: Services, user: User) -> OrderTerms:
+    """The terms both order routes pass on: image, key, referral and the account's limits."""
+    return OrderTerms(
+        user_id=user.id,
         image_id=required_int(body, "image_id", minimum=ID_MIN),
         ssh_key_id=required_int(body, "ssh_key_id", minimum=ID_MIN),
         ref_code=ref_code(body),
@@ -85,9 +78,8 @@ async def order_standard(request: web.Request, user: User) -> web.StreamResponse
     body = await json_object(request)
     svc = services(request)
     vm = await svc.account.order_vm(
-        user.id,
         template_id=required_int(body, "template_id", minimum=ID_MIN),
-        **_order_terms(body, svc),
+        terms=_order_terms(body, svc, user),
     )
     return data_response(await status_of(request, vm))
 
@@ -97,14 +89,13 @@ async def order_custom(request: web.Request, user: User) -> web.StreamResponse:
     body = await json_object(request)
     svc = services(request)
     vm = await svc.account.order_custom_vm(
-        user.id,
         pricing_id=required_int(body, "pricing_id", minimum=ID_MIN),
         cpu=required_int(body, "cpu", maximum=_U16),
         memory=required_int(body, "memory"),
         disk=required_int(body, "disk"),
         disk_type=disk_type(body.get("disk_type")),
         disk_interface=disk_interface(body.get("disk_interface")),
-        **_order_terms(body, svc),
+        terms=_order_terms(body, svc, user),
     )
     return data_response(await status_of(request, vm))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import attrs
@@ -12,8 +12,10 @@ from app.billing.errors import NotFound
 from domain.errors import DomainError, InvalidInput
 from domain.model import ResourceLimits
 from domain.money import Currency
-from ports.storage import UnitOfWork
+from ports.storage import UnitOfWork, UnitOfWorkFactory
 
+R = TypeVar("R")
+V = TypeVar("V")
 R_co = TypeVar("R_co", covariant=True)
 
 #: a create body or a PATCH: field name → parsed value; a PATCH holds only the fields sent
@@ -42,6 +44,11 @@ class UnknownReference(DomainError):
     kind = "unprocessable"
 
 
+def matching(rows: Iterable[R], **wanted: object) -> list[R]:
+    """The rows whose named fields equal every filter given; a filter of None matches all."""
+    return [r for r in rows if all(v is None or getattr(r, k) == v for k, v in wanted.items())]
+
+
 def not_found(what: str) -> NotFound:
     return NotFound(f"{what} not found")
 
@@ -58,6 +65,27 @@ async def existing(records: ById[R_co], record_id: int, what: str) -> R_co:
     if record is None:
         raise not_found(what)
     return record
+
+
+async def info_of(
+    uow_factory: UnitOfWorkFactory,
+    record: Callable[[UnitOfWork, int], Awaitable[R]],
+    record_id: int,
+    infos: Callable[[UnitOfWork, list[R]], Awaitable[list[V]]],
+) -> V:
+    """One record as its listing shows it: `record` (a 404 where there is none) through the
+    listing's own `infos`."""
+    async with uow_factory() as uow:
+        return (await infos(uow, [await record(uow, record_id)]))[0]
+
+
+async def committed(
+    uow: UnitOfWork, row: R, infos: Callable[[UnitOfWork, list[R]], Awaitable[list[V]]]
+) -> V:
+    """`row` as its listing shows it (read in the transaction), then the transaction committed."""
+    info = (await infos(uow, [row]))[0]
+    await uow.commit()
+    return info
 
 
 async def check_reference(records: ById[object], record_id: int, what: str) -> None:

@@ -6,15 +6,7 @@ from typing import Any
 
 import attrs
 
-from app.admin.catalogue_common import (
-    Fields,
-    InUse,
-    evolve,
-    existing,
-    price_currency,
-    trimmed,
-    usage,
-)
+from app.admin import catalogue_common as common
 from app.billing.price_in_force import cancel_quietly, expire_quotes_on
 from app.billing.rails import PaymentRails
 from domain.errors import InvalidInput
@@ -29,15 +21,17 @@ class CostPlanInfo:
     template_count: int
 
 
-def plan_changes(fields: Fields, prefix: str = "") -> dict[str, Any]:
+def plan_changes(fields: common.Fields, prefix: str = "") -> dict[str, Any]:
     """Checked cost-plan fields (`prefix` = `cost_plan_` when they come with a template)."""
     label = "Cost plan " if prefix else ""
     out: dict[str, Any] = {}
     if f"{prefix}name" in fields:
-        out["name"] = trimmed(fields[f"{prefix}name"] or "", "Cost plan name cannot be empty")
+        out["name"] = common.trimmed(
+            fields[f"{prefix}name"] or "", "Cost plan name cannot be empty"
+        )
     if f"{prefix}currency" in fields:
         message = f"{label or ''}{'currency' if prefix else 'Currency'} cannot be empty"
-        out["currency"] = price_currency(fields[f"{prefix}currency"] or "", message)
+        out["currency"] = common.price_currency(fields[f"{prefix}currency"] or "", message)
     if f"{prefix}interval_amount" in fields:
         if not fields[f"{prefix}interval_amount"]:
             raise InvalidInput(
@@ -51,20 +45,20 @@ def plan_changes(fields: Fields, prefix: str = "") -> dict[str, Any]:
 
 
 async def _info(uow: UnitOfWork, plan: CostPlan) -> CostPlanInfo:
-    return CostPlanInfo(plan, (await usage(uow)).enabled_templates_by_plan.get(plan.id, 0))
+    return CostPlanInfo(plan, (await common.usage(uow)).enabled_templates_by_plan.get(plan.id, 0))
 
 
 async def list_cost_plans(uow_factory: UnitOfWorkFactory) -> list[CostPlanInfo]:
     """Newest first (created desc, then id desc)."""
     async with uow_factory() as uow:
-        counts = (await usage(uow)).enabled_templates_by_plan
+        counts = (await common.usage(uow)).enabled_templates_by_plan
         plans = await uow.cost_plans.list_all()
     plans.sort(key=lambda p: (p.created, p.id), reverse=True)
     return [CostPlanInfo(p, counts.get(p.id, 0)) for p in plans]
 
 
 async def _plan(uow: UnitOfWork, plan_id: int) -> CostPlan:
-    return await existing(uow.cost_plans, plan_id, "Cost plan")
+    return await common.existing(uow.cost_plans, plan_id, "Cost plan")
 
 
 async def get_cost_plan(uow_factory: UnitOfWorkFactory, plan_id: int) -> CostPlanInfo:
@@ -73,7 +67,7 @@ async def get_cost_plan(uow_factory: UnitOfWorkFactory, plan_id: int) -> CostPla
 
 
 async def create_cost_plan(
-    uow_factory: UnitOfWorkFactory, clock: Clock, fields: Fields
+    uow_factory: UnitOfWorkFactory, clock: Clock, fields: common.Fields
 ) -> CostPlanInfo:
     changes = plan_changes(fields)
     async with uow_factory() as uow:
@@ -94,7 +88,7 @@ def plan_repriced(old: CostPlan, new: CostPlan) -> bool:
 async def update_cost_plan(
     uow_factory: UnitOfWorkFactory,
     plan_id: int,
-    fields: Fields,
+    fields: common.Fields,
     *,
     clock: Clock,
     rails: PaymentRails | None = None,
@@ -105,7 +99,7 @@ async def update_cost_plan(
     changes = plan_changes(fields)
     async with uow_factory() as uow:
         old = await _plan(uow, plan_id)
-        updated = evolve(old, changes)
+        updated = common.evolve(old, changes)
         await uow.cost_plans.update(updated)
         expired: list[SubscriptionPayment] = []
         if plan_repriced(old, updated):
@@ -119,8 +113,10 @@ async def update_cost_plan(
 async def delete_cost_plan(uow_factory: UnitOfWorkFactory, plan_id: int) -> None:
     async with uow_factory() as uow:
         await _plan(uow, plan_id)
-        users = (await usage(uow)).templates_by_plan.get(plan_id, 0)
+        users = (await common.usage(uow)).templates_by_plan.get(plan_id, 0)
         if users:
-            raise InUse(f"Cannot delete cost plan: {users} VM templates are using this cost plan")
+            raise common.InUse(
+                f"Cannot delete cost plan: {users} VM templates are using this cost plan"
+            )
         await uow.cost_plans.remove(plan_id)
         await uow.commit()

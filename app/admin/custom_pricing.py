@@ -7,15 +7,7 @@ from typing import Any
 
 import attrs
 
-from app.admin.catalogue_common import (
-    LIMIT_FIELDS,
-    Fields,
-    check_reference,
-    evolve,
-    existing,
-    price_currency,
-    trimmed,
-)
+from app.admin import catalogue_common as common
 from app.billing.price_in_force import cancel_quietly, expire_quotes_on
 from app.billing.rails import PaymentRails
 from domain.errors import InvalidInput
@@ -40,7 +32,7 @@ PRICING_FIELDS = (
     "cpu_mfg",
     "cpu_arch",
     "cpu_features",
-    *LIMIT_FIELDS,
+    *common.LIMIT_FIELDS,
 )
 
 
@@ -70,30 +62,26 @@ async def list_pricings(
     uow_factory: UnitOfWorkFactory, region_id: int | None = None, enabled: bool | None = None
 ) -> list[PricingInfo]:
     async with uow_factory() as uow:
-        rows = [
-            p
-            for p in await uow.custom_pricing.list_all()
-            if (region_id is None or p.region_id == region_id)
-            and (enabled is None or p.enabled == enabled)
-        ]
-        return await _infos(uow, rows)
+        rows = await uow.custom_pricing.list_all()
+        return await _infos(uow, common.matching(rows, region_id=region_id, enabled=enabled))
 
 
 async def _pricing(uow: UnitOfWork, pricing_id: int) -> CustomPricing:
-    return await existing(uow.custom_pricing, pricing_id, "Custom pricing")
+    return await common.existing(uow.custom_pricing, pricing_id, "Custom pricing")
 
 
 async def get_pricing(uow_factory: UnitOfWorkFactory, pricing_id: int) -> PricingInfo:
-    async with uow_factory() as uow:
-        return (await _infos(uow, [await _pricing(uow, pricing_id)]))[0]
+    return await common.info_of(uow_factory, _pricing, pricing_id, _infos)
 
 
-def _changes(fields: Fields) -> dict[str, Any]:
+def _changes(fields: common.Fields) -> dict[str, Any]:
     changes = {k: v for k, v in fields.items() if k in PRICING_FIELDS}
     if "name" in changes:
-        changes["name"] = trimmed(changes["name"] or "", "Custom pricing name cannot be empty")
+        changes["name"] = common.trimmed(
+            changes["name"] or "", "Custom pricing name cannot be empty"
+        )
     if "currency" in changes:
-        changes["currency"] = price_currency(changes["currency"] or "")
+        changes["currency"] = common.price_currency(changes["currency"] or "")
     return changes
 
 
@@ -105,7 +93,7 @@ def _check(pricing: CustomPricing) -> None:
         raise InvalidInput("min_memory must be at least 1 and at most max_memory")
 
 
-def _disks(pricing_id: int, rows: Sequence[Fields]) -> list[CustomPricingDisk]:
+def _disks(pricing_id: int, rows: Sequence[common.Fields]) -> list[CustomPricingDisk]:
     out = []
     seen = set()
     for row in rows:
@@ -120,13 +108,13 @@ def _disks(pricing_id: int, rows: Sequence[Fields]) -> list[CustomPricingDisk]:
 
 
 async def _check_region(uow: UnitOfWork, region_id: int) -> None:
-    await check_reference(uow.regions, region_id, "Region")
+    await common.check_reference(uow.regions, region_id, "Region")
 
 
 async def create_pricing(
-    uow_factory: UnitOfWorkFactory, clock: Clock, fields: Fields
+    uow_factory: UnitOfWorkFactory, clock: Clock, fields: common.Fields
 ) -> PricingInfo:
-    draft = evolve(
+    draft = common.evolve(
         CustomPricing(
             id=0,
             name="",
@@ -149,9 +137,7 @@ async def create_pricing(
         pricing = await uow.custom_pricing.add(draft)
         for disk in _disks(pricing.id, fields["disk_pricing"]):
             await uow.custom_pricing.add_disk(disk)
-        info = (await _infos(uow, [pricing]))[0]
-        await uow.commit()
-    return info
+        return await common.committed(uow, pricing, _infos)
 
 
 #: the fields of a custom pricing that make the price of its VMs
@@ -165,7 +151,7 @@ def _disk_prices(disks: Sequence[CustomPricingDisk]) -> set[tuple[Any, Any, int]
 async def update_pricing(
     uow_factory: UnitOfWorkFactory,
     pricing_id: int,
-    fields: Fields,
+    fields: common.Fields,
     *,
     clock: Clock,
     rails: PaymentRails | None = None,
@@ -179,7 +165,7 @@ async def update_pricing(
     changes = _changes(fields)
     async with uow_factory() as uow:
         old = await _pricing(uow, pricing_id)
-        updated = evolve(old, changes)
+        updated = common.evolve(old, changes)
         _check(updated)
         if "region_id" in changes:
             await _check_region(uow, updated.region_id)
@@ -195,8 +181,7 @@ async def update_pricing(
         expired: list[SubscriptionPayment] = []
         if repriced:
             expired = await expire_quotes_on(uow, clock.now(), custom_pricing_id=pricing_id)
-        info = (await _infos(uow, [updated]))[0]
-        await uow.commit()
+        info = await common.committed(uow, updated, _infos)
     await cancel_quietly(rails, expired)
     return info
 
@@ -221,10 +206,10 @@ async def delete_pricing(uow_factory: UnitOfWorkFactory, pricing_id: int) -> str
 
 
 async def copy_pricing(
-    uow_factory: UnitOfWorkFactory, clock: Clock, pricing_id: int, fields: Fields
+    uow_factory: UnitOfWorkFactory, clock: Clock, pricing_id: int, fields: common.Fields
 ) -> PricingInfo:
     """A new pricing with every setting and disk row of the source, under a new name."""
-    name = trimmed(fields.get("name") or "", "Custom pricing name cannot be empty")
+    name = common.trimmed(fields.get("name") or "", "Custom pricing name cannot be empty")
     async with uow_factory() as uow:
         source = await _pricing(uow, pricing_id)
         region_id = fields.get("region_id") or source.region_id
@@ -241,6 +226,4 @@ async def copy_pricing(
         )
         for disk in await uow.custom_pricing.list_disks(pricing_id):
             await uow.custom_pricing.add_disk(attrs.evolve(disk, id=0, pricing_id=copy.id))
-        info = (await _infos(uow, [copy]))[0]
-        await uow.commit()
-    return info
+        return await common.committed(uow, copy, _infos)

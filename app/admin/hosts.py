@@ -9,6 +9,7 @@ use cases' answers.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from fractions import Fraction
 
@@ -17,6 +18,7 @@ import attrs
 from app.admin.catalogue_common import (
     Fields,
     check_reference,
+    committed,
     evolve,
     existing,
     trimmed,
@@ -126,6 +128,11 @@ async def _infos(uow: UnitOfWork, hosts: list[Host], now: datetime) -> list[Host
     return out
 
 
+def _infos_at(now: datetime) -> Callable[[UnitOfWork, list[Host]], Awaitable[list[HostInfo]]]:
+    """`_infos` with the time fixed, as `committed` takes it."""
+    return lambda uow, hosts: _infos(uow, hosts, now)
+
+
 async def list_hosts(uow_factory: UnitOfWorkFactory, clock: Clock) -> list[HostInfo]:
     async with uow_factory() as uow:
         return await _infos(uow, await uow.hosts.list_all(), clock.now())
@@ -184,9 +191,7 @@ async def create_host(
     async with uow_factory() as uow:
         await _check_region(uow, fields["region_id"])
         host = await uow.hosts.add(new)
-        info = (await _infos(uow, [host], clock.now()))[0]
-        await uow.commit()
-    return info
+        return await committed(uow, host, _infos_at(clock.now()))
 
 
 async def update_host(
@@ -208,9 +213,7 @@ async def update_host(
             await _check_region(uow, fields["region_id"])
         updated = evolve(host, changes)
         await uow.hosts.update(updated)
-        info = (await _infos(uow, [updated], clock.now()))[0]
-        await uow.commit()
-    return info
+        return await committed(uow, updated, _infos_at(clock.now()))
 
 
 class DiskNotFound(NotFound):

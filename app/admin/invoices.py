@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime
 
+import attrs
+
 from app.billing.invoicing import InvoiceNotFound
 from domain.invoice import CreditNote, Invoice
 from ports.storage import InvoiceWindow, Page, UnitOfWorkFactory
@@ -14,33 +16,31 @@ from ports.storage import InvoiceWindow, Page, UnitOfWorkFactory
 EXPORT_BATCH = 500
 
 
+@attrs.frozen
+class InvoiceWindow:
+    """The invoices issued from `since` until `until`, of one company or (None) of all."""
+
+    since: datetime
+    until: datetime
+    company_id: int | None = None
+
+
 async def list_invoices(
-    uow_factory: UnitOfWorkFactory,
-    since: datetime,
-    until: datetime,
-    limit: int,
-    offset: int,
-    *,
-    company_id: int | None = None,
+    uow_factory: UnitOfWorkFactory, window: InvoiceWindow, limit: int, offset: int
 ) -> Page[Invoice]:
+    since, until, company_id = window.since, window.until, window.company_id
     async with uow_factory() as uow:
         window = InvoiceWindow(since, until, company_id)
         return await uow.invoices.list_page(window, limit, offset)
 
 
 async def every_invoice(
-    uow_factory: UnitOfWorkFactory,
-    since: datetime,
-    until: datetime,
-    *,
-    company_id: int | None = None,
+    uow_factory: UnitOfWorkFactory, window: InvoiceWindow
 ) -> AsyncIterator[Invoice]:
     """All invoices of the window in issue order, read in batches (one short read each)."""
     offset = 0
     while True:
-        page = await list_invoices(
-            uow_factory, since, until, EXPORT_BATCH, offset, company_id=company_id
-        )
+        page = await list_invoices(uow_factory, window, EXPORT_BATCH, offset)
         for invoice in page.items:
             yield invoice
         offset += len(page.items)

@@ -7,16 +7,7 @@ from typing import Any
 
 import attrs
 
-from app.admin.catalogue_common import (
-    Duplicate,
-    Fields,
-    InUse,
-    UnknownReference,
-    check_reference,
-    evolve,
-    existing,
-    price_currency,
-)
+from app.admin import catalogue_common as common
 from app.billing.errors import NotFound
 from domain.errors import InvalidInput
 from domain.model import AvailableIpSpace, IpRangeSubscription, IpSpacePricing
@@ -86,33 +77,30 @@ async def list_spaces(
 ) -> list[SpaceInfo]:
     """Newest first."""
     async with uow_factory() as uow:
-        spaces = [
-            s
-            for s in await uow.ip_spaces.list_all()
-            if (is_available is None or s.is_available == is_available)
-            and (registry is None or s.registry == registry)
-        ]
+        rows = await uow.ip_spaces.list_all()
+        spaces = common.matching(rows, is_available=is_available, registry=registry)
         spaces.sort(key=lambda s: (s.created, s.id), reverse=True)
         return await _counts(uow, spaces)
 
 
 async def _space(uow: UnitOfWork, space_id: int) -> AvailableIpSpace:
-    return await existing(uow.ip_spaces, space_id, "IP space")
+    return await common.existing(uow.ip_spaces, space_id, "IP space")
 
 
 async def get_space(uow_factory: UnitOfWorkFactory, space_id: int) -> SpaceInfo:
-    async with uow_factory() as uow:
-        return (await _counts(uow, [await _space(uow, space_id)]))[0]
+    return await common.info_of(uow_factory, _space, space_id, _counts)
 
 
 async def _check_space(uow: UnitOfWork, space: AvailableIpSpace) -> None:
-    await check_reference(uow.companies, space.company_id, "Company")
+    await common.check_reference(uow.companies, space.company_id, "Company")
     for other in await uow.ip_spaces.list_all():
         if other.id != space.id and other.cidr == space.cidr:
-            raise Duplicate(f"IP space {space.cidr} already exists")
+            raise common.Duplicate(f"IP space {space.cidr} already exists")
 
 
-async def create_space(uow_factory: UnitOfWorkFactory, clock: Clock, fields: Fields) -> SpaceInfo:
+async def create_space(
+    uow_factory: UnitOfWorkFactory, clock: Clock, fields: common.Fields
+) -> SpaceInfo:
     """Without `company_id` (the LNVPS admin front end sends none) the first company sells."""
     now = clock.now()
     changes = dict(fields)
@@ -120,10 +108,12 @@ async def create_space(uow_factory: UnitOfWorkFactory, clock: Clock, fields: Fie
         if changes.get("company_id") is None:
             companies = await uow.companies.list_all()
             if not companies:
-                raise UnknownReference("Create a company first: IP space belongs to a company")
+                raise common.UnknownReference(
+                    "Create a company first: IP space belongs to a company"
+                )
             changes["company_id"] = companies[0].id
         space = _checked_space(
-            evolve(
+            common.evolve(
                 AvailableIpSpace(
                     id=0,
                     company_id=0,
@@ -144,11 +134,11 @@ async def create_space(uow_factory: UnitOfWorkFactory, clock: Clock, fields: Fie
 
 
 async def update_space(
-    uow_factory: UnitOfWorkFactory, clock: Clock, space_id: int, fields: Fields
+    uow_factory: UnitOfWorkFactory, clock: Clock, space_id: int, fields: common.Fields
 ) -> SpaceInfo:
     async with uow_factory() as uow:
         space = _checked_space(
-            evolve(
+            common.evolve(
                 await _space(uow, space_id),
                 {
                     **fields,
@@ -158,9 +148,7 @@ async def update_space(
         )
         await _check_space(uow, space)
         await uow.ip_spaces.update(space)
-        info = (await _counts(uow, [space]))[0]
-        await uow.commit()
-    return info
+        return await common.committed(uow, space, _counts)
 
 
 async def delete_space(uow_factory: UnitOfWorkFactory, space_id: int) -> None:
@@ -169,12 +157,12 @@ async def delete_space(uow_factory: UnitOfWorkFactory, space_id: int) -> None:
         await _space(uow, space_id)
         sold = await uow.ip_range_subscriptions.list_by_space(space_id)
         if any(r.is_active for r in sold):
-            raise InUse(
+            raise common.InUse(
                 "Cannot delete IP space with active subscriptions. "
                 "Please cancel subscriptions first."
             )
         if sold:
-            raise InUse("Cannot delete IP space: ranges sold from it are still on record")
+            raise common.InUse("Cannot delete IP space: ranges sold from it are still on record")
         for price in await uow.ip_space_pricing.list_by_space(space_id):
             await uow.ip_space_pricing.remove(price.id)
         await uow.ip_spaces.remove(space_id)
@@ -211,12 +199,12 @@ async def get_pricing(
         return await _price(uow, space_id, pricing_id)
 
 
-def _price_changes(fields: Fields) -> dict[str, Any]:
+def _price_changes(fields: common.Fields) -> dict[str, Any]:
     changes = dict(fields)
     if "price_per_month" in changes and not changes["price_per_month"]:
         raise InvalidInput("price_per_month cannot be 0")
     if "currency" in changes:
-        changes["currency"] = price_currency(changes["currency"] or "")
+        changes["currency"] = common.price_currency(changes["currency"] or "")
     return changes
 
 
@@ -227,17 +215,17 @@ async def _check_price(uow: UnitOfWork, space: AvailableIpSpace, price: IpSpaceP
         )
     for other in await uow.ip_space_pricing.list_by_space(space.id):
         if other.id != price.id and other.prefix_size == price.prefix_size:
-            raise Duplicate(f"Pricing already exists for prefix size /{price.prefix_size}")
+            raise common.Duplicate(f"Pricing already exists for prefix size /{price.prefix_size}")
 
 
 async def create_pricing(
-    uow_factory: UnitOfWorkFactory, clock: Clock, space_id: int, fields: Fields
+    uow_factory: UnitOfWorkFactory, clock: Clock, space_id: int, fields: common.Fields
 ) -> IpSpacePricing:
     now = clock.now()
     changes = _price_changes(fields)
     async with uow_factory() as uow:
         space = await _space(uow, space_id)
-        price = evolve(
+        price = common.evolve(
             IpSpacePricing(
                 id=0,
                 available_ip_space_id=space_id,
@@ -255,7 +243,11 @@ async def create_pricing(
 
 
 async def update_pricing(
-    uow_factory: UnitOfWorkFactory, clock: Clock, space_id: int, pricing_id: int, fields: Fields
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    space_id: int,
+    pricing_id: int,
+    fields: common.Fields,
 ) -> IpSpacePricing:
     """A new price here changes no subscription's price in force, so it expires nothing:
     a sold range's renewal is priced at its line item's `amount`, fixed when it was sold
@@ -264,7 +256,9 @@ async def update_pricing(
     here, D23.)"""
     changes = _price_changes(fields)
     async with uow_factory() as uow:
-        price = evolve(await _price(uow, space_id, pricing_id), {**changes, "updated": clock.now()})
+        price = common.evolve(
+            await _price(uow, space_id, pricing_id), {**changes, "updated": clock.now()}
+        )
         await _check_price(uow, await _space(uow, space_id), price)
         await uow.ip_space_pricing.update(price)
         await uow.commit()

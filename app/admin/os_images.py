@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import attrs
 
-from app.admin.catalogue_common import Duplicate, Fields, InUse, evolve, not_found, trimmed
+from app.admin.catalogue_common import (
+    Duplicate,
+    Fields,
+    InUse,
+    committed,
+    evolve,
+    info_of,
+    not_found,
+    trimmed,
+)
 from app.billing.errors import ImageNotFound
 from domain.errors import InvalidInput
 from domain.model import OsImage
@@ -39,8 +48,7 @@ async def _image(uow: UnitOfWork, image_id: int) -> OsImage:
 
 
 async def get_image(uow_factory: UnitOfWorkFactory, image_id: int) -> ImageInfo:
-    async with uow_factory() as uow:
-        return (await _infos(uow, [await _image(uow, image_id)]))[0]
+    return await info_of(uow_factory, _image, image_id, _infos)
 
 
 def _changes(fields: Fields) -> dict[str, object]:
@@ -106,9 +114,7 @@ async def update_image(uow_factory: UnitOfWorkFactory, image_id: int, fields: Fi
         updated = evolve(await _image(uow, image_id), changes)
         await _check_unique(uow, updated)
         await uow.images.update(updated)
-        info = (await _infos(uow, [updated]))[0]
-        await uow.commit()
-    return info
+        return await committed(uow, updated, _infos)
 
 
 async def delete_image(uow_factory: UnitOfWorkFactory, image_id: int) -> None:

@@ -6,15 +6,7 @@ from collections import Counter, defaultdict
 
 import attrs
 
-from app.admin.catalogue_common import (
-    Fields,
-    InUse,
-    UnknownReference,
-    check_reference,
-    evolve,
-    not_found,
-    trimmed,
-)
+from app.admin import catalogue_common as common
 from domain.model import Region
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
@@ -60,34 +52,33 @@ async def list_regions(
     uow_factory: UnitOfWorkFactory, enabled: bool | None = None
 ) -> list[RegionInfo]:
     async with uow_factory() as uow:
-        regions = [
-            r for r in await uow.regions.list_all() if enabled is None or r.enabled == enabled
-        ]
-        return await _infos(uow, regions)
+        return await _infos(uow, common.matching(await uow.regions.list_all(), enabled=enabled))
 
 
 async def get_region(uow_factory: UnitOfWorkFactory, region_id: int) -> RegionInfo:
     async with uow_factory() as uow:
         region = await uow.regions.get(region_id)
         if region is None:
-            raise not_found("Region")
+            raise common.not_found("Region")
         return (await _infos(uow, [region]))[0]
 
 
 async def _check_company(uow: UnitOfWork, company_id: int) -> None:
-    await check_reference(uow.companies, company_id, "Company")
+    await common.check_reference(uow.companies, company_id, "Company")
 
 
-async def create_region(uow_factory: UnitOfWorkFactory, fields: Fields) -> RegionInfo:
+async def create_region(uow_factory: UnitOfWorkFactory, fields: common.Fields) -> RegionInfo:
     """Without `company_id` (the LNVPS admin front end may send null) the first company owns
     the region, as the reference's default company does."""
-    name = trimmed(fields.get("name") or "", "Region name cannot be empty")
+    name = common.trimmed(fields.get("name") or "", "Region name cannot be empty")
     async with uow_factory() as uow:
         company_id = fields.get("company_id")
         if company_id is None:
             companies = await uow.companies.list_all()
             if not companies:
-                raise UnknownReference("Create a company first: a region belongs to a company")
+                raise common.UnknownReference(
+                    "Create a company first: a region belongs to a company"
+                )
             company_id = companies[0].id
         await _check_company(uow, company_id)
         region = await uow.regions.add(
@@ -103,22 +94,20 @@ async def create_region(uow_factory: UnitOfWorkFactory, fields: Fields) -> Regio
 
 
 async def update_region(
-    uow_factory: UnitOfWorkFactory, region_id: int, fields: Fields
+    uow_factory: UnitOfWorkFactory, region_id: int, fields: common.Fields
 ) -> RegionInfo:
     changes = dict(fields)
     if "name" in changes:
-        changes["name"] = trimmed(changes["name"] or "", "Region name cannot be empty")
+        changes["name"] = common.trimmed(changes["name"] or "", "Region name cannot be empty")
     async with uow_factory() as uow:
         region = await uow.regions.get(region_id)
         if region is None:
-            raise not_found("Region")
+            raise common.not_found("Region")
         if "company_id" in changes:
             await _check_company(uow, changes["company_id"])
-        updated = evolve(region, changes)
+        updated = common.evolve(region, changes)
         await uow.regions.update(updated)
-        info = (await _infos(uow, [updated]))[0]
-        await uow.commit()
-    return info
+        return await common.committed(uow, updated, _infos)
 
 
 async def disable_region(uow_factory: UnitOfWorkFactory, region_id: int) -> None:
@@ -127,9 +116,9 @@ async def disable_region(uow_factory: UnitOfWorkFactory, region_id: int) -> None
     async with uow_factory() as uow:
         region = await uow.regions.get(region_id)
         if region is None:
-            raise not_found("Region")
+            raise common.not_found("Region")
         hosts = len(await uow.hosts.list_by_region(region_id))
         if hosts:
-            raise InUse(f"Cannot delete region with {hosts} assigned hosts")
+            raise common.InUse(f"Cannot delete region with {hosts} assigned hosts")
         await uow.regions.update(attrs.evolve(region, enabled=False))
         await uow.commit()

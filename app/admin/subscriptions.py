@@ -33,6 +33,8 @@ def _currency(value: str) -> str:
 
 @attrs.frozen(kw_only=True)
 class SubscriptionDraft:
+    """A new subscription as the admin gives it: every field a `Subscription` of that name."""
+
     user_id: int
     company_id: int
     name: str
@@ -54,22 +56,10 @@ async def create_subscription(
     must exist (404 otherwise, not a foreign-key failure)."""
     if draft.interval_amount < 1:
         raise InvalidInput("interval_amount must be at least 1")
+    checked = attrs.evolve(draft, name=_name(draft.name), currency=_currency(draft.currency))
+    # the draft's fields are the subscription's own, by name
     sub = Subscription(
-        id=0,
-        user_id=draft.user_id,
-        company_id=draft.company_id,
-        name=_name(draft.name),
-        created=clock.now(),
-        currency=_currency(draft.currency),
-        description=draft.description,
-        expires=draft.expires,
-        is_active=draft.is_active,
-        is_setup=False,
-        interval_amount=draft.interval_amount,
-        interval_type=draft.interval_type,
-        setup_fee=draft.setup_fee,
-        auto_renewal_enabled=draft.auto_renewal_enabled,
-        external_id=draft.external_id,
+        id=0, created=clock.now(), is_setup=False, **attrs.asdict(checked, recurse=False)
     )
     async with uow_factory() as uow:
         if await uow.users.get(draft.user_id) is None:

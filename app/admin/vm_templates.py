@@ -5,17 +5,7 @@ from __future__ import annotations
 
 import attrs
 
-from app.admin.catalogue_common import (
-    LIMIT_FIELDS,
-    Fields,
-    InUse,
-    UnknownReference,
-    check_reference,
-    evolve,
-    existing,
-    trimmed,
-    usage,
-)
+from app.admin import catalogue_common as common
 from app.admin.cost_plans import plan_changes, plan_repriced
 from app.billing.price_in_force import cancel_quietly, expire_quotes_on
 from app.billing.rails import PaymentRails
@@ -40,7 +30,7 @@ TEMPLATE_FIELDS = (
     "disk_interface",
     "cost_plan_id",
     "region_id",
-    *LIMIT_FIELDS,
+    *common.LIMIT_FIELDS,
 )
 
 
@@ -55,7 +45,7 @@ class TemplateInfo:
 async def _infos(uow: UnitOfWork, templates: list[VmTemplate]) -> list[TemplateInfo]:
     regions = {r.id: r.name for r in await uow.regions.list_all()}
     plans = {p.id: p.name for p in await uow.cost_plans.list_all()}
-    vms = (await usage(uow)).vms_by_template
+    vms = (await common.usage(uow)).vms_by_template
     return [
         TemplateInfo(t, regions.get(t.region_id), plans.get(t.cost_plan_id), vms.get(t.id, 0))
         for t in templates
@@ -68,33 +58,32 @@ async def list_templates(uow_factory: UnitOfWorkFactory) -> list[TemplateInfo]:
 
 
 async def _template(uow: UnitOfWork, template_id: int) -> VmTemplate:
-    return await existing(uow.templates, template_id, "VM template")
+    return await common.existing(uow.templates, template_id, "VM template")
 
 
 async def get_template(uow_factory: UnitOfWorkFactory, template_id: int) -> TemplateInfo:
-    async with uow_factory() as uow:
-        return (await _infos(uow, [await _template(uow, template_id)]))[0]
+    return await common.info_of(uow_factory, _template, template_id, _infos)
 
 
-async def _check_refs(uow: UnitOfWork, fields: Fields) -> None:
+async def _check_refs(uow: UnitOfWork, fields: common.Fields) -> None:
     if "region_id" in fields:
-        await check_reference(uow.regions, fields["region_id"], "Region")
+        await common.check_reference(uow.regions, fields["region_id"], "Region")
     plan_id = fields.get("cost_plan_id")
     if plan_id is not None:
-        await check_reference(uow.cost_plans, plan_id, "Cost plan")
+        await common.check_reference(uow.cost_plans, plan_id, "Cost plan")
 
 
-def _template_changes(fields: Fields) -> dict[str, object]:
+def _template_changes(fields: common.Fields) -> dict[str, object]:
     changes = {k: v for k, v in fields.items() if k in TEMPLATE_FIELDS}
     if "name" in changes:
-        changes["name"] = trimmed(changes["name"] or "", "Template name cannot be empty")
+        changes["name"] = common.trimmed(changes["name"] or "", "Template name cannot be empty")
     if changes.get("cpu") == 0 or changes.get("memory") == 0 or changes.get("disk_size") == 0:
         raise InvalidInput("cpu, memory and disk_size must be greater than zero")
     return changes
 
 
 async def create_template(
-    uow_factory: UnitOfWorkFactory, clock: Clock, fields: Fields
+    uow_factory: UnitOfWorkFactory, clock: Clock, fields: common.Fields
 ) -> TemplateInfo:
     """Without `cost_plan_id` a plan is made from the `cost_plan_*` fields (amount needed)."""
     changes = _template_changes(fields)
@@ -116,7 +105,7 @@ async def create_template(
             )
             changes["cost_plan_id"] = plan.id
         template = await uow.templates.add(
-            evolve(
+            common.evolve(
                 VmTemplate(
                     id=0,
                     name="",
@@ -134,15 +123,13 @@ async def create_template(
                 changes,
             )
         )
-        info = (await _infos(uow, [template]))[0]
-        await uow.commit()
-    return info
+        return await common.committed(uow, template, _infos)
 
 
 async def update_template(
     uow_factory: UnitOfWorkFactory,
     template_id: int,
-    fields: Fields,
+    fields: common.Fields,
     *,
     clock: Clock,
     rails: PaymentRails | None = None,
@@ -160,7 +147,7 @@ async def update_template(
     async with uow_factory() as uow:
         template = await _template(uow, template_id)
         await _check_refs(uow, fields)
-        updated = evolve(template, changes)
+        updated = common.evolve(template, changes)
         expired: list[SubscriptionPayment] = []
         if updated.cost_plan_id != template.cost_plan_id:
             old_plan = await uow.cost_plans.get(template.cost_plan_id)
@@ -170,14 +157,13 @@ async def update_template(
         if plan_edit:
             plan = await uow.cost_plans.get(updated.cost_plan_id)
             if plan is None:
-                raise UnknownReference(f"Cost plan {updated.cost_plan_id} not found")
-            edited = evolve(plan, plan_edit)
+                raise common.UnknownReference(f"Cost plan {updated.cost_plan_id} not found")
+            edited = common.evolve(plan, plan_edit)
             await uow.cost_plans.update(edited)
             if plan_repriced(plan, edited):
                 expired += await expire_quotes_on(uow, now, cost_plan_id=plan.id)
         await uow.templates.update(updated)
-        info = (await _infos(uow, [updated]))[0]
-        await uow.commit()
+        info = await common.committed(uow, updated, _infos)
     await cancel_quietly(rails, expired)
     return info
 
@@ -189,9 +175,9 @@ async def delete_template(uow_factory: UnitOfWorkFactory, template_id: int) -> s
         template = await _template(uow, template_id)
         vms = await uow.vms.count_using(template_id=template_id)
         if vms:
-            raise InUse(f"Cannot delete VM template: {vms} VMs are using this template")
+            raise common.InUse(f"Cannot delete VM template: {vms} VMs are using this template")
         await uow.templates.remove(template_id)
-        others = (await usage(uow)).templates_by_plan.get(template.cost_plan_id, 0)
+        others = (await common.usage(uow)).templates_by_plan.get(template.cost_plan_id, 0)
         message = "VM template deleted successfully"
         if not others:
             await uow.cost_plans.remove(template.cost_plan_id)

@@ -10,7 +10,7 @@ from app.billing.errors import SubscriptionNotFound, VmNotFound
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, InvalidInput
 from domain.lifecycle import subscription_changed
-from domain.model import Vm, VmHistory
+from domain.model import Vm, vm_event
 from ports.clock import Clock
 from ports.jobs import SpawnVm, StartVm, StopVm
 from ports.queue import WorkQueue
@@ -85,16 +85,15 @@ async def extend_vm(
             meta["reason"] = reason
         old = sub.expires
         await uow.vm_history.add(
-            VmHistory(
-                id=0,
-                vm_id=vm.id,
-                action_type=VmHistoryActionType.RENEWED,
-                timestamp=now,
-                initiated_by_user=admin_id,
-                previous_state={"expires": None if old is None else old.isoformat()},
-                new_state={"expires": new.isoformat()},
+            vm_event(
+                vm.id,
+                VmHistoryActionType.RENEWED,
+                now,
+                f"VM {vm.id} was extended by {days} days by an administrator",
+                by=admin_id,
+                before={"expires": None if old is None else old.isoformat()},
+                after={"expires": new.isoformat()},
                 metadata=meta,
-                description=f"VM {vm.id} was extended by {days} days by an administrator",
             )
         )
         await uow.commit()

@@ -11,7 +11,7 @@ from domain.credit import CreditMode
 from domain.enums import SubscriptionType, VmHistoryActionType
 from domain.errors import DomainError, DowngradeRefused, SpecOutOfLimits
 from domain.events import VmUpgradeBought
-from domain.model import SubscriptionPayment, Vm, VmHistory
+from domain.model import SubscriptionPayment, Vm, VmHistory, vm_event
 from domain.money import Currency, Money
 from domain.upgrade import InvalidUpgradeConfig, UpgradeConfig
 from ports.storage import UnitOfWork
@@ -36,11 +36,11 @@ def formatted(payment: SubscriptionPayment) -> str:
 
 def _received(vm_id: int, payment: SubscriptionPayment, now: datetime) -> VmHistory:
     seconds = payment.time_value or 0
-    return VmHistory(
-        id=0,
-        vm_id=vm_id,
-        action_type=VmHistoryActionType.PAYMENT_RECEIVED,
-        timestamp=now,
+    return vm_event(
+        vm_id,
+        VmHistoryActionType.PAYMENT_RECEIVED,
+        now,
+        f"VM {vm_id} received payment of {formatted(payment)} ({seconds} seconds added)",
         metadata={
             "payment_id": payment.id.hex(),
             "payment_method": payment.payment_method.display_name,
@@ -48,9 +48,6 @@ def _received(vm_id: int, payment: SubscriptionPayment, now: datetime) -> VmHist
             "payment_currency": payment.currency,
             "time_added_seconds": seconds,
         },
-        description=(
-            f"VM {vm_id} received payment of {formatted(payment)} ({seconds} seconds added)"
-        ),
     )
 
 
@@ -66,15 +63,14 @@ def _renewed(vm_id: int, done: CompletedPayment, now: datetime) -> VmHistory:
     }
     if done.credit is not None and done.credit.mode is not CreditMode.CALENDAR:
         metadata["credit"] = done.credit.to_json()
-    return VmHistory(
-        id=0,
-        vm_id=vm_id,
-        action_type=VmHistoryActionType.RENEWED,
-        timestamp=now,
-        previous_state={"expires": None if old is None else old.isoformat()},
-        new_state={"expires": new.isoformat()},
+    return vm_event(
+        vm_id,
+        VmHistoryActionType.RENEWED,
+        now,
+        f"VM {vm_id} was renewed until {new:%Y-%m-%d %H:%M} UTC",
+        before={"expires": None if old is None else old.isoformat()},
+        after={"expires": new.isoformat()},
         metadata=metadata,
-        description=f"VM {vm_id} was renewed until {new:%Y-%m-%d %H:%M} UTC",
     )
 
 

@@ -8,10 +8,11 @@ from app.billing.errors import (
     PricingNotFound,
     SubscriptionNotFound,
     TemplateNotFound,
+    UnsupportedDisk,
     UserNotFound,
     VmNotFound,
 )
-from domain.enums import PaymentMethod
+from domain.enums import DiskInterface, DiskType, PaymentMethod
 from domain.errors import NotACustomVm, found
 from domain.exchange import RateTable
 from domain.intervals import Interval
@@ -27,7 +28,7 @@ from domain.model import (
     VmTemplate,
 )
 from domain.money import Money
-from domain.pricing import CUSTOM_INTERVAL, Charging, custom_price, plan_price
+from domain.pricing import CUSTOM_INTERVAL, Charging, check_custom_limits, custom_price, plan_price
 from domain.tax import TaxRates
 from ports.storage import UnitOfWork
 
@@ -63,6 +64,39 @@ async def pricing_with_disks(
     missing = PricingNotFound("Custom pricing not found")
     pricing = found(await uow.custom_pricing.get(pricing_id), missing)
     return pricing, await uow.custom_pricing.list_disks(pricing.id)
+
+
+def orderable_spec(
+    pricing: CustomPricing,
+    disks: list[CustomPricingDisk],
+    cpu: int,
+    memory: int,
+    disk: int,
+    disk_type: DiskType,
+    disk_interface: DiskInterface,
+) -> CustomTemplate:
+    """The custom spec `pricing` sells (not stored yet): a disk of that type and interface must
+    be on offer and the spec within the pricing's limits (D21)."""
+    if not any(d.kind is disk_type and d.interface is disk_interface for d in disks):
+        raise UnsupportedDisk(
+            f"This pricing has no {disk_type.name} disk with interface "
+            f"{disk_interface.display_name}"
+        )
+    spec = CustomTemplate(
+        id=0,
+        cpu=cpu,
+        memory=memory,
+        disk_size=disk,
+        disk_type=disk_type,
+        disk_interface=disk_interface,
+        pricing_id=pricing.id,
+        cpu_mfg=pricing.cpu_mfg,
+        cpu_arch=pricing.cpu_arch,
+        cpu_features=pricing.cpu_features,
+        limits=pricing.limits,
+    )
+    check_custom_limits(spec, pricing, disks)
+    return spec
 
 
 async def template_with_plan(uow: UnitOfWork, template_id: int) -> tuple[VmTemplate, CostPlan]:

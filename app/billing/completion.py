@@ -266,33 +266,19 @@ async def complete_payment(
     queue: WorkQueue,
     *,
     payment_id: bytes,
+    found: SubscriptionPayment | None = None,
     on_booked: Sequence[OnBooked] | None = None,
     subscribers: Sequence[Subscriber] | None = None,
 ) -> CompletionReport:
-    """Complete a payment by id: unknown → `PaymentNotFound` (404, D14); already paid (a
-    replayed settlement, a duplicate webhook, a concurrent caller won) → `completed` False
-    and nothing else happens; else booked and published (`complete_found_payment`)."""
-    found = await _lookup(uow_factory, payment_id)
+    """Complete a payment by id (or `found`, the payment as the caller already read it): unknown
+    → `PaymentNotFound` (404, D14); already paid (a replayed settlement, a duplicate webhook, a
+    concurrent caller won) → `completed` False and nothing else happens; else booked with its
+    products' records and `on_booked` (default `DEFAULT_ON_BOOKED`) in one transaction, then
+    `PaymentCompleted` published to `subscribers` (default: `default_subscribers`)."""
+    if found is None:
+        found = await _lookup(uow_factory, payment_id)
     if found is None:
         raise PaymentNotFound("Payment not found")
-    return await complete_found_payment(
-        uow_factory, clock, rails, queue, found, on_booked=on_booked, subscribers=subscribers
-    )
-
-
-async def complete_found_payment(
-    uow_factory: UnitOfWorkFactory,
-    clock: Clock,
-    rails: PaymentRails | None,
-    queue: WorkQueue,
-    found: SubscriptionPayment,
-    *,
-    on_booked: Sequence[OnBooked] | None = None,
-    subscribers: Sequence[Subscriber] | None = None,
-) -> CompletionReport:
-    """Book `found` with its products' records and `on_booked` (default `DEFAULT_ON_BOOKED`)
-    in one transaction, then publish `PaymentCompleted` to `subscribers` (default:
-    `default_subscribers`)."""
     if found.is_paid:
         return CompletionReport(payment_id=found.id, completed=False)
     records = ProductRecords()
@@ -349,6 +335,6 @@ async def complete_card_payment(
             method.display_name,
             external_id,
         )
-    return await complete_found_payment(
-        uow_factory, clock, rails, queue, payment, on_booked=on_booked
+    return await complete_payment(
+        uow_factory, clock, rails, queue, payment_id=payment.id, found=payment, on_booked=on_booked
     )

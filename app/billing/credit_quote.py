@@ -20,7 +20,8 @@ from decimal import Decimal
 import attrs
 
 from app.billing.credit_balance import book_in
-from app.billing.rails import PricedPayment
+from app.billing.persist import Idempotency, Reuse, store_payment
+from app.billing.rails import PaymentRails, PricedPayment
 from domain.account_credit import (
     CREDIT_APPLIED_KEY,
     CreditReason,
@@ -161,3 +162,27 @@ async def settle_covered(
     async with uow_factory() as uow:
         stored = await uow.payments.get(payment.id)
     return stored or payment
+
+
+async def issue(
+    uow_factory: UnitOfWorkFactory,
+    rails: PaymentRails,
+    priced: PricedPayment,
+    now: datetime,
+    settle: Settle | None,
+    *,
+    reuse: Reuse | None,
+    idem: Idempotency | None,
+) -> SubscriptionPayment:
+    """Store the quote: one the balance covers (with `settle` given) as a covered payment,
+    completed at once through `settle`; any other as an invoice or order on its rail. The
+    credit it applies is spent in the storing transaction; a rival request's payment that
+    `store_payment` returns instead is returned as it is."""
+    covered = settle is not None and is_covered(priced)
+    payment = covered_payment(priced, now) if covered else await rails.create(priced, now)
+    stored = await store_payment(
+        uow_factory, rails, payment, now, reuse=reuse, idem=idem, before_add=spend_in
+    )
+    if covered and settle is not None and stored.id == payment.id:
+        return await settle_covered(uow_factory, stored, settle)
+    return stored

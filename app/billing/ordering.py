@@ -6,7 +6,7 @@ from datetime import datetime
 
 import attrs
 
-from app.billing.catalogue import pricing_with_disks, template_with_plan, user_of
+from app.billing.catalogue import orderable_spec, pricing_with_disks, template_with_plan, user_of
 from app.billing.errors import (
     EmailNotVerified,
     ImageNotFound,
@@ -14,7 +14,6 @@ from app.billing.errors import (
     OfferUnavailable,
     SshKeyNotFound,
     TooManyUnpaidVms,
-    UnsupportedDisk,
 )
 from app.billing.placement import NO_HOST, Placement, place_vm
 from domain.enums import (
@@ -25,16 +24,15 @@ from domain.enums import (
 )
 from domain.intervals import Interval
 from domain.model import (
-    CustomTemplate,
     LineItem,
     OsImage,
     Subscription,
     User,
     Vm,
-    VmHistory,
+    vm_event,
 )
 from domain.money import Money
-from domain.pricing import CUSTOM_INTERVAL, check_custom_limits, custom_price, plan_price
+from domain.pricing import CUSTOM_INTERVAL, custom_price, plan_price
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
@@ -42,14 +40,20 @@ from ports.storage import UnitOfWork, UnitOfWorkFactory
 DEFAULT_MAX_UNPAID_VMS = 3
 
 
-async def _check_buyer(
-    uow: UnitOfWork,
-    user_id: int,
-    image_id: int,
-    ssh_key_id: int,
-    require_verified_email: bool,
-    max_unpaid: int | None,
-) -> tuple[User, OsImage]:
+@attrs.frozen(kw_only=True)
+class OrderTerms:
+    """What every order carries besides its offer: buyer, image, key, referral, account limits."""
+
+    user_id: int
+    image_id: int
+    ssh_key_id: int
+    ref_code: str | None = None
+    require_verified_email: bool = False
+    #: D25: never-paid VMs the buyer may hold at once (None: no cap).
+    max_unpaid: int | None = DEFAULT_MAX_UNPAID_VMS
+
+
+async def _check_buyer(uow: UnitOfWork, terms: OrderTerms) -> tuple[User, OsImage]:
     """The buyer may order (D22, D25), the SSH key is theirs and the image is offered (D21).
 
     Another user's key and a disabled (unlisted) image are "not found", never "not yours".
@@ -57,9 +61,10 @@ async def _check_buyer(
     count the never-paid VMs one after another (MariaDB fixes a transaction's snapshot at
     its first plain read; SQLite takes its write lock): 32 at once leave exactly the cap.
     """
+    user_id, max_unpaid = terms.user_id, terms.max_unpaid
     await uow.users.lock(user_id)
     user = await user_of(uow, user_id)
-    if require_verified_email and not user.email_verified:
+    if terms.require_verified_email and not user.email_verified:
         raise EmailNotVerified("Email verification is required before creating a VM")
     if max_unpaid is not None:
         unpaid = await uow.vms.list_never_paid(user_id=user_id)
@@ -68,10 +73,10 @@ async def _check_buyer(
                 f"You already have {len(unpaid)} unpaid VMs (at most {max_unpaid}): pay for one"
                 " or wait until unpaid orders are removed (one hour after ordering)"
             )
-    key = await uow.ssh_keys.get(ssh_key_id)
+    key = await uow.ssh_keys.get(terms.ssh_key_id)
     if key is None or key.user_id != user_id:
         raise SshKeyNotFound("SSH key not found")
-    image = await uow.images.get(image_id)
+    image = await uow.images.get(terms.image_id)
     if image is None or not image.enabled:
         raise ImageNotFound("OS image not found")
     return user, image
@@ -86,21 +91,19 @@ async def _company_of(uow: UnitOfWork, region_id: int) -> int:
 
 async def _write_order(
     uow: UnitOfWork,
+    terms: OrderTerms,
     *,
     now: datetime,
-    user_id: int,
     company_id: int,
     offer_name: str,
     price: Money,
     interval: Interval,
     placement: Placement,
-    image_id: int,
-    ssh_key_id: int,
-    ref_code: str | None,
     template_id: int | None,
     custom_template_id: int | None,
 ) -> Vm:
     """The writes of one order, inside the caller's transaction (D-provisioning: one tx)."""
+    user_id = terms.user_id
     sub, items = await uow.subscriptions.add_with_line_items(
         Subscription(
             id=0,
@@ -127,26 +130,25 @@ async def _write_order(
             id=0,
             host_id=placement.host.id,
             user_id=user_id,
-            image_id=image_id,
+            image_id=terms.image_id,
             template_id=template_id,
             custom_template_id=custom_template_id,
-            ssh_key_id=ssh_key_id,
+            ssh_key_id=terms.ssh_key_id,
             disk_id=placement.disk.id,
             subscription_line_item_id=items[0].id,
-            ref_code=ref_code,
+            ref_code=terms.ref_code,
         )
     )
     await uow.subscriptions.update(attrs.evolve(sub, name=f"VM{vm.id} subscription"))
     await uow.line_items.update(attrs.evolve(items[0], name=f"VM{vm.id} - {offer_name}"))
     await uow.vm_history.add(
-        VmHistory(
-            id=0,
-            vm_id=vm.id,
-            action_type=VmHistoryActionType.CREATED,
-            timestamp=now,
-            initiated_by_user=user_id,
-            new_state=vm_state(vm),
-            description=f"VM {vm.id} was created",
+        vm_event(
+            vm.id,
+            VmHistoryActionType.CREATED,
+            now,
+            f"VM {vm.id} was created",
+            by=user_id,
+            after=vm_state(vm),
         )
     )
     return vm
@@ -170,14 +172,8 @@ def vm_state(vm: Vm) -> dict[str, object]:
 async def order_vm(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
-    user_id: int,
+    terms: OrderTerms,
     template_id: int,
-    image_id: int,
-    ssh_key_id: int,
-    ref_code: str | None = None,
-    *,
-    require_verified_email: bool = False,
-    max_unpaid: int | None = DEFAULT_MAX_UNPAID_VMS,
 ) -> Vm:
     """Order a VM on a standard template (lifecycle.md §6.1, §6.3).
 
@@ -190,23 +186,20 @@ async def order_vm(
     """
     now = clock.now()
     async with uow_factory() as uow:
-        await _check_buyer(uow, user_id, image_id, ssh_key_id, require_verified_email, max_unpaid)
+        await _check_buyer(uow, terms)
         template, plan = await template_with_plan(uow, template_id)
         _check_on_sale(template.enabled, template.expires, now, "template")
         price = plan_price(plan)
         placement = await place_vm(uow, template.region_id, template, template.disk_interface, now)
         vm = await _write_order(
             uow,
+            terms,
             now=now,
-            user_id=user_id,
             company_id=await _company_of(uow, template.region_id),
             offer_name=template.name,
             price=price,
             interval=plan.interval,
             placement=placement,
-            image_id=image_id,
-            ssh_key_id=ssh_key_id,
-            ref_code=ref_code,
             template_id=template.id,
             custom_template_id=None,
         )
@@ -225,19 +218,13 @@ def _check_on_sale(enabled: bool, expires: datetime | None, now: datetime, offer
 async def order_custom_vm(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
-    user_id: int,
+    terms: OrderTerms,
     pricing_id: int,
     cpu: int,
     memory: int,
     disk: int,
     disk_type: DiskType,
     disk_interface: DiskInterface,
-    image_id: int,
-    ssh_key_id: int,
-    ref_code: str | None = None,
-    *,
-    require_verified_email: bool = False,
-    max_unpaid: int | None = DEFAULT_MAX_UNPAID_VMS,
 ) -> Vm:
     """Order a VM with a custom spec (lifecycle.md §6.2) in one transaction, like `order_vm`.
 
@@ -248,44 +235,23 @@ async def order_custom_vm(
     """
     now = clock.now()
     async with uow_factory() as uow:
-        await _check_buyer(uow, user_id, image_id, ssh_key_id, require_verified_email, max_unpaid)
+        await _check_buyer(uow, terms)
         pricing, disks = await pricing_with_disks(uow, pricing_id)
         _check_on_sale(pricing.enabled, pricing.expires, now, "custom pricing")
-        if not any(d.kind is disk_type and d.interface is disk_interface for d in disks):
-            raise UnsupportedDisk(
-                f"This pricing has no {disk_type.name} disk with interface "
-                f"{disk_interface.display_name}"
-            )
-        spec = CustomTemplate(
-            id=0,
-            cpu=cpu,
-            memory=memory,
-            disk_size=disk,
-            disk_type=disk_type,
-            disk_interface=disk_interface,
-            pricing_id=pricing.id,
-            cpu_mfg=pricing.cpu_mfg,
-            cpu_arch=pricing.cpu_arch,
-            cpu_features=pricing.cpu_features,
-            limits=pricing.limits,
-        )
-        check_custom_limits(spec, pricing, disks)
+        spec = orderable_spec(pricing, disks, cpu, memory, disk, disk_type, disk_interface)
         price = custom_price(spec, pricing, disks).total
         placement = await place_vm(uow, pricing.region_id, spec, disk_interface, now)
         company_id = await _company_of(uow, pricing.region_id)
         stored = await uow.custom_templates.add(spec)
         vm = await _write_order(
             uow,
+            terms,
             now=now,
-            user_id=user_id,
             company_id=company_id,
             offer_name=pricing.name,
             price=price,
             interval=CUSTOM_INTERVAL,
             placement=placement,
-            image_id=image_id,
-            ssh_key_id=ssh_key_id,
-            ref_code=ref_code,
             template_id=None,
             custom_template_id=stored.id,
         )

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime
 from fractions import Fraction
 
 import attrs
 
 from app.billing.errors import NoHostAvailable
-from app.billing.reserved import reserving_vms
+from app.billing.reserved import reserved_usage
 from domain.enums import DiskInterface
-from domain.model import Host, HostDisk, Vm
+from domain.model import Host, HostDisk
 from domain.pricing import Spec
 from ports.storage import UnitOfWork
 
 NO_HOST = "No available hosts found"
-
-_SpecCache = dict[tuple[str, int], Spec | None]
 
 
 @attrs.frozen
@@ -57,44 +54,6 @@ class Room:
         return max(0, int(self.memory_capacity - self.used_memory))
 
 
-@attrs.define
-class _Usage:
-    cpu: int = 0
-    memory: int = 0
-    disk: dict[int, int] = attrs.field(factory=lambda: defaultdict(int))
-
-
-async def _spec_of(uow: UnitOfWork, vm: Vm, cache: _SpecCache) -> Spec | None:
-    if vm.template_id is not None:
-        key = ("t", vm.template_id)
-        if key not in cache:
-            cache[key] = await uow.templates.get(vm.template_id)
-    elif vm.custom_template_id is not None:
-        key = ("c", vm.custom_template_id)
-        if key not in cache:
-            cache[key] = await uow.custom_templates.get(vm.custom_template_id)
-    else:
-        return None
-    return cache[key]
-
-
-async def _usage(uow: UnitOfWork, host_ids: set[int], now: datetime) -> dict[int, _Usage]:
-    """CPU, memory and per-disk bytes already promised to the hosts' VMs (`reserving_vms`)."""
-    usage: dict[int, _Usage] = defaultdict(_Usage)
-    cache: _SpecCache = {}
-    for vm in await reserving_vms(uow, now):
-        if vm.host_id not in host_ids:
-            continue
-        spec = await _spec_of(uow, vm, cache)
-        if spec is None:
-            continue
-        used = usage[vm.host_id]
-        used.cpu += spec.cpu
-        used.memory += spec.memory
-        used.disk[vm.disk_id] += spec.disk_size
-    return usage
-
-
 def _capacity(size: int, factor: object) -> Fraction:
     return Fraction(size) * Fraction(str(factor))
 
@@ -105,7 +64,7 @@ async def region_rooms(uow: UnitOfWork, region_id: int, now: datetime) -> list[R
     if region is None or not region.enabled:
         return []
     hosts = [h for h in await uow.hosts.list_by_region(region_id) if h.enabled]
-    usage = await _usage(uow, {h.id for h in hosts}, now)
+    usage = await reserved_usage(uow, {h.id for h in hosts}, now)
     rooms = []
     for host in hosts:
         used = usage[host.id]

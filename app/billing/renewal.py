@@ -5,19 +5,12 @@ from __future__ import annotations
 import hashlib
 
 from app.billing.catalogue import owned_vm, subscription_of
-from app.billing.credit_quote import (
-    Settle,
-    apply_balance,
-    covered_payment,
-    is_covered,
-    settle_covered,
-    spend_in,
-)
+from app.billing.credit_quote import Settle, apply_balance, issue
 from app.billing.errors import (
     SubscriptionHasNoLineItems,
     SubscriptionNotFound,
 )
-from app.billing.persist import Idempotency, Reuse, pending_match, remember, replay, store_payment
+from app.billing.persist import Idempotency, Reuse, pending_match, remember, replay
 from app.billing.quotes import price_subscription
 from app.billing.rails import PaymentRails
 from domain.enums import PaymentMethod
@@ -103,14 +96,7 @@ async def renew(
         )
         if settle is not None:  # the account balance pays first (issue 13)
             priced = await apply_balance(uow, priced, sub.currency)
-    covered = settle is not None and is_covered(priced)
-    payment = covered_payment(priced, now) if covered else await rails.create(priced, now)
-    stored = await store_payment(
-        uow_factory, rails, payment, now, reuse=reuse, idem=idem, before_add=spend_in
-    )
-    if covered and settle is not None and stored.id == payment.id:
-        return await settle_covered(uow_factory, stored, settle)
-    return stored
+    return await issue(uow_factory, rails, priced, now, settle, reuse=reuse, idem=idem)
 
 
 def request_fingerprint(

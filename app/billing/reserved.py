@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime
+
+import attrs
 
 from domain.lifecycle import UNPAID_CLEANUP_AFTER, never_paid_cleanup_due
 from domain.model import Vm
+from domain.pricing import Spec
 from ports.storage import UnitOfWork
+
+_SpecCache = dict[tuple[str, int], Spec | None]
 
 
 async def lapsed_unpaid_vm_ids(uow: UnitOfWork, now: datetime) -> set[int]:
@@ -39,3 +45,46 @@ async def reserving_vms(uow: UnitOfWork, now: datetime) -> list[Vm]:
     """
     lapsed = await lapsed_unpaid_vm_ids(uow, now)
     return [vm for vm in await uow.vms.list_active() if vm.id not in lapsed]
+
+
+@attrs.define
+class Usage:
+    """What the reserving VMs of one host take: CPU, memory and bytes per disk id."""
+
+    cpu: int = 0
+    memory: int = 0
+    disk: defaultdict[int, int] = attrs.field(factory=lambda: defaultdict(int))
+
+
+async def _spec_of(uow: UnitOfWork, vm: Vm, cache: _SpecCache) -> Spec | None:
+    if vm.template_id is not None:
+        key = ("t", vm.template_id)
+        if key not in cache:
+            cache[key] = await uow.templates.get(vm.template_id)
+    elif vm.custom_template_id is not None:
+        key = ("c", vm.custom_template_id)
+        if key not in cache:
+            cache[key] = await uow.custom_templates.get(vm.custom_template_id)
+    else:
+        return None
+    return cache[key]
+
+
+async def reserved_usage(
+    uow: UnitOfWork, host_ids: set[int], now: datetime
+) -> defaultdict[int, Usage]:
+    """CPU, memory and per-disk bytes already promised to the hosts' VMs (`reserving_vms`),
+    by host id (a host with none: an empty `Usage`)."""
+    usage: defaultdict[int, Usage] = defaultdict(Usage)
+    cache: _SpecCache = {}
+    for vm in await reserving_vms(uow, now):
+        if vm.host_id not in host_ids:
+            continue
+        spec = await _spec_of(uow, vm, cache)
+        if spec is None:
+            continue
+        used = usage[vm.host_id]
+        used.cpu += spec.cpu
+        used.memory += spec.memory
+        used.disk[vm.disk_id] += spec.disk_size
+    return usage

@@ -13,16 +13,8 @@ from app.billing.catalogue import (
     subscription_of,
     vm_price,
 )
-from app.billing.credit_quote import (
-    Settle,
-    apply_balance,
-    covered_payment,
-    is_covered,
-    settle_covered,
-    spend_in,
-)
+from app.billing.credit_quote import Settle, apply_balance, issue
 from app.billing.errors import NothingToUpgrade, TemplateNotFound
-from app.billing.persist import store_payment
 from app.billing.price_in_force import expire_stale_quotes
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
@@ -37,6 +29,7 @@ from domain.model import (
     SubscriptionPayment,
     Vm,
     VmHistory,
+    vm_event,
 )
 from domain.money import Money
 from domain.pricing import custom_price
@@ -183,14 +176,7 @@ async def create_upgrade_payment(
         )
         if settle is not None:  # the account balance pays first (issue 13)
             priced = await apply_balance(uow, priced, sub.currency)
-    covered = settle is not None and is_covered(priced)
-    payment = covered_payment(priced, now) if covered else await rails.create(priced, now)
-    stored = await store_payment(
-        uow_factory, rails, payment, now, reuse=None, idem=None, before_add=spend_in
-    )
-    if covered and settle is not None:
-        return await settle_covered(uow_factory, stored, settle)
-    return stored
+    return await issue(uow_factory, rails, priced, now, settle, reuse=None, idem=None)
 
 
 @attrs.frozen(kw_only=True)
@@ -296,15 +282,14 @@ async def upgrade_in(
         attrs.evolve(item, amount=plan.new_price.amount, configuration=configuration)
     )
     entry = await uow.vm_history.add(
-        VmHistory(
-            id=0,
-            vm_id=vm.id,
-            action_type=VmHistoryActionType.CONFIGURATION_CHANGED,
-            timestamp=now,
-            previous_state=_vm_fields(vm),
-            new_state=_vm_fields(after),
+        vm_event(
+            vm.id,
+            VmHistoryActionType.CONFIGURATION_CHANGED,
+            now,
+            f"VM {vm.id} configuration was changed",
+            before=_vm_fields(vm),
+            after=_vm_fields(after),
             metadata=metadata,
-            description=f"VM {vm.id} configuration was changed",
         )
     )
     expired = await expire_stale_quotes(uow, sub.id, now)

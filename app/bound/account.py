@@ -2,36 +2,33 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import TYPE_CHECKING
+
 from app.account import profile, ssh_keys
-from app.account.profile import AccountPatch, AccountUpdate
 from app.billing import credit_balance, ip_purchase, ordering
-from app.billing.rails import PaymentRails
 from app.bound.inject import bind
 from app.queries.vms import user_vm_status
 from app.vm_metrics import vm_time_series
-from ports.clock import Clock
-from ports.queue import WorkQueue
-from ports.storage import UnitOfWorkFactory
-from ports.vm_state import VmStateCache
-from ports.vmhost import VmHostResolver
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 
 class AccountUseCases:
     """Built once per process from the ports and the public URL."""
 
-    def __init__(
-        self,
-        *,
-        uow_factory: UnitOfWorkFactory,
-        clock: Clock,
-        rails: PaymentRails,
-        queue: WorkQueue,
-        hosts: VmHostResolver,
-        vm_states: VmStateCache | None,
-        public_url: str,
-    ) -> None:
-        self._update_account = bind(profile.update_account, uow_factory, clock, queue)
-        self._rails, self._public_url = rails, public_url
+    def __init__(self, svc: Services) -> None:
+        uow_factory, clock, queue = svc.uow_factory, svc.clock, svc.queue
+        # with this server's public URL and payment rails
+        self.update_account = partial(
+            profile.update_account,
+            uow_factory,
+            clock,
+            queue,
+            public_url=svc.public_url,
+            rails=svc.rails,
+        )
         self.verify_email = bind(profile.verify_email, uow_factory)
         self.list_ssh_keys = bind(ssh_keys.list_ssh_keys, uow_factory)
         self.add_ssh_key = bind(ssh_keys.add_ssh_key, uow_factory, clock)
@@ -40,11 +37,5 @@ class AccountUseCases:
         self.order_vm = bind(ordering.order_vm, uow_factory, clock)
         self.order_custom_vm = bind(ordering.order_custom_vm, uow_factory, clock)
         self.create_subscription = bind(ip_purchase.create_subscription, uow_factory, clock)
-        self.vm_status = bind(user_vm_status, uow_factory, vm_states)
-        self.vm_time_series = bind(vm_time_series, uow_factory, hosts)
-
-    async def update_account(self, user_id: int, patch: AccountPatch) -> AccountUpdate:
-        """`profile.update_account` with this server's public URL and payment rails."""
-        return await self._update_account(
-            user_id, patch, public_url=self._public_url, rails=self._rails
-        )
+        self.vm_status = bind(user_vm_status, uow_factory, svc.vm_states)
+        self.vm_time_series = bind(vm_time_series, uow_factory, svc.hosts)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING
 
 from app.admin import (
     audit,
@@ -21,26 +21,18 @@ from app.admin import (
     vms,
 )
 from app.billing import credit_balance, invoicing
-from app.billing.rails import PaymentRails
 from app.bound.inject import bind, repricing
-from ports.clock import Clock
-from ports.queue import WorkQueue
-from ports.rates import RateStore
-from ports.storage import Permission, UnitOfWorkFactory
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 
 class AdminUseCases:
     """Built once per process; names say what they change where a module name would not."""
 
-    def __init__(
-        self,
-        *,
-        uow_factory: UnitOfWorkFactory,
-        clock: Clock,
-        rails: PaymentRails,
-        rates: RateStore,
-        queue: WorkQueue,
-    ) -> None:
+    def __init__(self, svc: Services) -> None:
+        uow_factory, clock, rails, rates = svc.uow_factory, svc.clock, svc.rails, svc.rates
+        queue = svc.queue
         store = (uow_factory, clock)
         self.record_admin_change = bind(audit.record_admin_change, *store)
         self.list_audit = bind(audit.list_audit, uow_factory)
@@ -57,8 +49,8 @@ class AdminUseCases:
         self.create_role = bind(users.create_role, *store)
         self.assign_role = bind(users.assign_role, *store)
         self.update_role = bind(role_changes.update_role, *store)
-        self._update_user_and_role = bind(role_changes.update_user_and_role, *store)
-        self._rails = rails
+        # a new country reprices on this process's rails
+        self.update_user_and_role = partial(role_changes.update_user_and_role, *store, rails=rails)
         # money
         self.list_invoices = bind(invoices.list_invoices, uow_factory)
         self.every_invoice = bind(invoices.every_invoice, uow_factory)
@@ -89,22 +81,3 @@ class AdminUseCases:
         self.extend_vm = bind(vms.extend_vm, *store, queue)
         self.power_vm = bind(vms.power_vm, uow_factory, queue)
         self.delete_vm = bind(vm_removal.delete_vm, uow_factory, queue)
-
-    async def update_user_and_role(
-        self,
-        *,
-        user_id: int,
-        changes: Mapping[str, Any],
-        admin_role: str | None,
-        by_user_id: int,
-        caller: Collection[Permission],
-    ) -> None:
-        """`role_changes.update_user_and_role`; a new country reprices on this process's rails."""
-        await self._update_user_and_role(
-            user_id=user_id,
-            changes=changes,
-            admin_role=admin_role,
-            by_user_id=by_user_id,
-            caller=caller,
-            rails=self._rails,
-        )

@@ -3,6 +3,8 @@ cost plans, with this process's ports given."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.admin import (
     companies,
     cost_plans,
@@ -13,24 +15,17 @@ from app.admin import (
     regions,
     vm_templates,
 )
-from app.billing.rails import PaymentRails
 from app.bound.inject import bind, repricing
-from ports.clock import Clock
-from ports.queue import WorkQueue
-from ports.storage import UnitOfWorkFactory
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 
 class InfraUseCases:
     """Built once per process; `ip_`/`custom_` name the pricing a call is about."""
 
-    def __init__(
-        self,
-        *,
-        uow_factory: UnitOfWorkFactory,
-        clock: Clock,
-        rails: PaymentRails,
-        queue: WorkQueue,
-    ) -> None:
+    def __init__(self, svc: Services) -> None:
+        uow_factory, clock, rails, queue = svc.uow_factory, svc.clock, svc.rails, svc.queue
         store = (uow_factory, clock)
         self.list_hosts = bind(hosts.list_hosts, *store)
         self.get_host = bind(hosts.get_host, *store)

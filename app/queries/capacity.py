@@ -9,9 +9,9 @@ from fractions import Fraction
 
 import attrs
 
-from app.billing.reserved import reserving_vms
+from app.billing.reserved import reserved_usage
 from domain.enums import CpuArch, CpuMfg, DiskInterface, DiskType
-from domain.model import CustomPricing, Host, HostDisk, Region, Vm
+from domain.model import CustomPricing, Host, HostDisk, Region
 from domain.pricing import Spec
 from ports.storage import UnitOfWork
 
@@ -61,20 +61,6 @@ def _room(size: int, factor: object, used: int) -> int:
     return max(0, int(capacity) - used)
 
 
-async def _spec(uow: UnitOfWork, vm: Vm, cache: dict[tuple[str, int], Spec | None]) -> Spec | None:
-    if vm.template_id is not None:
-        key = ("t", vm.template_id)
-        if key not in cache:
-            cache[key] = await uow.templates.get(vm.template_id)
-        return cache[key]
-    if vm.custom_template_id is not None:
-        key = ("c", vm.custom_template_id)
-        if key not in cache:
-            cache[key] = await uow.custom_templates.get(vm.custom_template_id)
-        return cache[key]
-    return None
-
-
 async def rooms_by_region(
     uow: UnitOfWork, regions: list[Region], now: datetime
 ) -> dict[int, list[HostRoom]]:
@@ -83,35 +69,23 @@ async def rooms_by_region(
     Room is what `reserving_vms` leaves (the rule ordering places by)."""
     wanted = {r.id for r in regions}
     hosts = [h for h in await uow.hosts.list_all() if h.enabled and h.region_id in wanted]
-    host_ids = {h.id for h in hosts}
-    cpu: dict[int, int] = defaultdict(int)
-    memory: dict[int, int] = defaultdict(int)
-    disk: dict[int, int] = defaultdict(int)
-    cache: dict[tuple[str, int], Spec | None] = {}
-    for vm in await reserving_vms(uow, now):
-        if vm.host_id not in host_ids:
-            continue
-        spec = await _spec(uow, vm, cache)
-        if spec is None:
-            continue
-        cpu[vm.host_id] += spec.cpu
-        memory[vm.host_id] += spec.memory
-        disk[vm.disk_id] += spec.disk_size
+    usage = await reserved_usage(uow, {h.id for h in hosts}, now)
     disks_of: dict[int, list[HostDisk]] = defaultdict(list)
     for row in await uow.host_disks.list_all():  # one read for every host, not one per host
         disks_of[row.host_id].append(row)
     rooms: dict[int, list[HostRoom]] = defaultdict(list)
     for host in hosts:
+        used = usage[host.id]
         disks = tuple(
-            DiskRoom(d, _room(d.size, host.load_disk, disk[d.id]))
+            DiskRoom(d, _room(d.size, host.load_disk, used.disk[d.id]))
             for d in disks_of[host.id]
             if d.enabled
         )
         rooms[host.region_id].append(
             HostRoom(
                 host=host,
-                cpu=_room(host.cpu, host.load_cpu, cpu[host.id]),
-                memory=_room(host.memory, host.load_memory, memory[host.id]),
+                cpu=_room(host.cpu, host.load_cpu, used.cpu),
+                memory=_room(host.memory, host.load_memory, used.memory),
                 disks=disks,
             )
         )

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import attrs
 
-from app.billing.catalogue import pricing_with_disks
-from app.billing.errors import NotFound, UnsupportedDisk
+from app.billing.catalogue import orderable_spec, pricing_with_disks
+from app.billing.errors import NotFound
 from app.queries.capacity import HostRoom, regions_with_free_ipv4, rooms_by_region
 from domain.enums import DiskInterface, DiskType, PaymentMethod
 from domain.errors import NoExchangeRate, UnknownCurrency
@@ -16,7 +16,6 @@ from domain.model import (
     AvailableIpSpace,
     CostPlan,
     CustomPricing,
-    CustomTemplate,
     IpSpacePricing,
     OsImage,
     PaymentMethodConfig,
@@ -24,7 +23,7 @@ from domain.model import (
     VmTemplate,
 )
 from domain.money import Currency, Money
-from domain.pricing import check_custom_limits, custom_price, parse_list_currency, plan_price
+from domain.pricing import custom_price, parse_list_currency, plan_price
 from ports.cache import CatalogueCache
 from ports.clock import Clock
 from ports.rates import RateStore
@@ -225,23 +224,15 @@ async def custom_spec_price(uow_factory: UnitOfWorkFactory, request: CustomSpecR
     """
     async with uow_factory() as uow:
         pricing, disks = await pricing_with_disks(uow, request.pricing_id)
-    if not any(
-        d.kind is request.disk_type and d.interface is request.disk_interface for d in disks
-    ):
-        raise UnsupportedDisk(
-            f"This pricing has no {request.disk_type.name} disk with interface "
-            f"{request.disk_interface.display_name}"
-        )
-    spec = CustomTemplate(
-        id=0,
-        cpu=request.cpu,
-        memory=request.memory,
-        disk_size=request.disk,
-        disk_type=request.disk_type,
-        disk_interface=request.disk_interface,
-        pricing_id=pricing.id,
+    spec = orderable_spec(
+        pricing,
+        disks,
+        request.cpu,
+        request.memory,
+        request.disk,
+        request.disk_type,
+        request.disk_interface,
     )
-    check_custom_limits(spec, pricing, disks)
     return custom_price(spec, pricing, disks).total
 
 

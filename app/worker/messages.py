@@ -28,6 +28,12 @@ def when(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
+def expiry(sub: Subscription) -> str:
+    """The expiry of a subscription these notices speak of (one that has an expiry), printed."""
+    assert sub.expires is not None
+    return when(sub.expires)
+
+
 def subject_of(sub: Subscription, items: Sequence[LineItem], vm_id: int | None) -> str:
     """`VM{id}` when every line item is a VPS and the VM is known, else `Sub #{id}` (§12.1)."""
     only_vps = bool(items) and all(i.subscription_type is SubscriptionType.VPS for i in items)
@@ -81,8 +87,7 @@ def expiring_soon(
     subject: str, sub: Subscription, descr: str, hint: str, failure: str | None = None
 ) -> Notice:
     """N1, or N3 when an automatic renewal was tried and failed with `failure`."""
-    assert sub.expires is not None
-    head = f"Your subscription expires on {when(sub.expires)}, in less than 1 day."
+    head = f"Your subscription expires on {expiry(sub)}, in less than 1 day."
     if failure is not None:
         head += f"\nThe automatic renewal failed: {failure}"
     body = f"{head}\nPlease renew it manually within 1 day(s): {hint}.\n\n{descr}"
@@ -100,9 +105,8 @@ def auto_renewed(subject: str, descr: str, now: datetime) -> Notice:
 
 def expired(subject: str, sub: Subscription, descr: str, deadline: datetime, hint: str) -> Notice:
     """N5: the subscription's paid time is over; add-ons such as IP ranges are ended."""
-    assert sub.expires is not None
     body = (
-        f"Your subscription has expired on {when(sub.expires)}; its services are suspended."
+        f"Your subscription has expired on {expiry(sub)}; its services are suspended."
         f"\nRenew before {when(deadline)} to keep it: {hint}.\n\n{descr}"
     )
     return Notice(f"[{subject}] Expired", body)
@@ -122,9 +126,8 @@ def vm_expired(
 
 def cancelled(subject: str, sub: Subscription, descr: str, now: datetime) -> Notice:
     """N4: the grace period is over; the subscription is cancelled and its services removed."""
-    assert sub.expires is not None
     body = (
-        f"Your subscription has been cancelled on {when(now)}: it expired on {when(sub.expires)}"
+        f"Your subscription has been cancelled on {when(now)}: it expired on {expiry(sub)}"
         f" and was not renewed within the grace period. Its services have been removed.\n\n{descr}"
     )
     return Notice(f"[{subject}] Cancelled", body)
@@ -132,10 +135,9 @@ def cancelled(subject: str, sub: Subscription, descr: str, now: datetime) -> Not
 
 def vm_deleted_admin(vm_id: int, user_id: int, sub: Subscription, now: datetime) -> Notice:
     """N8 (admins): a VM was deleted after its grace period."""
-    assert sub.expires is not None
     body = (
         f"VM #{vm_id} was permanently deleted on {when(now)} after exceeding the grace period"
-        f" (expired {when(sub.expires)}).\nUser ID: {user_id}\nSubscription: #{sub.id}"
+        f" (expired {expiry(sub)}).\nUser ID: {user_id}\nSubscription: #{sub.id}"
     )
     return Notice(f"[VM{vm_id}] Deleted", body)
 

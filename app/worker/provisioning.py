@@ -14,7 +14,7 @@ from app.worker.context import WorkerDeps
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError
 from domain.lifecycle import vm_changed, vm_deleted
-from domain.model import IpAssignment, Subscription, Vm, VmHistory
+from domain.model import IpAssignment, Subscription, Vm, VmHistory, vm_event
 from domain.nip19 import npub
 from ports.storage import UnitOfWork
 from ports.vmhost import (
@@ -46,14 +46,7 @@ class SpawnRefused(DomainError):
 def history(
     vm_id: int, kind: VmHistoryActionType, now: datetime, text: str, **meta: object
 ) -> VmHistory:
-    return VmHistory(
-        id=0,
-        vm_id=vm_id,
-        action_type=kind,
-        timestamp=now,
-        metadata=dict(meta) if meta else None,
-        description=text,
-    )
+    return vm_event(vm_id, kind, now, text, metadata=dict(meta) if meta else None)
 
 
 async def full_info(uow: UnitOfWork, vm: Vm, ips: tuple[IpAssignment, ...]) -> FullVmInfo:

@@ -13,7 +13,7 @@ import pytest
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.billing.errors import NoHostAvailable, TooManyUnpaidVms
 from app.billing.lnurl import renew_by_amount
-from app.billing.ordering import order_custom_vm, order_vm
+from app.billing.ordering import OrderTerms, order_custom_vm, order_vm
 from app.billing.reserved import reserving_vms
 from domain.enums import DiskInterface, DiskType
 from domain.model import GIB, Vm
@@ -50,7 +50,9 @@ async def _host_for(world: World, vms: int) -> None:
 
 async def _order(factory: UnitOfWorkFactory, world: World, user_id: int = ALICE) -> Vm:
     key = ALICE_KEY if user_id == ALICE else 2
-    return await order_vm(factory, world.clock, user_id, TEMPLATE, IMAGE, key)
+    return await order_vm(
+        factory, world.clock, OrderTerms(user_id=user_id, image_id=IMAGE, ssh_key_id=key), TEMPLATE
+    )
 
 
 async def _live_vms(world: World, user_id: int) -> list[Vm]:
@@ -103,12 +105,11 @@ async def test_custom_orders_count_and_are_capped_too(world: World) -> None:
         "disk": 80 * GIB,
         "disk_type": DiskType.SSD,
         "disk_interface": DiskInterface.PCIE,
-        "image_id": IMAGE,
-        "ssh_key_id": ALICE_KEY,
     }
-    await order_custom_vm(world.shop.factory, world.clock, ALICE, PRICING, **custom)
+    terms = OrderTerms(user_id=ALICE, image_id=IMAGE, ssh_key_id=ALICE_KEY)
+    await order_custom_vm(world.shop.factory, world.clock, terms, PRICING, **custom)
     with pytest.raises(TooManyUnpaidVms):
-        await order_custom_vm(world.shop.factory, world.clock, ALICE, PRICING, **custom)
+        await order_custom_vm(world.shop.factory, world.clock, terms, PRICING, **custom)
     with pytest.raises(TooManyUnpaidVms):
         await _order(world.shop.factory, world)
     assert len(await _live_vms(world, ALICE)) == 3

@@ -10,7 +10,7 @@ import attrs
 import pytest
 
 from adapters.http.openapi import documented_operations, served_operations
-from app.billing.ordering import order_custom_vm, order_vm
+from app.billing.ordering import OrderTerms, order_custom_vm, order_vm
 from domain.enums import DiskInterface, DiskType, PaymentMethod
 from domain.model import GIB, IpAssignment
 from tests.http.apiapp import ApiClient, api_client, build_api_app
@@ -169,15 +169,13 @@ async def test_a_full_host_empties_both_lists_but_custom_template_stays_an_array
     await order_custom_vm(
         c.api.store,
         c.api.clock,
-        user_id,
+        OrderTerms(user_id=user_id, image_id=c.demo.ubuntu, ssh_key_id=key_id),
         c.demo.custom,
         16,
         8 * GIB,
         100 * GIB,
         DiskType.SSD,
         DiskInterface.PCIE,
-        c.demo.ubuntu,
-        key_id,
     )
     data = await get_data(c, "/api/v1/vm/templates")
     assert data == {"templates": [], "custom_template": []}
@@ -185,7 +183,12 @@ async def test_a_full_host_empties_both_lists_but_custom_template_stays_an_array
 
 async def test_custom_pricing_needs_a_free_ipv4_address_in_its_region(c: ApiClient) -> None:
     user_id, key_id = await c.user_id(), await c.ssh_key_id()
-    vm = await order_vm(c.api.store, c.api.clock, user_id, c.demo.tiny, c.demo.ubuntu, key_id)
+    vm = await order_vm(
+        c.api.store,
+        c.api.clock,
+        OrderTerms(user_id=user_id, image_id=c.demo.ubuntu, ssh_key_id=key_id),
+        c.demo.tiny,
+    )
     async with c.api.store() as uow:
         ip4 = await uow.ip_ranges.get(c.demo.ip4_range)
         assert ip4 is not None

@@ -11,7 +11,7 @@ import pytest
 from adapters.http.openapi import documented_operations, served_operations
 from adapters.http.routes_subscriptions import add_subscription_routes
 from app.billing.completion import complete_payment
-from app.billing.ordering import order_vm
+from app.billing.ordering import OrderTerms, order_vm
 from domain.enums import PaymentMethod
 from domain.tax import TaxRates
 from ports.fiat import FiatOrder
@@ -194,7 +194,12 @@ async def test_list_is_a_newest_first_page_of_my_subscriptions_only(c: ApiClient
 
 async def test_vm_subscriptions_are_listed_too(c: ApiClient) -> None:
     user_id, key_id = await c.user_id(), await c.ssh_key_id()
-    vm = await order_vm(c.api.store, c.api.clock, user_id, c.demo.tiny, c.demo.ubuntu, key_id)
+    vm = await order_vm(
+        c.api.store,
+        c.api.clock,
+        OrderTerms(user_id=user_id, image_id=c.demo.ubuntu, ssh_key_id=key_id),
+        c.demo.tiny,
+    )
     [sub] = (await ok(await c.call("GET", SUBS)))["data"]
     assert sub["name"] == f"VM{vm.id} subscription"
     [item] = sub["line_items"]

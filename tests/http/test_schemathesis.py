@@ -50,7 +50,7 @@ from adapters.mysql.schema_upgrade import upgrade_database
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from app.account.ssh_keys import add_ssh_key
 from app.admin.users import SUPER_ADMIN_ROLE_ID
-from app.billing.ordering import order_vm
+from app.billing.ordering import OrderTerms, order_vm
 from domain.model import RoleAssignment
 from tests.dbtest import create_mysql_database, drop_mysql_database, sqlite_url_for
 from tests.http.admin.adminapp import ROOT
@@ -104,11 +104,8 @@ async def _prepare(url: str, port: int, admin_port: int) -> tuple[ApiApp, list[w
     await order_vm(
         svc.uow_factory,
         svc.clock,
-        user.id,
+        OrderTerms(user_id=user.id, image_id=api.demo.ubuntu, ssh_key_id=key.id, ref_code=None),
         template_id=api.demo.tiny,
-        image_id=api.demo.ubuntu,
-        ssh_key_id=key.id,
-        ref_code=None,
     )
     secrets = WebhookSecrets(revolut="whsec-revolut", stripe="whsec-stripe")
     runners = []

@@ -20,6 +20,7 @@ from adapters.http.envelope import data_response, format_time, page_response, pa
 from adapters.http.openapi import QueryParam, RouteTable, Schema
 from adapters.http.views_schema import DATETIME, STRING, U64, obj
 from adapters.http.vm_params import json_object, path_id
+from app.admin.invoices import InvoiceWindow
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
 from domain.invoice import CreditNote, Invoice
@@ -107,11 +108,11 @@ def _day(query: Any, name: str) -> datetime:
         raise InvalidInput(f"Invalid {name} format. Use YYYY-MM-DD") from None
 
 
-def _window(query: Any) -> tuple[datetime, datetime, int | None]:
+def _window(query: Any) -> InvoiceWindow:
     since, until = _day(query, "start_date"), _day(query, "end_date")
     if not since < until:
         raise InvalidInput("start_date must be before end_date")
-    return since, until, query_uint(query, "company_id")
+    return InvoiceWindow(since, until, query_uint(query, "company_id"))
 
 
 def invoice_json(invoice: Invoice) -> dict[str, Any]:
@@ -175,23 +176,21 @@ def _cell(value: object) -> str:
 
 @require(_PAYMENTS, AdminAction.VIEW)
 async def list_window(request: web.Request, admin: Admin) -> web.StreamResponse:
-    since, until, company = _window(request.query)
+    window = _window(request.query)
     page = parse_page(request.query)
-    found = await services(request).admin.list_invoices(
-        since, until, page.limit, page.offset, company_id=company
-    )
+    found = await services(request).admin.list_invoices(window, page.limit, page.offset)
     return page_response([invoice_json(i) for i in found.items], found.total, page)
 
 
 @require(_PAYMENTS, AdminAction.VIEW)
 async def export_csv(request: web.Request, admin: Admin) -> web.StreamResponse:
-    since, until, company = _window(request.query)
+    window = _window(request.query)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    async for invoice in services(request).admin.every_invoice(since, until, company_id=company):
+    async for invoice in services(request).admin.every_invoice(window):
         writer.writerow(csv_row(invoice))
-    name = f"invoices-{since:%Y-%m-%d}-{until:%Y-%m-%d}.csv"
+    name = f"invoices-{window.since:%Y-%m-%d}-{window.until:%Y-%m-%d}.csv"
     return web.Response(
         text=out.getvalue(),
         content_type="text/csv",

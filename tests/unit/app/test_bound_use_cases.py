@@ -10,6 +10,7 @@ import attrs
 from adapters.vmhost.dummy import DummyVmHost
 from adapters.vmhost.resolver import VmHostClients
 from app.billing.credit_balance import adjust_credit
+from app.billing.ordering import OrderTerms
 from app.bound.admin import AdminUseCases
 from app.bound.inject import bind, repricing
 from app.services import Services
@@ -23,6 +24,8 @@ from tests.unit.billing.world import (
     Shop,
     new_shop,
 )
+
+_TERMS = OrderTerms(user_id=ALICE, image_id=IMAGE, ssh_key_id=ALICE_KEY)
 
 
 async def _fetch(store: str, clock: int, item: int, *, scale: int = 1) -> tuple[Any, ...]:
@@ -64,7 +67,7 @@ def _services(shop: Shop) -> Services:
 
 
 async def _paid_vm(shop: Shop, svc: Services) -> Vm:
-    vm = await svc.account.order_vm(ALICE, TEMPLATE, IMAGE, ALICE_KEY)
+    vm = await svc.account.order_vm(_TERMS, TEMPLATE)
     await shop.complete(await svc.billing.renew(user_id=ALICE, vm_id=vm.id))
     return vm
 
@@ -104,7 +107,7 @@ async def test_evolved_services_rebuild_their_bundles_over_the_new_ports() -> No
     svc = _services(shop)
     moved = attrs.evolve(svc, uow_factory=other.factory)
     assert moved.admin is not svc.admin and isinstance(moved.admin, AdminUseCases)
-    vm = await moved.account.order_vm(ALICE, TEMPLATE, IMAGE, ALICE_KEY)
+    vm = await moved.account.order_vm(_TERMS, TEMPLATE)
     async with other.factory() as uow:
         assert await uow.vms.get(vm.id) is not None
     async with shop.factory() as uow:

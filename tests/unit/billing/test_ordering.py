@@ -16,7 +16,7 @@ from app.billing.errors import (
     SshKeyNotFound,
     UnsupportedDisk,
 )
-from app.billing.ordering import order_vm
+from app.billing.ordering import OrderTerms, order_vm
 from domain.enums import DiskInterface, IntervalType, SubscriptionType, VmHistoryActionType
 from domain.errors import SpecOutOfLimits
 from domain.model import GIB, PLACEHOLDER_MAC
@@ -31,6 +31,10 @@ from tests.unit.billing.world import (
     TEMPLATE,
     Shop,
 )
+
+
+def _terms(*, image_id: int = IMAGE, ssh_key_id: int = ALICE_KEY) -> OrderTerms:
+    return OrderTerms(user_id=ALICE, image_id=image_id, ssh_key_id=ssh_key_id)
 
 
 async def _counts(shop: Shop) -> tuple[int, int, int]:
@@ -79,7 +83,7 @@ async def test_a_custom_order_stores_its_template_and_the_monthly_price(shop: Sh
 
 async def test_another_users_ssh_key_is_not_found(shop: Shop) -> None:
     with pytest.raises(SshKeyNotFound) as err:
-        await order_vm(shop.factory, shop.clock, ALICE, TEMPLATE, IMAGE, BOB_KEY)
+        await order_vm(shop.factory, shop.clock, _terms(ssh_key_id=BOB_KEY), TEMPLATE)
     assert err.value.kind == "not_found"
     assert await _counts(shop) == (0, 0, 0)
 
@@ -87,7 +91,7 @@ async def test_another_users_ssh_key_is_not_found(shop: Shop) -> None:
 async def test_a_hidden_or_unknown_image_is_not_found(shop: Shop) -> None:
     for image in (HIDDEN_IMAGE, 99):
         with pytest.raises(ImageNotFound):
-            await order_vm(shop.factory, shop.clock, ALICE, TEMPLATE, image, ALICE_KEY)
+            await order_vm(shop.factory, shop.clock, _terms(image_id=image), TEMPLATE)
 
 
 async def test_a_disabled_or_expired_template_cannot_be_ordered(shop: Shop) -> None:
@@ -149,5 +153,5 @@ async def test_a_failure_inside_the_transaction_leaves_no_orphan(shop: Shop) -> 
             self.vm_history.add = boom  # type: ignore[method-assign,assignment]
 
     with pytest.raises(RuntimeError):
-        await order_vm(Failing, shop.clock, ALICE, TEMPLATE, IMAGE, ALICE_KEY)
+        await order_vm(Failing, shop.clock, _terms(), TEMPLATE)
     assert await _counts(shop) == (0, 0, 0)

@@ -11,7 +11,7 @@ import attrs
 from adapters.memory.clock import FakeClock
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.billing.completion import CompletionReport, complete_payment
-from app.billing.ordering import order_custom_vm, order_vm
+from app.billing.ordering import OrderTerms, order_custom_vm, order_vm
 from app.billing.rails import PaymentRails
 from app.billing.renewal import renew
 from domain.enums import (
@@ -67,7 +67,8 @@ class Shop:
 
     async def order(self, user_id: int = ALICE, **kw: Any) -> Vm:
         key = ALICE_KEY if user_id == ALICE else BOB_KEY
-        return await order_vm(self.factory, self.clock, user_id, TEMPLATE, IMAGE, key, **kw)
+        terms = OrderTerms(user_id=user_id, image_id=IMAGE, ssh_key_id=key, **kw)
+        return await order_vm(self.factory, self.clock, terms, TEMPLATE)
 
     async def order_custom(self, **kw: Any) -> Vm:
         spec: dict[str, Any] = {
@@ -78,9 +79,8 @@ class Shop:
             "disk_interface": DiskInterface.PCIE,
         }
         spec.update(kw)
-        return await order_custom_vm(
-            self.factory, self.clock, ALICE, PRICING, image_id=IMAGE, ssh_key_id=ALICE_KEY, **spec
-        )
+        terms = OrderTerms(user_id=ALICE, image_id=IMAGE, ssh_key_id=ALICE_KEY)
+        return await order_custom_vm(self.factory, self.clock, terms, PRICING, **spec)
 
     async def renew(self, vm: Vm, **kw: Any) -> SubscriptionPayment:
         kw.setdefault("user_id", vm.user_id)
