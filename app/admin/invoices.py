@@ -4,9 +4,6 @@ its credit notes."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
-
-import attrs
 
 from app.billing.invoicing import InvoiceNotFound
 from domain.invoice import CreditNote, Invoice
@@ -16,21 +13,10 @@ from ports.storage import InvoiceWindow, Page, UnitOfWorkFactory
 EXPORT_BATCH = 500
 
 
-@attrs.frozen
-class InvoiceWindow:
-    """The invoices issued from `since` until `until`, of one company or (None) of all."""
-
-    since: datetime
-    until: datetime
-    company_id: int | None = None
-
-
 async def list_invoices(
     uow_factory: UnitOfWorkFactory, window: InvoiceWindow, limit: int, offset: int
 ) -> Page[Invoice]:
-    since, until, company_id = window.since, window.until, window.company_id
     async with uow_factory() as uow:
-        window = InvoiceWindow(since, until, company_id)
         return await uow.invoices.list_page(window, limit, offset)
 
 

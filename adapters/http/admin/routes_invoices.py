@@ -20,10 +20,10 @@ from adapters.http.envelope import data_response, format_time, page_response, pa
 from adapters.http.openapi import QueryParam, RouteTable, Schema
 from adapters.http.views_schema import DATETIME, STRING, U64, obj
 from adapters.http.vm_params import json_object, path_id
-from app.admin.invoices import InvoiceWindow
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
 from domain.invoice import CreditNote, Invoice
+from ports.storage import InvoiceWindow
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATE_SCHEMA: Schema = {"type": "string", "format": "date", "maxLength": 10}
