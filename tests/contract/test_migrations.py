@@ -127,6 +127,31 @@ async def test_head_matches_tables_py(migrated_db_url: str) -> None:
         assert fks == want_fks, name
 
 
+def _unindexed_foreign_keys(conn: Connection) -> list[tuple[str, str]]:
+    """Foreign-key columns that no index, unique constraint or primary key leads with."""
+    inspector = inspect(conn)
+    missing = []
+    for table in sorted(tables.metadata.tables):
+        leading = {i["column_names"][0] for i in inspector.get_indexes(table)}
+        leading |= {u["column_names"][0] for u in inspector.get_unique_constraints(table)}
+        leading |= set(inspector.get_pk_constraint(table)["constrained_columns"][:1])
+        for fk in inspector.get_foreign_keys(table):
+            if fk["constrained_columns"][0] not in leading:
+                missing.append((table, fk["constrained_columns"][0]))
+    return missing
+
+
+async def test_every_foreign_key_column_is_indexed_at_head(migrated_db_url: str) -> None:
+    """Reads by a parent id (a VM's IP assignments, a user's VMs) use an index on every backend:
+    MariaDB makes one per foreign key, SQLite only what r9 creates."""
+    engine = create_engine(migrated_db_url)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_unindexed_foreign_keys) == []
+    finally:
+        await engine.dispose()
+
+
 async def test_head_constraints_and_seed(migrated_db_url: str) -> None:
     engine = create_engine(migrated_db_url)
     now = datetime(2026, 3, 1, tzinfo=UTC)

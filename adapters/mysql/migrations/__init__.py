@@ -17,6 +17,7 @@ R5_WORKER_LEASES_CURSORS = "lnvps_worker_leases_and_cursors"
 R6_ADMIN_AUDIT_GRANTS = "lnvps_admin_audit_and_grants"
 R7_INVOICES = "lnvps_invoices"
 R8_CREDIT_LEDGER = "lnvps_credit_ledger"
+R9_SQLITE_FK_INDEXES = "lnvps_sqlite_foreign_key_indexes"
 REVISIONS = (
     R1_LEGACY,
     R2_VM_SUBSCRIPTION_LINK,
@@ -26,6 +27,7 @@ REVISIONS = (
     R6_ADMIN_AUDIT_GRANTS,
     R7_INVOICES,
     R8_CREDIT_LEDGER,
+    R9_SQLITE_FK_INDEXES,
 )
 HEAD = REVISIONS[-1]
 
