@@ -100,6 +100,8 @@ class SqlRepo:
 
 #: `SELECT … WHERE id = :record_id LIMIT 1` per repository class and mapper (process-long)
 _BY_ID: dict[tuple[type, int], Select[Any]] = {}
+#: `SELECT … FROM users WHERE pubkey = :pubkey LIMIT 1` per (process-long) user mapper
+_BY_PUBKEY: dict[int, Select[Any]] = {}
 #: `INSERT INTO <table>` per (process-long) table object, its columns named by the parameters
 _INSERTS: dict[int, Insert] = {}
 
@@ -183,7 +185,12 @@ class SqlRecords(SqlRepo, Generic[R]):
 
 class SqlUsers(SqlRecords[User]):
     async def get_by_pubkey(self, pubkey: bytes) -> User | None:
-        return await self._one(self.mapper, self._select().where(t.users.c.pubkey == pubkey))
+        statement = _BY_PUBKEY.get(id(self.mapper))
+        if statement is None:  # built once: every authenticated request runs it (issue 10)
+            statement = self._select().where(t.users.c.pubkey == bindparam("pubkey")).limit(1)
+            _BY_PUBKEY[id(self.mapper)] = statement
+        row = (await self.conn.execute(statement, {"pubkey": pubkey})).mappings().first()
+        return None if row is None else self.mapper.from_row(row)
 
     async def get_by_email_hash(self, digest: bytes) -> User | None:
         return await self._one(
