@@ -53,7 +53,9 @@ class _Part(Generic[R]):
         """The record, or None when the outer join found no row."""
         if row[self.id_at] is None:
             return None
-        return self.mapper.from_values(dict(zip(self.names, row[self.start : self.end])))
+        return self.mapper.from_values(
+            dict(zip(self.names, row[self.start : self.end], strict=True))
+        )
 
 
 @attrs.frozen
