@@ -93,11 +93,17 @@ class Origin:
 
 @attrs.frozen
 class UTag:
-    """A parsed `u` tag: its origin (None for a bare path), raw path and raw query string."""
+    """A parsed `u` tag: the absolute URL it was (None for a bare path), raw path and query."""
 
-    origin: Origin | None
+    url: str | None
     path: str
     query: str
+
+    @property
+    def origin(self) -> Origin | None:
+        """The URL's origin (None for a bare path); only worked out where a public URL is
+        configured to compare it with."""
+        return None if self.url is None else Origin.of(self.url)
 
 
 @attrs.frozen
@@ -227,7 +233,7 @@ def parse_u_tag(value: str) -> UTag | None:
         return None
     if not parts.netloc:
         return None
-    return UTag(Origin.of(value), parts.path or "/", parts.query)
+    return UTag(value, parts.path or "/", parts.query)
 
 
 def uri_path(value: str) -> str | None:
