@@ -292,20 +292,17 @@ def _parse_event(raw: bytes) -> NostrEvent | None:
     if not isinstance(obj, dict):
         return None
     try:
-        event = NostrEvent(
-            id=_hex(obj["id"], _HEX64),
-            pubkey=_hex(obj["pubkey"], _HEX64),
-            created_at=_uint(obj["created_at"], 2**64 - 1),
-            kind=_uint(obj["kind"], 2**16 - 1),
-            tags=_tags(obj["tags"]),
-            content=_str(obj["content"]),
-            sig=_hex(obj["sig"], _HEX128),
-        )
-        key = PublicKeyXOnly(event.pubkey)  # not a curve point → not a valid event (rust-nostr)
-        digest = event.computed_id()  # lone surrogates cannot be hashed → not a valid event
+        event_id, pubkey = _hex(obj["id"], _HEX64), _hex(obj["pubkey"], _HEX64)
+        created_at = _uint(obj["created_at"], 2**64 - 1)
+        kind = _uint(obj["kind"], 2**16 - 1)
+        tags, content = _tags(obj["tags"]), _str(obj["content"])
+        sig = _hex(obj["sig"], _HEX128)
+        key = PublicKeyXOnly(pubkey)  # not a curve point → not a valid event (rust-nostr)
+        # lone surrogates cannot be hashed → not a valid event
+        digest = hashlib.sha256(_canonical(pubkey, created_at, kind, tags, content)).digest()
     except (KeyError, TypeError, ValueError, UnicodeEncodeError):
         return None
-    return attrs.evolve(event, digest=digest, key=key)
+    return NostrEvent(event_id, pubkey, created_at, kind, tags, content, sig, digest, key)
 
 
 def _hex(value: Any, pattern: re.Pattern[str]) -> bytes:
