@@ -236,15 +236,35 @@ class Row:
     goal: str = ""
     ratio: float | None = None
     ok: bool | None = None
+    #: the server process's CPU time (user + system) per answered request, in ms
+    cpu_ms: float | None = None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux `/proc`), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(
-    name: str, base: str, reqs: Callable[[], list[Req]], *, connections: int, duration: float
+    name: str,
+    base: str,
+    reqs: Callable[[], list[Req]],
+    *,
+    connections: int,
+    duration: float,
+    pid: int | None = None,
 ) -> Row:
+    """One run; with the server's `pid`, also its CPU time per request: unlike req/s, that
+    hardly moves with what else the (shared) machine runs."""
     prepared = reqs()
     distinct = len({r.auth for r in prepared}) if prepared[0].auth else 0
+    before = cpu_seconds(pid) if pid is not None else 0.0
     result = run_load(base, prepared, connections=connections, duration=duration)
-    row = Row(name, result, distinct)
+    cpu = None
+    if pid is not None and result.requests:
+        cpu = (cpu_seconds(pid) - before) * 1000 / result.requests
+    row = Row(name, result, distinct, cpu_ms=cpu)
     print(f"  {name:<48} {_figures(row)}  (load {os.getloadavg()[0]:.1f})", flush=True)
     return row
 
@@ -253,7 +273,10 @@ def _figures(row: Row) -> str:
     r = row.result
     wrapped = " (pool wrapped)" if row.pool and r.requests > row.pool else ""
     errors = f" {r.errors} errors" if r.errors else ""
-    return f"{r.rate:9.0f} req/s  p50 {r.p50_ms:7.1f} ms  p99 {r.p99_ms:7.1f} ms{errors}{wrapped}"
+    cpu = f"  cpu {row.cpu_ms:.3f} ms/req" if row.cpu_ms is not None else ""
+    return (
+        f"{r.rate:9.0f} req/s  p50 {r.p50_ms:7.1f} ms  p99 {r.p99_ms:7.1f} ms{cpu}{errors}{wrapped}"
+    )
 
 
 def judged(row: Row, reference: Row, share: float, label: str, p99_limit: float = 50.0) -> Row:
@@ -276,7 +299,7 @@ def backend_runs(
     d, c = args.duration, args.connections
     rows: list[Row] = []
     serve = ["-m", "lnvps.cli", "--config", str(config), "serve"]
-    with process(serve, workdir / "serve.log", base + "/api/v1/image"):
+    with process(serve, workdir / "serve.log", base + "/api/v1/image") as server:
         seeded = asyncio.run(seed(base, config, db_url))
         vm_path = f"/api/v1/vm/{seeded.vm_id}"
         probe_port = free_port()
@@ -289,13 +312,14 @@ def backend_runs(
             db_url,
             str(seeded.user_id),
         ]
-        with process(probe_args, workdir / "probe.log", probe_base + "/"):
+        with process(probe_args, workdir / "probe.log", probe_base + "/") as prober:
             probe = measure(
                 f"probe ({backend}): GET /api/v1/vm/{{id}}",
                 probe_base,
                 lambda: signed_pool(probe_base, "GET", [vm_path], args.pool),
                 connections=c,
                 duration=d,
+                pid=prober.pid,
             )
         rows.append(probe)
         get_vm = measure(
@@ -304,6 +328,7 @@ def backend_runs(
             lambda: signed_pool(base, "GET", [vm_path], args.pool),
             connections=c,
             duration=d,
+            pid=server.pid,
         )
         rows.append(judged(get_vm, probe, 0.60, "probe"))
         reused = measure(
@@ -312,6 +337,7 @@ def backend_runs(
             lambda: signed_pool(base, "GET", [vm_path + "/renew?method=lightning"], args.pool),
             connections=c,
             duration=d,
+            pid=server.pid,
         )
         rows.append(judged(reused, probe, 0.40, "probe"))
         paths = seeded.new_invoice_paths
@@ -321,6 +347,7 @@ def backend_runs(
             lambda: signed_pool(base, "GET", paths, len(paths)),
             connections=c,
             duration=d,
+            pid=server.pid,
         )
         rows.append(judged(fresh, probe, 0.20, "probe"))
         ssh = measure(
@@ -329,12 +356,18 @@ def backend_runs(
             lambda: ssh_key_pool(base, args.pool),
             connections=c,
             duration=d,
+            pid=server.pid,
         )
         rows.append(judged(ssh, probe, 0.25, "probe"))
         for path in ("/api/v1/vm/templates", "/api/v1/image"):
             plain = [Req("GET", path)]
             row = measure(
-                f"lnvps ({backend}): GET {path}", base, plain.copy, connections=c, duration=d
+                f"lnvps ({backend}): GET {path}",
+                base,
+                plain.copy,
+                connections=c,
+                duration=d,
+                pid=server.pid,
             )
             rows.append(judged(row, bare, 0.60, "bare"))
         crowd = measure(
@@ -343,6 +376,7 @@ def backend_runs(
             lambda: signed_pool(base, "GET", [vm_path], args.pool),
             connections=200,
             duration=args.crowd_duration,
+            pid=server.pid,
         )
         crowd_ok = crowd.result.errors == 0 and crowd.result.p99_ms < 1000
         rows.append(attrs.evolve(crowd, goal="all answered, p99 < 1 s", ok=crowd_ok))
@@ -375,13 +409,16 @@ async def _admin_sql(url: str, sql: str) -> None:
 
 def report(rows: Sequence[Row]) -> bool:
     print()
-    print(f"{'request':<58} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>7}  goal")
+    print(
+        f"{'request':<58} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms':>7} {'ratio':>7}  goal"
+    )
     for row in rows:
         r = row.result
         ratio = f"{row.ratio:7.1%}" if row.ratio is not None else " " * 7
+        cpu = f"{row.cpu_ms:7.3f}" if row.cpu_ms is not None else " " * 7
         mark = "" if row.ok is None else (" OK" if row.ok else " MISSED")
         print(
-            f"{row.name:<58} {r.rate:8.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {ratio}  "
+            f"{row.name:<58} {r.rate:8.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {cpu} {ratio}  "
             f"{row.goal}{mark}"
         )
     judged_rows = [r for r in rows if r.ok is not None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -143,6 +144,15 @@ def webhook_secrets(settings: Settings) -> WebhookSecrets:
     return WebhookSecrets(secrets, tolerances)
 
 
+def freeze_startup_objects() -> None:
+    """Move what start-up built (modules, tables, compiled statements, routes: ~190 000
+    objects) out of the cyclic collector's reach, as `gc.freeze` documents for servers: every
+    full collection would walk them all again; this was a seventh of a read request's CPU
+    (issue 10). Start-up garbage is collected first so that none of it is kept forever."""
+    gc.collect()
+    gc.freeze()
+
+
 async def _start(app: web.Application, listen: str) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -204,6 +214,7 @@ async def serve(
             )
             runners.append(await _start(admin, settings.admin_listen))
             log.info("lnvps admin API listening on http://%s", settings.admin_listen)
+        freeze_startup_objects()
         # the worker starts once both ports are ours: a busy port stops nothing half-begun
         tasks = [asyncio.create_task(c) for c in _background(container, settings, stop, mode)]
         host, port = parse_listen(settings.listen)

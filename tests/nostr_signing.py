@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 from coincurve import PrivateKey, PublicKeyXOnly
 
-from adapters.http.nip98 import verify_nip98_event
+from adapters.http.nip98 import Nip98Request, verify_nip98_event
 
 HTTP_AUTH_KIND = 27235
 
@@ -107,4 +107,4 @@ def verify_nip98(
     header: str | None, method: str, target: str, now: datetime, body: bytes | None, **options: Any
 ) -> bytes:
     """`verify_nip98_event`, returning just the signer's x-only key."""
-    return verify_nip98_event(header, method, target, now, body, **options).pubkey
+    return verify_nip98_event(header, Nip98Request(method, target, now, body, **options)).pubkey

@@ -18,13 +18,26 @@ class OffsetClock:
 
     def __init__(self, offset_file: Path) -> None:
         self._path = offset_file
+        self._seen: tuple[int, int, int] | None = None  # the file's (inode, mtime, size)
+        self._offset = timedelta(0)
 
     def offset(self) -> timedelta:
+        """The file's offset, read again only when the file changed (a `stat` per reading
+        instead of an open and a parse: every request reads the clock, issue 10)."""
         try:
-            data = json.loads(self._path.read_text())
+            found = os.stat(self._path)
         except FileNotFoundError:
+            self._seen = None
             return timedelta(0)
-        return timedelta(seconds=int(data["offset_seconds"]))
+        seen = (found.st_ino, found.st_mtime_ns, found.st_size)
+        if seen != self._seen:
+            try:
+                data = json.loads(self._path.read_text())
+            except FileNotFoundError:
+                return timedelta(0)
+            self._offset = timedelta(seconds=int(data["offset_seconds"]))
+            self._seen = seen
+        return self._offset
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self.offset()

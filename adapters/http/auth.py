@@ -12,6 +12,7 @@ from aiohttp import hdrs, web
 from adapters.http.nip98 import (
     DEFAULT_MAX_SKEW,
     Nip98Error,
+    Nip98Request,
     NostrEvent,
     Origin,
     verify_nip98_event,
@@ -148,15 +149,10 @@ async def verify_request(request: web.Request) -> tuple[bytes, datetime]:
     header = request.headers.get(hdrs.AUTHORIZATION)
     # the body is only worth reading (up to client_max_size) once the scheme is right
     body = await request.read() if header is not None and header.startswith("Nostr ") else None
-    event = verify_nip98_event(
-        header,
-        request.method,
-        request.rel_url.raw_path_qs,
-        now,
-        body,
-        auth.max_skew,
-        origin=auth.origin,
+    checked = Nip98Request(
+        request.method, request.rel_url.raw_path_qs, now, body, auth.max_skew, auth.origin
     )
+    event = verify_nip98_event(header, checked)
     await auth.check_replay(event, request.method, now)
     return event.pubkey, now
 
@@ -169,9 +165,8 @@ async def authenticate_query(request: web.Request, path: str, param: str = "auth
     """
     auth = request.config_dict[AUTHENTICATOR]
     now = auth.clock.now()
-    pubkey = verify_nip98_token(
-        request.query.get(param), "GET", path, now, None, auth.max_skew, origin=auth.origin
-    )
+    checked = Nip98Request("GET", path, now, None, auth.max_skew, auth.origin)
+    pubkey = verify_nip98_token(request.query.get(param), checked)
     return await auth.upsert(pubkey, now)
 
 

@@ -48,6 +48,10 @@ class NostrEvent:
     tags: tuple[tuple[str, ...], ...]
     content: str
     sig: bytes
+    #: the NIP-01 id computed from the fields and the parsed key, when `decode_event` made
+    #: the event (both are needed to decode it; kept so the signature check does not redo them)
+    digest: bytes | None = attrs.field(default=None, eq=False, repr=False)
+    key: PublicKeyXOnly | None = attrs.field(default=None, eq=False, repr=False)
 
     def tag_value(self, name: str) -> str | None:
         """Value of the first tag `[name, value, ...]`; a bare `[name]` tag is skipped.
@@ -89,54 +93,57 @@ class Origin:
 
 @attrs.frozen
 class UTag:
-    """A parsed `u` tag: its origin (None for a bare path), raw path and raw query string."""
+    """A parsed `u` tag: the absolute URL it was (None for a bare path), raw path and query."""
 
-    origin: Origin | None
+    url: str | None
     path: str
     query: str
 
+    @property
+    def origin(self) -> Origin | None:
+        """The URL's origin (None for a bare path); only worked out where a public URL is
+        configured to compare it with."""
+        return None if self.url is None else Origin.of(self.url)
 
-def verify_nip98_event(
-    header_value: str | None,
-    method: str,
-    target: str,
-    now: datetime,
-    body: bytes | None,
-    max_skew: int = DEFAULT_MAX_SKEW,
-    *,
-    origin: Origin | None = None,
-) -> NostrEvent:
+
+@attrs.frozen
+class Nip98Request:
+    """What an event is checked against: the request's method and raw target (path and, when
+    there is one, `?query`, still percent-encoded), the time it is judged at, its raw body
+    (None when there was none) for the optional `payload` tag, the allowed clock skew and,
+    with `origin` (the configured public URL), the scheme, host and port its `u` tag must name.
+    """
+
+    method: str
+    target: str
+    now: datetime
+    body: bytes | None = None
+    max_skew: int = DEFAULT_MAX_SKEW
+    origin: Origin | None = None
+
+
+def verify_nip98_event(header_value: str | None, request: Nip98Request) -> NostrEvent:
     """Check an `Authorization` header against the request; return the verified event.
 
-    `target` is the raw (still percent-encoded) request target: path and, when there is one,
-    `?query`. D26: the `u` tag must name the same path and query (and, with `origin` — the
-    configured public URL — the same scheme, host and port). `body` is the raw request body
-    (None when there was none) for the optional `payload` tag. Missing or malformed headers
-    are 401 (D26), with the reference's texts.
+    D26: the `u` tag must name the same path and query as `request.target` (and the same
+    origin when one is configured). Missing or malformed headers are 401 (D26), with the
+    reference's texts.
     """
     if header_value is None or not header_value.isascii():
         raise Nip98Error("Auth header not found", text="Auth header not found")
     if not header_value.startswith("Nostr "):
         raise Nip98Error("Auth scheme must be Nostr", text="Auth scheme must be Nostr")
     event = decode_event(header_value[6:])
-    check_event(event, method, target, now, body, max_skew, origin=origin)
+    check_event(event, request)
     return event
 
 
-def verify_nip98_token(
-    token: str | None,
-    method: str,
-    path: str,
-    now: datetime,
-    body: bytes | None = None,
-    max_skew: int = DEFAULT_MAX_SKEW,
-    *,
-    origin: Origin | None = None,
-) -> bytes:
+def verify_nip98_token(token: str | None, request: Nip98Request) -> bytes:
     """The `?auth=<base64 event>` variant (§4.1), with the reference's two refusal texts.
 
     The event sits in the query it would have to sign, so its `u` tag is checked against the
-    server-built `path` with no query (what the LNVPS web client signed for these links).
+    server-built path in `request.target`, with no query (what the LNVPS web client signed
+    for these links).
     """
     if token is None:
         raise Nip98Error("Missing auth param", text="Missing or invalid auth param")
@@ -145,7 +152,7 @@ def verify_nip98_token(
     except Nip98Error as exc:
         raise Nip98Error(exc.reason, text="Missing or invalid auth param") from exc
     try:
-        check_event(event, method, path, now, body, max_skew, origin=origin)
+        check_event(event, request)
     except Nip98Error as exc:
         raise Nip98Error(exc.reason, text="Invalid auth event") from exc
     return event.pubkey
@@ -162,20 +169,11 @@ def decode_event(encoded: str) -> NostrEvent:
     return event
 
 
-def check_event(
-    event: NostrEvent,
-    method: str,
-    target: str,
-    now: datetime,
-    body: bytes | None,
-    max_skew: int = DEFAULT_MAX_SKEW,
-    *,
-    origin: Origin | None = None,
-) -> bytes:
+def check_event(event: NostrEvent, request: Nip98Request) -> bytes:
     """The §4.1 checks in the reference's order, the `u` tag bound per D26; first failure raised."""
     if event.kind != HTTP_AUTH_KIND:
         raise Nip98Error("Wrong event kind")
-    if abs(event.created_at - int(now.timestamp())) > max_skew:
+    if abs(event.created_at - int(request.now.timestamp())) > request.max_skew:
         raise Nip98Error("Created timestamp is out of range")
     url = event.tag_value("u")
     if url is None:
@@ -183,15 +181,15 @@ def check_event(
     tag = parse_u_tag(url)
     if tag is None:
         raise Nip98Error("Invalid U tag")
-    _check_target(tag, target, origin)
+    _check_target(tag, request.target, request.origin)
     tag_method = event.tag_value("method")
     if tag_method is None:
         raise Nip98Error("Missing method tag")
-    if tag_method != method:
+    if tag_method != request.method:
         raise Nip98Error("Method tag incorrect")
     if not _signature_ok(event):
         raise Nip98Error("Event signature invalid")
-    _check_payload(event, body)
+    _check_payload(event, request.body)
     return event.pubkey
 
 
@@ -235,7 +233,7 @@ def parse_u_tag(value: str) -> UTag | None:
         return None
     if not parts.netloc:
         return None
-    return UTag(Origin.of(value), parts.path or "/", parts.query)
+    return UTag(value, parts.path or "/", parts.query)
 
 
 def uri_path(value: str) -> str | None:
@@ -261,10 +259,12 @@ def _check_payload(event: NostrEvent, body: bytes | None) -> None:
 
 
 def _signature_ok(event: NostrEvent) -> bool:
-    if event.computed_id() != event.id:
+    digest = event.computed_id() if event.digest is None else event.digest
+    if digest != event.id:
         return False
     try:
-        return bool(PublicKeyXOnly(event.pubkey).verify(event.sig, event.id))
+        key = PublicKeyXOnly(event.pubkey) if event.key is None else event.key
+        return bool(key.verify(event.sig, event.id))
     except (ValueError, TypeError):
         return False
 
@@ -292,20 +292,17 @@ def _parse_event(raw: bytes) -> NostrEvent | None:
     if not isinstance(obj, dict):
         return None
     try:
-        event = NostrEvent(
-            id=_hex(obj["id"], _HEX64),
-            pubkey=_hex(obj["pubkey"], _HEX64),
-            created_at=_uint(obj["created_at"], 2**64 - 1),
-            kind=_uint(obj["kind"], 2**16 - 1),
-            tags=_tags(obj["tags"]),
-            content=_str(obj["content"]),
-            sig=_hex(obj["sig"], _HEX128),
-        )
-        PublicKeyXOnly(event.pubkey)  # not a curve point → not a valid event (rust-nostr)
-        event.computed_id()  # lone surrogates cannot be hashed → not a valid event
+        event_id, pubkey = _hex(obj["id"], _HEX64), _hex(obj["pubkey"], _HEX64)
+        created_at = _uint(obj["created_at"], 2**64 - 1)
+        kind = _uint(obj["kind"], 2**16 - 1)
+        tags, content = _tags(obj["tags"]), _str(obj["content"])
+        sig = _hex(obj["sig"], _HEX128)
+        key = PublicKeyXOnly(pubkey)  # not a curve point → not a valid event (rust-nostr)
+        # lone surrogates cannot be hashed → not a valid event
+        digest = hashlib.sha256(_canonical(pubkey, created_at, kind, tags, content)).digest()
     except (KeyError, TypeError, ValueError, UnicodeEncodeError):
         return None
-    return event
+    return NostrEvent(event_id, pubkey, created_at, kind, tags, content, sig, digest, key)
 
 
 def _hex(value: Any, pattern: re.Pattern[str]) -> bytes:

@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, insert, or_, select, update
 
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, evolve
@@ -56,8 +56,14 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         return await self._one(self.mapper, query)
 
     async def get_by_line_item(self, line_item_id: int) -> Subscription | None:
-        owner = select(_li.subscription_id).where(_li.id == line_item_id).scalar_subquery()
-        return await self._one(self.mapper, self._select().where(_sub.id == owner))
+        def build() -> Select[Any]:
+            owner = select(_li.subscription_id).where(_li.id == bindparam("line_item_id"))
+            return self._select().where(_sub.id == owner.scalar_subquery()).limit(1)
+
+        statement = self._prepared("by_line_item", self.mapper, build)
+        result = await self.conn.execute(statement, {"line_item_id": line_item_id})
+        row = result.mappings().first()
+        return None if row is None else self.mapper.from_row(row)
 
     async def ids_with_pending_on(
         self, now: datetime, types: Collection[SubscriptionPaymentType], on: PricedBy
@@ -133,7 +139,17 @@ async def _delete_subscription(conn: Any, subscription_id: int) -> bool:
 
 class SqlLineItems(SqlRecords[LineItem]):
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
-        return await self._where(_li.subscription_id == subscription_id)
+        statement = self._prepared(
+            "by_subscription",
+            self.mapper,
+            lambda: (
+                self._select()
+                .where(_li.subscription_id == bindparam("subscription_id"))
+                .order_by(_li.id)
+            ),
+        )
+        rows = await self.conn.execute(statement, {"subscription_id": subscription_id})
+        return [self.mapper.from_row(row) for row in rows.mappings()]
 
     async def list_by_subscriptions(
         self, subscription_ids: Collection[int]
@@ -195,7 +211,15 @@ class SqlPayments(SqlRepo):
     async def list_pending_for_subscription(
         self, subscription_id: int, now: datetime
     ) -> list[SubscriptionPayment]:
-        return await self._all(self.mapper, self._pending(subscription_id, now))
+        # the renewal's reuse lookup (D10), on every renew request
+        statement = self._prepared(
+            "pending",
+            self.mapper,
+            lambda: self._pending(bindparam("subscription_id"), bindparam("now")),
+        )
+        params = {"subscription_id": subscription_id, "now": now}
+        rows = await self.conn.execute(statement, params)
+        return [self.mapper.from_row(row) for row in rows.mappings()]
 
     async def mark_paid(self, payment_id: bytes, now: datetime) -> bool:
         query = (
@@ -249,7 +273,7 @@ class SqlPayments(SqlRepo):
     def _select(self) -> Select[Any]:
         return select(*self.mapper.columns)
 
-    def _pending(self, subscription_id: int, now: datetime) -> Select[Any]:
+    def _pending(self, subscription_id: Any, now: Any) -> Select[Any]:
         return (
             self._select()
             .where(_pay.subscription_id == subscription_id, _pay.is_paid == False)  # noqa: E712

@@ -52,7 +52,10 @@ class Mapper(Generic[R]):
         return {c.name: values[c.name] for c in self.columns if c.name not in skip}
 
     def from_row(self, row: Mapping[str, Any]) -> R:
-        values = {c.name: row[c.name] for c in self.columns}
+        return self.from_values({c.name: row[c.name] for c in self.columns})
+
+    def from_values(self, values: dict[str, Any]) -> R:
+        """The record of one row's values by column name (`values` is consumed)."""
         for name in self.encrypted:
             values[name] = self.open(values[name])
         if self.nested_limits:

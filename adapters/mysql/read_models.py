@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
 
 import attrs
-from sqlalchemy import Column, ColumnElement, Label, Select, and_, func, select
+from sqlalchemy import Column, ColumnElement, Label, Select, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.mysql import tables as t
@@ -33,23 +33,29 @@ Connect = Callable[[], AsyncConnection]
 
 
 class _Part(Generic[R]):
-    """One table's columns in the joined select, labelled `<table>__<column>`, and back."""
+    """One table's columns in the joined select, labelled `<table>__<column>`, read back by
+    position (`at` is where its columns start in the row)."""
 
-    def __init__(self, mapper: Mapper[R]) -> None:
+    def __init__(self, mapper: Mapper[R], at: int) -> None:
         self.mapper = mapper
         prefix = f"{mapper.table.name}__"
-        self.labels = [(c.name, f"{prefix}{c.name}") for c in mapper.columns]
-        self.id_label = f"{prefix}id"
+        self.names = tuple(c.name for c in mapper.columns)
+        self.labels = [(name, f"{prefix}{name}") for name in self.names]
+        self.start = at
+        self.end = at + len(self.names)
+        self.id_at = at + self.names.index("id")
 
     def columns(self) -> list[Label[Any]]:
         table = self.mapper.table
         return [table.c[name].label(label) for name, label in self.labels]
 
-    def read(self, row: Mapping[str, Any]) -> R | None:
+    def read(self, row: Sequence[Any]) -> R | None:
         """The record, or None when the outer join found no row."""
-        if row[self.id_label] is None:
+        if row[self.id_at] is None:
             return None
-        return self.mapper.from_row({name: row[label] for name, label in self.labels})
+        return self.mapper.from_values(
+            dict(zip(self.names, row[self.start : self.end], strict=True))
+        )
 
 
 @attrs.frozen
@@ -77,39 +83,58 @@ class VmReadPlan:
     def __init__(self, mappers: VmReadMappers) -> None:
         self.mappers = mappers
         mp = mappers
-        self.vm = _Part(mp.vm)
-        self._sub = _Part(mp.subscription)
-        self._image = _Part(mp.image)
-        self._region = _Part(mp.region)
-        self._template = _Part(mp.template)
-        self._cost_plan = _Part(mp.cost_plan)
-        self._custom = _Part(mp.custom_template)
-        self._pricing = _Part(mp.custom_pricing)
-        self.ip = _Part(mp.ip_assignment)
-        self.ip_range = _Part(mp.ip_range)
-        self._parts: Sequence[_Part[Any]] = (
-            self.vm,
-            self._sub,
-            self._image,
-            self._region,
-            self._template,
-            self._cost_plan,
-            self._custom,
-            self._pricing,
-            self.ip,
-            self.ip_range,
-        )
-        self.select = self._select()
+        parts: list[_Part[Any]] = []
 
-    def records(self, row: Mapping[str, Any]) -> VmRecords:
+        def part(mapper: Mapper[R]) -> _Part[R]:
+            made = _Part(mapper, parts[-1].end if parts else 0)
+            parts.append(made)
+            return made
+
+        self.vm = part(mp.vm)
+        self._sub = part(mp.subscription)
+        self._image = part(mp.image)
+        self._region = part(mp.region)
+        self._template = part(mp.template)
+        self._cost_plan = part(mp.cost_plan)
+        self._custom = part(mp.custom_template)
+        self._pricing = part(mp.custom_pricing)
+        self.ip = part(mp.ip_assignment)
+        self.ip_range = part(mp.ip_range)
+        self._parts: Sequence[_Part[Any]] = tuple(parts)
+        self._key_at = parts[-1].end  # the SSH key's id, name, created follow the parts
+        self.select = self._select()
+        self._shapes: dict[tuple[bool, int, bool], Select[Any]] = {}
+
+    def statement(self, *, by_user: bool, ids: int, deleted: bool) -> Select[Any]:
+        """The joined select for one shape of filter, built once with bound parameters so that
+        a call costs no statement building and no cache-key walk (issue 10): `by_user` adds
+        `vm.user_id = :user_id`; `ids` 1 adds `vm.id = :vm_id`, 2 `vm.id IN :vm_ids`
+        (expanding), 0 nothing; without `deleted` only rows not deleted."""
+        key = (by_user, ids, deleted)
+        found = self._shapes.get(key)
+        if found is not None:
+            return found
+        vm = t.vm.c
+        where: list[ColumnElement[bool]] = []
+        if by_user:
+            where.append(vm.user_id == bindparam("user_id"))
+        if ids == 1:
+            where.append(vm.id == bindparam("vm_id"))
+        elif ids:
+            where.append(vm.id.in_(bindparam("vm_ids", expanding=True)))
+        if not deleted:
+            where.append(vm.deleted == False)  # noqa: E712
+        built = self._shapes[key] = self.select.where(*where)
+        return built
+
+    def records(self, row: Sequence[Any]) -> VmRecords:
         """A VM's records from its first row (addresses and disks left empty)."""
         vm = self.vm.read(row)
         assert vm is not None
         key = None
-        if row[_KEY_LABELS[0]] is not None:
-            key = SshKeyLabel(
-                id=row[_KEY_LABELS[0]], name=row[_KEY_LABELS[1]], created=row[_KEY_LABELS[2]]
-            )
+        at = self._key_at
+        if row[at] is not None:
+            key = SshKeyLabel(id=row[at], name=row[at + 1], created=row[at + 2])
         common: dict[str, Any] = {
             "vm": vm,
             "subscription": self._sub.read(row),
@@ -169,19 +194,23 @@ class SqlVmReads:
         user_id, vm_ids, deleted = which.user_id, which.vm_ids, which.deleted
         if vm_ids is not None and not vm_ids:
             return []
-        vm = t.vm.c
-        where: list[ColumnElement[bool]] = []
-        if user_id is not None:
-            where.append(vm.user_id == user_id)
-        if vm_ids is not None:
-            where.append(vm.id.in_(sorted(set(vm_ids))))
-        if not deleted:
-            where.append(vm.deleted == False)  # noqa: E712
         plan = self._plan
-        rows = (await self._connection().execute(plan.select.where(*where))).mappings().all()
+        params: dict[str, Any] = {}
+        if user_id is not None:
+            params["user_id"] = user_id
+        ids = 0
+        if vm_ids is not None:
+            wanted = sorted(set(vm_ids))
+            ids = 1 if len(wanted) == 1 else 2
+            if ids == 1:
+                params["vm_id"] = wanted[0]
+            else:
+                params["vm_ids"] = wanted
+        query = plan.statement(by_user=user_id is not None, ids=ids, deleted=deleted)
+        rows = (await self._connection().execute(query, params)).all()
         found: dict[int, tuple[VmRecords, list[tuple[IpAssignment, IpRange | None]]]] = {}
         for row in rows:
-            vm_id = row[plan.vm.id_label]
+            vm_id = row[plan.vm.id_at]
             if vm_id not in found:
                 found[vm_id] = (plan.records(row), [])
             assignment = plan.ip.read(row)

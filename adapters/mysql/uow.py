@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Self
 
 from sqlalchemy import Table
@@ -119,47 +120,160 @@ class Mappers:
 
 
 class SqlUnitOfWork(ClosesOnExit):
-    """Checks out a pooled connection on enter, begins a transaction, rolls back on exit."""
+    """Checks out a pooled connection on enter (the transaction begins with the first statement);
+    what was not committed is rolled back on exit."""
 
     def __init__(self, engine: AsyncEngine, mappers: Mappers) -> None:
         self._engine = engine
         self._conn: AsyncConnection | None = None
-        c, mp = self._connection, mappers
-        self.users = SqlUsers(c, mp.user)
-        self.ssh_keys = SqlSshKeys(c, mp.ssh_key)
-        self.companies = SqlCompanies(c, mp.company)
-        self.roles = SqlRoles(c, mp.role, mp.permission, mp.assignment)
-        self.regions = SqlRegions(c, mp.region)
-        self.hosts = SqlHosts(c, mp.host)
-        self.host_disks = SqlHostDisks(c, mp.host_disk)
-        self.images = SqlImages(c, mp.image)
-        self.ip_ranges = SqlIpRanges(c, mp.ip_range)
-        self.ip_assignments = SqlIpAssignments(c, mp.ip_assignment)
-        self.cost_plans = SqlCostPlans(c, mp.cost_plan)
-        self.templates = SqlTemplates(c, mp.template)
-        self.custom_pricing = SqlCustomPricings(c, mp.custom_pricing, mp.custom_pricing_disk)
-        self.custom_templates = SqlCustomTemplates(c, mp.custom_template)
-        self.vms = SqlVms(c, mp.vm)
-        self.vm_history = SqlVmHistories(c, mp.vm_history)
-        self.subscriptions = SqlSubscriptions(c, mp.subscription, mp.line_item)
-        self.line_items = SqlLineItems(c, mp.line_item)
-        self.payments = SqlPayments(c, mp.payment)
-        self.legacy_payments = SqlLegacyPayments(c, mp.legacy_payment)
-        self.ip_spaces = SqlIpSpaces(c, mp.ip_space)
-        self.ip_space_pricing = SqlIpSpacePrices(c, mp.ip_space_pricing)
-        self.ip_range_subscriptions = SqlIpRangeSubscriptions(c, mp.ip_range_subscription)
-        self.payment_methods = SqlPaymentMethods(c, mp.payment_method)
-        self.lifecycle_marks = SqlLifecycleMarks(c)
-        self.idempotency_keys = SqlIdempotencyKeys(c)
-        self.worker_leases = SqlWorkerLeases(c)
-        self.worker_cursors = SqlWorkerCursors(c)
-        self.admin_audit = SqlAdminAudits(c, mp.admin_audit)
-        self.vm_reads = SqlVmReads(c, mp.vm_reads)
-        self.lookups = SqlReadLookups(c, mp.user)
+        self._mappers = mappers
 
-        self.invoices = SqlInvoices(c, mp.invoice, mp.credit_note)
+    # each repository is made on first use: a request touches two or three of them (issue 10)
 
-        self.credit_ledger = SqlCreditLedger(c, mp.credit_entry)
+    @cached_property
+    def users(self) -> SqlUsers:
+        return SqlUsers(self._connection, self._mappers.user)
+
+    @cached_property
+    def ssh_keys(self) -> SqlSshKeys:
+        return SqlSshKeys(self._connection, self._mappers.ssh_key)
+
+    @cached_property
+    def companies(self) -> SqlCompanies:
+        return SqlCompanies(self._connection, self._mappers.company)
+
+    @cached_property
+    def roles(self) -> SqlRoles:
+        return SqlRoles(
+            self._connection,
+            self._mappers.role,
+            self._mappers.permission,
+            self._mappers.assignment,
+        )
+
+    @cached_property
+    def regions(self) -> SqlRegions:
+        return SqlRegions(self._connection, self._mappers.region)
+
+    @cached_property
+    def hosts(self) -> SqlHosts:
+        return SqlHosts(self._connection, self._mappers.host)
+
+    @cached_property
+    def host_disks(self) -> SqlHostDisks:
+        return SqlHostDisks(self._connection, self._mappers.host_disk)
+
+    @cached_property
+    def images(self) -> SqlImages:
+        return SqlImages(self._connection, self._mappers.image)
+
+    @cached_property
+    def ip_ranges(self) -> SqlIpRanges:
+        return SqlIpRanges(self._connection, self._mappers.ip_range)
+
+    @cached_property
+    def ip_assignments(self) -> SqlIpAssignments:
+        return SqlIpAssignments(self._connection, self._mappers.ip_assignment)
+
+    @cached_property
+    def cost_plans(self) -> SqlCostPlans:
+        return SqlCostPlans(self._connection, self._mappers.cost_plan)
+
+    @cached_property
+    def templates(self) -> SqlTemplates:
+        return SqlTemplates(self._connection, self._mappers.template)
+
+    @cached_property
+    def custom_pricing(self) -> SqlCustomPricings:
+        return SqlCustomPricings(
+            self._connection,
+            self._mappers.custom_pricing,
+            self._mappers.custom_pricing_disk,
+        )
+
+    @cached_property
+    def custom_templates(self) -> SqlCustomTemplates:
+        return SqlCustomTemplates(self._connection, self._mappers.custom_template)
+
+    @cached_property
+    def vms(self) -> SqlVms:
+        return SqlVms(self._connection, self._mappers.vm)
+
+    @cached_property
+    def vm_history(self) -> SqlVmHistories:
+        return SqlVmHistories(self._connection, self._mappers.vm_history)
+
+    @cached_property
+    def subscriptions(self) -> SqlSubscriptions:
+        return SqlSubscriptions(
+            self._connection,
+            self._mappers.subscription,
+            self._mappers.line_item,
+        )
+
+    @cached_property
+    def line_items(self) -> SqlLineItems:
+        return SqlLineItems(self._connection, self._mappers.line_item)
+
+    @cached_property
+    def payments(self) -> SqlPayments:
+        return SqlPayments(self._connection, self._mappers.payment)
+
+    @cached_property
+    def legacy_payments(self) -> SqlLegacyPayments:
+        return SqlLegacyPayments(self._connection, self._mappers.legacy_payment)
+
+    @cached_property
+    def ip_spaces(self) -> SqlIpSpaces:
+        return SqlIpSpaces(self._connection, self._mappers.ip_space)
+
+    @cached_property
+    def ip_space_pricing(self) -> SqlIpSpacePrices:
+        return SqlIpSpacePrices(self._connection, self._mappers.ip_space_pricing)
+
+    @cached_property
+    def ip_range_subscriptions(self) -> SqlIpRangeSubscriptions:
+        return SqlIpRangeSubscriptions(self._connection, self._mappers.ip_range_subscription)
+
+    @cached_property
+    def payment_methods(self) -> SqlPaymentMethods:
+        return SqlPaymentMethods(self._connection, self._mappers.payment_method)
+
+    @cached_property
+    def lifecycle_marks(self) -> SqlLifecycleMarks:
+        return SqlLifecycleMarks(self._connection)
+
+    @cached_property
+    def idempotency_keys(self) -> SqlIdempotencyKeys:
+        return SqlIdempotencyKeys(self._connection)
+
+    @cached_property
+    def worker_leases(self) -> SqlWorkerLeases:
+        return SqlWorkerLeases(self._connection)
+
+    @cached_property
+    def worker_cursors(self) -> SqlWorkerCursors:
+        return SqlWorkerCursors(self._connection)
+
+    @cached_property
+    def admin_audit(self) -> SqlAdminAudits:
+        return SqlAdminAudits(self._connection, self._mappers.admin_audit)
+
+    @cached_property
+    def vm_reads(self) -> SqlVmReads:
+        return SqlVmReads(self._connection, self._mappers.vm_reads)
+
+    @cached_property
+    def lookups(self) -> SqlReadLookups:
+        return SqlReadLookups(self._connection, self._mappers.user)
+
+    @cached_property
+    def invoices(self) -> SqlInvoices:
+        return SqlInvoices(self._connection, self._mappers.invoice, self._mappers.credit_note)
+
+    @cached_property
+    def credit_ledger(self) -> SqlCreditLedger:
+        return SqlCreditLedger(self._connection, self._mappers.credit_entry)
 
     def _connection(self) -> AsyncConnection:
         if self._conn is None:
@@ -167,18 +281,15 @@ class SqlUnitOfWork(ClosesOnExit):
         return self._conn
 
     async def __aenter__(self) -> Self:
+        # the transaction begins with the first statement (SQLAlchemy's autobegin, as an
+        # explicit `begin()` would: neither driver is sent a BEGIN): one loop hop less
         self._conn = await self._engine.connect()
-        await self._conn.begin()
         return self
 
     async def aclose(self) -> None:
         """Leave the unit of work (`async with` exit): roll back what was not committed."""
         conn, self._conn = self._connection(), None
-        try:
-            if conn.in_transaction():
-                await conn.rollback()
-        finally:
-            await conn.close()
+        await conn.close()  # rolls back what was not committed, in the same hop
 
     async def commit(self) -> None:
         await self._connection().commit()

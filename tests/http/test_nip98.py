@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from adapters.http.nip98 import Nip98Error, decode_event, uri_path, verify_nip98_token
+from adapters.http.nip98 import (
+    Nip98Error,
+    Nip98Request,
+    decode_event,
+    uri_path,
+    verify_nip98_token,
+)
 from tests.nostr_signing import NostrKey, auth_header, encode_event, nip98_event, verify_nip98
 
 NOW = datetime(2026, 6, 17, 10, 0, 0, tzinfo=UTC)
@@ -334,20 +340,20 @@ def test_uri_path_takes_the_path_component_only(url: str, path: str) -> None:
 def test_query_token_variant_accepts_a_valid_event() -> None:
     path = "/api/v1/payment/ab/invoice"
     token = encode_event(nip98_event(KEY, "https://h" + path, "GET", TS))
-    assert verify_nip98_token(token, "GET", path, NOW) == KEY.pubkey
+    assert verify_nip98_token(token, Nip98Request("GET", path, NOW)) == KEY.pubkey
 
 
 def test_query_token_variant_uses_the_reference_texts() -> None:
     path = "/api/v1/payment/ab/invoice"
     with pytest.raises(Nip98Error) as missing:
-        verify_nip98_token(None, "GET", path, NOW)
+        verify_nip98_token(None, Nip98Request("GET", path, NOW))
     assert missing.value.text == "Missing or invalid auth param"
     with pytest.raises(Nip98Error) as garbage:
-        verify_nip98_token("%%", "GET", path, NOW)
+        verify_nip98_token("%%", Nip98Request("GET", path, NOW))
     assert garbage.value.text == "Missing or invalid auth param"
     wrong_path = encode_event(nip98_event(KEY, "/api/v1/payment/cd/invoice", "GET", TS))
     with pytest.raises(Nip98Error) as bad:
-        verify_nip98_token(wrong_path, "GET", path, NOW)
+        verify_nip98_token(wrong_path, Nip98Request("GET", path, NOW))
     assert (bad.value.text, bad.value.reason) == ("Invalid auth event", "U tag does not match")
 
 
