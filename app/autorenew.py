@@ -6,6 +6,7 @@ import logging
 
 import attrs
 
+from app.billing.credit_quote import Settle
 from app.billing.rails import PaymentRails
 from app.billing.renewal import renew
 from domain.enums import PaymentMethod
@@ -60,8 +61,11 @@ class NwcAutoRenewer:
     """Implements the worker's `AutoRenewer` over `renew` and an `NwcWallet`.
 
     The payment is only paid here: the subscription is extended when the node reports the
-    settlement (the settlement listener completes it), never by this class. Built with the
-    ports in this order (attrs drops the leading underscore from the argument names).
+    settlement (the settlement listener completes it), never by this class. With `settle`
+    (the completion use case) the account credit pays first, as for a renewal the user asks
+    for: a balance that covers the interval completes it at once and the wallet is not asked;
+    a part covered leaves the wallet the rest. Built with the ports in this order (attrs drops
+    the leading underscore from the argument names).
     """
 
     _uow_factory: UnitOfWorkFactory
@@ -70,6 +74,7 @@ class NwcAutoRenewer:
     _rates: RateStore
     _tax_rates: TaxRates
     _wallet: NwcWallet
+    _settle: Settle | None = None
 
     async def _nwc_string(self, subscription: Subscription) -> str | None:
         async with self._uow_factory() as uow:
@@ -96,6 +101,7 @@ class NwcAutoRenewer:
                 subscription_id=subscription.id,
                 method=PaymentMethod.LIGHTNING,
                 intervals=1,
+                settle=self._settle,
             )
         except (DomainError, LightningUnavailable) as err:
             log.warning("auto-renewal invoice for subscription %s failed: %s", subscription.id, err)

@@ -47,6 +47,7 @@ from adapters.vmhost.dummy import DummyVmHost
 from adapters.vmhost.proxmox_api import ProxmoxConfig
 from adapters.vmhost.resolver import VmHostClients
 from app.autorenew import NwcAutoRenewer
+from app.billing.credit_settle import completion_settle
 from app.billing.rail_kinds import LightningRail, OrderRail
 from app.billing.rails import PaymentRails
 from app.services import Services
@@ -386,6 +387,7 @@ class Container(containers.DeclarativeContainer):
         rate_store,
         tax_rates,
         nwc_wallet,
+        providers.Factory(completion_settle, uow_factory, clock, rails, queue),
     )
 
     worker_deps = providers.Singleton(

@@ -12,9 +12,12 @@ from adapters.lightning.bolt11 import payment_hash_of
 from adapters.lightning.dev import DevLightningNode
 from adapters.nwc.client import NwcClient
 from app.autorenew import AutoRenewalFailed, NwcAutoRenewer
+from app.billing.credit_balance import adjust_credit
+from app.billing.credit_settle import completion_settle
 from app.billing.rails import PaymentRails
 from app.settlement import reconcile
 from app.worker.jobs import build_handlers
+from domain.account_credit import credit_applied
 from domain.enums import SubscriptionPaymentType
 from domain.model import Subscription, SubscriptionPayment, Vm
 from tests.fakes.fake_nwc_relay import CLIENT_SECRET, FakeRelay, FakeWallet, WalletRefusal
@@ -63,8 +66,15 @@ async def setup() -> AsyncIterator[Setup]:
     wallet = FakeWallet(pay)
     async with FakeRelay(wallet).running() as url:
         shop = world.shop
+        settle = completion_settle(shop.factory, shop.clock, shop.rails, world.queue)
         renewer = NwcAutoRenewer(
-            shop.factory, shop.clock, shop.rails, shop.rates, shop.tax_rates, NwcClient(timeout_s=5)
+            shop.factory,
+            shop.clock,
+            shop.rails,
+            shop.rates,
+            shop.tax_rates,
+            NwcClient(timeout_s=5),
+            settle,
         )
         world.deps = attrs.evolve(world.deps, auto_renewer=renewer)
         world.handlers = build_handlers(world.deps)
@@ -180,6 +190,69 @@ async def test_a_wallet_whose_answer_is_lost_after_paying_is_no_failure_and_exte
     assert setup.wallet.paid == [renewal.external_data]
     assert len(world.notifier.titled(f"[VM{vm.id}] Auto-Renewed")) == 1  # not N3
     assert world.notifier.titled(f"[VM{vm.id}] Expiring Soon") == []
+    assert await setup.settle_and_complete() == 1
+    after = await world.sub(vm)
+    assert after.expires is not None and after.expires > sub.expires
+
+
+async def _give_credit(setup: Setup, user_id: int, currency: str, amount: int) -> None:
+    shop = setup.world.shop
+    await adjust_credit(
+        shop.factory,
+        shop.clock,
+        admin_id=user_id,
+        user_id=user_id,
+        currency=currency,
+        amount=amount,
+        note="test",
+    )
+
+
+async def _balance(setup: Setup, user_id: int, currency: str) -> int:
+    async with setup.world.shop.factory() as uow:
+        return (await uow.credit_ledger.balances(user_id)).get(currency, 0)
+
+
+async def test_credit_that_covers_the_interval_pays_the_auto_renewal_without_the_wallet(
+    setup: Setup,
+) -> None:
+    """As for a renewal the user asks for, the account balance pays first: the wallet is not
+    asked and the subscription is extended once, from credit."""
+    world = setup.world
+    vm = await world.paid_vm()
+    sub = await setup.opt_in(vm, setup.wallet.connection_string(setup.relay_url))
+    assert sub.expires is not None
+    await _give_credit(setup, sub.user_id, sub.currency, 1_000_000)
+    world.at(sub.expires - timedelta(hours=12))
+
+    await world.lifecycle(runs=5, step=timedelta(seconds=30))
+
+    [renewal] = await setup.renewals(vm)
+    assert renewal.is_paid and renewal.amount == 0
+    assert setup.wallet.requests == 0 and setup.wallet.paid == []
+    applied = credit_applied(renewal.metadata or {})
+    assert applied is not None and applied[1] == sub.currency and applied[0] > 0
+    assert await _balance(setup, sub.user_id, sub.currency) == 1_000_000 - applied[0]
+    after = await world.sub(vm)
+    assert after.expires is not None and sub.expires < after.expires <= sub.expires + timedelta(31)
+    assert await setup.settle_and_complete() == 0
+    assert len(await setup.renewals(vm)) == 1
+
+
+async def test_credit_that_covers_part_leaves_the_wallet_the_rest(setup: Setup) -> None:
+    world = setup.world
+    vm = await world.paid_vm()
+    sub = await setup.opt_in(vm, setup.wallet.connection_string(setup.relay_url))
+    assert sub.expires is not None
+    await _give_credit(setup, sub.user_id, sub.currency, 1)
+    world.at(sub.expires - timedelta(hours=12))
+
+    await world.lifecycle(runs=5, step=timedelta(seconds=30))
+
+    [renewal] = await setup.renewals(vm)
+    assert credit_applied(renewal.metadata or {}) == (1, sub.currency)
+    assert setup.wallet.paid == [renewal.external_data] and setup.wallet.requests == 1
+    assert await _balance(setup, sub.user_id, sub.currency) == 0
     assert await setup.settle_and_complete() == 1
     after = await world.sub(vm)
     assert after.expires is not None and after.expires > sub.expires
