@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
@@ -21,9 +22,30 @@ _COLUMNS = (
 )
 
 
+#: where a Unicode TrueType font (DejaVu Sans, Debian's `fonts-dejavu-core`) is looked for
+FONT_DIRS: tuple[Path, ...] = (
+    Path("/usr/share/fonts/truetype/dejavu"),
+    Path("/usr/share/fonts/dejavu"),
+    Path("/usr/local/share/fonts/dejavu"),
+)
+_REGULAR, _BOLD = "DejaVuSans.ttf", "DejaVuSans-Bold.ttf"
+
+
+def unicode_font_dir(dirs: tuple[Path, ...] = FONT_DIRS) -> Path | None:
+    """The first folder holding DejaVu Sans regular and bold, or None."""
+    for folder in dirs:
+        if (folder / _REGULAR).is_file() and (folder / _BOLD).is_file():
+            return folder
+    return None
+
+
 def _latin1(text: str) -> str:
     """The core PDF fonts speak Latin-1: anything else prints as `?` instead of failing."""
     return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 def _day(when: datetime | None) -> str:
@@ -33,20 +55,28 @@ def _day(when: datetime | None) -> str:
 class _Page:
     """A thin writer over one FPDF document: text lines, a party block, table rows."""
 
-    def __init__(self) -> None:
+    def __init__(self, font_dir: Path | None) -> None:
         self.pdf = FPDF(format="A4")
         self.pdf.set_auto_page_break(auto=True, margin=15)
+        self.family = "Helvetica"
+        self.text = _latin1
+        if font_dir is not None:  # names and addresses in any script the font covers
+            self.pdf.add_font("DejaVu", "", str(font_dir / _REGULAR))
+            self.pdf.add_font("DejaVu", "B", str(font_dir / _BOLD))
+            self.family, self.text = "DejaVu", _as_is
         self.pdf.add_page()
         self.pdf.set_title("Invoice")
 
     def font(self, size: float, bold: bool = False) -> None:
-        self.pdf.set_font("Helvetica", "B" if bold else "", size)
+        self.pdf.set_font(self.family, "B" if bold else "", size)
 
     def line(self, text: str, width: float = 0, align: str = "L") -> None:
-        self.pdf.cell(width, _LINE, _latin1(text), align=align, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.pdf.cell(
+            width, _LINE, self.text(text), align=align, new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        )
 
     def wrapped(self, text: str) -> None:
-        self.pdf.multi_cell(0, _LINE, _latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.pdf.multi_cell(0, _LINE, self.text(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def party(self, title: str, party: Party, x: float, extra: tuple[str, ...] = ()) -> float:
         """Print a party block at column `x` from the current top; return where it ended."""
@@ -60,10 +90,10 @@ class _Page:
         ]
         self.pdf.set_xy(x, top)
         self.font(10, bold=True)
-        self.pdf.cell(90, _LINE, _latin1(title), new_x=XPos.LEFT, new_y=YPos.NEXT)
+        self.pdf.cell(90, _LINE, self.text(title), new_x=XPos.LEFT, new_y=YPos.NEXT)
         self.font(9)
         for row in (r for r in rows if r):
-            self.pdf.multi_cell(90, _LINE, _latin1(row), new_x=XPos.LEFT, new_y=YPos.NEXT)
+            self.pdf.multi_cell(90, _LINE, self.text(row), new_x=XPos.LEFT, new_y=YPos.NEXT)
         end = self.pdf.get_y()
         self.pdf.set_y(top)
         return end
@@ -71,7 +101,7 @@ class _Page:
     def row(self, cells: tuple[str, ...], bold: bool = False) -> None:
         self.font(9, bold)
         for text, (_, width, align) in zip(cells, _COLUMNS, strict=True):
-            self.pdf.cell(width, 6, _latin1(text), border="B", align=align)
+            self.pdf.cell(width, 6, self.text(text), border="B", align=align)
         self.pdf.ln(6)
 
 
@@ -79,11 +109,15 @@ def _rate(rate: Decimal) -> str:
     return f"{rate.normalize():f} %"
 
 
-def render_invoice_pdf(invoice: Invoice) -> bytes:
-    """A one-page A4 invoice with every field an EU invoice needs, from the issue snapshot."""
+def render_invoice_pdf(invoice: Invoice, font_dirs: tuple[Path, ...] = FONT_DIRS) -> bytes:
+    """A one-page A4 invoice with every field an EU invoice needs, from the issue snapshot.
+
+    Drawn in DejaVu Sans when one of `font_dirs` holds it (names and addresses in Latin,
+    Greek or Cyrillic script print as written), else in the core Helvetica (Latin-1 only;
+    other characters print as `?`)."""
     doc: InvoiceContent = invoice.document
     cur = doc.currency
-    page = _Page()
+    page = _Page(unicode_font_dir(font_dirs))
     page.font(18, bold=True)
     page.line("Invoice")
     page.font(10)
@@ -94,7 +128,7 @@ def render_invoice_pdf(invoice: Invoice) -> bytes:
         if doc.supply_from
         else f"Date of supply: {_day(doc.issued_at)}"
     )
-    page.line(f"Payment: {doc.payment_id} ({doc.payment_method}), paid")
+    page.wrapped(f"Payment: {doc.payment_id} ({doc.payment_method}), paid")
     page.pdf.ln(4)
     left = page.party(
         "Seller", doc.seller, page.pdf.l_margin, (doc.seller.email,) if doc.seller.email else ()

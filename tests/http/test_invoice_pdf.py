@@ -12,6 +12,7 @@ import attrs
 import pypdfium2 as pdfium
 import pytest
 
+from adapters.http.invoice_pdf import render_invoice_pdf, unicode_font_dir
 from domain.tax import TaxRates
 from tests.http.apiapp import ALICE, ApiClient, api_client
 from tests.http.test_routes_invoice import invoice_link
@@ -73,6 +74,15 @@ async def _paid_renewal(c: ApiClient, credit: int = 0, vm_id: int | None = None)
             await uow.commit()
     await settle(c.api, payment["id"])
     return str(payment["id"])
+
+
+def _text_of(body: bytes) -> str:
+    pdf = pdfium.PdfDocument(body)
+    try:
+        text: str = pdf[0].get_textpage().get_text_range()
+    finally:
+        pdf.close()
+    return " ".join(text.split())
 
 
 async def _pdf_text(c: ApiClient, payment_id: str, png: Path | None = None) -> str:
@@ -153,3 +163,27 @@ async def test_pdf_refusals(c: ApiClient) -> None:
     resp = await c.client.get(invoice_link(c, unpaid) + "&format=pdf")
     assert resp.content_type == "text/plain"
     assert "Payment is not paid" in await resp.text()
+
+
+async def test_names_in_other_scripts_print_as_written(c: ApiClient) -> None:
+    """A buyer named in Polish, Greek and Cyrillic letters is printed as written (DejaVu Sans,
+    installed by scripts/install-system-deps), not as question marks; without a Unicode font
+    the core font still draws the invoice, with `?` for what Latin-1 lacks."""
+    assert unicode_font_dir() is not None, "fonts-dejavu-core is not installed"
+    await _billing_details(c, validated=False)
+    user = await user_of(c.api, ALICE)
+    async with c.api.store() as uow:
+        await uow.users.update(
+            attrs.evolve(user, billing_name="Łukasz Żółć", billing_city="Αθήνα Москва")
+        )
+        await uow.commit()
+    payment_id = await _paid_renewal(c)
+    text = await _pdf_text(c, payment_id)
+    assert "Łukasz Żółć" in text and "Αθήνα Москва" in text, text
+    assert "?" not in text
+    async with c.api.store() as uow:
+        issued = await uow.invoices.get_by_payment(bytes.fromhex(payment_id))
+    assert issued is not None
+    fallback = _text_of(render_invoice_pdf(issued, font_dirs=()))
+    assert "?ukasz ?ó??" in fallback and "Łukasz" not in fallback, fallback
+    assert issued.number is not None and issued.number in fallback
