@@ -29,6 +29,14 @@ class Payload(TypedDict, total=False):
     form: Mapping[str, str] | None
 
 
+class Transport(TypedDict, total=False):
+    """How a gateway reaches its provider; what is left out takes the defaults above."""
+
+    session_factory: SessionFactory | None
+    timeout_s: float
+    connect_timeout_s: float
+
+
 class FiatProviderError(FiatUnavailable):
     """The provider answered a non-2xx status; the message never holds the API key."""
 
@@ -80,9 +88,7 @@ class ProviderHttp:
         base_url: str,
         secret: str,
         headers: Mapping[str, str],
-        session_factory: SessionFactory | None,
-        timeout_s: float,
-        connect_timeout_s: float,
+        **transport: Unpack[Transport],
     ) -> None:
         if not secret:
             raise ValueError(f"{name}: an API key is required")
@@ -90,9 +96,14 @@ class ProviderHttp:
         self._base = base_url.rstrip("/")
         self._secret = secret
         self._headers = {"Authorization": f"Bearer {secret}", **headers}
-        self._session_factory: SessionFactory = session_factory or aiohttp.ClientSession
+        self._session_factory: SessionFactory = (
+            transport.get("session_factory") or aiohttp.ClientSession
+        )
         self._session: aiohttp.ClientSession | None = None
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s, connect=connect_timeout_s)
+        self._timeout = aiohttp.ClientTimeout(
+            total=transport.get("timeout_s", DEFAULT_TIMEOUT_S),
+            connect=transport.get("connect_timeout_s", DEFAULT_CONNECT_TIMEOUT_S),
+        )
 
     def __repr__(self) -> str:
         return f"ProviderHttp({self.name!r}, {self._base!r})"

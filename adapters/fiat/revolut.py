@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
 import attrs
 
 from adapters.fiat.http import (
-    DEFAULT_CONNECT_TIMEOUT_S,
-    DEFAULT_TIMEOUT_S,
     GatewayBase,
     ProviderHttp,
-    SessionFactory,
+    Transport,
     check_order_request,
     path_part,
 )
@@ -59,19 +57,14 @@ class RevolutGateway(GatewayBase):
         url: str,
         api_key: str,
         api_version: str = DEFAULT_API_VERSION,
-        session_factory: SessionFactory | None = None,
-        *,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        **transport: Unpack[Transport],
     ) -> None:
         self._http = ProviderHttp(
             name="Revolut",
             base_url=url,
             secret=api_key,
             headers={"Revolut-Api-Version": api_version, "Accept": "application/json"},
-            session_factory=session_factory,
-            timeout_s=timeout_s,
-            connect_timeout_s=connect_timeout_s,
+            **transport,
         )
 
     async def create_order(self, amount_minor: int, currency: str, description: str) -> FiatOrder:

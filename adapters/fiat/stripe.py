@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
 from adapters.fiat.http import (
-    DEFAULT_CONNECT_TIMEOUT_S,
-    DEFAULT_TIMEOUT_S,
     FiatProviderError,
     GatewayBase,
     ProviderHttp,
-    SessionFactory,
+    Transport,
     check_order_request,
     path_part,
 )
@@ -44,18 +42,14 @@ class StripeGateway(GatewayBase):
         secret_key: str,
         success_url: str = "https://lnvps.net",
         cancel_url: str | None = None,
-        session_factory: SessionFactory | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        **transport: Unpack[Transport],
     ) -> None:
         self._http = ProviderHttp(
             name="Stripe",
             base_url=url,
             secret=secret_key,
             headers={"Accept": "application/json"},
-            session_factory=session_factory,
-            timeout_s=timeout_s,
-            connect_timeout_s=connect_timeout_s,
+            **transport,
         )
         self._success_url = success_url
         self._cancel_url = cancel_url or success_url

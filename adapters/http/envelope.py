@@ -156,3 +156,8 @@ def parse_time(text: str) -> datetime:
     if not _MIN_YEAR <= utc.year <= _MAX_YEAR:
         raise InvalidInput(f"timestamp out of range ({_MIN_YEAR}..{_MAX_YEAR}): {text!r}")
     return utc
+
+
+def same_named(source: object, *names: str) -> dict[str, Any]:
+    """The JSON fields that copy `source`'s attributes of the same name, in `names`' order."""
+    return {name: getattr(source, name) for name in names}

@@ -70,33 +70,31 @@ def _address(*parts: str | None) -> str:
     return "".join(f"<div>{escape(p)}</div>" for p in parts if p)
 
 
+#: the attributes a party's postal block is read from: name, two address lines, postcode,
+#: city, state, country and tax id
+_POSTAL = ("name", "address_1", "address_2", "postcode", "city", "state")
+_SELLER_FIELDS = (*_POSTAL, "country_code", "tax_id")
+_BUYER_FIELDS = (*(f"billing_{n}" for n in _POSTAL), "country_code", "billing_tax_id")
+
+
+def _postal(party: Company | User, fields: tuple[str, ...]) -> list[str | None]:
+    """The postal block's lines: postcode and city on one line, the tax id labelled."""
+    name, line_1, line_2, postcode, city, state, country, tax_id = (
+        getattr(party, f) for f in fields
+    )
+    town = " ".join(p for p in (postcode, city) if p) or None
+    return [name, line_1, line_2, town, state, country, f"Tax ID: {tax_id}" if tax_id else None]
+
+
 def _seller(company: Company | None) -> str:
     if company is None:
         return "<div>-</div>"
-    return _address(
-        company.name,
-        company.address_1,
-        company.address_2,
-        " ".join(p for p in (company.postcode, company.city) if p) or None,
-        company.state,
-        company.country_code,
-        f"Tax ID: {company.tax_id}" if company.tax_id else None,
-        company.email or None,
-        company.phone,
-    )
+    return _address(*_postal(company, _SELLER_FIELDS), company.email or None, company.phone)
 
 
 def _buyer(user: User) -> str:
     return (
-        _address(
-            user.billing_name,
-            user.billing_address_1,
-            user.billing_address_2,
-            " ".join(p for p in (user.billing_postcode, user.billing_city) if p) or None,
-            user.billing_state,
-            user.country_code,
-            f"Tax ID: {user.billing_tax_id}" if user.billing_tax_id else None,
-        )
+        _address(*_postal(user, _BUYER_FIELDS))
         + f'<div class="npub">{escape(npub(user.pubkey))}</div>'
     )
 

@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
-from adapters.http.envelope import format_time
+from adapters.http.envelope import format_time, same_named
 from adapters.http.views_input import wire_name
 from app.queries.catalogue import CustomOffer, IpSpaceOffer
 from domain.enums import CpuArch, CpuMfg, PaymentMethod
@@ -110,8 +110,7 @@ def image_json(image: OsImage) -> JsonObject:
     return {
         "id": image.id,
         "distribution": wire_name(image.distribution),
-        "flavour": image.flavour,
-        "version": image.version,
+        **same_named(image, "flavour", "version"),
         "release_date": format_time(image.release_date),
         "default_username": image.default_username,
     }
@@ -149,9 +148,7 @@ def ip_space_json(offer: IpSpaceOffer) -> JsonObject:
     """ApiAvailableIpSpace: the CIDR itself is not exposed."""
     space = offer.space
     return {
-        "id": space.id,
-        "min_prefix_size": space.min_prefix_size,
-        "max_prefix_size": space.max_prefix_size,
+        **same_named(space, "id", "min_prefix_size", "max_prefix_size"),
         "registry": wire_name(space.registry),
         "ip_version": _ip_version(space.cidr),
         "pricing": [

@@ -15,12 +15,8 @@ from domain.model import CustomPricing, CustomPricingDisk, SubscriptionPayment
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
-PRICING_FIELDS = (
-    "name",
-    "enabled",
-    "expires",
-    "region_id",
-    "currency",
+#: the per-unit costs and the spec bounds, in the order the admin JSON lists them
+COST_FIELDS = (
     "cpu_cost",
     "memory_cost",
     "ip4_cost",
@@ -29,6 +25,14 @@ PRICING_FIELDS = (
     "max_cpu",
     "min_memory",
     "max_memory",
+)
+PRICING_FIELDS = (
+    "name",
+    "enabled",
+    "expires",
+    "region_id",
+    "currency",
+    *COST_FIELDS,
     "cpu_mfg",
     "cpu_arch",
     "cpu_features",

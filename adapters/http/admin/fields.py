@@ -123,16 +123,20 @@ def text_schema(max_len: int, *, nullable: bool = False, multiline: bool = False
     }
 
 
+def patch_body(properties: Schema) -> Schema:
+    """A PATCH body's schema: an object whose fields are all optional."""
+    return {"type": "object", "properties": properties}
+
+
 def patch_of(create: Schema) -> Schema:
     """A PATCH body's schema from its create body's: every field optional, and `null` allowed
     (it leaves a field as is, or clears a nullable one)."""
-    return {
-        "type": "object",
-        "properties": {
+    return patch_body(
+        {
             name: {"anyOf": [schema, {"type": "null"}]} if schema else schema
             for name, schema in create["properties"].items()
-        },
-    }
+        }
+    )
 
 
 def _currency(value: Any, name: str) -> str:

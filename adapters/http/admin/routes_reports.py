@@ -10,22 +10,26 @@ import re
 from datetime import date, datetime
 from typing import Any
 
+import attrs
 from aiohttp import web
 
 from adapters.http.admin.auth import Admin, require
 from adapters.http.admin.common import add
 from adapters.http.context import services
-from adapters.http.envelope import data_response
+from adapters.http.envelope import data_response, same_named
 from adapters.http.openapi import QueryParam, RouteTable, Schema
 from adapters.http.views_schema import STRING, U64, nullable, obj
 from app.admin.reports import ReferralLine, ReportLine
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput, UnknownCurrency
+from domain.model import SubscriptionPayment
 from domain.money import Currency
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _NUMBER: Schema = {"type": "number"}
 _TIME: Schema = {"type": "string", "format": "date-time"}
+#: what `_rate` writes
+_RATE: Schema = {"rate": _NUMBER, "rate_exact": STRING}
 PAYMENT: Schema = obj(
     {
         "id": STRING,
@@ -37,8 +41,7 @@ PAYMENT: Schema = obj(
         "payment_method": STRING,
         "external_id": nullable(STRING),
         "is_paid": {"type": "boolean"},
-        "rate": _NUMBER,
-        "rate_exact": STRING,
+        **_RATE,
         "time_value": U64,
         "tax": U64,
         "company_id": U64,
@@ -53,9 +56,14 @@ PAYMENT: Schema = obj(
         "region_name": STRING,
     }
 )
-REPORT: Schema = obj(
-    {"start_date": STRING, "end_date": STRING, "payments": {"type": "array", "items": PAYMENT}}
-)
+
+
+def _report_schema(key: str, line: Schema) -> Schema:
+    """A report over a window: the dates as asked, then its lines under `key`."""
+    return obj({"start_date": STRING, "end_date": STRING, key: {"type": "array", "items": line}})
+
+
+REPORT = _report_schema("payments", PAYMENT)
 REFERRAL: Schema = obj(
     {
         "vm_id": U64,
@@ -63,14 +71,11 @@ REFERRAL: Schema = obj(
         "created": _TIME,
         "amount": U64,
         "currency": STRING,
-        "rate": _NUMBER,
-        "rate_exact": STRING,
+        **_RATE,
         "base_currency": STRING,
     }
 )
-REFERRALS: Schema = obj(
-    {"start_date": STRING, "end_date": STRING, "referrals": {"type": "array", "items": REFERRAL}}
-)
+REFERRALS = _report_schema("referrals", REFERRAL)
 
 
 def _time(when: datetime) -> str:
@@ -88,7 +93,22 @@ def _date(query: Any, name: str) -> tuple[str, date]:
         raise InvalidInput(f"Invalid {name} format. Use YYYY-MM-DD") from None
 
 
-def _window(query: Any) -> tuple[str, date, str, date, int]:
+@attrs.frozen
+class _Window:
+    """A report's window: the dates as asked and parsed, and the company (0: all)."""
+
+    start_raw: str
+    start: date
+    end_raw: str
+    end: date
+    company_id: int
+
+    def report(self, key: str, lines: list[dict[str, Any]]) -> web.StreamResponse:
+        """The answer `_report_schema` documents."""
+        return data_response({"start_date": self.start_raw, "end_date": self.end_raw, key: lines})
+
+
+def _window(query: Any) -> _Window:
     start_raw, start = _date(query, "start_date")
     end_raw, end = _date(query, "end_date")
     if not start < end:
@@ -96,7 +116,12 @@ def _window(query: Any) -> tuple[str, date, str, date, int]:
     company = query.get("company_id", "0") or "0"
     if not company.isdigit() or len(company) > 20:
         raise InvalidInput("company_id must be a non-negative integer")
-    return start_raw, start, end_raw, end, int(company)
+    return _Window(start_raw, start, end_raw, end, int(company))
+
+
+def _rate(payment: SubscriptionPayment) -> dict[str, Any]:
+    """The payment's rate as a JSON number and as an exact decimal string."""
+    return {"rate": float(payment.rate), "rate_exact": str(payment.rate)}
 
 
 def _payment_json(line: ReportLine) -> dict[str, Any]:
@@ -111,8 +136,7 @@ def _payment_json(line: ReportLine) -> dict[str, Any]:
         "payment_method": p.payment_method.api_name,
         "external_id": p.external_id,
         "is_paid": True,
-        "rate": float(p.rate),
-        "rate_exact": str(p.rate),
+        **_rate(p),
         "time_value": p.time_value or 0,
         "tax": p.tax,
         "company_id": line.company.id,
@@ -122,16 +146,14 @@ def _payment_json(line: ReportLine) -> dict[str, Any]:
         "base_currency_tax": line.base_tax,
         "user_id": p.user_id,
         "host_id": 0 if line.vm is None else line.vm.host_id,
-        "host_name": line.host_name,
-        "region_id": line.region_id,
-        "region_name": line.region_name,
+        **same_named(line, "host_name", "region_id", "region_name"),
     }
 
 
 @require(AdminResource.ANALYTICS, AdminAction.VIEW)
 async def time_series(request: web.Request, admin: Admin) -> web.StreamResponse:
     q = request.query
-    start_raw, start, end_raw, end, company = _window(q)
+    window = _window(q)
     currency = q.get("currency")
     if currency is not None:
         try:
@@ -139,27 +161,18 @@ async def time_series(request: web.Request, admin: Admin) -> web.StreamResponse:
         except UnknownCurrency:
             raise InvalidInput(f"Invalid currency: {currency}") from None
     lines = await services(request).admin.revenue(
-        start=start, end=end, company_id=company, currency=currency
+        start=window.start, end=window.end, company_id=window.company_id, currency=currency
     )
-    return data_response(
-        {
-            "start_date": start_raw,
-            "end_date": end_raw,
-            "payments": [_payment_json(line) for line in lines],
-        }
-    )
+    return window.report("payments", [_payment_json(line) for line in lines])
 
 
 def _referral_json(line: ReferralLine) -> dict[str, Any]:
     p = line.payment
     return {
-        "vm_id": line.vm_id,
-        "ref_code": line.ref_code,
+        **same_named(line, "vm_id", "ref_code"),
         "created": _time(p.created),
-        "amount": p.amount,
-        "currency": p.currency,
-        "rate": float(p.rate),
-        "rate_exact": str(p.rate),
+        **same_named(p, "amount", "currency"),
+        **_rate(p),
         "base_currency": line.base_currency,
     }
 
@@ -167,17 +180,14 @@ def _referral_json(line: ReferralLine) -> dict[str, Any]:
 @require(AdminResource.ANALYTICS, AdminAction.VIEW)
 async def referral_series(request: web.Request, admin: Admin) -> web.StreamResponse:
     q = request.query
-    start_raw, start, end_raw, end, company = _window(q)
+    window = _window(q)
     lines = await services(request).admin.referral_usage(
-        start=start, end=end, company_id=company, ref_code=q.get("ref_code") or None
+        start=window.start,
+        end=window.end,
+        company_id=window.company_id,
+        ref_code=q.get("ref_code") or None,
     )
-    return data_response(
-        {
-            "start_date": start_raw,
-            "end_date": end_raw,
-            "referrals": [_referral_json(line) for line in lines],
-        }
-    )
+    return window.report("referrals", [_referral_json(line) for line in lines])
 
 
 def add_admin_report_routes(table: RouteTable) -> None:

@@ -57,14 +57,13 @@ def add_admin_role_change_routes(table: RouteTable) -> None:
         f"/roles/{ID}",
         patch_role,
         "Update a non-system role; `permissions` replaces the whole set",
-        request={
-            "type": "object",
-            "properties": {
+        request=f.patch_body(
+            {
                 "name": f.text_schema(MAX_ROLE_NAME, nullable=True),
                 "description": TEXT_SCHEMA,
                 "permissions": {**f.PERMISSIONS_SCHEMA, "type": ["array", "null"]},
-            },
-        },
+            }
+        ),
         response=NULL,
     )
     add(

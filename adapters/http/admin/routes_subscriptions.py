@@ -289,15 +289,14 @@ def add_admin_subscription_routes(table: RouteTable) -> None:
         f"/subscription_line_items/{ID}",
         patch_line_item,
         "Update a line item (subscription_type ignored)",
-        request={
-            "type": "object",
-            "properties": {
+        request=f.patch_body(
+            {
                 "name": f.text_schema(NAME_LIMIT, nullable=True),
                 "description": TEXT_SCHEMA,
                 "amount": {**UINT_SCHEMA, "type": ["integer", "null"]},
                 "setup_amount": {**UINT_SCHEMA, "type": ["integer", "null"]},
                 "configuration": {},
-            },
-        },
+            }
+        ),
         response=sch.LINE_ITEM,
     )

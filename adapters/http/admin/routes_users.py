@@ -123,13 +123,12 @@ def add_admin_user_routes(table: RouteTable) -> None:
         f"/users/{ID}",
         patch_user,
         "Update a user; null leaves a field",
-        request={
-            "type": "object",
-            "properties": {
+        request=f.patch_body(
+            {
                 **{n: f.text_schema(limit, nullable=True) for n, limit in LIMITS.items()},
                 **{n: {"type": ["boolean", "null"]} for n in BOOL_FIELDS},
                 "admin_role": f.text_schema(MAX_ROLE_NAME, nullable=True),
-            },
-        },
+            }
+        ),
         response=NULL,
     )

@@ -17,6 +17,7 @@ from adapters.http.views_schema import (
     obj,
 )
 from app.admin.companies import ADDRESS_FIELDS
+from app.admin.custom_pricing import COST_FIELDS
 
 BOOL: Schema = {"type": "boolean"}
 NUMBER: Schema = {"type": "number"}
@@ -113,13 +114,17 @@ COST_PLAN = obj(
         "template_count": U64,
     }
 )
+#: the leading fields of a template or a custom pricing (`views_catalogue._offer_head`)
+_OFFER_HEAD: Schema = {
+    "id": U64,
+    "name": STRING,
+    "enabled": BOOL,
+    "created": DATETIME,
+    "expires": nullable(DATETIME),
+}
 TEMPLATE = obj(
     {
-        "id": U64,
-        "name": STRING,
-        "enabled": BOOL,
-        "created": DATETIME,
-        "expires": nullable(DATETIME),
+        **_OFFER_HEAD,
         "cpu": U64,
         "memory": U64,
         "disk_size": U64,
@@ -145,22 +150,11 @@ PRICING_DISK = obj(
 )
 PRICING = obj(
     {
-        "id": U64,
-        "name": STRING,
-        "enabled": BOOL,
-        "created": DATETIME,
-        "expires": nullable(DATETIME),
+        **_OFFER_HEAD,
         "region_id": U64,
         "region_name": NULL_STRING,
         "currency": STRING,
-        "cpu_cost": U64,
-        "memory_cost": U64,
-        "ip4_cost": U64,
-        "ip6_cost": U64,
-        "min_cpu": U64,
-        "max_cpu": U64,
-        "min_memory": U64,
-        "max_memory": U64,
+        **dict.fromkeys(COST_FIELDS, U64),
         "disk_pricing": {"type": "array", "items": PRICING_DISK},
         "template_count": U64,
     },

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.http.envelope import format_optional_time, format_time
+from adapters.http.envelope import format_optional_time, format_time, same_named
 from adapters.http.views_vm import state_json
 from app.admin.payment_methods import sanitized
 from app.admin.permissions import permission_text
@@ -49,11 +49,15 @@ def user_json(user: User, vm_count: int, is_admin: bool) -> dict[str, Any]:
         "pubkey": user.pubkey.hex(),
         "created": format_time(user.created),
         "email": user.email or None,
-        "email_verified": user.email_verified,
-        "contact_nip17": user.contact_nip17,
-        "contact_email": user.contact_email,
-        **{n: getattr(user, n) for n in ("country_code", *TEXT_FIELDS)},
-        "billing_vat_validated": user.billing_vat_validated,
+        **same_named(
+            user,
+            "email_verified",
+            "contact_nip17",
+            "contact_email",
+            "country_code",
+            *TEXT_FIELDS,
+            "billing_vat_validated",
+        ),
         "vm_count": vm_count,
         "last_login": None,
         "is_admin": is_admin,
@@ -65,9 +69,7 @@ def role_json(info: RoleInfo) -> dict[str, Any]:
     """AdminRoleInfo; permissions as `resource::action` strings."""
     role = info.role
     return {
-        "id": role.id,
-        "name": role.name,
-        "description": role.description,
+        **same_named(role, "id", "name", "description"),
         "is_system_role": bool(role.is_system_role),
         "permissions": [permission_text(*p) for p in info.permissions],
         "user_count": info.user_count,
@@ -88,15 +90,16 @@ def user_role_json(info: UserRole) -> dict[str, Any]:
 
 
 def line_item_json(item: LineItem) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "subscription_id": item.subscription_id,
-        "name": item.name,
-        "description": item.description,
-        "amount": item.amount,
-        "setup_amount": item.setup_amount,
-        "configuration": item.configuration,
-    }
+    return same_named(
+        item,
+        "id",
+        "subscription_id",
+        "name",
+        "description",
+        "amount",
+        "setup_amount",
+        "configuration",
+    )
 
 
 async def subscription_json(uow: UnitOfWork, sub: Subscription) -> dict[str, Any]:
@@ -115,20 +118,12 @@ async def subscriptions_json(uow: UnitOfWork, subs: list[Subscription]) -> list[
 
 def _subscription_json(sub: Subscription, items: list[LineItem], payments: int) -> dict[str, Any]:
     return {
-        "id": sub.id,
-        "user_id": sub.user_id,
-        "name": sub.name,
-        "description": sub.description,
+        **same_named(sub, "id", "user_id", "name", "description"),
         "created": format_time(sub.created),
         "expires": format_optional_time(sub.expires),
-        "is_active": sub.is_active,
-        "is_setup": sub.is_setup,
-        "currency": sub.currency,
-        "interval_amount": sub.interval_amount,
+        **same_named(sub, "is_active", "is_setup", "currency", "interval_amount"),
         "interval_type": sub.interval_type.api_name,
-        "setup_fee": sub.setup_fee,
-        "auto_renewal_enabled": sub.auto_renewal_enabled,
-        "external_id": sub.external_id,
+        **same_named(sub, "setup_fee", "auto_renewal_enabled", "external_id"),
         "line_items": [line_item_json(i) for i in items],
         "payment_count": payments,
     }
@@ -145,12 +140,10 @@ def _payment_common(payment: SubscriptionPayment, company_currency: str) -> dict
         "id": payment.id.hex(),
         "created": format_time(payment.created),
         "expires": format_time(payment.expires),
-        "amount": payment.amount,
-        "currency": payment.currency,
+        **same_named(payment, "amount", "currency"),
         "company_base_currency": company_currency,
         "payment_method": payment.payment_method.api_name,
-        "external_id": payment.external_id,
-        "is_paid": payment.is_paid,
+        **same_named(payment, "external_id", "is_paid"),
     }
 
 
@@ -276,8 +269,7 @@ def _vm_json(
         "id": vm.id,
         "created": format_optional_time(sub.created if sub else None),
         "expires": format_optional_time(sub.expires if sub else None),
-        "mac_address": vm.mac_address,
-        "image_id": vm.image_id,
+        **same_named(vm, "mac_address", "image_id"),
         "image_name": image_name(view.image),
         "template_id": template_id,
         "template_name": template_name,
@@ -292,16 +284,13 @@ def _vm_json(
         "running_state": None if state is None else state_json(state),
         "auto_renewal_enabled": sub.auto_renewal_enabled if sub else False,
         **_spec_fields(view),
-        "host_id": vm.host_id,
-        "user_id": vm.user_id,
+        **same_named(vm, "host_id", "user_id"),
         "user_pubkey": owner.pubkey.hex() if owner else "",
         "user_email": (owner.email or None) if owner else None,
         "host_name": host.name if host else "",
         "region_id": region.id if region else 0,
         "region_name": region.name if region else "",
-        "deleted": vm.deleted,
-        "disabled": vm.disabled,
-        "ref_code": vm.ref_code,
+        **same_named(vm, "deleted", "disabled", "ref_code"),
     }
     if sub_json is not None:
         out["subscription"] = sub_json
@@ -312,16 +301,12 @@ def payment_method_json(config: PaymentMethodConfig) -> dict[str, Any]:
     """AdminPaymentMethodConfigInfo; `config` sanitized (secrets as `has_<field>` booleans)."""
     rate = config.processing_fee_rate
     return {
-        "id": config.id,
-        "company_id": config.company_id,
+        **same_named(config, "id", "company_id"),
         "payment_method": config.payment_method.api_name,
-        "name": config.name,
-        "enabled": config.enabled,
-        "provider_type": config.provider_type,
+        **same_named(config, "name", "enabled", "provider_type"),
         "config": sanitized(config),
         "processing_fee_rate": None if rate is None else float(rate),
-        "processing_fee_base": config.processing_fee_base,
-        "processing_fee_currency": config.processing_fee_currency,
+        **same_named(config, "processing_fee_base", "processing_fee_currency"),
         "supported_currencies": list(config.supported_currencies),
         "created": format_time(config.created),
         "modified": format_time(config.modified),

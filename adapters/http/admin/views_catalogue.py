@@ -6,19 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.http.admin.fields import INTEGER_CAPS
-from adapters.http.envelope import format_optional_time, format_time
+from adapters.http.envelope import format_optional_time, format_time, same_named
 from adapters.http.views_catalogue import cpu_fields
 from adapters.http.views_input import wire_name
 from app.admin.companies import ADDRESS_FIELDS, CompanyInfo
 from app.admin.cost_plans import CostPlanInfo
-from app.admin.custom_pricing import PricingInfo
+from app.admin.custom_pricing import COST_FIELDS, PricingInfo
 from app.admin.hosts import HostInfo
 from app.admin.ip_space import SoldRange, SpaceInfo
 from app.admin.os_images import ImageInfo
 from app.admin.regions import RegionInfo
 from app.admin.vm_templates import TemplateInfo
 from domain.enums import VmHostKind
-from domain.model import HostDisk, IpSpacePricing, ResourceLimits
+from domain.model import CustomPricing, HostDisk, IpSpacePricing, ResourceLimits, VmTemplate
 
 Json = dict[str, Any]
 HOST_KINDS = {
@@ -34,7 +34,7 @@ def company_json(info: CompanyInfo) -> Json:
         "id": c.id,
         "created": format_time(c.created),
         "name": c.name,
-        **{n: getattr(c, n) for n in ADDRESS_FIELDS},
+        **same_named(c, *ADDRESS_FIELDS),
         "email": c.email or None,
         "base_currency": c.base_currency,
         "region_count": info.region_count,
@@ -42,17 +42,16 @@ def company_json(info: CompanyInfo) -> Json:
 
 
 def region_json(info: RegionInfo) -> Json:
-    r = info.region
     return {
-        "id": r.id,
-        "name": r.name,
-        "enabled": r.enabled,
-        "company_id": r.company_id,
-        "host_count": info.host_count,
-        "total_vms": info.total_vms,
-        "total_cpu_cores": info.total_cpu_cores,
-        "total_memory_bytes": info.total_memory_bytes,
-        "total_ip_assignments": info.total_ip_assignments,
+        **same_named(info.region, "id", "name", "enabled", "company_id"),
+        **same_named(
+            info,
+            "host_count",
+            "total_vms",
+            "total_cpu_cores",
+            "total_memory_bytes",
+            "total_ip_assignments",
+        ),
     }
 
 
@@ -86,22 +85,18 @@ def host_json(info: HostInfo) -> Json:
     out.update(cpu_fields(h.cpu_mfg, h.cpu_arch, h.cpu_features))
     out.update(
         {
-            "memory": h.memory,
-            "enabled": h.enabled,
+            **same_named(h, "memory", "enabled"),
             "load_cpu": float(h.load_cpu),
             "load_memory": float(h.load_memory),
             "load_disk": float(h.load_disk),
-            "vlan_id": h.vlan_id,
-            "mtu": h.mtu,
+            **same_named(h, "vlan_id", "mtu"),
             "disks": [disk_json(d) for d in info.disks],
             "calculated_load": {
                 "overall_load": float(load.overall),
                 "cpu_load": float(load.cpu),
                 "memory_load": float(load.memory),
                 "disk_load": float(load.disk),
-                "available_cpu": load.available_cpu,
-                "available_memory": load.available_memory,
-                "active_vms": load.active_vms,
+                **same_named(load, "available_cpu", "available_memory", "active_vms"),
             },
             "ssh_user": h.ssh_user,
             "ssh_key_configured": bool(h.ssh_key),
@@ -113,12 +108,9 @@ def host_json(info: HostInfo) -> Json:
 def cost_plan_json(info: CostPlanInfo) -> Json:
     p = info.plan
     return {
-        "id": p.id,
-        "name": p.name,
+        **same_named(p, "id", "name"),
         "created": format_time(p.created),
-        "amount": p.amount,
-        "currency": p.currency,
-        "interval_amount": p.interval_amount,
+        **same_named(p, "amount", "currency", "interval_amount"),
         "interval_type": p.interval_type.api_name,
         "template_count": info.template_count,
     }
@@ -135,28 +127,26 @@ def _caps(limits: ResourceLimits) -> Json:
     return out
 
 
+def _offer_head(offer: VmTemplate | CustomPricing) -> Json:
+    """The leading fields of a template or a custom pricing: id, name, enabled, times."""
+    return {
+        **same_named(offer, "id", "name", "enabled"),
+        "created": format_time(offer.created),
+        "expires": format_optional_time(offer.expires),
+    }
+
+
 def template_json(info: TemplateInfo) -> Json:
     t = info.template
-    out: Json = {
-        "id": t.id,
-        "name": t.name,
-        "enabled": t.enabled,
-        "created": format_time(t.created),
-        "expires": format_optional_time(t.expires),
-        "cpu": t.cpu,
-    }
+    out: Json = {**_offer_head(t), "cpu": t.cpu}
     out.update(cpu_fields(t.cpu_mfg, t.cpu_arch, t.cpu_features))
     out.update(
         {
-            "memory": t.memory,
-            "disk_size": t.disk_size,
+            **same_named(t, "memory", "disk_size"),
             "disk_type": wire_name(t.disk_type),
             "disk_interface": wire_name(t.disk_interface),
-            "cost_plan_id": t.cost_plan_id,
-            "region_id": t.region_id,
-            "region_name": info.region_name,
-            "cost_plan_name": info.cost_plan_name,
-            "active_vm_count": info.active_vm_count,
+            **same_named(t, "cost_plan_id", "region_id"),
+            **same_named(info, "region_name", "cost_plan_name", "active_vm_count"),
         }
     )
     out.update(_caps(t.limits))
@@ -166,11 +156,7 @@ def template_json(info: TemplateInfo) -> Json:
 def pricing_json(info: PricingInfo) -> Json:
     p = info.pricing
     out: Json = {
-        "id": p.id,
-        "name": p.name,
-        "enabled": p.enabled,
-        "created": format_time(p.created),
-        "expires": format_optional_time(p.expires),
+        **_offer_head(p),
         "region_id": p.region_id,
         "region_name": info.region_name,
         "currency": p.currency,
@@ -178,14 +164,7 @@ def pricing_json(info: PricingInfo) -> Json:
     out.update(cpu_fields(p.cpu_mfg, p.cpu_arch, p.cpu_features))
     out.update(
         {
-            "cpu_cost": p.cpu_cost,
-            "memory_cost": p.memory_cost,
-            "ip4_cost": p.ip4_cost,
-            "ip6_cost": p.ip6_cost,
-            "min_cpu": p.min_cpu,
-            "max_cpu": p.max_cpu,
-            "min_memory": p.min_memory,
-            "max_memory": p.max_memory,
+            **same_named(p, *COST_FIELDS),
             "disk_pricing": [
                 {
                     "id": d.id,
@@ -209,43 +188,36 @@ def image_json(info: ImageInfo) -> Json:
     return {
         "id": i.id,
         "distribution": wire_name(i.distribution),
-        "flavour": i.flavour,
-        "version": i.version,
-        "enabled": i.enabled,
+        **same_named(i, "flavour", "version", "enabled"),
         "release_date": format_time(i.release_date),
         "url": i.url,
         "default_username": i.default_username,
         "active_vm_count": info.active_vm_count,
-        "sha2": i.sha2,
-        "sha2_url": i.sha2_url,
+        **same_named(i, "sha2", "sha2_url"),
     }
 
 
 def space_json(info: SpaceInfo) -> Json:
     s = info.space
     return {
-        "id": s.id,
-        "company_id": s.company_id,
-        "cidr": s.cidr,
-        "min_prefix_size": s.min_prefix_size,
-        "max_prefix_size": s.max_prefix_size,
+        **same_named(s, "id", "company_id", "cidr", "min_prefix_size", "max_prefix_size"),
         "registry": {"value": int(s.registry), "name": s.registry.name},
-        "external_id": s.external_id,
-        "is_available": s.is_available,
-        "is_reserved": s.is_reserved,
-        "metadata": s.metadata,
+        **same_named(s, "external_id", "is_available", "is_reserved", "metadata"),
         "pricing_count": info.pricing_count,
     }
 
 
 def space_pricing_json(price: IpSpacePricing, cidr: str | None) -> Json:
     return {
-        "id": price.id,
-        "available_ip_space_id": price.available_ip_space_id,
-        "prefix_size": price.prefix_size,
-        "price_per_month": price.price_per_month,
-        "currency": price.currency,
-        "setup_fee": price.setup_fee,
+        **same_named(
+            price,
+            "id",
+            "available_ip_space_id",
+            "prefix_size",
+            "price_per_month",
+            "currency",
+            "setup_fee",
+        ),
         "cidr": cidr,
     }
 
@@ -253,15 +225,11 @@ def space_pricing_json(price: IpSpacePricing, cidr: str | None) -> Json:
 def sold_range_json(sold: SoldRange) -> Json:
     r = sold.record
     return {
-        "id": r.id,
-        "subscription_line_item_id": r.subscription_line_item_id,
-        "available_ip_space_id": r.available_ip_space_id,
-        "cidr": r.cidr,
-        "is_active": r.is_active,
+        **same_named(
+            r, "id", "subscription_line_item_id", "available_ip_space_id", "cidr", "is_active"
+        ),
         "started_at": format_time(r.started_at or r.created),
         "ended_at": format_optional_time(r.ended_at),
         "metadata": r.metadata,
-        "subscription_id": sold.subscription_id,
-        "user_id": sold.user_id,
-        "parent_cidr": sold.parent_cidr,
+        **same_named(sold, "subscription_id", "user_id", "parent_cidr"),
     }
