@@ -118,7 +118,10 @@ class SqlVms(SqlRecords[Vm]):
         return bool((await self.conn.execute(statement)).rowcount)
 
     async def list_resize_requested(self, before: datetime) -> list[Vm]:
-        return await self._where(_vm.resize_requested < before)
+        # a range on idx_vm_resize_requested; ordered here, as `ORDER BY id` made SQLite
+        # prefer a full scan in id order to the index
+        found = await self._all(self.mapper, self._select().where(_vm.resize_requested < before))
+        return sorted(found, key=lambda vm: vm.id)
 
 
 class SqlVmHistories(SqlRecords[VmHistory]):
