@@ -270,6 +270,9 @@ class Vm:
     deleted: bool = False
     ref_code: str | None = None
     disabled: bool = False
+    #: since when the host has not confirmed the size the records say (a paid upgrade not yet
+    #: resized there); None when it has. Set with the records, cleared by the worker.
+    resize_requested: datetime | None = None
 
     @property
     def is_provisioned(self) -> bool:

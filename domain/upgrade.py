@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -85,6 +85,21 @@ class UpgradeConfig:
             new_memory=data.get("new_memory"),
             new_disk=data.get("new_disk"),
         )
+
+
+#: a resize job that asks for nothing new: the host is resized to what the records say (the
+#: worker's VM check sends it for a paid upgrade whose job was lost)
+AS_RECORDED = UpgradeConfig()
+
+
+def next_resize_mark(current: datetime | None, now: datetime) -> datetime:
+    """The `resize_requested` an upgrade booked at `now` writes over `current`: `now`, but
+    always later than `current`, so a worker holding `current` never clears the newer one
+    (compare-and-clear; storage keeps whole seconds, hence the one-second step)."""
+    now = require_utc(now)
+    if current is None:
+        return now
+    return max(now, require_utc(current) + timedelta(seconds=1))
 
 
 def check_no_downgrade(current: Spec, cfg: UpgradeConfig) -> None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from adapters.memory.db import RecordRepo, evolve, page_of
 from domain.enums import SubscriptionType
 from domain.model import Vm, VmHistory
+from domain.upgrade import next_resize_mark
 from ports.storage import Page
 
 
@@ -18,7 +19,8 @@ class MemoryVms(RecordRepo[Vm]):
     async def update(self, record: Vm) -> None:
         old = await self.get(record.id)
         if old is not None:
-            await super().update(evolve(record, deleted=old.deleted))
+            kept = evolve(record, deleted=old.deleted, resize_requested=old.resize_requested)
+            await super().update(kept)
 
     async def get_by_line_item(self, line_item_id: int) -> Vm | None:
         found = self._where(lambda v: v.subscription_line_item_id == line_item_id and not v.deleted)
@@ -78,6 +80,23 @@ class MemoryVms(RecordRepo[Vm]):
         for vm in revived:
             rows[vm.id] = evolve(vm, deleted=False)
         return len(revived)
+
+    async def request_resize(self, vm_id: int, now: datetime) -> datetime:
+        rows = self._rows(self.table)
+        mark = next_resize_mark(rows[vm_id].resize_requested, now)
+        rows[vm_id] = evolve(rows[vm_id], resize_requested=mark)
+        return mark
+
+    async def settle_resize(self, vm_id: int, seen: datetime, then: datetime | None) -> bool:
+        rows = self._rows(self.table)
+        vm = rows.get(vm_id)
+        if vm is None or vm.resize_requested != seen:
+            return False
+        rows[vm_id] = evolve(vm, resize_requested=then)
+        return True
+
+    async def list_resize_requested(self, before: datetime) -> list[Vm]:
+        return self._where(lambda v: v.resize_requested is not None and v.resize_requested < before)
 
     def _line_items_of(self, subscription_id: int, kind: SubscriptionType | None) -> set[int]:
         return {

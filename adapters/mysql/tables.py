@@ -546,7 +546,10 @@ vm = Table(
     ),
     bit("auto_renewal_enabled", 0),  # legacy NWC flag
     bit("disabled", 0),
+    # ours (r10): the host has not confirmed the size the records say since this time
+    Column("resize_requested", UtcDateTime(datetime_column=True), nullable=True),
     Index("idx_vm_subscription_line_item", "subscription_line_item_id"),
+    Index("idx_vm_resize_requested", "resize_requested"),
     **TABLE_OPTS,
 )
 

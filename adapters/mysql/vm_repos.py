@@ -10,6 +10,7 @@ from adapters.mysql import tables as t
 from adapters.mysql.repositories import SqlRecords
 from domain.enums import SubscriptionType
 from domain.model import Vm, VmHistory
+from domain.upgrade import next_resize_mark
 from ports.storage import Page
 
 _vm = t.vm.c
@@ -18,9 +19,10 @@ _sub = t.subscription.c
 
 
 class SqlVms(SqlRecords[Vm]):
-    """`update` leaves `deleted` alone (lifecycle.md D15): only delete/undelete change it."""
+    """`update` leaves `deleted` alone (lifecycle.md D15): only delete/undelete change it;
+    and `resize_requested`: only request_resize/settle_resize change it."""
 
-    frozen_columns = ("deleted",)
+    frozen_columns = ("deleted", "resize_requested")
 
     async def get_by_line_item(self, line_item_id: int) -> Vm | None:
         query = self._select().where(
@@ -97,6 +99,29 @@ class SqlVms(SqlRecords[Vm]):
             return 0
         query = update(t.vm).where(_vm.id.in_(vm_ids)).values(deleted=False)
         return (await self.conn.execute(query)).rowcount
+
+    async def request_resize(self, vm_id: int, now: datetime) -> datetime:
+        """Two statements: the marker read under the row's lock (SQLite: the transaction
+        that booked the upgrade holds the write lock already), then written."""
+        query = select(_vm.resize_requested).where(_vm.id == vm_id)
+        if self.locks_rows:
+            query = query.with_for_update()
+        current = (await self.conn.execute(query)).scalar_one()
+        mark = next_resize_mark(current, now)
+        statement = update(t.vm).where(_vm.id == vm_id).values(resize_requested=mark)
+        await self.conn.execute(statement)
+        return mark
+
+    async def settle_resize(self, vm_id: int, seen: datetime, then: datetime | None) -> bool:
+        held = (_vm.id == vm_id) & (_vm.resize_requested == seen)
+        statement = update(t.vm).where(held).values(resize_requested=then)
+        return bool((await self.conn.execute(statement)).rowcount)
+
+    async def list_resize_requested(self, before: datetime) -> list[Vm]:
+        # a range on idx_vm_resize_requested; ordered here, as `ORDER BY id` made SQLite
+        # prefer a full scan in id order to the index
+        found = await self._all(self.mapper, self._select().where(_vm.resize_requested < before))
+        return sorted(found, key=lambda vm: vm.id)
 
 
 class SqlVmHistories(SqlRecords[VmHistory]):

@@ -12,9 +12,10 @@ makes good each reaction instead:
 
 - spawning: the worker's VM check (`app/worker/vmcheck.py`) spawns every paid, unexpired VM
   its host does not know (tests/unit/billing/test_payment_completed.py pins this);
-- resizing: the VM's records are upgraded in the booking, so billing is right; the host keeps
-  the old size until an operator re-sends ProcessVmUpgrade (it is idempotent); the VM check
-  does not compare sizes yet (hosts report none);
+- resizing: the VM's records are upgraded in the booking, so billing is right, and the VM is
+  marked `resize_requested` in the same transaction; the worker's ProcessVmUpgrade clears the
+  mark once the host has the size, and the VM check sends the job again (it is idempotent)
+  for a mark older than `vmcheck.RESIZE_GRACE` (tests/contract/test_upgrade_resize.py);
 - cancelling: the invoices are expired in storage already; one paid at its provider anyway
   is credited by value (D23), so a lost cancel costs nobody money;
 - the admins' notice: the credit and why is stored in the payment's `metadata` (`credit`).

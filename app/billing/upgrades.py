@@ -242,7 +242,9 @@ async def upgrade_in(
     holds `sub`'s lock already (completion's booking transaction, or `upgrade_records`).
 
     None when the config is applied already (nothing to upgrade): so a booked upgrade is
-    applied once, however often this runs. Nothing is committed here.
+    applied once, however often this runs. An applied upgrade marks the VM
+    `resize_requested` in the same transaction, so a resize job lost after the commit is
+    sent again by the worker's VM check. Nothing is committed here.
     """
     try:
         plan = await _plan(uow, vm, cfg)
@@ -281,6 +283,8 @@ async def upgrade_in(
     await uow.line_items.update(
         attrs.evolve(item, amount=plan.new_price.amount, configuration=configuration)
     )
+    # with the records: the host owes the new size until the worker resizes it (vmcheck)
+    await uow.vms.request_resize(vm.id, now)
     entry = await uow.vm_history.add(
         vm_event(
             vm.id,

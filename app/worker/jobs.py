@@ -27,7 +27,8 @@ from app.worker.provisioning import (
 from app.worker.vmcheck import check_vms
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError
-from domain.upgrade import UpgradeConfig
+from domain.model import Vm
+from domain.upgrade import AS_RECORDED, UpgradeConfig
 from ports.jobs import (
     CheckSubscriptions,
     CheckVm,
@@ -69,27 +70,33 @@ async def process_vm_upgrade(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -
     """ProcessVmUpgrade (§8.4): records (idempotent), then stop, resize and start; N9.
 
     The records are updated in the payment's booking transaction already, so this step is
-    a no-op then; the whole job is idempotent (the resize sets the target size), so sending
-    it again is safe. A job lost from the in-process queue (the process died before it
-    ran) is not re-sent by anything: billing stays right, but the VM keeps its old size on
-    the host until an operator sends the job again (the VM check cannot see sizes).
-    A VM never built on a host (or deleted) only gets its records: the spawn builds it
-    with the new size. A stop failure is ignored (§8.4 step 2).
+    a no-op then (`AS_RECORDED`, the VM check's re-send, skips it); the whole job is
+    idempotent (the resize sets the target size), so sending it again is safe. The booking
+    marked the VM `resize_requested`; once the host has the size the marker is cleared if
+    it still holds the value read with the records (compare-and-clear: an upgrade booked
+    meanwhile keeps its mark), and a job lost before that is sent again by the VM check
+    (`vmcheck.resend_lost_resizes`). A VM never built on a host (or deleted) only gets its
+    records and the marker cleared: the spawn builds it with the new size. A stop failure
+    is ignored (§8.4 step 2).
     """
-    try:
-        await apply_upgrade(deps.uow_factory, deps.clock, vm_id=vm_id, cfg=cfg)
-    except DomainError as err:  # permanent: a retry would fail the same way
-        log.error("upgrade of VM %s cannot be applied: %s", vm_id, err.message)
-        await deps.tell_admins(f"VM {vm_id} Upgrade Failed", f"VM #{vm_id}: {err.message}")
-        return
+    if cfg != AS_RECORDED:
+        try:
+            await apply_upgrade(deps.uow_factory, deps.clock, vm_id=vm_id, cfg=cfg)
+        except DomainError as err:  # permanent: a retry would fail the same way
+            log.error("upgrade of VM %s cannot be applied: %s", vm_id, err.message)
+            await deps.tell_admins(f"VM {vm_id} Upgrade Failed", f"VM #{vm_id}: {err.message}")
+            return
     async with deps.uow_factory() as uow:
         vm = await uow.vms.get(vm_id)
-        if vm is None or vm.deleted:
-            return
-        info = await full_info(uow, vm, tuple(await uow.ip_assignments.list_by_vm(vm_id)))
-        facts = await facts_of(uow, info)
-        sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
-        _, client = await deps.host_of(uow, vm.host_id)
+        if vm is not None and not vm.deleted:
+            info = await full_info(uow, vm, tuple(await uow.ip_assignments.list_by_vm(vm_id)))
+            facts = await facts_of(uow, info)
+            sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+            _, client = await deps.host_of(uow, vm.host_id)
+    if vm is None or vm.deleted:
+        if vm is not None:  # nothing to resize: a revived VM is spawned at its records' size
+            await _resized(deps, vm)
+        return
     paid = is_paid_now(sub, deps.clock.now())
     if vm.is_provisioned:
         try:
@@ -97,10 +104,22 @@ async def process_vm_upgrade(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -
         except VmHostError as err:
             log.warning("stop before upgrading VM %s failed: %s", vm_id, err.message)
         await deps.retry.call(f"resize VM {vm_id}", lambda: client.resize_vm(info))
-        if paid:  # an expired VM stays stopped until it is renewed
-            await deps.retry.call(f"start VM {vm_id}", lambda: client.start_vm(vm))
+    await _resized(deps, vm)
+    if vm.is_provisioned and paid:  # an expired VM stays stopped until it is renewed
+        await deps.retry.call(f"start VM {vm_id}", lambda: client.start_vm(vm))
     n = messages.vm_upgraded(facts, vm_id, deps.clock.now())
     await deps.tell_user(vm.user_id, n.title, n.message)
+
+
+async def _resized(deps: WorkerDeps, vm: Vm) -> None:
+    """Clear `resize_requested` if it still holds what was read with the records resized."""
+    if vm.resize_requested is None:
+        return
+    async with deps.uow_factory() as uow:
+        cleared = await uow.vms.settle_resize(vm.id, vm.resize_requested, None)
+        await uow.commit()
+    if not cleared:  # a newer upgrade was booked meanwhile: its own job (or a re-send) follows
+        log.info("VM %s: a newer upgrade is pending; its resize mark stays", vm.id)
 
 
 async def delete_by_admin(deps: WorkerDeps, job: DeleteVm) -> None:

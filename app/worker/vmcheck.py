@@ -1,9 +1,10 @@
-"""check_vms: never-paid cleanup (D17) and host state sync of paid VMs (§9.5, §9.6)."""
+"""check_vms: never-paid cleanup (D17), host state sync of paid VMs (§9.5, §9.6), lost resizes."""
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from datetime import timedelta
 
 import attrs
 
@@ -13,18 +14,26 @@ from app.worker.pending import cancel_ended, end_pending
 from app.worker.provisioning import delete_in, handle_vm_state, vm_with_subscription
 from domain.lifecycle import never_paid_cleanup_due
 from domain.model import Subscription, Vm
+from domain.upgrade import AS_RECORDED
+from ports.jobs import ProcessVmUpgrade
 from ports.vmhost import VmRunningState
 
 log = logging.getLogger("lnvps.worker.vmcheck")
 
+#: how long a paid upgrade's resize may stay unconfirmed before the VM check sends its job
+#: again: longer than a queued ProcessVmUpgrade waits and runs, so none is doubled
+RESIZE_GRACE = timedelta(minutes=10)
+
 
 @attrs.define
 class VmCheckReport:
-    """What one run did: never-paid VMs deleted, VMs whose state was read, failures."""
+    """What one run did: never-paid VMs deleted, VMs whose state was read, failures, VMs
+    whose lost resize job was sent again."""
 
     deleted: list[int] = attrs.field(factory=list)
     checked: list[int] = attrs.field(factory=list)
     failed: list[int] = attrs.field(factory=list)
+    resized: list[int] = attrs.field(factory=list)
 
 
 async def delete_never_paid(deps: WorkerDeps, vm_id: int) -> bool:
@@ -74,9 +83,11 @@ async def check_vms(deps: WorkerDeps) -> VmCheckReport:
     Paid VMs are grouped by host and read with one `get_all_vm_states` per host; a paid,
     unexpired VM the host does not know is spawned again, an expired one is left alone,
     and paid VMs are never deleted here (§13 items 27, 28). One VM's failure is logged and
-    the others go on (the reference gave up on the rest of that host).
+    the others go on (the reference gave up on the rest of that host). First, the resize of
+    every paid upgrade its host has not confirmed for `RESIZE_GRACE` is sent again.
     """
     report = VmCheckReport()
+    await resend_lost_resizes(deps, report)
     async with deps.uow_factory() as uow:
         vms = await uow.vms.list_active()
         subs = {
@@ -110,11 +121,12 @@ async def check_vms(deps: WorkerDeps) -> VmCheckReport:
                 log.exception("state check of VM %s failed", vm.id)
                 report.failed.append(vm.id)
     log.info(
-        "VM check at %s: %d deleted, %d checked, %d failed",
+        "VM check at %s: %d deleted, %d checked, %d failed, %d resizes sent again",
         deps.clock.now().isoformat(),
         len(report.deleted),
         len(report.checked),
         len(report.failed),
+        len(report.resized),
     )
     return report
 
@@ -128,3 +140,40 @@ async def _cleanup(deps: WorkerDeps, vm: Vm, report: VmCheckReport) -> None:
         report.failed.append(vm.id)
         n = messages.unpaid_cleanup_failed(vm.id, "Deletion Failed", str(err))
         await deps.tell_admins(n.title, n.message)
+
+
+async def resend_lost_resizes(deps: WorkerDeps, report: VmCheckReport) -> None:
+    """Send ProcessVmUpgrade again for each VM marked `resize_requested` before the grace.
+
+    The booking marks the VM with its records and the job clears the mark once the host has
+    the size, so a mark this old means the job was lost (the process died after the commit,
+    the in-process queue dropped it) or failed. One query finds them all; each mark is moved
+    to now when its job is sent (compare-and-set: a VM another worker or a newer booking
+    changed meanwhile is skipped), so the next re-send waits another grace period. The job
+    asks for the size the records hold (`AS_RECORDED`): resizing is idempotent.
+    """
+    now = deps.clock.now()
+    try:
+        async with deps.uow_factory() as uow:
+            due = await uow.vms.list_resize_requested(now - RESIZE_GRACE)
+    except Exception:
+        log.exception("cannot read the VMs awaiting a resize")
+        return
+    for vm in due:
+        assert vm.resize_requested is not None
+        try:
+            async with deps.uow_factory() as uow:
+                claimed = await uow.vms.settle_resize(vm.id, vm.resize_requested, now)
+                await uow.commit()
+            if not claimed:
+                continue
+            log.warning(
+                "VM %s: resize booked %s not confirmed; sending it again",
+                vm.id,
+                vm.resize_requested.isoformat(),
+            )
+            await deps.queue.send(ProcessVmUpgrade(vm_id=vm.id, config=AS_RECORDED))
+            report.resized.append(vm.id)
+        except Exception:
+            log.exception("re-sending the resize of VM %s failed", vm.id)
+            report.failed.append(vm.id)

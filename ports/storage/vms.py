@@ -12,8 +12,10 @@ from ports.storage.common import Page, Records
 class Vms(Records[Vm], Protocol):
     """`get` sees soft-deleted VMs too; the other lookups say whether they do.
 
-    `update` writes every column except `deleted` (lifecycle.md D15), so a stale copy never
-    resurrects or deletes a VM; `delete` and `undelete_for_subscription` change it.
+    `update` writes every column except `deleted` (lifecycle.md D15) and `resize_requested`,
+    so a stale copy never resurrects or deletes a VM, nor loses or revives a resize;
+    `delete` and `undelete_for_subscription` change the first, `request_resize` and
+    `settle_resize` the second.
     """
 
     async def get_by_line_item(self, line_item_id: int) -> Vm | None:
@@ -59,6 +61,22 @@ class Vms(Records[Vm], Protocol):
 
         Returns how many VMs were soft-deleted before.
         """
+        ...
+
+    async def request_resize(self, vm_id: int, now: datetime) -> datetime:
+        """Mark the VM's records as ahead of its host (a paid upgrade applied), in the
+        caller's transaction: `resize_requested` becomes `next_resize_mark` of the value it
+        holds (read under the row's lock), which is returned."""
+        ...
+
+    async def settle_resize(self, vm_id: int, seen: datetime, then: datetime | None) -> bool:
+        """Compare-and-set: `resize_requested` becomes `then` (None: the host has the size)
+        only if it still holds `seen`; False when a newer upgrade changed it meanwhile."""
+        ...
+
+    async def list_resize_requested(self, before: datetime) -> list[Vm]:
+        """VMs, soft-deleted ones too, whose `resize_requested` is earlier than `before`,
+        ascending id: one query, on the column's index (the worker's VM check)."""
         ...
 
 

@@ -351,7 +351,14 @@ async def test_r1_to_r2_keeps_legacy_data(db_url: str) -> None:
     engine = create_engine(db_url)
     try:
         async with engine.begin() as conn:
-            vm = (await conn.execute(sa.select(tables.vm))).one()
+            # the columns r2 has (later revisions add more to `tables.vm`)
+            vm_cols = tables.vm.c
+            at_r2 = (
+                vm_cols.expires,
+                vm_cols.auto_renewal_enabled,
+                vm_cols.subscription_line_item_id,
+            )
+            vm = (await conn.execute(sa.select(*at_r2))).one()
             assert vm.expires == EXPIRES and vm.auto_renewal_enabled is True
             assert vm.subscription_line_item_id is None
             sub = (await conn.execute(sa.select(tables.subscription))).one()
@@ -371,7 +378,7 @@ async def test_r1_to_r2_keeps_legacy_data(db_url: str) -> None:
                     mac_address="ff:ff:ff:ff:ff:ff",
                 )
             )
-            fresh = (await conn.execute(sa.select(tables.vm).where(tables.vm.c.id == 2))).one()
+            fresh = (await conn.execute(sa.select(*at_r2).where(vm_cols.id == 2))).one()
             assert fresh.expires is None and fresh.auto_renewal_enabled is False
             await conn.execute(sa.delete(tables.vm).where(tables.vm.c.id == 2))
     finally:

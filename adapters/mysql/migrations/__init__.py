@@ -18,6 +18,7 @@ R6_ADMIN_AUDIT_GRANTS = "lnvps_admin_audit_and_grants"
 R7_INVOICES = "lnvps_invoices"
 R8_CREDIT_LEDGER = "lnvps_credit_ledger"
 R9_SQLITE_FK_INDEXES = "lnvps_sqlite_foreign_key_indexes"
+R10_VM_RESIZE_REQUESTED = "lnvps_vm_resize_requested"
 REVISIONS = (
     R1_LEGACY,
     R2_VM_SUBSCRIPTION_LINK,
@@ -28,6 +29,7 @@ REVISIONS = (
     R7_INVOICES,
     R8_CREDIT_LEDGER,
     R9_SQLITE_FK_INDEXES,
+    R10_VM_RESIZE_REQUESTED,
 )
 HEAD = REVISIONS[-1]
 

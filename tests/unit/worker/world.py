@@ -38,6 +38,7 @@ from ports.vmhost import (
     TimeSeriesPoint,
     VmHost,
     VmHostError,
+    VmResources,
     VmRunningState,
 )
 from tests.unit.billing.world import Shop, new_shop
@@ -53,12 +54,14 @@ class CountingHost:
     """Wraps the dummy host: counts calls per operation; `broken` ops raise transient errors.
 
     `hold(op)` makes the next calls of `op` wait (a slow Proxmox task) until `let_go(op)`;
-    `entered(op)` is set once such a call is waiting.
+    `entered(op)` is set once such a call is waiting. `sizes` holds each VM's size as last
+    built or resized (the dummy host keeps none).
     """
 
     def __init__(self, inner: DummyVmHost) -> None:
         self.inner = inner
         self.calls: dict[str, int] = {}
+        self.sizes: dict[int, VmResources] = {}
         self.broken: set[str] = set()
         self._gates: dict[str, asyncio.Event] = {}
         self._entered: dict[str, asyncio.Event] = {}
@@ -85,6 +88,7 @@ class CountingHost:
     async def create_vm(self, info: FullVmInfo) -> None:
         await self._count("create_vm")
         await self.inner.create_vm(info)
+        self.sizes[info.vm.id] = info.resources
 
     async def start_vm(self, vm: Vm) -> None:
         await self._count("start_vm")
@@ -107,6 +111,8 @@ class CountingHost:
 
     async def resize_vm(self, info: FullVmInfo) -> None:
         await self._count("resize_vm")
+        await self.inner.resize_vm(info)
+        self.sizes[info.vm.id] = info.resources
 
     async def get_vm_state(self, vm: Vm) -> VmRunningState:
         await self._count("get_vm_state")
