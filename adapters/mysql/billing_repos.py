@@ -6,18 +6,30 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, insert, or_, select, update
 
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, evolve
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
-from ports.storage import Page
+from ports.storage import Page, PendingRef
 
 _sub = t.subscription.c
 _li = t.subscription_line_item.c
 _pay = t.subscription_payment.c
+#: built once: executing the same statement object reuses its cache key and compiled form
+_PENDING_REFS = (
+    select(_pay.id, _pay.created, _pay.metadata)
+    .where(
+        _pay.subscription_id == bindparam("subscription_id"),
+        _pay.is_paid == False,  # noqa: E712
+        _pay.expires > bindparam("now"),
+        _pay.payment_method == bindparam("method"),
+        _pay.payment_type == bindparam("payment_type"),
+    )
+    .order_by(_pay.created.desc())
+)
 
 
 class SqlSubscriptions(SqlRecords[Subscription]):
@@ -211,6 +223,22 @@ class SqlPayments(SqlRepo):
         self, subscription_id: int, now: datetime
     ) -> list[SubscriptionPayment]:
         return await self._all(self.mapper, self._pending(subscription_id, now))
+
+    async def list_pending_refs(
+        self,
+        subscription_id: int,
+        now: datetime,
+        method: PaymentMethod,
+        payment_type: SubscriptionPaymentType,
+    ) -> list[PendingRef]:
+        params = {
+            "subscription_id": subscription_id,
+            "now": now,
+            "method": method,
+            "payment_type": payment_type,
+        }
+        rows = await self.conn.execute(_PENDING_REFS, params)
+        return [PendingRef(id=r.id, created=r.created, metadata=r.metadata) for r in rows]
 
     async def mark_paid(self, payment_id: bytes, now: datetime) -> bool:
         query = (

@@ -24,7 +24,7 @@ from ports.storage.credit import CreditLedger
 from ports.storage.identity import Companies, Permission, Roles, SshKeys, Users
 from ports.storage.invoices import Invoices
 from ports.storage.marks import IdempotencyKeys, IdempotencyRecord, LifecycleMarks
-from ports.storage.payments import LegacyPayments, Payments
+from ports.storage.payments import LegacyPayments, Payments, PendingRef
 from ports.storage.products import IpRangeSubscriptions, IpSpacePrices, IpSpaces, PaymentMethods
 from ports.storage.reads import ReadLookups, VmReads
 from ports.storage.subscriptions import LineItems, Subscriptions
@@ -149,6 +149,7 @@ __all__ = [
     "Page",
     "PaymentMethods",
     "Payments",
+    "PendingRef",
     "Permission",
     "ReadLookups",
     "Records",
