@@ -19,6 +19,7 @@ _sub = t.subscription.c
 _li = t.subscription_line_item.c
 _pay = t.subscription_payment.c
 #: built once: executing the same statement object reuses its cache key and compiled form
+_INSERT_PAYMENT = insert(t.subscription_payment)
 _PENDING_REFS = (
     select(_pay.id, _pay.created, _pay.metadata)
     .where(
@@ -183,8 +184,8 @@ class SqlPayments(SqlRepo):
         self.mapper = mapper
 
     async def add(self, payment: SubscriptionPayment) -> SubscriptionPayment:
-        row = self.mapper.to_row(payment, exclude=())
-        await self.conn.execute(insert(t.subscription_payment).values(row))
+        # the row as parameters: no statement building or cache-key walk over the values
+        await self.conn.execute(_INSERT_PAYMENT, self.mapper.to_row(payment, exclude=()))
         return payment
 
     async def get(self, payment_id: bytes) -> SubscriptionPayment | None:
