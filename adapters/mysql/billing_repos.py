@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Select, bindparam, delete, insert, or_, se
 
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, evolve
-from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo
+from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
 from ports.storage import Page, PendingRef
@@ -20,14 +20,17 @@ _li = t.subscription_line_item.c
 _pay = t.subscription_payment.c
 #: built once: executing the same statement object reuses its cache key and compiled form
 _INSERT_PAYMENT = insert(t.subscription_payment)
+_TOUCH_SUBSCRIPTION = (
+    update(t.subscription).where(_sub.id == bindparam("subscription_id")).values(id=_sub.id)
+)
+#: method and type are compared in Python: in SQL they draw SQLite to the (payment_method,
+#: is_paid, created) index, a walk over every unpaid payment of that method
 _PENDING_REFS = (
-    select(_pay.id, _pay.created, _pay.metadata)
+    select(_pay.id, _pay.created, _pay.metadata, _pay.payment_method, _pay.payment_type)
     .where(
         _pay.subscription_id == bindparam("subscription_id"),
         _pay.is_paid == False,  # noqa: E712
         _pay.expires > bindparam("now"),
-        _pay.payment_method == bindparam("method"),
-        _pay.payment_type == bindparam("payment_type"),
     )
     .order_by(_pay.created.desc())
 )
@@ -58,19 +61,27 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         return stored, added
 
     async def get_for_update(self, subscription_id: int) -> Subscription | None:
-        query = self._select().where(_sub.id == subscription_id)
+        params = {"subscription_id": subscription_id}
         if self.locks_rows:
-            return await self._one(self.mapper, query.with_for_update())
+            key = ("subscription for update", self.table, self.mapper.cls)
+            return await self._first_with(self.mapper, prebuilt(key, self._locking), params)
         # SQLite has no row locks: a no-op write takes the database write lock instead,
         # so a concurrent read-modify-write waits here as it would on the row lock.
-        await self.conn.execute(
-            update(t.subscription).where(_sub.id == subscription_id).values(id=_sub.id)
-        )
-        return await self._one(self.mapper, query)
+        await self.conn.execute(_TOUCH_SUBSCRIPTION, params)
+        return await self.get(subscription_id)
+
+    def _locking(self) -> Select[Any]:
+        by_id = _sub.id == bindparam("subscription_id")
+        return self._select().where(by_id).limit(1).with_for_update()
 
     async def get_by_line_item(self, line_item_id: int) -> Subscription | None:
-        owner = select(_li.subscription_id).where(_li.id == line_item_id).scalar_subquery()
-        return await self._one(self.mapper, self._select().where(_sub.id == owner))
+        key = ("subscription by line item", self.table, self.mapper.cls)
+        statement = prebuilt(key, self._owner)
+        return await self._first_with(self.mapper, statement, {"line_item_id": line_item_id})
+
+    def _owner(self) -> Select[Any]:
+        owner = select(_li.subscription_id).where(_li.id == bindparam("line_item_id"))
+        return self._select().where(_sub.id == owner.scalar_subquery()).limit(1)
 
     async def ids_with_pending_on(
         self,
@@ -161,7 +172,13 @@ async def _delete_subscription(conn: Any, subscription_id: int) -> bool:
 
 class SqlLineItems(SqlRecords[LineItem]):
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
-        return await self._where(_li.subscription_id == subscription_id)
+        key = ("line items of", self.table, self.mapper.cls)
+        statement = prebuilt(key, self._of_subscription)
+        return await self._all_with(self.mapper, statement, {"subscription_id": subscription_id})
+
+    def _of_subscription(self) -> Select[Any]:
+        where = _li.subscription_id == bindparam("subscription_id")
+        return self._select().where(where).order_by(self.table.c.id)
 
     async def list_by_subscriptions(
         self, subscription_ids: Collection[int]
@@ -232,14 +249,13 @@ class SqlPayments(SqlRepo):
         method: PaymentMethod,
         payment_type: SubscriptionPaymentType,
     ) -> list[PendingRef]:
-        params = {
-            "subscription_id": subscription_id,
-            "now": now,
-            "method": method,
-            "payment_type": payment_type,
-        }
+        params = {"subscription_id": subscription_id, "now": now}
         rows = await self.conn.execute(_PENDING_REFS, params)
-        return [PendingRef(id=r.id, created=r.created, metadata=r.metadata) for r in rows]
+        return [
+            PendingRef(id=r.id, created=r.created, metadata=r.metadata)
+            for r in rows
+            if r.payment_method is method and r.payment_type is payment_type
+        ]
 
     async def mark_paid(self, payment_id: bytes, now: datetime) -> bool:
         query = (

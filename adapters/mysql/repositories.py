@@ -50,6 +50,18 @@ Connect = Callable[[], AsyncConnection]
 
 
 _MYSQL_DUPLICATE_KEY = 1062
+S = TypeVar("S")
+#: statements built once per process and run with parameters: no statement building and no
+#: cache-key walk per call (issue 10); keyed by what they are built from
+_PREBUILT: dict[tuple[Any, ...], Any] = {}
+
+
+def prebuilt(key: tuple[Any, ...], build: Callable[[], S]) -> S:
+    """The statement `build()` made the first time `key` was asked for."""
+    statement: S | None = _PREBUILT.get(key)
+    if statement is None:
+        statement = _PREBUILT[key] = build()
+    return statement
 
 
 def is_duplicate_key(error: IntegrityError) -> bool:
@@ -81,6 +93,19 @@ class SqlRepo:
 
     async def _all(self, mapper: Mapper[R], query: Select[Any]) -> list[R]:
         rows = (await self.conn.execute(query)).mappings().all()
+        return [mapper.from_row(row) for row in rows]
+
+    async def _first_with(
+        self, mapper: Mapper[R], statement: Select[Any], params: dict[str, Any]
+    ) -> R | None:
+        """The first row of a prebuilt statement (which carries its own LIMIT)."""
+        row = (await self.conn.execute(statement, params)).mappings().first()
+        return None if row is None else mapper.from_row(row)
+
+    async def _all_with(
+        self, mapper: Mapper[R], statement: Select[Any], params: dict[str, Any]
+    ) -> list[R]:
+        rows = (await self.conn.execute(statement, params)).mappings().all()
         return [mapper.from_row(row) for row in rows]
 
     async def _page(
