@@ -101,7 +101,12 @@ def payment_interval_count(payment: SubscriptionPayment) -> int | None:
     Anything else (malformed JSON, a non-object, n outside 1..120) is None: such a payment is
     never reused, since what it buys cannot be known.
     """
-    meta: Any = payment.metadata
+    return metadata_interval_count(payment.metadata)
+
+
+def metadata_interval_count(metadata: Any) -> int | None:
+    """`payment_interval_count` of a payment whose `metadata` is this."""
+    meta: Any = metadata
     if isinstance(meta, str | bytes | bytearray):
         try:
             meta = json.loads(meta)

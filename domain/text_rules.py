@@ -18,6 +18,8 @@ _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 def is_single_line(text: str) -> bool:
     """No control character (tab and newline included), surrogate or line separator."""
+    if text.isprintable():  # one C-level scan: printable text has none of those categories
+        return True
     return not any(unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in text)
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from adapters.memory.db import RecordRepo, Repo, evolve, page_of
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
-from ports.storage import DueWindow, Page, PendingOf, PricedBy
+from ports.storage import DueWindow, Page, PendingOf, PendingRef, PricedBy
 
 
 class MemorySubscriptions(RecordRepo[Subscription]):
@@ -166,6 +166,19 @@ class MemoryPayments(Repo):
             p
             for p in self._newest_first()
             if p.subscription_id == subscription_id and p.is_pending(now)
+        ]
+
+    async def list_pending_refs(
+        self,
+        subscription_id: int,
+        now: datetime,
+        method: PaymentMethod,
+        payment_type: SubscriptionPaymentType,
+    ) -> list[PendingRef]:
+        return [
+            PendingRef(id=p.id, created=p.created, metadata=p.metadata)
+            for p in await self.list_pending_for_subscription(subscription_id, now)
+            if p.payment_method == method and p.payment_type == payment_type
         ]
 
     async def mark_paid(self, payment_id: bytes, now: datetime) -> bool:

@@ -10,14 +10,30 @@ from sqlalchemy import ColumnElement, Select, bindparam, delete, insert, or_, se
 
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, evolve
-from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo
+from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
-from ports.storage import DueWindow, Page, PendingOf, PricedBy
+from ports.storage import DueWindow, Page, PendingOf, PendingRef, PricedBy
 
 _sub = t.subscription.c
 _li = t.subscription_line_item.c
 _pay = t.subscription_payment.c
+#: built once: executing the same statement object reuses its cache key and compiled form
+_INSERT_PAYMENT = insert(t.subscription_payment)
+_TOUCH_SUBSCRIPTION = (
+    update(t.subscription).where(_sub.id == bindparam("subscription_id")).values(id=_sub.id)
+)
+#: method and type are compared in Python: in SQL they draw SQLite to the (payment_method,
+#: is_paid, created) index, a walk over every unpaid payment of that method
+_PENDING_REFS = (
+    select(_pay.id, _pay.created, _pay.metadata, _pay.payment_method, _pay.payment_type)
+    .where(
+        _pay.subscription_id == bindparam("subscription_id"),
+        _pay.is_paid == False,  # noqa: E712
+        _pay.expires > bindparam("now"),
+    )
+    .order_by(_pay.created.desc())
+)
 
 
 class SqlSubscriptions(SqlRecords[Subscription]):
@@ -45,25 +61,27 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         return stored, added
 
     async def get_for_update(self, subscription_id: int) -> Subscription | None:
-        query = self._select().where(_sub.id == subscription_id)
+        params = {"subscription_id": subscription_id}
         if self.locks_rows:
-            return await self._one(self.mapper, query.with_for_update())
+            key = ("subscription for update", self.table, self.mapper.cls)
+            return await self._first_with(self.mapper, prebuilt(key, self._locking), params)
         # SQLite has no row locks: a no-op write takes the database write lock instead,
         # so a concurrent read-modify-write waits here as it would on the row lock.
-        await self.conn.execute(
-            update(t.subscription).where(_sub.id == subscription_id).values(id=_sub.id)
-        )
-        return await self._one(self.mapper, query)
+        await self.conn.execute(_TOUCH_SUBSCRIPTION, params)
+        return await self.get(subscription_id)
+
+    def _locking(self) -> Select[Any]:
+        by_id = _sub.id == bindparam("subscription_id")
+        return self._select().where(by_id).limit(1).with_for_update()
 
     async def get_by_line_item(self, line_item_id: int) -> Subscription | None:
-        def build() -> Select[Any]:
-            owner = select(_li.subscription_id).where(_li.id == bindparam("line_item_id"))
-            return self._select().where(_sub.id == owner.scalar_subquery()).limit(1)
+        key = ("subscription by line item", self.table, self.mapper.cls)
+        statement = prebuilt(key, self._owner)
+        return await self._first_with(self.mapper, statement, {"line_item_id": line_item_id})
 
-        statement = self._prepared("by_line_item", self.mapper, build)
-        result = await self.conn.execute(statement, {"line_item_id": line_item_id})
-        row = result.mappings().first()
-        return None if row is None else self.mapper.from_row(row)
+    def _owner(self) -> Select[Any]:
+        owner = select(_li.subscription_id).where(_li.id == bindparam("line_item_id"))
+        return self._select().where(_sub.id == owner.scalar_subquery()).limit(1)
 
     async def ids_with_pending_on(
         self, now: datetime, types: Collection[SubscriptionPaymentType], on: PricedBy
@@ -139,17 +157,13 @@ async def _delete_subscription(conn: Any, subscription_id: int) -> bool:
 
 class SqlLineItems(SqlRecords[LineItem]):
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
-        statement = self._prepared(
-            "by_subscription",
-            self.mapper,
-            lambda: (
-                self._select()
-                .where(_li.subscription_id == bindparam("subscription_id"))
-                .order_by(_li.id)
-            ),
-        )
-        rows = await self.conn.execute(statement, {"subscription_id": subscription_id})
-        return [self.mapper.from_row(row) for row in rows.mappings()]
+        key = ("line items of", self.table, self.mapper.cls)
+        statement = prebuilt(key, self._of_subscription)
+        return await self._all_with(self.mapper, statement, {"subscription_id": subscription_id})
+
+    def _of_subscription(self) -> Select[Any]:
+        where = _li.subscription_id == bindparam("subscription_id")
+        return self._select().where(where).order_by(self.table.c.id)
 
     async def list_by_subscriptions(
         self, subscription_ids: Collection[int]
@@ -172,8 +186,8 @@ class SqlPayments(SqlRepo):
         self.mapper = mapper
 
     async def add(self, payment: SubscriptionPayment) -> SubscriptionPayment:
-        row = self.mapper.to_row(payment, exclude=())
-        await self.conn.execute(insert(t.subscription_payment).values(row))
+        # the row as parameters: no statement building or cache-key walk over the values
+        await self.conn.execute(_INSERT_PAYMENT, self.mapper.to_row(payment, exclude=()))
         return payment
 
     async def get(self, payment_id: bytes) -> SubscriptionPayment | None:
@@ -220,6 +234,21 @@ class SqlPayments(SqlRepo):
         params = {"subscription_id": subscription_id, "now": now}
         rows = await self.conn.execute(statement, params)
         return [self.mapper.from_row(row) for row in rows.mappings()]
+
+    async def list_pending_refs(
+        self,
+        subscription_id: int,
+        now: datetime,
+        method: PaymentMethod,
+        payment_type: SubscriptionPaymentType,
+    ) -> list[PendingRef]:
+        params = {"subscription_id": subscription_id, "now": now}
+        rows = await self.conn.execute(_PENDING_REFS, params)
+        return [
+            PendingRef(id=r.id, created=r.created, metadata=r.metadata)
+            for r in rows
+            if r.payment_method is method and r.payment_type is payment_type
+        ]
 
     async def mark_paid(self, payment_id: bytes, now: datetime) -> bool:
         query = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +17,12 @@ from ports.storage import CreditKey, Page
 
 _bal = t.user_credit_balance.c
 _led = t.user_credit_ledger.c
+#: built once (issue 10: no statement building per renewal)
+_BALANCES = (
+    select(_bal.currency, _bal.balance)
+    .where(_bal.user_id == bindparam("user_id"))
+    .order_by(_bal.currency)
+)
 
 
 class SqlCreditLedger(SqlRepo):
@@ -89,12 +95,7 @@ class SqlCreditLedger(SqlRepo):
         return await self._one(self.mapper, query)
 
     async def balances(self, user_id: int) -> dict[str, int]:
-        query = (
-            select(_bal.currency, _bal.balance)
-            .where(_bal.user_id == user_id)
-            .order_by(_bal.currency)
-        )
-        rows = (await self.conn.execute(query)).all()
+        rows = (await self.conn.execute(_BALANCES, {"user_id": user_id})).all()
         return {str(currency): int(balance) for currency, balance in rows}
 
     async def list_page(

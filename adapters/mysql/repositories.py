@@ -51,6 +51,17 @@ Connect = Callable[[], AsyncConnection]
 
 
 _MYSQL_DUPLICATE_KEY = 1062
+#: statements built once per process and run with parameters: no statement building and no
+#: cache-key walk per call (issue 10); keyed by what they are built from
+_PREBUILT: dict[tuple[Any, ...], Any] = {}
+
+
+def prebuilt(key: tuple[Any, ...], build: Callable[[], S]) -> S:
+    """The statement `build()` made the first time `key` was asked for."""
+    statement: S | None = _PREBUILT.get(key)
+    if statement is None:
+        statement = _PREBUILT[key] = build()
+    return statement
 
 
 def is_duplicate_key(error: IntegrityError) -> bool:
@@ -80,11 +91,7 @@ class SqlRepo:
         """The statement `name` of this repository class and mapper, built once per process
         with bound parameters: running it costs no statement building and no cache-key walk
         (a third of a simple read's CPU, issue 10)."""
-        key = (type(self), name, id(mapper))
-        found: S | None = _PREPARED.get(key)
-        if found is None:
-            found = _PREPARED[key] = build()
-        return found
+        return prebuilt((type(self), name, id(mapper)), build)
 
     async def _one(self, mapper: Mapper[R], query: Select[Any]) -> R | None:
         row = (await self.conn.execute(query.limit(1))).mappings().first()
@@ -92,6 +99,19 @@ class SqlRepo:
 
     async def _all(self, mapper: Mapper[R], query: Select[Any]) -> list[R]:
         rows = (await self.conn.execute(query)).mappings().all()
+        return [mapper.from_row(row) for row in rows]
+
+    async def _first_with(
+        self, mapper: Mapper[R], statement: Select[Any], params: dict[str, Any]
+    ) -> R | None:
+        """The first row of a prebuilt statement (which carries its own LIMIT)."""
+        row = (await self.conn.execute(statement, params)).mappings().first()
+        return None if row is None else mapper.from_row(row)
+
+    async def _all_with(
+        self, mapper: Mapper[R], statement: Select[Any], params: dict[str, Any]
+    ) -> list[R]:
+        rows = (await self.conn.execute(statement, params)).mappings().all()
         return [mapper.from_row(row) for row in rows]
 
     async def _page(
@@ -111,8 +131,6 @@ class SqlRepo:
 
 #: `SELECT … WHERE id = :record_id LIMIT 1` per repository class and mapper (process-long)
 _BY_ID: dict[tuple[type, int], Select[Any]] = {}
-#: statements of `SqlRepo._prepared`, per (repository class, name, mapper) (process-long)
-_PREPARED: dict[tuple[type, str, int], Any] = {}
 #: `INSERT INTO <table>` per (process-long) table object, its columns named by the parameters
 _INSERTS: dict[int, Insert] = {}
 

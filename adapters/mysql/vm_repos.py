@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, true, update
+from sqlalchemy import ColumnElement, Select, bindparam, func, select, true, update
 
 from adapters.mysql import tables as t
-from adapters.mysql.repositories import SqlRecords
+from adapters.mysql.repositories import SqlRecords, prebuilt
 from domain.enums import SubscriptionType
 from domain.model import Vm, VmHistory
 from domain.upgrade import next_resize_mark
@@ -25,11 +26,15 @@ class SqlVms(SqlRecords[Vm]):
     frozen_columns = ("deleted", "resize_requested")
 
     async def get_by_line_item(self, line_item_id: int) -> Vm | None:
+        statement = prebuilt(("vm by line item", self.table, self.mapper.cls), self._on_item)
+        return await self._first_with(self.mapper, statement, {"line_item_id": line_item_id})
+
+    def _on_item(self) -> Select[Any]:
         query = self._select().where(
-            _vm.subscription_line_item_id == line_item_id,
+            _vm.subscription_line_item_id == bindparam("line_item_id"),
             _vm.deleted == False,  # noqa: E712
         )
-        return await self._one(self.mapper, query.order_by(_vm.id))
+        return query.order_by(_vm.id).limit(1)
 
     async def get_by_subscription(self, subscription_id: int) -> Vm | None:
         items = select(_li.id).where(

@@ -155,10 +155,12 @@ async def charging_for(
     tax_rates: TaxRates,
     user_id: int,
     company_id: int,
+    user: User | None = None,
 ) -> Charging:
     """How to charge a user: tax by the user's country (D3), none under reverse charge (issue
-    13), the company's fee config (D4)."""
-    user = await user_of(uow, user_id)
+    13), the company's fee config (D4). `user`: the user with `user_id`, when already read."""
+    if user is None or user.id != user_id:
+        user = await user_of(uow, user_id)
     seller = await uow.companies.get(company_id)
     reverse = seller is not None and reverse_charge_for(seller, user)
     fee_config = None

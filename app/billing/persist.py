@@ -16,8 +16,12 @@ from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.errors import DomainError
 from domain.model import SubscriptionPayment
 from domain.price_basis import PRICE_KEY, PriceBasis
-from domain.subscription import pick_reusable_payment
-from ports.storage import IdempotencyRecord, UnitOfWork, UnitOfWorkFactory
+from domain.subscription import (
+    is_reusable_pending_payment,
+    metadata_interval_count,
+    pick_reusable_payment,
+)
+from ports.storage import IdempotencyRecord, PendingRef, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +151,7 @@ async def store_payment(
             await _check_price(uow, payment)
             winner = await replay(uow, idem)
             if winner is None and reuse is not None:
-                winner = await pending_match(uow, reuse, now)
+                winner = await _rival_match(uow, reuse, now)
             if winner is None:
                 if before_add is not None:  # e.g. debit the credit it applies, same transaction
                     await before_add(uow, payment)
@@ -165,6 +169,39 @@ async def store_payment(
         return payment
     await _cancel_quietly(rails, payment)
     return winner
+
+
+async def _rival_match(
+    uow: UnitOfWork, reuse: Reuse | AmountReuse, now: datetime
+) -> SubscriptionPayment | None:
+    """`pending_match` for the storing transaction, where a match is rare: the pending
+    payments of the request's method and type are listed as `PendingRef`s (no amounts or
+    provider data to map) and only the one picked is read whole."""
+    if isinstance(reuse, AmountReuse):
+        return await pending_match(uow, reuse, now)
+    if reuse.payment_type is SubscriptionPaymentType.UPGRADE:
+        return None  # never reused (D10)
+    refs = await uow.payments.list_pending_refs(
+        reuse.subscription_id, now, reuse.method, reuse.payment_type
+    )
+    best: PendingRef | None = None
+    for ref in refs:  # the newest; ties keep the listed order, as pick_reusable_payment
+        same_count = metadata_interval_count(ref.metadata) == reuse.interval_count
+        if same_count and (best is None or ref.created > best.created):
+            best = ref
+    if best is None:
+        return None
+    payment = await uow.payments.get(best.id)
+    if payment is not None and is_reusable_pending_payment(
+        payment,
+        subscription_id=reuse.subscription_id,
+        method=reuse.method,
+        payment_type=reuse.payment_type,
+        interval_count=reuse.interval_count,
+        now=now,
+    ):
+        return payment
+    return await pending_match(uow, reuse, now)
 
 
 async def _check_price(uow: UnitOfWork, payment: SubscriptionPayment) -> None:

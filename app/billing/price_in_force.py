@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -15,7 +15,7 @@ from domain.enums import SubscriptionPaymentType, SubscriptionType
 from domain.errors import DomainError
 from domain.exchange import RateTable
 from domain.intervals import Interval
-from domain.model import LineItem, Subscription, SubscriptionPayment
+from domain.model import LineItem, Subscription, SubscriptionPayment, User
 from domain.money import Currency, Money
 from domain.price_basis import PRICE_KEY, RATES_KEY, PriceBasis, rates_json
 from domain.pricing import parse_list_currency
@@ -45,19 +45,38 @@ async def price_in_force(
     any other item its `amount` in the subscription currency; a Purchase adds every item's
     setup fee. The buyer's tax country is recorded alongside.
     """
+    items = list(items)
+    prices = {
+        item.id: await item_vm_price(uow, item)
+        for item in items
+        if item.subscription_type is SubscriptionType.VPS
+    }
+    user = await user_of(uow, sub.user_id)
+    return price_basis(sub, items, prices, user, purchase=purchase)
+
+
+def price_basis(
+    sub: Subscription,
+    items: Iterable[LineItem],
+    vm_prices: Mapping[int, VmPrice],
+    user: User,
+    *,
+    purchase: bool,
+) -> PriceBasis:
+    """`price_in_force` from what it reads: each VPS item's VM price by line item id, and the
+    subscription's user (for a caller that read them already)."""
     recurring: list[Money] = []
     setup: list[Money] = []
     interval: Interval | None = None
     for item in items:
         if item.subscription_type is SubscriptionType.VPS:
-            price = await item_vm_price(uow, item)
+            price = vm_prices[item.id]
             recurring.append(price.list_price)
             interval = interval or price.interval
         else:
             recurring.append(Money(parse_list_currency(sub.currency), item.amount))
         if purchase:
             setup.append(Money(parse_list_currency(sub.currency), item.setup_amount))
-    user = await user_of(uow, sub.user_id)
     country = country_alpha3(user.country_code)
     return PriceBasis.of(interval or sub.interval, recurring, setup, country)
 

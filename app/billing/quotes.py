@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from app.billing.catalogue import charging_for
-from app.billing.price_in_force import item_vm_price, price_in_force, quote_metadata
+from app.billing.catalogue import VmPrice, charging_for, user_of
+from app.billing.price_in_force import item_vm_price, price_basis, quote_metadata
 from app.billing.rails import PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.exchange import RateTable, charge_amount, charged_currency
@@ -51,6 +51,7 @@ async def price_subscription(
     `time_value` is informational: completion counts N calendar intervals from the expiry
     it finds, against the price basis stored in `metadata` (D6, D23).
     """
+    user = await user_of(uow, sub.user_id)
     charging = await charging_for(
         uow,
         method=method,
@@ -58,12 +59,14 @@ async def price_subscription(
         tax_rates=tax_rates,
         user_id=sub.user_id,
         company_id=sub.company_id,
+        user=user,
     )
     vm_quotes: list[RenewalQuote] = []
+    vm_prices: dict[int, VmPrice] = {}
     other = 0
     for item in items:
         if item.subscription_type is SubscriptionType.VPS:
-            price = await item_vm_price(uow, item)
+            price = vm_prices[item.id] = await item_vm_price(uow, item)
             vm_quotes.append(
                 renewal_quote(price.list_price, price.interval, sub.expires, now, count, charging)
             )
@@ -92,9 +95,10 @@ async def price_subscription(
         time_value = renewal_period(sub.interval, sub.expires, now, count).time_value
     else:
         time_value = None  # one subscription interval, counted when paid (R3.6)
-    # what the quote was made against, so completion can tell a stale quote (D23)
+    # what the quote was made against, so completion can tell a stale quote (D23); from the
+    # prices and user read above (one read each, same transaction)
     purchase = payment_type is SubscriptionPaymentType.PURCHASE
-    basis = await price_in_force(uow, sub, items, purchase=purchase)
+    basis = price_basis(sub, items, vm_prices, user, purchase=purchase)
     return PricedPayment(
         subscription_id=sub.id,
         user_id=sub.user_id,

@@ -9,7 +9,7 @@ from typing import Protocol
 import attrs
 
 from domain.enums import PaymentMethod, SubscriptionPaymentType
-from domain.model import LegacyVmPayment, SubscriptionPayment
+from domain.model import Json, LegacyVmPayment, SubscriptionPayment
 from ports.storage.common import Page
 
 
@@ -21,6 +21,16 @@ class PendingOf:
     subscription_id: int
     types: Collection[SubscriptionPaymentType]
     except_id: bytes | None = attrs.field(default=None, kw_only=True)
+
+
+@attrs.frozen
+class PendingRef:
+    """Of a pending payment, what tells whether a renewal may reuse it (D10): no amounts, no
+    provider data, so listing many costs little."""
+
+    id: bytes
+    created: datetime
+    metadata: Json
 
 
 class Payments(Protocol):
@@ -52,6 +62,17 @@ class Payments(Protocol):
         self, subscription_id: int, now: datetime
     ) -> list[SubscriptionPayment]:
         """Unpaid payments with `expires > now`, newest first (D10 deduplication)."""
+        ...
+
+    async def list_pending_refs(
+        self,
+        subscription_id: int,
+        now: datetime,
+        method: PaymentMethod,
+        payment_type: SubscriptionPaymentType,
+    ) -> list[PendingRef]:
+        """`list_pending_for_subscription` narrowed to one method and type, as `PendingRef`s,
+        in the same order."""
         ...
 
     async def mark_paid(self, payment_id: bytes, now: datetime) -> bool:

@@ -23,6 +23,7 @@ from adapters.lightning.dev import (
     DevLightningNode,
     parse_payment_id,
 )
+from adapters.lightning.dev_journal import read_journal
 from adapters.lightning.lnd import LndRestNode
 from domain.bech32 import decode as bech32_decode
 from ports.lightning import LightningNode, LightningUnavailable, SettledInvoice
@@ -523,7 +524,7 @@ async def test_dev_payment_hash_is_sha256_of_a_stored_preimage(tmp_path: Path) -
     path = tmp_path / DEFAULT_STATE_FILE
     node = DevLightningNode(path, poll_interval=POLL)
     invoice = await node.create_invoice(1_000, "m", 600)
-    record = json.loads(path.read_text())["invoices"][invoice.payment_hash.hex()]
+    record = read_journal(path.read_bytes()).invoices[invoice.payment_hash.hex()]
     assert hashlib.sha256(bytes.fromhex(record["preimage"])).digest() == invoice.payment_hash
     assert await node.invoice_state(invoice.payment_hash) == "OPEN"
 
@@ -594,3 +595,87 @@ async def test_dev_unreadable_state_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(LightningUnavailable):
         async for _ in node.settled_invoices(None):
             pass
+
+
+# -- the dev rail's journal file -------------------------------------------------------------
+
+
+async def test_dev_state_file_is_appended_to_not_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / DEFAULT_STATE_FILE
+    node = DevLightningNode(path, poll_interval=POLL)
+    first = await node.create_invoice(1_000, "m", 600)
+    inode, head = path.stat().st_ino, path.read_bytes()
+    second = await node.create_invoice(2_000, "m", 600)
+    await node.settle(first.payment_hash)
+    assert path.stat().st_ino == inode and path.read_bytes().startswith(head)
+    lines = path.read_bytes().splitlines()
+    assert json.loads(lines[0]) == {"last_settle_index": 0, "version": 2}
+    assert len(lines) == 4  # header, two invoices, one settlement
+    state = read_journal(path.read_bytes())
+    assert state.invoices[second.payment_hash.hex()]["state"] == "OPEN"
+    assert state.invoices[first.payment_hash.hex()]["state"] == "SETTLED"
+    assert state.last_settle_index == 1
+
+
+async def test_dev_concurrent_changes_are_batched_and_each_fails_alone(tmp_path: Path) -> None:
+    path = tmp_path / DEFAULT_STATE_FILE
+    node = DevLightningNode(path, poll_interval=POLL)
+    unknown = node.settle(secrets.token_bytes(32))
+    created, refused = await asyncio.gather(
+        asyncio.gather(*(node.create_invoice(1_000, str(n), 600) for n in range(10))),
+        unknown,
+        return_exceptions=True,
+    )
+    assert isinstance(refused, DevInvoiceError)
+    assert isinstance(created, list) and len(created) == 10
+    again = DevLightningNode(path, poll_interval=POLL)  # what another process reads
+    for invoice in created:
+        assert await again.invoice_state(invoice.payment_hash) == "OPEN"
+
+
+async def test_dev_torn_last_line_is_ignored_then_cut_by_the_next_writer(tmp_path: Path) -> None:
+    path = tmp_path / DEFAULT_STATE_FILE
+    node = DevLightningNode(path, poll_interval=POLL)
+    kept = await node.create_invoice(1_000, "m", 600)
+    with path.open("ab") as handle:  # a crash in the middle of an append
+        handle.write(b'{"hash":"00","rec')
+    reader = DevLightningNode(path, poll_interval=POLL)
+    assert await reader.invoice_state(kept.payment_hash) == "OPEN"
+    later = await reader.create_invoice(2_000, "m", 600)
+    assert await node.invoice_state(later.payment_hash) == "OPEN"
+    assert b'"rec\n' not in path.read_bytes() and path.read_bytes().endswith(b"\n")
+    assert len(read_journal(path.read_bytes()).invoices) == 2
+
+
+async def test_dev_reads_a_version_1_state_file_and_rewrites_it_as_a_journal(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / DEFAULT_STATE_FILE
+    node = DevLightningNode(poll_interval=POLL)
+    paid = await node.create_invoice(1_000, "m", 600)
+    open_one = await node.create_invoice(2_000, "m", 600)
+    await node.settle(paid.payment_hash)
+    invoices = {key: dict(record) for key, record in node._memory.invoices.items()}
+    path.write_text(
+        json.dumps({"version": 1, "last_settle_index": 1, "invoices": invoices}, indent=1)
+    )
+    old = DevLightningNode(path, poll_interval=POLL)
+    assert await old.lookup_settlement(paid.payment_hash) is not None
+    settled = await old.settle(open_one.payment_hash)
+    assert settled.settle_index == 2
+    assert json.loads(path.read_bytes().splitlines()[0])["version"] == 2
+    assert len(read_journal(path.read_bytes()).invoices) == 2
+
+
+async def test_dev_a_restarted_node_replays_from_the_journal(tmp_path: Path) -> None:
+    path = tmp_path / DEFAULT_STATE_FILE
+    node = DevLightningNode(path, poll_interval=POLL)
+    invoices = [await node.create_invoice(1_000, str(n), 600) for n in range(3)]
+    for invoice in invoices:
+        await node.settle(invoice.payment_hash)
+    await node.cancel_invoice(invoices[0].payment_hash)  # a settled one stays settled
+    restarted = DevLightningNode(path, poll_interval=POLL)
+    stream = restarted.settled_invoices(invoices[0].payment_hash)
+    replayed = [await anext(stream), await anext(stream)]
+    assert [s.settle_index for s in replayed] == [2, 3]
+    assert [s.payment_hash for s in replayed] == [i.payment_hash for i in invoices[1:]]

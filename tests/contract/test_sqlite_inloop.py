@@ -82,3 +82,34 @@ async def test_a_writer_waiting_past_the_busy_timeout_gets_database_is_locked(
             await conn.execute(text("INSERT INTO t VALUES (3, 0)"))
     finally:
         await engine.dispose()
+
+
+async def test_under_wal_only_the_writing_statement_goes_to_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit and rollback of a writing transaction run in the loop in WAL mode (they
+    wait for no other connection there); a journal mode that makes them wait keeps a thread."""
+    hops: list[str] = []
+    real_to_thread = asyncio.to_thread
+
+    async def counting(func: object, /, *args: object) -> object:
+        hops.append(getattr(func, "__name__", "?"))
+        return await real_to_thread(func, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncio, "to_thread", counting)
+    for mode, db, threaded in (("wal", "w.db", False), ("delete", "d.db", True)):
+        engine = create_engine(f"sqlite:///{tmp_path / db}")
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text(f"PRAGMA journal_mode={mode}"))
+                await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+            for finish in ("commit", "rollback"):
+                hops.clear()
+                async with engine.connect() as conn:
+                    await conn.execute(text("INSERT INTO t DEFAULT VALUES"))
+                    await getattr(conn, finish)()
+                assert hops == ["execute", finish] if threaded else ["execute"], (mode, hops)
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 1
+        finally:
+            await engine.dispose()

@@ -197,6 +197,40 @@ async def test_pending_payments_exclude_paid_and_expired_newest_first(
         assert pending == [newer, older]
 
 
+async def test_pending_refs_narrow_pending_payments_to_one_method_and_type(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    w = await _world(uow_factory)
+    now = at(5)
+    lightning, renewal = PaymentMethod.LIGHTNING, SubscriptionPaymentType.RENEWAL
+    async with uow_factory() as uow:
+        older = await uow.payments.add(new_payment(w.subscription, created=at(2)))
+        newer = await uow.payments.add(
+            new_payment(w.subscription, created=at(3), metadata={"intervals": 3})
+        )
+        await uow.payments.add(new_payment(w.subscription, created=at(4), is_paid=True))
+        await uow.payments.add(new_payment(w.subscription, created=at(4), expires=now))
+        await uow.payments.add(
+            new_payment(w.subscription, created=at(4), payment_method=PaymentMethod.REVOLUT)
+        )
+        await uow.payments.add(
+            new_payment(
+                w.subscription, created=at(4), payment_type=SubscriptionPaymentType.PURCHASE
+            )
+        )
+        await uow.commit()
+    async with uow_factory() as uow:
+        refs = await uow.payments.list_pending_refs(w.subscription.id, now, lightning, renewal)
+        assert [(r.id, r.created, r.metadata) for r in refs] == [
+            (newer.id, newer.created, {"intervals": 3}),
+            (older.id, older.created, None),
+        ]
+        assert (
+            await uow.payments.list_pending_refs(w.subscription.id + 1, now, lightning, renewal)
+            == []
+        )
+
+
 async def test_mark_paid_flips_exactly_once(uow_factory: UnitOfWorkFactory) -> None:
     w = await _world(uow_factory)
     async with uow_factory() as uow:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.errors import InvalidInput
-from domain.text_rules import check_line, is_host_name
+from domain.text_rules import check_line, is_host_name, is_single_line
 
 LABEL = st.from_regex(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?", fullmatch=True)
 
@@ -60,3 +62,9 @@ def test_multiline_allows_line_breaks_and_tabs_only() -> None:
     with pytest.raises(InvalidInput, match="longer than 3"):
         check_line("abcd", "field", 3)
     assert check_line("Zoë 東京 🚀", "field", 10) == "Zoë 東京 🚀"
+
+
+@given(st.text())
+def test_is_single_line_is_exactly_the_absence_of_forbidden_categories(text: str) -> None:
+    forbidden = {"Cc", "Cs", "Zl", "Zp"}
+    assert is_single_line(text) == all(unicodedata.category(c) not in forbidden for c in text)
