@@ -141,6 +141,15 @@ async def test_vm_records_filter_by_user_ids_and_deleted(backend: Backend) -> No
         ]
         assert await reads.vm_records(VmFilter(user_id=world.user.id, vm_ids=[theirs.id])) == []
         assert await reads.vm_records(VmFilter(vm_ids=[])) == []
+        by_key = VmFilter(vm_ids=[world.vm.id], owner_pubkey=world.user.pubkey)
+        assert [r.vm.id for r in await reads.vm_records(by_key)] == [world.vm.id]
+        not_owner = VmFilter(vm_ids=[world.vm.id], owner_pubkey=other.pubkey)
+        assert await reads.vm_records(not_owner) == []
+        unknown = VmFilter(vm_ids=[world.vm.id], owner_pubkey=b"\x09" * 32)
+        assert await reads.vm_records(unknown) == []
+        assert (
+            await reads.vm_records(VmFilter(vm_ids=[mine.id], owner_pubkey=world.user.pubkey)) == []
+        )
         [deleted] = await reads.vm_records(VmFilter(vm_ids=[mine.id], deleted=True))
     assert deleted.vm.deleted and deleted.subscription is not None
 

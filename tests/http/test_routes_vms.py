@@ -18,7 +18,7 @@ from ports.queue import Job
 from ports.vmhost import VmHost, VmHostError, VmRunningState, VmRunState
 from tests.http.apiapp import ALICE, BOB, ApiClient, api_client
 from tests.http.vm_helpers import add_key, build, order, paid_vm, provision, renew, settle
-from tests.nostr_signing import auth_header, nip98_event
+from tests.nostr_signing import NostrKey, auth_header, nip98_event
 
 STATUS_KEYS = [
     "id",
@@ -104,6 +104,20 @@ async def test_list_and_get_show_only_the_callers_vms(c: ApiClient) -> None:
     resp = await c.call("PATCH", f"/api/v1/vm/{theirs['id']}/stop")
     assert resp.status == 404
     assert (await c.call("GET", "/api/v1/vm/abc")).status == 404
+
+
+@pytest.mark.parametrize("path", ["/api/v1/vm/{id}", "/api/v1/vm/9999", "/api/v1/vm/0"])
+async def test_get_vm_by_a_new_key_creates_its_user_and_is_not_found(
+    c: ApiClient, path: str
+) -> None:
+    """The VM read selects by the owner's key; a key seen for the first time still gets its
+    user, as on every authenticated route, and another's VM stays hidden."""
+    theirs = await order(c, BOB)
+    newcomer = NostrKey.from_seed(23)
+    resp = await c.call("GET", path.format(id=theirs["id"]), key=newcomer)
+    assert resp.status == 404
+    async with c.api.store() as uow:
+        assert await uow.users.get_by_pubkey(newcomer.pubkey) is not None
 
 
 @pytest.mark.parametrize("case", ["wrong_url", "wrong_method", "stale", "bad_signature"])
