@@ -28,6 +28,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 UserHandler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
 ReadHandler = Callable[[web.Request, User, UnitOfWork], Awaitable[web.StreamResponse]]
 KeyReadHandler = Callable[[web.Request, "VerifiedKey", UnitOfWork], Awaitable[web.StreamResponse]]
+KeyHandler = Callable[[web.Request, "VerifiedKey"], Awaitable[web.StreamResponse]]
 
 #: Set on handlers wrapped by `authenticated`; the route table checks it against `auth=`.
 AUTH_MARK = "lnvps_auth"
@@ -199,14 +200,32 @@ def authenticated_read(handler: ReadHandler) -> Handler:
 @attrs.frozen
 class VerifiedKey:
     """A request's verified NIP-98 key and the time it was judged at; `user` finds (or
-    creates) its user in a unit of work, as `authenticated_read` would have before."""
+    creates) its user, in the caller's unit of work or its own, as `authenticated` would."""
 
     request: web.Request
     pubkey: bytes
     now: datetime
 
-    async def user(self, uow: UnitOfWork) -> User:
-        return await user_in(self.request, uow, self.pubkey, self.now)
+    async def user(self, uow: UnitOfWork | None = None) -> User:
+        if uow is not None:
+            return await user_in(self.request, uow, self.pubkey, self.now)
+        if _USER not in self.request:
+            authenticator = self.request.config_dict[AUTHENTICATOR]
+            self.request[_USER] = await authenticator.upsert(self.pubkey, self.now)
+        return self.request[_USER]
+
+
+def verified(handler: KeyHandler) -> Handler:
+    """Decorator for handlers whose use case checks ownership by the caller's key (issue 10):
+    the handler gets `(request, key)` and must call `await key.user()` whenever it fails, so
+    that a new key's user is created as `authenticated` would have done first."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        pubkey, now = await verify_request(request)
+        return await handler(request, VerifiedKey(request, pubkey, now))
+
+    return mark_authenticated(wrapper)
 
 
 def verified_read(handler: KeyReadHandler) -> Handler:

@@ -151,6 +151,13 @@ async def test_vm_records_filter_by_user_ids_and_deleted(backend: Backend) -> No
             await reads.vm_records(VmFilter(vm_ids=[mine.id], owner_pubkey=world.user.pubkey)) == []
         )
         [deleted] = await reads.vm_records(VmFilter(vm_ids=[mine.id], deleted=True))
+        vms = uow.vms
+        assert await vms.get_owned_by_key(world.vm.id, world.user.pubkey) == world.vm
+        assert await vms.get_owned_by_key(world.vm.id, other.pubkey) is None
+        assert await vms.get_owned_by_key(world.vm.id, b"\x09" * 32) is None
+        assert await vms.get_owned_by_key(9999, world.user.pubkey) is None
+        owned_deleted = await vms.get_owned_by_key(mine.id, world.user.pubkey)
+        assert owned_deleted is not None and owned_deleted.deleted
     assert deleted.vm.deleted and deleted.subscription is not None
 
 

@@ -106,16 +106,26 @@ async def test_list_and_get_show_only_the_callers_vms(c: ApiClient) -> None:
     assert (await c.call("GET", "/api/v1/vm/abc")).status == 404
 
 
-@pytest.mark.parametrize("path", ["/api/v1/vm/{id}", "/api/v1/vm/9999", "/api/v1/vm/0"])
-async def test_get_vm_by_a_new_key_creates_its_user_and_is_not_found(
-    c: ApiClient, path: str
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/v1/vm/{id}", 404),
+        ("/api/v1/vm/9999", 404),
+        ("/api/v1/vm/0", 404),
+        ("/api/v1/vm/{id}/renew", 404),
+        ("/api/v1/vm/9999/renew", 404),
+        ("/api/v1/vm/{id}/renew?intervals=0", 400),
+    ],
+)
+async def test_a_new_key_gets_its_user_even_when_refused(
+    c: ApiClient, path: str, status: int
 ) -> None:
-    """The VM read selects by the owner's key; a key seen for the first time still gets its
-    user, as on every authenticated route, and another's VM stays hidden."""
+    """VM status and renewal select by the owner's key; a key seen for the first time still
+    gets its user, as on every authenticated route, and another's VM stays hidden."""
     theirs = await order(c, BOB)
     newcomer = NostrKey.from_seed(23)
     resp = await c.call("GET", path.format(id=theirs["id"]), key=newcomer)
-    assert resp.status == 404
+    assert resp.status == status
     async with c.api.store() as uow:
         assert await uow.users.get_by_pubkey(newcomer.pubkey) is not None
 
