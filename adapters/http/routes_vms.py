@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -49,8 +50,13 @@ _VM = r"/api/v1/vm/{id:\d+}"
 _U16 = 2**16 - 1
 
 
-def _render(request: web.Request, statuses: Iterable[VmStatus]) -> list[dict[str, Any]]:
-    now = services(request).clock.now()
+def _render(
+    request: web.Request, statuses: Iterable[VmStatus], now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """ApiVmStatus of each; `now` (for rows that are missing) read from the clock unless the
+    caller already has it (the time the request was authenticated at)."""
+    if now is None:
+        now = services(request).clock.now()
     return [vm_status_json(s.view, s.state, now) for s in statuses]
 
 
@@ -118,7 +124,7 @@ async def get_vm(request: web.Request, key: VerifiedKey, uow: UnitOfWork) -> web
     if status is None:  # not the caller's VM, or a new key: its user is created as before
         await key.user(uow)
         raise VmNotFound("VM not found")
-    [out] = _render(request, [status])
+    [out] = _render(request, [status], key.now)
     return data_response(out)
 
 
