@@ -120,16 +120,6 @@ async def user_vm_statuses_in(
     return await _statuses([view_of(r) for r in records], states)
 
 
-async def user_vm_status_in(
-    uow: UnitOfWork, states: VmStateCache | None, user_id: int, vm_id: int
-) -> VmStatus:
-    """`user_vm_status` inside the caller's unit of work."""
-    found = await user_vm_statuses_in(uow, states, user_id, [vm_id])
-    if not found:
-        raise VmNotFound("VM not found")
-    return found[0]
-
-
 async def owned_vm_status_by_key_in(
     uow: UnitOfWork, states: VmStateCache | None, pubkey: bytes, vm_id: int
 ) -> VmStatus | None:
