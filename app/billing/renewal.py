@@ -37,7 +37,10 @@ async def _resolve(
     if owner_key is not None:
         if vm_id is None:
             raise InvalidInput("An owner key names a VM, not a subscription")
-        vm = await uow.vms.get_owned_by_key(vm_id, owner_key)
+        sub = await uow.subscriptions.get_of_owned_vm(vm_id, owner_key)
+        if sub is not None:
+            return sub
+        vm = await uow.vms.get_owned_by_key(vm_id, owner_key)  # which refusal it is
         if vm is None or vm.deleted:
             raise VmNotFound("VM not found")
         return await subscription_of(uow, vm)

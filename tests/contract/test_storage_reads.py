@@ -158,6 +158,14 @@ async def test_vm_records_filter_by_user_ids_and_deleted(backend: Backend) -> No
         assert await vms.get_owned_by_key(9999, world.user.pubkey) is None
         owned_deleted = await vms.get_owned_by_key(mine.id, world.user.pubkey)
         assert owned_deleted is not None and owned_deleted.deleted
+        subs = uow.subscriptions
+        billing = await subs.get_by_line_item(world.vm.subscription_line_item_id)
+        assert billing is not None
+        assert await subs.get_of_owned_vm(world.vm.id, world.user.pubkey) == billing
+        assert await subs.get_of_owned_vm(world.vm.id, other.pubkey) is None
+        assert await subs.get_of_owned_vm(world.vm.id, b"\x09" * 32) is None
+        assert await subs.get_of_owned_vm(mine.id, world.user.pubkey) is None  # deleted
+        assert await subs.get_of_owned_vm(9999, world.user.pubkey) is None
     assert deleted.vm.deleted and deleted.subscription is not None
 
 
