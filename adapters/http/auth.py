@@ -27,6 +27,8 @@ from ports.storage import UnitOfWork, UnitOfWorkFactory
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 UserHandler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
 ReadHandler = Callable[[web.Request, User, UnitOfWork], Awaitable[web.StreamResponse]]
+KeyReadHandler = Callable[[web.Request, "VerifiedKey", UnitOfWork], Awaitable[web.StreamResponse]]
+KeyHandler = Callable[[web.Request, "VerifiedKey"], Awaitable[web.StreamResponse]]
 
 #: Set on handlers wrapped by `authenticated`; the route table checks it against `auth=`.
 AUTH_MARK = "lnvps_auth"
@@ -191,6 +193,51 @@ def authenticated_read(handler: ReadHandler) -> Handler:
         pubkey, now = await verify_request(request)
         async with request.config_dict[AUTHENTICATOR].uow_factory() as uow:
             return await handler(request, await user_in(request, uow, pubkey, now), uow)
+
+    return mark_authenticated(wrapper)
+
+
+@attrs.frozen
+class VerifiedKey:
+    """A request's verified NIP-98 key and the time it was judged at; `user` finds (or
+    creates) its user, in the caller's unit of work or its own, as `authenticated` would."""
+
+    request: web.Request
+    pubkey: bytes
+    now: datetime
+
+    async def user(self, uow: UnitOfWork | None = None) -> User:
+        if uow is not None:
+            return await user_in(self.request, uow, self.pubkey, self.now)
+        if _USER not in self.request:
+            authenticator = self.request.config_dict[AUTHENTICATOR]
+            self.request[_USER] = await authenticator.upsert(self.pubkey, self.now)
+        return self.request[_USER]
+
+
+def verified(handler: KeyHandler) -> Handler:
+    """Decorator for handlers whose use case checks ownership by the caller's key (issue 10):
+    the handler gets `(request, key)` and must call `await key.user()` whenever it fails, so
+    that a new key's user is created as `authenticated` would have done first."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        pubkey, now = await verify_request(request)
+        return await handler(request, VerifiedKey(request, pubkey, now))
+
+    return mark_authenticated(wrapper)
+
+
+def verified_read(handler: KeyReadHandler) -> Handler:
+    """Decorator for reads that select by the owner's key (issue 10): the handler gets
+    `(request, key, uow)` and must call `key.user(uow)` whenever its read found nothing, so
+    that a new key's user is created and every refusal is what `authenticated_read` gives."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        pubkey, now = await verify_request(request)
+        async with request.config_dict[AUTHENTICATOR].uow_factory() as uow:
+            return await handler(request, VerifiedKey(request, pubkey, now), uow)
 
     return mark_authenticated(wrapper)
 

@@ -6,7 +6,7 @@ import hashlib
 
 from aiohttp import web
 
-from adapters.http.auth import authenticated, authenticated_read
+from adapters.http.auth import VerifiedKey, authenticated, authenticated_read, verified
 from adapters.http.bounds import UINT_SCHEMA
 from adapters.http.context import services
 from adapters.http.envelope import data_response, parse_page
@@ -69,20 +69,31 @@ def request_hash(request: web.Request, body: bytes) -> bytes:
     return digest.digest()
 
 
-@authenticated
-async def renew_get(request: web.Request, user: User) -> web.StreamResponse:
-    """A payment for `intervals` of the VM's subscription (reused while pending, D10)."""
-    vm_id = path_id(request)
+@verified
+async def renew_get(request: web.Request, key: VerifiedKey) -> web.StreamResponse:
+    """A payment for `intervals` of the VM's subscription (reused while pending, D10).
+
+    Ownership is checked by the caller's key inside the renewal's unit of work (no user
+    look-up first, issue 10); the user is read only for a wallet payment or a refusal.
+    """
     svc = services(request)
-    payment = await svc.billing.renew(
-        user_id=user.id,
-        vm_id=vm_id,
-        method=method_from(request.query.get("method")),
-        intervals=intervals_from(request.query.get("intervals")),
-    )
-    if not payment.is_paid and _pays_from_wallet(request.query.get("method"), user, svc.nwc_wallet):
-        assert svc.nwc_wallet is not None
-        await pay_from_wallet(svc.nwc_wallet, user.nwc_connection_string, payment)
+    method = request.query.get("method")
+    try:
+        vm_id = path_id(request)
+        payment = await svc.billing.renew(
+            user_id=None,
+            owner_key=key.pubkey,
+            vm_id=vm_id,
+            method=method_from(method),
+            intervals=intervals_from(request.query.get("intervals")),
+        )
+    except Exception:
+        await key.user()  # a new key's user is created first on every authenticated route
+        raise
+    if not payment.is_paid and method == NWC and svc.nwc_wallet is not None:
+        user = await key.user()
+        if _pays_from_wallet(method, user, svc.nwc_wallet):
+            await pay_from_wallet(svc.nwc_wallet, user.nwc_connection_string, payment)
     return data_response(vm_payment_json(payment, vm_id))
 
 

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from adapters.http import vm_schemas as s
-from adapters.http.auth import Handler, authenticated, authenticated_read
-from adapters.http.bounds import ID_MIN, UINT_SCHEMA
+from adapters.http.auth import (
+    Handler,
+    VerifiedKey,
+    authenticated,
+    authenticated_read,
+    verified_read,
+)
+from adapters.http.bounds import ID_MIN, UINT_SCHEMA, UnknownId
 from adapters.http.context import services
 from adapters.http.envelope import data_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
@@ -30,9 +37,10 @@ from adapters.http.vm_params import (
     ref_code,
     required_int,
 )
+from app.billing.errors import VmNotFound
 from app.billing.ordering import OrderTerms
 from app.queries.vm_records import vm_history_in
-from app.queries.vms import VmStatus, user_vm_status_in, user_vm_statuses_in
+from app.queries.vms import VmStatus, owned_vm_status_by_key_in, user_vm_statuses_in
 from app.services import Services
 from app.vm_actions import ACTIONS, VmPatch, patch_vm, run_action
 from domain.model import User, Vm
@@ -42,8 +50,13 @@ _VM = r"/api/v1/vm/{id:\d+}"
 _U16 = 2**16 - 1
 
 
-def _render(request: web.Request, statuses: Iterable[VmStatus]) -> list[dict[str, Any]]:
-    now = services(request).clock.now()
+def _render(
+    request: web.Request, statuses: Iterable[VmStatus], now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """ApiVmStatus of each; `now` (for rows that are missing) read from the clock unless the
+    caller already has it (the time the request was authenticated at)."""
+    if now is None:
+        now = services(request).clock.now()
     return [vm_status_json(s.view, s.state, now) for s in statuses]
 
 
@@ -100,10 +113,18 @@ async def order_custom(request: web.Request, user: User) -> web.StreamResponse:
     return data_response(await status_of(request, vm))
 
 
-@authenticated_read
-async def get_vm(request: web.Request, user: User, uow: UnitOfWork) -> web.StreamResponse:
-    status = await user_vm_status_in(uow, services(request).vm_states, user.id, path_id(request))
-    [out] = _render(request, [status])
+@verified_read
+async def get_vm(request: web.Request, key: VerifiedKey, uow: UnitOfWork) -> web.StreamResponse:
+    try:
+        vm_id = path_id(request)
+    except UnknownId:
+        await key.user(uow)  # a new key's user is still created, as by every authenticated route
+        raise
+    status = await owned_vm_status_by_key_in(uow, services(request).vm_states, key.pubkey, vm_id)
+    if status is None:  # not the caller's VM, or a new key: its user is created as before
+        await key.user(uow)
+        raise VmNotFound("VM not found")
+    [out] = _render(request, [status], key.now)
     return data_response(out)
 
 

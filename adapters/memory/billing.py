@@ -34,6 +34,13 @@ class MemorySubscriptions(RecordRepo[Subscription]):
         item = self._rows("subscription_line_item").get(line_item_id)
         return None if item is None else await self.get(item.subscription_id)
 
+    async def get_of_owned_vm(self, vm_id: int, pubkey: bytes) -> Subscription | None:
+        vm = self._rows("vm").get(vm_id)
+        owner = None if vm is None else self._rows("users").get(vm.user_id)
+        if vm is None or vm.deleted or owner is None or owner.pubkey != pubkey:
+            return None
+        return await self.get_by_line_item(vm.subscription_line_item_id)
+
     async def ids_with_pending_on(
         self, now: datetime, types: Collection[SubscriptionPaymentType], on: PricedBy
     ) -> list[int]:

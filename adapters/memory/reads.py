@@ -16,10 +16,14 @@ class MemoryVmReads(Repo):
     async def vm_records(self, which: VmFilter) -> list[VmRecords]:
         user_id, deleted = which.user_id, which.deleted
         wanted = None if which.vm_ids is None else set(which.vm_ids)
+        owners = None
+        if which.owner_pubkey is not None:
+            owners = {u.id for u in self._rows("users").values() if u.pubkey == which.owner_pubkey}
         vms: list[Vm] = [
             vm
             for _, vm in sorted(self._rows("vm").items())
             if (user_id is None or vm.user_id == user_id)
+            and (owners is None or vm.user_id in owners)
             and (wanted is None or vm.id in wanted)
             and (deleted or not vm.deleted)
         ]

@@ -26,6 +26,11 @@ class MemoryVms(RecordRepo[Vm]):
         found = self._where(lambda v: v.subscription_line_item_id == line_item_id and not v.deleted)
         return found[0] if found else None
 
+    async def get_owned_by_key(self, vm_id: int, pubkey: bytes) -> Vm | None:
+        vm = await self.get(vm_id)
+        owner = None if vm is None else self._rows("users").get(vm.user_id)
+        return vm if owner is not None and owner.pubkey == pubkey else None
+
     async def get_by_subscription(self, subscription_id: int) -> Vm | None:
         items = self._line_items_of(subscription_id, SubscriptionType.VPS)
         found = self._where(lambda v: v.subscription_line_item_id in items)

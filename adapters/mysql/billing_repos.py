@@ -79,6 +79,27 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         statement = prebuilt(key, self._owner)
         return await self._first_with(self.mapper, statement, {"line_item_id": line_item_id})
 
+    async def get_of_owned_vm(self, vm_id: int, pubkey: bytes) -> Subscription | None:
+        key = ("subscription of owned vm", self.table, self.mapper.cls)
+        statement = prebuilt(key, self._of_owned_vm)
+        return await self._first_with(self.mapper, statement, {"vm_id": vm_id, "pubkey": pubkey})
+
+    def _of_owned_vm(self) -> Select[Any]:
+        vm, users = t.vm.c, t.users.c
+        owner = select(users.id).where(users.pubkey == bindparam("pubkey"))
+        billed = (
+            select(_li.subscription_id)
+            .select_from(
+                t.subscription_line_item.join(t.vm, vm.subscription_line_item_id == _li.id)
+            )
+            .where(
+                vm.id == bindparam("vm_id"),
+                vm.deleted == False,  # noqa: E712
+                vm.user_id == owner.scalar_subquery(),
+            )
+        )
+        return self._select().where(_sub.id == billed.scalar_subquery()).limit(1)
+
     def _owner(self) -> Select[Any]:
         owner = select(_li.subscription_id).where(_li.id == bindparam("line_item_id"))
         return self._select().where(_sub.id == owner.scalar_subquery()).limit(1)

@@ -103,14 +103,18 @@ class VmReadPlan:
         self._parts: Sequence[_Part[Any]] = tuple(parts)
         self._key_at = parts[-1].end  # the SSH key's id, name, created follow the parts
         self.select = self._select()
-        self._shapes: dict[tuple[bool, int, bool], Select[Any]] = {}
+        self._shapes: dict[tuple[bool, bool, int, bool], Select[Any]] = {}
 
-    def statement(self, *, by_user: bool, ids: int, deleted: bool) -> Select[Any]:
+    def statement(
+        self, *, by_user: bool, ids: int, deleted: bool, by_pubkey: bool = False
+    ) -> Select[Any]:
         """The joined select for one shape of filter, built once with bound parameters so that
         a call costs no statement building and no cache-key walk (issue 10): `by_user` adds
-        `vm.user_id = :user_id`; `ids` 1 adds `vm.id = :vm_id`, 2 `vm.id IN :vm_ids`
-        (expanding), 0 nothing; without `deleted` only rows not deleted."""
-        key = (by_user, ids, deleted)
+        `vm.user_id = :user_id`; `by_pubkey` the owner's key (`users.pubkey = :pubkey`, a
+        unique index, so the caller needs no user look-up first); `ids` 1 adds
+        `vm.id = :vm_id`, 2 `vm.id IN :vm_ids` (expanding), 0 nothing; without `deleted` only
+        rows not deleted."""
+        key = (by_user, by_pubkey, ids, deleted)
         found = self._shapes.get(key)
         if found is not None:
             return found
@@ -118,6 +122,9 @@ class VmReadPlan:
         where: list[ColumnElement[bool]] = []
         if by_user:
             where.append(vm.user_id == bindparam("user_id"))
+        if by_pubkey:
+            owner = select(t.users.c.id).where(t.users.c.pubkey == bindparam("pubkey"))
+            where.append(vm.user_id == owner.scalar_subquery())
         if ids == 1:
             where.append(vm.id == bindparam("vm_id"))
         elif ids:
@@ -198,6 +205,8 @@ class SqlVmReads:
         params: dict[str, Any] = {}
         if user_id is not None:
             params["user_id"] = user_id
+        if which.owner_pubkey is not None:
+            params["pubkey"] = which.owner_pubkey
         ids = 0
         if vm_ids is not None:
             wanted = sorted(set(vm_ids))
@@ -206,7 +215,12 @@ class SqlVmReads:
                 params["vm_id"] = wanted[0]
             else:
                 params["vm_ids"] = wanted
-        query = plan.statement(by_user=user_id is not None, ids=ids, deleted=deleted)
+        query = plan.statement(
+            by_user=user_id is not None,
+            ids=ids,
+            deleted=deleted,
+            by_pubkey=which.owner_pubkey is not None,
+        )
         rows = (await self._connection().execute(query, params)).all()
         found: dict[int, tuple[VmRecords, list[tuple[IpAssignment, IpRange | None]]]] = {}
         for row in rows:

@@ -36,6 +36,17 @@ class SqlVms(SqlRecords[Vm]):
         )
         return query.order_by(_vm.id).limit(1)
 
+    async def get_owned_by_key(self, vm_id: int, pubkey: bytes) -> Vm | None:
+        statement = prebuilt(("vm by owner key", self.table, self.mapper.cls), self._by_key)
+        return await self._first_with(self.mapper, statement, {"vm_id": vm_id, "pubkey": pubkey})
+
+    def _by_key(self) -> Select[Any]:
+        owner = select(t.users.c.id).where(t.users.c.pubkey == bindparam("pubkey"))
+        query = self._select().where(
+            _vm.id == bindparam("vm_id"), _vm.user_id == owner.scalar_subquery()
+        )
+        return query.limit(1)
+
     async def get_by_subscription(self, subscription_id: int) -> Vm | None:
         items = select(_li.id).where(
             _li.subscription_id == subscription_id, _li.subscription_type == SubscriptionType.VPS

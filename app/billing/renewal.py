@@ -9,6 +9,7 @@ from app.billing.credit_quote import Settle, apply_balance, issue
 from app.billing.errors import (
     SubscriptionHasNoLineItems,
     SubscriptionNotFound,
+    VmNotFound,
 )
 from app.billing.persist import Idempotency, Reuse, pending_match, remember, replay
 from app.billing.quotes import price_subscription
@@ -25,10 +26,24 @@ from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 
 async def _resolve(
-    uow: UnitOfWork, user_id: int | None, subscription_id: int | None, vm_id: int | None
+    uow: UnitOfWork,
+    user_id: int | None,
+    subscription_id: int | None,
+    vm_id: int | None,
+    owner_key: bytes | None = None,
 ) -> Subscription:
     if (subscription_id is None) == (vm_id is None):
         raise InvalidInput("Give exactly one of a subscription id or a VM id")
+    if owner_key is not None:
+        if vm_id is None:
+            raise InvalidInput("An owner key names a VM, not a subscription")
+        sub = await uow.subscriptions.get_of_owned_vm(vm_id, owner_key)
+        if sub is not None:
+            return sub
+        vm = await uow.vms.get_owned_by_key(vm_id, owner_key)  # which refusal it is
+        if vm is None or vm.deleted:
+            raise VmNotFound("VM not found")
+        return await subscription_of(uow, vm)
     if vm_id is not None:
         return await subscription_of(uow, await owned_vm(uow, vm_id, user_id))
     assert subscription_id is not None
@@ -52,6 +67,7 @@ async def renew(
     intervals: int = 1,
     settle: Settle | None = None,
     idem: Idempotency | None = None,
+    owner_key: bytes | None = None,
 ) -> SubscriptionPayment:
     """A payment for `intervals` (1..120, D6) of a subscription, given by its id or a VM's.
 
@@ -63,6 +79,8 @@ async def renew(
     "not found". With `settle` (the completion use case) the user's credit balance pays
     first (`app.billing.credit_quote`); a quote it covers wholly is completed at once.
     `idem` (from `renew_idempotent`) replays the payment of an earlier request with the key.
+    `owner_key` (with `vm_id`, `user_id` None) checks ownership by the owner's public key, so
+    that an HTTP caller needs no user look-up first (issue 10).
     """
     now = clock.now()
     count = check_interval_count(intervals)
@@ -70,7 +88,7 @@ async def renew(
         replayed = await replay(uow, idem)
         if replayed is not None:
             return replayed
-        sub = await _resolve(uow, user_id, subscription_id, vm_id)
+        sub = await _resolve(uow, user_id, subscription_id, vm_id, owner_key)
         items = await uow.line_items.list_by_subscription(sub.id)
         if not items:
             raise SubscriptionHasNoLineItems("Subscription has no line items")
@@ -80,8 +98,9 @@ async def renew(
         )
         existing = await pending_match(uow, reuse, now)
         if existing is not None:
-            await remember(uow, idem, existing, now)
-            await uow.commit()
+            if idem is not None:  # nothing else was written: no commit round trip
+                await remember(uow, idem, existing, now)
+                await uow.commit()
             return existing
         priced = await price_subscription(
             uow,

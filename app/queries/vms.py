@@ -120,14 +120,16 @@ async def user_vm_statuses_in(
     return await _statuses([view_of(r) for r in records], states)
 
 
-async def user_vm_status_in(
-    uow: UnitOfWork, states: VmStateCache | None, user_id: int, vm_id: int
-) -> VmStatus:
-    """`user_vm_status` inside the caller's unit of work."""
-    found = await user_vm_statuses_in(uow, states, user_id, [vm_id])
-    if not found:
-        raise VmNotFound("VM not found")
-    return found[0]
+async def owned_vm_status_by_key_in(
+    uow: UnitOfWork, states: VmStateCache | None, pubkey: bytes, vm_id: int
+) -> VmStatus | None:
+    """The VM `vm_id` (not deleted) if the user with this public key owns it, read without
+    looking the user up first (one statement fewer per request, issue 10); None otherwise
+    (the caller then finds or creates the user as usual and answers "not found")."""
+    which = VmFilter(vm_ids=[vm_id], owner_pubkey=pubkey)
+    records = await uow.vm_reads.vm_records(which)
+    found = await _statuses([view_of(r) for r in records], states)
+    return found[0] if found else None
 
 
 async def user_vm_status(

@@ -43,12 +43,14 @@ class VmRecords:
 
 @attrs.frozen(kw_only=True)
 class VmFilter:
-    """Which VMs to read: the user's only when `user_id` is given, those of `vm_ids` only when
-    given, soft-deleted ones only when `deleted`."""
+    """Which VMs to read: the user's only when `user_id` is given, those of the user with the
+    public key `owner_pubkey` only when that is given, those of `vm_ids` only when given,
+    soft-deleted ones only when `deleted`."""
 
     user_id: int | None = None
     vm_ids: Collection[int] | None = None
     deleted: bool = False
+    owner_pubkey: bytes | None = None
 
 
 class VmReads(Protocol):

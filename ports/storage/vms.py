@@ -22,6 +22,11 @@ class Vms(Records[Vm], Protocol):
         """The VM sold by this line item that is not soft-deleted (lifecycle.md D5)."""
         ...
 
+    async def get_owned_by_key(self, vm_id: int, pubkey: bytes) -> Vm | None:
+        """The VM (soft-deleted too) if the user with this public key owns it, found without
+        looking the user up first (issue 10)."""
+        ...
+
     async def get_by_subscription(self, subscription_id: int) -> Vm | None:
         """The lowest-id VM on a Vps line item of the subscription, deleted or not (D6)."""
         ...

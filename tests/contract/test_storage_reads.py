@@ -141,7 +141,31 @@ async def test_vm_records_filter_by_user_ids_and_deleted(backend: Backend) -> No
         ]
         assert await reads.vm_records(VmFilter(user_id=world.user.id, vm_ids=[theirs.id])) == []
         assert await reads.vm_records(VmFilter(vm_ids=[])) == []
+        by_key = VmFilter(vm_ids=[world.vm.id], owner_pubkey=world.user.pubkey)
+        assert [r.vm.id for r in await reads.vm_records(by_key)] == [world.vm.id]
+        not_owner = VmFilter(vm_ids=[world.vm.id], owner_pubkey=other.pubkey)
+        assert await reads.vm_records(not_owner) == []
+        unknown = VmFilter(vm_ids=[world.vm.id], owner_pubkey=b"\x09" * 32)
+        assert await reads.vm_records(unknown) == []
+        assert (
+            await reads.vm_records(VmFilter(vm_ids=[mine.id], owner_pubkey=world.user.pubkey)) == []
+        )
         [deleted] = await reads.vm_records(VmFilter(vm_ids=[mine.id], deleted=True))
+        vms = uow.vms
+        assert await vms.get_owned_by_key(world.vm.id, world.user.pubkey) == world.vm
+        assert await vms.get_owned_by_key(world.vm.id, other.pubkey) is None
+        assert await vms.get_owned_by_key(world.vm.id, b"\x09" * 32) is None
+        assert await vms.get_owned_by_key(9999, world.user.pubkey) is None
+        owned_deleted = await vms.get_owned_by_key(mine.id, world.user.pubkey)
+        assert owned_deleted is not None and owned_deleted.deleted
+        subs = uow.subscriptions
+        billing = await subs.get_by_line_item(world.vm.subscription_line_item_id)
+        assert billing is not None
+        assert await subs.get_of_owned_vm(world.vm.id, world.user.pubkey) == billing
+        assert await subs.get_of_owned_vm(world.vm.id, other.pubkey) is None
+        assert await subs.get_of_owned_vm(world.vm.id, b"\x09" * 32) is None
+        assert await subs.get_of_owned_vm(mine.id, world.user.pubkey) is None  # deleted
+        assert await subs.get_of_owned_vm(9999, world.user.pubkey) is None
     assert deleted.vm.deleted and deleted.subscription is not None
 
 

@@ -18,7 +18,7 @@ from ports.queue import Job
 from ports.vmhost import VmHost, VmHostError, VmRunningState, VmRunState
 from tests.http.apiapp import ALICE, BOB, ApiClient, api_client
 from tests.http.vm_helpers import add_key, build, order, paid_vm, provision, renew, settle
-from tests.nostr_signing import auth_header, nip98_event
+from tests.nostr_signing import NostrKey, auth_header, nip98_event
 
 STATUS_KEYS = [
     "id",
@@ -104,6 +104,30 @@ async def test_list_and_get_show_only_the_callers_vms(c: ApiClient) -> None:
     resp = await c.call("PATCH", f"/api/v1/vm/{theirs['id']}/stop")
     assert resp.status == 404
     assert (await c.call("GET", "/api/v1/vm/abc")).status == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/v1/vm/{id}", 404),
+        ("/api/v1/vm/9999", 404),
+        ("/api/v1/vm/0", 404),
+        ("/api/v1/vm/{id}/renew", 404),
+        ("/api/v1/vm/9999/renew", 404),
+        ("/api/v1/vm/{id}/renew?intervals=0", 400),
+    ],
+)
+async def test_a_new_key_gets_its_user_even_when_refused(
+    c: ApiClient, path: str, status: int
+) -> None:
+    """VM status and renewal select by the owner's key; a key seen for the first time still
+    gets its user, as on every authenticated route, and another's VM stays hidden."""
+    theirs = await order(c, BOB)
+    newcomer = NostrKey.from_seed(23)
+    resp = await c.call("GET", path.format(id=theirs["id"]), key=newcomer)
+    assert resp.status == status
+    async with c.api.store() as uow:
+        assert await uow.users.get_by_pubkey(newcomer.pubkey) is not None
 
 
 @pytest.mark.parametrize("case", ["wrong_url", "wrong_method", "stale", "bad_signature"])
