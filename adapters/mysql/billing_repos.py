@@ -22,6 +22,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, evolve
@@ -100,9 +101,15 @@ class SqlSubscriptions(SqlRecords[Subscription]):
             key = ("subscription for update", self.table, self.mapper.cls)
             return await self._first_with(self.mapper, prebuilt(key, self._locking), params)
         # SQLite has no row locks: a no-op write takes the database write lock instead,
-        # so a concurrent read-modify-write waits here as it would on the row lock.
-        await self.conn.execute(_TOUCH_SUBSCRIPTION, params)
-        return await self.get(subscription_id)
+        # so a concurrent read-modify-write waits here as it would on the row lock; the row
+        # comes back with it (RETURNING, SQLite 3.35+), one statement instead of two.
+        key = ("subscription touched", self.table, self.mapper.cls)
+        touched = prebuilt(key, self._touching)
+        row = (await self.conn.execute(touched, params)).mappings().first()
+        return None if row is None else self.mapper.from_row(row)
+
+    def _touching(self) -> ReturningUpdate[Any]:
+        return _TOUCH_SUBSCRIPTION.returning(*self.mapper.columns)
 
     def _locking(self) -> Select[Any]:
         by_id = _sub.id == bindparam("subscription_id")
