@@ -32,6 +32,22 @@ def _int_groups(value: int, min_groups: int = 1) -> list[int]:
     return groups
 
 
+def _groups(raw: bytes) -> list[int]:
+    """`convert_bits(raw, 8, 5, pad=True)` through one integer (no per-bit Python loop)."""
+    count = -(-len(raw) * 8 // 5)
+    value = int.from_bytes(raw, "big") << (count * 5 - len(raw) * 8)
+    return [value >> shift & 31 for shift in range(count * 5 - 5, -1, -5)]
+
+
+def _packed(groups: list[int]) -> bytes:
+    """`bytes(convert_bits(groups, 5, 8, pad=True))`: the groups as one integer, zero-padded."""
+    value = 0
+    for group in groups:
+        value = value << 5 | group
+    size = -(-len(groups) * 5 // 8)
+    return (value << (size * 8 - len(groups) * 5)).to_bytes(size, "big")
+
+
 def _field(tag: int, groups: list[int]) -> list[int]:
     if len(groups) > _MAX_FIELD_GROUPS:
         raise ValueError("BOLT11 field too long")
@@ -64,16 +80,16 @@ def encode_dev_invoice(
     """A signed regtest (`lnbcrt`) BOLT11 string; description is truncated to one field."""
     hrp = REGTEST_PREFIX + amount_hrp(amount_msat)
     data = _int_groups(timestamp, 7)
-    data += _field(_TAG_PAYMENT_HASH, convert_bits(payment_hash, 8, 5, pad=True))
-    data += _field(_TAG_PAYMENT_SECRET, convert_bits(payment_secret, 8, 5, pad=True))
+    data += _field(_TAG_PAYMENT_HASH, _groups(payment_hash))
+    data += _field(_TAG_PAYMENT_SECRET, _groups(payment_secret))
     memo = _truncate_utf8(description, 639)
-    data += _field(_TAG_DESCRIPTION, convert_bits(memo, 8, 5, pad=True))
+    data += _field(_TAG_DESCRIPTION, _groups(memo))
     data += _field(_TAG_EXPIRY, _int_groups(expiry_seconds))
     data += _field(_TAG_MIN_FINAL_CLTV, _int_groups(80))
     data += _field(_TAG_FEATURES, _int_groups(_FEATURES))
-    digest = hashlib.sha256(hrp.encode("ascii") + bytes(convert_bits(data, 5, 8, pad=True)))
+    digest = hashlib.sha256(hrp.encode("ascii") + _packed(data))
     signature = key.sign_recoverable(digest.digest(), hasher=None)  # r || s || recovery id
-    return bech32_encode(hrp, data + convert_bits(signature, 8, 5, pad=True))
+    return bech32_encode(hrp, data + _groups(signature))
 
 
 def payment_hash_of(bolt11: str) -> bytes:

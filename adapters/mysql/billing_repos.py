@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, delete, insert, or_, select, update
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    SmallInteger,
+    Text,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, evolve
@@ -24,9 +39,17 @@ _TOUCH_SUBSCRIPTION = (
     update(t.subscription).where(_sub.id == bindparam("subscription_id")).values(id=_sub.id)
 )
 #: method and type are compared in Python: in SQL they draw SQLite to the (payment_method,
-#: is_paid, created) index, a walk over every unpaid payment of that method
+#: is_paid, created) index, a walk over every unpaid payment of that method. They and the
+#: metadata are read raw (codes, JSON text): a renewal lists every pending payment of the
+#: subscription here, and the column types' per-row conversions were most of its cost
 _PENDING_REFS = (
-    select(_pay.id, _pay.created, _pay.metadata, _pay.payment_method, _pay.payment_type)
+    select(
+        _pay.id,
+        _pay.created,
+        type_coerce(_pay.metadata, Text).label("metadata"),
+        type_coerce(_pay.payment_method, SmallInteger).label("payment_method"),
+        type_coerce(_pay.payment_type, SmallInteger).label("payment_type"),
+    )
     .where(
         _pay.subscription_id == bindparam("subscription_id"),
         _pay.is_paid == False,  # noqa: E712
@@ -34,6 +57,17 @@ _PENDING_REFS = (
     )
     .order_by(_pay.created.desc())
 )
+
+
+def _json_value(raw: str | bytes | None) -> Any:
+    """`JsonText`'s decoding of a raw JSON column, by orjson where it reads the text (about
+    3x faster), `json` for what it refuses (NaN, integers beyond 64 bits) or to raise."""
+    if raw is None:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
 
 
 class SqlSubscriptions(SqlRecords[Subscription]):
@@ -66,9 +100,15 @@ class SqlSubscriptions(SqlRecords[Subscription]):
             key = ("subscription for update", self.table, self.mapper.cls)
             return await self._first_with(self.mapper, prebuilt(key, self._locking), params)
         # SQLite has no row locks: a no-op write takes the database write lock instead,
-        # so a concurrent read-modify-write waits here as it would on the row lock.
-        await self.conn.execute(_TOUCH_SUBSCRIPTION, params)
-        return await self.get(subscription_id)
+        # so a concurrent read-modify-write waits here as it would on the row lock; the row
+        # comes back with it (RETURNING, SQLite 3.35+), one statement instead of two.
+        key = ("subscription touched", self.table, self.mapper.cls)
+        touched = prebuilt(key, self._touching)
+        row = (await self.conn.execute(touched, params)).mappings().first()
+        return None if row is None else self.mapper.from_row(row)
+
+    def _touching(self) -> ReturningUpdate[Any]:
+        return _TOUCH_SUBSCRIPTION.returning(*self.mapper.columns)
 
     def _locking(self) -> Select[Any]:
         by_id = _sub.id == bindparam("subscription_id")
@@ -265,10 +305,11 @@ class SqlPayments(SqlRepo):
     ) -> list[PendingRef]:
         params = {"subscription_id": subscription_id, "now": now}
         rows = await self.conn.execute(_PENDING_REFS, params)
+        codes = (int(method), int(payment_type))
         return [
-            PendingRef(id=r.id, created=r.created, metadata=r.metadata)
+            PendingRef(id=r.id, created=r.created, metadata=_json_value(r.metadata))
             for r in rows
-            if r.payment_method is method and r.payment_type is payment_type
+            if (r.payment_method, r.payment_type) == codes
         ]
 
     async def mark_paid(self, payment_id: bytes, now: datetime) -> bool:

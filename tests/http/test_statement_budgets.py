@@ -361,3 +361,26 @@ async def test_admin_lists_cost_a_fixed_number_of_statements(
     after = {n: await admin_statements(admin, engine, p) for n, p in paths.items()}
     assert after == before, (before, after)
     assert {n: min(count, ADMIN_BUDGETS[n]) for n, count in after.items()} == after, after
+
+
+#: a renewal that prices, invoices and stores a new payment: the reuse lookup, pricing (user,
+#: company, VM, template, plan, credit balances) and the storing transaction (lock, the D23
+#: re-read, the rival re-check, the INSERT), one commit
+NEW_RENEWAL_BUDGET = 19
+
+
+async def test_a_new_renewal_invoice_costs_a_fixed_number_of_statements(
+    sql: tuple[ApiClient, AsyncEngine],
+) -> None:
+    c, engine = sql
+    vm_id = await one_paid_vm(c)
+    counts = []
+    for intervals in (2, 3, 4):  # each a new payment, with more pending ones to look through
+        with counting(engine) as counter:
+            resp = await c.call("GET", f"/api/v1/vm/{vm_id}/renew?intervals={intervals}")
+            assert resp.status == 200, await resp.text()
+        assert counter.commits == 1
+        assert sum(s.lstrip().upper().startswith("INSERT") for s in counter.statements) == 1
+        counts.append(counter.count)
+    assert counts == [counts[0]] * 3, counts
+    assert counts[0] <= NEW_RENEWAL_BUDGET, counter.statements
