@@ -4,10 +4,11 @@ SQLAlchemy's aiosqlite dialect drives whatever `async_creator` returns through t
 API; this module provides that API over a plain `sqlite3` connection. Reads (`SELECT`,
 `PRAGMA`) complete at once in the loop: no thread hop and no loop wake-up per call, which
 measured 2-3x less CPU than aiosqlite (bench/README.md); under WAL they never wait for a lock.
-Writing statements go to a thread, as aiosqlite does, because they may wait (another
-process's lock, a trigger) and must not stop the loop meanwhile; the commit or rollback of a
-writing transaction runs in the loop in WAL mode (it waits for nobody then), on a thread
-otherwise.
+Writing statements and the commit or rollback of a writing transaction go to a thread, as
+aiosqlite does, because they may wait (another process's lock, a trigger, a checkpoint) and
+must not stop the loop meanwhile. (Committing in the loop under WAL was tried: it saves a
+thread hop, but the automatic checkpoint after a commit then runs in the loop, and under
+`wrk` the p99 of `POST /api/v1/ssh-key` went from ~27 ms to 1-4 s.)
 
 Writers of one process never wait inside SQLite for each other: the first writing statement
 of a transaction takes a per-engine `asyncio.Lock` (one writer), held until commit, rollback
@@ -105,7 +106,6 @@ class InLoopConnection:
         self._conn = conn
         self._writer = writer
         self._writing = False
-        self._wal: bool | None = None  # journal_mode=WAL, learnt at the first commit
 
     @property
     def isolation_level(self) -> str | None:
@@ -147,28 +147,12 @@ class InLoopConnection:
     async def _end(self, finish: Callable[[], None]) -> None:
         """Commit or roll back, then let the next writer in."""
         try:
-            if self._writing and not self._in_wal():
+            if self._writing:  # may wait for another process or checkpoint: not in the loop
                 await asyncio.to_thread(finish)
             else:
                 finish()
         finally:
             self._release()
-
-    def _in_wal(self) -> bool:
-        """Whether the commit or rollback of a writing transaction may run in the loop.
-
-        In WAL mode the write lock was taken by the transaction's first writing statement
-        (on a thread): committing appends the pages to the WAL (no fsync under
-        `synchronous=NORMAL`) and rolling back drops them, neither waiting for another
-        connection; measured ~5 µs, against ~50-100 µs of CPU and a loop round trip for a
-        thread hop (issue 10). The occasional automatic PASSIVE checkpoint after a commit
-        waits for no lock either (a few ms of I/O per ~1000 pages). In any other journal
-        mode a commit waits for readers, so it goes to a thread.
-        """
-        if self._wal is None:
-            mode = self._conn.execute("PRAGMA journal_mode").fetchone()
-            self._wal = mode is not None and str(mode[0]).lower() == "wal"
-        return self._wal
 
     async def close(self) -> None:
         self.stop()
