@@ -7,8 +7,8 @@ measured 2-3x less CPU than aiosqlite (bench/README.md); under WAL they never wa
 Writing statements and the commit or rollback of a writing transaction go to a thread, as
 aiosqlite does, because they may wait (another process's lock, a trigger, a checkpoint) and
 must not stop the loop meanwhile. (Committing in the loop under WAL was tried: it saves a
-thread hop, but the automatic checkpoint after a commit then runs in the loop, and under
-`wrk` the p99 of `POST /api/v1/ssh-key` went from ~27 ms to 1-4 s.)
+thread hop, but the automatic checkpoint after a commit, page copies and an fsync, would then
+run in the loop; kept on a thread.)
 
 Writers of one process never wait inside SQLite for each other: the first writing statement
 of a transaction takes a per-engine `asyncio.Lock` (one writer), held until commit, rollback
