@@ -8,7 +8,7 @@ from datetime import datetime
 from adapters.memory.db import RecordRepo, Repo, evolve, page_of
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
-from ports.storage import DueWindow, Page, PendingOf, PendingRef, PricedBy
+from ports.storage import DueWindow, Page, PendingKind, PendingOf, PendingRef, PricedBy
 
 
 class MemorySubscriptions(RecordRepo[Subscription]):
@@ -175,17 +175,11 @@ class MemoryPayments(Repo):
             if p.subscription_id == subscription_id and p.is_pending(now)
         ]
 
-    async def list_pending_refs(
-        self,
-        subscription_id: int,
-        now: datetime,
-        method: PaymentMethod,
-        payment_type: SubscriptionPaymentType,
-    ) -> list[PendingRef]:
+    async def list_pending_refs(self, kind: PendingKind, now: datetime) -> list[PendingRef]:
         return [
             PendingRef(id=p.id, created=p.created, metadata=p.metadata)
-            for p in await self.list_pending_for_subscription(subscription_id, now)
-            if p.payment_method == method and p.payment_type == payment_type
+            for p in await self.list_pending_for_subscription(kind.subscription_id, now)
+            if p.payment_method == kind.method and p.payment_type == kind.payment_type
         ]
 
     async def mark_paid(self, payment_id: bytes, now: datetime) -> bool:

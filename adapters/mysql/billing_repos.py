@@ -28,7 +28,7 @@ from adapters.mysql.mapping import Mapper, evolve
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
-from ports.storage import DueWindow, Page, PendingOf, PendingRef, PricedBy
+from ports.storage import DueWindow, Page, PendingKind, PendingOf, PendingRef, PricedBy
 
 _sub = t.subscription.c
 _li = t.subscription_line_item.c
@@ -296,16 +296,10 @@ class SqlPayments(SqlRepo):
         rows = await self.conn.execute(statement, params)
         return [self.mapper.from_row(row) for row in rows.mappings()]
 
-    async def list_pending_refs(
-        self,
-        subscription_id: int,
-        now: datetime,
-        method: PaymentMethod,
-        payment_type: SubscriptionPaymentType,
-    ) -> list[PendingRef]:
-        params = {"subscription_id": subscription_id, "now": now}
+    async def list_pending_refs(self, kind: PendingKind, now: datetime) -> list[PendingRef]:
+        params = {"subscription_id": kind.subscription_id, "now": now}
         rows = await self.conn.execute(_PENDING_REFS, params)
-        codes = (int(method), int(payment_type))
+        codes = (int(kind.method), int(kind.payment_type))
         return [
             PendingRef(id=r.id, created=r.created, metadata=_json_value(r.metadata))
             for r in rows

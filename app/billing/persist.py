@@ -21,7 +21,13 @@ from domain.subscription import (
     metadata_interval_count,
     pick_reusable_payment,
 )
-from ports.storage import IdempotencyRecord, PendingRef, UnitOfWork, UnitOfWorkFactory
+from ports.storage import (
+    IdempotencyRecord,
+    PendingKind,
+    PendingRef,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 
 log = logging.getLogger(__name__)
 
@@ -181,9 +187,8 @@ async def _rival_match(
         return await pending_match(uow, reuse, now)
     if reuse.payment_type is SubscriptionPaymentType.UPGRADE:
         return None  # never reused (D10)
-    refs = await uow.payments.list_pending_refs(
-        reuse.subscription_id, now, reuse.method, reuse.payment_type
-    )
+    kind = PendingKind(reuse.subscription_id, reuse.method, reuse.payment_type)
+    refs = await uow.payments.list_pending_refs(kind, now)
     best: PendingRef | None = None
     for ref in refs:  # the newest; ties keep the listed order, as pick_reusable_payment
         same_count = metadata_interval_count(ref.metadata) == reuse.interval_count

@@ -24,7 +24,7 @@ from ports.storage.credit import CreditKey, CreditLedger
 from ports.storage.identity import Companies, Permission, Roles, SshKeys, Users
 from ports.storage.invoices import Invoices, InvoiceWindow
 from ports.storage.marks import IdempotencyKeys, IdempotencyRecord, LifecycleMarks
-from ports.storage.payments import LegacyPayments, Payments, PendingOf, PendingRef
+from ports.storage.payments import LegacyPayments, Payments, PendingKind, PendingOf, PendingRef
 from ports.storage.products import IpRangeSubscriptions, IpSpacePrices, IpSpaces, PaymentMethods
 from ports.storage.reads import ReadLookups, VmReads
 from ports.storage.subscriptions import DueWindow, LineItems, PricedBy, Subscriptions
@@ -152,6 +152,7 @@ __all__ = [
     "Page",
     "PaymentMethods",
     "Payments",
+    "PendingKind",
     "PendingOf",
     "PendingRef",
     "Permission",

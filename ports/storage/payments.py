@@ -24,6 +24,15 @@ class PendingOf:
 
 
 @attrs.frozen
+class PendingKind:
+    """A subscription's pending payments of one method and payment type."""
+
+    subscription_id: int
+    method: PaymentMethod
+    payment_type: SubscriptionPaymentType
+
+
+@attrs.frozen
 class PendingRef:
     """Of a pending payment, what tells whether a renewal may reuse it (D10): no amounts, no
     provider data, so listing many costs little."""
@@ -64,13 +73,7 @@ class Payments(Protocol):
         """Unpaid payments with `expires > now`, newest first (D10 deduplication)."""
         ...
 
-    async def list_pending_refs(
-        self,
-        subscription_id: int,
-        now: datetime,
-        method: PaymentMethod,
-        payment_type: SubscriptionPaymentType,
-    ) -> list[PendingRef]:
+    async def list_pending_refs(self, kind: PendingKind, now: datetime) -> list[PendingRef]:
         """`list_pending_for_subscription` narrowed to one method and type, as `PendingRef`s,
         in the same order."""
         ...

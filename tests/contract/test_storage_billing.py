@@ -9,7 +9,7 @@ import attrs
 
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.model import LineItem, Subscription
-from ports.storage import DueWindow, PendingOf, UnitOfWork, UnitOfWorkFactory
+from ports.storage import DueWindow, PendingKind, PendingOf, UnitOfWork, UnitOfWorkFactory
 from tests.contract import storage_backends
 from tests.contract.storage_backends import (
     World,
@@ -220,13 +220,17 @@ async def test_pending_refs_narrow_pending_payments_to_one_method_and_type(
         )
         await uow.commit()
     async with uow_factory() as uow:
-        refs = await uow.payments.list_pending_refs(w.subscription.id, now, lightning, renewal)
+        refs = await uow.payments.list_pending_refs(
+            PendingKind(w.subscription.id, lightning, renewal), now
+        )
         assert [(r.id, r.created, r.metadata) for r in refs] == [
             (newer.id, newer.created, {"intervals": 3}),
             (older.id, older.created, None),
         ]
         assert (
-            await uow.payments.list_pending_refs(w.subscription.id + 1, now, lightning, renewal)
+            await uow.payments.list_pending_refs(
+                PendingKind(w.subscription.id + 1, lightning, renewal), now
+            )
             == []
         )
 
