@@ -8,7 +8,6 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
-    Insert,
     Select,
     bindparam,
     delete,
@@ -129,12 +128,6 @@ class SqlRepo:
         return Page(await self._all(mapper, query), int(total))
 
 
-#: `SELECT … WHERE id = :record_id LIMIT 1` per repository class and mapper (process-long)
-_BY_ID: dict[tuple[type, int], Select[Any]] = {}
-#: `INSERT INTO <table>` per (process-long) table object, its columns named by the parameters
-_INSERTS: dict[int, Insert] = {}
-
-
 class SqlRecords(SqlRepo, Generic[R]):
     """add/get/update/list_all of one record class over its table (integer ids)."""
 
@@ -152,9 +145,8 @@ class SqlRecords(SqlRepo, Generic[R]):
     async def add(self, record: R) -> R:
         # the row goes as parameters of one `INSERT` per table: no per-call statement building
         # and cache-key walk over the values (a tenth of a simple write's CPU, issue 10)
-        statement = _INSERTS.get(id(self.table))
-        if statement is None:
-            statement = _INSERTS[id(self.table)] = insert(self.table)
+        table = self.table
+        statement = prebuilt(("insert", id(table)), lambda: insert(table))
         result = await self._execute(statement, self.mapper.to_row(record))
         key = result.inserted_primary_key
         if key is None:
@@ -162,13 +154,12 @@ class SqlRecords(SqlRepo, Generic[R]):
         return evolve(record, id=int(key[0]))
 
     async def get(self, record_id: int) -> R | None:
-        key = (type(self), id(self.mapper))
-        statement = _BY_ID.get(key)
-        if statement is None:  # built once per mapper: no statement building or cache-key work
-            statement = self._select().where(self.table.c.id == bindparam("record_id")).limit(1)
-            _BY_ID[key] = statement
+        statement = self._prepared("by id", self.mapper, self._by_id)
         row = (await self.conn.execute(statement, {"record_id": record_id})).mappings().first()
         return None if row is None else self.mapper.from_row(row)
+
+    def _by_id(self) -> Select[Any]:
+        return self._select().where(self.table.c.id == bindparam("record_id")).limit(1)
 
     async def update(self, record: R) -> None:
         values = self.mapper.to_row(record, exclude=("id", *self.frozen_columns))
