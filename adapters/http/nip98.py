@@ -49,9 +49,16 @@ class NostrEvent:
     content: str
     sig: bytes
     #: the NIP-01 id computed from the fields and the parsed key, when `decode_event` made
-    #: the event (both are needed to decode it; kept so the signature check does not redo them)
-    digest: bytes | None = attrs.field(default=None, eq=False, repr=False)
-    key: PublicKeyXOnly | None = attrs.field(default=None, eq=False, repr=False)
+    #: the event (both are needed to decode it; kept so the signature check does not redo
+    #: them). Not constructor arguments: `attrs.evolve` of a changed event drops them, so a
+    #: cache can never vouch for fields it was not computed from.
+    digest: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    key: PublicKeyXOnly | None = attrs.field(default=None, init=False, eq=False, repr=False)
+
+    def _remember(self, digest: bytes, key: PublicKeyXOnly) -> NostrEvent:
+        object.__setattr__(self, "digest", digest)
+        object.__setattr__(self, "key", key)
+        return self
 
     def tag_value(self, name: str) -> str | None:
         """Value of the first tag `[name, value, ...]`; a bare `[name]` tag is skipped.
@@ -302,7 +309,8 @@ def _parse_event(raw: bytes) -> NostrEvent | None:
         digest = hashlib.sha256(_canonical(pubkey, created_at, kind, tags, content)).digest()
     except (KeyError, TypeError, ValueError, UnicodeEncodeError):
         return None
-    return NostrEvent(event_id, pubkey, created_at, kind, tags, content, sig, digest, key)
+    event = NostrEvent(event_id, pubkey, created_at, kind, tags, content, sig)
+    return event._remember(digest, key)
 
 
 def _hex(value: Any, pattern: re.Pattern[str]) -> bytes:

@@ -8,11 +8,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 
 from adapters.http.nip98 import (
     Nip98Error,
     Nip98Request,
+    check_event,
     decode_event,
     uri_path,
     verify_nip98_token,
@@ -361,3 +363,19 @@ def test_event_json_must_be_utf8_not_utf16() -> None:
     event = nip98_event(KEY, URL, "GET", TS)
     raw = json.dumps(event).encode("utf-16")
     assert refused("Nostr " + base64.b64encode(raw).decode()).reason == "Invalid nostr event"
+
+
+def test_an_event_changed_after_decoding_is_checked_against_its_own_fields() -> None:
+    """The id and key `decode_event` keeps for the signature check are not carried over by
+    `attrs.evolve`: an event whose key or content was changed fails its signature check."""
+    event = decode_event(signed().removeprefix("Nostr "))
+    assert event is not None and event.digest is not None and event.key is not None
+    request = Nip98Request("GET", PATH, NOW)
+    assert check_event(event, request) == KEY.pubkey
+    for changed in (
+        attrs.evolve(event, pubkey=OTHER.pubkey),
+        attrs.evolve(event, content="changed"),
+    ):
+        assert changed.digest is None and changed.key is None
+        with pytest.raises(Nip98Error):
+            check_event(changed, request)
