@@ -97,6 +97,11 @@ async def process_vm_upgrade(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -
         if vm is not None:  # nothing to resize: a revived VM is spawned at its records' size
             await _resized(deps, vm)
         return
+    if cfg == AS_RECORDED and vm.resize_requested is None:
+        # a re-send whose resize another job (the booking's own, late) already made: the
+        # host has the recorded size; resizing again would stop the VM and notify twice
+        log.info("VM %s: resize already made, the re-sent job does nothing", vm_id)
+        return
     paid = is_paid_now(sub, deps.clock.now())
     if vm.is_provisioned:
         try:

@@ -185,6 +185,22 @@ async def test_a_lost_job_is_sent_again_after_the_grace_period_and_the_host_gets
     assert (await world.vm_check()).resized == []
 
 
+async def test_a_late_job_and_its_re_send_resize_the_host_once(world: World) -> None:
+    """The booking's job only late (a worker down past the grace): the VM check re-sends it,
+    both run, and the second one finds the mark cleared and leaves the VM alone."""
+    vm = await world.paid_vm()
+    await world.complete(await _upgrade(world, vm, UpgradeConfig(new_cpu=4)))
+    world.advance(RESIZE_GRACE + SECOND)
+    assert (await world.vm_check()).resized == [vm.id]
+
+    await world.run_jobs()  # the late original, then the re-send
+
+    assert world.host.sizes[vm.id] == _size(4, 2 * GIB)
+    assert world.host.calls.get("resize_vm") == 1
+    assert (await world.shop.vm(vm.id)).resize_requested is None
+    assert len(world.notifier.titled(f"[VM{vm.id}] Upgrade Complete")) == 1
+
+
 async def test_an_upgrade_booked_while_the_job_resizes_is_not_lost(world: World) -> None:
     vm = await world.paid_vm()
     await world.complete(await _upgrade(world, vm, UpgradeConfig(new_cpu=4)))
