@@ -24,10 +24,9 @@ from app.admin.catalogue_common import (
     trimmed,
 )
 from app.billing.errors import NotFound
-from app.billing.reserved import reserving_vms
+from app.billing.reserved import reserved_usage
 from domain.errors import DomainError
 from domain.model import Host, HostDisk, Region
-from domain.pricing import Spec
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 from ports.vmhost import HostProber, VmHostError
@@ -82,27 +81,7 @@ def _share(used: int, capacity: Fraction) -> Fraction:
 
 async def _infos(uow: UnitOfWork, hosts: list[Host], now: datetime) -> list[HostInfo]:
     ids = {h.id for h in hosts}
-    cpu: Counter[int] = Counter()
-    memory: Counter[int] = Counter()
-    disk: Counter[int] = Counter()
-    cache: dict[tuple[str, int], Spec | None] = {}
-    for vm in await reserving_vms(uow, now):
-        if vm.host_id not in ids:
-            continue
-        key = (
-            ("t", vm.template_id)
-            if vm.template_id is not None
-            else ("c", vm.custom_template_id or 0)
-        )
-        if key not in cache:
-            cache[key] = await (
-                uow.templates.get(key[1]) if key[0] == "t" else uow.custom_templates.get(key[1])
-            )
-        spec = cache[key]
-        if spec is not None:
-            cpu[vm.host_id] += spec.cpu
-            memory[vm.host_id] += spec.memory
-            disk[vm.host_id] += spec.disk_size
+    usage = await reserved_usage(uow, ids, now)
     live: Counter[int] = Counter(v.host_id for v in await uow.vms.list_active() if v.host_id in ids)
     regions: dict[int, Region | None] = defaultdict(lambda: None)
     for region in await uow.regions.list_all():
@@ -116,12 +95,13 @@ async def _infos(uow: UnitOfWork, hosts: list[Host], now: datetime) -> list[Host
             (Fraction(d.size) * Fraction(str(host.load_disk)) for d in disks if d.enabled),
             Fraction(0),
         )
+        used = usage[host.id]
         load = HostLoad(
-            cpu=_share(cpu[host.id], cpu_cap),
-            memory=_share(memory[host.id], mem_cap),
-            disk=_share(disk[host.id], disk_cap),
-            available_cpu=max(0, int(cpu_cap) - cpu[host.id]),
-            available_memory=max(0, int(mem_cap) - memory[host.id]),
+            cpu=_share(used.cpu, cpu_cap),
+            memory=_share(used.memory, mem_cap),
+            disk=_share(sum(used.disk.values()), disk_cap),
+            available_cpu=max(0, int(cpu_cap) - used.cpu),
+            available_memory=max(0, int(mem_cap) - used.memory),
             active_vms=live[host.id],
         )
         out.append(HostInfo(host, regions[host.region_id], disks, load))
