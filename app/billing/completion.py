@@ -277,6 +277,8 @@ async def complete_payment(
     `PaymentCompleted` published to `subscribers` (default: `default_subscribers`)."""
     if found is None:
         found = await _lookup(uow_factory, payment_id)
+    elif found.id != payment_id:
+        raise ValueError("complete_payment: `found` is another payment than `payment_id`")
     if found is None:
         raise PaymentNotFound("Payment not found")
     if found.is_paid:
