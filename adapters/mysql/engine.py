@@ -116,7 +116,9 @@ def _sqlite_engine(
     if sqlite_driver == "inloop":
         args, connect_kwargs = SQLiteDialect_pysqlite().create_connect_args(url)
         connect_kwargs.update(options.pop("connect_args"))
-        options["async_creator"] = in_loop_creator(*args, **connect_kwargs)
+        options["async_creator"] = in_loop_creator(
+            *args, checkpoints=not in_memory, **connect_kwargs
+        )
     elif sqlite_driver != "aiosqlite":
         raise ValueError(f"unknown SQLite driver {sqlite_driver!r}")
     engine = create_async_engine(url, **options)

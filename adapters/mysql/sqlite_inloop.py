@@ -1,29 +1,56 @@
-"""SQLite for the async engine: reads run in the event loop, writes on a thread, one writer.
+"""SQLite for the async engine: statements run in the event loop, lock waits and checkpoints do not.
 
 SQLAlchemy's aiosqlite dialect drives whatever `async_creator` returns through the aiosqlite
-API; this module provides that API over a plain `sqlite3` connection. Reads (`SELECT`,
-`PRAGMA`) complete at once in the loop: no thread hop and no loop wake-up per call, which
-measured 2-3x less CPU than aiosqlite (bench/README.md); under WAL they never wait for a lock.
-Writing statements and the commit or rollback of a writing transaction go to a thread, as
-aiosqlite does, because they may wait (another process's lock, a trigger, a checkpoint) and
-must not stop the loop meanwhile. (Committing in the loop under WAL was tried: it saves a
-thread hop, but the automatic checkpoint after a commit, page copies and an fsync, would then
-run in the loop; kept on a thread.)
+API; this module provides that API over a plain `sqlite3` connection. Every statement and
+every commit runs where it is awaited: no thread hop and no loop wake-up per call, which
+measured 2-3x less CPU than aiosqlite for reads and ~25 % less per write request than writes
+on a thread (bench/README.md). What could make a statement wait is kept out of the loop:
 
-Writers of one process never wait inside SQLite for each other: the first writing statement
-of a transaction takes a per-engine `asyncio.Lock` (one writer), held until commit, rollback
-or close, and waits for it asynchronously, as long as the busy timeout at most.
+* Lock waits: connections have no busy timeout of their own (SQLite answers SQLITE_BUSY at
+  once); a statement or commit refused that way is retried after an `asyncio.sleep`, with a
+  growing pause, for as long as the configured busy timeout. Writers of one process never
+  even get there: the first writing statement of a transaction takes a per-engine
+  `asyncio.Lock` (one writer), held until commit, rollback or close.
+* Checkpoints: the connections' automatic checkpoint is off (it would copy pages and fsync
+  inside a commit); every CHECKPOINT_EVERY commits that wrote, a passive checkpoint runs on
+  a thread over a connection of its own. Under WAL with `synchronous=NORMAL` a commit itself
+  only appends to the WAL file (no fsync).
+
+What still runs in the loop for as long as it takes is SQLite's own work on a statement: a
+huge read or write holds the loop meanwhile (our statements are narrow). Two cases go back
+to a thread per statement and commit, as aiosqlite does: a database with triggers (one can
+make an INSERT arbitrarily long) and a journal other than WAL or memory (its commit fsyncs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
 
 #: statements that never take SQLite's write lock (WAL: readers do not block the writer)
 _READ_PREFIXES = ("SELECT", "PRAGMA")
+#: SQLITE_BUSY and SQLITE_BUSY_RECOVERY: the lock or the WAL index is busy, try again later.
+#: (SQLITE_BUSY_SNAPSHOT is not among them: the transaction read an old snapshot and must be
+#: restarted, which a retry of the statement cannot do.)
+_RETRYABLE_BUSY = frozenset({5, 261})
+#: the first pause after SQLITE_BUSY and the longest one (seconds)
+_FIRST_PAUSE = 0.001
+_LONGEST_PAUSE = 0.05
+#: commits that wrote between two passive checkpoints (SQLite's own default is every 1 000
+#: WAL pages; a small write request appends a handful of pages)
+CHECKPOINT_EVERY = 200
+
+#: journal modes in which a commit neither fsyncs nor checkpoints (with the automatic one off)
+_IN_LOOP_JOURNALS = frozenset({"wal", "memory"})
+_ANY_TRIGGER = "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'trigger')"
+
+T = TypeVar("T")
 
 
 class WriterLockTimeout(sqlite3.OperationalError):
@@ -31,11 +58,93 @@ class WriterLockTimeout(sqlite3.OperationalError):
 
 
 class _Writer:
-    """The one-writer lock of one database file, shared by the connections of one engine."""
+    """What the connections of one engine share: the one-writer lock, the busy timeout, and
+    the checkpoint that runs on a thread every CHECKPOINT_EVERY writing commits."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(
+        self, timeout: float, checkpoint_connect: Callable[[], sqlite3.Connection] | None
+    ) -> None:
         self.lock = asyncio.Lock()
         self.timeout = timeout
+        self._checkpoint_connect = checkpoint_connect
+        self._commits = 0
+        self._checkpointing = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._schema_version: int | None = None
+        self._has_triggers = False
+
+    def committed(self) -> None:
+        """Count a writing commit; start a checkpoint when one is due."""
+        self._commits += 1
+        if self._checkpoint_connect is None or self._checkpointing:
+            return
+        if self._commits < CHECKPOINT_EVERY:
+            return
+        self._commits = 0
+        self._checkpointing = True
+        task = asyncio.get_running_loop().create_task(self._checkpoint_between_writes())
+        self._tasks.add(task)
+        task.add_done_callback(self._checkpoint_done)
+
+    async def _checkpoint_between_writes(self) -> None:
+        """The checkpoint on a thread, holding the one-writer lock: a commit in the middle
+        of it would leave the WAL's end past what was copied, and SQLite only starts the WAL
+        file over when a writer finds it wholly copied (else it grows under steady writes)."""
+        async with self.lock:
+            await asyncio.to_thread(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        assert self._checkpoint_connect is not None
+        conn = self._checkpoint_connect()
+        try:  # PASSIVE: copies what no reader still needs, never waits for a lock
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            conn.close()
+
+    def _checkpoint_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._checkpointing = False
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            log.warning("SQLite checkpoint failed: %s", error)
+
+    def writes_in_loop(self, conn: sqlite3.Connection) -> bool:
+        """Whether a write transaction starting on `conn` may run in the loop: under WAL (or
+        in memory) and while the database has no trigger. A trigger can make one INSERT as
+        long as it likes (tests/e2e stalls one on purpose) and would hold the whole process;
+        our schema has none, so a write costs what its own rows cost. Asked once per write
+        transaction: two PRAGMAs, and the trigger list again only when the schema changed."""
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode not in _IN_LOOP_JOURNALS:
+            return False
+        version = conn.execute("PRAGMA schema_version").fetchone()[0]
+        if version != self._schema_version:
+            found = conn.execute(_ANY_TRIGGER).fetchone()[0]
+            self._schema_version, self._has_triggers = version, bool(found)
+        return not self._has_triggers
+
+    async def patiently(self, call: Callable[[], T], *, on_thread: bool = False) -> T:
+        """`call()` in the loop (on a thread with `on_thread`); while SQLite answers busy,
+        again after a pause (the loop runs meanwhile), up to the busy timeout, after which
+        the last refusal is raised."""
+        deadline: float | None = None
+        pause = _FIRST_PAUSE
+        while True:
+            try:
+                return (await asyncio.to_thread(call)) if on_thread else call()
+            except sqlite3.OperationalError as err:
+                if not _is_busy(err):
+                    raise
+                now = time.monotonic()
+                deadline = now + self.timeout if deadline is None else deadline
+                if now >= deadline:
+                    raise
+            await asyncio.sleep(min(pause, deadline - now))
+            pause = min(pause * 2, _LONGEST_PAUSE)
+
+
+def _is_busy(err: sqlite3.OperationalError) -> bool:
+    return getattr(err, "sqlite_errorcode", None) in _RETRYABLE_BUSY
 
 
 class InLoopCursor:
@@ -67,17 +176,12 @@ class InLoopCursor:
 
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> InLoopCursor:
         args = () if parameters is None else parameters
-        if await self._owner.before(sql):
-            await asyncio.to_thread(self._cursor.execute, sql, args)
-        else:
-            self._cursor.execute(sql, args)
+        await self._owner.run(sql, lambda: self._cursor.execute(sql, args))
         return self
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> InLoopCursor:
-        if await self._owner.before(sql):
-            await asyncio.to_thread(self._cursor.executemany, sql, rows)
-        else:
-            self._cursor.executemany(sql, rows)
+        batch = list(rows)  # a retry must see the same rows again
+        await self._owner.run(sql, lambda: self._cursor.executemany(sql, batch))
         return self
 
     async def fetchone(self) -> Any:
@@ -106,6 +210,7 @@ class InLoopConnection:
         self._conn = conn
         self._writer = writer
         self._writing = False
+        self._off_loop = False  # this write transaction runs on a thread (`writes_in_loop`)
 
     @property
     def isolation_level(self) -> str | None:
@@ -119,38 +224,41 @@ class InLoopConnection:
     def cursor(self) -> InLoopCursor:
         return InLoopCursor(self)
 
-    async def before(self, sql: str) -> bool:
-        """True for a writing statement (run it on a thread), after taking the one-writer lock
-        if this transaction does not hold it yet; False for a read (run it here)."""
-        if sql.lstrip()[:6].upper() in _READ_PREFIXES:
-            return False
-        if self._writing:
-            return True
-        try:
-            await asyncio.wait_for(self._writer.lock.acquire(), self._writer.timeout)
-        except TimeoutError:
-            raise WriterLockTimeout("database is locked") from None
-        self._writing = True
-        return True
+    async def run(self, sql: str, call: Callable[[], object]) -> None:
+        """Run `call` (which executes `sql`) once this transaction may: a writing statement
+        first takes the one-writer lock (waited for in the loop, as long as the busy timeout
+        at most), then runs in the loop or, where `writes_in_loop` says no, on a thread."""
+        if not self._writing and sql.lstrip()[:6].upper() not in _READ_PREFIXES:
+            try:
+                await asyncio.wait_for(self._writer.lock.acquire(), self._writer.timeout)
+            except TimeoutError:
+                raise WriterLockTimeout("database is locked") from None
+            self._writing = True
+            try:
+                self._off_loop = not self._writer.writes_in_loop(self._conn)
+            except BaseException:
+                self._release()
+                raise
+        await self._writer.patiently(call, on_thread=self._writing and self._off_loop)
 
     def _release(self) -> None:
         if self._writing:
-            self._writing = False
+            self._writing = self._off_loop = False
             self._writer.lock.release()
 
     async def commit(self) -> None:
+        wrote = self._writing
         await self._end(self._conn.commit)
+        if wrote:
+            self._writer.committed()
 
     async def rollback(self) -> None:
         await self._end(self._conn.rollback)
 
     async def _end(self, finish: Callable[[], None]) -> None:
-        """Commit or roll back, then let the next writer in."""
+        """Commit or roll back (waiting out a busy lock), then let the next writer in."""
         try:
-            if self._writing:  # may wait for another process or checkpoint: not in the loop
-                await asyncio.to_thread(finish)
-            else:
-                finish()
+            await self._writer.patiently(finish, on_thread=self._writing and self._off_loop)
         finally:
             self._release()
 
@@ -168,13 +276,25 @@ class InLoopConnection:
         self._conn.create_function(*args, **kwargs)
 
 
-def in_loop_creator(*args: Any, **kwargs: Any) -> Callable[[], Any]:
+def in_loop_creator(*args: Any, checkpoints: bool = True, **kwargs: Any) -> Callable[[], Any]:
     """An `async_creator` for `create_async_engine`: `sqlite3.connect(*args, **kwargs)`
-    connections sharing one writer lock, waited for as long as the busy `timeout`."""
-    writer = _Writer(float(kwargs.get("timeout", 5.0)))
+    connections sharing one writer lock, lock waits retried in the loop for as long as the
+    busy `timeout`. `checkpoints` (a file database): the automatic checkpoint is replaced by
+    one on a thread (module docstring); off for an in-memory database, which has no WAL."""
+    timeout = float(kwargs.pop("timeout", 5.0))
     kwargs["check_same_thread"] = False
+    kwargs["timeout"] = 0  # SQLITE_BUSY at once: `_Writer.patiently` waits, in the loop
+
+    def checkpoint_connect() -> sqlite3.Connection:
+        conn: sqlite3.Connection = sqlite3.connect(*args, **kwargs)
+        return conn
+
+    writer = _Writer(timeout, checkpoint_connect if checkpoints else None)
 
     async def connect() -> InLoopConnection:
-        return InLoopConnection(sqlite3.connect(*args, **kwargs), writer)
+        conn = sqlite3.connect(*args, **kwargs)
+        if checkpoints:
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+        return InLoopConnection(conn, writer)
 
     return connect
