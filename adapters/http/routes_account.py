@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.http.auth import authenticated
+from adapters.http.auth import VerifiedKey, authenticated, verified
 from adapters.http.context import services
 from adapters.http.envelope import (
     data_response,
@@ -103,12 +103,20 @@ async def get_ssh_keys(request: web.Request, user: User) -> web.StreamResponse:
     return data_response([ssh_key_json(k) for k in keys])
 
 
-@authenticated
-async def post_ssh_key(request: web.Request, user: User) -> web.StreamResponse:
+@verified
+async def post_ssh_key(request: web.Request, caller: VerifiedKey) -> web.StreamResponse:
+    """Stored for the caller's key in one unit of work (issue 10); a key seen for the first
+    time gets its user first, and every refusal comes after that, as on other routes."""
     svc = services(request)
-    body = json_object(await read_json(request))
-    name, key_data = required_text(body, "name"), required_text(body, "key_data")
-    key = await svc.account.add_ssh_key(user.id, name, key_data)
+    try:
+        body = json_object(await read_json(request))
+        name, key_data = required_text(body, "name"), required_text(body, "key_data")
+        key = await svc.account.add_ssh_key_by_owner(caller.pubkey, name, key_data)
+    except Exception:
+        await caller.user()  # a new key's user is created first on every authenticated route
+        raise
+    if key is None:  # no user has this key yet
+        key = await svc.account.add_ssh_key((await caller.user()).id, name, key_data)
     return data_response(ssh_key_json(key))
 
 

@@ -63,6 +63,10 @@ def prebuilt(key: tuple[Any, ...], build: Callable[[], S]) -> S:
     return statement
 
 
+def _user_id_by_pubkey() -> Select[Any]:
+    return select(t.users.c.id).where(t.users.c.pubkey == bindparam("pubkey"))
+
+
 def is_duplicate_key(error: IntegrityError) -> bool:
     """A unique-key violation (MariaDB error 1062, SQLite "UNIQUE constraint failed")."""
     args = getattr(error.orig, "args", ())
@@ -243,6 +247,14 @@ class SqlUsers(SqlRecords[User]):
 
 
 class SqlSshKeys(SqlRecords[SshKey]):
+    async def add_for_owner(self, owner_key: bytes, key: SshKey) -> SshKey | None:
+        # the owner's id alone (no User mapped), then the INSERT, on the same connection
+        query = prebuilt(("user id by pubkey",), _user_id_by_pubkey)
+        user_id = (await self.conn.execute(query, {"pubkey": owner_key})).scalar()
+        if user_id is None:
+            return None
+        return await self.add(evolve(key, user_id=int(user_id)))
+
     async def list_by_user(self, user_id: int) -> list[SshKey]:
         return await self._where(t.user_ssh_key.c.user_id == user_id)
 

@@ -6,6 +6,7 @@ import base64
 import binascii
 import warnings
 
+from attrs import evolve
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
@@ -79,12 +80,30 @@ async def add_ssh_key(
     uow_factory: UnitOfWorkFactory, clock: Clock, user_id: int, name: str, key_data: str
 ) -> SshKey:
     """Store a key re-encoded as `<type> <base64>[ <comment>]`; an empty name takes the comment."""
+    key = evolve(_checked_key(name, key_data, clock), user_id=user_id)
+    async with uow_factory() as uow:
+        key = await uow.ssh_keys.add(key)
+        await uow.commit()
+    return key
+
+
+async def add_ssh_key_by_owner(
+    uow_factory: UnitOfWorkFactory, clock: Clock, owner_key: bytes, name: str, key_data: str
+) -> SshKey | None:
+    """`add_ssh_key` for the user with this Nostr public key, found in the same unit of work
+    (no user look-up before, issue 10); None, and nothing stored, when no user has the key.
+    A bad key or name is refused before the key is looked up."""
+    key = _checked_key(name, key_data, clock)
+    async with uow_factory() as uow:
+        added = await uow.ssh_keys.add_for_owner(owner_key, key)
+        if added is not None:
+            await uow.commit()
+    return added
+
+
+def _checked_key(name: str, key_data: str, clock: Clock) -> SshKey:
+    """The key to store (owner not set yet): the line re-encoded, the name checked."""
     kind, blob, comment = parse_public_key(key_data)
     name = check_line(name.strip() or comment, "name", NAME_LIMIT)
     line = f"{kind} {blob}" + (f" {comment}" if comment else "")
-    async with uow_factory() as uow:
-        key = await uow.ssh_keys.add(
-            SshKey(id=0, name=name, user_id=user_id, created=clock.now(), key_data=line)
-        )
-        await uow.commit()
-    return key
+    return SshKey(id=0, name=name, user_id=0, created=clock.now(), key_data=line)

@@ -38,6 +38,11 @@ class Users(Records[User], Protocol):
 class SshKeys(Protocol):
     async def add(self, key: SshKey) -> SshKey: ...
 
+    async def add_for_owner(self, owner_key: bytes, key: SshKey) -> SshKey | None:
+        """`add` for the user whose public key is `owner_key` (found in the same statement,
+        issue 10; `key.user_id` is not read); None, and nothing added, when no user has it."""
+        ...
+
     async def get(self, key_id: int) -> SshKey | None: ...
 
     async def list_by_user(self, user_id: int) -> list[SshKey]:

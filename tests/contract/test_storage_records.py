@@ -43,6 +43,7 @@ from domain.model import (
     ResourceLimits,
     RoleAssignment,
     RolePermission,
+    SshKey,
     User,
     VmHistory,
 )
@@ -132,6 +133,25 @@ async def test_ssh_key_delete(uow_factory: UnitOfWorkFactory) -> None:
     async with uow_factory() as uow:
         assert await uow.ssh_keys.get(w.ssh_key.id) == w.ssh_key
         assert not await uow.ssh_keys.delete(w.ssh_key.id + 1000)
+
+
+async def test_an_ssh_key_is_added_for_the_user_its_owner_key_names(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        w = await seed_world(uow)
+        other = await uow.users.get_or_create_by_pubkey(b"\x09" * 32, at(2))
+        await uow.commit()
+    key = SshKey(id=0, name="desk", user_id=0, created=at(3), key_data="ssh-ed25519 AAAA desk")
+    async with uow_factory() as uow:
+        added = await uow.ssh_keys.add_for_owner(other.pubkey, key)
+        nobody = await uow.ssh_keys.add_for_owner(b"\x0a" * 32, key)
+        await uow.commit()
+    assert added is not None and nobody is None
+    assert added == attrs.evolve(key, id=added.id, user_id=other.id)
+    async with uow_factory() as uow:
+        assert await uow.ssh_keys.list_by_user(other.id) == [added]
+        assert await uow.ssh_keys.list_by_user(w.user.id) == [w.ssh_key]  # nothing else stored
 
 
 async def test_catalogue_records_round_trip(uow_factory: UnitOfWorkFactory) -> None:

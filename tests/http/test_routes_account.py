@@ -13,6 +13,7 @@ from adapters.http.openapi import documented_operations, served_operations
 from adapters.http.routes_account import add_account_routes
 from ports.jobs import SendEmailVerification
 from tests.http.apiapp import ALICE, BOB, SSH_PUBLIC_KEY, ApiClient, api_client, build_api_app
+from tests.nostr_signing import NostrKey
 
 ACCOUNT = "/api/v1/account"
 FRESH: dict[str, Any] = {
@@ -332,6 +333,32 @@ async def test_ssh_keys_add_and_list_without_key_material(c: ApiClient) -> None:
     async with c.api.store() as uow:
         [stored] = await uow.ssh_keys.list_by_user(user_id)
     assert stored.key_data == SSH_PUBLIC_KEY
+
+
+async def test_a_first_request_adding_a_key_creates_its_user_and_the_key_is_theirs(
+    c: ApiClient,
+) -> None:
+    carol = NostrKey.from_seed(4242)
+    resp = await c.call(
+        "POST", "/api/v1/ssh-key", key=carol, json={"name": "n", "key_data": SSH_PUBLIC_KEY}
+    )
+    assert resp.status == 200, await resp.text()
+    key_id = (await resp.json())["data"]["id"]
+    async with c.api.store() as uow:
+        user = await uow.users.get_by_pubkey(carol.pubkey)
+        assert user is not None
+        assert [k.id for k in await uow.ssh_keys.list_by_user(user.id)] == [key_id]
+
+
+async def test_a_refused_key_from_a_new_caller_still_creates_the_user(c: ApiClient) -> None:
+    """As on every authenticated route, the caller's user exists before any refusal."""
+    dave = NostrKey.from_seed(4343)
+    resp = await c.call("POST", "/api/v1/ssh-key", key=dave, json={"name": "x", "key_data": "no"})
+    assert resp.status == 400
+    async with c.api.store() as uow:
+        user = await uow.users.get_by_pubkey(dave.pubkey)
+        assert user is not None
+        assert await uow.ssh_keys.list_by_user(user.id) == []
 
 
 async def test_an_empty_name_takes_the_key_comment(c: ApiClient) -> None:
