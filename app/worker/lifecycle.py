@@ -72,10 +72,13 @@ class _Claimed:
     clients: dict[int, VmHost] = attrs.field(factory=dict)
 
 
-async def _load(deps: WorkerDeps, uow: UnitOfWork, sub: Subscription) -> _Claimed:
+async def _load(
+    deps: WorkerDeps, uow: UnitOfWork, sub: Subscription, *, with_vms: bool = True
+) -> _Claimed:
+    """The subscription's line items and (`with_vms`) the VM of each VPS item."""
     items = await uow.line_items.list_by_subscription(sub.id)
     vms = []
-    for item in items:
+    for item in items if with_vms else ():
         if item.subscription_type is SubscriptionType.VPS:
             vm = await uow.vms.get_by_line_item(item.id)
             if vm is not None:
@@ -116,7 +119,7 @@ async def _claim(
         return None
     if not await uow.lifecycle_marks.claim(sub.id, ACTION_CODES[due.action], due.period, now):
         return None
-    return await _load(deps, uow, sub)
+    return await _load(deps, uow, sub, with_vms=PLAN[due.action].reads_vms)
 
 
 def lease_name(due: DueAction) -> str:
@@ -276,13 +279,16 @@ class _Plan:
     #: whether `effect` is still recorded when a payment overtook the host call (the stop
     #: happened: its history entry lets CheckVm start the VM again; a deletion is not).
     record_overtaken: bool = False
+    #: whether the action reads the subscription's VMs (ending add-ons does not: one
+    #: statement per VM saved on every expiry)
+    reads_vms: bool = True
 
 
 PLAN: dict[LifecycleAction, _Plan] = {
     _A.EXPIRING_SOON_NOTICE: _Plan(_nothing, _notice),
     _A.AUTO_RENEW_ATTEMPT: _Plan(_nothing, _auto_renew),
     _A.STOP_ON_EXPIRY: _Plan(_stop, _stop_notices, _stop_on_host, CheckVm, True),
-    _A.DEACTIVATE_ADDONS: _Plan(_deactivate, _silent),
+    _A.DEACTIVATE_ADDONS: _Plan(_deactivate, _silent, reads_vms=False),
     _A.DELETE_AFTER_GRACE: _Plan(_delete, _delete_notices, _delete_on_host, SpawnVm),
 }
 
@@ -351,8 +357,7 @@ async def _run_with_host(
         raise
     async with deps.uow_factory() as uow:
         sub = await uow.subscriptions.get_for_update(due.subscription_id)
-        live = {vm.id: vm for vm in (await _load(deps, uow, sub)).vms} if sub else {}
-        vms = [live[vm.id] for vm in claimed.vms if vm.id in live and not live[vm.id].deleted]
+        vms = await _still_there(uow, claimed.vms) if sub is not None else []
         now_due = sub is not None and due in decide_lifecycle_actions(
             sub, now, deps.delete_after_days, auto
         )
@@ -380,6 +385,21 @@ async def _run_with_host(
     for vm in vms:
         await deps.queue.send(plan.overtaken_job(vm_id=vm.id))
     return True
+
+
+async def _still_there(uow: UnitOfWork, vms: Sequence[Vm]) -> list[Vm]:
+    """The VMs re-read after the host call, those still on their line item and not deleted
+    (read by id: the line items themselves are not read again)."""
+    live = []
+    for vm in vms:
+        found = await uow.vms.get(vm.id)
+        if (
+            found is not None
+            and not found.deleted
+            and found.subscription_line_item_id == vm.subscription_line_item_id
+        ):
+            live.append(found)
+    return live
 
 
 #: subscriptions of one page handled at once: each action is a few short transactions whose
