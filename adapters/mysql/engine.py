@@ -25,8 +25,8 @@ MYSQL_MAX_OVERFLOW = 16
 #: concurrent writers, a few requests waited 2-8 s while the rest took 22 ms (issue 10).
 SQLITE_POOL_SIZE = MYSQL_POOL_SIZE
 SQLITE_MAX_OVERFLOW = MYSQL_MAX_OVERFLOW
-#: SQLite waits this long for another process's write lock (one writer per process, see
-#: sqlite_inloop); in-process writers wait for each other asynchronously, as long at most.
+#: SQLite waits this long for another process's write lock, retrying in the loop (see
+#: sqlite_inloop); in-process writers wait for each other (one writer) as long at most.
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
