@@ -8,7 +8,7 @@ from datetime import datetime
 from adapters.memory.db import RecordRepo, Repo, evolve, page_of
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
-from ports.storage import DueWindow, Page, PendingKind, PendingOf, PendingRef, PricedBy
+from ports.storage import DueWindow, MetadataTest, Page, PendingKind, PendingOf, PricedBy
 
 
 class MemorySubscriptions(RecordRepo[Subscription]):
@@ -175,12 +175,16 @@ class MemoryPayments(Repo):
             if p.subscription_id == subscription_id and p.is_pending(now)
         ]
 
-    async def list_pending_refs(self, kind: PendingKind, now: datetime) -> list[PendingRef]:
-        return [
-            PendingRef(id=p.id, created=p.created, metadata=p.metadata)
-            for p in await self.list_pending_for_subscription(kind.subscription_id, now)
+    async def newest_pending(
+        self, kind: PendingKind, now: datetime, wanted: MetadataTest
+    ) -> SubscriptionPayment | None:
+        pending = await self.list_pending_for_subscription(kind.subscription_id, now)
+        of_kind = (
+            p
+            for p in pending
             if p.payment_method == kind.method and p.payment_type == kind.payment_type
-        ]
+        )
+        return next((p for p in of_kind if wanted(p.metadata)), None)
 
     async def mark_paid(self, payment_id: bytes, now: datetime) -> bool:
         payment = await self.get(payment_id)

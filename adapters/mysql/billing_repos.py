@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import orjson
 from sqlalchemy import (
     ColumnElement,
     Select,
-    SmallInteger,
-    Text,
     bindparam,
     delete,
     insert,
@@ -21,14 +20,16 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import ReturningUpdate
+from sqlalchemy.types import NullType
 
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, evolve
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
-from ports.storage import DueWindow, Page, PendingKind, PendingOf, PendingRef, PricedBy
+from ports.storage import DueWindow, MetadataTest, Page, PendingKind, PendingOf, PricedBy
 
 _sub = t.subscription.c
 _li = t.subscription_line_item.c
@@ -38,18 +39,14 @@ _INSERT_PAYMENT = insert(t.subscription_payment)
 _TOUCH_SUBSCRIPTION = (
     update(t.subscription).where(_sub.id == bindparam("subscription_id")).values(id=_sub.id)
 )
+#: every payment column as the driver gives it (no type processing): the reuse lookup walks
+#: every pending payment of a subscription and maps only the one it keeps
+_RAW = NullType()
+_RAW_PAYMENT = [type_coerce(c, _RAW).label(c.name) for c in t.subscription_payment.columns]
 #: method and type are compared in Python: in SQL they draw SQLite to the (payment_method,
-#: is_paid, created) index, a walk over every unpaid payment of that method. They and the
-#: metadata are read raw (codes, JSON text): a renewal lists every pending payment of the
-#: subscription here, and the column types' per-row conversions were most of its cost
-_PENDING_REFS = (
-    select(
-        _pay.id,
-        _pay.created,
-        type_coerce(_pay.metadata, Text).label("metadata"),
-        type_coerce(_pay.payment_method, SmallInteger).label("payment_method"),
-        type_coerce(_pay.payment_type, SmallInteger).label("payment_type"),
-    )
+#: is_paid, created) index, a walk over every unpaid payment of that method
+_PENDING_RAW = (
+    select(*_RAW_PAYMENT)
     .where(
         _pay.subscription_id == bindparam("subscription_id"),
         _pay.is_paid == False,  # noqa: E712
@@ -57,6 +54,20 @@ _PENDING_REFS = (
     )
     .order_by(_pay.created.desc())
 )
+_RAW_INDEX = {c.name: n for n, c in enumerate(t.subscription_payment.columns)}
+#: per dialect, each payment column's result processor (None: the value as it comes)
+_PROCESSORS: WeakKeyDictionary[Dialect, list[Callable[[Any], Any] | None]] = WeakKeyDictionary()
+
+
+def _processors(dialect: Dialect) -> list[Callable[[Any], Any] | None]:
+    """What SQLAlchemy would run on each payment column's raw value on this dialect."""
+    found = _PROCESSORS.get(dialect)
+    if found is None:
+        found = _PROCESSORS[dialect] = [
+            c.type.dialect_impl(dialect).result_processor(dialect, None)
+            for c in t.subscription_payment.columns
+        ]
+    return found
 
 
 def _json_value(raw: str | bytes | None) -> Any:
@@ -296,15 +307,29 @@ class SqlPayments(SqlRepo):
         rows = await self.conn.execute(statement, params)
         return [self.mapper.from_row(row) for row in rows.mappings()]
 
-    async def list_pending_refs(self, kind: PendingKind, now: datetime) -> list[PendingRef]:
+    async def newest_pending(
+        self, kind: PendingKind, now: datetime, wanted: MetadataTest
+    ) -> SubscriptionPayment | None:
         params = {"subscription_id": kind.subscription_id, "now": now}
-        rows = await self.conn.execute(_PENDING_REFS, params)
+        conn = self.conn
+        rows = await conn.execute(_PENDING_RAW, params)
+        method, kind_code = _RAW_INDEX["payment_method"], _RAW_INDEX["payment_type"]
+        metadata = _RAW_INDEX["metadata"]
         codes = (int(kind.method), int(kind.payment_type))
-        return [
-            PendingRef(id=r.id, created=r.created, metadata=_json_value(r.metadata))
-            for r in rows
-            if (r.payment_method, r.payment_type) == codes
-        ]
+        for row in rows:
+            if (row[method], row[kind_code]) == codes and wanted(_json_value(row[metadata])):
+                return self._from_raw(row, _processors(conn.dialect))
+        return None
+
+    def _from_raw(
+        self, row: Sequence[Any], processors: list[Callable[[Any], Any] | None]
+    ) -> SubscriptionPayment:
+        columns = t.subscription_payment.columns
+        values = {
+            c.name: value if process is None else process(value)
+            for c, value, process in zip(columns, row, processors, strict=True)
+        }
+        return self.mapper.from_values({c.name: values[c.name] for c in self.mapper.columns})
 
     async def mark_paid(self, payment_id: bytes, now: datetime) -> bool:
         query = (

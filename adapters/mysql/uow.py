@@ -197,7 +197,8 @@ class SqlUnitOfWork(ClosesOnExit):
 
     @cached_property
     def vms(self) -> SqlVms:
-        return SqlVms(self._connection, self._mappers.vm)
+        mappers = self._mappers
+        return SqlVms(self._connection, mappers.vm, mappers.template, mappers.cost_plan)
 
     @cached_property
     def vm_history(self) -> SqlVmHistories:

@@ -119,6 +119,13 @@ class VmPrice:
     disks: tuple[CustomPricingDisk, ...] = ()
 
 
+def plan_vm_price(template: VmTemplate, plan: CostPlan) -> VmPrice:
+    """The price of a VM on a standard template: its cost plan's."""
+    return VmPrice(
+        list_price=plan_price(plan), interval=plan.interval, spec=template, template=template
+    )
+
+
 async def vm_price(uow: UnitOfWork, vm: Vm) -> VmPrice:
     """The standard plan price and interval, or the monthly custom price with the VM's current
     IP assignments (R4, R5: a custom VM pays for at least one IPv4 and one IPv6).
@@ -127,10 +134,7 @@ async def vm_price(uow: UnitOfWork, vm: Vm) -> VmPrice:
     retired offer is allowed (lifecycle.md §13.15).
     """
     if vm.template_id is not None:
-        template, plan = await template_with_plan(uow, vm.template_id)
-        return VmPrice(
-            list_price=plan_price(plan), interval=plan.interval, spec=template, template=template
-        )
+        return plan_vm_price(*await template_with_plan(uow, vm.template_id))
     if vm.custom_template_id is None:
         raise NotACustomVm("Not a custom template vm")
     missing = TemplateNotFound("Custom template not found")

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from app.billing.catalogue import VmPrice, user_of, vm_price
+from app.billing.catalogue import VmPrice, plan_vm_price, user_of, vm_price
 from app.billing.errors import VmNotFound
 from app.billing.rails import PaymentRails
 from domain.enums import SubscriptionPaymentType, SubscriptionType
@@ -30,10 +30,12 @@ TIME_BUYING = (SubscriptionPaymentType.PURCHASE, SubscriptionPaymentType.RENEWAL
 
 async def item_vm_price(uow: UnitOfWork, item: LineItem) -> VmPrice:
     """The current price of the VM on a VPS line item; `VmNotFound` where it has none."""
-    vm = await uow.vms.get_by_line_item(item.id)
-    if vm is None:
+    found = await uow.vms.get_on_plan_by_line_item(item.id)
+    if found is None:
         raise VmNotFound("VM not found")
-    return await vm_price(uow, vm)
+    if found.template is not None and found.cost_plan is not None:
+        return plan_vm_price(found.template, found.cost_plan)
+    return await vm_price(uow, found.vm)  # a custom VM, or the error of a missing row
 
 
 async def price_in_force(
