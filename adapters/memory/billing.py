@@ -6,9 +6,18 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from adapters.memory.db import RecordRepo, Repo, evolve, page_of
+from adapters.memory.vms import MemoryVms
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
-from ports.storage import DueWindow, MetadataTest, Page, PendingKind, PendingOf, PricedBy
+from ports.storage import (
+    DueWindow,
+    MetadataTest,
+    Page,
+    PendingKind,
+    PendingOf,
+    PricedBy,
+    PricedItems,
+)
 
 
 class MemorySubscriptions(RecordRepo[Subscription]):
@@ -107,6 +116,16 @@ class MemoryLineItems(RecordRepo[LineItem]):
 
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
         return self._where(lambda li: li.subscription_id == subscription_id)
+
+    async def list_priced(self, subscription_id: int, user_id: int) -> PricedItems | None:
+        user = self._rows("users").get(user_id)
+        if user is None:
+            return None
+        items = await self.list_by_subscription(subscription_id)
+        vms = MemoryVms(self._snapshot)
+        on_plan = {item.id: await vms.get_on_plan_by_line_item(item.id) for item in items}
+        found = {item_id: vm for item_id, vm in on_plan.items() if vm is not None}
+        return PricedItems(tuple(items), found, user.country_code)
 
     async def list_by_subscriptions(
         self, subscription_ids: Collection[int]

@@ -25,11 +25,28 @@ from sqlalchemy.sql.dml import ReturningUpdate
 from sqlalchemy.types import NullType
 
 from adapters.mysql import tables as t
-from adapters.mysql.mapping import Mapper, evolve
+from adapters.mysql.mapping import Mapper, evolve, joined_records
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
 from domain.enums import PaymentMethod, SubscriptionPaymentType
-from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
-from ports.storage import DueWindow, MetadataTest, Page, PendingKind, PendingOf, PricedBy
+from domain.model import (
+    CostPlan,
+    LegacyVmPayment,
+    LineItem,
+    Subscription,
+    SubscriptionPayment,
+    Vm,
+    VmTemplate,
+)
+from ports.storage import (
+    DueWindow,
+    MetadataTest,
+    Page,
+    PendingKind,
+    PendingOf,
+    PricedBy,
+    PricedItems,
+    VmOnPlan,
+)
 
 _sub = t.subscription.c
 _li = t.subscription_line_item.c
@@ -228,6 +245,57 @@ async def _delete_subscription(conn: Any, subscription_id: int) -> bool:
 
 
 class SqlLineItems(SqlRecords[LineItem]):
+    def __init__(
+        self,
+        connection: Connect,
+        mapper: Mapper[LineItem],
+        vm: Mapper[Vm],
+        template: Mapper[VmTemplate],
+        cost_plan: Mapper[CostPlan],
+    ) -> None:
+        super().__init__(connection, mapper)
+        self.joined = (mapper, vm, template, cost_plan)
+
+    async def list_priced(self, subscription_id: int, user_id: int) -> PricedItems | None:
+        statement = self._prepared("priced items", self.mapper, self._priced)
+        params = {"subscription_id": subscription_id, "user_id": user_id}
+        rows = (await self.conn.execute(statement, params)).all()
+        if not rows:
+            return None  # no such user
+        items: dict[int, LineItem] = {}
+        vms: dict[int, VmOnPlan] = {}
+        for row in rows:  # by item, then VM id: an item's first row holds its VM
+            item, vm, template, plan = joined_records(row, self.joined)
+            if item is None or item.id in items:
+                continue
+            items[item.id] = item
+            if vm is not None:
+                vms[item.id] = VmOnPlan(vm, template, plan)
+        return PricedItems(tuple(items.values()), vms, rows[0][-1])
+
+    def _priced(self) -> Select[Any]:
+        """The user's row, outer-joined to every line item of the subscription, each to its
+        VM that is not deleted, that VM's template and the template's cost plan."""
+        vm, template, plan = t.vm, t.vm_template, t.vm_cost_plan
+        joined = (
+            t.users.outerjoin(
+                t.subscription_line_item, _li.subscription_id == bindparam("subscription_id")
+            )
+            .outerjoin(
+                vm,
+                (vm.c.subscription_line_item_id == _li.id) & (vm.c.deleted == False),  # noqa: E712
+            )
+            .outerjoin(template, template.c.id == vm.c.template_id)
+            .outerjoin(plan, plan.c.id == template.c.cost_plan_id)
+        )
+        columns = [c for mapper in self.joined for c in mapper.columns]
+        return (
+            select(*columns, t.users.c.country_code)
+            .select_from(joined)
+            .where(t.users.c.id == bindparam("user_id"))
+            .order_by(_li.id, vm.c.id)
+        )
+
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
         key = ("line items of", self.table, self.mapper.cls)
         statement = prebuilt(key, self._of_subscription)

@@ -214,7 +214,10 @@ class SqlUnitOfWork(ClosesOnExit):
 
     @cached_property
     def line_items(self) -> SqlLineItems:
-        return SqlLineItems(self._connection, self._mappers.line_item)
+        mappers = self._mappers
+        return SqlLineItems(
+            self._connection, mappers.line_item, mappers.vm, mappers.template, mappers.cost_plan
+        )
 
     @cached_property
     def payments(self) -> SqlPayments:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, bindparam, func, select, true, update
 
 from adapters.mysql import tables as t
-from adapters.mysql.mapping import Mapper
+from adapters.mysql.mapping import Mapper, joined_records
 from adapters.mysql.repositories import Connect, SqlRecords, prebuilt
 from domain.enums import SubscriptionType
 from domain.model import CostPlan, Vm, VmHistory, VmTemplate
@@ -54,14 +54,7 @@ class SqlVms(SqlRecords[Vm]):
         row = (await self.conn.execute(statement, params)).first()
         if row is None:
             return None
-        records: list[Any] = []
-        start = 0
-        for mapper in (self.mapper, self.template, self.cost_plan):  # each table's columns in turn
-            names = [c.name for c in mapper.columns]
-            values = dict(zip(names, row[start : start + len(names)], strict=True))
-            records.append(None if values["id"] is None else mapper.from_values(values))
-            start += len(names)
-        return VmOnPlan(*records)
+        return VmOnPlan(*joined_records(row, (self.mapper, self.template, self.cost_plan)))
 
     def _on_plan(self) -> Select[Any]:
         template, plan = t.vm_template, t.vm_cost_plan
@@ -69,13 +62,10 @@ class SqlVms(SqlRecords[Vm]):
             plan, plan.c.id == template.c.cost_plan_id
         )
         columns = (*self.mapper.columns, *self.template.columns, *self.cost_plan.columns)
-        query = (
-            select(*columns)
-            .select_from(joined)
-            .where(
-                _vm.subscription_line_item_id == bindparam("line_item_id"),
-                _vm.deleted == False,  # noqa: E712
-            )
+        query = select(*columns).select_from(joined)
+        query = query.where(
+            _vm.subscription_line_item_id == bindparam("line_item_id"),
+            _vm.deleted == False,  # noqa: E712
         )
         return query.order_by(_vm.id).limit(1)
 

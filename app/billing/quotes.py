@@ -98,7 +98,7 @@ async def price_subscription(
     # what the quote was made against, so completion can tell a stale quote (D23); from the
     # prices and user read above (one read each, same transaction)
     purchase = payment_type is SubscriptionPaymentType.PURCHASE
-    basis = price_basis(sub, items, vm_prices, user, purchase=purchase)
+    basis = price_basis(sub, items, vm_prices, user.country_code, purchase=purchase)
     return PricedPayment(
         subscription_id=sub.id,
         user_id=sub.user_id,

@@ -33,7 +33,13 @@ from ports.storage.payments import (
 )
 from ports.storage.products import IpRangeSubscriptions, IpSpacePrices, IpSpaces, PaymentMethods
 from ports.storage.reads import ReadLookups, VmReads
-from ports.storage.subscriptions import DueWindow, LineItems, PricedBy, Subscriptions
+from ports.storage.subscriptions import (
+    DueWindow,
+    LineItems,
+    PricedBy,
+    PricedItems,
+    Subscriptions,
+)
 from ports.storage.vms import VmHistories, VmOnPlan, Vms
 from ports.storage.worker import WorkerCursors, WorkerLeases
 
@@ -163,6 +169,7 @@ __all__ = [
     "PendingOf",
     "Permission",
     "PricedBy",
+    "PricedItems",
     "ReadLookups",
     "Records",
     "Regions",

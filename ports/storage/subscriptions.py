@@ -11,6 +11,7 @@ import attrs
 from domain.enums import SubscriptionPaymentType
 from domain.model import LineItem, Subscription
 from ports.storage.common import Page
+from ports.storage.vms import VmOnPlan
 
 
 @attrs.frozen(kw_only=True)
@@ -95,6 +96,17 @@ class Subscriptions(Protocol):
         ...
 
 
+@attrs.frozen
+class PricedItems:
+    """What the price in force of a subscription is computed from (D23): its line items
+    (ascending id), each VPS item's VM on its template and plan (`Vms.get_on_plan_by_line_item`,
+    absent where none), and the buyer's country."""
+
+    items: tuple[LineItem, ...]
+    vms: dict[int, VmOnPlan]
+    country_code: str | None
+
+
 class LineItems(Protocol):
     async def get(self, line_item_id: int) -> LineItem | None: ...
 
@@ -107,6 +119,12 @@ class LineItems(Protocol):
     ) -> dict[int, list[LineItem]]:
         """The line items of each subscription (ascending id), in one query; a subscription
         without items is absent."""
+        ...
+
+    async def list_priced(self, subscription_id: int, user_id: int) -> PricedItems | None:
+        """The subscription's `PricedItems` with the country of user `user_id` (None: no such
+        user), in one read: the storing transaction re-prices every new quote under the
+        subscription lock (D23)."""
         ...
 
     async def update(self, item: LineItem) -> None: ...

@@ -13,6 +13,7 @@ from ports.storage import (
     DueWindow,
     PendingKind,
     PendingOf,
+    PricedItems,
     UnitOfWork,
     UnitOfWorkFactory,
     VmOnPlan,
@@ -160,6 +161,32 @@ async def test_vm_on_plan_by_line_item_reads_the_vm_its_template_and_plan_at_onc
         assert on_plan == VmOnPlan(no_template, None, None)
         await uow.vms.delete(w.vm.id)
         assert await uow.vms.get_on_plan_by_line_item(w.line_item.id) is None
+
+
+async def test_priced_items_read_items_vms_plans_and_country_at_once(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """The D23 re-check's read: every line item, each with its lowest-id VM not deleted (on
+    its template and plan), and the user's country; None for an unknown user."""
+    w = await _world(uow_factory)
+    async with uow_factory() as uow:
+        [empty] = await _subscriptions(uow, w, 1)
+        later = await uow.vms.add(evolve(w.vm, id=0, ref_code="later"))
+        await uow.commit()
+    country = w.user.country_code
+    async with uow_factory() as uow:
+        priced = await uow.line_items.list_priced(w.subscription.id, w.user.id)
+        on_plan = VmOnPlan(w.vm, w.template, w.plan)
+        assert priced == PricedItems((w.line_item,), {w.line_item.id: on_plan}, country)
+        assert await uow.line_items.list_priced(empty.id, w.user.id) == PricedItems((), {}, country)
+        assert await uow.line_items.list_priced(w.subscription.id, w.user.id + 99) is None
+        await uow.vms.delete(w.vm.id)
+        priced = await uow.line_items.list_priced(w.subscription.id, w.user.id)
+        assert priced is not None
+        assert priced.vms == {w.line_item.id: VmOnPlan(later, w.template, w.plan)}
+        await uow.vms.delete(later.id)
+        priced = await uow.line_items.list_priced(w.subscription.id, w.user.id)
+        assert priced == PricedItems((w.line_item,), {}, country)
 
 
 async def test_vm_lookups_and_soft_delete(uow_factory: UnitOfWorkFactory) -> None:
