@@ -43,12 +43,18 @@ class MemorySubscriptions(RecordRepo[Subscription]):
         item = self._rows("subscription_line_item").get(line_item_id)
         return None if item is None else await self.get(item.subscription_id)
 
-    async def get_of_owned_vm(self, vm_id: int, pubkey: bytes) -> Subscription | None:
+    async def get_of_owned_vm(
+        self, vm_id: int, pubkey: bytes
+    ) -> tuple[Subscription, list[LineItem]] | None:
         vm = self._rows("vm").get(vm_id)
         owner = None if vm is None else self._rows("users").get(vm.user_id)
         if vm is None or vm.deleted or owner is None or owner.pubkey != pubkey:
             return None
-        return await self.get_by_line_item(vm.subscription_line_item_id)
+        sub = await self.get_by_line_item(vm.subscription_line_item_id)
+        if sub is None:
+            return None
+        items = self._rows("subscription_line_item").values()
+        return sub, sorted((i for i in items if i.subscription_id == sub.id), key=lambda i: i.id)
 
     async def ids_with_pending_on(
         self, now: datetime, types: Collection[SubscriptionPaymentType], on: PricedBy

@@ -147,10 +147,19 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         statement = prebuilt(key, self._owner)
         return await self._first_with(self.mapper, statement, {"line_item_id": line_item_id})
 
-    async def get_of_owned_vm(self, vm_id: int, pubkey: bytes) -> Subscription | None:
+    async def get_of_owned_vm(
+        self, vm_id: int, pubkey: bytes
+    ) -> tuple[Subscription, list[LineItem]] | None:
         key = ("subscription of owned vm", self.table, self.mapper.cls)
         statement = prebuilt(key, self._of_owned_vm)
-        return await self._first_with(self.mapper, statement, {"vm_id": vm_id, "pubkey": pubkey})
+        params = {"vm_id": vm_id, "pubkey": pubkey}
+        rows = (await self.conn.execute(statement, params)).all()
+        if not rows:
+            return None
+        item = self.items.mapper
+        [sub, first] = joined_records(rows[0], (self.mapper, item))
+        skip = len(self.mapper.columns)  # every row repeats the subscription before its item
+        return sub, [first, *(joined_records(r, (item,), start=skip)[0] for r in rows[1:])]
 
     def _of_owned_vm(self) -> Select[Any]:
         vm, users = t.vm.c, t.users.c
@@ -166,7 +175,16 @@ class SqlSubscriptions(SqlRecords[Subscription]):
                 vm.user_id == owner.scalar_subquery(),
             )
         )
-        return self._select().where(_sub.id == billed.scalar_subquery()).limit(1)
+        # an inner join: the VM's own line item is one of the subscription's
+        columns = (*self.mapper.columns, *self.items.mapper.columns)
+        return (
+            select(*columns)
+            .select_from(
+                t.subscription.join(t.subscription_line_item, _li.subscription_id == _sub.id)
+            )
+            .where(_sub.id == billed.scalar_subquery())
+            .order_by(_li.id)
+        )
 
     def _owner(self) -> Select[Any]:
         owner = select(_li.subscription_id).where(_li.id == bindparam("line_item_id"))

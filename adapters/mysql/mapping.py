@@ -22,11 +22,12 @@ def evolve(record: R, **changes: Any) -> R:
     return changed
 
 
-def joined_records(row: Sequence[Any], mappers: Sequence[Mapper[Any]]) -> list[Any]:
-    """The records of a joined row that holds each mapper's columns in turn (by position):
-    None for a table whose `id` is NULL (an outer join that found nothing)."""
+def joined_records(
+    row: Sequence[Any], mappers: Sequence[Mapper[Any]], *, start: int = 0
+) -> list[Any]:
+    """The records of a joined row that holds each mapper's columns in turn (by position,
+    from `start`): None for a table whose `id` is NULL (an outer join that found nothing)."""
     records: list[Any] = []
-    start = 0
     for mapper in mappers:
         names = [c.name for c in mapper.columns]
         values = dict(zip(names, row[start : start + len(names)], strict=True))

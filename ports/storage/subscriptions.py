@@ -51,9 +51,12 @@ class Subscriptions(Protocol):
 
     async def get_by_line_item(self, line_item_id: int) -> Subscription | None: ...
 
-    async def get_of_owned_vm(self, vm_id: int, pubkey: bytes) -> Subscription | None:
-        """The subscription billing VM `vm_id` (through its line item) if the VM is not
-        soft-deleted and the user with this public key owns it; one read (issue 10)."""
+    async def get_of_owned_vm(
+        self, vm_id: int, pubkey: bytes
+    ) -> tuple[Subscription, list[LineItem]] | None:
+        """The subscription billing VM `vm_id` (through its line item) with its line items
+        (ascending id) if the VM is not soft-deleted and the user with this public key owns
+        it; one read (issue 10)."""
         ...
 
     async def ids_with_pending_on(
