@@ -132,7 +132,7 @@ class SqlUnitOfWork(ClosesOnExit):
 
     @cached_property
     def users(self) -> SqlUsers:
-        return SqlUsers(self._connection, self._mappers.user)
+        return SqlUsers(self._connection, self._mappers.user, self._mappers.company)
 
     @cached_property
     def ssh_keys(self) -> SqlSshKeys:

@@ -18,6 +18,7 @@ from domain.exchange import RateTable
 from domain.intervals import Interval
 from domain.invoice_content import reverse_charge_for
 from domain.model import (
+    Company,
     CostPlan,
     CustomPricing,
     CustomPricingDisk,
@@ -56,6 +57,12 @@ async def subscription_of(uow: UnitOfWork, vm: Vm) -> Subscription:
 
 async def user_of(uow: UnitOfWork, user_id: int) -> User:
     return found(await uow.users.get(user_id), UserNotFound("User not found"))
+
+
+async def buyer_and_seller(uow: UnitOfWork, sub: Subscription) -> tuple[User, Company | None]:
+    """The subscription's user and company (None if it has none), in one read."""
+    read = await uow.users.get_with_company(sub.user_id, sub.company_id)
+    return found(read, UserNotFound("User not found"))
 
 
 async def pricing_with_disks(
@@ -160,12 +167,15 @@ async def charging_for(
     user_id: int,
     company_id: int,
     user: User | None = None,
+    seller: Company | None = None,
 ) -> Charging:
     """How to charge a user: tax by the user's country (D3), none under reverse charge (issue
-    13), the company's fee config (D4). `user`: the user with `user_id`, when already read."""
+    13), the company's fee config (D4). `user`, `seller`: the user with `user_id` and the
+    company with `company_id`, when already read."""
     if user is None or user.id != user_id:
         user = await user_of(uow, user_id)
-    seller = await uow.companies.get(company_id)
+    if seller is None or seller.id != company_id:
+        seller = await uow.companies.get(company_id)
     reverse = seller is not None and reverse_charge_for(seller, user)
     fee_config = None
     if method is not PaymentMethod.LIGHTNING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from app.billing.catalogue import VmPrice, charging_for, user_of
+from app.billing.catalogue import VmPrice, buyer_and_seller, charging_for
 from app.billing.price_in_force import item_vm_price, price_basis, quote_metadata
 from app.billing.rails import PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
@@ -51,7 +51,7 @@ async def price_subscription(
     `time_value` is informational: completion counts N calendar intervals from the expiry
     it finds, against the price basis stored in `metadata` (D6, D23).
     """
-    user = await user_of(uow, sub.user_id)
+    user, seller = await buyer_and_seller(uow, sub)
     charging = await charging_for(
         uow,
         method=method,
@@ -60,6 +60,7 @@ async def price_subscription(
         user_id=sub.user_id,
         company_id=sub.company_id,
         user=user,
+        seller=seller,
     )
     vm_quotes: list[RenewalQuote] = []
     vm_prices: dict[int, VmPrice] = {}
