@@ -123,15 +123,16 @@ class MemoryLineItems(RecordRepo[LineItem]):
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
         return self._where(lambda li: li.subscription_id == subscription_id)
 
-    async def list_priced(self, subscription_id: int, user_id: int) -> PricedItems | None:
-        user = self._rows("users").get(user_id)
-        if user is None:
+    async def list_priced(self, subscription_id: int) -> PricedItems | None:
+        sub = self._rows("subscription").get(subscription_id)
+        user = None if sub is None else self._rows("users").get(sub.user_id)
+        if sub is None or user is None:
             return None
         items = await self.list_by_subscription(subscription_id)
         vms = MemoryVms(self._snapshot)
         on_plan = {item.id: await vms.get_on_plan_by_line_item(item.id) for item in items}
         found = {item_id: vm for item_id, vm in on_plan.items() if vm is not None}
-        return PricedItems(tuple(items), found, user.country_code)
+        return PricedItems(tuple(items), found, user, self._rows("company").get(sub.company_id))
 
     async def list_by_subscriptions(
         self, subscription_ids: Collection[int]

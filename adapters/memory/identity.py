@@ -18,12 +18,6 @@ class MemoryUsers(RecordRepo[User]):
         found = self._where(lambda u: u.pubkey == pubkey)
         return found[0] if found else None
 
-    async def get_with_company(
-        self, user_id: int, company_id: int
-    ) -> tuple[User, Company | None] | None:
-        user = await self.get(user_id)
-        return None if user is None else (user, self._rows("company").get(company_id))
-
     async def list_page(self, limit: int, offset: int) -> Page[User]:
         return Page(*page_of(self._where(), limit, offset))
 

@@ -29,11 +29,13 @@ from adapters.mysql.mapping import Mapper, evolve, joined_records
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import (
+    Company,
     CostPlan,
     LegacyVmPayment,
     LineItem,
     Subscription,
     SubscriptionPayment,
+    User,
     Vm,
     VmTemplate,
 )
@@ -267,38 +269,42 @@ class SqlLineItems(SqlRecords[LineItem]):
         self,
         connection: Connect,
         mapper: Mapper[LineItem],
+        user: Mapper[User],
+        company: Mapper[Company],
         vm: Mapper[Vm],
         template: Mapper[VmTemplate],
         cost_plan: Mapper[CostPlan],
     ) -> None:
         super().__init__(connection, mapper)
+        self.parties = (user, company)
         self.joined = (mapper, vm, template, cost_plan)
 
-    async def list_priced(self, subscription_id: int, user_id: int) -> PricedItems | None:
+    async def list_priced(self, subscription_id: int) -> PricedItems | None:
         statement = self._prepared("priced items", self.mapper, self._priced)
-        params = {"subscription_id": subscription_id, "user_id": user_id}
-        rows = (await self.conn.execute(statement, params)).all()
+        rows = (await self.conn.execute(statement, {"subscription_id": subscription_id})).all()
         if not rows:
-            return None  # no such user
+            return None  # no such subscription or user
+        user, seller = joined_records(rows[0], self.parties)
+        skip = sum(len(mapper.columns) for mapper in self.parties)  # repeated on every row
         items: dict[int, LineItem] = {}
         vms: dict[int, VmOnPlan] = {}
         for row in rows:  # by item, then VM id: an item's first row holds its VM
-            item, vm, template, plan = joined_records(row, self.joined)
+            item, vm, template, plan = joined_records(row, self.joined, start=skip)
             if item is None or item.id in items:
                 continue
             items[item.id] = item
             if vm is not None:
                 vms[item.id] = VmOnPlan(vm, template, plan)
-        return PricedItems(tuple(items.values()), vms, rows[0][-1])
+        return PricedItems(tuple(items.values()), vms, user, seller)
 
     def _priced(self) -> Select[Any]:
-        """The user's row, outer-joined to every line item of the subscription, each to its
-        VM that is not deleted, that VM's template and the template's cost plan."""
-        vm, template, plan = t.vm, t.vm_template, t.vm_cost_plan
+        """The subscription joined to its user, outer-joined to its company and to each of
+        its line items, each to its VM that is not deleted, the VM's template and plan."""
+        users, company, vm, template, plan = t.users, t.company, t.vm, t.vm_template, t.vm_cost_plan
         joined = (
-            t.users.outerjoin(
-                t.subscription_line_item, _li.subscription_id == bindparam("subscription_id")
-            )
+            t.subscription.join(users, users.c.id == _sub.user_id)
+            .outerjoin(company, company.c.id == _sub.company_id)
+            .outerjoin(t.subscription_line_item, _li.subscription_id == _sub.id)
             .outerjoin(
                 vm,
                 (vm.c.subscription_line_item_id == _li.id) & (vm.c.deleted == False),  # noqa: E712
@@ -306,11 +312,11 @@ class SqlLineItems(SqlRecords[LineItem]):
             .outerjoin(template, template.c.id == vm.c.template_id)
             .outerjoin(plan, plan.c.id == template.c.cost_plan_id)
         )
-        columns = [c for mapper in self.joined for c in mapper.columns]
+        columns = [c for mapper in (*self.parties, *self.joined) for c in mapper.columns]
         return (
-            select(*columns, t.users.c.country_code)
+            select(*columns)
             .select_from(joined)
-            .where(t.users.c.id == bindparam("user_id"))
+            .where(_sub.id == bindparam("subscription_id"))
             .order_by(_li.id, vm.c.id)
         )
 

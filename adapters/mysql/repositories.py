@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.mysql import tables as t
-from adapters.mysql.mapping import Mapper, evolve, joined_records
+from adapters.mysql.mapping import Mapper, evolve
 from domain.errors import IMAGE_EXISTS, DuplicateKey, RoleNameTaken
 from domain.model import (
     AdminRole,
@@ -204,29 +204,6 @@ class SqlRecords(SqlRepo, Generic[R]):
 
 
 class SqlUsers(SqlRecords[User]):
-    def __init__(
-        self, connection: Connect, mapper: Mapper[User], company: Mapper[CompanyRecord]
-    ) -> None:
-        super().__init__(connection, mapper)
-        self.company = company
-
-    async def get_with_company(
-        self, user_id: int, company_id: int
-    ) -> tuple[User, CompanyRecord | None] | None:
-        statement = self._prepared("with company", self.mapper, self._with_company)
-        params = {"user_id": user_id, "company_id": company_id}
-        row = (await self.conn.execute(statement, params)).first()
-        if row is None:
-            return None
-        user, company = joined_records(row, (self.mapper, self.company))
-        return user, company
-
-    def _with_company(self) -> Select[Any]:
-        company = t.company
-        joined = t.users.outerjoin(company, company.c.id == bindparam("company_id"))
-        columns = (*self.mapper.columns, *self.company.columns)
-        return select(*columns).select_from(joined).where(t.users.c.id == bindparam("user_id"))
-
     async def get_by_pubkey(self, pubkey: bytes) -> User | None:
         statement = self._prepared(  # every authenticated request runs it
             "by_pubkey",

@@ -132,7 +132,7 @@ class SqlUnitOfWork(ClosesOnExit):
 
     @cached_property
     def users(self) -> SqlUsers:
-        return SqlUsers(self._connection, self._mappers.user, self._mappers.company)
+        return SqlUsers(self._connection, self._mappers.user)
 
     @cached_property
     def ssh_keys(self) -> SqlSshKeys:
@@ -216,7 +216,13 @@ class SqlUnitOfWork(ClosesOnExit):
     def line_items(self) -> SqlLineItems:
         mappers = self._mappers
         return SqlLineItems(
-            self._connection, mappers.line_item, mappers.vm, mappers.template, mappers.cost_plan
+            self._connection,
+            mappers.line_item,
+            mappers.user,
+            mappers.company,
+            mappers.vm,
+            mappers.template,
+            mappers.cost_plan,
         )
 
     @cached_property

@@ -59,12 +59,6 @@ async def user_of(uow: UnitOfWork, user_id: int) -> User:
     return found(await uow.users.get(user_id), UserNotFound("User not found"))
 
 
-async def buyer_and_seller(uow: UnitOfWork, sub: Subscription) -> tuple[User, Company | None]:
-    """The subscription's user and company (None if it has none), in one read."""
-    read = await uow.users.get_with_company(sub.user_id, sub.company_id)
-    return found(read, UserNotFound("User not found"))
-
-
 async def pricing_with_disks(
     uow: UnitOfWork, pricing_id: int
 ) -> tuple[CustomPricing, list[CustomPricingDisk]]:

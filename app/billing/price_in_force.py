@@ -12,7 +12,7 @@ from app.billing.catalogue import VmPrice, plan_vm_price, user_of, vm_price
 from app.billing.errors import UserNotFound, VmNotFound
 from app.billing.rails import PaymentRails
 from domain.enums import SubscriptionPaymentType, SubscriptionType
-from domain.errors import DomainError
+from domain.errors import DomainError, found
 from domain.exchange import RateTable
 from domain.intervals import Interval
 from domain.model import LineItem, Subscription, SubscriptionPayment
@@ -20,7 +20,7 @@ from domain.money import Currency, Money
 from domain.price_basis import PRICE_KEY, RATES_KEY, PriceBasis, rates_json
 from domain.pricing import parse_list_currency
 from domain.tax import country_alpha3
-from ports.storage import PendingOf, PricedBy, UnitOfWork, VmOnPlan
+from ports.storage import PendingOf, PricedBy, PricedItems, UnitOfWork, VmOnPlan
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +30,11 @@ TIME_BUYING = (SubscriptionPaymentType.PURCHASE, SubscriptionPaymentType.RENEWAL
 
 async def item_vm_price(uow: UnitOfWork, item: LineItem) -> VmPrice:
     """The current price of the VM on a VPS line item; `VmNotFound` where it has none."""
-    return await _vm_price_on(uow, await uow.vms.get_on_plan_by_line_item(item.id))
+    return await vm_price_on(uow, await uow.vms.get_on_plan_by_line_item(item.id))
 
 
-async def _vm_price_on(uow: UnitOfWork, found: VmOnPlan | None) -> VmPrice:
+async def vm_price_on(uow: UnitOfWork, found: VmOnPlan | None) -> VmPrice:
+    """`item_vm_price` of a line item's VM as read on its plan."""
     if found is None:
         raise VmNotFound("VM not found")
     if found.template is not None and found.cost_plan is not None:
@@ -98,20 +99,24 @@ async def price_now_or_none(
     uow: UnitOfWork, sub: Subscription, *, purchase: bool
 ) -> PriceBasis | None:
     """`price_in_force_or_none` of the subscription's line items as stored now, read with
-    their VMs, templates, plans and the user's country in one statement (`list_priced`)."""
+    their VMs, templates, plans and the user in one statement (`priced_items`)."""
     return await _or_none(sub, _price_now(uow, sub, purchase=purchase))
 
 
 async def _price_now(uow: UnitOfWork, sub: Subscription, *, purchase: bool) -> PriceBasis:
-    priced = await uow.line_items.list_priced(sub.id, sub.user_id)
-    if priced is None:
-        raise UserNotFound("User not found")
+    priced = await priced_items(uow, sub)
     prices = {
-        item.id: await _vm_price_on(uow, priced.vms.get(item.id))
+        item.id: await vm_price_on(uow, priced.vms.get(item.id))
         for item in priced.items
         if item.subscription_type is SubscriptionType.VPS
     }
-    return price_basis(sub, priced.items, prices, priced.country_code, purchase=purchase)
+    return price_basis(sub, priced.items, prices, priced.user.country_code, purchase=purchase)
+
+
+async def priced_items(uow: UnitOfWork, sub: Subscription) -> PricedItems:
+    """What `sub` is priced from, read at once; `UserNotFound` without its user."""
+    priced = await uow.line_items.list_priced(sub.id)
+    return found(priced, UserNotFound("User not found"))
 
 
 async def _or_none(sub: Subscription, price: Awaitable[PriceBasis]) -> PriceBasis | None:

@@ -14,13 +14,6 @@ from ports.storage.common import Catalogue, Page, Records, Removable
 class Users(Records[User], Protocol):
     async def get_by_pubkey(self, pubkey: bytes) -> User | None: ...
 
-    async def get_with_company(
-        self, user_id: int, company_id: int
-    ) -> tuple[User, Company | None] | None:
-        """The user and the company `company_id` (None if there is none) in one read, for
-        pricing: the buyer's tax country against the seller's (D3); None: no such user."""
-        ...
-
     async def get_by_email_hash(self, digest: bytes) -> User | None:
         """The lowest-id user whose `email_hash` is `digest` (SHA-256 of the address)."""
         ...

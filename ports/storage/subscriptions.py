@@ -9,7 +9,7 @@ from typing import Protocol
 import attrs
 
 from domain.enums import SubscriptionPaymentType
-from domain.model import LineItem, Subscription
+from domain.model import Company, LineItem, Subscription, User
 from ports.storage.common import Page
 from ports.storage.vms import VmOnPlan
 
@@ -101,13 +101,14 @@ class Subscriptions(Protocol):
 
 @attrs.frozen
 class PricedItems:
-    """What the price in force of a subscription is computed from (D23): its line items
-    (ascending id), each VPS item's VM on its template and plan (`Vms.get_on_plan_by_line_item`,
-    absent where none), and the buyer's country."""
+    """What a subscription is priced from (§13, D23): its line items (ascending id), each VPS
+    item's VM on its template and plan (`Vms.get_on_plan_by_line_item`; absent where none),
+    the buyer and the seller (None where the company is gone)."""
 
     items: tuple[LineItem, ...]
     vms: dict[int, VmOnPlan]
-    country_code: str | None
+    user: User
+    seller: Company | None
 
 
 class LineItems(Protocol):
@@ -124,10 +125,10 @@ class LineItems(Protocol):
         without items is absent."""
         ...
 
-    async def list_priced(self, subscription_id: int, user_id: int) -> PricedItems | None:
-        """The subscription's `PricedItems` with the country of user `user_id` (None: no such
-        user), in one read: the storing transaction re-prices every new quote under the
-        subscription lock (D23)."""
+    async def list_priced(self, subscription_id: int) -> PricedItems | None:
+        """The subscription's `PricedItems` with its user and company, in one read (None: no
+        such subscription or user): a new quote is priced from it, and priced again under
+        the subscription lock before it is stored (D23)."""
         ...
 
     async def update(self, item: LineItem) -> None: ...

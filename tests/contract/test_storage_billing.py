@@ -163,30 +163,32 @@ async def test_vm_on_plan_by_line_item_reads_the_vm_its_template_and_plan_at_onc
         assert await uow.vms.get_on_plan_by_line_item(w.line_item.id) is None
 
 
-async def test_priced_items_read_items_vms_plans_and_country_at_once(
+async def test_priced_items_read_items_vms_plans_user_and_company_at_once(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    """The D23 re-check's read: every line item, each with its lowest-id VM not deleted (on
-    its template and plan), and the user's country; None for an unknown user."""
+    """Pricing's read: every line item, each with its lowest-id VM not deleted (on its
+    template and plan), the subscription's user (decrypted) and company; None for an unknown
+    subscription."""
     w = await _world(uow_factory)
     async with uow_factory() as uow:
         [empty] = await _subscriptions(uow, w, 1)
         later = await uow.vms.add(evolve(w.vm, id=0, ref_code="later"))
         await uow.commit()
-    country = w.user.country_code
+    sub, user, company = w.subscription.id, w.user, w.company
     async with uow_factory() as uow:
-        priced = await uow.line_items.list_priced(w.subscription.id, w.user.id)
+        items = uow.line_items
         on_plan = VmOnPlan(w.vm, w.template, w.plan)
-        assert priced == PricedItems((w.line_item,), {w.line_item.id: on_plan}, country)
-        assert await uow.line_items.list_priced(empty.id, w.user.id) == PricedItems((), {}, country)
-        assert await uow.line_items.list_priced(w.subscription.id, w.user.id + 99) is None
+        assert await items.list_priced(sub) == PricedItems(
+            (w.line_item,), {w.line_item.id: on_plan}, user, company
+        )
+        assert await items.list_priced(empty.id) == PricedItems((), {}, user, company)
+        assert await items.list_priced(sub + 99) is None
         await uow.vms.delete(w.vm.id)
-        priced = await uow.line_items.list_priced(w.subscription.id, w.user.id)
+        priced = await items.list_priced(sub)
         assert priced is not None
         assert priced.vms == {w.line_item.id: VmOnPlan(later, w.template, w.plan)}
         await uow.vms.delete(later.id)
-        priced = await uow.line_items.list_priced(w.subscription.id, w.user.id)
-        assert priced == PricedItems((w.line_item,), {}, country)
+        assert await items.list_priced(sub) == PricedItems((w.line_item,), {}, user, company)
 
 
 async def test_vm_lookups_and_soft_delete(uow_factory: UnitOfWorkFactory) -> None:

@@ -124,18 +124,6 @@ async def test_user_round_trip_and_get_or_create_is_idempotent(
         assert fresh.contact_nip17 and not fresh.contact_email and fresh.email == ""
 
 
-async def test_user_with_company_reads_both_at_once(uow_factory: UnitOfWorkFactory) -> None:
-    """Pricing's buyer and seller (decrypted user, the company or None; None: no user)."""
-    async with uow_factory() as uow:
-        w = await seed_world(uow)
-        await uow.commit()
-    async with uow_factory() as uow:
-        users = uow.users
-        assert await users.get_with_company(w.user.id, w.company.id) == (w.user, w.company)
-        assert await users.get_with_company(w.user.id, w.company.id + 9) == (w.user, None)
-        assert await users.get_with_company(w.user.id + 9, w.company.id) is None
-
-
 async def test_ssh_key_delete(uow_factory: UnitOfWorkFactory) -> None:
     async with uow_factory() as uow:
         w = await seed_world(uow)
