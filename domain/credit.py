@@ -86,7 +86,12 @@ class Credit:
 
 def payment_meta(payment: SubscriptionPayment) -> dict[str, Any]:
     """The payment's `metadata` as a dict ({} when absent or not a JSON object)."""
-    meta: Any = payment.metadata
+    return metadata_dict(payment.metadata)
+
+
+def metadata_dict(metadata: Any) -> dict[str, Any]:
+    """A payment `metadata` value as a dict ({} when absent or not a JSON object)."""
+    meta: Any = metadata
     if isinstance(meta, str | bytes | bytearray):
         try:
             meta = json.loads(meta)

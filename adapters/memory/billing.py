@@ -6,9 +6,18 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from adapters.memory.db import RecordRepo, Repo, evolve, page_of
+from adapters.memory.vms import MemoryVms
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
-from ports.storage import DueWindow, Page, PendingKind, PendingOf, PendingRef, PricedBy
+from ports.storage import (
+    DueWindow,
+    MetadataTest,
+    Page,
+    PendingKind,
+    PendingOf,
+    PricedBy,
+    PricedItems,
+)
 
 
 class MemorySubscriptions(RecordRepo[Subscription]):
@@ -34,12 +43,18 @@ class MemorySubscriptions(RecordRepo[Subscription]):
         item = self._rows("subscription_line_item").get(line_item_id)
         return None if item is None else await self.get(item.subscription_id)
 
-    async def get_of_owned_vm(self, vm_id: int, pubkey: bytes) -> Subscription | None:
+    async def get_of_owned_vm(
+        self, vm_id: int, pubkey: bytes
+    ) -> tuple[Subscription, list[LineItem]] | None:
         vm = self._rows("vm").get(vm_id)
         owner = None if vm is None else self._rows("users").get(vm.user_id)
         if vm is None or vm.deleted or owner is None or owner.pubkey != pubkey:
             return None
-        return await self.get_by_line_item(vm.subscription_line_item_id)
+        sub = await self.get_by_line_item(vm.subscription_line_item_id)
+        if sub is None:
+            return None
+        items = self._rows("subscription_line_item").values()
+        return sub, sorted((i for i in items if i.subscription_id == sub.id), key=lambda i: i.id)
 
     async def ids_with_pending_on(
         self, now: datetime, types: Collection[SubscriptionPaymentType], on: PricedBy
@@ -108,6 +123,17 @@ class MemoryLineItems(RecordRepo[LineItem]):
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
         return self._where(lambda li: li.subscription_id == subscription_id)
 
+    async def list_priced(self, subscription_id: int) -> PricedItems | None:
+        sub = self._rows("subscription").get(subscription_id)
+        user = None if sub is None else self._rows("users").get(sub.user_id)
+        if sub is None or user is None:
+            return None
+        items = await self.list_by_subscription(subscription_id)
+        vms = MemoryVms(self._snapshot)
+        on_plan = {item.id: await vms.get_on_plan_by_line_item(item.id) for item in items}
+        found = {item_id: vm for item_id, vm in on_plan.items() if vm is not None}
+        return PricedItems(tuple(items), found, user, self._rows("company").get(sub.company_id))
+
     async def list_by_subscriptions(
         self, subscription_ids: Collection[int]
     ) -> dict[int, list[LineItem]]:
@@ -175,12 +201,16 @@ class MemoryPayments(Repo):
             if p.subscription_id == subscription_id and p.is_pending(now)
         ]
 
-    async def list_pending_refs(self, kind: PendingKind, now: datetime) -> list[PendingRef]:
-        return [
-            PendingRef(id=p.id, created=p.created, metadata=p.metadata)
-            for p in await self.list_pending_for_subscription(kind.subscription_id, now)
+    async def newest_pending(
+        self, kind: PendingKind, now: datetime, wanted: MetadataTest
+    ) -> SubscriptionPayment | None:
+        pending = await self.list_pending_for_subscription(kind.subscription_id, now)
+        of_kind = (
+            p
+            for p in pending
             if p.payment_method == kind.method and p.payment_type == kind.payment_type
-        ]
+        )
+        return next((p for p in of_kind if wanted(p.metadata)), None)
 
     async def mark_paid(self, payment_id: bytes, now: datetime) -> bool:
         payment = await self.get(payment_id)

@@ -8,7 +8,7 @@ from adapters.memory.db import RecordRepo, evolve, page_of
 from domain.enums import SubscriptionType
 from domain.model import Vm, VmHistory
 from domain.upgrade import next_resize_mark
-from ports.storage import Page
+from ports.storage import Page, VmOnPlan
 
 
 class MemoryVms(RecordRepo[Vm]):
@@ -25,6 +25,14 @@ class MemoryVms(RecordRepo[Vm]):
     async def get_by_line_item(self, line_item_id: int) -> Vm | None:
         found = self._where(lambda v: v.subscription_line_item_id == line_item_id and not v.deleted)
         return found[0] if found else None
+
+    async def get_on_plan_by_line_item(self, line_item_id: int) -> VmOnPlan | None:
+        vm = await self.get_by_line_item(line_item_id)
+        if vm is None:
+            return None
+        template = None if vm.template_id is None else self._rows("vm_template").get(vm.template_id)
+        plan = None if template is None else self._rows("vm_cost_plan").get(template.cost_plan_id)
+        return VmOnPlan(vm, template, plan)
 
     async def get_owned_by_key(self, vm_id: int, pubkey: bytes) -> Vm | None:
         vm = await self.get(vm_id)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import orjson
 from sqlalchemy import (
     ColumnElement,
     Select,
-    SmallInteger,
-    Text,
     bindparam,
     delete,
     insert,
@@ -21,14 +20,35 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import ReturningUpdate
+from sqlalchemy.types import NullType
 
 from adapters.mysql import tables as t
-from adapters.mysql.mapping import Mapper, evolve
+from adapters.mysql.mapping import Mapper, evolve, joined_records
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
 from domain.enums import PaymentMethod, SubscriptionPaymentType
-from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
-from ports.storage import DueWindow, Page, PendingKind, PendingOf, PendingRef, PricedBy
+from domain.model import (
+    Company,
+    CostPlan,
+    LegacyVmPayment,
+    LineItem,
+    Subscription,
+    SubscriptionPayment,
+    User,
+    Vm,
+    VmTemplate,
+)
+from ports.storage import (
+    DueWindow,
+    MetadataTest,
+    Page,
+    PendingKind,
+    PendingOf,
+    PricedBy,
+    PricedItems,
+    VmOnPlan,
+)
 
 _sub = t.subscription.c
 _li = t.subscription_line_item.c
@@ -38,18 +58,14 @@ _INSERT_PAYMENT = insert(t.subscription_payment)
 _TOUCH_SUBSCRIPTION = (
     update(t.subscription).where(_sub.id == bindparam("subscription_id")).values(id=_sub.id)
 )
+#: every payment column as the driver gives it (no type processing): the reuse lookup walks
+#: every pending payment of a subscription and maps only the one it keeps
+_RAW = NullType()
+_RAW_PAYMENT = [type_coerce(c, _RAW).label(c.name) for c in t.subscription_payment.columns]
 #: method and type are compared in Python: in SQL they draw SQLite to the (payment_method,
-#: is_paid, created) index, a walk over every unpaid payment of that method. They and the
-#: metadata are read raw (codes, JSON text): a renewal lists every pending payment of the
-#: subscription here, and the column types' per-row conversions were most of its cost
-_PENDING_REFS = (
-    select(
-        _pay.id,
-        _pay.created,
-        type_coerce(_pay.metadata, Text).label("metadata"),
-        type_coerce(_pay.payment_method, SmallInteger).label("payment_method"),
-        type_coerce(_pay.payment_type, SmallInteger).label("payment_type"),
-    )
+#: is_paid, created) index, a walk over every unpaid payment of that method
+_PENDING_RAW = (
+    select(*_RAW_PAYMENT)
     .where(
         _pay.subscription_id == bindparam("subscription_id"),
         _pay.is_paid == False,  # noqa: E712
@@ -57,6 +73,20 @@ _PENDING_REFS = (
     )
     .order_by(_pay.created.desc())
 )
+_RAW_INDEX = {c.name: n for n, c in enumerate(t.subscription_payment.columns)}
+#: per dialect, each payment column's result processor (None: the value as it comes)
+_PROCESSORS: WeakKeyDictionary[Dialect, list[Callable[[Any], Any] | None]] = WeakKeyDictionary()
+
+
+def _processors(dialect: Dialect) -> list[Callable[[Any], Any] | None]:
+    """What SQLAlchemy would run on each payment column's raw value on this dialect."""
+    found = _PROCESSORS.get(dialect)
+    if found is None:
+        found = _PROCESSORS[dialect] = [
+            c.type.dialect_impl(dialect).result_processor(dialect, None)
+            for c in t.subscription_payment.columns
+        ]
+    return found
 
 
 def _json_value(raw: str | bytes | None) -> Any:
@@ -119,10 +149,19 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         statement = prebuilt(key, self._owner)
         return await self._first_with(self.mapper, statement, {"line_item_id": line_item_id})
 
-    async def get_of_owned_vm(self, vm_id: int, pubkey: bytes) -> Subscription | None:
+    async def get_of_owned_vm(
+        self, vm_id: int, pubkey: bytes
+    ) -> tuple[Subscription, list[LineItem]] | None:
         key = ("subscription of owned vm", self.table, self.mapper.cls)
         statement = prebuilt(key, self._of_owned_vm)
-        return await self._first_with(self.mapper, statement, {"vm_id": vm_id, "pubkey": pubkey})
+        params = {"vm_id": vm_id, "pubkey": pubkey}
+        rows = (await self.conn.execute(statement, params)).all()
+        if not rows:
+            return None
+        item = self.items.mapper
+        [sub, first] = joined_records(rows[0], (self.mapper, item))
+        skip = len(self.mapper.columns)  # every row repeats the subscription before its item
+        return sub, [first, *(joined_records(r, (item,), start=skip)[0] for r in rows[1:])]
 
     def _of_owned_vm(self) -> Select[Any]:
         vm, users = t.vm.c, t.users.c
@@ -138,7 +177,16 @@ class SqlSubscriptions(SqlRecords[Subscription]):
                 vm.user_id == owner.scalar_subquery(),
             )
         )
-        return self._select().where(_sub.id == billed.scalar_subquery()).limit(1)
+        # an inner join: the VM's own line item is one of the subscription's
+        columns = (*self.mapper.columns, *self.items.mapper.columns)
+        return (
+            select(*columns)
+            .select_from(
+                t.subscription.join(t.subscription_line_item, _li.subscription_id == _sub.id)
+            )
+            .where(_sub.id == billed.scalar_subquery())
+            .order_by(_li.id)
+        )
 
     def _owner(self) -> Select[Any]:
         owner = select(_li.subscription_id).where(_li.id == bindparam("line_item_id"))
@@ -217,6 +265,61 @@ async def _delete_subscription(conn: Any, subscription_id: int) -> bool:
 
 
 class SqlLineItems(SqlRecords[LineItem]):
+    def __init__(
+        self,
+        connection: Connect,
+        mapper: Mapper[LineItem],
+        user: Mapper[User],
+        company: Mapper[Company],
+        vm: Mapper[Vm],
+        template: Mapper[VmTemplate],
+        cost_plan: Mapper[CostPlan],
+    ) -> None:
+        super().__init__(connection, mapper)
+        self.parties = (user, company)
+        self.joined = (mapper, vm, template, cost_plan)
+
+    async def list_priced(self, subscription_id: int) -> PricedItems | None:
+        statement = self._prepared("priced items", self.mapper, self._priced)
+        rows = (await self.conn.execute(statement, {"subscription_id": subscription_id})).all()
+        if not rows:
+            return None  # no such subscription or user
+        user, seller = joined_records(rows[0], self.parties)
+        skip = sum(len(mapper.columns) for mapper in self.parties)  # repeated on every row
+        items: dict[int, LineItem] = {}
+        vms: dict[int, VmOnPlan] = {}
+        for row in rows:  # by item, then VM id: an item's first row holds its VM
+            item, vm, template, plan = joined_records(row, self.joined, start=skip)
+            if item is None or item.id in items:
+                continue
+            items[item.id] = item
+            if vm is not None:
+                vms[item.id] = VmOnPlan(vm, template, plan)
+        return PricedItems(tuple(items.values()), vms, user, seller)
+
+    def _priced(self) -> Select[Any]:
+        """The subscription joined to its user, outer-joined to its company and to each of
+        its line items, each to its VM that is not deleted, the VM's template and plan."""
+        users, company, vm, template, plan = t.users, t.company, t.vm, t.vm_template, t.vm_cost_plan
+        joined = (
+            t.subscription.join(users, users.c.id == _sub.user_id)
+            .outerjoin(company, company.c.id == _sub.company_id)
+            .outerjoin(t.subscription_line_item, _li.subscription_id == _sub.id)
+            .outerjoin(
+                vm,
+                (vm.c.subscription_line_item_id == _li.id) & (vm.c.deleted == False),  # noqa: E712
+            )
+            .outerjoin(template, template.c.id == vm.c.template_id)
+            .outerjoin(plan, plan.c.id == template.c.cost_plan_id)
+        )
+        columns = [c for mapper in (*self.parties, *self.joined) for c in mapper.columns]
+        return (
+            select(*columns)
+            .select_from(joined)
+            .where(_sub.id == bindparam("subscription_id"))
+            .order_by(_li.id, vm.c.id)
+        )
+
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
         key = ("line items of", self.table, self.mapper.cls)
         statement = prebuilt(key, self._of_subscription)
@@ -296,15 +399,29 @@ class SqlPayments(SqlRepo):
         rows = await self.conn.execute(statement, params)
         return [self.mapper.from_row(row) for row in rows.mappings()]
 
-    async def list_pending_refs(self, kind: PendingKind, now: datetime) -> list[PendingRef]:
+    async def newest_pending(
+        self, kind: PendingKind, now: datetime, wanted: MetadataTest
+    ) -> SubscriptionPayment | None:
         params = {"subscription_id": kind.subscription_id, "now": now}
-        rows = await self.conn.execute(_PENDING_REFS, params)
+        conn = self.conn
+        rows = await conn.execute(_PENDING_RAW, params)
+        method, kind_code = _RAW_INDEX["payment_method"], _RAW_INDEX["payment_type"]
+        metadata = _RAW_INDEX["metadata"]
         codes = (int(kind.method), int(kind.payment_type))
-        return [
-            PendingRef(id=r.id, created=r.created, metadata=_json_value(r.metadata))
-            for r in rows
-            if (r.payment_method, r.payment_type) == codes
-        ]
+        for row in rows:
+            if (row[method], row[kind_code]) == codes and wanted(_json_value(row[metadata])):
+                return self._from_raw(row, _processors(conn.dialect))
+        return None
+
+    def _from_raw(
+        self, row: Sequence[Any], processors: list[Callable[[Any], Any] | None]
+    ) -> SubscriptionPayment:
+        columns = t.subscription_payment.columns
+        values = {
+            c.name: value if process is None else process(value)
+            for c, value, process in zip(columns, row, processors, strict=True)
+        }
+        return self.mapper.from_values({c.name: values[c.name] for c in self.mapper.columns})
 
     async def mark_paid(self, payment_id: bytes, now: datetime) -> bool:
         query = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 import attrs
@@ -20,6 +20,20 @@ def evolve(record: R, **changes: Any) -> R:
     """`attrs.evolve`, typed for records mypy does not recognise as attrs classes."""
     changed: R = attrs.evolve(cast(Any, record), **changes)
     return changed
+
+
+def joined_records(
+    row: Sequence[Any], mappers: Sequence[Mapper[Any]], *, start: int = 0
+) -> list[Any]:
+    """The records of a joined row that holds each mapper's columns in turn (by position,
+    from `start`): None for a table whose `id` is NULL (an outer join that found nothing)."""
+    records: list[Any] = []
+    for mapper in mappers:
+        names = [c.name for c in mapper.columns]
+        values = dict(zip(names, row[start : start + len(names)], strict=True))
+        records.append(None if values["id"] is None else mapper.from_values(values))
+        start += len(names)
+    return records
 
 
 class Mapper(Generic[R]):

@@ -197,7 +197,8 @@ class SqlUnitOfWork(ClosesOnExit):
 
     @cached_property
     def vms(self) -> SqlVms:
-        return SqlVms(self._connection, self._mappers.vm)
+        mappers = self._mappers
+        return SqlVms(self._connection, mappers.vm, mappers.template, mappers.cost_plan)
 
     @cached_property
     def vm_history(self) -> SqlVmHistories:
@@ -213,7 +214,16 @@ class SqlUnitOfWork(ClosesOnExit):
 
     @cached_property
     def line_items(self) -> SqlLineItems:
-        return SqlLineItems(self._connection, self._mappers.line_item)
+        mappers = self._mappers
+        return SqlLineItems(
+            self._connection,
+            mappers.line_item,
+            mappers.user,
+            mappers.company,
+            mappers.vm,
+            mappers.template,
+            mappers.cost_plan,
+        )
 
     @cached_property
     def payments(self) -> SqlPayments:

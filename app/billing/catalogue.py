@@ -18,6 +18,7 @@ from domain.exchange import RateTable
 from domain.intervals import Interval
 from domain.invoice_content import reverse_charge_for
 from domain.model import (
+    Company,
     CostPlan,
     CustomPricing,
     CustomPricingDisk,
@@ -119,6 +120,13 @@ class VmPrice:
     disks: tuple[CustomPricingDisk, ...] = ()
 
 
+def plan_vm_price(template: VmTemplate, plan: CostPlan) -> VmPrice:
+    """The price of a VM on a standard template: its cost plan's."""
+    return VmPrice(
+        list_price=plan_price(plan), interval=plan.interval, spec=template, template=template
+    )
+
+
 async def vm_price(uow: UnitOfWork, vm: Vm) -> VmPrice:
     """The standard plan price and interval, or the monthly custom price with the VM's current
     IP assignments (R4, R5: a custom VM pays for at least one IPv4 and one IPv6).
@@ -127,10 +135,7 @@ async def vm_price(uow: UnitOfWork, vm: Vm) -> VmPrice:
     retired offer is allowed (lifecycle.md §13.15).
     """
     if vm.template_id is not None:
-        template, plan = await template_with_plan(uow, vm.template_id)
-        return VmPrice(
-            list_price=plan_price(plan), interval=plan.interval, spec=template, template=template
-        )
+        return plan_vm_price(*await template_with_plan(uow, vm.template_id))
     if vm.custom_template_id is None:
         raise NotACustomVm("Not a custom template vm")
     missing = TemplateNotFound("Custom template not found")
@@ -156,12 +161,15 @@ async def charging_for(
     user_id: int,
     company_id: int,
     user: User | None = None,
+    seller: Company | None = None,
 ) -> Charging:
     """How to charge a user: tax by the user's country (D3), none under reverse charge (issue
-    13), the company's fee config (D4). `user`: the user with `user_id`, when already read."""
+    13), the company's fee config (D4). `user`, `seller`: the user with `user_id` and the
+    company with `company_id`, when already read."""
     if user is None or user.id != user_id:
         user = await user_of(uow, user_id)
-    seller = await uow.companies.get(company_id)
+    if seller is None or seller.id != company_id:
+        seller = await uow.companies.get(company_id)
     reverse = seller is not None and reverse_charge_for(seller, user)
     fee_config = None
     if method is not PaymentMethod.LIGHTNING:

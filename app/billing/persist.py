@@ -9,22 +9,18 @@ from datetime import datetime, timedelta
 import attrs
 
 from app.billing.errors import IdempotencyKeyReused, PaymentNotFound, PriceChanged
-from app.billing.price_in_force import price_in_force_or_none
+from app.billing.price_in_force import price_now_or_none
 from app.billing.rails import PaymentRails
-from domain.credit import payment_meta
+from domain.credit import metadata_dict, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.errors import DomainError
+from domain.intervals import check_interval_count
 from domain.model import SubscriptionPayment
 from domain.price_basis import PRICE_KEY, PriceBasis
-from domain.subscription import (
-    is_reusable_pending_payment,
-    metadata_interval_count,
-    pick_reusable_payment,
-)
+from domain.subscription import metadata_interval_count
 from ports.storage import (
     IdempotencyRecord,
     PendingKind,
-    PendingRef,
     UnitOfWork,
     UnitOfWorkFactory,
 )
@@ -87,16 +83,23 @@ class Idempotency:
 async def pending_match(
     uow: UnitOfWork, reuse: Reuse | AmountReuse, now: datetime
 ) -> SubscriptionPayment | None:
-    pending = await uow.payments.list_pending_for_subscription(reuse.subscription_id, now)
-    if isinstance(reuse, AmountReuse):  # newest first, as listed
-        return next((p for p in pending if reuse.matches(p, now)), None)
-    return pick_reusable_payment(
-        pending,
-        subscription_id=reuse.subscription_id,
-        method=reuse.method,
-        payment_type=reuse.payment_type,
-        interval_count=reuse.interval_count,
-        now=now,
+    """The newest pending payment `reuse` may hand back instead of a new one (D10, D25)."""
+    if isinstance(reuse, AmountReuse):
+        amount = reuse.amount_msat
+        kind = PendingKind(
+            reuse.subscription_id, PaymentMethod.LIGHTNING, SubscriptionPaymentType.RENEWAL
+        )
+        return await uow.payments.newest_pending(
+            kind,
+            now + reuse.min_left,  # `is_pending(now + min_left)`: enough life left to pay it
+            lambda meta: metadata_dict(meta).get(AMOUNT_MSAT_KEY) == amount,
+        )
+    if reuse.payment_type is SubscriptionPaymentType.UPGRADE:
+        return None  # never reused (D10)
+    count = check_interval_count(reuse.interval_count)
+    kind = PendingKind(reuse.subscription_id, reuse.method, reuse.payment_type)
+    return await uow.payments.newest_pending(
+        kind, now, lambda meta: metadata_interval_count(meta) == count
     )
 
 
@@ -157,7 +160,7 @@ async def store_payment(
             await _check_price(uow, payment)
             winner = await replay(uow, idem)
             if winner is None and reuse is not None:
-                winner = await _rival_match(uow, reuse, now)
+                winner = await pending_match(uow, reuse, now)
             if winner is None:
                 if before_add is not None:  # e.g. debit the credit it applies, same transaction
                     await before_add(uow, payment)
@@ -177,38 +180,6 @@ async def store_payment(
     return winner
 
 
-async def _rival_match(
-    uow: UnitOfWork, reuse: Reuse | AmountReuse, now: datetime
-) -> SubscriptionPayment | None:
-    """`pending_match` for the storing transaction, where a match is rare: the pending
-    payments of the request's method and type are listed as `PendingRef`s (no amounts or
-    provider data to map) and only the one picked is read whole."""
-    if isinstance(reuse, AmountReuse):
-        return await pending_match(uow, reuse, now)
-    if reuse.payment_type is SubscriptionPaymentType.UPGRADE:
-        return None  # never reused (D10)
-    kind = PendingKind(reuse.subscription_id, reuse.method, reuse.payment_type)
-    refs = await uow.payments.list_pending_refs(kind, now)
-    best: PendingRef | None = None
-    for ref in refs:  # the newest; ties keep the listed order, as pick_reusable_payment
-        same_count = metadata_interval_count(ref.metadata) == reuse.interval_count
-        if same_count and (best is None or ref.created > best.created):
-            best = ref
-    if best is None:
-        return None
-    payment = await uow.payments.get(best.id)
-    if payment is not None and is_reusable_pending_payment(
-        payment,
-        subscription_id=reuse.subscription_id,
-        method=reuse.method,
-        payment_type=reuse.payment_type,
-        interval_count=reuse.interval_count,
-        now=now,
-    ):
-        return payment
-    return await pending_match(uow, reuse, now)
-
-
 async def _check_price(uow: UnitOfWork, payment: SubscriptionPayment) -> None:
     """Lock the subscription, then refuse a quote made against another price than now's."""
     sub = await uow.subscriptions.get_for_update(payment.subscription_id)
@@ -216,8 +187,7 @@ async def _check_price(uow: UnitOfWork, payment: SubscriptionPayment) -> None:
     if sub is None or quoted is None:
         return
     purchase = payment.payment_type is SubscriptionPaymentType.PURCHASE and not sub.is_setup
-    items = await uow.line_items.list_by_subscription(sub.id)
-    current = await price_in_force_or_none(uow, sub, items, purchase=purchase)
+    current = await price_now_or_none(uow, sub, purchase=purchase)
     if current is not None and not current.same_price(quoted):
         raise PriceChanged("The price changed while the invoice was made; please ask again")
 

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from app.billing.catalogue import VmPrice, user_of, vm_price
-from app.billing.errors import VmNotFound
+from app.billing.catalogue import VmPrice, plan_vm_price, user_of, vm_price
+from app.billing.errors import UserNotFound, VmNotFound
 from app.billing.rails import PaymentRails
 from domain.enums import SubscriptionPaymentType, SubscriptionType
-from domain.errors import DomainError
+from domain.errors import DomainError, found
 from domain.exchange import RateTable
 from domain.intervals import Interval
-from domain.model import LineItem, Subscription, SubscriptionPayment, User
+from domain.model import LineItem, Subscription, SubscriptionPayment
 from domain.money import Currency, Money
 from domain.price_basis import PRICE_KEY, RATES_KEY, PriceBasis, rates_json
 from domain.pricing import parse_list_currency
 from domain.tax import country_alpha3
-from ports.storage import PendingOf, PricedBy, UnitOfWork
+from ports.storage import PendingOf, PricedBy, PricedItems, UnitOfWork, VmOnPlan
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +30,16 @@ TIME_BUYING = (SubscriptionPaymentType.PURCHASE, SubscriptionPaymentType.RENEWAL
 
 async def item_vm_price(uow: UnitOfWork, item: LineItem) -> VmPrice:
     """The current price of the VM on a VPS line item; `VmNotFound` where it has none."""
-    vm = await uow.vms.get_by_line_item(item.id)
-    if vm is None:
+    return await vm_price_on(uow, await uow.vms.get_on_plan_by_line_item(item.id))
+
+
+async def vm_price_on(uow: UnitOfWork, found: VmOnPlan | None) -> VmPrice:
+    """`item_vm_price` of a line item's VM as read on its plan."""
+    if found is None:
         raise VmNotFound("VM not found")
-    return await vm_price(uow, vm)
+    if found.template is not None and found.cost_plan is not None:
+        return plan_vm_price(found.template, found.cost_plan)
+    return await vm_price(uow, found.vm)  # a custom VM, or the error of a missing row
 
 
 async def price_in_force(
@@ -52,19 +58,19 @@ async def price_in_force(
         if item.subscription_type is SubscriptionType.VPS
     }
     user = await user_of(uow, sub.user_id)
-    return price_basis(sub, items, prices, user, purchase=purchase)
+    return price_basis(sub, items, prices, user.country_code, purchase=purchase)
 
 
 def price_basis(
     sub: Subscription,
     items: Iterable[LineItem],
     vm_prices: Mapping[int, VmPrice],
-    user: User,
+    country_code: str | None,
     *,
     purchase: bool,
 ) -> PriceBasis:
     """`price_in_force` from what it reads: each VPS item's VM price by line item id, and the
-    subscription's user (for a caller that read them already)."""
+    country of the subscription's user (for a caller that read them already)."""
     recurring: list[Money] = []
     setup: list[Money] = []
     interval: Interval | None = None
@@ -77,7 +83,7 @@ def price_basis(
             recurring.append(Money(parse_list_currency(sub.currency), item.amount))
         if purchase:
             setup.append(Money(parse_list_currency(sub.currency), item.setup_amount))
-    country = country_alpha3(user.country_code)
+    country = country_alpha3(country_code)
     return PriceBasis.of(interval or sub.interval, recurring, setup, country)
 
 
@@ -86,8 +92,36 @@ async def price_in_force_or_none(
 ) -> PriceBasis | None:
     """`price_in_force`, or None when it cannot be computed (a plan, pricing or VM is gone):
     a payment must still complete then, so the caller credits what was quoted."""
+    return await _or_none(sub, price_in_force(uow, sub, items, purchase=purchase))
+
+
+async def price_now_or_none(
+    uow: UnitOfWork, sub: Subscription, *, purchase: bool
+) -> PriceBasis | None:
+    """`price_in_force_or_none` of the subscription's line items as stored now, read with
+    their VMs, templates, plans and the user in one statement (`priced_items`)."""
+    return await _or_none(sub, _price_now(uow, sub, purchase=purchase))
+
+
+async def _price_now(uow: UnitOfWork, sub: Subscription, *, purchase: bool) -> PriceBasis:
+    priced = await priced_items(uow, sub)
+    prices = {
+        item.id: await vm_price_on(uow, priced.vms.get(item.id))
+        for item in priced.items
+        if item.subscription_type is SubscriptionType.VPS
+    }
+    return price_basis(sub, priced.items, prices, priced.user.country_code, purchase=purchase)
+
+
+async def priced_items(uow: UnitOfWork, sub: Subscription) -> PricedItems:
+    """What `sub` is priced from, read at once; `UserNotFound` without its user."""
+    priced = await uow.line_items.list_priced(sub.id)
+    return found(priced, UserNotFound("User not found"))
+
+
+async def _or_none(sub: Subscription, price: Awaitable[PriceBasis]) -> PriceBasis | None:
     try:
-        return await price_in_force(uow, sub, items, purchase=purchase)
+        return await price
     except DomainError as err:
         log.warning("no price in force for subscription %s: %s", sub.id, err.message)
         return None

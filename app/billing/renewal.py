@@ -17,7 +17,7 @@ from app.billing.rails import PaymentRails
 from domain.enums import PaymentMethod
 from domain.errors import InvalidInput
 from domain.intervals import check_interval_count
-from domain.model import Subscription, SubscriptionPayment
+from domain.model import LineItem, Subscription, SubscriptionPayment
 from domain.subscription import payment_type_for
 from domain.tax import TaxRates
 from ports.clock import Clock
@@ -31,26 +31,29 @@ async def _resolve(
     subscription_id: int | None,
     vm_id: int | None,
     owner_key: bytes | None = None,
-) -> Subscription:
+) -> tuple[Subscription, list[LineItem]]:
+    """The subscription renewed and its line items."""
     if (subscription_id is None) == (vm_id is None):
         raise InvalidInput("Give exactly one of a subscription id or a VM id")
     if owner_key is not None:
         if vm_id is None:
             raise InvalidInput("An owner key names a VM, not a subscription")
-        sub = await uow.subscriptions.get_of_owned_vm(vm_id, owner_key)
-        if sub is not None:
-            return sub
+        found = await uow.subscriptions.get_of_owned_vm(vm_id, owner_key)
+        if found is not None:
+            return found
         vm = await uow.vms.get_owned_by_key(vm_id, owner_key)  # which refusal it is
         if vm is None or vm.deleted:
             raise VmNotFound("VM not found")
-        return await subscription_of(uow, vm)
-    if vm_id is not None:
-        return await subscription_of(uow, await owned_vm(uow, vm_id, user_id))
-    assert subscription_id is not None
-    sub = await uow.subscriptions.get(subscription_id)
-    if sub is None or (user_id is not None and sub.user_id != user_id):
-        raise SubscriptionNotFound("Subscription not found")
-    return sub
+        sub = await subscription_of(uow, vm)
+    elif vm_id is not None:
+        sub = await subscription_of(uow, await owned_vm(uow, vm_id, user_id))
+    else:
+        assert subscription_id is not None
+        found_sub = await uow.subscriptions.get(subscription_id)
+        if found_sub is None or (user_id is not None and found_sub.user_id != user_id):
+            raise SubscriptionNotFound("Subscription not found")
+        sub = found_sub
+    return sub, await uow.line_items.list_by_subscription(sub.id)
 
 
 async def renew(
@@ -88,8 +91,7 @@ async def renew(
         replayed = await replay(uow, idem)
         if replayed is not None:
             return replayed
-        sub = await _resolve(uow, user_id, subscription_id, vm_id, owner_key)
-        items = await uow.line_items.list_by_subscription(sub.id)
+        sub, items = await _resolve(uow, user_id, subscription_id, vm_id, owner_key)
         if not items:
             raise SubscriptionHasNoLineItems("Subscription has no line items")
         payment_type = payment_type_for(sub)

@@ -24,11 +24,23 @@ from ports.storage.credit import CreditKey, CreditLedger
 from ports.storage.identity import Companies, Permission, Roles, SshKeys, Users
 from ports.storage.invoices import Invoices, InvoiceWindow
 from ports.storage.marks import IdempotencyKeys, IdempotencyRecord, LifecycleMarks
-from ports.storage.payments import LegacyPayments, Payments, PendingKind, PendingOf, PendingRef
+from ports.storage.payments import (
+    LegacyPayments,
+    MetadataTest,
+    Payments,
+    PendingKind,
+    PendingOf,
+)
 from ports.storage.products import IpRangeSubscriptions, IpSpacePrices, IpSpaces, PaymentMethods
 from ports.storage.reads import ReadLookups, VmReads
-from ports.storage.subscriptions import DueWindow, LineItems, PricedBy, Subscriptions
-from ports.storage.vms import VmHistories, Vms
+from ports.storage.subscriptions import (
+    DueWindow,
+    LineItems,
+    PricedBy,
+    PricedItems,
+    Subscriptions,
+)
+from ports.storage.vms import VmHistories, VmOnPlan, Vms
 from ports.storage.worker import WorkerCursors, WorkerLeases
 
 
@@ -149,14 +161,15 @@ __all__ = [
     "LegacyPayments",
     "LifecycleMarks",
     "LineItems",
+    "MetadataTest",
     "Page",
     "PaymentMethods",
     "Payments",
     "PendingKind",
     "PendingOf",
-    "PendingRef",
     "Permission",
     "PricedBy",
+    "PricedItems",
     "ReadLookups",
     "Records",
     "Regions",
@@ -169,6 +182,7 @@ __all__ = [
     "UnitOfWorkFactory",
     "Users",
     "VmHistories",
+    "VmOnPlan",
     "VmReads",
     "Vms",
     "WorkerCursors",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Protocol
 
@@ -32,14 +32,8 @@ class PendingKind:
     payment_type: SubscriptionPaymentType
 
 
-@attrs.frozen
-class PendingRef:
-    """Of a pending payment, what tells whether a renewal may reuse it (D10): no amounts, no
-    provider data, so listing many costs little."""
-
-    id: bytes
-    created: datetime
-    metadata: Json
+#: whether a pending payment's `metadata` is the one a caller wants (D10 count, D25 amount)
+MetadataTest = Callable[[Json], bool]
 
 
 class Payments(Protocol):
@@ -73,9 +67,16 @@ class Payments(Protocol):
         """Unpaid payments with `expires > now`, newest first (D10 deduplication)."""
         ...
 
-    async def list_pending_refs(self, kind: PendingKind, now: datetime) -> list[PendingRef]:
-        """`list_pending_for_subscription` narrowed to one method and type, as `PendingRef`s,
-        in the same order."""
+    async def newest_pending(
+        self, kind: PendingKind, now: datetime, wanted: MetadataTest
+    ) -> SubscriptionPayment | None:
+        """The first of `list_pending_for_subscription` of that method and type whose
+        `metadata` is `wanted` (the D10/D25 reuse lookup), in one statement.
+
+        A renewal's cost must not grow with the pending invoices a subscription piles up (up
+        to one per interval count, and an attacker can make them), so the others are only
+        looked at, never mapped or decrypted.
+        """
         ...
 
     async def mark_paid(self, payment_id: bytes, now: datetime) -> bool:

@@ -9,8 +9,9 @@ from typing import Protocol
 import attrs
 
 from domain.enums import SubscriptionPaymentType
-from domain.model import LineItem, Subscription
+from domain.model import Company, LineItem, Subscription, User
 from ports.storage.common import Page
+from ports.storage.vms import VmOnPlan
 
 
 @attrs.frozen(kw_only=True)
@@ -50,9 +51,12 @@ class Subscriptions(Protocol):
 
     async def get_by_line_item(self, line_item_id: int) -> Subscription | None: ...
 
-    async def get_of_owned_vm(self, vm_id: int, pubkey: bytes) -> Subscription | None:
-        """The subscription billing VM `vm_id` (through its line item) if the VM is not
-        soft-deleted and the user with this public key owns it; one read (issue 10)."""
+    async def get_of_owned_vm(
+        self, vm_id: int, pubkey: bytes
+    ) -> tuple[Subscription, list[LineItem]] | None:
+        """The subscription billing VM `vm_id` (through its line item) with its line items
+        (ascending id) if the VM is not soft-deleted and the user with this public key owns
+        it; one read (issue 10)."""
         ...
 
     async def ids_with_pending_on(
@@ -95,6 +99,18 @@ class Subscriptions(Protocol):
         ...
 
 
+@attrs.frozen
+class PricedItems:
+    """What a subscription is priced from (§13, D23): its line items (ascending id), each VPS
+    item's VM on its template and plan (`Vms.get_on_plan_by_line_item`; absent where none),
+    the buyer and the seller (None where the company is gone)."""
+
+    items: tuple[LineItem, ...]
+    vms: dict[int, VmOnPlan]
+    user: User
+    seller: Company | None
+
+
 class LineItems(Protocol):
     async def get(self, line_item_id: int) -> LineItem | None: ...
 
@@ -107,6 +123,12 @@ class LineItems(Protocol):
     ) -> dict[int, list[LineItem]]:
         """The line items of each subscription (ascending id), in one query; a subscription
         without items is absent."""
+        ...
+
+    async def list_priced(self, subscription_id: int) -> PricedItems | None:
+        """The subscription's `PricedItems` with its user and company, in one read (None: no
+        such subscription or user): a new quote is priced from it, and priced again under
+        the subscription lock before it is stored (D23)."""
         ...
 
     async def update(self, item: LineItem) -> None: ...

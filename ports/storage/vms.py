@@ -5,8 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from domain.model import Vm, VmHistory
+import attrs
+
+from domain.model import CostPlan, Vm, VmHistory, VmTemplate
 from ports.storage.common import Page, Records
+
+
+@attrs.frozen
+class VmOnPlan:
+    """A VM with the template and cost plan that price it; None where the VM has no template
+    (a custom VM) or the row is gone."""
+
+    vm: Vm
+    template: VmTemplate | None
+    cost_plan: CostPlan | None
 
 
 class Vms(Records[Vm], Protocol):
@@ -20,6 +32,11 @@ class Vms(Records[Vm], Protocol):
 
     async def get_by_line_item(self, line_item_id: int) -> Vm | None:
         """The VM sold by this line item that is not soft-deleted (lifecycle.md D5)."""
+        ...
+
+    async def get_on_plan_by_line_item(self, line_item_id: int) -> VmOnPlan | None:
+        """`get_by_line_item` with its template and the template's cost plan, in one read
+        (pricing reads them on every new invoice and again under the subscription lock)."""
         ...
 
     async def get_owned_by_key(self, vm_id: int, pubkey: bytes) -> Vm | None:

@@ -9,7 +9,15 @@ import attrs
 
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.model import LineItem, Subscription
-from ports.storage import DueWindow, PendingKind, PendingOf, UnitOfWork, UnitOfWorkFactory
+from ports.storage import (
+    DueWindow,
+    PendingKind,
+    PendingOf,
+    PricedItems,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    VmOnPlan,
+)
 from tests.contract import storage_backends
 from tests.contract.storage_backends import (
     World,
@@ -139,6 +147,50 @@ async def test_list_due_is_active_with_expiry_before_the_horizon_soonest_first(
         assert await uow.subscriptions.list_due(DueWindow(at(10), timedelta(0)), limit=10) == [past]
 
 
+async def test_vm_on_plan_by_line_item_reads_the_vm_its_template_and_plan_at_once(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    w = await _world(uow_factory)
+    async with uow_factory() as uow:
+        on_plan = await uow.vms.get_on_plan_by_line_item(w.line_item.id)
+        assert on_plan == VmOnPlan(w.vm, w.template, w.plan)
+        assert await uow.vms.get_on_plan_by_line_item(w.line_item.id + 99) is None
+        no_template = evolve(w.vm, template_id=None)
+        await uow.vms.update(no_template)
+        on_plan = await uow.vms.get_on_plan_by_line_item(w.line_item.id)
+        assert on_plan == VmOnPlan(no_template, None, None)
+        await uow.vms.delete(w.vm.id)
+        assert await uow.vms.get_on_plan_by_line_item(w.line_item.id) is None
+
+
+async def test_priced_items_read_items_vms_plans_user_and_company_at_once(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """Pricing's read: every line item, each with its lowest-id VM not deleted (on its
+    template and plan), the subscription's user (decrypted) and company; None for an unknown
+    subscription."""
+    w = await _world(uow_factory)
+    async with uow_factory() as uow:
+        [empty] = await _subscriptions(uow, w, 1)
+        later = await uow.vms.add(evolve(w.vm, id=0, ref_code="later"))
+        await uow.commit()
+    sub, user, company = w.subscription.id, w.user, w.company
+    async with uow_factory() as uow:
+        items = uow.line_items
+        on_plan = VmOnPlan(w.vm, w.template, w.plan)
+        assert await items.list_priced(sub) == PricedItems(
+            (w.line_item,), {w.line_item.id: on_plan}, user, company
+        )
+        assert await items.list_priced(empty.id) == PricedItems((), {}, user, company)
+        assert await items.list_priced(sub + 99) is None
+        await uow.vms.delete(w.vm.id)
+        priced = await items.list_priced(sub)
+        assert priced is not None
+        assert priced.vms == {w.line_item.id: VmOnPlan(later, w.template, w.plan)}
+        await uow.vms.delete(later.id)
+        assert await items.list_priced(sub) == PricedItems((w.line_item,), {}, user, company)
+
+
 async def test_vm_lookups_and_soft_delete(uow_factory: UnitOfWorkFactory) -> None:
     w = await _world(uow_factory)
     async with uow_factory() as uow:
@@ -197,14 +249,18 @@ async def test_pending_payments_exclude_paid_and_expired_newest_first(
         assert pending == [newer, older]
 
 
-async def test_pending_refs_narrow_pending_payments_to_one_method_and_type(
+async def test_newest_pending_picks_by_method_type_and_metadata_and_reads_it_whole(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
+    """The reuse lookup (D10, D25): newest first among the pending payments of one method and
+    type, the first whose metadata is wanted, returned as stored (decrypted, typed)."""
     w = await _world(uow_factory)
     now = at(5)
     lightning, renewal = PaymentMethod.LIGHTNING, SubscriptionPaymentType.RENEWAL
     async with uow_factory() as uow:
-        older = await uow.payments.add(new_payment(w.subscription, created=at(2)))
+        older = await uow.payments.add(
+            new_payment(w.subscription, created=at(2), external_id="a", tax=7, time_value=9)
+        )
         newer = await uow.payments.add(
             new_payment(w.subscription, created=at(3), metadata={"intervals": 3})
         )
@@ -219,20 +275,21 @@ async def test_pending_refs_narrow_pending_payments_to_one_method_and_type(
             )
         )
         await uow.commit()
+    kind = PendingKind(w.subscription.id, lightning, renewal)
+    seen: list[Any] = []
+
+    def wanted(meta: Any) -> bool:
+        seen.append(meta)
+        return meta is None
+
     async with uow_factory() as uow:
-        refs = await uow.payments.list_pending_refs(
-            PendingKind(w.subscription.id, lightning, renewal), now
-        )
-        assert [(r.id, r.created, r.metadata) for r in refs] == [
-            (newer.id, newer.created, {"intervals": 3}),
-            (older.id, older.created, None),
-        ]
-        assert (
-            await uow.payments.list_pending_refs(
-                PendingKind(w.subscription.id + 1, lightning, renewal), now
-            )
-            == []
-        )
+        assert await uow.payments.newest_pending(kind, now, lambda meta: True) == newer
+        assert await uow.payments.newest_pending(kind, now, wanted) == older
+        assert seen == [{"intervals": 3}, None]  # only the method and type asked for
+        assert await uow.payments.newest_pending(kind, now, lambda meta: False) is None
+        assert await uow.payments.newest_pending(kind, at(10), lambda meta: True) is None
+        other = PendingKind(w.subscription.id + 1, lightning, renewal)
+        assert await uow.payments.newest_pending(other, now, lambda meta: True) is None
 
 
 async def test_mark_paid_flips_exactly_once(uow_factory: UnitOfWorkFactory) -> None:

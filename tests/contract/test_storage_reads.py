@@ -161,7 +161,9 @@ async def test_vm_records_filter_by_user_ids_and_deleted(backend: Backend) -> No
         subs = uow.subscriptions
         billing = await subs.get_by_line_item(world.vm.subscription_line_item_id)
         assert billing is not None
-        assert await subs.get_of_owned_vm(world.vm.id, world.user.pubkey) == billing
+        items = await uow.line_items.list_by_subscription(billing.id)
+        assert items
+        assert await subs.get_of_owned_vm(world.vm.id, world.user.pubkey) == (billing, items)
         assert await subs.get_of_owned_vm(world.vm.id, other.pubkey) is None
         assert await subs.get_of_owned_vm(world.vm.id, b"\x09" * 32) is None
         assert await subs.get_of_owned_vm(mine.id, world.user.pubkey) is None  # deleted
