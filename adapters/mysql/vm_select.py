@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Label, Select, and_, bindparam, func, select
+from sqlalchemy import ColumnElement, Label, Select, and_, bindparam, false, func, select
 
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper
@@ -69,7 +69,7 @@ class ShapedSelect:
         elif ids:
             where.append(vm.id.in_(bindparam("vm_ids", expanding=True)))
         if not deleted:
-            where.append(vm.deleted == False)  # noqa: E712
+            where.append(vm.deleted == false())  # a literal: no parameter to bind per call
         built = self._built[shape] = self._base.where(*where)
         return built
 
@@ -120,7 +120,7 @@ def status_select(columns: Sequence[Any]) -> Select[Any]:
             t.vm_host_region,
             t.vm_host_region.c.id == func.coalesce(template.c.region_id, pricing.c.region_id),
         )
-        .outerjoin(ip, and_(ip.c.vm_id == vm.c.id, ip.c.deleted == False))  # noqa: E712
+        .outerjoin(ip, and_(ip.c.vm_id == vm.c.id, ip.c.deleted == false()))
         .outerjoin(ip_range, ip_range.c.id == ip.c.ip_range_id)
     )
     return select(*columns).select_from(joined).order_by(vm.c.id, ip.c.id)
