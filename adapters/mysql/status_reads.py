@@ -27,6 +27,7 @@ from ports.storage.reads import (
 
 Connect = Callable[[], AsyncConnection]
 CustomRows = tuple[CustomTemplate, CustomPricing | None, tuple[CustomPricingDisk, ...]]
+#: the VM's own columns, first in every row and read by position (row[0] … row[5])
 _VM_COLUMNS = ("id", "mac_address", "image_id", "ssh_key_id", "template_id", "custom_template_id")
 
 
