@@ -261,4 +261,6 @@ class CommaList(TypeDecorator[tuple[str, ...]]):
     def process_result_value(self, value: Any, dialect: Dialect) -> tuple[str, ...] | None:
         if value is None:
             return None
+        if value == "":  # most rows (no CPU features): no split, no generator
+            return ()
         return tuple(token.strip() for token in str(value).split(",") if token.strip())
