@@ -80,12 +80,15 @@ def plan_price(plan: CostPlan) -> Money:
 
 def count_addresses(assignments: Iterable[IpAssignment]) -> tuple[int, int]:
     """(IPv4, IPv6) counts of live assignments; CIDR forms count, unparseable strings do not."""
+    return count_ips(a.ip for a in assignments if not a.deleted)
+
+
+def count_ips(ips: Iterable[str]) -> tuple[int, int]:
+    """(IPv4, IPv6) counts of addresses; CIDR forms count, unparseable strings do not."""
     v4 = v6 = 0
-    for assignment in assignments:
-        if assignment.deleted:
-            continue
+    for ip in ips:
         try:
-            version = ipaddress.ip_interface(assignment.ip).version
+            version = ipaddress.ip_interface(ip).version
         except ValueError:
             continue
         if version == 4:
@@ -139,9 +142,19 @@ def custom_price(
     Memory and disk are billed per whole GiB (floor), and every custom VM pays for at least
     one IPv4 and one IPv6 address even with none assigned (R5.2).
     """
+    return custom_price_for(spec, pricing, disks, count_addresses(assignments))
+
+
+def custom_price_for(
+    spec: Spec,
+    pricing: CustomPricing,
+    disks: Iterable[CustomPricingDisk],
+    addresses: tuple[int, int],
+) -> CustomPrice:
+    """`custom_price` for a VM with these (IPv4, IPv6) address counts (`count_ips`)."""
     row = disk_price_row(spec.disk_type, _rows_of(pricing, disks))
     currency = parse_list_currency(pricing.currency)
-    v4, v6 = count_addresses(assignments)
+    v4, v6 = addresses
     return CustomPrice(
         currency=currency,
         cpu_cost=pricing.cpu_cost * spec.cpu,

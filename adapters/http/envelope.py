@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -121,8 +122,18 @@ def format_time(when: datetime) -> str:
     """RFC 3339 in UTC with `Z`, fraction only when non-zero (3 or 6 digits), as chrono does."""
     if when.tzinfo is None or when.utcoffset() is None:
         raise ValueError(f"naive datetime refused: {when!r}")
-    utc = when.astimezone(UTC)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    return _format_utc(when if when.tzinfo is UTC else when.astimezone(UTC))
+
+
+@functools.lru_cache(maxsize=8192)
+def _format_utc(utc: datetime) -> str:
+    """`format_time` of a UTC datetime, memoised: a VM's status shows the same few creation
+    times on every read of it (issue 10). Keyed by the UTC value, which names one instant
+    (a local time in a DST overlap would not)."""
+    if utc.year >= 1000:  # `isoformat` (a third of strftime's cost) pads years to 4 digits
+        text = utc.isoformat(timespec="seconds")[:19]
+    else:
+        text = utc.strftime("%Y-%m-%dT%H:%M:%S")
     micros = utc.microsecond
     if micros == 0:
         return text + "Z"

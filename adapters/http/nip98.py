@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
+import orjson
 from coincurve import PublicKeyXOnly
 from yarl import URL
 
@@ -291,9 +292,24 @@ def _b64decode(encoded: str) -> bytes | None:
         return None
 
 
+def _loads(raw: bytes) -> Any:
+    """The JSON value of strictly UTF-8 text, as serde_json reads it, by orjson (a fifth of
+    the cost; issue 10) where it parses it, else by `json`.
+
+    orjson refuses what `json` alone accepts (NaN, infinities, lone surrogates, nesting
+    deeper than 1024), which then gets `json`'s answer; where both parse, they agree except
+    for integers beyond 64 bits, which orjson reads as floats: the event fields that are
+    numbers (`created_at`, `kind`) must be integers below 2**64, so such a value is refused
+    either way, and other fields are not read."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw.decode("utf-8"))
+
+
 def _parse_event(raw: bytes) -> NostrEvent | None:
     try:
-        obj = json.loads(raw.decode("utf-8"))  # strictly UTF-8, as serde_json reads it
+        obj = _loads(raw)
     except (ValueError, RecursionError):
         return None
     if not isinstance(obj, dict):
@@ -345,5 +361,11 @@ def _tags(value: Any) -> tuple[tuple[str, ...], ...]:
 def _canonical(
     pubkey: bytes, created_at: int, kind: int, tags: tuple[tuple[str, ...], ...], content: str
 ) -> bytes:
+    """NIP-01's serialisation: compact JSON, UTF-8 unescaped (orjson writes exactly what
+    `json.dumps(separators=(",", ":"), ensure_ascii=False)` does, at a fifth of the cost; it
+    refuses lone surrogates, which cannot be encoded as UTF-8 either way)."""
     data = [0, pubkey.hex(), created_at, kind, [list(t) for t in tags], content]
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

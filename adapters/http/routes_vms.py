@@ -57,7 +57,7 @@ def _render(
     caller already has it (the time the request was authenticated at)."""
     if now is None:
         now = services(request).clock.now()
-    return [vm_status_json(s.view, s.state, now) for s in statuses]
+    return [vm_status_json(s, now) for s in statuses]
 
 
 async def status_of(request: web.Request, vm: Vm) -> dict[str, Any]:

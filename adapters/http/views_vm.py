@@ -6,23 +6,37 @@ import functools
 import ipaddress
 import json
 from datetime import datetime
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 from adapters.http.envelope import format_time
-from app.queries.vms import VmView
-from domain.enums import CpuArch, CpuMfg
-from domain.model import IpAssignment, IpRange, OsImage, VmHistory
+from app.queries.vms import VmStatus
+from domain.enums import CpuArch, CpuMfg, DiskInterface, DiskType, OsDistribution
+from domain.model import CustomTemplate, VmHistory
+from ports.storage.reads import ImageLabel, IpLabel, TemplateLabel, VmStatusRecords
 from ports.vmhost import VmRunningState
 
-
-def _distribution(image: OsImage) -> str:
-    return image.distribution.name.lower().replace("_", "")
+E = TypeVar("E", bound=Enum)
 
 
-def image_json(image: OsImage) -> dict[str, Any]:
+def _lower_names(enum: type[E]) -> dict[E, str]:
+    """Each member's wire name (its name in lower case), looked up instead of worked out per
+    render (`Enum.name` is a descriptor call, read on every VM status). One table per enum:
+    members of different IntEnums with the same value are equal keys."""
+    return {member: member.name.lower() for member in enum}
+
+
+_DISK_TYPES = _lower_names(DiskType)
+_DISK_INTERFACES = _lower_names(DiskInterface)
+_CPU_MFGS = _lower_names(CpuMfg)
+_CPU_ARCHS = _lower_names(CpuArch)
+_DISTRIBUTIONS = {d: d.name.lower().replace("_", "") for d in OsDistribution}
+
+
+def image_json(image: ImageLabel) -> dict[str, Any]:
     return {
         "id": image.id,
-        "distribution": _distribution(image),
+        "distribution": _DISTRIBUTIONS[image.distribution],
         "flavour": image.flavour,
         "version": image.version,
         "release_date": format_time(image.release_date),
@@ -35,19 +49,21 @@ def _cpu_fields(mfg: CpuMfg, arch: CpuArch, features: tuple[str, ...]) -> dict[s
     if features:
         out["cpu_features"] = list(features)
     if mfg is not CpuMfg.UNKNOWN:
-        out["cpu_mfg"] = mfg.name.lower()
+        out["cpu_mfg"] = _CPU_MFGS[mfg]
     if arch is not CpuArch.UNKNOWN:
-        out["cpu_arch"] = arch.name.lower()
+        out["cpu_arch"] = _CPU_ARCHS[arch]
     return out
 
 
-def _region_json(view: VmView) -> dict[str, Any]:
+def _region_json(view: VmStatusRecords) -> dict[str, Any]:
     region = view.region
     return {"id": region.id, "name": region.name} if region else {"id": 0, "name": ""}
 
 
-def template_json(view: VmView, now: datetime) -> dict[str, Any]:
+def template_json(status: VmStatus, now: datetime) -> dict[str, Any]:
     """The standard template with its cost plan, or the synthesized "Custom" one (§5.2)."""
+    view = status.view
+    spec: TemplateLabel | CustomTemplate | None
     if view.template is not None:
         t, plan = view.template, view.plan
         out: dict[str, Any] = {"id": t.id, "name": t.name, "created": format_time(t.created)}
@@ -62,8 +78,7 @@ def template_json(view: VmView, now: datetime) -> dict[str, Any]:
             "interval_amount": plan.interval_amount if plan else 1,
             "interval_type": plan.interval_type.api_name if plan else "month",
         }
-        spec: Any = t
-        cpu = _cpu_fields(t.cpu_mfg, t.cpu_arch, t.cpu_features)
+        spec = t
     else:
         c, p = view.custom, view.pricing
         out = {
@@ -77,23 +92,33 @@ def template_json(view: VmView, now: datetime) -> dict[str, Any]:
             "id": p.id if p else 0,
             "name": p.name if p else "Custom",
             "currency": p.currency if p else "EUR",
-            "amount": view.custom_amount,
+            "amount": status.custom_amount,
             "other_price": [],
             "interval_amount": 1,
             "interval_type": "month",
         }
         spec = c
-        cpu = _cpu_fields(c.cpu_mfg, c.cpu_arch, c.cpu_features) if c else {}
+    if spec is None:
+        out.update(
+            cpu=0,
+            memory=0,
+            disk_size=0,
+            disk_type="ssd",
+            disk_interface="pcie",
+            cost_plan=cost_plan,
+            region=_region_json(view),
+        )
+        return out
     out.update(
-        cpu=spec.cpu if spec else 0,
-        memory=spec.memory if spec else 0,
-        disk_size=spec.disk_size if spec else 0,
-        disk_type=spec.disk_type.name.lower() if spec else "ssd",
-        disk_interface=spec.disk_interface.name.lower() if spec else "pcie",
+        cpu=spec.cpu,
+        memory=spec.memory,
+        disk_size=spec.disk_size,
+        disk_type=_DISK_TYPES[spec.disk_type],
+        disk_interface=_DISK_INTERFACES[spec.disk_interface],
         cost_plan=cost_plan,
         region=_region_json(view),
     )
-    out.update(cpu)
+    out.update(_cpu_fields(spec.cpu_mfg, spec.cpu_arch, spec.cpu_features))
     return out
 
 
@@ -107,17 +132,18 @@ def _prefix_length(cidr: str) -> int | None:
         return None
 
 
-def ip_json(assignment: IpAssignment, ip_range: IpRange | None) -> dict[str, Any]:
-    """The address with its range's prefix length (`185.18.221.14/25`), as clients split it."""
+def ip_json(assignment: IpLabel) -> dict[str, Any]:
+    """The address with its range's prefix length (`185.18.221.14/25`), as clients split it;
+    an address whose range row is missing shows no prefix and an empty gateway."""
     address = assignment.ip.split("/", 1)[0]
     ip = address
-    if ip_range is not None:
-        prefix = _prefix_length(ip_range.cidr)
+    if assignment.cidr is not None:
+        prefix = _prefix_length(assignment.cidr)
         ip = address if prefix is None else f"{address}/{prefix}"
     return {
         "id": assignment.id,
         "ip": ip,
-        "gateway": ip_range.gateway if ip_range is not None else "",
+        "gateway": assignment.gateway if assignment.gateway is not None else "",
         "forward_dns": assignment.dns_forward,
         "reverse_dns": assignment.dns_reverse,
     }
@@ -137,31 +163,32 @@ def state_json(state: VmRunningState) -> dict[str, Any]:
     }
 
 
-def vm_status_json(view: VmView, state: VmRunningState, now: datetime) -> dict[str, Any]:
-    """ApiVmStatus in the reference's field order; `expires` is null until the first payment."""
-    vm, sub, key = view.vm, view.subscription, view.ssh_key
-    image = view.image
+def vm_status_json(status: VmStatus, now: datetime) -> dict[str, Any]:
+    """ApiVmStatus in the reference's field order; `expires` is null until the first payment.
+    `now` stands in for the times of rows that are missing."""
+    view = status.view
+    sub, key, image = view.subscription, view.ssh_key, view.image
     return {
-        "id": vm.id,
+        "id": view.id,
         "created": format_time(sub.created if sub else now),
         "expires": format_time(sub.expires) if sub and sub.expires else None,
-        "mac_address": vm.mac_address,
+        "mac_address": view.mac_address,
         "image": image_json(image)
         if image
         else {
-            "id": vm.image_id,
+            "id": view.image_id,
             "distribution": "ubuntu",
             "flavour": "",
             "version": "",
             "release_date": format_time(now),
             "default_username": None,
         },
-        "template": template_json(view, now),
+        "template": template_json(status, now),
         "ssh_key": {"id": key.id, "name": key.name, "created": format_time(key.created)}
         if key
-        else {"id": vm.ssh_key_id, "name": "", "created": format_time(now)},
-        "ip_assignments": [ip_json(a, r) for a, r in view.ips],
-        "status": state_json(state),
+        else {"id": view.ssh_key_id, "name": "", "created": format_time(now)},
+        "ip_assignments": [ip_json(ip) for ip in view.ips],
+        "status": state_json(status.state),
         "auto_renewal_enabled": sub.auto_renewal_enabled if sub else False,
     }
 

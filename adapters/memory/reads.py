@@ -9,7 +9,7 @@ from typing import Any
 
 from adapters.memory.db import Repo
 from domain.model import IpAssignment, IpRange, User, Vm
-from ports.storage.reads import SshKeyLabel, VmFilter, VmRecords
+from ports.storage.reads import SshKeyLabel, VmFilter, VmRecords, VmStatusRecords
 
 
 class MemoryVmReads(Repo):
@@ -28,6 +28,9 @@ class MemoryVmReads(Repo):
             and (deleted or not vm.deleted)
         ]
         return [self._records(vm) for vm in vms]
+
+    async def vm_statuses(self, which: VmFilter) -> list[VmStatusRecords]:
+        return [VmStatusRecords.of(r) for r in await self.vm_records(which)]
 
     def _get(self, table: str, key: int | None) -> Any:
         return None if key is None else self._rows(table).get(key)

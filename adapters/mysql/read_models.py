@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import attrs
-from sqlalchemy import Column, ColumnElement, Label, Select, and_, bindparam, func, select
+from sqlalchemy import Column, ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper
+from adapters.mysql.status_reads import VmStatusPlan, vm_statuses
+from adapters.mysql.vm_select import FilterShape, Part, ShapedSelect, filter_shape, status_select
 from domain.model import (
     CostPlan,
     CustomPricing,
@@ -26,36 +28,10 @@ from domain.model import (
     Vm,
     VmTemplate,
 )
-from ports.storage.reads import SshKeyLabel, VmFilter, VmRecords
+from ports.storage.reads import SshKeyLabel, VmFilter, VmRecords, VmStatusRecords
 
 R = TypeVar("R")
 Connect = Callable[[], AsyncConnection]
-
-
-class _Part(Generic[R]):
-    """One table's columns in the joined select, labelled `<table>__<column>`, read back by
-    position (`at` is where its columns start in the row)."""
-
-    def __init__(self, mapper: Mapper[R], at: int) -> None:
-        self.mapper = mapper
-        prefix = f"{mapper.table.name}__"
-        self.names = tuple(c.name for c in mapper.columns)
-        self.labels = [(name, f"{prefix}{name}") for name in self.names]
-        self.start = at
-        self.end = at + len(self.names)
-        self.id_at = at + self.names.index("id")
-
-    def columns(self) -> list[Label[Any]]:
-        table = self.mapper.table
-        return [table.c[name].label(label) for name, label in self.labels]
-
-    def read(self, row: Sequence[Any]) -> R | None:
-        """The record, or None when the outer join found no row."""
-        if row[self.id_at] is None:
-            return None
-        return self.mapper.from_values(
-            dict(zip(self.names, row[self.start : self.end], strict=True))
-        )
 
 
 @attrs.frozen
@@ -83,10 +59,10 @@ class VmReadPlan:
     def __init__(self, mappers: VmReadMappers) -> None:
         self.mappers = mappers
         mp = mappers
-        parts: list[_Part[Any]] = []
+        parts: list[Part[Any]] = []
 
-        def part(mapper: Mapper[R]) -> _Part[R]:
-            made = _Part(mapper, parts[-1].end if parts else 0)
+        def part(mapper: Mapper[R]) -> Part[R]:
+            made = Part(mapper, parts[-1].end if parts else 0)
             parts.append(made)
             return made
 
@@ -100,39 +76,13 @@ class VmReadPlan:
         self._pricing = part(mp.custom_pricing)
         self.ip = part(mp.ip_assignment)
         self.ip_range = part(mp.ip_range)
-        self._parts: Sequence[_Part[Any]] = tuple(parts)
+        self._parts: Sequence[Part[Any]] = tuple(parts)
         self._key_at = parts[-1].end  # the SSH key's id, name, created follow the parts
-        self.select = self._select()
-        self._shapes: dict[tuple[bool, bool, int, bool], Select[Any]] = {}
+        self._shapes = ShapedSelect(self._select())
 
-    def statement(
-        self, *, by_user: bool, ids: int, deleted: bool, by_pubkey: bool = False
-    ) -> Select[Any]:
-        """The joined select for one shape of filter, built once with bound parameters so that
-        a call costs no statement building and no cache-key walk (issue 10): `by_user` adds
-        `vm.user_id = :user_id`; `by_pubkey` the owner's key (`users.pubkey = :pubkey`, a
-        unique index, so the caller needs no user look-up first); `ids` 1 adds
-        `vm.id = :vm_id`, 2 `vm.id IN :vm_ids` (expanding), 0 nothing; without `deleted` only
-        rows not deleted."""
-        key = (by_user, by_pubkey, ids, deleted)
-        found = self._shapes.get(key)
-        if found is not None:
-            return found
-        vm = t.vm.c
-        where: list[ColumnElement[bool]] = []
-        if by_user:
-            where.append(vm.user_id == bindparam("user_id"))
-        if by_pubkey:
-            owner = select(t.users.c.id).where(t.users.c.pubkey == bindparam("pubkey"))
-            where.append(vm.user_id == owner.scalar_subquery())
-        if ids == 1:
-            where.append(vm.id == bindparam("vm_id"))
-        elif ids:
-            where.append(vm.id.in_(bindparam("vm_ids", expanding=True)))
-        if not deleted:
-            where.append(vm.deleted == False)  # noqa: E712
-        built = self._shapes[key] = self.select.where(*where)
-        return built
+    def statement(self, shape: FilterShape) -> Select[Any]:
+        """The joined select for one shape of filter (see `shaped`)."""
+        return self._shapes.select(shape)
 
     def records(self, row: Sequence[Any]) -> VmRecords:
         """A VM's records from its first row (addresses and disks left empty)."""
@@ -162,65 +112,33 @@ class VmReadPlan:
         return VmRecords(custom=custom, pricing=pricing, region=region, **common)
 
     def _select(self) -> Select[Any]:
-        vm, li, sub = t.vm, t.subscription_line_item, t.subscription
-        template, custom, pricing = t.vm_template, t.vm_custom_template, t.vm_custom_pricing
-        ip, ip_range = t.vm_ip_assignment, t.ip_range
         columns: list[Any] = [c for part in self._parts for c in part.columns()]
         columns += [
             _KEY.id.label(_KEY_LABELS[0]),
             _KEY.name.label(_KEY_LABELS[1]),
             _KEY.created.label(_KEY_LABELS[2]),
         ]
-        joined = (
-            vm.outerjoin(li, li.c.id == vm.c.subscription_line_item_id)
-            .outerjoin(sub, sub.c.id == li.c.subscription_id)
-            .outerjoin(t.vm_os_image, t.vm_os_image.c.id == vm.c.image_id)
-            .outerjoin(t.user_ssh_key, _KEY.id == vm.c.ssh_key_id)
-            .outerjoin(template, template.c.id == vm.c.template_id)
-            .outerjoin(t.vm_cost_plan, t.vm_cost_plan.c.id == template.c.cost_plan_id)
-            .outerjoin(custom, custom.c.id == vm.c.custom_template_id)
-            .outerjoin(pricing, pricing.c.id == custom.c.pricing_id)
-            .outerjoin(
-                t.vm_host_region,
-                t.vm_host_region.c.id == func.coalesce(template.c.region_id, pricing.c.region_id),
-            )
-            .outerjoin(ip, and_(ip.c.vm_id == vm.c.id, ip.c.deleted == False))  # noqa: E712
-            .outerjoin(ip_range, ip_range.c.id == ip.c.ip_range_id)
-        )
-        return select(*columns).select_from(joined).order_by(vm.c.id, ip.c.id)
+        return status_select(columns)
 
 
 class SqlVmReads:
     """`VmReads` over SQL: VM ⋈ line item ⋈ subscription, image, key, offer, region, addresses."""
 
-    def __init__(self, connection: Connect, plan: VmReadPlan) -> None:
+    def __init__(self, connection: Connect, plan: VmReadPlan, status: VmStatusPlan) -> None:
         self._connection = connection
         self._plan = plan
+        self._status = status
+
+    async def vm_statuses(self, which: VmFilter) -> list[VmStatusRecords]:
+        return await vm_statuses(self._connection(), self._status, which)
 
     async def vm_records(self, which: VmFilter) -> list[VmRecords]:
-        user_id, vm_ids, deleted = which.user_id, which.vm_ids, which.deleted
-        if vm_ids is not None and not vm_ids:
+        shaped = filter_shape(which)
+        if shaped is None:
             return []
         plan = self._plan
-        params: dict[str, Any] = {}
-        if user_id is not None:
-            params["user_id"] = user_id
-        if which.owner_pubkey is not None:
-            params["pubkey"] = which.owner_pubkey
-        ids = 0
-        if vm_ids is not None:
-            wanted = sorted(set(vm_ids))
-            ids = 1 if len(wanted) == 1 else 2
-            if ids == 1:
-                params["vm_id"] = wanted[0]
-            else:
-                params["vm_ids"] = wanted
-        query = plan.statement(
-            by_user=user_id is not None,
-            ids=ids,
-            deleted=deleted,
-            by_pubkey=which.owner_pubkey is not None,
-        )
+        query = plan.statement(shaped[0])
+        params = shaped[1]
         rows = (await self._connection().execute(query, params)).all()
         found: dict[int, tuple[VmRecords, list[tuple[IpAssignment, IpRange | None]]]] = {}
         for row in rows:

@@ -133,6 +133,9 @@ class EnumCode(TypeDecorator[_E], Generic[_E]):
     def __init__(self, enum_class: type[_E]) -> None:
         super().__init__()
         self.enum_class = enum_class
+        #: members by code, looked up per row value instead of `enum_class(code)` (a tenth
+        #: of the cost; issue 10); not a constructor argument, so not part of the cache key
+        self._members: dict[int, _E] = {int(member): member for member in enum_class}
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if is_mysql(dialect):
@@ -147,7 +150,8 @@ class EnumCode(TypeDecorator[_E], Generic[_E]):
     def process_result_value(self, value: Any, dialect: Dialect) -> _E | None:
         if value is None:
             return None
-        return self.enum_class(int(value))
+        member = self._members.get(value) if type(value) is int else None
+        return member if member is not None else self.enum_class(int(value))
 
     def __repr__(self) -> str:
         return f"EnumCode({self.enum_class.__name__})"
@@ -257,4 +261,6 @@ class CommaList(TypeDecorator[tuple[str, ...]]):
     def process_result_value(self, value: Any, dialect: Dialect) -> tuple[str, ...] | None:
         if value is None:
             return None
+        if value == "":  # most rows (no CPU features): no split, no generator
+            return ()
         return tuple(token.strip() for token in str(value).split(",") if token.strip())

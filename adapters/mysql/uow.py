@@ -44,6 +44,7 @@ from adapters.mysql.repositories import (
     SqlTemplates,
     SqlUsers,
 )
+from adapters.mysql.status_reads import CustomMappers, VmStatusPlan
 from adapters.mysql.vm_repos import SqlVmHistories, SqlVms
 from adapters.mysql.worker_repos import SqlWorkerCursors, SqlWorkerLeases
 from domain import invoice as inv
@@ -111,6 +112,9 @@ class Mappers:
                 ip_assignment=self.ip_assignment,
                 ip_range=self.ip_range,
             )
+        )
+        self.vm_status_reads = VmStatusPlan(
+            CustomMappers(self.custom_template, self.custom_pricing, self.custom_pricing_disk)
         )
 
         self.invoice = mapper(t.invoice, inv.Invoice)
@@ -271,7 +275,7 @@ class SqlUnitOfWork(ClosesOnExit):
 
     @cached_property
     def vm_reads(self) -> SqlVmReads:
-        return SqlVmReads(self._connection, self._mappers.vm_reads)
+        return SqlVmReads(self._connection, self._mappers.vm_reads, self._mappers.vm_status_reads)
 
     @cached_property
     def lookups(self) -> SqlReadLookups:

@@ -7,16 +7,16 @@ import attrs
 from app.billing.errors import VmNotFound
 from domain import model as m
 from domain.errors import DomainError
-from domain.pricing import custom_price
+from domain.pricing import count_ips, custom_price_for
 from ports.storage import UnitOfWork, UnitOfWorkFactory
-from ports.storage.reads import SshKeyLabel, VmFilter, VmRecords
+from ports.storage.reads import SshKeyLabel, VmFilter, VmRecords, VmStatusRecords
 from ports.vm_state import VmStateCache
 from ports.vmhost import VmRunningState, VmRunState
 
 
 @attrs.frozen(kw_only=True)
 class VmView:
-    """Everything ApiVmStatus shows about one VM (missing rows stay None)."""
+    """A VM's whole rows, as the admin API shows them (missing rows stay None)."""
 
     vm: m.Vm
     subscription: m.Subscription | None
@@ -27,29 +27,35 @@ class VmView:
     plan: m.CostPlan | None = None
     custom: m.CustomTemplate | None = None
     pricing: m.CustomPricing | None = None
-    custom_amount: int = 0
     ips: tuple[tuple[m.IpAssignment, m.IpRange | None], ...] = ()
 
 
 @attrs.frozen
 class VmStatus:
-    """A VM's view and the state a client sees."""
+    """What ApiVmStatus shows of a VM: its rows, a custom VM's monthly price (0 for a standard
+    one) and the state a client sees."""
 
-    view: VmView
+    view: VmStatusRecords
+    custom_amount: int
     state: VmRunningState
 
 
+def custom_amount(view: VmStatusRecords) -> int:
+    """A custom VM's monthly price from its pricing (0 without one, or when the pricing has
+    no disk row for its disk type any more: shown as 0 rather than failing the read)."""
+    if view.custom is None or view.pricing is None:
+        return 0
+    addresses = count_ips(ip.ip for ip in view.ips)
+    try:
+        return custom_price_for(
+            view.custom, view.pricing, view.pricing_disks, addresses
+        ).total.amount
+    except DomainError:
+        return 0
+
+
 def view_of(records: VmRecords) -> VmView:
-    """The view of a VM's rows; a custom VM's monthly price is computed from its pricing."""
-    amount = 0
-    if records.custom is not None and records.pricing is not None:
-        try:
-            assignments = [a for a, _ in records.ips]
-            amount = custom_price(
-                records.custom, records.pricing, list(records.pricing_disks), assignments
-            ).total.amount
-        except DomainError:  # a pricing without this disk any more: show 0, do not fail
-            amount = 0
+    """The view of a VM's rows."""
     return VmView(
         vm=records.vm,
         subscription=records.subscription,
@@ -60,7 +66,6 @@ def view_of(records: VmRecords) -> VmView:
         plan=records.plan,
         custom=records.custom,
         pricing=records.pricing,
-        custom_amount=amount,
         ips=records.ips,
     )
 
@@ -73,7 +78,7 @@ async def load_vm_view(uow: UnitOfWork, vm: m.Vm) -> VmView:
     return view_of(found[0])
 
 
-def display_state(view: VmView, cached: VmRunningState | None) -> VmRunningState:
+def display_state(view: VmStatusRecords, cached: VmRunningState | None) -> VmRunningState:
     """The state a client sees (§5.2): `creating` for a paid VM whose build the database has
     not recorded yet (placeholder MAC; the Pulumi client waits on it), whatever the cache or
     the host say; else the cache's when it knows one; else `unknown`.
@@ -84,17 +89,17 @@ def display_state(view: VmView, cached: VmRunningState | None) -> VmRunningState
     """
     sub = view.subscription
     paid = sub is not None and (sub.is_setup or sub.expires is not None)
-    if paid and not view.vm.is_provisioned:
+    if paid and not view.is_provisioned:
         return VmRunningState(state=VmRunState.CREATING)
     if cached is not None and cached.state is not VmRunState.UNKNOWN:
         return cached
     return cached if cached is not None else VmRunningState()
 
 
-async def _statuses(views: list[VmView], states: VmStateCache | None) -> list[VmStatus]:
-    """Each view with the state shown; the cached states read in one round trip."""
-    cached = {} if states is None or not views else await states.get_many([v.vm.id for v in views])
-    return [VmStatus(v, display_state(v, cached.get(v.vm.id))) for v in views]
+async def _statuses(views: list[VmStatusRecords], states: VmStateCache | None) -> list[VmStatus]:
+    """Each view with its price and the state shown; the cached states read in one round trip."""
+    cached = {} if states is None or not views else await states.get_many([v.id for v in views])
+    return [VmStatus(v, custom_amount(v), display_state(v, cached.get(v.id))) for v in views]
 
 
 async def user_vm_statuses(
@@ -108,16 +113,16 @@ async def user_vm_statuses(
     One unit of work and a fixed number of statements whatever the number of VMs.
     """
     async with uow_factory() as uow:
-        records = await uow.vm_reads.vm_records(VmFilter(user_id=user_id, vm_ids=vm_ids))
-    return await _statuses([view_of(r) for r in records], states)
+        views = await uow.vm_reads.vm_statuses(VmFilter(user_id=user_id, vm_ids=vm_ids))
+    return await _statuses(views, states)
 
 
 async def user_vm_statuses_in(
     uow: UnitOfWork, states: VmStateCache | None, user_id: int, vm_ids: list[int] | None = None
 ) -> list[VmStatus]:
     """`user_vm_statuses` inside the caller's unit of work."""
-    records = await uow.vm_reads.vm_records(VmFilter(user_id=user_id, vm_ids=vm_ids))
-    return await _statuses([view_of(r) for r in records], states)
+    views = await uow.vm_reads.vm_statuses(VmFilter(user_id=user_id, vm_ids=vm_ids))
+    return await _statuses(views, states)
 
 
 async def owned_vm_status_by_key_in(
@@ -127,8 +132,7 @@ async def owned_vm_status_by_key_in(
     looking the user up first (one statement fewer per request, issue 10); None otherwise
     (the caller then finds or creates the user as usual and answers "not found")."""
     which = VmFilter(vm_ids=[vm_id], owner_pubkey=pubkey)
-    records = await uow.vm_reads.vm_records(which)
-    found = await _statuses([view_of(r) for r in records], states)
+    found = await _statuses(await uow.vm_reads.vm_statuses(which), states)
     return found[0] if found else None
 
 

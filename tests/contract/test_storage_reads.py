@@ -26,7 +26,14 @@ from domain.model import (
     Vm,
     VmHistory,
 )
-from ports.storage.reads import SshKeyLabel, VmFilter
+from ports.storage.reads import (
+    IpLabel,
+    PlanLabel,
+    RegionLabel,
+    SshKeyLabel,
+    VmFilter,
+    VmStatusRecords,
+)
 from tests.contract.storage_backends import (
     Backend,
     World,
@@ -219,6 +226,126 @@ async def test_a_custom_vm_brings_its_pricing_disks_and_region(backend: Backend)
     assert found.vm == custom
     assert (found.custom, found.pricing, found.pricing_disks) == (spec, pricing, (disk,))
     assert (found.template, found.plan, found.region) == (None, None, world.region)
+
+
+async def test_vm_statuses_are_the_records_narrowed_to_what_a_status_shows(
+    backend: Backend,
+) -> None:
+    """`vm_statuses` (the narrow read GET /vm/{id} renders, issue 10) gives what `vm_records`
+    gives, projected, for every filter: standard and custom VMs, live addresses only, several
+    pricings' disks kept apart, deleted and other users' VMs."""
+    async with backend.factory() as uow:
+        world = await seed_world(uow)
+        other = await uow.users.get_or_create_by_pubkey(b"\x02" * 32, at(1))
+        rid = world.region.id
+        ip_range = await uow.ip_ranges.add(
+            IpRange(id=0, cidr="10.1.0.0/24", gateway="10.1.0.1", region_id=rid, enabled=True)
+        )
+        v6_range = await uow.ip_ranges.add(
+            IpRange(id=0, cidr="2a13:2c0::/64", gateway="fe80::1", region_id=rid, enabled=True)
+        )
+        specs = []
+        for n, kind in enumerate((DiskType.HDD, DiskType.SSD)):
+            pricing = await uow.custom_pricing.add(
+                CustomPricing(
+                    id=0,
+                    name=f"custom {n}",
+                    enabled=True,
+                    created=at(1 + n),
+                    expires=at(20) if n else None,
+                    region_id=world.region.id,
+                    currency="EUR",
+                    cpu_cost=100,
+                    memory_cost=50,
+                    ip4_cost=10,
+                    ip6_cost=7,
+                )
+            )
+            for cost in (5, 6):
+                await uow.custom_pricing.add_disk(
+                    CustomPricingDisk(
+                        id=0,
+                        pricing_id=pricing.id,
+                        kind=kind,
+                        interface=DiskInterface.PCIE,
+                        cost=cost + n,
+                    )
+                )
+            specs.append(
+                await uow.custom_templates.add(
+                    CustomTemplate(
+                        id=0,
+                        cpu=2,
+                        memory=2 * GIB,
+                        disk_size=40 * GIB,
+                        disk_type=kind,
+                        disk_interface=DiskInterface.PCIE,
+                        pricing_id=pricing.id,
+                    )
+                )
+            )
+        await uow.commit()
+    customs = [
+        await _second_vm(backend, world, world.user.id, template_id=None, custom_template_id=s.id)
+        for s in specs
+    ]
+    gone = await _second_vm(backend, world, world.user.id, mac_address="52:54:00:00:00:01")
+    theirs = await _second_vm(backend, world, other.id)
+    async with backend.factory() as uow:
+        for vm_id, ip, range_id in (
+            (world.vm.id, "10.1.0.5", ip_range.id),
+            (world.vm.id, "2a13:2c0::5", v6_range.id),
+            (customs[1].id, "10.1.0.9/24", ip_range.id),
+            (gone.id, "10.1.0.10", ip_range.id),
+        ):
+            await uow.ip_assignments.add(
+                IpAssignment(id=0, vm_id=vm_id, ip_range_id=range_id, ip=ip, dns_forward="f.x")
+            )
+        dropped = await uow.ip_assignments.add(
+            IpAssignment(id=0, vm_id=world.vm.id, ip_range_id=ip_range.id, ip="10.1.0.6")
+        )
+        await uow.ip_assignments.delete(dropped.id)
+        await uow.vms.delete(gone.id)
+        await uow.commit()
+    mine, all_ids = world.user.id, [world.vm.id, theirs.id, gone.id, *(c.id for c in customs)]
+    filters = [
+        VmFilter(user_id=mine),
+        VmFilter(user_id=mine, deleted=True),
+        VmFilter(vm_ids=all_ids),
+        VmFilter(vm_ids=all_ids, deleted=True),
+        VmFilter(vm_ids=[customs[0].id]),
+        VmFilter(vm_ids=[world.vm.id], owner_pubkey=world.user.pubkey),
+        VmFilter(vm_ids=[world.vm.id], owner_pubkey=other.pubkey),
+        VmFilter(vm_ids=[gone.id], owner_pubkey=world.user.pubkey, deleted=True),
+        VmFilter(vm_ids=[]),
+    ]
+    async with backend.factory() as uow:
+        reads = uow.vm_reads
+        for which in filters:
+            expected = [VmStatusRecords.of(r) for r in await reads.vm_records(which)]
+            assert await reads.vm_statuses(which) == expected, which
+        standard, first, second = await reads.vm_statuses(VmFilter(user_id=mine))
+    assert [ip.ip for ip in standard.ips] == ["10.1.0.5", "2a13:2c0::5"]
+    assert standard.ips[0] == IpLabel(
+        standard.ips[0].id, "10.1.0.5", "f.x", None, "10.1.0.0/24", "10.1.0.1"
+    )
+    assert standard.template is not None and standard.template.id == world.template.id
+    assert standard.plan == PlanLabel(
+        world.plan.id,
+        world.plan.name,
+        world.plan.currency,
+        world.plan.amount,
+        world.plan.interval_amount,
+        world.plan.interval_type,
+    )
+    assert standard.subscription is not None and standard.custom is None
+    assert (first.custom, second.custom) == (specs[0], specs[1])
+    assert [d.cost for d in first.pricing_disks] == [5, 6]
+    assert [d.cost for d in second.pricing_disks] == [6, 7]
+    assert second.pricing is not None and second.pricing.expires == at(20)
+    assert first.region == RegionLabel(world.region.id, world.region.name)
+    assert (first.template, first.plan) == (None, None)
+    assert [ip.ip for ip in second.ips] == ["10.1.0.9/24"]
 
 
 async def test_lookups_batch_users_counts_admins_payments_and_currencies(

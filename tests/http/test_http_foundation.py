@@ -10,6 +10,8 @@ import attrs
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.http.auth import Authenticator, authenticate_query, authenticated, setup_auth
 from adapters.http.cors import setup_cors
@@ -545,6 +547,20 @@ def test_registration_keeps_order_so_static_segments_win() -> None:
 def test_format_time_is_utc_z_with_fraction_only_when_non_zero(when: datetime, text: str) -> None:
     assert format_time(when) == text
     assert parse_time(text) == when
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))])))
+def test_format_time_writes_what_strftime_writes(when: datetime) -> None:
+    """The isoformat fast path (issue 10) gives the strftime text it replaced, any year."""
+    try:
+        utc = when.astimezone(UTC)
+    except OverflowError:
+        return
+    text, micros = utc.strftime("%Y-%m-%dT%H:%M:%S"), utc.microsecond
+    if micros:
+        text += f".{micros // 1000:03d}" if micros % 1000 == 0 else f".{micros:06d}"
+    assert format_time(when) == text + "Z"
 
 
 def test_naive_datetimes_are_refused() -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.http.nip98 import (
     Nip98Error,
@@ -379,3 +381,50 @@ def test_an_event_changed_after_decoding_is_checked_against_its_own_fields() -> 
         assert changed.digest is None and changed.key is None
         with pytest.raises(Nip98Error):
             check_event(changed, request)
+
+
+# --- orjson where it reads and writes what `json` does (issue 10) ------------------------------
+
+
+def _json_canonical(event: dict[str, Any]) -> bytes:
+    data = [0, event["pubkey"], event["created_at"], event["kind"], event["tags"], event["content"]]
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(content=st.text(), tag=st.lists(st.text(), min_size=1, max_size=3))
+def test_the_event_id_is_json_dumps_of_any_text_and_tags(content: str, tag: list[str]) -> None:
+    """orjson's compact output is NIP-01's serialisation (control characters, quotes, emoji,
+    U+2028): the id `decode_event` keeps is sha256 of what `json.dumps` writes."""
+    event = nip98_event(KEY, URL, "GET", TS)
+    event["content"], event["tags"] = content, [*event["tags"], tag]
+    try:
+        expected = hashlib.sha256(_json_canonical(event)).digest()
+    except UnicodeEncodeError:  # a lone surrogate: not a valid event either way
+        with pytest.raises(Nip98Error, match="Invalid nostr event"):
+            decode_event(encode_event(event))
+        return
+    assert decode_event(encode_event(event)).digest == expected
+
+
+@pytest.mark.parametrize(
+    ("extra", "valid"),
+    [
+        ('"x":NaN', True),  # json alone reads NaN, in a field nobody reads
+        ('"x":1e400', True),
+        ('"x":123456789012345678901234567890', True),
+        ('"x":[' * 1100 + "]" * 1100, False),  # deeper than either parser goes
+        ('"created_at":18446744073709551616', False),  # orjson: a float, json: too large
+        ('"kind":1e3', False),
+        ('"x":"\\ud800"', True),
+    ],
+)
+def test_what_only_json_parses_gets_jsons_answer(extra: str, valid: bool) -> None:
+    event = nip98_event(KEY, URL, "GET", TS)
+    raw = json.dumps(event, separators=(",", ":"))[:-1] + "," + extra + "}"
+    encoded = base64.b64encode(raw.encode()).decode()
+    if valid:
+        assert decode_event(encoded).pubkey == KEY.pubkey
+    else:
+        with pytest.raises(Nip98Error, match="Invalid nostr event"):
+            decode_event(encoded)
