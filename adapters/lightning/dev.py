@@ -209,7 +209,7 @@ class DevLightningNode:
             state.put(key, settled)
             return _settled(key, settled), key
 
-        result: SettledInvoice = await self._update(settle)
+        result: SettledInvoice = await self._update(settle, settles=True)
         return result
 
     async def invoice_state(self, payment_hash: bytes) -> str | None:
@@ -257,7 +257,11 @@ class DevLightningNode:
             return read(self._memory)
         return await asyncio.to_thread(self._journal.query, read)
 
-    async def _update(self, change: Change[T]) -> T:
+    async def _update(self, change: Change[T], *, settles: bool = False) -> T:
+        """Apply `change` (in memory, or written to the journal with those waiting); with
+        `settles`, wake the settlement streams at once. Only a settlement can give them
+        something new: waking them for every new or cancelled invoice cost each a thread
+        hop and a read of the file for nothing (issue 10)."""
         if self._journal is None:
             result, _ = change(self._memory)
         else:
@@ -266,7 +270,8 @@ class DevLightningNode:
             if self._writer is None or self._writer.done():
                 self._writer = asyncio.create_task(self._write_waiting(self._journal))
             result = await future
-        self._notify()
+        if settles:
+            self._notify()
         return result
 
     async def _write_waiting(self, journal: StateJournal) -> None:

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
 
 from adapters.lightning.bolt11 import payment_hash_of
 from adapters.lightning.dev import DevLightningNode
+from adapters.lightning.dev_journal import DevState, StateJournal
 from app.billing.completion import complete_payment
 from app.billing.rails import PaymentRails
 from app.billing.renewal import renew
 from app.billing.upgrades import create_upgrade_payment
 from domain.upgrade import UpgradeConfig
 from tests.unit.billing.world import ALICE, Shop
+
+T = TypeVar("T")
 
 
 async def test_an_order_paid_on_the_dev_node_is_spawned_and_rival_upgrades_cancelled(
@@ -49,3 +58,42 @@ async def test_an_order_paid_on_the_dev_node_is_spawned_and_rival_upgrades_cance
     )
     assert report.cancelled == (upgrades[1].id,)
     assert await node.invoice_state(upgrades[1].id) == "CANCELED"
+
+
+async def test_only_a_settlement_wakes_a_settlement_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New and cancelled invoices cannot settle anything: the streams are not woken for them
+    (each wake-up read the state file on a thread); a settlement wakes them at once."""
+    node = DevLightningNode(tmp_path / "dev.json", poll_interval=60)
+    reads = 0
+    real_query = StateJournal.query
+
+    def counting(self: StateJournal, read: Callable[[DevState], T]) -> T:
+        nonlocal reads
+        reads += 1
+        return real_query(self, read)
+
+    monkeypatch.setattr(StateJournal, "query", counting)
+    got: list[bytes] = []
+
+    async def consume() -> None:
+        async for settled in node.settled_invoices(None):
+            got.append(settled.payment_hash)
+
+    stream = asyncio.create_task(consume())
+    try:
+        await asyncio.sleep(0.05)
+        before = reads
+        invoices = [await node.create_invoice(21_000, f"n{n}", 600) for n in range(5)]
+        await node.cancel_invoice(invoices[0].payment_hash)
+        await asyncio.sleep(0.05)
+        assert reads == before
+        await node.settle(invoices[1].payment_hash)
+        for _ in range(200):  # far less than the 60 s poll
+            if got:
+                break
+            await asyncio.sleep(0.01)
+        assert got == [invoices[1].payment_hash]
+    finally:
+        stream.cancel()
