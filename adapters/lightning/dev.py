@@ -68,11 +68,11 @@ class DevLightningNode:
 
     With `state_file=None` everything stays in this object; `settle()` pays an invoice.
     With a state file, invoices and settlements live in that file (`dev_journal.StateJournal`:
-    an append-only journal under an exclusive `fcntl.flock`, fsynced per change), so another
+    an append-only journal under an exclusive `fcntl.flock`, not fsynced), so another
     process (`lnvps dev pay PAYMENT_ID`, which builds its own DevLightningNode on the same file
-    and calls `settle`) can pay an invoice this process issued. Changes made while an earlier
-    one is being written wait for it and are then written together (one thread hop, one
-    append, one fsync); each is on disk before its call returns. `settled_invoices` reads
+    and calls `settle`) can pay an invoice this process issued. Changes are appended in the
+    event loop when the file lock is free (else on a thread that waits for it); changes made
+    while an earlier batch is on a thread are then written together. `settled_invoices` reads
     what was appended every `poll_interval` seconds (and at once after a settlement made
     through this object). Settle indexes increase by one per settlement.
 
@@ -275,11 +275,16 @@ class DevLightningNode:
         return result
 
     async def _write_waiting(self, journal: StateJournal) -> None:
-        """Write the waiting changes, a batch at a time, until none is left."""
+        """Write the waiting changes, a batch at a time, until none is left: in the loop when
+        the journal's lock is free (an append without fsync takes microseconds), else on a
+        thread that waits for it (another process, e.g. `lnvps dev pay`, is writing)."""
         while self._waiting:
             batch, self._waiting = self._waiting, []
+            changes = [c for c, _ in batch]
             try:
-                outcomes = await asyncio.to_thread(journal.apply, [c for c, _ in batch])
+                outcomes = journal.try_apply(changes)
+                if outcomes is None:
+                    outcomes = await asyncio.to_thread(journal.apply, changes)
             except Exception as exc:  # every change of the batch fails with it
                 outcomes = [exc] * len(batch)
             for (_, future), outcome in zip(batch, outcomes, strict=True):

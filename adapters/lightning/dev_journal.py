@@ -8,7 +8,8 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -74,8 +75,11 @@ class StateJournal:
     """The state file as a JSON-lines journal: a header line, then one line per changed record.
 
     Every change appends the changed record's line under an exclusive `fcntl.flock` on
-    `<file>.lock` (so `lnvps dev pay` in another process and this one never interleave) and
-    fsyncs before the change counts as done; a batch of changes is one write and one fsync.
+    `<file>.lock` (so `lnvps dev pay` in another process and this one never interleave); a
+    batch of changes is one write. Appends are not fsynced: like the database under WAL
+    with `synchronous=NORMAL`, a crashed process loses nothing it wrote, a power cut may
+    lose the last changes (this rail moves no money). `try_apply` does the same without
+    waiting, for the event loop: it gives up when another thread or process holds the lock.
     Readers take no lock: each process keeps the state it has read and reads only what was
     appended since (a replaced file, seen by its inode, is read again from the start); a last
     line without its newline is a write in progress (or one torn by a crash, which the next
@@ -89,6 +93,8 @@ class StateJournal:
         self._state = DevState()
         self._inode: int | None = None
         self._offset = 0
+        self._lock_path = path.with_name(path.name + ".lock")
+        self._lock_fd: int | None = None  # the lock file, opened once (under `_lock`)
 
     def query(self, read: Callable[[DevState], T]) -> T:
         """`read` applied to the state as the file has it now (any thread; no file lock)."""
@@ -99,14 +105,48 @@ class StateJournal:
     def apply(self, changes: Sequence[Change[Any]]) -> list[Any]:
         """Apply `changes` in order and persist them in one append; each change's result, or
         the exception it raised (nothing of a failed change is kept). LightningUnavailable
-        for all when the file cannot be read or written."""
+        for all when the file cannot be read or written. Waits for the lock (a thread's job)."""
+        with self._lock:
+            outcomes = self._apply_under_file_lock(changes, wait=True)
+        assert outcomes is not None  # a waiting lock is always had
+        return outcomes
+
+    def try_apply(self, changes: Sequence[Change[Any]]) -> list[Any] | None:
+        """`apply` if the lock is free right now, else None (nothing applied): for the event
+        loop, which must not wait for another process."""
+        if not self._lock.acquire(blocking=False):
+            return None
         try:
-            with _locked(self.path.with_name(self.path.name + ".lock")), self._lock:
+            return self._apply_under_file_lock(changes, wait=False)
+        finally:
+            self._lock.release()
+
+    def _apply_under_file_lock(
+        self, changes: Sequence[Change[Any]], *, wait: bool
+    ) -> list[Any] | None:
+        try:
+            fd = self._lock_file()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return None
+            try:
                 return self._apply_locked(changes)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         except OSError as exc:
             raise LightningUnavailable(
                 f"cannot update dev Lightning state {self.path}: {exc}"
             ) from exc
+
+    def _lock_file(self) -> int:
+        """The lock file's descriptor, opened once and closed with this object."""
+        if self._lock_fd is None:
+            self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._lock_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            weakref.finalize(self, os.close, fd)
+            self._lock_fd = fd
+        return self._lock_fd
 
     def _apply_locked(self, changes: Sequence[Change[Any]]) -> list[Any]:
         self._catch_up(writing=True)
@@ -133,6 +173,13 @@ class StateJournal:
         self._state, self._inode, self._offset = DevState(), None, 0
 
     def _catch_up(self, *, writing: bool) -> None:
+        if self._inode is not None:  # nothing appended or replaced since: no need to open it
+            try:
+                stat = os.stat(self.path)
+            except FileNotFoundError:
+                stat = None
+            if stat is not None and (stat.st_ino, stat.st_size) == (self._inode, self._offset):
+                return
         try:
             handle = self.path.open("rb")
         except FileNotFoundError:
@@ -193,7 +240,6 @@ class StateJournal:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
             self._inode, size = _identity(fd)
         finally:
             os.close(fd)
@@ -238,18 +284,6 @@ def _apply_lines(text: bytes, state: DevState, *, header: bool) -> DevState:
             raise ValueError("not a journal line")
         state.put(str(entry["hash"]), entry["record"])
     return state
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """An exclusive advisory lock shared by every process using the same state file."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _write_atomically(path: Path, body: bytes) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,3 +98,38 @@ async def test_only_a_settlement_wakes_a_settlement_stream(
         assert got == [invoices[1].payment_hash]
     finally:
         stream.cancel()
+
+
+async def test_a_new_invoice_is_appended_in_the_loop_while_the_file_lock_is_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[object] = []
+    real_to_thread = asyncio.to_thread
+
+    async def counting(func: object, /, *args: object) -> object:
+        sent.append(func)
+        return await real_to_thread(func, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncio, "to_thread", counting)
+    path = tmp_path / "dev.json"
+    node = DevLightningNode(path)
+    invoice = await node.create_invoice(21_000, "loop", 600)
+    assert sent == []
+    again = DevLightningNode(path)  # another reader sees it in the file
+    assert await again.invoice_state(invoice.payment_hash) == "OPEN"
+
+
+async def test_while_another_process_holds_the_file_lock_the_append_waits_on_a_thread(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "dev.json"
+    node = DevLightningNode(path)
+    await node.create_invoice(21_000, "first", 600)  # the lock file exists now
+    with (tmp_path / "dev.json.lock").open("a") as other:  # another open file: another holder
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        creating = asyncio.create_task(node.create_invoice(21_000, "second", 600))
+        await asyncio.sleep(0.1)  # the loop runs meanwhile
+        assert not creating.done()
+        fcntl.flock(other.fileno(), fcntl.LOCK_UN)
+        invoice = await asyncio.wait_for(creating, 5)
+    assert await DevLightningNode(path).invoice_state(invoice.payment_hash) == "OPEN"
