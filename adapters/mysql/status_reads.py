@@ -179,10 +179,11 @@ class VmStatusPlan:
         expanding list is run on the driver's cursor of the same connection: SQLAlchemy's
         execution (two greenlet hops, an execution context, a cursor result) cost ~50 µs
         of a ~170 µs read (issue 10); its types still convert the values."""
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
+        dialect = connection.dialect
+        driver = None
+        if dialect.name == "sqlite":  # no greenlet hop for the driver on MariaDB
+            driver = (await connection.get_raw_connection()).driver_connection
         if isinstance(driver, InLoopConnection):
-            dialect = connection.dialect
             key = (query, dialect)
             if key not in self._driver_selects:
                 fits = _DriverSelect.fits(query, dialect)
