@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import attrs
+from sqlalchemy import event
 
 from domain.enums import (
     DiskInterface,
@@ -419,3 +420,35 @@ async def test_line_items_of_many_subscriptions_and_all_history(backend: Backend
         assert await uow.line_items.list_by_subscriptions([]) == {}
         history = await uow.vm_history.list_all_by_vm(world.vm.id)
     assert [h.timestamp.hour for h in history] == [3, 2, 1]
+
+
+async def test_the_status_read_is_one_statement_the_engine_hooks_see_with_converted_values(
+    backend: Backend,
+) -> None:
+    """On SQLite the status read runs on the driver's cursor (issue 10): the engine's cursor
+    hooks still see its one statement, and values come converted as SQLAlchemy converts them
+    (a bool is a bool, not SQLite's 0/1; datetimes are aware UTC)."""
+    async with backend.factory() as uow:
+        world = await seed_world(uow)
+        await uow.commit()
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])
+
+    if backend.engine is not None:
+        event.listen(backend.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with backend.factory() as uow:
+            which = VmFilter(vm_ids=[world.vm.id], owner_pubkey=world.user.pubkey)
+            [status] = await uow.vm_reads.vm_statuses(which)
+    finally:
+        if backend.engine is not None:
+            event.remove(backend.engine.sync_engine, "before_cursor_execute", record)
+    if backend.engine is not None:
+        assert len(seen) == 1 and seen[0].lstrip().upper().startswith("SELECT")
+    sub = status.subscription
+    assert sub is not None
+    assert type(sub.is_setup) is bool and type(sub.auto_renewal_enabled) is bool
+    assert sub.created == world.subscription.created and sub.created.tzinfo is not None
+    assert status.image is not None and status.image.distribution is world.image.distribution
