@@ -113,14 +113,21 @@ class _Writer:
         in memory) and while the database has no trigger. A trigger can make one INSERT as
         long as it likes (tests/e2e stalls one on purpose) and would hold the whole process;
         our schema has none, so a write costs what its own rows cost. Asked once per write
-        transaction: two PRAGMAs, and the trigger list again only when the schema changed."""
-        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        if mode not in _IN_LOOP_JOURNALS:
+        transaction: two PRAGMAs, and the trigger list again only when the schema changed.
+        If SQLite is busy answering (a WAL index being recovered), the answer is no: the
+        thread path waits for it like any other statement."""
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode not in _IN_LOOP_JOURNALS:
+                return False
+            version = conn.execute("PRAGMA schema_version").fetchone()[0]
+            if version != self._schema_version:
+                found = conn.execute(_ANY_TRIGGER).fetchone()[0]
+                self._schema_version, self._has_triggers = version, bool(found)
+        except sqlite3.OperationalError as err:
+            if not _is_busy(err):
+                raise
             return False
-        version = conn.execute("PRAGMA schema_version").fetchone()[0]
-        if version != self._schema_version:
-            found = conn.execute(_ANY_TRIGGER).fetchone()[0]
-            self._schema_version, self._has_triggers = version, bool(found)
         return not self._has_triggers
 
     async def patiently(self, call: Callable[[], T], *, on_thread: bool = False) -> T:

@@ -322,3 +322,26 @@ async def test_a_file_database_serves_32_concurrent_units_of_work_without_queuei
         await asyncio.gather(*tasks, waiting)
     finally:
         await engine.dispose()
+
+
+async def test_a_busy_answer_while_choosing_where_to_write_sends_the_write_to_a_thread(
+    hops: list[str],
+) -> None:
+    """`writes_in_loop` asks SQLite two PRAGMAs; if it answers busy (a WAL index being
+    recovered), the transaction takes the thread path, which waits like any statement."""
+
+    class Busy:
+        def execute(self, sql: str) -> object:
+            error = sqlite3.OperationalError("database is locked")
+            error.sqlite_errorcode = 5
+            raise error
+
+    writer = sqlite_inloop._Writer(1.0, None)
+    assert writer.writes_in_loop(Busy()) is False  # type: ignore[arg-type]
+
+    class Broken:
+        def execute(self, sql: str) -> object:
+            raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        writer.writes_in_loop(Broken())  # type: ignore[arg-type]
