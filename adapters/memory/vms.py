@@ -27,6 +27,7 @@ class MemoryVms(RecordRepo[Vm]):
         return found[0] if found else None
 
     async def get_on_plan_by_line_item(self, line_item_id: int) -> VmOnPlan | None:
+        """`get_by_line_item` with its template and plan (`MemoryLineItems.list_priced`)."""
         vm = await self.get_by_line_item(line_item_id)
         if vm is None:
             return None

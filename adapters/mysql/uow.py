@@ -201,8 +201,7 @@ class SqlUnitOfWork(ClosesOnExit):
 
     @cached_property
     def vms(self) -> SqlVms:
-        mappers = self._mappers
-        return SqlVms(self._connection, mappers.vm, mappers.template, mappers.cost_plan)
+        return SqlVms(self._connection, self._mappers.vm)
 
     @cached_property
     def vm_history(self) -> SqlVmHistories:

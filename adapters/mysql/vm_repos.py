@@ -8,12 +8,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, bindparam, func, select, true, update
 
 from adapters.mysql import tables as t
-from adapters.mysql.mapping import Mapper, joined_records
-from adapters.mysql.repositories import Connect, SqlRecords, prebuilt
+from adapters.mysql.repositories import SqlRecords, prebuilt
 from domain.enums import SubscriptionType
-from domain.model import CostPlan, Vm, VmHistory, VmTemplate
+from domain.model import Vm, VmHistory
 from domain.upgrade import next_resize_mark
-from ports.storage import Page, VmOnPlan
+from ports.storage import Page
 
 _vm = t.vm.c
 _li = t.subscription_line_item.c
@@ -26,44 +25,12 @@ class SqlVms(SqlRecords[Vm]):
 
     frozen_columns = ("deleted", "resize_requested")
 
-    def __init__(
-        self,
-        connection: Connect,
-        mapper: Mapper[Vm],
-        template: Mapper[VmTemplate],
-        cost_plan: Mapper[CostPlan],
-    ) -> None:
-        super().__init__(connection, mapper)
-        self.template = template
-        self.cost_plan = cost_plan
-
     async def get_by_line_item(self, line_item_id: int) -> Vm | None:
         statement = prebuilt(("vm by line item", self.table, self.mapper.cls), self._on_item)
         return await self._first_with(self.mapper, statement, {"line_item_id": line_item_id})
 
     def _on_item(self) -> Select[Any]:
         query = self._select().where(
-            _vm.subscription_line_item_id == bindparam("line_item_id"),
-            _vm.deleted == False,  # noqa: E712
-        )
-        return query.order_by(_vm.id).limit(1)
-
-    async def get_on_plan_by_line_item(self, line_item_id: int) -> VmOnPlan | None:
-        statement = self._prepared("vm on plan by line item", self.mapper, self._on_plan)
-        params = {"line_item_id": line_item_id}
-        row = (await self.conn.execute(statement, params)).first()
-        if row is None:
-            return None
-        return VmOnPlan(*joined_records(row, (self.mapper, self.template, self.cost_plan)))
-
-    def _on_plan(self) -> Select[Any]:
-        template, plan = t.vm_template, t.vm_cost_plan
-        joined = t.vm.outerjoin(template, template.c.id == _vm.template_id).outerjoin(
-            plan, plan.c.id == template.c.cost_plan_id
-        )
-        columns = (*self.mapper.columns, *self.template.columns, *self.cost_plan.columns)
-        query = select(*columns).select_from(joined)
-        query = query.where(
             _vm.subscription_line_item_id == bindparam("line_item_id"),
             _vm.deleted == False,  # noqa: E712
         )

@@ -209,7 +209,7 @@ async def _apply(
         # price buys by value, never its old time (D23)
         purchase = payment.payment_type == SubscriptionPaymentType.PURCHASE
         current = await price_in_force_or_none(
-            uow, before, items, purchase=purchase and not before.is_setup
+            uow, before, purchase=purchase and not before.is_setup
         )
         credit = credit_payment(payment, before, current, now)
         after = apply_paid_payment(before, payment, now, new_expiry=credit.new_expiry)

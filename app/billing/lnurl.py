@@ -125,8 +125,7 @@ async def renew_by_amount(
             now,
             charging,
         )
-        items = await uow.line_items.list_by_subscription(sub.id)
-        basis = await price_in_force(uow, sub, items, purchase=False)  # completion values it (D23)
+        basis = await price_in_force(uow, sub, purchase=False)  # completion values it (D23)
     priced = PricedPayment(
         subscription_id=sub.id,
         user_id=sub.user_id,

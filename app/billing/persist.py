@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from app.billing.errors import IdempotencyKeyReused, PaymentNotFound, PriceChanged
-from app.billing.price_in_force import price_now_or_none
+from app.billing.price_in_force import price_in_force_or_none
 from app.billing.rails import PaymentRails
 from domain.credit import metadata_dict, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
@@ -187,7 +187,7 @@ async def _check_price(uow: UnitOfWork, payment: SubscriptionPayment) -> None:
     if sub is None or quoted is None:
         return
     purchase = payment.payment_type is SubscriptionPaymentType.PURCHASE and not sub.is_setup
-    current = await price_now_or_none(uow, sub, purchase=purchase)
+    current = await price_in_force_or_none(uow, sub, purchase=purchase)
     if current is not None and not current.same_price(quoted):
         raise PriceChanged("The price changed while the invoice was made; please ask again")
 

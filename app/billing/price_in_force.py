@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from app.billing.catalogue import VmPrice, plan_vm_price, user_of, vm_price
+from app.billing.catalogue import VmPrice, plan_vm_price, vm_price
 from app.billing.errors import UserNotFound, VmNotFound
 from app.billing.rails import PaymentRails
 from domain.enums import SubscriptionPaymentType, SubscriptionType
@@ -28,37 +28,30 @@ log = logging.getLogger(__name__)
 TIME_BUYING = (SubscriptionPaymentType.PURCHASE, SubscriptionPaymentType.RENEWAL)
 
 
-async def item_vm_price(uow: UnitOfWork, item: LineItem) -> VmPrice:
-    """The current price of the VM on a VPS line item; `VmNotFound` where it has none."""
-    return await vm_price_on(uow, await uow.vms.get_on_plan_by_line_item(item.id))
-
-
-async def vm_price_on(uow: UnitOfWork, found: VmOnPlan | None) -> VmPrice:
-    """`item_vm_price` of a line item's VM as read on its plan."""
-    if found is None:
+async def vm_price_on(uow: UnitOfWork, on_plan: VmOnPlan | None) -> VmPrice:
+    """The current price of a line item's VM as read on its plan; `VmNotFound` without one."""
+    if on_plan is None:
         raise VmNotFound("VM not found")
-    if found.template is not None and found.cost_plan is not None:
-        return plan_vm_price(found.template, found.cost_plan)
-    return await vm_price(uow, found.vm)  # a custom VM, or the error of a missing row
+    if on_plan.template is not None and on_plan.cost_plan is not None:
+        return plan_vm_price(on_plan.template, on_plan.cost_plan)
+    return await vm_price(uow, on_plan.vm)  # a custom VM, or the error of a missing row
 
 
-async def price_in_force(
-    uow: UnitOfWork, sub: Subscription, items: Iterable[LineItem], *, purchase: bool
-) -> PriceBasis:
+async def price_in_force(uow: UnitOfWork, sub: Subscription, *, purchase: bool) -> PriceBasis:
     """What one interval of `sub` costs now, the way `quotes.price_subscription` prices it.
 
     A VM line item costs its plan or custom price (the first VM's interval counts the time);
     any other item its `amount` in the subscription currency; a Purchase adds every item's
-    setup fee. The buyer's tax country is recorded alongside.
+    setup fee. The buyer's tax country is recorded alongside. The line items as stored now,
+    their VMs, templates, plans and the user are read in one statement (`priced_items`).
     """
-    items = list(items)
+    priced = await priced_items(uow, sub)
     prices = {
-        item.id: await item_vm_price(uow, item)
-        for item in items
+        item.id: await vm_price_on(uow, priced.vms.get(item.id))
+        for item in priced.items
         if item.subscription_type is SubscriptionType.VPS
     }
-    user = await user_of(uow, sub.user_id)
-    return price_basis(sub, items, prices, user.country_code, purchase=purchase)
+    return price_basis(sub, priced.items, prices, priced.user.country_code, purchase=purchase)
 
 
 def price_basis(
@@ -88,43 +81,21 @@ def price_basis(
 
 
 async def price_in_force_or_none(
-    uow: UnitOfWork, sub: Subscription, items: Iterable[LineItem], *, purchase: bool
+    uow: UnitOfWork, sub: Subscription, *, purchase: bool
 ) -> PriceBasis | None:
     """`price_in_force`, or None when it cannot be computed (a plan, pricing or VM is gone):
     a payment must still complete then, so the caller credits what was quoted."""
-    return await _or_none(sub, price_in_force(uow, sub, items, purchase=purchase))
-
-
-async def price_now_or_none(
-    uow: UnitOfWork, sub: Subscription, *, purchase: bool
-) -> PriceBasis | None:
-    """`price_in_force_or_none` of the subscription's line items as stored now, read with
-    their VMs, templates, plans and the user in one statement (`priced_items`)."""
-    return await _or_none(sub, _price_now(uow, sub, purchase=purchase))
-
-
-async def _price_now(uow: UnitOfWork, sub: Subscription, *, purchase: bool) -> PriceBasis:
-    priced = await priced_items(uow, sub)
-    prices = {
-        item.id: await vm_price_on(uow, priced.vms.get(item.id))
-        for item in priced.items
-        if item.subscription_type is SubscriptionType.VPS
-    }
-    return price_basis(sub, priced.items, prices, priced.user.country_code, purchase=purchase)
+    try:
+        return await price_in_force(uow, sub, purchase=purchase)
+    except DomainError as err:
+        log.warning("no price in force for subscription %s: %s", sub.id, err.message)
+        return None
 
 
 async def priced_items(uow: UnitOfWork, sub: Subscription) -> PricedItems:
     """What `sub` is priced from, read at once; `UserNotFound` without its user."""
     priced = await uow.line_items.list_priced(sub.id)
     return found(priced, UserNotFound("User not found"))
-
-
-async def _or_none(sub: Subscription, price: Awaitable[PriceBasis]) -> PriceBasis | None:
-    try:
-        return await price
-    except DomainError as err:
-        log.warning("no price in force for subscription %s: %s", sub.id, err.message)
-        return None
 
 
 def fresh_rates(table: RateTable, now: datetime) -> dict[Currency, Decimal]:

@@ -102,7 +102,7 @@ class Subscriptions(Protocol):
 @attrs.frozen
 class PricedItems:
     """What a subscription is priced from (§13, D23): its line items (ascending id), each VPS
-    item's VM on its template and plan (`Vms.get_on_plan_by_line_item`; absent where none),
+    item's VM on its template and plan (its lowest-id VM not deleted; absent where none),
     the buyer and the seller (None where the company is gone)."""
 
     items: tuple[LineItem, ...]

@@ -34,11 +34,6 @@ class Vms(Records[Vm], Protocol):
         """The VM sold by this line item that is not soft-deleted (lifecycle.md D5)."""
         ...
 
-    async def get_on_plan_by_line_item(self, line_item_id: int) -> VmOnPlan | None:
-        """`get_by_line_item` with its template and the template's cost plan, in one read
-        (pricing reads them on every new invoice and again under the subscription lock)."""
-        ...
-
     async def get_owned_by_key(self, vm_id: int, pubkey: bytes) -> Vm | None:
         """The VM (soft-deleted too) if the user with this public key owns it, found without
         looking the user up first (issue 10)."""

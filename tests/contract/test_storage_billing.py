@@ -147,22 +147,6 @@ async def test_list_due_is_active_with_expiry_before_the_horizon_soonest_first(
         assert await uow.subscriptions.list_due(DueWindow(at(10), timedelta(0)), limit=10) == [past]
 
 
-async def test_vm_on_plan_by_line_item_reads_the_vm_its_template_and_plan_at_once(
-    uow_factory: UnitOfWorkFactory,
-) -> None:
-    w = await _world(uow_factory)
-    async with uow_factory() as uow:
-        on_plan = await uow.vms.get_on_plan_by_line_item(w.line_item.id)
-        assert on_plan == VmOnPlan(w.vm, w.template, w.plan)
-        assert await uow.vms.get_on_plan_by_line_item(w.line_item.id + 99) is None
-        no_template = evolve(w.vm, template_id=None)
-        await uow.vms.update(no_template)
-        on_plan = await uow.vms.get_on_plan_by_line_item(w.line_item.id)
-        assert on_plan == VmOnPlan(no_template, None, None)
-        await uow.vms.delete(w.vm.id)
-        assert await uow.vms.get_on_plan_by_line_item(w.line_item.id) is None
-
-
 async def test_priced_items_read_items_vms_plans_user_and_company_at_once(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
@@ -183,6 +167,11 @@ async def test_priced_items_read_items_vms_plans_user_and_company_at_once(
         )
         assert await items.list_priced(empty.id) == PricedItems((), {}, user, company)
         assert await items.list_priced(sub + 99) is None
+        no_template = evolve(w.vm, template_id=None)  # a custom VM: priced without a plan
+        await uow.vms.update(no_template)
+        priced = await items.list_priced(sub)
+        assert priced is not None
+        assert priced.vms == {w.line_item.id: VmOnPlan(no_template, None, None)}
         await uow.vms.delete(w.vm.id)
         priced = await items.list_priced(sub)
         assert priced is not None
