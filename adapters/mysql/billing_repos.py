@@ -25,7 +25,7 @@ from sqlalchemy.sql.dml import ReturningUpdate
 from sqlalchemy.types import NullType
 
 from adapters.mysql import tables as t
-from adapters.mysql.mapping import Mapper, evolve, joined_records
+from adapters.mysql.mapping import Mapper, evolve, joined_records, result_processors
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import (
@@ -82,10 +82,7 @@ def _processors(dialect: Dialect) -> list[Callable[[Any], Any] | None]:
     """What SQLAlchemy would run on each payment column's raw value on this dialect."""
     found = _PROCESSORS.get(dialect)
     if found is None:
-        found = _PROCESSORS[dialect] = [
-            c.type.dialect_impl(dialect).result_processor(dialect, None)
-            for c in t.subscription_payment.columns
-        ]
+        found = _PROCESSORS[dialect] = result_processors(t.subscription_payment.columns, dialect)
     return found
 
 

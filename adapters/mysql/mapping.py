@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 import attrs
-from sqlalchemy import Column, Table
+from sqlalchemy import Column, ColumnElement, Dialect, Label, Table
 
 from domain.model import ResourceLimits
 from ports.secrets import SecretBox
@@ -29,11 +30,23 @@ def joined_records(
     from `start`): None for a table whose `id` is NULL (an outer join that found nothing)."""
     records: list[Any] = []
     for mapper in mappers:
-        names = [c.name for c in mapper.columns]
-        values = dict(zip(names, row[start : start + len(names)], strict=True))
-        records.append(None if values["id"] is None else mapper.from_values(values))
-        start += len(names)
+        part = _part_at(mapper, start)
+        records.append(part.read(row))
+        start = part.end
     return records
+
+
+def result_processors(
+    columns: Iterable[ColumnElement[Any]], dialect: Dialect
+) -> list[Callable[[Any], Any] | None]:
+    """What SQLAlchemy's execution runs on each column's raw value on `dialect` (None: the
+    value as the driver gives it), for reads that convert raw rows themselves."""
+    return [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+
+
+@functools.lru_cache(maxsize=256)
+def _part_at(mapper: Mapper[Any], at: int) -> Part[Any]:
+    return Part(mapper, at)
 
 
 class Mapper(Generic[R]):
@@ -90,3 +103,29 @@ class Mapper(Generic[R]):
         if stored is None or not stored.startswith(ENC_PREFIX):
             return stored
         return self.box.decrypt(stored)
+
+
+class Part(Generic[R]):
+    """One table's columns in the joined select, labelled `<table>__<column>`, read back by
+    position (`at` is where its columns start in the row)."""
+
+    def __init__(self, mapper: Mapper[R], at: int) -> None:
+        self.mapper = mapper
+        prefix = f"{mapper.table.name}__"
+        self.names = tuple(c.name for c in mapper.columns)
+        self.labels = [(name, f"{prefix}{name}") for name in self.names]
+        self.start = at
+        self.end = at + len(self.names)
+        self.id_at = at + self.names.index("id")
+
+    def columns(self) -> list[Label[Any]]:
+        table = self.mapper.table
+        return [table.c[name].label(label) for name, label in self.labels]
+
+    def read(self, row: Sequence[Any]) -> R | None:
+        """The record, or None when the outer join found no row."""
+        if row[self.id_at] is None:
+            return None
+        return self.mapper.from_values(
+            dict(zip(self.names, row[self.start : self.end], strict=True))
+        )

@@ -11,9 +11,9 @@ from sqlalchemy import Column, ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.mysql import tables as t
-from adapters.mysql.mapping import Mapper
+from adapters.mysql.mapping import Mapper, Part
 from adapters.mysql.status_reads import VmStatusPlan, vm_statuses
-from adapters.mysql.vm_select import FilterShape, Part, ShapedSelect, filter_shape, status_select
+from adapters.mysql.vm_select import FilterShape, ShapedSelect, filter_shape, status_select
 from domain.model import (
     CostPlan,
     CustomPricing,

@@ -10,9 +10,9 @@ from sqlalchemy import Column, Dialect, Label, Select, Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.mysql import tables as t
-from adapters.mysql.mapping import Mapper
+from adapters.mysql.mapping import Mapper, Part, result_processors
 from adapters.mysql.sqlite_inloop import InLoopConnection
-from adapters.mysql.vm_select import Part, ShapedSelect, filter_shape, status_select
+from adapters.mysql.vm_select import ShapedSelect, filter_shape, status_select
 from domain.model import CustomPricing, CustomPricingDisk, CustomTemplate
 from ports.storage.reads import (
     ImageLabel,
@@ -66,10 +66,7 @@ class _DriverSelect:
             (name, binds[name].type.dialect_impl(dialect).bind_processor(dialect))
             for name in compiled.positiontup or ()
         ]
-        processors = [
-            c.type.dialect_impl(dialect).result_processor(dialect, None)
-            for c in query.selected_columns
-        ]
+        processors = result_processors(query.selected_columns, dialect)
         self.converters = [(at, p) for at, p in enumerate(processors) if p is not None]
 
     @staticmethod

@@ -1,17 +1,15 @@
-"""The VM select both read models share: the joined tables, filter shapes, column groups."""
+"""The VM select both read models share: the joined tables and the filter shapes."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from sqlalchemy import ColumnElement, Label, Select, and_, bindparam, false, func, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, false, func, select
 
 from adapters.mysql import tables as t
-from adapters.mysql.mapping import Mapper
 from ports.storage.reads import VmFilter
 
-R = TypeVar("R")
 _KEY = t.user_ssh_key.c
 
 
@@ -72,32 +70,6 @@ class ShapedSelect:
             where.append(vm.deleted == false())  # a literal: no parameter to bind per call
         built = self._built[shape] = self._base.where(*where)
         return built
-
-
-class Part(Generic[R]):
-    """One table's columns in the joined select, labelled `<table>__<column>`, read back by
-    position (`at` is where its columns start in the row)."""
-
-    def __init__(self, mapper: Mapper[R], at: int) -> None:
-        self.mapper = mapper
-        prefix = f"{mapper.table.name}__"
-        self.names = tuple(c.name for c in mapper.columns)
-        self.labels = [(name, f"{prefix}{name}") for name in self.names]
-        self.start = at
-        self.end = at + len(self.names)
-        self.id_at = at + self.names.index("id")
-
-    def columns(self) -> list[Label[Any]]:
-        table = self.mapper.table
-        return [table.c[name].label(label) for name, label in self.labels]
-
-    def read(self, row: Sequence[Any]) -> R | None:
-        """The record, or None when the outer join found no row."""
-        if row[self.id_at] is None:
-            return None
-        return self.mapper.from_values(
-            dict(zip(self.names, row[self.start : self.end], strict=True))
-        )
 
 
 def status_select(columns: Sequence[Any]) -> Select[Any]:

@@ -14,7 +14,6 @@ from app.billing.rails import PaymentRails
 from domain.credit import metadata_dict, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.errors import DomainError
-from domain.intervals import check_interval_count
 from domain.model import SubscriptionPayment
 from domain.price_basis import PRICE_KEY, PriceBasis
 from domain.subscription import metadata_interval_count
@@ -96,7 +95,7 @@ async def pending_match(
         )
     if reuse.payment_type is SubscriptionPaymentType.UPGRADE:
         return None  # never reused (D10)
-    count = check_interval_count(reuse.interval_count)
+    count = reuse.interval_count
     kind = PendingKind(reuse.subscription_id, reuse.method, reuse.payment_type)
     return await uow.payments.newest_pending(
         kind, now, lambda meta: metadata_interval_count(meta) == count

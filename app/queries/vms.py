@@ -70,14 +70,6 @@ def view_of(records: VmRecords) -> VmView:
     )
 
 
-async def load_vm_view(uow: UnitOfWork, vm: m.Vm) -> VmView:
-    """The view of one VM (soft-deleted too) inside the caller's unit of work."""
-    found = await uow.vm_reads.vm_records(VmFilter(vm_ids=[vm.id], deleted=True))
-    if not found:
-        return view_of(VmRecords(vm=vm))
-    return view_of(found[0])
-
-
 def display_state(view: VmStatusRecords, cached: VmRunningState | None) -> VmRunningState:
     """The state a client sees (§5.2): `creating` for a paid VM whose build the database has
     not recorded yet (placeholder MAC; the Pulumi client waits on it), whatever the cache or
