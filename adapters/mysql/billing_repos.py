@@ -261,6 +261,11 @@ async def _delete_subscription(conn: Any, subscription_id: int) -> bool:
     return bool(result.rowcount > 0)
 
 
+def _id_position(mapper: Mapper[Any]) -> int:
+    """Where `id` is among the columns a mapper reads."""
+    return [c.name for c in mapper.columns].index("id")
+
+
 class SqlLineItems(SqlRecords[LineItem]):
     def __init__(
         self,
@@ -283,9 +288,14 @@ class SqlLineItems(SqlRecords[LineItem]):
             return None  # no such subscription or user
         user, seller = joined_records(rows[0], self.parties)
         skip = sum(len(mapper.columns) for mapper in self.parties)  # repeated on every row
+        item_at = skip + _id_position(self.mapper)
+        vm_at = skip + len(self.mapper.columns) + _id_position(self.joined[1])
+        # by item, then VM id (a few rows): sorted here, as an ORDER BY across the joined
+        # tables made MariaDB sort them in an on-disk temporary table (~100 µs a statement)
+        rows.sort(key=lambda row: (row[item_at] or 0, row[vm_at] or 0))
         items: dict[int, LineItem] = {}
         vms: dict[int, VmOnPlan] = {}
-        for row in rows:  # by item, then VM id: an item's first row holds its VM
+        for row in rows:  # an item's first row holds its VM
             item, vm, template, plan = joined_records(row, self.joined, start=skip)
             if item is None or item.id in items:
                 continue
@@ -310,12 +320,7 @@ class SqlLineItems(SqlRecords[LineItem]):
             .outerjoin(plan, plan.c.id == template.c.cost_plan_id)
         )
         columns = [c for mapper in (*self.parties, *self.joined) for c in mapper.columns]
-        return (
-            select(*columns)
-            .select_from(joined)
-            .where(_sub.id == bindparam("subscription_id"))
-            .order_by(_li.id, vm.c.id)
-        )
+        return select(*columns).select_from(joined).where(_sub.id == bindparam("subscription_id"))
 
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
         key = ("line items of", self.table, self.mapper.cls)

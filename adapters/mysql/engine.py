@@ -10,15 +10,19 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from adapters.mysql.pool_hooks import install_pool_hooks
 from adapters.mysql.sqlite_inloop import in_loop_creator
 
 MYSQL_DRIVER = "mysql+asyncmy"
 SQLITE_DRIVER = "sqlite+aiosqlite"
 _ASYNC_MYSQL_DRIVERS = ("asyncmy", "aiomysql")
 #: MariaDB pool: the API's requests and the worker's jobs share one process (`serve --mode all`);
-#: 32 connections cover 32 concurrent requests at one statement each, the rest queue (issue 10).
-MYSQL_POOL_SIZE = 24
-MYSQL_MAX_OVERFLOW = 16
+#: 40 connections cover 32 concurrent requests at one statement each and the worker, the rest
+#: queue (issue 10). No overflow: overflow connections are closed whenever the pool is full on
+#: their return and opened again on the next burst (a connect, authentication and session
+#: set-up each time: dozens a second under steady load), so every connection stays open.
+MYSQL_POOL_SIZE = 40
+MYSQL_MAX_OVERFLOW = 0
 #: SQLite pool, as large as MariaDB's: a connection is a file handle, and a request that waits
 #: for a pooled connection can be overtaken again and again by newer ones (the pool's queue
 #: hands a returned connection to whoever asks first): with the default 5 + 10 and 32
@@ -71,8 +75,10 @@ def create_engine(
     """Create an AsyncEngine for `url` (normalised first).
 
     MariaDB/MySQL: every new connection runs `SET time_zone='+00:00'` (so `NOW()` and TIMESTAMP
-    columns are UTC, as in the reference); pre-ping and recycling keep pooled connections
-    healthy; the pool (24 + 16 overflow) serves the API and the worker of one process.
+    columns are UTC, as in the reference); a connection idle for a few seconds is pinged
+    before use and recycling keeps pooled connections healthy, and one returned after a COMMIT
+    is not rolled back again (`pool_hooks`); the pool (40, no overflow) serves the API and
+    the worker of one process.
     SQLite: `sqlite3` called in the event loop (`sqlite_inloop`: one writer at a time, no
     thread per statement; `sqlite_driver="aiosqlite"` keeps the threaded driver),
     `PRAGMA foreign_keys=ON` (OFF when `foreign_keys=False`, which schema migrations need
@@ -85,12 +91,15 @@ def create_engine(
         "pool_size": MYSQL_POOL_SIZE,
         "max_overflow": MYSQL_MAX_OVERFLOW,
         "pool_recycle": 1800,
-        "pool_pre_ping": True,
+        # the pool hooks ping idle connections and skip the ROLLBACK after a COMMIT
+        "pool_pre_ping": False,
+        "pool_reset_on_return": None,
         "echo": echo,
     }
     options.update(kwargs)
     engine = create_async_engine(url, **options)
     event.listen(engine.sync_engine, "connect", _mysql_on_connect)
+    install_pool_hooks(engine)
     return engine
 
 

@@ -19,6 +19,7 @@ from adapters.mysql.billing_repos import (
 from adapters.mysql.credit_repos import SqlCreditLedger
 from adapters.mysql.invoice_repos import SqlInvoices
 from adapters.mysql.mapping import Mapper
+from adapters.mysql.pool_hooks import mark_committed
 from adapters.mysql.product_repos import (
     SqlIdempotencyKeys,
     SqlIpRangeSubscriptions,
@@ -305,7 +306,9 @@ class SqlUnitOfWork(ClosesOnExit):
         await conn.close()  # rolls back what was not committed, in the same hop
 
     async def commit(self) -> None:
-        await self._connection().commit()
+        conn = self._connection()
+        await conn.commit()
+        mark_committed(conn)  # returned to the pool without another ROLLBACK
 
     async def rollback(self) -> None:
         await self._connection().rollback()

@@ -180,6 +180,29 @@ async def test_priced_items_read_items_vms_plans_user_and_company_at_once(
         assert await items.list_priced(sub) == PricedItems((w.line_item,), {}, user, company)
 
 
+async def test_priced_items_come_in_item_order_each_with_its_lowest_vm(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """Items by id whatever order their VMs were made in; per item its lowest-id live VM."""
+    w = await _world(uow_factory)
+    async with uow_factory() as uow:
+        sub, stored = await uow.subscriptions.add_with_line_items(
+            new_subscription(w.user.id, w.company.id),
+            [evolve(w.line_item, id=0, subscription_id=0, name=f"i{n}") for n in range(3)],
+        )
+        vms = {}
+        for item in reversed(stored):  # VM ids fall as item ids rise
+            for n in range(2):
+                vm = evolve(w.vm, id=0, subscription_line_item_id=item.id, ref_code=f"{item.id}{n}")
+                vms.setdefault(item.id, await uow.vms.add(vm))
+        await uow.commit()
+    async with uow_factory() as uow:
+        priced = await uow.line_items.list_priced(sub.id)
+    assert priced is not None
+    assert priced.items == tuple(stored)
+    assert {i: v.vm for i, v in priced.vms.items()} == vms
+
+
 async def test_vm_lookups_and_soft_delete(uow_factory: UnitOfWorkFactory) -> None:
     w = await _world(uow_factory)
     async with uow_factory() as uow:
