@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import ReturningInsert
 
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, evolve
@@ -65,6 +66,17 @@ def prebuilt(key: tuple[Any, ...], build: Callable[[], S]) -> S:
 
 def _user_id_by_pubkey() -> Select[Any]:
     return select(t.users.c.id).where(t.users.c.pubkey == bindparam("pubkey"))
+
+
+def _insert_key_for_owner() -> ReturningInsert[Any]:
+    """A key stored for the user with the pubkey `owner_pubkey`, if any: its id and owner."""
+    key, users = t.user_ssh_key.c, t.users.c
+    stored = (key.name, key.created, key.key_data)
+    owner = select(*(bindparam(c.name, type_=c.type) for c in stored), users.id).where(
+        users.pubkey == bindparam("owner_pubkey", type_=users.pubkey.type)
+    )
+    columns = [*(c.name for c in stored), "user_id"]
+    return insert(t.user_ssh_key).from_select(columns, owner).returning(key.id, key.user_id)
 
 
 def is_duplicate_key(error: IntegrityError) -> bool:
@@ -248,12 +260,17 @@ class SqlUsers(SqlRecords[User]):
 
 class SqlSshKeys(SqlRecords[SshKey]):
     async def add_for_owner(self, owner_key: bytes, key: SshKey) -> SshKey | None:
-        # the owner's id alone (no User mapped), then the INSERT, on the same connection
-        query = prebuilt(("user id by pubkey",), _user_id_by_pubkey)
-        user_id = (await self.conn.execute(query, {"pubkey": owner_key})).scalar()
-        if user_id is None:
-            return None
-        return await self.add(evolve(key, user_id=int(user_id)))
+        if not self.conn.dialect.insert_returning:  # MySQL: the owner's id, then the INSERT
+            query = prebuilt(("user id by pubkey",), _user_id_by_pubkey)
+            user_id = (await self.conn.execute(query, {"pubkey": owner_key})).scalar()
+            return None if user_id is None else await self.add(evolve(key, user_id=user_id))
+        # MariaDB, SQLite: one INSERT … SELECT … RETURNING reads the owner's id as it stores
+        # the key (no round trip for the id alone); no row when no user has the pubkey
+        statement = prebuilt(("ssh key for owner",), _insert_key_for_owner)
+        row = self.mapper.to_row(key, exclude=("id", "user_id"))
+        result = await self._execute(statement, {**row, "owner_pubkey": owner_key})
+        stored = result.first()
+        return None if stored is None else evolve(key, id=stored.id, user_id=stored.user_id)
 
     async def list_by_user(self, user_id: int) -> list[SshKey]:
         return await self._where(t.user_ssh_key.c.user_id == user_id)

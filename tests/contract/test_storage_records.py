@@ -154,6 +154,16 @@ async def test_an_ssh_key_is_added_for_the_user_its_owner_key_names(
         assert await uow.ssh_keys.list_by_user(w.user.id) == [w.ssh_key]  # nothing else stored
 
 
+async def test_ssh_key_for_owner_without_insert_returning(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MySQL has no INSERT … RETURNING: the owner's id is read first, with the same outcome."""
+    if backend.engine is None:
+        pytest.skip("SQL only")
+    monkeypatch.setattr(backend.engine.dialect, "insert_returning", False)
+    await test_an_ssh_key_is_added_for_the_user_its_owner_key_names(backend.factory)
+
+
 async def test_catalogue_records_round_trip(uow_factory: UnitOfWorkFactory) -> None:
     async with uow_factory() as uow:
         w = await seed_world(uow)
