@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, Part
 from adapters.mysql.status_reads import VmStatusPlan, vm_statuses
-from adapters.mysql.vm_select import FilterShape, ShapedSelect, filter_shape, status_select
+from adapters.mysql.vm_select import (
+    FilterShape,
+    ShapedSelect,
+    filter_shape,
+    in_vm_order,
+    status_select,
+)
 from domain.model import (
     CostPlan,
     CustomPricing,
@@ -141,7 +147,7 @@ class SqlVmReads:
         params = shaped[1]
         rows = (await self._connection().execute(query, params)).all()
         found: dict[int, tuple[VmRecords, list[tuple[IpAssignment, IpRange | None]]]] = {}
-        for row in rows:
+        for row in in_vm_order(rows, plan.vm.id_at, plan.ip.id_at):
             vm_id = row[plan.vm.id_at]
             if vm_id not in found:
                 found[vm_id] = (plan.records(row), [])

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, Part, result_processors
 from adapters.mysql.sqlite_inloop import InLoopConnection
-from adapters.mysql.vm_select import ShapedSelect, filter_shape, status_select
+from adapters.mysql.vm_select import ShapedSelect, filter_shape, in_vm_order, status_select
 from domain.model import CustomPricing, CustomPricingDisk, CustomTemplate
 from ports.storage.reads import (
     ImageLabel,
@@ -161,6 +161,11 @@ class VmStatusPlan:
                 found["region"] = self._region.read(row)
         return found
 
+    @property
+    def ip_id_at(self) -> int:
+        """Where an address's id is in a row."""
+        return self._ip.start
+
     def ip(self, row: Sequence[Any]) -> IpLabel | None:
         found: IpLabel | None = self._ip.read(row)
         return found
@@ -239,7 +244,7 @@ async def vm_statuses(
         return []
     rows = await plan.rows(connection, *built)
     found: dict[int, tuple[dict[str, Any], list[IpLabel], Sequence[Any]]] = {}
-    for row in rows:
+    for row in in_vm_order(rows, 0, plan.ip_id_at):
         vm_id = row[0]
         entry = found.get(vm_id)
         if entry is None:

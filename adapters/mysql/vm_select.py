@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, false, func, select
 
@@ -11,6 +11,7 @@ from adapters.mysql import tables as t
 from ports.storage.reads import VmFilter
 
 _KEY = t.user_ssh_key.c
+Row = TypeVar("Row", bound=Sequence[Any])
 
 
 FilterShape = tuple[bool, bool, int, bool]
@@ -75,7 +76,9 @@ class ShapedSelect:
 def status_select(columns: Sequence[Any]) -> Select[Any]:
     """`columns` of VM ⋈ line item ⋈ subscription, image, SSH key, template ⋈ cost plan or
     custom template ⋈ pricing, the offer's region, live addresses ⋈ their ranges (all outer
-    joins), one row per address, by VM id then address id."""
+    joins), one row per address, in no set order: `in_vm_order` sorts them (an ORDER BY
+    across the joined tables made MariaDB copy the rows into a temporary table and sort them
+    there, ~20 % of the read's time on the server)."""
     vm, li, sub = t.vm, t.subscription_line_item, t.subscription
     template, custom, pricing = t.vm_template, t.vm_custom_template, t.vm_custom_pricing
     ip, ip_range = t.vm_ip_assignment, t.ip_range
@@ -95,4 +98,9 @@ def status_select(columns: Sequence[Any]) -> Select[Any]:
         .outerjoin(ip, and_(ip.c.vm_id == vm.c.id, ip.c.deleted == false()))
         .outerjoin(ip_range, ip_range.c.id == ip.c.ip_range_id)
     )
-    return select(*columns).select_from(joined).order_by(vm.c.id, ip.c.id)
+    return select(*columns).select_from(joined)
+
+
+def in_vm_order(rows: Sequence[Row], vm_id_at: int, ip_id_at: int) -> list[Row]:
+    """`status_select`'s rows by VM id, then address id (a VM without addresses: one row)."""
+    return sorted(rows, key=lambda row: (row[vm_id_at], row[ip_id_at] or 0))
