@@ -501,6 +501,8 @@ subscription_payment = Table(
     Index("idx_subscription_payment_external_id", "external_id"),
     Index("idx_subscription_payment_is_paid", "is_paid"),
     Index("idx_subscription_payment_unpaid_method", "payment_method", "is_paid", "created"),
+    # r11: a subscription's live unpaid payments (the renewal's reuse lookup)
+    Index("idx_subscription_payment_pending", "subscription_id", "is_paid", "expires"),
     **TABLE_OPTS,
 )
 

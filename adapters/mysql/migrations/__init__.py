@@ -19,6 +19,7 @@ R7_INVOICES = "lnvps_invoices"
 R8_CREDIT_LEDGER = "lnvps_credit_ledger"
 R9_SQLITE_FK_INDEXES = "lnvps_sqlite_foreign_key_indexes"
 R10_VM_RESIZE_REQUESTED = "lnvps_vm_resize_requested"
+R11_PENDING_PAYMENT_INDEX = "lnvps_pending_payment_index"
 REVISIONS = (
     R1_LEGACY,
     R2_VM_SUBSCRIPTION_LINK,
@@ -30,6 +31,7 @@ REVISIONS = (
     R8_CREDIT_LEDGER,
     R9_SQLITE_FK_INDEXES,
     R10_VM_RESIZE_REQUESTED,
+    R11_PENDING_PAYMENT_INDEX,
 )
 HEAD = REVISIONS[-1]
 
