@@ -57,6 +57,18 @@ class WriterLockTimeout(sqlite3.OperationalError):
     """Another transaction of this process held the write lock for longer than the timeout."""
 
 
+def _checkpoint_passive(conn: sqlite3.Connection) -> None:
+    """PASSIVE: copies what no reader still needs, never waits for a lock."""
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def _checkpoint_last_pass(conn: sqlite3.Connection) -> None:
+    try:
+        _checkpoint_passive(conn)
+    finally:
+        conn.close()
+
+
 class _Writer:
     """What the connections of one engine share: the one-writer lock, the busy timeout, and
     the checkpoint that runs on a thread every CHECKPOINT_EVERY writing commits."""
@@ -87,19 +99,33 @@ class _Writer:
         task.add_done_callback(self._checkpoint_done)
 
     async def _checkpoint_between_writes(self) -> None:
-        """The checkpoint on a thread, holding the one-writer lock: a commit in the middle
-        of it would leave the WAL's end past what was copied, and SQLite only starts the WAL
-        file over when a writer finds it wholly copied (else it grows under steady writes)."""
-        async with self.lock:
-            await asyncio.to_thread(self._checkpoint)
+        """The checkpoint on a thread, in two passes: the first while writers go on (it
+        copies nearly all of the WAL), the second holding the one-writer lock (it copies the
+        few pages committed meanwhile). A commit in the middle of the last pass would leave
+        the WAL's end past what was copied, and SQLite only starts the WAL file over when a
+        writer finds it wholly copied (else it grows under steady writes); holding the lock
+        for the first pass too made every writer wait for the whole copy and its fsync."""
+        # each pass is one call on a thread that finishes even if this task is cancelled:
+        # the connection is closed by whoever has it last, never while a pass still runs
+        conn = await asyncio.to_thread(self._checkpoint_first_pass)
+        handed_over = False
+        try:
+            async with self.lock:
+                handed_over = True
+                await asyncio.to_thread(_checkpoint_last_pass, conn)
+        finally:
+            if not handed_over:
+                conn.close()
 
-    def _checkpoint(self) -> None:
+    def _checkpoint_first_pass(self) -> sqlite3.Connection:
         assert self._checkpoint_connect is not None
         conn = self._checkpoint_connect()
-        try:  # PASSIVE: copies what no reader still needs, never waits for a lock
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        finally:
+        try:
+            _checkpoint_passive(conn)
+        except BaseException:
             conn.close()
+            raise
+        return conn
 
     def _checkpoint_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

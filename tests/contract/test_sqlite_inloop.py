@@ -265,13 +265,13 @@ async def test_the_wal_is_checkpointed_on_a_thread_and_stays_small(
     WAL file is reused instead of growing with every commit."""
     monkeypatch.setattr(sqlite_inloop, "CHECKPOINT_EVERY", 20)
     threads: list[str] = []
-    real = sqlite_inloop._Writer._checkpoint
+    real = sqlite_inloop._checkpoint_passive
 
-    def recording(self: sqlite_inloop._Writer) -> None:
+    def recording(conn: sqlite3.Connection) -> None:
         threads.append(threading.current_thread().name)
-        real(self)
+        real(conn)
 
-    monkeypatch.setattr(sqlite_inloop._Writer, "_checkpoint", recording)
+    monkeypatch.setattr(sqlite_inloop, "_checkpoint_passive", recording)
     path = tmp_path / "wal.db"
     engine = create_engine(f"sqlite:///{path}")
     try:
@@ -282,16 +282,61 @@ async def test_the_wal_is_checkpointed_on_a_thread_and_stays_small(
                 await conn.execute(text("INSERT INTO t VALUES (:n, zeroblob(3000))"), {"n": n})
             await asyncio.sleep(0)  # lets a finished checkpoint's callback run
         for _ in range(100):
-            if len(threads) >= 15:
+            if len(threads) >= 30:
                 break
             await asyncio.sleep(0.01)
-        assert len(threads) >= 15, threads
+        assert len(threads) >= 30, threads  # two passes per checkpoint
         assert threading.main_thread().name not in threads
         wal_size = (await asyncio.to_thread(Path(f"{path}-wal").stat)).st_size
         assert wal_size < 1024 * 1024
         async with engine.connect() as conn:
             assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 400
     finally:
+        await engine.dispose()
+
+
+async def test_writers_go_on_during_the_checkpoints_first_pass_not_its_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first pass copies the WAL while commits go on; the last, short one holds the
+    one-writer lock, so that no commit lands past what it copied."""
+    monkeypatch.setattr(sqlite_inloop, "CHECKPOINT_EVERY", 5)
+    passes: list[threading.Event] = [threading.Event(), threading.Event()]
+    started: list[threading.Event] = [threading.Event(), threading.Event()]
+    real = sqlite_inloop._checkpoint_passive
+
+    def held(conn: sqlite3.Connection) -> None:
+        n = sum(1 for e in started if e.is_set())
+        started[n].set()
+        passes[n].wait(10)
+        real(conn)
+
+    monkeypatch.setattr(sqlite_inloop, "_checkpoint_passive", held)
+    engine = create_engine(f"sqlite:///{tmp_path / 'two.db'}")
+
+    async def insert(n: int) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+        for n in range(5):  # the fifth writing commit starts a checkpoint
+            await insert(n)
+        assert await asyncio.to_thread(started[0].wait, 5)
+        await asyncio.wait_for(insert(100), 5)  # during the first pass: commits
+        passes[0].set()
+        assert await asyncio.to_thread(started[1].wait, 5)
+        blocked = asyncio.create_task(insert(101))
+        await asyncio.sleep(0.2)
+        assert not blocked.done()  # during the last pass: waits for the lock
+        passes[1].set()
+        await asyncio.wait_for(blocked, 5)
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 7
+    finally:
+        for event in passes:
+            event.set()
         await engine.dispose()
 
 
