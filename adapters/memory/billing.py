@@ -11,6 +11,7 @@ from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
 from ports.storage import (
     DueWindow,
+    MetadataKey,
     MetadataTest,
     Page,
     PendingKind,
@@ -202,7 +203,11 @@ class MemoryPayments(Repo):
         ]
 
     async def newest_pending(
-        self, kind: PendingKind, now: datetime, wanted: MetadataTest
+        self,
+        kind: PendingKind,
+        now: datetime,
+        wanted: MetadataTest,
+        narrow: MetadataKey | None = None,  # nothing to skip: `wanted` sees every row
     ) -> SubscriptionPayment | None:
         pending = await self.list_pending_for_subscription(kind.subscription_id, now)
         of_kind = (

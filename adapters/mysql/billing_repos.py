@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
@@ -13,10 +14,13 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     bindparam,
+    case,
     delete,
+    func,
     insert,
     or_,
     select,
+    true,
     type_coerce,
     update,
 )
@@ -41,6 +45,7 @@ from domain.model import (
 )
 from ports.storage import (
     DueWindow,
+    MetadataKey,
     MetadataTest,
     Page,
     PendingKind,
@@ -74,6 +79,35 @@ _PENDING_RAW = (
     .order_by(_pay.created.desc())
 )
 _RAW_INDEX = {c.name: n for n, c in enumerate(t.subscription_payment.columns)}
+
+
+def _may_have(name: str, absent_ok: bool) -> ColumnElement[bool]:
+    """SQL that keeps every row whose metadata a `MetadataKey` may accept as Python reads
+    it (SQLite and MariaDB alike): NULL; text the SQL JSON parser refuses (Python's also
+    reads NaN); any backslash (an escaped name, or a JSON object inside a JSON string); the
+    quoted name twice (Python keeps the last duplicate, SQL extracts the first); else the
+    name's value equal to the integer `:value` (a boolean or float may pass too: the Python
+    test rejects them) or, with `absent_ok`, missing. The JSON functions see valid text only (CASE): SQLite raises
+    on malformed JSON."""
+    meta = type_coerce(_pay.metadata, _RAW)
+    quoted = f'"{name}"'
+    value = func.json_extract(meta, f"$.{name}")
+    after_first = func.substr(meta, func.instr(meta, quoted) + 1)
+    judged = [
+        func.instr(meta, "\\") > 0,
+        func.instr(after_first, quoted) > 0,
+        value == bindparam("value"),
+    ]
+    if absent_ok:
+        judged.append(value.is_(None))
+    parsed = case((func.json_valid(meta) == 1, or_(*judged)), else_=true())
+    return or_(meta.is_(None), parsed)
+
+
+@functools.cache
+def _pending_narrowed(name: str, absent_ok: bool) -> Select[Any]:
+    """`_PENDING_RAW` without rows a `MetadataKey` rules out (built once per name and flag)."""
+    return _PENDING_RAW.where(_may_have(name, absent_ok))
 #: per dialect, each payment column's result processor (None: the value as it comes)
 _PROCESSORS: WeakKeyDictionary[Dialect, list[Callable[[Any], Any] | None]] = WeakKeyDictionary()
 
@@ -402,11 +436,19 @@ class SqlPayments(SqlRepo):
         return [self.mapper.from_row(row) for row in rows.mappings()]
 
     async def newest_pending(
-        self, kind: PendingKind, now: datetime, wanted: MetadataTest
+        self,
+        kind: PendingKind,
+        now: datetime,
+        wanted: MetadataTest,
+        narrow: MetadataKey | None = None,
     ) -> SubscriptionPayment | None:
-        params = {"subscription_id": kind.subscription_id, "now": now}
+        params: dict[str, Any] = {"subscription_id": kind.subscription_id, "now": now}
         conn = self.conn
-        rows = await conn.execute(_PENDING_RAW, params)
+        statement = _PENDING_RAW
+        if narrow is not None:
+            statement = _pending_narrowed(narrow.name, narrow.absent_ok)
+            params["value"] = narrow.value
+        rows = await conn.execute(statement, params)
         method, kind_code = _RAW_INDEX["payment_method"], _RAW_INDEX["payment_type"]
         metadata = _RAW_INDEX["metadata"]
         codes = (int(kind.method), int(kind.payment_type))

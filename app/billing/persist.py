@@ -16,9 +16,10 @@ from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.errors import DomainError
 from domain.model import SubscriptionPayment
 from domain.price_basis import PRICE_KEY, PriceBasis
-from domain.subscription import metadata_interval_count
+from domain.subscription import INTERVALS_KEY, metadata_interval_count
 from ports.storage import (
     IdempotencyRecord,
+    MetadataKey,
     PendingKind,
     UnitOfWork,
     UnitOfWorkFactory,
@@ -97,8 +98,10 @@ async def pending_match(
         return None  # never reused (D10)
     count = reuse.interval_count
     kind = PendingKind(reuse.subscription_id, reuse.method, reuse.payment_type)
+    # no `intervals` counts as one (`metadata_interval_count`)
+    narrow = MetadataKey(INTERVALS_KEY, count, absent_ok=count == 1)
     return await uow.payments.newest_pending(
-        kind, now, lambda meta: metadata_interval_count(meta) == count
+        kind, now, lambda meta: metadata_interval_count(meta) == count, narrow
     )
 
 

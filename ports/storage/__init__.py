@@ -26,6 +26,7 @@ from ports.storage.invoices import Invoices, InvoiceWindow
 from ports.storage.marks import IdempotencyKeys, IdempotencyRecord, LifecycleMarks
 from ports.storage.payments import (
     LegacyPayments,
+    MetadataKey,
     MetadataTest,
     Payments,
     PendingKind,
@@ -161,6 +162,7 @@ __all__ = [
     "LegacyPayments",
     "LifecycleMarks",
     "LineItems",
+    "MetadataKey",
     "MetadataTest",
     "Page",
     "PaymentMethods",

@@ -36,6 +36,19 @@ class PendingKind:
 MetadataTest = Callable[[Json], bool]
 
 
+@attrs.frozen
+class MetadataKey:
+    """What a `MetadataTest` accepts at most: a JSON object whose top-level `name` is the
+    integer `value` (or, with `absent_ok`, one without `name`), so that a store may skip the
+    other rows before they reach Python. It only narrows: the test still decides, so a store
+    that cannot read JSON may ignore it, and one that can must keep every row whose JSON it
+    cannot judge exactly as Python would (malformed, escaped, duplicate keys)."""
+
+    name: str
+    value: int
+    absent_ok: bool
+
+
 class Payments(Protocol):
     """Subscription payments, keyed by their 32-byte id."""
 
@@ -68,10 +81,15 @@ class Payments(Protocol):
         ...
 
     async def newest_pending(
-        self, kind: PendingKind, now: datetime, wanted: MetadataTest
+        self,
+        kind: PendingKind,
+        now: datetime,
+        wanted: MetadataTest,
+        narrow: MetadataKey | None = None,
     ) -> SubscriptionPayment | None:
         """The first of `list_pending_for_subscription` of that method and type whose
-        `metadata` is `wanted` (the D10/D25 reuse lookup), in one statement.
+        `metadata` is `wanted` (the D10/D25 reuse lookup), in one statement; `narrow`, when
+        given, never rejects a `metadata` that `wanted` accepts.
 
         A renewal's cost must not grow with the pending invoices a subscription piles up (up
         to one per interval count, and an attacker can make them), so the others are only

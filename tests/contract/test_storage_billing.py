@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 import attrs
+import pytest
+import sqlalchemy as sa
+
+from adapters.mysql import tables
 
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
-from domain.model import LineItem, Subscription
+from domain.model import LineItem, Subscription, SubscriptionPayment
+from domain.subscription import INTERVALS_KEY, metadata_interval_count
 from ports.storage import (
     DueWindow,
+    MetadataKey,
     PendingKind,
     PendingOf,
     PricedItems,
@@ -302,6 +309,110 @@ async def test_newest_pending_picks_by_method_type_and_metadata_and_reads_it_who
         assert await uow.payments.newest_pending(kind, at(10), lambda meta: True) is None
         other = PendingKind(w.subscription.id + 1, lightning, renewal)
         assert await uow.payments.newest_pending(other, now, lambda meta: True) is None
+
+
+#: stored metadata texts the SQL narrowing must judge as Python does, or keep (in order:
+#: plain, absent, duplicates either way, an escaped name, a JSON object inside a JSON string,
+#: text MariaDB's JSON column refuses, values Python rejects, whitespace, not an object)
+_METADATA_TEXTS = [
+    None,
+    '{"intervals":2}',
+    '{"intervals":3,"price":{"amount":2}}',
+    "{}",
+    '{"other":2}',
+    '{"intervals":2,"intervals":3}',
+    '{"intervals":3,"intervals":2}',
+    '{"\\u0069ntervals":2}',
+    '"{\\"intervals\\":2}"',
+    '"{}"',
+    '{"intervals":2,"x":NaN}',
+    '{"intervals":true}',
+    '{"intervals":1.0}',
+    '{"intervals":"2"}',
+    '{"intervals":null}',
+    ' { "intervals" : 2 } ',
+    "[2]",
+    "2",
+]
+
+
+async def test_newest_pending_narrowed_by_a_metadata_key_skips_only_what_the_test_rejects(
+    backend: storage_backends.Backend,
+) -> None:
+    """`narrow` (the renewal's interval count) lets SQL skip rows, never one the Python test
+    would accept: for each stored text and count, the same answer as without it."""
+    w = await _world(backend.factory)
+    now = at(5)
+    kind = PendingKind(w.subscription.id, PaymentMethod.LIGHTNING, SubscriptionPaymentType.RENEWAL)
+    async with backend.factory() as uow:
+        payment = await uow.payments.add(new_payment(w.subscription, created=at(2)))
+        await uow.commit()
+    tried = 0
+    for text in _METADATA_TEXTS:
+        if backend.engine is not None:
+            try:
+                async with backend.engine.begin() as conn:
+                    await conn.execute(
+                        sa.update(tables.subscription_payment)
+                        .where(tables.subscription_payment.c.id == payment.id)
+                        .values(metadata=sa.type_coerce(sa.literal(text), sa.Text))
+                    )
+            except sa.exc.DBAPIError:  # MariaDB's JSON column refuses invalid JSON
+                continue
+        else:  # the memory store keeps the decoded value; a text it reads again as JSON
+            await _store_metadata(backend.factory, payment, text)
+        tried += 1
+        for count in (1, 2, 3):
+            narrow = MetadataKey(INTERVALS_KEY, count, absent_ok=count == 1)
+
+            def wanted(meta: Any, count: int = count) -> bool:
+                return metadata_interval_count(meta) == count
+
+            async with backend.factory() as uow:
+                plain = await uow.payments.newest_pending(kind, now, wanted)
+                narrowed = await uow.payments.newest_pending(kind, now, wanted, narrow)
+            assert narrowed == plain, (text, count)
+    assert tried >= len(_METADATA_TEXTS) - 1
+
+
+async def _store_metadata(
+    uow_factory: UnitOfWorkFactory, payment: SubscriptionPayment, text: str | None
+) -> None:
+    try:
+        value = None if text is None else json.loads(text)
+    except ValueError:
+        value = text
+    async with uow_factory() as uow:
+        await uow.payments.update(evolve(payment, metadata=value))
+        await uow.commit()
+
+
+async def test_the_narrowed_reuse_lookup_hands_python_only_candidates(
+    backend: storage_backends.Backend,
+) -> None:
+    """On SQL, pending payments of other interval counts never reach the Python test."""
+    if backend.engine is None:
+        pytest.skip("the memory store has nothing to skip")
+    w = await _world(backend.factory)
+    kind = PendingKind(w.subscription.id, PaymentMethod.LIGHTNING, SubscriptionPaymentType.RENEWAL)
+    async with backend.factory() as uow:
+        for n in range(1, 6):
+            await uow.payments.add(
+                new_payment(w.subscription, created=at(2, n), metadata={"intervals": n})
+            )
+        await uow.commit()
+    seen: list[Any] = []
+
+    def wanted(meta: Any) -> bool:
+        seen.append(meta)
+        return metadata_interval_count(meta) == 3
+
+    async with backend.factory() as uow:
+        found = await uow.payments.newest_pending(
+            kind, at(5), wanted, MetadataKey(INTERVALS_KEY, 3, absent_ok=False)
+        )
+    assert found is not None and found.metadata == {"intervals": 3}
+    assert seen == [{"intervals": 3}]
 
 
 async def test_mark_paid_flips_exactly_once(uow_factory: UnitOfWorkFactory) -> None:
