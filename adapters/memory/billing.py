@@ -124,7 +124,9 @@ class MemoryLineItems(RecordRepo[LineItem]):
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
         return self._where(lambda li: li.subscription_id == subscription_id)
 
-    async def list_priced(self, subscription_id: int) -> PricedItems | None:
+    async def list_priced(
+        self, subscription_id: int, credit_in: str | None = None
+    ) -> PricedItems | None:
         sub = self._rows("subscription").get(subscription_id)
         user = None if sub is None else self._rows("users").get(sub.user_id)
         if sub is None or user is None:
@@ -133,7 +135,11 @@ class MemoryLineItems(RecordRepo[LineItem]):
         vms = MemoryVms(self._snapshot)
         on_plan = {item.id: await vms.get_on_plan_by_line_item(item.id) for item in items}
         found = {item_id: vm for item_id, vm in on_plan.items() if vm is not None}
-        return PricedItems(tuple(items), found, user, self._rows("company").get(sub.company_id))
+        credit = None
+        if credit_in is not None:
+            credit = self._rows("user_credit_balance").get((user.id, credit_in), 0)
+        seller = self._rows("company").get(sub.company_id)
+        return PricedItems(tuple(items), found, user, seller, credit)
 
     async def list_by_subscriptions(
         self, subscription_ids: Collection[int]

@@ -66,7 +66,9 @@ _TOUCH_SUBSCRIPTION = (
 #: every payment column as the driver gives it (no type processing): the reuse lookup walks
 #: every pending payment of a subscription and maps only the one it keeps
 _RAW = NullType()
-_RAW_PAYMENT = [type_coerce(c, _RAW).label(c.name) for c in t.subscription_payment.columns]
+_RAW_PAYMENT: list[ColumnElement[Any]] = [
+    type_coerce(c, _RAW).label(c.name) for c in t.subscription_payment.columns
+]
 #: method and type are compared in Python: in SQL they draw SQLite to the (payment_method,
 #: is_paid, created) index, a walk over every unpaid payment of that method
 _PENDING_RAW = (
@@ -87,8 +89,8 @@ def _may_have(name: str, absent_ok: bool) -> ColumnElement[bool]:
     reads NaN); any backslash (an escaped name, or a JSON object inside a JSON string); the
     quoted name twice (Python keeps the last duplicate, SQL extracts the first); else the
     name's value equal to the integer `:value` (a boolean or float may pass too: the Python
-    test rejects them) or, with `absent_ok`, missing. The JSON functions see valid text only (CASE): SQLite raises
-    on malformed JSON."""
+    test rejects them) or, with `absent_ok`, missing. The JSON functions see valid text
+    only (CASE): SQLite raises on malformed JSON."""
     meta = type_coerce(_pay.metadata, _RAW)
     quoted = f'"{name}"'
     value = func.json_extract(meta, f"$.{name}")
@@ -108,6 +110,8 @@ def _may_have(name: str, absent_ok: bool) -> ColumnElement[bool]:
 def _pending_narrowed(name: str, absent_ok: bool) -> Select[Any]:
     """`_PENDING_RAW` without rows a `MetadataKey` rules out (built once per name and flag)."""
     return _PENDING_RAW.where(_may_have(name, absent_ok))
+
+
 #: per dialect, each payment column's result processor (None: the value as it comes)
 _PROCESSORS: WeakKeyDictionary[Dialect, list[Callable[[Any], Any] | None]] = WeakKeyDictionary()
 
@@ -315,11 +319,21 @@ class SqlLineItems(SqlRecords[LineItem]):
         self.parties = (user, company)
         self.joined = (mapper, vm, template, cost_plan)
 
-    async def list_priced(self, subscription_id: int) -> PricedItems | None:
-        statement = self._prepared("priced items", self.mapper, self._priced)
-        rows = (await self.conn.execute(statement, {"subscription_id": subscription_id})).all()
+    async def list_priced(
+        self, subscription_id: int, credit_in: str | None = None
+    ) -> PricedItems | None:
+        params: dict[str, Any] = {"subscription_id": subscription_id}
+        if credit_in is None:
+            statement = self._prepared("priced items", self.mapper, self._priced)
+        else:
+            statement = self._prepared(
+                "priced items, credit", self.mapper, lambda: self._priced(credit=True)
+            )
+            params["credit_in"] = credit_in
+        rows = (await self.conn.execute(statement, params)).all()
         if not rows:
             return None  # no such subscription or user
+        credit = None if credit_in is None else int(rows[0][-1] or 0)
         user, seller = joined_records(rows[0], self.parties)
         skip = sum(len(mapper.columns) for mapper in self.parties)  # repeated on every row
         item_at = skip + _id_position(self.mapper)
@@ -336,11 +350,13 @@ class SqlLineItems(SqlRecords[LineItem]):
             items[item.id] = item
             if vm is not None:
                 vms[item.id] = VmOnPlan(vm, template, plan)
-        return PricedItems(tuple(items.values()), vms, user, seller)
+        return PricedItems(tuple(items.values()), vms, user, seller, credit)
 
-    def _priced(self) -> Select[Any]:
+    def _priced(self, credit: bool = False) -> Select[Any]:
         """The subscription joined to its user, outer-joined to its company and to each of
-        its line items, each to its VM that is not deleted, the VM's template and plan."""
+        its line items, each to its VM that is not deleted, the VM's template and plan; with
+        `credit`, to the user's balance in `:credit_in` too, last on every row (NULL: none;
+        one row at most by its key, so the rows stay as many)."""
         users, company, vm, template, plan = t.users, t.company, t.vm, t.vm_template, t.vm_cost_plan
         joined = (
             t.subscription.join(users, users.c.id == _sub.user_id)
@@ -354,6 +370,13 @@ class SqlLineItems(SqlRecords[LineItem]):
             .outerjoin(plan, plan.c.id == template.c.cost_plan_id)
         )
         columns = [c for mapper in (*self.parties, *self.joined) for c in mapper.columns]
+        if credit:
+            balance = t.user_credit_balance.c
+            of_user = (balance.user_id == _sub.user_id) & (
+                balance.currency == bindparam("credit_in")
+            )
+            joined = joined.outerjoin(t.user_credit_balance, of_user)
+            columns.append(balance.balance)
         return select(*columns).select_from(joined).where(_sub.id == bindparam("subscription_id"))
 
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:

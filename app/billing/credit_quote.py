@@ -62,19 +62,29 @@ def _converters(
     return None
 
 
+def balance_currency(list_currency: str) -> str | None:
+    """The code of the balance `apply_balance` pays from (None: the list currency is none)."""
+    try:
+        return Currency.parse(list_currency).value
+    except DomainError:
+        return None
+
+
 async def apply_balance(
-    uow: UnitOfWork, priced: PricedPayment, list_currency: str
+    uow: UnitOfWork, priced: PricedPayment, list_currency: str, balance: int | None = None
 ) -> PricedPayment:
     """`priced` paid from the user's balance in the subscription's currency first (read, not
-    locked: `spend_in` checks it again under the lock when the payment is stored)."""
-    try:
-        balance_currency = Currency.parse(list_currency)
-    except DomainError:
+    locked: `spend_in` checks it again under the lock when the payment is stored); `balance`:
+    that balance when the caller read it already (`balance_currency`)."""
+    code = balance_currency(list_currency)
+    if code is None:
         return priced
-    convert = _converters(balance_currency, priced.currency, priced.rate)
+    currency = Currency(code)
+    convert = _converters(currency, priced.currency, priced.rate)
     if convert is None:
         return priced
-    balance = (await uow.credit_ledger.balances(priced.user_id)).get(balance_currency.value, 0)
+    if balance is None:
+        balance = (await uow.credit_ledger.balances(priced.user_id)).get(code, 0)
     split = split_quote(
         balance=balance,
         amount=priced.amount,
@@ -85,7 +95,7 @@ async def apply_balance(
     )
     if split is None:
         return priced
-    return _with_split(priced, split, balance_currency)
+    return _with_split(priced, split, currency)
 
 
 def _with_split(priced: PricedPayment, split: CreditSplit, currency: Currency) -> PricedPayment:

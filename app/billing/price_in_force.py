@@ -92,9 +92,12 @@ async def price_in_force_or_none(
         return None
 
 
-async def priced_items(uow: UnitOfWork, sub: Subscription) -> PricedItems:
-    """What `sub` is priced from, read at once; `UserNotFound` without its user."""
-    priced = await uow.line_items.list_priced(sub.id)
+async def priced_items(
+    uow: UnitOfWork, sub: Subscription, credit_in: str | None = None
+) -> PricedItems:
+    """What `sub` is priced from, read at once (with `credit_in`, the user's balance in that
+    currency too); `UserNotFound` without its user."""
+    priced = await uow.line_items.list_priced(sub.id, credit_in)
     return found(priced, UserNotFound("User not found"))
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from app.billing.catalogue import VmPrice, charging_for
-from app.billing.price_in_force import price_basis, priced_items, quote_metadata, vm_price_on
+from app.billing.price_in_force import price_basis, quote_metadata, vm_price_on
 from app.billing.rails import PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.exchange import RateTable, charge_amount, charged_currency
@@ -17,7 +17,7 @@ from domain.money import Money
 from domain.pricing import RenewalQuote, parse_list_currency, renewal_quote
 from domain.subscription import renewal_metadata
 from domain.tax import TaxRates
-from ports.storage import UnitOfWork
+from ports.storage import PricedItems, UnitOfWork
 
 #: the stored rate when nothing was converted (§13, R1.20).
 NO_RATE = Decimal(0)
@@ -32,6 +32,7 @@ async def price_subscription(
     uow: UnitOfWork,
     sub: Subscription,
     items: list[LineItem],
+    read: PricedItems,
     *,
     method: PaymentMethod,
     count: int,
@@ -49,9 +50,9 @@ async def price_subscription(
     R13.2 refused it), and one renewed for N > 1 intervals stores the seconds of N calendar
     intervals: the reference charged N and, with time_value NULL, extended by one. That
     `time_value` is informational: completion counts N calendar intervals from the expiry
-    it finds, against the price basis stored in `metadata` (D6, D23).
+    it finds, against the price basis stored in `metadata` (D6, D23). `read`: what
+    `priced_items` read of `sub` (one statement: user, company, VMs, plans).
     """
-    read = await priced_items(uow, sub)  # one statement: user, company, VMs, plans
     user = read.user
     charging = await charging_for(
         uow,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 
 from app.billing.catalogue import owned_vm, subscription_of
-from app.billing.credit_quote import Settle, apply_balance, issue
+from app.billing.credit_quote import Settle, apply_balance, balance_currency, issue
 from app.billing.errors import (
     SubscriptionHasNoLineItems,
     SubscriptionNotFound,
     VmNotFound,
 )
 from app.billing.persist import Idempotency, Reuse, pending_match, remember, replay
+from app.billing.price_in_force import priced_items
 from app.billing.quotes import price_subscription
 from app.billing.rails import PaymentRails
 from domain.enums import PaymentMethod
@@ -104,10 +105,14 @@ async def renew(
                 await remember(uow, idem, existing, now)
                 await uow.commit()
             return existing
+        # the credit-first quote's balance comes with the pricing read (one statement)
+        credit_in = None if settle is None else balance_currency(sub.currency)
+        read = await priced_items(uow, sub, credit_in)
         priced = await price_subscription(
             uow,
             sub,
             items,
+            read,
             method=method,
             count=count,
             payment_type=payment_type,
@@ -116,7 +121,7 @@ async def renew(
             now=now,
         )
         if settle is not None:  # the account balance pays first (issue 13)
-            priced = await apply_balance(uow, priced, sub.currency)
+            priced = await apply_balance(uow, priced, sub.currency, read.credit)
     return await issue(uow_factory, rails, priced, now, settle, reuse=reuse, idem=idem)
 
 

@@ -103,12 +103,14 @@ class Subscriptions(Protocol):
 class PricedItems:
     """What a subscription is priced from (§13, D23): its line items (ascending id), each VPS
     item's VM on its template and plan (its lowest-id VM not deleted; absent where none),
-    the buyer and the seller (None where the company is gone)."""
+    the buyer and the seller (None where the company is gone); `credit`, when asked for, the
+    buyer's credit balance in one currency (0 without a balance row)."""
 
     items: tuple[LineItem, ...]
     vms: dict[int, VmOnPlan]
     user: User
     seller: Company | None
+    credit: int | None = None
 
 
 class LineItems(Protocol):
@@ -125,10 +127,14 @@ class LineItems(Protocol):
         without items is absent."""
         ...
 
-    async def list_priced(self, subscription_id: int) -> PricedItems | None:
+    async def list_priced(
+        self, subscription_id: int, credit_in: str | None = None
+    ) -> PricedItems | None:
         """The subscription's `PricedItems` with its user and company, in one read (None: no
         such subscription or user): a new quote is priced from it, and priced again under
-        the subscription lock before it is stored (D23)."""
+        the subscription lock before it is stored (D23). With `credit_in` (a currency code)
+        the same read holds the user's credit balance in it (the renewal's credit-first
+        quote), read but not locked."""
         ...
 
     async def update(self, item: LineItem) -> None: ...

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.mysql import tables
-
+from domain.account_credit import CreditReason, checked_entry
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.model import LineItem, Subscription, SubscriptionPayment
 from domain.subscription import INTERVALS_KEY, metadata_interval_count
@@ -185,6 +185,35 @@ async def test_priced_items_read_items_vms_plans_user_and_company_at_once(
         assert priced.vms == {w.line_item.id: VmOnPlan(later, w.template, w.plan)}
         await uow.vms.delete(later.id)
         assert await items.list_priced(sub) == PricedItems((w.line_item,), {}, user, company)
+
+
+async def test_priced_items_hold_the_credit_balance_asked_for(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """With a currency, the pricing read holds the user's balance in it (0 without a row);
+    without one, no balance (the D23 re-check); the rows and records are the same."""
+    w = await _world(uow_factory)
+    sub = w.subscription.id
+    async with uow_factory() as uow:
+        plain = await uow.line_items.list_priced(sub)
+        assert plain is not None and plain.credit is None
+        assert await uow.line_items.list_priced(sub, "EUR") == evolve(plain, credit=0)
+        entry = checked_entry(
+            user_id=w.user.id,
+            currency="EUR",
+            amount=1234,
+            reason=CreditReason.ADMIN_ADJUSTMENT,
+            reference=None,
+            note="n",
+            created=at(1),
+        )
+        await uow.credit_ledger.book(entry)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.line_items.list_priced(sub, "EUR") == evolve(plain, credit=1234)
+        assert await uow.line_items.list_priced(sub, "USD") == evolve(plain, credit=0)
+        assert await uow.line_items.list_priced(sub) == plain
+        assert await uow.line_items.list_priced(sub + 99, "EUR") is None
 
 
 async def test_priced_items_come_in_item_order_each_with_its_lowest_vm(
