@@ -13,19 +13,19 @@ import orjson
 from sqlalchemy import (
     ColumnElement,
     Select,
+    and_,
     bindparam,
-    case,
     delete,
     func,
     insert,
     or_,
     select,
-    true,
     type_coerce,
     update,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import ReturningUpdate
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import NullType
 
 from adapters.mysql import tables as t
@@ -83,33 +83,40 @@ _PENDING_RAW = (
 _RAW_INDEX = {c.name: n for n, c in enumerate(t.subscription_payment.columns)}
 
 
-def _may_have(name: str, absent_ok: bool) -> ColumnElement[bool]:
-    """SQL that keeps every row whose metadata a `MetadataKey` may accept as Python reads
-    it (SQLite and MariaDB alike): NULL; text the SQL JSON parser refuses (Python's also
-    reads NaN); any backslash (an escaped name, or a JSON object inside a JSON string); the
-    quoted name twice (Python keeps the last duplicate, SQL extracts the first); else the
-    name's value equal to the integer `:value` (a boolean or float may pass too: the Python
-    test rejects them) or, with `absent_ok`, missing. The JSON functions see valid text
-    only (CASE): SQLite raises on malformed JSON."""
+#: what may follow a JSON integer (its end, whitespace, `,`, `}`), so not these
+_NUMBER_GOES_ON = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", ".", "e", "E"]
+_JSON_SPACE = [" ", "\t", "\n", "\r"]
+
+
+def _may_have(name: str) -> ColumnElement[bool]:
+    """SQL that keeps every row whose metadata a `MetadataKey` may accept as Python reads it,
+    by text alone (a JSON parser in SQL cost more than the rows it saved): what this service
+    writes, `{"name":n,…}` (compact, the name first), is judged by the digits after the name,
+    `:digits`; any other text is kept (NULL, the name elsewhere or missing, whitespace after
+    the colon), and so is any with a backslash (an escaped name) or the name again after the
+    first (Python keeps the last duplicate). SQLite and MariaDB alike (the metadata column's
+    collation there is binary: `INTERVALS` is another name)."""
     meta = type_coerce(_pay.metadata, _RAW)
-    quoted = f'"{name}"'
-    value = func.json_extract(meta, f"$.{name}")
-    after_first = func.substr(meta, func.instr(meta, quoted) + 1)
-    judged = [
+    prefix = f'{{"{name}":'
+    at = len(prefix) + 1
+    digits: BindParameter[str] = bindparam("digits")
+    return or_(
+        meta.is_(None),
+        func.substr(meta, 1, len(prefix)) != prefix,
         func.instr(meta, "\\") > 0,
-        func.instr(after_first, quoted) > 0,
-        value == bindparam("value"),
-    ]
-    if absent_ok:
-        judged.append(value.is_(None))
-    parsed = case((func.json_valid(meta) == 1, or_(*judged)), else_=true())
-    return or_(meta.is_(None), parsed)
+        func.instr(func.substr(meta, at), f'"{name}"') > 0,
+        func.substr(meta, at, 1).in_(_JSON_SPACE),
+        and_(
+            func.substr(meta, at, func.length(digits)) == digits,
+            func.substr(meta, at + func.length(digits), 1).not_in(_NUMBER_GOES_ON),
+        ),
+    )
 
 
 @functools.cache
-def _pending_narrowed(name: str, absent_ok: bool) -> Select[Any]:
-    """`_PENDING_RAW` without rows a `MetadataKey` rules out (built once per name and flag)."""
-    return _PENDING_RAW.where(_may_have(name, absent_ok))
+def _pending_narrowed(name: str) -> Select[Any]:
+    """`_PENDING_RAW` without rows a `MetadataKey` rules out (built once per name)."""
+    return _PENDING_RAW.where(_may_have(name))
 
 
 #: per dialect, each payment column's result processor (None: the value as it comes)
@@ -469,8 +476,8 @@ class SqlPayments(SqlRepo):
         conn = self.conn
         statement = _PENDING_RAW
         if narrow is not None:
-            statement = _pending_narrowed(narrow.name, narrow.absent_ok)
-            params["value"] = narrow.value
+            statement = _pending_narrowed(narrow.name)
+            params["digits"] = str(narrow.value)
         rows = await conn.execute(statement, params)
         method, kind_code = _RAW_INDEX["payment_method"], _RAW_INDEX["payment_type"]
         metadata = _RAW_INDEX["metadata"]

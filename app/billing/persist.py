@@ -98,10 +98,11 @@ async def pending_match(
         return None  # never reused (D10)
     count = reuse.interval_count
     kind = PendingKind(reuse.subscription_id, reuse.method, reuse.payment_type)
-    # no `intervals` counts as one (`metadata_interval_count`)
-    narrow = MetadataKey(INTERVALS_KEY, count, absent_ok=count == 1)
     return await uow.payments.newest_pending(
-        kind, now, lambda meta: metadata_interval_count(meta) == count, narrow
+        kind,
+        now,
+        lambda meta: metadata_interval_count(meta) == count,
+        MetadataKey(INTERVALS_KEY, count),
     )
 
 

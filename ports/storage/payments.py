@@ -38,15 +38,14 @@ MetadataTest = Callable[[Json], bool]
 
 @attrs.frozen
 class MetadataKey:
-    """What a `MetadataTest` accepts at most: a JSON object whose top-level `name` is the
-    integer `value` (or, with `absent_ok`, one without `name`), so that a store may skip the
-    other rows before they reach Python. It only narrows: the test still decides, so a store
-    that cannot read JSON may ignore it, and one that can must keep every row whose JSON it
-    cannot judge exactly as Python would (malformed, escaped, duplicate keys)."""
+    """What a `MetadataTest` accepts at most: JSON whose top-level `name` is the integer
+    `value`, or JSON without `name` (a test may read a default then), so that a store may
+    skip other rows before they reach Python. It only narrows: the test still decides, so a
+    store may ignore it, and one that uses it must keep every row it cannot judge exactly as
+    Python would (escapes, duplicate names …)."""
 
     name: str
     value: int
-    absent_ok: bool
 
 
 class Payments(Protocol):
