@@ -14,6 +14,7 @@ from ports.storage import (
     MetadataKey,
     MetadataTest,
     Page,
+    PendingCount,
     PendingKind,
     PendingOf,
     PricedBy,
@@ -125,7 +126,10 @@ class MemoryLineItems(RecordRepo[LineItem]):
         return self._where(lambda li: li.subscription_id == subscription_id)
 
     async def list_priced(
-        self, subscription_id: int, credit_in: str | None = None
+        self,
+        subscription_id: int,
+        credit_in: str | None = None,
+        pending: PendingCount | None = None,
     ) -> PricedItems | None:
         sub = self._rows("subscription").get(subscription_id)
         user = None if sub is None else self._rows("users").get(sub.user_id)
@@ -139,7 +143,11 @@ class MemoryLineItems(RecordRepo[LineItem]):
         if credit_in is not None:
             credit = self._rows("user_credit_balance").get((user.id, credit_in), 0)
         seller = self._rows("company").get(sub.company_id)
-        return PricedItems(tuple(items), found, user, seller, credit)
+        counted = None
+        if pending is not None:  # every pending one: the narrowing is only ever a superset
+            payments = MemoryPayments(self._snapshot)
+            counted = len(await payments.list_pending_for_subscription(sub.id, pending.now))
+        return PricedItems(tuple(items), found, user, seller, credit, counted)
 
     async def list_by_subscriptions(
         self, subscription_ids: Collection[int]

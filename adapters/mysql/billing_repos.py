@@ -48,6 +48,7 @@ from ports.storage import (
     MetadataKey,
     MetadataTest,
     Page,
+    PendingCount,
     PendingKind,
     PendingOf,
     PricedBy,
@@ -110,6 +111,21 @@ def _may_have(name: str) -> ColumnElement[bool]:
             func.substr(meta, at, func.length(digits)) == digits,
             func.substr(meta, at + func.length(digits), 1).not_in(_NUMBER_GOES_ON),
         ),
+    )
+
+
+def _pending_count(subscription_id: ColumnElement[int], name: str) -> ColumnElement[int]:
+    """How many of the subscription's pending payments at `:now` `_may_have(name)` keeps."""
+    return (
+        select(func.count())
+        .select_from(t.subscription_payment)
+        .where(
+            _pay.subscription_id == subscription_id,
+            _pay.is_paid == False,  # noqa: E712
+            _pay.expires > bindparam("now"),
+            _may_have(name),
+        )
+        .scalar_subquery()
     )
 
 
@@ -327,20 +343,29 @@ class SqlLineItems(SqlRecords[LineItem]):
         self.joined = (mapper, vm, template, cost_plan)
 
     async def list_priced(
-        self, subscription_id: int, credit_in: str | None = None
+        self,
+        subscription_id: int,
+        credit_in: str | None = None,
+        pending: PendingCount | None = None,
     ) -> PricedItems | None:
         params: dict[str, Any] = {"subscription_id": subscription_id}
-        if credit_in is None:
-            statement = self._prepared("priced items", self.mapper, self._priced)
-        else:
-            statement = self._prepared(
-                "priced items, credit", self.mapper, lambda: self._priced(credit=True)
-            )
+        credit = credit_in is not None
+        counted = None if pending is None else pending.narrow.name
+        statement = self._prepared(
+            f"priced items, credit {credit}, pending {counted}",
+            self.mapper,
+            lambda: self._priced(credit=credit, pending=counted),
+        )
+        if credit_in is not None:
             params["credit_in"] = credit_in
+        if pending is not None:
+            params.update(now=pending.now, digits=str(pending.narrow.value))
         rows = (await self.conn.execute(statement, params)).all()
         if not rows:
             return None  # no such subscription or user
-        credit = None if credit_in is None else int(rows[0][-1] or 0)
+        first = rows[0]
+        found_pending = None if pending is None else int(first[-1])
+        found_credit = None if credit_in is None else int(first[-1 - (pending is not None)] or 0)
         user, seller = joined_records(rows[0], self.parties)
         skip = sum(len(mapper.columns) for mapper in self.parties)  # repeated on every row
         item_at = skip + _id_position(self.mapper)
@@ -357,13 +382,15 @@ class SqlLineItems(SqlRecords[LineItem]):
             items[item.id] = item
             if vm is not None:
                 vms[item.id] = VmOnPlan(vm, template, plan)
-        return PricedItems(tuple(items.values()), vms, user, seller, credit)
+        return PricedItems(tuple(items.values()), vms, user, seller, found_credit, found_pending)
 
-    def _priced(self, credit: bool = False) -> Select[Any]:
+    def _priced(self, *, credit: bool, pending: str | None) -> Select[Any]:
         """The subscription joined to its user, outer-joined to its company and to each of
         its line items, each to its VM that is not deleted, the VM's template and plan; with
-        `credit`, to the user's balance in `:credit_in` too, last on every row (NULL: none;
-        one row at most by its key, so the rows stay as many)."""
+        `credit`, to the user's balance in `:credit_in` too (NULL: none; one row at most by
+        its key, so the rows stay as many); with `pending` (a metadata name), the count of its
+        pending payments at `:now` whose value of it may be `:digits`; both last on every row,
+        in that order."""
         users, company, vm, template, plan = t.users, t.company, t.vm, t.vm_template, t.vm_cost_plan
         joined = (
             t.subscription.join(users, users.c.id == _sub.user_id)
@@ -376,7 +403,9 @@ class SqlLineItems(SqlRecords[LineItem]):
             .outerjoin(template, template.c.id == vm.c.template_id)
             .outerjoin(plan, plan.c.id == template.c.cost_plan_id)
         )
-        columns = [c for mapper in (*self.parties, *self.joined) for c in mapper.columns]
+        columns: list[ColumnElement[Any]] = [
+            c for mapper in (*self.parties, *self.joined) for c in mapper.columns
+        ]
         if credit:
             balance = t.user_credit_balance.c
             of_user = (balance.user_id == _sub.user_id) & (
@@ -384,6 +413,8 @@ class SqlLineItems(SqlRecords[LineItem]):
             )
             joined = joined.outerjoin(t.user_credit_balance, of_user)
             columns.append(balance.balance)
+        if pending is not None:
+            columns.append(_pending_count(_sub.id, pending))
         return select(*columns).select_from(joined).where(_sub.id == bindparam("subscription_id"))
 
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:

@@ -20,6 +20,7 @@ from domain.subscription import INTERVALS_KEY, metadata_interval_count
 from ports.storage import (
     IdempotencyRecord,
     MetadataKey,
+    PendingCount,
     PendingKind,
     UnitOfWork,
     UnitOfWorkFactory,
@@ -99,11 +100,21 @@ async def pending_match(
     count = reuse.interval_count
     kind = PendingKind(reuse.subscription_id, reuse.method, reuse.payment_type)
     return await uow.payments.newest_pending(
-        kind,
-        now,
-        lambda meta: metadata_interval_count(meta) == count,
-        MetadataKey(INTERVALS_KEY, count),
+        kind, now, lambda meta: metadata_interval_count(meta) == count, _narrow(reuse)
     )
+
+
+def _narrow(reuse: Reuse) -> MetadataKey:
+    """What a reusable payment's metadata holds at most (`pending_match` tests it exactly)."""
+    return MetadataKey(INTERVALS_KEY, reuse.interval_count)
+
+
+def _candidates(reuse: Reuse | AmountReuse | None, now: datetime) -> PendingCount | None:
+    """The count that, at 0, shows `pending_match(reuse, now)` would find nothing (same
+    narrowing, same transaction); None where it has no such count."""
+    if isinstance(reuse, Reuse) and reuse.payment_type is not SubscriptionPaymentType.UPGRADE:
+        return PendingCount(now, _narrow(reuse))
+    return None
 
 
 async def replay(uow: UnitOfWork, idem: Idempotency | None) -> SubscriptionPayment | None:
@@ -160,9 +171,9 @@ async def store_payment(
         async with uow_factory() as uow:
             # serialises stores for one subscription; the checks below read after the lock,
             # so they see a rival request's committed payment (MariaDB snapshots at first read)
-            await _check_price(uow, payment)
+            candidates = await _check_price(uow, payment, _candidates(reuse, now))
             winner = await replay(uow, idem)
-            if winner is None and reuse is not None:
+            if winner is None and reuse is not None and candidates != 0:
                 winner = await pending_match(uow, reuse, now)
             if winner is None:
                 if before_add is not None:  # e.g. debit the credit it applies, same transaction
@@ -183,16 +194,21 @@ async def store_payment(
     return winner
 
 
-async def _check_price(uow: UnitOfWork, payment: SubscriptionPayment) -> None:
-    """Lock the subscription, then refuse a quote made against another price than now's."""
+async def _check_price(
+    uow: UnitOfWork, payment: SubscriptionPayment, candidates: PendingCount | None
+) -> int | None:
+    """Lock the subscription, then refuse a quote made against another price than now's;
+    the price read counts `candidates` too (returned; None: not counted)."""
     sub = await uow.subscriptions.get_for_update(payment.subscription_id)
     quoted = PriceBasis.from_json(payment_meta(payment).get(PRICE_KEY))
     if sub is None or quoted is None:
-        return
+        return None
     purchase = payment.payment_type is SubscriptionPaymentType.PURCHASE and not sub.is_setup
-    current = await price_in_force_or_none(uow, sub, purchase=purchase)
+    read = await uow.line_items.list_priced(sub.id, pending=candidates)
+    current = await price_in_force_or_none(uow, sub, purchase=purchase, read=read)
     if current is not None and not current.same_price(quoted):
         raise PriceChanged("The price changed while the invoice was made; please ask again")
+    return None if read is None else read.pending
 
 
 async def _cancel_quietly(rails: PaymentRails, payment: SubscriptionPayment) -> None:

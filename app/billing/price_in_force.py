@@ -37,15 +37,18 @@ async def vm_price_on(uow: UnitOfWork, on_plan: VmOnPlan | None) -> VmPrice:
     return await vm_price(uow, on_plan.vm)  # a custom VM, or the error of a missing row
 
 
-async def price_in_force(uow: UnitOfWork, sub: Subscription, *, purchase: bool) -> PriceBasis:
+async def price_in_force(
+    uow: UnitOfWork, sub: Subscription, *, purchase: bool, read: PricedItems | None = None
+) -> PriceBasis:
     """What one interval of `sub` costs now, the way `quotes.price_subscription` prices it.
 
     A VM line item costs its plan or custom price (the first VM's interval counts the time);
     any other item its `amount` in the subscription currency; a Purchase adds every item's
     setup fee. The buyer's tax country is recorded alongside. The line items as stored now,
-    their VMs, templates, plans and the user are read in one statement (`priced_items`).
+    their VMs, templates, plans and the user are read in one statement (`priced_items`), or
+    given as `read` by a caller that read them already.
     """
-    priced = await priced_items(uow, sub)
+    priced = read if read is not None else await priced_items(uow, sub)
     prices = {
         item.id: await vm_price_on(uow, priced.vms.get(item.id))
         for item in priced.items
@@ -81,12 +84,12 @@ def price_basis(
 
 
 async def price_in_force_or_none(
-    uow: UnitOfWork, sub: Subscription, *, purchase: bool
+    uow: UnitOfWork, sub: Subscription, *, purchase: bool, read: PricedItems | None = None
 ) -> PriceBasis | None:
     """`price_in_force`, or None when it cannot be computed (a plan, pricing or VM is gone):
     a payment must still complete then, so the caller credits what was quoted."""
     try:
-        return await price_in_force(uow, sub, purchase=purchase)
+        return await price_in_force(uow, sub, purchase=purchase, read=read)
     except DomainError as err:
         log.warning("no price in force for subscription %s: %s", sub.id, err.message)
         return None

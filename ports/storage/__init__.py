@@ -29,6 +29,7 @@ from ports.storage.payments import (
     MetadataKey,
     MetadataTest,
     Payments,
+    PendingCount,
     PendingKind,
     PendingOf,
 )
@@ -167,6 +168,7 @@ __all__ = [
     "Page",
     "PaymentMethods",
     "Payments",
+    "PendingCount",
     "PendingKind",
     "PendingOf",
     "Permission",

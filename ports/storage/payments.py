@@ -48,6 +48,16 @@ class MetadataKey:
     value: int
 
 
+@attrs.frozen
+class PendingCount:
+    """Asks a read of a subscription to count, alongside, its pending payments (unpaid,
+    `expires > now`) that `narrow` keeps, whatever their method and type: none means the
+    reuse lookup (`Payments.newest_pending` with the same `narrow`) would find none."""
+
+    now: datetime
+    narrow: MetadataKey
+
+
 class Payments(Protocol):
     """Subscription payments, keyed by their 32-byte id."""
 

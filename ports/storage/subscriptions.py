@@ -11,6 +11,7 @@ import attrs
 from domain.enums import SubscriptionPaymentType
 from domain.model import Company, LineItem, Subscription, User
 from ports.storage.common import Page
+from ports.storage.payments import PendingCount
 from ports.storage.vms import VmOnPlan
 
 
@@ -104,13 +105,15 @@ class PricedItems:
     """What a subscription is priced from (§13, D23): its line items (ascending id), each VPS
     item's VM on its template and plan (its lowest-id VM not deleted; absent where none),
     the buyer and the seller (None where the company is gone); `credit`, when asked for, the
-    buyer's credit balance in one currency (0 without a balance row)."""
+    buyer's credit balance in one currency (0 without a balance row); `pending`, when asked
+    for (`PendingCount`), how many pending payments it counts."""
 
     items: tuple[LineItem, ...]
     vms: dict[int, VmOnPlan]
     user: User
     seller: Company | None
     credit: int | None = None
+    pending: int | None = None
 
 
 class LineItems(Protocol):
@@ -128,13 +131,17 @@ class LineItems(Protocol):
         ...
 
     async def list_priced(
-        self, subscription_id: int, credit_in: str | None = None
+        self,
+        subscription_id: int,
+        credit_in: str | None = None,
+        pending: PendingCount | None = None,
     ) -> PricedItems | None:
         """The subscription's `PricedItems` with its user and company, in one read (None: no
         such subscription or user): a new quote is priced from it, and priced again under
         the subscription lock before it is stored (D23). With `credit_in` (a currency code)
         the same read holds the user's credit balance in it (the renewal's credit-first
-        quote), read but not locked."""
+        quote), read but not locked; with `pending`, the count it asks for (the storing
+        transaction's rival check, which a count of 0 spares)."""
         ...
 
     async def update(self, item: LineItem) -> None: ...

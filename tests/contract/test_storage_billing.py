@@ -18,6 +18,7 @@ from domain.subscription import INTERVALS_KEY, metadata_interval_count
 from ports.storage import (
     DueWindow,
     MetadataKey,
+    PendingCount,
     PendingKind,
     PendingOf,
     PricedItems,
@@ -214,6 +215,31 @@ async def test_priced_items_hold_the_credit_balance_asked_for(
         assert await uow.line_items.list_priced(sub, "USD") == evolve(plain, credit=0)
         assert await uow.line_items.list_priced(sub) == plain
         assert await uow.line_items.list_priced(sub + 99, "EUR") is None
+
+
+async def test_priced_items_count_the_pending_payments_asked_for(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """With a `PendingCount`, the pricing read counts the subscription's pending payments at
+    `now` the narrowing keeps (at least those the reuse lookup would test); 0 when there is
+    none, and the credit balance asked for alongside stays in its place."""
+    w = await _world(uow_factory)
+    sub = w.subscription.id
+    three = PendingCount(at(5), MetadataKey(INTERVALS_KEY, 3))
+    async with uow_factory() as uow:
+        plain = await uow.line_items.list_priced(sub)
+        assert plain is not None and plain.pending is None
+        assert await uow.line_items.list_priced(sub, pending=three) == evolve(plain, pending=0)
+        for n, paid in ((3, False), (3, True), (2, False)):
+            metadata = {"intervals": n}
+            await uow.payments.add(new_payment(w.subscription, metadata=metadata, is_paid=paid))
+        await uow.commit()
+    async with uow_factory() as uow:
+        both = await uow.line_items.list_priced(sub, "EUR", three)
+        assert both is not None and both.credit == 0
+        assert both.pending in (1, 2)  # the pending 3; the narrowing may keep the 2 as well
+        late = PendingCount(at(10), MetadataKey(INTERVALS_KEY, 3))  # expired by then
+        assert await uow.line_items.list_priced(sub, pending=late) == evolve(plain, pending=0)
 
 
 async def test_priced_items_come_in_item_order_each_with_its_lowest_vm(
