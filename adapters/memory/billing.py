@@ -13,6 +13,7 @@ from ports.storage import (
     DueWindow,
     MetadataKey,
     MetadataTest,
+    NewestPending,
     Page,
     PendingCount,
     PendingKind,
@@ -57,6 +58,19 @@ class MemorySubscriptions(RecordRepo[Subscription]):
             return None
         items = self._rows("subscription_line_item").values()
         return sub, sorted((i for i in items if i.subscription_id == sub.id), key=lambda i: i.id)
+
+    async def get_of_owned_vm_and_pending(
+        self, vm_id: int, pubkey: bytes, newest: NewestPending
+    ) -> tuple[Subscription, list[LineItem], SubscriptionPayment | None] | None:
+        found = await self.get_of_owned_vm(vm_id, pubkey)
+        if found is None:
+            return None
+        sub, items = found
+        payments = MemoryPayments(self._snapshot)
+        pending = await payments.list_pending_for_subscription(sub.id, newest.now)
+        # nothing narrowed away: the memory reuse lookup tests every pending payment
+        first = next((p for p in pending if p.payment_method is newest.method), None)
+        return sub, items, first
 
     async def ids_with_pending_on(
         self, now: datetime, types: Collection[SubscriptionPaymentType], on: PricedBy

@@ -12,6 +12,7 @@ from weakref import WeakKeyDictionary
 import orjson
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     and_,
     bindparam,
@@ -47,6 +48,7 @@ from ports.storage import (
     DueWindow,
     MetadataKey,
     MetadataTest,
+    NewestPending,
     Page,
     PendingCount,
     PendingKind,
@@ -79,7 +81,7 @@ _PENDING_RAW = (
         _pay.is_paid == False,  # noqa: E712
         _pay.expires > bindparam("now"),
     )
-    .order_by(_pay.created.desc())
+    .order_by(_pay.created.desc(), _pay.id.desc())
 )
 _RAW_INDEX = {c.name: n for n, c in enumerate(t.subscription_payment.columns)}
 
@@ -91,7 +93,7 @@ _NUMBER_GOES_ON = "0123456789.eE"
 _JSON_SPACE = " \t\n\r"
 
 
-def _may_have(name: str) -> ColumnElement[bool]:
+def _may_have(metadata: ColumnElement[Any], name: str) -> ColumnElement[bool]:
     """SQL that keeps every row whose metadata a `MetadataKey` may accept as Python reads it,
     by text alone (a JSON parser in SQL cost more than the rows it saved): what this service
     writes, `{"name":n,…}` (compact, the name first), is judged by the digits after the name,
@@ -99,7 +101,7 @@ def _may_have(name: str) -> ColumnElement[bool]:
     the colon), and so is any with a backslash (an escaped name) or the name again after the
     first (Python keeps the last duplicate). SQLite and MariaDB alike (the metadata column's
     collation there is binary: `INTERVALS` is another name)."""
-    meta = type_coerce(_pay.metadata, _RAW)
+    meta = type_coerce(metadata, _RAW)
     prefix = f'{{"{name}":'
     at = len(prefix) + 1
     digits: BindParameter[str] = bindparam("digits")
@@ -125,8 +127,35 @@ def _pending_count(subscription_id: ColumnElement[int], name: str) -> ColumnElem
             _pay.subscription_id == subscription_id,
             _pay.is_paid == False,  # noqa: E712
             _pay.expires > bindparam("now"),
-            _may_have(name),
+            _may_have(_pay.metadata, name),
         )
+        .scalar_subquery()
+    )
+
+
+_CANDIDATE = t.subscription_payment.alias("candidate")
+#: the payment `_newest_candidate` names, joined to the subscription's rows
+_FIRST_PENDING = t.subscription_payment.alias("first_pending")
+
+
+def _newest_candidate(subscription_id: ColumnElement[int], name: str) -> ColumnElement[Any]:
+    """The id of the subscription's newest pending payment at `:now` of the method coded
+    `:method_code` that `_may_have(name)` keeps: the first row `newest_pending` would test
+    with that method (same order: created, then id, descending)."""
+    c = _CANDIDATE.c
+    return (
+        select(c.id)
+        .where(
+            c.subscription_id == subscription_id,
+            c.is_paid == False,  # noqa: E712
+            c.expires > bindparam("now"),
+            # `+ 0`: never the (method, is_paid, created) index, a walk over every unpaid
+            # payment of the method, newest first, until one of this subscription
+            type_coerce(c.payment_method, Integer) + 0 == bindparam("method_code"),
+            _may_have(c.metadata, name),
+        )
+        .order_by(c.created.desc(), c.id.desc())
+        .limit(1)
         .scalar_subquery()
     )
 
@@ -134,7 +163,7 @@ def _pending_count(subscription_id: ColumnElement[int], name: str) -> ColumnElem
 @functools.cache
 def _pending_narrowed(name: str) -> Select[Any]:
     """`_PENDING_RAW` without rows a `MetadataKey` rules out (built once per name)."""
-    return _PENDING_RAW.where(_may_have(name))
+    return _PENDING_RAW.where(_may_have(_pay.metadata, name))
 
 
 #: per dialect, each payment column's result processor (None: the value as it comes)
@@ -164,10 +193,15 @@ class SqlSubscriptions(SqlRecords[Subscription]):
     frozen_columns = ("created",)
 
     def __init__(
-        self, connection: Connect, mapper: Mapper[Subscription], items: Mapper[LineItem]
+        self,
+        connection: Connect,
+        mapper: Mapper[Subscription],
+        items: Mapper[LineItem],
+        payments: Mapper[SubscriptionPayment],
     ) -> None:
         super().__init__(connection, mapper)
         self.items = SqlRecords(connection, items)
+        self.payments = payments
 
     async def any_for_company(self, company_id: int) -> bool:
         c = t.subscription.c
@@ -216,14 +250,38 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         statement = prebuilt(key, self._of_owned_vm)
         params = {"vm_id": vm_id, "pubkey": pubkey}
         rows = (await self.conn.execute(statement, params)).all()
+        return None if not rows else self._owned(rows)
+
+    async def get_of_owned_vm_and_pending(
+        self, vm_id: int, pubkey: bytes, newest: NewestPending
+    ) -> tuple[Subscription, list[LineItem], SubscriptionPayment | None] | None:
+        name = newest.narrow.name
+        key = ("subscription of owned vm, pending", name, self.table, self.mapper.cls)
+        statement = prebuilt(key, lambda: self._of_owned_vm(name))
+        params = {
+            "vm_id": vm_id,
+            "pubkey": pubkey,
+            "now": newest.now,
+            "method_code": int(newest.method),
+            "digits": str(newest.narrow.value),
+        }
+        rows = (await self.conn.execute(statement, params)).all()
         if not rows:
             return None
+        sub, items = self._owned(rows)
+        skip = len(self.mapper.columns) + len(self.items.mapper.columns)  # the same on every row
+        [pending] = joined_records(rows[0], (self.payments,), start=skip)
+        return sub, items, pending
+
+    def _owned(self, rows: Sequence[Any]) -> tuple[Subscription, list[LineItem]]:
         item = self.items.mapper
         [sub, first] = joined_records(rows[0], (self.mapper, item))
         skip = len(self.mapper.columns)  # every row repeats the subscription before its item
         return sub, [first, *(joined_records(r, (item,), start=skip)[0] for r in rows[1:])]
 
-    def _of_owned_vm(self) -> Select[Any]:
+    def _of_owned_vm(self, pending: str | None = None) -> Select[Any]:
+        """The owned VM's subscription and its items; with `pending` (a metadata name), each
+        row outer-joined to the payment `_newest_candidate` names, its columns last."""
         vm, users = t.vm.c, t.users.c
         owner = select(users.id).where(users.pubkey == bindparam("pubkey"))
         billed = (
@@ -238,12 +296,19 @@ class SqlSubscriptions(SqlRecords[Subscription]):
             )
         )
         # an inner join: the VM's own line item is one of the subscription's
-        columns = (*self.mapper.columns, *self.items.mapper.columns)
+        columns: list[ColumnElement[Any]] = [*self.mapper.columns, *self.items.mapper.columns]
+        joined = t.subscription.join(t.subscription_line_item, _li.subscription_id == _sub.id)
+        if pending is not None:
+            first = _FIRST_PENDING.c
+            # (the subscription named too: the id alone links the tables through a subquery)
+            newest = (first.id == _newest_candidate(_sub.id, pending)) & (
+                first.subscription_id == _sub.id
+            )
+            joined = joined.outerjoin(_FIRST_PENDING, newest)
+            columns += [first[c.name] for c in self.payments.columns]
         return (
             select(*columns)
-            .select_from(
-                t.subscription.join(t.subscription_line_item, _li.subscription_id == _sub.id)
-            )
+            .select_from(joined)
             .where(_sub.id == billed.scalar_subquery())
             .order_by(_li.id)
         )

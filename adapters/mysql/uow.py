@@ -214,6 +214,7 @@ class SqlUnitOfWork(ClosesOnExit):
             self._connection,
             self._mappers.subscription,
             self._mappers.line_item,
+            self._mappers.payment,
         )
 
     @cached_property

@@ -81,10 +81,26 @@ class Idempotency:
     fingerprint: bytes
 
 
+@attrs.frozen
+class FirstPending:
+    """What a read made alongside found for `NewestPending(reuse.method, now,
+    reuse_narrowing(reuse.interval_count))`: the payment the reuse lookup tests first, or
+    None (then there is none to test)."""
+
+    payment: SubscriptionPayment | None
+
+
 async def pending_match(
-    uow: UnitOfWork, reuse: Reuse | AmountReuse, now: datetime
+    uow: UnitOfWork,
+    reuse: Reuse | AmountReuse,
+    now: datetime,
+    first: FirstPending | None = None,
 ) -> SubscriptionPayment | None:
-    """The newest pending payment `reuse` may hand back instead of a new one (D10, D25)."""
+    """The newest pending payment `reuse` may hand back instead of a new one (D10, D25).
+
+    `first` (for a `Reuse`, see `FirstPending`): with no payment, there is none; with one
+    it accepts, that one (the newest it could accept); else the lookup runs.
+    """
     if isinstance(reuse, AmountReuse):
         amount = reuse.amount_msat
         kind = PendingKind(
@@ -98,22 +114,35 @@ async def pending_match(
     if reuse.payment_type is SubscriptionPaymentType.UPGRADE:
         return None  # never reused (D10)
     count = reuse.interval_count
+    if first is not None:
+        found = first.payment
+        if found is None:
+            return None
+        if (
+            found.payment_method is reuse.method
+            and found.payment_type is reuse.payment_type
+            and metadata_interval_count(found.metadata) == count
+        ):
+            return found
     kind = PendingKind(reuse.subscription_id, reuse.method, reuse.payment_type)
     return await uow.payments.newest_pending(
-        kind, now, lambda meta: metadata_interval_count(meta) == count, _narrow(reuse)
+        kind,
+        now,
+        lambda meta: metadata_interval_count(meta) == count,
+        reuse_narrowing(count),
     )
 
 
-def _narrow(reuse: Reuse) -> MetadataKey:
+def reuse_narrowing(interval_count: int) -> MetadataKey:
     """What a reusable payment's metadata holds at most (`pending_match` tests it exactly)."""
-    return MetadataKey(INTERVALS_KEY, reuse.interval_count)
+    return MetadataKey(INTERVALS_KEY, interval_count)
 
 
 def _candidates(reuse: Reuse | AmountReuse | None, now: datetime) -> PendingCount | None:
     """The count that, at 0, shows `pending_match(reuse, now)` would find nothing (same
     narrowing, same transaction); None where it has no such count."""
     if isinstance(reuse, Reuse) and reuse.payment_type is not SubscriptionPaymentType.UPGRADE:
-        return PendingCount(now, _narrow(reuse))
+        return PendingCount(now, reuse_narrowing(reuse.interval_count))
     return None
 
 

@@ -11,7 +11,15 @@ from app.billing.errors import (
     SubscriptionNotFound,
     VmNotFound,
 )
-from app.billing.persist import Idempotency, Reuse, pending_match, remember, replay
+from app.billing.persist import (
+    FirstPending,
+    Idempotency,
+    Reuse,
+    pending_match,
+    remember,
+    replay,
+    reuse_narrowing,
+)
 from app.billing.price_in_force import priced_items
 from app.billing.quotes import price_subscription
 from app.billing.rails import PaymentRails
@@ -23,7 +31,7 @@ from domain.subscription import payment_type_for
 from domain.tax import TaxRates
 from ports.clock import Clock
 from ports.rates import RateStore
-from ports.storage import UnitOfWork, UnitOfWorkFactory
+from ports.storage import NewestPending, UnitOfWork, UnitOfWorkFactory
 
 
 async def _resolve(
@@ -31,17 +39,20 @@ async def _resolve(
     user_id: int | None,
     subscription_id: int | None,
     vm_id: int | None,
-    owner_key: bytes | None = None,
-) -> tuple[Subscription, list[LineItem]]:
-    """The subscription renewed and its line items."""
+    owner_key: bytes | None,
+    newest: NewestPending,
+) -> tuple[Subscription, list[LineItem], FirstPending | None]:
+    """The subscription renewed, its line items and, where read with them (an owner key),
+    what `newest` asks for."""
     if (subscription_id is None) == (vm_id is None):
         raise InvalidInput("Give exactly one of a subscription id or a VM id")
     if owner_key is not None:
         if vm_id is None:
             raise InvalidInput("An owner key names a VM, not a subscription")
-        found = await uow.subscriptions.get_of_owned_vm(vm_id, owner_key)
+        found = await uow.subscriptions.get_of_owned_vm_and_pending(vm_id, owner_key, newest)
         if found is not None:
-            return found
+            owned, items, first = found
+            return owned, items, FirstPending(first)
         vm = await uow.vms.get_owned_by_key(vm_id, owner_key)  # which refusal it is
         if vm is None or vm.deleted:
             raise VmNotFound("VM not found")
@@ -54,7 +65,7 @@ async def _resolve(
         if found_sub is None or (user_id is not None and found_sub.user_id != user_id):
             raise SubscriptionNotFound("Subscription not found")
         sub = found_sub
-    return sub, await uow.line_items.list_by_subscription(sub.id)
+    return sub, await uow.line_items.list_by_subscription(sub.id), None
 
 
 async def renew(
@@ -92,14 +103,16 @@ async def renew(
         replayed = await replay(uow, idem)
         if replayed is not None:
             return replayed
-        sub, items = await _resolve(uow, user_id, subscription_id, vm_id, owner_key)
+        # the reuse lookup's first payment comes with the subscription where it can (D10)
+        newest = NewestPending(method, now, reuse_narrowing(count))
+        sub, items, first = await _resolve(uow, user_id, subscription_id, vm_id, owner_key, newest)
         if not items:
             raise SubscriptionHasNoLineItems("Subscription has no line items")
         payment_type = payment_type_for(sub)
         reuse = Reuse(
             subscription_id=sub.id, method=method, payment_type=payment_type, interval_count=count
         )
-        existing = await pending_match(uow, reuse, now)
+        existing = await pending_match(uow, reuse, now, first)
         if existing is not None:
             if idem is not None:  # nothing else was written: no commit round trip
                 await remember(uow, idem, existing, now)

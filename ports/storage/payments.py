@@ -49,6 +49,17 @@ class MetadataKey:
 
 
 @attrs.frozen
+class NewestPending:
+    """Asks a read of a subscription for, alongside, its newest pending payment (unpaid,
+    `expires > now`) of `method` whose metadata `narrow` keeps, whatever its type: the first
+    that `Payments.newest_pending` (same method and narrowing) would test, in its order."""
+
+    method: PaymentMethod
+    now: datetime
+    narrow: MetadataKey
+
+
+@attrs.frozen
 class PendingCount:
     """Asks a read of a subscription to count, alongside, its pending payments (unpaid,
     `expires > now`) that `narrow` keeps, whatever their method and type: none means the

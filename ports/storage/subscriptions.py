@@ -9,9 +9,9 @@ from typing import Protocol
 import attrs
 
 from domain.enums import SubscriptionPaymentType
-from domain.model import Company, LineItem, Subscription, User
+from domain.model import Company, LineItem, Subscription, SubscriptionPayment, User
 from ports.storage.common import Page
-from ports.storage.payments import PendingCount
+from ports.storage.payments import NewestPending, PendingCount
 from ports.storage.vms import VmOnPlan
 
 
@@ -58,6 +58,14 @@ class Subscriptions(Protocol):
         """The subscription billing VM `vm_id` (through its line item) with its line items
         (ascending id) if the VM is not soft-deleted and the user with this public key owns
         it; one read (issue 10)."""
+        ...
+
+    async def get_of_owned_vm_and_pending(
+        self, vm_id: int, pubkey: bytes, newest: NewestPending
+    ) -> tuple[Subscription, list[LineItem], SubscriptionPayment | None] | None:
+        """`get_of_owned_vm` with the payment `newest` asks for (None: there is none), in the
+        same read: a renewal's reuse lookup (D10) needs no read of its own when that payment
+        is the one it wants, or when there is none."""
         ...
 
     async def ids_with_pending_on(

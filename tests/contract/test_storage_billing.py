@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.mysql import tables
+from app.billing.persist import FirstPending, Reuse, pending_match, reuse_narrowing
 from domain.account_credit import CreditReason, checked_entry
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.model import LineItem, Subscription, SubscriptionPayment
@@ -18,6 +19,7 @@ from domain.subscription import INTERVALS_KEY, metadata_interval_count
 from ports.storage import (
     DueWindow,
     MetadataKey,
+    NewestPending,
     PendingCount,
     PendingKind,
     PendingOf,
@@ -479,6 +481,57 @@ async def test_the_narrowed_reuse_lookup_hands_python_only_candidates(
         )
     assert found is not None and found.metadata == {"intervals": 3}
     assert seen == [{"intervals": 3}]
+
+
+async def test_the_owned_vm_read_brings_the_first_payment_the_reuse_lookup_tests(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """`get_of_owned_vm_and_pending`: what `get_of_owned_vm` reads, and the newest pending
+    payment of the method asked for that the narrowing keeps, whatever its type (None when
+    there is none); `pending_match` returns it when it is the one wanted, nothing when there
+    is none, else looks further (here: past a newer Purchase to the Renewal)."""
+    w = await _world(uow_factory)
+    now = at(5)
+    lightning = PaymentMethod.LIGHTNING
+    newest = NewestPending(lightning, now, reuse_narrowing(2))
+    key = w.user.pubkey
+    async with uow_factory() as uow:
+        owned = await uow.subscriptions.get_of_owned_vm(w.vm.id, key)
+        assert owned is not None
+        found = await uow.subscriptions.get_of_owned_vm_and_pending(w.vm.id, key, newest)
+        assert found == (*owned, None)
+        two = {"intervals": 2}
+        older = await uow.payments.add(new_payment(w.subscription, created=at(2), metadata=two))
+        purchase = SubscriptionPaymentType.PURCHASE
+        newer = await uow.payments.add(
+            new_payment(w.subscription, created=at(3), metadata=two, payment_type=purchase)
+        )
+        for other in (
+            {"payment_method": PaymentMethod.REVOLUT},
+            {"is_paid": True},
+            {"expires": now},
+        ):
+            await uow.payments.add(
+                new_payment(w.subscription, created=at(4), metadata=two, **other)
+            )
+        await uow.commit()
+    renewal = Reuse(
+        subscription_id=w.subscription.id,
+        method=lightning,
+        payment_type=SubscriptionPaymentType.RENEWAL,
+        interval_count=2,
+    )
+    async with uow_factory() as uow:
+        subs = uow.subscriptions
+        found = await subs.get_of_owned_vm_and_pending(w.vm.id, key, newest)
+        assert found == (*owned, newer)
+        assert await pending_match(uow, renewal, now, FirstPending(newer)) == older
+        bought = attrs.evolve(renewal, payment_type=purchase)
+        assert await pending_match(uow, bought, now, FirstPending(newer)) == newer
+        assert await pending_match(uow, renewal, now, FirstPending(None)) is None
+        later = NewestPending(lightning, at(10), newest.narrow)
+        assert await subs.get_of_owned_vm_and_pending(w.vm.id, key, later) == (*owned, None)
+        assert await subs.get_of_owned_vm_and_pending(w.vm.id, b"\x09" * 32, newest) is None
 
 
 async def test_mark_paid_flips_exactly_once(uow_factory: UnitOfWorkFactory) -> None:
