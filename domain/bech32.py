@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Final
 
@@ -28,6 +29,91 @@ def _polymod(values: Iterable[int]) -> int:
     for value in values:
         check = (check & 0x1FFFFFF) << 5 ^ value ^ sums[check >> 25]
     return check
+
+
+def _step(check: int) -> int:
+    """One `_polymod` step with a zero value."""
+    return (check & 0x1FFFFFF) << 5 ^ _GENERATOR_SUMS[check >> 25]
+
+
+#: how many 5-bit groups `_polymod_int` takes (a BOLT11 invoice has at most some 1 400)
+_MASK_GROUPS: Final = 2048
+
+
+@functools.cache
+def _checksum_masks() -> tuple[int, ...]:
+    """The checksum is linear (XOR) in its input bits, and what one bit adds depends only on
+    how far from the end it stands: bit j of the checksum is the parity of the input bits
+    under mask j. Built on first use (~30 ms): bit 5k+b of the input (k groups from the end)
+    is under mask j when `_step` applied k times to 1 << b sets bit j."""
+    size = 5 * _MASK_GROUPS
+    rows = [bytearray(b"0" * size) for _ in range(30)]
+    contributions = [1 << b for b in range(5)]
+    for k in range(_MASK_GROUPS):
+        for b, check in enumerate(contributions):
+            at = size - 1 - (5 * k + b)
+            while check:
+                low = check & -check
+                rows[low.bit_length() - 1][at] = 0x31  # "1"
+                check ^= low
+        contributions = [_step(check) for check in contributions]
+    return tuple(int(row, 2) for row in rows)
+
+
+def _polymod_int(value: int, count: int) -> int:
+    """`_polymod` of the `count` 5-bit groups of `value` (first group highest), by parities:
+    no Python step per group. The start value 1 is one more group in front."""
+    if count + 1 > _MASK_GROUPS:
+        return _polymod([value >> 5 * i & 31 for i in range(count - 1, -1, -1)])
+    bits = 1 << 5 * count | value
+    out = 0
+    for j, mask in enumerate(_checksum_masks()):
+        out |= ((bits & mask).bit_count() & 1) << j
+    return out
+
+
+@functools.cache
+def _spread_masks() -> tuple[int, ...]:
+    """For `_symbols`: mask t covers the groups whose index has bit t set, where they stand
+    once the groups of higher index bits have moved (built on first use, ~10 ms)."""
+    masks = []
+    for t in range(_MASK_GROUPS.bit_length() - 1):
+        mask = 0
+        for i in range(_MASK_GROUPS):
+            if i >> t & 1:
+                mask |= 31 << 5 * i + 3 * (i & ~((2 << t) - 1))
+        masks.append(mask)
+    return tuple(masks)
+
+
+#: 5-bit values, one a byte, to bech32 characters
+_VALUES_TO_CHARSET: Final = bytes.maketrans(bytes(range(32)), CHARSET.encode())
+
+
+def _symbols(value: int, count: int) -> str:
+    """The bech32 characters of the `count` 5-bit groups of `value`: each group moved from
+    5 bits apart to 8 (group i by 3i, in one step per bit of i, all groups at once), then
+    one byte a character."""
+    if count > _MASK_GROUPS:
+        return "".join(CHARSET[value >> 5 * i & 31] for i in range(count - 1, -1, -1))
+    masks = _spread_masks()
+    for t in range(max(count - 1, 1).bit_length() - 1, -1, -1):
+        moving = value & masks[t]
+        value = (value ^ moving) | moving << (3 << t)
+    return value.to_bytes(count, "big").translate(_VALUES_TO_CHARSET).decode("ascii")
+
+
+def encode_int(hrp: str, value: int, count: int) -> str:
+    """`encode(hrp, data)` for the `count` 5-bit groups of `value` (the first group in its
+    highest bits) and an ASCII `hrp`, with no Python step per group (a dev invoice has some
+    400): the checksum by parities (`_polymod_int`), the characters by `_symbols`."""
+    expanded = _hrp_expand(hrp)
+    head = 0
+    for group in expanded:
+        head = head << 5 | group
+    total = len(expanded) + count + 6
+    polymod = _polymod_int((head << 5 * count | value) << 30, total) ^ 1
+    return hrp + "1" + _symbols(value << 30 | polymod, count + 6)
 
 
 def _hrp_expand(hrp: str) -> list[int]:

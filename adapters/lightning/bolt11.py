@@ -9,7 +9,7 @@ from coincurve import PrivateKey
 
 from domain.bech32 import convert_bits
 from domain.bech32 import decode as bech32_decode
-from domain.bech32 import encode as bech32_encode
+from domain.bech32 import encode_int as bech32_encode_int
 
 #: The dev node's key: public knowledge, so a dev invoice can never be mistaken for a real one.
 DEV_NODE_KEY: Final = PrivateKey(hashlib.sha256(b"lnvps dev lightning node").digest())
@@ -24,34 +24,39 @@ _MAX_FIELD_GROUPS: Final = 1023
 _FEATURES: Final = (1 << 8) | (1 << 14)  # var_onion_optin, payment_secret (required)
 
 
-def _int_groups(value: int, min_groups: int = 1) -> list[int]:
-    groups: list[int] = []
-    while value or len(groups) < min_groups:
-        groups.insert(0, value & 31)
-        value >>= 5
-    return groups
+def _bits(groups: int) -> int:
+    return groups * 5
 
 
-def _groups(raw: bytes) -> list[int]:
-    """`convert_bits(raw, 8, 5, pad=True)` through one integer (no per-bit Python loop)."""
+def _byte_groups(raw: bytes) -> tuple[int, int]:
+    """`raw` as 5-bit groups, zero-padded: (their value as one integer, how many)."""
     count = -(-len(raw) * 8 // 5)
-    value = int.from_bytes(raw, "big") << (count * 5 - len(raw) * 8)
-    return [value >> shift & 31 for shift in range(count * 5 - 5, -1, -5)]
+    return int.from_bytes(raw, "big") << (_bits(count) - len(raw) * 8), count
 
 
-def _packed(groups: list[int]) -> bytes:
-    """`bytes(convert_bits(groups, 5, 8, pad=True))`: the groups as one integer, zero-padded."""
-    value = 0
-    for group in groups:
-        value = value << 5 | group
-    size = -(-len(groups) * 5 // 8)
-    return (value << (size * 8 - len(groups) * 5)).to_bytes(size, "big")
+def _int_count(value: int) -> int:
+    """How many 5-bit groups write `value` (one at least)."""
+    return max(1, -(-value.bit_length() // 5))
 
 
-def _field(tag: int, groups: list[int]) -> list[int]:
-    if len(groups) > _MAX_FIELD_GROUPS:
-        raise ValueError("BOLT11 field too long")
-    return [tag, *_int_groups(len(groups), 2), *groups]
+class _Data:
+    """BOLT11 data part built as one integer of 5-bit groups (no Python step per group)."""
+
+    def __init__(self, value: int, count: int) -> None:
+        self.value, self.count = value, count
+
+    def field(self, tag: int, value: int, count: int) -> None:
+        """A tagged field: tag, its length in groups (two groups), the groups."""
+        if count > _MAX_FIELD_GROUPS:
+            raise ValueError("BOLT11 field too long")
+        head = tag << 10 | count
+        self.value = (self.value << 15 | head) << _bits(count) | value
+        self.count += 3 + count
+
+    def packed(self) -> bytes:
+        """The groups as bytes, the last zero-padded (what the signature covers)."""
+        size = -(-_bits(self.count) // 8)
+        return (self.value << (size * 8 - _bits(self.count))).to_bytes(size, "big")
 
 
 def amount_hrp(amount_msat: int) -> str:
@@ -79,17 +84,20 @@ def encode_dev_invoice(
 ) -> str:
     """A signed regtest (`lnbcrt`) BOLT11 string; description is truncated to one field."""
     hrp = REGTEST_PREFIX + amount_hrp(amount_msat)
-    data = _int_groups(timestamp, 7)
-    data += _field(_TAG_PAYMENT_HASH, _groups(payment_hash))
-    data += _field(_TAG_PAYMENT_SECRET, _groups(payment_secret))
-    memo = _truncate_utf8(description, 639)
-    data += _field(_TAG_DESCRIPTION, _groups(memo))
-    data += _field(_TAG_EXPIRY, _int_groups(expiry_seconds))
-    data += _field(_TAG_MIN_FINAL_CLTV, _int_groups(80))
-    data += _field(_TAG_FEATURES, _int_groups(_FEATURES))
-    digest = hashlib.sha256(hrp.encode("ascii") + _packed(data))
+    data = _Data(timestamp, 7)
+    data.field(_TAG_PAYMENT_HASH, *_byte_groups(payment_hash))
+    data.field(_TAG_PAYMENT_SECRET, *_byte_groups(payment_secret))
+    data.field(_TAG_DESCRIPTION, *_byte_groups(_truncate_utf8(description, 639)))
+    for tag, value in (
+        (_TAG_EXPIRY, expiry_seconds),
+        (_TAG_MIN_FINAL_CLTV, 80),
+        (_TAG_FEATURES, _FEATURES),
+    ):
+        data.field(tag, value, _int_count(value))
+    digest = hashlib.sha256(hrp.encode("ascii") + data.packed())
     signature = key.sign_recoverable(digest.digest(), hasher=None)  # r || s || recovery id
-    return bech32_encode(hrp, data + _groups(signature))
+    signed, count = _byte_groups(signature)  # 65 bytes: 104 groups, no padding
+    return bech32_encode_int(hrp, data.value << _bits(count) | signed, data.count + count)
 
 
 def payment_hash_of(bolt11: str) -> bytes:

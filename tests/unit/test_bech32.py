@@ -63,3 +63,16 @@ def test_non_zero_padding_is_refused() -> None:
     groups = bech32.convert_bits(b"\xff", 8, 5, pad=True)  # 8 bits → two groups, 2 bits pad
     with pytest.raises(ValueError, match="padding"):
         bech32.strict_bytes([*groups[:-1], groups[-1] | 1])
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=31), max_size=2200),
+    st.sampled_from(["a", "lnbcrt1u", "npub", "x" * 20]),
+)
+def test_encode_int_equals_encode_of_the_groups(groups: list[int], hrp: str) -> None:
+    """The integer form (BOLT11's dev encoder) writes what the per-group form writes, past
+    the length its precomputed masks cover too."""
+    value = 0
+    for group in groups:
+        value = value << 5 | group
+    assert bech32.encode_int(hrp, value, len(groups)) == bech32.encode(hrp, groups)
