@@ -262,8 +262,9 @@ class InLoopConnection:
         first takes the one-writer lock (waited for in the loop, as long as the busy timeout
         at most), then runs in the loop or, where `writes_in_loop` says no, on a thread."""
         if not self._writing and sql.lstrip()[:6].upper() not in _READ_PREFIXES:
-            try:
-                await asyncio.wait_for(self._writer.lock.acquire(), self._writer.timeout)
+            try:  # `timeout`, not `wait_for`: no task and loop turn per write (~16 µs)
+                async with asyncio.timeout(self._writer.timeout):
+                    await self._writer.lock.acquire()
             except TimeoutError:
                 raise WriterLockTimeout("database is locked") from None
             self._writing = True
