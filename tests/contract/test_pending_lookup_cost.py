@@ -3,15 +3,18 @@ read, counted by the server), however many paid or expired ones its history hold
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import timedelta
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import text
 
 from adapters.mysql.uow import SqlUnitOfWork
 from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.subscription import INTERVALS_KEY
 from ports.storage import UnitOfWorkFactory
-from ports.storage.payments import PendingKind
+from ports.storage.payments import MetadataKey, NewestPending, PendingCount, PendingKind
 from tests.contract import storage_backends
 from tests.contract.storage_backends import Backend, at, new_payment, seed_world
 
@@ -19,6 +22,7 @@ database = storage_backends.database
 backend = storage_backends.backend
 uow_factory = storage_backends.uow_factory
 
+T = TypeVar("T")
 HISTORY = 150  # of each: paid, and unpaid but expired
 
 
@@ -50,3 +54,51 @@ async def test_the_reuse_lookup_reads_only_live_unpaid_payments(
         read = await _rows_read(uow) - before
     assert found == live
     assert read <= 5, f"{read} rows read for 1 live payment among {2 * HISTORY + 1}"
+
+
+async def test_the_reads_that_bring_or_count_pending_payments_read_only_live_ones(
+    backend: Backend, uow_factory: UnitOfWorkFactory
+) -> None:
+    """The owned-VM read with the reuse lookup's first payment, and the pricing read with
+    its count of possible rivals, read only a few rows more than without them."""
+    if backend.kind != "mysql":
+        pytest.skip("rows read are counted by MariaDB")
+    async with uow_factory() as uow:
+        w = await seed_world(uow)
+        sub = w.subscription
+        for n in range(HISTORY):
+            created = at(1) + timedelta(minutes=n)
+            await uow.payments.add(new_payment(sub, created=created, is_paid=True))
+            await uow.payments.add(new_payment(sub, created=created, expires=at(3)))
+        live = await uow.payments.add(new_payment(sub, created=at(4), expires=at(10)))
+        await uow.commit()
+    narrow = MetadataKey(INTERVALS_KEY, 1)
+    async with uow_factory() as uow:
+        assert isinstance(uow, SqlUnitOfWork)
+        await uow._connection().execute(text("ANALYZE TABLE subscription_payment"))
+        subs, items = uow.subscriptions, uow.line_items
+        key = w.user.pubkey
+        newest = NewestPending(PaymentMethod.LIGHTNING, at(5), narrow)
+        plain = await _rows_read_by(uow, subs.get_of_owned_vm(w.vm.id, key))
+        found, with_first = await _read_by(
+            uow, subs.get_of_owned_vm_and_pending(w.vm.id, key, newest)
+        )
+        priced = await _rows_read_by(uow, items.list_priced(sub.id))
+        counted, with_count = await _read_by(
+            uow, items.list_priced(sub.id, pending=PendingCount(at(5), narrow))
+        )
+    assert found is not None and found[2] == live
+    assert counted is not None and counted.pending == 1
+    # a few for the live one (its index range, the joined row by id), none of the 300 others
+    assert with_first - plain <= 8, (plain, with_first)
+    assert with_count - priced <= 8, (priced, with_count)
+
+
+async def _read_by(uow: SqlUnitOfWork, call: Awaitable[T]) -> tuple[T, int]:
+    before = await _rows_read(uow)
+    result = await call
+    return result, await _rows_read(uow) - before
+
+
+async def _rows_read_by(uow: SqlUnitOfWork, call: Awaitable[object]) -> int:
+    return (await _read_by(uow, call))[1]
