@@ -254,7 +254,7 @@ async def test_priced_items_come_in_item_order_each_with_its_lowest_vm(
             new_subscription(w.user.id, w.company.id),
             [evolve(w.line_item, id=0, subscription_id=0, name=f"i{n}") for n in range(3)],
         )
-        vms = {}
+        vms: dict[int, Any] = {}
         for item in reversed(stored):  # VM ids fall as item ids rise
             for n in range(2):
                 vm = evolve(w.vm, id=0, subscription_line_item_id=item.id, ref_code=f"{item.id}{n}")
