@@ -286,8 +286,8 @@ class MemoryPayments(Repo):
         return list(self._rows(self.table).values())
 
     def _newest_first(self) -> list[SubscriptionPayment]:
-        # insertion order breaks ties among equal `created`, newest insert first
-        return sorted(reversed(self._all()), key=lambda p: p.created, reverse=True)
+        # the id breaks ties among equal `created` (whole seconds), as the SQL stores do
+        return sorted(self._all(), key=lambda p: (p.created, p.id), reverse=True)
 
 
 class MemoryLegacyPayments(Repo):

@@ -189,6 +189,16 @@ def _json_value(raw: str | bytes | None) -> Any:
         return json.loads(raw)
 
 
+def _json_or_text(raw: str | bytes | None) -> Any:
+    """A raw metadata column decoded, or left as its text when that is not JSON: such a
+    payment is never reused (`metadata_interval_count` gives None), and one broken row must
+    not make every renewal of its subscription fail."""
+    try:
+        return _json_value(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+
 class SqlSubscriptions(SqlRecords[Subscription]):
     frozen_columns = ("created",)
 
@@ -271,6 +281,8 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         sub, items = self._owned(rows)
         skip = len(self.mapper.columns) + len(self.items.mapper.columns)  # the same on every row
         [pending] = joined_records(rows[0], (self.payments,), start=skip)
+        if pending is not None:
+            pending = evolve(pending, metadata=_json_or_text(pending.metadata))
         return sub, items, pending
 
     def _owned(self, rows: Sequence[Any]) -> tuple[Subscription, list[LineItem]]:
@@ -305,7 +317,11 @@ class SqlSubscriptions(SqlRecords[Subscription]):
                 first.subscription_id == _sub.id
             )
             joined = joined.outerjoin(_FIRST_PENDING, newest)
-            columns += [first[c.name] for c in self.payments.columns]
+            # its metadata as stored: decoded below, where text that is not JSON stays text
+            columns += [
+                type_coerce(first.metadata, _RAW) if c.name == "metadata" else first[c.name]
+                for c in self.payments.columns
+            ]
         return (
             select(*columns)
             .select_from(joined)
@@ -581,7 +597,7 @@ class SqlPayments(SqlRepo):
         metadata = _RAW_INDEX["metadata"]
         codes = (int(kind.method), int(kind.payment_type))
         for row in rows:
-            if (row[method], row[kind_code]) == codes and wanted(_json_value(row[metadata])):
+            if (row[method], row[kind_code]) == codes and wanted(_json_or_text(row[metadata])):
                 return self._from_raw(row, _processors(conn.dialect))
         return None
 
@@ -652,7 +668,7 @@ class SqlPayments(SqlRepo):
             self._select()
             .where(_pay.subscription_id == subscription_id, _pay.is_paid == False)  # noqa: E712
             .where(_pay.expires > now)
-            .order_by(_pay.created.desc())
+            .order_by(_pay.created.desc(), _pay.id.desc())  # as `newest_pending`
         )
 
 

@@ -105,8 +105,10 @@ class _Writer:
         the WAL's end past what was copied, and SQLite only starts the WAL file over when a
         writer finds it wholly copied (else it grows under steady writes); holding the lock
         for the first pass too made every writer wait for the whole copy and its fsync."""
-        # each pass is one call on a thread that finishes even if this task is cancelled:
-        # the connection is closed by whoever has it last, never while a pass still runs
+        # each pass is one call on a thread, and a pass once started runs to its end even if
+        # this task is cancelled (a cancel only drops a pass not started yet): the connection
+        # is closed by the last pass, or here before that pass was handed it, never while a
+        # pass runs; one left behind by a cancel (only at shutdown) is closed when collected
         conn = await asyncio.to_thread(self._checkpoint_first_pass)
         handed_over = False
         try:

@@ -16,7 +16,11 @@ from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.errors import DomainError
 from domain.model import SubscriptionPayment
 from domain.price_basis import PRICE_KEY, PriceBasis
-from domain.subscription import INTERVALS_KEY, metadata_interval_count
+from domain.subscription import (
+    INTERVALS_KEY,
+    is_reusable_pending_payment,
+    metadata_interval_count,
+)
 from ports.storage import (
     IdempotencyRecord,
     MetadataKey,
@@ -118,10 +122,13 @@ async def pending_match(
         found = first.payment
         if found is None:
             return None
-        if (
-            found.payment_method is reuse.method
-            and found.payment_type is reuse.payment_type
-            and metadata_interval_count(found.metadata) == count
+        if is_reusable_pending_payment(
+            found,
+            subscription_id=reuse.subscription_id,
+            method=reuse.method,
+            payment_type=reuse.payment_type,
+            interval_count=count,
+            now=now,
         ):
             return found
     kind = PendingKind(reuse.subscription_id, reuse.method, reuse.payment_type)

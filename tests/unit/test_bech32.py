@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from domain import bech32
@@ -65,6 +65,9 @@ def test_non_zero_padding_is_refused() -> None:
         bech32.strict_bytes([*groups[:-1], groups[-1] | 1])
 
 
+@example([31] * 2046, "lnbcrt1u")  # at and past the length the masks cover
+@example([17] * 2050, "a")
+@example(list(range(32)) * 66, "npub")
 @given(
     st.lists(st.integers(min_value=0, max_value=31), max_size=2200),
     st.sampled_from(["a", "lnbcrt1u", "npub", "x" * 20]),
