@@ -12,11 +12,12 @@ from sqlalchemy import text
 
 from adapters.mysql.uow import SqlUnitOfWork
 from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.model import SubscriptionPayment
 from domain.subscription import INTERVALS_KEY
 from ports.storage import UnitOfWorkFactory
 from ports.storage.payments import MetadataKey, NewestPending, PendingCount, PendingKind
 from tests.contract import storage_backends
-from tests.contract.storage_backends import Backend, at, new_payment, seed_world
+from tests.contract.storage_backends import Backend, World, at, new_payment, seed_world
 
 database = storage_backends.database
 backend = storage_backends.backend
@@ -31,11 +32,8 @@ async def _rows_read(uow: SqlUnitOfWork) -> int:
     return sum(int(value) for name, value in found if name != "Handler_read_key")
 
 
-async def test_the_reuse_lookup_reads_only_live_unpaid_payments(
-    backend: Backend, uow_factory: UnitOfWorkFactory
-) -> None:
-    if backend.kind != "mysql":
-        pytest.skip("rows read are counted by MariaDB")
+async def _history(uow_factory: UnitOfWorkFactory) -> tuple[World, SubscriptionPayment]:
+    """A subscription with HISTORY paid and HISTORY expired payments, then one live."""
     async with uow_factory() as uow:
         w = await seed_world(uow)
         sub = w.subscription
@@ -45,6 +43,16 @@ async def test_the_reuse_lookup_reads_only_live_unpaid_payments(
             await uow.payments.add(new_payment(sub, created=created, expires=at(3)))
         live = await uow.payments.add(new_payment(sub, created=at(4), expires=at(10)))
         await uow.commit()
+    return w, live
+
+
+async def test_the_reuse_lookup_reads_only_live_unpaid_payments(
+    backend: Backend, uow_factory: UnitOfWorkFactory
+) -> None:
+    if backend.kind != "mysql":
+        pytest.skip("rows read are counted by MariaDB")
+    w, live = await _history(uow_factory)
+    sub = w.subscription
     kind = PendingKind(sub.id, PaymentMethod.LIGHTNING, SubscriptionPaymentType.RENEWAL)
     async with uow_factory() as uow:
         assert isinstance(uow, SqlUnitOfWork)
@@ -63,15 +71,8 @@ async def test_the_reads_that_bring_or_count_pending_payments_read_only_live_one
     its count of possible rivals, read only a few rows more than without them."""
     if backend.kind != "mysql":
         pytest.skip("rows read are counted by MariaDB")
-    async with uow_factory() as uow:
-        w = await seed_world(uow)
-        sub = w.subscription
-        for n in range(HISTORY):
-            created = at(1) + timedelta(minutes=n)
-            await uow.payments.add(new_payment(sub, created=created, is_paid=True))
-            await uow.payments.add(new_payment(sub, created=created, expires=at(3)))
-        live = await uow.payments.add(new_payment(sub, created=at(4), expires=at(10)))
-        await uow.commit()
+    w, live = await _history(uow_factory)
+    sub = w.subscription
     narrow = MetadataKey(INTERVALS_KEY, 1)
     async with uow_factory() as uow:
         assert isinstance(uow, SqlUnitOfWork)
