@@ -286,8 +286,9 @@ class MemoryPayments(Repo):
         return list(self._rows(self.table).values())
 
     def _newest_first(self) -> list[SubscriptionPayment]:
-        # the id breaks ties among equal `created` (whole seconds), as the SQL stores do
-        return sorted(self._all(), key=lambda p: (p.created, p.id), reverse=True)
+        # insertion order breaks ties among equal `created`, newest insert first (the SQL
+        # stores, which cannot know it, break them by id: either is a newest payment)
+        return sorted(reversed(self._all()), key=lambda p: p.created, reverse=True)
 
 
 class MemoryLegacyPayments(Repo):
