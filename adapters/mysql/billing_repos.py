@@ -72,15 +72,26 @@ _RAW = NullType()
 _RAW_PAYMENT: list[ColumnElement[Any]] = [
     type_coerce(c, _RAW).label(c.name) for c in t.subscription_payment.columns
 ]
+
+
+def _live_unpaid(
+    payment: Any, subscription_id: Any, now: Any = None
+) -> tuple[ColumnElement[bool], ...]:
+    """A subscription's pending payments: unpaid and `expires > now` (`:now` by default);
+    `payment` is the columns of `subscription_payment` or of an alias of it."""
+    now = bindparam("now") if now is None else now
+    return (
+        payment.subscription_id == subscription_id,
+        payment.is_paid == False,  # noqa: E712
+        payment.expires > now,
+    )
+
+
 #: method and type are compared in Python: in SQL they draw SQLite to the (payment_method,
 #: is_paid, created) index, a walk over every unpaid payment of that method
 _PENDING_RAW = (
     select(*_RAW_PAYMENT)
-    .where(
-        _pay.subscription_id == bindparam("subscription_id"),
-        _pay.is_paid == False,  # noqa: E712
-        _pay.expires > bindparam("now"),
-    )
+    .where(*_live_unpaid(_pay, bindparam("subscription_id")))
     .order_by(_pay.created.desc(), _pay.id.desc())
 )
 _RAW_INDEX = {c.name: n for n, c in enumerate(t.subscription_payment.columns)}
@@ -123,12 +134,7 @@ def _pending_count(subscription_id: ColumnElement[int], name: str) -> ColumnElem
     return (
         select(func.count())
         .select_from(t.subscription_payment)
-        .where(
-            _pay.subscription_id == subscription_id,
-            _pay.is_paid == False,  # noqa: E712
-            _pay.expires > bindparam("now"),
-            _may_have(_pay.metadata, name),
-        )
+        .where(*_live_unpaid(_pay, subscription_id), _may_have(_pay.metadata, name))
         .scalar_subquery()
     )
 
@@ -146,9 +152,7 @@ def _newest_candidate(subscription_id: ColumnElement[int], name: str) -> ColumnE
     return (
         select(c.id)
         .where(
-            c.subscription_id == subscription_id,
-            c.is_paid == False,  # noqa: E712
-            c.expires > bindparam("now"),
+            *_live_unpaid(c, subscription_id),
             # `+ 0`: never the (method, is_paid, created) index, a walk over every unpaid
             # payment of the method, newest first, until one of this subscription
             type_coerce(c.payment_method, Integer) + 0 == bindparam("method_code"),
@@ -405,6 +409,10 @@ async def _delete_subscription(conn: Any, subscription_id: int) -> bool:
     return bool(result.rowcount > 0)
 
 
+#: the extra columns of the pricing read (after every mapper's), read back by these names
+_CREDIT_LABEL, _PENDING_LABEL = "priced__credit", "priced__pending"
+
+
 def _id_position(mapper: Mapper[Any]) -> int:
     """Where `id` is among the columns a mapper reads."""
     return [c.name for c in mapper.columns].index("id")
@@ -446,9 +454,9 @@ class SqlLineItems(SqlRecords[LineItem]):
         rows = (await self.conn.execute(statement, params)).all()
         if not rows:
             return None  # no such subscription or user
-        first = rows[0]
-        found_pending = None if pending is None else int(first[-1])
-        found_credit = None if credit_in is None else int(first[-1 - (pending is not None)] or 0)
+        extra = rows[0]._mapping
+        found_credit = None if credit_in is None else int(extra[_CREDIT_LABEL] or 0)
+        found_pending = None if pending is None else int(extra[_PENDING_LABEL])
         user, seller = joined_records(rows[0], self.parties)
         skip = sum(len(mapper.columns) for mapper in self.parties)  # repeated on every row
         item_at = skip + _id_position(self.mapper)
@@ -473,7 +481,7 @@ class SqlLineItems(SqlRecords[LineItem]):
         `credit`, to the user's balance in `:credit_in` too (NULL: none; one row at most by
         its key, so the rows stay as many); with `pending` (a metadata name), the count of its
         pending payments at `:now` whose value of it may be `:digits`; both last on every row,
-        in that order."""
+        by their labels (`_CREDIT_LABEL`, `_PENDING_LABEL`)."""
         users, company, vm, template, plan = t.users, t.company, t.vm, t.vm_template, t.vm_cost_plan
         joined = (
             t.subscription.join(users, users.c.id == _sub.user_id)
@@ -495,9 +503,9 @@ class SqlLineItems(SqlRecords[LineItem]):
                 balance.currency == bindparam("credit_in")
             )
             joined = joined.outerjoin(t.user_credit_balance, of_user)
-            columns.append(balance.balance)
+            columns.append(balance.balance.label(_CREDIT_LABEL))
         if pending is not None:
-            columns.append(_pending_count(_sub.id, pending))
+            columns.append(_pending_count(_sub.id, pending).label(_PENDING_LABEL))
         return select(*columns).select_from(joined).where(_sub.id == bindparam("subscription_id"))
 
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
@@ -666,8 +674,7 @@ class SqlPayments(SqlRepo):
     def _pending(self, subscription_id: Any, now: Any) -> Select[Any]:
         return (
             self._select()
-            .where(_pay.subscription_id == subscription_id, _pay.is_paid == False)  # noqa: E712
-            .where(_pay.expires > now)
+            .where(*_live_unpaid(_pay, subscription_id, now))
             .order_by(_pay.created.desc(), _pay.id.desc())  # as `newest_pending`
         )
 
