@@ -46,6 +46,17 @@ class MemorySubscriptions(RecordRepo[Subscription]):
         item = self._rows("subscription_line_item").get(line_item_id)
         return None if item is None else await self.get(item.subscription_id)
 
+    async def get_by_line_items(self, line_item_ids: Collection[int]) -> dict[int, Subscription]:
+        items = self._rows("subscription_line_item")
+        subs = self._rows(self.table)
+        out: dict[int, Subscription] = {}
+        for item_id in line_item_ids:
+            item = items.get(item_id)
+            sub = None if item is None else subs.get(item.subscription_id)
+            if sub is not None:
+                out[item_id] = sub
+        return out
+
     async def get_of_owned_vm(
         self, vm_id: int, pubkey: bytes
     ) -> tuple[Subscription, list[LineItem]] | None:
@@ -229,6 +240,14 @@ class MemoryPayments(Repo):
             for p in self._newest_first()
             if p.subscription_id == subscription_id and p.is_pending(now)
         ]
+
+    async def with_pending(self, subscription_ids: Collection[int], now: datetime) -> set[int]:
+        wanted = set(subscription_ids)
+        return {
+            p.subscription_id
+            for p in self._all()
+            if p.subscription_id in wanted and p.is_pending(now)
+        }
 
     async def newest_pending(
         self,

@@ -30,6 +30,7 @@ from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import NullType
 
 from adapters.mysql import tables as t
+from adapters.mysql.in_lists import id_chunks
 from adapters.mysql.mapping import Mapper, evolve, joined_records, result_processors
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
 from domain.enums import PaymentMethod, SubscriptionPaymentType
@@ -79,12 +80,13 @@ def _live_unpaid(
 ) -> tuple[ColumnElement[bool], ...]:
     """A subscription's pending payments: unpaid and `expires > now` (`:now` by default);
     `payment` is the columns of `subscription_payment` or of an alias of it."""
+    return (payment.subscription_id == subscription_id, *_pending_at(payment, now))
+
+
+def _pending_at(payment: Any, now: Any = None) -> tuple[ColumnElement[bool], ...]:
+    """Pending payments of any subscription: unpaid and `expires > now` (`:now` by default)."""
     now = bindparam("now") if now is None else now
-    return (
-        payment.subscription_id == subscription_id,
-        payment.is_paid == False,  # noqa: E712
-        payment.expires > now,
-    )
+    return (payment.is_paid == False, payment.expires > now)  # noqa: E712
 
 
 #: method and type are compared in Python: in SQL they draw SQLite to the (payment_method,
@@ -93,6 +95,12 @@ _PENDING_RAW = (
     select(*_RAW_PAYMENT)
     .where(*_live_unpaid(_pay, bindparam("subscription_id")))
     .order_by(_pay.created.desc(), _pay.id.desc())
+)
+#: which of the subscriptions `:ids` have a pending payment at `:now` (on the pending index)
+_WITH_PENDING = (
+    select(_pay.subscription_id)
+    .distinct()
+    .where(_pay.subscription_id.in_(bindparam("ids", expanding=True)), *_pending_at(_pay))
 )
 _RAW_INDEX = {c.name: n for n, c in enumerate(t.subscription_payment.columns)}
 
@@ -203,6 +211,10 @@ def _json_or_text(raw: str | bytes | None) -> Any:
         return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
 
 
+#: the line item id beside each subscription row of `get_by_line_items`
+_ITEM_LABEL = "owner__line_item_id"
+
+
 class SqlSubscriptions(SqlRecords[Subscription]):
     frozen_columns = ("created",)
 
@@ -256,6 +268,24 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         key = ("subscription by line item", self.table, self.mapper.cls)
         statement = prebuilt(key, self._owner)
         return await self._first_with(self.mapper, statement, {"line_item_id": line_item_id})
+
+    async def get_by_line_items(self, line_item_ids: Collection[int]) -> dict[int, Subscription]:
+        key = ("subscriptions by line items", self.table, self.mapper.cls)
+        statement = prebuilt(key, self._owners)
+        out: dict[int, Subscription] = {}
+        for ids in id_chunks(line_item_ids):
+            for row in (await self.conn.execute(statement, {"ids": ids})).mappings():
+                out[int(row[_ITEM_LABEL])] = self.mapper.from_row(row)
+        return out
+
+    def _owners(self) -> Select[Any]:
+        owns = t.subscription.join(t.subscription_line_item, _li.subscription_id == _sub.id)
+        return (
+            self._select()
+            .add_columns(_li.id.label(_ITEM_LABEL))
+            .select_from(owns)
+            .where(_li.id.in_(bindparam("ids", expanding=True)))
+        )
 
     async def get_of_owned_vm(
         self, vm_id: int, pubkey: bytes
@@ -586,6 +616,13 @@ class SqlPayments(SqlRepo):
         params = {"subscription_id": subscription_id, "now": now}
         rows = await self.conn.execute(statement, params)
         return [self.mapper.from_row(row) for row in rows.mappings()]
+
+    async def with_pending(self, subscription_ids: Collection[int], now: datetime) -> set[int]:
+        found: set[int] = set()
+        for ids in id_chunks(subscription_ids):
+            rows = await self.conn.execute(_WITH_PENDING, {"ids": ids, "now": now})
+            found.update(int(sub_id) for (sub_id,) in rows.all())
+        return found
 
     async def newest_pending(
         self,

@@ -100,6 +100,14 @@ class Payments(Protocol):
         """Unpaid payments with `expires > now`, newest first (D10 deduplication)."""
         ...
 
+    async def with_pending(self, subscription_ids: Collection[int], now: datetime) -> set[int]:
+        """Those of these subscriptions that have a pending payment (unpaid, `expires > now`).
+
+        A fixed number of statements whatever the number of ids (SQL: one per 1 000 ids):
+        the VM check's never-paid test of every candidate at once (D17, §9.5).
+        """
+        ...
+
     async def newest_pending(
         self,
         kind: PendingKind,

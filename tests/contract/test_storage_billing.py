@@ -37,6 +37,7 @@ from tests.contract.storage_backends import (
     new_subscription,
     seed_world,
 )
+from tests.http.test_statement_budgets import counting
 
 # pytest fixtures: every test here runs on memory, SQLite and MariaDB
 database = storage_backends.database
@@ -325,6 +326,68 @@ async def test_pending_payments_exclude_paid_and_expired_newest_first(
     async with uow_factory() as uow:
         pending = await uow.payments.list_pending_for_subscription(w.subscription.id, now)
         assert pending == [newer, older]
+
+
+async def test_subscriptions_by_line_items_key_each_found_item_by_its_id(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    w = await _world(uow_factory)
+    async with uow_factory() as uow:
+        other, (first, second) = await uow.subscriptions.add_with_line_items(
+            new_subscription(w.user.id, w.company.id, name="two items"),
+            [evolve(w.line_item, id=0), evolve(w.line_item, id=0, name="second")],
+        )
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.subscriptions.get_by_line_items([]) == {}
+        wanted = [second.id, w.line_item.id, first.id, second.id + 99, w.line_item.id]
+        assert await uow.subscriptions.get_by_line_items(wanted) == {
+            w.line_item.id: w.subscription,
+            first.id: other,
+            second.id: other,
+        }
+
+
+async def test_subscriptions_by_line_items_read_more_ids_than_one_in_list_holds(
+    backend: Backend,
+) -> None:
+    """More ids than one statement's `IN` list takes (1 000): a statement per piece."""
+    w = await _world(backend.factory)
+    async with backend.factory() as uow:
+        _, items = await uow.subscriptions.add_with_line_items(
+            new_subscription(w.user.id, w.company.id),
+            [evolve(w.line_item, id=0) for _ in range(3)],
+        )
+        await uow.commit()
+    wanted = [*range(10_000, 12_500), *(i.id for i in items)]
+    async with backend.factory() as uow:
+        if backend.engine is None:
+            found = await uow.subscriptions.get_by_line_items(wanted)
+        else:
+            with counting(backend.engine) as counter:
+                found = await uow.subscriptions.get_by_line_items(wanted)
+            assert counter.count == 3
+    assert sorted(found) == [i.id for i in items]
+
+
+async def test_with_pending_names_the_subscriptions_with_an_unpaid_unexpired_payment(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    w = await _world(uow_factory)
+    now = at(5)
+    async with uow_factory() as uow:
+        pending, paid, expired, none, unasked = await _subscriptions(uow, w, 5)
+        await uow.payments.add(new_payment(pending, created=at(2)))
+        await uow.payments.add(new_payment(pending, created=at(3), is_paid=True))
+        await uow.payments.add(new_payment(paid, created=at(4), is_paid=True))
+        await uow.payments.add(new_payment(expired, created=at(4), expires=now))
+        await uow.payments.add(new_payment(unasked, created=at(4)))
+        await uow.commit()
+    asked = [pending.id, paid.id, expired.id, none.id, 99_999, *range(20_000, 21_500)]
+    async with uow_factory() as uow:
+        assert await uow.payments.with_pending([], now) == set()
+        assert await uow.payments.with_pending(asked, now) == {pending.id}
+        assert await uow.payments.with_pending(asked, at(1)) == {pending.id, expired.id}
 
 
 async def test_newest_pending_picks_by_method_type_and_metadata_and_reads_it_whole(
