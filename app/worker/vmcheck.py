@@ -67,14 +67,35 @@ async def delete_never_paid(deps: WorkerDeps, vm_id: int) -> bool:
     return True
 
 
-async def _candidate(deps: WorkerDeps, sub: Subscription) -> bool:
-    """Cheap test first (never set up, older than an hour), then the pending-payment query."""
+@attrs.frozen
+class _Census:
+    """What the VM check reads before it acts: the live VMs (ascending id), the subscription
+    of each (absent: none), and the never-paid subscriptions due for cleanup."""
+
+    vms: list[Vm]
+    subs: dict[int, Subscription]
+    cleanup_due: set[int]
+
+
+async def _census(deps: WorkerDeps) -> _Census:
+    """The read phase in one unit of work and a fixed number of statements, whatever the
+    number of VMs: the cheap test (never set up, older than an hour) first, then one batched
+    pending-payment read for the subscriptions it keeps. Only a pre-filter: the cleanup
+    decides again under the subscription's lock (`delete_never_paid`)."""
     now = deps.clock.now()
-    if not never_paid_cleanup_due(sub, False, now):
-        return False
     async with deps.uow_factory() as uow:
-        pending = await uow.payments.list_pending_for_subscription(sub.id, now)
-    return not pending
+        vms = await uow.vms.list_active()
+        by_item = await uow.subscriptions.get_by_line_items(
+            {vm.subscription_line_item_id for vm in vms}
+        )
+        subs = {
+            vm.id: by_item[vm.subscription_line_item_id]
+            for vm in vms
+            if vm.subscription_line_item_id in by_item
+        }
+        unpaid = {s.id for s in subs.values() if never_paid_cleanup_due(s, False, now)}
+        pending = await uow.payments.with_pending(unpaid, now) if unpaid else set()
+    return _Census(vms, subs, unpaid - pending)
 
 
 async def check_vms(deps: WorkerDeps) -> VmCheckReport:
@@ -88,20 +109,16 @@ async def check_vms(deps: WorkerDeps) -> VmCheckReport:
     """
     report = VmCheckReport()
     await resend_lost_resizes(deps, report)
-    async with deps.uow_factory() as uow:
-        vms = await uow.vms.list_active()
-        subs = {
-            vm.id: await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
-            for vm in vms
-        }
+    census = await _census(deps)
+    subs = census.subs
     by_host: dict[int, list[Vm]] = defaultdict(list)
-    for vm in vms:
-        sub = subs[vm.id]
+    for vm in census.vms:
+        sub = subs.get(vm.id)
         if sub is None:
             log.warning("VM %s has no subscription; skipped", vm.id)
         elif sub.is_setup:
             by_host[vm.host_id].append(vm)
-        elif await _candidate(deps, sub):
+        elif sub.id in census.cleanup_due:
             await _cleanup(deps, vm, report)
     for host_id, group in sorted(by_host.items()):
         try:
