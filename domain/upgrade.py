@@ -112,6 +112,32 @@ def check_no_downgrade(current: Spec, cfg: UpgradeConfig) -> None:
         raise DowngradeRefused("Cannot downgrade disk")
 
 
+def upgrade_superseded(recorded: VmTemplate | CustomTemplate, cfg: UpgradeConfig) -> bool:
+    """A paid upgrade that a later one overtook: the VM's custom spec already holds every
+    value `cfg` asks for or more, and more in at least one of them.
+
+    Two upgrades paid in a row both write the records in their booking transactions, so the
+    older job may find a bigger spec than it asks for; applying it then is refused as a
+    downgrade, although nothing failed (the newer job, or the VM check's `AS_RECORDED`
+    re-send, resizes the host). All values equal is this upgrade applied, not overtaken. A VM
+    still on a standard template never had an upgrade applied, so nothing overtook it there.
+    """
+    if not isinstance(recorded, CustomTemplate):
+        return False
+    pairs = [
+        (wanted, held)
+        for wanted, held in (
+            (cfg.new_cpu, recorded.cpu),
+            (cfg.new_memory, recorded.memory),
+            (cfg.new_disk, recorded.disk_size),
+        )
+        if wanted is not None
+    ]
+    return all(wanted <= held for wanted, held in pairs) and any(
+        wanted < held for wanted, held in pairs
+    )
+
+
 def _differ(a: object, b: object, unknown: object) -> bool:
     """Both known and different; an unknown CPU kind on either side matches anything."""
     return a is not unknown and b is not unknown and a != b

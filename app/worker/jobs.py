@@ -28,7 +28,7 @@ from app.worker.vmcheck import check_vms
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError
 from domain.model import Vm
-from domain.upgrade import AS_RECORDED, UpgradeConfig
+from domain.upgrade import AS_RECORDED, UpgradeConfig, upgrade_superseded
 from ports.jobs import (
     CheckSubscriptions,
     CheckVm,
@@ -77,12 +77,16 @@ async def process_vm_upgrade(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -
     meanwhile keeps its mark), and a job lost before that is sent again by the VM check
     (`vmcheck.resend_lost_resizes`). A VM never built on a host (or deleted) only gets its
     records and the marker cleared: the spawn builds it with the new size. A stop failure
-    is ignored (§8.4 step 2).
+    is ignored (§8.4 step 2). A refused config that a later upgrade in the records overtook
+    (`upgrade_superseded`) is no failure: the job then does nothing, the newer one resizes.
     """
     if cfg != AS_RECORDED:
         try:
             await apply_upgrade(deps.uow_factory, deps.clock, vm_id=vm_id, cfg=cfg)
         except DomainError as err:  # permanent: a retry would fail the same way
+            if await _superseded(deps, vm_id, cfg):
+                log.info("VM %s: upgrade %s superseded by a later one", vm_id, cfg.to_json())
+                return
             log.error("upgrade of VM %s cannot be applied: %s", vm_id, err.message)
             await deps.tell_admins(f"VM {vm_id} Upgrade Failed", f"VM #{vm_id}: {err.message}")
             return
@@ -114,6 +118,17 @@ async def process_vm_upgrade(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -
         await deps.retry.call(f"start VM {vm_id}", lambda: client.start_vm(vm))
     n = messages.vm_upgraded(facts, vm_id, deps.clock.now())
     await deps.tell_user(vm.user_id, n.title, n.message)
+
+
+async def _superseded(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -> bool:
+    """Whether a refused upgrade was overtaken by a later one already in the records: the
+    newer job (or the VM check's re-send) resizes the host, so this one leaves it alone."""
+    async with deps.uow_factory() as uow:
+        vm = await uow.vms.get(vm_id)
+        if vm is None or vm.custom_template_id is None:
+            return False
+        recorded = await uow.custom_templates.get(vm.custom_template_id)
+    return recorded is not None and upgrade_superseded(recorded, cfg)
 
 
 async def _resized(deps: WorkerDeps, vm: Vm) -> None:

@@ -43,6 +43,7 @@ from domain.upgrade import (
     choose_upgrade_pricing,
     remaining_time_info,
     upgrade_quote,
+    upgrade_superseded,
 )
 
 T = TypeVar("T")
@@ -201,6 +202,52 @@ def test_downgrade_is_refused_at_quote_time(cfg: UpgradeConfig, message: str) ->
 )
 def test_same_or_larger_values_are_not_a_downgrade(cfg: UpgradeConfig) -> None:
     check_no_downgrade(template(), cfg)
+
+
+def _custom(cpu: int = 4, memory: int = 8 * GIB, disk_size: int = 64 * GIB) -> CustomTemplate:
+    return CustomTemplate(
+        id=3,
+        cpu=cpu,
+        memory=memory,
+        disk_size=disk_size,
+        disk_type=DiskType.SSD,
+        disk_interface=DiskInterface.PCIE,
+        pricing_id=7,
+    )
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        UpgradeConfig(new_memory=4 * GIB),
+        UpgradeConfig(new_cpu=4, new_memory=4 * GIB),
+        UpgradeConfig(new_cpu=3, new_memory=8 * GIB, new_disk=64 * GIB),
+        UpgradeConfig(new_disk=32 * GIB),
+    ],
+)
+def test_an_upgrade_the_records_already_exceed_is_superseded(cfg: UpgradeConfig) -> None:
+    assert upgrade_superseded(_custom(), cfg)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        UpgradeConfig(),  # asks for nothing: the VM check's re-send
+        UpgradeConfig(new_memory=8 * GIB),  # this upgrade itself, applied
+        UpgradeConfig(new_cpu=4, new_memory=8 * GIB, new_disk=64 * GIB),
+        UpgradeConfig(new_memory=16 * GIB),  # not applied yet
+        UpgradeConfig(new_cpu=8, new_memory=4 * GIB),  # a value the records lack
+        UpgradeConfig(new_memory=4 * GIB, new_disk=64 * GIB + 1),
+    ],
+)
+def test_an_upgrade_the_records_do_not_cover_beyond_it_is_not_superseded(
+    cfg: UpgradeConfig,
+) -> None:
+    assert not upgrade_superseded(_custom(), cfg)
+
+
+def test_a_vm_on_a_standard_template_never_had_an_upgrade_to_supersede_it() -> None:
+    assert not upgrade_superseded(template(), UpgradeConfig(new_cpu=1))
 
 
 # --- choosing the pricing (§11.1) ----------------------------------------------------------

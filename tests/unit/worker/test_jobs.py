@@ -9,11 +9,12 @@ import attrs
 import pytest
 
 from adapters.notify.memory import RecordingNotifier
+from app.billing.upgrades import create_upgrade_payment
 from app.worker.dispatch import BadJob
 from app.worker.jobs import QueuedNotifier, build_handlers
 from app.worker.loop import drain
 from domain.enums import VmHistoryActionType as H
-from domain.model import GIB, IpRange, Subscription
+from domain.model import GIB, IpRange, Subscription, Vm
 from domain.upgrade import UpgradeConfig
 from ports.jobs import (
     CheckSubscriptions,
@@ -26,6 +27,7 @@ from ports.jobs import (
     StartVm,
     StopVm,
 )
+from tests.unit.billing.world import ALICE
 from tests.unit.worker.world import World
 
 SECOND = timedelta(seconds=1)
@@ -90,6 +92,91 @@ async def test_upgrade_job_resizes_and_restarts_the_vm_and_tells_the_user(world:
     await world.queue.send(ProcessVmUpgrade(vm_id=vm.id, config=config))
     await world.run_jobs()  # redelivered: records unchanged
     assert len(await world.history(vm, H.CONFIGURATION_CHANGED)) == 1
+
+
+async def _book_upgrade(world: World, vm: Vm, cfg: UpgradeConfig) -> None:
+    """Pay an upgrade: its booking writes the records and queues its ProcessVmUpgrade."""
+    shop = world.shop
+    payment = await create_upgrade_payment(
+        shop.factory, shop.clock, shop.rails, shop.rates, user_id=ALICE, vm_id=vm.id, cfg=cfg
+    )
+    assert (await world.complete(payment)).completed
+
+
+async def _take_upgrade_jobs(world: World) -> list[ProcessVmUpgrade]:
+    """Take the queued upgrade jobs out of the queue; other jobs stay queued."""
+    taken: list[ProcessVmUpgrade] = []
+    for delivery in await world.queue.receive(max_jobs=100, block_ms=0):
+        await world.queue.ack(delivery)
+        if isinstance(delivery.job, ProcessVmUpgrade):
+            taken.append(delivery.job)
+        else:
+            await world.queue.send(delivery.job)
+    return taken
+
+
+SMALLER, BIGGER = UpgradeConfig(new_memory=4 * GIB), UpgradeConfig(new_memory=8 * GIB)
+
+
+@pytest.mark.parametrize("newer_first", [False, True])
+async def test_an_upgrade_job_overtaken_by_a_later_upgrade_does_nothing(
+    world: World, newer_first: bool
+) -> None:
+    """Two upgrades paid in a row both write the records at booking; the older job then
+    finds the bigger size, is refused as a downgrade and must not page the admins."""
+    vm = await world.paid_vm()
+    await _book_upgrade(world, vm, SMALLER)
+    await _book_upgrade(world, vm, BIGGER)
+    jobs = await _take_upgrade_jobs(world)
+    assert [j.config for j in jobs] == [SMALLER, BIGGER]
+    for job in reversed(jobs) if newer_first else jobs:
+        await world.queue.send(job)
+
+    await world.run_jobs()
+
+    assert world.host.sizes[vm.id].memory == 8 * GIB
+    assert world.host.calls.get("resize_vm") == 1 and world.host.calls.get("stop_vm") == 1
+    assert world.host_state(vm.id) == "running"
+    assert (await world.shop.vm(vm.id)).resize_requested is None
+    assert world.notifier.titled(f"VM {vm.id} Upgrade Failed") == []
+    assert len(world.notifier.titled(f"[VM{vm.id}] Upgrade Complete")) == 1
+
+    await world.queue.send(jobs[0])  # the older job once more (a retry): still nothing
+    await world.run_jobs()
+    assert world.host.calls.get("resize_vm") == 1 and world.host.calls.get("stop_vm") == 1
+    assert world.notifier.titled(f"VM {vm.id} Upgrade Failed") == []
+    assert len(world.notifier.titled(f"[VM{vm.id}] Upgrade Complete")) == 1
+    after = await world.shop.vm(vm.id)
+    async with world.shop.factory() as uow:
+        assert after.custom_template_id is not None
+        recorded = await uow.custom_templates.get(after.custom_template_id)
+    assert recorded is not None and recorded.memory == 8 * GIB
+    assert len(await world.history(vm, H.CONFIGURATION_CHANGED)) == 2
+
+
+@pytest.mark.parametrize(
+    ("upgraded", "config"),
+    [
+        (True, UpgradeConfig(new_cpu=8, new_memory=4 * GIB)),  # 8 CPUs were never booked
+        (False, UpgradeConfig(new_cpu=1)),  # a standard VM: no upgrade ever overtook it
+    ],
+)
+async def test_an_upgrade_job_that_cannot_be_applied_still_tells_the_admins(
+    world: World, upgraded: bool, config: UpgradeConfig
+) -> None:
+    vm = await world.paid_vm()
+    if upgraded:
+        await _book_upgrade(world, vm, BIGGER)
+        await world.run_jobs()
+    resized = world.host.calls.get("resize_vm")
+    await world.queue.send(ProcessVmUpgrade(vm_id=vm.id, config=config))
+
+    await world.run_jobs()
+
+    [notice] = world.notifier.titled(f"VM {vm.id} Upgrade Failed")
+    assert "Cannot downgrade" in notice.message and notice.user_id is None
+    assert world.host.calls.get("resize_vm") == resized
+    assert world.host_state(vm.id) == "running"
 
 
 async def test_admin_delete_job(world: World) -> None:
