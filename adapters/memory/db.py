@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
 
@@ -102,6 +102,10 @@ class RecordRepo(Repo, Generic[R]):
         if key in rows:
             self._check_unique(record)
             rows[key] = record
+
+    async def get_many(self, record_ids: Collection[int]) -> dict[int, R]:
+        rows = self._rows(self.table)
+        return {i: rows[i] for i in sorted(set(record_ids)) if i in rows}
 
     async def list_all(self) -> list[R]:
         return self._where()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import ReturningInsert
 
 from adapters.mysql import tables as t
+from adapters.mysql.in_lists import id_chunks
 from adapters.mysql.mapping import Mapper, evolve
 from domain.errors import IMAGE_EXISTS, DuplicateKey, RoleNameTaken
 from domain.model import (
@@ -176,6 +177,18 @@ class SqlRecords(SqlRepo, Generic[R]):
 
     def _by_id(self) -> Select[Any]:
         return self._select().where(self.table.c.id == bindparam("record_id")).limit(1)
+
+    async def get_many(self, record_ids: Collection[int]) -> dict[int, R]:
+        """The rows with these ids, by id (one statement per `IN_LIST_SIZE` ids)."""
+        statement = self._prepared("by ids", self.mapper, self._by_ids)
+        out: dict[int, R] = {}
+        for ids in id_chunks(record_ids):
+            for row in (await self.conn.execute(statement, {"record_ids": ids})).mappings():
+                out[int(row["id"])] = self.mapper.from_row(row)
+        return out
+
+    def _by_ids(self) -> Select[Any]:
+        return self._select().where(self.table.c.id.in_(bindparam("record_ids", expanding=True)))
 
     async def update(self, record: R) -> None:
         values = self.mapper.to_row(record, exclude=("id", *self.frozen_columns))

@@ -12,8 +12,6 @@ from domain.model import Vm
 from domain.pricing import Spec
 from ports.storage import UnitOfWork
 
-_SpecCache = dict[tuple[str, int], Spec | None]
-
 
 async def lapsed_unpaid_vm_ids(uow: UnitOfWork, now: datetime) -> set[int]:
     """Never-paid VMs the cleanup would delete now (D17), though the worker has not yet.
@@ -62,18 +60,25 @@ class Usage:
     disk: defaultdict[int, int] = attrs.field(factory=lambda: defaultdict(int))
 
 
-async def _spec_of(uow: UnitOfWork, vm: Vm, cache: _SpecCache) -> Spec | None:
-    if vm.template_id is not None:
-        key = ("t", vm.template_id)
-        if key not in cache:
-            cache[key] = await uow.templates.get(vm.template_id)
-    elif vm.custom_template_id is not None:
-        key = ("c", vm.custom_template_id)
-        if key not in cache:
-            cache[key] = await uow.custom_templates.get(vm.custom_template_id)
-    else:
-        return None
-    return cache[key]
+async def _specs_of(uow: UnitOfWork, vms: list[Vm]) -> dict[int, Spec]:
+    """Each VM's spec by VM id (a VM whose template row is gone is left out), in two reads
+    whatever the number of VMs: the templates (a small catalogue) and the custom templates
+    of these VMs (one each, so read together, not one statement per custom VM)."""
+    templates: dict[int, Spec] = {}
+    if any(vm.template_id is not None for vm in vms):
+        templates = {row.id: row for row in await uow.templates.list_all()}
+    wanted = {vm.custom_template_id for vm in vms if vm.custom_template_id is not None}
+    customs = await uow.custom_templates.get_many(wanted) if wanted else {}
+    specs: dict[int, Spec] = {}
+    for vm in vms:
+        spec: Spec | None = None
+        if vm.template_id is not None:
+            spec = templates.get(vm.template_id)
+        elif vm.custom_template_id is not None:
+            spec = customs.get(vm.custom_template_id)
+        if spec is not None:
+            specs[vm.id] = spec
+    return specs
 
 
 async def reserved_usage(
@@ -82,11 +87,10 @@ async def reserved_usage(
     """CPU, memory and per-disk bytes already promised to the hosts' VMs (`reserving_vms`),
     by host id (a host with none: an empty `Usage`)."""
     usage: defaultdict[int, Usage] = defaultdict(Usage)
-    cache: _SpecCache = {}
-    for vm in await reserving_vms(uow, now):
-        if vm.host_id not in host_ids:
-            continue
-        spec = await _spec_of(uow, vm, cache)
+    vms = [vm for vm in await reserving_vms(uow, now) if vm.host_id in host_ids]
+    specs = await _specs_of(uow, vms)
+    for vm in vms:
+        spec = specs.get(vm.id)
         if spec is None:
             continue
         used = usage[vm.host_id]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol
 
 from domain import model as m
@@ -73,6 +74,12 @@ class CustomPricings(Catalogue[m.CustomPricing], Removable, Protocol):
 
 
 class CustomTemplates(Records[m.CustomTemplate], Protocol):
+    async def get_many(self, record_ids: Collection[int]) -> dict[int, m.CustomTemplate]:
+        """The custom templates with these ids, by id (an unknown id is left out); a fixed
+        number of statements whatever the count (SQL: one per 1 000 ids). Capacity reads
+        every live custom VM's spec with it."""
+        ...
+
     async def count_by_pricing(self) -> dict[int, int]:
         """How many custom templates use each pricing (pricings with none are left out)."""
         ...

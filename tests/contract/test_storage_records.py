@@ -248,6 +248,10 @@ async def test_catalogue_records_round_trip(uow_factory: UnitOfWorkFactory) -> N
         assert await uow.custom_pricing.list_by_region(w.region.id) == [pricing, other]
         assert await uow.custom_pricing.list_disks(pricing.id) == [disk]
         assert await uow.custom_templates.get(custom.id) == custom
+        assert await uow.custom_templates.get_many([custom.id, custom.id, 999_999]) == {
+            custom.id: custom
+        }
+        assert await uow.custom_templates.get_many([]) == {}
         assert await uow.ip_ranges.list_by_region(w.region.id) == [ip_range]
         assert await uow.ip_assignments.list_by_vm(w.vm.id) == [assignment]
         await uow.ip_assignments.delete(assignment.id)
