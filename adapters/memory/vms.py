@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime
 
 from adapters.memory.db import RecordRepo, evolve, page_of
 from domain.enums import SubscriptionType
 from domain.model import Vm, VmHistory
 from domain.upgrade import next_resize_mark
-from ports.storage import Page, VmOnPlan
+from ports.storage import Page, SpecTotals, VmOnPlan
 
 
 class MemoryVms(RecordRepo[Vm]):
@@ -34,6 +36,22 @@ class MemoryVms(RecordRepo[Vm]):
         template = None if vm.template_id is None else self._rows("vm_template").get(vm.template_id)
         plan = None if template is None else self._rows("vm_cost_plan").get(template.cost_plan_id)
         return VmOnPlan(vm, template, plan)
+
+    async def spec_totals(self, host_ids: Collection[int]) -> list[SpecTotals]:
+        hosts = set(host_ids)
+        templates, customs = self._rows("vm_template"), self._rows("vm_custom_template")
+        sums: defaultdict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
+        for vm in self._where(lambda v: not v.deleted and v.host_id in hosts):
+            if vm.template_id is not None:
+                spec = templates.get(vm.template_id)
+            else:
+                spec = None if vm.custom_template_id is None else customs.get(vm.custom_template_id)
+            if spec is not None:
+                total = sums[(vm.host_id, vm.disk_id)]
+                total[0] += spec.cpu
+                total[1] += spec.memory
+                total[2] += spec.disk_size
+        return [SpecTotals(h, d, *sums[(h, d)]) for h, d in sorted(sums)]
 
     async def get_owned_by_key(self, vm_id: int, pubkey: bytes) -> Vm | None:
         vm = await self.get(vm_id)

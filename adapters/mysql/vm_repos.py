@@ -2,21 +2,49 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, select, true, update
+from sqlalchemy import ColumnElement, Select, bindparam, case, func, select, true, update
 
 from adapters.mysql import tables as t
+from adapters.mysql.in_lists import id_chunks
 from adapters.mysql.repositories import SqlRecords, prebuilt
 from domain.enums import SubscriptionType
 from domain.model import Vm, VmHistory
 from domain.upgrade import next_resize_mark
-from ports.storage import Page
+from ports.storage import Page, SpecTotals
 
 _vm = t.vm.c
 _li = t.subscription_line_item.c
 _sub = t.subscription.c
+
+
+def _spec_totals() -> Select[Any]:
+    """The live VMs' specs summed by host and disk: the standard template's where the VM has
+    one, else the custom template's (a missing row joins as NULL, which SUM leaves out)."""
+    tpl, custom = t.vm_template.c, t.vm_custom_template.c
+
+    def of_spec(template_col: Any, custom_col: Any) -> Any:
+        return func.sum(case((_vm.template_id.is_not(None), template_col), else_=custom_col))
+
+    joined = t.vm.outerjoin(t.vm_template, tpl.id == _vm.template_id).outerjoin(
+        t.vm_custom_template, custom.id == _vm.custom_template_id
+    )
+    return (
+        select(
+            _vm.host_id,
+            _vm.disk_id,
+            of_spec(tpl.cpu, custom.cpu),
+            of_spec(tpl.memory, custom.memory),
+            of_spec(tpl.disk_size, custom.disk_size),
+        )
+        .select_from(joined)
+        .where(_vm.deleted == False, _vm.host_id.in_(bindparam("ids", expanding=True)))  # noqa: E712
+        .group_by(_vm.host_id, _vm.disk_id)
+    )
 
 
 class SqlVms(SqlRecords[Vm]):
@@ -64,6 +92,17 @@ class SqlVms(SqlRecords[Vm]):
             where = where & (_vm.image_id == image_id)
         query = select(func.count()).select_from(t.vm).where(where)
         return int((await self.conn.execute(query)).scalar_one())
+
+    async def spec_totals(self, host_ids: Collection[int]) -> list[SpecTotals]:
+        statement = prebuilt(("vm spec totals",), _spec_totals)
+        sums: defaultdict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
+        for ids in id_chunks(host_ids):
+            for host, disk, cpu, memory, size in await self.conn.execute(statement, {"ids": ids}):
+                total = sums[(int(host), int(disk))]  # SUM of nothing is NULL: counts 0
+                total[0] += int(cpu or 0)
+                total[1] += int(memory or 0)
+                total[2] += int(size or 0)
+        return [SpecTotals(h, d, *sums[(h, d)]) for h, d in sorted(sums)]
 
     async def list_by_user(self, user_id: int, limit: int, offset: int = 0) -> Page[Vm]:
         where = (_vm.user_id == user_id) & (_vm.deleted == False)  # noqa: E712

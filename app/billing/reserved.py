@@ -13,7 +13,7 @@ from domain.pricing import Spec
 from ports.storage import UnitOfWork
 
 
-async def lapsed_unpaid_vm_ids(uow: UnitOfWork, now: datetime) -> set[int]:
+async def lapsed_unpaid_vms(uow: UnitOfWork, now: datetime) -> list[Vm]:
     """Never-paid VMs the cleanup would delete now (D17), though the worker has not yet.
 
     The same test as the cleanup: ordered more than an hour ago, never set up, no expiry,
@@ -24,17 +24,22 @@ async def lapsed_unpaid_vm_ids(uow: UnitOfWork, now: datetime) -> set[int]:
     """
     stale = await uow.vms.list_never_paid(ordered_before=now - UNPAID_CLEANUP_AFTER)
     if not stale:
-        return set()
+        return []
     subs = await uow.subscriptions.get_by_line_items({vm.subscription_line_item_id for vm in stale})
     due = {sub.id for sub in subs.values() if never_paid_cleanup_due(sub, False, now)}
     pending = await uow.payments.with_pending(due, now) if due else set()
-    return {
-        vm.id
+    return [
+        vm
         for vm in stale
         if (sub := subs.get(vm.subscription_line_item_id)) is not None
         and sub.id in due
         and sub.id not in pending
-    }
+    ]
+
+
+async def lapsed_unpaid_vm_ids(uow: UnitOfWork, now: datetime) -> set[int]:
+    """The ids of `lapsed_unpaid_vms`."""
+    return {vm.id for vm in await lapsed_unpaid_vms(uow, now)}
 
 
 async def reserving_vms(uow: UnitOfWork, now: datetime) -> list[Vm]:
@@ -85,16 +90,27 @@ async def reserved_usage(
     uow: UnitOfWork, host_ids: set[int], now: datetime
 ) -> defaultdict[int, Usage]:
     """CPU, memory and per-disk bytes already promised to the hosts' VMs (`reserving_vms`),
-    by host id (a host with none: an empty `Usage`)."""
+    by host id (a host with none: an empty `Usage`).
+
+    Summed by the database over every live VM of the hosts, then the lapsed never-paid
+    orders' specs taken off (few: the worker deletes them): the rows read do not grow with
+    the VMs, as reading each VM did on every order."""
     usage: defaultdict[int, Usage] = defaultdict(Usage)
-    vms = [vm for vm in await reserving_vms(uow, now) if vm.host_id in host_ids]
-    specs = await _specs_of(uow, vms)
-    for vm in vms:
+    if not host_ids:
+        return usage
+    for total in await uow.vms.spec_totals(host_ids):
+        used = usage[total.host_id]
+        used.cpu += total.cpu
+        used.memory += total.memory
+        used.disk[total.disk_id] += total.disk
+    lapsed = [vm for vm in await lapsed_unpaid_vms(uow, now) if vm.host_id in host_ids]
+    specs = await _specs_of(uow, lapsed)
+    for vm in lapsed:
         spec = specs.get(vm.id)
         if spec is None:
             continue
         used = usage[vm.host_id]
-        used.cpu += spec.cpu
-        used.memory += spec.memory
-        used.disk[vm.disk_id] += spec.disk_size
+        used.cpu -= spec.cpu
+        used.memory -= spec.memory
+        used.disk[vm.disk_id] -= spec.disk_size
     return usage

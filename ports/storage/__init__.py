@@ -43,7 +43,7 @@ from ports.storage.subscriptions import (
     PricedItems,
     Subscriptions,
 )
-from ports.storage.vms import VmHistories, VmOnPlan, Vms
+from ports.storage.vms import SpecTotals, VmHistories, VmOnPlan, Vms
 from ports.storage.worker import WorkerCursors, WorkerLeases
 
 
@@ -181,6 +181,7 @@ __all__ = [
     "Regions",
     "Removable",
     "Roles",
+    "SpecTotals",
     "SshKeys",
     "Subscriptions",
     "Templates",

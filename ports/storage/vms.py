@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Protocol
 
@@ -19,6 +20,17 @@ class VmOnPlan:
     vm: Vm
     template: VmTemplate | None
     cost_plan: CostPlan | None
+
+
+@attrs.frozen
+class SpecTotals:
+    """What the live VMs on one disk of one host add up to: CPU, memory bytes, disk bytes."""
+
+    host_id: int
+    disk_id: int
+    cpu: int
+    memory: int
+    disk: int
 
 
 class Vms(Records[Vm], Protocol):
@@ -49,6 +61,13 @@ class Vms(Records[Vm], Protocol):
 
     async def list_active(self) -> list[Vm]:
         """Every VM that is not soft-deleted, ascending id (the worker's VM check)."""
+        ...
+
+    async def spec_totals(self, host_ids: Collection[int]) -> list[SpecTotals]:
+        """The specs of the VMs that are not soft-deleted on these hosts, summed by host and
+        disk (a VM's standard template, else its custom template; one whose row is gone
+        counts nothing), in host then disk order. A fixed number of statements whatever the
+        number of VMs (SQL: one per 1 000 hosts): capacity is read on every order."""
         ...
 
     async def list_never_paid(
