@@ -15,6 +15,7 @@ from app.billing.errors import (
     SshKeyNotFound,
     TooManyUnpaidVms,
 )
+from app.billing.order_locks import check_region, lock_order, offer_region, under_region_lock
 from app.billing.placement import NO_HOST, Placement, place_vm
 from domain.enums import (
     DiskInterface,
@@ -57,12 +58,10 @@ async def _check_buyer(uow: UnitOfWork, terms: OrderTerms) -> tuple[User, OsImag
     """The buyer may order (D22, D25), the SSH key is theirs and the image is offered (D21).
 
     Another user's key and a disabled (unlisted) image are "not found", never "not yours".
-    The user's row lock is taken before anything is read, so concurrent orders of one user
-    count the never-paid VMs one after another (MariaDB fixes a transaction's snapshot at
-    its first plain read; SQLite takes its write lock): 32 at once leave exactly the cap.
+    Runs under `lock_order`'s user lock, so concurrent orders of one user count the
+    never-paid VMs one after another: 32 at once leave exactly the cap.
     """
     user_id, max_unpaid = terms.user_id, terms.max_unpaid
-    await uow.users.lock(user_id)
     user = await user_of(uow, user_id)
     if terms.require_verified_email and not user.email_verified:
         raise EmailNotVerified("Email verification is required before creating a VM")
@@ -182,29 +181,41 @@ async def order_vm(
     subscription (Ordered: inactive, not set up, no expiry, the plan's currency and
     interval), VPS line item (the plan amount), VM (placeholder MAC), the
     `VM{id} …` names and the Created history entry are written in ONE transaction, so a
-    failure leaves no orphan subscription (the reference's §13.29).
+    failure leaves no orphan subscription (the reference's §13.29). That transaction first
+    takes the buyer's and the template region's row locks (`lock_order`), so two orders
+    never both take a host's last room; the region is read beforehand in a transaction of
+    its own and the order runs again should the template have moved meanwhile.
     """
     now = clock.now()
-    async with uow_factory() as uow:
-        await _check_buyer(uow, terms)
-        template, plan = await template_with_plan(uow, template_id)
-        _check_on_sale(template.enabled, template.expires, now, "template")
-        price = plan_price(plan)
-        placement = await place_vm(uow, template.region_id, template, template.disk_interface, now)
-        vm = await _write_order(
-            uow,
-            terms,
-            now=now,
-            company_id=await _company_of(uow, template.region_id),
-            offer_name=template.name,
-            price=price,
-            interval=plan.interval,
-            placement=placement,
-            template_id=template.id,
-            custom_template_id=None,
-        )
-        await uow.commit()
-    return vm
+
+    async def attempt(region_id: int | None) -> Vm:
+        async with uow_factory() as uow:
+            await lock_order(uow, terms.user_id, region_id)
+            await _check_buyer(uow, terms)
+            template, plan = await template_with_plan(uow, template_id)
+            check_region(region_id, template.region_id)
+            _check_on_sale(template.enabled, template.expires, now, "template")
+            price = plan_price(plan)
+            placement = await place_vm(
+                uow, template.region_id, template, template.disk_interface, now
+            )
+            vm = await _write_order(
+                uow,
+                terms,
+                now=now,
+                company_id=await _company_of(uow, template.region_id),
+                offer_name=template.name,
+                price=price,
+                interval=plan.interval,
+                placement=placement,
+                template_id=template.id,
+                custom_template_id=None,
+            )
+            await uow.commit()
+        return vm
+
+    region = await offer_region(uow_factory, lambda uow: uow.templates.get(template_id))
+    return await under_region_lock(region, attempt)
 
 
 def _check_on_sale(enabled: bool, expires: datetime | None, now: datetime, offer: str) -> None:
@@ -234,26 +245,33 @@ async def order_custom_vm(
     renewals still price the VM afresh.
     """
     now = clock.now()
-    async with uow_factory() as uow:
-        await _check_buyer(uow, terms)
-        pricing, disks = await pricing_with_disks(uow, pricing_id)
-        _check_on_sale(pricing.enabled, pricing.expires, now, "custom pricing")
-        spec = orderable_spec(pricing, disks, cpu, memory, disk, disk_type, disk_interface)
-        price = custom_price(spec, pricing, disks).total
-        placement = await place_vm(uow, pricing.region_id, spec, disk_interface, now)
-        company_id = await _company_of(uow, pricing.region_id)
-        stored = await uow.custom_templates.add(spec)
-        vm = await _write_order(
-            uow,
-            terms,
-            now=now,
-            company_id=company_id,
-            offer_name=pricing.name,
-            price=price,
-            interval=CUSTOM_INTERVAL,
-            placement=placement,
-            template_id=None,
-            custom_template_id=stored.id,
-        )
-        await uow.commit()
-    return vm
+
+    async def attempt(region_id: int | None) -> Vm:
+        async with uow_factory() as uow:
+            await lock_order(uow, terms.user_id, region_id)
+            await _check_buyer(uow, terms)
+            pricing, disks = await pricing_with_disks(uow, pricing_id)
+            check_region(region_id, pricing.region_id)
+            _check_on_sale(pricing.enabled, pricing.expires, now, "custom pricing")
+            spec = orderable_spec(pricing, disks, cpu, memory, disk, disk_type, disk_interface)
+            price = custom_price(spec, pricing, disks).total
+            placement = await place_vm(uow, pricing.region_id, spec, disk_interface, now)
+            company_id = await _company_of(uow, pricing.region_id)
+            stored = await uow.custom_templates.add(spec)
+            vm = await _write_order(
+                uow,
+                terms,
+                now=now,
+                company_id=company_id,
+                offer_name=pricing.name,
+                price=price,
+                interval=CUSTOM_INTERVAL,
+                placement=placement,
+                template_id=None,
+                custom_template_id=stored.id,
+            )
+            await uow.commit()
+        return vm
+
+    region = await offer_region(uow_factory, lambda uow: uow.custom_pricing.get(pricing_id))
+    return await under_region_lock(region, attempt)

@@ -1,0 +1,76 @@
+"""The row locks an order takes before it reads anything: the buyer's, then its region's."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from app.billing.errors import NoHostAvailable
+from app.billing.placement import NO_HOST
+from domain.model import CustomPricing, VmTemplate
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+T = TypeVar("T")
+
+#: tries of one order when its offer keeps moving to another region while it is placed
+ATTEMPTS = 3
+
+
+class RegionMoved(Exception):
+    """The offer, read under the locks, is in another region than the one locked."""
+
+    def __init__(self, region_id: int) -> None:
+        super().__init__(region_id)
+        self.region_id = region_id
+
+
+async def offer_region(
+    uow_factory: UnitOfWorkFactory,
+    read: Callable[[UnitOfWork], Awaitable[VmTemplate | CustomPricing | None]],
+) -> int | None:
+    """The region an offer (template or custom pricing) sells in; None when there is none.
+
+    Read in a short transaction of its own: a plain read in the order's transaction would
+    fix its MariaDB snapshot before the region lock is held. The order checks the offer's
+    region again under the lock (`check_region`).
+    """
+    async with uow_factory() as uow:
+        offer = await read(uow)
+    return None if offer is None else offer.region_id
+
+
+async def lock_order(uow: UnitOfWork, user_id: int, region_id: int | None) -> None:
+    """Take the buyer's row lock, then the region's, before the order's first plain read.
+
+    The user lock makes one user's orders count their never-paid VMs one after another
+    (D25); the region lock makes orders placing in one region read the hosts' free room one
+    after another, so two buyers never both take a host's last room. Both are locking reads,
+    which MariaDB answers without fixing the transaction's snapshot: the snapshot is taken
+    by the first plain read after them, so it sees every order committed before. On SQLite
+    the user lock already holds the database write lock. Lock order: user, then region;
+    spawning takes subscription, then region; nothing takes a region before a user or a
+    subscription, so these never wait on each other in a cycle. None: no region to lock
+    (the offer is missing; the order fails on it).
+    """
+    await uow.users.lock(user_id)
+    if region_id is not None:
+        await uow.regions.lock(region_id)
+
+
+def check_region(locked: int | None, offered: int) -> None:
+    """`RegionMoved` when the offer was moved to another region after `offer_region` read it."""
+    if locked != offered:
+        raise RegionMoved(offered)
+
+
+async def under_region_lock(
+    region_id: int | None, attempt: Callable[[int | None], Awaitable[T]]
+) -> T:
+    """Run `attempt` (one order transaction locking `region_id`) again in the offer's new
+    region while it moves; an offer moving on every try finds no host."""
+    for _ in range(ATTEMPTS):
+        try:
+            return await attempt(region_id)
+        except RegionMoved as moved:
+            region_id = moved.region_id
+    raise NoHostAvailable(NO_HOST)

@@ -1,0 +1,119 @@
+"""An order locks the region it places in, even when its offer moves region meanwhile."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import attrs
+import pytest
+
+from adapters.memory.catalogue import MemoryRegions
+from app.billing import ordering
+from app.billing.errors import NoHostAvailable
+from app.billing.order_locks import ATTEMPTS, RegionMoved, offer_region, under_region_lock
+from domain.enums import DiskInterface, DiskType, VmHostKind
+from domain.model import GIB, CustomPricing, Host, HostDisk, Region, VmTemplate
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+from tests.unit.billing.world import ALICE, PRICING, TEMPLATE, Shop
+
+Read = Callable[[UnitOfWork], Awaitable[VmTemplate | CustomPricing | None]]
+
+
+async def _second_region(shop: Shop) -> int:
+    """Region 2 with a host of its own; its id."""
+    async with shop.factory() as uow:
+        region = await uow.regions.add(Region(id=0, name="DE", enabled=True, company_id=1))
+        host = await uow.hosts.add(
+            Host(
+                id=0,
+                kind=VmHostKind.DUMMY,
+                region_id=region.id,
+                name="h2",
+                ip="10.0.1.1",
+                cpu=16,
+                memory=64 * GIB,
+                enabled=True,
+                api_token="",
+            )
+        )
+        await uow.host_disks.add(
+            HostDisk(
+                id=0,
+                host_id=host.id,
+                name="nvme",
+                size=2048 * GIB,
+                kind=DiskType.SSD,
+                interface=DiskInterface.PCIE,
+                enabled=True,
+            )
+        )
+        await uow.commit()
+    return host.id
+
+
+async def _move(shop: Shop, kind: str, region_id: int) -> None:
+    async with shop.factory() as uow:
+        if kind == "template":
+            template = await uow.templates.get(TEMPLATE)
+            assert template is not None
+            await uow.templates.update(attrs.evolve(template, region_id=region_id))
+        else:
+            pricing = await uow.custom_pricing.get(PRICING)
+            assert pricing is not None
+            await uow.custom_pricing.update(attrs.evolve(pricing, region_id=region_id))
+        await uow.commit()
+
+
+def _record_region_locks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    locked: list[int] = []
+
+    async def lock(self: MemoryRegions, region_id: int) -> None:
+        locked.append(region_id)
+
+    monkeypatch.setattr(MemoryRegions, "lock", lock)
+    return locked
+
+
+def _moving_after_read(
+    monkeypatch: pytest.MonkeyPatch, shop: Shop, kind: str, regions: list[int]
+) -> None:
+    """Each time an order reads its offer's region, an operator moves the offer to the next
+    region of `regions` right after (before the order's own transaction starts)."""
+
+    async def stale_region(uow_factory: UnitOfWorkFactory, read: Read) -> int | None:
+        region = await offer_region(uow_factory, read)
+        if regions:
+            await _move(shop, kind, regions.pop(0))
+        return region
+
+    monkeypatch.setattr(ordering, "offer_region", stale_region)
+
+
+@pytest.mark.parametrize("kind", ["template", "custom"])
+async def test_an_offer_moved_before_the_lock_is_placed_under_its_new_regions_lock(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """The order locked region 1, then found the offer in region 2: it runs again under
+    region 2's lock, so its room is counted one order after another there too."""
+    host_2 = await _second_region(shop)
+    locked = _record_region_locks(monkeypatch)
+    _moving_after_read(monkeypatch, shop, kind, [2])
+
+    vm = await (shop.order() if kind == "template" else shop.order_custom())
+
+    assert locked == [1, 2]
+    assert vm.host_id == host_2
+    async with shop.factory() as uow:
+        assert (await uow.subscriptions.list_by_user(ALICE, 100)).total == 1
+
+
+async def test_an_offer_that_keeps_moving_finds_no_host() -> None:
+    tried: list[int | None] = []
+
+    async def attempt(region_id: int | None) -> int:
+        tried.append(region_id)
+        raise RegionMoved(len(tried) + 10)
+
+    with pytest.raises(NoHostAvailable):
+        await under_region_lock(1, attempt)
+    assert len(tried) == ATTEMPTS and tried[:2] == [1, 11]
