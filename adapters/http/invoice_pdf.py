@@ -29,6 +29,21 @@ FONT_DIRS: tuple[Path, ...] = (
     Path("/usr/local/share/fonts/dejavu"),
 )
 _REGULAR, _BOLD = "DejaVuSans.ttf", "DejaVuSans-Bold.ttf"
+#: a font for the Chinese, Japanese and Korean scripts DejaVu Sans lacks (Debian's
+#: `fonts-wqy-microhei`), drawn where DejaVu has no glyph
+CJK_FONT_FILES: tuple[Path, ...] = (
+    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
+    Path("/usr/share/fonts/wqy-microhei/wqy-microhei.ttc"),
+)
+#: code point ranges of those scripts: radicals, kana, CJK symbols and ideographs, Hangul,
+#: compatibility ideographs, full-width forms, the supplementary ideograph planes
+_CJK_RANGES = (
+    (0x2E80, 0x9FFF),
+    (0xAC00, 0xD7AF),
+    (0xF900, 0xFAFF),
+    (0xFF00, 0xFFEF),
+    (0x20000, 0x3FFFF),
+)
 
 
 def unicode_font_dir(dirs: tuple[Path, ...] = FONT_DIRS) -> Path | None:
@@ -37,6 +52,15 @@ def unicode_font_dir(dirs: tuple[Path, ...] = FONT_DIRS) -> Path | None:
         if (folder / _REGULAR).is_file() and (folder / _BOLD).is_file():
             return folder
     return None
+
+
+def cjk_font_file(files: tuple[Path, ...] = CJK_FONT_FILES) -> Path | None:
+    """The first of `files` that exists, or None."""
+    return next((f for f in files if f.is_file()), None)
+
+
+def _needs_cjk(text: str) -> bool:
+    return any(low <= ord(ch) <= high for ch in text for low, high in _CJK_RANGES)
 
 
 def _latin1(text: str) -> str:
@@ -55,17 +79,27 @@ def _day(when: datetime | None) -> str:
 class _Page:
     """A thin writer over one FPDF document: text lines, a party block, table rows."""
 
-    def __init__(self, font_dir: Path | None) -> None:
+    def __init__(self, font_dir: Path | None, cjk_font: Path | None = None) -> None:
         self.pdf = FPDF(format="A4")
         self.pdf.set_auto_page_break(auto=True, margin=15)
         self.family = "Helvetica"
         self.text = _latin1
+        self._cjk_font = cjk_font
         if font_dir is not None:  # names and addresses in any script the font covers
             self.pdf.add_font("DejaVu", "", str(font_dir / _REGULAR))
             self.pdf.add_font("DejaVu", "B", str(font_dir / _BOLD))
-            self.family, self.text = "DejaVu", _as_is
+            self.family, self.text = "DejaVu", self._unicode
         self.pdf.add_page()
         self.pdf.set_title("Invoice")
+
+    def _unicode(self, text: str) -> str:
+        """`text` as is; the CJK font becomes the fallback for DejaVu's missing glyphs the
+        first time a text needs it (loading that font costs ~0.2 s: only when used)."""
+        if self._cjk_font is not None and _needs_cjk(text):
+            self.pdf.add_font("CJK", "", str(self._cjk_font))
+            self.pdf.set_fallback_fonts(["CJK"], exact_match=False)
+            self._cjk_font = None
+        return text
 
     def font(self, size: float, bold: bool = False) -> None:
         self.pdf.set_font(self.family, "B" if bold else "", size)
@@ -109,15 +143,20 @@ def _rate(rate: Decimal) -> str:
     return f"{rate.normalize():f} %"
 
 
-def render_invoice_pdf(invoice: Invoice, font_dirs: tuple[Path, ...] = FONT_DIRS) -> bytes:
+def render_invoice_pdf(
+    invoice: Invoice,
+    font_dirs: tuple[Path, ...] = FONT_DIRS,
+    cjk_files: tuple[Path, ...] = CJK_FONT_FILES,
+) -> bytes:
     """A one-page A4 invoice with every field an EU invoice needs, from the issue snapshot.
 
     Drawn in DejaVu Sans when one of `font_dirs` holds it (names and addresses in Latin,
-    Greek or Cyrillic script print as written), else in the core Helvetica (Latin-1 only;
-    other characters print as `?`)."""
+    Greek or Cyrillic script print as written; Chinese, Japanese and Korean ones too when
+    one of `cjk_files` exists), else in the core Helvetica (Latin-1 only; other characters
+    print as `?`)."""
     doc: InvoiceContent = invoice.document
     cur = doc.currency
-    page = _Page(unicode_font_dir(font_dirs))
+    page = _Page(unicode_font_dir(font_dirs), cjk_font_file(cjk_files))
     page.font(18, bold=True)
     page.line("Invoice")
     page.font(10)

@@ -12,7 +12,7 @@ import attrs
 import pypdfium2 as pdfium
 import pytest
 
-from adapters.http.invoice_pdf import render_invoice_pdf, unicode_font_dir
+from adapters.http.invoice_pdf import cjk_font_file, render_invoice_pdf, unicode_font_dir
 from domain.tax import TaxRates
 from tests.http.apiapp import ALICE, ApiClient, api_client
 from tests.http.test_routes_invoice import invoice_link
@@ -187,3 +187,27 @@ async def test_names_in_other_scripts_print_as_written(c: ApiClient) -> None:
     fallback = _text_of(render_invoice_pdf(issued, font_dirs=()))
     assert "?ukasz ?ó??" in fallback and "Łukasz" not in fallback, fallback
     assert issued.number is not None and issued.number in fallback
+
+
+async def test_chinese_japanese_and_korean_names_print_as_written(c: ApiClient) -> None:
+    """DejaVu Sans has no CJK glyphs: WenQuanYi Micro Hei (scripts/install-system-deps) draws
+    them as a fallback, loaded only for an invoice that needs it; without it those names
+    would be lost from the PDF."""
+    assert cjk_font_file() is not None, "fonts-wqy-microhei is not installed"
+    await _billing_details(c, validated=False)
+    user = await user_of(c.api, ALICE)
+    async with c.api.store() as uow:
+        await uow.users.update(
+            attrs.evolve(
+                user, billing_name="山田太郎 株式会社", billing_city="東京 서울 ソウル Łódź"
+            )
+        )
+        await uow.commit()
+    payment_id = await _paid_renewal(c)
+    text = await _pdf_text(c, payment_id)
+    assert "山田太郎 株式会社" in text and "東京 서울 ソウル Łódź" in text, text
+    async with c.api.store() as uow:
+        issued = await uow.invoices.get_by_payment(bytes.fromhex(payment_id))
+    assert issued is not None
+    without = _text_of(render_invoice_pdf(issued, cjk_files=()))
+    assert "山田" not in without and "Łódź" in without, without
