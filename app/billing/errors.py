@@ -55,6 +55,11 @@ class NoHostAvailable(DomainError):
     """No enabled host of the region can take the VM now (422: a business rule, not an outage)."""
 
 
+class NoRoomToUpgrade(DomainError):
+    """The VM's host cannot take the bigger size (422): the upgrade is not quoted, so nobody
+    pays for a size the host cannot give."""
+
+
 class TooManyUnpaidVms(DomainError):
     """The user already holds the most never-paid VMs allowed at once (D25, 422)."""
 

@@ -8,9 +8,9 @@ from fractions import Fraction
 import attrs
 
 from app.billing.errors import NoHostAvailable
-from app.billing.reserved import reserved_usage
+from app.billing.reserved import Usage, reserved_usage
 from domain.enums import DiskInterface
-from domain.model import Host, HostDisk
+from domain.model import Host, HostDisk, Vm
 from domain.pricing import Spec
 from ports.storage import UnitOfWork
 
@@ -58,6 +58,20 @@ def _capacity(size: int, factor: object) -> Fraction:
     return Fraction(size) * Fraction(str(factor))
 
 
+def _room(host: Host, used: Usage, disks: list[HostDisk]) -> Room:
+    return Room(
+        host=host,
+        cpu_capacity=_capacity(host.cpu, host.load_cpu),
+        memory_capacity=_capacity(host.memory, host.load_memory),
+        used_cpu=used.cpu,
+        used_memory=used.memory,
+        disks=tuple(
+            DiskRoom(disk, _capacity(disk.size, host.load_disk), used.disk[disk.id])
+            for disk in disks
+        ),
+    )
+
+
 async def region_rooms(uow: UnitOfWork, region_id: int, now: datetime) -> list[Room]:
     """The enabled hosts of an enabled region with their enabled disks; [] otherwise."""
     region = await uow.regions.get(region_id)
@@ -67,23 +81,31 @@ async def region_rooms(uow: UnitOfWork, region_id: int, now: datetime) -> list[R
     usage = await reserved_usage(uow, {h.id for h in hosts}, now)
     rooms = []
     for host in hosts:
-        used = usage[host.id]
-        disks = tuple(
-            DiskRoom(disk, _capacity(disk.size, host.load_disk), used.disk[disk.id])
-            for disk in await uow.host_disks.list_by_host(host.id)
-            if disk.enabled
-        )
-        rooms.append(
-            Room(
-                host=host,
-                cpu_capacity=_capacity(host.cpu, host.load_cpu),
-                memory_capacity=_capacity(host.memory, host.load_memory),
-                used_cpu=used.cpu,
-                used_memory=used.memory,
-                disks=disks,
-            )
-        )
+        disks = [d for d in await uow.host_disks.list_by_host(host.id) if d.enabled]
+        rooms.append(_room(host, usage[host.id], disks))
     return rooms
+
+
+async def has_room_to_grow(
+    uow: UnitOfWork, vm: Vm, before: Spec, after: Spec, now: datetime
+) -> bool:
+    """Whether the VM's own host and disk can take it growing from `before` to `after`: the
+    growth fits within each capacity (size × load factor) beside what the host's VMs hold
+    already, this VM's current size among them. Judged on the VM's host and disk as they
+    are, enabled or not (the VM lives there); a host or disk row that is gone has no room."""
+    host = await uow.hosts.get(vm.host_id)
+    if host is None:
+        return False
+    disks = [d for d in await uow.host_disks.list_by_host(host.id) if d.id == vm.disk_id]
+    if not disks:
+        return False
+    room = _room(host, (await reserved_usage(uow, {host.id}, now))[host.id], disks)
+    grows = (
+        (room.used_cpu, after.cpu - before.cpu, room.cpu_capacity),
+        (room.used_memory, after.memory - before.memory, room.memory_capacity),
+        (room.disks[0].used, after.disk_size - before.disk_size, room.disks[0].capacity),
+    )
+    return all(wanted <= 0 or _share(used, wanted, cap) is not None for used, wanted, cap in grows)
 
 
 def _share(used: int, wanted: int, capacity: Fraction) -> Fraction | None:

@@ -14,7 +14,8 @@ from app.billing.catalogue import (
     vm_price,
 )
 from app.billing.credit_quote import Settle, apply_balance, issue
-from app.billing.errors import NothingToUpgrade, TemplateNotFound
+from app.billing.errors import NoRoomToUpgrade, NothingToUpgrade, TemplateNotFound
+from app.billing.placement import has_room_to_grow
 from app.billing.price_in_force import expire_stale_quotes
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
@@ -104,6 +105,8 @@ async def _quote(
 ) -> UpgradeQuote:
     sub = await subscription_of(uow, vm)
     plan = await _plan(uow, vm, cfg)
+    if not vm.deleted and not await has_room_to_grow(uow, vm, plan.current.spec, plan.target, now):
+        raise NoRoomToUpgrade("The VM's host has no room for this upgrade")
     return upgrade_quote(
         plan.current.list_price,
         plan.current.interval,
@@ -129,7 +132,9 @@ async def quote_upgrade(
     """What upgrading the VM to `cfg` costs now (§8.1 with D7 calendar pro-rating and D8).
 
     Refused for another user's VM (not found), a deleted, never-paid or expired VM, a
-    downgrade, a spec outside the pricing's limits, or a request that changes nothing.
+    downgrade, a spec outside the pricing's limits, a request that changes nothing, or a
+    growth the VM's host has no room for (`NoRoomToUpgrade`, 422; a deleted VM is not
+    judged: it holds no room until a payment restores it).
     """
     now = clock.now()
     async with uow_factory() as uow:

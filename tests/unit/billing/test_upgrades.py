@@ -4,12 +4,13 @@ rivals expired and cancelled at their own provider (D13), the paid spec applied 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from fractions import Fraction
 
 import attrs
 import pytest
 
-from app.billing.errors import NothingToUpgrade, VmNotFound
+from app.billing.errors import NoRoomToUpgrade, NothingToUpgrade, VmNotFound
 from app.billing.upgrades import apply_upgrade, create_upgrade_payment, quote_upgrade
 from domain.enums import IntervalType, PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
 from domain.errors import DowngradeRefused, SpecOutOfLimits
@@ -193,3 +194,50 @@ async def test_apply_refuses_a_stale_downgrade(shop: Shop) -> None:
     await apply_upgrade(shop.factory, shop.clock, vm_id=vm.id, cfg=UpgradeConfig(new_cpu=6))
     with pytest.raises(DowngradeRefused):
         await apply_upgrade(shop.factory, shop.clock, vm_id=vm.id, cfg=UpgradeConfig(new_cpu=4))
+
+
+async def _host_room(shop: Shop, vm: Vm, *, cpu: int, disk: int) -> None:
+    """The VM's host sized to `cpu` cores and its disk to `disk` bytes, load factors 1."""
+    async with shop.factory() as uow:
+        host = await uow.hosts.get(vm.host_id)
+        disk_row = await uow.host_disks.get(vm.disk_id)
+        assert host is not None and disk_row is not None
+        await uow.hosts.update(
+            attrs.evolve(host, cpu=cpu, load_cpu=Decimal(1), load_disk=Decimal(1))
+        )
+        await uow.host_disks.update(attrs.evolve(disk_row, size=disk))
+        await uow.commit()
+
+
+async def test_an_upgrade_the_host_has_no_room_for_is_not_quoted_nor_invoiced(
+    shop: Shop,
+) -> None:
+    """The host's capacity holds the VM's 2 cores and 80 GiB and one more core, 20 GiB more:
+    a growth within that is quoted; beyond it is refused (422) before any invoice exists."""
+    vm = await _paid_custom(shop)  # 2 CPU, 4 GiB, 80 GiB
+    await _host_room(shop, vm, cpu=3, disk=100 * GIB)
+    assert (await _quote(shop, vm, UpgradeConfig(new_cpu=3))).upgrade.money.amount > 0
+    assert (await _quote(shop, vm, UpgradeConfig(new_disk=100 * GIB))).upgrade.money.amount > 0
+    for cfg in (UpgradeConfig(new_cpu=4), UpgradeConfig(new_disk=101 * GIB)):
+        with pytest.raises(NoRoomToUpgrade) as err:
+            await _quote(shop, vm, cfg)
+        assert err.value.kind == "unprocessable"
+        with pytest.raises(NoRoomToUpgrade):
+            await _pay_for(shop, vm, cfg)
+    async with shop.factory() as uow:
+        sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+        assert sub is not None
+        payments = await uow.payments.list_by_subscription(sub.id, 50)
+    kinds = {p.payment_type for p in payments.items}
+    assert SubscriptionPaymentType.UPGRADE not in kinds
+
+
+async def test_room_taken_by_another_vm_on_the_host_refuses_the_upgrade(shop: Shop) -> None:
+    """What the host's other VMs hold counts: a second VM takes the core that was free."""
+    vm = await _paid_custom(shop)
+    await _host_room(shop, vm, cpu=5, disk=1000 * GIB)
+    await _quote(shop, vm, UpgradeConfig(new_cpu=3))
+    await _paid_custom(shop)  # 2 more cores held: 4 of 5
+    await _quote(shop, vm, UpgradeConfig(new_cpu=3))
+    with pytest.raises(NoRoomToUpgrade):
+        await _quote(shop, vm, UpgradeConfig(new_cpu=4))
