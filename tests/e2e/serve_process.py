@@ -194,7 +194,7 @@ async def running_server(
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError((workdir / "serve.log").read_text()[-4000:])
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.05)
         yield RunningServer(
             base, config, workdir, session, process, f"http://127.0.0.1:{admin_port}", real_cli
         )
