@@ -55,7 +55,7 @@ def lnvps_in_process(config: Path, *args: str) -> subprocess.CompletedProcess[st
     database as `lnvps()`, without a new interpreter's ~2 s of imports.
 
     The thread has its own event loop (callers may be inside one); stdout and stderr are
-    captured while it runs and the root logger `main` reconfigures is restored afterwards.
+    captured while it runs and the loggers `main` reconfigures are restored afterwards.
     """
     argv = ["--config", str(config), *args]
     out, err = io.StringIO(), io.StringIO()
@@ -68,8 +68,8 @@ def lnvps_in_process(config: Path, *args: str) -> subprocess.CompletedProcess[st
             code.append(exc.code if isinstance(exc.code, int) else 2)
 
     with _IN_PROCESS:
-        root = logging.getLogger()
-        handlers, level = root.handlers[:], root.level
+        root, alembic = logging.getLogger(), logging.getLogger("alembic")
+        handlers, level, alembic_level = root.handlers[:], root.level, alembic.level
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 thread = threading.Thread(target=run, name="lnvps-cli")
@@ -78,6 +78,7 @@ def lnvps_in_process(config: Path, *args: str) -> subprocess.CompletedProcess[st
         finally:
             root.handlers[:] = handlers
             root.setLevel(level)
+            alembic.setLevel(alembic_level)
     if thread.is_alive() or not code:
         raise AssertionError(f"lnvps {args} did not finish: {err.getvalue()[-2000:]}")
     return subprocess.CompletedProcess(["lnvps", *argv], code[0], out.getvalue(), err.getvalue())

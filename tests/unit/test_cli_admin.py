@@ -58,12 +58,12 @@ def lnvps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Lnvps]:
     """`lnvps ARGS…` as `main(argv)` in this process: in `tmp_path`, without the test run's
-    LNVPS_* variables (as the subprocess gets them), the root logger restored afterwards."""
+    LNVPS_* variables (as the subprocess gets them), the loggers it sets restored afterwards."""
     for name in [k for k in os.environ if k.startswith("LNVPS_")]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    root, alembic = logging.getLogger(), logging.getLogger("alembic")
+    handlers, level, alembic_level = root.handlers[:], root.level, alembic.level
 
     def run(*args: str) -> Run:
         capsys.readouterr()
@@ -76,6 +76,7 @@ def lnvps(
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+        alembic.setLevel(alembic_level)
 
 
 def lnvps_process(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
