@@ -50,20 +50,19 @@ def lnvps(config: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[st
 _IN_PROCESS = threading.Lock()
 
 
-def lnvps_in_process(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`lnvps` once as `main(argv)` in a thread of this process: the same command, files and
-    database as `lnvps()`, without a new interpreter's ~2 s of imports.
+def lnvps_in_process(*argv: str) -> subprocess.CompletedProcess[str]:
+    """`lnvps ARGV…` once as `main(argv)` in a thread of this process: the same command, files
+    and database as a real process, without a new interpreter's ~2 s of imports.
 
     The thread has its own event loop (callers may be inside one); stdout and stderr are
     captured while it runs and the loggers `main` reconfigures are restored afterwards.
     """
-    argv = ["--config", str(config), *args]
     out, err = io.StringIO(), io.StringIO()
     code: list[int] = []
 
     def run() -> None:
         try:
-            code.append(main(argv))
+            code.append(main(list(argv)))
         except SystemExit as exc:  # argparse refusing the arguments
             code.append(exc.code if isinstance(exc.code, int) else 2)
 
@@ -80,7 +79,7 @@ def lnvps_in_process(config: Path, *args: str) -> subprocess.CompletedProcess[st
             root.setLevel(level)
             alembic.setLevel(alembic_level)
     if thread.is_alive() or not code:
-        raise AssertionError(f"lnvps {args} did not finish: {err.getvalue()[-2000:]}")
+        raise AssertionError(f"lnvps {argv} did not finish: {err.getvalue()[-2000:]}")
     return subprocess.CompletedProcess(["lnvps", *argv], code[0], out.getvalue(), err.getvalue())
 
 
@@ -119,7 +118,7 @@ class RunningServer:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         if self.real_cli:
             return lnvps(self.config, *args, cwd=self.workdir)
-        return lnvps_in_process(self.config, *args)
+        return lnvps_in_process("--config", str(self.config), *args)
 
 
 @asynccontextmanager
