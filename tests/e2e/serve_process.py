@@ -93,8 +93,10 @@ class RunningServer:
     session: aiohttp.ClientSession
     process: asyncio.subprocess.Process
     admin_url: str = ""
-    #: run `lnvps` commands as real processes (the operator's walk) rather than in-process
+    #: run each `lnvps` command (`dev pay`, `admin grant` …) as a real process the first time
+    #: (the operator's walk), in-process after that; False: always in-process
     real_cli: bool = False
+    _ran: set[tuple[str, ...]] = attrs.field(factory=set)
 
     async def call(
         self, method: str, path: str, key: NostrKey | None, body: Any = None
@@ -116,7 +118,9 @@ class RunningServer:
                 return resp.status, text
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        if self.real_cli:
+        command = args[:2]
+        if self.real_cli and command not in self._ran:
+            self._ran.add(command)
             return lnvps(self.config, *args, cwd=self.workdir)
         return lnvps_in_process("--config", str(self.config), *args)
 
@@ -157,7 +161,8 @@ async def running_server(
     workdir: Path, db_url: str, extra_config: str = "", mode: str = "all", *, real_cli: bool = False
 ) -> AsyncIterator[RunningServer]:
     """`lnvps serve` on a free port with the dev rail, dummy host and demo catalogue; its
-    `cli()` runs `lnvps` commands in-process unless `real_cli` (then as real processes)."""
+    `cli()` runs `lnvps` commands in-process; with `real_cli` each command's first run is a
+    real process."""
     port, admin_port = free_port(), free_port()
     config = workdir / "config.yaml"
     config.write_text(
