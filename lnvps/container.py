@@ -404,7 +404,12 @@ class Container(containers.DeclarativeContainer):
         auto_renewer=auto_renewer,
         payment_canceller=rails,
     )
-    worker_handlers = providers.Singleton(build_handlers, worker_deps, delivery)
+    worker_handlers = providers.Singleton(
+        build_handlers,
+        worker_deps,
+        delivery,
+        min_check_gap=settings.provided.worker.min_check_gap,
+    )
 
 
 def build_container(settings: Settings) -> Container:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +21,7 @@ from typing import Any
 import aiohttp
 import attrs
 
+from lnvps.cli import main
 from tests.nostr_signing import NostrKey, auth_header, nip98_event
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,6 +47,42 @@ def lnvps(config: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[st
     )
 
 
+_IN_PROCESS = threading.Lock()
+
+
+def lnvps_in_process(*argv: str) -> subprocess.CompletedProcess[str]:
+    """`lnvps ARGV…` once as `main(argv)` in a thread of this process: the same command, files
+    and database as a real process, without a new interpreter's ~2 s of imports.
+
+    The thread has its own event loop (callers may be inside one); stdout and stderr are
+    captured while it runs and the loggers `main` reconfigures are restored afterwards.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    code: list[int] = []
+
+    def run() -> None:
+        try:
+            code.append(main(list(argv)))
+        except SystemExit as exc:  # argparse refusing the arguments
+            code.append(exc.code if isinstance(exc.code, int) else 2)
+
+    with _IN_PROCESS:
+        root, alembic = logging.getLogger(), logging.getLogger("alembic")
+        handlers, level, alembic_level = root.handlers[:], root.level, alembic.level
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                thread = threading.Thread(target=run, name="lnvps-cli")
+                thread.start()
+                thread.join(60)
+        finally:
+            root.handlers[:] = handlers
+            root.setLevel(level)
+            alembic.setLevel(alembic_level)
+    if thread.is_alive() or not code:
+        raise AssertionError(f"lnvps {argv} did not finish: {err.getvalue()[-2000:]}")
+    return subprocess.CompletedProcess(["lnvps", *argv], code[0], out.getvalue(), err.getvalue())
+
+
 @attrs.define
 class RunningServer:
     """A running `lnvps serve` and a signing HTTP client for it."""
@@ -52,6 +93,10 @@ class RunningServer:
     session: aiohttp.ClientSession
     process: asyncio.subprocess.Process
     admin_url: str = ""
+    #: run each `lnvps` command (`dev pay`, `admin grant` …) as a real process the first time
+    #: (the operator's walk), in-process after that; False: always in-process
+    real_cli: bool = False
+    _ran: set[tuple[str, ...]] = attrs.field(factory=set)
 
     async def call(
         self, method: str, path: str, key: NostrKey | None, body: Any = None
@@ -73,7 +118,11 @@ class RunningServer:
                 return resp.status, text
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return lnvps(self.config, *args, cwd=self.workdir)
+        command = args[:2]
+        if self.real_cli and command not in self._ran:
+            self._ran.add(command)
+            return lnvps(self.config, *args, cwd=self.workdir)
+        return lnvps_in_process("--config", str(self.config), *args)
 
 
 @asynccontextmanager
@@ -109,9 +158,11 @@ async def running_worker(workdir: Path) -> AsyncIterator[asyncio.subprocess.Proc
 
 @asynccontextmanager
 async def running_server(
-    workdir: Path, db_url: str, extra_config: str = "", mode: str = "all"
+    workdir: Path, db_url: str, extra_config: str = "", mode: str = "all", *, real_cli: bool = False
 ) -> AsyncIterator[RunningServer]:
-    """`lnvps serve` on a free port with the dev rail, dummy host and demo catalogue."""
+    """`lnvps serve` on a free port with the dev rail, dummy host and demo catalogue; its
+    `cli()` runs `lnvps` commands in-process; with `real_cli` each command's first run is a
+    real process."""
     port, admin_port = free_port(), free_port()
     config = workdir / "config.yaml"
     config.write_text(
@@ -148,9 +199,9 @@ async def running_server(
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError((workdir / "serve.log").read_text()[-4000:])
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.05)
         yield RunningServer(
-            base, config, workdir, session, process, f"http://127.0.0.1:{admin_port}"
+            base, config, workdir, session, process, f"http://127.0.0.1:{admin_port}", real_cli
         )
     finally:
         await session.close()

@@ -170,7 +170,11 @@ async def _walk(server: RunningServer) -> None:
 
 
 async def test_pulumi_walk_on_sqlite(tmp_path: Path) -> None:
-    async with running_server(tmp_path, sqlite_url_for(tmp_path / "lnvps.db")) as server:
+    """Each `lnvps` command here (`dev pay`, `dev pubkey`, `dev auth`, `admin grant`) runs as
+    a real process the first time, as the operator runs it; repeats, and the other e2e tests,
+    run them in-process: same code, files and database, no interpreter start-up."""
+    db = sqlite_url_for(tmp_path / "lnvps.db")
+    async with running_server(tmp_path, db, real_cli=True) as server:
         await _walk(server)
 
 

@@ -1,20 +1,25 @@
-"""`lnvps admin grant|revoke|list` run as a subprocess on SQLite and MariaDB."""
+"""`lnvps admin grant|revoke|list` on SQLite and MariaDB: the command's `main(argv)` in this
+process for the behaviour (a fresh interpreter costs ~2 s a call), and once as a real
+`python -m lnvps.cli` subprocess for what only a process shows (exit status, stdout/stderr)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 from sqlalchemy import text
 
 from adapters.mysql.engine import create_engine
 from adapters.mysql.schema_upgrade import upgrade_database
 from domain.nip19 import npub
+from lnvps.cli import main
 from tests.dbtest import create_mysql_database, drop_mysql_database, sqlite_url_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +41,45 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         asyncio.run(drop_mysql_database(name))
 
 
-def lnvps(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+@attrs.frozen
+class Run:
+    """What one `lnvps` command left: its exit status and its output."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+Lnvps = Callable[..., Run]
+
+
+@pytest.fixture
+def lnvps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Lnvps]:
+    """`lnvps ARGS…` as `main(argv)` in this process: in `tmp_path`, without the test run's
+    LNVPS_* variables (as the subprocess gets them), the loggers it sets restored afterwards."""
+    for name in [k for k in os.environ if k.startswith("LNVPS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    root, alembic = logging.getLogger(), logging.getLogger("alembic")
+    handlers, level, alembic_level = root.handlers[:], root.level, alembic.level
+
+    def run(*args: str) -> Run:
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+
+    try:
+        yield run
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        alembic.setLevel(alembic_level)
+
+
+def lnvps_process(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LNVPS_")}
     return subprocess.run(
         [sys.executable, "-m", "lnvps.cli", *args],
@@ -69,14 +112,13 @@ ASSIGNMENTS = (
 
 
 def test_grant_creates_the_user_is_idempotent_and_revoke_undoes_it(
-    db_url: str, tmp_path: Path
+    db_url: str, lnvps: Lnvps
 ) -> None:
-    first = lnvps(tmp_path, "admin", "grant", npub(KEY), "super_admin", "--db", db_url)
+    first = lnvps("admin", "grant", npub(KEY), "super_admin", "--db", db_url)
     assert first.returncode == 0, first.stderr
     assert "super_admin granted" in first.stdout
     # the hex form names the same user; granting again changes nothing but the expiry
     again = lnvps(
-        tmp_path,
         "--db",
         db_url,
         "admin",
@@ -91,7 +133,7 @@ def test_grant_creates_the_user_is_idempotent_and_revoke_undoes_it(
     assert rows(db_url, "SELECT COUNT(*) FROM users") == [(1,)]
     assert rows(db_url, ASSIGNMENTS) == [(KEY, "super_admin", 0)]
 
-    listed = lnvps(tmp_path, "admin", "list", "--db", db_url)
+    listed = lnvps("admin", "list", "--db", db_url)
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.splitlines() == [
         f"{KEY.hex()}  {npub(KEY)}  super_admin  "
@@ -100,15 +142,15 @@ def test_grant_creates_the_user_is_idempotent_and_revoke_undoes_it(
     ]
 
     for _ in range(2):
-        revoked = lnvps(tmp_path, "admin", "revoke", npub(KEY), "super_admin", "--db", db_url)
+        revoked = lnvps("admin", "revoke", npub(KEY), "super_admin", "--db", db_url)
         assert revoked.returncode == 0, revoked.stderr
     assert "was not held" in revoked.stdout
     assert rows(db_url, ASSIGNMENTS) == []
-    assert lnvps(tmp_path, "admin", "list", "--db", db_url).stdout == ""
+    assert lnvps("admin", "list", "--db", db_url).stdout == ""
 
 
 def test_unknown_roles_and_bad_keys_are_refused_in_one_line_and_change_nothing(
-    db_url: str, tmp_path: Path
+    db_url: str, lnvps: Lnvps
 ) -> None:
     other = "ab" * 32
     for args, fragment in (
@@ -117,10 +159,31 @@ def test_unknown_roles_and_bad_keys_are_refused_in_one_line_and_change_nothing(
         (["grant", "npub1notakey", "admin"], "not a Nostr public key"),
         (["grant", other, "admin", "--expires", "someday"], "not a time or a duration"),
     ):
-        run = lnvps(tmp_path, "admin", *args, "--db", db_url)
+        run = lnvps("admin", *args, "--db", db_url)
         assert run.returncode == 2, run
         assert fragment in run.stderr
         assert len(run.stderr.strip().splitlines()) == 1, run.stderr
         assert "Traceback" not in run.stderr
     assert rows(db_url, "SELECT COUNT(*) FROM users") == [(0,)]
     assert rows(db_url, ASSIGNMENTS) == []
+
+
+def test_the_command_as_a_process_exits_with_its_status_and_prints_one_line(
+    tmp_path: Path,
+) -> None:
+    """The real `python -m lnvps.cli`: status 0 and the result on stdout for a grant, status 2
+    and one line on stderr (no traceback, no log noise) for a refusal, nothing written."""
+    url = sqlite_url_for(tmp_path / "process.db")
+    asyncio.run(upgrade_database(url))
+    refused = lnvps_process(tmp_path, "admin", "grant", "ab" * 32, "overlord", "--db", url)
+    assert refused.returncode == 2, refused
+    assert refused.stdout == ""
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "unknown role 'overlord'" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert rows(url, "SELECT COUNT(*) FROM users") == [(0,)]
+
+    granted = lnvps_process(tmp_path, "admin", "grant", npub(KEY), "super_admin", "--db", url)
+    assert granted.returncode == 0, granted.stderr
+    assert granted.stdout == f"super_admin granted for {npub(KEY)}\n"
+    assert rows(url, ASSIGNMENTS) == [(KEY, "super_admin", 1)]

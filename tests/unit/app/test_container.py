@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import stat
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from adapters.clock.offset import OffsetClock
 from adapters.lightning.dev import DevLightningNode
 from adapters.lightning.lnd import LndRestNode
 from adapters.memory.storage import MemoryUnitOfWorkFactory
+from adapters.mysql.schema_upgrade import upgrade_database
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from adapters.queue.memory import InProcessQueue
 from adapters.queue.redis_streams import RedisStreamsQueue
@@ -25,7 +28,8 @@ from lnvps.container import (
     close_container,
     open_container,
 )
-from lnvps.settings import SettingsError, load_settings
+from lnvps.settings import SettingsError, load_settings, resolve_db_url
+from ports.jobs import CheckVms
 
 
 async def test_the_embedded_default_is_sqlite_dev_rail_dummy_host_and_fixed_rates(
@@ -209,3 +213,31 @@ async def test_an_unknown_proxmox_setting_fails_at_start(tmp_path: Path) -> None
     )
     with pytest.raises(ValueError, match=r"vm-hosts\.proxmox: .*brigde"):
         await open_container(load_settings(cfg, environ={}))
+
+
+@pytest.mark.parametrize(("interval", "second_run"), [(1, True), (30, False)])
+async def test_the_worker_checks_as_often_as_its_check_interval_says(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, interval: int, second_run: bool
+) -> None:
+    """A check 1 s after the last runs with `check-interval: 1`; with 30 s it is a piled-up
+    job and skipped (the 10 s gap), by the dev clock."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"db: sqlite:///{tmp_path}/x.db\ndev:\n  state-dir: {tmp_path}\n"
+        f"worker:\n  check-interval: {interval}\n"
+    )
+    settings = load_settings(cfg, environ={})
+    await upgrade_database(resolve_db_url(None, settings))
+    container = await open_container(settings)
+    try:
+        handlers = container.worker_handlers()
+        clock = container.services().clock
+        assert isinstance(clock, OffsetClock)
+        caplog.set_level(logging.INFO, "lnvps.worker.vmcheck")
+        await handlers.run(CheckVms())
+        clock.advance(timedelta(seconds=1))
+        await handlers.run(CheckVms())
+        runs = [r for r in caplog.records if r.getMessage().startswith("VM check at ")]
+        assert len(runs) == (2 if second_run else 1)
+    finally:
+        await close_container(container)
