@@ -266,3 +266,13 @@ def _summary(failures: list[str]) -> list[str]:
     for failure in failures:
         seen.setdefault(" ".join(failure.split(" ", 5)[:5]), failure)
     return list(seen.values())
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The server each test file checks, once per backend and file (a test file takes it
+    as `server = schemathesis_run.server`)."""
+    with serving(request.param, tmp_path_factory) as running:
+        yield running

@@ -4,19 +4,11 @@ the halves side by side): no 5xx, no answer outside the documented schema."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from tests.http import schemathesis_run
+from tests.http.schemathesis_run import Server, check_api
 
-import pytest
-
-from tests.http.schemathesis_run import BACKENDS, Server, check_api, serving
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    with serving(request.param, tmp_path_factory) as running:
-        yield running
+# pytest fixture: a server per backend for this file
+server = schemathesis_run.server
 
 
 def test_no_server_errors_and_no_schema_violations(server: Server) -> None:

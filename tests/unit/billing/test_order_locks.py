@@ -11,10 +11,9 @@ from adapters.memory.catalogue import MemoryRegions
 from app.billing import ordering
 from app.billing.errors import NoHostAvailable
 from app.billing.order_locks import ATTEMPTS, RegionMoved, offer_region, under_region_lock
-from domain.enums import DiskInterface, DiskType, VmHostKind
-from domain.model import GIB, CustomPricing, Host, HostDisk, Region, VmTemplate
+from domain.model import CustomPricing, Region, VmTemplate
 from ports.storage import UnitOfWork, UnitOfWorkFactory
-from tests.unit.billing.world import ALICE, PRICING, TEMPLATE, Shop
+from tests.unit.billing.world import ALICE, PRICING, TEMPLATE, Shop, add_host
 
 Read = Callable[[UnitOfWork], Awaitable[VmTemplate | CustomPricing | None]]
 
@@ -23,30 +22,7 @@ async def _second_region(shop: Shop) -> int:
     """Region 2 with a host of its own; its id."""
     async with shop.factory() as uow:
         region = await uow.regions.add(Region(id=0, name="DE", enabled=True, company_id=1))
-        host = await uow.hosts.add(
-            Host(
-                id=0,
-                kind=VmHostKind.DUMMY,
-                region_id=region.id,
-                name="h2",
-                ip="10.0.1.1",
-                cpu=16,
-                memory=64 * GIB,
-                enabled=True,
-                api_token="",
-            )
-        )
-        await uow.host_disks.add(
-            HostDisk(
-                id=0,
-                host_id=host.id,
-                name="nvme",
-                size=2048 * GIB,
-                kind=DiskType.SSD,
-                interface=DiskInterface.PCIE,
-                enabled=True,
-            )
-        )
+        host = await add_host(uow, region_id=region.id, name="h2", ip="10.0.1.1")
         await uow.commit()
     return host.id
 

@@ -43,7 +43,7 @@ from domain.model import (
     VmTemplate,
 )
 from domain.tax import TaxRates
-from ports.storage import UnitOfWorkFactory
+from ports.storage import UnitOfWork, UnitOfWorkFactory
 from tests.unit.billing.fakes import FakeGateway, FakeNode, FreshRates, RecordingQueue
 
 START = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
@@ -121,35 +121,41 @@ class Shop:
         return found
 
 
+async def add_host(uow: UnitOfWork, *, region_id: int, name: str, ip: str) -> Host:
+    """A dummy host of 16 cores and 64 GiB with one enabled 2 TiB NVMe SSD, in `uow`."""
+    host = await uow.hosts.add(
+        Host(
+            id=0,
+            kind=VmHostKind.DUMMY,
+            region_id=region_id,
+            name=name,
+            ip=ip,
+            cpu=16,
+            memory=64 * GIB,
+            enabled=True,
+            api_token="",
+        )
+    )
+    await uow.host_disks.add(
+        HostDisk(
+            id=0,
+            host_id=host.id,
+            name="nvme",
+            size=2048 * GIB,
+            kind=DiskType.SSD,
+            interface=DiskInterface.PCIE,
+            enabled=True,
+        )
+    )
+    return host
+
+
 async def seed(factory: UnitOfWorkFactory) -> None:
     """The shop's catalogue and users; the hidden image is Debian 11 (images are unique in SQL)."""
     async with factory() as uow:
         await uow.companies.add(Company(id=0, created=START, name="LNVPS"))
         await uow.regions.add(Region(id=0, name="IE", enabled=True, company_id=1))
-        host = await uow.hosts.add(
-            Host(
-                id=0,
-                kind=VmHostKind.DUMMY,
-                region_id=1,
-                name="h1",
-                ip="10.0.0.1",
-                cpu=16,
-                memory=64 * GIB,
-                enabled=True,
-                api_token="",
-            )
-        )
-        await uow.host_disks.add(
-            HostDisk(
-                id=0,
-                host_id=host.id,
-                name="nvme",
-                size=2048 * GIB,
-                kind=DiskType.SSD,
-                interface=DiskInterface.PCIE,
-                enabled=True,
-            )
-        )
+        await add_host(uow, region_id=1, name="h1", ip="10.0.0.1")
         for enabled, version in ((True, "12"), (False, "11")):
             await uow.images.add(
                 OsImage(
