@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import attrs
+import pytest
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.crypto.secretbox import AesGcmSecretBox
+from adapters.memory.storage import MemoryUnitOfWorkFactory
 from adapters.memory.vm_state import MemoryVmStateCache
 from adapters.mysql import tables
 from adapters.mysql.engine import create_engine
@@ -120,3 +122,15 @@ async def engine_on(database: Database) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def world(database: Database) -> AsyncIterator[World]:
+    """The worker world over an empty, freshly seeded store of the module's backend (the
+    module's `database` fixture); a test module takes it as `world = lifecycle_world.world`."""
+    if database.url is None:
+        yield await world_over(MemoryUnitOfWorkFactory())
+        return
+    async with engine_on(database) as engine:
+        await empty_tables(engine, database.kind)
+        yield await world_over(sql_factory(engine))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -12,7 +11,6 @@ import attrs
 import pytest
 from sqlalchemy import event
 
-from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.worker.context import WorkerDeps
 from app.worker.jobs import delete_by_admin
 from app.worker.lifecycle import LifecycleReport, check_subscriptions, lease_name
@@ -24,7 +22,7 @@ from domain.lifecycle import DueAction, LifecycleAction
 from domain.model import PLACEHOLDER_MAC, Vm
 from ports.jobs import DeleteVm
 from ports.storage import UnitOfWorkFactory
-from tests.contract import storage_backends
+from tests.contract import lifecycle_world, storage_backends
 from tests.contract.lifecycle_world import (
     empty_tables,
     engine_on,
@@ -42,15 +40,8 @@ HOUR = timedelta(hours=1)
 database = storage_backends.database
 
 
-@pytest.fixture
-async def world(database: Database) -> AsyncIterator[World]:
-    """The worker world over an empty, freshly seeded store of the module's backend."""
-    if database.url is None:
-        yield await world_over(MemoryUnitOfWorkFactory())
-        return
-    async with engine_on(database) as engine:
-        await empty_tables(engine, database.kind)
-        yield await world_over(sql_factory(engine))
+# pytest fixture: the worker world over this module's backend
+world = lifecycle_world.world
 
 
 async def _expired(world: World, vm: Vm) -> None:

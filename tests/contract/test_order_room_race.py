@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import attrs
 import pytest
 
-from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.billing.errors import NoHostAvailable
 from app.billing.ordering import OrderTerms, order_custom_vm, order_vm
 from domain.enums import DiskInterface, DiskType
 from domain.model import GIB, SshKey, User, Vm
 from ports.storage import UnitOfWorkFactory
-from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
+from tests.contract import lifecycle_world, storage_backends
+from tests.contract.lifecycle_world import engine_on, sql_factory
 from tests.contract.storage_backends import Database
 from tests.unit.billing.world import IMAGE, PRICING, START, TEMPLATE
 from tests.unit.worker.world import World
@@ -24,14 +22,8 @@ database = storage_backends.database
 RACERS = 8
 
 
-@pytest.fixture
-async def world(database: Database) -> AsyncIterator[World]:
-    if database.url is None:
-        yield await world_over(MemoryUnitOfWorkFactory())
-        return
-    async with engine_on(database) as engine:
-        await empty_tables(engine, database.kind)
-        yield await world_over(sql_factory(engine))
+# pytest fixture: the worker world over this module's backend
+world = lifecycle_world.world
 
 
 async def _room_for_one(world: World) -> None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import attrs
 import pytest
 
-from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.billing.errors import NoHostAvailable, TooManyUnpaidVms
 from app.billing.lnurl import renew_by_amount
 from app.billing.ordering import OrderTerms, order_custom_vm, order_vm
@@ -18,8 +16,8 @@ from app.billing.reserved import reserving_vms
 from domain.enums import DiskInterface, DiskType
 from domain.model import GIB, Vm
 from ports.storage import UnitOfWorkFactory
-from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
+from tests.contract import lifecycle_world, storage_backends
+from tests.contract.lifecycle_world import engine_on, sql_factory
 from tests.contract.storage_backends import Database
 from tests.unit.billing.world import ALICE, ALICE_KEY, BOB, IMAGE, PRICING, TEMPLATE
 from tests.unit.worker.world import World
@@ -29,14 +27,8 @@ MINUTE = timedelta(minutes=1)
 RACERS = 32
 
 
-@pytest.fixture
-async def world(database: Database) -> AsyncIterator[World]:
-    if database.url is None:
-        yield await world_over(MemoryUnitOfWorkFactory())
-        return
-    async with engine_on(database) as engine:
-        await empty_tables(engine, database.kind)
-        yield await world_over(sql_factory(engine))
+# pytest fixture: the worker world over this module's backend
+world = lifecycle_world.world
 
 
 async def _host_for(world: World, vms: int) -> None:

@@ -5,14 +5,12 @@ lost job again after the grace period; on memory, SQLite and MariaDB."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import attrs
 import pytest
 
-from adapters.memory.storage import MemoryUnitOfWorkFactory
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from app.billing.completion import complete_payment
 from app.billing.upgrades import create_upgrade_payment
@@ -23,8 +21,7 @@ from domain.upgrade import AS_RECORDED, UpgradeConfig
 from ports.jobs import Job, ProcessVmUpgrade
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 from ports.vmhost import VmResources
-from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
+from tests.contract import lifecycle_world, storage_backends
 from tests.contract.storage_backends import Database
 from tests.contract.test_completion_history_atomic import Killed
 from tests.http.test_statement_budgets import counting
@@ -36,14 +33,8 @@ SECOND = timedelta(seconds=1)
 database = storage_backends.database
 
 
-@pytest.fixture
-async def world(database: Database) -> AsyncIterator[World]:
-    if database.url is None:
-        yield await world_over(MemoryUnitOfWorkFactory())
-        return
-    async with engine_on(database) as engine:
-        await empty_tables(engine, database.kind)
-        yield await world_over(sql_factory(engine))
+# pytest fixture: the worker world over this module's backend
+world = lifecycle_world.world
 
 
 async def _upgrade(world: World, vm: Vm, cfg: UpgradeConfig) -> SubscriptionPayment:
