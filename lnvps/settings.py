@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 import cattrs
 import yaml
+from cattrs.v import format_exception
 
 #: the embedded default: a SQLite file in the working directory.
 DEFAULT_DB_URL = "sqlite:///lnvps.db"
@@ -22,6 +23,14 @@ DEFAULT_ADMIN_LISTEN = "127.0.0.1:8001"
 
 class SettingsError(Exception):
     """The configuration file or an override cannot be used."""
+
+
+def _problem(exc: BaseException, type_: type | None) -> str:
+    """cattrs' wording of one problem, with a validator's own reason (`'x' must be > 0`)."""
+    said = format_exception(exc, type_)
+    if isinstance(exc, ValueError) and str(exc):
+        return f"{said} ({exc})"
+    return said
 
 
 def _check_public_url(value: str | None) -> None:
@@ -142,7 +151,7 @@ class DevSettings:
 class WorkerSettings:
     """How often the worker schedules CheckVms / CheckSubscriptions (the reference: 30 s)."""
 
-    check_interval: float = 30.0
+    check_interval: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
 
     @property
     def min_check_gap(self) -> timedelta:
@@ -272,8 +281,9 @@ def load_settings(
             raw[key] = env[name]
     try:
         settings = _converter().structure(raw, Settings)
-    except cattrs.BaseValidationError as exc:
-        raise SettingsError(f"invalid configuration: {exc}") from exc
+    except cattrs.BaseValidationError as exc:  # each problem named by where it is
+        problems = "; ".join(cattrs.transform_error(exc, path="config", format_exception=_problem))
+        raise SettingsError(f"invalid configuration: {problems}") from exc
     _check_public_url(settings.public_url)
     return settings
 

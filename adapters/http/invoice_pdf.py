@@ -68,10 +68,6 @@ def _latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
-def _as_is(text: str) -> str:
-    return text
-
-
 def _day(when: datetime | None) -> str:
     return "-" if when is None else when.strftime("%Y-%m-%d")
 

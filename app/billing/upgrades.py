@@ -105,9 +105,7 @@ async def _quote(
 ) -> UpgradeQuote:
     sub = await subscription_of(uow, vm)
     plan = await _plan(uow, vm, cfg)
-    if not vm.deleted and not await has_room_to_grow(uow, vm, plan.current.spec, plan.target, now):
-        raise NoRoomToUpgrade("The VM's host has no room for this upgrade")
-    return upgrade_quote(
+    quote = upgrade_quote(
         plan.current.list_price,
         plan.current.interval,
         plan.new_price,
@@ -117,6 +115,10 @@ async def _quote(
         rates,
         deleted=vm.deleted,
     )
+    # last: a VM that cannot be upgraded at all says why, not that its host is full
+    if not vm.deleted and not await has_room_to_grow(uow, vm, plan.current.spec, plan.target, now):
+        raise NoRoomToUpgrade("The VM's host has no room for this upgrade")
+    return quote
 
 
 async def quote_upgrade(
@@ -134,7 +136,9 @@ async def quote_upgrade(
     Refused for another user's VM (not found), a deleted, never-paid or expired VM, a
     downgrade, a spec outside the pricing's limits, a request that changes nothing, or a
     growth the VM's host has no room for (`NoRoomToUpgrade`, 422; a deleted VM is not
-    judged: it holds no room until a payment restores it).
+    judged: it holds no room until a payment restores it). The room is judged as held now:
+    an unpaid upgrade invoice holds none, so two invoiced at once, or an order placed before
+    one is paid, can still overfill the host; a payment made is honoured.
     """
     now = clock.now()
     async with uow_factory() as uow:

@@ -14,7 +14,8 @@ class Regions(Catalogue[m.Region], Protocol):
         """Hold the region's row lock until the transaction ends.
 
         Address allocation takes it, so two workers spawning VMs in one region at the same
-        moment never pick the same free IP.
+        moment never pick the same free IP; ordering takes it (after the buyer's lock), so
+        two orders never both take a host's last room.
         """
         ...
 

@@ -77,3 +77,14 @@ def test_fixed_rates_keep_their_currency_keys(tmp_path: Path) -> None:
     cfg = tmp_path / "r.yaml"
     cfg.write_text("rates:\n  source: fixed\n  fixed:\n    EUR: '95000.5'\n")
     assert load_settings(cfg, environ={}).rates.fixed == {"EUR": Decimal("95000.5")}
+
+
+def test_a_worker_check_interval_must_be_positive(tmp_path: Path) -> None:
+    """0 or less would run the periodic checks back to back, with no gap between them."""
+    cfg = tmp_path / "config.yaml"
+    for bad in ("0", "-5"):
+        cfg.write_text(f"worker:\n  check-interval: {bad}\n")
+        with pytest.raises(SettingsError, match="check_interval"):
+            load_settings(str(cfg))
+    cfg.write_text("worker:\n  check-interval: 0.5\n")
+    assert load_settings(str(cfg)).worker.min_check_gap.total_seconds() == 0.25
