@@ -241,3 +241,17 @@ async def test_room_taken_by_another_vm_on_the_host_refuses_the_upgrade(shop: Sh
     await _quote(shop, vm, UpgradeConfig(new_cpu=3))
     with pytest.raises(NoRoomToUpgrade):
         await _quote(shop, vm, UpgradeConfig(new_cpu=4))
+
+
+async def test_a_vm_that_cannot_be_upgraded_says_why_even_on_a_full_host(shop: Shop) -> None:
+    """The quote's own refusals come first: the room is judged last."""
+    unpaid = await shop.order_custom()
+    vm = await _paid_custom(shop)
+    await _host_room(shop, vm, cpu=4, disk=160 * GIB)  # both VMs' 2 cores: full
+    with pytest.raises(NoExpiry):
+        await _quote(shop, unpaid, UpgradeConfig(new_cpu=4))
+    with pytest.raises(NoRoomToUpgrade):
+        await _quote(shop, vm, UpgradeConfig(new_cpu=4))
+    shop.clock.set(FEB_28)
+    with pytest.raises(AlreadyExpired):
+        await _quote(shop, vm, UpgradeConfig(new_cpu=4))
