@@ -9,8 +9,10 @@ from collections.abc import Collection, Iterator
 IN_LIST_SIZE = 1000
 
 
-def id_chunks(ids: Collection[int], size: int = IN_LIST_SIZE) -> Iterator[list[int]]:
-    """The distinct ids, ascending, in lists of at most `size`; none for no ids."""
+def id_chunks(ids: Collection[int], size: int | None = None) -> Iterator[list[int]]:
+    """The distinct ids, ascending, in lists of at most `size` (`IN_LIST_SIZE` as it is when
+    called, so a test can make the lists small); none for no ids."""
+    size = IN_LIST_SIZE if size is None else size
     ordered = sorted(set(ids))
     for start in range(0, len(ordered), size):
         yield ordered[start : start + size]

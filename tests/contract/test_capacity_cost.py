@@ -16,6 +16,7 @@ import attrs
 import pytest
 
 from adapters.memory.storage import MemoryUnitOfWorkFactory
+from adapters.mysql import in_lists
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from app.billing.ordering import OrderTerms, order_custom_vm
 from app.billing.reserved import lapsed_unpaid_vm_ids, reserved_usage, reserving_vms
@@ -25,7 +26,7 @@ from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
 from tests.contract.storage_backends import Database
 from tests.http.test_statement_budgets import Counter, counting
-from tests.unit.billing.world import ALICE, ALICE_KEY, BOB, IMAGE, PRICING
+from tests.unit.billing.world import ALICE, ALICE_KEY, BOB, IMAGE, PRICING, add_host
 from tests.unit.worker.world import World
 
 # pytest fixture: one migrated database per backend for the module, emptied per test
@@ -129,25 +130,35 @@ async def test_room_held_by_custom_vms_costs_the_same_statements_for_one_or_many
     assert one.count == many.count == USAGE_BUDGET, (one.statements, many.statements)
 
 
-async def test_the_summed_room_equals_the_room_of_each_reserving_vm(any_world: World) -> None:
-    """The database's sums minus the lapsed orders are exactly what `reserving_vms` holds:
-    standard and custom VMs, a deleted VM, a lapsed order, a paid VM."""
+async def test_the_summed_room_equals_the_room_of_each_reserving_vm(
+    any_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database's sums minus the lapsed orders are exactly what `reserving_vms` holds,
+    host by host and disk by disk: two hosts, standard and custom VMs, a deleted VM, lapsed
+    standard and custom orders, paid VMs; every `IN` list cut to one id (the chunked reads)."""
     world = any_world
-    lapsed = await world.shop.order(BOB, max_unpaid=None)
+    monkeypatch.setattr(in_lists, "IN_LIST_SIZE", 1)
+    async with world.shop.factory() as uow:
+        added = await add_host(uow, region_id=1, name="h2", ip="10.0.0.2")
+        second = attrs.evolve(added, cpu=256, memory=1024 * GIB)  # as roomy as the first
+        await uow.hosts.update(second)
+        await uow.commit()
+    lapsed = [await world.shop.order(BOB, max_unpaid=None) for _ in range(2)]
+    lapsed += [await _custom(world) for _ in range(2)]
     world.advance(timedelta(hours=2))
     await world.paid_vm()
+    await world.paid_vm()
     await world.shop.order(BOB, max_unpaid=None)
-    await _custom(world)
-    await _custom(world)
-    gone = await _custom(world)
+    fresh = [await _custom(world) for _ in range(3)]
     async with world.shop.factory() as uow:
-        await uow.vms.delete(gone.id)
+        await uow.vms.delete(fresh[0].id)
         await uow.commit()
+    hosts = {1, second.id}
 
     async with world.shop.factory() as uow:
         held = await reserving_vms(uow, world.now)
-        usage = await reserved_usage(uow, {1}, world.now)
-        cpu = memory = 0
+        usage = await reserved_usage(uow, hosts, world.now)
+        expected: dict[int, list[int]] = {h: [0, 0] for h in hosts}
         disks: defaultdict[int, int] = defaultdict(int)
         for vm in held:
             spec = await (
@@ -156,13 +167,18 @@ async def test_the_summed_room_equals_the_room_of_each_reserving_vm(any_world: W
                 else uow.custom_templates.get(vm.custom_template_id or 0)
             )
             assert spec is not None
-            cpu += spec.cpu
-            memory += spec.memory
+            expected[vm.host_id][0] += spec.cpu
+            expected[vm.host_id][1] += spec.memory
             disks[vm.disk_id] += spec.disk_size
-        totals = await uow.vms.spec_totals([1, 1, 999])
-    assert lapsed.id not in {vm.id for vm in held} and gone.id not in {vm.id for vm in held}
-    used = usage[1]
-    assert (used.cpu, used.memory) == (cpu, memory)
-    assert {d: n for d, n in used.disk.items() if n} == dict(disks)
-    assert [t.host_id for t in totals] == [1] * len(totals)
-    assert sum(t.cpu for t in totals) == cpu + 2  # and the lapsed Tiny order's 2 vCPU
+        totals = await uow.vms.spec_totals([second.id, 1, 1, 999])
+    held_ids = {vm.id for vm in held}
+    assert not held_ids & {vm.id for vm in [*lapsed, fresh[0]]}
+    assert {vm.host_id for vm in held} == hosts  # both hosts hold VMs
+    assert {vm.host_id for vm in lapsed} == hosts  # and both have lapsed orders
+    for host in hosts:
+        assert [usage[host].cpu, usage[host].memory] == expected[host], host
+    used_disks = {d: n for h in hosts for d, n in usage[h].disk.items() if n}
+    assert used_disks == dict(disks)
+    assert [t.host_id for t in totals] == sorted(t.host_id for t in totals)
+    lapsed_cpu = 2 * 2 + 2 * CUSTOM_SPEC[0]  # two Tiny orders (2 vCPU) and two custom ones
+    assert sum(t.cpu for t in totals) == sum(e[0] for e in expected.values()) + lapsed_cpu
