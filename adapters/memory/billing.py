@@ -57,7 +57,7 @@ class MemorySubscriptions(RecordRepo[Subscription]):
                 out[item_id] = sub
         return out
 
-    async def get_of_owned_vm(
+    async def _owned_vm(
         self, vm_id: int, pubkey: bytes
     ) -> tuple[Subscription, list[LineItem]] | None:
         vm = self._rows("vm").get(vm_id)
@@ -73,7 +73,7 @@ class MemorySubscriptions(RecordRepo[Subscription]):
     async def get_of_owned_vm_and_pending(
         self, vm_id: int, pubkey: bytes, newest: NewestPending
     ) -> tuple[Subscription, list[LineItem], SubscriptionPayment | None] | None:
-        found = await self.get_of_owned_vm(vm_id, pubkey)
+        found = await self._owned_vm(vm_id, pubkey)
         if found is None:
             return None
         sub, items = found

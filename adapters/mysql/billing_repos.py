@@ -287,15 +287,6 @@ class SqlSubscriptions(SqlRecords[Subscription]):
             .where(_li.id.in_(bindparam("ids", expanding=True)))
         )
 
-    async def get_of_owned_vm(
-        self, vm_id: int, pubkey: bytes
-    ) -> tuple[Subscription, list[LineItem]] | None:
-        key = ("subscription of owned vm", self.table, self.mapper.cls)
-        statement = prebuilt(key, self._of_owned_vm)
-        params = {"vm_id": vm_id, "pubkey": pubkey}
-        rows = (await self.conn.execute(statement, params)).all()
-        return None if not rows else self._owned(rows)
-
     async def get_of_owned_vm_and_pending(
         self, vm_id: int, pubkey: bytes, newest: NewestPending
     ) -> tuple[Subscription, list[LineItem], SubscriptionPayment | None] | None:
@@ -325,9 +316,9 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         skip = len(self.mapper.columns)  # every row repeats the subscription before its item
         return sub, [first, *(joined_records(r, (item,), start=skip)[0] for r in rows[1:])]
 
-    def _of_owned_vm(self, pending: str | None = None) -> Select[Any]:
-        """The owned VM's subscription and its items; with `pending` (a metadata name), each
-        row outer-joined to the payment `_newest_candidate` names, its columns last."""
+    def _of_owned_vm(self, pending: str) -> Select[Any]:
+        """The owned VM's subscription and its items, each row outer-joined to the payment
+        `_newest_candidate` names for the metadata name `pending`, its columns last."""
         vm, users = t.vm.c, t.users.c
         owner = select(users.id).where(users.pubkey == bindparam("pubkey"))
         billed = (
@@ -343,19 +334,19 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         )
         # an inner join: the VM's own line item is one of the subscription's
         columns: list[ColumnElement[Any]] = [*self.mapper.columns, *self.items.mapper.columns]
-        joined = t.subscription.join(t.subscription_line_item, _li.subscription_id == _sub.id)
-        if pending is not None:
-            first = _FIRST_PENDING.c
-            # (the subscription named too: the id alone links the tables through a subquery)
-            newest = (first.id == _newest_candidate(_sub.id, pending)) & (
-                first.subscription_id == _sub.id
-            )
-            joined = joined.outerjoin(_FIRST_PENDING, newest)
-            # its metadata as stored: decoded below, where text that is not JSON stays text
-            columns += [
-                type_coerce(first.metadata, _RAW) if c.name == "metadata" else first[c.name]
-                for c in self.payments.columns
-            ]
+        first = _FIRST_PENDING.c
+        # (the subscription named too: the id alone links the tables through a subquery)
+        newest = (first.id == _newest_candidate(_sub.id, pending)) & (
+            first.subscription_id == _sub.id
+        )
+        joined = t.subscription.join(
+            t.subscription_line_item, _li.subscription_id == _sub.id
+        ).outerjoin(_FIRST_PENDING, newest)
+        # its metadata as stored: decoded below, where text that is not JSON stays text
+        columns += [
+            type_coerce(first.metadata, _RAW) if c.name == "metadata" else first[c.name]
+            for c in self.payments.columns
+        ]
         return (
             select(*columns)
             .select_from(joined)

@@ -58,20 +58,14 @@ class Subscriptions(Protocol):
         per 1 000 ids): the VM check reads every live VM's subscription with it (§9.5)."""
         ...
 
-    async def get_of_owned_vm(
-        self, vm_id: int, pubkey: bytes
-    ) -> tuple[Subscription, list[LineItem]] | None:
-        """The subscription billing VM `vm_id` (through its line item) with its line items
-        (ascending id) if the VM is not soft-deleted and the user with this public key owns
-        it; one read (issue 10)."""
-        ...
-
     async def get_of_owned_vm_and_pending(
         self, vm_id: int, pubkey: bytes, newest: NewestPending
     ) -> tuple[Subscription, list[LineItem], SubscriptionPayment | None] | None:
-        """`get_of_owned_vm` with the payment `newest` asks for (None: there is none), in the
-        same read: a renewal's reuse lookup (D10) needs no read of its own when that payment
-        is the one it wants, or when there is none."""
+        """The subscription billing VM `vm_id` (through its line item) with its line items
+        (ascending id), if the VM is not soft-deleted and the user with this public key owns
+        it, and the payment `newest` asks for (None: there is none); one read (issue 10): a
+        renewal's reuse lookup (D10) needs no read of its own when that payment is the one
+        it wants, or when there is none."""
         ...
 
     async def ids_with_pending_on(

@@ -551,7 +551,7 @@ async def test_the_narrowed_reuse_lookup_hands_python_only_candidates(
 async def test_the_owned_vm_read_brings_the_first_payment_the_reuse_lookup_tests(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    """`get_of_owned_vm_and_pending`: what `get_of_owned_vm` reads, and the newest pending
+    """`get_of_owned_vm_and_pending`: the subscription and its items, and the newest pending
     payment of the method asked for that the narrowing keeps, whatever its type (None when
     there is none); `pending_match` returns it when it is the one wanted, nothing when there
     is none, else looks further (here: past a newer Purchase to the Renewal)."""
@@ -561,8 +561,7 @@ async def test_the_owned_vm_read_brings_the_first_payment_the_reuse_lookup_tests
     newest = NewestPending(lightning, now, reuse_narrowing(2))
     key = w.user.pubkey
     async with uow_factory() as uow:
-        owned = await uow.subscriptions.get_of_owned_vm(w.vm.id, key)
-        assert owned is not None
+        owned = (w.subscription, await uow.line_items.list_by_subscription(w.subscription.id))
         found = await uow.subscriptions.get_of_owned_vm_and_pending(w.vm.id, key, newest)
         assert found == (*owned, None)
         two = {"intervals": 2}

@@ -11,6 +11,7 @@ from sqlalchemy import event
 from domain.enums import (
     DiskInterface,
     DiskType,
+    PaymentMethod,
     SubscriptionType,
     VmHistoryActionType,
 )
@@ -27,6 +28,8 @@ from domain.model import (
     Vm,
     VmHistory,
 )
+from domain.subscription import INTERVALS_KEY
+from ports.storage.payments import MetadataKey, NewestPending
 from ports.storage.reads import (
     IpLabel,
     PlanLabel,
@@ -171,11 +174,16 @@ async def test_vm_records_filter_by_user_ids_and_deleted(backend: Backend) -> No
         assert billing is not None
         items = await uow.line_items.list_by_subscription(billing.id)
         assert items
-        assert await subs.get_of_owned_vm(world.vm.id, world.user.pubkey) == (billing, items)
-        assert await subs.get_of_owned_vm(world.vm.id, other.pubkey) is None
-        assert await subs.get_of_owned_vm(world.vm.id, b"\x09" * 32) is None
-        assert await subs.get_of_owned_vm(mine.id, world.user.pubkey) is None  # deleted
-        assert await subs.get_of_owned_vm(9999, world.user.pubkey) is None
+        newest = NewestPending(PaymentMethod.LIGHTNING, at(5), MetadataKey(INTERVALS_KEY, 1))
+
+        async def owned(vm_id: int, pubkey: bytes) -> Any:
+            return await subs.get_of_owned_vm_and_pending(vm_id, pubkey, newest)
+
+        assert await owned(world.vm.id, world.user.pubkey) == (billing, items, None)
+        assert await owned(world.vm.id, other.pubkey) is None
+        assert await owned(world.vm.id, b"\x09" * 32) is None
+        assert await owned(mine.id, world.user.pubkey) is None  # deleted
+        assert await owned(9999, world.user.pubkey) is None
     assert deleted.vm.deleted and deleted.subscription is not None
 
 
