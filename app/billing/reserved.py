@@ -37,25 +37,6 @@ async def lapsed_unpaid_vms(uow: UnitOfWork, now: datetime) -> list[Vm]:
     ]
 
 
-async def lapsed_unpaid_vm_ids(uow: UnitOfWork, now: datetime) -> set[int]:
-    """The ids of `lapsed_unpaid_vms`."""
-    return {vm.id for vm in await lapsed_unpaid_vms(uow, now)}
-
-
-async def reserving_vms(uow: UnitOfWork, now: datetime) -> list[Vm]:
-    """The live VMs whose CPU, memory and disk count as used on their host (D25).
-
-    Paid VMs reserve their room, expired ones too while in grace (a renewal restarts them).
-    A never-paid order reserves its room during its payment window — one hour after the
-    order, longer while an invoice for it is pending — so an order that is paid always fits;
-    past that window it no longer counts, even before the worker deletes it. One user holds
-    at most `max-unpaid-vms` such orders at once, so nobody can fill a host with orders they
-    never pay for.
-    """
-    lapsed = await lapsed_unpaid_vm_ids(uow, now)
-    return [vm for vm in await uow.vms.list_active() if vm.id not in lapsed]
-
-
 @attrs.define
 class Usage:
     """What the reserving VMs of one host take: CPU, memory and bytes per disk id."""
@@ -89,12 +70,17 @@ async def _specs_of(uow: UnitOfWork, vms: list[Vm]) -> dict[int, Spec]:
 async def reserved_usage(
     uow: UnitOfWork, host_ids: set[int], now: datetime
 ) -> defaultdict[int, Usage]:
-    """CPU, memory and per-disk bytes already promised to the hosts' VMs (`reserving_vms`),
-    by host id (a host with none: an empty `Usage`).
+    """CPU, memory and per-disk bytes already promised to the hosts' VMs, by host id (a host
+    with none: an empty `Usage`).
 
-    Summed by the database over every live VM of the hosts, then the lapsed never-paid
+    Which VMs hold room (D25): paid VMs, expired ones too while in grace (a renewal restarts
+    them), and a never-paid order during its payment window (one hour after the order,
+    longer while an invoice for it is pending), so an order that is paid always fits; past
+    that window it no longer counts, even before the worker deletes it. One user holds at
+    most `max-unpaid-vms` such orders at once, so nobody can fill a host with orders they
+    never pay for. Summed by the database over every live VM of the hosts, then the lapsed
     orders' specs taken off (few: the worker deletes them): the rows read do not grow with
-    the VMs, as reading each VM did on every order."""
+    the VMs."""
     usage: defaultdict[int, Usage] = defaultdict(Usage)
     if not host_ids:
         return usage

@@ -66,7 +66,7 @@ async def rooms_by_region(
 ) -> dict[int, list[HostRoom]]:
     """The free room of every enabled host of the given regions, keyed by region id.
 
-    Room is what `reserving_vms` leaves (the rule ordering places by)."""
+    Room is what `reserved_usage` leaves (the rule ordering places by)."""
     wanted = {r.id for r in regions}
     hosts = [h for h in await uow.hosts.list_all() if h.enabled and h.region_id in wanted]
     usage = await reserved_usage(uow, {h.id for h in hosts}, now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, cast
 
 import attrs
@@ -20,6 +21,7 @@ from adapters.mysql.uow import SqlUnitOfWorkFactory
 from adapters.notify.memory import RecordingNotifier
 from adapters.queue.memory import InProcessQueue
 from adapters.vmhost.dummy import DummyVmHost
+from app.billing.reserved import lapsed_unpaid_vms
 from app.worker.context import HostRetry, WorkerDeps
 from app.worker.jobs import build_handlers
 from domain.enums import (
@@ -28,8 +30,9 @@ from domain.enums import (
 from domain.model import (
     AvailableIpSpace,
     IpRange,
+    Vm,
 )
-from ports.storage import UnitOfWorkFactory
+from ports.storage import UnitOfWork, UnitOfWorkFactory
 from tests.contract.storage_backends import TEST_KEY, Database
 from tests.unit.billing.world import START, new_shop, seed
 from tests.unit.worker.world import CountingHost, OneHost, World, no_sleep
@@ -134,3 +137,10 @@ async def world(database: Database) -> AsyncIterator[World]:
     async with engine_on(database) as engine:
         await empty_tables(engine, database.kind)
         yield await world_over(sql_factory(engine))
+
+
+async def reserving_vms(uow: UnitOfWork, now: datetime) -> list[Vm]:
+    """The D25 rule VM by VM, the oracle `reserved_usage`'s sums are checked against: every
+    live VM but the lapsed never-paid orders."""
+    lapsed = {vm.id for vm in await lapsed_unpaid_vms(uow, now)}
+    return [vm for vm in await uow.vms.list_active() if vm.id not in lapsed]

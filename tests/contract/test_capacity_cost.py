@@ -19,11 +19,17 @@ from adapters.memory.storage import MemoryUnitOfWorkFactory
 from adapters.mysql import in_lists
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from app.billing.ordering import OrderTerms, order_custom_vm
-from app.billing.reserved import lapsed_unpaid_vm_ids, reserved_usage, reserving_vms
+from app.billing.reserved import lapsed_unpaid_vms, reserved_usage
 from domain.enums import DiskInterface, DiskType
 from domain.model import GIB, Vm
 from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
+from tests.contract.lifecycle_world import (
+    empty_tables,
+    engine_on,
+    reserving_vms,
+    sql_factory,
+    world_over,
+)
 from tests.contract.storage_backends import Database
 from tests.http.test_statement_budgets import Counter, counting
 from tests.unit.billing.world import ALICE, ALICE_KEY, BOB, IMAGE, PRICING, add_host
@@ -73,7 +79,7 @@ async def _lapsed(world: World) -> tuple[set[int], Counter]:
     engine = cast(SqlUnitOfWorkFactory, world.shop.factory).engine
     async with world.shop.factory() as uow:
         with counting(engine) as counter:
-            found = await lapsed_unpaid_vm_ids(uow, world.now)
+            found = {vm.id for vm in await lapsed_unpaid_vms(uow, world.now)}
     return found, counter
 
 

@@ -12,12 +12,11 @@ import pytest
 from app.billing.errors import NoHostAvailable, TooManyUnpaidVms
 from app.billing.lnurl import renew_by_amount
 from app.billing.ordering import OrderTerms, order_custom_vm, order_vm
-from app.billing.reserved import reserving_vms
 from domain.enums import DiskInterface, DiskType
 from domain.model import GIB, Vm
 from ports.storage import UnitOfWorkFactory
 from tests.contract import lifecycle_world, storage_backends
-from tests.contract.lifecycle_world import engine_on, sql_factory
+from tests.contract.lifecycle_world import engine_on, reserving_vms, sql_factory
 from tests.contract.storage_backends import Database
 from tests.unit.billing.world import ALICE, ALICE_KEY, BOB, IMAGE, PRICING, TEMPLATE
 from tests.unit.worker.world import World
