@@ -10,13 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.mysql import tables as t
 from adapters.mysql.audit_repos import SqlAdminAudits
-from adapters.mysql.busy import raise_busy_as_storage_busy
 from adapters.mysql.billing_repos import (
     SqlLegacyPayments,
     SqlLineItems,
     SqlPayments,
     SqlSubscriptions,
 )
+from adapters.mysql.busy import raise_busy_as_storage_busy
 from adapters.mysql.credit_repos import SqlCreditLedger
 from adapters.mysql.invoice_repos import SqlInvoices
 from adapters.mysql.mapping import Mapper
