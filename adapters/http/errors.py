@@ -27,6 +27,8 @@ STATUS_BY_KIND: dict[str, int] = {
     "unavailable": 503,
 }
 
+#: a busy database (StorageBusy): the request may be sent again, after `Retry-After` seconds
+BUSY_STATUS = 503
 #: `Retry-After` (seconds) of a 503 for a busy database: lock waits end within seconds
 BUSY_RETRY_AFTER_S = 1
 
@@ -67,7 +69,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.warning(
             "%s %s: database busy, answered 503: %s", request.method, request.path, exc.__cause__
         )
-        response = error_response(503, exc.message)
+        response = error_response(BUSY_STATUS, exc.message)
         response.headers[hdrs.RETRY_AFTER] = str(BUSY_RETRY_AFTER_S)
         return response
     except web.HTTPException as exc:
