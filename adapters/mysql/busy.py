@@ -28,7 +28,7 @@ def is_busy(context: ExceptionContext) -> bool:
     if context.dialect.name in ("mysql", "mariadb"):
         if not isinstance(context.sqlalchemy_exception, OperationalError):
             return False
-        args = getattr(error, "args", ())
+        args: tuple[object, ...] = error.args
         return bool(args) and args[0] in MYSQL_BUSY_CODES
     if isinstance(error, WriterLockTimeout):  # this process's one writer held it too long
         return True

@@ -67,7 +67,7 @@ async def test_a_lost_connection_is_not_storage_busy(backend: Backend) -> None:
     """A connection the server killed fails with SQLAlchemy's OperationalError, as before."""
     assert backend.engine is not None
     async with backend.engine.connect() as victim, backend.engine.connect() as killer:
-        own_id = (await victim.execute(text("SELECT CONNECTION_ID()"))).scalar()
+        own_id = (await victim.execute(text("SELECT CONNECTION_ID()"))).scalar_one()
         await killer.execute(text(f"KILL {int(own_id)}"))
         with pytest.raises(OperationalError):
             await victim.execute(text("SELECT 1"))

@@ -100,13 +100,13 @@ async def test_an_order_waiting_past_the_lock_timeout_is_a_503_and_changes_nothi
         assert database.url is not None
         path = make_url(database.url).database
         assert path is not None
-        holder = sqlite3.connect(path, isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
+        other_process = sqlite3.connect(path, isolation_level=None)
+        other_process.execute("BEGIN IMMEDIATE")
         try:
             resp = await _order(c, key.id)
         finally:
-            holder.execute("ROLLBACK")
-            holder.close()
+            other_process.execute("ROLLBACK")
+            other_process.close()
     else:
         async with engine.connect() as holder:
             await holder.execute(
