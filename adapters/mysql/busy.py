@@ -48,7 +48,9 @@ def raise_busy_as_storage_busy(engine: AsyncEngine) -> None:
     Installed by the unit-of-work factory, so the storage port reports a busy database the
     same way on every backend (the HTTP layer answers 503 with `Retry-After`, the worker
     tries the job again) without `app` knowing SQLAlchemy. Engines used only outside units
-    of work (schema upgrade, legacy backfill) keep SQLAlchemy's errors. Idempotent.
+    of work (schema upgrade, legacy backfill) keep SQLAlchemy's errors. SQLAlchemy keeps the
+    hook on the engine's dialect and calls it only for a failed statement or commit: a
+    statement that succeeds costs nothing more. Idempotent.
     """
     target = engine.sync_engine
     if not event.contains(target, "handle_error", _as_storage_busy):
