@@ -1,4 +1,4 @@
-"""The one error middleware: domain, auth and unexpected errors → `{"error": …}` (D19)."""
+"""The one error middleware: domain, auth, busy and unexpected errors → `{"error": …}` (D19)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from aiohttp import hdrs, web
 from adapters.http.envelope import HttpError, error_response
 from adapters.http.nip98 import Nip98Error
 from domain.errors import DomainError
+from ports.storage import StorageBusy
 
 log = logging.getLogger("lnvps.http")
 
@@ -25,6 +26,11 @@ STATUS_BY_KIND: dict[str, int] = {
     "unprocessable": 422,
     "unavailable": 503,
 }
+
+#: a busy database (StorageBusy): the request may be sent again, after `Retry-After` seconds
+BUSY_STATUS = 503
+#: `Retry-After` (seconds) of a 503 for a busy database: lock waits end within seconds
+BUSY_RETRY_AFTER_S = 1
 
 #: The only text a user sees for a bug (the reference's sanitised user-API message).
 INTERNAL_ERROR = "An internal error occurred"
@@ -59,6 +65,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if status >= 500:
             log.warning("%s %s unavailable: %s", request.method, request.path, exc.message)
         return error_response(status, exc.message)
+    except StorageBusy as exc:
+        log.warning(
+            "%s %s: database busy, answered 503: %s", request.method, request.path, exc.__cause__
+        )
+        response = error_response(BUSY_STATUS, exc.message)
+        response.headers[hdrs.RETRY_AFTER] = str(BUSY_RETRY_AFTER_S)
+        return response
     except web.HTTPException as exc:
         return _http_exception(request, exc)
     except Exception:

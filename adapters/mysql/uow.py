@@ -16,6 +16,7 @@ from adapters.mysql.billing_repos import (
     SqlPayments,
     SqlSubscriptions,
 )
+from adapters.mysql.busy import raise_busy_as_storage_busy
 from adapters.mysql.credit_repos import SqlCreditLedger
 from adapters.mysql.invoice_repos import SqlInvoices
 from adapters.mysql.mapping import Mapper
@@ -316,11 +317,14 @@ class SqlUnitOfWork(ClosesOnExit):
 
 
 class SqlUnitOfWorkFactory:
-    """`UnitOfWorkFactory` over an async engine; `box` seals the `ENC:` columns, always (D28)."""
+    """`UnitOfWorkFactory` over an async engine; `box` seals the `ENC:` columns, always (D28).
+
+    A lock the database gave up on (timeout, deadlock) is `StorageBusy` on `engine`."""
 
     def __init__(self, engine: AsyncEngine, box: SecretBox) -> None:
         self.engine = engine
         self.mappers = Mappers(box)
+        raise_busy_as_storage_busy(engine)
 
     def __call__(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self.mappers)

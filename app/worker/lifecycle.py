@@ -31,7 +31,7 @@ from domain.lifecycle import (
 )
 from domain.model import LineItem, Subscription, SubscriptionPayment, Vm
 from ports.jobs import CheckVm, SpawnVm
-from ports.storage import DueWindow, UnitOfWork
+from ports.storage import DueWindow, StorageBusy, UnitOfWork
 from ports.vmhost import VmHost, VmRunningState, VmRunState
 
 log = logging.getLogger("lnvps.worker.lifecycle")
@@ -478,6 +478,14 @@ class _Walk:
             try:
                 if await run_action(deps, due, auto, now):
                     report.done.append(due)
+            except StorageBusy as err:  # transient, no bug: retried on the next run
+                log.warning(
+                    "lifecycle %s of subscription %s: database busy (%s); retried next run",
+                    due.action.value,
+                    sub.id,
+                    err.__cause__,
+                )
+                report.failed.append(due)
             except Exception:
                 log.exception("lifecycle %s of subscription %s failed", due.action.value, sub.id)
                 report.failed.append(due)

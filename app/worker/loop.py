@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from app.worker.dispatch import BadJob, JobHandlers
 from ports.jobs import CheckSubscriptions, CheckVms
 from ports.queue import Delivery, Job, WorkQueue
+from ports.storage import StorageBusy
 
 log = logging.getLogger("lnvps.worker.loop")
 
@@ -44,6 +45,13 @@ async def process(queue: WorkQueue, handlers: JobHandlers, delivery: Delivery) -
     except BadJob as err:
         log.error("job %s (%s) is malformed and dropped: %s", job.kind, delivery.id, err)
         await queue.ack(delivery)
+        return False
+    except StorageBusy as err:  # transient, no bug: a warning, and the queue's usual retry
+        again = "dropped" if job.skippable else "delivered again later"
+        log.warning(
+            "job %s (%s): database busy (%s); %s", job.kind, delivery.id, err.__cause__, again
+        )
+        await queue.fail(delivery)
         return False
     except Exception:
         again = "dropped" if job.skippable else "delivered again later"

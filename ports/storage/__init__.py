@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from ports.storage.audit import AdminAudits
+from ports.storage.busy import StorageBusy
 from ports.storage.catalogue import (
     CostPlans,
     CustomPricings,
@@ -183,6 +184,7 @@ __all__ = [
     "Roles",
     "SpecTotals",
     "SshKeys",
+    "StorageBusy",
     "Subscriptions",
     "Templates",
     "UnitOfWork",

@@ -14,13 +14,13 @@ from aiohttp import web
 from adapters.http.auth import Handler, mark_authenticated, user_in, verify_request
 from adapters.http.context import services
 from adapters.http.envelope import HttpError
-from adapters.http.errors import status_for
+from adapters.http.errors import BUSY_STATUS, status_for
 from app.admin.audit import summary_of
 from app.admin.permissions import denied_message, permission_text
 from domain.enums import AdminAction, AdminResource
 from domain.errors import DomainError
 from domain.model import User
-from ports.storage import Permission
+from ports.storage import Permission, StorageBusy
 
 log = logging.getLogger("lnvps.http.admin")
 #: the admin API's base path (also `common.BASE`, which imports this module)
@@ -111,6 +111,8 @@ def _status_of(exc: Exception) -> int:
         return status_for(exc) or 500
     if isinstance(exc, web.HTTPException):
         return exc.status
+    if isinstance(exc, StorageBusy):
+        return BUSY_STATUS
     return 500
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from ports.storage import StorageBusy
 from tests.http.admin.adminapp import NOBODY, ROOT, VIEWER, AdminWorld
 from tests.http.admin.test_admin_schemas import problems
 from tests.http.vm_helpers import user_of
@@ -101,3 +104,24 @@ async def test_reading_the_trail_needs_audit_view(world: AdminWorld) -> None:
     assert (await world.ok("GET", f"/audit?user_id={root.id}"))["total"] == 1
     assert (await world.ok("GET", f"/audit?user_id={root.id + 100}"))["total"] == 0
     assert (await world.call("GET", "/audit?user_id=x")).status == 400
+
+
+async def test_a_write_refused_by_a_busy_database_is_a_503_recorded_as_such(
+    world: AdminWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lock timeout or deadlock (StorageBusy) is answered 503 with `Retry-After` and the
+    audit trail says 503 (not 500, which means a bug)."""
+
+    async def busy(**kwargs: Any) -> None:
+        raise StorageBusy()
+
+    monkeypatch.setattr(world.api.services.admin, "update_role", busy)
+    resp = await world.call("PATCH", "/roles/1", json={"name": "x"})
+    assert (resp.status, resp.headers["Retry-After"]) == (503, "1")
+    assert await resp.json() == {"error": "The service is busy; please retry"}
+    [entry] = await _entries(world)
+    assert (entry["method"], entry["path"], entry["status"]) == (
+        "PATCH",
+        "/api/admin/v1/roles/1",
+        503,
+    )

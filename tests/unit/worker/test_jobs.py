@@ -9,7 +9,8 @@ import attrs
 import pytest
 
 from adapters.notify.memory import RecordingNotifier
-from app.billing.upgrades import create_upgrade_payment
+from app.billing.upgrades import apply_upgrade, create_upgrade_payment
+from app.worker import jobs
 from app.worker.dispatch import BadJob
 from app.worker.jobs import QueuedNotifier, build_handlers
 from app.worker.loop import drain
@@ -27,6 +28,7 @@ from ports.jobs import (
     StartVm,
     StopVm,
 )
+from ports.storage import StorageBusy
 from tests.unit.billing.world import ALICE
 from tests.unit.worker.world import World
 
@@ -92,6 +94,30 @@ async def test_upgrade_job_resizes_and_restarts_the_vm_and_tells_the_user(world:
     await world.queue.send(ProcessVmUpgrade(vm_id=vm.id, config=config))
     await world.run_jobs()  # redelivered: records unchanged
     assert len(await world.history(vm, H.CONFIGURATION_CHANGED)) == 1
+
+
+async def test_an_upgrade_job_refused_by_a_busy_database_is_retried_not_reported(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """StorageBusy is not a DomainError: the job does not take a lock timeout for an upgrade
+    that cannot be applied (admins told, job dropped); it fails and runs again."""
+    vm = await world.paid_vm()
+    busy_once = [StorageBusy()]
+
+    async def busy_then_real(*args: Any, **kwargs: Any) -> None:
+        if busy_once:
+            raise busy_once.pop()
+        await apply_upgrade(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "apply_upgrade", busy_then_real)
+    await world.queue.send(ProcessVmUpgrade(vm_id=vm.id, config=UpgradeConfig(new_cpu=4)))
+
+    await world.run_jobs()
+
+    assert not busy_once
+    assert world.notifier.titled(f"VM {vm.id} Upgrade Failed") == []
+    assert world.host.calls.get("resize_vm") == 1
+    assert len(world.notifier.titled(f"[VM{vm.id}] Upgrade Complete")) == 1
 
 
 async def _book_upgrade(world: World, vm: Vm, cfg: UpgradeConfig) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import pytest
 
 from adapters.queue.memory import InProcessQueue
 from app.worker.dispatch import JobHandlers
 from app.worker.loop import run, run_scheduler, run_worker
 from ports.jobs import CheckSubscriptions, CheckVm, CheckVms, PatchHosts, SpawnVm
 from ports.queue import Job
+from ports.storage import StorageBusy
 
 
 def _table(**handlers: Callable[[Any], Awaitable[None]]) -> JobHandlers:
@@ -106,3 +110,31 @@ async def test_run_combines_schedule_and_loop() -> None:
     stop.set()
     await asyncio.wait_for(task, 2)
     assert sorted(seen) == ["CheckSubscriptions", "CheckVms"]
+
+
+async def test_a_job_refused_by_a_busy_database_is_retried_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """StorageBusy (a lock timeout or deadlock) is no crash: a warning without traceback,
+    and the job is delivered again like any failed job that is not skippable."""
+    queue = InProcessQueue()
+    calls: list[int] = []
+
+    async def spawn(job: SpawnVm) -> None:
+        calls.append(job.vm_id)
+        if len(calls) == 1:
+            raise StorageBusy()
+
+    stop = asyncio.Event()
+    with caplog.at_level(logging.WARNING, logger="lnvps"):
+        task = asyncio.create_task(
+            run_worker(queue, _table(SpawnVm=spawn), stop, block_ms=5, failure_pause_s=0.001)
+        )
+        await queue.send(SpawnVm(vm_id=7))
+        await _until(lambda: len(calls) == 2)
+        stop.set()
+        await task
+    assert calls == [7, 7]
+    assert queue.pending_count == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert any("database busy" in r.getMessage() for r in caplog.records)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
+from typing import Any
 
+import pytest
+
+from app.worker import lifecycle
 from app.worker.provisioning import history
 from domain.enums import VmHistoryActionType as H
 from domain.intervals import add_months
 from domain.lifecycle import LifecycleAction
 from domain.model import PLACEHOLDER_MAC
+from ports.storage import StorageBusy
 from tests.unit.worker.world import DAY, World, new_world
 
 SECOND = timedelta(seconds=1)
@@ -234,3 +240,33 @@ async def test_payment_after_grace_deletion_brings_the_vm_back_fresh(world: Worl
     async with world.shop.factory() as uow:
         assert len(await uow.ip_assignments.list_by_vm(vm.id)) == 1
     assert world.host.calls.get("create_vm") == 2
+
+
+async def test_an_action_refused_by_a_busy_database_is_a_warning_and_retried_next_run(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lock timeout or deadlock (StorageBusy) is no bug: no error or traceback is logged,
+    and the action, rolled back, is done by the next run."""
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    world.at(sub.expires + SECOND)
+    real_run_action = lifecycle.run_action
+    busy_once = [StorageBusy()]
+
+    async def busy_then_real(*args: Any) -> bool:
+        if busy_once:
+            raise busy_once.pop()
+        return await real_run_action(*args)
+
+    monkeypatch.setattr(lifecycle, "run_action", busy_then_real)
+    with caplog.at_level(logging.WARNING, logger="lnvps"):
+        [report] = await world.lifecycle(step=RUN)
+    assert [d.action for d in report.failed] == [LifecycleAction.STOP_ON_EXPIRY]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert any("database busy" in r.getMessage() for r in caplog.records)
+    assert world.host_state(vm.id) == "running"
+
+    await world.lifecycle(step=RUN)
+    assert world.host_state(vm.id) == "stopped"
+    assert len(await world.history(vm, H.EXPIRED)) == 1
