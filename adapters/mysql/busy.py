@@ -9,6 +9,7 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.mysql.engine import statement_engines
 from adapters.mysql.sqlite_inloop import WriterLockTimeout
 from ports.storage import StorageBusy
 
@@ -50,8 +51,9 @@ def raise_busy_as_storage_busy(engine: AsyncEngine) -> None:
     tries the job again) without `app` knowing SQLAlchemy. Engines used only outside units
     of work (schema upgrade, legacy backfill) keep SQLAlchemy's errors. SQLAlchemy keeps the
     hook on the engine's dialect and calls it only for a failed statement or commit: a
-    statement that succeeds costs nothing more. Idempotent.
+    statement that succeeds costs nothing more. Installed on every engine that runs the
+    units of work's statements (`statement_engines`). Idempotent.
     """
-    target = engine.sync_engine
-    if not event.contains(target, "handle_error", _as_storage_busy):
-        event.listen(target, "handle_error", _as_storage_busy, retval=True)
+    for target in statement_engines(engine):
+        if not event.contains(target, "handle_error", _as_storage_busy):
+            event.listen(target, "handle_error", _as_storage_busy, retval=True)

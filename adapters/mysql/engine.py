@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
 
 from adapters.mysql.pool_hooks import install_pool_hooks
-from adapters.mysql.sqlite_inloop import in_loop_creator
+from adapters.mysql.sqlite_inloop import SqliteConnector
+from adapters.mysql.sqlite_loop import LoopEngine
 
 MYSQL_DRIVER = "mysql+asyncmy"
 SQLITE_DRIVER = "sqlite+aiosqlite"
@@ -32,6 +35,8 @@ SQLITE_MAX_OVERFLOW = MYSQL_MAX_OVERFLOW
 #: SQLite waits this long for another process's write lock, retrying in the loop (see
 #: sqlite_inloop); in-process writers wait for each other (one writer) as long at most.
 SQLITE_BUSY_TIMEOUT_S = 30.0
+#: each SQLite file engine's sync twin for units of work (`sqlite_loop`), by its sync engine
+_LOOP_ENGINES: WeakKeyDictionary[Engine, LoopEngine] = WeakKeyDictionary()
 
 
 def normalize_db_url(text: str | URL) -> URL:
@@ -80,7 +85,8 @@ def create_engine(
     is not rolled back again (`pool_hooks`); the pool (40, no overflow) serves the API and
     the worker of one process.
     SQLite: `sqlite3` called in the event loop (`sqlite_inloop`: one writer at a time, no
-    thread per statement; `sqlite_driver="aiosqlite"` keeps the threaded driver),
+    thread per statement; `sqlite_driver="aiosqlite"` keeps the threaded driver); a file
+    database also gets a sync twin for units of work (`loop_engine_of`),
     `PRAGMA foreign_keys=ON` (OFF when `foreign_keys=False`, which schema migrations need
     while they rebuild tables), WAL journal with `synchronous=NORMAL` and a 30 s busy timeout.
     """
@@ -122,12 +128,12 @@ def _sqlite_engine(
     else:
         options.update(pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_MAX_OVERFLOW)
     options.update(kwargs)
+    connector = None
     if sqlite_driver == "inloop":
         args, connect_kwargs = SQLiteDialect_pysqlite().create_connect_args(url)
         connect_kwargs.update(options.pop("connect_args"))
-        options["async_creator"] = in_loop_creator(
-            *args, checkpoints=not in_memory, **connect_kwargs
-        )
+        connector = SqliteConnector(*args, checkpoints=not in_memory, **connect_kwargs)
+        options["async_creator"] = connector.async_connect
     elif sqlite_driver != "aiosqlite":
         raise ValueError(f"unknown SQLite driver {sqlite_driver!r}")
     engine = create_async_engine(url, **options)
@@ -144,7 +150,46 @@ def _sqlite_engine(
             cursor.close()
 
     event.listen(engine.sync_engine, "connect", on_connect)
+    if connector is not None and not in_memory:
+        _add_loop_engine(engine, url, connector, on_connect, options)
     return engine
+
+
+def _add_loop_engine(
+    engine: AsyncEngine,
+    url: URL,
+    connector: SqliteConnector,
+    on_connect: Any,
+    options: dict[str, Any],
+) -> None:
+    """The sync twin of a SQLite file engine: the same file, connector (so the same writer
+    lock and checkpoints), pool size and connection set-up; disposed with it."""
+    pool_size = int(options.get("pool_size", SQLITE_POOL_SIZE))
+    twin = create_sync_engine(
+        url.set(drivername="sqlite+pysqlite"),
+        creator=connector.connect,
+        poolclass=QueuePool,
+        pool_size=pool_size,
+        max_overflow=0,
+        echo=options.get("echo", False),
+    )
+    event.listen(twin, "connect", on_connect)
+    loop = LoopEngine(twin, connector.writer, pool_size)
+    _LOOP_ENGINES[engine.sync_engine] = loop
+    event.listen(engine.sync_engine, "engine_disposed", lambda _: twin.dispose())
+
+
+def loop_engine_of(engine: AsyncEngine) -> LoopEngine | None:
+    """The sync twin units of work use for `engine` (a SQLite file on the in-loop driver),
+    or None: they use `engine` itself (MariaDB, an in-memory database, aiosqlite)."""
+    return _LOOP_ENGINES.get(engine.sync_engine)
+
+
+def statement_engines(engine: AsyncEngine) -> list[Engine]:
+    """The sync engines that run statements for `engine`: its own and, where it has one, its
+    units of work's twin (where an event hook that must see every statement goes)."""
+    loop = loop_engine_of(engine)
+    return [engine.sync_engine] + ([loop.sync_engine] if loop is not None else [])
 
 
 def dialect_is_mysql(bind: AsyncEngine | AsyncConnection | Engine | Connection) -> bool:

@@ -57,13 +57,13 @@ def install_pool_hooks(
     _HOOKED.add(engine.sync_engine)
 
 
-def mark_committed(connection: AsyncConnection) -> None:
+def mark_committed(connection: object) -> None:
     """Note that `connection`'s transaction just ended with a COMMIT, so returning it to the
     pool needs no ROLLBACK. Cleared on return; a statement run after this and before the
     return opens a new transaction that the Connection itself rolls back. (SQL sent on the
     raw driver connection after the COMMIT would not be rolled back on return: nothing does
     that on MariaDB; the one raw-driver read, the SQLite status read, is not hooked.) A no-op on an
-    engine without these hooks (SQLite: its ROLLBACK is no round trip)."""
-    if connection.sync_engine not in _HOOKED:
+    engine without these hooks or any other connection (SQLite: its ROLLBACK is no round trip)."""
+    if not isinstance(connection, AsyncConnection) or connection.sync_engine not in _HOOKED:
         return
     connection.sync_connection.connection.info[_COMMITTED] = True  # type: ignore[union-attr]

@@ -8,9 +8,9 @@ from typing import Any, TypeVar, cast
 
 import attrs
 from sqlalchemy import Column, ColumnElement, Select, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.mysql import tables as t
+from adapters.mysql.connection import SqlConnection
 from adapters.mysql.mapping import Mapper, Part
 from adapters.mysql.status_reads import VmStatusPlan, vm_statuses
 from adapters.mysql.vm_select import (
@@ -37,7 +37,7 @@ from domain.model import (
 from ports.storage.reads import SshKeyLabel, VmFilter, VmRecords, VmStatusRecords
 
 R = TypeVar("R")
-Connect = Callable[[], AsyncConnection]
+Connect = Callable[[], SqlConnection]
 
 
 @attrs.frozen

@@ -18,10 +18,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import ReturningInsert
 
 from adapters.mysql import tables as t
+from adapters.mysql.connection import SqlConnection
 from adapters.mysql.in_lists import id_chunks
 from adapters.mysql.mapping import Mapper, evolve
 from domain.errors import IMAGE_EXISTS, DuplicateKey, RoleNameTaken
@@ -48,7 +48,7 @@ from ports.storage import Page, Permission
 
 R = TypeVar("R")
 S = TypeVar("S")
-Connect = Callable[[], AsyncConnection]
+Connect = Callable[[], SqlConnection]
 
 
 _MYSQL_DUPLICATE_KEY = 1062
@@ -95,7 +95,7 @@ class SqlRepo:
         self._connection = connection
 
     @property
-    def conn(self) -> AsyncConnection:
+    def conn(self) -> SqlConnection:
         return self._connection()
 
     @property

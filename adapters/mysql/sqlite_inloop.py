@@ -153,7 +153,7 @@ class _Writer:
                 found = conn.execute(_ANY_TRIGGER).fetchone()[0]
                 self._schema_version, self._has_triggers = version, bool(found)
         except sqlite3.OperationalError as err:
-            if not _is_busy(err):
+            if not is_retryable_busy(err):
                 raise
             return False
         return not self._has_triggers
@@ -167,8 +167,8 @@ class _Writer:
         while True:
             try:
                 return (await asyncio.to_thread(call)) if on_thread else call()
-            except sqlite3.OperationalError as err:
-                if not _is_busy(err):
+            except Exception as err:
+                if not is_retryable_busy(err):
                     raise
                 now = time.monotonic()
                 deadline = now + self.timeout if deadline is None else deadline
@@ -178,8 +178,13 @@ class _Writer:
             pause = min(pause * 2, _LONGEST_PAUSE)
 
 
-def _is_busy(err: sqlite3.OperationalError) -> bool:
-    return getattr(err, "sqlite_errorcode", None) in _RETRYABLE_BUSY
+def is_retryable_busy(err: BaseException) -> bool:
+    """SQLite answered busy (`_RETRYABLE_BUSY`): the error itself, or the driver error that
+    SQLAlchemy wrapped (`orig`) or that an engine hook translated (`__cause__`)."""
+    for candidate in (err, getattr(err, "orig", None), err.__cause__):
+        if isinstance(candidate, sqlite3.OperationalError):
+            return getattr(candidate, "sqlite_errorcode", None) in _RETRYABLE_BUSY
+    return False
 
 
 class InLoopCursor:
@@ -312,25 +317,40 @@ class InLoopConnection:
         self._conn.create_function(*args, **kwargs)
 
 
+class SqliteConnector:
+    """Opens the `sqlite3` connections of one database file for one process: no busy timeout
+    of their own (a lock wait is retried in the loop, `_Writer.patiently`), usable from any
+    thread, the automatic checkpoint off where `checkpoints` (a file database: `_Writer`
+    checkpoints on a thread instead; an in-memory database has no WAL). Its `writer` is shared
+    by every engine opened through it (the async driver below and `sqlite_loop`'s units of
+    work), so the whole process has one writer at a time and one checkpoint schedule."""
+
+    def __init__(self, *args: Any, checkpoints: bool = True, **kwargs: Any) -> None:
+        timeout = float(kwargs.pop("timeout", 5.0))
+        kwargs["check_same_thread"] = False
+        kwargs["timeout"] = 0  # SQLITE_BUSY at once: `_Writer.patiently` waits, in the loop
+        self._args, self._kwargs = args, kwargs
+        self._checkpoints = checkpoints
+        self.writer = _Writer(timeout, self._plain if checkpoints else None)
+
+    def _plain(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection = sqlite3.connect(*self._args, **self._kwargs)
+        return conn
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection, its automatic checkpoint off where `_Writer` checkpoints."""
+        conn = self._plain()
+        if self._checkpoints:
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+        return conn
+
+    async def async_connect(self) -> InLoopConnection:
+        """The aiosqlite-style connection SQLAlchemy's async engine drives."""
+        return InLoopConnection(self.connect(), self.writer)
+
+
 def in_loop_creator(*args: Any, checkpoints: bool = True, **kwargs: Any) -> Callable[[], Any]:
     """An `async_creator` for `create_async_engine`: `sqlite3.connect(*args, **kwargs)`
     connections sharing one writer lock, lock waits retried in the loop for as long as the
-    busy `timeout`. `checkpoints` (a file database): the automatic checkpoint is replaced by
-    one on a thread (module docstring); off for an in-memory database, which has no WAL."""
-    timeout = float(kwargs.pop("timeout", 5.0))
-    kwargs["check_same_thread"] = False
-    kwargs["timeout"] = 0  # SQLITE_BUSY at once: `_Writer.patiently` waits, in the loop
-
-    def checkpoint_connect() -> sqlite3.Connection:
-        conn: sqlite3.Connection = sqlite3.connect(*args, **kwargs)
-        return conn
-
-    writer = _Writer(timeout, checkpoint_connect if checkpoints else None)
-
-    async def connect() -> InLoopConnection:
-        conn = sqlite3.connect(*args, **kwargs)
-        if checkpoints:
-            conn.execute("PRAGMA wal_autocheckpoint=0")
-        return InLoopConnection(conn, writer)
-
-    return connect
+    busy `timeout` (`SqliteConnector`)."""
+    return SqliteConnector(*args, checkpoints=checkpoints, **kwargs).async_connect

@@ -6,12 +6,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
-from sqlalchemy import Column, Dialect, Label, Select, Table, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Column, Label, Select, Table, bindparam, select
 
 from adapters.mysql import tables as t
-from adapters.mysql.mapping import Mapper, Part, result_processors
-from adapters.mysql.sqlite_inloop import InLoopConnection
+from adapters.mysql.connection import SqlConnection
+from adapters.mysql.mapping import Mapper, Part
 from adapters.mysql.vm_select import ShapedSelect, filter_shape, in_vm_order, status_select
 from domain.model import CustomPricing, CustomPricingDisk, CustomTemplate
 from ports.storage.reads import (
@@ -26,7 +25,7 @@ from ports.storage.reads import (
     VmStatusRecords,
 )
 
-Connect = Callable[[], AsyncConnection]
+Connect = Callable[[], SqlConnection]
 CustomRows = tuple[CustomTemplate, CustomPricing | None, tuple[CustomPricingDisk, ...]]
 #: the VM's own columns, first in every row and read by position (row[0] … row[5])
 _VM_COLUMNS = ("id", "mac_address", "image_id", "ssh_key_id", "template_id", "custom_template_id")
@@ -51,55 +50,6 @@ class _Label:
 def _named(cls: type[Any], table: Table) -> list[Column[Any]]:
     """The table's columns named as the label's fields, in field order."""
     return [table.c[f.name] for f in attrs.fields(cls)]
-
-
-class _DriverSelect:
-    """A select compiled once for a dialect, run on the in-loop SQLite driver's own cursor:
-    its SQL, its parameters' names and bind processors in order, and the result columns'
-    processors, so that the values are those SQLAlchemy's execution would give."""
-
-    def __init__(self, query: Select[Any], dialect: Dialect) -> None:
-        compiled = query.compile(dialect=dialect)
-        self.sql = str(compiled)
-        binds = compiled.binds
-        self.params = [
-            (name, binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in compiled.positiontup or ()
-        ]
-        processors = result_processors(query.selected_columns, dialect)
-        self.converters = [(at, p) for at, p in enumerate(processors) if p is not None]
-
-    @staticmethod
-    def fits(query: Select[Any], dialect: Dialect) -> bool:
-        """Positional parameters bound as they are (no expanding `IN` list)."""
-        compiled = query.compile(dialect=dialect)
-        return compiled.positional and not compiled.post_compile_params
-
-    async def rows(
-        self, connection: AsyncConnection, driver: InLoopConnection, params: dict[str, Any]
-    ) -> list[Sequence[Any]]:
-        """The converted rows; the engine's `before_cursor_execute` hooks still see the
-        statement (what they return is not used)."""
-        args = tuple(
-            params[name] if process is None else process(params[name])
-            for name, process in self.params
-        )
-        cursor = driver.cursor()
-        try:
-            sync = connection.sync_connection
-            if sync is not None:
-                sync.dispatch.before_cursor_execute(sync, cursor, self.sql, args, None, False)
-            await cursor.execute(self.sql, args)
-            raw = await cursor.fetchall()
-        finally:
-            await cursor.close()
-        out: list[Sequence[Any]] = []
-        for row in raw:
-            values = list(row)
-            for at, process in self.converters:
-                values[at] = process(values[at])
-            out.append(values)
-        return out
 
 
 @attrs.frozen
@@ -135,7 +85,6 @@ class VmStatusPlan:
         columns: list[Label[Any]] = vm_columns + [c for lb in labels for c in lb.columns]
         self._shapes = ShapedSelect(status_select(columns))
         self._custom_select, self._custom_parts = _custom_select(mappers)
-        self._driver_selects: dict[tuple[Select[Any], Dialect], _DriverSelect | None] = {}
 
     def statement(self, which: VmFilter) -> tuple[Select[Any], dict[str, Any]] | None:
         shaped = filter_shape(which)
@@ -175,24 +124,9 @@ class VmStatusPlan:
         return found
 
     async def rows(
-        self, connection: AsyncConnection, query: Select[Any], params: dict[str, Any]
+        self, connection: SqlConnection, query: Select[Any], params: dict[str, Any]
     ) -> Sequence[Sequence[Any]]:
-        """The status rows of `query`. On the in-loop SQLite driver a shape without an
-        expanding list is run on the driver's cursor of the same connection: SQLAlchemy's
-        execution (two greenlet hops, an execution context, a cursor result) cost ~50 µs
-        of a ~170 µs read (issue 10); its types still convert the values."""
-        dialect = connection.dialect
-        driver = None
-        if dialect.name == "sqlite":  # no greenlet hop for the driver on MariaDB
-            driver = (await connection.get_raw_connection()).driver_connection
-        if isinstance(driver, InLoopConnection):
-            key = (query, dialect)
-            if key not in self._driver_selects:
-                fits = _DriverSelect.fits(query, dialect)
-                self._driver_selects[key] = _DriverSelect(query, dialect) if fits else None
-            found = self._driver_selects[key]
-            if found is not None:
-                return await found.rows(connection, driver, params)
+        """The status rows of `query`."""
         result = await connection.execute(query, params)
         found_rows: Sequence[Sequence[Any]] = result.all()
         return found_rows
@@ -236,7 +170,7 @@ def _custom_select(
 
 
 async def vm_statuses(
-    connection: AsyncConnection, plan: VmStatusPlan, which: VmFilter
+    connection: SqlConnection, plan: VmStatusPlan, which: VmFilter
 ) -> list[VmStatusRecords]:
     """`VmReads.vm_statuses` over SQL: one statement, and one more when a custom VM is found."""
     built = plan.statement(which)

@@ -6,7 +6,7 @@ from functools import cached_property
 from typing import Any, Self
 
 from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.mysql import tables as t
 from adapters.mysql.audit_repos import SqlAdminAudits
@@ -17,7 +17,9 @@ from adapters.mysql.billing_repos import (
     SqlSubscriptions,
 )
 from adapters.mysql.busy import raise_busy_as_storage_busy
+from adapters.mysql.connection import SqlConnection
 from adapters.mysql.credit_repos import SqlCreditLedger
+from adapters.mysql.engine import loop_engine_of
 from adapters.mysql.invoice_repos import SqlInvoices
 from adapters.mysql.mapping import Mapper
 from adapters.mysql.pool_hooks import mark_committed
@@ -46,6 +48,7 @@ from adapters.mysql.repositories import (
     SqlTemplates,
     SqlUsers,
 )
+from adapters.mysql.sqlite_loop import LoopEngine
 from adapters.mysql.status_reads import CustomMappers, VmStatusPlan
 from adapters.mysql.vm_repos import SqlVmHistories, SqlVms
 from adapters.mysql.worker_repos import SqlWorkerCursors, SqlWorkerLeases
@@ -129,9 +132,9 @@ class SqlUnitOfWork(ClosesOnExit):
     """Checks out a pooled connection on enter (the transaction begins with the first statement);
     what was not committed is rolled back on exit."""
 
-    def __init__(self, engine: AsyncEngine, mappers: Mappers) -> None:
+    def __init__(self, engine: AsyncEngine | LoopEngine, mappers: Mappers) -> None:
         self._engine = engine
-        self._conn: AsyncConnection | None = None
+        self._conn: SqlConnection | None = None
         self._mappers = mappers
 
     # each repository is made on first use: a request touches two or three of them (issue 10)
@@ -291,7 +294,7 @@ class SqlUnitOfWork(ClosesOnExit):
     def credit_ledger(self) -> SqlCreditLedger:
         return SqlCreditLedger(self._connection, self._mappers.credit_entry)
 
-    def _connection(self) -> AsyncConnection:
+    def _connection(self) -> SqlConnection:
         if self._conn is None:
             raise RuntimeError("unit of work used outside `async with`")
         return self._conn
@@ -319,12 +322,15 @@ class SqlUnitOfWork(ClosesOnExit):
 class SqlUnitOfWorkFactory:
     """`UnitOfWorkFactory` over an async engine; `box` seals the `ENC:` columns, always (D28).
 
-    A lock the database gave up on (timeout, deadlock) is `StorageBusy` on `engine`."""
+    On a SQLite file the units of work run on the engine's sync twin (`sqlite_loop`: no
+    async layer per statement). A lock the database gave up on (timeout, deadlock) is
+    `StorageBusy` on either."""
 
     def __init__(self, engine: AsyncEngine, box: SecretBox) -> None:
         self.engine = engine
         self.mappers = Mappers(box)
+        self._runs_on: AsyncEngine | LoopEngine = loop_engine_of(engine) or engine
         raise_busy_as_storage_busy(engine)
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, self.mappers)
+        return SqlUnitOfWork(self._runs_on, self.mappers)

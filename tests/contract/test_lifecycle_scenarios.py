@@ -9,7 +9,6 @@ from typing import Any, cast
 
 import attrs
 import pytest
-from sqlalchemy import event
 
 from app.worker.context import WorkerDeps
 from app.worker.jobs import delete_by_admin
@@ -31,6 +30,7 @@ from tests.contract.lifecycle_world import (
     world_over,
 )
 from tests.contract.storage_backends import Database
+from tests.sql_events import listening
 from tests.unit.worker.world import DAY, World
 
 SECOND = timedelta(seconds=1)
@@ -616,11 +616,8 @@ async def test_an_expired_subscription_costs_a_fixed_number_of_statements(
         def count(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
             seen.append(statement)
 
-        event.listen(engine.sync_engine, "before_cursor_execute", count)
-        try:
+        with listening(engine, "before_cursor_execute", count):
             [report] = await world.lifecycle(runs=1, step=RUN)
-        finally:
-            event.remove(engine.sync_engine, "before_cursor_execute", count)
     assert [d.action for d in report.done] == [
         LifecycleAction.STOP_ON_EXPIRY,
         LifecycleAction.DEACTIVATE_ADDONS,

@@ -1,4 +1,7 @@
-"""SQLite in the event loop: writers of one process take turns without blocking the loop."""
+"""SQLite in the event loop: writers of one process take turns without blocking the loop.
+
+Each test runs on the async engine (`sqlite_inloop`: migrations, the legacy back-fill) and on
+its sync twin that units of work use (`sqlite_loop`), unless it names one."""
 
 from __future__ import annotations
 
@@ -6,16 +9,55 @@ import asyncio
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.mysql import sqlite_inloop
-from adapters.mysql.engine import create_engine
+from adapters.mysql.engine import create_engine, loop_engine_of
 from adapters.mysql.sqlite_inloop import InLoopConnection
+from adapters.mysql.sqlite_loop import LoopConnection
+from adapters.mysql.uow import SqlUnitOfWorkFactory
+from ports.storage import StorageBusy
+
+
+class Twin:
+    """The sync twin of an async SQLite engine, with the async engine's `dispose`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        loop = loop_engine_of(engine)
+        assert loop is not None
+        self.owner, self.loop = engine, loop
+        self.connect, self.begin = loop.connect, loop.begin
+
+    async def dispose(self) -> None:
+        await self.owner.dispose()
+
+
+Engine = AsyncEngine | Twin
+Make = Callable[..., Engine]
+
+
+@pytest.fixture(params=["async", "loop"])
+def make(request: pytest.FixtureRequest) -> Make:
+    """`create_engine(url, **kwargs)`, or its units of work's twin."""
+
+    def made(url: str, **kwargs: Any) -> Engine:
+        engine = create_engine(url, **kwargs)
+        return engine if request.param == "async" else Twin(engine)
+
+    return made
+
+
+def busy_error(engine: Engine) -> type[Exception]:
+    """What a write gets past the busy timeout: SQLAlchemy's error, or a unit of work's."""
+    return StorageBusy if isinstance(engine, Twin) else OperationalError
 
 
 async def test_the_engine_runs_sqlite3_in_the_loop_with_wal_and_normal_sync(
@@ -33,8 +75,10 @@ async def test_the_engine_runs_sqlite3_in_the_loop_with_wal_and_normal_sync(
         await engine.dispose()
 
 
-async def test_a_second_writer_waits_asynchronously_while_the_loop_runs(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'b.db'}")
+async def test_a_second_writer_waits_asynchronously_while_the_loop_runs(
+    make: Make, tmp_path: Path
+) -> None:
+    engine = make(f"sqlite:///{tmp_path / 'b.db'}")
     try:
         async with engine.begin() as conn:
             await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)"))
@@ -71,16 +115,17 @@ async def test_a_second_writer_waits_asynchronously_while_the_loop_runs(tmp_path
 
 
 async def test_a_writer_waiting_past_the_busy_timeout_gets_database_is_locked(
+    make: Make,
     tmp_path: Path,
 ) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'c.db'}", connect_args={"timeout": 0.2})
+    engine = make(f"sqlite:///{tmp_path / 'c.db'}", connect_args={"timeout": 0.2})
     try:
         async with engine.begin() as conn:
             await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)"))
         async with engine.connect() as holder:
             await holder.execute(text("INSERT INTO t VALUES (1, 0)"))  # lock held, not committed
             async with engine.connect() as other:
-                with pytest.raises(OperationalError, match="database is locked"):
+                with pytest.raises(busy_error(engine)):
                     await other.execute(text("INSERT INTO t VALUES (2, 0)"))
             await holder.rollback()
         async with engine.begin() as conn:  # the lock was released by the rollback
@@ -103,18 +148,18 @@ def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
-async def _write_then(engine: AsyncEngine, finish: str) -> None:
+async def _write_then(engine: Engine, finish: str) -> None:
     async with engine.connect() as conn:
         await conn.execute(text("INSERT INTO t DEFAULT VALUES"))
         await getattr(conn, finish)()
 
 
 async def test_under_wal_writes_and_commits_run_in_the_loop_without_a_thread(
-    tmp_path: Path, hops: list[str]
+    make: Make, tmp_path: Path, hops: list[str]
 ) -> None:
     """Reads, writes, commits and rollbacks finish where they are awaited (issue 10: a thread
     hop per write cost ~25 % of a write request's CPU); the automatic checkpoint is off."""
-    engine = create_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    engine = make(f"sqlite:///{tmp_path / 'w.db'}")
     try:
         async with engine.begin() as conn:
             await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
@@ -129,10 +174,10 @@ async def test_under_wal_writes_and_commits_run_in_the_loop_without_a_thread(
 
 
 async def test_outside_wal_a_writing_transaction_runs_on_a_thread(
-    tmp_path: Path, hops: list[str]
+    make: Make, tmp_path: Path, hops: list[str]
 ) -> None:
     """In rollback-journal mode a commit fsyncs: writes and their commit go to a thread."""
-    engine = create_engine(f"sqlite:///{tmp_path / 'd.db'}")
+    engine = make(f"sqlite:///{tmp_path / 'd.db'}")
     try:
         async with engine.begin() as conn:
             await conn.execute(text("PRAGMA journal_mode=delete"))
@@ -148,11 +193,11 @@ async def test_outside_wal_a_writing_transaction_runs_on_a_thread(
 
 
 async def test_with_a_slow_trigger_the_write_runs_on_a_thread_and_the_loop_goes_on(
-    tmp_path: Path, hops: list[str]
+    make: Make, tmp_path: Path, hops: list[str]
 ) -> None:
     """A database with a trigger sends its writes to a thread: here the trigger makes each
     INSERT count a 1.3 × 10^7-row cross join, and the loop keeps ticking while it runs."""
-    engine = create_engine(f"sqlite:///{tmp_path / 'trig.db'}")
+    engine = make(f"sqlite:///{tmp_path / 'trig.db'}")
     try:
         async with engine.begin() as conn:
             await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
@@ -193,12 +238,13 @@ async def test_with_a_slow_trigger_the_write_runs_on_a_thread_and_the_loop_goes_
 
 
 async def test_a_write_locked_by_another_process_waits_with_the_loop_running(
+    make: Make,
     tmp_path: Path,
 ) -> None:
     """Another connection (another process: the worker, the CLI) holds the write lock: our
     INSERT waits for it in pauses while the loop goes on, then succeeds once it is free."""
     path = tmp_path / "other.db"
-    engine = create_engine(f"sqlite:///{path}")
+    engine = make(f"sqlite:///{path}")
     other = sqlite3.connect(path, isolation_level=None)
     try:
         async with engine.begin() as conn:
@@ -235,10 +281,11 @@ async def test_a_write_locked_by_another_process_waits_with_the_loop_running(
 
 
 async def test_a_write_locked_past_the_busy_timeout_gets_database_is_locked(
+    make: Make,
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "stuck.db"
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.2})
+    engine = make(f"sqlite:///{path}", connect_args={"timeout": 0.2})
     other = sqlite3.connect(path, isolation_level=None)
     try:
         async with engine.begin() as conn:
@@ -246,7 +293,7 @@ async def test_a_write_locked_past_the_busy_timeout_gets_database_is_locked(
         other.execute("BEGIN IMMEDIATE")
         started = time.monotonic()
         async with engine.connect() as conn:
-            with pytest.raises(OperationalError, match="database is locked"):
+            with pytest.raises(busy_error(engine)):
                 await conn.execute(text("INSERT INTO t VALUES (1)"))
         assert time.monotonic() - started >= 0.2
         other.execute("ROLLBACK")
@@ -258,7 +305,7 @@ async def test_a_write_locked_past_the_busy_timeout_gets_database_is_locked(
 
 
 async def test_the_wal_is_checkpointed_on_a_thread_and_stays_small(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The automatic checkpoint is off on the engine's connections (it would run inside a
     commit, in the loop); every CHECKPOINT_EVERY writing commits one runs on a thread, so the
@@ -269,7 +316,13 @@ async def test_the_wal_is_checkpointed_on_a_thread_and_stays_small(
     monkeypatch.setattr(sqlite_inloop, "CHECKPOINT_EVERY", every)
     threads: list[str] = []
     running: list[int] = [0]
+    finished: list[int] = [0]  # checkpoints whose task ended (the writer may start another)
     real = sqlite_inloop._checkpoint_passive
+    real_done = sqlite_inloop._Writer._checkpoint_done
+
+    def done(writer: sqlite_inloop._Writer, task: asyncio.Task[None]) -> None:
+        real_done(writer, task)
+        finished[0] += 1
 
     def recording(conn: sqlite3.Connection) -> None:
         threads.append(threading.current_thread().name)
@@ -282,14 +335,15 @@ async def test_the_wal_is_checkpointed_on_a_thread_and_stays_small(
     async def checkpoints_done(commits: int) -> None:
         expected = 2 * (commits // every)  # two passes per checkpoint
         for _ in range(2000):
-            if len(threads) == expected and not running[0]:
+            if len(threads) == expected and not running[0] and finished[0] * 2 == expected:
                 return
             await asyncio.sleep(0.005)
         raise AssertionError((commits, expected, threads))
 
     monkeypatch.setattr(sqlite_inloop, "_checkpoint_passive", recording)
+    monkeypatch.setattr(sqlite_inloop._Writer, "_checkpoint_done", done)
     path = tmp_path / "wal.db"
-    engine = create_engine(f"sqlite:///{path}")
+    engine = make(f"sqlite:///{path}")
     try:
         async with engine.begin() as conn:
             await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, pad BLOB)"))
@@ -308,7 +362,7 @@ async def test_the_wal_is_checkpointed_on_a_thread_and_stays_small(
 
 
 async def test_writers_go_on_during_the_checkpoints_first_pass_not_its_last(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first pass copies the WAL while commits go on; the last, short one holds the
     one-writer lock, so that no commit lands past what it copied."""
@@ -324,7 +378,7 @@ async def test_writers_go_on_during_the_checkpoints_first_pass_not_its_last(
         real(conn)
 
     monkeypatch.setattr(sqlite_inloop, "_checkpoint_passive", held)
-    engine = create_engine(f"sqlite:///{tmp_path / 'two.db'}")
+    engine = make(f"sqlite:///{tmp_path / 'two.db'}")
 
     async def insert(n: int) -> None:
         async with engine.begin() as conn:
@@ -353,12 +407,13 @@ async def test_writers_go_on_during_the_checkpoints_first_pass_not_its_last(
 
 
 async def test_a_file_database_serves_32_concurrent_units_of_work_without_queueing(
+    make: Make,
     tmp_path: Path,
 ) -> None:
     """The pool holds as many connections as the API's 32 concurrent requests (24 + 16, like
     MariaDB's): with SQLAlchemy's default 5 + 10, the 16th waiter queued, and a queued request
     could be overtaken by newer ones for seconds under load (issue 10)."""
-    engine = create_engine(f"sqlite:///{tmp_path / 'pool.db'}", pool_timeout=1)
+    engine = make(f"sqlite:///{tmp_path / 'pool.db'}", pool_timeout=1)
     held: list[object] = []
     all_held, release = asyncio.Event(), asyncio.Event()
     try:
@@ -402,3 +457,89 @@ async def test_a_busy_answer_while_choosing_where_to_write_sends_the_write_to_a_
 
     with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
         writer.writes_in_loop(Broken())  # type: ignore[arg-type]
+
+
+async def test_units_of_work_on_a_sqlite_file_run_on_sqlite3_without_an_async_layer(
+    tmp_path: Path,
+) -> None:
+    """The factory's units of work use the twin: its connections are `sqlite3`'s own, set up
+    as the async engine's (WAL, NORMAL, foreign keys, no automatic checkpoint)."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'uow.db'}")
+    try:
+        factory = SqlUnitOfWorkFactory(engine, AesGcmSecretBox(bytes(32)))
+        async with factory() as uow:
+            conn = uow._connection()
+            assert isinstance(conn, LoopConnection)
+            driver = conn.sync_connection.connection.driver_connection
+            assert type(driver) is sqlite3.Connection
+            pragmas = {
+                name: (await conn.execute(text(f"PRAGMA {name}"))).scalar()
+                for name in ("journal_mode", "synchronous", "foreign_keys", "wal_autocheckpoint")
+            }
+        assert pragmas == {
+            "journal_mode": "wal",
+            "synchronous": 1,
+            "foreign_keys": 1,
+            "wal_autocheckpoint": 0,
+        }
+    finally:
+        await engine.dispose()
+
+
+class _CommitBusyOnce(sqlite3.Connection):
+    """A connection whose first commit that has something to commit answers SQLITE_BUSY."""
+
+    refused = 0
+
+    def commit(self) -> None:
+        if self.in_transaction and not _CommitBusyOnce.refused:
+            _CommitBusyOnce.refused += 1
+            error = sqlite3.OperationalError("database is locked")
+            error.sqlite_errorcode = 5
+            raise error
+        super().commit()
+
+
+async def test_a_commit_answered_busy_is_waited_out_and_not_lost(tmp_path: Path) -> None:
+    """SQLAlchemy's own commit ends its transaction even when the driver's fails, so a retry
+    through it would commit nothing: the twin retries the driver's commit, then ends
+    SQLAlchemy's."""
+    _CommitBusyOnce.refused = 0
+    path = tmp_path / "commit.db"
+    twin = Twin(create_engine(f"sqlite:///{path}", connect_args={"factory": _CommitBusyOnce}))
+    try:
+        async with twin.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+        async with twin.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (7)"))
+        assert _CommitBusyOnce.refused == 1
+        other = sqlite3.connect(path)
+        try:
+            assert other.execute("SELECT id FROM t").fetchall() == [(7,)]
+        finally:
+            other.close()
+    finally:
+        await twin.dispose()
+
+
+async def test_a_unit_of_work_waits_in_the_loop_for_a_free_connection(tmp_path: Path) -> None:
+    """The twin's pool is sync: a checkout must never wait inside the loop. With every
+    connection out, the next unit of work waits (the loop runs on) and gets the first one
+    given back; one cancelled while it waits takes no place with it."""
+    twin = Twin(create_engine(f"sqlite:///{tmp_path / 'free.db'}", pool_size=2))
+    try:
+        first, second = await twin.connect(), await twin.connect()
+        third = asyncio.create_task(twin.loop._checkout())
+        cancelled = asyncio.create_task(twin.loop._checkout())
+        await asyncio.sleep(0.05)
+        assert not third.done() and not cancelled.done()
+        cancelled.cancel()
+        await first.close()
+        conn = await asyncio.wait_for(third, 1)
+        await second.close()
+        fourth = await asyncio.wait_for(twin.loop._checkout(), 1)  # the cancelled took none
+        for held in (conn, fourth):
+            assert (await held.execute(text("SELECT 1"))).scalar() == 1
+            await held.close()
+    finally:
+        await twin.dispose()

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, text
+from sqlalchemy import insert, text
 
 from adapters.mysql import tables
 from domain.enums import PaymentMethod
@@ -21,6 +21,7 @@ from tests.contract.storage_backends import (
     new_subscription,
     seed_world,
 )
+from tests.sql_events import listening
 
 # pytest fixtures: every test here runs on memory, SQLite and MariaDB
 database = storage_backends.database
@@ -120,12 +121,9 @@ async def test_reconciliation_reads_unpaid_payments_on_an_index(backend: Backend
         if "FROM subscription_payment" in statement:
             seen.append((statement, params))
 
-    event.listen(backend.engine.sync_engine, "before_cursor_execute", capture)
-    try:
+    with listening(backend.engine, "before_cursor_execute", capture):
         async with backend.factory() as uow:
             found = await uow.payments.list_unpaid_by_method(PaymentMethod.LIGHTNING, at(10), 50)
-    finally:
-        event.remove(backend.engine.sync_engine, "before_cursor_execute", capture)
     assert found and all(not p.is_paid for p in found)
     statement, params = seen[-1]
     async with backend.engine.connect() as conn:

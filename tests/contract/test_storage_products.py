@@ -7,13 +7,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from domain.enums import InternetRegistry, PaymentMethod
 from domain.model import AvailableIpSpace, IpRangeSubscription, PaymentMethodConfig
 from ports.storage import DueWindow, IdempotencyRecord, UnitOfWork, UnitOfWorkFactory
 from tests.contract import storage_backends
 from tests.contract.storage_backends import Backend, World, at, new_subscription, seed_world
+from tests.sql_events import listening
 
 # pytest fixtures: every test here runs on memory, SQLite and MariaDB
 database = storage_backends.database
@@ -178,16 +179,13 @@ async def test_lifecycle_scan_runs_on_an_index(backend: Backend) -> None:
         if "FROM subscription" in statement and "LIMIT" in statement:
             seen.append((statement, params))
 
-    event.listen(backend.engine.sync_engine, "before_cursor_execute", capture)
-    try:
+    with listening(backend.engine, "before_cursor_execute", capture):
         async with backend.factory() as uow:
             due = await uow.subscriptions.list_due(DueWindow(at(5), timedelta(days=1)), limit=100)
             # a later page of a backlog: the keyset cursor stays a range on the same index
             page = await uow.subscriptions.list_due(
                 DueWindow(at(5, month=4), timedelta(0), after=(at(2, month=4), 1)), limit=100
             )
-    finally:
-        event.remove(backend.engine.sync_engine, "before_cursor_execute", capture)
     assert due == [] and page
     for statement, params in seen[-3:]:
         async with backend.engine.connect() as conn:

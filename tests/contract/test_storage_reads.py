@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 
 import attrs
-from sqlalchemy import event
 
 from domain.enums import (
     DiskInterface,
@@ -48,6 +48,7 @@ from tests.contract.storage_backends import (
     new_subscription,
     seed_world,
 )
+from tests.sql_events import listening
 
 __all__ = ["backend", "database"]
 
@@ -444,15 +445,12 @@ async def test_the_status_read_is_one_statement_the_engine_hooks_see_with_conver
     def record(*args: Any) -> None:
         seen.append(args[2])
 
-    if backend.engine is not None:
-        event.listen(backend.engine.sync_engine, "before_cursor_execute", record)
-    try:
+    engine = backend.engine
+    hooked = nullcontext() if engine is None else listening(engine, "before_cursor_execute", record)
+    with hooked:
         async with backend.factory() as uow:
             which = VmFilter(vm_ids=[world.vm.id], owner_pubkey=world.user.pubkey)
             [status] = await uow.vm_reads.vm_statuses(which)
-    finally:
-        if backend.engine is not None:
-            event.remove(backend.engine.sync_engine, "before_cursor_execute", record)
     if backend.engine is not None:
         assert len(seen) == 1 and seen[0].lstrip().upper().startswith("SELECT")
     sub = status.subscription

@@ -9,7 +9,6 @@ from typing import Any
 
 import attrs
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import event
 
 from adapters.cache.local import LocalCatalogueCache
 from adapters.http.admin.app import build_admin_app
@@ -17,6 +16,7 @@ from adapters.http.app import build_user_app
 from tests.contract.storage_backends import Backend
 from tests.http.apiapp import ApiClient
 from tests.http.backend_apps import ROOT, admin, backend, c, database
+from tests.sql_events import listening
 
 __all__ = ["admin", "backend", "c", "database"]
 
@@ -29,16 +29,12 @@ def counted(backend: Backend) -> Iterator[list[str]]:
     if backend.engine is None:
         yield statements
         return
-    engine = backend.engine.sync_engine
 
     def record(*args: Any) -> None:
         statements.append(str(args[2]))
 
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with listening(backend.engine, "before_cursor_execute", record):
         yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def _get(client: TestClient[Any, Any], path: str) -> Any:

@@ -14,7 +14,6 @@ from typing import Any
 import attrs
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.http.admin.app import build_admin_app
@@ -25,6 +24,7 @@ from tests.contract.storage_backends import Backend, backend, database
 from tests.http.admin.adminapp import ROOT, seed_roles
 from tests.http.apiapp import ALICE, ApiClient, api_client, build_api_app
 from tests.http.vm_helpers import add_key, paid_vm, ssh_public_key
+from tests.sql_events import listening, listening_pools
 
 __all__ = ["backend", "database"]
 
@@ -64,16 +64,12 @@ class Counter:
 @contextmanager
 def counting(engine: AsyncEngine) -> Iterator[Counter]:
     counter = Counter()
-    sync = engine.sync_engine
-    event.listen(sync, "before_cursor_execute", counter.statement)
-    event.listen(sync, "commit", counter.commit)
-    event.listen(sync.pool, "checkout", counter.checkout)
-    try:
+    with (
+        listening(engine, "before_cursor_execute", counter.statement),
+        listening(engine, "commit", counter.commit),
+        listening_pools(engine, "checkout", counter.checkout),
+    ):
         yield counter
-    finally:
-        event.remove(sync, "before_cursor_execute", counter.statement)
-        event.remove(sync, "commit", counter.commit)
-        event.remove(sync.pool, "checkout", counter.checkout)
 
 
 #: reads whose user look-up and read share one connection and one transaction

@@ -1,0 +1,215 @@
+"""SQLite for units of work: SQLAlchemy's sync engine called from the event loop, no async layer.
+
+A unit of work on a SQLite file runs its statements through a plain (sync) SQLAlchemy
+`Connection` over `sqlite3`, called where it is awaited. SQLAlchemy's async engine reaches the
+same `sqlite3` calls through a greenlet and an async driver adapter for every statement,
+commit and pool checkout; on a request that stores a renewal invoice those layers cost about
+0.8 of its 2.1 ms of CPU (issue 10, bench/README.md). What the async driver
+(`sqlite_inloop`) does besides that is kept, with the same `_Writer` (one per database file
+and process, shared with the async engine of the same file):
+
+* one writer at a time: the first writing statement of a transaction waits, in the loop, for
+  the writer lock, held until commit, rollback or close;
+* a lock held by another process (SQLITE_BUSY) is waited out in pauses, in the loop, up to the
+  busy timeout; then the unit of work gets `StorageBusy`;
+* a write transaction that might run long (a database with triggers, a journal other than
+  WAL) runs its statements and commit on a thread;
+* the checkpoint runs on a thread every `CHECKPOINT_EVERY` writing commits.
+
+The pool is sync: a checkout must never wait inside the loop, so checkouts are counted by an
+`asyncio.Semaphore` as large as the pool and a unit of work waits for a free connection there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Generator
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar, TypeVarTuple, overload
+
+from sqlalchemy import Dialect, Engine, TextClause
+from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.selectable import TypedReturnsRows
+
+from adapters.mysql.sqlite_inloop import WriterLockTimeout, is_retryable_busy
+from adapters.mysql.sqlite_inloop import _Writer as Writer
+from ports.storage import StorageBusy
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+_READ_PREFIXES = ("SELECT", "PRAGMA")
+
+
+def writes(statement: Executable) -> bool:
+    """Whether `statement` may take SQLite's write lock: anything but a SELECT (or PRAGMA)."""
+    if isinstance(statement, TextClause):
+        return statement.text.lstrip()[:6].upper() not in _READ_PREFIXES
+    return not getattr(statement, "is_select", False)
+
+
+class LoopEngine:
+    """The sync engine of one SQLite file, its `Writer` and the count of free connections."""
+
+    def __init__(self, sync_engine: Engine, writer: Writer, pool_size: int) -> None:
+        self.sync_engine = sync_engine
+        self.writer = writer
+        self._free = asyncio.Semaphore(pool_size)
+
+    def connect(self) -> _Checkout:
+        """A pooled connection, once one is free (waited for in the loop): awaited, or
+        entered with `async with` (closed on exit), as `AsyncEngine.connect()`."""
+        return _Checkout(self)
+
+    async def _checkout(self) -> LoopConnection:
+        await self._free.acquire()
+        try:
+            conn = self.sync_engine.connect()
+        except BaseException:
+            self._free.release()
+            raise
+        return LoopConnection(conn, self.writer, self._free.release)
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[LoopConnection]:
+        """A connection whose transaction is committed when the block ends without error."""
+        async with self.connect() as conn:
+            yield conn
+            await conn.commit()
+
+    async def dispose(self) -> None:
+        self.sync_engine.dispose()
+
+
+class _Checkout:
+    def __init__(self, engine: LoopEngine) -> None:
+        self._engine = engine
+        self._conn: LoopConnection | None = None
+
+    def __await__(self) -> Generator[Any, None, LoopConnection]:
+        return self._engine._checkout().__await__()
+
+    async def __aenter__(self) -> LoopConnection:
+        self._conn = await self._engine._checkout()
+        return self._conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+
+class LoopConnection:
+    """The part of SQLAlchemy's `AsyncConnection` a unit of work uses, over a sync one."""
+
+    def __init__(self, conn: Connection, writer: Writer, on_close: Callable[[], None]) -> None:
+        self._conn: Connection | None = conn
+        self._writer = writer
+        self._on_close = on_close
+        self._writing = False
+        self._off_loop = False  # this write transaction runs on a thread (`writes_in_loop`)
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._open().dialect
+
+    @property
+    def sync_connection(self) -> Connection:
+        return self._open()
+
+    def _open(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("connection already closed")
+        return self._conn
+
+    def _driver(self) -> sqlite3.Connection:
+        driver = self._open().connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        return driver
+
+    @overload
+    async def execute(
+        self, statement: TypedReturnsRows[*Ts], parameters: Any = None
+    ) -> CursorResult[*Ts]: ...
+
+    @overload
+    async def execute(
+        self, statement: Executable, parameters: Any = None
+    ) -> CursorResult[*tuple[Any, ...]]: ...
+
+    async def execute(
+        self, statement: Executable, parameters: Any = None
+    ) -> CursorResult[*tuple[Any, ...]]:
+        """Run `statement`; a writing one first takes the writer lock (module docstring)."""
+        conn = self._open()
+        if not self._writing and writes(statement):
+            await self._start_writing()
+        return await self._patiently(lambda: conn.execute(statement, parameters))
+
+    async def _start_writing(self) -> None:
+        try:  # `timeout`, not `wait_for`: no task and loop turn per write
+            async with asyncio.timeout(self._writer.timeout):
+                await self._writer.lock.acquire()
+        except TimeoutError:
+            raise StorageBusy() from WriterLockTimeout("database is locked")
+        self._writing = True
+        try:
+            self._off_loop = not self._writer.writes_in_loop(self._driver())
+        except BaseException:
+            self._release()
+            raise
+
+    async def _patiently(self, call: Callable[[], T]) -> T:
+        """`call()` with SQLite's busy answers waited out; past the busy timeout, `StorageBusy`
+        (whether the driver's error comes as it is, wrapped by SQLAlchemy or translated)."""
+        try:
+            return await self._writer.patiently(call, on_thread=self._writing and self._off_loop)
+        except StorageBusy:
+            raise
+        except Exception as err:
+            if is_retryable_busy(err):
+                raise StorageBusy() from err
+            raise
+
+    async def commit(self) -> None:
+        """Commit on the driver (a busy answer is waited out: SQLAlchemy's own commit would
+        end its transaction even when the driver's failed), then end SQLAlchemy's."""
+        conn = self._open()
+        wrote = self._writing
+        try:
+            await self._patiently(self._driver().commit)
+            conn.commit()  # the driver has no transaction left: SQLAlchemy's ends, no I/O
+        finally:
+            self._release()
+        if wrote:
+            self._writer.committed()
+
+    async def rollback(self) -> None:
+        conn = self._open()
+        try:
+            await self._patiently(conn.rollback)
+        finally:
+            self._release()
+
+    async def close(self) -> None:
+        """Back to the pool, rolled back if a transaction is open; the writer lock and the
+        pool place are given back whatever happens."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.close()
+        finally:
+            self._release()
+            self._on_close()
+
+    def _release(self) -> None:
+        if self._writing:
+            self._writing = self._off_loop = False
+            self._writer.lock.release()
+
+    async def __aenter__(self) -> LoopConnection:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
