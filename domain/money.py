@@ -45,6 +45,14 @@ class Currency(Enum):
         return MSAT_PER_BTC if self is Currency.BTC else FIAT_MINOR_PER_MAJOR
 
 
+def currency_code(text: str) -> str | None:
+    """The code of the currency `text` names, read as `Currency.parse` reads it (None: none)."""
+    try:
+        return Currency.parse(text).value
+    except UnknownCurrency:
+        return None
+
+
 def _check_amount(_: object, __: object, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"money amounts are int smallest units, got {type(value).__name__}")

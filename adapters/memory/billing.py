@@ -9,11 +9,13 @@ from adapters.memory.db import RecordRepo, Repo, evolve, page_of
 from adapters.memory.vms import MemoryVms
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
+from domain.money import currency_code
 from ports.storage import (
     DueWindow,
     MetadataKey,
     MetadataTest,
     NewestPending,
+    OwnedPriced,
     Page,
     PendingCount,
     PendingKind,
@@ -56,32 +58,6 @@ class MemorySubscriptions(RecordRepo[Subscription]):
             if sub is not None:
                 out[item_id] = sub
         return out
-
-    async def _owned_vm(
-        self, vm_id: int, pubkey: bytes
-    ) -> tuple[Subscription, list[LineItem]] | None:
-        vm = self._rows("vm").get(vm_id)
-        owner = None if vm is None else self._rows("users").get(vm.user_id)
-        if vm is None or vm.deleted or owner is None or owner.pubkey != pubkey:
-            return None
-        sub = await self.get_by_line_item(vm.subscription_line_item_id)
-        if sub is None:
-            return None
-        items = self._rows("subscription_line_item").values()
-        return sub, sorted((i for i in items if i.subscription_id == sub.id), key=lambda i: i.id)
-
-    async def get_of_owned_vm_and_pending(
-        self, vm_id: int, pubkey: bytes, newest: NewestPending
-    ) -> tuple[Subscription, list[LineItem], SubscriptionPayment | None] | None:
-        found = await self._owned_vm(vm_id, pubkey)
-        if found is None:
-            return None
-        sub, items = found
-        payments = MemoryPayments(self._snapshot)
-        pending = await payments.list_pending_for_subscription(sub.id, newest.now)
-        # nothing narrowed away: the memory reuse lookup tests every pending payment
-        first = next((p for p in pending if p.payment_method is newest.method), None)
-        return sub, items, first
 
     async def ids_with_pending_on(
         self, now: datetime, types: Collection[SubscriptionPaymentType], on: PricedBy
@@ -173,6 +149,26 @@ class MemoryLineItems(RecordRepo[LineItem]):
             payments = MemoryPayments(self._snapshot)
             counted = len(await payments.list_pending_for_subscription(sub.id, pending.now))
         return PricedItems(tuple(items), found, user, seller, credit, counted)
+
+    async def priced_of_owned_vm(
+        self, vm_id: int, pubkey: bytes, newest: NewestPending, *, credit: bool = False
+    ) -> OwnedPriced | None:
+        vm = self._rows("vm").get(vm_id)
+        owner = None if vm is None else self._rows("users").get(vm.user_id)
+        if vm is None or vm.deleted or owner is None or owner.pubkey != pubkey:
+            return None
+        item = self._rows(self.table).get(vm.subscription_line_item_id)
+        sub = None if item is None else self._rows("subscription").get(item.subscription_id)
+        if sub is None:
+            return None
+        priced = await self.list_priced(sub.id, currency_code(sub.currency) if credit else None)
+        if priced is None:
+            return None
+        payments = MemoryPayments(self._snapshot)
+        pending = await payments.list_pending_for_subscription(sub.id, newest.now)
+        # nothing narrowed away: the memory reuse lookup tests every pending payment
+        first = next((p for p in pending if p.payment_method is newest.method), None)
+        return OwnedPriced(sub, priced, first)
 
     async def list_by_subscriptions(
         self, subscription_ids: Collection[int]

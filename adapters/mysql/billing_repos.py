@@ -45,11 +45,13 @@ from domain.model import (
     Vm,
     VmTemplate,
 )
+from domain.money import currency_code
 from ports.storage import (
     DueWindow,
     MetadataKey,
     MetadataTest,
     NewestPending,
+    OwnedPriced,
     Page,
     PendingCount,
     PendingKind,
@@ -201,6 +203,14 @@ def _json_value(raw: str | bytes | None) -> Any:
         return json.loads(raw)
 
 
+def _balance_of() -> Select[Any]:
+    """A user's credit balance in one currency (no row: none)."""
+    balance = t.user_credit_balance.c
+    return select(balance.balance).where(
+        balance.user_id == bindparam("user_id"), balance.currency == bindparam("currency")
+    )
+
+
 def _json_or_text(raw: str | bytes | None) -> Any:
     """A raw metadata column decoded, or left as its text when that is not JSON: such a
     payment is never reused (`metadata_interval_count` gives None), and one broken row must
@@ -227,7 +237,7 @@ class SqlSubscriptions(SqlRecords[Subscription]):
     ) -> None:
         super().__init__(connection, mapper)
         self.items = SqlRecords(connection, items)
-        self.payments = payments
+        self.payments = payments  # read by nothing here now; the unit of work still passes it
 
     async def any_for_company(self, company_id: int) -> bool:
         c = t.subscription.c
@@ -285,73 +295,6 @@ class SqlSubscriptions(SqlRecords[Subscription]):
             .add_columns(_li.id.label(_ITEM_LABEL))
             .select_from(owns)
             .where(_li.id.in_(bindparam("ids", expanding=True)))
-        )
-
-    async def get_of_owned_vm_and_pending(
-        self, vm_id: int, pubkey: bytes, newest: NewestPending
-    ) -> tuple[Subscription, list[LineItem], SubscriptionPayment | None] | None:
-        name = newest.narrow.name
-        key = ("subscription of owned vm, pending", name, self.table, self.mapper.cls)
-        statement = prebuilt(key, lambda: self._of_owned_vm(name))
-        params = {
-            "vm_id": vm_id,
-            "pubkey": pubkey,
-            "now": newest.now,
-            "method_code": int(newest.method),
-            "digits": str(newest.narrow.value),
-        }
-        rows = (await self.conn.execute(statement, params)).all()
-        if not rows:
-            return None
-        sub, items = self._owned(rows)
-        skip = len(self.mapper.columns) + len(self.items.mapper.columns)  # the same on every row
-        [pending] = joined_records(rows[0], (self.payments,), start=skip)
-        if pending is not None:
-            pending = evolve(pending, metadata=_json_or_text(pending.metadata))
-        return sub, items, pending
-
-    def _owned(self, rows: Sequence[Any]) -> tuple[Subscription, list[LineItem]]:
-        item = self.items.mapper
-        [sub, first] = joined_records(rows[0], (self.mapper, item))
-        skip = len(self.mapper.columns)  # every row repeats the subscription before its item
-        return sub, [first, *(joined_records(r, (item,), start=skip)[0] for r in rows[1:])]
-
-    def _of_owned_vm(self, pending: str) -> Select[Any]:
-        """The owned VM's subscription and its items, each row outer-joined to the payment
-        `_newest_candidate` names for the metadata name `pending`, its columns last."""
-        vm, users = t.vm.c, t.users.c
-        owner = select(users.id).where(users.pubkey == bindparam("pubkey"))
-        billed = (
-            select(_li.subscription_id)
-            .select_from(
-                t.subscription_line_item.join(t.vm, vm.subscription_line_item_id == _li.id)
-            )
-            .where(
-                vm.id == bindparam("vm_id"),
-                vm.deleted == False,  # noqa: E712
-                vm.user_id == owner.scalar_subquery(),
-            )
-        )
-        # an inner join: the VM's own line item is one of the subscription's
-        columns: list[ColumnElement[Any]] = [*self.mapper.columns, *self.items.mapper.columns]
-        first = _FIRST_PENDING.c
-        # (the subscription named too: the id alone links the tables through a subquery)
-        newest = (first.id == _newest_candidate(_sub.id, pending)) & (
-            first.subscription_id == _sub.id
-        )
-        joined = t.subscription.join(
-            t.subscription_line_item, _li.subscription_id == _sub.id
-        ).outerjoin(_FIRST_PENDING, newest)
-        # its metadata as stored: decoded below, where text that is not JSON stays text
-        columns += [
-            type_coerce(first.metadata, _RAW) if c.name == "metadata" else first[c.name]
-            for c in self.payments.columns
-        ]
-        return (
-            select(*columns)
-            .select_from(joined)
-            .where(_sub.id == billed.scalar_subquery())
-            .order_by(_li.id)
         )
 
     def _owner(self) -> Select[Any]:
@@ -430,8 +373,54 @@ async def _delete_subscription(conn: Any, subscription_id: int) -> bool:
     return bool(result.rowcount > 0)
 
 
-#: the extra columns of the pricing read (after every mapper's), read back by these names
-_CREDIT_LABEL, _PENDING_LABEL = "priced__credit", "priced__pending"
+#: the extra columns of the pricing reads (after every mapper's), read back by these names:
+#: the credit balance, the code the owned-VM read read it in, the count of pending payments
+_CREDIT_LABEL, _CODE_LABEL = "priced__credit", "priced__credit_in"
+_PENDING_LABEL = "priced__pending"
+#: the balance code the owned-VM read joins: the subscription's currency as SQL reads a code
+#: (`Currency.parse` strips every kind of whitespace and reads any script's case: where the
+#: two differ, the balance is read on its own)
+_SUBSCRIPTION_CODE = func.upper(func.trim(_sub.currency))
+#: `subscription_payment`'s sealed columns, as the unit of work's payment mapper has them (a
+#: test compares): the owned-VM read maps its payment with a mapper of its own
+PAYMENT_SECRETS = ("external_data",)
+_SIBLINGS: WeakKeyDictionary[
+    Mapper[LineItem], tuple[Mapper[Subscription], Mapper[SubscriptionPayment]]
+] = WeakKeyDictionary()
+
+
+def _siblings(
+    items: Mapper[LineItem],
+) -> tuple[Mapper[Subscription], Mapper[SubscriptionPayment]]:
+    """Subscription and payment mappers with the line items' secret box, made once per line
+    item mapper: the unit of work hands `SqlLineItems` mappers of neither."""
+    found = _SIBLINGS.get(items)
+    if found is None:
+        box = items.box
+        found = _SIBLINGS[items] = (
+            Mapper(t.subscription, Subscription, box),
+            Mapper(t.subscription_payment, SubscriptionPayment, box, PAYMENT_SECRETS),
+        )
+    return found
+
+
+def _owned_vm_subscription() -> ColumnElement[Any]:
+    """The id of the subscription billing VM `:vm_id` through its line item, if the VM is not
+    soft-deleted and the user with the public key `:pubkey` owns it (aliases: the pricing
+    read joins these tables too, which a subquery on them would correlate to)."""
+    vm, item, users = t.vm.alias("owned_vm"), t.subscription_line_item.alias("owned_item"), t.users
+    owner = users.alias("owner")
+    return (
+        select(item.c.subscription_id)
+        .select_from(item.join(vm, vm.c.subscription_line_item_id == item.c.id))
+        .where(
+            vm.c.id == bindparam("vm_id"),
+            vm.c.deleted == False,  # noqa: E712
+            vm.c.user_id
+            == select(owner.c.id).where(owner.c.pubkey == bindparam("pubkey")).scalar_subquery(),
+        )
+        .scalar_subquery()
+    )
 
 
 def _id_position(mapper: Mapper[Any]) -> int:
@@ -478,6 +467,54 @@ class SqlLineItems(SqlRecords[LineItem]):
         extra = rows[0]._mapping
         found_credit = None if credit_in is None else int(extra[_CREDIT_LABEL] or 0)
         found_pending = None if pending is None else int(extra[_PENDING_LABEL])
+        return self._priced_items(rows, found_credit, found_pending)
+
+    async def priced_of_owned_vm(
+        self, vm_id: int, pubkey: bytes, newest: NewestPending, *, credit: bool = False
+    ) -> OwnedPriced | None:
+        name = newest.narrow.name
+        statement = self._prepared(
+            f"priced of owned vm, credit {credit}, pending {name}",
+            self.mapper,
+            lambda: self._owned_priced(credit=credit, pending=name),
+        )
+        params = {
+            "vm_id": vm_id,
+            "pubkey": pubkey,
+            "now": newest.now,
+            "method_code": int(newest.method),
+            "digits": str(newest.narrow.value),
+        }
+        rows = (await self.conn.execute(statement, params)).all()
+        if not rows:
+            return None  # no such VM of the key's, or no subscription or user
+        # the subscription and the newest candidate: the same on every row, after the pricing
+        sub, first = joined_records(rows[0], _siblings(self.mapper), start=self._width())
+        if first is not None:  # its metadata as stored: text that is not JSON stays text
+            first = evolve(first, metadata=_json_or_text(first.metadata))
+        balance = await self._credit(sub, rows[0]._mapping) if credit else None
+        return OwnedPriced(sub, self._priced_items(rows, balance, None), first)
+
+    async def _credit(self, sub: Subscription, extra: Any) -> int | None:
+        """The balance the owned-VM read joined, if it is the one `Currency.parse` names."""
+        code = currency_code(sub.currency)
+        if code is None:
+            return None
+        if extra[_CODE_LABEL] == code:
+            return int(extra[_CREDIT_LABEL] or 0)
+        # a currency text SQL reads another way: its balance on its own (one more statement)
+        balance = prebuilt(("credit balance of",), _balance_of)
+        found = await self.conn.execute(balance, {"user_id": sub.user_id, "currency": code})
+        return int(found.scalar() or 0)
+
+    def _width(self) -> int:
+        """How many mapper columns the pricing read has before any others."""
+        return sum(len(mapper.columns) for mapper in (*self.parties, *self.joined))
+
+    def _priced_items(
+        self, rows: list[Any], credit: int | None, pending: int | None
+    ) -> PricedItems:
+        """The `PricedItems` of a pricing read's rows (sorted here, in place)."""
         user, seller = joined_records(rows[0], self.parties)
         skip = sum(len(mapper.columns) for mapper in self.parties)  # repeated on every row
         item_at = skip + _id_position(self.mapper)
@@ -494,15 +531,49 @@ class SqlLineItems(SqlRecords[LineItem]):
             items[item.id] = item
             if vm is not None:
                 vms[item.id] = VmOnPlan(vm, template, plan)
-        return PricedItems(tuple(items.values()), vms, user, seller, found_credit, found_pending)
+        return PricedItems(tuple(items.values()), vms, user, seller, credit, pending)
 
     def _priced(self, *, credit: bool, pending: str | None) -> Select[Any]:
-        """The subscription joined to its user, outer-joined to its company and to each of
-        its line items, each to its VM that is not deleted, the VM's template and plan; with
-        `credit`, to the user's balance in `:credit_in` too (NULL: none; one row at most by
-        its key, so the rows stay as many); with `pending` (a metadata name), the count of its
-        pending payments at `:now` whose value of it may be `:digits`; both last on every row,
-        by their labels (`_CREDIT_LABEL`, `_PENDING_LABEL`)."""
+        """The pricing read of subscription `:subscription_id`: `_priced_join`, with `credit`
+        the balance in `:credit_in`; with `pending` (a metadata name), the count of its
+        pending payments at `:now` whose value of it may be `:digits` (`_PENDING_LABEL`)."""
+        joined, columns, extra = self._priced_join(bindparam("credit_in") if credit else None)
+        if pending is not None:
+            extra.append(_pending_count(_sub.id, pending).label(_PENDING_LABEL))
+        query = select(*columns, *extra).select_from(joined)
+        return query.where(_sub.id == bindparam("subscription_id"))
+
+    def _owned_priced(self, *, credit: bool, pending: str) -> Select[Any]:
+        """The pricing read of the subscription `_owned_vm_subscription` names, with that
+        subscription's columns and then those of the payment `_newest_candidate` names for
+        the metadata name `pending` (outer-joined) after the mappers'; with `credit` the
+        balance in `_SUBSCRIPTION_CODE` and that code (`_CODE_LABEL`)."""
+        joined, columns, extra = self._priced_join(_SUBSCRIPTION_CODE if credit else None)
+        if credit:
+            extra.append(_SUBSCRIPTION_CODE.label(_CODE_LABEL))
+        first = _FIRST_PENDING.c
+        # (the subscription named too: the id alone links the tables through a subquery)
+        newest = (first.id == _newest_candidate(_sub.id, pending)) & (
+            first.subscription_id == _sub.id
+        )
+        subscriptions, payments = _siblings(self.mapper)
+        columns += subscriptions.columns
+        # its metadata as stored: decoded after the read, where text that is not JSON stays
+        columns += [
+            type_coerce(first.metadata, _RAW) if c.name == "metadata" else first[c.name]
+            for c in payments.columns
+        ]
+        query = select(*columns, *extra).select_from(joined.outerjoin(_FIRST_PENDING, newest))
+        return query.where(_sub.id == _owned_vm_subscription())
+
+    def _priced_join(
+        self, credit: ColumnElement[Any] | None
+    ) -> tuple[Any, list[ColumnElement[Any]], list[ColumnElement[Any]]]:
+        """A subscription joined to its user, outer-joined to its company and to each of its
+        line items, each to its VM that is not deleted, the VM's template and plan; with
+        `credit` (a currency code), to the user's balance in it too (NULL: none; one row at
+        most by its key, so the rows stay as many). Returns the join, every mapper's columns
+        (`parties`, then `joined`) and the balance column (`_CREDIT_LABEL`) if asked for."""
         users, company, vm, template, plan = t.users, t.company, t.vm, t.vm_template, t.vm_cost_plan
         joined = (
             t.subscription.join(users, users.c.id == _sub.user_id)
@@ -518,16 +589,13 @@ class SqlLineItems(SqlRecords[LineItem]):
         columns: list[ColumnElement[Any]] = [
             c for mapper in (*self.parties, *self.joined) for c in mapper.columns
         ]
-        if credit:
+        extra: list[ColumnElement[Any]] = []
+        if credit is not None:
             balance = t.user_credit_balance.c
-            of_user = (balance.user_id == _sub.user_id) & (
-                balance.currency == bindparam("credit_in")
-            )
+            of_user = (balance.user_id == _sub.user_id) & (balance.currency == credit)
             joined = joined.outerjoin(t.user_credit_balance, of_user)
-            columns.append(balance.balance.label(_CREDIT_LABEL))
-        if pending is not None:
-            columns.append(_pending_count(_sub.id, pending).label(_PENDING_LABEL))
-        return select(*columns).select_from(joined).where(_sub.id == bindparam("subscription_id"))
+            extra.append(balance.balance.label(_CREDIT_LABEL))
+        return joined, columns, extra
 
     async def list_by_subscription(self, subscription_id: int) -> list[LineItem]:
         key = ("line items of", self.table, self.mapper.cls)

@@ -36,7 +36,7 @@ from domain.credit import payment_meta
 from domain.errors import DomainError
 from domain.exchange import fiat_to_msat, msat_to_fiat
 from domain.model import SubscriptionPayment
-from domain.money import Currency
+from domain.money import Currency, currency_code
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 #: completes a payment by id (the HTTP layer passes the completion use case).
@@ -64,10 +64,7 @@ def _converters(
 
 def balance_currency(list_currency: str) -> str | None:
     """The code of the balance `apply_balance` pays from (None: the list currency is none)."""
-    try:
-        return Currency.parse(list_currency).value
-    except DomainError:
-        return None
+    return currency_code(list_currency)
 
 
 async def apply_balance(

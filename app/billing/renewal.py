@@ -31,7 +31,7 @@ from domain.subscription import payment_type_for
 from domain.tax import TaxRates
 from ports.clock import Clock
 from ports.rates import RateStore
-from ports.storage import NewestPending, UnitOfWork, UnitOfWorkFactory
+from ports.storage import NewestPending, PricedItems, UnitOfWork, UnitOfWorkFactory
 
 
 async def _resolve(
@@ -41,18 +41,19 @@ async def _resolve(
     vm_id: int | None,
     owner_key: bytes | None,
     newest: NewestPending,
-) -> tuple[Subscription, list[LineItem], FirstPending | None]:
+    credit: bool,
+) -> tuple[Subscription, list[LineItem], FirstPending | None, PricedItems | None]:
     """The subscription renewed, its line items and, where read with them (an owner key),
-    what `newest` asks for."""
+    what `newest` asks for and what it is priced from (with `credit`, the balance too)."""
     if (subscription_id is None) == (vm_id is None):
         raise InvalidInput("Give exactly one of a subscription id or a VM id")
     if owner_key is not None:
         if vm_id is None:
             raise InvalidInput("An owner key names a VM, not a subscription")
-        found = await uow.subscriptions.get_of_owned_vm_and_pending(vm_id, owner_key, newest)
+        found = await uow.line_items.priced_of_owned_vm(vm_id, owner_key, newest, credit=credit)
         if found is not None:
-            owned, items, first = found
-            return owned, items, FirstPending(first)
+            priced = found.priced
+            return found.subscription, list(priced.items), FirstPending(found.first_pending), priced
         vm = await uow.vms.get_owned_by_key(vm_id, owner_key)  # which refusal it is
         if vm is None or vm.deleted:
             raise VmNotFound("VM not found")
@@ -65,7 +66,7 @@ async def _resolve(
         if found_sub is None or (user_id is not None and found_sub.user_id != user_id):
             raise SubscriptionNotFound("Subscription not found")
         sub = found_sub
-    return sub, await uow.line_items.list_by_subscription(sub.id), None
+    return sub, await uow.line_items.list_by_subscription(sub.id), None, None
 
 
 async def renew(
@@ -103,9 +104,12 @@ async def renew(
         replayed = await replay(uow, idem)
         if replayed is not None:
             return replayed
-        # the reuse lookup's first payment comes with the subscription where it can (D10)
+        # the reuse lookup's first payment comes with the subscription where it can (D10),
+        # and by an owner key with what a new invoice is priced from too (one statement)
         newest = NewestPending(method, now, reuse_narrowing(count))
-        sub, items, first = await _resolve(uow, user_id, subscription_id, vm_id, owner_key, newest)
+        credit = settle is not None
+        resolved = await _resolve(uow, user_id, subscription_id, vm_id, owner_key, newest, credit)
+        sub, items, first, read = resolved
         if not items:
             raise SubscriptionHasNoLineItems("Subscription has no line items")
         payment_type = payment_type_for(sub)
@@ -118,9 +122,9 @@ async def renew(
                 await remember(uow, idem, existing, now)
                 await uow.commit()
             return existing
-        # the credit-first quote's balance comes with the pricing read (one statement)
-        credit_in = None if settle is None else balance_currency(sub.currency)
-        read = await priced_items(uow, sub, credit_in)
+        if read is None:  # the credit-first quote's balance comes with the pricing read
+            credit_in = balance_currency(sub.currency) if credit else None
+            read = await priced_items(uow, sub, credit_in)
         priced = await price_subscription(
             uow,
             sub,

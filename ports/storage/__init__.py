@@ -40,6 +40,7 @@ from ports.storage.reads import ReadLookups, VmReads
 from ports.storage.subscriptions import (
     DueWindow,
     LineItems,
+    OwnedPriced,
     PricedBy,
     PricedItems,
     Subscriptions,
@@ -168,6 +169,7 @@ __all__ = [
     "MetadataKey",
     "MetadataTest",
     "NewestPending",
+    "OwnedPriced",
     "Page",
     "PaymentMethods",
     "Payments",

@@ -58,16 +58,6 @@ class Subscriptions(Protocol):
         per 1 000 ids): the VM check reads every live VM's subscription with it (§9.5)."""
         ...
 
-    async def get_of_owned_vm_and_pending(
-        self, vm_id: int, pubkey: bytes, newest: NewestPending
-    ) -> tuple[Subscription, list[LineItem], SubscriptionPayment | None] | None:
-        """The subscription billing VM `vm_id` (through its line item) with its line items
-        (ascending id), if the VM is not soft-deleted and the user with this public key owns
-        it, and the payment `newest` asks for (None: there is none); one read (issue 10): a
-        renewal's reuse lookup (D10) needs no read of its own when that payment is the one
-        it wants, or when there is none."""
-        ...
-
     async def ids_with_pending_on(
         self, now: datetime, types: Collection[SubscriptionPaymentType], on: PricedBy
     ) -> list[int]:
@@ -124,6 +114,16 @@ class PricedItems:
     pending: int | None = None
 
 
+@attrs.frozen
+class OwnedPriced:
+    """An owned VM's subscription as its renewal reads it (issue 10): the subscription, what
+    it is priced from, and the payment a `NewestPending` asked for (None: there is none)."""
+
+    subscription: Subscription
+    priced: PricedItems
+    first_pending: SubscriptionPayment | None
+
+
 class LineItems(Protocol):
     async def get(self, line_item_id: int) -> LineItem | None: ...
 
@@ -150,6 +150,22 @@ class LineItems(Protocol):
         the same read holds the user's credit balance in it (the renewal's credit-first
         quote), read but not locked; with `pending`, the count it asks for (the storing
         transaction's rival check, which a count of 0 spares)."""
+        ...
+
+    async def priced_of_owned_vm(
+        self, vm_id: int, pubkey: bytes, newest: NewestPending, *, credit: bool = False
+    ) -> OwnedPriced | None:
+        """The subscription billing VM `vm_id` (through its line item), if the VM is not
+        soft-deleted and the user with this public key owns it, with its `PricedItems` (as
+        `list_priced` reads them) and the payment `newest` asks for, in one read (issue 10):
+        a renewal's reuse lookup (D10) needs no read of its own when that payment is the one
+        it wants or when there is none, and a new invoice is priced from the same read.
+
+        With `credit`, `PricedItems.credit` is the buyer's balance in the currency the
+        subscription's `currency` names, read as `Currency.parse` reads a code (0 without a
+        balance row; None when it names no currency). None: no such VM of the key's, or its
+        subscription or that subscription's user is gone (the caller finds out which).
+        """
         ...
 
     async def update(self, item: LineItem) -> None: ...

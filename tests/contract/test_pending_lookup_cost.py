@@ -67,8 +67,9 @@ async def test_the_reuse_lookup_reads_only_live_unpaid_payments(
 async def test_the_reads_that_bring_or_count_pending_payments_read_only_live_ones(
     backend: Backend, uow_factory: UnitOfWorkFactory
 ) -> None:
-    """The owned-VM read with the reuse lookup's first payment, and the pricing read with
-    its count of possible rivals, read only a few rows more than without them."""
+    """The owned-VM pricing read with the reuse lookup's first payment (and the balance),
+    and the pricing read with its count of possible rivals, read only a few rows more than
+    without them."""
     if backend.kind != "mysql":
         pytest.skip("rows read are counted by MariaDB")
     w, live = await _history(uow_factory)
@@ -77,23 +78,24 @@ async def test_the_reads_that_bring_or_count_pending_payments_read_only_live_one
     async with uow_factory() as uow:
         assert isinstance(uow, SqlUnitOfWork)
         await uow._connection().execute(text("ANALYZE TABLE subscription_payment"))
-        subs, items = uow.subscriptions, uow.line_items
+        items = uow.line_items
         key = w.user.pubkey
         newest = NewestPending(PaymentMethod.LIGHTNING, at(5), narrow)
         # the same read when no payment is live any more: what the owned-VM read costs alone
         after_all = NewestPending(PaymentMethod.LIGHTNING, at(20), narrow)
-        plain = await _rows_read_by(uow, subs.get_of_owned_vm_and_pending(w.vm.id, key, after_all))
+        plain = await _rows_read_by(uow, items.priced_of_owned_vm(w.vm.id, key, after_all))
         found, with_first = await _read_by(
-            uow, subs.get_of_owned_vm_and_pending(w.vm.id, key, newest)
+            uow, items.priced_of_owned_vm(w.vm.id, key, newest, credit=True)
         )
         priced = await _rows_read_by(uow, items.list_priced(sub.id))
         counted, with_count = await _read_by(
             uow, items.list_priced(sub.id, pending=PendingCount(at(5), narrow))
         )
-    assert found is not None and found[2] == live
+    assert found is not None and found.first_pending == live and found.priced.credit == 0
     assert counted is not None and counted.pending == 1
     # a few for the live one (its index range, the joined row by id), none of the 300 others
-    # with nothing live the read touches a handful of rows (5 here), none of the history's
+    # (the balance is looked up by its key); with nothing live the read touches a handful
+    # of rows (the pricing's joins), none of the history's
     assert plain <= 8, plain
     assert with_first - plain <= 8, (plain, with_first)
     assert with_count - priced <= 8, (priced, with_count)

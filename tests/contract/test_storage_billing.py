@@ -11,6 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.mysql import tables
+from adapters.mysql.billing_repos import PAYMENT_SECRETS
+from adapters.mysql.uow import ENCRYPTED
 from app.billing.persist import FirstPending, Reuse, pending_match, reuse_narrowing
 from domain.account_credit import CreditReason, checked_entry
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
@@ -20,6 +22,7 @@ from ports.storage import (
     DueWindow,
     MetadataKey,
     NewestPending,
+    OwnedPriced,
     PendingCount,
     PendingKind,
     PendingOf,
@@ -549,21 +552,23 @@ async def test_the_narrowed_reuse_lookup_hands_python_only_candidates(
 
 
 async def test_the_owned_vm_read_brings_the_first_payment_the_reuse_lookup_tests(
-    uow_factory: UnitOfWorkFactory,
+    backend: Backend, uow_factory: UnitOfWorkFactory
 ) -> None:
-    """`get_of_owned_vm_and_pending`: the subscription and its items, and the newest pending
-    payment of the method asked for that the narrowing keeps, whatever its type (None when
-    there is none); `pending_match` returns it when it is the one wanted, nothing when there
-    is none, else looks further (here: past a newer Purchase to the Renewal)."""
+    """`priced_of_owned_vm`: the subscription, and the newest pending payment of the method
+    asked for that the narrowing keeps, whatever its type (None when there is none);
+    `pending_match` returns it when it is the one wanted, nothing when there is none, else
+    looks further (here: past a newer Purchase to the Renewal)."""
     w = await _world(uow_factory)
     now = at(5)
     lightning = PaymentMethod.LIGHTNING
     newest = NewestPending(lightning, now, reuse_narrowing(2))
     key = w.user.pubkey
     async with uow_factory() as uow:
-        owned = (w.subscription, await uow.line_items.list_by_subscription(w.subscription.id))
-        found = await uow.subscriptions.get_of_owned_vm_and_pending(w.vm.id, key, newest)
-        assert found == (*owned, None)
+        items = uow.line_items
+        plain = await items.list_priced(w.subscription.id)
+        assert plain is not None
+        owned = OwnedPriced(w.subscription, plain, None)
+        assert await items.priced_of_owned_vm(w.vm.id, key, newest) == owned
         two = {"intervals": 2}
         older = await uow.payments.add(new_payment(w.subscription, created=at(2), metadata=two))
         purchase = SubscriptionPaymentType.PURCHASE
@@ -578,6 +583,10 @@ async def test_the_owned_vm_read_brings_the_first_payment_the_reuse_lookup_tests
             await uow.payments.add(
                 new_payment(w.subscription, created=at(4), metadata=two, **other)
             )
+        # the newest of all, but for three intervals: SQL narrows it away, memory keeps it
+        three = await uow.payments.add(
+            new_payment(w.subscription, created=at(4, 18), metadata={"intervals": 3})
+        )
         await uow.commit()
     renewal = Reuse(
         subscription_id=w.subscription.id,
@@ -586,16 +595,100 @@ async def test_the_owned_vm_read_brings_the_first_payment_the_reuse_lookup_tests
         interval_count=2,
     )
     async with uow_factory() as uow:
-        subs = uow.subscriptions
-        found = await subs.get_of_owned_vm_and_pending(w.vm.id, key, newest)
-        assert found == (*owned, newer)
-        assert await pending_match(uow, renewal, now, FirstPending(newer)) == older
+        items = uow.line_items
+        found = await items.priced_of_owned_vm(w.vm.id, key, newest)
+        first = three if backend.kind == "memory" else newer
+        assert found == attrs.evolve(owned, first_pending=first)
+        assert await pending_match(uow, renewal, now, FirstPending(first)) == older
         bought = attrs.evolve(renewal, payment_type=purchase)
         assert await pending_match(uow, bought, now, FirstPending(newer)) == newer
         assert await pending_match(uow, renewal, now, FirstPending(None)) is None
         later = NewestPending(lightning, at(10), newest.narrow)
-        assert await subs.get_of_owned_vm_and_pending(w.vm.id, key, later) == (*owned, None)
-        assert await subs.get_of_owned_vm_and_pending(w.vm.id, b"\x09" * 32, newest) is None
+        assert await items.priced_of_owned_vm(w.vm.id, key, later) == owned
+        other_method = NewestPending(PaymentMethod.REVOLUT, now, newest.narrow)
+        found = await items.priced_of_owned_vm(w.vm.id, key, other_method)
+        assert found is not None and found.first_pending is not None
+        assert found.first_pending.payment_method is PaymentMethod.REVOLUT
+        assert await items.priced_of_owned_vm(w.vm.id, b"\x09" * 32, newest) is None
+
+
+async def test_the_owned_vm_read_prices_as_the_pricing_read_with_the_balance_asked_for(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """`priced_of_owned_vm` of a VM whose subscription has a VPS and an IP range item: the
+    `PricedItems` `list_priced` reads (items by id, the VM on its template and plan, user,
+    seller); with `credit`, the balance in the currency the subscription names however it
+    is written (0 without a row, None when it names none); nothing for another user's key
+    or a deleted VM."""
+    w = await _world(uow_factory)
+    other = evolve(w.user, id=0, pubkey=b"\x02" * 32)
+    async with uow_factory() as uow:
+        other = await uow.users.add(other)
+        ip_range = evolve(
+            w.line_item,
+            id=0,
+            subscription_id=0,
+            subscription_type=SubscriptionType.IP_RANGE,
+            name="ips",
+            amount=300,
+        )
+        sub, [vps, ips] = await uow.subscriptions.add_with_line_items(
+            new_subscription(w.user.id, w.company.id, currency="eur"),
+            [evolve(w.line_item, id=0, subscription_id=0), ip_range],
+        )
+        vm = await uow.vms.add(evolve(w.vm, id=0, subscription_line_item_id=vps.id, ref_code="2"))
+        await uow.commit()
+    newest = NewestPending(PaymentMethod.LIGHTNING, at(5), reuse_narrowing(1))
+    key = w.user.pubkey
+    async with uow_factory() as uow:
+        items = uow.line_items
+        plain = await items.list_priced(sub.id)
+        assert plain is not None and plain.items == (vps, ips)
+        assert plain.vms == {vps.id: VmOnPlan(vm, w.template, w.plan)}
+        assert (plain.user, plain.seller) == (w.user, w.company)
+        assert await items.priced_of_owned_vm(vm.id, key, newest) == OwnedPriced(sub, plain, None)
+        no_row = OwnedPriced(sub, evolve(plain, credit=0), None)
+        assert await items.priced_of_owned_vm(vm.id, key, newest, credit=True) == no_row
+        for currency, amount in (("EUR", 1234), ("USD", 99)):
+            entry = checked_entry(
+                user_id=w.user.id,
+                currency=currency,
+                amount=amount,
+                reason=CreditReason.ADMIN_ADJUSTMENT,
+                reference=None,
+                note="n",
+                created=at(1),
+            )
+            await uow.credit_ledger.book(entry)
+        await uow.commit()
+
+    async def credit_of(currency: str) -> int | None:
+        async with uow_factory() as uow:
+            await uow.subscriptions.update(evolve(sub, currency=currency))
+            found = await uow.line_items.priced_of_owned_vm(vm.id, key, newest, credit=True)
+            assert found is not None
+            assert found.priced == evolve(plain, credit=found.priced.credit)
+            assert found.subscription.currency == currency
+            return found.priced.credit
+
+    assert await credit_of("eur") == 1234
+    assert await credit_of("EUR") == 1234
+    assert await credit_of("usd") == 99
+    assert await credit_of("GBP") == 0
+    assert await credit_of("\teur") == 1234  # whitespace SQL's TRIM keeps: read on its own
+    assert await credit_of("XYZ") is None
+    async with uow_factory() as uow:
+        items = uow.line_items
+        assert await items.priced_of_owned_vm(vm.id, other.pubkey, newest) is None
+        assert await items.priced_of_owned_vm(vm.id + 99, key, newest) is None
+        await uow.vms.delete(vm.id)
+        assert await items.priced_of_owned_vm(vm.id, key, newest) is None
+
+
+def test_the_owned_vm_read_opens_the_payment_columns_the_unit_of_work_seals() -> None:
+    """The SQL owned-VM read maps its payment with a mapper of its own: it must open what
+    the unit of work's payment mapper seals (a column sealed later goes in both lists)."""
+    assert set(PAYMENT_SECRETS) == set(ENCRYPTED["subscription_payment"])
 
 
 async def test_a_pending_payment_with_broken_metadata_is_passed_over_not_raised(
@@ -632,10 +725,11 @@ async def test_a_pending_payment_with_broken_metadata_is_passed_over_not_raised(
     )
     newest = NewestPending(PaymentMethod.LIGHTNING, at(5), reuse_narrowing(2))
     async with uow_factory() as uow:
-        found = await uow.subscriptions.get_of_owned_vm_and_pending(w.vm.id, w.user.pubkey, newest)
-        assert found is not None and found[2] is not None
-        assert (found[2].id, found[2].metadata) == (broken.id, text)
-        assert await pending_match(uow, renewal, at(5), FirstPending(found[2])) == older
+        found = await uow.line_items.priced_of_owned_vm(w.vm.id, w.user.pubkey, newest)
+        assert found is not None and found.first_pending is not None
+        first = found.first_pending
+        assert (first.id, first.metadata) == (broken.id, text)
+        assert await pending_match(uow, renewal, at(5), FirstPending(first)) == older
         assert await pending_match(uow, renewal, at(5)) == older
 
 

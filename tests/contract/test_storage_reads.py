@@ -38,6 +38,7 @@ from ports.storage.reads import (
     VmFilter,
     VmStatusRecords,
 )
+from ports.storage.subscriptions import OwnedPriced
 from tests.contract.storage_backends import (
     Backend,
     World,
@@ -178,9 +179,13 @@ async def test_vm_records_filter_by_user_ids_and_deleted(backend: Backend) -> No
         newest = NewestPending(PaymentMethod.LIGHTNING, at(5), MetadataKey(INTERVALS_KEY, 1))
 
         async def owned(vm_id: int, pubkey: bytes) -> Any:
-            return await subs.get_of_owned_vm_and_pending(vm_id, pubkey, newest)
+            return await uow.line_items.priced_of_owned_vm(vm_id, pubkey, newest)
 
-        assert await owned(world.vm.id, world.user.pubkey) == (billing, items, None)
+        found = await owned(world.vm.id, world.user.pubkey)
+        priced = await uow.line_items.list_priced(billing.id)
+        assert priced is not None
+        assert found == OwnedPriced(billing, priced, None)
+        assert list(found.priced.items) == items
         assert await owned(world.vm.id, other.pubkey) is None
         assert await owned(world.vm.id, b"\x09" * 32) is None
         assert await owned(mine.id, world.user.pubkey) is None  # deleted

@@ -14,6 +14,7 @@ from domain.money import (
     Currency,
     Money,
     ceil_int,
+    currency_code,
     floor_int,
     round_half_up,
     round_msat_up_to_sat,
@@ -44,6 +45,11 @@ def test_unknown_currency_is_a_named_input_error(text: str) -> None:
 def test_non_text_currency_is_unknown_not_a_crash() -> None:
     with pytest.raises(UnknownCurrency):
         Currency.parse(None)  # type: ignore[arg-type]
+
+
+def test_a_currency_code_is_read_as_parsing_reads_it_or_is_none() -> None:
+    assert [currency_code(t) for t in ("eur", " usd\t", "BTC")] == ["EUR", "USD", "BTC"]
+    assert [currency_code(t) for t in ("", "XBT", "e ur")] == [None, None, None]
 
 
 def test_btc_counts_millisatoshi_and_every_fiat_counts_hundredths_jpy_too() -> None:
