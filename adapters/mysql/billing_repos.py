@@ -233,11 +233,9 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         connection: Connect,
         mapper: Mapper[Subscription],
         items: Mapper[LineItem],
-        payments: Mapper[SubscriptionPayment],
     ) -> None:
         super().__init__(connection, mapper)
         self.items = SqlRecords(connection, items)
-        self.payments = payments  # read by nothing here now; the unit of work still passes it
 
     async def any_for_company(self, company_id: int) -> bool:
         c = t.subscription.c
@@ -381,29 +379,10 @@ _PENDING_LABEL = "priced__pending"
 #: (`Currency.parse` strips every kind of whitespace and reads any script's case: where the
 #: two differ, the balance is read on its own)
 _SUBSCRIPTION_CODE = func.upper(func.trim(_sub.currency))
+
+
 #: `subscription_payment`'s sealed columns, as the unit of work's payment mapper has them (a
 #: test compares): the owned-VM read maps its payment with a mapper of its own
-PAYMENT_SECRETS = ("external_data",)
-_SIBLINGS: WeakKeyDictionary[
-    Mapper[LineItem], tuple[Mapper[Subscription], Mapper[SubscriptionPayment]]
-] = WeakKeyDictionary()
-
-
-def _siblings(
-    items: Mapper[LineItem],
-) -> tuple[Mapper[Subscription], Mapper[SubscriptionPayment]]:
-    """Subscription and payment mappers with the line items' secret box, made once per line
-    item mapper: the unit of work hands `SqlLineItems` mappers of neither."""
-    found = _SIBLINGS.get(items)
-    if found is None:
-        box = items.box
-        found = _SIBLINGS[items] = (
-            Mapper(t.subscription, Subscription, box),
-            Mapper(t.subscription_payment, SubscriptionPayment, box, PAYMENT_SECRETS),
-        )
-    return found
-
-
 def _owned_vm_subscription() -> ColumnElement[Any]:
     """The id of the subscription billing VM `:vm_id` through its line item, if the VM is not
     soft-deleted and the user with the public key `:pubkey` owns it (aliases: the pricing
@@ -438,10 +417,13 @@ class SqlLineItems(SqlRecords[LineItem]):
         vm: Mapper[Vm],
         template: Mapper[VmTemplate],
         cost_plan: Mapper[CostPlan],
+        subscription: Mapper[Subscription],
+        payment: Mapper[SubscriptionPayment],
     ) -> None:
         super().__init__(connection, mapper)
         self.parties = (user, company)
         self.joined = (mapper, vm, template, cost_plan)
+        self.owned = (subscription, payment)  # the owned-VM read's subscription and payment
 
     async def list_priced(
         self,
@@ -489,7 +471,7 @@ class SqlLineItems(SqlRecords[LineItem]):
         if not rows:
             return None  # no such VM of the key's, or no subscription or user
         # the subscription and the newest candidate: the same on every row, after the pricing
-        sub, first = joined_records(rows[0], _siblings(self.mapper), start=self._width())
+        sub, first = joined_records(rows[0], self.owned, start=self._width())
         if first is not None:  # its metadata as stored: text that is not JSON stays text
             first = evolve(first, metadata=_json_or_text(first.metadata))
         balance = await self._credit(sub, rows[0]._mapping) if credit else None
@@ -556,7 +538,7 @@ class SqlLineItems(SqlRecords[LineItem]):
         newest = (first.id == _newest_candidate(_sub.id, pending)) & (
             first.subscription_id == _sub.id
         )
-        subscriptions, payments = _siblings(self.mapper)
+        subscriptions, payments = self.owned
         columns += subscriptions.columns
         # its metadata as stored: decoded after the read, where text that is not JSON stays
         columns += [

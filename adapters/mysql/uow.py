@@ -218,7 +218,6 @@ class SqlUnitOfWork(ClosesOnExit):
             self._connection,
             self._mappers.subscription,
             self._mappers.line_item,
-            self._mappers.payment,
         )
 
     @cached_property
@@ -232,6 +231,8 @@ class SqlUnitOfWork(ClosesOnExit):
             mappers.vm,
             mappers.template,
             mappers.cost_plan,
+            mappers.subscription,
+            mappers.payment,
         )
 
     @cached_property

@@ -11,8 +11,6 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.mysql import tables
-from adapters.mysql.billing_repos import PAYMENT_SECRETS
-from adapters.mysql.uow import ENCRYPTED
 from app.billing.persist import FirstPending, Reuse, pending_match, reuse_narrowing
 from domain.account_credit import CreditReason, checked_entry
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
@@ -683,12 +681,6 @@ async def test_the_owned_vm_read_prices_as_the_pricing_read_with_the_balance_ask
         assert await items.priced_of_owned_vm(vm.id + 99, key, newest) is None
         await uow.vms.delete(vm.id)
         assert await items.priced_of_owned_vm(vm.id, key, newest) is None
-
-
-def test_the_owned_vm_read_opens_the_payment_columns_the_unit_of_work_seals() -> None:
-    """The SQL owned-VM read maps its payment with a mapper of its own: it must open what
-    the unit of work's payment mapper seals (a column sealed later goes in both lists)."""
-    assert set(PAYMENT_SECRETS) == set(ENCRYPTED["subscription_payment"])
 
 
 async def test_a_pending_payment_with_broken_metadata_is_passed_over_not_raised(
