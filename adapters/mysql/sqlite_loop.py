@@ -16,6 +16,11 @@ and process, shared with the async engine of the same file):
   WAL) runs its statements and commit on a thread;
 * the checkpoint runs on a thread every `CHECKPOINT_EVERY` writing commits.
 
+Every result is read to its end when its statement runs, as the async engine's cursors do:
+a SELECT left half-read keeps its read snapshot open in `sqlite3`, and since the pool's
+rollback on return does not end it, the next unit of work on that connection would read
+that old snapshot.
+
 The pool is sync: a checkout must never wait inside the loop, so checkouts are counted by an
 `asyncio.Semaphore` as large as the pool and a unit of work waits for a free connection there.
 """
@@ -30,6 +35,7 @@ from typing import Any, TypeVar, TypeVarTuple, overload
 
 from sqlalchemy import Dialect, Engine, TextClause
 from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.engine.cursor import FullyBufferedCursorFetchStrategy
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.selectable import TypedReturnsRows
 
@@ -144,7 +150,10 @@ class LoopConnection:
         conn = self._open()
         if not self._writing and writes(statement):
             await self._start_writing()
-        return await self._patiently(lambda: conn.execute(statement, parameters))
+        result = await self._patiently(lambda: conn.execute(statement, parameters))
+        if result.returns_rows:  # read to the end now (the async engine's cursors do too)
+            result.cursor_strategy = FullyBufferedCursorFetchStrategy(result.cursor)
+        return result
 
     async def _start_writing(self) -> None:
         try:  # `timeout`, not `wait_for`: no task and loop turn per write

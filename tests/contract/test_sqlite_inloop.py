@@ -543,3 +543,38 @@ async def test_a_unit_of_work_waits_in_the_loop_for_a_free_connection(tmp_path: 
             await held.close()
     finally:
         await twin.dispose()
+
+
+@pytest.mark.parametrize("read", ["first", "fetchone", "a loop left early"])
+async def test_a_result_left_half_read_leaves_no_old_snapshot_to_the_next_unit_of_work(
+    make: Make, tmp_path: Path, read: str
+) -> None:
+    """A SELECT whose rows were not all fetched keeps its read snapshot open in `sqlite3`,
+    and returning the connection to the pool does not end it: every result is read to its
+    end when its statement runs, so the next unit of work on that connection sees what was
+    committed meanwhile."""
+    path = tmp_path / "snapshot.db"
+    engine = make(f"sqlite:///{path}", pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)"))
+            await conn.execute(text("INSERT INTO t VALUES (1, 0), (2, 0)"))
+        async with engine.connect() as conn:
+            result = await conn.execute(text("SELECT n FROM t ORDER BY id"))
+            if read == "first":
+                result.first()
+            elif read == "fetchone":
+                result.fetchone()
+            else:
+                for _ in result:
+                    break
+        other = sqlite3.connect(path)
+        try:
+            other.execute("UPDATE t SET n = 7")
+            other.commit()
+        finally:
+            other.close()
+        async with engine.connect() as conn:  # the pool's one connection again
+            assert (await conn.execute(text("SELECT n FROM t WHERE id = 1"))).scalar() == 7
+    finally:
+        await engine.dispose()
