@@ -1,7 +1,9 @@
 """SQLite for the async engine: statements run in the event loop, lock waits and checkpoints do not.
 
 SQLAlchemy's aiosqlite dialect drives whatever `async_creator` returns through the aiosqlite
-API; this module provides that API over a plain `sqlite3` connection. Every statement and
+API; this module provides that API over a plain `sqlite3` connection (used by migrations, the
+legacy back-fill and in-memory databases; the units of work on a file run on `sqlite_loop`'s
+sync twin, which shares this module's `_Writer`). Every statement and
 every commit runs where it is awaited: no thread hop and no loop wake-up per call, which
 measured 2-3x less CPU than aiosqlite for reads and ~25 % less per write request than writes
 on a thread (bench/README.md). What could make a statement wait is kept out of the loop:
