@@ -13,10 +13,14 @@ from adapters.mysql.engine import statement_engines
 
 
 @contextmanager
-def listening(engine: AsyncEngine, name: str, hook: Callable[..., Any]) -> Iterator[None]:
+def listening(
+    engine: AsyncEngine, name: str, hook: Callable[..., Any], *, pools: bool = False
+) -> Iterator[None]:
     """`hook` on the `name` event of `engine` and of its units of work's SQLite twin (a
-    statement a unit of work runs on a SQLite file goes through the twin only)."""
-    targets = statement_engines(engine)
+    statement a unit of work runs on a SQLite file goes through the twin only); with
+    `pools`, on their pools' event instead."""
+    engines = statement_engines(engine)
+    targets: list[Any] = [e.pool for e in engines] if pools else list(engines)
     for target in targets:
         event.listen(target, name, hook)
     try:
@@ -24,16 +28,3 @@ def listening(engine: AsyncEngine, name: str, hook: Callable[..., Any]) -> Itera
     finally:
         for target in targets:
             event.remove(target, name, hook)
-
-
-@contextmanager
-def listening_pools(engine: AsyncEngine, name: str, hook: Callable[..., Any]) -> Iterator[None]:
-    """`hook` on the `name` event of the pools of `engine` and of its twin."""
-    pools = [target.pool for target in statement_engines(engine)]
-    for pool in pools:
-        event.listen(pool, name, hook)
-    try:
-        yield
-    finally:
-        for pool in pools:
-            event.remove(pool, name, hook)

@@ -204,16 +204,7 @@ async def test_priced_items_hold_the_credit_balance_asked_for(
         plain = await uow.line_items.list_priced(sub)
         assert plain is not None and plain.credit is None
         assert await uow.line_items.list_priced(sub, "EUR") == evolve(plain, credit=0)
-        entry = checked_entry(
-            user_id=w.user.id,
-            currency="EUR",
-            amount=1234,
-            reason=CreditReason.ADMIN_ADJUSTMENT,
-            reference=None,
-            note="n",
-            created=at(1),
-        )
-        await uow.credit_ledger.book(entry)
+        await _grant(uow, w.user.id, "EUR", 1234)
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.line_items.list_priced(sub, "EUR") == evolve(plain, credit=1234)
@@ -648,16 +639,7 @@ async def test_the_owned_vm_read_prices_as_the_pricing_read_with_the_balance_ask
         no_row = OwnedPriced(sub, evolve(plain, credit=0), None)
         assert await items.priced_of_owned_vm(vm.id, key, newest, credit=True) == no_row
         for currency, amount in (("EUR", 1234), ("USD", 99)):
-            entry = checked_entry(
-                user_id=w.user.id,
-                currency=currency,
-                amount=amount,
-                reason=CreditReason.ADMIN_ADJUSTMENT,
-                reference=None,
-                note="n",
-                created=at(1),
-            )
-            await uow.credit_ledger.book(entry)
+            await _grant(uow, w.user.id, currency, amount)
         await uow.commit()
 
     async def credit_of(currency: str) -> int | None:
@@ -830,3 +812,17 @@ async def test_unpaid_by_method_since_newest_first_and_limited(
         assert await uow.payments.list_unpaid_by_method(lightning, at(7), limit=10) == []
         [fiat] = await uow.payments.list_unpaid_by_method(revolut, at(1), limit=10)
         assert fiat.created == at(5)
+
+
+async def _grant(uow: UnitOfWork, user_id: int, currency: str, amount: int) -> None:
+    """An admin's credit of `amount` to the user's balance in `currency` (not committed)."""
+    entry = checked_entry(
+        user_id=user_id,
+        currency=currency,
+        amount=amount,
+        reason=CreditReason.ADMIN_ADJUSTMENT,
+        reference=None,
+        note="n",
+        created=at(1),
+    )
+    await uow.credit_ledger.book(entry)

@@ -24,7 +24,7 @@ from tests.contract.storage_backends import Backend, backend, database
 from tests.http.admin.adminapp import ROOT, seed_roles
 from tests.http.apiapp import ALICE, ApiClient, api_client, build_api_app
 from tests.http.vm_helpers import add_key, paid_vm, ssh_public_key
-from tests.sql_events import listening, listening_pools
+from tests.sql_events import listening
 
 __all__ = ["backend", "database"]
 
@@ -67,7 +67,7 @@ def counting(engine: AsyncEngine) -> Iterator[Counter]:
     with (
         listening(engine, "before_cursor_execute", counter.statement),
         listening(engine, "commit", counter.commit),
-        listening_pools(engine, "checkout", counter.checkout),
+        listening(engine, "checkout", counter.checkout, pools=True),
     ):
         yield counter
 
