@@ -31,6 +31,7 @@ from sqlalchemy.types import NullType
 
 from adapters.mysql import tables as t
 from adapters.mysql.in_lists import id_chunks
+from adapters.mysql.interval_column import interval_count_column
 from adapters.mysql.mapping import Mapper, evolve, joined_records, result_processors
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
 from domain.enums import PaymentMethod, SubscriptionPaymentType
@@ -46,6 +47,7 @@ from domain.model import (
     VmTemplate,
 )
 from domain.money import currency_code
+from domain.subscription import INTERVALS_KEY
 from ports.storage import (
     DueWindow,
     MetadataKey,
@@ -139,12 +141,30 @@ def _may_have(metadata: ColumnElement[Any], name: str) -> ColumnElement[bool]:
     )
 
 
+def _narrowed(payment: Any, name: str) -> ColumnElement[bool]:
+    """SQL that keeps every payment (columns of `subscription_payment` or an alias) whose
+    metadata a `MetadataKey(name, …)` may accept: for the interval count, a row whose
+    `interval_count` is `:interval_count`, or NULL and kept by `_may_have` (a row of another
+    count is passed over on the `(subscription_id, is_paid, interval_count, expires)` index,
+    its table row never read); for any other name `_may_have` alone."""
+    if name != INTERVALS_KEY:
+        return _may_have(payment.metadata, name)
+    count = payment.interval_count
+    wanted = bindparam("interval_count", type_=Integer)
+    return or_(count == wanted, and_(count.is_(None), _may_have(payment.metadata, name)))
+
+
+def _narrowing_params(narrow: MetadataKey) -> dict[str, Any]:
+    """The parameters `_narrowed` binds for `narrow`."""
+    return {"digits": str(narrow.value), "interval_count": narrow.value}
+
+
 def _pending_count(subscription_id: ColumnElement[int], name: str) -> ColumnElement[int]:
-    """How many of the subscription's pending payments at `:now` `_may_have(name)` keeps."""
+    """How many of the subscription's pending payments at `:now` `_narrowed(name)` keeps."""
     return (
         select(func.count())
         .select_from(t.subscription_payment)
-        .where(*_live_unpaid(_pay, subscription_id), _may_have(_pay.metadata, name))
+        .where(*_live_unpaid(_pay, subscription_id), _narrowed(_pay, name))
         .scalar_subquery()
     )
 
@@ -156,7 +176,7 @@ _FIRST_PENDING = t.subscription_payment.alias("first_pending")
 
 def _newest_candidate(subscription_id: ColumnElement[int], name: str) -> ColumnElement[Any]:
     """The id of the subscription's newest pending payment at `:now` of the method coded
-    `:method_code` that `_may_have(name)` keeps: the first row `newest_pending` would test
+    `:method_code` that `_narrowed(name)` keeps: the first row `newest_pending` would test
     with that method (same order: created, then id, descending)."""
     c = _CANDIDATE.c
     return (
@@ -166,7 +186,7 @@ def _newest_candidate(subscription_id: ColumnElement[int], name: str) -> ColumnE
             # `+ 0`: never the (method, is_paid, created) index, a walk over every unpaid
             # payment of the method, newest first, until one of this subscription
             type_coerce(c.payment_method, Integer) + 0 == bindparam("method_code"),
-            _may_have(c.metadata, name),
+            _narrowed(c, name),
         )
         .order_by(c.created.desc(), c.id.desc())
         .limit(1)
@@ -177,7 +197,7 @@ def _newest_candidate(subscription_id: ColumnElement[int], name: str) -> ColumnE
 @functools.cache
 def _pending_narrowed(name: str) -> Select[Any]:
     """`_PENDING_RAW` without rows a `MetadataKey` rules out (built once per name)."""
-    return _PENDING_RAW.where(_may_have(_pay.metadata, name))
+    return _PENDING_RAW.where(_narrowed(_pay, name))
 
 
 #: per dialect, each payment column's result processor (None: the value as it comes)
@@ -442,7 +462,7 @@ class SqlLineItems(SqlRecords[LineItem]):
         if credit_in is not None:
             params["credit_in"] = credit_in
         if pending is not None:
-            params.update(now=pending.now, digits=str(pending.narrow.value))
+            params.update(now=pending.now, **_narrowing_params(pending.narrow))
         rows = (await self.conn.execute(statement, params)).all()
         if not rows:
             return None  # no such subscription or user
@@ -465,7 +485,7 @@ class SqlLineItems(SqlRecords[LineItem]):
             "pubkey": pubkey,
             "now": newest.now,
             "method_code": int(newest.method),
-            "digits": str(newest.narrow.value),
+            **_narrowing_params(newest.narrow),
         }
         rows = (await self.conn.execute(statement, params)).all()
         if not rows:
@@ -518,7 +538,7 @@ class SqlLineItems(SqlRecords[LineItem]):
     def _priced(self, *, credit: bool, pending: str | None) -> Select[Any]:
         """The pricing read of subscription `:subscription_id`: `_priced_join`, with `credit`
         the balance in `:credit_in`; with `pending` (a metadata name), the count of its
-        pending payments at `:now` whose value of it may be `:digits` (`_PENDING_LABEL`)."""
+        pending payments at `:now` that `_narrowed(pending)` keeps (`_PENDING_LABEL`)."""
         joined, columns, extra = self._priced_join(bindparam("credit_in") if credit else None)
         if pending is not None:
             extra.append(_pending_count(_sub.id, pending).label(_PENDING_LABEL))
@@ -610,7 +630,7 @@ class SqlPayments(SqlRepo):
 
     async def add(self, payment: SubscriptionPayment) -> SubscriptionPayment:
         # the row as parameters: no statement building or cache-key walk over the values
-        await self.conn.execute(_INSERT_PAYMENT, self.mapper.to_row(payment, exclude=()))
+        await self.conn.execute(_INSERT_PAYMENT, _with_interval_count(self.mapper, payment, ()))
         return payment
 
     async def get(self, payment_id: bytes) -> SubscriptionPayment | None:
@@ -621,7 +641,7 @@ class SqlPayments(SqlRepo):
         return await self._one(self.mapper, query)
 
     async def update(self, payment: SubscriptionPayment) -> None:
-        values = self.mapper.to_row(payment, exclude=("id", "paid_at"))
+        values = _with_interval_count(self.mapper, payment, ("id", "paid_at"))
         query = update(t.subscription_payment).where(_pay.id == payment.id).values(values)
         await self.conn.execute(query)
 
@@ -677,7 +697,7 @@ class SqlPayments(SqlRepo):
         statement = _PENDING_RAW
         if narrow is not None:
             statement = _pending_narrowed(narrow.name)
-            params["digits"] = str(narrow.value)
+            params.update(_narrowing_params(narrow))
         rows = await conn.execute(statement, params)
         method, kind_code = _RAW_INDEX["payment_method"], _RAW_INDEX["payment_type"]
         metadata = _RAW_INDEX["metadata"]
@@ -755,6 +775,16 @@ class SqlPayments(SqlRepo):
             .where(*_live_unpaid(_pay, subscription_id, now))
             .order_by(_pay.created.desc(), _pay.id.desc())  # as `newest_pending`
         )
+
+
+def _with_interval_count(
+    mapper: Mapper[SubscriptionPayment], payment: SubscriptionPayment, exclude: tuple[str, ...]
+) -> dict[str, Any]:
+    """The row of `payment` (`exclude` left out) with the `interval_count` of its metadata:
+    every write of a payment's metadata writes the column too, so it never goes stale."""
+    row = mapper.to_row(payment, exclude=exclude)
+    row["interval_count"] = interval_count_column(payment.metadata)
+    return row
 
 
 class SqlLegacyPayments(SqlRepo):

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -494,6 +495,9 @@ subscription_payment = Table(
     Column("tax", UBigInt, nullable=False),
     Column("processing_fee", UBigInt, nullable=False, server_default=ZERO),
     Column("paid_at", UtcDateTime(), nullable=True),
+    # r12, the adapter's own (no field of the record): the metadata's "intervals" when an
+    # integer, else NULL (`interval_column.interval_count_column`)
+    Column("interval_count", Integer, nullable=True),
     Index("ix_subscription_payment_id", "id", unique=True),
     Index("idx_subscription_payment_subscription", "subscription_id"),
     Index("idx_subscription_payment_user", "user_id"),
@@ -503,6 +507,14 @@ subscription_payment = Table(
     Index("idx_subscription_payment_unpaid_method", "payment_method", "is_paid", "created"),
     # r11: a subscription's live unpaid payments (the renewal's reuse lookup)
     Index("idx_subscription_payment_pending", "subscription_id", "is_paid", "expires"),
+    # r12: the same, of one interval count (the reuse lookup's narrowing)
+    Index(
+        "idx_subscription_payment_pending_count",
+        "subscription_id",
+        "is_paid",
+        "interval_count",
+        "expires",
+    ),
     **TABLE_OPTS,
 )
 

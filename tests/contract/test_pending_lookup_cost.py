@@ -109,3 +109,55 @@ async def _read_by(uow: SqlUnitOfWork, call: Awaitable[T]) -> tuple[T, int]:
 
 async def _rows_read_by(uow: SqlUnitOfWork, call: Awaitable[object]) -> int:
     return (await _read_by(uow, call))[1]
+
+
+async def test_the_narrowed_reads_read_no_row_of_another_interval_count(
+    backend: Backend, uow_factory: UnitOfWorkFactory
+) -> None:
+    """A subscription may hold a live invoice per interval count and method: the reuse
+    lookup, the owned-VM read's first payment and the rival count read as many rows with
+    one of them as with a hundred of other counts (passed over in the index by count)."""
+    if backend.kind != "mysql":
+        pytest.skip("rows read are counted by MariaDB")
+    async with uow_factory() as uow:
+        w = await seed_world(uow)
+        sub = w.subscription
+        live = await uow.payments.add(
+            new_payment(sub, created=at(4), expires=at(10), metadata={INTERVALS_KEY: 3})
+        )
+        await uow.commit()
+    few = await _narrowed_rows_read(uow_factory, w, live)
+    async with uow_factory() as uow:
+        for n in range(4, 104):
+            other = {INTERVALS_KEY: n, "price": {"amount": n}}
+            created = at(4, 14) + timedelta(seconds=n)  # newer than the one wanted
+            await uow.payments.add(new_payment(sub, created=created, metadata=other))
+        await uow.commit()
+    many = await _narrowed_rows_read(uow_factory, w, live)
+    assert all(m <= f + 1 for f, m in zip(few, many, strict=True)), (few, many)
+
+
+async def _narrowed_rows_read(
+    uow_factory: UnitOfWorkFactory, w: World, live: SubscriptionPayment
+) -> list[int]:
+    """Rows read by each narrowed read for 3 intervals (each must find `live`)."""
+    sub = w.subscription
+    narrow = MetadataKey(INTERVALS_KEY, 3)
+    kind = PendingKind(sub.id, PaymentMethod.LIGHTNING, SubscriptionPaymentType.RENEWAL)
+    async with uow_factory() as uow:
+        assert isinstance(uow, SqlUnitOfWork)
+        await uow._connection().execute(text("ANALYZE TABLE subscription_payment"))
+        found, lookup = await _read_by(
+            uow, uow.payments.newest_pending(kind, at(5), lambda meta: True, narrow)
+        )
+        newest = NewestPending(PaymentMethod.LIGHTNING, at(5), narrow)
+        owned, first = await _read_by(
+            uow, uow.line_items.priced_of_owned_vm(w.vm.id, w.user.pubkey, newest)
+        )
+        priced, counted = await _read_by(
+            uow, uow.line_items.list_priced(sub.id, pending=PendingCount(at(5), narrow))
+        )
+    assert found == live
+    assert owned is not None and owned.first_pending == live
+    assert priced is not None and priced.pending == 1
+    return [lookup, first, counted]

@@ -20,6 +20,7 @@ R8_CREDIT_LEDGER = "lnvps_credit_ledger"
 R9_SQLITE_FK_INDEXES = "lnvps_sqlite_foreign_key_indexes"
 R10_VM_RESIZE_REQUESTED = "lnvps_vm_resize_requested"
 R11_PENDING_PAYMENT_INDEX = "lnvps_pending_payment_index"
+R12_PAYMENT_INTERVAL_COUNT = "lnvps_payment_interval_count"
 REVISIONS = (
     R1_LEGACY,
     R2_VM_SUBSCRIPTION_LINK,
@@ -32,6 +33,7 @@ REVISIONS = (
     R9_SQLITE_FK_INDEXES,
     R10_VM_RESIZE_REQUESTED,
     R11_PENDING_PAYMENT_INDEX,
+    R12_PAYMENT_INTERVAL_COUNT,
 )
 HEAD = REVISIONS[-1]
 
