@@ -14,7 +14,7 @@ from sqlalchemy.pool import QueuePool, StaticPool
 
 from adapters.mysql.pool_hooks import install_pool_hooks
 from adapters.mysql.sqlite_inloop import SqliteConnector
-from adapters.mysql.sqlite_loop import LoopEngine
+from adapters.mysql.sqlite_loop import POOL_TIMEOUT_S, LoopEngine
 
 MYSQL_DRIVER = "mysql+asyncmy"
 SQLITE_DRIVER = "sqlite+aiosqlite"
@@ -174,7 +174,8 @@ def _add_loop_engine(
         echo=options.get("echo", False),
     )
     event.listen(twin, "connect", on_connect)
-    loop = LoopEngine(twin, connector.writer, pool_size)
+    pool_timeout = float(options.get("pool_timeout", POOL_TIMEOUT_S))
+    loop = LoopEngine(twin, connector.writer, pool_size, pool_timeout)
     _LOOP_ENGINES[engine.sync_engine] = loop
     event.listen(engine.sync_engine, "engine_disposed", lambda _: twin.dispose())
 

@@ -168,7 +168,7 @@ class _Writer:
         pause = _FIRST_PAUSE
         while True:
             try:
-                return (await asyncio.to_thread(call)) if on_thread else call()
+                return (await _to_thread_to_its_end(call)) if on_thread else call()
             except Exception as err:
                 if not is_retryable_busy(err):
                     raise
@@ -178,6 +178,18 @@ class _Writer:
                     raise
             await asyncio.sleep(min(pause, deadline - now))
             pause = min(pause * 2, _LONGEST_PAUSE)
+
+
+async def _to_thread_to_its_end(call: Callable[[], T]) -> T:
+    """`call()` on a thread; a cancel waits for it to end before it goes on, so the caller
+    never closes or rolls back the connection while a statement still runs on it (a write
+    finishing after that rollback would open a transaction on a pooled connection)."""
+    running = asyncio.ensure_future(asyncio.to_thread(call))
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await asyncio.wait([running])
+        raise
 
 
 def is_retryable_busy(err: BaseException) -> bool:

@@ -37,7 +37,7 @@ from sqlalchemy import Dialect, Engine, TextClause
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.engine.cursor import FullyBufferedCursorFetchStrategy
 from sqlalchemy.sql import Executable
-from sqlalchemy.sql.selectable import TypedReturnsRows
+from sqlalchemy.sql.selectable import TextualSelect, TypedReturnsRows
 
 from adapters.mysql.sqlite_inloop import WriterLockTimeout, is_retryable_busy
 from adapters.mysql.sqlite_inloop import _Writer as Writer
@@ -45,23 +45,47 @@ from ports.storage import StorageBusy
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
-_READ_PREFIXES = ("SELECT", "PRAGMA")
+#: a unit of work that finds every pooled connection taken waits this long for one (seconds),
+#: as SQLAlchemy's own pool does, then gets `StorageBusy`
+POOL_TIMEOUT_S = 30.0
 
 
 def writes(statement: Executable) -> bool:
-    """Whether `statement` may take SQLite's write lock: anything but a SELECT (or PRAGMA)."""
+    """Whether `statement` may take SQLite's write lock: anything but a SELECT or a PRAGMA
+    that only reads (no `=`). Textual SQL is judged by its text, also when typed as a
+    select (`text(...).columns(...)` may well be an `INSERT … RETURNING`)."""
+    if isinstance(statement, TextualSelect):
+        statement = statement.element
     if isinstance(statement, TextClause):
-        return statement.text.lstrip()[:6].upper() not in _READ_PREFIXES
+        sql = statement.text.lstrip().upper()
+        return not (sql.startswith("SELECT") or (sql.startswith("PRAGMA") and "=" not in sql))
     return not getattr(statement, "is_select", False)
+
+
+def _read_out(result: CursorResult[*Ts]) -> CursorResult[*Ts]:
+    """`result` with every row read now, its driver statement done (so it holds no read
+    snapshot); one SQLAlchemy buffered already (an `insertmanyvalues` RETURNING) is kept."""
+    if result.returns_rows and not isinstance(
+        result.cursor_strategy, FullyBufferedCursorFetchStrategy
+    ):
+        result.cursor_strategy = FullyBufferedCursorFetchStrategy(result.cursor)
+    return result
 
 
 class LoopEngine:
     """The sync engine of one SQLite file, its `Writer` and the count of free connections."""
 
-    def __init__(self, sync_engine: Engine, writer: Writer, pool_size: int) -> None:
+    def __init__(
+        self,
+        sync_engine: Engine,
+        writer: Writer,
+        pool_size: int,
+        pool_timeout: float = POOL_TIMEOUT_S,
+    ) -> None:
         self.sync_engine = sync_engine
         self.writer = writer
         self._free = asyncio.Semaphore(pool_size)
+        self._pool_timeout = pool_timeout
 
     def connect(self) -> _Checkout:
         """A pooled connection, once one is free (waited for in the loop): awaited, or
@@ -69,7 +93,11 @@ class LoopEngine:
         return _Checkout(self)
 
     async def _checkout(self) -> LoopConnection:
-        await self._free.acquire()
+        try:
+            async with asyncio.timeout(self._pool_timeout):
+                await self._free.acquire()
+        except TimeoutError:
+            raise StorageBusy() from None  # every connection held for the whole timeout
         try:
             conn = self.sync_engine.connect()
         except BaseException:
@@ -150,10 +178,8 @@ class LoopConnection:
         conn = self._open()
         if not self._writing and writes(statement):
             await self._start_writing()
-        result = await self._patiently(lambda: conn.execute(statement, parameters))
-        if result.returns_rows:  # read to the end now (the async engine's cursors do too)
-            result.cursor_strategy = FullyBufferedCursorFetchStrategy(result.cursor)
-        return result
+        # read to its end in the same call, on the thread too where the statement runs there
+        return await self._patiently(lambda: _read_out(conn.execute(statement, parameters)))
 
     async def _start_writing(self) -> None:
         try:  # `timeout`, not `wait_for`: no task and loop turn per write

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Column, Integer, MetaData, Table, insert, literal_column, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,7 +22,7 @@ from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.mysql import sqlite_inloop
 from adapters.mysql.engine import create_engine, loop_engine_of
 from adapters.mysql.sqlite_inloop import InLoopConnection
-from adapters.mysql.sqlite_loop import LoopConnection
+from adapters.mysql.sqlite_loop import LoopConnection, writes
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from ports.storage import StorageBusy
 
@@ -578,3 +578,77 @@ async def test_a_result_left_half_read_leaves_no_old_snapshot_to_the_next_unit_o
             assert (await conn.execute(text("SELECT n FROM t WHERE id = 1"))).scalar() == 7
     finally:
         await engine.dispose()
+
+
+async def test_an_insert_of_many_rows_returns_every_row_it_inserted(
+    make: Make, tmp_path: Path
+) -> None:
+    """SQLAlchemy buffers the RETURNING rows of a many-row INSERT itself; reading every
+    result to its end must keep them, not read the spent cursor again."""
+    engine = make(f"sqlite:///{tmp_path / 'many.db'}")
+    table = Table("t", MetaData(), Column("id", Integer, primary_key=True), Column("n", Integer))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)"))
+            result = await conn.execute(
+                insert(table).returning(table.c.id, table.c.n), [{"n": 1}, {"n": 2}, {"n": 3}]
+            )
+            assert sorted(result.all()) == [(1, 1), (2, 2), (3, 3)]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_unit_of_work_finding_no_free_connection_for_the_pool_timeout_is_told_busy(
+    tmp_path: Path,
+) -> None:
+    twin = Twin(create_engine(f"sqlite:///{tmp_path / 'full.db'}", pool_size=1, pool_timeout=0.2))
+    try:
+        held = await twin.connect()
+        started = time.monotonic()
+        with pytest.raises(StorageBusy):
+            await twin.connect()
+        assert time.monotonic() - started >= 0.2
+        await held.close()
+        async with twin.connect() as conn:  # the refused checkout took no place
+            assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+    finally:
+        await twin.dispose()
+
+
+@pytest.mark.parametrize(
+    ("sql", "writing"),
+    [
+        ("SELECT 1", False),
+        ("  select * from t", False),
+        ("PRAGMA journal_mode", False),
+        ("PRAGMA user_version = 3", True),
+        ("INSERT INTO t DEFAULT VALUES", True),
+        ("WITH x AS (SELECT 1) SELECT * FROM x", True),  # unsure: taken as a write
+    ],
+)
+def test_textual_sql_is_judged_by_its_text(sql: str, writing: bool) -> None:
+    assert writes(text(sql)) is writing
+
+
+def test_a_textual_insert_typed_as_a_select_is_a_write() -> None:
+    returning = text("INSERT INTO t DEFAULT VALUES RETURNING id").columns(id=Integer)
+    assert returning.is_select and writes(returning)
+    assert not writes(select(literal_column("1")))
+
+
+async def test_a_cancelled_call_on_a_thread_is_waited_for_before_the_cancel_goes_on() -> None:
+    """A write transaction on a thread (triggers, no WAL) that its task gives up must not
+    leave its statement running while the connection is rolled back and pooled again."""
+    finished = threading.Event()
+
+    def slow() -> None:
+        time.sleep(0.2)
+        finished.set()
+
+    writer = sqlite_inloop._Writer(1.0, None)
+    task = asyncio.create_task(writer.patiently(slow, on_thread=True))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished.is_set()
