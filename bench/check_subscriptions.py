@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.memory.clock import FakeClock
-from adapters.mysql.engine import create_engine, normalize_db_url
+from adapters.mysql.engine import create_engine, normalize_db_url, statement_engines
 from adapters.mysql.schema_upgrade import upgrade_database
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from adapters.notify.memory import RecordingNotifier
@@ -180,13 +180,16 @@ async def measure(server: str, total: int, due: int, keep: bool, trace: bool = F
             def count_commit(*_: Any) -> None:
                 counts["commits"] += 1
 
-            event.listen(engine.sync_engine, "before_cursor_execute", count_statement)
-            event.listen(engine.sync_engine, "commit", count_commit)
+            engines = statement_engines(engine)  # a SQLite file's units of work: its twin
+            for target in engines:
+                event.listen(target, "before_cursor_execute", count_statement)
+                event.listen(target, "commit", count_commit)
             started = time.perf_counter()
             report = await check_subscriptions(deps)
             seconds = time.perf_counter() - started
-            event.remove(engine.sync_engine, "before_cursor_execute", count_statement)
-            event.remove(engine.sync_engine, "commit", count_commit)
+            for target in engines:
+                event.remove(target, "before_cursor_execute", count_statement)
+                event.remove(target, "commit", count_commit)
             # the same rows are still due after the pass (active, expired): the same read
             list_due_ms = await time_list_due(deps)
         finally:
