@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from domain.credit import metadata_dict
 from domain.subscription import INTERVALS_KEY
 
 #: the column's range (a signed 32-bit INT on MariaDB): any other integer is left NULL
@@ -24,18 +25,10 @@ def interval_count_column(metadata: Any) -> int | None:
     not an object, text that is not JSON, a row written by something else): such a row goes
     through the metadata text test as before, so a NULL is never wrong, only slower.
     """
-    meta: Any = metadata
-    if isinstance(meta, str | bytes | bytearray):  # stored as a JSON string, read back twice
-        try:
-            meta = json.loads(meta)
-        except ValueError:
-            return None
-    if not isinstance(meta, dict):
-        return None
-    count = meta.get(INTERVALS_KEY)
+    count = metadata_dict(metadata).get(INTERVALS_KEY)
     if isinstance(count, bool) or not isinstance(count, int):
         return None
-    return int(count) if _LOWEST <= count <= _HIGHEST else None
+    return count if _LOWEST <= count <= _HIGHEST else None
 
 
 def stored_interval_count(raw: str | bytes | None) -> int | None:
