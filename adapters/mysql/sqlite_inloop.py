@@ -3,7 +3,7 @@
 SQLAlchemy's aiosqlite dialect drives whatever `async_creator` returns through the aiosqlite
 API; this module provides that API over a plain `sqlite3` connection (used by migrations, the
 legacy back-fill and in-memory databases; the units of work on a file run on `sqlite_loop`'s
-sync twin, which shares this module's `_Writer`). Every statement and
+sync twin, which shares this module's `Writer`). Every statement and
 every commit runs where it is awaited: no thread hop and no loop wake-up per call, which
 measured 2-3x less CPU than aiosqlite for reads and ~25 % less per write request than writes
 on a thread (bench/README.md). What could make a statement wait is kept out of the loop:
@@ -71,7 +71,7 @@ def _checkpoint_last_pass(conn: sqlite3.Connection) -> None:
         conn.close()
 
 
-class _Writer:
+class Writer:
     """What the connections of one engine share: the one-writer lock, the busy timeout, and
     the checkpoint that runs on a thread every CHECKPOINT_EVERY writing commits."""
 
@@ -260,7 +260,7 @@ class InLoopCursor:
 class InLoopConnection:
     """The aiosqlite connection API over a `sqlite3.Connection` (see the module docstring)."""
 
-    def __init__(self, conn: sqlite3.Connection, writer: _Writer) -> None:
+    def __init__(self, conn: sqlite3.Connection, writer: Writer) -> None:
         self._conn = conn
         self._writer = writer
         self._writing = False
@@ -333,8 +333,8 @@ class InLoopConnection:
 
 class SqliteConnector:
     """Opens the `sqlite3` connections of one database file for one process: no busy timeout
-    of their own (a lock wait is retried in the loop, `_Writer.patiently`), usable from any
-    thread, the automatic checkpoint off where `checkpoints` (a file database: `_Writer`
+    of their own (a lock wait is retried in the loop, `Writer.patiently`), usable from any
+    thread, the automatic checkpoint off where `checkpoints` (a file database: `Writer`
     checkpoints on a thread instead; an in-memory database has no WAL). Its `writer` is shared
     by every engine opened through it (the async driver below and `sqlite_loop`'s units of
     work), so the whole process has one writer at a time and one checkpoint schedule."""
@@ -342,17 +342,17 @@ class SqliteConnector:
     def __init__(self, *args: Any, checkpoints: bool = True, **kwargs: Any) -> None:
         timeout = float(kwargs.pop("timeout", 5.0))
         kwargs["check_same_thread"] = False
-        kwargs["timeout"] = 0  # SQLITE_BUSY at once: `_Writer.patiently` waits, in the loop
+        kwargs["timeout"] = 0  # SQLITE_BUSY at once: `Writer.patiently` waits, in the loop
         self._args, self._kwargs = args, kwargs
         self._checkpoints = checkpoints
-        self.writer = _Writer(timeout, self._plain if checkpoints else None)
+        self.writer = Writer(timeout, self._plain if checkpoints else None)
 
     def _plain(self) -> sqlite3.Connection:
         conn: sqlite3.Connection = sqlite3.connect(*self._args, **self._kwargs)
         return conn
 
     def connect(self) -> sqlite3.Connection:
-        """A new connection, its automatic checkpoint off where `_Writer` checkpoints."""
+        """A new connection, its automatic checkpoint off where `Writer` checkpoints."""
         conn = self._plain()
         if self._checkpoints:
             conn.execute("PRAGMA wal_autocheckpoint=0")

@@ -5,7 +5,7 @@ A unit of work on a SQLite file runs its statements through a plain (sync) SQLAl
 same `sqlite3` calls through a greenlet and an async driver adapter for every statement,
 commit and pool checkout; on a request that stores a renewal invoice those layers cost about
 0.8 of its 2.1 ms of CPU (issue 10, bench/README.md). What the async driver
-(`sqlite_inloop`) does besides that is kept, with the same `_Writer` (one per database file
+(`sqlite_inloop`) does besides that is kept, with the same `Writer` (one per database file
 and process, shared with the async engine of the same file):
 
 * one writer at a time: the first writing statement of a transaction waits, in the loop, for
@@ -39,8 +39,7 @@ from sqlalchemy.engine.cursor import FullyBufferedCursorFetchStrategy
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.selectable import TextualSelect, TypedReturnsRows
 
-from adapters.mysql.sqlite_inloop import WriterLockTimeout, is_retryable_busy
-from adapters.mysql.sqlite_inloop import _Writer as Writer
+from adapters.mysql.sqlite_inloop import Writer, WriterLockTimeout, is_retryable_busy
 from ports.storage import StorageBusy
 
 T = TypeVar("T")

@@ -318,9 +318,9 @@ async def test_the_wal_is_checkpointed_on_a_thread_and_stays_small(
     running: list[int] = [0]
     finished: list[int] = [0]  # checkpoints whose task ended (the writer may start another)
     real = sqlite_inloop._checkpoint_passive
-    real_done = sqlite_inloop._Writer._checkpoint_done
+    real_done = sqlite_inloop.Writer._checkpoint_done
 
-    def done(writer: sqlite_inloop._Writer, task: asyncio.Task[None]) -> None:
+    def done(writer: sqlite_inloop.Writer, task: asyncio.Task[None]) -> None:
         real_done(writer, task)
         finished[0] += 1
 
@@ -341,7 +341,7 @@ async def test_the_wal_is_checkpointed_on_a_thread_and_stays_small(
         raise AssertionError((commits, expected, threads))
 
     monkeypatch.setattr(sqlite_inloop, "_checkpoint_passive", recording)
-    monkeypatch.setattr(sqlite_inloop._Writer, "_checkpoint_done", done)
+    monkeypatch.setattr(sqlite_inloop.Writer, "_checkpoint_done", done)
     path = tmp_path / "wal.db"
     engine = make(f"sqlite:///{path}")
     try:
@@ -448,7 +448,7 @@ async def test_a_busy_answer_while_choosing_where_to_write_sends_the_write_to_a_
             error.sqlite_errorcode = 5
             raise error
 
-    writer = sqlite_inloop._Writer(1.0, None)
+    writer = sqlite_inloop.Writer(1.0, None)
     assert writer.writes_in_loop(Busy()) is False  # type: ignore[arg-type]
 
     class Broken:
@@ -645,7 +645,7 @@ async def test_a_cancelled_call_on_a_thread_is_waited_for_before_the_cancel_goes
         time.sleep(0.2)
         finished.set()
 
-    writer = sqlite_inloop._Writer(1.0, None)
+    writer = sqlite_inloop.Writer(1.0, None)
     task = asyncio.create_task(writer.patiently(slow, on_thread=True))
     await asyncio.sleep(0.05)
     task.cancel()
