@@ -34,6 +34,7 @@ from adapters.mysql.in_lists import id_chunks
 from adapters.mysql.interval_column import interval_count_column
 from adapters.mysql.mapping import Mapper, evolve, joined_records, result_processors
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
+from adapters.mysql.sqlite_loop import LoopConnection
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import (
     Company,
@@ -277,6 +278,10 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         if self.locks_rows:
             key = ("subscription for update", self.table, self.mapper.cls)
             return await self._first_with(self.mapper, prebuilt(key, self._locking), params)
+        conn = self.conn
+        if isinstance(conn, LoopConnection):  # the write transaction begun, then a plain read
+            await conn.begin_write()
+            return await self.get(subscription_id)
         # SQLite has no row locks: a no-op write takes the database write lock instead,
         # so a concurrent read-modify-write waits here as it would on the row lock; the row
         # comes back with it (RETURNING, SQLite 3.35+), one statement instead of two.

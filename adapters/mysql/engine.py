@@ -171,6 +171,11 @@ def _add_loop_engine(
         poolclass=QueuePool,
         pool_size=pool_size,
         max_overflow=0,
+        # the connection returned last is taken next: units of work that run one after the
+        # other keep one connection and its page cache, which SQLite empties when another
+        # connection has written since (first in, first out cycled through every connection,
+        # so each transaction read its pages again: ~7 reads a renewal, issue 10)
+        pool_use_lifo=True,
         echo=options.get("echo", False),
     )
     event.listen(twin, "connect", on_connect)

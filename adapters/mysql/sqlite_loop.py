@@ -180,6 +180,21 @@ class LoopConnection:
         # read to its end in the same call, on the thread too where the statement runs there
         return await self._patiently(lambda: _read_out(conn.execute(statement, parameters)))
 
+    async def begin_write(self) -> None:
+        """Start the write transaction now, before any statement: the writer lock, then SQLite's
+        write lock (`BEGIN IMMEDIATE`), so what the transaction reads next is read under both,
+        as a row lock would have it read on MariaDB. Nothing once the transaction writes.
+
+        It spares the no-op `UPDATE` a locking read took on SQLite, which also dirtied a page
+        that every commit then copied to the WAL. The `BEGIN` goes to the driver, as the one
+        `sqlite3` sends itself before a first INSERT or UPDATE."""
+        if self._writing:
+            return
+        await self._start_writing()
+        driver = self._driver()
+        if not driver.in_transaction:
+            await self._patiently(lambda: driver.execute("BEGIN IMMEDIATE").close())
+
     async def _start_writing(self) -> None:
         try:  # `timeout`, not `wait_for`: no task and loop turn per write
             async with asyncio.timeout(self._writer.timeout):

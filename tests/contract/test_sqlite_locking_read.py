@@ -1,0 +1,126 @@
+"""SQLite units of work: a locking read begins the write transaction, and a connection is reused.
+
+`Subscriptions.get_for_update` on a SQLite file takes both write locks (this process's writer
+lock, SQLite's own) with `BEGIN IMMEDIATE` before it reads, instead of a no-op `UPDATE` that
+also wrote a page; units of work that follow each other keep one pooled connection (issue 10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from adapters.crypto.secretbox import AesGcmSecretBox
+from adapters.mysql.engine import create_engine
+from adapters.mysql.schema_upgrade import upgrade_database
+from adapters.mysql.sqlite_loop import LoopConnection
+from adapters.mysql.uow import SqlUnitOfWorkFactory
+from tests.contract.storage_backends import TEST_KEY, seed_world
+from tests.dbtest import sqlite_url_for
+
+
+@pytest.fixture
+async def factory(tmp_path: Path) -> AsyncIterator[tuple[SqlUnitOfWorkFactory, Path]]:
+    path = tmp_path / "lnvps.db"
+    url = sqlite_url_for(path)
+    await upgrade_database(url)
+    engine = create_engine(url)
+    try:
+        yield SqlUnitOfWorkFactory(engine, AesGcmSecretBox(TEST_KEY)), path
+    finally:
+        await engine.dispose()
+
+
+def _driver(conn: object) -> sqlite3.Connection:
+    assert isinstance(conn, LoopConnection)
+    driver = conn.sync_connection.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    return driver
+
+
+async def test_a_locking_read_holds_sqlites_write_lock_and_commits_no_page(
+    factory: tuple[SqlUnitOfWorkFactory, Path],
+) -> None:
+    uow_factory, path = factory
+    async with uow_factory() as uow:
+        world = await seed_world(uow)
+        await uow.commit()
+    wal = path.with_name(path.name + "-wal")
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        before = wal.stat().st_size
+        async with uow_factory() as uow:
+            sub = await uow.subscriptions.get_for_update(world.subscription.id)
+            assert sub == world.subscription
+            assert _driver(uow._connection()).in_transaction
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")  # another process cannot write meanwhile
+            await uow.commit()
+        other.execute("BEGIN IMMEDIATE")  # free again after the commit
+        other.execute("ROLLBACK")
+        assert wal.stat().st_size == before  # the old no-op UPDATE appended a page frame
+    finally:
+        other.close()
+
+
+async def test_a_second_locking_read_waits_for_the_first_transaction_to_end(
+    factory: tuple[SqlUnitOfWorkFactory, Path],
+) -> None:
+    uow_factory, _ = factory
+    async with uow_factory() as uow:
+        world = await seed_world(uow)
+        await uow.commit()
+    sub_id = world.subscription.id
+    order: list[str] = []
+
+    async def second() -> None:
+        async with uow_factory() as uow:
+            await uow.subscriptions.get_for_update(sub_id)
+            order.append("second locked")
+            await uow.commit()
+
+    async with uow_factory() as uow:
+        await uow.subscriptions.get_for_update(sub_id)
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # held by the writer lock while the first goes on
+        order.append("first commits")
+        await uow.commit()
+    await asyncio.wait_for(waiting, 5)
+    assert order == ["first commits", "second locked"]
+
+
+async def test_a_locking_read_after_a_write_stays_in_that_transaction(
+    factory: tuple[SqlUnitOfWorkFactory, Path],
+) -> None:
+    """Once the transaction wrote, it already holds both locks: no second `BEGIN` (which
+    SQLite would refuse inside a transaction), and the read sees the transaction's write."""
+    uow_factory, _ = factory
+    async with uow_factory() as uow:
+        world = await seed_world(uow)
+        sub = await uow.subscriptions.get_for_update(world.subscription.id)
+        assert sub == world.subscription  # read inside the seeding transaction
+        await uow.rollback()
+    async with uow_factory() as uow:
+        assert await uow.subscriptions.get(world.subscription.id) is None
+
+
+async def test_units_of_work_one_after_the_other_keep_one_connection(
+    factory: tuple[SqlUnitOfWorkFactory, Path],
+) -> None:
+    """The pool hands out the connection returned last, whose page cache is still good
+    (first in, first out took each pooled connection in turn)."""
+    uow_factory, _ = factory
+    async with uow_factory() as a, uow_factory() as b, uow_factory() as c:  # three pooled
+        at_once = {id(_driver(uow._connection())) for uow in (a, b, c)}
+    seen = []
+    for _ in range(4):
+        async with uow_factory() as uow:
+            seen.append(id(_driver(uow._connection())))
+            await uow.subscriptions.get(1)
+    assert len(at_once) == 3
+    assert len(set(seen)) == 1
