@@ -31,6 +31,7 @@ from sqlalchemy.types import NullType
 
 from adapters.mysql import tables as t
 from adapters.mysql.in_lists import id_chunks
+from adapters.mysql.inline import FALSE, const
 from adapters.mysql.interval_column import interval_count_column
 from adapters.mysql.mapping import Mapper, evolve, joined_records, result_processors
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
@@ -91,7 +92,7 @@ def _live_unpaid(
 def _pending_at(payment: Any, now: Any = None) -> tuple[ColumnElement[bool], ...]:
     """Pending payments of any subscription: unpaid and `expires > now` (`:now` by default)."""
     now = bindparam("now") if now is None else now
-    return (payment.is_paid == False, payment.expires > now)  # noqa: E712
+    return (payment.is_paid == FALSE, payment.expires > now)
 
 
 #: method and type are compared in Python: in SQL they draw SQLite to the (payment_method,
@@ -127,17 +128,18 @@ def _may_have(metadata: ColumnElement[Any], name: str) -> ColumnElement[bool]:
     collation there is binary: `INTERVALS` is another name)."""
     meta = type_coerce(metadata, _RAW)
     prefix = f'{{"{name}":'
-    at = len(prefix) + 1
+    at, one, zero = const(len(prefix) + 1), const(1), const(0)
     digits: BindParameter[str] = bindparam("digits")
     return or_(
         meta.is_(None),
-        func.substr(meta, 1, len(prefix)) != prefix,
-        func.instr(meta, "\\") > 0,
-        func.instr(func.substr(meta, at), f'"{name}"') > 0,
-        func.instr(_JSON_SPACE, func.substr(meta, at, 1)) > 0,
+        func.substr(meta, one, const(len(prefix))) != const(prefix),
+        func.instr(meta, const("\\")) > zero,
+        func.instr(func.substr(meta, at), const(f'"{name}"')) > zero,
+        func.instr(const(_JSON_SPACE), func.substr(meta, at, one)) > zero,
         and_(
             func.substr(meta, at, func.length(digits)) == digits,
-            func.instr(_NUMBER_GOES_ON, func.substr(meta, at + func.length(digits), 1)) == 0,
+            func.instr(const(_NUMBER_GOES_ON), func.substr(meta, at + func.length(digits), one))
+            == zero,
         ),
     )
 
@@ -186,7 +188,7 @@ def _newest_candidate(subscription_id: ColumnElement[int], name: str) -> ColumnE
             *_live_unpaid(c, subscription_id),
             # `+ 0`: never the (method, is_paid, created) index, a walk over every unpaid
             # payment of the method, newest first, until one of this subscription
-            type_coerce(c.payment_method, Integer) + 0 == bindparam("method_code"),
+            type_coerce(c.payment_method, Integer) + const(0) == bindparam("method_code"),
             _narrowed(c, name),
         )
         .order_by(c.created.desc(), c.id.desc())
@@ -419,7 +421,7 @@ def _owned_vm_subscription() -> ColumnElement[Any]:
         .select_from(item.join(vm, vm.c.subscription_line_item_id == item.c.id))
         .where(
             vm.c.id == bindparam("vm_id"),
-            vm.c.deleted == False,  # noqa: E712
+            vm.c.deleted == FALSE,
             vm.c.user_id
             == select(owner.c.id).where(owner.c.pubkey == bindparam("pubkey")).scalar_subquery(),
         )
@@ -588,7 +590,7 @@ class SqlLineItems(SqlRecords[LineItem]):
             .outerjoin(t.subscription_line_item, _li.subscription_id == _sub.id)
             .outerjoin(
                 vm,
-                (vm.c.subscription_line_item_id == _li.id) & (vm.c.deleted == False),  # noqa: E712
+                (vm.c.subscription_line_item_id == _li.id) & (vm.c.deleted == FALSE),
             )
             .outerjoin(template, template.c.id == vm.c.template_id)
             .outerjoin(plan, plan.c.id == template.c.cost_plan_id)

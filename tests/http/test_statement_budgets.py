@@ -401,3 +401,23 @@ async def test_a_new_renewal_invoice_costs_a_fixed_number_of_statements(
         counts.append(counter.count)
     assert counts == [counts[0]] * 3, counts
     assert counts[0] <= NEW_RENEWAL_BUDGET, counter.statements
+
+
+async def test_a_new_renewal_reads_send_only_their_own_parameters(
+    sql: tuple[ApiClient, AsyncEngine],
+) -> None:
+    """The pricing reads' constants (the metadata text test, `deleted = 0`) are written into
+    their SQL, not sent as parameters each time (46 and 39 parameters before, issue 10)."""
+    c, engine = sql
+    vm_id = await one_paid_vm(c)
+    sent: list[tuple[str, int]] = []
+
+    def hook(conn: Any, cursor: Any, statement: str, parameters: Any, *rest: Any) -> None:
+        sent.append((statement.lstrip()[:6].upper(), len(parameters or ())))
+
+    with listening(engine, "before_cursor_execute", hook):
+        resp = await c.call("GET", f"/api/v1/vm/{vm_id}/renew?intervals=5")
+        assert resp.status == 200, await resp.text()
+    reads = [count for verb, count in sent if verb == "SELECT"]
+    assert len(reads) == 3, sent
+    assert max(reads) <= 10, sent
