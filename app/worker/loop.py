@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
-from app.worker.dispatch import BadJob, JobHandlers
+from app.worker.dispatch import BadJob, Handler, JobHandlers
 from ports.jobs import CheckSubscriptions, CheckVms
 from ports.queue import Delivery, Job, WorkQueue
 from ports.storage import StorageBusy
@@ -18,6 +18,11 @@ log = logging.getLogger("lnvps.worker.loop")
 SCHEDULE_INTERVAL_S = 30.0
 #: pause after a failed job, so a job that always fails is not retried in a tight loop.
 FAILURE_PAUSE_S = 1.0
+#: runs of a job the database refuses as busy (StorageBusy), the n-th after n pauses of
+#: BUSY_PAUSE_S: a skippable job (an admin's start or stop) would be dropped on failure,
+#: and a busy database is a passing state (a lock wait timeout, a deadlock)
+BUSY_ATTEMPTS = 3
+BUSY_PAUSE_S = 0.5
 
 
 async def wait_or_stop(stop_event: asyncio.Event, seconds: float) -> None:
@@ -26,7 +31,13 @@ async def wait_or_stop(stop_event: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop_event.wait(), timeout=seconds)
 
 
-async def process(queue: WorkQueue, handlers: JobHandlers, delivery: Delivery) -> bool:
+async def process(
+    queue: WorkQueue,
+    handlers: JobHandlers,
+    delivery: Delivery,
+    *,
+    busy_pause_s: float = BUSY_PAUSE_S,
+) -> bool:
     """Run one delivery: ack on success, `fail` on error (skippable kinds are dropped there).
 
     A kind with no handler here is acked with a warning: no other worker would take it.
@@ -39,7 +50,7 @@ async def process(queue: WorkQueue, handlers: JobHandlers, delivery: Delivery) -
         await queue.ack(delivery)
         return True
     try:
-        await handler(job)
+        await _busy_retried(handler, job, busy_pause_s)
     except asyncio.CancelledError:
         raise
     except BadJob as err:
@@ -49,7 +60,12 @@ async def process(queue: WorkQueue, handlers: JobHandlers, delivery: Delivery) -
     except StorageBusy as err:  # transient, no bug: a warning, and the queue's usual retry
         again = "dropped" if job.skippable else "delivered again later"
         log.warning(
-            "job %s (%s): database busy (%s); %s", job.kind, delivery.id, err.__cause__, again
+            "job %s (%s): database busy (%s) %d times; %s",
+            job.kind,
+            delivery.id,
+            err.__cause__,
+            BUSY_ATTEMPTS,
+            again,
         )
         await queue.fail(delivery)
         return False
@@ -60,6 +76,20 @@ async def process(queue: WorkQueue, handlers: JobHandlers, delivery: Delivery) -
         return False
     await queue.ack(delivery)
     return True
+
+
+async def _busy_retried(handler: Handler, job: Job, pause_s: float) -> None:
+    """`handler(job)`, run again after a pause while the database answers busy, up to
+    BUSY_ATTEMPTS runs (a busy answer changed nothing: its transaction was rolled back)."""
+    for attempt in range(1, BUSY_ATTEMPTS + 1):
+        try:
+            await handler(job)
+            return
+        except StorageBusy as err:
+            if attempt == BUSY_ATTEMPTS:
+                raise
+            log.warning("job %s: database busy (%s); run again", job.kind, err.__cause__)
+            await asyncio.sleep(pause_s * attempt)
 
 
 async def run_worker(
@@ -86,7 +116,8 @@ async def run_worker(
         for delivery in deliveries:
             if stop_event.is_set():
                 break
-            failed = not await process(queue, handlers, delivery) or failed
+            done = await process(queue, handlers, delivery, busy_pause_s=failure_pause_s / 2)
+            failed = not done or failed
         if failed:
             await wait_or_stop(stop_event, failure_pause_s)
 

@@ -138,3 +138,54 @@ async def test_a_job_refused_by_a_busy_database_is_retried_with_a_warning(
     assert queue.pending_count == 0
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert any("database busy" in r.getMessage() for r in caplog.records)
+
+
+async def _run_until(
+    queue: InProcessQueue, table: JobHandlers, job: Job, done: Callable[[], bool]
+) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(queue, table, stop, block_ms=5, failure_pause_s=0.001))
+    await queue.send(job)
+    await _until(done)
+    await asyncio.sleep(0.02)  # nothing more happens after it
+    stop.set()
+    await task
+
+
+async def test_a_skippable_job_refused_busy_runs_again_in_place_and_is_not_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An admin's start or stop is skippable: a failure drops it. A busy database is run out
+    in place instead (up to three runs), so the admin's request is not lost."""
+    queue = InProcessQueue()
+    calls: list[int] = []
+
+    async def check(job: CheckVm) -> None:
+        calls.append(job.vm_id)
+        if len(calls) < 3:
+            raise StorageBusy()
+
+    with caplog.at_level(logging.WARNING, logger="lnvps"):
+        await _run_until(queue, _table(CheckVm=check), CheckVm(vm_id=4), lambda: len(calls) == 3)
+    assert calls == [4, 4, 4]
+    assert queue.pending_count == 0
+    assert sum("run again" in r.getMessage() for r in caplog.records) == 2
+    assert not any("dropped" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_skippable_job_busy_on_every_run_is_dropped_after_three(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    queue = InProcessQueue()
+    calls: list[int] = []
+
+    async def check(job: CheckVm) -> None:
+        calls.append(job.vm_id)
+        raise StorageBusy()
+
+    with caplog.at_level(logging.WARNING, logger="lnvps"):
+        await _run_until(queue, _table(CheckVm=check), CheckVm(vm_id=5), lambda: len(calls) == 3)
+    assert calls == [5, 5, 5]
+    assert queue.pending_count == 0
+    assert any("busy" in r.getMessage() and "dropped" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.exc_info]
