@@ -12,6 +12,7 @@ from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPa
 from domain.money import currency_code
 from ports.storage import (
     DueWindow,
+    LockedPriced,
     MetadataKey,
     MetadataTest,
     NewestPending,
@@ -149,6 +150,14 @@ class MemoryLineItems(RecordRepo[LineItem]):
             payments = MemoryPayments(self._snapshot)
             counted = len(await payments.list_pending_for_subscription(sub.id, pending.now))
         return PricedItems(tuple(items), found, user, seller, credit, counted)
+
+    async def priced_for_update(
+        self, subscription_id: int, pending: PendingCount | None = None
+    ) -> LockedPriced | None:
+        sub = self._rows("subscription").get(subscription_id)  # the snapshot is the lock
+        if sub is None:
+            return None
+        return LockedPriced(sub, await self.list_priced(subscription_id, pending=pending))
 
     async def priced_of_owned_vm(
         self, vm_id: int, pubkey: bytes, newest: NewestPending, *, credit: bool = False

@@ -52,6 +52,7 @@ from domain.money import currency_code
 from domain.subscription import INTERVALS_KEY
 from ports.storage import (
     DueWindow,
+    LockedPriced,
     MetadataKey,
     MetadataTest,
     NewestPending,
@@ -446,11 +447,13 @@ class SqlLineItems(SqlRecords[LineItem]):
         cost_plan: Mapper[CostPlan],
         subscription: Mapper[Subscription],
         payment: Mapper[SubscriptionPayment],
+        subscriptions: SqlSubscriptions,
     ) -> None:
         super().__init__(connection, mapper)
         self.parties = (user, company)
         self.joined = (mapper, vm, template, cost_plan)
         self.owned = (subscription, payment)  # the owned-VM read's subscription and payment
+        self.subscriptions = subscriptions  # the same unit of work's, which locks them
 
     async def list_priced(
         self,
@@ -477,6 +480,35 @@ class SqlLineItems(SqlRecords[LineItem]):
         found_credit = None if credit_in is None else int(extra[_CREDIT_LABEL] or 0)
         found_pending = None if pending is None else int(extra[_PENDING_LABEL])
         return self._priced_items(rows, found_credit, found_pending)
+
+    async def priced_for_update(
+        self, subscription_id: int, pending: PendingCount | None = None
+    ) -> LockedPriced | None:
+        conn = self.conn
+        if not isinstance(conn, LoopConnection):
+            # MariaDB: the row lock on its own (a locking read of the whole join would lock
+            # the plans and templates every renewal reads); SQLite's async engine: its UPDATE
+            sub = await self.subscriptions.get_for_update(subscription_id)
+            if sub is None:
+                return None
+            return LockedPriced(sub, await self.list_priced(subscription_id, pending=pending))
+        await conn.begin_write()  # the lock; then one read with the subscription's columns
+        counted = None if pending is None else pending.narrow.name
+        statement = self._prepared(
+            f"priced items with their subscription, pending {counted}",
+            self.mapper,
+            lambda: self._priced(credit=False, pending=counted, subscription=True),
+        )
+        params: dict[str, Any] = {"subscription_id": subscription_id}
+        if pending is not None:
+            params.update(now=pending.now, **_narrowing_params(pending.narrow))
+        rows = (await self.conn.execute(statement, params)).all()
+        if not rows:  # no such subscription, or its user is gone: which, read on its own
+            found = await self.subscriptions.get(subscription_id)
+            return None if found is None else LockedPriced(found, None)
+        [sub] = joined_records(rows[0], self.owned[:1], start=self._width())
+        counted_rows = None if pending is None else int(rows[0]._mapping[_PENDING_LABEL])
+        return LockedPriced(sub, self._priced_items(rows, None, counted_rows))
 
     async def priced_of_owned_vm(
         self, vm_id: int, pubkey: bytes, newest: NewestPending, *, credit: bool = False
@@ -542,11 +574,16 @@ class SqlLineItems(SqlRecords[LineItem]):
                 vms[item.id] = VmOnPlan(vm, template, plan)
         return PricedItems(tuple(items.values()), vms, user, seller, credit, pending)
 
-    def _priced(self, *, credit: bool, pending: str | None) -> Select[Any]:
+    def _priced(
+        self, *, credit: bool, pending: str | None, subscription: bool = False
+    ) -> Select[Any]:
         """The pricing read of subscription `:subscription_id`: `_priced_join`, with `credit`
         the balance in `:credit_in`; with `pending` (a metadata name), the count of its
-        pending payments at `:now` that `_narrowed(pending)` keeps (`_PENDING_LABEL`)."""
+        pending payments at `:now` that `_narrowed(pending)` keeps (`_PENDING_LABEL`); with
+        `subscription`, the subscription's columns after the mappers' (`_width`)."""
         joined, columns, extra = self._priced_join(bindparam("credit_in") if credit else None)
+        if subscription:
+            columns += self.owned[0].columns
         if pending is not None:
             extra.append(_pending_count(_sub.id, pending).label(_PENDING_LABEL))
         query = select(*columns, *extra).select_from(joined)

@@ -233,6 +233,7 @@ class SqlUnitOfWork(ClosesOnExit):
             mappers.cost_plan,
             mappers.subscription,
             mappers.payment,
+            self.subscriptions,
         )
 
     @cached_property

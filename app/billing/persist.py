@@ -235,12 +235,15 @@ async def _check_price(
 ) -> int | None:
     """Lock the subscription, then refuse a quote made against another price than now's;
     the price read counts `candidates` too (returned; None: not counted)."""
-    sub = await uow.subscriptions.get_for_update(payment.subscription_id)
     quoted = PriceBasis.from_json(payment_meta(payment).get(PRICE_KEY))
-    if sub is None or quoted is None:
+    if quoted is None:
+        await uow.subscriptions.get_for_update(payment.subscription_id)
         return None
+    locked = await uow.line_items.priced_for_update(payment.subscription_id, candidates)
+    if locked is None:
+        return None
+    sub, read = locked.subscription, locked.priced
     purchase = payment.payment_type is SubscriptionPaymentType.PURCHASE and not sub.is_setup
-    read = await uow.line_items.list_priced(sub.id, pending=candidates)
     current = await price_in_force_or_none(uow, sub, purchase=purchase, read=read)
     if current is not None and not current.same_price(quoted):
         raise PriceChanged("The price changed while the invoice was made; please ask again")

@@ -40,6 +40,7 @@ from ports.storage.reads import ReadLookups, VmReads
 from ports.storage.subscriptions import (
     DueWindow,
     LineItems,
+    LockedPriced,
     OwnedPriced,
     PricedBy,
     PricedItems,
@@ -166,6 +167,7 @@ __all__ = [
     "LegacyPayments",
     "LifecycleMarks",
     "LineItems",
+    "LockedPriced",
     "MetadataKey",
     "MetadataTest",
     "NewestPending",

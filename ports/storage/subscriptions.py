@@ -124,6 +124,16 @@ class OwnedPriced:
     first_pending: SubscriptionPayment | None
 
 
+@attrs.frozen
+class LockedPriced:
+    """A subscription locked as `Subscriptions.get_for_update` locks it, and what it is priced
+    from (`LineItems.list_priced`), read after the lock in the same transaction; `priced`
+    None: its user is gone."""
+
+    subscription: Subscription
+    priced: PricedItems | None
+
+
 class LineItems(Protocol):
     async def get(self, line_item_id: int) -> LineItem | None: ...
 
@@ -150,6 +160,14 @@ class LineItems(Protocol):
         the same read holds the user's credit balance in it (the renewal's credit-first
         quote), read but not locked; with `pending`, the count it asks for (the storing
         transaction's rival check, which a count of 0 spares)."""
+        ...
+
+    async def priced_for_update(
+        self, subscription_id: int, pending: PendingCount | None = None
+    ) -> LockedPriced | None:
+        """`Subscriptions.get_for_update` then `list_priced` (with `pending`), in as few
+        statements as the backend allows (issue 10: on SQLite, whose lock is the write
+        transaction, one); None: no such subscription. A storing transaction's D23 re-check."""
         ...
 
     async def priced_of_owned_vm(

@@ -18,6 +18,7 @@ from domain.model import LineItem, Subscription, SubscriptionPayment
 from domain.subscription import INTERVALS_KEY, metadata_interval_count
 from ports.storage import (
     DueWindow,
+    LockedPriced,
     MetadataKey,
     NewestPending,
     OwnedPriced,
@@ -191,6 +192,39 @@ async def test_priced_items_read_items_vms_plans_user_and_company_at_once(
         assert priced.vms == {w.line_item.id: VmOnPlan(later, w.template, w.plan)}
         await uow.vms.delete(later.id)
         assert await items.list_priced(sub) == PricedItems((w.line_item,), {}, user, company)
+
+
+async def test_priced_for_update_is_the_locked_subscription_with_its_pricing_read(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """The storing transaction's D23 re-check: the subscription, locked, and what
+    `list_priced` reads for it (with the count of pending payments asked for), whatever the
+    backend does to read both (SQLite: one statement); None for an unknown subscription."""
+    w = await _world(uow_factory)
+    async with uow_factory() as uow:
+        [empty] = await _subscriptions(uow, w, 1)
+        await uow.payments.add(new_payment(w.subscription, created=at(2)))
+        await uow.commit()
+    counted = PendingCount(at(5), MetadataKey(INTERVALS_KEY, 1))
+    for sub in (w.subscription, empty):
+        async with uow_factory() as uow:
+            found = await uow.line_items.priced_for_update(sub.id, counted)
+            expected = await uow.line_items.list_priced(sub.id, pending=counted)
+            plain = await uow.line_items.priced_for_update(sub.id)
+            await uow.commit()
+        assert found == LockedPriced(sub, expected)
+        assert plain == LockedPriced(sub, await _listed(uow_factory, sub.id))
+    assert expected is not None and expected.pending == 0  # `empty` has no payment
+    async with uow_factory() as uow:
+        found = await uow.line_items.priced_for_update(w.subscription.id, counted)
+        assert found is not None and found.priced is not None
+        assert found.priced.pending == 1  # `new_payment`: one interval, pending at day 5
+        assert await uow.line_items.priced_for_update(empty.id + 99, counted) is None
+
+
+async def _listed(uow_factory: UnitOfWorkFactory, subscription_id: int) -> PricedItems | None:
+    async with uow_factory() as uow:
+        return await uow.line_items.list_priced(subscription_id)
 
 
 async def test_priced_items_hold_the_credit_balance_asked_for(

@@ -384,6 +384,9 @@ async def test_admin_lists_cost_a_fixed_number_of_statements(
 #: INSERT), one commit; the same on SQLite and MariaDB (was 17, then 8 with the reuse lookup,
 #: the balance read and the rival re-check on their own, then 5 with pricing read apart)
 NEW_RENEWAL_BUDGET = 4
+#: on SQLite the lock is the write transaction (`BEGIN IMMEDIATE`, no statement of its own),
+#: and the subscription comes with the pricing read: one statement less
+NEW_RENEWAL_BUDGET_SQLITE = 3
 
 
 async def test_a_new_renewal_invoice_costs_a_fixed_number_of_statements(
@@ -400,7 +403,9 @@ async def test_a_new_renewal_invoice_costs_a_fixed_number_of_statements(
         assert sum(s.lstrip().upper().startswith("INSERT") for s in counter.statements) == 1
         counts.append(counter.count)
     assert counts == [counts[0]] * 3, counts
-    assert counts[0] <= NEW_RENEWAL_BUDGET, counter.statements
+    sqlite = engine.dialect.name == "sqlite"
+    budget = NEW_RENEWAL_BUDGET_SQLITE if sqlite else NEW_RENEWAL_BUDGET
+    assert counts[0] <= budget, counter.statements
 
 
 async def test_a_new_renewal_reads_send_only_their_own_parameters(
@@ -419,5 +424,5 @@ async def test_a_new_renewal_reads_send_only_their_own_parameters(
         resp = await c.call("GET", f"/api/v1/vm/{vm_id}/renew?intervals=5")
         assert resp.status == 200, await resp.text()
     reads = [count for verb, count in sent if verb == "SELECT"]
-    assert len(reads) == 3, sent
+    assert len(reads) == (2 if engine.dialect.name == "sqlite" else 3), sent
     assert max(reads) <= 10, sent
