@@ -234,9 +234,12 @@ class LoopConnection:
             self._writer.committed()
 
     async def rollback(self) -> None:
+        """Roll back on the driver first: a transaction `begin_write` opened there, with no
+        statement since, is one SQLAlchemy does not know of and would leave open."""
         conn = self._open()
         try:
-            await self._patiently(conn.rollback)
+            await self._patiently(self._driver().rollback)
+            conn.rollback()  # the driver has no transaction left: SQLAlchemy's ends, no I/O
         finally:
             self._release()
 

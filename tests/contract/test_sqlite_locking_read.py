@@ -127,3 +127,23 @@ async def test_units_of_work_one_after_the_other_keep_one_connection(
             await uow.subscriptions.get(1)
     assert len(at_once) == 3
     assert len(set(seen)) == 1
+
+
+async def test_a_rollback_right_after_the_lock_gives_sqlites_write_lock_back(
+    factory: tuple[SqlUnitOfWorkFactory, Path],
+) -> None:
+    """`BEGIN IMMEDIATE` goes to the driver: the rollback must end it there too, or another
+    process could not write until the connection went back to the pool."""
+    uow_factory, path = factory
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        async with uow_factory() as uow:
+            conn = uow._connection()
+            assert isinstance(conn, LoopConnection)
+            await conn.begin_write()
+            await uow.rollback()
+            assert not _driver(conn).in_transaction
+            other.execute("BEGIN IMMEDIATE")  # free at once, the connection still held
+            other.execute("ROLLBACK")
+    finally:
+        other.close()
