@@ -20,7 +20,9 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 class SqlConstant(ColumnElement[Any]):
     """An `int` or `str` written into the SQL text, quoted and escaped as the dialect writes
-    string literals (MariaDB escapes a backslash, SQLite does not)."""
+    string literals (MariaDB escapes a backslash, SQLite does not). On MariaDB whether a
+    backslash escapes is read from the server's `sql_mode` (NO_BACKSLASH_ESCAPES) when the
+    engine first connects; a change of the global `sql_mode` afterwards needs a restart."""
 
     inherit_cache = True
     #: the value is part of the statement's cache key (SQLAlchemy reads it from this list)

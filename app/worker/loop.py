@@ -23,6 +23,10 @@ FAILURE_PAUSE_S = 1.0
 #: and a busy database is a passing state (a lock wait timeout, a deadlock)
 BUSY_ATTEMPTS = 3
 BUSY_PAUSE_S = 0.5
+#: ... but only while the job has been at it for less than this: a busy answer can come after
+#: a whole lock wait (30-50 s), and a delivery held much longer than the queue's claim idle
+#: time (10 s on Redis) is handed to another worker meanwhile
+BUSY_RETRY_WITHIN_S = 5.0
 
 
 async def wait_or_stop(stop_event: asyncio.Event, seconds: float) -> None:
@@ -60,12 +64,7 @@ async def process(
     except StorageBusy as err:  # transient, no bug: a warning, and the queue's usual retry
         again = "dropped" if job.skippable else "delivered again later"
         log.warning(
-            "job %s (%s): database busy (%s) %d times; %s",
-            job.kind,
-            delivery.id,
-            err.__cause__,
-            BUSY_ATTEMPTS,
-            again,
+            "job %s (%s): database busy (%s); %s", job.kind, delivery.id, err.__cause__, again
         )
         await queue.fail(delivery)
         return False
@@ -80,13 +79,16 @@ async def process(
 
 async def _busy_retried(handler: Handler, job: Job, pause_s: float) -> None:
     """`handler(job)`, run again after a pause while the database answers busy, up to
-    BUSY_ATTEMPTS runs (a busy answer changed nothing: its transaction was rolled back)."""
+    BUSY_ATTEMPTS runs within BUSY_RETRY_WITHIN_S (a busy answer changed nothing: its
+    transaction was rolled back)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     for attempt in range(1, BUSY_ATTEMPTS + 1):
         try:
             await handler(job)
             return
         except StorageBusy as err:
-            if attempt == BUSY_ATTEMPTS:
+            if attempt == BUSY_ATTEMPTS or loop.time() - started >= BUSY_RETRY_WITHIN_S:
                 raise
             log.warning("job %s: database busy (%s); run again", job.kind, err.__cause__)
             await asyncio.sleep(pause_s * attempt)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from adapters.queue.memory import InProcessQueue
+from app.worker import loop as loop_module
 from app.worker.dispatch import JobHandlers
 from app.worker.loop import run, run_scheduler, run_worker
 from ports.jobs import CheckSubscriptions, CheckVm, CheckVms, PatchHosts, SpawnVm
@@ -189,3 +190,22 @@ async def test_a_skippable_job_busy_on_every_run_is_dropped_after_three(
     assert queue.pending_count == 0
     assert any("busy" in r.getMessage() and "dropped" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if r.exc_info]
+
+
+async def test_a_job_busy_after_a_long_run_is_not_run_again_in_place(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A busy answer after a long lock wait: running the job again would hold the delivery
+    past the queue's claim idle time, so it fails at once (the queue's usual way)."""
+    monkeypatch.setattr(loop_module, "BUSY_RETRY_WITHIN_S", 0.01)
+    queue = InProcessQueue()
+    calls: list[int] = []
+
+    async def check(job: CheckVm) -> None:
+        calls.append(job.vm_id)
+        await asyncio.sleep(0.02)  # a lock wait longer than the window
+        raise StorageBusy()
+
+    await _run_until(queue, _table(CheckVm=check), CheckVm(vm_id=6), lambda: len(calls) == 1)
+    assert calls == [6]
+    assert queue.pending_count == 0  # skippable: dropped
