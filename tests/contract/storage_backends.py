@@ -150,6 +150,14 @@ class World:
     vm: Vm
 
 
+async def stored_world(uow_factory: UnitOfWorkFactory) -> World:
+    """`seed_world` in a unit of work of its own, committed."""
+    async with uow_factory() as uow:
+        world = await seed_world(uow)
+        await uow.commit()
+    return world
+
+
 async def seed_world(uow: UnitOfWork, pubkey: bytes = b"\x01" * 32) -> World:
     """Create the World rows (not committed)."""
     company = await uow.companies.add(Company(id=0, created=at(1), name="ACME", email="a@b"))

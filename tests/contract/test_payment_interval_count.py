@@ -23,7 +23,13 @@ from ports.storage import (
     UnitOfWorkFactory,
 )
 from tests.contract import storage_backends
-from tests.contract.storage_backends import Backend, World, at, new_payment, seed_world
+from tests.contract.storage_backends import (
+    Backend,
+    World,
+    at,
+    new_payment,
+    stored_world,
+)
 from tests.contract.test_storage_billing import _METADATA_TEXTS
 
 database = storage_backends.database
@@ -32,13 +38,6 @@ uow_factory = storage_backends.uow_factory
 
 NOW = at(5)
 _pay = tables.subscription_payment.c
-
-
-async def _world(uow_factory: UnitOfWorkFactory) -> World:
-    async with uow_factory() as uow:
-        world = await seed_world(uow)
-        await uow.commit()
-    return world
 
 
 async def _found(
@@ -78,7 +77,7 @@ async def test_a_row_without_the_column_is_found_by_its_metadata_text(
     wrote for another count."""
     if backend.engine is None:
         pytest.skip("the memory store has no column")
-    w = await _world(backend.factory)
+    w = await stored_world(backend.factory)
     async with backend.factory() as uow:
         legacy = await uow.payments.add(new_payment(w.subscription, created=at(2)))
         five = await uow.payments.add(
@@ -101,7 +100,7 @@ async def test_a_row_without_the_column_is_found_by_its_metadata_text(
 async def test_an_updated_payment_is_found_under_its_new_count_only(
     backend: Backend,
 ) -> None:
-    w = await _world(backend.factory)
+    w = await stored_world(backend.factory)
     async with backend.factory() as uow:
         payment = await uow.payments.add(
             new_payment(w.subscription, created=at(2), metadata={"intervals": 2})
@@ -131,7 +130,7 @@ async def test_each_metadata_written_by_the_adapter_is_narrowed_as_python_reads_
     """The texts the narrowing must judge as Python does, this time written through the
     adapter (so with the column it derives): the narrowed lookup finds what the unnarrowed
     one finds, and the other two reads keep it."""
-    w = await _world(backend.factory)
+    w = await stored_world(backend.factory)
     kind = PendingKind(w.subscription.id, PaymentMethod.LIGHTNING, SubscriptionPaymentType.RENEWAL)
     async with backend.factory() as uow:
         payment = await uow.payments.add(new_payment(w.subscription, created=at(2)))

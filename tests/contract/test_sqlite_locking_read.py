@@ -19,7 +19,7 @@ from adapters.mysql.engine import create_engine
 from adapters.mysql.schema_upgrade import upgrade_database
 from adapters.mysql.sqlite_loop import LoopConnection
 from adapters.mysql.uow import SqlUnitOfWorkFactory
-from tests.contract.storage_backends import TEST_KEY, World, seed_world
+from tests.contract.storage_backends import TEST_KEY, seed_world, stored_world
 from tests.dbtest import sqlite_url_for
 
 
@@ -35,13 +35,6 @@ async def factory(tmp_path: Path) -> AsyncIterator[tuple[SqlUnitOfWorkFactory, P
         await engine.dispose()
 
 
-async def _seeded(uow_factory: SqlUnitOfWorkFactory) -> World:
-    async with uow_factory() as uow:
-        world = await seed_world(uow)
-        await uow.commit()
-    return world
-
-
 def _driver(conn: object) -> sqlite3.Connection:
     assert isinstance(conn, LoopConnection)
     driver = conn.sync_connection.connection.driver_connection
@@ -53,7 +46,7 @@ async def test_a_locking_read_holds_sqlites_write_lock_and_commits_no_page(
     factory: tuple[SqlUnitOfWorkFactory, Path],
 ) -> None:
     uow_factory, path = factory
-    world = await _seeded(uow_factory)
+    world = await stored_world(uow_factory)
     wal = path.with_name(path.name + "-wal")
     other = sqlite3.connect(path, isolation_level=None, timeout=0)
     try:
@@ -76,7 +69,7 @@ async def test_a_second_locking_read_waits_for_the_first_transaction_to_end(
     factory: tuple[SqlUnitOfWorkFactory, Path],
 ) -> None:
     uow_factory, _ = factory
-    world = await _seeded(uow_factory)
+    world = await stored_world(uow_factory)
     sub_id = world.subscription.id
     order: list[str] = []
 

@@ -37,7 +37,7 @@ from tests.contract.storage_backends import (
     at,
     new_payment,
     new_subscription,
-    seed_world,
+    stored_world,
 )
 from tests.http.test_statement_budgets import counting
 
@@ -49,13 +49,6 @@ uow_factory = storage_backends.uow_factory
 
 def evolve(record: Any, **changes: Any) -> Any:
     return attrs.evolve(record, **changes)
-
-
-async def _world(uow_factory: UnitOfWorkFactory) -> World:
-    async with uow_factory() as uow:
-        world = await seed_world(uow)
-        await uow.commit()
-    return world
 
 
 async def _subscriptions(
@@ -71,7 +64,7 @@ async def _subscriptions(
 
 
 async def test_add_with_line_items_links_items_in_order(uow_factory: UnitOfWorkFactory) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     items = [
         LineItem(
             id=0,
@@ -102,7 +95,7 @@ async def test_add_with_line_items_links_items_in_order(uow_factory: UnitOfWorkF
 
 
 async def test_subscriptions_page_newest_first_with_totals(uow_factory: UnitOfWorkFactory) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     async with uow_factory() as uow:
         subs = [w.subscription, *await _subscriptions(uow, w, 4)]
         await uow.commit()
@@ -117,7 +110,7 @@ async def test_subscriptions_page_newest_first_with_totals(uow_factory: UnitOfWo
 
 
 async def test_subscription_update_rewrites_all_but_created(uow_factory: UnitOfWorkFactory) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     changed = evolve(
         w.subscription,
         name="renamed",
@@ -142,7 +135,7 @@ async def test_subscription_update_rewrites_all_but_created(uow_factory: UnitOfW
 async def test_list_due_is_active_with_expiry_before_the_horizon_soonest_first(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     async with uow_factory() as uow:
         late = (await _subscriptions(uow, w, 1, is_active=True, expires=at(12)))[0]
         past = (await _subscriptions(uow, w, 1, is_active=True, expires=at(2)))[0]
@@ -167,7 +160,7 @@ async def test_priced_items_read_items_vms_plans_user_and_company_at_once(
     """Pricing's read: every line item, each with its lowest-id VM not deleted (on its
     template and plan), the subscription's user (decrypted) and company; None for an unknown
     subscription."""
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     async with uow_factory() as uow:
         [empty] = await _subscriptions(uow, w, 1)
         later = await uow.vms.add(evolve(w.vm, id=0, ref_code="later"))
@@ -200,7 +193,7 @@ async def test_priced_for_update_is_the_locked_subscription_with_its_pricing_rea
     """The storing transaction's D23 re-check: the subscription, locked, and what
     `list_priced` reads for it (with the count of pending payments asked for), whatever the
     backend does to read both (SQLite: one statement); None for an unknown subscription."""
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     async with uow_factory() as uow:
         [empty] = await _subscriptions(uow, w, 1)
         await uow.payments.add(new_payment(w.subscription, created=at(2)))
@@ -232,7 +225,7 @@ async def test_priced_items_hold_the_credit_balance_asked_for(
 ) -> None:
     """With a currency, the pricing read holds the user's balance in it (0 without a row);
     without one, no balance (the D23 re-check); the rows and records are the same."""
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     sub = w.subscription.id
     async with uow_factory() as uow:
         plain = await uow.line_items.list_priced(sub)
@@ -253,7 +246,7 @@ async def test_priced_items_count_the_pending_payments_asked_for(
     """With a `PendingCount`, the pricing read counts the subscription's pending payments at
     `now` the narrowing keeps (at least those the reuse lookup would test); 0 when there is
     none, and the credit balance asked for alongside stays in its place."""
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     sub = w.subscription.id
     three = PendingCount(at(5), MetadataKey(INTERVALS_KEY, 3))
     async with uow_factory() as uow:
@@ -277,7 +270,7 @@ async def test_priced_items_come_in_item_order_each_with_its_lowest_vm(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
     """Items by id whatever order their VMs were made in; per item its lowest-id live VM."""
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     async with uow_factory() as uow:
         sub, stored = await uow.subscriptions.add_with_line_items(
             new_subscription(w.user.id, w.company.id),
@@ -297,7 +290,7 @@ async def test_priced_items_come_in_item_order_each_with_its_lowest_vm(
 
 
 async def test_vm_lookups_and_soft_delete(uow_factory: UnitOfWorkFactory) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     async with uow_factory() as uow:
         other = await uow.vms.add(evolve(w.vm, id=0, ref_code="ref", disabled=True))
         await uow.vms.delete(w.vm.id)
@@ -322,7 +315,7 @@ async def test_vm_lookups_and_soft_delete(uow_factory: UnitOfWorkFactory) -> Non
 async def test_payment_pages_newest_first_by_subscription_and_vm(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     async with uow_factory() as uow:
         pays = [
             await uow.payments.add(new_payment(w.subscription, created=at(d))) for d in (3, 5, 4)
@@ -341,7 +334,7 @@ async def test_payment_pages_newest_first_by_subscription_and_vm(
 async def test_pending_payments_exclude_paid_and_expired_newest_first(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     now = at(5)
     async with uow_factory() as uow:
         older = await uow.payments.add(new_payment(w.subscription, created=at(2)))
@@ -357,7 +350,7 @@ async def test_pending_payments_exclude_paid_and_expired_newest_first(
 async def test_subscriptions_by_line_items_key_each_found_item_by_its_id(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     async with uow_factory() as uow:
         other, (first, second) = await uow.subscriptions.add_with_line_items(
             new_subscription(w.user.id, w.company.id, name="two items"),
@@ -378,7 +371,7 @@ async def test_subscriptions_by_line_items_read_more_ids_than_one_in_list_holds(
     backend: Backend,
 ) -> None:
     """More ids than one statement's `IN` list takes (1 000): a statement per piece."""
-    w = await _world(backend.factory)
+    w = await stored_world(backend.factory)
     async with backend.factory() as uow:
         _, items = await uow.subscriptions.add_with_line_items(
             new_subscription(w.user.id, w.company.id),
@@ -399,7 +392,7 @@ async def test_subscriptions_by_line_items_read_more_ids_than_one_in_list_holds(
 async def test_with_pending_names_the_subscriptions_with_an_unpaid_unexpired_payment(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     now = at(5)
     async with uow_factory() as uow:
         pending, paid, expired, none, unasked = await _subscriptions(uow, w, 5)
@@ -421,7 +414,7 @@ async def test_newest_pending_picks_by_method_type_and_metadata_and_reads_it_who
 ) -> None:
     """The reuse lookup (D10, D25): newest first among the pending payments of one method and
     type, the first whose metadata is wanted, returned as stored (decrypted, typed)."""
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     now = at(5)
     lightning, renewal = PaymentMethod.LIGHTNING, SubscriptionPaymentType.RENEWAL
     async with uow_factory() as uow:
@@ -500,7 +493,7 @@ async def test_newest_pending_narrowed_by_a_metadata_key_skips_only_what_the_tes
     """`narrow` (the renewal's interval count) lets SQL skip rows, never one the Python test
     would accept: for each stored text and count, the same answer as without it (malformed
     JSON left out: unnarrowed, reading it fails; narrowed, it may be skipped)."""
-    w = await _world(backend.factory)
+    w = await stored_world(backend.factory)
     now = at(5)
     kind = PendingKind(w.subscription.id, PaymentMethod.LIGHTNING, SubscriptionPaymentType.RENEWAL)
     async with backend.factory() as uow:
@@ -552,7 +545,7 @@ async def test_the_narrowed_reuse_lookup_hands_python_only_candidates(
     """On SQL, pending payments of other interval counts never reach the Python test."""
     if backend.engine is None:
         pytest.skip("the memory store has nothing to skip")
-    w = await _world(backend.factory)
+    w = await stored_world(backend.factory)
     kind = PendingKind(w.subscription.id, PaymentMethod.LIGHTNING, SubscriptionPaymentType.RENEWAL)
     async with backend.factory() as uow:
         for n in range(1, 6):
@@ -581,7 +574,7 @@ async def test_the_owned_vm_read_brings_the_first_payment_the_reuse_lookup_tests
     asked for that the narrowing keeps, whatever its type (None when there is none);
     `pending_match` returns it when it is the one wanted, nothing when there is none, else
     looks further (here: past a newer Purchase to the Renewal)."""
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     now = at(5)
     lightning = PaymentMethod.LIGHTNING
     newest = NewestPending(lightning, now, reuse_narrowing(2))
@@ -643,7 +636,7 @@ async def test_the_owned_vm_read_prices_as_the_pricing_read_with_the_balance_ask
     seller); with `credit`, the balance in the currency the subscription names however it
     is written (0 without a row, None when it names none); nothing for another user's key
     or a deleted VM."""
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     other = evolve(w.user, id=0, pubkey=b"\x02" * 32)
     async with uow_factory() as uow:
         other = await uow.users.add(other)
@@ -707,7 +700,7 @@ async def test_a_pending_payment_with_broken_metadata_is_passed_over_not_raised(
     an older one, instead of every renewal of the subscription failing."""
     if backend.kind != "sqlite":
         pytest.skip("MariaDB's JSON column refuses such text; memory stores no text")
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     two = {"intervals": 2}
     upgrade = SubscriptionPaymentType.UPGRADE
     async with uow_factory() as uow:
@@ -742,7 +735,7 @@ async def test_a_pending_payment_with_broken_metadata_is_passed_over_not_raised(
 
 
 async def test_mark_paid_flips_exactly_once(uow_factory: UnitOfWorkFactory) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     async with uow_factory() as uow:
         payment = await uow.payments.add(new_payment(w.subscription))
         await uow.commit()
@@ -757,7 +750,7 @@ async def test_mark_paid_flips_exactly_once(uow_factory: UnitOfWorkFactory) -> N
 
 
 async def test_payment_update_leaves_paid_at_alone(uow_factory: UnitOfWorkFactory) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     async with uow_factory() as uow:
         payment = await uow.payments.add(new_payment(w.subscription, paid_at=at(3)))
         changed = evolve(payment, amount=1, external_data="new", paid_at=None, expires=at(20))
@@ -769,7 +762,7 @@ async def test_payment_update_leaves_paid_at_alone(uow_factory: UnitOfWorkFactor
 async def test_expire_pending_upgrades_spares_the_winner_and_other_kinds(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     upgrade = SubscriptionPaymentType.UPGRADE
     now = at(5)
     async with uow_factory() as uow:
@@ -794,7 +787,7 @@ async def test_expire_pending_upgrades_spares_the_winner_and_other_kinds(
 async def test_expire_pending_takes_the_named_kinds_and_spares_the_rest(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     renewal_type, upgrade = SubscriptionPaymentType.RENEWAL, SubscriptionPaymentType.UPGRADE
     now = at(5)
     async with uow_factory() as uow:
@@ -823,7 +816,7 @@ async def test_expire_pending_takes_the_named_kinds_and_spares_the_rest(
 async def test_unpaid_by_method_since_newest_first_and_limited(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     lightning, revolut = PaymentMethod.LIGHTNING, PaymentMethod.REVOLUT
     async with uow_factory() as uow:
         too_old = await uow.payments.add(new_payment(w.subscription, created=at(2, hour=11)))

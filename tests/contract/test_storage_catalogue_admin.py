@@ -23,18 +23,11 @@ from domain.model import (
 )
 from ports.storage import UnitOfWorkFactory
 from tests.contract import storage_backends
-from tests.contract.storage_backends import Backend, World, at, seed_world
+from tests.contract.storage_backends import Backend, at, stored_world
 
 database = storage_backends.database
 backend = storage_backends.backend
 uow_factory = storage_backends.uow_factory
-
-
-async def _world(uow_factory: UnitOfWorkFactory) -> World:
-    async with uow_factory() as uow:
-        world = await seed_world(uow)
-        await uow.commit()
-    return world
 
 
 def _pricing(region_id: int) -> CustomPricing:
@@ -69,7 +62,7 @@ async def test_remove_deletes_one_row_and_says_so(uow_factory: UnitOfWorkFactory
 
 
 async def test_pricing_disks_are_removed_with_the_pricing(uow_factory: UnitOfWorkFactory) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     async with uow_factory() as uow:
         pricing = await uow.custom_pricing.add(_pricing(w.region.id))
         other = await uow.custom_pricing.add(_pricing(w.region.id))
@@ -91,7 +84,7 @@ async def test_pricing_disks_are_removed_with_the_pricing(uow_factory: UnitOfWor
 
 
 async def test_usage_counts(uow_factory: UnitOfWorkFactory) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     async with uow_factory() as uow:
         pricing = await uow.custom_pricing.add(_pricing(w.region.id))
         for _ in range(2):
@@ -118,7 +111,7 @@ async def test_usage_counts(uow_factory: UnitOfWorkFactory) -> None:
 
 
 async def test_live_assignments_leave_out_deleted_ones(uow_factory: UnitOfWorkFactory) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     async with uow_factory() as uow:
         ip_range = await uow.ip_ranges.add(
             IpRange(
@@ -138,7 +131,7 @@ async def test_live_assignments_leave_out_deleted_ones(uow_factory: UnitOfWorkFa
 
 
 async def test_sold_ranges_by_space_and_space_removal(uow_factory: UnitOfWorkFactory) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
 
     def space(cidr: str) -> AvailableIpSpace:
         return AvailableIpSpace(
@@ -187,7 +180,7 @@ async def test_sold_ranges_by_space_and_space_removal(uow_factory: UnitOfWorkFac
 
 
 async def test_host_secrets_stay_sealed_after_an_update(backend: Backend) -> None:
-    w = await _world(backend.factory)
+    w = await stored_world(backend.factory)
     async with backend.factory() as uow:
         await uow.hosts.update(attrs.evolve(w.host, api_token="new-token", name="h2"))
         await uow.commit()

@@ -13,20 +13,20 @@ from domain.enums import InternetRegistry, PaymentMethod
 from domain.model import AvailableIpSpace, IpRangeSubscription, PaymentMethodConfig
 from ports.storage import DueWindow, IdempotencyRecord, UnitOfWork, UnitOfWorkFactory
 from tests.contract import storage_backends
-from tests.contract.storage_backends import Backend, World, at, new_subscription, seed_world
+from tests.contract.storage_backends import (
+    Backend,
+    World,
+    at,
+    new_subscription,
+    seed_world,
+    stored_world,
+)
 from tests.sql_events import listening
 
 # pytest fixtures: every test here runs on memory, SQLite and MariaDB
 database = storage_backends.database
 backend = storage_backends.backend
 uow_factory = storage_backends.uow_factory
-
-
-async def _world(uow_factory: UnitOfWorkFactory) -> World:
-    async with uow_factory() as uow:
-        world = await seed_world(uow)
-        await uow.commit()
-    return world
 
 
 async def _sell_range(uow: UnitOfWork, w: World, cidr: str) -> IpRangeSubscription:
@@ -62,7 +62,7 @@ async def _sell_range(uow: UnitOfWork, w: World, cidr: str) -> IpRangeSubscripti
 async def test_ip_ranges_end_with_their_subscription_and_can_be_reactivated(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     async with uow_factory() as uow:
         first = await _sell_range(uow, w, "192.0.2.0/28")
         second = await _sell_range(uow, w, "192.0.2.16/28")
@@ -84,7 +84,7 @@ async def test_ip_ranges_end_with_their_subscription_and_can_be_reactivated(
 
 
 async def test_payment_method_configs_per_company(uow_factory: UnitOfWorkFactory) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
 
     def config(method: PaymentMethod, name: str, enabled: bool = True) -> PaymentMethodConfig:
         return PaymentMethodConfig(
@@ -117,7 +117,7 @@ async def test_payment_method_configs_per_company(uow_factory: UnitOfWorkFactory
 async def test_a_lifecycle_action_is_claimed_once_per_period(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     sub, period = w.subscription.id, at(10)
     async with uow_factory() as uow:
         assert await uow.lifecycle_marks.claim(sub, 1, period, at(9))
@@ -134,7 +134,7 @@ async def test_a_lifecycle_action_is_claimed_once_per_period(
 
 
 async def test_an_idempotency_key_is_stored_once_per_user(uow_factory: UnitOfWorkFactory) -> None:
-    w = await _world(uow_factory)
+    w = await stored_world(uow_factory)
     record = IdempotencyRecord(
         key="k-1",
         user_id=w.user.id,
