@@ -35,7 +35,6 @@ from adapters.mysql.inline import FALSE, const
 from adapters.mysql.interval_column import interval_count_column
 from adapters.mysql.mapping import Mapper, evolve, joined_records, result_processors
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
-from adapters.mysql.sqlite_loop import LoopConnection
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import (
     Company,
@@ -281,11 +280,9 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         if self.locks_rows:
             key = ("subscription for update", self.table, self.mapper.cls)
             return await self._first_with(self.mapper, prebuilt(key, self._locking), params)
-        conn = self.conn
-        if isinstance(conn, LoopConnection):  # the write transaction begun, then a plain read
-            await conn.begin_write()
+        if await self._begin_write():  # the write transaction begun, then a plain read
             return await self.get(subscription_id)
-        # SQLite has no row locks: a no-op write takes the database write lock instead,
+        # SQLite's async engine has no row locks: a no-op write takes the database write lock,
         # so a concurrent read-modify-write waits here as it would on the row lock; the row
         # comes back with it (RETURNING, SQLite 3.35+), one statement instead of two.
         key = ("subscription touched", self.table, self.mapper.cls)
@@ -409,8 +406,6 @@ _PENDING_LABEL = "priced__pending"
 _SUBSCRIPTION_CODE = func.upper(func.trim(_sub.currency))
 
 
-#: `subscription_payment`'s sealed columns, as the unit of work's payment mapper has them (a
-#: test compares): the owned-VM read maps its payment with a mapper of its own
 def _owned_vm_subscription() -> ColumnElement[Any]:
     """The id of the subscription billing VM `:vm_id` through its line item, if the VM is not
     soft-deleted and the user with the public key `:pubkey` owns it (aliases: the pricing
@@ -484,15 +479,14 @@ class SqlLineItems(SqlRecords[LineItem]):
     async def priced_for_update(
         self, subscription_id: int, pending: PendingCount | None = None
     ) -> LockedPriced | None:
-        conn = self.conn
-        if not isinstance(conn, LoopConnection):
+        if not await self._begin_write():
             # MariaDB: the row lock on its own (a locking read of the whole join would lock
             # the plans and templates every renewal reads); SQLite's async engine: its UPDATE
             sub = await self.subscriptions.get_for_update(subscription_id)
             if sub is None:
                 return None
             return LockedPriced(sub, await self.list_priced(subscription_id, pending=pending))
-        await conn.begin_write()  # the lock; then one read with the subscription's columns
+        # the write transaction begun: one read, with the subscription's columns
         counted = None if pending is None else pending.narrow.name
         statement = self._prepared(
             f"priced items with their subscription, pending {counted}",

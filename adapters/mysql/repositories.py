@@ -24,6 +24,7 @@ from adapters.mysql import tables as t
 from adapters.mysql.connection import SqlConnection
 from adapters.mysql.in_lists import id_chunks
 from adapters.mysql.mapping import Mapper, evolve
+from adapters.mysql.sqlite_loop import LoopConnection
 from domain.errors import IMAGE_EXISTS, DuplicateKey, RoleNameTaken
 from domain.model import (
     AdminRole,
@@ -102,6 +103,16 @@ class SqlRepo:
     def locks_rows(self) -> bool:
         """`SELECT … FOR UPDATE` is meaningful (MariaDB/MySQL, not SQLite)."""
         return self.conn.dialect.name in ("mysql", "mariadb")
+
+    async def _begin_write(self) -> bool:
+        """On a SQLite file's units of work, begin the write transaction now, which locks
+        everything a row lock would (`LoopConnection.begin_write`), and say so; False
+        elsewhere: MariaDB locks rows, SQLite's async engine takes a no-op write instead."""
+        conn = self.conn
+        if not isinstance(conn, LoopConnection):
+            return False
+        await conn.begin_write()
+        return True
 
     def _prepared(self, name: str, mapper: object, build: Callable[[], S]) -> S:
         """The statement `name` of this repository class and mapper, built once per process
@@ -220,7 +231,9 @@ class SqlRecords(SqlRepo, Generic[R]):
                 select(table.c.id).where(table.c.id == record_id).with_for_update()
             )
             return
-        # SQLite: a no-op write takes the database write lock (as get_for_update does)
+        if await self._begin_write():
+            return
+        # SQLite's async engine: a no-op write takes the database write lock
         await self.conn.execute(update(table).where(table.c.id == record_id).values(id=table.c.id))
 
     async def _where(self, *conditions: ColumnElement[bool]) -> list[R]:

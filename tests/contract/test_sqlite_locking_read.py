@@ -42,9 +42,12 @@ def _driver(conn: object) -> sqlite3.Connection:
     return driver
 
 
+@pytest.mark.parametrize("lock", ["subscription", "user row"])
 async def test_a_locking_read_holds_sqlites_write_lock_and_commits_no_page(
-    factory: tuple[SqlUnitOfWorkFactory, Path],
+    factory: tuple[SqlUnitOfWorkFactory, Path], lock: str
 ) -> None:
+    """`Subscriptions.get_for_update` and a repository's row lock (`Users.lock`, through
+    `SqlRecords._lock_row`) alike."""
     uow_factory, path = factory
     world = await stored_world(uow_factory)
     wal = path.with_name(path.name + "-wal")
@@ -52,8 +55,11 @@ async def test_a_locking_read_holds_sqlites_write_lock_and_commits_no_page(
     try:
         before = wal.stat().st_size
         async with uow_factory() as uow:
-            sub = await uow.subscriptions.get_for_update(world.subscription.id)
-            assert sub == world.subscription
+            if lock == "subscription":
+                sub = await uow.subscriptions.get_for_update(world.subscription.id)
+                assert sub == world.subscription
+            else:
+                await uow.users.lock(world.user.id)
             assert _driver(uow._connection()).in_transaction
             with pytest.raises(sqlite3.OperationalError, match="locked"):
                 other.execute("BEGIN IMMEDIATE")  # another process cannot write meanwhile
