@@ -62,18 +62,13 @@ def _converters(
     return None
 
 
-def balance_currency(list_currency: str) -> str | None:
-    """The code of the balance `apply_balance` pays from (None: the list currency is none)."""
-    return currency_code(list_currency)
-
-
 async def apply_balance(
     uow: UnitOfWork, priced: PricedPayment, list_currency: str, balance: int | None = None
 ) -> PricedPayment:
     """`priced` paid from the user's balance in the subscription's currency first (read, not
     locked: `spend_in` checks it again under the lock when the payment is stored); `balance`:
-    that balance when the caller read it already (`balance_currency`)."""
-    code = balance_currency(list_currency)
+    that balance when the caller read it already (in `currency_code(list_currency)`)."""
+    code = currency_code(list_currency)
     if code is None:
         return priced
     currency = Currency(code)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from app.billing.catalogue import owned_vm, subscription_of
-from app.billing.credit_quote import Settle, apply_balance, balance_currency, issue
+from app.billing.credit_quote import Settle, apply_balance, issue
 from app.billing.errors import (
     SubscriptionHasNoLineItems,
     SubscriptionNotFound,
@@ -27,6 +27,7 @@ from domain.enums import PaymentMethod
 from domain.errors import InvalidInput
 from domain.intervals import check_interval_count
 from domain.model import LineItem, Subscription, SubscriptionPayment
+from domain.money import currency_code
 from domain.subscription import payment_type_for
 from domain.tax import TaxRates
 from ports.clock import Clock
@@ -123,7 +124,7 @@ async def renew(
                 await uow.commit()
             return existing
         if read is None:  # the credit-first quote's balance comes with the pricing read
-            credit_in = balance_currency(sub.currency) if credit else None
+            credit_in = currency_code(sub.currency) if credit else None
             read = await priced_items(uow, sub, credit_in)
         priced = await price_subscription(
             uow,
