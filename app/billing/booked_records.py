@@ -86,7 +86,9 @@ class ProductRecords:
     later. An upgrade the VM cannot take (a downgrade next to what it has now, outside the
     pricing's limits: a rival upgrade paid anyway) is booked without being applied and
     reported (`problems`): the money came in, an operator settles it. A VPS line item
-    without a live VM is reported too.
+    without a live VM is reported too. A payment booked as account credit because its VM
+    cannot be restored or placed (`CreditMode.UNRESTORABLE`) bought no time and touches no
+    product: no history, no IP range re-activated (it would be held for free).
     """
 
     def __init__(self) -> None:
@@ -102,6 +104,8 @@ class ProductRecords:
         assert now is not None
         unrestorable = done.credit is not None and done.credit.mode is CreditMode.UNRESTORABLE
         for item in done.line_items:
+            if unrestorable:
+                break  # no time bought: nothing of it comes back; the money became credit
             if item.subscription_type is SubscriptionType.IP_RANGE and not done.is_upgrade:
                 for sold in await uow.ip_range_subscriptions.list_by_line_item(item.id):
                     if not sold.is_active:
@@ -112,8 +116,6 @@ class ProductRecords:
                 log.warning("no handler for line item type %s", item.subscription_type.name)
                 continue
             vm = await uow.vms.get_by_line_item(item.id)
-            if vm is None and unrestorable:
-                continue  # its VM stays deleted; the money became account credit
             if vm is None:
                 self.problems.append(f"line item {item.id}: no live VM on line item {item.id}")
                 continue
