@@ -1,6 +1,7 @@
 """Complete a payment: the one place where paying changes state (D9, D12, D13, D23).
 
-Two transactions, no more: a read-only lookup of the payment, then the booking. The lookup
+Two transactions: a read-only lookup of the payment, then the booking (once more, with the
+region's lock taken first, when the booking finds a VM that must be placed again). The lookup
 cannot join the booking: the booking must lock the payment's subscription FIRST (every
 completion and lifecycle action locks the subscription before payment rows, so they queue
 instead of deadlocking), and on MariaDB the first plain read of a transaction fixes its
@@ -30,15 +31,16 @@ from app.billing.credit_overpayment import credit_unrestorable
 from app.billing.credit_release import respend_released
 from app.billing.errors import PaymentNotFound
 from app.billing.invoicing import issue_invoice
+from app.billing.order_locks import ATTEMPTS, RegionMoved
 from app.billing.payment_completed import Reactions, Subscriber, default_subscribers, publish
 from app.billing.price_in_force import price_in_force_or_none
 from app.billing.rails import PaymentRails
-from app.billing.restorable import why_unrestorable
+from app.billing.restorable import why_unplaceable, why_unrestorable
 from domain.credit import Credit, CreditMode, credit_payment, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.events import PaymentCompleted
-from domain.lifecycle import vm_changed
-from domain.model import LineItem, Subscription, SubscriptionPayment
+from domain.lifecycle import never_paid_cleanup_due, vm_changed
+from domain.model import LineItem, Subscription, SubscriptionPayment, Vm
 from domain.price_basis import CREDIT_KEY
 from domain.subscription import apply_paid_payment, mark_paid
 from ports.clock import Clock
@@ -148,27 +150,48 @@ async def book_payment(
     Soft-deleted VMs of the subscription are brought back (lifecycle.md D20 step 2, D24),
     except for an Upgrade payment: it never re-activates a lapsed subscription (D12), so it
     does not resurrect its VM either. A Purchase/Renewal for a deleted VM that cannot be
-    restored (`app.billing.restorable`: host or template gone or disabled) buys no time and
-    leaves the subscription and VM as they are: its value becomes account credit
-    (`credit_unrestorable`, issue 13) and the admins are told (`CreditMode.UNRESTORABLE`).
+    restored (`app.billing.restorable`: host, disk or template gone or disabled, or no room
+    left on its host), or for a never-paid order paid after its window whose host has no
+    room left for it (D25), buys no time and leaves the subscription and VM as they are:
+    its value becomes account credit (`credit_unrestorable`, issue 13) and the admins are
+    told (`CreditMode.UNRESTORABLE`). The room is judged under the host's region lock, as
+    orders judge it, so a late payment never takes room an order was just given.
 
     Each `on_booked` effect runs last, in the same transaction (a process killed between two
     transactions would otherwise leave a booked payment without its records for good, since
     a replay finds it paid and does nothing: tests/e2e kill -9).
     """
     now = clock.now()
+    region: int | None = None
+    for _ in range(ATTEMPTS):
+        try:
+            return await _book(uow_factory, found, now, on_booked, region)
+        except RegionMoved as moved:  # its VM must be placed again: the region lock first
+            region = moved.region_id
+    raise RegionMoved(region or 0)
+
+
+async def _book(
+    uow_factory: UnitOfWorkFactory,
+    found: SubscriptionPayment,
+    now: datetime,
+    on_booked: Sequence[OnBooked],
+    region: int | None,
+) -> CompletedPayment | None:
     async with uow_factory() as uow:
         # the subscription lock first, as this transaction's first statement: what it reads
         # next (the payment, the price in force) is what was committed before the lock
         before = await uow.subscriptions.get_for_update(found.subscription_id)
         if before is None:  # impossible with the foreign key
             raise LookupError(f"payment {found.id.hex()} has no subscription")
+        if region is not None:  # then its VM's region, before any plain read (as orders do)
+            await uow.regions.lock(region)
         payment = await uow.payments.get(found.id)
         if payment is None or payment.is_paid:
             return None
         if not await uow.payments.mark_paid(payment.id, now):
             return None
-        done = await _apply(uow, before, payment, now)
+        done = await _apply(uow, before, payment, now, region)
         # account credit given back when the quote lapsed is taken again now it is paid
         problem = await respend_released(uow, done.payment)
         if problem is not None:
@@ -180,8 +203,47 @@ async def book_payment(
     return done
 
 
+async def _why_not_placed(
+    uow: UnitOfWork,
+    sub: Subscription,
+    payment: SubscriptionPayment,
+    vm: Vm,
+    now: datetime,
+    region: int | None,
+) -> str | None:
+    """Why this payment cannot put its VM on its host (None: it can, or the VM holds its room
+    already, as every renewal of a live VM does). Only a VM that holds no room today is judged:
+    a deleted one (D24: re-created where it was, if it still can be) and a never-paid order
+    paid after its window (D25: its room was freed for others). Judged under the region's
+    lock: without it (`region` another), `RegionMoved` asks for the booking to start again
+    with that lock taken first."""
+    if not vm.deleted and not await _lapsed_order(uow, sub, payment, now):
+        return None
+    host = await uow.hosts.get(vm.host_id)
+    if host is not None and host.region_id != region:
+        raise RegionMoved(host.region_id)
+    if vm.deleted:
+        return await why_unrestorable(uow, vm, now)
+    return await why_unplaceable(uow, vm, now)
+
+
+async def _lapsed_order(
+    uow: UnitOfWork, sub: Subscription, payment: SubscriptionPayment, now: datetime
+) -> bool:
+    """A never-paid order whose room was no longer held when this payment came: past its
+    window, and neither this payment (until now) nor another one pending (D25)."""
+    if sub.is_setup or payment.expires > now:
+        return False
+    others = await uow.payments.list_pending_for_subscription(sub.id, now)
+    return never_paid_cleanup_due(sub, bool(others), now)
+
+
 async def _apply(
-    uow: UnitOfWork, before: Subscription, payment: SubscriptionPayment, now: datetime
+    uow: UnitOfWork,
+    before: Subscription,
+    payment: SubscriptionPayment,
+    now: datetime,
+    region: int | None,
 ) -> CompletedPayment:
     """The booking's changes after the flip, through the domain's own rules: the payment
     (`mark_paid`), the subscription (`apply_paid_payment`) and its VM (`vm_changed`) move
@@ -190,8 +252,8 @@ async def _apply(
     upgrade = payment.payment_type == SubscriptionPaymentType.UPGRADE
     vm_before = await uow.vms.get_by_subscription(before.id)
     why = None
-    if not upgrade and vm_before is not None and vm_before.deleted:
-        why = await why_unrestorable(uow, vm_before)
+    if not upgrade and vm_before is not None:
+        why = await _why_not_placed(uow, before, payment, vm_before, now, region)
     revived = 0 if upgrade or why else await uow.vms.undelete_for_subscription(before.id)
     items = await uow.line_items.list_by_subscription(before.id)
     credit = None

@@ -141,7 +141,7 @@ def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:
         CreditMode.CALENDAR: f"credited as quoted: {credit.seconds} seconds",
         CreditMode.UNVALUED: "NOT credited: it cannot be valued at the current price",
         CreditMode.UNPRICED: f"credited as quoted ({credit.seconds} seconds): no current price",
-        CreditMode.UNRESTORABLE: "booked as account credit: its deleted VM cannot be restored",
+        CreditMode.UNRESTORABLE: "booked as account credit: its VM cannot be restored or placed",
     }[credit.mode]
     lines = [
         f"Payment {payment.id.hex()} of {formatted(payment)} for subscription {sub.id} "

@@ -1,16 +1,32 @@
-"""Whether a deleted VM can still be restored by a payment (D24), and if not, why."""
+"""Whether a payment may bring a VM (back) onto its host (D24, D25), and if not, why."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
+import attrs
+
+from app.billing.placement import has_room_to_grow
+from domain.enums import DiskType
 from domain.model import Vm
+from domain.pricing import Spec
 from ports.storage import UnitOfWork
 
 
 class _Switchable(Protocol):
     @property
     def enabled(self) -> bool: ...
+
+
+@attrs.frozen
+class _Nothing:
+    """The size of a VM that holds no room on its host (deleted, or an order past its window)."""
+
+    disk_type: DiskType
+    cpu: int = 0
+    memory: int = 0
+    disk_size: int = 0
 
 
 def _unusable(row: _Switchable | None, what: str) -> str | None:
@@ -22,20 +38,58 @@ def _unusable(row: _Switchable | None, what: str) -> str | None:
     return None
 
 
-async def why_unrestorable(uow: UnitOfWork, vm: Vm) -> str | None:
-    """None when the VM can be re-created where it was, with what it was sold as; else the
-    reason it cannot: its host row gone or disabled, its template (or custom template, or
-    that template's pricing) gone or disabled."""
-    host = await uow.hosts.get(vm.host_id)
-    if reason := _unusable(host, f"host {vm.host_id} of VM {vm.id}"):
-        return reason
+async def _spec_of(uow: UnitOfWork, vm: Vm) -> Spec | str:
+    """What the VM was sold as (its template, or its custom template with its pricing usable);
+    else the reason it cannot be sold again."""
     if vm.template_id is not None:
         template = await uow.templates.get(vm.template_id)
-        return _unusable(template, f"template {vm.template_id} of VM {vm.id}")
+        if template is None or not template.enabled:
+            return (
+                f"template {vm.template_id} of VM {vm.id} is {'disabled' if template else 'gone'}"
+            )
+        return template
     if vm.custom_template_id is None:
         return f"VM {vm.id} has no template"
     custom = await uow.custom_templates.get(vm.custom_template_id)
     if custom is None:
         return f"custom template {vm.custom_template_id} of VM {vm.id} is gone"
     pricing = await uow.custom_pricing.get(custom.pricing_id)
-    return _unusable(pricing, f"custom pricing {custom.pricing_id} of VM {vm.id}")
+    why = _unusable(pricing, f"custom pricing {custom.pricing_id} of VM {vm.id}")
+    return why if why is not None else custom
+
+
+async def why_no_room(uow: UnitOfWork, vm: Vm, spec: Spec, now: datetime) -> str | None:
+    """None when the VM's host and disk can take it again beside what their VMs hold now
+    (size × load factor, as an order is placed); else why not. For a VM that holds no room
+    today: a deleted one, or a never-paid order past its payment window (D25), whose place
+    another order may have taken meanwhile. The caller holds the host's region lock, as an
+    order does, so two of them never both take a host's last room."""
+    if await has_room_to_grow(uow, vm, _Nothing(spec.disk_type), spec, now):
+        return None
+    return f"host {vm.host_id} has no room left for VM {vm.id}"
+
+
+async def why_unrestorable(uow: UnitOfWork, vm: Vm, now: datetime) -> str | None:
+    """None when the deleted VM can be re-created where it was, with what it was sold as;
+    else the reason it cannot: its host row or disk gone or disabled, its template (or custom
+    template, or that template's pricing) gone or disabled, or no room left on its host."""
+    host = await uow.hosts.get(vm.host_id)
+    if reason := _unusable(host, f"host {vm.host_id} of VM {vm.id}"):
+        return reason
+    disk = next(
+        (d for d in await uow.host_disks.list_by_host(vm.host_id) if d.id == vm.disk_id), None
+    )
+    if reason := _unusable(disk, f"disk {vm.disk_id} of VM {vm.id}"):
+        return reason
+    spec = await _spec_of(uow, vm)
+    if isinstance(spec, str):
+        return spec
+    return await why_no_room(uow, vm, spec, now)
+
+
+async def why_unplaceable(uow: UnitOfWork, vm: Vm, now: datetime) -> str | None:
+    """`why_no_room` for a never-paid order paid after its window: None when its room is
+    still there (or what it was sold as is gone: the payment then buys at the price in force,
+    as before, and only room is judged here)."""
+    spec = await _spec_of(uow, vm)
+    return None if isinstance(spec, str) else await why_no_room(uow, vm, spec, now)

@@ -1,5 +1,6 @@
 """Issue 13 on memory, SQLite and MariaDB: a payment for a deleted VM that cannot be restored
-(host or template disabled) buys no time, revives nothing and becomes account credit, once."""
+(host or template disabled, its room taken) buys no time, revives nothing and becomes account
+credit, once; so does a never-paid order paid after its window when its room is gone (D25)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from app.worker.jobs import build_handlers
 from domain.account_credit import CreditReason
 from domain.credit import payment_meta
 from domain.exchange import msat_to_fiat
+from domain.lifecycle import UNPAID_CLEANUP_AFTER
 from domain.model import Subscription, SubscriptionPayment, Vm
 from domain.price_basis import CREDIT_KEY
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
 from tests.contract.storage_backends import Database
+from tests.unit.billing.world import BOB
 from tests.unit.worker.world import DAY, World
 
 database = storage_backends.database
@@ -44,18 +47,37 @@ async def world(database: Database) -> AsyncIterator[World]:
 
 async def _deleted_with_late_renewal(world: World) -> tuple[Vm, SubscriptionPayment]:
     """A paid VM left to expire and be deleted, a renewal asked for in its grace period."""
-    vm = await world.paid_vm()
-    sub = await world.sub(vm)
+    [(vm, renewal)] = await _deleted_with_late_renewals(world, 1)
+    return vm, renewal
+
+
+async def _deleted_with_late_renewals(
+    world: World, count: int
+) -> list[tuple[Vm, SubscriptionPayment]]:
+    """`count` paid VMs of one host left to expire and be deleted, each with a renewal asked
+    for in its grace period."""
+    vms = [await world.paid_vm() for _ in range(count)]
+    sub = await world.sub(vms[-1])
     assert sub.expires is not None
     world.at(sub.expires + SECOND)
     await world.lifecycle()
     world.at(sub.expires + 7 * DAY - timedelta(minutes=5))
-    renewal = await world.renew(vm)
+    renewals = [await world.renew(vm) for vm in vms]
     world.at(sub.expires + 7 * DAY + SECOND)
     await world.lifecycle()
-    assert (await world.shop.vm(vm.id)).deleted
+    for vm in vms:
+        assert (await world.shop.vm(vm.id)).deleted
     world.advance(timedelta(minutes=2))
-    return vm, renewal
+    return list(zip(vms, renewals, strict=True))
+
+
+async def _room_for_one(world: World, vm: Vm) -> None:
+    """The VM's host shrunk to the CPUs of one VM of its template (2): room for one more."""
+    async with world.shop.factory() as uow:
+        host = await uow.hosts.get(vm.host_id)
+        assert host is not None
+        await uow.hosts.update(attrs.evolve(host, cpu=2))
+        await uow.commit()
 
 
 async def _disable_host(world: World, vm: Vm) -> None:
@@ -91,10 +113,15 @@ async def _balance(world: World, sub: Subscription) -> int:
 
 
 async def _assert_credited_once(
-    world: World, vm: Vm, sub_before: Subscription, renewal: SubscriptionPayment
+    world: World,
+    vm: Vm,
+    sub_before: Subscription,
+    renewal: SubscriptionPayment,
+    *,
+    deleted: bool = True,
 ) -> None:
     """VM and subscription untouched, the payment paid without time, credit once, invoiced."""
-    assert (await world.shop.vm(vm.id)).deleted
+    assert (await world.shop.vm(vm.id)).deleted is deleted
     assert world.host_state(vm.id) is None
     assert await world.sub(vm) == sub_before
     paid = await world.shop.payment(renewal.id)
@@ -170,3 +197,91 @@ async def test_host_present_the_vm_is_revived_as_d24_says(world: World) -> None:
     assert after != sub_before
     assert await _credit(world, sub_before, renewal) == []
     assert await _balance(world, sub_before) == 0
+
+
+def _admin_notice(world: World) -> str:
+    [notice] = [n for n in world.notifier.to_admins() if NOTICE in n.title]
+    return notice.message
+
+
+async def test_an_order_took_its_room_the_payment_becomes_credit(world: World) -> None:
+    vm, renewal = await _deleted_with_late_renewal(world)
+    await _room_for_one(world, vm)
+    await world.shop.order(BOB)  # placed where the deleted VM was: its last room
+    sub_before = await world.sub(vm)
+
+    report = await world.complete(renewal)
+    await world.run_jobs()
+
+    assert report.completed
+    await _assert_credited_once(world, vm, sub_before, renewal)
+    assert f"host {vm.host_id} has no room left for VM {vm.id}" in _admin_notice(world)
+    assert not world.notifier.titled(f"[VM{vm.id}] Re-created after deletion")
+
+
+async def test_its_room_still_free_the_vm_is_revived_in_it_exactly(world: World) -> None:
+    vm, renewal = await _deleted_with_late_renewal(world)
+    await _room_for_one(world, vm)  # the VM fits exactly: capacity 2, its 2 CPUs
+
+    report = await world.complete(renewal)
+    await world.run_jobs()
+
+    assert report.completed and not (await world.shop.vm(vm.id)).deleted
+    assert world.host_state(vm.id) == "running"
+    assert await _balance(world, await world.sub(vm)) == 0
+
+
+async def test_two_late_payments_for_one_free_place_revive_one(world: World) -> None:
+    """The region lock: two bookings judging one host's last room at once never both win."""
+    [(first, r1), (second, r2)] = await _deleted_with_late_renewals(world, 2)
+    await _room_for_one(world, first)
+
+    reports = await asyncio.gather(world.complete(r1), world.complete(r2))
+    await world.run_jobs()
+
+    assert all(r.completed for r in reports)
+    revived = [vm for vm in (first, second) if not (await world.shop.vm(vm.id)).deleted]
+    assert len(revived) == 1
+    [credited] = [vm for vm in (first, second) if vm not in revived]
+    assert world.host_state(revived[0].id) == "running"
+    assert world.host_state(credited.id) is None
+    assert f"has no room left for VM {credited.id}" in _admin_notice(world)
+
+
+async def _lapsed_order(world: World) -> tuple[Vm, SubscriptionPayment]:
+    """A never-paid order whose Purchase invoice expired unpaid, an hour and more ago."""
+    vm = await world.shop.order()
+    invoice = await world.renew(vm)
+    sub = await world.sub(vm)
+    world.at(max(invoice.expires, sub.created + UNPAID_CLEANUP_AFTER) + SECOND)
+    return vm, invoice
+
+
+async def test_a_never_paid_order_paid_after_its_room_was_taken_becomes_credit(
+    world: World,
+) -> None:
+    vm, invoice = await _lapsed_order(world)
+    await _room_for_one(world, vm)
+    await world.shop.order(BOB)  # its order window is over: this one gets the room
+    sub_before = await world.sub(vm)
+
+    report = await world.complete(invoice)  # paid anyway (a late settlement)
+    await world.run_jobs()
+
+    assert report.completed
+    await _assert_credited_once(world, vm, sub_before, invoice, deleted=False)
+    assert not (await world.sub(vm)).is_setup
+    assert f"host {vm.host_id} has no room left for VM {vm.id}" in _admin_notice(world)
+
+
+async def test_a_never_paid_order_paid_late_with_its_room_free_is_set_up(world: World) -> None:
+    vm, invoice = await _lapsed_order(world)
+    await _room_for_one(world, vm)
+
+    report = await world.complete(invoice)
+    await world.run_jobs()
+
+    assert report.completed
+    assert (await world.sub(vm)).is_setup
+    assert world.host_state(vm.id) == "running"
+    assert await _balance(world, await world.sub(vm)) == 0

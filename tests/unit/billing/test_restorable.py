@@ -1,9 +1,10 @@
-"""Which deleted VMs a payment may still restore, and the reason when it may not (issue 13)."""
+"""Which deleted VMs a payment may still restore, and the reason when it may not (issue 13, D25)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import attrs
 import pytest
 
 from adapters.memory.storage import MemoryUnitOfWorkFactory
@@ -21,7 +22,15 @@ async def seeded() -> tuple[MemoryUnitOfWorkFactory, Demo]:
     return store, await seed_demo(store, datetime(2026, 6, 1, tzinfo=UTC))
 
 
-def _vm(host_id: int, template_id: int | None, custom_template_id: int | None = None) -> Vm:
+NOW = datetime(2026, 6, 2, tzinfo=UTC)
+
+
+def _vm(
+    host_id: int,
+    template_id: int | None,
+    custom_template_id: int | None = None,
+    disk_id: int = 1,
+) -> Vm:
     return Vm(
         id=7,
         host_id=host_id,
@@ -30,7 +39,7 @@ def _vm(host_id: int, template_id: int | None, custom_template_id: int | None = 
         template_id=template_id,
         custom_template_id=custom_template_id,
         ssh_key_id=1,
-        disk_id=1,
+        disk_id=disk_id,
         subscription_line_item_id=1,
         deleted=True,
     )
@@ -38,7 +47,7 @@ def _vm(host_id: int, template_id: int | None, custom_template_id: int | None = 
 
 async def _why(store: MemoryUnitOfWorkFactory, vm: Vm) -> str | None:
     async with store() as uow:
-        return await why_unrestorable(uow, vm)
+        return await why_unrestorable(uow, vm, NOW)
 
 
 async def _custom(store: MemoryUnitOfWorkFactory, pricing_id: int) -> int:
@@ -80,3 +89,34 @@ async def test_custom_templates(seeded: tuple[MemoryUnitOfWorkFactory, Demo]) ->
         == f"custom pricing {demo.old_custom} of VM 7 is disabled"
     )
     assert await _why(store, _vm(demo.host, None, 999)) == "custom template 999 of VM 7 is gone"
+
+
+async def test_its_disk(seeded: tuple[MemoryUnitOfWorkFactory, Demo]) -> None:
+    store, demo = seeded
+    assert await _why(store, _vm(demo.host, demo.tiny, disk_id=999)) == "disk 999 of VM 7 is gone"
+    async with store() as uow:
+        [disk] = [d for d in await uow.host_disks.list_by_host(demo.host) if d.id == demo.ssd]
+        await uow.host_disks.update(attrs.evolve(disk, enabled=False))
+        await uow.commit()
+    assert (
+        await _why(store, _vm(demo.host, demo.tiny, disk_id=demo.ssd))
+        == f"disk {demo.ssd} of VM 7 is disabled"
+    )
+
+
+async def test_room_on_its_host(seeded: tuple[MemoryUnitOfWorkFactory, Demo]) -> None:
+    """Judged as an order is placed: its whole size beside what the host holds, to the unit."""
+    store, demo = seeded
+    async with store() as uow:
+        tiny = await uow.templates.get(demo.tiny)
+        host = await uow.hosts.get(demo.host)
+        assert tiny is not None and host is not None
+    vm = _vm(demo.host, demo.tiny, disk_id=demo.ssd)
+    for cpu, why in (
+        (tiny.cpu, None),
+        (tiny.cpu - 1, f"host {demo.host} has no room left for VM 7"),
+    ):
+        async with store() as uow:
+            await uow.hosts.update(attrs.evolve(host, cpu=cpu))
+            await uow.commit()
+        assert await _why(store, vm) == why
