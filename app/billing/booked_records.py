@@ -102,10 +102,9 @@ class ProductRecords:
         payment = done.payment
         now = payment.paid_at
         assert now is not None
-        unrestorable = done.credit is not None and done.credit.mode is CreditMode.UNRESTORABLE
+        if done.credit is not None and done.credit.mode is CreditMode.UNRESTORABLE:
+            return  # no time bought: nothing of it comes back; the money became credit
         for item in done.line_items:
-            if unrestorable:
-                break  # no time bought: nothing of it comes back; the money became credit
             if item.subscription_type is SubscriptionType.IP_RANGE and not done.is_upgrade:
                 for sold in await uow.ip_range_subscriptions.list_by_line_item(item.id):
                     if not sold.is_active:

@@ -1,7 +1,8 @@
 """Complete a payment: the one place where paying changes state (D9, D12, D13, D23).
 
 Two transactions: a read-only lookup of the payment, then the booking (once more, with the
-region's lock taken first, when the booking finds a VM that must be placed again). The lookup
+region's lock taken first, when the booking finds a VM that must be placed again: a deleted
+one, or a never-paid order paid after its window). The lookup
 cannot join the booking: the booking must lock the payment's subscription FIRST (every
 completion and lifecycle action locks the subscription before payment rows, so they queue
 instead of deadlocking), and on MariaDB the first plain read of a transaction fixes its
@@ -11,11 +12,12 @@ provider between the two (a network call never runs inside a transaction).
 
 The booking transaction holds the money and everything it changes in storage: the flip
 `is_paid 0 → 1` (the exactly-once gate), the subscription extended through
-`domain.subscription`, revived VMs (or, when a deleted VM cannot be restored, the payment's
-value booked as account credit instead), rival Upgrade and Purchase invoices expired, the products'
-records (`ProductRecords`: VM history, IP ranges, an Upgrade applied) and the `on_booked`
-effects. After the commit a `PaymentCompleted` event goes to its subscribers
-(`app.billing.payment_completed`), which never undo the payment.
+`domain.subscription`, revived VMs (or, when a deleted VM cannot be restored or a late-paid
+order's room is gone, the payment's value booked as account credit instead), rival Upgrade
+and Purchase invoices expired, the products' records (`ProductRecords`: VM history, IP
+ranges, an Upgrade applied) and the `on_booked` effects. After the commit a
+`PaymentCompleted` event goes to its subscribers (`app.billing.payment_completed`), which
+never undo the payment.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from domain.price_basis import CREDIT_KEY
 from domain.subscription import apply_paid_payment, mark_paid
 from ports.clock import Clock
 from ports.queue import Job, WorkQueue
-from ports.storage import PendingOf, UnitOfWork, UnitOfWorkFactory
+from ports.storage import PendingOf, StorageBusy, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -163,12 +165,15 @@ async def book_payment(
     """
     now = clock.now()
     region: int | None = None
-    for _ in range(ATTEMPTS):
+    for _ in range(ATTEMPTS):  # the first run, then again with the lock it asked for
         try:
             return await _book(uow_factory, found, now, on_booked, region)
         except RegionMoved as moved:  # its VM must be placed again: the region lock first
             region = moved.region_id
-    raise RegionMoved(region or 0)
+    try:
+        return await _book(uow_factory, found, now, on_booked, region)
+    except RegionMoved as moved:  # its host moved region at every run: an admin at work
+        raise StorageBusy() from moved  # transient: the webhook or listener comes back later
 
 
 async def _book(

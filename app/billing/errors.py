@@ -113,6 +113,11 @@ class IdempotencyKeyReused(DomainError):
     kind = "conflict"
 
 
+class OrderLapsed(DomainError):
+    """A never-paid order past its payment window with nothing pending: its room was let go
+    (D25), so no new invoice is made for it; the user orders again (422)."""
+
+
 class PriceChanged(DomainError):
     """The price changed while the invoice was being made; nothing was stored (409, D23)."""
 

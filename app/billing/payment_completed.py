@@ -159,5 +159,6 @@ def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:
     expires = sub.expires.isoformat() if sub.expires else "none"
     lines.append(f"The subscription now expires {expires}.")
     if credit.mode is CreditMode.UNRESTORABLE:
-        return f"[Subscription {sub.id}] Payment for a VM that cannot be restored", "\n".join(lines)
+        title = f"[Subscription {sub.id}] Payment for a VM that cannot be restored or placed"
+        return title, "\n".join(lines)
     return f"[Subscription {sub.id}] Payment at a changed price", "\n".join(lines)

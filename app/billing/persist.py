@@ -8,13 +8,14 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from app.billing.errors import IdempotencyKeyReused, PaymentNotFound, PriceChanged
+from app.billing.errors import IdempotencyKeyReused, OrderLapsed, PaymentNotFound, PriceChanged
 from app.billing.price_in_force import price_in_force_or_none
 from app.billing.rails import PaymentRails
 from domain.credit import metadata_dict, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.errors import DomainError
-from domain.model import SubscriptionPayment
+from domain.lifecycle import never_paid_cleanup_due
+from domain.model import Subscription, SubscriptionPayment
 from domain.price_basis import PRICE_KEY, PriceBasis
 from domain.subscription import (
     INTERVALS_KEY,
@@ -207,7 +208,8 @@ async def store_payment(
         async with uow_factory() as uow:
             # serialises stores for one subscription; the checks below read after the lock,
             # so they see a rival request's committed payment (MariaDB snapshots at first read)
-            candidates = await _check_price(uow, payment, _candidates(reuse, now))
+            sub, candidates = await _check_price(uow, payment, _candidates(reuse, now))
+            await _refuse_lapsed_order(uow, sub, now)
             winner = await replay(uow, idem)
             if winner is None and reuse is not None and candidates != 0:
                 winner = await pending_match(uow, reuse, now)
@@ -232,22 +234,35 @@ async def store_payment(
 
 async def _check_price(
     uow: UnitOfWork, payment: SubscriptionPayment, candidates: PendingCount | None
-) -> int | None:
+) -> tuple[Subscription | None, int | None]:
     """Lock the subscription, then refuse a quote made against another price than now's;
-    the price read counts `candidates` too (returned; None: not counted)."""
+    the subscription as locked, and the price read's count of `candidates` (None: not
+    counted)."""
     quoted = PriceBasis.from_json(payment_meta(payment).get(PRICE_KEY))
     if quoted is None:
-        await uow.subscriptions.get_for_update(payment.subscription_id)
-        return None
+        return await uow.subscriptions.get_for_update(payment.subscription_id), None
     locked = await uow.line_items.priced_for_update(payment.subscription_id, candidates)
     if locked is None:
-        return None
+        return None, None
     sub, read = locked.subscription, locked.priced
     purchase = payment.payment_type is SubscriptionPaymentType.PURCHASE and not sub.is_setup
     current = await price_in_force_or_none(uow, sub, purchase=purchase, read=read)
     if current is not None and not current.same_price(quoted):
         raise PriceChanged("The price changed while the invoice was made; please ask again")
-    return None if read is None else read.pending
+    return sub, None if read is None else read.pending
+
+
+async def _refuse_lapsed_order(uow: UnitOfWork, sub: Subscription | None, now: datetime) -> None:
+    """No new invoice for a never-paid order past its payment window with nothing pending
+    (`OrderLapsed`, 422): its room was let go then (D25) and another order may hold it now;
+    an invoice would make it hold room again unchecked. Judged under the subscription's
+    lock, which the never-paid cleanup and the booking take too; the pending read runs only
+    for such an order."""
+    if sub is None or not never_paid_cleanup_due(sub, False, now):
+        return
+    if await uow.payments.list_pending_for_subscription(sub.id, now):
+        return
+    raise OrderLapsed("This order was not paid in time; please order again")
 
 
 async def _cancel_quietly(rails: PaymentRails, payment: SubscriptionPayment) -> None:

@@ -38,24 +38,20 @@ def _unusable(row: _Switchable | None, what: str) -> str | None:
     return None
 
 
-async def _spec_of(uow: UnitOfWork, vm: Vm) -> Spec | str:
-    """What the VM was sold as (its template, or its custom template with its pricing usable);
-    else the reason it cannot be sold again."""
+async def _sold_as(uow: UnitOfWork, vm: Vm) -> tuple[Spec | None, str | None]:
+    """What the VM was sold as (its template, or its custom template), when that row is still
+    there; and why it cannot be sold again (that row, or the custom pricing, gone or
+    disabled), None when it can."""
     if vm.template_id is not None:
         template = await uow.templates.get(vm.template_id)
-        if template is None or not template.enabled:
-            return (
-                f"template {vm.template_id} of VM {vm.id} is {'disabled' if template else 'gone'}"
-            )
-        return template
+        return template, _unusable(template, f"template {vm.template_id} of VM {vm.id}")
     if vm.custom_template_id is None:
-        return f"VM {vm.id} has no template"
+        return None, f"VM {vm.id} has no template"
     custom = await uow.custom_templates.get(vm.custom_template_id)
     if custom is None:
-        return f"custom template {vm.custom_template_id} of VM {vm.id} is gone"
+        return None, f"custom template {vm.custom_template_id} of VM {vm.id} is gone"
     pricing = await uow.custom_pricing.get(custom.pricing_id)
-    why = _unusable(pricing, f"custom pricing {custom.pricing_id} of VM {vm.id}")
-    return why if why is not None else custom
+    return custom, _unusable(pricing, f"custom pricing {custom.pricing_id} of VM {vm.id}")
 
 
 async def why_no_room(uow: UnitOfWork, vm: Vm, spec: Spec, now: datetime) -> str | None:
@@ -81,15 +77,15 @@ async def why_unrestorable(uow: UnitOfWork, vm: Vm, now: datetime) -> str | None
     )
     if reason := _unusable(disk, f"disk {vm.disk_id} of VM {vm.id}"):
         return reason
-    spec = await _spec_of(uow, vm)
-    if isinstance(spec, str):
-        return spec
+    spec, why = await _sold_as(uow, vm)
+    if why is not None or spec is None:
+        return why
     return await why_no_room(uow, vm, spec, now)
 
 
 async def why_unplaceable(uow: UnitOfWork, vm: Vm, now: datetime) -> str | None:
-    """`why_no_room` for a never-paid order paid after its window: None when its room is
-    still there (or what it was sold as is gone: the payment then buys at the price in force,
-    as before, and only room is judged here)."""
-    spec = await _spec_of(uow, vm)
-    return None if isinstance(spec, str) else await why_no_room(uow, vm, spec, now)
+    """`why_no_room` for a never-paid order paid after its window: only its room is judged
+    (its offer disabled since does not stop it; a VM whose template row is gone has no size
+    to judge and is set up as before)."""
+    spec, _ = await _sold_as(uow, vm)
+    return None if spec is None else await why_no_room(uow, vm, spec, now)

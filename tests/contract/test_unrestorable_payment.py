@@ -12,9 +12,11 @@ import attrs
 import pytest
 
 from adapters.memory.storage import MemoryUnitOfWorkFactory
+from app.billing.errors import OrderLapsed
 from app.worker.jobs import build_handlers
 from domain.account_credit import CreditReason
 from domain.credit import payment_meta
+from domain.enums import VmHistoryActionType
 from domain.exchange import msat_to_fiat
 from domain.lifecycle import UNPAID_CLEANUP_AFTER
 from domain.model import Subscription, SubscriptionPayment, Vm
@@ -272,6 +274,45 @@ async def test_a_never_paid_order_paid_after_its_room_was_taken_becomes_credit(
     await _assert_credited_once(world, vm, sub_before, invoice, deleted=False)
     assert not (await world.sub(vm)).is_setup
     assert f"host {vm.host_id} has no room left for VM {vm.id}" in _admin_notice(world)
+    assert [type(job).__name__ for job in report.jobs] == ["SendAdminNotification"]
+    assert await world.history(vm, VmHistoryActionType.PAYMENT_RECEIVED) == []
+
+
+async def test_a_lapsed_order_gets_no_new_invoice(world: World) -> None:
+    """A new invoice would make it hold room again without the check an order gets."""
+    vm, invoice = await _lapsed_order(world)
+    await _room_for_one(world, vm)
+    await world.shop.order(BOB)  # the room it let go is taken
+
+    with pytest.raises(OrderLapsed):
+        await world.renew(vm)
+
+    assert [p.id for p in await world.shop.payments(vm)] == [invoice.id]
+
+
+async def test_an_order_paid_while_its_invoice_held_its_room_is_set_up(world: World) -> None:
+    """Past the hour, but its invoice was pending until paid: the room was held all along, and
+    is not judged again, even on a host an admin has shrunk below it since."""
+    vm = await world.shop.order()
+    sub = await world.sub(vm)
+    world.at(sub.created + UNPAID_CLEANUP_AFTER - timedelta(minutes=1))
+    invoice = await world.renew(vm)
+    world.at(sub.created + UNPAID_CLEANUP_AFTER + timedelta(minutes=1))
+    assert invoice.expires > world.now
+    async with world.shop.factory() as uow:
+        host = await uow.hosts.get(vm.host_id)
+        assert host is not None
+        await uow.hosts.update(attrs.evolve(host, cpu=1))
+        await uow.commit()
+    # a second invoice asked for now is no lapsed order's: one is pending
+    assert (await world.renew(vm)).id == invoice.id
+
+    report = await world.complete(invoice)
+    await world.run_jobs()
+
+    assert report.completed and (await world.sub(vm)).is_setup
+    assert world.host_state(vm.id) == "running"
+    assert await _balance(world, await world.sub(vm)) == 0
 
 
 async def test_a_never_paid_order_paid_late_with_its_room_free_is_set_up(world: World) -> None:

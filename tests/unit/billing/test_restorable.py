@@ -8,7 +8,7 @@ import attrs
 import pytest
 
 from adapters.memory.storage import MemoryUnitOfWorkFactory
-from app.billing.restorable import why_unrestorable
+from app.billing.restorable import why_unplaceable, why_unrestorable
 from domain.enums import DiskInterface, DiskType
 from domain.model import CustomTemplate, Vm
 from tests.http.demo_catalogue import Demo, seed_demo
@@ -120,3 +120,22 @@ async def test_room_on_its_host(seeded: tuple[MemoryUnitOfWorkFactory, Demo]) ->
             await uow.hosts.update(attrs.evolve(host, cpu=cpu))
             await uow.commit()
         assert await _why(store, vm) == why
+
+
+async def test_a_late_paid_order_is_judged_on_room_only(
+    seeded: tuple[MemoryUnitOfWorkFactory, Demo],
+) -> None:
+    """Its offer disabled since does not stop it; its size still has to fit."""
+    store, demo = seeded
+    order = attrs.evolve(_vm(demo.host, demo.retired, disk_id=demo.ssd), deleted=False)
+    async with store() as uow:
+        retired = await uow.templates.get(demo.retired)
+        host = await uow.hosts.get(demo.host)
+        assert retired is not None and host is not None
+        assert await why_unplaceable(uow, order, NOW) is None
+        await uow.hosts.update(attrs.evolve(host, cpu=retired.cpu - 1))
+        assert (
+            await why_unplaceable(uow, order, NOW) == f"host {demo.host} has no room left for VM 7"
+        )
+        gone = attrs.evolve(order, template_id=999)
+        assert await why_unplaceable(uow, gone, NOW) is None  # no size to judge
