@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
+from typing import TYPE_CHECKING
 
 from adapters.http.invoice_html import format_amount
 from domain.invoice import REVERSE_CHARGE_TEXT, Invoice, InvoiceContent, Party
+
+if TYPE_CHECKING:
+    from fpdf.enums import XPos, YPos
 
 _LINE = 5.0
 _COLUMNS = (
@@ -76,6 +77,13 @@ class _Page:
     """A thin writer over one FPDF document: text lines, a party block, table rows."""
 
     def __init__(self, font_dir: Path | None, cjk_font: Path | None = None) -> None:
+        # fpdf2 (with fontTools) costs ~0.3 s to import: the first invoice drawn pays it, not
+        # every `lnvps` process start
+        from fpdf import FPDF
+        from fpdf.enums import XPos, YPos
+
+        self.x_pos: type[XPos] = XPos
+        self.y_pos: type[YPos] = YPos
         self.pdf = FPDF(format="A4")
         self.pdf.set_auto_page_break(auto=True, margin=15)
         self.family = "Helvetica"
@@ -102,11 +110,18 @@ class _Page:
 
     def line(self, text: str, width: float = 0, align: str = "L") -> None:
         self.pdf.cell(
-            width, _LINE, self.text(text), align=align, new_x=XPos.LMARGIN, new_y=YPos.NEXT
+            width,
+            _LINE,
+            self.text(text),
+            align=align,
+            new_x=self.x_pos.LMARGIN,
+            new_y=self.y_pos.NEXT,
         )
 
     def wrapped(self, text: str) -> None:
-        self.pdf.multi_cell(0, _LINE, self.text(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.pdf.multi_cell(
+            0, _LINE, self.text(text), new_x=self.x_pos.LMARGIN, new_y=self.y_pos.NEXT
+        )
 
     def party(self, title: str, party: Party, x: float, extra: tuple[str, ...] = ()) -> float:
         """Print a party block at column `x` from the current top; return where it ended."""
@@ -120,10 +135,12 @@ class _Page:
         ]
         self.pdf.set_xy(x, top)
         self.font(10, bold=True)
-        self.pdf.cell(90, _LINE, self.text(title), new_x=XPos.LEFT, new_y=YPos.NEXT)
+        self.pdf.cell(90, _LINE, self.text(title), new_x=self.x_pos.LEFT, new_y=self.y_pos.NEXT)
         self.font(9)
         for row in (r for r in rows if r):
-            self.pdf.multi_cell(90, _LINE, self.text(row), new_x=XPos.LEFT, new_y=YPos.NEXT)
+            self.pdf.multi_cell(
+                90, _LINE, self.text(row), new_x=self.x_pos.LEFT, new_y=self.y_pos.NEXT
+            )
         end = self.pdf.get_y()
         self.pdf.set_y(top)
         return end
