@@ -188,3 +188,16 @@ async def test_the_same_settlement_twice_and_concurrently_extends_once(c: ApiCli
     history = await (await c.call("GET", f"/api/v1/vm/{vm['id']}/history")).json()
     kinds = [e["action_type"] for e in history["data"]]
     assert kinds.count("payment_received") == 1 and kinds.count("renewed") == 1
+
+
+async def test_an_order_left_unpaid_past_its_hour_gets_no_new_invoice(c: ApiClient) -> None:
+    """D25: its room was let go; a 422 says so and nothing is stored (the worker deletes it)."""
+    vm = await order(c, ALICE)
+    c.api.clock.advance(timedelta(hours=1, seconds=1))
+    await c.api.refresh_rates()
+    resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/renew?method=lightning", key=ALICE)
+    assert resp.status == 422
+    assert await resp.json() == {"error": "This order was not paid in time; please order again"}
+    sub = await subscription_of(c.api, vm["id"])
+    async with c.api.store() as uow:
+        assert await uow.payments.list_pending_for_subscription(sub.id, c.api.clock.now()) == []
