@@ -41,6 +41,7 @@ async def process(
     delivery: Delivery,
     *,
     busy_pause_s: float = BUSY_PAUSE_S,
+    stop_event: asyncio.Event | None = None,
 ) -> bool:
     """Run one delivery: ack on success, `fail` on error (skippable kinds are dropped there).
 
@@ -54,7 +55,7 @@ async def process(
         await queue.ack(delivery)
         return True
     try:
-        await _busy_retried(handler, job, busy_pause_s)
+        await _busy_retried(handler, job, busy_pause_s, stop_event)
     except asyncio.CancelledError:
         raise
     except BadJob as err:
@@ -77,10 +78,13 @@ async def process(
     return True
 
 
-async def _busy_retried(handler: Handler, job: Job, pause_s: float) -> None:
+async def _busy_retried(
+    handler: Handler, job: Job, pause_s: float, stop_event: asyncio.Event | None = None
+) -> None:
     """`handler(job)`, run again after a pause while the database answers busy, up to
     BUSY_ATTEMPTS runs within BUSY_RETRY_WITHIN_S (a busy answer changed nothing: its
-    transaction was rolled back)."""
+    transaction was rolled back). A stop cuts the pause short, not the runs: the job in
+    hand is finished (or given back) before the worker stops, without waiting the pause."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     for attempt in range(1, BUSY_ATTEMPTS + 1):
@@ -91,7 +95,10 @@ async def _busy_retried(handler: Handler, job: Job, pause_s: float) -> None:
             if attempt == BUSY_ATTEMPTS or loop.time() - started >= BUSY_RETRY_WITHIN_S:
                 raise
             log.warning("job %s: database busy (%s); run again", job.kind, err.__cause__)
-            await asyncio.sleep(pause_s * attempt)
+            if stop_event is None:
+                await asyncio.sleep(pause_s * attempt)
+            else:
+                await wait_or_stop(stop_event, pause_s * attempt)
 
 
 async def run_worker(
@@ -118,7 +125,9 @@ async def run_worker(
         for delivery in deliveries:
             if stop_event.is_set():
                 break
-            done = await process(queue, handlers, delivery, busy_pause_s=failure_pause_s / 2)
+            done = await process(
+                queue, handlers, delivery, busy_pause_s=failure_pause_s / 2, stop_event=stop_event
+            )
             failed = not done or failed
         if failed:
             await wait_or_stop(stop_event, failure_pause_s)

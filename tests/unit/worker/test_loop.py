@@ -209,3 +209,26 @@ async def test_a_job_busy_after_a_long_run_is_not_run_again_in_place(
     await _run_until(queue, _table(CheckVm=check), CheckVm(vm_id=6), lambda: len(calls) == 1)
     assert calls == [6]
     assert queue.pending_count == 0  # skippable: dropped
+
+
+async def test_a_stop_cuts_the_busy_pause_short_and_the_job_is_still_run() -> None:
+    """The pause between busy runs (a minute here) ends when the worker is told to stop; the
+    job in hand is still run again, then acked."""
+    queue = InProcessQueue()
+    calls: list[int] = []
+    stop = asyncio.Event()
+
+    async def check(job: CheckVm) -> None:
+        calls.append(job.vm_id)
+        if len(calls) == 1:
+            stop.set()  # the worker is told to stop while this job is in hand
+            raise StorageBusy()
+
+    await queue.send(CheckVm(vm_id=7))
+    [delivery] = await queue.receive(max_jobs=1, block_ms=10)
+    handled = loop_module.process(
+        queue, _table(CheckVm=check), delivery, busy_pause_s=60.0, stop_event=stop
+    )
+    assert await asyncio.wait_for(handled, timeout=10)  # not the minute's pause
+    assert calls == [7, 7]
+    assert queue.pending_count == 0
