@@ -141,6 +141,7 @@ class LoopConnection:
         self._on_close = on_close
         self._writing = False
         self._off_loop = False  # this write transaction runs on a thread (`writes_in_loop`)
+        self._lock_only = False  # begun by `begin_write`, no writing statement since
 
     @property
     def dialect(self) -> Dialect:
@@ -175,8 +176,10 @@ class LoopConnection:
     ) -> CursorResult[*tuple[Any, ...]]:
         """Run `statement`; a writing one first takes the writer lock (module docstring)."""
         conn = self._open()
-        if not self._writing and writes(statement):
-            await self._start_writing()
+        if (self._lock_only or not self._writing) and writes(statement):
+            if not self._writing:
+                await self._start_writing()
+            self._lock_only = False
         # read to its end in the same call, on the thread too where the statement runs there
         return await self._patiently(lambda: _read_out(conn.execute(statement, parameters)))
 
@@ -191,6 +194,7 @@ class LoopConnection:
         if self._writing:
             return
         await self._start_writing()
+        self._lock_only = True
         driver = self._driver()
         if not driver.in_transaction:
             await self._patiently(lambda: driver.execute("BEGIN IMMEDIATE").close())
@@ -224,7 +228,8 @@ class LoopConnection:
         """Commit on the driver (a busy answer is waited out: SQLAlchemy's own commit would
         end its transaction even when the driver's failed), then end SQLAlchemy's."""
         conn = self._open()
-        wrote = self._writing
+        # a locking transaction that only read added nothing to the WAL: no checkpoint is owed
+        wrote = self._writing and not self._lock_only
         try:
             await self._patiently(self._driver().commit)
             conn.commit()  # the driver has no transaction left: SQLAlchemy's ends, no I/O
@@ -257,7 +262,7 @@ class LoopConnection:
 
     def _release(self) -> None:
         if self._writing:
-            self._writing = self._off_loop = False
+            self._writing = self._off_loop = self._lock_only = False
             self._writer.lock.release()
 
     async def __aenter__(self) -> LoopConnection:

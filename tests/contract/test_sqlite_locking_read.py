@@ -12,11 +12,13 @@ import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.mysql.engine import create_engine
 from adapters.mysql.schema_upgrade import upgrade_database
+from adapters.mysql.sqlite_inloop import Writer
 from adapters.mysql.sqlite_loop import LoopConnection
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from tests.contract.storage_backends import TEST_KEY, seed_world, stored_world
@@ -146,3 +148,30 @@ async def test_a_rollback_right_after_the_lock_gives_sqlites_write_lock_back(
             other.execute("ROLLBACK")
     finally:
         other.close()
+
+
+async def test_only_a_commit_that_changed_rows_counts_towards_the_checkpoint(
+    factory: tuple[SqlUnitOfWorkFactory, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A locking transaction that only read appended nothing to the WAL: the checkpoint
+    schedule (every CHECKPOINT_EVERY writing commits) does not count it."""
+    uow_factory, _ = factory
+    world = await stored_world(uow_factory)
+    counted: list[int] = []
+    real = Writer.committed
+
+    def counting(writer: Writer) -> None:
+        counted.append(1)
+        real(writer)
+
+    monkeypatch.setattr(Writer, "committed", counting)
+    async with uow_factory() as uow:
+        await uow.subscriptions.get_for_update(world.subscription.id)
+        await uow.commit()
+    assert counted == []
+    async with uow_factory() as uow:
+        sub = await uow.subscriptions.get_for_update(world.subscription.id)
+        assert sub is not None
+        await uow.subscriptions.update(attrs.evolve(sub, name="renamed"))
+        await uow.commit()
+    assert counted == [1]
