@@ -35,7 +35,7 @@ from domain.credit import Credit, CreditMode
 from domain.errors import DomainError
 from domain.events import PaymentCompleted
 from domain.upgrade import UpgradeConfig
-from ports.jobs import Job, ProcessVmUpgrade, SendAdminNotification, SpawnVm
+from ports.jobs import Job, ProcessVmUpgrade, SendAdminNotification, SendNotification, SpawnVm
 from ports.queue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -128,9 +128,42 @@ def tell_admins_of_credit(queue: WorkQueue) -> Subscriber:
     return tell_admins_of_credit
 
 
+def tell_user_of_unrestorable(queue: WorkQueue) -> Subscriber:
+    """A payment that could not bring its VM back (or set up a late-paid order) became account
+    credit: its payer is told so in plain words, without the operator's reasons (host and
+    row ids stay with the admins)."""
+
+    async def tell_user_of_unrestorable(event: PaymentCompleted, out: Reactions) -> None:
+        if event.credit is None or event.credit.mode is not CreditMode.UNRESTORABLE:
+            return
+        sub = event.subscription
+        job = SendNotification(
+            user_id=sub.user_id,
+            title=f"[Subscription {sub.id}] Payment added to your account credit",
+            message=(
+                f"Your payment of {formatted(event.payment)} for subscription {sub.id} arrived "
+                "after its VM was deleted or its order had lapsed, and the VM cannot be "
+                "provided again now. No time was bought: the payment's value was added to "
+                "your account credit, which pays your next order or renewal first."
+            ),
+        )
+        try:
+            await queue.send(job)
+            out.jobs.append(job)
+        except Exception as err:
+            out.problem("telling the user about a payment booked as credit", err)
+
+    return tell_user_of_unrestorable
+
+
 def default_subscribers(rails: PaymentRails | None, queue: WorkQueue) -> list[Subscriber]:
     """The production subscribers, in the order they run."""
-    return [provision_paid_vms(queue), cancel_expired_payments(rails), tell_admins_of_credit(queue)]
+    return [
+        provision_paid_vms(queue),
+        cancel_expired_payments(rails),
+        tell_admins_of_credit(queue),
+        tell_user_of_unrestorable(queue),
+    ]
 
 
 def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:

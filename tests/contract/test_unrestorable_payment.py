@@ -156,6 +156,11 @@ async def test_host_disabled_the_payment_becomes_credit_not_a_revived_vm(world: 
     [notice] = [n for n in world.notifier.to_admins() if NOTICE in n.title]
     assert f"host {vm.host_id} of VM {vm.id} is disabled" in notice.message
     assert not world.notifier.titled(f"[VM{vm.id}] Re-created after deletion")
+    [told] = world.notifier.titled(
+        f"[Subscription {sub_before.id}] Payment added to your account credit"
+    )
+    assert told.user_id == sub_before.user_id
+    assert "account credit" in told.message and "host" not in told.message
 
     again = await world.complete(renewal)  # a replayed settlement
     assert not again.completed
@@ -169,8 +174,11 @@ async def test_template_disabled_the_payment_becomes_credit(world: World) -> Non
 
     report = await world.complete(renewal)
 
-    assert report.completed and report.jobs  # the admins' notice, no SpawnVm
-    assert all(type(job).__name__ == "SendAdminNotification" for job in report.jobs)
+    assert report.completed  # the admins' notice and the user's, no SpawnVm
+    assert [type(job).__name__ for job in report.jobs] == [
+        "SendAdminNotification",
+        "SendNotification",
+    ]
     await _assert_credited_once(world, vm, sub_before, renewal)
 
 
@@ -274,7 +282,10 @@ async def test_a_never_paid_order_paid_after_its_room_was_taken_becomes_credit(
     await _assert_credited_once(world, vm, sub_before, invoice, deleted=False)
     assert not (await world.sub(vm)).is_setup
     assert f"host {vm.host_id} has no room left for VM {vm.id}" in _admin_notice(world)
-    assert [type(job).__name__ for job in report.jobs] == ["SendAdminNotification"]
+    assert [type(job).__name__ for job in report.jobs] == [
+        "SendAdminNotification",
+        "SendNotification",
+    ]
     assert await world.history(vm, VmHistoryActionType.PAYMENT_RECEIVED) == []
 
 
