@@ -37,11 +37,12 @@ from app.billing.order_locks import ATTEMPTS, RegionMoved
 from app.billing.payment_completed import Reactions, Subscriber, default_subscribers, publish
 from app.billing.price_in_force import price_in_force_or_none
 from app.billing.rails import PaymentRails
+from app.billing.reserved import order_lapsed
 from app.billing.restorable import why_unplaceable, why_unrestorable
 from domain.credit import Credit, CreditMode, credit_payment, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.events import PaymentCompleted
-from domain.lifecycle import never_paid_cleanup_due, vm_changed
+from domain.lifecycle import vm_changed
 from domain.model import LineItem, Subscription, SubscriptionPayment, Vm
 from domain.price_basis import CREDIT_KEY
 from domain.subscription import apply_paid_payment, mark_paid
@@ -165,15 +166,13 @@ async def book_payment(
     """
     now = clock.now()
     region: int | None = None
-    for _ in range(ATTEMPTS):  # the first run, then again with the lock it asked for
+    for _ in range(1 + ATTEMPTS):  # the first run, then again with the lock it asked for
         try:
             return await _book(uow_factory, found, now, on_booked, region)
         except RegionMoved as moved:  # its VM must be placed again: the region lock first
-            region = moved.region_id
-    try:
-        return await _book(uow_factory, found, now, on_booked, region)
-    except RegionMoved as moved:  # its host moved region at every run: an admin at work
-        raise StorageBusy() from moved  # transient: the webhook or listener comes back later
+            region, last = moved.region_id, moved
+    # its host moved region at every run (an admin at work): the webhook or listener retries
+    raise StorageBusy() from last
 
 
 async def _book(
@@ -222,7 +221,8 @@ async def _why_not_placed(
     paid after its window (D25: its room was freed for others). Judged under the region's
     lock: without it (`region` another), `RegionMoved` asks for the booking to start again
     with that lock taken first."""
-    if not vm.deleted and not await _lapsed_order(uow, sub, payment, now):
+    held = payment.expires > now  # pending until this booking: it held the order's room
+    if not vm.deleted and not await order_lapsed(uow, sub, now, held_until_now=held):
         return None
     host = await uow.hosts.get(vm.host_id)
     if host is not None and host.region_id != region:
@@ -230,17 +230,6 @@ async def _why_not_placed(
     if vm.deleted:
         return await why_unrestorable(uow, vm, now)
     return await why_unplaceable(uow, vm, now)
-
-
-async def _lapsed_order(
-    uow: UnitOfWork, sub: Subscription, payment: SubscriptionPayment, now: datetime
-) -> bool:
-    """A never-paid order whose room was no longer held when this payment came: past its
-    window, and neither this payment (until now) nor another one pending (D25)."""
-    if sub.is_setup or payment.expires > now:
-        return False
-    others = await uow.payments.list_pending_for_subscription(sub.id, now)
-    return never_paid_cleanup_due(sub, bool(others), now)
 
 
 async def _apply(

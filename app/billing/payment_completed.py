@@ -72,6 +72,15 @@ async def publish(
     return reactions
 
 
+async def _queue(queue: WorkQueue, job: Job, out: Reactions, doing: str) -> None:
+    """Send a subscriber's job; a queue that refuses it is reported as a problem of `doing`."""
+    try:
+        await queue.send(job)
+        out.jobs.append(job)
+    except Exception as err:
+        out.problem(doing, err)
+
+
 def provision_paid_vms(queue: WorkQueue) -> Subscriber:
     """SpawnVm for each VM a Purchase/Renewal paid, ProcessVmUpgrade for each upgraded VM
     (§7.3); the worker runs them."""
@@ -84,11 +93,7 @@ def provision_paid_vms(queue: WorkQueue) -> Subscriber:
             )
             jobs.append((up.vm_id, ProcessVmUpgrade(vm_id=up.vm_id, config=config)))
         for vm_id, job in jobs:
-            try:
-                await queue.send(job)
-                out.jobs.append(job)
-            except Exception as err:
-                out.problem(f"following up VM {vm_id}", err)
+            await _queue(queue, job, out, f"following up VM {vm_id}")
 
     return provision_paid_vms
 
@@ -119,11 +124,7 @@ def tell_admins_of_credit(queue: WorkQueue) -> Subscriber:
         title, message = credit_notice(event, event.credit)
         log.warning("%s: %s", title, message.replace("\n", " "))
         job = SendAdminNotification(title=title, message=message)
-        try:
-            await queue.send(job)
-            out.jobs.append(job)
-        except Exception as err:
-            out.problem("telling the admins about a stale payment", err)
+        await _queue(queue, job, out, "telling the admins about a stale payment")
 
     return tell_admins_of_credit
 
@@ -147,11 +148,7 @@ def tell_user_of_unrestorable(queue: WorkQueue) -> Subscriber:
                 "your account credit, which pays your next order or renewal first."
             ),
         )
-        try:
-            await queue.send(job)
-            out.jobs.append(job)
-        except Exception as err:
-            out.problem("telling the user about a payment booked as credit", err)
+        await _queue(queue, job, out, "telling the user about a payment booked as credit")
 
     return tell_user_of_unrestorable
 

@@ -11,10 +11,10 @@ import attrs
 from app.billing.errors import IdempotencyKeyReused, OrderLapsed, PaymentNotFound, PriceChanged
 from app.billing.price_in_force import price_in_force_or_none
 from app.billing.rails import PaymentRails
+from app.billing.reserved import order_lapsed
 from domain.credit import metadata_dict, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.errors import DomainError
-from domain.lifecycle import never_paid_cleanup_due
 from domain.model import Subscription, SubscriptionPayment
 from domain.price_basis import PRICE_KEY, PriceBasis
 from domain.subscription import (
@@ -253,16 +253,12 @@ async def _check_price(
 
 
 async def _refuse_lapsed_order(uow: UnitOfWork, sub: Subscription | None, now: datetime) -> None:
-    """No new invoice for a never-paid order past its payment window with nothing pending
-    (`OrderLapsed`, 422): its room was let go then (D25) and another order may hold it now;
-    an invoice would make it hold room again unchecked. Judged under the subscription's
-    lock, which the never-paid cleanup and the booking take too; the pending read runs only
-    for such an order."""
-    if sub is None or not never_paid_cleanup_due(sub, False, now):
-        return
-    if await uow.payments.list_pending_for_subscription(sub.id, now):
-        return
-    raise OrderLapsed("This order was not paid in time; please order again")
+    """No new invoice for a never-paid order that let its room go (`order_lapsed`;
+    `OrderLapsed`, 422): another order may hold that room now, and an invoice would make it
+    hold room again unchecked. Judged under the subscription's lock, which the never-paid
+    cleanup and the booking take too."""
+    if sub is not None and await order_lapsed(uow, sub, now):
+        raise OrderLapsed("This order was not paid in time; please order again")
 
 
 async def _cancel_quietly(rails: PaymentRails, payment: SubscriptionPayment) -> None:

@@ -86,6 +86,13 @@ async def region_rooms(uow: UnitOfWork, region_id: int, now: datetime) -> list[R
     return rooms
 
 
+async def disk_of(uow: UnitOfWork, vm: Vm) -> HostDisk | None:
+    """The host disk the VM lives on, enabled or not; None when its row is gone."""
+    return next(
+        (d for d in await uow.host_disks.list_by_host(vm.host_id) if d.id == vm.disk_id), None
+    )
+
+
 async def has_room_to_grow(
     uow: UnitOfWork, vm: Vm, before: Spec, after: Spec, now: datetime
 ) -> bool:
@@ -94,12 +101,10 @@ async def has_room_to_grow(
     already, this VM's current size among them. Judged on the VM's host and disk as they
     are, enabled or not (the VM lives there); a host or disk row that is gone has no room."""
     host = await uow.hosts.get(vm.host_id)
-    if host is None:
+    disk = None if host is None else await disk_of(uow, vm)
+    if host is None or disk is None:
         return False
-    disks = [d for d in await uow.host_disks.list_by_host(host.id) if d.id == vm.disk_id]
-    if not disks:
-        return False
-    room = _room(host, (await reserved_usage(uow, {host.id}, now))[host.id], disks)
+    room = _room(host, (await reserved_usage(uow, {host.id}, now))[host.id], [disk])
     grows = (
         (room.used_cpu, after.cpu - before.cpu, room.cpu_capacity),
         (room.used_memory, after.memory - before.memory, room.memory_capacity),

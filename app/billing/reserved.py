@@ -8,7 +8,7 @@ from datetime import datetime
 import attrs
 
 from domain.lifecycle import UNPAID_CLEANUP_AFTER, never_paid_cleanup_due
-from domain.model import Vm
+from domain.model import Subscription, Vm
 from domain.pricing import Spec
 from ports.storage import UnitOfWork
 
@@ -35,6 +35,18 @@ async def lapsed_unpaid_vms(uow: UnitOfWork, now: datetime) -> list[Vm]:
         and sub.id in due
         and sub.id not in pending
     ]
+
+
+async def order_lapsed(
+    uow: UnitOfWork, sub: Subscription, now: datetime, *, held_until_now: bool = False
+) -> bool:
+    """Whether a never-paid order has let its room go (D25): past its payment window with no
+    payment pending, as `lapsed_unpaid_vms` counts it. `held_until_now`: a payment that was
+    pending until this moment (being booked now) held it. The pending read runs only for an
+    order past its window."""
+    if held_until_now or not never_paid_cleanup_due(sub, False, now):
+        return False
+    return not await uow.payments.list_pending_for_subscription(sub.id, now)
 
 
 @attrs.define

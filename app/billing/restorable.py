@@ -7,7 +7,7 @@ from typing import Protocol
 
 import attrs
 
-from app.billing.placement import has_room_to_grow
+from app.billing.placement import disk_of, has_room_to_grow
 from domain.enums import DiskType
 from domain.model import Vm
 from domain.pricing import Spec
@@ -72,10 +72,7 @@ async def why_unrestorable(uow: UnitOfWork, vm: Vm, now: datetime) -> str | None
     host = await uow.hosts.get(vm.host_id)
     if reason := _unusable(host, f"host {vm.host_id} of VM {vm.id}"):
         return reason
-    disk = next(
-        (d for d in await uow.host_disks.list_by_host(vm.host_id) if d.id == vm.disk_id), None
-    )
-    if reason := _unusable(disk, f"disk {vm.disk_id} of VM {vm.id}"):
+    if reason := _unusable(await disk_of(uow, vm), f"disk {vm.disk_id} of VM {vm.id}"):
         return reason
     spec, why = await _sold_as(uow, vm)
     if why is not None or spec is None:

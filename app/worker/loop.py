@@ -95,10 +95,7 @@ async def _busy_retried(
             if attempt == BUSY_ATTEMPTS or loop.time() - started >= BUSY_RETRY_WITHIN_S:
                 raise
             log.warning("job %s: database busy (%s); run again", job.kind, err.__cause__)
-            if stop_event is None:
-                await asyncio.sleep(pause_s * attempt)
-            else:
-                await wait_or_stop(stop_event, pause_s * attempt)
+            await wait_or_stop(stop_event or asyncio.Event(), pause_s * attempt)
 
 
 async def run_worker(
