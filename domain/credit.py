@@ -38,7 +38,9 @@ class CreditMode(Enum):
     BY_VALUE = "by_value"  # price changed, unknown, or pay-what-you-want: what the money buys
     UNVALUED = "unvalued"  # the money cannot be valued at the current price: nothing added
     UNPRICED = "unpriced"  # the current price cannot be computed: what was quoted
-    UNRESTORABLE = "unrestorable"  # the deleted service cannot come back: account credit
+    #: what was paid for cannot be given (a deleted VM that cannot come back, a late order or
+    #: an upgrade its host has no room for): no time, the value becomes account credit
+    UNRESTORABLE = "unrestorable"
 
 
 @attrs.frozen(kw_only=True)

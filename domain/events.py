@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from domain.credit import Credit
+from domain.enums import SubscriptionPaymentType
 from domain.model import Subscription, SubscriptionPayment
 
 
@@ -27,7 +28,7 @@ class PaymentCompleted:
     or started); `upgrades`: the VMs a paid Upgrade resized in the records (to be resized on
     their host); `expired_payments`: the rival and stale invoices expired in the booking
     transaction (D13, D23), to be cancelled at their OWN provider; `credit`: how much time a
-    Purchase/Renewal bought and why (None for an Upgrade).
+    Purchase/Renewal bought and why (None for an Upgrade, unless it became account credit).
     """
 
     payment: SubscriptionPayment
@@ -36,6 +37,10 @@ class PaymentCompleted:
     upgrades: tuple[VmUpgradeBought, ...] = ()
     expired_payments: tuple[SubscriptionPayment, ...] = ()
     credit: Credit | None = None
+
+    @property
+    def is_upgrade(self) -> bool:
+        return self.payment.payment_type is SubscriptionPaymentType.UPGRADE
 
     @property
     def needs_operator(self) -> bool:

@@ -2,7 +2,7 @@
 
 Two transactions: a read-only lookup of the payment, then the booking (once more, with the
 region's lock taken first, when the booking finds a VM that must be placed again: a deleted
-one, or a never-paid order paid after its window). The lookup
+one, a never-paid order paid after its window, or a VM a paid Upgrade grows). The lookup
 cannot join the booking: the booking must lock the payment's subscription FIRST (every
 completion and lifecycle action locks the subscription before payment rows, so they queue
 instead of deadlocking), and on MariaDB the first plain read of a transaction fixes its
@@ -12,8 +12,9 @@ provider between the two (a network call never runs inside a transaction).
 
 The booking transaction holds the money and everything it changes in storage: the flip
 `is_paid 0 → 1` (the exactly-once gate), the subscription extended through
-`domain.subscription`, revived VMs (or, when a deleted VM cannot be restored or a late-paid
-order's room is gone, the payment's value booked as account credit instead), rival Upgrade
+`domain.subscription`, revived VMs (or, when a deleted VM cannot be restored, or a late-paid
+order's or a paid upgrade's room is gone, the payment's value booked as account credit
+instead), rival Upgrade
 and Purchase invoices expired, the products' records (`ProductRecords`: VM history, IP
 ranges, an Upgrade applied) and the `on_booked` effects. After the commit a
 `PaymentCompleted` event goes to its subscribers (`app.billing.payment_completed`), which
@@ -39,6 +40,7 @@ from app.billing.price_in_force import price_in_force_or_none
 from app.billing.rails import PaymentRails
 from app.billing.reserved import order_lapsed
 from app.billing.restorable import why_unplaceable, why_unrestorable
+from app.billing.upgrades import why_paid_upgrade_does_not_fit
 from domain.credit import Credit, CreditMode, credit_payment, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.events import PaymentCompleted
@@ -61,7 +63,8 @@ class CompletedPayment:
     `cancelled_purchases` the subscription's other pending Purchase invoices (another
     method's invoice for the same order), expired when a Purchase is booked: the order and
     its setup fee are paid once. `credit` says how much time a Purchase/Renewal really
-    bought and why (None for an Upgrade); `payment` carries that time as its `time_value`.
+    bought and why (None for an Upgrade, unless its host had no room for it and the payment
+    became account credit); `payment` carries that time as its `time_value`.
     """
 
     payment: SubscriptionPayment
@@ -157,8 +160,10 @@ async def book_payment(
     left on its host), or for a never-paid order paid after its window whose host has no
     room left for it (D25), buys no time and leaves the subscription and VM as they are:
     its value becomes account credit (`credit_unrestorable`, issue 13) and the admins are
-    told (`CreditMode.UNRESTORABLE`). The room is judged under the host's region lock, as
-    orders judge it, so a late payment never takes room an order was just given.
+    told (`CreditMode.UNRESTORABLE`). So does an Upgrade whose growth no longer fits its
+    VM's host (an unpaid upgrade invoice holds no room): it is not applied. The room is judged
+    under the host's region lock, as orders judge it, so a late payment or a paid upgrade
+    never takes room an order or another upgrade was just given.
 
     Each `on_booked` effect runs last, in the same transaction (a process killed between two
     transactions would otherwise leave a booked payment without its records for good, since
@@ -224,12 +229,31 @@ async def _why_not_placed(
     held = payment.expires > now  # pending until this booking: it held the order's room
     if not vm.deleted and not await order_lapsed(uow, sub, now, held_until_now=held):
         return None
-    host = await uow.hosts.get(vm.host_id)
-    if host is not None and host.region_id != region:
-        raise RegionMoved(host.region_id)
+    await _in_locked_region(uow, vm, region)
     if vm.deleted:
         return await why_unrestorable(uow, vm, now)
     return await why_unplaceable(uow, vm, now)
+
+
+async def _why_upgrade_not_placed(
+    uow: UnitOfWork, payment: SubscriptionPayment, vm: Vm, now: datetime, region: int | None
+) -> str | None:
+    """Why this paid Upgrade cannot grow its live VM on its host now (None: it fits). An
+    unpaid upgrade invoice holds no room, so the growth is judged again here, under the
+    region's lock like `_why_not_placed`. A deleted VM is not judged: an Upgrade revives
+    nothing (D12) and its records report the missing VM."""
+    if vm.deleted:
+        return None
+    await _in_locked_region(uow, vm, region)
+    return await why_paid_upgrade_does_not_fit(uow, vm, payment, now)
+
+
+async def _in_locked_region(uow: UnitOfWork, vm: Vm, region: int | None) -> None:
+    """Nothing when this run holds the lock of the region of the VM's host (`region`), or the
+    host is gone; else `RegionMoved`, so the booking starts again with that lock first."""
+    host = await uow.hosts.get(vm.host_id)
+    if host is not None and host.region_id != region:
+        raise RegionMoved(host.region_id)
 
 
 async def _apply(
@@ -246,20 +270,23 @@ async def _apply(
     upgrade = payment.payment_type == SubscriptionPaymentType.UPGRADE
     vm_before = await uow.vms.get_by_subscription(before.id)
     why = None
-    if not upgrade and vm_before is not None:
+    if upgrade and vm_before is not None:
+        why = await _why_upgrade_not_placed(uow, payment, vm_before, now, region)
+    elif vm_before is not None:
         why = await _why_not_placed(uow, before, payment, vm_before, now, region)
     revived = 0 if upgrade or why else await uow.vms.undelete_for_subscription(before.id)
     items = await uow.line_items.list_by_subscription(before.id)
     credit = None
-    if upgrade:
-        after = apply_paid_payment(before, payment, now)
-    elif why is not None:
-        # the money arrived but the VM cannot come back: no time, its value as account credit
+    if why is not None:
+        # the money arrived but what it paid for cannot be given (the VM cannot come back, or
+        # its host has no room for it or its upgrade): no time, its value as account credit
         after = before
         booked = await credit_unrestorable(uow, paid, before.currency, why)
         credit = _unrestorable(now, why, booked)
         paid = _with_credit(paid, credit)
         await uow.payments.update(paid)
+    elif upgrade:
+        after = apply_paid_payment(before, payment, now)
     else:
         # the price in force NOW, read under the subscription lock: a quote made at another
         # price buys by value, never its old time (D23)

@@ -23,7 +23,8 @@ async def credit_unrestorable(
     the subscription's list currency, at the payment's own BTC rate for a Lightning payment.
     Booked once per payment (reference: its id), so replays change nothing. Called by the
     booking (`app.billing.completion`) for a payment whose deleted VM cannot be restored
-    (`app.billing.restorable`), behind its `is_paid` gate.
+    (`app.billing.restorable`), or whose late order or upgrade its host has no room left for,
+    behind its `is_paid` gate.
     """
     try:
         target = Currency.parse(list_currency)

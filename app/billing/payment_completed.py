@@ -138,14 +138,24 @@ def tell_user_of_unrestorable(queue: WorkQueue) -> Subscriber:
         if event.credit is None or event.credit.mode is not CreditMode.UNRESTORABLE:
             return
         sub = event.subscription
+        paid = f"Your payment of {formatted(event.payment)} for subscription {sub.id}"
+        if event.is_upgrade:
+            what = (
+                f"{paid} arrived when its VM's host no longer had room for the upgrade you "
+                "asked for (another order or upgrade took it first). The upgrade was "
+                "not applied and your VM keeps its size"
+            )
+        else:
+            what = (
+                f"{paid} arrived after its VM was deleted or its order had lapsed, and the VM "
+                "cannot be provided again now. No time was bought"
+            )
         job = SendNotification(
             user_id=sub.user_id,
             title=f"[Subscription {sub.id}] Payment added to your account credit",
             message=(
-                f"Your payment of {formatted(event.payment)} for subscription {sub.id} arrived "
-                "after its VM was deleted or its order had lapsed, and the VM cannot be "
-                "provided again now. No time was bought: the payment's value was added to "
-                "your account credit, which pays your next order or renewal first."
+                f"{what}: the payment's value was added to your account credit, which pays "
+                "your next order, renewal or upgrade first."
             ),
         )
         await _queue(queue, job, out, "telling the user about a payment booked as credit")
@@ -173,6 +183,8 @@ def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:
         CreditMode.UNPRICED: f"credited as quoted ({credit.seconds} seconds): no current price",
         CreditMode.UNRESTORABLE: "booked as account credit: its VM cannot be restored or placed",
     }[credit.mode]
+    if credit.mode is CreditMode.UNRESTORABLE and event.is_upgrade:
+        what = "booked as account credit: the upgrade was not applied"
     lines = [
         f"Payment {payment.id.hex()} of {formatted(payment)} for subscription {sub.id} "
         f"(user {sub.user_id}) was {what}.",
@@ -186,8 +198,12 @@ def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:
         lines.append("Changed since the quote: " + "; ".join(credit.changes) + ".")
     if credit.capped:
         lines.append("The time was capped; the rest is for you to settle with the user.")
-    expires = sub.expires.isoformat() if sub.expires else "none"
-    lines.append(f"The subscription now expires {expires}.")
+    if sub.expires is None:
+        lines.append("The subscription was never paid for: it has no expiry.")
+    else:
+        lines.append(f"The subscription now expires {sub.expires.isoformat()}.")
+    if credit.mode is CreditMode.UNRESTORABLE and event.is_upgrade:
+        return f"[Subscription {sub.id}] Upgrade paid but not applied", "\n".join(lines)
     if credit.mode is CreditMode.UNRESTORABLE:
         title = f"[Subscription {sub.id}] Payment for a VM that cannot be restored or placed"
         return title, "\n".join(lines)

@@ -19,6 +19,7 @@ from app.billing.placement import has_room_to_grow
 from app.billing.price_in_force import expire_stale_quotes
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
+from domain.errors import DomainError
 from domain.exchange import RateTable
 from domain.intervals import MONTHLY
 from domain.lifecycle import subscription_changed
@@ -116,9 +117,33 @@ async def _quote(
         deleted=vm.deleted,
     )
     # last: a VM that cannot be upgraded at all says why, not that its host is full
-    if not vm.deleted and not await has_room_to_grow(uow, vm, plan.current.spec, plan.target, now):
+    if not await _fits(uow, vm, plan, now):
         raise NoRoomToUpgrade("The VM's host has no room for this upgrade")
     return quote
+
+
+async def _fits(uow: UnitOfWork, vm: Vm, plan: UpgradePlan, now: datetime) -> bool:
+    """Whether the VM's host and disk can take it growing to the plan's target beside what
+    they hold now; a deleted VM is not judged (it holds no room until a payment restores it)."""
+    return vm.deleted or await has_room_to_grow(uow, vm, plan.current.spec, plan.target, now)
+
+
+async def why_paid_upgrade_does_not_fit(
+    uow: UnitOfWork, vm: Vm, payment: SubscriptionPayment, now: datetime
+) -> str | None:
+    """Why a paid Upgrade can no longer grow its VM on its host (None: it fits, or there is
+    nothing to judge). Judged again in the booking because an unpaid upgrade invoice holds no
+    room: two quoted at once for VMs of one host, or an order placed meanwhile, may not both
+    fit once paid. The caller holds the host's region lock, as orders do. A config that cannot
+    be applied at all (malformed, a downgrade, nothing to do, outside the limits) is not
+    judged here: the booking's records report it as they always have."""
+    try:
+        plan = await _plan(uow, vm, UpgradeConfig.from_json(payment.metadata))
+    except DomainError:
+        return None
+    if await _fits(uow, vm, plan, now):
+        return None
+    return f"host {vm.host_id} has no room left for the upgrade of VM {vm.id}"
 
 
 async def quote_upgrade(
@@ -137,8 +162,9 @@ async def quote_upgrade(
     downgrade, a spec outside the pricing's limits, a request that changes nothing, or a
     growth the VM's host has no room for (`NoRoomToUpgrade`, 422; a deleted VM is not
     judged: it holds no room until a payment restores it). The room is judged as held now:
-    an unpaid upgrade invoice holds none, so two invoiced at once, or an order placed before
-    one is paid, can still overfill the host; a payment made is honoured.
+    an unpaid upgrade invoice holds none, so the booking judges it again under the region
+    lock (`why_paid_upgrade_does_not_fit`): one that no longer fits is not applied and its
+    payment becomes account credit.
     """
     now = clock.now()
     async with uow_factory() as uow:

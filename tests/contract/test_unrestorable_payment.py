@@ -281,7 +281,9 @@ async def test_a_never_paid_order_paid_after_its_room_was_taken_becomes_credit(
     assert report.completed
     await _assert_credited_once(world, vm, sub_before, invoice, deleted=False)
     assert not (await world.sub(vm)).is_setup
-    assert f"host {vm.host_id} has no room left for VM {vm.id}" in _admin_notice(world)
+    notice = _admin_notice(world)
+    assert f"host {vm.host_id} has no room left for VM {vm.id}" in notice
+    assert notice.endswith("The subscription was never paid for: it has no expiry.")
     assert [type(job).__name__ for job in report.jobs] == [
         "SendAdminNotification",
         "SendNotification",
