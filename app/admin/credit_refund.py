@@ -7,11 +7,14 @@ from datetime import datetime
 import attrs
 
 from app.admin.vms import VmIsDeleted
-from app.billing.catalogue import subscription_of, vm_price
+from app.billing.catalogue import subscription_of
 from app.billing.credit_balance import Booked, book_in
 from app.billing.errors import SubscriptionNotFound, VmNotFound
+from app.billing.price_in_force import price_in_force
 from domain.account_credit import CreditReason, checked_entry
 from domain.errors import DomainError
+from domain.money import Money
+from domain.price_basis import PriceBasis
 from domain.upgrade import remaining_time_info
 from ports.clock import Clock
 from ports.storage import UnitOfWorkFactory
@@ -19,6 +22,22 @@ from ports.storage import UnitOfWorkFactory
 
 class NothingToRefund(DomainError):
     """No unused paid time is left (already refunded, expired, or worth nothing)."""
+
+
+class SeveralCurrencies(DomainError):
+    """The subscription's items are priced in more than one currency (422)."""
+
+
+def _in_one_currency(basis: PriceBasis) -> Money:
+    """The price per interval as one amount; a free one is worth nothing to refund."""
+    if not basis.recurring:
+        raise NothingToRefund("The unused time is worth nothing")
+    if len(basis.recurring) > 1:
+        raise SeveralCurrencies(
+            "The subscription is priced in several currencies: refund it by adjustments"
+        )
+    [(currency, amount)] = basis.recurring
+    return Money(currency, amount)
 
 
 async def refund_to_credit(
@@ -31,12 +50,16 @@ async def refund_to_credit(
 ) -> Booked:
     """Turn the VM's unused paid time into credit in its list currency, in one transaction.
 
-    The value is the refund figure of GET /vms/{id}/refund before conversion (exact, at the
-    VM's current list price, R10) from now to the expiry. The subscription's expiry is cut
-    to now in the same transaction, so the time is not both kept and refunded: a second
-    request finds nothing left (422), and the ledger entry's reference (the VM and the
-    expiry it refunded) books it once even if two requests race. The subscription lock is
-    taken first, as completion does, then the balance lock.
+    The value is exact (R10): the subscription's whole price per interval as it is in force
+    now (`price_in_force`: the VM's list price plus every other line item, such as an IP
+    range billed with it), spread over the calendar interval ending at the expiry, for the
+    time from now to the expiry. That is the refund figure of GET /vms/{id}/refund before
+    conversion when the VM is the subscription's only item. The whole subscription's expiry
+    is cut to now in the same transaction, so no item's time is both kept and refunded: a
+    second request finds nothing left (422), and the ledger entry's reference (the VM and
+    the expiry it refunded) books it once even if two requests race. The subscription lock
+    is taken first, as completion does, then the balance lock. A subscription priced in
+    more than one currency is refused (422): one ledger entry cannot hold its value.
     """
     now = clock.now()
     async with uow_factory() as uow:
@@ -51,8 +74,8 @@ async def refund_to_credit(
             raise SubscriptionNotFound("Subscription not found")
         if sub.expires is None or sub.expires <= now:
             raise NothingToRefund("No paid time is left to refund")
-        price = await vm_price(uow, vm)
-        remaining = remaining_time_info(price.list_price, price.interval, sub.expires, now)
+        basis = await price_in_force(uow, sub, purchase=False)
+        remaining = remaining_time_info(_in_one_currency(basis), basis.interval, sub.expires, now)
         value = remaining.prorated_cost
         if value.amount <= 0:
             raise NothingToRefund("The unused time is worth nothing")

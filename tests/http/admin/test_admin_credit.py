@@ -4,8 +4,13 @@ the permission), and a VM's unused time refunded to credit once."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
+import attrs
+
+from adapters.memory.billing import MemoryLineItems
+from domain.enums import SubscriptionType
+from domain.model import LineItem
 from tests.http.admin.adminapp import ROOT, VIEWER, AdminWorld
 from tests.http.vm_helpers import paid_vm, subscription_of, user_of
 from tests.nostr_signing import NostrKey
@@ -92,3 +97,60 @@ async def test_refund_to_credit_books_the_unused_value_once_and_ends_the_time(
     assert (await world.ok("GET", f"/users/{alice}/credit"))["data"] == [
         {"currency": "EUR", "amount": 180}
     ]
+
+
+async def test_refund_to_credit_values_every_item_the_cut_expiry_ends(world: AdminWorld) -> None:
+    """An IP range billed on the VM's subscription loses its time with the VM's: its unused
+    value is refunded too: EUR 10 a month beside the VM's EUR 2.70, 20 of 30 days left, the
+    sum prorated and floored once: (270 + 1000) × 20 / 30 = 846.67 → 846 cents."""
+    vm = await paid_vm(world.user, ALICE)
+    sub = await subscription_of(world.api, vm["id"])
+    async with world.api.store() as uow:
+        ip_range = LineItem(
+            id=0,
+            subscription_id=sub.id,
+            subscription_type=SubscriptionType.IP_RANGE,
+            name="203.0.113.8/29",
+            amount=1000,
+        )
+        await cast(MemoryLineItems, uow.line_items).add(ip_range)
+        await uow.commit()
+    world.api.clock.advance(timedelta(days=10))
+    await world.api.refresh_rates()
+
+    vm_only = await world.ok("GET", f"/vms/{vm['id']}/refund?method=revolut")
+    body = await world.ok("POST", f"/vms/{vm['id']}/refund/credit", json={})
+
+    assert vm_only["data"]["amount"] == 180  # the reference's figure: the VM's price only
+    assert body["data"]["entry"]["amount"] == 846
+    assert (await subscription_of(world.api, vm["id"])).expires == world.api.clock.now()
+
+
+async def test_refund_to_credit_of_items_priced_in_two_currencies_is_refused(
+    world: AdminWorld,
+) -> None:
+    """One ledger entry holds one currency: such a refund is left to adjustments, unchanged."""
+    vm = await paid_vm(world.user, ALICE)
+    sub = await subscription_of(world.api, vm["id"])
+    async with world.api.store() as uow:
+        ip_range = LineItem(
+            id=0,
+            subscription_id=sub.id,
+            subscription_type=SubscriptionType.IP_RANGE,
+            name="203.0.113.8/29",
+            amount=1000,
+        )
+        await cast(MemoryLineItems, uow.line_items).add(ip_range)
+        found = await uow.vms.get(vm["id"])
+        assert found is not None and found.template_id is not None
+        template = await uow.templates.get(found.template_id)
+        assert template is not None
+        plan = await uow.cost_plans.get(template.cost_plan_id)
+        assert plan is not None and plan.currency == "EUR"
+        await uow.cost_plans.update(attrs.evolve(plan, currency="USD"))
+        await uow.commit()
+
+    status, body = await _status(world, "POST", f"/vms/{vm['id']}/refund/credit", json={})
+
+    assert status == 422 and "several currencies" in body["error"]
+    assert await subscription_of(world.api, vm["id"]) == sub
