@@ -209,7 +209,7 @@ async def store_payment(
             # serialises stores for one subscription; the checks below read after the lock,
             # so they see a rival request's committed payment (MariaDB snapshots at first read)
             sub, candidates = await _check_price(uow, payment, _candidates(reuse, now))
-            await _refuse_lapsed_order(uow, sub, now)
+            await refuse_lapsed_order(uow, sub, now)
             winner = await replay(uow, idem)
             if winner is None and reuse is not None and candidates != 0:
                 winner = await pending_match(uow, reuse, now)
@@ -252,11 +252,12 @@ async def _check_price(
     return sub, None if read is None else read.pending
 
 
-async def _refuse_lapsed_order(uow: UnitOfWork, sub: Subscription | None, now: datetime) -> None:
+async def refuse_lapsed_order(uow: UnitOfWork, sub: Subscription | None, now: datetime) -> None:
     """No new invoice for a never-paid order that let its room go (`order_lapsed`;
     `OrderLapsed`, 422): another order may hold that room now, and an invoice would make it
-    hold room again unchecked. Judged under the subscription's lock, which the never-paid
-    cleanup and the booking take too."""
+    hold room again unchecked. Judged under the subscription's lock in `store_payment`,
+    which the never-paid cleanup and the booking take too; `renew` asks first, before an
+    invoice is made at the rail, so a refusal costs no invoice to create and cancel."""
     if sub is not None and await order_lapsed(uow, sub, now):
         raise OrderLapsed("This order was not paid in time; please order again")
 

@@ -16,11 +16,13 @@ from app.billing.errors import OrderLapsed
 from app.worker.jobs import build_handlers
 from domain.account_credit import CreditReason
 from domain.credit import payment_meta
-from domain.enums import VmHistoryActionType
+from domain.enums import PaymentMethod, VmHistoryActionType
 from domain.exchange import msat_to_fiat
 from domain.lifecycle import UNPAID_CLEANUP_AFTER
 from domain.model import Subscription, SubscriptionPayment, Vm
 from domain.price_basis import CREDIT_KEY
+from ports.lightning import Invoice
+from ports.storage import PendingOf
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
 from tests.contract.storage_backends import Database
@@ -297,10 +299,45 @@ async def test_a_lapsed_order_gets_no_new_invoice(world: World) -> None:
     await _room_for_one(world, vm)
     await world.shop.order(BOB)  # the room it let go is taken
 
+    node = world.shop.node
+    made, cancelled = len(node.invoices), len(node.cancelled)
+
     with pytest.raises(OrderLapsed):
         await world.renew(vm)
 
     assert [p.id for p in await world.shop.payments(vm)] == [invoice.id]
+    # refused before the rail was asked: no Lightning invoice made, none to cancel
+    assert (len(node.invoices), len(node.cancelled)) == (made, cancelled)
+
+
+async def test_an_order_that_lapses_while_its_invoice_is_made_gets_none(world: World) -> None:
+    """The check under the subscription lock: the order still held its room through another
+    method's invoice when asked, and that invoice ended while the Lightning one was made."""
+    vm = await world.shop.order()
+    sub = await world.sub(vm)
+    world.at(sub.created + UNPAID_CLEANUP_AFTER - timedelta(minutes=1))
+    card = await world.shop.renew(vm, method=PaymentMethod.REVOLUT, user_id=None)
+    world.at(sub.created + UNPAID_CLEANUP_AFTER + timedelta(minutes=1))
+    assert card.expires > world.now  # it holds the order's room: asking is allowed
+    node = world.shop.node
+    make_invoice = node.create_invoice
+
+    async def card_invoice_ends_meanwhile(
+        amount_msat: int, memo: str, expiry_seconds: int
+    ) -> Invoice:
+        made = await make_invoice(amount_msat, memo, expiry_seconds)
+        async with world.shop.factory() as uow:
+            await uow.payments.expire_pending(PendingOf(sub.id, [card.payment_type]), world.now)
+            await uow.commit()
+        return made
+
+    node.create_invoice = card_invoice_ends_meanwhile  # type: ignore[method-assign]
+    with pytest.raises(OrderLapsed):
+        await world.renew(vm)
+
+    [made] = [h for h, invoice in node.invoices.items() if invoice.expires_at > world.now]
+    assert node.cancelled == [made]  # the rail's invoice was cancelled, nothing stored
+    assert [p.id for p in await world.shop.payments(vm)] == [card.id]
 
 
 async def test_an_order_paid_while_its_invoice_held_its_room_is_set_up(world: World) -> None:
