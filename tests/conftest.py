@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from adapters.mysql.schema_upgrade import upgrade_database
 from tests.dbtest import (
+    MYSQL_HEAD,
     SqliteTemplate,
     create_mysql_database,
     drop_mysql_database,
@@ -23,6 +24,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "mysql_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.mysql)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_mysql_head() -> Iterator[None]:
+    """This process's migrated MariaDB template (`MYSQL_HEAD`) is dropped at its end."""
+    yield
+    asyncio.run(MYSQL_HEAD.drop())
 
 
 @pytest.fixture(scope="session")
@@ -70,9 +78,8 @@ async def migrated_db_url(
     if request.param == "sqlite":
         yield await _sqlite_template.copy_to(tmp_path / "lnvps-migrated.db")
         return
-    name, url = await create_mysql_database()
+    name, url = await MYSQL_HEAD.copy()
     try:
-        await upgrade_database(url)
         yield url
     finally:
         await drop_mysql_database(name)

@@ -7,6 +7,7 @@ import secrets
 import shutil
 from pathlib import Path
 
+import attrs
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -80,3 +81,109 @@ class SqliteTemplate:
             self.ready = True
         shutil.copyfile(self.path, target)
         return sqlite_url_for(target)
+
+
+@attrs.frozen
+class _Schema:
+    """What a database migrated to head is made of: each table's DDL, and the tables that
+    hold rows (the migrations' seed rows, `alembic_version` among them)."""
+
+    name: str
+    ddl: tuple[str, ...]
+    with_rows: tuple[str, ...]
+
+
+#: what a head database must not hold for a copy of its tables to equal it
+_NOT_COPIED = (
+    ("views", "SELECT COUNT(*) FROM information_schema.views WHERE table_schema = :db"),
+    ("triggers", "SELECT COUNT(*) FROM information_schema.triggers WHERE trigger_schema = :db"),
+    ("routines", "SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema = :db"),
+    ("events", "SELECT COUNT(*) FROM information_schema.events WHERE event_schema = :db"),
+    (
+        "sequences",
+        "SELECT COUNT(*) FROM information_schema.tables"
+        " WHERE table_schema = :db AND table_type = 'SEQUENCE'",
+    ),
+)
+
+
+class MysqlTemplate:
+    """A MariaDB database migrated to head once per test process; each test database that
+    needs the head schema gets a copy of its tables and rows instead of its own migration
+    (~0.15 s instead of ~0.6 s, and 2-3x that on a loaded machine, for ~100 databases a run).
+
+    The copy is made from `SHOW CREATE TABLE` (foreign keys, indexes, defaults, the
+    auto-increment counters) with foreign-key checks off, then the seed rows. A head that
+    holds anything else (a view, trigger, routine, event or sequence) is refused, so the
+    copy cannot silently differ; `tests/contract/test_mysql_template.py` compares a copy with
+    a migrated database, table by table and row by row.
+    """
+
+    def __init__(self) -> None:
+        self._schema: _Schema | None = None
+
+    async def _head(self) -> _Schema:
+        if self._schema is None:
+            name, url = await create_mysql_database()
+            await upgrade_database(url)
+            self._schema = await _read_schema(name)
+        return self._schema
+
+    async def copy(self) -> tuple[str, str]:
+        """A new `lnvps_t_<random>` database at head: (name, url). Skips if unreachable."""
+        schema = await self._head()
+        name, url = await create_mysql_database()
+        engine = create_engine(mysql_server_url(), pool_size=1, max_overflow=0)
+        try:
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql(f"USE `{name}`")
+                await conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=0")
+                for ddl in schema.ddl:
+                    await conn.exec_driver_sql(ddl.replace("%", "%%"))
+                for table in schema.with_rows:
+                    await conn.exec_driver_sql(
+                        f"INSERT INTO `{table}` SELECT * FROM `{schema.name}`.`{table}`"
+                    )
+                await conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=1")
+        finally:
+            await engine.dispose()
+        return name, url
+
+    async def drop(self) -> None:
+        if self._schema is not None:
+            await drop_mysql_database(self._schema.name)
+            self._schema = None
+
+
+async def _read_schema(name: str) -> _Schema:
+    engine = create_engine(mysql_server_url(), pool_size=1, max_overflow=0)
+    try:
+        async with engine.connect() as conn:
+            for what, query in _NOT_COPIED:
+                if (await conn.execute(text(query), {"db": name})).scalar():
+                    raise AssertionError(f"the head schema has {what}: teach MysqlTemplate them")
+            tables = (
+                await conn.execute(
+                    text(
+                        "SELECT table_name FROM information_schema.tables"
+                        " WHERE table_schema = :db AND table_type = 'BASE TABLE'"
+                        " ORDER BY table_name"
+                    ),
+                    {"db": name},
+                )
+            ).scalars()
+            ddl: list[str] = []
+            with_rows: list[str] = []
+            for table in list(tables):
+                shown = await conn.exec_driver_sql(f"SHOW CREATE TABLE `{name}`.`{table}`")
+                ddl.append(str(tuple(shown.one())[1]))
+                count = await conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{name}`.`{table}`")
+                if count.scalar():
+                    with_rows.append(str(table))
+    finally:
+        await engine.dispose()
+    return _Schema(name=name, ddl=tuple(ddl), with_rows=tuple(with_rows))
+
+
+#: this process's template (each pytest-xdist worker is a process of its own)
+MYSQL_HEAD = MysqlTemplate()

@@ -47,7 +47,7 @@ from domain.model import (
     VmTemplate,
 )
 from ports.storage import UnitOfWork, UnitOfWorkFactory
-from tests.dbtest import create_mysql_database, drop_mysql_database, sqlite_url_for
+from tests.dbtest import MYSQL_HEAD, drop_mysql_database, sqlite_url_for
 
 T = TypeVar("T")
 
@@ -77,10 +77,10 @@ def at(day: int, hour: int = 12, month: int = 3) -> datetime:
 
 
 def _mysql_database() -> Iterator[Database]:
-    """A migrated `lnvps_t_<random>` database for the module (skip/fail as `tests.dbtest` says)."""
-    name, url = asyncio.run(create_mysql_database())
+    """A `lnvps_t_<random>` database at head for the module, copied from this process's
+    migrated template (skip/fail as `tests.dbtest` says)."""
+    name, url = asyncio.run(MYSQL_HEAD.copy())
     try:
-        asyncio.run(upgrade_database(url))
         yield Database("mysql", url)
     finally:
         asyncio.run(drop_mysql_database(name))
