@@ -36,16 +36,17 @@ from app.billing.errors import PaymentNotFound
 from app.billing.invoicing import issue_invoice
 from app.billing.order_locks import ATTEMPTS, RegionMoved
 from app.billing.payment_completed import Reactions, Subscriber, default_subscribers, publish
+from app.billing.placement import Placement
 from app.billing.price_in_force import price_in_force_or_none
 from app.billing.rails import PaymentRails
 from app.billing.reserved import order_lapsed
-from app.billing.restorable import why_unplaceable, why_unrestorable
+from app.billing.restorable import Placing, placing
 from app.billing.upgrades import why_paid_upgrade_does_not_fit
 from domain.credit import Credit, CreditMode, credit_payment, payment_meta
-from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
 from domain.events import PaymentCompleted
 from domain.lifecycle import vm_changed
-from domain.model import LineItem, Subscription, SubscriptionPayment, Vm
+from domain.model import LineItem, Subscription, SubscriptionPayment, Vm, vm_event
 from domain.price_basis import CREDIT_KEY
 from domain.subscription import apply_paid_payment, mark_paid
 from ports.clock import Clock
@@ -155,13 +156,15 @@ async def book_payment(
 
     Soft-deleted VMs of the subscription are brought back (lifecycle.md D20 step 2, D24),
     except for an Upgrade payment: it never re-activates a lapsed subscription (D12), so it
-    does not resurrect its VM either. A Purchase/Renewal for a deleted VM that cannot be
-    restored (`app.billing.restorable`: host, disk or template gone or disabled, or no room
-    left on its host), or for a never-paid order paid after its window whose host has no
-    room left for it (D25), buys no time and leaves the subscription and VM as they are:
-    its value becomes account credit (`credit_unrestorable`, issue 13) and the admins are
-    told (`CreditMode.UNRESTORABLE`). So does an Upgrade whose growth no longer fits its
-    VM's host (an unpaid upgrade invoice holds no room): it is not applied. The room is judged
+    does not resurrect its VM either. A VM whose own host cannot take it back (disabled, or
+    no room left) is first moved to another host of its region that has room. A
+    Purchase/Renewal for a deleted VM that cannot be restored (`app.billing.restorable`:
+    host row, template or pricing gone, offer withdrawn, or no room left in its region), or
+    for a never-paid order paid after its window with no room left for it (D25), buys no
+    time and leaves the subscription and VM as they are: its value becomes account credit
+    (`credit_unrestorable`, issue 13) and the admins are told (`CreditMode.UNRESTORABLE`).
+    So does an Upgrade whose growth no longer fits its VM's host (an unpaid upgrade invoice
+    holds no room): it is not applied. The room is judged
     under the host's region lock, as orders judge it, so a late payment or a paid upgrade
     never takes room an order or another upgrade was just given.
 
@@ -212,27 +215,45 @@ async def _book(
     return done
 
 
-async def _why_not_placed(
+async def _placing(
     uow: UnitOfWork,
     sub: Subscription,
     payment: SubscriptionPayment,
     vm: Vm,
     now: datetime,
     region: int | None,
-) -> str | None:
-    """Why this payment cannot put its VM on its host (None: it can, or the VM holds its room
-    already, as every renewal of a live VM does). Only a VM that holds no room today is judged:
-    a deleted one (D24: re-created where it was, if it still can be) and a never-paid order
-    paid after its window (D25: its room was freed for others). Judged under the region's
-    lock: without it (`region` another), `RegionMoved` asks for the booking to start again
-    with that lock taken first."""
+) -> Placing:
+    """Where this payment puts its VM: where it is (the VM holds its room already, as every
+    renewal of a live VM does, or its host takes it again), on another host of its region,
+    or nowhere and why (`app.billing.restorable.placing`). Only a VM that holds no room
+    today is judged: a deleted one (D24: re-created, if it still can be) and a never-paid
+    order paid after its window (D25: its room was freed for others). Judged under the
+    region's lock: without it (`region` another), `RegionMoved` asks for the booking to
+    start again with that lock taken first."""
     held = payment.expires > now  # pending until this booking: it held the order's room
     if not vm.deleted and not await order_lapsed(uow, sub, now, held_until_now=held):
-        return None
+        return Placing()
     await _in_locked_region(uow, vm, region)
-    if vm.deleted:
-        return await why_unrestorable(uow, vm, now)
-    return await why_unplaceable(uow, vm, now)
+    return await placing(uow, vm, now, deleted=vm.deleted, region=region)
+
+
+async def _move(uow: UnitOfWork, vm: Vm, to: Placement, now: datetime) -> Vm:
+    """The VM put on another host and disk of its region, with a ConfigurationChanged entry
+    saying from where and why (its own host could not take it back)."""
+    moved = attrs.evolve(vm, host_id=to.host.id, disk_id=to.disk.id)
+    await uow.vms.update(moved)
+    await uow.vm_history.add(
+        vm_event(
+            vm.id,
+            VmHistoryActionType.CONFIGURATION_CHANGED,
+            now,
+            f"VM {vm.id} was moved to host {to.host.id}: its host {vm.host_id} could not "
+            "take it back when it was paid for",
+            before={"host_id": vm.host_id, "disk_id": vm.disk_id},
+            after={"host_id": to.host.id, "disk_id": to.disk.id},
+        )
+    )
+    return moved
 
 
 async def _why_upgrade_not_placed(
@@ -273,7 +294,10 @@ async def _apply(
     if upgrade and vm_before is not None:
         why = await _why_upgrade_not_placed(uow, payment, vm_before, now, region)
     elif vm_before is not None:
-        why = await _why_not_placed(uow, before, payment, vm_before, now, region)
+        placed = await _placing(uow, before, payment, vm_before, now, region)
+        why = placed.why
+        if placed.moved_to is not None:
+            vm_before = await _move(uow, vm_before, placed.moved_to, now)
     revived = 0 if upgrade or why else await uow.vms.undelete_for_subscription(before.id)
     items = await uow.line_items.list_by_subscription(before.id)
     credit = None

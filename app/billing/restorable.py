@@ -1,4 +1,5 @@
-"""Whether a payment may bring a VM (back) onto its host (D24, D25), and if not, why."""
+"""Whether a payment may bring a VM (back) onto a host (D24, D25): where it stays, the other
+host of its region it moves to, or why it cannot come back."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Protocol
 
 import attrs
 
-from app.billing.placement import disk_of, has_room_to_grow
-from domain.enums import DiskType
+from app.billing.placement import Placement, best_placement, disk_of, has_room_to_grow, region_rooms
+from domain.enums import DiskInterface, DiskType
 from domain.model import Vm
 from domain.pricing import Spec
 from ports.storage import UnitOfWork
@@ -29,6 +30,24 @@ class _Nothing:
     disk_size: int = 0
 
 
+@attrs.frozen
+class _Offer:
+    """What a VM was sold as: its size, its disk interface and the region it is sold in."""
+
+    spec: Spec
+    disk_interface: DiskInterface
+    region_id: int | None
+
+
+@attrs.frozen
+class Placing:
+    """How a payment may bring its VM (back): where it is (`moved_to` None, `why` None), on
+    another host of its region (`moved_to`), or not at all (`why`: the operator's reason)."""
+
+    why: str | None = None
+    moved_to: Placement | None = None
+
+
 def _unusable(row: _Switchable | None, what: str) -> str | None:
     """Why `what` cannot be used again: its row gone or disabled; None when it can."""
     if row is None:
@@ -38,20 +57,25 @@ def _unusable(row: _Switchable | None, what: str) -> str | None:
     return None
 
 
-async def _sold_as(uow: UnitOfWork, vm: Vm) -> tuple[Spec | None, str | None]:
-    """What the VM was sold as (its template, or its custom template), when that row is still
-    there; and why it cannot be sold again (that row, or the custom pricing, gone or
-    disabled), None when it can."""
+async def _sold_as(uow: UnitOfWork, vm: Vm) -> tuple[_Offer | None, str | None]:
+    """What the VM was sold as (its template, or its custom template and pricing), when that
+    row is still there; and why it cannot be sold again (that row, or the custom pricing,
+    gone or disabled), None when it can."""
     if vm.template_id is not None:
         template = await uow.templates.get(vm.template_id)
-        return template, _unusable(template, f"template {vm.template_id} of VM {vm.id}")
+        why = _unusable(template, f"template {vm.template_id} of VM {vm.id}")
+        if template is None:
+            return None, why
+        return _Offer(template, template.disk_interface, template.region_id), why
     if vm.custom_template_id is None:
         return None, f"VM {vm.id} has no template"
     custom = await uow.custom_templates.get(vm.custom_template_id)
     if custom is None:
         return None, f"custom template {vm.custom_template_id} of VM {vm.id} is gone"
     pricing = await uow.custom_pricing.get(custom.pricing_id)
-    return custom, _unusable(pricing, f"custom pricing {custom.pricing_id} of VM {vm.id}")
+    why = _unusable(pricing, f"custom pricing {custom.pricing_id} of VM {vm.id}")
+    region = None if pricing is None else pricing.region_id
+    return _Offer(custom, custom.disk_interface, region), why
 
 
 async def why_no_room(uow: UnitOfWork, vm: Vm, spec: Spec, now: datetime) -> str | None:
@@ -65,24 +89,52 @@ async def why_no_room(uow: UnitOfWork, vm: Vm, spec: Spec, now: datetime) -> str
     return f"host {vm.host_id} has no room left for VM {vm.id}"
 
 
-async def why_unrestorable(uow: UnitOfWork, vm: Vm, now: datetime) -> str | None:
-    """None when the deleted VM can be re-created where it was, with what it was sold as;
-    else the reason it cannot: its host row or disk gone or disabled, its template (or custom
-    template, or that template's pricing) gone or disabled, or no room left on its host."""
+async def _why_not_here(uow: UnitOfWork, vm: Vm, spec: Spec, now: datetime) -> str | None:
+    """Why the VM cannot come back on its own host and disk: either gone or disabled, or no
+    room left there; None when it can."""
     host = await uow.hosts.get(vm.host_id)
     if reason := _unusable(host, f"host {vm.host_id} of VM {vm.id}"):
         return reason
     if reason := _unusable(await disk_of(uow, vm), f"disk {vm.disk_id} of VM {vm.id}"):
         return reason
-    spec, why = await _sold_as(uow, vm)
-    if why is not None or spec is None:
-        return why
     return await why_no_room(uow, vm, spec, now)
 
 
-async def why_unplaceable(uow: UnitOfWork, vm: Vm, now: datetime) -> str | None:
-    """`why_no_room` for a never-paid order paid after its window: only its room is judged
-    (its offer disabled since does not stop it; a VM whose template row is gone has no size
-    to judge and is set up as before)."""
-    spec, _ = await _sold_as(uow, vm)
-    return None if spec is None else await why_no_room(uow, vm, spec, now)
+async def placing(
+    uow: UnitOfWork, vm: Vm, now: datetime, *, deleted: bool, region: int | None
+) -> Placing:
+    """Where a payment brings back a VM that holds no room today: a deleted one (D24) or a
+    never-paid order paid after its window (D25).
+
+    A deleted VM comes back with what it was sold as (its template, or its custom template
+    and pricing, neither gone nor disabled) on its own host and disk (neither gone nor
+    disabled) if they have room for its whole size. A late order is judged on room only: its
+    offer, host or disk disabled since does not stop it, and one whose template row is gone
+    has no size to judge and is set up as before.
+
+    When its own host cannot take it (the host or its disk disabled, or no room left) but
+    another enabled host of the same region can, it moves there (`moved_to`, the least
+    loaded, as an order is placed): a revived VM is re-created empty with new addresses
+    anyway (D24), and a never-paid order was never built. Only within `region`, the region
+    whose lock the caller holds (the VM's host's), and only when the VM's offer is sold in
+    that region; a withdrawn offer (template or pricing gone or disabled) of a deleted VM
+    is never placed anew.
+    """
+    offer, why = await _sold_as(uow, vm)
+    if offer is None:  # no size to judge: a deleted VM cannot come back, an order stays
+        return Placing(why=why if deleted else None)
+    if deleted and why is not None:
+        return Placing(why=why)
+    if deleted:
+        here = await _why_not_here(uow, vm, offer.spec, now)
+    else:  # a late order is judged on room only: a host or disk disabled since keeps it
+        here = await why_no_room(uow, vm, offer.spec, now)
+    if here is None:
+        return Placing()
+    if region is None or offer.region_id != region:
+        return Placing(why=here)
+    rooms = await region_rooms(uow, region, now)
+    moved = best_placement(rooms, offer.spec, offer.disk_interface)
+    if moved is None:
+        return Placing(why=f"{here}; no other host of region {region} has room for it")
+    return Placing(moved_to=moved)

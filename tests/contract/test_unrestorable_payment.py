@@ -26,7 +26,7 @@ from ports.storage import PendingOf
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
 from tests.contract.storage_backends import Database
-from tests.unit.billing.world import BOB
+from tests.unit.billing.world import BOB, add_host
 from tests.unit.worker.world import DAY, World
 
 database = storage_backends.database
@@ -376,3 +376,100 @@ async def test_a_never_paid_order_paid_late_with_its_room_free_is_set_up(world: 
     assert (await world.sub(vm)).is_setup
     assert world.host_state(vm.id) == "running"
     assert await _balance(world, await world.sub(vm)) == 0
+
+
+async def _second_host(world: World, *, cpu: int = 16) -> int:
+    """Another enabled host of the VMs' region (the world's hosts are all one dummy)."""
+    async with world.shop.factory() as uow:
+        host = await add_host(uow, region_id=1, name="h2", ip="10.0.0.2")
+        await uow.hosts.update(attrs.evolve(host, cpu=cpu))
+        await uow.commit()
+    return host.id
+
+
+async def _assert_moved(world: World, vm: Vm, to_host: int) -> None:
+    """Brought back on `to_host`, running, its subscription paid, no credit, the move told."""
+    moved = await world.shop.vm(vm.id)
+    assert not moved.deleted and moved.host_id == to_host and moved.host_id != vm.host_id
+    async with world.shop.factory() as uow:
+        [disk] = await uow.host_disks.list_by_host(to_host)
+    assert moved.disk_id == disk.id
+    assert world.host_state(vm.id) == "running"
+    sub = await world.sub(vm)
+    assert sub.is_setup and sub.expires is not None and sub.expires > world.now
+    assert await _balance(world, sub) == 0
+    [entry] = await world.history(vm, VmHistoryActionType.CONFIGURATION_CHANGED)
+    assert entry.previous_state is not None and entry.new_state is not None
+    assert (entry.previous_state["host_id"], entry.new_state["host_id"]) == (vm.host_id, to_host)
+    assert not [n for n in world.notifier.to_admins() if NOTICE in n.title]
+
+
+async def test_its_host_disabled_a_deleted_vm_comes_back_on_another_host(world: World) -> None:
+    vm, renewal = await _deleted_with_late_renewal(world)
+    await _disable_host(world, vm)
+    other = await _second_host(world)
+
+    report = await world.complete(renewal)
+    await world.run_jobs()
+
+    assert report.completed
+    await _assert_moved(world, vm, other)
+    assert world.notifier.titled(f"[VM{vm.id}] Re-created after deletion")
+
+
+async def test_its_room_taken_a_late_order_is_set_up_on_another_host(world: World) -> None:
+    vm, invoice = await _lapsed_order(world)
+    await _room_for_one(world, vm)
+    await world.shop.order(BOB)  # its order window is over: this one gets its room
+    other = await _second_host(world)
+
+    report = await world.complete(invoice)
+    await world.run_jobs()
+
+    assert report.completed
+    await _assert_moved(world, vm, other)
+
+
+async def test_no_host_of_its_region_has_room_the_payment_becomes_credit(world: World) -> None:
+    vm, renewal = await _deleted_with_late_renewal(world)
+    await _disable_host(world, vm)
+    await _second_host(world, cpu=1)  # too small for the VM's 2 CPUs
+    sub_before = await world.sub(vm)
+
+    report = await world.complete(renewal)
+    await world.run_jobs()
+
+    assert report.completed
+    await _assert_credited_once(world, vm, sub_before, renewal)
+    assert (
+        f"host {vm.host_id} of VM {vm.id} is disabled; no other host of region 1 has room"
+        in _admin_notice(world)
+    )
+
+
+async def test_a_withdrawn_offer_is_not_placed_anew_on_another_host(world: World) -> None:
+    vm, renewal = await _deleted_with_late_renewal(world)
+    await _disable_template(world, vm)
+    await _second_host(world)
+    sub_before = await world.sub(vm)
+
+    await world.complete(renewal)
+
+    await _assert_credited_once(world, vm, sub_before, renewal)
+
+
+async def test_two_late_payments_for_one_place_elsewhere_bring_back_one(world: World) -> None:
+    """The region lock again: the other host's one free place goes to one of them."""
+    [(first, r1), (second, r2)] = await _deleted_with_late_renewals(world, 2)
+    await _disable_host(world, first)
+    other = await _second_host(world, cpu=2)  # one VM's worth
+
+    reports = await asyncio.gather(world.complete(r1), world.complete(r2))
+    await world.run_jobs()
+
+    assert all(r.completed for r in reports)
+    back = [vm for vm in (first, second) if not (await world.shop.vm(vm.id)).deleted]
+    assert [(await world.shop.vm(vm.id)).host_id for vm in back] == [other]
+    [credited] = [vm for vm in (first, second) if vm not in back]
+    assert world.host_state(credited.id) is None
+    assert "no other host of region 1 has room for it" in _admin_notice(world)

@@ -8,10 +8,12 @@ import attrs
 import pytest
 
 from adapters.memory.storage import MemoryUnitOfWorkFactory
-from app.billing.restorable import why_unplaceable, why_unrestorable
+from app.billing.restorable import Placing, placing
 from domain.enums import DiskInterface, DiskType
 from domain.model import CustomTemplate, Vm
+from ports.storage import UnitOfWork
 from tests.http.demo_catalogue import Demo, seed_demo
+from tests.unit.billing.world import add_host
 
 GIB = 1024**3
 
@@ -47,7 +49,12 @@ def _vm(
 
 async def _why(store: MemoryUnitOfWorkFactory, vm: Vm) -> str | None:
     async with store() as uow:
-        return await why_unrestorable(uow, vm, NOW)
+        return (await placing(uow, vm, NOW, deleted=True, region=None)).why
+
+
+async def _late(uow: UnitOfWork, order: Vm) -> str | None:
+    """Why a late-paid order cannot be set up where it is (no lock held: nothing moves)."""
+    return (await placing(uow, order, NOW, deleted=False, region=None)).why
 
 
 async def _custom(store: MemoryUnitOfWorkFactory, pricing_id: int) -> int:
@@ -132,10 +139,63 @@ async def test_a_late_paid_order_is_judged_on_room_only(
         retired = await uow.templates.get(demo.retired)
         host = await uow.hosts.get(demo.host)
         assert retired is not None and host is not None
-        assert await why_unplaceable(uow, order, NOW) is None
+        assert await _late(uow, order) is None
         await uow.hosts.update(attrs.evolve(host, cpu=retired.cpu - 1))
-        assert (
-            await why_unplaceable(uow, order, NOW) == f"host {demo.host} has no room left for VM 7"
-        )
+        assert await _late(uow, order) == f"host {demo.host} has no room left for VM 7"
         gone = attrs.evolve(order, template_id=999)
-        assert await why_unplaceable(uow, gone, NOW) is None  # no size to judge
+        assert await _late(uow, gone) is None  # no size to judge
+
+
+async def _other_host(store: MemoryUnitOfWorkFactory, region: int) -> tuple[int, int]:
+    """A second enabled host of the region, with one SSD: (host id, disk id)."""
+    async with store() as uow:
+        host = await add_host(uow, region_id=region, name="h2", ip="10.0.0.2")
+        [disk] = await uow.host_disks.list_by_host(host.id)
+        await uow.commit()
+    return host.id, disk.id
+
+
+async def _disable(store: MemoryUnitOfWorkFactory, host_id: int) -> None:
+    async with store() as uow:
+        host = await uow.hosts.get(host_id)
+        assert host is not None
+        await uow.hosts.update(attrs.evolve(host, enabled=False))
+        await uow.commit()
+
+
+async def test_placing_moves_a_vm_within_the_locked_region_only(
+    seeded: tuple[MemoryUnitOfWorkFactory, Demo],
+) -> None:
+    store, demo = seeded
+    other, disk = await _other_host(store, demo.region)
+    await _disable(store, demo.host)
+    standard = _vm(demo.host, demo.tiny, disk_id=demo.ssd)
+    custom = _vm(demo.host, None, await _custom(store, demo.custom), disk_id=demo.ssd)
+    async with store() as uow:
+        for vm in (standard, custom):
+            moved = await placing(uow, vm, NOW, deleted=True, region=demo.region)
+            assert moved.why is None and moved.moved_to is not None
+            assert (moved.moved_to.host.id, moved.moved_to.disk.id) == (other, disk)
+            # without the region's lock (or another region's) nothing moves
+            for region in (None, demo.closed_region):
+                kept = await placing(uow, vm, NOW, deleted=True, region=region)
+                assert kept == Placing(why=f"host {demo.host} of VM 7 is disabled")
+
+
+async def test_placing_keeps_what_can_stay_and_a_late_order_on_its_disabled_host(
+    seeded: tuple[MemoryUnitOfWorkFactory, Demo],
+) -> None:
+    """A VM its host takes again stays; a late order is judged on room only (a host disabled
+    since keeps it); a deleted VM of a withdrawn offer is not placed anew anywhere."""
+    store, demo = seeded
+    await _other_host(store, demo.region)
+    vm = _vm(demo.host, demo.tiny, disk_id=demo.ssd)
+    async with store() as uow:
+        assert await placing(uow, vm, NOW, deleted=True, region=demo.region) == Placing()
+    await _disable(store, demo.host)
+    order = attrs.evolve(vm, deleted=False)
+    retired = _vm(demo.host, demo.retired, disk_id=demo.ssd)
+    async with store() as uow:
+        assert await placing(uow, order, NOW, deleted=False, region=demo.region) == Placing()
+        withdrawn = await placing(uow, retired, NOW, deleted=True, region=demo.region)
+        assert withdrawn == Placing(why=f"template {demo.retired} of VM 7 is disabled")
