@@ -13,6 +13,7 @@ from app.billing.errors import SubscriptionNotFound, VmNotFound
 from app.billing.price_in_force import price_in_force
 from domain.account_credit import CreditReason, checked_entry
 from domain.errors import DomainError
+from domain.model import Vm
 from domain.money import Money
 from domain.price_basis import PriceBasis
 from domain.upgrade import remaining_time_info
@@ -40,6 +41,14 @@ def _in_one_currency(basis: PriceBasis) -> Money:
     return Money(currency, amount)
 
 
+def _live(vm: Vm | None) -> Vm:
+    if vm is None:
+        raise VmNotFound("VM not found")
+    if vm.deleted:
+        raise VmIsDeleted("VM is already deleted")
+    return vm
+
+
 async def refund_to_credit(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
@@ -62,15 +71,14 @@ async def refund_to_credit(
     more than one currency is refused (422): one ledger entry cannot hold its value.
     """
     now = clock.now()
+    async with uow_factory() as uow:  # which subscription: read before its lock is taken
+        found = await subscription_of(uow, _live(await uow.vms.get(vm_id)))
     async with uow_factory() as uow:
-        vm = await uow.vms.get(vm_id)
-        if vm is None:
-            raise VmNotFound("VM not found")
-        if vm.deleted:
-            raise VmIsDeleted("VM is already deleted")
-        found = await subscription_of(uow, vm)
+        # the lock is this transaction's first statement: on MariaDB the first plain read
+        # fixes the snapshot, so the price below is read as committed before the lock
         sub = await uow.subscriptions.get_for_update(found.id)
-        if sub is None:
+        vm = _live(await uow.vms.get(vm_id))
+        if sub is None or (await subscription_of(uow, vm)).id != sub.id:
             raise SubscriptionNotFound("Subscription not found")
         if sub.expires is None or sub.expires <= now:
             raise NothingToRefund("No paid time is left to refund")

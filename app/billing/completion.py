@@ -41,7 +41,7 @@ from app.billing.price_in_force import price_in_force_or_none
 from app.billing.rails import PaymentRails
 from app.billing.reserved import order_lapsed
 from app.billing.restorable import Placing, placing
-from app.billing.upgrades import why_paid_upgrade_does_not_fit
+from app.billing.upgrades import UpgradeUnplaced, why_paid_upgrade_does_not_fit
 from domain.credit import Credit, CreditMode, credit_payment, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
 from domain.events import PaymentCompleted
@@ -164,16 +164,17 @@ async def book_payment(
     time and leaves the subscription and VM as they are: its value becomes account credit
     (`credit_unrestorable`, issue 13) and the admins are told (`CreditMode.UNRESTORABLE`).
     So does an Upgrade whose growth no longer fits its VM's host (an unpaid upgrade invoice
-    holds no room): it is not applied. The room is judged
-    under the host's region lock, as orders judge it, so a late payment or a paid upgrade
-    never takes room an order or another upgrade was just given.
+    holds no room): it is not applied, and its value is credited in the currency it was
+    priced in. The room is judged under the host's region lock, as orders judge it, so a
+    late payment or a paid upgrade never takes room an order or another upgrade was just
+    given. Locks: the subscription, then (with a region) the user, then the region.
 
     Each `on_booked` effect runs last, in the same transaction (a process killed between two
     transactions would otherwise leave a booked payment without its records for good, since
     a replay finds it paid and does nothing: tests/e2e kill -9).
     """
     now = clock.now()
-    region: int | None = None
+    region = await _upgraded_region(uow_factory, found)
     for _ in range(1 + ATTEMPTS):  # the first run, then again with the lock it asked for
         try:
             return await _book(uow_factory, found, now, on_booked, region)
@@ -181,6 +182,21 @@ async def book_payment(
             region, last = moved.region_id, moved
     # its host moved region at every run (an admin at work): the webhook or listener retries
     raise StorageBusy() from last
+
+
+async def _upgraded_region(
+    uow_factory: UnitOfWorkFactory, found: SubscriptionPayment
+) -> int | None:
+    """For an Upgrade, the region of its VM's host, read beforehand: its booking always judges
+    the room there under that region's lock, so it takes the lock on its first run instead of
+    learning the region and running again (`RegionMoved` still covers a host moved since).
+    None for other payments: only a late one needs a region, and most never do."""
+    if found.payment_type is not SubscriptionPaymentType.UPGRADE:
+        return None
+    async with uow_factory() as uow:
+        vm = await uow.vms.get_by_subscription(found.subscription_id)
+        host = None if vm is None else await uow.hosts.get(vm.host_id)
+    return None if host is None else host.region_id
 
 
 async def _book(
@@ -197,6 +213,9 @@ async def _book(
         if before is None:  # impossible with the foreign key
             raise LookupError(f"payment {found.id.hex()} has no subscription")
         if region is not None:  # then its VM's region, before any plain read (as orders do)
+            # the user first: a credit booked below locks the user's row, and orders take
+            # user then region, so subscription → user → region keeps every path one way
+            await uow.users.lock(before.user_id)
             await uow.regions.lock(region)
         payment = await uow.payments.get(found.id)
         if payment is None or payment.is_paid:
@@ -247,8 +266,9 @@ async def _move(uow: UnitOfWork, vm: Vm, to: Placement, now: datetime) -> Vm:
             vm.id,
             VmHistoryActionType.CONFIGURATION_CHANGED,
             now,
-            f"VM {vm.id} was moved to host {to.host.id}: its host {vm.host_id} could not "
-            "take it back when it was paid for",
+            f"VM {vm.id} was moved to host {to.host.id}, disk {to.disk.id} (from host "
+            f"{vm.host_id}, disk {vm.disk_id}): it could not go back where it was when it "
+            "was paid for",
             before={"host_id": vm.host_id, "disk_id": vm.disk_id},
             after={"host_id": to.host.id, "disk_id": to.disk.id},
         )
@@ -258,11 +278,11 @@ async def _move(uow: UnitOfWork, vm: Vm, to: Placement, now: datetime) -> Vm:
 
 async def _why_upgrade_not_placed(
     uow: UnitOfWork, payment: SubscriptionPayment, vm: Vm, now: datetime, region: int | None
-) -> str | None:
+) -> UpgradeUnplaced | None:
     """Why this paid Upgrade cannot grow its live VM on its host now (None: it fits). An
     unpaid upgrade invoice holds no room, so the growth is judged again here, under the
-    region's lock like `_why_not_placed`. A deleted VM is not judged: an Upgrade revives
-    nothing (D12) and its records report the missing VM."""
+    region's lock like `_placing`. A deleted VM is not judged: an Upgrade revives nothing
+    (D12) and its records report the missing VM."""
     if vm.deleted:
         return None
     await _in_locked_region(uow, vm, region)
@@ -290,9 +310,11 @@ async def _apply(
     paid = mark_paid(payment, now)
     upgrade = payment.payment_type == SubscriptionPaymentType.UPGRADE
     vm_before = await uow.vms.get_by_subscription(before.id)
-    why = None
+    why, list_currency = None, before.currency
     if upgrade and vm_before is not None:
-        why = await _why_upgrade_not_placed(uow, payment, vm_before, now, region)
+        unplaced = await _why_upgrade_not_placed(uow, payment, vm_before, now, region)
+        if unplaced is not None:  # priced in its new pricing's currency, credited in it
+            why, list_currency = unplaced.why, unplaced.list_currency
     elif vm_before is not None:
         placed = await _placing(uow, before, payment, vm_before, now, region)
         why = placed.why
@@ -305,7 +327,7 @@ async def _apply(
         # the money arrived but what it paid for cannot be given (the VM cannot come back, or
         # its host has no room for it or its upgrade): no time, its value as account credit
         after = before
-        booked = await credit_unrestorable(uow, paid, before.currency, why)
+        booked = await credit_unrestorable(uow, paid, list_currency, why)
         credit = _unrestorable(now, why, booked)
         paid = _with_credit(paid, credit)
         await uow.payments.update(paid)
@@ -327,8 +349,10 @@ async def _apply(
         vm_changed((vm_before, before), (vm_after, after), now)
     if after != before:
         await uow.subscriptions.update(after)
-    upgrades = PendingOf(before.id, (SubscriptionPaymentType.UPGRADE,), except_id=payment.id)
-    cancelled = await uow.payments.expire_pending(upgrades, now)
+    cancelled: list[SubscriptionPayment] = []
+    if why is None:  # a payment that changed nothing leaves the other upgrade quotes valid
+        upgrades = PendingOf(before.id, (SubscriptionPaymentType.UPGRADE,), except_id=payment.id)
+        cancelled = await uow.payments.expire_pending(upgrades, now)
     rivals: list[SubscriptionPayment] = []
     if payment.payment_type == SubscriptionPaymentType.PURCHASE:
         # the order is paid: another method's Purchase invoice for it must not stay payable,

@@ -47,10 +47,12 @@ async def lock_order(uow: UnitOfWork, user_id: int, region_id: int | None) -> No
     after another, so two buyers never both take a host's last room. Both are locking reads,
     which MariaDB answers without fixing the transaction's snapshot: the snapshot is taken
     by the first plain read after them, so it sees every order committed before. On SQLite
-    the user lock already holds the database write lock. Lock order: user, then region;
-    spawning takes subscription, then region; nothing takes a region before a user or a
-    subscription, so these never wait on each other in a cycle. None: no region to lock
-    (the offer is missing; the order fails on it).
+    the user lock already holds the database write lock. One lock order everywhere:
+    subscription, then user, then region. Orders take user then region; spawning takes
+    subscription then region; a booking that places or grows a VM takes all three (its
+    account credit locks the user's row); nothing takes a region before a user or a
+    subscription, nor a user before a subscription, so none waits on another in a cycle.
+    None: no region to lock (the offer is missing; the order fails on it).
     """
     await uow.users.lock(user_id)
     if region_id is not None:

@@ -78,7 +78,7 @@ async def _sold_as(uow: UnitOfWork, vm: Vm) -> tuple[_Offer | None, str | None]:
     return _Offer(custom, custom.disk_interface, region), why
 
 
-async def why_no_room(uow: UnitOfWork, vm: Vm, spec: Spec, now: datetime) -> str | None:
+async def _why_no_room(uow: UnitOfWork, vm: Vm, spec: Spec, now: datetime) -> str | None:
     """None when the VM's host and disk can take it again beside what their VMs hold now
     (size × load factor, as an order is placed); else why not. For a VM that holds no room
     today: a deleted one, or a never-paid order past its payment window (D25), whose place
@@ -97,7 +97,7 @@ async def _why_not_here(uow: UnitOfWork, vm: Vm, spec: Spec, now: datetime) -> s
         return reason
     if reason := _unusable(await disk_of(uow, vm), f"disk {vm.disk_id} of VM {vm.id}"):
         return reason
-    return await why_no_room(uow, vm, spec, now)
+    return await _why_no_room(uow, vm, spec, now)
 
 
 async def placing(
@@ -128,7 +128,7 @@ async def placing(
     if deleted:
         here = await _why_not_here(uow, vm, offer.spec, now)
     else:  # a late order is judged on room only: a host or disk disabled since keeps it
-        here = await why_no_room(uow, vm, offer.spec, now)
+        here = await _why_no_room(uow, vm, offer.spec, now)
     if here is None:
         return Placing()
     if region is None or offer.region_id != region:

@@ -103,7 +103,7 @@ async def _quote(
     method: PaymentMethod,
     rates: RateTable,
     now: datetime,
-) -> UpgradeQuote:
+) -> tuple[UpgradeQuote, UpgradePlan]:
     sub = await subscription_of(uow, vm)
     plan = await _plan(uow, vm, cfg)
     quote = upgrade_quote(
@@ -119,7 +119,7 @@ async def _quote(
     # last: a VM that cannot be upgraded at all says why, not that its host is full
     if not await _fits(uow, vm, plan, now):
         raise NoRoomToUpgrade("The VM's host has no room for this upgrade")
-    return quote
+    return quote, plan
 
 
 async def _fits(uow: UnitOfWork, vm: Vm, plan: UpgradePlan, now: datetime) -> bool:
@@ -128,9 +128,18 @@ async def _fits(uow: UnitOfWork, vm: Vm, plan: UpgradePlan, now: datetime) -> bo
     return vm.deleted or await has_room_to_grow(uow, vm, plan.current.spec, plan.target, now)
 
 
+@attrs.frozen
+class UpgradeUnplaced:
+    """Why a paid upgrade is not applied, and the currency it was priced in (its list
+    currency: the payment's rate is for it, so its value is credited in it)."""
+
+    why: str
+    list_currency: str
+
+
 async def why_paid_upgrade_does_not_fit(
     uow: UnitOfWork, vm: Vm, payment: SubscriptionPayment, now: datetime
-) -> str | None:
+) -> UpgradeUnplaced | None:
     """Why a paid Upgrade can no longer grow its VM on its host (None: it fits, or there is
     nothing to judge). Judged again in the booking because an unpaid upgrade invoice holds no
     room: two quoted at once for VMs of one host, or an order placed meanwhile, may not both
@@ -143,7 +152,10 @@ async def why_paid_upgrade_does_not_fit(
         return None
     if await _fits(uow, vm, plan, now):
         return None
-    return f"host {vm.host_id} has no room left for the upgrade of VM {vm.id}"
+    return UpgradeUnplaced(
+        why=f"host {vm.host_id} has no room left for the upgrade of VM {vm.id}",
+        list_currency=plan.new_price.currency.value,
+    )
 
 
 async def quote_upgrade(
@@ -169,7 +181,8 @@ async def quote_upgrade(
     now = clock.now()
     async with uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, user_id, allow_deleted=True)
-        return await _quote(uow, vm, cfg, method, await rates.table(), now)
+        quote, _ = await _quote(uow, vm, cfg, method, await rates.table(), now)
+    return quote
 
 
 async def create_upgrade_payment(
@@ -194,7 +207,7 @@ async def create_upgrade_payment(
     async with uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, user_id, allow_deleted=True)
         sub = await subscription_of(uow, vm)
-        quote = await _quote(uow, vm, cfg, method, await rates.table(), now)
+        quote, plan = await _quote(uow, vm, cfg, method, await rates.table(), now)
         priced = PricedPayment(
             subscription_id=sub.id,
             user_id=vm.user_id,
@@ -209,8 +222,9 @@ async def create_upgrade_payment(
             metadata=_config_json(cfg),
             memo=f"VM upgrade {vm.id}",
         )
-        if settle is not None:  # the account balance pays first (issue 13)
-            priced = await apply_balance(uow, priced, sub.currency)
+        if settle is not None:  # the account balance pays first (issue 13), in the currency
+            # the upgrade is priced in (the quote's rate is for it; the plan's may differ)
+            priced = await apply_balance(uow, priced, plan.new_price.currency.value)
     return await issue(uow_factory, rails, priced, now, settle, reuse=None, idem=None)
 
 

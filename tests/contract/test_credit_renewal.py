@@ -251,3 +251,30 @@ async def test_a_payment_for_an_unrestorable_service_becomes_credit_once(shop: S
             await uow.commit()
     assert await _balance(shop) == PLAN_EUR_CENTS  # 32 received + the 100 applied
     assert (await _ledger(shop))[-1] == (CreditReason.OVERPAYMENT, PLAN_EUR_CENTS, payment.id.hex())
+
+
+async def test_an_upgrade_priced_in_another_currency_spends_that_balance(shop: Shop) -> None:
+    """The plan is in EUR, the custom pricing in USD: the upgrade is priced in USD, so USD
+    credit pays it and EUR credit is left alone (never converted at the USD quote's rate)."""
+    vm = await _paid_vm(shop)
+    async with shop.factory() as uow:
+        [pricing] = await uow.custom_pricing.list_by_region(1)
+        await uow.custom_pricing.update(attrs.evolve(pricing, currency="USD"))
+        await uow.commit()
+    await _give(shop, 500)  # EUR
+    await adjust_credit(
+        shop.factory,
+        shop.clock,
+        admin_id=ALICE,
+        user_id=ALICE,
+        currency="USD",
+        amount=7,
+        note="test",
+    )
+
+    partly = await _upgrade(shop, vm)
+
+    assert partly.currency == "USD" and not partly.is_paid
+    assert partly.metadata["credit_applied"] == {"amount": 7, "currency": "USD", "charged": 7}
+    async with shop.factory() as uow:
+        assert await uow.credit_ledger.balances(ALICE) == {"EUR": 500, "USD": 0}

@@ -12,6 +12,7 @@ import asyncio
 
 import attrs
 
+from app.billing.errors import NoHostAvailable
 from app.billing.upgrades import create_upgrade_payment
 from domain.account_credit import CreditReason
 from domain.credit import payment_meta
@@ -34,15 +35,15 @@ BIGGER = UpgradeConfig(new_cpu=4)
 NOT_APPLIED = "Upgrade paid but not applied"
 
 
-async def _two_vms_with_room_for_one_upgrade(world: World) -> tuple[Vm, Vm]:
-    """Two running VMs (2 CPUs each) on a host of 6 CPUs: 2 CPUs left, one upgrade's worth."""
-    first, second = await world.paid_vm(), await world.paid_vm()
-    assert first.host_id == second.host_id
+async def _two_vms_with_room_for_one_upgrade(world: World, held: int = 0) -> tuple[Vm, Vm]:
+    """Two running VMs (2 CPUs each) beside `held` CPUs already taken on their host, which is
+    sized to leave 2 CPUs free: one upgrade's worth."""
     async with world.shop.factory() as uow:
-        host = await uow.hosts.get(first.host_id)
-        assert host is not None
-        await uow.hosts.update(attrs.evolve(host, cpu=6))
+        [host] = await uow.hosts.list_all()
+        await uow.hosts.update(attrs.evolve(host, cpu=held + 6))
         await uow.commit()
+    first, second = await world.paid_vm(), await world.paid_vm()
+    assert first.host_id == second.host_id == host.id
     return first, second
 
 
@@ -161,3 +162,73 @@ async def test_an_upgrade_that_fits_the_last_room_exactly_is_applied(world: Worl
     await _assert_applied(world, first, upgrade)
     assert not world.notifier.titled(f"[Subscription {(await world.sub(first)).id}] {NOT_APPLIED}")
     assert await _cpu(world, second) == 2
+
+
+async def _price_custom_in(world: World, currency: str) -> None:
+    """The region's custom pricing (what a standard VM is upgraded to) priced in `currency`."""
+    async with world.shop.factory() as uow:
+        [pricing] = await uow.custom_pricing.list_by_region(1)
+        await uow.custom_pricing.update(attrs.evolve(pricing, currency=currency))
+        await uow.commit()
+
+
+async def test_an_upgrade_priced_in_another_currency_is_credited_in_it(world: World) -> None:
+    """The plan is in EUR, the custom pricing in USD: the Lightning upgrade's rate is the USD
+    one, so its value is USD credit (not EUR figures at a USD rate)."""
+    first, second = await _two_vms_with_room_for_one_upgrade(world)
+    await _price_custom_in(world, "USD")
+    up1, up2 = await _upgrade(world, first), await _upgrade(world, second)
+
+    await world.complete(up1)
+    await world.complete(up2)
+
+    paid = await world.shop.payment(up2.id)
+    async with world.shop.factory() as uow:
+        [entry] = await uow.credit_ledger.list_by_reference(paid.id.hex())
+        balances = await uow.credit_ledger.balances(paid.user_id)
+    assert (entry.currency, entry.amount) == ("USD", msat_to_fiat(paid.amount, paid.rate))
+    assert balances == {"USD": entry.amount}
+    assert (await world.sub(second)).currency == "EUR"  # nothing of the VM changed
+
+
+async def test_an_upgrade_not_applied_leaves_the_vms_other_upgrade_quotes_payable(
+    world: World,
+) -> None:
+    first, second = await _two_vms_with_room_for_one_upgrade(world)
+    bigger = await _upgrade(world, second)
+    smaller = await create_upgrade_payment(
+        world.shop.factory,
+        world.shop.clock,
+        world.shop.rails,
+        world.shop.rates,
+        user_id=ALICE,
+        vm_id=second.id,
+        cfg=UpgradeConfig(new_cpu=3),
+    )
+    await world.complete(await _upgrade(world, first))  # takes the last room
+
+    await world.complete(bigger)  # booked as credit: the VM is as it was
+
+    assert await _cpu(world, second) == 2
+    still = await world.shop.payment(smaller.id)
+    assert not still.is_paid and still.expires > world.now
+
+
+async def test_an_order_racing_a_credited_upgrade_neither_deadlocks(world: World) -> None:
+    """Lock order: the booking takes subscription, user, region; an order user, region. Were
+    the booking to take the region before the user (whose row its credit locks), the two
+    would wait on each other (MariaDB answers one with a deadlock)."""
+    for held in (0, 6):  # each round leaves 6 CPUs taken: two VMs, one grown
+        first, second = await _two_vms_with_room_for_one_upgrade(world, held)
+        up1, up2 = await _upgrade(world, first), await _upgrade(world, second)
+        await world.complete(up1)
+
+        booked, ordered = await asyncio.gather(
+            world.complete(up2), world.shop.order(), return_exceptions=True
+        )
+
+        assert not isinstance(booked, BaseException) and booked.completed
+        assert isinstance(ordered, NoHostAvailable), ordered  # the host is full: a clear 422
+        paid = await world.shop.payment(up2.id)
+        assert await _cpu(world, second) == 2
+        assert await _credit_of(world, paid) == [msat_to_fiat(paid.amount, paid.rate)]
