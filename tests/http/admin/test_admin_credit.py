@@ -11,6 +11,7 @@ import attrs
 from adapters.memory.billing import MemoryLineItems
 from domain.enums import SubscriptionType
 from domain.model import LineItem
+from ports.storage import UnitOfWork
 from tests.http.admin.adminapp import ROOT, VIEWER, AdminWorld
 from tests.http.vm_helpers import paid_vm, subscription_of, user_of
 from tests.nostr_signing import NostrKey
@@ -99,6 +100,18 @@ async def test_refund_to_credit_books_the_unused_value_once_and_ends_the_time(
     ]
 
 
+async def _bill_an_ip_range_with(uow: UnitOfWork, subscription_id: int) -> None:
+    """An IP range of EUR 10 a month on the subscription (the API cannot add one yet)."""
+    ip_range = LineItem(
+        id=0,
+        subscription_id=subscription_id,
+        subscription_type=SubscriptionType.IP_RANGE,
+        name="203.0.113.8/29",
+        amount=1000,
+    )
+    await cast(MemoryLineItems, uow.line_items).add(ip_range)
+
+
 async def test_refund_to_credit_values_every_item_the_cut_expiry_ends(world: AdminWorld) -> None:
     """An IP range billed on the VM's subscription loses its time with the VM's: its unused
     value is refunded too: EUR 10 a month beside the VM's EUR 2.70, 20 of 30 days left, the
@@ -106,14 +119,7 @@ async def test_refund_to_credit_values_every_item_the_cut_expiry_ends(world: Adm
     vm = await paid_vm(world.user, ALICE)
     sub = await subscription_of(world.api, vm["id"])
     async with world.api.store() as uow:
-        ip_range = LineItem(
-            id=0,
-            subscription_id=sub.id,
-            subscription_type=SubscriptionType.IP_RANGE,
-            name="203.0.113.8/29",
-            amount=1000,
-        )
-        await cast(MemoryLineItems, uow.line_items).add(ip_range)
+        await _bill_an_ip_range_with(uow, sub.id)
         await uow.commit()
     world.api.clock.advance(timedelta(days=10))
     await world.api.refresh_rates()
@@ -133,14 +139,7 @@ async def test_refund_to_credit_of_items_priced_in_two_currencies_is_refused(
     vm = await paid_vm(world.user, ALICE)
     sub = await subscription_of(world.api, vm["id"])
     async with world.api.store() as uow:
-        ip_range = LineItem(
-            id=0,
-            subscription_id=sub.id,
-            subscription_type=SubscriptionType.IP_RANGE,
-            name="203.0.113.8/29",
-            amount=1000,
-        )
-        await cast(MemoryLineItems, uow.line_items).add(ip_range)
+        await _bill_an_ip_range_with(uow, sub.id)
         found = await uow.vms.get(vm["id"])
         assert found is not None and found.template_id is not None
         template = await uow.templates.get(found.template_id)
