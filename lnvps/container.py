@@ -56,16 +56,17 @@ from app.worker.jobs import QueuedNotifier, build_handlers
 from domain.enums import PaymentMethod
 from domain.money import Currency
 from domain.tax import TaxRates
+from lnvps.dev_state import (
+    DEV_CLOCK_FILE,
+    DEV_ENCRYPTION_KEY_FILE,
+    DEV_LIGHTNING_FILE,
+    DUMMY_HOST_FILE,
+    state_path,
+)
 from lnvps.settings import Settings
 from ports.clock import Clock
 from ports.lightning import LightningNode
 from ports.payment_rail import PaymentRail
-
-DEV_LIGHTNING_FILE = "lnvps-dev-lightning.json"
-DUMMY_HOST_FILE = "lnvps-dummy-vms.json"
-DEV_CLOCK_FILE = "lnvps-dev-clock.json"
-#: the embedded default's `ENC:` key, created on first start (D28)
-DEV_ENCRYPTION_KEY_FILE = "lnvps-encryption.key"
 
 
 class EncryptionNotConfigured(ValueError):
@@ -75,10 +76,6 @@ class EncryptionNotConfigured(ValueError):
 def storage_kind(settings: Settings) -> str:
     """`memory` for `db: memory`, else the SQL adapter (SQLite or MariaDB/MySQL by URL)."""
     return "memory" if settings.db == "memory" else "sql"
-
-
-def state_path(settings: Settings, name: str) -> Path:
-    return Path(settings.dev.state_dir) / name
 
 
 def encryption_key_file(settings: Settings) -> tuple[Path, bool]:

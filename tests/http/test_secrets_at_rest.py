@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from adapters.http.app import build_user_app
 from adapters.mysql import tables
-from lnvps.container import DEV_ENCRYPTION_KEY_FILE, close_container, open_container
+from lnvps.container import close_container, open_container
+from lnvps.dev_state import DEV_ENCRYPTION_KEY_FILE
 from lnvps.settings import load_settings
 from tests.nostr_signing import NostrKey, sign_request
 

@@ -23,11 +23,11 @@ from adapters.rates.fixed import FixedRateSource
 from adapters.rates.mempool import MempoolRateSource
 from domain.money import Currency
 from lnvps.container import (
-    DEV_ENCRYPTION_KEY_FILE,
     EncryptionNotConfigured,
     close_container,
     open_container,
 )
+from lnvps.dev_state import DEV_ENCRYPTION_KEY_FILE
 from lnvps.settings import SettingsError, load_settings, resolve_db_url
 from ports.jobs import CheckVms
 
