@@ -6,10 +6,10 @@ from datetime import datetime
 
 import attrs
 
-from app.admin.vms import VmIsDeleted
+from app.admin.vms import require_live
 from app.billing.catalogue import subscription_of
 from app.billing.credit_balance import Booked, book_in
-from app.billing.errors import SubscriptionNotFound, VmNotFound
+from app.billing.errors import SubscriptionNotFound
 from app.billing.price_in_force import price_in_force
 from domain.account_credit import CreditReason, checked_entry
 from domain.errors import DomainError
@@ -42,11 +42,7 @@ def _in_one_currency(basis: PriceBasis) -> Money:
 
 
 def _live(vm: Vm | None) -> Vm:
-    if vm is None:
-        raise VmNotFound("VM not found")
-    if vm.deleted:
-        raise VmIsDeleted("VM is already deleted")
-    return vm
+    return require_live(vm, "VM is already deleted")
 
 
 async def refund_to_credit(

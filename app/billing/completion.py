@@ -34,7 +34,7 @@ from app.billing.credit_overpayment import credit_unrestorable
 from app.billing.credit_release import respend_released
 from app.billing.errors import PaymentNotFound
 from app.billing.invoicing import issue_invoice
-from app.billing.order_locks import ATTEMPTS, RegionMoved
+from app.billing.order_locks import check_region, under_region_lock
 from app.billing.payment_completed import Reactions, Subscriber, default_subscribers, publish
 from app.billing.placement import Placement
 from app.billing.price_in_force import price_in_force_or_none
@@ -174,14 +174,13 @@ async def book_payment(
     a replay finds it paid and does nothing: tests/e2e kill -9).
     """
     now = clock.now()
-    region = await _upgraded_region(uow_factory, found)
-    for _ in range(1 + ATTEMPTS):  # the first run, then again with the lock it asked for
-        try:
-            return await _book(uow_factory, found, now, on_booked, region)
-        except RegionMoved as moved:  # its VM must be placed again: the region lock first
-            region, last = moved.region_id, moved
-    # its host moved region at every run (an admin at work): the webhook or listener retries
-    raise StorageBusy() from last
+    # a run that finds a VM to place in a region it has not locked runs again with that lock
+    # first; a host moving region at every run (an admin at work): the caller retries later
+    return await under_region_lock(
+        await _upgraded_region(uow_factory, found),
+        lambda region: _book(uow_factory, found, now, on_booked, region),
+        exhausted=StorageBusy,
+    )
 
 
 async def _upgraded_region(
@@ -293,8 +292,8 @@ async def _in_locked_region(uow: UnitOfWork, vm: Vm, region: int | None) -> None
     """Nothing when this run holds the lock of the region of the VM's host (`region`), or the
     host is gone; else `RegionMoved`, so the booking starts again with that lock first."""
     host = await uow.hosts.get(vm.host_id)
-    if host is not None and host.region_id != region:
-        raise RegionMoved(host.region_id)
+    if host is not None:
+        check_region(region, host.region_id)
 
 
 async def _apply(

@@ -66,13 +66,16 @@ def check_region(locked: int | None, offered: int) -> None:
 
 
 async def under_region_lock(
-    region_id: int | None, attempt: Callable[[int | None], Awaitable[T]]
+    region_id: int | None,
+    attempt: Callable[[int | None], Awaitable[T]],
+    exhausted: Callable[[], Exception] = lambda: NoHostAvailable(NO_HOST),
 ) -> T:
-    """Run `attempt` (one order transaction locking `region_id`) again in the offer's new
-    region while it moves; an offer moving on every try finds no host."""
+    """Run `attempt` (one transaction locking `region_id`: an order, or a payment's booking
+    that places a VM) again in the region it found instead, while that keeps moving; after
+    `ATTEMPTS` tries, `exhausted()` is raised (an order finds no host)."""
     for _ in range(ATTEMPTS):
         try:
             return await attempt(region_id)
         except RegionMoved as moved:
             region_id = moved.region_id
-    raise NoHostAvailable(NO_HOST)
+    raise exhausted()

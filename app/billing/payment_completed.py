@@ -202,9 +202,10 @@ def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:
         lines.append("The subscription was never paid for: it has no expiry.")
     else:
         lines.append(f"The subscription now expires {sub.expires.isoformat()}.")
-    if credit.mode is CreditMode.UNRESTORABLE and event.is_upgrade:
-        return f"[Subscription {sub.id}] Upgrade paid but not applied", "\n".join(lines)
-    if credit.mode is CreditMode.UNRESTORABLE:
-        title = f"[Subscription {sub.id}] Payment for a VM that cannot be restored or placed"
-        return title, "\n".join(lines)
-    return f"[Subscription {sub.id}] Payment at a changed price", "\n".join(lines)
+    if credit.mode is not CreditMode.UNRESTORABLE:
+        subject = "Payment at a changed price"
+    elif event.is_upgrade:
+        subject = "Upgrade paid but not applied"
+    else:
+        subject = "Payment for a VM that cannot be restored or placed"
+    return f"[Subscription {sub.id}] {subject}", "\n".join(lines)

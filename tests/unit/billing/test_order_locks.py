@@ -12,7 +12,7 @@ from app.billing import ordering
 from app.billing.errors import NoHostAvailable
 from app.billing.order_locks import ATTEMPTS, RegionMoved, offer_region, under_region_lock
 from domain.model import CustomPricing, Region, VmTemplate
-from ports.storage import UnitOfWork, UnitOfWorkFactory
+from ports.storage import StorageBusy, UnitOfWork, UnitOfWorkFactory
 from tests.unit.billing.world import ALICE, PRICING, TEMPLATE, Shop, add_host
 
 Read = Callable[[UnitOfWork], Awaitable[VmTemplate | CustomPricing | None]]
@@ -93,3 +93,17 @@ async def test_an_offer_that_keeps_moving_finds_no_host() -> None:
     with pytest.raises(NoHostAvailable):
         await under_region_lock(1, attempt)
     assert len(tried) == ATTEMPTS and tried[:2] == [1, 11]
+
+
+async def test_a_booking_whose_host_keeps_moving_is_retried_later() -> None:
+    """The booking of a late payment or an upgrade uses the same loop: it gives up with
+    `StorageBusy` (the webhook or the settlement listener tries again), never 'no host'."""
+    tried: list[int | None] = []
+
+    async def attempt(region_id: int | None) -> int:
+        tried.append(region_id)
+        raise RegionMoved(len(tried) + 10)
+
+    with pytest.raises(StorageBusy):
+        await under_region_lock(None, attempt, exhausted=StorageBusy)
+    assert len(tried) == ATTEMPTS and tried[:2] == [None, 11]
