@@ -31,8 +31,9 @@ import attrs
 
 from app.billing.booked_records import ProductRecords
 from app.billing.credit_overpayment import credit_unrestorable
+from app.billing.credit_quote import paid_by_credit_alone
 from app.billing.credit_release import respend_released
-from app.billing.errors import PaymentNotFound
+from app.billing.errors import NoRoomToUpgrade, PaymentNotFound
 from app.billing.invoicing import issue_invoice
 from app.billing.order_locks import check_region, under_region_lock
 from app.billing.payment_completed import Reactions, Subscriber, default_subscribers, publish
@@ -165,9 +166,12 @@ async def book_payment(
     (`credit_unrestorable`, issue 13) and the admins are told (`CreditMode.UNRESTORABLE`).
     So does an Upgrade whose growth no longer fits its VM's host (an unpaid upgrade invoice
     holds no room): it is not applied, and its value is credited in the currency it was
-    priced in. The room is judged under the host's region lock, as orders judge it, so a
-    late payment or a paid upgrade never takes room an order or another upgrade was just
-    given. Locks: the subscription, then (with a region) the user, then the region.
+    priced in; one paid from account credit alone (no outside money) is not booked at all:
+    `NoRoomToUpgrade`, and its quote's caller gives the credit back
+    (`app.billing.credit_quote.settle_covered`). The room is judged under the host's region
+    lock, as orders judge it, so a late payment or a paid upgrade never takes room an order
+    or another upgrade was just given. Locks: the subscription, then (with a region) the
+    user, then the region.
 
     Each `on_booked` effect runs last, in the same transaction (a process killed between two
     transactions would otherwise leave a booked payment without its records for good, since
@@ -312,6 +316,9 @@ async def _apply(
     why, list_currency = None, before.currency
     if upgrade and vm_before is not None:
         unplaced = await _why_upgrade_not_placed(uow, payment, vm_before, now, region)
+        if unplaced is not None and paid_by_credit_alone(payment):
+            # no outside money came: nothing is booked (the caller gives the credit back)
+            raise NoRoomToUpgrade("The VM's host has no room left for this upgrade")
         if unplaced is not None:  # priced in its new pricing's currency, credited in it
             why, list_currency = unplaced.why, unplaced.list_currency
     elif vm_before is not None:

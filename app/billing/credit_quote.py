@@ -20,6 +20,8 @@ from decimal import Decimal
 import attrs
 
 from app.billing.credit_balance import book_in
+from app.billing.credit_release import withdraw_covered
+from app.billing.errors import NoRoomToUpgrade
 from app.billing.persist import Idempotency, Reuse, store_payment
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.account_credit import (
@@ -108,6 +110,13 @@ def is_covered(priced: PricedPayment) -> bool:
     return applied is not None and priced.amount + priced.tax + priced.processing_fee == 0
 
 
+def paid_by_credit_alone(payment: SubscriptionPayment) -> bool:
+    """A stored payment no outside money pays: a covered quote (`covered_payment`)."""
+    covered = payment.amount + payment.tax + payment.processing_fee == 0
+    applied = credit_applied(payment_meta(payment)) is not None
+    return covered and payment.external_id is None and applied
+
+
 def covered_payment(priced: PricedPayment, now: datetime) -> SubscriptionPayment:
     """The stored record of a fully covered quote: no invoice, no provider id, amount 0."""
     return SubscriptionPayment(
@@ -157,10 +166,17 @@ async def spend_in(uow: UnitOfWork, payment: SubscriptionPayment) -> None:
 
 
 async def settle_covered(
-    uow_factory: UnitOfWorkFactory, payment: SubscriptionPayment, settle: Settle
+    uow_factory: UnitOfWorkFactory, payment: SubscriptionPayment, settle: Settle, now: datetime
 ) -> SubscriptionPayment:
-    """Complete a fully covered payment now and return it as stored (paid)."""
-    await settle(payment.id)
+    """Complete a fully covered payment now and return it as stored (paid). An upgrade
+    whose room went in the moments since its quote is not booked (`NoRoomToUpgrade`, 422):
+    the quote is withdrawn and its credit given back before the error goes on, so the user
+    is charged nothing and the answer says the upgrade did not happen."""
+    try:
+        await settle(payment.id)
+    except NoRoomToUpgrade:
+        await withdraw_covered(uow_factory, payment, now)
+        raise
     async with uow_factory() as uow:
         stored = await uow.payments.get(payment.id)
     return stored or payment
@@ -186,5 +202,5 @@ async def issue(
         uow_factory, rails, payment, now, reuse=reuse, idem=idem, before_add=spend_in
     )
     if covered and settle is not None and stored.id == payment.id:
-        return await settle_covered(uow_factory, stored, settle)
+        return await settle_covered(uow_factory, stored, settle, now)
     return stored

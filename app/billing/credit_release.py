@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import attrs
+
 from app.billing.credit_balance import book_in
 from domain.account_credit import CreditReason, checked_entry, credit_applied
 from domain.credit import payment_meta
@@ -36,21 +40,56 @@ async def release_expired_credit(
             payment = await uow.payments.get(payment_id)
             if payment is None or payment.is_paid or payment.expires > now:
                 continue
-            booked = await book_in(
-                uow,
-                checked_entry(
-                    user_id=entry.user_id,
-                    currency=entry.currency,
-                    amount=-entry.amount,
-                    reason=CreditReason.RELEASED,
-                    reference=entry.reference,
-                    note="the quote expired unpaid",
-                    created=now,
-                ),
-            )
+            given, note = (-entry.amount, entry.currency), "the quote expired unpaid"
+            replayed = await _release(uow, payment, entry.reference, given, note, now)
             await uow.commit()
-            released += 0 if booked.replayed else 1
+            released += 0 if replayed else 1
     return released
+
+
+async def _release(
+    uow: UnitOfWork,
+    payment: SubscriptionPayment,
+    reference: str,
+    given: tuple[int, str],
+    note: str,
+    now: datetime,
+) -> bool:
+    """Book the RELEASED entry that gives `payment`'s spent credit back (`given`: amount and
+    currency) under the SPENT entry's `reference`; whether it was booked before."""
+    amount, currency = given
+    booked = await book_in(
+        uow,
+        checked_entry(
+            user_id=payment.user_id,
+            currency=currency,
+            amount=amount,
+            reason=CreditReason.RELEASED,
+            reference=reference,
+            note=note,
+            created=now,
+        ),
+    )
+    return booked.replayed
+
+
+async def withdraw_covered(
+    uow_factory: UnitOfWorkFactory, payment: SubscriptionPayment, now: datetime
+) -> None:
+    """End a quote paid from credit alone that cannot be booked (its upgrade no longer
+    fits): expired now, its credit given back, once, in one transaction. A payment found
+    paid meanwhile (by a rival completion) is left as it is."""
+    applied = credit_applied(payment_meta(payment))
+    async with uow_factory() as uow:
+        await uow.subscriptions.get_for_update(payment.subscription_id)
+        found = await uow.payments.get(payment.id)
+        if found is None or found.is_paid or applied is None:
+            return
+        if found.expires > now:
+            await uow.payments.update(attrs.evolve(found, expires=now))
+        note = "the upgrade's host had no room left"
+        await _release(uow, found, found.id.hex(), applied, note, now)
+        await uow.commit()
 
 
 async def respend_released(uow: UnitOfWork, payment: SubscriptionPayment) -> str | None:

@@ -17,6 +17,7 @@ from app.billing.credit_overpayment import credit_unrestorable
 from app.billing.credit_quote import CreditChanged
 from app.billing.credit_release import release_expired_credit
 from app.billing.credit_settle import completion_settle
+from app.billing.errors import NoRoomToUpgrade
 from app.billing.upgrades import create_upgrade_payment
 from domain.account_credit import CreditReason
 from domain.enums import PaymentMethod
@@ -238,6 +239,58 @@ async def test_upgrades_pay_from_the_balance_first(shop: Shop) -> None:
     shop.clock.advance(timedelta(hours=2))
     assert await release_expired_credit(shop.factory, shop.clock) == 1
     assert await _balance(shop) == left + 1
+
+
+async def test_a_covered_upgrade_whose_room_went_since_its_quote_charges_nothing(
+    shop: Shop,
+) -> None:
+    """An upgrade the balance pays wholly is booked right after its quote. If its host's room
+    is taken in between, nothing is booked: 422, the quote expired, its credit given back
+    once (the later release sweep gives nothing more), the VM and its upgrades as before."""
+    vm = await _paid_vm(shop)
+    await _give(shop, 10_000)
+    settle = _settle(shop)
+    taken: list[bytes] = []
+
+    async def room_taken_then_settle(payment_id: bytes) -> object:
+        taken.append(payment_id)
+        async with shop.factory() as uow:  # another order took the host's last room
+            host = await uow.hosts.get(vm.host_id)
+            assert host is not None
+            await uow.hosts.update(attrs.evolve(host, cpu=2))
+            await uow.commit()
+        return await settle(payment_id)
+
+    with pytest.raises(NoRoomToUpgrade):
+        await create_upgrade_payment(
+            shop.factory,
+            shop.clock,
+            shop.rails,
+            shop.rates,
+            user_id=ALICE,
+            vm_id=vm.id,
+            cfg=UpgradeConfig(new_cpu=4, new_memory=4 * GIB),
+            method=PaymentMethod.REVOLUT,
+            settle=room_taken_then_settle,
+        )
+
+    [payment_id] = taken
+    withdrawn = await shop.payment(payment_id)
+    assert not withdrawn.is_paid and withdrawn.expires <= shop.clock.now()
+    spent = withdrawn.metadata["credit_applied"]["amount"]
+    assert spent > 0
+    assert await _balance(shop) == 10_000
+    assert (await _ledger(shop))[-2:] == [
+        (CreditReason.SPENT, -spent, payment_id.hex()),
+        (CreditReason.RELEASED, spent, payment_id.hex()),
+    ]
+    shop.clock.advance(timedelta(hours=1))
+    assert await release_expired_credit(shop.factory, shop.clock) == 0
+    assert await _balance(shop) == 10_000
+    found = await shop.vm(vm.id)
+    assert found.template_id == vm.template_id and found.resize_requested is None
+    async with shop.factory() as uow:
+        assert await uow.invoices.get_by_payment(payment_id) is None
 
 
 async def test_a_payment_for_an_unrestorable_service_becomes_credit_once(shop: Shop) -> None:
