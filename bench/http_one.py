@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,13 +41,6 @@ def requests_for(kind: str, base: str, seeded: bench_http.Seeded) -> Callable[[]
     if kind == "ssh":
         return lambda: bench_http.ssh_key_pool(base, 20000)
     raise ValueError(f"unknown request kind {kind!r}")
-
-
-def mariadb_pid() -> int | None:
-    try:
-        return int(subprocess.check_output(["pidof", "mariadbd"]).split()[0])
-    except (OSError, subprocess.CalledProcessError, IndexError, ValueError):
-        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 warm = reqs()
                 warm = warm[-WARM_UP:] if args.kind == "new" else warm[:WARM_UP]
                 run_load(base, warm, connections=args.connections, duration=2)
-                database = mariadb_pid() if args.backend == "mysql" else None
+                database = bench_http.mariadb_pid() if args.backend == "mysql" else None
                 for _ in range(args.repeat):
                     print(_one_run(args, base, reqs, server.pid, database), flush=True)
     return 0
