@@ -14,7 +14,7 @@ import pytest
 
 from app.billing.credit_balance import adjust_credit
 from app.billing.credit_overpayment import credit_unrestorable
-from app.billing.credit_quote import CreditChanged
+from app.billing.credit_quote import CreditChanged, Settle
 from app.billing.credit_release import release_expired_credit
 from app.billing.credit_settle import completion_settle
 from app.billing.errors import NoRoomToUpgrade
@@ -202,7 +202,7 @@ async def test_racing_quotes_never_spend_the_same_credit_twice(shop: Shop) -> No
         assert [-a for reason, a, ref in ledger if ref == p.id.hex()] == ([used] if used else [])
 
 
-async def _upgrade(shop: Shop, vm: Vm) -> SubscriptionPayment:
+async def _upgrade(shop: Shop, vm: Vm, settle: Settle | None = None) -> SubscriptionPayment:
     cfg = UpgradeConfig(new_cpu=4, new_memory=4 * GIB)
     return await create_upgrade_payment(
         shop.factory,
@@ -213,7 +213,7 @@ async def _upgrade(shop: Shop, vm: Vm) -> SubscriptionPayment:
         vm_id=vm.id,
         cfg=cfg,
         method=PaymentMethod.REVOLUT,
-        settle=_settle(shop),
+        settle=settle or _settle(shop),
     )
 
 
@@ -262,17 +262,7 @@ async def test_a_covered_upgrade_whose_room_went_since_its_quote_charges_nothing
         return await settle(payment_id)
 
     with pytest.raises(NoRoomToUpgrade):
-        await create_upgrade_payment(
-            shop.factory,
-            shop.clock,
-            shop.rails,
-            shop.rates,
-            user_id=ALICE,
-            vm_id=vm.id,
-            cfg=UpgradeConfig(new_cpu=4, new_memory=4 * GIB),
-            method=PaymentMethod.REVOLUT,
-            settle=room_taken_then_settle,
-        )
+        await _upgrade(shop, vm, room_taken_then_settle)
 
     [payment_id] = taken
     withdrawn = await shop.payment(payment_id)
