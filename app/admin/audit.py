@@ -7,28 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from domain.model import AdminAudit
+from domain.redaction import redact
 from ports.clock import Clock
 from ports.storage import Page, UnitOfWorkFactory
 
 #: a summary longer than this (as JSON) keeps only the body's top-level keys.
 MAX_SUMMARY_CHARS = 4000
-#: body keys whose values never reach the audit table (payment-provider secrets, tokens).
-_SECRET_WORDS = ("secret", "token", "password", "macaroon", "nwc", "private")
-REDACTED = "***"
-
-
-def _is_secret(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
-
-
-def redact(value: Any) -> Any:
-    """The value with every secret-looking key's value replaced, at any depth."""
-    if isinstance(value, Mapping):
-        return {str(k): REDACTED if _is_secret(str(k)) else redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
 
 
 def summary_of(body: Any, params: Mapping[str, str]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ R9_SQLITE_FK_INDEXES = "lnvps_sqlite_foreign_key_indexes"
 R10_VM_RESIZE_REQUESTED = "lnvps_vm_resize_requested"
 R11_PENDING_PAYMENT_INDEX = "lnvps_pending_payment_index"
 R12_PAYMENT_INTERVAL_COUNT = "lnvps_payment_interval_count"
+R13_AUDIT_SECRETS_REDACTED = "lnvps_audit_secrets_redacted"
 REVISIONS = (
     R1_LEGACY,
     R2_VM_SUBSCRIPTION_LINK,
@@ -34,6 +35,7 @@ REVISIONS = (
     R10_VM_RESIZE_REQUESTED,
     R11_PENDING_PAYMENT_INDEX,
     R12_PAYMENT_INTERVAL_COUNT,
+    R13_AUDIT_SECRETS_REDACTED,
 )
 HEAD = REVISIONS[-1]
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ports.storage import StorageBusy
+from tests.http.admin import catalogue_bodies as b
 from tests.http.admin.adminapp import NOBODY, ROOT, VIEWER, AdminWorld
 from tests.http.admin.test_admin_schemas import problems
 from tests.http.vm_helpers import user_of
@@ -81,6 +82,22 @@ async def test_secrets_in_a_body_are_not_stored(world: AdminWorld) -> None:
     text = str(entry["summary"])
     assert "SECRET" not in text and "pk_1" in text
     assert entry["summary"]["body"]["config"]["secret_key"] == "***"
+
+
+async def test_a_hosts_private_key_and_a_users_email_are_not_stored(world: AdminWorld) -> None:
+    """Columns kept encrypted at rest (D28) never reach the plain-text trail, whose readers
+    need only `audit::view`: the host's SSH private key, a user's e-mail address."""
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nSECRET\n-----END OPENSSH PRIVATE KEY-----"
+    made = await world.ok("POST", "/hosts", json={**b.host(world.user.demo), "ssh_key": key})
+    host_id = made["data"]["id"]
+    await world.ok("PATCH", f"/hosts/{host_id}", json={"ssh_key": key, "name": "h2"})
+    user = await user_of(world.api, ROOT)
+    await world.call("PATCH", f"/users/{user.id}", json={"email": "SECRET@example.com"})
+    entries = await _entries(world)
+    assert len(entries) == 3
+    assert all("SECRET" not in str(e["summary"]) for e in entries)
+    patch = entries[1]["summary"]["body"]
+    assert patch == {"ssh_key": "***", "name": "h2"}
 
 
 async def test_a_huge_body_is_summarised_by_its_keys(world: AdminWorld) -> None:
