@@ -456,13 +456,16 @@ async def complete_card_payment(
     external_id: str,
     on_booked: Sequence[OnBooked] | None = None,
 ) -> CompletionReport | None:
-    """A signed card webhook's completion (§7.5): unknown order → `PaymentNotFound` (D14);
+    """A signed card webhook's completion (§7.5): unknown order, or one of another payment
+    method than the webhook's → `PaymentNotFound` (D14);
     then the provider's own word decides, as the reference's `try_complete`: an order it
     does not call paid changes nothing (None). Without that rail here, the signature alone
     decides (logged). Two transactions: the lookup, then the booking."""
     async with uow_factory() as uow:
         payment = await uow.payments.get_by_external_id(external_id)
-    if payment is None:
+    if payment is None or payment.payment_method is not method:
+        # a provider's webhook speaks for its own orders only: another rail's payment (a
+        # bank-transfer reference named in a signed Revolut event) is not its to complete
         raise PaymentNotFound("Payment not found")
     confirmed = await rails.provider_says_paid(method, external_id)
     if confirmed is False:

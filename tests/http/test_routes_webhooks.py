@@ -166,6 +166,25 @@ async def test_stripe_webhook(c: ApiClient) -> None:
     assert (await subscription_of(c.api, vm["id"])).expires == NOW + timedelta(seconds=MONTH)
 
 
+async def test_a_webhook_naming_another_methods_payment_is_404_and_changes_nothing(
+    c: ApiClient,
+) -> None:
+    """A provider's signed event completes its own orders only: Stripe (no rail here, so its
+    signature alone would decide) naming a Revolut order, Revolut naming a Stripe intent."""
+    _, revolut = await revolut_payment(c)
+    vm = await order(c, ALICE)
+    stripe_id = (await add_stripe_payment(c, vm["id"])).hex()
+    body = stripe_event("revolut-order-1")
+    now = int(c.api.clock.now().timestamp())
+    resp = await post(c, "/api/v1/webhook/stripe", body, stripe_headers(body, now))
+    assert (resp.status, await resp.json()) == (404, {"error": "Payment not found"})
+    body = revolut_event("pi_123")
+    resp = await post(c, "/api/v1/webhook/revolut", body, revolut_headers(body))
+    assert resp.status == 404
+    assert await is_paid(c, revolut["id"]) is False
+    assert await is_paid(c, stripe_id) is False
+
+
 async def test_secrets_come_from_the_payment_method_config_or_the_route_is_503() -> None:
     api = build()
     with_revolut(api)
