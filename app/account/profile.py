@@ -43,6 +43,8 @@ EMAIL_LIMIT = 255
 NWC_LIMIT = 2048
 _HEX32 = re.compile(r"[0-9a-fA-F]{64}")
 _TOKEN_ID_HEX = 16  # the token's first 16 hex digits carry the user id (lookup without a scan)
+#: the largest id a user row can have (a signed 64-bit key); 16 hex digits reach 2**64 - 1
+_LARGEST_ID = 2**63 - 1
 
 
 @attrs.frozen(kw_only=True)
@@ -271,6 +273,8 @@ async def verify_email(uow_factory: UnitOfWorkFactory, token: str) -> VerifyOutc
     if not _HEX32.fullmatch(token):
         return VerifyOutcome.INVALID
     user_id = int(token[:_TOKEN_ID_HEX], 16)
+    if not 0 < user_id <= _LARGEST_ID:  # no such user, and storage binds no bigger number
+        return VerifyOutcome.INVALID
     async with uow_factory() as uow:
         user = await uow.users.get(user_id)
         if user is None or not user.email_verify_token:

@@ -123,6 +123,18 @@ async def test_lnurl_endpoints_treat_huge_ids_as_unknown_and_bound_the_amount(
         assert status == 400 and body["status"] == "ERROR", amount
 
 
+@pytest.mark.parametrize("user_part", [f"{BIG:016x}", "f" * 16, "0" * 16])
+async def test_an_email_token_naming_an_impossible_user_id_is_the_invalid_page(
+    c: ApiClient, user_part: str
+) -> None:
+    """The token's first 16 hex digits name the user: up to 2**64 - 1, which no backend
+    binds (SQLite raised OverflowError: a 500 on an unauthenticated link)."""
+    token = user_part + "ab" * 24
+    resp = await c.call("GET", f"/api/v1/account/verify-email?token={token}", signed=False)
+    assert (resp.status, resp.content_type) == (200, "text/html")
+    assert "Invalid or Expired Link" in await resp.text()
+
+
 @pytest.mark.parametrize("intervals", ["\u00b2", HUGE, "0", "121"])
 async def test_renew_intervals_are_bounded(c: ApiClient, intervals: str) -> None:
     vm = await order(c, ALICE)
