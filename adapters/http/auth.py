@@ -67,8 +67,12 @@ class Authenticator:
     async def check_replay(self, event: NostrEvent, method: str, now: datetime) -> None:
         """D26: a non-GET event is good once; it is remembered for as long as its
         `created_at` passes the window, so it can never be accepted twice."""
-        if method in REPLAYABLE_METHODS:
-            return
+        if method not in REPLAYABLE_METHODS:
+            await self.use_once(event, now)
+
+    async def use_once(self, event: NostrEvent, now: datetime) -> None:
+        """Refuse `event` if it was used before (`Nip98Error` 401), else remember it for as
+        long as its `created_at` passes the window."""
         until = datetime.fromtimestamp(event.created_at, now.tzinfo) + timedelta(
             seconds=self.max_skew + 1
         )
@@ -110,6 +114,7 @@ class AuthBinding:
 
 AUTHENTICATOR = web.AppKey("lnvps.authenticator", Authenticator)
 _USER = web.RequestKey("lnvps.user", User)
+_EVENT = web.RequestKey("lnvps.nip98_event", NostrEvent)
 
 
 def setup_auth(app: web.Application, authenticator: Authenticator) -> None:
@@ -156,6 +161,7 @@ async def verify_request(request: web.Request) -> tuple[bytes, datetime]:
     )
     event = verify_nip98_event(header, checked)
     await auth.check_replay(event, request.method, now)
+    request[_EVENT] = event
     return event.pubkey, now
 
 
@@ -205,6 +211,12 @@ class VerifiedKey:
     request: web.Request
     pubkey: bytes
     now: datetime
+
+    async def use_once(self) -> None:
+        """D26 for a GET that spends money (a renewal paid from the user's wallet): its
+        event is good once, like a non-GET one (`Nip98Error` 401 when seen before)."""
+        authenticator = self.request.config_dict[AUTHENTICATOR]
+        await authenticator.use_once(self.request[_EVENT], self.now)
 
     async def user(self, uow: UnitOfWork | None = None) -> User:
         if uow is not None:

@@ -79,6 +79,9 @@ async def renew_get(request: web.Request, key: VerifiedKey) -> web.StreamRespons
     svc = services(request)
     method = request.query.get("method")
     try:
+        if method == NWC and svc.nwc_wallet is not None:
+            # it may pay from the user's wallet: a replayed GET must not pay again (D26)
+            await key.use_once()
         vm_id = path_id(request)
         payment = await svc.billing.renew(
             user_id=None,

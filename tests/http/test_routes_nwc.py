@@ -50,6 +50,29 @@ async def test_nwc_pays_the_lightning_invoice_from_the_users_wallet() -> None:
         assert payment["is_paid"] is False  # completed only when the node reports settlement
 
 
+async def test_a_replayed_wallet_renewal_is_401_and_pays_nothing_more() -> None:
+    """A GET event is reusable within its window (D26), but one that pays from the user's
+    wallet is good once: a captured header must not renew again and again on their money.
+    A plain Lightning renewal's GET stays reusable (it only shows or makes an invoice)."""
+    api, wallet = build(), FakeWallet()
+    _with_wallet(api, wallet)
+    async with api_client(api) as c:
+        vm = await order(c, ALICE)
+        await _connect_wallet(api, await c.user_id(ALICE))
+        path = f"/api/v1/vm/{vm['id']}/renew?method=nwc&intervals=12"
+        headers = c.auth(path)
+        first = await c.client.get(path, headers=headers)
+        assert first.status == 200, await first.text()
+        again = await c.client.get(path, headers=headers)
+        assert again.status == 401
+        assert await again.json() == {"error": "Auth check failed: Event already used"}
+        assert len(wallet.paid) == 1
+        plain = f"/api/v1/vm/{vm['id']}/renew?method=lightning"
+        headers = c.auth(plain)
+        for _ in range(2):
+            assert (await c.client.get(plain, headers=headers)).status == 200
+
+
 async def test_without_a_wallet_string_nwc_is_a_plain_lightning_invoice() -> None:
     api, wallet = build(), FakeWallet()
     _with_wallet(api, wallet)
