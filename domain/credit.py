@@ -56,6 +56,9 @@ class Credit:
     intervals: Fraction | None = None
     changes: tuple[str, ...] = ()
     capped: bool = False
+    #: an UNRESTORABLE upgrade: its quote was pro-rated to an expiry the subscription no
+    #: longer has (else its host had no room); tells the payer which (not stored)
+    quote_outdated: bool = False
 
     @property
     def seconds(self) -> int:

@@ -87,6 +87,35 @@ class UpgradeConfig:
         )
 
 
+#: the Upgrade payment's metadata key holding the subscription expiry its price was pro-rated
+#: to (ISO 8601 UTC, whole seconds), beside the UpgradeConfig's keys
+QUOTED_EXPIRY_KEY = "quoted_expires"
+
+
+def quoted_for(expires: datetime) -> str:
+    """The `QUOTED_EXPIRY_KEY` value of a quote pro-rated to `expires`."""
+    return require_utc(expires).replace(microsecond=0).isoformat()
+
+
+def quote_outdated(metadata: Any, expires: datetime | None) -> datetime | None:
+    """The expiry an Upgrade payment was pro-rated to, when the subscription now expires at
+    another second (None: the same, or a payment that did not record it). Its price covers
+    the growth until that expiry only: a renewal paid meanwhile would otherwise give the
+    bigger size for the renewed months at the smaller price."""
+    raw = metadata.get(QUOTED_EXPIRY_KEY) if isinstance(metadata, Mapping) else None
+    if not isinstance(raw, str):
+        return None
+    try:
+        quoted = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    if quoted.tzinfo is None:
+        return None
+    if expires is not None and int(quoted.timestamp()) == int(expires.timestamp()):
+        return None
+    return quoted
+
+
 #: a resize job that asks for nothing new: the host is resized to what the records say (the
 #: worker's VM check sends it for a paid upgrade whose job was lost)
 AS_RECORDED = UpgradeConfig()

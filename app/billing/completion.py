@@ -33,7 +33,7 @@ from app.billing.booked_records import ProductRecords
 from app.billing.credit_overpayment import credit_unrestorable
 from app.billing.credit_quote import paid_by_credit_alone
 from app.billing.credit_release import respend_released
-from app.billing.errors import NoRoomToUpgrade, PaymentNotFound
+from app.billing.errors import PaymentNotFound
 from app.billing.invoicing import issue_invoice
 from app.billing.order_locks import check_region, under_region_lock
 from app.billing.payment_completed import Reactions, Subscriber, default_subscribers, publish
@@ -42,7 +42,11 @@ from app.billing.price_in_force import price_in_force_or_none
 from app.billing.rails import PaymentRails
 from app.billing.reserved import order_lapsed
 from app.billing.restorable import Placing, placing
-from app.billing.upgrades import UpgradeUnplaced, why_paid_upgrade_does_not_fit
+from app.billing.upgrades import (
+    UpgradeUnplaced,
+    why_paid_upgrade_does_not_fit,
+    why_paid_upgrade_is_outdated,
+)
 from domain.credit import Credit, CreditMode, credit_payment, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
 from domain.events import PaymentCompleted
@@ -166,8 +170,10 @@ async def book_payment(
     (`credit_unrestorable`, issue 13) and the admins are told (`CreditMode.UNRESTORABLE`).
     So does an Upgrade whose growth no longer fits its VM's host (an unpaid upgrade invoice
     holds no room): it is not applied, and its value is credited in the currency it was
-    priced in; one paid from account credit alone (no outside money) is not booked at all:
-    `NoRoomToUpgrade`, and its quote's caller gives the credit back
+    priced in; so does an Upgrade pro-rated to an expiry the subscription no longer has (a
+    renewal was paid after its quote). One paid from account credit alone (no outside money)
+    is not booked at all: `NoRoomToUpgrade` or `UpgradeQuoteOutdated`, and its quote's caller
+    gives the credit back
     (`app.billing.credit_quote.settle_covered`). The room is judged under the host's region
     lock, as orders judge it, so a late payment or a paid upgrade never takes room an order
     or another upgrade was just given. Locks: the subscription, then (with a region) the
@@ -314,13 +320,17 @@ async def _apply(
     upgrade = payment.payment_type == SubscriptionPaymentType.UPGRADE
     vm_before = await uow.vms.get_by_subscription(before.id)
     why, list_currency = None, before.currency
+    outdated = False
     if upgrade and vm_before is not None:
-        unplaced = await _why_upgrade_not_placed(uow, payment, vm_before, now, region)
+        unplaced = await why_paid_upgrade_is_outdated(uow, vm_before, payment, before)
+        if unplaced is None:
+            unplaced = await _why_upgrade_not_placed(uow, payment, vm_before, now, region)
         if unplaced is not None and paid_by_credit_alone(payment):
             # no outside money came: nothing is booked (the caller gives the credit back)
-            raise NoRoomToUpgrade("The VM's host has no room left for this upgrade")
+            raise unplaced.refusal()
         if unplaced is not None:  # priced in its new pricing's currency, credited in it
             why, list_currency = unplaced.why, unplaced.list_currency
+            outdated = unplaced.outdated
     elif vm_before is not None:
         placed = await _placing(uow, before, payment, vm_before, now, region)
         why = placed.why
@@ -334,7 +344,7 @@ async def _apply(
         # its host has no room for it or its upgrade): no time, its value as account credit
         after = before
         booked = await credit_unrestorable(uow, paid, list_currency, why)
-        credit = _unrestorable(now, why, booked)
+        credit = _unrestorable(now, why, booked, outdated)
         paid = _with_credit(paid, credit)
         await uow.payments.update(paid)
     elif upgrade:
@@ -379,10 +389,16 @@ async def _apply(
     )
 
 
-def _unrestorable(now: datetime, why: str, booked: int) -> Credit:
+def _unrestorable(now: datetime, why: str, booked: int, outdated: bool) -> Credit:
     """No time bought, and why; the admins are told (`needs_operator`)."""
     reasons = (why,) if booked > 0 else (why, "its value could not be booked as credit")
-    return Credit(mode=CreditMode.UNRESTORABLE, base=now, new_expiry=now, changes=reasons)
+    return Credit(
+        mode=CreditMode.UNRESTORABLE,
+        base=now,
+        new_expiry=now,
+        changes=reasons,
+        quote_outdated=outdated,
+    )
 
 
 def _with_credit(paid: SubscriptionPayment, credit: Credit) -> SubscriptionPayment:

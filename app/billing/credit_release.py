@@ -74,11 +74,11 @@ async def _release(
 
 
 async def withdraw_covered(
-    uow_factory: UnitOfWorkFactory, payment: SubscriptionPayment, now: datetime
+    uow_factory: UnitOfWorkFactory, payment: SubscriptionPayment, now: datetime, note: str
 ) -> None:
-    """End a quote paid from credit alone that cannot be booked (its upgrade no longer
-    fits): expired now, its credit given back, once, in one transaction. A payment found
-    paid meanwhile (by a rival completion) is left as it is."""
+    """End a quote paid from credit alone that cannot be booked (its upgrade no longer fits
+    or is priced to another expiry): expired now, its credit given back (`note` says why),
+    once, in one transaction. A payment found paid meanwhile is left as it is."""
     applied = credit_applied(payment_meta(payment))
     async with uow_factory() as uow:
         await uow.subscriptions.get_for_update(payment.subscription_id)
@@ -87,7 +87,6 @@ async def withdraw_covered(
             return
         if found.expires > now:
             await uow.payments.update(attrs.evolve(found, expires=now))
-        note = "the upgrade's host had no room left"
         await _release(uow, found, found.id.hex(), applied, note, now)
         await uow.commit()
 

@@ -60,6 +60,13 @@ class NoRoomToUpgrade(DomainError):
     pays for a size the host cannot give."""
 
 
+class UpgradeQuoteOutdated(DomainError):
+    """An upgrade paid from account credit alone whose subscription's expiry moved since its
+    quote, which priced the growth up to the old expiry (409): nothing booked, quote again."""
+
+    kind = "conflict"
+
+
 class TooManyUnpaidVms(DomainError):
     """The user already holds the most never-paid VMs allowed at once (D25, 422)."""
 

@@ -139,7 +139,14 @@ def tell_user_of_unrestorable(queue: WorkQueue) -> Subscriber:
             return
         sub = event.subscription
         paid = f"Your payment of {formatted(event.payment)} for subscription {sub.id}"
-        if event.is_upgrade:
+        if event.is_upgrade and event.credit.quote_outdated:
+            what = (
+                f"{paid} arrived after the subscription's expiry had changed (a renewal was "
+                "paid after the upgrade was quoted), so it no longer pays for the upgrade up "
+                "to the new expiry. The upgrade was not applied and your VM keeps its size; "
+                "ask for a new upgrade quote"
+            )
+        elif event.is_upgrade:
             what = (
                 f"{paid} arrived when its VM's host no longer had room for the upgrade you "
                 "asked for (another order or upgrade took it first). The upgrade was "

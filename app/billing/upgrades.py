@@ -14,10 +14,16 @@ from app.billing.catalogue import (
     vm_price,
 )
 from app.billing.credit_quote import Settle, apply_balance, issue
-from app.billing.errors import NoRoomToUpgrade, NothingToUpgrade, TemplateNotFound
+from app.billing.errors import (
+    NoRoomToUpgrade,
+    NothingToUpgrade,
+    TemplateNotFound,
+    UpgradeQuoteOutdated,
+)
 from app.billing.placement import has_room_to_grow
 from app.billing.price_in_force import expire_stale_quotes
 from app.billing.rails import PaymentRails, PricedPayment
+from domain.credit import payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
 from domain.errors import DomainError
 from domain.exchange import RateTable
@@ -36,12 +42,16 @@ from domain.model import (
 from domain.money import Money
 from domain.pricing import custom_price
 from domain.upgrade import (
+    QUOTED_EXPIRY_KEY,
+    NoExpiry,
     UpgradeConfig,
     UpgradeQuote,
     build_upgrade_spec,
     check_no_downgrade,
     check_upgrade_limits,
     choose_upgrade_pricing,
+    quote_outdated,
+    quoted_for,
     upgrade_quote,
 )
 from ports.clock import Clock
@@ -131,10 +141,46 @@ async def _fits(uow: UnitOfWork, vm: Vm, plan: UpgradePlan, now: datetime) -> bo
 @attrs.frozen
 class UpgradeUnplaced:
     """Why a paid upgrade is not applied, and the currency it was priced in (its list
-    currency: the payment's rate is for it, so its value is credited in it)."""
+    currency: the payment's rate is for it, so its value is credited in it). `outdated`:
+    the subscription's expiry moved since the quote (else its host has no room for it)."""
 
     why: str
     list_currency: str
+    outdated: bool = False
+
+    def refusal(self) -> DomainError:
+        """What a quote paid from account credit alone answers instead of being booked."""
+        if self.outdated:
+            return UpgradeQuoteOutdated(
+                "The subscription's expiry changed since the upgrade was quoted; quote again"
+            )
+        return NoRoomToUpgrade("The VM's host has no room left for this upgrade")
+
+
+async def why_paid_upgrade_is_outdated(
+    uow: UnitOfWork, vm: Vm, payment: SubscriptionPayment, sub: Subscription
+) -> UpgradeUnplaced | None:
+    """Why a paid Upgrade is not applied because its price no longer fits the subscription
+    (None: it does, or there is nothing to judge): it was pro-rated to the expiry of its
+    quote, and the subscription now expires at another time (a renewal paid meanwhile, D13's
+    cancel of the upgrade invoice being too late). A deleted VM is not judged (an Upgrade
+    revives nothing and its records report the missing VM)."""
+    quoted = quote_outdated(payment_meta(payment), sub.expires)
+    if quoted is None or vm.deleted:
+        return None
+    try:
+        plan = await _plan(uow, vm, UpgradeConfig.from_json(payment.metadata))
+    except DomainError:
+        return None  # not applicable at all: the booking's records report it
+    now_expires = "none" if sub.expires is None else sub.expires.isoformat()
+    return UpgradeUnplaced(
+        why=(
+            f"the upgrade of VM {vm.id} was priced to the expiry {quoted.isoformat()}, and "
+            f"the subscription now expires {now_expires}"
+        ),
+        list_currency=plan.new_price.currency.value,
+        outdated=True,
+    )
 
 
 async def why_paid_upgrade_does_not_fit(
@@ -219,7 +265,8 @@ async def create_upgrade_payment(
             tax=0,
             processing_fee=0,
             time_value=0,
-            metadata=_config_json(cfg),
+            # the expiry its price runs to: a booking at another one does not apply it
+            metadata={**_config_json(cfg), QUOTED_EXPIRY_KEY: quoted_for(_expiry(sub))},
             memo=f"VM upgrade {vm.id}",
         )
         if settle is not None:  # the account balance pays first (issue 13), in the currency
@@ -235,6 +282,13 @@ class AppliedUpgrade:
 
     entry: VmHistory
     expired: list[SubscriptionPayment]
+
+
+def _expiry(sub: Subscription) -> datetime:
+    """The subscription's expiry, which a priced upgrade always has (`upgrade_quote`)."""
+    if sub.expires is None:
+        raise NoExpiry("VM subscription has no expiry date")
+    return sub.expires
 
 
 def _config_json(cfg: UpgradeConfig) -> dict[str, Any]:

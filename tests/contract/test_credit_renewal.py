@@ -17,7 +17,7 @@ from app.billing.credit_overpayment import credit_unrestorable
 from app.billing.credit_quote import CreditChanged, Settle
 from app.billing.credit_release import release_expired_credit
 from app.billing.credit_settle import completion_settle
-from app.billing.errors import NoRoomToUpgrade
+from app.billing.errors import NoRoomToUpgrade, UpgradeQuoteOutdated
 from app.billing.upgrades import create_upgrade_payment
 from domain.account_credit import CreditReason
 from domain.enums import PaymentMethod
@@ -241,6 +241,19 @@ async def test_upgrades_pay_from_the_balance_first(shop: Shop) -> None:
     assert await _balance(shop) == left + 1
 
 
+async def _assert_withdrawn(shop: Shop, payment_id: bytes) -> None:
+    """The covered quote expired unpaid and its credit given back: the balance as before."""
+    withdrawn = await shop.payment(payment_id)
+    assert not withdrawn.is_paid and withdrawn.expires <= shop.clock.now()
+    spent = withdrawn.metadata["credit_applied"]["amount"]
+    assert spent > 0
+    assert await _balance(shop) == 10_000
+    assert (await _ledger(shop))[-2:] == [
+        (CreditReason.SPENT, -spent, payment_id.hex()),
+        (CreditReason.RELEASED, spent, payment_id.hex()),
+    ]
+
+
 async def test_a_covered_upgrade_whose_room_went_since_its_quote_charges_nothing(
     shop: Shop,
 ) -> None:
@@ -265,15 +278,7 @@ async def test_a_covered_upgrade_whose_room_went_since_its_quote_charges_nothing
         await _upgrade(shop, vm, room_taken_then_settle)
 
     [payment_id] = taken
-    withdrawn = await shop.payment(payment_id)
-    assert not withdrawn.is_paid and withdrawn.expires <= shop.clock.now()
-    spent = withdrawn.metadata["credit_applied"]["amount"]
-    assert spent > 0
-    assert await _balance(shop) == 10_000
-    assert (await _ledger(shop))[-2:] == [
-        (CreditReason.SPENT, -spent, payment_id.hex()),
-        (CreditReason.RELEASED, spent, payment_id.hex()),
-    ]
+    await _assert_withdrawn(shop, payment_id)
     shop.clock.advance(timedelta(hours=1))
     assert await release_expired_credit(shop.factory, shop.clock) == 0
     assert await _balance(shop) == 10_000
@@ -281,6 +286,30 @@ async def test_a_covered_upgrade_whose_room_went_since_its_quote_charges_nothing
     assert found.template_id == vm.template_id and found.resize_requested is None
     async with shop.factory() as uow:
         assert await uow.invoices.get_by_payment(payment_id) is None
+
+
+async def test_a_covered_upgrade_whose_expiry_moved_since_its_quote_charges_nothing(
+    shop: Shop,
+) -> None:
+    """The same when a renewal is booked between the quote and its booking: the upgrade's
+    price ran to the old expiry, so it is not booked (409) and its credit comes back."""
+    vm = await _paid_vm(shop)
+    await _give(shop, 10_000)
+    settle = _settle(shop)
+    taken: list[bytes] = []
+
+    async def renewed_then_settle(payment_id: bytes) -> object:
+        taken.append(payment_id)
+        await shop.complete(await shop.renew(vm))
+        return await settle(payment_id)
+
+    with pytest.raises(UpgradeQuoteOutdated) as refused:
+        await _upgrade(shop, vm, renewed_then_settle)
+
+    assert refused.value.kind == "conflict"
+    [payment_id] = taken
+    await _assert_withdrawn(shop, payment_id)
+    assert (await shop.vm(vm.id)).template_id == vm.template_id
 
 
 async def test_a_payment_for_an_unrestorable_service_becomes_credit_once(shop: Shop) -> None:

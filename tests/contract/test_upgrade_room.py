@@ -9,6 +9,7 @@ becomes account credit, once; its payer and the admins are told.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import attrs
 
@@ -81,7 +82,9 @@ async def _assert_applied(world: World, vm: Vm, upgrade: SubscriptionPayment) ->
     assert await _credit_of(world, upgrade) == []
 
 
-async def _assert_credited(world: World, vm: Vm, upgrade: SubscriptionPayment) -> None:
+async def _assert_credited(
+    world: World, vm: Vm, upgrade: SubscriptionPayment, why: str | None = None
+) -> None:
     """Paid and invoiced; the VM as it was; the payment's whole value as credit, once."""
     before = await world.sub(vm)
     assert await _cpu(world, vm) == 2
@@ -92,7 +95,7 @@ async def _assert_credited(world: World, vm: Vm, upgrade: SubscriptionPayment) -
     assert paid.is_paid
     credit = payment_meta(paid)[CREDIT_KEY]
     assert credit["mode"] == "unrestorable" and credit["seconds"] == 0
-    why = f"host {vm.host_id} has no room left for the upgrade of VM {vm.id}"
+    why = why or f"host {vm.host_id} has no room left for the upgrade of VM {vm.id}"
     assert credit["changes"] == [why]
     assert paid.currency == "BTC" and before.currency == "EUR"
     value = msat_to_fiat(paid.amount, paid.rate)
@@ -232,3 +235,47 @@ async def test_an_order_racing_a_credited_upgrade_neither_deadlocks(world: World
         paid = await world.shop.payment(up2.id)
         assert await _cpu(world, second) == 2
         assert await _credit_of(world, paid) == [msat_to_fiat(paid.amount, paid.rate)]
+
+
+async def test_an_upgrade_paid_after_a_renewal_moved_the_expiry_becomes_credit(
+    world: World,
+) -> None:
+    """An upgrade's price runs to the expiry of its quote. Paid after a renewal moved the
+    expiry (D13 expired its invoice, but the node had settled it already), applying it would
+    give the bigger size for the renewed month at the smaller price: it is credited instead."""
+    vm = await world.paid_vm()
+    quoted = await world.sub(vm)
+    assert quoted.expires is not None
+    upgrade = await _upgrade(world, vm)
+    renewal = await world.complete(await world.shop.renew(vm))
+    assert upgrade.id in {p.id for p in renewal.event.expired_payments}  # type: ignore[union-attr]
+    renewed = await world.sub(vm)
+    assert renewed.expires is not None and renewed.expires > quoted.expires
+
+    late = await world.complete(upgrade)  # the node settled it before the cancel
+    await world.run_jobs()
+
+    assert late.completed and not [j for j in late.jobs if isinstance(j, ProcessVmUpgrade)]
+    why = (
+        f"the upgrade of VM {vm.id} was priced to the expiry {quoted.expires.isoformat()}, "
+        f"and the subscription now expires {renewed.expires.isoformat()}"
+    )
+    await _assert_credited(world, vm, upgrade, why)
+    assert await world.sub(vm) == renewed
+    [told] = world.notifier.titled(
+        f"[Subscription {renewed.id}] Payment added to your account credit"
+    )
+    assert "the subscription's expiry had changed" in told.message
+    assert "ask for a new upgrade quote" in told.message
+    [admins] = world.notifier.titled(f"[Subscription {renewed.id}] {NOT_APPLIED}")
+    assert why in admins.message
+    assert not (await world.complete(upgrade)).completed  # a replay books nothing more
+    await _assert_credited(world, vm, upgrade, why)
+
+
+async def test_an_upgrade_paid_before_any_renewal_is_applied_as_quoted(world: World) -> None:
+    vm = await world.paid_vm()
+    upgrade = await _upgrade(world, vm)
+    world.shop.clock.advance(timedelta(days=3))  # time passing changes no expiry
+    await world.complete(upgrade)
+    await _assert_applied(world, vm, upgrade)

@@ -93,7 +93,14 @@ async def test_upgrade_payments_are_never_reused(shop: Shop) -> None:
     for p in (first, second):
         assert p.payment_type is SubscriptionPaymentType.UPGRADE
         assert (p.time_value, p.tax, p.processing_fee) == (0, 0, 0)
-        assert p.metadata == {"new_cpu": 4, "new_memory": None, "new_disk": None}
+        sub = await shop.subscription(vm)
+        assert sub.expires is not None
+        assert p.metadata == {
+            "new_cpu": 4,
+            "new_memory": None,
+            "new_disk": None,
+            "quoted_expires": sub.expires.isoformat(),  # the expiry its price runs to
+        }
 
 
 async def test_paying_an_upgrade_keeps_expiry_and_cancels_rivals_at_their_own_provider(
