@@ -154,6 +154,18 @@ def rates_from_json(value: Any) -> dict[Currency, Decimal]:
     return out
 
 
+def quote_btc_rate(meta: Mapping[str, Any], currency: Currency, rate: Decimal) -> Decimal | None:
+    """The BTC rate of `currency` a payment was quoted at: from the rates its quote stored
+    (None when they lack it), else `rate`, its own column, which is the rate of the one list
+    currency it was priced in (an upgrade, a payment made before rates were stored). The
+    column alone is not enough once a plan's currency differs from its subscription's: it is
+    the rate of the price's currency, and credit in the other one must use its own."""
+    stored = rates_from_json(meta.get(RATES_KEY))
+    if stored:
+        return stored.get(currency)
+    return rate if rate.is_finite() and rate > 0 else None
+
+
 def exact_value(
     parts: Parts, target: Currency, rates: Mapping[Currency, Decimal]
 ) -> Fraction | None:

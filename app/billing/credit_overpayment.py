@@ -9,6 +9,7 @@ from domain.errors import DomainError
 from domain.exchange import msat_to_fiat
 from domain.model import SubscriptionPayment
 from domain.money import Currency
+from domain.price_basis import quote_btc_rate
 from ports.storage import UnitOfWork
 
 
@@ -20,7 +21,8 @@ async def credit_unrestorable(
     booked (smallest units of `list_currency`), 0 when it cannot be valued.
 
     The value is what was received (amount, tax excluded, plus the credit it applied) in
-    the subscription's list currency, at the payment's own BTC rate for a Lightning payment.
+    the subscription's list currency, at the quote's own BTC rate of that currency for a
+    Lightning payment.
     Booked once per payment (reference: its id), so replays change nothing. Called by the
     booking (`app.billing.completion`) for a payment whose deleted VM cannot be restored
     (`app.billing.restorable`), or whose late order or upgrade its host has no room left for,
@@ -35,10 +37,13 @@ async def credit_unrestorable(
     applied = credit_applied(payment_meta(payment))
     # the applied credit comes back as it was, in its own units
     already = applied[0] if applied is not None and applied[1] == target.value else 0
+    # the quote's own rate of the target currency (its `rate` column is its price
+    # currency's, which is another one when a plan was re-priced in another currency)
+    rate = quote_btc_rate(payment_meta(payment), target, payment.rate)
     if charged is target:
         value = received
-    elif charged is Currency.BTC and target.is_fiat and payment.rate > 0:
-        value = msat_to_fiat(received, payment.rate)
+    elif charged is Currency.BTC and target.is_fiat and rate is not None:
+        value = msat_to_fiat(received, rate)
     else:
         return 0
     total = value + already

@@ -15,7 +15,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 import attrs
 
@@ -39,6 +38,7 @@ from domain.errors import DomainError
 from domain.exchange import fiat_to_msat, msat_to_fiat
 from domain.model import SubscriptionPayment
 from domain.money import Currency, currency_code
+from domain.price_basis import quote_btc_rate
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 #: completes a payment by id (the HTTP layer passes the completion use case).
@@ -55,13 +55,21 @@ class CreditChanged(DomainError):
 
 
 def _converters(
-    balance_currency: Currency, charged: Currency, rate: Decimal
+    balance_currency: Currency, priced: PricedPayment
 ) -> tuple[Callable[[int], int], Callable[[int], int]] | None:
+    """Balance units → charged units and back, at the balance currency's own BTC rate as the
+    quote saw it (not the quote's `rate`, which is its price currency's: the two differ
+    once a plan is re-priced in another currency than its subscription's)."""
+    charged = priced.currency
     if charged is balance_currency:
         return (lambda n: n), (lambda n: n)
-    if charged is Currency.BTC and balance_currency.is_fiat and rate > 0:
-        return (lambda n: fiat_to_msat(n, rate)), (lambda n: msat_to_fiat(n, rate))
-    return None
+    if charged is not Currency.BTC or not balance_currency.is_fiat:
+        return None
+    meta = priced.metadata if isinstance(priced.metadata, dict) else {}
+    rate = quote_btc_rate(meta, balance_currency, priced.rate)
+    if rate is None:
+        return None
+    return (lambda n: fiat_to_msat(n, rate)), (lambda n: msat_to_fiat(n, rate))
 
 
 async def apply_balance(
@@ -74,7 +82,7 @@ async def apply_balance(
     if code is None:
         return priced
     currency = Currency(code)
-    convert = _converters(currency, priced.currency, priced.rate)
+    convert = _converters(currency, priced)
     if convert is None:
         return priced
     if balance is None:

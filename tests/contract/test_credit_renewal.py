@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any, cast
 
 import attrs
@@ -21,13 +22,16 @@ from app.billing.errors import NoRoomToUpgrade, UpgradeQuoteOutdated
 from app.billing.upgrades import create_upgrade_payment
 from domain.account_credit import CreditReason
 from domain.enums import PaymentMethod
+from domain.exchange import fiat_to_msat, msat_to_fiat
 from domain.intervals import add_months
 from domain.model import GIB, SubscriptionPayment, Vm
+from domain.money import Currency
 from domain.upgrade import UpgradeConfig
 from ports.storage import UnitOfWorkFactory
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
 from tests.contract.storage_backends import Database
+from tests.unit.billing.fakes import FreshRates
 from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, Shop, new_shop, seed
 
 database = storage_backends.database
@@ -323,6 +327,65 @@ async def test_a_payment_for_an_unrestorable_service_becomes_credit_once(shop: S
             await uow.commit()
     assert await _balance(shop) == PLAN_EUR_CENTS  # 32 received + the 100 applied
     assert (await _ledger(shop))[-1] == (CreditReason.OVERPAYMENT, PLAN_EUR_CENTS, payment.id.hex())
+
+
+async def _plan_repriced_in_gbp(shop: Shop) -> Vm:
+    """A paid VM whose plan the operator then moved from EUR to GBP (same figure, 1.32): the
+    subscription stays in EUR, so its balance and its price are in two currencies. GBP is
+    at 80 000 per BTC, EUR at 100 000 (`_with_gbp`)."""
+    vm = await _paid_vm(shop)
+    async with shop.factory() as uow:
+        plan = await uow.cost_plans.get(1)
+        assert plan is not None and plan.currency == "EUR"
+        await uow.cost_plans.update(attrs.evolve(plan, currency="GBP"))
+        await uow.commit()
+    return vm
+
+
+GBP_PER_BTC = Decimal(80_000)
+EUR_PER_BTC = Decimal(100_000)
+
+
+def _with_gbp(shop: Shop) -> Shop:
+    return attrs.evolve(shop, rates=FreshRates(shop.clock, others={Currency.GBP: GBP_PER_BTC}))
+
+
+async def test_credit_in_the_subscriptions_currency_is_worth_its_own_rate(shop: Shop) -> None:
+    """EUR credit paying a GBP-priced renewal by Lightning counts at the EUR rate: 1.32 EUR
+    is 1 320 000 msat, not the 1 650 000 msat of 1.32 GBP (it paid the month whole)."""
+    shop = _with_gbp(shop)
+    vm = await _plan_repriced_in_gbp(shop)
+    await _give(shop, PLAN_EUR_CENTS)
+    before = (await shop.subscription(vm)).expires
+
+    payment = await _renew(shop, vm)
+
+    assert payment.rate == GBP_PER_BTC  # the price's currency
+    applied = payment.metadata["credit_applied"]
+    assert applied["amount"] == PLAN_EUR_CENTS and applied["currency"] == "EUR"
+    assert applied["charged"] == fiat_to_msat(PLAN_EUR_CENTS, EUR_PER_BTC) == 1_320_000
+    assert not payment.is_paid and payment.amount > 0  # the rest is invoiced
+    assert (await shop.subscription(vm)).expires == before
+    assert await _balance(shop) == 0
+
+
+async def test_an_unrestorable_payment_is_credited_at_its_currencys_own_rate(
+    shop: Shop,
+) -> None:
+    """A Lightning payment quoted at the GBP rate (the plan's) and booked as credit in the
+    subscription's EUR is valued at the EUR rate the quote stored: 1 650 000 msat is 1.65
+    EUR. At the GBP rate it was booked as 1.32 "EUR" (with the JPY rate, a hundredfold)."""
+    shop = _with_gbp(shop)
+    vm = await _plan_repriced_in_gbp(shop)
+    payment = await shop.renew(vm)
+    assert payment.rate == GBP_PER_BTC and payment.currency == "BTC"
+    paid = attrs.evolve(payment, is_paid=True, paid_at=shop.clock.now())
+    async with shop.factory() as uow:
+        booked = await credit_unrestorable(uow, paid, "EUR", "host removed")
+        await uow.commit()
+    assert payment.amount == 1_650_000
+    assert booked == msat_to_fiat(payment.amount, EUR_PER_BTC) == 165
+    assert await _balance(shop) == booked
 
 
 async def test_an_upgrade_priced_in_another_currency_spends_that_balance(shop: Shop) -> None:

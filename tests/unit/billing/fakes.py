@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from decimal import Decimal
 
@@ -120,9 +120,15 @@ class RecordingQueue:
 class FreshRates:
     """A RateStore whose rates are always observed "now" (the tests move the clock)."""
 
-    def __init__(self, clock: Clock, eur_per_btc: Decimal = Decimal(100_000)) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        eur_per_btc: Decimal = Decimal(100_000),
+        others: Mapping[Currency, Decimal] | None = None,
+    ) -> None:
         self.clock = clock
         self.eur = eur_per_btc
+        self.others = dict(others or {})
 
     async def save(self, rates: object) -> None:
         return None
@@ -133,5 +139,6 @@ class FreshRates:
             [
                 ExchangeRate(Currency.EUR, self.eur, now),
                 ExchangeRate(Currency.USD, self.eur, now),
+                *(ExchangeRate(c, rate, now) for c, rate in self.others.items()),
             ]
         )
