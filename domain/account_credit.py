@@ -208,6 +208,15 @@ def split_quote(
     )
 
 
+def unpaid_charged(meta: dict[str, Any], unpaid: int) -> int:
+    """The charged-units worth of `unpaid` of the credit a payment's metadata says it applied
+    (its balance units), rounded up: what the payer did not pay is never undercounted."""
+    applied, charged = credit_applied(meta), charged_credit(meta)
+    if unpaid <= 0 or applied is None:
+        return 0
+    return min(charged, -(-charged * unpaid // applied[0]))
+
+
 def charged_credit(meta: dict[str, Any]) -> int:
     """The charged-units worth of the credit a payment's metadata says was applied (0: none)."""
     value = meta.get(CREDIT_APPLIED_KEY)

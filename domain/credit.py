@@ -56,9 +56,9 @@ class Credit:
     intervals: Fraction | None = None
     changes: tuple[str, ...] = ()
     capped: bool = False
-    #: an UNRESTORABLE upgrade: its quote was pro-rated to an expiry the subscription no
-    #: longer has (else its host had no room); tells the payer which (not stored)
-    quote_outdated: bool = False
+    #: why an UNRESTORABLE payment bought nothing, in plain words for its payer, where the
+    #: default for its kind does not say it (not stored)
+    payer_note: str = ""
 
     @property
     def seconds(self) -> int:
@@ -148,6 +148,8 @@ def credit_payment(
     subscription: Subscription,
     current: PriceBasis | None,
     now: datetime,
+    *,
+    unpaid_credit: int = 0,
 ) -> Credit:
     """What completing `payment` (Purchase or Renewal) at `now` adds to `subscription` (D23).
 
@@ -160,6 +162,11 @@ def credit_payment(
     the calendar, the rest as floored seconds of the next interval, exact. A payment that
     cannot be valued (a rate missing, a free price) adds nothing; one whose current price
     cannot be computed adds what was quoted. Both are for the operator to look at.
+
+    `unpaid_credit` (charged units): the part of the account credit the quote applied that
+    was given back when it lapsed and could not be taken again (spent since). The payment
+    then did not pay its whole quote: it buys by value, that part not counted, and the
+    operator is told.
     """
     now = require_utc(now)
     base = renewal_base(subscription.expires, now)
@@ -170,7 +177,14 @@ def credit_payment(
         new_expiry = _unpriced(payment, subscription, quoted, count, base)
         return Credit(mode=CreditMode.UNPRICED, base=base, new_expiry=new_expiry)
     changes = current.changes_since(quoted) if quoted is not None else ()
-    if count is not None and quoted is not None and quoted.same_price(current):
+    if unpaid_credit > 0:
+        changes = (*changes, "part of the credit it applied was released and spent before it")
+    if (
+        count is not None
+        and quoted is not None
+        and quoted.same_price(current)
+        and not unpaid_credit
+    ):
         new_expiry = current.interval.add_to(base, count)
         return Credit(
             mode=CreditMode.CALENDAR,
@@ -185,7 +199,7 @@ def credit_payment(
         return Credit(mode=CreditMode.UNVALUED, base=base, new_expiry=base, changes=changes)
     # the amount received plus what the account balance paid of this quote (its worth in
     # the payment's currency): the credit bought time as much as the money did
-    received = payment.amount + charged_credit(meta)
+    received = payment.amount + charged_credit(meta) - unpaid_credit
     bought = intervals_bought(received, currency, current, _rates(meta, payment, current))
     if bought is None:
         return Credit(mode=CreditMode.UNVALUED, base=base, new_expiry=base, changes=changes)

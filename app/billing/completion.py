@@ -47,6 +47,7 @@ from app.billing.upgrades import (
     why_paid_upgrade_does_not_fit,
     why_paid_upgrade_is_outdated,
 )
+from domain.account_credit import credit_applied, unpaid_charged
 from domain.credit import Credit, CreditMode, credit_payment, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
 from domain.events import PaymentCompleted
@@ -231,12 +232,13 @@ async def _book(
             return None
         if not await uow.payments.mark_paid(payment.id, now):
             return None
-        done = await _apply(uow, before, payment, now, region)
-        # account credit given back when the quote lapsed is taken again now it is paid
-        problem = await respend_released(uow, done.payment)
-        if problem is not None:
-            log.warning("payment %s: %s", payment.id.hex(), problem)
-            done = attrs.evolve(done, problems=(*done.problems, problem))
+        # account credit given back when the quote lapsed is taken again now it is paid;
+        # what can no longer be taken is not counted as paid below
+        respent = await respend_released(uow, mark_paid(payment, now))
+        done = await _apply(uow, before, payment, now, region, respent.unpaid)
+        if respent.problem is not None:
+            log.warning("payment %s: %s", payment.id.hex(), respent.problem)
+            done = attrs.evolve(done, problems=(*done.problems, respent.problem))
         for effect in on_booked:
             await effect(uow, done)
         await uow.commit()
@@ -312,25 +314,29 @@ async def _apply(
     payment: SubscriptionPayment,
     now: datetime,
     region: int | None,
+    unpaid: int = 0,
 ) -> CompletedPayment:
     """The booking's changes after the flip, through the domain's own rules: the payment
     (`mark_paid`), the subscription (`apply_paid_payment`) and its VM (`vm_changed`) move
-    only along the lifecycle's transition tables."""
+    only along the lifecycle's transition tables. `unpaid`: the part of the credit the
+    payment applied that was released and spent elsewhere before it came (balance units):
+    not counted as paid, so an Upgrade so short is not applied."""
     paid = mark_paid(payment, now)
     upgrade = payment.payment_type == SubscriptionPaymentType.UPGRADE
     vm_before = await uow.vms.get_by_subscription(before.id)
     why, list_currency = None, before.currency
-    outdated = False
+    note = ""
     if upgrade and vm_before is not None:
-        unplaced = await why_paid_upgrade_is_outdated(uow, vm_before, payment, before)
+        unplaced = _short_upgrade(payment, unpaid)
+        if unplaced is None:
+            unplaced = await why_paid_upgrade_is_outdated(uow, vm_before, payment, before)
         if unplaced is None:
             unplaced = await _why_upgrade_not_placed(uow, payment, vm_before, now, region)
         if unplaced is not None and paid_by_credit_alone(payment):
             # no outside money came: nothing is booked (the caller gives the credit back)
             raise unplaced.refusal()
         if unplaced is not None:  # priced in its new pricing's currency, credited in it
-            why, list_currency = unplaced.why, unplaced.list_currency
-            outdated = unplaced.outdated
+            why, list_currency, note = unplaced.why, unplaced.list_currency, unplaced.payer_note
     elif vm_before is not None:
         placed = await _placing(uow, before, payment, vm_before, now, region)
         why = placed.why
@@ -343,8 +349,8 @@ async def _apply(
         # the money arrived but what it paid for cannot be given (the VM cannot come back, or
         # its host has no room for it or its upgrade): no time, its value as account credit
         after = before
-        booked = await credit_unrestorable(uow, paid, list_currency, why)
-        credit = _unrestorable(now, why, booked, outdated)
+        booked = await credit_unrestorable(uow, paid, list_currency, why, unpaid)
+        credit = _unrestorable(now, why, booked, note)
         paid = _with_credit(paid, credit)
         await uow.payments.update(paid)
     elif upgrade:
@@ -356,7 +362,8 @@ async def _apply(
         current = await price_in_force_or_none(
             uow, before, purchase=purchase and not before.is_setup
         )
-        credit = credit_payment(payment, before, current, now)
+        unpaid_worth = unpaid_charged(payment_meta(payment), unpaid)
+        credit = credit_payment(payment, before, current, now, unpaid_credit=unpaid_worth)
         after = apply_paid_payment(before, payment, now, new_expiry=credit.new_expiry)
         paid = _with_credit(paid, credit)
         await uow.payments.update(paid)
@@ -389,7 +396,32 @@ async def _apply(
     )
 
 
-def _unrestorable(now: datetime, why: str, booked: int, outdated: bool) -> Credit:
+def _short_upgrade(payment: SubscriptionPayment, unpaid: int) -> UpgradeUnplaced | None:
+    """An Upgrade that did not pay its whole quote: part of the credit it applied was given
+    back when it lapsed and spent since. Not applied; what it did pay becomes credit."""
+    applied = credit_applied(payment_meta(payment))
+    if unpaid <= 0 or applied is None:
+        return None
+    amount, currency = applied
+    return UpgradeUnplaced(
+        why=(
+            f"{unpaid} of the {amount} {currency} of credit it applied was released and spent "
+            "before it was paid"
+        ),
+        list_currency=currency,  # an upgrade spends credit in the currency it is priced in
+        payer_note=SHORT_UPGRADE_NOTE,
+    )
+
+
+#: what the payer of an upgrade whose released credit was spent elsewhere is told
+SHORT_UPGRADE_NOTE = (
+    "arrived after the account credit it was to use had been given back (its invoice had "
+    "expired) and spent on something else, so it no longer paid for the whole upgrade. The "
+    "upgrade was not applied and your VM keeps its size; ask for a new upgrade quote"
+)
+
+
+def _unrestorable(now: datetime, why: str, booked: int, note: str) -> Credit:
     """No time bought, and why; the admins are told (`needs_operator`)."""
     reasons = (why,) if booked > 0 else (why, "its value could not be booked as credit")
     return Credit(
@@ -397,7 +429,7 @@ def _unrestorable(now: datetime, why: str, booked: int, outdated: bool) -> Credi
         base=now,
         new_expiry=now,
         changes=reasons,
-        quote_outdated=outdated,
+        payer_note=note,
     )
 
 

@@ -14,7 +14,11 @@ from ports.storage import UnitOfWork
 
 
 async def credit_unrestorable(
-    uow: UnitOfWork, payment: SubscriptionPayment, list_currency: str, why: str
+    uow: UnitOfWork,
+    payment: SubscriptionPayment,
+    list_currency: str,
+    why: str,
+    unpaid_credit: int = 0,
 ) -> int:
     """In the completion transaction: a payment for a service that can no longer be
     delivered (its host gone, its offer withdrawn) becomes credit instead of time; the credit
@@ -35,8 +39,10 @@ async def credit_unrestorable(
         return 0
     received = payment.amount
     applied = credit_applied(payment_meta(payment))
-    # the applied credit comes back as it was, in its own units
+    # the applied credit comes back as it was, in its own units, but for what was released
+    # and spent elsewhere before this payment came (`unpaid_credit`: it was never paid)
     already = applied[0] if applied is not None and applied[1] == target.value else 0
+    already = max(0, already - unpaid_credit)
     # the quote's own rate of the target currency (its `rate` column is its price
     # currency's, which is another one when a plan was re-priced in another currency)
     rate = quote_btc_rate(payment_meta(payment), target, payment.rate)

@@ -91,19 +91,29 @@ async def withdraw_covered(
         await uow.commit()
 
 
-async def respend_released(uow: UnitOfWork, payment: SubscriptionPayment) -> str | None:
-    """In the completion transaction: a payment whose credit was released (it expired) and
-    that is paid after all spends it again, once, so the time it buys is not had for free.
-    What the balance no longer holds is spent as far as it goes; the shortfall is returned
-    as a problem for the operator (the balance never goes below zero)."""
+@attrs.frozen
+class Respent:
+    """What taking a late-paid quote's released credit again left unpaid (`unpaid`, in the
+    balance's units; 0: all of it, or none was released) and the operator's line about it."""
+
+    unpaid: int = 0
+    problem: str | None = None
+
+
+async def respend_released(uow: UnitOfWork, payment: SubscriptionPayment) -> Respent:
+    """In the completion transaction, before the payment is valued: a payment whose credit
+    was released (it expired) and that is paid after all spends it again, once, so the time
+    it buys is not had for free. What the balance no longer holds is spent as far as it
+    goes (the balance never goes below zero); the rest is `unpaid`, which the booking does
+    not count as paid (`credit_payment`'s `unpaid_credit`)."""
     applied = credit_applied(payment_meta(payment))
     if applied is None:
-        return None
+        return Respent()
     amount, currency = applied
     ref = payment.id.hex()
     released = CreditKey(payment.user_id, currency, CreditReason.RELEASED, ref)
     if await uow.credit_ledger.find(released) is None:
-        return None
+        return Respent()
     balance = await uow.credit_ledger.lock(payment.user_id, currency)
     taken = min(amount, balance)
     if taken > 0:
@@ -120,8 +130,9 @@ async def respend_released(uow: UnitOfWork, payment: SubscriptionPayment) -> str
             ),
         )
     if taken < amount:
-        return (
+        problem = (
             f"payment {ref} was paid after its credit was released; {amount - taken} "
-            f"{currency} of credit could not be taken back"
+            f"{currency} of credit could not be taken back and is not counted as paid"
         )
-    return None
+        return Respent(unpaid=amount - taken, problem=problem)
+    return Respent()

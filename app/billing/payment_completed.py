@@ -139,13 +139,8 @@ def tell_user_of_unrestorable(queue: WorkQueue) -> Subscriber:
             return
         sub = event.subscription
         paid = f"Your payment of {formatted(event.payment)} for subscription {sub.id}"
-        if event.is_upgrade and event.credit.quote_outdated:
-            what = (
-                f"{paid} arrived after the subscription's expiry had changed (a renewal was "
-                "paid after the upgrade was quoted), so it no longer pays for the upgrade up "
-                "to the new expiry. The upgrade was not applied and your VM keeps its size; "
-                "ask for a new upgrade quote"
-            )
+        if event.credit.payer_note:
+            what = f"{paid} {event.credit.payer_note}"
         elif event.is_upgrade:
             what = (
                 f"{paid} arrived when its VM's host no longer had room for the upgrade you "

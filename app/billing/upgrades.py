@@ -147,6 +147,8 @@ class UpgradeUnplaced:
     why: str
     list_currency: str
     outdated: bool = False
+    #: what the payer is told, where the default (no room on its host) is not why
+    payer_note: str = ""
 
     def refusal(self) -> DomainError:
         """What a quote paid from account credit alone answers instead of being booked."""
@@ -180,7 +182,16 @@ async def why_paid_upgrade_is_outdated(
         ),
         list_currency=plan.new_price.currency.value,
         outdated=True,
+        payer_note=OUTDATED_UPGRADE_NOTE,
     )
+
+
+#: what the payer of an upgrade paid after its subscription's expiry moved is told
+OUTDATED_UPGRADE_NOTE = (
+    "arrived after the subscription's expiry had changed (a renewal was paid after the "
+    "upgrade was quoted), so it no longer pays for the upgrade up to the new expiry. The "
+    "upgrade was not applied and your VM keeps its size; ask for a new upgrade quote"
+)
 
 
 async def why_paid_upgrade_does_not_fit(

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any, cast
 
 import attrs
@@ -27,6 +28,7 @@ from domain.intervals import add_months
 from domain.model import GIB, SubscriptionPayment, Vm
 from domain.money import Currency
 from domain.upgrade import UpgradeConfig
+from ports.jobs import SendAdminNotification, SendNotification
 from ports.storage import UnitOfWorkFactory
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
@@ -178,9 +180,52 @@ async def test_a_late_payment_after_the_credit_was_used_elsewhere_is_reported(
     shop.clock.advance(timedelta(hours=2))
     await release_expired_credit(shop.factory, shop.clock)
     await _give(shop, -60, "spent-elsewhere")
+    before = await shop.subscription(vm)
     report = await shop.complete(payment)
     assert report.completed and len(report.problems) == 1 and "60 EUR" in report.problems[0]
     assert await _balance(shop) == 0
+    # it paid 32 outside and 40 of its credit, not the 132 quoted: it buys 72/132 of a
+    # month (before: the whole month, so each lapsed quote re-spent the same credit)
+    paid = await shop.payment(payment.id)
+    assert payment.amount == PLAN_EUR_CENTS - 100
+    credit = paid.metadata["credit"]
+    assert credit["mode"] == "by_value" and credit["intervals"] == str(Fraction(72, 132))
+    assert credit["changes"][-1].startswith("part of the credit it applied was released")
+    assert before.expires is not None
+    month = add_months(before.expires, 1) - before.expires
+    expected = before.expires + timedelta(seconds=int(month.total_seconds() * 72 // 132))
+    assert (await shop.subscription(vm)).expires == expected
+    [notice] = [
+        j
+        for j in shop.queue.sent
+        if isinstance(j, SendAdminNotification) and "changed price" in (j.title or "")
+    ]
+    assert "released and spent" in notice.message
+
+
+async def test_a_late_upgrade_whose_credit_was_spent_elsewhere_is_not_applied(
+    shop: Shop,
+) -> None:
+    """An upgrade quote that lapsed gave its credit back; paid after that credit was spent,
+    it did not pay its whole price: not applied, what it did pay booked as credit."""
+    vm = await _paid_vm(shop)
+    await _give(shop, 1)
+    upgrade = await _upgrade(shop, vm)
+    assert not upgrade.is_paid and upgrade.metadata["credit_applied"]["amount"] == 1
+    shop.clock.advance(timedelta(hours=2))
+    assert await release_expired_credit(shop.factory, shop.clock) == 1
+    await _give(shop, -1, "spent-elsewhere")
+
+    report = await shop.complete(upgrade)
+
+    assert report.completed
+    paid = await shop.payment(upgrade.id)
+    assert paid.metadata["credit"]["mode"] == "unrestorable"
+    assert "1 of the 1 EUR of credit it applied" in paid.metadata["credit"]["changes"][0]
+    assert (await shop.vm(vm.id)).template_id == vm.template_id  # not applied
+    assert await _balance(shop) == upgrade.amount  # what it paid outside, nothing more
+    told = [j for j in shop.queue.sent if isinstance(j, SendNotification)]
+    assert any("keeps its size" in j.message for j in told)
 
 
 async def test_racing_quotes_never_spend_the_same_credit_twice(shop: Shop) -> None:
