@@ -216,7 +216,7 @@ async def serve(
             admin = build_admin_app(
                 container.services(),
                 auth_clock=SystemClock(),
-                auth_binding=AuthBinding(replays=replays),
+                auth_binding=AuthBinding(public_url=settings.admin_public_url, replays=replays),
                 cors_origins=settings.cors_origins,
             )
             runners.append(await _start(admin, settings.admin_listen))

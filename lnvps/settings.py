@@ -33,10 +33,10 @@ def _problem(exc: BaseException, type_: type | None) -> str:
     return said
 
 
-def _check_public_url(value: str | None) -> None:
+def _check_public_url(value: str | None, key: str = "public-url") -> None:
     """NIP-98 events must name this URL (D26), so it has to be a whole `http(s)://host` URL."""
     if value is not None and not re.fullmatch(r"https?://[^/?#\s]+(/\S*)?", value):
-        raise SettingsError(f"public-url must look like https://host[:port], got {value!r}")
+        raise SettingsError(f"{key} must look like https://host[:port], got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -204,6 +204,8 @@ class Settings:
     max_unpaid_vms: int = attrs.field(default=3, validator=attrs.validators.ge(1))
     read_only: bool = False
     public_url: str | None = None
+    #: the admin API's own public URL (D26 for its port): events must name it when set
+    admin_public_url: str | None = None
     tax_rate: dict[str, Decimal] = attrs.field(factory=dict)
     encryption: EncryptionSettings | None = None
     lightning: LightningSettings = LightningSettings()
@@ -276,6 +278,7 @@ def load_settings(
         ("listen", "LNVPS_LISTEN"),
         ("admin_listen", "LNVPS_ADMIN_LISTEN"),
         ("public_url", "LNVPS_PUBLIC_URL"),
+        ("admin_public_url", "LNVPS_ADMIN_PUBLIC_URL"),
     ):
         if env.get(name):
             raw[key] = env[name]
@@ -285,6 +288,7 @@ def load_settings(
         problems = "; ".join(cattrs.transform_error(exc, path="config", format_exception=_problem))
         raise SettingsError(f"invalid configuration: {problems}") from exc
     _check_public_url(settings.public_url)
+    _check_public_url(settings.admin_public_url, "admin-public-url")
     return settings
 
 

@@ -88,3 +88,18 @@ def test_a_worker_check_interval_must_be_positive(tmp_path: Path) -> None:
             load_settings(str(cfg))
     cfg.write_text("worker:\n  check-interval: 0.5\n")
     assert load_settings(str(cfg)).worker.min_check_gap.total_seconds() == 0.25
+
+
+def test_the_admin_api_has_its_own_public_url(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("public-url: https://api.example\nadmin-public-url: https://admin.example\n")
+    settings = load_settings(cfg, environ={})
+    assert (settings.public_url, settings.admin_public_url) == (
+        "https://api.example",
+        "https://admin.example",
+    )
+    env = {"LNVPS_ADMIN_PUBLIC_URL": "https://ops.example:8443"}
+    assert load_settings(cfg, environ=env).admin_public_url == "https://ops.example:8443"
+    assert load_settings(None, environ={}).admin_public_url is None
+    with pytest.raises(SettingsError, match="admin-public-url must look like"):
+        load_settings(None, environ={"LNVPS_ADMIN_PUBLIC_URL": "admin.example"})
