@@ -31,11 +31,14 @@ async def release_expired_credit(
         payment_id = entry.payment_id
         if payment_id is None or entry.reference is None:
             continue
-        async with uow_factory() as uow:
-            # lock order: subscription, then balance (as completion and quotes take them)
+        async with uow_factory() as uow:  # a look of its own: which subscription to lock
             payment = await uow.payments.get(payment_id)
-            if payment is None or payment.is_paid:
-                continue
+        if payment is None or payment.is_paid:
+            continue
+        async with uow_factory() as uow:
+            # lock order: subscription, then balance (as completion and quotes take them);
+            # the lock is the transaction's first statement: on MariaDB the first plain read
+            # fixes the snapshot, and a payment booked after it would still look unpaid
             await uow.subscriptions.get_for_update(payment.subscription_id)
             payment = await uow.payments.get(payment_id)
             if payment is None or payment.is_paid or payment.expires > now:
