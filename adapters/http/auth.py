@@ -115,6 +115,7 @@ class AuthBinding:
 AUTHENTICATOR = web.AppKey("lnvps.authenticator", Authenticator)
 _USER = web.RequestKey("lnvps.user", User)
 _EVENT = web.RequestKey("lnvps.nip98_event", NostrEvent)
+_USED_ONCE = web.RequestKey("lnvps.nip98_event_used", bool)
 
 
 def setup_auth(app: web.Application, authenticator: Authenticator) -> None:
@@ -165,6 +166,18 @@ async def verify_request(request: web.Request) -> tuple[bytes, datetime]:
     return event.pubkey, now
 
 
+async def use_event_once(request: web.Request) -> None:
+    """D26 for a GET that spends money (a renewal paid from the user's wallet or account
+    credit): its verified event is good once, like a non-GET one (`Nip98Error` 401 when
+    seen before). Asking again within the same request changes nothing. Only for GETs: a
+    non-GET event was already taken once by `verify_request`."""
+    if request.get(_USED_ONCE):
+        return
+    authenticator = request.config_dict[AUTHENTICATOR]
+    await authenticator.use_once(request[_EVENT], authenticator.clock.now())
+    request[_USED_ONCE] = True
+
+
 async def authenticate_query(request: web.Request, path: str, param: str = "auth") -> User:
     """The `?auth=<base64 event>` variant for GET links (invoice page): path given by the server.
 
@@ -213,10 +226,8 @@ class VerifiedKey:
     now: datetime
 
     async def use_once(self) -> None:
-        """D26 for a GET that spends money (a renewal paid from the user's wallet): its
-        event is good once, like a non-GET one (`Nip98Error` 401 when seen before)."""
-        authenticator = self.request.config_dict[AUTHENTICATOR]
-        await authenticator.use_once(self.request[_EVENT], self.now)
+        """`use_event_once` for this request."""
+        await use_event_once(self.request)
 
     async def user(self, uow: UnitOfWork | None = None) -> User:
         if uow is not None:

@@ -89,6 +89,7 @@ async def renew_get(request: web.Request, key: VerifiedKey) -> web.StreamRespons
             vm_id=vm_id,
             method=method_from(method),
             intervals=intervals_from(request.query.get("intervals")),
+            before_credit=key.use_once,  # a replayed GET must not spend the balance again
         )
     except Exception:
         await key.user()  # a new key's user is created first on every authenticated route

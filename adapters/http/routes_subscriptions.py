@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 
 from aiohttp import web
 
-from adapters.http.auth import authenticated, authenticated_read
+from adapters.http.auth import authenticated, authenticated_read, use_event_once
 from adapters.http.bounds import ID_MIN, query_int
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page, read_json
@@ -144,8 +145,14 @@ async def renew_subscription(request: web.Request, user: User) -> web.StreamResp
             intervals=count,
         )
     else:
+        # a GET's event may be replayed within its window: not when the quote spends credit
+        spending_once = partial(use_event_once, request) if request.method == "GET" else None
         payment = await svc.billing.renew(
-            user_id=user.id, subscription_id=sub_id, method=method, intervals=count
+            user_id=user.id,
+            subscription_id=sub_id,
+            method=method,
+            intervals=count,
+            before_credit=spending_once,
         )
     return data_response(subscription_payment_json(payment))
 

@@ -124,6 +124,12 @@ def _with_split(priced: PricedPayment, split: CreditSplit, currency: Currency) -
     )
 
 
+def spends_credit(priced: PricedPayment) -> bool:
+    """The quote pays some of itself from the account balance."""
+    meta = priced.metadata if isinstance(priced.metadata, dict) else {}
+    return credit_applied(meta) is not None
+
+
 def is_covered(priced: PricedPayment) -> bool:
     """Paid wholly from the balance: nothing to invoice outside."""
     applied = credit_applied(priced.metadata if isinstance(priced.metadata, dict) else {})

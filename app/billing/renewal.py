@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 
 from app.billing.catalogue import owned_vm, subscription_of
-from app.billing.credit_quote import Settle, apply_balance, issue
+from app.billing.credit_quote import Settle, apply_balance, issue, spends_credit
 from app.billing.errors import (
     SubscriptionHasNoLineItems,
     SubscriptionNotFound,
@@ -86,6 +87,7 @@ async def renew(
     settle: Settle | None = None,
     idem: Idempotency | None = None,
     owner_key: bytes | None = None,
+    before_credit: Callable[[], Awaitable[None]] | None = None,
 ) -> SubscriptionPayment:
     """A payment for `intervals` (1..120, D6) of a subscription, given by its id or a VM's.
 
@@ -98,7 +100,9 @@ async def renew(
     first (`app.billing.credit_quote`); a quote it covers wholly is completed at once.
     `idem` (from `renew_idempotent`) replays the payment of an earlier request with the key.
     `owner_key` (with `vm_id`, `user_id` None) checks ownership by the owner's public key, so
-    that an HTTP caller needs no user look-up first (issue 10).
+    that an HTTP caller needs no user look-up first (issue 10). `before_credit` runs before
+    a new quote spends account credit and may refuse it by raising (a GET request makes its
+    signed event single-use there: a replayed one must not spend the balance again).
     """
     now = clock.now()
     count = check_interval_count(intervals)
@@ -142,6 +146,8 @@ async def renew(
         )
         if settle is not None:  # the account balance pays first (issue 13)
             priced = await apply_balance(uow, priced, sub.currency, read.credit)
+            if before_credit is not None and spends_credit(priced):
+                await before_credit()
     return await issue(uow_factory, rails, priced, now, settle, reuse=reuse, idem=idem)
 
 

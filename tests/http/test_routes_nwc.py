@@ -5,9 +5,10 @@ from __future__ import annotations
 import attrs
 
 from adapters.http.context import SERVICES
+from app.billing.credit_balance import adjust_credit
 from ports.nwc import NwcAnswerLost, NwcError
 from tests.http.apiapp import ALICE, ApiApp, api_client
-from tests.http.vm_helpers import build, order, renew
+from tests.http.vm_helpers import build, order, paid_vm, renew, subscription_of
 
 NWC = "nostr+walletconnect://" + "ab" * 32 + "?relay=wss://relay.example&secret=" + "cd" * 32
 
@@ -53,7 +54,8 @@ async def test_nwc_pays_the_lightning_invoice_from_the_users_wallet() -> None:
 async def test_a_replayed_wallet_renewal_is_401_and_pays_nothing_more() -> None:
     """A GET event is reusable within its window (D26), but one that pays from the user's
     wallet is good once: a captured header must not renew again and again on their money.
-    A plain Lightning renewal's GET stays reusable (it only shows or makes an invoice)."""
+    A plain Lightning renewal's GET without credit stays reusable (it only shows or makes
+    an invoice)."""
     api, wallet = build(), FakeWallet()
     _with_wallet(api, wallet)
     async with api_client(api) as c:
@@ -71,6 +73,37 @@ async def test_a_replayed_wallet_renewal_is_401_and_pays_nothing_more() -> None:
         headers = c.auth(plain)
         for _ in range(2):
             assert (await c.client.get(plain, headers=headers)).status == 200
+
+
+async def test_a_replayed_renewal_paid_from_account_credit_is_401_and_spends_nothing_more() -> None:
+    """The same for a GET renewal the account balance pays: a covered quote is settled at
+    once, so each replay of a captured header would buy (and spend) another 12 months; on
+    both the VM's and the subscription's renewal routes."""
+    async with api_client(build()) as c:
+        vm = await paid_vm(c, ALICE)
+        sub = await subscription_of(c.api, vm["id"])
+        await adjust_credit(
+            c.api.store,
+            c.api.clock,
+            admin_id=await c.user_id(ALICE),
+            user_id=await c.user_id(ALICE),
+            currency="EUR",
+            amount=1_000_000,
+            note="test",
+        )
+        for path in (
+            f"/api/v1/vm/{vm['id']}/renew?method=lightning&intervals=12",
+            f"/api/v1/subscriptions/{sub.id}/renew?method=lightning&intervals=12",
+        ):
+            headers = c.auth(path)
+            first = await c.client.get(path, headers=headers)
+            assert first.status == 200, await first.text()
+            assert (await first.json())["data"]["is_paid"] is True  # covered: settled at once
+            expires = (await subscription_of(c.api, vm["id"])).expires
+            again = await c.client.get(path, headers=headers)
+            assert again.status == 401
+            assert await again.json() == {"error": "Auth check failed: Event already used"}
+            assert (await subscription_of(c.api, vm["id"])).expires == expires
 
 
 async def test_without_a_wallet_string_nwc_is_a_plain_lightning_invoice() -> None:
