@@ -22,6 +22,7 @@ from domain.price_basis import (
     PriceBasis,
     extend_by,
     intervals_bought,
+    quote_btc_rate,
     rates_from_json,
 )
 from domain.subscription import INTERVALS_KEY, payment_interval_count
@@ -92,6 +93,20 @@ class Credit:
 def payment_meta(payment: SubscriptionPayment) -> dict[str, Any]:
     """The payment's `metadata` as a dict ({} when absent or not a JSON object)."""
     return metadata_dict(payment.metadata)
+
+
+def listed_rate(payment: SubscriptionPayment, listed: str) -> Decimal | None:
+    """The BTC rate of fiat currency `listed` a payment was quoted at (`quote_btc_rate`), to
+    show or count its msat in that currency; None for a currency that is not fiat or that
+    the quote has no rate for (its `rate` column of 1 is BTC passing through)."""
+    try:
+        currency = Currency.parse(listed)
+    except DomainError:
+        return None
+    if not currency.is_fiat:
+        return None
+    rate = quote_btc_rate(payment_meta(payment), currency, payment.rate)
+    return None if rate is None or rate <= 1 else rate
 
 
 def metadata_dict(metadata: Any) -> dict[str, Any]:

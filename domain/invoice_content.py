@@ -8,9 +8,9 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from domain.credit import payment_meta
+from domain.credit import listed_rate, payment_meta
 from domain.enums import SubscriptionPaymentType
-from domain.exchange import PASSTHROUGH_RATE, fiat_to_msat, msat_to_fiat
+from domain.exchange import fiat_to_msat, msat_to_fiat
 from domain.invoice import (
     CREDIT_APPLIED_KEY,
     InvoiceContent,
@@ -93,16 +93,17 @@ def reverse_charge_for(seller: Company, buyer: User) -> bool:
 
 def invoice_currency(payment: SubscriptionPayment, subscription: Subscription) -> str:
     """A Lightning payment of a fiat-listed subscription is invoiced in that fiat currency
-    (at the rate the payment used); anything else in the currency paid."""
+    (at the quote's own rate of it, `listed_rate`); anything else in the currency paid."""
     listed = subscription.currency.upper()
-    if payment.currency.upper() == BTC and listed != BTC and payment.rate != PASSTHROUGH_RATE:
+    if payment.currency.upper() == BTC and listed_rate(payment, listed) is not None:
         return listed
     return payment.currency.upper()
 
 
 def credit_applied(payment: SubscriptionPayment, currency: str) -> int:
     """Account credit that paid part of the payment (`credit_applied` in its metadata), in the
-    invoice currency; a credit in BTC or in the rate's fiat is converted at the payment's rate."""
+    invoice currency; a credit in BTC or in a fiat is converted at the quote's own rate of
+    that fiat (`listed_rate`)."""
     raw: Any = payment_meta(payment).get(CREDIT_APPLIED_KEY)
     if not isinstance(raw, dict):
         return 0
@@ -111,10 +112,10 @@ def credit_applied(payment: SubscriptionPayment, currency: str) -> int:
         return 0
     if unit == currency:
         return amount
-    if unit == BTC and payment.rate != PASSTHROUGH_RATE:
-        return msat_to_fiat(amount, payment.rate)
-    if currency == BTC and payment.rate != PASSTHROUGH_RATE:
-        return fiat_to_msat(amount, payment.rate)
+    if unit == BTC and (rate := listed_rate(payment, currency)) is not None:
+        return msat_to_fiat(amount, rate)
+    if currency == BTC and (rate := listed_rate(payment, unit)) is not None:
+        return fiat_to_msat(amount, rate)
     return 0  # no rate links the two currencies: the charged amounts stand alone
 
 
@@ -139,9 +140,10 @@ def build_content(
     charged plus any account credit applied (split at the charged tax rate); the processing
     fee is its own untaxed line; `charged` = total − credit applied."""
     cur = invoice_currency(payment, subscription)
+    shown_rate = listed_rate(payment, cur) if cur != payment.currency.upper() else None
 
     def shown(amount: int) -> int:
-        return msat_to_fiat(amount, payment.rate) if cur != payment.currency.upper() else amount
+        return amount if shown_rate is None else msat_to_fiat(amount, shown_rate)
 
     # the rate from the amounts as charged (msat for Lightning), before any rounding to cents
     rate = effective_tax_rate(payment.amount, payment.tax)
@@ -174,6 +176,6 @@ def build_content(
         payment_method=payment.payment_method.display_name,
         credit_applied=credit,
         btc_msat=payment.total if lightning else None,
-        btc_rate=payment.rate if lightning and cur != BTC else None,
+        btc_rate=shown_rate if lightning else None,
         reverse_charge=reverse_charge_for(seller, buyer),
     )

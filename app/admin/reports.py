@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 
 import attrs
 
+from domain.credit import listed_rate
 from domain.enums import SubscriptionType
 from domain.exchange import msat_to_fiat
 from domain.model import Company, SubscriptionPayment, Vm
@@ -41,17 +41,15 @@ def base_value(
     """The amount in the company's base currency, exactly (half-up to its minor unit).
 
     Same currency: the amount itself. A Lightning payment (msat) whose list currency is the
-    base currency: msat × stored rate (base per BTC), the inverse of how it was charged. Any
-    other case has no stored rate to the base currency, so it is `None` rather than a guess.
+    base currency: msat at the quote's own rate of it (`listed_rate`: the rates the quote
+    stored, else its `rate` column), the inverse of how it was charged. Any other case has
+    no stored rate to the base currency, so it is `None` rather than a guess.
     """
     if payment.currency.upper() == base_currency.upper():
         return amount
-    if (
-        payment.currency.upper() == "BTC"
-        and list_currency.upper() == base_currency.upper()
-        and payment.rate > Decimal(1)
-    ):
-        return msat_to_fiat(amount, payment.rate)
+    if payment.currency.upper() == "BTC" and list_currency.upper() == base_currency.upper():
+        rate = listed_rate(payment, base_currency)
+        return None if rate is None else msat_to_fiat(amount, rate)
     return None
 
 

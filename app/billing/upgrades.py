@@ -21,7 +21,7 @@ from app.billing.errors import (
     UpgradeQuoteOutdated,
 )
 from app.billing.placement import has_room_to_grow
-from app.billing.price_in_force import expire_stale_quotes
+from app.billing.price_in_force import expire_stale_quotes, fresh_rates
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.credit import payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
@@ -40,6 +40,7 @@ from domain.model import (
     vm_event,
 )
 from domain.money import Money
+from domain.price_basis import RATES_KEY, rates_json
 from domain.pricing import custom_price
 from domain.upgrade import (
     QUOTED_EXPIRY_KEY,
@@ -264,7 +265,8 @@ async def create_upgrade_payment(
     async with uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, user_id, allow_deleted=True)
         sub = await subscription_of(uow, vm)
-        quote, plan = await _quote(uow, vm, cfg, method, await rates.table(), now)
+        table = await rates.table()
+        quote, plan = await _quote(uow, vm, cfg, method, table, now)
         priced = PricedPayment(
             subscription_id=sub.id,
             user_id=vm.user_id,
@@ -276,8 +278,14 @@ async def create_upgrade_payment(
             tax=0,
             processing_fee=0,
             time_value=0,
-            # the expiry its price runs to: a booking at another one does not apply it
-            metadata={**_config_json(cfg), QUOTED_EXPIRY_KEY: quoted_for(_expiry(sub))},
+            # the expiry its price runs to (a booking at another one does not apply it) and
+            # the rates it saw, for credit and invoices in any currency (its `rate` is for
+            # the new pricing's currency only)
+            metadata={
+                **_config_json(cfg),
+                QUOTED_EXPIRY_KEY: quoted_for(_expiry(sub)),
+                RATES_KEY: rates_json(fresh_rates(table, now)),
+            },
             memo=f"VM upgrade {vm.id}",
         )
         if settle is not None:  # the account balance pays first (issue 13), in the currency

@@ -510,6 +510,23 @@ async def test_an_unrestorable_payment_is_credited_at_its_currencys_own_rate(
     assert await _balance(shop) == booked
 
 
+async def test_the_invoice_of_a_gbp_priced_eur_subscription_shows_eur_at_the_eur_rate(
+    shop: Shop,
+) -> None:
+    """The invoice is in the subscription's EUR: its msat are shown at the EUR rate the
+    quote stored (1 650 000 msat: 1.65 EUR), not as 1.32 "EUR" at the GBP rate."""
+    shop = _with_gbp(shop)
+    vm = await _plan_repriced_in_gbp(shop)
+    payment = await shop.renew(vm)
+    assert payment.rate == GBP_PER_BTC
+    await shop.complete(payment)
+    async with shop.factory() as uow:
+        invoice = await uow.invoices.get_by_payment(payment.id)
+    assert invoice is not None and invoice.currency == "EUR"
+    assert invoice.net == msat_to_fiat(payment.amount, EUR_PER_BTC) == 165
+    assert invoice.document.btc_rate == EUR_PER_BTC
+
+
 async def test_an_upgrade_priced_in_another_currency_spends_that_balance(shop: Shop) -> None:
     """The plan is in EUR, the custom pricing in USD: the upgrade is priced in USD, so USD
     credit pays it and EUR credit is left alone (never converted at the USD quote's rate)."""

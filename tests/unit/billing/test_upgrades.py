@@ -100,6 +100,7 @@ async def test_upgrade_payments_are_never_reused(shop: Shop) -> None:
             "new_memory": None,
             "new_disk": None,
             "quoted_expires": sub.expires.isoformat(),  # the expiry its price runs to
+            "rates": {"EUR": "100000", "USD": "100000"},  # those it saw, for credit/invoices
         }
 
 
