@@ -217,6 +217,26 @@ def unpaid_charged(meta: dict[str, Any], unpaid: int) -> int:
     return min(charged, -(-charged * unpaid // applied[0]))
 
 
+#: the part of `credit_applied` a late payment could not take back (its `amount`, `currency`)
+CREDIT_UNPAID_KEY = "credit_unpaid"
+
+
+def credit_taken(meta: dict[str, Any], unpaid: int) -> dict[str, Any]:
+    """The metadata of a payment whose applied credit was `unpaid` short when it was paid:
+    `credit_applied` says what was really taken (the invoice's credit line), the shortfall
+    kept as `credit_unpaid`."""
+    applied = credit_applied(meta)
+    if unpaid <= 0 or applied is None:
+        return meta
+    amount, currency = applied
+    out = {k: v for k, v in meta.items() if k != CREDIT_APPLIED_KEY}
+    if amount > unpaid:
+        charged = charged_credit(meta) - unpaid_charged(meta, unpaid)
+        out[CREDIT_APPLIED_KEY] = applied_json(amount - unpaid, currency, charged)
+    out[CREDIT_UNPAID_KEY] = {"amount": min(unpaid, amount), "currency": currency}
+    return out
+
+
 def charged_credit(meta: dict[str, Any]) -> int:
     """The charged-units worth of the credit a payment's metadata says was applied (0: none)."""
     value = meta.get(CREDIT_APPLIED_KEY)

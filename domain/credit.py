@@ -32,6 +32,10 @@ from domain.subscription import INTERVALS_KEY, payment_interval_count
 MAX_CREDIT_INTERVALS = 1200
 
 
+#: what changed for a late payment whose released credit was spent before it came
+UNPAID_CREDIT_CHANGE = "part of the credit it applied was released and spent before it"
+
+
 class CreditMode(Enum):
     """How the time was counted."""
 
@@ -190,10 +194,21 @@ def credit_payment(
     count = None if is_by_amount(payment) else payment_interval_count(payment)
     if current is None:
         new_expiry = _unpriced(payment, subscription, quoted, count, base)
+        if unpaid_credit > 0:  # what was quoted, cut to the share of it that was paid
+            whole = payment.amount + charged_credit(meta)
+            paid = max(0, whole - unpaid_credit)
+            seconds = whole_seconds(new_expiry - base) * paid // whole if whole > 0 else 0
+            new_expiry = base + timedelta(seconds=seconds)
+            return Credit(
+                mode=CreditMode.UNPRICED,
+                base=base,
+                new_expiry=new_expiry,
+                changes=(UNPAID_CREDIT_CHANGE,),
+            )
         return Credit(mode=CreditMode.UNPRICED, base=base, new_expiry=new_expiry)
     changes = current.changes_since(quoted) if quoted is not None else ()
     if unpaid_credit > 0:
-        changes = (*changes, "part of the credit it applied was released and spent before it")
+        changes = (*changes, UNPAID_CREDIT_CHANGE)
     if (
         count is not None
         and quoted is not None

@@ -31,7 +31,7 @@ import attrs
 
 from app.billing.booked_records import ProductRecords
 from app.billing.credit_overpayment import credit_unrestorable
-from app.billing.credit_quote import paid_by_credit_alone
+from app.billing.credit_quote import CreditChanged, paid_by_credit_alone
 from app.billing.credit_release import respend_released
 from app.billing.errors import PaymentNotFound
 from app.billing.invoicing import issue_invoice
@@ -47,7 +47,7 @@ from app.billing.upgrades import (
     why_paid_upgrade_does_not_fit,
     why_paid_upgrade_is_outdated,
 )
-from domain.account_credit import credit_applied, unpaid_charged
+from domain.account_credit import credit_applied, credit_taken, unpaid_charged
 from domain.credit import Credit, CreditMode, credit_payment, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
 from domain.events import PaymentCompleted
@@ -351,7 +351,7 @@ async def _apply(
         after = before
         booked = await credit_unrestorable(uow, paid, list_currency, why, unpaid)
         credit = _unrestorable(now, why, booked, note)
-        paid = _with_credit(paid, credit)
+        paid = _with_credit(_taken(paid, unpaid), credit)
         await uow.payments.update(paid)
     elif upgrade:
         after = apply_paid_payment(before, payment, now)
@@ -365,7 +365,7 @@ async def _apply(
         unpaid_worth = unpaid_charged(payment_meta(payment), unpaid)
         credit = credit_payment(payment, before, current, now, unpaid_credit=unpaid_worth)
         after = apply_paid_payment(before, payment, now, new_expiry=credit.new_expiry)
-        paid = _with_credit(paid, credit)
+        paid = _with_credit(_taken(paid, unpaid), credit)
         await uow.payments.update(paid)
     if vm_before is not None:
         vm_after = attrs.evolve(vm_before, deleted=vm_before.deleted and not revived)
@@ -410,6 +410,10 @@ def _short_upgrade(payment: SubscriptionPayment, unpaid: int) -> UpgradeUnplaced
         ),
         list_currency=currency,  # an upgrade spends credit in the currency it is priced in
         payer_note=SHORT_UPGRADE_NOTE,
+        refused=CreditChanged(
+            "The account credit this upgrade was to use was given back and spent since; "
+            "ask for a new quote"
+        ),
     )
 
 
@@ -419,6 +423,14 @@ SHORT_UPGRADE_NOTE = (
     "expired) and spent on something else, so it no longer paid for the whole upgrade. The "
     "upgrade was not applied and your VM keeps its size; ask for a new upgrade quote"
 )
+
+
+def _taken(paid: SubscriptionPayment, unpaid: int) -> SubscriptionPayment:
+    """The paid row with the credit it really took (`credit_taken`): its invoice's credit line
+    and the service value it shows must not count credit that was never taken."""
+    if unpaid <= 0:
+        return paid
+    return attrs.evolve(paid, metadata=credit_taken(payment_meta(paid), unpaid))
 
 
 def _unrestorable(now: datetime, why: str, booked: int, note: str) -> Credit:

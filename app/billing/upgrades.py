@@ -150,9 +150,13 @@ class UpgradeUnplaced:
     outdated: bool = False
     #: what the payer is told, where the default (no room on its host) is not why
     payer_note: str = ""
+    #: the refusal of a quote paid from credit alone, where neither default says why
+    refused: DomainError | None = attrs.field(default=None, eq=False)
 
     def refusal(self) -> DomainError:
         """What a quote paid from account credit alone answers instead of being booked."""
+        if self.refused is not None:
+            return self.refused
         if self.outdated:
             return UpgradeQuoteOutdated(
                 "The subscription's expiry changed since the upgrade was quoted; quote again"

@@ -268,6 +268,16 @@ async def test_a_late_payment_after_the_credit_was_used_elsewhere_is_reported(
     credit = paid.metadata["credit"]
     assert credit["mode"] == "by_value" and credit["intervals"] == str(Fraction(72, 132))
     assert credit["changes"][-1].startswith("part of the credit it applied was released")
+    # the row and its invoice show the credit really taken, not the quote's 100
+    assert paid.metadata["credit_applied"] == {
+        "amount": 40,
+        "currency": "EUR",
+        "charged": 40,
+    }
+    assert paid.metadata["credit_unpaid"] == {"amount": 60, "currency": "EUR"}
+    async with shop.factory() as uow:
+        invoice = await uow.invoices.get_by_payment(payment.id)
+    assert invoice is not None and invoice.document.credit_applied == 40
     assert before.expires is not None
     month = add_months(before.expires, 1) - before.expires
     expected = before.expires + timedelta(seconds=int(month.total_seconds() * 72 // 132))

@@ -173,3 +173,20 @@ def test_a_payment_without_a_recorded_price_falls_back_to_its_own_rate() -> None
     assert credit.new_expiry == SUB.expires + timedelta(days=28)  # type: ignore[operator]
     with pytest.raises(InvalidInput):
         credit_payment(_payment(1, None), SUB, TINY, "now")  # type: ignore[arg-type]
+
+
+def test_credit_not_taken_back_is_not_counted_as_paid() -> None:
+    """A late payment that applied 1 000 000 msat of credit, 600 000 of which could not be
+    taken back: by value it buys what 400 000 + 320 000 msat buy; unpriced, the quoted time
+    cut to that share; either way the operator is told."""
+    meta = {**_quote(1), "credit_applied": {"amount": 100, "currency": "EUR", "charged": 1_000_000}}
+    paid = _payment(320_000, meta)
+    whole = credit_payment(paid, SUB, TINY, NOW)
+    assert whole.mode is CreditMode.CALENDAR and whole.intervals == 1
+    short = credit_payment(paid, SUB, TINY, NOW, unpaid_credit=600_000)
+    assert short.mode is CreditMode.BY_VALUE and short.intervals == Fraction(72, 132)
+    assert short.needs_operator
+    unpriced = credit_payment(paid, SUB, None, NOW, unpaid_credit=600_000)
+    assert unpriced.mode is CreditMode.UNPRICED and unpriced.needs_operator
+    month = int((datetime(2026, 3, 28, 12, tzinfo=UTC) - SUB.expires).total_seconds())  # type: ignore[operator]
+    assert unpriced.seconds == month * 720_000 // 1_320_000
