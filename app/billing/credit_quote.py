@@ -37,7 +37,7 @@ from domain.credit import payment_meta
 from domain.errors import DomainError
 from domain.exchange import fiat_to_msat, msat_to_fiat
 from domain.model import SubscriptionPayment
-from domain.money import MSAT_PER_SAT, Currency, currency_code, round_msat_up_to_sat
+from domain.money import Currency, currency_code
 from domain.price_basis import quote_btc_rate
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
@@ -100,19 +100,7 @@ async def apply_balance(
     return _with_split(priced, split, currency)
 
 
-def _invoiced_rest(split: CreditSplit, charged: Currency) -> CreditSplit:
-    """The rest as it will be invoiced: a Lightning invoice is a whole number of sats, at
-    least one (the rail rounds up), so the recorded amount takes the rounding (under a sat)
-    and the payment records what its invoice asks for, not a few msat less."""
-    total = split.amount + split.tax + split.processing_fee
-    if charged is not Currency.BTC or total == 0:
-        return split
-    invoiced = max(MSAT_PER_SAT, round_msat_up_to_sat(total))
-    return attrs.evolve(split, amount=split.amount + invoiced - total)
-
-
 def _with_split(priced: PricedPayment, split: CreditSplit, currency: Currency) -> PricedPayment:
-    split = _invoiced_rest(split, priced.currency)
     meta = dict(priced.metadata) if isinstance(priced.metadata, dict) else {}
     meta[CREDIT_APPLIED_KEY] = applied_json(split.credit, currency.value, split.charged_credit)
     return attrs.evolve(

@@ -26,7 +26,7 @@ from domain.enums import PaymentMethod
 from domain.exchange import fiat_to_msat, msat_to_fiat
 from domain.intervals import add_months
 from domain.model import GIB, SubscriptionPayment, Vm
-from domain.money import MSAT_PER_SAT, Currency
+from domain.money import Currency
 from domain.upgrade import UpgradeConfig
 from ports.jobs import SendAdminNotification, SendNotification
 from ports.storage import UnitOfWorkFactory
@@ -118,31 +118,12 @@ async def test_a_lightning_quote_converts_the_credit_at_its_own_rate(shop: Shop)
     vm = await _paid_vm(shop)
     await _give(shop, 100)
     payment = await _renew(shop, vm)
-    # the net rest, plus what makes the invoice (net, tax, fee) a whole number of sats
-    rounding = payment.amount - (PLAN_EUR_CENTS - 100) * MSAT_PER_CENT
-    assert 0 <= rounding < MSAT_PER_SAT
-    assert (payment.amount + payment.tax + payment.processing_fee) % MSAT_PER_SAT == 0
+    assert payment.amount == (PLAN_EUR_CENTS - 100) * MSAT_PER_CENT
     assert payment.metadata["credit_applied"] == {
         "amount": 100,
         "currency": "EUR",
         "charged": 100 * MSAT_PER_CENT,
     }
-
-
-async def test_a_lightning_rest_is_recorded_as_its_whole_sat_invoice(shop: Shop) -> None:
-    """At 97 000 EUR per BTC a cent is no whole number of sats: the rest after the credit
-    (330 072 msat net) is invoiced in whole sats, and the payment records what its invoice
-    asks for (it recorded up to a sat less)."""
-    shop = attrs.evolve(shop, rates=FreshRates(shop.clock, Decimal(97_000)))
-    vm = await _paid_vm(shop)
-    await _give(shop, 100)
-    payment = await _renew(shop, vm)
-    charged = payment.metadata["credit_applied"]["charged"]
-    assert charged == fiat_to_msat(100, Decimal(97_000)) == 1_030_928
-    total = payment.amount + payment.tax + payment.processing_fee
-    assert total == shop.node.invoices[payment.id].amount_msat
-    assert total % MSAT_PER_SAT == 0
-    assert 0 < payment.amount - (1_361_000 - charged) < MSAT_PER_SAT  # the net quote: 1 361 sats
 
 
 async def test_a_fully_covered_renewal_completes_at_once_and_exactly_once(shop: Shop) -> None:
