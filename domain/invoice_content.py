@@ -116,6 +116,12 @@ def credit_applied(payment: SubscriptionPayment, currency: str) -> int:
         return msat_to_fiat(amount, rate)
     if currency == BTC and (rate := listed_rate(payment, unit)) is not None:
         return fiat_to_msat(amount, rate)
+    charged = raw.get("charged")  # a Lightning payment's credit in another fiat: its msat
+    lightning = payment.currency.upper() == BTC
+    if lightning and isinstance(charged, int) and not isinstance(charged, bool) and charged > 0:
+        rate = listed_rate(payment, currency)
+        if rate is not None:
+            return msat_to_fiat(charged, rate)
     return 0  # no rate links the two currencies: the charged amounts stand alone
 
 

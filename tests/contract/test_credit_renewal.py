@@ -271,6 +271,34 @@ async def test_a_late_payment_after_the_credit_was_used_elsewhere_is_reported(
     assert "released and spent" in notice.message
 
 
+async def test_a_stranded_covered_upgrade_whose_credit_was_spent_is_refused_unbooked(
+    shop: Shop,
+) -> None:
+    """A covered upgrade whose settle never ran (a crash) lapses; its credit is released and
+    spent. Completed later (an admin), it has nothing behind it: 409, nothing booked."""
+    vm = await _paid_vm(shop)
+    await _give(shop, 10_000)
+
+    async def crashed(payment_id: bytes) -> object:
+        return None
+
+    covered = await _upgrade(shop, vm, crashed)
+    assert not covered.is_paid and covered.amount == 0
+    spent = covered.metadata["credit_applied"]["amount"]
+    shop.clock.advance(timedelta(minutes=11))
+    assert await release_expired_credit(shop.factory, shop.clock) == 1
+    await _give(shop, -10_000, "spent-elsewhere")
+
+    with pytest.raises(CreditChanged):
+        await shop.complete(covered)
+
+    assert not (await shop.payment(covered.id)).is_paid
+    assert (await shop.vm(vm.id)).template_id == vm.template_id
+    assert await _balance(shop) == 0 and spent > 0
+    async with shop.factory() as uow:
+        assert await uow.invoices.get_by_payment(covered.id) is None
+
+
 async def test_a_late_upgrade_whose_credit_was_spent_elsewhere_is_not_applied(
     shop: Shop,
 ) -> None:

@@ -141,3 +141,27 @@ def test_malformed_credit_is_ignored() -> None:
         {"amount": 5, "currency": "USD"},
     ):
         assert _content(_payment(metadata={"credit_applied": raw})).credit_applied == 0
+
+
+def test_a_lightning_payments_credit_in_another_fiat_is_shown_by_its_msat() -> None:
+    """An upgrade priced in USD on an EUR subscription, paid by Lightning and partly from USD
+    credit: the EUR invoice shows that credit as its msat worth at the quote's EUR rate."""
+    meta = {
+        "credit_applied": {"amount": 7, "currency": "USD", "charged": 77_778},
+        "rates": {"EUR": "100000", "USD": "90000"},
+    }
+    payment = _payment(
+        amount=4_289_000,
+        currency="BTC",
+        payment_method=PaymentMethod.LIGHTNING,
+        rate=Decimal(90_000),
+        metadata=meta,
+    )
+    doc = _content(payment)
+    assert doc.currency == "EUR" and doc.btc_rate == Decimal(100_000)
+    assert doc.credit_applied == 8  # 77 778 msat at 100 000 EUR/BTC: 7.78 cents, half up
+    assert doc.charged == 429  # 4 289 000 msat: 4.29 EUR
+    no_rate = _payment(
+        amount=4_289_000, currency="BTC", rate=Decimal(1), metadata=meta | {"rates": {}}
+    )
+    assert _content(no_rate).credit_applied == 0  # no rate links them: BTC stands alone
