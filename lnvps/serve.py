@@ -142,6 +142,17 @@ class ListenError(Exception):
     """An API address cannot be bound (taken, not ours, unknown host): one line for the CLI."""
 
 
+def admin_binding_warning(settings: Settings) -> str | None:
+    """What to warn about when the user API's events are bound to `public-url` but the admin
+    API's are bound to nothing (`admin-public-url` unset): it accepts events for any host."""
+    if settings.admin_listen and settings.public_url and not settings.admin_public_url:
+        return (
+            "public-url is set but admin-public-url is not: the admin API accepts NIP-98 "
+            "events signed for any host; set admin-public-url to its public address"
+        )
+    return None
+
+
 def webhook_secrets(settings: Settings) -> WebhookSecrets:
     """The providers' signing secrets from the settings file and their timestamp windows
     (unset: the verifier's default, 300 s for both); a method without a secret here falls
@@ -221,6 +232,8 @@ async def serve(
             )
             runners.append(await _start(admin, settings.admin_listen))
             log.info("lnvps admin API listening on http://%s", settings.admin_listen)
+            if (warning := admin_binding_warning(settings)) is not None:
+                log.warning("%s", warning)
         # the worker starts once both ports are ours: a busy port stops nothing half-begun
         tasks = [asyncio.create_task(c) for c in _background(container, settings, stop, mode)]
         settle_heap()

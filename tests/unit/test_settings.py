@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lnvps.settings import DEFAULT_DB_URL, SettingsError, load_settings, resolve_db_url
+from lnvps.serve import admin_binding_warning
+from lnvps.settings import DEFAULT_DB_URL, Settings, SettingsError, load_settings, resolve_db_url
 
 
 def test_embedded_default_is_sqlite_when_nothing_is_configured() -> None:
@@ -103,3 +104,14 @@ def test_the_admin_api_has_its_own_public_url(tmp_path: Path) -> None:
     assert load_settings(None, environ={}).admin_public_url is None
     with pytest.raises(SettingsError, match="admin-public-url must look like"):
         load_settings(None, environ={"LNVPS_ADMIN_PUBLIC_URL": "admin.example"})
+
+
+def test_a_bound_user_api_beside_an_unbound_admin_api_is_warned_about() -> None:
+    both = Settings(public_url="https://api.example", admin_public_url="https://admin.example")
+    assert admin_binding_warning(both) is None
+    assert admin_binding_warning(Settings()) is None  # neither bound: the documented default
+    assert (
+        admin_binding_warning(Settings(public_url="https://api.example", admin_listen="")) is None
+    )
+    warned = admin_binding_warning(Settings(public_url="https://api.example"))
+    assert warned is not None and "admin-public-url" in warned
