@@ -327,14 +327,14 @@ async def _apply(
     why, list_currency = None, before.currency
     note = ""
     if upgrade and vm_before is not None:
-        unplaced = _short_upgrade(payment, unpaid)
-        if unplaced is None:
-            unplaced = await why_paid_upgrade_is_outdated(uow, vm_before, payment, before)
-        if unplaced is None:
-            unplaced = await _why_upgrade_not_placed(uow, payment, vm_before, now, region)
+        unplaced = (
+            _short_upgrade(payment, unpaid)
+            or await why_paid_upgrade_is_outdated(uow, vm_before, payment, before)
+            or await _why_upgrade_not_placed(uow, payment, vm_before, now, region)
+        )
         if unplaced is not None and paid_by_credit_alone(payment):
             # no outside money came: nothing is booked (the caller gives the credit back)
-            raise unplaced.refusal()
+            raise unplaced.refused
         if unplaced is not None:  # priced in its new pricing's currency, credited in it
             why, list_currency, note = unplaced.why, unplaced.list_currency, unplaced.payer_note
     elif vm_before is not None:

@@ -20,7 +20,6 @@ import attrs
 
 from app.billing.credit_balance import book_in
 from app.billing.credit_release import withdraw_covered
-from app.billing.errors import NoRoomToUpgrade, UpgradeQuoteOutdated
 from app.billing.persist import Idempotency, Reuse, store_payment
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.account_credit import (
@@ -182,14 +181,14 @@ async def spend_in(uow: UnitOfWork, payment: SubscriptionPayment) -> None:
 async def settle_covered(
     uow_factory: UnitOfWorkFactory, payment: SubscriptionPayment, settle: Settle, now: datetime
 ) -> SubscriptionPayment:
-    """Complete a fully covered payment now and return it as stored (paid). An upgrade
-    whose room went in the moments since its quote (`NoRoomToUpgrade`, 422), or whose
-    subscription's expiry moved meanwhile (`UpgradeQuoteOutdated`, 409), is not booked:
-    the quote is withdrawn and its credit given back before the error goes on, so the user
-    is charged nothing and the answer says the upgrade did not happen."""
+    """Complete a fully covered payment now and return it as stored (paid). A booking that
+    refuses it (an upgrade whose room went in the moments since its quote, 422, or whose
+    subscription's expiry moved meanwhile, 409) books nothing: the quote is withdrawn and
+    its credit given back before the error goes on, so the user is charged nothing and the
+    answer says why. (Withdrawing leaves a payment found paid as it is.)"""
     try:
         await settle(payment.id)
-    except (NoRoomToUpgrade, UpgradeQuoteOutdated) as refused:
+    except DomainError as refused:
         await withdraw_covered(uow_factory, payment, now, f"not booked: {refused.message}")
         raise
     async with uow_factory() as uow:

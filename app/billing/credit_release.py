@@ -82,10 +82,10 @@ async def withdraw_covered(
     """End a quote paid from credit alone that cannot be booked (its upgrade no longer fits
     or is priced to another expiry): expired now, its credit given back (`note` says why),
     once, in one transaction. A payment found paid meanwhile is left as it is."""
-    applied = credit_applied(payment_meta(payment))
     async with uow_factory() as uow:
         await uow.subscriptions.get_for_update(payment.subscription_id)
         found = await uow.payments.get(payment.id)
+        applied = None if found is None else credit_applied(payment_meta(found))
         if found is None or found.is_paid or applied is None:
             return
         if found.expires > now:

@@ -139,14 +139,8 @@ def tell_user_of_unrestorable(queue: WorkQueue) -> Subscriber:
             return
         sub = event.subscription
         paid = f"Your payment of {formatted(event.payment)} for subscription {sub.id}"
-        if event.credit.payer_note:
+        if event.credit.payer_note:  # an upgrade not applied says why
             what = f"{paid} {event.credit.payer_note}"
-        elif event.is_upgrade:
-            what = (
-                f"{paid} arrived when its VM's host no longer had room for the upgrade you "
-                "asked for (another order or upgrade took it first). The upgrade was "
-                "not applied and your VM keeps its size"
-            )
         else:
             what = (
                 f"{paid} arrived after its VM was deleted or its order had lapsed, and the VM "

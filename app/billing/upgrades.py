@@ -141,27 +141,25 @@ async def _fits(uow: UnitOfWork, vm: Vm, plan: UpgradePlan, now: datetime) -> bo
 
 @attrs.frozen
 class UpgradeUnplaced:
-    """Why a paid upgrade is not applied, and the currency it was priced in (its list
-    currency: the payment's rate is for it, so its value is credited in it). `outdated`:
-    the subscription's expiry moved since the quote (else its host has no room for it)."""
+    """Why a paid upgrade is not applied: for the admins (`why`) and in plain words for its
+    payer (`payer_note`), the currency it was priced in (its list currency: the payment's
+    rate is for it, so its value is credited in it), and the error a quote paid from
+    account credit alone answers instead of being booked (`refused`)."""
 
     why: str
     list_currency: str
-    outdated: bool = False
-    #: what the payer is told, where the default (no room on its host) is not why
-    payer_note: str = ""
-    #: the refusal of a quote paid from credit alone, where neither default says why
-    refused: DomainError | None = attrs.field(default=None, eq=False)
+    payer_note: str
+    refused: DomainError = attrs.field(eq=False)
 
-    def refusal(self) -> DomainError:
-        """What a quote paid from account credit alone answers instead of being booked."""
-        if self.refused is not None:
-            return self.refused
-        if self.outdated:
-            return UpgradeQuoteOutdated(
-                "The subscription's expiry changed since the upgrade was quoted; quote again"
-            )
-        return NoRoomToUpgrade("The VM's host has no room left for this upgrade")
+
+async def _paid_plan(uow: UnitOfWork, vm: Vm, payment: SubscriptionPayment) -> UpgradePlan | None:
+    """The plan of a paid Upgrade's config; None for one that cannot be applied at all
+    (malformed, a downgrade, nothing to do, outside the limits): the booking's records
+    report it as they always have."""
+    try:
+        return await _plan(uow, vm, UpgradeConfig.from_json(payment.metadata))
+    except DomainError:
+        return None
 
 
 async def why_paid_upgrade_is_outdated(
@@ -173,12 +171,9 @@ async def why_paid_upgrade_is_outdated(
     cancel of the upgrade invoice being too late). A deleted VM is not judged (an Upgrade
     revives nothing and its records report the missing VM)."""
     quoted = quote_outdated(payment_meta(payment), sub.expires)
-    if quoted is None or vm.deleted:
+    plan = None if quoted is None or vm.deleted else await _paid_plan(uow, vm, payment)
+    if quoted is None or plan is None:
         return None
-    try:
-        plan = await _plan(uow, vm, UpgradeConfig.from_json(payment.metadata))
-    except DomainError:
-        return None  # not applicable at all: the booking's records report it
     now_expires = "none" if sub.expires is None else sub.expires.isoformat()
     return UpgradeUnplaced(
         why=(
@@ -186,8 +181,10 @@ async def why_paid_upgrade_is_outdated(
             f"the subscription now expires {now_expires}"
         ),
         list_currency=plan.new_price.currency.value,
-        outdated=True,
         payer_note=OUTDATED_UPGRADE_NOTE,
+        refused=UpgradeQuoteOutdated(
+            "The subscription's expiry changed since the upgrade was quoted; quote again"
+        ),
     )
 
 
@@ -208,16 +205,22 @@ async def why_paid_upgrade_does_not_fit(
     fit once paid. The caller holds the host's region lock, as orders do. A config that cannot
     be applied at all (malformed, a downgrade, nothing to do, outside the limits) is not
     judged here: the booking's records report it as they always have."""
-    try:
-        plan = await _plan(uow, vm, UpgradeConfig.from_json(payment.metadata))
-    except DomainError:
-        return None
-    if await _fits(uow, vm, plan, now):
+    plan = await _paid_plan(uow, vm, payment)
+    if plan is None or await _fits(uow, vm, plan, now):
         return None
     return UpgradeUnplaced(
         why=f"host {vm.host_id} has no room left for the upgrade of VM {vm.id}",
         list_currency=plan.new_price.currency.value,
+        payer_note=NO_ROOM_UPGRADE_NOTE,
+        refused=NoRoomToUpgrade("The VM's host has no room left for this upgrade"),
     )
+
+
+#: what the payer of an upgrade its VM's host no longer has room for is told
+NO_ROOM_UPGRADE_NOTE = (
+    "arrived when its VM's host no longer had room for the upgrade you asked for (another "
+    "order or upgrade took it first). The upgrade was not applied and your VM keeps its size"
+)
 
 
 async def quote_upgrade(
