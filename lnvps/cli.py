@@ -27,6 +27,17 @@ log = logging.getLogger("lnvps.cli")
 DEV_NOSTR_KEY_FILE = "lnvps-dev-nostr.key"
 
 
+def _positive(text: str) -> int:
+    """A whole number of at least 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
     """`--config` and `--db`, taken before or after any subcommand (`lnvps db upgrade --db U`).
 
@@ -75,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "migrate-legacy-billing", "move vm_payment / vm.expires to subscriptions"
     )
     backfill.add_argument("--dry-run", action="store_true", help="report only, write nothing")
+    backfill.add_argument(
+        "--vm-batch", type=_positive, help="VMs linked per transaction (default 1000)"
+    )
+    backfill.add_argument(
+        "--payment-batch",
+        type=_positive,
+        help="payments copied per transaction (default 5000)",
+    )
 
     admin = command(sub, "admin", "admin role assignments (the first admin, and from a shell)")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)

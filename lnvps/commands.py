@@ -108,9 +108,13 @@ async def _backfill_command(args: argparse.Namespace, url: str) -> int:
     """Exit 0 when everything migrated, 1 on any VM/payment error (D18), 2 when it cannot run."""
     interactive = _interactive(sys.stdout)
     progress = ProgressLine(sys.stdout, interactive=interactive)
+    sizes = {"vm_batch": args.vm_batch, "payment_batch": args.payment_batch}
     try:
         report = await migrate_legacy_billing(
-            url, dry_run=args.dry_run, progress=progress if interactive else None
+            url,
+            dry_run=args.dry_run,
+            progress=progress if interactive else None,
+            **{name: size for name, size in sizes.items() if size is not None},
         )
     except (LegacyShapeError, BackfillLockTimeout) as exc:
         progress.finish()

@@ -28,6 +28,8 @@ from tests.e2e.serve_process import REPO, lnvps_in_process
 
 VMS = 6000
 PAYMENTS_PER_VM = 4
+#: the killed runs' batch sizes (the clean run and the rerun use the defaults)
+SMALL_BATCHES = ("--vm-batch", "250", "--payment-batch", "1000")
 #: columns a copy must carry over exactly as the legacy row holds them (B5)
 COPIED = (
     "id",
@@ -57,7 +59,7 @@ async def _database(engine: str, tmp_path: Path, name: str) -> AsyncIterator[str
         await drop_mysql_database(database)
 
 
-async def _start_backfill(url: str) -> asyncio.subprocess.Process:
+async def _start_backfill(url: str, *batches: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -65,6 +67,7 @@ async def _start_backfill(url: str) -> asyncio.subprocess.Process:
         "--db",
         url,
         "migrate-legacy-billing",
+        *batches,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -93,8 +96,10 @@ async def _copied(url: str) -> int:
 
 
 async def _kill_when(url: str, what: str, reached: Callable[[], Awaitable[bool]]) -> None:
-    """Start a backfill and SIGKILL it as soon as `reached()`; it must not finish first."""
-    process = await _start_backfill(url)
+    """Start a backfill and SIGKILL it as soon as `reached()`; it must not finish first.
+    Small batches (many commits) keep each phase's midway open for longer than a poll: with
+    the default ones a fast machine copied every payment between two polls."""
+    process = await _start_backfill(url, *SMALL_BATCHES)
 
     async def caught() -> bool:
         if process.returncode is not None:

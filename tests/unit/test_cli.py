@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters.mysql.migrations import HEAD, REVISIONS
-from lnvps.cli import main
+from lnvps.cli import build_parser, main
 
 
 def test_db_upgrade_then_current_reports_the_head_revision(
@@ -66,6 +66,12 @@ def test_backfill_dry_run_on_a_fresh_database_reports_nothing_to_do(
     assert main(["--db", db, "migrate-legacy-billing", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "DRY RUN" in out and "0 errors" in out
+    sized = ["migrate-legacy-billing", "--dry-run", "--vm-batch", "7", "--payment-batch", "9"]
+    assert main(["--db", db, *sized]) == 0
+    for bad in ("0", "-3", "x"):
+        with pytest.raises(SystemExit) as refused:
+            build_parser().parse_args(["migrate-legacy-billing", "--payment-batch", bad])
+        assert refused.value.code == 2
 
 
 async def _dev_invoice(state_dir: Path) -> bytes:
