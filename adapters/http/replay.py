@@ -7,18 +7,27 @@ import heapq
 import logging
 from datetime import datetime
 
+from ports.replay import ReplayGuardUnavailable
+
 log = logging.getLogger("lnvps.http.auth")
 
 #: at most this many remembered event ids (~100 bytes each); see `InProcessReplayGuard`.
 DEFAULT_CAPACITY = 100_000
 
 
+class ReplayGuardFull(ReplayGuardUnavailable):
+    """Every place in the in-process guard holds a live event id: refuse (503), admit none."""
+
+
 class InProcessReplayGuard:
     """A `ReplayGuard` for one process (no Redis configured).
 
-    Memory is bounded: expired ids are pruned on every call, and when `capacity` live ids are
-    held the one closest to its expiry is forgotten (logged), so a flood of freshly signed
-    events can only shorten how long the oldest ids are remembered, never exhaust memory.
+    Memory is bounded: expired ids are pruned on every call, and while `capacity` live ids
+    are held a new one is refused (`ReplayGuardFull`, 503) rather than admitted by forgetting
+    one that is still inside its window: a forgotten id could be replayed (a captured renewal
+    paid again from credit or a wallet), a refused one is only retried. A flood of freshly
+    signed events therefore costs availability until its own ids expire (at most the event
+    window), never money and never memory. Several nodes, or a public API, want Redis.
     """
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
@@ -37,10 +46,9 @@ class InProcessReplayGuard:
             self._prune(now)
             if key in self._until:
                 return False
-            while len(self._until) >= self._capacity:
-                _, oldest = heapq.heappop(self._heap)
-                if self._until.pop(oldest, None) is not None:
-                    log.warning("NIP-98 replay cache full: forgot an unexpired event id")
+            if len(self._until) >= self._capacity:
+                log.warning("NIP-98 replay cache full (%d live event ids): refused", len(self))
+                raise ReplayGuardFull("Too many signed requests at once; retry shortly")
             self._until[key] = until
             heapq.heappush(self._heap, (until, key))
             return True

@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from adapters.cache.redis_replay import RedisReplayGuard
-from adapters.http.replay import InProcessReplayGuard
+from adapters.http.replay import InProcessReplayGuard, ReplayGuardFull
 from ports.replay import ReplayGuard, ReplayGuardUnavailable
 from tests.redistest import connect_redis
 
@@ -84,11 +84,16 @@ async def test_in_process_keys_are_forgotten_once_expired() -> None:
     assert await guard.first_use(key, UNTIL, UNTIL + timedelta(seconds=601))
 
 
-async def test_in_process_memory_is_bounded_forgetting_the_soonest_to_expire() -> None:
+async def test_a_full_in_process_guard_refuses_rather_than_forgets() -> None:
     guard = InProcessReplayGuard(capacity=3)
-    keys = [event_id() for _ in range(4)]
+    keys = [event_id() for _ in range(3)]
     for i, key in enumerate(keys):
         assert await guard.first_use(key, NOW, UNTIL + timedelta(seconds=i))
+    with pytest.raises(ReplayGuardFull):
+        await guard.first_use(event_id(), NOW, UNTIL)
     assert len(guard) == 3
-    assert await guard.first_use(keys[0], NOW, UNTIL)  # the one closest to expiry went
-    assert not await guard.first_use(keys[3], NOW, UNTIL)
+    for key in keys:  # every live id is still remembered: none can be replayed
+        assert not await guard.first_use(key, NOW + timedelta(seconds=1), UNTIL)
+    # once the soonest expires its place is free again
+    assert await guard.first_use(event_id(), UNTIL, UNTIL + timedelta(seconds=60))
+    assert not await guard.first_use(keys[2], UNTIL, UNTIL)

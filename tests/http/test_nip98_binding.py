@@ -10,6 +10,7 @@ import pytest
 
 from adapters.http.auth import AUTHENTICATOR, Authenticator
 from adapters.http.nip98 import Nip98Error, Origin
+from adapters.http.replay import InProcessReplayGuard
 from ports.replay import ReplayGuardUnavailable
 from tests.http.apiapp import ALICE, ApiClient, api_client
 from tests.http.vm_helpers import build, order, user_of
@@ -192,3 +193,20 @@ async def test_when_the_replay_store_is_down_non_get_requests_are_503_and_change
         assert await resp.json() == {"error": "Authentication store unavailable"}
         assert (await c.call("GET", "/api/v1/account")).status == 200
         assert (await user_of(c.api, ALICE)).nwc_connection_string is None
+
+
+async def test_a_flood_that_fills_the_in_process_guard_is_refused_not_replayable() -> None:
+    api = build()
+    api.app[AUTHENTICATOR] = Authenticator(
+        api.store, api.clock, replays=InProcessReplayGuard(capacity=1)
+    )
+    async with api_client(api) as c:
+        captured = signed_once(c, "/api/v1/account", "PATCH")
+        first = await c.client.patch("/api/v1/account", json=account_body(NWC_A), headers=captured)
+        assert first.status == 200, await first.text()
+        flood = await c.call("PATCH", "/api/v1/account", json=account_body(NWC_B))
+        assert flood.status == 503
+        assert await flood.json() == {"error": "Too many signed requests at once; retry shortly"}
+        again = await c.client.patch("/api/v1/account", json=account_body(NWC_B), headers=captured)
+        assert again.status == 401  # the captured event is still remembered
+        assert (await user_of(c.api, ALICE)).nwc_connection_string == NWC_A
