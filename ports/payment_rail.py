@@ -53,12 +53,16 @@ class Charge:
     `payment_id`: the id the payment must carry (a Lightning payment hash), or None for a
     random one. `external_id`: the provider's id (order, session, transfer reference).
     `external_data`: what the client pays with (a BOLT11 string, or a JSON object as text),
-    stored on the payment and shown under the method's wire name.
+    stored on the payment and shown under the method's wire name. `amount`: what the payer
+    is really asked for, in the request's smallest units: the request's amount, or more
+    when the provider cannot charge it exactly (a Lightning invoice is whole sats), never
+    less. The payment records the difference as processing fee, so its total is this.
     """
 
     payment_id: bytes | None
     external_id: str | None
     external_data: str
+    amount: int
     #: how long it stays payable when the rail needs longer than asked (a bank transfer)
     expiry: timedelta | None = None
 

@@ -56,6 +56,7 @@ class BankTransferRail:
             payment_id=None,
             external_id=reference,
             external_data=json.dumps(details, separators=(",", ":")),
+            amount=request.amount,
             expiry=self._expiry,
         )
 

@@ -14,7 +14,9 @@ class LightningRail:
     """The Lightning rail on any node (LND, the dev rail): BOLT11 invoices, hash as payment id.
 
     An invoice is for a whole number of sats, rounded up (the operator is never underpaid),
-    and at least one sat: an invoice cannot be for nothing (a free upgrade, D7's 0).
+    and at least one sat: an invoice cannot be for nothing (a free upgrade, D7's 0). The
+    `Charge` says what the invoice asks, so the payment records that total, not the
+    request's (the rounding becomes processing fee in `app.billing.rails`).
     """
 
     method = PaymentMethod.LIGHTNING
@@ -39,6 +41,7 @@ class LightningRail:
             payment_id=invoice.payment_hash,
             external_id=invoice.external_id,
             external_data=invoice.bolt11,
+            amount=msat,
         )
 
     async def is_paid(self, payment_id: bytes, external_id: str | None) -> bool | None:
@@ -83,7 +86,10 @@ class OrderRail:
         except FiatUnavailable as err:
             raise RailUnavailable(f"{self.method.display_name} unavailable: {err}") from err
         return Charge(
-            payment_id=None, external_id=order.external_id, external_data=order.external_data
+            payment_id=None,
+            external_id=order.external_id,
+            external_data=order.external_data,
+            amount=request.amount,
         )
 
     async def is_paid(self, payment_id: bytes, external_id: str | None) -> bool | None:

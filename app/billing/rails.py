@@ -56,6 +56,11 @@ class PricedPayment:
     metadata: Json
     memo: str
 
+    @property
+    def total(self) -> int:
+        """What the quote asks: amount + tax + processing fee (before a rail's rounding)."""
+        return self.amount + self.tax + self.processing_fee
+
 
 class PaymentRails:
     """The registry of configured rails, keyed by `PaymentMethod`, and the webhook verifiers.
@@ -101,14 +106,15 @@ class PaymentRails:
     async def create(self, priced: PricedPayment, now: datetime) -> SubscriptionPayment:
         """Create the invoice or order at the provider; the caller stores the result.
 
-        A provider failure raises `PaymentProviderUnavailable` before anything is stored.
+        The result's total is what the rail asks the payer (`_rounding_fee`). A provider
+        failure raises `PaymentProviderUnavailable` before anything is stored.
         """
         rail = self.rail(priced.method)
         name = priced.method.display_name
         charged = rail.quote_currency(priced.currency)
         if charged is not priced.currency:
             raise PaymentMethodUnsupported(f"{name} payment must be in {charged.value}")
-        total = priced.amount + priced.tax + priced.processing_fee
+        total = priced.total
         bitcoin = priced.currency is Currency.BTC
         if total <= 0 and not bitcoin:
             raise NothingToCharge(f"Nothing to pay by {name}")
@@ -120,6 +126,7 @@ class PaymentRails:
             charge = await rail.create_charge(request)
         return _record(
             priced,
+            charged=charge.amount,
             payment_id=charge.payment_id or secrets.token_bytes(PAYMENT_ID_BYTES),
             external_data=charge.external_data,
             external_id=charge.external_id,
@@ -160,15 +167,33 @@ async def _provider_call(method: PaymentMethod) -> AsyncIterator[None]:
         raise PaymentProviderUnavailable(f"{method.display_name} unavailable: {err}") from err
 
 
+def _rounding_fee(priced: PricedPayment, charged: int) -> int:
+    """What a rail asks above the quote's total: the rest of rounding a Lightning invoice up
+    to a whole sat (under one sat), or the one sat of an invoice for nothing.
+
+    It is booked as processing fee, in this one place, so a payment's amount + tax + fee is
+    exactly what its invoice asked the payer. Not in the net amount: fee is untaxed and buys
+    no time, while invoices derive the tax rate from amount and tax (adding the rest to the
+    amount turned a 23 % VAT into 22.83 % on a small credit-reduced quote). A rail asking
+    less than the total is a bug that would underpay the operator: refused.
+    """
+    rest = charged - priced.total
+    if rest < 0:
+        raise ValueError(f"a rail charged {charged}, less than the {priced.total} asked")
+    return rest
+
+
 def _record(
     priced: PricedPayment,
     *,
+    charged: int,
     payment_id: bytes,
     external_data: str,
     external_id: str | None,
     created: datetime,
     expires: datetime,
 ) -> SubscriptionPayment:
+    """The payment as charged: its fee takes what the rail asked above the quote."""
     return SubscriptionPayment(
         id=payment_id,
         subscription_id=priced.subscription_id,
@@ -182,7 +207,7 @@ def _record(
         external_data=external_data,
         rate=priced.rate,
         tax=priced.tax,
-        processing_fee=priced.processing_fee,
+        processing_fee=priced.processing_fee + _rounding_fee(priced, charged),
         external_id=external_id,
         time_value=priced.time_value,
         metadata=priced.metadata,

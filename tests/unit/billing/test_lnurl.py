@@ -76,6 +76,15 @@ async def test_the_time_bought_is_floor_of_seconds_times_paid_over_price(shop: S
     assert (await shop.subscription(vm)).expires == FEB_28 + timedelta(seconds=183_272)
 
 
+async def test_an_lnurl_payment_records_exactly_the_amount_the_wallet_asked(shop: Shop) -> None:
+    """LUD-06 wallets check the invoice is for the amount they chose: a whole-sat amount
+    is invoiced as it is, and the payment books no rounding fee (net + tax = the amount)."""
+    vm = await _paid_vm_with_ids_apart(shop)
+    payment = await _by_amount(shop, vm, 100_000)
+    assert (payment.amount, payment.tax, payment.processing_fee) == (81_300, 18_700, 0)
+    assert payment.total == shop.node.invoices[payment.id].amount_msat == 100_000
+
+
 async def test_the_advertised_minimum_is_the_enforced_one(shop: Shop) -> None:
     """The reference advertised minSendable 100 000 msat and invoiced 1 000 (issue 8 §2)."""
     vm = await _paid_vm_with_ids_apart(shop)

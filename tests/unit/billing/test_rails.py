@@ -18,6 +18,7 @@ from app.billing.rails import PaymentRails, PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.errors import PaymentMethodUnsupported
 from domain.money import Currency
+from ports.payment_rail import Charge, ChargeRequest
 from tests.unit.billing.fakes import FakeGateway, FakeNode
 from tests.unit.billing.world import START
 
@@ -47,6 +48,26 @@ async def test_lightning_rounds_amount_and_tax_up_to_a_whole_sat() -> None:
     assert payment.expires == START + timedelta(seconds=600) and payment.created == START
 
 
+async def test_a_lightning_payment_records_what_its_invoice_asks_the_rest_as_fee() -> None:
+    """1 515 msat quoted, 2 000 invoiced: the payment recorded 1 515 (485 msat under what
+    the payer was asked). The rest is fee, so net and tax (and the tax rate an invoice
+    derives from them) stay as quoted."""
+    node = FakeNode(FakeClock(START))
+    payment = await PaymentRails(node).create(_priced(PaymentMethod.LIGHTNING, Currency.BTC), START)
+    assert (payment.amount, payment.tax, payment.processing_fee) == (1_500, 10, 5 + 485)
+    assert payment.total == node.invoices[payment.id].amount_msat == 2_000
+
+
+async def test_a_whole_sat_lightning_quote_gets_no_extra_fee() -> None:
+    node = FakeNode(FakeClock(START))
+    priced = attrs.evolve(
+        _priced(PaymentMethod.LIGHTNING, Currency.BTC, 7_000), tax=1_610, processing_fee=390
+    )
+    payment = await PaymentRails(node).create(priced, START)
+    assert (payment.amount, payment.tax, payment.processing_fee) == (7_000, 1_610, 390)
+    assert node.invoices[payment.id].amount_msat == payment.total == 9_000
+
+
 async def test_a_free_lightning_payment_is_invoiced_for_one_sat() -> None:
     node = FakeNode(FakeClock(START))
     priced = attrs.evolve(
@@ -54,6 +75,8 @@ async def test_a_free_lightning_payment_is_invoiced_for_one_sat() -> None:
     )
     payment = await PaymentRails(node).create(priced, START)
     assert node.invoices[payment.id].amount_msat == 1_000 and payment.amount == 0
+    # the one sat asked is recorded, as fee: it buys nothing and carries no tax
+    assert (payment.tax, payment.processing_fee, payment.total) == (0, 1_000, 1_000)
 
 
 async def test_a_free_card_payment_is_refused() -> None:
@@ -61,6 +84,39 @@ async def test_a_free_card_payment_is_refused() -> None:
     priced = attrs.evolve(_priced(PaymentMethod.REVOLUT, Currency.EUR, 0), tax=0, processing_fee=0)
     with pytest.raises(NothingToCharge):
         await rails.create(priced, START)
+
+
+async def test_a_card_order_records_its_quote_as_is() -> None:
+    gateway = FakeGateway()
+    rails = PaymentRails(None, {PaymentMethod.REVOLUT: gateway})
+    payment = await rails.create(_priced(PaymentMethod.REVOLUT, Currency.EUR), START)
+    assert (payment.amount, payment.tax, payment.processing_fee) == (1_500, 10, 5)
+    assert gateway.orders[payment.external_id or ""][0] == payment.total
+
+
+class _Undercharging:
+    """A broken rail that asks the payer less than it was told to charge."""
+
+    method = PaymentMethod.BANK_TRANSFER
+    webhook = None
+
+    def quote_currency(self, list_currency: Currency) -> Currency:
+        return list_currency
+
+    async def create_charge(self, request: ChargeRequest) -> Charge:
+        return Charge(payment_id=None, external_id="x", external_data="", amount=request.amount - 1)
+
+    async def is_paid(self, payment_id: bytes, external_id: str | None) -> bool | None:
+        return None
+
+    async def cancel(self, payment_id: bytes, external_id: str | None) -> None:
+        return None
+
+
+async def test_a_rail_charging_less_than_the_quote_is_refused() -> None:
+    rails = PaymentRails(rails=[_Undercharging()])
+    with pytest.raises(ValueError, match="less than"):
+        await rails.create(_priced(PaymentMethod.BANK_TRANSFER, Currency.EUR), START)
 
 
 async def test_lightning_refuses_anything_but_bitcoin() -> None:

@@ -46,7 +46,8 @@ async def test_first_payment_is_a_purchase_priced_exactly_in_whole_sats(shop: Sh
     assert payment.payment_type is SubscriptionPaymentType.PURCHASE
     # EUR 1.32 at 100 000 EUR/BTC is exactly 1 320 000 msat (D2); IE tax 23 % floored (D3)
     assert (payment.amount, payment.currency, payment.tax) == (1_320_000, "BTC", 303_600)
-    assert (payment.processing_fee, payment.rate) == (0, Decimal(100_000))
+    # the invoice is whole sats: its 400 msat over amount + tax are booked as fee (untaxed)
+    assert (payment.processing_fee, payment.rate) == (400, Decimal(100_000))
     assert payment.time_value == 28 * 86_400  # 31 Jan → 28 Feb
     # the count (D10), and what the quote was made against: price, tax country, rates (D23)
     assert payment.metadata == {
@@ -56,7 +57,8 @@ async def test_first_payment_is_a_purchase_priced_exactly_in_whole_sats(shop: Sh
     }
     assert payment.expires == START + timedelta(seconds=600)
     invoice = shop.node.invoices[payment.id]  # amount + tax = 1 623 600, up to a whole sat
-    assert invoice.amount_msat == 1_624_000 and payment.external_data == invoice.bolt11
+    assert invoice.amount_msat == 1_624_000 == payment.total
+    assert payment.external_data == invoice.bolt11
     assert shop.node.memos[payment.id] == f"Subscription purchase: VM{vm.id} subscription"
     assert await shop.payments(vm) == [payment]
 
