@@ -25,7 +25,7 @@ from ports.storage import Permission, StorageBusy
 log = logging.getLogger("lnvps.http.admin")
 #: the admin API's base path (also `common.BASE`, which imports this module)
 ADMIN_BASE = "/api/admin/v1"
-#: Set on admin handlers: the permission they need (None: any signed-in user).
+#: Set on admin handlers: the permissions they need, all of them (empty: any signed-in user).
 PERMISSION_MARK = "lnvps_admin_permission"
 
 
@@ -61,24 +61,33 @@ async def authenticate_admin(request: web.Request) -> Admin:
 
 
 def require(
-    resource: AdminResource | None, action: AdminAction | None = None
+    resource: AdminResource | None,
+    action: AdminAction | None = None,
+    *,
+    also: tuple[AdminResource, AdminAction] | None = None,
 ) -> Callable[[AdminHandler], Handler]:
-    """Decorator: authenticate, then check `resource::action` before the handler runs.
+    """Decorator: authenticate, then check `resource::action` (and `also`) before the handler.
 
-    `require(None)` only authenticates (`GET /me/roles`).
+    `require(None)` only authenticates (`GET /me/roles`); such a handler is never audited
+    (signing in is no admin right: anyone with a key could fill the trail).
     """
+    first = None if resource is None or action is None else (resource, action)
+    return require_all(tuple(p for p in (first, also) if p is not None))
+
+
+def require_all(needed: tuple[Permission, ...]) -> Callable[[AdminHandler], Handler]:
+    """`require` for a list of permissions, every one needed; empty: sign-in only."""
 
     def wrap(handler: AdminHandler) -> Handler:
         @functools.wraps(handler)
         async def wrapper(request: web.Request) -> web.StreamResponse:
             admin = await authenticate_admin(request)
-            if resource is not None and action is not None:
+            for resource, action in needed:
                 admin.check(resource, action)
-            if request.method in _READS:
+            if request.method in _READS or not needed:
                 return await handler(request, admin)
             return await audited(request, admin, handler)
 
-        needed = None if resource is None or action is None else (resource, action)
         setattr(wrapper, PERMISSION_MARK, needed)
         return mark_authenticated(wrapper)
 
@@ -143,7 +152,13 @@ async def _record(request: web.Request, admin: Admin, status: int) -> None:
         log.exception("could not record the admin change %s %s", request.method, request.path)
 
 
+def needed_by(handler: object) -> tuple[Permission, ...]:
+    """The permissions a handler made by `require` checks; empty: sign-in only."""
+    needed: tuple[Permission, ...] = getattr(handler, PERMISSION_MARK, ())
+    return needed
+
+
 def permission_of(handler: object) -> str | None:
     """`resource::action` a handler made by `require` checks, for the OpenAPI summary."""
-    needed = getattr(handler, PERMISSION_MARK, None)
-    return None if needed is None else permission_text(*needed)
+    needed = needed_by(handler)
+    return "` and `".join(permission_text(*p) for p in needed) or None

@@ -7,7 +7,7 @@ from typing import Any, Protocol, TypedDict, TypeVar, Unpack
 
 from aiohttp import web
 
-from adapters.http.admin.auth import Admin, permission_of, require
+from adapters.http.admin.auth import Admin, needed_by, permission_of, require_all
 from adapters.http.admin.fields import text, text_schema
 from adapters.http.auth import Handler
 from adapters.http.bounds import ID_MIN, parse_uint
@@ -16,7 +16,7 @@ from adapters.http.envelope import PageParams
 from adapters.http.openapi import QueryParam, RouteTable, Schema
 from adapters.http.vm_params import path_id
 from domain.errors import DomainError, InvalidInput
-from ports.storage import UnitOfWork
+from ports.storage import Permission, UnitOfWork
 
 BASE = "/api/admin/v1"
 ID = r"{id:\d+}"
@@ -70,13 +70,20 @@ def add(
         doc, summary=f"{summary} (needs `{needed}`)" if needed else summary, tags=("admin",)
     )
     if ID in path:
-        table.add(method, BASE + path.replace(ID, _NOT_NUMERIC_ID), _bad_id, **kw)
+        bad_id = _bad_id_needing(needed_by(handler))
+        table.add(method, BASE + path.replace(ID, _NOT_NUMERIC_ID), bad_id, **kw)
     table.add(method, BASE + path, handler, **kw)
 
 
-@require(None)
-async def _bad_id(request: web.Request, admin: Admin) -> web.StreamResponse:
-    raise InvalidInput(f"Invalid id: {request.match_info['id']}")
+def _bad_id_needing(needed: tuple[Permission, ...]) -> Handler:
+    """The 400 of a non-numeric id, after the same permission checks as the real route: a
+    caller without them gets the 403 the real route gives, and is not recorded in the trail."""
+
+    @require_all(needed)
+    async def bad_id(request: web.Request, admin: Admin) -> web.StreamResponse:
+        raise InvalidInput(f"Invalid id: {request.match_info['id']}")
+
+    return bad_id
 
 
 class ById(Protocol[T_co]):

@@ -103,7 +103,13 @@ async def adjust(request: web.Request, admin: Admin) -> web.StreamResponse:
     return data_response(_booked_json(booked))
 
 
-@require(AdminResource.VIRTUAL_MACHINES, AdminAction.UPDATE)
+@require(
+    AdminResource.VIRTUAL_MACHINES,
+    AdminAction.UPDATE,
+    # credit is what `users::update` grants; extending a VM alone (`virtual_machines::update`)
+    # then refunding the added time would otherwise mint credit without that right
+    also=(AdminResource.USERS, AdminAction.UPDATE),
+)
 async def refund_vm_to_credit(request: web.Request, admin: Admin) -> web.StreamResponse:
     body = await optional_json_object(request)
     svc = services(request)

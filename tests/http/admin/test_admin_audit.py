@@ -65,6 +65,21 @@ async def test_refused_requests_and_reads_are_not_recorded(world: AdminWorld) ->
     assert await _entries(world) == []
 
 
+async def test_a_non_numeric_id_is_checked_like_its_route_and_not_recorded(
+    world: AdminWorld,
+) -> None:
+    body = {"email": "x" * 3000}
+    refused = await world.call("PATCH", "/users/x0", NOBODY, json=body)
+    assert (refused.status, await refused.json()) == (
+        403,
+        {"error": "Insufficient permissions for users::update"},
+    )
+    bad = await world.call("PATCH", "/users/x0", json=body)
+    assert (bad.status, await bad.json()) == (400, {"error": "Invalid id: x0"})
+    entries = await _entries(world)
+    assert [(e["path"], e["status"]) for e in entries] == [("/api/admin/v1/users/x0", 400)]
+
+
 async def test_secrets_in_a_body_are_not_stored(world: AdminWorld) -> None:
     company = 1
     body = {

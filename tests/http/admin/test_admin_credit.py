@@ -100,6 +100,27 @@ async def test_refund_to_credit_books_the_unused_value_once_and_ends_the_time(
     ]
 
 
+async def test_refund_to_credit_needs_the_right_to_grant_credit_too(world: AdminWorld) -> None:
+    """`virtual_machines::update` alone may extend a VM's time for free: refunding that time
+    to credit would grant credit without `users::update`, which adjustments need."""
+    vm = await paid_vm(world.user, ALICE)
+    alice = (await user_of(world.api, ALICE)).id
+    ops = NostrKey.from_seed(22)
+    ops_id = (await user_of(world.api, ops)).id
+    role = await world.ok(
+        "POST", "/roles", json={"name": "vm-ops", "permissions": ["virtual_machines::update"]}
+    )
+    await world.ok("POST", f"/users/{ops_id}/roles", json={"role_id": role["data"]["id"]})
+    await world.ok("PUT", f"/vms/{vm['id']}/extend", ops, json={"days": 365})
+    refused = await _status(world, "POST", f"/vms/{vm['id']}/refund/credit", ops, json={})
+    assert refused == (403, {"error": "Insufficient permissions for users::update"})
+    assert (await world.ok("GET", f"/users/{alice}/credit"))["data"] == []
+    summary = (await world.ok("GET", "/openapi.json", signed=False))["paths"][
+        "/api/admin/v1/vms/{id}/refund/credit"
+    ]["post"]["summary"]
+    assert summary.endswith("(needs `virtual_machines::update` and `users::update`)")
+
+
 async def _bill_an_ip_range_with(uow: UnitOfWork, subscription_id: int) -> None:
     """An IP range of EUR 10 a month on the subscription (the API cannot add one yet)."""
     ip_range = LineItem(
