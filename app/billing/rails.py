@@ -114,7 +114,7 @@ class PaymentRails:
             raise NothingToCharge(f"Nothing to pay by {name}")
         expiry = LIGHTNING_EXPIRY if bitcoin else FIAT_EXPIRY
         request = ChargeRequest(
-            amount=total, currency=priced.currency, memo=priced.memo, expiry=expiry
+            amount=total, currency=priced.currency, memo=priced.memo, expiry=expiry, created=now
         )
         async with _provider_call(priced.method):
             charge = await rail.create_charge(request)
