@@ -79,6 +79,8 @@ class FakeGateway:
         self.cancelled: list[str] = []
         #: orders the provider says are NOT paid (every other order reads as paid)
         self.unpaid: set[str] = set()
+        #: orders whose cancel always fails (a provider bug on that one order)
+        self.failing: set[str] = set()
 
     async def create_order(
         self,
@@ -95,7 +97,7 @@ class FakeGateway:
         return FiatOrder(external_id=order_id, external_data=f'{{"id":"{order_id}"}}')
 
     async def cancel_order(self, external_id: str) -> None:
-        if self.down:
+        if self.down or external_id in self.failing:
             raise FiatUnavailable("503 from provider")
         self.cancelled.append(external_id)
 
