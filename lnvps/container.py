@@ -400,6 +400,7 @@ class Container(containers.DeclarativeContainer):
         states=vm_states,
         auto_renewer=auto_renewer,
         payment_canceller=rails,
+        order_rails=rails,
     )
     worker_handlers = providers.Singleton(
         build_handlers,

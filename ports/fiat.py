@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import attrs
@@ -23,9 +24,30 @@ class FiatOrder:
     external_data: str
 
 
+@attrs.frozen(kw_only=True)
+class OrderExpiry:
+    """How long a new order may be paid: `lasts` from `starts` (aware UTC, the quote's
+    creation by the Clock), so it stops being payable at `ends`, when its quote lapses."""
+
+    starts: datetime
+    lasts: timedelta
+
+    @property
+    def ends(self) -> datetime:
+        return self.starts + self.lasts
+
+
 class FiatGateway(Protocol):
-    async def create_order(self, amount_minor: int, currency: str, description: str) -> FiatOrder:
-        """Create an order for `amount_minor` smallest units (cents) of `currency`."""
+    async def create_order(
+        self,
+        amount_minor: int,
+        currency: str,
+        description: str,
+        expiry: OrderExpiry | None = None,
+    ) -> FiatOrder:
+        """Create an order for `amount_minor` smallest units (cents) of `currency`; with
+        `expiry`, the provider itself stops taking payment for it about then (as close as
+        its API allows; None: the provider's default)."""
         ...
 
     async def cancel_order(self, external_id: str) -> None:

@@ -44,6 +44,8 @@ class ChargeRequest:
     memo: str
     #: how long the payment stays payable (the rail may not honour a longer one)
     expiry: timedelta
+    #: when the quote was made (aware UTC, from the Clock): it lapses at `created + expiry`
+    created: datetime
 
 
 @attrs.frozen(kw_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Final, Unpack
 
 import attrs
@@ -13,7 +14,7 @@ from adapters.fiat.http import (
     check_order_request,
     path_part,
 )
-from ports.fiat import FiatOrder, FiatUnavailable
+from ports.fiat import FiatOrder, FiatUnavailable, OrderExpiry
 
 REVOLUT_API_URL: Final = "https://merchant.revolut.com"
 REVOLUT_SANDBOX_URL: Final = "https://sandbox-merchant.revolut.com"
@@ -24,6 +25,17 @@ COMPLETED: Final = "completed"
 FINISHED_STATES: Final = frozenset({"completed", "cancelled", "failed"})
 #: answers to a cancel that may only mean "this order is past cancelling".
 _STATE_CONFLICT: Final = frozenset({400, 409, 422})
+#: the shortest and longest `expire_pending_after` Revolut takes (PT1M to PT720H).
+PENDING_MIN: Final = timedelta(minutes=1)
+PENDING_MAX: Final = timedelta(hours=720)
+
+
+def pending_duration(lasts: timedelta) -> str:
+    """`lasts` as the ISO 8601 duration of `expire_pending_after`, in whole minutes rounded
+    down (the order never outlives its quote for rounding), within Revolut's range."""
+    minutes = int(min(max(lasts, PENDING_MIN), PENDING_MAX).total_seconds()) // 60
+    hours, minutes = divmod(minutes, 60)
+    return "PT" + (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
 
 
 @attrs.frozen(kw_only=True)
@@ -47,6 +59,9 @@ class RevolutGateway(GatewayBase):
     `POST /api/orders/{id}/cancel`, authenticated with the secret key as a Bearer token and
     versioned with `Revolut-Api-Version`. Every failure is `FiatUnavailable`.
 
+    An order made with an `expiry` carries `expire_pending_after`: Revolut itself moves it
+    from `pending` to `failed` (webhook ORDER_FAILED) once that long has passed unpaid.
+
     Cancelling an order Revolut does not know, or one already completed, cancelled or failed,
     is not an error (the port's rule): a 404 returns quietly, and a 400/409/422 re-reads the
     order and returns quietly if it is finished.
@@ -67,9 +82,21 @@ class RevolutGateway(GatewayBase):
             **transport,
         )
 
-    async def create_order(self, amount_minor: int, currency: str, description: str) -> FiatOrder:
+    async def create_order(
+        self,
+        amount_minor: int,
+        currency: str,
+        description: str,
+        expiry: OrderExpiry | None = None,
+    ) -> FiatOrder:
         check_order_request("Revolut", amount_minor, currency)
-        body = {"amount": amount_minor, "currency": currency, "description": description}
+        body: dict[str, object] = {
+            "amount": amount_minor,
+            "currency": currency,
+            "description": description,
+        }
+        if expiry is not None:
+            body["expire_pending_after"] = pending_duration(expiry.lasts)
         document, text = await self._http.call_json("POST", "/api/orders", json_body=body)
         return FiatOrder(external_id=_order_id(document, "create order"), external_data=text)
 

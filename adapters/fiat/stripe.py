@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Final, Unpack
 
 from adapters.fiat.http import (
@@ -12,7 +13,7 @@ from adapters.fiat.http import (
     check_order_request,
     path_part,
 )
-from ports.fiat import FiatOrder, FiatUnavailable
+from ports.fiat import FiatOrder, FiatUnavailable, OrderExpiry
 
 STRIPE_API_URL: Final = "https://api.stripe.com"
 #: Stripe's error code for cancelling an intent that already succeeded or was cancelled.
@@ -21,6 +22,17 @@ UNEXPECTED_STATE: Final = "payment_intent_unexpected_state"
 
 #: the prefix of a Checkout Session id; other ids are PaymentIntents made before Checkout.
 SESSION_PREFIX: Final = "cs_"
+#: Stripe takes a session's `expires_at` 30 minutes to 24 hours after its own now; a minute
+#: of margin each side keeps a clock a little apart from Stripe's inside that range.
+SESSION_MIN: Final = timedelta(minutes=31)
+SESSION_MAX: Final = timedelta(hours=24) - timedelta(minutes=1)
+
+
+def session_expires_at(expiry: OrderExpiry) -> int:
+    """The session's `expires_at` (unix seconds): when the quote lapses, within Stripe's
+    range (a shorter quote's session is expired by the lapsed-order sweep instead)."""
+    lasts = min(max(expiry.lasts, SESSION_MIN), SESSION_MAX)
+    return int((expiry.starts + lasts).timestamp())
 
 
 class StripeGateway(GatewayBase):
@@ -30,9 +42,11 @@ class StripeGateway(GatewayBase):
     token. Every failure is `FiatUnavailable`. `external_data` is the session JSON: the
     client opens its `url`, or redirects to Checkout with its `id` (api.md's `session_id`).
 
-    Expiring an unknown session (404) or one no longer open (a 400, re-read: complete or
-    expired) is not an error. Ids that are not sessions are PaymentIntents of payments made
-    before Checkout; they are still read and cancelled as intents.
+    A session made with an `expiry` carries `expires_at`, so Stripe closes it by itself when
+    the quote lapses. Expiring an unknown session (404) or one no longer open (a 400,
+    re-read: complete or expired) is not an error. Ids that are not sessions are
+    PaymentIntents of payments made before Checkout; they are still read and cancelled as
+    intents.
     """
 
     def __init__(
@@ -54,7 +68,13 @@ class StripeGateway(GatewayBase):
         self._success_url = success_url
         self._cancel_url = cancel_url or success_url
 
-    async def create_order(self, amount_minor: int, currency: str, description: str) -> FiatOrder:
+    async def create_order(
+        self,
+        amount_minor: int,
+        currency: str,
+        description: str,
+        expiry: OrderExpiry | None = None,
+    ) -> FiatOrder:
         check_order_request("Stripe", amount_minor, currency)
         form = {
             "mode": "payment",
@@ -65,6 +85,8 @@ class StripeGateway(GatewayBase):
             "line_items[0][price_data][unit_amount]": str(amount_minor),
             "line_items[0][price_data][product_data][name]": description,
         }
+        if expiry is not None:
+            form["expires_at"] = str(session_expires_at(expiry))
         document, text = await self._http.call_json("POST", "/v1/checkout/sessions", form=form)
         session_id = document.get("id")
         if not isinstance(session_id, str) or not session_id:

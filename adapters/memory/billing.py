@@ -306,6 +306,19 @@ class MemoryPayments(Repo):
         ]
         return rows[:limit]
 
+    async def list_lapsed_unpaid(
+        self, methods: Collection[PaymentMethod], after: datetime, until: datetime, limit: int
+    ) -> list[SubscriptionPayment]:
+        rows = [
+            p
+            for p in self._all()
+            if not p.is_paid
+            and p.payment_method in methods
+            and p.external_id is not None
+            and after < p.expires <= until
+        ]
+        return sorted(rows, key=lambda p: (p.expires, p.id))[:limit]
+
     def _all(self) -> list[SubscriptionPayment]:
         return list(self._rows(self.table).values())
 

@@ -804,6 +804,20 @@ class SqlPayments(SqlRepo):
         )
         return await self._all(self.mapper, query)
 
+    async def list_lapsed_unpaid(
+        self, methods: Collection[PaymentMethod], after: datetime, until: datetime, limit: int
+    ) -> list[SubscriptionPayment]:
+        if not methods:
+            return []
+        query = (
+            self._select()
+            .where(_pay.is_paid == False, _pay.payment_method.in_(list(methods)))  # noqa: E712
+            .where(_pay.external_id.is_not(None), _pay.expires > after, _pay.expires <= until)
+            .order_by(_pay.expires, _pay.id)
+            .limit(limit)
+        )
+        return await self._all(self.mapper, query)
+
     def _select(self) -> Select[Any]:
         return select(*self.mapper.columns)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from domain.enums import PaymentMethod
 from domain.errors import PaymentMethodUnsupported
 from domain.money import MSAT_PER_SAT, Currency, round_msat_up_to_sat
-from ports.fiat import FiatGateway, FiatUnavailable
+from ports.fiat import FiatGateway, FiatUnavailable, OrderExpiry
 from ports.lightning import LightningNode, LightningUnavailable
 from ports.payment_rail import Charge, ChargeRequest, RailUnavailable, WebhookVerifier
 
@@ -79,9 +79,11 @@ class OrderRail:
 
     async def create_charge(self, request: ChargeRequest) -> Charge:
         self.quote_currency(request.currency)
+        # the order stops being payable at the provider when its quote lapses here
+        expiry = OrderExpiry(starts=request.created, lasts=request.expiry)
         try:
             order = await self.gateway.create_order(
-                request.amount, request.currency.value, request.memo
+                request.amount, request.currency.value, request.memo, expiry
             )
         except FiatUnavailable as err:
             raise RailUnavailable(f"{self.method.display_name} unavailable: {err}") from err

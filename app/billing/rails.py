@@ -93,6 +93,11 @@ class PaymentRails:
         """The methods configured here, in enum order."""
         return tuple(method for method in PaymentMethod if method in self._rails)
 
+    def order_methods(self) -> tuple[PaymentMethod, ...]:
+        """The configured methods whose charges are orders at a card provider (`OrderRail`:
+        Revolut, Stripe), which stay open there until expired or cancelled; in enum order."""
+        return tuple(m for m in self.offered() if isinstance(self._rails[m], OrderRail))
+
     def rail(self, method: PaymentMethod) -> PaymentRail:
         rail = self._rails.get(method)
         if rail is None:
@@ -120,7 +125,7 @@ class PaymentRails:
             raise NothingToCharge(f"Nothing to pay by {name}")
         expiry = LIGHTNING_EXPIRY if bitcoin else FIAT_EXPIRY
         request = ChargeRequest(
-            amount=total, currency=priced.currency, memo=priced.memo, expiry=expiry
+            amount=total, currency=priced.currency, memo=priced.memo, expiry=expiry, created=now
         )
         async with _provider_call(priced.method):
             charge = await rail.create_charge(request)

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.billing.credit_release import release_expired_credit
+from app.billing.lapsed_orders import LapsedOrders
 from app.billing.upgrades import apply_upgrade
 from app.worker import messages
 from app.worker.context import WorkerDeps
@@ -269,6 +270,8 @@ class WorkerJobs:
         self._deps = deps
         self._sender = sender
         self._coalesce = _Coalesce(deps, min_check_gap)
+        rails = deps.order_rails
+        self._lapsed = None if rails is None else LapsedOrders(deps.uow_factory, deps.clock, rails)
 
     async def check_subscriptions(self, job: CheckSubscriptions) -> None:
         if not self._coalesce.due(job.kind):
@@ -278,6 +281,9 @@ class WorkerJobs:
             log.warning("lifecycle: %d action(s) failed; retried next run", len(report.failed))
         # issue 13: account credit held by quotes that ended unpaid goes back to the balance
         await release_expired_credit(self._deps.uow_factory, self._deps.clock)
+        # card orders whose quote lapsed unpaid stop being payable at their provider too
+        if self._lapsed is not None:
+            await self._lapsed.run()
 
     async def check_vms(self, job: CheckVms) -> None:
         if self._coalesce.due(job.kind):

@@ -157,6 +157,14 @@ class Payments(Protocol):
         """
         ...
 
+    async def list_lapsed_unpaid(
+        self, methods: Collection[PaymentMethod], after: datetime, until: datetime, limit: int
+    ) -> list[SubscriptionPayment]:
+        """Unpaid payments of `methods` that reached a provider (`external_id` set) and
+        lapsed in `after < expires <= until`, oldest expiry first (then by id), at most
+        `limit`: the card orders the lapsed-order sweep cancels at their provider."""
+        ...
+
 
 class LegacyPayments(Protocol):
     """Rows of the legacy `vm_payment` table (read by the billing backfill)."""

@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,13 +14,13 @@ import pytest
 from aiohttp.test_utils import unused_port
 
 from adapters.fiat.http import FiatProviderError
-from adapters.fiat.revolut import RevolutGateway
+from adapters.fiat.revolut import RevolutGateway, pending_duration
 from adapters.fiat.stripe import StripeGateway
 from app.billing.errors import PaymentProviderUnavailable
 from app.billing.rails import FIAT_EXPIRY, PaymentRails, PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.money import Currency
-from ports.fiat import FiatGateway, FiatUnavailable
+from ports.fiat import FiatGateway, FiatUnavailable, OrderExpiry
 from tests.fakes.fake_revolut import FakeRevolut
 from tests.fakes.fake_stripe import FakeStripe
 
@@ -67,6 +67,16 @@ class Harness:
     def complete(self, external_id: str) -> None:
         self.fake.complete(external_id)
 
+    def lapse(self, external_id: str) -> None:
+        """The provider's own clock passes the order's expiry (if it was given one)."""
+        self.fake.lapse(external_id)
+
+    def expiry_sent(self, external_id: str) -> Any:
+        """What the order was created with as its expiry (None: nothing)."""
+        if isinstance(self.fake, FakeRevolut):
+            return self.stored(external_id).get("expire_pending_after")
+        return self.stored(external_id)["expires_at"]
+
     def create_request(self) -> Any:
         """The body or form of the last create call, as the fake received it."""
         creates = [
@@ -106,6 +116,7 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
         key = fake.api_key
     else:
         fake, connect, method = FakeStripe(), _stripe, PaymentMethod.STRIPE
+        fake.now = NOW.timestamp()  # Stripe's clock reads the test's
         key = fake.secret_key
     async with fake.running() as url:
         gateway = connect(url, key, 5.0)
@@ -326,6 +337,20 @@ async def test_rails_charge_the_total_and_cancel_at_the_provider(harness: Harnes
     assert harness.is_cancelled(payment.external_id)
 
 
+async def test_a_card_order_stops_being_payable_when_its_quote_lapses(
+    harness: Harness,
+) -> None:
+    rails = PaymentRails(fiat={harness.method: harness.gateway})
+    payment = await rails.create(_priced(harness.method), NOW)
+    assert payment.external_id is not None
+    expected = "PT1H" if harness.name == "revolut" else int((NOW + FIAT_EXPIRY).timestamp())
+    assert harness.expiry_sent(payment.external_id) == expected
+    harness.lapse(payment.external_id)  # the provider's clock passes the quote's end
+    assert harness.state(payment.external_id) in ("failed", "expired")
+    assert not await harness.gateway.is_paid(payment.external_id)
+    await rails.cancel(payment)  # cancelling a lapsed order is quiet
+
+
 async def test_rails_report_a_down_gateway_as_unavailable(harness: Harness) -> None:
     harness.fake.fail_status = 503
     rails = PaymentRails(fiat={harness.method: harness.gateway})
@@ -334,6 +359,30 @@ async def test_rails_report_a_down_gateway_as_unavailable(harness: Harness) -> N
 
 
 # -- Revolut specifics --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lasts", "sent"),
+    [
+        (timedelta(hours=1), "PT1H"),
+        (timedelta(minutes=90), "PT1H30M"),
+        (timedelta(minutes=45, seconds=59), "PT45M"),  # never longer than the quote
+        (timedelta(seconds=10), "PT1M"),  # Revolut's shortest
+        (timedelta(days=60), "PT720H"),  # and longest
+    ],
+)
+def test_revolut_pending_expiry_is_an_iso_duration_in_range(lasts: timedelta, sent: str) -> None:
+    assert pending_duration(lasts) == sent
+
+
+async def test_revolut_orders_without_expiry_stay_payable(
+    revolut: tuple[FakeRevolut, RevolutGateway],
+) -> None:
+    fake, gateway = revolut
+    order = await gateway.create_order(100, "EUR", "x")
+    assert "expire_pending_after" not in fake.orders[order.external_id]
+    fake.lapse(order.external_id)
+    assert fake.orders[order.external_id]["state"] == "pending"
 
 
 async def test_revolut_order_state_for_webhook_recheck(
@@ -384,6 +433,23 @@ async def test_revolut_cancel_refused_while_processing_raises(
 
 
 # -- Stripe specifics ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lasts", "after"),
+    [
+        (timedelta(hours=1), timedelta(hours=1)),
+        (timedelta(minutes=10), timedelta(minutes=31)),  # Stripe's shortest, with a margin
+        (timedelta(days=3), timedelta(hours=23, minutes=59)),  # and longest
+    ],
+)
+async def test_stripe_session_expires_within_stripes_range(
+    stripe: tuple[FakeStripe, StripeGateway], lasts: timedelta, after: timedelta
+) -> None:
+    fake, gateway = stripe
+    fake.now = NOW.timestamp()
+    order = await gateway.create_order(100, "EUR", "x", OrderExpiry(starts=NOW, lasts=lasts))
+    assert fake.sessions[order.external_id]["expires_at"] == int((NOW + after).timestamp())
 
 
 async def test_stripe_session_status(stripe: tuple[FakeStripe, StripeGateway]) -> None:

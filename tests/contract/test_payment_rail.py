@@ -56,6 +56,7 @@ async def subject(request: pytest.FixtureRequest) -> AsyncIterator[RailUnderTest
             yield RailUnderTest(OrderRail(PaymentMethod.REVOLUT, gateway), Currency.EUR, pay_order)
         elif request.param == "stripe":
             stripe = FakeStripe()
+            stripe.now = NOW.timestamp()  # Stripe's clock reads the test's
             url = await stack.enter_async_context(stripe.running())
             checkout = await stack.enter_async_context(
                 StripeGateway(url, secret_key=stripe.secret_key)
@@ -76,7 +77,11 @@ async def subject(request: pytest.FixtureRequest) -> AsyncIterator[RailUnderTest
 def _request(subject: RailUnderTest) -> ChargeRequest:
     amount = 1_234_000 if subject.currency is Currency.BTC else 1_234
     return ChargeRequest(
-        amount=amount, currency=subject.currency, memo="VM renewal 1", expiry=timedelta(minutes=10)
+        amount=amount,
+        currency=subject.currency,
+        memo="VM renewal 1",
+        expiry=timedelta(minutes=10),
+        created=NOW,
     )
 
 

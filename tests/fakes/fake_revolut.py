@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 CANCELLABLE = frozenset({"pending", "authorised"})
+#: `expire_pending_after` as Revolut documents it: an ISO 8601 duration, PT1M to PT720H
+_DURATION = re.compile(r"PT(?:(\d+)H)?(?:(\d+)M)?")
 
 
 class FakeRevolut:
@@ -44,6 +47,13 @@ class FakeRevolut:
 
     def set_state(self, order_id: str, state: str) -> None:
         self._set_state(order_id, state)
+
+    def lapse(self, order_id: str) -> None:
+        """Its `expire_pending_after` has passed: a pending order with one becomes `failed`
+        (ORDER_FAILED), as Revolut does; an order without one stays payable forever."""
+        order = self.orders[order_id]
+        if order["state"] == "pending" and "expire_pending_after" in order:
+            self._set_state(order_id, "failed")
 
     def _set_state(self, order_id: str, state: str) -> None:
         order = self.orders[order_id]
@@ -85,6 +95,9 @@ class FakeRevolut:
             return _error(422, "validation", "amount must be a positive integer")
         if not isinstance(currency, str) or len(currency) != 3:
             return _error(422, "validation", "currency is invalid")
+        expire = body.get("expire_pending_after")
+        if expire is not None and not _pending_duration_ok(expire):
+            return _error(422, "validation", "expire_pending_after must be PT1M to PT720H")
         order_id, token = str(uuid.uuid4()), str(uuid.uuid4())
         now = _now()
         order: dict[str, Any] = {
@@ -102,6 +115,8 @@ class FakeRevolut:
         }
         if "description" in body:
             order["description"] = body["description"]
+        if expire is not None:
+            order["expire_pending_after"] = expire
         self.orders[order_id] = order
         return web.json_response(order, status=201)
 
@@ -148,6 +163,14 @@ class FakeRevolut:
             yield self.base_url
         finally:
             await server.close()
+
+
+def _pending_duration_ok(value: object) -> bool:
+    match = _DURATION.fullmatch(value) if isinstance(value, str) else None
+    if match is None or value == "PT":
+        return False
+    minutes = int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
+    return 1 <= minutes <= 720 * 60
 
 
 def _now() -> str:

@@ -43,8 +43,19 @@ class FakeStripe:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.fail_status: int | None = None
         self.delay_s = 0.0
+        #: Stripe's clock in unix seconds (None: the real time); `expires_at` is judged by it
+        self.now: float | None = None
+
+    def _time(self) -> int:
+        return int(time.time() if self.now is None else self.now)
 
     # -- test helpers -----------------------------------------------------------------------
+
+    def lapse(self, session_id: str) -> None:
+        """Stripe's clock reached the session's `expires_at`: an open session expires."""
+        session = self.sessions[session_id]
+        if session["status"] == "open":
+            session["status"] = "expired"
 
     def complete(self, object_id: str) -> None:
         """The customer paid: a session becomes `complete`/`paid` (with a succeeded intent),
@@ -189,6 +200,11 @@ class FakeStripe:
         if len(currency) != 3 or currency != currency.lower():
             return _error(400, "invalid_currency", f"Invalid currency: {currency}")
         quantity = int(form.get("line_items[0][quantity]", "1"))
+        now = self._time()
+        expires_at = form.get("expires_at", str(now + 86_400))
+        # Stripe: expires_at must be 30 minutes to 24 hours after the session is created
+        if not expires_at.isdigit() or not 1_800 <= int(expires_at) - now <= 86_400:
+            return _error(400, "parameter_invalid_integer", "Invalid expires_at")
         session_id = "cs_test_" + secrets.token_hex(16)
         session: dict[str, Any] = {
             "id": session_id,
@@ -202,8 +218,8 @@ class FakeStripe:
             "url": f"https://checkout.stripe.com/c/pay/{session_id}",
             "success_url": form["success_url"],
             "cancel_url": form.get("cancel_url"),
-            "expires_at": int(time.time()) + 86_400,
-            "created": int(time.time()),
+            "expires_at": int(expires_at),
+            "created": now,
             "livemode": False,
             # not in Stripe's object (it is in the line items); kept for the tests
             "description": form.get(f"{item}[product_data][name]"),

@@ -14,7 +14,7 @@ from app.billing.completion import complete_payment
 from app.billing.ordering import OrderTerms, order_vm
 from domain.enums import PaymentMethod
 from domain.tax import TaxRates
-from ports.fiat import FiatOrder
+from ports.fiat import FiatOrder, OrderExpiry
 from tests.http.apiapp import ALICE, BOB, ApiClient, api_client, build_api_app
 
 SUBS = "/api/v1/subscriptions"
@@ -340,7 +340,13 @@ class FakeRevolut:
     def __init__(self) -> None:
         self.orders: list[tuple[int, str, str]] = []
 
-    async def create_order(self, amount_minor: int, currency: str, description: str) -> FiatOrder:
+    async def create_order(
+        self,
+        amount_minor: int,
+        currency: str,
+        description: str,
+        expiry: OrderExpiry | None = None,
+    ) -> FiatOrder:
         self.orders.append((amount_minor, currency, description))
         n = len(self.orders)
         return FiatOrder(external_id=f"order-{n}", external_data=f'{{"token":"tok-{n}"}}')

@@ -24,6 +24,7 @@ HOOK = "/api/v1/webhook/stripe"
 @pytest.fixture
 async def world() -> AsyncIterator[tuple[ApiClient, FakeStripe]]:
     fake = FakeStripe()
+    fake.now = NOW.timestamp()  # Stripe's clock reads the test's
     async with fake.running() as url:
         gateway = StripeGateway(
             url, secret_key=fake.secret_key, success_url="https://lnvps.test/paid"

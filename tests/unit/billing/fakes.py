@@ -11,7 +11,7 @@ from decimal import Decimal
 from domain.exchange import ExchangeRate, RateTable
 from domain.money import Currency
 from ports.clock import Clock
-from ports.fiat import FiatOrder, FiatUnavailable
+from ports.fiat import FiatOrder, FiatUnavailable, OrderExpiry
 from ports.lightning import Invoice, LightningUnavailable, SettledInvoice
 from ports.queue import Delivery, Job
 
@@ -74,19 +74,30 @@ class FakeGateway:
         self.name = name
         self.down = False
         self.orders: dict[str, tuple[int, str, str]] = {}
+        #: the expiry each order was created with
+        self.expiries: dict[str, OrderExpiry | None] = {}
         self.cancelled: list[str] = []
         #: orders the provider says are NOT paid (every other order reads as paid)
         self.unpaid: set[str] = set()
+        #: orders whose cancel always fails (a provider bug on that one order)
+        self.failing: set[str] = set()
 
-    async def create_order(self, amount_minor: int, currency: str, description: str) -> FiatOrder:
+    async def create_order(
+        self,
+        amount_minor: int,
+        currency: str,
+        description: str,
+        expiry: OrderExpiry | None = None,
+    ) -> FiatOrder:
         if self.down:
             raise FiatUnavailable("503 from provider")
         order_id = f"{self.name}-order-{len(self.orders) + 1}"
         self.orders[order_id] = (amount_minor, currency, description)
+        self.expiries[order_id] = expiry
         return FiatOrder(external_id=order_id, external_data=f'{{"id":"{order_id}"}}')
 
     async def cancel_order(self, external_id: str) -> None:
-        if self.down:
+        if self.down or external_id in self.failing:
             raise FiatUnavailable("503 from provider")
         self.cancelled.append(external_id)
 

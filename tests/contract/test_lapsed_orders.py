@@ -1,0 +1,168 @@
+"""Lapsed card orders on memory, SQLite and MariaDB: cancelled at their provider once, after
+the grace, never when paid, retried after an outage; the CheckSubscriptions job runs it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import attrs
+import pytest
+
+from adapters.memory.storage import MemoryUnitOfWorkFactory
+from app.billing.lapsed_orders import CURSOR, GRACE, MAX_ATTEMPTS, LapsedOrders
+from app.billing.rails import FIAT_EXPIRY
+from app.worker.jobs import build_handlers
+from domain.enums import PaymentMethod
+from domain.model import SubscriptionPayment, Vm
+from ports.jobs import CheckSubscriptions
+from tests.contract import storage_backends
+from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
+from tests.contract.storage_backends import Database
+from tests.unit.worker.world import World
+
+database = storage_backends.database
+SECOND = timedelta(seconds=1)
+
+
+@pytest.fixture
+async def world(database: Database) -> AsyncIterator[World]:
+    """The worker world, its card rails swept (as the container wires)."""
+
+    def wired(w: World) -> World:
+        w.deps = attrs.evolve(w.deps, order_rails=w.shop.rails)
+        w.handlers = build_handlers(w.deps)
+        return w
+
+    if database.url is None:
+        yield wired(await world_over(MemoryUnitOfWorkFactory()))
+        return
+    async with engine_on(database) as engine:
+        await empty_tables(engine, database.kind)
+        yield wired(await world_over(sql_factory(engine)))
+
+
+def sweeper(world: World, batch: int = 100) -> LapsedOrders:
+    return LapsedOrders(world.shop.factory, world.clock, world.shop.rails, batch=batch)
+
+
+async def card_quote(world: World, vm: Vm, intervals: int = 1) -> SubscriptionPayment:
+    """A Revolut renewal quote (a new one for each `intervals`, D10) its provider says is
+    unpaid."""
+    payment = await world.shop.renew(vm, method=PaymentMethod.REVOLUT, intervals=intervals)
+    assert payment.external_id is not None
+    world.shop.revolut.unpaid.add(payment.external_id)
+    return payment
+
+
+async def test_a_lapsed_card_order_is_cancelled_once_after_the_grace(world: World) -> None:
+    vm = await world.paid_vm()
+    quote = await card_quote(world, vm)
+    lightning = await world.renew(vm)  # a Lightning invoice expires at the node by itself
+    sweep = sweeper(world)
+
+    world.advance(FIAT_EXPIRY - SECOND)
+    assert await sweep.run() == 0  # still payable
+    world.advance(GRACE)
+    assert await sweep.run() == 0  # lapsed, but the provider's own expiry goes first
+    world.advance(2 * SECOND)
+    assert await sweep.run() == 1
+    assert world.shop.revolut.cancelled == [quote.external_id]
+
+    world.advance(timedelta(hours=1))
+    assert await sweep.run() == 0
+    assert await sweeper(world).run() == 0  # another worker (or a restart): not again
+    assert world.shop.revolut.cancelled == [quote.external_id]
+    assert world.shop.node.cancelled == []
+    assert lightning.payment_method is PaymentMethod.LIGHTNING
+    assert not (await world.shop.payment(quote.id)).is_paid
+
+
+async def test_a_paid_order_is_never_cancelled(world: World) -> None:
+    vm = await world.paid_vm()
+    completed = await card_quote(world, vm)
+    await world.complete(completed)  # paid and completed here
+    paid_there = await card_quote(world, vm, intervals=2)
+    world.shop.revolut.unpaid.discard(paid_there.external_id or "")  # paid, webhook not yet in
+
+    world.advance(FIAT_EXPIRY + GRACE + SECOND)
+    assert await sweeper(world).run() == 1  # the one the provider says is paid: left alone
+    assert world.shop.revolut.cancelled == []
+    assert (await world.shop.payment(completed.id)).is_paid
+
+
+async def test_an_outage_is_retried_next_pass_without_skipping(world: World) -> None:
+    vm = await world.paid_vm()
+    first = await card_quote(world, vm)
+    world.advance(timedelta(minutes=10))
+    second = await card_quote(world, vm, intervals=2)
+    sweep = sweeper(world)
+
+    world.advance(FIAT_EXPIRY + GRACE + SECOND)
+    world.shop.revolut.down = True
+    assert await sweep.run() == 0
+    assert await sweep.run() == 0
+    world.shop.revolut.down = False
+    world.advance(timedelta(minutes=1))
+    assert await sweep.run() == 2
+    assert world.shop.revolut.cancelled == [first.external_id, second.external_id]
+
+
+async def test_an_order_that_always_fails_is_given_up_and_the_rest_go_on(world: World) -> None:
+    vm = await world.paid_vm()
+    broken = await card_quote(world, vm)
+    world.shop.revolut.failing.add(broken.external_id or "")
+    world.advance(timedelta(minutes=10))
+    later = await card_quote(world, vm, intervals=2)
+    sweep = sweeper(world)
+    world.advance(FIAT_EXPIRY + GRACE + SECOND)
+
+    for _ in range(MAX_ATTEMPTS - 1):
+        assert await sweep.run() == 0  # tried again each pass, the later one waiting
+    assert world.shop.revolut.cancelled == []
+    assert await sweep.run() == 2  # given up (logged), and the sweep goes on
+    assert world.shop.revolut.cancelled == [later.external_id]
+
+
+async def test_small_batches_walk_the_whole_backlog(world: World) -> None:
+    vm = await world.paid_vm()
+    quotes = []
+    for n in range(1, 6):
+        quotes.append(await card_quote(world, vm, intervals=n))
+        world.advance(timedelta(minutes=1))
+    world.advance(FIAT_EXPIRY + GRACE)
+    sweep = sweeper(world, batch=2)
+
+    while await sweep.run():
+        pass
+    assert world.shop.revolut.cancelled == [q.external_id for q in quotes]
+    async with world.shop.factory() as uow:
+        position = await uow.worker_cursors.get(CURSOR)
+    assert position == int((world.now - GRACE).timestamp())
+
+
+async def test_the_subscription_check_job_sweeps_them(world: World) -> None:
+    vm = await world.paid_vm()
+    quote = await card_quote(world, vm)
+    world.advance(FIAT_EXPIRY + GRACE + SECOND)
+    await world.queue.send(CheckSubscriptions())
+    await world.run_jobs()
+    assert world.shop.revolut.cancelled == [quote.external_id]
+
+
+async def test_more_than_a_batch_lapsing_in_one_second_are_all_cancelled_once(
+    world: World,
+) -> None:
+    vm = await world.paid_vm()
+    quotes = [await card_quote(world, vm, intervals=n) for n in range(1, 6)]  # same second
+    world.advance(timedelta(minutes=1))
+    quotes.append(await card_quote(world, vm, intervals=6))
+    world.advance(FIAT_EXPIRY + GRACE + SECOND)
+    sweep = sweeper(world, batch=2)
+
+    while await sweep.run():
+        pass
+    cancelled = world.shop.revolut.cancelled
+    assert len(cancelled) == len(set(cancelled)) == 6
+    assert set(cancelled) == {q.external_id for q in quotes}
+    assert cancelled[-1] == quotes[-1].external_id
