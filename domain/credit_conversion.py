@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 
 import attrs
 
+from domain.account_credit import MAX_NOTE
 from domain.errors import NoExchangeRate
 from domain.exchange import RateTable
 from domain.money import Currency, Money
@@ -41,6 +42,15 @@ class Converted:
         return f"{was} as {exact_text(self.money)} at {at} (exact, rounded down)"
 
 
+def noted(said: str, converted: Converted) -> str:
+    """A ledger note: `said` (cut to fit), then what was converted at which rates, if any."""
+    conversion = converted.note
+    if conversion is None:
+        return said[:MAX_NOTE]
+    room = max(0, MAX_NOTE - len(conversion) - 2)
+    return f"{said[:room]}; {conversion}"[:MAX_NOTE]
+
+
 def _needs_rates(parts: Parts, target: Currency) -> tuple[Currency, ...]:
     """The fiat currencies whose BTC rate the conversion needs (none when all is in target)."""
     if all(currency is target for currency, _ in parts):
@@ -49,24 +59,44 @@ def _needs_rates(parts: Parts, target: Currency) -> tuple[Currency, ...]:
     return tuple(sorted((c for c in involved if c.is_fiat), key=lambda c: c.value))
 
 
+def convert_at(
+    amounts: Iterable[Money], target: Currency, rates: Mapping[Currency, Decimal]
+) -> Converted | None:
+    """The sum of `amounts` in smallest units of `target`: each part in another currency is
+    converted exactly through the BTC `rates` (fiat units per BTC; fiat to fiat through
+    both), and the sum is rounded down once, in the operator's favour. None when a rate the
+    conversion needs is missing: the value cannot be known."""
+    parts = _parts(amounts)
+    needed = _needs_rates(parts, target)
+    if any(c not in rates or not rates[c] > 0 for c in needed):
+        return None
+    used = tuple((c, rates[c]) for c in needed)
+    exact = exact_value(parts, target, dict(used))
+    if exact is None:  # impossible: every rate it reads is in `used`
+        return None
+    amount = exact.numerator // exact.denominator
+    return Converted(money=Money(target, amount), parts=parts, rates=used)
+
+
 def convert_down(
     amounts: Iterable[Money], target: Currency, table: RateTable | None, now: datetime
 ) -> Converted:
-    """The sum of `amounts` in smallest units of `target`: each part in another currency is
-    converted exactly through the BTC rates of `table` (fiat to fiat through both rates), and
-    the sum is rounded down once, in the operator's favour. A rate that is missing or stale
-    is `NoExchangeRate` (503): the value cannot be known. `table` may be None when every
-    amount is in `target` already (nothing to convert, no rate read)."""
-    sums: dict[Currency, int] = {}
-    for money in amounts:
-        sums[money.currency] = sums.get(money.currency, 0) + money.amount
-    parts: Parts = tuple(sorted(((c, a) for c, a in sums.items() if a), key=lambda p: p[0].value))
+    """`convert_at` today's rates of `table`: a rate that is missing or stale is
+    `NoExchangeRate` (503). `table` may be None when every amount is in `target` already
+    (nothing to convert, no rate read)."""
+    parts = _parts(amounts)
     needed = _needs_rates(parts, target)
     if needed and table is None:
         raise NoExchangeRate(f"No exchange rate to value {parts[0][0].value} in {target.value}")
-    rates = tuple((c, table.btc_rate(c, now).rate) for c in needed) if table is not None else ()
-    exact = exact_value(parts, target, dict(rates))
-    if exact is None:  # impossible: every rate it reads was looked up above
+    rates = {c: table.btc_rate(c, now).rate for c in needed} if table is not None else {}
+    converted = convert_at([Money(c, a) for c, a in parts], target, rates)
+    if converted is None:  # impossible: every rate it needs was looked up above
         raise NoExchangeRate(f"No exchange rate to value the amount in {target.value}")
-    amount = exact.numerator // exact.denominator
-    return Converted(money=Money(target, amount), parts=parts, rates=rates)
+    return converted
+
+
+def _parts(amounts: Iterable[Money]) -> Parts:
+    sums: dict[Currency, int] = {}
+    for money in amounts:
+        sums[money.currency] = sums.get(money.currency, 0) + money.amount
+    return tuple(sorted(((c, a) for c, a in sums.items() if a), key=lambda p: p[0].value))

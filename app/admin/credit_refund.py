@@ -11,8 +11,8 @@ from app.billing.catalogue import subscription_of
 from app.billing.credit_balance import Booked, book_in
 from app.billing.errors import SubscriptionNotFound
 from app.billing.price_in_force import price_in_force
-from domain.account_credit import MAX_NOTE, CreditReason, checked_entry
-from domain.credit_conversion import Converted, convert_down
+from domain.account_credit import CreditReason, checked_entry
+from domain.credit_conversion import convert_down, noted
 from domain.errors import DomainError
 from domain.model import Vm
 from domain.money import Money
@@ -38,16 +38,6 @@ def _unused(basis: PriceBasis, expires: datetime, now: datetime) -> list[Money]:
         remaining_time_info(Money(c, a), basis.interval, expires, now).prorated_cost
         for c, a in basis.recurring
     ]
-
-
-def _note(reason: str | None, vm_id: int, converted: Converted) -> str:
-    """The admin's reason (or what was refunded), then what was converted at which rates."""
-    said = reason or f"unused time of VM {vm_id}"
-    conversion = converted.note
-    if conversion is None:
-        return said[:MAX_NOTE]
-    room = max(0, MAX_NOTE - len(conversion) - 2)
-    return f"{said[:room]}; {conversion}"[:MAX_NOTE]
 
 
 def _live(vm: Vm | None) -> Vm:
@@ -113,7 +103,7 @@ async def refund_to_credit(
             amount=converted.money.amount,
             reason=CreditReason.REFUND_TO_CREDIT,
             reference=f"vm:{vm_id}:until:{int(expires.timestamp())}",
-            note=_note(reason, vm_id, converted),
+            note=noted(reason or f"unused time of VM {vm_id}", converted),
             created=now,
             admin_id=admin_id,
         )

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.credit_conversion import convert_down
+from domain.account_credit import MAX_NOTE
+from domain.credit_conversion import convert_at, convert_down, noted
 from domain.errors import NoExchangeRate
 from domain.exchange import ExchangeRate, RateTable
 from domain.money import Currency, Money
@@ -72,3 +73,20 @@ def test_never_more_than_the_exact_value_and_less_by_under_one_unit(
     per_btc = Fraction(10**11, 100) if target is BTC else rate[target]
     exact = amount * per_btc / rate[USD] if target is not USD else Fraction(amount)
     assert got <= exact < got + 1
+
+
+def test_stored_rates_convert_and_a_missing_one_is_none() -> None:
+    rates = {EUR: Decimal(100_000), GBP: Decimal(70_000)}
+    got = convert_at([Money(GBP, 132)], EUR, rates)
+    assert got is not None and got.money == Money(EUR, 188)  # 188.57…
+    assert convert_at([Money(GBP, 132)], EUR, {EUR: Decimal(100_000)}) is None
+    assert convert_at([Money(GBP, 132)], EUR, {**rates, GBP: Decimal(0)}) is None
+
+
+def test_a_long_reason_is_cut_so_the_conversion_always_fits_the_note() -> None:
+    converted = convert_down([Money(GBP, 102)], EUR, TABLE, NOW)
+    assert converted.note is not None
+    note = noted("x" * 400, converted)
+    assert len(note) == MAX_NOTE and note.endswith("; " + converted.note)
+    same = convert_down([Money(EUR, 1)], EUR, None, NOW)
+    assert noted("y" * 400, same) == "y" * MAX_NOTE
