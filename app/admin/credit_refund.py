@@ -12,12 +12,15 @@ from app.billing.credit_balance import Booked, book_in
 from app.billing.errors import SubscriptionNotFound
 from app.billing.price_in_force import price_in_force
 from domain.account_credit import CreditReason, checked_entry
+from domain.credit_conversion import convert_down, noted
 from domain.errors import DomainError
 from domain.model import Vm
 from domain.money import Money
 from domain.price_basis import PriceBasis
+from domain.pricing import parse_list_currency
 from domain.upgrade import remaining_time_info
 from ports.clock import Clock
+from ports.rates import RateStore
 from ports.storage import UnitOfWorkFactory
 
 
@@ -25,20 +28,16 @@ class NothingToRefund(DomainError):
     """No unused paid time is left (already refunded, expired, or worth nothing)."""
 
 
-class SeveralCurrencies(DomainError):
-    """The subscription's items are priced in more than one currency (422)."""
-
-
-def _in_one_currency(basis: PriceBasis) -> Money:
-    """The price per interval as one amount; a free one is worth nothing to refund."""
+def _unused(basis: PriceBasis, expires: datetime, now: datetime) -> list[Money]:
+    """The unused time's value in each currency the subscription is priced in, each part
+    spread over the calendar interval ending at the expiry and floored in its own unit (the
+    figure GET /vms/{id}/refund shows in the list currency); a free price is worth nothing."""
     if not basis.recurring:
         raise NothingToRefund("The unused time is worth nothing")
-    if len(basis.recurring) > 1:
-        raise SeveralCurrencies(
-            "The subscription is priced in several currencies: refund it by adjustments"
-        )
-    [(currency, amount)] = basis.recurring
-    return Money(currency, amount)
+    return [
+        remaining_time_info(Money(c, a), basis.interval, expires, now).prorated_cost
+        for c, a in basis.recurring
+    ]
 
 
 def _live(vm: Vm | None) -> Vm:
@@ -48,23 +47,33 @@ def _live(vm: Vm | None) -> Vm:
 async def refund_to_credit(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
+    rates: RateStore,
     *,
     vm_id: int,
     admin_id: int,
     reason: str | None,
 ) -> Booked:
-    """Turn the VM's unused paid time into credit in its list currency, in one transaction.
+    """Turn the VM's unused paid time into credit in its subscription's currency, in one
+    transaction.
 
     The value is exact (R10): the subscription's whole price per interval as it is in force
     now (`price_in_force`: the VM's list price plus every other line item, such as an IP
     range billed with it), spread over the calendar interval ending at the expiry, for the
-    time from now to the expiry. That is the refund figure of GET /vms/{id}/refund before
-    conversion when the VM is the subscription's only item. The whole subscription's expiry
-    is cut to now in the same transaction, so no item's time is both kept and refunded: a
-    second request finds nothing left (422), and the ledger entry's reference (the VM and
-    the expiry it refunded) books it once even if two requests race. The subscription lock
-    is taken first, as completion does, then the balance lock. A subscription priced in
-    more than one currency is refused (422): one ledger entry cannot hold its value.
+    time from now to the expiry, floored in each list currency. For a VM that is its
+    subscription's only item that is the figure GET /vms/{id}/refund shows for a card refund.
+
+    The credit is booked in the subscription's currency, the one renewals spend credit in
+    (`credit_quote.apply_balance`): a refund booked in a plan's new currency after the
+    operator re-priced it would sit in a balance nothing of this subscription spends. A part
+    priced in another currency is converted exactly at today's BTC rates (fiat to fiat
+    through both) and the sum is floored once; the entry's note says what was converted at
+    which rates. Without a fresh rate it is refused (`NoExchangeRate`, 503) and nothing
+    changes.
+
+    The whole subscription's expiry is cut to now in the same transaction, so no item's time
+    is both kept and refunded: a second request finds nothing left (422), and the ledger
+    entry's reference (the VM and the expiry it refunded) books it once even if two requests
+    race. The subscription lock is taken first, as completion does, then the balance lock.
     """
     now = clock.now()
     async with uow_factory() as uow:  # which subscription: read before its lock is taken
@@ -78,19 +87,23 @@ async def refund_to_credit(
             raise SubscriptionNotFound("Subscription not found")
         if sub.expires is None or sub.expires <= now:
             raise NothingToRefund("No paid time is left to refund")
-        basis = await price_in_force(uow, sub, purchase=False)
-        remaining = remaining_time_info(_in_one_currency(basis), basis.interval, sub.expires, now)
-        value = remaining.prorated_cost
-        if value.amount <= 0:
-            raise NothingToRefund("The unused time is worth nothing")
         expires: datetime = sub.expires
+        unused = _unused(await price_in_force(uow, sub, purchase=False), expires, now)
+        # credit is spent in the subscription's currency (renewals): booked in it, the parts
+        # priced in another (a plan re-priced since) converted at today's BTC rates, floored
+        target = parse_list_currency(sub.currency)
+        foreign = any(m.currency is not target and m.amount for m in unused)
+        table = await rates.table() if foreign else None
+        converted = convert_down(unused, target, table, now)  # 503 without a fresh rate
+        if converted.money.amount <= 0:
+            raise NothingToRefund("The unused time is worth nothing")
         entry = checked_entry(
             user_id=sub.user_id,
-            currency=value.currency.value,
-            amount=value.amount,
+            currency=target.value,
+            amount=converted.money.amount,
             reason=CreditReason.REFUND_TO_CREDIT,
             reference=f"vm:{vm_id}:until:{int(expires.timestamp())}",
-            note=(reason or f"unused time of VM {vm_id}")[:255],
+            note=noted(reason or f"unused time of VM {vm_id}", converted),
             created=now,
             admin_id=admin_id,
         )

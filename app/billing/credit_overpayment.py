@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from app.billing.credit_balance import book_in
-from domain.account_credit import CreditReason, checked_entry, credit_applied
+from domain.account_credit import MAX_NOTE, CreditReason, checked_entry, credit_applied
 from domain.credit import payment_meta
+from domain.credit_conversion import convert_at, noted
 from domain.errors import DomainError
 from domain.exchange import msat_to_fiat
 from domain.model import SubscriptionPayment
-from domain.money import Currency
-from domain.price_basis import quote_btc_rate
+from domain.money import Currency, Money
+from domain.price_basis import RATES_KEY, quote_btc_rate, rates_from_json
 from ports.storage import UnitOfWork
 
 
@@ -26,7 +27,9 @@ async def credit_unrestorable(
 
     The value is what was received (amount, tax excluded, plus the credit it applied) in
     the subscription's list currency, at the quote's own BTC rate of that currency for a
-    Lightning payment.
+    Lightning payment. A card payment in another fiat (its plan re-priced in another
+    currency than its subscription's) is converted at the quote's own BTC rates of both,
+    rounded down, and the entry's note says at which; without them nothing is booked (0).
     Booked once per payment (reference: its id), so replays change nothing. Called by the
     booking (`app.billing.completion`) for a payment whose deleted VM cannot be restored
     (`app.billing.restorable`), or whose late order or upgrade its host has no room left for,
@@ -46,12 +49,17 @@ async def credit_unrestorable(
     # the quote's own rate of the target currency (its `rate` column is its price
     # currency's, which is another one when a plan was re-priced in another currency)
     rate = quote_btc_rate(payment_meta(payment), target, payment.rate)
+    note = why
     if charged is target:
         value = received
     elif charged is Currency.BTC and target.is_fiat and rate is not None:
         value = msat_to_fiat(received, rate)
-    else:
-        return 0
+    else:  # a card paid in a re-priced plan's currency: at the quote's own rates, floored
+        stored = rates_from_json(payment_meta(payment).get(RATES_KEY))
+        converted = convert_at([Money(charged, received)], target, stored)
+        if converted is None:
+            return 0
+        value, note = converted.money.amount, noted(why, converted)
     total = value + already
     if total <= 0:
         return 0
@@ -63,7 +71,7 @@ async def credit_unrestorable(
             amount=total,
             reason=CreditReason.OVERPAYMENT,
             reference=payment.id.hex(),
-            note=why[:255],
+            note=note[:MAX_NOTE],
             created=payment.paid_at or payment.created,
             payment_id=payment.id,
         ),

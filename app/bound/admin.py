@@ -63,7 +63,7 @@ class AdminUseCases:
         self.delete_payment_method = bind(deletes.delete_payment_method, uow_factory)
         self.issue_credit_note = bind(invoicing.issue_credit_note, *store)
         self.adjust_credit = bind(credit_balance.adjust_credit, *store)
-        self.refund_to_credit = bind(credit_refund.refund_to_credit, *store)
+        self.refund_to_credit = bind(credit_refund.refund_to_credit, *store, rates)
         self.complete_as_admin = bind(payments.complete_as_admin, *store, rails, queue)
         self.complete_bank_transfer = bind(payments.complete_bank_transfer, *store, rails, queue)
         self.create_payment_method = bind(payment_methods.create_config, *store)

@@ -154,7 +154,8 @@ def add_admin_credit_routes(table: RouteTable) -> None:
         "POST",
         f"/vms/{ID}/refund/credit",
         refund_vm_to_credit,
-        "Refund the VM's unused paid time to its owner's credit and end that time now",
+        "Refund the VM's unused paid time to its owner's credit, in the subscription's "
+        "currency (503 when a re-priced part has no fresh rate), and end that time now",
         request={"type": "object", "properties": {"reason": TEXT_SCHEMA}},
         response=BOOKED_SCHEMA,
     )

@@ -153,24 +153,63 @@ async def test_refund_to_credit_values_every_item_the_cut_expiry_ends(world: Adm
     assert (await subscription_of(world.api, vm["id"])).expires == world.api.clock.now()
 
 
-async def test_refund_to_credit_of_items_priced_in_two_currencies_is_refused(
-    world: AdminWorld,
-) -> None:
-    """One ledger entry holds one currency: such a refund is left to adjustments, unchanged."""
-    vm = await paid_vm(world.user, ALICE)
-    sub = await subscription_of(world.api, vm["id"])
+async def _reprice_the_vms_plan(world: AdminWorld, vm_id: int, currency: str) -> None:
+    """The operator moves the VM's plan (EUR 2.70 a month) to `currency`, same figure; the
+    subscription stays in EUR."""
     async with world.api.store() as uow:
-        await _bill_an_ip_range_with(uow, sub.id)
-        found = await uow.vms.get(vm["id"])
+        found = await uow.vms.get(vm_id)
         assert found is not None and found.template_id is not None
         template = await uow.templates.get(found.template_id)
         assert template is not None
         plan = await uow.cost_plans.get(template.cost_plan_id)
         assert plan is not None and plan.currency == "EUR"
-        await uow.cost_plans.update(attrs.evolve(plan, currency="USD"))
+        await uow.cost_plans.update(attrs.evolve(plan, currency=currency))
         await uow.commit()
+
+
+async def test_refund_to_credit_of_items_priced_in_two_currencies_is_booked_in_the_subs(
+    world: AdminWorld,
+) -> None:
+    """A VM re-priced in USD beside an EUR IP range on an EUR subscription: one EUR entry,
+    the USD part converted at today's rates, the sum floored once. 20 of 30 days left: EUR
+    1000 × 20/30 = 666 cents and USD 270 × 20/30 = 180 cents (the preview's card figure),
+    worth 180 × 100 000 / 110 000 = 163.64 EUR cents: 829.64 → 829."""
+    vm = await paid_vm(world.user, ALICE)
+    alice = (await user_of(world.api, ALICE)).id
+    sub = await subscription_of(world.api, vm["id"])
+    async with world.api.store() as uow:
+        await _bill_an_ip_range_with(uow, sub.id)
+        await uow.commit()
+    await _reprice_the_vms_plan(world, vm["id"], "USD")
+    world.api.clock.advance(timedelta(days=10))
+    await world.api.refresh_rates()
+
+    preview = (await world.ok("GET", f"/vms/{vm['id']}/refund?method=revolut"))["data"]
+    body = await world.ok("POST", f"/vms/{vm['id']}/refund/credit", json={})
+
+    assert (preview["amount"], preview["currency"]) == (180, "USD")
+    entry = body["data"]["entry"]
+    assert (entry["currency"], entry["amount"]) == ("EUR", 829)
+    assert entry["note"] == (
+        f"unused time of VM {vm['id']}; EUR 6.66 + USD 1.80 as EUR 8.29 at BTC/EUR 100000, "
+        "BTC/USD 110000 (exact, rounded down)"
+    )
+    assert (await world.ok("GET", f"/users/{alice}/credit"))["data"] == [
+        {"currency": "EUR", "amount": 829}
+    ]
+
+
+async def test_refund_to_credit_without_a_rate_is_503_and_changes_nothing(
+    world: AdminWorld,
+) -> None:
+    """The plan re-priced in JPY, which has no rate: its EUR value cannot be known."""
+    vm = await paid_vm(world.user, ALICE)
+    alice = (await user_of(world.api, ALICE)).id
+    await _reprice_the_vms_plan(world, vm["id"], "JPY")
+    sub = await subscription_of(world.api, vm["id"])
 
     status, body = await _status(world, "POST", f"/vms/{vm['id']}/refund/credit", json={})
 
-    assert status == 422 and "several currencies" in body["error"]
+    assert (status, body) == (503, {"error": "No exchange rate found for BTC/JPY"})
     assert await subscription_of(world.api, vm["id"]) == sub
+    assert (await world.ok("GET", f"/users/{alice}/credit"))["data"] == []

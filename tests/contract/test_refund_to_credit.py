@@ -1,0 +1,172 @@
+"""An admin refund to credit is booked in the subscription's currency, on memory, SQLite and
+MariaDB: a plan re-priced in another currency is converted at today's BTC rates (floored,
+said in the note) so a renewal can spend it; without a rate nothing changes; once under a race."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, cast
+
+import attrs
+import pytest
+
+from app.admin.credit_refund import NothingToRefund, refund_to_credit
+from app.billing.credit_balance import Booked
+from app.billing.credit_settle import completion_settle
+from domain.account_credit import CreditReason
+from domain.errors import NoExchangeRate
+from domain.exchange import RateTable, fiat_to_msat
+from domain.model import Vm
+from domain.money import Currency
+from ports.storage import UnitOfWorkFactory
+from tests.contract import storage_backends
+from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
+from tests.contract.storage_backends import Database
+from tests.unit.billing.fakes import FreshRates
+from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, Shop, new_shop, seed
+
+database = storage_backends.database
+GBP_PER_BTC = Decimal(80_000)
+EUR_PER_BTC = Decimal(100_000)
+#: 4 days after the purchase: 24 of the 31 days of the month ending 28 Feb are left
+DAYS_USED = 4
+#: the unused time at the plan's GBP 1.32: 132 × 24 / 31 = 102.19 → 102 pence
+UNUSED_GBP = 102
+#: 102 pence at 80 000 GBP and 100 000 EUR per BTC: 127.5 → 127 cents (rounded down)
+UNUSED_EUR = 127
+#: the unused time at the EUR plan's 1.32 itself: the same 102 cents
+UNUSED_SAME = 102
+
+
+@pytest.fixture
+async def shop(database: Database) -> AsyncIterator[Shop]:
+    if database.url is None:
+        yield await new_shop()
+        return
+    async with engine_on(database) as engine:
+        await empty_tables(engine, database.kind)
+        factory: UnitOfWorkFactory = sql_factory(engine)
+        await seed(factory)
+        yield attrs.evolve(await new_shop(), factory=cast(Any, factory))
+
+
+def _with_gbp(shop: Shop) -> Shop:
+    return attrs.evolve(shop, rates=FreshRates(shop.clock, others={Currency.GBP: GBP_PER_BTC}))
+
+
+async def _paid_vm(shop: Shop, plan_currency: str | None = None) -> Vm:
+    """A VM paid for a month in EUR; then the operator moves its plan to `plan_currency`
+    (same figure, 1.32): the subscription stays in EUR. `DAYS_USED` days pass."""
+    vm = await shop.order()
+    await shop.complete(await shop.renew(vm))
+    if plan_currency is not None:
+        async with shop.factory() as uow:
+            plan = await uow.cost_plans.get(1)
+            assert plan is not None and plan.currency == "EUR"
+            await uow.cost_plans.update(attrs.evolve(plan, currency=plan_currency))
+            await uow.commit()
+    shop.clock.advance(timedelta(days=DAYS_USED))
+    return vm
+
+
+async def _refund(shop: Shop, vm: Vm, rates: Any = None) -> Booked:
+    return await refund_to_credit(
+        shop.factory,
+        shop.clock,
+        rates or shop.rates,
+        vm_id=vm.id,
+        admin_id=ALICE,
+        reason="host retired",
+    )
+
+
+async def _ledger(shop: Shop) -> list[tuple[CreditReason, str, int]]:
+    async with shop.factory() as uow:
+        page = await uow.credit_ledger.list_page(ALICE, 100, 0)
+    return [(e.reason, e.currency, e.amount) for e in reversed(page.items)]
+
+
+async def test_a_refund_after_a_repricing_is_booked_in_the_subscriptions_currency(
+    shop: Shop,
+) -> None:
+    """The plan now lists GBP, the subscription is in EUR: the refund is EUR, converted at
+    today's rates and floored, and the note says from what at which rates. Booked in GBP it
+    would sit where no renewal of this subscription spends it."""
+    shop = _with_gbp(shop)
+    vm = await _paid_vm(shop, "GBP")
+
+    booked = await _refund(shop, vm)
+
+    entry = booked.entry
+    assert (entry.currency, entry.amount, booked.balance) == ("EUR", UNUSED_EUR, UNUSED_EUR)
+    assert entry.note == (
+        "host retired; GBP 1.02 as EUR 1.27 at BTC/EUR 100000, BTC/GBP 80000 (exact, rounded down)"
+    )
+    assert (await shop.subscription(vm)).expires == shop.clock.now()
+    async with shop.factory() as uow:
+        assert await uow.credit_ledger.balances(ALICE) == {"EUR": UNUSED_EUR}
+
+
+async def test_the_refunded_credit_pays_the_next_renewal(shop: Shop) -> None:
+    """What the customer expects of a refund to credit: the next renewal of the (re-priced)
+    subscription spends it, at the EUR rate its quote stored."""
+    shop = _with_gbp(shop)
+    vm = await _paid_vm(shop, "GBP")
+    await _refund(shop, vm)
+    settle = completion_settle(shop.factory, shop.clock, shop.rails, shop.queue)
+
+    payment = await shop.renew(vm, settle=settle)
+
+    assert payment.metadata["credit_applied"] == {
+        "amount": UNUSED_EUR,
+        "currency": "EUR",
+        "charged": fiat_to_msat(UNUSED_EUR, EUR_PER_BTC),
+    }
+    assert payment.amount == fiat_to_msat(PLAN_EUR_CENTS, GBP_PER_BTC) - 1_270_000
+    async with shop.factory() as uow:
+        assert await uow.credit_ledger.balances(ALICE) == {"EUR": 0}
+
+
+async def test_without_a_rate_the_refund_is_refused_and_changes_nothing(shop: Shop) -> None:
+    """No GBP rate (the fake knows EUR and USD only): the value in EUR cannot be known."""
+    vm = await _paid_vm(shop, "GBP")
+    before = await shop.subscription(vm)
+
+    with pytest.raises(NoExchangeRate, match="GBP"):
+        await _refund(shop, vm)
+
+    assert await shop.subscription(vm) == before
+    assert await _ledger(shop) == []
+
+
+class _NoRates:
+    """A rate store that is down: reading it is a test failure."""
+
+    async def table(self) -> RateTable:
+        raise AssertionError("a refund in the subscription's own currency reads no rate")
+
+
+async def test_a_refund_in_the_subscriptions_own_currency_reads_no_rate(shop: Shop) -> None:
+    vm = await _paid_vm(shop)
+
+    booked = await _refund(shop, vm, rates=_NoRates())
+
+    assert (booked.entry.currency, booked.entry.amount) == ("EUR", UNUSED_SAME)
+    assert booked.entry.note == "host retired"
+
+
+async def test_racing_refunds_of_a_repriced_plan_book_once(shop: Shop) -> None:
+    shop = _with_gbp(shop)
+    vm = await _paid_vm(shop, "GBP")
+
+    results = await asyncio.gather(_refund(shop, vm), _refund(shop, vm), return_exceptions=True)
+
+    booked = [r for r in results if isinstance(r, Booked) and not r.replayed]
+    assert len(booked) == 1, results
+    for r in results:
+        assert isinstance(r, Booked | NothingToRefund), r
+    assert await _ledger(shop) == [(CreditReason.REFUND_TO_CREDIT, "EUR", UNUSED_EUR)]
+    assert (await shop.subscription(vm)).expires == shop.clock.now()
