@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
@@ -32,6 +32,10 @@ BATCH: Final = 100
 _SECOND_MAX: Final = 100_000
 
 
+#: completes a payment its provider says is paid (`complete_payment`: exactly once).
+Complete = Callable[[SubscriptionPayment], Awaitable[object]]
+
+
 class OrderRails(Protocol):
     """What the sweep needs of the rails (`PaymentRails`)."""
 
@@ -49,12 +53,18 @@ class LapsedOrders:
     payable. Lightning invoices expire at the node and bank transfers open nothing, so
     neither is swept.
 
+    An order the provider says is paid though it is unpaid here is one whose webhook was
+    lost (or is late): with `complete` it is completed now (exactly once, as its webhook
+    would; the late-payment rules apply), so a customer's payment is never left unbooked
+    because one webhook did not arrive.
+
     Each pass walks the payments that lapsed since the last (a worker cursor on `expires`),
     under a worker lease, with no transaction open during a provider call. An order the
-    provider says is paid is left alone (its webhook completes it; logged for the operator);
-    one completed meanwhile is refused by the provider's cancel, which the gateway takes
-    quietly. A provider outage stops the pass at that order, which is tried again next pass;
-    after `MAX_ATTEMPTS` failed passes (counted in this process) it is given up, logged.
+    provider says is paid is not cancelled (completed with `complete`, else left to its
+    webhook; logged for the operator); one completed meanwhile is refused by the provider's
+    cancel, which the gateway takes quietly. A provider outage stops the pass at that order,
+    which is tried again next pass; after `MAX_ATTEMPTS` failed passes (counted in this
+    process) it is given up, logged.
     """
 
     def __init__(
@@ -65,12 +75,14 @@ class LapsedOrders:
         *,
         batch: int = BATCH,
         grace: timedelta = GRACE,
+        complete: Complete | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
         self._rails = rails
         self._batch = batch
         self._grace = grace
+        self._complete = complete
         self._attempts: dict[bytes, int] = {}
 
     async def run(self) -> int:
@@ -139,12 +151,21 @@ class LapsedOrders:
         ref, method = payment.id.hex(), payment.payment_method
         try:
             if await self._rails.provider_says_paid(method, payment.external_id or ""):
+                if self._complete is None:
+                    log.warning(
+                        "card payment %s lapsed unpaid here but %s says it is paid; left for "
+                        "its webhook (or an operator) to complete",
+                        ref,
+                        method.display_name,
+                    )
+                    return True
                 log.warning(
-                    "card payment %s lapsed unpaid here but %s says it is paid; left for its "
-                    "webhook (or an operator) to complete",
+                    "card payment %s lapsed unpaid here but %s says it is paid (its webhook "
+                    "did not arrive): completing it",
                     ref,
                     method.display_name,
                 )
+                await self._complete(payment)
                 return True
             await self._rails.cancel(payment)
         except Exception as err:

@@ -10,7 +10,7 @@ from typing import Protocol, TypeVar
 
 import attrs
 
-from app.billing.lapsed_orders import OrderRails
+from app.billing.rails import PaymentRails
 from domain.model import Host, Subscription, SubscriptionPayment
 from ports.clock import Clock
 from ports.notify import Notifier
@@ -120,8 +120,9 @@ class WorkerDeps:
     host_lease: timedelta = timedelta(minutes=15)
     #: cancels a deleted service's expired invoices at their rail (D24; None: only expired)
     payment_canceller: PaymentCanceller | None = None
-    #: the card rails whose lapsed orders the worker cancels (None: none are swept)
-    order_rails: OrderRails | None = None
+    #: the rails whose lapsed card orders the worker cancels, or completes when their
+    #: provider says they are paid (a lost webhook); None: none are swept
+    order_rails: PaymentRails | None = None
 
     async def host_of(self, uow: UnitOfWork, host_id: int) -> tuple[Host, VmHost]:
         """The host row and its client; a missing row is a fatal host error."""

@@ -6,6 +6,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from app.billing.completion import complete_payment
 from app.billing.credit_release import release_expired_credit
 from app.billing.lapsed_orders import LapsedOrders
 from app.billing.upgrades import apply_upgrade
@@ -28,7 +29,7 @@ from app.worker.provisioning import (
 from app.worker.vmcheck import check_vms
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError
-from domain.model import Vm
+from domain.model import SubscriptionPayment, Vm
 from domain.upgrade import AS_RECORDED, UpgradeConfig, upgrade_superseded
 from ports.jobs import (
     CheckSubscriptions,
@@ -271,7 +272,15 @@ class WorkerJobs:
         self._sender = sender
         self._coalesce = _Coalesce(deps, min_check_gap)
         rails = deps.order_rails
-        self._lapsed = None if rails is None else LapsedOrders(deps.uow_factory, deps.clock, rails)
+        self._lapsed = None
+        if rails is not None:
+
+            async def complete(payment: SubscriptionPayment) -> object:
+                return await complete_payment(
+                    deps.uow_factory, deps.clock, rails, deps.queue, payment_id=payment.id
+                )
+
+            self._lapsed = LapsedOrders(deps.uow_factory, deps.clock, rails, complete=complete)
 
     async def check_subscriptions(self, job: CheckSubscriptions) -> None:
         if not self._coalesce.due(job.kind):

@@ -14,6 +14,7 @@ from app.billing.lapsed_orders import CURSOR, GRACE, MAX_ATTEMPTS, LapsedOrders
 from app.billing.rails import FIAT_EXPIRY
 from app.worker.jobs import build_handlers
 from domain.enums import PaymentMethod
+from domain.intervals import add_months
 from domain.model import SubscriptionPayment, Vm
 from ports.jobs import CheckSubscriptions
 from tests.contract import storage_backends
@@ -166,3 +167,22 @@ async def test_more_than_a_batch_lapsing_in_one_second_are_all_cancelled_once(
     assert len(cancelled) == len(set(cancelled)) == 6
     assert set(cancelled) == {q.external_id for q in quotes}
     assert cancelled[-1] == quotes[-1].external_id
+
+
+async def test_an_order_paid_at_its_provider_whose_webhook_was_lost_is_completed_once(
+    world: World,
+) -> None:
+    vm = await world.paid_vm()
+    before = (await world.sub(vm)).expires
+    assert before is not None
+    lost = await card_quote(world, vm)
+    world.shop.revolut.unpaid.discard(lost.external_id or "")  # paid there; no webhook came
+    world.advance(FIAT_EXPIRY + GRACE + SECOND)
+
+    for _ in range(2):  # the next check (or another worker) books nothing again
+        await world.queue.send(CheckSubscriptions())
+        world.advance(timedelta(minutes=10))
+        await world.run_jobs()
+    assert (await world.shop.payment(lost.id)).is_paid
+    assert world.shop.revolut.cancelled == []
+    assert (await world.sub(vm)).expires == add_months(before, 1)
