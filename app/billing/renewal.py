@@ -6,7 +6,14 @@ import hashlib
 from collections.abc import Awaitable, Callable
 
 from app.billing.catalogue import owned_vm, subscription_of
-from app.billing.credit_quote import Settle, apply_balance, issue, spends_credit
+from app.billing.credit_quote import (
+    Settle,
+    apply_balance,
+    issue,
+    paid_by_credit_alone,
+    settle_covered,
+    spends_credit,
+)
 from app.billing.errors import (
     SubscriptionHasNoLineItems,
     SubscriptionNotFound,
@@ -97,7 +104,8 @@ async def renew(
     payment with `metadata = {"intervals": n}`. `user_id` None is a system caller (NWC
     auto-renewal) and skips the ownership check; another user's VM or subscription is
     "not found". With `settle` (the completion use case) the user's credit balance pays
-    first (`app.billing.credit_quote`); a quote it covers wholly is completed at once.
+    first (`app.billing.credit_quote`); a quote it covers wholly is completed at once, and
+    one found pending again (its completion failed: an outage) is completed then.
     `idem` (from `renew_idempotent`) replays the payment of an earlier request with the key.
     `owner_key` (with `vm_id`, `user_id` None) checks ownership by the owner's public key, so
     that an HTTP caller needs no user look-up first (issue 10). `before_credit` runs before
@@ -127,28 +135,35 @@ async def renew(
             if idem is not None:  # nothing else was written: no commit round trip
                 await remember(uow, idem, existing, now)
                 await uow.commit()
-            return existing
-        await refuse_lapsed_order(uow, sub, now)  # before the rail's invoice; again when stored
-        if read is None:  # the credit-first quote's balance comes with the pricing read
-            credit_in = currency_code(sub.currency) if credit else None
-            read = await priced_items(uow, sub, credit_in)
-        priced = await price_subscription(
-            uow,
-            sub,
-            items,
-            read,
-            method=method,
-            count=count,
-            payment_type=payment_type,
-            rates=await rates.table(),
-            tax_rates=tax_rates,
-            now=now,
-        )
-        if settle is not None:  # the account balance pays first (issue 13)
-            priced = await apply_balance(uow, priced, sub.currency, read.credit)
-            if before_credit is not None and spends_credit(priced):
-                await before_credit()
-    return await issue(uow_factory, rails, priced, now, settle, reuse=reuse, idem=idem)
+        else:
+            await refuse_lapsed_order(uow, sub, now)  # before the rail's invoice; again when stored
+            if read is None:  # the credit-first quote's balance comes with the pricing read
+                credit_in = currency_code(sub.currency) if credit else None
+                read = await priced_items(uow, sub, credit_in)
+            priced = await price_subscription(
+                uow,
+                sub,
+                items,
+                read,
+                method=method,
+                count=count,
+                payment_type=payment_type,
+                rates=await rates.table(),
+                tax_rates=tax_rates,
+                now=now,
+            )
+            if settle is not None:  # the account balance pays first (issue 13)
+                priced = await apply_balance(uow, priced, sub.currency, read.credit)
+                if before_credit is not None and spends_credit(priced):
+                    await before_credit()
+    if existing is None:
+        return await issue(uow_factory, rails, priced, now, settle, reuse=reuse, idem=idem)
+    if settle is not None and paid_by_credit_alone(existing):
+        # a covered quote whose completion failed (an outage, a crash between its storing
+        # and its booking): handing it out would show an invoice of nothing that no one
+        # can pay (a wallet asked to pay it fails); complete it now instead, exactly once
+        return await settle_covered(uow_factory, existing, settle, now)
+    return existing
 
 
 def request_fingerprint(

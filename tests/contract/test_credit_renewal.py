@@ -147,6 +147,31 @@ async def test_a_fully_covered_renewal_completes_at_once_and_exactly_once(shop: 
     ]
 
 
+async def test_a_covered_quote_whose_booking_failed_is_booked_when_asked_again(
+    shop: Shop,
+) -> None:
+    """Handing the stored quote out again would show an invoice of nothing (no BOLT11) that
+    no one can pay, for as long as the quote lives; it is completed instead, once."""
+    vm = await _paid_vm(shop)
+    await _give(shop, 1000)
+    before = (await shop.subscription(vm)).expires
+    assert before is not None
+
+    async def outage(payment_id: bytes) -> object:
+        raise OSError("database went away")
+
+    with pytest.raises(OSError):
+        await shop.renew(vm, settle=outage, intervals=2)
+    again = await _renew(shop, vm, intervals=2)
+    assert again.is_paid and again.amount == 0 and again.external_data == ""
+    assert (await shop.subscription(vm)).expires == add_months(before, 2)
+    assert await _balance(shop) == 1000 - 2 * PLAN_EUR_CENTS  # spent once, by that quote
+    third = await _renew(shop, vm, intervals=2)  # the next one is a new quote
+    assert third.id != again.id and third.is_paid
+    assert (await shop.subscription(vm)).expires == add_months(before, 4)
+    assert await _balance(shop) == 1000 - 4 * PLAN_EUR_CENTS
+
+
 async def test_without_settle_no_credit_is_used(shop: Shop) -> None:
     vm = await _paid_vm(shop)
     await _give(shop, 1000)
