@@ -231,7 +231,8 @@ async def why_paid_upgrade_is_repriced(
             f"the upgrade of VM {vm.id} was quoted at {_prices_text(quoted)}, and the prices "
             f"in force are {_prices_text(in_force)}, which charge another amount"
         ),
-        list_currency=plan.new_price.currency.value,
+        # the currency it was quoted in: its charge and any credit it applied are in it
+        list_currency=quoted.new.currency.value,
         payer_note=REPRICED_UPGRADE_NOTE,
         refused=UpgradeRepriced(
             "The price of this upgrade changed since it was quoted; quote again"

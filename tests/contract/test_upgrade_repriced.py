@@ -184,6 +184,25 @@ async def test_an_upgrade_paid_after_its_price_fell_is_credited_whole(world: Wor
     await _assert_credited(world, vm, upgrade)
 
 
+async def test_an_upgrade_repriced_into_another_currency_is_credited_in_its_own(
+    world: World,
+) -> None:
+    """A card upgrade charged in EUR, paid after its pricing moved to USD: its value is EUR
+    credit, the currency it was quoted and charged in (USD figures of it cannot be had)."""
+    vm = await world.paid_vm()
+    upgrade = await _upgrade(world, vm, method=PaymentMethod.REVOLUT)
+    assert upgrade.currency == "EUR" and upgrade.amount > 0
+    await _reprice_pricing(world, currency="USD")
+
+    await world.complete(upgrade)
+
+    assert await _cpu(world, vm) == 2
+    async with world.shop.factory() as uow:
+        balances = await uow.credit_ledger.balances(ALICE)
+    assert balances == {"EUR": upgrade.amount}
+    assert await _overpayments(world, upgrade) == [upgrade.amount]
+
+
 async def _set_plan_amount(world: World, amount: int) -> None:
     """The plan's price changed in storage alone: no re-pricing expired anything."""
     async with world.shop.factory() as uow:
