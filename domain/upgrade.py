@@ -97,11 +97,8 @@ def quoted_for(expires: datetime) -> str:
     return require_utc(expires).replace(microsecond=0).isoformat()
 
 
-def quote_outdated(metadata: Any, expires: datetime | None) -> datetime | None:
-    """The expiry an Upgrade payment was pro-rated to, when the subscription now expires at
-    another second (None: the same, or a payment that did not record it). Its price covers
-    the growth until that expiry only: a renewal paid meanwhile would otherwise give the
-    bigger size for the renewed months at the smaller price."""
+def quoted_expiry(metadata: Any) -> datetime | None:
+    """The expiry an Upgrade payment was pro-rated to (None: it did not record one)."""
     raw = metadata.get(QUOTED_EXPIRY_KEY) if isinstance(metadata, Mapping) else None
     if not isinstance(raw, str):
         return None
@@ -109,7 +106,16 @@ def quote_outdated(metadata: Any, expires: datetime | None) -> datetime | None:
         quoted = datetime.fromisoformat(raw)
     except ValueError:
         return None
-    if quoted.tzinfo is None:
+    return None if quoted.tzinfo is None else quoted
+
+
+def quote_outdated(metadata: Any, expires: datetime | None) -> datetime | None:
+    """The expiry an Upgrade payment was pro-rated to, when the subscription now expires at
+    another second (None: the same, or a payment that did not record it). Its price covers
+    the growth until that expiry only: a renewal paid meanwhile would otherwise give the
+    bigger size for the renewed months at the smaller price."""
+    quoted = quoted_expiry(metadata)
+    if quoted is None:
         return None
     if expires is not None and int(quoted.timestamp()) == int(expires.timestamp()):
         return None

@@ -66,7 +66,9 @@ class MemorySubscriptions(RecordRepo[Subscription]):
         if on == PricedBy():
             return []
         templates = {
-            t.id for t in self._rows("vm_template").values() if t.cost_plan_id == on.cost_plan_id
+            t.id
+            for t in self._rows("vm_template").values()
+            if t.cost_plan_id == on.cost_plan_id or t.region_id == on.template_region_id
         }
         customs = {
             c.id

@@ -337,6 +337,9 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         if on.custom_pricing_id is not None:
             customs = select(custom.id).where(custom.pricing_id == on.custom_pricing_id)
             priced.append(vm.custom_template_id.in_(customs))
+        if on.template_region_id is not None:
+            regional = select(tpl.id).where(tpl.region_id == on.template_region_id)
+            priced.append(vm.template_id.in_(regional))
         if not priced or not types:
             return []
         query = (

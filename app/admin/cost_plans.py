@@ -93,9 +93,9 @@ async def update_cost_plan(
     clock: Clock,
     rails: PaymentRails | None = None,
 ) -> CostPlanInfo:
-    """A changed amount, currency or interval makes the pending Purchase/Renewal/LNURL
-    payments of every subscription on a template of this plan stale: they are expired in
-    the same transaction and cancelled at their provider after the commit (D23)."""
+    """A changed amount, currency or interval makes the pending Purchase/Renewal/LNURL and
+    upgrade payments of every subscription on a template of this plan stale: they are
+    expired in the same transaction and cancelled at their provider after the commit (D23)."""
     changes = plan_changes(fields)
     async with uow_factory() as uow:
         old = await _plan(uow, plan_id)

@@ -8,12 +8,12 @@ from typing import Any
 import attrs
 
 from app.admin import catalogue_common as common
-from app.billing.price_in_force import cancel_quietly, expire_quotes_on
+from app.billing.price_in_force import cancel_quietly, expire_quotes_on, expire_upgrades_on
 from app.billing.rails import PaymentRails
 from domain.errors import InvalidInput
 from domain.model import CustomPricing, CustomPricingDisk, SubscriptionPayment
 from ports.clock import Clock
-from ports.storage import UnitOfWork, UnitOfWorkFactory
+from ports.storage import PricedBy, UnitOfWork, UnitOfWorkFactory
 
 #: the per-unit costs and the spec bounds, in the order the admin JSON lists them
 COST_FIELDS = (
@@ -146,6 +146,8 @@ async def create_pricing(
 
 #: the fields of a custom pricing that make the price of its VMs
 PRICE_FIELDS = ("currency", "cpu_cost", "memory_cost", "ip4_cost", "ip6_cost")
+#: the fields that decide which standard VMs grow into the pricing (R11.1; disk rows too)
+CHOICE_FIELDS = ("enabled", "region_id", "cpu_mfg", "cpu_arch", "cpu_features")
 
 
 def _disk_prices(disks: Sequence[CustomPricingDisk]) -> set[tuple[Any, Any, int]]:
@@ -163,8 +165,11 @@ async def update_pricing(
     """`disk_pricing`, when sent, replaces every disk row.
 
     Changed prices (a resource cost, the currency, a disk row's cost) make the pending
-    Purchase/Renewal/LNURL payments of the custom VMs on this pricing stale: they are
-    expired in the same transaction and cancelled at their provider after the commit (D23).
+    Purchase/Renewal/LNURL and upgrade payments of the custom VMs on this pricing stale:
+    they are expired in the same transaction and cancelled at their provider after the
+    commit (D23). So are the pending upgrades of the standard VMs of its region (before and
+    after the edit), which may grow into it: on changed prices, disk rows, or a change to
+    which VMs it is chosen for (`CHOICE_FIELDS`).
     """
     changes = _changes(fields)
     async with uow_factory() as uow:
@@ -183,8 +188,13 @@ async def update_pricing(
             for disk in disks:
                 await uow.custom_pricing.add_disk(disk)
         expired: list[SubscriptionPayment] = []
+        now = clock.now()
         if repriced:
-            expired = await expire_quotes_on(uow, clock.now(), custom_pricing_id=pricing_id)
+            expired = await expire_quotes_on(uow, now, custom_pricing_id=pricing_id)
+        if repriced or any(getattr(old, f) != getattr(updated, f) for f in CHOICE_FIELDS):
+            for region_id in sorted({old.region_id, updated.region_id}):
+                on = PricedBy(template_region_id=region_id)
+                expired += await expire_upgrades_on(uow, now, on)
         info = await common.committed(uow, updated, _infos)
     await cancel_quietly(rails, expired)
     return info

@@ -7,13 +7,13 @@ import attrs
 
 from app.admin import catalogue_common as common
 from app.admin.cost_plans import plan_changes, plan_repriced
-from app.billing.price_in_force import cancel_quietly, expire_quotes_on
+from app.billing.price_in_force import cancel_quietly, expire_quotes_on, expire_upgrades_on
 from app.billing.rails import PaymentRails
 from domain.enums import IntervalType
 from domain.errors import InvalidInput
 from domain.model import CostPlan, SubscriptionPayment, VmTemplate
 from ports.clock import Clock
-from ports.storage import UnitOfWork, UnitOfWorkFactory
+from ports.storage import PricedBy, UnitOfWork, UnitOfWorkFactory
 
 #: template fields a body may carry besides the `cost_plan_*` ones
 TEMPLATE_FIELDS = (
@@ -31,6 +31,20 @@ TEMPLATE_FIELDS = (
     "cost_plan_id",
     "region_id",
     *common.LIMIT_FIELDS,
+)
+
+#: template fields an upgrade of its VMs is priced from besides the plan: the spec it grows
+#: from and what picks the custom pricing it grows into (R11.1, R11.4)
+UPGRADE_FIELDS = (
+    "cpu",
+    "memory",
+    "disk_size",
+    "disk_type",
+    "disk_interface",
+    "region_id",
+    "cpu_mfg",
+    "cpu_arch",
+    "cpu_features",
 )
 
 
@@ -137,9 +151,11 @@ async def update_template(
     """`cost_plan_*` fields edit the template's plan in place (every template on it changes).
 
     A price change (another plan at another price, or edited plan price fields) expires the
-    pending Purchase/Renewal/LNURL payments of the subscriptions it re-prices (this
-    template's VMs; every template's on the plan for an in-place plan edit) in the same
-    transaction, cancelled at their provider after the commit (D23).
+    pending Purchase/Renewal/LNURL and upgrade payments of the subscriptions it re-prices
+    (this template's VMs; every template's on the plan for an in-place plan edit) in the
+    same transaction, cancelled at their provider after the commit (D23). A change to what
+    an upgrade grows from or into (`UPGRADE_FIELDS`) expires this template's VMs' pending
+    upgrades the same way.
     """
     changes = _template_changes(fields)
     plan_edit = plan_changes(fields, "cost_plan_")
@@ -154,6 +170,9 @@ async def update_template(
             new_plan = await uow.cost_plans.get(updated.cost_plan_id)
             if old_plan is None or new_plan is None or plan_repriced(old_plan, new_plan):
                 expired += await expire_quotes_on(uow, now, template_id=template_id)
+        if any(getattr(template, f) != getattr(updated, f) for f in UPGRADE_FIELDS):
+            on = PricedBy(template_id=template_id)
+            expired += await expire_upgrades_on(uow, now, on)
         if plan_edit:
             plan = await uow.cost_plans.get(updated.cost_plan_id)
             if plan is None:

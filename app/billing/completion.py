@@ -46,6 +46,7 @@ from app.billing.upgrades import (
     UpgradeUnplaced,
     why_paid_upgrade_does_not_fit,
     why_paid_upgrade_is_outdated,
+    why_paid_upgrade_is_repriced,
 )
 from domain.account_credit import credit_applied, credit_taken, unpaid_charged
 from domain.credit import Credit, CreditMode, credit_payment, payment_meta
@@ -172,9 +173,10 @@ async def book_payment(
     So does an Upgrade whose growth no longer fits its VM's host (an unpaid upgrade invoice
     holds no room): it is not applied, and its value is credited in the currency it was
     priced in; so does an Upgrade pro-rated to an expiry the subscription no longer has (a
-    renewal was paid after its quote). One paid from account credit alone (no outside money)
-    is not booked at all: `NoRoomToUpgrade` or `UpgradeQuoteOutdated`, and its quote's caller
-    gives the credit back
+    renewal was paid after its quote), and one the prices in force would charge another
+    amount (a price it was computed from changed after its quote, D23). One paid from
+    account credit alone (no outside money) is not booked at all: `NoRoomToUpgrade`,
+    `UpgradeQuoteOutdated` or `UpgradeRepriced`, and its quote's caller gives the credit back
     (`app.billing.credit_quote.settle_covered`). The room is judged under the host's region
     lock, as orders judge it, so a late payment or a paid upgrade never takes room an order
     or another upgrade was just given. Locks: the subscription, then (with a region) the
@@ -330,6 +332,7 @@ async def _apply(
         unplaced = (
             _short_upgrade(payment, unpaid)
             or await why_paid_upgrade_is_outdated(uow, vm_before, payment, before)
+            or await why_paid_upgrade_is_repriced(uow, vm_before, payment)
             or await _why_upgrade_not_placed(uow, payment, vm_before, now, region)
         )
         if unplaced is not None and paid_by_credit_alone(payment):

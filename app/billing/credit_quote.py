@@ -183,9 +183,9 @@ async def settle_covered(
 ) -> SubscriptionPayment:
     """Complete a fully covered payment now and return it as stored (paid). A booking that
     refuses it (an upgrade whose room went in the moments since its quote, 422, or whose
-    subscription's expiry moved meanwhile, 409) books nothing: the quote is withdrawn and
-    its credit given back before the error goes on, so the user is charged nothing and the
-    answer says why. (Withdrawing leaves a payment found paid as it is.)"""
+    subscription's expiry or prices moved meanwhile, 409) books nothing: the quote is
+    withdrawn and its credit given back before the error goes on, so the user is charged
+    nothing and the answer says why. (Withdrawing leaves a payment found paid as it is.)"""
     try:
         await settle(payment.id)
     except DomainError as refused:

@@ -79,9 +79,9 @@ async def _release(
 async def withdraw_covered(
     uow_factory: UnitOfWorkFactory, payment: SubscriptionPayment, now: datetime, note: str
 ) -> None:
-    """End a quote paid from credit alone that cannot be booked (its upgrade no longer fits
-    or is priced to another expiry): expired now, its credit given back (`note` says why),
-    once, in one transaction. A payment found paid meanwhile is left as it is."""
+    """End a quote paid from credit alone that cannot be booked (its upgrade no longer fits,
+    or is priced to another expiry or at other prices): expired now, its credit given back
+    (`note` says why), once, in one transaction. A payment found paid meanwhile is left as it is."""
     async with uow_factory() as uow:
         await uow.subscriptions.get_for_update(payment.subscription_id)
         found = await uow.payments.get(payment.id)

@@ -67,6 +67,14 @@ class UpgradeQuoteOutdated(DomainError):
     kind = "conflict"
 
 
+class UpgradeRepriced(DomainError):
+    """An upgrade paid from account credit alone whose charge at the prices in force differs
+    from its quote's (a plan, template or pricing re-priced meanwhile, 409): nothing booked,
+    quote again."""
+
+    kind = "conflict"
+
+
 class TooManyUnpaidVms(DomainError):
     """The user already holds the most never-paid VMs allowed at once (D25, 422)."""
 

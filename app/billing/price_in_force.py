@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 
 #: the payments a price change makes stale: everything that buys time at a quoted price.
 TIME_BUYING = (SubscriptionPaymentType.PURCHASE, SubscriptionPaymentType.RENEWAL)
+#: what a re-priced catalogue row makes stale on the VMs it prices: the time-buying quotes
+#: and the upgrade quotes, whose charge discounts the VM's price (and, for a custom VM,
+#: prices its growth on the same pricing)
+REPRICED = (*TIME_BUYING, SubscriptionPaymentType.UPGRADE)
+UPGRADES = (SubscriptionPaymentType.UPGRADE,)
 
 
 async def vm_price_on(uow: UnitOfWork, on_plan: VmOnPlan | None) -> VmPrice:
@@ -127,15 +132,19 @@ def quote_metadata(
 
 
 async def expire_stale_quotes(
-    uow: UnitOfWork, subscription_id: int, now: datetime
+    uow: UnitOfWork,
+    subscription_id: int,
+    now: datetime,
+    types: tuple[SubscriptionPaymentType, ...] = TIME_BUYING,
 ) -> list[SubscriptionPayment]:
-    """Expire the subscription's pending Purchase/Renewal payments (LNURL ones included).
+    """Expire the subscription's pending payments of `types` (by default Purchase/Renewal,
+    LNURL ones included).
 
     Called in the transaction that changes the price, after taking the subscription lock
     (lock order: subscription, then payments). Returns them as they were, for
     `cancel_quietly` after the commit.
     """
-    return await uow.payments.expire_pending(PendingOf(subscription_id, TIME_BUYING), now)
+    return await uow.payments.expire_pending(PendingOf(subscription_id, types), now)
 
 
 async def cancel_quietly(
@@ -188,7 +197,8 @@ async def expire_quotes_on(
 ) -> list[SubscriptionPayment]:
     """`expire_stale_quotes` on every subscription a re-priced catalogue row prices (D23):
     the VMs on the template / on a template of the cost plan / on a custom template of the
-    pricing, in the transaction that changes the price.
+    pricing, in the transaction that changes the price. Their upgrade quotes go too
+    (`REPRICED`): an upgrade's charge is the target's price less the VM's own.
 
     One query finds only the subscriptions with a pending quote, so a plan used by
     thousands of VMs costs one lock and one update per subscription that has something to
@@ -198,9 +208,29 @@ async def expire_quotes_on(
     on = PricedBy(
         template_id=template_id, cost_plan_id=cost_plan_id, custom_pricing_id=custom_pricing_id
     )
-    ids = await uow.subscriptions.ids_with_pending_on(now, TIME_BUYING, on)
+    return await _expire_on(uow, now, on, REPRICED)
+
+
+async def expire_upgrades_on(
+    uow: UnitOfWork, now: datetime, on: PricedBy
+) -> list[SubscriptionPayment]:
+    """Expire the pending upgrade quotes (only those) of the VMs `on` selects, in the
+    transaction of a catalogue change that moves what their upgrades cost but not their own
+    price (D23): a template's spec or region, or a custom pricing that standard VMs of its
+    region grow into (`PricedBy.template_region_id`). Same locks and order as
+    `expire_quotes_on`."""
+    return await _expire_on(uow, now, on, UPGRADES)
+
+
+async def _expire_on(
+    uow: UnitOfWork,
+    now: datetime,
+    on: PricedBy,
+    types: tuple[SubscriptionPaymentType, ...],
+) -> list[SubscriptionPayment]:
+    ids = await uow.subscriptions.ids_with_pending_on(now, types, on)
     expired: list[SubscriptionPayment] = []
     for subscription_id in ids:
         await uow.subscriptions.get_for_update(subscription_id)
-        expired += await expire_stale_quotes(uow, subscription_id, now)
+        expired += await expire_stale_quotes(uow, subscription_id, now, types)
     return expired

@@ -19,6 +19,7 @@ from app.billing.errors import (
     NothingToUpgrade,
     TemplateNotFound,
     UpgradeQuoteOutdated,
+    UpgradeRepriced,
 )
 from app.billing.placement import has_room_to_grow
 from app.billing.price_in_force import expire_stale_quotes, fresh_rates
@@ -55,6 +56,7 @@ from domain.upgrade import (
     quoted_for,
     upgrade_quote,
 )
+from domain.upgrade_prices import QUOTED_PRICES_KEY, UpgradePrices, quote_repriced
 from ports.clock import Clock
 from ports.rates import RateStore
 from ports.storage import UnitOfWork, UnitOfWorkFactory
@@ -69,6 +71,13 @@ class UpgradePlan:
     disks: tuple[CustomPricingDisk, ...]
     target: CustomTemplate
     new_price: Money
+
+    @property
+    def prices(self) -> UpgradePrices:
+        """The list prices its charge is computed from (stored with its quote)."""
+        return UpgradePrices(
+            old=self.current.list_price, old_interval=self.current.interval, new=self.new_price
+        )
 
 
 async def _plan(uow: UnitOfWork, vm: Vm, cfg: UpgradeConfig) -> UpgradePlan:
@@ -117,10 +126,11 @@ async def _quote(
 ) -> tuple[UpgradeQuote, UpgradePlan]:
     sub = await subscription_of(uow, vm)
     plan = await _plan(uow, vm, cfg)
+    prices = plan.prices
     quote = upgrade_quote(
-        plan.current.list_price,
-        plan.current.interval,
-        plan.new_price,
+        prices.old,
+        prices.old_interval,
+        prices.new,
         sub.expires,
         now,
         method,
@@ -192,6 +202,53 @@ async def why_paid_upgrade_is_outdated(
 OUTDATED_UPGRADE_NOTE = (
     "arrived after the subscription's expiry had changed (a renewal was paid after the "
     "upgrade was quoted), so it no longer pays for the upgrade up to the new expiry. The "
+    "upgrade was not applied and your VM keeps its size; ask for a new upgrade quote"
+)
+
+
+async def why_paid_upgrade_is_repriced(
+    uow: UnitOfWork, vm: Vm, payment: SubscriptionPayment
+) -> UpgradeUnplaced | None:
+    """Why a paid Upgrade is not applied because it would now be charged another amount
+    (None: the same, or there is nothing to judge): a price it was computed from changed
+    since its quote (its VM's plan, template or custom pricing, or the pricing it grows
+    into, re-priced; the pricing chosen for it or its VM's addresses changed), and the
+    re-pricing's cancel of its invoice came too late (D23). The charge is computed again at
+    the quote's moment, expiry and rates with the prices in force (`quote_repriced`), so
+    only a price change can make it differ. A payment that did not store its prices is not
+    judged, nor a deleted VM or a config that cannot be applied at all (as above)."""
+    meta = payment_meta(payment)
+    stored = QUOTED_PRICES_KEY in meta  # an older quote: nothing to read the plan for
+    plan = None if vm.deleted or not stored else await _paid_plan(uow, vm, payment)
+    if plan is None:
+        return None
+    in_force = plan.prices
+    quoted = quote_repriced(meta, in_force, payment.payment_method, payment.created)
+    if quoted is None:
+        return None
+    return UpgradeUnplaced(
+        why=(
+            f"the upgrade of VM {vm.id} was quoted at {_prices_text(quoted)}, and the prices "
+            f"in force are {_prices_text(in_force)}, which charge another amount"
+        ),
+        # the currency it was quoted in: its charge and any credit it applied are in it
+        list_currency=quoted.new.currency.value,
+        payer_note=REPRICED_UPGRADE_NOTE,
+        refused=UpgradeRepriced(
+            "The price of this upgrade changed since it was quoted; quote again"
+        ),
+    )
+
+
+def _prices_text(prices: UpgradePrices) -> str:
+    interval = f"{prices.old_interval.amount} {prices.old_interval.unit.name.lower()}"
+    return f"{prices.old} per {interval} as it is and {prices.new} per month upgraded"
+
+
+#: what the payer of an upgrade paid after a price it was computed from changed is told
+REPRICED_UPGRADE_NOTE = (
+    "arrived after the prices of the upgrade you asked for had changed (a price was changed "
+    "after your quote), so it no longer pays the upgrade's cost at the prices in force. The "
     "upgrade was not applied and your VM keeps its size; ask for a new upgrade quote"
 )
 
@@ -285,12 +342,14 @@ async def create_upgrade_payment(
             tax=0,
             processing_fee=0,
             time_value=0,
-            # the expiry its price runs to (a booking at another one does not apply it) and
+            # the expiry its price runs to and the prices it was computed from (a booking at
+            # another expiry, or at prices that charge another amount, does not apply it) and
             # the rates it saw, for credit and invoices in any currency (its `rate` is for
             # the new pricing's currency only)
             metadata={
                 **_config_json(cfg),
                 QUOTED_EXPIRY_KEY: quoted_for(_expiry(sub)),
+                QUOTED_PRICES_KEY: plan.prices.to_json(),
                 RATES_KEY: rates_json(fresh_rates(table, now)),
             },
             memo=f"VM upgrade {vm.id}",

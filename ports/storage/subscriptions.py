@@ -18,11 +18,14 @@ from ports.storage.vms import VmOnPlan
 @attrs.frozen(kw_only=True)
 class PricedBy:
     """The VMs whose price follows one catalogue row: on the template, on a template of the
-    cost plan, or on a custom template of the pricing (the one filter given)."""
+    cost plan, or on a custom template of the pricing; or the VMs on a standard template of
+    a region, whose upgrades are priced by that region's custom pricings (the one filter
+    given)."""
 
     template_id: int | None = None
     cost_plan_id: int | None = None
     custom_pricing_id: int | None = None
+    template_region_id: int | None = None
 
 
 @attrs.frozen

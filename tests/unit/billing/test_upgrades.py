@@ -100,6 +100,11 @@ async def test_upgrade_payments_are_never_reused(shop: Shop) -> None:
             "new_memory": None,
             "new_disk": None,
             "quoted_expires": sub.expires.isoformat(),  # the expiry its price runs to
+            "quoted_prices": {  # the prices its charge was computed from (D23)
+                "old": {"currency": "EUR", "amount": 4800},
+                "old_interval": [int(IntervalType.MONTH), 1],
+                "new": {"currency": "EUR", "amount": 5200},
+            },
             "rates": {"EUR": "100000", "USD": "100000"},  # those it saw, for credit/invoices
         }
 

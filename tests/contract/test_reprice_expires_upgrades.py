@@ -1,0 +1,169 @@
+"""D23 for upgrades on memory, SQLite and MariaDB: a catalogue change that moves what an
+upgrade costs (the VM's own plan or pricing, the pricing it grows into, the template spec it
+grows from) expires the pending upgrade quotes it concerns, in its own transaction, and
+cancels them at their provider; a change that moves no price keeps them payable."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any, cast
+
+import attrs
+import pytest
+
+from app.admin.cost_plans import update_cost_plan
+from app.admin.custom_pricing import update_pricing
+from app.admin.vm_templates import update_template
+from app.billing.price_in_force import UPGRADES
+from app.billing.upgrades import create_upgrade_payment
+from domain.model import SubscriptionPayment, Vm
+from domain.upgrade import UpgradeConfig
+from ports.storage import PricedBy
+from tests.contract import storage_backends
+from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
+from tests.contract.storage_backends import Database
+from tests.unit.billing.world import ALICE, PRICING, TEMPLATE, Shop, new_shop, seed
+
+database = storage_backends.database  # module fixture: memory, SQLite, MariaDB
+
+PLAN = 1  # the shop's template's cost plan
+REGION = 1
+
+
+@pytest.fixture
+async def shop(database: Database) -> AsyncIterator[Shop]:
+    if database.url is None:
+        yield await new_shop()
+        return
+    async with engine_on(database) as engine:
+        await empty_tables(engine, database.kind)
+        factory = sql_factory(engine)
+        await seed(factory)
+        yield attrs.evolve(await new_shop(), factory=cast(Any, factory))
+
+
+@attrs.frozen
+class Quotes:
+    """A paid standard VM and a paid custom VM, each with a pending renewal and upgrade."""
+
+    standard: Vm
+    custom: Vm
+    standard_renewal: bytes
+    standard_upgrade: bytes
+    custom_renewal: bytes
+    custom_upgrade: bytes
+
+
+async def _upgrade(shop: Shop, vm: Vm) -> SubscriptionPayment:
+    return await create_upgrade_payment(
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        user_id=ALICE,
+        vm_id=vm.id,
+        cfg=UpgradeConfig(new_cpu=4),
+    )
+
+
+async def _quotes(shop: Shop) -> Quotes:
+    standard, custom = await shop.order(), await shop.order_custom()
+    for vm in (standard, custom):
+        await shop.complete(await shop.renew(vm))
+    shop.clock.advance(timedelta(hours=1))
+    return Quotes(
+        standard=standard,
+        custom=custom,
+        standard_renewal=(await shop.renew(standard)).id,
+        standard_upgrade=(await _upgrade(shop, standard)).id,
+        custom_renewal=(await shop.renew(custom)).id,
+        custom_upgrade=(await _upgrade(shop, custom)).id,
+    )
+
+
+async def _pending(shop: Shop, vm: Vm) -> set[bytes]:
+    sub = await shop.subscription(vm)
+    async with shop.factory() as uow:
+        rows = await uow.payments.list_pending_for_subscription(sub.id, shop.clock.now())
+    return {p.id for p in rows}
+
+
+def _kw(shop: Shop) -> dict[str, Any]:
+    return {"clock": shop.clock, "rails": shop.rails}
+
+
+async def test_a_cost_plan_price_expires_its_vms_upgrade_quotes(shop: Shop) -> None:
+    q = await _quotes(shop)
+    await update_cost_plan(shop.factory, PLAN, {"name": "renamed"}, **_kw(shop))
+    assert await _pending(shop, q.standard) == {q.standard_renewal, q.standard_upgrade}
+
+    await update_cost_plan(shop.factory, PLAN, {"amount": 999}, **_kw(shop))
+
+    assert await _pending(shop, q.standard) == set()
+    assert (await shop.payment(q.standard_upgrade)).expires == shop.clock.now()
+    assert sorted(shop.node.cancelled) == sorted([q.standard_renewal, q.standard_upgrade])
+    assert await _pending(shop, q.custom) == {q.custom_renewal, q.custom_upgrade}
+
+
+async def test_a_template_plan_edit_expires_its_vms_upgrade_quotes(shop: Shop) -> None:
+    q = await _quotes(shop)
+    await update_template(shop.factory, TEMPLATE, {"cost_plan_currency": "USD"}, **_kw(shop))
+    assert await _pending(shop, q.standard) == set()
+    assert await _pending(shop, q.custom) == {q.custom_renewal, q.custom_upgrade}
+
+
+async def test_a_custom_pricing_price_expires_the_upgrades_growing_into_it(shop: Shop) -> None:
+    """Its custom VM's quotes (its own price and its growth), and the upgrade of the standard
+    VM of its region, which grows into it; the standard VM's renewal keeps its price."""
+    q = await _quotes(shop)
+    await update_pricing(shop.factory, PRICING, {"name": "renamed"}, **_kw(shop))
+    assert await _pending(shop, q.standard) == {q.standard_renewal, q.standard_upgrade}
+    assert await _pending(shop, q.custom) == {q.custom_renewal, q.custom_upgrade}
+
+    await update_pricing(shop.factory, PRICING, {"cpu_cost": 300}, **_kw(shop))
+
+    assert await _pending(shop, q.custom) == set()
+    assert await _pending(shop, q.standard) == {q.standard_renewal}
+    expired = [q.custom_renewal, q.custom_upgrade, q.standard_upgrade]
+    assert sorted(shop.node.cancelled) == sorted(expired)
+    for payment_id in expired:
+        assert (await shop.payment(payment_id)).expires == shop.clock.now()
+
+
+async def test_a_pricing_no_longer_chosen_expires_the_standard_upgrades(shop: Shop) -> None:
+    """Disabled, the pricing is no longer what the standard VMs of its region grow into: their
+    upgrade quotes go; its custom VM's price is as it was, so its quotes stay."""
+    q = await _quotes(shop)
+    await update_pricing(shop.factory, PRICING, {"enabled": False}, **_kw(shop))
+    assert await _pending(shop, q.standard) == {q.standard_renewal}
+    assert await _pending(shop, q.custom) == {q.custom_renewal, q.custom_upgrade}
+    assert shop.node.cancelled == [q.standard_upgrade]
+
+
+async def test_a_template_spec_change_expires_its_vms_upgrades_only(shop: Shop) -> None:
+    """More memory on the template: the VM's upgrade keeps it, so the target spec and its
+    price move; the VM's own price is its plan's, so its renewal stays payable."""
+    q = await _quotes(shop)
+    await update_template(shop.factory, TEMPLATE, {"name": "renamed"}, **_kw(shop))
+    assert await _pending(shop, q.standard) == {q.standard_renewal, q.standard_upgrade}
+    async with shop.factory() as uow:
+        template = await uow.templates.get(TEMPLATE)
+    assert template is not None
+
+    await update_template(shop.factory, TEMPLATE, {"memory": 2 * template.memory}, **_kw(shop))
+
+    assert await _pending(shop, q.standard) == {q.standard_renewal}
+    assert shop.node.cancelled == [q.standard_upgrade]
+    assert await _pending(shop, q.custom) == {q.custom_renewal, q.custom_upgrade}
+
+
+async def test_the_lookup_finds_the_standard_vms_of_a_region(shop: Shop) -> None:
+    q = await _quotes(shop)
+    now = shop.clock.now()
+    async with shop.factory() as uow:
+        pending_on = uow.subscriptions.ids_with_pending_on
+        in_region = await pending_on(now, UPGRADES, PricedBy(template_region_id=REGION))
+        elsewhere = await pending_on(now, UPGRADES, PricedBy(template_region_id=REGION + 1))
+    assert in_region == [(await shop.subscription(q.standard)).id]
+    assert elsewhere == []
