@@ -1,16 +1,23 @@
-"""Editing and deleting roles (api.md §9.2), setting a user's role by name (§9.1 `admin_role`),
-and the no-escalation rule for both."""
+"""Editing and deleting roles (api.md §9.2) and setting a user's role by name (§9.1)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
+from datetime import datetime
 from typing import Any
 
 import attrs
 
-from app.admin.permissions import permission_text
+from app.admin.role_guard import (
+    SUPER_ADMIN_ROLE_ID,
+    SelfRevokeRefused,
+    check_a_super_admin_left,
+    check_grantable,
+    check_role_changeable,
+    lock_super_admins,
+)
 from app.admin.roles import RoleNotFound
-from app.admin.users import SUPER_ADMIN_ROLE_ID, SelfRevokeRefused, apply_user_changes
+from app.admin.users import apply_user_changes
 from app.billing.errors import UserNotFound
 from app.billing.price_in_force import cancel_quietly
 from app.billing.rails import PaymentRails
@@ -32,16 +39,6 @@ class RoleNameTaken(DomainError):
     kind = "conflict"
 
 
-class EscalationRefused(DomainError):
-    """Granting a permission the caller does not hold (403 in the HTTP layer).
-
-    Without it anyone with `users::update` could make themselves super admin, and anyone with
-    `roles::update` could widen a role they hold: the reference allowed both.
-    """
-
-    kind = "forbidden"
-
-
 #: `admin_roles.name` is VARCHAR(50)
 MAX_ROLE_NAME = 50
 
@@ -51,13 +48,6 @@ def check_role_name(name: str) -> None:
         raise InvalidInput("Role name cannot be empty")
     if len(name.strip()) > MAX_ROLE_NAME:
         raise InvalidInput(f"Role name is longer than {MAX_ROLE_NAME} characters")
-
-
-def check_grantable(caller: Collection[Permission], granted: Iterable[Permission]) -> None:
-    missing = sorted({p for p in granted if p not in caller})
-    if missing:
-        names = ", ".join(permission_text(*p) for p in missing)
-        raise EscalationRefused(f"Cannot grant permissions you do not hold: {names}")
 
 
 async def _role(uow: UnitOfWork, role_id: int) -> AdminRole:
@@ -138,16 +128,6 @@ async def delete_role(uow_factory: UnitOfWorkFactory, role_id: int) -> None:
         await uow.commit()
 
 
-async def check_role_grantable(
-    uow_factory: UnitOfWorkFactory, role_id: int, caller: Collection[Permission]
-) -> None:
-    """Assigning a role hands out all its permissions: the caller must hold them all."""
-    async with uow_factory() as uow:
-        role = await _role(uow, role_id)
-        granted = [(p.resource, p.action) for p in await uow.roles.permissions_of_role(role.id)]
-    check_grantable(caller, granted)
-
-
 async def update_user_and_role(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
@@ -163,38 +143,53 @@ async def update_user_and_role(
     the named role assigned (api.md §9.1), all in one transaction. A new country expires the
     user's pending quotes there, cancelled at their provider after the commit (D23).
 
-    Refused: an unknown role name (400), a role with permissions the caller lacks (403), and
-    a super admin dropping their own super_admin role (422, as revoking it is).
+    Refused, changing nothing: an unknown role name (400); a new role, or a role the user
+    loses, with a permission the caller lacks (403: a user manager cannot demote a super
+    admin); a super admin dropping their own super_admin role (422, as revoking it is); and
+    taking super_admin from its last live holder (422).
     """
     now = clock.now()
     async with uow_factory() as uow:
+        holders = await lock_super_admins(uow, now) if admin_role is not None else frozenset()
         if await uow.users.get(user_id) is None:
             raise UserNotFound("User not found")
         if admin_role is not None:
-            role = await _role_named(uow, admin_role)
-            if role is None:
-                raise InvalidInput("Invalid admin role specified")
-            granted = [(p.resource, p.action) for p in await uow.roles.permissions_of_role(role.id)]
-            check_grantable(caller, granted)
-            held = await uow.roles.assignments_of(user_id)
-            if (
-                user_id == by_user_id
-                and role.id != SUPER_ADMIN_ROLE_ID
-                and any(a.role_id == SUPER_ADMIN_ROLE_ID for a in held)
-            ):
-                raise SelfRevokeRefused("Super admins cannot revoke their own super_admin role")
-            for assignment in held:
-                if assignment.role_id != role.id:
-                    await uow.roles.revoke(user_id, assignment.role_id)
-            await uow.roles.assign(
-                RoleAssignment(
-                    id=0,
-                    user_id=user_id,
-                    role_id=role.id,
-                    assigned_at=now,
-                    assigned_by=by_user_id,
-                )
-            )
+            await _replace_roles(uow, now, user_id, admin_role, by_user_id, caller, holders)
         _, expired = await apply_user_changes(uow, user_id, changes, now)
         await uow.commit()
     await cancel_quietly(rails, expired)
+
+
+async def _replace_roles(
+    uow: UnitOfWork,
+    now: datetime,
+    user_id: int,
+    admin_role: str,
+    by_user_id: int,
+    caller: Collection[Permission],
+    super_admins: frozenset[int],
+) -> None:
+    """`admin_role` of `update_user_and_role`: the caller must be able to grant the new role
+    and every role the user loses, expired ones included."""
+    role = await _role_named(uow, admin_role)
+    if role is None:
+        raise InvalidInput("Invalid admin role specified")
+    await check_role_changeable(uow, caller, role.id, doing="grant")
+    held = await uow.roles.assignments_of(user_id)
+    lost = [a.role_id for a in held if a.role_id != role.id]
+    for role_id in lost:
+        await check_role_changeable(uow, caller, role_id, doing="revoke")
+    if user_id == by_user_id and SUPER_ADMIN_ROLE_ID in lost:
+        raise SelfRevokeRefused("Super admins cannot revoke their own super_admin role")
+    check_a_super_admin_left(super_admins, user_id, keeps=role.id == SUPER_ADMIN_ROLE_ID)
+    for role_id in lost:
+        await uow.roles.revoke(user_id, role_id)
+    await uow.roles.assign(
+        RoleAssignment(
+            id=0,
+            user_id=user_id,
+            role_id=role.id,
+            assigned_at=now,
+            assigned_by=by_user_id,
+        )
+    )

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import attrs
 
 from app.account.profile import check_country, check_email, email_hash
+from app.admin.role_guard import (
+    SUPER_ADMIN_ROLE_ID,
+    SelfRevokeRefused,
+    check_a_super_admin_left,
+    check_role_changeable,
+    lock_super_admins,
+)
 from app.billing.errors import NotFound, UserNotFound
 from app.billing.price_in_force import cancel_quietly, expire_user_quotes
 from app.billing.rails import PaymentRails
-from domain.errors import DomainError, InvalidInput, found
+from domain.errors import InvalidInput, found
 from domain.model import AdminRole, RoleAssignment, RolePermission, SubscriptionPayment, User
 from domain.tax import country_alpha3
 from domain.text_rules import check_line
@@ -33,12 +40,6 @@ TEXT_FIELDS = (
 )
 #: `billing_vat_validated`: the operator checked the EU VAT id (reverse charge, issue 13)
 BOOL_FIELDS = ("contact_nip17", "contact_email", "billing_vat_validated")
-#: role id 1 is the seeded `super_admin` (migration r1 inserts it first).
-SUPER_ADMIN_ROLE_ID = 1
-
-
-class SelfRevokeRefused(DomainError):
-    """A super admin removing their own super_admin role (422)."""
 
 
 @attrs.frozen
@@ -166,20 +167,37 @@ async def assign_role(
     role_id: int,
     assigned_by: int,
     expires_at: datetime | None,
+    caller: Collection[Permission],
 ) -> RoleAssignment:
     """Assign (or re-date) a role; `expires_at` is stored (the reference ignored it). An
-    unknown role is a 404 (the SQL foreign key raised IntegrityError, a 500)."""
+    unknown role is a 404 (the SQL foreign key raised IntegrityError, a 500).
+
+    Refused, changing nothing: an `expires_at` not in the future (400: expiring a role is
+    revoking it), a role with a permission the caller lacks (403), and a super admin putting
+    an end date on their own super_admin role (422, as revoking it is).
+    """
+    now = clock.now()
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput("expires_at must be in the future")
     async with uow_factory() as uow:
+        holders = (
+            await lock_super_admins(uow, now) if role_id == SUPER_ADMIN_ROLE_ID else frozenset()
+        )
         if await uow.users.get(user_id) is None:
             raise UserNotFound("User not found")
         if await uow.roles.get_role(role_id) is None:
             raise RoleNotFound("Role not found")
+        await check_role_changeable(uow, caller, role_id, doing="grant")
+        if user_id == assigned_by and expires_at is not None and user_id in holders:
+            raise SelfRevokeRefused(
+                "Super admins cannot put an end date on their own super_admin role"
+            )
         assignment = await uow.roles.assign(
             RoleAssignment(
                 id=0,
                 user_id=user_id,
                 role_id=role_id,
-                assigned_at=clock.now(),
+                assigned_at=now,
                 assigned_by=assigned_by,
                 expires_at=expires_at,
             )
@@ -189,11 +207,28 @@ async def assign_role(
 
 
 async def revoke_role(
-    uow_factory: UnitOfWorkFactory, *, user_id: int, role_id: int, by_user_id: int
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    *,
+    user_id: int,
+    role_id: int,
+    by_user_id: int,
+    caller: Collection[Permission],
 ) -> None:
+    """Take the role from the user. Refused, changing nothing: their own super_admin (422),
+    no such assignment (404), a role with a permission the caller lacks (403: a user manager
+    cannot demote a super admin), and the last live super_admin assignment (422)."""
     if user_id == by_user_id and role_id == SUPER_ADMIN_ROLE_ID:
         raise SelfRevokeRefused("Super admins cannot revoke their own super_admin role")
     async with uow_factory() as uow:
-        if not await uow.roles.revoke(user_id, role_id):
+        holders = (
+            await lock_super_admins(uow, clock.now())
+            if role_id == SUPER_ADMIN_ROLE_ID
+            else frozenset()
+        )
+        if not any(a.role_id == role_id for a in await uow.roles.assignments_of(user_id)):
             raise NotFound("Role assignment not found")
+        await check_role_changeable(uow, caller, role_id, doing="revoke")
+        check_a_super_admin_left(holders, user_id, keeps=role_id != SUPER_ADMIN_ROLE_ID)
+        await uow.roles.revoke(user_id, role_id)
         await uow.commit()

@@ -42,12 +42,11 @@ class AdminUseCases:
         self.get_role = bind(roles.get_role, uow_factory)
         self.roles_of_user = bind(roles.roles_of_user, uow_factory)
         self.check_name_free = bind(role_changes.check_name_free, uow_factory)
-        self.check_role_grantable = bind(role_changes.check_role_grantable, uow_factory)
         self.delete_role = bind(role_changes.delete_role, uow_factory)
-        self.revoke_role = bind(users.revoke_role, uow_factory)
         self.list_users = bind(users.list_users, *store)
         self.create_role = bind(users.create_role, *store)
         self.assign_role = bind(users.assign_role, *store)
+        self.revoke_role = bind(users.revoke_role, *store)
         self.update_role = bind(role_changes.update_role, *store)
         # a new country reprices on this process's rails
         self.update_user_and_role = partial(role_changes.update_user_and_role, *store, rails=rails)

@@ -74,6 +74,16 @@ class Roles(Protocol):
 
     async def revoke(self, user_id: int, role_id: int) -> bool: ...
 
+    async def lock_holders(self, role_id: int, now: datetime) -> frozenset[int]:
+        """Hold the role's row lock until the transaction ends, then the ids of the users
+        whose assignment of it is unexpired at `now`, as last committed.
+
+        Call it first in the transaction. Two transactions that lock the same role run one
+        after the other and the second sees what the first committed, so two super admins
+        revoking each other at once cannot both find the other one left.
+        """
+        ...
+
     async def permissions_of(self, user_id: int, now: datetime) -> frozenset[Permission]:
         """Union of the permissions of the user's unexpired role assignments."""
         ...

@@ -118,6 +118,27 @@ async def test_assignments_of_a_user_include_expired_ones_and_roles_count_their_
         assert await uow.roles.user_count(editor.id + 1000) == 0
 
 
+async def test_lock_holders_are_the_users_with_an_unexpired_assignment_of_the_role(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        ann, bob, cid = [await _user(uow, n) for n in (1, 2, 3)]
+        viewer, editor = await _role(uow, "viewer"), await _role(uow, "editor")
+        for user, role, ends in ((ann, viewer, None), (bob, viewer, at(3)), (cid, editor, None)):
+            await uow.roles.assign(
+                RoleAssignment(
+                    id=0, user_id=user.id, role_id=role.id, assigned_at=at(1), expires_at=ends
+                )
+            )
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.roles.lock_holders(viewer.id, at(2)) == {ann.id, bob.id}
+    async with uow_factory() as uow:
+        assert await uow.roles.lock_holders(viewer.id, at(3)) == {ann.id}  # ends at 3: gone
+        assert await uow.roles.lock_holders(editor.id, at(3)) == {cid.id}
+        assert await uow.roles.lock_holders(editor.id + 1000, at(3)) == frozenset()
+
+
 async def test_users_page_in_id_order_with_the_total(uow_factory: UnitOfWorkFactory) -> None:
     async with uow_factory() as uow:
         assert await uow.users.list_page(10, 0) == Page([], 0)

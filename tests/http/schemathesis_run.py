@@ -53,7 +53,7 @@ from adapters.mysql.engine import create_engine
 from adapters.mysql.schema_upgrade import upgrade_database
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from app.account.ssh_keys import add_ssh_key
-from app.admin.users import SUPER_ADMIN_ROLE_ID
+from app.admin.role_guard import SUPER_ADMIN_ROLE_ID
 from app.billing.ordering import OrderTerms, order_vm
 from domain.model import RoleAssignment
 from tests.dbtest import create_mysql_database, drop_mysql_database, sqlite_url_for

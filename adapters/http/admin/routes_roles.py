@@ -23,11 +23,8 @@ from adapters.http.openapi import RouteTable, Schema
 from adapters.http.views_schema import DATETIME, U64, nullable, obj
 from adapters.http.vm_params import json_object, path_id, required_int
 from app.admin.permissions import parse_permission, permission_text
-from app.admin.role_changes import (
-    MAX_ROLE_NAME,
-    check_grantable,
-    check_role_name,
-)
+from app.admin.role_changes import MAX_ROLE_NAME, check_role_name
+from app.admin.role_guard import check_grantable
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
 
@@ -110,12 +107,12 @@ async def assign(request: web.Request, admin: Admin) -> web.StreamResponse:
         raise InvalidInput("expires_at must be an RFC 3339 timestamp")
     svc = services(request)
     role_id = required_int(body, "role_id", minimum=ID_MIN)
-    await svc.admin.check_role_grantable(role_id, admin.permissions)
     await svc.admin.assign_role(
         user_id=path_id(request),
         role_id=role_id,
         assigned_by=admin.user.id,
         expires_at=None if expires is None else parse_time(expires),
+        caller=admin.permissions,
     )
     return data_response(None)
 
@@ -126,6 +123,7 @@ async def revoke(request: web.Request, admin: Admin) -> web.StreamResponse:
         user_id=path_id(request),
         role_id=path_id(request, "role_id"),
         by_user_id=admin.user.id,
+        caller=admin.permissions,
     )
     return data_response(None)
 
@@ -179,7 +177,7 @@ def add_admin_role_routes(table: RouteTable) -> None:
         "POST",
         f"/users/{ID}/roles",
         assign,
-        "Assign a role (expires_at stored)",
+        "Assign or re-date a role (expires_at, if given, in the future)",
         request={
             "type": "object",
             "required": ["role_id"],
@@ -195,6 +193,6 @@ def add_admin_role_routes(table: RouteTable) -> None:
         "DELETE",
         f"/users/{ID}/roles/" + r"{role_id:\d+}",
         revoke,
-        "Revoke a role",
+        "Revoke a role (never the last live super_admin)",
         response=NULL,
     )

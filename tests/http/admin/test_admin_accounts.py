@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from adapters.http.envelope import format_time
 from tests.http.admin.adminapp import NOBODY, ROOT, VIEWER, AdminWorld
 from tests.http.vm_helpers import order, subscription_of
 from tests.nostr_signing import NostrKey
@@ -70,12 +73,14 @@ async def test_role_create_assign_revoke(world: AdminWorld) -> None:
 
 async def test_expired_assignment_grants_nothing(world: AdminWorld) -> None:
     uid = await user_id(world, NOBODY)
-    past = "2020-01-01T00:00:00Z"
+    soon = format_time(world.api.clock.now() + timedelta(minutes=1))
     await world.ok(
         "POST",
         f"/users/{uid}/roles",
-        json={"role_id": world.role_ids["read_only"], "expires_at": past},
+        json={"role_id": world.role_ids["read_only"], "expires_at": soon},
     )
+    assert (await world.call("GET", "/vms", NOBODY)).status == 200
+    world.api.clock.advance(timedelta(minutes=2))
     assert (await world.call("GET", "/vms", NOBODY)).status == 403
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from adapters.http.envelope import format_time
 from tests.http.admin.adminapp import NOBODY, ROOT, VIEWER, AdminWorld
 from tests.http.admin.test_admin_schemas import problems
 from tests.nostr_signing import NostrKey
@@ -67,12 +69,14 @@ async def test_one_role_with_its_permissions_and_user_count(world: AdminWorld) -
 async def test_a_users_roles_include_expired_ones(world: AdminWorld) -> None:
     uid = await world.user.user_id(ALICE)
     assert await world.ok("GET", f"/users/{uid}/roles", VIEWER) == {"data": []}
-    past, future = "2020-01-01T00:00:00Z", "2099-01-01T00:00:00Z"
+    past = format_time(world.api.clock.now() + timedelta(hours=1))
+    future = "2099-01-01T00:00:00Z"
     await world.ok(
         "POST",
         f"/users/{uid}/roles",
         json={"role_id": world.role_ids["read_only"], "expires_at": past},
     )
+    world.api.clock.advance(timedelta(hours=2))  # an end date must be in the future when set
     await world.ok(
         "POST",
         f"/users/{uid}/roles",
@@ -103,11 +107,14 @@ async def test_me_roles_needs_no_permission_and_skips_expired_assignments(
     assert only["assigned_by"] is None
     assert "roles::view" in only["role"]["permissions"]
     uid = await world.user.user_id(NOBODY)
+    soon = format_time(world.api.clock.now() + timedelta(minutes=1))
     await world.ok(
         "POST",
         f"/users/{uid}/roles",
-        json={"role_id": world.role_ids["read_only"], "expires_at": "2020-01-01T00:00:00Z"},
+        json={"role_id": world.role_ids["read_only"], "expires_at": soon},
     )
+    assert len((await world.ok("GET", "/me/roles", NOBODY))["data"]) == 1
+    world.api.clock.advance(timedelta(minutes=2))
     assert await world.ok("GET", "/me/roles", NOBODY) == {"data": []}
     assert (await world.call("GET", "/me/roles", signed=False)).status in (401, 403)
 

@@ -1,0 +1,74 @@
+"""Who may grant, re-date or take away a role assignment, and the last live super admin."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from datetime import datetime
+
+from app.admin.permissions import permission_text
+from domain.errors import DomainError
+from ports.storage import Permission, UnitOfWork
+
+#: role id 1 is the seeded `super_admin` (migration r1 inserts it first).
+SUPER_ADMIN_ROLE_ID = 1
+
+
+class SelfRevokeRefused(DomainError):
+    """A super admin removing (or putting an end date on) their own super_admin role (422)."""
+
+
+class LastSuperAdminRefused(DomainError):
+    """A change that would leave nobody holding an unexpired super_admin assignment (422):
+    nobody could then grant any role again, nor undo it, except at the console."""
+
+
+class EscalationRefused(DomainError):
+    """Granting, re-dating or revoking a role with a permission the caller does not hold (403
+    in the HTTP layer).
+
+    Without it anyone with `users::update` could make themselves super admin, anyone with
+    `roles::update` could widen a role they hold, and anyone with `users::update` could take
+    super_admin away from every super admin: the reference allowed all three.
+    """
+
+    kind = "forbidden"
+
+
+def check_grantable(
+    caller: Collection[Permission], granted: Iterable[Permission], *, doing: str = "grant"
+) -> None:
+    """The caller holds every permission in `granted`; else EscalationRefused naming the
+    missing ones. `doing` says what they tried: "grant", "re-date" or "revoke"."""
+    missing = sorted({p for p in granted if p not in caller})
+    if missing:
+        names = ", ".join(permission_text(*p) for p in missing)
+        if doing == "grant":
+            raise EscalationRefused(f"Cannot grant permissions you do not hold: {names}")
+        raise EscalationRefused(f"Cannot {doing} a role with permissions you do not hold: {names}")
+
+
+async def check_role_changeable(
+    uow: UnitOfWork, caller: Collection[Permission], role_id: int, *, doing: str
+) -> None:
+    """A role's assignment may only be given, re-dated or taken by a caller who holds every
+    permission the role grants: a user manager cannot demote a super admin."""
+    granted = [(p.resource, p.action) for p in await uow.roles.permissions_of_role(role_id)]
+    check_grantable(caller, granted, doing=doing)
+
+
+async def lock_super_admins(uow: UnitOfWork, now: datetime) -> frozenset[int]:
+    """The users holding an unexpired super_admin assignment, the role's row locked until the
+    transaction ends (call it before anything else the transaction reads)."""
+    return await uow.roles.lock_holders(SUPER_ADMIN_ROLE_ID, now)
+
+
+def check_a_super_admin_left(holders: frozenset[int], user_id: int, *, keeps: bool) -> None:
+    """Refuse to take the user's super_admin away when they are the only live holder.
+
+    `holders` come from `lock_super_admins` in the same transaction; `keeps` says whether the
+    user still holds it, unexpired, after the change.
+    """
+    if not keeps and user_id in holders and holders <= {user_id}:
+        raise LastSuperAdminRefused(
+            "Cannot remove the last super admin: grant super_admin to another user first"
+        )
