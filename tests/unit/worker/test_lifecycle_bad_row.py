@@ -8,7 +8,9 @@ from datetime import timedelta
 
 import pytest
 
+from app.admin.subscriptions import SubscriptionDraft, create_subscription
 from domain.enums import IntervalType
+from domain.errors import InvalidInterval
 from domain.model import Subscription
 from tests.unit.worker.world import World
 
@@ -58,3 +60,20 @@ async def test_an_undecidable_subscription_halts_no_other(
     titles = [n.title for n in world.notifier.to_user(vm.user_id)]
     assert any("Expired" in t for t in titles), titles
 
+
+async def test_admin_creation_refuses_an_interval_beyond_its_unit(world: World) -> None:
+    vm = await world.paid_vm()
+    draft = SubscriptionDraft(
+        user_id=vm.user_id,
+        company_id=1,
+        name="x",
+        is_active=True,
+        currency="EUR",
+        setup_fee=0,
+        auto_renewal_enabled=False,
+        expires=world.now + timedelta(hours=12),
+        interval_amount=1_000_000,
+        interval_type=IntervalType.MONTH,
+    )
+    with pytest.raises(InvalidInterval, match="from 1 to 1200 for a month"):
+        await create_subscription(world.shop.factory, world.clock, draft)
