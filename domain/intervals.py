@@ -13,6 +13,14 @@ from domain.errors import IntervalCountOutOfRange, InvalidInput, InvalidInterval
 MIN_INTERVALS = 1
 MAX_INTERVALS = 120
 
+#: the longest billing interval of each unit: about 100 years whichever unit names it, so one
+#: interval from any date of this century stays well inside the calendar (year 9999).
+MAX_INTERVAL_AMOUNT: dict[IntervalType, int] = {
+    IntervalType.DAY: 36_500,
+    IntervalType.MONTH: 1_200,
+    IntervalType.YEAR: 100,
+}
+
 
 def require_utc(moment: datetime) -> datetime:
     """Refuse naive datetimes; every time in the domain is aware UTC (D5)."""
@@ -86,6 +94,19 @@ class Interval:
 
 
 MONTHLY = Interval(IntervalType.MONTH, 1)
+
+
+def checked_interval(unit: object, amount: object) -> Interval:
+    """The billing interval `amount` × `unit` a plan or subscription may be given: a known
+    unit and 1..`MAX_INTERVAL_AMOUNT[unit]`, else `InvalidInterval` (400)."""
+    interval = Interval(unit, amount)  # type: ignore[arg-type]  # checked by Interval
+    most = MAX_INTERVAL_AMOUNT[interval.unit]
+    if interval.amount > most:
+        raise InvalidInterval(
+            f"interval_amount must be from 1 to {most} for a {interval.unit.name.lower()} "
+            f"interval, got {interval.amount}"
+        )
+    return interval
 
 
 def check_interval_count(count: int) -> int:

@@ -17,8 +17,8 @@ from domain.enums import (
     SubscriptionPaymentType,
     SubscriptionType,
 )
-from domain.errors import DomainError
-from domain.intervals import require_utc
+from domain.errors import DomainError, InvalidInterval
+from domain.intervals import checked_interval, require_utc
 
 
 class LegacyDataError(DomainError):
@@ -257,8 +257,10 @@ def plan_vm(vm: LegacyVm, now: datetime) -> VmPlan:
             raise LegacyDataError(
                 f"VM {vm.id}: cost plan interval_type code {vm.plan_interval_type} unknown"
             ) from None
-        if vm.plan_interval_amount < 1:
-            raise LegacyDataError(f"VM {vm.id}: cost plan interval_amount must be ≥ 1")
+        try:
+            checked_interval(interval_type, vm.plan_interval_amount)
+        except InvalidInterval as err:
+            raise LegacyDataError(f"VM {vm.id}: cost plan {err.message}") from None
         interval_amount = vm.plan_interval_amount
         description = f"{vm.template_name} (VM {vm.id})"
         amount = vm.plan_amount

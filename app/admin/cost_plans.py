@@ -10,6 +10,8 @@ from app.admin import catalogue_common as common
 from app.billing.price_in_force import cancel_quietly, expire_quotes_on
 from app.billing.rails import PaymentRails
 from domain.errors import InvalidInput
+from domain.intervals import checked_interval
+from domain.limits import check_price
 from domain.model import CostPlan, SubscriptionPayment
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
@@ -44,6 +46,14 @@ def plan_changes(fields: common.Fields, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def checked_plan(plan: CostPlan) -> CostPlan:
+    """A plan as it may be stored: its interval within its unit's maximum and its amount a
+    bounded price (checked on the whole plan, so a PATCH of the unit alone is checked too)."""
+    checked_interval(plan.interval_type, plan.interval_amount)
+    check_price(plan.amount, "amount")
+    return plan
+
+
 async def _info(uow: UnitOfWork, plan: CostPlan) -> CostPlanInfo:
     return CostPlanInfo(plan, (await common.usage(uow)).enabled_templates_by_plan.get(plan.id, 0))
 
@@ -71,7 +81,9 @@ async def create_cost_plan(
 ) -> CostPlanInfo:
     changes = plan_changes(fields)
     async with uow_factory() as uow:
-        plan = await uow.cost_plans.add(CostPlan(id=0, created=clock.now(), **changes))
+        plan = await uow.cost_plans.add(
+            checked_plan(CostPlan(id=0, created=clock.now(), **changes))
+        )
         await uow.commit()
     return CostPlanInfo(plan, 0)
 
@@ -99,7 +111,7 @@ async def update_cost_plan(
     changes = plan_changes(fields)
     async with uow_factory() as uow:
         old = await _plan(uow, plan_id)
-        updated = common.evolve(old, changes)
+        updated = checked_plan(common.evolve(old, changes))
         await uow.cost_plans.update(updated)
         expired: list[SubscriptionPayment] = []
         if plan_repriced(old, updated):

@@ -11,6 +11,8 @@ from app.billing.price_in_force import cancel_quietly, expire_stale_quotes
 from app.billing.rails import PaymentRails
 from domain.enums import IntervalType
 from domain.errors import InvalidInput
+from domain.intervals import checked_interval
+from domain.limits import check_price
 from domain.model import Json, LineItem, Subscription, SubscriptionPayment
 from domain.patch import UNSET, Maybe, given
 from ports.clock import Clock
@@ -54,8 +56,8 @@ async def create_subscription(
 ) -> Subscription:
     """A subscription with no line items and `is_setup` false; the user and the company
     must exist (404 otherwise, not a foreign-key failure)."""
-    if draft.interval_amount < 1:
-        raise InvalidInput("interval_amount must be at least 1")
+    checked_interval(draft.interval_type, draft.interval_amount)
+    check_price(draft.setup_fee, "setup_fee")
     checked = attrs.evolve(draft, name=_name(draft.name), currency=_currency(draft.currency))
     # the draft's fields are the subscription's own, by name
     sub = Subscription(
@@ -101,6 +103,8 @@ async def update_subscription(
     changes = given(patch)
     if "name" in changes:
         changes["name"] = _name(changes["name"])
+    if "setup_fee" in changes:
+        check_price(changes["setup_fee"], "setup_fee")
     if "currency" in changes:
         changes["currency"] = _currency(changes["currency"])
     expired: list[SubscriptionPayment] = []
@@ -150,6 +154,9 @@ async def update_line_item(
         changes["name"] = str(changes["name"]).strip()
         if not changes["name"]:
             raise InvalidInput("Line item name cannot be empty")
+    for name in ("amount", "setup_amount"):
+        if name in changes:
+            check_price(changes[name], name)
     expired: list[SubscriptionPayment] = []
     async with uow_factory() as uow:
         found = await uow.line_items.get(line_item_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import attrs
 
 from app.admin import catalogue_common as common
-from app.admin.cost_plans import plan_changes, plan_repriced
+from app.admin.cost_plans import checked_plan, plan_changes, plan_repriced
 from app.billing.price_in_force import cancel_quietly, expire_quotes_on, expire_upgrades_on
 from app.billing.rails import PaymentRails
 from domain.enums import IntervalType
@@ -115,7 +115,7 @@ async def create_template(
                 **{k: v for k, v in fields.items() if k.startswith("cost_plan_")},
             }
             plan = await uow.cost_plans.add(
-                CostPlan(id=0, created=now, **plan_changes(plan_fields, "cost_plan_"))
+                checked_plan(CostPlan(id=0, created=now, **plan_changes(plan_fields, "cost_plan_")))
             )
             changes["cost_plan_id"] = plan.id
         template = await uow.templates.add(
@@ -177,7 +177,7 @@ async def update_template(
             plan = await uow.cost_plans.get(updated.cost_plan_id)
             if plan is None:
                 raise common.UnknownReference(f"Cost plan {updated.cost_plan_id} not found")
-            edited = common.evolve(plan, plan_edit)
+            edited = checked_plan(common.evolve(plan, plan_edit))
             await uow.cost_plans.update(edited)
             if plan_repriced(plan, edited):
                 expired += await expire_quotes_on(uow, now, cost_plan_id=plan.id)

@@ -19,6 +19,7 @@ from app.billing.errors import (
 from app.billing.rail_kinds import LightningRail, OrderRail
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.errors import PaymentMethodUnsupported
+from domain.limits import check_charge
 from domain.model import Json, SubscriptionPayment
 from domain.money import Currency
 from ports.fiat import FiatGateway
@@ -55,6 +56,10 @@ class PricedPayment:
     time_value: int | None
     metadata: Json
     memo: str
+
+    def __attrs_post_init__(self) -> None:
+        # every payment is priced into one of these before any rail or table sees it
+        check_charge(self.amount, self.tax, self.processing_fee)
 
     @property
     def total(self) -> int:

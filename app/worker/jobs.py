@@ -288,6 +288,11 @@ class WorkerJobs:
         report = await check_subscriptions(self._deps)
         if report.failed:
             log.warning("lifecycle: %d action(s) failed; retried next run", len(report.failed))
+        if report.undecided:
+            log.warning(
+                "lifecycle: subscription(s) %s skipped: their actions cannot be decided",
+                ", ".join(map(str, report.undecided)),
+            )
         # issue 13: account credit held by quotes that ended unpaid goes back to the balance
         await release_expired_credit(self._deps.uow_factory, self._deps.clock)
         # card orders whose quote lapsed unpaid stop being payable at their provider too

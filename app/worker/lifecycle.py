@@ -54,6 +54,8 @@ class LifecycleReport:
     due: int = 0
     done: list[DueAction] = attrs.field(factory=list)
     failed: list[DueAction] = attrs.field(factory=list)
+    #: ids of subscriptions whose due actions could not be decided (a bad row): skipped
+    undecided: list[int] = attrs.field(factory=list)
 
 
 @attrs.frozen(kw_only=True)
@@ -456,6 +458,7 @@ class _Walk:
                 self.report.due += one.due  # in walk order, whatever order they finished in
                 self.report.done.extend(one.done)
                 self.report.failed.extend(one.failed)
+                self.report.undecided.extend(one.undecided)
             seen += len(subs)
             if len(subs) < page:
                 return None
@@ -473,7 +476,15 @@ class _Walk:
                 auto = await deps.auto_renewer.can_attempt(sub)
             except Exception:
                 log.exception("cannot tell whether subscription %s can auto-renew", sub.id)
-        for due in decide_lifecycle_actions(sub, now, deps.delete_after_days, auto):
+        try:
+            actions = decide_lifecycle_actions(sub, now, deps.delete_after_days, auto)
+        except Exception:  # one bad row (e.g. an interval off the calendar) stops no other
+            log.exception(
+                "lifecycle of subscription %s: cannot decide its actions; skipped", sub.id
+            )
+            report.undecided.append(sub.id)
+            return report
+        for due in actions:
             report.due += 1
             try:
                 if await run_action(deps, due, auto, now):
@@ -505,7 +516,8 @@ async def check_subscriptions(deps: WorkerDeps) -> LifecycleReport:
        again once the end was reached. So a backlog of any size is walked completely.
     For each, `decide_lifecycle_actions` names the actions due now and each is claimed once
     per period (D15): running every 30 s, restarting, or two workers at once repeats
-    nothing. A failing subscription is logged and retried on a later run; the others go on.
+    nothing. A failing subscription is logged and retried on a later run; the others go on,
+    also when its actions cannot even be decided (a stored row the rules refuse).
     """
     now = deps.clock.now()
     report = LifecycleReport()

@@ -17,6 +17,7 @@ from domain.intervals import (
     Interval,
     add_months,
     check_interval_count,
+    checked_interval,
     renewal_base,
     renewal_period,
     require_utc,
@@ -311,3 +312,24 @@ def test_period_ending_at_the_end_of_an_added_interval_is_no_longer_than_it(
     end = interval.add_to(base)
     assert interval.start_of_period_ending(end) >= base - timedelta(days=3)
     assert interval.seconds_of_period_ending(end) > 0
+
+
+@pytest.mark.parametrize(
+    ("unit", "most"),
+    [(IntervalType.DAY, 36_500), (IntervalType.MONTH, 1_200), (IntervalType.YEAR, 100)],
+)
+def test_a_stored_interval_is_bounded_by_its_unit(unit: IntervalType, most: int) -> None:
+    """About 100 years in every unit: one interval back or forth from today stays a date."""
+    assert checked_interval(unit, most) == Interval(unit, most)
+    assert checked_interval(int(unit), 1) == Interval(unit, 1)
+    for bad in (0, most + 1, 2**63 - 1, True, "1"):
+        with pytest.raises(InvalidInterval):
+            checked_interval(unit, bad)
+    start = utc(2026, 6, 18)
+    interval = checked_interval(unit, most)
+    assert interval.start_of_period_ending(start) < start < interval.add_to(start)
+
+
+def test_a_stored_interval_needs_a_known_unit() -> None:
+    with pytest.raises(InvalidInterval, match="unknown interval type"):
+        checked_interval(7, 1)

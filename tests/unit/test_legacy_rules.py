@@ -287,6 +287,14 @@ def test_unknown_interval_code_is_an_error() -> None:
         plan_vm(legacy_vm(plan_interval_type=9), NOW)
 
 
+@pytest.mark.parametrize(("unit", "amount"), [(0, 36_501), (1, 1_201), (2, 101), (1, 0)])
+def test_a_plan_interval_outside_its_units_bounds_is_an_error(unit: int, amount: int) -> None:
+    """Not migrated into a subscription no renewal or lifecycle run could handle."""
+    with pytest.raises(LegacyDataError, match="cost plan interval"):
+        plan_vm(legacy_vm(plan_interval_type=unit, plan_interval_amount=amount), NOW)
+    assert plan_vm(legacy_vm(plan_interval_type=2, plan_interval_amount=100), NOW)
+
+
 def test_plan_currency_mismatch_stores_zero_and_warns() -> None:
     """R7: never store an amount in a currency the subscription does not state."""
     plan = plan_vm(legacy_vm(plan_currency="USD"), NOW)

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.errors import CurrencyMismatch, InvalidInput, NegativeAmount, UnknownCurrency
+from domain.limits import MAX_CHARGE, MAX_PRICE, ChargeTooLarge, check_charge, check_price
 from domain.money import (
     MSAT_PER_BTC,
     Currency,
@@ -206,3 +207,22 @@ def test_display_shows_the_major_value_fiat_exact_btc_to_the_sat(cur: Currency, 
         assert Decimal(number) * 100_000_000 == (a + 500) // 1000
     else:
         assert Decimal(number) == money.to_major()
+
+
+def test_a_charge_above_the_payment_ceiling_is_refused_unprocessable() -> None:
+    """Checked on every priced payment before any rail or table sees it (422, not a 500)."""
+    check_charge(MAX_CHARGE - 2, 1, 1)
+    with pytest.raises(ChargeTooLarge, match="too large") as err:
+        check_charge(MAX_CHARGE, 1, 0)
+    assert err.value.kind == "unprocessable"
+    # the worst same-currency quote: 120 intervals of the largest price, 100 % tax, a fee
+    worst = 120 * MAX_PRICE
+    check_charge(worst, worst, worst)
+    assert MAX_CHARGE < 2**63 - 1
+
+
+def test_a_price_is_a_whole_number_up_to_the_ceiling() -> None:
+    assert check_price(MAX_PRICE, "amount") == MAX_PRICE
+    for bad in (MAX_PRICE + 1, -1, 2**64 - 1, True, 1.0):
+        with pytest.raises(InvalidInput, match="amount must be a whole number from 0 to"):
+            check_price(bad, "amount")

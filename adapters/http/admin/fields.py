@@ -19,6 +19,7 @@ from app.admin.catalogue_common import CURRENCIES, price_currency
 from app.admin.permissions import permission_text
 from domain import enums
 from domain.errors import InvalidInput
+from domain.limits import MAX_PRICE, MAX_SIZE
 from domain.text_rules import check_line
 
 #: the integer caps of `ResourceLimits` (all but `cpu_limit`), as the admin API names them
@@ -254,6 +255,13 @@ FEATURES_SCHEMA: Schema = {
 }
 TIME_SCHEMA: Schema = {"type": ["string", "null"], "format": "date-time"}
 CAP = uint(U32)
+#: a price, cost or fee in smallest units (see `domain.limits`)
+MONEY = uint(MAX_PRICE)
+MONEY_SCHEMA: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_PRICE}
+#: a memory or disk size in bytes, at least 1 (`SIZE_BOUND`: a limit, 0 allowed)
+SIZE = uint(MAX_SIZE, 1)
+SIZE_BOUND = uint(MAX_SIZE)
+SIZE_SCHEMA: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_SIZE}
 #: JSON stored in a TEXT column (metadata, line-item configuration)
 JSON_LIMIT = 16_384
 CPU_LIMIT = decimal(Decimal("0.01"), Decimal(1024))

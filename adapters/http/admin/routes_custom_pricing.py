@@ -35,9 +35,9 @@ def _disk_rows(value: Any, name: str) -> list[dict[str, Any]]:
         read = f.Reader(item, patch=False)
         read("kind", f.DISK_TYPE, required=True)
         read("interface", f.DISK_INTERFACE, required=True)
-        read("cost", f.uint(f.U64), required=True)
-        read("min_disk_size", f.uint(f.U64), required=True)
-        read("max_disk_size", f.uint(f.U64), required=True)
+        read("cost", f.MONEY, required=True)
+        read("min_disk_size", f.SIZE_BOUND, required=True)
+        read("max_disk_size", f.SIZE_BOUND, required=True)
         rows.append(read.out)
     return rows
 
@@ -49,8 +49,10 @@ async def read_fields(request: web.Request, *, patch: bool) -> dict[str, object]
     read("expires", f.time, nullable=True)
     read("region_id", f.uint(f.U32, 1), required=True)
     read("currency", f.CURRENCY, required=True)
-    for name in ("cpu_cost", "memory_cost", "ip4_cost", "ip6_cost", "min_memory", "max_memory"):
-        read(name, f.uint(f.U64), required=True)
+    for name in ("cpu_cost", "memory_cost", "ip4_cost", "ip6_cost"):
+        read(name, f.MONEY, required=True)
+    for name in ("min_memory", "max_memory"):
+        read(name, f.SIZE_BOUND, required=True)
     read("min_cpu", f.uint(f.U8), required=True)
     read("max_cpu", f.uint(f.U8), required=True)
     read.cpu()
@@ -78,13 +80,15 @@ async def copy_pricing(request: web.Request, admin: Admin) -> web.StreamResponse
 
 
 _U = sch.UINT
+_M = f.MONEY_SCHEMA
+_S = {**f.SIZE_SCHEMA, "minimum": 0}
 _DISK = sch.body(
     {
         "kind": DISK_TYPE,
         "interface": DISK_INTERFACE,
-        "cost": _U,
-        "min_disk_size": _U,
-        "max_disk_size": _U,
+        "cost": _M,
+        "min_disk_size": _S,
+        "max_disk_size": _S,
     }
 )
 REQUEST = sch.body(
@@ -92,14 +96,14 @@ REQUEST = sch.body(
         "name": f.text_schema(100),
         "region_id": _U,
         "currency": f.CURRENCY_SCHEMA,
-        "cpu_cost": _U,
-        "memory_cost": _U,
-        "ip4_cost": _U,
-        "ip6_cost": _U,
+        "cpu_cost": _M,
+        "memory_cost": _M,
+        "ip4_cost": _M,
+        "ip6_cost": _M,
         "min_cpu": _U,
         "max_cpu": _U,
-        "min_memory": _U,
-        "max_memory": _U,
+        "min_memory": _S,
+        "max_memory": _S,
         "disk_pricing": {"type": "array", "items": _DISK},
     },
     {"enabled": sch.BOOL, "expires": f.TIME_SCHEMA},

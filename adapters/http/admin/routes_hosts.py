@@ -34,7 +34,7 @@ async def read_fields(request: web.Request, *, patch: bool) -> dict[str, object]
     read("region_id", f.uint(f.U32, 1), required=True)
     read("kind", _KIND, required=True)
     read("cpu", f.uint(f.U16, 1), required=True)
-    read("memory", f.uint(f.U64, 1), required=True)
+    read("memory", f.SIZE, required=True)
     read("vlan_id", f.uint(4094), nullable=True)
     read("mtu", f.uint(f.U16, 576), nullable=True)
     read.cpu()
@@ -49,7 +49,7 @@ async def read_fields(request: web.Request, *, patch: bool) -> dict[str, object]
 async def _disk_fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     read = f.Reader(await json_object(request), patch=patch)
     read("name", f.text(50), required=True)
-    read("size", f.uint(f.U64, 1), required=True)
+    read("size", f.SIZE, required=True)
     read("kind", f.DISK_TYPE, required=True)
     read("interface", f.DISK_INTERFACE, required=True)
     read("enabled", f.flag)
@@ -116,7 +116,7 @@ REQUEST = sch.body(
         "region_id": sch.UINT,
         "kind": sch.HOST["properties"]["kind"],
         "cpu": sch.UINT,
-        "memory": sch.UINT,
+        "memory": f.SIZE_SCHEMA,
     },
     {
         "vlan_id": sch.NULL_U64,
@@ -135,7 +135,7 @@ REQUEST = sch.body(
 _DISK = sch.body(
     {
         "name": f.text_schema(50),
-        "size": sch.UINT,
+        "size": f.SIZE_SCHEMA,
         "kind": sch.DISK["properties"]["kind"],
         "interface": sch.DISK["properties"]["interface"],
     },

@@ -54,9 +54,9 @@ async def read_fields(request: web.Request, *, patch: bool) -> dict[str, object]
 async def _price_fields(request: web.Request, *, patch: bool) -> dict[str, object]:
     read = f.Reader(await json_object(request), patch=patch)
     read("prefix_size", f.uint(128), required=True)
-    read("price_per_month", f.uint(f.U64), required=True)
+    read("price_per_month", f.MONEY, required=True)
     read("currency", f.CURRENCY)
-    read("setup_fee", f.uint(f.U64))
+    read("setup_fee", f.MONEY)
     return read.out
 
 
@@ -155,7 +155,8 @@ def add_pricing_routes(table: RouteTable) -> None:
     """A space's prices, then the ranges sold from it."""
     u = _U
     price = sch.body(
-        {"prefix_size": u, "price_per_month": u}, {"currency": f.CURRENCY_SCHEMA, "setup_fee": u}
+        {"prefix_size": u, "price_per_month": f.MONEY_SCHEMA},
+        {"currency": f.CURRENCY_SCHEMA, "setup_fee": f.MONEY_SCHEMA},
     )
     one = f"/ip_space/{ID}/pricing/{PRICING_ID}"
     add(

@@ -35,10 +35,14 @@ from app.admin.subscriptions import (
 from app.billing.errors import NotFound, SubscriptionNotFound
 from domain.enums import AdminAction, AdminResource, IntervalType
 from domain.errors import DomainError, InvalidInput
+from domain.intervals import MAX_INTERVAL_AMOUNT
+from domain.limits import MAX_PRICE
 from domain.patch import UNSET
 
 _SUBS = AdminResource.SUBSCRIPTIONS
 _ITEMS = AdminResource.SUBSCRIPTION_LINE_ITEMS
+#: the widest interval amount of any unit; the use case checks it against the unit given
+_MOST = max(MAX_INTERVAL_AMOUNT.values())
 
 
 def _required_bool(body: Mapping[str, Any], name: str) -> bool:
@@ -102,11 +106,11 @@ async def create(request: web.Request, admin: Admin) -> web.StreamResponse:
         name=_required_str(body, "name", NAME_LIMIT),
         is_active=_required_bool(body, "is_active"),
         currency=f.CURRENCY(body.get("currency"), "currency"),
-        setup_fee=required_int(body, "setup_fee"),
+        setup_fee=required_int(body, "setup_fee", maximum=MAX_PRICE),
         auto_renewal_enabled=_required_bool(body, "auto_renewal_enabled"),
         description=body_str(body, "description", TEXT_LIMIT, multiline=True),
         expires=None if expires is None else _time(expires, "expires"),
-        interval_amount=1 if amount is None else as_int(amount, "interval_amount"),
+        interval_amount=1 if amount is None else as_int(amount, "interval_amount", maximum=_MOST),
         interval_type=_interval(body.get("interval_type")),
         external_id=body_str(body, "external_id", EXTERNAL_ID_LIMIT),
     )
@@ -143,7 +147,10 @@ async def update(request: web.Request, admin: Admin) -> web.StreamResponse:
             b, "currency", b.get("currency") is not None and f.CURRENCY(b["currency"], "currency")
         ),
         setup_fee=_given(
-            b, "setup_fee", b.get("setup_fee") is not None and as_int(b["setup_fee"], "setup_fee")
+            b,
+            "setup_fee",
+            b.get("setup_fee") is not None
+            and as_int(b["setup_fee"], "setup_fee", maximum=MAX_PRICE),
         ),
         auto_renewal_enabled=_given(
             b, "auto_renewal_enabled", optional_bool(b, "auto_renewal_enabled")
@@ -180,11 +187,16 @@ async def patch_line_item(request: web.Request, admin: Admin) -> web.StreamRespo
         description=_given(
             b, "description", body_str(b, "description", TEXT_LIMIT, multiline=True)
         ),
-        amount=_given(b, "amount", b.get("amount") is not None and as_int(b["amount"], "amount")),
+        amount=_given(
+            b,
+            "amount",
+            b.get("amount") is not None and as_int(b["amount"], "amount", maximum=MAX_PRICE),
+        ),
         setup_amount=_given(
             b,
             "setup_amount",
-            b.get("setup_amount") is not None and as_int(b["setup_amount"], "setup_amount"),
+            b.get("setup_amount") is not None
+            and as_int(b["setup_amount"], "setup_amount", maximum=MAX_PRICE),
         ),
         configuration=_given(
             b,
@@ -218,9 +230,9 @@ def add_admin_subscription_routes(table: RouteTable) -> None:
             "expires": {"type": ["string", "null"], "format": "date-time"},
             "is_active": {"type": "boolean"},
             "currency": f.CURRENCY_SCHEMA,
-            "interval_amount": {**UINT_SCHEMA, "minimum": 1, "default": 1},
+            "interval_amount": {**UINT_SCHEMA, "minimum": 1, "maximum": _MOST, "default": 1},
             "interval_type": {"enum": ["day", "month", "year"], "default": "month"},
-            "setup_fee": UINT_SCHEMA,
+            "setup_fee": f.MONEY_SCHEMA,
             "auto_renewal_enabled": {"type": "boolean"},
             "external_id": f.text_schema(EXTERNAL_ID_LIMIT, nullable=True),
         },
@@ -293,8 +305,8 @@ def add_admin_subscription_routes(table: RouteTable) -> None:
             {
                 "name": f.text_schema(NAME_LIMIT, nullable=True),
                 "description": TEXT_SCHEMA,
-                "amount": {**UINT_SCHEMA, "type": ["integer", "null"]},
-                "setup_amount": {**UINT_SCHEMA, "type": ["integer", "null"]},
+                "amount": {**f.MONEY_SCHEMA, "type": ["integer", "null"]},
+                "setup_amount": {**f.MONEY_SCHEMA, "type": ["integer", "null"]},
                 "configuration": {},
             }
         ),

@@ -20,8 +20,8 @@ async def read_fields(request: web.Request, *, patch: bool) -> dict[str, object]
     read("enabled", f.flag)
     read("expires", f.time, nullable=True)
     read("cpu", f.uint(f.U8, 1), required=True)
-    read("memory", f.uint(f.U64, 1), required=True)
-    read("disk_size", f.uint(f.U64, 1), required=True)
+    read("memory", f.SIZE, required=True)
+    read("disk_size", f.SIZE, required=True)
     read("disk_type", f.DISK_TYPE, required=True)
     read("disk_interface", f.DISK_INTERFACE, required=True)
     read("cost_plan_id", f.uint(f.U32, 1))
@@ -37,8 +37,8 @@ REQUEST = sch.body(
     {
         "name": f.text_schema(200),
         "cpu": sch.UINT,
-        "memory": sch.UINT,
-        "disk_size": sch.UINT,
+        "memory": f.SIZE_SCHEMA,
+        "disk_size": f.SIZE_SCHEMA,
         "disk_type": DISK_TYPE,
         "disk_interface": DISK_INTERFACE,
         "region_id": sch.UINT,
