@@ -44,6 +44,7 @@ from app.billing.reserved import order_lapsed
 from app.billing.restorable import Placing, placing
 from app.billing.upgrades import (
     UpgradeUnplaced,
+    why_paid_upgrade_cannot_be_made,
     why_paid_upgrade_does_not_fit,
     why_paid_upgrade_is_outdated,
     why_paid_upgrade_is_repriced,
@@ -331,6 +332,7 @@ async def _apply(
     if upgrade and vm_before is not None:
         unplaced = (
             _short_upgrade(payment, unpaid)
+            or await why_paid_upgrade_cannot_be_made(uow, vm_before, payment, before)
             or await why_paid_upgrade_is_outdated(uow, vm_before, payment, before)
             or await why_paid_upgrade_is_repriced(uow, vm_before, payment)
             or await _why_upgrade_not_placed(uow, payment, vm_before, now, region)

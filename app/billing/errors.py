@@ -67,6 +67,14 @@ class UpgradeQuoteOutdated(DomainError):
     kind = "conflict"
 
 
+class UpgradeNoLongerPossible(DomainError):
+    """An upgrade paid from account credit alone that can no longer be made as quoted (its
+    pricing withdrawn, or its VM grown past it by another upgrade meanwhile, 409): nothing
+    booked, quote again."""
+
+    kind = "conflict"
+
+
 class UpgradeRepriced(DomainError):
     """An upgrade paid from account credit alone whose charge at the prices in force differs
     from its quote's (a plan, template or pricing re-priced meanwhile, 409): nothing booked,

@@ -18,12 +18,14 @@ from app.billing.errors import (
     NoRoomToUpgrade,
     NothingToUpgrade,
     TemplateNotFound,
+    UpgradeNoLongerPossible,
     UpgradeQuoteOutdated,
     UpgradeRepriced,
 )
 from app.billing.placement import has_room_to_grow
 from app.billing.price_in_force import expire_stale_quotes, fresh_rates
 from app.billing.rails import PaymentRails, PricedPayment
+from domain.account_credit import credit_applied
 from domain.credit import payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
 from domain.errors import DomainError
@@ -170,6 +172,55 @@ async def _paid_plan(uow: UnitOfWork, vm: Vm, payment: SubscriptionPayment) -> U
         return await _plan(uow, vm, UpgradeConfig.from_json(payment.metadata))
     except DomainError:
         return None
+
+
+async def why_paid_upgrade_cannot_be_made(
+    uow: UnitOfWork, vm: Vm, payment: SubscriptionPayment, sub: Subscription
+) -> UpgradeUnplaced | None:
+    """Why a paid Upgrade cannot be applied at all any more (None: it can be planned, or its
+    VM is deleted, which its records report): its pricing was disabled or lost the disk
+    it needs, its VM was grown past it by another upgrade paid first (now a downgrade, D8)
+    or to it (nothing left to do), or its config cannot be read. Such a payment is booked,
+    not applied, and its value becomes credit like the other reasons here: a refusal raised
+    from the booking would roll the booking back at every retry, and with it the settlement
+    intake behind it (every later payment of every user waiting on this one)."""
+    if vm.deleted:
+        return None
+    try:
+        await _plan(uow, vm, UpgradeConfig.from_json(payment.metadata))
+    except DomainError as err:
+        return UpgradeUnplaced(
+            why=f"the upgrade of VM {vm.id} can no longer be made: {err.message}",
+            list_currency=_quoted_currency(payment, sub),
+            payer_note=IMPOSSIBLE_UPGRADE_NOTE,
+            refused=UpgradeNoLongerPossible(
+                f"This upgrade can no longer be made ({err.message}); quote again"
+            ),
+        )
+    return None
+
+
+def _quoted_currency(payment: SubscriptionPayment, sub: Subscription) -> str:
+    """The currency an upgrade was priced in, from what its payment stored: its quoted
+    prices, else the credit it applied, else its own fiat; an older Lightning quote that
+    stored neither was priced in its subscription's currency unless a plan was re-priced
+    in another since, which nothing stored can tell."""
+    meta = payment_meta(payment)
+    quoted = UpgradePrices.from_json(meta.get(QUOTED_PRICES_KEY))
+    if quoted is not None:
+        return quoted.new.currency.value
+    applied = credit_applied(meta)
+    if applied is not None:
+        return applied[1]
+    return sub.currency if payment.currency == "BTC" else payment.currency
+
+
+#: what the payer of an upgrade that can no longer be made is told
+IMPOSSIBLE_UPGRADE_NOTE = (
+    "arrived when the upgrade you asked for could no longer be made as quoted (its pricing "
+    "was changed or withdrawn, or your VM was changed by another upgrade first). The "
+    "upgrade was not applied and your VM keeps its size; ask for a new upgrade quote"
+)
 
 
 async def why_paid_upgrade_is_outdated(

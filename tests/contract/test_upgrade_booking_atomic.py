@@ -14,7 +14,9 @@ import pytest
 
 from app.billing.completion import CompletionReport, complete_payment
 from app.billing.upgrades import create_upgrade_payment
+from domain.account_credit import CreditReason
 from domain.enums import VmHistoryActionType
+from domain.exchange import msat_to_fiat
 from domain.model import SubscriptionPayment, Vm
 from domain.upgrade import UpgradeConfig
 from ports.storage import UnitOfWorkFactory
@@ -104,11 +106,12 @@ async def test_concurrent_completions_apply_an_upgrade_once(shop: Shop) -> None:
     assert item is not None and item.amount == 5000  # EUR 50.00 a month at 8 CPUs
 
 
-async def test_a_smaller_rival_upgrade_paid_anyway_is_booked_not_applied_and_reported(
+async def test_a_smaller_rival_upgrade_paid_anyway_is_credited_not_applied(
     shop: Shop,
 ) -> None:
-    """A refusal no retry can overcome must not leave received money unbooked forever
-    (a guard of the rule in `ProductRecords`: the code before also booked it)."""
+    """A paid upgrade its VM has outgrown (a bigger one paid first: now a downgrade) is
+    booked, not applied, and its value becomes credit once: received money is never left
+    unbooked, nor kept for nothing."""
     vm, _, big = await _upgrade_due(shop)
     small = await create_upgrade_payment(
         shop.factory,
@@ -122,8 +125,12 @@ async def test_a_smaller_rival_upgrade_paid_anyway_is_booked_not_applied_and_rep
     assert (await _complete(shop, shop.factory, big.id)).completed
     report = await _complete(shop, shop.factory, small.id)  # paid although expired (D13)
     assert report.completed and (await shop.payment(small.id)).is_paid
-    assert any("paid but not applied" in p for p in report.problems)
     assert len(await shop.history(vm, CHANGED)) == 1
     async with shop.factory() as uow:
         item = await uow.line_items.get(vm.subscription_line_item_id)
+        credited = await uow.credit_ledger.list_by_reference(small.id.hex())
     assert item is not None and item.amount == 5000
+    value = msat_to_fiat(small.amount, small.rate)
+    assert value > 0
+    assert [(e.reason, e.amount) for e in credited] == [(CreditReason.OVERPAYMENT, value)]
+    assert not (await _complete(shop, shop.factory, small.id)).completed  # once

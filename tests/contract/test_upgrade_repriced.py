@@ -20,7 +20,7 @@ from app.admin.custom_pricing import update_pricing
 from app.billing.credit_balance import adjust_credit
 from app.billing.credit_release import release_expired_credit
 from app.billing.credit_settle import completion_settle
-from app.billing.errors import UpgradeRepriced
+from app.billing.errors import UpgradeNoLongerPossible, UpgradeRepriced
 from app.billing.upgrades import create_upgrade_payment
 from domain.account_credit import CreditReason
 from domain.credit import payment_meta
@@ -153,6 +153,56 @@ async def test_an_upgrade_paid_after_its_target_pricing_was_repriced_becomes_cre
     assert await world.sub(vm) == sub  # an upgrade buys no time (D12)
     assert not (await world.complete(upgrade)).completed  # a replay books nothing more
     await _assert_credited(world, vm, upgrade)
+
+
+async def test_an_upgrade_paid_after_its_pricing_was_withdrawn_becomes_credit(
+    world: World,
+) -> None:
+    """Its pricing disabled, the upgrade cannot be planned at all any more: refusing it from
+    the booking rolled the booking back at every retry (and stopped the settlement intake
+    behind it); it is booked, not applied, and its value is credit, once."""
+    vm = await world.paid_vm()
+    upgrade = await _upgrade(world, vm)
+    await _reprice_pricing(world, enabled=False)
+
+    late = await world.complete(upgrade)
+    await world.run_jobs()
+
+    assert late.completed and not [j for j in late.jobs if isinstance(j, ProcessVmUpgrade)]
+    why = await _assert_credited(world, vm, upgrade)
+    assert why.startswith(f"the upgrade of VM {vm.id} can no longer be made: ")
+    sub = await world.sub(vm)
+    [told] = world.notifier.titled(f"[Subscription {sub.id}] {TOLD}")
+    assert "could no longer be made as quoted" in told.message
+    assert not (await world.complete(upgrade)).completed
+    await _assert_credited(world, vm, upgrade)
+
+
+async def test_a_covered_upgrade_whose_pricing_was_withdrawn_is_refused_unbooked(
+    world: World,
+) -> None:
+    vm = await world.paid_vm()
+    shop = world.shop
+    await adjust_credit(
+        shop.factory,
+        shop.clock,
+        admin_id=ALICE,
+        user_id=ALICE,
+        currency="EUR",
+        amount=100_000,
+        note="test",
+    )
+    settle = completion_settle(shop.factory, shop.clock, shop.rails, shop.queue)
+
+    async def withdrawn_then_settle(payment_id: bytes) -> object:
+        await _reprice_pricing(world, enabled=False)
+        return await settle(payment_id)
+
+    with pytest.raises(UpgradeNoLongerPossible):
+        await _upgrade(world, vm, settle=withdrawn_then_settle)
+    assert await _cpu(world, vm) == 2
+    async with shop.factory() as uow:
+        assert (await uow.credit_ledger.balances(ALICE)) == {"EUR": 100_000}
 
 
 async def test_an_upgrade_paid_after_its_vms_plan_was_repriced_becomes_credit(
