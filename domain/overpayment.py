@@ -42,6 +42,14 @@ class Overpaid:
         return cls(msat=msat, credited=credited, currency=currency)
 
 
+def invoice_note(excess: Overpaid, credited: str) -> str:
+    """The sentence an invoice prints below its totals; `credited` is the credit as text."""
+    what = f"The payer sent {excess.msat} msat more than this invoice"
+    if not excess.credited:
+        return f"{what}; it was too little to credit. It is not part of this invoice."
+    return f"{what}; {credited} was added to the account credit. It is not part of this invoice."
+
+
 def _count(value: object) -> int | None:
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
     return value if ok and isinstance(value, int) else None

@@ -123,7 +123,11 @@ async def test_an_overpaid_invoice_credits_the_excess_once_even_replayed_by_two_
             entry = await uow.credit_ledger.find(
                 CreditKey(key.user_id, key.currency, key.reason, key.reference + EXCESS_SUFFIX)
             )
+            invoice = await uow.invoices.get_by_payment(payment.id)
         assert entry is not None and entry.amount == 123 and entry.payment_id == payment.id
+        # the invoice is for what was bought; it says what else arrived and where it went
+        assert invoice is not None and invoice.document.overpaid == recorded
+        assert invoice.document.btc_msat == payment.total
         history = [h.description or "" for h in await shop.history(vm)]
         assert any(f"{EXCESS_MSAT} msat more" in text for text in history)
 
