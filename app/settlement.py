@@ -4,6 +4,11 @@ The node numbers its settlements (the settle index); the last one handled is kep
 storage (the `lightning-settle-index` worker cursor), and each stream starts by replaying
 every settlement after it, so an outage of any length loses nothing. Only when there is no
 usable cursor yet (first start) does `reconcile` look up recent unpaid Lightning payments.
+
+One settlement never stops the others: when completing it is refused for good (a rule no
+retry changes, `refused_for_good`) it is recorded for the operator (`app.settlement_problems`)
+and the intake goes on; a passing failure (storage, node, network) stops the intake before
+the cursor moves, and the same settlement is tried again later.
 """
 
 from __future__ import annotations
@@ -12,12 +17,16 @@ import asyncio
 import logging
 from datetime import timedelta
 
+import attrs
+
 from app.billing.completion import complete_payment
 from app.billing.errors import PaymentNotFound
 from app.billing.rails import PaymentRails
+from app.settlement_problems import record_problem, refused_for_good
 from domain.enums import PaymentMethod
+from domain.errors import DomainError
 from ports.clock import Clock
-from ports.lightning import LightningNode, LightningUnavailable
+from ports.lightning import LightningNode, LightningUnavailable, SettledInvoice
 from ports.queue import WorkQueue
 from ports.storage import UnitOfWorkFactory
 
@@ -60,11 +69,22 @@ async def reconcile(
     Used when the stream cannot replay (no settle-index cursor yet: first start): an invoice
     settled while no listener ran would otherwise stay unpaid. Each candidate is looked up
     on the node; completion is exactly-once (D9), so one the stream also reports is not
-    booked twice. A node error ends the reconciliation early (logged); returns how many
-    payments it completed.
+    booked twice. One whose completion is refused for good is recorded for the operator and
+    the others go on; a node or storage error ends the reconciliation early (logged).
+    Returns how many payments it completed.
     """
-    completed, _ = await _reconcile(node, uow_factory, clock, rails, queue, window, limit)
-    return completed
+    return (await _reconcile(node, uow_factory, clock, rails, queue, window, limit)).completed
+
+
+@attrs.frozen
+class Reconciled:
+    """What a reconciliation did: payments completed, the highest settle index among the
+    settlements it handled (0: none), and whether it looked at every candidate (a node or
+    storage error stopped it early: settlements older than `highest` may be unchecked)."""
+
+    completed: int = 0
+    highest: int = 0
+    checked_all: bool = False
 
 
 async def _reconcile(
@@ -75,8 +95,9 @@ async def _reconcile(
     queue: WorkQueue,
     window: timedelta,
     limit: int,
-) -> tuple[int, int]:
-    """`reconcile`, also returning the highest settle index it found settled (0: none)."""
+) -> Reconciled:
+    """`reconcile`, also saying the highest settle index it handled and whether it checked
+    every candidate."""
     since = clock.now() - window
     async with uow_factory() as uow:
         unpaid = await uow.payments.list_unpaid_by_method(PaymentMethod.LIGHTNING, since, limit)
@@ -86,34 +107,67 @@ async def _reconcile(
     for checked, payment in enumerate(unpaid):
         try:
             settled = await node.lookup_settlement(payment.id)
-        except (LightningUnavailable, OSError) as exc:
+            if settled is None:
+                continue
+            done = await _complete(uow_factory, clock, rails, queue, settled, "reconciliation")
+        except Exception as exc:  # a refusal for good was recorded inside: this one passes
             log.warning(
                 "settlement reconciliation stopped after %d of %d payments: %s",
                 checked,
                 len(unpaid),
                 exc,
             )
-            break
-        if settled is None:
-            continue
-        try:
-            report = await complete_payment(uow_factory, clock, rails, queue, payment_id=payment.id)
-        except PaymentNotFound:  # listed a moment ago; payments are never deleted
-            log.error("reconciled payment %s vanished", payment.id.hex())
-            continue
+            return Reconciled(completed, highest, checked_all=False)
         highest = max(highest, settled.settle_index)
-        if report.completed:
-            completed += 1
-            log.info("payment %s completed by reconciliation", payment.id.hex())
-        for problem in report.problems:
-            log.warning("payment %s follow-up problem: %s", payment.id.hex(), problem)
+        completed += done
     if unpaid:
         log.info(
             "settlement reconciliation: %d of %d unpaid Lightning payments completed",
             completed,
             len(unpaid),
         )
-    return completed, highest
+    return Reconciled(completed, highest, checked_all=True)
+
+
+async def _complete(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    rails: PaymentRails,
+    queue: WorkQueue,
+    settled: SettledInvoice,
+    by: str,
+) -> bool:
+    """Complete the payment of one settlement (exactly once, D9) with the amount received;
+    True when this call booked it.
+
+    An invoice this service did not issue, or a completion refused for good (recorded for
+    the operator by `record_problem`), is passed over (False). Any other failure propagates:
+    the caller stops before its cursor moves past this settlement.
+    """
+    hex_id = settled.payment_hash.hex()
+    try:
+        report = await complete_payment(
+            uow_factory,
+            clock,
+            rails,
+            queue,
+            payment_id=settled.payment_hash,
+            received_msat=settled.amount_paid_msat,
+        )
+    except PaymentNotFound:
+        # D14 / §13 item 2: an invoice this service did not issue changes nothing
+        log.error("settled invoice %s matches no payment", hex_id)
+        return False
+    except DomainError as err:
+        if not refused_for_good(err):
+            raise
+        await record_problem(uow_factory, clock, queue, settled, err)
+        return False
+    if report.completed:
+        log.info("payment %s completed by %s", hex_id, by)
+    for problem in report.problems:
+        log.warning("payment %s follow-up problem: %s", hex_id, problem)
+    return report.completed
 
 
 async def _seed_index(node: LightningNode, uow_factory: UnitOfWorkFactory) -> int:
@@ -158,38 +212,38 @@ async def listen_once(
 
     Each settlement is completed (exactly once, D9) before the cursor moves past it, so a
     crash or a database error in between replays it on the next start, harmlessly; an
-    invoice this service did not issue is passed over. With cursor 0 the node may replay
-    nothing (LND), so `reconcile` first looks up the recent unpaid payments, and the
-    stream then replays after the highest settlement it found (stored as the cursor).
+    invoice this service did not issue, or one whose completion is refused for good
+    (recorded for the operator), is passed over. With cursor 0 the node may replay nothing
+    (LND), so `reconcile` first looks up the recent unpaid payments, and the stream then
+    replays after the highest settlement it handled (stored as the cursor). A
+    reconciliation that could not check every candidate stores no cursor, nor does the
+    stream after it: the cursor stays 0, so the next start reconciles again instead of
+    skipping a settlement nobody checked.
     """
     completed = 0
     start = await start_index(node, uow_factory)
+    keep_cursor = True
     if start == 0:
         try:
-            _, found = await _reconcile(
+            found = await _reconcile(
                 node, uow_factory, clock, rails, queue, reconcile_window, RECONCILE_LIMIT
             )
         except Exception:  # reconciliation is best effort: never keep the listener from listening
             log.exception("settlement reconciliation failed")
-        else:
-            if found:
-                await _handled(uow_factory, found)
-                start = found
-    async for settled in node.settlements_after(start):
-        try:
-            report = await complete_payment(
-                uow_factory, clock, rails, queue, payment_id=settled.payment_hash
+            found = Reconciled()
+        if not found.checked_all:
+            keep_cursor = False
+            log.warning(
+                "settlement reconciliation incomplete: the cursor stays at 0 until a start "
+                "reconciles every recent unpaid Lightning payment"
             )
-        except PaymentNotFound:
-            # D14 / §13 item 2: an invoice this service did not issue changes nothing
-            log.error("settled invoice %s matches no payment", settled.payment_hash.hex())
-        else:
-            if report.completed:
-                completed += 1
-                log.info("payment %s completed by settlement", settled.payment_hash.hex())
-            for problem in report.problems:
-                log.warning("payment %s follow-up problem: %s", settled.payment_hash.hex(), problem)
-        await _handled(uow_factory, settled.settle_index)
+        elif found.highest:
+            await _handled(uow_factory, found.highest)
+            start = found.highest
+    async for settled in node.settlements_after(start):
+        completed += await _complete(uow_factory, clock, rails, queue, settled, "settlement")
+        if keep_cursor:
+            await _handled(uow_factory, settled.settle_index)
     return completed
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 
 from domain.errors import InvalidInput
+from domain.overpayment import Overpaid
 
 #: EU member states (alpha-3): reverse charge applies between two of them (Art. 196 VAT Dir.)
 _EU = "AUT BEL BGR HRV CYP CZE DNK EST FIN FRA DEU GRC HUN IRL ITA LVA LTU LUX MLT NLD POL PRT"
@@ -165,6 +166,8 @@ class InvoiceContent:
     btc_msat: int | None = None
     btc_rate: Decimal | None = None
     reverse_charge: bool = False
+    #: what a Lightning payer sent beyond this invoice (account credit, not invoiced)
+    overpaid: Overpaid | None = None
 
     @property
     def net(self) -> int:
@@ -199,6 +202,7 @@ class InvoiceContent:
             "btc_msat": self.btc_msat,
             "btc_rate": None if self.btc_rate is None else str(self.btc_rate),
             "reverse_charge": self.reverse_charge,
+            "overpaid": None if self.overpaid is None else self.overpaid.to_json(),
         }
 
     @classmethod
@@ -221,6 +225,7 @@ class InvoiceContent:
             btc_msat=None if raw.get("btc_msat") is None else int(raw["btc_msat"]),
             btc_rate=None if rate is None else Decimal(str(rate)),
             reverse_charge=bool(raw.get("reverse_charge")),
+            overpaid=Overpaid.from_json(raw.get("overpaid")),
         )
 
 

@@ -21,6 +21,7 @@ from domain.invoice import (
 )
 from domain.model import Company, LineItem, Subscription, SubscriptionPayment, User
 from domain.nip19 import npub
+from domain.overpayment import overpaid_of
 from domain.tax import country_alpha3
 
 BTC = "BTC"
@@ -184,4 +185,5 @@ def build_content(
         btc_msat=payment.total if lightning else None,
         btc_rate=shown_rate if lightning else None,
         reverse_charge=reverse_charge_for(seller, buyer),
+        overpaid=overpaid_of(payment_meta(payment)),
     )

@@ -107,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("pubkey", help="the user's Nostr key: npub1… or 64 hex digits")
     revoke.add_argument("role", help="role name")
     command(admin_sub, "list", "print every role assignment")
+    problems = command(
+        admin_sub,
+        "settlement-problems",
+        "print settled Lightning payments the intake could not complete (newest first)",
+    )
+    problems.add_argument(
+        "--limit", type=_positive, default=50, help="at most this many (default 50)"
+    )
 
     dev = command(sub, "dev", "embedded-default dev tools (dev rail, dev clock)")
     dev_sub = dev.add_subparsers(dest="dev_command", required=True)

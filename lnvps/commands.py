@@ -33,6 +33,7 @@ from app.admin.roles import (
     list_assignments,
     revoke_role_of,
 )
+from app.settlement_problems import recent_problems
 from domain.nip19 import npub, parse_pubkey
 from lnvps.container import (
     EncryptionNotConfigured,
@@ -43,6 +44,7 @@ from lnvps.container import (
 from lnvps.progress import ProgressLine
 from lnvps.serve import ListenError, check_mode, serve
 from lnvps.settings import Settings
+from ports.storage import SettlementProblem
 
 
 def run_command(args: argparse.Namespace, settings: Settings, url: str) -> int:
@@ -150,8 +152,18 @@ def _admin_line(found: Assignment) -> str:
     )
 
 
+def _problem_line(problem: SettlementProblem, paid: bool | None) -> str:
+    state = {None: "payment gone", False: "STILL UNPAID", True: "paid since"}[paid]
+    return (
+        f"{problem.created.isoformat(timespec='seconds')}  {problem.payment_id.hex()}  "
+        f"settle index {problem.settle_index}  {problem.amount_paid_msat} msat  {state}  "
+        f"{problem.error}: {problem.message}"
+    )
+
+
 async def _admin_command(args: argparse.Namespace, settings: Settings, url: str) -> int:
-    """`lnvps admin grant|revoke|list`; exit 2 when the input or the database is unusable."""
+    """`lnvps admin grant|revoke|list|settlement-problems`; exit 2 when the input or the
+    database is unusable."""
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if storage_kind(settings) == "memory":
         print("lnvps admin: `db: memory` keeps nothing between processes", file=sys.stderr)
@@ -169,6 +181,10 @@ async def _admin_command(args: argparse.Namespace, settings: Settings, url: str)
         if args.admin_command == "list":
             for found in await list_assignments(uow_factory):
                 print(_admin_line(found))
+            return 0
+        if args.admin_command == "settlement-problems":
+            for problem, paid in await recent_problems(uow_factory, args.limit):
+                print(_problem_line(problem, paid))
             return 0
         try:
             pubkey = parse_pubkey(args.pubkey)

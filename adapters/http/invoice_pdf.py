@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from adapters.http.invoice_html import format_amount
 from domain.invoice import REVERSE_CHARGE_TEXT, Invoice, InvoiceContent, Party
+from domain.overpayment import invoice_note
 
 if TYPE_CHECKING:
     from fpdf.enums import XPos, YPos
@@ -214,6 +215,9 @@ def render_invoice_pdf(
         paid = format_amount(doc.btc_msat, "BTC")
         rate = f", at 1 BTC = {cur} {doc.btc_rate:.2f}" if doc.btc_rate is not None else ""
         page.wrapped(f"Paid over Lightning: {paid}{rate}.")
+    if doc.overpaid is not None:
+        credited = format_amount(doc.overpaid.credited, doc.overpaid.currency)
+        page.wrapped(invoice_note(doc.overpaid, credited))
     if doc.reverse_charge:
         page.font(9, bold=True)
         page.wrapped(REVERSE_CHARGE_TEXT)

@@ -21,6 +21,7 @@ from domain.enums import SubscriptionPaymentType
 from domain.invoice import REVERSE_CHARGE_TEXT
 from domain.invoice import Invoice as IssuedInvoice
 from domain.model import GIB, LineItem, SubscriptionPayment, User
+from domain.overpayment import invoice_note
 
 log = logging.getLogger("lnvps.http")
 
@@ -133,6 +134,9 @@ def _notes(issued: IssuedInvoice) -> tuple[str, ...]:
         )
     if doc.btc_rate is not None:
         out.append(f"Rate used: 1 BTC = {cur} {doc.btc_rate:.2f}")
+    if doc.overpaid is not None:
+        credited = format_amount(doc.overpaid.credited, doc.overpaid.currency)
+        out.append(invoice_note(doc.overpaid, credited))
     if doc.reverse_charge:
         out.append(REVERSE_CHARGE_TEXT)
     return tuple(out)

@@ -36,6 +36,7 @@ from adapters.memory.products import (
     MemoryPaymentMethods,
 )
 from adapters.memory.reads import MemoryReadLookups, MemoryVmReads
+from adapters.memory.settlement import MemorySettlementProblems
 from adapters.memory.vms import MemoryVmHistories, MemoryVms
 from adapters.memory.worker import MemoryWorkerCursors, MemoryWorkerLeases
 from ports.closing import ClosesOnExit
@@ -54,6 +55,7 @@ class MemoryUnitOfWork(ClosesOnExit):
         self.roles = MemoryRoles(current)
         self.admin_audit = MemoryAdminAudits(current)
         self.credit_ledger = MemoryCreditLedger(current)
+        self.settlement_problems = MemorySettlementProblems(current)
         self.regions = MemoryRegions(current)
         self.hosts = MemoryHosts(current)
         self.host_disks = MemoryHostDisks(current)

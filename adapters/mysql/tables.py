@@ -953,3 +953,19 @@ user_credit_ledger = Table(
     Index("idx_credit_ledger_payment", "payment_id"),
     **TABLE_OPTS,
 )
+
+#: ours (r14): a Lightning settlement of one of our payments that completing refused for good
+#: (the intake went on past it); one row per payment, for the operator.
+settlement_problem = Table(
+    "settlement_problem",
+    metadata,
+    big_pk(),
+    Column("payment_id", Binary32, nullable=False),
+    Column("settle_index", UBigInt, nullable=False),
+    Column("amount_paid_msat", UBigInt, nullable=False),
+    Column("error", String(64), nullable=False),
+    Column("message", String(1000), nullable=False),
+    Column("created", UtcDateTime(datetime_column=True), nullable=False),
+    UniqueConstraint("payment_id", name="uq_settlement_problem_payment"),
+    **TABLE_OPTS,
+)

@@ -48,6 +48,7 @@ from adapters.mysql.repositories import (
     SqlTemplates,
     SqlUsers,
 )
+from adapters.mysql.settlement_repos import SqlSettlementProblems
 from adapters.mysql.sqlite_loop import LoopEngine
 from adapters.mysql.status_reads import CustomMappers, VmStatusPlan
 from adapters.mysql.vm_repos import SqlVmHistories, SqlVms
@@ -57,6 +58,7 @@ from domain import model as m
 from domain.account_credit import CreditEntry
 from ports.closing import ClosesOnExit
 from ports.secrets import SecretBox
+from ports.storage import SettlementProblem
 
 #: columns stored as `ENC:` ciphertext (schema.md §2)
 ENCRYPTED: dict[str, tuple[str, ...]] = {
@@ -126,6 +128,7 @@ class Mappers:
         self.credit_note = mapper(t.credit_note, inv.CreditNote)
 
         self.credit_entry = mapper(t.user_credit_ledger, CreditEntry)
+        self.settlement_problem = mapper(t.settlement_problem, SettlementProblem)
 
 
 class SqlUnitOfWork(ClosesOnExit):
@@ -295,6 +298,10 @@ class SqlUnitOfWork(ClosesOnExit):
     @cached_property
     def credit_ledger(self) -> SqlCreditLedger:
         return SqlCreditLedger(self._connection, self._mappers.credit_entry)
+
+    @cached_property
+    def settlement_problems(self) -> SqlSettlementProblems:
+        return SqlSettlementProblems(self._connection, self._mappers.settlement_problem)
 
     def _connection(self) -> SqlConnection:
         if self._conn is None:

@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from app.billing.upgrades import upgrade_in
-from domain.credit import CreditMode
+from domain.credit import CreditMode, payment_meta
 from domain.enums import SubscriptionType, VmHistoryActionType
 from domain.errors import DomainError, DowngradeRefused, SpecOutOfLimits
 from domain.events import VmUpgradeBought
 from domain.model import SubscriptionPayment, Vm, VmHistory, vm_event
 from domain.money import Currency, Money
+from domain.overpayment import OVERPAID_KEY, Overpaid, overpaid_of
 from domain.upgrade import InvalidUpgradeConfig, UpgradeConfig
 from ports.storage import UnitOfWork
 
@@ -34,21 +35,33 @@ def formatted(payment: SubscriptionPayment) -> str:
         return f"{payment.currency} {payment.total}"
 
 
+def overpaid_text(excess: Overpaid) -> str:
+    """`paid 2000 msat more than its invoice, credited EUR 0.01 to the account`."""
+    what = f"paid {excess.msat} msat more than its invoice"
+    if not excess.credited:
+        return what
+    try:
+        amount = str(Money(Currency.parse(excess.currency), excess.credited))
+    except DomainError:
+        amount = f"{excess.currency} {excess.credited}"
+    return f"{what}, credited {amount} to the account"
+
+
 def _received(vm_id: int, payment: SubscriptionPayment, now: datetime) -> VmHistory:
     seconds = payment.time_value or 0
-    return vm_event(
-        vm_id,
-        VmHistoryActionType.PAYMENT_RECEIVED,
-        now,
-        f"VM {vm_id} received payment of {formatted(payment)} ({seconds} seconds added)",
-        metadata={
-            "payment_id": payment.id.hex(),
-            "payment_method": payment.payment_method.display_name,
-            "payment_amount": payment.total,
-            "payment_currency": payment.currency,
-            "time_added_seconds": seconds,
-        },
-    )
+    text = f"VM {vm_id} received payment of {formatted(payment)} ({seconds} seconds added)"
+    metadata: dict[str, object] = {
+        "payment_id": payment.id.hex(),
+        "payment_method": payment.payment_method.display_name,
+        "payment_amount": payment.total,
+        "payment_currency": payment.currency,
+        "time_added_seconds": seconds,
+    }
+    excess = overpaid_of(payment_meta(payment))
+    if excess is not None:  # the payer sent more than the invoice: the rest is account credit
+        text += f"; {overpaid_text(excess)}"
+        metadata[OVERPAID_KEY] = excess.to_json()
+    return vm_event(vm_id, VmHistoryActionType.PAYMENT_RECEIVED, now, text, metadata=metadata)
 
 
 def _renewed(vm_id: int, done: CompletedPayment, now: datetime) -> VmHistory:

@@ -29,11 +29,11 @@ from datetime import datetime
 
 import attrs
 
-from app.billing.booked_records import ProductRecords
-from app.billing.credit_overpayment import credit_unrestorable
+from app.billing.booked_records import ProductRecords, overpaid_text
+from app.billing.credit_overpayment import credit_excess, credit_unrestorable
 from app.billing.credit_quote import CreditChanged, paid_by_credit_alone
 from app.billing.credit_release import respend_released
-from app.billing.errors import PaymentNotFound
+from app.billing.errors import PaymentNotFound, ShortSettlement
 from app.billing.invoicing import issue_invoice
 from app.billing.order_locks import check_region, under_region_lock
 from app.billing.payment_completed import Reactions, Subscriber, default_subscribers, publish
@@ -55,6 +55,8 @@ from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryAction
 from domain.events import PaymentCompleted
 from domain.lifecycle import vm_changed
 from domain.model import LineItem, Subscription, SubscriptionPayment, Vm, vm_event
+from domain.money import Currency
+from domain.overpayment import OVERPAID_KEY, Overpaid
 from domain.price_basis import CREDIT_KEY
 from domain.subscription import apply_paid_payment, mark_paid
 from ports.clock import Clock
@@ -86,6 +88,8 @@ class CompletedPayment:
     cancelled_purchases: list[SubscriptionPayment] = attrs.field(factory=list)
     #: what the booking could not settle itself and reported (an operator's matter)
     problems: tuple[str, ...] = ()
+    #: what a Lightning payer sent beyond the total, and the credit booked for it
+    overpaid: Overpaid | None = None
 
     @property
     def is_upgrade(self) -> bool:
@@ -155,6 +159,7 @@ async def book_payment(
     found: SubscriptionPayment,
     clock: Clock,
     on_booked: Sequence[OnBooked] = (),
+    excess_msat: int = 0,
 ) -> CompletedPayment | None:
     """Mark the payment paid and apply it to its subscription, in one transaction (D9).
 
@@ -183,6 +188,10 @@ async def book_payment(
     or another upgrade was just given. Locks: the subscription, then (with a region) the
     user, then the region.
 
+    `excess_msat`: what a Lightning payer sent beyond the payment's total; it is booked as
+    the user's account credit in the same transaction and recorded on the payment
+    (`credit_excess`, metadata `overpaid`), so exactly once with the booking.
+
     Each `on_booked` effect runs last, in the same transaction (a process killed between two
     transactions would otherwise leave a booked payment without its records for good, since
     a replay finds it paid and does nothing: tests/e2e kill -9).
@@ -192,7 +201,7 @@ async def book_payment(
     # first; a host moving region at every run (an admin at work): the caller retries later
     return await under_region_lock(
         await _upgraded_region(uow_factory, found),
-        lambda region: _book(uow_factory, found, now, on_booked, region),
+        lambda region: _book(uow_factory, found, now, on_booked, region, excess_msat),
         exhausted=StorageBusy,
     )
 
@@ -218,6 +227,7 @@ async def _book(
     now: datetime,
     on_booked: Sequence[OnBooked],
     region: int | None,
+    excess_msat: int = 0,
 ) -> CompletedPayment | None:
     async with uow_factory() as uow:
         # the subscription lock first, as this transaction's first statement: what it reads
@@ -242,10 +252,30 @@ async def _book(
         if respent.problem is not None:
             log.warning("payment %s: %s", payment.id.hex(), respent.problem)
             done = attrs.evolve(done, problems=(*done.problems, respent.problem))
+        if excess_msat > 0:
+            done = await _overpaid(uow, done, excess_msat)
         for effect in on_booked:
             await effect(uow, done)
         await uow.commit()
     return done
+
+
+async def _overpaid(uow: UnitOfWork, done: CompletedPayment, msat: int) -> CompletedPayment:
+    """The excess booked as credit in the subscription's currency and kept in the paid row's
+    `metadata` (the invoice, the VM's history and the admins read it there)."""
+    paid = done.payment
+    excess = await credit_excess(uow, paid, done.subscription_before.currency, msat)
+    if paid.metadata is not None and not payment_meta(paid):
+        note = "its metadata is not a JSON object, so the overpayment is not kept on it"
+        done = attrs.evolve(done, problems=(*done.problems, note))
+    else:
+        paid = attrs.evolve(paid, metadata={**payment_meta(paid), OVERPAID_KEY: excess.to_json()})
+        await uow.payments.update(paid)
+    log.warning("payment %s: %s", paid.id.hex(), overpaid_text(excess))
+    problems = done.problems
+    if excess.credited == 0:
+        problems = (*problems, f"{overpaid_text(excess)}: nothing could be credited for it")
+    return attrs.evolve(done, payment=paid, problems=problems, overpaid=excess)
 
 
 async def _placing(
@@ -471,12 +501,18 @@ async def complete_payment(
     found: SubscriptionPayment | None = None,
     on_booked: Sequence[OnBooked] | None = None,
     subscribers: Sequence[Subscriber] | None = None,
+    received_msat: int | None = None,
 ) -> CompletionReport:
     """Complete a payment by id (or `found`, the payment as the caller already read it): unknown
     → `PaymentNotFound` (404, D14); already paid (a replayed settlement, a duplicate webhook, a
     concurrent caller won) → `completed` False and nothing else happens; else booked with its
     products' records and `on_booked` (default `DEFAULT_ON_BOOKED`) in one transaction, then
-    `PaymentCompleted` published to `subscribers` (default: `default_subscribers`)."""
+    `PaymentCompleted` published to `subscribers` (default: `default_subscribers`).
+
+    `received_msat`: what the Lightning node says arrived for it (None: not known, e.g. an
+    admin's completion). Less than the payment's total → `ShortSettlement` and nothing is
+    booked (only amount invoices are issued, so the node must not report it); more → the
+    excess becomes account credit in the booking (`book_payment`)."""
     if found is None:
         found = await _lookup(uow_factory, payment_id)
     elif found.id != payment_id:
@@ -485,9 +521,10 @@ async def complete_payment(
         raise PaymentNotFound("Payment not found")
     if found.is_paid:
         return CompletionReport(payment_id=found.id, completed=False)
+    excess = _excess(found, received_msat)
     records = ProductRecords()
     effects = DEFAULT_ON_BOOKED if on_booked is None else on_booked
-    done = await book_payment(uow_factory, found, clock, [records, *effects])
+    done = await book_payment(uow_factory, found, clock, [records, *effects], excess)
     if done is None:
         return CompletionReport(payment_id=found.id, completed=False)
     event = PaymentCompleted(
@@ -509,6 +546,18 @@ async def complete_payment(
         problems=tuple(reactions.problems),
         event=event,
     )
+
+
+def _excess(payment: SubscriptionPayment, received_msat: int | None) -> int:
+    """The msat received beyond a Lightning payment's total (0: exact, or not known)."""
+    if received_msat is None or payment.currency.upper() != Currency.BTC.value:
+        return 0
+    if received_msat < payment.total:
+        raise ShortSettlement(
+            f"Payment {payment.id.hex()}: the Lightning node reports {received_msat} msat "
+            f"received, less than its total of {payment.total} msat; it was not completed"
+        )
+    return received_msat - payment.total
 
 
 async def complete_card_payment(

@@ -1,4 +1,5 @@
-"""A payment for a service that can no longer be delivered becomes account credit, once."""
+"""A payment for a service that cannot be delivered, or what a payer sent beyond its invoice,
+becomes account credit, once."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from domain.errors import DomainError
 from domain.exchange import msat_to_fiat
 from domain.model import SubscriptionPayment
 from domain.money import Currency, Money
+from domain.overpayment import Overpaid, excess_value
 from domain.price_basis import RATES_KEY, quote_btc_rate, rates_from_json
 from ports.storage import UnitOfWork
 
@@ -77,3 +79,47 @@ async def credit_unrestorable(
         ),
     )
     return 0 if booked.replayed else total
+
+
+#: the ledger reference of an excess: the payment's id and this suffix (its value for a
+#: payment that could not be delivered is booked under the bare id, so both can exist)
+EXCESS_SUFFIX = "/excess"
+
+
+async def credit_excess(
+    uow: UnitOfWork, payment: SubscriptionPayment, list_currency: str, msat: int
+) -> Overpaid:
+    """In the completion transaction, behind its `is_paid` gate: `msat` a Lightning payer sent
+    beyond the payment's total, booked as account credit in `list_currency` (the
+    subscription's), valued at the quote's own BTC rate of it, exactly and rounded down.
+
+    Booked once per payment (reference: its id + `EXCESS_SUFFIX`), so a replay books nothing
+    more. `credited` is 0 when the excess is worth less than one unit or cannot be valued
+    (no rate of that currency in the quote); the caller records it either way.
+    """
+    try:
+        target = Currency.parse(list_currency)
+    except DomainError:
+        target = Currency.BTC  # an unknown list currency: keep what arrived, in msat
+    rate = (
+        None
+        if target is Currency.BTC
+        else quote_btc_rate(payment_meta(payment), target, payment.rate)
+    )
+    value = excess_value(msat, target, rate)
+    if not value:
+        return Overpaid(msat=msat, credited=0, currency=target.value)
+    await book_in(
+        uow,
+        checked_entry(
+            user_id=payment.user_id,
+            currency=target.value,
+            amount=value,
+            reason=CreditReason.OVERPAYMENT,
+            reference=payment.id.hex() + EXCESS_SUFFIX,
+            note=f"paid {msat} msat more than the invoice of payment {payment.id.hex()}",
+            created=payment.paid_at or payment.created,
+            payment_id=payment.id,
+        ),
+    )
+    return Overpaid(msat=msat, credited=value, currency=target.value)

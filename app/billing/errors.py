@@ -145,3 +145,8 @@ class PriceChanged(DomainError):
     """The price changed while the invoice was being made; nothing was stored (409, D23)."""
 
     kind = "conflict"
+
+
+class ShortSettlement(DomainError):
+    """The Lightning node reports less received than the payment's total: not completed (an
+    operator looks into it; only amount invoices are issued, so this should never happen)."""

@@ -37,6 +37,7 @@ from ports.storage.payments import (
 )
 from ports.storage.products import IpRangeSubscriptions, IpSpacePrices, IpSpaces, PaymentMethods
 from ports.storage.reads import ReadLookups, VmReads
+from ports.storage.settlement import SettlementProblem, SettlementProblems
 from ports.storage.subscriptions import (
     DueWindow,
     LineItems,
@@ -125,6 +126,8 @@ class UnitOfWork(Protocol):
     def invoices(self) -> Invoices: ...
     @property
     def credit_ledger(self) -> CreditLedger: ...
+    @property
+    def settlement_problems(self) -> SettlementProblems: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -186,6 +189,8 @@ __all__ = [
     "Regions",
     "Removable",
     "Roles",
+    "SettlementProblem",
+    "SettlementProblems",
     "SpecTotals",
     "SshKeys",
     "StorageBusy",

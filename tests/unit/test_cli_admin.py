@@ -187,3 +187,35 @@ def test_the_command_as_a_process_exits_with_its_status_and_prints_one_line(
     assert granted.returncode == 0, granted.stderr
     assert granted.stdout == f"super_admin granted for {npub(KEY)}\n"
     assert rows(url, ASSIGNMENTS) == [(KEY, "super_admin", 1)]
+
+
+def test_settlement_problems_lists_what_the_intake_could_not_complete(
+    db_url: str, lnvps: Lnvps
+) -> None:
+    assert lnvps("admin", "settlement-problems", "--db", db_url).stdout == ""
+    engine_rows = (
+        "INSERT INTO settlement_problem (payment_id, settle_index, amount_paid_msat, error, "
+        "message, created) VALUES "
+    )
+    asyncio.run(
+        _write(
+            db_url,
+            engine_rows + "(:p, 7, 5000, 'ShortSettlement', 'too little', '2026-02-01 10:00:00')",
+            p=b"\xab" * 32,
+        )
+    )
+    listed = lnvps("admin", "settlement-problems", "--db", db_url)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [
+        f"2026-02-01T10:00:00+00:00  {'ab' * 32}  settle index 7  5000 msat  payment gone  "
+        "ShortSettlement: too little"
+    ]
+
+
+async def _write(url: str, sql: str, **params: object) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(sql), params)
+    finally:
+        await engine.dispose()

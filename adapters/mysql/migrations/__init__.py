@@ -22,6 +22,7 @@ R10_VM_RESIZE_REQUESTED = "lnvps_vm_resize_requested"
 R11_PENDING_PAYMENT_INDEX = "lnvps_pending_payment_index"
 R12_PAYMENT_INTERVAL_COUNT = "lnvps_payment_interval_count"
 R13_AUDIT_SECRETS_REDACTED = "lnvps_audit_secrets_redacted"
+R14_SETTLEMENT_PROBLEMS = "lnvps_settlement_problems"
 REVISIONS = (
     R1_LEGACY,
     R2_VM_SUBSCRIPTION_LINK,
@@ -36,6 +37,7 @@ REVISIONS = (
     R11_PENDING_PAYMENT_INDEX,
     R12_PAYMENT_INTERVAL_COUNT,
     R13_AUDIT_SECRETS_REDACTED,
+    R14_SETTLEMENT_PROBLEMS,
 )
 HEAD = REVISIONS[-1]
 

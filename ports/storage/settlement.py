@@ -1,0 +1,36 @@
+"""Storage port of settlements the intake could not complete: kept for the operator."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+import attrs
+
+
+@attrs.frozen(kw_only=True)
+class SettlementProblem:
+    """A Lightning settlement of one of our payments that completing refused for good (a
+    rule no retry changes, or less received than invoiced); the intake went on past it.
+
+    `id` is 0 until stored. `error` names the refusal, `message` says it in words.
+    """
+
+    id: int
+    payment_id: bytes
+    settle_index: int
+    amount_paid_msat: int
+    error: str
+    message: str
+    created: datetime
+
+
+class SettlementProblems(Protocol):
+    async def record(self, problem: SettlementProblem) -> bool:
+        """Store it; False (and nothing written) when one for that payment is stored already,
+        so a replayed settlement is recorded (and reported) once."""
+        ...
+
+    async def list_recent(self, limit: int) -> list[SettlementProblem]:
+        """The newest first (id descending), at most `limit`."""
+        ...

@@ -1,0 +1,169 @@
+"""The amount a Lightning node reports received: an excess becomes account credit once, a
+shortfall completes nothing and is kept for the operator; on every storage backend, against
+the wire-level fake LND."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from adapters.lightning.lnd import LndRestNode
+from adapters.memory.storage import MemoryUnitOfWorkFactory
+from app.billing.credit_overpayment import EXCESS_SUFFIX
+from app.billing.rails import PaymentRails
+from app.settlement import SETTLE_CURSOR, listen_once, reconcile
+from app.settlement_problems import recent_problems
+from domain.account_credit import CreditReason
+from domain.credit import payment_meta
+from domain.overpayment import overpaid_of
+from ports.jobs import SendAdminNotification
+from ports.storage import CreditKey
+from tests.contract import storage_backends
+from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
+from tests.contract.storage_backends import Database
+from tests.fakes.fake_lnd import FakeLnd, running_fake_lnd
+from tests.unit.billing.world import BOB, Shop
+
+# pytest fixture: one migrated database per backend for the module, emptied per test
+database = storage_backends.database
+
+#: a generous bound so a regression fails instead of hanging; no test asserts a duration
+GUARD_S = 30
+#: the fake rates price one BTC at EUR 100 000: 1 000 msat are worth 0.1 cent
+EXCESS_MSAT = 1_239_000  # 123.9 cents: credited 123 (rounded down, never up)
+
+
+@pytest.fixture
+async def shop(database: Database) -> AsyncIterator[Shop]:
+    if database.url is None:
+        yield (await world_over(MemoryUnitOfWorkFactory())).shop
+        return
+    async with engine_on(database) as engine:
+        await empty_tables(engine, database.kind)
+        yield (await world_over(sql_factory(engine))).shop
+
+
+@pytest.fixture
+async def lnd(tmp_path: Path) -> AsyncIterator[FakeLnd]:
+    async with running_fake_lnd(tmp_path, tls=False) as fake:
+        yield fake
+
+
+def _node(fake: FakeLnd) -> LndRestNode:
+    return LndRestNode(fake.url, macaroon_hex=fake.macaroon_hex, reconnect_delay=0.01)
+
+
+async def _cursor(shop: Shop) -> int:
+    async with shop.factory() as uow:
+        return await uow.worker_cursors.get(SETTLE_CURSOR) or 0
+
+
+async def _listen_until_cursor(shop: Shop, node: LndRestNode, cursor: int, listeners: int) -> None:
+    """`listeners` listeners at once (two workers) until the stored cursor reaches `cursor`."""
+    tasks = [
+        asyncio.create_task(listen_once(node, shop.factory, shop.clock, shop.rails, shop.queue))
+        for _ in range(listeners)
+    ]
+
+    async def done() -> None:
+        while await _cursor(shop) < cursor:
+            for task in tasks:
+                if task.done():
+                    task.result()  # raises what stopped it
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(done(), GUARD_S)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _credit(shop: Shop, user_id: int) -> dict[str, int]:
+    async with shop.factory() as uow:
+        return await uow.credit_ledger.balances(user_id)
+
+
+async def _warm(shop: Shop, node: LndRestNode, lnd: FakeLnd) -> None:
+    """A listener heard one settlement before: the cursor is at 1."""
+    earlier = await shop.renew(await shop.order(BOB))
+    lnd.settle(earlier.id)
+    await _listen_until_cursor(shop, node, 1, listeners=1)
+
+
+async def test_an_overpaid_invoice_credits_the_excess_once_even_replayed_by_two_workers(
+    shop: Shop, lnd: FakeLnd
+) -> None:
+    async with _node(lnd) as node:
+        shop.rails = PaymentRails(node, {})
+        await _warm(shop, node, lnd)
+        vm = await shop.order()
+        payment = await shop.renew(vm)
+        assert payment.currency == "BTC" and (await shop.subscription(vm)).currency == "EUR"
+        lnd.settle(payment.id, amount_paid_msat=payment.total + EXCESS_MSAT)
+
+        await _listen_until_cursor(shop, node, 2, listeners=2)
+        # replayed: a restart from an older cursor, and a first-start reconciliation
+        await _listen_until_cursor(shop, node, 2, listeners=1)
+        args = (node, shop.factory, shop.clock, shop.rails, shop.queue)
+        assert await reconcile(*args) == 0
+
+        paid = await shop.payment(payment.id)
+        assert paid.is_paid
+        assert await _credit(shop, vm.user_id) == {"EUR": 123}
+        recorded = overpaid_of(payment_meta(paid))
+        assert recorded is not None
+        assert (recorded.msat, recorded.credited, recorded.currency) == (EXCESS_MSAT, 123, "EUR")
+        async with shop.factory() as uow:
+            key = CreditKey(vm.user_id, "EUR", CreditReason.OVERPAYMENT, payment.id.hex())
+            entry = await uow.credit_ledger.find(
+                CreditKey(key.user_id, key.currency, key.reason, key.reference + EXCESS_SUFFIX)
+            )
+            invoice = await uow.invoices.get_by_payment(payment.id)
+        assert entry is not None and entry.amount == 123 and entry.payment_id == payment.id
+        # the invoice is for what was bought; it says what else arrived and where it went
+        assert invoice is not None and invoice.document.overpaid == recorded
+        assert invoice.document.btc_msat == payment.total
+        history = [h.description or "" for h in await shop.history(vm)]
+        assert any(f"{EXCESS_MSAT} msat more" in text for text in history)
+
+
+async def test_an_exactly_paid_invoice_books_no_credit(shop: Shop, lnd: FakeLnd) -> None:
+    async with _node(lnd) as node:
+        shop.rails = PaymentRails(node, {})
+        await _warm(shop, node, lnd)
+        vm = await shop.order()
+        payment = await shop.renew(vm)
+        lnd.settle(payment.id)
+        await _listen_until_cursor(shop, node, 2, listeners=1)
+        paid = await shop.payment(payment.id)
+        assert paid.is_paid and overpaid_of(payment_meta(paid)) is None
+        assert await _credit(shop, vm.user_id) == {}
+
+
+async def test_an_underpaid_settlement_completes_nothing_and_the_intake_goes_on(
+    shop: Shop, lnd: FakeLnd
+) -> None:
+    async with _node(lnd) as node:
+        shop.rails = PaymentRails(node, {})
+        await _warm(shop, node, lnd)
+        vm, other = await shop.order(), await shop.order(BOB)
+        short, later = await shop.renew(vm), await shop.renew(other)
+        lnd.settle(short.id, amount_paid_msat=short.total - 1_000)
+        lnd.settle(later.id)
+
+        await _listen_until_cursor(shop, node, 3, listeners=1)
+
+        assert not (await shop.payment(short.id)).is_paid
+        assert (await shop.subscription(vm)).expires is None
+        assert (await shop.payment(later.id)).is_paid
+        [(problem, paid)] = await recent_problems(shop.factory)
+        assert (problem.payment_id, problem.settle_index, paid) == (short.id, 2, False)
+        assert problem.amount_paid_msat == short.total - 1_000
+        assert problem.error == "ShortSettlement" and str(short.total) in problem.message
+        notices = [j for j in shop.queue.sent if isinstance(j, SendAdminNotification)]
+        assert len(notices) == 1 and short.id.hex() in notices[0].message

@@ -1,0 +1,282 @@
+"""One settlement never stops the Lightning intake; an interrupted reconciliation skips none."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import attrs
+import pytest
+
+from adapters.lightning.dev import DevLightningNode
+from app import settlement
+from app.billing import completion
+from app.billing.rails import PaymentRails
+from app.billing.upgrades import create_upgrade_payment
+from app.settlement import SETTLE_CURSOR, listen_once, run_settlement_listener
+from app.settlement_problems import recent_problems
+from domain.errors import DomainError, NoExchangeRate
+from domain.upgrade import UpgradeConfig
+from ports.jobs import SendAdminNotification
+from ports.lightning import LightningUnavailable, SettledInvoice
+from ports.storage import StorageBusy
+from tests.unit.billing.world import BOB, PRICING, Shop, new_shop
+
+
+class _Refused(DomainError):
+    """A rule that refuses one payment for good (what a withdrawn offer raises)."""
+
+
+async def _dev_shop() -> tuple[Shop, DevLightningNode]:
+    shop = await new_shop()
+    node = DevLightningNode(clock=shop.clock)
+    shop.rails = PaymentRails(lightning=node, fiat={})
+    return shop, node
+
+
+async def _cursor(shop: Shop) -> int | None:
+    async with shop.factory() as uow:
+        return await uow.worker_cursors.get(SETTLE_CURSOR)
+
+
+async def _warm(shop: Shop, node: DevLightningNode) -> int:
+    """A listener ran before: one settlement completed and the cursor stored at it."""
+    earlier = await shop.renew(await shop.order(BOB))
+    settled = await node.settle(earlier.id)
+    await shop.complete(earlier)
+    async with shop.factory() as uow:
+        await uow.worker_cursors.advance(SETTLE_CURSOR, settled.settle_index)
+        await uow.commit()
+    return settled.settle_index
+
+
+async def _listen_for(shop: Shop, node: DevLightningNode, seconds: float) -> None:
+    """The production loop (reconnects after 10 ms) for a while, then stopped."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_settlement_listener(
+            node, shop.factory, shop.clock, shop.rails, shop.queue, stop, retry_delay=0.01
+        )
+    )
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.wait_for(task, timeout=2)
+
+
+def _failing_for(
+    payment_id: bytes, error: Exception, monkeypatch: pytest.MonkeyPatch
+) -> list[bytes]:
+    """Completing `payment_id` raises `error` (the other payments complete as they do);
+    returns the ids the intake tried, in order."""
+    real = completion.complete_payment
+    tried: list[bytes] = []
+
+    async def complete(*args: Any, payment_id: bytes, **kw: Any) -> Any:
+        tried.append(payment_id)
+        if payment_id == failing:
+            raise error
+        return await real(*args, payment_id=payment_id, **kw)
+
+    failing = payment_id
+    monkeypatch.setattr(settlement, "complete_payment", complete)
+    return tried
+
+
+async def test_a_refused_settlement_is_recorded_and_later_ones_still_complete(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shop, node = await _dev_shop()
+    await _warm(shop, node)
+    vm, other = await shop.order(), await shop.order(BOB)
+    poisoned, later = await shop.renew(vm), await shop.renew(other)
+    first = await node.settle(poisoned.id)
+    second = await node.settle(later.id)
+    _failing_for(poisoned.id, _Refused("the offer was withdrawn"), monkeypatch)
+
+    await _listen_for(shop, node, 0.3)
+
+    assert (await shop.payment(later.id)).is_paid  # the intake went on past it
+    assert not (await shop.payment(poisoned.id)).is_paid
+    assert await _cursor(shop) == second.settle_index
+    [(problem, paid)] = await recent_problems(shop.factory)
+    assert (problem.payment_id, problem.settle_index, paid) == (
+        poisoned.id,
+        first.settle_index,
+        False,
+    )
+    assert problem.amount_paid_msat == poisoned.total
+    assert (problem.error, problem.message) == ("_Refused", "the offer was withdrawn")
+    notices = [j for j in shop.queue.sent if isinstance(j, SendAdminNotification)]
+    assert len(notices) == 1 and poisoned.id.hex() in notices[0].message
+
+
+async def test_a_replayed_refused_settlement_is_recorded_and_reported_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shop, node = await _dev_shop()
+    await _warm(shop, node)
+    poisoned = await shop.renew(await shop.order())
+    await node.settle(poisoned.id)
+    tried = _failing_for(poisoned.id, _Refused("no"), monkeypatch)
+    await _run_once(shop, node)  # the stream meets it
+    args = (node, shop.factory, shop.clock, shop.rails, shop.queue)
+    assert await settlement.reconcile(*args) == 0  # and a reconciliation meets it again
+    assert tried == [poisoned.id, poisoned.id]
+    assert len(await recent_problems(shop.factory)) == 1
+    assert sum(isinstance(j, SendAdminNotification) for j in shop.queue.sent) == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [StorageBusy(), OSError("database gone"), NoExchangeRate("no rate for now")],
+    ids=["busy", "oserror", "unavailable-domain-error"],
+)
+async def test_a_passing_failure_still_blocks_and_skips_nothing(
+    error: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop, node = await _dev_shop()
+    before = await _warm(shop, node)
+    vm, other = await shop.order(), await shop.order(BOB)
+    blocked, later = await shop.renew(vm), await shop.renew(other)
+    await node.settle(blocked.id)
+    await node.settle(later.id)
+    tried = _failing_for(blocked.id, error, monkeypatch)
+
+    await _listen_for(shop, node, 0.2)
+
+    assert tried.count(blocked.id) >= 2  # retried ...
+    assert later.id not in tried  # ... and nothing after it was taken before it
+    assert not (await shop.payment(later.id)).is_paid
+    assert await _cursor(shop) == before
+    assert await recent_problems(shop.factory) == []
+
+    monkeypatch.undo()  # the outage ends: both complete, in order
+    await _listen_for(shop, node, 0.2)
+    assert (await shop.payment(blocked.id)).is_paid and (await shop.payment(later.id)).is_paid
+
+
+async def test_a_paid_upgrade_whose_pricing_went_away_does_not_stop_the_intake() -> None:
+    """The reviewer's case: an admin disabled the region's custom pricing between an
+    upgrade's quote and its payment. However the booking treats that upgrade, the renewal
+    settled after it completes and the cursor moves past both."""
+    shop, node = await _dev_shop()
+    await _warm(shop, node)
+    vm, other = await shop.order(), await shop.order(BOB)
+    first = await shop.renew(vm)
+    await shop.complete(first)
+    up = await create_upgrade_payment(
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        user_id=vm.user_id,
+        vm_id=vm.id,
+        cfg=UpgradeConfig(new_cpu=4),
+    )
+    async with shop.factory() as uow:
+        pricing = await uow.custom_pricing.get(PRICING)
+        assert pricing is not None
+        await uow.custom_pricing.update(attrs.evolve(pricing, enabled=False))
+        await uow.commit()
+    renewal = await shop.renew(other)
+    await node.settle(up.id)
+    last = await node.settle(renewal.id)
+
+    await _listen_for(shop, node, 0.3)
+
+    assert (await shop.payment(renewal.id)).is_paid
+    assert await _cursor(shop) == last.settle_index
+    problems = [p.payment_id for p, _ in await recent_problems(shop.factory)]
+    assert (await shop.payment(up.id)).is_paid or problems == [up.id]
+
+
+class _Flaky(DevLightningNode):
+    """Looking up `fail_for` fails once (the node restarting), then answers."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.fail_for: set[bytes] = set()
+
+    async def lookup_settlement(self, payment_hash: bytes) -> SettledInvoice | None:
+        if payment_hash in self.fail_for:
+            self.fail_for.discard(payment_hash)
+            raise LightningUnavailable("LND restarting")
+        return await super().lookup_settlement(payment_hash)
+
+
+class _NoReplayFromZero(_Flaky):
+    """LND's rule: a stream from settle index 0 replays nothing, only live settlements (the
+    dev node replays from 0; `skip_to` is the index the settlements so far reached)."""
+
+    skip_to = 0
+
+    def settlements_after(self, settle_index: int) -> Any:
+        return super().settlements_after(settle_index or self.skip_to)
+
+
+async def _run_once(
+    shop: Shop, node: DevLightningNode, until: Callable[[], Awaitable[bool]] | None = None
+) -> None:
+    task = asyncio.create_task(listen_once(node, shop.factory, shop.clock, shop.rails, shop.queue))
+    for _ in range(30):
+        await asyncio.sleep(0.01)
+        if until is not None and await until():
+            break
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_node_error_while_reconciling_leaves_no_cursor_that_skips_older_settlements() -> (
+    None
+):
+    shop = await new_shop()
+    node = _NoReplayFromZero(clock=shop.clock)
+    shop.rails = PaymentRails(lightning=node, fiat={})
+    older = await shop.renew(await shop.order())
+    shop.clock.advance(timedelta(seconds=1))
+    newer = await shop.renew(await shop.order(BOB))
+    await node.settle(older.id)
+    settled_newer = await node.settle(newer.id)  # both while no listener ran (first start)
+    node.skip_to = settled_newer.settle_index  # as LND: from 0 the stream replays nothing
+    node.fail_for = {older.id}  # LND restarts while the older one is looked up
+
+    await _run_once(shop, node)  # first start: checks `newer`, fails on `older`
+    assert (await shop.payment(newer.id)).is_paid
+    assert not (await shop.payment(older.id)).is_paid
+    assert await _cursor(shop) == 0  # not the newer one's index: that would skip `older`
+
+    await _run_once(shop, node)  # the next start reconciles again and finds it
+    assert (await shop.payment(older.id)).is_paid
+    # all checked: the cursor is stored (the stream replays `newer` after it, harmlessly)
+    assert await _cursor(shop) == settled_newer.settle_index
+    paid_once = shop.clock.now() + timedelta(days=28)  # 31 Jan → 28 Feb, not 28 Mar
+    assert (await shop.subscription(await shop.vm(1))).expires == paid_once
+
+
+async def test_while_a_reconciliation_is_incomplete_live_settlements_do_not_move_the_cursor() -> (
+    None
+):
+    shop = await new_shop()
+    node = _Flaky(clock=shop.clock)
+    shop.rails = PaymentRails(lightning=node, fiat={})
+    missed = await shop.renew(await shop.order())
+    await node.settle(missed.id)
+    node.fail_for = {missed.id}
+    live = await shop.renew(await shop.order(BOB))
+
+    async def live_paid() -> bool:
+        return (await shop.payment(live.id)).is_paid
+
+    task = asyncio.create_task(listen_once(node, shop.factory, shop.clock, shop.rails, shop.queue))
+    await asyncio.sleep(0.05)
+    await node.settle(live.id)
+    for _ in range(100):
+        if await live_paid():
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert await live_paid()  # live payments are still taken ...
+    assert await _cursor(shop) == 0  # ... but the next start reconciles again
