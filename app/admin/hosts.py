@@ -25,7 +25,7 @@ from app.admin.catalogue_common import (
 )
 from app.billing.errors import NotFound
 from app.billing.reserved import reserved_usage
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidInput
 from domain.model import Host, HostDisk, Region
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
@@ -181,19 +181,35 @@ async def update_host(
     fields: Fields,
     prober: HostProber | None = None,
 ) -> HostInfo:
-    """Change a host; with a `prober`, a change of its connection fields must answer first."""
+    """Change a host; with a `prober`, a change of its connection fields must answer first.
+
+    A new address or kind needs the API token in the same request (400 otherwise): the
+    stored token would be sent to the new address, by the probe and then by the worker, so
+    `hosts::update` alone could otherwise read the hypervisor's token off the wire."""
     changes = _checked(fields)
+    async with uow_factory() as uow:
+        before = await _host(uow, host_id)
+    _check_token_follows(before, changes)
     if prober is not None and CONNECTION_FIELDS & changes.keys():
-        async with uow_factory() as uow:
-            before = await _host(uow, host_id)
         await _probe(prober, evolve(before, changes))
     async with uow_factory() as uow:
         host = await _host(uow, host_id)
+        _check_token_follows(host, changes)  # as stored now, not as first read
         if "region_id" in changes:
             await _check_region(uow, fields["region_id"])
         updated = evolve(host, changes)
         await uow.hosts.update(updated)
         return await committed(uow, updated, _infos_at(clock.now()))
+
+
+def _check_token_follows(host: Host, changes: dict[str, object]) -> None:
+    moved = any(name in changes and changes[name] != getattr(host, name) for name in _WHERE)
+    if moved and "api_token" not in changes:
+        raise InvalidInput("Changing a host's ip or kind needs its api_token in the same request")
+
+
+#: what says where, and how, the host's API token is sent
+_WHERE = ("ip", "kind")
 
 
 class DiskNotFound(NotFound):

@@ -132,6 +132,33 @@ async def test_an_edit_of_the_connection_is_checked_and_refused_unchanged(w: Wor
     assert status == 200 and len(w.fake.requests) == asked + 2
 
 
+async def test_a_new_address_needs_the_token_again_so_the_stored_one_never_goes_there(
+    w: World,
+) -> None:
+    """`hosts::update` alone must not be able to send the stored hypervisor token (which it
+    cannot read: answers mask it) to an address of its choosing, by the check or later by
+    the worker."""
+    _, made = await w.send("POST", "/hosts", json=w.body())
+    path = f"/hosts/{made['data']['id']}"
+    asked = len(w.fake.requests)
+    for change in ({"ip": "https://attacker.example:8006"}, {"kind": "libvirt"}):
+        status, body = await w.send("PATCH", path, json=change)
+        assert (status, body) == (
+            400,
+            {"error": "Changing a host's ip or kind needs its api_token in the same request"},
+        )
+        status, _ = await w.send("PATCH", path + "?test_connection=false", json=change)
+        assert status == 400
+    assert len(w.fake.requests) == asked  # nothing was sent anywhere
+    async with w.admin.api.store() as uow:
+        stored = await uow.hosts.get(made["data"]["id"])
+    assert stored is not None and stored.ip == w.url and stored.api_token == TOKEN
+    status, body = await w.send("PATCH", path, json={"ip": w.url, "name": NODE})
+    assert status == 200, body  # the same address: nothing moves
+    status, body = await w.send("PATCH", path, json={"ip": w.url + "/", "api_token": TOKEN})
+    assert status == 200, body
+
+
 async def test_a_libvirt_uri_that_would_run_a_command_is_refused_even_unchecked(w: World) -> None:
     before = await w.host_count()
     for path in ("/hosts", "/hosts?test_connection=false"):

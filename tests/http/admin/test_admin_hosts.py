@@ -43,7 +43,9 @@ async def test_kinds_use_their_wire_names_and_mock_is_the_dummy(world: AdminWorl
         "data"
     ]
     assert made["kind"] == "libvirt"
-    patched = await world.ok("PATCH", f"/hosts/{made['id']}", json={"kind": "mock"})
+    patched = await world.ok(
+        "PATCH", f"/hosts/{made['id']}", json={"kind": "mock", "api_token": "t"}
+    )
     assert patched["data"]["kind"] == "mock"
 
 
