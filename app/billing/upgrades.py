@@ -191,7 +191,7 @@ async def why_paid_upgrade_cannot_be_made(
     except DomainError as err:
         return UpgradeUnplaced(
             why=f"the upgrade of VM {vm.id} can no longer be made: {err.message}",
-            list_currency=_quoted_currency(payment, sub),
+            list_currency=_quoted_currency(payment, sub.currency),
             payer_note=IMPOSSIBLE_UPGRADE_NOTE,
             refused=UpgradeNoLongerPossible(
                 f"This upgrade can no longer be made ({err.message}); quote again"
@@ -200,11 +200,12 @@ async def why_paid_upgrade_cannot_be_made(
     return None
 
 
-def _quoted_currency(payment: SubscriptionPayment, sub: Subscription) -> str:
-    """The currency an upgrade was priced in, from what its payment stored: its quoted
-    prices, else the credit it applied, else its own fiat; an older Lightning quote that
-    stored neither was priced in its subscription's currency unless a plan was re-priced
-    in another since, which nothing stored can tell."""
+def _quoted_currency(payment: SubscriptionPayment, otherwise: str) -> str:
+    """The currency an upgrade was priced in (its value is credited in it), from what its
+    payment stored: its quoted prices, else the credit it applied, else its own fiat; an
+    older Lightning quote that stored neither: `otherwise`, the caller's best guess (the
+    pricing's currency now, or the subscription's), which a re-pricing into another
+    currency since its quote would make wrong and nothing stored can tell."""
     meta = payment_meta(payment)
     quoted = UpgradePrices.from_json(meta.get(QUOTED_PRICES_KEY))
     if quoted is not None:
@@ -212,7 +213,7 @@ def _quoted_currency(payment: SubscriptionPayment, sub: Subscription) -> str:
     applied = credit_applied(meta)
     if applied is not None:
         return applied[1]
-    return sub.currency if payment.currency == "BTC" else payment.currency
+    return otherwise if payment.currency == "BTC" else payment.currency
 
 
 #: what the payer of an upgrade that can no longer be made is told
@@ -241,7 +242,7 @@ async def why_paid_upgrade_is_outdated(
             f"the upgrade of VM {vm.id} was priced to the expiry {quoted.isoformat()}, and "
             f"the subscription now expires {now_expires}"
         ),
-        list_currency=plan.new_price.currency.value,
+        list_currency=_quoted_currency(payment, plan.new_price.currency.value),
         payer_note=OUTDATED_UPGRADE_NOTE,
         refused=UpgradeQuoteOutdated(
             "The subscription's expiry changed since the upgrade was quoted; quote again"
@@ -318,7 +319,7 @@ async def why_paid_upgrade_does_not_fit(
         return None
     return UpgradeUnplaced(
         why=f"host {vm.host_id} has no room left for the upgrade of VM {vm.id}",
-        list_currency=plan.new_price.currency.value,
+        list_currency=_quoted_currency(payment, plan.new_price.currency.value),
         payer_note=NO_ROOM_UPGRADE_NOTE,
         refused=NoRoomToUpgrade("The VM's host has no room left for this upgrade"),
     )

@@ -253,6 +253,26 @@ async def test_an_upgrade_repriced_into_another_currency_is_credited_in_its_own(
     assert await _overpayments(world, upgrade) == [upgrade.amount]
 
 
+async def test_an_outdated_upgrade_whose_pricing_moved_currency_is_credited_in_its_own(
+    world: World,
+) -> None:
+    """Its expiry moved too (judged first): the value is still credited in the currency it
+    was quoted and charged in, not in the one its pricing lists now."""
+    vm = await world.paid_vm()
+    upgrade = await _upgrade(world, vm, method=PaymentMethod.REVOLUT)
+    await world.complete(await world.renew(vm))  # the expiry moves
+    await _reprice_pricing(world, currency="USD")
+
+    await world.complete(upgrade)
+
+    assert await _cpu(world, vm) == 2
+    async with world.shop.factory() as uow:
+        balances = await uow.credit_ledger.balances(ALICE)
+    assert balances == {"EUR": upgrade.amount}
+    paid = await world.shop.payment(upgrade.id)
+    assert "was priced to the expiry" in payment_meta(paid)[CREDIT_KEY]["changes"][0]
+
+
 async def _set_plan_amount(world: World, amount: int) -> None:
     """The plan's price changed in storage alone: no re-pricing expired anything."""
     async with world.shop.factory() as uow:
