@@ -3,7 +3,8 @@
 The node numbers its settlements (the settle index); the last one handled is kept in
 storage (the `lightning-settle-index` worker cursor), and each stream starts by replaying
 every settlement after it, so an outage of any length loses nothing. Only when there is no
-usable cursor yet (first start) does `reconcile` look up recent unpaid Lightning payments.
+usable cursor yet (first start) does `reconcile` look up recent unpaid Lightning payments,
+however many were paid before.
 
 One settlement never stops the others: when completing it is refused for good (a rule no
 retry changes, `refused_for_good`) it is recorded for the operator (`app.settlement_problems`)
@@ -179,18 +180,11 @@ async def _seed_index(node: LightningNode, uow_factory: UnitOfWorkFactory) -> in
     return 0 if settled is None else settled.settle_index
 
 
-async def start_index(node: LightningNode, uow_factory: UnitOfWorkFactory) -> int:
-    """The settle index the stream replays after: the persisted cursor, else a seed (stored)."""
+async def start_index(node: LightningNode, uow_factory: UnitOfWorkFactory) -> int | None:
+    """The persisted cursor: the settle index the stream replays after; None on a first
+    start (no cursor stored yet)."""
     async with uow_factory() as uow:
-        stored = await uow.worker_cursors.get(SETTLE_CURSOR)
-    if stored is not None:
-        return stored
-    seed = await _seed_index(node, uow_factory)
-    async with uow_factory() as uow:
-        await uow.worker_cursors.advance(SETTLE_CURSOR, seed)
-        await uow.commit()
-    log.info("settlement cursor starts at settle index %d", seed)
-    return seed
+        return await uow.worker_cursors.get(SETTLE_CURSOR)
 
 
 async def _handled(uow_factory: UnitOfWorkFactory, settle_index: int) -> None:
@@ -213,33 +207,40 @@ async def listen_once(
     Each settlement is completed (exactly once, D9) before the cursor moves past it, so a
     crash or a database error in between replays it on the next start, harmlessly; an
     invoice this service did not issue, or one whose completion is refused for good
-    (recorded for the operator), is passed over. With cursor 0 the node may replay nothing
-    (LND), so `reconcile` first looks up the recent unpaid payments, and the stream then
-    replays after the highest settlement it handled (stored as the cursor). A
-    reconciliation that could not check every candidate stores no cursor, nor does the
-    stream after it: the cursor stays 0, so the next start reconciles again instead of
-    skipping a settlement nobody checked.
+    (recorded for the operator), is passed over. Without a cursor (or at 0, from which LND
+    replays nothing) `reconcile` first looks up the recent unpaid payments, and the stream
+    then replays after the later of the newest paid payment's settlement and the highest one
+    the reconciliation handled (stored as the cursor). A reconciliation that could not check
+    every candidate stores no cursor, nor does the stream after it, so the next start
+    reconciles again instead of skipping a settlement nobody checked.
     """
     completed = 0
-    start = await start_index(node, uow_factory)
+    stored = await start_index(node, uow_factory)
+    start = stored or 0
     keep_cursor = True
-    if start == 0:
+    if not stored:
+        # a first start (no cursor) or one after a start that could not check everything:
+        # the newest paid payment's settlement is where the stream picks up, and the recent
+        # unpaid payments before it are looked up on the node (paid while no listener ran,
+        # or by a wallet while an older release ran: the stream would not replay them)
         try:
+            seed = await _seed_index(node, uow_factory)
             found = await _reconcile(
                 node, uow_factory, clock, rails, queue, reconcile_window, RECONCILE_LIMIT
             )
         except Exception:  # reconciliation is best effort: never keep the listener from listening
             log.exception("settlement reconciliation failed")
-            found = Reconciled()
+            seed, found = 0, Reconciled()
+        start = max(seed, found.highest)
         if not found.checked_all:
             keep_cursor = False
             log.warning(
-                "settlement reconciliation incomplete: the cursor stays at 0 until a start "
+                "settlement reconciliation incomplete: no cursor is stored until a start "
                 "reconciles every recent unpaid Lightning payment"
             )
-        elif found.highest:
-            await _handled(uow_factory, found.highest)
-            start = found.highest
+        elif start or stored is None:
+            await _handled(uow_factory, start)
+            log.info("settlement cursor starts at settle index %d", start)
     async for settled in node.settlements_after(start):
         completed += await _complete(uow_factory, clock, rails, queue, settled, "settlement")
         if keep_cursor:

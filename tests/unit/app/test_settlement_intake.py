@@ -245,7 +245,7 @@ async def test_a_node_error_while_reconciling_leaves_no_cursor_that_skips_older_
     await _run_once(shop, node)  # first start: checks `newer`, fails on `older`
     assert (await shop.payment(newer.id)).is_paid
     assert not (await shop.payment(older.id)).is_paid
-    assert await _cursor(shop) == 0  # not the newer one's index: that would skip `older`
+    assert not await _cursor(shop)  # not the newer one's index: that would skip `older`
 
     await _run_once(shop, node)  # the next start reconciles again and finds it
     assert (await shop.payment(older.id)).is_paid
@@ -279,4 +279,26 @@ async def test_while_a_reconciliation_is_incomplete_live_settlements_do_not_move
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert await live_paid()  # live payments are still taken ...
-    assert await _cursor(shop) == 0  # ... but the next start reconciles again
+    assert not await _cursor(shop)  # ... but the next start reconciles again
+
+
+async def test_a_first_start_after_paid_payments_still_reconciles_the_older_unpaid_ones() -> None:
+    """No cursor yet, but a Lightning payment was paid (an earlier release, or a database
+    adopted from another system): the stream picks up after the newest paid settlement, and
+    an older invoice settled while nothing listened is still found and completed."""
+    shop = await new_shop()
+    node = _NoReplayFromZero(clock=shop.clock)
+    shop.rails = PaymentRails(lightning=node, fiat={})
+    older = await shop.renew(await shop.order())
+    shop.clock.advance(timedelta(seconds=1))
+    newer = await shop.renew(await shop.order(BOB))
+    await node.settle(older.id)  # settled, never completed here
+    settled_newer = await node.settle(newer.id)
+    await shop.complete(newer)  # completed (by the system before), no cursor stored
+    node.skip_to = settled_newer.settle_index
+    assert await _cursor(shop) is None
+
+    await _run_once(shop, node)
+
+    assert (await shop.payment(older.id)).is_paid
+    assert await _cursor(shop) == settled_newer.settle_index
