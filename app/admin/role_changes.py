@@ -11,6 +11,7 @@ import attrs
 from app.admin.role_guard import (
     SUPER_ADMIN_ROLE_ID,
     SelfRevokeRefused,
+    SuperAdmins,
     check_a_super_admin_left,
     check_grantable,
     check_role_changeable,
@@ -150,11 +151,11 @@ async def update_user_and_role(
     """
     now = clock.now()
     async with uow_factory() as uow:
-        holders = await lock_super_admins(uow, now) if admin_role is not None else frozenset()
+        admins = await lock_super_admins(uow, now) if admin_role is not None else SuperAdmins()
         if await uow.users.get(user_id) is None:
             raise UserNotFound("User not found")
         if admin_role is not None:
-            await _replace_roles(uow, now, user_id, admin_role, by_user_id, caller, holders)
+            await _replace_roles(uow, now, user_id, admin_role, by_user_id, caller, admins)
         _, expired = await apply_user_changes(uow, user_id, changes, now)
         await uow.commit()
     await cancel_quietly(rails, expired)
@@ -167,7 +168,7 @@ async def _replace_roles(
     admin_role: str,
     by_user_id: int,
     caller: Collection[Permission],
-    super_admins: frozenset[int],
+    super_admins: SuperAdmins,
 ) -> None:
     """`admin_role` of `update_user_and_role`: the caller must be able to grant the new role
     and every role the user loses, expired ones included."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
+
+import attrs
 
 from app.admin.permissions import permission_text
 from domain.errors import DomainError
@@ -56,19 +58,51 @@ async def check_role_changeable(
     check_grantable(caller, granted, doing=doing)
 
 
-async def lock_super_admins(uow: UnitOfWork, now: datetime) -> frozenset[int]:
-    """The users holding an unexpired super_admin assignment, the role's row locked until the
-    transaction ends (call it before anything else the transaction reads)."""
-    return await uow.roles.lock_holders(SUPER_ADMIN_ROLE_ID, now)
+#: a moment after any end date an assignment can have: holders "unexpired" then have none.
+_NO_END = datetime(9000, 1, 1, tzinfo=UTC)
 
 
-def check_a_super_admin_left(holders: frozenset[int], user_id: int, *, keeps: bool) -> None:
-    """Refuse to take the user's super_admin away when they are the only live holder.
+@attrs.frozen
+class SuperAdmins:
+    """Who holds super_admin: unexpired now (`live`), and without an end date (`lasting`)."""
 
-    `holders` come from `lock_super_admins` in the same transaction; `keeps` says whether the
-    user still holds it, unexpired, after the change.
+    live: frozenset[int] = frozenset()
+    lasting: frozenset[int] = frozenset()
+
+
+async def lock_super_admins(uow: UnitOfWork, now: datetime) -> SuperAdmins:
+    """The holders of super_admin, the role's row locked until the transaction ends (call it
+    before anything else the transaction reads)."""
+    live = await uow.roles.lock_holders(SUPER_ADMIN_ROLE_ID, now)
+    return SuperAdmins(live, await uow.roles.lock_holders(SUPER_ADMIN_ROLE_ID, _NO_END))
+
+
+def check_a_super_admin_left(admins: SuperAdmins, user_id: int, *, keeps: bool) -> None:
+    """Refuse to take the user's super_admin away when they are its only live holder, or its
+    only holder without an end date (the others' end dates would lock everyone out later).
+
+    `admins` come from `lock_super_admins` in the same transaction; `keeps` says whether the
+    user still holds it, without an end date, after the change.
     """
-    if not keeps and user_id in holders and holders <= {user_id}:
+    if keeps:
+        return
+    if user_id in admins.live and admins.live <= {user_id}:
         raise LastSuperAdminRefused(
             "Cannot remove the last super admin: grant super_admin to another user first"
+        )
+    _check_a_lasting_one_left(admins, user_id)
+
+
+def check_end_date_leaves_one(admins: SuperAdmins, user_id: int) -> None:
+    """An end date on the user's super_admin is a revocation that waits: refused when they
+    are the only holder without one (two super admins end-dating each other would
+    otherwise leave nobody once both dates pass)."""
+    _check_a_lasting_one_left(admins, user_id)
+
+
+def _check_a_lasting_one_left(admins: SuperAdmins, user_id: int) -> None:
+    if user_id in admins.lasting and admins.lasting <= {user_id}:
+        raise LastSuperAdminRefused(
+            "Cannot leave super_admin without a holder that has no end date: grant it "
+            "without an end date to another user first"
         )

@@ -12,7 +12,9 @@ from app.account.profile import check_country, check_email, email_hash
 from app.admin.role_guard import (
     SUPER_ADMIN_ROLE_ID,
     SelfRevokeRefused,
+    SuperAdmins,
     check_a_super_admin_left,
+    check_end_date_leaves_one,
     check_role_changeable,
     lock_super_admins,
 )
@@ -180,18 +182,20 @@ async def assign_role(
     if expires_at is not None and expires_at <= now:
         raise InvalidInput("expires_at must be in the future")
     async with uow_factory() as uow:
-        holders = (
-            await lock_super_admins(uow, now) if role_id == SUPER_ADMIN_ROLE_ID else frozenset()
+        admins = (
+            await lock_super_admins(uow, now) if role_id == SUPER_ADMIN_ROLE_ID else SuperAdmins()
         )
         if await uow.users.get(user_id) is None:
             raise UserNotFound("User not found")
         if await uow.roles.get_role(role_id) is None:
             raise RoleNotFound("Role not found")
         await check_role_changeable(uow, caller, role_id, doing="grant")
-        if user_id == assigned_by and expires_at is not None and user_id in holders:
+        if user_id == assigned_by and expires_at is not None and user_id in admins.live:
             raise SelfRevokeRefused(
                 "Super admins cannot put an end date on their own super_admin role"
             )
+        if expires_at is not None:
+            check_end_date_leaves_one(admins, user_id)
         assignment = await uow.roles.assign(
             RoleAssignment(
                 id=0,
@@ -221,14 +225,14 @@ async def revoke_role(
     if user_id == by_user_id and role_id == SUPER_ADMIN_ROLE_ID:
         raise SelfRevokeRefused("Super admins cannot revoke their own super_admin role")
     async with uow_factory() as uow:
-        holders = (
+        admins = (
             await lock_super_admins(uow, clock.now())
             if role_id == SUPER_ADMIN_ROLE_ID
-            else frozenset()
+            else SuperAdmins()
         )
         if not any(a.role_id == role_id for a in await uow.roles.assignments_of(user_id)):
             raise NotFound("Role assignment not found")
         await check_role_changeable(uow, caller, role_id, doing="revoke")
-        check_a_super_admin_left(holders, user_id, keeps=role_id != SUPER_ADMIN_ROLE_ID)
+        check_a_super_admin_left(admins, user_id, keeps=role_id != SUPER_ADMIN_ROLE_ID)
         await uow.roles.revoke(user_id, role_id)
         await uow.commit()

@@ -164,3 +164,34 @@ async def test_an_end_date_must_be_in_the_future_and_never_ones_own_super_admin(
     await world.ok("POST", f"/users/{bob}/roles", json={"role_id": sa, "expires_at": later})
     assert await _roles(world, bob) == [("super_admin", later)]
     assert await _roles(world, root) == [("super_admin", None)]
+
+
+async def test_super_admins_cannot_end_date_each_other_into_nobody(world: AdminWorld) -> None:
+    """An end date is a revocation that waits: two super admins end-dating each other, or
+    one end-dating the other and then revoking them, would leave nobody once it passes."""
+    root = (await user_of(world.api, ROOT)).id
+    bob = (await user_of(world.api, BOB)).id
+    sa = world.role_ids["super_admin"]
+    await world.ok("POST", f"/users/{bob}/roles", json={"role_id": sa})
+    soon = format_time(world.api.clock.now() + timedelta(minutes=1))
+    lasting = {
+        "error": "Cannot leave super_admin without a holder that has no end date: grant it "
+        "without an end date to another user first"
+    }
+
+    await world.ok("POST", f"/users/{bob}/roles", json={"role_id": sa, "expires_at": soon})
+    status, body = await _answer(
+        world, "POST", f"/users/{root}/roles", BOB, json={"role_id": sa, "expires_at": soon}
+    )
+    assert (status, body) == (422, lasting)
+    status, body = await _answer(world, "DELETE", f"/users/{root}/roles/{sa}", BOB)
+    assert (status, body) == (422, lasting)
+    status, body = await _answer(
+        world, "PATCH", f"/users/{root}", BOB, json={"admin_role": "read_only"}
+    )
+    assert (status, body) == (422, lasting)
+    assert await _roles(world, root) == [("super_admin", None)]
+
+    world.api.clock.advance(timedelta(minutes=2))  # BOB's date passed: ROOT still holds it
+    assert (await world.call("GET", "/roles", ROOT)).status == 200
+    assert (await world.call("GET", "/roles", BOB)).status == 403
