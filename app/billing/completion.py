@@ -55,7 +55,7 @@ from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryAction
 from domain.events import PaymentCompleted
 from domain.lifecycle import vm_changed
 from domain.model import LineItem, Subscription, SubscriptionPayment, Vm, vm_event
-from domain.money import Currency
+from domain.money import MSAT_PER_SAT, Currency, round_msat_up_to_sat
 from domain.overpayment import OVERPAID_KEY, Overpaid
 from domain.price_basis import CREDIT_KEY
 from domain.subscription import apply_paid_payment, mark_paid
@@ -549,7 +549,10 @@ async def complete_payment(
 
 
 def _excess(payment: SubscriptionPayment, received_msat: int | None) -> int:
-    """The msat received beyond a Lightning payment's total (0: exact, or not known)."""
+    """The msat received beyond what a Lightning payment's invoice asked (0: exact, or not
+    known). The invoice asks whole sats, at least one; a payment stored before its total
+    was the invoice's amount (up to 999 msat under it, see `PaymentRails`) is measured
+    against its invoice too, so paying it exactly is no overpayment."""
     if received_msat is None or payment.currency.upper() != Currency.BTC.value:
         return 0
     if received_msat < payment.total:
@@ -557,7 +560,8 @@ def _excess(payment: SubscriptionPayment, received_msat: int | None) -> int:
             f"Payment {payment.id.hex()}: the Lightning node reports {received_msat} msat "
             f"received, less than its total of {payment.total} msat; it was not completed"
         )
-    return received_msat - payment.total
+    invoiced = max(MSAT_PER_SAT, round_msat_up_to_sat(payment.total))
+    return max(0, received_msat - invoiced)
 
 
 async def complete_card_payment(

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 from adapters.lightning.lnd import LndRestNode
@@ -139,6 +140,28 @@ async def test_an_exactly_paid_invoice_books_no_credit(shop: Shop, lnd: FakeLnd)
         vm = await shop.order()
         payment = await shop.renew(vm)
         lnd.settle(payment.id)
+        await _listen_until_cursor(shop, node, 2, listeners=1)
+        paid = await shop.payment(payment.id)
+        assert paid.is_paid and overpaid_of(payment_meta(paid)) is None
+        assert await _credit(shop, vm.user_id) == {}
+
+
+async def test_a_payment_stored_under_its_whole_sat_invoice_paid_exactly_is_no_overpayment(
+    shop: Shop, lnd: FakeLnd
+) -> None:
+    """Payments stored before their total was the invoice's whole-sat amount are up to 999
+    msat under what their invoice asks: paying that invoice exactly credits nothing and
+    puts no overpayment on the invoice."""
+    async with _node(lnd) as node:
+        shop.rails = PaymentRails(node, {})
+        await _warm(shop, node, lnd)
+        vm = await shop.order()
+        payment = await shop.renew(vm)
+        old_style = attrs.evolve(payment, amount=payment.amount - 600)  # 600 msat under
+        async with shop.factory() as uow:
+            await uow.payments.update(old_style)
+            await uow.commit()
+        lnd.settle(payment.id)  # the invoice's own amount
         await _listen_until_cursor(shop, node, 2, listeners=1)
         paid = await shop.payment(payment.id)
         assert paid.is_paid and overpaid_of(payment_meta(paid)) is None
