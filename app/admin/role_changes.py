@@ -87,7 +87,11 @@ async def update_role(
     permissions: list[Permission] | None,
     caller: Collection[Permission],
 ) -> None:
-    """Rename, re-describe and/or replace the whole permission set, in one transaction."""
+    """Rename, re-describe and/or replace the whole permission set, in one transaction.
+
+    A permission set is changed only by a caller holding every permission it adds and every
+    one it takes away (403 otherwise): taking a permission from a role takes it from each of
+    its holders, which revoking the role itself would need too."""
     if name is not None:
         check_role_name(name)
     if permissions is not None:
@@ -108,6 +112,9 @@ async def update_role(
             description=role.description if description is None else description,
             updated_at=now,
         )
+        if permissions is not None:
+            had = {(p.resource, p.action) for p in await uow.roles.permissions_of_role(role.id)}
+            check_grantable(caller, had - set(permissions), doing="take away")
         await uow.roles.update_role(changed)
         if permissions is not None:
             await uow.roles.set_permissions(role.id, permissions, now)

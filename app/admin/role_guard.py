@@ -40,12 +40,15 @@ def check_grantable(
     caller: Collection[Permission], granted: Iterable[Permission], *, doing: str = "grant"
 ) -> None:
     """The caller holds every permission in `granted`; else EscalationRefused naming the
-    missing ones. `doing` says what they tried: "grant", "re-date" or "revoke"."""
+    missing ones. `doing` says what they tried: "grant", "take away" (from a role), "re-date"
+    or "revoke"."""
     missing = sorted({p for p in granted if p not in caller})
     if missing:
         names = ", ".join(permission_text(*p) for p in missing)
         if doing == "grant":
             raise EscalationRefused(f"Cannot grant permissions you do not hold: {names}")
+        if doing == "take away":
+            raise EscalationRefused(f"Cannot take away permissions you do not hold: {names}")
         raise EscalationRefused(f"Cannot {doing} a role with permissions you do not hold: {names}")
 
 

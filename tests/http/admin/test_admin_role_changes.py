@@ -152,3 +152,21 @@ async def test_nobody_grants_what_they_do_not_hold(world: AdminWorld) -> None:
         "PATCH", f"/roles/{mine['id']}", key, json={"permissions": ["users::view", "users::update"]}
     )
     assert ok.status == 200
+
+
+async def test_nobody_takes_from_a_role_what_they_do_not_hold(world: AdminWorld) -> None:
+    """Taking a permission out of a role takes it from everyone holding the role: a role
+    editor without `hosts::delete` cannot strip it from the hosts team."""
+    key = await _delegate(world, "roles::update", "roles::view", "users::view")
+    hosts = await _create(world, "hosts-team", "hosts::delete", "users::view")
+    status, body = await _error(
+        world, "PATCH", f"/roles/{hosts['id']}", key, json={"permissions": ["users::view"]}
+    )
+    assert (status, body) == (
+        403,
+        {"error": "Cannot take away permissions you do not hold: hosts::delete"},
+    )
+    kept = (await world.ok("GET", f"/roles/{hosts['id']}"))["data"]["permissions"]
+    assert sorted(kept) == ["hosts::delete", "users::view"]
+    mine = await _create(world, "readers", "users::view", "roles::view")
+    await world.ok("PATCH", f"/roles/{mine['id']}", key, json={"permissions": ["users::view"]})
