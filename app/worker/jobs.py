@@ -8,7 +8,7 @@ from typing import Any
 
 from app.billing.completion import complete_payment
 from app.billing.credit_release import release_expired_credit
-from app.billing.lapsed_orders import LapsedOrders
+from app.billing.lapsed_orders import LapsedOrders, admin_notice
 from app.billing.upgrades import apply_upgrade
 from app.worker import messages
 from app.worker.context import WorkerDeps
@@ -280,7 +280,13 @@ class WorkerJobs:
                     deps.uow_factory, deps.clock, rails, deps.queue, payment_id=payment.id
                 )
 
-            self._lapsed = LapsedOrders(deps.uow_factory, deps.clock, rails, complete=complete)
+            self._lapsed = LapsedOrders(
+                deps.uow_factory,
+                deps.clock,
+                rails,
+                complete=complete,
+                report=admin_notice(deps.queue),
+            )
 
     async def check_subscriptions(self, job: CheckSubscriptions) -> None:
         if not self._coalesce.due(job.kind):

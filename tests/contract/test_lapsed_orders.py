@@ -1,22 +1,35 @@
 """Lapsed card orders on memory, SQLite and MariaDB: cancelled at their provider once, after
-the grace, never when paid, retried after an outage; the CheckSubscriptions job runs it."""
+the grace, never when paid, retried after an outage; the CheckSubscriptions job runs it. One
+paid there is completed (a refusal reported to the admins, a passing failure retried, never
+given up) unless it lapsed too long ago: then it is reported only."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import attrs
 import pytest
 
 from adapters.memory.storage import MemoryUnitOfWorkFactory
-from app.billing.lapsed_orders import CURSOR, GRACE, MAX_ATTEMPTS, LapsedOrders
+from app.billing.errors import PaymentProviderUnavailable, UpgradeNoLongerPossible
+from app.billing.lapsed_orders import (
+    COMPLETE_WITHIN,
+    CURSOR,
+    GRACE,
+    MAX_ATTEMPTS,
+    LapsedOrders,
+    admin_notice,
+)
 from app.billing.rails import FIAT_EXPIRY
 from app.worker.jobs import build_handlers
 from domain.enums import PaymentMethod
 from domain.intervals import add_months
 from domain.model import SubscriptionPayment, Vm
 from ports.jobs import CheckSubscriptions
+from ports.storage import StorageBusy
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
 from tests.contract.storage_backends import Database
@@ -43,8 +56,8 @@ async def world(database: Database) -> AsyncIterator[World]:
         yield wired(await world_over(sql_factory(engine)))
 
 
-def sweeper(world: World, batch: int = 100) -> LapsedOrders:
-    return LapsedOrders(world.shop.factory, world.clock, world.shop.rails, batch=batch)
+def sweeper(world: World, batch: int = 100, **kw: Any) -> LapsedOrders:
+    return LapsedOrders(world.shop.factory, world.clock, world.shop.rails, batch=batch, **kw)
 
 
 async def card_quote(world: World, vm: Vm, intervals: int = 1) -> SubscriptionPayment:
@@ -109,20 +122,31 @@ async def test_an_outage_is_retried_next_pass_without_skipping(world: World) -> 
     assert world.shop.revolut.cancelled == [first.external_id, second.external_id]
 
 
-async def test_an_order_that_always_fails_is_given_up_and_the_rest_go_on(world: World) -> None:
+async def test_an_order_that_always_fails_is_given_up_and_the_rest_go_on(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     vm = await world.paid_vm()
     broken = await card_quote(world, vm)
     world.shop.revolut.failing.add(broken.external_id or "")
     world.advance(timedelta(minutes=10))
     later = await card_quote(world, vm, intervals=2)
-    sweep = sweeper(world)
+    sweep = sweeper(world, report=admin_notice(world.queue))
     world.advance(FIAT_EXPIRY + GRACE + SECOND)
 
     for _ in range(MAX_ATTEMPTS - 1):
         assert await sweep.run() == 0  # tried again each pass, the later one waiting
     assert world.shop.revolut.cancelled == []
-    assert await sweep.run() == 2  # given up (logged), and the sweep goes on
+    with caplog.at_level(logging.ERROR, logger="app.billing.lapsed_orders"):
+        assert await sweep.run() == 2  # given up (logged, reported), and the sweep goes on
     assert world.shop.revolut.cancelled == [later.external_id]
+    # the log and the admins are told what was given up: cancelling that order, and why
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert line.startswith("OPERATOR: gave up cancelling")
+    assert broken.id.hex() in line and str(broken.external_id) in line
+    assert "could not cancel it" in line
+    await world.run_jobs()
+    (notice,) = notices_about(world, broken)
+    assert str(broken.external_id) in notice and "gave up cancelling" in notice
 
 
 async def test_small_batches_walk_the_whole_backlog(world: World) -> None:
@@ -186,3 +210,146 @@ async def test_an_order_paid_at_its_provider_whose_webhook_was_lost_is_completed
     assert (await world.shop.payment(lost.id)).is_paid
     assert world.shop.revolut.cancelled == []
     assert (await world.sub(vm)).expires == add_months(before, 1)
+
+
+def notices_about(world: World, payment: SubscriptionPayment) -> list[str]:
+    """The admins' notices naming `payment` (delivered by the worker's jobs)."""
+    return [n.message for n in world.notifier.to_admins() if payment.id.hex() in n.message]
+
+
+def operator_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.ERROR and r.getMessage().startswith("OPERATOR:")
+    ]
+
+
+async def test_a_paid_order_whose_completion_is_refused_is_reported_and_the_sweep_goes_on(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    vm = await world.paid_vm()
+    refused = await card_quote(world, vm)
+    world.shop.revolut.unpaid.discard(refused.external_id or "")  # paid there; no webhook
+    world.advance(timedelta(minutes=10))
+    later = await card_quote(world, vm, intervals=2)
+    tried: list[bytes] = []
+
+    async def complete(payment: SubscriptionPayment) -> object:
+        tried.append(payment.id)
+        raise UpgradeNoLongerPossible("the upgrade can no longer be made")
+
+    sweep = sweeper(world, complete=complete, report=admin_notice(world.queue))
+    world.advance(FIAT_EXPIRY + GRACE + SECOND)
+    with caplog.at_level(logging.ERROR, logger="app.billing.lapsed_orders"):
+        assert await sweep.run() == 2  # reported at once, and the later one cancelled
+    assert tried == [refused.id]
+    assert world.shop.revolut.cancelled == [later.external_id]  # the paid one never
+    assert not (await world.shop.payment(refused.id)).is_paid
+    (line,) = operator_lines(caplog)
+    for part in (refused.id.hex(), "Revolut", str(refused.external_id), "can no longer"):
+        assert part in line
+    await world.run_jobs()
+    (notice,) = notices_about(world, refused)
+    assert str(refused.external_id) in notice and "can no longer" in notice
+
+    world.advance(timedelta(hours=1))
+    assert await sweep.run() == 0  # dealt with: not tried (nor reported) again
+    assert tried == [refused.id]
+
+
+async def test_a_paid_order_whose_completion_fails_for_now_is_retried_never_given_up(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    vm = await world.paid_vm()
+    before = (await world.sub(vm)).expires
+    assert before is not None
+    paid = await card_quote(world, vm)
+    world.shop.revolut.unpaid.discard(paid.external_id or "")  # paid there; no webhook
+    world.advance(timedelta(minutes=10))
+    later = await card_quote(world, vm, intervals=2)
+    outages: list[Exception] = [
+        StorageBusy() if n % 2 else PaymentProviderUnavailable("rates down")
+        for n in range(MAX_ATTEMPTS + 3)
+    ]
+
+    async def complete(payment: SubscriptionPayment) -> object:
+        if outages:
+            raise outages.pop()
+        return await world.complete(payment)
+
+    sweep = sweeper(world, complete=complete, report=admin_notice(world.queue))
+    world.advance(FIAT_EXPIRY + GRACE + SECOND)
+    with caplog.at_level(logging.ERROR, logger="app.billing.lapsed_orders"):
+        for _ in range(MAX_ATTEMPTS + 3):
+            assert await sweep.run() == 0  # tried again each pass, never given up
+            world.advance(timedelta(minutes=1))
+    assert operator_lines(caplog) == []
+    assert world.shop.revolut.cancelled == []  # the later one waits behind it
+    assert not (await world.shop.payment(paid.id)).is_paid
+
+    assert await sweep.run() == 2  # it went through: booked once, and the sweep goes on
+    assert (await world.shop.payment(paid.id)).is_paid
+    assert (await world.sub(vm)).expires == add_months(before, 1)
+    assert world.shop.revolut.cancelled == [later.external_id]
+    await world.run_jobs()
+    assert notices_about(world, paid) == []
+
+
+async def test_an_old_order_paid_at_its_provider_is_reported_not_completed_nor_cancelled(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    vm = await world.paid_vm()
+    before = (await world.sub(vm)).expires
+    assert before is not None
+    old = await card_quote(world, vm)
+    world.shop.revolut.unpaid.discard(old.external_id or "")  # says paid (or refunded since)
+    world.advance(FIAT_EXPIRY + COMPLETE_WITHIN + timedelta(days=1))
+    recent = await card_quote(world, vm, intervals=2)
+    world.shop.revolut.unpaid.discard(recent.external_id or "")  # paid there; no webhook
+    world.advance(FIAT_EXPIRY + GRACE + SECOND)
+
+    # the first sweep after deploy, as the worker runs it
+    with caplog.at_level(logging.ERROR, logger="app.billing.lapsed_orders"):
+        await world.queue.send(CheckSubscriptions())
+        await world.run_jobs()
+    assert not (await world.shop.payment(old.id)).is_paid  # neither completed …
+    assert world.shop.revolut.cancelled == []  # … nor cancelled
+    assert (await world.shop.payment(recent.id)).is_paid  # the recent one is booked
+    assert (await world.sub(vm)).expires == add_months(before, 2)  # for its 2 months only
+    (line,) = operator_lines(caplog)
+    for part in (old.id.hex(), "Revolut", str(old.external_id), "too old"):
+        assert part in line
+    (notice,) = notices_about(world, old)
+    assert "too old to complete automatically" in notice and "by hand" in notice
+
+    world.advance(timedelta(hours=1))
+    await world.queue.send(CheckSubscriptions())
+    await world.run_jobs()
+    assert not (await world.shop.payment(old.id)).is_paid  # not booked later either
+    assert len(notices_about(world, old)) == 1
+
+
+async def test_a_paid_order_is_reported_again_when_the_report_fails(world: World) -> None:
+    vm = await world.paid_vm()
+    refused = await card_quote(world, vm)
+    world.shop.revolut.unpaid.discard(refused.external_id or "")
+    told: list[str] = []
+    fails = [ConnectionError("queue down")]
+
+    async def report(title: str, message: str) -> None:
+        if fails:
+            raise fails.pop()
+        told.append(message)
+
+    async def complete(payment: SubscriptionPayment) -> object:
+        raise UpgradeNoLongerPossible("the upgrade can no longer be made")
+
+    sweep = sweeper(world, complete=complete, report=report)
+    world.advance(FIAT_EXPIRY + GRACE + SECOND)
+    assert await sweep.run() == 0  # not told: tried again next pass
+    assert told == []
+    assert await sweep.run() == 1
+    assert len(told) == 1 and refused.id.hex() in told[0]
+    assert await sweep.run() == 0
+    assert len(told) == 1
