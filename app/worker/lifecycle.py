@@ -16,6 +16,8 @@ from app.worker.provisioning import (
     delete_on_host,
     forget_vm,
     history,
+    revive_paid,
+    spawn_lease,
     stop_on_host,
 )
 from domain.enums import SubscriptionType, VmHistoryActionType
@@ -72,6 +74,8 @@ class _Claimed:
     ended: list[SubscriptionPayment] = attrs.field(factory=list)
     #: host clients of the VMs, for actions that call the host (resolved while claiming).
     clients: dict[int, VmHost] = attrs.field(factory=dict)
+    #: the build leases (`spawn_lease`) a deletion holds during its host call, by VM id
+    builds: dict[int, str] = attrs.field(factory=dict)
 
 
 async def _load(
@@ -150,10 +154,19 @@ async def _take(
         if not await uow.lifecycle_marks.claim(sub.id, code, due.period, now):
             return None
         return claimed, None
-    token = await uow.worker_leases.take(lease_name(due), now, now - deps.host_lease)
+    stale = now - deps.host_lease
+    token = await uow.worker_leases.take(lease_name(due), now, stale)
     if token is None:
         return None  # another worker is calling the host for it right now
-    return attrs.evolve(claimed, clients=clients), token
+    builds = {}
+    if PLAN[due.action].holds_builds:  # no spawn rebuilds a VM while its host deletes it
+        for vm_id in clients:
+            build = await uow.worker_leases.take(spawn_lease(vm_id), now, stale)
+            if build is None:  # being built right now: retried next run (nothing committed)
+                log.info("VM %s is being built; its deletion waits for the next run", vm_id)
+                return None
+            builds[vm_id] = build
+    return attrs.evolve(claimed, clients=clients, builds=builds), token
 
 
 async def _notice(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) -> None:
@@ -247,6 +260,26 @@ async def _delete(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now: datetime)
     c.ended.extend(await end_pending(uow, c.sub.id, now))  # D24, in the deleting transaction
 
 
+async def _delete_overtaken(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now: datetime) -> None:
+    """A payment completed while the host deleted the VMs (D24): the deletion happened, so it
+    is recorded as one (addresses released, history Deleted, pending invoices ended), and the
+    payment then restores each VM as it does one deleted before it came: un-deleted, to be
+    built anew (SpawnVm after the commit), which the spawn announces as re-created empty.
+    The subscription stays as the payment left it (paid, active)."""
+    for vm in c.vms:
+        await forget_vm(uow, vm, now)
+        text = (
+            f"VM {vm.id} was deleted: expired and exceeded grace period; a payment arrived "
+            "while it was deleted, so it is re-created empty"
+        )
+        await uow.vm_history.add(
+            history(vm.id, VmHistoryActionType.DELETED, now, text, overtaken_by_payment=True)
+        )
+    c.ended.extend(await end_pending(uow, c.sub.id, now))
+    for vm in c.vms:
+        await revive_paid(uow, vm, c.sub, now)
+
+
 async def _delete_notices(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) -> None:
     """N4 to the user, N8 to the admins for each deleted VM."""
     await cancel_ended(deps, c.ended)  # D24
@@ -278,9 +311,13 @@ class _Plan:
     after: After
     host: HostCall | None = None
     overtaken_job: type[CheckVm | SpawnVm] = CheckVm
-    #: whether `effect` is still recorded when a payment overtook the host call (the stop
-    #: happened: its history entry lets CheckVm start the VM again; a deletion is not).
-    record_overtaken: bool = False
+    #: what is recorded when a payment overtook the host call, which happened all the same
+    #: (the stop's history entry lets CheckVm start the VM again; the deletion is recorded
+    #: and undone as a late payment undoes it, D24); None: nothing
+    overtaken: Effect | None = None
+    #: whether the host call holds each VM's build lease (a deletion: no spawn rebuilds the
+    #: VM meanwhile, only to lose its row and addresses once the deletion is recorded)
+    holds_builds: bool = False
     #: whether the action reads the subscription's VMs (ending add-ons does not: one
     #: statement per VM saved on every expiry)
     reads_vms: bool = True
@@ -289,9 +326,11 @@ class _Plan:
 PLAN: dict[LifecycleAction, _Plan] = {
     _A.EXPIRING_SOON_NOTICE: _Plan(_nothing, _notice),
     _A.AUTO_RENEW_ATTEMPT: _Plan(_nothing, _auto_renew),
-    _A.STOP_ON_EXPIRY: _Plan(_stop, _stop_notices, _stop_on_host, CheckVm, True),
+    _A.STOP_ON_EXPIRY: _Plan(_stop, _stop_notices, _stop_on_host, CheckVm, _stop),
     _A.DEACTIVATE_ADDONS: _Plan(_deactivate, _silent, reads_vms=False),
-    _A.DELETE_AFTER_GRACE: _Plan(_delete, _delete_notices, _delete_on_host, SpawnVm),
+    _A.DELETE_AFTER_GRACE: _Plan(
+        _delete, _delete_notices, _delete_on_host, SpawnVm, _delete_overtaken, holds_builds=True
+    ),
 }
 
 
@@ -316,10 +355,17 @@ async def run_action(deps: WorkerDeps, due: DueAction, auto: bool, now: datetime
     return True
 
 
-async def _release(deps: WorkerDeps, due: DueAction, token: str) -> None:
+async def _release(deps: WorkerDeps, due: DueAction, token: str, c: _Claimed) -> None:
     async with deps.uow_factory() as uow:
-        await uow.worker_leases.release(lease_name(due), token)
+        await _release_in(uow, due, token, c)
         await uow.commit()
+
+
+async def _release_in(uow: UnitOfWork, due: DueAction, token: str, c: _Claimed) -> None:
+    """The action's lease and the build leases it holds, in the caller's transaction."""
+    await uow.worker_leases.release(lease_name(due), token)
+    for vm_id, build in c.builds.items():
+        await uow.worker_leases.release(spawn_lease(vm_id), build)
 
 
 async def _run_with_host(
@@ -328,14 +374,18 @@ async def _run_with_host(
     """Claim, call the host with no transaction open, record: three steps, done once.
 
     1. A short transaction under the row lock checks the action is still due and not yet
-       done, and takes its worker lease; a second worker finds the lease and skips.
+       done, and takes its worker lease; a second worker finds the lease and skips. A
+       deletion also takes each VM's build lease (`spawn_lease`), so no spawn rebuilds a VM
+       its host is deleting; a VM being built right now leaves the deletion to the next run.
     2. The host stops or deletes the VMs. A payment completing meanwhile is not held up.
-       If the host fails, the lease is released and the action is retried next run.
+       If the host fails, the leases are released and the action is retried next run.
     3. A second short transaction re-reads the subscription under its lock, claims the
-       once-per-period mark (D15) and records the outcome; the lease goes with it. If a
+       once-per-period mark (D15) and records the outcome; the leases go with it. If a
        payment landed during step 2, the stop or deletion already happened on the host,
-       so it is recorded and each VM gets a CheckVm (started again) or SpawnVm (rebuilt)
-       job instead of the expiry notices, and the subscription is not cancelled.
+       so it is recorded as such (`_Plan.overtaken`: a deletion is recorded and undone as
+       a late payment undoes it, D24) and each VM gets a CheckVm (started again) or SpawnVm
+       (re-created empty, and said so) job instead of the expiry notices; the subscription
+       is not cancelled.
     A worker that dies between 1 and 3 leaves its lease; once older than `host_lease`
     another worker takes it over and repeats the (idempotent) host call. With no VM on a
     host (none built, or none sold), step 1 claims and records at once, like `_claim`.
@@ -355,7 +405,7 @@ async def _run_with_host(
     try:
         await plan.host(deps, claimed)
     except BaseException:
-        await _release(deps, due, token)
+        await _release(deps, due, token, claimed)
         raise
     async with deps.uow_factory() as uow:
         sub = await uow.subscriptions.get_for_update(due.subscription_id)
@@ -369,9 +419,11 @@ async def _run_with_host(
         )
         if sub is not None and recorded:
             final = attrs.evolve(claimed, sub=sub, vms=vms)
-            if now_due or plan.record_overtaken:
+            if now_due:
                 await plan.effect(deps, uow, final, now)
-        await uow.worker_leases.release(lease_name(due), token)
+            elif plan.overtaken is not None:
+                await plan.overtaken(deps, uow, final, now)
+        await _release_in(uow, due, token, claimed)
         await uow.commit()
     if not recorded:
         return False
@@ -384,6 +436,7 @@ async def _run_with_host(
         due.action.value,
         plan.overtaken_job.__name__,
     )
+    await cancel_ended(deps, final.ended)  # D24: what the recorded deletion ended
     for vm in vms:
         await deps.queue.send(plan.overtaken_job(vm_id=vm.id))
     return True

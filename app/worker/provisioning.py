@@ -201,7 +201,9 @@ async def _claim_build(deps: WorkerDeps, vm_id: int, now: datetime) -> _Build | 
             return None
         token = await uow.worker_leases.take(spawn_lease(vm_id), now, now - deps.host_lease)
         if token is None:
-            log.info("VM %s is being built by another worker; not built again", vm_id)
+            # another worker builds it, or deletes it from its host (the delete holds this
+            # lease too, and sends SpawnVm itself if a payment overtook it: D24)
+            log.info("VM %s is being built or deleted by another worker; not built now", vm_id)
             return None
         host, client = await deps.host_of(uow, vm.host_id)
         ips = tuple(await uow.ip_assignments.list_by_vm(vm.id))
@@ -342,6 +344,17 @@ async def forget_vm(uow: UnitOfWork, vm: Vm, now: datetime) -> None:
     for assignment in await uow.ip_assignments.list_by_vm(vm.id):
         await uow.ip_assignments.delete(assignment.id)
     await uow.vms.delete(vm.id)
+
+
+async def revive_paid(uow: UnitOfWork, vm: Vm, sub: Subscription, now: datetime) -> None:
+    """Bring back a VM just recorded deleted (`forget_vm`, history Deleted) whose host
+    deletion a payment overtook (D24), as that payment would have had it come a moment
+    later: un-deleted like `completion` does (`undelete_for_subscription`), with no
+    addresses and its old disk gone. The caller sends SpawnVm after its commit; the spawn
+    gives it new addresses and, finding the Deleted entry, tells the user and the admins
+    that it was re-created empty (`deleted_since_built`)."""
+    vm_changed((attrs.evolve(vm, deleted=True), sub), (attrs.evolve(vm, deleted=False), sub), now)
+    await uow.vms.undelete_for_subscription(sub.id)
 
 
 async def delete_in(deps: WorkerDeps, uow: UnitOfWork, vm: Vm, now: datetime) -> None:

@@ -436,9 +436,17 @@ async def test_a_payment_completes_while_the_host_is_slow_to_stop_the_vm(world: 
     assert world.host.calls.get("stop_vm") == 1
 
 
+def _titles(world: World, user_id: int) -> tuple[list[str], list[str]]:
+    """The titles of the notices sent to the user and to the admins, in order."""
+    user = [n.title for n in world.notifier.to_user(user_id)]
+    return user, [n.title for n in world.notifier.to_admins()]
+
+
 async def test_a_payment_during_the_grace_deletion_keeps_the_subscription(world: World) -> None:
     """The host deletes the VM while the late payment completes: the subscription is not
-    cancelled afterwards and the VM is rebuilt with its addresses."""
+    cancelled afterwards; the deletion is recorded (history Deleted, address released) and
+    undone as a later payment would undo it (D24): the VM is re-created empty with a new
+    address, and the user and the admins are told so once, not sent a second "Created"."""
     vm = await world.paid_vm()
     sub = await world.sub(vm)
     assert sub.expires is not None
@@ -457,11 +465,53 @@ async def test_a_payment_during_the_grace_deletion_keeps_the_subscription(world:
     again = await world.shop.vm(vm.id)
     assert not again.deleted and world.host_state(vm.id) == "running"
     assert world.host.calls.get("create_vm") == 2
+    assert again.mac_address not in (vm.mac_address, PLACEHOLDER_MAC)  # built anew
     async with world.shop.factory() as uow:
         assert len(await uow.ip_assignments.list_by_vm(vm.id)) == 1
+    [deleted] = await world.history(vm, H.DELETED)
+    assert deleted.metadata == {"overtaken_by_payment": True}
     assert not world.notifier.titled(f"[VM{vm.id}] Deleted")
+    assert not world.notifier.titled(f"[VM{vm.id}] Cancelled")
+    user, admins = _titles(world, vm.user_id)
+    recreated = f"[VM{vm.id}] Re-created after deletion"
+    assert user.count(recreated) == 1 and admins.count(recreated) == 1
+    assert user.count(f"[VM{vm.id}] Created") == 1  # the first build's only
+    assert "NEW, EMPTY VM" in world.notifier.titled(recreated)[0].message
     await world.lifecycle(runs=3, step=RUN)
+    await world.vm_check()
+    await world.run_jobs()
     assert world.host.calls.get("delete_vm") == 1
+    assert _titles(world, vm.user_id) == (user, admins)  # nothing more
+
+
+async def test_a_grace_deletion_waits_for_a_build_of_the_vm(world: World) -> None:
+    """The grace deletion holds the VM's build lease while its host deletes it: a spawn
+    building the VM right now (lease held) makes it wait for the next run, and a spawn
+    sent during the host call builds nothing, so no VM runs on a host without its row."""
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    world.at(sub.expires + 7 * DAY + SECOND)
+    async with world.shop.factory() as uow:  # a spawn building the VM right now
+        build = await uow.worker_leases.take(f"spawn:{vm.id}", world.now, world.now)
+        assert build is not None
+        await uow.commit()
+    [waits] = await world.lifecycle(runs=1)
+    assert LifecycleAction.DELETE_AFTER_GRACE not in [d.action for d in waits.done]
+    assert "delete_vm" not in world.host.calls
+    async with world.shop.factory() as uow:
+        assert await uow.worker_leases.release(f"spawn:{vm.id}", build)
+        await uow.commit()
+
+    world.advance(RUN)
+    run = await _slow_host_call(world, "delete_vm")
+    assert not await spawn_vm(world.deps, vm.id)  # the deletion holds the lease
+    world.host.let_go("delete_vm")
+    assert LifecycleAction.DELETE_AFTER_GRACE in [d.action for d in (await run).done]
+    await _assert_deleted_after_grace(world, vm.id)
+    assert world.host.calls.get("create_vm") == 1
+    async with world.shop.factory() as uow:  # released with the record
+        assert await uow.worker_leases.take(f"spawn:{vm.id}", world.now, world.now)
 
 
 async def test_a_failed_host_stop_releases_the_claim_for_the_next_run(world: World) -> None:
