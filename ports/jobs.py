@@ -128,11 +128,14 @@ class BulkMessage(Job):
 
 @attrs.frozen(kw_only=True)
 class DeleteVm(Job):
-    """An admin's deletion of a VM."""
+    """An admin's deletion of a VM (`request` is ours: the admin request's id, recorded with
+    the deletion, so a second delivery of the job does not delete the VM again once a late
+    payment restored it, D24)."""
 
     vm_id: int = attrs.field(validator=_int)
     reason: str | None = attrs.field(default=None, validator=_opt_text)
     admin_user_id: int | None = attrs.field(default=None, validator=_opt_int)
+    request: str | None = attrs.field(default=None, validator=_opt_text, metadata=OURS)
 
 
 @attrs.frozen(kw_only=True)

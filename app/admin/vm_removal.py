@@ -3,6 +3,7 @@ the refund figure of a VM's unused paid time (api.md §9.3, pricing.md R10)."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from decimal import Decimal
 
@@ -35,7 +36,13 @@ async def delete_vm(
     one the lifecycle uses too, so a deleted VM's invoices end the same way either way."""
     async with uow_factory() as uow:
         require_live(await uow.vms.get(vm_id), "VM is already deleted")
-    return await queue.send(DeleteVm(vm_id=vm_id, admin_user_id=admin_id, reason=reason or None))
+    job = DeleteVm(
+        vm_id=vm_id,
+        admin_user_id=admin_id,
+        reason=reason or None,
+        request=secrets.token_hex(8),  # one per request: a redelivery is known by it
+    )
+    return await queue.send(job)
 
 
 @attrs.frozen(kw_only=True)

@@ -24,13 +24,16 @@ from app.worker.provisioning import (
     full_info,
     history,
     is_paid_now,
+    revive_paid,
+    spawn_lease,
     spawn_or_check,
 )
 from app.worker.vmcheck import check_vms
-from domain.enums import VmHistoryActionType
+from domain.enums import SubscriptionPaymentType, VmHistoryActionType
 from domain.errors import DomainError
 from domain.model import SubscriptionPayment, Vm
 from domain.upgrade import AS_RECORDED, UpgradeConfig, upgrade_superseded
+from ports.failures import RetryableError
 from ports.jobs import (
     CheckSubscriptions,
     CheckVm,
@@ -46,6 +49,7 @@ from ports.jobs import (
 )
 from ports.notify import Notifier
 from ports.queue import WorkQueue
+from ports.storage import UnitOfWork
 from ports.vmhost import VmHostError
 
 log = logging.getLogger("lnvps.worker.jobs")
@@ -144,46 +148,135 @@ async def _resized(deps: WorkerDeps, vm: Vm) -> None:
         log.info("VM %s: a newer upgrade is pending; its resize mark stays", vm.id)
 
 
+class VmBusy(RetryableError):
+    """An admin delete of a VM that another worker builds (or deletes) right now: the job
+    fails and is delivered again, when the other worker is done."""
+
+    def __init__(self, vm_id: int) -> None:
+        message = f"VM {vm_id} is being built or deleted by another worker; delete retried"
+        super().__init__(message, transient=True)
+
+
+async def _recorded(uow: UnitOfWork, job: DeleteVm) -> bool:
+    """Whether this admin request's deletion is recorded already (its `request` id in a
+    Deleted entry among the VM's latest history): a VM a payment restored since is not
+    deleted again by a second delivery of the same job. A job without an id (the
+    reference's) relies on the VM's deleted flag alone."""
+    if job.request is None:
+        return False
+    page = await uow.vm_history.list_by_vm(job.vm_id, 50)
+    return any(
+        e.action_type is VmHistoryActionType.DELETED
+        and (e.metadata or {}).get("request") == job.request
+        for e in page.items
+    )
+
+
+#: payments read per statement when looking for one paid during an admin delete
+_PAYMENTS_PAGE = 100
+
+
+async def _paid_since(uow: UnitOfWork, subscription_id: int, since: datetime) -> set[bytes]:
+    """Ids of the subscription's Purchase/Renewal payments paid at or after `since` (whole
+    seconds, as `paid_at` is stored): the kinds whose completion restores a deleted VM."""
+    since = since.replace(microsecond=0)
+    found: set[bytes] = set()
+    offset = 0
+    while True:
+        page = await uow.payments.list_by_subscription(subscription_id, _PAYMENTS_PAGE, offset)
+        for p in page.items:
+            if (
+                p.is_paid
+                and p.paid_at is not None
+                and p.paid_at >= since
+                and p.payment_type is not SubscriptionPaymentType.UPGRADE
+            ):
+                found.add(p.id)
+        if len(page.items) < _PAYMENTS_PAGE:
+            return found
+        offset += _PAYMENTS_PAGE
+
+
 async def delete_by_admin(deps: WorkerDeps, job: DeleteVm) -> None:
     """DeleteVm (§9.1): delete pipeline, history Deleted with admin metadata, both notices.
 
     The host deletes the VM outside any transaction; the rows are then updated under the
     subscription's lock, once (a second delivery finds the VM deleted and stops there).
+    While the host deletes it the job holds the VM's build lease (`spawn_lease`): no spawn
+    (a payment's, the VM check's) rebuilds it meanwhile, only to lose its row and address
+    once the deletion is recorded; a VM being built right now fails the job, delivered again.
+
+    A Purchase or Renewal completing during the host call found the VM live and was booked
+    as a plain renewal; the deletion is recorded all the same (addresses released, history
+    Deleted, pending invoices ended, D24) and then undone as that payment undoes a deletion
+    it comes after: the VM is un-deleted and SpawnVm re-creates it empty, which the spawn
+    says to the user and the admins.
     """
-    vm_id, reason, admin = job.vm_id, job.reason, job.admin_user_id
+    vm_id = job.vm_id
     now = deps.clock.now()
     async with deps.uow_factory() as uow:
+        # the lease first: a spawn that held it has committed what it built (its last step
+        # runs under the lease), so the reads below see its MAC and the host call removes it
+        token = await uow.worker_leases.take(spawn_lease(vm_id), now, now - deps.host_lease)
         vm = await uow.vms.get(vm_id)
-        if vm is None or vm.deleted:
-            return
+        if vm is None or vm.deleted or await _recorded(uow, job):
+            return  # nothing committed: no lease kept
+        if token is None:
+            raise VmBusy(vm_id)
         sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
         client = (await deps.host_of(uow, vm.host_id))[1] if vm.is_provisioned else None
-    if client is not None:  # with no transaction open (a slow host holds up nobody)
-        await delete_on_host(deps, client, vm)
+        paid_before = set() if sub is None else await _paid_since(uow, sub.id, now)
+        await uow.commit()
+    try:
+        if client is not None:  # with no transaction open (a slow host holds up nobody)
+            await delete_on_host(deps, client, vm)
+    except BaseException:
+        async with deps.uow_factory() as uow:
+            await uow.worker_leases.release(spawn_lease(vm_id), token)
+            await uow.commit()
+        raise
     async with deps.uow_factory() as uow:
         # D24: the subscription lock first, in the order completion takes its locks
         # (subscription, payments, VM), so a payment completing meanwhile cannot deadlock; as
         # the first statement it makes the re-read see a deletion that a concurrent DeleteVm
         # (a double click, two workers) committed while this one waited
-        if sub is not None:
-            await uow.subscriptions.get_for_update(sub.id)
-        vm = await uow.vms.get(vm_id)
-        if vm is None or vm.deleted:
+        locked = None if sub is None else await uow.subscriptions.get_for_update(sub.id)
+        current = await uow.vms.get(vm_id)
+        await uow.worker_leases.release(spawn_lease(vm_id), token)
+        if current is None or current.deleted or await _recorded(uow, job):
+            await uow.commit()
             return  # another delivery of the job recorded it
-        await forget_vm(uow, vm, now)
-        text = f"VM {vm_id} was deleted by an administrator"
-        meta: dict[str, Any] = {"admin_action": True}
-        if admin is not None:
-            meta["admin_user_id"] = admin
-        if reason:
-            meta["reason"] = reason
-        await uow.vm_history.add(history(vm_id, VmHistoryActionType.DELETED, now, text, **meta))
-        ended = [] if sub is None else await end_pending(uow, sub.id, now)  # D24
+        await _record_admin_delete(uow, job, current, now)
+        ended = [] if locked is None else await end_pending(uow, locked.id, now)  # D24
+        revived = False
+        if locked is not None:
+            late = await _paid_since(uow, locked.id, now) - paid_before
+            if late:  # paid while the host deleted it: restored as a later payment would be
+                await revive_paid(uow, current, locked, now)
+                revived = True
         await uow.commit()
     await cancel_ended(deps, ended)
-    n = messages.vm_deleted_by_admin(vm_id, reason, now)
-    await deps.tell_user(vm.user_id, n.title, n.message)
+    n = messages.vm_deleted_by_admin(vm_id, job.reason, now)
+    await deps.tell_user(current.user_id, n.title, n.message)
     await deps.tell_admins(n.title, n.message)
+    if revived:
+        log.info("VM %s was paid for while an admin deleted it; re-created (D24)", vm_id)
+        await deps.queue.send(SpawnVm(vm_id=vm_id))
+
+
+async def _record_admin_delete(uow: UnitOfWork, job: DeleteVm, vm: Vm, now: datetime) -> None:
+    """The database half of an admin delete: addresses released, row deleted, history
+    Deleted with the admin's metadata."""
+    await forget_vm(uow, vm, now)
+    text = f"VM {vm.id} was deleted by an administrator"
+    meta: dict[str, Any] = {"admin_action": True}
+    if job.admin_user_id is not None:
+        meta["admin_user_id"] = job.admin_user_id
+    if job.reason:
+        meta["reason"] = job.reason
+    if job.request is not None:
+        meta["request"] = job.request
+    await uow.vm_history.add(history(vm.id, VmHistoryActionType.DELETED, now, text, **meta))
 
 
 class VmNotRunnable(DomainError):

@@ -30,9 +30,14 @@ async def test_delete_queues_the_workers_delete_with_the_admin(world: AdminWorld
     root = await user_of(world.api, ROOT)
     [job] = await jobs(world)
     assert body == {"data": {"job_id": body["data"]["job_id"]}} and body["data"]["job_id"]
-    assert job == DeleteVm(vm_id=vm["id"], admin_user_id=root.id, reason="abuse")
+    assert isinstance(job, DeleteVm) and job.request  # the request's id, against redelivery
+    assert job == DeleteVm(
+        vm_id=vm["id"], admin_user_id=root.id, reason="abuse", request=job.request
+    )
     await world.ok("DELETE", f"/vms/{vm['id']}")  # no body at all, as the admin UI sends it
-    assert await jobs(world) == [DeleteVm(vm_id=vm["id"], admin_user_id=root.id)]
+    [again] = await jobs(world)
+    assert isinstance(again, DeleteVm) and again.request not in (None, job.request)
+    assert again == DeleteVm(vm_id=vm["id"], admin_user_id=root.id, request=again.request)
 
 
 async def test_delete_refusals(world: AdminWorld) -> None:
