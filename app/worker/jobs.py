@@ -176,21 +176,16 @@ async def _recorded(uow: UnitOfWork, job: DeleteVm) -> bool:
 _PAYMENTS_PAGE = 100
 
 
-async def _paid_since(uow: UnitOfWork, subscription_id: int, since: datetime) -> set[bytes]:
-    """Ids of the subscription's Purchase/Renewal payments paid at or after `since` (whole
-    seconds, as `paid_at` is stored): the kinds whose completion restores a deleted VM."""
-    since = since.replace(microsecond=0)
+async def _paid(uow: UnitOfWork, subscription_id: int) -> set[bytes]:
+    """Ids of the subscription's paid Purchase/Renewal payments, the kinds whose completion
+    restores a deleted VM. Read before and after the host call, their difference is what was
+    paid meanwhile, whatever the clocks of the processes that completed them say."""
     found: set[bytes] = set()
     offset = 0
     while True:
         page = await uow.payments.list_by_subscription(subscription_id, _PAYMENTS_PAGE, offset)
         for p in page.items:
-            if (
-                p.is_paid
-                and p.paid_at is not None
-                and p.paid_at >= since
-                and p.payment_type is not SubscriptionPaymentType.UPGRADE
-            ):
+            if p.is_paid and p.payment_type is not SubscriptionPaymentType.UPGRADE:
                 found.add(p.id)
         if len(page.items) < _PAYMENTS_PAGE:
             return found
@@ -225,7 +220,7 @@ async def delete_by_admin(deps: WorkerDeps, job: DeleteVm) -> None:
             raise VmBusy(vm_id)
         sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
         client = (await deps.host_of(uow, vm.host_id))[1] if vm.is_provisioned else None
-        paid_before = set() if sub is None else await _paid_since(uow, sub.id, now)
+        paid_before = set() if sub is None else await _paid(uow, sub.id)
         await uow.commit()
     try:
         if client is not None:  # with no transaction open (a slow host holds up nobody)
@@ -250,7 +245,7 @@ async def delete_by_admin(deps: WorkerDeps, job: DeleteVm) -> None:
         ended = [] if locked is None else await end_pending(uow, locked.id, now)  # D24
         revived = False
         if locked is not None:
-            late = await _paid_since(uow, locked.id, now) - paid_before
+            late = await _paid(uow, locked.id) - paid_before
             if late:  # paid while the host deleted it: restored as a later payment would be
                 await revive_paid(uow, current, locked, now)
                 revived = True
