@@ -223,14 +223,14 @@ async def listen_once(
         # the newest paid payment's settlement is where the stream picks up, and the recent
         # unpaid payments before it are looked up on the node (paid while no listener ran,
         # or by a wallet while an older release ran: the stream would not replay them)
+        seed = await _seed_index(node, uow_factory)  # a node error: the listener starts again
         try:
-            seed = await _seed_index(node, uow_factory)
             found = await _reconcile(
                 node, uow_factory, clock, rails, queue, reconcile_window, RECONCILE_LIMIT
             )
         except Exception:  # reconciliation is best effort: never keep the listener from listening
             log.exception("settlement reconciliation failed")
-            seed, found = 0, Reconciled()
+            found = Reconciled()
         start = max(seed, found.highest)
         if not found.checked_all:
             keep_cursor = False

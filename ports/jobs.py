@@ -128,14 +128,17 @@ class BulkMessage(Job):
 
 @attrs.frozen(kw_only=True)
 class DeleteVm(Job):
-    """An admin's deletion of a VM (`request` is ours: the admin request's id, recorded with
-    the deletion, so a second delivery of the job does not delete the VM again once a late
-    payment restored it, D24)."""
+    """An admin's deletion of a VM. Ours, left out of the message when unset: `request`, the
+    admin request's id, recorded with the deletion; `requested`, when it was asked for (unix
+    seconds): a deletion recorded since then is the one asked for (a second delivery, or a
+    second click, does not delete again a VM a late payment restored, D24), and a Purchase
+    or Renewal paid since then is one that raced it (the VM comes back, D24)."""
 
     vm_id: int = attrs.field(validator=_int)
     reason: str | None = attrs.field(default=None, validator=_opt_text)
     admin_user_id: int | None = attrs.field(default=None, validator=_opt_int)
     request: str | None = attrs.field(default=None, validator=_opt_text, metadata=OURS)
+    requested: int | None = attrs.field(default=None, validator=_opt_int, metadata=OURS)
 
 
 @attrs.frozen(kw_only=True)

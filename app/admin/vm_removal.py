@@ -26,6 +26,7 @@ from ports.storage import UnitOfWorkFactory
 async def delete_vm(
     uow_factory: UnitOfWorkFactory,
     queue: WorkQueue,
+    clock: Clock,
     *,
     vm_id: int,
     admin_id: int,
@@ -41,6 +42,7 @@ async def delete_vm(
         admin_user_id=admin_id,
         reason=reason or None,
         request=secrets.token_hex(8),  # one per request: a redelivery is known by it
+        requested=int(clock.now().timestamp()),
     )
     return await queue.send(job)
 

@@ -79,4 +79,4 @@ class AdminUseCases:
         self.delete_line_item = bind(deletes.delete_line_item, *store)
         self.extend_vm = bind(vms.extend_vm, *store, queue)
         self.power_vm = bind(vms.power_vm, uow_factory, queue)
-        self.delete_vm = bind(vm_removal.delete_vm, uow_factory, queue)
+        self.delete_vm = bind(vm_removal.delete_vm, uow_factory, queue, clock)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.billing.completion import complete_payment
@@ -31,7 +31,7 @@ from app.worker.provisioning import (
 from app.worker.vmcheck import check_vms
 from domain.enums import SubscriptionPaymentType, VmHistoryActionType
 from domain.errors import DomainError
-from domain.model import SubscriptionPayment, Vm
+from domain.model import Subscription, SubscriptionPayment, Vm
 from domain.upgrade import AS_RECORDED, UpgradeConfig, upgrade_superseded
 from ports.failures import RetryableError
 from ports.jobs import (
@@ -157,35 +157,48 @@ class VmBusy(RetryableError):
         super().__init__(message, transient=True)
 
 
+def _asked_at(job: DeleteVm) -> datetime | None:
+    """When the admin asked for the deletion (None: a job without the time, the reference's)."""
+    return None if job.requested is None else datetime.fromtimestamp(job.requested, UTC)
+
+
 async def _recorded(uow: UnitOfWork, job: DeleteVm) -> bool:
-    """Whether this admin request's deletion is recorded already (its `request` id in a
-    Deleted entry among the VM's latest history): a VM a payment restored since is not
-    deleted again by a second delivery of the same job. A job without an id (the
-    reference's) relies on the VM's deleted flag alone."""
-    if job.request is None:
+    """Whether the deletion this job asks for is recorded already: a Deleted entry among the
+    VM's latest history carrying its `request` id (a second delivery of it), or made since
+    it was asked for (another click's, or the lifecycle's): a VM a payment restored since is
+    not deleted again. A job with neither (the reference's) relies on the deleted flag."""
+    if job.request is None and job.requested is None:
         return False
+    asked = _asked_at(job)
     page = await uow.vm_history.list_by_vm(job.vm_id, 50)
     return any(
         e.action_type is VmHistoryActionType.DELETED
-        and (e.metadata or {}).get("request") == job.request
+        and (
+            (job.request is not None and (e.metadata or {}).get("request") == job.request)
+            or (asked is not None and e.timestamp >= asked)
+        )
         for e in page.items
     )
 
 
 #: payments read per statement when looking for one paid during an admin delete
 _PAYMENTS_PAGE = 100
+_SECOND = timedelta(seconds=1)
 
 
-async def _paid(uow: UnitOfWork, subscription_id: int) -> set[bytes]:
-    """Ids of the subscription's paid Purchase/Renewal payments, the kinds whose completion
-    restores a deleted VM. Read before and after the host call, their difference is what was
-    paid meanwhile, whatever the clocks of the processes that completed them say."""
+async def _paid(uow: UnitOfWork, subscription_id: int, since: datetime | None) -> set[bytes]:
+    """Ids of the subscription's paid Purchase/Renewal payments (paid after the second
+    `since`, when given: times are kept to the second, and one paid in the second the
+    deletion was asked for counts as paid before it), the kinds whose completion restores
+    a deleted VM."""
     found: set[bytes] = set()
     offset = 0
     while True:
         page = await uow.payments.list_by_subscription(subscription_id, _PAYMENTS_PAGE, offset)
         for p in page.items:
-            if p.is_paid and p.payment_type is not SubscriptionPaymentType.UPGRADE:
+            if not p.is_paid or p.payment_type is SubscriptionPaymentType.UPGRADE:
+                continue
+            if since is None or (p.paid_at is not None and p.paid_at >= since + _SECOND):
                 found.add(p.id)
         if len(page.items) < _PAYMENTS_PAGE:
             return found
@@ -220,16 +233,45 @@ async def delete_by_admin(deps: WorkerDeps, job: DeleteVm) -> None:
             raise VmBusy(vm_id)
         sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
         client = (await deps.host_of(uow, vm.host_id))[1] if vm.is_provisioned else None
-        paid_before = set() if sub is None else await _paid(uow, sub.id)
+        # what was paid before the deletion: since it was asked for, as the job says (the
+        # same on every delivery); a job without the time compares this delivery's reads
+        asked = _asked_at(job)
+        paid_before = set() if sub is None or asked is not None else await _paid(uow, sub.id, None)
         await uow.commit()
     try:
         if client is not None:  # with no transaction open (a slow host holds up nobody)
             await delete_on_host(deps, client, vm)
-    except BaseException:
+        recorded = await _record_and_revive(deps, job, vm_id, sub, token, paid_before, now)
+    except BaseException:  # the lease is released with the recording, else here: a failed
+        # host call or recording must not keep the VM busy for the lease's 15 minutes
         async with deps.uow_factory() as uow:
             await uow.worker_leases.release(spawn_lease(vm_id), token)
             await uow.commit()
         raise
+    if recorded is None:
+        return  # another delivery of the job recorded it
+    current, ended, revived = recorded
+    await cancel_ended(deps, ended)
+    n = messages.vm_deleted_by_admin(vm_id, job.reason, now)
+    await deps.tell_user(current.user_id, n.title, n.message)
+    await deps.tell_admins(n.title, n.message)
+    if revived:
+        log.info("VM %s was paid for while an admin deleted it; re-created (D24)", vm_id)
+        await deps.queue.send(SpawnVm(vm_id=vm_id))
+
+
+async def _record_and_revive(
+    deps: WorkerDeps,
+    job: DeleteVm,
+    vm_id: int,
+    sub: Subscription | None,
+    token: str,
+    paid_before: set[bytes],
+    now: datetime,
+) -> tuple[Vm, list[SubscriptionPayment], bool] | None:
+    """The admin delete's recording transaction: the VM as it was, the pending payments it
+    ended and whether a payment made during the deletion brought the VM back; None when it
+    was recorded already (another delivery, another click)."""
     async with deps.uow_factory() as uow:
         # D24: the subscription lock first, in the order completion takes its locks
         # (subscription, payments, VM), so a payment completing meanwhile cannot deadlock; as
@@ -240,23 +282,24 @@ async def delete_by_admin(deps: WorkerDeps, job: DeleteVm) -> None:
         await uow.worker_leases.release(spawn_lease(vm_id), token)
         if current is None or current.deleted or await _recorded(uow, job):
             await uow.commit()
-            return  # another delivery of the job recorded it
+            return None
         await _record_admin_delete(uow, job, current, now)
         ended = [] if locked is None else await end_pending(uow, locked.id, now)  # D24
         revived = False
-        if locked is not None:
-            late = await _paid(uow, locked.id) - paid_before
+        if locked is not None and _has_paid_time(locked, now):
+            asked = _asked_at(job)
+            late = await _paid(uow, locked.id, asked) - paid_before
             if late:  # paid while the host deleted it: restored as a later payment would be
                 await revive_paid(uow, current, locked, now)
                 revived = True
         await uow.commit()
-    await cancel_ended(deps, ended)
-    n = messages.vm_deleted_by_admin(vm_id, job.reason, now)
-    await deps.tell_user(current.user_id, n.title, n.message)
-    await deps.tell_admins(n.title, n.message)
-    if revived:
-        log.info("VM %s was paid for while an admin deleted it; re-created (D24)", vm_id)
-        await deps.queue.send(SpawnVm(vm_id=vm_id))
+    return current, ended, revived
+
+
+def _has_paid_time(sub: Subscription, now: datetime) -> bool:
+    """A payment that bought time (not one booked as credit, nor an unpaid order's) is what
+    brings a deleted VM back."""
+    return sub.is_active and sub.expires is not None and sub.expires > now
 
 
 async def _record_admin_delete(uow: UnitOfWork, job: DeleteVm, vm: Vm, now: datetime) -> None:

@@ -6,18 +6,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import attrs
 import pytest
 
+import app.worker.jobs as jobs_module
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.admin.vm_removal import delete_vm
 from app.admin.vms import VmIsDeleted
 from app.worker.jobs import VmBusy, build_handlers, delete_by_admin
+from app.worker.pending import end_pending
 from app.worker.provisioning import spawn_lease
 from domain.enums import VmHistoryActionType
 from domain.model import Vm
 from ports.jobs import DeleteVm
+from ports.storage import StorageBusy
+from ports.vmhost import VmHostError
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
 from tests.contract.storage_backends import Database
@@ -45,7 +50,9 @@ async def test_admin_delete_ends_pending_invoices_through_the_worker(world: Worl
     vm = await world.paid_vm()
     invoice = await world.renew(vm)
     await world.run_jobs()
-    await delete_vm(world.shop.factory, world.queue, vm_id=vm.id, admin_id=7, reason="abuse")
+    await delete_vm(
+        world.shop.factory, world.queue, world.clock, vm_id=vm.id, admin_id=7, reason="abuse"
+    )
     assert not (await world.shop.vm(vm.id)).deleted  # the worker does it, not the API
     assert await world.run_jobs() >= 1
     assert (await world.shop.vm(vm.id)).deleted
@@ -67,14 +74,18 @@ async def test_admin_delete_ends_pending_invoices_through_the_worker(world: Worl
         }
     assert world.shop.node.cancelled == [invoice.id]
     with pytest.raises(VmIsDeleted, match="VM is already deleted"):
-        await delete_vm(world.shop.factory, world.queue, vm_id=vm.id, admin_id=7, reason=None)
+        await delete_vm(
+            world.shop.factory, world.queue, world.clock, vm_id=vm.id, admin_id=7, reason=None
+        )
 
 
 async def test_two_deletes_of_one_vm_at_once_delete_it_once(world: World) -> None:
     vm = await world.paid_vm()
     await world.run_jobs()
     for _ in range(2):
-        await delete_vm(world.shop.factory, world.queue, vm_id=vm.id, admin_id=7, reason=None)
+        await delete_vm(
+            world.shop.factory, world.queue, world.clock, vm_id=vm.id, admin_id=7, reason=None
+        )
     deliveries = await world.queue.receive(10, 0)
     delete_jobs = [d.job for d in deliveries if isinstance(d.job, DeleteVm)]
     assert len(delete_jobs) == 2
@@ -226,3 +237,103 @@ async def test_an_admin_delete_waits_for_a_build_of_the_vm(world: World) -> None
     assert (await world.shop.vm(vm.id)).deleted and world.host_state(vm.id) is None
     async with world.shop.factory() as uow:  # released with the record
         assert await uow.worker_leases.take(spawn_lease(vm.id), world.now, world.now)
+
+
+# --- the same races when the job is delivered again, or clicked twice ---------------------------
+
+
+def _asked(world: World, request: str) -> DeleteVm:
+    """An admin's DeleteVm as the API queues it: its request id and when it was asked for."""
+    return DeleteVm(vm_id=1, request=request, requested=int(world.now.timestamp()))
+
+
+async def _assert_restored_once(world: World, vm: Vm, renewal_id: bytes) -> None:
+    again = await world.shop.vm(vm.id)
+    assert not again.deleted and world.host_state(vm.id) == "running"
+    assert (await world.shop.payment(renewal_id)).is_paid
+    user, admins = _titles(world, vm.user_id)
+    assert user.count(RECREATED.format(vm.id)) == 1 and admins.count(RECREATED.format(vm.id)) == 1
+
+
+async def test_a_payment_during_a_delete_that_failed_after_the_host_is_restored_on_retry(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host destroys the VM, then reports an error: the job fails and is delivered again.
+    The renewal paid meanwhile is still one paid during the deletion (the job says since
+    when), so the redelivery records the deletion and brings the VM back."""
+    vm = await world.paid_vm()
+    renewal = await world.renew(vm)
+    job = _asked(world, "r7")
+    world.advance(timedelta(seconds=2))
+    destroy = world.host.inner.delete_vm
+    gate, entered = asyncio.Event(), asyncio.Event()
+
+    async def destroyed_then_failed(v: Vm) -> None:
+        await destroy(v)
+        if not entered.is_set():
+            entered.set()
+            await gate.wait()
+            raise VmHostError("task failed after the destroy", transient=False)
+
+    monkeypatch.setattr(world.host, "delete_vm", destroyed_then_failed)
+    task = asyncio.create_task(delete_by_admin(world.deps, job))
+    await asyncio.wait_for(entered.wait(), GUARD_S)
+    assert (await asyncio.wait_for(world.complete(renewal), GUARD_S)).completed
+    gate.set()
+    with pytest.raises(VmHostError):
+        await task
+    await world.run_jobs()  # the renewal's SpawnVm (the lease is free again)
+    await delete_by_admin(world.deps, job)  # delivered again
+    await world.run_jobs()
+    await _assert_restored_once(world, vm, renewal.id)
+
+
+async def test_a_recording_that_fails_frees_the_vm_and_the_retry_restores_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recording transaction fails once (a deadlock with the payment's booking): the
+    build lease goes with it, so the redelivery is not held off as busy for 15 minutes, and
+    it still sees the renewal as paid during the deletion."""
+    vm = await world.paid_vm()
+    renewal = await world.renew(vm)
+    job = _asked(world, "r8")
+    world.advance(timedelta(seconds=2))
+    real = end_pending
+    failures = iter([StorageBusy("deadlock found when trying to get lock")])
+
+    async def busy_once(*args: Any, **kw: Any) -> Any:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return await real(*args, **kw)
+
+    monkeypatch.setattr(jobs_module, "end_pending", busy_once)
+    task = await _delete_held_on_host(world, job)
+    assert (await asyncio.wait_for(world.complete(renewal), GUARD_S)).completed
+    world.host.let_go("delete_vm")
+    with pytest.raises(StorageBusy):
+        await task
+    await delete_by_admin(world.deps, job)  # not VmBusy: the lease was released
+    await world.run_jobs()
+    await _assert_restored_once(world, vm, renewal.id)
+
+
+async def test_a_second_click_does_not_delete_a_vm_a_payment_restored(world: World) -> None:
+    """Two clicks queue two jobs; the first deletes, a renewal paid meanwhile restores the VM,
+    then the second (busy at first, delivered again) finds a deletion made since it was
+    asked for: the one it asked for. The restored, paid VM stays."""
+    vm = await world.paid_vm()
+    renewal = await world.renew(vm)
+    first, second = _asked(world, "a"), _asked(world, "b")
+    world.advance(timedelta(seconds=2))
+    task = await _delete_held_on_host(world, first)
+    with pytest.raises(VmBusy):
+        await delete_by_admin(world.deps, second)
+    assert (await asyncio.wait_for(world.complete(renewal), GUARD_S)).completed
+    world.host.let_go("delete_vm")
+    await task
+    await world.run_jobs()
+    await delete_by_admin(world.deps, second)  # delivered again
+    await world.run_jobs()
+    await _assert_restored_once(world, vm, renewal.id)
+    assert len(await world.history(vm, VmHistoryActionType.DELETED)) == 1

@@ -31,13 +31,16 @@ async def test_delete_queues_the_workers_delete_with_the_admin(world: AdminWorld
     [job] = await jobs(world)
     assert body == {"data": {"job_id": body["data"]["job_id"]}} and body["data"]["job_id"]
     assert isinstance(job, DeleteVm) and job.request  # the request's id, against redelivery
+    asked = int(world.api.clock.now().timestamp())  # when, against payments racing it
     assert job == DeleteVm(
-        vm_id=vm["id"], admin_user_id=root.id, reason="abuse", request=job.request
+        vm_id=vm["id"], admin_user_id=root.id, reason="abuse", request=job.request, requested=asked
     )
     await world.ok("DELETE", f"/vms/{vm['id']}")  # no body at all, as the admin UI sends it
     [again] = await jobs(world)
     assert isinstance(again, DeleteVm) and again.request not in (None, job.request)
-    assert again == DeleteVm(vm_id=vm["id"], admin_user_id=root.id, request=again.request)
+    assert again == DeleteVm(
+        vm_id=vm["id"], admin_user_id=root.id, request=again.request, requested=asked
+    )
 
 
 async def test_delete_refusals(world: AdminWorld) -> None:
