@@ -283,7 +283,9 @@ async def _record_and_revive(
         if current is None or current.deleted or await _recorded(uow, job):
             await uow.commit()
             return None
-        await _record_admin_delete(uow, job, current, now)
+        # stamped when recorded (after the host call): a deletion recorded after a later
+        # click is one that click asked for (`_recorded`)
+        await _record_admin_delete(uow, job, current, deps.clock.now())
         ended = [] if locked is None else await end_pending(uow, locked.id, now)  # D24
         revived = False
         if locked is not None and _has_paid_time(locked, now):

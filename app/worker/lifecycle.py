@@ -253,10 +253,11 @@ async def _delete(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now: datetime)
     """
     await uow.subscriptions.update(deactivated(c.sub, now))
     await uow.ip_range_subscriptions.deactivate_for_subscription(c.sub.id, now)
+    at = deps.clock.now()  # when it is recorded, not when the run began: see `_recorded`
     for vm in c.vms:
         await forget_vm(uow, vm, now)
         text = f"VM {vm.id} was deleted: expired and exceeded grace period"
-        await uow.vm_history.add(history(vm.id, VmHistoryActionType.DELETED, now, text))
+        await uow.vm_history.add(history(vm.id, VmHistoryActionType.DELETED, at, text))
     c.ended.extend(await end_pending(uow, c.sub.id, now))  # D24, in the deleting transaction
 
 
@@ -266,6 +267,7 @@ async def _delete_overtaken(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now:
     payment then restores each VM as it does one deleted before it came: un-deleted, to be
     built anew (SpawnVm after the commit), which the spawn announces as re-created empty.
     The subscription stays as the payment left it (paid, active)."""
+    at = deps.clock.now()  # when it is recorded, not when the run began
     for vm in c.vms:
         await forget_vm(uow, vm, now)
         text = (
@@ -273,7 +275,7 @@ async def _delete_overtaken(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now:
             "while it was deleted, so it is re-created empty"
         )
         await uow.vm_history.add(
-            history(vm.id, VmHistoryActionType.DELETED, now, text, overtaken_by_payment=True)
+            history(vm.id, VmHistoryActionType.DELETED, at, text, overtaken_by_payment=True)
         )
     c.ended.extend(await end_pending(uow, c.sub.id, now))
     for vm in c.vms:

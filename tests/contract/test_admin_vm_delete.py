@@ -337,3 +337,36 @@ async def test_a_second_click_does_not_delete_a_vm_a_payment_restored(world: Wor
     await world.run_jobs()
     await _assert_restored_once(world, vm, renewal.id)
     assert len(await world.history(vm, VmHistoryActionType.DELETED)) == 1
+
+
+@pytest.mark.parametrize("paid_after_the_second_click", [True, False])
+async def test_a_click_during_a_slow_delete_does_not_delete_again(
+    world: World, paid_after_the_second_click: bool
+) -> None:
+    """Click A's job starts, its host call is slow; click B comes while the VM is still live
+    (busy); a renewal paid during A's host call restores the VM. B, delivered again, finds a
+    deletion recorded after it was asked for (A's is stamped when recorded, not when its job
+    began): the one it asked for, so the restored, paid VM stays."""
+    vm = await world.paid_vm()
+    renewal = await world.renew(vm)
+    first = _asked(world, "a")
+    world.advance(timedelta(seconds=2))
+    task = await _delete_held_on_host(world, first)
+    world.advance(timedelta(seconds=3))
+    if not paid_after_the_second_click:
+        assert (await asyncio.wait_for(world.complete(renewal), GUARD_S)).completed
+        world.advance(timedelta(seconds=2))
+    second = _asked(world, "b")
+    with pytest.raises(VmBusy):
+        await delete_by_admin(world.deps, second)
+    world.advance(timedelta(seconds=2))
+    if paid_after_the_second_click:
+        assert (await asyncio.wait_for(world.complete(renewal), GUARD_S)).completed
+    world.advance(timedelta(seconds=2))
+    world.host.let_go("delete_vm")
+    await task
+    await world.run_jobs()
+    await delete_by_admin(world.deps, second)  # delivered again
+    await world.run_jobs()
+    await _assert_restored_once(world, vm, renewal.id)
+    assert len(await world.history(vm, VmHistoryActionType.DELETED)) == 1
