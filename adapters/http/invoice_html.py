@@ -112,7 +112,8 @@ def _line(line: InvoiceLine, currency: str) -> str:
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
-_STYLE = (
+#: the page style both invoice pages use
+PAGE_STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:860px;margin:2em auto;color:#222}"
     "table{width:100%;border-collapse:collapse;margin-top:1.5em}"
     "th,td{text-align:left;padding:.4em;border-bottom:1px solid #ddd;vertical-align:top}"
@@ -139,7 +140,7 @@ def render_invoice(invoice: Invoice) -> str:
     notes = "".join(f"<p class='note'>{escape(note)}</p>" for note in invoice.notes)
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>Invoice {escape(invoice.number[:16])}</title><style>{_STYLE}</style></head>"
+        f"<title>Invoice {escape(invoice.number[:16])}</title><style>{PAGE_STYLE}</style></head>"
         "<body><h1>Invoice</h1>"
         f"<div>Invoice number: <code>{escape(invoice.number)}</code></div>"
         f"{payment}"

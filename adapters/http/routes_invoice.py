@@ -13,6 +13,7 @@ from adapters.http.auth import authenticate_query
 from adapters.http.context import services
 from adapters.http.envelope import error_response
 from adapters.http.invoice_html import Invoice, InvoiceLine, format_amount, render_invoice
+from adapters.http.invoice_issued_html import render_issued_invoice
 from adapters.http.invoice_pdf import render_invoice_pdf
 from adapters.http.nip98 import Nip98Error
 from adapters.http.openapi import QueryParam, RouteTable
@@ -169,7 +170,14 @@ async def invoice_page(request: web.Request) -> web.StreamResponse:
             content_type="application/pdf",
             headers={"Content-Disposition": f'inline; filename="invoice-{issued.number}.pdf"'},
         )
-    return web.Response(text=render_invoice(invoice), content_type="text/html", charset="utf-8")
+    # an issued invoice's page is drawn from its stored document, as its PDF is: a later edit
+    # of the company or the account never changes what the number was issued for
+    page = (
+        render_invoice(invoice)
+        if issued is None
+        else render_issued_invoice(issued, invoice.paid_at, invoice.lines[0].details)
+    )
+    return web.Response(text=page, content_type="text/html", charset="utf-8")
 
 
 def add_invoice_routes(table: RouteTable) -> None:

@@ -138,3 +138,29 @@ async def test_an_upgrade_invoice_lists_what_was_bought(c: ApiClient) -> None:
     await settle(c.api, upgrade["id"])
     page = await (await c.client.get(invoice_link(c, upgrade["id"]))).text()
     assert "Upgrade: VM1 - Tiny" in page and "CPU: 2 cores" in page
+
+
+async def test_the_page_of_an_issued_invoice_does_not_change_with_later_edits(
+    c: ApiClient,
+) -> None:
+    """The number was issued for the document stored at completion (as its PDF): renaming
+    the company or the buyer afterwards changes neither page."""
+    payment_id = await paid_payment(c)
+    before = await (await c.client.get(invoice_link(c, payment_id))).text()
+    user = await user_of(c.api, ALICE)
+    async with c.api.store() as uow:
+        await uow.users.update(attrs.evolve(user, billing_name="Someone Else"))
+        company = await uow.companies.get(c.demo.company)
+        assert company is not None
+        await uow.companies.update(attrs.evolve(company, name="Renamed Ltd", tax_id="XX1"))
+        issued = await uow.invoices.get_by_payment(bytes.fromhex(payment_id))
+        await uow.commit()
+    assert issued is not None
+    after = await (await c.client.get(invoice_link(c, payment_id))).text()
+    assert after == before
+    parser = Strict()
+    parser.feed(after)
+    text = " ".join(parser.text)
+    assert issued.number in text and "Demo Hosting Ltd" in text
+    assert "Renamed Ltd" not in text and "Someone Else" not in text
+    assert f"{issued.document.lines[0].tax_rate.normalize():f} %" in text
