@@ -1,4 +1,6 @@
-"""The HTML invoice of a paid payment: seller, buyer, lines, tax, totals; every value escaped."""
+"""The HTML invoice of a paid payment without an issued invoice (booked before invoices were
+issued), drawn live: seller, buyer, lines, tax, totals; every value escaped; and the helpers
+both invoice pages share."""
 
 from __future__ import annotations
 
@@ -51,22 +53,20 @@ class Invoice:
     number: str
     issued: datetime
     #: shown on its own line when `number` is the issued invoice's (issue 13), not the id
-    payment_id: str
     paid_at: datetime | None
     currency: str
     seller: Company | None
     buyer: User
     lines: tuple[InvoiceLine, ...]
     method: str
-    #: what the issued invoice adds below the totals: credit applied, BTC paid, reverse charge
-    notes: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
         return sum(line.amount + line.tax + line.processing_fee for line in self.lines)
 
 
-def _address(*parts: str | None) -> str:
+def address_block(*parts: str | None) -> str:
+    """One `<div>` per given part, escaped; empty parts left out."""
     return "".join(f"<div>{escape(p)}</div>" for p in parts if p)
 
 
@@ -89,12 +89,12 @@ def _postal(party: Company | User, fields: tuple[str, ...]) -> list[str | None]:
 def _seller(company: Company | None) -> str:
     if company is None:
         return "<div>-</div>"
-    return _address(*_postal(company, _SELLER_FIELDS), company.email or None, company.phone)
+    return address_block(*_postal(company, _SELLER_FIELDS), company.email or None, company.phone)
 
 
 def _buyer(user: User) -> str:
     return (
-        _address(*_postal(user, _BUYER_FIELDS))
+        address_block(*_postal(user, _BUYER_FIELDS))
         + f'<div class="npub">{escape(npub(user.pubkey))}</div>'
     )
 
@@ -132,18 +132,11 @@ def render_invoice(invoice: Invoice) -> str:
     paid = invoice.paid_at.strftime("%Y-%m-%d %H:%M UTC") if invoice.paid_at else None
     status = f"PAID on {paid}" if paid else "UNPAID"
     rows = "".join(_line(line, cur) for line in invoice.lines)
-    payment = (
-        f"<div>Payment: <code>{escape(invoice.payment_id)}</code></div>"
-        if invoice.payment_id != invoice.number
-        else ""
-    )
-    notes = "".join(f"<p class='note'>{escape(note)}</p>" for note in invoice.notes)
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>Invoice {escape(invoice.number[:16])}</title><style>{PAGE_STYLE}</style></head>"
         "<body><h1>Invoice</h1>"
         f"<div>Invoice number: <code>{escape(invoice.number)}</code></div>"
-        f"{payment}"
         f"<div>Date: {escape(invoice.issued.strftime('%Y-%m-%d'))}</div>"
         f"<div>Payment method: {escape(invoice.method)}</div>"
         f"<div class='status'>Status: {escape(status)}</div>"
@@ -157,5 +150,5 @@ def render_invoice(invoice: Invoice) -> str:
         f"<tr><td>Tax</td><td>{escape(format_amount(tax, cur))}</td></tr>"
         f"<tr><td>Processing fee</td><td>{escape(format_amount(fee, cur))}</td></tr>"
         f"<tr><td>Total</td><td>{escape(format_amount(invoice.total, cur))}</td></tr>"
-        f"</tbody></table>{notes}</body></html>"
+        "</tbody></table></body></html>"
     )

@@ -6,16 +6,15 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
-from adapters.http.invoice_html import PAGE_STYLE, format_amount, format_duration
+from adapters.http.invoice_html import PAGE_STYLE, address_block, format_amount, format_duration
+from adapters.http.invoice_text import payment_notes, totals
 from domain.invoice import REVERSE_CHARGE_TEXT, InvoiceContent, InvoiceLine, Party
 from domain.invoice import Invoice as IssuedInvoice
-from domain.overpayment import invoice_note
 
 
-def _party(party: Party, *extra: str | None) -> str:
+def _party(party: Party) -> str:
     tax_id = f"Tax ID: {party.tax_id}" if party.tax_id else None
-    parts = (party.name, *party.address, party.country, tax_id, party.email, *extra)
-    return "".join(f"<div>{escape(p)}</div>" for p in parts if p)
+    return address_block(party.name, *party.address, party.country, tax_id, party.email)
 
 
 def _period(doc: InvoiceContent) -> str:
@@ -40,17 +39,10 @@ def _row(line: InvoiceLine, cur: str, period: str, details: tuple[str, ...]) -> 
 
 
 def _notes(doc: InvoiceContent) -> list[str]:
-    cur, out = doc.currency, []
+    out = []
     if doc.supply_from is not None and doc.supply_to is not None:
         out.append(f"Date of supply: {doc.supply_from:%Y-%m-%d} to {doc.supply_to:%Y-%m-%d}")
-    if doc.btc_msat is not None:
-        paid = format_amount(doc.btc_msat, "BTC")
-        rate = "" if doc.btc_rate is None else f" at 1 BTC = {cur} {doc.btc_rate:.2f}"
-        out.append(f"Paid over Lightning: {paid}{rate}")
-    if doc.overpaid is not None:
-        out.append(
-            invoice_note(doc.overpaid, format_amount(doc.overpaid.credited, doc.overpaid.currency))
-        )
+    out += payment_notes(doc)
     if doc.reverse_charge:
         out.append(REVERSE_CHARGE_TEXT)
     return out
@@ -67,12 +59,9 @@ def render_issued_invoice(
         _row(line, cur, period if i == 0 else "-", details if i == 0 else ())
         for i, line in enumerate(doc.lines)
     )
-    totals = [("Subtotal", doc.net), ("Tax", doc.tax), ("Total", doc.total)]
-    if doc.credit_applied:
-        totals += [("Credit applied", -doc.credit_applied), ("Amount charged", doc.charged)]
     total_rows = "".join(
         f"<tr><td>{escape(name)}</td><td>{escape(format_amount(value, cur))}</td></tr>"
-        for name, value in totals
+        for name, value in totals(doc)
     )
     status = f"PAID on {paid_at:%Y-%m-%d %H:%M} UTC" if paid_at else "PAID"
     notes = "".join(f"<p class='note'>{escape(note)}</p>" for note in _notes(doc))

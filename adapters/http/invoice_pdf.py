@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from adapters.http.invoice_html import format_amount
+from adapters.http.invoice_text import payment_notes, totals
 from domain.invoice import REVERSE_CHARGE_TEXT, Invoice, InvoiceContent, Party
-from domain.overpayment import invoice_note
 
 if TYPE_CHECKING:
     from fpdf.enums import XPos, YPos
@@ -201,23 +201,15 @@ def render_invoice_pdf(
         )
     page.pdf.ln(3)
     page.font(10)
-    totals = [("Net total", doc.net), ("Tax total", doc.tax), ("Total", doc.total)]
-    if doc.credit_applied:
-        totals += [("Credit applied", -doc.credit_applied), ("Amount charged", doc.charged)]
-    for label, amount in totals:
+    for label, amount in totals(doc):
         sign = "-" if amount < 0 else ""
         page.font(10, bold=label in ("Total", "Amount charged"))
         page.pdf.cell(130, _LINE, label, align="R")
         page.line(sign + format_amount(abs(amount), cur), width=52, align="R")
     page.pdf.ln(4)
     page.font(9)
-    if doc.btc_msat is not None:
-        paid = format_amount(doc.btc_msat, "BTC")
-        rate = f", at 1 BTC = {cur} {doc.btc_rate:.2f}" if doc.btc_rate is not None else ""
-        page.wrapped(f"Paid over Lightning: {paid}{rate}.")
-    if doc.overpaid is not None:
-        credited = format_amount(doc.overpaid.credited, doc.overpaid.currency)
-        page.wrapped(invoice_note(doc.overpaid, credited))
+    for note in payment_notes(doc):
+        page.wrapped(note)
     if doc.reverse_charge:
         page.font(9, bold=True)
         page.wrapped(REVERSE_CHARGE_TEXT)

@@ -12,17 +12,15 @@ from aiohttp import web
 from adapters.http.auth import authenticate_query
 from adapters.http.context import services
 from adapters.http.envelope import error_response
-from adapters.http.invoice_html import Invoice, InvoiceLine, format_amount, render_invoice
+from adapters.http.invoice_html import Invoice, InvoiceLine, render_invoice
 from adapters.http.invoice_issued_html import render_issued_invoice
 from adapters.http.invoice_pdf import render_invoice_pdf
 from adapters.http.nip98 import Nip98Error
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import is_payment_id_length
 from domain.enums import SubscriptionPaymentType
-from domain.invoice import REVERSE_CHARGE_TEXT
 from domain.invoice import Invoice as IssuedInvoice
 from domain.model import GIB, LineItem, SubscriptionPayment, User
-from domain.overpayment import invoice_note
 
 log = logging.getLogger("lnvps.http")
 
@@ -102,8 +100,7 @@ async def _invoice(
         items = await uow.line_items.list_by_subscription(payment.subscription_id)
         issued = await uow.invoices.get_by_payment(payment.id)
     return Invoice(
-        number=payment.id.hex() if issued is None else issued.number,
-        payment_id=payment.id.hex(),
+        number=payment.id.hex(),  # a payment booked before invoices had numbers
         issued=payment.paid_at or payment.created,
         paid_at=payment.paid_at,
         currency=payment.currency,
@@ -111,36 +108,7 @@ async def _invoice(
         buyer=user,
         lines=(_line(payment, items),),
         method=payment.payment_method.display_name,
-        notes=() if issued is None else _notes(issued),
     ), issued
-
-
-def _notes(issued: IssuedInvoice) -> tuple[str, ...]:
-    """The issued invoice's own facts for the HTML page: supply period, tax rate, credit,
-    Lightning amount and rate, reverse charge."""
-    doc, cur = issued.document, issued.document.currency
-    out = []
-    if doc.supply_from is not None and doc.supply_to is not None:
-        out.append(f"Date of supply: {doc.supply_from:%Y-%m-%d} to {doc.supply_to:%Y-%m-%d}")
-    out += [
-        f"{line.description}: net {format_amount(line.net, cur)}, tax "
-        f"{line.tax_rate.normalize():f} % {format_amount(line.tax, cur)}"
-        for line in doc.lines
-    ]
-    if doc.credit_applied:
-        out.append(
-            f"Total {format_amount(doc.total, cur)}; credit applied "
-            f"{format_amount(doc.credit_applied, cur)}; amount charged "
-            f"{format_amount(doc.charged, cur)}"
-        )
-    if doc.btc_rate is not None:
-        out.append(f"Rate used: 1 BTC = {cur} {doc.btc_rate:.2f}")
-    if doc.overpaid is not None:
-        credited = format_amount(doc.overpaid.credited, doc.overpaid.currency)
-        out.append(invoice_note(doc.overpaid, credited))
-    if doc.reverse_charge:
-        out.append(REVERSE_CHARGE_TEXT)
-    return tuple(out)
 
 
 async def invoice_page(request: web.Request) -> web.StreamResponse:

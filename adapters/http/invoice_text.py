@@ -1,0 +1,29 @@
+"""What both renderings of an issued invoice (HTML page, PDF) print below its lines."""
+
+from __future__ import annotations
+
+from adapters.http.invoice_html import format_amount
+from domain.invoice import InvoiceContent
+from domain.overpayment import invoice_note
+
+
+def totals(doc: InvoiceContent) -> list[tuple[str, int]]:
+    """Net, tax and total; with account credit applied, the credit and what was charged."""
+    rows = [("Net total", doc.net), ("Tax total", doc.tax), ("Total", doc.total)]
+    if doc.credit_applied:
+        rows += [("Credit applied", -doc.credit_applied), ("Amount charged", doc.charged)]
+    return rows
+
+
+def payment_notes(doc: InvoiceContent) -> list[str]:
+    """What was paid over Lightning and at which rate, and where an overpayment went (the
+    reverse-charge wording is each rendering's own: the PDF sets it in bold)."""
+    out = []
+    if doc.btc_msat is not None:
+        paid = format_amount(doc.btc_msat, "BTC")
+        rate = f", at 1 BTC = {doc.currency} {doc.btc_rate:.2f}" if doc.btc_rate is not None else ""
+        out.append(f"Paid over Lightning: {paid}{rate}.")
+    if doc.overpaid is not None:
+        credited = format_amount(doc.overpaid.credited, doc.overpaid.currency)
+        out.append(invoice_note(doc.overpaid, credited))
+    return out
