@@ -180,7 +180,7 @@ async def _seed_index(node: LightningNode, uow_factory: UnitOfWorkFactory) -> in
     return 0 if settled is None else settled.settle_index
 
 
-async def start_index(node: LightningNode, uow_factory: UnitOfWorkFactory) -> int | None:
+async def start_index(uow_factory: UnitOfWorkFactory) -> int | None:
     """The persisted cursor: the settle index the stream replays after; None on a first
     start (no cursor stored yet)."""
     async with uow_factory() as uow:
@@ -215,7 +215,7 @@ async def listen_once(
     reconciles again instead of skipping a settlement nobody checked.
     """
     completed = 0
-    stored = await start_index(node, uow_factory)
+    stored = await start_index(uow_factory)
     start = stored or 0
     keep_cursor = True
     if not stored:

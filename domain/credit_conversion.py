@@ -12,7 +12,7 @@ from domain.account_credit import MAX_NOTE
 from domain.errors import NoExchangeRate
 from domain.exchange import RateTable
 from domain.money import Currency, Money
-from domain.price_basis import Parts, exact_value
+from domain.price_basis import Parts, exact_value, normal_parts
 
 
 def exact_text(money: Money) -> str:
@@ -66,7 +66,7 @@ def convert_at(
     converted exactly through the BTC `rates` (fiat units per BTC; fiat to fiat through
     both), and the sum is rounded down once, in the operator's favour. None when a rate the
     conversion needs is missing: the value cannot be known."""
-    parts = _parts(amounts)
+    parts = normal_parts(amounts)
     needed = _needs_rates(parts, target)
     if any(c not in rates or not rates[c] > 0 for c in needed):
         return None
@@ -84,7 +84,7 @@ def convert_down(
     """`convert_at` today's rates of `table`: a rate that is missing or stale is
     `NoExchangeRate` (503). `table` may be None when every amount is in `target` already
     (nothing to convert, no rate read)."""
-    parts = _parts(amounts)
+    parts = normal_parts(amounts)
     needed = _needs_rates(parts, target)
     if needed and table is None:
         raise NoExchangeRate(f"No exchange rate to value {parts[0][0].value} in {target.value}")
@@ -93,10 +93,3 @@ def convert_down(
     if converted is None:  # impossible: every rate it needs was looked up above
         raise NoExchangeRate(f"No exchange rate to value the amount in {target.value}")
     return converted
-
-
-def _parts(amounts: Iterable[Money]) -> Parts:
-    sums: dict[Currency, int] = {}
-    for money in amounts:
-        sums[money.currency] = sums.get(money.currency, 0) + money.amount
-    return tuple(sorted(((c, a) for c, a in sums.items() if a), key=lambda p: p[0].value))

@@ -20,6 +20,8 @@ MAX_INTERVAL_AMOUNT: dict[IntervalType, int] = {
     IntervalType.MONTH: 1_200,
     IntervalType.YEAR: 100,
 }
+#: the largest interval amount of any unit (36 500 days): what an API field may bound first
+MAX_ANY_INTERVAL_AMOUNT = max(MAX_INTERVAL_AMOUNT.values())
 
 
 def require_utc(moment: datetime) -> datetime:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from domain.errors import DomainError, InvalidInput
 
-#: the widest integer every storage backend binds (SQLite and MariaDB's signed BIGINT).
-INT64_MAX = 2**63 - 1
 #: the largest price, fee or cost an admin may set, in smallest units (as a credit entry's
 #: ceiling): 120 intervals of it plus 100 % tax and a processing fee still fit one column.
 MAX_PRICE = 10**15
 #: the largest memory or disk size (bytes) an admin may set: 1 PiB, so sums over a host's VMs
 #: and per-GiB prices stay far inside a signed BIGINT.
 MAX_SIZE = 2**50
-#: the largest total (amount + tax + fee) one payment may ask, below INT64_MAX with room for
-#: a rail's rounding up to whole units.
+#: the largest total (amount + tax + fee) one payment may ask, below a signed BIGINT's
+#: 2^63 - 1 (SQLite's and MariaDB's widest column) with room for a rail's rounding up.
 MAX_CHARGE = 10**18
 
 

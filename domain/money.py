@@ -115,6 +115,11 @@ def round_msat_up_to_sat(msat: int) -> int:
     return -(-msat // MSAT_PER_SAT) * MSAT_PER_SAT
 
 
+def lightning_invoice_msat(msat: int) -> int:
+    """What a Lightning invoice for `msat` asks: whole sats, rounded up, at least one sat."""
+    return max(MSAT_PER_SAT, round_msat_up_to_sat(msat))
+
+
 def round_half_up(value: Decimal) -> int:
     """Round an exact decimal to the nearest integer, halves away from zero."""
     return int(value.to_integral_value(rounding=ROUND_HALF_UP))

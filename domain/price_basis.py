@@ -28,7 +28,8 @@ def _key(part: tuple[Currency, int]) -> str:
     return part[0].value
 
 
-def _normal(amounts: Iterable[Money]) -> Parts:
+def normal_parts(amounts: Iterable[Money]) -> Parts:
+    """Amounts summed per currency, zero sums dropped, in currency order."""
     sums: dict[Currency, int] = {}
     for money in amounts:
         sums[money.currency] = sums.get(money.currency, 0) + money.amount
@@ -64,8 +65,8 @@ class PriceBasis:
     ) -> PriceBasis:
         return cls(
             interval=interval,
-            recurring=_normal(recurring),
-            setup=_normal(setup),
+            recurring=normal_parts(recurring),
+            setup=normal_parts(setup),
             country=country,
         )
 
@@ -111,8 +112,8 @@ class PriceBasis:
                 return None
             return cls(
                 interval=Interval(unit, amount),
-                recurring=_normal(_money_map(value["recurring"])),
-                setup=_normal(_money_map(value.get("setup") or {})),
+                recurring=normal_parts(_money_map(value["recurring"])),
+                setup=normal_parts(_money_map(value.get("setup") or {})),
                 country=country,
             )
         except (DomainError, KeyError, TypeError, ValueError, AttributeError):

@@ -27,14 +27,10 @@ class FiatOrder:
 @attrs.frozen(kw_only=True)
 class OrderExpiry:
     """How long a new order may be paid: `lasts` from `starts` (aware UTC, the quote's
-    creation by the Clock), so it stops being payable at `ends`, when its quote lapses."""
+    creation by the Clock), so it stops being payable at `starts + lasts`, when its quote lapses."""
 
     starts: datetime
     lasts: timedelta
-
-    @property
-    def ends(self) -> datetime:
-        return self.starts + self.lasts
 
 
 class FiatGateway(Protocol):

@@ -93,17 +93,13 @@ def check_a_super_admin_left(admins: SuperAdmins, user_id: int, *, keeps: bool) 
         raise LastSuperAdminRefused(
             "Cannot remove the last super admin: grant super_admin to another user first"
         )
-    _check_a_lasting_one_left(admins, user_id)
+    check_end_date_leaves_one(admins, user_id)
 
 
 def check_end_date_leaves_one(admins: SuperAdmins, user_id: int) -> None:
     """An end date on the user's super_admin is a revocation that waits: refused when they
     are the only holder without one (two super admins end-dating each other would
     otherwise leave nobody once both dates pass)."""
-    _check_a_lasting_one_left(admins, user_id)
-
-
-def _check_a_lasting_one_left(admins: SuperAdmins, user_id: int) -> None:
     if user_id in admins.lasting and admins.lasting <= {user_id}:
         raise LastSuperAdminRefused(
             "Cannot leave super_admin without a holder that has no end date: grant it "

@@ -55,7 +55,7 @@ from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryAction
 from domain.events import PaymentCompleted
 from domain.lifecycle import vm_changed
 from domain.model import LineItem, Subscription, SubscriptionPayment, Vm, vm_event
-from domain.money import MSAT_PER_SAT, Currency, round_msat_up_to_sat
+from domain.money import Currency, lightning_invoice_msat
 from domain.overpayment import OVERPAID_KEY, Overpaid
 from domain.price_basis import CREDIT_KEY
 from domain.subscription import apply_paid_payment, mark_paid
@@ -560,7 +560,7 @@ def _excess(payment: SubscriptionPayment, received_msat: int | None) -> int:
             f"Payment {payment.id.hex()}: the Lightning node reports {received_msat} msat "
             f"received, less than its total of {payment.total} msat; it was not completed"
         )
-    invoiced = max(MSAT_PER_SAT, round_msat_up_to_sat(payment.total))
+    invoiced = lightning_invoice_msat(payment.total)
     return max(0, received_msat - invoiced)
 
 

@@ -32,7 +32,7 @@ from domain.account_credit import (
     credit_applied,
     split_quote,
 )
-from domain.credit import payment_meta
+from domain.credit import metadata_dict, payment_meta
 from domain.errors import DomainError
 from domain.exchange import fiat_to_msat, msat_to_fiat
 from domain.model import SubscriptionPayment
@@ -64,7 +64,7 @@ def _converters(
         return (lambda n: n), (lambda n: n)
     if charged is not Currency.BTC or not balance_currency.is_fiat:
         return None
-    meta = priced.metadata if isinstance(priced.metadata, dict) else {}
+    meta = metadata_dict(priced.metadata)
     rate = quote_btc_rate(meta, balance_currency, priced.rate)
     if rate is None:
         return None
@@ -113,13 +113,13 @@ def _with_split(priced: PricedPayment, split: CreditSplit, currency: Currency) -
 
 def spends_credit(priced: PricedPayment) -> bool:
     """The quote pays some of itself from the account balance."""
-    meta = priced.metadata if isinstance(priced.metadata, dict) else {}
+    meta = metadata_dict(priced.metadata)
     return credit_applied(meta) is not None
 
 
 def is_covered(priced: PricedPayment) -> bool:
     """Paid wholly from the balance: nothing to invoice outside."""
-    applied = credit_applied(priced.metadata if isinstance(priced.metadata, dict) else {})
+    applied = credit_applied(metadata_dict(priced.metadata))
     return applied is not None and priced.amount + priced.tax + priced.processing_fee == 0
 
 

@@ -11,8 +11,6 @@ from app.settlement_problems import refused_for_good
 from domain.enums import PaymentMethod
 from domain.model import SubscriptionPayment
 from ports.clock import Clock
-from ports.jobs import SendAdminNotification
-from ports.queue import WorkQueue
 from ports.storage import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -47,15 +45,6 @@ Complete = Callable[[SubscriptionPayment], Awaitable[object]]
 #: tells the admins (title, message) about a paid order the sweep did not book, or an order
 #: it gave up on; raising means not told (the sweep tries again next pass).
 Report = Callable[[str, str], Awaitable[object]]
-
-
-def admin_notice(queue: WorkQueue) -> Report:
-    """`Report` as a `SendAdminNotification` job on the worker's `queue`."""
-
-    async def report(title: str, message: str) -> None:
-        await queue.send(SendAdminNotification(title=title, message=message))
-
-    return report
 
 
 class OrderRails(Protocol):

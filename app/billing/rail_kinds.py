@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain.enums import PaymentMethod
 from domain.errors import PaymentMethodUnsupported
-from domain.money import MSAT_PER_SAT, Currency, round_msat_up_to_sat
+from domain.money import Currency, lightning_invoice_msat
 from ports.fiat import FiatGateway, FiatUnavailable, OrderExpiry
 from ports.lightning import LightningNode, LightningUnavailable
 from ports.payment_rail import Charge, ChargeRequest, RailUnavailable, WebhookVerifier
@@ -31,7 +31,7 @@ class LightningRail:
     async def create_charge(self, request: ChargeRequest) -> Charge:
         if request.currency is not Currency.BTC:
             raise PaymentMethodUnsupported("Lightning payment must be in BTC")
-        msat = max(MSAT_PER_SAT, round_msat_up_to_sat(request.amount))
+        msat = lightning_invoice_msat(request.amount)
         seconds = int(request.expiry.total_seconds())
         try:
             invoice = await self.node.create_invoice(msat, request.memo, seconds)

@@ -8,7 +8,7 @@ from typing import Any
 
 from app.billing.completion import complete_payment
 from app.billing.credit_release import release_expired_credit
-from app.billing.lapsed_orders import LapsedOrders, admin_notice
+from app.billing.lapsed_orders import LapsedOrders
 from app.billing.upgrades import apply_upgrade
 from app.worker import messages
 from app.worker.context import WorkerDeps
@@ -24,6 +24,7 @@ from app.worker.provisioning import (
     full_info,
     history,
     is_paid_now,
+    release_lease,
     revive_paid,
     spawn_lease,
     spawn_or_check,
@@ -244,9 +245,7 @@ async def delete_by_admin(deps: WorkerDeps, job: DeleteVm) -> None:
         recorded = await _record_and_revive(deps, job, vm_id, sub, token, paid_before, now)
     except BaseException:  # the lease is released with the recording, else here: a failed
         # host call or recording must not keep the VM busy for the lease's 15 minutes
-        async with deps.uow_factory() as uow:
-            await uow.worker_leases.release(spawn_lease(vm_id), token)
-            await uow.commit()
+        await release_lease(deps, spawn_lease(vm_id), token)
         raise
     if recorded is None:
         return  # another delivery of the job recorded it
@@ -288,7 +287,8 @@ async def _record_and_revive(
         await _record_admin_delete(uow, job, current, deps.clock.now())
         ended = [] if locked is None else await end_pending(uow, locked.id, now)  # D24
         revived = False
-        if locked is not None and _has_paid_time(locked, now):
+        # a payment that bought time (not one booked as credit, nor an unpaid order's)
+        if locked is not None and locked.is_active and is_paid_now(locked, now):
             asked = _asked_at(job)
             late = await _paid(uow, locked.id, asked) - paid_before
             if late:  # paid while the host deleted it: restored as a later payment would be
@@ -296,12 +296,6 @@ async def _record_and_revive(
                 revived = True
         await uow.commit()
     return current, ended, revived
-
-
-def _has_paid_time(sub: Subscription, now: datetime) -> bool:
-    """A payment that bought time (not one booked as credit, nor an unpaid order's) is what
-    brings a deleted VM back."""
-    return sub.is_active and sub.expires is not None and sub.expires > now
 
 
 async def _record_admin_delete(uow: UnitOfWork, job: DeleteVm, vm: Vm, now: datetime) -> None:
@@ -418,7 +412,7 @@ class WorkerJobs:
                 deps.clock,
                 rails,
                 complete=complete,
-                report=admin_notice(deps.queue),
+                report=QueuedNotifier(deps.queue).notify_admins,
             )
 
     async def check_subscriptions(self, job: CheckSubscriptions) -> None:

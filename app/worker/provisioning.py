@@ -226,7 +226,8 @@ async def _claim_build(deps: WorkerDeps, vm_id: int, now: datetime) -> _Build | 
     )
 
 
-async def _release_lease(deps: WorkerDeps, name: str, token: str) -> None:
+async def release_lease(deps: WorkerDeps, name: str, token: str) -> None:
+    """Give up a worker lease in a unit of work of its own."""
     async with deps.uow_factory() as uow:
         await uow.worker_leases.release(name, token)
         await uow.commit()
@@ -260,7 +261,7 @@ async def spawn_vm(deps: WorkerDeps, vm_id: int) -> bool:
     try:
         facts = await _build_on_host(deps, build, now)
     finally:
-        await _release_lease(deps, spawn_lease(vm_id), build.token)
+        await release_lease(deps, spawn_lease(vm_id), build.token)
     if facts is None:
         return False
     await _cache(

@@ -21,10 +21,9 @@ from app.billing.lapsed_orders import (
     GRACE,
     MAX_ATTEMPTS,
     LapsedOrders,
-    admin_notice,
 )
 from app.billing.rails import FIAT_EXPIRY
-from app.worker.jobs import build_handlers
+from app.worker.jobs import QueuedNotifier, build_handlers
 from domain.enums import PaymentMethod
 from domain.intervals import add_months
 from domain.model import SubscriptionPayment, Vm
@@ -130,7 +129,7 @@ async def test_an_order_that_always_fails_is_given_up_and_the_rest_go_on(
     world.shop.revolut.failing.add(broken.external_id or "")
     world.advance(timedelta(minutes=10))
     later = await card_quote(world, vm, intervals=2)
-    sweep = sweeper(world, report=admin_notice(world.queue))
+    sweep = sweeper(world, report=QueuedNotifier(world.queue).notify_admins)
     world.advance(FIAT_EXPIRY + GRACE + SECOND)
 
     for _ in range(MAX_ATTEMPTS - 1):
@@ -239,7 +238,7 @@ async def test_a_paid_order_whose_completion_is_refused_is_reported_and_the_swee
         tried.append(payment.id)
         raise UpgradeNoLongerPossible("the upgrade can no longer be made")
 
-    sweep = sweeper(world, complete=complete, report=admin_notice(world.queue))
+    sweep = sweeper(world, complete=complete, report=QueuedNotifier(world.queue).notify_admins)
     world.advance(FIAT_EXPIRY + GRACE + SECOND)
     with caplog.at_level(logging.ERROR, logger="app.billing.lapsed_orders"):
         assert await sweep.run() == 2  # reported at once, and the later one cancelled
@@ -278,7 +277,7 @@ async def test_a_paid_order_whose_completion_fails_for_now_is_retried_never_give
             raise outages.pop()
         return await world.complete(payment)
 
-    sweep = sweeper(world, complete=complete, report=admin_notice(world.queue))
+    sweep = sweeper(world, complete=complete, report=QueuedNotifier(world.queue).notify_admins)
     world.advance(FIAT_EXPIRY + GRACE + SECOND)
     with caplog.at_level(logging.ERROR, logger="app.billing.lapsed_orders"):
         for _ in range(MAX_ATTEMPTS + 3):

@@ -13,7 +13,7 @@ import pytest
 from app.worker.context import WorkerDeps
 from app.worker.jobs import delete_by_admin
 from app.worker.lifecycle import LifecycleReport, check_subscriptions, lease_name
-from app.worker.provisioning import spawn_vm
+from app.worker.provisioning import spawn_lease, spawn_vm
 from app.worker.vmcheck import check_vms
 from domain.enums import VmHistoryActionType as H
 from domain.intervals import add_months
@@ -493,14 +493,14 @@ async def test_a_grace_deletion_waits_for_a_build_of_the_vm(world: World) -> Non
     assert sub.expires is not None
     world.at(sub.expires + 7 * DAY + SECOND)
     async with world.shop.factory() as uow:  # a spawn building the VM right now
-        build = await uow.worker_leases.take(f"spawn:{vm.id}", world.now, world.now)
+        build = await uow.worker_leases.take(spawn_lease(vm.id), world.now, world.now)
         assert build is not None
         await uow.commit()
     [waits] = await world.lifecycle(runs=1)
     assert LifecycleAction.DELETE_AFTER_GRACE not in [d.action for d in waits.done]
     assert "delete_vm" not in world.host.calls
     async with world.shop.factory() as uow:
-        assert await uow.worker_leases.release(f"spawn:{vm.id}", build)
+        assert await uow.worker_leases.release(spawn_lease(vm.id), build)
         await uow.commit()
 
     world.advance(RUN)
@@ -511,7 +511,7 @@ async def test_a_grace_deletion_waits_for_a_build_of_the_vm(world: World) -> Non
     await _assert_deleted_after_grace(world, vm.id)
     assert world.host.calls.get("create_vm") == 1
     async with world.shop.factory() as uow:  # released with the record
-        assert await uow.worker_leases.take(f"spawn:{vm.id}", world.now, world.now)
+        assert await uow.worker_leases.take(spawn_lease(vm.id), world.now, world.now)
 
 
 async def test_a_failed_host_stop_releases_the_claim_for_the_next_run(world: World) -> None:

@@ -8,16 +8,15 @@ from adapters.http.admin import fields as f
 from adapters.http.admin import schemas_catalogue as sch
 from adapters.http.vm_params import json_object
 from domain.enums import AdminResource
-from domain.intervals import MAX_INTERVAL_AMOUNT
+from domain.intervals import MAX_ANY_INTERVAL_AMOUNT, MAX_INTERVAL_AMOUNT
 
 #: cost plans have no resource of their own: they are part of the templates
 RESOURCE = AdminResource.VM_TEMPLATE
 #: the widest interval amount of any unit; the use case checks it against the plan's unit
-MAX_INTERVALS = max(MAX_INTERVAL_AMOUNT.values())
 _INTERVAL_AMOUNT: f.Schema = {
     "type": "integer",
     "minimum": 1,
-    "maximum": MAX_INTERVALS,
+    "maximum": MAX_ANY_INTERVAL_AMOUNT,
     "description": ", ".join(
         f"at most {most} for {unit.name.lower()}" for unit, most in MAX_INTERVAL_AMOUNT.items()
     ),
@@ -29,7 +28,7 @@ PLAN_FIELDS: dict[str, tuple[f.Parse, f.Schema]] = {
     "name": (f.text(200), f.text_schema(200)),
     "amount": (f.MONEY, f.MONEY_SCHEMA),
     "currency": (f.CURRENCY, f.CURRENCY_SCHEMA),
-    "interval_amount": (f.uint(MAX_INTERVALS), _INTERVAL_AMOUNT),
+    "interval_amount": (f.uint(MAX_ANY_INTERVAL_AMOUNT), _INTERVAL_AMOUNT),
     "interval_type": (f.INTERVAL_TYPE, sch.INTERVAL),
 }
 

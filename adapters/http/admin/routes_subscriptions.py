@@ -35,14 +35,13 @@ from app.admin.subscriptions import (
 from app.billing.errors import NotFound, SubscriptionNotFound
 from domain.enums import AdminAction, AdminResource, IntervalType
 from domain.errors import DomainError, InvalidInput
-from domain.intervals import MAX_INTERVAL_AMOUNT
+from domain.intervals import MAX_ANY_INTERVAL_AMOUNT
 from domain.limits import MAX_PRICE
 from domain.patch import UNSET
 
 _SUBS = AdminResource.SUBSCRIPTIONS
 _ITEMS = AdminResource.SUBSCRIPTION_LINE_ITEMS
 #: the widest interval amount of any unit; the use case checks it against the unit given
-_MOST = max(MAX_INTERVAL_AMOUNT.values())
 
 
 def _required_bool(body: Mapping[str, Any], name: str) -> bool:
@@ -110,7 +109,9 @@ async def create(request: web.Request, admin: Admin) -> web.StreamResponse:
         auto_renewal_enabled=_required_bool(body, "auto_renewal_enabled"),
         description=body_str(body, "description", TEXT_LIMIT, multiline=True),
         expires=None if expires is None else _time(expires, "expires"),
-        interval_amount=1 if amount is None else as_int(amount, "interval_amount", maximum=_MOST),
+        interval_amount=1
+        if amount is None
+        else as_int(amount, "interval_amount", maximum=MAX_ANY_INTERVAL_AMOUNT),
         interval_type=_interval(body.get("interval_type")),
         external_id=body_str(body, "external_id", EXTERNAL_ID_LIMIT),
     )
@@ -230,7 +231,12 @@ def add_admin_subscription_routes(table: RouteTable) -> None:
             "expires": {"type": ["string", "null"], "format": "date-time"},
             "is_active": {"type": "boolean"},
             "currency": f.CURRENCY_SCHEMA,
-            "interval_amount": {**UINT_SCHEMA, "minimum": 1, "maximum": _MOST, "default": 1},
+            "interval_amount": {
+                **UINT_SCHEMA,
+                "minimum": 1,
+                "maximum": MAX_ANY_INTERVAL_AMOUNT,
+                "default": 1,
+            },
             "interval_type": {"enum": ["day", "month", "year"], "default": "month"},
             "setup_fee": f.MONEY_SCHEMA,
             "auto_renewal_enabled": {"type": "boolean"},
