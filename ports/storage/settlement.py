@@ -31,6 +31,10 @@ class SettlementProblems(Protocol):
         so a replayed settlement is recorded (and reported) once."""
         ...
 
+    async def get_by_payment(self, payment_id: bytes) -> SettlementProblem | None:
+        """The problem recorded for that payment (at most one is), or None."""
+        ...
+
     async def list_recent(self, limit: int) -> list[SettlementProblem]:
         """The newest first (id descending), at most `limit`."""
         ...
