@@ -203,7 +203,7 @@ class _Withdrawn(DomainError):
 
 def _refused_by_intake(payment_id: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     """The intake's completion of `payment_id` is refused for good (then recorded)."""
-    real = settlement.complete_payment
+    real = complete_payment
 
     async def complete(*args: Any, payment_id: bytes, **kw: Any) -> Any:
         if payment_id == refused:
