@@ -78,10 +78,9 @@ async def reconcile(
     the others go on; a node or storage error ends the reconciliation early (logged).
     Returns how many payments it completed.
     """
-    tries = Strikes() if strikes is None else strikes
-    return (
-        await _reconcile(node, uow_factory, clock, rails, queue, window, limit, tries)
-    ).completed
+    counted = Strikes() if strikes is None else strikes
+    found = await _reconcile(node, uow_factory, clock, rails, queue, window, limit, counted)
+    return found.completed
 
 
 @attrs.frozen

@@ -1,4 +1,5 @@
-"""A settlement that completing refuses for good is kept and reported, and the intake goes on."""
+"""A settlement the intake cannot complete (refused for good, or failing again and again) is
+kept and reported, and the intake goes on."""
 
 from __future__ import annotations
 

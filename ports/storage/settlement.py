@@ -11,7 +11,9 @@ import attrs
 @attrs.frozen(kw_only=True)
 class SettlementProblem:
     """A Lightning settlement of one of our payments that completing refused for good (a
-    rule no retry changes, or less received than invoiced); the intake went on past it.
+    rule no retry changes, or less received than invoiced), or that failed too many times
+    in a row (a recurring conflict, a bug); the intake went on past it. An admin completing
+    the payment completes it with `amount_paid_msat` (its excess becomes account credit).
 
     `id` is 0 until stored. `error` names the refusal, `message` says it in words.
     """
