@@ -6,10 +6,13 @@ every settlement after it, so an outage of any length loses nothing. Only when t
 usable cursor yet (first start) does `reconcile` look up recent unpaid Lightning payments,
 however many were paid before.
 
-One settlement never stops the others: when completing it is refused for good (a rule no
-retry changes, `refused_for_good`) it is recorded for the operator (`app.settlement_problems`)
-and the intake goes on; a passing failure (storage, node, network) stops the intake before
-the cursor moves, and the same settlement is tried again later.
+One settlement never stops the others (`app.settlement_retries` judges each failure): when
+completing it is refused for good (a rule no retry changes, `refused_for_good`) it is
+recorded for the operator (`app.settlement_problems`) and the intake goes on; a passing
+failure (storage, node, network, no exchange rate) stops the intake before the cursor moves,
+and the same settlement is tried again later, however long the outage lasts; a conflict or an
+unexpected error (a bug, a broken row) stops it too, but only `MAX_STRIKES` times in a row:
+then it is recorded like a refusal, so it cannot stall every later payment.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ import attrs
 from app.billing.completion import complete_payment
 from app.billing.errors import PaymentNotFound
 from app.billing.rails import PaymentRails
-from app.settlement_problems import record_problem, refused_for_good
+from app.settlement_problems import record_problem
+from app.settlement_retries import Strikes, passing, refused_for_good
 from domain.enums import PaymentMethod
-from domain.errors import DomainError
 from ports.clock import Clock
 from ports.lightning import LightningNode, LightningUnavailable, SettledInvoice
 from ports.queue import WorkQueue
@@ -64,6 +67,7 @@ async def reconcile(
     queue: WorkQueue,
     window: timedelta = RECONCILE_WINDOW,
     limit: int = RECONCILE_LIMIT,
+    strikes: Strikes | None = None,
 ) -> int:
     """Complete unpaid Lightning payments of the last `window` that the node has settled.
 
@@ -74,7 +78,9 @@ async def reconcile(
     the others go on; a node or storage error ends the reconciliation early (logged).
     Returns how many payments it completed.
     """
-    return (await _reconcile(node, uow_factory, clock, rails, queue, window, limit)).completed
+    counted = Strikes() if strikes is None else strikes
+    found = await _reconcile(node, uow_factory, clock, rails, queue, window, limit, counted)
+    return found.completed
 
 
 @attrs.frozen
@@ -96,6 +102,7 @@ async def _reconcile(
     queue: WorkQueue,
     window: timedelta,
     limit: int,
+    strikes: Strikes,
 ) -> Reconciled:
     """`reconcile`, also saying the highest settle index it handled and whether it checked
     every candidate."""
@@ -110,7 +117,9 @@ async def _reconcile(
             settled = await node.lookup_settlement(payment.id)
             if settled is None:
                 continue
-            done = await _complete(uow_factory, clock, rails, queue, settled, "reconciliation")
+            done = await _complete(
+                uow_factory, clock, rails, queue, settled, "reconciliation", strikes
+            )
         except Exception as exc:  # a refusal for good was recorded inside: this one passes
             log.warning(
                 "settlement reconciliation stopped after %d of %d payments: %s",
@@ -137,13 +146,16 @@ async def _complete(
     queue: WorkQueue,
     settled: SettledInvoice,
     by: str,
+    strikes: Strikes,
 ) -> bool:
     """Complete the payment of one settlement (exactly once, D9) with the amount received;
     True when this call booked it.
 
     An invoice this service did not issue, or a completion refused for good (recorded for
-    the operator by `record_problem`), is passed over (False). Any other failure propagates:
-    the caller stops before its cursor moves past this settlement.
+    the operator by `record_problem`), is passed over (False). A passing failure
+    propagates: the caller stops before its cursor moves past this settlement. So does a
+    conflict or an unexpected error, counted in `strikes`; the `strikes.limit`-th in a row
+    is recorded (its traceback logged) and the settlement passed over.
     """
     hex_id = settled.payment_hash.hex()
     try:
@@ -158,12 +170,30 @@ async def _complete(
     except PaymentNotFound:
         # D14 / §13 item 2: an invoice this service did not issue changes nothing
         log.error("settled invoice %s matches no payment", hex_id)
+        strikes.clear(settled.payment_hash)
         return False
-    except DomainError as err:
-        if not refused_for_good(err):
+    except Exception as err:
+        if passing(err):
             raise
-        await record_problem(uow_factory, clock, queue, settled, err)
+        tries = 1
+        if not refused_for_good(err):
+            tries = strikes.add(settled.payment_hash)
+            if not strikes.out(tries):
+                log.warning(
+                    "completing settled payment %s failed (%d of %d tries before it is "
+                    "recorded): %s: %s",
+                    hex_id,
+                    tries,
+                    strikes.limit,
+                    type(err).__name__,
+                    err,
+                )
+                raise
+            log.error("completing settled payment %s failed for good", hex_id, exc_info=err)
+        await record_problem(uow_factory, clock, queue, settled, err, tries)
+        strikes.clear(settled.payment_hash)
         return False
+    strikes.clear(settled.payment_hash)
     if report.completed:
         log.info("payment %s completed by %s", hex_id, by)
     for problem in report.problems:
@@ -200,6 +230,7 @@ async def listen_once(
     rails: PaymentRails,
     queue: WorkQueue,
     reconcile_window: timedelta = RECONCILE_WINDOW,
+    strikes: Strikes | None = None,
 ) -> int:
     """Replay every settlement after the stored cursor, then consume live ones until the
     stream ends; returns how many payments the stream completed.
@@ -212,8 +243,11 @@ async def listen_once(
     then replays after the later of the newest paid payment's settlement and the highest one
     the reconciliation handled (stored as the cursor). A reconciliation that could not check
     every candidate stores no cursor, nor does the stream after it, so the next start
-    reconciles again instead of skipping a settlement nobody checked.
+    reconciles again instead of skipping a settlement nobody checked. `strikes`: the failures
+    in a row of each settlement so far (`Strikes`; the caller keeps it across restarts of
+    the stream, fresh when None).
     """
+    strikes = Strikes() if strikes is None else strikes
     completed = 0
     stored = await start_index(uow_factory)
     start = stored or 0
@@ -226,7 +260,7 @@ async def listen_once(
         seed = await _seed_index(node, uow_factory)  # a node error: the listener starts again
         try:
             found = await _reconcile(
-                node, uow_factory, clock, rails, queue, reconcile_window, RECONCILE_LIMIT
+                node, uow_factory, clock, rails, queue, reconcile_window, RECONCILE_LIMIT, strikes
             )
         except Exception:  # reconciliation is best effort: never keep the listener from listening
             log.exception("settlement reconciliation failed")
@@ -242,7 +276,9 @@ async def listen_once(
             await _handled(uow_factory, start)
             log.info("settlement cursor starts at settle index %d", start)
     async for settled in node.settlements_after(start):
-        completed += await _complete(uow_factory, clock, rails, queue, settled, "settlement")
+        completed += await _complete(
+            uow_factory, clock, rails, queue, settled, "settlement", strikes
+        )
         if keep_cursor:
             await _handled(uow_factory, settled.settle_index)
     return completed
@@ -257,9 +293,15 @@ async def run_settlement_listener(
     stop: asyncio.Event,
     retry_delay: float = RETRY_DELAY_SECONDS,
 ) -> None:
-    """Listen until `stop` is set, reconnecting after `retry_delay` when the stream fails."""
+    """Listen until `stop` is set, reconnecting after `retry_delay` when the stream fails.
+
+    The failures in a row of each settlement are counted across reconnections (`Strikes`),
+    in this process only: a restart counts from zero again."""
+    strikes = Strikes()
     while not stop.is_set():
-        listener = asyncio.ensure_future(listen_once(node, uow_factory, clock, rails, queue))
+        listener = asyncio.ensure_future(
+            listen_once(node, uow_factory, clock, rails, queue, strikes=strikes)
+        )
         stopper = asyncio.ensure_future(stop.wait())
         done, _ = await asyncio.wait({listener, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if listener not in done:

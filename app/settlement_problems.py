@@ -1,4 +1,5 @@
-"""A settlement that completing refuses for good is kept and reported, and the intake goes on."""
+"""A settlement the intake cannot complete (refused for good, or failing again and again) is
+kept and reported, and the intake goes on."""
 
 from __future__ import annotations
 
@@ -17,34 +18,31 @@ log = logging.getLogger("lnvps.settlement")
 RECENT_LIMIT = 50
 
 
-def refused_for_good(err: BaseException) -> bool:
-    """Whether completing a settled payment failed in a way no retry cures: a rule of the
-    domain refused it (an offer withdrawn meanwhile, less received than invoiced …).
-
-    Everything else is treated as passing (storage busy or down, the node or the network
-    gone, no exchange rate for now, and also an unexpected bug): the intake stops there and
-    tries the same settlement again later, so an outage never skips a payment.
-    """
-    return isinstance(err, DomainError) and err.kind != "unavailable"
-
-
 async def record_problem(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
     queue: WorkQueue,
     settled: SettledInvoice,
-    err: DomainError,
+    err: Exception,
+    tries: int = 1,
 ) -> bool:
     """Store the refused settlement (once per payment) and tell the admins; True when it was
     new. Storing is what lets the intake move past it: a storage failure here propagates, so
-    the settlement is tried again rather than lost. The admins' notice is best effort."""
+    the settlement is tried again rather than lost. The admins' notice is best effort.
+
+    `err` is what completing it raised: a refusal of the domain, or (after `tries` failures
+    in a row, `app.settlement_retries.Strikes`) a conflict that kept recurring or an
+    unexpected error; its type and message are kept."""
+    reason = _reason(err)
+    if tries > 1:
+        reason = f"{reason} (failed {tries} times in a row)"
     problem = SettlementProblem(
         id=0,
         payment_id=settled.payment_hash,
         settle_index=settled.settle_index,
         amount_paid_msat=settled.amount_paid_msat,
         error=type(err).__name__[:64],
-        message=err.message[:1000],
+        message=reason[:1000],
         created=clock.now(),
     )
     async with uow_factory() as uow:
@@ -58,14 +56,14 @@ async def record_problem(
         settled.settle_index,
         settled.amount_paid_msat,
         problem.error,
-        err.message,
+        reason,
     )
     if new:
         title = f"Lightning payment {hex_id[:16]}… paid but not completed"
         message = (
             f"The Lightning node settled payment {hex_id} ({settled.amount_paid_msat} msat, "
             f"settle index {settled.settle_index}), but completing it was refused: "
-            f"{problem.error}: {err.message}\n"
+            f"{problem.error}: {reason}\n"
             "The payer's money has arrived and bought nothing yet. Remove the cause and "
             "complete the payment by hand (admin: complete payment), or settle it with the "
             "user. `lnvps admin settlement-problems` lists every such payment."
@@ -75,6 +73,14 @@ async def record_problem(
         except Exception:  # the record is kept; the notice is a courtesy
             log.exception("could not queue the admins' notice about payment %s", hex_id)
     return new
+
+
+def _reason(err: Exception) -> str:
+    """What went wrong, in words: a `DomainError`'s message, else the exception's text (its
+    type alone when it has none)."""
+    if isinstance(err, DomainError):
+        return err.message
+    return str(err) or repr(err)
 
 
 async def recent_problems(

@@ -15,5 +15,9 @@ class MemorySettlementProblems(RecordRepo[SettlementProblem]):
         self._insert(self.table, problem)
         return True
 
+    async def get_by_payment(self, payment_id: bytes) -> SettlementProblem | None:
+        found = self._where(lambda p: p.payment_id == payment_id)
+        return found[0] if found else None
+
     async def list_recent(self, limit: int) -> list[SettlementProblem]:
         return list(reversed(self._where()))[:limit]

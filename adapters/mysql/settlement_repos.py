@@ -16,6 +16,10 @@ class SqlSettlementProblems(SqlRecords[SettlementProblem]):
         row["created"] = problem.created.replace(microsecond=0)
         return await insert_unless_duplicate(self, insert(t.settlement_problem).values(row))
 
+    async def get_by_payment(self, payment_id: bytes) -> SettlementProblem | None:
+        found = await self._where(t.settlement_problem.c.payment_id == payment_id)
+        return found[0] if found else None
+
     async def list_recent(self, limit: int) -> list[SettlementProblem]:
         query = self._select().order_by(t.settlement_problem.c.id.desc()).limit(limit)
         rows = (await self.conn.execute(query)).mappings()

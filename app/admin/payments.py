@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from app.billing.completion import complete_payment
 from app.billing.errors import PaymentNotFound, VmNotFound
 from app.billing.rails import PaymentRails
@@ -11,6 +13,8 @@ from domain.model import SubscriptionPayment
 from ports.clock import Clock
 from ports.queue import WorkQueue
 from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
 
 ALREADY_COMPLETED = "Payment is already completed"
 
@@ -47,6 +51,10 @@ async def complete_as_admin(
     Paid already, or paid by a concurrent click or webhook while this one ran: 409
     "Payment is already completed"; `complete_payment` flips `is_paid` at most once, so
     the subscription is extended once whatever the race.
+
+    A Lightning payment is completed with what the node received (`_received_msat`), as
+    the settlement intake does: what a payer sent beyond the invoice becomes account credit
+    in the same booking, so once, whoever completes it first.
     """
     async with uow_factory() as uow:
         if vm_id is None:
@@ -55,11 +63,42 @@ async def complete_as_admin(
             payment = await vm_payment(uow, vm_id, payment_id)
     if payment.is_paid:
         raise PaymentAlreadyCompleted(ALREADY_COMPLETED)
-    report = await complete_payment(uow_factory, clock, rails, queue, payment_id=payment.id)
+    received = await _received_msat(uow_factory, rails, payment)
+    report = await complete_payment(
+        uow_factory, clock, rails, queue, payment_id=payment.id, received_msat=received
+    )
     if not report.completed:
         raise PaymentAlreadyCompleted(ALREADY_COMPLETED)
     async with uow_factory() as uow:
         return await subscription_payment(uow, payment.id)
+
+
+async def _received_msat(
+    uow_factory: UnitOfWorkFactory, rails: PaymentRails, payment: SubscriptionPayment
+) -> int | None:
+    """What the Lightning node received for `payment`: the amount its settlement problem
+    recorded (kept when the intake could not complete it), else the node's settlement of its
+    invoice (a node outage: 503, try again; none: nothing known). None for another method,
+    or for less than the payment's total: an admin completing a short settlement decided to
+    count it as paid, and nothing of it is in excess."""
+    if payment.payment_method is not PaymentMethod.LIGHTNING:
+        return None
+    async with uow_factory() as uow:
+        problem = await uow.settlement_problems.get_by_payment(payment.id)
+    if problem is not None:
+        received: int | None = problem.amount_paid_msat
+    else:
+        settled = await rails.lightning_settlement(payment.id)
+        received = None if settled is None else settled.amount_paid_msat
+    if received is not None and received < payment.total:
+        log.warning(
+            "payment %s completed by an admin though the node received %d msat of its %d",
+            payment.id.hex(),
+            received,
+            payment.total,
+        )
+        return None
+    return received
 
 
 async def complete_bank_transfer(

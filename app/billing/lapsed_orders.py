@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
-from app.settlement_problems import refused_for_good
+from app.settlement_retries import refused_by_rule
 from domain.enums import PaymentMethod
 from domain.model import SubscriptionPayment
 from ports.clock import Clock
@@ -70,7 +70,7 @@ class LapsedOrders:
     * its quote lapsed within `complete_within` (`COMPLETE_WITHIN`): with `complete` it is
       completed now (exactly once, as its webhook would; the late-payment rules apply), so a
       customer's payment is never left unbooked because one webhook did not arrive. A
-      completion refused for good (`refused_for_good`: a rule of the domain) is reported to
+      completion refused by a rule of the domain (`refused_by_rule`) is reported to
       the admins with `report` and logged ("OPERATOR:"), and the sweep goes on; any other
       failure (storage busy, the provider or the network down, a bug) stops the pass at that
       order, which is tried again next pass, however many passes it takes;
@@ -288,7 +288,7 @@ class LapsedOrders:
             await self._complete(payment)
         except Exception as err:
             reason = _reason(err)
-            if not refused_for_good(err):
+            if not refused_by_rule(err):
                 log.warning(
                     "could not complete card payment %s, paid at %s (order %s): %s; tried "
                     "again next pass",

@@ -6,7 +6,7 @@ from domain.enums import PaymentMethod
 from domain.errors import PaymentMethodUnsupported
 from domain.money import Currency, lightning_invoice_msat
 from ports.fiat import FiatGateway, FiatUnavailable, OrderExpiry
-from ports.lightning import LightningNode, LightningUnavailable
+from ports.lightning import LightningNode, LightningUnavailable, SettledInvoice
 from ports.payment_rail import Charge, ChargeRequest, RailUnavailable, WebhookVerifier
 
 
@@ -45,8 +45,12 @@ class LightningRail:
         )
 
     async def is_paid(self, payment_id: bytes, external_id: str | None) -> bool | None:
+        return await self.settlement(payment_id) is not None
+
+    async def settlement(self, payment_id: bytes) -> SettledInvoice | None:
+        """The node's settlement of that invoice (what arrived for it), None if unsettled."""
         try:
-            return await self.node.lookup_settlement(payment_id) is not None
+            return await self.node.lookup_settlement(payment_id)
         except LightningUnavailable as err:
             raise RailUnavailable(f"Lightning node unavailable: {err}") from err
 

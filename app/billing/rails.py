@@ -23,7 +23,7 @@ from domain.limits import check_charge
 from domain.model import Json, SubscriptionPayment
 from domain.money import Currency
 from ports.fiat import FiatGateway
-from ports.lightning import LightningNode
+from ports.lightning import LightningNode, SettledInvoice
 from ports.payment_rail import ChargeRequest, PaymentRail, RailUnavailable, WebhookVerifier
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,15 @@ class PaymentRails:
             return
         async with _provider_call(payment.payment_method):
             await rail.cancel(payment.id, payment.external_id)
+
+    async def lightning_settlement(self, payment_id: bytes) -> SettledInvoice | None:
+        """The Lightning node's settlement of that invoice (what it received); None when it
+        has none or no node is configured here. An outage raises `PaymentProviderUnavailable`."""
+        rail = self._rails.get(PaymentMethod.LIGHTNING)
+        if not isinstance(rail, LightningRail):
+            return None
+        async with _provider_call(PaymentMethod.LIGHTNING):
+            return await rail.settlement(payment_id)
 
     async def provider_says_paid(self, method: PaymentMethod, external_id: str) -> bool | None:
         """Ask the provider whether a charge is paid; None when its rail is not set up here

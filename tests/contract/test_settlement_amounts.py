@@ -7,18 +7,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
 
 from adapters.lightning.lnd import LndRestNode
 from adapters.memory.storage import MemoryUnitOfWorkFactory
+from app import settlement
+from app.admin.payments import complete_as_admin
+from app.billing.completion import complete_payment
 from app.billing.credit_overpayment import EXCESS_SUFFIX
 from app.billing.rails import PaymentRails
 from app.settlement import SETTLE_CURSOR, listen_once, reconcile
 from app.settlement_problems import recent_problems
 from domain.account_credit import CreditReason
 from domain.credit import payment_meta
+from domain.errors import DomainError, PaymentAlreadyCompleted
 from domain.overpayment import overpaid_of
 from ports.jobs import SendAdminNotification
 from ports.storage import CreditKey
@@ -190,3 +195,105 @@ async def test_an_underpaid_settlement_completes_nothing_and_the_intake_goes_on(
         assert problem.error == "ShortSettlement" and str(short.total) in problem.message
         notices = [j for j in shop.queue.sent if isinstance(j, SendAdminNotification)]
         assert len(notices) == 1 and short.id.hex() in notices[0].message
+
+
+class _Withdrawn(DomainError):
+    """A rule that refuses the intake's completion for good (the offer was withdrawn)."""
+
+
+def _refused_by_intake(payment_id: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The intake's completion of `payment_id` is refused for good (then recorded)."""
+    real = complete_payment
+
+    async def complete(*args: Any, payment_id: bytes, **kw: Any) -> Any:
+        if payment_id == refused:
+            raise _Withdrawn("the offer was withdrawn")
+        return await real(*args, payment_id=payment_id, **kw)
+
+    refused = payment_id
+    monkeypatch.setattr(settlement, "complete_payment", complete)
+
+
+async def _admin_completes(shop: Shop, rails: PaymentRails, payment_id: bytes) -> None:
+    await complete_as_admin(shop.factory, shop.clock, rails, shop.queue, payment_id=payment_id)
+
+
+async def test_an_admin_completing_a_recorded_overpaid_settlement_credits_its_excess_once(
+    shop: Shop, lnd: FakeLnd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settlement problem keeps what arrived: the admin's completion books the excess
+    as the intake would have, even on a server with no Lightning node to ask."""
+    async with _node(lnd) as node:
+        shop.rails = PaymentRails(node, {})
+        await _warm(shop, node, lnd)
+        vm = await shop.order()
+        payment = await shop.renew(vm)
+        received = payment.total + EXCESS_MSAT
+        _refused_by_intake(payment.id, monkeypatch)
+        lnd.settle(payment.id, amount_paid_msat=received)
+        await _listen_until_cursor(shop, node, 2, listeners=1)
+        [(problem, _)] = await recent_problems(shop.factory)
+        assert (problem.payment_id, problem.amount_paid_msat) == (payment.id, received)
+        monkeypatch.undo()  # the operator removed the cause
+
+        await _admin_completes(shop, PaymentRails(None, {}), payment.id)  # no node here
+
+        paid = await shop.payment(payment.id)
+        assert paid.is_paid and await _credit(shop, vm.user_id) == {"EUR": 123}
+        recorded = overpaid_of(payment_meta(paid))
+        assert recorded is not None and (recorded.msat, recorded.credited) == (EXCESS_MSAT, 123)
+        # a second admin completion, an intake replay and a reconciliation credit nothing more
+        with pytest.raises(PaymentAlreadyCompleted):
+            await _admin_completes(shop, shop.rails, payment.id)
+        replay = await complete_payment(
+            shop.factory,
+            shop.clock,
+            shop.rails,
+            shop.queue,
+            payment_id=payment.id,
+            received_msat=received,
+        )
+        assert not replay.completed
+        assert await reconcile(node, shop.factory, shop.clock, shop.rails, shop.queue) == 0
+        assert await _credit(shop, vm.user_id) == {"EUR": 123}
+
+
+async def test_an_admin_completing_an_overpaid_invoice_asks_the_node_what_arrived(
+    shop: Shop, lnd: FakeLnd
+) -> None:
+    """No settlement problem (the intake has not reached it yet): the node's settlement of
+    the invoice says what arrived; the intake meeting it later books nothing more."""
+    async with _node(lnd) as node:
+        shop.rails = PaymentRails(node, {})
+        await _warm(shop, node, lnd)
+        vm = await shop.order()
+        payment = await shop.renew(vm)
+        lnd.settle(payment.id, amount_paid_msat=payment.total + EXCESS_MSAT)
+
+        await _admin_completes(shop, shop.rails, payment.id)
+        assert await _credit(shop, vm.user_id) == {"EUR": 123}
+
+        await _listen_until_cursor(shop, node, 2, listeners=1)  # the intake replays it
+        assert await _credit(shop, vm.user_id) == {"EUR": 123}
+        assert await recent_problems(shop.factory) == []
+
+
+async def test_an_admin_completing_a_short_settlement_counts_it_as_paid(
+    shop: Shop, lnd: FakeLnd
+) -> None:
+    """Less than the total was recorded: the admin decided it is paid; nothing is credited
+    and the shortfall does not refuse the admin's completion."""
+    async with _node(lnd) as node:
+        shop.rails = PaymentRails(node, {})
+        await _warm(shop, node, lnd)
+        vm = await shop.order()
+        short = await shop.renew(vm)
+        lnd.settle(short.id, amount_paid_msat=short.total - 1_000)
+        await _listen_until_cursor(shop, node, 2, listeners=1)
+        assert len(await recent_problems(shop.factory)) == 1
+
+        await _admin_completes(shop, shop.rails, short.id)
+
+        paid = await shop.payment(short.id)
+        assert paid.is_paid and overpaid_of(payment_meta(paid)) is None
+        assert await _credit(shop, vm.user_id) == {}

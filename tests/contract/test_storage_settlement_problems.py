@@ -51,3 +51,5 @@ async def test_a_settlement_problem_is_stored_once_per_payment(factory: UnitOfWo
         assert [p.payment_id for p in stored] == [b"b" * 32, b"a" * 32]
         assert stored[1].settle_index == 7 and stored[1].created == at
         assert [p.payment_id for p in await uow.settlement_problems.list_recent(1)] == [b"b" * 32]
+        assert await uow.settlement_problems.get_by_payment(b"a" * 32) == stored[1]
+        assert await uow.settlement_problems.get_by_payment(b"c" * 32) is None

@@ -7,16 +7,20 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import attrs
 import pytest
+import sqlalchemy.exc
 
 from adapters.lightning.dev import DevLightningNode
 from app import settlement
 from app.billing import completion
+from app.billing.credit_quote import CreditChanged
 from app.billing.rails import PaymentRails
 from app.billing.upgrades import create_upgrade_payment
 from app.settlement import SETTLE_CURSOR, listen_once, run_settlement_listener
 from app.settlement_problems import recent_problems
+from app.settlement_retries import MAX_STRIKES
 from domain.errors import DomainError, NoExchangeRate
 from domain.upgrade import UpgradeConfig
 from ports.jobs import SendAdminNotification
@@ -66,16 +70,19 @@ async def _listen_for(shop: Shop, node: DevLightningNode, seconds: float) -> Non
 
 
 def _failing_for(
-    payment_id: bytes, error: Exception, monkeypatch: pytest.MonkeyPatch
+    payment_id: bytes,
+    error: Exception,
+    monkeypatch: pytest.MonkeyPatch,
+    times: int | None = None,
 ) -> list[bytes]:
-    """Completing `payment_id` raises `error` (the other payments complete as they do);
-    returns the ids the intake tried, in order."""
+    """Completing `payment_id` raises `error` (its first `times` tries; None: every try),
+    and the other payments complete as they do; returns the ids the intake tried, in order."""
     real = completion.complete_payment
     tried: list[bytes] = []
 
     async def complete(*args: Any, payment_id: bytes, **kw: Any) -> Any:
         tried.append(payment_id)
-        if payment_id == failing:
+        if payment_id == failing and (times is None or tried.count(failing) <= times):
             raise error
         return await real(*args, payment_id=payment_id, **kw)
 
@@ -128,10 +135,22 @@ async def test_a_replayed_refused_settlement_is_recorded_and_reported_once(
     assert sum(isinstance(j, SendAdminNotification) for j in shop.queue.sent) == 1
 
 
+#: a lost database connection as SQLAlchemy raises it
+_DB_GONE = sqlalchemy.exc.OperationalError("SELECT 1", {}, ConnectionResetError("gone"))
+
+
 @pytest.mark.parametrize(
     "error",
-    [StorageBusy(), OSError("database gone"), NoExchangeRate("no rate for now")],
-    ids=["busy", "oserror", "unavailable-domain-error"],
+    [
+        StorageBusy(),
+        OSError("database gone"),
+        NoExchangeRate("no rate for now"),
+        _DB_GONE,
+        aiohttp.ClientConnectionError("connection reset"),
+        TimeoutError(),
+        LightningUnavailable("LND restarting"),
+    ],
+    ids=["busy", "oserror", "unavailable-domain-error", "db-gone", "aiohttp", "timeout", "node"],
 )
 async def test_a_passing_failure_still_blocks_and_skips_nothing(
     error: Exception, monkeypatch: pytest.MonkeyPatch
@@ -155,6 +174,129 @@ async def test_a_passing_failure_still_blocks_and_skips_nothing(
     monkeypatch.undo()  # the outage ends: both complete, in order
     await _listen_for(shop, node, 0.2)
     assert (await shop.payment(blocked.id)).is_paid and (await shop.payment(later.id)).is_paid
+
+
+async def _listen_until(
+    shop: Shop, node: DevLightningNode, done: Callable[[], Awaitable[bool]]
+) -> None:
+    """The production loop (reconnects after 10 ms) until `done()` (or a generous guard)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_settlement_listener(
+            node, shop.factory, shop.clock, shop.rails, shop.queue, stop, retry_delay=0.01
+        )
+    )
+    try:
+        for _ in range(1000):
+            if await done():
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=2)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        KeyError("vm_id"),
+        TypeError("unsupported operand type(s)"),
+        sqlalchemy.exc.IntegrityError("INSERT", {}, ValueError("broken row")),
+        CreditChanged("the balance changed"),
+    ],
+    ids=["keyerror", "typeerror", "broken-row", "conflict"],
+)
+async def test_an_error_repeating_on_one_settlement_is_recorded_after_max_strikes(
+    error: Exception, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug (or a conflict that does not go away) on ONE settlement blocks the intake
+    `MAX_STRIKES` times, then is kept for the operator and the later settlements complete."""
+    shop, node = await _dev_shop()
+    await _warm(shop, node)
+    vm, other = await shop.order(), await shop.order(BOB)
+    poisoned, later = await shop.renew(vm), await shop.renew(other)
+    first = await node.settle(poisoned.id)
+    second = await node.settle(later.id)
+    tried = _failing_for(poisoned.id, error, monkeypatch)
+
+    async def later_paid() -> bool:
+        return (await shop.payment(later.id)).is_paid
+
+    await _listen_until(shop, node, later_paid)
+
+    assert await later_paid()
+    assert tried.count(poisoned.id) == MAX_STRIKES  # retried, then passed over
+    assert not (await shop.payment(poisoned.id)).is_paid
+    assert await _cursor(shop) == second.settle_index
+    [(problem, paid)] = await recent_problems(shop.factory)
+    assert (problem.payment_id, problem.settle_index, paid) == (
+        poisoned.id,
+        first.settle_index,
+        False,
+    )
+    assert problem.amount_paid_msat == poisoned.total
+    assert problem.error == type(error).__name__
+    reason = error.message if isinstance(error, DomainError) else str(error)
+    assert problem.message == f"{reason} (failed {MAX_STRIKES} times in a row)"
+    notices = [j for j in shop.queue.sent if isinstance(j, SendAdminNotification)]
+    assert len(notices) == 1 and poisoned.id.hex() in notices[0].message
+    recorded = [r for r in caplog.records if "failed for good" in r.getMessage()]
+    assert [r.exc_info[1] if r.exc_info else None for r in recorded] == [error]  # traceback
+
+
+async def test_a_conflict_on_the_first_try_is_completed_on_the_next_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A conflict a retry cures (the credit changed under the booking, a rival's row) is
+    tried again, not recorded as a settlement problem."""
+    shop, node = await _dev_shop()
+    await _warm(shop, node)
+    vm = await shop.order()
+    payment = await shop.renew(vm)
+    settled = await node.settle(payment.id)
+    tried = _failing_for(payment.id, CreditChanged("the balance changed"), monkeypatch, times=1)
+
+    async def paid() -> bool:
+        return (await shop.payment(payment.id)).is_paid
+
+    await _listen_until(shop, node, paid)
+
+    assert await paid()
+    assert tried == [payment.id, payment.id]
+    assert await recent_problems(shop.factory) == []
+    assert not any(isinstance(j, SendAdminNotification) for j in shop.queue.sent)
+    assert await _cursor(shop) == settled.settle_index
+
+
+async def test_passing_failures_between_strikes_neither_count_nor_skip(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the strikes count: a bug that fails fewer than `MAX_STRIKES` times, with a long
+    outage in between, is completed once both are gone, and nothing is recorded."""
+    shop, node = await _dev_shop()
+    await _warm(shop, node)
+    payment = await shop.renew(await shop.order())
+    await node.settle(payment.id)
+    errors: list[Exception] = [
+        *(KeyError("vm_id") for _ in range(MAX_STRIKES - 1)),
+        *(StorageBusy() for _ in range(3 * MAX_STRIKES)),
+    ]
+    real = completion.complete_payment
+
+    async def complete(*args: Any, **kw: Any) -> Any:
+        if errors:
+            raise errors.pop(0)
+        return await real(*args, **kw)
+
+    monkeypatch.setattr(settlement, "complete_payment", complete)
+
+    async def paid() -> bool:
+        return (await shop.payment(payment.id)).is_paid
+
+    await _listen_until(shop, node, paid)
+
+    assert await paid() and errors == []
+    assert await recent_problems(shop.factory) == []
 
 
 async def test_a_paid_upgrade_whose_pricing_went_away_does_not_stop_the_intake() -> None:
