@@ -21,6 +21,7 @@ from app.billing.credit_overpayment import EXCESS_SUFFIX
 from app.billing.rails import PaymentRails
 from app.settlement import SETTLE_CURSOR, listen_once, reconcile
 from app.settlement_problems import recent_problems
+from app.settlement_retries import passing
 from domain.account_credit import CreditReason
 from domain.credit import payment_meta
 from domain.errors import DomainError, PaymentAlreadyCompleted
@@ -69,16 +70,25 @@ async def _cursor(shop: Shop) -> int:
 
 async def _listen_until_cursor(shop: Shop, node: LndRestNode, cursor: int, listeners: int) -> None:
     """`listeners` listeners at once (two workers) until the stored cursor reaches `cursor`."""
-    tasks = [
-        asyncio.create_task(listen_once(node, shop.factory, shop.clock, shop.rails, shop.queue))
-        for _ in range(listeners)
-    ]
+
+    def listener() -> asyncio.Task[int]:
+        return asyncio.create_task(
+            listen_once(node, shop.factory, shop.clock, shop.rails, shop.queue)
+        )
+
+    tasks = [listener() for _ in range(listeners)]
 
     async def done() -> None:
         while await _cursor(shop) < cursor:
-            for task in tasks:
-                if task.done():
+            for i, task in enumerate(tasks):
+                if not task.done():
+                    continue
+                err = task.exception()
+                if err is None or not passing(err):
                     task.result()  # raises what stopped it
+                # the worker's loop listens again after an outage (two listeners booking
+                # one settlement can deadlock on MariaDB: StorageBusy); so does this one
+                tasks[i] = listener()
             await asyncio.sleep(0.01)
 
     try:
