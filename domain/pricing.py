@@ -10,7 +10,7 @@ from typing import Protocol
 
 import attrs
 
-from domain.enums import DiskType, PaymentMethod
+from domain.enums import DiskInterface, DiskType, PaymentMethod
 from domain.errors import (
     CurrencyMismatch,
     ExtendTimeTooShort,
@@ -18,6 +18,7 @@ from domain.errors import (
     PricingUnavailable,
     SpecOutOfLimits,
     UnknownCurrency,
+    found,
 )
 from domain.exchange import RateTable, charge_amount
 from domain.fees import processing_fee
@@ -38,7 +39,11 @@ CUSTOM_INTERVAL = MONTHLY
 
 
 class NoDiskPrice(PricingUnavailable):
-    """The custom pricing has no disk row for the spec's disk type (R5.3)."""
+    """The custom pricing has no disk row for the spec's disk type and interface (R5.3)."""
+
+
+class NotWholeGib(InvalidInput):
+    """A custom memory or disk size asked for that is not a whole number of GiB (400)."""
 
 
 class InvalidCurrency(UnknownCurrency):
@@ -64,6 +69,13 @@ class Spec(Protocol):
     def disk_size(self) -> int: ...
     @property
     def disk_type(self) -> DiskType: ...
+
+
+class PricedSpec(Spec, Protocol):
+    """A spec a custom pricing prices: its disk's interface picks the disk row (R5.3)."""
+
+    @property
+    def disk_interface(self) -> DiskInterface: ...
 
 
 def parse_list_currency(text: str) -> Currency:
@@ -98,16 +110,51 @@ def count_ips(ips: Iterable[str]) -> tuple[int, int]:
     return v4, v6
 
 
-def disk_price_row(disk_type: DiskType, disks: Iterable[CustomPricingDisk]) -> CustomPricingDisk:
-    """First disk row by ascending id with the spec's disk *type* (R5.3).
+def disk_price_row(
+    disk_type: DiskType, disk_interface: DiskInterface, disks: Iterable[CustomPricingDisk]
+) -> CustomPricingDisk:
+    """The disk row that sells a disk of this type AND interface: first by ascending id.
 
-    The interface is deliberately not compared, like the reference (QUIRK §16.4): upgrades
-    choose a pricing by type and interface (§11.1), but the price itself is by type only.
+    Unlike the reference (QUIRK R5.3, which matched the type only) the interface is compared
+    too: the admin API keeps one row per (type, interface), each with its own cost and size
+    limits, and ordering, placement and the upgrade's choice of pricing (R11.1) honour the
+    interface, so the price and the limits must come from that same row. No such row →
+    "No disk price found".
     """
+    return found(
+        find_disk_row(disk_type, disk_interface, disks), NoDiskPrice("No disk price found")
+    )
+
+
+def find_disk_row(
+    disk_type: DiskType, disk_interface: DiskInterface, disks: Iterable[CustomPricingDisk]
+) -> CustomPricingDisk | None:
+    """`disk_price_row`, or None when no row sells that disk."""
     for row in sorted(disks, key=lambda d: d.id):
-        if row.kind is disk_type:
+        if row.kind is disk_type and row.interface is disk_interface:
             return row
-    raise NoDiskPrice("No disk price found")
+    return None
+
+
+def billed_disk_row(
+    disk_type: DiskType, disk_interface: DiskInterface, disks: Iterable[CustomPricingDisk]
+) -> tuple[CustomPricingDisk, bool]:
+    """The row an existing disk is billed at, and whether it is the exact (type, interface)
+    row (`disk_price_row`).
+
+    A VM whose interface lost its row (the admin removed or re-typed it, or a VM ordered
+    under the reference's type-only rule) falls back to the first row of its type, the row
+    the reference billed it at, so it stays renewable; the caller warns the operator. No
+    row of its type at all → "No disk price found", as before.
+    """
+    rows = sorted(disks, key=lambda d: d.id)
+    try:
+        return disk_price_row(disk_type, disk_interface, rows), True
+    except NoDiskPrice:
+        for row in rows:
+            if row.kind is disk_type:
+                return row, False
+        raise
 
 
 @attrs.frozen
@@ -120,6 +167,8 @@ class CustomPrice:
     disk_cost: int
     ip4_cost: int
     ip6_cost: int
+    #: the disk was billed at the first row of its type: its interface has no row of its own
+    disk_row_fallback: bool = False
 
     @property
     def total(self) -> Money:
@@ -131,37 +180,60 @@ def _rows_of(pricing: CustomPricing, disks: Iterable[CustomPricingDisk]) -> list
     return [d for d in disks if d.pricing_id == pricing.id]
 
 
+def billed_gib(nbytes: int) -> int:
+    """Whole GiB a custom memory or disk size is billed for: the ceiling.
+
+    The reference floored (R5.4), which gave up to 1 GiB of memory and of disk free to a size
+    just below the next GiB (the host gets the exact bytes). New orders, quotes and upgrades
+    must ask for whole GiB (`require_whole_gib`), so this only matters for a VM stored with
+    an odd size: it is billed for every byte it has, never less.
+    """
+    return -(-nbytes // GIB)
+
+
+def require_whole_gib(name: str, nbytes: int) -> None:
+    """Refuse a custom memory or disk size asked for that is not a whole number of GiB.
+
+    Every LNVPS client sends whole GiB (the web UI sends `n * 1024³`, its API reference says
+    1 GB = 1073741824), and what the buyer gets must be what is billed (`billed_gib`).
+    """
+    if nbytes % GIB != 0:
+        raise NotWholeGib(f"{name} must be a whole number of GiB (a multiple of {GIB} bytes)")
+
+
 def custom_price(
-    spec: Spec,
+    spec: PricedSpec,
     pricing: CustomPricing,
     disks: Iterable[CustomPricingDisk],
     assignments: Iterable[IpAssignment] = (),
 ) -> CustomPrice:
     """Monthly price of a custom spec (R5.1–R5.6).
 
-    Memory and disk are billed per whole GiB (floor), and every custom VM pays for at least
-    one IPv4 and one IPv6 address even with none assigned (R5.2).
+    Memory and disk are billed per whole GiB rounded up (`billed_gib`), the disk at the row
+    of its type and interface (`billed_disk_row`), and every custom VM pays for at least one
+    IPv4 and one IPv6 address even with none assigned (R5.2).
     """
     return custom_price_for(spec, pricing, disks, count_addresses(assignments))
 
 
 def custom_price_for(
-    spec: Spec,
+    spec: PricedSpec,
     pricing: CustomPricing,
     disks: Iterable[CustomPricingDisk],
     addresses: tuple[int, int],
 ) -> CustomPrice:
     """`custom_price` for a VM with these (IPv4, IPv6) address counts (`count_ips`)."""
-    row = disk_price_row(spec.disk_type, _rows_of(pricing, disks))
+    row, exact = billed_disk_row(spec.disk_type, spec.disk_interface, _rows_of(pricing, disks))
     currency = parse_list_currency(pricing.currency)
     v4, v6 = addresses
     return CustomPrice(
         currency=currency,
         cpu_cost=pricing.cpu_cost * spec.cpu,
-        memory_cost=pricing.memory_cost * (spec.memory // GIB),
-        disk_cost=row.cost * (spec.disk_size // GIB),
+        memory_cost=pricing.memory_cost * billed_gib(spec.memory),
+        disk_cost=row.cost * billed_gib(spec.disk_size),
         ip4_cost=pricing.ip4_cost * max(1, v4),
         ip6_cost=pricing.ip6_cost * max(1, v6),
+        disk_row_fallback=not exact,
     )
 
 
@@ -170,7 +242,7 @@ def _size(nbytes: int) -> str:
 
 
 def check_custom_limits(
-    spec: Spec,
+    spec: PricedSpec,
     pricing: CustomPricing,
     disks: Iterable[CustomPricingDisk],
     *,
@@ -178,9 +250,10 @@ def check_custom_limits(
 ) -> None:
     """Refuse a custom spec outside the pricing's limits (D21; the reference does not check).
 
-    The disk limits come from the same row that prices the disk (first by id with the disk
-    type), so the limit and the price never disagree. `only` narrows the check to some of
-    "cpu", "memory", "disk" (an upgrade judges only what it changes).
+    The disk limits come from the same row that prices the disk (its type and interface,
+    `disk_price_row`), so the limit and the price never disagree; a disk whose interface has
+    no row is "No disk price found" here (nothing more of it is sold). `only` narrows the
+    check to some of "cpu", "memory", "disk" (an upgrade judges only what it changes).
     """
     if "cpu" in only and not pricing.min_cpu <= spec.cpu <= pricing.max_cpu:
         raise SpecOutOfLimits(
@@ -193,7 +266,7 @@ def check_custom_limits(
         )
     if "disk" not in only:
         return
-    row = disk_price_row(spec.disk_type, _rows_of(pricing, disks))
+    row = disk_price_row(spec.disk_type, spec.disk_interface, _rows_of(pricing, disks))
     if not row.min_disk_size <= spec.disk_size <= row.max_disk_size:
         raise SpecOutOfLimits(
             f"disk size must be between {_size(row.min_disk_size)} and "

@@ -21,7 +21,7 @@ from domain.exchange import ChargedAmount, RateTable, charge_amount, charged_cur
 from domain.intervals import MONTHLY, Interval, require_utc, whole_seconds
 from domain.model import CustomPricing, CustomPricingDisk, CustomTemplate, VmTemplate
 from domain.money import Currency, Money
-from domain.pricing import Spec, check_custom_limits
+from domain.pricing import Spec, check_custom_limits, find_disk_row, require_whole_gib
 
 _U16_MAX = 2**16 - 1
 _U64_MAX = 2**64 - 1
@@ -147,6 +147,16 @@ def check_no_downgrade(current: Spec, cfg: UpgradeConfig) -> None:
         raise DowngradeRefused("Cannot downgrade disk")
 
 
+def check_whole_gib(cfg: UpgradeConfig) -> None:
+    """Refuse a new upgrade request for memory or disk that is not whole GiB (400), as a new
+    order is: it would be billed for the whole GiB above it (`billed_gib`). Only new quotes
+    are judged: a paid upgrade is applied as quoted."""
+    if cfg.new_memory is not None:
+        require_whole_gib("memory", cfg.new_memory)
+    if cfg.new_disk is not None:
+        require_whole_gib("disk", cfg.new_disk)
+
+
 def upgrade_superseded(recorded: VmTemplate | CustomTemplate, cfg: UpgradeConfig) -> bool:
     """A paid upgrade that a later one overtook: the VM's custom spec already holds every
     value `cfg` asks for or more, and more in at least one of them.
@@ -198,12 +208,8 @@ def choose_upgrade_pricing(
         wanted, offered = template.cpu_features, pricing.cpu_features
         if wanted and offered and not set(wanted) <= set(offered):
             continue
-        if any(
-            row.pricing_id == pricing.id
-            and row.kind is template.disk_type
-            and row.interface is template.disk_interface
-            for row in rows
-        ):
+        own = [row for row in rows if row.pricing_id == pricing.id]
+        if find_disk_row(template.disk_type, template.disk_interface, own) is not None:
             return pricing
     raise NoCustomPricing(
         "No custom pricing available for this region that supports disk type "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import attrs
 
 from app.billing.errors import (
@@ -29,9 +31,19 @@ from domain.model import (
     VmTemplate,
 )
 from domain.money import Money
-from domain.pricing import CUSTOM_INTERVAL, Charging, check_custom_limits, custom_price, plan_price
+from domain.pricing import (
+    CUSTOM_INTERVAL,
+    Charging,
+    check_custom_limits,
+    custom_price,
+    find_disk_row,
+    plan_price,
+    require_whole_gib,
+)
 from domain.tax import TaxRates
 from ports.storage import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 async def owned_vm(
@@ -77,8 +89,9 @@ def orderable_spec(
     disk_interface: DiskInterface,
 ) -> CustomTemplate:
     """The custom spec `pricing` sells (not stored yet): a disk of that type and interface must
-    be on offer and the spec within the pricing's limits (D21)."""
-    if not any(d.kind is disk_type and d.interface is disk_interface for d in disks):
+    be on offer, memory and disk whole GiB (what is billed is what the VM gets, `billed_gib`)
+    and the spec within the pricing's limits (D21)."""
+    if find_disk_row(disk_type, disk_interface, disks) is None:
         raise UnsupportedDisk(
             f"This pricing has no {disk_type.name} disk with interface "
             f"{disk_interface.display_name}"
@@ -97,6 +110,8 @@ def orderable_spec(
         limits=pricing.limits,
     )
     check_custom_limits(spec, pricing, disks)
+    require_whole_gib("memory", memory)
+    require_whole_gib("disk", disk)
     return spec
 
 
@@ -143,6 +158,16 @@ async def vm_price(uow: UnitOfWork, vm: Vm) -> VmPrice:
     pricing, disks = await pricing_with_disks(uow, spec.pricing_id)
     ips = await uow.ip_assignments.list_by_vm(vm.id)
     price = custom_price(spec, pricing, disks, ips)
+    if price.disk_row_fallback:
+        log.warning(
+            "VM %s: custom pricing %s has no %s disk row with interface %s; its disk is "
+            "billed at the first %s row",
+            vm.id,
+            pricing.id,
+            spec.disk_type.name,
+            spec.disk_interface.display_name,
+            spec.disk_type.name,
+        )
     return VmPrice(
         list_price=price.total,
         interval=CUSTOM_INTERVAL,

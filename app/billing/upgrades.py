@@ -53,6 +53,7 @@ from domain.upgrade import (
     build_upgrade_spec,
     check_no_downgrade,
     check_upgrade_limits,
+    check_whole_gib,
     choose_upgrade_pricing,
     quote_outdated,
     quoted_for,
@@ -128,6 +129,7 @@ async def _quote(
 ) -> tuple[UpgradeQuote, UpgradePlan]:
     sub = await subscription_of(uow, vm)
     plan = await _plan(uow, vm, cfg)
+    check_whole_gib(cfg)  # new requests only: a paid upgrade is applied as it was quoted
     prices = plan.prices
     quote = upgrade_quote(
         prices.old,

@@ -12,7 +12,7 @@ import pytest
 from adapters.http.openapi import documented_operations, served_operations
 from app.billing.ordering import OrderTerms, order_custom_vm, order_vm
 from domain.enums import DiskInterface, DiskType, PaymentMethod
-from domain.model import GIB, IpAssignment
+from domain.model import GIB, CustomPricingDisk, IpAssignment
 from tests.http.apiapp import ApiClient, api_client, build_api_app
 
 PRICE = "/api/v1/vm/custom-template/price"
@@ -247,6 +247,9 @@ async def test_custom_price_accepts_integral_floats_and_ignores_cpu_hints(c: Api
         ({"disk": 5 * GIB}, 400, "disk size must be between"),
         ({"disk": 1001 * GIB}, 400, "disk size must be between"),
         ({"disk_interface": "sata"}, 400, "no SSD disk with interface SATA"),
+        ({"memory": 2 * GIB - 1}, 400, "memory must be a whole number of GiB"),
+        ({"disk": 21 * GIB - 1}, 400, "disk must be a whole number of GiB"),
+        ({"disk": 20 * 10**9}, 400, "disk must be a whole number of GiB"),
         ({"disk_type": "nvme"}, 400, "disk_type"),
         ({"cpu": "2"}, 400, "cpu"),
         ({"cpu": True}, 400, "cpu"),
@@ -275,6 +278,33 @@ async def test_custom_price_body_rules(c: ApiClient) -> None:
     assert bad_json.status == 400
     no_type = await c.call("POST", PRICE, data=b"{}", signed=False)
     assert no_type.status == 415
+
+
+async def test_custom_price_bills_the_disk_at_the_row_of_its_interface(c: ApiClient) -> None:
+    # an SSD/SATA row added after the SSD/PCIe one (higher id), 100× dearer and smaller
+    async with c.api.store() as uow:
+        await uow.custom_pricing.add_disk(
+            CustomPricingDisk(
+                id=0,
+                pricing_id=1,  # SPEC's pricing
+                kind=DiskType.SSD,
+                interface=DiskInterface.SATA,
+                cost=500,
+                min_disk_size=10 * GIB,
+                max_disk_size=100 * GIB,
+            )
+        )
+        await uow.commit()
+    sata = {**SPEC, "disk_interface": "sata"}
+    resp = await c.call("POST", PRICE, json=sata, signed=False)
+    assert resp.status == 200, await resp.text()
+    # 2×100 cpu + 2×50 memory + 20×500 disk (not the PCIe row's 5) + 200 IPv4 + 10 IPv6
+    assert (await resp.json())["data"] == {"currency": "EUR", "amount": 10_510}
+    too_big = await c.call("POST", PRICE, json={**sata, "disk": 200 * GIB}, signed=False)
+    assert too_big.status == 400  # the SATA row's 100 GiB limit, not the PCIe row's 1000
+    assert "between 10 GiB and 100 GiB" in (await too_big.json())["error"]
+    pcie = await c.call("POST", PRICE, json=SPEC, signed=False)
+    assert (await pcie.json())["data"]["amount"] == 610
 
 
 # --- payment methods ----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from adapters.http.envelope import parse_time
+from domain.model import GIB
 from tests.http.apiapp import ALICE, BOB, ApiClient, api_client
 from tests.http.vm_helpers import build, order, paid_vm, settle, subscription_of
 
@@ -38,6 +39,20 @@ async def test_quote_shape_and_refusals(c: ApiClient) -> None:
     unpaid = await order(c, ALICE)
     resp = await c.call("POST", f"/api/v1/vm/{unpaid['id']}/upgrade/quote", json={"cpu": 2})
     assert resp.status == 422 and "error" in await resp.json()
+
+
+@pytest.mark.parametrize("route", ["upgrade/quote", "upgrade"])
+async def test_an_upgrade_to_a_size_that_is_not_whole_gib_is_refused(
+    c: ApiClient, route: str
+) -> None:
+    vm = await paid_vm(c, ALICE)  # Tiny: 1 GiB memory, 40 GiB disk
+    path = f"/api/v1/vm/{vm['id']}/{route}"
+    for field, size in (("memory", 2 * GIB - 1), ("disk", 41 * GIB - 1), ("disk", 50 * 10**9)):
+        resp = await c.call("POST", path, json={field: size})
+        assert resp.status == 400
+        assert (await resp.json())["error"].startswith(f"{field} must be a whole number of GiB")
+    whole = await c.call("POST", path, json={"memory": 2 * GIB, "disk": 41 * GIB})
+    assert whole.status == 200, await whole.text()
 
 
 async def test_upgrade_payment_is_never_reused_and_paying_keeps_the_expiry(

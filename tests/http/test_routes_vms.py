@@ -180,6 +180,31 @@ async def test_custom_order_synthesizes_the_custom_template(c: ApiClient) -> Non
     assert too_big.status == 400
 
 
+@pytest.mark.parametrize(
+    ("field", "size"), [("memory", 4 * GIB - 1), ("disk", 80 * GIB + 1), ("disk", 80 * 10**9)]
+)
+async def test_a_custom_order_for_a_size_that_is_not_whole_gib_is_refused(
+    c: ApiClient, field: str, size: int
+) -> None:
+    # it would be billed for the whole GiB above (or, before, below) what the host gets
+    key = await add_key(c.api, ALICE)
+    body = {
+        "pricing_id": c.demo.custom,
+        "cpu": 2,
+        "memory": 4 * GIB,
+        "disk": 80 * GIB,
+        "disk_type": "ssd",
+        "disk_interface": "pcie",
+        "image_id": c.demo.debian,
+        "ssh_key_id": key.id,
+        field: size,
+    }
+    resp = await c.call("POST", "/api/v1/vm/custom-template", json=body)
+    assert resp.status == 400
+    assert (await resp.json())["error"].startswith(f"{field} must be a whole number of GiB")
+    assert (await (await c.call("GET", "/api/v1/vm")).json())["data"] == []
+
+
 async def test_a_fourth_unpaid_order_is_422_until_one_is_paid() -> None:
     """D25 through the API, with the `max-unpaid-vms` value the services carry."""
     api = build()

@@ -37,6 +37,9 @@ from domain.pricing import (
     FreePriceNotScalable,
     InvalidCurrency,
     NoDiskPrice,
+    NotWholeGib,
+    billed_disk_row,
+    billed_gib,
     check_custom_limits,
     cost_by_amount,
     count_addresses,
@@ -44,6 +47,7 @@ from domain.pricing import (
     disk_price_row,
     plan_price,
     renewal_quote,
+    require_whole_gib,
 )
 from domain.tax import TaxRates
 
@@ -162,10 +166,35 @@ def test_e4_custom_price_is_855_cents_a_month() -> None:
     assert price.total == Money(Currency.EUR, 855)
 
 
-def test_memory_and_disk_are_billed_per_whole_gib_rounded_down() -> None:
+def test_memory_and_disk_are_billed_per_whole_gib_rounded_up() -> None:
+    # the reference floored (R5.4): 3 GiB − 1 byte of memory was billed as 2 GiB
     price = custom_price(spec(memory=3 * GIB - 1, disk_size=80 * GIB + GIB // 2), pricing(), SSD_5)
-    assert price.memory_cost == 2 * 50
-    assert price.disk_cost == 80 * 5
+    assert price.memory_cost == 3 * 50
+    assert price.disk_cost == 81 * 5
+
+
+@pytest.mark.parametrize(
+    ("nbytes", "gib"), [(0, 0), (1, 1), (GIB - 1, 1), (GIB, 1), (GIB + 1, 2), (10 * GIB, 10)]
+)
+def test_billed_gib_is_the_ceiling(nbytes: int, gib: int) -> None:
+    assert billed_gib(nbytes) == gib
+
+
+@given(st.integers(min_value=0, max_value=2**64))
+def test_billed_gib_never_bills_less_than_the_bytes(nbytes: int) -> None:
+    gib = billed_gib(nbytes)
+    assert gib * GIB >= nbytes > (gib - 1) * GIB
+
+
+def test_whole_gib_sizes_are_accepted() -> None:
+    require_whole_gib("memory", 2 * GIB)
+    require_whole_gib("disk", 0)
+
+
+@pytest.mark.parametrize(("name", "nbytes"), [("memory", 2 * GIB - 1), ("disk", 10**9)])
+def test_a_size_that_is_not_whole_gib_is_refused(name: str, nbytes: int) -> None:
+    with pytest.raises(NotWholeGib, match=rf"^{name} must be a whole number of GiB"):
+        require_whole_gib(name, nbytes)
 
 
 def test_addresses_are_counted_with_cidr_forms_and_garbage_ignored() -> None:
@@ -188,15 +217,36 @@ def test_custom_vm_pays_for_at_least_one_address_of_each_family() -> None:
     assert (price.ip4_cost, price.ip6_cost) == (50, 2 * 5)
 
 
-def test_disk_row_is_first_by_id_matching_type_only() -> None:
-    rows = [
-        disk(9, DiskType.SSD, 99, DiskInterface.PCIE),
-        disk(3, DiskType.SSD, 3, DiskInterface.SATA),
-        disk(1, DiskType.HDD, 1, DiskInterface.PCIE),
-    ]
-    # spec is SSD/PCIe: the reference ignores the interface, so row 3 (SATA) wins by id
-    assert disk_price_row(DiskType.SSD, rows).id == 3
-    assert custom_price(spec(), pricing(), rows).disk_cost == 80 * 3
+IFACE_ROWS = [
+    disk(9, DiskType.SSD, 99, DiskInterface.PCIE),
+    disk(3, DiskType.SSD, 3, DiskInterface.SATA),
+    disk(12, DiskType.SSD, 77, DiskInterface.PCIE),
+    disk(1, DiskType.HDD, 1, DiskInterface.PCIE),
+]
+
+
+def test_disk_row_is_first_by_id_matching_type_and_interface() -> None:
+    # the reference matched the type only (QUIRK R5.3): an SSD/PCIe disk was billed at row 3
+    assert disk_price_row(DiskType.SSD, DiskInterface.PCIE, IFACE_ROWS).id == 9
+    assert disk_price_row(DiskType.SSD, DiskInterface.SATA, IFACE_ROWS).id == 3
+    assert custom_price(spec(), pricing(), IFACE_ROWS).disk_cost == 80 * 99
+    sata = custom_price(spec(disk_interface=DiskInterface.SATA), pricing(), IFACE_ROWS)
+    assert (sata.disk_cost, sata.disk_row_fallback) == (80 * 3, False)
+
+
+def test_no_row_for_the_interface_is_no_disk_price_found() -> None:
+    with pytest.raises(NoDiskPrice, match=r"^No disk price found$"):
+        disk_price_row(DiskType.HDD, DiskInterface.SATA, IFACE_ROWS)
+
+
+def test_an_existing_disk_whose_interface_has_no_row_is_billed_at_the_first_of_its_type() -> None:
+    # a VM whose (type, interface) row was removed stays renewable at the reference's price
+    price = custom_price(spec(disk_interface=DiskInterface.SATA), pricing(), IFACE_ROWS[:1])
+    assert (price.disk_cost, price.disk_row_fallback) == (80 * 99, True)
+    assert billed_disk_row(DiskType.SSD, DiskInterface.SATA, IFACE_ROWS[:1]) == (
+        IFACE_ROWS[0],
+        False,
+    )
 
 
 def test_disk_rows_of_another_pricing_are_ignored() -> None:
@@ -251,6 +301,23 @@ def test_spec_outside_limits_is_refused_with_a_clear_message(
     with pytest.raises(SpecOutOfLimits) as caught:
         check_custom_limits(spec(cpu, memory, disk_size), LIMITED, LIMITED_DISKS)
     assert caught.value.message == message
+
+
+def test_disk_limits_come_from_the_row_of_the_disks_interface() -> None:
+    rows = [
+        disk(1, DiskType.SSD, 5, DiskInterface.PCIE, max_disk_size=100 * GIB),
+        disk(2, DiskType.SSD, 50, DiskInterface.SATA, max_disk_size=500 * GIB),
+    ]
+    sata = spec(1, GIB, 400 * GIB, disk_interface=DiskInterface.SATA)
+    check_custom_limits(sata, LIMITED, rows)  # the reference judged it by row 1: > 100 GiB
+    with pytest.raises(SpecOutOfLimits, match="between 5 GiB and 100 GiB, got 400 GiB"):
+        check_custom_limits(spec(1, GIB, 400 * GIB), LIMITED, rows)
+
+
+def test_limits_for_an_interface_without_a_row_is_no_disk_price() -> None:
+    # nothing more is sold of a disk its pricing has no row for, not even at the type's row
+    with pytest.raises(NoDiskPrice, match=r"^No disk price found$"):
+        check_custom_limits(spec(disk_interface=DiskInterface.SATA), LIMITED, LIMITED_DISKS)
 
 
 def test_limits_without_a_disk_row_is_no_disk_price() -> None:

@@ -20,6 +20,7 @@ from app.billing.ordering import OrderTerms, order_vm
 from domain.enums import DiskInterface, IntervalType, SubscriptionType, VmHistoryActionType
 from domain.errors import SpecOutOfLimits
 from domain.model import GIB, PLACEHOLDER_MAC
+from domain.pricing import NotWholeGib
 from tests.unit.billing.world import (
     ALICE,
     ALICE_KEY,
@@ -118,6 +119,17 @@ async def test_a_custom_spec_outside_the_limits_is_bad_input(
     shop: Shop, spec: dict[str, int]
 ) -> None:
     with pytest.raises(SpecOutOfLimits) as err:
+        await shop.order_custom(**spec)
+    assert err.value.kind == "bad_input"
+    assert await _counts(shop) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("spec", [{"memory": 4 * GIB - 1}, {"disk": 80 * GIB + 1}])
+async def test_a_custom_size_that_is_not_whole_gib_is_bad_input(
+    shop: Shop, spec: dict[str, int]
+) -> None:
+    # priced per whole GiB, so the VM would get less (or more) than it is billed for
+    with pytest.raises(NotWholeGib) as err:
         await shop.order_custom(**spec)
     assert err.value.kind == "bad_input"
     assert await _counts(shop) == (0, 0, 0)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
+from app.billing.catalogue import vm_price
 from app.billing.errors import (
     IdempotencyKeyReused,
     PaymentMethodNotConfigured,
@@ -16,11 +18,12 @@ from app.billing.errors import (
     VmNotFound,
 )
 from app.billing.renewal import renew, renew_idempotent
-from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.enums import DiskInterface, DiskType, PaymentMethod, SubscriptionPaymentType
 from domain.errors import IntervalCountOutOfRange
-from domain.model import SubscriptionPayment, Vm
+from domain.model import CustomPricingDisk, SubscriptionPayment, Vm
+from domain.pricing import NoDiskPrice
 from domain.subscription import renewal_metadata
-from tests.unit.billing.world import ALICE, BOB, START, Shop
+from tests.unit.billing.world import ALICE, BOB, PRICING, START, Shop
 
 LIGHTNING, REVOLUT = PaymentMethod.LIGHTNING, PaymentMethod.REVOLUT
 
@@ -216,3 +219,39 @@ async def test_concurrent_requests_get_one_payment_and_the_extra_invoices_are_ca
     assert len(await shop.payments(vm)) == 2
     assert len(shop.node.invoices) > 2  # the requests did race
     assert len(shop.node.cancelled) == len(shop.node.invoices) - 2
+
+
+async def _replace_disk_rows(shop: Shop, *rows: tuple[DiskType, DiskInterface, int]) -> None:
+    async with shop.factory() as uow:
+        await uow.custom_pricing.remove_disks(PRICING)
+        for kind, interface, cost in rows:
+            row = CustomPricingDisk(
+                id=0, pricing_id=PRICING, kind=kind, interface=interface, cost=cost
+            )
+            await uow.custom_pricing.add_disk(row)
+        await uow.commit()
+
+
+async def test_a_custom_vm_whose_interface_lost_its_row_renews_at_its_types_first_row(
+    shop: Shop, caplog: pytest.LogCaptureFixture
+) -> None:
+    vm = await shop.order_custom()  # SSD on PCIe, 80 GiB
+    await _replace_disk_rows(
+        shop, (DiskType.HDD, DiskInterface.PCIE, 1), (DiskType.SSD, DiskInterface.SATA, 70)
+    )
+    with caplog.at_level(logging.WARNING, logger="app.billing.catalogue"):
+        async with shop.factory() as uow:
+            price = await vm_price(uow, vm)
+        payment = await shop.renew(vm)
+    assert price.list_price.amount == 2 * 200 + 4 * 100 + 80 * 70
+    assert payment.amount > 0 and not payment.is_paid
+    assert f"VM {vm.id}: custom pricing {PRICING} has no SSD disk row with interface" in (
+        caplog.text
+    )
+
+
+async def test_a_custom_vm_whose_disk_type_lost_every_row_cannot_be_priced(shop: Shop) -> None:
+    vm = await shop.order_custom()
+    await _replace_disk_rows(shop, (DiskType.HDD, DiskInterface.PCIE, 1))
+    with pytest.raises(NoDiskPrice, match=r"^No disk price found$"):
+        await shop.renew(vm)
