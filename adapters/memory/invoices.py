@@ -32,6 +32,9 @@ class MemoryInvoices(Repo):
         found: Invoice | None = self._rows(_INVOICES).get(invoice_id)
         return found
 
+    async def get_for_update(self, invoice_id: int) -> Invoice | None:
+        return await self.get(invoice_id)  # the unit of work's lock already serialises
+
     async def get_by_payment(self, payment_id: bytes) -> Invoice | None:
         for row in self._rows(_INVOICES).values():
             if row.payment_id == payment_id:

@@ -38,6 +38,12 @@ class Invoices(Protocol):
 
     async def get(self, invoice_id: int) -> Invoice | None: ...
 
+    async def get_for_update(self, invoice_id: int) -> Invoice | None:
+        """Like `get`, and lock the invoice's row until the unit of work ends; call it first
+        in the transaction: what is read after it (its credit notes) is what every issuer
+        that held the lock before committed, whatever series it numbered in."""
+        ...
+
     async def get_by_payment(self, payment_id: bytes) -> Invoice | None: ...
 
     async def list_page(self, window: InvoiceWindow, limit: int, offset: int) -> Page[Invoice]:
