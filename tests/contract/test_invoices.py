@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from adapters.memory.clock import FakeClock
 from adapters.memory.storage import MemoryUnitOfWorkFactory
+from app.admin.invoices import every_credit_note, every_invoice
 from app.billing.completion import apply_payment
 from app.billing.invoicing import issue_credit_note
 from domain.errors import DomainError, DuplicateKey, InvalidInput
@@ -306,6 +307,60 @@ async def test_two_racing_credit_notes_over_the_total_let_exactly_one_through(
     assert "exceed the invoice total (300 of 500" in str(refused[0])
     async with uow_factory() as uow:
         assert await uow.invoices.credit_notes_of(invoice.id) == issued
+
+
+async def test_the_export_pages_by_key_so_an_invoice_issued_meanwhile_shifts_nothing(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """Batches of two; between the first and the second an invoice is issued before the
+    cursor (its payment was booked earlier in time) and one after it: no invoice is given
+    twice or left out (an OFFSET page would give the second one again)."""
+    ids = await _world(uow_factory, 5, 1)
+    for pid, day in zip(ids[:3], (5, 6, 7), strict=True):
+        assert await _book(uow_factory, pid, day)
+    window = InvoiceWindow(at(1), at(28))
+    export = every_invoice(uow_factory, window, batch=2)
+    seen = [await anext(export), await anext(export)]
+    assert await _book(uow_factory, ids[3], 4)  # behind the cursor
+    assert await _book(uow_factory, ids[4], 9)  # ahead of it
+    seen += [invoice async for invoice in export]
+    payments = [i.payment_id for i in seen]
+    assert payments == [*ids[:3], ids[4]]  # once each, in issue order
+    assert [i.issued_at for i in seen] == [at(5), at(6), at(7), at(9)]
+
+
+async def test_the_export_gives_the_windows_credit_notes_with_their_invoices(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    ids = await _world(uow_factory, 2, 1)
+    for pid in ids:
+        assert await _book(uow_factory, pid)
+    invoices = await _invoices(uow_factory)
+    notes = [
+        await issue_credit_note(
+            uow_factory, FakeClock(at(day)), invoice_id=invoice.id, amount=100, reason="r"
+        )
+        for day, invoice in (
+            (7, invoices[1]),
+            (6, invoices[0]),
+            (8, invoices[0]),
+            (20, invoices[1]),
+        )
+    ]
+    export = every_credit_note(uow_factory, InvoiceWindow(at(6, hour=0), at(20)), batch=1)
+    first = await anext(export)
+    late = await issue_credit_note(  # issued behind the cursor while the export runs
+        uow_factory, FakeClock(at(6, hour=6)), invoice_id=invoices[1].id, amount=100, reason="r"
+    )
+    rest = [found async for found in export]
+    assert [first, *rest] == [
+        (notes[1], invoices[0]),
+        (notes[0], invoices[1]),
+        (notes[2], invoices[0]),
+    ]  # by issue time; the note of day 20 is outside the window
+    other = InvoiceWindow(at(1), at(28), company_id=invoices[0].company_id + 1)
+    assert [found async for found in every_credit_note(uow_factory, other)] == []
+    assert late.invoice_id == invoices[1].id
 
 
 # --- property: over any order of completions, replays, crashes and races -------------------
