@@ -266,3 +266,15 @@ class CreditNote:
     currency: str
     amount: int
     reason: str
+
+
+def credit_note_parts(amount: int, invoice: Invoice) -> tuple[int, int] | None:
+    """A credit note's (net, tax), where the invoice alone determines them: a note of the
+    whole total takes back the invoice's own net and tax, and on an invoice that charged no
+    tax all of a note is net. A note stores only its gross amount and no rule splits part of
+    a taxed invoice, so for such a note there is no split (None): none is made up here."""
+    if amount == invoice.total:
+        return invoice.net, invoice.tax
+    if invoice.tax == 0:
+        return amount, 0
+    return None

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TypeVar
+
 from adapters.memory.db import Repo, evolve, page_of
 from domain.errors import DuplicateKey
 from domain.invoice import CreditNote, Invoice
 from ports.storage import InvoiceWindow, Page
+from ports.storage.invoices import After
 
 _INVOICES, _NOTES, _COUNTERS = "invoice", "credit_note", "invoice_counter"
+D = TypeVar("D", Invoice, CreditNote)
+
+
+def _after(rows: Iterable[D], window: InvoiceWindow, after: After, limit: int) -> list[D]:
+    """The window's documents after the key (issue time, id), in key order."""
+    found = sorted(
+        (
+            r
+            for r in rows
+            if window.since <= r.issued_at < window.until
+            and window.company_id in (None, r.company_id)
+            and (after is None or (r.issued_at, r.id) > after)
+        ),
+        key=lambda r: (r.issued_at, r.id),
+    )
+    return found[:limit]
 
 
 class MemoryInvoices(Repo):
@@ -32,6 +52,9 @@ class MemoryInvoices(Repo):
         found: Invoice | None = self._rows(_INVOICES).get(invoice_id)
         return found
 
+    async def get_for_update(self, invoice_id: int) -> Invoice | None:
+        return await self.get(invoice_id)  # the unit of work's lock already serialises
+
     async def get_by_payment(self, payment_id: bytes) -> Invoice | None:
         for row in self._rows(_INVOICES).values():
             if row.payment_id == payment_id:
@@ -48,6 +71,16 @@ class MemoryInvoices(Repo):
         ]
         rows.sort(key=lambda r: (r.issued_at, r.id))
         return Page(*page_of(rows, limit, offset))
+
+    async def invoices_after(
+        self, window: InvoiceWindow, after: After, limit: int
+    ) -> list[Invoice]:
+        return _after(self._rows(_INVOICES).values(), window, after, limit)
+
+    async def credit_notes_after(
+        self, window: InvoiceWindow, after: After, limit: int
+    ) -> list[CreditNote]:
+        return _after(self._rows(_NOTES).values(), window, after, limit)
 
     async def add_credit_note(self, note: CreditNote) -> CreditNote:
         for other in self._rows(_NOTES).values():

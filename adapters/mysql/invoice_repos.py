@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select, true
+from typing import Any
+
+from sqlalchemy import Select, Table, insert, select, true, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -12,9 +14,25 @@ from adapters.mysql.repositories import Connect, SqlRepo, is_duplicate_key
 from domain.errors import DuplicateKey
 from domain.invoice import CreditNote, Invoice
 from ports.storage import InvoiceWindow, Page
+from ports.storage.invoices import After
 
 _cnt = t.invoice_counter.c
 _inv = t.invoice.c
+
+
+def _after(
+    table: Table, mapper: Mapper[Any], window: InvoiceWindow, after: After, limit: int
+) -> Select[Any]:
+    """The window's documents after the key (issue time, id), in key order (the issue-time
+    index carries the id, so the range scan needs no sort)."""
+    c = table.c
+    where = (c.issued_at >= window.since) & (c.issued_at < window.until)
+    if window.company_id is not None:
+        where &= c.company_id == window.company_id
+    if after is not None:
+        at, last = after
+        where &= (c.issued_at > at) | ((c.issued_at == at) & (c.id > last))
+    return select(*mapper.columns).where(where).order_by(c.issued_at, c.id).limit(limit)
 
 
 class SqlInvoices(SqlRepo):
@@ -57,6 +75,17 @@ class SqlInvoices(SqlRepo):
         query = select(*self.mapper.columns).where(_inv.id == invoice_id)
         return await self._one(self.mapper, query)
 
+    async def get_for_update(self, invoice_id: int) -> Invoice | None:
+        if self.locks_rows:
+            query = select(*self.mapper.columns).where(_inv.id == invoice_id).with_for_update()
+            return await self._one(self.mapper, query)
+        if not await self._begin_write():
+            # SQLite's async engine: a no-op write takes the database write lock
+            await self.conn.execute(
+                update(t.invoice).where(_inv.id == invoice_id).values(id=_inv.id)
+            )
+        return await self.get(invoice_id)
+
     async def get_by_payment(self, payment_id: bytes) -> Invoice | None:
         query = select(*self.mapper.columns).where(_inv.payment_id == payment_id)
         return await self._one(self.mapper, query)
@@ -66,6 +95,17 @@ class SqlInvoices(SqlRepo):
         company = window.company_id
         where = where & (true() if company is None else _inv.company_id == company)
         return await self._page(self.mapper, where, [_inv.issued_at, _inv.id], limit, offset)
+
+    async def invoices_after(
+        self, window: InvoiceWindow, after: After, limit: int
+    ) -> list[Invoice]:
+        return await self._all(self.mapper, _after(t.invoice, self.mapper, window, after, limit))
+
+    async def credit_notes_after(
+        self, window: InvoiceWindow, after: After, limit: int
+    ) -> list[CreditNote]:
+        query = _after(t.credit_note, self.notes, window, after, limit)
+        return await self._all(self.notes, query)
 
     async def add_credit_note(self, note: CreditNote) -> CreditNote:
         result = await self.conn.execute(insert(t.credit_note).values(self.notes.to_row(note)))

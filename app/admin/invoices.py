@@ -1,13 +1,17 @@
-"""Admin reads of issued invoices: a date window page by page, every row for export, one with
-its credit notes."""
+"""Admin reads of issued invoices: a date window page by page, every invoice and credit note
+for export, one invoice with its credit notes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from app.billing.invoicing import InvoiceNotFound
 from domain.invoice import CreditNote, Invoice
-from ports.storage import InvoiceWindow, Page, UnitOfWorkFactory
+from ports.storage import InvoiceWindow, Page, UnitOfWork, UnitOfWorkFactory
+from ports.storage.invoices import After
+
+T = TypeVar("T")
 
 #: rows read per statement while exporting a window
 EXPORT_BATCH = 500
@@ -21,17 +25,61 @@ async def list_invoices(
 
 
 async def every_invoice(
-    uow_factory: UnitOfWorkFactory, window: InvoiceWindow
+    uow_factory: UnitOfWorkFactory, window: InvoiceWindow, batch: int = EXPORT_BATCH
 ) -> AsyncIterator[Invoice]:
     """All invoices of the window in issue order, read in batches (one short read each)."""
-    offset = 0
+    async for invoice in _keyset(uow_factory, window, batch, _invoices, lambda i: i):
+        yield invoice
+
+
+async def every_credit_note(
+    uow_factory: UnitOfWorkFactory, window: InvoiceWindow, batch: int = EXPORT_BATCH
+) -> AsyncIterator[tuple[CreditNote, Invoice]]:
+    """All credit notes issued in the window in issue order, each with the invoice it
+    corrects (read in the note's batch)."""
+    async for found in _keyset(uow_factory, window, batch, _notes, lambda found: found[0]):
+        yield found
+
+
+async def _invoices(
+    uow: UnitOfWork, window: InvoiceWindow, after: After, batch: int
+) -> list[Invoice]:
+    return await uow.invoices.invoices_after(window, after, batch)
+
+
+async def _notes(
+    uow: UnitOfWork, window: InvoiceWindow, after: After, batch: int
+) -> list[tuple[CreditNote, Invoice]]:
+    notes = await uow.invoices.credit_notes_after(window, after, batch)
+    corrected: dict[int, Invoice] = {}
+    for invoice_id in dict.fromkeys(n.invoice_id for n in notes):
+        invoice = await uow.invoices.get(invoice_id)
+        if invoice is None:  # impossible with the foreign key
+            raise LookupError(f"credit note of a missing invoice {invoice_id}")
+        corrected[invoice_id] = invoice
+    return [(n, corrected[n.invoice_id]) for n in notes]
+
+
+async def _keyset(
+    uow_factory: UnitOfWorkFactory,
+    window: InvoiceWindow,
+    batch: int,
+    read: Callable[[UnitOfWork, InvoiceWindow, After, int], Awaitable[list[T]]],
+    document: Callable[[T], Invoice | CreditNote],
+) -> AsyncIterator[T]:
+    """Each batch starts after the last document of the one before (issue time, id), not
+    at an offset: a document issued while the export runs shifts nothing, so none is left
+    out or given twice."""
+    after: After = None
     while True:
-        page = await list_invoices(uow_factory, window, EXPORT_BATCH, offset)
-        for invoice in page.items:
-            yield invoice
-        offset += len(page.items)
-        if not page.items or offset >= page.total:
+        async with uow_factory() as uow:
+            found = await read(uow, window, after, batch)
+        for item in found:
+            yield item
+        if len(found) < batch:
             return
+        last = document(found[-1])
+        after = (last.issued_at, last.id)
 
 
 async def invoice_with_notes(

@@ -95,29 +95,29 @@ async def issue_credit_note(
 ) -> CreditNote:
     """A refund or correction of an issued invoice: a new document in the company's credit
     note series; the invoice itself is never touched. The notes of one invoice never add up
-    to more than its total (checked under the counter lock, so two admins cannot both pass)."""
+    to more than its total: the check runs under the invoice's own row lock, so two admins
+    cannot both pass, even when their notes fall in two series (31 Dec and 1 Jan)."""
     reason = reason.strip()
     if not reason:
         raise InvalidInput("A credit note needs a reason")
     if amount <= 0:
         raise InvalidInput("A credit note's amount must be a positive integer")
     now = clock.now()
-    async with uow_factory() as uow:
-        found = await uow.invoices.get(invoice_id)
-    if found is None:
-        raise InvoiceNotFound("Invoice not found")
     series = credit_note_series(now)
     async with uow_factory() as uow:
-        # the counter lock first: what is read after it was granted is what other issuers
-        # committed (MariaDB takes its read snapshot at the first plain read, not here)
-        seq = await uow.invoices.next_seq(found.company_id, series)
-        invoice = await uow.invoices.get(invoice_id) or found
+        # the invoice's lock first: what is read after it was granted is what other issuers
+        # committed (MariaDB takes its read snapshot at the first plain read, not here); then
+        # the series' counter lock (the order every issuer of a credit note takes them in)
+        invoice = await uow.invoices.get_for_update(invoice_id)
+        if invoice is None:
+            raise InvoiceNotFound("Invoice not found")
         credited = sum(n.amount for n in await uow.invoices.credit_notes_of(invoice.id))
         if credited + amount > invoice.total:
             raise InvalidInput(
                 f"Credit notes would exceed the invoice total ({credited} of "
                 f"{invoice.total} already credited)"
             )
+        seq = await uow.invoices.next_seq(invoice.company_id, series)
         note = await uow.invoices.add_credit_note(
             CreditNote(
                 id=0,

@@ -53,6 +53,7 @@ class AdminUseCases:
         # money
         self.list_invoices = bind(invoices.list_invoices, uow_factory)
         self.every_invoice = bind(invoices.every_invoice, uow_factory)
+        self.every_credit_note = bind(invoices.every_credit_note, uow_factory)
         self.invoice_with_notes = bind(invoices.invoice_with_notes, uow_factory)
         self.balances_of = bind(credit_balance.balances_of, uow_factory)
         self.ledger_page = bind(credit_balance.ledger_page, uow_factory)

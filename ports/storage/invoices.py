@@ -20,6 +20,10 @@ class InvoiceWindow:
     company_id: int | None = None
 
 
+#: where a keyset page starts: after the document issued at this time with this id
+After = tuple[datetime, int] | None
+
+
 class Invoices(Protocol):
     """Issued documents are never updated or deleted: there is no method for it.
 
@@ -38,10 +42,30 @@ class Invoices(Protocol):
 
     async def get(self, invoice_id: int) -> Invoice | None: ...
 
+    async def get_for_update(self, invoice_id: int) -> Invoice | None:
+        """Like `get`, and lock the invoice's row until the unit of work ends; call it first
+        in the transaction: what is read after it (its credit notes) is what every issuer
+        that held the lock before committed, whatever series it numbered in."""
+        ...
+
     async def get_by_payment(self, payment_id: bytes) -> Invoice | None: ...
 
     async def list_page(self, window: InvoiceWindow, limit: int, offset: int) -> Page[Invoice]:
         """Issued in the window, by issue time then id."""
+        ...
+
+    async def invoices_after(
+        self, window: InvoiceWindow, after: After, limit: int
+    ) -> list[Invoice]:
+        """Up to `limit` issued in the window after the key `after` (issue time, id), in that
+        order: keyset paging, which a row issued meanwhile cannot shift (OFFSET can)."""
+        ...
+
+    async def credit_notes_after(
+        self, window: InvoiceWindow, after: After, limit: int
+    ) -> list[CreditNote]:
+        """Credit notes as `invoices_after` gives invoices (the window by the note's own
+        issue time and company)."""
         ...
 
     async def add_credit_note(self, note: CreditNote) -> CreditNote: ...

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import attrs
@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 
 from adapters.memory.clock import FakeClock
 from adapters.memory.storage import MemoryUnitOfWorkFactory
+from app.admin.invoices import every_credit_note, every_invoice
 from app.billing.completion import apply_payment
 from app.billing.invoicing import issue_credit_note
 from domain.errors import DomainError, DuplicateKey, InvalidInput
-from domain.invoice import Invoice
-from ports.storage import InvoiceWindow, UnitOfWorkFactory
+from domain.invoice import CreditNote, Invoice
+from ports.storage import InvoiceWindow, UnitOfWork, UnitOfWorkFactory
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
 from tests.contract.storage_backends import (
@@ -214,6 +215,152 @@ async def test_concurrent_credit_notes_never_exceed_the_invoice(
     async with uow_factory() as uow:
         notes = await uow.invoices.credit_notes_of(invoice.id)
     assert [n.number for n in notes] == ["CN-2026-000001", "CN-2026-000002"]
+
+
+class _Meeting:
+    """Issuers that read an invoice's credit notes wait there for each other, up to `wait_s`:
+    without a lock between the read and the insert both read "nothing credited yet" before
+    either inserts; with it the second one is still waiting for the lock, so the first goes on
+    alone once the wait is over."""
+
+    def __init__(self, parties: int, wait_s: float = 0.5) -> None:
+        self.parties, self.wait_s, self.arrived = parties, wait_s, 0
+        self.all_here = asyncio.Event()
+
+    async def meet(self) -> None:
+        self.arrived += 1
+        if self.arrived >= self.parties:
+            self.all_here.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.all_here.wait(), self.wait_s)
+
+
+class _MeetingInvoices:
+    def __init__(self, inner: Any, meeting: _Meeting) -> None:
+        self._inner, self._meeting = inner, meeting
+
+    async def credit_notes_of(self, invoice_id: int) -> Any:
+        notes = await self._inner.credit_notes_of(invoice_id)
+        await self._meeting.meet()
+        return notes
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _MeetingUnitOfWork:
+    def __init__(self, inner: Any, meeting: _Meeting) -> None:
+        self._inner, self._meeting = inner, meeting
+
+    async def __aenter__(self) -> _MeetingUnitOfWork:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self._inner.__aexit__(*exc)
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._inner, name)
+        return _MeetingInvoices(found, self._meeting) if name == "invoices" else found
+
+
+def _meeting(factory: UnitOfWorkFactory, meeting: _Meeting) -> UnitOfWorkFactory:
+    def make() -> UnitOfWork:
+        return cast(UnitOfWork, _MeetingUnitOfWork(factory(), meeting))
+
+    return make
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        pytest.param((at(6), at(6)), id="same-series"),
+        pytest.param(
+            (datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)),
+            id="new-year",
+        ),
+    ],
+)
+async def test_two_racing_credit_notes_over_the_total_let_exactly_one_through(
+    uow_factory: UnitOfWorkFactory, times: tuple[datetime, datetime]
+) -> None:
+    """Two notes of 300 on an invoice of 500, read side by side: one is issued, the other
+    refused as exceeding; across New Year (CN-2026 and CN-2027, two counter rows) too."""
+    [pid] = await _world(uow_factory, 1, 1)
+    assert await _book(uow_factory, pid)
+    [invoice] = await _invoices(uow_factory)
+    assert invoice.total == 500
+    racing = _meeting(uow_factory, _Meeting(2))
+
+    async def note(now: datetime) -> CreditNote | InvalidInput:
+        try:
+            return await issue_credit_note(
+                racing, FakeClock(now), invoice_id=invoice.id, amount=300, reason="refund"
+            )
+        except InvalidInput as refused:
+            return refused
+
+    results = await asyncio.gather(*(note(now) for now in times))
+    issued = [r for r in results if isinstance(r, CreditNote)]
+    refused = [r for r in results if isinstance(r, InvalidInput)]
+    assert len(issued) == 1 and len(refused) == 1
+    assert "exceed the invoice total (300 of 500" in str(refused[0])
+    async with uow_factory() as uow:
+        assert await uow.invoices.credit_notes_of(invoice.id) == issued
+
+
+async def test_the_export_pages_by_key_so_an_invoice_issued_meanwhile_shifts_nothing(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """Batches of two; between the first and the second an invoice is issued before the
+    cursor (its payment was booked earlier in time) and one after it: no invoice is given
+    twice or left out (an OFFSET page would give the second one again)."""
+    ids = await _world(uow_factory, 5, 1)
+    for pid, day in zip(ids[:3], (5, 6, 7), strict=True):
+        assert await _book(uow_factory, pid, day)
+    window = InvoiceWindow(at(1), at(28))
+    export = every_invoice(uow_factory, window, batch=2)
+    seen = [await anext(export), await anext(export)]
+    assert await _book(uow_factory, ids[3], 4)  # behind the cursor
+    assert await _book(uow_factory, ids[4], 9)  # ahead of it
+    seen += [invoice async for invoice in export]
+    payments = [i.payment_id for i in seen]
+    assert payments == [*ids[:3], ids[4]]  # once each, in issue order
+    assert [i.issued_at for i in seen] == [at(5), at(6), at(7), at(9)]
+
+
+async def test_the_export_gives_the_windows_credit_notes_with_their_invoices(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    ids = await _world(uow_factory, 2, 1)
+    for pid in ids:
+        assert await _book(uow_factory, pid)
+    invoices = await _invoices(uow_factory)
+    notes = [
+        await issue_credit_note(
+            uow_factory, FakeClock(at(day)), invoice_id=invoice.id, amount=100, reason="r"
+        )
+        for day, invoice in (
+            (7, invoices[1]),
+            (6, invoices[0]),
+            (8, invoices[0]),
+            (20, invoices[1]),
+        )
+    ]
+    export = every_credit_note(uow_factory, InvoiceWindow(at(6, hour=0), at(20)), batch=1)
+    first = await anext(export)
+    late = await issue_credit_note(  # issued behind the cursor while the export runs
+        uow_factory, FakeClock(at(6, hour=6)), invoice_id=invoices[1].id, amount=100, reason="r"
+    )
+    rest = [found async for found in export]
+    assert [first, *rest] == [
+        (notes[1], invoices[0]),
+        (notes[0], invoices[1]),
+        (notes[2], invoices[0]),
+    ]  # by issue time; the note of day 20 is outside the window
+    other = InvoiceWindow(at(1), at(28), company_id=invoices[0].company_id + 1)
+    assert [found async for found in every_credit_note(uow_factory, other)] == []
+    assert late.invoice_id == invoices[1].id
 
 
 # --- property: over any order of completions, replays, crashes and races -------------------

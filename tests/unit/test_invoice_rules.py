@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.invoice import (
+    Invoice,
     InvoiceContent,
+    credit_note_parts,
     credit_note_series,
     document_number,
     effective_tax_rate,
@@ -165,3 +167,30 @@ def test_a_lightning_payments_credit_in_another_fiat_is_shown_by_its_msat() -> N
         amount=4_289_000, currency="BTC", rate=Decimal(1), metadata=meta | {"rates": {}}
     )
     assert _content(no_rate).credit_applied == 0  # no rate links them: BTC stands alone
+
+
+def _invoice(net: int, tax: int) -> Invoice:
+    return Invoice(
+        id=1,
+        company_id=1,
+        series="2027",
+        seq=1,
+        number="2027-000001",
+        payment_id=b"\x05" * 32,
+        user_id=7,
+        issued_at=NOW,
+        currency="EUR",
+        net=net,
+        tax=tax,
+        total=net + tax,
+        content={},
+    )
+
+
+def test_a_credit_notes_net_and_tax_only_where_the_invoice_fixes_them() -> None:
+    taxed = _invoice(1000, 230)
+    assert credit_note_parts(1230, taxed) == (1000, 230)  # the whole invoice taken back
+    assert credit_note_parts(500, taxed) is None  # part of a taxed one: no rule splits it
+    untaxed = _invoice(1000, 0)
+    assert credit_note_parts(400, untaxed) == (400, 0)
+    assert credit_note_parts(1000, untaxed) == (1000, 0)

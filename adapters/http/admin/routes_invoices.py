@@ -22,7 +22,7 @@ from adapters.http.views_schema import DATETIME, STRING, U64, obj
 from adapters.http.vm_params import json_object, path_id
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
-from domain.invoice import CreditNote, Invoice
+from domain.invoice import CreditNote, Invoice, credit_note_parts
 from ports.storage import InvoiceWindow
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -94,7 +94,12 @@ CSV_COLUMNS = (
     "reverse_charge",
     "btc_msat",
     "btc_rate",
+    # appended (clients read the columns above by position): `invoice` or `credit_note`, and
+    # for a credit note the number of the invoice it corrects
+    "document",
+    "corrects",
 )
+INVOICE_DOCUMENT, CREDIT_NOTE_DOCUMENT = "invoice", "credit_note"
 _PAYMENTS = AdminResource.PAYMENTS
 
 
@@ -164,12 +169,49 @@ def csv_row(invoice: Invoice) -> list[str]:
         int(doc.reverse_charge),
         "" if doc.btc_msat is None else doc.btc_msat,
         "" if doc.btc_rate is None else doc.btc_rate,
+        INVOICE_DOCUMENT,
+        "",
+    ]
+    return [_cell(v) for v in values]
+
+
+def note_csv_row(note: CreditNote, invoice: Invoice) -> list[str]:
+    """A credit note's export line: its own number and time, the corrected invoice's payment
+    and buyer, its amounts negative (the window's totals sum to what stays earned), and the
+    invoice it corrects. Net and tax are empty where the note's gross has no exact split
+    (`credit_note_parts`); the columns of the invoice's payment (credit, charge, BTC) too."""
+    doc = invoice.document
+    parts = credit_note_parts(note.amount, invoice)
+    net, tax = ("", "") if parts is None else (-parts[0], -parts[1])
+    values: list[object] = [
+        note.number,
+        format_time(note.issued_at),
+        note.company_id,
+        invoice.payment_id.hex(),
+        invoice.user_id,
+        doc.buyer.name,
+        doc.buyer.country or "",
+        doc.buyer.tax_id or "",
+        note.currency,
+        net,
+        tax,
+        -note.amount,
+        "",
+        "",
+        int(doc.reverse_charge),
+        "",
+        "",
+        CREDIT_NOTE_DOCUMENT,
+        invoice.number,
     ]
     return [_cell(v) for v in values]
 
 
 def _cell(value: object) -> str:
-    """A CSV cell a spreadsheet will not run as a formula (=, +, -, @ lead a formula)."""
+    """A CSV cell a spreadsheet will not run as a formula (=, +, -, @ lead a formula); an
+    integer, negative too, is only a number and stays one."""
+    if isinstance(value, int):
+        return str(value)
     text = str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
@@ -188,8 +230,11 @@ async def export_csv(request: web.Request, admin: Admin) -> web.StreamResponse:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    async for invoice in services(request).admin.every_invoice(window):
+    reads = services(request).admin
+    async for invoice in reads.every_invoice(window):
         writer.writerow(csv_row(invoice))
+    async for note, corrected in reads.every_credit_note(window):
+        writer.writerow(note_csv_row(note, corrected))
     name = f"invoices-{window.since:%Y-%m-%d}-{window.until:%Y-%m-%d}.csv"
     return web.Response(
         text=out.getvalue(),
@@ -237,7 +282,11 @@ def add_admin_invoice_routes(table: RouteTable) -> None:
         "GET",
         BASE + "/invoices/export",
         export_csv,
-        summary=f"The window's invoices as CSV (needs `{permission_of(export_csv)}`)",
+        summary=(
+            "The window's invoices, then its credit notes (negative amounts, `document` "
+            "`credit_note`, `corrects` the invoice number), as CSV "
+            f"(needs `{permission_of(export_csv)}`)"
+        ),
         query=_WINDOW,
         response={"type": "string"},
         enveloped=False,

@@ -7,7 +7,7 @@ import csv
 import io
 from typing import Any
 
-from adapters.http.admin.routes_invoices import CSV_COLUMNS
+from adapters.http.admin.routes_invoices import CSV_COLUMNS, _cell
 from tests.http.admin.adminapp import NOBODY, VIEWER, AdminWorld
 from tests.http.admin.test_admin_schemas import problems
 from tests.http.vm_helpers import paid_vm
@@ -16,6 +16,26 @@ from tests.nostr_signing import NostrKey
 ALICE = NostrKey.from_seed(21)
 BOB = NostrKey.from_seed(22)
 WINDOW = "start_date=2026-06-01&end_date=2026-07-01"
+#: the export's columns as clients parse them, by position: new ones only ever come after
+FIRST_COLUMNS = (
+    "number",
+    "issued_at",
+    "company_id",
+    "payment_id",
+    "user_id",
+    "buyer_name",
+    "buyer_country",
+    "buyer_tax_id",
+    "currency",
+    "net",
+    "tax",
+    "total",
+    "credit_applied",
+    "charged",
+    "reverse_charge",
+    "btc_msat",
+    "btc_rate",
+)
 
 
 async def _schema(world: AdminWorld, path: str, method: str = "get") -> Any:
@@ -51,6 +71,59 @@ async def test_the_window_lists_issued_invoices_paged_and_exports_csv(world: Adm
         listed["total"],
     )
     assert first["currency"] == "EUR" and int(first["btc_msat"]) > 0 and first["btc_rate"]
+
+
+async def _export(world: AdminWorld) -> list[dict[str, str]]:
+    resp = await world.call("GET", f"/invoices/export?{WINDOW}", VIEWER)
+    assert resp.status == 200
+    header, *rows = csv.reader(io.StringIO(await resp.text()))
+    assert tuple(header) == CSV_COLUMNS
+    return [dict(zip(CSV_COLUMNS, row, strict=True)) for row in rows]
+
+
+async def test_the_export_gives_credit_notes_as_negative_rows_after_the_invoices(
+    world: AdminWorld,
+) -> None:
+    assert (*FIRST_COLUMNS, "document", "corrects") == CSV_COLUMNS
+    for key in (ALICE, BOB):
+        await paid_vm(world.user, key)
+    first, second = (await world.ok("GET", f"/invoices?{WINDOW}"))["data"]
+    for invoice, amount in ((first, 100), (second, second["total"])):
+        await world.ok(
+            "POST",
+            f"/invoices/{invoice['id']}/credit_notes",
+            json={"amount": amount, "reason": "refund"},
+        )
+    rows = await _export(world)
+    assert [(r["number"], r["document"], r["corrects"]) for r in rows] == [
+        (first["number"], "invoice", ""),
+        (second["number"], "invoice", ""),
+        ("CN-2026-000001", "credit_note", first["number"]),
+        ("CN-2026-000002", "credit_note", second["number"]),
+    ]
+    partial, whole = rows[2], rows[3]
+    assert first["tax"] == 0  # an untaxed invoice: all of a note is net
+    assert (partial["net"], partial["tax"], partial["total"]) == ("-100", "0", "-100")
+    assert (int(whole["net"]), int(whole["tax"]), int(whole["total"])) == (
+        -second["net"],
+        -second["tax"],
+        -second["total"],
+    )
+    assert partial["payment_id"] == first["payment_id"] and partial["currency"] == "EUR"
+    assert (partial["credit_applied"], partial["charged"], partial["btc_msat"]) == ("", "", "")
+    # what the window earned: the invoices less their credit notes
+    assert sum(int(r["total"]) for r in rows) == first["total"] - 100
+
+
+def test_cells_that_a_spreadsheet_would_run_are_quoted_but_numbers_stay_numbers() -> None:
+    assert [_cell(v) for v in ("=1+2", "-x", "+x", "@x", "ok")] == [
+        "'=1+2",
+        "'-x",
+        "'+x",
+        "'@x",
+        "ok",
+    ]
+    assert [_cell(v) for v in (-100, 0, 5)] == ["-100", "0", "5"]
 
 
 async def test_credit_notes_are_issued_against_an_invoice_that_never_changes(
