@@ -20,9 +20,11 @@ from app.billing.credit_quote import CreditChanged, Settle
 from app.billing.credit_release import release_expired_credit
 from app.billing.credit_settle import completion_settle
 from app.billing.errors import NoRoomToUpgrade, UpgradeQuoteOutdated
+from app.billing.invoicing import issue_credit_note
 from app.billing.upgrades import create_upgrade_payment
 from domain.account_credit import CreditReason
 from domain.enums import PaymentMethod
+from domain.errors import InvalidInput
 from domain.exchange import fiat_to_msat, msat_to_fiat
 from domain.fees import gross_up_fee
 from domain.intervals import add_months
@@ -169,6 +171,28 @@ async def test_the_invoice_of_a_renewal_paid_wholly_from_credit_shows_its_vat_an
         (-PLAN_EUR_CENTS, VAT, -30),
     ]
     assert doc.net == doc.tax == doc.total == 0 and doc.credit_applied == PLAN_EUR_CENTS
+
+
+async def test_credit_notes_of_an_invoice_partly_paid_from_credit_stop_at_what_was_charged(
+    shop: Shop,
+) -> None:
+    """The invoice's total is what the payment brought (the credit is a line of it, net
+    value): credit notes refund at most that; the credit itself is the ledger's business."""
+    vm = await _paid_vm(shop)
+    await _give(shop, 100)
+    payment = await _renew(shop, vm, method=PaymentMethod.REVOLUT)
+    assert (await shop.complete(payment)).completed
+    async with shop.factory() as uow:
+        invoice = await uow.invoices.get_by_payment(payment.id)
+    assert invoice is not None and invoice.total == payment.total
+    with pytest.raises(InvalidInput):
+        await issue_credit_note(
+            shop.factory, shop.clock, invoice_id=invoice.id, amount=payment.total + 1, reason="x"
+        )
+    note = await issue_credit_note(
+        shop.factory, shop.clock, invoice_id=invoice.id, amount=payment.total, reason="x"
+    )
+    assert note.amount == payment.total
 
 
 async def test_a_lightning_quote_converts_the_credit_at_its_own_rate(shop: Shop) -> None:
