@@ -201,7 +201,7 @@ def test_an_invoice_issued_before_credit_lines_renders_as_it_was_issued() -> Non
         seq=1,
         number="2026-000001",
         payment_id=bytes.fromhex(doc.payment_id),
-        user_id=ALICE,
+        user_id=7,
         issued_at=doc.issued_at,
         currency="EUR",
         net=doc.net,
