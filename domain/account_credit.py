@@ -165,27 +165,32 @@ class CreditSplit:
         return self.amount == 0 and self.tax == 0 and self.processing_fee == 0
 
 
-def _ceil_share(part: int, numerator: int, denominator: int) -> int:
-    return -(-part * numerator // denominator)
+#: the tax and processing fee a quote charges on a net amount of its charged units (D3, D4)
+Levy = Callable[[int], tuple[int, int]]
+
+
+def no_levy(amount: int) -> tuple[int, int]:
+    """No tax and no fee on any amount: an upgrade's charge (§8.2)."""
+    return 0, 0
 
 
 def split_quote(
     *,
     balance: int,
     amount: int,
-    tax: int,
-    processing_fee: int,
+    levy: Levy,
     to_charged: Callable[[int], int],
     to_balance: Callable[[int], int],
 ) -> CreditSplit | None:
     """Pay a quote's net `amount` from `balance` first (None: nothing to apply).
 
-    Credit is net value (a refund of unused time carries no tax, R10.4), so it pays the net
-    amount; tax and fee fall in the same proportion, rounded up so the operator is never
-    short. `to_charged` converts balance units into the quote's charged units and
-    `to_balance` back (identity when both are one currency; the quote's own BTC rate for a
-    Lightning quote of a fiat balance). A balance worth the whole amount pays all of it with
-    the least credit that is worth it; a smaller one is used whole.
+    Credit is net value (a refund of unused time carries no tax, R10.4): it reduces the
+    taxable base, so the rest charged outside bears the quote's own tax and fee rule on
+    the rest alone (`levy`: floor(rest × rate) by D3, the D4 gross-up with one base fee),
+    not a share of the whole quote's. `to_charged` converts balance units into the quote's
+    charged units and `to_balance` back (identity when both are one currency; the quote's
+    own BTC rate for a Lightning quote of a fiat balance). A balance worth the whole amount
+    pays all of it with the least credit that is worth it; a smaller one is used whole.
     """
     if balance <= 0 or amount <= 0:
         return None
@@ -199,12 +204,9 @@ def split_quote(
     if worth <= 0:
         return None
     rest = amount - worth
+    tax, fee = levy(rest)
     return CreditSplit(
-        credit=balance,
-        charged_credit=worth,
-        amount=rest,
-        tax=_ceil_share(tax, rest, amount),
-        processing_fee=_ceil_share(processing_fee, rest, amount),
+        credit=balance, charged_credit=worth, amount=rest, tax=tax, processing_fee=fee
     )
 
 

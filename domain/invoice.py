@@ -162,7 +162,12 @@ class InvoiceContent:
     lines: tuple[InvoiceLine, ...]
     payment_id: str
     payment_method: str
+    #: account credit applied, in `currency`: a document with `credit_line` shows it as a line
+    #: (credit is net value: the line takes its net and the tax it bore off the full value,
+    #: so `total` is what was charged); an older one showed the full value and subtracted it
+    #: from its total below the lines (`charged`)
     credit_applied: int = 0
+    credit_line: bool = False
     btc_msat: int | None = None
     btc_rate: Decimal | None = None
     reverse_charge: bool = False
@@ -183,8 +188,9 @@ class InvoiceContent:
 
     @property
     def charged(self) -> int:
-        """What the payment itself brought: the total less the account credit applied."""
-        return self.total - self.credit_applied
+        """What the payment itself brought: the total (less the account credit applied, on a
+        document that did not put it in a line)."""
+        return self.total if self.credit_line else self.total - self.credit_applied
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -199,6 +205,7 @@ class InvoiceContent:
             "payment_id": self.payment_id,
             "payment_method": self.payment_method,
             "credit_applied": self.credit_applied,
+            "credit_line": self.credit_line,
             "btc_msat": self.btc_msat,
             "btc_rate": None if self.btc_rate is None else str(self.btc_rate),
             "reverse_charge": self.reverse_charge,
@@ -222,6 +229,7 @@ class InvoiceContent:
             payment_id=str(raw["payment_id"]),
             payment_method=str(raw["payment_method"]),
             credit_applied=int(raw.get("credit_applied") or 0),
+            credit_line=bool(raw.get("credit_line")),
             btc_msat=None if raw.get("btc_msat") is None else int(raw["btc_msat"]),
             btc_rate=None if rate is None else Decimal(str(rate)),
             reverse_charge=bool(raw.get("reverse_charge")),

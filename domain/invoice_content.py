@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from domain.credit import listed_rate, payment_meta
@@ -22,9 +21,11 @@ from domain.invoice import (
 from domain.model import Company, LineItem, Subscription, SubscriptionPayment, User
 from domain.nip19 import npub
 from domain.overpayment import overpaid_of
-from domain.tax import country_alpha3
+from domain.tax import country_alpha3, recorded_tax_rate, tax_on
 
 BTC = "BTC"
+#: the invoice line of the account credit that paid part of a payment
+CREDIT_LINE = "Account credit applied"
 _KIND = {
     SubscriptionPaymentType.PURCHASE: "Purchase",
     SubscriptionPaymentType.RENEWAL: "Renewal",
@@ -126,11 +127,30 @@ def credit_applied(payment: SubscriptionPayment, currency: str) -> int:
     return 0  # no rate links the two currencies: the charged amounts stand alone
 
 
-def _split_gross(gross: int, rate: Decimal) -> tuple[int, int]:
-    """Net and tax of a gross amount at `rate` percent (net rounded half up, tax the rest)."""
-    exact = Fraction(gross * 100) / (100 + Fraction(rate))
-    net = (2 * exact.numerator + exact.denominator) // (2 * exact.denominator)
-    return net, gross - net
+def _shown_parts(payment: SubscriptionPayment, shown: Callable[[int], int]) -> tuple[int, int, int]:
+    """Net, tax and fee of the payment row in the invoice currency: the total paid converted
+    as one, tax and fee each converted and the net the rest, so that the lines add up to
+    the conversion of what was paid (converting all three parts rounded each on its own)."""
+    total, tax, fee = shown(payment.total), shown(payment.tax), shown(payment.processing_fee)
+    return total - tax - fee, tax, fee
+
+
+def _service_lines(
+    description: str, net: int, tax: int, credit: int, rate: Decimal
+) -> list[InvoiceLine]:
+    """The service line and, with account credit applied, the credit's own line.
+
+    Credit is net value: it reduced the taxable base. The service line is the full value
+    bought (the net charged plus the credit) with the tax that value bears at the quote's
+    rate (D3); the credit line takes off the credit and the tax it spared, so the lines add
+    up to the payment row (its net and its tax) and print the rate the payer was charged."""
+    if not credit:
+        return [InvoiceLine(description=description, net=net, tax_rate=rate, tax=tax)]
+    full_tax = tax_on(net + credit, rate)
+    return [
+        InvoiceLine(description=description, net=net + credit, tax_rate=rate, tax=full_tax),
+        InvoiceLine(description=CREDIT_LINE, net=-credit, tax_rate=rate, tax=tax - full_tax),
+    ]
 
 
 def build_content(
@@ -143,27 +163,25 @@ def build_content(
     issued_at: datetime,
     supply: tuple[datetime, datetime] | None,
 ) -> InvoiceContent:
-    """The invoice of a paid payment. The service line is the full value bought: what was
-    charged plus any account credit applied (split at the charged tax rate); the processing
-    fee is its own untaxed line; `charged` = total − credit applied."""
+    """The invoice of a paid payment: the service line (full value bought), any account
+    credit applied as a line of its own (`_service_lines`) and the processing fee as its
+    own untaxed line; the lines add up to the payment row, converted as a whole. The rate
+    is the one the quote recorded; a payment from before quotes recorded it is read from
+    its amounts (exact when no credit was applied)."""
     cur = invoice_currency(payment, subscription)
     shown_rate = listed_rate(payment, cur) if cur != payment.currency.upper() else None
 
     def shown(amount: int) -> int:
         return amount if shown_rate is None else msat_to_fiat(amount, shown_rate)
 
-    # the rate from the amounts as charged (msat for Lightning), before any rounding to cents
-    rate = effective_tax_rate(payment.amount, payment.tax)
-    net, tax, fee = shown(payment.amount), shown(payment.tax), shown(payment.processing_fee)
+    meta = payment_meta(payment)
+    rate = recorded_tax_rate(meta)
+    if rate is None:  # the amounts as charged (msat for Lightning), before rounding to cents
+        rate = effective_tax_rate(payment.amount, payment.tax)
+    net, tax, fee = _shown_parts(payment, shown)
     credit = credit_applied(payment, cur)
-    if credit:
-        net, tax = _split_gross(net + tax + credit, rate)
     names = ", ".join(item.name for item in items) or subscription.name
-    lines = [
-        InvoiceLine(
-            description=f"{_KIND[payment.payment_type]}: {names}", net=net, tax_rate=rate, tax=tax
-        )
-    ]
+    lines = _service_lines(f"{_KIND[payment.payment_type]}: {names}", net, tax, credit, rate)
     if fee:
         lines.append(
             InvoiceLine(description="Payment processing fee", net=fee, tax_rate=Decimal(0), tax=0)
@@ -182,8 +200,9 @@ def build_content(
         payment_id=payment.id.hex(),
         payment_method=payment.payment_method.display_name,
         credit_applied=credit,
+        credit_line=credit > 0,
         btc_msat=payment.total if lightning else None,
         btc_rate=shown_rate if lightning else None,
         reverse_charge=reverse_charge_for(seller, buyer),
-        overpaid=overpaid_of(payment_meta(payment)),
+        overpaid=overpaid_of(meta),
     )

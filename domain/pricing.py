@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
@@ -284,6 +284,11 @@ class Charging:
     country: str | None = None
     fee_config: PaymentMethodConfig | None = None
 
+    @property
+    def tax_rate(self) -> Decimal:
+        """The percent of tax this charging puts on an amount (0 under reverse charge)."""
+        return self.tax_rates.rate_for(self.country)
+
 
 @attrs.frozen(kw_only=True)
 class RenewalQuote:
@@ -311,6 +316,14 @@ def _tax_and_fee(amount: Money, charging: Charging, now: datetime) -> tuple[int,
     tax = charging.tax_rates.tax_for(amount.amount, charging.country)
     fee = processing_fee(amount, charging.method, charging.fee_config, charging.rates, now)
     return tax, fee.amount
+
+
+def levy_of(
+    charging: Charging, currency: Currency, now: datetime
+) -> Callable[[int], tuple[int, int]]:
+    """The tax and fee `charging` puts on a net amount of `currency` (D3, D4, one base fee):
+    what a quote charges on the part of it the account balance does not pay."""
+    return lambda net: _tax_and_fee(Money(currency, net), charging, now)
 
 
 def renewal_quote(

@@ -110,3 +110,19 @@ class TaxRates:
 
 
 NO_TAX = TaxRates()
+
+
+#: a quote's metadata key for the tax percent it charged (a string; "0" when untaxed), so an
+#: invoice never has to infer the rate from amounts that account credit reduced
+TAX_RATE_KEY = "tax_rate"
+
+
+def recorded_tax_rate(meta: Mapping[str, object]) -> Decimal | None:
+    """The tax percent a quote's metadata records (`TAX_RATE_KEY`), or None without one."""
+    raw = meta.get(TAX_RATE_KEY)
+    if not isinstance(raw, str):
+        return None
+    try:
+        return _percent(raw)
+    except InvalidTaxRate:
+        return None

@@ -8,9 +8,10 @@ from domain.overpayment import invoice_note
 
 
 def totals(doc: InvoiceContent) -> list[tuple[str, int]]:
-    """Net, tax and total; with account credit applied, the credit and what was charged."""
+    """Net, tax and total; on an older document with account credit applied below its lines
+    (not as a line of its own), the credit and what was charged."""
     rows = [("Net total", doc.net), ("Tax total", doc.tax), ("Total", doc.total)]
-    if doc.credit_applied:
+    if doc.credit_applied and not doc.credit_line:
         rows += [("Credit applied", -doc.credit_applied), ("Amount charged", doc.charged)]
     return rows
 

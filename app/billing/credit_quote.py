@@ -89,8 +89,7 @@ async def apply_balance(
     split = split_quote(
         balance=balance,
         amount=priced.amount,
-        tax=priced.tax,
-        processing_fee=priced.processing_fee,
+        levy=priced.levy,
         to_charged=convert[0],
         to_balance=convert[1],
     )

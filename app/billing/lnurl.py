@@ -20,7 +20,7 @@ from domain.model import Subscription, SubscriptionPayment, Vm
 from domain.money import MSAT_PER_SAT, Currency, Money
 from domain.pricing import cost_by_amount
 from domain.subscription import INTERVALS_KEY
-from domain.tax import TaxRates
+from domain.tax import TAX_RATE_KEY, TaxRates
 from ports.clock import Clock
 from ports.rates import RateStore
 from ports.storage import UnitOfWorkFactory
@@ -116,7 +116,7 @@ async def renew_by_amount(
             user_id=sub.user_id,
             company_id=sub.company_id,
         )
-        net = tax_exclusive(amount_msat, tax_rates.rate_for(charging.country))
+        net = tax_exclusive(amount_msat, charging.tax_rate)
         quote = cost_by_amount(
             Money(Currency.BTC, net),
             price.list_price,
@@ -138,7 +138,14 @@ async def renew_by_amount(
         processing_fee=quote.processing_fee,
         time_value=quote.time_value,
         metadata=quote_metadata(
-            basis, table, now, **{INTERVALS_KEY: None, AMOUNT_MSAT_KEY: amount_msat}
+            basis,
+            table,
+            now,
+            **{
+                INTERVALS_KEY: None,
+                AMOUNT_MSAT_KEY: amount_msat,
+                TAX_RATE_KEY: str(charging.tax_rate),
+            },
         ),
         memo=f"VM renewal {vm.id} to {quote.new_expiry:%Y-%m-%d %H:%M:%S}",
     )

@@ -14,9 +14,9 @@ from domain.fees import processing_fee
 from domain.intervals import renewal_period
 from domain.model import LineItem, Subscription
 from domain.money import Money
-from domain.pricing import RenewalQuote, parse_list_currency, renewal_quote
+from domain.pricing import RenewalQuote, levy_of, parse_list_currency, renewal_quote
 from domain.subscription import renewal_metadata
-from domain.tax import TaxRates
+from domain.tax import TAX_RATE_KEY, TaxRates
 from ports.storage import PricedItems, UnitOfWork
 
 #: the stored rate when nothing was converted (§13, R1.20).
@@ -102,6 +102,8 @@ async def price_subscription(
     # prices and user read above (one read each, same transaction)
     purchase = payment_type is SubscriptionPaymentType.PURCHASE
     basis = price_basis(sub, items, vm_prices, user.country_code, purchase=purchase)
+    # the rate is recorded so the invoice prints it even when credit paid part (or all) of it
+    fields = {**renewal_metadata(count), TAX_RATE_KEY: str(charging.tax_rate)}
     return PricedPayment(
         subscription_id=sub.id,
         user_id=sub.user_id,
@@ -113,6 +115,7 @@ async def price_subscription(
         tax=tax,
         processing_fee=fee,
         time_value=time_value,
-        metadata=quote_metadata(basis, rates, now, **renewal_metadata(count)),
+        metadata=quote_metadata(basis, rates, now, **fields),
         memo=f"{_MEMO[payment_type]}: {sub.name}",
+        levy=levy_of(charging, total.currency, now),
     )

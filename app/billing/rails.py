@@ -17,6 +17,7 @@ from app.billing.errors import (
     PaymentProviderUnavailable,
 )
 from app.billing.rail_kinds import LightningRail, OrderRail
+from domain.account_credit import Levy, no_levy
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.errors import PaymentMethodUnsupported
 from domain.limits import check_charge
@@ -56,6 +57,9 @@ class PricedPayment:
     time_value: int | None
     metadata: Json
     memo: str
+    #: the tax and fee the quote puts on a net amount: what the part of it that the account
+    #: balance does not pay is charged (`credit_quote.apply_balance`); none by default
+    levy: Levy = attrs.field(default=no_levy, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         # every payment is priced into one of these before any rail or table sees it

@@ -20,13 +20,18 @@ from app.billing.credit_quote import CreditChanged, Settle
 from app.billing.credit_release import release_expired_credit
 from app.billing.credit_settle import completion_settle
 from app.billing.errors import NoRoomToUpgrade, UpgradeQuoteOutdated
+from app.billing.invoicing import issue_credit_note
 from app.billing.upgrades import create_upgrade_payment
 from domain.account_credit import CreditReason
 from domain.enums import PaymentMethod
+from domain.errors import InvalidInput
 from domain.exchange import fiat_to_msat, msat_to_fiat
+from domain.fees import gross_up_fee
 from domain.intervals import add_months
+from domain.invoice import InvoiceContent
 from domain.model import GIB, SubscriptionPayment, Vm
 from domain.money import Currency
+from domain.tax import tax_on
 from domain.upgrade import UpgradeConfig
 from ports.jobs import SendAdminNotification, SendNotification
 from ports.storage import UnitOfWorkFactory
@@ -39,6 +44,7 @@ from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, Shop, new_shop, seed
 database = storage_backends.database
 #: 1 EUR cent at the fake's 100 000 EUR/BTC is exactly 10 000 msat
 MSAT_PER_CENT = 10_000
+VAT = Decimal(23)  # the shop's IE rate
 
 
 @pytest.fixture
@@ -112,6 +118,81 @@ async def test_a_partly_covered_renewal_invoices_the_rest(shop: Shop) -> None:
     shop.clock.advance(timedelta(hours=2))
     assert await release_expired_credit(shop.factory, shop.clock) == 0  # paid: kept spent
     assert await _balance(shop) == 0
+
+
+async def _document(shop: Shop, payment: SubscriptionPayment) -> InvoiceContent:
+    async with shop.factory() as uow:
+        invoice = await uow.invoices.get_by_payment(payment.id)
+    assert invoice is not None
+    assert (invoice.net, invoice.tax, invoice.total) == (
+        invoice.document.net,
+        invoice.document.tax,
+        invoice.document.total,
+    )
+    return invoice.document
+
+
+async def test_a_taxed_card_renewal_partly_paid_from_credit_is_taxed_and_invoiced_on_the_rest(
+    shop: Shop,
+) -> None:
+    """1.32 EUR at 23 % VAT (IE) by card (2.8 % + 0.20) with 1.00 credit: the 0.32 charged
+    bears floor(0.32 × 23 %) = 0.07 VAT (D3) and the D4 fee of 0.32 with the whole base fee
+    (0.22); shares of the whole quote's tax and fee were 0.08 and 0.07. The invoice shows
+    the 1.32 bought at 23 %, the credit as a line, and adds up to the payment row."""
+    vm = await _paid_vm(shop)
+    await _give(shop, 100)
+    payment = await _renew(shop, vm, method=PaymentMethod.REVOLUT)
+    rest = PLAN_EUR_CENTS - 100
+    assert payment.amount == rest == 32
+    assert payment.tax == tax_on(rest, VAT) == 7
+    assert payment.processing_fee == gross_up_fee(rest, Decimal("2.8"), 20) == 22
+    assert payment.metadata["tax_rate"] == "23"
+    assert (await shop.complete(payment)).completed
+    doc = await _document(shop, payment)
+    assert [(line.net, line.tax_rate, line.tax) for line in doc.lines] == [
+        (PLAN_EUR_CENTS, VAT, tax_on(PLAN_EUR_CENTS, VAT)),
+        (-100, VAT, payment.tax - tax_on(PLAN_EUR_CENTS, VAT)),
+        (payment.processing_fee, Decimal(0), 0),
+    ]
+    assert (doc.net, doc.tax) == (payment.amount + payment.processing_fee, payment.tax)
+    assert doc.total == doc.charged == payment.total
+
+
+async def test_the_invoice_of_a_renewal_paid_wholly_from_credit_shows_its_vat_and_nets_to_zero(
+    shop: Shop,
+) -> None:
+    vm = await _paid_vm(shop)
+    await _give(shop, 1000)
+    payment = await _renew(shop, vm)
+    assert payment.is_paid and payment.total == 0
+    doc = await _document(shop, payment)
+    assert [(line.net, line.tax_rate, line.tax) for line in doc.lines] == [
+        (PLAN_EUR_CENTS, VAT, 30),
+        (-PLAN_EUR_CENTS, VAT, -30),
+    ]
+    assert doc.net == doc.tax == doc.total == 0 and doc.credit_applied == PLAN_EUR_CENTS
+
+
+async def test_credit_notes_of_an_invoice_partly_paid_from_credit_stop_at_what_was_charged(
+    shop: Shop,
+) -> None:
+    """The invoice's total is what the payment brought (the credit is a line of it, net
+    value): credit notes refund at most that; the credit itself is the ledger's business."""
+    vm = await _paid_vm(shop)
+    await _give(shop, 100)
+    payment = await _renew(shop, vm, method=PaymentMethod.REVOLUT)
+    assert (await shop.complete(payment)).completed
+    async with shop.factory() as uow:
+        invoice = await uow.invoices.get_by_payment(payment.id)
+    assert invoice is not None and invoice.total == payment.total
+    with pytest.raises(InvalidInput):
+        await issue_credit_note(
+            shop.factory, shop.clock, invoice_id=invoice.id, amount=payment.total + 1, reason="x"
+        )
+    note = await issue_credit_note(
+        shop.factory, shop.clock, invoice_id=invoice.id, amount=payment.total, reason="x"
+    )
+    assert note.amount == payment.total
 
 
 async def test_a_lightning_quote_converts_the_credit_at_its_own_rate(shop: Shop) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from app.billing.credit_balance import adjust_credit
 from app.billing.credit_settle import completion_settle
-from domain.exchange import fiat_to_msat
+from domain.exchange import fiat_to_msat, msat_to_fiat
 from domain.intervals import add_months
 from domain.invoice import Invoice
 from domain.model import SubscriptionPayment, Vm
@@ -80,9 +80,11 @@ async def test_a_taxed_lightning_renewal_stores_and_invoices_what_the_payer_was_
 
 async def test_a_credit_reduced_lightning_rest_keeps_its_net_and_tax_rate(shop: Shop) -> None:
     """At 97 000 EUR per BTC, 1.27 EUR of credit on a 1.32 EUR renewal leaves 51 722 msat
-    net and 11 897 tax, invoiced as 64 sats. The 381 msat of rounding are fee: put in the
-    net, they showed the 23 % VAT as 22.83 % on the invoice; left out, the payment recorded
-    less than it was paid."""
+    net and floor(51 722 × 23 %) = 11 896 tax (D3 on the rest; a share of the whole quote's
+    tax rounded up made it 11 897), invoiced as 64 sats. The 382 msat of rounding are fee:
+    put in the net, they showed the 23 % VAT as 22.83 % on the invoice; left out, the
+    payment recorded less than it was paid. The invoice (in EUR) shows the 1.32 bought at
+    23 %, the credit as a line, and adds up to the 64 sats paid at the quote's rate."""
     shop = attrs.evolve(shop, rates=FreshRates(shop.clock, Decimal(97_000)))
     vm = await _paid_vm(shop)
     await adjust_credit(
@@ -100,9 +102,11 @@ async def test_a_credit_reduced_lightning_rest_keeps_its_net_and_tax_rate(shop: 
     assert charged == fiat_to_msat(127, Decimal(97_000)) == 1_309_278
     stored = await shop.payment(payment.id)
     assert stored.amount == 1_361_000 - charged == 51_722  # the net quote: 1 361 sats
-    assert (stored.tax, stored.processing_fee) == (11_897, 381)
+    assert (stored.tax, stored.processing_fee) == (11_896, 382)
     assert stored.total == _asked(shop, payment) == 64 * MSAT_PER_SAT
     assert (await shop.complete(payment)).completed
     document = (await _invoice(shop, payment)).document
-    assert document.btc_msat == 64 * MSAT_PER_SAT
-    assert document.lines[0].tax_rate == VAT and document.credit_applied == 127
+    assert document.btc_msat == 64 * MSAT_PER_SAT and document.btc_rate == Decimal(97_000)
+    assert [line.tax_rate for line in document.lines] == [VAT, VAT]
+    assert document.lines[0].net == 132 and document.credit_applied == 127
+    assert document.total == msat_to_fiat(64 * MSAT_PER_SAT, Decimal(97_000)) == 6

@@ -12,7 +12,10 @@ import attrs
 import pypdfium2 as pdfium
 import pytest
 
+from adapters.http.invoice_issued_html import render_issued_invoice
 from adapters.http.invoice_pdf import cjk_font_file, render_invoice_pdf, unicode_font_dir
+from adapters.http.invoice_text import totals
+from domain.invoice import Invoice, InvoiceContent
 from domain.tax import TaxRates
 from tests.http.apiapp import ALICE, ApiClient, api_client
 from tests.http.test_routes_invoice import invoice_link
@@ -146,12 +149,78 @@ async def test_a_renewal_paid_partly_from_credit_shows_the_credit_line(c: ApiCli
     assert issued is not None
     doc = issued.document
     assert issued.number == "2026-000003" and doc.lines[0].description.startswith("Renewal")
-    assert doc.credit_applied == 150 and doc.charged == doc.total - 150
-    # charged 2.70 + 19 % tax (0.51) = 3.21, plus 1.50 of credit: 4.71 gross at 19 %
-    assert (doc.lines[0].net, doc.lines[0].tax, doc.lines[0].tax_rate) == (396, 75, Decimal(19))
-    assert "Credit applied -EUR 1.50" in text, text
-    assert f"Amount charged EUR {doc.charged / 100:.2f}" in text, text
-    assert "Reverse charge" not in text
+    # charged 2.70 + 19 % tax (0.51) = 3.21; with 1.50 of credit (net value) the service line
+    # is the 4.20 bought at 19 % (0.79), the credit line takes 1.50 and 0.28 of tax off
+    service, applied = doc.lines
+    assert (service.net, service.tax, service.tax_rate) == (420, 79, Decimal(19))
+    assert (applied.net, applied.tax, applied.tax_rate) == (-150, 51 - 79, Decimal(19))
+    assert doc.credit_applied == 150 and doc.total == doc.charged == 321
+    assert "Account credit applied EUR -1.50 19 % EUR -0.28 EUR -1.78" in text, text
+    assert "Net total EUR 2.70 Tax total EUR 0.51 Total EUR 3.21" in text, text
+    assert "Amount charged" not in text and "Reverse charge" not in text
+
+
+#: an invoice document as issued before credit was a line of its own: the credit applied
+#: (1.50) was added to the gross and split at 19 %, then taken off below the lines
+OLD_CREDIT_DOCUMENT = {
+    "seller": {"name": "Demo Hosting Ltd", "address": ["Cork"], "country": "IRL"},
+    "buyer": {"name": "Alice Example GmbH", "address": ["Berlin"], "country": "DEU"},
+    "buyer_npub": "npub1" + "q" * 58,
+    "issued_at": "2026-06-17T00:00:00+00:00",
+    "supply_from": "2026-06-17T00:00:00+00:00",
+    "supply_to": "2026-07-17T00:00:00+00:00",
+    "currency": "EUR",
+    "lines": [{"description": "Renewal: VM1", "net": 396, "tax_rate": "19", "tax": 75}],
+    "payment_id": "05" * 32,
+    "payment_method": "Lightning",
+    "credit_applied": 150,
+    "btc_msat": 3_210_000,
+    "btc_rate": "100000",
+    "reverse_charge": False,
+    "overpaid": None,
+}
+
+
+def test_an_invoice_issued_before_credit_lines_renders_as_it_was_issued() -> None:
+    """Issued invoices are drawn from their stored document: an old one with credit applied
+    keeps its totals (4.71 gross, credit 1.50 taken off below, 3.21 charged) on every
+    rendering, and its lines as they were."""
+    doc = InvoiceContent.from_json(OLD_CREDIT_DOCUMENT)
+    assert not doc.credit_line and (doc.total, doc.charged) == (471, 321)
+    assert totals(doc) == [
+        ("Net total", 396),
+        ("Tax total", 75),
+        ("Total", 471),
+        ("Credit applied", -150),
+        ("Amount charged", 321),
+    ]
+    issued = Invoice(
+        id=1,
+        company_id=1,
+        series="2026",
+        seq=1,
+        number="2026-000001",
+        payment_id=bytes.fromhex(doc.payment_id),
+        user_id=7,
+        issued_at=doc.issued_at,
+        currency="EUR",
+        net=doc.net,
+        tax=doc.tax,
+        total=doc.total,
+        content=OLD_CREDIT_DOCUMENT,
+    )
+    text = _text_of(render_invoice_pdf(issued))
+    assert "Renewal: VM1 EUR 3.96 19 % EUR 0.75 EUR 4.71" in text, text
+    assert "Total EUR 4.71 Credit applied -EUR 1.50 Amount charged EUR 3.21" in text, text
+    page = render_issued_invoice(issued, None)
+    assert "<td>Credit applied</td><td>EUR -1.50</td>" in page
+    assert "<td>Amount charged</td><td>EUR 3.21</td>" in page
+    assert InvoiceContent.from_json(OLD_CREDIT_DOCUMENT).to_json() == {
+        **OLD_CREDIT_DOCUMENT,
+        "seller": doc.seller.to_json(),
+        "buyer": doc.buyer.to_json(),
+        "credit_line": False,
+    }
 
 
 async def test_pdf_refusals(c: ApiClient) -> None:

@@ -12,14 +12,21 @@ from hypothesis import strategies as st
 from domain.account_credit import (
     CreditReason,
     InsufficientCredit,
+    Levy,
     balance_after,
     charged_credit,
     checked_entry,
     credit_applied,
     split_quote,
 )
+from domain.enums import PaymentMethod
 from domain.errors import InvalidInput, UnknownCurrency
-from domain.exchange import fiat_to_msat, msat_to_fiat
+from domain.exchange import RateTable, fiat_to_msat, msat_to_fiat
+from domain.fees import gross_up_fee
+from domain.model import PaymentMethodConfig
+from domain.money import Currency
+from domain.pricing import Charging, levy_of
+from domain.tax import tax_on
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -79,17 +86,24 @@ def test_applied_metadata_is_read_strictly() -> None:
 
 
 RATES = st.decimals(min_value=Decimal(1000), max_value=Decimal(500000), places=2)
+PERCENT = st.decimals(min_value=Decimal(0), max_value=Decimal(30), places=1)
+
+
+def _levy(tax_pct: Decimal, fee_pct: Decimal, base: int) -> Levy:
+    """The quote's own rule on a net amount: D3 tax and the D4 gross-up with one base fee."""
+    return lambda net: (tax_on(net, tax_pct), gross_up_fee(net, fee_pct, base))
 
 
 @given(
     balance=st.integers(0, 10**6),
     amount=st.integers(0, 10**9),
-    tax=st.integers(0, 10**8),
-    fee=st.integers(0, 10**7),
+    tax_pct=PERCENT,
+    fee_pct=PERCENT,
+    base=st.integers(0, 100),
     rate=st.one_of(st.none(), RATES),
 )
-def test_a_split_never_spends_more_than_the_balance_and_adds_up(
-    balance: int, amount: int, tax: int, fee: int, rate: Decimal | None
+def test_a_split_never_spends_more_than_the_balance_and_taxes_the_rest(
+    balance: int, amount: int, tax_pct: Decimal, fee_pct: Decimal, base: int, rate: Decimal | None
 ) -> None:
     if rate is None:  # same currency
 
@@ -109,8 +123,7 @@ def test_a_split_never_spends_more_than_the_balance_and_adds_up(
     split = split_quote(
         balance=balance,
         amount=amount,
-        tax=tax,
-        processing_fee=fee,
+        levy=_levy(tax_pct, fee_pct, base),
         to_charged=to_c,
         to_balance=to_b,
     )
@@ -120,8 +133,57 @@ def test_a_split_never_spends_more_than_the_balance_and_adds_up(
     assert 0 < split.credit <= balance
     assert split.charged_credit + split.amount == amount
     assert split.charged_credit <= to_c(split.credit)  # the credit is worth what it pays
-    assert 0 <= split.tax <= tax and 0 <= split.processing_fee <= fee
     if split.fully_covered:
         assert split.credit == 1 or to_c(split.credit - 1) < amount  # the least that covers it
     else:
         assert split.credit == balance and split.amount > 0
+        # the rest bears the quote's own tax and fee on itself, not a share of the whole's
+        assert split.tax == tax_on(split.amount, tax_pct)
+        assert split.processing_fee == gross_up_fee(split.amount, fee_pct, base)
+
+
+def test_the_rest_of_a_taxed_quote_pays_floor_tax_on_itself() -> None:
+    """1.32 net at 23 %, 0.63 credit: 0.69 charged, tax floor(0.69 × 23 %) = 0.15 (D3); a
+    share of the whole quote's tax rounded up made it 0.16."""
+    split = split_quote(
+        balance=63,
+        amount=132,
+        levy=_levy(Decimal(23), Decimal(0), 0),
+        to_charged=lambda n: n,
+        to_balance=lambda n: n,
+    )
+    assert split is not None
+    assert (split.amount, split.tax, split.processing_fee) == (69, 15, 0)
+
+
+def test_the_rest_of_a_card_quote_carries_the_whole_base_fee() -> None:
+    """10.00 with 9.00 credit on a card at 2.9 % + 0.30: the rest's fee is the D4 gross-up
+    of 1.00 with the whole base fee (0.34); a share of the whole quote's fee was 0.07, less
+    than the provider's fixed 0.30."""
+    charging = Charging(
+        method=PaymentMethod.STRIPE,
+        rates=RateTable(),
+        fee_config=PaymentMethodConfig(
+            id=1,
+            company_id=1,
+            payment_method=PaymentMethod.STRIPE,
+            name="card",
+            enabled=True,
+            provider_type="stripe",
+            config={},
+            created=NOW,
+            modified=NOW,
+            processing_fee_rate=Decimal("2.9"),
+            processing_fee_base=30,
+            processing_fee_currency="EUR",
+        ),
+    )
+    split = split_quote(
+        balance=900,
+        amount=1000,
+        levy=levy_of(charging, Currency.EUR, NOW),
+        to_charged=lambda n: n,
+        to_balance=lambda n: n,
+    )
+    assert split is not None
+    assert (split.amount, split.tax, split.processing_fee) == (100, 0, 3 + 31)

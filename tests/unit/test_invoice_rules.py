@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.exchange import msat_to_fiat
 from domain.invoice import (
     Invoice,
     InvoiceContent,
@@ -22,7 +23,7 @@ from domain.invoice import (
     invoice_series,
     is_reverse_charge,
 )
-from domain.invoice_content import build_content
+from domain.invoice_content import CREDIT_LINE, build_content
 from domain.model import Company, Subscription, SubscriptionPayment, User
 from domain.tax import tax_on
 
@@ -122,17 +123,82 @@ def test_lightning_is_invoiced_in_the_listed_currency_with_the_btc_amount_and_ra
 
 
 @given(
-    amount=st.integers(0, 10**9), tax_pct=st.sampled_from([0, 19, 23]), credit=st.integers(1, 10**9)
+    amount=st.integers(0, 10**9),
+    tax_pct=st.sampled_from(["0", "19", "23", "8.1"]),
+    credit=st.integers(1, 10**9),
 )
-def test_credit_applied_is_a_line_and_the_charge_is_the_rest(
-    amount: int, tax_pct: int, credit: int
+def test_credit_applied_is_a_line_and_the_lines_add_up_to_the_payment_row(
+    amount: int, tax_pct: str, credit: int
 ) -> None:
+    """Credit is net value: the service line is the full value bought at the quote's rate,
+    the credit line takes its net and the tax it spared off, and what is left is exactly the
+    payment row (the tax a revenue report sums), at the rate the payer was charged."""
     tax = tax_on(amount, Decimal(tax_pct))
-    meta = {"credit_applied": {"amount": credit, "currency": "EUR"}}
+    meta = {"credit_applied": {"amount": credit, "currency": "EUR"}, "tax_rate": tax_pct}
     doc = _content(_payment(amount=amount, tax=tax, metadata=meta))
-    assert doc.credit_applied == credit
-    assert doc.total == amount + tax + credit and doc.charged == amount + tax
+    service, applied = doc.lines
+    assert (service.net, service.tax) == (
+        amount + credit,
+        tax_on(amount + credit, Decimal(tax_pct)),
+    )
+    assert applied.description == CREDIT_LINE and applied.net == -credit
+    assert service.tax_rate == applied.tax_rate == Decimal(tax_pct)
+    assert (doc.net, doc.tax) == (amount, tax) and doc.total == doc.charged == amount + tax
+    assert doc.credit_applied == credit and doc.credit_line
     assert InvoiceContent.from_json(doc.to_json()) == doc
+
+
+def test_a_renewal_paid_wholly_from_credit_shows_its_rate_and_totals_zero() -> None:
+    """1.32 EUR at 23 % covered by credit: 23 % VAT on the value bought (0.30), all of it
+    taken off again by the credit line; an invoice that read the rate off the row's amounts
+    (0 and 0) printed 0 % VAT."""
+    meta = {"credit_applied": {"amount": 132, "currency": "EUR"}, "tax_rate": "23"}
+    doc = _content(_payment(amount=0, tax=0, metadata=meta))
+    service, applied = doc.lines
+    assert (service.net, service.tax_rate, service.tax) == (132, Decimal(23), 30)
+    assert (applied.net, applied.tax_rate, applied.tax) == (-132, Decimal(23), -30)
+    assert doc.net == doc.tax == doc.total == doc.charged == 0
+
+
+def test_a_partly_credit_paid_renewal_prints_the_rate_it_was_charged() -> None:
+    """1.32 EUR at 23 % with 0.63 credit: the row is 0.69 + 0.15 VAT (D3 on the rest); the
+    invoice prints 23 %, not the 19.1 % read off a gross split, and its VAT is the row's."""
+    meta = {"credit_applied": {"amount": 63, "currency": "EUR"}, "tax_rate": "23"}
+    doc = _content(_payment(amount=69, tax=15, metadata=meta))
+    assert [(line.net, line.tax_rate, line.tax) for line in doc.lines] == [
+        (132, Decimal(23), 30),
+        (-63, Decimal(23), -15),
+    ]
+    assert (doc.net, doc.tax, doc.total) == (69, 15, 84)
+
+
+def test_the_recorded_rate_is_printed_and_an_old_row_reads_it_off_its_amounts() -> None:
+    """0.69 at 23 % is 0.15 tax, which 22 % gives too: read off the amounts, the rate is the
+    shortest one that gives that tax; the quote's recorded rate is printed as it is."""
+    assert _content(_payment(amount=69, tax=15)).lines[0].tax_rate == Decimal(22)
+    recorded = _content(_payment(amount=69, tax=15, metadata={"tax_rate": "23"}))
+    assert recorded.lines[0].tax_rate == Decimal(23)
+
+
+def test_a_lightning_invoice_total_is_the_conversion_of_what_was_paid() -> None:
+    """At 100 000 EUR/BTC a cent is 10 000 msat: 1 235 000 net (123.5 cents), 284 050 tax
+    (28.405) and 5 000 fee (0.5) converted one by one make 124 + 28 + 1 = 153 cents, though
+    the 1 524 050 msat paid are 152.405 cents: the total is the conversion of what was paid,
+    the net what is left of it."""
+    paid = _payment(
+        amount=1_235_000,
+        tax=284_050,
+        processing_fee=5_000,
+        currency="BTC",
+        payment_method=PaymentMethod.LIGHTNING,
+        rate=Decimal(100_000),
+        metadata={"tax_rate": "23"},
+    )
+    doc = _content(paid)
+    assert doc.btc_msat == paid.total and doc.btc_rate is not None
+    assert doc.total == msat_to_fiat(paid.total, doc.btc_rate) == 152
+    service, fee = doc.lines
+    assert (service.net, service.tax, service.tax_rate, fee.net) == (123, 28, Decimal(23), 1)
 
 
 def test_malformed_credit_is_ignored() -> None:

@@ -67,6 +67,7 @@ async def test_the_time_bought_is_floor_of_seconds_times_paid_over_price(shop: S
     net = 123_000 * 100 // 123
     assert (payment.amount, payment.tax) == (net, 123_000 - net) == (100_000, 23_000)
     assert shop.node.invoices[payment.id].amount_msat == 123_000
+    assert payment.metadata["tax_rate"] == "23"  # what its invoice prints
     # one month from 28 Feb is 2 419 200 s for 1 320 000 msat
     assert payment.time_value == 2_419_200 * 100_000 // 1_320_000 == 183_272
     assert payment.subscription_id == (await shop.subscription(vm)).id
@@ -130,6 +131,7 @@ async def test_an_untaxed_buyer_gets_time_for_the_whole_amount(shop: Shop) -> No
     await shop.complete(await shop.renew(vm))
     payment = await _by_amount(shop, vm, 100_000)
     assert (payment.amount, payment.tax, payment.time_value) == (100_000, 0, 183_272)
+    assert payment.metadata["tax_rate"] == "0"
 
 
 async def test_a_deleted_vm_cannot_be_paid_by_amount(shop: Shop) -> None:
