@@ -3,15 +3,18 @@ sizes capped, and a quote no payment row can hold is a 422, on every storage bac
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from domain.limits import MAX_PRICE, MAX_SIZE
+from adapters.http.envelope import format_time
+from domain.intervals import add_months
+from domain.limits import MAX_EXPIRY_AHEAD_MONTHS, MAX_PRICE, MAX_SIZE
 from tests.http.admin import catalogue_bodies as b
 from tests.http.apiapp import ALICE, ApiClient
 from tests.http.backend_apps import ROOT, admin, backend, c, database
-from tests.http.vm_helpers import order, user_of
+from tests.http.vm_helpers import order, paid_vm, subscription_of, user_of
 
 __all__ = ["admin", "backend", "c", "database"]
 
@@ -113,6 +116,42 @@ async def test_an_admin_subscription_interval_is_bounded_by_its_unit(
         admin, "POST", "/subscriptions", json={**body, "setup_fee": MAX_PRICE + 1}
     )
     assert status == 400 and "setup_fee" in answer["error"], answer
+
+
+async def test_an_admin_expiry_leaves_room_to_renew(c: ApiClient, admin: ApiClient) -> None:
+    """Year 9999 was saved, then every renewal was a 400 ("outside the calendar")."""
+    vm = await paid_vm(c, ALICE)
+    sub = await subscription_of(c.api, vm["id"])
+    path = f"/subscriptions/{sub.id}"
+    latest = add_months(c.api.clock.now(), MAX_EXPIRY_AHEAD_MONTHS)
+    for bad in ("9998-12-31T00:00:00Z", format_time(latest + timedelta(seconds=1))):
+        status, answer = await call(admin, "PATCH", path, json={"expires": bad})
+        assert status == 400 and "years ahead" in answer["error"], (bad, answer)
+    assert (await subscription_of(c.api, vm["id"])).expires == sub.expires
+    status, answer = await call(admin, "PATCH", path, json={"expires": format_time(latest)})
+    assert status == 200, answer
+    resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/renew", key=ALICE)
+    assert resp.status == 200, await resp.text()
+
+
+async def test_a_new_admin_subscription_cannot_expire_past_the_horizon(
+    c: ApiClient, admin: ApiClient
+) -> None:
+    alice = (await user_of(c.api, ALICE)).id
+    body = {
+        "user_id": alice,
+        "company_id": c.demo.company,
+        "name": "x",
+        "is_active": True,
+        "currency": "EUR",
+        "setup_fee": 0,
+        "auto_renewal_enabled": False,
+        "expires": "9998-12-31T00:00:00Z",
+    }
+    status, answer = await call(admin, "POST", "/subscriptions", json=body)
+    assert status == 400 and "years ahead" in answer["error"], answer
+    async with c.api.store() as uow:
+        assert (await uow.subscriptions.list_by_user(alice, 10, 0)).total == 0
 
 
 async def _space_pricing(c: ApiClient, admin: ApiClient) -> str:
