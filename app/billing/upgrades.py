@@ -287,8 +287,9 @@ def _repriced(vm: Vm, payment: SubscriptionPayment, plan: UpgradePlan) -> Upgrad
 
 
 def _prices_text(prices: UpgradePrices) -> str:
-    interval = f"{prices.old_interval.amount} {prices.old_interval.unit.name.lower()}"
-    return f"{prices.old} per {interval} as it is and {prices.new} per month upgraded"
+    return (
+        f"{prices.old} per {prices.old_interval.text} as it is and {prices.new} per month upgraded"
+    )
 
 
 #: what the payer of an upgrade paid after a price it was computed from changed is told
