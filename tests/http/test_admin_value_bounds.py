@@ -87,9 +87,8 @@ async def test_a_template_cannot_smuggle_a_long_interval_into_its_plan(
     assert status == 400 and "interval_amount" in answer["error"], answer
 
 
-async def test_an_admin_subscription_interval_is_bounded_by_its_unit(
-    c: ApiClient, admin: ApiClient
-) -> None:
+async def _subscription(c: ApiClient) -> tuple[int, dict[str, Any]]:
+    """ALICE's id and the body of a new subscription of hers."""
     alice = (await user_of(c.api, ALICE)).id
     body = {
         "user_id": alice,
@@ -99,8 +98,15 @@ async def test_an_admin_subscription_interval_is_bounded_by_its_unit(
         "currency": "EUR",
         "setup_fee": 0,
         "auto_renewal_enabled": False,
-        "interval_type": "month",
     }
+    return alice, body
+
+
+async def test_an_admin_subscription_interval_is_bounded_by_its_unit(
+    c: ApiClient, admin: ApiClient
+) -> None:
+    alice, body = await _subscription(c)
+    body["interval_type"] = "month"
     for bad in (1_201, 1_000_000, 2**63 - 1):
         status, answer = await call(
             admin, "POST", "/subscriptions", json={**body, "interval_amount": bad}
@@ -137,17 +143,8 @@ async def test_an_admin_expiry_leaves_room_to_renew(c: ApiClient, admin: ApiClie
 async def test_a_new_admin_subscription_cannot_expire_past_the_horizon(
     c: ApiClient, admin: ApiClient
 ) -> None:
-    alice = (await user_of(c.api, ALICE)).id
-    body = {
-        "user_id": alice,
-        "company_id": c.demo.company,
-        "name": "x",
-        "is_active": True,
-        "currency": "EUR",
-        "setup_fee": 0,
-        "auto_renewal_enabled": False,
-        "expires": "9998-12-31T00:00:00Z",
-    }
+    alice, body = await _subscription(c)
+    body["expires"] = "9998-12-31T00:00:00Z"
     status, answer = await call(admin, "POST", "/subscriptions", json=body)
     assert status == 400 and "years ahead" in answer["error"], answer
     async with c.api.store() as uow:
