@@ -48,6 +48,12 @@ async def test_a_cost_plan_interval_is_bounded_by_its_unit(
     assert status == 200, answer
 
 
+async def _renews(c: ApiClient, vm: dict[str, Any]) -> None:
+    """The VM's renewal is still quoted (not a 400 "outside the calendar")."""
+    resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/renew", key=ALICE)
+    assert resp.status == 200, await resp.text()
+
+
 async def test_patching_the_unit_alone_is_checked_and_renewals_keep_working(
     c: ApiClient, admin: ApiClient
 ) -> None:
@@ -66,8 +72,7 @@ async def test_patching_the_unit_alone_is_checked_and_renewals_keep_working(
         admin, "PATCH", plan, json={"interval_type": "year", "interval_amount": 100}
     )
     assert status == 200, answer
-    resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/renew", key=ALICE)
-    assert resp.status == 200, await resp.text()
+    await _renews(c, vm)
 
 
 async def test_a_template_cannot_smuggle_a_long_interval_into_its_plan(
@@ -136,8 +141,7 @@ async def test_an_admin_expiry_leaves_room_to_renew(c: ApiClient, admin: ApiClie
     assert (await subscription_of(c.api, vm["id"])).expires == sub.expires
     status, answer = await call(admin, "PATCH", path, json={"expires": format_time(latest)})
     assert status == 200, answer
-    resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/renew", key=ALICE)
-    assert resp.status == 200, await resp.text()
+    await _renews(c, vm)
 
 
 async def test_a_new_admin_subscription_cannot_expire_past_the_horizon(
