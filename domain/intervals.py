@@ -73,6 +73,11 @@ class Interval:
         if not isinstance(self.amount, int) or isinstance(self.amount, bool) or self.amount < 1:
             raise InvalidInterval(f"interval amount must be a positive integer, got {self.amount}")
 
+    @property
+    def text(self) -> str:
+        """How notes to the operator name it: "3 month"."""
+        return f"{self.amount} {self.unit.name.lower()}"
+
     def add_to(self, moment: datetime, times: int = 1) -> datetime:
         """`moment` plus `times` whole intervals, counted on the calendar from `moment`."""
         moment = require_utc(moment)

@@ -10,7 +10,6 @@ from typing import Any
 
 import attrs
 
-from domain.enums import IntervalType
 from domain.errors import DomainError
 from domain.intervals import Interval, whole_seconds
 from domain.money import FIAT_MINOR_PER_MAJOR, MSAT_PER_BTC, Currency, Money
@@ -82,8 +81,7 @@ class PriceBasis:
         """What changed from the `quoted` basis to this one, in words for the operator."""
         out: list[str] = []
         if quoted.interval != self.interval:
-            was, now = _interval_text(quoted.interval), _interval_text(self.interval)
-            out.append(f"interval {was} → {now}")
+            out.append(f"interval {quoted.interval.text} → {self.interval.text}")
         if quoted.recurring != self.recurring:
             out.append(
                 f"price per interval {describe(quoted.recurring)} → {describe(self.recurring)}"
@@ -118,11 +116,6 @@ class PriceBasis:
             )
         except (DomainError, KeyError, TypeError, ValueError, AttributeError):
             return None
-
-
-def _interval_text(interval: Interval) -> str:
-    unit = IntervalType(interval.unit).name.lower()
-    return f"{interval.amount} {unit}"
 
 
 def _money_map(value: Any) -> list[Money]:

@@ -18,6 +18,7 @@ from ports.storage import (
     NewestPending,
     OwnedPriced,
     Page,
+    PaidTally,
     PendingCount,
     PendingKind,
     PendingOf,
@@ -222,6 +223,11 @@ class MemoryPayments(Repo):
     ) -> Page[SubscriptionPayment]:
         rows = [p for p in self._newest_first() if p.subscription_id == subscription_id]
         return Page(*page_of(rows, limit, offset))
+
+    async def paid_tally(self, subscription_id: int) -> PaidTally:
+        own = [p for p in self._all() if p.subscription_id == subscription_id]
+        paid = sorted((p for p in own if p.is_paid), key=lambda p: (p.created, p.id))
+        return PaidTally(paid=tuple(paid), unpaid=len(own) - len(paid))
 
     async def list_by_vm(
         self, vm_id: int, limit: int, offset: int = 0

@@ -81,13 +81,13 @@ class MemoryRoles(Repo):
                 return True
         return False
 
-    async def lock_holders(self, role_id: int, now: datetime) -> frozenset[int]:
+    async def lock_holders(self, role_id: int, now: datetime) -> dict[int, datetime | None]:
         """Nothing to lock: a memory unit of work already runs alone (one lock for all)."""
-        return frozenset(
-            a.user_id
+        return {
+            a.user_id: a.expires_at
             for a in self._rows("admin_role_assignments").values()
             if a.role_id == role_id and (a.expires_at is None or a.expires_at > now)
-        )
+        }
 
     async def permissions_of(self, user_id: int, now: datetime) -> frozenset[Permission]:
         roles = {a.role_id for a in self._live_assignments(user_id, now)}

@@ -57,6 +57,7 @@ from ports.storage import (
     NewestPending,
     OwnedPriced,
     Page,
+    PaidTally,
     PendingCount,
     PendingKind,
     PendingOf,
@@ -691,6 +692,23 @@ class SqlPayments(SqlRepo):
     ) -> Page[SubscriptionPayment]:
         where = _pay.subscription_id == subscription_id
         return await self._page(self.mapper, where, [_pay.created.desc()], limit, offset)
+
+    async def paid_tally(self, subscription_id: int) -> PaidTally:
+        # one row per paid payment, or one of NULLs when none is, each with the unpaid count
+        unpaid = (
+            select(func.count().label("unpaid"))
+            .where(_pay.subscription_id == subscription_id, _pay.is_paid == False)  # noqa: E712
+            .subquery("unpaid_count")
+        )
+        paid = and_(_pay.subscription_id == subscription_id, _pay.is_paid == True)  # noqa: E712
+        query: Select[Any] = (
+            select(unpaid.c.unpaid, *self.mapper.columns)
+            .select_from(unpaid.outerjoin(t.subscription_payment, paid))
+            .order_by(_pay.created, _pay.id)
+        )
+        rows = (await self.conn.execute(query)).mappings().all()
+        found = tuple(self.mapper.from_row(row) for row in rows if row["id"] is not None)
+        return PaidTally(paid=found, unpaid=int(rows[0]["unpaid"]))
 
     async def list_by_vm(
         self, vm_id: int, limit: int, offset: int = 0

@@ -425,17 +425,17 @@ class SqlRoles(SqlRepo):
         query = delete(t.admin_role_assignments).where(c.user_id == user_id, c.role_id == role_id)
         return (await self.conn.execute(query)).rowcount > 0
 
-    async def lock_holders(self, role_id: int, now: datetime) -> frozenset[int]:
+    async def lock_holders(self, role_id: int, now: datetime) -> dict[int, datetime | None]:
         await self._roles._lock_row(role_id)
         a = t.admin_role_assignments.c
-        query = select(a.user_id).where(
+        query = select(a.user_id, a.expires_at).where(
             a.role_id == role_id, (a.expires_at.is_(None)) | (a.expires_at > now)
         )
         if self.locks_rows:
             # MariaDB's REPEATABLE READ snapshot may predate a rival's committed revoke; a
             # locking read sees the rows as last committed
             query = query.with_for_update(read=True)
-        return frozenset(int(u) for u in (await self.conn.execute(query)).scalars())
+        return {int(user): ends for user, ends in (await self.conn.execute(query)).all()}
 
     async def permissions_of(self, user_id: int, now: datetime) -> frozenset[Permission]:
         a, p = t.admin_role_assignments.c, t.admin_role_permissions.c

@@ -27,21 +27,6 @@ async def delete_payment_method(uow_factory: UnitOfWorkFactory, config_id: int) 
         await uow.commit()
 
 
-async def _payment_counts(uow: UnitOfWork, subscription_id: int) -> tuple[int, int]:
-    """(paid, unpaid) payments of the subscription."""
-    paid = unpaid = offset = 0
-    while True:
-        page = await uow.payments.list_by_subscription(subscription_id, 500, offset)
-        for p in page.items:
-            if p.is_paid:
-                paid += 1
-            else:
-                unpaid += 1
-        offset += len(page.items)
-        if not page.items or offset >= page.total:
-            return paid, unpaid
-
-
 async def _check_item_free(uow: UnitOfWork, item: LineItem, what: str) -> None:
     vm = await uow.vms.get_by_line_item(item.id)
     if vm is not None:
@@ -55,7 +40,8 @@ async def delete_subscription(uow_factory: UnitOfWorkFactory, subscription_id: i
         sub = await uow.subscriptions.get_for_update(subscription_id)
         if sub is None:
             raise SubscriptionNotFound("Subscription not found")
-        paid, unpaid = await _payment_counts(uow, sub.id)
+        tally = await uow.payments.paid_tally(sub.id)
+        paid, unpaid = len(tally.paid), tally.unpaid
         if paid:
             raise StillInUse(
                 f"Cannot delete subscription: {paid} paid payments exist. "

@@ -148,13 +148,5 @@ async def referral_usage(
 
 
 async def _first_paid(uow: UnitOfWork, subscription_id: int) -> SubscriptionPayment | None:
-    first: SubscriptionPayment | None = None
-    offset = 0
-    while True:
-        page = await uow.payments.list_by_subscription(subscription_id, 500, offset)
-        for p in page.items:
-            if p.is_paid and (first is None or p.created < first.created):
-                first = p
-        offset += len(page.items)
-        if not page.items or offset >= page.total:
-            return first
+    paid = (await uow.payments.paid_tally(subscription_id)).paid
+    return paid[0] if paid else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import attrs
 
@@ -61,10 +61,6 @@ async def check_role_changeable(
     check_grantable(caller, granted, doing=doing)
 
 
-#: a moment after any end date an assignment can have: holders "unexpired" then have none.
-_NO_END = datetime(9000, 1, 1, tzinfo=UTC)
-
-
 @attrs.frozen
 class SuperAdmins:
     """Who holds super_admin: unexpired now (`live`), and without an end date (`lasting`)."""
@@ -76,8 +72,9 @@ class SuperAdmins:
 async def lock_super_admins(uow: UnitOfWork, now: datetime) -> SuperAdmins:
     """The holders of super_admin, the role's row locked until the transaction ends (call it
     before anything else the transaction reads)."""
-    live = await uow.roles.lock_holders(SUPER_ADMIN_ROLE_ID, now)
-    return SuperAdmins(live, await uow.roles.lock_holders(SUPER_ADMIN_ROLE_ID, _NO_END))
+    holders = await uow.roles.lock_holders(SUPER_ADMIN_ROLE_ID, now)
+    lasting = frozenset(user for user, ends in holders.items() if ends is None)
+    return SuperAdmins(frozenset(holders), lasting)
 
 
 def check_a_super_admin_left(admins: SuperAdmins, user_id: int, *, keeps: bool) -> None:

@@ -12,7 +12,7 @@ from app.billing.rails import PaymentRails
 from domain.enums import IntervalType
 from domain.errors import InvalidInput
 from domain.intervals import checked_interval
-from domain.limits import check_price
+from domain.limits import check_expiry, check_price
 from domain.model import Json, LineItem, Subscription, SubscriptionPayment
 from domain.patch import UNSET, Maybe, given
 from ports.clock import Clock
@@ -58,6 +58,7 @@ async def create_subscription(
     must exist (404 otherwise, not a foreign-key failure)."""
     checked_interval(draft.interval_type, draft.interval_amount)
     check_price(draft.setup_fee, "setup_fee")
+    check_expiry(draft.expires, clock.now())
     checked = attrs.evolve(draft, name=_name(draft.name), currency=_currency(draft.currency))
     # the draft's fields are the subscription's own, by name
     sub = Subscription(
@@ -107,6 +108,8 @@ async def update_subscription(
         check_price(changes["setup_fee"], "setup_fee")
     if "currency" in changes:
         changes["currency"] = _currency(changes["currency"])
+    if "expires" in changes:
+        check_expiry(changes["expires"], clock.now())
     expired: list[SubscriptionPayment] = []
     async with uow_factory() as uow:
         sub = await uow.subscriptions.get_for_update(subscription_id)

@@ -44,10 +44,8 @@ from app.billing.reserved import order_lapsed
 from app.billing.restorable import Placing, placing
 from app.billing.upgrades import (
     UpgradeUnplaced,
-    why_paid_upgrade_cannot_be_made,
+    paid_upgrade_plan,
     why_paid_upgrade_does_not_fit,
-    why_paid_upgrade_is_outdated,
-    why_paid_upgrade_is_repriced,
 )
 from domain.account_credit import credit_applied, credit_taken, unpaid_charged
 from domain.credit import Credit, CreditMode, credit_payment, payment_meta
@@ -320,17 +318,26 @@ async def _move(uow: UnitOfWork, vm: Vm, to: Placement, now: datetime) -> Vm:
     return moved
 
 
-async def _why_upgrade_not_placed(
-    uow: UnitOfWork, payment: SubscriptionPayment, vm: Vm, now: datetime, region: int | None
+async def _why_upgrade_unplaced(
+    uow: UnitOfWork,
+    payment: SubscriptionPayment,
+    vm: Vm,
+    sub: Subscription,
+    now: datetime,
+    region: int | None,
 ) -> UpgradeUnplaced | None:
-    """Why this paid Upgrade cannot grow its live VM on its host now (None: it fits). An
+    """Why this paid Upgrade is not applied to its live VM (None: it is): the first reason
+    of `paid_upgrade_plan`, which plans it once, else its host has no room for it now. An
     unpaid upgrade invoice holds no room, so the growth is judged again here, under the
     region's lock like `_placing`. A deleted VM is not judged: an Upgrade revives nothing
     (D12) and its records report the missing VM."""
     if vm.deleted:
         return None
+    planned = await paid_upgrade_plan(uow, vm, payment, sub)
+    if isinstance(planned, UpgradeUnplaced):
+        return planned
     await _in_locked_region(uow, vm, region)
-    return await why_paid_upgrade_does_not_fit(uow, vm, payment, now)
+    return await why_paid_upgrade_does_not_fit(uow, vm, payment, planned, now)
 
 
 async def _in_locked_region(uow: UnitOfWork, vm: Vm, region: int | None) -> None:
@@ -360,12 +367,8 @@ async def _apply(
     why, list_currency = None, before.currency
     note = ""
     if upgrade and vm_before is not None:
-        unplaced = (
-            _short_upgrade(payment, unpaid)
-            or await why_paid_upgrade_cannot_be_made(uow, vm_before, payment, before)
-            or await why_paid_upgrade_is_outdated(uow, vm_before, payment, before)
-            or await why_paid_upgrade_is_repriced(uow, vm_before, payment)
-            or await _why_upgrade_not_placed(uow, payment, vm_before, now, region)
+        unplaced = _short_upgrade(payment, unpaid) or await _why_upgrade_unplaced(
+            uow, payment, vm_before, before, now, region
         )
         if unplaced is not None and paid_by_credit_alone(payment):
             # no outside money came: nothing is booked (the caller gives the credit back)

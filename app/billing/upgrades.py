@@ -47,7 +47,6 @@ from domain.price_basis import RATES_KEY, rates_json
 from domain.pricing import custom_price
 from domain.upgrade import (
     QUOTED_EXPIRY_KEY,
-    NoExpiry,
     UpgradeConfig,
     UpgradeQuote,
     build_upgrade_spec,
@@ -122,12 +121,14 @@ async def _plan(uow: UnitOfWork, vm: Vm, cfg: UpgradeConfig) -> UpgradePlan:
 async def _quote(
     uow: UnitOfWork,
     vm: Vm,
+    sub: Subscription,
     cfg: UpgradeConfig,
     method: PaymentMethod,
     rates: RateTable,
     now: datetime,
 ) -> tuple[UpgradeQuote, UpgradePlan]:
-    sub = await subscription_of(uow, vm)
+    """The quote of upgrading `vm` (of subscription `sub`) to `cfg`, and its plan; refused,
+    among others, for a subscription without an expiry (`upgrade_quote`)."""
     plan = await _plan(uow, vm, cfg)
     check_whole_gib(cfg)  # new requests only: a paid upgrade is applied as it was quoted
     prices = plan.prices
@@ -166,40 +167,39 @@ class UpgradeUnplaced:
     refused: DomainError = attrs.field(eq=False)
 
 
-async def _paid_plan(uow: UnitOfWork, vm: Vm, payment: SubscriptionPayment) -> UpgradePlan | None:
-    """The plan of a paid Upgrade's config; None for one that cannot be applied at all
-    (malformed, a downgrade, nothing to do, outside the limits): the booking's records
-    report it as they always have."""
-    try:
-        return await _plan(uow, vm, UpgradeConfig.from_json(payment.metadata))
-    except DomainError:
-        return None
-
-
-async def why_paid_upgrade_cannot_be_made(
+async def paid_upgrade_plan(
     uow: UnitOfWork, vm: Vm, payment: SubscriptionPayment, sub: Subscription
-) -> UpgradeUnplaced | None:
-    """Why a paid Upgrade cannot be applied at all any more (None: it can be planned, or its
-    VM is deleted, which its records report): its pricing was disabled or lost the disk
-    it needs, its VM was grown past it by another upgrade paid first (now a downgrade, D8)
-    or to it (nothing left to do), or its config cannot be read. Such a payment is booked,
-    not applied, and its value becomes credit like the other reasons here: a refusal raised
-    from the booking would roll the booking back at every retry, and with it the settlement
-    intake behind it (every later payment of every user waiting on this one)."""
-    if vm.deleted:
-        return None
+) -> UpgradePlan | UpgradeUnplaced:
+    """The plan a paid Upgrade of a live VM is applied by, planned once, or the first reason
+    it is not applied, in this order: it can no longer be made, its quote is outdated, or it
+    is repriced (each reason's function below says why). Whether it still fits its host is
+    judged after, under the region lock (`why_paid_upgrade_does_not_fit`). A deleted VM is
+    not judged: the caller skips it (an Upgrade revives nothing, its records report it)."""
     try:
-        await _plan(uow, vm, UpgradeConfig.from_json(payment.metadata))
+        plan = await _plan(uow, vm, UpgradeConfig.from_json(payment.metadata))
     except DomainError as err:
-        return UpgradeUnplaced(
-            why=f"the upgrade of VM {vm.id} can no longer be made: {err.message}",
-            list_currency=_quoted_currency(payment, sub.currency),
-            payer_note=IMPOSSIBLE_UPGRADE_NOTE,
-            refused=UpgradeNoLongerPossible(
-                f"This upgrade can no longer be made ({err.message}); quote again"
-            ),
-        )
-    return None
+        return _cannot_be_made(vm, payment, sub, err)
+    return _outdated(vm, payment, sub, plan) or _repriced(vm, payment, plan) or plan
+
+
+def _cannot_be_made(
+    vm: Vm, payment: SubscriptionPayment, sub: Subscription, err: DomainError
+) -> UpgradeUnplaced:
+    """A paid Upgrade that cannot be applied at all any more (`err`, from planning it): its
+    pricing was disabled or lost the disk it needs, its VM was grown past it by another
+    upgrade paid first (now a downgrade, D8) or to it (nothing left to do), or its config
+    cannot be read. Such a payment is booked, not applied, and its value becomes credit like
+    the other reasons here: a refusal raised from the booking would roll the booking back at
+    every retry, and with it the settlement intake behind it (every later payment of every
+    user waiting on this one)."""
+    return UpgradeUnplaced(
+        why=f"the upgrade of VM {vm.id} can no longer be made: {err.message}",
+        list_currency=_quoted_currency(payment, sub.currency),
+        payer_note=IMPOSSIBLE_UPGRADE_NOTE,
+        refused=UpgradeNoLongerPossible(
+            f"This upgrade can no longer be made ({err.message}); quote again"
+        ),
+    )
 
 
 def _quoted_currency(payment: SubscriptionPayment, otherwise: str) -> str:
@@ -226,17 +226,15 @@ IMPOSSIBLE_UPGRADE_NOTE = (
 )
 
 
-async def why_paid_upgrade_is_outdated(
-    uow: UnitOfWork, vm: Vm, payment: SubscriptionPayment, sub: Subscription
+def _outdated(
+    vm: Vm, payment: SubscriptionPayment, sub: Subscription, plan: UpgradePlan
 ) -> UpgradeUnplaced | None:
     """Why a paid Upgrade is not applied because its price no longer fits the subscription
     (None: it does, or there is nothing to judge): it was pro-rated to the expiry of its
     quote, and the subscription now expires at another time (a renewal paid meanwhile, D13's
-    cancel of the upgrade invoice being too late). A deleted VM is not judged (an Upgrade
-    revives nothing and its records report the missing VM)."""
+    cancel of the upgrade invoice being too late)."""
     quoted = quote_outdated(payment_meta(payment), sub.expires)
-    plan = None if quoted is None or vm.deleted else await _paid_plan(uow, vm, payment)
-    if quoted is None or plan is None:
+    if quoted is None:
         return None
     now_expires = "none" if sub.expires is None else sub.expires.isoformat()
     return UpgradeUnplaced(
@@ -260,21 +258,17 @@ OUTDATED_UPGRADE_NOTE = (
 )
 
 
-async def why_paid_upgrade_is_repriced(
-    uow: UnitOfWork, vm: Vm, payment: SubscriptionPayment
-) -> UpgradeUnplaced | None:
+def _repriced(vm: Vm, payment: SubscriptionPayment, plan: UpgradePlan) -> UpgradeUnplaced | None:
     """Why a paid Upgrade is not applied because it would now be charged another amount
     (None: the same, or there is nothing to judge): a price it was computed from changed
     since its quote (its VM's plan, template or custom pricing, or the pricing it grows
     into, re-priced; the pricing chosen for it or its VM's addresses changed), and the
     re-pricing's cancel of its invoice came too late (D23). The charge is computed again at
     the quote's moment, expiry and rates with the prices in force (`quote_repriced`), so
-    only a price change can make it differ. A payment that did not store its prices is not
-    judged, nor a deleted VM or a config that cannot be applied at all (as above)."""
+    only a price change can make it differ. A payment that did not store its prices (an
+    older quote) is not judged."""
     meta = payment_meta(payment)
-    stored = QUOTED_PRICES_KEY in meta  # an older quote: nothing to read the plan for
-    plan = None if vm.deleted or not stored else await _paid_plan(uow, vm, payment)
-    if plan is None:
+    if QUOTED_PRICES_KEY not in meta:
         return None
     in_force = plan.prices
     quoted = quote_repriced(meta, in_force, payment.payment_method, payment.created)
@@ -295,8 +289,9 @@ async def why_paid_upgrade_is_repriced(
 
 
 def _prices_text(prices: UpgradePrices) -> str:
-    interval = f"{prices.old_interval.amount} {prices.old_interval.unit.name.lower()}"
-    return f"{prices.old} per {interval} as it is and {prices.new} per month upgraded"
+    return (
+        f"{prices.old} per {prices.old_interval.text} as it is and {prices.new} per month upgraded"
+    )
 
 
 #: what the payer of an upgrade paid after a price it was computed from changed is told
@@ -308,16 +303,13 @@ REPRICED_UPGRADE_NOTE = (
 
 
 async def why_paid_upgrade_does_not_fit(
-    uow: UnitOfWork, vm: Vm, payment: SubscriptionPayment, now: datetime
+    uow: UnitOfWork, vm: Vm, payment: SubscriptionPayment, plan: UpgradePlan, now: datetime
 ) -> UpgradeUnplaced | None:
-    """Why a paid Upgrade can no longer grow its VM on its host (None: it fits, or there is
-    nothing to judge). Judged again in the booking because an unpaid upgrade invoice holds no
-    room: two quoted at once for VMs of one host, or an order placed meanwhile, may not both
-    fit once paid. The caller holds the host's region lock, as orders do. A config that cannot
-    be applied at all (malformed, a downgrade, nothing to do, outside the limits) is not
-    judged here: the booking's records report it as they always have."""
-    plan = await _paid_plan(uow, vm, payment)
-    if plan is None or await _fits(uow, vm, plan, now):
+    """Why a paid Upgrade (planned by `paid_upgrade_plan`) can no longer grow its VM on its
+    host (None: it fits). Judged again in the booking because an unpaid upgrade invoice holds
+    no room: two quoted at once for VMs of one host, or an order placed meanwhile, may not
+    both fit once paid. The caller holds the host's region lock, as orders do."""
+    if await _fits(uow, vm, plan, now):
         return None
     return UpgradeUnplaced(
         why=f"host {vm.host_id} has no room left for the upgrade of VM {vm.id}",
@@ -357,7 +349,8 @@ async def quote_upgrade(
     now = clock.now()
     async with uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, user_id, allow_deleted=True)
-        quote, _ = await _quote(uow, vm, cfg, method, await rates.table(), now)
+        sub = await subscription_of(uow, vm)
+        quote, _ = await _quote(uow, vm, sub, cfg, method, await rates.table(), now)
     return quote
 
 
@@ -384,7 +377,8 @@ async def create_upgrade_payment(
         vm = await owned_vm(uow, vm_id, user_id, allow_deleted=True)
         sub = await subscription_of(uow, vm)
         table = await rates.table()
-        quote, plan = await _quote(uow, vm, cfg, method, table, now)
+        quote, plan = await _quote(uow, vm, sub, cfg, method, table, now)
+        assert sub.expires is not None  # `upgrade_quote` refused a subscription without one
         priced = PricedPayment(
             subscription_id=sub.id,
             user_id=vm.user_id,
@@ -402,7 +396,7 @@ async def create_upgrade_payment(
             # the new pricing's currency only)
             metadata={
                 **_config_json(cfg),
-                QUOTED_EXPIRY_KEY: quoted_for(_expiry(sub)),
+                QUOTED_EXPIRY_KEY: quoted_for(sub.expires),
                 QUOTED_PRICES_KEY: plan.prices.to_json(),
                 RATES_KEY: rates_json(fresh_rates(table, now)),
             },
@@ -421,13 +415,6 @@ class AppliedUpgrade:
 
     entry: VmHistory
     expired: list[SubscriptionPayment]
-
-
-def _expiry(sub: Subscription) -> datetime:
-    """The subscription's expiry, which a priced upgrade always has (`upgrade_quote`)."""
-    if sub.expires is None:
-        raise NoExpiry("VM subscription has no expiry date")
-    return sub.expires
 
 
 def _config_json(cfg: UpgradeConfig) -> dict[str, Any]:

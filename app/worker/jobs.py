@@ -182,8 +182,6 @@ async def _recorded(uow: UnitOfWork, job: DeleteVm) -> bool:
     )
 
 
-#: payments read per statement when looking for one paid during an admin delete
-_PAYMENTS_PAGE = 100
 _SECOND = timedelta(seconds=1)
 
 
@@ -192,18 +190,13 @@ async def _paid(uow: UnitOfWork, subscription_id: int, since: datetime | None) -
     `since`, when given: times are kept to the second, and one paid in the second the
     deletion was asked for counts as paid before it), the kinds whose completion restores
     a deleted VM."""
-    found: set[bytes] = set()
-    offset = 0
-    while True:
-        page = await uow.payments.list_by_subscription(subscription_id, _PAYMENTS_PAGE, offset)
-        for p in page.items:
-            if not p.is_paid or p.payment_type is SubscriptionPaymentType.UPGRADE:
-                continue
-            if since is None or (p.paid_at is not None and p.paid_at >= since + _SECOND):
-                found.add(p.id)
-        if len(page.items) < _PAYMENTS_PAGE:
-            return found
-        offset += _PAYMENTS_PAGE
+    tally = await uow.payments.paid_tally(subscription_id)
+    return {
+        p.id
+        for p in tally.paid
+        if p.payment_type is not SubscriptionPaymentType.UPGRADE
+        and (since is None or (p.paid_at is not None and p.paid_at >= since + _SECOND))
+    }
 
 
 async def delete_by_admin(deps: WorkerDeps, job: DeleteVm) -> None:

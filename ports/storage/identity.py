@@ -74,9 +74,10 @@ class Roles(Protocol):
 
     async def revoke(self, user_id: int, role_id: int) -> bool: ...
 
-    async def lock_holders(self, role_id: int, now: datetime) -> frozenset[int]:
-        """Hold the role's row lock until the transaction ends, then the ids of the users
-        whose assignment of it is unexpired at `now`, as last committed.
+    async def lock_holders(self, role_id: int, now: datetime) -> dict[int, datetime | None]:
+        """Hold the role's row lock until the transaction ends, then the users whose
+        assignment of it is unexpired at `now`, each with its end date (None: it has none),
+        as last committed.
 
         Call it first in the transaction. Two transactions that lock the same role run one
         after the other and the second sees what the first committed, so two super admins

@@ -69,6 +69,15 @@ class PendingCount:
     narrow: MetadataKey
 
 
+@attrs.frozen
+class PaidTally:
+    """A subscription's paid payments, oldest first (by `created`, then id), and how many of
+    its payments are unpaid (pending or expired)."""
+
+    paid: tuple[SubscriptionPayment, ...]
+    unpaid: int
+
+
 class Payments(Protocol):
     """Subscription payments, keyed by their 32-byte id."""
 
@@ -86,6 +95,11 @@ class Payments(Protocol):
         self, subscription_id: int, limit: int, offset: int = 0
     ) -> Page[SubscriptionPayment]:
         """Newest first (created DESC)."""
+        ...
+
+    async def paid_tally(self, subscription_id: int) -> PaidTally:
+        """Its paid payments and its count of unpaid ones, in one statement (what an admin
+        delete, the referral report and the worker's admin delete read of its payments)."""
         ...
 
     async def list_by_vm(

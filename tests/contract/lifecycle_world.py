@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, cast
 
 import attrs
@@ -32,9 +33,11 @@ from domain.model import (
     IpRange,
     Vm,
 )
+from domain.money import Currency
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 from tests.contract.storage_backends import TEST_KEY, Database
-from tests.unit.billing.world import START, new_shop, seed
+from tests.unit.billing.fakes import FreshRates
+from tests.unit.billing.world import START, Shop, new_shop, seed
 from tests.unit.worker.world import CountingHost, OneHost, World, no_sleep
 
 
@@ -137,6 +140,41 @@ async def world(database: Database) -> AsyncIterator[World]:
     async with engine_on(database) as engine:
         await empty_tables(engine, database.kind)
         yield await world_over(sql_factory(engine))
+
+
+def notice_titles(world: World, user_id: int) -> tuple[list[str], list[str]]:
+    """The titles of the notices sent to the user and to the admins, in order."""
+    user = [n.title for n in world.notifier.to_user(user_id)]
+    return user, [n.title for n in world.notifier.to_admins()]
+
+
+@pytest.fixture
+async def shop(database: Database) -> AsyncIterator[Shop]:
+    """The billing shop over an empty, freshly seeded store of the module's backend; a test
+    module takes it as `shop = lifecycle_world.shop`."""
+    if database.url is None:
+        yield await new_shop()
+        return
+    async with engine_on(database) as engine:
+        await empty_tables(engine, database.kind)
+        factory = sql_factory(engine)
+        await seed(factory)
+        yield attrs.evolve(await new_shop(), factory=cast(Any, factory))
+
+
+def with_gbp(shop: Shop, per_btc: Decimal) -> Shop:
+    """The shop with GBP at `per_btc` beside the fixed rates (EUR at 100 000 per BTC)."""
+    return attrs.evolve(shop, rates=FreshRates(shop.clock, others={Currency.GBP: per_btc}))
+
+
+async def plan_moved_to_gbp(shop: Shop) -> None:
+    """The operator moves the shop's EUR plan to GBP, same figure (1.32): a subscription
+    sold on it stays in EUR, so its balance and its price are in two currencies."""
+    async with shop.factory() as uow:
+        plan = await uow.cost_plans.get(1)
+        assert plan is not None and plan.currency == "EUR"
+        await uow.cost_plans.update(attrs.evolve(plan, currency="GBP"))
+        await uow.commit()
 
 
 async def reserving_vms(uow: UnitOfWork, now: datetime) -> list[Vm]:

@@ -5,11 +5,11 @@ expires unpaid, spent again if it is paid after all, and never below zero under 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, cast
+from typing import Any
 
 import attrs
 import pytest
@@ -30,33 +30,18 @@ from domain.fees import gross_up_fee
 from domain.intervals import add_months
 from domain.invoice import InvoiceContent
 from domain.model import GIB, SubscriptionPayment, Vm
-from domain.money import Currency
 from domain.tax import tax_on
 from domain.upgrade import UpgradeConfig
 from ports.jobs import SendAdminNotification, SendNotification
-from ports.storage import UnitOfWorkFactory
-from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
+from tests.contract import lifecycle_world, storage_backends
 from tests.contract.storage_backends import Database
-from tests.unit.billing.fakes import FreshRates
-from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, Shop, new_shop, seed
+from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, Shop
 
 database = storage_backends.database
+shop = lifecycle_world.shop
 #: 1 EUR cent at the fake's 100 000 EUR/BTC is exactly 10 000 msat
 MSAT_PER_CENT = 10_000
 VAT = Decimal(23)  # the shop's IE rate
-
-
-@pytest.fixture
-async def shop(database: Database) -> AsyncIterator[Shop]:
-    if database.url is None:
-        yield await new_shop()
-        return
-    async with engine_on(database) as engine:
-        await empty_tables(engine, database.kind)
-        factory: UnitOfWorkFactory = sql_factory(engine)
-        await seed(factory)
-        yield attrs.evolve(await new_shop(), factory=cast(Any, factory))
 
 
 def _settle(shop: Shop) -> Any:
@@ -581,11 +566,7 @@ async def _plan_repriced_in_gbp(shop: Shop) -> Vm:
     subscription stays in EUR, so its balance and its price are in two currencies. GBP is
     at 80 000 per BTC, EUR at 100 000 (`_with_gbp`)."""
     vm = await _paid_vm(shop)
-    async with shop.factory() as uow:
-        plan = await uow.cost_plans.get(1)
-        assert plan is not None and plan.currency == "EUR"
-        await uow.cost_plans.update(attrs.evolve(plan, currency="GBP"))
-        await uow.commit()
+    await lifecycle_world.plan_moved_to_gbp(shop)
     return vm
 
 
@@ -594,7 +575,7 @@ EUR_PER_BTC = Decimal(100_000)
 
 
 def _with_gbp(shop: Shop) -> Shop:
-    return attrs.evolve(shop, rates=FreshRates(shop.clock, others={Currency.GBP: GBP_PER_BTC}))
+    return lifecycle_world.with_gbp(shop, GBP_PER_BTC)
 
 
 async def test_credit_in_the_subscriptions_currency_is_worth_its_own_rate(shop: Shop) -> None:

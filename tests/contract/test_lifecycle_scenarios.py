@@ -25,6 +25,7 @@ from tests.contract import lifecycle_world, storage_backends
 from tests.contract.lifecycle_world import (
     empty_tables,
     engine_on,
+    notice_titles,
     sql_factory,
     worker_over,
     world_over,
@@ -436,12 +437,6 @@ async def test_a_payment_completes_while_the_host_is_slow_to_stop_the_vm(world: 
     assert world.host.calls.get("stop_vm") == 1
 
 
-def _titles(world: World, user_id: int) -> tuple[list[str], list[str]]:
-    """The titles of the notices sent to the user and to the admins, in order."""
-    user = [n.title for n in world.notifier.to_user(user_id)]
-    return user, [n.title for n in world.notifier.to_admins()]
-
-
 async def test_a_payment_during_the_grace_deletion_keeps_the_subscription(world: World) -> None:
     """The host deletes the VM while the late payment completes: the subscription is not
     cancelled afterwards; the deletion is recorded (history Deleted, address released) and
@@ -472,7 +467,7 @@ async def test_a_payment_during_the_grace_deletion_keeps_the_subscription(world:
     assert deleted.metadata == {"overtaken_by_payment": True}
     assert not world.notifier.titled(f"[VM{vm.id}] Deleted")
     assert not world.notifier.titled(f"[VM{vm.id}] Cancelled")
-    user, admins = _titles(world, vm.user_id)
+    user, admins = notice_titles(world, vm.user_id)
     recreated = f"[VM{vm.id}] Re-created after deletion"
     assert user.count(recreated) == 1 and admins.count(recreated) == 1
     assert user.count(f"[VM{vm.id}] Created") == 1  # the first build's only
@@ -481,7 +476,7 @@ async def test_a_payment_during_the_grace_deletion_keeps_the_subscription(world:
     await world.vm_check()
     await world.run_jobs()
     assert world.host.calls.get("delete_vm") == 1
-    assert _titles(world, vm.user_id) == (user, admins)  # nothing more
+    assert notice_titles(world, vm.user_id) == (user, admins)  # nothing more
 
 
 async def test_a_grace_deletion_waits_for_a_build_of_the_vm(world: World) -> None:

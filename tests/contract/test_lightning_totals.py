@@ -3,12 +3,9 @@ the rounding is processing fee, so net, tax and the invoice's tax rate stay as q
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any, cast
 
 import attrs
-import pytest
 
 from app.billing.credit_balance import adjust_credit
 from app.billing.credit_settle import completion_settle
@@ -17,27 +14,13 @@ from domain.intervals import add_months
 from domain.invoice import Invoice
 from domain.model import SubscriptionPayment, Vm
 from domain.money import MSAT_PER_SAT
-from ports.storage import UnitOfWorkFactory
-from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
-from tests.contract.storage_backends import Database
+from tests.contract import lifecycle_world, storage_backends
 from tests.unit.billing.fakes import FreshRates
-from tests.unit.billing.world import ALICE, Shop, new_shop, seed
+from tests.unit.billing.world import ALICE, Shop
 
 database = storage_backends.database
+shop = lifecycle_world.shop
 VAT = Decimal(23)  # the shop's IE rate
-
-
-@pytest.fixture
-async def shop(database: Database) -> AsyncIterator[Shop]:
-    if database.url is None:
-        yield await new_shop()
-        return
-    async with engine_on(database) as engine:
-        await empty_tables(engine, database.kind)
-        factory: UnitOfWorkFactory = sql_factory(engine)
-        await seed(factory)
-        yield attrs.evolve(await new_shop(), factory=cast(Any, factory))
 
 
 async def _paid_vm(shop: Shop) -> Vm:

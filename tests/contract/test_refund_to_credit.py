@@ -5,12 +5,10 @@ said in the note) so a renewal can spend it; without a rate nothing changes; onc
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-import attrs
 import pytest
 
 from app.admin.credit_refund import NothingToRefund, refund_to_credit
@@ -20,15 +18,11 @@ from domain.account_credit import CreditReason
 from domain.errors import NoExchangeRate
 from domain.exchange import RateTable, fiat_to_msat
 from domain.model import Vm
-from domain.money import Currency
-from ports.storage import UnitOfWorkFactory
-from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
-from tests.contract.storage_backends import Database
-from tests.unit.billing.fakes import FreshRates
-from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, Shop, new_shop, seed
+from tests.contract import lifecycle_world, storage_backends
+from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, Shop
 
 database = storage_backends.database
+shop = lifecycle_world.shop
 GBP_PER_BTC = Decimal(80_000)
 EUR_PER_BTC = Decimal(100_000)
 #: 4 days after the purchase: 24 of the 31 days of the month ending 28 Feb are left
@@ -41,33 +35,17 @@ UNUSED_EUR = 127
 UNUSED_SAME = 102
 
 
-@pytest.fixture
-async def shop(database: Database) -> AsyncIterator[Shop]:
-    if database.url is None:
-        yield await new_shop()
-        return
-    async with engine_on(database) as engine:
-        await empty_tables(engine, database.kind)
-        factory: UnitOfWorkFactory = sql_factory(engine)
-        await seed(factory)
-        yield attrs.evolve(await new_shop(), factory=cast(Any, factory))
-
-
 def _with_gbp(shop: Shop) -> Shop:
-    return attrs.evolve(shop, rates=FreshRates(shop.clock, others={Currency.GBP: GBP_PER_BTC}))
+    return lifecycle_world.with_gbp(shop, GBP_PER_BTC)
 
 
-async def _paid_vm(shop: Shop, plan_currency: str | None = None) -> Vm:
-    """A VM paid for a month in EUR; then the operator moves its plan to `plan_currency`
-    (same figure, 1.32): the subscription stays in EUR. `DAYS_USED` days pass."""
+async def _paid_vm(shop: Shop, *, gbp_plan: bool = False) -> Vm:
+    """A VM paid for a month in EUR; then, with `gbp_plan`, the operator moves its plan to
+    GBP (same figure, 1.32): the subscription stays in EUR. `DAYS_USED` days pass."""
     vm = await shop.order()
     await shop.complete(await shop.renew(vm))
-    if plan_currency is not None:
-        async with shop.factory() as uow:
-            plan = await uow.cost_plans.get(1)
-            assert plan is not None and plan.currency == "EUR"
-            await uow.cost_plans.update(attrs.evolve(plan, currency=plan_currency))
-            await uow.commit()
+    if gbp_plan:
+        await lifecycle_world.plan_moved_to_gbp(shop)
     shop.clock.advance(timedelta(days=DAYS_USED))
     return vm
 
@@ -96,7 +74,7 @@ async def test_a_refund_after_a_repricing_is_booked_in_the_subscriptions_currenc
     today's rates and floored, and the note says from what at which rates. Booked in GBP it
     would sit where no renewal of this subscription spends it."""
     shop = _with_gbp(shop)
-    vm = await _paid_vm(shop, "GBP")
+    vm = await _paid_vm(shop, gbp_plan=True)
 
     booked = await _refund(shop, vm)
 
@@ -114,7 +92,7 @@ async def test_the_refunded_credit_pays_the_next_renewal(shop: Shop) -> None:
     """What the customer expects of a refund to credit: the next renewal of the (re-priced)
     subscription spends it, at the EUR rate its quote stored."""
     shop = _with_gbp(shop)
-    vm = await _paid_vm(shop, "GBP")
+    vm = await _paid_vm(shop, gbp_plan=True)
     await _refund(shop, vm)
     settle = completion_settle(shop.factory, shop.clock, shop.rails, shop.queue)
 
@@ -132,7 +110,7 @@ async def test_the_refunded_credit_pays_the_next_renewal(shop: Shop) -> None:
 
 async def test_without_a_rate_the_refund_is_refused_and_changes_nothing(shop: Shop) -> None:
     """No GBP rate (the fake knows EUR and USD only): the value in EUR cannot be known."""
-    vm = await _paid_vm(shop, "GBP")
+    vm = await _paid_vm(shop, gbp_plan=True)
     before = await shop.subscription(vm)
 
     with pytest.raises(NoExchangeRate, match="GBP"):
@@ -160,7 +138,7 @@ async def test_a_refund_in_the_subscriptions_own_currency_reads_no_rate(shop: Sh
 
 async def test_racing_refunds_of_a_repriced_plan_book_once(shop: Shop) -> None:
     shop = _with_gbp(shop)
-    vm = await _paid_vm(shop, "GBP")
+    vm = await _paid_vm(shop, gbp_plan=True)
 
     results = await asyncio.gather(_refund(shop, vm), _refund(shop, vm), return_exceptions=True)
 

@@ -4,31 +4,12 @@ under the subscription lock finds the rival's payment and the extra invoices are
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any, cast
 
-import attrs
-import pytest
-
-from ports.storage import UnitOfWorkFactory
-from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
-from tests.contract.storage_backends import Database
-from tests.unit.billing.world import Shop, new_shop, seed
+from tests.contract import lifecycle_world, storage_backends
+from tests.unit.billing.world import Shop
 
 database = storage_backends.database
-
-
-@pytest.fixture
-async def shop(database: Database) -> AsyncIterator[Shop]:
-    if database.url is None:
-        yield await new_shop()
-        return
-    async with engine_on(database) as engine:
-        await empty_tables(engine, database.kind)
-        factory: UnitOfWorkFactory = sql_factory(engine)
-        await seed(factory)
-        yield attrs.evolve(await new_shop(), factory=cast(Any, factory))
+shop = lifecycle_world.shop
 
 
 async def test_concurrent_renewals_store_one_payment_per_interval_count(shop: Shop) -> None:

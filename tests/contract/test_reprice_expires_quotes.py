@@ -6,12 +6,8 @@ cancels them at their provider; a change that moves no price expires nothing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any, cast
-
-import attrs
-import pytest
+from typing import Any
 
 from app.admin.cost_plans import update_cost_plan
 from app.admin.custom_pricing import update_pricing
@@ -20,26 +16,13 @@ from app.billing.price_in_force import TIME_BUYING
 from domain.intervals import add_months
 from domain.model import Vm
 from ports.storage import PricedBy
-from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
-from tests.contract.storage_backends import Database
-from tests.unit.billing.world import PLAN_EUR_CENTS, PRICING, TEMPLATE, Shop, new_shop, seed
+from tests.contract import lifecycle_world, storage_backends
+from tests.unit.billing.world import PLAN_EUR_CENTS, PRICING, TEMPLATE, Shop
 
 database = storage_backends.database  # module fixture: memory, SQLite, MariaDB
+shop = lifecycle_world.shop
 
 PLAN = 1  # the shop's template's cost plan
-
-
-@pytest.fixture
-async def shop(database: Database) -> AsyncIterator[Shop]:
-    if database.url is None:
-        yield await new_shop()
-        return
-    async with engine_on(database) as engine:
-        await empty_tables(engine, database.kind)
-        factory = sql_factory(engine)
-        await seed(factory)
-        yield attrs.evolve(await new_shop(), factory=cast(Any, factory))
 
 
 async def _pending(shop: Shop, vm: Vm) -> list[bytes]:

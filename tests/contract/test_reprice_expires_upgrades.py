@@ -5,12 +5,10 @@ cancels them at their provider; a change that moves no price keeps them payable.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 import attrs
-import pytest
 
 from app.admin.cost_plans import update_cost_plan
 from app.admin.custom_pricing import update_pricing
@@ -20,27 +18,14 @@ from app.billing.upgrades import create_upgrade_payment
 from domain.model import SubscriptionPayment, Vm
 from domain.upgrade import UpgradeConfig
 from ports.storage import PricedBy
-from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
-from tests.contract.storage_backends import Database
-from tests.unit.billing.world import ALICE, PRICING, TEMPLATE, Shop, new_shop, seed
+from tests.contract import lifecycle_world, storage_backends
+from tests.unit.billing.world import ALICE, PRICING, TEMPLATE, Shop
 
 database = storage_backends.database  # module fixture: memory, SQLite, MariaDB
+shop = lifecycle_world.shop
 
 PLAN = 1  # the shop's template's cost plan
 REGION = 1
-
-
-@pytest.fixture
-async def shop(database: Database) -> AsyncIterator[Shop]:
-    if database.url is None:
-        yield await new_shop()
-        return
-    async with engine_on(database) as engine:
-        await empty_tables(engine, database.kind)
-        factory = sql_factory(engine)
-        await seed(factory)
-        yield attrs.evolve(await new_shop(), factory=cast(Any, factory))
 
 
 @attrs.frozen

@@ -6,37 +6,19 @@ at the old price (it completed first) or by value at the new one, never anything
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
-
-import attrs
-import pytest
 
 from app.billing.upgrades import create_upgrade_payment
 from domain.intervals import add_months
 from domain.model import SubscriptionPayment, Vm
 from domain.upgrade import UpgradeConfig
-from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
-from tests.contract.storage_backends import Database
-from tests.unit.billing.world import ALICE, Shop, new_shop, seed
+from tests.contract import lifecycle_world, storage_backends
+from tests.unit.billing.world import ALICE, Shop
 
 database = storage_backends.database  # module fixture: memory, SQLite, MariaDB
+shop = lifecycle_world.shop
 
 FEB_28 = datetime(2026, 2, 28, 12, tzinfo=UTC)
-
-
-@pytest.fixture
-async def shop(database: Database) -> AsyncIterator[Shop]:
-    if database.url is None:
-        yield await new_shop()
-        return
-    async with engine_on(database) as engine:
-        await empty_tables(engine, database.kind)
-        factory = sql_factory(engine)
-        await seed(factory)
-        yield attrs.evolve(await new_shop(), factory=cast(Any, factory))
 
 
 async def _paid_tiny(shop: Shop) -> Vm:

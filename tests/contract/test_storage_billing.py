@@ -22,6 +22,7 @@ from ports.storage import (
     MetadataKey,
     NewestPending,
     OwnedPriced,
+    PaidTally,
     PendingCount,
     PendingKind,
     PendingOf,
@@ -747,6 +748,28 @@ async def test_mark_paid_flips_exactly_once(uow_factory: UnitOfWorkFactory) -> N
     async with uow_factory() as uow:
         assert await uow.payments.get(payment.id) == evolve(payment, is_paid=True, paid_at=at(4))
         assert await uow.payments.last_paid() == evolve(payment, is_paid=True, paid_at=at(4))
+
+
+async def test_paid_tally_lists_the_paid_oldest_first_and_counts_the_unpaid(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    w = await stored_world(uow_factory)
+    async with uow_factory() as uow:
+        [other] = await _subscriptions(uow, w, 1)
+        assert await uow.payments.paid_tally(w.subscription.id) == PaidTally(paid=(), unpaid=0)
+        paid = [
+            await uow.payments.add(new_payment(w.subscription, created=at(day), is_paid=True))
+            for day in (5, 3, 4, 4)
+        ]
+        await uow.payments.add(new_payment(w.subscription))  # pending
+        await uow.payments.add(new_payment(w.subscription, expires=at(1)))  # expired unpaid
+        await uow.payments.add(new_payment(other, is_paid=True))
+        await uow.payments.add(new_payment(other))
+        await uow.commit()
+    async with uow_factory() as uow:
+        tally = await uow.payments.paid_tally(w.subscription.id)
+    late, early, *twins = paid  # the twins (same `created`) by id
+    assert tally == PaidTally(paid=(early, *sorted(twins, key=lambda p: p.id), late), unpaid=2)
 
 
 async def test_payment_update_leaves_paid_at_alone(uow_factory: UnitOfWorkFactory) -> None:

@@ -118,7 +118,7 @@ async def test_assignments_of_a_user_include_expired_ones_and_roles_count_their_
         assert await uow.roles.user_count(editor.id + 1000) == 0
 
 
-async def test_lock_holders_are_the_users_with_an_unexpired_assignment_of_the_role(
+async def test_lock_holders_are_the_users_with_an_unexpired_assignment_and_its_end(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
     async with uow_factory() as uow:
@@ -132,11 +132,11 @@ async def test_lock_holders_are_the_users_with_an_unexpired_assignment_of_the_ro
             )
         await uow.commit()
     async with uow_factory() as uow:
-        assert await uow.roles.lock_holders(viewer.id, at(2)) == {ann.id, bob.id}
+        assert await uow.roles.lock_holders(viewer.id, at(2)) == {ann.id: None, bob.id: at(3)}
     async with uow_factory() as uow:
-        assert await uow.roles.lock_holders(viewer.id, at(3)) == {ann.id}  # ends at 3: gone
-        assert await uow.roles.lock_holders(editor.id, at(3)) == {cid.id}
-        assert await uow.roles.lock_holders(editor.id + 1000, at(3)) == frozenset()
+        assert await uow.roles.lock_holders(viewer.id, at(3)) == {ann.id: None}  # ends at 3
+        assert await uow.roles.lock_holders(editor.id, at(3)) == {cid.id: None}
+        assert await uow.roles.lock_holders(editor.id + 1000, at(3)) == {}
 
 
 async def test_users_page_in_id_order_with_the_total(uow_factory: UnitOfWorkFactory) -> None:

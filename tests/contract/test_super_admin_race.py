@@ -56,7 +56,7 @@ async def _super_admins(backend: Backend) -> list[int]:
 
 async def _live_super_admins(factory: UnitOfWorkFactory) -> frozenset[int]:
     async with factory() as uow:
-        return await uow.roles.lock_holders(SUPER_ADMIN_ROLE_ID, at(2))
+        return frozenset(await uow.roles.lock_holders(SUPER_ADMIN_ROLE_ID, at(2)))
 
 
 @pytest.mark.parametrize("how", ["revoke", "replace"])

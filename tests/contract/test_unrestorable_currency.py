@@ -4,41 +4,23 @@ converted at the quote's own rates, rounded down, once (before, it became no cre
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import attrs
-import pytest
 
 from app.billing.credit_overpayment import credit_unrestorable
 from domain.account_credit import CreditReason
 from domain.enums import PaymentMethod
-from domain.money import Currency
 from domain.price_basis import RATES_KEY
-from ports.storage import UnitOfWorkFactory
-from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
-from tests.contract.storage_backends import Database
-from tests.unit.billing.fakes import FreshRates
-from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, Shop, new_shop, seed
+from tests.contract import lifecycle_world, storage_backends
+from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, Shop
 
 database = storage_backends.database
+shop = lifecycle_world.shop
 #: GBP at 70 000 per BTC, EUR at 100 000: GBP 1.32 is worth EUR 1.8857… → 1.88
 GBP_PER_BTC = Decimal(70_000)
 WORTH_EUR = 188
-
-
-@pytest.fixture
-async def shop(database: Database) -> AsyncIterator[Shop]:
-    if database.url is None:
-        yield await new_shop()
-        return
-    async with engine_on(database) as engine:
-        await empty_tables(engine, database.kind)
-        factory: UnitOfWorkFactory = sql_factory(engine)
-        await seed(factory)
-        yield attrs.evolve(await new_shop(), factory=cast(Any, factory))
 
 
 async def _card_renewal_of_a_gbp_plan(shop: Shop) -> Any:
@@ -46,11 +28,7 @@ async def _card_renewal_of_a_gbp_plan(shop: Shop) -> Any:
     a card renewal of it, charged in GBP, marked paid."""
     vm = await shop.order()
     await shop.complete(await shop.renew(vm))
-    async with shop.factory() as uow:
-        plan = await uow.cost_plans.get(1)
-        assert plan is not None and plan.currency == "EUR"
-        await uow.cost_plans.update(attrs.evolve(plan, currency="GBP"))
-        await uow.commit()
+    await lifecycle_world.plan_moved_to_gbp(shop)
     payment = await shop.renew(vm, method=PaymentMethod.REVOLUT)
     assert (payment.currency, payment.amount) == ("GBP", PLAN_EUR_CENTS)
     return attrs.evolve(payment, is_paid=True, paid_at=shop.clock.now())
@@ -66,7 +44,7 @@ async def _book(shop: Shop, paid: Any) -> int:
 async def test_a_gbp_card_payment_is_credited_in_eur_at_its_quotes_rates_once(
     shop: Shop,
 ) -> None:
-    shop = attrs.evolve(shop, rates=FreshRates(shop.clock, others={Currency.GBP: GBP_PER_BTC}))
+    shop = lifecycle_world.with_gbp(shop, GBP_PER_BTC)
     paid = await _card_renewal_of_a_gbp_plan(shop)
 
     assert await _book(shop, paid) == WORTH_EUR
@@ -88,7 +66,7 @@ async def test_a_gbp_card_payment_is_credited_in_eur_at_its_quotes_rates_once(
 
 async def test_without_the_quotes_rates_nothing_is_booked(shop: Shop) -> None:
     """A payment quoted before rates were stored cannot be valued: 0, the admins are told."""
-    shop = attrs.evolve(shop, rates=FreshRates(shop.clock, others={Currency.GBP: GBP_PER_BTC}))
+    shop = lifecycle_world.with_gbp(shop, GBP_PER_BTC)
     paid = await _card_renewal_of_a_gbp_plan(shop)
     meta = {k: v for k, v in paid.metadata.items() if k != RATES_KEY}
 

@@ -5,11 +5,8 @@ applies it once (the effect could be lost to a crash between two transactions be
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any, cast
 
-import attrs
 import pytest
 
 from app.billing.completion import CompletionReport, complete_payment
@@ -20,27 +17,14 @@ from domain.exchange import msat_to_fiat
 from domain.model import SubscriptionPayment, Vm
 from domain.upgrade import UpgradeConfig
 from ports.storage import UnitOfWorkFactory
-from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
-from tests.contract.storage_backends import Database
+from tests.contract import lifecycle_world, storage_backends
 from tests.contract.test_completion_history_atomic import Killed, _dying
-from tests.unit.billing.world import ALICE, Shop, new_shop, seed
+from tests.unit.billing.world import ALICE, Shop
 
 database = storage_backends.database  # module fixture: memory, SQLite, MariaDB
+shop = lifecycle_world.shop
 
 CHANGED = VmHistoryActionType.CONFIGURATION_CHANGED
-
-
-@pytest.fixture
-async def shop(database: Database) -> AsyncIterator[Shop]:
-    if database.url is None:
-        yield await new_shop()
-        return
-    async with engine_on(database) as engine:
-        await empty_tables(engine, database.kind)
-        factory = sql_factory(engine)
-        await seed(factory)
-        yield attrs.evolve(await new_shop(), factory=cast(Any, factory))
 
 
 async def _upgrade_due(shop: Shop) -> tuple[Vm, SubscriptionPayment, SubscriptionPayment]:

@@ -11,12 +11,14 @@ old upgrade row that stored no prices, are applied as before.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import attrs
 import pytest
 
 from app.admin.cost_plans import update_cost_plan
 from app.admin.custom_pricing import update_pricing
+from app.billing import upgrades
 from app.billing.credit_balance import adjust_credit
 from app.billing.credit_release import release_expired_credit
 from app.billing.credit_settle import completion_settle
@@ -390,3 +392,23 @@ async def test_a_covered_upgrade_at_unchanged_prices_is_applied(world: World) ->
     paid = await _upgrade(world, vm, method=PaymentMethod.REVOLUT, settle=settle)
 
     assert paid.is_paid and await _cpu(world, vm) == 4
+
+
+async def test_a_paid_upgrade_is_planned_once_to_judge_and_once_to_apply(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its booking planned it again for each reason it might not be applied (four plans in all)."""
+    vm = await world.paid_vm()
+    upgrade = await _upgrade(world, vm)
+    planned: list[object] = []
+    plan = upgrades._plan
+
+    async def counted(*args: Any) -> upgrades.UpgradePlan:
+        planned.append(args)
+        return await plan(*args)
+
+    monkeypatch.setattr(upgrades, "_plan", counted)
+    await world.complete(upgrade)
+
+    await _assert_applied(world, vm, upgrade)
+    assert len(planned) == 2

@@ -3,15 +3,18 @@ sizes capped, and a quote no payment row can hold is a 422, on every storage bac
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from domain.limits import MAX_PRICE, MAX_SIZE
+from adapters.http.envelope import format_time
+from domain.intervals import add_months
+from domain.limits import MAX_EXPIRY_AHEAD_MONTHS, MAX_PRICE, MAX_SIZE
 from tests.http.admin import catalogue_bodies as b
 from tests.http.apiapp import ALICE, ApiClient
 from tests.http.backend_apps import ROOT, admin, backend, c, database
-from tests.http.vm_helpers import order, user_of
+from tests.http.vm_helpers import order, paid_vm, subscription_of, user_of
 
 __all__ = ["admin", "backend", "c", "database"]
 
@@ -45,6 +48,12 @@ async def test_a_cost_plan_interval_is_bounded_by_its_unit(
     assert status == 200, answer
 
 
+async def _renews(c: ApiClient, vm: dict[str, Any]) -> None:
+    """The VM's renewal is still quoted (not a 400 "outside the calendar")."""
+    resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/renew", key=ALICE)
+    assert resp.status == 200, await resp.text()
+
+
 async def test_patching_the_unit_alone_is_checked_and_renewals_keep_working(
     c: ApiClient, admin: ApiClient
 ) -> None:
@@ -63,8 +72,7 @@ async def test_patching_the_unit_alone_is_checked_and_renewals_keep_working(
         admin, "PATCH", plan, json={"interval_type": "year", "interval_amount": 100}
     )
     assert status == 200, answer
-    resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/renew", key=ALICE)
-    assert resp.status == 200, await resp.text()
+    await _renews(c, vm)
 
 
 async def test_a_template_cannot_smuggle_a_long_interval_into_its_plan(
@@ -84,9 +92,8 @@ async def test_a_template_cannot_smuggle_a_long_interval_into_its_plan(
     assert status == 400 and "interval_amount" in answer["error"], answer
 
 
-async def test_an_admin_subscription_interval_is_bounded_by_its_unit(
-    c: ApiClient, admin: ApiClient
-) -> None:
+async def _subscription(c: ApiClient) -> tuple[int, dict[str, Any]]:
+    """ALICE's id and the body of a new subscription of hers."""
     alice = (await user_of(c.api, ALICE)).id
     body = {
         "user_id": alice,
@@ -96,8 +103,15 @@ async def test_an_admin_subscription_interval_is_bounded_by_its_unit(
         "currency": "EUR",
         "setup_fee": 0,
         "auto_renewal_enabled": False,
-        "interval_type": "month",
     }
+    return alice, body
+
+
+async def test_an_admin_subscription_interval_is_bounded_by_its_unit(
+    c: ApiClient, admin: ApiClient
+) -> None:
+    alice, body = await _subscription(c)
+    body["interval_type"] = "month"
     for bad in (1_201, 1_000_000, 2**63 - 1):
         status, answer = await call(
             admin, "POST", "/subscriptions", json={**body, "interval_amount": bad}
@@ -113,6 +127,32 @@ async def test_an_admin_subscription_interval_is_bounded_by_its_unit(
         admin, "POST", "/subscriptions", json={**body, "setup_fee": MAX_PRICE + 1}
     )
     assert status == 400 and "setup_fee" in answer["error"], answer
+
+
+async def test_an_admin_expiry_leaves_room_to_renew(c: ApiClient, admin: ApiClient) -> None:
+    """Year 9999 was saved, then every renewal was a 400 ("outside the calendar")."""
+    vm = await paid_vm(c, ALICE)
+    sub = await subscription_of(c.api, vm["id"])
+    path = f"/subscriptions/{sub.id}"
+    latest = add_months(c.api.clock.now(), MAX_EXPIRY_AHEAD_MONTHS)
+    for bad in ("9998-12-31T00:00:00Z", format_time(latest + timedelta(seconds=1))):
+        status, answer = await call(admin, "PATCH", path, json={"expires": bad})
+        assert status == 400 and "years ahead" in answer["error"], (bad, answer)
+    assert (await subscription_of(c.api, vm["id"])).expires == sub.expires
+    status, answer = await call(admin, "PATCH", path, json={"expires": format_time(latest)})
+    assert status == 200, answer
+    await _renews(c, vm)
+
+
+async def test_a_new_admin_subscription_cannot_expire_past_the_horizon(
+    c: ApiClient, admin: ApiClient
+) -> None:
+    alice, body = await _subscription(c)
+    body["expires"] = "9998-12-31T00:00:00Z"
+    status, answer = await call(admin, "POST", "/subscriptions", json=body)
+    assert status == 400 and "years ahead" in answer["error"], answer
+    async with c.api.store() as uow:
+        assert (await uow.subscriptions.list_by_user(alice, 10, 0)).total == 0
 
 
 async def _space_pricing(c: ApiClient, admin: ApiClient) -> str:

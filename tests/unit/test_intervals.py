@@ -23,6 +23,8 @@ from domain.intervals import (
     require_utc,
     whole_seconds,
 )
+from domain.money import Currency, Money
+from domain.price_basis import PriceBasis
 
 
 def utc(
@@ -65,6 +67,14 @@ def test_time_of_day_and_microseconds_are_kept() -> None:
 def test_add_months_also_subtracts() -> None:
     assert add_months(utc(2026, 3, 31), -1) == utc(2026, 2, 28)
     assert add_months(utc(2026, 1, 15), -1) == utc(2025, 12, 15)
+
+
+def test_an_interval_is_named_by_its_amount_and_unit() -> None:
+    """One wording for the operator's notes: a changed price basis and a repriced upgrade."""
+    assert [Interval(unit, 3).text for unit in IntervalType] == ["3 day", "3 month", "3 year"]
+    eur = [Money(Currency.EUR, 100)]
+    quarterly = PriceBasis.of(Interval(IntervalType.MONTH, 3), eur)
+    assert quarterly.changes_since(PriceBasis.of(MONTHLY, eur)) == ("interval 1 month → 3 month",)
 
 
 def test_a_year_is_twelve_months() -> None:

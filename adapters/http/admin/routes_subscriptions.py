@@ -36,7 +36,7 @@ from app.billing.errors import NotFound, SubscriptionNotFound
 from domain.enums import AdminAction, AdminResource, IntervalType
 from domain.errors import DomainError, InvalidInput
 from domain.intervals import MAX_ANY_INTERVAL_AMOUNT
-from domain.limits import MAX_PRICE
+from domain.limits import MAX_EXPIRY_AHEAD_MONTHS, MAX_PRICE
 from domain.patch import UNSET
 
 _SUBS = AdminResource.SUBSCRIPTIONS
@@ -228,7 +228,11 @@ def add_admin_subscription_routes(table: RouteTable) -> None:
             "company_id": ID_SCHEMA,
             "name": f.text_schema(NAME_LIMIT),
             "description": TEXT_SCHEMA,
-            "expires": {"type": ["string", "null"], "format": "date-time"},
+            "expires": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": f"from 1970 to {MAX_EXPIRY_AHEAD_MONTHS // 12} years from now",
+            },
             "is_active": {"type": "boolean"},
             "currency": f.CURRENCY_SCHEMA,
             "interval_amount": {

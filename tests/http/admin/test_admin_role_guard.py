@@ -195,3 +195,19 @@ async def test_super_admins_cannot_end_date_each_other_into_nobody(world: AdminW
     world.api.clock.advance(timedelta(minutes=2))  # BOB's date passed: ROOT still holds it
     assert (await world.call("GET", "/roles", ROOT)).status == 200
     assert (await world.call("GET", "/roles", BOB)).status == 403
+
+
+async def test_an_end_date_however_far_is_an_end_date(world: AdminWorld) -> None:
+    """Holders without an end date were those still holding it in the year 9000: a super
+    admin ending in 9500 counted as one, and could end-date the last one without."""
+    root = (await user_of(world.api, ROOT)).id
+    bob = (await user_of(world.api, BOB)).id
+    sa = world.role_ids["super_admin"]
+    far = "9500-01-01T00:00:00Z"
+    await world.ok("POST", f"/users/{bob}/roles", json={"role_id": sa, "expires_at": far})
+    soon = format_time(world.api.clock.now() + timedelta(minutes=1))
+    status, body = await _answer(
+        world, "POST", f"/users/{root}/roles", BOB, json={"role_id": sa, "expires_at": soon}
+    )
+    assert status == 422 and "without a holder that has no end date" in body["error"], body
+    assert await _roles(world, root) == [("super_admin", None)]
