@@ -47,7 +47,9 @@ class Services:
     max_unpaid_vms: int = 3
     #: D25: per-client-address limit of the LNURL endpoints (None: not limited)
     lnurl_limiter: RateLimiter | None = None
-    #: key the LNURL limit by the last `X-Forwarded-For` address (behind a reverse proxy)
+    #: D25: per-client-address limit of the order routes (None: not limited)
+    order_limiter: RateLimiter | None = None
+    #: key the per-address limits by the last `X-Forwarded-For` address (behind a reverse proxy)
     trust_forwarded_for: bool = False
     #: tests a host row's connection before the admin API saves it (None: saved untested)
     host_prober: HostProber | None = None

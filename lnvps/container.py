@@ -227,6 +227,21 @@ def _lnurl_limiter(
     )
 
 
+def _order_limiter(
+    settings: Settings, redis: aioredis.Redis | None
+) -> MemoryRateLimiter | RedisRateLimiter | None:
+    """D25: the order routes' limiter per client address, in Redis when configured."""
+    rate = settings.order_rate
+    if rate.per_hour == 0:
+        return None
+    per_minute = rate.per_hour / 60  # pacing, not money: a float is fine
+    if redis is None:
+        return MemoryRateLimiter(per_minute, rate.burst)
+    return RedisRateLimiter(
+        redis, per_minute, rate.burst, key_prefix=_redis_key(settings, "ratelimit:order:")
+    )
+
+
 def _proxmox_settings(settings: Settings) -> dict[str, Any]:
     """`vm-hosts.proxmox`, checked now: an unknown or mistyped key fails at start, not at
     the first VM."""
@@ -370,6 +385,7 @@ class Container(containers.DeclarativeContainer):
         nwc_wallet=nwc_wallet,
         max_unpaid_vms=settings.provided.max_unpaid_vms,
         lnurl_limiter=providers.Singleton(_lnurl_limiter, settings, redis),
+        order_limiter=providers.Singleton(_order_limiter, settings, redis),
         trust_forwarded_for=settings.provided.lnurl.trust_forwarded_for,
         host_prober=host_prober,
         catalogue_cache=catalogue_cache,

@@ -175,6 +175,20 @@ class LnurlSettings:
 
 
 @attrs.frozen(kw_only=True)
+class OrderRateSettings:
+    """D25: a token bucket per client address on the order routes (`POST /api/v1/vm`, its
+    custom-template twin): `burst` orders at once, then `per-hour` an hour.
+
+    The per-user cap of never-paid VMs does not bound a client that signs with new keys
+    (each a new user). `per-hour: 0` turns it off; behind a reverse proxy the address is
+    the one `lnurl.trust-forwarded-for` picks.
+    """
+
+    per_hour: int = attrs.field(default=10, validator=attrs.validators.ge(0))
+    burst: int = attrs.field(default=5, validator=attrs.validators.ge(1))
+
+
+@attrs.frozen(kw_only=True)
 class VmHostsSettings:
     """How clients of `vm_host` rows are built; URL, node and token come from the row itself.
 
@@ -218,6 +232,7 @@ class Settings:
     dev: DevSettings = DevSettings()
     worker: WorkerSettings = WorkerSettings()
     lnurl: LnurlSettings = LnurlSettings()
+    order_rate: OrderRateSettings = OrderRateSettings()
     vm_hosts: VmHostsSettings = VmHostsSettings()
     #: `text` (readable, the dev default) or `json` (one object per line)
     log_format: str | None = None

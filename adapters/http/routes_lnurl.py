@@ -6,15 +6,14 @@ past it, 429 with `{"error": …}` (and the LUD-06 `status`/`reason`, which wall
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
-import math
 from typing import Any
 
 from aiohttp import web
 
 from adapters.http.bounds import parse_uint
+from adapters.http.client_limit import too_many, wait_seconds
 from adapters.http.context import services
 from adapters.http.envelope import json_response
 from adapters.http.openapi import QueryParam, RouteTable
@@ -67,41 +66,13 @@ def lnurl_error(reason: str, status: int = 200) -> web.Response:
     return json_response({"status": "ERROR", "reason": reason}, status=status)
 
 
-def client_key(request: web.Request, trust_forwarded_for: bool) -> str:
-    """Who is asking: the peer address, or behind a trusted proxy the last X-Forwarded-For
-    entry (the one the proxy appended; earlier entries are the client's to invent).
-
-    An IPv6 client is keyed by its /64, since one host gets a whole /64 to pick from.
-    """
-    raw = request.remote or ""
-    forwarded = request.headers.get("X-Forwarded-For") if trust_forwarded_for else None
-    if forwarded:
-        raw = forwarded.split(",")[-1].strip()
-    try:
-        address = ipaddress.ip_address(raw)
-    except ValueError:
-        return raw[:64] or "unknown"  # bounded: it becomes a memory or Redis key
-    if address.version == 6:
-        mapped = address.ipv4_mapped
-        if mapped is not None:
-            return str(mapped)
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
-
-
 async def rate_limited(request: web.Request) -> web.Response | None:
     """429 once the client's bucket is empty (D25), with `Retry-After`; None to go on."""
-    svc = services(request)
-    if svc.lnurl_limiter is None:
+    seconds = await wait_seconds(request, services(request).lnurl_limiter)
+    if not seconds:
         return None
-    wait = await svc.lnurl_limiter.acquire(client_key(request, svc.trust_forwarded_for))
-    if wait <= 0:
-        return None
-    seconds = max(1, math.ceil(wait))
     reason = f"Too many requests: try again in {seconds} s"
-    response = json_response({"error": reason, "status": "ERROR", "reason": reason}, 429)
-    response.headers["Retry-After"] = str(seconds)
-    return response
+    return too_many(seconds, {"error": reason, "status": "ERROR", "reason": reason})
 
 
 async def pay_request(request: web.Request) -> web.StreamResponse:

@@ -17,6 +17,7 @@ from adapters.http.auth import (
     verified_read,
 )
 from adapters.http.bounds import ID_MIN, UINT_SCHEMA, UnknownId
+from adapters.http.client_limit import order_rate_limited
 from adapters.http.context import services
 from adapters.http.envelope import data_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
@@ -86,6 +87,7 @@ def _order_terms(body: dict[str, Any], svc: Services, user: User) -> OrderTerms:
     )
 
 
+@order_rate_limited
 @authenticated
 async def order_standard(request: web.Request, user: User) -> web.StreamResponse:
     body = await json_object(request)
@@ -97,6 +99,7 @@ async def order_standard(request: web.Request, user: User) -> web.StreamResponse
     return data_response(await status_of(request, vm))
 
 
+@order_rate_limited
 @authenticated
 async def order_custom(request: web.Request, user: User) -> web.StreamResponse:
     body = await json_object(request)

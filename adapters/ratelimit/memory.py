@@ -24,7 +24,7 @@ class MemoryRateLimiter:
 
     def __init__(
         self,
-        per_minute: int,
+        per_minute: float,
         burst: int,
         *,
         now: Callable[[], float] = time.monotonic,

@@ -47,7 +47,7 @@ class RedisRateLimiter:
     def __init__(
         self,
         redis: aioredis.Redis,
-        per_minute: int,
+        per_minute: float,
         burst: int,
         *,
         key_prefix: str = "ratelimit:",

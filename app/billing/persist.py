@@ -11,10 +11,10 @@ import attrs
 from app.billing.errors import IdempotencyKeyReused, OrderLapsed, PaymentNotFound, PriceChanged
 from app.billing.price_in_force import price_in_force_or_none
 from app.billing.rails import PaymentRails
-from app.billing.reserved import order_lapsed
 from domain.credit import metadata_dict, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.errors import DomainError
+from domain.lifecycle import never_paid_cleanup_due
 from domain.model import Subscription, SubscriptionPayment
 from domain.price_basis import PRICE_KEY, PriceBasis
 from domain.subscription import (
@@ -209,7 +209,7 @@ async def store_payment(
             # serialises stores for one subscription; the checks below read after the lock,
             # so they see a rival request's committed payment (MariaDB snapshots at first read)
             sub, candidates = await _check_price(uow, payment, _candidates(reuse, now))
-            await refuse_lapsed_order(uow, sub, now)
+            refuse_lapsed_order(sub, now)
             winner = await replay(uow, idem)
             if winner is None and reuse is not None and candidates != 0:
                 winner = await pending_match(uow, reuse, now)
@@ -252,13 +252,19 @@ async def _check_price(
     return sub, None if read is None else read.pending
 
 
-async def refuse_lapsed_order(uow: UnitOfWork, sub: Subscription | None, now: datetime) -> None:
-    """No new invoice for a never-paid order that let its room go (`order_lapsed`;
-    `OrderLapsed`, 422): another order may hold that room now, and an invoice would make it
-    hold room again unchecked. Judged under the subscription's lock in `store_payment`,
-    which the never-paid cleanup and the booking take too; `renew` asks first, before an
-    invoice is made at the rail, so a refusal costs no invoice to create and cancel."""
-    if sub is not None and await order_lapsed(uow, sub, now):
+def refuse_lapsed_order(sub: Subscription | None, now: datetime) -> None:
+    """No new invoice for a never-paid order past its payment window (`OrderLapsed`, 422),
+    even while an invoice asked for within the window is still pending (D17, D25).
+
+    A pending invoice keeps the order's room (`order_lapsed`), so an invoice issued after the
+    window would let it hold room unchecked, and a chain of them (a new interval count each
+    time defeats D10 reuse) for ever. Refusing them all past the window gives the hold an
+    absolute end: the window plus the longest invoice lifetime; the never-paid cleanup
+    deletes the VM then. Asking again for an invoice of the window still gets that one
+    (D10). Judged in `store_payment` under the subscription's lock, which the never-paid
+    cleanup and the booking take too; `renew` asks first, before an invoice is made at the
+    rail, so a refusal costs no invoice to create and cancel."""
+    if sub is not None and never_paid_cleanup_due(sub, False, now):
         raise OrderLapsed("This order was not paid in time; please order again")
 
 

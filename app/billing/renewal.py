@@ -136,7 +136,7 @@ async def renew(
                 await remember(uow, idem, existing, now)
                 await uow.commit()
         else:
-            await refuse_lapsed_order(uow, sub, now)  # before the rail's invoice; again when stored
+            refuse_lapsed_order(sub, now)  # before the rail's invoice; again when stored
             if read is None:  # the credit-first quote's balance comes with the pricing read
                 credit_in = currency_code(sub.currency) if credit else None
                 read = await priced_items(uow, sub, credit_in)

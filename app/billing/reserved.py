@@ -41,9 +41,10 @@ async def order_lapsed(
     uow: UnitOfWork, sub: Subscription, now: datetime, *, held_until_now: bool = False
 ) -> bool:
     """Whether a never-paid order has let its room go (D25): past its payment window with no
-    payment pending, as `lapsed_unpaid_vms` counts it. `held_until_now`: a payment that was
-    pending until this moment (being booked now) held it. The pending read runs only for an
-    order past its window."""
+    payment pending, as `lapsed_unpaid_vms` counts it (every such payment was issued within
+    the window: `refuse_lapsed_order`). `held_until_now`: a payment that was pending until
+    this moment (being booked now) held it. The pending read runs only for an order past
+    its window."""
     if held_until_now or not never_paid_cleanup_due(sub, False, now):
         return False
     return not await uow.payments.list_pending_for_subscription(sub.id, now)
@@ -87,8 +88,9 @@ async def reserved_usage(
 
     Which VMs hold room (D25): paid VMs, expired ones too while in grace (a renewal restarts
     them), and a never-paid order during its payment window (one hour after the order,
-    longer while an invoice for it is pending), so an order that is paid always fits; past
-    that window it no longer counts, even before the worker deletes it. One user holds at
+    longer while an invoice asked for within that hour is pending: none is issued after it,
+    `refuse_lapsed_order`), so an order that is paid always fits; past that it no longer
+    counts, even before the worker deletes it. One user holds at
     most `max-unpaid-vms` such orders at once, so nobody can fill a host with orders they
     never pay for. Summed by the database over every live VM of the hosts, then the lapsed
     orders' specs taken off (few: the worker deletes them): the rows read do not grow with

@@ -9,11 +9,13 @@ from typing import Any
 import attrs
 import pytest
 
-from app.billing.errors import NoHostAvailable, TooManyUnpaidVms
+from app.billing.errors import NoHostAvailable, OrderLapsed, TooManyUnpaidVms
 from app.billing.lnurl import renew_by_amount
 from app.billing.ordering import OrderTerms, order_custom_vm, order_vm
+from app.billing.renewal import renew
 from domain.enums import DiskInterface, DiskType
-from domain.model import GIB, Vm
+from domain.lifecycle import UNPAID_CLEANUP_AFTER
+from domain.model import GIB, SubscriptionPayment, Vm
 from ports.storage import UnitOfWorkFactory
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.lifecycle_world import engine_on, reserving_vms, sql_factory
@@ -177,3 +179,50 @@ async def test_concurrent_lnurl_requests_for_one_amount_store_one_invoice(
     assert len(set(ids)) == 1
     pending = [p for p in await shop.payments(vm) if not p.is_paid]
     assert [p.id for p in pending] == [ids[0]]
+
+
+async def test_chained_invoices_cannot_hold_a_never_paid_order_past_its_deadline(
+    world: World,
+) -> None:
+    """The attack: a new invoice before the last one expires, another interval count each
+    time so D10 does not reuse it. Invoices asked for within the hour hold the room until
+    their own expiry; after the hour none is issued, so the cleanup deletes the order once
+    the last one has expired and the room is free again (D17, D25)."""
+    await _host_for(world, 1)
+    vm = await _order(world.shop.factory, world)
+    window_ends = (await world.sub(vm)).created + UNPAID_CLEANUP_AFTER
+    world.advance(31 * MINUTE)
+    issued: list[SubscriptionPayment] = []
+    refused = 0
+    for ask in range(4):  # minutes 40, 49, 58 and 67: each count's last invoice has expired
+        world.advance(9 * MINUTE)
+        try:
+            issued.append(await _renew(world, vm, intervals=1 + ask % 2))
+        except OrderLapsed:
+            refused += 1
+        assert (await world.vm_check()).deleted == []  # held all along
+    assert len({p.id for p in issued}) == 3 and refused == 1
+    assert all(p.created <= window_ends for p in issued)
+    deadline = max(p.expires for p in issued)
+    assert deadline > world.now > window_ends  # the window's last invoice holds it still
+    with pytest.raises(NoHostAvailable):
+        await _order(world.shop.factory, world, BOB)
+
+    world.at(deadline + timedelta(seconds=1))
+    assert (await world.vm_check()).deleted == [vm.id]
+    async with world.shop.factory() as uow:
+        assert vm.id not in {v.id for v in await reserving_vms(uow, world.now)}
+    await _order(world.shop.factory, world, BOB)  # the room is free for someone else
+
+
+async def _renew(world: World, vm: Vm, intervals: int) -> SubscriptionPayment:
+    return await renew(
+        world.shop.factory,
+        world.clock,
+        world.shop.rails,
+        world.shop.rates,
+        world.shop.tax_rates,
+        user_id=None,
+        vm_id=vm.id,
+        intervals=intervals,
+    )

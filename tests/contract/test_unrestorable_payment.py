@@ -21,8 +21,6 @@ from domain.exchange import msat_to_fiat
 from domain.lifecycle import UNPAID_CLEANUP_AFTER
 from domain.model import Subscription, SubscriptionPayment, Vm
 from domain.price_basis import CREDIT_KEY
-from ports.lightning import Invoice
-from ports.storage import PendingOf
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
 from tests.contract.storage_backends import Database
@@ -310,34 +308,76 @@ async def test_a_lapsed_order_gets_no_new_invoice(world: World) -> None:
     assert (len(node.invoices), len(node.cancelled)) == (made, cancelled)
 
 
-async def test_an_order_that_lapses_while_its_invoice_is_made_gets_none(world: World) -> None:
-    """The check under the subscription lock: the order still held its room through another
-    method's invoice when asked, and that invoice ended while the Lightning one was made."""
+async def test_past_its_window_an_order_gets_no_new_invoice_though_one_is_pending(
+    world: World,
+) -> None:
+    """An invoice of the window holds the room until its own expiry, but no further one is
+    issued after the window (D17, D25): chained invoices would hold the room for ever."""
     vm = await world.shop.order()
     sub = await world.sub(vm)
     world.at(sub.created + UNPAID_CLEANUP_AFTER - timedelta(minutes=1))
     card = await world.shop.renew(vm, method=PaymentMethod.REVOLUT, user_id=None)
     world.at(sub.created + UNPAID_CLEANUP_AFTER + timedelta(minutes=1))
-    assert card.expires > world.now  # it holds the order's room: asking is allowed
+    assert card.expires > world.now  # it holds the order's room
     node = world.shop.node
-    make_invoice = node.create_invoice
+    made, cancelled = len(node.invoices), len(node.cancelled)
 
-    async def card_invoice_ends_meanwhile(
-        amount_msat: int, memo: str, expiry_seconds: int
-    ) -> Invoice:
-        made = await make_invoice(amount_msat, memo, expiry_seconds)
-        async with world.shop.factory() as uow:
-            await uow.payments.expire_pending(PendingOf(sub.id, [card.payment_type]), world.now)
-            await uow.commit()
-        return made
-
-    node.create_invoice = card_invoice_ends_meanwhile  # type: ignore[method-assign]
     with pytest.raises(OrderLapsed):
-        await world.renew(vm)
+        await world.renew(vm)  # another method: a new invoice
+    with pytest.raises(OrderLapsed):
+        await world.shop.renew(vm, method=PaymentMethod.REVOLUT, user_id=None, intervals=2)
 
-    [made] = [h for h, invoice in node.invoices.items() if invoice.expires_at > world.now]
-    assert node.cancelled == [made]  # the rail's invoice was cancelled, nothing stored
+    # refused before the rail was asked: no Lightning invoice made, none to cancel
+    assert (len(node.invoices), len(node.cancelled)) == (made, cancelled)
+    # the window's own invoice is still handed out (D10)
+    again = await world.shop.renew(vm, method=PaymentMethod.REVOLUT, user_id=None)
+    assert again.id == card.id
     assert [p.id for p in await world.shop.payments(vm)] == [card.id]
+    assert (await world.vm_check()).deleted == []  # held until the card order's own expiry
+    world.at(card.expires + SECOND)
+    assert (await world.vm_check()).deleted == [vm.id]
+
+
+async def _cleaned_up_with_window_invoice(world: World) -> tuple[Vm, SubscriptionPayment]:
+    """A never-paid order deleted by the cleanup after the invoice it was given in the last
+    minute of its window expired unpaid."""
+    vm = await world.shop.order()
+    sub = await world.sub(vm)
+    world.at(sub.created + UNPAID_CLEANUP_AFTER - timedelta(minutes=1))
+    invoice = await world.renew(vm)
+    world.at(invoice.expires + SECOND)
+    assert (await world.vm_check()).deleted == [vm.id]
+    return vm, invoice
+
+
+async def test_a_window_invoice_paid_after_the_cleanup_brings_the_vm_back(world: World) -> None:
+    """A late settlement of an invoice issued in the window is not lost (D24, D25)."""
+    vm, invoice = await _cleaned_up_with_window_invoice(world)
+
+    report = await world.complete(invoice)
+    await world.run_jobs()
+
+    assert report.completed
+    assert not (await world.shop.vm(vm.id)).deleted
+    assert (await world.sub(vm)).is_setup
+    assert world.host_state(vm.id) == "running"
+    assert await _balance(world, await world.sub(vm)) == 0
+
+
+async def test_a_window_invoice_paid_after_the_cleanup_without_room_becomes_credit(
+    world: World,
+) -> None:
+    vm, invoice = await _cleaned_up_with_window_invoice(world)
+    await _room_for_one(world, vm)
+    await world.shop.order(BOB)  # the room the cleanup freed is taken
+    sub_before = await world.sub(vm)
+
+    report = await world.complete(invoice)
+    await world.run_jobs()
+
+    assert report.completed
+    await _assert_credited_once(world, vm, sub_before, invoice)
+    assert f"host {vm.host_id} has no room left for VM {vm.id}" in _admin_notice(world)
 
 
 async def test_an_order_paid_while_its_invoice_held_its_room_is_set_up(world: World) -> None:

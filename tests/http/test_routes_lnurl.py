@@ -10,8 +10,8 @@ import attrs
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
+from adapters.http.client_limit import client_key
 from adapters.http.context import SERVICES
-from adapters.http.routes_lnurl import client_key
 from adapters.ratelimit.memory import MemoryRateLimiter
 from app.billing.lnurl import NOT_PAID_YET
 from domain.enums import SubscriptionPaymentType

@@ -74,6 +74,7 @@ async def test_production_settings_pick_lnd_redis_and_live_rates(tmp_path: Path)
         assert container.services().require_verified_email is True
         assert not isinstance(container.services().clock, OffsetClock)
         assert isinstance(container.services().lnurl_limiter, RedisRateLimiter)  # multi-node
+        assert isinstance(container.services().order_limiter, RedisRateLimiter)
         assert container.worker_deps().payment_canceller is container.rails()  # D24
     finally:
         await close_container(container)
@@ -98,6 +99,25 @@ async def test_unpaid_cap_and_lnurl_limit_come_from_the_settings(tmp_path: Path)
     cfg.write_text("db: memory\nmax-unpaid-vms: 0\n")
     with pytest.raises(SettingsError):
         load_settings(cfg, environ={})
+
+
+async def test_the_order_limit_comes_from_the_settings(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("db: memory\norder-rate: {per-hour: 6, burst: 2}\n")
+    container = await open_container(load_settings(cfg, environ={}))
+    limiter = container.services().order_limiter
+    assert isinstance(limiter, MemoryRateLimiter)
+    assert [await limiter.acquire("a") for _ in range(2)] == [0.0, 0.0]
+    assert 590 < await limiter.acquire("a") <= 600  # 6 an hour: one every 10 minutes
+    await close_container(container)
+    cfg.write_text("db: memory\n")  # on by default
+    container = await open_container(load_settings(cfg, environ={}))
+    assert isinstance(container.services().order_limiter, MemoryRateLimiter)
+    await close_container(container)
+    cfg.write_text("db: memory\norder-rate: {per-hour: 0}\n")
+    container = await open_container(load_settings(cfg, environ={}))
+    assert container.services().order_limiter is None
+    await close_container(container)
 
 
 async def test_memory_storage_is_selectable() -> None:
