@@ -328,7 +328,8 @@ def backend_runs(
     config = workdir / "config.yaml"
     config.write_text(
         f"db: {db_url}\nlisten: 127.0.0.1:{port}\nadmin-listen: 127.0.0.1:{free_port()}\n"
-        f"max-unpaid-vms: {EXTRA_VMS + 5}\ndev:\n  state-dir: {workdir}\n"
+        f"max-unpaid-vms: {EXTRA_VMS + 5}\norder-rate: {{per-hour: 0}}\n"
+        f"dev:\n  state-dir: {workdir}\n"
     )
     d, c = args.duration, args.connections
     rows: list[Row] = []

@@ -65,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             config.write_text(
                 f"db: {db_url}\nlisten: 127.0.0.1:{port}\n"
                 f"admin-listen: 127.0.0.1:{bench_http.free_port()}\n"
-                f"max-unpaid-vms: {bench_http.EXTRA_VMS + 5}\ndev:\n  state-dir: {workdir}\n"
+                f"max-unpaid-vms: {bench_http.EXTRA_VMS + 5}\norder-rate: {{per-hour: 0}}\n"
+                f"dev:\n  state-dir: {workdir}\n"
             )
             serve = ["-m", "lnvps.cli", "--config", str(config), "serve"]
             with bench_http.process(serve, workdir / "serve.log", base + "/api/v1/image") as server:
