@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
-from app.settlement_retries import refused_by_rule
+from app.settlement_retries import Strikes, passing, refused_by_rule, refused_for_good
 from domain.enums import PaymentMethod
 from domain.model import SubscriptionPayment
 from ports.clock import Clock
@@ -70,9 +70,11 @@ class LapsedOrders:
     * its quote lapsed within `complete_within` (`COMPLETE_WITHIN`): with `complete` it is
       completed now (exactly once, as its webhook would; the late-payment rules apply), so a
       customer's payment is never left unbooked because one webhook did not arrive. A
-      completion refused by a rule of the domain (`refused_by_rule`) is reported to
-      the admins with `report` and logged ("OPERATOR:"), and the sweep goes on; any other
-      failure (storage busy, the provider or the network down, a bug) stops the pass at that
+      completion refused for good by a rule of the domain (`refused_for_good`) is reported
+      to the admins with `report` and logged ("OPERATOR:"), and the sweep goes on; so is one
+      that failed `Strikes.limit` passes in a row with a conflict or an unexpected error (a
+      bug, a broken row), so that one order cannot hold up every order behind it; an outage
+      (`passing`: storage busy, the provider or the network down) stops the pass at that
       order, which is tried again next pass, however many passes it takes;
     * older: it is neither completed nor cancelled but reported to the admins to check by
       hand (the provider may be showing a payment already refunded or settled by hand).
@@ -112,6 +114,9 @@ class LapsedOrders:
         self._attempts: dict[bytes, int] = {}
         #: orders seen paid at their provider and not dealt with yet: never given up
         self._paid: set[bytes] = set()
+        #: failed completions in a row of each paid order (conflicts, bugs); in memory: a
+        #: restart only starts the count again
+        self._strikes = Strikes()
 
     async def run(self) -> int:
         """One pass; how many orders were dealt with (cancelled, found finished, completed or
@@ -288,7 +293,7 @@ class LapsedOrders:
             await self._complete(payment)
         except Exception as err:
             reason = _reason(err)
-            if not refused_by_rule(err):
+            if not self._given_up(payment, err):
                 log.warning(
                     "could not complete card payment %s, paid at %s (order %s): %s; tried "
                     "again next pass",
@@ -296,6 +301,7 @@ class LapsedOrders:
                     provider,
                     payment.external_id,
                     reason,
+                    exc_info=not passing(err) and not refused_by_rule(err),
                 )
                 return False
             log.error(
@@ -307,7 +313,7 @@ class LapsedOrders:
                 type(err).__name__,
                 reason,
             )
-            return await self._tell(
+            told = await self._tell(
                 payment,
                 f"{provider} payment {ref[:16]}… paid but not completed",
                 f"{provider} says order {payment.external_id} of payment {ref} is paid (its "
@@ -316,7 +322,22 @@ class LapsedOrders:
                 "bought nothing yet. Remove the cause and complete the payment by hand "
                 "(admin: complete payment), or settle it with the customer.",
             )
+            if told:
+                self._strikes.clear(payment.id)
+            return told
+        self._strikes.clear(payment.id)
         return True
+
+    def _given_up(self, payment: SubscriptionPayment, err: Exception) -> bool:
+        """Whether completing this paid order stops being retried and goes to the admins: at
+        once when a rule refused it for good; after `Strikes.limit` passes in a row for a
+        conflict or an unexpected error (a bug, a broken row), so one order cannot hold up
+        the sweep of every order behind it; never for an outage (`passing`)."""
+        if passing(err):
+            return False
+        if refused_for_good(err):
+            return True
+        return self._strikes.out(self._strikes.add(payment.id))
 
     async def _tell(self, payment: SubscriptionPayment, title: str, message: str) -> bool:
         """Report to the admins; False (tried again next pass) when the report fails."""

@@ -14,7 +14,8 @@ import attrs
 import pytest
 
 from adapters.memory.storage import MemoryUnitOfWorkFactory
-from app.billing.errors import PaymentProviderUnavailable, UpgradeNoLongerPossible
+from app.billing.credit_quote import CreditChanged
+from app.billing.errors import PaymentProviderUnavailable
 from app.billing.lapsed_orders import (
     COMPLETE_WITHIN,
     CURSOR,
@@ -23,8 +24,10 @@ from app.billing.lapsed_orders import (
     LapsedOrders,
 )
 from app.billing.rails import FIAT_EXPIRY
+from app.settlement_retries import MAX_STRIKES
 from app.worker.jobs import QueuedNotifier, build_handlers
 from domain.enums import PaymentMethod
+from domain.errors import DomainError
 from domain.intervals import add_months
 from domain.model import SubscriptionPayment, Vm
 from ports.jobs import CheckSubscriptions
@@ -36,6 +39,10 @@ from tests.unit.worker.world import World
 
 database = storage_backends.database
 SECOND = timedelta(seconds=1)
+
+
+class RefusedByRule(DomainError):
+    """A refusal no retry cures (kind "unprocessable"); a "conflict" is retried first."""
 
 
 @pytest.fixture
@@ -236,7 +243,7 @@ async def test_a_paid_order_whose_completion_is_refused_is_reported_and_the_swee
 
     async def complete(payment: SubscriptionPayment) -> object:
         tried.append(payment.id)
-        raise UpgradeNoLongerPossible("the upgrade can no longer be made")
+        raise RefusedByRule("the upgrade can no longer be made")
 
     sweep = sweeper(world, complete=complete, report=QueuedNotifier(world.queue).notify_admins)
     world.advance(FIAT_EXPIRY + GRACE + SECOND)
@@ -295,6 +302,70 @@ async def test_a_paid_order_whose_completion_fails_for_now_is_retried_never_give
     assert notices_about(world, paid) == []
 
 
+async def test_a_paid_order_whose_completion_keeps_failing_on_a_bug_is_reported_after_strikes(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug (or a broken row) on one paid order held up the sweep of every order behind it
+    for as long as it lasted; it is reported after `MAX_STRIKES` passes and the sweep goes
+    on, while a conflict that clears by the next pass is simply completed."""
+    vm = await world.paid_vm()
+    broken = await card_quote(world, vm)
+    world.shop.revolut.unpaid.discard(broken.external_id or "")  # paid there; no webhook
+    world.advance(timedelta(minutes=10))
+    later = await card_quote(world, vm, intervals=2)
+    tried: list[bytes] = []
+
+    async def complete(payment: SubscriptionPayment) -> object:
+        tried.append(payment.id)
+        raise KeyError("a column this code did not expect")
+
+    sweep = sweeper(world, complete=complete, report=QueuedNotifier(world.queue).notify_admins)
+    world.advance(FIAT_EXPIRY + GRACE + SECOND)
+    with caplog.at_level(logging.ERROR, logger="app.billing.lapsed_orders"):
+        for _ in range(MAX_STRIKES - 1):
+            assert await sweep.run() == 0  # retried: it may be a passing clash
+            world.advance(timedelta(minutes=1))
+        assert operator_lines(caplog) == []
+        assert world.shop.revolut.cancelled == []
+        assert await sweep.run() == 2  # reported, and the later one cancelled
+    assert len(tried) == MAX_STRIKES
+    assert world.shop.revolut.cancelled == [later.external_id]
+    assert not (await world.shop.payment(broken.id)).is_paid
+    (line,) = operator_lines(caplog)
+    assert broken.id.hex() in line and "KeyError" in line
+    await world.run_jobs()
+    (notice,) = notices_about(world, broken)
+    assert "KeyError" in notice
+
+
+async def test_a_paid_order_whose_completion_clashed_once_is_completed_next_pass(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    vm = await world.paid_vm()
+    before = (await world.sub(vm)).expires
+    assert before is not None
+    paid = await card_quote(world, vm)
+    world.shop.revolut.unpaid.discard(paid.external_id or "")  # paid there; no webhook
+    clashes: list[Exception] = [CreditChanged("the balance changed meanwhile")]
+
+    async def complete(payment: SubscriptionPayment) -> object:
+        if clashes:
+            raise clashes.pop()
+        return await world.complete(payment)
+
+    sweep = sweeper(world, complete=complete, report=QueuedNotifier(world.queue).notify_admins)
+    world.advance(FIAT_EXPIRY + GRACE + SECOND)
+    with caplog.at_level(logging.ERROR, logger="app.billing.lapsed_orders"):
+        assert await sweep.run() == 0  # a conflict is not refused for good: tried again
+        world.advance(timedelta(minutes=1))
+        assert await sweep.run() == 1
+    assert operator_lines(caplog) == []
+    assert (await world.shop.payment(paid.id)).is_paid
+    assert (await world.sub(vm)).expires == add_months(before, 1)
+    await world.run_jobs()
+    assert notices_about(world, paid) == []
+
+
 async def test_an_old_order_paid_at_its_provider_is_reported_not_completed_nor_cancelled(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -342,7 +413,7 @@ async def test_a_paid_order_is_reported_again_when_the_report_fails(world: World
         told.append(message)
 
     async def complete(payment: SubscriptionPayment) -> object:
-        raise UpgradeNoLongerPossible("the upgrade can no longer be made")
+        raise RefusedByRule("the upgrade can no longer be made")
 
     sweep = sweeper(world, complete=complete, report=report)
     world.advance(FIAT_EXPIRY + GRACE + SECOND)
