@@ -71,6 +71,15 @@ class VmNotFoundOnHost(VmHostError):
         self.vm_id = vm_id
 
 
+class VmBuildInProgress(VmHostError):
+    """The host is still building the VM (a create that outlived its wait): not a leftover
+    to delete; a later spawn finds the build done, or waits for it (transient)."""
+
+    def __init__(self, vm_id: int) -> None:
+        super().__init__(f"VM {vm_id} is still being built on its host", transient=True)
+        self.vm_id = vm_id
+
+
 class InvalidVmConfig(VmHostError):
     """A VM with neither a template nor a custom template cannot be built (fatal)."""
 
