@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from enum import StrEnum
+from ipaddress import ip_address
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -57,6 +59,27 @@ class TimeSeriesPoint:
     net_out: Decimal
     disk_write: Decimal
     disk_read: Decimal
+
+
+def clear_text_url(url: str) -> bool:
+    """Whether an API URL is `http://` to a host other than a loopback address: a token
+    sent there travels in clear. (Loopback is allowed: a tunnel's end, the tests' fake node.)
+    """
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:
+        return False  # not a URL at all: refused by its use, not for being clear text
+    if parts.scheme.lower() != "http":
+        return False
+    if host is None:
+        return True
+    if host.lower() == "localhost":
+        return False
+    try:
+        return not ip_address(host).is_loopback
+    except ValueError:
+        return True  # a name: it may resolve anywhere
 
 
 class VmHostError(RetryableError):

@@ -43,7 +43,15 @@ _ALREADY_RUNNING = re.compile(r"^Task finished with error: VM \d+ already runnin
 
 
 def config_for_host(host: Host, **settings: Any) -> ProxmoxConfig:
-    """A node's config from its `vm_host` row: `ip` is the API URL, `name` the node name."""
+    """A node's config from its `vm_host` row: `ip` is the API URL, `name` the node name.
+
+    An `http://` URL to anything but a loopback address is refused (fatal): the row's API
+    token would travel in clear (a row stored before the admin API refused it).
+    """
+    if vmhost.clear_text_url(host.ip):
+        raise vmhost.VmHostError(
+            f"Proxmox host {host.id}: refusing to send its API token over http:// to {host.ip}"
+        )
     return ProxmoxConfig(base_url=host.ip, node=host.name, token=host.api_token, **settings)
 
 
