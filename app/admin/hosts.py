@@ -25,11 +25,11 @@ from app.admin.catalogue_common import (
 )
 from app.billing.errors import NotFound
 from app.billing.reserved import reserved_usage
+from domain.enums import VmHostKind
 from domain.errors import DomainError, InvalidInput
 from domain.model import Host, HostDisk, Region
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
-from domain.enums import VmHostKind
 from ports.vmhost import HostProber, VmHostError, clear_text_url
 
 #: the fields a host client is built from: changing one of them means testing again
