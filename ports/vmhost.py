@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from enum import StrEnum
+from ipaddress import ip_address
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -59,6 +61,27 @@ class TimeSeriesPoint:
     disk_read: Decimal
 
 
+def clear_text_url(url: str) -> bool:
+    """Whether an API URL is `http://` to a host other than a loopback address: a token
+    sent there travels in clear. (Loopback is allowed: a tunnel's end, the tests' fake node.)
+    """
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:
+        return False  # not a URL at all: refused by its use, not for being clear text
+    if parts.scheme.lower() != "http":
+        return False
+    if host is None:
+        return True
+    if host.lower() == "localhost":
+        return False
+    try:
+        return not ip_address(host).is_loopback
+    except ValueError:
+        return True  # a name: it may resolve anywhere
+
+
 class VmHostError(RetryableError):
     """A host call failed; `transient` failures may be retried, the others may not."""
 
@@ -68,6 +91,15 @@ class VmNotFoundOnHost(VmHostError):
 
     def __init__(self, vm_id: int) -> None:
         super().__init__("Vm not found", transient=False)
+        self.vm_id = vm_id
+
+
+class VmBuildInProgress(VmHostError):
+    """The host is still building the VM (a create that outlived its wait): not a leftover
+    to delete; a later spawn finds the build done, or waits for it (transient)."""
+
+    def __init__(self, vm_id: int) -> None:
+        super().__init__(f"VM {vm_id} is still being built on its host", transient=True)
         self.vm_id = vm_id
 
 

@@ -7,7 +7,9 @@ import logging
 import random
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -67,6 +69,14 @@ _TRANSIENT_CODES = {
 }
 #: a system error (errno) is transient only on the link to libvirtd (socket, ssh tunnel)
 _LINK_ORIGINS = {libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE}
+#: default seconds one libvirt call may take before it counts as a hung link (transient)
+CALL_TIMEOUT_S = 60.0
+#: ... and a call that copies a disk or an image (create, reinstall, image upload)
+LONG_CALL_TIMEOUT_S = 1800.0
+#: threads of one host's calls: a hung link blocks these, never the default pool
+_THREADS = 4
+#: libvirt keepalive: a probe every 5 s, the link counts as dead after 3 unanswered
+_KEEPALIVE = (5, 3)
 
 
 def _silence_default_handler() -> None:
@@ -83,6 +93,43 @@ def classify(exc: libvirt.libvirtError, what: str) -> vmhost.VmHostError:
     return vmhost.VmHostError(
         f"libvirt {what} failed: {exc.get_error_message()}", transient=transient
     )
+
+
+_events_lock = threading.Lock()
+_events_started = False
+
+
+def _start_event_loop() -> None:
+    """Run libvirt's default event loop in a daemon thread, once per process: a client's
+    keepalive probes (and its dead-link detection) only run with an event loop."""
+    global _events_started
+    with _events_lock:
+        if _events_started:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+
+        def run() -> None:
+            while True:
+                try:
+                    libvirt.virEventRunDefaultImpl()
+                except libvirt.libvirtError as exc:  # pragma: no cover - libvirt's own trouble
+                    log.warning("libvirt event loop: %s", exc.get_error_message())
+                    time.sleep(1)
+
+        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
+        _events_started = True
+
+
+def _close_quietly(conn: Conn, uri: str) -> None:
+    """Close a connection in a thread of its own: a close over a hung link may hang too."""
+
+    def close() -> None:
+        try:
+            conn.close()
+        except libvirt.libvirtError as exc:
+            log.debug("closing %s: %s", uri, exc)
+
+    threading.Thread(target=close, name="libvirt-close", daemon=True).start()
 
 
 def is_unicast_mac(mac: str) -> bool:
@@ -112,8 +159,11 @@ class LibvirtVmHost:
       metadata, so it survives a new client and vanishes when the domain stops.
     * Power calls on a missing domain raise `VmNotFoundOnHost`; `delete_vm` of one succeeds.
 
-    The blocking libvirt calls run in worker threads over one lazily opened connection, which
-    is re-opened when it is found dead.
+    The blocking libvirt calls run in this host's own threads (a hung link never eats the
+    default pool) over one lazily opened connection, which is re-opened when it is found
+    dead. A call with no answer within `call_timeout_s` (`long_call_timeout_s` for those
+    that copy a disk or an image) raises a transient `VmHostError` and the connection is
+    dropped, so the next call opens a new one; keepalive is asked for on each connection.
     """
 
     def __init__(
@@ -126,8 +176,16 @@ class LibvirtVmHost:
         rng: random.Random | None = None,
         nameservers: Sequence[str] = (),
         download_dir: str | None = None,
+        call_timeout_s: float = CALL_TIMEOUT_S,
+        long_call_timeout_s: float = LONG_CALL_TIMEOUT_S,
     ) -> None:
+        if call_timeout_s <= 0 or long_call_timeout_s <= 0:
+            raise ValueError("libvirt call timeouts must be positive")
         self.uri = uri
+        self.call_timeout_s = call_timeout_s
+        self.long_call_timeout_s = long_call_timeout_s
+        self._threads = ThreadPoolExecutor(_THREADS, thread_name_prefix="libvirt")
+        self._closed = False
         self.storage_pool = storage_pool
         self.network = network
         self.nameservers = tuple(nameservers)
@@ -143,47 +201,82 @@ class LibvirtVmHost:
     # --- connection -------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Drop the connection and stop this host's threads; a stuck thread is left behind."""
         with self._lock:
             conn, self._conn = self._conn, None
+            self._closed = True
+        self._threads.shutdown(wait=False, cancel_futures=True)
         if conn is not None:
-            try:
-                conn.close()
-            except libvirt.libvirtError as exc:
-                log.debug("closing %s: %s", self.uri, exc)
+            _close_quietly(conn, self.uri)
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self.close)
+        self.close()  # never blocks: the connection is closed in a thread of its own
 
     async def check_connection(self) -> None:
         """The URI opens and the hypervisor answers (the admin's test connection)."""
         await self._run("read the host name", lambda conn: conn.getHostname())
 
     def _connection(self) -> Conn:
+        """The open connection, else a new one; the lock is not held while connecting (a
+        hung connect must not block `close` nor the drop of a dead connection)."""
         with self._lock:
-            if self._conn is not None:
-                try:
-                    if self._conn.isAlive():
-                        return self._conn
-                except libvirt.libvirtError:
-                    pass
-                log.warning("libvirt connection to %s lost, reconnecting", self.uri)
-                self._conn = None
-            _silence_default_handler()
+            conn = self._conn
+        if conn is not None:
             try:
-                self._conn = libvirt.open(self.uri)
-            except libvirt.libvirtError as exc:
-                raise classify(exc, f"connect to {self.uri}") from exc
-            return self._conn
+                if conn.isAlive():
+                    return conn
+            except libvirt.libvirtError:
+                pass
+            log.warning("libvirt connection to %s lost, reconnecting", self.uri)
+            self._drop(conn)
+        _silence_default_handler()
+        _start_event_loop()
+        try:
+            fresh = libvirt.open(self.uri)
+        except libvirt.libvirtError as exc:
+            raise classify(exc, f"connect to {self.uri}") from exc
+        try:
+            fresh.setKeepAlive(*_KEEPALIVE)
+        except libvirt.libvirtError as exc:  # a local driver, or no event loop: no keepalive
+            log.debug("no libvirt keepalive on %s: %s", self.uri, exc.get_error_message())
+        with self._lock:
+            if self._conn is None:
+                self._conn = fresh
+                return fresh
+            kept = self._conn  # another call connected meanwhile: one connection is kept
+        _close_quietly(fresh, self.uri)
+        return kept
 
-    async def _run(self, what: str, call: Callable[[Conn], T]) -> T:
+    def _drop(self, conn: Conn) -> None:
+        """Forget `conn` if it is still the open connection (a call on it hung or failed)."""
+        with self._lock:
+            if self._conn is conn:
+                self._conn = None
+
+    async def _run(self, what: str, call: Callable[[Conn], T], *, long: bool = False) -> T:
+        used: list[Conn] = []
+
         def guarded() -> T:
             conn = self._connection()
+            used.append(conn)
             try:
                 return call(conn)
             except libvirt.libvirtError as exc:
                 raise classify(exc, what) from exc
 
-        return await asyncio.to_thread(guarded)
+        if self._closed:
+            raise vmhost.VmHostError(f"libvirt client for {self.uri} is closed")
+        limit = self.long_call_timeout_s if long else self.call_timeout_s
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(loop.run_in_executor(self._threads, guarded), limit)
+        except TimeoutError:
+            for conn in used:  # a hung link: the next call connects again
+                self._drop(conn)
+                _close_quietly(conn, self.uri)
+            raise vmhost.VmHostError(
+                f"libvirt {what} on {self.uri}: no answer within {limit:g} s", transient=True
+            ) from None
 
     # --- the port -----------------------------------------------------------------------------
 
@@ -239,7 +332,7 @@ class LibvirtVmHost:
                 delete_volume(seed)
                 raise
 
-        await self._run(f"create VM {info.vm.id}", create)
+        await self._run(f"create VM {info.vm.id}", create, long=True)
 
     async def start_vm(self, vm: Vm) -> None:
         def start(dom: Dom) -> None:
@@ -324,7 +417,7 @@ class LibvirtVmHost:
                 dom.create()
                 self._stamp_start(dom, info.vm.id)
 
-        await self._run(f"reinstall VM {info.vm.id}", reinstall)
+        await self._run(f"reinstall VM {info.vm.id}", reinstall, long=True)
 
     async def resize_vm(self, info: vmhost.FullVmInfo) -> None:
         """Set vcpus and memory in the persistent config (effective at the next boot: the
@@ -429,7 +522,7 @@ class LibvirtVmHost:
                 pool = conn.storagePoolLookupByName(self.storage_pool)
                 write_volume(conn, pool, name, file_chunks(path), size)
 
-            await self._run(f"upload image {name}", store)
+            await self._run(f"upload image {name}", store, long=True)
         finally:
             path.unlink(missing_ok=True)
         return True

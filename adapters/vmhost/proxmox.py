@@ -14,7 +14,13 @@ import aiohttp
 
 from adapters.vmhost.assigned_ips import assigned_ips
 from adapters.vmhost.image_checksum import resolve_digest
-from adapters.vmhost.proxmox_api import VMID_OFFSET, ProxmoxApi, ProxmoxConfig, vmid
+from adapters.vmhost.proxmox_api import (
+    VMID_OFFSET,
+    ProxmoxApi,
+    ProxmoxConfig,
+    TaskStillRunning,
+    vmid,
+)
 from adapters.vmhost.proxmox_metrics import rrd_points
 from domain.enums import DiskType
 from domain.model import Host, OsImage, Vm
@@ -25,6 +31,11 @@ log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 _PRIMARY_DISK = "scsi0"
+#: the disks of a new guest: set by its create only, never again on an existing guest
+_CREATE_ONLY = frozenset({_PRIMARY_DISK, "scsi1", "efidisk0"})
+#: `size=32G` in a disk's config string
+_DISK_SIZE = re.compile(r"(?:^|,)size=(\d+)([KMGT]?)(?:,|$)")
+_UNITS = {"": 1, "K": 1024, "M": MIB, "G": 1024 * MIB, "T": 1024 * 1024 * MIB}
 
 
 #: the exit status of a start task whose VM was already running
@@ -32,7 +43,15 @@ _ALREADY_RUNNING = re.compile(r"^Task finished with error: VM \d+ already runnin
 
 
 def config_for_host(host: Host, **settings: Any) -> ProxmoxConfig:
-    """A node's config from its `vm_host` row: `ip` is the API URL, `name` the node name."""
+    """A node's config from its `vm_host` row: `ip` is the API URL, `name` the node name.
+
+    An `http://` URL to anything but a loopback address is refused (fatal): the row's API
+    token would travel in clear (a row stored before the admin API refused it).
+    """
+    if vmhost.clear_text_url(host.ip):
+        raise vmhost.VmHostError(
+            f"Proxmox host {host.id}: refusing to send its API token over http:// to {host.ip}"
+        )
     return ProxmoxConfig(base_url=host.ip, node=host.name, token=host.api_token, **settings)
 
 
@@ -50,6 +69,8 @@ class ProxmoxVmHost:
         self._api = ProxmoxApi(config, session)
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
+        #: create tasks that outlived their wait, by vmid: the next create waits for them
+        self._creating: dict[int, str] = {}
 
     async def aclose(self) -> None:
         await self._api.aclose()
@@ -63,12 +84,33 @@ class ProxmoxVmHost:
         """Create the guest with its disk imported from the image, grow the disk, then boot.
 
         Not retried as a whole here (a lost answer must not create twice): the spawn pipeline
-        retries transient errors. A failure after the guest exists removes it again.
+        retries transient errors. A failure after the guest exists removes it again. A create
+        task that outlives its wait (`TaskStillRunning`, transient) goes on on the node: the
+        next create of that VM waits for the same task (remembered here, else found among
+        the node's running tasks) instead of creating again, then sets the guest's settings
+        from this call's `info` (its MAC is the one this spawn saves).
         """
-        params = {"vmid": str(vmid(info.vm.id)), **self._vm_config(info)}
-        upid = await self._api.call("POST", self._api.node_path("/qemu"), params, retry=False)
-        await self._api.wait_for_task(upid)
+        guest = vmid(info.vm.id)
+        upid = self._creating.get(guest) or await self._api.running_task(guest, "qmcreate")
+        adopted = upid is not None
+        if upid is None:
+            params = {"vmid": str(guest), **self._vm_config(info)}
+            upid = await self._api.call("POST", self._api.node_path("/qemu"), params, retry=False)
+        else:
+            log.info("VM %s: waiting for its create task already running", info.vm.id)
         try:
+            await self._api.wait_for_task(upid)
+        except TaskStillRunning:
+            self._creating[guest] = str(upid)
+            raise
+        except BaseException:
+            self._creating.pop(guest, None)
+            raise
+        self._creating.pop(guest, None)
+        try:
+            if adopted:  # built from another call's settings: this spawn's MAC and addresses
+                settings = self._vm_config(info).items()
+                await self._configure(info.vm, {k: v for k, v in settings if k not in _CREATE_ONLY})
             await self._resize_disk(info)
         except vmhost.VmHostError:
             log.warning("rolling back: deleting VM %s after a failed create", info.vm.id)
@@ -101,12 +143,18 @@ class ProxmoxVmHost:
         await self._power(vm, "reset")
 
     async def delete_vm(self, vm: Vm) -> None:
-        """Stop then destroy with its disks; a VM the host does not have is already deleted."""
+        """Stop then destroy with its disks; a VM the host does not have is already deleted.
+
+        A guest its create task still locks raises `VmBuildInProgress`: it cannot be
+        destroyed before the task ends, and a spawn waits for that task instead.
+        """
         try:
-            await self.get_vm_state(vm)
+            status = await self._api.call("GET", self._qemu(vm, "/status/current"))
         except vmhost.VmNotFoundOnHost:
             log.info("VM %s not on %s, nothing to delete", vm.id, self.config.node)
             return
+        if isinstance(status, Mapping) and status.get("lock") == "create":
+            raise vmhost.VmBuildInProgress(vm.id)
         try:
             await self.stop_vm(vm)
         except vmhost.VmHostError as exc:
@@ -124,8 +172,16 @@ class ProxmoxVmHost:
         await self._resize_disk(info)
 
     async def resize_vm(self, info: vmhost.FullVmInfo) -> None:
-        """Grow the primary disk and set cores/memory; the caller stops and starts the VM."""
-        await self._resize_disk(info)
+        """Grow the primary disk and set cores/memory; the caller stops and starts the VM.
+
+        The disk is left alone when it is as large as the target already (grown by hand on
+        the node, or by an earlier run): Proxmox refuses to shrink, and the size is absolute.
+        """
+        current = await self._disk_size(info.vm)
+        if current is None or info.resources.disk_size > current:
+            await self._resize_disk(info)
+        else:
+            log.info("VM %s: disk is %s bytes already; not resized", info.vm.id, current)
         res = info.resources
         await self._configure(info.vm, {"cores": str(res.cpu), "memory": str(res.memory // MIB)})
 
@@ -193,6 +249,13 @@ class ProxmoxVmHost:
         await self._api.wait_for_task(
             await self._api.call("PUT", self._qemu(info.vm, "/resize"), params)
         )
+
+    async def _disk_size(self, vm: Vm) -> int | None:
+        """The primary disk's size in bytes from the guest's config (None: not stated)."""
+        config = await self._api.call("GET", self._qemu(vm, "/config"))
+        disk = config.get(_PRIMARY_DISK) if isinstance(config, Mapping) else None
+        found = _DISK_SIZE.search(str(disk or ""))
+        return None if found is None else int(found.group(1)) * _UNITS[found.group(2)]
 
     def _qemu(self, vm: Vm, suffix: str = "") -> str:
         return self._api.node_path(f"/qemu/{vmid(vm.id)}{suffix}")

@@ -32,6 +32,8 @@ _NOT_FOUND = re.compile(r"does not exist|no such VM", re.IGNORECASE)
 _VMID_IN_PATH = re.compile(r"/qemu/(\d+)(?:/|$)")
 #: 5xx answers that retrying cannot fix: Proxmox reports most refusals as HTTP 500.
 _FATAL_5XX = re.compile(r"already exists|shrinking|not supported|not allowed|is locked", re.I)
+#: ... but a VM locked by its create task is being built: that passes once the task ends
+_BUILDING = re.compile(r"is locked \(create\)", re.I)
 _TRANSIENT_4XX = frozenset({408, 425, 429})
 
 _loads = partial(json.loads, parse_float=Decimal)
@@ -43,7 +45,7 @@ class ProxmoxConfig:
 
     base_url: str
     node: str
-    token: str  # USER@REALM!TOKENID=SECRET
+    token: str = attrs.field(repr=False)  # USER@REALM!TOKENID=SECRET
     bridge: str = "vmbr0"
     cpu: str = "kvm64"
     machine: str = "q35"
@@ -66,6 +68,14 @@ class ProxmoxConfig:
 
 def vmid(vm_id: int) -> int:
     return vm_id + VMID_OFFSET
+
+
+class TaskStillRunning(VmHostError):
+    """A task outlived its wait; it goes on on the node, so trying later may find it done."""
+
+    def __init__(self, upid: str, limit: int) -> None:
+        super().__init__(f"Task {upid} still running after {limit} s", transient=True)
+        self.upid = upid
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -117,7 +127,11 @@ class ProxmoxApi:
         await self.wait_for_task(await self.call(method, path, params))
 
     async def wait_for_task(self, upid: Any, timeout_s: int | None = None) -> None:
-        """Poll a task until it stops; anything but exit status `OK` is a fatal error."""
+        """Poll a task until it stops; anything but exit status `OK` is a fatal error.
+
+        A task still running after the limit raises `TaskStillRunning` (transient): Proxmox
+        goes on with it, so the caller tries later (and may wait for that same task).
+        """
         if upid is None:
             return  # synchronous call: nothing to wait for
         path = self.node_path(f"/tasks/{quote(str(upid), safe='')}/status")
@@ -130,10 +144,19 @@ class ProxmoxApi:
                         break
                     await asyncio.sleep(self.config.poll_interval_ms / 1000)
         except TimeoutError:
-            raise VmHostError(f"Task {upid} timed out after {limit} s") from None
+            raise TaskStillRunning(str(upid), limit) from None
         exit_status = status.get("exitstatus")
         if exit_status != "OK":
             raise VmHostError(f"Task finished with error: {exit_status or 'no error message'}")
+
+    async def running_task(self, vm_id: int, kind: str) -> str | None:
+        """The UPID of a task of `kind` (`qmcreate`) still running for guest `vm_id`, if any."""
+        params = {"vmid": str(vm_id), "source": "active", "typefilter": kind}
+        tasks = await self.call("GET", self.node_path("/tasks"), params)
+        for task in tasks or ():
+            if isinstance(task, Mapping) and task.get("type") == kind and task.get("upid"):
+                return str(task["upid"])
+        return None
 
     async def _once(self, method: str, path: str, params: Mapping[str, str] | None) -> Any:
         session = self._get_session()
@@ -179,6 +202,8 @@ def _http_error(status: int, reason: str, body: str, path: str) -> VmHostError:
     found = _VMID_IN_PATH.search(path)
     if found is not None and _NOT_FOUND.search(message):
         return VmNotFoundOnHost(int(found.group(1)) - VMID_OFFSET)
-    transient = status in _TRANSIENT_4XX or (status >= 500 and not _FATAL_5XX.search(message))
+    transient = status in _TRANSIENT_4XX or (
+        status >= 500 and (_BUILDING.search(message) is not None or not _FATAL_5XX.search(message))
+    )
     log.warning("Proxmox %s on %s: %s", status, path, message)
     return VmHostError(f"Proxmox {status}: {message}", transient=transient)

@@ -24,7 +24,16 @@ log = logging.getLogger("lnvps.vmhost")
 #: seconds a test connection may take before the host counts as not answering
 PROBE_TIMEOUT_S = 10
 #: the `LibvirtVmHost` settings `vm-hosts.libvirt` may set (checked without importing libvirt)
-LIBVIRT_SETTINGS = frozenset({"storage_pool", "network", "nameservers", "download_dir"})
+LIBVIRT_SETTINGS = frozenset(
+    {
+        "storage_pool",
+        "network",
+        "nameservers",
+        "download_dir",
+        "call_timeout_s",
+        "long_call_timeout_s",
+    }
+)
 
 
 def _row_key(host: Host) -> tuple[object, ...]:

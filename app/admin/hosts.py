@@ -25,11 +25,12 @@ from app.admin.catalogue_common import (
 )
 from app.billing.errors import NotFound
 from app.billing.reserved import reserved_usage
+from domain.enums import VmHostKind
 from domain.errors import DomainError, InvalidInput
 from domain.model import Host, HostDisk, Region
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
-from ports.vmhost import HostProber, VmHostError
+from ports.vmhost import HostProber, VmHostError, clear_text_url
 
 #: the fields a host client is built from: changing one of them means testing again
 CONNECTION_FIELDS = frozenset({"kind", "ip", "name", "api_token"})
@@ -165,6 +166,7 @@ async def create_host(
         ),
         changes,
     )
+    _check_secure_url(new)
     async with uow_factory() as uow:
         await _check_region(uow, fields["region_id"])
     await _probe(prober, new)
@@ -190,16 +192,29 @@ async def update_host(
     async with uow_factory() as uow:
         before = await _host(uow, host_id)
     _check_token_follows(before, changes)
+    if _WHERE_FIELDS & changes.keys():
+        _check_secure_url(evolve(before, changes))
     if prober is not None and CONNECTION_FIELDS & changes.keys():
         await _probe(prober, evolve(before, changes))
     async with uow_factory() as uow:
         host = await _host(uow, host_id)
         _check_token_follows(host, changes)  # as stored now, not as first read
+        if _WHERE_FIELDS & changes.keys():
+            _check_secure_url(evolve(host, changes))
         if "region_id" in changes:
             await _check_region(uow, fields["region_id"])
         updated = evolve(host, changes)
         await uow.hosts.update(updated)
         return await committed(uow, updated, _infos_at(clock.now()))
+
+
+def _check_secure_url(host: Host) -> None:
+    """A Proxmox row's URL carries its API token: `https://` only (http to loopback)."""
+    if host.kind is VmHostKind.PROXMOX and clear_text_url(host.ip):
+        raise InvalidInput(
+            "A Proxmox host URL must use https:// (its API token would travel in clear); "
+            "http:// is accepted only to a loopback address"
+        )
 
 
 def _check_token_follows(host: Host, changes: dict[str, object]) -> None:
@@ -210,6 +225,7 @@ def _check_token_follows(host: Host, changes: dict[str, object]) -> None:
 
 #: what says where, and how, the host's API token is sent
 _WHERE = ("ip", "kind")
+_WHERE_FIELDS = frozenset(_WHERE)
 
 
 class DiskNotFound(NotFound):

@@ -51,7 +51,7 @@ from ports.jobs import (
 from ports.notify import Notifier
 from ports.queue import WorkQueue
 from ports.storage import UnitOfWork
-from ports.vmhost import VmHostError
+from ports.vmhost import FullVmInfo, VmHost, VmHostError
 
 log = logging.getLogger("lnvps.worker.jobs")
 
@@ -115,16 +115,68 @@ async def process_vm_upgrade(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -
         return
     paid = is_paid_now(sub, deps.clock.now())
     if vm.is_provisioned:
-        try:
-            await client.stop_vm(vm)
-        except VmHostError as err:
-            log.warning("stop before upgrading VM %s failed: %s", vm_id, err.message)
-        await deps.retry.call(f"resize VM {vm_id}", lambda: client.resize_vm(info))
+        refused = await _resize_on_host(deps, client, info, paid)
+        if refused is not None:
+            await _resize_given_up(deps, vm, refused)
+            return
     await _resized(deps, vm)
-    if vm.is_provisioned and paid:  # an expired VM stays stopped until it is renewed
-        await deps.retry.call(f"start VM {vm_id}", lambda: client.start_vm(vm))
     n = messages.vm_upgraded(facts, vm_id, deps.clock.now())
     await deps.tell_user(vm.user_id, n.title, n.message)
+
+
+async def _resize_on_host(
+    deps: WorkerDeps, client: VmHost, info: FullVmInfo, paid: bool
+) -> VmHostError | None:
+    """Stop, resize and (paid: an expired VM stays stopped until renewed) start the VM;
+    the host's fatal refusal of the resize is returned, a transient failure raised.
+
+    A failed resize still starts a paid VM again: nothing else would (the VM check only
+    starts a VM its expiry stopped), and the VM check's re-send of the resize would stop it
+    again. That start's own failure is logged; the resize error is what counts.
+    """
+    vm = info.vm
+    try:
+        await client.stop_vm(vm)
+    except VmHostError as err:
+        log.warning("stop before upgrading VM %s failed: %s", vm.id, err.message)
+    try:
+        await deps.retry.call(f"resize VM {vm.id}", lambda: client.resize_vm(info))
+    except Exception as err:
+        if paid:
+            await _start_again(deps, client, vm)
+        if isinstance(err, VmHostError) and not err.transient:
+            return err
+        raise
+    if paid:
+        await deps.retry.call(f"start VM {vm.id}", lambda: client.start_vm(vm))
+    return None
+
+
+async def _start_again(deps: WorkerDeps, client: VmHost, vm: Vm) -> None:
+    """Start a paid VM whose resize failed; a failure is only logged (the resize's counts)."""
+    try:
+        await deps.retry.call(f"start VM {vm.id}", lambda: client.start_vm(vm))
+    except Exception:
+        log.exception("starting VM %s again after its failed resize failed", vm.id)
+
+
+async def _resize_given_up(deps: WorkerDeps, vm: Vm, err: VmHostError) -> None:
+    """A resize the host refused for good (a fatal error: trying again fails the same way).
+
+    The mark is cleared (compare-and-clear), so neither the queue nor the VM check's
+    re-send stops the VM again for it, and the admins are told by the job that cleared it:
+    once per booked resize, however often the job is delivered. The records keep the paid
+    size; the host must be resized by hand.
+    """
+    log.error("resize of VM %s failed for good: %s", vm.id, err.message)
+    if vm.resize_requested is None:
+        return  # given up (and told) already, by an earlier delivery
+    async with deps.uow_factory() as uow:
+        cleared = await uow.vms.settle_resize(vm.id, vm.resize_requested, None)
+        await uow.commit()
+    if cleared:
+        n = messages.resize_failed(vm.id, err.message)
+        await deps.tell_admins(n.title, n.message)
 
 
 async def _superseded(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -> bool:

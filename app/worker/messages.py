@@ -228,3 +228,12 @@ def unpaid_cleanup_failed(vm_id: int, stage: str, error: str) -> Notice:
     """Admin notice when the never-paid cleanup (D17) cannot delete a VM."""
     title = f"VM {vm_id} {stage}"
     return Notice(title, f"Cleanup of never-paid VM #{vm_id} failed: {error}")
+
+
+def resize_failed(vm_id: int, error: str) -> Notice:
+    """Admin notice when the host refuses a paid upgrade's resize for good."""
+    body = (
+        f"The host refused to resize VM #{vm_id} to its paid upgrade: {error}\n"
+        "The records hold the paid size; resize the VM on its host by hand."
+    )
+    return Notice(f"VM {vm_id} Resize Failed", body)

@@ -19,6 +19,7 @@ from domain.nip19 import npub
 from ports.storage import UnitOfWork
 from ports.vmhost import (
     FullVmInfo,
+    VmBuildInProgress,
     VmHost,
     VmNotFoundOnHost,
     VmRunningState,
@@ -128,14 +129,18 @@ async def _remove_leftover(deps: WorkerDeps, client: VmHost, vm: Vm) -> None:
 
     A VM never provisioned here (no MAC saved) that its host has anyway was built by a
     spawn killed before its commit, with addresses that were never saved; it is removed so
-    the spawn builds it clean, as if the crashed spawn had rolled back.
+    the spawn builds it clean, as if the crashed spawn had rolled back. One its host is
+    still building (`VmBuildInProgress`) is kept: the host's create waits for that build.
     """
     try:
         await deps.retry.call(f"state of VM {vm.id}", lambda: client.get_vm_state(vm))
     except VmNotFoundOnHost:
         return
     log.warning("VM %s is on its host from an unfinished spawn; building it again", vm.id)
-    await deps.retry.call(f"delete VM {vm.id}", lambda: client.delete_vm(vm))
+    try:
+        await deps.retry.call(f"delete VM {vm.id}", lambda: client.delete_vm(vm))
+    except VmBuildInProgress:  # a create that outlived its wait: the create waits for it
+        log.info("VM %s is still being built on its host; the spawn waits for it", vm.id)
 
 
 async def _locks_of(deps: WorkerDeps, vm_id: int) -> tuple[int, int] | None:

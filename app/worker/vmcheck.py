@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import timedelta
 
 import attrs
@@ -16,7 +18,7 @@ from domain.lifecycle import never_paid_cleanup_due
 from domain.model import Subscription, Vm
 from domain.upgrade import AS_RECORDED
 from ports.jobs import ProcessVmUpgrade
-from ports.vmhost import VmRunningState
+from ports.vmhost import VmHost, VmRunningState
 
 log = logging.getLogger("lnvps.worker.vmcheck")
 
@@ -101,7 +103,8 @@ async def _census(deps: WorkerDeps) -> _Census:
 async def check_vms(deps: WorkerDeps) -> VmCheckReport:
     """One VM check (§9.5): clean up never-paid orders, then sync paid VMs with their hosts.
 
-    Paid VMs are grouped by host and read with one `get_all_vm_states` per host; a paid,
+    Paid VMs are grouped by host and read with one `get_all_vm_states` per host, all hosts
+    at once (a dead host's timeouts hold up no other); a paid,
     unexpired VM the host does not know is spawned again, an expired one is left alone,
     and paid VMs are never deleted here (§13 items 27, 28). One VM's failure is logged and
     the others go on (the reference gave up on the rest of that host). First, the resize of
@@ -120,13 +123,12 @@ async def check_vms(deps: WorkerDeps) -> VmCheckReport:
             by_host[vm.host_id].append(vm)
         elif sub.id in census.cleanup_due:
             await _cleanup(deps, vm, report)
-    for host_id, group in sorted(by_host.items()):
-        try:
-            async with deps.uow_factory() as uow:
-                _, client = await deps.host_of(uow, host_id)
-            states = await deps.retry.call(f"states of host {host_id}", client.get_all_vm_states)
-        except Exception:
-            log.exception("cannot read VM states of host %s", host_id)
+    hosts = sorted(by_host)
+    clients = await _clients(deps, hosts)
+    read = await asyncio.gather(*(_states_of(deps, h, clients.get(h)) for h in hosts))
+    for host_id, states in zip(hosts, read, strict=True):
+        group = by_host[host_id]
+        if states is None:
             report.failed += [vm.id for vm in group]
             continue
         for vm in group:
@@ -146,6 +148,32 @@ async def check_vms(deps: WorkerDeps) -> VmCheckReport:
         len(report.resized),
     )
     return report
+
+
+async def _clients(deps: WorkerDeps, host_ids: list[int]) -> dict[int, VmHost]:
+    """The client of each host, read in one unit of work; a host that fails is left out."""
+    found: dict[int, VmHost] = {}
+    async with deps.uow_factory() as uow:
+        for host_id in host_ids:
+            try:
+                found[host_id] = (await deps.host_of(uow, host_id))[1]
+            except Exception:
+                log.exception("no client for host %s", host_id)
+    return found
+
+
+async def _states_of(
+    deps: WorkerDeps, host_id: int, client: VmHost | None
+) -> Mapping[int, VmRunningState] | None:
+    """The VM states one host reports, None when it cannot be read (logged). The hosts are
+    read at the same time: a host that hangs until its call times out holds up no other."""
+    if client is None:
+        return None
+    try:
+        return await deps.retry.call(f"states of host {host_id}", client.get_all_vm_states)
+    except Exception:
+        log.exception("cannot read VM states of host %s", host_id)
+        return None
 
 
 async def _cleanup(deps: WorkerDeps, vm: Vm, report: VmCheckReport) -> None:

@@ -16,12 +16,28 @@ import pytest
 from adapters.memory.clock import FakeClock
 from adapters.vmhost.dummy import DummyVmHost
 from adapters.vmhost.proxmox import ProxmoxVmHost, config_for_host, image_filename, ip_config
+from adapters.vmhost.proxmox_api import TaskStillRunning
 from adapters.vmhost.resolver import VmHostClients
 from domain.enums import IpRangeAllocationMode, VmHostKind
 from domain.model import GIB, IpAssignment, IpRange
-from ports.vmhost import FullVmInfo, VmHostError, VmHostResolver, VmNotFoundOnHost, VmRunState
+from ports.vmhost import (
+    FullVmInfo,
+    VmBuildInProgress,
+    VmHostError,
+    VmHostResolver,
+    VmNotFoundOnHost,
+    VmRunState,
+)
 from tests.contract.test_vmhost import T0, info, proxmox_config, vm
-from tests.fakes.fake_proxmox import IMPORTED_DISK, MIB, NODE, TOKEN, FakeGuest, FakeProxmox
+from tests.fakes.fake_proxmox import (
+    IMPORTED_DISK,
+    MIB,
+    NODE,
+    TOKEN,
+    FakeGuest,
+    FakeProxmox,
+    FakeTask,
+)
 
 
 @attrs.define
@@ -177,14 +193,62 @@ async def test_tasks_are_polled_until_they_stop(node: Node) -> None:
     assert len(upid_polls) == 4 * 4  # create, resize, start, stop: 3 running + 1 stopped each
 
 
-async def test_task_that_never_ends_times_out_fatally(node: Node) -> None:
+async def test_task_that_never_ends_times_out_transiently(node: Node) -> None:
+    """Proxmox goes on with a task after the wait ends: trying later may find it done."""
     await node.host.create_vm(info(1))
     node.fake.tasks_never_finish = True
     host = ProxmoxVmHost(proxmox_config(node.url, task_timeout_s=0), node.clock)
-    with pytest.raises(VmHostError, match="timed out") as caught:
+    with pytest.raises(TaskStillRunning, match="still running") as caught:
         await host.stop_vm(vm(1))
-    assert caught.value.transient is False
+    assert caught.value.transient is True
     await host.aclose()
+
+
+def _create_task(node: Node) -> FakeTask:
+    [task] = [t for t in node.fake.tasks.values() if t.kind == "qmcreate"]
+    return task
+
+
+@pytest.mark.parametrize("same_client", [True, False])
+async def test_a_create_that_outlives_its_wait_is_waited_for_not_built_again(
+    node: Node, same_client: bool
+) -> None:
+    """The create task runs past the timeout: the error is transient, the guest is no
+    leftover to delete while it is locked, and the next create (by this client, which
+    remembers the task, or another, which finds it running) waits for the same task and
+    gives the guest that spawn's settings, instead of creating again."""
+    slow = ProxmoxVmHost(proxmox_config(node.url, task_timeout_s=0), node.clock)
+    node.fake.tasks_never_finish = True
+    with pytest.raises(VmHostError, match="still running") as caught:
+        await slow.create_vm(info(1))
+    assert caught.value.transient is True
+    with pytest.raises(VmBuildInProgress) as busy:
+        await node.host.delete_vm(vm(1))  # the next spawn's leftover check
+    assert busy.value.transient is True and 101 in node.fake.guests
+    node.fake.tasks_never_finish = False
+    _create_task(node).polls_left = 0 if same_client else 2  # done, or about to be
+    again = info(1)
+    again = attrs.evolve(again, vm=attrs.evolve(again.vm, mac_address="bc:24:11:aa:bb:cc"))
+    slow._api.config = node.host.config  # its next waits may last (not 0 s)
+
+    await (slow if same_client else node.host).create_vm(again)
+
+    assert len(node.fake.calls("POST", f"/nodes/{NODE}/qemu")) == 1
+    guest = node.fake.guests[101]
+    assert guest.config["net0"].startswith("virtio=bc:24:11:aa:bb:cc,")
+    assert guest.disk_size == 40 * GIB and guest.status == "running"
+    await slow.aclose()
+
+
+async def test_a_vm_locked_by_its_create_is_busy_not_refused(node: Node) -> None:
+    node.fake.tasks_never_finish = True
+    slow = ProxmoxVmHost(proxmox_config(node.url, task_timeout_s=0), node.clock)
+    with pytest.raises(TaskStillRunning):
+        await slow.create_vm(info(1))
+    with pytest.raises(VmHostError, match=r"locked \(create\)") as caught:
+        await node.host.resize_vm(info(1, disk=80 * GIB))
+    assert caught.value.transient is True
+    await slow.aclose()
 
 
 async def test_delete_stops_a_running_vm_first(node: Node) -> None:
@@ -206,9 +270,23 @@ async def test_resize_grows_disk_and_sets_cores_and_memory(node: Node) -> None:
         "4",
         "8192",
     )
-    with pytest.raises(VmHostError, match="shrinking") as caught:
-        await node.host.resize_vm(info(1, disk=40 * GIB))
-    assert caught.value.transient is False
+
+
+@pytest.mark.parametrize("grown_by_hand", [80 * GIB, 100 * GIB])
+async def test_resize_leaves_a_disk_as_large_as_the_target_alone(
+    node: Node, grown_by_hand: int
+) -> None:
+    """Proxmox refuses to shrink (a fatal error, forever): a disk grown on the node to the
+    target or past it keeps its size, and the CPU and memory are still set."""
+    await node.host.create_vm(info(1))
+    node.fake.guests[101].disk_size = grown_by_hand
+    resizes = len(node.fake.calls("PUT", "/qemu/101/resize"))
+
+    await node.host.resize_vm(info(1, cpu=4, memory=8 * GIB, disk=80 * GIB))
+
+    guest = node.fake.guests[101]
+    assert (guest.disk_size, guest.config["cores"]) == (grown_by_hand, "4")
+    assert len(node.fake.calls("PUT", "/qemu/101/resize")) == resizes
 
 
 async def test_reinstall_replaces_the_primary_disk(node: Node) -> None:

@@ -43,12 +43,22 @@ class FakeTask:
     kind: str
     exit_status: str
     polls_left: int
+    #: reported stopped once: it stays stopped
+    done: bool = False
 
 
 def _dumps(value: Any) -> str:
     """JSON with Decimals as plain numbers (Proxmox sends `"cpu":0.0231`)."""
     text = json.dumps(value, default=lambda d: f"__dec__{d}__")
     return re.sub(r'"__dec__([-0-9.Ee+]+)__"', r"\1", text)
+
+
+def _size(size: int) -> str:
+    """A disk size as Proxmox writes it in a config (`40G`, `2252M`)."""
+    for unit, scale in (("T", 1024 * GIB), ("G", GIB), ("M", MIB), ("K", 1024)):
+        if size % scale == 0:
+            return f"{size // scale}{unit}"
+    return str(size)
 
 
 def _ok(data: Any) -> web.Response:
@@ -94,6 +104,8 @@ class FakeProxmox:
         self.app.router.add_post(qemu + "/status/{action:start|stop|reset}", self._power)
         self.app.router.add_delete(qemu, self._destroy)
         self.app.router.add_post(qemu + "/config", self._configure)
+        self.app.router.add_get(qemu + "/config", self._config)
+        self.app.router.add_get(base + "/tasks", self._task_list)
         self.app.router.add_put(qemu + "/resize", self._resize)
         self.app.router.add_put(qemu + "/unlink", self._unlink)
         self.app.router.add_get(base + "/tasks/{upid}/status", self._task_status)
@@ -168,6 +180,8 @@ class FakeProxmox:
         guest = self._guest(request)
         if guest is None:
             return self._no_such_vm(request)
+        if self._locked(guest.vmid):
+            return _error(500, f"VM {guest.vmid} is locked (create)")
         action, now = request.match_info["action"], self._now()
         error = "OK"
         if action == "start":
@@ -187,15 +201,30 @@ class FakeProxmox:
         guest = self._guest(request)
         if guest is None:
             return self._no_such_vm(request)
+        if self._locked(guest.vmid):
+            return _error(500, f"VM {guest.vmid} is locked (create)")
         if guest.status == "running":
             return _ok(self._task(guest.vmid, "qmdestroy", f"VM {guest.vmid} is running"))
         del self.guests[guest.vmid]
         return _ok(self._task(guest.vmid, "qmdestroy"))
 
+    async def _config(self, request: web.Request) -> web.Response:
+        """The guest's config, its primary disk as an allocated volume with its `size=`."""
+        guest = self._guest(request)
+        if guest is None:
+            return self._no_such_vm(request)
+        config = dict(guest.config)
+        if "scsi0" in config:
+            storage = config["scsi0"].split(":", 1)[0]
+            config["scsi0"] = f"{storage}:vm-{guest.vmid}-disk-0,size={_size(guest.disk_size)}"
+        return _ok(config)
+
     async def _configure(self, request: web.Request) -> web.Response:
         guest = self._guest(request)
         if guest is None:
             return self._no_such_vm(request)
+        if self._locked(guest.vmid):
+            return _error(500, f"VM {guest.vmid} is locked (create)")
         params = {k: str(v) for k, v in (await request.post()).items()}
         if "import-from=" in params.get("scsi0", ""):
             guest.disk_size = IMPORTED_DISK
@@ -206,6 +235,8 @@ class FakeProxmox:
         guest = self._guest(request)
         if guest is None:
             return self._no_such_vm(request)
+        if self._locked(guest.vmid):
+            return _error(500, f"VM {guest.vmid} is locked (create)")
         params = await request.post()
         found = _SIZE.match(str(params.get("size", "")))
         if found is None or params.get("disk") != "scsi0":
@@ -304,6 +335,31 @@ class FakeProxmox:
 
     # --- tasks --------------------------------------------------------------------------
 
+    async def _task_list(self, request: web.Request) -> web.Response:
+        """Running tasks (`source=active`), by `vmid` and `typefilter` when given."""
+        if request.query.get("source") != "active":
+            return _error(400, "Parameter verification failed.", {"source": "only active"})
+        vmid, kind = request.query.get("vmid"), request.query.get("typefilter")
+        return _ok(
+            [
+                {"upid": t.upid, "type": t.kind, "id": str(t.vmid), "node": self.node}
+                for t in self.tasks.values()
+                if self._running(t)
+                and (vmid is None or str(t.vmid) == vmid)
+                and (kind is None or t.kind == kind)
+            ]
+        )
+
+    def _running(self, task: FakeTask) -> bool:
+        return not task.done and (task.polls_left > 0 or self.tasks_never_finish)
+
+    def _locked(self, vmid: int) -> bool:
+        """A guest is locked while its create task runs."""
+        return any(
+            t.vmid == vmid and t.kind == "qmcreate" and self._running(t)
+            for t in self.tasks.values()
+        )
+
     async def _task_status(self, request: web.Request) -> web.Response:
         task = self.tasks.get(request.match_info["upid"])
         if task is None:
@@ -319,9 +375,10 @@ class FakeProxmox:
             "user": self.token.split("=", 1)[0],
             "status": "running",
         }
-        if task.polls_left > 0 or self.tasks_never_finish:
+        if self._running(task):
             task.polls_left -= 1
         else:
+            task.done = True
             data.update(status="stopped", exitstatus=task.exit_status)
         return _ok(data)
 
@@ -349,7 +406,7 @@ class FakeProxmox:
         running = guest.status == "running" and guest.running_since is not None
         uptime = self._now() - guest.running_since if running and guest.running_since else 0
         max_mem = int(guest.config.get("memory", "1024")) * MIB
-        return {
+        info: dict[str, Any] = {
             "vmid": guest.vmid,
             "name": guest.config.get("name", ""),
             "status": guest.status,
@@ -364,3 +421,6 @@ class FakeProxmox:
             "diskread": uptime * 4096,
             "diskwrite": uptime * 2048,
         }
+        if self._locked(guest.vmid):
+            info["lock"] = "create"
+        return info

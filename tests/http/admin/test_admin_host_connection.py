@@ -175,3 +175,23 @@ async def test_a_libvirt_uri_that_would_run_a_command_is_refused_even_unchecked(
         row = next(h for h in await uow.hosts.list_all() if "command=" in h.ip)
     with pytest.raises(VmHostError, match="parameter not allowed: command"):
         VmHostClients(w.admin.api.clock, DummyVmHost(None, w.admin.api.clock)).for_host(row)
+
+
+@pytest.mark.parametrize("check", ["true", "false"])
+async def test_a_proxmox_url_over_plain_http_is_refused_even_unchecked(
+    w: World, check: str
+) -> None:
+    """The row's API token goes to its URL: http:// only to loopback (the fake node's)."""
+    hosts = await w.host_count()
+    status, body = await w.send(
+        "POST", f"/hosts?test_connection={check}", json=w.body(ip="http://10.0.9.1:8006")
+    )
+    assert status == 400 and "must use https://" in body["error"], body
+    assert await w.host_count() == hosts and w.fake.requests == []
+
+    status, body = await w.send("POST", "/hosts", json=w.body())  # http://127.0.0.1:PORT
+    assert status == 200, body
+    host_id = body["data"]["id"]
+    moved = {"ip": "http://pve1.example:8006", "api_token": TOKEN}
+    status, body = await w.send("PATCH", f"/hosts/{host_id}?test_connection={check}", json=moved)
+    assert status == 400 and "must use https://" in body["error"], body

@@ -3,9 +3,12 @@ the next SpawnVm or VM check removes the leftover and builds the VM clean, with 
 
 from __future__ import annotations
 
+import pytest
+
 from app.worker.provisioning import full_info
 from domain.enums import VmHistoryActionType as H
 from domain.model import Vm
+from ports.vmhost import VmBuildInProgress
 from tests.unit.worker.world import World
 
 
@@ -43,3 +46,25 @@ async def test_the_vm_check_rebuilds_the_leftover_when_the_job_was_lost(world: W
     report = await world.vm_check()  # the in-process job died with the process
     assert report.failed == []
     await _built_once_with_addresses(world, vm)
+
+
+async def test_a_vm_its_host_still_builds_is_not_deleted_but_built_on(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create that outlived its wait (Proxmox goes on with it) is no leftover: the host
+    refuses its delete as a build in progress, and the spawn goes on to its create (which
+    on Proxmox waits for that same build) instead of failing until the build ends."""
+    vm = await _paid_but_left_half_built(world)
+    deletes: list[int] = []
+
+    async def still_building(target: Vm) -> None:
+        deletes.append(target.id)
+        raise VmBuildInProgress(target.id)
+
+    monkeypatch.setattr(world.host, "delete_vm", still_building)
+    await world.run_jobs()  # the SpawnVm the completion sent
+
+    assert deletes == [vm.id] * world.deps.retry.attempts
+    assert (await world.shop.vm(vm.id)).is_provisioned
+    assert world.host.calls.get("create_vm") == 1
+    assert len(await world.history(vm, H.STARTED)) == 1

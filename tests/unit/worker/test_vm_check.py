@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 
+import attrs
+
+from adapters.vmhost.dummy import DummyVmHost
+from app.worker.vmcheck import check_vms
 from domain.enums import VmHistoryActionType as H
-from tests.unit.worker.world import DAY, World
+from domain.model import Host
+from ports.vmhost import VmHost
+from tests.unit.billing.world import add_host
+from tests.unit.worker.world import DAY, CountingHost, World
 
 SECOND = timedelta(seconds=1)
 HOUR = timedelta(hours=1)
@@ -102,3 +111,39 @@ async def test_unreachable_host_is_skipped_and_reported(world: World) -> None:
 
     assert report.failed == [vm.id]
     assert world.host.calls["get_all_vm_states"] == 3  # retried with backoff
+
+
+class _ByHost:
+    """A VmHostResolver with one client per host row."""
+
+    def __init__(self, clients: dict[int, VmHost]) -> None:
+        self.clients = clients
+
+    def for_host(self, host: Host) -> VmHost:
+        return self.clients[host.id]
+
+
+async def test_a_host_that_hangs_holds_up_no_other_host(world: World) -> None:
+    """Host 1 does not answer (until its call times out); host 2 is read meanwhile."""
+    first = await world.paid_vm()
+    second = await world.paid_vm()
+    async with world.shop.factory() as uow:
+        other = await add_host(uow, region_id=1, name="kvm2", ip="10.0.0.2")
+        await uow.vms.update(attrs.evolve(second, host_id=other.id))
+        await uow.commit()
+    hung = CountingHost(DummyVmHost(None, world.clock))
+    hung.hold("get_all_vm_states")
+    deps = attrs.evolve(world.deps, hosts=_ByHost({first.host_id: hung, other.id: world.host}))
+    calls = world.host.calls.get("get_all_vm_states", 0)
+
+    check = asyncio.create_task(check_vms(deps))
+    await asyncio.wait_for(hung.entered("get_all_vm_states").wait(), 5)
+    for _ in range(100):  # host 2's read needs no answer from host 1
+        if world.host.calls.get("get_all_vm_states", 0) > calls:
+            break
+        await asyncio.sleep(0.01)
+
+    assert world.host.calls.get("get_all_vm_states", 0) == calls + 1
+    check.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await check

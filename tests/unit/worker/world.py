@@ -51,7 +51,8 @@ async def no_sleep(seconds: float) -> None:
 
 
 class CountingHost:
-    """Wraps the dummy host: counts calls per operation; `broken` ops raise transient errors.
+    """Wraps the dummy host: counts calls per operation; `broken` ops raise transient errors,
+    `refused` ops fatal ones.
 
     `hold(op)` makes the next calls of `op` wait (a slow Proxmox task) until `let_go(op)`;
     `entered(op)` is set once such a call is waiting. `sizes` holds each VM's size as last
@@ -63,6 +64,7 @@ class CountingHost:
         self.calls: dict[str, int] = {}
         self.sizes: dict[int, VmResources] = {}
         self.broken: set[str] = set()
+        self.refused: set[str] = set()
         self._gates: dict[str, asyncio.Event] = {}
         self._entered: dict[str, asyncio.Event] = {}
 
@@ -84,6 +86,8 @@ class CountingHost:
             await gate.wait()
         if op in self.broken:
             raise VmHostError(f"{op}: host unreachable", transient=True)
+        if op in self.refused:
+            raise VmHostError(f"{op}: refused by the host")
 
     async def create_vm(self, info: FullVmInfo) -> None:
         await self._count("create_vm")
