@@ -12,6 +12,8 @@ from typing import Any
 
 import attrs
 import pytest
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,6 +38,7 @@ from adapters.mysql.legacy_shape import read_shape
 from adapters.mysql.legacy_vms import read_vm_batch
 from adapters.mysql.migrations import R1_LEGACY
 from adapters.mysql.schema_upgrade import upgrade_database
+from adapters.mysql.types import UInt
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from domain.enums import LegacyPaymentType, SubscriptionType
 from domain.legacy import BackfillReport, LegacyPaymentRow, map_payment
@@ -458,6 +461,69 @@ async def test_b1_ordering_finalization_is_refused_until_everything_is_migrated(
     assert "vm_payment" not in schema and "expires" not in schema["vm"]
     report = await migrate(legacy_url)
     assert report.ok and report.notes and "finalized" in report.notes[0]
+
+
+def _finalize_steps(done: int) -> Any:
+    """The first `done` DDL steps of finalization (§9), as a crash half-way leaves them."""
+
+    def run(sync: Connection) -> None:
+        ops = Operations(MigrationContext.configure(sync))
+        steps = [
+            lambda: ops.drop_table("vm_payment"),
+            lambda: _alter_vm(
+                ops,
+                lambda b: b.alter_column(
+                    "subscription_line_item_id", existing_type=UInt, nullable=False
+                ),
+            ),
+            lambda: _alter_vm(ops, lambda b: b.drop_column("expires")),
+            lambda: _alter_vm(ops, lambda b: b.drop_column("auto_renewal_enabled")),
+        ]
+        for step in steps[:done]:
+            step()
+
+    return run
+
+
+def _alter_vm(ops: Operations, change: Any) -> None:
+    with ops.batch_alter_table("vm") as batch:
+        change(batch)
+
+
+@pytest.mark.parametrize("done", [1, 2, 3, 4])
+async def test_a_finalization_interrupted_half_way_neither_blocks_start_up_nor_itself(
+    legacy_url: str, done: int
+) -> None:
+    """MariaDB DDL is not transactional: a crash after any step of finalization must leave a
+    database that starts (the backfill skips itself) and that a second finalize finishes."""
+    await build_legacy_db(legacy_url)
+    await migrate(legacy_url)
+    await execute(
+        legacy_url,
+        "UPDATE vm_payment SET upgrade_params = NULL WHERE id = :id",
+        id=INVALID_PARAMS_ID,
+    )
+    assert (await migrate(legacy_url)).ok
+    engine = create_engine(legacy_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_finalize_steps(done))
+    finally:
+        await engine.dispose()
+    counted = (
+        "SELECT (SELECT COUNT(*) FROM subscription), (SELECT COUNT(*) FROM subscription_payment)"
+    )
+    before = await fetch(legacy_url, counted)
+    report = await prepare_database(legacy_url)
+    assert report.ok and "interrupted" in report.notes[0]
+    assert await fetch(legacy_url, counted) == before
+    await finalize_legacy_billing(legacy_url)
+    schema = await schema_of(legacy_url)
+    assert "vm_payment" not in schema
+    assert not {"expires", "auto_renewal_enabled", "created"} & set(schema["vm"])
+    report = await prepare_database(legacy_url)
+    assert report.ok and "finalized shape" in report.notes[0]
+    await finalize_legacy_billing(legacy_url)  # a third run has nothing left to do
 
 
 async def test_b2_lost_expiry_expires_and_auto_renew_are_preserved(scenario: Scenario) -> None:
