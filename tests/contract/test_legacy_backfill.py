@@ -468,26 +468,18 @@ def _finalize_steps(done: int) -> Any:
 
     def run(sync: Connection) -> None:
         ops = Operations(MigrationContext.configure(sync))
-        steps = [
-            lambda: ops.drop_table("vm_payment"),
-            lambda: _alter_vm(
-                ops,
-                lambda b: b.alter_column(
-                    "subscription_line_item_id", existing_type=UInt, nullable=False
-                ),
-            ),
-            lambda: _alter_vm(ops, lambda b: b.drop_column("expires")),
-            lambda: _alter_vm(ops, lambda b: b.drop_column("auto_renewal_enabled")),
-        ]
-        for step in steps[:done]:
-            step()
+        if done >= 1:
+            ops.drop_table("vm_payment")
+        for step in range(2, done + 1):
+            with ops.batch_alter_table("vm") as batch:
+                if step == 2:
+                    batch.alter_column(
+                        "subscription_line_item_id", existing_type=UInt, nullable=False
+                    )
+                else:
+                    batch.drop_column(("expires", "auto_renewal_enabled")[step - 3])
 
     return run
-
-
-def _alter_vm(ops: Operations, change: Any) -> None:
-    with ops.batch_alter_table("vm") as batch:
-        change(batch)
 
 
 @pytest.mark.parametrize("done", [1, 2, 3, 4])
