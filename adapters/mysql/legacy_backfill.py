@@ -299,9 +299,12 @@ class _Run:
             high = await next_bound(self.conn, low, self.payment_batch)
             present, conflicts = await count_present(self.conn, shape, low, high)
             rows = await read_attention_rows(self.conn, shape, low, high)
-            ok, problems, failed = classify(
+            ok, problems, warnings, failed = classify(
                 rows, dry_run_failed_vms=self.failed_vms if self.dry_run else None
             )
+            for warning in warnings:
+                self.report.add_warning(warning)
+                log.warning("Phase 2: %s", warning)
             if self.dry_run:
                 copied = await count_plain_rows(self.conn, shape, low, high) + len(ok)
                 await self.conn.rollback()
