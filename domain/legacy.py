@@ -322,17 +322,27 @@ class PaymentMapping:
     payment_type: SubscriptionPaymentType
     time_value: int | None
     metadata: str | None
+    #: Why `upgrade_params` could not become `metadata` (then NULL); reported as a warning.
+    metadata_problem: str | None = None
 
 
 def map_payment(row: LegacyPaymentRow) -> PaymentMapping:
-    """Map one legacy payment; raises `LegacyDataError` (the row is then reported, not copied)."""
+    """Map one legacy payment; raises `LegacyDataError` (the row is then reported, not copied).
+
+    `upgrade_params` that are not the upgrade shape (R3) do not hold the payment back: it is
+    a money record, so it is copied with NULL metadata, as the reference did, and the problem
+    comes back in `metadata_problem` to be reported (D18: reported, not silently dropped).
+    """
     new_type = map_payment_type(row.payment_type)
     check_payment_method(row.payment_method)
     legacy_type = LegacyPaymentType(row.payment_type)
+    time_value = map_time_value(row.time_value, legacy_type, row.is_paid)
+    try:
+        metadata, problem = upgrade_params_to_metadata(row.upgrade_params), None
+    except InvalidUpgradeParams as exc:
+        metadata, problem = None, exc.message
     return PaymentMapping(
-        payment_type=new_type,
-        time_value=map_time_value(row.time_value, legacy_type, row.is_paid),
-        metadata=upgrade_params_to_metadata(row.upgrade_params),
+        payment_type=new_type, time_value=time_value, metadata=metadata, metadata_problem=problem
     )
 
 

@@ -80,7 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     command(db_sub, "upgrade", "apply pending migrations (adopting an LNVPS database)")
     command(db_sub, "current", "print the current schema revision")
-    command(db_sub, "downgrade", "revert to an earlier revision").add_argument("revision")
+    downgrade = command(db_sub, "downgrade", "revert to an earlier revision")
+    downgrade.add_argument("revision")
+    downgrade.add_argument(
+        "--destroy-data",
+        action="store_true",
+        help="drop tables/columns even when they hold data (refused without it; back up first)",
+    )
 
     backfill = command(
         sub, "migrate-legacy-billing", "move vm_payment / vm.expires to subscriptions"

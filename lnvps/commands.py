@@ -21,6 +21,7 @@ from adapters.mysql.legacy_backfill import (
     migrate_legacy_billing,
 )
 from adapters.mysql.schema_upgrade import (
+    DowngradeRefused,
     SchemaMismatch,
     current_revision,
     downgrade_database,
@@ -96,7 +97,11 @@ async def _db_command(args: argparse.Namespace, url: str) -> int:
     if args.db_command == "current":
         print(await current_revision(url) or "(empty database)")
         return 0
-    await downgrade_database(url, args.revision)
+    try:
+        await downgrade_database(url, args.revision, destroy_data=args.destroy_data)
+    except DowngradeRefused as exc:
+        print(f"lnvps: {exc}", file=sys.stderr)
+        return 3
     print(f"schema at {args.revision}")
     return 0
 

@@ -161,16 +161,26 @@ class _Run:
         return self.report
 
     async def _nothing_to_do(self, shape: BillingShape) -> bool:
-        """Finalized shape → skip (§9); half-finalized with unlinked VMs → refuse (B1)."""
+        """Finalized (even half-way, §9) → skip; legacy billing dropped too early → refuse (B1).
+
+        Finalization drops `vm_payment` only once every VM is linked and every payment copied,
+        and then the `vm` columns one by one (not atomic on MariaDB). So "every VM linked and
+        `vm_payment` gone" means finalization ran, whichever legacy columns a crash left: there
+        is nothing to backfill, and a second `finalize_legacy_billing` finishes the rest.
+        """
         if shape.has_vm_payment and shape.has_legacy_vm_columns:
             return False
-        unlinked = 0
-        if shape.has_link:
-            stmt = select(func.count()).select_from(t.vm).where(unlinked_condition(shape))
-            unlinked = int((await self.conn.execute(stmt)).scalar_one())
-            await self.conn.rollback()
-        if shape.is_finalized and shape.has_link and unlinked == 0:
-            self.report.notes.append("finalized shape (no vm_payment, no vm.expires): skipped")
+        stmt = select(func.count()).select_from(t.vm).where(unlinked_condition(shape))
+        unlinked = int((await self.conn.execute(stmt)).scalar_one())
+        await self.conn.rollback()
+        if not shape.has_vm_payment and shape.has_link and unlinked == 0:
+            note = (
+                "finalized shape (no vm_payment, no vm.expires): skipped"
+                if not {"expires", "auto_renewal_enabled", "created"} & shape.vm_columns
+                else "finalization was interrupted (vm_payment dropped, legacy vm columns left): "
+                "skipped; run finalize_legacy_billing again to finish it"
+            )
+            self.report.notes.append(note)
             return True
         missing = [
             name
@@ -181,8 +191,9 @@ class _Run:
             if not present
         ]
         raise LegacyShapeError(
-            f"{' and '.join(missing)} missing while {unlinked or 'all'} VMs are unlinked: legacy "
-            "billing was dropped before the backfill ran (B1); restore them from a backup"
+            f"{' and '.join(missing)} missing while {unlinked} VMs are unlinked"
+            f"{'' if shape.has_vm_payment else ' (their payments cannot be copied)'}: legacy "
+            "billing was dropped before the backfill ran (B1); restore it from a backup"
         )
 
     async def _enter(self, lock_timeout: int) -> None:
@@ -288,9 +299,12 @@ class _Run:
             high = await next_bound(self.conn, low, self.payment_batch)
             present, conflicts = await count_present(self.conn, shape, low, high)
             rows = await read_attention_rows(self.conn, shape, low, high)
-            ok, problems, failed = classify(
+            ok, problems, warnings, failed = classify(
                 rows, dry_run_failed_vms=self.failed_vms if self.dry_run else None
             )
+            for warning in warnings:
+                self.report.add_warning(warning)
+                log.warning("Phase 2: %s", warning)
             if self.dry_run:
                 copied = await count_plain_rows(self.conn, shape, low, high) + len(ok)
                 await self.conn.rollback()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import func, select, text
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -57,14 +57,27 @@ async def finalization_blockers(url: str | URL) -> FinalizationBlockers:
         await engine.dispose()
 
 
+#: The legacy `vm` columns §9 drops, in the order they are dropped.
+LEGACY_VM_COLUMNS = ("expires", "auto_renewal_enabled", "created")
+
+
 def _drop_legacy(sync_conn: Connection) -> None:
+    """Each step only if it is still to do: MariaDB DDL is not transactional, so a crash can
+    leave any prefix of these steps done, and a second run must finish the rest."""
+    inspector = inspect(sync_conn)
     ops = Operations(MigrationContext.configure(sync_conn))
-    ops.drop_table("vm_payment")
+    if "vm_payment" in inspector.get_table_names():
+        ops.drop_table("vm_payment")
+    columns = {str(c["name"]): c for c in inspector.get_columns("vm")}
+    link_nullable = bool(columns["subscription_line_item_id"]["nullable"])
+    drop = [name for name in LEGACY_VM_COLUMNS if name in columns]
+    if not link_nullable and not drop:
+        return
     with ops.batch_alter_table("vm") as batch:
-        batch.alter_column("subscription_line_item_id", existing_type=UInt, nullable=False)
-        batch.drop_column("expires")
-        batch.drop_column("auto_renewal_enabled")
-        batch.drop_column("created")
+        if link_nullable:
+            batch.alter_column("subscription_line_item_id", existing_type=UInt, nullable=False)
+        for name in drop:
+            batch.drop_column(name)
 
 
 async def finalize_legacy_billing(url: str | URL, *, lock_timeout: int = 60) -> None:
@@ -72,7 +85,8 @@ async def finalize_legacy_billing(url: str | URL, *, lock_timeout: int = 60) -> 
 
     Makes `vm.subscription_line_item_id` NOT NULL, drops `vm.expires`,
     `vm.auto_renewal_enabled`, `vm.created` and `vm_payment`. The backfill then sees the
-    finalized shape and skips itself.
+    finalized shape and skips itself. Safe to run again after a crash half-way: it does
+    only the steps still to do.
     """
     engine = create_engine(url, foreign_keys=url_is_mysql(url))
     try:

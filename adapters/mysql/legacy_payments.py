@@ -184,8 +184,9 @@ async def count_plain_rows(
 
 def classify(
     rows: list[Any], *, dry_run_failed_vms: Collection[int] | None
-) -> tuple[dict[bytes, str | None], list[Problem], int]:
-    """Split attention rows into copyable (id → metadata) and problems; return failed count.
+) -> tuple[dict[bytes, str | None], list[Problem], list[Problem], int]:
+    """Split attention rows into copyable (id → metadata), problems (not copied) and
+    warnings (copied: `upgrade_params` unreadable, metadata NULL); return the failed count.
 
     `dry_run_failed_vms` is for a dry run, where nothing is linked yet: an unlinked VM counts
     as linked unless Phase 1 failed for it (the old tool's dry run failed them all, §8).
@@ -193,6 +194,7 @@ def classify(
     """
     ok: dict[bytes, str | None] = {}
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     unlinked: dict[int, int] = {}
     for row in rows:
         payment_id = bytes(row.id)
@@ -233,6 +235,9 @@ def classify(
             problems.append(Problem("phase2", exc.message, row.vm_id, payment_id.hex()))
             continue
         ok[payment_id] = mapping.metadata
+        if mapping.metadata_problem is not None:
+            message = f"{mapping.metadata_problem}; copied with metadata NULL (R3)"
+            warnings.append(Problem("phase2", message, row.vm_id, payment_id.hex()))
     for vm_id, count in sorted(unlinked.items()):
         problems.append(
             Problem(
@@ -241,7 +246,7 @@ def classify(
                 vm_id,
             )
         )
-    return ok, problems, len(rows) - len(ok)
+    return ok, problems, warnings, len(rows) - len(ok)
 
 
 def _time_value() -> ColumnElement[Any]:

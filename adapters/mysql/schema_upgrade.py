@@ -8,12 +8,14 @@ from typing import Any, TypeVar
 import attrs
 from alembic import command
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.mysql.engine import create_engine, url_is_mysql
-from adapters.mysql.migrations import HEAD, REVISIONS, VERSION_TABLE, alembic_config
+from adapters.mysql.migrations import HEAD, REVISIONS, VERSION_TABLE, alembic_config, data_guard
+from adapters.mysql.migrations.data_guard import DowngradeRefused
 from adapters.mysql.migrations.shapes import (
     DELETED_SQLX_VERSIONS,
     FOREIGN_TABLES,
@@ -66,11 +68,18 @@ async def upgrade_database(url: str | URL, target: str = "head") -> UpgradeRepor
     return await _with_connection(url, work, lock=True)
 
 
-async def downgrade_database(url: str | URL, revision: str) -> None:
-    """Walk the schema down to `revision` (`"base"` drops everything Alembic created)."""
+async def downgrade_database(url: str | URL, revision: str, *, destroy_data: bool = False) -> None:
+    """Walk the schema down to `revision` (`"base"` drops everything Alembic created).
+
+    Raises `DowngradeRefused`, before any DDL, when a revision to undo would drop a table or
+    column that holds data (unless `destroy_data`) or is LNVPS's own migration on an adopted
+    database (always).
+    """
 
     def work(conn: Connection) -> None:
-        _alembic(conn, "downgrade", revision)
+        steps = _steps_down(_current(conn), revision)
+        data_guard.check(conn, steps, destroy_data=destroy_data)
+        _alembic(conn, "downgrade", revision, {data_guard.DESTROY_DATA: destroy_data})
 
     await _with_connection(url, work, lock=True)
 
@@ -115,11 +124,33 @@ async def _check_sqlite_foreign_keys(conn: AsyncConnection) -> None:
         raise RuntimeError(f"foreign key violations after migration: {rows[:5]}")
 
 
-def _alembic(conn: Connection, action: str, revision: str) -> None:
+def _alembic(
+    conn: Connection, action: str, revision: str, attributes: dict[str, Any] | None = None
+) -> None:
     config = alembic_config()
+    config.attributes.update(attributes or {})
     config.attributes["connection"] = conn
     run: Any = getattr(command, action)
     run(config, revision)
+
+
+def _steps_down(current: str | None, target: str) -> list[tuple[str, data_guard.Drops]]:
+    """The revisions `downgrade target` undoes, newest first, with what each drops."""
+    top = -1 if current is None else REVISIONS.index(current)
+    if target == "base":
+        bottom = -1
+    elif target in REVISIONS:
+        bottom = REVISIONS.index(target)
+    elif target.startswith("-") and target[1:].isdigit():
+        bottom = top - int(target[1:])
+    else:
+        raise ValueError(f"unknown revision {target!r}: give a full revision id, 'base' or -N")
+    script = ScriptDirectory.from_config(alembic_config())
+    steps = []
+    for index in range(top, max(bottom, -1), -1):
+        module = script.get_revision(REVISIONS[index]).module
+        steps.append((REVISIONS[index], getattr(module, "DROPS", data_guard.NOTHING)))
+    return steps
 
 
 def _current(conn: Connection) -> str | None:
@@ -230,6 +261,7 @@ _LATER_TABLES = frozenset({"lifecycle_mark", "idempotency_key", VERSION_TABLE})
 
 __all__ = [
     "HEAD",
+    "DowngradeRefused",
     "SchemaMismatch",
     "UpgradeReport",
     "current_revision",

@@ -386,7 +386,7 @@ async def test_r1_to_r2_keeps_legacy_data(db_url: str) -> None:
     finally:
         await engine.dispose()
     await upgrade_database(db_url, R3_ADD_EMAIL_HASH)
-    await downgrade_database(db_url, R1_LEGACY)
+    await downgrade_database(db_url, R1_LEGACY, destroy_data=True)  # its vm rows stay
     engine = create_engine(db_url)
     try:
         async with engine.connect() as conn:

@@ -185,6 +185,25 @@ def test_map_payment_combines_the_rules() -> None:
     assert mapped.metadata == '{"new_cpu":2}'
 
 
+@pytest.mark.parametrize("params", ["", "{new_cpu: 4", '{"cpu": 4}', '{"new_cpu": 1.5}'])
+def test_map_payment_keeps_a_payment_with_unreadable_params_and_reports_why(params: str) -> None:
+    """R3/D18: a money record is never held back for its upgrade_params: NULL metadata and
+    the reason, for the report (the backfill counted it as an error and refused to start)."""
+    row = LegacyPaymentRow(
+        id=b"\x01" * 32,
+        vm_id=7,
+        payment_type=1,
+        payment_method=0,
+        time_value=0,
+        is_paid=True,
+        upgrade_params=params,
+    )
+    mapped = map_payment(row)
+    assert mapped.payment_type is SubscriptionPaymentType.UPGRADE
+    assert mapped.metadata is None and mapped.time_value is None
+    assert mapped.metadata_problem is not None and "upgrade_params" in mapped.metadata_problem
+
+
 def test_map_payment_rejects_unknown_method() -> None:
     row = LegacyPaymentRow(
         id=b"\x01" * 32,

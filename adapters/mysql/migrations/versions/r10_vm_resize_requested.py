@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from adapters.mysql import types as t
+from adapters.mysql.migrations.data_guard import Drops, refuse_data_loss
 
 revision = "lnvps_vm_resize_requested"
 down_revision: str | None = "lnvps_sqlite_foreign_key_indexes"
@@ -22,7 +23,12 @@ def upgrade() -> None:
         batch.create_index("idx_vm_resize_requested", ["resize_requested"])
 
 
+#: What `downgrade` drops; it refuses while any of it holds data (data_guard).
+DROPS = Drops(columns={"vm": ("resize_requested",)})
+
+
 def downgrade() -> None:
+    refuse_data_loss(revision, DROPS)
     with op.batch_alter_table("vm") as batch:
         batch.drop_index("idx_vm_resize_requested")
         batch.drop_column("resize_requested")

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from adapters.mysql.interval_column import stored_interval_count
+from adapters.mysql.migrations.data_guard import NOTHING, refuse_data_loss
 
 revision = "lnvps_payment_interval_count"
 down_revision: str | None = "lnvps_pending_payment_index"
@@ -65,7 +66,13 @@ def _fill(conn: sa.Connection) -> None:
         last = rows[-1].id
 
 
+#: `interval_count` is derived from `metadata` (upgrade fills it again): dropping it loses
+#: nothing, so the downgrade needs no guard (data_guard).
+DROPS = NOTHING
+
+
 def downgrade() -> None:
+    refuse_data_loss(revision, DROPS)
     op.drop_index(INDEX, table_name="subscription_payment")
     with op.batch_alter_table("subscription_payment") as batch:
         batch.drop_column("interval_count")

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from adapters.mysql import types as t
+from adapters.mysql.migrations.data_guard import Drops, refuse_data_loss
 
 revision = "lnvps_settlement_problems"
 down_revision: str | None = "lnvps_audit_secrets_redacted"
@@ -33,5 +34,10 @@ def upgrade() -> None:
     )
 
 
+#: What `downgrade` drops; it refuses while any of it holds data (data_guard).
+DROPS = Drops(tables=("settlement_problem",))
+
+
 def downgrade() -> None:
+    refuse_data_loss(revision, DROPS)
     op.drop_table("settlement_problem")

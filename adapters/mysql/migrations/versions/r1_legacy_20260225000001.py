@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from adapters.mysql import types as t
+from adapters.mysql.migrations.data_guard import Drops, refuse_data_loss
 from domain.enums import (
     AdminAction,
     AdminResource,
@@ -931,6 +932,13 @@ def _seed() -> None:
     )
 
 
+#: What `downgrade` drops: refused while any table holds rows other than the seed above, and
+#: always refused on an adopted database (its `_sqlx_migrations` records 20260225000001: the
+#: tables are LNVPS's own, not ours to drop). See data_guard.
+DROPS = Drops(tables=TABLES, exempt=frozenset({"company", "admin_roles", "admin_role_permissions"}))
+
+
 def downgrade() -> None:
+    refuse_data_loss(revision, DROPS)
     for name in reversed(TABLES):
         op.drop_table(name)

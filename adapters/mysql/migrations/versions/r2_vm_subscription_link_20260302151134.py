@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from adapters.mysql import types as t
+from adapters.mysql.migrations.data_guard import Drops, refuse_data_loss
 
 revision = "vm_subscription_link_20260302151134"
 down_revision: str | None = "legacy_20260225000001"
@@ -53,7 +54,18 @@ def upgrade() -> None:
         )
 
 
+#: What `downgrade` drops; it refuses while any of it holds data (data_guard).
+DROPS = Drops(
+    columns={
+        "vm": ("subscription_line_item_id",),
+        "subscription_payment": ("metadata", "time_value"),
+        "subscription": ("interval_type", "interval_amount", "is_setup"),
+    }
+)
+
+
 def downgrade() -> None:
+    refuse_data_loss(revision, DROPS)
     with op.batch_alter_table("vm") as batch:
         batch.drop_constraint("fk_vm_subscription_line_item", type_="foreignkey")
         batch.drop_index("idx_vm_subscription_line_item")

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from adapters.mysql import types as t
+from adapters.mysql.migrations.data_guard import Drops, refuse_data_loss
 
 revision = "lnvps_lifecycle_and_idempotency"
 down_revision: str | None = "add_email_hash_20260615000000"
@@ -79,7 +80,12 @@ def upgrade() -> None:
         )
 
 
+#: What `downgrade` drops; it refuses while any of it holds data (data_guard).
+DROPS = Drops(tables=("idempotency_key", "lifecycle_mark"))
+
+
 def downgrade() -> None:
+    refuse_data_loss(revision, DROPS)
     if _is_mysql():
         op.alter_column(
             "subscription",

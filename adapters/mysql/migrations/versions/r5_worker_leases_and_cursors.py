@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from adapters.mysql import types as t
+from adapters.mysql.migrations.data_guard import Drops, refuse_data_loss
 
 revision = "lnvps_worker_leases_and_cursors"
 down_revision: str | None = "lnvps_lifecycle_and_idempotency"
@@ -40,7 +41,12 @@ def upgrade() -> None:
     )
 
 
+#: What `downgrade` drops; it refuses while any of it holds data (data_guard).
+DROPS = Drops(tables=("worker_cursor", "worker_lease"))
+
+
 def downgrade() -> None:
+    refuse_data_loss(revision, DROPS)
     op.drop_index("idx_subscription_payment_unpaid_method", table_name="subscription_payment")
     op.drop_table("worker_cursor")
     op.drop_table("worker_lease")

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from adapters.mysql import types as t
+from adapters.mysql.migrations.data_guard import Drops, refuse_data_loss
 
 revision = "lnvps_admin_audit_and_grants"
 down_revision: str | None = "lnvps_worker_leases_and_cursors"
@@ -108,7 +109,12 @@ def upgrade() -> None:
         )
 
 
+#: What `downgrade` drops; it refuses while any of it holds data (data_guard).
+DROPS = Drops(tables=("admin_audit",))
+
+
 def downgrade() -> None:
+    refuse_data_loss(revision, DROPS)
     role_id = _admin_role_id()
     if role_id is not None:
         for resource, action in sorted(_added()):

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from adapters.mysql import types as t
+from adapters.mysql.migrations.data_guard import Drops, refuse_data_loss
 
 revision = "lnvps_invoices"
 down_revision: str | None = "lnvps_admin_audit_and_grants"
@@ -75,7 +76,15 @@ def upgrade() -> None:
     op.create_index("idx_credit_note_invoice", "credit_note", ["invoice_id"])
 
 
+#: What `downgrade` drops; it refuses while any of it holds data (data_guard).
+DROPS = Drops(
+    tables=("credit_note", "invoice", "invoice_counter"),
+    columns={"users": ("billing_vat_validated",)},
+)
+
+
 def downgrade() -> None:
+    refuse_data_loss(revision, DROPS)
     op.drop_table("credit_note")  # its indexes go with it (MariaDB refuses to drop an
     op.drop_table("invoice")  # index a foreign key needs while the key exists)
     op.drop_table("invoice_counter")

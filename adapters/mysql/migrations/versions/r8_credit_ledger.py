@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from adapters.mysql import types as t
+from adapters.mysql.migrations.data_guard import Drops, refuse_data_loss
 
 revision = "lnvps_credit_ledger"
 down_revision: str | None = "lnvps_invoices"
@@ -51,7 +52,12 @@ def upgrade() -> None:
     op.create_index("idx_credit_ledger_payment", "user_credit_ledger", ["payment_id"])
 
 
+#: What `downgrade` drops; it refuses while any of it holds data (data_guard).
+DROPS = Drops(tables=("user_credit_ledger", "user_credit_balance"))
+
+
 def downgrade() -> None:
+    refuse_data_loss(revision, DROPS)
     op.drop_index("idx_credit_ledger_payment", table_name="user_credit_ledger")
     op.drop_index("idx_credit_ledger_reference", table_name="user_credit_ledger")
     op.drop_index("idx_credit_ledger_user", table_name="user_credit_ledger")
