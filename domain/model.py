@@ -339,6 +339,14 @@ class Subscription:
     def interval(self) -> Interval:
         return Interval(self.interval_type, self.interval_amount)
 
+    @property
+    def in_service(self) -> bool:
+        """Paid for once (`is_setup`) or given time without a payment: an expiry an operator
+        set, or an LNVPS VM adopted with time but no paid payment, which keeps
+        `is_setup = 0` (D18) and must still be kept running, re-built and topped up like
+        any paid one. A never-paid order has neither."""
+        return self.is_setup or self.expires is not None
+
 
 @attrs.frozen(kw_only=True)
 class LineItem:

@@ -44,9 +44,11 @@ def require_paid_once(sub: Subscription) -> None:
     set up someone's never-paid order for a few sats (the reference provisioned one for
     18 minutes on 1 sat): the VM is then built, takes an address, leaves the never-paid
     cleanup and holds its host room through a grace period. The first payment goes through
-    the owner's signed renew request, which buys at least one whole interval.
+    the owner's signed renew request, which buys at least one whole interval. A VM given
+    time without a payment (`in_service`: an operator's expiry, an adopted comped VM) may
+    be topped up like a paid one.
     """
-    if not sub.is_setup:
+    if not sub.in_service:
         raise VmNotPaidYet(NOT_PAID_YET)
 
 

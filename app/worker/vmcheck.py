@@ -119,7 +119,7 @@ async def check_vms(deps: WorkerDeps) -> VmCheckReport:
         sub = subs.get(vm.id)
         if sub is None:
             log.warning("VM %s has no subscription; skipped", vm.id)
-        elif sub.is_setup:
+        elif sub.in_service:
             by_host[vm.host_id].append(vm)
         elif sub.id in census.cleanup_due:
             await _cleanup(deps, vm, report)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import attrs
 import pytest
 
 from app.billing.errors import AmountOutOfRange, TooManyOpenInvoices, VmNotFound, VmNotPaidYet
@@ -124,6 +125,21 @@ async def test_a_never_paid_vm_cannot_be_set_up_by_a_stranger(shop: Shop) -> Non
     assert await shop.payments(vm) == [] and shop.node.invoices == {}
     sub = await shop.subscription(vm)
     assert not sub.is_setup and sub.expires is None
+
+
+async def test_a_vm_given_time_without_a_payment_can_be_topped_up(shop: Shop) -> None:
+    """An expiry without a paid payment (an operator's, or an adopted comped LNVPS VM that
+    keeps is_setup = 0, D18) is service the owner may extend by LNURL like a paid one."""
+    vm = await shop.order()
+    sub = await shop.subscription(vm)
+    given = shop.clock.now() + timedelta(days=30)
+    async with shop.factory() as uow:
+        await uow.subscriptions.update(attrs.evolve(sub, expires=given))
+        await uow.commit()
+    payment = await _by_amount(shop, vm, 100_000)
+    await shop.complete(payment)
+    after = await shop.subscription(vm)
+    assert after.expires is not None and after.expires > given
 
 
 async def test_an_untaxed_buyer_gets_time_for_the_whole_amount(shop: Shop) -> None:

@@ -77,6 +77,26 @@ async def test_paid_vm_missing_from_its_host_is_spawned_again(world: World) -> N
     assert world.host.calls.get("create_vm") == 2
 
 
+async def test_a_vm_given_time_without_a_payment_is_spawned_again_like_a_paid_one(
+    world: World,
+) -> None:
+    """An LNVPS VM adopted with time but no paid payment keeps `is_setup = 0` (D18); the
+    check skipped it, so a host that lost it never got it back, time bought or not."""
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    async with world.shop.factory() as uow:
+        await uow.subscriptions.update(attrs.evolve(sub, is_setup=False))
+        await uow.commit()
+    await world.host.inner.delete_vm(vm)
+
+    report = await world.vm_check()
+
+    assert report.checked == [vm.id] and report.deleted == []
+    assert world.host_state(vm.id) == "running"
+    assert world.host.calls.get("create_vm") == 2
+    assert not (await world.shop.vm(vm.id)).deleted
+
+
 async def test_expired_vm_missing_from_its_host_is_left_alone_and_never_deleted(
     world: World,
 ) -> None:
