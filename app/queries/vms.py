@@ -80,7 +80,7 @@ def display_state(view: VmStatusRecords, cached: VmRunningState | None) -> VmRun
     addresses and MAC a client reads next. Only committed state is shown.
     """
     sub = view.subscription
-    paid = sub is not None and sub.in_service
+    paid = sub is not None and (sub.is_setup or sub.expires is not None)  # as `in_service`
     if paid and not view.is_provisioned:
         return VmRunningState(state=VmRunState.CREATING)
     if cached is not None and cached.state is not VmRunState.UNKNOWN:
