@@ -146,7 +146,10 @@ def _service_lines(
     up to the payment row (its net and its tax) and print the rate the payer was charged."""
     if not credit:
         return [InvoiceLine(description=description, net=net, tax_rate=rate, tax=tax)]
-    full_tax = tax_on(net + credit, rate)
+    # never below the tax charged: a Lightning payment's tax comes converted from msat
+    # (rounded half up) and can exceed the floor of the full value in cents; the credit
+    # line then takes off no tax rather than adding some
+    full_tax = max(tax, tax_on(net + credit, rate))
     return [
         InvoiceLine(description=description, net=net + credit, tax_rate=rate, tax=full_tax),
         InvoiceLine(description=CREDIT_LINE, net=-credit, tax_rate=rate, tax=tax - full_tax),

@@ -201,6 +201,25 @@ def test_a_lightning_invoice_total_is_the_conversion_of_what_was_paid() -> None:
     assert (service.net, service.tax, service.tax_rate, fee.net) == (123, 28, Decimal(23), 1)
 
 
+def test_a_lightning_credit_line_never_adds_tax() -> None:
+    """A Lightning payment's tax is converted from msat (half up: 11 505 366 msat is 1 151
+    cents) while the full value's tax is floored in cents (23 % of 5 003 is 1 150): the
+    credit line made up the difference with tax of +1; it now takes off none."""
+    credit = {"amount": 1, "currency": "EUR", "charged": 10_000}
+    paid = _payment(
+        amount=50_023_331,
+        tax=11_505_366,
+        processing_fee=0,
+        currency="BTC",
+        payment_method=PaymentMethod.LIGHTNING,
+        rate=Decimal(100_000),
+        metadata={"tax_rate": "23", "credit_applied": credit},
+    )
+    service, credit_line = _content(paid).lines
+    assert credit_line.net == -1 and credit_line.tax == 0
+    assert service.tax + credit_line.tax == msat_to_fiat(paid.tax, Decimal(100_000)) == 1151
+
+
 def test_malformed_credit_is_ignored() -> None:
     for raw in (
         {"amount": -5, "currency": "EUR"},
