@@ -23,7 +23,7 @@ from domain.subscription import INTERVALS_KEY
 from domain.tax import TAX_RATE_KEY, TaxRates
 from ports.clock import Clock
 from ports.rates import RateStore
-from ports.storage import UnitOfWorkFactory
+from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 #: LNURL-pay amounts: the payRequest advertises exactly these as minSendable/maxSendable and
 #: the callback refuses anything outside them (D25; the reference advertised 100 sat and took 1).
@@ -37,7 +37,7 @@ NOT_PAID_YET = (
 )
 
 
-def require_paid_once(sub: Subscription) -> None:
+async def require_paid_once(uow: UnitOfWork, sub: Subscription) -> None:
     """LNURL only tops up a VM that was paid for once (D25).
 
     The endpoints are unauthenticated and take any amount, so a stranger could otherwise
@@ -46,17 +46,23 @@ def require_paid_once(sub: Subscription) -> None:
     cleanup and holds its host room through a grace period. The first payment goes through
     the owner's signed renew request, which buys at least one whole interval. A VM given
     time without a payment (`in_service`: an operator's expiry, an adopted comped VM) may
-    be topped up like a paid one.
+    be topped up like a paid one, unless its subscription still owes a setup fee: an LNURL
+    payment is priced as a renewal, and completing it would mark the subscription set up
+    with its setup fee never charged (the owner's renew request is a Purchase that does).
     """
     if not sub.in_service:
         raise VmNotPaidYet(NOT_PAID_YET)
+    if not sub.is_setup:
+        items = await uow.line_items.list_by_subscription(sub.id)
+        if any(item.setup_amount > 0 for item in items):
+            raise VmNotPaidYet(NOT_PAID_YET)
 
 
 async def lnurl_vm(uow_factory: UnitOfWorkFactory, vm_id: int) -> Vm:
     """The live VM behind a Lightning address, refused before its first payment (D25)."""
     async with uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, None)
-        require_paid_once(await subscription_of(uow, vm))
+        await require_paid_once(uow, await subscription_of(uow, vm))
     return vm
 
 
@@ -98,7 +104,7 @@ async def renew_by_amount(
     async with uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, None)
         sub = await subscription_of(uow, vm)
-        require_paid_once(sub)
+        await require_paid_once(uow, sub)
         reuse = AmountReuse(subscription_id=sub.id, amount_msat=amount_msat)
         pending = await uow.payments.list_pending_for_subscription(sub.id, now)
         existing = next((p for p in pending if reuse.matches(p, now)), None)

@@ -142,6 +142,24 @@ async def test_a_vm_given_time_without_a_payment_can_be_topped_up(shop: Shop) ->
     assert after.expires is not None and after.expires > given
 
 
+async def test_a_vm_given_time_that_still_owes_a_setup_fee_is_not_topped_up(shop: Shop) -> None:
+    """An LNURL payment is priced as a renewal; completing it sets the subscription up, so
+    a setup fee it still owes would never be charged: its owner's renew request (a Purchase)
+    pays first."""
+    vm = await shop.order()
+    sub = await shop.subscription(vm)
+    async with shop.factory() as uow:
+        await uow.subscriptions.update(
+            attrs.evolve(sub, expires=shop.clock.now() + timedelta(days=30))
+        )
+        (item,) = await uow.line_items.list_by_subscription(sub.id)
+        await uow.line_items.update(attrs.evolve(item, setup_amount=500))
+        await uow.commit()
+    with pytest.raises(VmNotPaidYet):
+        await _by_amount(shop, vm, 100_000)
+    assert await shop.payments(vm) == []
+
+
 async def test_an_untaxed_buyer_gets_time_for_the_whole_amount(shop: Shop) -> None:
     vm = await shop.order(user_id=BOB)
     await shop.complete(await shop.renew(vm))
