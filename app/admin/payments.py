@@ -7,6 +7,7 @@ import logging
 from app.billing.completion import complete_payment
 from app.billing.errors import PaymentNotFound, VmNotFound
 from app.billing.rails import PaymentRails
+from app.settlement_retries import passing
 from domain.enums import PaymentMethod
 from domain.errors import InvalidInput, PaymentAlreadyCompleted, found
 from domain.model import SubscriptionPayment
@@ -78,7 +79,7 @@ async def _received_msat(
 ) -> int | None:
     """What the Lightning node received for `payment`: the amount its settlement problem
     recorded (kept when the intake could not complete it), else the node's settlement of its
-    invoice (a node outage: 503, try again; none: nothing known). None for another method,
+    invoice (none, or the node unreachable: nothing known, logged). None for another method,
     or for less than the payment's total: an admin completing a short settlement decided to
     count it as paid, and nothing of it is in excess."""
     if payment.payment_method is not PaymentMethod.LIGHTNING:
@@ -88,7 +89,20 @@ async def _received_msat(
     if problem is not None:
         received: int | None = problem.amount_paid_msat
     else:
-        settled = await rails.lightning_settlement(payment.id)
+        try:
+            settled = await rails.lightning_settlement(payment.id)
+        except Exception as err:
+            if not passing(err):
+                raise
+            # an admin must be able to complete a payment while the node is down (the
+            # reason to complete by hand); only an overpayment's excess goes unseen
+            log.warning(
+                "OPERATOR: payment %s completed by an admin without the node's settlement "
+                "(%s): anything paid beyond its invoice is not credited; check the node",
+                payment.id.hex(),
+                err,
+            )
+            return None
         received = None if settled is None else settled.amount_paid_msat
     if received is not None and received < payment.total:
         log.warning(

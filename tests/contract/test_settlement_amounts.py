@@ -288,6 +288,25 @@ async def test_an_admin_completing_an_overpaid_invoice_asks_the_node_what_arrive
         assert await recent_problems(shop.factory) == []
 
 
+async def test_an_admin_completes_a_lightning_payment_while_the_node_is_down(
+    shop: Shop, lnd: FakeLnd, tmp_path: Path
+) -> None:
+    """Completing by hand is what an admin does when the node cannot help: a node that
+    cannot be reached does not refuse it (the excess, if any, is not known: none credited,
+    logged for the operator)."""
+    async with running_fake_lnd(tmp_path / "gone", tls=False) as gone:
+        url, macaroon = gone.url, gone.macaroon_hex
+    async with LndRestNode(url, macaroon_hex=macaroon, reconnect_delay=0.01) as down:
+        vm = await shop.order()
+        payment = await shop.renew(vm)
+
+        await _admin_completes(shop, PaymentRails(down, {}), payment.id)
+
+        paid = await shop.payment(payment.id)
+        assert paid.is_paid and overpaid_of(payment_meta(paid)) is None
+        assert await _credit(shop, vm.user_id) == {}
+
+
 async def test_an_admin_completing_a_short_settlement_counts_it_as_paid(
     shop: Shop, lnd: FakeLnd
 ) -> None:
