@@ -262,7 +262,9 @@ class Invoice:
 
 @attrs.frozen(kw_only=True)
 class CreditNote:
-    """A refund or correction of an invoice, in its own series; `amount` is gross, > 0."""
+    """A refund or correction of an invoice, in its own series; `amount` is gross, > 0.
+    `net` and `tax` (adding up to `amount`) are fixed at issue (`domain.credit_note`); a note
+    issued before notes stored them has None in both."""
 
     id: int
     company_id: int
@@ -274,15 +276,24 @@ class CreditNote:
     currency: str
     amount: int
     reason: str
+    net: int | None = None
+    tax: int | None = None
 
 
 def credit_note_parts(amount: int, invoice: Invoice) -> tuple[int, int] | None:
-    """A credit note's (net, tax), where the invoice alone determines them: a note of the
-    whole total takes back the invoice's own net and tax, and on an invoice that charged no
-    tax all of a note is net. A note stores only its gross amount and no rule splits part of
-    a taxed invoice, so for such a note there is no split (None): none is made up here."""
+    """An old credit note's (net, tax), where the invoice alone determines them: a note of
+    the whole total takes back the invoice's own net and tax, and on an invoice that charged
+    no tax all of a note is net. Notes issued before they stored their split (`net`, `tax`)
+    have none for part of a taxed invoice (None): none is made up here."""
     if amount == invoice.total:
         return invoice.net, invoice.tax
     if invoice.tax == 0:
         return amount, 0
     return None
+
+
+def stored_note_parts(note: CreditNote, invoice: Invoice) -> tuple[int, int] | None:
+    """The note's (net, tax) as issued; for an old note without them, `credit_note_parts`."""
+    if note.net is not None and note.tax is not None:
+        return note.net, note.tax
+    return credit_note_parts(note.amount, invoice)

@@ -75,6 +75,14 @@ def tax_on(amount: int, rate_percent: Decimal) -> int:
     return exact.numerator // exact.denominator
 
 
+def split_gross(gross: int, rate_percent: Decimal) -> tuple[int, int]:
+    """(net, tax) of a gross amount that includes tax at `rate_percent`: net =
+    gross × 100 / (100 + rate) rounded half up, tax the rest (so the two add up to gross)."""
+    exact = Fraction(gross * 100) / (100 + Fraction(rate_percent))
+    net = (2 * exact.numerator + exact.denominator) // (2 * exact.denominator)
+    return net, gross - net
+
+
 @attrs.frozen
 class TaxRates:
     """The configured `tax-rate` map, keyed by alpha-3 country code, percent as Decimal."""

@@ -916,6 +916,9 @@ credit_note = Table(
     Column("currency", String(5), nullable=False),
     Column("amount", UBigInt, nullable=False),
     Column("reason", String(255), nullable=False),
+    # r15: the note's net and tax, fixed at issue (NULL on a note issued before)
+    Column("net", UBigInt, nullable=True),
+    Column("tax", UBigInt, nullable=True),
     UniqueConstraint("company_id", "series", "seq", name="uq_credit_note_number"),
     Index("idx_credit_note_invoice", "invoice_id"),
     **TABLE_OPTS,

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from app.billing.errors import NotFound
+from domain.credit_note import issued_parts, new_note_parts
 from domain.errors import InvalidInput
 from domain.invoice import (
     CreditNote,
@@ -96,7 +97,8 @@ async def issue_credit_note(
     """A refund or correction of an issued invoice: a new document in the company's credit
     note series; the invoice itself is never touched. The notes of one invoice never add up
     to more than its total: the check runs under the invoice's own row lock, so two admins
-    cannot both pass, even when their notes fall in two series (31 Dec and 1 Jan)."""
+    cannot both pass, even when their notes fall in two series (31 Dec and 1 Jan). The note's
+    net and VAT are fixed there too, from the notes already issued (`new_note_parts`)."""
     reason = reason.strip()
     if not reason:
         raise InvalidInput("A credit note needs a reason")
@@ -111,12 +113,14 @@ async def issue_credit_note(
         invoice = await uow.invoices.get_for_update(invoice_id)
         if invoice is None:
             raise InvoiceNotFound("Invoice not found")
-        credited = sum(n.amount for n in await uow.invoices.credit_notes_of(invoice.id))
+        issued = await uow.invoices.credit_notes_of(invoice.id)
+        credited = sum(n.amount for n in issued)
         if credited + amount > invoice.total:
             raise InvalidInput(
                 f"Credit notes would exceed the invoice total ({credited} of "
                 f"{invoice.total} already credited)"
             )
+        net, tax = new_note_parts(amount, invoice, issued_parts(invoice, issued))
         seq = await uow.invoices.next_seq(invoice.company_id, series)
         note = await uow.invoices.add_credit_note(
             CreditNote(
@@ -130,6 +134,8 @@ async def issue_credit_note(
                 currency=invoice.currency,
                 amount=amount,
                 reason=reason[:255],
+                net=net,
+                tax=tax,
             )
         )
         await uow.commit()

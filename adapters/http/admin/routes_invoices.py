@@ -18,11 +18,11 @@ from adapters.http.admin.common import BASE, ID, add, body_str, query_uint
 from adapters.http.context import services
 from adapters.http.envelope import data_response, format_time, page_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable, Schema
-from adapters.http.views_schema import DATETIME, STRING, U64, obj
+from adapters.http.views_schema import DATETIME, STRING, U64, nullable, obj
 from adapters.http.vm_params import json_object, path_id
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
-from domain.invoice import CreditNote, Invoice, credit_note_parts
+from domain.invoice import CreditNote, Invoice, stored_note_parts
 from ports.storage import InvoiceWindow
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -54,6 +54,9 @@ CREDIT_NOTE: Schema = obj(
         "currency": STRING,
         "amount": U64,
         "reason": STRING,
+        # the VAT split fixed at issue; null on a note issued before notes stored it
+        "net": nullable(U64),
+        "tax": nullable(U64),
     }
 )
 INVOICE_WITH_NOTES: Schema = obj(
@@ -136,7 +139,13 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
     }
 
 
-def note_json(note: CreditNote) -> dict[str, Any]:
+def note_json(note: CreditNote, invoice: Invoice | None = None) -> dict[str, Any]:
+    """A note's `net` and `tax` as issued; for an old note, as far as its invoice (when
+    given) fixes them (`stored_note_parts`), else null."""
+    if invoice is not None:
+        parts = stored_note_parts(note, invoice)
+    else:
+        parts = None if note.net is None or note.tax is None else (note.net, note.tax)
     return {
         "id": note.id,
         "number": note.number,
@@ -145,6 +154,8 @@ def note_json(note: CreditNote) -> dict[str, Any]:
         "currency": note.currency,
         "amount": note.amount,
         "reason": note.reason,
+        "net": None if parts is None else parts[0],
+        "tax": None if parts is None else parts[1],
     }
 
 
@@ -178,10 +189,10 @@ def csv_row(invoice: Invoice) -> list[str]:
 def note_csv_row(note: CreditNote, invoice: Invoice) -> list[str]:
     """A credit note's export line: its own number and time, the corrected invoice's payment
     and buyer, its amounts negative (the window's totals sum to what stays earned), and the
-    invoice it corrects. Net and tax are empty where the note's gross has no exact split
-    (`credit_note_parts`); the columns of the invoice's payment (credit, charge, BTC) too."""
+    invoice it corrects. Net and tax are the note's own (`stored_note_parts`), empty for an
+    old note that has none; the columns of the invoice's payment (credit, charge, BTC) too."""
     doc = invoice.document
-    parts = credit_note_parts(note.amount, invoice)
+    parts = stored_note_parts(note, invoice)
     net, tax = ("", "") if parts is None else (-parts[0], -parts[1])
     values: list[object] = [
         note.number,
@@ -248,7 +259,10 @@ async def export_csv(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def get_invoice(request: web.Request, admin: Admin) -> web.StreamResponse:
     invoice, notes = await services(request).admin.invoice_with_notes(path_id(request))
     return data_response(
-        {"invoice": invoice_json(invoice), "credit_notes": [note_json(n) for n in notes]}
+        {
+            "invoice": invoice_json(invoice),
+            "credit_notes": [note_json(n, invoice) for n in notes],
+        }
     )
 
 

@@ -23,6 +23,7 @@ R11_PENDING_PAYMENT_INDEX = "lnvps_pending_payment_index"
 R12_PAYMENT_INTERVAL_COUNT = "lnvps_payment_interval_count"
 R13_AUDIT_SECRETS_REDACTED = "lnvps_audit_secrets_redacted"
 R14_SETTLEMENT_PROBLEMS = "lnvps_settlement_problems"
+R15_CREDIT_NOTE_PARTS = "lnvps_credit_note_parts"
 REVISIONS = (
     R1_LEGACY,
     R2_VM_SUBSCRIPTION_LINK,
@@ -38,6 +39,7 @@ REVISIONS = (
     R12_PAYMENT_INTERVAL_COUNT,
     R13_AUDIT_SECRETS_REDACTED,
     R14_SETTLEMENT_PROBLEMS,
+    R15_CREDIT_NOTE_PARTS,
 )
 HEAD = REVISIONS[-1]
 

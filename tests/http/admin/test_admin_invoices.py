@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+from decimal import Decimal
 from typing import Any
 
+import attrs
+
 from adapters.http.admin.routes_invoices import CSV_COLUMNS, _cell
+from domain.invoice import CreditNote, Invoice, InvoiceLine
 from tests.http.admin.adminapp import NOBODY, VIEWER, AdminWorld
 from tests.http.admin.test_admin_schemas import problems
 from tests.http.vm_helpers import paid_vm
@@ -208,3 +212,74 @@ async def test_an_admin_validates_a_vat_id_and_a_new_id_loses_it(world: AdminWor
     async with world.api.store() as uow:
         after = await uow.users.get(alice.id)
     assert after is not None and not after.billing_vat_validated
+
+
+async def _taxed_copy(world: AdminWorld, invoice: dict[str, Any], n: int) -> Invoice:
+    """A copy of the listed invoice as 10.00 + 23 % VAT (the test app charges no tax)."""
+    line = InvoiceLine(description="Renewal: VPS", net=1000, tax_rate=Decimal(23), tax=230)
+    async with world.api.store() as uow:
+        found = await uow.invoices.get(invoice["id"])
+        assert found is not None
+        content = attrs.evolve(found.document, lines=(line,))
+        taxed = await uow.invoices.add(
+            attrs.evolve(
+                found,
+                id=0,
+                seq=100 + n,
+                number=f"2026-{100 + n:06d}",
+                payment_id=bytes([n]) * 32,
+                net=1000,
+                tax=230,
+                total=1230,
+                content=content.to_json(),
+            )
+        )
+        await uow.commit()
+    return taxed
+
+
+async def test_a_credit_note_states_the_vat_it_takes_back(world: AdminWorld) -> None:
+    """Two partial notes split at 23 % and a last one taking the rest: the JSON and the CSV
+    give each note's net and VAT, and all of them take back the invoice's exactly. A note
+    issued before notes stored their split has none (null, empty cells) on a taxed invoice."""
+    await paid_vm(world.user, ALICE)
+    [listed] = (await world.ok("GET", f"/invoices?{WINDOW}"))["data"]
+    taxed = await _taxed_copy(world, listed, 1)
+    path = f"/invoices/{taxed.id}"
+    notes = [
+        (await world.ok("POST", f"{path}/credit_notes", json={"amount": a, "reason": "r"}))["data"]
+        for a in (123, 500, 607)
+    ]
+    assert [(n["net"], n["tax"]) for n in notes] == [(100, 23), (407, 93), (493, 114)]
+    one = await world.ok("GET", path)
+    assert one["data"]["credit_notes"] == notes
+    assert problems(one, await _schema(world, "/api/admin/v1/invoices/{id}")) == []
+
+    old_invoice = await _taxed_copy(world, listed, 2)
+    async with world.api.store() as uow:  # as r15 leaves a note issued before it
+        number = "CN-2026-000099"
+        old = CreditNote(
+            id=0,
+            company_id=old_invoice.company_id,
+            series="CN-2026",
+            seq=99,
+            number=number,
+            invoice_id=old_invoice.id,
+            issued_at=old_invoice.issued_at,
+            currency="EUR",
+            amount=500,
+            reason="before r15",
+        )
+        await uow.invoices.add_credit_note(old)
+        await uow.commit()
+    shown = await world.ok("GET", f"/invoices/{old_invoice.id}")
+    assert [(n["net"], n["tax"]) for n in shown["data"]["credit_notes"]] == [(None, None)]
+    assert problems(shown, await _schema(world, "/api/admin/v1/invoices/{id}")) == []
+
+    rows = {r["number"]: r for r in await _export(world) if r["document"] == "credit_note"}
+    assert [(rows[n["number"]]["net"], rows[n["number"]]["tax"]) for n in notes] == [
+        ("-100", "-23"),
+        ("-407", "-93"),
+        ("-493", "-114"),
+    ]
+    assert (rows[number]["net"], rows[number]["tax"], rows[number]["total"]) == ("", "", "-500")
