@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy import inspect
 
@@ -13,6 +14,7 @@ from adapters.memory.clock import FakeClock
 from adapters.mysql import tables
 from adapters.mysql.engine import create_engine
 from adapters.mysql.migrations import R14_SETTLEMENT_PROBLEMS, R15_CREDIT_NOTE_PARTS
+from adapters.mysql.migrations.data_guard import DowngradeRefused
 from adapters.mysql.schema_upgrade import downgrade_database, upgrade_database
 from app.billing.invoicing import issue_credit_note
 from domain.invoice import InvoiceContent, InvoiceLine, Party, stored_note_parts
@@ -112,7 +114,11 @@ async def test_r15_adds_the_parts_and_an_old_note_keeps_none(db_url: str) -> Non
     assert new == [second, last]
     # the old note counts as 3.33 + 0.77, so the last one ends on the invoice's 10.00 + 2.30
     assert [(n.net, n.tax) for n in new] == [(333, 77), (334, 76)]
-    await downgrade_database(db_url, R14_SETTLEMENT_PROBLEMS)
+    # the parts are data: a plain downgrade refuses to drop them, and changes nothing
+    with pytest.raises(DowngradeRefused, match=r"credit_note\.net"):
+        await downgrade_database(db_url, R14_SETTLEMENT_PROBLEMS)
+    assert {"net", "tax"} <= await _note_columns(db_url)
+    await downgrade_database(db_url, R14_SETTLEMENT_PROBLEMS, destroy_data=True)
     assert not {"net", "tax"} & await _note_columns(db_url)
     engine = create_engine(db_url)
     try:
