@@ -231,21 +231,35 @@ def operator_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
-async def test_a_paid_order_whose_completion_is_refused_is_reported_and_the_sweep_goes_on(
-    world: World, caplog: pytest.LogCaptureFixture
-) -> None:
-    vm = await world.paid_vm()
-    refused = await card_quote(world, vm)
-    world.shop.revolut.unpaid.discard(refused.external_id or "")  # paid there; no webhook
+async def paid_there_then_a_later_one(
+    world: World, vm: Vm
+) -> tuple[SubscriptionPayment, SubscriptionPayment]:
+    """A card quote its provider says is paid (its webhook lost) and, ten minutes later,
+    another one still unpaid there: the sweep meets the paid one first."""
+    paid = await card_quote(world, vm)
+    world.shop.revolut.unpaid.discard(paid.external_id or "")  # paid there; no webhook
     world.advance(timedelta(minutes=10))
-    later = await card_quote(world, vm, intervals=2)
+    return paid, await card_quote(world, vm, intervals=2)
+
+
+def always_failing(world: World, err: Exception) -> tuple[LapsedOrders, list[bytes]]:
+    """A sweep whose every completion raises `err`, and the payments it tried, in order."""
     tried: list[bytes] = []
 
     async def complete(payment: SubscriptionPayment) -> object:
         tried.append(payment.id)
-        raise RefusedByRule("the upgrade can no longer be made")
+        raise err
 
-    sweep = sweeper(world, complete=complete, report=QueuedNotifier(world.queue).notify_admins)
+    report = QueuedNotifier(world.queue).notify_admins
+    return sweeper(world, complete=complete, report=report), tried
+
+
+async def test_a_paid_order_whose_completion_is_refused_is_reported_and_the_sweep_goes_on(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    vm = await world.paid_vm()
+    refused, later = await paid_there_then_a_later_one(world, vm)
+    sweep, tried = always_failing(world, RefusedByRule("the upgrade can no longer be made"))
     world.advance(FIAT_EXPIRY + GRACE + SECOND)
     with caplog.at_level(logging.ERROR, logger="app.billing.lapsed_orders"):
         assert await sweep.run() == 2  # reported at once, and the later one cancelled
@@ -309,17 +323,8 @@ async def test_a_paid_order_whose_completion_keeps_failing_on_a_bug_is_reported_
     for as long as it lasted; it is reported after `MAX_STRIKES` passes and the sweep goes
     on, while a conflict that clears by the next pass is simply completed."""
     vm = await world.paid_vm()
-    broken = await card_quote(world, vm)
-    world.shop.revolut.unpaid.discard(broken.external_id or "")  # paid there; no webhook
-    world.advance(timedelta(minutes=10))
-    later = await card_quote(world, vm, intervals=2)
-    tried: list[bytes] = []
-
-    async def complete(payment: SubscriptionPayment) -> object:
-        tried.append(payment.id)
-        raise KeyError("a column this code did not expect")
-
-    sweep = sweeper(world, complete=complete, report=QueuedNotifier(world.queue).notify_admins)
+    broken, later = await paid_there_then_a_later_one(world, vm)
+    sweep, tried = always_failing(world, KeyError("a column this code did not expect"))
     world.advance(FIAT_EXPIRY + GRACE + SECOND)
     with caplog.at_level(logging.ERROR, logger="app.billing.lapsed_orders"):
         for _ in range(MAX_STRIKES - 1):
