@@ -45,7 +45,8 @@ def _upgrade(_: object, field: attrs.Attribute[Any], value: object) -> None:
 class Job:
     """Base of every job; `kind` is the reference's variant name (the class name)."""
 
-    #: a failure of these is acked and dropped; any other failed job is delivered again.
+    #: a failure of these is acked and dropped; any other failed job is delivered again
+    #: (given up after a bound of non-transient failures: `app.worker.give_up`).
     skippable: ClassVar[bool] = False
 
     @property

@@ -19,6 +19,9 @@ class Delivery:
     id: str
     #: delivered before and not acked then (a crashed consumer or a failure being retried)
     redelivered: bool = False
+    #: earlier deliveries of this job that failed and were counted (`fail(counted=True)`);
+    #: the worker gives a job up after a bound of them (`app.worker.give_up`)
+    failures: int = 0
 
 
 class WorkQueue(Protocol):
@@ -36,9 +39,10 @@ class WorkQueue(Protocol):
         ...
 
     async def ack(self, delivery: Delivery) -> None:
-        """The job is done; it is never delivered again."""
+        """The job is done (or given up); it is never delivered again."""
         ...
 
-    async def fail(self, delivery: Delivery) -> None:
-        """The job failed: dropped if skippable, otherwise delivered again later."""
+    async def fail(self, delivery: Delivery, *, counted: bool = True) -> None:
+        """The job failed: dropped if skippable, otherwise delivered again later, with
+        `failures` one higher if `counted` (a transient failure is not counted)."""
         ...

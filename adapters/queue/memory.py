@@ -26,8 +26,10 @@ class InProcessQueue:
     Like the Redis adapter, a delivery not acked within `claim_idle_ms` (its consumer task
     died) is delivered again. Unlike the reference's in-process channel, which dropped every
     failed job, `fail` re-queues a non-skippable job once per call, at the back of the
-    queue and without delay: a job that always fails keeps coming back (as on Redis, where
-    it returns every ~10 s), so the worker must not spin on it. Nothing survives a restart.
+    queue and without delay: a job that fails keeps coming back (as on Redis, where it
+    returns every ~10 s), so the worker must not spin on it, and its counted failures are
+    kept per job (`Delivery.failures`) so the worker can give it up. Nothing survives a
+    restart.
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class InProcessQueue:
     ) -> None:
         self._ready: asyncio.Queue[tuple[str, Job, bool]] = asyncio.Queue()
         self._pending: dict[str, _Pending] = {}
+        self._failures: dict[str, int] = {}
         self._ids = itertools.count(1)
         self._claim_idle_s = claim_idle_ms / 1000
         self._monotonic = monotonic
@@ -67,7 +70,10 @@ class InProcessQueue:
         now = self._monotonic()
         for job_id, job, _ in taken:
             self._pending[job_id] = _Pending(job, now)
-        return [Delivery(job, job_id, again) for job_id, job, again in taken]
+        return [self._delivery(job_id, job, again) for job_id, job, again in taken]
+
+    def _delivery(self, job_id: str, job: Job, again: bool) -> Delivery:
+        return Delivery(job, job_id, again, failures=self._failures.get(job_id, 0))
 
     def _reclaim(self, max_jobs: int) -> list[Delivery]:
         """Deliveries idle past the claim time, oldest id first (XAUTOCLAIM's order)."""
@@ -80,15 +86,22 @@ class InProcessQueue:
         claimed = sorted(idle, key=int)[:max_jobs]
         for job_id in claimed:
             self._pending[job_id].delivered_at = now
-        return [Delivery(self._pending[i].job, i, redelivered=True) for i in claimed]
+        return [self._delivery(i, self._pending[i].job, True) for i in claimed]
 
     async def ack(self, delivery: Delivery) -> None:
         self._pending.pop(delivery.id, None)
+        self._failures.pop(delivery.id, None)
 
-    async def fail(self, delivery: Delivery) -> None:
+    async def fail(self, delivery: Delivery, *, counted: bool = True) -> None:
         pending = self._pending.pop(delivery.id, None)
-        if pending is not None and not pending.job.skippable:
-            self._ready.put_nowait((delivery.id, pending.job, True))
+        if pending is None:
+            return
+        if pending.job.skippable:
+            self._failures.pop(delivery.id, None)
+            return
+        if counted:
+            self._failures[delivery.id] = self._failures.get(delivery.id, 0) + 1
+        self._ready.put_nowait((delivery.id, pending.job, True))
 
     @property
     def pending_count(self) -> int:

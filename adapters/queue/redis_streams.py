@@ -29,6 +29,12 @@ class RedisStreamsQueue:
     reference: entries added before any group existed are not delivered). An entry that is
     not a job is logged and acked, where the reference would re-claim it forever.
 
+    A counted failure (`fail(counted=True)`) adds one to the entry's field in the hash
+    `failures_key` (`<stream>:failures`), read back into `Delivery.failures` when the entry
+    is claimed again; ack removes the field. The stream's own delivery count (XPENDING) is
+    not used: it also counts transient failures and crashed consumers, which must not bring
+    a job nearer to being given up.
+
     Every worker process needs its own `consumer` name (the reference's single worker is
     `api-worker`). A job still running after `claim_idle_ms` can be claimed by another
     consumer, so handlers must be idempotent (lifecycle actions are claimed in storage).
@@ -51,6 +57,11 @@ class RedisStreamsQueue:
             if "BUSYGROUP" not in str(error):
                 raise
         self._group_ready = True
+
+    @property
+    def failures_key(self) -> str:
+        """The hash of counted failures per pending entry id."""
+        return f"{self._stream}:failures"
 
     async def send(self, job: Job) -> str:
         await self._ensure_group()
@@ -122,18 +133,33 @@ class RedisStreamsQueue:
                 job = job_from_json(raw)
             except InvalidJob as error:
                 log.warning("dropping stream entry %s: %s", delivery_id, error)
-                await self._redis.xack(self._stream, self._group, delivery_id)
+                await self._ack(delivery_id)
                 continue
             deliveries.append(Delivery(job, delivery_id, redelivered))
-        return deliveries
+        if not redelivered or not deliveries:  # a new entry has failed no delivery yet
+            return deliveries
+        counts = await self._redis.hmget(self.failures_key, [d.id for d in deliveries])
+        return [
+            attrs.evolve(d, failures=int(n)) if n is not None else d
+            for d, n in zip(deliveries, counts, strict=True)
+        ]
 
     async def ack(self, delivery: Delivery) -> None:
-        await self._redis.xack(self._stream, self._group, delivery.id)
+        await self._ack(delivery.id)
 
-    async def fail(self, delivery: Delivery) -> None:
-        """Skippable: ack. Otherwise leave it pending; it is re-claimed after the idle time."""
+    async def _ack(self, delivery_id: str) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xack(self._stream, self._group, delivery_id)
+            pipe.hdel(self.failures_key, delivery_id)
+            await pipe.execute()
+
+    async def fail(self, delivery: Delivery, *, counted: bool = True) -> None:
+        """Skippable: ack. Otherwise leave it pending (re-claimed after the idle time), its
+        failure counted if `counted`."""
         if delivery.job.skippable:
             await self.ack(delivery)
+        elif counted:
+            await self._redis.hincrby(self.failures_key, delivery.id, 1)
 
 
 def _text(value: str | bytes) -> str:

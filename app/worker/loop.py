@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from app.worker.dispatch import BadJob, Handler, JobHandlers
+from app.worker.give_up import MAX_FAILED_DELIVERIES, counts, give_up
 from ports.jobs import CheckSubscriptions, CheckVms
 from ports.queue import Delivery, Job, WorkQueue
 from ports.storage import StorageBusy
@@ -46,6 +47,9 @@ async def process(
     """Run one delivery: ack on success, `fail` on error (skippable kinds are dropped there).
 
     A kind with no handler here is acked with a warning: no other worker would take it.
+    A non-skippable job whose MAX_FAILED_DELIVERIES-th counted failure (an error that is
+    not transient, `give_up.counts`) this is, is given up (`give_up.give_up`) instead of
+    failed; a transient failure is failed uncounted and comes back however often it takes.
     Returns False when the job failed.
     """
     job = delivery.job
@@ -67,12 +71,17 @@ async def process(
         log.warning(
             "job %s (%s): database busy (%s); %s", job.kind, delivery.id, err.__cause__, again
         )
-        await queue.fail(delivery)
+        await queue.fail(delivery, counted=False)
         return False
-    except Exception:
+    except Exception as err:
+        counted = counts(err)
+        failures = delivery.failures + counted
+        if counted and not job.skippable and failures >= MAX_FAILED_DELIVERIES:
+            await give_up(queue, delivery, failures, err)
+            return False
         again = "dropped" if job.skippable else "delivered again later"
         log.exception("job %s (%s) failed; %s", job.kind, delivery.id, again)
-        await queue.fail(delivery)
+        await queue.fail(delivery, counted=counted)
         return False
     await queue.ack(delivery)
     return True

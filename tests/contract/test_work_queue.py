@@ -44,7 +44,7 @@ async def redis_stream() -> AsyncIterator[tuple[aioredis.Redis, str]]:
     try:
         yield client, stream
     finally:
-        await client.delete(stream)
+        await client.delete(stream, f"{stream}:failures")
         await client.aclose()
 
 
@@ -64,7 +64,7 @@ async def consumers(request: pytest.FixtureRequest) -> AsyncIterator[Consumers]:
     try:
         yield consumer
     finally:
-        await client.delete(stream)
+        await client.delete(stream, f"{stream}:failures")
         await client.aclose()
 
 
@@ -168,6 +168,30 @@ async def test_non_skippable_failure_comes_back(consumers: Consumers) -> None:
     assert await queue.receive(block_ms=10) == []
 
 
+async def test_counted_failures_come_back_with_the_job(consumers: Consumers) -> None:
+    """Each counted failure raises the next delivery's `failures`; an uncounted (transient)
+    one does not; another consumer sees the same count; ack forgets it."""
+    queue, other = consumers("a"), consumers("b")
+    await queue.send(spawn_vm(4))
+    [delivery] = await queue.receive()
+    assert delivery.failures == 0
+    seen = []
+    for counted, receiver in ((True, queue), (False, other), (True, other), (True, queue)):
+        await receiver.fail(delivery, counted=counted)
+        await asyncio.sleep(PAST_CLAIM_S)
+        [delivery] = await receiver.receive(block_ms=10)
+        assert delivery.job == spawn_vm(4) and delivery.redelivered
+        seen.append(delivery.failures)
+    assert seen == [1, 1, 2, 3]
+    await queue.ack(delivery)
+    await queue.send(spawn_vm(5))
+    [fresh] = await queue.receive()
+    assert fresh.failures == 0
+    await asyncio.sleep(PAST_CLAIM_S)
+    [fresh_again] = await queue.receive(block_ms=10)
+    assert fresh_again.id == fresh.id and fresh_again.failures == 0
+
+
 async def test_two_consumers_never_get_the_same_job(consumers: Consumers) -> None:
     jobs = [spawn_vm(i) for i in range(40)]
     a, b = consumers("a"), consumers("b")
@@ -232,6 +256,24 @@ async def test_redis_drops_entries_that_are_not_jobs(
     assert pending["pending"] == 1  # the four bad entries were acked
     await queue.ack(delivery)
     assert (await client.xpending(stream, "workers"))["pending"] == 0
+
+
+async def test_redis_counts_failures_in_a_hash_that_ack_clears(
+    redis_stream: tuple[aioredis.Redis, str],
+) -> None:
+    client, stream = redis_stream
+    queue = RedisStreamsQueue(client, consumer="w", stream=stream, claim_idle_ms=CLAIM_MS)
+    await queue.send(spawn_vm(1))
+    [delivery] = await queue.receive()
+    await queue.fail(delivery)
+    await queue.fail(delivery, counted=False)
+    assert queue.failures_key == f"{stream}:failures"
+    assert await client.hgetall(queue.failures_key) == {delivery.id.encode(): b"1"}
+    await asyncio.sleep(PAST_CLAIM_S)
+    [again] = await queue.receive(block_ms=10)
+    assert again.failures == 1
+    await queue.ack(again)
+    assert await client.exists(queue.failures_key) == 0
 
 
 async def test_redis_trims_the_stream_approximately(

@@ -124,7 +124,7 @@ class RecordingQueue:
     async def ack(self, delivery: Delivery) -> None:
         return None
 
-    async def fail(self, delivery: Delivery) -> None:
+    async def fail(self, delivery: Delivery, *, counted: bool = True) -> None:
         return None
 
 

@@ -1,0 +1,141 @@
+"""The worker gives up a job that keeps failing for good, on the in-process queue and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from adapters.queue.memory import InProcessQueue
+from adapters.queue.redis_streams import RedisStreamsQueue
+from app.worker.dispatch import JobHandlers
+from app.worker.give_up import MAX_FAILED_DELIVERIES
+from app.worker.loop import process
+from ports.jobs import SendAdminNotification, SpawnVm
+from ports.queue import Delivery, WorkQueue
+from ports.vmhost import VmHostError
+from tests.redistest import connect_redis
+
+CLAIM_MS = 50
+PAST_CLAIM_S = CLAIM_MS / 1000 * 1.5
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def queue(request: pytest.FixtureRequest) -> AsyncIterator[WorkQueue]:
+    if request.param == "memory":
+        yield InProcessQueue(claim_idle_ms=CLAIM_MS)
+        return
+    client = await connect_redis()
+    stream = f"lnvps_t_{secrets.token_hex(6)}"
+    try:
+        yield RedisStreamsQueue(client, consumer="w", stream=stream, claim_idle_ms=CLAIM_MS)
+    finally:
+        await client.delete(stream, f"{stream}:failures")
+        await client.aclose()
+
+
+async def _work(queue: WorkQueue, handlers: JobHandlers, seen: list[Delivery]) -> None:
+    """Run deliveries one by one until nothing more comes back after the claim idle time,
+    or until far more came than any test expects (a job redelivered for ever)."""
+    await queue.receive(block_ms=0)  # the Redis group exists before the first send
+    quiet = 0
+    while quiet < 2 and len(seen) < 4 * MAX_FAILED_DELIVERIES:
+        deliveries = await queue.receive(max_jobs=1, block_ms=10)
+        if not deliveries:
+            quiet += 1
+            await asyncio.sleep(PAST_CLAIM_S)
+            continue
+        quiet = 0
+        seen += deliveries
+        await process(queue, handlers, deliveries[0], busy_pause_s=0)
+
+
+def _handlers(
+    spawn: Callable[[SpawnVm], None], notices: list[SendAdminNotification]
+) -> JobHandlers:
+    async def spawn_vm(job: SpawnVm) -> None:
+        spawn(job)
+
+    async def notify(job: SendAdminNotification) -> None:
+        notices.append(job)
+
+    table = JobHandlers()
+    table.on(SpawnVm, spawn_vm)
+    table.on(SendAdminNotification, notify)
+    return table
+
+
+async def test_a_job_failing_for_good_is_given_up_and_reported_once(
+    queue: WorkQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    runs: list[int] = []
+    notices: list[SendAdminNotification] = []
+
+    def spawn(job: SpawnVm) -> None:
+        runs.append(job.vm_id)
+        raise VmHostError("host refuses the template", transient=False)
+
+    seen: list[Delivery] = []
+    await queue.send(SpawnVm(vm_id=7))
+    with caplog.at_level(logging.ERROR, logger="lnvps.worker"):
+        await _work(queue, _handlers(spawn, notices), seen)
+    assert runs == [7] * MAX_FAILED_DELIVERIES
+    assert [d.failures for d in seen if isinstance(d.job, SpawnVm)] == list(
+        range(MAX_FAILED_DELIVERIES)
+    )
+    [notice] = notices
+    assert notice.title == "[VM7] Job SpawnVm given up"
+    assert "SpawnVm(vm_id=7)" in notice.message and "VM #7 was paid for" in notice.message
+    assert "host refuses the template" in notice.message
+    [operator] = [r for r in caplog.records if r.getMessage().startswith("OPERATOR:")]
+    assert "SpawnVm(vm_id=7)" in operator.getMessage()
+    assert operator.exc_info is not None  # the traceback of the last error
+    assert await queue.receive(block_ms=10) == []  # acked: nothing is owed any more
+
+
+async def test_transient_failures_do_not_count_and_the_job_completes(queue: WorkQueue) -> None:
+    """Permanent failures up to one short of the bound, then many more transient ones than
+    the bound, then success: the job completes and no one is told."""
+    errors: list[Exception] = [
+        VmHostError("bad answer", transient=False) for _ in range(MAX_FAILED_DELIVERIES - 1)
+    ]
+    errors += [VmHostError("host down", transient=True) for _ in range(MAX_FAILED_DELIVERIES)]
+    errors += [ConnectionRefusedError("no route") for _ in range(2)]
+    runs: list[int] = []
+    notices: list[SendAdminNotification] = []
+
+    def spawn(job: SpawnVm) -> None:
+        runs.append(job.vm_id)
+        if errors:
+            raise errors.pop(0)
+
+    seen: list[Delivery] = []
+    await queue.send(SpawnVm(vm_id=3))
+    await _work(queue, _handlers(spawn, notices), seen)
+    bound = MAX_FAILED_DELIVERIES
+    assert runs == [3] * (2 * bound + 2)
+    assert [d.failures for d in seen] == list(range(bound)) + [bound - 1] * (bound + 2)
+    assert notices == []
+
+
+async def test_a_failing_admin_notice_is_given_up_without_another_notice(
+    queue: WorkQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    runs: list[SendAdminNotification] = []
+
+    async def notify(job: SendAdminNotification) -> None:
+        runs.append(job)
+        raise RuntimeError("no admin has an address")
+
+    table = JobHandlers()
+    table.on(SendAdminNotification, notify)
+    seen: list[Delivery] = []
+    await queue.send(SendAdminNotification(title="t", message="m"))
+    with caplog.at_level(logging.ERROR, logger="lnvps.worker"):
+        await _work(queue, table, seen)
+    assert len(runs) == MAX_FAILED_DELIVERIES  # the one notice, never a notice about it
+    assert {job.title for job in runs} == {"t"}
+    assert sum(r.getMessage().startswith("OPERATOR:") for r in caplog.records) == 1
