@@ -131,9 +131,24 @@ async def run_worker(
         for delivery in deliveries:
             if stop_event.is_set():
                 break
-            done = await process(
-                queue, handlers, delivery, busy_pause_s=failure_pause_s / 2, stop_event=stop_event
-            )
+            try:
+                done = await process(
+                    queue,
+                    handlers,
+                    delivery,
+                    busy_pause_s=failure_pause_s / 2,
+                    stop_event=stop_event,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # the queue itself failed (an ack or a fail lost with Redis): the delivery
+                # stays un-acked and comes back after the queue's claim idle time (every
+                # handler is idempotent); the worker must not stop for it
+                log.exception(
+                    "job %s (%s): the queue failed; it comes back", delivery.job.kind, delivery.id
+                )
+                done = False
             failed = not done or failed
         if failed:
             await wait_or_stop(stop_event, failure_pause_s)

@@ -83,6 +83,41 @@ async def test_failed_jobs_are_retried_unless_skippable_and_unknown_kinds_droppe
     assert queue.pending_count == 0
 
 
+class _AckFailsOnce(InProcessQueue):
+    """A queue whose first ack is lost (Redis gone for a moment)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost = 0
+
+    async def ack(self, delivery: Any) -> None:
+        if not self.lost:
+            self.lost += 1
+            raise ConnectionError("redis connection lost")
+        await super().ack(delivery)
+
+
+async def test_a_queue_failure_does_not_stop_the_worker() -> None:
+    """An ack that raised escaped `process` and ended the worker loop: no job ran again."""
+    queue = _AckFailsOnce()
+    seen: list[int] = []
+
+    async def spawn(job: SpawnVm) -> None:
+        seen.append(job.vm_id)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_worker(queue, _table(SpawnVm=spawn), stop, block_ms=5, failure_pause_s=0.001)
+    )
+    await queue.send(SpawnVm(vm_id=1))
+    await queue.send(SpawnVm(vm_id=2))
+    await _until(lambda: 2 in seen)
+    assert not task.done()
+    stop.set()
+    await task
+    assert queue.lost == 1 and seen[0] == 1
+
+
 async def test_scheduler_sends_checks_at_once_and_stops_on_the_event() -> None:
     queue = InProcessQueue()
     stop = asyncio.Event()
