@@ -164,6 +164,10 @@ class LibvirtVmHost:
     dead. A call with no answer within `call_timeout_s` (`long_call_timeout_s` for those
     that copy a disk or an image) raises a transient `VmHostError` and the connection is
     dropped, so the next call opens a new one; keepalive is asked for on each connection.
+
+    A create or reinstall that timed out still runs in its thread: until that thread ends a
+    new create, reinstall or delete of the same VM raises `VmBuildInProgress` (transient),
+    so a retried spawn never builds the VM twice at once nor deletes it under the build.
     """
 
     def __init__(
@@ -197,6 +201,8 @@ class LibvirtVmHost:
         self._lock = threading.Lock()
         #: last (unix s, cpu ns) seen per VM, for cpu usage between two reads
         self._cpu_samples: dict[int, tuple[int, int]] = {}
+        #: VMs a create or reinstall call of this client is building (its thread not ended)
+        self._building: set[int] = set()
 
     # --- connection -------------------------------------------------------------------------
 
@@ -253,7 +259,37 @@ class LibvirtVmHost:
             if self._conn is conn:
                 self._conn = None
 
-    async def _run(self, what: str, call: Callable[[Conn], T], *, long: bool = False) -> T:
+    def is_building(self, vm_id: int) -> bool:
+        """Whether a create or reinstall of the VM still runs in one of this client's threads."""
+        with self._lock:
+            return vm_id in self._building
+
+    def _refuse_while_building(self, vm_id: int) -> None:
+        if self.is_building(vm_id):
+            raise vmhost.VmBuildInProgress(vm_id)
+
+    def _begin_build(self, vm_id: int) -> None:
+        """Mark the VM as being built; one already being built raises `VmBuildInProgress`."""
+        with self._lock:
+            if vm_id in self._building:
+                raise vmhost.VmBuildInProgress(vm_id)
+            self._building.add(vm_id)
+
+    def _end_build(self, vm_id: int) -> None:
+        with self._lock:
+            self._building.discard(vm_id)
+
+    async def _run(
+        self,
+        what: str,
+        call: Callable[[Conn], T],
+        *,
+        long: bool = False,
+        builds: int | None = None,
+    ) -> T:
+        """`call` in one of this host's threads within its time limit; `builds` names the VM
+        a create or reinstall builds, marked as being built until the thread ends (not when
+        the wait for it times out)."""
         used: list[Conn] = []
 
         def guarded() -> T:
@@ -267,9 +303,19 @@ class LibvirtVmHost:
         if self._closed:
             raise vmhost.VmHostError(f"libvirt client for {self.uri} is closed")
         limit = self.long_call_timeout_s if long else self.call_timeout_s
-        loop = asyncio.get_running_loop()
+        if builds is not None:
+            self._begin_build(builds)
         try:
-            return await asyncio.wait_for(loop.run_in_executor(self._threads, guarded), limit)
+            future = self._threads.submit(guarded)
+        except RuntimeError:  # shut down by a close meanwhile
+            if builds is not None:
+                self._end_build(builds)
+            raise vmhost.VmHostError(f"libvirt client for {self.uri} is closed") from None
+        if builds is not None:
+            vm_id = builds
+            future.add_done_callback(lambda _done: self._end_build(vm_id))
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), limit)
         except TimeoutError:
             for conn in used:  # a hung link: the next call connects again
                 self._drop(conn)
@@ -332,7 +378,7 @@ class LibvirtVmHost:
                 delete_volume(seed)
                 raise
 
-        await self._run(f"create VM {info.vm.id}", create, long=True)
+        await self._run(f"create VM {info.vm.id}", create, long=True, builds=info.vm.id)
 
     async def start_vm(self, vm: Vm) -> None:
         def start(dom: Dom) -> None:
@@ -370,7 +416,11 @@ class LibvirtVmHost:
         await self._run(f"{what} VM {vm.id}", lambda conn: act(self._get(conn, vm.id)))
 
     async def delete_vm(self, vm: Vm) -> None:
-        """Power off, undefine, and delete the VM's disk volume; an absent VM is already gone."""
+        """Power off, undefine, and delete the VM's disk volume; an absent VM is already gone.
+
+        A VM a create or reinstall of this client still builds raises `VmBuildInProgress`.
+        """
+        self._refuse_while_building(vm.id)
 
         def delete(conn: Conn) -> None:
             dom = self._find(conn, vm.id)
@@ -417,7 +467,7 @@ class LibvirtVmHost:
                 dom.create()
                 self._stamp_start(dom, info.vm.id)
 
-        await self._run(f"reinstall VM {info.vm.id}", reinstall, long=True)
+        await self._run(f"reinstall VM {info.vm.id}", reinstall, long=True, builds=info.vm.id)
 
     async def resize_vm(self, info: vmhost.FullVmInfo) -> None:
         """Set vcpus and memory in the persistent config (effective at the next boot: the

@@ -13,6 +13,7 @@ from app.billing.upgrades import apply_upgrade
 from app.worker import messages
 from app.worker.context import WorkerDeps
 from app.worker.dispatch import JobHandlers
+from app.worker.host_urls import report_clear_text_hosts
 from app.worker.lifecycle import check_subscriptions
 from app.worker.os_images import download_os_images
 from app.worker.pending import cancel_ended, end_pending
@@ -425,7 +426,9 @@ class WorkerJobs:
     `delivery` delivers SendNotification jobs (default: `deps.notifier`, which must then
     not be a QueuedNotifier, or notices would loop through the queue forever).
     CheckVms / CheckSubscriptions jobs arriving within `min_check_gap` of the previous
-    run of the same kind (by `deps.clock`) are skipped.
+    run of the same kind (by `deps.clock`) are skipped. The first CheckVms (sent at worker
+    start) first reports the Proxmox hosts with a clear-text URL (`report_clear_text_hosts`),
+    once per process.
     """
 
     def __init__(
@@ -443,6 +446,7 @@ class WorkerJobs:
         self._deps = deps
         self._sender = sender
         self._coalesce = _Coalesce(deps, min_check_gap)
+        self._host_urls_reported = False
         rails = deps.order_rails
         self._lapsed = None
         if rails is not None:
@@ -478,6 +482,12 @@ class WorkerJobs:
             await self._lapsed.run()
 
     async def check_vms(self, job: CheckVms) -> None:
+        if not self._host_urls_reported:
+            try:
+                await report_clear_text_hosts(self._deps)
+                self._host_urls_reported = True
+            except Exception:  # the database: tried again with the next check
+                log.exception("cannot check the hosts' API URLs")
         if self._coalesce.due(job.kind):
             await check_vms(self._deps)
 

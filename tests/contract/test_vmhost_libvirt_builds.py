@@ -1,0 +1,133 @@
+"""A libvirt create that timed out but still runs in its thread: no second create (nor a
+delete) of that VM starts until it ends; then the spawn's leftover step removes what it
+half made and the VM is built clean. On libvirt's `test:///default` driver."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+libvirt = pytest.importorskip("libvirt")
+
+from adapters.memory.clock import FakeClock  # noqa: E402
+from adapters.vmhost.libvirt_host import LibvirtVmHost  # noqa: E402
+from app.worker.context import HostRetry, WorkerDeps  # noqa: E402
+from app.worker.provisioning import _remove_leftover  # noqa: E402
+from ports.vmhost import VmBuildInProgress, VmHostError, VmNotFoundOnHost  # noqa: E402
+from tests.contract.test_vmhost import T0, info  # noqa: E402
+from tests.contract.test_vmhost_libvirt import (  # noqa: E402, F401 - fixtures
+    POOL,
+    URI,
+    _unicast_macs,
+    conn,
+    vm,
+)
+
+VM_ID = 5
+
+
+class LostDefine:
+    """A link whose `defineXML` hangs until `release`; libvirtd then defines the domain but
+    the answer is lost (an error), as over a qemu+ssh link that died mid-call. Closing the
+    link does not free the hung call."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.defines = 0
+        self.closed = False
+
+    def defineXML(self, xml: str) -> Any:  # noqa: N802 - libvirt's name
+        self.defines += 1
+        self.entered.set()
+        self.release.wait(10)
+        self.real.defineXML(xml)
+        raise libvirt.libvirtError("answer lost")
+
+    def close(self) -> int:
+        self.closed = True
+        return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+@pytest.fixture
+def links(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The first `libvirt.open` gives a `LostDefine` link, later ones plain connections."""
+    real_open = libvirt.open
+    opened: list[Any] = []
+
+    def open_link(uri: str) -> Any:
+        link = real_open(uri)
+        opened.append(LostDefine(link) if not opened else link)
+        return opened[-1]
+
+    monkeypatch.setattr(libvirt, "open", open_link)
+    return opened
+
+
+@pytest.fixture
+async def host() -> AsyncIterator[LibvirtVmHost]:
+    created = LibvirtVmHost(URI, FakeClock(T0), storage_pool=POOL, long_call_timeout_s=0.3)
+    yield created
+    await created.aclose()
+
+
+async def _no_sleep(_seconds: float) -> None:
+    return None
+
+
+DEPS = cast(WorkerDeps, SimpleNamespace(retry=HostRetry(sleep=_no_sleep)))
+
+
+async def _ended(host: LibvirtVmHost, vm_id: int) -> None:
+    for _ in range(500):
+        if not host.is_building(vm_id):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the create of VM {vm_id} never ended")
+
+
+async def test_a_create_still_running_after_its_timeout_blocks_a_second_one(
+    host: LibvirtVmHost,
+    links: list[Any],
+    conn: Any,  # noqa: F811 - the fixture
+) -> None:
+    with pytest.raises(VmHostError, match="no answer within") as timed_out:
+        await host.create_vm(info(VM_ID))
+    assert timed_out.value.transient is True
+    hung = links[0]
+    assert hung.entered.is_set() and hung.closed  # the thread still hangs on a closed link
+    assert host.is_building(VM_ID)
+
+    # the retried spawn: nothing on the host yet, so no leftover; its create is refused
+    await _remove_leftover(DEPS, host, vm(VM_ID))
+    with pytest.raises(VmBuildInProgress) as busy:
+        await host.create_vm(info(VM_ID))
+    assert busy.value.transient is True
+    with pytest.raises(VmBuildInProgress):
+        await host.delete_vm(vm(VM_ID))
+    with pytest.raises(VmBuildInProgress):
+        await host.reinstall_vm(info(VM_ID))
+    assert hung.defines == 1  # no second build was started
+
+    hung.release.set()
+    await _ended(host, VM_ID)
+    # the first create's domain was defined, its answer lost: a half-made leftover
+    assert conn.lookupByName(f"vm{VM_ID}").name() == f"vm{VM_ID}"
+
+    await _remove_leftover(DEPS, host, vm(VM_ID))  # removes it
+    with pytest.raises(VmNotFoundOnHost):
+        await host.get_vm_state(vm(VM_ID))
+    await host.create_vm(info(VM_ID))  # allowed again, and builds the VM clean
+    assert not host.is_building(VM_ID)
+    pool = conn.storagePoolLookupByName(POOL)
+    assert pool.storageVolLookupByName(f"vm{VM_ID}-disk0") is not None
+    assert hung.defines == 1 and len(links) >= 2
