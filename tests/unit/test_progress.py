@@ -79,7 +79,8 @@ def _run(url: str, cwd: Path, *, tty: bool) -> str:
         run = subprocess.run(
             args, cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False
         )
-        assert run.returncode == 1, run  # the fixture has one invalid payment (D18)
+        # the fixture's unreadable upgrade params are copied with a warning, not an error
+        assert run.returncode == 0, run
         return run.stdout
     leader, follower = pty.openpty()
     proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=follower, stderr=subprocess.DEVNULL)
@@ -94,7 +95,7 @@ def _run(url: str, cwd: Path, *, tty: bool) -> str:
             break
         chunks.append(data)
     os.close(leader)
-    assert proc.wait(timeout=60) == 1
+    assert proc.wait(timeout=60) == 0
     return b"".join(chunks).decode()
 
 
