@@ -55,6 +55,10 @@ class SmtpNotifier:
             return
         await self._send([address], title, message)
 
+    async def notify_address(self, address: str, title: str, message: str) -> None:
+        """The verification mail: to `address` alone, verified or not."""
+        await self._send([address.strip()], title, message)
+
     async def notify_admins(self, title: str, message: str) -> None:
         if not self._admins:
             log.warning("no admin e-mail configured; admin notification %r dropped", title)
