@@ -32,6 +32,7 @@ async def _users() -> MemoryUnitOfWorkFactory:
                 pubkey=b"a" * 32,
                 created=START,
                 email="a@example.com",
+                email_verified=True,
                 contact_email=True,
             )
         )
@@ -63,6 +64,27 @@ async def test_smtp_mails_users_who_opted_in_and_the_admins(smtp: FakeSmtp) -> N
     assert "Subject: [VM1] Expired" in smtp.mails[0][1]
     assert "Your VM #1 has expired." in smtp.mails[0][1]
     assert "Subject: Notification" in smtp.mails[1][1]
+
+
+async def test_smtp_mails_no_notice_to_an_unverified_address(smtp: FakeSmtp) -> None:
+    """D22: an address nobody proved is theirs gets the verification mail and nothing else."""
+    factory = MemoryUnitOfWorkFactory()
+    async with factory() as uow:
+        user = await uow.users.add(
+            User(
+                id=0,
+                pubkey=b"c" * 32,
+                created=START,
+                email="victim@example.com",
+                contact_email=True,
+            )
+        )
+        await uow.commit()
+    notifier = _notifier(factory, smtp.port)
+    await notifier.notify_user(user.id, "[VM1] Expired", "Your VM #1 has expired.")
+    assert smtp.mails == []
+    await notifier.notify_address("victim@example.com", "Verify", "the link")
+    assert [rcpts for rcpts, _ in smtp.mails] == [["victim@example.com"]]
 
 
 async def test_smtp_permanent_refusal_is_dropped(smtp: FakeSmtp) -> None:
