@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ports.failures import RetryableError
 
@@ -20,4 +20,14 @@ class Notifier(Protocol):
 
     async def notify_admins(self, title: str, message: str) -> None:
         """Send `message` under `title` to every configured operator address."""
+        ...
+
+
+@runtime_checkable
+class AddressNotifier(Notifier, Protocol):
+    """A delivering Notifier that can also mail one given address, whatever the user's contact
+    settings: the e-mail verification mail goes to an address not verified yet (D22)."""
+
+    async def notify_address(self, address: str, title: str, message: str) -> None:
+        """Send `message` under `title` to `address` only."""
         ...

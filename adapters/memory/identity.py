@@ -23,7 +23,7 @@ class MemoryUsers(RecordRepo[User]):
 
     async def get_by_email_hash(self, digest: bytes) -> User | None:
         found = self._where(lambda u: u.email_hash == digest)
-        return found[0] if found else None
+        return min(found, key=lambda u: (not u.email_verified, u.id), default=None)
 
     async def get_or_create_by_pubkey(self, pubkey: bytes, now: datetime) -> User:
         existing = await self.get_by_pubkey(pubkey)

@@ -257,7 +257,10 @@ class SqlUsers(SqlRecords[User]):
 
     async def get_by_email_hash(self, digest: bytes) -> User | None:
         return await self._one(
-            self.mapper, self._select().where(t.users.c.email_hash == digest).order_by(t.users.c.id)
+            self.mapper,
+            self._select()
+            .where(t.users.c.email_hash == digest)
+            .order_by(t.users.c.email_verified.desc(), t.users.c.id),
         )
 
     async def list_page(self, limit: int, offset: int) -> Page[User]:

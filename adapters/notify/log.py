@@ -27,6 +27,15 @@ class LogNotifier:
             extra={"notify_to": "user", "user_id": user_id, "notify_title": title},
         )
 
+    async def notify_address(self, address: str, title: str, message: str) -> None:
+        self._log.info(
+            "notify %s: %s\n%s",
+            address,
+            title,
+            message,
+            extra={"notify_to": "address", "notify_title": title},
+        )
+
     async def notify_admins(self, title: str, message: str) -> None:
         self._log.info(
             "notify admins: %s\n%s",

@@ -14,6 +14,8 @@ class Sent:
     user_id: int | None
     title: str
     message: str
+    #: set when the notice was mailed to an address (`notify_address`), not to a user
+    address: str | None = None
 
 
 class RecordingNotifier:
@@ -26,6 +28,10 @@ class RecordingNotifier:
     async def notify_user(self, user_id: int, title: str, message: str) -> None:
         self._maybe_fail()
         self.sent.append(Sent(user_id, title, message))
+
+    async def notify_address(self, address: str, title: str, message: str) -> None:
+        self._maybe_fail()
+        self.sent.append(Sent(None, title, message, address))
 
     async def notify_admins(self, title: str, message: str) -> None:
         self._maybe_fail()
@@ -40,7 +46,10 @@ class RecordingNotifier:
         return [s for s in self.sent if s.user_id == user_id]
 
     def to_admins(self) -> list[Sent]:
-        return [s for s in self.sent if s.user_id is None]
+        return [s for s in self.sent if s.user_id is None and s.address is None]
+
+    def to_address(self, address: str) -> list[Sent]:
+        return [s for s in self.sent if s.address == address]
 
     def titled(self, title: str) -> list[Sent]:
         return [s for s in self.sent if s.title == title]

@@ -24,7 +24,10 @@ def _addresses(emails: Sequence[str]) -> list[str]:
 
 @attrs.define(eq=False, repr=False)
 class SmtpNotifier:
-    """E-mails users who opted in (`contact_email` and a non-empty address) and the admins.
+    """E-mails users who opted in (`contact_email` and a verified address) and the admins.
+
+    With SMTP configured the e-mail gate is on (D22): an address nobody proved is theirs gets
+    no notices, only the verification mail (`notify_address`).
 
     Permanent SMTP failures (5xx, refused recipients, bad credentials) are logged and
     dropped, as the reference does; transient ones (4xx, connection or timeout errors)
@@ -53,7 +56,14 @@ class SmtpNotifier:
         if not user.contact_email or not address:
             log.debug("user %s has no e-mail contact; notification not mailed", user_id)
             return
+        if not user.email_verified:  # D22: an unverified address gets the verification only
+            log.info("user %s's address is not verified; notification not mailed", user_id)
+            return
         await self._send([address], title, message)
+
+    async def notify_address(self, address: str, title: str, message: str) -> None:
+        """The verification mail: to `address` alone, verified or not."""
+        await self._send([address.strip()], title, message)
 
     async def notify_admins(self, title: str, message: str) -> None:
         if not self._admins:

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from email.utils import parseaddr
 from enum import Enum
 from typing import TypeAlias
 from urllib.parse import parse_qs, urlsplit
@@ -93,16 +94,35 @@ def check_nwc_uri(uri: str) -> None:
         raise InvalidInput("Failed to parse NWC url: missing or invalid secret")
 
 
+#: characters that make one address several, or a display name (`"x" <y@z>`), or a comment
+_NOT_IN_ADDRESS = frozenset(',;<>"()[]\\')
+
+
 def check_email(email: str) -> str:
-    """The trimmed address; the reference's rules (not empty, has `@` and `.`) plus a length."""
+    """The trimmed address; exactly one plain `local@domain` (no list, display name, comment
+    or space), with a dot in the domain, at most `EMAIL_LIMIT` characters.
+
+    SMTP clients expand `a@x.com, "b" <c@y.org>` into several recipients, so anything but one
+    bare addr-spec would mail strangers.
+    """
     email = email.strip()
     if not email:
         raise InvalidInput("Email address cannot be empty")
-    if "@" not in email or "." not in email:
-        raise InvalidInput("Invalid email address")
     if len(email) > EMAIL_LIMIT:
         raise InvalidInput(f"Email address is longer than {EMAIL_LIMIT} characters")
-    if not is_single_line(email) or " " in email:
+    if not is_single_line(email) or any(c.isspace() or c in _NOT_IN_ADDRESS for c in email):
+        raise InvalidInput(
+            "Invalid email address: give one plain address (name@example.com), "
+            "no list, name or spaces"
+        )
+    local, at, domain = email.rpartition("@")
+    if (
+        not at
+        or not local
+        or "@" in local
+        or "." not in domain.strip(".")
+        or parseaddr(email) != ("", email)
+    ):
         raise InvalidInput("Invalid email address")
     return email
 

@@ -13,6 +13,7 @@ from app.billing.upgrades import apply_upgrade
 from app.worker import messages
 from app.worker.context import WorkerDeps
 from app.worker.dispatch import JobHandlers
+from app.worker.email_verification import send_email_verification
 from app.worker.host_urls import report_clear_text_hosts
 from app.worker.lifecycle import check_subscriptions
 from app.worker.os_images import download_os_images
@@ -44,6 +45,7 @@ from ports.jobs import (
     DownloadOsImages,
     ProcessVmUpgrade,
     SendAdminNotification,
+    SendEmailVerification,
     SendNotification,
     SpawnVm,
     StartVm,
@@ -512,6 +514,9 @@ class WorkerJobs:
     async def send_admin_notification(self, job: SendAdminNotification) -> None:
         await self._sender.notify_admins(job.title or "", job.message)
 
+    async def send_email_verification(self, job: SendEmailVerification) -> None:
+        await send_email_verification(self._deps, self._sender, job.user_id)
+
     async def download_os_images(self, job: DownloadOsImages) -> None:
         """One image, or every enabled image (the reference's `image_id: None`), to the hosts."""
         if job.image_id is not None:
@@ -535,6 +540,7 @@ class WorkerJobs:
         table.on(StopVm, self.power_vm)
         table.on(SendNotification, self.send_notification)
         table.on(SendAdminNotification, self.send_admin_notification)
+        table.on(SendEmailVerification, self.send_email_verification)
         table.on(DownloadOsImages, self.download_os_images)
         return table
 

@@ -237,3 +237,13 @@ def resize_failed(vm_id: int, error: str) -> Notice:
         "The records hold the paid size; resize the VM on its host by hand."
     )
     return Notice(f"VM {vm_id} Resize Failed", body)
+
+
+def email_verification(link: str) -> Notice:
+    """The mail that carries the link verifying a user's e-mail address (D22)."""
+    return Notice(
+        "Verify your email address",
+        "Please verify your email address by opening this link:\n\n"
+        f"{link}\n\n"
+        "If you did not add this address to an LNVPS account, ignore this message.",
+    )

@@ -15,7 +15,8 @@ class Users(Records[User], Protocol):
     async def get_by_pubkey(self, pubkey: bytes) -> User | None: ...
 
     async def get_by_email_hash(self, digest: bytes) -> User | None:
-        """The lowest-id user whose `email_hash` is `digest` (SHA-256 of the address)."""
+        """The user whose `email_hash` is `digest` (SHA-256 of the address): one who verified
+        it first, then the lowest id (anyone may type someone else's address, unproven)."""
         ...
 
     async def list_page(self, limit: int, offset: int) -> Page[User]:

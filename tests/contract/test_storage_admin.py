@@ -187,3 +187,39 @@ async def test_user_by_email_hash(uow_factory: UnitOfWorkFactory) -> None:
         found = await uow.users.get_by_email_hash(digest)
         assert found is not None and found.id == user.id
         assert await uow.users.get_by_email_hash(b"\x00" * 32) is None
+
+
+async def test_user_by_email_hash_prefers_the_account_that_verified_it(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """Anyone may type someone else's address: the owner who proved it wins, then the oldest."""
+    digest = bytes(range(32))
+    async with uow_factory() as uow:
+        for n in (1, 2):
+            await uow.users.add(
+                User(id=0, pubkey=bytes([n]) * 32, created=at(1), email="a@b.c", email_hash=digest)
+            )
+        owner = await uow.users.add(
+            User(
+                id=0,
+                pubkey=b"\x03" * 32,
+                created=at(1),
+                email="a@b.c",
+                email_hash=digest,
+                email_verified=True,
+            )
+        )
+        await uow.users.add(
+            User(
+                id=0,
+                pubkey=b"\x04" * 32,
+                created=at(1),
+                email="a@b.c",
+                email_hash=digest,
+                email_verified=True,
+            )
+        )
+        await uow.commit()
+    async with uow_factory() as uow:
+        found = await uow.users.get_by_email_hash(digest)
+        assert found is not None and found.id == owner.id

@@ -32,6 +32,9 @@ FRESH: dict[str, Any] = {
 }
 NWC = "nostr+walletconnect://" + "ab" * 32 + "?relay=wss%3A%2F%2Frelay.example&secret=" + "cd" * 32
 MASKED = "nostr+walletconnect://abab\u2026"
+ONE_ADDRESS = (
+    "Invalid email address: give one plain address (name@example.com), no list, name or spaces"
+)
 
 
 @pytest.fixture
@@ -253,6 +256,14 @@ async def test_changing_the_address_unverifies_it(c: ApiClient) -> None:
         ("  ", "Email address cannot be empty"),
         ("alice-at-example", "Invalid email address"),
         ("a@" + "x" * 260 + ".com", "Email address is longer than 255 characters"),
+        ("a@example", "Invalid email address"),
+        ("a@@example.com", "Invalid email address"),
+        ('a@x.com,b@y.com,"x"<c@z.org>', ONE_ADDRESS),
+        ("a@x.com;b@y.com", ONE_ADDRESS),
+        ("Alice <a@x.com>", ONE_ADDRESS),
+        ('"a b"@x.com', ONE_ADDRESS),
+        ("a(comment)@x.com", ONE_ADDRESS),
+        ("a\t@x.com", ONE_ADDRESS),
     ],
 )
 async def test_bad_email_addresses_are_400(c: ApiClient, email: str, error: str) -> None:

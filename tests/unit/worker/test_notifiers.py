@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-import attrs
 import pytest
 
 from adapters.memory.storage import MemoryUnitOfWorkFactory
@@ -14,50 +13,13 @@ from adapters.notify.log import LogNotifier
 from adapters.notify.smtp import SmtpNotifier
 from domain.model import User
 from ports.notify import NotificationError
+from tests.fake_smtp import FakeSmtp, smtp_server
 from tests.unit.billing.world import START
-
-
-@attrs.define
-class FakeSmtp:
-    """Speaks just enough SMTP; `rcpt_code` answers RCPT TO, `mails` holds DATA bodies."""
-
-    port: int = 0
-    rcpt_code: int = 250
-    mails: list[tuple[list[str], str]] = attrs.field(factory=list)
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        rcpts: list[str] = []
-        writer.write(b"220 fake ESMTP\r\n")
-        while line := await reader.readline():
-            verb = line.decode().strip().upper()
-            if verb.startswith(("EHLO", "HELO")):
-                writer.write(b"250 fake\r\n")
-            elif verb.startswith("MAIL"):
-                writer.write(b"250 ok\r\n")
-            elif verb.startswith("RCPT"):
-                rcpts.append(line.decode().split(":", 1)[1].strip(" <>\r\n"))
-                writer.write(f"{self.rcpt_code} rcpt\r\n".encode())
-            elif verb == "DATA":
-                writer.write(b"354 go\r\n")
-                await writer.drain()
-                body = (await reader.readuntil(b"\r\n.\r\n")).decode()
-                self.mails.append((rcpts, body))
-                writer.write(b"250 queued\r\n")
-            elif verb == "QUIT":
-                writer.write(b"221 bye\r\n")
-                break
-            else:
-                writer.write(b"250 ok\r\n")
-            await writer.drain()
-        writer.close()
 
 
 @pytest.fixture
 async def smtp() -> AsyncIterator[FakeSmtp]:
-    fake = FakeSmtp()
-    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
-    fake.port = server.sockets[0].getsockname()[1]
-    async with server:
+    async with smtp_server() as fake:
         yield fake
 
 
@@ -65,7 +27,14 @@ async def _users() -> MemoryUnitOfWorkFactory:
     factory = MemoryUnitOfWorkFactory()
     async with factory() as uow:
         await uow.users.add(
-            User(id=0, pubkey=b"a" * 32, created=START, email="a@example.com", contact_email=True)
+            User(
+                id=0,
+                pubkey=b"a" * 32,
+                created=START,
+                email="a@example.com",
+                email_verified=True,
+                contact_email=True,
+            )
         )
         await uow.users.add(User(id=0, pubkey=b"b" * 32, created=START, email="b@example.com"))
         await uow.commit()
@@ -95,6 +64,27 @@ async def test_smtp_mails_users_who_opted_in_and_the_admins(smtp: FakeSmtp) -> N
     assert "Subject: [VM1] Expired" in smtp.mails[0][1]
     assert "Your VM #1 has expired." in smtp.mails[0][1]
     assert "Subject: Notification" in smtp.mails[1][1]
+
+
+async def test_smtp_mails_no_notice_to_an_unverified_address(smtp: FakeSmtp) -> None:
+    """D22: an address nobody proved is theirs gets the verification mail and nothing else."""
+    factory = MemoryUnitOfWorkFactory()
+    async with factory() as uow:
+        user = await uow.users.add(
+            User(
+                id=0,
+                pubkey=b"c" * 32,
+                created=START,
+                email="victim@example.com",
+                contact_email=True,
+            )
+        )
+        await uow.commit()
+    notifier = _notifier(factory, smtp.port)
+    await notifier.notify_user(user.id, "[VM1] Expired", "Your VM #1 has expired.")
+    assert smtp.mails == []
+    await notifier.notify_address("victim@example.com", "Verify", "the link")
+    assert [rcpts for rcpts, _ in smtp.mails] == [["victim@example.com"]]
 
 
 async def test_smtp_permanent_refusal_is_dropped(smtp: FakeSmtp) -> None:
