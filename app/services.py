@@ -49,6 +49,8 @@ class Services:
     lnurl_limiter: RateLimiter | None = None
     #: D25: per-client-address limit of the order routes (None: not limited)
     order_limiter: RateLimiter | None = None
+    #: per-user limit of the VM actions, each a hypervisor call (None: not limited)
+    vm_action_limiter: RateLimiter | None = None
     #: key the per-address limits by the last `X-Forwarded-For` address (behind a reverse proxy)
     trust_forwarded_for: bool = False
     #: tests a host row's connection before the admin API saves it (None: saved untested)
