@@ -45,6 +45,8 @@ class Services:
     nwc_wallet: NwcWallet | None = None
     #: D25: never-paid VMs one user may hold at once (`max-unpaid-vms`)
     max_unpaid_vms: int = 3
+    #: never-paid IP-range subscriptions one user may hold at once (`max-unpaid-subscriptions`)
+    max_unpaid_subscriptions: int = 3
     #: D25: per-client-address limit of the LNURL endpoints (None: not limited)
     lnurl_limiter: RateLimiter | None = None
     #: D25: per-client-address limit of the order routes (None: not limited)

@@ -400,6 +400,7 @@ class Container(containers.DeclarativeContainer):
         vm_states=vm_states,
         nwc_wallet=nwc_wallet,
         max_unpaid_vms=settings.provided.max_unpaid_vms,
+        max_unpaid_subscriptions=settings.provided.max_unpaid_subscriptions,
         lnurl_limiter=providers.Singleton(_lnurl_limiter, settings, redis),
         order_limiter=providers.Singleton(_order_limiter, settings, redis),
         vm_action_limiter=providers.Singleton(_vm_action_limiter, settings, redis),

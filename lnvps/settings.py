@@ -226,6 +226,8 @@ class Settings:
     delete_after: int = 3
     #: D25: never-paid VMs one user may hold at once; the next order is refused (422)
     max_unpaid_vms: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    #: never-paid IP-range subscriptions one user may hold at once; the next is refused (422)
+    max_unpaid_subscriptions: int = attrs.field(default=3, validator=attrs.validators.ge(1))
     read_only: bool = False
     public_url: str | None = None
     #: the admin API's own public URL (D26 for its port): events must name it when set

@@ -3,13 +3,20 @@ IP-range subscriptions; every backend."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import attrs
+
 from app.account.ssh_keys import MAX_SSH_KEYS
+from app.billing.ip_purchase import DEFAULT_MAX_UNPAID_SUBSCRIPTIONS
 from domain.model import SshKey
 from tests.http.apiapp import ALICE, BOB, ApiClient
 from tests.http.backend_apps import backend, c, database
-from tests.http.vm_helpers import ssh_public_key
+from tests.http.vm_helpers import order, ssh_public_key
 
 __all__ = ["backend", "c", "database"]
+
+SUBS = "/api/v1/subscriptions"
 
 
 async def _keys(c: ApiClient, user_id: int) -> list[SshKey]:
@@ -46,3 +53,38 @@ async def test_an_account_holds_at_most_the_capped_number_of_ssh_keys(c: ApiClie
     assert len(listed["data"]) == MAX_SSH_KEYS
     resp = await c.call("POST", "/api/v1/ssh-key", key=BOB, json=body)
     assert resp.status == 200  # another account's own cap
+
+
+async def _buy(c: ApiClient) -> Any:
+    body = {"line_items": [{"type": "ip_range", "ip_space_pricing_id": c.demo.ip4_tier_24}]}
+    return await c.call("POST", SUBS, key=ALICE, json=body)
+
+
+async def _subscription_count(c: ApiClient, user_id: int) -> int:
+    async with c.api.store() as uow:
+        return (await uow.subscriptions.list_by_user(user_id, 100)).total
+
+
+async def test_never_paid_ip_subscriptions_are_capped_per_user(c: ApiClient) -> None:
+    user_id = await c.user_id(ALICE)
+    await order(c, ALICE)  # a never-paid VM's subscription is not counted here
+    made = []
+    for _ in range(DEFAULT_MAX_UNPAID_SUBSCRIPTIONS):
+        resp = await _buy(c)
+        assert resp.status == 200, await resp.text()
+        made.append((await resp.json())["data"]["id"])
+    before = await _subscription_count(c, user_id)
+    resp = await _buy(c)
+    assert resp.status == 422
+    error = (await resp.json())["error"]
+    assert error.startswith(
+        f"You already have {DEFAULT_MAX_UNPAID_SUBSCRIPTIONS} unpaid subscriptions"
+    )
+    assert await _subscription_count(c, user_id) == before  # nothing stored
+    async with c.api.store() as uow:  # one is paid for: room for one more
+        sub = await uow.subscriptions.get(made[0])
+        assert sub is not None
+        await uow.subscriptions.update(attrs.evolve(sub, is_setup=True, is_active=True))
+        await uow.commit()
+    assert (await _buy(c)).status == 200
+    assert (await _buy(c)).status == 422

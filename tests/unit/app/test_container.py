@@ -135,6 +135,17 @@ async def test_the_vm_action_limit_comes_from_the_settings(tmp_path: Path) -> No
     await close_container(container)
 
 
+async def test_the_unpaid_subscription_cap_comes_from_the_settings(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("db: memory\nmax-unpaid-subscriptions: 5\n")
+    container = await open_container(load_settings(cfg, environ={}))
+    assert container.services().max_unpaid_subscriptions == 5
+    await close_container(container)
+    cfg.write_text("db: memory\nmax-unpaid-subscriptions: 0\n")
+    with pytest.raises(SettingsError):
+        load_settings(cfg, environ={})
+
+
 async def test_memory_storage_is_selectable() -> None:
     container = await open_container(load_settings(None, environ={"LNVPS_DB": "memory"}))
     assert isinstance(container.services().uow_factory, MemoryUnitOfWorkFactory)
