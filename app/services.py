@@ -45,10 +45,14 @@ class Services:
     nwc_wallet: NwcWallet | None = None
     #: D25: never-paid VMs one user may hold at once (`max-unpaid-vms`)
     max_unpaid_vms: int = 3
+    #: never-paid IP-range subscriptions one user may hold at once (`max-unpaid-subscriptions`)
+    max_unpaid_subscriptions: int = 3
     #: D25: per-client-address limit of the LNURL endpoints (None: not limited)
     lnurl_limiter: RateLimiter | None = None
     #: D25: per-client-address limit of the order routes (None: not limited)
     order_limiter: RateLimiter | None = None
+    #: per-user limit of the VM actions, each a hypervisor call (None: not limited)
+    vm_action_limiter: RateLimiter | None = None
     #: key the per-address limits by the last `X-Forwarded-For` address (behind a reverse proxy)
     trust_forwarded_for: bool = False
     #: tests a host row's connection before the admin API saves it (None: saved untested)

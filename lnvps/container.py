@@ -63,7 +63,7 @@ from lnvps.dev_state import (
     DUMMY_HOST_FILE,
     state_path,
 )
-from lnvps.settings import Settings
+from lnvps.settings import OrderRateSettings, Settings, VmActionRateSettings
 from ports.clock import Clock
 from ports.lightning import LightningNode
 from ports.payment_rail import PaymentRail
@@ -227,19 +227,35 @@ def _lnurl_limiter(
     )
 
 
-def _order_limiter(
-    settings: Settings, redis: aioredis.Redis | None
+def _hourly_limiter(
+    settings: Settings,
+    redis: aioredis.Redis | None,
+    rate: OrderRateSettings | VmActionRateSettings,
+    name: str,
 ) -> MemoryRateLimiter | RedisRateLimiter | None:
-    """D25: the order routes' limiter per client address, in Redis when configured."""
-    rate = settings.order_rate
+    """A `per-hour`/`burst` limiter (None when `per-hour` is 0), in Redis when configured."""
     if rate.per_hour == 0:
         return None
     per_minute = rate.per_hour / 60  # pacing, not money: a float is fine
     if redis is None:
         return MemoryRateLimiter(per_minute, rate.burst)
     return RedisRateLimiter(
-        redis, per_minute, rate.burst, key_prefix=_redis_key(settings, "ratelimit:order:")
+        redis, per_minute, rate.burst, key_prefix=_redis_key(settings, f"ratelimit:{name}:")
     )
+
+
+def _order_limiter(
+    settings: Settings, redis: aioredis.Redis | None
+) -> MemoryRateLimiter | RedisRateLimiter | None:
+    """D25: the order routes' limiter per client address, in Redis when configured."""
+    return _hourly_limiter(settings, redis, settings.order_rate, "order")
+
+
+def _vm_action_limiter(
+    settings: Settings, redis: aioredis.Redis | None
+) -> MemoryRateLimiter | RedisRateLimiter | None:
+    """The VM actions' limiter per user (`vm-action-rate`), in Redis when configured."""
+    return _hourly_limiter(settings, redis, settings.vm_action_rate, "vm-action")
 
 
 def _proxmox_settings(settings: Settings) -> dict[str, Any]:
@@ -384,8 +400,10 @@ class Container(containers.DeclarativeContainer):
         vm_states=vm_states,
         nwc_wallet=nwc_wallet,
         max_unpaid_vms=settings.provided.max_unpaid_vms,
+        max_unpaid_subscriptions=settings.provided.max_unpaid_subscriptions,
         lnurl_limiter=providers.Singleton(_lnurl_limiter, settings, redis),
         order_limiter=providers.Singleton(_order_limiter, settings, redis),
+        vm_action_limiter=providers.Singleton(_vm_action_limiter, settings, redis),
         trust_forwarded_for=settings.provided.lnurl.trust_forwarded_for,
         host_prober=host_prober,
         catalogue_cache=catalogue_cache,

@@ -189,6 +189,16 @@ class OrderRateSettings:
 
 
 @attrs.frozen(kw_only=True)
+class VmActionRateSettings:
+    """A token bucket per user on the VM actions (start, stop, restart, re-install): each a
+    synchronous hypervisor call (re-install rebuilds the disk). `burst` at once, then
+    `per-hour` an hour; `per-hour: 0` turns it off."""
+
+    per_hour: int = attrs.field(default=30, validator=attrs.validators.ge(0))
+    burst: int = attrs.field(default=10, validator=attrs.validators.ge(1))
+
+
+@attrs.frozen(kw_only=True)
 class VmHostsSettings:
     """How clients of `vm_host` rows are built; URL, node and token come from the row itself.
 
@@ -216,6 +226,8 @@ class Settings:
     delete_after: int = 3
     #: D25: never-paid VMs one user may hold at once; the next order is refused (422)
     max_unpaid_vms: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    #: never-paid IP-range subscriptions one user may hold at once; the next is refused (422)
+    max_unpaid_subscriptions: int = attrs.field(default=3, validator=attrs.validators.ge(1))
     read_only: bool = False
     public_url: str | None = None
     #: the admin API's own public URL (D26 for its port): events must name it when set
@@ -233,6 +245,7 @@ class Settings:
     worker: WorkerSettings = WorkerSettings()
     lnurl: LnurlSettings = LnurlSettings()
     order_rate: OrderRateSettings = OrderRateSettings()
+    vm_action_rate: VmActionRateSettings = VmActionRateSettings()
     vm_hosts: VmHostsSettings = VmHostsSettings()
     #: `text` (readable, the dev default) or `json` (one object per line)
     log_format: str | None = None

@@ -1,4 +1,5 @@
-"""Per-client-address rate limits (D25): who is asking, and the 429 once their bucket is empty."""
+"""Per-client-address (D25) and per-user rate limits: who is asking, and the 429 once their
+bucket is empty."""
 
 from __future__ import annotations
 
@@ -43,7 +44,18 @@ async def wait_seconds(request: web.Request, limiter: RateLimiter | None) -> int
     every limit (`lnurl.trust-forwarded-for`)."""
     if limiter is None:
         return 0
-    wait = await limiter.acquire(client_key(request, services(request).trust_forwarded_for))
+    return _whole(await limiter.acquire(client_key(request, services(request).trust_forwarded_for)))
+
+
+async def user_wait_seconds(limiter: RateLimiter | None, user_id: int) -> int:
+    """`wait_seconds` for a bucket keyed by the authenticated user instead of the address."""
+    if limiter is None:
+        return 0
+    return _whole(await limiter.acquire(f"user:{user_id}"))
+
+
+def _whole(wait: float) -> int:
+    """0 to go on, else the whole seconds (≥ 1) until a token is free."""
     return max(1, math.ceil(wait)) if wait > 0 else 0
 
 

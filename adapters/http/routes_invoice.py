@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
 from aiohttp import web
 
-from adapters.http.auth import authenticate_query
+from adapters.http.auth import Handler, authenticate_query
 from adapters.http.context import services
 from adapters.http.envelope import error_response
 from adapters.http.invoice_html import Invoice, InvoiceLine, render_invoice
@@ -17,6 +16,7 @@ from adapters.http.invoice_issued_html import render_issued_invoice
 from adapters.http.invoice_pdf import render_invoice_pdf
 from adapters.http.nip98 import Nip98Error
 from adapters.http.openapi import QueryParam, RouteTable
+from adapters.http.pdf_cache import RenderedPdfs
 from adapters.http.vm_params import is_payment_id_length
 from domain.enums import SubscriptionPaymentType
 from domain.invoice import Invoice as IssuedInvoice
@@ -111,7 +111,17 @@ async def _invoice(
     ), issued
 
 
-async def invoice_page(request: web.Request) -> web.StreamResponse:
+def invoice_handler(pdfs: RenderedPdfs) -> Handler:
+    """The invoice page, its PDFs kept in `pdfs` (one `auth` token can be replayed for its
+    whole window: each repeat would otherwise render the PDF again)."""
+
+    async def invoice_page(request: web.Request) -> web.StreamResponse:
+        return await _invoice_page(request, pdfs)
+
+    return invoice_page
+
+
+async def _invoice_page(request: web.Request, pdfs: RenderedPdfs) -> web.StreamResponse:
     """NIP-98 through `?auth=` (the `u` path is this page's); refusals are 200 plain text,
     a missing `auth` parameter a 400 `{"error"}`. `format=pdf`: the PDF of the invoice issued
     at completion (a payment booked before invoices existed has none: refused as text)."""
@@ -131,8 +141,8 @@ async def invoice_page(request: web.Request) -> web.StreamResponse:
     if wanted == "pdf":
         if issued is None:
             return _text("No invoice was issued for this payment")
-        # drawing takes tens of milliseconds (the embedded font's subset): off the loop
-        body = await asyncio.to_thread(render_invoice_pdf, issued)
+        # drawn once per issued invoice (its document is frozen), off the loop
+        body = await pdfs.get(issued, render_invoice_pdf)
         return web.Response(
             body=body,
             content_type="application/pdf",
@@ -153,7 +163,7 @@ def add_invoice_routes(table: RouteTable) -> None:
     table.add(
         "GET",
         INVOICE_PATH,
-        invoice_page,
+        invoice_handler(RenderedPdfs()),
         summary="HTML invoice of a paid payment; failures are 200 text/plain",
         query=[
             QueryParam(

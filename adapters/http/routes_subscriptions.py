@@ -9,6 +9,7 @@ from aiohttp import web
 
 from adapters.http.auth import authenticated, authenticated_read, use_event_once
 from adapters.http.bounds import ID_MIN, query_int
+from adapters.http.client_limit import order_rate_limited
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page, read_json
 from adapters.http.openapi import QueryParam, RouteTable
@@ -98,11 +99,15 @@ async def get_subscriptions(
     return page_response([subscription_json(v) for v in found.items], found.total, page)
 
 
+@order_rate_limited
 @authenticated
 async def post_subscription(request: web.Request, user: User) -> web.StreamResponse:
+    """Under the order limit per client address (D25) and the user's cap of never-paid ones."""
     svc = services(request)
     new = _new_subscription(json_object(await read_json(request)))
-    sub, items = await svc.account.create_subscription(user.id, new)
+    sub, items = await svc.account.create_subscription(
+        user.id, new, max_unpaid=svc.max_unpaid_subscriptions
+    )
     return data_response(subscription_json(SubscriptionView(sub, items)))
 
 

@@ -17,7 +17,7 @@ from adapters.http.auth import (
     verified_read,
 )
 from adapters.http.bounds import ID_MIN, UINT_SCHEMA, UnknownId
-from adapters.http.client_limit import order_rate_limited
+from adapters.http.client_limit import order_rate_limited, too_many, user_wait_seconds
 from adapters.http.context import services
 from adapters.http.envelope import data_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
@@ -145,14 +145,22 @@ async def patch(request: web.Request, user: User) -> web.StreamResponse:
 
 
 def _action_handler(action: str) -> Handler:
-    """PATCH …/{action}: start/stop/restart ignore any body; re-install reads `image_id`."""
+    """PATCH …/{action}: start/stop/restart ignore any body; re-install reads `image_id`.
+
+    Each is a synchronous hypervisor call (re-install rebuilds the disk), so the user's
+    `vm-action-rate` bucket is drawn from first: an empty one is a 429 with no host call.
+    """
 
     @authenticated
     async def handler(request: web.Request, user: User) -> web.StreamResponse:
+        svc = services(request)
+        seconds = await user_wait_seconds(svc.vm_action_limiter, user.id)
+        if seconds:
+            return too_many(seconds, {"error": f"Too many VM actions: try again in {seconds} s"})
         image_id = None
         if action == "re-install":
             image_id = optional_int(await optional_json_object(request), "image_id", minimum=ID_MIN)
-        await run_action(services(request), user, path_id(request), action, image_id)
+        await run_action(svc, user, path_id(request), action, image_id)
         return data_response(None)
 
     handler.__name__ = f"vm_{action.replace('-', '_')}"

@@ -10,11 +10,11 @@ from attrs import evolve
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
-from domain.errors import InvalidInput
+from domain.errors import DomainError, InvalidInput
 from domain.model import SshKey
 from domain.text_rules import check_line, is_single_line
 from ports.clock import Clock
-from ports.storage import UnitOfWorkFactory
+from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 NAME_LIMIT = 100
 #: the comment kept after the key (also the name when none is given): one line, bounded.
@@ -22,6 +22,8 @@ COMMENT_LIMIT = NAME_LIMIT
 #: a 16384-bit RSA key is under 3 000 characters; anything much longer is not a public key.
 KEY_DATA_LIMIT = 8192
 INVALID_KEY = "Invalid SSH public key format"
+#: keys one account may hold: `GET /api/v1/ssh-key` lists them all, unpaged
+MAX_SSH_KEYS = 50
 #: key types `ssh-keygen` makes.
 KEY_TYPES = frozenset(
     {
@@ -35,6 +37,10 @@ KEY_TYPES = frozenset(
         "sk-ecdsa-sha2-nistp256@openssh.com",
     }
 )
+
+
+class TooManySshKeys(DomainError):
+    """The account already holds `MAX_SSH_KEYS` keys (422); nothing is stored."""
 
 
 class InvalidSshKey(InvalidInput):
@@ -83,6 +89,7 @@ async def add_ssh_key(
     key = evolve(_checked_key(name, key_data, clock), user_id=user_id)
     async with uow_factory() as uow:
         key = await uow.ssh_keys.add(key)
+        await _check_count(uow, user_id)
         await uow.commit()
     return key
 
@@ -97,8 +104,19 @@ async def add_ssh_key_by_owner(
     async with uow_factory() as uow:
         added = await uow.ssh_keys.add_for_owner(owner_key, key)
         if added is not None:
+            await _check_count(uow, added.user_id)
             await uow.commit()
     return added
+
+
+async def _check_count(uow: UnitOfWork, user_id: int) -> None:
+    """Counted after the INSERT, in its transaction (the owner's id comes with it, issue 10):
+    past the cap the unit of work ends uncommitted, so nothing is stored."""
+    held = len(await uow.ssh_keys.list_by_user(user_id))
+    if held > MAX_SSH_KEYS:
+        raise TooManySshKeys(
+            f"An account holds at most {MAX_SSH_KEYS} SSH keys; this one was not added"
+        )
 
 
 def _checked_key(name: str, key_data: str, clock: Clock) -> SshKey:

@@ -16,6 +16,9 @@ from ports.storage import UnitOfWork, UnitOfWorkFactory
 MAX_LINE_ITEMS = 20
 NAME_LIMIT = 200
 DESCRIPTION_LIMIT = 10_000
+#: never-paid IP-range subscriptions one user may hold (`max-unpaid-subscriptions`)
+DEFAULT_MAX_UNPAID_SUBSCRIPTIONS = 3
+_PAGE = 100
 
 
 class IpSpacePricingNotFound(NotFound):
@@ -80,13 +83,48 @@ def _currency(requested: str | None, tiers: list[IpSpacePricing]) -> str:
     return currency
 
 
+class TooManyUnpaidSubscriptions(DomainError):
+    """The user already holds the most never-paid IP-range subscriptions allowed (422)."""
+
+
+async def _check_unpaid(uow: UnitOfWork, user_id: int, max_unpaid: int) -> None:
+    """Fewer than `max_unpaid` never-paid IP-range subscriptions, counted under the user's
+    row lock so that concurrent purchases count one after another (as VM orders do, D25).
+
+    A VM's subscription is not counted here (`max-unpaid-vms` bounds those).
+    """
+    await uow.users.lock(user_id)
+    unpaid, offset = 0, 0
+    while True:
+        page = await uow.subscriptions.list_by_user(user_id, _PAGE, offset)
+        for sub in page.items:
+            if sub.in_service:
+                continue
+            items = await uow.line_items.list_by_subscription(sub.id)
+            if any(i.subscription_type is SubscriptionType.IP_RANGE for i in items):
+                unpaid += 1
+        offset += len(page.items)
+        if len(page.items) < _PAGE or offset >= page.total:
+            break
+    if unpaid >= max_unpaid:
+        raise TooManyUnpaidSubscriptions(
+            f"You already have {unpaid} unpaid subscriptions (at most {max_unpaid}): pay for one"
+            " before buying more"
+        )
+
+
 async def create_subscription(
-    uow_factory: UnitOfWorkFactory, clock: Clock, user_id: int, request: NewSubscription
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    user_id: int,
+    request: NewSubscription,
+    max_unpaid: int | None = DEFAULT_MAX_UNPAID_SUBSCRIPTIONS,
 ) -> tuple[Subscription, list[LineItem]]:
     """An inactive, not set up, monthly subscription of IP ranges (paid through `renew`).
 
     Each `ip_range` line costs its tier's monthly price with its setup fee; the company is the
     IP space's. No CIDR is allocated here (the reference allocates none either, §12.4).
+    Refused (422) while the user holds `max_unpaid` never-paid ones (None: no cap).
     """
     if not request.line_items:
         raise InvalidInput("At least one line item is required")
@@ -104,6 +142,8 @@ async def create_subscription(
         check_line(request.description, "description", DESCRIPTION_LIMIT, multiline=True)
     now = clock.now()
     async with uow_factory() as uow:
+        if max_unpaid is not None:
+            await _check_unpaid(uow, user_id, max_unpaid)
         priced = [
             await _priced(uow, item.ip_space_pricing_id)
             for item in request.line_items

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from app.account import profile, ssh_keys
 from app.billing import credit_balance, ip_purchase, ordering
 from app.bound.inject import bind
+from app.metrics_cache import MetricsCache
 from app.queries.vms import user_vm_status
 from app.vm_metrics import vm_time_series
 
@@ -39,4 +40,4 @@ class AccountUseCases:
         self.order_custom_vm = bind(ordering.order_custom_vm, uow_factory, clock)
         self.create_subscription = bind(ip_purchase.create_subscription, uow_factory, clock)
         self.vm_status = bind(user_vm_status, uow_factory, svc.vm_states)
-        self.vm_time_series = bind(vm_time_series, uow_factory, svc.hosts)
+        self.vm_time_series = bind(vm_time_series, uow_factory, svc.hosts, MetricsCache())

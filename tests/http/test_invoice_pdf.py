@@ -12,6 +12,7 @@ import attrs
 import pypdfium2 as pdfium
 import pytest
 
+from adapters.http import routes_invoice
 from adapters.http.invoice_issued_html import render_issued_invoice
 from adapters.http.invoice_pdf import cjk_font_file, render_invoice_pdf, unicode_font_dir
 from adapters.http.invoice_text import totals
@@ -280,3 +281,28 @@ async def test_chinese_japanese_and_korean_names_print_as_written(c: ApiClient) 
     assert issued is not None
     without = _text_of(render_invoice_pdf(issued, cjk_files=()))
     assert "山田" not in without and "Łódź" in without, without
+
+
+async def test_a_repeated_pdf_request_renders_nothing(
+    c: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One `auth` token may be replayed for its window: the frozen PDF is drawn once."""
+    rendered: list[str] = []
+
+    def counting(invoice: Invoice) -> bytes:
+        rendered.append(invoice.number)
+        return render_invoice_pdf(invoice)
+
+    monkeypatch.setattr(routes_invoice, "render_invoice_pdf", counting)
+    first, second = await _paid_renewal(c), await _paid_renewal(c)
+    link = invoice_link(c, first) + "&format=pdf"
+    bodies = []
+    for _ in range(3):
+        resp = await c.client.get(link)
+        assert resp.status == 200 and resp.content_type == "application/pdf"
+        bodies.append(await resp.read())
+    assert len(rendered) == 1 and bodies[0] == bodies[1] == bodies[2]
+    assert _text_of(bodies[0]).count(rendered[0]) >= 1
+    other = await c.client.get(invoice_link(c, second) + "&format=pdf")
+    assert other.status == 200
+    assert len(rendered) == 2 and rendered[0] != rendered[1]  # each invoice its own PDF

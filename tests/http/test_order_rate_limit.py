@@ -9,7 +9,7 @@ import attrs
 from adapters.http.context import SERVICES
 from adapters.ratelimit.memory import MemoryRateLimiter
 from domain.model import GIB
-from tests.http.apiapp import ApiClient, api_client
+from tests.http.apiapp import ALICE, ApiClient, api_client
 from tests.http.vm_helpers import add_key, build
 from tests.nostr_signing import NostrKey
 
@@ -82,3 +82,19 @@ async def test_new_keys_cannot_order_past_the_client_addresss_limit() -> None:
         assert (await _order(c, next(keys), FIRST)).status == 200  # a token came back
         assert (await _order(c, next(keys), FIRST)).status == 429
         assert await _vm_count(c) == made + 2
+
+
+async def test_ip_range_purchases_draw_from_the_order_limit() -> None:
+    api = build()
+    api.services = attrs.evolve(api.services, order_limiter=MemoryRateLimiter(1, 1, now=Tick()))
+    api.app[SERVICES] = api.services
+    async with api_client(api) as c:
+        body = {"line_items": [{"type": "ip_range", "ip_space_pricing_id": c.demo.ip4_tier_24}]}
+        first = await c.call("POST", "/api/v1/subscriptions", json=body, headers=FIRST)
+        assert first.status == 200, await first.text()
+        again = await c.call("POST", "/api/v1/subscriptions", json=body, headers=FIRST)
+        assert again.status == 429 and again.headers["Retry-After"] == "60"
+        async with c.api.store() as uow:
+            user = await uow.users.get_by_pubkey(ALICE.pubkey)
+            assert user is not None
+            assert (await uow.subscriptions.list_by_user(user.id, 10)).total == 1

@@ -516,3 +516,33 @@ async def test_router_edges_wrong_method_head_and_bodies(c: ApiClient) -> None:
     assert bare.status == 200 and await bare.json() == {"data": None}
     ignored = await c.call("PATCH", f"{path}/start", data=b"not json")
     assert ignored.status == 200
+
+
+class CountingMetricsHost:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def get_time_series(self, vm: Vm) -> list[object]:
+        self.calls += 1
+        return []
+
+    def for_host(self, host: Host) -> VmHost:
+        return self  # type: ignore[return-value]
+
+
+async def test_time_series_asks_the_host_once_per_vm_within_its_cache_window() -> None:
+    """A replayed GET (one signed event, ±600 s) must not make a host call per request."""
+    api = build()
+    host = CountingMetricsHost()
+    api.app[SERVICES] = attrs.evolve(api.services, hosts=host)
+    async with api_client(api) as c:
+        vm = await paid_vm(c, ALICE)
+        for _ in range(5):
+            resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/time-series")
+            assert resp.status == 200 and await resp.json() == {"data": []}
+        assert host.calls == 1
+        resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/time-series", key=BOB)
+        assert resp.status == 404  # ownership is still checked on every call
+        other = await paid_vm(c, ALICE)
+        await c.call("GET", f"/api/v1/vm/{other['id']}/time-series")
+        assert host.calls == 2  # per VM

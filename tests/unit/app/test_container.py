@@ -120,6 +120,32 @@ async def test_the_order_limit_comes_from_the_settings(tmp_path: Path) -> None:
     await close_container(container)
 
 
+async def test_the_vm_action_limit_comes_from_the_settings(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("db: memory\n")  # on by default: 10 at once, 30 an hour
+    container = await open_container(load_settings(cfg, environ={}))
+    limiter = container.services().vm_action_limiter
+    assert isinstance(limiter, MemoryRateLimiter)
+    assert [await limiter.acquire("u") for _ in range(10)] == [0.0] * 10
+    assert 110 < await limiter.acquire("u") <= 120
+    await close_container(container)
+    cfg.write_text("db: memory\nvm-action-rate: {per-hour: 0}\n")
+    container = await open_container(load_settings(cfg, environ={}))
+    assert container.services().vm_action_limiter is None
+    await close_container(container)
+
+
+async def test_the_unpaid_subscription_cap_comes_from_the_settings(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("db: memory\nmax-unpaid-subscriptions: 5\n")
+    container = await open_container(load_settings(cfg, environ={}))
+    assert container.services().max_unpaid_subscriptions == 5
+    await close_container(container)
+    cfg.write_text("db: memory\nmax-unpaid-subscriptions: 0\n")
+    with pytest.raises(SettingsError):
+        load_settings(cfg, environ={})
+
+
 async def test_memory_storage_is_selectable() -> None:
     container = await open_container(load_settings(None, environ={"LNVPS_DB": "memory"}))
     assert isinstance(container.services().uow_factory, MemoryUnitOfWorkFactory)
