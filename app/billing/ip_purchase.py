@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import attrs
 
 from app.billing.errors import NotFound
@@ -19,6 +21,8 @@ DESCRIPTION_LIMIT = 10_000
 #: never-paid IP-range subscriptions one user may hold (`max-unpaid-subscriptions`)
 DEFAULT_MAX_UNPAID_SUBSCRIPTIONS = 3
 _PAGE = 100
+#: how long a never-paid IP-range subscription counts against `max-unpaid-subscriptions`
+UNPAID_SUBSCRIPTION_WINDOW = timedelta(days=1)
 
 
 class IpSpacePricingNotFound(NotFound):
@@ -87,18 +91,23 @@ class TooManyUnpaidSubscriptions(DomainError):
     """The user already holds the most never-paid IP-range subscriptions allowed (422)."""
 
 
-async def _check_unpaid(uow: UnitOfWork, user_id: int, max_unpaid: int) -> None:
-    """Fewer than `max_unpaid` never-paid IP-range subscriptions, counted under the user's
-    row lock so that concurrent purchases count one after another (as VM orders do, D25).
+async def _check_unpaid(uow: UnitOfWork, user_id: int, max_unpaid: int, now: datetime) -> None:
+    """Fewer than `max_unpaid` never-paid IP-range subscriptions made in the last
+    `UNPAID_SUBSCRIPTION_WINDOW`, counted under the user's row lock so that concurrent
+    purchases count one after another (as VM orders do, D25).
 
-    A VM's subscription is not counted here (`max-unpaid-vms` bounds those).
+    Older never-paid ones no longer count: nothing cleans them up and a user has no way to
+    remove one, so counting them would block a user for good after abandoning a few, while
+    they hold nothing (an IP range is assigned when paid). A VM's subscription is not
+    counted here (`max-unpaid-vms` bounds those).
     """
+    since = now - UNPAID_SUBSCRIPTION_WINDOW
     await uow.users.lock(user_id)
     unpaid, offset = 0, 0
     while True:
         page = await uow.subscriptions.list_by_user(user_id, _PAGE, offset)
         for sub in page.items:
-            if sub.in_service:
+            if sub.in_service or sub.created < since:
                 continue
             items = await uow.line_items.list_by_subscription(sub.id)
             if any(i.subscription_type is SubscriptionType.IP_RANGE for i in items):
@@ -143,7 +152,7 @@ async def create_subscription(
     now = clock.now()
     async with uow_factory() as uow:
         if max_unpaid is not None:
-            await _check_unpaid(uow, user_id, max_unpaid)
+            await _check_unpaid(uow, user_id, max_unpaid, now)
         priced = [
             await _priced(uow, item.ip_space_pricing_id)
             for item in request.line_items

@@ -3,12 +3,13 @@ IP-range subscriptions; every backend."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import attrs
 
 from app.account.ssh_keys import MAX_SSH_KEYS
-from app.billing.ip_purchase import DEFAULT_MAX_UNPAID_SUBSCRIPTIONS
+from app.billing.ip_purchase import DEFAULT_MAX_UNPAID_SUBSCRIPTIONS, UNPAID_SUBSCRIPTION_WINDOW
 from domain.model import SshKey
 from tests.http.apiapp import ALICE, BOB, ApiClient
 from tests.http.backend_apps import backend, c, database
@@ -88,3 +89,13 @@ async def test_never_paid_ip_subscriptions_are_capped_per_user(c: ApiClient) -> 
         await uow.commit()
     assert (await _buy(c)).status == 200
     assert (await _buy(c)).status == 422
+
+
+async def test_never_paid_ip_subscriptions_stop_counting_after_a_day(c: ApiClient) -> None:
+    """Nothing cleans abandoned ones up and a user cannot remove one: counted for ever, a
+    few abandoned purchases would block the account for good (they hold no addresses)."""
+    for _ in range(DEFAULT_MAX_UNPAID_SUBSCRIPTIONS):
+        assert (await _buy(c)).status == 200
+    assert (await _buy(c)).status == 422
+    c.api.clock.advance(UNPAID_SUBSCRIPTION_WINDOW + timedelta(seconds=1))
+    assert (await _buy(c)).status == 200
