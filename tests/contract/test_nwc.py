@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from adapters.nwc import nip04
 from adapters.nwc.client import NwcClient, sign_event, verify_event
 from adapters.nwc.uri import parse_nwc_uri
-from ports.nwc import InvalidNwcUri, NwcError
+from ports.nwc import InvalidNwcUri, NwcAnswerLost, NwcError
 from tests.fakes.fake_nwc_relay import (
     CLIENT_SECRET,
     WALLET_SECRET,
@@ -301,7 +302,6 @@ async def test_an_unreachable_relay_does_not_stop_the_others() -> None:
 
 
 async def test_an_answer_lost_after_paying_is_answer_lost_not_a_refusal() -> None:
-    from ports.nwc import NwcAnswerLost
 
     wallet = FakeWallet(pay_ok)
     wallet.answer_lost = True
@@ -314,7 +314,6 @@ async def test_an_answer_lost_after_paying_is_answer_lost_not_a_refusal() -> Non
 
 
 async def test_a_refusal_and_an_unreachable_relay_are_not_answer_lost() -> None:
-    from ports.nwc import NwcAnswerLost
 
     async def refuse(bolt11: str) -> str:
         raise WalletRefusal("QUOTA_EXCEEDED", "budget used up")
@@ -359,3 +358,28 @@ async def test_a_string_with_more_relays_than_allowed_contacts_none() -> None:
         with pytest.raises(InvalidNwcUri, match="relays"):
             await NwcClient(timeout_s=0.5, allow_private_relays=True).pay_invoice(uri, BOLT11)
     assert wallet.requests == 0 and all(r.events == [] for r in relays)
+
+
+async def test_a_relay_name_resolving_to_loopback_is_never_connected_to() -> None:
+    """Checked at connect time: `localhost` resolves to 127.0.0.1, which is refused before any
+    connection (a name passes the PATCH check; its address is only known when resolved)."""
+    seen: list[bytes] = []
+
+    async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.read(2048))
+        writer.close()
+
+    server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    wallet = FakeWallet(pay_ok)
+    try:
+        with pytest.raises(NwcError) as caught:
+            await NwcClient(timeout_s=3).pay_invoice(
+                wallet.connection_string(f"ws://localhost:{port}/"), BOLT11
+            )
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert caught.value.message == "Wallet relay is unreachable"
+    assert not isinstance(caught.value, NwcAnswerLost)
+    assert seen == []
