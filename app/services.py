@@ -9,6 +9,7 @@ from app.bound.account import AccountUseCases
 from app.bound.admin import AdminUseCases
 from app.bound.billing import BillingUseCases
 from app.bound.infra import InfraUseCases
+from domain.nwc_uri import PUBLIC_TLS_RELAYS, RelayPolicy
 from domain.tax import NO_TAX, TaxRates
 from ports.cache import CatalogueCache
 from ports.clock import Clock
@@ -43,6 +44,8 @@ class Services:
     vm_states: VmStateCache | None = None
     #: pays `method=nwc` renewals from the user's wallet (None: `nwc` means plain Lightning)
     nwc_wallet: NwcWallet | None = None
+    #: which relays a stored wallet string may name (production: public `wss://` only)
+    nwc_relays: RelayPolicy = PUBLIC_TLS_RELAYS
     #: D25: never-paid VMs one user may hold at once (`max-unpaid-vms`)
     max_unpaid_vms: int = 3
     #: never-paid IP-range subscriptions one user may hold at once (`max-unpaid-subscriptions`)

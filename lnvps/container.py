@@ -55,6 +55,7 @@ from app.worker.context import WorkerDeps
 from app.worker.jobs import QueuedNotifier, build_handlers
 from domain.enums import PaymentMethod
 from domain.money import Currency
+from domain.nwc_uri import RelayPolicy
 from domain.tax import TaxRates
 from lnvps.dev_state import (
     DEV_CLOCK_FILE,
@@ -127,6 +128,14 @@ def _delivery(settings: Settings, uow_factory: Any) -> SmtpNotifier | LogNotifie
 
 def _public_url(settings: Settings) -> str:
     return settings.public_url or f"http://{settings.listen}"
+
+
+def _nwc_relays(settings: Settings) -> RelayPolicy:
+    """Relays a wallet string may name: public `wss://` ones in production (dev: any)."""
+    return RelayPolicy(
+        allow_private=settings.nwc_allows_private_relays,
+        require_tls=not settings.is_embedded_default,
+    )
 
 
 #: every provider webhook format we can check, configured rail or not (its URL is
@@ -373,7 +382,10 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
-    nwc_wallet = providers.Singleton(NwcClient)
+    nwc_wallet = providers.Singleton(
+        NwcClient,
+        allow_private_relays=providers.Callable(lambda s: s.nwc_allows_private_relays, settings),
+    )
     #: issue 10: one node keeps the catalogue in process; with Redis, admin changes reach all
     catalogue_cache = providers.Selector(
         shared_state,
@@ -399,6 +411,7 @@ class Container(containers.DeclarativeContainer):
         delete_after_days=settings.provided.delete_after,
         vm_states=vm_states,
         nwc_wallet=nwc_wallet,
+        nwc_relays=providers.Callable(_nwc_relays, settings),
         max_unpaid_vms=settings.provided.max_unpaid_vms,
         max_unpaid_subscriptions=settings.provided.max_unpaid_subscriptions,
         lnurl_limiter=providers.Singleton(_lnurl_limiter, settings, redis),

@@ -216,6 +216,15 @@ class VmHostsSettings:
 
 
 @attrs.frozen(kw_only=True)
+class NwcSettings:
+    """Nostr Wallet Connect relays: the server connects where a user's wallet string says, so
+    relays on private, loopback or link-local addresses are refused unless
+    `allow-private-relays` is true (unset: true only in the embedded default, dev mode)."""
+
+    allow_private_relays: bool | None = None
+
+
+@attrs.frozen(kw_only=True)
 class Settings:
     """What the composition root needs to build the service."""
 
@@ -247,6 +256,7 @@ class Settings:
     order_rate: OrderRateSettings = OrderRateSettings()
     vm_action_rate: VmActionRateSettings = VmActionRateSettings()
     vm_hosts: VmHostsSettings = VmHostsSettings()
+    nwc: NwcSettings = NwcSettings()
     #: `text` (readable, the dev default) or `json` (one object per line)
     log_format: str | None = None
     #: browser origins allowed by CORS (with credentials); empty: any origin, no credentials
@@ -260,6 +270,12 @@ class Settings:
         configures `lightning.lnd`, which turns every dev switch off.
         """
         return self.lightning.lnd is None
+
+    @property
+    def nwc_allows_private_relays(self) -> bool:
+        """`nwc.allow-private-relays`, by default on only in the embedded default."""
+        allowed = self.nwc.allow_private_relays
+        return self.is_embedded_default if allowed is None else allowed
 
 
 def _kebab_to_snake(value: Any) -> Any:

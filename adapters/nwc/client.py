@@ -16,15 +16,15 @@ import attrs
 from coincurve import PrivateKey, PublicKeyXOnly
 
 from adapters.nwc import nip04, nip44
-from adapters.nwc.uri import NwcUri, parse_nwc_uri
+from adapters.nwc.guard import relay_connector
+from adapters.nwc.uri import NwcUri, RelayPolicy, parse_nwc_uri
+from domain.nwc_uri import MAX_RELAYS
 from ports.nwc import NwcAnswerLost, NwcError
 
 INFO_KIND: Final = 13194
 REQUEST_KIND: Final = 23194
 RESPONSE_KIND: Final = 23195
 DEFAULT_TIMEOUT_S: Final = 60.0
-#: relays of one connection string used at most (a user-supplied list: no fan-out beyond this)
-MAX_RELAYS: Final = 5
 #: how long to wait for a relay's stored info event before assuming NIP-04 only
 INFO_TIMEOUT_S: Final = 5.0
 _MAX_MESSAGE: Final = 200
@@ -93,22 +93,25 @@ class NwcClient:
     the request on every relay and takes the first answer. `timeout_s` bounds the whole round
     trip (default 60 s). Once the request is out, a missing answer is `NwcAnswerLost`, not a
     refusal: the wallet may have paid.
+
+    The relays are the user's choice: unless `allow_private_relays` (dev mode, tests with a
+    local relay), a relay whose host is or resolves to a private, loopback, link-local, CGNAT,
+    … address is not connected to, and counts as unreachable.
     """
 
     def __init__(
-        self, timeout_s: float = DEFAULT_TIMEOUT_S, session: aiohttp.ClientSession | None = None
+        self, timeout_s: float = DEFAULT_TIMEOUT_S, *, allow_private_relays: bool = False
     ) -> None:
         self.timeout_s = timeout_s
-        self._session = session
+        self.allow_private_relays = allow_private_relays
 
     async def pay_invoice(self, connection_string: str, bolt11: str) -> str:
-        uri = parse_nwc_uri(connection_string)
+        uri = parse_nwc_uri(connection_string, RelayPolicy(allow_private=self.allow_private_relays))
         attempt = _Attempt()
         try:
             async with asyncio.timeout(self.timeout_s):
-                if self._session is not None:
-                    return await self._pay(self._session, uri, bolt11, attempt)
-                async with aiohttp.ClientSession() as session:
+                connector = relay_connector(self.allow_private_relays)
+                async with aiohttp.ClientSession(connector=connector) as session:
                     return await self._pay(session, uri, bolt11, attempt)
         except TimeoutError:
             if attempt.published:

@@ -9,7 +9,6 @@ import secrets
 from email.utils import parseaddr
 from enum import Enum
 from typing import TypeAlias
-from urllib.parse import parse_qs, urlsplit
 
 import attrs
 
@@ -18,6 +17,7 @@ from app.billing.price_in_force import cancel_quietly, expire_user_quotes
 from app.billing.rails import PaymentRails
 from domain.errors import InvalidInput
 from domain.model import SubscriptionPayment, User
+from domain.nwc_uri import PUBLIC_RELAYS, PUBLIC_TLS_RELAYS, RelayPolicy, parse_nwc_uri
 from domain.patch import UNSET, Maybe, Unset
 from domain.tax import country_alpha3
 from domain.text_rules import check_line, is_single_line
@@ -74,24 +74,13 @@ class AccountUpdate:
     verify_link: str | None = None
 
 
-def check_nwc_uri(uri: str) -> None:
-    """A `nostr+walletconnect://<pubkey>?relay=…&secret=<hex>` URI (NIP-47), checked offline.
-
-    The reference also calls the wallet (`get_info`); this server has no NWC client, so only
-    the form is checked here.
+def check_nwc_uri(uri: str, policy: RelayPolicy = PUBLIC_RELAYS) -> None:
+    """A `nostr+walletconnect://<pubkey>?relay=…&secret=<hex>` URI (NIP-47), checked offline
+    with the rules the wallet client parses it by (`domain.nwc_uri`): its relays are where the
+    server will connect, so a private address, or `ws://` where TLS is required, is a 400.
     """
     check_line(uri, "nwc_connection_string", NWC_LIMIT)
-    parts = urlsplit(uri.strip())
-    if parts.scheme not in ("nostr+walletconnect", "nostrwalletconnect"):
-        raise InvalidInput("Failed to parse NWC url: scheme must be nostr+walletconnect")
-    if not _HEX32.fullmatch(parts.netloc or parts.path.lstrip("/")):
-        raise InvalidInput("Failed to parse NWC url: invalid wallet public key")
-    query = parse_qs(parts.query)
-    if not query.get("relay"):
-        raise InvalidInput("Failed to parse NWC url: missing relay")
-    secret = query.get("secret", [""])[0]
-    if not _HEX32.fullmatch(secret):
-        raise InvalidInput("Failed to parse NWC url: missing or invalid secret")
+    parse_nwc_uri(uri, policy)
 
 
 #: characters that make one address several, or a display name (`"x" <y@z>`), or a comment
@@ -190,7 +179,7 @@ def mask_nwc(value: str | None) -> str | None:
     return f"{scheme}://{rest[:NWC_MASK_KEEP]}{_ELLIPSIS}"
 
 
-def _nwc(value: PatchText, current: str | None) -> str | None:
+def _nwc(value: PatchText, current: str | None, policy: RelayPolicy) -> str | None:
     """The wallet string after a PATCH; the masked form a GET showed, sent back as clients echo
     the whole account, leaves the stored string as it is."""
     if isinstance(value, Unset):
@@ -199,7 +188,7 @@ def _nwc(value: PatchText, current: str | None) -> str | None:
         return current
     if value is None or value == "":
         return None
-    check_nwc_uri(value)
+    check_nwc_uri(value, policy)
     return value.strip()
 
 
@@ -212,6 +201,7 @@ async def update_account(
     *,
     public_url: str,
     rails: PaymentRails | None = None,
+    nwc_relays: RelayPolicy = PUBLIC_TLS_RELAYS,
 ) -> AccountUpdate:
     """Apply a PATCH in the reference's order (§6.1): NWC, tax id, e-mail, contact check.
 
@@ -223,11 +213,12 @@ async def update_account(
 
     A new tax country makes every pending renewal quote of the user charge the wrong tax:
     they are expired in the same transaction and cancelled at their provider after (D23).
+    A wallet string must name relays `nwc_relays` allows (the server connects to them).
     """
     nwc_value = patch.nwc_connection_string
     async with uow_factory() as uow:
         user = await user_of(uow, user_id)
-        nwc = _nwc(nwc_value, user.nwc_connection_string)
+        nwc = _nwc(nwc_value, user.nwc_connection_string, nwc_relays)
         tax_id = _text("tax_id", patch.tax_id, user.billing_tax_id)
         if tax_id is not None:
             tax_id = tax_id.strip() or None

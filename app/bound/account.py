@@ -29,6 +29,7 @@ class AccountUseCases:
             queue,
             public_url=svc.public_url,
             rails=svc.rails,
+            nwc_relays=svc.nwc_relays,
         )
         self.verify_email = bind(profile.verify_email, uow_factory)
         self.list_ssh_keys = bind(ssh_keys.list_ssh_keys, uow_factory)

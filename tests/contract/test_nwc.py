@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from adapters.nwc import nip04
 from adapters.nwc.client import NwcClient, sign_event, verify_event
 from adapters.nwc.uri import parse_nwc_uri
-from ports.nwc import InvalidNwcUri, NwcError
+from ports.nwc import InvalidNwcUri, NwcAnswerLost, NwcError
 from tests.fakes.fake_nwc_relay import (
     CLIENT_SECRET,
     WALLET_SECRET,
@@ -151,7 +152,9 @@ async def test_pay_invoice_returns_the_preimage() -> None:
     wallet = FakeWallet(pay_ok)
     relay = FakeRelay(wallet)
     async with relay.running() as url:
-        preimage = await NwcClient(timeout_s=5).pay_invoice(wallet.connection_string(url), BOLT11)
+        preimage = await NwcClient(timeout_s=5, allow_private_relays=True).pay_invoice(
+            wallet.connection_string(url), BOLT11
+        )
     assert preimage == PREIMAGE
     assert wallet.paid == [BOLT11] and wallet.methods == ["pay_invoice"]
     request, response = relay.events
@@ -169,7 +172,9 @@ async def test_wallet_error_is_an_nwc_error_with_the_wallets_message() -> None:
     wallet = FakeWallet(refuse)
     async with FakeRelay(wallet).running() as url:
         with pytest.raises(NwcError) as caught:
-            await NwcClient(timeout_s=5).pay_invoice(wallet.connection_string(url), BOLT11)
+            await NwcClient(timeout_s=5, allow_private_relays=True).pay_invoice(
+                wallet.connection_string(url), BOLT11
+            )
     assert "not enough sats in the wallet" in caught.value.message
     assert "INSUFFICIENT_BALANCE" in caught.value.message
     assert SECRET_HEX not in caught.value.message
@@ -180,7 +185,9 @@ async def test_silent_wallet_times_out() -> None:
     wallet.silent = True
     async with FakeRelay(wallet).running() as url:
         with pytest.raises(NwcError) as caught:
-            await NwcClient(timeout_s=0.3).pay_invoice(wallet.connection_string(url), BOLT11)
+            await NwcClient(timeout_s=0.3, allow_private_relays=True).pay_invoice(
+                wallet.connection_string(url), BOLT11
+            )
     assert "did not answer" in caught.value.message
     assert wallet.requests == 1
 
@@ -191,7 +198,7 @@ async def test_relay_down_is_an_nwc_error() -> None:
         port = sock.getsockname()[1]
     wallet = FakeWallet(pay_ok)
     with pytest.raises(NwcError) as caught:
-        await NwcClient(timeout_s=5).pay_invoice(
+        await NwcClient(timeout_s=5, allow_private_relays=True).pay_invoice(
             wallet.connection_string(f"ws://127.0.0.1:{port}/"), BOLT11
         )
     assert caught.value.message == "Wallet relay is unreachable"
@@ -203,19 +210,25 @@ async def test_answers_from_other_keys_are_ignored() -> None:
     wallet.signer = bytes.fromhex("33" * 32)
     async with FakeRelay(wallet).running() as url:
         with pytest.raises(NwcError, match="did not answer"):
-            await NwcClient(timeout_s=0.3).pay_invoice(wallet.connection_string(url), BOLT11)
+            await NwcClient(timeout_s=0.3, allow_private_relays=True).pay_invoice(
+                wallet.connection_string(url), BOLT11
+            )
 
 
 async def test_invalid_uri_is_raised_before_any_connection() -> None:
     with pytest.raises(InvalidNwcUri):
-        await NwcClient(timeout_s=5).pay_invoice("nostr+walletconnect://nope", BOLT11)
+        await NwcClient(timeout_s=5, allow_private_relays=True).pay_invoice(
+            "nostr+walletconnect://nope", BOLT11
+        )
 
 
 async def test_request_content_is_pay_invoice_json() -> None:
     wallet = FakeWallet(pay_ok)
     relay = FakeRelay(wallet)
     async with relay.running() as url:
-        await NwcClient(timeout_s=5).pay_invoice(wallet.connection_string(url), BOLT11)
+        await NwcClient(timeout_s=5, allow_private_relays=True).pay_invoice(
+            wallet.connection_string(url), BOLT11
+        )
     client_pub = PublicKeyXOnly.from_secret(CLIENT_SECRET).format()
     body = json.loads(nip04.decrypt(WALLET_SECRET, client_pub, relay.events[0]["content"]))
     assert body == {"method": "pay_invoice", "params": {"invoice": BOLT11}}
@@ -235,7 +248,9 @@ async def test_nip44_v2_when_the_wallet_info_offers_it_else_nip04(
     wallet.encryption = offered
     relay = FakeRelay(wallet)
     async with relay.running() as url:
-        preimage = await NwcClient(timeout_s=5).pay_invoice(wallet.connection_string(url), BOLT11)
+        preimage = await NwcClient(timeout_s=5, allow_private_relays=True).pay_invoice(
+            wallet.connection_string(url), BOLT11
+        )
     assert preimage == PREIMAGE and wallet.paid == [BOLT11]
     assert wallet.schemes == [scheme]
     request = relay.events[0]
@@ -247,7 +262,9 @@ async def test_a_wallet_without_an_info_event_gets_nip04() -> None:
     wallet = FakeWallet(pay_ok)
     wallet.encryption = "nip44_v2"
     async with FakeRelay(wallet, with_info=False).running() as url:
-        await NwcClient(timeout_s=5).pay_invoice(wallet.connection_string(url), BOLT11)
+        await NwcClient(timeout_s=5, allow_private_relays=True).pay_invoice(
+            wallet.connection_string(url), BOLT11
+        )
     assert wallet.schemes == ["nip04"]
 
 
@@ -261,7 +278,10 @@ async def test_every_relay_of_the_uri_is_used_and_the_first_answer_wins() -> Non
     idle, used = FakeRelay(None), FakeRelay(wallet)
     async with idle.running() as idle_url, used.running() as used_url:
         uri = _two_relays(wallet, idle_url, used_url)
-        assert await NwcClient(timeout_s=5).pay_invoice(uri, BOLT11) == PREIMAGE
+        assert (
+            await NwcClient(timeout_s=5, allow_private_relays=True).pay_invoice(uri, BOLT11)
+            == PREIMAGE
+        )
     # published on both relays; the wallet (on the second only) chose NIP-44 from its info
     assert [e["kind"] for e in idle.events] == [23194]
     assert idle.events[0]["id"] == used.events[0]["id"]
@@ -275,22 +295,25 @@ async def test_an_unreachable_relay_does_not_stop_the_others() -> None:
     wallet = FakeWallet(pay_ok)
     async with FakeRelay(wallet).running() as url:
         uri = _two_relays(wallet, f"ws://127.0.0.1:{port}/", url)
-        assert await NwcClient(timeout_s=5).pay_invoice(uri, BOLT11) == PREIMAGE
+        assert (
+            await NwcClient(timeout_s=5, allow_private_relays=True).pay_invoice(uri, BOLT11)
+            == PREIMAGE
+        )
 
 
 async def test_an_answer_lost_after_paying_is_answer_lost_not_a_refusal() -> None:
-    from ports.nwc import NwcAnswerLost
 
     wallet = FakeWallet(pay_ok)
     wallet.answer_lost = True
     async with FakeRelay(wallet).running() as url:
         with pytest.raises(NwcAnswerLost):
-            await NwcClient(timeout_s=0.5).pay_invoice(wallet.connection_string(url), BOLT11)
+            await NwcClient(timeout_s=0.5, allow_private_relays=True).pay_invoice(
+                wallet.connection_string(url), BOLT11
+            )
     assert wallet.paid == [BOLT11]
 
 
 async def test_a_refusal_and_an_unreachable_relay_are_not_answer_lost() -> None:
-    from ports.nwc import NwcAnswerLost
 
     async def refuse(bolt11: str) -> str:
         raise WalletRefusal("QUOTA_EXCEEDED", "budget used up")
@@ -298,13 +321,15 @@ async def test_a_refusal_and_an_unreachable_relay_are_not_answer_lost() -> None:
     wallet = FakeWallet(refuse)
     async with FakeRelay(wallet).running() as url:
         with pytest.raises(NwcError) as caught:
-            await NwcClient(timeout_s=5).pay_invoice(wallet.connection_string(url), BOLT11)
+            await NwcClient(timeout_s=5, allow_private_relays=True).pay_invoice(
+                wallet.connection_string(url), BOLT11
+            )
     assert not isinstance(caught.value, NwcAnswerLost)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(NwcError) as caught:
-        await NwcClient(timeout_s=5).pay_invoice(
+        await NwcClient(timeout_s=5, allow_private_relays=True).pay_invoice(
             wallet.connection_string(f"ws://127.0.0.1:{port}/"), BOLT11
         )
     assert not isinstance(caught.value, NwcAnswerLost)
@@ -322,19 +347,39 @@ def test_uri_keeps_every_relay_in_order_without_duplicates() -> None:
         parse_nwc_uri(text + "&relay=https://c.example")
 
 
-async def test_at_most_five_relays_of_a_connection_string_are_contacted() -> None:
-    from adapters.nwc.client import MAX_RELAYS
+async def test_a_string_with_more_relays_than_allowed_contacts_none() -> None:
+    from domain.nwc_uri import MAX_RELAYS
 
     wallet = FakeWallet(pay_ok)
-    idle = [FakeRelay(None) for _ in range(MAX_RELAYS)]
-    last = FakeRelay(wallet)
+    relays = [FakeRelay(wallet) for _ in range(MAX_RELAYS + 1)]
     async with contextlib.AsyncExitStack() as stack:
-        urls = [await stack.enter_async_context(r.running()) for r in idle]
-        last_url = await stack.enter_async_context(last.running())
-        uri = wallet.connection_string(urls[0]) + "".join(
-            f"&relay={u}" for u in [*urls[1:], last_url]
-        )
-        with pytest.raises(NwcError):
-            await NwcClient(timeout_s=0.5).pay_invoice(uri, BOLT11)
-    assert last.events == [] and wallet.requests == 0
-    assert all(len(r.events) == 1 for r in idle)
+        urls = [await stack.enter_async_context(r.running()) for r in relays]
+        uri = wallet.connection_string(urls[0]) + "".join(f"&relay={u}" for u in urls[1:])
+        with pytest.raises(InvalidNwcUri, match="relays"):
+            await NwcClient(timeout_s=0.5, allow_private_relays=True).pay_invoice(uri, BOLT11)
+    assert wallet.requests == 0 and all(r.events == [] for r in relays)
+
+
+async def test_a_relay_name_resolving_to_loopback_is_never_connected_to() -> None:
+    """Checked at connect time: `localhost` resolves to 127.0.0.1, which is refused before any
+    connection (a name passes the PATCH check; its address is only known when resolved)."""
+    seen: list[bytes] = []
+
+    async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.read(2048))
+        writer.close()
+
+    server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    wallet = FakeWallet(pay_ok)
+    try:
+        with pytest.raises(NwcError) as caught:
+            await NwcClient(timeout_s=3).pay_invoice(
+                wallet.connection_string(f"ws://localhost:{port}/"), BOLT11
+            )
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert caught.value.message == "Wallet relay is unreachable"
+    assert not isinstance(caught.value, NwcAnswerLost)
+    assert seen == []

@@ -21,7 +21,7 @@ from tests.nostr_signing import NostrKey, sign_request
 
 KEY = NostrKey.from_seed(2828)
 SECRET = "5e" * 32
-NWC = f"nostr+walletconnect://{'b3' * 32}?relay=wss%3A%2F%2Frelay.example&secret={SECRET}"
+NWC = f"nostr+walletconnect://{'ab' * 32}?relay=wss%3A%2F%2Frelay.example&secret={SECRET}"
 
 
 async def test_the_nwc_string_is_sealed_at_rest_and_masked_in_answers(
@@ -48,7 +48,7 @@ async def test_the_nwc_string_is_sealed_at_rest_and_masked_in_answers(
             assert status == 200
             status, text = await call("GET")
             assert status == 200
-            assert '"nwc_connection_string":"nostr+walletconnect://b3b3\u2026"' in text
+            assert '"nwc_connection_string":"nostr+walletconnect://abab\u2026"' in text
             assert SECRET not in text
         engine = container.engine()
         assert engine is not None

@@ -115,3 +115,13 @@ def test_a_bound_user_api_beside_an_unbound_admin_api_is_warned_about() -> None:
     )
     warned = admin_binding_warning(Settings(public_url="https://api.example"))
     assert warned is not None and "admin-public-url" in warned
+
+
+def test_private_nwc_relays_default_to_dev_mode_and_can_be_set(tmp_path: Path) -> None:
+    assert load_settings(None, environ={}).nwc_allows_private_relays
+    cfg = tmp_path / "c.yaml"
+    lnd = "lightning:\n  lnd:\n    url: https://lnd:8080\n    macaroon: /m\n"
+    cfg.write_text(lnd)
+    assert not load_settings(cfg, environ={}).nwc_allows_private_relays
+    cfg.write_text(lnd + "nwc:\n  allow-private-relays: true\n")
+    assert load_settings(cfg, environ={}).nwc_allows_private_relays

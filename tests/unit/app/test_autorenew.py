@@ -73,7 +73,7 @@ async def setup() -> AsyncIterator[Setup]:
             shop.rails,
             shop.rates,
             shop.tax_rates,
-            NwcClient(timeout_s=5),
+            NwcClient(timeout_s=5, allow_private_relays=True),
             settle,
         )
         world.deps = attrs.evolve(world.deps, auto_renewer=renewer)
@@ -178,7 +178,7 @@ async def test_a_wallet_whose_answer_is_lost_after_paying_is_no_failure_and_exte
     world = setup.world
     renewer = world.deps.auto_renewer
     assert isinstance(renewer, NwcAutoRenewer)
-    renewer._wallet = NwcClient(timeout_s=0.5)
+    renewer._wallet = NwcClient(timeout_s=0.5, allow_private_relays=True)
     vm = await world.paid_vm()
     sub = await setup.opt_in(vm, setup.wallet.connection_string(setup.relay_url))
     assert sub.expires is not None

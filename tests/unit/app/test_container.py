@@ -22,6 +22,7 @@ from adapters.ratelimit.redis import RedisRateLimiter
 from adapters.rates.fixed import FixedRateSource
 from adapters.rates.mempool import MempoolRateSource
 from domain.money import Currency
+from domain.nwc_uri import RelayPolicy
 from lnvps.container import (
     EncryptionNotConfigured,
     close_container,
@@ -76,6 +77,9 @@ async def test_production_settings_pick_lnd_redis_and_live_rates(tmp_path: Path)
         assert isinstance(container.services().lnurl_limiter, RedisRateLimiter)  # multi-node
         assert isinstance(container.services().order_limiter, RedisRateLimiter)
         assert container.worker_deps().payment_canceller is container.rails()  # D24
+        # production: public wss:// relays only, at PATCH and at connect time
+        assert container.services().nwc_relays == RelayPolicy(require_tls=True)
+        assert container.nwc_wallet().allow_private_relays is False
     finally:
         await close_container(container)
 
@@ -144,6 +148,22 @@ async def test_the_unpaid_subscription_cap_comes_from_the_settings(tmp_path: Pat
     cfg.write_text("db: memory\nmax-unpaid-subscriptions: 0\n")
     with pytest.raises(SettingsError):
         load_settings(cfg, environ={})
+
+
+async def test_private_nwc_relays_are_allowed_in_dev_mode_unless_turned_off(
+    tmp_path: Path,
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("db: memory\n")
+    container = await open_container(load_settings(cfg, environ={}))
+    assert container.services().nwc_relays == RelayPolicy(allow_private=True)
+    assert container.nwc_wallet().allow_private_relays is True
+    await close_container(container)
+    cfg.write_text("db: memory\nnwc: {allow-private-relays: false}\n")
+    container = await open_container(load_settings(cfg, environ={}))
+    assert container.services().nwc_relays == RelayPolicy(allow_private=False)
+    assert container.nwc_wallet().allow_private_relays is False
+    await close_container(container)
 
 
 async def test_memory_storage_is_selectable() -> None:
