@@ -35,27 +35,26 @@ from app.billing.credit_quote import CreditChanged, paid_by_credit_alone
 from app.billing.credit_release import respend_released
 from app.billing.errors import PaymentNotFound, ShortSettlement
 from app.billing.invoicing import issue_invoice
-from app.billing.order_locks import check_region, under_region_lock
+from app.billing.order_locks import under_region_lock
 from app.billing.payment_completed import Reactions, Subscriber, default_subscribers, publish
-from app.billing.placement import Placement
 from app.billing.price_in_force import price_in_force_or_none
 from app.billing.rails import PaymentRails
 from app.billing.reserved import order_lapsed
-from app.billing.restorable import Placing, placing
+from app.billing.restorable import Placing, in_locked_region, move_vm, placing
+from app.billing.unrestorable import unrestorable, with_credit
 from app.billing.upgrades import (
     UpgradeUnplaced,
     paid_upgrade_plan,
     why_paid_upgrade_does_not_fit,
 )
 from domain.account_credit import credit_applied, credit_taken, unpaid_charged
-from domain.credit import Credit, CreditMode, credit_payment, payment_meta
-from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
+from domain.credit import Credit, credit_payment, payment_meta
+from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.events import PaymentCompleted
 from domain.lifecycle import vm_changed
-from domain.model import LineItem, Subscription, SubscriptionPayment, Vm, vm_event
+from domain.model import LineItem, Subscription, SubscriptionPayment, Vm
 from domain.money import Currency, lightning_invoice_msat
 from domain.overpayment import OVERPAID_KEY, Overpaid
-from domain.price_basis import CREDIT_KEY
 from domain.subscription import apply_paid_payment, mark_paid
 from ports.clock import Clock
 from ports.queue import Job, WorkQueue
@@ -294,28 +293,8 @@ async def _placing(
     held = payment.expires > now  # pending until this booking: it held the order's room
     if not vm.deleted and not await order_lapsed(uow, sub, now, held_until_now=held):
         return Placing()
-    await _in_locked_region(uow, vm, region)
+    await in_locked_region(uow, vm, region)
     return await placing(uow, vm, now, deleted=vm.deleted, region=region)
-
-
-async def _move(uow: UnitOfWork, vm: Vm, to: Placement, now: datetime) -> Vm:
-    """The VM put on another host and disk of its region, with a ConfigurationChanged entry
-    saying from where and why (its own host could not take it back)."""
-    moved = attrs.evolve(vm, host_id=to.host.id, disk_id=to.disk.id)
-    await uow.vms.update(moved)
-    await uow.vm_history.add(
-        vm_event(
-            vm.id,
-            VmHistoryActionType.CONFIGURATION_CHANGED,
-            now,
-            f"VM {vm.id} was moved to host {to.host.id}, disk {to.disk.id} (from host "
-            f"{vm.host_id}, disk {vm.disk_id}): it could not go back where it was when it "
-            "was paid for",
-            before={"host_id": vm.host_id, "disk_id": vm.disk_id},
-            after={"host_id": to.host.id, "disk_id": to.disk.id},
-        )
-    )
-    return moved
 
 
 async def _why_upgrade_unplaced(
@@ -336,16 +315,8 @@ async def _why_upgrade_unplaced(
     planned = await paid_upgrade_plan(uow, vm, payment, sub)
     if isinstance(planned, UpgradeUnplaced):
         return planned
-    await _in_locked_region(uow, vm, region)
+    await in_locked_region(uow, vm, region)
     return await why_paid_upgrade_does_not_fit(uow, vm, payment, planned, now)
-
-
-async def _in_locked_region(uow: UnitOfWork, vm: Vm, region: int | None) -> None:
-    """Nothing when this run holds the lock of the region of the VM's host (`region`), or the
-    host is gone; else `RegionMoved`, so the booking starts again with that lock first."""
-    host = await uow.hosts.get(vm.host_id)
-    if host is not None:
-        check_region(region, host.region_id)
 
 
 async def _apply(
@@ -379,7 +350,7 @@ async def _apply(
         placed = await _placing(uow, before, payment, vm_before, now, region)
         why = placed.why
         if placed.moved_to is not None:
-            vm_before = await _move(uow, vm_before, placed.moved_to, now)
+            vm_before = await move_vm(uow, vm_before, placed.moved_to, now)
     revived = 0 if upgrade or why else await uow.vms.undelete_for_subscription(before.id)
     items = await uow.line_items.list_by_subscription(before.id)
     credit = None
@@ -388,8 +359,8 @@ async def _apply(
         # its host has no room for it or its upgrade): no time, its value as account credit
         after = before
         booked = await credit_unrestorable(uow, paid, list_currency, why, unpaid)
-        credit = _unrestorable(now, why, booked, note)
-        paid = _with_credit(_taken(paid, unpaid), credit)
+        credit = unrestorable(now, why, booked, note)
+        paid = with_credit(_taken(paid, unpaid), credit)
         await uow.payments.update(paid)
     elif upgrade:
         after = apply_paid_payment(before, payment, now)
@@ -403,7 +374,7 @@ async def _apply(
         unpaid_worth = unpaid_charged(payment_meta(payment), unpaid)
         credit = credit_payment(payment, before, current, now, unpaid_credit=unpaid_worth)
         after = apply_paid_payment(before, payment, now, new_expiry=credit.new_expiry)
-        paid = _with_credit(_taken(paid, unpaid), credit)
+        paid = with_credit(_taken(paid, unpaid), credit)
         await uow.payments.update(paid)
     if vm_before is not None:
         vm_after = attrs.evolve(vm_before, deleted=vm_before.deleted and not revived)
@@ -469,29 +440,6 @@ def _taken(paid: SubscriptionPayment, unpaid: int) -> SubscriptionPayment:
     if unpaid <= 0:
         return paid
     return attrs.evolve(paid, metadata=credit_taken(payment_meta(paid), unpaid))
-
-
-def _unrestorable(now: datetime, why: str, booked: int, note: str) -> Credit:
-    """No time bought, and why; the admins are told (`needs_operator`)."""
-    reasons = (why,) if booked > 0 else (why, "its value could not be booked as credit")
-    return Credit(
-        mode=CreditMode.UNRESTORABLE,
-        base=now,
-        new_expiry=now,
-        changes=reasons,
-        payer_note=note,
-    )
-
-
-def _with_credit(paid: SubscriptionPayment, credit: Credit) -> SubscriptionPayment:
-    """The paid row as stored: `time_value` = the seconds really added (it was the quote's
-    estimate), and, unless it was plain calendar time, how it was counted in `metadata`."""
-    evolved = attrs.evolve(paid, time_value=credit.seconds)
-    if credit.mode is CreditMode.CALENDAR and not credit.changes:
-        return evolved
-    if paid.metadata is not None and not payment_meta(paid):
-        return evolved  # metadata that is not a JSON object is kept as it was
-    return attrs.evolve(evolved, metadata={**payment_meta(paid), CREDIT_KEY: credit.to_json()})
 
 
 async def complete_payment(

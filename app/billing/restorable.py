@@ -8,9 +8,10 @@ from typing import Protocol
 
 import attrs
 
+from app.billing.order_locks import check_region
 from app.billing.placement import Placement, best_placement, disk_of, has_room_to_grow, region_rooms
-from domain.enums import DiskInterface, DiskType
-from domain.model import Vm
+from domain.enums import DiskInterface, DiskType, VmHistoryActionType
+from domain.model import Vm, vm_event
 from domain.pricing import Spec
 from ports.storage import UnitOfWork
 
@@ -138,3 +139,32 @@ async def placing(
     if moved is None:
         return Placing(why=f"{here}; no other host of region {region} has room for it")
     return Placing(moved_to=moved)
+
+
+async def in_locked_region(uow: UnitOfWork, vm: Vm, region: int | None) -> None:
+    """Nothing when this run holds the lock of the region of the VM's host (`region`), or the
+    host is gone; else `RegionMoved`, so the caller's transaction starts again with that
+    lock first (`app.billing.order_locks.under_region_lock`)."""
+    host = await uow.hosts.get(vm.host_id)
+    if host is not None:
+        check_region(region, host.region_id)
+
+
+async def move_vm(uow: UnitOfWork, vm: Vm, to: Placement, now: datetime) -> Vm:
+    """The VM put on another host and disk of its region, with a ConfigurationChanged entry
+    saying from where and why (its own host could not take it back)."""
+    moved = attrs.evolve(vm, host_id=to.host.id, disk_id=to.disk.id)
+    await uow.vms.update(moved)
+    await uow.vm_history.add(
+        vm_event(
+            vm.id,
+            VmHistoryActionType.CONFIGURATION_CHANGED,
+            now,
+            f"VM {vm.id} was moved to host {to.host.id}, disk {to.disk.id} (from host "
+            f"{vm.host_id}, disk {vm.disk_id}): it could not go back where it was when it "
+            "was paid for",
+            before={"host_id": vm.host_id, "disk_id": vm.disk_id},
+            after={"host_id": to.host.id, "disk_id": to.disk.id},
+        )
+    )
+    return moved

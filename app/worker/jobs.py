@@ -6,9 +6,13 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
+
 from app.billing.completion import complete_payment
 from app.billing.credit_release import release_expired_credit
 from app.billing.lapsed_orders import LapsedOrders
+from app.billing.order_locks import under_region_lock
+from app.billing.overtaken import tell_overtaken_credited
 from app.billing.upgrades import apply_upgrade
 from app.worker import messages
 from app.worker.context import WorkerDeps
@@ -34,6 +38,7 @@ from app.worker.provisioning import (
 from app.worker.vmcheck import check_vms
 from domain.enums import SubscriptionPaymentType, VmHistoryActionType
 from domain.errors import DomainError
+from domain.events import PaymentCompleted
 from domain.model import Subscription, SubscriptionPayment, Vm
 from domain.upgrade import AS_RECORDED, UpgradeConfig, upgrade_superseded
 from ports.failures import RetryableError
@@ -53,7 +58,7 @@ from ports.jobs import (
 )
 from ports.notify import Notifier
 from ports.queue import WorkQueue
-from ports.storage import UnitOfWork
+from ports.storage import StorageBusy, UnitOfWork
 from ports.vmhost import FullVmInfo, VmHost, VmHostError
 
 log = logging.getLogger("lnvps.worker.jobs")
@@ -240,17 +245,21 @@ async def _recorded(uow: UnitOfWork, job: DeleteVm) -> bool:
 _SECOND = timedelta(seconds=1)
 
 
-async def _paid(uow: UnitOfWork, subscription_id: int, since: datetime | None) -> set[bytes]:
-    """Ids of the subscription's paid Purchase/Renewal payments (paid after the second
-    `since`, when given: times are kept to the second, and one paid in the second the
-    deletion was asked for counts as paid before it), the kinds whose completion restores
-    a deleted VM."""
+async def _paid_rows(uow: UnitOfWork, subscription_id: int) -> list[SubscriptionPayment]:
+    """The subscription's paid Purchase/Renewal payments, the kinds whose completion
+    restores a deleted VM."""
     tally = await uow.payments.paid_tally(subscription_id)
+    return [p for p in tally.paid if p.payment_type is not SubscriptionPaymentType.UPGRADE]
+
+
+async def _paid(uow: UnitOfWork, subscription_id: int, since: datetime | None) -> set[bytes]:
+    """Ids of the subscription's paid Purchase/Renewal payments (`_paid_rows`) paid after the
+    second `since`, when given: times are kept to the second, and one paid in the second
+    the deletion was asked for counts as paid before it."""
     return {
         p.id
-        for p in tally.paid
-        if p.payment_type is not SubscriptionPaymentType.UPGRADE
-        and (since is None or (p.paid_at is not None and p.paid_at >= since + _SECOND))
+        for p in await _paid_rows(uow, subscription_id)
+        if since is None or (p.paid_at is not None and p.paid_at >= since + _SECOND)
     }
 
 
@@ -297,12 +306,12 @@ async def delete_by_admin(deps: WorkerDeps, job: DeleteVm) -> None:
         raise
     if recorded is None:
         return  # another delivery of the job recorded it
-    current, ended, revived = recorded
-    await cancel_ended(deps, ended)
+    await cancel_ended(deps, recorded.ended)
     n = messages.vm_deleted_by_admin(vm_id, job.reason, now)
-    await deps.tell_user(current.user_id, n.title, n.message)
+    await deps.tell_user(recorded.vm.user_id, n.title, n.message)
     await deps.tell_admins(n.title, n.message)
-    if revived:
+    await tell_overtaken_credited(deps.queue, recorded.credited)
+    if recorded.revived:
         log.info("VM %s was paid for while an admin deleted it; re-created (D24)", vm_id)
         await deps.queue.send(SpawnVm(vm_id=vm_id))
 
@@ -315,16 +324,45 @@ async def _record_and_revive(
     token: str,
     paid_before: set[bytes],
     now: datetime,
-) -> tuple[Vm, list[SubscriptionPayment], bool] | None:
+) -> _Recorded | None:
     """The admin delete's recording transaction: the VM as it was, the pending payments it
     ended and whether a payment made during the deletion brought the VM back; None when it
-    was recorded already (another delivery, another click)."""
+    was recorded already (another delivery, another click). Run again under the lock of
+    its host's region when a payment must place it back (`revive_paid`, `RegionMoved`)."""
+    return await under_region_lock(
+        None,
+        lambda region: _record_once(deps, job, vm_id, sub, token, paid_before, now, region),
+        exhausted=StorageBusy,
+    )
+
+
+@attrs.frozen
+class _Recorded:
+    vm: Vm
+    ended: list[SubscriptionPayment]
+    revived: bool
+    credited: tuple[PaymentCompleted, ...] = ()
+
+
+async def _record_once(
+    deps: WorkerDeps,
+    job: DeleteVm,
+    vm_id: int,
+    sub: Subscription | None,
+    token: str,
+    paid_before: set[bytes],
+    now: datetime,
+    region: int | None,
+) -> _Recorded | None:
     async with deps.uow_factory() as uow:
         # D24: the subscription lock first, in the order completion takes its locks
         # (subscription, payments, VM), so a payment completing meanwhile cannot deadlock; as
         # the first statement it makes the re-read see a deletion that a concurrent DeleteVm
         # (a double click, two workers) committed while this one waited
         locked = None if sub is None else await uow.subscriptions.get_for_update(sub.id)
+        if locked is not None and region is not None:  # then user and region, as completion
+            await uow.users.lock(locked.user_id)
+            await uow.regions.lock(region)
         current = await uow.vms.get(vm_id)
         await uow.worker_leases.release(spawn_lease(vm_id), token)
         if current is None or current.deleted or await _recorded(uow, job):
@@ -334,16 +372,18 @@ async def _record_and_revive(
         # click is one that click asked for (`_recorded`)
         await _record_admin_delete(uow, job, current, deps.clock.now())
         ended = [] if locked is None else await end_pending(uow, locked.id, now)  # D24
-        revived = False
+        revival = None
         # a payment that bought time (not one booked as credit, nor an unpaid order's)
         if locked is not None and locked.is_active and is_paid_now(locked, now):
             asked = _asked_at(job)
             late = await _paid(uow, locked.id, asked) - paid_before
             if late:  # paid while the host deleted it: restored as a later payment would be
-                await revive_paid(uow, current, locked, now)
-                revived = True
+                payments = [p for p in await _paid_rows(uow, locked.id) if p.id in late]
+                revival = await revive_paid(uow, current, locked, payments, now, region)
         await uow.commit()
-    return current, ended, revived
+    if revival is None:
+        return _Recorded(current, ended, False)
+    return _Recorded(current, ended, revival.revived, revival.credited)
 
 
 async def _record_admin_delete(uow: UnitOfWork, job: DeleteVm, vm: Vm, now: datetime) -> None:

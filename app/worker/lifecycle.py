@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 
 import attrs
 
+from app.billing.order_locks import under_region_lock
+from app.billing.overtaken import tell_overtaken_credited
 from app.worker import messages
 from app.worker.context import WorkerDeps
 from app.worker.pending import cancel_ended, end_pending
@@ -20,7 +22,8 @@ from app.worker.provisioning import (
     spawn_lease,
     stop_on_host,
 )
-from domain.enums import SubscriptionType, VmHistoryActionType
+from domain.enums import SubscriptionPaymentType, SubscriptionType, VmHistoryActionType
+from domain.events import PaymentCompleted
 from domain.lifecycle import (
     EXPIRING_SOON_LEAD,
     DueAction,
@@ -76,6 +79,12 @@ class _Claimed:
     clients: dict[int, VmHost] = attrs.field(factory=dict)
     #: the build leases (`spawn_lease`) a deletion holds during its host call, by VM id
     builds: dict[int, str] = attrs.field(factory=dict)
+    #: the region whose lock the recording holds (None: none; `_record`)
+    region: int | None = None
+    #: D24: payments booked as credit because the VM they revived had no place (`revive_paid`)
+    credited: list[PaymentCompleted] = attrs.field(factory=list)
+    #: D24: VMs a payment overtook the deletion of but that stay deleted (no place for them)
+    unplaced: list[int] = attrs.field(factory=list)
 
 
 async def _load(
@@ -264,9 +273,14 @@ async def _delete(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now: datetime)
 async def _delete_overtaken(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now: datetime) -> None:
     """A payment completed while the host deleted the VMs (D24): the deletion happened, so it
     is recorded as one (addresses released, history Deleted, pending invoices ended), and the
-    payment then restores each VM as it does one deleted before it came: un-deleted, to be
-    built anew (SpawnVm after the commit), which the spawn announces as re-created empty.
-    The subscription stays as the payment left it (paid, active)."""
+    payment then restores each VM as it does one deleted before it came (`revive_paid`):
+    placed as completion places it, un-deleted, to be built anew (SpawnVm after the commit),
+    which the spawn announces as re-created empty. The subscription stays as the payment left
+    it (paid, active). A VM with no place left (its offer withdrawn, no host of its region
+    with room) stays deleted: the payments that overtook its deletion (paid since this run
+    began, `_late`) become account credit without their time, the subscription is switched
+    off with its IP ranges as `_delete` leaves it, and `c.credited` is told of after the
+    commit. (A subscription holds one VM: `revive_paid` un-deletes all of its VMs.)"""
     at = deps.clock.now()  # when it is recorded, not when the run began
     for vm in c.vms:
         await forget_vm(uow, vm, now)
@@ -278,8 +292,30 @@ async def _delete_overtaken(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now:
             history(vm.id, VmHistoryActionType.DELETED, at, text, overtaken_by_payment=True)
         )
     c.ended.extend(await end_pending(uow, c.sub.id, now))
+    late = await _late(uow, c.sub.id, now)
     for vm in c.vms:
-        await revive_paid(uow, vm, c.sub, now)
+        revival = await revive_paid(uow, vm, c.sub, late, now, c.region)
+        if not revival.revived:
+            if not revival.subscription.is_active:
+                await uow.ip_range_subscriptions.deactivate_for_subscription(c.sub.id, now)
+            c.credited.extend(revival.credited)
+            c.unplaced.extend(v.id for v in c.vms)
+            return
+
+
+async def _late(uow: UnitOfWork, sub_id: int, since: datetime) -> list[SubscriptionPayment]:
+    """The subscription's paid Purchases/Renewals paid since the run began (to the second, as
+    times are stored): those that overtook the deletion. One paid before the claim would
+    have kept the deletion from being claimed at all."""
+    floor = since.replace(microsecond=0)
+    tally = await uow.payments.paid_tally(sub_id)
+    return [
+        p
+        for p in tally.paid
+        if p.payment_type is not SubscriptionPaymentType.UPGRADE
+        and p.paid_at is not None
+        and p.paid_at >= floor
+    ]
 
 
 async def _delete_notices(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) -> None:
@@ -409,26 +445,14 @@ async def _run_with_host(
     except BaseException:
         await _release(deps, due, token, claimed)
         raise
-    async with deps.uow_factory() as uow:
-        sub = await uow.subscriptions.get_for_update(due.subscription_id)
-        vms = await _still_there(uow, claimed.vms) if sub is not None else []
-        now_due = sub is not None and due in decide_lifecycle_actions(
-            sub, now, deps.delete_after_days, auto
-        )
-        code = ACTION_CODES[due.action]
-        recorded = sub is not None and await uow.lifecycle_marks.claim(
-            sub.id, code, due.period, now
-        )
-        if sub is not None and recorded:
-            final = attrs.evolve(claimed, sub=sub, vms=vms)
-            if now_due:
-                await plan.effect(deps, uow, final, now)
-            elif plan.overtaken is not None:
-                await plan.overtaken(deps, uow, final, now)
-        await _release_in(uow, due, token, claimed)
-        await uow.commit()
-    if not recorded:
+    recorded = await under_region_lock(
+        None,
+        lambda region: _record(deps, plan, due, auto, now, claimed, token, region),
+        exhausted=StorageBusy,
+    )
+    if recorded is None:
         return False
+    final, now_due = recorded
     if now_due:
         await plan.after(deps, final, auto, now)
         return True
@@ -439,9 +463,53 @@ async def _run_with_host(
         plan.overtaken_job.__name__,
     )
     await cancel_ended(deps, final.ended)  # D24: what the recorded deletion ended
-    for vm in vms:
-        await deps.queue.send(plan.overtaken_job(vm_id=vm.id))
+    await tell_overtaken_credited(deps.queue, final.credited)
+    for vm in final.vms:
+        if vm.id not in final.unplaced:
+            await deps.queue.send(plan.overtaken_job(vm_id=vm.id))
     return True
+
+
+async def _record(
+    deps: WorkerDeps,
+    plan: _Plan,
+    due: DueAction,
+    auto: bool,
+    now: datetime,
+    claimed: _Claimed,
+    token: str,
+    region: int | None,
+) -> tuple[_Claimed, bool] | None:
+    """Step 3 of `_run_with_host`, one transaction: the claimed action as recorded and
+    whether it was still due; None when another worker recorded it. With `region`, the
+    lock of that region is taken after the subscription's (and the user's, as completion
+    takes them): a payment that overtook a deletion places its VM under it (`revive_paid`,
+    which raises `RegionMoved` for another region, and this runs again with that lock)."""
+    async with deps.uow_factory() as uow:
+        sub = await uow.subscriptions.get_for_update(due.subscription_id)
+        if sub is not None and region is not None:
+            await uow.users.lock(sub.user_id)
+            await uow.regions.lock(region)
+        vms = await _still_there(uow, claimed.vms) if sub is not None else []
+        now_due = sub is not None and due in decide_lifecycle_actions(
+            sub, now, deps.delete_after_days, auto
+        )
+        code = ACTION_CODES[due.action]
+        recorded = sub is not None and await uow.lifecycle_marks.claim(
+            sub.id, code, due.period, now
+        )
+        final = claimed
+        if sub is not None and recorded:
+            final = attrs.evolve(
+                claimed, sub=sub, vms=vms, region=region, ended=[], credited=[], unplaced=[]
+            )
+            if now_due:
+                await plan.effect(deps, uow, final, now)
+            elif plan.overtaken is not None:
+                await plan.overtaken(deps, uow, final, now)
+        await _release_in(uow, due, token, claimed)
+        await uow.commit()
+    return (final, now_due) if recorded else None
 
 
 async def _still_there(uow: UnitOfWork, vms: Sequence[Vm]) -> list[Vm]:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 import attrs
 
+from app.billing.overtaken import credit_overtaken, placing_deleted
+from app.billing.restorable import move_vm
 from app.worker import messages
 from app.worker.addresses import pick, used_addresses
 from app.worker.context import WorkerDeps
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError
+from domain.events import PaymentCompleted
 from domain.lifecycle import vm_changed, vm_deleted
-from domain.model import IpAssignment, Subscription, Vm, VmHistory, vm_event
+from domain.model import IpAssignment, Subscription, SubscriptionPayment, Vm, VmHistory, vm_event
 from domain.nip19 import npub
 from ports.storage import UnitOfWork
 from ports.vmhost import (
@@ -352,15 +355,50 @@ async def forget_vm(uow: UnitOfWork, vm: Vm, now: datetime) -> None:
     await uow.vms.delete(vm.id)
 
 
-async def revive_paid(uow: UnitOfWork, vm: Vm, sub: Subscription, now: datetime) -> None:
+@attrs.frozen
+class Revival:
+    """What `revive_paid` did: the VM brought back (`revived`), or not, with the
+    subscription as it left it and the payments it booked as credit (to tell of after the
+    commit: `app.billing.overtaken.tell_overtaken_credited`)."""
+
+    revived: bool
+    subscription: Subscription
+    credited: tuple[PaymentCompleted, ...] = ()
+
+
+async def revive_paid(
+    uow: UnitOfWork,
+    vm: Vm,
+    sub: Subscription,
+    late: Sequence[SubscriptionPayment],
+    now: datetime,
+    region: int | None,
+) -> Revival:
     """Bring back a VM just recorded deleted (`forget_vm`, history Deleted) whose host
-    deletion a payment overtook (D24), as that payment would have had it come a moment
-    later: un-deleted like `completion` does (`undelete_for_subscription`), with no
-    addresses and its old disk gone. The caller sends SpawnVm after its commit; the spawn
-    gives it new addresses and, finding the Deleted entry, tells the user and the admins
-    that it was re-created empty (`deleted_since_built`)."""
-    vm_changed((attrs.evolve(vm, deleted=True), sub), (attrs.evolve(vm, deleted=False), sub), now)
+    deletion the paid Purchases/Renewals `late` overtook (D24), as those payments would
+    have had they come a moment later: placed as completion places a deleted VM
+    (`placing_deleted`, under the lock of its host's region, `region`; another region
+    raises `RegionMoved` and the caller runs its transaction again under that lock): on its
+    own host if it has room, else moved to another host of its region (history
+    ConfigurationChanged), then un-deleted (`undelete_for_subscription`) with no addresses
+    and its old disk gone. The caller sends SpawnVm after its commit; the spawn gives it new
+    addresses and, finding the Deleted entry, tells the user and the admins that it was
+    re-created empty (`deleted_since_built`).
+
+    With no place for it (its offer withdrawn, or no host of its region with room: the
+    room its deletion freed may be taken already) it stays deleted, and `late` are booked
+    as account credit with the time they bought taken back (`credit_overtaken`), as
+    completion books a payment for a VM it cannot restore."""
+    deleted = attrs.evolve(vm, deleted=True)
+    placed = await placing_deleted(uow, deleted, now, region)
+    if placed.why is not None:
+        after, credited = await credit_overtaken(uow, sub, late, placed.why, now)
+        return Revival(revived=False, subscription=after, credited=credited)
+    if placed.moved_to is not None:
+        deleted = await move_vm(uow, deleted, placed.moved_to, now)
+    vm_changed((deleted, sub), (attrs.evolve(deleted, deleted=False), sub), now)
     await uow.vms.undelete_for_subscription(sub.id)
+    return Revival(revived=True, subscription=sub)
 
 
 async def delete_in(deps: WorkerDeps, uow: UnitOfWork, vm: Vm, now: datetime) -> None:
