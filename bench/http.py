@@ -30,6 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from adapters.mysql.engine import create_engine, normalize_db_url
+from app.account.ssh_keys import MAX_SSH_KEYS
 from bench.http_load import LoadResult, Req, generator_name, run_load
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,21 +42,29 @@ PUBKEY_HEX = PublicKeyXOnly.from_secret(SECRET).format().hex()
 EXTRA_VMS = 60
 
 
-def sign(url: str, method: str, created_at: int) -> str:
+#: users the `POST /api/v1/ssh-key` run spreads its requests over: an account holds at most
+#: `MAX_SSH_KEYS` keys (then 422), so each signer adds fewer than that in a run of `--pool`
+SSH_KEY_SIGNERS = 1 + 20_000 // (MAX_SSH_KEYS - 10)
+
+
+def ssh_signer(n: int) -> bytes:
+    return hashlib.sha256(b"lnvps-bench-http-ssh-%d" % n).digest()
+
+
+def sign(url: str, method: str, created_at: int, secret: bytes = SECRET) -> str:
     """A NIP-98 header with a random nonce tag, so that no two events share an id (D26)."""
+    pubkey = PUBKEY_HEX if secret == SECRET else PublicKeyXOnly.from_secret(secret).format().hex()
     tags = [["u", url], ["method", method], ["nonce", secrets.token_hex(8)]]
-    canonical = json.dumps(
-        [0, PUBKEY_HEX, created_at, 27235, tags, ""], separators=(",", ":")
-    ).encode()
+    canonical = json.dumps([0, pubkey, created_at, 27235, tags, ""], separators=(",", ":")).encode()
     event_id = hashlib.sha256(canonical).digest()
     event = {
         "id": event_id.hex(),
-        "pubkey": PUBKEY_HEX,
+        "pubkey": pubkey,
         "created_at": created_at,
         "kind": 27235,
         "tags": tags,
         "content": "",
-        "sig": PrivateKey(SECRET).sign_schnorr(event_id).hex(),
+        "sig": PrivateKey(secret).sign_schnorr(event_id).hex(),
     }
     return "Nostr " + base64.b64encode(json.dumps(event, separators=(",", ":")).encode()).decode()
 
@@ -79,10 +88,13 @@ def signed_pool(base: str, method: str, paths: Sequence[str], size: int) -> list
 
 
 def ssh_key_pool(base: str, size: int) -> list[Req]:
+    """Key additions signed in turn by `SSH_KEY_SIGNERS` users (seeded: known before the run),
+    so that none reaches the per-account cap however far the pool is used."""
     now, out = int(time.time()), []
+    signers = [ssh_signer(n) for n in range(SSH_KEY_SIGNERS)]
     for i in range(size):
         body = json.dumps({"name": f"bench-{i}", "key_data": ssh_key_line(i)})
-        auth = sign(base + "/api/v1/ssh-key", "POST", now)
+        auth = sign(base + "/api/v1/ssh-key", "POST", now, signers[i % len(signers)])
         out.append(Req("POST", "/api/v1/ssh-key", auth, body))
     return out
 
@@ -154,9 +166,14 @@ class Seeded:
 
 
 async def _call(
-    session: aiohttp.ClientSession, base: str, method: str, path: str, body: Any = None
+    session: aiohttp.ClientSession,
+    base: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    secret: bytes = SECRET,
 ) -> Any:
-    headers = {"Authorization": sign(base + path, method, int(time.time()))}
+    headers = {"Authorization": sign(base + path, method, int(time.time()), secret)}
     data = None if body is None else json.dumps(body)
     if data is not None:
         headers["Content-Type"] = "application/json"
@@ -207,6 +224,9 @@ async def seed(base: str, config: Path, db_url: str) -> Seeded:
         vms = [vm_id]
         for _ in range(EXTRA_VMS):
             vms.append((await _call(session, base, "POST", "/api/v1/vm", order))["id"])
+        # the ssh-key run's signers, known before it (a first request inserts the user)
+        for n in range(SSH_KEY_SIGNERS):
+            await _call(session, base, "GET", "/api/v1/ssh-key", secret=ssh_signer(n))
     new_paths = [
         f"/api/v1/vm/{v}/renew?method=lightning&intervals={n}" for n in range(2, 121) for v in vms
     ]

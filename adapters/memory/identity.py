@@ -47,6 +47,9 @@ class MemorySshKeys(RecordRepo[SshKey]):
     async def list_by_user(self, user_id: int) -> list[SshKey]:
         return self._where(lambda k: k.user_id == user_id)
 
+    async def count_by_user(self, user_id: int) -> int:
+        return len(self._where(lambda k: k.user_id == user_id))
+
     async def delete(self, key_id: int) -> bool:
         return self._rows(self.table).pop(key_id, None) is not None
 

@@ -70,6 +70,11 @@ def _user_id_by_pubkey() -> Select[Any]:
     return select(t.users.c.id).where(t.users.c.pubkey == bindparam("pubkey"))
 
 
+def _count_keys_of_user() -> Select[Any]:
+    keys = t.user_ssh_key
+    return select(func.count()).select_from(keys).where(keys.c.user_id == bindparam("user_id"))
+
+
 def _insert_key_for_owner() -> ReturningInsert[Any]:
     """A key stored for the user with the pubkey `owner_pubkey`, if any: its id and owner."""
     key, users = t.user_ssh_key.c, t.users.c
@@ -303,6 +308,11 @@ class SqlSshKeys(SqlRecords[SshKey]):
 
     async def list_by_user(self, user_id: int) -> list[SshKey]:
         return await self._where(t.user_ssh_key.c.user_id == user_id)
+
+    async def count_by_user(self, user_id: int) -> int:
+        query = prebuilt(("ssh keys of user",), _count_keys_of_user)
+        found: int = (await self.conn.execute(query, {"user_id": user_id})).scalar_one()
+        return found
 
     async def delete(self, key_id: int) -> bool:
         return await self.remove(key_id)

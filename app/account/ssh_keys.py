@@ -112,7 +112,7 @@ async def add_ssh_key_by_owner(
 async def _check_count(uow: UnitOfWork, user_id: int) -> None:
     """Counted after the INSERT, in its transaction (the owner's id comes with it, issue 10):
     past the cap the unit of work ends uncommitted, so nothing is stored."""
-    held = len(await uow.ssh_keys.list_by_user(user_id))
+    held = await uow.ssh_keys.count_by_user(user_id)
     if held > MAX_SSH_KEYS:
         raise TooManySshKeys(
             f"An account holds at most {MAX_SSH_KEYS} SSH keys; this one was not added"

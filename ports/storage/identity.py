@@ -50,6 +50,10 @@ class SshKeys(Protocol):
         """The user's keys, ascending id."""
         ...
 
+    async def count_by_user(self, user_id: int) -> int:
+        """How many keys the user holds (one COUNT: the cap check after each add)."""
+        ...
+
     async def delete(self, key_id: int) -> bool:
         """Hard delete; True when a row was removed."""
         ...

@@ -151,6 +151,8 @@ async def test_an_ssh_key_is_added_for_the_user_its_owner_key_names(
     assert added == attrs.evolve(key, id=added.id, user_id=other.id)
     async with uow_factory() as uow:
         assert await uow.ssh_keys.list_by_user(other.id) == [added]
+        assert await uow.ssh_keys.count_by_user(other.id) == 1
+        assert await uow.ssh_keys.count_by_user(w.user.id) == 1
         assert await uow.ssh_keys.list_by_user(w.user.id) == [w.ssh_key]  # nothing else stored
 
 
