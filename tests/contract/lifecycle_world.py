@@ -142,6 +142,29 @@ async def world(database: Database) -> AsyncIterator[World]:
         yield await world_over(sql_factory(engine))
 
 
+def world_with_rails(*ports: str) -> Any:
+    """A `world` fixture whose worker takes the shop's rails as the named ports
+    (`payment_canceller`, `order_rails`), as the container wires them; a test module takes
+    it as `world = lifecycle_world.world_with_rails("payment_canceller")`."""
+
+    @pytest.fixture
+    async def world(database: Database) -> AsyncIterator[World]:
+        def wired(w: World) -> World:
+            rails: dict[str, Any] = {port: w.shop.rails for port in ports}
+            w.deps = attrs.evolve(w.deps, **rails)
+            w.handlers = build_handlers(w.deps)
+            return w
+
+        if database.url is None:
+            yield wired(await world_over(MemoryUnitOfWorkFactory()))
+            return
+        async with engine_on(database) as engine:
+            await empty_tables(engine, database.kind)
+            yield wired(await world_over(sql_factory(engine)))
+
+    return world
+
+
 def notice_titles(world: World, user_id: int) -> tuple[list[str], list[str]]:
     """The titles of the notices sent to the user and to the admins, in order."""
     user = [n.title for n in world.notifier.to_user(user_id)]

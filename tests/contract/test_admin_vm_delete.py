@@ -4,18 +4,15 @@ worker's deletion path, which expires and cancels the VM's pending invoices (D24
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import attrs
 import pytest
 
 import app.worker.jobs as jobs_module
-from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.admin.vm_removal import delete_vm
 from app.admin.vms import VmIsDeleted
-from app.worker.jobs import VmBusy, build_handlers, delete_by_admin
+from app.worker.jobs import VmBusy, delete_by_admin
 from app.worker.pending import end_pending
 from app.worker.provisioning import spawn_lease
 from domain.enums import VmHistoryActionType
@@ -23,33 +20,16 @@ from domain.model import Vm
 from ports.jobs import DeleteVm
 from ports.storage import StorageBusy
 from ports.vmhost import VmHostError
-from tests.contract import storage_backends
+from tests.contract import lifecycle_world, storage_backends
 from tests.contract.lifecycle_world import (
-    empty_tables,
-    engine_on,
     notice_titles,
-    sql_factory,
-    world_over,
 )
-from tests.contract.storage_backends import Database
 from tests.unit.worker.world import World
 
 database = storage_backends.database
 
 
-@pytest.fixture
-async def world(database: Database) -> AsyncIterator[World]:
-    def wired(w: World) -> World:
-        w.deps = attrs.evolve(w.deps, payment_canceller=w.shop.rails)
-        w.handlers = build_handlers(w.deps)
-        return w
-
-    if database.url is None:
-        yield wired(await world_over(MemoryUnitOfWorkFactory()))
-        return
-    async with engine_on(database) as engine:
-        await empty_tables(engine, database.kind)
-        yield wired(await world_over(sql_factory(engine)))
+world = lifecycle_world.world_with_rails("payment_canceller")
 
 
 async def test_admin_delete_ends_pending_invoices_through_the_worker(world: World) -> None:

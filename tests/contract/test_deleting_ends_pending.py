@@ -3,41 +3,20 @@ one paid anyway brings the VM back empty, and the notices say so."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import attrs
-import pytest
-
-from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.billing.lnurl import renew_by_amount
-from app.worker.jobs import build_handlers, delete_by_admin
+from app.worker.jobs import delete_by_admin
 from domain.model import SubscriptionPayment, Vm
 from ports.jobs import DeleteVm
-from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
-from tests.contract.storage_backends import Database
+from tests.contract import lifecycle_world, storage_backends
 from tests.unit.worker.world import DAY, World
 
 database = storage_backends.database
 SECOND = timedelta(seconds=1)
 
 
-@pytest.fixture
-async def world(database: Database) -> AsyncIterator[World]:
-    """The worker world, its deletions cancelling at the shop's rails (as the container wires)."""
-
-    def wired(w: World) -> World:
-        w.deps = attrs.evolve(w.deps, payment_canceller=w.shop.rails)
-        w.handlers = build_handlers(w.deps)
-        return w
-
-    if database.url is None:
-        yield wired(await world_over(MemoryUnitOfWorkFactory()))
-        return
-    async with engine_on(database) as engine:
-        await empty_tables(engine, database.kind)
-        yield wired(await world_over(sql_factory(engine)))
+world = lifecycle_world.world_with_rails("payment_canceller")
 
 
 async def _pending(world: World, vm: Vm) -> list[SubscriptionPayment]:

@@ -6,14 +6,11 @@ given up) unless it lapsed too long ago: then it is reported only."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import attrs
 import pytest
 
-from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.billing.credit_quote import CreditChanged
 from app.billing.errors import PaymentProviderUnavailable
 from app.billing.lapsed_orders import (
@@ -25,16 +22,14 @@ from app.billing.lapsed_orders import (
 )
 from app.billing.rails import FIAT_EXPIRY
 from app.settlement_retries import MAX_STRIKES
-from app.worker.jobs import QueuedNotifier, build_handlers
+from app.worker.jobs import QueuedNotifier
 from domain.enums import PaymentMethod
 from domain.errors import DomainError
 from domain.intervals import add_months
 from domain.model import SubscriptionPayment, Vm
 from ports.jobs import CheckSubscriptions
 from ports.storage import StorageBusy
-from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
-from tests.contract.storage_backends import Database
+from tests.contract import lifecycle_world, storage_backends
 from tests.unit.worker.world import World
 
 database = storage_backends.database
@@ -45,21 +40,7 @@ class RefusedByRule(DomainError):
     """A refusal no retry cures (kind "unprocessable"); a "conflict" is retried first."""
 
 
-@pytest.fixture
-async def world(database: Database) -> AsyncIterator[World]:
-    """The worker world, its card rails swept (as the container wires)."""
-
-    def wired(w: World) -> World:
-        w.deps = attrs.evolve(w.deps, order_rails=w.shop.rails)
-        w.handlers = build_handlers(w.deps)
-        return w
-
-    if database.url is None:
-        yield wired(await world_over(MemoryUnitOfWorkFactory()))
-        return
-    async with engine_on(database) as engine:
-        await empty_tables(engine, database.kind)
-        yield wired(await world_over(sql_factory(engine)))
+world = lifecycle_world.world_with_rails("order_rails")
 
 
 def sweeper(world: World, batch: int = 100, **kw: Any) -> LapsedOrders:

@@ -5,15 +5,12 @@ credit, once; so does a never-paid order paid after its window when its room is 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import attrs
 import pytest
 
-from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.billing.errors import OrderLapsed
-from app.worker.jobs import build_handlers
 from domain.account_credit import CreditReason
 from domain.credit import payment_meta
 from domain.enums import PaymentMethod, VmHistoryActionType
@@ -21,9 +18,7 @@ from domain.exchange import msat_to_fiat
 from domain.lifecycle import UNPAID_CLEANUP_AFTER
 from domain.model import Subscription, SubscriptionPayment, Vm
 from domain.price_basis import CREDIT_KEY
-from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
-from tests.contract.storage_backends import Database
+from tests.contract import lifecycle_world, storage_backends
 from tests.unit.billing.world import BOB, add_host
 from tests.unit.worker.world import DAY, World
 
@@ -32,19 +27,7 @@ SECOND = timedelta(seconds=1)
 NOTICE = "Payment for a VM that cannot be restored"
 
 
-@pytest.fixture
-async def world(database: Database) -> AsyncIterator[World]:
-    def wired(w: World) -> World:
-        w.deps = attrs.evolve(w.deps, payment_canceller=w.shop.rails)
-        w.handlers = build_handlers(w.deps)
-        return w
-
-    if database.url is None:
-        yield wired(await world_over(MemoryUnitOfWorkFactory()))
-        return
-    async with engine_on(database) as engine:
-        await empty_tables(engine, database.kind)
-        yield wired(await world_over(sql_factory(engine)))
+world = lifecycle_world.world_with_rails("payment_canceller")
 
 
 async def _deleted_with_late_renewal(world: World) -> tuple[Vm, SubscriptionPayment]:
