@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from domain import model as m
+from domain.enums import VmHostKind
 from ports.failures import RetryableError
 
 
@@ -59,6 +60,11 @@ class TimeSeriesPoint:
     net_out: Decimal
     disk_write: Decimal
     disk_read: Decimal
+
+
+def clear_text_proxmox(host: m.Host) -> bool:
+    """A Proxmox host whose API URL would carry its token in clear (`clear_text_url`)."""
+    return host.kind is VmHostKind.PROXMOX and clear_text_url(host.ip)
 
 
 def clear_text_url(url: str) -> bool:

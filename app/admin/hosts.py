@@ -25,12 +25,11 @@ from app.admin.catalogue_common import (
 )
 from app.billing.errors import NotFound
 from app.billing.reserved import reserved_usage
-from domain.enums import VmHostKind
 from domain.errors import DomainError, InvalidInput
 from domain.model import Host, HostDisk, Region
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
-from ports.vmhost import HostProber, VmHostError, clear_text_url
+from ports.vmhost import HostProber, VmHostError, clear_text_proxmox
 
 #: the fields a host client is built from: changing one of them means testing again
 CONNECTION_FIELDS = frozenset({"kind", "ip", "name", "api_token"})
@@ -210,7 +209,7 @@ async def update_host(
 
 def _check_secure_url(host: Host) -> None:
     """A Proxmox row's URL carries its API token: `https://` only (http to loopback)."""
-    if host.kind is VmHostKind.PROXMOX and clear_text_url(host.ip):
+    if clear_text_proxmox(host):
         raise InvalidInput(
             "A Proxmox host URL must use https:// (its API token would travel in clear); "
             "http:// is accepted only to a loopback address"

@@ -6,9 +6,8 @@ from __future__ import annotations
 import logging
 
 from app.worker.context import WorkerDeps
-from domain.enums import VmHostKind
 from domain.model import Host
-from ports.vmhost import clear_text_url
+from ports.vmhost import clear_text_proxmox
 
 log = logging.getLogger("lnvps.worker.host_urls")
 
@@ -36,7 +35,7 @@ async def report_clear_text_hosts(deps: WorkerDeps) -> list[int]:
         hosts = await uow.hosts.list_all()
     reported: list[int] = []
     for host in hosts:
-        if host.kind is not VmHostKind.PROXMOX or not clear_text_url(host.ip):
+        if not clear_text_proxmox(host):
             continue
         title, message = _notice(host)
         log.error("OPERATOR: %s", message)
