@@ -27,7 +27,7 @@ from app.billing.completion import complete_payment
 from app.billing.errors import PaymentNotFound
 from app.billing.rails import PaymentRails
 from app.settlement_problems import record_problem
-from app.settlement_retries import Strikes, passing, refused_for_good
+from app.settlement_retries import Strikes, refused_for_good
 from domain.enums import PaymentMethod
 from ports.clock import Clock
 from ports.lightning import LightningNode, LightningUnavailable, SettledInvoice
@@ -173,12 +173,9 @@ async def _complete(
         strikes.clear(settled.payment_hash)
         return False
     except Exception as err:
-        if passing(err):
-            raise
-        tries = 1
-        if not refused_for_good(err):
-            tries = strikes.add(settled.payment_hash)
-            if not strikes.out(tries):
+        give_up, tries = strikes.judge(settled.payment_hash, err)
+        if not give_up:
+            if tries:
                 log.warning(
                     "completing settled payment %s failed (%d of %d tries before it is "
                     "recorded): %s: %s",
@@ -188,7 +185,8 @@ async def _complete(
                     type(err).__name__,
                     err,
                 )
-                raise
+            raise
+        if not refused_for_good(err):
             log.error("completing settled payment %s failed for good", hex_id, exc_info=err)
         await record_problem(uow_factory, clock, queue, settled, err, tries)
         strikes.clear(settled.payment_hash)

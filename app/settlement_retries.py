@@ -90,6 +90,17 @@ class Strikes:
         """Whether `count` failures in a row are enough to record the settlement."""
         return count >= self.limit
 
+    def judge(self, key: bytes, err: BaseException) -> tuple[bool, int]:
+        """(give up now, failures in a row) for this failure of `key`: never for an outage
+        (`passing`: not counted, retried for as long as it takes), at once for a refusal
+        for good (`refused_for_good`), after `limit` in a row for anything else."""
+        if passing(err):
+            return False, 0
+        if refused_for_good(err):
+            return True, 1
+        count = self.add(key)
+        return self.out(count), count
+
     def clear(self, payment_hash: bytes) -> None:
         """The settlement is dealt with (completed, passed over or recorded)."""
         self._counts.pop(payment_hash, None)

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
-from app.settlement_retries import Strikes, passing, refused_by_rule, refused_for_good
+from app.settlement_retries import Strikes, passing, refused_by_rule
 from domain.enums import PaymentMethod
 from domain.model import SubscriptionPayment
 from ports.clock import Clock
@@ -333,11 +333,7 @@ class LapsedOrders:
         once when a rule refused it for good; after `Strikes.limit` passes in a row for a
         conflict or an unexpected error (a bug, a broken row), so one order cannot hold up
         the sweep of every order behind it; never for an outage (`passing`)."""
-        if passing(err):
-            return False
-        if refused_for_good(err):
-            return True
-        return self._strikes.out(self._strikes.add(payment.id))
+        return self._strikes.judge(payment.id, err)[0]
 
     async def _tell(self, payment: SubscriptionPayment, title: str, message: str) -> bool:
         """Report to the admins; False (tried again next pass) when the report fails."""
