@@ -265,10 +265,7 @@ async def test_a_paid_order_whose_completion_fails_for_now_is_retried_never_give
     vm = await world.paid_vm()
     before = (await world.sub(vm)).expires
     assert before is not None
-    paid = await card_quote(world, vm)
-    world.shop.revolut.unpaid.discard(paid.external_id or "")  # paid there; no webhook
-    world.advance(timedelta(minutes=10))
-    later = await card_quote(world, vm, intervals=2)
+    paid, later = await paid_there_then_a_later_one(world, vm)
     outages: list[Exception] = [
         StorageBusy() if n % 2 else PaymentProviderUnavailable("rates down")
         for n in range(MAX_ATTEMPTS + 3)
@@ -302,7 +299,7 @@ async def test_a_paid_order_whose_completion_keeps_failing_on_a_bug_is_reported_
 ) -> None:
     """A bug (or a broken row) on one paid order held up the sweep of every order behind it
     for as long as it lasted; it is reported after `MAX_STRIKES` passes and the sweep goes
-    on, while a conflict that clears by the next pass is simply completed."""
+    on."""
     vm = await world.paid_vm()
     broken, later = await paid_there_then_a_later_one(world, vm)
     sweep, tried = always_failing(world, KeyError("a column this code did not expect"))
