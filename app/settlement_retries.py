@@ -68,7 +68,9 @@ class Strikes:
     """Failures in a row of each settlement (by payment hash) that are neither passing nor
     refused for good: a conflict, or an unexpected error (a bug, a broken row). Retried
     like an outage, but after `limit` of them the settlement is recorded for the operator,
-    so one settlement that can never complete does not stop the intake for everyone.
+    so one settlement that can never complete does not stop the intake for everyone. (The
+    lapsed-order sweep keeps one per payment id too, with `add` and `out` only, for the
+    passes a cancel failed in, however it failed.)
 
     Kept in memory, in the worker that runs the intake: a restart starts counting again,
     which only delays the record by another `limit` tries and never skips a settlement.
@@ -80,10 +82,10 @@ class Strikes:
         self.limit = limit
         self._counts: dict[bytes, int] = {}
 
-    def add(self, payment_hash: bytes) -> int:
+    def add(self, key: bytes) -> int:
         """Count one more failure of that settlement; how many in a row it has now."""
-        count = self._counts.get(payment_hash, 0) + 1
-        self._counts[payment_hash] = count
+        count = self._counts.get(key, 0) + 1
+        self._counts[key] = count
         return count
 
     def out(self, count: int) -> bool:
@@ -101,6 +103,6 @@ class Strikes:
         count = self.add(key)
         return self.out(count), count
 
-    def clear(self, payment_hash: bytes) -> None:
+    def clear(self, key: bytes) -> None:
         """The settlement is dealt with (completed, passed over or recorded)."""
-        self._counts.pop(payment_hash, None)
+        self._counts.pop(key, None)

@@ -110,8 +110,9 @@ class LapsedOrders:
         self._complete = complete
         self._report = report
         self._complete_within = complete_within
-        #: failed passes of each order not (yet) known to be paid
-        self._attempts: dict[bytes, int] = {}
+        #: failed passes of each order not (yet) known to be paid, given up at
+        #: `MAX_ATTEMPTS`; in memory, like `_strikes`
+        self._attempts = Strikes(MAX_ATTEMPTS)
         #: orders seen paid at their provider and not dealt with yet: never given up
         self._paid: set[bytes] = set()
         #: failed completions in a row of each paid order (conflicts, bugs); in memory: a
@@ -149,7 +150,7 @@ class LapsedOrders:
                 # with: a repeated cancel is quiet at every provider)
                 position = _second(payment) - 1
                 break
-            self._attempts.pop(payment.id, None)
+            self._attempts.clear(payment.id)
             self._paid.discard(payment.id)
             done += 1
         if position > seen:
@@ -214,9 +215,8 @@ class LapsedOrders:
                 reason,
             )
             return False
-        attempts = self._attempts.get(payment.id, 0) + 1
-        self._attempts[payment.id] = attempts
-        if attempts < MAX_ATTEMPTS:
+        attempts = self._attempts.add(payment.id)
+        if not self._attempts.out(attempts):
             log.warning(
                 "could not %s (lapsed %s order %s of payment %s): %s; tried again next pass",
                 step,

@@ -18,6 +18,7 @@ from app.billing.lapsed_orders import (
     CURSOR,
     GRACE,
     MAX_ATTEMPTS,
+    Complete,
     LapsedOrders,
 )
 from app.billing.rails import FIAT_EXPIRY
@@ -37,7 +38,16 @@ SECOND = timedelta(seconds=1)
 
 
 class RefusedByRule(DomainError):
-    """A refusal no retry cures (kind "unprocessable"); a "conflict" is retried first."""
+    """A refusal no retry cures (kind "unprocessable"); a "conflict" is retried first.
+
+    A test double: no real refusal for good reaches the sweep's completion of a card order.
+    `complete_payment`'s own are `ShortSettlement` (only with a Lightning node's received
+    amount, which a card order has none of), `PaymentNotFound` (payment rows are never
+    deleted, and the sweep read this one) and a credit-only upgrade's refusals (conflicts,
+    and a card order brought outside money); a VM it cannot place, or a price it cannot
+    compute, is booked as account credit instead of refused. Only a broken row (a negative
+    `time_value`) or a credit beyond what one ledger entry holds would raise one, and no
+    test world makes either."""
 
 
 world = lifecycle_world.world_with_rails("order_rails")
@@ -53,6 +63,14 @@ async def card_quote(world: World, vm: Vm, intervals: int = 1) -> SubscriptionPa
     payment = await world.shop.renew(vm, method=PaymentMethod.REVOLUT, intervals=intervals)
     assert payment.external_id is not None
     world.shop.revolut.unpaid.add(payment.external_id)
+    return payment
+
+
+async def paid_there(world: World, vm: Vm, intervals: int = 1) -> SubscriptionPayment:
+    """A card quote its provider says is paid, unpaid here: its webhook was lost (or is not
+    in yet)."""
+    payment = await card_quote(world, vm, intervals)
+    world.shop.revolut.unpaid.discard(payment.external_id or "")
     return payment
 
 
@@ -83,8 +101,7 @@ async def test_a_paid_order_is_never_cancelled(world: World) -> None:
     vm = await world.paid_vm()
     completed = await card_quote(world, vm)
     await world.complete(completed)  # paid and completed here
-    paid_there = await card_quote(world, vm, intervals=2)
-    world.shop.revolut.unpaid.discard(paid_there.external_id or "")  # paid, webhook not yet in
+    await paid_there(world, vm, intervals=2)  # its webhook not in yet
 
     world.advance(FIAT_EXPIRY + GRACE + SECOND)
     assert await sweeper(world).run() == 1  # the one the provider says is paid: left alone
@@ -186,8 +203,7 @@ async def test_an_order_paid_at_its_provider_whose_webhook_was_lost_is_completed
     vm = await world.paid_vm()
     before = (await world.sub(vm)).expires
     assert before is not None
-    lost = await card_quote(world, vm)
-    world.shop.revolut.unpaid.discard(lost.external_id or "")  # paid there; no webhook came
+    lost = await paid_there(world, vm)
     world.advance(FIAT_EXPIRY + GRACE + SECOND)
 
     for _ in range(2):  # the next check (or another worker) books nothing again
@@ -217,22 +233,42 @@ async def paid_there_then_a_later_one(
 ) -> tuple[SubscriptionPayment, SubscriptionPayment]:
     """A card quote its provider says is paid (its webhook lost) and, ten minutes later,
     another one still unpaid there: the sweep meets the paid one first."""
-    paid = await card_quote(world, vm)
-    world.shop.revolut.unpaid.discard(paid.external_id or "")  # paid there; no webhook
+    paid = await paid_there(world, vm)
     world.advance(timedelta(minutes=10))
     return paid, await card_quote(world, vm, intervals=2)
+
+
+def completing(world: World, complete: Complete) -> LapsedOrders:
+    """A sweep that completes with `complete` and reports to the admins through the queue."""
+    return sweeper(world, complete=complete, report=QueuedNotifier(world.queue).notify_admins)
+
+
+def raising(err: Exception, tried: list[bytes] | None = None) -> Complete:
+    """A completion that always raises `err`, noting each payment it tried in `tried`."""
+
+    async def complete(payment: SubscriptionPayment) -> object:
+        if tried is not None:
+            tried.append(payment.id)
+        raise err
+
+    return complete
+
+
+def failing_first(world: World, errors: list[Exception]) -> Complete:
+    """A completion that raises `errors` one a call (the last first), then completes."""
+
+    async def complete(payment: SubscriptionPayment) -> object:
+        if errors:
+            raise errors.pop()
+        return await world.complete(payment)
+
+    return complete
 
 
 def always_failing(world: World, err: Exception) -> tuple[LapsedOrders, list[bytes]]:
     """A sweep whose every completion raises `err`, and the payments it tried, in order."""
     tried: list[bytes] = []
-
-    async def complete(payment: SubscriptionPayment) -> object:
-        tried.append(payment.id)
-        raise err
-
-    report = QueuedNotifier(world.queue).notify_admins
-    return sweeper(world, complete=complete, report=report), tried
+    return completing(world, raising(err, tried)), tried
 
 
 async def test_a_paid_order_whose_completion_is_refused_is_reported_and_the_sweep_goes_on(
@@ -270,13 +306,7 @@ async def test_a_paid_order_whose_completion_fails_for_now_is_retried_never_give
         StorageBusy() if n % 2 else PaymentProviderUnavailable("rates down")
         for n in range(MAX_ATTEMPTS + 3)
     ]
-
-    async def complete(payment: SubscriptionPayment) -> object:
-        if outages:
-            raise outages.pop()
-        return await world.complete(payment)
-
-    sweep = sweeper(world, complete=complete, report=QueuedNotifier(world.queue).notify_admins)
+    sweep = completing(world, failing_first(world, outages))
     world.advance(FIAT_EXPIRY + GRACE + SECOND)
     with caplog.at_level(logging.ERROR, logger="app.billing.lapsed_orders"):
         for _ in range(MAX_ATTEMPTS + 3):
@@ -327,16 +357,9 @@ async def test_a_paid_order_whose_completion_clashed_once_is_completed_next_pass
     vm = await world.paid_vm()
     before = (await world.sub(vm)).expires
     assert before is not None
-    paid = await card_quote(world, vm)
-    world.shop.revolut.unpaid.discard(paid.external_id or "")  # paid there; no webhook
-    clashes: list[Exception] = [CreditChanged("the balance changed meanwhile")]
-
-    async def complete(payment: SubscriptionPayment) -> object:
-        if clashes:
-            raise clashes.pop()
-        return await world.complete(payment)
-
-    sweep = sweeper(world, complete=complete, report=QueuedNotifier(world.queue).notify_admins)
+    paid = await paid_there(world, vm)
+    clash = CreditChanged("the balance changed meanwhile")
+    sweep = completing(world, failing_first(world, [clash]))
     world.advance(FIAT_EXPIRY + GRACE + SECOND)
     with caplog.at_level(logging.ERROR, logger="app.billing.lapsed_orders"):
         assert await sweep.run() == 0  # a conflict is not refused for good: tried again
@@ -355,11 +378,9 @@ async def test_an_old_order_paid_at_its_provider_is_reported_not_completed_nor_c
     vm = await world.paid_vm()
     before = (await world.sub(vm)).expires
     assert before is not None
-    old = await card_quote(world, vm)
-    world.shop.revolut.unpaid.discard(old.external_id or "")  # says paid (or refunded since)
+    old = await paid_there(world, vm)  # says paid (or refunded since)
     world.advance(FIAT_EXPIRY + COMPLETE_WITHIN + timedelta(days=1))
-    recent = await card_quote(world, vm, intervals=2)
-    world.shop.revolut.unpaid.discard(recent.external_id or "")  # paid there; no webhook
+    recent = await paid_there(world, vm, intervals=2)
     world.advance(FIAT_EXPIRY + GRACE + SECOND)
 
     # the first sweep after deploy, as the worker runs it
@@ -385,8 +406,7 @@ async def test_an_old_order_paid_at_its_provider_is_reported_not_completed_nor_c
 
 async def test_a_paid_order_is_reported_again_when_the_report_fails(world: World) -> None:
     vm = await world.paid_vm()
-    refused = await card_quote(world, vm)
-    world.shop.revolut.unpaid.discard(refused.external_id or "")
+    refused = await paid_there(world, vm)
     told: list[str] = []
     fails = [ConnectionError("queue down")]
 
@@ -395,9 +415,7 @@ async def test_a_paid_order_is_reported_again_when_the_report_fails(world: World
             raise fails.pop()
         told.append(message)
 
-    async def complete(payment: SubscriptionPayment) -> object:
-        raise RefusedByRule("the upgrade can no longer be made")
-
+    complete = raising(RefusedByRule("the upgrade can no longer be made"))
     sweep = sweeper(world, complete=complete, report=report)
     world.advance(FIAT_EXPIRY + GRACE + SECOND)
     assert await sweep.run() == 0  # not told: tried again next pass
