@@ -292,8 +292,9 @@ def credit_note_parts(amount: int, invoice: Invoice) -> tuple[int, int] | None:
     return None
 
 
-def stored_note_parts(note: CreditNote, invoice: Invoice) -> tuple[int, int] | None:
-    """The note's (net, tax) as issued; for an old note without them, `credit_note_parts`."""
+def stored_note_parts(note: CreditNote, invoice: Invoice | None) -> tuple[int, int] | None:
+    """The note's (net, tax) as issued; for an old note without them, `credit_note_parts`
+    of its invoice (None when the invoice is not given)."""
     if note.net is not None and note.tax is not None:
         return note.net, note.tax
-    return credit_note_parts(note.amount, invoice)
+    return None if invoice is None else credit_note_parts(note.amount, invoice)

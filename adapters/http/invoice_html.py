@@ -52,7 +52,8 @@ class InvoiceLine:
 class Invoice:
     number: str
     issued: datetime
-    #: shown on its own line when `number` is the issued invoice's (issue 13), not the id
+    #: when the payment completed: the status line reads "PAID on" it (to the minute, UTC),
+    #: or "UNPAID" when None
     paid_at: datetime | None
     currency: str
     seller: Company | None

@@ -108,6 +108,9 @@ def test_an_old_note_without_parts_counts_as_the_rule_splits_it() -> None:
     assert stored_note_parts(old[0], VAT23) is None  # shown as before: no split made up
     assert stored_note_parts(old[1], VAT23) == (333, 77)
     assert stored_note_parts(_note(1230), VAT23) == (1000, 230)
+    # without its invoice (a note just issued, shown alone): its own split, or none
+    assert stored_note_parts(old[1], None) == (333, 77)
+    assert stored_note_parts(_note(1230), None) is None
     assert issued_parts(VAT23, old) == [(333, 77), (333, 77)]
     assert new_note_parts(410, VAT23, issued_parts(VAT23, old)) == (334, 76)
 

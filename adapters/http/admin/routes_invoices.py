@@ -142,10 +142,7 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
 def note_json(note: CreditNote, invoice: Invoice | None = None) -> dict[str, Any]:
     """A note's `net` and `tax` as issued; for an old note, as far as its invoice (when
     given) fixes them (`stored_note_parts`), else null."""
-    if invoice is not None:
-        parts = stored_note_parts(note, invoice)
-    else:
-        parts = None if note.net is None or note.tax is None else (note.net, note.tax)
+    parts = stored_note_parts(note, invoice)
     return {
         "id": note.id,
         "number": note.number,
