@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TypeVar
 
 from adapters.memory.db import Repo, evolve, page_of
@@ -51,6 +51,10 @@ class MemoryInvoices(Repo):
     async def get(self, invoice_id: int) -> Invoice | None:
         found: Invoice | None = self._rows(_INVOICES).get(invoice_id)
         return found
+
+    async def get_many(self, invoice_ids: Collection[int]) -> dict[int, Invoice]:
+        rows = self._rows(_INVOICES)
+        return {i: rows[i] for i in sorted(set(invoice_ids)) if i in rows}
 
     async def get_for_update(self, invoice_id: int) -> Invoice | None:
         return await self.get(invoice_id)  # the unit of work's lock already serialises

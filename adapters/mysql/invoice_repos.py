@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import Select, Table, insert, select, true, update
@@ -9,6 +10,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from adapters.mysql import tables as t
+from adapters.mysql.in_lists import id_chunks
 from adapters.mysql.mapping import Mapper, evolve
 from adapters.mysql.repositories import Connect, SqlRepo, is_duplicate_key
 from domain.errors import DuplicateKey
@@ -74,6 +76,13 @@ class SqlInvoices(SqlRepo):
     async def get(self, invoice_id: int) -> Invoice | None:
         query = select(*self.mapper.columns).where(_inv.id == invoice_id)
         return await self._one(self.mapper, query)
+
+    async def get_many(self, invoice_ids: Collection[int]) -> dict[int, Invoice]:
+        out: dict[int, Invoice] = {}
+        for ids in id_chunks(invoice_ids):
+            query = select(*self.mapper.columns).where(_inv.id.in_(ids))
+            out.update((invoice.id, invoice) for invoice in await self._all(self.mapper, query))
+        return out
 
     async def get_for_update(self, invoice_id: int) -> Invoice | None:
         if self.locks_rows:

@@ -50,13 +50,12 @@ async def _invoices(
 async def _notes(
     uow: UnitOfWork, window: InvoiceWindow, after: After, batch: int
 ) -> list[tuple[CreditNote, Invoice]]:
+    """A batch of credit notes and the invoices they correct, read at once (`get_many`)."""
     notes = await uow.invoices.credit_notes_after(window, after, batch)
-    corrected: dict[int, Invoice] = {}
+    corrected = await uow.invoices.get_many({n.invoice_id for n in notes})
     for invoice_id in dict.fromkeys(n.invoice_id for n in notes):
-        invoice = await uow.invoices.get(invoice_id)
-        if invoice is None:  # impossible with the foreign key
+        if invoice_id not in corrected:  # impossible with the foreign key
             raise LookupError(f"credit note of a missing invoice {invoice_id}")
-        corrected[invoice_id] = invoice
     return [(n, corrected[n.invoice_id]) for n in notes]
 
 
