@@ -26,10 +26,10 @@ from app.worker.provisioning import (
     check_vm,
     delete_on_host,
     facts_of,
-    forget_vm,
     full_info,
     history,
     is_paid_now,
+    record_deleted,
     release_lease,
     revive_paid,
     spawn_lease,
@@ -389,7 +389,6 @@ async def _record_once(
 async def _record_admin_delete(uow: UnitOfWork, job: DeleteVm, vm: Vm, now: datetime) -> None:
     """The database half of an admin delete: addresses released, row deleted, history
     Deleted with the admin's metadata."""
-    await forget_vm(uow, vm, now)
     text = f"VM {vm.id} was deleted by an administrator"
     meta: dict[str, Any] = {"admin_action": True}
     if job.admin_user_id is not None:
@@ -398,7 +397,7 @@ async def _record_admin_delete(uow: UnitOfWork, job: DeleteVm, vm: Vm, now: date
         meta["reason"] = job.reason
     if job.request is not None:
         meta["request"] = job.request
-    await uow.vm_history.add(history(vm.id, VmHistoryActionType.DELETED, now, text, **meta))
+    await record_deleted(uow, vm, now, text, **meta)
 
 
 class VmNotRunnable(DomainError):

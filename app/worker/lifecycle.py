@@ -16,8 +16,8 @@ from app.worker.context import WorkerDeps
 from app.worker.pending import cancel_ended, end_pending
 from app.worker.provisioning import (
     delete_on_host,
-    forget_vm,
     history,
+    record_deleted,
     revive_paid,
     spawn_lease,
     stop_on_host,
@@ -264,9 +264,8 @@ async def _delete(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now: datetime)
     await uow.ip_range_subscriptions.deactivate_for_subscription(c.sub.id, now)
     at = deps.clock.now()  # when it is recorded, not when the run began: see `_recorded`
     for vm in c.vms:
-        await forget_vm(uow, vm, now)
         text = f"VM {vm.id} was deleted: expired and exceeded grace period"
-        await uow.vm_history.add(history(vm.id, VmHistoryActionType.DELETED, at, text))
+        await record_deleted(uow, vm, now, text, at=at)
     c.ended.extend(await end_pending(uow, c.sub.id, now))  # D24, in the deleting transaction
 
 
@@ -283,14 +282,11 @@ async def _delete_overtaken(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now:
     commit. (A subscription holds one VM: `revive_paid` un-deletes all of its VMs.)"""
     at = deps.clock.now()  # when it is recorded, not when the run began
     for vm in c.vms:
-        await forget_vm(uow, vm, now)
         text = (
             f"VM {vm.id} was deleted: expired and exceeded grace period; a payment arrived "
             "while it was deleted, so it is re-created empty"
         )
-        await uow.vm_history.add(
-            history(vm.id, VmHistoryActionType.DELETED, at, text, overtaken_by_payment=True)
-        )
+        await record_deleted(uow, vm, now, text, at=at, overtaken_by_payment=True)
     c.ended.extend(await end_pending(uow, c.sub.id, now))
     late = await _late(uow, c.sub.id, now)
     for vm in c.vms:

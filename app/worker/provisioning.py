@@ -355,6 +355,23 @@ async def forget_vm(uow: UnitOfWork, vm: Vm, now: datetime) -> None:
     await uow.vms.delete(vm.id)
 
 
+async def record_deleted(
+    uow: UnitOfWork,
+    vm: Vm,
+    now: datetime,
+    text: str,
+    *,
+    at: datetime | None = None,
+    **meta: object,
+) -> None:
+    """How every deletion of a VM is recorded (the lifecycle's, one a payment overtook, an
+    admin's): `forget_vm` at `now`, then history Deleted saying `text`, with `meta`, stamped
+    `at` (default `now`)."""
+    await forget_vm(uow, vm, now)
+    stamp = now if at is None else at
+    await uow.vm_history.add(history(vm.id, VmHistoryActionType.DELETED, stamp, text, **meta))
+
+
 @attrs.frozen
 class Revival:
     """What `revive_paid` did: the VM brought back (`revived`), or not, with the

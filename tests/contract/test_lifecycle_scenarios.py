@@ -59,7 +59,9 @@ async def _assert_deleted_after_grace(world: World, vm_id: int) -> None:
     assert not (await world.sub(vm)).is_active
     async with world.shop.factory() as uow:
         assert await uow.ip_assignments.list_by_vm(vm_id) == []  # its address is released
-    assert len(await world.history(vm, H.DELETED)) == 1
+    [deleted] = await world.history(vm, H.DELETED)
+    text = f"VM {vm_id} was deleted: expired and exceeded grace period"
+    assert (deleted.description, deleted.metadata) == (text, None)
     [n8] = world.notifier.titled(f"[VM{vm_id}] Deleted")
     assert n8.user_id is None  # to the admins
     assert len(world.notifier.to_admins()) == 2  # N11 at creation, N8 now
@@ -465,6 +467,10 @@ async def test_a_payment_during_the_grace_deletion_keeps_the_subscription(world:
         assert len(await uow.ip_assignments.list_by_vm(vm.id)) == 1
     [deleted] = await world.history(vm, H.DELETED)
     assert deleted.metadata == {"overtaken_by_payment": True}
+    assert deleted.description == (
+        f"VM {vm.id} was deleted: expired and exceeded grace period; a payment arrived "
+        "while it was deleted, so it is re-created empty"
+    )
     assert not world.notifier.titled(f"[VM{vm.id}] Deleted")
     assert not world.notifier.titled(f"[VM{vm.id}] Cancelled")
     user, admins = notice_titles(world, vm.user_id)

@@ -217,6 +217,8 @@ async def test_admin_delete_job(world: World) -> None:
     assert world.host_state(vm.id) is None
     [entry] = await world.history(vm, H.DELETED)
     assert entry.metadata == {"admin_action": True, "admin_user_id": 2, "reason": "abuse"}
+    assert entry.description == f"VM {vm.id} was deleted by an administrator"
+    assert entry.timestamp == world.now
     assert len(world.notifier.titled(f"[VM{vm.id}] Deleted by Admin")) == 2  # user + admins
 
 
