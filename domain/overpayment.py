@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 import attrs
 
-from domain.money import FIAT_MINOR_PER_MAJOR, MSAT_PER_BTC, Currency
+from domain.credit_conversion import convert_at
+from domain.money import Currency, Money
 
 #: key of a paid payment's `metadata`: the msat received beyond its total and the credit booked
 OVERPAID_KEY = "overpaid"
@@ -62,13 +62,14 @@ def overpaid_of(meta: Mapping[str, Any]) -> Overpaid | None:
 
 def excess_value(msat: int, target: Currency, btc_rate: Decimal | None) -> int | None:
     """`msat` in smallest units of `target`, exactly and rounded DOWN (the payer is never
-    credited more than arrived); for a fiat at `btc_rate` (its price of one BTC). None when
-    a fiat has no usable rate."""
+    credited more than arrived), as account credit is converted (`convert_at`); for a fiat
+    at `btc_rate` (its price of one BTC). None when a fiat has no usable rate (none, not a
+    finite number, or not above 0), even for no msat."""
     if msat < 0:
         raise ValueError("an excess is never negative")
     if target is Currency.BTC:
         return msat
     if btc_rate is None or not btc_rate.is_finite() or btc_rate <= 0:
         return None
-    exact = Fraction(msat * FIAT_MINOR_PER_MAJOR) * Fraction(btc_rate) / MSAT_PER_BTC
-    return exact.numerator // exact.denominator
+    converted = convert_at([Money(Currency.BTC, msat)], target, {target: btc_rate})
+    return None if converted is None else converted.money.amount
