@@ -64,7 +64,7 @@ from lnvps.dev_state import (
     DUMMY_HOST_FILE,
     state_path,
 )
-from lnvps.settings import OrderRateSettings, Settings, VmActionRateSettings
+from lnvps.settings import HourlyRateSettings, LnurlSettings, Settings
 from ports.clock import Clock
 from ports.lightning import LightningNode
 from ports.payment_rail import PaymentRail
@@ -219,52 +219,22 @@ async def _host_clients(
         await clients.aclose()
 
 
-def _lnurl_limiter(
-    settings: Settings, redis: aioredis.Redis | None
-) -> MemoryRateLimiter | RedisRateLimiter | None:
-    """D25: the LNURL limiter, in Redis when configured (shared by every node), else in process."""
-    lnurl = settings.lnurl
-    if lnurl.rate_per_minute == 0:
-        return None
-    if redis is None:
-        return MemoryRateLimiter(lnurl.rate_per_minute, lnurl.burst)
-    return RedisRateLimiter(
-        redis,
-        lnurl.rate_per_minute,
-        lnurl.burst,
-        key_prefix=_redis_key(settings, "ratelimit:lnurl:"),
-    )
-
-
-def _hourly_limiter(
+def _limiter(
     settings: Settings,
     redis: aioredis.Redis | None,
-    rate: OrderRateSettings | VmActionRateSettings,
     name: str,
+    rate: LnurlSettings | HourlyRateSettings,
 ) -> MemoryRateLimiter | RedisRateLimiter | None:
-    """A `per-hour`/`burst` limiter (None when `per-hour` is 0), in Redis when configured."""
-    if rate.per_hour == 0:
+    """The token bucket `rate` configures (None when its rate is 0), in Redis when configured
+    (shared by every node, keys under `ratelimit:<name>:`), else in process. D25: `lnurl`
+    and `order` per client address; `vm-action` per user."""
+    if rate.per_minute == 0:
         return None
-    per_minute = rate.per_hour / 60  # pacing, not money: a float is fine
     if redis is None:
-        return MemoryRateLimiter(per_minute, rate.burst)
+        return MemoryRateLimiter(rate.per_minute, rate.burst)
     return RedisRateLimiter(
-        redis, per_minute, rate.burst, key_prefix=_redis_key(settings, f"ratelimit:{name}:")
+        redis, rate.per_minute, rate.burst, key_prefix=_redis_key(settings, f"ratelimit:{name}:")
     )
-
-
-def _order_limiter(
-    settings: Settings, redis: aioredis.Redis | None
-) -> MemoryRateLimiter | RedisRateLimiter | None:
-    """D25: the order routes' limiter per client address, in Redis when configured."""
-    return _hourly_limiter(settings, redis, settings.order_rate, "order")
-
-
-def _vm_action_limiter(
-    settings: Settings, redis: aioredis.Redis | None
-) -> MemoryRateLimiter | RedisRateLimiter | None:
-    """The VM actions' limiter per user (`vm-action-rate`), in Redis when configured."""
-    return _hourly_limiter(settings, redis, settings.vm_action_rate, "vm-action")
 
 
 def _proxmox_settings(settings: Settings) -> dict[str, Any]:
@@ -414,9 +384,15 @@ class Container(containers.DeclarativeContainer):
         nwc_relays=providers.Callable(_nwc_relays, settings),
         max_unpaid_vms=settings.provided.max_unpaid_vms,
         max_unpaid_subscriptions=settings.provided.max_unpaid_subscriptions,
-        lnurl_limiter=providers.Singleton(_lnurl_limiter, settings, redis),
-        order_limiter=providers.Singleton(_order_limiter, settings, redis),
-        vm_action_limiter=providers.Singleton(_vm_action_limiter, settings, redis),
+        lnurl_limiter=providers.Singleton(
+            _limiter, settings, redis, "lnurl", settings.provided.lnurl
+        ),
+        order_limiter=providers.Singleton(
+            _limiter, settings, redis, "order", settings.provided.order_rate
+        ),
+        vm_action_limiter=providers.Singleton(
+            _limiter, settings, redis, "vm-action", settings.provided.vm_action_rate
+        ),
         trust_forwarded_for=settings.provided.lnurl.trust_forwarded_for,
         host_prober=host_prober,
         catalogue_cache=catalogue_cache,

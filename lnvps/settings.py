@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import cattrs
@@ -173,9 +173,38 @@ class LnurlSettings:
     burst: int = attrs.field(default=10, validator=attrs.validators.ge(1))
     trust_forwarded_for: bool = False
 
+    @property
+    def per_minute(self) -> float:
+        return self.rate_per_minute
+
 
 @attrs.frozen(kw_only=True)
-class OrderRateSettings:
+class HourlyRateSettings:
+    """A token bucket: `burst` at once, then `per-hour` an hour; `per-hour: 0` turns it off.
+
+    Each subclass is one YAML section; the values it leaves out are the subclass's
+    `default_per_hour` and `default_burst`.
+    """
+
+    default_per_hour: ClassVar[int]
+    default_burst: ClassVar[int]
+
+    per_hour: int = attrs.field(
+        default=attrs.Factory(lambda self: self.default_per_hour, takes_self=True),
+        validator=attrs.validators.ge(0),
+    )
+    burst: int = attrs.field(
+        default=attrs.Factory(lambda self: self.default_burst, takes_self=True),
+        validator=attrs.validators.ge(1),
+    )
+
+    @property
+    def per_minute(self) -> float:
+        return self.per_hour / 60  # pacing, not money: a float is fine
+
+
+@attrs.frozen(kw_only=True)
+class OrderRateSettings(HourlyRateSettings):
     """D25: a token bucket per client address on the order routes (`POST /api/v1/vm`, its
     custom-template twin): `burst` orders at once, then `per-hour` an hour.
 
@@ -184,18 +213,18 @@ class OrderRateSettings:
     the one `lnurl.trust-forwarded-for` picks.
     """
 
-    per_hour: int = attrs.field(default=10, validator=attrs.validators.ge(0))
-    burst: int = attrs.field(default=5, validator=attrs.validators.ge(1))
+    default_per_hour = 10
+    default_burst = 5
 
 
 @attrs.frozen(kw_only=True)
-class VmActionRateSettings:
+class VmActionRateSettings(HourlyRateSettings):
     """A token bucket per user on the VM actions (start, stop, restart, re-install): each a
     synchronous hypervisor call (re-install rebuilds the disk). `burst` at once, then
     `per-hour` an hour; `per-hour: 0` turns it off."""
 
-    per_hour: int = attrs.field(default=30, validator=attrs.validators.ge(0))
-    burst: int = attrs.field(default=10, validator=attrs.validators.ge(1))
+    default_per_hour = 30
+    default_burst = 10
 
 
 @attrs.frozen(kw_only=True)

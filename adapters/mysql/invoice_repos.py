@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Select, Table, insert, select, true, update
+from sqlalchemy import Select, Table, insert, select, true
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -85,15 +85,7 @@ class SqlInvoices(SqlRepo):
         return out
 
     async def get_for_update(self, invoice_id: int) -> Invoice | None:
-        if self.locks_rows:
-            query = select(*self.mapper.columns).where(_inv.id == invoice_id).with_for_update()
-            return await self._one(self.mapper, query)
-        if not await self._begin_write():
-            # SQLite's async engine: a no-op write takes the database write lock
-            await self.conn.execute(
-                update(t.invoice).where(_inv.id == invoice_id).values(id=_inv.id)
-            )
-        return await self.get(invoice_id)
+        return await self._lock_by_id(t.invoice, invoice_id, self.mapper)
 
     async def get_by_payment(self, payment_id: bytes) -> Invoice | None:
         query = select(*self.mapper.columns).where(_inv.payment_id == payment_id)

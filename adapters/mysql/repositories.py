@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import (
     ColumnElement,
     Select,
+    Table,
     bindparam,
     delete,
     func,
@@ -118,6 +119,28 @@ class SqlRepo:
             return False
         await conn.begin_write()
         return True
+
+    async def _lock_by_id(
+        self, table: Table, record_id: int, mapper: Mapper[R] | None = None
+    ) -> R | None:
+        """Hold the write lock of `table`'s row `record_id` to the end of the transaction and,
+        given `mapper`, read the row (None when there is none): MariaDB reads it
+        `SELECT … FOR UPDATE`, which sees the row as last committed, not the transaction's
+        snapshot; a SQLite file's unit of work begins its write transaction
+        (`_begin_write`); SQLite's async engine takes the database write lock with a no-op
+        write. Without `mapper` nothing is read on SQLite and None is returned."""
+        by_id = table.c.id == record_id
+        if self.locks_rows:
+            if mapper is None:
+                await self.conn.execute(select(table.c.id).where(by_id).with_for_update())
+                return None
+            return await self._one(mapper, select(*mapper.columns).where(by_id).with_for_update())
+        if not await self._begin_write():
+            # SQLite's async engine: a no-op write takes the database write lock
+            await self.conn.execute(update(table).where(by_id).values(id=table.c.id))
+        if mapper is None:
+            return None
+        return await self._one(mapper, select(*mapper.columns).where(by_id))
 
     def _prepared(self, name: str, mapper: object, build: Callable[[], S]) -> S:
         """The statement `name` of this repository class and mapper, built once per process
@@ -230,16 +253,7 @@ class SqlRecords(SqlRepo, Generic[R]):
 
     async def _lock_row(self, record_id: int) -> None:
         """Hold the row's write lock to the end of the transaction (`SELECT … FOR UPDATE`)."""
-        table = self.table
-        if self.locks_rows:
-            await self.conn.execute(
-                select(table.c.id).where(table.c.id == record_id).with_for_update()
-            )
-            return
-        if await self._begin_write():
-            return
-        # SQLite's async engine: a no-op write takes the database write lock
-        await self.conn.execute(update(table).where(table.c.id == record_id).values(id=table.c.id))
+        await self._lock_by_id(self.table, record_id)
 
     async def _where(self, *conditions: ColumnElement[bool]) -> list[R]:
         return await self._all(

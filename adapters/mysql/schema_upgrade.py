@@ -14,7 +14,14 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.mysql.engine import create_engine, url_is_mysql
-from adapters.mysql.migrations import HEAD, REVISIONS, VERSION_TABLE, alembic_config, data_guard
+from adapters.mysql.migrations import (
+    HEAD,
+    REVISIONS,
+    SQLX_TABLE,
+    VERSION_TABLE,
+    alembic_config,
+    data_guard,
+)
 from adapters.mysql.migrations.data_guard import DowngradeRefused
 from adapters.mysql.migrations.shapes import (
     DELETED_SQLX_VERSIONS,
@@ -24,7 +31,6 @@ from adapters.mysql.migrations.shapes import (
 )
 
 _T = TypeVar("_T")
-SQLX_TABLE = "_sqlx_migrations"
 _LOCK_NAME = "lnvps_schema_upgrade"
 _LOCK_TIMEOUT_S = 120
 
@@ -194,8 +200,7 @@ def _adoption_point(conn: Connection) -> tuple[int | None, str | None]:
 
 
 def _sqlx_version(conn: Connection) -> int:
-    rows = conn.execute(text(f"SELECT version, success FROM {SQLX_TABLE}")).all()
-    versions = {int(v): bool(_flag(s)) for v, s in rows}
+    versions = data_guard.sqlx_migrations(conn)
     dirty = sorted(v for v, ok in versions.items() if not ok)
     if dirty:
         raise SchemaMismatch(f"_sqlx_migrations has failed (dirty) migration(s): {dirty}")
@@ -221,12 +226,6 @@ def _sqlx_version(conn: Connection) -> int:
     if missing:
         raise SchemaMismatch(f"_sqlx_migrations lacks version(s) {missing} below {highest}")
     return highest
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, bytes | bytearray):
-        return int.from_bytes(value, "big") != 0
-    return bool(value)
 
 
 def shape_differences(conn: Connection, revision: str) -> list[str]:

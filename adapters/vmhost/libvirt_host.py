@@ -264,16 +264,14 @@ class LibvirtVmHost:
         with self._lock:
             return vm_id in self._building
 
-    def _refuse_while_building(self, vm_id: int) -> None:
-        if self.is_building(vm_id):
-            raise vmhost.VmBuildInProgress(vm_id)
-
-    def _begin_build(self, vm_id: int) -> None:
-        """Mark the VM as being built; one already being built raises `VmBuildInProgress`."""
+    def _refuse_while_building(self, vm_id: int, *, begin: bool = False) -> None:
+        """Raise `VmBuildInProgress` while the VM is being built; with `begin`, mark it as
+        being built otherwise (checked and marked under one hold of the lock)."""
         with self._lock:
             if vm_id in self._building:
                 raise vmhost.VmBuildInProgress(vm_id)
-            self._building.add(vm_id)
+            if begin:
+                self._building.add(vm_id)
 
     def _end_build(self, vm_id: int) -> None:
         with self._lock:
@@ -304,7 +302,7 @@ class LibvirtVmHost:
             raise vmhost.VmHostError(f"libvirt client for {self.uri} is closed")
         limit = self.long_call_timeout_s if long else self.call_timeout_s
         if builds is not None:
-            self._begin_build(builds)
+            self._refuse_while_building(builds, begin=True)
         try:
             future = self._threads.submit(guarded)
         except RuntimeError:  # shut down by a close meanwhile

@@ -131,3 +131,24 @@ async def test_a_create_still_running_after_its_timeout_blocks_a_second_one(
     pool = conn.storagePoolLookupByName(POOL)
     assert pool.storageVolLookupByName(f"vm{VM_ID}-disk0") is not None
     assert hung.defines == 1 and len(links) >= 2
+
+
+async def test_a_closed_client_refuses_for_good_even_while_a_build_still_runs(
+    host: LibvirtVmHost,
+    links: list[Any],
+    conn: Any,  # noqa: F811 - the fixture
+) -> None:
+    """Closed wins over the build still running in its thread: the refusal is final (a
+    retry on this client cannot succeed), not the transient `VmBuildInProgress`."""
+    with pytest.raises(VmHostError, match="no answer within"):
+        await host.create_vm(info(VM_ID))
+    assert host.is_building(VM_ID)
+    await host.aclose()
+    for call in (host.create_vm(info(VM_ID)), host.reinstall_vm(info(VM_ID))):
+        with pytest.raises(VmHostError, match="is closed") as closed:
+            await call
+        assert type(closed.value) is VmHostError and closed.value.transient is False
+    with pytest.raises(VmHostError, match="is closed"):
+        await host.get_vm_state(vm(VM_ID))
+    links[0].release.set()
+    await _ended(host, VM_ID)

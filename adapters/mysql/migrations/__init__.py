@@ -46,6 +46,8 @@ HEAD = REVISIONS[-1]
 #: Alembic's own table; created with a wider version column because our ids exceed 32 chars.
 VERSION_TABLE = "alembic_version"
 VERSION_COLUMN_LENGTH = 64
+#: LNVPS's own (sqlx) migration table, found in a database this program adopted.
+SQLX_TABLE = "_sqlx_migrations"
 
 
 def alembic_config() -> Config:

@@ -12,6 +12,7 @@ not transactional on MariaDB, so a refusal half-way would leave a half-downgrade
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import attrs
 import sqlalchemy as sa
@@ -19,9 +20,9 @@ from alembic import context, op
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
+from adapters.mysql.migrations import SQLX_TABLE
 from adapters.mysql.migrations.shapes import SQLX_TO_REVISION
 
-SQLX_TABLE = "_sqlx_migrations"
 #: `config.attributes` key set by `downgrade_database(destroy_data=True)`.
 DESTROY_DATA = "destroy_data"
 
@@ -51,7 +52,7 @@ def problems(conn: Connection, revision: str, drops: Drops, *, destroy_data: boo
     inspector = inspect(conn)
     present = set(inspector.get_table_names())
     found: list[str] = []
-    sqlx = _sqlx_versions(conn) if SQLX_TABLE in present else set()
+    sqlx = sqlx_migrations(conn) if SQLX_TABLE in present else {}
     for version, mirrored in SQLX_TO_REVISION.items():
         if mirrored == revision and version in sqlx:
             found.append(
@@ -102,6 +103,13 @@ def _has_rows(conn: Connection, table: str, where: sa.ColumnElement[bool] | None
     return conn.execute(stmt).first() is not None
 
 
-def _sqlx_versions(conn: Connection) -> set[int]:
-    rows = conn.execute(sa.text(f"SELECT version FROM {SQLX_TABLE}")).scalars()
-    return {int(v) for v in rows}
+def sqlx_migrations(conn: Connection) -> dict[int, bool]:
+    """The sqlx versions `_sqlx_migrations` records, each with whether it succeeded."""
+    rows = conn.execute(sa.text(f"SELECT version, success FROM {SQLX_TABLE}")).all()
+    return {int(v): _flag(s) for v, s in rows}
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bytes | bytearray):
+        return int.from_bytes(value, "big") != 0
+    return bool(value)

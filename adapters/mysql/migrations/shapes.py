@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from adapters.mysql.migrations import R1_LEGACY, R2_VM_SUBSCRIPTION_LINK, R3_ADD_EMAIL_HASH
+from adapters.mysql.migrations import (
+    R1_LEGACY,
+    R2_VM_SUBSCRIPTION_LINK,
+    R3_ADD_EMAIL_HASH,
+    SQLX_TABLE,
+)
 
 #: Tables and columns at sqlx 20260615000000 (= r3), in scope of this program.
 _R3: dict[str, str] = {
@@ -140,5 +145,5 @@ DELETED_SQLX_VERSIONS: dict[int, str] = {
 
 #: LNVPS tables outside our scope that may sit in an adopted database.
 FOREIGN_TABLES = frozenset(
-    {"_sqlx_migrations", "nostr_domain", "nostr_domain_handle", "referral", "referral_payout"}
+    {SQLX_TABLE, "nostr_domain", "nostr_domain_handle", "referral", "referral_payout"}
 )
