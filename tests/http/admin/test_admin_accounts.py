@@ -172,7 +172,8 @@ async def test_subscription_patch_with_an_expires_that_is_no_timestamp_is_400(
     vm = await order(world.user, ALICE)
     sub = await subscription_of(world.api, vm["id"])
     path = f"/subscriptions/{sub.id}"
-    for bad in ("", False, 0, 1, [], {}):
+    bad_values: tuple[object, ...] = ("", False, 0, 1, [], {})
+    for bad in bad_values:
         resp = await world.call("PATCH", path, json={"expires": bad, "name": "renamed"})
         assert resp.status == 400, (bad, resp.status, await resp.text())
         error = (await resp.json())["error"]
