@@ -225,7 +225,9 @@ def _refused_by_intake(payment_id: bytes, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 async def _admin_completes(shop: Shop, rails: PaymentRails, payment_id: bytes) -> None:
-    await complete_as_admin(shop.factory, shop.clock, rails, shop.queue, payment_id=payment_id)
+    await complete_as_admin(
+        shop.factory, shop.clock, rails, shop.queue, payment_id=payment_id, admin_id=BOB
+    )
 
 
 async def test_an_admin_completing_a_recorded_overpaid_settlement_credits_its_excess_once(
