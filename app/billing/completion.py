@@ -36,6 +36,7 @@ from app.billing.credit_release import respend_released
 from app.billing.errors import PaymentNotFound, ShortSettlement
 from app.billing.invoicing import issue_invoice
 from app.billing.order_locks import under_region_lock
+from app.billing.paid_after_admin import card_paid_after_admin
 from app.billing.payment_completed import Reactions, Subscriber, default_subscribers, publish
 from app.billing.price_in_force import price_in_force_or_none
 from app.billing.rails import PaymentRails
@@ -559,7 +560,9 @@ async def complete_card_payment(
     method than the webhook's → `PaymentNotFound` (D14);
     then the provider's own word decides, as the reference's `try_complete`: an order it
     does not call paid changes nothing (None). Without that rail here, the signature alone
-    decides (logged). Two transactions: the lookup, then the booking."""
+    decides (logged). Two transactions: the lookup, then the booking. An order an admin
+    had completed by hand is reported to the admins, nothing credited
+    (`card_paid_after_admin`)."""
     async with uow_factory() as uow:
         payment = await uow.payments.get_by_external_id(external_id)
     if payment is None or payment.payment_method is not method:
@@ -576,6 +579,9 @@ async def complete_card_payment(
             method.display_name,
             external_id,
         )
-    return await complete_payment(
+    report = await complete_payment(
         uow_factory, clock, rails, queue, payment_id=payment.id, found=payment, on_booked=on_booked
     )
+    if not report.completed:  # paid already: by this order's webhook, or by an admin
+        await card_paid_after_admin(uow_factory, queue, method, external_id)
+    return report
