@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from app.billing.catalogue import VmPrice, charging_for
+from app.billing.errors import VmDeleted
 from app.billing.price_in_force import price_basis, quote_metadata, vm_price_on
 from app.billing.rails import PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
@@ -51,7 +52,8 @@ async def price_subscription(
     intervals: the reference charged N and, with time_value NULL, extended by one. That
     `time_value` is informational: completion counts N calendar intervals from the expiry
     it finds, against the price basis stored in `metadata` (D6, D23). `read`: what
-    `priced_items` read of `sub` (one statement: user, company, VMs, plans).
+    `priced_items` read of `sub` (one statement: user, company, VMs, plans). A VPS item
+    whose VM is deleted (or gone) refuses the whole quote: `VmDeleted`.
     """
     user = read.user
     charging = await charging_for(
@@ -69,7 +71,10 @@ async def price_subscription(
     other = 0
     for item in items:
         if item.subscription_type is SubscriptionType.VPS:
-            price = vm_prices[item.id] = await vm_price_on(uow, read.vms.get(item.id))
+            on_plan = read.vms.get(item.id)  # none: no VM of the item that is not deleted
+            if on_plan is None:
+                raise VmDeleted("The VM of this subscription was deleted: it cannot be renewed")
+            price = vm_prices[item.id] = await vm_price_on(uow, on_plan)
             vm_quotes.append(
                 renewal_quote(price.list_price, price.interval, sub.expires, now, count, charging)
             )
