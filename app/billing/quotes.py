@@ -6,8 +6,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from app.billing.catalogue import VmPrice, charging_for
-from app.billing.errors import VmDeleted
-from app.billing.price_in_force import price_basis, quote_metadata, vm_price_on
+from app.billing.price_in_force import (
+    price_basis,
+    quote_metadata,
+    refuse_deleted_vm,
+    vm_price_on,
+)
 from app.billing.rails import PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.exchange import RateTable, charge_amount, charged_currency
@@ -55,6 +59,7 @@ async def price_subscription(
     `priced_items` read of `sub` (one statement: user, company, VMs, plans). A VPS item
     whose VM is deleted (or gone) refuses the whole quote: `VmDeleted`.
     """
+    refuse_deleted_vm(read)
     user = read.user
     charging = await charging_for(
         uow,
@@ -71,10 +76,7 @@ async def price_subscription(
     other = 0
     for item in items:
         if item.subscription_type is SubscriptionType.VPS:
-            on_plan = read.vms.get(item.id)  # none: no VM of the item that is not deleted
-            if on_plan is None:
-                raise VmDeleted("The VM of this subscription was deleted: it cannot be renewed")
-            price = vm_prices[item.id] = await vm_price_on(uow, on_plan)
+            price = vm_prices[item.id] = await vm_price_on(uow, read.vms.get(item.id))
             vm_quotes.append(
                 renewal_quote(price.list_price, price.interval, sub.expires, now, count, charging)
             )

@@ -197,3 +197,33 @@ async def test_after_the_grace_deletion_nothing_renews_the_vm(world: World) -> N
     assert wallet.asked == [] and await _balance(world, sub) == 1_000_000
     assert await world.shop.payments(vm) == paid_before
     assert (await world.shop.vm(vm.id)).deleted
+
+
+async def test_a_renewal_whose_vm_is_deleted_while_its_invoice_is_made_is_not_stored(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The admin's delete commits between the quote (VM live) and its storing: the storing
+    transaction, under the subscription's lock, refuses it and the invoice is cancelled at
+    its node, so no invoice outlives the deletion (D24 ended the pending ones) for a wallet
+    to pay and revive the VM with; the credit it applied is not spent."""
+    vm = await world.paid_vm()
+    sub = await _opted_in(world, vm, WALLET, 1)  # covers a part: the rest is invoiced
+    paid_before = await world.shop.payments(vm)
+    rails = world.shop.rails
+    real_create = rails.create
+    made = []
+
+    async def deleted_meanwhile(priced: object, now: object) -> object:
+        payment = await real_create(priced, now)  # type: ignore[arg-type]
+        made.append(payment.id)
+        await _admin_deletes(world, vm)
+        return payment
+
+    monkeypatch.setattr(rails, "create", deleted_meanwhile)
+    with pytest.raises(VmDeleted):
+        await _renew_by_subscription(world, sub)
+
+    assert len(made) == 1 and world.shop.node.cancelled == made
+    assert await world.shop.payments(vm) == paid_before
+    assert await _balance(world, sub) == 1
+    assert (await world.shop.vm(vm.id)).deleted
