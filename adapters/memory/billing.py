@@ -7,10 +7,11 @@ from datetime import datetime
 
 from adapters.memory.db import RecordRepo, Repo, evolve, page_of
 from adapters.memory.vms import MemoryVms
-from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
 from domain.money import currency_code
 from ports.storage import (
+    NEVER_PAID_CLEANUP,
     DueWindow,
     LockedPriced,
     MetadataKey,
@@ -108,6 +109,51 @@ class MemorySubscriptions(RecordRepo[Subscription]):
             if item.subscription_id == subscription_id:
                 del items[key]
         return self._rows(self.table).pop(subscription_id, None) is not None
+
+    def _never_paid_ip_range(self, s: Subscription, vms_too: bool) -> bool:
+        """Never paid, sells an IP range (and no VM unless `vms_too`), not cleaned up."""
+        if s.is_setup or s.expires is not None:
+            return False
+        kinds = {
+            i.subscription_type
+            for i in self._rows("subscription_line_item").values()
+            if i.subscription_id == s.id
+        }
+        if SubscriptionType.IP_RANGE not in kinds:
+            return False
+        if not vms_too and SubscriptionType.VPS in kinds:
+            return False
+        marks = self._rows("lifecycle_mark")
+        return not any(k[0] == s.id and k[1] == NEVER_PAID_CLEANUP for k in marks)
+
+    async def count_never_paid_ip_ranges(self, user_id: int, since: datetime) -> int:
+        return len(
+            self._where(
+                lambda s: (
+                    s.user_id == user_id
+                    and s.created >= since
+                    and self._never_paid_ip_range(s, vms_too=True)
+                )
+            )
+        )
+
+    async def list_never_paid_ip_ranges(
+        self, ordered_before: datetime, now: datetime, limit: int
+    ) -> list[Subscription]:
+        pending = {
+            p.subscription_id
+            for p in self._rows("subscription_payment").values()
+            if not p.is_paid and p.expires > now
+        }
+        rows = self._where(
+            lambda s: (
+                s.created < ordered_before
+                and s.id not in pending
+                and self._never_paid_ip_range(s, vms_too=False)
+            )
+        )
+        rows.sort(key=lambda s: (s.created, s.id))
+        return rows[:limit]
 
     async def list_due(self, window: DueWindow, limit: int) -> list[Subscription]:
         until, since, after = window.now + window.horizon, window.since, window.after

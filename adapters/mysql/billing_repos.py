@@ -35,7 +35,7 @@ from adapters.mysql.inline import FALSE, const
 from adapters.mysql.interval_column import interval_count_column
 from adapters.mysql.mapping import Mapper, evolve, joined_records, result_processors
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
-from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.model import (
     Company,
     CostPlan,
@@ -50,6 +50,7 @@ from domain.model import (
 from domain.money import currency_code
 from domain.subscription import INTERVALS_KEY
 from ports.storage import (
+    NEVER_PAID_CLEANUP,
     DueWindow,
     LockedPriced,
     MetadataKey,
@@ -364,6 +365,35 @@ class SqlSubscriptions(SqlRecords[Subscription]):
             self.mapper, _sub.user_id == user_id, [_sub.id.desc()], limit, offset
         )
 
+    async def count_never_paid_ip_ranges(self, user_id: int, since: datetime) -> int:
+        query = (
+            select(func.count())
+            .select_from(t.subscription)
+            .where(_sub.user_id == user_id, _sub.created >= since, *_never_paid_ip_range())
+        )
+        return int((await self.conn.execute(query)).scalar_one())
+
+    async def list_never_paid_ip_ranges(
+        self, ordered_before: datetime, now: datetime, limit: int
+    ) -> list[Subscription]:
+        pending = t.subscription_payment.alias("pending")
+        sells_vm = select(_li.id).where(
+            _li.subscription_id == _sub.id, _li.subscription_type == SubscriptionType.VPS
+        )
+        query = (
+            self._select()
+            .where(_sub.created < ordered_before, *_never_paid_ip_range())
+            .where(~sells_vm.exists())
+            .where(
+                ~select(pending.c.id)
+                .where(*_pending_at(pending.c, now), pending.c.subscription_id == _sub.id)
+                .exists()
+            )
+            .order_by(_sub.created, _sub.id)
+            .limit(limit)
+        )
+        return await self._all(self.mapper, query)
+
     async def list_due(self, window: DueWindow, limit: int) -> list[Subscription]:
         since, after = window.since, window.after
         query = (
@@ -390,6 +420,23 @@ class SqlSubscriptions(SqlRecords[Subscription]):
             rest = query.where(_sub.expires > last).limit(limit - len(rows))
             rows += await self._all(self.mapper, rest)
         return rows
+
+
+def _never_paid_ip_range() -> list[ColumnElement[bool]]:
+    """Never paid (`is_setup = 0`, no expiry), sells an IP range, not cleaned up."""
+    mark = t.lifecycle_mark.c
+    ip_item = select(_li.id).where(
+        _li.subscription_id == _sub.id, _li.subscription_type == SubscriptionType.IP_RANGE
+    )
+    cleaned = select(mark.id).where(
+        mark.subscription_id == _sub.id, mark.action == NEVER_PAID_CLEANUP
+    )
+    return [
+        _sub.is_setup == False,  # noqa: E712
+        _sub.expires.is_(None),
+        ip_item.exists(),
+        ~cleaned.exists(),
+    ]
 
 
 async def _delete_subscription(conn: Any, subscription_id: int) -> bool:

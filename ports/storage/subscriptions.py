@@ -91,6 +91,21 @@ class Subscriptions(Protocol):
         """
         ...
 
+    async def count_never_paid_ip_ranges(self, user_id: int, since: datetime) -> int:
+        """The user's never-paid (`is_setup = 0`, no expiry) subscriptions with an IP-range
+        line item, made at or after `since` and not cleaned up (no `NEVER_PAID_CLEANUP`
+        mark): one statement (`max-unpaid-subscriptions`)."""
+        ...
+
+    async def list_never_paid_ip_ranges(
+        self, ordered_before: datetime, now: datetime, limit: int
+    ) -> list[Subscription]:
+        """Never-paid subscriptions that sell IP ranges and no VM, made before
+        `ordered_before`, with no pending payment (unpaid, `expires > now`) and no
+        `NEVER_PAID_CLEANUP` mark; oldest first (created, id), at most `limit`, one statement.
+        A pre-filter only: the cleanup decides again under the subscription's lock."""
+        ...
+
     async def list_due(self, window: DueWindow, limit: int) -> list[Subscription]:
         """The subscriptions due in the window, by (expires, id) ascending.
 
