@@ -183,8 +183,8 @@ async def test_a_reused_renewal_reads_one_statement_on_one_connection(
 async def test_adding_an_ssh_key_runs_two_statements_and_one_commit_on_one_connection(
     sql: tuple[ApiClient, AsyncEngine],
 ) -> None:
-    """A known caller: one INSERT … SELECT reads the owner's id by key as it stores the key,
-    then the owner's keys are counted (the cap); no user read or upsert before."""
+    """A known caller: one statement locks the owner (by key) and counts their keys (the
+    cap, held under concurrency), then the INSERT; no user read or upsert before."""
     c, engine = sql
     await c.user_id(ALICE)
     body = {"name": "k", "key_data": ssh_public_key(7)}
@@ -192,7 +192,10 @@ async def test_adding_an_ssh_key_runs_two_statements_and_one_commit_on_one_conne
         resp = await c.call("POST", "/api/v1/ssh-key", key=ALICE, json=body)
         assert resp.status == 200, await resp.text()
     assert (counter.count, counter.commits, counter.checkouts) == (2, 1, 1), counter.statements
-    assert counter.statements[0].lstrip().upper().startswith("INSERT")
+    first, second = (s.lstrip().upper() for s in counter.statements)
+    assert first.startswith("SELECT") and second.startswith("INSERT"), counter.statements
+    if engine.dialect.name != "sqlite":
+        assert first.rstrip().endswith("FOR UPDATE"), first
 
 
 @pytest.mark.parametrize("vms", [1, 100])
