@@ -16,6 +16,7 @@ from ports.storage import (
     LockedPriced,
     MetadataKey,
     MetadataTest,
+    NeverPaidWindow,
     NewestPending,
     OwnedPriced,
     Page,
@@ -138,20 +139,21 @@ class MemorySubscriptions(RecordRepo[Subscription]):
         )
 
     async def list_never_paid_ip_ranges(
-        self, ordered_before: datetime, now: datetime, limit: int
+        self, window: NeverPaidWindow, limit: int
     ) -> list[Subscription]:
-        pending = {
-            p.subscription_id
-            for p in self._rows("subscription_payment").values()
-            if not p.is_paid and p.expires > now
-        }
-        rows = self._where(
-            lambda s: (
-                s.created < ordered_before
-                and s.id not in pending
-                and self._never_paid_ip_range(s, vms_too=False)
-            )
-        )
+        payments = self._rows("subscription_payment").values()
+        pending = {p.subscription_id for p in payments if p.is_pending(window.now)}
+        paid = {p.subscription_id for p in payments if p.is_paid}
+        after = window.after
+
+        def wanted(s: Subscription) -> bool:
+            if s.created >= window.before or s.id in pending or s.id in paid:
+                return False
+            if after is not None and (s.created, s.id) <= after:
+                return False
+            return self._never_paid_ip_range(s, vms_too=False)
+
+        rows = self._where(wanted)
         rows.sort(key=lambda s: (s.created, s.id))
         return rows[:limit]
 

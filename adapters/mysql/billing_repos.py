@@ -55,6 +55,7 @@ from ports.storage import (
     LockedPriced,
     MetadataKey,
     MetadataTest,
+    NeverPaidWindow,
     NewestPending,
     OwnedPriced,
     Page,
@@ -374,24 +375,31 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         return int((await self.conn.execute(query)).scalar_one())
 
     async def list_never_paid_ip_ranges(
-        self, ordered_before: datetime, now: datetime, limit: int
+        self, window: NeverPaidWindow, limit: int
     ) -> list[Subscription]:
-        pending = t.subscription_payment.alias("pending")
+        payments = t.subscription_payment.alias("pending")
         sells_vm = select(_li.id).where(
             _li.subscription_id == _sub.id, _li.subscription_type == SubscriptionType.VPS
         )
+        pending = select(payments.c.id).where(
+            payments.c.subscription_id == _sub.id, *_pending_at(payments.c, window.now)
+        )
+        paid = select(payments.c.id).where(
+            payments.c.subscription_id == _sub.id,
+            payments.c.is_paid == True,  # noqa: E712
+        )
         query = (
             self._select()
-            .where(_sub.created < ordered_before, *_never_paid_ip_range())
-            .where(~sells_vm.exists())
-            .where(
-                ~select(pending.c.id)
-                .where(*_pending_at(pending.c, now), pending.c.subscription_id == _sub.id)
-                .exists()
-            )
+            .where(_sub.created < window.before, *_never_paid_ip_range())
+            .where(~sells_vm.exists(), ~pending.exists(), ~paid.exists())
             .order_by(_sub.created, _sub.id)
             .limit(limit)
         )
+        if window.after is not None:
+            # one range from the last page's second on (the rows of that second up to its
+            # id are passed over, no more)
+            last, last_id = window.after
+            query = query.where(_sub.created >= last, or_(_sub.created > last, _sub.id > last_id))
         return await self._all(self.mapper, query)
 
     async def list_due(self, window: DueWindow, limit: int) -> list[Subscription]:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 
+import attrs
+
 from app.worker.context import WorkerDeps
 from app.worker.pending import cancel_ended, end_pending
 from domain.lifecycle import UNPAID_CLEANUP_AFTER, never_paid_cleanup_due
-from ports.storage import NEVER_PAID_CLEANUP
+from ports.storage import NEVER_PAID_CLEANUP, NeverPaidWindow
 
 log = logging.getLogger("lnvps.worker.unpaid_subscriptions")
 
-#: never-paid subscriptions looked at per run; a backlog drains over the following runs
+#: the page of candidates read at once, and how many one run cancels before it stops (at the
+#: end of that page); a backlog drains over the following runs
 BATCH = 100
 
 
@@ -54,22 +57,28 @@ async def cancel_never_paid(deps: WorkerDeps, subscription_id: int) -> bool:
     return True
 
 
-async def cancel_never_paid_subscriptions(deps: WorkerDeps) -> list[int]:
+async def cancel_never_paid_subscriptions(deps: WorkerDeps, batch: int = BATCH) -> list[int]:
     """One run: the IP-range subscriptions cancelled (`cancel_never_paid`), oldest first.
 
-    One statement finds the candidates (at most `BATCH`); each is decided again under its
-    lock. One subscription's failure is logged and the others go on.
+    The candidates come a page of `batch` at a time, each page one statement, and each is
+    decided again under its lock. The run stops after the page in which it cancelled its
+    `batch`-th (the rest next run) or on a short page. A candidate not cancelled (a payment
+    or another worker came first, or its cancellation failed, logged) is passed over by the
+    keyset cursor, so no row kept at the head of the order can hold the ones behind it back:
+    each run tries those again and still reaches `batch` others.
     """
     now = deps.clock.now()
-    async with deps.uow_factory() as uow:
-        due = await uow.subscriptions.list_never_paid_ip_ranges(
-            now - UNPAID_CLEANUP_AFTER, now, BATCH
-        )
+    window = NeverPaidWindow(now - UNPAID_CLEANUP_AFTER, now)
     cancelled: list[int] = []
-    for sub in due:
-        try:
-            if await cancel_never_paid(deps, sub.id):
-                cancelled.append(sub.id)
-        except Exception:
-            log.exception("never-paid cleanup of subscription %s failed", sub.id)
-    return cancelled
+    while True:
+        async with deps.uow_factory() as uow:
+            page = await uow.subscriptions.list_never_paid_ip_ranges(window, batch)
+        for sub in page:
+            try:
+                if await cancel_never_paid(deps, sub.id):
+                    cancelled.append(sub.id)
+            except Exception:
+                log.exception("never-paid cleanup of subscription %s failed", sub.id)
+        if len(page) < batch or len(cancelled) >= batch:
+            return cancelled
+        window = attrs.evolve(window, after=(page[-1].created, page[-1].id))

@@ -40,6 +40,17 @@ class DueWindow:
     after: tuple[datetime, int] | None = attrs.field(default=None, kw_only=True)
 
 
+@attrs.frozen
+class NeverPaidWindow:
+    """Subscriptions made before `before` with no payment pending at `now` (unpaid,
+    `expires > now`); `after` is a keyset cursor, the (created, id) of the last row of the
+    previous page: only rows after it come."""
+
+    before: datetime
+    now: datetime
+    after: tuple[datetime, int] | None = attrs.field(default=None, kw_only=True)
+
+
 class Subscriptions(Protocol):
     async def add_with_line_items(
         self, subscription: Subscription, items: Sequence[LineItem]
@@ -98,12 +109,12 @@ class Subscriptions(Protocol):
         ...
 
     async def list_never_paid_ip_ranges(
-        self, ordered_before: datetime, now: datetime, limit: int
+        self, window: NeverPaidWindow, limit: int
     ) -> list[Subscription]:
-        """Never-paid subscriptions that sell IP ranges and no VM, made before
-        `ordered_before`, with no pending payment (unpaid, `expires > now`) and no
-        `NEVER_PAID_CLEANUP` mark; oldest first (created, id), at most `limit`, one statement.
-        A pre-filter only: the cleanup decides again under the subscription's lock."""
+        """Never-paid subscriptions that sell IP ranges and no VM, in the window, with no
+        paid payment and no `NEVER_PAID_CLEANUP` mark; oldest first (created, id), at most
+        `limit`, one statement. Exactly those the cleanup would cancel (a row it passes over
+        would come first in every run): a pre-filter, decided again under the lock."""
         ...
 
     async def list_due(self, window: DueWindow, limit: int) -> list[Subscription]:

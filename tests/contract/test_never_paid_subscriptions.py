@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import pytest
+
+from app.worker import unpaid_subscriptions
 from app.worker.context import WorkerDeps
 from app.worker.lifecycle import ACTION_CODES
 from app.worker.unpaid_subscriptions import cancel_never_paid_subscriptions
+from domain.enums import SubscriptionType
 from domain.intervals import add_months
-from domain.model import Subscription, SubscriptionPayment
-from ports.storage import NEVER_PAID_CLEANUP
+from domain.model import LineItem, Subscription, SubscriptionPayment
+from ports.storage import NEVER_PAID_CLEANUP, NeverPaidWindow
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.lifecycle_world import engine_on, sql_factory, worker_over
-from tests.contract.storage_backends import Database
+from tests.contract.storage_backends import Database, new_payment
 from tests.unit.worker.world import World
 
 SECOND = timedelta(seconds=1)
@@ -38,6 +42,30 @@ async def _cleaned(world: World, sub_id: int) -> bool:
         sub = await uow.subscriptions.get(sub_id)
         assert sub is not None
         return await uow.lifecycle_marks.is_claimed(sub_id, NEVER_PAID_CLEANUP, sub.created)
+
+
+async def _ip_order(world: World, made: datetime, *, paid: bool = False) -> Subscription:
+    """A never-paid order of an IP range made at `made` (no range assigned), with a paid
+    payment booked as credit if `paid`."""
+    async with world.shop.factory() as uow:
+        sub, _ = await uow.subscriptions.add_with_line_items(
+            Subscription(
+                id=0, user_id=1, company_id=1, name="IP range", created=made, currency="EUR"
+            ),
+            [
+                LineItem(
+                    id=0,
+                    subscription_id=0,
+                    subscription_type=SubscriptionType.IP_RANGE,
+                    name="203.0.113.0/29",
+                    amount=1000,
+                )
+            ],
+        )
+        if paid:
+            await uow.payments.add(new_payment(sub, created=made, expires=made, is_paid=True))
+        await uow.commit()
+    return sub
 
 
 def test_the_cleanup_mark_is_no_lifecycle_action_code() -> None:
@@ -158,3 +186,59 @@ async def test_two_workers_cancel_each_never_paid_subscription_once(
         async with engine_on(database) as engine:
             done = await race(worker_over(world, sql_factory(engine)))
     assert sorted(done) == [s.id for s in subs]
+
+
+async def test_the_candidates_are_only_those_the_cleanup_cancels(world: World) -> None:
+    """A paid one (booked as credit) is never cancelled, so it is no candidate: otherwise
+    every run would read it first, for ever."""
+    made = world.now
+    paid = await _ip_order(world, made, paid=True)
+    due = await _ip_order(world, made)
+    world.at(made + 2 * HOUR)
+    async with world.shop.factory() as uow:
+        found = await uow.subscriptions.list_never_paid_ip_ranges(
+            NeverPaidWindow(world.now - HOUR, world.now), 10
+        )
+    assert [s.id for s in found] == [due.id] and paid.id < due.id
+
+
+async def test_more_than_a_batch_of_paid_ones_ahead_hold_no_due_one_back(world: World) -> None:
+    made = world.now
+    for _ in range(4):
+        await _ip_order(world, made, paid=True)
+    due = await _ip_order(world, made + SECOND)
+    world.at(made + 2 * HOUR)
+    assert await cancel_never_paid_subscriptions(world.deps, batch=3) == [due.id]
+
+
+async def test_more_than_a_batch_that_fail_ahead_hold_no_due_one_back(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A candidate whose cancellation fails (a broken row, a bug) is tried again every run,
+    and the run goes on past it to the ones behind."""
+    made = world.now
+    broken = {(await _ip_order(world, made)).id for _ in range(4)}
+    due = [(await _ip_order(world, made + SECOND)).id for _ in range(4)]
+    cancel = unpaid_subscriptions.cancel_never_paid
+    tried: list[int] = []
+
+    async def failing(deps: WorkerDeps, subscription_id: int) -> bool:
+        tried.append(subscription_id)
+        if subscription_id in broken:
+            raise RuntimeError("broken row")
+        return await cancel(deps, subscription_id)
+
+    monkeypatch.setattr(unpaid_subscriptions, "cancel_never_paid", failing)
+    world.at(made + 2 * HOUR)
+    assert await cancel_never_paid_subscriptions(world.deps, batch=3) == due
+    assert await cancel_never_paid_subscriptions(world.deps, batch=3) == []
+    assert tried.count(min(broken)) == 2  # each run tries it again
+
+
+async def test_a_backlog_drains_a_batch_a_run_oldest_first(world: World) -> None:
+    made = world.now
+    subs = [(await _ip_order(world, made + n * SECOND)).id for n in range(5)]
+    world.at(made + 2 * HOUR)
+    assert await cancel_never_paid_subscriptions(world.deps, batch=2) == subs[:2]
+    assert await cancel_never_paid_subscriptions(world.deps, batch=2) == subs[2:4]
+    assert await cancel_never_paid_subscriptions(world.deps, batch=2) == subs[4:]
