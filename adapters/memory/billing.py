@@ -147,7 +147,9 @@ class MemorySubscriptions(RecordRepo[Subscription]):
         after = window.after
 
         def wanted(s: Subscription) -> bool:
-            if s.created >= window.before or s.id in pending or s.id in paid:
+            if not window.since <= s.created < window.before:
+                return False
+            if s.id in pending or s.id in paid:
                 return False
             if after is not None and (s.created, s.id) <= after:
                 return False

@@ -60,15 +60,17 @@ async def cancel_never_paid(deps: WorkerDeps, subscription_id: int) -> bool:
 async def cancel_never_paid_subscriptions(deps: WorkerDeps, batch: int = BATCH) -> list[int]:
     """One run: the IP-range subscriptions cancelled (`cancel_never_paid`), oldest first.
 
-    The candidates come a page of `batch` at a time, each page one statement, and each is
-    decided again under its lock. The run stops after the page in which it cancelled its
-    `batch`-th (the rest next run) or on a short page. A candidate not cancelled (a payment
-    or another worker came first, or its cancellation failed, logged) is passed over by the
-    keyset cursor, so no row kept at the head of the order can hold the ones behind it back:
+    The candidates are those made within `deps.never_paid_lookback` (`NEVER_PAID_LOOKBACK`),
+    so a run reads the orders of that window, not every one ever made. They come a page of
+    `batch` at a time, each page one statement, and each is decided again under its lock.
+    The run stops after the page in which it cancelled its `batch`-th (the rest next run) or
+    on a short page. A candidate not cancelled (a payment or another worker came first, or
+    its cancellation failed, logged) is passed over by the keyset cursor, so no row kept at
+    the head of the order can hold the ones behind it back:
     each run tries those again and still reaches `batch` others.
     """
     now = deps.clock.now()
-    window = NeverPaidWindow(now - UNPAID_CLEANUP_AFTER, now)
+    window = NeverPaidWindow(now - deps.never_paid_lookback, now - UNPAID_CLEANUP_AFTER, now)
     cancelled: list[int] = []
     while True:
         async with deps.uow_factory() as uow:

@@ -42,10 +42,12 @@ class DueWindow:
 
 @attrs.frozen
 class NeverPaidWindow:
-    """Subscriptions made before `before` with no payment pending at `now` (unpaid,
-    `expires > now`); `after` is a keyset cursor, the (created, id) of the last row of the
-    previous page: only rows after it come."""
+    """Subscriptions made from `since` to before `before` with no payment pending at `now`
+    (unpaid, `expires > now`); `after` is a keyset cursor, the (created, id) of the last row
+    of the previous page: only rows after it come. The read is one range on the
+    (expires, created) index: its cost follows the rows made in the window, not the table."""
 
+    since: datetime
     before: datetime
     now: datetime
     after: tuple[datetime, int] | None = attrs.field(default=None, kw_only=True)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from app.worker import unpaid_subscriptions
-from app.worker.context import WorkerDeps
+from app.worker.context import NEVER_PAID_LOOKBACK, WorkerDeps, never_paid_lookback
 from app.worker.lifecycle import ACTION_CODES
 from app.worker.unpaid_subscriptions import cancel_never_paid_subscriptions
 from domain.enums import SubscriptionType
@@ -197,7 +197,7 @@ async def test_the_candidates_are_only_those_the_cleanup_cancels(world: World) -
     world.at(made + 2 * HOUR)
     async with world.shop.factory() as uow:
         found = await uow.subscriptions.list_never_paid_ip_ranges(
-            NeverPaidWindow(world.now - HOUR, world.now), 10
+            NeverPaidWindow(made, world.now - HOUR, world.now), 10
         )
     assert [s.id for s in found] == [due.id] and paid.id < due.id
 
@@ -242,3 +242,20 @@ async def test_a_backlog_drains_a_batch_a_run_oldest_first(world: World) -> None
     assert await cancel_never_paid_subscriptions(world.deps, batch=2) == subs[:2]
     assert await cancel_never_paid_subscriptions(world.deps, batch=2) == subs[2:4]
     assert await cancel_never_paid_subscriptions(world.deps, batch=2) == subs[4:]
+
+
+async def test_an_order_made_before_the_lookback_is_left_as_it_is(world: World) -> None:
+    """The scan reads the window only (`NEVER_PAID_LOOKBACK`): an order the worker did not
+    reach within it is never cancelled."""
+    made = world.now
+    old = await _ip_order(world, made)
+    recent = await _ip_order(world, made + SECOND)
+    world.at(made + NEVER_PAID_LOOKBACK + SECOND)
+    assert world.deps.never_paid_lookback == NEVER_PAID_LOOKBACK
+    assert await cancel_never_paid_subscriptions(world.deps) == [recent.id]
+    assert not await _cleaned(world, old.id)
+
+
+def test_a_longer_bank_transfer_widens_the_lookback() -> None:
+    assert never_paid_lookback(None) == never_paid_lookback(7) == NEVER_PAID_LOOKBACK
+    assert never_paid_lookback(30) == NEVER_PAID_LOOKBACK + timedelta(days=23)
