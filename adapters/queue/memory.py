@@ -95,7 +95,8 @@ class InProcessQueue:
             counts.pop(job_id, None)
 
     def _reclaim(self, max_jobs: int) -> list[Delivery]:
-        """Deliveries idle past the claim time, oldest id first (XAUTOCLAIM's order)."""
+        """Deliveries idle past the claim time, oldest id first (all of them are looked at; the
+        Redis queue walks its pending list a stretch per receive, on from the last)."""
         now = self._monotonic()
         idle = [
             job_id

@@ -15,8 +15,10 @@ from ports.queue import Delivery, InvalidJob, Job
 log = logging.getLogger(__name__)
 
 JOB_FIELD = "job"
-#: XAUTOCLAIM looks at up to 10 × count pending entries per call; this bounds the walk.
-MAX_CLAIM_SCANS = 10
+#: XAUTOCLAIM calls (round trips) a receive makes at most before reading new entries; as
+#: each looks at up to 10 × count pending entries (count = max_jobs), a receive walks at most
+#: 50 × max_jobs of them: 50 for the worker's one-job receive.
+MAX_CLAIM_CALLS = 5
 
 
 @attrs.define(eq=False, repr=False)
@@ -25,9 +27,18 @@ class RedisStreamsQueue:
 
     Before reading, entries pending longer than `claim_idle_ms` (their consumer crashed, or
     their job failed and is not skippable) are taken over with XAUTOCLAIM and returned alone,
-    as the reference does. The group is created on first use (MKSTREAM, from `$`, like the
-    reference: entries added before any group existed are not delivered). An entry that is
-    not a job is logged and acked, where the reference would re-claim it forever.
+    as the reference does. The walk of the pending list goes on from receive to receive (a
+    cursor kept in the queue object, wrapping to the start at the end), at most
+    `MAX_CLAIM_CALLS` calls each, so an idle entry behind any number of entries that are not
+    idle (a down host's jobs, re-claimed for ever) is reached within a bounded number of
+    receives: those in between that claim nothing walk 10 × `MAX_CLAIM_CALLS` × max_jobs
+    entries each, and one that claims moves the cursor past what it claimed. XAUTOCLAIM
+    claims at most max_jobs, all handed back (or acked if not a job), so no entry is left
+    owned here, its idle time reset, without being run.
+
+    The group is created on first use (MKSTREAM, from `$`, like the reference: entries added
+    before any group existed are not delivered). An entry that is not a job is logged and
+    acked, where the reference would re-claim it forever.
 
     A failure adds one to a field of the entry in the hash `failures_key`
     (`<stream>:failures`): `<id>` if counted (`fail(counted=True)`), `<id>:passing` if not;
@@ -50,6 +61,7 @@ class RedisStreamsQueue:
     _claim_idle_ms: int = attrs.field(default=10_000, kw_only=True)
     _maxlen: int = attrs.field(default=1000, kw_only=True)
     _group_ready: bool = attrs.field(default=False, init=False)
+    _claim_cursor: str = attrs.field(default="0-0", init=False)
 
     async def _ensure_group(self, *, again: bool = False) -> None:
         if self._group_ready and not again:
@@ -60,6 +72,8 @@ class RedisStreamsQueue:
             if "BUSYGROUP" not in str(error):
                 raise
         self._group_ready = True
+        if again:
+            self._claim_cursor = "0-0"  # the ids of a stream made again start over
 
     @property
     def failures_key(self) -> str:
@@ -106,21 +120,27 @@ class RedisStreamsQueue:
         return await self._deliveries(entries, redelivered=False)
 
     async def _claim_idle(self, max_jobs: int) -> list[Delivery]:
-        """Take over entries idle past the claim time, walking the whole pending list."""
-        cursor: str | bytes = "0-0"
-        for _ in range(MAX_CLAIM_SCANS):
+        """Take over up to `max_jobs` entries idle past the claim time, walking on from where
+        the last receive stopped; a walk that reaches the end starts again from `0-0`, once
+        (a walk begun at `0-0` that reaches the end has seen the whole list)."""
+        from_top = self._claim_cursor == "0-0"
+        for _ in range(MAX_CLAIM_CALLS):
             reply = await self._redis.xautoclaim(
                 self._stream,
                 self._group,
                 self._consumer,
                 min_idle_time=self._claim_idle_ms,
-                start_id=cursor,
-                count=max_jobs,
+                start_id=self._claim_cursor,
+                count=max_jobs,  # never claim more than this receive hands back
             )
+            self._claim_cursor = _text(reply[0])
             claimed = await self._deliveries(reply[1], redelivered=True)
-            cursor = reply[0]
-            if claimed or _text(cursor) == "0-0":
+            if claimed:
                 return claimed
+            if self._claim_cursor == "0-0":
+                if from_top:
+                    return []
+                from_top = True
         return []
 
     async def _deliveries(self, entries: list[Any], *, redelivered: bool) -> list[Delivery]:
