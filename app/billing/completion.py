@@ -46,6 +46,7 @@ from app.billing.unrestorable import unrestorable, with_credit
 from app.billing.upgrades import (
     UpgradeUnplaced,
     paid_upgrade_plan,
+    why_deleted_vm_not_upgraded,
     why_paid_upgrade_does_not_fit,
 )
 from domain.account_credit import credit_applied, credit_taken, unpaid_charged
@@ -180,13 +181,14 @@ async def book_payment(
     holds no room): it is not applied, and its value is credited in the currency it was
     priced in; so does an Upgrade pro-rated to an expiry the subscription no longer has (a
     renewal was paid after its quote), and one the prices in force would charge another
-    amount (a price it was computed from changed after its quote, D23). One paid from
+    amount (a price it was computed from changed after its quote, D23), and one whose VM
+    was deleted before it was paid (D24's race; D12: it revives nothing). One paid from
     account credit alone (no outside money) is not booked at all: `NoRoomToUpgrade`,
-    `UpgradeQuoteOutdated` or `UpgradeRepriced`, and its quote's caller gives the credit back
-    (`app.billing.credit_quote.settle_covered`). The room is judged under the host's region
-    lock, as orders judge it, so a late payment or a paid upgrade never takes room an order
-    or another upgrade was just given. Locks: the subscription, then (with a region) the
-    user, then the region.
+    `UpgradeQuoteOutdated`, `UpgradeRepriced` or `VmDeleted`, and its quote's caller gives
+    the credit back (`app.billing.credit_quote.settle_covered`). The room is judged under
+    the host's region lock, as orders judge it, so a late payment or a paid upgrade never
+    takes room an order or another upgrade was just given. Locks: the subscription, then
+    (with a region) the user, then the region.
 
     `excess_msat`: what a Lightning payer sent beyond the payment's total; it is booked as
     the user's account credit in the same transaction and recorded on the payment
@@ -334,13 +336,13 @@ async def _why_upgrade_unplaced(
     now: datetime,
     region: int | None,
 ) -> UpgradeUnplaced | None:
-    """Why this paid Upgrade is not applied to its live VM (None: it is): the first reason
+    """Why this paid Upgrade is not applied to its VM (None: it is): the first reason
     of `paid_upgrade_plan`, which plans it once, else its host has no room for it now. An
     unpaid upgrade invoice holds no room, so the growth is judged again here, under the
-    region's lock like `_placing`. A deleted VM is not judged: an Upgrade revives nothing
-    (D12) and its records report the missing VM."""
+    region's lock like `_placing`. A deleted VM's upgrade is never applied: an Upgrade
+    revives nothing (D12), so its value becomes credit like any other not applied."""
     if vm.deleted:
-        return None
+        return why_deleted_vm_not_upgraded(vm, payment, sub)
     planned = await paid_upgrade_plan(uow, vm, payment, sub)
     if isinstance(planned, UpgradeUnplaced):
         return planned
@@ -411,7 +413,9 @@ async def _apply(
     if after != before:
         await uow.subscriptions.update(after)
     cancelled: list[SubscriptionPayment] = []
-    if why is None:  # a payment that changed nothing leaves the other upgrade quotes valid
+    # a payment that changed nothing leaves the other upgrade quotes valid, unless its VM is
+    # deleted: none of them can ever be applied (D13, D24)
+    if why is None or (upgrade and vm_before is not None and vm_before.deleted):
         upgrades = PendingOf(before.id, (SubscriptionPaymentType.UPGRADE,), except_id=payment.id)
         cancelled = await uow.payments.expire_pending(upgrades, now)
     rivals: list[SubscriptionPayment] = []

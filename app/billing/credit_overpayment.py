@@ -10,7 +10,6 @@ from domain.account_credit import MAX_NOTE, CreditReason, checked_entry, credit_
 from domain.credit import payment_meta
 from domain.credit_conversion import convert_at, noted
 from domain.errors import DomainError
-from domain.exchange import msat_to_fiat
 from domain.model import SubscriptionPayment
 from domain.money import Currency, Money
 from domain.overpayment import Overpaid, excess_value
@@ -31,9 +30,11 @@ async def credit_unrestorable(
 
     The value is what was received (amount, tax excluded, plus the credit it applied) in
     the subscription's list currency, at the quote's own BTC rate of that currency for a
-    Lightning payment. A card payment in another fiat (its plan re-priced in another
-    currency than its subscription's) is converted at the quote's own BTC rates of both,
-    rounded down, and the entry's note says at which; without them nothing is booked (0).
+    Lightning payment, exactly and rounded down (`excess_value`: the payer is never
+    credited more than arrived). A card payment in another fiat (its plan re-priced in
+    another currency than its subscription's) is converted at the quote's own BTC rates of
+    both, rounded down, and the entry's note says at which; without them nothing is booked
+    (0).
     Booked once per payment (reference: its id), so replays change nothing. Called by the
     booking (`app.billing.completion`) for a payment whose deleted VM cannot be restored
     (`app.billing.restorable`), or whose late order or upgrade its host has no room left for,
@@ -57,7 +58,8 @@ async def credit_unrestorable(
     if charged is target:
         value = received
     elif charged is Currency.BTC and target.is_fiat and rate is not None:
-        value = msat_to_fiat(received, rate)
+        # exact and rounded down, as an excess is (never credited more than arrived)
+        value = excess_value(received, target, rate) or 0
     else:  # a card paid in a re-priced plan's currency: at the quote's own rates, floored
         stored = rates_from_json(payment_meta(payment).get(RATES_KEY))
         converted = convert_at([Money(charged, received)], target, stored)

@@ -49,6 +49,7 @@ from domain.upgrade import (
     QUOTED_EXPIRY_KEY,
     UpgradeConfig,
     UpgradeQuote,
+    VmDeleted,
     build_upgrade_spec,
     check_no_downgrade,
     check_upgrade_limits,
@@ -174,7 +175,7 @@ async def paid_upgrade_plan(
     it is not applied, in this order: it can no longer be made, its quote is outdated, or it
     is repriced (each reason's function below says why). Whether it still fits its host is
     judged after, under the region lock (`why_paid_upgrade_does_not_fit`). A deleted VM is
-    not judged: the caller skips it (an Upgrade revives nothing, its records report it)."""
+    not planned: its upgrade is not applied (`why_deleted_vm_not_upgraded`)."""
     try:
         plan = await _plan(uow, vm, UpgradeConfig.from_json(payment.metadata))
     except DomainError as err:
@@ -317,6 +318,28 @@ async def why_paid_upgrade_does_not_fit(
         payer_note=NO_ROOM_UPGRADE_NOTE,
         refused=NoRoomToUpgrade("The VM's host has no room left for this upgrade"),
     )
+
+
+def why_deleted_vm_not_upgraded(
+    vm: Vm, payment: SubscriptionPayment, sub: Subscription
+) -> UpgradeUnplaced:
+    """Why a paid Upgrade of a deleted VM is not applied: deleting it expired the upgrade's
+    invoice (D24), but a settlement, a card capture or an admin's completion may still come.
+    An Upgrade revives nothing (D12), so what it paid for cannot be given: like every other
+    upgrade not applied, its value becomes credit in the currency it was quoted in."""
+    return UpgradeUnplaced(
+        why=f"VM {vm.id} was deleted before its upgrade was paid",
+        list_currency=_quoted_currency(payment, sub.currency),
+        payer_note=DELETED_VM_UPGRADE_NOTE,
+        refused=VmDeleted("Can't upgrade deleted VM"),  # what its quote answers now
+    )
+
+
+#: what the payer of an upgrade of a VM deleted before it was paid is told
+DELETED_VM_UPGRADE_NOTE = (
+    "arrived after the VM it was to upgrade had been deleted. Paying an upgrade does not "
+    "bring a deleted VM back, so the upgrade was not applied"
+)
 
 
 #: what the payer of an upgrade its VM's host no longer has room for is told

@@ -1,6 +1,7 @@
 """A card payment for a service that cannot be delivered, charged in a re-priced plan's
 currency, becomes credit in its subscription's currency, on memory, SQLite and MariaDB:
-converted at the quote's own rates, rounded down, once (before, it became no credit at all)."""
+converted at the quote's own rates, rounded down, once (before, it became no credit at all).
+A Lightning one is rounded down too: the payer is never credited more than arrived."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
+import pytest
 
 from app.billing.credit_overpayment import credit_unrestorable
 from domain.account_credit import CreditReason
@@ -74,3 +76,31 @@ async def test_without_the_quotes_rates_nothing_is_booked(shop: Shop) -> None:
 
     async with shop.factory() as uow:
         assert await uow.credit_ledger.balances(ALICE) == {}
+
+
+async def _lightning_renewal_paid(shop: Shop, msat: int) -> Any:
+    """A Lightning renewal (EUR at 100 000 per BTC: a cent is 10 000 msat) of which `msat`
+    arrived (an upgrade's small pro-rated charge, say), marked paid."""
+    vm = await shop.order()
+    await shop.complete(await shop.renew(vm))
+    payment = await shop.renew(vm)
+    assert payment.currency == "BTC" and payment.rate == Decimal(100_000)
+    return attrs.evolve(payment, amount=msat, tax=0, is_paid=True, paid_at=shop.clock.now())
+
+
+@pytest.mark.parametrize(
+    ("msat", "cents"),
+    [(5_000, 0), (9_999, 0), (10_000, 1), (15_000, 1), (19_999, 1), (20_000, 2)],
+)
+async def test_a_lightning_payment_is_credited_rounded_down(
+    shop: Shop, msat: int, cents: int
+) -> None:
+    """Half a cent and more is not a cent (it was rounded half up: 5 sat became 1 cent)."""
+    paid = await _lightning_renewal_paid(shop, msat)
+
+    assert await _book(shop, paid) == cents
+    assert await _book(shop, paid) == 0  # a replay books nothing more
+
+    async with shop.factory() as uow:
+        balances = await uow.credit_ledger.balances(ALICE)
+    assert balances == ({"EUR": cents} if cents else {})

@@ -11,6 +11,7 @@ import pytest
 from adapters.memory.clock import FakeClock
 from adapters.memory.storage import MemoryUnitOfWork, MemoryUnitOfWorkFactory
 from app.billing.completion import apply_payment
+from domain.credit import CreditMode
 from domain.enums import SubscriptionPaymentType
 from domain.model import Subscription, SubscriptionPayment
 from tests.contract.storage_backends import World, at, new_payment, seed_world
@@ -105,7 +106,9 @@ async def test_an_upgrade_neither_extends_nor_revives_a_lapsed_subscription() ->
         await uow.commit()
     done = await apply_payment(factory, payment.id, FakeClock(at(5)))
     assert done is not None and done.is_upgrade and done.revived_vms == 0
-    assert done.cancelled_upgrades == [rival]
+    # not applied to the deleted VM: its value is credit (D24's race), the admins told
+    assert done.credit is not None and done.credit.mode is CreditMode.UNRESTORABLE
+    assert done.cancelled_upgrades == [rival]  # none of them can be applied either
     assert await _sub(factory, w) == w.subscription
     async with factory() as uow:
         vm = await uow.vms.get(w.vm.id)
