@@ -69,8 +69,9 @@ async def refund_amount(
     """`prorated_cost` of the remaining time from `from_date` (default now) at the VM's
     current list price, converted for `method` like a charge (R10.4: no tax).
 
-    The value is exact: price × remaining seconds / seconds of the calendar interval ending at
-    expiry, floored to the list unit, then to msat/sat as a Lightning charge would be.
+    The value is exact (`unused_value`): the price per whole calendar interval left, the rest
+    its share of the interval holding `from_date`, floored to the list unit, then to msat/sat
+    as a Lightning charge would be.
     """
     now = clock.now()
     when = now if from_date is None else from_date
