@@ -25,6 +25,7 @@ import attrs
 
 from app.billing.completion import complete_payment
 from app.billing.errors import PaymentNotFound
+from app.billing.paid_after_admin import settled_after_admin
 from app.billing.rails import PaymentRails
 from app.settlement_problems import record_problem
 from app.settlement_retries import Strikes, refused_for_good
@@ -167,6 +168,8 @@ async def _complete(
             payment_id=settled.payment_hash,
             received_msat=settled.amount_paid_msat,
         )
+        if not report.completed:  # paid already: by this settlement, or by an admin
+            await settled_after_admin(uow_factory, clock, queue, settled)
     except PaymentNotFound:
         # D14 / §13 item 2: an invoice this service did not issue changes nothing
         log.error("settled invoice %s matches no payment", hex_id)

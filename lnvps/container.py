@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ from app.billing.credit_settle import completion_settle
 from app.billing.rail_kinds import LightningRail, OrderRail
 from app.billing.rails import PaymentRails
 from app.services import Services
-from app.worker.context import WorkerDeps
+from app.worker.context import WorkerDeps, never_paid_lookback
 from app.worker.jobs import QueuedNotifier, build_handlers
 from domain.enums import PaymentMethod
 from domain.money import Currency
@@ -124,6 +125,11 @@ def _delivery(settings: Settings, uow_factory: Any) -> SmtpNotifier | LogNotifie
         sender=smtp.sender,
         admin_emails=smtp.admin_emails,
     )
+
+
+def _never_paid_lookback(settings: Settings) -> timedelta:
+    bank = settings.bank_transfer
+    return never_paid_lookback(None if bank is None else bank.days_to_pay)
 
 
 def _public_url(settings: Settings) -> str:
@@ -424,6 +430,7 @@ class Container(containers.DeclarativeContainer):
         auto_renewer=auto_renewer,
         payment_canceller=rails,
         order_rails=rails,
+        never_paid_lookback=providers.Callable(_never_paid_lookback, settings),
     )
     worker_handlers = providers.Singleton(
         build_handlers,

@@ -22,6 +22,25 @@ class Delivery:
     #: earlier deliveries of this job that failed and were counted (`fail(counted=True)`);
     #: the worker gives a job up after a bound of them (`app.worker.give_up`)
     failures: int = 0
+    #: earlier deliveries that failed transiently (`fail(counted=False)`), their consumer alive
+    passing: int = 0
+    #: deliveries of this job so far, this one included, counted by the queue when it hands
+    #: the job out (on Redis the entry's delivery count), whatever became of them
+    deliveries: int = 1
+
+    @property
+    def crashed(self) -> int:
+        """Earlier deliveries that ended with no outcome recorded, neither acked nor failed.
+
+        Every delivery is counted when handed out and every delivery its consumer survived
+        ends in `ack` or `fail`, so the rest (`deliveries - 1 - failures - passing`) are the
+        ones whose consumer died running the job: a segfault in a driver, an OOM kill,
+        SIGKILL, `os._exit`. A few other ends look the same and are counted with them: a
+        consumer that lost the queue before its ack or fail got through, and, until it
+        ends, a delivery still running on a consumer too slow to keep it past the claim
+        idle time (its ack or fail is recorded later, so that over-count does not last).
+        """
+        return max(0, self.deliveries - 1 - self.failures - self.passing)
 
 
 class WorkQueue(Protocol):
@@ -38,11 +57,13 @@ class WorkQueue(Protocol):
         """
         ...
 
-    async def ack(self, delivery: Delivery) -> None:
-        """The job is done (or given up); it is never delivered again."""
+    async def ack(self, delivery: Delivery) -> bool:
+        """The job is done (or given up); it is never delivered again. True if this call took
+        it off the queue; False if it was off already (acked or given up by another consumer
+        that held it too, after the claim idle time), so one of two racers can tell."""
         ...
 
     async def fail(self, delivery: Delivery, *, counted: bool = True) -> None:
         """The job failed: dropped if skippable, otherwise delivered again later, with
-        `failures` one higher if `counted` (a transient failure is not counted)."""
+        `failures` one higher if `counted`, else `passing` (a transient failure)."""
         ...

@@ -7,14 +7,16 @@ from datetime import datetime
 
 from adapters.memory.db import RecordRepo, Repo, evolve, page_of
 from adapters.memory.vms import MemoryVms
-from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
 from domain.money import currency_code
 from ports.storage import (
+    NEVER_PAID_CLEANUP,
     DueWindow,
     LockedPriced,
     MetadataKey,
     MetadataTest,
+    NeverPaidWindow,
     NewestPending,
     OwnedPriced,
     Page,
@@ -108,6 +110,54 @@ class MemorySubscriptions(RecordRepo[Subscription]):
             if item.subscription_id == subscription_id:
                 del items[key]
         return self._rows(self.table).pop(subscription_id, None) is not None
+
+    def _never_paid_ip_range(self, s: Subscription, vms_too: bool) -> bool:
+        """Never paid, sells an IP range (and no VM unless `vms_too`), not cleaned up."""
+        if s.is_setup or s.expires is not None:
+            return False
+        kinds = {
+            i.subscription_type
+            for i in self._rows("subscription_line_item").values()
+            if i.subscription_id == s.id
+        }
+        if SubscriptionType.IP_RANGE not in kinds:
+            return False
+        if not vms_too and SubscriptionType.VPS in kinds:
+            return False
+        marks = self._rows("lifecycle_mark")
+        return not any(k[0] == s.id and k[1] == NEVER_PAID_CLEANUP for k in marks)
+
+    async def count_never_paid_ip_ranges(self, user_id: int, since: datetime) -> int:
+        return len(
+            self._where(
+                lambda s: (
+                    s.user_id == user_id
+                    and s.created >= since
+                    and self._never_paid_ip_range(s, vms_too=True)
+                )
+            )
+        )
+
+    async def list_never_paid_ip_ranges(
+        self, window: NeverPaidWindow, limit: int
+    ) -> list[Subscription]:
+        payments = self._rows("subscription_payment").values()
+        pending = {p.subscription_id for p in payments if p.is_pending(window.now)}
+        paid = {p.subscription_id for p in payments if p.is_paid}
+        after = window.after
+
+        def wanted(s: Subscription) -> bool:
+            if not window.since <= s.created < window.before:
+                return False
+            if s.id in pending or s.id in paid:
+                return False
+            if after is not None and (s.created, s.id) <= after:
+                return False
+            return self._never_paid_ip_range(s, vms_too=False)
+
+        rows = self._where(wanted)
+        rows.sort(key=lambda s: (s.created, s.id))
+        return rows[:limit]
 
     async def list_due(self, window: DueWindow, limit: int) -> list[Subscription]:
         until, since, after = window.now + window.horizon, window.since, window.after

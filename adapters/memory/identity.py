@@ -38,11 +38,12 @@ class MemoryUsers(RecordRepo[User]):
 class MemorySshKeys(RecordRepo[SshKey]):
     table = "user_ssh_key"
 
-    async def add_for_owner(self, owner_key: bytes, key: SshKey) -> SshKey | None:
+    async def lock_owner(self, owner_key: bytes) -> tuple[int, int] | None:
+        # the unit of work's lock already serialises
         owners = [u for u in self._rows("users").values() if u.pubkey == owner_key]
         if not owners:
             return None
-        return await self.add(evolve(key, user_id=owners[0].id))
+        return owners[0].id, await self.count_by_user(owners[0].id)
 
     async def list_by_user(self, user_id: int) -> list[SshKey]:
         return self._where(lambda k: k.user_id == user_id)

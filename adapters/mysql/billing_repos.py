@@ -35,7 +35,7 @@ from adapters.mysql.inline import FALSE, const
 from adapters.mysql.interval_column import interval_count_column
 from adapters.mysql.mapping import Mapper, evolve, joined_records, result_processors
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
-from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.model import (
     Company,
     CostPlan,
@@ -50,10 +50,12 @@ from domain.model import (
 from domain.money import currency_code
 from domain.subscription import INTERVALS_KEY
 from ports.storage import (
+    NEVER_PAID_CLEANUP,
     DueWindow,
     LockedPriced,
     MetadataKey,
     MetadataTest,
+    NeverPaidWindow,
     NewestPending,
     OwnedPriced,
     Page,
@@ -364,6 +366,46 @@ class SqlSubscriptions(SqlRecords[Subscription]):
             self.mapper, _sub.user_id == user_id, [_sub.id.desc()], limit, offset
         )
 
+    async def count_never_paid_ip_ranges(self, user_id: int, since: datetime) -> int:
+        query = (
+            select(func.count())
+            .select_from(t.subscription)
+            .where(_sub.user_id == user_id, _sub.created >= since, *_never_paid_ip_range())
+        )
+        return int((await self.conn.execute(query)).scalar_one())
+
+    async def list_never_paid_ip_ranges(
+        self, window: NeverPaidWindow, limit: int
+    ) -> list[Subscription]:
+        payments = t.subscription_payment.alias("pending")
+        sells_vm = select(_li.id).where(
+            _li.subscription_id == _sub.id, _li.subscription_type == SubscriptionType.VPS
+        )
+        pending = select(payments.c.id).where(
+            payments.c.subscription_id == _sub.id, *_pending_at(payments.c, window.now)
+        )
+        paid = select(payments.c.id).where(
+            payments.c.subscription_id == _sub.id,
+            payments.c.is_paid == True,  # noqa: E712
+        )
+        query = (
+            self._select()
+            .where(_sub.expires.is_(None), _sub.created >= window.since)
+            .where(_sub.created < window.before, *_never_paid_ip_range())
+            .where(*(_none_of(rows) for rows in (sells_vm, pending, paid)))
+            .order_by(_sub.created, _sub.id)
+            .limit(limit)
+            # the (expires, created) range, whatever the statistics say: on a young table
+            # MariaDB may rather walk the primary key, every subscription ever made
+            .with_hint(t.subscription, f"FORCE INDEX ({t.NEVER_PAID_INDEX})", "mysql")
+        )
+        if window.after is not None:
+            # one range from the last page's second on (the rows of that second up to its
+            # id are passed over, no more)
+            last, last_id = window.after
+            query = query.where(_sub.created >= last, or_(_sub.created > last, _sub.id > last_id))
+        return await self._all(self.mapper, query)
+
     async def list_due(self, window: DueWindow, limit: int) -> list[Subscription]:
         since, after = window.since, window.after
         query = (
@@ -390,6 +432,37 @@ class SqlSubscriptions(SqlRecords[Subscription]):
             rest = query.where(_sub.expires > last).limit(limit - len(rows))
             rows += await self._all(self.mapper, rest)
         return rows
+
+
+def _never_paid_ip_range() -> list[ColumnElement[bool]]:
+    """Never paid (`is_setup = 0`, no expiry), sells an IP range, not cleaned up."""
+    mark = t.lifecycle_mark.c
+    ip_item = select(_li.id).where(
+        _li.subscription_id == _sub.id, _li.subscription_type == SubscriptionType.IP_RANGE
+    )
+    cleaned = select(mark.id).where(
+        mark.subscription_id == _sub.id, mark.action == NEVER_PAID_CLEANUP
+    )
+    return [
+        _sub.is_setup == False,  # noqa: E712
+        _sub.expires.is_(None),
+        _first_of(ip_item).is_not(None),
+        _none_of(cleaned),
+    ]
+
+
+def _first_of(rows: Select[Any]) -> ColumnElement[Any]:
+    """`(SELECT … LIMIT 1)`, looked up per subscription by the subquery's index, where a
+    `[NOT] EXISTS` would not be: MariaDB turns an EXISTS into a semi-join and a NOT EXISTS
+    into a NOT IN over a materialized subquery, each reading every matching row of the table
+    (every IP-range line item, mark, unpaid or paid payment ever made), not those of the
+    subscriptions the index range found."""
+    return rows.limit(1).scalar_subquery()
+
+
+def _none_of(rows: Select[Any]) -> ColumnElement[bool]:
+    """No row (`_first_of` … IS NULL): a NOT EXISTS MariaDB reads by index per row."""
+    return _first_of(rows).is_(None)
 
 
 async def _delete_subscription(conn: Any, subscription_id: int) -> bool:

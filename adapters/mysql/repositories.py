@@ -19,7 +19,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.dml import ReturningInsert
 
 from adapters.mysql import tables as t
 from adapters.mysql.connection import SqlConnection
@@ -76,15 +75,21 @@ def _count_keys_of_user() -> Select[Any]:
     return select(func.count()).select_from(keys).where(keys.c.user_id == bindparam("user_id"))
 
 
-def _insert_key_for_owner() -> ReturningInsert[Any]:
-    """A key stored for the user with the pubkey `owner_pubkey`, if any: its id and owner."""
-    key, users = t.user_ssh_key.c, t.users.c
-    stored = (key.name, key.created, key.key_data)
-    owner = select(*(bindparam(c.name, type_=c.type) for c in stored), users.id).where(
-        users.pubkey == bindparam("owner_pubkey", type_=users.pubkey.type)
-    )
-    columns = [*(c.name for c in stored), "user_id"]
-    return insert(t.user_ssh_key).from_select(columns, owner).returning(key.id, key.user_id)
+def _owner_counting_keys() -> Select[Any]:
+    """The id of the user with the pubkey `:pubkey` and how many keys they hold."""
+    users, keys = t.users.c, t.user_ssh_key.c
+    held = select(func.count()).where(keys.user_id == users.id).scalar_subquery()
+    return select(users.id, held).where(users.pubkey == bindparam("pubkey"))
+
+
+def _owner_counting_keys_locked() -> Select[Any]:
+    return _owner_counting_keys().with_for_update()
+
+
+#: SQLite's async engine: a no-op write on the owner's row takes the database write lock
+_TOUCH_OWNER = (
+    update(t.users).where(t.users.c.pubkey == bindparam("pubkey")).values(id=t.users.c.id)
+)
 
 
 def is_duplicate_key(error: IntegrityError) -> bool:
@@ -307,18 +312,19 @@ class SqlUsers(SqlRecords[User]):
 
 
 class SqlSshKeys(SqlRecords[SshKey]):
-    async def add_for_owner(self, owner_key: bytes, key: SshKey) -> SshKey | None:
-        if not self.conn.dialect.insert_returning:  # MySQL: the owner's id, then the INSERT
-            query = prebuilt(("user id by pubkey",), _user_id_by_pubkey)
-            user_id = (await self.conn.execute(query, {"pubkey": owner_key})).scalar()
-            return None if user_id is None else await self.add(evolve(key, user_id=user_id))
-        # MariaDB, SQLite: one INSERT … SELECT … RETURNING reads the owner's id as it stores
-        # the key (no round trip for the id alone); no row when no user has the pubkey
-        statement = prebuilt(("ssh key for owner",), _insert_key_for_owner)
-        row = self.mapper.to_row(key, exclude=("id", "user_id"))
-        result = await self._execute(statement, {**row, "owner_pubkey": owner_key})
-        stored = result.first()
-        return None if stored is None else evolve(key, id=stored.id, user_id=stored.user_id)
+    async def lock_owner(self, owner_key: bytes) -> tuple[int, int] | None:
+        # MariaDB: the user's row locked (`FOR UPDATE`) as its keys are counted, read after
+        # the lock: a concurrent add of the same user's key waits here for the first to end,
+        # then counts its key. SQLite: the write transaction begun first serialises the same
+        # way (BEGIN IMMEDIATE, no statement of its own), else a no-op write takes its lock.
+        if self.locks_rows:
+            statement = prebuilt(("lock owner counting keys",), _owner_counting_keys_locked)
+        else:
+            if not await self._begin_write():
+                await self.conn.execute(_TOUCH_OWNER, {"pubkey": owner_key})
+            statement = prebuilt(("owner counting keys",), _owner_counting_keys)
+        row = (await self.conn.execute(statement, {"pubkey": owner_key})).first()
+        return None if row is None else (int(row[0]), int(row[1]))
 
     async def list_by_user(self, user_id: int) -> list[SshKey]:
         return await self._where(t.user_ssh_key.c.user_id == user_id)

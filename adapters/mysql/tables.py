@@ -410,6 +410,9 @@ vm_custom_template = Table(
 )
 
 # --- subscriptions (§8), declared before vm because vm links to a line item ---------------
+#: the never-paid cleanup's index (r16): never-paid subscriptions (no expiry) by creation
+NEVER_PAID_INDEX = "idx_subscription_never_paid"
+
 subscription = Table(
     "subscription",
     metadata,
@@ -440,6 +443,8 @@ subscription = Table(
     Index("idx_subscription_external_id", "external_id"),
     # ours (r4): the lifecycle scans `is_active = 1 AND expires IS NOT NULL AND expires < ?`
     Index("idx_subscription_lifecycle", "is_active", "expires"),
+    # ours (r16): the never-paid cleanup scans `expires IS NULL AND created` in a window
+    Index(NEVER_PAID_INDEX, "expires", "created"),
     **TABLE_OPTS,
 )
 

@@ -28,8 +28,12 @@ class InProcessQueue:
     failed job, `fail` re-queues a non-skippable job once per call, at the back of the
     queue and without delay: a job that fails keeps coming back (as on Redis, where it
     returns every ~10 s), so the worker must not spin on it, and its counted failures are
-    kept per job (`Delivery.failures`) so the worker can give it up. Nothing survives a
-    restart.
+    kept per job (`Delivery.failures`) so the worker can give it up. Like the Redis stream,
+    it counts every hand-out of a job (`Delivery.deliveries`) and its transient failures
+    (`Delivery.passing`), so a delivery whose consumer task died without an ack or fail
+    shows as `Delivery.crashed` and counts toward giving the job up. A job that kills the
+    whole process takes the queue with it: nothing survives a restart, so in process such
+    a job is lost, not redelivered for ever.
     """
 
     def __init__(
@@ -41,6 +45,8 @@ class InProcessQueue:
         self._ready: asyncio.Queue[tuple[str, Job, bool]] = asyncio.Queue()
         self._pending: dict[str, _Pending] = {}
         self._failures: dict[str, int] = {}
+        self._passing: dict[str, int] = {}
+        self._deliveries: dict[str, int] = {}
         self._ids = itertools.count(1)
         self._claim_idle_s = claim_idle_ms / 1000
         self._monotonic = monotonic
@@ -73,7 +79,20 @@ class InProcessQueue:
         return [self._delivery(job_id, job, again) for job_id, job, again in taken]
 
     def _delivery(self, job_id: str, job: Job, again: bool) -> Delivery:
-        return Delivery(job, job_id, again, failures=self._failures.get(job_id, 0))
+        """The delivery of a job being handed out: its hand-outs counted, this one too."""
+        deliveries = self._deliveries[job_id] = self._deliveries.get(job_id, 0) + 1
+        return Delivery(
+            job,
+            job_id,
+            again,
+            failures=self._failures.get(job_id, 0),
+            passing=self._passing.get(job_id, 0),
+            deliveries=deliveries,
+        )
+
+    def _forget(self, job_id: str) -> None:
+        for counts in (self._failures, self._passing, self._deliveries):
+            counts.pop(job_id, None)
 
     def _reclaim(self, max_jobs: int) -> list[Delivery]:
         """Deliveries idle past the claim time, oldest id first (XAUTOCLAIM's order)."""
@@ -88,19 +107,21 @@ class InProcessQueue:
             self._pending[job_id].delivered_at = now
         return [self._delivery(i, self._pending[i].job, True) for i in claimed]
 
-    async def ack(self, delivery: Delivery) -> None:
-        self._pending.pop(delivery.id, None)
-        self._failures.pop(delivery.id, None)
+    async def ack(self, delivery: Delivery) -> bool:
+        if self._pending.pop(delivery.id, None) is None:
+            return False
+        self._forget(delivery.id)
+        return True
 
     async def fail(self, delivery: Delivery, *, counted: bool = True) -> None:
         pending = self._pending.pop(delivery.id, None)
         if pending is None:
             return
         if pending.job.skippable:
-            self._failures.pop(delivery.id, None)
+            self._forget(delivery.id)
             return
-        if counted:
-            self._failures[delivery.id] = self._failures.get(delivery.id, 0) + 1
+        counts = self._failures if counted else self._passing
+        counts[delivery.id] = counts.get(delivery.id, 0) + 1
         self._ready.put_nowait((delivery.id, pending.job, True))
 
     @property

@@ -29,11 +29,14 @@ class RedisStreamsQueue:
     reference: entries added before any group existed are not delivered). An entry that is
     not a job is logged and acked, where the reference would re-claim it forever.
 
-    A counted failure (`fail(counted=True)`) adds one to the entry's field in the hash
-    `failures_key` (`<stream>:failures`), read back into `Delivery.failures` when the entry
-    is claimed again; ack removes the field. The stream's own delivery count (XPENDING) is
-    not used: it also counts transient failures and crashed consumers, which must not bring
-    a job nearer to being given up.
+    A failure adds one to a field of the entry in the hash `failures_key`
+    (`<stream>:failures`): `<id>` if counted (`fail(counted=True)`), `<id>:passing` if not;
+    both are read back into `Delivery.failures` and `Delivery.passing` when the entry is
+    claimed again, and ack removes them. `Delivery.deliveries` is the stream's own delivery
+    count (XPENDING's `times_delivered`, which XREADGROUP sets to 1 and XAUTOCLAIM raises on
+    every claim): it counts a delivery durably the moment it is handed out, so the ones
+    whose consumer died before it could ack or fail are the difference
+    (`Delivery.crashed`).
 
     Every worker process needs its own `consumer` name (the reference's single worker is
     `api-worker`). A job still running after `claim_idle_ms` can be claimed by another
@@ -60,7 +63,7 @@ class RedisStreamsQueue:
 
     @property
     def failures_key(self) -> str:
-        """The hash of counted failures per pending entry id."""
+        """The hash of each pending entry's failures: counted (`<id>`) and passing."""
         return f"{self._stream}:failures"
 
     async def send(self, job: Job) -> str:
@@ -136,30 +139,53 @@ class RedisStreamsQueue:
                 await self._ack(delivery_id)
                 continue
             deliveries.append(Delivery(job, delivery_id, redelivered))
-        if not redelivered or not deliveries:  # a new entry has failed no delivery yet
+        if not redelivered or not deliveries:  # a new entry: delivered once, failed never
             return deliveries
-        counts = await self._redis.hmget(self.failures_key, [d.id for d in deliveries])
+        return await self._counted(deliveries)
+
+    async def _counted(self, deliveries: list[Delivery]) -> list[Delivery]:
+        """Claimed deliveries with their failures and their delivery count (this claim
+        included); an entry acked meanwhile by a slow consumer has no count: 1 is taken."""
+        ids = [d.id for d in deliveries]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self.failures_key, ids + [_passing(i) for i in ids])
+            for entry_id in ids:
+                pipe.xpending_range(self._stream, self._group, min=entry_id, max=entry_id, count=1)
+            [counts, *pending] = await pipe.execute()
+        n = len(ids)
         return [
-            attrs.evolve(d, failures=int(n)) if n is not None else d
-            for d, n in zip(deliveries, counts, strict=True)
+            attrs.evolve(
+                d,
+                failures=int(counts[k] or 0),
+                passing=int(counts[n + k] or 0),
+                deliveries=int(found[0]["times_delivered"]) if found else 1,
+            )
+            for k, (d, found) in enumerate(zip(deliveries, pending, strict=True))
         ]
 
-    async def ack(self, delivery: Delivery) -> None:
-        await self._ack(delivery.id)
+    async def ack(self, delivery: Delivery) -> bool:
+        return await self._ack(delivery.id)
 
-    async def _ack(self, delivery_id: str) -> None:
+    async def _ack(self, delivery_id: str) -> bool:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.xack(self._stream, self._group, delivery_id)
-            pipe.hdel(self.failures_key, delivery_id)
-            await pipe.execute()
+            pipe.hdel(self.failures_key, delivery_id, _passing(delivery_id))
+            acked, _ = await pipe.execute()
+        return bool(acked)
 
     async def fail(self, delivery: Delivery, *, counted: bool = True) -> None:
         """Skippable: ack. Otherwise leave it pending (re-claimed after the idle time), its
-        failure counted if `counted`."""
+        failure recorded as counted or passing."""
         if delivery.job.skippable:
             await self.ack(delivery)
-        elif counted:
-            await self._redis.hincrby(self.failures_key, delivery.id, 1)
+        else:
+            field = delivery.id if counted else _passing(delivery.id)
+            await self._redis.hincrby(self.failures_key, field, 1)
+
+
+def _passing(entry_id: str) -> str:
+    """The field of `failures_key` counting an entry's transient failures."""
+    return f"{entry_id}:passing"
 
 
 def _text(value: str | bytes) -> str:

@@ -14,7 +14,7 @@ from domain.errors import DomainError, InvalidInput
 from domain.model import SshKey
 from domain.text_rules import check_line, is_single_line
 from ports.clock import Clock
-from ports.storage import UnitOfWork, UnitOfWorkFactory
+from ports.storage import UnitOfWorkFactory
 
 NAME_LIMIT = 100
 #: the comment kept after the key (also the name when none is given): one line, bounded.
@@ -85,11 +85,16 @@ async def list_ssh_keys(uow_factory: UnitOfWorkFactory, user_id: int) -> list[Ss
 async def add_ssh_key(
     uow_factory: UnitOfWorkFactory, clock: Clock, user_id: int, name: str, key_data: str
 ) -> SshKey:
-    """Store a key re-encoded as `<type> <base64>[ <comment>]`; an empty name takes the comment."""
+    """Store a key re-encoded as `<type> <base64>[ <comment>]`; an empty name takes the comment.
+
+    Refused (`TooManySshKeys`, nothing stored) when the user holds `MAX_SSH_KEYS` already,
+    counted under the user's lock so that concurrent adds count one after another.
+    """
     key = evolve(_checked_key(name, key_data, clock), user_id=user_id)
     async with uow_factory() as uow:
+        await uow.users.lock(user_id)
+        _check_count(await uow.ssh_keys.count_by_user(user_id))
         key = await uow.ssh_keys.add(key)
-        await _check_count(uow, user_id)
         await uow.commit()
     return key
 
@@ -97,23 +102,25 @@ async def add_ssh_key(
 async def add_ssh_key_by_owner(
     uow_factory: UnitOfWorkFactory, clock: Clock, owner_key: bytes, name: str, key_data: str
 ) -> SshKey | None:
-    """`add_ssh_key` for the user with this Nostr public key, found in the same unit of work
-    (no user look-up before, issue 10); None, and nothing stored, when no user has the key.
-    A bad key or name is refused before the key is looked up."""
+    """`add_ssh_key` for the user with this Nostr public key, locked and counted in the same
+    unit of work by one statement (no user look-up before, issue 10); None, and nothing
+    stored, when no user has the key. A bad key or name is refused before the key is looked
+    up."""
     key = _checked_key(name, key_data, clock)
     async with uow_factory() as uow:
-        added = await uow.ssh_keys.add_for_owner(owner_key, key)
-        if added is not None:
-            await _check_count(uow, added.user_id)
-            await uow.commit()
+        owner = await uow.ssh_keys.lock_owner(owner_key)
+        if owner is None:
+            return None
+        user_id, held = owner
+        _check_count(held)
+        added = await uow.ssh_keys.add(evolve(key, user_id=user_id))
+        await uow.commit()
     return added
 
 
-async def _check_count(uow: UnitOfWork, user_id: int) -> None:
-    """Counted after the INSERT, in its transaction (the owner's id comes with it, issue 10):
-    past the cap the unit of work ends uncommitted, so nothing is stored."""
-    held = await uow.ssh_keys.count_by_user(user_id)
-    if held > MAX_SSH_KEYS:
+def _check_count(held: int) -> None:
+    """A key more is refused when the account holds `MAX_SSH_KEYS` already."""
+    if held >= MAX_SSH_KEYS:
         raise TooManySshKeys(
             f"An account holds at most {MAX_SSH_KEYS} SSH keys; this one was not added"
         )

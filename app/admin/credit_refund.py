@@ -6,6 +6,13 @@ from datetime import datetime
 
 import attrs
 
+from app.admin.refund_record import (
+    CREDIT,
+    NothingToRefund,
+    refund_event,
+    refund_reference,
+    refuse_if_refunded,
+)
 from app.admin.vms import require_live
 from app.billing.catalogue import subscription_of
 from app.billing.credit_balance import Booked, book_in
@@ -13,7 +20,6 @@ from app.billing.errors import SubscriptionNotFound
 from app.billing.price_in_force import price_in_force
 from domain.account_credit import CreditReason, checked_entry
 from domain.credit_conversion import convert_down, noted
-from domain.errors import DomainError
 from domain.model import Vm
 from domain.money import Money
 from domain.price_basis import PriceBasis
@@ -22,10 +28,6 @@ from domain.unused_time import unused_value
 from ports.clock import Clock
 from ports.rates import RateStore
 from ports.storage import UnitOfWorkFactory
-
-
-class NothingToRefund(DomainError):
-    """No unused paid time is left (already refunded, expired, or worth nothing)."""
 
 
 def _unused(basis: PriceBasis, expires: datetime, now: datetime) -> list[Money]:
@@ -71,9 +73,11 @@ async def refund_to_credit(
     changes.
 
     The whole subscription's expiry is cut to now in the same transaction, so no item's time
-    is both kept and refunded: a second request finds nothing left (422), and the ledger
-    entry's reference (the VM and the expiry it refunded) books it once even if two requests
-    race. The subscription lock is taken first, as completion does, then the balance lock.
+    is both kept and refunded, and the VM's history records the refund (`refund_record`): a
+    second refund of that time, to credit or by hand, finds nothing left and the record
+    that cut it (409), and the ledger entry's reference (the VM and the expiry it refunded)
+    books it once even if two requests race. The subscription lock is taken first, as
+    completion does, then the balance lock.
     """
     now = clock.now()
     async with uow_factory() as uow:  # which subscription: read before its lock is taken
@@ -85,6 +89,8 @@ async def refund_to_credit(
         vm = _live(await uow.vms.get(vm_id))
         if sub is None or (await subscription_of(uow, vm)).id != sub.id:
             raise SubscriptionNotFound("Subscription not found")
+        if sub.expires is not None and sub.expires <= now:
+            await refuse_if_refunded(uow, vm.id, sub.expires)  # 409 when a refund cut it
         if sub.expires is None or sub.expires <= now:
             raise NothingToRefund("No paid time is left to refund")
         expires: datetime = sub.expires
@@ -102,7 +108,7 @@ async def refund_to_credit(
             currency=target.value,
             amount=converted.money.amount,
             reason=CreditReason.REFUND_TO_CREDIT,
-            reference=f"vm:{vm_id}:until:{int(expires.timestamp())}",
+            reference=refund_reference(vm_id, expires),
             note=noted(reason or f"unused time of VM {vm_id}", converted),
             created=now,
             admin_id=admin_id,
@@ -110,5 +116,18 @@ async def refund_to_credit(
         booked = await book_in(uow, entry)
         if not booked.replayed:
             await uow.subscriptions.update(attrs.evolve(sub, expires=now))
+            figure = f"{converted.money.amount} {target.value} (smallest units)"
+            await uow.vm_history.add(
+                refund_event(
+                    vm_id=vm.id,
+                    kind=CREDIT,
+                    admin_id=admin_id,
+                    expires=expires,
+                    cut_to=now,
+                    figure=figure,
+                    now=now,
+                    reason=reason,
+                )
+            )
         await uow.commit()
     return booked

@@ -8,6 +8,7 @@ from app.billing.completion import complete_payment
 from app.billing.errors import PaymentNotFound, VmNotFound
 from app.billing.rails import PaymentRails
 from app.settlement_retries import passing
+from domain.admin_completion import AdminCompletion, NodeSettlement
 from domain.enums import PaymentMethod
 from domain.errors import InvalidInput, PaymentAlreadyCompleted, found
 from domain.model import SubscriptionPayment
@@ -45,6 +46,7 @@ async def complete_as_admin(
     queue: WorkQueue,
     *,
     payment_id: bytes,
+    admin_id: int,
     vm_id: int | None = None,
 ) -> SubscriptionPayment:
     """Complete an unpaid payment (of `vm_id` when given) and return it re-read.
@@ -56,6 +58,11 @@ async def complete_as_admin(
     A Lightning payment is completed with what the node received (`_received_msat`), as
     the settlement intake does: what a payer sent beyond the invoice becomes account credit
     in the same booking, so once, whoever completes it first.
+
+    The booking records `admin_id` on the payment and its VM history (`AdminCompletion`),
+    with what the node said of a Lightning invoice: a settlement that arrives later for an
+    invoice the node had not settled is money this completion did not count
+    (`app.billing.paid_after_admin`).
     """
     async with uow_factory() as uow:
         if vm_id is None:
@@ -64,9 +71,15 @@ async def complete_as_admin(
             payment = await vm_payment(uow, vm_id, payment_id)
     if payment.is_paid:
         raise PaymentAlreadyCompleted(ALREADY_COMPLETED)
-    received = await _received_msat(uow_factory, rails, payment)
+    received, seen = await _received_msat(uow_factory, rails, payment)
     report = await complete_payment(
-        uow_factory, clock, rails, queue, payment_id=payment.id, received_msat=received
+        uow_factory,
+        clock,
+        rails,
+        queue,
+        payment_id=payment.id,
+        received_msat=received,
+        by_admin=AdminCompletion(admin_id=admin_id, settlement=seen),
     )
     if not report.completed:
         raise PaymentAlreadyCompleted(ALREADY_COMPLETED)
@@ -76,18 +89,19 @@ async def complete_as_admin(
 
 async def _received_msat(
     uow_factory: UnitOfWorkFactory, rails: PaymentRails, payment: SubscriptionPayment
-) -> int | None:
+) -> tuple[int | None, NodeSettlement | None]:
     """What the Lightning node received for `payment`: the amount its settlement problem
     recorded (kept when the intake could not complete it), else the node's settlement of its
     invoice (none, or the node unreachable: nothing known, logged). None for another method,
     or for less than the payment's total: an admin completing a short settlement decided to
-    count it as paid, and nothing of it is in excess."""
+    count it as paid, and nothing of it is in excess. With it, what the node said
+    (`NodeSettlement`; None for another method)."""
     if payment.payment_method is not PaymentMethod.LIGHTNING:
-        return None
+        return None, None
     async with uow_factory() as uow:
         problem = await uow.settlement_problems.get_by_payment(payment.id)
     if problem is not None:
-        received: int | None = problem.amount_paid_msat
+        received = problem.amount_paid_msat
     else:
         try:
             settled = await rails.lightning_settlement(payment.id)
@@ -102,17 +116,21 @@ async def _received_msat(
                 payment.id.hex(),
                 err,
             )
-            return None
-        received = None if settled is None else settled.amount_paid_msat
-    if received is not None and received < payment.total:
+            return None, NodeSettlement.UNKNOWN
+        if settled is None:
+            # no node here to ask (an admin API run apart from it): nothing is known
+            seen = NodeSettlement.NONE if rails.asks_lightning_node else NodeSettlement.UNKNOWN
+            return None, seen
+        received = settled.amount_paid_msat
+    if received < payment.total:
         log.warning(
             "payment %s completed by an admin though the node received %d msat of its %d",
             payment.id.hex(),
             received,
             payment.total,
         )
-        return None
-    return received
+        return None, NodeSettlement.COUNTED
+    return received, NodeSettlement.COUNTED
 
 
 async def complete_bank_transfer(
@@ -122,6 +140,7 @@ async def complete_bank_transfer(
     queue: WorkQueue,
     *,
     reference: str,
+    admin_id: int,
 ) -> SubscriptionPayment:
     """An operator saw the transfer of `reference` arrive: complete its payment exactly once
     (409 when already completed; 404 for a reference no bank-transfer payment carries)."""
@@ -129,4 +148,6 @@ async def complete_bank_transfer(
         payment = await uow.payments.get_by_external_id(reference) if reference else None
     if payment is None or payment.payment_method is not PaymentMethod.BANK_TRANSFER:
         raise PaymentNotFound("No bank transfer with this reference")
-    return await complete_as_admin(uow_factory, clock, rails, queue, payment_id=payment.id)
+    return await complete_as_admin(
+        uow_factory, clock, rails, queue, payment_id=payment.id, admin_id=admin_id
+    )

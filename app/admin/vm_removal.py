@@ -10,14 +10,15 @@ from decimal import Decimal
 import attrs
 
 from app.admin.vms import require_live
-from app.billing.catalogue import subscription_of, vm_price
+from app.billing.catalogue import VmPrice, subscription_of, vm_price
 from app.billing.errors import VmNotFound
 from domain.enums import PaymentMethod
-from domain.exchange import charge_amount
+from domain.errors import InvalidInput
+from domain.exchange import RateTable, charge_amount
 from domain.money import Money
 from domain.upgrade import remaining_time_info
 from ports.clock import Clock
-from ports.jobs import DeleteVm, SendAdminNotification
+from ports.jobs import DeleteVm
 from ports.queue import WorkQueue
 from ports.rates import RateStore
 from ports.storage import UnitOfWorkFactory
@@ -57,6 +58,44 @@ class RefundAmount:
     seconds_remaining: int
 
 
+def refund_start(from_date: datetime | None, now: datetime, field: str) -> datetime:
+    """Where a refund's unused time starts: `from_date`, default now, never before now
+    (`InvalidInput`, 400): time already used is not refunded, and counting "unused" time
+    from a past date would pay back more than the periods it covers were paid."""
+    if from_date is None:
+        return now
+    if from_date < now:
+        raise InvalidInput(
+            f"{field} must not be earlier than now ({now.isoformat()}): time already used "
+            "is not refunded"
+        )
+    return from_date
+
+
+def refund_value(
+    price: VmPrice,
+    expires: datetime | None,
+    start: datetime,
+    *,
+    deleted: bool,
+    method: PaymentMethod,
+    rates: RateTable,
+    now: datetime,
+) -> RefundAmount:
+    """`prorated_cost` of the time from `start` to `expires` at the VM's list price,
+    converted for `method` like a charge (R10.4: no tax)."""
+    remaining = remaining_time_info(
+        price.list_price, price.interval, expires, start, deleted=deleted
+    )
+    charged = charge_amount(remaining.prorated_cost, method, rates, now)
+    return RefundAmount(
+        amount=charged.money,
+        rate=charged.rate,
+        expires=expires,
+        seconds_remaining=remaining.seconds_remaining,
+    )
+
+
 async def refund_amount(
     uow_factory: UnitOfWorkFactory,
     rates: RateStore,
@@ -66,60 +105,22 @@ async def refund_amount(
     method: PaymentMethod,
     from_date: datetime | None,
 ) -> RefundAmount:
-    """`prorated_cost` of the remaining time from `from_date` (default now) at the VM's
-    current list price, converted for `method` like a charge (R10.4: no tax).
+    """`refund_value` of the remaining time from `from_date` (default now, never earlier:
+    `refund_start`) at the VM's current list price.
 
     The value is exact (`unused_value`): the price per whole calendar interval left, the rest
     its share of the interval holding `from_date`, floored to the list unit, then to msat/sat
     as a Lightning charge would be.
     """
     now = clock.now()
-    when = now if from_date is None else from_date
+    when = refund_start(from_date, now, "from_date")
     async with uow_factory() as uow:
         vm = await uow.vms.get(vm_id)
         if vm is None:
             raise VmNotFound("VM not found")
         sub = await subscription_of(uow, vm)
         price = await vm_price(uow, vm)
-    remaining = remaining_time_info(
-        price.list_price, price.interval, sub.expires, when, deleted=vm.deleted
-    )
-    charged = charge_amount(remaining.prorated_cost, method, await rates.table(), now)
-    return RefundAmount(
-        amount=charged.money,
-        rate=charged.rate,
-        expires=sub.expires,
-        seconds_remaining=remaining.seconds_remaining,
-    )
-
-
-async def request_refund(
-    queue: WorkQueue,
-    *,
-    vm_id: int,
-    refund: RefundAmount,
-    method: PaymentMethod,
-    lightning_invoice: str | None,
-    admin_id: int,
-    reason: str | None,
-) -> str:
-    """Queue a notice to the admins naming the refund to pay; its job id.
-
-    No money moves here: the reference's ProcessVmRefund job was never implemented (it
-    always failed), and paying out automatically from an admin click is the kind of thing
-    that must be done by a person. The audit trail records who asked for it.
-    """
-    figure = f"{refund.amount.amount} {refund.amount.currency.value} (smallest units)"
-    lines = [
-        f"Refund requested for VM #{vm_id} by admin user #{admin_id}: {figure} "
-        f"by {method.display_name}, for {refund.seconds_remaining} s of unused time.",
-        "It is not paid automatically: pay it by hand.",
-    ]
-    if lightning_invoice:
-        lines.append(f"Invoice to pay: {lightning_invoice}")
-    if reason:
-        lines.append(f"Reason: {reason}")
-    message = "\n".join(lines)
-    return await queue.send(
-        SendAdminNotification(title=f"[VM{vm_id}] Refund requested", message=message)
+    table = await rates.table()
+    return refund_value(
+        price, sub.expires, when, deleted=vm.deleted, method=method, rates=table, now=now
     )

@@ -10,6 +10,7 @@ from app.billing.errors import SubscriptionNotFound, VmNotFound
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, InvalidInput
 from domain.lifecycle import subscription_changed
+from domain.limits import check_expiry
 from domain.model import Vm, vm_event
 from ports.clock import Clock
 from ports.jobs import SpawnVm, StartVm, StopVm
@@ -17,6 +18,7 @@ from ports.queue import WorkQueue
 from ports.storage import UnitOfWorkFactory
 
 MAX_EXTEND_DAYS = 365
+_DELETED = "Cannot extend a deleted VM"
 
 
 class VmIsDeleted(DomainError):
@@ -59,7 +61,10 @@ async def extend_vm(
     reason: str | None = None,
 ) -> Extension:
     """`expires = (expires or now) + days` on the row-locked subscription, history Renewed
-    with admin metadata, in one transaction; then SpawnVm.
+    with admin metadata, in one transaction; then SpawnVm. The new expiry stays within
+    `check_expiry`'s bound (10 years ahead, 400), as an admin's PATCH of the subscription
+    does: repeated extends cannot get past it. The VM is read again under the lock: a VM
+    deleted meanwhile is refused (422), its subscription left as the deletion left it.
 
     Unlike the reference (lifecycle.md §7.6) `is_active` is set: an order starts inactive
     here, and an inactive subscription is never stopped on expiry, so an extended never-paid
@@ -67,13 +72,21 @@ async def extend_vm(
     """
     check_days(days)
     now = clock.now()
+    async with uow_factory() as uow:  # which subscription: read before its lock is taken
+        first = require_live(await uow.vms.get(vm_id), _DELETED)
+        found = await uow.subscriptions.get_by_line_item(first.subscription_line_item_id)
+    if found is None:
+        raise SubscriptionNotFound("VM subscription not found")
     async with uow_factory() as uow:
-        vm = require_live(await uow.vms.get(vm_id), "Cannot extend a deleted VM")
-        found = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
-        sub = None if found is None else await uow.subscriptions.get_for_update(found.id)
-        if sub is None:
+        # the lock is this transaction's first statement: on MariaDB the first plain read
+        # fixes the snapshot, so the VM read below sees a deletion (which takes this lock
+        # too) committed while this waited, and a deleted VM's subscription is not revived
+        sub = await uow.subscriptions.get_for_update(found.id)
+        vm = require_live(await uow.vms.get(vm_id), _DELETED)
+        if sub is None or vm.subscription_line_item_id != first.subscription_line_item_id:
             raise SubscriptionNotFound("VM subscription not found")
         new = (sub.expires or now) + timedelta(days=days)
+        check_expiry(new, now)  # the bound PATCH /subscriptions keeps, however many extends
         extended = attrs.evolve(sub, expires=new, is_active=True)
         await uow.subscriptions.update(subscription_changed(sub, extended, now))
         meta: dict[str, object] = {

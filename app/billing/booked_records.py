@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from app.billing.upgrades import upgrade_in
+from domain.admin_completion import ADMIN_COMPLETION_KEY, admin_completion_of
 from domain.credit import CreditMode, payment_meta
 from domain.enums import SubscriptionType, VmHistoryActionType
 from domain.errors import DomainError, DowngradeRefused, SpecOutOfLimits
@@ -47,6 +48,12 @@ def overpaid_text(excess: Overpaid) -> str:
     return f"{what}, credited {amount} to the account"
 
 
+def _by_admin(payment: SubscriptionPayment) -> dict[str, object]:
+    """The admin who completed the payment by hand, as its history entries record it."""
+    admin = admin_completion_of(payment_meta(payment))
+    return {} if admin is None else {ADMIN_COMPLETION_KEY: admin.to_json()}
+
+
 def _received(vm_id: int, payment: SubscriptionPayment, now: datetime) -> VmHistory:
     seconds = payment.time_value or 0
     text = f"VM {vm_id} received payment of {formatted(payment)} ({seconds} seconds added)"
@@ -56,6 +63,7 @@ def _received(vm_id: int, payment: SubscriptionPayment, now: datetime) -> VmHist
         "payment_amount": payment.total,
         "payment_currency": payment.currency,
         "time_added_seconds": seconds,
+        **_by_admin(payment),
     }
     excess = overpaid_of(payment_meta(payment))
     if excess is not None:  # the payer sent more than the invoice: the rest is account credit
@@ -73,6 +81,7 @@ def _renewed(vm_id: int, done: CompletedPayment, now: datetime) -> VmHistory:
         "payment_id": payment.id.hex(),
         "payment_amount": payment.total,
         "payment_currency": payment.currency,
+        **_by_admin(payment),
     }
     if done.credit is not None and done.credit.mode is not CreditMode.CALENDAR:
         metadata["credit"] = done.credit.to_json()

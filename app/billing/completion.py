@@ -36,6 +36,7 @@ from app.billing.credit_release import respend_released
 from app.billing.errors import PaymentNotFound, ShortSettlement
 from app.billing.invoicing import issue_invoice
 from app.billing.order_locks import under_region_lock
+from app.billing.paid_after_admin import card_paid_after_admin
 from app.billing.payment_completed import Reactions, Subscriber, default_subscribers, publish
 from app.billing.price_in_force import price_in_force_or_none
 from app.billing.rails import PaymentRails
@@ -48,6 +49,7 @@ from app.billing.upgrades import (
     why_paid_upgrade_does_not_fit,
 )
 from domain.account_credit import credit_applied, credit_taken, unpaid_charged
+from domain.admin_completion import ADMIN_COMPLETION_KEY, AdminCompletion
 from domain.credit import Credit, credit_payment, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.events import PaymentCompleted
@@ -157,6 +159,7 @@ async def book_payment(
     clock: Clock,
     on_booked: Sequence[OnBooked] = (),
     excess_msat: int = 0,
+    by_admin: AdminCompletion | None = None,
 ) -> CompletedPayment | None:
     """Mark the payment paid and apply it to its subscription, in one transaction (D9).
 
@@ -189,6 +192,10 @@ async def book_payment(
     the user's account credit in the same transaction and recorded on the payment
     (`credit_excess`, metadata `overpaid`), so exactly once with the booking.
 
+    `by_admin`: the admin who completed it by hand, kept on the paid row (metadata
+    `completed_by_admin`, which its VM history entries copy) in the same transaction, so
+    a completion is never booked without saying who made it.
+
     Each `on_booked` effect runs last, in the same transaction (a process killed between two
     transactions would otherwise leave a booked payment without its records for good, since
     a replay finds it paid and does nothing: tests/e2e kill -9).
@@ -198,7 +205,7 @@ async def book_payment(
     # first; a host moving region at every run (an admin at work): the caller retries later
     return await under_region_lock(
         await _upgraded_region(uow_factory, found),
-        lambda region: _book(uow_factory, found, now, on_booked, region, excess_msat),
+        lambda region: _book(uow_factory, found, now, on_booked, region, excess_msat, by_admin),
         exhausted=StorageBusy,
     )
 
@@ -225,6 +232,7 @@ async def _book(
     on_booked: Sequence[OnBooked],
     region: int | None,
     excess_msat: int = 0,
+    by_admin: AdminCompletion | None = None,
 ) -> CompletedPayment | None:
     async with uow_factory() as uow:
         # the subscription lock first, as this transaction's first statement: what it reads
@@ -249,12 +257,33 @@ async def _book(
         if respent.problem is not None:
             log.warning("payment %s: %s", payment.id.hex(), respent.problem)
             done = attrs.evolve(done, problems=(*done.problems, respent.problem))
+        if by_admin is not None:
+            done = await _completed_by(uow, done, by_admin)
         if excess_msat > 0:
             done = await _overpaid(uow, done, excess_msat)
         for effect in on_booked:
             await effect(uow, done)
         await uow.commit()
     return done
+
+
+async def _completed_by(
+    uow: UnitOfWork, done: CompletedPayment, admin: AdminCompletion
+) -> CompletedPayment:
+    """The admin's completion kept in the paid row's `metadata` (its VM history entries copy
+    it from there); reported when the metadata is not a JSON object and cannot hold it."""
+    paid = done.payment
+    if paid.metadata is not None and not payment_meta(paid):
+        note = (
+            f"completed by admin {admin.admin_id}: its metadata is not a JSON object, so "
+            "the admin is not recorded on it"
+        )
+        log.warning("payment %s: %s", paid.id.hex(), note)
+        return attrs.evolve(done, problems=(*done.problems, note))
+    meta = {**payment_meta(paid), ADMIN_COMPLETION_KEY: admin.to_json()}
+    paid = attrs.evolve(paid, metadata=meta)
+    await uow.payments.update(paid)
+    return attrs.evolve(done, payment=paid)
 
 
 async def _overpaid(uow: UnitOfWork, done: CompletedPayment, msat: int) -> CompletedPayment:
@@ -453,6 +482,7 @@ async def complete_payment(
     on_booked: Sequence[OnBooked] | None = None,
     subscribers: Sequence[Subscriber] | None = None,
     received_msat: int | None = None,
+    by_admin: AdminCompletion | None = None,
 ) -> CompletionReport:
     """Complete a payment by id (or `found`, the payment as the caller already read it): unknown
     → `PaymentNotFound` (404, D14); already paid (a replayed settlement, a duplicate webhook, a
@@ -463,7 +493,8 @@ async def complete_payment(
     `received_msat`: what the Lightning node says arrived for it (None: not known, e.g. an
     admin's completion). Less than the payment's total → `ShortSettlement` and nothing is
     booked (only amount invoices are issued, so the node must not report it); more → the
-    excess becomes account credit in the booking (`book_payment`)."""
+    excess becomes account credit in the booking (`book_payment`). `by_admin`: the admin
+    completing it by hand, recorded in the booking (`book_payment`)."""
     if found is None:
         found = await _lookup(uow_factory, payment_id)
     elif found.id != payment_id:
@@ -475,7 +506,7 @@ async def complete_payment(
     excess = _excess(found, received_msat)
     records = ProductRecords()
     effects = DEFAULT_ON_BOOKED if on_booked is None else on_booked
-    done = await book_payment(uow_factory, found, clock, [records, *effects], excess)
+    done = await book_payment(uow_factory, found, clock, [records, *effects], excess, by_admin)
     if done is None:
         return CompletionReport(payment_id=found.id, completed=False)
     event = PaymentCompleted(
@@ -529,7 +560,9 @@ async def complete_card_payment(
     method than the webhook's → `PaymentNotFound` (D14);
     then the provider's own word decides, as the reference's `try_complete`: an order it
     does not call paid changes nothing (None). Without that rail here, the signature alone
-    decides (logged). Two transactions: the lookup, then the booking."""
+    decides (logged). Two transactions: the lookup, then the booking. An order an admin
+    had completed by hand is reported to the admins, nothing credited
+    (`card_paid_after_admin`)."""
     async with uow_factory() as uow:
         payment = await uow.payments.get_by_external_id(external_id)
     if payment is None or payment.payment_method is not method:
@@ -546,6 +579,9 @@ async def complete_card_payment(
             method.display_name,
             external_id,
         )
-    return await complete_payment(
+    report = await complete_payment(
         uow_factory, clock, rails, queue, payment_id=payment.id, found=payment, on_booked=on_booked
     )
+    if not report.completed:  # paid already: by this order's webhook, or by an admin
+        await card_paid_after_admin(uow_factory, queue, method, external_id)
+    return report

@@ -3,6 +3,8 @@ becomes account credit, once."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from app.billing.credit_balance import book_in
 from domain.account_credit import MAX_NOTE, CreditReason, checked_entry, credit_applied
 from domain.credit import payment_meta
@@ -97,6 +99,50 @@ async def credit_excess(
     more. `credited` is 0 when the excess is worth less than one unit or cannot be valued
     (no rate of that currency in the quote); the caller records it either way.
     """
+    note = f"paid {msat} msat more than the invoice of payment {payment.id.hex()}"
+    excess, _ = await _credit_msat(
+        uow, payment, list_currency, msat, EXCESS_SUFFIX, note, payment.paid_at or payment.created
+    )
+    return excess
+
+
+#: the ledger reference of a settlement met after an admin had completed its payment
+SETTLED_AFTER_ADMIN_SUFFIX = "/settled-after-admin"
+
+
+async def credit_settled_after_admin(
+    uow: UnitOfWork,
+    payment: SubscriptionPayment,
+    list_currency: str,
+    msat: int,
+    now: datetime,
+) -> tuple[Overpaid, bool]:
+    """`msat` that the Lightning node received for a payment an admin had already completed
+    without it (`app.billing.paid_after_admin`): all of it booked as account credit in
+    `list_currency`, valued as an excess is (`credit_excess`), and whether an earlier call
+    had booked it already (then nothing more is).
+
+    Booked once per payment (reference: its id + `SETTLED_AFTER_ADMIN_SUFFIX`): an invoice
+    settles once, so the stream, its replays and a reconciliation meeting that settlement
+    book it once between them, whatever their race.
+    """
+    note = f"paid {msat} msat for payment {payment.id.hex()} after an admin had completed it"
+    return await _credit_msat(
+        uow, payment, list_currency, msat, SETTLED_AFTER_ADMIN_SUFFIX, note, now
+    )
+
+
+async def _credit_msat(
+    uow: UnitOfWork,
+    payment: SubscriptionPayment,
+    list_currency: str,
+    msat: int,
+    suffix: str,
+    note: str,
+    created: datetime,
+) -> tuple[Overpaid, bool]:
+    """`msat` of `payment` booked as credit in `list_currency` under the payment's id +
+    `suffix`; what was credited, and whether it had been booked before (replayed)."""
     try:
         target = Currency.parse(list_currency)
     except DomainError:
@@ -108,18 +154,18 @@ async def credit_excess(
     )
     value = excess_value(msat, target, rate)
     if not value:
-        return Overpaid(msat=msat, credited=0, currency=target.value)
-    await book_in(
+        return Overpaid(msat=msat, credited=0, currency=target.value), False
+    booked = await book_in(
         uow,
         checked_entry(
             user_id=payment.user_id,
             currency=target.value,
             amount=value,
             reason=CreditReason.OVERPAYMENT,
-            reference=payment.id.hex() + EXCESS_SUFFIX,
-            note=f"paid {msat} msat more than the invoice of payment {payment.id.hex()}",
-            created=payment.paid_at or payment.created,
+            reference=payment.id.hex() + suffix,
+            note=note[:MAX_NOTE],
+            created=created,
             payment_id=payment.id,
         ),
     )
-    return Overpaid(msat=msat, credited=value, currency=target.value)
+    return Overpaid(msat=msat, credited=value, currency=target.value), booked.replayed

@@ -47,6 +47,12 @@ class PaymentNotFound(NotFound):
     pass
 
 
+class VmDeleted(DomainError):
+    """A renewal of a subscription whose VM was deleted (an admin, the grace period, the unpaid
+    cleanup, 422): nothing is quoted, so no wallet or credit pays for it. D24 revives a deleted
+    VM only for a payment that was pending when it was deleted (ended then, paid anyway)."""
+
+
 class OfferUnavailable(DomainError):
     """A template, custom pricing or image that may no longer be ordered (422, §6.1 step 2)."""
 

@@ -20,7 +20,6 @@ NAME_LIMIT = 200
 DESCRIPTION_LIMIT = 10_000
 #: never-paid IP-range subscriptions one user may hold (`max-unpaid-subscriptions`)
 DEFAULT_MAX_UNPAID_SUBSCRIPTIONS = 3
-_PAGE = 100
 #: how long a never-paid IP-range subscription counts against `max-unpaid-subscriptions`
 UNPAID_SUBSCRIPTION_WINDOW = timedelta(days=1)
 
@@ -93,28 +92,18 @@ class TooManyUnpaidSubscriptions(DomainError):
 
 async def _check_unpaid(uow: UnitOfWork, user_id: int, max_unpaid: int, now: datetime) -> None:
     """Fewer than `max_unpaid` never-paid IP-range subscriptions made in the last
-    `UNPAID_SUBSCRIPTION_WINDOW`, counted under the user's row lock so that concurrent
-    purchases count one after another (as VM orders do, D25).
+    `UNPAID_SUBSCRIPTION_WINDOW` and not cleaned up, counted in one statement under the
+    user's row lock so that concurrent purchases count one after another (as VM orders do,
+    D25).
 
-    Older never-paid ones no longer count: nothing cleans them up and a user has no way to
-    remove one, so counting them would block a user for good after abandoning a few, while
-    they hold nothing (an IP range is assigned when paid). A VM's subscription is not
-    counted here (`max-unpaid-vms` bounds those).
+    The worker cancels one an hour after it was made (`app.worker.unpaid_subscriptions`),
+    which frees its place as a deleted never-paid VM frees its own; the window still bounds
+    the count should the worker fall behind. A VM's subscription is not counted here
+    (`max-unpaid-vms` bounds those).
     """
-    since = now - UNPAID_SUBSCRIPTION_WINDOW
     await uow.users.lock(user_id)
-    unpaid, offset = 0, 0
-    while True:
-        page = await uow.subscriptions.list_by_user(user_id, _PAGE, offset)
-        for sub in page.items:
-            if sub.in_service or sub.created < since:
-                continue
-            items = await uow.line_items.list_by_subscription(sub.id)
-            if any(i.subscription_type is SubscriptionType.IP_RANGE for i in items):
-                unpaid += 1
-        offset += len(page.items)
-        if len(page.items) < _PAGE or offset >= page.total:
-            break
+    since = now - UNPAID_SUBSCRIPTION_WINDOW
+    unpaid = await uow.subscriptions.count_never_paid_ip_ranges(user_id, since)
     if unpaid >= max_unpaid:
         raise TooManyUnpaidSubscriptions(
             f"You already have {unpaid} unpaid subscriptions (at most {max_unpaid}): pay for one"

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from app.billing.errors import IdempotencyKeyReused, OrderLapsed, PaymentNotFound, PriceChanged
-from app.billing.price_in_force import price_in_force_or_none
+from app.billing.price_in_force import price_in_force_or_none, refuse_deleted_vm
 from app.billing.rails import PaymentRails
 from domain.credit import metadata_dict, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
@@ -235,9 +235,9 @@ async def store_payment(
 async def _check_price(
     uow: UnitOfWork, payment: SubscriptionPayment, candidates: PendingCount | None
 ) -> tuple[Subscription | None, int | None]:
-    """Lock the subscription, then refuse a quote made against another price than now's;
-    the subscription as locked, and the price read's count of `candidates` (None: not
-    counted)."""
+    """Lock the subscription, then refuse a quote made against another price than now's, or
+    one of a VM deleted since (`refuse_deleted_vm`); the subscription as locked, and the
+    price read's count of `candidates` (None: not counted)."""
     quoted = PriceBasis.from_json(payment_meta(payment).get(PRICE_KEY))
     if quoted is None:
         return await uow.subscriptions.get_for_update(payment.subscription_id), None
@@ -245,6 +245,8 @@ async def _check_price(
     if locked is None:
         return None, None
     sub, read = locked.subscription, locked.priced
+    if read is not None:  # deleted since the quote (an admin's delete committed meanwhile)
+        refuse_deleted_vm(read)
     purchase = payment.payment_type is SubscriptionPaymentType.PURCHASE and not sub.is_setup
     current = await price_in_force_or_none(uow, sub, purchase=purchase, read=read)
     if current is not None and not current.same_price(quoted):

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.billing.catalogue import VmPrice, plan_vm_price, vm_price
-from app.billing.errors import UserNotFound, VmNotFound
+from app.billing.errors import UserNotFound, VmDeleted, VmNotFound
 from app.billing.rails import PaymentRails
 from domain.enums import SubscriptionPaymentType, SubscriptionType
 from domain.errors import DomainError, found
@@ -40,6 +40,16 @@ async def vm_price_on(uow: UnitOfWork, on_plan: VmOnPlan | None) -> VmPrice:
     if on_plan.template is not None and on_plan.cost_plan is not None:
         return plan_vm_price(on_plan.template, on_plan.cost_plan)
     return await vm_price(uow, on_plan.vm)  # a custom VM, or the error of a missing row
+
+
+def refuse_deleted_vm(read: PricedItems) -> None:
+    """`VmDeleted` (422) when a VPS item of what `read` holds has no VM that is not deleted:
+    such a subscription is not quoted, nor is a quote of it stored once its VM is deleted
+    (by an admin, the grace period or the unpaid cleanup). D24 revives a deleted VM only
+    for a payment that was pending when it was deleted."""
+    for item in read.items:
+        if item.subscription_type is SubscriptionType.VPS and item.id not in read.vms:
+            raise VmDeleted("The VM of this subscription was deleted: it cannot be renewed")
 
 
 async def price_in_force(

@@ -6,7 +6,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from app.billing.catalogue import VmPrice, charging_for
-from app.billing.price_in_force import price_basis, quote_metadata, vm_price_on
+from app.billing.price_in_force import (
+    price_basis,
+    quote_metadata,
+    refuse_deleted_vm,
+    vm_price_on,
+)
 from app.billing.rails import PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.exchange import RateTable, charge_amount, charged_currency
@@ -51,8 +56,10 @@ async def price_subscription(
     intervals: the reference charged N and, with time_value NULL, extended by one. That
     `time_value` is informational: completion counts N calendar intervals from the expiry
     it finds, against the price basis stored in `metadata` (D6, D23). `read`: what
-    `priced_items` read of `sub` (one statement: user, company, VMs, plans).
+    `priced_items` read of `sub` (one statement: user, company, VMs, plans). A VPS item
+    whose VM is deleted (or gone) refuses the whole quote: `VmDeleted`.
     """
+    refuse_deleted_vm(read)
     user = read.user
     charging = await charging_for(
         uow,

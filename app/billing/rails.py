@@ -158,6 +158,11 @@ class PaymentRails:
         async with _provider_call(payment.payment_method):
             await rail.cancel(payment.id, payment.external_id)
 
+    @property
+    def asks_lightning_node(self) -> bool:
+        """A Lightning node is configured here: `lightning_settlement` asks it."""
+        return isinstance(self._rails.get(PaymentMethod.LIGHTNING), LightningRail)
+
     async def lightning_settlement(self, payment_id: bytes) -> SettledInvoice | None:
         """The Lightning node's settlement of that invoice (what it received); None when it
         has none or no node is configured here. An outage raises `PaymentProviderUnavailable`."""

@@ -10,6 +10,7 @@ from app.admin import (
     credit_refund,
     deletes,
     invoices,
+    manual_refund,
     payment_methods,
     payments,
     reports,
@@ -69,7 +70,7 @@ class AdminUseCases:
         self.create_payment_method = bind(payment_methods.create_config, *store)
         self.update_payment_method = bind(payment_methods.update_config, *store)
         self.refund_amount = bind(vm_removal.refund_amount, uow_factory, rates, clock)
-        self.request_refund = bind(vm_removal.request_refund, queue)
+        self.refund_by_hand = bind(manual_refund.refund_by_hand, uow_factory, rates, clock, queue)
         # subscriptions and VMs
         self.create_subscription = bind(subscriptions.create_subscription, *store)
         self.update_subscription = repricing(

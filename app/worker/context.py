@@ -23,6 +23,25 @@ log = logging.getLogger("lnvps.worker")
 
 T = TypeVar("T")
 
+#: How far back (by `created`) the never-paid IP-range cleanup looks. Such an order gets no
+#: invoice after its first hour (`refuse_lapsed_order`), so it is decided (cancelled, or
+#: paid and kept) once the invoices of that hour have expired: a Lightning invoice lasts
+#: 10 minutes, a card order an hour (a Stripe session at most a day), a bank transfer its
+#: `days-to-pay` (7 by default; the composition root widens the window by as much as that is
+#: longer, `never_paid_lookback`). Two weeks leaves about a week in which the worker may be
+#: down. An order still pending when it leaves the window (a longer rail added without
+#: widening it), or one the worker, down for longer, did not reach in time, is left as it
+#: is: never cancelled, any IP range an operator assigned it kept; nothing is charged, and
+#: the `max-unpaid-subscriptions` cap counts only recent orders.
+NEVER_PAID_LOOKBACK = timedelta(days=14)
+
+
+def never_paid_lookback(days_to_pay: int | None) -> timedelta:
+    """`NEVER_PAID_LOOKBACK`, longer by as much as a bank transfer's `days-to-pay` (None: no
+    such rail) exceeds the default 7 days: the same week is left for a worker outage."""
+    extra = timedelta(days=max((days_to_pay or 0) - 7, 0))
+    return NEVER_PAID_LOOKBACK + extra
+
 
 class AutoRenewer(Protocol):
     """Pays a renewal from the user's wallet when the subscription opted in (§5.7, D15).
@@ -123,6 +142,8 @@ class WorkerDeps:
     #: the rails whose lapsed card orders the worker cancels, or completes when their
     #: provider says they are paid (a lost webhook); None: none are swept
     order_rails: PaymentRails | None = None
+    #: how far back the never-paid IP-range cleanup looks (`NEVER_PAID_LOOKBACK`).
+    never_paid_lookback: timedelta = NEVER_PAID_LOOKBACK
 
     async def host_of(self, uow: UnitOfWork, host_id: int) -> tuple[Host, VmHost]:
         """The host row and its client; a missing row is a fatal host error."""

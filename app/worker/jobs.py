@@ -35,6 +35,7 @@ from app.worker.provisioning import (
     spawn_lease,
     spawn_or_check,
 )
+from app.worker.unpaid_subscriptions import cancel_never_paid_subscriptions
 from app.worker.vmcheck import check_vms
 from domain.enums import SubscriptionPaymentType, VmHistoryActionType
 from domain.errors import DomainError
@@ -516,6 +517,8 @@ class WorkerJobs:
                 "lifecycle: subscription(s) %s skipped: their actions cannot be decided",
                 ", ".join(map(str, report.undecided)),
             )
+        # a never-paid IP-range subscription is cancelled an hour after it was made (as D17)
+        await cancel_never_paid_subscriptions(self._deps)
         # issue 13: account credit held by quotes that ended unpaid goes back to the balance
         await release_expired_credit(self._deps.uow_factory, self._deps.clock)
         # card orders whose quote lapsed unpaid stop being payable at their provider too

@@ -178,14 +178,29 @@ async def _take(
     return attrs.evolve(claimed, clients=clients, builds=builds), token
 
 
+def _vm_gone(c: _Claimed) -> bool:
+    """Whether a VPS item of the subscription has no VM that is not deleted (an admin deleted
+    it; the subscription stays active until its grace runs out). Such a subscription cannot
+    be renewed (`VmDeleted`): no renewal is tried, so no wallet or credit is charged, and the
+    user, told of the deletion already, is not asked to renew it."""
+    live = {vm.subscription_line_item_id for vm in c.vms}
+    return any(i.subscription_type is SubscriptionType.VPS and i.id not in live for i in c.items)
+
+
 async def _notice(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) -> None:
     """N1 (no renewal possible) — claimed and committed before sending: at most once."""
+    if _vm_gone(c):
+        log.info("subscription %s: its VM is deleted; no expiring-soon notice", c.sub.id)
+        return
     n = messages.expiring_soon(c.subject, c.sub, c.descr, c.hint)
     await deps.tell_user(c.sub.user_id, n.title, n.message)
 
 
 async def _auto_renew(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) -> None:
     """Pay the renewal from the user's wallet (N2), or say it failed (N3); at most once."""
+    if _vm_gone(c):
+        log.info("subscription %s: its VM is deleted; not auto-renewed", c.sub.id)
+        return
     try:
         await deps.auto_renewer.attempt(c.sub)
     except Exception as err:

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from app.worker.dispatch import BadJob, Handler, JobHandlers
-from app.worker.give_up import MAX_FAILED_DELIVERIES, counts, give_up
+from app.worker.give_up import MAX_FAILED_DELIVERIES, counts, give_up, poisoned, strikes
 from ports.jobs import CheckSubscriptions, CheckVms
 from ports.queue import Delivery, Job, WorkQueue
 from ports.storage import StorageBusy
@@ -47,10 +47,13 @@ async def process(
     """Run one delivery: ack on success, `fail` on error (skippable kinds are dropped there).
 
     A kind with no handler here is acked with a warning: no other worker would take it.
-    A non-skippable job whose MAX_FAILED_DELIVERIES-th counted failure (an error that is
-    not transient, `give_up.counts`) this is, is given up (`give_up.give_up`) instead of
-    failed; a transient failure is failed uncounted and comes back however often it takes.
-    Returns False when the job failed.
+    A job whose earlier deliveries made MAX_FAILED_DELIVERIES strikes (`give_up.strikes`:
+    failures for good and deliveries the worker did not survive) is given up without
+    running (`give_up.poisoned`): a job that kills the worker kills no more of them. A
+    non-skippable job whose MAX_FAILED_DELIVERIES-th strike this failure is (an error that
+    is not transient, `give_up.counts`) is given up instead of failed; a transient failure
+    is failed uncounted and comes back however often it takes. Returns False when the job
+    failed or was given up.
     """
     job = delivery.job
     handler = handlers.get(job)
@@ -58,6 +61,9 @@ async def process(
         log.warning("no handler for %s; job dropped", job.kind)
         await queue.ack(delivery)
         return True
+    if poisoned(delivery):
+        await give_up(queue, delivery, None)
+        return False
     try:
         await _busy_retried(handler, job, busy_pause_s, stop_event)
     except asyncio.CancelledError:
@@ -75,9 +81,8 @@ async def process(
         return False
     except Exception as err:
         counted = counts(err)
-        failures = delivery.failures + counted
-        if counted and not job.skippable and failures >= MAX_FAILED_DELIVERIES:
-            await give_up(queue, delivery, failures, err)
+        if counted and not job.skippable and strikes(delivery) + 1 >= MAX_FAILED_DELIVERIES:
+            await give_up(queue, delivery, err)
             return False
         again = "dropped" if job.skippable else "delivered again later"
         log.exception("job %s (%s) failed; %s", job.kind, delivery.id, again)
@@ -115,22 +120,24 @@ async def run_worker(
     block_ms: int = 100,
     failure_pause_s: float = FAILURE_PAUSE_S,
 ) -> None:
-    """Receive and run jobs strictly one after another until `stop_event` is set.
+    """Receive and run jobs one at a time until `stop_event` is set; the job in hand is
+    finished before stopping.
 
-    The job in hand is finished before stopping; jobs received but not started stay
-    un-acked and come back to a consumer after the queue's claim idle time.
+    One at a time, so that a job taken is a job started: the queue counts a delivery when it
+    hands it out, and a job received in a batch behind one that kills the worker would be
+    counted as a delivery the worker did not survive too (`Delivery.crashed`), the poison
+    job taking its batch down with it towards being given up. Nor does a job wait in hand
+    behind a slow one past the claim idle time, to be claimed and run by another worker.
     """
     while not stop_event.is_set():
         try:
-            deliveries = await queue.receive(max_jobs=10, block_ms=block_ms)
+            deliveries = await queue.receive(max_jobs=1, block_ms=block_ms)
         except Exception:
             log.exception("receiving jobs failed; retrying")
             await wait_or_stop(stop_event, failure_pause_s)
             continue
         failed = False
         for delivery in deliveries:
-            if stop_event.is_set():
-                break
             try:
                 done = await process(
                     queue,

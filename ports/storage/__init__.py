@@ -24,7 +24,12 @@ from ports.storage.common import Catalogue, Page, Records, Removable
 from ports.storage.credit import CreditKey, CreditLedger
 from ports.storage.identity import Companies, Permission, Roles, SshKeys, Users
 from ports.storage.invoices import Invoices, InvoiceWindow
-from ports.storage.marks import IdempotencyKeys, IdempotencyRecord, LifecycleMarks
+from ports.storage.marks import (
+    NEVER_PAID_CLEANUP,
+    IdempotencyKeys,
+    IdempotencyRecord,
+    LifecycleMarks,
+)
 from ports.storage.payments import (
     LegacyPayments,
     MetadataKey,
@@ -43,6 +48,7 @@ from ports.storage.subscriptions import (
     DueWindow,
     LineItems,
     LockedPriced,
+    NeverPaidWindow,
     OwnedPriced,
     PricedBy,
     PricedItems,
@@ -147,6 +153,7 @@ class UnitOfWork(Protocol):
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 __all__ = [
+    "NEVER_PAID_CLEANUP",
     "AdminAudits",
     "Catalogue",
     "Companies",
@@ -174,6 +181,7 @@ __all__ = [
     "LockedPriced",
     "MetadataKey",
     "MetadataTest",
+    "NeverPaidWindow",
     "NewestPending",
     "OwnedPriced",
     "Page",

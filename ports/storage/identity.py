@@ -39,9 +39,11 @@ class Users(Records[User], Protocol):
 class SshKeys(Protocol):
     async def add(self, key: SshKey) -> SshKey: ...
 
-    async def add_for_owner(self, owner_key: bytes, key: SshKey) -> SshKey | None:
-        """`add` for the user whose public key is `owner_key` (found in the same statement,
-        issue 10; `key.user_id` is not read); None, and nothing added, when no user has it."""
+    async def lock_owner(self, owner_key: bytes) -> tuple[int, int] | None:
+        """Lock the user whose public key is `owner_key` to the end of the unit of work and
+        count their keys, in one statement (issue 10): (user id, keys held); None when no
+        user has it. Concurrent adds of one user's keys so count one after another (the
+        cap); call it before the unit of work writes anything that references the user."""
         ...
 
     async def get(self, key_id: int) -> SshKey | None: ...
@@ -51,7 +53,7 @@ class SshKeys(Protocol):
         ...
 
     async def count_by_user(self, user_id: int) -> int:
-        """How many keys the user holds (one COUNT: the cap check after each add)."""
+        """How many keys the user holds (one COUNT)."""
         ...
 
     async def delete(self, key_id: int) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Final, Protocol
 
 import attrs
 
@@ -17,6 +17,12 @@ class IdempotencyRecord:
     request_hash: bytes
     payment_id: bytes | None
     created: datetime
+
+
+#: `lifecycle_mark.action` of the never-paid IP-range cleanup (its period: the order time).
+#: The worker's lifecycle actions use codes 1-5 (`app.worker.lifecycle.ACTION_CODES`); the
+#: storage adapters read this one too, to leave cleaned-up orders out of their scans.
+NEVER_PAID_CLEANUP: Final = 6
 
 
 class LifecycleMarks(Protocol):

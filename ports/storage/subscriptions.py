@@ -40,6 +40,19 @@ class DueWindow:
     after: tuple[datetime, int] | None = attrs.field(default=None, kw_only=True)
 
 
+@attrs.frozen
+class NeverPaidWindow:
+    """Subscriptions made from `since` to before `before` with no payment pending at `now`
+    (unpaid, `expires > now`); `after` is a keyset cursor, the (created, id) of the last row
+    of the previous page: only rows after it come. The read is one range on the
+    (expires, created) index: its cost follows the rows made in the window, not the table."""
+
+    since: datetime
+    before: datetime
+    now: datetime
+    after: tuple[datetime, int] | None = attrs.field(default=None, kw_only=True)
+
+
 class Subscriptions(Protocol):
     async def add_with_line_items(
         self, subscription: Subscription, items: Sequence[LineItem]
@@ -89,6 +102,21 @@ class Subscriptions(Protocol):
 
         The caller makes sure nothing else points at them (VMs, payments, IP ranges).
         """
+        ...
+
+    async def count_never_paid_ip_ranges(self, user_id: int, since: datetime) -> int:
+        """The user's never-paid (`is_setup = 0`, no expiry) subscriptions with an IP-range
+        line item, made at or after `since` and not cleaned up (no `NEVER_PAID_CLEANUP`
+        mark): one statement (`max-unpaid-subscriptions`)."""
+        ...
+
+    async def list_never_paid_ip_ranges(
+        self, window: NeverPaidWindow, limit: int
+    ) -> list[Subscription]:
+        """Never-paid subscriptions that sell IP ranges and no VM, in the window, with no
+        paid payment and no `NEVER_PAID_CLEANUP` mark; oldest first (created, id), at most
+        `limit`, one statement. Exactly those the cleanup would cancel (a row it passes over
+        would come first in every run): a pre-filter, decided again under the lock."""
         ...
 
     async def list_due(self, window: DueWindow, limit: int) -> list[Subscription]:

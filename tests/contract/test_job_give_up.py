@@ -40,7 +40,6 @@ async def queue(request: pytest.FixtureRequest) -> AsyncIterator[WorkQueue]:
 async def _work(queue: WorkQueue, handlers: JobHandlers, seen: list[Delivery]) -> None:
     """Run deliveries one by one until nothing more comes back after the claim idle time,
     or until far more came than any test expects (a job redelivered for ever)."""
-    await queue.receive(block_ms=0)  # the Redis group exists before the first send
     quiet = 0
     while quiet < 2 and len(seen) < 4 * MAX_FAILED_DELIVERIES:
         deliveries = await queue.receive(max_jobs=1, block_ms=10)

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from app.admin.credit_refund import NothingToRefund, refund_to_credit
+from app.admin.credit_refund import refund_to_credit
+from app.admin.refund_record import NothingToRefund
 from app.billing.credit_balance import Booked
 from app.billing.credit_settle import completion_settle
 from domain.account_credit import CreditReason

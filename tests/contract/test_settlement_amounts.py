@@ -5,6 +5,7 @@ the wire-level fake LND."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,14 @@ from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app import settlement
 from app.admin.payments import complete_as_admin
 from app.billing.completion import complete_payment
-from app.billing.credit_overpayment import EXCESS_SUFFIX
+from app.billing.credit_overpayment import EXCESS_SUFFIX, SETTLED_AFTER_ADMIN_SUFFIX
 from app.billing.rails import PaymentRails
 from app.settlement import SETTLE_CURSOR, listen_once, reconcile
 from app.settlement_problems import recent_problems
-from app.settlement_retries import passing
+from app.settlement_retries import Strikes, passing
 from domain.account_credit import CreditReason
 from domain.credit import payment_meta
+from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, PaymentAlreadyCompleted
 from domain.overpayment import overpaid_of
 from ports.jobs import SendAdminNotification
@@ -225,7 +227,9 @@ def _refused_by_intake(payment_id: bytes, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 async def _admin_completes(shop: Shop, rails: PaymentRails, payment_id: bytes) -> None:
-    await complete_as_admin(shop.factory, shop.clock, rails, shop.queue, payment_id=payment_id)
+    await complete_as_admin(
+        shop.factory, shop.clock, rails, shop.queue, payment_id=payment_id, admin_id=BOB
+    )
 
 
 async def test_an_admin_completing_a_recorded_overpaid_settlement_credits_its_excess_once(
@@ -326,3 +330,95 @@ async def test_an_admin_completing_a_short_settlement_counts_it_as_paid(
         paid = await shop.payment(short.id)
         assert paid.is_paid and overpaid_of(payment_meta(paid)) is None
         assert await _credit(shop, vm.user_id) == {}
+
+
+def _notices_of(shop: Shop, payment_id: bytes) -> list[SendAdminNotification]:
+    return [
+        j
+        for j in shop.queue.sent
+        if isinstance(j, SendAdminNotification) and payment_id.hex() in j.message
+    ]
+
+
+async def _settled_after_admin_entries(shop: Shop, user_id: int, payment_id: bytes) -> int:
+    async with shop.factory() as uow:
+        entries = await uow.credit_ledger.list_by_reference(
+            payment_id.hex() + SETTLED_AFTER_ADMIN_SUFFIX
+        )
+    return sum(e.user_id == user_id for e in entries)
+
+
+async def test_an_invoice_paid_after_an_admin_completed_it_is_credited_once_however_met(
+    shop: Shop, lnd: FakeLnd, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The admin completed the payment while its invoice was open at the node; the customer
+    pays that invoice afterwards. The money bought nothing: all of it becomes account credit,
+    once, however often and however concurrently the settlement is met (two streams, a
+    replay, reconciliations that found it unpaid), and the admins are told once."""
+    async with _node(lnd) as node:
+        shop.rails = PaymentRails(node, {})
+        await _warm(shop, node, lnd)
+        vm = await shop.order()
+        payment = await shop.renew(vm)
+        await _admin_completes(shop, shop.rails, payment.id)  # the node has no settlement
+        expires = (await shop.subscription(vm)).expires
+        received = payment.total + 3_000  # the invoice is whole sats, at least the total
+        lnd.settle(payment.id, amount_paid_msat=received)
+
+        settled = await node.lookup_settlement(payment.id)
+        assert settled is not None
+
+        async def met_again() -> bool:  # a reconciliation's or a replay's meeting of it
+            while True:  # as the intake does, it tries again after a passing failure
+                try:
+                    return await settlement._complete(
+                        shop.factory,
+                        shop.clock,
+                        shop.rails,
+                        shop.queue,
+                        settled,
+                        "reconciliation",
+                        Strikes(),
+                    )
+                except Exception as err:
+                    if not passing(err):
+                        raise
+
+        with caplog.at_level(logging.WARNING, "lnvps.settlement"):
+            await asyncio.gather(
+                _listen_until_cursor(shop, node, 2, listeners=2), *(met_again() for _ in range(3))
+            )
+            assert not any(await asyncio.gather(*(met_again() for _ in range(2))))
+
+        assert await _credit(shop, vm.user_id) == {"EUR": received // 10_000}  # rounded down
+        assert await _settled_after_admin_entries(shop, vm.user_id, payment.id) == 1
+        # it bought no time, and the completion was not booked again
+        assert (await shop.subscription(vm)).expires == expires
+        renewed = await shop.history(vm, VmHistoryActionType.RENEWED)
+        assert [h.metadata["payment_id"] for h in renewed] == [payment.id.hex()]
+        [notice] = _notices_of(shop, payment.id)
+        assert f"{received} msat" in notice.message and "account credit" in notice.message
+        warned = [r for r in caplog.records if r.getMessage().startswith("OPERATOR:")]
+        assert len(warned) == 1 and payment.id.hex() in warned[0].getMessage()
+        assert f"user {vm.user_id}" in warned[0].getMessage()
+        assert await recent_problems(shop.factory) == []
+
+
+async def test_a_settlement_after_an_admin_who_could_not_ask_the_node_is_reported_not_credited(
+    shop: Shop, lnd: FakeLnd
+) -> None:
+    """The admin's server could not ask the node: nobody knows whether the admin counted
+    this money, so nothing is credited and the admins are asked to check."""
+    async with _node(lnd) as node:
+        shop.rails = PaymentRails(node, {})
+        await _warm(shop, node, lnd)
+        vm = await shop.order()
+        payment = await shop.renew(vm)
+        await _admin_completes(shop, PaymentRails(None, {}), payment.id)  # no node there
+        lnd.settle(payment.id)
+
+        await _listen_until_cursor(shop, node, 2, listeners=1)
+
+        assert await _credit(shop, vm.user_id) == {}
+        [notice] = _notices_of(shop, payment.id)
+        assert "not known whether the admin counted" in notice.message

@@ -135,7 +135,7 @@ async def test_ssh_key_delete(uow_factory: UnitOfWorkFactory) -> None:
         assert not await uow.ssh_keys.delete(w.ssh_key.id + 1000)
 
 
-async def test_an_ssh_key_is_added_for_the_user_its_owner_key_names(
+async def test_the_owner_of_a_key_is_locked_with_the_count_of_their_keys(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
     async with uow_factory() as uow:
@@ -144,26 +144,17 @@ async def test_an_ssh_key_is_added_for_the_user_its_owner_key_names(
         await uow.commit()
     key = SshKey(id=0, name="desk", user_id=0, created=at(3), key_data="ssh-ed25519 AAAA desk")
     async with uow_factory() as uow:
-        added = await uow.ssh_keys.add_for_owner(other.pubkey, key)
-        nobody = await uow.ssh_keys.add_for_owner(b"\x0a" * 32, key)
+        assert await uow.ssh_keys.lock_owner(b"\x0a" * 32) is None
+        assert await uow.ssh_keys.lock_owner(other.pubkey) == (other.id, 0)
+        added = await uow.ssh_keys.add(attrs.evolve(key, user_id=other.id))
         await uow.commit()
-    assert added is not None and nobody is None
-    assert added == attrs.evolve(key, id=added.id, user_id=other.id)
+    async with uow_factory() as uow:
+        assert await uow.ssh_keys.lock_owner(w.user.pubkey) == (w.user.id, 1)
     async with uow_factory() as uow:
         assert await uow.ssh_keys.list_by_user(other.id) == [added]
         assert await uow.ssh_keys.count_by_user(other.id) == 1
         assert await uow.ssh_keys.count_by_user(w.user.id) == 1
         assert await uow.ssh_keys.list_by_user(w.user.id) == [w.ssh_key]  # nothing else stored
-
-
-async def test_ssh_key_for_owner_without_insert_returning(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """MySQL has no INSERT … RETURNING: the owner's id is read first, with the same outcome."""
-    if backend.engine is None:
-        pytest.skip("SQL only")
-    monkeypatch.setattr(backend.engine.dialect, "insert_returning", False)
-    await test_an_ssh_key_is_added_for_the_user_its_owner_key_names(backend.factory)
 
 
 async def test_catalogue_records_round_trip(uow_factory: UnitOfWorkFactory) -> None:

@@ -268,10 +268,13 @@ async def test_redis_counts_failures_in_a_hash_that_ack_clears(
     await queue.fail(delivery)
     await queue.fail(delivery, counted=False)
     assert queue.failures_key == f"{stream}:failures"
-    assert await client.hgetall(queue.failures_key) == {delivery.id.encode(): b"1"}
+    assert await client.hgetall(queue.failures_key) == {
+        delivery.id.encode(): b"1",
+        f"{delivery.id}:passing".encode(): b"1",
+    }
     await asyncio.sleep(PAST_CLAIM_S)
     [again] = await queue.receive(block_ms=10)
-    assert again.failures == 1
+    assert (again.failures, again.passing, again.deliveries, again.crashed) == (1, 1, 2, 0)
     await queue.ack(again)
     assert await client.exists(queue.failures_key) == 0
 

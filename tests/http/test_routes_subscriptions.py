@@ -210,6 +210,28 @@ async def test_vm_subscriptions_are_listed_too(c: ApiClient) -> None:
     )
 
 
+async def test_renewing_the_subscription_of_a_deleted_vm_is_422_and_stores_nothing(
+    c: ApiClient,
+) -> None:
+    user_id, key_id = await c.user_id(), await c.ssh_key_id()
+    vm = await order_vm(
+        c.api.store,
+        c.api.clock,
+        OrderTerms(user_id=user_id, image_id=c.demo.ubuntu, ssh_key_id=key_id),
+        c.demo.tiny,
+    )
+    [sub] = (await ok(await c.call("GET", SUBS)))["data"]
+    async with c.api.store() as uow:
+        await uow.vms.delete(vm.id)
+        await uow.commit()
+    resp = await renew(c, sub["id"])
+    assert (resp.status, await resp.json()) == (
+        422,
+        {"error": "The VM of this subscription was deleted: it cannot be renewed"},
+    )
+    assert (await ok(await c.call("GET", f"{SUBS}/{sub['id']}/payments")))["data"] == []
+
+
 async def test_other_users_subscriptions_are_not_found(c: ApiClient) -> None:
     sub_id = (await create(c))["id"]
     for path in (f"{SUBS}/{sub_id}", f"{SUBS}/{sub_id}/payments", f"{SUBS}/{sub_id}/renew"):

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
@@ -16,6 +17,7 @@ import pytest
 from adapters.http.routes_webhooks import WEBHOOK_SECRETS, WebhookSecrets
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import PaymentMethodConfig, SubscriptionPayment
+from ports.jobs import SendAdminNotification
 from tests.http.apiapp import ALICE, NOW, ApiClient, api_client
 from tests.http.vm_helpers import build, order, renew, subscription_of, with_revolut
 
@@ -242,3 +244,38 @@ async def test_a_provider_outage_during_the_recheck_is_503_so_the_webhook_is_ret
         body = revolut_event("revolut-order-1")
         resp = await post(c, "/api/v1/webhook/revolut", body, revolut_headers(body))
         assert resp.status == 503 and await is_paid(c, payment["id"]) is False
+
+
+async def test_a_card_order_paid_after_an_admin_completed_it_is_reported_not_credited(
+    c: ApiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The provider's word does not say whether the card was charged before the admin's
+    completion (the same money) or after it (a second payment): the subscription is not
+    extended again, nothing is credited, and the admins are told, naming the payment and
+    the user; a webhook for an order paid by its own webhook tells nobody."""
+    vm_id, payment = await revolut_payment(c)
+    user_id = await c.user_id(ALICE)
+    await c.api.services.admin.complete_as_admin(
+        payment_id=bytes.fromhex(payment["id"]), admin_id=user_id
+    )
+    await c.api.queue.receive(100, 0)  # the completion's own jobs
+    body = revolut_event("revolut-order-1")
+    with caplog.at_level(logging.WARNING):
+        resp = await post(c, "/api/v1/webhook/revolut", body, revolut_headers(body))
+    assert resp.status == 200
+    assert (await subscription_of(c.api, vm_id)).expires == NOW + timedelta(seconds=MONTH)
+    async with c.api.store() as uow:
+        assert await uow.credit_ledger.balances(user_id) == {}
+    jobs = [d.job for d in await c.api.queue.receive(100, 0)]
+    [notice] = [j for j in jobs if isinstance(j, SendAdminNotification)]
+    assert payment["id"] in notice.message and f"user {user_id}" in notice.message
+    assert any(r.getMessage().startswith("OPERATOR:") for r in caplog.records)
+
+    _, other = await revolut_payment(c)  # paid by its webhook, then the webhook again
+    body = revolut_event("revolut-order-2")
+    for _ in range(2):
+        resp = await post(c, "/api/v1/webhook/revolut", body, revolut_headers(body))
+        assert resp.status == 200
+    assert await is_paid(c, other["id"]) is True
+    jobs = [d.job for d in await c.api.queue.receive(100, 0)]
+    assert not [j for j in jobs if isinstance(j, SendAdminNotification)]

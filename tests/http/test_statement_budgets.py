@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.http.admin.app import build_admin_app
 from adapters.http.app import USER_API_ROUTES
-from domain.enums import VmHistoryActionType
+from domain.enums import SubscriptionType, VmHistoryActionType
 from domain.model import GIB, IpAssignment, LineItem, SshKey, Subscription, User, Vm, VmHistory
 from tests.contract.storage_backends import Backend, backend, database
 from tests.http.admin.adminapp import ROOT, seed_roles
@@ -183,8 +183,8 @@ async def test_a_reused_renewal_reads_one_statement_on_one_connection(
 async def test_adding_an_ssh_key_runs_two_statements_and_one_commit_on_one_connection(
     sql: tuple[ApiClient, AsyncEngine],
 ) -> None:
-    """A known caller: one INSERT … SELECT reads the owner's id by key as it stores the key,
-    then the owner's keys are counted (the cap); no user read or upsert before."""
+    """A known caller: one statement locks the owner (by key) and counts their keys (the
+    cap, held under concurrency), then the INSERT; no user read or upsert before."""
     c, engine = sql
     await c.user_id(ALICE)
     body = {"name": "k", "key_data": ssh_public_key(7)}
@@ -192,7 +192,10 @@ async def test_adding_an_ssh_key_runs_two_statements_and_one_commit_on_one_conne
         resp = await c.call("POST", "/api/v1/ssh-key", key=ALICE, json=body)
         assert resp.status == 200, await resp.text()
     assert (counter.count, counter.commits, counter.checkouts) == (2, 1, 1), counter.statements
-    assert counter.statements[0].lstrip().upper().startswith("INSERT")
+    first, second = (s.lstrip().upper() for s in counter.statements)
+    assert first.startswith("SELECT") and second.startswith("INSERT"), counter.statements
+    if engine.dialect.name != "sqlite":
+        assert first.rstrip().endswith("FOR UPDATE"), first
 
 
 @pytest.mark.parametrize("vms", [1, 100])
@@ -426,3 +429,48 @@ async def test_a_new_renewal_reads_send_only_their_own_parameters(
     reads = [count for verb, count in sent if verb == "SELECT"]
     assert len(reads) == (2 if engine.dialect.name == "sqlite" else 3), sent
     assert max(reads) <= 10, sent
+
+
+async def _buy_ip_range(c: ApiClient, engine: AsyncEngine) -> int:
+    """Statements run by one IP-range purchase (asserted 200)."""
+    assert c.demo is not None
+    body = {"line_items": [{"type": "ip_range", "ip_space_pricing_id": c.demo.ip4_tier_24}]}
+    with counting(engine) as counter:
+        resp = await c.call("POST", "/api/v1/subscriptions", key=ALICE, json=body)
+        assert resp.status == 200, await resp.text()
+    return counter.count
+
+
+async def test_the_unpaid_subscription_cap_costs_one_statement_whatever_the_count(
+    sql: tuple[ApiClient, AsyncEngine],
+) -> None:
+    """`max-unpaid-subscriptions` is one count (it read each never-paid subscription's line
+    items, and paged through all of the user's subscriptions, before)."""
+    c, engine = sql
+    user_id = await c.user_id(ALICE)
+    first = await _buy_ip_range(c, engine)
+    async with c.api.store() as uow:
+        [bought] = (await uow.subscriptions.list_by_user(user_id, 10)).items
+        for n in range(150):  # paid ones, and one more never-paid one
+            await uow.subscriptions.add_with_line_items(
+                Subscription(
+                    id=0,
+                    user_id=user_id,
+                    company_id=bought.company_id,
+                    name=f"s{n}",
+                    created=c.api.clock.now(),
+                    currency="EUR",
+                    is_setup=n > 0,
+                ),
+                [
+                    LineItem(
+                        id=0,
+                        subscription_id=0,
+                        subscription_type=SubscriptionType.IP_RANGE,
+                        name="r",
+                        amount=1,
+                    )
+                ],
+            )
+        await uow.commit()
+    assert await _buy_ip_range(c, engine) == first

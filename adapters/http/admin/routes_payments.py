@@ -65,7 +65,9 @@ async def get_vm_payment(request: web.Request, admin: Admin) -> web.StreamRespon
 async def complete_vm_payment(request: web.Request, admin: Admin) -> web.StreamResponse:
     vm_id, payment_id = path_id(request), _payment_id(request)
     svc = services(request)
-    payment = await svc.admin.complete_as_admin(payment_id=payment_id, vm_id=vm_id)
+    payment = await svc.admin.complete_as_admin(
+        payment_id=payment_id, vm_id=vm_id, admin_id=admin.user.id
+    )
     async with svc.uow_factory() as uow:
         company = await base_currency(uow, payment.subscription_id)
     return data_response(vm_payment_json(payment, vm_id, company))
@@ -96,7 +98,9 @@ async def get_subscription_payment(request: web.Request, admin: Admin) -> web.St
 @require(_SUB_PAYMENTS, AdminAction.UPDATE)
 async def complete_subscription_payment(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
-    payment = await svc.admin.complete_as_admin(payment_id=_payment_id(request, "id"))
+    payment = await svc.admin.complete_as_admin(
+        payment_id=_payment_id(request, "id"), admin_id=admin.user.id
+    )
     async with svc.uow_factory() as uow:
         company = await base_currency(uow, payment.subscription_id)
     return data_response(subscription_payment_json(payment, company))
@@ -107,7 +111,7 @@ async def bank_transfer_received(request: web.Request, admin: Admin) -> web.Stre
     """The transfer of `{reference}` arrived on the account: its payment is completed once."""
     svc = services(request)
     reference = request.match_info["reference"].strip().upper()
-    payment = await svc.admin.complete_bank_transfer(reference=reference)
+    payment = await svc.admin.complete_bank_transfer(reference=reference, admin_id=admin.user.id)
     async with svc.uow_factory() as uow:
         company = await base_currency(uow, payment.subscription_id)
     return data_response(subscription_payment_json(payment, company))

@@ -142,7 +142,10 @@ async def update(request: web.Request, admin: Admin) -> web.StreamResponse:
         description=_given(
             b, "description", body_str(b, "description", TEXT_LIMIT, multiline=True)
         ),
-        expires=_nullable(b, "expires", b.get("expires") and _time(b["expires"], "expires")),
+        # null clears it; anything else ("", false, 0 included) must be a timestamp
+        expires=_nullable(
+            b, "expires", b.get("expires") is not None and _time(b["expires"], "expires")
+        ),
         is_active=_given(b, "is_active", optional_bool(b, "is_active")),
         currency=_given(
             b, "currency", b.get("currency") is not None and f.CURRENCY(b["currency"], "currency")

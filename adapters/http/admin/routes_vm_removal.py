@@ -128,21 +128,17 @@ def _invoice(body: dict[str, Any], method: PaymentMethod) -> str | None:
 
 @require(_VM, AdminAction.UPDATE)
 async def refund(request: web.Request, admin: Admin) -> web.StreamResponse:
-    """Validate, compute the refund as GET does, and tell the admins to pay it (no money moves
-    automatically: the reference's refund job was never implemented)."""
+    """Validate, record the refund once (the paid time cut to its start, 409 for time refunded
+    already) and tell the admins to pay it (no money moves automatically: the reference's
+    refund job was never implemented)."""
     body = await optional_json_object(request)
     method = _refund_method(body)
     invoice = _invoice(body, method)
     raw_from = body_str(body, "refund_from_date", DATE_LIMIT)
-    svc = services(request)
-    vm_id = path_id(request)
-    amount = await svc.admin.refund_amount(
-        vm_id=vm_id, method=method, from_date=None if raw_from is None else parse_time(raw_from)
-    )
-    job_id = await svc.admin.request_refund(
-        vm_id=vm_id,
-        refund=amount,
+    job_id = await services(request).admin.refund_by_hand(
+        vm_id=path_id(request),
         method=method,
+        from_date=None if raw_from is None else parse_time(raw_from),
         lightning_invoice=invoice,
         admin_id=admin.user.id,
         reason=body_str(body, "reason", TEXT_LIMIT, multiline=True),
@@ -170,7 +166,11 @@ def add_admin_vm_removal_routes(table: RouteTable) -> None:
         response=REFUND_INFO,
         query=(
             QueryParam("method", description="lightning (default), revolut, paypal, stripe"),
-            QueryParam("from_date", {"type": "integer"}, description="unix seconds"),
+            QueryParam(
+                "from_date",
+                {"type": "integer"},
+                description="unix seconds, default now; never earlier than now (400)",
+            ),
         ),
     )
     add(
@@ -178,7 +178,9 @@ def add_admin_vm_removal_routes(table: RouteTable) -> None:
         "POST",
         f"{vm}/refund",
         refund,
-        "Ask the admins to pay the refund by hand (no automatic payout)",
+        "Refund the unused time from `refund_from_date` (default now, never earlier) by hand: "
+        "the time ends then, the refund is recorded once (409 for time refunded already) and "
+        "the admins are told to pay it (no automatic payout)",
         request={
             "type": "object",
             "properties": {

@@ -24,6 +24,7 @@ R12_PAYMENT_INTERVAL_COUNT = "lnvps_payment_interval_count"
 R13_AUDIT_SECRETS_REDACTED = "lnvps_audit_secrets_redacted"
 R14_SETTLEMENT_PROBLEMS = "lnvps_settlement_problems"
 R15_CREDIT_NOTE_PARTS = "lnvps_credit_note_parts"
+R16_NEVER_PAID_SCAN_INDEX = "lnvps_never_paid_scan_index"
 REVISIONS = (
     R1_LEGACY,
     R2_VM_SUBSCRIPTION_LINK,
@@ -40,6 +41,7 @@ REVISIONS = (
     R13_AUDIT_SECRETS_REDACTED,
     R14_SETTLEMENT_PROBLEMS,
     R15_CREDIT_NOTE_PARTS,
+    R16_NEVER_PAID_SCAN_INDEX,
 )
 HEAD = REVISIONS[-1]
 

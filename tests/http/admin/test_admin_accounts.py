@@ -164,6 +164,23 @@ async def test_subscriptions_list_get_create_update(world: AdminWorld) -> None:
     assert cleared["external_id"] == "x"
 
 
+async def test_subscription_patch_with_an_expires_that_is_no_timestamp_is_400(
+    world: AdminWorld,
+) -> None:
+    """ "", false and 0 are neither null (clear it) nor a timestamp: 400, nothing changed
+    (they were taken as the value itself, then failed as no datetime: a 500)."""
+    vm = await order(world.user, ALICE)
+    sub = await subscription_of(world.api, vm["id"])
+    path = f"/subscriptions/{sub.id}"
+    bad_values: tuple[object, ...] = ("", False, 0, 1, [], {})
+    for bad in bad_values:
+        resp = await world.call("PATCH", path, json={"expires": bad, "name": "renamed"})
+        assert resp.status == 400, (bad, resp.status, await resp.text())
+        error = (await resp.json())["error"]
+        assert "RFC 3339" in error, (bad, error)
+    assert await subscription_of(world.api, vm["id"]) == sub
+
+
 async def test_line_item_patch(world: AdminWorld) -> None:
     vm = await order(world.user, ALICE)
     sub = await subscription_of(world.api, vm["id"])

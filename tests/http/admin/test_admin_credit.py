@@ -94,7 +94,12 @@ async def test_refund_to_credit_books_the_unused_value_once_and_ends_the_time(
     assert entry["reason"] == "refund_to_credit" and entry["note"] == "host retired"
     sub = await subscription_of(world.api, vm["id"])
     assert sub.expires == world.api.clock.now()
-    assert await _status(world, "POST", path) == (422, {"error": "No paid time is left to refund"})
+    again = await _status(world, "POST", path)
+    assert again[0] == 409 and again[1]["error"].startswith("This unused time was already refunded")
+    manual = await _status(
+        world, "POST", f"/vms/{vm['id']}/refund", json={"payment_method": "paypal"}
+    )
+    assert manual[0] == 409, manual
     assert (await world.ok("GET", f"/users/{alice}/credit"))["data"] == [
         {"currency": "EUR", "amount": 180}
     ]

@@ -138,19 +138,53 @@ async def test_refund_quote_refusals(world: AdminWorld) -> None:
     assert status == 422
 
 
-async def test_refund_request_tells_the_admins_and_moves_no_money(world: AdminWorld) -> None:
+async def test_refund_request_tells_the_admins_ends_the_time_and_is_recorded_once(
+    world: AdminWorld,
+) -> None:
+    """No money moves (the admins pay it by hand), but the refunded time ends: a second
+    refund of it, by hand or to credit, is 409 and tells nobody."""
     vm = await paid_vm(world.user, ALICE)
     world.api.clock.advance(timedelta(days=10))
     await world.api.refresh_rates()
     await jobs(world)
-    sub_before = await subscription_of(world.api, vm["id"])
     body = {"payment_method": "lightning", "lightning_invoice": INVOICE, "reason": "outage"}
     got = await world.ok("POST", f"/vms/{vm['id']}/refund", json=body)
     [job] = await jobs(world)
     assert got["data"]["job_id"] and isinstance(job, SendAdminNotification)
     assert "1800000 BTC" in job.message and INVOICE in job.message
     assert "outage" in job.message and "by hand" in job.message
-    assert await subscription_of(world.api, vm["id"]) == sub_before
+    assert (await subscription_of(world.api, vm["id"])).expires == world.api.clock.now()
+    history = (await world.ok("GET", f"/vms/{vm['id']}/history"))["data"]
+    root = (await user_of(world.api, ROOT)).id
+    assert (history[0]["action_type"], history[0]["initiated_by_user"]) == ("state_changed", root)
+    assert "refunded by hand (1800000 BTC (smallest units))" in history[0]["description"]
+    again = await _status(world, "POST", f"/vms/{vm['id']}/refund", json=body)
+    assert again[0] == 409 and again[1]["error"].startswith("This unused time was already refunded")
+    assert (await _status(world, "POST", f"/vms/{vm['id']}/refund/credit", json={}))[0] == 409
+    assert await jobs(world) == []
+
+
+async def test_refund_from_a_date_before_now_is_refused(world: AdminWorld) -> None:
+    """One month paid is EUR 2.70: counted from 1970 the "unused" time was worth EUR 1858.
+    Time already used is not refunded: a start before now is 400 and changes nothing."""
+    vm = await paid_vm(world.user, ALICE)
+    await world.api.refresh_rates()
+    await jobs(world)
+    before = await subscription_of(world.api, vm["id"])
+    path = f"/vms/{vm['id']}/refund"
+    earlier = int(world.api.clock.now().timestamp()) - 1
+    for since in (0, earlier):
+        status, body = await _status(world, "GET", f"{path}?method=revolut&from_date={since}")
+        assert status == 400 and "from_date must not be earlier than now" in body["error"]
+    start = (world.api.clock.now() - timedelta(seconds=1)).isoformat()
+    for raw in ("1970-01-01T00:00:00Z", start):
+        body = {"payment_method": "revolut", "refund_from_date": raw}
+        status, got = await _status(world, "POST", path, json=body)
+        assert status == 400 and "refund_from_date must not be earlier than now" in got["error"]
+    assert await subscription_of(world.api, vm["id"]) == before and await jobs(world) == []
+    now = int(world.api.clock.now().timestamp())
+    got = await world.ok("GET", f"{path}?method=revolut&from_date={now}")
+    assert got["data"]["amount"] == 270  # from now: the whole month, no more
 
 
 async def test_refund_request_refusals(world: AdminWorld) -> None:

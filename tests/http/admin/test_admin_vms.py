@@ -6,6 +6,8 @@ from datetime import timedelta
 
 from adapters.http.envelope import parse_time
 from domain.enums import VmHistoryActionType
+from domain.intervals import add_months
+from domain.limits import MAX_EXPIRY_AHEAD_MONTHS
 from ports.jobs import SpawnVm, StartVm
 from ports.queue import Job
 from tests.http.admin.adminapp import ROOT, VIEWER, AdminWorld
@@ -114,6 +116,23 @@ async def test_extend_bounds_and_deleted_vm(world: AdminWorld) -> None:
     after = await subscription_of(world.api, vm["id"])
     assert after.expires == before.expires + timedelta(days=365)  # type: ignore[operator]
     assert (await world.call("PUT", "/vms/999/extend", json={"days": 5})).status == 404
+
+
+async def test_repeated_extends_stay_within_the_admin_expiry_bound(world: AdminWorld) -> None:
+    """PATCH /subscriptions refuses an expiry more than 10 years ahead; 365 days at a time
+    the extend got past it. The extend that would cross it is 400 and changes nothing."""
+    vm = await paid_vm(world.user, ALICE)
+    latest = add_months(world.api.clock.now(), MAX_EXPIRY_AHEAD_MONTHS)
+    path = f"/vms/{vm['id']}/extend"
+    for _ in range(MAX_EXPIRY_AHEAD_MONTHS // 12 - 1):  # 9 × 365 days: within the bound
+        await world.ok("PUT", path, json={"days": 365})
+    await jobs(world)
+    before = await subscription_of(world.api, vm["id"])
+    resp = await world.call("PUT", path, json={"days": 365})
+    assert resp.status == 400
+    assert (await resp.json())["error"].startswith("expires must be from")
+    assert await subscription_of(world.api, vm["id"]) == before and await jobs(world) == []
+    assert before.expires is not None and before.expires <= latest
 
 
 async def test_start_stop_queue_jobs_and_refuse_deleted(world: AdminWorld) -> None:

@@ -21,6 +21,7 @@ from adapters.ratelimit.memory import MemoryRateLimiter
 from adapters.ratelimit.redis import RedisRateLimiter
 from adapters.rates.fixed import FixedRateSource
 from adapters.rates.mempool import MempoolRateSource
+from app.worker.context import NEVER_PAID_LOOKBACK, never_paid_lookback
 from domain.money import Currency
 from domain.nwc_uri import RelayPolicy
 from lnvps.container import (
@@ -307,3 +308,17 @@ async def test_the_worker_checks_as_often_as_its_check_interval_says(
         assert len(runs) == (2 if second_run else 1)
     finally:
         await close_container(container)
+
+
+async def test_a_longer_bank_transfer_widens_the_never_paid_lookback(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("db: memory\n")
+    container = await open_container(load_settings(cfg, environ={}))
+    assert container.worker_deps().never_paid_lookback == NEVER_PAID_LOOKBACK
+    await close_container(container)
+    bank = "bank-transfer: {account-name: A, iban: IE29AIBK93115212345678, days-to-pay: 30}"
+    cfg.write_text(f"db: memory\n{bank}\n")
+    container = await open_container(load_settings(cfg, environ={}))
+    assert container.worker_deps().never_paid_lookback == never_paid_lookback(30)
+    assert never_paid_lookback(30) > NEVER_PAID_LOOKBACK
+    await close_container(container)

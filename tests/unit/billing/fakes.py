@@ -121,8 +121,8 @@ class RecordingQueue:
     async def receive(self, max_jobs: int = 10, block_ms: int = 100) -> list[Delivery]:
         return []
 
-    async def ack(self, delivery: Delivery) -> None:
-        return None
+    async def ack(self, delivery: Delivery) -> bool:
+        return True
 
     async def fail(self, delivery: Delivery, *, counted: bool = True) -> None:
         return None

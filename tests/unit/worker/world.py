@@ -232,7 +232,9 @@ class World:
         found = self.host.inner._vms.get(vm_id)
         return None if found is None else found.state.value
 
-    async def ip_range_subscription(self) -> tuple[Subscription, IpRangeSubscription]:
+    async def ip_range_subscription(
+        self, cidr: str = "203.0.113.8/29"
+    ) -> tuple[Subscription, IpRangeSubscription]:
         """An IP-range subscription (EUR 10 a month) with one allocated /29, not yet paid."""
         async with self.shop.factory() as uow:
             sub, [item] = await uow.subscriptions.add_with_line_items(
@@ -244,7 +246,7 @@ class World:
                         id=0,
                         subscription_id=0,
                         subscription_type=SubscriptionType.IP_RANGE,
-                        name="203.0.113.8/29",
+                        name=cidr,
                         amount=1000,
                     )
                 ],
@@ -255,7 +257,7 @@ class World:
                     subscription_line_item_id=item.id,
                     available_ip_space_id=1,
                     created=self.now,
-                    cidr="203.0.113.8/29",
+                    cidr=cidr,
                     started_at=self.now,
                 )
             )

@@ -1,0 +1,161 @@
+"""An admin refund by hand is recorded once, on memory, SQLite and MariaDB: the paid time is
+cut to its start, a second refund of that time (by hand or to credit, either order, or
+racing) is refused with 409, and a renewal quoted before it buys its own time only."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+import pytest
+
+from app.admin.credit_refund import refund_to_credit
+from app.admin.manual_refund import refund_by_hand
+from app.admin.refund_record import REFUND_KEY, AlreadyRefunded
+from domain.enums import PaymentMethod, VmHistoryActionType
+from domain.errors import InvalidInput
+from domain.model import Vm
+from ports.jobs import SendAdminNotification
+from tests.contract import lifecycle_world, storage_backends
+from tests.unit.billing.world import ALICE, Shop
+
+database = storage_backends.database
+shop = lifecycle_world.shop
+#: 4 days after the purchase: 24 of the 31 days of the month ending 28 Feb are left
+DAYS_USED = 4
+#: the unused time at the plan's EUR 1.32: 132 × 24 / 31 = 102.19 → 102 cents
+UNUSED = 102
+
+
+async def _paid_vm(shop: Shop) -> Vm:
+    vm = await shop.order()
+    await shop.complete(await shop.renew(vm))
+    shop.clock.advance(timedelta(days=DAYS_USED))
+    return vm
+
+
+async def _by_hand(shop: Shop, vm: Vm, from_date: datetime | None = None) -> str:
+    return await refund_by_hand(
+        shop.factory,
+        shop.rates,
+        shop.clock,
+        shop.queue,
+        vm_id=vm.id,
+        method=PaymentMethod.REVOLUT,
+        from_date=from_date,
+        lightning_invoice=None,
+        admin_id=ALICE,
+        reason="host retired",
+    )
+
+
+async def _to_credit(shop: Shop, vm: Vm) -> object:
+    return await refund_to_credit(
+        shop.factory, shop.clock, shop.rates, vm_id=vm.id, admin_id=ALICE, reason=None
+    )
+
+
+async def _refunds(shop: Shop, vm: Vm) -> list[dict[str, object]]:
+    entries = await shop.history(vm, VmHistoryActionType.STATE_CHANGED)
+    return [e.metadata[REFUND_KEY] for e in entries if isinstance(e.metadata, dict)]
+
+
+async def test_a_refund_by_hand_ends_the_time_and_is_recorded_once(shop: Shop) -> None:
+    vm = await _paid_vm(shop)
+    expires = (await shop.subscription(vm)).expires
+    assert expires is not None
+    shop.queue.sent.clear()
+
+    await _by_hand(shop, vm)
+
+    now = shop.clock.now()
+    assert (await shop.subscription(vm)).expires == now
+    [record] = await _refunds(shop, vm)
+    assert record == {
+        "kind": "manual",
+        "reference": f"vm:{vm.id}:until:{int(expires.timestamp())}",
+        "cut_to": int(now.timestamp()),
+        "amount": f"{UNUSED} EUR (smallest units)",
+        "method": "revolut",
+        "seconds": 24 * 86400,
+    }
+    [notice] = shop.queue.sent
+    assert isinstance(notice, SendAdminNotification) and f"{UNUSED} EUR" in notice.message
+    with pytest.raises(AlreadyRefunded):
+        await _by_hand(shop, vm)
+    with pytest.raises(AlreadyRefunded):
+        await _to_credit(shop, vm)
+    async with shop.factory() as uow:
+        assert await uow.credit_ledger.balances(ALICE) == {}
+    assert len(await _refunds(shop, vm)) == 1 and len(shop.queue.sent) == 1
+
+
+async def test_a_refund_to_credit_then_by_hand_is_refused(shop: Shop) -> None:
+    vm = await _paid_vm(shop)
+    await _to_credit(shop, vm)
+    shop.clock.advance(timedelta(hours=1))
+    shop.queue.sent.clear()
+
+    with pytest.raises(AlreadyRefunded):
+        await _by_hand(shop, vm)
+
+    assert [r["kind"] for r in await _refunds(shop, vm)] == ["credit"]
+    assert shop.queue.sent == []
+
+
+async def test_racing_refunds_by_hand_and_to_credit_refund_once(shop: Shop) -> None:
+    vm = await _paid_vm(shop)
+
+    results = await asyncio.gather(
+        _by_hand(shop, vm), _to_credit(shop, vm), _by_hand(shop, vm), return_exceptions=True
+    )
+
+    assert sum(not isinstance(r, BaseException) for r in results) == 1, results
+    assert all(isinstance(r, AlreadyRefunded) for r in results if isinstance(r, BaseException))
+    assert len(await _refunds(shop, vm)) == 1
+    assert (await shop.subscription(vm)).expires == shop.clock.now()
+
+
+async def test_a_refund_from_a_later_date_leaves_the_time_before_it(shop: Shop) -> None:
+    """Refunded from 10 days on: the time until then is kept (and may be refunded on its
+    own), the time from then cannot be refunded again."""
+    vm = await _paid_vm(shop)
+    later = shop.clock.now() + timedelta(days=10)
+
+    await _by_hand(shop, vm, later)
+
+    assert (await shop.subscription(vm)).expires == later
+    with pytest.raises(AlreadyRefunded):
+        await _by_hand(shop, vm, later)
+    booked = await _to_credit(shop, vm)  # the 10 days before it: other time
+    assert (await shop.subscription(vm)).expires == shop.clock.now()
+    assert [r["kind"] for r in await _refunds(shop, vm)] == ["credit", "manual"]
+    assert booked is not None
+
+
+async def test_a_refund_from_before_now_is_refused_and_changes_nothing(shop: Shop) -> None:
+    vm = await _paid_vm(shop)
+    before = await shop.subscription(vm)
+    shop.queue.sent.clear()
+
+    with pytest.raises(InvalidInput, match="must not be earlier than now"):
+        await _by_hand(shop, vm, shop.clock.now() - timedelta(seconds=1))
+
+    assert await shop.subscription(vm) == before
+    assert await _refunds(shop, vm) == [] and shop.queue.sent == []
+
+
+async def test_a_renewal_quoted_before_the_refund_buys_only_its_own_time(shop: Shop) -> None:
+    """Its quote was made while the refunded time was still there; paid after the refund it
+    extends from the cut expiry (now), not from the expiry that was refunded."""
+    vm = await _paid_vm(shop)
+    pending = await shop.renew(vm)
+    await _by_hand(shop, vm)
+    shop.clock.advance(timedelta(minutes=10))
+
+    await shop.complete(pending)
+
+    sub = await shop.subscription(vm)
+    assert sub.expires is not None
+    paid_at = shop.clock.now()
+    assert paid_at < sub.expires <= paid_at + timedelta(days=31)
