@@ -173,14 +173,21 @@ def credit_payment(
     """What completing `payment` (Purchase or Renewal) at `now` adds to `subscription` (D23).
 
     The base is `max(expires, now)` at completion, never at quote time. An N-interval quote
-    whose price basis equals the price in force `current` adds N calendar intervals (D6),
-    so invoices paid in any order stack to the exact calendar sum. Otherwise — the price
-    changed since the quote, the quote recorded no price (made before this rule, or by the
-    reference), or it is pay-what-you-want — the time is what the amount received (tax and
-    fee excluded, at the quote's own exchange rates) buys at `current`: whole intervals on
-    the calendar, the rest as floored seconds of the next interval, exact. A payment that
-    cannot be valued (a rate missing, a free price) adds nothing; one whose current price
-    cannot be computed adds what was quoted. Both are for the operator to look at.
+    whose price basis equals the price in force `current` adds N calendar intervals (D6)
+    from the expiry it finds at completion (D23: whatever invoices are outstanding and in
+    whatever order they are paid). Each invoice counts its own months from that expiry and
+    clamps to a month's end on its own, so invoices stacked from a month end need not make
+    the calendar sum of one larger invoice, and their order can matter: from 31 Jan a
+    1-month then a 2-month invoice end 28 Apr (31 Jan → 28 Feb → 28 Apr), a 2-month then a
+    1-month one 30 Apr (31 Jan → 31 Mar → 30 Apr), as one 3-month invoice does.
+
+    Otherwise — the price changed since the quote, the quote recorded no price (made before
+    this rule, or by the reference), or it is pay-what-you-want — the time is what the
+    amount received (tax and fee excluded, at the quote's own exchange rates) buys at
+    `current`: whole intervals on the calendar, the rest as floored seconds of the next
+    interval, exact. A payment that cannot be valued (a rate missing, a free price) adds
+    nothing; one whose current price cannot be computed adds what was quoted. Both are for
+    the operator to look at.
 
     `unpaid_credit` (charged units): the part of the account credit the quote applied that
     was given back when it lapsed and could not be taken again (spent since). The payment

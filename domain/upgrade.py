@@ -22,6 +22,7 @@ from domain.intervals import MONTHLY, Interval, require_utc, whole_seconds
 from domain.model import CustomPricing, CustomPricingDisk, CustomTemplate, VmTemplate
 from domain.money import Currency, Money
 from domain.pricing import Spec, check_custom_limits, find_disk_row, require_whole_gib
+from domain.unused_time import intervals_left, unused_value
 
 _U16_MAX = 2**16 - 1
 _U64_MAX = 2**64 - 1
@@ -255,7 +256,10 @@ def check_upgrade_limits(
 
 @attrs.frozen(kw_only=True)
 class RemainingTime:
-    """The unused part of the paid period, priced in the list currency (§10, D7)."""
+    """The unused part of the paid period, priced in the list currency (§10).
+
+    `renewal_period_seconds` is the calendar interval holding the moment asked about, the
+    one the part of an interval left is a share of (`unused_time.intervals_left`)."""
 
     seconds_remaining: int
     renewal_cost: Money
@@ -295,19 +299,20 @@ def remaining_time_info(
     *,
     deleted: bool = False,
 ) -> RemainingTime:
-    """Remaining seconds and their value (R10.1–R10.3 with D7).
+    """Remaining seconds and their value, what an admin refund pays back (R10.1–R10.3).
 
-    The price is spread over the calendar interval that ends at `expires` (a month ending
-    31 Mar is 31 days), not over 30/365-day constants.
+    The value is calendar-exact (`unused_value`), not D7's rate (D7 governs upgrades): each
+    whole calendar interval left is worth the price, the rest its share of the calendar
+    interval holding `now` (`renewal_period_seconds`), floored. One rate per second over the
+    interval ending at `expires` would value 12 months left by the last month's 28–31 days.
     """
     end = _check_remaining(expires, now, deleted, upgrade=False)
-    remaining = whole_seconds(end - now)
-    period = interval.seconds_of_period_ending(end)
+    left = intervals_left(interval, end, now)
     return RemainingTime(
-        seconds_remaining=remaining,
+        seconds_remaining=whole_seconds(end - now),
         renewal_cost=price,
-        renewal_period_seconds=period,
-        prorated_cost=_prorate(price, remaining, period),
+        renewal_period_seconds=left.period,
+        prorated_cost=unused_value(price, interval, end, now),
     )
 
 
@@ -351,11 +356,18 @@ def upgrade_quote(
     """Pro-rated upgrade charge (R11.5–R11.9 with D7).
 
     Each price is spread over its own calendar interval ending at `expires` (old: the plan's
-    interval, or 1 month for a custom VM; new: 1 month). Each side's value of the remaining
-    seconds is floored to the list minor unit (the reference's trunc), then charged on its own
-    (Lightning: each side rounded up to a whole sat, as the reference does). The charge is
-    new − old, clamped at 0: an upgrade never pays the buyer back. Old and new list prices may
-    be in different currencies; the discount is charged in the new price's charged currency.
+    interval, or 1 month for a custom VM; new: 1 month), and that one rate per second prices
+    ALL the remaining seconds, as D7 prescribes. With more than one interval left (a
+    multi-interval renewal, a yearly plan) the length of the interval ending at `expires`
+    therefore scales the whole span: 12 months left ending after a 28-day month are valued
+    at 365/28 months, after a 31-day month at 365/31. D7 governs this charge; refunds are
+    valued calendar-exactly instead (`remaining_time_info`, `unused_value`).
+
+    Each side's value of the remaining seconds is floored to the list minor unit (the
+    reference's trunc), then charged on its own (Lightning: each side rounded up to a whole
+    sat, as the reference does). The charge is new − old, clamped at 0: an upgrade never pays
+    the buyer back. Old and new list prices may be in different currencies; the discount is
+    charged in the new price's charged currency.
     """
     end = _check_remaining(expires, now, deleted, upgrade=True)
     remaining = whole_seconds(end - now)

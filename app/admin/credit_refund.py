@@ -24,7 +24,7 @@ from domain.model import Vm
 from domain.money import Money
 from domain.price_basis import PriceBasis
 from domain.pricing import parse_list_currency
-from domain.upgrade import remaining_time_info
+from domain.unused_time import unused_value
 from ports.clock import Clock
 from ports.rates import RateStore
 from ports.storage import UnitOfWorkFactory
@@ -32,14 +32,12 @@ from ports.storage import UnitOfWorkFactory
 
 def _unused(basis: PriceBasis, expires: datetime, now: datetime) -> list[Money]:
     """The unused time's value in each currency the subscription is priced in, each part
-    spread over the calendar interval ending at the expiry and floored in its own unit (the
-    figure GET /vms/{id}/refund shows in the list currency); a free price is worth nothing."""
+    valued calendar-exactly (`unused_value`: whole intervals left at the whole price, the
+    rest a share of the interval holding now) and floored in its own unit (the figure
+    GET /vms/{id}/refund shows in the list currency); a free price is worth nothing."""
     if not basis.recurring:
         raise NothingToRefund("The unused time is worth nothing")
-    return [
-        remaining_time_info(Money(c, a), basis.interval, expires, now).prorated_cost
-        for c, a in basis.recurring
-    ]
+    return [unused_value(Money(c, a), basis.interval, expires, now) for c, a in basis.recurring]
 
 
 def _live(vm: Vm | None) -> Vm:
@@ -60,9 +58,11 @@ async def refund_to_credit(
 
     The value is exact (R10): the subscription's whole price per interval as it is in force
     now (`price_in_force`: the VM's list price plus every other line item, such as an IP
-    range billed with it), spread over the calendar interval ending at the expiry, for the
-    time from now to the expiry, floored in each list currency. For a VM that is its
-    subscription's only item that is the figure GET /vms/{id}/refund shows for a card refund.
+    range billed with it) for each whole calendar interval left before the expiry, and its
+    share of the calendar interval holding now for the rest, floored in each list currency:
+    never more time than remains, nor whole intervals valued by another month's length. For
+    a VM that is its subscription's only item that is the figure GET /vms/{id}/refund shows
+    for a card refund.
 
     The credit is booked in the subscription's currency, the one renewals spend credit in
     (`credit_quote.apply_balance`): a refund booked in a plan's new currency after the

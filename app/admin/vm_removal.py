@@ -108,8 +108,9 @@ async def refund_amount(
     """`refund_value` of the remaining time from `from_date` (default now, never earlier:
     `refund_start`) at the VM's current list price.
 
-    The value is exact: price × remaining seconds / seconds of the calendar interval ending at
-    expiry, floored to the list unit, then to msat/sat as a Lightning charge would be.
+    The value is exact (`unused_value`): the price per whole calendar interval left, the rest
+    its share of the interval holding `from_date`, floored to the list unit, then to msat/sat
+    as a Lightning charge would be.
     """
     now = clock.now()
     when = refund_start(from_date, now, "from_date")

@@ -5,7 +5,7 @@ said in the note) so a renewal can spend it; without a rate nothing changes; onc
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +18,7 @@ from app.billing.credit_settle import completion_settle
 from domain.account_credit import CreditReason
 from domain.errors import NoExchangeRate
 from domain.exchange import RateTable, fiat_to_msat
+from domain.intervals import MONTHLY
 from domain.model import Vm
 from tests.contract import lifecycle_world, storage_backends
 from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, Shop
@@ -149,3 +150,36 @@ async def test_racing_refunds_of_a_repriced_plan_book_once(shop: Shop) -> None:
         assert isinstance(r, Booked | NothingToRefund), r
     assert await _ledger(shop) == [(CreditReason.REFUND_TO_CREDIT, "EUR", UNUSED_EUR)]
     assert (await shop.subscription(vm)).expires == shop.clock.now()
+
+
+@pytest.mark.parametrize(
+    ("bought", "last_month_days"),
+    [
+        (datetime(2026, 3, 15, 12, tzinfo=UTC), 28),  # ends 15 Mar 2027
+        (datetime(2026, 2, 15, 12, tzinfo=UTC), 31),  # ends 15 Feb 2027
+    ],
+)
+async def test_a_twelve_month_renewal_refunded_is_never_more_than_it_cost(
+    shop: Shop, bought: datetime, last_month_days: int
+) -> None:
+    """12 × 1.32 EUR paid at once: refunded at once it is 15.84 EUR, one second later a cent
+    less. Spread over the last month alone it was 17.20 (28 days) or 15.54 (31 days)."""
+    shop.clock.set(bought)
+    vm = await shop.order()
+    await shop.complete(await shop.renew(vm, intervals=12))
+    sub = await shop.subscription(vm)
+    assert sub.expires is not None
+    assert MONTHLY.seconds_of_period_ending(sub.expires) == last_month_days * 86_400
+    async with shop.factory() as uow:
+        paid = (await uow.payments.paid_tally(sub.id)).paid
+    # paid by Lightning: 15.84 EUR at 100 000 EUR/BTC
+    assert [(p.currency, p.amount) for p in paid] == [("BTC", 12 * PLAN_EUR_CENTS * 10_000)]
+
+    booked = await _refund(shop, vm)
+    assert booked.entry.amount == 12 * PLAN_EUR_CENTS
+
+    again = await shop.order()
+    await shop.complete(await shop.renew(again, intervals=12))
+    shop.clock.advance(timedelta(seconds=1))
+    booked = await _refund(shop, again)
+    assert booked.entry.amount == 12 * PLAN_EUR_CENTS - 1

@@ -373,6 +373,27 @@ def test_a_year_ending_in_a_leap_year_is_366_days() -> None:
     assert info.renewal_period_seconds == 366 * 86_400
 
 
+def test_twelve_months_left_are_worth_twelve_prices_but_d7_quotes_by_the_last_month() -> None:
+    """12 months left ending 15 Mar 2027 (a 28-day last month): the refund value is 12 prices
+    (calendar-exact), while the upgrade charge keeps D7's one rate per second over the month
+    ending at expiry for all 365 days: (5200 − 4800) × 365/28, each side floored."""
+    now, expires = datetime(2026, 3, 15, tzinfo=UTC), datetime(2027, 3, 15, tzinfo=UTC)
+    info = remaining_time_info(Money(Currency.EUR, 4800), MONTHLY, expires, now)
+    assert info.prorated_cost == Money(Currency.EUR, 12 * 4800)
+    assert info.seconds_remaining == 365 * 86_400
+    rates = RateTable.of([ExchangeRate(Currency.EUR, Decimal(100_000), now)])
+    quote = upgrade_quote(
+        Money(Currency.EUR, 4800),
+        MONTHLY,
+        Money(Currency.EUR, 5200),
+        expires,
+        now,
+        PaymentMethod.REVOLUT,
+        rates,
+    )
+    assert quote.upgrade.money == Money(Currency.EUR, 5200 * 365 // 28 - 4800 * 365 // 28)
+
+
 def test_remaining_seconds_are_truncated() -> None:
     info = remaining_time_info(EUR_132, MONTHLY, EXPIRES, NOW + timedelta(microseconds=1))
     assert info.seconds_remaining == 86_399

@@ -9,7 +9,7 @@ from ports.jobs import DeleteVm, SendAdminNotification
 from tests.http.admin.adminapp import ROOT, VIEWER, AdminWorld
 from tests.http.admin.test_admin_schemas import problems
 from tests.http.admin.test_admin_vms import jobs
-from tests.http.vm_helpers import order, paid_vm, subscription_of, user_of
+from tests.http.vm_helpers import order, paid_vm, renew, settle, subscription_of, user_of
 from tests.nostr_signing import NostrKey
 
 ALICE = NostrKey.from_seed(21)
@@ -91,6 +91,24 @@ async def test_refund_figure_is_the_exact_unused_value(world: AdminWorld) -> Non
         "application/json"
     ]["schema"]
     assert problems(eur, schema) == []
+
+
+async def test_refund_figure_of_a_multi_month_renewal_is_at_most_what_was_paid(
+    world: AdminWorld,
+) -> None:
+    """13 months bought (1 with the order, 12 renewed), ending after a 28-day month: one
+    second later the figure is all but a second of 13 × 2.70 EUR. A rate per second over the
+    month ending at the expiry alone valued 394 days at 270/29 a day: 36.68 EUR."""
+    world.api.clock.advance(datetime(2027, 2, 17, 10, tzinfo=UTC) - world.api.clock.now())
+    await world.api.refresh_rates()
+    vm = await paid_vm(world.user, ALICE)
+    await settle(world.api, (await renew(world.user, ALICE, vm["id"], "?intervals=12"))["id"])
+    sub = await subscription_of(world.api, vm["id"])
+    assert sub.expires == datetime(2028, 3, 17, 10, tzinfo=UTC)  # 17 Feb → 17 Mar: 29 days
+    world.api.clock.advance(timedelta(seconds=1))
+    eur = (await world.ok("GET", f"/vms/{vm['id']}/refund?method=revolut"))["data"]
+    assert (eur["amount"], eur["currency"]) == (13 * 270 - 1, "EUR")
+    assert eur["seconds_remaining"] == 394 * 86_400 - 1
 
 
 async def test_refund_quote_refusals(world: AdminWorld) -> None:

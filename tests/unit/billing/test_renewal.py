@@ -78,6 +78,29 @@ async def test_three_months_from_31_january_end_on_30_april_to_the_second(shop: 
     assert sub.expires == datetime(2026, 4, 30, 12, 0, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    ("first", "then", "end"),
+    [
+        (1, 2, datetime(2026, 4, 28, 12, tzinfo=UTC)),  # 31 Jan → 28 Feb → 28 Apr
+        (2, 1, datetime(2026, 4, 30, 12, tzinfo=UTC)),  # 31 Jan → 31 Mar → 30 Apr
+    ],
+)
+async def test_invoices_stacked_from_a_month_end_count_from_the_expiry_each_finds(
+    shop: Shop, first: int, then: int, end: datetime
+) -> None:
+    """D23: each N-interval invoice extends by N calendar intervals from the expiry at its
+    completion, in whatever order they are paid, so each clamps to a month's end on its own
+    (D6) and the order of a 1- and a 2-month invoice from 31 Jan shows in the end."""
+    shop.clock.set(datetime(2025, 12, 31, 12, tzinfo=UTC))
+    vm = await shop.order()
+    await shop.complete(await shop.renew(vm))
+    assert (await shop.subscription(vm)).expires == datetime(2026, 1, 31, 12, tzinfo=UTC)
+    invoices = {n: await shop.renew(vm, intervals=n) for n in (1, 2)}
+    assert (await shop.complete(invoices[first])).completed
+    assert (await shop.complete(invoices[then])).completed
+    assert (await shop.subscription(vm)).expires == end
+
+
 @pytest.mark.parametrize("count", [0, -1, 121])
 async def test_an_interval_count_outside_1_to_120_is_bad_input(shop: Shop, count: int) -> None:
     vm = await shop.order()
