@@ -138,8 +138,13 @@ async def test_refund_request_tells_the_admins_ends_the_time_and_is_recorded_onc
     assert (await subscription_of(world.api, vm["id"])).expires == world.api.clock.now()
     history = (await world.ok("GET", f"/vms/{vm['id']}/history"))["data"]
     root = (await user_of(world.api, ROOT)).id
-    assert (history[0]["action_type"], history[0]["initiated_by_user"]) == ("state_changed", root)
-    assert "refunded by hand (1800000 BTC (smallest units))" in history[0]["description"]
+    # newest first: the notice recorded sent, after the refund
+    assert [(h["action_type"], h["initiated_by_user"]) for h in history[:2]] == [
+        ("state_changed", root),
+        ("state_changed", root),
+    ]
+    assert "refunded by hand (1800000 BTC (smallest units))" in history[1]["description"]
+    assert "told to pay refund vm:" in history[0]["description"]
     again = await _status(world, "POST", f"/vms/{vm['id']}/refund", json=body)
     assert again[0] == 409 and again[1]["error"].startswith("This unused time was already refunded")
     assert (await _status(world, "POST", f"/vms/{vm['id']}/refund/credit", json={}))[0] == 409
