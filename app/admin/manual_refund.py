@@ -21,6 +21,7 @@ from app.admin.vm_removal import RefundAmount, refund_start, refund_value
 from app.admin.vms import require_live
 from app.billing.catalogue import subscription_of, vm_price
 from app.billing.errors import SubscriptionNotFound
+from app.lifecycle_codes import end_without_renewal
 from domain.enums import PaymentMethod
 from domain.model import VmHistory
 from ports.clock import Clock
@@ -92,6 +93,9 @@ async def refund_by_hand(
     finds nothing left and the record that cut it: 409. Pending quotes fare as after a
     refund to credit: a renewal paid later extends from the cut expiry (or now), so it buys
     its own time; an upgrade was priced to the old expiry and is not applied (credited).
+    The refund ends the service at its start: the worker does not auto-renew the cut
+    period nor send its expiring-soon notice (`end_without_renewal`), but stops the VM then
+    and deletes it after the grace as for any expiry.
 
     The admins' notice is sent at least once, never lost: the record stores what it says
     (amount, method, seconds, the Lightning invoice, the reason) and the notice is queued
@@ -131,6 +135,7 @@ async def refund_by_hand(
                 raise NothingToRefund("The unused time is worth nothing")
             assert sub.expires is not None  # refund_value refuses a subscription without one
             await uow.subscriptions.update(attrs.evolve(sub, expires=start))
+            await end_without_renewal(uow, sub.id, start, now)  # the service ends then
             extra = {
                 "method": method.api_name,
                 "seconds": refund.seconds_remaining,
