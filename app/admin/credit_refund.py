@@ -18,6 +18,7 @@ from app.billing.catalogue import subscription_of
 from app.billing.credit_balance import Booked, book_in
 from app.billing.errors import SubscriptionNotFound
 from app.billing.price_in_force import price_in_force
+from app.lifecycle_codes import end_without_renewal
 from domain.account_credit import CreditReason, checked_entry
 from domain.credit_conversion import convert_down, noted
 from domain.model import Vm
@@ -77,7 +78,9 @@ async def refund_to_credit(
     second refund of that time, to credit or by hand, finds nothing left and the record
     that cut it (409), and the ledger entry's reference (the VM and the expiry it refunded)
     books it once even if two requests race. The subscription lock is taken first, as
-    completion does, then the balance lock.
+    completion does, then the balance lock. The cut period is closed to renewal
+    (`end_without_renewal`): a worker run whose clock was read just before the cut would
+    otherwise see it expiring soon and auto-renew the time just refunded.
     """
     now = clock.now()
     async with uow_factory() as uow:  # which subscription: read before its lock is taken
@@ -116,6 +119,8 @@ async def refund_to_credit(
         booked = await book_in(uow, entry)
         if not booked.replayed:
             await uow.subscriptions.update(attrs.evolve(sub, expires=now))
+            # no renewal of the cut period, even by a worker run that read its clock before
+            await end_without_renewal(uow, sub.id, now, now)
             figure = f"{converted.money.amount} {target.value} (smallest units)"
             await uow.vm_history.add(
                 refund_event(

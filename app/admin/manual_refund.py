@@ -6,12 +6,24 @@ from datetime import datetime
 
 import attrs
 
-from app.admin.refund_record import MANUAL, NothingToRefund, refund_event, refuse_if_refunded
+from app.admin.refund_record import (
+    MANUAL,
+    NOTICE,
+    NothingToRefund,
+    already_refunded,
+    notified_event,
+    notified_job,
+    refund_event,
+    refund_of,
+    unnotified_refund,
+)
 from app.admin.vm_removal import RefundAmount, refund_start, refund_value
 from app.admin.vms import require_live
 from app.billing.catalogue import subscription_of, vm_price
 from app.billing.errors import SubscriptionNotFound
+from app.lifecycle_codes import end_without_renewal
 from domain.enums import PaymentMethod
+from domain.model import VmHistory
 from ports.clock import Clock
 from ports.jobs import SendAdminNotification
 from ports.queue import WorkQueue
@@ -26,25 +38,33 @@ def _figure(refund: RefundAmount) -> str:
     return f"{refund.amount.amount} {refund.amount.currency.value} (smallest units)"
 
 
-def _notice(
-    vm_id: int,
-    refund: RefundAmount,
-    method: PaymentMethod,
-    lightning_invoice: str | None,
-    admin_id: int,
-    reason: str | None,
-) -> SendAdminNotification:
+def _notice(entry: VmHistory, *, again: bool) -> SendAdminNotification:
+    """The admins' "pay it by hand" notice of the refund `entry` records, from what it stored
+    (`again`: a repeat, after the first could not be confirmed queued)."""
+    record = refund_of(entry)
+    meta = entry.metadata
+    assert record is not None and isinstance(meta, dict)
+    method = PaymentMethod.parse(str(record["method"]))
     lines = [
-        f"Refund requested for VM #{vm_id} by admin user #{admin_id}: {_figure(refund)} "
-        f"by {method.display_name}, for {refund.seconds_remaining} s of unused time.",
+        f"Refund requested for VM #{entry.vm_id} by admin user #{meta.get('admin_user_id')}: "
+        f"{record['amount']} by {method.display_name}, for {record.get('seconds')} s of "
+        "unused time.",
         "It is not paid automatically: pay it by hand. The paid time was cut to the refund's "
         "start; the refund is recorded in the VM's history.",
+        f"Refund reference: {record['reference']} (pay each reference once).",
     ]
-    if lightning_invoice:
-        lines.append(f"Invoice to pay: {lightning_invoice}")
-    if reason:
-        lines.append(f"Reason: {reason}")
-    return SendAdminNotification(title=f"[VM{vm_id}] Refund requested", message="\n".join(lines))
+    if again:
+        lines.append(
+            "This notice is sent again: the first one could not be confirmed as sent. If you "
+            "have paid this reference already, do not pay it again."
+        )
+    if record.get("invoice"):
+        lines.append(f"Invoice to pay: {record['invoice']}")
+    if meta.get("reason"):
+        lines.append(f"Reason: {meta['reason']}")
+    return SendAdminNotification(
+        title=f"[VM{entry.vm_id}] Refund requested", message="\n".join(lines)
+    )
 
 
 async def refund_by_hand(
@@ -73,6 +93,21 @@ async def refund_by_hand(
     finds nothing left and the record that cut it: 409. Pending quotes fare as after a
     refund to credit: a renewal paid later extends from the cut expiry (or now), so it buys
     its own time; an upgrade was priced to the old expiry and is not applied (credited).
+    The refund ends the service at its start: the worker does not auto-renew the cut
+    period nor send its expiring-soon notice (`end_without_renewal`), but stops the VM then
+    and deletes it after the grace as for any expiry.
+
+    The admins' notice is sent at least once, never lost: the record stores what it says
+    (amount, method, seconds, the Lightning invoice, the reason) and the notice is queued
+    after the commit, in a second small transaction under the subscription's lock that
+    records it was queued (`notified_event`; racing repeats wait for it, then find it sent:
+    409). When queueing (or that record) fails the admin gets an error and the refund
+    stands; asking for the same refund again (the same start, or now for one from now)
+    finds the record not yet notified and sends its notice again, from the stored details
+    (the repeat's own method and invoice are not used: the refund is the recorded one),
+    instead of 409. A notice may so be sent twice (say the queue took it but its answer or
+    the record of it was lost): each carries the refund's reference and a repeat says it
+    is one, so the admins pay each reference once. Once notified, a repeat is 409.
     """
     now = clock.now()
     start = refund_start(from_date, now, "refund_from_date")
@@ -86,29 +121,66 @@ async def refund_by_hand(
         vm = require_live(await uow.vms.get(vm_id), _DELETED)
         if sub is None or (await subscription_of(uow, vm)).id != sub.id:
             raise SubscriptionNotFound("Subscription not found")
+        recorded = None
         if sub.expires is not None and sub.expires <= start:
-            await refuse_if_refunded(uow, vm.id, sub.expires)  # 409 when a refund cut it
-        price = await vm_price(uow, vm)
-        refund = refund_value(
-            price, sub.expires, start, deleted=False, method=method, rates=table, now=now
-        )
-        if refund.amount.amount <= 0:
-            raise NothingToRefund("The unused time is worth nothing")
-        assert sub.expires is not None  # refund_value refuses a subscription without one
-        await uow.subscriptions.update(attrs.evolve(sub, expires=start))
-        extra = {"method": method.api_name, "seconds": refund.seconds_remaining}
-        await uow.vm_history.add(
-            refund_event(
-                vm_id=vm.id,
-                kind=MANUAL,
-                admin_id=admin_id,
-                expires=sub.expires,
-                cut_to=start,
-                figure=_figure(refund),
-                now=now,
-                reason=reason,
-                extra=extra,
+            # 409 when a refund cut it, unless a refund by hand whose notice is unconfirmed
+            recorded = await unnotified_refund(uow, vm.id, sub.expires)
+        again = recorded is not None
+        if recorded is None:
+            price = await vm_price(uow, vm)
+            refund = refund_value(
+                price, sub.expires, start, deleted=False, method=method, rates=table, now=now
             )
-        )
+            if refund.amount.amount <= 0:
+                raise NothingToRefund("The unused time is worth nothing")
+            assert sub.expires is not None  # refund_value refuses a subscription without one
+            await uow.subscriptions.update(attrs.evolve(sub, expires=start))
+            await end_without_renewal(uow, sub.id, start, now)  # the service ends then
+            extra = {
+                "method": method.api_name,
+                "seconds": refund.seconds_remaining,
+                "invoice": lightning_invoice,
+                NOTICE: True,
+            }
+            recorded = await uow.vm_history.add(
+                refund_event(
+                    vm_id=vm.id,
+                    kind=MANUAL,
+                    admin_id=admin_id,
+                    expires=sub.expires,
+                    cut_to=start,
+                    figure=_figure(refund),
+                    now=now,
+                    reason=reason,
+                    extra=extra,
+                )
+            )
+            await uow.commit()
+    return await _tell_admins(uow_factory, queue, clock, found.id, recorded, again=again)
+
+
+async def _tell_admins(
+    uow_factory: UnitOfWorkFactory,
+    queue: WorkQueue,
+    clock: Clock,
+    sub_id: int,
+    recorded: VmHistory,
+    *,
+    again: bool,
+) -> str:
+    """Queue the notice of the refund `recorded` and record that it was, under the
+    subscription's lock, unless a racing request did already: then the refund's first
+    request answers with that notice's job id, a repeat is 409."""
+    async with uow_factory() as uow:
+        await uow.subscriptions.get_for_update(sub_id)
+        sent = await notified_job(uow, recorded)
+        if sent is not None:
+            if again:
+                raise already_refunded(recorded)
+            return sent
+        # queued under the lock, so racing repeats wait and then find it sent; the lock is
+        # held for one queue call (bounded by the queue client's timeout)
+        job_id = await queue.send(_notice(recorded, again=again))
+        await uow.vm_history.add(notified_event(recorded, job_id=job_id, now=clock.now()))
         await uow.commit()
-    return await queue.send(_notice(vm_id, refund, method, lightning_invoice, admin_id, reason))
+    return job_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,11 @@ from ports.storage import UnitOfWork
 
 #: the history metadata key of a refund record: `{"kind", "reference", "cut_to", ...}`
 REFUND_KEY = "refund"
+#: the history metadata key of the entry saying a refund's notice to the admins was queued:
+#: `{"reference", "cut_to", "job_id"}`
+NOTIFIED_KEY = "refund_notified"
+#: a refund record's field saying a notice to the admins belongs to it (a refund by hand's)
+NOTICE = "notice"
 MANUAL = "manual"
 CREDIT = "credit"
 _PAGE = 100
@@ -71,10 +77,87 @@ def refund_event(
     )
 
 
-def _refund_of(entry: VmHistory) -> dict[str, Any] | None:
+def _meta_of(entry: VmHistory, key: str) -> dict[str, Any] | None:
     meta = entry.metadata
-    record = meta.get(REFUND_KEY) if isinstance(meta, dict) else None
+    record = meta.get(key) if isinstance(meta, dict) else None
     return record if isinstance(record, dict) else None
+
+
+def refund_of(entry: VmHistory) -> dict[str, Any] | None:
+    """The refund record an entry carries (`refund_event`'s), if any."""
+    return _meta_of(entry, REFUND_KEY)
+
+
+def notified_event(entry: VmHistory, *, job_id: str, now: datetime) -> VmHistory:
+    """The entry saying the admins' notice of the refund recorded by `entry` was queued (job
+    `job_id`): from then on a repeat of that refund is refused (409), not notified again."""
+    record = refund_of(entry)
+    assert record is not None
+    mark = {"reference": record.get("reference"), "cut_to": record.get("cut_to"), "job_id": job_id}
+    return vm_event(
+        entry.vm_id,
+        VmHistoryActionType.STATE_CHANGED,
+        now,
+        f"The administrators were told to pay refund {mark['reference']} by hand",
+        by=entry.initiated_by_user,
+        metadata={"admin_action": True, NOTIFIED_KEY: mark},
+    )
+
+
+async def _walk(uow: UnitOfWork, vm_id: int) -> AsyncIterator[VmHistory]:
+    """The VM's history, newest first, page by page."""
+    offset = 0
+    while True:
+        page = await uow.vm_history.list_by_vm(vm_id, _PAGE, offset)
+        for entry in page.items:
+            yield entry
+        offset += len(page.items)
+        if not page.items or offset >= page.total:
+            return
+
+
+def _key(record: dict[str, Any]) -> tuple[Any, Any]:
+    return record.get("reference"), record.get("cut_to")
+
+
+async def _refund_cut_to(
+    uow: UnitOfWork, vm_id: int, expires: datetime
+) -> tuple[VmHistory, bool] | None:
+    """The newest refund record of the VM that cut its expiry to `expires`, and whether an
+    entry after it says its notice was queued; None without one. Every page is read."""
+    cut = int(expires.timestamp())
+    notified: set[tuple[Any, Any]] = set()  # (reference, cut_to) of newer notified entries
+    async for entry in _walk(uow, vm_id):  # newest first: a notified entry before its record
+        mark = _meta_of(entry, NOTIFIED_KEY)
+        if mark is not None:
+            notified.add(_key(mark))
+        record = refund_of(entry)
+        if record is not None and record.get("cut_to") == cut:
+            return entry, _key(record) in notified
+    return None
+
+
+async def notified_job(uow: UnitOfWork, entry: VmHistory) -> str | None:
+    """The job id of the admins' notice of the refund `entry` records, once an entry after
+    it says it was queued (`notified_event`); else None."""
+    record = refund_of(entry)
+    assert record is not None
+    async for newer in _walk(uow, entry.vm_id):
+        if newer.id == entry.id:
+            return None
+        mark = _meta_of(newer, NOTIFIED_KEY)
+        if mark is not None and _key(mark) == _key(record):
+            return str(mark.get("job_id"))
+    return None
+
+
+def already_refunded(entry: VmHistory) -> AlreadyRefunded:
+    """The 409 of a repeat of the refund `entry` records."""
+    record = refund_of(entry) or {}
+    return AlreadyRefunded(
+        f"This unused time was already refunded ({record.get('kind')} refund "
+        f"recorded {entry.timestamp.isoformat()})"
+    )
 
 
 async def refuse_if_refunded(uow: UnitOfWork, vm_id: int, expires: datetime) -> None:
@@ -82,17 +165,21 @@ async def refuse_if_refunded(uow: UnitOfWork, vm_id: int, expires: datetime) -> 
     VM (by hand or to credit) cut it: nothing was paid or added since, so the time asked for
     is that refund's. Called under the subscription's lock once nothing is left to refund
     from the start asked for; every page of the VM's history is read then."""
-    cut = int(expires.timestamp())
-    offset = 0
-    while True:
-        page = await uow.vm_history.list_by_vm(vm_id, _PAGE, offset)
-        for entry in page.items:
-            record = _refund_of(entry)
-            if record is not None and record.get("cut_to") == cut:
-                raise AlreadyRefunded(
-                    f"This unused time was already refunded ({record.get('kind')} refund "
-                    f"recorded {entry.timestamp.isoformat()})"
-                )
-        offset += len(page.items)
-        if not page.items or offset >= page.total:
-            return
+    found = await _refund_cut_to(uow, vm_id, expires)
+    if found is not None:
+        raise already_refunded(found[0])
+
+
+async def unnotified_refund(uow: UnitOfWork, vm_id: int, expires: datetime) -> VmHistory | None:
+    """`refuse_if_refunded` for a refund by hand, but the record of a refund by hand whose
+    admins' notice was never confirmed queued (no `notified_event` after it) is returned
+    instead of refused: asking for that refund again sends its notice again. A refund to
+    credit, a notified one, or one recorded before notices were confirmed is 409."""
+    found = await _refund_cut_to(uow, vm_id, expires)
+    if found is None:
+        return None
+    entry, notified = found
+    record = refund_of(entry) or {}
+    if record.get(NOTICE) and not notified:
+        return entry
+    raise already_refunded(entry)

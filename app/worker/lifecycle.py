@@ -11,6 +11,7 @@ import attrs
 
 from app.billing.order_locks import under_region_lock
 from app.billing.overtaken import tell_overtaken_credited
+from app.lifecycle_codes import ACTION_CODES
 from app.worker import messages
 from app.worker.context import WorkerDeps
 from app.worker.pending import cancel_ended, end_pending
@@ -42,14 +43,6 @@ from ports.vmhost import VmHost, VmRunningState, VmRunState
 log = logging.getLogger("lnvps.worker.lifecycle")
 
 _A = LifecycleAction
-#: `lifecycle_mark.action` codes (a SMALLINT column); never renumber a stored code.
-ACTION_CODES: dict[LifecycleAction, int] = {
-    _A.EXPIRING_SOON_NOTICE: 1,
-    _A.AUTO_RENEW_ATTEMPT: 2,
-    _A.STOP_ON_EXPIRY: 3,
-    _A.DEACTIVATE_ADDONS: 4,
-    _A.DELETE_AFTER_GRACE: 5,
-}
 
 
 @attrs.define

@@ -20,7 +20,7 @@ class IdempotencyRecord:
 
 
 #: `lifecycle_mark.action` of the never-paid IP-range cleanup (its period: the order time).
-#: The worker's lifecycle actions use codes 1-5 (`app.worker.lifecycle.ACTION_CODES`); the
+#: The worker's lifecycle actions use codes 1-5 (`app.lifecycle_codes.ACTION_CODES`); the
 #: storage adapters read this one too, to leave cleaned-up orders out of their scans.
 NEVER_PAID_CLEANUP: Final = 6
 

@@ -25,6 +25,8 @@ shop = lifecycle_world.shop
 DAYS_USED = 4
 #: the unused time at the plan's EUR 1.32: 132 × 24 / 31 = 102.19 → 102 cents
 UNUSED = 102
+#: the history metadata key of "the refund's notice was queued" (refund_record.NOTIFIED_KEY)
+NOTIFIED_KEY = "refund_notified"
 
 
 async def _paid_vm(shop: Shop) -> Vm:
@@ -34,16 +36,23 @@ async def _paid_vm(shop: Shop) -> Vm:
     return vm
 
 
-async def _by_hand(shop: Shop, vm: Vm, from_date: datetime | None = None) -> str:
+async def _by_hand(
+    shop: Shop,
+    vm: Vm,
+    from_date: datetime | None = None,
+    *,
+    invoice: str | None = None,
+    method: PaymentMethod = PaymentMethod.REVOLUT,
+) -> str:
     return await refund_by_hand(
         shop.factory,
         shop.rates,
         shop.clock,
         shop.queue,
         vm_id=vm.id,
-        method=PaymentMethod.REVOLUT,
+        method=method,
         from_date=from_date,
-        lightning_invoice=None,
+        lightning_invoice=invoice,
         admin_id=ALICE,
         reason="host retired",
     )
@@ -57,7 +66,20 @@ async def _to_credit(shop: Shop, vm: Vm) -> object:
 
 async def _refunds(shop: Shop, vm: Vm) -> list[dict[str, object]]:
     entries = await shop.history(vm, VmHistoryActionType.STATE_CHANGED)
-    return [e.metadata[REFUND_KEY] for e in entries if isinstance(e.metadata, dict)]
+    return [
+        e.metadata[REFUND_KEY]
+        for e in entries
+        if isinstance(e.metadata, dict) and REFUND_KEY in e.metadata
+    ]
+
+
+async def _notified(shop: Shop, vm: Vm) -> list[dict[str, object]]:
+    entries = await shop.history(vm, VmHistoryActionType.STATE_CHANGED)
+    return [
+        e.metadata[NOTIFIED_KEY]
+        for e in entries
+        if isinstance(e.metadata, dict) and NOTIFIED_KEY in e.metadata
+    ]
 
 
 async def test_a_refund_by_hand_ends_the_time_and_is_recorded_once(shop: Shop) -> None:
@@ -78,6 +100,8 @@ async def test_a_refund_by_hand_ends_the_time_and_is_recorded_once(shop: Shop) -
         "amount": f"{UNUSED} EUR (smallest units)",
         "method": "revolut",
         "seconds": 24 * 86400,
+        "invoice": None,
+        "notice": True,
     }
     [notice] = shop.queue.sent
     assert isinstance(notice, SendAdminNotification) and f"{UNUSED} EUR" in notice.message
@@ -159,3 +183,74 @@ async def test_a_renewal_quoted_before_the_refund_buys_only_its_own_time(shop: S
     assert sub.expires is not None
     paid_at = shop.clock.now()
     assert paid_at < sub.expires <= paid_at + timedelta(days=31)
+
+
+INVOICE = "lnbc1500n1pexampleinvoice"
+
+
+async def test_a_refund_whose_notice_was_not_queued_is_notified_when_asked_again(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queue is down after the refund committed: the admin gets the error, the refund
+    stands with its payout details stored, and asking again sends its notice (the stored
+    invoice and amount, the reference, marked as a repeat) instead of 409; once the notice
+    is queued a repeat is 409 and tells nobody."""
+    vm = await _paid_vm(shop)
+    expires = (await shop.subscription(vm)).expires
+    assert expires is not None
+    reference = f"vm:{vm.id}:until:{int(expires.timestamp())}"
+    shop.queue.sent.clear()
+    real_send = shop.queue.send
+
+    async def down(job: object) -> str:
+        raise ConnectionError("queue down")
+
+    monkeypatch.setattr(shop.queue, "send", down)
+    with pytest.raises(ConnectionError):
+        await _by_hand(shop, vm, invoice=INVOICE, method=PaymentMethod.LIGHTNING)
+    monkeypatch.setattr(shop.queue, "send", real_send)
+
+    cut = shop.clock.now()
+    assert (await shop.subscription(vm)).expires == cut
+    [record] = await _refunds(shop, vm)
+    assert (record["invoice"], record["method"], record["notice"]) == (INVOICE, "lightning", True)
+    assert await _notified(shop, vm) == [] and shop.queue.sent == []
+    shop.clock.advance(timedelta(minutes=5))
+
+    # the admin asks again, in another currency: the recorded refund is the one notified
+    job_id = await _by_hand(shop, vm, method=PaymentMethod.REVOLUT)
+
+    [notice] = shop.queue.sent
+    assert isinstance(notice, SendAdminNotification)
+    assert INVOICE in notice.message and reference in notice.message
+    assert str(record["amount"]) in notice.message and "Lightning" in notice.message
+    assert "sent again" in notice.message and "host retired" in notice.message
+    assert await _notified(shop, vm) == [
+        {"reference": reference, "cut_to": int(cut.timestamp()), "job_id": job_id}
+    ]
+    assert (await shop.subscription(vm)).expires == cut and len(await _refunds(shop, vm)) == 1
+    with pytest.raises(AlreadyRefunded):
+        await _by_hand(shop, vm, invoice=INVOICE, method=PaymentMethod.LIGHTNING)
+    with pytest.raises(AlreadyRefunded):
+        await _to_credit(shop, vm)
+    assert len(shop.queue.sent) == 1 and len(await _notified(shop, vm)) == 1
+
+
+async def test_a_first_notice_carries_the_reference_and_is_recorded_sent(shop: Shop) -> None:
+    vm = await _paid_vm(shop)
+    expires = (await shop.subscription(vm)).expires
+    assert expires is not None
+    shop.queue.sent.clear()
+
+    job_id = await _by_hand(shop, vm, invoice=INVOICE, method=PaymentMethod.LIGHTNING)
+
+    [notice] = shop.queue.sent
+    assert isinstance(notice, SendAdminNotification) and "sent again" not in notice.message
+    reference = f"vm:{vm.id}:until:{int(expires.timestamp())}"
+    assert reference in notice.message and INVOICE in notice.message
+    [mark] = await _notified(shop, vm)
+    assert mark == {
+        "reference": reference,
+        "cut_to": int(shop.clock.now().timestamp()),
+        "job_id": job_id,
+    }

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from app.lifecycle_codes import ACTION_CODES
 from app.worker import unpaid_subscriptions
 from app.worker.context import NEVER_PAID_LOOKBACK, WorkerDeps, never_paid_lookback
-from app.worker.lifecycle import ACTION_CODES
 from app.worker.unpaid_subscriptions import cancel_never_paid_subscriptions
 from domain.enums import SubscriptionType
 from domain.intervals import add_months

@@ -31,6 +31,12 @@ _VM = AdminResource.VIRTUAL_MACHINES
 #: a BOLT11 invoice is a few hundred characters; this bounds what reaches the notice.
 MAX_INVOICE_CHARS = 2048
 _REFUND_METHODS = (PaymentMethod.LIGHTNING, PaymentMethod.REVOLUT, PaymentMethod.PAYPAL)
+#: the refund's answer: JobResponse plus the reference's `job_dispatched` (always true)
+REFUND_JOB: Schema = {
+    "type": "object",
+    "properties": {"job_dispatched": {"type": "boolean"}, "job_id": {"type": "string"}},
+    "required": ["job_dispatched", "job_id"],
+}
 REFUND_INFO: Schema = obj(
     {
         "amount": U64,
@@ -66,15 +72,37 @@ def _refund_json(refund: RefundAmount) -> dict[str, Any]:
     }
 
 
+def _unix_time(seconds: int, error: str) -> datetime:
+    """Unix seconds as aware UTC; `error` (400) outside what a datetime holds."""
+    try:
+        if abs(seconds) >= 10**12:
+            raise ValueError(seconds)
+        return datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidInput(error) from None
+
+
 def _from_unix(raw: str | None) -> datetime | None:
     if raw is None or raw == "":
         return None
-    try:
-        if not raw.lstrip("-").isdigit() or len(raw) > 12:
-            raise ValueError(raw)
-        return datetime.fromtimestamp(int(raw), UTC)
-    except (ValueError, OverflowError, OSError):
-        raise InvalidInput("Invalid from_date timestamp") from None
+    if not raw.lstrip("-").isdigit() or len(raw) > 12:
+        raise InvalidInput("Invalid from_date timestamp")
+    return _unix_time(int(raw), "Invalid from_date timestamp")
+
+
+def _refund_from(body: dict[str, Any]) -> datetime | None:
+    """`refund_from_date`: unix seconds (a JSON integer, as the LNVPS admin UI sends it) or an
+    RFC 3339 string; absent or null is None (now). Anything else is 400; the bound (never
+    before now) is the use case's."""
+    raw = body.get("refund_from_date")
+    if raw is None:
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return _unix_time(raw, "Invalid refund_from_date timestamp")
+    if isinstance(raw, str):
+        text = body_str(body, "refund_from_date", DATE_LIMIT)
+        return None if text is None else parse_time(text)
+    raise InvalidInput("refund_from_date must be unix seconds or an RFC 3339 timestamp")
 
 
 @require(_VM, AdminAction.UPDATE)
@@ -134,16 +162,16 @@ async def refund(request: web.Request, admin: Admin) -> web.StreamResponse:
     body = await optional_json_object(request)
     method = _refund_method(body)
     invoice = _invoice(body, method)
-    raw_from = body_str(body, "refund_from_date", DATE_LIMIT)
     job_id = await services(request).admin.refund_by_hand(
         vm_id=path_id(request),
         method=method,
-        from_date=None if raw_from is None else parse_time(raw_from),
+        from_date=_refund_from(body),
         lightning_invoice=invoice,
         admin_id=admin.user.id,
         reason=body_str(body, "reason", TEXT_LIMIT, multiline=True),
     )
-    return data_response({"job_id": job_id})
+    # the LNVPS admin UI closes its dialog on `job_dispatched` (the reference's answer)
+    return data_response({"job_dispatched": True, "job_id": job_id})
 
 
 def add_admin_vm_removal_routes(table: RouteTable) -> None:
@@ -185,10 +213,16 @@ def add_admin_vm_removal_routes(table: RouteTable) -> None:
             "type": "object",
             "properties": {
                 "payment_method": {"type": "string", "enum": [m.api_name for m in _REFUND_METHODS]},
-                "refund_from_date": {"type": "string", "format": "date-time"},
+                "refund_from_date": {
+                    "anyOf": [
+                        {"type": "integer", "description": "unix seconds"},
+                        {"type": "string", "format": "date-time"},
+                    ],
+                    "description": "default now; never earlier than now (400)",
+                },
                 "reason": TEXT_SCHEMA,
                 "lightning_invoice": f.text_schema(MAX_INVOICE_CHARS, nullable=True),
             },
         },
-        response=JOB_SCHEMA,
+        response=REFUND_JOB,
     )

@@ -156,8 +156,13 @@ async def test_refund_request_tells_the_admins_ends_the_time_and_is_recorded_onc
     assert (await subscription_of(world.api, vm["id"])).expires == world.api.clock.now()
     history = (await world.ok("GET", f"/vms/{vm['id']}/history"))["data"]
     root = (await user_of(world.api, ROOT)).id
-    assert (history[0]["action_type"], history[0]["initiated_by_user"]) == ("state_changed", root)
-    assert "refunded by hand (1800000 BTC (smallest units))" in history[0]["description"]
+    # newest first: the notice recorded sent, after the refund
+    assert [(h["action_type"], h["initiated_by_user"]) for h in history[:2]] == [
+        ("state_changed", root),
+        ("state_changed", root),
+    ]
+    assert "refunded by hand (1800000 BTC (smallest units))" in history[1]["description"]
+    assert "told to pay refund vm:" in history[0]["description"]
     again = await _status(world, "POST", f"/vms/{vm['id']}/refund", json=body)
     assert again[0] == 409 and again[1]["error"].startswith("This unused time was already refunded")
     assert (await _status(world, "POST", f"/vms/{vm['id']}/refund/credit", json={}))[0] == 409
@@ -220,3 +225,43 @@ async def test_refund_request_refusals(world: AdminWorld) -> None:
         {"error": "VM not found"},
     )
     assert await jobs(world) == []
+
+
+async def test_refund_as_the_lnvps_admin_ui_sends_it(world: AdminWorld) -> None:
+    """The LNVPS admin UI (VmRefundModal) sends `refund_from_date` as unix seconds (a JSON
+    integer) and closes its dialog on `job_dispatched`: both work; an RFC 3339 string still
+    does, and the answer keeps `job_id`."""
+    vm = await paid_vm(world.user, ALICE)
+    other = await paid_vm(world.user, NostrKey.from_seed(22))
+    await world.api.refresh_rates()
+    await jobs(world)
+    later = world.api.clock.now() + timedelta(days=3)
+    path = f"/vms/{vm['id']}/refund"
+    body = {"payment_method": "revolut", "refund_from_date": int(later.timestamp())}
+    got = await world.ok("POST", path, json=body)
+    [job] = await jobs(world)
+    assert got["data"] == {"job_dispatched": True, "job_id": got["data"]["job_id"]}
+    assert got["data"]["job_id"] and isinstance(job, SendAdminNotification)
+    assert (await subscription_of(world.api, vm["id"])).expires == later
+    doc = await world.ok("GET", "/openapi.json", signed=False)
+    post = doc["paths"]["/api/admin/v1/vms/{id}/refund"]["post"]
+    answer = post["responses"]["200"]["content"]["application/json"]["schema"]
+    assert problems(got, answer) == []
+    iso = {"payment_method": "revolut", "refund_from_date": later.isoformat()}
+    got = await world.ok("POST", f"/vms/{other['id']}/refund", json=iso)
+    assert got["data"]["job_dispatched"] is True
+    assert (await subscription_of(world.api, other["id"])).expires == later
+
+
+async def test_refund_from_unix_seconds_is_bounded_and_typed(world: AdminWorld) -> None:
+    vm = await paid_vm(world.user, ALICE)
+    await world.api.refresh_rates()
+    await jobs(world)
+    before = await subscription_of(world.api, vm["id"])
+    path = f"/vms/{vm['id']}/refund"
+    earlier = int(world.api.clock.now().timestamp()) - 1
+    for raw in (0, earlier, -5, 10**15, 1.5, True, [1], {"at": 1}):
+        body = {"payment_method": "revolut", "refund_from_date": raw}
+        status, got = await _status(world, "POST", path, json=body)
+        assert status == 400 and "refund_from_date" in got["error"], (raw, got)
+    assert await subscription_of(world.api, vm["id"]) == before and await jobs(world) == []
