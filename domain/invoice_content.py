@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -21,7 +21,7 @@ from domain.invoice import (
 from domain.model import Company, LineItem, Subscription, SubscriptionPayment, User
 from domain.nip19 import npub
 from domain.overpayment import overpaid_of
-from domain.tax import country_alpha3, recorded_tax_rate, tax_on
+from domain.tax import country_alpha3, recorded_reverse_charge, recorded_tax_rate, tax_on
 
 BTC = "BTC"
 #: the invoice line of the account credit that paid part of a payment
@@ -91,6 +91,20 @@ def reverse_charge_for(seller: Company, buyer: User) -> bool:
         buyer.billing_tax_id,
         buyer.billing_vat_validated,
     )
+
+
+def invoice_reverse_charge(
+    meta: Mapping[str, object], rate: Decimal, tax: int, seller: Company, buyer: User
+) -> bool:
+    """Whether the invoice states reverse charge: as the quote decided it, with the tax it
+    charged (`REVERSE_CHARGE_KEY`), not from the buyer's flags at completion, which an
+    operator or the buyer may have changed since. A payment quoted before quotes recorded
+    it is reverse charged if it charged no tax and the buyer qualifies now. Never with tax.
+    """
+    if tax != 0 or rate != 0:
+        return False
+    recorded = recorded_reverse_charge(meta)
+    return reverse_charge_for(seller, buyer) if recorded is None else recorded
 
 
 def invoice_currency(payment: SubscriptionPayment, subscription: Subscription) -> str:
@@ -206,6 +220,6 @@ def build_content(
         credit_line=credit > 0,
         btc_msat=payment.total if lightning else None,
         btc_rate=shown_rate if lightning else None,
-        reverse_charge=reverse_charge_for(seller, buyer),
+        reverse_charge=invoice_reverse_charge(meta, rate, tax, seller, buyer),
         overpaid=overpaid_of(meta),
     )

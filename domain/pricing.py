@@ -283,6 +283,8 @@ class Charging:
     tax_rates: TaxRates = NO_TAX
     country: str | None = None
     fee_config: PaymentMethodConfig | None = None
+    #: the buyer accounts for the VAT (`country` is then None: no tax); quotes record it
+    reverse_charge: bool = False
 
     @property
     def tax_rate(self) -> Decimal:

@@ -134,3 +134,14 @@ def recorded_tax_rate(meta: Mapping[str, object]) -> Decimal | None:
         return _percent(raw)
     except InvalidTaxRate:
         return None
+
+
+#: a quote's metadata key for whether it was reverse charged (a bool: no tax charged because
+#: the buyer accounts for the VAT), decided with `TAX_RATE_KEY` from the buyer as quoted
+REVERSE_CHARGE_KEY = "reverse_charge"
+
+
+def recorded_reverse_charge(meta: Mapping[str, object]) -> bool | None:
+    """Whether a quote's metadata records it reverse charged, or None without a record."""
+    raw = meta.get(REVERSE_CHARGE_KEY)
+    return raw if isinstance(raw, bool) else None

@@ -177,6 +177,13 @@ async def vm_price(uow: UnitOfWork, vm: Vm) -> VmPrice:
     )
 
 
+async def reverse_charged(uow: UnitOfWork, user_id: int, company_id: int) -> bool:
+    """Whether a quote to user `user_id` from company `company_id` is reverse charged, as
+    `charging_for` decides it (for quotes that charge no tax anyway: upgrades)."""
+    seller = await uow.companies.get(company_id)
+    return seller is not None and reverse_charge_for(seller, await user_of(uow, user_id))
+
+
 async def charging_for(
     uow: UnitOfWork,
     *,
@@ -205,4 +212,5 @@ async def charging_for(
         tax_rates=tax_rates,
         country=None if reverse else user.country_code,
         fee_config=fee_config,
+        reverse_charge=reverse,
     )

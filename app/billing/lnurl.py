@@ -20,7 +20,7 @@ from domain.model import Subscription, SubscriptionPayment, Vm
 from domain.money import MSAT_PER_SAT, Currency, Money
 from domain.pricing import cost_by_amount
 from domain.subscription import INTERVALS_KEY
-from domain.tax import TAX_RATE_KEY, TaxRates
+from domain.tax import REVERSE_CHARGE_KEY, TAX_RATE_KEY, TaxRates
 from ports.clock import Clock
 from ports.rates import RateStore
 from ports.storage import UnitOfWork, UnitOfWorkFactory
@@ -153,6 +153,7 @@ async def renew_by_amount(
                 INTERVALS_KEY: None,
                 AMOUNT_MSAT_KEY: amount_msat,
                 TAX_RATE_KEY: str(charging.tax_rate),
+                REVERSE_CHARGE_KEY: charging.reverse_charge,
             },
         ),
         memo=f"VM renewal {vm.id} to {quote.new_expiry:%Y-%m-%d %H:%M:%S}",

@@ -21,7 +21,7 @@ from domain.model import LineItem, Subscription
 from domain.money import Money
 from domain.pricing import RenewalQuote, levy_of, parse_list_currency, renewal_quote
 from domain.subscription import renewal_metadata
-from domain.tax import TAX_RATE_KEY, TaxRates
+from domain.tax import REVERSE_CHARGE_KEY, TAX_RATE_KEY, TaxRates
 from ports.storage import PricedItems, UnitOfWork
 
 #: the stored rate when nothing was converted (§13, R1.20).
@@ -109,8 +109,13 @@ async def price_subscription(
     # prices and user read above (one read each, same transaction)
     purchase = payment_type is SubscriptionPaymentType.PURCHASE
     basis = price_basis(sub, items, vm_prices, user.country_code, purchase=purchase)
-    # the rate is recorded so the invoice prints it even when credit paid part (or all) of it
-    fields = {**renewal_metadata(count), TAX_RATE_KEY: str(charging.tax_rate)}
+    # the rate is recorded so the invoice prints it even when credit paid part (or all) of it,
+    # and the reverse charge with it so the invoice states it exactly when no tax was charged
+    fields = {
+        **renewal_metadata(count),
+        TAX_RATE_KEY: str(charging.tax_rate),
+        REVERSE_CHARGE_KEY: charging.reverse_charge,
+    }
     return PricedPayment(
         subscription_id=sub.id,
         user_id=sub.user_id,

@@ -10,6 +10,7 @@ import attrs
 from app.billing.catalogue import (
     VmPrice,
     owned_vm,
+    reverse_charged,
     subscription_of,
     vm_price,
 )
@@ -45,6 +46,7 @@ from domain.model import (
 from domain.money import Money
 from domain.price_basis import RATES_KEY, rates_json
 from domain.pricing import custom_price
+from domain.tax import REVERSE_CHARGE_KEY
 from domain.upgrade import (
     QUOTED_EXPIRY_KEY,
     UpgradeConfig,
@@ -422,6 +424,8 @@ async def create_upgrade_payment(
                 QUOTED_EXPIRY_KEY: quoted_for(sub.expires),
                 QUOTED_PRICES_KEY: plan.prices.to_json(),
                 RATES_KEY: rates_json(fresh_rates(table, now)),
+                # no tax either way; the invoice states reverse charge as quoted
+                REVERSE_CHARGE_KEY: await reverse_charged(uow, sub.user_id, sub.company_id),
             },
             memo=f"VM upgrade {vm.id}",
         )

@@ -53,10 +53,12 @@ async def test_first_payment_is_a_purchase_priced_exactly_in_whole_sats(shop: Sh
     assert (payment.processing_fee, payment.rate) == (400, Decimal(100_000))
     assert payment.time_value == 28 * 86_400  # 31 Jan → 28 Feb
     # the count (D10), what the quote was made against: price, tax country, rates (D23), and
-    # the tax rate it charged (the invoice prints it, whatever credit paid)
+    # the tax rate it charged (the invoice prints it, whatever credit paid) and whether it
+    # was reverse charged (the invoice states it as quoted)
     assert payment.metadata == {
         **renewal_metadata(1),
         "tax_rate": "23",
+        "reverse_charge": False,
         "price": {"interval": [1, 1], "recurring": {"EUR": 132}, "setup": {}, "country": "IRL"},
         "rates": {"EUR": "100000", "USD": "100000"},
     }

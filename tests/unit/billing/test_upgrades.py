@@ -106,6 +106,7 @@ async def test_upgrade_payments_are_never_reused(shop: Shop) -> None:
                 "new": {"currency": "EUR", "amount": 5200},
             },
             "rates": {"EUR": "100000", "USD": "100000"},  # those it saw, for credit/invoices
+            "reverse_charge": False,  # as quoted, for the invoice
         }
 
 
