@@ -20,7 +20,8 @@ from adapters.http.pdf_cache import RenderedPdfs
 from adapters.http.vm_params import is_payment_id_length
 from domain.enums import SubscriptionPaymentType
 from domain.invoice import Invoice as IssuedInvoice
-from domain.model import GIB, LineItem, SubscriptionPayment, User
+from domain.model import GIB, LineItem, Subscription, SubscriptionPayment, User
+from ports.storage import UnitOfWork
 
 log = logging.getLogger("lnvps.http")
 
@@ -75,6 +76,18 @@ def _line(payment: SubscriptionPayment, items: list[LineItem]) -> InvoiceLine:
     )
 
 
+async def _owns(
+    uow: UnitOfWork, user: User, payment: SubscriptionPayment, sub: Subscription | None
+) -> bool:
+    """The caller paid the payment and owns its subscription, and its VM when it has one: a
+    subscription without a VM (an IP range) has an invoice too (the reference refused it
+    as "VM not found")."""
+    if payment.user_id != user.id or (sub is not None and sub.user_id != user.id):
+        return False
+    vm = await uow.vms.get_by_subscription(payment.subscription_id)
+    return vm is None or vm.user_id == user.id
+
+
 async def _invoice(
     request: web.Request, user: User, raw_id: str
 ) -> tuple[Invoice, IssuedInvoice | None]:
@@ -88,14 +101,11 @@ async def _invoice(
         payment = await uow.payments.get(pid)
         if payment is None:
             raise _Refused("Payment not found")
-        vm = await uow.vms.get_by_subscription(payment.subscription_id)
-        if vm is None:
-            raise _Refused("VM not found")
-        if vm.user_id != user.id or payment.user_id != user.id:
+        sub = await uow.subscriptions.get(payment.subscription_id)
+        if not await _owns(uow, user, payment, sub):
             raise _Refused("Payment not found")  # D19: never reveal another user's payment
         if not payment.is_paid:
             raise _Refused("Payment is not paid, can't generate invoice")
-        sub = await uow.subscriptions.get(payment.subscription_id)
         seller = None if sub is None else await uow.companies.get(sub.company_id)
         items = await uow.line_items.list_by_subscription(payment.subscription_id)
         issued = await uow.invoices.get_by_payment(payment.id)
