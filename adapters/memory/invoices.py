@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from datetime import datetime
 from typing import TypeVar
 
 from adapters.memory.db import Repo, evolve, page_of
@@ -38,6 +39,13 @@ class MemoryInvoices(Repo):
         seq = int(counters.get((company_id, series), 0)) + 1
         counters[(company_id, series)] = seq
         return seq
+
+    async def issued_at_of(self, company_id: int, series: str, seq: int) -> datetime | None:
+        for row in self._rows(_INVOICES).values():
+            if (row.company_id, row.series, row.seq) == (company_id, series, seq):
+                found: datetime = row.issued_at
+                return found
+        return None
 
     async def add(self, invoice: Invoice) -> Invoice:
         for other in self._rows(_INVOICES).values():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, Table, insert, select, true
@@ -61,6 +62,14 @@ class SqlInvoices(SqlRepo):
             )
         query = select(_cnt.last_seq).where(_cnt.company_id == company_id, _cnt.series == series)
         return int((await self.conn.execute(query)).scalar_one())
+
+    async def issued_at_of(self, company_id: int, series: str, seq: int) -> datetime | None:
+        where = (_inv.company_id == company_id) & (_inv.series == series) & (_inv.seq == seq)
+        query = select(_inv.issued_at).where(where)
+        if self.locks_rows:  # the row as committed, not this transaction's snapshot
+            query = query.with_for_update()
+        found: datetime | None = (await self.conn.execute(query)).scalar_one_or_none()
+        return found
 
     async def add(self, invoice: Invoice) -> Invoice:
         try:

@@ -35,17 +35,25 @@ async def issue_invoice(uow: UnitOfWork, done: CompletedPayment) -> Invoice:
     completion that dies gives its number back and concurrent ones queue — gapless. Seller and
     buyer are read here and copied into the invoice: later edits of either never change it.
     An invoice already issued for the payment is returned as it is.
+
+    Issued at the payment's time (`paid_at`, the clock read when its completion began), in
+    that year's series, but never before the series' previous number: a completion that took
+    the counter lock after a later-started one (a race) is dated as that one, so numbers
+    and dates run in the same order (`_dated_after_previous`).
     """
     payment, sub = done.payment, done.subscription
     existing = await uow.invoices.get_by_payment(payment.id)
     if existing is not None:
         return existing
-    issued_at = payment.paid_at
-    assert issued_at is not None, "only a booked payment is invoiced"
+    paid_at = payment.paid_at
+    assert paid_at is not None, "only a booked payment is invoiced"
     seller = await uow.companies.get(sub.company_id)
     buyer = await uow.users.get(payment.user_id)
     if seller is None or buyer is None:  # impossible with the foreign keys
         raise LookupError(f"payment {payment.id.hex()} has no company or user")
+    series = invoice_series(paid_at)
+    seq = await uow.invoices.next_seq(seller.id, series)
+    issued_at = await _dated_after_previous(uow, seller.id, series, seq, paid_at)
     content = build_content(
         payment=payment,
         subscription=sub,
@@ -53,10 +61,8 @@ async def issue_invoice(uow: UnitOfWork, done: CompletedPayment) -> Invoice:
         seller=seller,
         buyer=buyer,
         issued_at=issued_at,
-        supply=_supply(done, issued_at),
+        supply=_supply(done, paid_at),
     )
-    series = invoice_series(issued_at)
-    seq = await uow.invoices.next_seq(seller.id, series)
     return await uow.invoices.add(
         Invoice(
             id=0,
@@ -74,6 +80,16 @@ async def issue_invoice(uow: UnitOfWork, done: CompletedPayment) -> Invoice:
             content=content.to_json(),
         )
     )
+
+
+async def _dated_after_previous(
+    uow: UnitOfWork, company_id: int, series: str, seq: int, paid_at: datetime
+) -> datetime:
+    """`paid_at`, or the issue time of number `seq - 1` if that is later (read under the
+    counter lock `next_seq` holds, so it is committed). Stays in the series' year: every
+    date in the series is."""
+    previous = None if seq <= 1 else await uow.invoices.issued_at_of(company_id, series, seq - 1)
+    return paid_at if previous is None or previous <= paid_at else previous
 
 
 def _supply(done: CompletedPayment, now: datetime) -> tuple[datetime, datetime] | None:

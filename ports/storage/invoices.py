@@ -37,6 +37,12 @@ class Invoices(Protocol):
         """The next number of the series (1 for a new one), counter row locked and advanced."""
         ...
 
+    async def issued_at_of(self, company_id: int, series: str, seq: int) -> datetime | None:
+        """When the series' invoice number `seq` was issued (None: no such invoice), as last
+        committed (MariaDB: a locking read, not the transaction's snapshot); call it under
+        the counter lock (`next_seq`) for the number before the one just taken."""
+        ...
+
     async def add(self, invoice: Invoice) -> Invoice:
         """Store an issued invoice; DuplicateKey when its payment or number exists already."""
         ...

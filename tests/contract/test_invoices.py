@@ -21,6 +21,7 @@ from app.billing.completion import apply_payment
 from app.billing.invoicing import issue_credit_note
 from domain.errors import DomainError, DuplicateKey, InvalidInput
 from domain.invoice import CreditNote, Invoice
+from domain.model import Company
 from ports.storage import InvoiceWindow, UnitOfWork, UnitOfWorkFactory
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
@@ -313,9 +314,18 @@ async def test_the_export_pages_by_key_so_an_invoice_issued_meanwhile_shifts_not
     uow_factory: UnitOfWorkFactory,
 ) -> None:
     """Batches of two; between the first and the second an invoice is issued before the
-    cursor (its payment was booked earlier in time) and one after it: no invoice is given
-    twice or left out (an OFFSET page would give the second one again)."""
-    ids = await _world(uow_factory, 5, 1)
+    cursor (another company's, whose payment was booked earlier in time: one series never
+    dates a later number earlier) and one after it: no invoice is given twice or left out
+    (an OFFSET page would give the second one again)."""
+    _, ids = await _seeded(uow_factory, 5, 1)
+    async with uow_factory() as uow:  # the fourth payment's subscription moves to a company
+        other = await uow.companies.add(Company(id=0, created=at(1), name="Other"))
+        payment = await uow.payments.get(ids[3])
+        assert payment is not None
+        sub = await uow.subscriptions.get(payment.subscription_id)
+        assert sub is not None
+        await uow.subscriptions.update(attrs.evolve(sub, company_id=other.id))
+        await uow.commit()
     for pid, day in zip(ids[:3], (5, 6, 7), strict=True):
         assert await _book(uow_factory, pid, day)
     window = InvoiceWindow(at(1), at(28))
