@@ -21,6 +21,7 @@ from domain.invoice import (
 from domain.model import Company, LineItem, Subscription, SubscriptionPayment, User
 from domain.nip19 import npub
 from domain.overpayment import overpaid_of
+from domain.prepayment import prepayment_line
 from domain.tax import country_alpha3, recorded_reverse_charge, recorded_tax_rate, tax_on
 
 BTC = "BTC"
@@ -181,8 +182,10 @@ def build_content(
     supply: tuple[datetime, datetime] | None,
 ) -> InvoiceContent:
     """The invoice of a paid payment: the service line (full value bought), any account
-    credit applied as a line of its own (`_service_lines`) and the processing fee as its
-    own untaxed line; the lines add up to the payment row, converted as a whole. The rate
+    credit applied as a line of its own (`_service_lines`), the processing fee as its
+    own untaxed line, and what a Lightning payer sent beyond the total and was credited, as
+    a taxed prepayment (`prepayment_line`); the lines add up to the payment row, converted
+    as a whole, plus the prepayment's value (`btc_msat` then counts its msat too). The rate
     is the one the quote recorded; a payment from before quotes recorded it is read from
     its amounts (exact when no credit was applied)."""
     cur = invoice_currency(payment, subscription)
@@ -203,8 +206,13 @@ def build_content(
         lines.append(
             InvoiceLine(description="Payment processing fee", net=fee, tax_rate=Decimal(0), tax=0)
         )
+    excess = overpaid_of(meta)
+    prepaid = prepayment_line(excess, cur)  # money kept as credit bears its VAT here
+    if prepaid is not None:
+        lines.append(prepaid)
     seller_p, buyer_p = seller_party(seller), buyer_party(buyer)
     lightning = payment.currency.upper() == BTC
+    received = payment.total + (excess.msat if prepaid is not None and excess else 0)
     return InvoiceContent(
         seller=seller_p,
         buyer=buyer_p,
@@ -218,8 +226,8 @@ def build_content(
         payment_method=payment.payment_method.display_name,
         credit_applied=credit,
         credit_line=credit > 0,
-        btc_msat=payment.total if lightning else None,
+        btc_msat=received if lightning else None,
         btc_rate=shown_rate if lightning else None,
         reverse_charge=invoice_reverse_charge(meta, rate, tax, seller, buyer),
-        overpaid=overpaid_of(meta),
+        overpaid=excess,
     )

@@ -36,16 +36,24 @@ def formatted(payment: SubscriptionPayment) -> str:
         return f"{payment.currency} {payment.total}"
 
 
+def money_text(currency: str, amount: int) -> str:
+    """`EUR 0.01`; raw when the currency is unknown."""
+    try:
+        return str(Money(Currency.parse(currency), amount))
+    except DomainError:
+        return f"{currency} {amount}"
+
+
 def overpaid_text(excess: Overpaid) -> str:
-    """`paid 2000 msat more than its invoice, credited EUR 0.01 to the account`."""
+    """`paid 2000 msat more than its invoice, credited EUR 0.01 to the account` (and, for
+    a taxed prepayment, `net of EUR 0.01 VAT at 23%`)."""
     what = f"paid {excess.msat} msat more than its invoice"
     if not excess.credited:
         return what
-    try:
-        amount = str(Money(Currency.parse(excess.currency), excess.credited))
-    except DomainError:
-        amount = f"{excess.currency} {excess.credited}"
-    return f"{what}, credited {amount} to the account"
+    text = f"{what}, credited {money_text(excess.currency, excess.credited)} to the account"
+    if excess.tax_rate is not None and excess.tax:
+        text += f" net of {money_text(excess.currency, excess.tax)} VAT at {excess.tax_rate}%"
+    return text
 
 
 def _by_admin(payment: SubscriptionPayment) -> dict[str, object]:

@@ -12,7 +12,8 @@ from domain.credit_conversion import convert_at, noted
 from domain.errors import DomainError
 from domain.model import SubscriptionPayment
 from domain.money import Currency, Money
-from domain.overpayment import Overpaid, excess_value
+from domain.overpayment import Overpaid, excess_value, prepayment_split
+from domain.prepayment import quoted_tax_rate
 from domain.price_basis import RATES_KEY, quote_btc_rate, rates_from_json
 from ports.storage import UnitOfWork
 
@@ -97,6 +98,12 @@ async def credit_excess(
     beyond the payment's total, booked as account credit in `list_currency` (the
     subscription's), valued at the quote's own BTC rate of it, exactly and rounded down.
 
+    Kept for later supplies, it is a prepayment and bears VAT now: the credit is its value
+    net of VAT at the rate the payment's quote charged (`prepayment_split`; all of it at 0 %,
+    e.g. under reverse charge), and the payment's invoice, issued after this in the same
+    transaction, declares the net and the VAT on a line of its own (`prepayment_line`).
+    Credit is net value (it pays what it buys net of tax), so the VAT is declared once.
+
     Booked once per payment (reference: its id + `EXCESS_SUFFIX`), so a replay books nothing
     more. `credited` is 0 when the excess is worth less than one unit or cannot be valued
     (no rate of that currency in the quote); the caller records it either way.
@@ -121,8 +128,10 @@ async def credit_settled_after_admin(
 ) -> tuple[Overpaid, bool]:
     """`msat` that the Lightning node received for a payment an admin had already completed
     without it (`app.billing.paid_after_admin`): all of it booked as account credit in
-    `list_currency`, valued as an excess is (`credit_excess`), and whether an earlier call
-    had booked it already (then nothing more is).
+    `list_currency`, valued as an excess is, net of VAT as a prepayment (`credit_excess`),
+    and whether an earlier call had booked it already (then nothing more is). The payment's
+    invoice was issued at the admin's completion, so no invoice declares this VAT: the
+    caller tells the admins to invoice it.
 
     Booked once per payment (reference: its id + `SETTLED_AFTER_ADMIN_SUFFIX`): an invoice
     settles once, so the stream, its replays and a reconciliation meeting that settlement
@@ -144,7 +153,9 @@ async def _credit_msat(
     created: datetime,
 ) -> tuple[Overpaid, bool]:
     """`msat` of `payment` booked as credit in `list_currency` under the payment's id +
-    `suffix`; what was credited, and whether it had been booked before (replayed)."""
+    `suffix`, net of the VAT at the quote's rate; what was credited and its VAT, and whether
+    it had been booked before (replayed). An excess worth less than one unit once its VAT is
+    taken is not booked (credited 0), as one worth less than a unit never was."""
     try:
         target = Currency.parse(list_currency)
     except DomainError:
@@ -155,14 +166,16 @@ async def _credit_msat(
         else quote_btc_rate(payment_meta(payment), target, payment.rate)
     )
     value = excess_value(msat, target, rate)
-    if not value:
+    tax_rate = quoted_tax_rate(payment)
+    net, tax = prepayment_split(value or 0, tax_rate)
+    if not net:  # nothing, or too little to leave a unit once its VAT is taken
         return Overpaid(msat=msat, credited=0, currency=target.value), False
     booked = await book_in(
         uow,
         checked_entry(
             user_id=payment.user_id,
             currency=target.value,
-            amount=value,
+            amount=net,
             reason=CreditReason.OVERPAYMENT,
             reference=payment.id.hex() + suffix,
             note=note[:MAX_NOTE],
@@ -170,4 +183,5 @@ async def _credit_msat(
             payment_id=payment.id,
         ),
     )
-    return Overpaid(msat=msat, credited=value, currency=target.value), booked.replayed
+    excess = Overpaid(msat=msat, credited=net, currency=target.value, tax=tax, tax_rate=tax_rate)
+    return excess, booked.replayed

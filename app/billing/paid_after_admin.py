@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from app.billing.booked_records import money_text
 from app.billing.credit_overpayment import credit_settled_after_admin
 from domain.admin_completion import AdminCompletion, NodeSettlement, admin_completion_of
 from domain.credit import payment_meta
 from domain.enums import PaymentMethod
-from domain.errors import DomainError
 from domain.model import SubscriptionPayment
-from domain.money import Currency, Money
 from domain.overpayment import Overpaid
 from ports.clock import Clock
 from ports.jobs import SendAdminNotification
@@ -76,11 +75,17 @@ def _credited(credit: Overpaid | None) -> str:
         return "nothing was credited: check whether the admin counted this money"
     if not credit.credited:
         return "it could not be valued, so nothing was credited: settle it with the user"
-    try:
-        amount = str(Money(Currency.parse(credit.currency), credit.credited))
-    except DomainError:
-        amount = f"{credit.currency} {credit.credited}"
-    return f"{amount} was added to the user's account credit"
+    amount = money_text(credit.currency, credit.credited)
+    added = f"{amount} was added to the user's account credit"
+    if credit.tax_rate is None or not credit.tax:
+        return added
+    # the payment's invoice was issued at the admin's completion: none declares this VAT
+    received = money_text(credit.currency, credit.received)
+    tax = money_text(credit.currency, credit.tax)
+    return (
+        f"{added}, net of VAT: the {received} received is a prepayment whose VAT, {tax} at "
+        f"{credit.tax_rate}%, is on no invoice, so invoice it (or declare it) by hand"
+    )
 
 
 def _report(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,10 @@ from domain.account_credit import CreditReason
 from domain.credit import payment_meta
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, PaymentAlreadyCompleted
+from domain.exchange import msat_to_fiat
+from domain.invoice import InvoiceLine
 from domain.overpayment import overpaid_of
+from domain.prepayment import PREPAYMENT_LINE
 from ports.jobs import SendAdminNotification
 from ports.storage import CreditKey
 from tests.contract import storage_backends
@@ -41,8 +45,12 @@ database = storage_backends.database
 
 #: a generous bound so a regression fails instead of hanging; no test asserts a duration
 GUARD_S = 30
+RATE = Decimal(100_000)  # the fake rates' EUR per BTC
+MSAT_PER_CENT = 10_000
 #: the fake rates price one BTC at EUR 100 000: 1 000 msat are worth 0.1 cent
-EXCESS_MSAT = 1_239_000  # 123.9 cents: credited 123 (rounded down, never up)
+EXCESS_MSAT = 1_239_000  # 123.9 cents: worth 123 (rounded down, never up)
+#: a prepayment bears VAT (23 % IE): 123 cents are 100 net, credited, and 23 VAT, invoiced
+CREDITED, PREPAID_VAT = 100, 23
 
 
 @pytest.fixture
@@ -132,20 +140,32 @@ async def test_an_overpaid_invoice_credits_the_excess_once_even_replayed_by_two_
 
         paid = await shop.payment(payment.id)
         assert paid.is_paid
-        assert await _credit(shop, vm.user_id) == {"EUR": 123}
+        assert await _credit(shop, vm.user_id) == {"EUR": CREDITED}
         recorded = overpaid_of(payment_meta(paid))
         assert recorded is not None
-        assert (recorded.msat, recorded.credited, recorded.currency) == (EXCESS_MSAT, 123, "EUR")
+        assert (recorded.msat, recorded.credited, recorded.currency) == (
+            EXCESS_MSAT,
+            CREDITED,
+            "EUR",
+        )
+        assert (recorded.tax, recorded.tax_rate) == (PREPAID_VAT, Decimal(23))
         async with shop.factory() as uow:
             key = CreditKey(vm.user_id, "EUR", CreditReason.OVERPAYMENT, payment.id.hex())
             entry = await uow.credit_ledger.find(
                 CreditKey(key.user_id, key.currency, key.reason, key.reference + EXCESS_SUFFIX)
             )
             invoice = await uow.invoices.get_by_payment(payment.id)
-        assert entry is not None and entry.amount == 123 and entry.payment_id == payment.id
-        # the invoice is for what was bought; it says what else arrived and where it went
+        assert entry is not None and entry.amount == CREDITED and entry.payment_id == payment.id
+        # the invoice declares the excess as a prepayment (net credited + its VAT), says
+        # what arrived and where it went, and its lines add up to all the money received
         assert invoice is not None and invoice.document.overpaid == recorded
-        assert invoice.document.btc_msat == payment.total
+        doc = invoice.document
+        assert doc.lines[-1] == InvoiceLine(
+            description=PREPAYMENT_LINE, net=CREDITED, tax_rate=Decimal(23), tax=PREPAID_VAT
+        )
+        assert doc.btc_msat == payment.total + EXCESS_MSAT
+        assert invoice.total == doc.total == msat_to_fiat(payment.total, RATE) + 123
+        assert invoice.tax == msat_to_fiat(payment.tax, RATE) + PREPAID_VAT
         history = [h.description or "" for h in await shop.history(vm)]
         assert any(f"{EXCESS_MSAT} msat more" in text for text in history)
 
@@ -253,9 +273,10 @@ async def test_an_admin_completing_a_recorded_overpaid_settlement_credits_its_ex
         await _admin_completes(shop, PaymentRails(None, {}), payment.id)  # no node here
 
         paid = await shop.payment(payment.id)
-        assert paid.is_paid and await _credit(shop, vm.user_id) == {"EUR": 123}
+        assert paid.is_paid and await _credit(shop, vm.user_id) == {"EUR": CREDITED}
         recorded = overpaid_of(payment_meta(paid))
-        assert recorded is not None and (recorded.msat, recorded.credited) == (EXCESS_MSAT, 123)
+        assert recorded is not None
+        assert (recorded.msat, recorded.credited) == (EXCESS_MSAT, CREDITED)
         # a second admin completion, an intake replay and a reconciliation credit nothing more
         with pytest.raises(PaymentAlreadyCompleted):
             await _admin_completes(shop, shop.rails, payment.id)
@@ -269,7 +290,7 @@ async def test_an_admin_completing_a_recorded_overpaid_settlement_credits_its_ex
         )
         assert not replay.completed
         assert await reconcile(node, shop.factory, shop.clock, shop.rails, shop.queue) == 0
-        assert await _credit(shop, vm.user_id) == {"EUR": 123}
+        assert await _credit(shop, vm.user_id) == {"EUR": CREDITED}
 
 
 async def test_an_admin_completing_an_overpaid_invoice_asks_the_node_what_arrived(
@@ -285,10 +306,10 @@ async def test_an_admin_completing_an_overpaid_invoice_asks_the_node_what_arrive
         lnd.settle(payment.id, amount_paid_msat=payment.total + EXCESS_MSAT)
 
         await _admin_completes(shop, shop.rails, payment.id)
-        assert await _credit(shop, vm.user_id) == {"EUR": 123}
+        assert await _credit(shop, vm.user_id) == {"EUR": CREDITED}
 
         await _listen_until_cursor(shop, node, 2, listeners=1)  # the intake replays it
-        assert await _credit(shop, vm.user_id) == {"EUR": 123}
+        assert await _credit(shop, vm.user_id) == {"EUR": CREDITED}
         assert await recent_problems(shop.factory) == []
 
 
@@ -390,7 +411,10 @@ async def test_an_invoice_paid_after_an_admin_completed_it_is_credited_once_howe
             )
             assert not any(await asyncio.gather(*(met_again() for _ in range(2))))
 
-        assert await _credit(shop, vm.user_id) == {"EUR": received // 10_000}  # rounded down
+        # worth 162 cents (rounded down): a prepayment, 131 net credited and 31 VAT that
+        # no invoice declares (the payment's was issued at the admin's completion)
+        assert received // MSAT_PER_CENT == 162
+        assert await _credit(shop, vm.user_id) == {"EUR": 131}
         assert await _settled_after_admin_entries(shop, vm.user_id, payment.id) == 1
         # it bought no time, and the completion was not booked again
         assert (await shop.subscription(vm)).expires == expires
@@ -398,6 +422,7 @@ async def test_an_invoice_paid_after_an_admin_completed_it_is_credited_once_howe
         assert [h.metadata["payment_id"] for h in renewed] == [payment.id.hex()]
         [notice] = _notices_of(shop, payment.id)
         assert f"{received} msat" in notice.message and "account credit" in notice.message
+        assert "VAT, EUR 0.31 at 23%, is on no invoice, so invoice it" in notice.message
         warned = [r for r in caplog.records if r.getMessage().startswith("OPERATOR:")]
         assert len(warned) == 1 and payment.id.hex() in warned[0].getMessage()
         assert f"user {vm.user_id}" in warned[0].getMessage()

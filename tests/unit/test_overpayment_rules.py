@@ -5,13 +5,24 @@ from __future__ import annotations
 from decimal import Decimal
 from fractions import Fraction
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.credit_conversion import convert_at
+from domain.invoice import InvoiceLine
 from domain.money import Currency, Money
-from domain.overpayment import OVERPAID_KEY, Overpaid, excess_value, invoice_note, overpaid_of
+from domain.overpayment import (
+    OVERPAID_KEY,
+    Overpaid,
+    excess_value,
+    invoice_note,
+    overpaid_of,
+    prepayment_split,
+)
+from domain.prepayment import PREPAYMENT_LINE, prepayment_line
+from domain.tax import tax_on
 
 
 @pytest.mark.parametrize(
@@ -80,3 +91,80 @@ def test_the_invoice_says_the_excess_is_not_part_of_it() -> None:
     assert "1239000 msat more" in note and "EUR 1.23 was added" in note
     assert "not part of this invoice" in note
     assert "too little" in invoice_note(Overpaid(msat=9, credited=0, currency="EUR"), "EUR 0.00")
+
+
+@pytest.mark.parametrize(
+    ("gross", "rate", "net", "tax"),
+    [
+        (1000, Decimal(23), 813, 187),  # 813.008…: the unit of rounding goes to the VAT
+        (123, Decimal(23), 100, 23),  # exact
+        (1, Decimal(23), 0, 1),  # too little to leave a unit net
+        (1, Decimal("0.01"), 0, 1),  # 0.9999 net: nothing credited
+        (101, Decimal(1), 100, 1),
+        (100, Decimal(1), 99, 1),  # 99.0099…
+        (123, Decimal(0), 123, 0),  # untaxed or reverse charge: all of it is net
+        (0, Decimal(23), 0, 0),
+        (1_000_000, Decimal("7.7"), 928_505, 71_495),  # 928 505.1…
+        (10**15, Decimal(100), 5 * 10**14, 5 * 10**14),
+    ],
+)
+def test_a_prepayment_is_split_into_net_credit_and_its_vat(
+    gross: int, rate: Decimal, net: int, tax: int
+) -> None:
+    assert prepayment_split(gross, rate) == (net, tax)
+
+
+@given(
+    gross=st.integers(0, 10**18),
+    rate=st.decimals(min_value=Decimal(0), max_value=Decimal(100), places=2),
+)
+def test_a_prepayment_credits_never_more_than_arrived_and_adds_up(
+    gross: int, rate: Decimal
+) -> None:
+    """Net + VAT is what arrived; the net with its exact VAT is never more than it (nor one
+    unit more net), and the VAT is never below the tax D3 puts on the net."""
+    net, tax = prepayment_split(gross, rate)
+    assert net + tax == gross and net >= 0 and tax >= 0
+    factor = 1 + Fraction(rate) / 100
+    assert net * factor <= gross < (net + 1) * factor
+    assert tax >= tax_on(net, rate)
+
+
+def test_a_negative_prepayment_is_a_bug() -> None:
+    with pytest.raises(ValueError, match="never negative"):
+        prepayment_split(-1, Decimal(23))
+
+
+def test_a_taxed_prepayment_round_trips_and_an_old_record_reads_untaxed() -> None:
+    taxed = Overpaid(msat=1_239_000, credited=100, currency="EUR", tax=23, tax_rate=Decimal(23))
+    assert overpaid_of({OVERPAID_KEY: taxed.to_json()}) == taxed
+    assert taxed.received == 123
+    old = {"msat": 1_239_000, "credited": 123, "currency": "EUR"}
+    assert overpaid_of({OVERPAID_KEY: old}) == Overpaid(
+        msat=1_239_000, credited=123, currency="EUR"
+    )
+    assert Overpaid(msat=1, credited=0, currency="EUR").to_json() == {
+        "msat": 1,
+        "credited": 0,
+        "currency": "EUR",
+    }
+    for bad in ({"tax": -1}, {"tax_rate": 23}, {"tax_rate": "x"}, {"tax_rate": "-1"}):
+        assert overpaid_of({OVERPAID_KEY: {**old, **bad}}) is None
+
+
+def test_the_invoice_says_a_taxed_excess_is_invoiced_as_a_prepayment() -> None:
+    taxed = Overpaid(msat=1_239_000, credited=100, currency="EUR", tax=23, tax_rate=Decimal(23))
+    note = invoice_note(taxed, "EUR 1.00")
+    assert "invoiced above as a prepayment" in note and "EUR 1.00" in note
+    assert "not part of this invoice" not in note
+
+
+def test_the_invoice_line_of_a_prepayment_is_its_net_and_vat_in_the_invoice_currency() -> None:
+    taxed = Overpaid(msat=1_239_000, credited=100, currency="EUR", tax=23, tax_rate=Decimal(23))
+    assert prepayment_line(taxed, "EUR") == InvoiceLine(
+        description=PREPAYMENT_LINE, net=100, tax_rate=Decimal(23), tax=23
+    )
+    assert prepayment_line(taxed, "BTC") is None
+    assert prepayment_line(None, "EUR") is None
+    assert prepayment_line(Overpaid(msat=1_239_000, credited=123, currency="EUR"), "EUR") is None
+    assert prepayment_line(attrs.evolve(taxed, credited=0), "EUR") is None
