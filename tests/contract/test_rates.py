@@ -347,13 +347,13 @@ async def test_refresher_loop_survives_failures_and_stops() -> None:
     source = FlakySource(FixedRateSource({EUR: Decimal(90000)}, clock))
     stop = asyncio.Event()
     task = asyncio.create_task(run_rate_refresher(source, store, interval_s=0.005, stop_event=stop))
-    await asyncio.wait_for(source.until(1), timeout=1)
+    await asyncio.wait_for(source.until(1), timeout=10)
     source.error = RuntimeError("unexpected")  # a bug in a source must not kill the loop
-    await asyncio.wait_for(source.until(4), timeout=1)
+    await asyncio.wait_for(source.until(4), timeout=10)
     source.error = RateSourceUnavailable("down")
-    await asyncio.wait_for(source.until(6), timeout=1)
+    await asyncio.wait_for(source.until(6), timeout=10)
     stop.set()
-    await asyncio.wait_for(task, timeout=1)
+    await asyncio.wait_for(task, timeout=10)
     assert (await store.table()).btc_rate(EUR, NOW) == rate(EUR, "90000")
 
 
@@ -363,7 +363,7 @@ async def test_refresher_stops_promptly_while_waiting() -> None:
     task = asyncio.create_task(
         run_rate_refresher(source, MemoryRateStore(), interval_s=3600, stop_event=stop)
     )
-    await asyncio.wait_for(source.until(1), timeout=1)
+    await asyncio.wait_for(source.until(1), timeout=10)
     stop.set()
-    await asyncio.wait_for(task, timeout=1)
+    await asyncio.wait_for(task, timeout=10)
     assert source.fetches == 1
