@@ -50,7 +50,7 @@ def _payout(notes: RefundNotes, value: Money, paid: ChargedAmount) -> dict[str, 
         "value": _figure(value),
         "credit_notes": [note.number for note in notes.notes],
         "credited": _figure(notes.total),
-        "uncovered": _figure(Money(value.currency, notes.uncovered)),
+        "uncovered": _figure(Money(value.currency, notes.uncovered if notes.notes else 0)),
         "rate": str(paid.rate),
     }
 
@@ -61,6 +61,12 @@ def _payout_lines(record: dict[str, object]) -> list[str]:
     numbers = record.get("credit_notes")
     if not isinstance(numbers, list):
         return []
+    if not numbers:
+        return [
+            f"No invoice covers this time (paid before invoices were issued, as on an adopted "
+            f"LNVPS database, or added free): no credit note was issued, and the amount is "
+            f"the unused time's value before tax ({record.get('value')})."
+        ]
     lines = [
         f"The amount includes VAT: it is the total of credit notes {', '.join(numbers)} "
         f"({record.get('credited')}), issued against the invoices that paid for the time; "
@@ -191,11 +197,15 @@ async def refund_by_hand(
             notes = await credit_refund(
                 uow, sub.id, value=refund.value, start=start, reason=note_reason, now=now
             )
-            if notes.total.amount <= 0:
+            if notes.total.amount <= 0 and notes.invoiced:
                 raise NothingToRefund(
-                    "No paid invoice covers the unused time: nothing can be paid back"
+                    "The invoices of the unused time are credited in full already: nothing "
+                    "can be paid back"
                 )
-            paid = charge_amount(notes.total, method, table, now)
+            # no invoice of that time at all (paid before invoices were issued, as on an
+            # adopted LNVPS database, or added free): its value is paid back as before
+            # invoices existed, with no credit note (there is nothing to correct)
+            paid = charge_amount(notes.total if notes.notes else refund.value, method, table, now)
             await uow.subscriptions.update(attrs.evolve(sub, expires=start))
             await end_without_renewal(uow, sub.id, start, now)  # the service ends then
             extra = {

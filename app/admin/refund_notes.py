@@ -18,11 +18,14 @@ from ports.storage import UnitOfWork
 class RefundNotes:
     """The notes issued for a refund (newest invoice first), their gross total in the
     refund's list currency (`total`: what is paid back), and the part of the refunded net
-    value no invoice could take back (`uncovered`, same currency: not paid back)."""
+    value no invoice could take back (`uncovered`, same currency: not paid back), and whether
+    any invoice of the cut time was found at all (`invoiced`: False for time paid before
+    invoices were issued, as an adopted LNVPS database's, or time added free)."""
 
     notes: tuple[CreditNote, ...]
     total: Money
     uncovered: int
+    invoiced: bool
 
 
 @attrs.frozen
@@ -85,6 +88,7 @@ async def credit_refund(
     invoice locks, the order the admin's credit note takes them in (no deadlock)."""
     left = value.amount
     planned: list[_Planned] = []
+    invoiced = False
     for found in await _invoices_newest_first(uow, subscription_id):
         if left <= 0:
             break
@@ -93,6 +97,7 @@ async def credit_refund(
             continue
         if doc.supply_to <= start:
             break
+        invoiced = True
         invoice = await uow.invoices.get_for_update(found.id)
         assert invoice is not None  # invoices are never deleted
         issued = await uow.invoices.credit_notes_of(invoice.id)
@@ -105,4 +110,6 @@ async def credit_refund(
         for p in planned
     ]
     total = sum(note.amount for note in notes)
-    return RefundNotes(notes=tuple(notes), total=Money(value.currency, total), uncovered=left)
+    return RefundNotes(
+        notes=tuple(notes), total=Money(value.currency, total), uncovered=left, invoiced=invoiced
+    )

@@ -162,11 +162,37 @@ async def test_with_nothing_left_to_take_back_the_refund_is_refused_and_changes_
     )
     before = await shop.subscription(vm)
 
-    with pytest.raises(NothingToRefund, match="No paid invoice covers"):
+    with pytest.raises(NothingToRefund, match="credited in full already"):
         await _by_hand(shop, vm)
 
     assert await shop.subscription(vm) == before and await _records(shop, vm) == []
     assert len(await _notes(shop, invoice)) == 1 and shop.queue.sent == []
+
+
+async def test_time_no_invoice_covers_is_paid_back_at_its_value_with_no_note(shop: Shop) -> None:
+    """Time paid before invoices were issued (an adopted LNVPS database's VM: an expiry and
+    no invoice) is refunded as before invoices existed: its value, no credit note."""
+    vm = await shop.order()
+    sub_id = (await shop.subscription(vm)).id
+    async with shop.factory() as uow:
+        sub = await uow.subscriptions.get_for_update(sub_id)
+        assert sub is not None
+        expires = shop.clock.now() + timedelta(days=31)
+        await uow.subscriptions.update(attrs.evolve(sub, expires=expires, is_setup=True))
+        await uow.commit()
+    shop.queue.sent.clear()
+
+    await _by_hand(shop, vm)
+
+    assert await _all_notes(shop) == []
+    [record] = await _records(shop, vm)
+    assert record["credit_notes"] == [] and record["amount"] == record["value"]
+    assert record["uncovered"] == "0 EUR (smallest units)"
+    assert (await shop.subscription(vm)).expires == shop.clock.now()
+    [notice] = shop.queue.sent
+    assert isinstance(notice, SendAdminNotification)
+    assert "No invoice covers this time" in notice.message
+    assert str(record["value"]).split()[0] + " EUR" in notice.message
 
 
 async def test_a_lightning_refund_pays_the_notes_total_converted(shop: Shop) -> None:
