@@ -126,4 +126,9 @@ class SqlInvoices(SqlRepo):
     async def credit_notes_of(self, invoice_id: int) -> list[CreditNote]:
         c = t.credit_note.c
         query = select(*self.notes.columns).where(c.invoice_id == invoice_id).order_by(c.id)
+        if self.locks_rows:
+            # MariaDB's REPEATABLE READ snapshot may predate a note a rival committed before
+            # this transaction got the invoice's lock (a refund reads other rows first); a
+            # locking read sees the notes as last committed
+            query = query.with_for_update(read=True)
         return await self._all(self.notes, query)

@@ -81,6 +81,13 @@ async def refund_to_credit(
     completion does, then the balance lock. The cut period is closed to renewal
     (`end_without_renewal`): a worker run whose clock was read just before the cut would
     otherwise see it expiring soon and auto-renew the time just refunded.
+
+    No credit note is issued (a refund by hand issues them: `refund_notes`): no money goes
+    back, the invoice's payment stays with the seller as the customer's prepayment. The
+    credit is net value, and the invoice that later spends it puts it in a line of its own
+    that takes it and the VAT it spares off that invoice's taxable base
+    (`invoice_content._service_lines`): revenue and output VAT come down there, once. A
+    credit note here too would take them down twice.
     """
     now = clock.now()
     async with uow_factory() as uow:  # which subscription: read before its lock is taken

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import attrs
 
+from app.admin.refund_notes import RefundNotes, credit_refund
 from app.admin.refund_record import (
     MANUAL,
     NOTICE,
@@ -15,15 +16,18 @@ from app.admin.refund_record import (
     notified_job,
     refund_event,
     refund_of,
+    refund_reference,
     unnotified_refund,
 )
-from app.admin.vm_removal import RefundAmount, refund_start, refund_value
+from app.admin.vm_removal import refund_start, refund_value
 from app.admin.vms import require_live
 from app.billing.catalogue import subscription_of, vm_price
 from app.billing.errors import SubscriptionNotFound
 from app.lifecycle_codes import end_without_renewal
 from domain.enums import PaymentMethod
+from domain.exchange import PASSTHROUGH_RATE, ChargedAmount, charge_amount
 from domain.model import VmHistory
+from domain.money import Money
 from ports.clock import Clock
 from ports.jobs import SendAdminNotification
 from ports.queue import WorkQueue
@@ -34,8 +38,49 @@ from ports.storage import UnitOfWorkFactory
 _DELETED = "Can't calculate for deleted VM"
 
 
-def _figure(refund: RefundAmount) -> str:
-    return f"{refund.amount.amount} {refund.amount.currency.value} (smallest units)"
+def _figure(money: Money) -> str:
+    return f"{money.amount} {money.currency.value} (smallest units)"
+
+
+def _payout(notes: RefundNotes, value: Money, paid: ChargedAmount) -> dict[str, object]:
+    """The record's fields of what is paid back: the credit notes (their numbers and gross
+    total), the unused time's value before tax, the part of it no invoice took back, and
+    the rate the notes' total was converted at for the method."""
+    return {
+        "value": _figure(value),
+        "credit_notes": [note.number for note in notes.notes],
+        "credited": _figure(notes.total),
+        "uncovered": _figure(Money(value.currency, notes.uncovered if notes.notes else 0)),
+        "rate": str(paid.rate),
+    }
+
+
+def _payout_lines(record: dict[str, object]) -> list[str]:
+    """What the notice says of the credit notes behind the amount (a refund recorded before
+    refunds issued notes has none: nothing is said)."""
+    numbers = record.get("credit_notes")
+    if not isinstance(numbers, list):
+        return []
+    if not numbers:
+        return [
+            f"No invoice covers this time (paid before invoices were issued, as on an adopted "
+            f"LNVPS database, or added free): no credit note was issued, and the amount is "
+            f"the unused time's value before tax ({record.get('value')})."
+        ]
+    lines = [
+        f"The amount includes VAT: it is the total of credit notes {', '.join(numbers)} "
+        f"({record.get('credited')}), issued against the invoices that paid for the time; "
+        f"the unused time's value before tax is {record.get('value')}."
+    ]
+    if record.get("rate") != str(PASSTHROUGH_RATE):
+        lines.append(f"The credit notes' total was converted at {record.get('rate')} per BTC.")
+    if not str(record.get("uncovered", "0")).startswith("0 "):
+        lines.append(
+            f"Capped: {record.get('uncovered')} of that value (before tax) is covered by no "
+            "paid invoice (time added free by an admin, a price raised since it was paid, or "
+            "time paid before invoices were issued) and is not included: do not pay it."
+        )
+    return lines
 
 
 def _notice(entry: VmHistory, *, again: bool) -> SendAdminNotification:
@@ -49,6 +94,7 @@ def _notice(entry: VmHistory, *, again: bool) -> SendAdminNotification:
         f"Refund requested for VM #{entry.vm_id} by admin user #{meta.get('admin_user_id')}: "
         f"{record['amount']} by {method.display_name}, for {record.get('seconds')} s of "
         "unused time.",
+        *_payout_lines(record),
         "It is not paid automatically: pay it by hand. The paid time was cut to the refund's "
         "start; the refund is recorded in the VM's history.",
         f"Refund reference: {record['reference']} (pay each reference once).",
@@ -97,6 +143,16 @@ async def refund_by_hand(
     period nor send its expiring-soon notice (`end_without_renewal`), but stops the VM then
     and deletes it after the grace as for any expiry.
 
+    Money paid back is documented by credit notes, issued in the same transaction (so once,
+    with the refund, and a crash leaves neither): `credit_refund` takes the unused time's
+    value back from the subscription's paid invoices of that time, newest first. The value
+    (`refund_value`, the GET figure) is a price before tax, but the customer paid it plus
+    VAT, so what the admins are told to pay is gross: the credit notes' total (each the net
+    plus the VAT its invoice charged on it), converted for the method as a charge would be.
+    The notice names the notes, and when the invoices cannot take back the whole value
+    (time added free, a price raised since) it says the rest is not paid. With nothing any
+    invoice can take back the refund is refused (`NothingToRefund`) and nothing changes.
+
     The admins' notice is sent at least once, never lost: the record stores what it says
     (amount, method, seconds, the Lightning invoice, the reason) and the notice is queued
     after the commit, in a second small transaction under the subscription's lock that
@@ -134,6 +190,22 @@ async def refund_by_hand(
             if refund.amount.amount <= 0:
                 raise NothingToRefund("The unused time is worth nothing")
             assert sub.expires is not None  # refund_value refuses a subscription without one
+            note_reason = (
+                f"Refund by hand of VM #{vm.id}'s unused time from {start.isoformat()} "
+                f"({refund_reference(vm.id, sub.expires)})"
+            )
+            notes = await credit_refund(
+                uow, sub.id, value=refund.value, start=start, reason=note_reason, now=now
+            )
+            if notes.total.amount <= 0 and notes.invoiced:
+                raise NothingToRefund(
+                    "The invoices of the unused time are credited in full already: nothing "
+                    "can be paid back"
+                )
+            # no invoice of that time at all (paid before invoices were issued, as on an
+            # adopted LNVPS database, or added free): its value is paid back as before
+            # invoices existed, with no credit note (there is nothing to correct)
+            paid = charge_amount(notes.total if notes.notes else refund.value, method, table, now)
             await uow.subscriptions.update(attrs.evolve(sub, expires=start))
             await end_without_renewal(uow, sub.id, start, now)  # the service ends then
             extra = {
@@ -141,6 +213,7 @@ async def refund_by_hand(
                 "seconds": refund.seconds_remaining,
                 "invoice": lightning_invoice,
                 NOTICE: True,
+                **_payout(notes, refund.value, paid),
             }
             recorded = await uow.vm_history.add(
                 refund_event(
@@ -149,7 +222,7 @@ async def refund_by_hand(
                     admin_id=admin_id,
                     expires=sub.expires,
                     cut_to=start,
-                    figure=_figure(refund),
+                    figure=_figure(paid.money),
                     now=now,
                     reason=reason,
                     extra=extra,

@@ -50,9 +50,11 @@ async def delete_vm(
 
 @attrs.frozen(kw_only=True)
 class RefundAmount:
-    """The unused paid time's value, in the method's charged currency (AdminRefundAmountInfo)."""
+    """The unused paid time's value, in the method's charged currency (AdminRefundAmountInfo);
+    `value` is the same before conversion, in the list currency (before tax, as `amount`)."""
 
     amount: Money
+    value: Money
     rate: Decimal
     expires: datetime | None
     seconds_remaining: int
@@ -90,6 +92,7 @@ def refund_value(
     charged = charge_amount(remaining.prorated_cost, method, rates, now)
     return RefundAmount(
         amount=charged.money,
+        value=remaining.prorated_cost,
         rate=charged.rate,
         expires=expires,
         seconds_remaining=remaining.seconds_remaining,

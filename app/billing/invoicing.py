@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -121,7 +122,6 @@ async def issue_credit_note(
     if amount <= 0:
         raise InvalidInput("A credit note's amount must be a positive integer")
     now = clock.now()
-    series = credit_note_series(now)
     async with uow_factory() as uow:
         # the invoice's lock first: what is read after it was granted is what other issuers
         # committed (MariaDB takes its read snapshot at the first plain read, not here); then
@@ -136,23 +136,42 @@ async def issue_credit_note(
                 f"Credit notes would exceed the invoice total ({credited} of "
                 f"{invoice.total} already credited)"
             )
-        net, tax = new_note_parts(amount, invoice, issued_parts(invoice, issued))
-        seq = await uow.invoices.next_seq(invoice.company_id, series)
-        note = await uow.invoices.add_credit_note(
-            CreditNote(
-                id=0,
-                company_id=invoice.company_id,
-                series=series,
-                seq=seq,
-                number=document_number(series, seq),
-                invoice_id=invoice.id,
-                issued_at=now,
-                currency=invoice.currency,
-                amount=amount,
-                reason=reason[:255],
-                net=net,
-                tax=tax,
-            )
-        )
+        note = await add_credit_note(uow, invoice, issued, amount=amount, reason=reason, now=now)
         await uow.commit()
     return note
+
+
+async def add_credit_note(
+    uow: UnitOfWork,
+    invoice: Invoice,
+    issued: Sequence[CreditNote],
+    *,
+    amount: int,
+    reason: str,
+    now: datetime,
+) -> CreditNote:
+    """Number and store a credit note of gross `amount` on `invoice`, its net and VAT fixed
+    from the invoice's notes so far (`issued`, oldest first: `new_note_parts`).
+
+    The caller holds the invoice's row lock (`get_for_update`), read `issued` after it, and
+    checked that they and `amount` add up to at most the invoice's total; the series'
+    counter lock is taken here, after the invoice's (the order every issuer takes them in)."""
+    net, tax = new_note_parts(amount, invoice, issued_parts(invoice, issued))
+    series = credit_note_series(now)
+    seq = await uow.invoices.next_seq(invoice.company_id, series)
+    return await uow.invoices.add_credit_note(
+        CreditNote(
+            id=0,
+            company_id=invoice.company_id,
+            series=series,
+            seq=seq,
+            number=document_number(series, seq),
+            invoice_id=invoice.id,
+            issued_at=now,
+            currency=invoice.currency,
+            amount=amount,
+            reason=reason[:255],
+            net=net,
+            tax=tax,
+        )
+    )

@@ -84,5 +84,6 @@ class Invoices(Protocol):
     async def add_credit_note(self, note: CreditNote) -> CreditNote: ...
 
     async def credit_notes_of(self, invoice_id: int) -> list[CreditNote]:
-        """The invoice's credit notes, oldest first."""
+        """The invoice's credit notes, oldest first, as last committed (SQL: a locking read),
+        so under the invoice's lock they are all its notes, whatever was read before."""
         ...

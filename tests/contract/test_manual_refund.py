@@ -23,8 +23,10 @@ database = storage_backends.database
 shop = lifecycle_world.shop
 #: 4 days after the purchase: 24 of the 31 days of the month ending 28 Feb are left
 DAYS_USED = 4
-#: the unused time at the plan's EUR 1.32: 132 × 24 / 31 = 102.19 → 102 cents
+#: the unused time at the plan's EUR 1.32: 132 × 24 / 31 = 102.19 → 102 cents, before tax
 UNUSED = 102
+#: what is paid back: that and the 23 % VAT Alice (IE) paid on it, floor(102 × 0.23) = 23
+GROSS = 125
 #: the history metadata key of "the refund's notice was queued" (refund_record.NOTIFIED_KEY)
 NOTIFIED_KEY = "refund_notified"
 
@@ -97,14 +99,20 @@ async def test_a_refund_by_hand_ends_the_time_and_is_recorded_once(shop: Shop) -
         "kind": "manual",
         "reference": f"vm:{vm.id}:until:{int(expires.timestamp())}",
         "cut_to": int(now.timestamp()),
-        "amount": f"{UNUSED} EUR (smallest units)",
+        "amount": f"{GROSS} EUR (smallest units)",
         "method": "revolut",
         "seconds": 24 * 86400,
         "invoice": None,
         "notice": True,
+        "value": f"{UNUSED} EUR (smallest units)",
+        "credit_notes": ["CN-2026-000001"],
+        "credited": f"{GROSS} EUR (smallest units)",
+        "uncovered": "0 EUR (smallest units)",
+        "rate": "1",
     }
     [notice] = shop.queue.sent
-    assert isinstance(notice, SendAdminNotification) and f"{UNUSED} EUR" in notice.message
+    assert isinstance(notice, SendAdminNotification) and f"{GROSS} EUR" in notice.message
+    assert "CN-2026-000001" in notice.message and "Capped" not in notice.message
     with pytest.raises(AlreadyRefunded):
         await _by_hand(shop, vm)
     with pytest.raises(AlreadyRefunded):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -167,6 +169,33 @@ async def test_refund_request_tells_the_admins_ends_the_time_and_is_recorded_onc
     assert again[0] == 409 and again[1]["error"].startswith("This unused time was already refunded")
     assert (await _status(world, "POST", f"/vms/{vm['id']}/refund/credit", json={}))[0] == 409
     assert await jobs(world) == []
+
+
+async def test_a_refund_by_hand_is_credited_in_the_invoice_export(world: AdminWorld) -> None:
+    """The money paid back is a credit note against the paid invoice, named in the notice:
+    the export's window then earns the invoice less it; a repeat issues no second note."""
+    vm = await paid_vm(world.user, ALICE)
+    world.api.clock.advance(timedelta(days=10))
+    await jobs(world)
+    body = {"payment_method": "revolut", "reason": "outage"}
+    await world.ok("POST", f"/vms/{vm['id']}/refund", json=body)
+    [job] = await jobs(world)
+    window = "start_date=2026-06-01&end_date=2026-07-01"
+    [invoice] = (await world.ok("GET", f"/invoices?{window}"))["data"]
+    assert invoice["tax"] == 0  # untaxed here: what is paid back is the value itself
+    [note] = (await world.ok("GET", f"/invoices/{invoice['id']}"))["data"]["credit_notes"]
+    assert note["amount"] == 180 and note["number"] == "CN-2026-000001"
+    assert isinstance(job, SendAdminNotification)
+    assert "180 EUR" in job.message and note["number"] in job.message
+    resp = await world.call("GET", f"/invoices/export?{window}", VIEWER)
+    rows = list(csv.DictReader(io.StringIO(await resp.text())))
+    assert [(r["document"], int(r["total"])) for r in rows] == [
+        ("invoice", invoice["total"]),
+        ("credit_note", -180),
+    ]
+    assert (await _status(world, "POST", f"/vms/{vm['id']}/refund", json=body))[0] == 409
+    again = (await world.ok("GET", f"/invoices/{invoice['id']}"))["data"]["credit_notes"]
+    assert again == [note] and await jobs(world) == []
 
 
 async def test_refund_from_a_date_before_now_is_refused(world: AdminWorld) -> None:

@@ -1,0 +1,327 @@
+"""A refund by hand issues its credit notes once, with the refund, on memory, SQLite and
+MariaDB: the amount the admins pay is the notes' total (the unused value plus its VAT),
+spread over the paid invoices newest first, capped by what they can take back; a lost
+notice's repeat and racing refunds issue no second note, a crash leaves neither."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import attrs
+import pytest
+
+from app.admin import manual_refund, refund_notes
+from app.admin.credit_refund import refund_to_credit
+from app.admin.invoices import every_credit_note
+from app.admin.manual_refund import refund_by_hand
+from app.admin.refund_record import REFUND_KEY, AlreadyRefunded, NothingToRefund
+from app.billing.invoicing import issue_credit_note
+from domain.enums import PaymentMethod, VmHistoryActionType
+from domain.exchange import charge_amount
+from domain.invoice import CreditNote, Invoice
+from domain.model import Vm
+from domain.money import Currency, Money
+from ports.jobs import SendAdminNotification
+from ports.storage import InvoiceWindow
+from tests.contract import lifecycle_world, storage_backends
+from tests.unit.billing.world import ALICE, Shop
+
+database = storage_backends.database
+shop = lifecycle_world.shop
+#: 4 days after the purchase, 24 of the 31 days are left: 102 cents before tax, 23 % VAT
+DAYS_USED, UNUSED, GROSS = 4, 102, 125
+#: a month of the plan: 132 cents and its VAT (30), what one renewal's invoice charged
+MONTH_TOTAL = 162
+
+
+async def _paid_vm(shop: Shop, months: int = 1) -> Vm:
+    vm = await shop.order()
+    for _ in range(months):
+        await shop.complete(await shop.renew(vm))
+    shop.clock.advance(timedelta(days=DAYS_USED))
+    shop.queue.sent.clear()
+    return vm
+
+
+async def _by_hand(shop: Shop, vm: Vm, method: PaymentMethod = PaymentMethod.REVOLUT) -> str:
+    return await refund_by_hand(
+        shop.factory,
+        shop.rates,
+        shop.clock,
+        shop.queue,
+        vm_id=vm.id,
+        method=method,
+        from_date=None,
+        lightning_invoice=None,
+        admin_id=ALICE,
+        reason="host retired",
+    )
+
+
+async def _invoices(shop: Shop, vm: Vm) -> list[Invoice]:
+    """The VM's invoices, newest first."""
+    found = []
+    payments = await shop.payments(vm)
+    async with shop.factory() as uow:
+        for payment in payments:
+            invoice = await uow.invoices.get_by_payment(payment.id)
+            if invoice is not None:
+                found.append(invoice)
+    return sorted(found, key=lambda i: i.id, reverse=True)
+
+
+async def _notes(shop: Shop, invoice: Invoice) -> list[CreditNote]:
+    async with shop.factory() as uow:
+        return await uow.invoices.credit_notes_of(invoice.id)
+
+
+async def _all_notes(shop: Shop) -> list[CreditNote]:
+    now = shop.clock.now()
+    window = InvoiceWindow(now - timedelta(days=400), now + timedelta(seconds=1))
+    return [note async for note, _ in every_credit_note(shop.factory, window)]
+
+
+async def _records(shop: Shop, vm: Vm) -> list[dict[str, object]]:
+    entries = await shop.history(vm, VmHistoryActionType.STATE_CHANGED)
+    return [e.metadata[REFUND_KEY] for e in entries if REFUND_KEY in (e.metadata or {})]
+
+
+async def test_the_refund_credits_its_gross_value_and_the_notice_names_the_note(
+    shop: Shop,
+) -> None:
+    vm = await _paid_vm(shop)
+    [invoice] = await _invoices(shop, vm)
+
+    await _by_hand(shop, vm)
+
+    [note] = await _notes(shop, invoice)
+    assert (note.amount, note.net, note.tax, note.currency) == (GROSS, UNUSED, 23, "EUR")
+    assert note.number == "CN-2026-000001" and f"vm:{vm.id}:until:" in note.reason
+    assert await _all_notes(shop) == [note]  # the export counts it
+    [notice] = shop.queue.sent
+    assert isinstance(notice, SendAdminNotification)
+    assert f"{GROSS} EUR" in notice.message and note.number in notice.message
+    assert f"{UNUSED} EUR" in notice.message and "includes VAT" in notice.message
+
+
+async def test_a_refund_over_two_renewals_credits_the_newest_first(shop: Shop) -> None:
+    """24 days of the first month and all of the second: 102 + 132 cents before tax. The
+    newest invoice takes back all it charged (162), the older the rest (102 + 23)."""
+    vm = await _paid_vm(shop, months=2)
+    newest, older = await _invoices(shop, vm)
+    assert newest.total == older.total == MONTH_TOTAL
+
+    await _by_hand(shop, vm)
+
+    [first] = await _notes(shop, newest)
+    [second] = await _notes(shop, older)
+    assert (first.amount, first.net, first.tax) == (MONTH_TOTAL, newest.net, newest.tax)
+    assert (second.amount, second.net, second.tax) == (GROSS, UNUSED, 23)
+    [record] = await _records(shop, vm)
+    total = MONTH_TOTAL + GROSS
+    assert record["credit_notes"] == [first.number, second.number]
+    assert record["amount"] == record["credited"] == f"{total} EUR (smallest units)"
+    assert record["value"] == f"{UNUSED + 132} EUR (smallest units)"
+    [notice] = shop.queue.sent
+    assert isinstance(notice, SendAdminNotification) and f"{total} EUR" in notice.message
+
+
+async def test_time_added_free_is_not_paid_back(shop: Shop) -> None:
+    """An admin added 31 days free: the refund's value is more than the invoice can take
+    back; the note takes back all of it, the rest is named and not paid."""
+    vm = await _paid_vm(shop)
+    [invoice] = await _invoices(shop, vm)
+    sub_id = (await shop.subscription(vm)).id
+    async with shop.factory() as uow:
+        sub = await uow.subscriptions.get_for_update(sub_id)
+        assert sub is not None and sub.expires is not None
+        await uow.subscriptions.update(attrs.evolve(sub, expires=sub.expires + timedelta(31)))
+        await uow.commit()
+
+    await _by_hand(shop, vm)
+
+    [note] = await _notes(shop, invoice)
+    assert (note.amount, note.net, note.tax) == (invoice.total, invoice.net, invoice.tax)
+    [record] = await _records(shop, vm)
+    assert record["amount"] == f"{invoice.total} EUR (smallest units)"
+    uncovered = int(str(record["value"]).split()[0]) - invoice.net
+    assert uncovered > 0 and record["uncovered"] == f"{uncovered} EUR (smallest units)"
+    [notice] = shop.queue.sent
+    assert isinstance(notice, SendAdminNotification)
+    assert "Capped" in notice.message and f"{uncovered} EUR" in notice.message
+
+
+async def test_with_nothing_left_to_take_back_the_refund_is_refused_and_changes_nothing(
+    shop: Shop,
+) -> None:
+    vm = await _paid_vm(shop)
+    [invoice] = await _invoices(shop, vm)
+    await issue_credit_note(
+        shop.factory, shop.clock, invoice_id=invoice.id, amount=invoice.total, reason="void"
+    )
+    before = await shop.subscription(vm)
+
+    with pytest.raises(NothingToRefund, match="credited in full already"):
+        await _by_hand(shop, vm)
+
+    assert await shop.subscription(vm) == before and await _records(shop, vm) == []
+    assert len(await _notes(shop, invoice)) == 1 and shop.queue.sent == []
+
+
+async def test_time_no_invoice_covers_is_paid_back_at_its_value_with_no_note(shop: Shop) -> None:
+    """Time paid before invoices were issued (an adopted LNVPS database's VM: an expiry and
+    no invoice) is refunded as before invoices existed: its value, no credit note."""
+    vm = await shop.order()
+    sub_id = (await shop.subscription(vm)).id
+    async with shop.factory() as uow:
+        sub = await uow.subscriptions.get_for_update(sub_id)
+        assert sub is not None
+        expires = shop.clock.now() + timedelta(days=31)
+        await uow.subscriptions.update(attrs.evolve(sub, expires=expires, is_setup=True))
+        await uow.commit()
+    shop.queue.sent.clear()
+
+    await _by_hand(shop, vm)
+
+    assert await _all_notes(shop) == []
+    [record] = await _records(shop, vm)
+    assert record["credit_notes"] == [] and record["amount"] == record["value"]
+    assert record["uncovered"] == "0 EUR (smallest units)"
+    assert (await shop.subscription(vm)).expires == shop.clock.now()
+    [notice] = shop.queue.sent
+    assert isinstance(notice, SendAdminNotification)
+    assert "No invoice covers this time" in notice.message
+    assert str(record["value"]).split()[0] + " EUR" in notice.message
+
+
+async def test_a_lightning_refund_pays_the_notes_total_converted(shop: Shop) -> None:
+    vm = await _paid_vm(shop)
+
+    await _by_hand(shop, vm, PaymentMethod.LIGHTNING)
+
+    paid = charge_amount(
+        Money(Currency.EUR, GROSS),
+        PaymentMethod.LIGHTNING,
+        await shop.rates.table(),
+        shop.clock.now(),
+    )
+    [record] = await _records(shop, vm)
+    assert record["amount"] == f"{paid.money.amount} BTC (smallest units)"
+    assert record["credited"] == f"{GROSS} EUR (smallest units)"
+    [notice] = shop.queue.sent
+    assert isinstance(notice, SendAdminNotification)
+    assert f"converted at {paid.rate} per BTC" in notice.message
+
+
+async def test_a_repeat_after_a_lost_notice_issues_no_second_note(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vm = await _paid_vm(shop)
+    real_send = shop.queue.send
+
+    async def down(job: object) -> str:
+        raise ConnectionError("queue down")
+
+    monkeypatch.setattr(shop.queue, "send", down)
+    with pytest.raises(ConnectionError):
+        await _by_hand(shop, vm)
+    monkeypatch.setattr(shop.queue, "send", real_send)
+    [note] = await _all_notes(shop)
+
+    await _by_hand(shop, vm)
+
+    assert await _all_notes(shop) == [note]
+    [notice] = shop.queue.sent
+    assert isinstance(notice, SendAdminNotification)
+    assert "sent again" in notice.message and note.number in notice.message
+    with pytest.raises(AlreadyRefunded):
+        await _by_hand(shop, vm)
+    assert await _all_notes(shop) == [note]
+
+
+async def test_racing_refunds_issue_one_set_of_notes(shop: Shop) -> None:
+    vm = await _paid_vm(shop, months=2)
+
+    results = await asyncio.gather(
+        _by_hand(shop, vm),
+        _by_hand(shop, vm, PaymentMethod.LIGHTNING),
+        refund_to_credit(
+            shop.factory, shop.clock, shop.rates, vm_id=vm.id, admin_id=ALICE, reason=None
+        ),
+        return_exceptions=True,
+    )
+
+    assert sum(not isinstance(r, BaseException) for r in results) == 1, results
+    notes = await _all_notes(shop)
+    records = await _records(shop, vm)
+    assert len(records) == 1
+    if records[0]["kind"] == "manual":
+        assert [n.number for n in notes] == records[0]["credit_notes"] and len(notes) == 2
+    else:  # the refund to credit won: credit is net value, no note (see refund_to_credit)
+        assert notes == []
+
+
+async def test_a_refund_to_credit_issues_no_credit_note(shop: Shop) -> None:
+    vm = await _paid_vm(shop)
+
+    await refund_to_credit(
+        shop.factory, shop.clock, shop.rates, vm_id=vm.id, admin_id=ALICE, reason=None
+    )
+
+    assert await _all_notes(shop) == []
+
+
+@pytest.mark.parametrize("where", ["notes", "record"])
+async def test_a_crash_in_the_refund_leaves_neither_note_nor_refund(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    vm = await _paid_vm(shop)
+    before = await shop.subscription(vm)
+
+    def crash(*args: object, **kw: object) -> object:
+        raise RuntimeError("crash")
+
+    if where == "notes":  # after the first statements of the notes: the invoices locked
+        monkeypatch.setattr(refund_notes, "add_credit_note", crash)
+    else:  # after the notes were issued
+        monkeypatch.setattr(manual_refund, "refund_event", crash)
+    with pytest.raises(RuntimeError, match="crash"):
+        await _by_hand(shop, vm)
+    monkeypatch.undo()
+
+    assert await _all_notes(shop) == [] and await _records(shop, vm) == []
+    assert await shop.subscription(vm) == before and shop.queue.sent == []
+    await _by_hand(shop, vm)  # and the refund can then be made, once
+    assert len(await _all_notes(shop)) == 1
+
+
+async def test_a_note_committed_after_the_refund_read_its_snapshot_still_caps_it(
+    shop: Shop, database: storage_backends.Database
+) -> None:
+    """MariaDB: the refund's transaction fixed its read snapshot (a plain read after the
+    subscription's lock) before an admin's note on the invoice committed; under the
+    invoice's lock its notes are read as committed, so the refund takes back only the rest.
+    (Memory and SQLite run one writing transaction at a time: no such interleaving.)"""
+    if database.kind != "mysql":
+        pytest.skip("two open transactions interleave on MariaDB only")
+    vm = await _paid_vm(shop)
+    [invoice] = await _invoices(shop, vm)
+    sub = await shop.subscription(vm)
+    async with shop.factory() as uow:
+        assert await uow.subscriptions.get_for_update(sub.id) is not None
+        assert await uow.vms.get(vm.id) is not None  # the snapshot is taken here
+        await issue_credit_note(
+            shop.factory, shop.clock, invoice_id=invoice.id, amount=invoice.total - 10, reason="x"
+        )
+        got = await refund_notes.credit_refund(
+            uow,
+            sub.id,
+            value=Money(Currency.EUR, UNUSED),
+            start=shop.clock.now(),
+            reason="refund",
+            now=shop.clock.now(),
+        )
+        await uow.commit()
+    assert [n.amount for n in got.notes] == [10] and got.total.amount == 10
+    assert sum(n.amount for n in await _notes(shop, invoice)) == invoice.total
