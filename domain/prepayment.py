@@ -8,17 +8,23 @@ from domain.credit import payment_meta
 from domain.invoice import InvoiceLine, effective_tax_rate
 from domain.model import SubscriptionPayment
 from domain.overpayment import Overpaid
-from domain.tax import recorded_tax_rate
+from domain.tax import CREDIT_TAX_RATE_KEY, recorded_tax_rate
 
 #: the invoice line of an excess kept as account credit
 PREPAYMENT_LINE = "Prepayment to account credit"
 
 
-def quoted_tax_rate(payment: SubscriptionPayment) -> Decimal:
-    """The tax percent the payment's quote charged, as its invoice prints it: the one the
-    quote recorded (0 under reverse charge or in an untaxed country), else read from its
-    amounts (a payment quoted before quotes recorded it)."""
-    rate = recorded_tax_rate(payment_meta(payment))
+def prepayment_tax_rate(payment: SubscriptionPayment) -> Decimal:
+    """The tax percent on money the payment's payer keeps as account credit: a prepayment of
+    the buyer's taxed supplies. An upgrade's quote records it (`CREDIT_TAX_RATE_KEY`: the
+    rate a renewal would charge, as the upgrade itself charges none); other quotes charge
+    that rate, so it is the one they recorded (0 under reverse charge or in an untaxed
+    country), else read from their amounts (a payment quoted before quotes recorded it; an
+    upgrade quoted before it recorded its credit rate thus gets 0, as it did then)."""
+    meta = payment_meta(payment)
+    rate = recorded_tax_rate(meta, CREDIT_TAX_RATE_KEY)
+    if rate is None:
+        rate = recorded_tax_rate(meta)
     return effective_tax_rate(payment.amount, payment.tax) if rate is None else rate
 
 

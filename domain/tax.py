@@ -125,15 +125,23 @@ NO_TAX = TaxRates()
 TAX_RATE_KEY = "tax_rate"
 
 
-def recorded_tax_rate(meta: Mapping[str, object]) -> Decimal | None:
-    """The tax percent a quote's metadata records (`TAX_RATE_KEY`), or None without one."""
-    raw = meta.get(TAX_RATE_KEY)
+def recorded_tax_rate(meta: Mapping[str, object], key: str = TAX_RATE_KEY) -> Decimal | None:
+    """The tax percent a quote's metadata records under `key` (`TAX_RATE_KEY`: the one it
+    charged), or None without one."""
+    raw = meta.get(key)
     if not isinstance(raw, str):
         return None
     try:
         return _percent(raw)
     except InvalidTaxRate:
         return None
+
+
+#: a quote's metadata key for the tax percent on money its payer keeps as account credit
+#: (a string), when it differs from the one the quote charged: an upgrade charges none, but
+#: its overpaid excess prepays the buyer's taxed supplies (0 under reverse charge or in an
+#: untaxed country), so it bears the rate a renewal would charge
+CREDIT_TAX_RATE_KEY = "credit_tax_rate"
 
 
 #: a quote's metadata key for whether it was reverse charged (a bool: no tax charged because

@@ -177,13 +177,6 @@ async def vm_price(uow: UnitOfWork, vm: Vm) -> VmPrice:
     )
 
 
-async def reverse_charged(uow: UnitOfWork, user_id: int, company_id: int) -> bool:
-    """Whether a quote to user `user_id` from company `company_id` is reverse charged, as
-    `charging_for` decides it (for quotes that charge no tax anyway: upgrades)."""
-    seller = await uow.companies.get(company_id)
-    return seller is not None and reverse_charge_for(seller, await user_of(uow, user_id))
-
-
 async def charging_for(
     uow: UnitOfWork,
     *,

@@ -13,7 +13,7 @@ from domain.errors import DomainError
 from domain.model import SubscriptionPayment
 from domain.money import Currency, Money
 from domain.overpayment import Overpaid, excess_value, prepayment_split
-from domain.prepayment import quoted_tax_rate
+from domain.prepayment import prepayment_tax_rate
 from domain.price_basis import RATES_KEY, quote_btc_rate, rates_from_json
 from ports.storage import UnitOfWork
 
@@ -99,9 +99,11 @@ async def credit_excess(
     subscription's), valued at the quote's own BTC rate of it, exactly and rounded down.
 
     Kept for later supplies, it is a prepayment and bears VAT now: the credit is its value
-    net of VAT at the rate the payment's quote charged (`prepayment_split`; all of it at 0 %,
-    e.g. under reverse charge), and the payment's invoice, issued after this in the same
-    transaction, declares the net and the VAT on a line of its own (`prepayment_line`).
+    net of VAT at the buyer's rate for taxed supplies (`prepayment_split` at
+    `prepayment_tax_rate`: the rate the quote charged, or the one an untaxed upgrade's quote
+    recorded for credit; all of it at 0 %, e.g. under reverse charge), and the payment's
+    invoice, issued after this in the same transaction, declares the net and the VAT on a
+    line of its own (`prepayment_line`).
     Credit is net value (it pays what it buys net of tax), so the VAT is declared once.
 
     Booked once per payment (reference: its id + `EXCESS_SUFFIX`), so a replay books nothing
@@ -153,8 +155,8 @@ async def _credit_msat(
     created: datetime,
 ) -> tuple[Overpaid, bool]:
     """`msat` of `payment` booked as credit in `list_currency` under the payment's id +
-    `suffix`, net of the VAT at the quote's rate; what was credited and its VAT, and whether
-    it had been booked before (replayed). An excess worth less than one unit once its VAT is
+    `suffix`, net of the VAT at `prepayment_tax_rate`; what was credited and its VAT, and
+    whether it had been booked before (replayed). An excess worth less than one unit once its VAT is
     taken is not booked (credited 0), as one worth less than a unit never was."""
     try:
         target = Currency.parse(list_currency)
@@ -166,7 +168,7 @@ async def _credit_msat(
         else quote_btc_rate(payment_meta(payment), target, payment.rate)
     )
     value = excess_value(msat, target, rate)
-    tax_rate = quoted_tax_rate(payment)
+    tax_rate = prepayment_tax_rate(payment)
     net, tax = prepayment_split(value or 0, tax_rate)
     if not net:  # nothing, or too little to leave a unit once its VAT is taken
         return Overpaid(msat=msat, credited=0, currency=target.value), False

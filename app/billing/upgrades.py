@@ -9,8 +9,8 @@ import attrs
 
 from app.billing.catalogue import (
     VmPrice,
+    charging_for,
     owned_vm,
-    reverse_charged,
     subscription_of,
     vm_price,
 )
@@ -46,7 +46,7 @@ from domain.model import (
 from domain.money import Money
 from domain.price_basis import RATES_KEY, rates_json
 from domain.pricing import custom_price
-from domain.tax import REVERSE_CHARGE_KEY
+from domain.tax import CREDIT_TAX_RATE_KEY, NO_TAX, REVERSE_CHARGE_KEY, TaxRates
 from domain.upgrade import (
     QUOTED_EXPIRY_KEY,
     UpgradeConfig,
@@ -390,12 +390,19 @@ async def create_upgrade_payment(
     cfg: UpgradeConfig,
     method: PaymentMethod = PaymentMethod.LIGHTNING,
     settle: Settle | None = None,
+    tax_rates: TaxRates | None = None,
 ) -> SubscriptionPayment:
     """A new Upgrade payment for the quoted amount (§8.2): never reused (D10), no tax, no fee,
     `time_value = 0` (paying changes no expiry, D12) and `metadata` = the UpgradeConfig JSON.
     The VM is not touched until the payment completes. With `settle` the user's credit
     balance pays first (`app.billing.credit_quote`); an upgrade it covers wholly is
     completed at once.
+
+    With `tax_rates` the quote records the buyer's rate for taxed supplies as a renewal
+    would charge it (`CREDIT_TAX_RATE_KEY`; 0 under reverse charge or in an untaxed
+    country): what a Lightning excess kept as credit bears (`prepayment_tax_rate`). It
+    records no `tax_rate`: the upgrade charges none. Without them no credit rate is recorded
+    and an excess is credited as before, at 0 %.
     """
     now = clock.now()
     async with uow_factory() as uow:
@@ -404,6 +411,16 @@ async def create_upgrade_payment(
         table = await rates.table()
         quote, plan = await _quote(uow, vm, sub, cfg, method, table, now)
         assert sub.expires is not None  # `upgrade_quote` refused a subscription without one
+        # how a renewal would charge this buyer: the upgrade itself charges no tax
+        charging = await charging_for(
+            uow,
+            method=method,
+            rates=table,
+            tax_rates=tax_rates or NO_TAX,
+            user_id=sub.user_id,
+            company_id=sub.company_id,
+        )
+        credit_rate = {} if tax_rates is None else {CREDIT_TAX_RATE_KEY: str(charging.tax_rate)}
         priced = PricedPayment(
             subscription_id=sub.id,
             user_id=vm.user_id,
@@ -425,7 +442,8 @@ async def create_upgrade_payment(
                 QUOTED_PRICES_KEY: plan.prices.to_json(),
                 RATES_KEY: rates_json(fresh_rates(table, now)),
                 # no tax either way; the invoice states reverse charge as quoted
-                REVERSE_CHARGE_KEY: await reverse_charged(uow, sub.user_id, sub.company_id),
+                REVERSE_CHARGE_KEY: charging.reverse_charge,
+                **credit_rate,
             },
             memo=f"VM upgrade {vm.id}",
         )

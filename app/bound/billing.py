@@ -26,7 +26,13 @@ class BillingUseCases:
         self.renew = partial(renew, *renewing, settle=self.settle)
         self.renew_idempotent = partial(renew_idempotent, *renewing, settle=self.settle)
         self.create_upgrade_payment = partial(
-            upgrades.create_upgrade_payment, uow_factory, clock, rails, rates, settle=self.settle
+            upgrades.create_upgrade_payment,
+            uow_factory,
+            clock,
+            rails,
+            rates,
+            settle=self.settle,
+            tax_rates=tax_rates,
         )
         self.quote_upgrade = bind(upgrades.quote_upgrade, uow_factory, clock, rates)
         self.renew_by_amount = bind(

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import attrs
 import pytest
 
 from adapters.http.envelope import parse_time
+from domain.credit import payment_meta
 from domain.model import GIB
+from domain.tax import CREDIT_TAX_RATE_KEY, TAX_RATE_KEY, TaxRates
 from tests.http.apiapp import ALICE, BOB, ApiClient, api_client
 from tests.http.vm_helpers import build, order, paid_vm, settle, subscription_of
 
@@ -74,3 +77,24 @@ async def test_upgrade_payment_is_never_reused_and_paying_keeps_the_expiry(
     rival = (await (await c.call("GET", f"/api/v1/payment/{first['id']}")).json())["data"]
     assert rival["is_paid"] is False  # D13: the rival upgrade payment expired with the payment
     assert parse_time(rival["expires"]) <= c.api.clock.now()
+
+
+async def test_an_upgrade_quote_records_the_buyers_rate_for_credit_not_as_its_tax() -> None:
+    """The service's tax rates reach the upgrade: an IE buyer's quote records 23 % for money
+    kept as credit (an overpaid excess), while the upgrade itself charges no tax."""
+    async with api_client(build(tax_rates=TaxRates.from_config({"IE": 23}))) as c:
+        vm = await paid_vm(c, ALICE)
+        uid = await c.user_id(ALICE)
+        async with c.api.store() as uow:
+            user = await uow.users.get(uid)
+            assert user is not None
+            await uow.users.update(attrs.evolve(user, country_code="IRL"))
+            await uow.commit()
+        resp = await c.call("POST", f"/api/v1/vm/{vm['id']}/upgrade", json={"cpu": 2})
+        data = (await resp.json())["data"]
+        assert resp.status == 200 and data["tax"] == 0
+        async with c.api.store() as uow:
+            payment = await uow.payments.get(bytes.fromhex(data["id"]))
+        assert payment is not None and payment.tax == 0
+        meta = payment_meta(payment)
+        assert meta[CREDIT_TAX_RATE_KEY] == "23" and TAX_RATE_KEY not in meta
