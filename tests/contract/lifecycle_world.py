@@ -22,6 +22,8 @@ from adapters.mysql.uow import SqlUnitOfWorkFactory
 from adapters.notify.memory import RecordingNotifier
 from adapters.queue.memory import InProcessQueue
 from adapters.vmhost.dummy import DummyVmHost
+from app.autorenew import NwcAutoRenewer
+from app.billing.credit_settle import completion_settle
 from app.billing.reserved import lapsed_unpaid_vms
 from app.worker.context import HostRetry, WorkerDeps
 from app.worker.jobs import build_handlers
@@ -205,3 +207,27 @@ async def reserving_vms(uow: UnitOfWork, now: datetime) -> list[Vm]:
     live VM but the lapsed never-paid orders."""
     lapsed = {vm.id for vm in await lapsed_unpaid_vms(uow, now)}
     return [vm for vm in await uow.vms.list_active() if vm.id not in lapsed]
+
+
+class RecordingWallet:
+    """An NWC wallet that pays whatever it is asked to (and records it)."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def pay_invoice(self, connection_string: str, bolt11: str) -> str:
+        self.asked.append(bolt11)
+        return "cd" * 32
+
+
+def with_renewer(world: World) -> RecordingWallet:
+    """The worker auto-renews through `NwcAutoRenewer`, account credit first, as wired."""
+    shop = world.shop
+    wallet = RecordingWallet()
+    settle = completion_settle(shop.factory, shop.clock, shop.rails, world.queue)
+    renewer = NwcAutoRenewer(
+        shop.factory, shop.clock, shop.rails, shop.rates, shop.tax_rates, wallet, settle
+    )
+    world.deps = attrs.evolve(world.deps, auto_renewer=renewer)
+    world.handlers = build_handlers(world.deps)
+    return wallet

@@ -12,48 +12,22 @@ import attrs
 import pytest
 
 from app.admin.vm_removal import delete_vm
-from app.autorenew import NwcAutoRenewer
 from app.billing.credit_balance import adjust_credit
 from app.billing.credit_settle import completion_settle
 from app.billing.errors import VmDeleted, VmNotFound
 from app.billing.lnurl import renew_by_amount
 from app.billing.renewal import renew
-from app.worker.jobs import build_handlers
 from domain.enums import PaymentMethod
 from domain.lifecycle import LifecycleAction
 from domain.model import Subscription, Vm
 from tests.contract import lifecycle_world, storage_backends
-from tests.contract.lifecycle_world import notice_titles
+from tests.contract.lifecycle_world import notice_titles, with_renewer
 from tests.unit.worker.world import DAY, World
 
 database = storage_backends.database
 world = lifecycle_world.world_with_rails("payment_canceller")
 WALLET = "nostr+walletconnect://wallet"
 SECOND = timedelta(seconds=1)
-
-
-class RecordingWallet:
-    """An NWC wallet that pays whatever it is asked to (and records it)."""
-
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-
-    async def pay_invoice(self, connection_string: str, bolt11: str) -> str:
-        self.asked.append(bolt11)
-        return "cd" * 32
-
-
-def _with_renewer(world: World) -> RecordingWallet:
-    """The worker auto-renews through `NwcAutoRenewer`, account credit first, as wired."""
-    shop = world.shop
-    wallet = RecordingWallet()
-    settle = completion_settle(shop.factory, shop.clock, shop.rails, world.queue)
-    renewer = NwcAutoRenewer(
-        shop.factory, shop.clock, shop.rails, shop.rates, shop.tax_rates, wallet, settle
-    )
-    world.deps = attrs.evolve(world.deps, auto_renewer=renewer)
-    world.handlers = build_handlers(world.deps)
-    return wallet
 
 
 async def _opted_in(world: World, vm: Vm, nwc: str | None, credit: int) -> Subscription:
@@ -117,7 +91,7 @@ async def test_the_worker_does_not_renew_a_subscription_whose_vm_an_admin_delete
     expiring-soon action comes due: it is claimed once but tries no renewal (no invoice, no
     wallet payment, no credit spent, the VM stays deleted) and sends no "Expiring Soon"
     asking the user, told of the deletion, to renew what cannot be renewed."""
-    wallet = _with_renewer(world)
+    wallet = with_renewer(world)
     vm = await world.paid_vm()
     sub = await _opted_in(world, vm, nwc, credit)
     paid_before = await world.shop.payments(vm)
@@ -175,7 +149,7 @@ async def test_a_renewal_of_an_admin_deleted_vm_is_refused_on_every_path(world: 
 async def test_after_the_grace_deletion_nothing_renews_the_vm(world: World) -> None:
     """The lifecycle's own deletion switches the subscription off: the worker never comes
     back to it (no auto-renewal), and the user's renewal is refused as for an admin delete."""
-    wallet = _with_renewer(world)
+    wallet = with_renewer(world)
     vm = await world.paid_vm()
     sub = await _opted_in(world, vm, WALLET, 1_000_000)
     assert sub.expires is not None

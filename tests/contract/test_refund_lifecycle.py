@@ -11,16 +11,13 @@ import attrs
 
 from app.admin.credit_refund import refund_to_credit
 from app.admin.manual_refund import refund_by_hand
-from app.autorenew import NwcAutoRenewer
 from app.billing.credit_balance import adjust_credit
-from app.billing.credit_settle import completion_settle
-from app.worker.jobs import build_handlers
 from app.worker.lifecycle import LifecycleReport
 from domain.enums import PaymentMethod
 from domain.lifecycle import LifecycleAction, deletion_due_at
 from domain.model import Subscription, Vm
 from tests.contract import lifecycle_world, storage_backends
-from tests.contract.lifecycle_world import notice_titles
+from tests.contract.lifecycle_world import notice_titles, with_renewer
 from tests.unit.billing.world import ALICE
 from tests.unit.worker.world import World
 
@@ -30,30 +27,6 @@ WALLET = "nostr+walletconnect://wallet"
 SECOND = timedelta(seconds=1)
 CREDIT = 1_000_000
 _A = LifecycleAction
-
-
-class RecordingWallet:
-    """An NWC wallet that pays whatever it is asked to (and records it)."""
-
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-
-    async def pay_invoice(self, connection_string: str, bolt11: str) -> str:
-        self.asked.append(bolt11)
-        return "cd" * 32
-
-
-def _with_renewer(world: World) -> RecordingWallet:
-    """The worker auto-renews through `NwcAutoRenewer`, account credit first, as wired."""
-    shop = world.shop
-    wallet = RecordingWallet()
-    settle = completion_settle(shop.factory, shop.clock, shop.rails, world.queue)
-    renewer = NwcAutoRenewer(
-        shop.factory, shop.clock, shop.rails, shop.rates, shop.tax_rates, wallet, settle
-    )
-    world.deps = attrs.evolve(world.deps, auto_renewer=renewer)
-    world.handlers = build_handlers(world.deps)
-    return wallet
 
 
 async def _opted_in(world: World, vm: Vm) -> Subscription:
@@ -108,7 +81,7 @@ async def test_a_refund_from_a_later_date_ends_the_service_then_without_renewal(
     """Refunded from 3 days on: inside the cut period's expiring-soon window the worker
     charges neither the wallet nor the credit and sends no "Expiring Soon"; at the cut
     expiry it stops the VM, after the grace it deletes it."""
-    wallet = _with_renewer(world)
+    wallet = with_renewer(world)
     vm = await world.paid_vm()
     sub = await _opted_in(world, vm)
     paid_before = await world.shop.payments(vm)
@@ -145,7 +118,7 @@ async def test_a_refund_to_credit_is_not_renewed_by_a_run_that_read_its_clock_be
 ) -> None:
     """The refund cuts the expiry to now; a worker run whose clock was read a moment
     earlier sees the cut period still expiring soon: it must not auto-renew it."""
-    wallet = _with_renewer(world)
+    wallet = with_renewer(world)
     vm = await world.paid_vm()
     sub = await _opted_in(world, vm)
     world.advance(timedelta(days=4))
