@@ -64,7 +64,7 @@ def _payout_lines(record: dict[str, object]) -> list[str]:
     if not numbers:
         return [
             f"No invoice covers this time (paid before invoices were issued, as on an adopted "
-            f"LNVPS database, or added free): no credit note was issued, and the amount is "
+            f"LNVPS database): no credit note was issued, and the amount is "
             f"the unused time's value before tax ({record.get('value')})."
         ]
     lines = [
@@ -199,11 +199,11 @@ async def refund_by_hand(
             )
             if notes.total.amount <= 0 and notes.invoiced:
                 raise NothingToRefund(
-                    "The invoices of the unused time are credited in full already: nothing "
-                    "can be paid back"
+                    "No paid invoice can take back the unused time (credited in full "
+                    "already, or time added free): nothing can be paid back"
                 )
-            # no invoice of that time at all (paid before invoices were issued, as on an
-            # adopted LNVPS database, or added free): its value is paid back as before
+            # a subscription without any invoice (its time paid before invoices were
+            # issued, as an adopted LNVPS database's VM): its value is paid back as before
             # invoices existed, with no credit note (there is nothing to correct)
             paid = charge_amount(notes.total if notes.notes else refund.value, method, table, now)
             await uow.subscriptions.update(attrs.evolve(sub, expires=start))

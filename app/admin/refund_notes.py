@@ -19,8 +19,10 @@ class RefundNotes:
     """The notes issued for a refund (newest invoice first), their gross total in the
     refund's list currency (`total`: what is paid back), and the part of the refunded net
     value no invoice could take back (`uncovered`, same currency: not paid back), and whether
-    any invoice of the cut time was found at all (`invoiced`: False for time paid before
-    invoices were issued, as an adopted LNVPS database's, or time added free)."""
+    the subscription has any invoice at all (`invoiced`: False only for one whose time was
+    all paid before invoices were issued, as an adopted LNVPS database's VM not renewed
+    since; time added free after an invoiced period is not paid back, so an admin cannot
+    extend for free and then have that time refunded)."""
 
     notes: tuple[CreditNote, ...]
     total: Money
@@ -88,8 +90,8 @@ async def credit_refund(
     invoice locks, the order the admin's credit note takes them in (no deadlock)."""
     left = value.amount
     planned: list[_Planned] = []
-    invoiced = False
-    for found in await _invoices_newest_first(uow, subscription_id):
+    invoices = await _invoices_newest_first(uow, subscription_id)
+    for found in invoices:
         if left <= 0:
             break
         doc = found.document
@@ -97,7 +99,6 @@ async def credit_refund(
             continue
         if doc.supply_to <= start:
             break
-        invoiced = True
         invoice = await uow.invoices.get_for_update(found.id)
         assert invoice is not None  # invoices are never deleted
         issued = await uow.invoices.credit_notes_of(invoice.id)
@@ -111,5 +112,8 @@ async def credit_refund(
     ]
     total = sum(note.amount for note in notes)
     return RefundNotes(
-        notes=tuple(notes), total=Money(value.currency, total), uncovered=left, invoiced=invoiced
+        notes=tuple(notes),
+        total=Money(value.currency, total),
+        uncovered=left,
+        invoiced=bool(invoices),
     )

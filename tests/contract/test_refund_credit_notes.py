@@ -195,6 +195,39 @@ async def test_time_no_invoice_covers_is_paid_back_at_its_value_with_no_note(sho
     assert str(record["value"]).split()[0] + " EUR" in notice.message
 
 
+async def test_time_added_free_after_the_invoiced_time_is_not_paid_back(shop: Shop) -> None:
+    """A subscription with invoices: time an admin added free after its invoiced period is
+    refused (422), not paid back at its value as time from before invoices would be."""
+    vm = await _paid_vm(shop)
+    [invoice] = await _invoices(shop, vm)
+    sub_id = (await shop.subscription(vm)).id
+    async with shop.factory() as uow:
+        sub = await uow.subscriptions.get_for_update(sub_id)
+        assert sub is not None and sub.expires is not None
+        await uow.subscriptions.update(attrs.evolve(sub, expires=sub.expires + timedelta(60)))
+        await uow.commit()
+    before = await shop.subscription(vm)
+    assert invoice.document.supply_to is not None
+    start = invoice.document.supply_to + timedelta(days=10)
+
+    with pytest.raises(NothingToRefund, match="time added free"):
+        await refund_by_hand(
+            shop.factory,
+            shop.rates,
+            shop.clock,
+            shop.queue,
+            vm_id=vm.id,
+            method=PaymentMethod.REVOLUT,
+            from_date=start,
+            lightning_invoice=None,
+            admin_id=ALICE,
+            reason="leaving",
+        )
+
+    assert await shop.subscription(vm) == before and await _records(shop, vm) == []
+    assert await _all_notes(shop) == [] and shop.queue.sent == []
+
+
 async def test_a_lightning_refund_pays_the_notes_total_converted(shop: Shop) -> None:
     vm = await _paid_vm(shop)
 
