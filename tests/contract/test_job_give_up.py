@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -17,6 +17,7 @@ from app.worker.loop import process
 from ports.jobs import SendAdminNotification, SpawnVm
 from ports.queue import Delivery, WorkQueue
 from ports.vmhost import VmHostError
+from tests.contract.job_tables import spawn_and_notify
 from tests.redistest import connect_redis
 
 CLAIM_MS = 50
@@ -52,21 +53,6 @@ async def _work(queue: WorkQueue, handlers: JobHandlers, seen: list[Delivery]) -
         await process(queue, handlers, deliveries[0], busy_pause_s=0)
 
 
-def _handlers(
-    spawn: Callable[[SpawnVm], None], notices: list[SendAdminNotification]
-) -> JobHandlers:
-    async def spawn_vm(job: SpawnVm) -> None:
-        spawn(job)
-
-    async def notify(job: SendAdminNotification) -> None:
-        notices.append(job)
-
-    table = JobHandlers()
-    table.on(SpawnVm, spawn_vm)
-    table.on(SendAdminNotification, notify)
-    return table
-
-
 async def test_a_job_failing_for_good_is_given_up_and_reported_once(
     queue: WorkQueue, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -80,7 +66,7 @@ async def test_a_job_failing_for_good_is_given_up_and_reported_once(
     seen: list[Delivery] = []
     await queue.send(SpawnVm(vm_id=7))
     with caplog.at_level(logging.ERROR, logger="lnvps.worker"):
-        await _work(queue, _handlers(spawn, notices), seen)
+        await _work(queue, spawn_and_notify(spawn, notices), seen)
     assert runs == [7] * MAX_FAILED_DELIVERIES
     assert [d.failures for d in seen if isinstance(d.job, SpawnVm)] == list(
         range(MAX_FAILED_DELIVERIES)
@@ -113,7 +99,7 @@ async def test_transient_failures_do_not_count_and_the_job_completes(queue: Work
 
     seen: list[Delivery] = []
     await queue.send(SpawnVm(vm_id=3))
-    await _work(queue, _handlers(spawn, notices), seen)
+    await _work(queue, spawn_and_notify(spawn, notices), seen)
     bound = MAX_FAILED_DELIVERIES
     assert runs == [3] * (2 * bound + 2)
     assert [d.failures for d in seen] == list(range(bound)) + [bound - 1] * (bound + 2)

@@ -17,6 +17,7 @@ from app.worker.loop import process
 from ports.jobs import SendAdminNotification, SpawnVm
 from ports.queue import Delivery, WorkQueue
 from ports.vmhost import VmHostError
+from tests.contract.job_tables import spawn_and_notify
 from tests.redistest import connect_redis
 
 CLAIM_MS = 50
@@ -50,21 +51,6 @@ async def consumers(request: pytest.FixtureRequest) -> AsyncIterator[Consumers]:
     finally:
         await client.delete(stream, f"{stream}:failures")
         await client.aclose()
-
-
-def _handlers(
-    spawn: Callable[[SpawnVm], None], notices: list[SendAdminNotification]
-) -> JobHandlers:
-    async def spawn_vm(job: SpawnVm) -> None:
-        spawn(job)
-
-    async def notify(job: SendAdminNotification) -> None:
-        notices.append(job)
-
-    table = JobHandlers()
-    table.on(SpawnVm, spawn_vm)
-    table.on(SendAdminNotification, notify)
-    return table
 
 
 async def _work(
@@ -120,7 +106,7 @@ async def test_a_job_that_kills_every_worker_is_given_up_once_and_others_flow(
 
     seen: list[Delivery] = []
     with caplog.at_level(logging.WARNING, logger="lnvps.worker"):
-        deaths = await _work(consumers, _handlers(spawn, notices), seen, send_more)
+        deaths = await _work(consumers, spawn_and_notify(spawn, notices), seen, send_more)
     assert deaths == MAX_FAILED_DELIVERIES
     assert runs.count(POISON) == MAX_FAILED_DELIVERIES  # the last delivery did not run it
     assert sorted(r for r in runs if r != POISON) == [1, 2, 103, 109]  # each ran once
@@ -158,7 +144,7 @@ async def test_transient_failures_between_crashes_do_not_count(consumers: Consum
 
     await consumers("sender").send(SpawnVm(vm_id=5))
     seen: list[Delivery] = []
-    deaths = await _work(consumers, _handlers(spawn, notices), seen)
+    deaths = await _work(consumers, spawn_and_notify(spawn, notices), seen)
     bound = MAX_FAILED_DELIVERIES
     assert deaths == bound - 1
     assert runs == [5] * (3 * bound)
@@ -184,7 +170,7 @@ async def test_a_death_counts_with_the_failures_for_good(consumers: Consumers) -
 
     await consumers("sender").send(SpawnVm(vm_id=6))
     seen: list[Delivery] = []
-    assert await _work(consumers, _handlers(spawn, notices), seen) == 1
+    assert await _work(consumers, spawn_and_notify(spawn, notices), seen) == 1
     assert runs == [6] * MAX_FAILED_DELIVERIES
     [notice] = notices
     assert f"{MAX_FAILED_DELIVERIES - 1} failed; 1 ended with no outcome" in notice.message
@@ -204,7 +190,7 @@ async def test_two_workers_holding_the_poison_job_give_it_up_once(
         runs.append(job.vm_id)
         raise WorkerDied
 
-    handlers = _handlers(spawn, notices)
+    handlers = spawn_and_notify(spawn, notices)
     await consumers("sender").send(SpawnVm(vm_id=8))
     seen: list[Delivery] = []
     deaths = 0

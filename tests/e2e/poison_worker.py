@@ -51,12 +51,19 @@ async def main(url: str, stream: str, consumer: str, claim_idle_ms: int) -> None
     stop = asyncio.Event()
     started = time.monotonic()
 
+    async def _unread() -> int:
+        """Entries the group has not read yet (a notice the last give-up queued): "quiet"
+        must not stop a worker before it reads them."""
+        groups = await client.xinfo_groups(stream)
+        lag = next((g.get("lag") for g in groups if g.get("name") in (GROUP, GROUP.encode())), 0)
+        return int(lag or 0)
+
     async def until_quiet() -> None:
         while time.monotonic() - started < LIFETIME_S:
             await asyncio.sleep(0.05)
             if time.monotonic() - last_run < QUIET_S:
                 continue
-            if (await client.xpending(stream, GROUP))["pending"] == 0:
+            if (await client.xpending(stream, GROUP))["pending"] == 0 and not await _unread():
                 break
         stop.set()
 
