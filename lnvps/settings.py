@@ -206,7 +206,8 @@ class HourlyRateSettings:
 @attrs.frozen(kw_only=True)
 class OrderRateSettings(HourlyRateSettings):
     """D25: a token bucket per client address on the order routes (`POST /api/v1/vm`, its
-    custom-template twin): `burst` orders at once, then `per-hour` an hour.
+    custom-template twin, `POST /api/v1/subscriptions`): `burst` orders at once, then
+    `per-hour` an hour.
 
     The per-user cap of never-paid VMs does not bound a client that signs with new keys
     (each a new user). `per-hour: 0` turns it off; behind a reverse proxy the address is

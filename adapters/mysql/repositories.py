@@ -66,10 +66,6 @@ def prebuilt(key: tuple[Any, ...], build: Callable[[], S]) -> S:
     return statement
 
 
-def _user_id_by_pubkey() -> Select[Any]:
-    return select(t.users.c.id).where(t.users.c.pubkey == bindparam("pubkey"))
-
-
 def _count_keys_of_user() -> Select[Any]:
     keys = t.user_ssh_key
     return select(func.count()).select_from(keys).where(keys.c.user_id == bindparam("user_id"))

@@ -48,8 +48,5 @@ class RecordingNotifier:
     def to_admins(self) -> list[Sent]:
         return [s for s in self.sent if s.user_id is None and s.address is None]
 
-    def to_address(self, address: str) -> list[Sent]:
-        return [s for s in self.sent if s.address == address]
-
     def titled(self, title: str) -> list[Sent]:
         return [s for s in self.sent if s.title == title]

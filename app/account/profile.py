@@ -17,7 +17,7 @@ from app.billing.price_in_force import cancel_quietly, expire_user_quotes
 from app.billing.rails import PaymentRails
 from domain.errors import InvalidInput
 from domain.model import SubscriptionPayment, User
-from domain.nwc_uri import PUBLIC_RELAYS, PUBLIC_TLS_RELAYS, RelayPolicy, parse_nwc_uri
+from domain.nwc_uri import PUBLIC_TLS_RELAYS, RelayPolicy, parse_nwc_uri
 from domain.patch import UNSET, Maybe, Unset
 from domain.tax import country_alpha3
 from domain.text_rules import check_line, is_single_line
@@ -74,7 +74,7 @@ class AccountUpdate:
     verify_link: str | None = None
 
 
-def check_nwc_uri(uri: str, policy: RelayPolicy = PUBLIC_RELAYS) -> None:
+def check_nwc_uri(uri: str, policy: RelayPolicy) -> None:
     """A `nostr+walletconnect://<pubkey>?relay=…&secret=<hex>` URI (NIP-47), checked offline
     with the rules the wallet client parses it by (`domain.nwc_uri`): its relays are where the
     server will connect, so a private address, or `ws://` where TLS is required, is a 400.

@@ -10,6 +10,7 @@ from app.admin.refund_record import (
     CREDIT,
     NothingToRefund,
     refund_event,
+    refund_figure,
     refund_reference,
     refuse_if_refunded,
 )
@@ -128,7 +129,7 @@ async def refund_to_credit(
             await uow.subscriptions.update(attrs.evolve(sub, expires=now))
             # no renewal of the cut period, even by a worker run that read its clock before
             await end_without_renewal(uow, sub.id, now, now)
-            figure = f"{converted.money.amount} {target.value} (smallest units)"
+            figure = refund_figure(Money(target, converted.money.amount))
             await uow.vm_history.add(
                 refund_event(
                     vm_id=vm.id,

@@ -15,6 +15,7 @@ from app.admin.refund_record import (
     notified_event,
     notified_job,
     refund_event,
+    refund_figure,
     refund_of,
     refund_reference,
     unnotified_refund,
@@ -38,19 +39,15 @@ from ports.storage import UnitOfWorkFactory
 _DELETED = "Can't calculate for deleted VM"
 
 
-def _figure(money: Money) -> str:
-    return f"{money.amount} {money.currency.value} (smallest units)"
-
-
 def _payout(notes: RefundNotes, value: Money, paid: ChargedAmount) -> dict[str, object]:
     """The record's fields of what is paid back: the credit notes (their numbers and gross
     total), the unused time's value before tax, the part of it no invoice took back, and
     the rate the notes' total was converted at for the method."""
     return {
-        "value": _figure(value),
+        "value": refund_figure(value),
         "credit_notes": [note.number for note in notes.notes],
-        "credited": _figure(notes.total),
-        "uncovered": _figure(Money(value.currency, notes.uncovered if notes.notes else 0)),
+        "credited": refund_figure(notes.total),
+        "uncovered": refund_figure(Money(value.currency, notes.uncovered if notes.notes else 0)),
         "rate": str(paid.rate),
     }
 
@@ -222,7 +219,7 @@ async def refund_by_hand(
                     admin_id=admin_id,
                     expires=sub.expires,
                     cut_to=start,
-                    figure=_figure(paid.money),
+                    figure=refund_figure(paid.money),
                     now=now,
                     reason=reason,
                     extra=extra,

@@ -9,6 +9,7 @@ from typing import Any
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError
 from domain.model import VmHistory, vm_event
+from domain.money import Money
 from ports.storage import UnitOfWork
 
 #: the history metadata key of a refund record: `{"kind", "reference", "cut_to", ...}`
@@ -31,6 +32,11 @@ class AlreadyRefunded(NothingToRefund):
     """The unused time asked for was refunded already (by hand or to credit), 409."""
 
     kind = "conflict"
+
+
+def refund_figure(money: Money) -> str:
+    """A refund record's amount in words: "<amount> <code> (smallest units)"."""
+    return f"{money.amount} {money.currency.value} (smallest units)"
 
 
 def refund_reference(vm_id: int, expires: datetime) -> str:

@@ -98,8 +98,8 @@ async def _check_unpaid(uow: UnitOfWork, user_id: int, max_unpaid: int, now: dat
 
     The worker cancels one an hour after it was made (`app.worker.unpaid_subscriptions`),
     which frees its place as a deleted never-paid VM frees its own; the window still bounds
-    the count should the worker fall behind. A VM's subscription is not counted here
-    (`max-unpaid-vms` bounds those).
+    the count should the worker fall behind. A subscription selling a VM as well as an IP
+    range counts here too (its VM also counts against `max-unpaid-vms`).
     """
     await uow.users.lock(user_id)
     since = now - UNPAID_SUBSCRIPTION_WINDOW
