@@ -60,9 +60,10 @@ async def complete_as_admin(
     in the same booking, so once, whoever completes it first.
 
     The booking records `admin_id` on the payment and its VM history (`AdminCompletion`),
-    with what the node said of a Lightning invoice: a settlement that arrives later for an
-    invoice the node had not settled is money this completion did not count
-    (`app.billing.paid_after_admin`).
+    with what the node said of a Lightning invoice and when it was booked: a settlement
+    that arrives surely after the booking for an invoice the node had not settled is money
+    this completion did not count; one that may have come between the node's answer and
+    the booking is only reported (`app.billing.paid_after_admin`).
     """
     async with uow_factory() as uow:
         if vm_id is None:

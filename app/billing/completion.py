@@ -196,7 +196,8 @@ async def book_payment(
 
     `by_admin`: the admin who completed it by hand, kept on the paid row (metadata
     `completed_by_admin`, which its VM history entries copy) in the same transaction, so
-    a completion is never booked without saying who made it.
+    a completion is never booked without saying who made it, nor when (`booked_at`, read
+    from the clock under the booking's locks).
 
     Each `on_booked` effect runs last, in the same transaction (a process killed between two
     transactions would otherwise leave a booked payment without its records for good, since
@@ -207,7 +208,9 @@ async def book_payment(
     # first; a host moving region at every run (an admin at work): the caller retries later
     return await under_region_lock(
         await _upgraded_region(uow_factory, found),
-        lambda region: _book(uow_factory, found, now, on_booked, region, excess_msat, by_admin),
+        lambda region: _book(
+            uow_factory, found, clock, now, on_booked, region, excess_msat, by_admin
+        ),
         exhausted=StorageBusy,
     )
 
@@ -230,6 +233,7 @@ async def _upgraded_region(
 async def _book(
     uow_factory: UnitOfWorkFactory,
     found: SubscriptionPayment,
+    clock: Clock,
     now: datetime,
     on_booked: Sequence[OnBooked],
     region: int | None,
@@ -260,7 +264,10 @@ async def _book(
             log.warning("payment %s: %s", payment.id.hex(), respent.problem)
             done = attrs.evolve(done, problems=(*done.problems, respent.problem))
         if by_admin is not None:
-            done = await _completed_by(uow, done, by_admin)
+            # stamped now, under the locks, moments before the commit (not at `now`, read
+            # before them): a settlement is judged against it (`AdminCompletion.booked_at`)
+            stamped = attrs.evolve(by_admin, booked_at=clock.now())
+            done = await _completed_by(uow, done, stamped)
         if excess_msat > 0:
             done = await _overpaid(uow, done, excess_msat)
         for effect in on_booked:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from app.billing.booked_records import money_text
 from app.billing.credit_overpayment import credit_settled_after_admin
-from domain.admin_completion import AdminCompletion, NodeSettlement, admin_completion_of
+from domain.admin_completion import (
+    RACE_MARGIN,
+    AdminCompletion,
+    SettledLater,
+    admin_completion_of,
+)
 from domain.credit import payment_meta
 from domain.enums import PaymentMethod
 from domain.model import SubscriptionPayment
@@ -28,25 +34,31 @@ async def settled_after_admin(
 
     Paid by that settlement (no admin completion recorded: a replay, the stream and a
     reconciliation racing): nothing happens (D9). Completed by an admin while the node had
-    no settlement of the invoice (`NodeSettlement.NONE`): this money bought nothing, so all
-    of it is booked as the user's account credit, valued as an overpayment's excess is, once
-    per payment (a keyed ledger entry, `credit_settled_after_admin`), and the admins are told
-    and an OPERATOR warning logged by the call that booked it. Completed by an admin who
-    counted the node's settlement (`COUNTED`): the same money, nothing happens. Completed by
-    an admin who could not ask the node (`UNKNOWN`): nobody can tell whether the admin
-    counted this money, so nothing is credited and the admins are told to check (again each
-    time the settlement is met, which the stream does once past its cursor)."""
+    no settlement of the invoice (`NodeSettlement.NONE`), and settled surely after that
+    completion was booked (`SettledLater.NOT_COUNTED`: stamped more than `RACE_MARGIN`
+    after it): this money bought nothing, so all of it is booked as the user's account
+    credit, valued as an overpayment's excess is, once per payment (a keyed ledger entry,
+    `credit_settled_after_admin`), and the admins are told and an OPERATOR warning logged
+    by the call that booked it. Completed by an admin who counted the node's settlement
+    (`COUNTED`): the same money, nothing happens. Completed by an admin who could not ask
+    the node (`UNKNOWN`), or settled within the race window of a `NONE` completion (it may
+    have settled between the node's answer and the booking: the money the admin gave the
+    service for), or met by a `NONE` record kept before its booking time was: nobody can
+    tell whether the admin counted this money, so nothing is credited and the admins are
+    told to check (again each time the settlement is met, which the stream does once past
+    its cursor)."""
     async with uow_factory() as uow:
         found = await uow.payments.get(settled.payment_hash)
     admin = None if found is None else admin_completion_of(payment_meta(found))
     if found is None or not found.is_paid or admin is None:
         return False
-    if admin.settlement is NodeSettlement.COUNTED:
+    seen = admin.settled_later(settled.settled_at)
+    if seen is SettledLater.SAME_MONEY:
         log.info("payment %s: its admin completion counted this settlement", _hex(found))
         return False
-    if not admin.money_not_counted:
+    if seen is not SettledLater.NOT_COUNTED:
         _report(found, admin, settled, None)
-        await _notify(queue, found, admin, settled, None)
+        await _notify(queue, found, admin, settled, seen, None)
         return False
     async with uow_factory() as uow:
         # the subscription lock first, as completion takes it, then the balance's (book_in)
@@ -61,7 +73,7 @@ async def settled_after_admin(
     if replayed:
         return False
     _report(found, admin, settled, credit)
-    await _notify(queue, found, admin, settled, credit)
+    await _notify(queue, found, admin, settled, seen, credit)
     return credit.credited > 0
 
 
@@ -95,14 +107,46 @@ def _report(
     credit: Overpaid | None,
 ) -> None:
     log.warning(
-        "OPERATOR: Lightning payment %s of user %d was completed by admin %d, then its "
-        "invoice was paid (%d msat, settle index %d): %s",
+        "OPERATOR: Lightning payment %s of user %d was completed by admin %d (booked at %s), "
+        "then its invoice was paid (%d msat, settle index %d, settled at %s): %s",
         _hex(payment),
         payment.user_id,
         admin.admin_id,
+        _when(admin.booked_at),
         settled.amount_paid_msat,
         settled.settle_index,
+        _when(settled.settled_at),
         _credited(credit),
+    )
+
+
+def _when(moment: datetime | None) -> str:
+    return "an unrecorded time" if moment is None else moment.isoformat()
+
+
+def _known(admin: AdminCompletion, settled: SettledInvoice, seen: SettledLater) -> str:
+    """Why this settlement was credited or not, in words."""
+    if seen is SettledLater.NOT_COUNTED:
+        return (
+            "The node had no settlement of it then, so this is money the completion did not count"
+        )
+    if seen is SettledLater.IN_RACE_WINDOW:
+        minutes = int(RACE_MARGIN.total_seconds() // 60)
+        return (
+            f"The node had no settlement of it when asked, but this one is stamped "
+            f"{_when(settled.settled_at)} by the node, not clearly after the completion was "
+            f"booked ({_when(admin.booked_at)}, {minutes} minutes allowed for the clocks): the "
+            "settlement came within the race window, so it may be the money the admin "
+            "completed the payment for"
+        )
+    if seen is SettledLater.UNTIMED:
+        return (
+            "The node had no settlement of it then, but the completion was recorded without "
+            "its time, so it is not known whether this settlement came while the admin "
+            "completed it"
+        )
+    return (
+        "The node could not be asked then, so it is not known whether the admin counted this money"
     )
 
 
@@ -111,21 +155,16 @@ async def _notify(
     payment: SubscriptionPayment,
     admin: AdminCompletion,
     settled: SettledInvoice,
+    seen: SettledLater,
     credit: Overpaid | None,
 ) -> None:
     """The admins' notice; best effort (the credit, if any, is booked already)."""
     hex_id = _hex(payment)
-    known = (
-        "The node had no settlement of it then, so this is money the completion did not count"
-        if credit is not None
-        else "The node could not be asked then, so it is not known whether the admin counted "
-        "this money"
-    )
     message = (
         f"Admin {admin.admin_id} completed Lightning payment {hex_id} of user "
         f"{payment.user_id} by hand; its invoice was paid afterwards "
-        f"({settled.amount_paid_msat} msat, settle index {settled.settle_index}). {known}: "
-        f"{_credited(credit)}."
+        f"({settled.amount_paid_msat} msat, settle index {settled.settle_index}). "
+        f"{_known(admin, settled, seen)}: {_credited(credit)}."
     )
     title = f"Lightning payment {hex_id[:16]}… paid after an admin completed it"
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,22 @@ import pytest
 from adapters.lightning.lnd import LndRestNode
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app import settlement
+from app.admin import payments as admin_payments
 from app.admin.payments import complete_as_admin
 from app.billing.completion import complete_payment
 from app.billing.credit_overpayment import EXCESS_SUFFIX, SETTLED_AFTER_ADMIN_SUFFIX
+from app.billing.paid_after_admin import settled_after_admin
 from app.billing.rails import PaymentRails
 from app.settlement import SETTLE_CURSOR, listen_once, reconcile
 from app.settlement_problems import recent_problems
 from app.settlement_retries import Strikes, passing
 from domain.account_credit import CreditReason
+from domain.admin_completion import (
+    ADMIN_COMPLETION_KEY,
+    RACE_MARGIN,
+    NodeSettlement,
+    admin_completion_of,
+)
 from domain.credit import payment_meta
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, PaymentAlreadyCompleted
@@ -369,6 +378,13 @@ async def _settled_after_admin_entries(shop: Shop, user_id: int, payment_id: byt
     return sum(e.user_id == user_id for e in entries)
 
 
+async def _booked_at(shop: Shop, payment_id: bytes) -> datetime:
+    """When the admin's completion of the payment was booked, as it records it."""
+    completion = admin_completion_of(payment_meta(await shop.payment(payment_id)))
+    assert completion is not None and completion.booked_at is not None
+    return completion.booked_at
+
+
 async def test_an_invoice_paid_after_an_admin_completed_it_is_credited_once_however_met(
     shop: Shop, lnd: FakeLnd, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -384,7 +400,9 @@ async def test_an_invoice_paid_after_an_admin_completed_it_is_credited_once_howe
         await _admin_completes(shop, shop.rails, payment.id)  # the node has no settlement
         expires = (await shop.subscription(vm)).expires
         received = payment.total + 3_000  # the invoice is whole sats, at least the total
-        lnd.settle(payment.id, amount_paid_msat=received)
+        # the node stamps it a second past the race window (its clock, whole seconds)
+        after = await _booked_at(shop, payment.id) + RACE_MARGIN + timedelta(seconds=1)
+        lnd.settle(payment.id, amount_paid_msat=received, settled_at=after)
 
         settled = await node.lookup_settlement(payment.id)
         assert settled is not None
@@ -447,3 +465,100 @@ async def test_a_settlement_after_an_admin_who_could_not_ask_the_node_is_reporte
         assert await _credit(shop, vm.user_id) == {}
         [notice] = _notices_of(shop, payment.id)
         assert "not known whether the admin counted" in notice.message
+
+
+async def _met_again(shop: Shop, node: LndRestNode, payment_id: bytes) -> bool:
+    """The settlement met once more (a replay, a reconciliation)."""
+    settled = await node.lookup_settlement(payment_id)
+    assert settled is not None
+    return await settled_after_admin(shop.factory, shop.clock, shop.queue, settled)
+
+
+async def test_an_invoice_settled_while_an_admin_completed_it_is_reported_not_credited(
+    shop: Shop, lnd: FakeLnd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race: the node had no settlement when the admin's completion asked it, and the
+    customer's payment settled before the completion was booked. That money is likely what
+    the admin gave the service for, and nobody can tell: nothing is credited however often
+    it is met, and the admins are told it came within the race window."""
+    async with _node(lnd) as node:
+        shop.rails = PaymentRails(node, {})
+        await _warm(shop, node, lnd)
+        vm = await shop.order()
+        payment = await shop.renew(vm)
+        real = complete_payment  # as `app.admin.payments` imports it
+
+        async def settled_meanwhile(*args: Any, **kw: Any) -> Any:
+            lnd.settle(payment.id, settled_at=shop.clock.now())  # after the node's answer
+            shop.clock.advance(timedelta(seconds=1))
+            return await real(*args, **kw)
+
+        monkeypatch.setattr(admin_payments, "complete_payment", settled_meanwhile)
+        await _admin_completes(shop, shop.rails, payment.id)
+        monkeypatch.undo()
+        completion = admin_completion_of(payment_meta(await shop.payment(payment.id)))
+        assert completion is not None and completion.settlement is NodeSettlement.NONE
+        assert completion.booked_at == shop.clock.now()
+        expires = (await shop.subscription(vm)).expires
+
+        await _listen_until_cursor(shop, node, 2, listeners=1)
+        assert not await _met_again(shop, node, payment.id)
+
+        assert await _credit(shop, vm.user_id) == {}
+        assert await _settled_after_admin_entries(shop, vm.user_id, payment.id) == 0
+        assert (await shop.subscription(vm)).expires == expires
+        notices = _notices_of(shop, payment.id)
+        assert len(notices) == 2  # each meeting reports it
+        for notice in notices:
+            assert "within the race window" in notice.message
+            assert "nothing was credited" in notice.message
+
+
+async def test_a_settlement_just_inside_the_margin_is_reported_not_credited(
+    shop: Shop, lnd: FakeLnd
+) -> None:
+    """Stamped by the node a whole margin after the booking, not more: the clocks may be
+    that far apart, so it is not surely after the completion."""
+    async with _node(lnd) as node:
+        shop.rails = PaymentRails(node, {})
+        await _warm(shop, node, lnd)
+        vm = await shop.order()
+        payment = await shop.renew(vm)
+        await _admin_completes(shop, shop.rails, payment.id)
+        lnd.settle(payment.id, settled_at=await _booked_at(shop, payment.id) + RACE_MARGIN)
+
+        await _listen_until_cursor(shop, node, 2, listeners=1)
+
+        assert await _credit(shop, vm.user_id) == {}
+        [notice] = _notices_of(shop, payment.id)
+        assert "within the race window" in notice.message
+
+
+async def test_a_settlement_after_a_completion_recorded_without_its_time_is_reported(
+    shop: Shop, lnd: FakeLnd
+) -> None:
+    """A completion booked before its time was kept (`none`, no `booked_at`): whether a
+    settlement met later raced it is not known, so however late it is, it is reported and
+    not credited."""
+    async with _node(lnd) as node:
+        shop.rails = PaymentRails(node, {})
+        await _warm(shop, node, lnd)
+        vm = await shop.order()
+        payment = await shop.renew(vm)
+        await _admin_completes(shop, shop.rails, payment.id)
+        paid = await shop.payment(payment.id)
+        meta = payment_meta(paid)
+        old = {k: v for k, v in meta[ADMIN_COMPLETION_KEY].items() if k != "booked_at"}
+        async with shop.factory() as uow:
+            await uow.payments.update(
+                attrs.evolve(paid, metadata={**meta, ADMIN_COMPLETION_KEY: old})
+            )
+            await uow.commit()
+        lnd.settle(payment.id, settled_at=shop.clock.now() + timedelta(days=1))
+
+        await _listen_until_cursor(shop, node, 2, listeners=1)
+
+        assert await _credit(shop, vm.user_id) == {}
+        assert await _settled_after_admin_entries(shop, vm.user_id, payment.id) == 0
+        [notice] = _notices_of(shop, payment.id)
+        assert "recorded without its time" in notice.message

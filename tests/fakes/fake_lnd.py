@@ -135,8 +135,14 @@ class FakeLnd:
 
     # -- test controls --------------------------------------------------------------------
 
-    def settle(self, payment_hash: bytes, amount_paid_msat: int | None = None) -> int:
-        """Mark an OPEN invoice paid, give it the next settle index and notify open streams."""
+    def settle(
+        self,
+        payment_hash: bytes,
+        amount_paid_msat: int | None = None,
+        settled_at: datetime | None = None,
+    ) -> int:
+        """Mark an OPEN invoice paid, give it the next settle index and notify open streams;
+        its `settle_date` is `settled_at` (whole seconds, as LND's) or the wall clock's."""
         invoice = self.invoices[payment_hash]
         if invoice["state"] == "SETTLED":
             return int(invoice["settle_index"])
@@ -148,7 +154,7 @@ class FakeLnd:
             state="SETTLED",
             settled=True,
             settle_index=str(self._settle_index),
-            settle_date=str(int(time.time())),
+            settle_date=str(int(time.time() if settled_at is None else settled_at.timestamp())),
             amt_paid_msat=str(paid),
             amt_paid_sat=str(paid // 1000),
             amt_paid=str(paid),

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from adapters.fiat.bank_transfer import BankTransferRail
 from adapters.http.app import USER_API_ROUTES
-from domain.admin_completion import ADMIN_COMPLETION_KEY, NodeSettlement, admin_completion_of
+from domain.admin_completion import (
+    ADMIN_COMPLETION_KEY,
+    RACE_MARGIN,
+    NodeSettlement,
+    SettledLater,
+    admin_completion_of,
+)
 from domain.credit import payment_meta
 from domain.enums import VmHistoryActionType
 from tests.contract.storage_backends import Backend
@@ -73,10 +80,18 @@ async def test_a_vm_payment_completed_by_an_admin_names_the_admin(
     assert resp.status == 200, await resp.text()
 
     recorded = await _attributed(c, vm["id"], payment["id"])
-    # the node had not settled its invoice: a settlement met later is money not counted here
-    assert recorded == {"admin_id": root, "node_settlement": NodeSettlement.NONE.value}
+    # the node had not settled its invoice, and when the completion was booked: a settlement
+    # stamped surely after that is money not counted here
+    booked = c.api.clock.now()
+    assert recorded == {
+        "admin_id": root,
+        "node_settlement": NodeSettlement.NONE.value,
+        "booked_at": booked.isoformat(),
+    }
     completion = admin_completion_of({ADMIN_COMPLETION_KEY: recorded})
-    assert completion is not None and completion.money_not_counted
+    assert completion is not None and completion.booked_at == booked
+    later = booked + RACE_MARGIN + timedelta(seconds=1)
+    assert completion.settled_later(later) is SettledLater.NOT_COUNTED
     # its owner's history reads as before (the admin API's history shows no metadata)
     mine = await c.call("GET", f"/api/v1/vm/{vm['id']}/history", key=ALICE)
     texts = [e["metadata"] for e in (await mine.json())["data"] if e["metadata"]]
@@ -108,4 +123,7 @@ async def test_a_bank_transfer_marked_received_names_the_admin(
     resp = await admin.call("POST", f"/api/admin/v1/bank_transfers/{reference}/received", key=ROOT)
     assert resp.status == 200, await resp.text()
     # not a Lightning payment: no node was asked
-    assert await _attributed(c, vm["id"], payment["id"]) == {"admin_id": root}
+    assert await _attributed(c, vm["id"], payment["id"]) == {
+        "admin_id": root,
+        "booked_at": c.api.clock.now().isoformat(),
+    }
