@@ -5,19 +5,61 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from domain.invoice import CreditNote, Invoice, effective_tax_rate
+from domain.invoice import CreditNote, Invoice, InvoiceLine, effective_tax_rate
+from domain.prepayment import PREPAYMENT_LINE
 from domain.tax import split_gross
+
+
+def _is_prepayment(line: InvoiceLine) -> bool:
+    return line.description == PREPAYMENT_LINE
+
+
+def creditable_parts(invoice: Invoice) -> tuple[int, int]:
+    """(net, VAT) that credit notes on the invoice may take back, all of them together: the
+    invoice's own less its "Prepayment to account credit" line(s), net and VAT alike; an
+    invoice without such a line (every invoice issued before prepayments were taxed) can
+    take back all it charged.
+
+    A prepayment is money the payer keeps as account credit, not a supply of this invoice:
+    while unspent it is on the balance, and a note taking it back would pay it out a second
+    time (the credit stays spendable). Notes never take it back, whatever became of the
+    credit since, so the cap reads nothing but the invoice and stays exact under its lock:
+    - credit still on the balance, or back on it (`released` by a quote that lapsed
+      unpaid): it is the customer's to spend or to have refunded as credit;
+    - credit spent: it paid a later renewal or upgrade, whose invoice's "Account credit
+      applied" line took its value and VAT off that invoice's own; like any time paid
+      with credit, that time is not paid back in money (its invoice charged nothing for
+      it), and a refund of it to credit gives the credit back;
+    - credit an admin takes off the balance (an adjustment) to pay it out by hand: that
+      payout is corrected outside these notes, which never reach the prepayment."""
+    prepaid = [line for line in invoice.document.lines if _is_prepayment(line)]
+    if not prepaid:
+        return invoice.net, invoice.tax
+    return (
+        invoice.net - sum(line.net for line in prepaid),
+        invoice.tax - sum(line.tax for line in prepaid),
+    )
+
+
+def credit_room(invoice: Invoice, issued: Iterable[CreditNote]) -> int:
+    """What credit notes on the invoice can still take back (gross, never below 0): its
+    `creditable_parts` less the notes already issued on it (`issued`, read under the
+    invoice's row lock by every issuer)."""
+    net, tax = creditable_parts(invoice)
+    return max(0, net + tax - sum(note.amount for note in issued))
 
 
 def invoice_vat_rate(invoice: Invoice) -> Decimal:
     """The rate a credit note of the invoice is split at: that of its taxed line with the
     largest net (the service line; an "Account credit applied" line is negative at the same
-    rate, the processing fee line is untaxed). Lines at two different rates are not split
-    each at its own: the largest one's rate stands for the whole note. An invoice without a
-    taxed line (none is issued so) is read off its own net and tax."""
-    taxed = [line for line in invoice.document.lines if line.tax != 0]
+    rate, the processing fee line is untaxed), prepayment lines left out (notes never take
+    them back: `creditable_parts`; an untaxed upgrade's taxed prepayment would otherwise
+    put VAT in its notes). Lines at two different rates are not split each at its own: the
+    largest one's rate stands for the whole note. An invoice without a taxed line (none is
+    issued so) is read off the net and tax notes may take back."""
+    taxed = [line for line in invoice.document.lines if line.tax and not _is_prepayment(line)]
     if not taxed:
-        return effective_tax_rate(invoice.net, invoice.tax)
+        return effective_tax_rate(*creditable_parts(invoice))
     return max(taxed, key=lambda line: line.net).tax_rate
 
 
@@ -25,14 +67,16 @@ def new_note_parts(
     amount: int, invoice: Invoice, issued: Iterable[tuple[int, int]]
 ) -> tuple[int, int]:
     """(net, tax) of a new credit note of gross `amount` on `invoice`, given the (net, tax)
-    of the notes already issued on it (their sum plus `amount` is at most the total).
+    of the notes already issued on it (their sum plus `amount` is at most what notes may
+    take back: `creditable_parts`, the invoice less its prepayment lines).
 
-    - an invoice that charged no tax (reverse charge included): all net;
-    - a note that brings the notes to the invoice total takes the rest of the invoice's net
-      and tax, so all notes together take back exactly the invoice;
+    - an invoice that charged no tax (reverse charge included) on what notes take back: all
+      net;
+    - a note that brings the notes to what they may take back takes the rest of its net and
+      tax, so all notes together take back exactly the invoice's supplies;
     - otherwise the gross split at the invoice's rate (`invoice_vat_rate`, net rounded half
       up), then capped so the notes never take back more tax (or net) than the invoice
-      charged: the excess moves to the other part.
+      charged on them: the excess moves to the other part.
 
     The caps alone would end the last note on the rest too (its gross is exactly what is
     left); the second case says so outright, as the first says what a 0 % split gives.
@@ -40,12 +84,13 @@ def new_note_parts(
     notes_net = notes_tax = 0
     for net, tax in issued:
         notes_net, notes_tax = notes_net + net, notes_tax + tax
-    if invoice.tax == 0:
+    own_net, own_tax = creditable_parts(invoice)
+    if own_tax == 0:
         return amount, 0
-    if notes_net + notes_tax + amount == invoice.total:
-        return invoice.net - notes_net, invoice.tax - notes_tax
+    if notes_net + notes_tax + amount == own_net + own_tax:
+        return own_net - notes_net, own_tax - notes_tax
     net, tax = split_gross(amount, invoice_vat_rate(invoice))
-    tax_room, net_room = max(0, invoice.tax - notes_tax), max(0, invoice.net - notes_net)
+    tax_room, net_room = max(0, own_tax - notes_tax), max(0, own_net - notes_net)
     if tax > tax_room:
         net, tax = net + tax - tax_room, tax_room
     if net > net_room:

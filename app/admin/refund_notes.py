@@ -7,7 +7,7 @@ from datetime import datetime
 import attrs
 
 from app.billing.invoicing import add_credit_note
-from domain.credit_note import invoice_vat_rate, issued_parts, new_note_parts
+from domain.credit_note import credit_room, invoice_vat_rate, issued_parts, new_note_parts
 from domain.invoice import CreditNote, Invoice
 from domain.money import Money
 from domain.tax import tax_on
@@ -51,9 +51,10 @@ async def _invoices_newest_first(uow: UnitOfWork, subscription_id: int) -> list[
 def _take(invoice: Invoice, issued: list[CreditNote], net: int) -> tuple[int, int]:
     """(gross of the note, net it covers) of taking back `net` from `invoice`: the net plus
     the VAT the invoice charged on it (`tax_on` at the invoice's rate, 0 on a reverse charge
-    or untaxed invoice), capped by what the invoice can still take back (its total less its
-    notes so far); a capped note covers the net its own split gives it."""
-    room = invoice.total - sum(note.amount for note in issued)
+    or untaxed invoice), capped by what the invoice can still take back (`credit_room`: its
+    total less any prepayment line and its notes so far); a capped note covers the net its
+    own split gives it."""
+    room = credit_room(invoice, issued)
     if room <= 0:
         return 0, 0
     gross = net + tax_on(net, invoice_vat_rate(invoice))

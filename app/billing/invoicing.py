@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from app.billing.errors import NotFound
-from domain.credit_note import issued_parts, new_note_parts
+from domain.credit_note import credit_room, creditable_parts, issued_parts, new_note_parts
 from domain.errors import InvalidInput
 from domain.invoice import (
     CreditNote,
@@ -113,9 +113,11 @@ async def issue_credit_note(
 ) -> CreditNote:
     """A refund or correction of an issued invoice: a new document in the company's credit
     note series; the invoice itself is never touched. The notes of one invoice never add up
-    to more than its total: the check runs under the invoice's own row lock, so two admins
-    cannot both pass, even when their notes fall in two series (31 Dec and 1 Jan). The note's
-    net and VAT are fixed there too, from the notes already issued (`new_note_parts`)."""
+    to more than it can take back (`credit_room`: its total less any prepayment to account
+    credit, money that stays on the balance): the check runs under the invoice's own row
+    lock, so two admins cannot both pass, even when their notes fall in two series (31 Dec
+    and 1 Jan). The note's net and VAT are fixed there too, from the notes already issued
+    (`new_note_parts`)."""
     reason = reason.strip()
     if not reason:
         raise InvalidInput("A credit note needs a reason")
@@ -130,15 +132,27 @@ async def issue_credit_note(
         if invoice is None:
             raise InvoiceNotFound("Invoice not found")
         issued = await uow.invoices.credit_notes_of(invoice.id)
-        credited = sum(n.amount for n in issued)
-        if credited + amount > invoice.total:
-            raise InvalidInput(
-                f"Credit notes would exceed the invoice total ({credited} of "
-                f"{invoice.total} already credited)"
-            )
+        if amount > credit_room(invoice, issued):
+            raise InvalidInput(_over_cap(invoice, issued))
         note = await add_credit_note(uow, invoice, issued, amount=amount, reason=reason, now=now)
         await uow.commit()
     return note
+
+
+def _over_cap(invoice: Invoice, issued: Sequence[CreditNote]) -> str:
+    """Why a note is refused: the invoice total, or for an invoice with a prepayment line
+    what notes may take back of it (`creditable_parts`), and how much is credited."""
+    credited, creditable = sum(n.amount for n in issued), sum(creditable_parts(invoice))
+    if creditable == invoice.total:
+        return (
+            f"Credit notes would exceed the invoice total ({credited} of "
+            f"{invoice.total} already credited)"
+        )
+    return (
+        f"Credit notes would exceed what the invoice can take back: its total, "
+        f"{invoice.total}, less its prepayment to account credit, which stays on the "
+        f"account ({credited} of {creditable} already credited)"
+    )
 
 
 async def add_credit_note(
@@ -154,8 +168,11 @@ async def add_credit_note(
     from the invoice's notes so far (`issued`, oldest first: `new_note_parts`).
 
     The caller holds the invoice's row lock (`get_for_update`), read `issued` after it, and
-    checked that they and `amount` add up to at most the invoice's total; the series'
-    counter lock is taken here, after the invoice's (the order every issuer takes them in)."""
+    checked that `amount` is at most what the invoice can still take back (`credit_room`);
+    the series' counter lock is taken here, after the invoice's (the order every issuer
+    takes them in)."""
+    if not 0 < amount <= credit_room(invoice, issued):  # the caller's check, kept here too
+        raise ValueError(f"a credit note of {amount} is over what invoice {invoice.id} can take")
     net, tax = new_note_parts(amount, invoice, issued_parts(invoice, issued))
     series = credit_note_series(now)
     seq = await uow.invoices.next_seq(invoice.company_id, series)

@@ -9,8 +9,15 @@ import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.credit_note import invoice_vat_rate, issued_parts, new_note_parts
+from domain.credit_note import (
+    credit_room,
+    creditable_parts,
+    invoice_vat_rate,
+    issued_parts,
+    new_note_parts,
+)
 from domain.invoice import CreditNote, Invoice, InvoiceContent, InvoiceLine, stored_note_parts
+from domain.prepayment import PREPAYMENT_LINE
 from domain.tax import split_gross, tax_on
 from tests.unit.test_invoice_rules import NOW, _content, _invoice, _payment
 
@@ -30,6 +37,13 @@ def _lines(*lines: tuple[int, str, int]) -> Invoice:
             ),
         )
     )
+
+
+def _with_prepayment(invoice: Invoice, net: int, rate: str, tax: int) -> Invoice:
+    """`invoice` with a "Prepayment to account credit" line of (net, rate, tax) added."""
+    doc = invoice.document
+    line = InvoiceLine(description=PREPAYMENT_LINE, net=net, tax_rate=Decimal(rate), tax=tax)
+    return _issued(attrs.evolve(doc, lines=(*doc.lines, line)))
 
 
 def _note(amount: int, net: int | None = None, tax: int | None = None) -> CreditNote:
@@ -113,6 +127,41 @@ def test_an_old_note_without_parts_counts_as_the_rule_splits_it() -> None:
     assert stored_note_parts(_note(1230), None) is None
     assert issued_parts(VAT23, old) == [(333, 77), (333, 77)]
     assert new_note_parts(410, VAT23, issued_parts(VAT23, old)) == (334, 76)
+
+
+#: 10.00 at 23 % paid, 8.13 + 1.87 VAT more kept as credit: notes take back 12.30 at most
+PREPAID = _with_prepayment(VAT23, 813, "23", 187)
+
+
+def test_notes_may_take_back_an_invoice_less_its_prepayment_line() -> None:
+    assert (PREPAID.net, PREPAID.tax, PREPAID.total) == (1813, 417, 2230)
+    assert creditable_parts(PREPAID) == (1000, 230)
+    assert credit_room(PREPAID, []) == 1230
+    assert credit_room(PREPAID, [_note(1000, 813, 187)]) == 230
+    assert credit_room(PREPAID, [_note(1230, 1000, 230), _note(1)]) == 0  # never below 0
+    # the note that takes back all of it ends on the service line's own net and VAT
+    assert new_note_parts(1230, PREPAID, []) == (1000, 230)
+    assert new_note_parts(410, PREPAID, [(333, 77), (333, 77)]) == (334, 76)
+
+
+def test_an_invoice_without_a_prepayment_can_take_back_its_total() -> None:
+    assert creditable_parts(VAT23) == (VAT23.net, VAT23.tax)
+    assert credit_room(VAT23, [_note(123, 100, 23)]) == VAT23.total - 123
+
+
+def test_an_untaxed_supply_with_a_taxed_prepayment_is_credited_net_only() -> None:
+    """An upgrade charges no tax, its excess bears the buyer's 23 %: its notes bear none."""
+    upgrade = _with_prepayment(_lines((500, "0", 0)), 813, "23", 187)
+    assert invoice_vat_rate(upgrade) == Decimal(0)
+    assert new_note_parts(300, upgrade, []) == (300, 0)
+    assert new_note_parts(200, upgrade, [(300, 0)]) == (200, 0)
+
+
+def test_a_prepayment_larger_than_the_service_does_not_set_the_notes_rate() -> None:
+    """A 9 % service with a larger prepayment at 23 % (another rate recorded for credit)."""
+    reduced = _with_prepayment(_lines((1000, "9", 90)), 5000, "23", 1150)
+    assert invoice_vat_rate(reduced) == Decimal(9)
+    assert new_note_parts(109, reduced, []) == (100, 9)
 
 
 @given(
