@@ -35,6 +35,7 @@ from app.worker.provisioning import (
     spawn_lease,
     spawn_or_check,
 )
+from app.worker.subscription_end import end_if_no_vm_left
 from app.worker.unpaid_subscriptions import cancel_never_paid_subscriptions
 from app.worker.vmcheck import check_vms
 from domain.enums import SubscriptionPaymentType, VmHistoryActionType
@@ -381,6 +382,8 @@ async def _record_once(
             if late:  # paid while the host deleted it: restored as a later payment would be
                 payments = [p for p in await _paid_rows(uow, locked.id) if p.id in late]
                 revival = await revive_paid(uow, current, locked, payments, now, region)
+        if locked is not None:  # not renewable now: ended, as the grace deletion ends it
+            await end_if_no_vm_left(uow, locked.id, now)
         await uow.commit()
     if revival is None:
         return _Recorded(current, ended, False)
