@@ -267,6 +267,9 @@ async def _paid(uow: UnitOfWork, subscription_id: int, since: datetime | None) -
 
 async def delete_by_admin(deps: WorkerDeps, job: DeleteVm) -> None:
     """DeleteVm (§9.1): delete pipeline, history Deleted with admin metadata, both notices.
+    The subscription ends in the recording transaction (`end_if_no_vm_left`): switched off
+    with its IP ranges, as the grace deletion leaves it, so the lifecycle neither renews it
+    nor later tells the user it was not renewed.
 
     The host deletes the VM outside any transaction; the rows are then updated under the
     subscription's lock, once (a second delivery finds the VM deleted and stops there).
