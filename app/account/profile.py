@@ -126,6 +126,24 @@ def new_verify_token(user_id: int) -> str:
     return f"{user_id:0{_TOKEN_ID_HEX}x}" + secrets.token_hex(24)
 
 
+def with_new_email(user: User, email: str) -> User | None:
+    """`user` given the address `email` (checked: `check_email`) when it is not the one
+    stored: unverified, with a fresh verify token whose mail the caller queues
+    (`SendEmailVerification`) after its commit. None when it is the stored address, whose
+    verification stays as it is. The rule holds whoever changes the address (the user, an
+    admin): nobody has shown yet that they read the new one, so notices must not go there
+    as to a verified address."""
+    if email == user.email:
+        return None
+    return attrs.evolve(
+        user,
+        email=email,
+        email_hash=email_hash(email),
+        email_verified=False,
+        email_verify_token=new_verify_token(user.id),
+    )
+
+
 def _resolvable(token: str, user_id: int) -> bool:
     """A pending token `verify_email` can find: one of ours for this user, not a legacy one."""
     return bool(token) and token.lower().startswith(f"{user_id:0{_TOKEN_ID_HEX}x}")
@@ -227,9 +245,10 @@ async def update_account(
         if patch.email is None and user.email:
             raise InvalidInput("Email address is required and cannot be removed")
         if isinstance(patch.email, str):
-            new_email = check_email(patch.email)
-            if new_email != user.email:
-                email, verified, token, send = new_email, False, new_verify_token(user.id), True
+            moved = with_new_email(user, check_email(patch.email))
+            if moved is not None:
+                email, verified, token = moved.email, moved.email_verified, moved.email_verify_token
+                send = True
             elif not verified and not _resolvable(token, user.id):
                 token, send = new_verify_token(user.id), True
         if patch.contact_email and not email:

@@ -20,11 +20,11 @@ from app.admin.role_guard import (
 from app.admin.roles import RoleNotFound
 from app.admin.users import apply_user_changes
 from app.billing.errors import UserNotFound
-from app.billing.price_in_force import cancel_quietly
 from app.billing.rails import PaymentRails
 from domain.errors import DomainError, InvalidInput
 from domain.model import AdminRole, RoleAssignment
 from ports.clock import Clock
+from ports.queue import WorkQueue
 from ports.storage import Permission, UnitOfWork, UnitOfWorkFactory
 
 
@@ -145,11 +145,14 @@ async def update_user_and_role(
     admin_role: str | None,
     by_user_id: int,
     caller: Collection[Permission],
+    queue: WorkQueue,
     rails: PaymentRails | None = None,
 ) -> None:
     """The user's fields and, with `admin_role`, their roles: every assignment revoked, then
     the named role assigned (api.md §9.1), all in one transaction. A new country expires the
-    user's pending quotes there, cancelled at their provider after the commit (D23).
+    user's pending quotes there, cancelled at their provider after the commit (D23); a new
+    e-mail address is unverified and its verification mail queued after it
+    (`apply_user_changes`).
 
     Refused, changing nothing: an unknown role name (400); a new role, or a role the user
     loses, with a permission the caller lacks (403: a user manager cannot demote a super
@@ -163,9 +166,9 @@ async def update_user_and_role(
             raise UserNotFound("User not found")
         if admin_role is not None:
             await _replace_roles(uow, now, user_id, admin_role, by_user_id, caller, admins)
-        _, expired = await apply_user_changes(uow, user_id, changes, now)
+        changed = await apply_user_changes(uow, user_id, changes, now)
         await uow.commit()
-    await cancel_quietly(rails, expired)
+    await changed.after_commit(rails, queue)
 
 
 async def _replace_roles(

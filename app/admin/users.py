@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from app.account.profile import check_country, check_email, email_hash
+from app.account.profile import check_country, check_email, email_hash, with_new_email
 from app.admin.role_guard import (
     SUPER_ADMIN_ROLE_ID,
     SelfRevokeRefused,
@@ -26,6 +26,8 @@ from domain.model import AdminRole, RoleAssignment, RolePermission, Subscription
 from domain.tax import country_alpha3
 from domain.text_rules import check_line
 from ports.clock import Clock
+from ports.jobs import SendEmailVerification
+from ports.queue import WorkQueue
 from ports.storage import Page, Permission, UnitOfWork, UnitOfWorkFactory
 
 ROLE_NAME_LIMIT = 50
@@ -78,38 +80,56 @@ async def update_user(
     *,
     clock: Clock,
     rails: PaymentRails | None,
+    queue: WorkQueue,
 ) -> User:
-    """Set the given fields; `email` keeps the verification state, as in the reference;
-    `country_code` is stored as alpha-3 (`""` clears it, an unknown code is a 400). A new
-    country changes the tax every quote of the user charged: their pending renewal quotes are
-    expired in the same transaction and cancelled at their provider after it (D23)."""
+    """Set the given fields; `country_code` is stored as alpha-3 (`""` clears it, an unknown
+    code is a 400). A new country changes the tax every quote of the user charged: their
+    pending renewal quotes are expired in the same transaction and cancelled at their
+    provider after it (D23). A new `email` is unverified until the user follows the link
+    mailed to it (`with_new_email`, as for the user's own change); the reference kept it
+    verified, so notices went to an address nobody had shown they read."""
     async with uow_factory() as uow:
-        updated, expired = await apply_user_changes(uow, user_id, changes, clock.now())
+        changed = await apply_user_changes(uow, user_id, changes, clock.now())
         await uow.commit()
-    await cancel_quietly(rails, expired)
-    return updated
+    await changed.after_commit(rails, queue)
+    return changed.user
+
+
+@attrs.frozen
+class UserChanges:
+    """What `apply_user_changes` did: the user as updated, the quotes a new country (or VAT
+    validation) expired, and whether a new address waits for its verification mail."""
+
+    user: User
+    expired: list[SubscriptionPayment]
+    verify_email: bool
+
+    async def after_commit(self, rails: PaymentRails | None, queue: WorkQueue) -> None:
+        """Cancel the expired quotes at their provider; queue the verification mail."""
+        await cancel_quietly(rails, self.expired)
+        if self.verify_email:
+            await queue.send(SendEmailVerification(user_id=self.user.id))
 
 
 async def apply_user_changes(
     uow: UnitOfWork, user_id: int, changes: Mapping[str, Any], now: datetime
-) -> tuple[User, list[SubscriptionPayment]]:
-    """`update_user` inside the caller's transaction: the user as updated and the quotes a
-    new country expired, for the caller to cancel at their provider after its commit (D23)."""
+) -> UserChanges:
+    """`update_user` inside the caller's transaction; the caller runs
+    `UserChanges.after_commit` once it has committed."""
     fields: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
-    if "email" in fields:
-        email = check_email(str(fields["email"]))
-        fields["email"], fields["email_hash"] = email, email_hash(email)
+    email = check_email(str(fields.pop("email"))) if "email" in fields else None
     if "country_code" in fields:
         fields["country_code"] = check_country(str(fields["country_code"]))
     user = found(await uow.users.get(user_id), UserNotFound("User not found"))
-    updated = attrs.evolve(user, **fields)
+    moved = None if email is None else with_new_email(user, email)
+    updated = attrs.evolve(moved or user, **fields)
     await uow.users.update(updated)
     expired: list[SubscriptionPayment] = []
     if country_alpha3(updated.country_code) != country_alpha3(user.country_code) or (
         updated.billing_vat_validated != user.billing_vat_validated  # reverse charge: no tax
     ):
         expired = await expire_user_quotes(uow, user.id, now)
-    return updated, expired
+    return UserChanges(updated, expired, verify_email=moved is not None)
 
 
 async def user_by_email(uow_factory: UnitOfWorkFactory, email: str) -> User:

@@ -34,8 +34,9 @@ async def delete_vm(
     reason: str | None,
 ) -> str:
     """Queue DeleteVm for the worker; its job id. The worker's path (delete on the host, soft
-    delete, history with the admin, pending invoices expired and cancelled, notices) is the
-    one the lifecycle uses too, so a deleted VM's invoices end the same way either way."""
+    delete, history with the admin, pending invoices expired and cancelled, the subscription
+    ended with its IP ranges, notices) is the one the lifecycle uses too, so a deleted VM's
+    invoices and subscription end the same way either way."""
     async with uow_factory() as uow:
         require_live(await uow.vms.get(vm_id), "VM is already deleted")
     job = DeleteVm(

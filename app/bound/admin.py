@@ -49,8 +49,10 @@ class AdminUseCases:
         self.assign_role = bind(users.assign_role, *store)
         self.revoke_role = bind(users.revoke_role, *store)
         self.update_role = bind(role_changes.update_role, *store)
-        # a new country reprices on this process's rails
-        self.update_user_and_role = partial(role_changes.update_user_and_role, *store, rails=rails)
+        # a new country reprices on this process's rails; a new address is mailed its link
+        self.update_user_and_role = partial(
+            role_changes.update_user_and_role, *store, rails=rails, queue=queue
+        )
         # money
         self.list_invoices = bind(invoices.list_invoices, uow_factory)
         self.every_invoice = bind(invoices.every_invoice, uow_factory)

@@ -35,6 +35,7 @@ from app.worker.provisioning import (
     spawn_lease,
     spawn_or_check,
 )
+from app.worker.subscription_end import end_if_no_vm_left
 from app.worker.unpaid_subscriptions import cancel_never_paid_subscriptions
 from app.worker.vmcheck import check_vms
 from domain.enums import SubscriptionPaymentType, VmHistoryActionType
@@ -266,6 +267,9 @@ async def _paid(uow: UnitOfWork, subscription_id: int, since: datetime | None) -
 
 async def delete_by_admin(deps: WorkerDeps, job: DeleteVm) -> None:
     """DeleteVm (§9.1): delete pipeline, history Deleted with admin metadata, both notices.
+    The subscription ends in the recording transaction (`end_if_no_vm_left`): switched off
+    with its IP ranges, as the grace deletion leaves it, so the lifecycle neither renews it
+    nor later tells the user it was not renewed.
 
     The host deletes the VM outside any transaction; the rows are then updated under the
     subscription's lock, once (a second delivery finds the VM deleted and stops there).
@@ -381,6 +385,8 @@ async def _record_once(
             if late:  # paid while the host deleted it: restored as a later payment would be
                 payments = [p for p in await _paid_rows(uow, locked.id) if p.id in late]
                 revival = await revive_paid(uow, current, locked, payments, now, region)
+        if locked is not None:  # not renewable now: ended, as the grace deletion ends it
+            await end_if_no_vm_left(uow, locked.id, now)
         await uow.commit()
     if revival is None:
         return _Recorded(current, ended, False)

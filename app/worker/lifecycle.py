@@ -23,13 +23,13 @@ from app.worker.provisioning import (
     spawn_lease,
     stop_on_host,
 )
+from app.worker.subscription_end import end_subscription
 from domain.enums import SubscriptionPaymentType, SubscriptionType, VmHistoryActionType
 from domain.events import PaymentCompleted
 from domain.lifecycle import (
     EXPIRING_SOON_LEAD,
     DueAction,
     LifecycleAction,
-    deactivated,
     decide_lifecycle_actions,
     deletion_due_at,
     grace_period,
@@ -172,10 +172,11 @@ async def _take(
 
 
 def _vm_gone(c: _Claimed) -> bool:
-    """Whether a VPS item of the subscription has no VM that is not deleted (an admin deleted
-    it; the subscription stays active until its grace runs out). Such a subscription cannot
-    be renewed (`VmDeleted`): no renewal is tried, so no wallet or credit is charged, and the
-    user, told of the deletion already, is not asked to renew it."""
+    """Whether a VPS item of the subscription has no VM that is not deleted. An admin's delete
+    ends the subscription (`end_if_no_vm_left`), but earlier versions left it active until
+    its grace ran out, and such rows remain. Such a subscription cannot be renewed
+    (`VmDeleted`): no renewal is tried, so no wallet or credit is charged, and the user,
+    told of the deletion already, is neither asked to renew it nor told it was not renewed."""
     live = {vm.subscription_line_item_id for vm in c.vms}
     return any(i.subscription_type is SubscriptionType.VPS and i.id not in live for i in c.items)
 
@@ -268,8 +269,7 @@ async def _delete(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now: datetime)
     Runs after the host deleted the VMs; unlike the reference (§13 item 24) a host that
     refuses the delete releases the claim, so it is retried on the next run, not forgotten.
     """
-    await uow.subscriptions.update(deactivated(c.sub, now))
-    await uow.ip_range_subscriptions.deactivate_for_subscription(c.sub.id, now)
+    await end_subscription(uow, c.sub, now)
     at = deps.clock.now()  # when it is recorded, not when the run began: see `_recorded`
     for vm in c.vms:
         text = f"VM {vm.id} was deleted: expired and exceeded grace period"
@@ -323,8 +323,12 @@ async def _late(uow: UnitOfWork, sub_id: int, since: datetime) -> list[Subscript
 
 
 async def _delete_notices(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) -> None:
-    """N4 to the user, N8 to the admins for each deleted VM."""
+    """N4 to the user, N8 to the admins for each deleted VM; no N4 when the VM was deleted
+    before (`_vm_gone`): "not renewed within the grace period" would be false."""
     await cancel_ended(deps, c.ended)  # D24
+    if _vm_gone(c) and not c.vms:
+        log.info("subscription %s: its VM was deleted before; ended without a notice", c.sub.id)
+        return
     n = messages.cancelled(c.subject, c.sub, c.descr, now)
     await deps.tell_user(c.sub.user_id, n.title, n.message)
     for vm in c.vms:

@@ -1,6 +1,7 @@
-"""A deleted VM is not renewed, on memory, SQLite and MariaDB: the worker's auto-renewal of a
-subscription whose VM an admin deleted charges neither the user's NWC wallet nor the account
-credit and asks nothing of the user; a renewal the user asks for is refused on every path
+"""A deleted VM is not renewed, on memory, SQLite and MariaDB: an admin's delete ends the
+subscription (its IP ranges too), so the worker neither renews it nor nags nor later says it was
+"not renewed"; one an earlier version left active charges neither the user's NWC wallet nor the
+account credit and asks nothing of the user; a renewal the user asks for is refused on every path
 (`VmDeleted`, 422 by subscription; "VM not found" by VM); the grace deletion likewise. D24's
 revival stays for a payment that was pending when the VM was deleted (its own tests)."""
 
@@ -19,7 +20,7 @@ from app.billing.lnurl import renew_by_amount
 from app.billing.renewal import renew
 from domain.enums import PaymentMethod
 from domain.lifecycle import LifecycleAction
-from domain.model import Subscription, Vm
+from domain.model import IpRangeSubscription, Subscription, Vm
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.lifecycle_world import notice_titles, with_renewer
 from tests.unit.worker.world import DAY, World
@@ -28,6 +29,8 @@ database = storage_backends.database
 world = lifecycle_world.world_with_rails("payment_canceller")
 WALLET = "nostr+walletconnect://wallet"
 SECOND = timedelta(seconds=1)
+HOUR = timedelta(hours=1)
+RUN = timedelta(seconds=30)
 
 
 async def _opted_in(world: World, vm: Vm, nwc: str | None, credit: int) -> Subscription:
@@ -79,27 +82,78 @@ async def _renew_by_subscription(world: World, sub: Subscription) -> object:
     )
 
 
-@pytest.mark.parametrize(
+OPTED_IN = pytest.mark.parametrize(
     ("nwc", "credit"),
     [(WALLET, 0), (WALLET, 1_000_000), (None, 1_000_000)],
     ids=["wallet", "credit-and-wallet", "no-wallet"],
 )
-async def test_the_worker_does_not_renew_a_subscription_whose_vm_an_admin_deleted(
+
+
+@OPTED_IN
+async def test_an_admin_delete_ends_the_subscription_so_nothing_follows_it(
     world: World, nwc: str | None, credit: int
 ) -> None:
-    """Its subscription stays active with auto-renewal on and its future expiry, so the
-    expiring-soon action comes due: it is claimed once but tries no renewal (no invoice, no
-    wallet payment, no credit spent, the VM stays deleted) and sends no "Expiring Soon"
-    asking the user, told of the deletion, to renew what cannot be renewed."""
+    """The delete switches the subscription off in its own transaction (as the grace deletion
+    does), auto-renewal on and paid time left notwithstanding: no lifecycle step comes due
+    before expiry, at expiry or past the grace, so nothing is renewed (no invoice, no wallet
+    payment, no credit spent), and the user, told of the deletion, gets no "Expiring Soon"
+    nor a "Cancelled" saying the VM was not renewed within the grace period."""
     wallet = with_renewer(world)
     vm = await world.paid_vm()
     sub = await _opted_in(world, vm, nwc, credit)
     paid_before = await world.shop.payments(vm)
     await _admin_deletes(world, vm)
+    ended = await world.sub(vm)
+    assert not ended.is_active and ended.expires == sub.expires
     assert sub.expires is not None
-    world.at(sub.expires - timedelta(hours=12))
 
-    reports = await world.lifecycle(runs=3, step=timedelta(seconds=30))
+    reports = []
+    for when in (sub.expires - 12 * HOUR, sub.expires + SECOND, sub.expires + 40 * DAY):
+        world.at(when)
+        reports += await world.lifecycle(runs=2, step=RUN)
+        await world.run_jobs()
+
+    assert [a for r in reports for a in r.done] == []
+    assert wallet.asked == []
+    assert await _balance(world, sub) == credit
+    assert await world.shop.payments(vm) == paid_before
+    assert await world.sub(vm) == ended
+    assert (await world.shop.vm(vm.id)).deleted and world.host_state(vm.id) is None
+    user, admins = notice_titles(world, sub.user_id)
+    assert user == [f"[VM{vm.id}] Created", f"[VM{vm.id}] Deleted by Admin"]
+    assert f"[VM{vm.id}] Deleted" not in admins  # no grace deletion (N8)
+
+
+async def _left_active(world: World, vm: Vm) -> Subscription:
+    """The subscription switched on again, as versions before this one left it after an
+    admin's delete: such rows are in databases already."""
+    async with world.shop.factory() as uow:
+        sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+        assert sub is not None and not sub.is_active
+        await uow.subscriptions.update(attrs.evolve(sub, is_active=True))
+        await uow.commit()
+    return await world.sub(vm)
+
+
+@OPTED_IN
+async def test_a_subscription_an_admin_delete_left_active_ends_without_a_false_notice(
+    world: World, nwc: str | None, credit: int
+) -> None:
+    """A subscription left active by an admin's delete (an earlier version's row): the
+    expiring-soon step is claimed once but tries no renewal and asks nothing of the user;
+    past the grace the lifecycle switches it off without telling the user it was "not
+    renewed within the grace period" (it told them of the deletion) and without an admin
+    N8 (it deleted no VM)."""
+    wallet = with_renewer(world)
+    vm = await world.paid_vm()
+    await _opted_in(world, vm, nwc, credit)
+    paid_before = await world.shop.payments(vm)
+    await _admin_deletes(world, vm)
+    sub = await _left_active(world, vm)
+    assert sub.expires is not None
+    world.at(sub.expires - 12 * HOUR)
+
+    reports = await world.lifecycle(runs=3, step=RUN)
     await world.run_jobs()
 
     [due] = [a for r in reports for a in r.done]
@@ -109,9 +163,66 @@ async def test_the_worker_does_not_renew_a_subscription_whose_vm_an_admin_delete
     assert await _balance(world, sub) == credit
     assert await world.shop.payments(vm) == paid_before
     assert (await world.sub(vm)).expires == sub.expires
+
+    world.at(sub.expires + 40 * DAY)
+    reports = await world.lifecycle(runs=2, step=RUN)
+    await world.run_jobs()
+
+    assert [a.action for r in reports for a in r.done] == [LifecycleAction.DELETE_AFTER_GRACE]
+    assert not (await world.sub(vm)).is_active
     assert (await world.shop.vm(vm.id)).deleted and world.host_state(vm.id) is None
+    user, admins = notice_titles(world, sub.user_id)
+    assert user == [f"[VM{vm.id}] Created", f"[VM{vm.id}] Deleted by Admin"]
+    assert f"[VM{vm.id}] Deleted" not in admins
+
+
+async def _with_ip_range(world: World, vm: Vm) -> IpRangeSubscription:
+    """An IP range sold on the VM's subscription, as a second line item, allocated now."""
+    other, sold = await world.ip_range_subscription()
+    sub = await world.sub(vm)
+    async with world.shop.factory() as uow:
+        [item] = await uow.line_items.list_by_subscription(other.id)
+        await uow.line_items.update(attrs.evolve(item, subscription_id=sub.id))
+        await uow.commit()
+    return sold
+
+
+async def _ip_range(world: World, sold: IpRangeSubscription) -> IpRangeSubscription:
+    async with world.shop.factory() as uow:
+        found = await uow.ip_range_subscriptions.get(sold.id)
+    assert found is not None
+    return found
+
+
+async def test_an_admin_delete_ends_an_ip_range_sold_on_the_vms_subscription(
+    world: World,
+) -> None:
+    """The IP range cannot be renewed without the VM, so it ends with the subscription at the
+    delete (the lifecycle, which handles active subscriptions only, would never end it);
+    past the grace nothing more happens. An invoice that was pending at the delete and is
+    paid after it (D24) brings the VM, the subscription and the IP range back."""
+    vm = await world.paid_vm()
+    sold = await _with_ip_range(world, vm)
+    renewal = await world.renew(vm)
+    world.advance(HOUR)
+    deleted_at = world.now
+    await _admin_deletes(world, vm)
+
+    ended = await _ip_range(world, sold)
+    assert not ended.is_active and ended.ended_at == deleted_at
+    sub = await world.sub(vm)
+    assert not sub.is_active and sub.expires is not None
+    world.at(sub.expires + 40 * DAY)
+    reports = await world.lifecycle(runs=2, step=RUN)
+    await world.run_jobs()
+    assert [a for r in reports for a in r.done] == []
     user, _ = notice_titles(world, sub.user_id)
     assert user == [f"[VM{vm.id}] Created", f"[VM{vm.id}] Deleted by Admin"]
+
+    assert (await world.complete(renewal)).completed  # expired, still settled at the node
+    await world.run_jobs()
+    assert (await world.sub(vm)).is_active and not (await world.shop.vm(vm.id)).deleted
+    assert (await _ip_range(world, sold)).is_active
 
 
 async def test_a_renewal_of_an_admin_deleted_vm_is_refused_on_every_path(world: World) -> None:

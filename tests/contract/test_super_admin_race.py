@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from adapters.memory.clock import FakeClock
+from adapters.queue.memory import InProcessQueue
 from app.admin.role_changes import update_user_and_role
 from app.admin.role_guard import SUPER_ADMIN_ROLE_ID, LastSuperAdminRefused
 from app.admin.users import revoke_role
@@ -88,6 +89,7 @@ async def test_super_admins_removing_each_other_at_once_leave_exactly_one(
                 admin_role="read_only",
                 by_user_id=by,
                 caller=EVERYTHING,
+                queue=InProcessQueue(),
             )
 
     pairs = zip(admins, admins[1:] + admins[:1], strict=True)

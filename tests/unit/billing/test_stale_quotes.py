@@ -271,11 +271,21 @@ async def test_an_admin_setting_the_same_country_again_ends_nothing(shop: Shop) 
     vm = await _paid_tiny(shop)
     quote = await shop.renew(vm)
     await update_user(
-        shop.factory, ALICE, {"country_code": "irl"}, clock=shop.clock, rails=shop.rails
+        shop.factory,
+        ALICE,
+        {"country_code": "irl"},
+        clock=shop.clock,
+        rails=shop.rails,
+        queue=shop.queue,
     )
     assert (await shop.payment(quote.id)).expires > shop.clock.now()
     await update_user(
-        shop.factory, ALICE, {"country_code": "FR"}, clock=shop.clock, rails=shop.rails
+        shop.factory,
+        ALICE,
+        {"country_code": "FR"},
+        clock=shop.clock,
+        rails=shop.rails,
+        queue=shop.queue,
     )
     assert (await shop.payment(quote.id)).expires == shop.clock.now()
 
