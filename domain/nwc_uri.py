@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
 
+from domain.addresses import is_private_address, literal_address
 from domain.errors import InvalidInput
 
 SCHEMES = ("nostr+walletconnect", "nostrwalletconnect")
@@ -18,8 +18,6 @@ RELAY_URL_LIMIT = 256
 _HEX32 = re.compile(r"[0-9a-fA-F]{64}")
 _P = 2**256 - 2**32 - 977  # secp256k1 field prime
 _N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141  # group order
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 
 class InvalidNwcString(InvalidInput):
@@ -58,31 +56,6 @@ class NwcUri:
 
     def __repr__(self) -> str:  # never print the secret
         return f"NwcUri(wallet_pubkey={self.wallet_pubkey.hex()}, relays={self.relays!r})"
-
-
-def is_private_address(address: IpAddress) -> bool:
-    """Whether the server must not open a connection to `address` for a user: loopback,
-    private, link-local, CGNAT, unspecified, multicast or reserved (IPv4-mapped IPv6 judged
-    as its IPv4 address)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_unspecified
-        or address.is_multicast
-        or address.is_reserved
-        or (isinstance(address, ipaddress.IPv4Address) and address in _CGNAT)
-    )
-
-
-def literal_address(host: str) -> IpAddress | None:
-    """The IP address `host` spells (brackets and an IPv6 zone allowed), None for a name."""
-    try:
-        return ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return None
 
 
 def _key(text: str, what: str) -> bytes:

@@ -5,14 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from enum import StrEnum
-from ipaddress import ip_address
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import attrs
 
 from domain import model as m
-from domain.enums import VmHostKind
 from ports.failures import RetryableError
 
 
@@ -60,32 +57,6 @@ class TimeSeriesPoint:
     net_out: Decimal
     disk_write: Decimal
     disk_read: Decimal
-
-
-def clear_text_proxmox(host: m.Host) -> bool:
-    """A Proxmox host whose API URL would carry its token in clear (`clear_text_url`)."""
-    return host.kind is VmHostKind.PROXMOX and clear_text_url(host.ip)
-
-
-def clear_text_url(url: str) -> bool:
-    """Whether an API URL is `http://` to a host other than a loopback address: a token
-    sent there travels in clear. (Loopback is allowed: a tunnel's end, the tests' fake node.)
-    """
-    try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname
-    except ValueError:
-        return False  # not a URL at all: refused by its use, not for being clear text
-    if parts.scheme.lower() != "http":
-        return False
-    if host is None:
-        return True
-    if host.lower() == "localhost":
-        return False
-    try:
-        return not ip_address(host).is_loopback
-    except ValueError:
-        return True  # a name: it may resolve anywhere
 
 
 class VmHostError(RetryableError):

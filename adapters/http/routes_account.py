@@ -36,6 +36,7 @@ from adapters.http.views_input import json_object, required_text
 from adapters.http.views_schema import CURRENCY
 from app.account.profile import VerifyOutcome
 from app.billing.credit_balance import MAX_PAGE
+from app.billing.errors import UserNotFound
 from domain.model import User
 from domain.money import Currency
 
@@ -115,8 +116,11 @@ async def post_ssh_key(request: web.Request, caller: VerifiedKey) -> web.StreamR
     except Exception:
         await caller.user()  # a new key's user is created first on every authenticated route
         raise
-    if key is None:  # no user has this key yet
-        key = await svc.account.add_ssh_key((await caller.user()).id, name, key_data)
+    if key is None:  # no user has this key yet: it gets its user, then the key
+        await caller.user()
+        key = await svc.account.add_ssh_key_by_owner(caller.pubkey, name, key_data)
+        if key is None:  # the user was removed meanwhile
+            raise UserNotFound("User not found")
     return data_response(ssh_key_json(key))
 
 

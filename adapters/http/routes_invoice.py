@@ -18,10 +18,11 @@ from adapters.http.nip98 import Nip98Error
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.pdf_cache import RenderedPdfs
 from adapters.http.vm_params import is_payment_id_length
+from app.billing.errors import PaymentNotFound
+from app.queries.payments import owned_subscription_payment
 from domain.enums import SubscriptionPaymentType
 from domain.invoice import Invoice as IssuedInvoice
-from domain.model import GIB, LineItem, Subscription, SubscriptionPayment, User
-from ports.storage import UnitOfWork
+from domain.model import GIB, LineItem, SubscriptionPayment, User
 
 log = logging.getLogger("lnvps.http")
 
@@ -76,18 +77,6 @@ def _line(payment: SubscriptionPayment, items: list[LineItem]) -> InvoiceLine:
     )
 
 
-async def _owns(
-    uow: UnitOfWork, user: User, payment: SubscriptionPayment, sub: Subscription | None
-) -> bool:
-    """The caller paid the payment and owns its subscription, and its VM when it has one: a
-    subscription without a VM (an IP range) has an invoice too (the reference refused it
-    as "VM not found")."""
-    if payment.user_id != user.id or (sub is not None and sub.user_id != user.id):
-        return False
-    vm = await uow.vms.get_by_subscription(payment.subscription_id)
-    return vm is None or vm.user_id == user.id
-
-
 async def _invoice(
     request: web.Request, user: User, raw_id: str
 ) -> tuple[Invoice, IssuedInvoice | None]:
@@ -98,12 +87,10 @@ async def _invoice(
     if not is_payment_id_length(pid):
         raise _Refused("Payment not found")
     async with services(request).uow_factory() as uow:
-        payment = await uow.payments.get(pid)
-        if payment is None:
-            raise _Refused("Payment not found")
-        sub = await uow.subscriptions.get(payment.subscription_id)
-        if not await _owns(uow, user, payment, sub):
-            raise _Refused("Payment not found")  # D19: never reveal another user's payment
+        try:
+            payment, sub = await owned_subscription_payment(uow, user.id, pid)
+        except PaymentNotFound as exc:  # D19: never reveal another user's payment
+            raise _Refused("Payment not found") from exc
         if not payment.is_paid:
             raise _Refused("Payment is not paid, can't generate invoice")
         seller = None if sub is None else await uow.companies.get(sub.company_id)

@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 from adapters.http.envelope import format_time
 from app.queries.vms import VmStatus
-from domain.admin_completion import ADMIN_COMPLETION_KEY
 from domain.enums import CpuArch, CpuMfg, DiskInterface, DiskType, OsDistribution
 from domain.model import CustomTemplate, VmHistory
 from ports.storage.reads import ImageLabel, IpLabel, TemplateLabel, VmStatusRecords
@@ -202,14 +201,6 @@ def _json_text(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _owner_metadata(metadata: Any) -> Any:
-    """The entry's metadata as its owner sees it: without the admin who completed a payment
-    by hand (kept for the operators' audit; the admin API shows it)."""
-    if isinstance(metadata, dict) and ADMIN_COMPLETION_KEY in metadata:
-        return {k: v for k, v in metadata.items() if k != ADMIN_COMPLETION_KEY}
-    return metadata
-
-
 def history_json(entry: VmHistory, owner_id: int) -> dict[str, Any]:
     """ApiVmHistory: the JSON blobs as JSON *strings*; initiator owner / system / other."""
     by = entry.initiated_by_user
@@ -222,6 +213,6 @@ def history_json(entry: VmHistory, owner_id: int) -> dict[str, Any]:
         "initiated_by": initiated,
         "previous_state": _json_text(entry.previous_state),
         "new_state": _json_text(entry.new_state),
-        "metadata": _json_text(_owner_metadata(entry.metadata)),
+        "metadata": _json_text(entry.metadata),
         "description": entry.description,
     }

@@ -43,13 +43,11 @@ class MemorySshKeys(RecordRepo[SshKey]):
         owners = [u for u in self._rows("users").values() if u.pubkey == owner_key]
         if not owners:
             return None
-        return owners[0].id, await self.count_by_user(owners[0].id)
+        held = self._where(lambda k: k.user_id == owners[0].id)
+        return owners[0].id, len(held)
 
     async def list_by_user(self, user_id: int) -> list[SshKey]:
         return self._where(lambda k: k.user_id == user_id)
-
-    async def count_by_user(self, user_id: int) -> int:
-        return len(self._where(lambda k: k.user_id == user_id))
 
     async def delete(self, key_id: int) -> bool:
         return self._rows(self.table).pop(key_id, None) is not None

@@ -66,11 +66,6 @@ def prebuilt(key: tuple[Any, ...], build: Callable[[], S]) -> S:
     return statement
 
 
-def _count_keys_of_user() -> Select[Any]:
-    keys = t.user_ssh_key
-    return select(func.count()).select_from(keys).where(keys.c.user_id == bindparam("user_id"))
-
-
 def _owner_counting_keys() -> Select[Any]:
     """The id of the user with the pubkey `:pubkey` and how many keys they hold."""
     users, keys = t.users.c, t.user_ssh_key.c
@@ -324,11 +319,6 @@ class SqlSshKeys(SqlRecords[SshKey]):
 
     async def list_by_user(self, user_id: int) -> list[SshKey]:
         return await self._where(t.user_ssh_key.c.user_id == user_id)
-
-    async def count_by_user(self, user_id: int) -> int:
-        query = prebuilt(("ssh keys of user",), _count_keys_of_user)
-        found: int = (await self.conn.execute(query, {"user_id": user_id})).scalar_one()
-        return found
 
     async def delete(self, key_id: int) -> bool:
         return await self.remove(key_id)

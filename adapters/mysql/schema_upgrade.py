@@ -79,7 +79,8 @@ async def downgrade_database(url: str | URL, revision: str, *, destroy_data: boo
 
     Raises `DowngradeRefused`, before any DDL, when a revision to undo would drop a table or
     column that holds data (unless `destroy_data`) or is LNVPS's own migration on an adopted
-    database (always).
+    database (always). Each revision's `downgrade()` checks itself again, for a downgrade
+    run by Alembic's own command instead of this function (`data_guard`).
     """
 
     def work(conn: Connection) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 from aiohttp.abc import ResolveResult
 
-from domain.nwc_uri import is_private_address, literal_address
+from domain.addresses import is_private_address, literal_address
 
 
 class PrivateAddressRefused(OSError):

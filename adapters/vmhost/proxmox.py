@@ -22,6 +22,7 @@ from adapters.vmhost.proxmox_api import (
     vmid,
 )
 from adapters.vmhost.proxmox_metrics import rrd_points
+from domain.clear_text import clear_text_url
 from domain.enums import DiskType
 from domain.model import Host, OsImage, Vm
 from ports import vmhost
@@ -48,7 +49,7 @@ def config_for_host(host: Host, **settings: Any) -> ProxmoxConfig:
     An `http://` URL to anything but a loopback address is refused (fatal): the row's API
     token would travel in clear (a row stored before the admin API refused it).
     """
-    if vmhost.clear_text_url(host.ip):
+    if clear_text_url(host.ip):
         raise vmhost.VmHostError(
             f"Proxmox host {host.id}: refusing to send its API token over http:// to {host.ip}"
         )

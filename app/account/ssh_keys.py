@@ -82,30 +82,18 @@ async def list_ssh_keys(uow_factory: UnitOfWorkFactory, user_id: int) -> list[Ss
         return await uow.ssh_keys.list_by_user(user_id)
 
 
-async def add_ssh_key(
-    uow_factory: UnitOfWorkFactory, clock: Clock, user_id: int, name: str, key_data: str
-) -> SshKey:
-    """Store a key re-encoded as `<type> <base64>[ <comment>]`; an empty name takes the comment.
-
-    Refused (`TooManySshKeys`, nothing stored) when the user holds `MAX_SSH_KEYS` already,
-    counted under the user's lock so that concurrent adds count one after another.
-    """
-    key = evolve(_checked_key(name, key_data, clock), user_id=user_id)
-    async with uow_factory() as uow:
-        await uow.users.lock(user_id)
-        _check_count(await uow.ssh_keys.count_by_user(user_id))
-        key = await uow.ssh_keys.add(key)
-        await uow.commit()
-    return key
-
-
 async def add_ssh_key_by_owner(
     uow_factory: UnitOfWorkFactory, clock: Clock, owner_key: bytes, name: str, key_data: str
 ) -> SshKey | None:
-    """`add_ssh_key` for the user with this Nostr public key, locked and counted in the same
-    unit of work by one statement (no user look-up before, issue 10); None, and nothing
-    stored, when no user has the key. A bad key or name is refused before the key is looked
-    up."""
+    """Store a key re-encoded as `<type> <base64>[ <comment>]` for the user with this Nostr
+    public key (an empty name takes the comment); None, and nothing stored, when no user has
+    the key. A bad key or name is refused before the key is looked up.
+
+    The one way a key is added: the owner's row is locked as their keys are counted, in one
+    statement and before anything else in the unit of work (`SshKeys.lock_owner`; no user
+    look-up before, issue 10), so concurrent adds of one user count one after another and
+    one more than `MAX_SSH_KEYS` is refused (`TooManySshKeys`, nothing stored).
+    """
     key = _checked_key(name, key_data, clock)
     async with uow_factory() as uow:
         owner = await uow.ssh_keys.lock_owner(owner_key)

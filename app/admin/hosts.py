@@ -25,11 +25,12 @@ from app.admin.catalogue_common import (
 )
 from app.billing.errors import NotFound
 from app.billing.reserved import reserved_usage
+from domain.clear_text import clear_text_proxmox
 from domain.errors import DomainError, InvalidInput
 from domain.model import Host, HostDisk, Region
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
-from ports.vmhost import HostProber, VmHostError, clear_text_proxmox
+from ports.vmhost import HostProber, VmHostError
 
 #: the fields a host client is built from: changing one of them means testing again
 CONNECTION_FIELDS = frozenset({"kind", "ip", "name", "api_token"})

@@ -33,7 +33,6 @@ class AccountUseCases:
         )
         self.verify_email = bind(profile.verify_email, uow_factory)
         self.list_ssh_keys = bind(ssh_keys.list_ssh_keys, uow_factory)
-        self.add_ssh_key = bind(ssh_keys.add_ssh_key, uow_factory, clock)
         self.add_ssh_key_by_owner = bind(ssh_keys.add_ssh_key_by_owner, uow_factory, clock)
         self.balances_of = bind(credit_balance.balances_of, uow_factory)
         self.ledger_page = bind(credit_balance.ledger_page, uow_factory)

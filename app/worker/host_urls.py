@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 
 from app.worker.context import WorkerDeps
+from domain.clear_text import clear_text_proxmox
 from domain.model import Host
-from ports.vmhost import clear_text_proxmox
 
 log = logging.getLogger("lnvps.worker.host_urls")
 

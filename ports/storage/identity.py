@@ -43,17 +43,15 @@ class SshKeys(Protocol):
         """Lock the user whose public key is `owner_key` to the end of the unit of work and
         count their keys, in one statement (issue 10): (user id, keys held); None when no
         user has it. Concurrent adds of one user's keys so count one after another (the
-        cap); call it before the unit of work writes anything that references the user."""
+        cap). Call it first in the unit of work: an earlier read would fix MariaDB's
+        snapshot, and the count would miss a key committed while this statement waited.
+        The only count of a user's keys: every add of a key goes through it."""
         ...
 
     async def get(self, key_id: int) -> SshKey | None: ...
 
     async def list_by_user(self, user_id: int) -> list[SshKey]:
         """The user's keys, ascending id."""
-        ...
-
-    async def count_by_user(self, user_id: int) -> int:
-        """How many keys the user holds (one COUNT)."""
         ...
 
     async def delete(self, key_id: int) -> bool:

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from sqlalchemy import inspect
 
 from adapters.mysql import tables
 from adapters.mysql.engine import create_engine
-from adapters.mysql.migrations import HEAD, R1_LEGACY
+from adapters.mysql.migrations import HEAD, R1_LEGACY, R13_AUDIT_SECRETS_REDACTED, alembic_config
 from adapters.mysql.schema_upgrade import DowngradeRefused, current_revision, downgrade_database
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from lnvps.cli import main as lnvps
@@ -23,6 +24,8 @@ from tests.contract.test_adopt_and_backfill import LEGACY_ROWS
 from tests.contract.test_adoption import LEGACY_DDL, LEGACY_VERSIONS, _run, _sqlx_rows
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+#: columns of a `settlement_problem` row (r14)
+PROBLEM = ("payment_id", "settle_index", "amount_paid_msat", "error", "message", "created")
 
 
 def _new_id(result: Any) -> int:
@@ -130,3 +133,32 @@ async def test_an_adopted_lnvps_database_cannot_be_downgraded_below_adoption(
         assert f"{R1_LEGACY} is LNVPS's own sqlx migration 20260225000001" in err
         assert await _snapshot(mysql_url) == before
         assert await current_revision(mysql_url) == HEAD
+
+
+async def test_a_direct_alembic_downgrade_is_refused_by_the_revisions_own_guard(
+    migrated_db_url: str,
+) -> None:
+    """Alembic's own `command.downgrade`, handed a connection, skips `downgrade_database` and
+    its check of every step: each revision's `downgrade()` still refuses to drop data."""
+    url = migrated_db_url
+    engine = create_engine(url, foreign_keys=False)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.insert(sa.table("settlement_problem", *map(sa.column, PROBLEM))),
+                [dict(zip(PROBLEM, (b"\x05" * 32, 7, 1000, "unknown", "kept", AT), strict=True))],
+            )
+
+        def alembic_downgrade(sync: sa.Connection) -> None:
+            config = alembic_config()
+            config.attributes["connection"] = sync
+            command.downgrade(config, R13_AUDIT_SECRETS_REDACTED)
+
+        async with engine.connect() as conn:
+            with pytest.raises(DowngradeRefused, match="table settlement_problem holds rows"):
+                await conn.run_sync(alembic_downgrade)
+        async with engine.connect() as conn:
+            kept = (await conn.execute(sa.text("SELECT message FROM settlement_problem"))).all()
+        assert [tuple(row) for row in kept] == [("kept",)]
+    finally:
+        await engine.dispose()

@@ -52,7 +52,7 @@ from adapters.http.routes_webhooks import WebhookSecrets
 from adapters.mysql.engine import create_engine
 from adapters.mysql.schema_upgrade import upgrade_database
 from adapters.mysql.uow import SqlUnitOfWorkFactory
-from app.account.ssh_keys import add_ssh_key
+from app.account.ssh_keys import add_ssh_key_by_owner
 from app.admin.role_guard import SUPER_ADMIN_ROLE_ID
 from app.billing.ordering import OrderTerms, order_vm
 from domain.model import RoleAssignment
@@ -104,7 +104,10 @@ async def _prepare(url: str, port: int, admin_port: int) -> tuple[ApiApp, list[w
             )
         )
         await uow.commit()
-    key = await add_ssh_key(svc.uow_factory, svc.clock, user.id, "laptop", SSH_PUBLIC_KEY)
+    key = await add_ssh_key_by_owner(
+        svc.uow_factory, svc.clock, user.pubkey, "laptop", SSH_PUBLIC_KEY
+    )
+    assert key is not None
     await order_vm(
         svc.uow_factory,
         svc.clock,

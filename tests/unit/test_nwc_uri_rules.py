@@ -6,6 +6,7 @@ import ipaddress
 
 import pytest
 
+from domain.addresses import is_private_address
 from domain.errors import InvalidInput
 from domain.nwc_uri import (
     MAX_RELAYS,
@@ -13,7 +14,6 @@ from domain.nwc_uri import (
     PUBLIC_TLS_RELAYS,
     RELAY_URL_LIMIT,
     RelayPolicy,
-    is_private_address,
     parse_nwc_uri,
 )
 

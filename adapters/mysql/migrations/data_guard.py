@@ -7,6 +7,13 @@ not transactional on MariaDB, so a refusal half-way would leave a half-downgrade
   database) is irreversible: those tables and columns are LNVPS's own, not ours to drop.
 * A revision that drops tables or columns refuses while any of them holds data (a row, or a
   non-NULL value), unless the caller asked to destroy data (`lnvps db downgrade --destroy-data`).
+
+The check runs twice on purpose. `schema_upgrade.downgrade_database` (`lnvps db downgrade`)
+checks every step before the first one runs, so its refusal changes nothing. Each revision's
+`downgrade()` checks itself again (`refuse_data_loss`): that is the only guard when Alembic's
+`command.downgrade` is called directly with a connection, bypassing `downgrade_database`; the
+refusal then comes at that revision, after the newer ones were undone. A new revision that
+drops a table or column declares `DROPS` and calls `refuse_data_loss` first.
 """
 
 from __future__ import annotations
@@ -75,7 +82,10 @@ def problems(conn: Connection, revision: str, drops: Drops, *, destroy_data: boo
 
 
 def refuse_data_loss(revision: str, drops: Drops) -> None:
-    """First call of a revision's `downgrade()`: raise `DowngradeRefused` if it would lose data."""
+    """First call of a revision's `downgrade()`: raise `DowngradeRefused` if it would lose data.
+
+    Repeats `downgrade_database`'s check for this revision alone, for a downgrade run by
+    Alembic's own command (see the module docstring)."""
     destroy = bool(context.config.attributes.get(DESTROY_DATA, False))
     check(op.get_bind(), [(revision, drops)], destroy_data=destroy)
 
