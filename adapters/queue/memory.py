@@ -52,6 +52,9 @@ class InProcessQueue:
         self._monotonic = monotonic
 
     async def send(self, job: Job) -> str:
+        return self._put(job)
+
+    def _put(self, job: Job) -> str:
         job_id = str(next(self._ids))
         self._ready.put_nowait((job_id, job, False))
         return job_id
@@ -108,10 +111,12 @@ class InProcessQueue:
             self._pending[job_id].delivered_at = now
         return [self._delivery(i, self._pending[i].job, True) for i in claimed]
 
-    async def ack(self, delivery: Delivery) -> bool:
+    async def ack(self, delivery: Delivery, *, then: Job | None = None) -> bool:
         if self._pending.pop(delivery.id, None) is None:
             return False
         self._forget(delivery.id)
+        if then is not None:  # no await since the pop: one step for the other tasks
+            self._put(then)
         return True
 
     async def fail(self, delivery: Delivery, *, counted: bool = True) -> None:

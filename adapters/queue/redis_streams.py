@@ -20,6 +20,18 @@ JOB_FIELD = "job"
 #: 50 × max_jobs of them: 50 for the worker's one-job receive.
 MAX_CLAIM_CALLS = 5
 
+#: KEYS: the stream, its failures hash; ARGV: group, entry id, the entry's passing field,
+#: the follow-up job's JSON, the stream's maxlen, the job field. XACK and, only if that took
+#: the entry off, XADD of the follow-up: one atomic step (`ack(then=...)`).
+_ACK_THEN = """
+local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[2], ARGV[2], ARGV[3])
+if acked == 1 then
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', ARGV[6], ARGV[4])
+end
+return acked
+"""
+
 
 @attrs.define(eq=False, repr=False)
 class RedisStreamsQueue:
@@ -183,8 +195,22 @@ class RedisStreamsQueue:
             for k, (d, found) in enumerate(zip(deliveries, pending, strict=True))
         ]
 
-    async def ack(self, delivery: Delivery) -> bool:
-        return await self._ack(delivery.id)
+    async def ack(self, delivery: Delivery, *, then: Job | None = None) -> bool:
+        if then is None:
+            return await self._ack(delivery.id)
+        acked = await self._redis.eval(
+            _ACK_THEN,
+            2,
+            self._stream,
+            self.failures_key,
+            self._group,
+            delivery.id,
+            _passing(delivery.id),
+            job_to_json(then),
+            str(self._maxlen),
+            JOB_FIELD,
+        )
+        return bool(acked)
 
     async def _ack(self, delivery_id: str) -> bool:
         async with self._redis.pipeline(transaction=False) as pipe:

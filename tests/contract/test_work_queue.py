@@ -192,6 +192,26 @@ async def test_counted_failures_come_back_with_the_job(consumers: Consumers) -> 
     assert fresh_again.id == fresh.id and fresh_again.failures == 0
 
 
+async def test_ack_then_sends_the_follow_up_only_when_it_took_the_job_off(
+    consumers: Consumers,
+) -> None:
+    """Two consumers hold the same delivery (the slow one past the claim idle time): the
+    one whose ack takes it off sends its follow-up, the other's ack sends nothing."""
+    slow, fast = consumers("slow"), consumers("fast")
+    await slow.send(spawn_vm(1))
+    [held] = await slow.receive()
+    await asyncio.sleep(PAST_CLAIM_S)
+    [claimed] = await fast.receive(block_ms=10)
+    assert claimed.id == held.id
+    assert await fast.ack(claimed, then=check_vm(1)) is True
+    assert await slow.ack(held, then=check_vm(2)) is False
+    got = await fast.receive(max_jobs=10, block_ms=10)
+    assert [d.job for d in got] == [check_vm(1)] and not got[0].redelivered
+    await fast.ack(got[0])
+    await asyncio.sleep(PAST_CLAIM_S)
+    assert await slow.receive(max_jobs=10, block_ms=10) == []
+
+
 async def test_two_consumers_never_get_the_same_job(consumers: Consumers) -> None:
     jobs = [spawn_vm(i) for i in range(40)]
     a, b = consumers("a"), consumers("b")
