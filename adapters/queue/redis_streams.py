@@ -32,6 +32,17 @@ end
 return acked
 """
 
+#: KEYS: the stream, its failures hash; ARGV: group, entry id, the field to raise. Counts a
+#: failure only while the entry is pending in the group: one acked meanwhile by another
+#: consumer (a slow consumer failing a job already claimed and done elsewhere) would
+#: otherwise leave a field that no ack removes any more.
+_COUNT_FAILURE = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1) == 0 then
+  return 0
+end
+return redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+"""
+
 
 @attrs.define(eq=False, repr=False)
 class RedisStreamsQueue:
@@ -55,11 +66,19 @@ class RedisStreamsQueue:
     A failure adds one to a field of the entry in the hash `failures_key`
     (`<stream>:failures`): `<id>` if counted (`fail(counted=True)`), `<id>:passing` if not;
     both are read back into `Delivery.failures` and `Delivery.passing` when the entry is
-    claimed again, and ack removes them. `Delivery.deliveries` is the stream's own delivery
+    claimed again. Whoever acks the entry removes them; a failure of an entry no longer
+    pending (acked by another consumer meanwhile) is not recorded, and the fields of an
+    entry deleted from the stream while pending (trimmed by MAXLEN) are removed when
+    XAUTOCLAIM drops it from the pending list. `Delivery.deliveries` is the stream's own delivery
     count (XPENDING's `times_delivered`, which XREADGROUP sets to 1 and XAUTOCLAIM raises on
     every claim): it counts a delivery durably the moment it is handed out, so the ones
     whose consumer died before it could ack or fail are the difference
     (`Delivery.crashed`).
+
+    The claim walk's cursor lives in this object only, not in Redis: a restarted worker (or
+    any new queue object) walks from `0-0` again. Nothing is missed for it: the walk reaches
+    every idle entry within the same bounded number of receives as after a wrap to the
+    start; only entries near the start may be claimed a little before ones further on.
 
     Every worker process needs its own `consumer` name (the reference's single worker is
     `api-worker`). A job still running after `claim_idle_ms` can be claimed by another
@@ -146,6 +165,8 @@ class RedisStreamsQueue:
                 count=max_jobs,  # never claim more than this receive hands back
             )
             self._claim_cursor = _text(reply[0])
+            if len(reply) > 2 and reply[2]:  # deleted while pending: dropped by XAUTOCLAIM
+                await self._forget([_text(i) for i in reply[2]])
             claimed = await self._deliveries(reply[1], redelivered=True)
             if claimed:
                 return claimed
@@ -212,6 +233,10 @@ class RedisStreamsQueue:
         )
         return bool(acked)
 
+    async def _forget(self, entry_ids: list[str]) -> None:
+        """Remove the failure fields of entries that are gone from the pending list."""
+        await self._redis.hdel(self.failures_key, *entry_ids, *map(_passing, entry_ids))
+
     async def _ack(self, delivery_id: str) -> bool:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.xack(self._stream, self._group, delivery_id)
@@ -226,7 +251,9 @@ class RedisStreamsQueue:
             await self.ack(delivery)
         else:
             field = delivery.id if counted else _passing(delivery.id)
-            await self._redis.hincrby(self.failures_key, field, 1)
+            await self._redis.eval(
+                _COUNT_FAILURE, 2, self._stream, self.failures_key, self._group, delivery.id, field
+            )
 
 
 def _passing(entry_id: str) -> str:

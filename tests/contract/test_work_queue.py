@@ -299,6 +299,52 @@ async def test_redis_counts_failures_in_a_hash_that_ack_clears(
     assert await client.exists(queue.failures_key) == 0
 
 
+async def test_redis_keeps_no_failure_field_of_an_entry_acked_by_another_consumer(
+    redis_stream: tuple[aioredis.Redis, str],
+) -> None:
+    """Before: a slow consumer failing a job that another consumer had claimed and acked
+    meanwhile wrote fields that no ack would ever remove."""
+    client, stream = redis_stream
+    slow, fast = (
+        RedisStreamsQueue(client, consumer=name, stream=stream, claim_idle_ms=CLAIM_MS)
+        for name in ("slow", "fast")
+    )
+    await slow.send(spawn_vm(1))
+    [held] = await slow.receive()
+    await slow.fail(held)  # pending still: counted
+    assert await client.hgetall(slow.failures_key) == {held.id.encode(): b"1"}
+    await asyncio.sleep(PAST_CLAIM_S)
+    [claimed] = await fast.receive(block_ms=10)
+    assert claimed.failures == 1
+    assert await fast.ack(claimed)
+    await slow.fail(held)
+    await slow.fail(held, counted=False)
+    assert await client.exists(slow.failures_key) == 0
+
+
+async def test_redis_forgets_the_failures_of_an_entry_deleted_while_pending(
+    redis_stream: tuple[aioredis.Redis, str],
+) -> None:
+    """An entry trimmed away (here deleted) while pending is dropped from the pending list by
+    the next claim, and its failure fields with it."""
+    client, stream = redis_stream
+    queue = RedisStreamsQueue(client, consumer="w", stream=stream, claim_idle_ms=CLAIM_MS)
+    await queue.send(spawn_vm(1))
+    await queue.send(spawn_vm(2))
+    gone, kept = await queue.receive()
+    for delivery in (gone, kept):
+        await queue.fail(delivery)
+        await queue.fail(delivery, counted=False)
+    await client.xdel(stream, gone.id)
+    await asyncio.sleep(PAST_CLAIM_S)
+    [again] = await queue.receive(block_ms=10)
+    assert again.id == kept.id and again.failures == 1
+    assert set(await client.hkeys(queue.failures_key)) == {
+        kept.id.encode(),
+        f"{kept.id}:passing".encode(),
+    }
+
+
 async def test_redis_trims_the_stream_approximately(
     redis_stream: tuple[aioredis.Redis, str],
 ) -> None:
