@@ -33,7 +33,8 @@ class InProcessQueue:
     (`Delivery.passing`), so a delivery whose consumer task died without an ack or fail
     shows as `Delivery.crashed` and counts toward giving the job up. A job that kills the
     whole process takes the queue with it: nothing survives a restart, so in process such
-    a job is lost, not redelivered for ever.
+    a job is lost, not redelivered for ever. As the Redis stream's trim does, it keeps every
+    job waiting or handed out and not acked, however many, and drops a job once acked.
     """
 
     def __init__(
