@@ -57,10 +57,16 @@ class WorkQueue(Protocol):
         """
         ...
 
-    async def ack(self, delivery: Delivery) -> bool:
+    async def ack(self, delivery: Delivery, *, then: Job | None = None) -> bool:
         """The job is done (or given up); it is never delivered again. True if this call took
         it off the queue; False if it was off already (acked or given up by another consumer
-        that held it too, after the claim idle time), so one of two racers can tell."""
+        that held it too, after the claim idle time), so one of two racers can tell.
+
+        `then`: a job sent in the same atomic step as the ack, and only if this call took
+        the delivery off (True). A follow-up that must outlive the consumer (the admins'
+        notice of a job given up) is so neither lost to a consumer dying between the ack
+        and a send, nor sent twice by two consumers holding the same delivery.
+        """
         ...
 
     async def fail(self, delivery: Delivery, *, counted: bool = True) -> None:

@@ -33,7 +33,8 @@ class InProcessQueue:
     (`Delivery.passing`), so a delivery whose consumer task died without an ack or fail
     shows as `Delivery.crashed` and counts toward giving the job up. A job that kills the
     whole process takes the queue with it: nothing survives a restart, so in process such
-    a job is lost, not redelivered for ever.
+    a job is lost, not redelivered for ever. As the Redis stream's trim does, it keeps every
+    job waiting or handed out and not acked, however many, and drops a job once acked.
     """
 
     def __init__(
@@ -52,6 +53,9 @@ class InProcessQueue:
         self._monotonic = monotonic
 
     async def send(self, job: Job) -> str:
+        return self._put(job)
+
+    def _put(self, job: Job) -> str:
         job_id = str(next(self._ids))
         self._ready.put_nowait((job_id, job, False))
         return job_id
@@ -108,10 +112,12 @@ class InProcessQueue:
             self._pending[job_id].delivered_at = now
         return [self._delivery(i, self._pending[i].job, True) for i in claimed]
 
-    async def ack(self, delivery: Delivery) -> bool:
+    async def ack(self, delivery: Delivery, *, then: Job | None = None) -> bool:
         if self._pending.pop(delivery.id, None) is None:
             return False
         self._forget(delivery.id)
+        if then is not None:  # no await since the pop: one step for the other tasks
+            self._put(then)
         return True
 
     async def fail(self, delivery: Delivery, *, counted: bool = True) -> None:

@@ -20,6 +20,90 @@ JOB_FIELD = "job"
 #: 50 × max_jobs of them: 50 for the worker's one-job receive.
 MAX_CLAIM_CALLS = 5
 
+#: Lua: `trim_unneeded(stream, maxlen)` deletes, once the stream is longer than `maxlen`,
+#: the entries no group needs any more: XTRIM MINID below the earliest of each group's
+#: first unread entry (the first after its last-delivered-id, XINFO GROUPS) and oldest
+#: pending entry (XPENDING - + 1), so an entry not yet delivered to a group, or delivered
+#: and not acked, is never deleted; every entry if no group needs any. No group at all:
+#: nothing is trimmed (a group made later from `0` would read every entry). Ids are
+#: compared as two whole numbers, digit strings (a sequence may exceed Lua's exact range).
+_TRIM_UNNEEDED = """
+local function id_before(a, b)
+  local a_ms, a_seq = string.match(a, '^(%d+)-(%d+)$')
+  local b_ms, b_seq = string.match(b, '^(%d+)-(%d+)$')
+  if a_ms ~= b_ms then
+    if #a_ms ~= #b_ms then return #a_ms < #b_ms end
+    return a_ms < b_ms
+  end
+  if #a_seq ~= #b_seq then return #a_seq < #b_seq end
+  return a_seq < b_seq
+end
+
+local function trim_unneeded(stream, maxlen)
+  if redis.call('XLEN', stream) <= maxlen then
+    return 0
+  end
+  local groups = redis.call('XINFO', 'GROUPS', stream)
+  if #groups == 0 then
+    return 0
+  end
+  local bound = nil
+  for _, info in ipairs(groups) do
+    local group = {}
+    for k = 1, #info, 2 do
+      group[info[k]] = info[k + 1]
+    end
+    local needed = {}
+    local unread = redis.call('XRANGE', stream, '(' .. group['last-delivered-id'], '+', 'COUNT', 1)
+    if #unread > 0 then
+      needed[1] = unread[1][1]
+    end
+    if group['pending'] > 0 then
+      needed[#needed + 1] = redis.call('XPENDING', stream, group['name'], '-', '+', 1)[1][1]
+    end
+    for _, id in ipairs(needed) do
+      if bound == nil or id_before(id, bound) then
+        bound = id
+      end
+    end
+  end
+  if bound == nil then
+    return redis.call('XTRIM', stream, 'MAXLEN', '~', 0)
+  end
+  return redis.call('XTRIM', stream, 'MINID', '~', bound)
+end
+"""
+
+#: KEYS: the stream, its failures hash; ARGV: group, entry id, the entry's passing field,
+#: the stream's maxlen, the job field, and optionally the follow-up job's JSON. XACK, and
+#: only if that took the entry off: XADD of the follow-up (`ack(then=...)`) and the trim of
+#: the entries no group needs; one atomic step.
+_ACK = (
+    _TRIM_UNNEEDED
+    + """
+local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[2], ARGV[2], ARGV[3])
+if acked == 1 then
+  if ARGV[6] then
+    redis.call('XADD', KEYS[1], '*', ARGV[5], ARGV[6])
+  end
+  trim_unneeded(KEYS[1], tonumber(ARGV[4]))
+end
+return acked
+"""
+)
+
+#: KEYS: the stream, its failures hash; ARGV: group, entry id, the field to raise. Counts a
+#: failure only while the entry is pending in the group: one acked meanwhile by another
+#: consumer (a slow consumer failing a job already claimed and done elsewhere) would
+#: otherwise leave a field that no ack removes any more.
+_COUNT_FAILURE = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1) == 0 then
+  return 0
+end
+return redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+"""
+
 
 @attrs.define(eq=False, repr=False)
 class RedisStreamsQueue:
@@ -43,11 +127,32 @@ class RedisStreamsQueue:
     A failure adds one to a field of the entry in the hash `failures_key`
     (`<stream>:failures`): `<id>` if counted (`fail(counted=True)`), `<id>:passing` if not;
     both are read back into `Delivery.failures` and `Delivery.passing` when the entry is
-    claimed again, and ack removes them. `Delivery.deliveries` is the stream's own delivery
-    count (XPENDING's `times_delivered`, which XREADGROUP sets to 1 and XAUTOCLAIM raises on
-    every claim): it counts a delivery durably the moment it is handed out, so the ones
-    whose consumer died before it could ack or fail are the difference
-    (`Delivery.crashed`).
+    claimed again. Whoever acks the entry removes them; a failure of an entry no longer
+    pending (acked by another consumer meanwhile) is not recorded, and the fields of an
+    entry deleted from the stream while pending (by hand, or trimmed by another program's
+    XADD MAXLEN) are removed when XAUTOCLAIM drops it from the pending list.
+    `Delivery.deliveries` is the stream's own delivery count (XPENDING's `times_delivered`,
+    which XREADGROUP sets to 1 and XAUTOCLAIM raises on every claim): it counts a delivery
+    durably the moment it is handed out, so the ones whose consumer died before it could ack
+    or fail are the difference (`Delivery.crashed`).
+
+    The claim walk's cursor lives in this object only, not in Redis: a restarted worker (or
+    any new queue object) walks from `0-0` again. Nothing is missed for it: the walk reaches
+    every idle entry within the same bounded number of receives as after a wrap to the
+    start; only entries near the start may be claimed a little before ones further on.
+
+    The stream is trimmed by the ack that takes an entry off (the one moment an entry can
+    stop being needed), in the ack's own Lua script, and only once the stream holds more
+    than `maxlen` entries: then every entry that all groups have read and acked goes
+    (XTRIM MINID `~`, whole stream nodes, so up to `stream-node-max-entries`, 100, more may
+    stay). An entry waiting to be read or pending (read, not acked) is never trimmed,
+    however many there are: a backlog while the workers are down outgrows `maxlen` and is
+    trimmed back once worked off. Below `maxlen` an ack costs one XLEN more; above it, one
+    XINFO GROUPS and, per group, an XRANGE of its first unread entry and an XPENDING of its
+    oldest pending one, whatever the stream's length. A send does not trim: XADD with
+    MAXLEN would delete the oldest entries whatever their state (jobs lost), and the
+    entries a send could free are freed by the acks anyway. A stream consumed only by
+    another program's workers, which ack without this script, is not trimmed.
 
     Every worker process needs its own `consumer` name (the reference's single worker is
     `api-worker`). A job still running after `claim_idle_ms` can be claimed by another
@@ -59,6 +164,7 @@ class RedisStreamsQueue:
     _stream: str = attrs.field(default="worker", kw_only=True)
     _group: str = attrs.field(default="workers", kw_only=True)
     _claim_idle_ms: int = attrs.field(default=10_000, kw_only=True)
+    #: the length above which an ack trims the entries no group needs any more
     _maxlen: int = attrs.field(default=1000, kw_only=True)
     _group_ready: bool = attrs.field(default=False, init=False)
     _claim_cursor: str = attrs.field(default="0-0", init=False)
@@ -82,9 +188,7 @@ class RedisStreamsQueue:
 
     async def send(self, job: Job) -> str:
         await self._ensure_group()
-        entry_id = await self._redis.xadd(
-            self._stream, {JOB_FIELD: job_to_json(job)}, maxlen=self._maxlen, approximate=True
-        )
+        entry_id = await self._redis.xadd(self._stream, {JOB_FIELD: job_to_json(job)})
         return _text(entry_id)
 
     async def receive(self, max_jobs: int = 10, block_ms: int = 100) -> list[Delivery]:
@@ -134,6 +238,8 @@ class RedisStreamsQueue:
                 count=max_jobs,  # never claim more than this receive hands back
             )
             self._claim_cursor = _text(reply[0])
+            if len(reply) > 2 and reply[2]:  # deleted while pending: dropped by XAUTOCLAIM
+                await self._forget([_text(i) for i in reply[2]])
             claimed = await self._deliveries(reply[1], redelivered=True)
             if claimed:
                 return claimed
@@ -183,14 +289,27 @@ class RedisStreamsQueue:
             for k, (d, found) in enumerate(zip(deliveries, pending, strict=True))
         ]
 
-    async def ack(self, delivery: Delivery) -> bool:
-        return await self._ack(delivery.id)
+    async def ack(self, delivery: Delivery, *, then: Job | None = None) -> bool:
+        return await self._ack(delivery.id, then)
 
-    async def _ack(self, delivery_id: str) -> bool:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xack(self._stream, self._group, delivery_id)
-            pipe.hdel(self.failures_key, delivery_id, _passing(delivery_id))
-            acked, _ = await pipe.execute()
+    async def _forget(self, entry_ids: list[str]) -> None:
+        """Remove the failure fields of entries that are gone from the pending list."""
+        await self._redis.hdel(self.failures_key, *entry_ids, *map(_passing, entry_ids))
+
+    async def _ack(self, delivery_id: str, then: Job | None = None) -> bool:
+        follow_up = () if then is None else (job_to_json(then),)
+        acked = await self._redis.eval(
+            _ACK,
+            2,
+            self._stream,
+            self.failures_key,
+            self._group,
+            delivery_id,
+            _passing(delivery_id),
+            str(self._maxlen),
+            JOB_FIELD,
+            *follow_up,
+        )
         return bool(acked)
 
     async def fail(self, delivery: Delivery, *, counted: bool = True) -> None:
@@ -200,7 +319,9 @@ class RedisStreamsQueue:
             await self.ack(delivery)
         else:
             field = delivery.id if counted else _passing(delivery.id)
-            await self._redis.hincrby(self.failures_key, field, 1)
+            await self._redis.eval(
+                _COUNT_FAILURE, 2, self._stream, self.failures_key, self._group, delivery.id, field
+            )
 
 
 def _passing(entry_id: str) -> str:

@@ -59,11 +59,11 @@ def _tally(delivery: Delivery, failed: int) -> str:
     )
 
 
-def notice(delivery: Delivery, err: BaseException | None) -> tuple[str, str]:
+def notice(delivery: Delivery, err: BaseException | None, failed: int) -> tuple[str, str]:
     """The admins' title and message about a job given up: the job with its fields (the VM
-    it is about), the queue's id, how its deliveries ended, the last error (None: given up
-    before running again, its last deliveries killed the worker), and what happens to the
-    work now.
+    it is about), the queue's id, how its deliveries ended (`failed`: how many failed for
+    good, this one included), the last error (None: given up before running again, its
+    last deliveries killed the worker), and what happens to the work now.
 
     A SpawnVm is sent after a payment: the VM check (every 30 s) builds again any paid,
     unexpired VM not built yet (`handle_vm_state`), so the work is not dropped, but it will
@@ -77,7 +77,6 @@ def notice(delivery: Delivery, err: BaseException | None) -> tuple[str, str]:
     job = delivery.job
     vm_id = getattr(job, "vm_id", None)
     title = f"{'' if vm_id is None else f'[VM{vm_id}] '}Job {job.kind} given up"
-    failed = delivery.failures + (err is not None)
     lines = [
         f"The worker gave up job {job!r} (queue id {delivery.id}) after "
         f"{_tally(delivery, failed)}; it is not delivered again.",
@@ -109,21 +108,27 @@ def notice(delivery: Delivery, err: BaseException | None) -> tuple[str, str]:
 
 async def give_up(queue: WorkQueue, delivery: Delivery, err: Exception | None) -> None:
     """Ack a job that made MAX_FAILED_DELIVERIES strikes (`err`: its last failure; None
-    when given up before running, `poisoned`), log it for the operator (with the traceback
-    of `err`), and tell the admins with a SendAdminNotification job: not about a failed
-    admin notice, though (that one is only logged), so a notifier that always fails cannot
-    breed notices about itself.
+    when given up before running, `poisoned`), tell the admins with a SendAdminNotification
+    job, and log it for the operator (with the traceback of `err`). A failed admin notice is
+    not told about, only logged, so a notifier that always fails cannot breed notices about
+    itself.
 
-    The ack comes first, and only the consumer whose ack took the job off the queue logs
-    and tells: two workers holding the same delivery (one slow past the claim idle time)
-    give it up once. A worker dying between the ack and the notice loses the notice; a
-    queue that fails the ack gives up nothing (the job comes back and is given up then).
+    The notice is queued by the ack itself (`WorkQueue.ack(then=...)`, one atomic step), so
+    it is sent at least once: a worker dying before the ack, or a queue failing it, leaves
+    the job owed, and it comes back and is given up, and told, then; once acked, the notice
+    is queued, with no window in between for a crash to lose it. Only the consumer whose ack
+    took the job off the queue logs and tells: two workers holding the same delivery (one
+    slow past the claim idle time) give it up once.
     """
     job = delivery.job
-    if not await queue.ack(delivery):
+    failed = delivery.failures + (err is not None)  # this delivery's failure included
+    then = None
+    if not isinstance(job, SendAdminNotification):
+        title, message = notice(delivery, err, failed)
+        then = SendAdminNotification(title=title, message=message)
+    if not await queue.ack(delivery, then=then):
         log.warning("job %r (%s): given up or done by another worker already", job, delivery.id)
         return
-    failed = delivery.failures + (err is not None)
     log.error(
         "OPERATOR: job %r (%s) given up after %s; not delivered again. Last error: %s",
         job,
@@ -132,9 +137,3 @@ async def give_up(queue: WorkQueue, delivery: Delivery, err: Exception | None) -
         "none: the worker died running it" if err is None else err,
         exc_info=err,
     )
-    if not isinstance(job, SendAdminNotification):
-        title, message = notice(delivery, err)
-        try:
-            await queue.send(SendAdminNotification(title=title, message=message))
-        except Exception:
-            log.exception("OPERATOR: could not tell the admins that %r was given up", job)

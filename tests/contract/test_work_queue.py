@@ -32,6 +32,11 @@ from tests.redistest import connect_redis
 
 CLAIM_MS = 100
 PAST_CLAIM_S = CLAIM_MS / 1000 * 1.5
+#: the Redis queues' maxlen: far below the jobs some tests queue
+SMALL_MAXLEN = 5
+#: more jobs than a stream node holds (`stream-node-max-entries`, 100 by default), so an
+#: approximate trim of the stream could drop a whole node of them
+BACKLOG = 250
 
 Consumers = Callable[[str], WorkQueue]
 
@@ -59,7 +64,9 @@ async def consumers(request: pytest.FixtureRequest) -> AsyncIterator[Consumers]:
     stream = f"lnvps_t_{secrets.token_hex(6)}"
 
     def consumer(name: str) -> WorkQueue:
-        return RedisStreamsQueue(client, consumer=name, stream=stream, claim_idle_ms=CLAIM_MS)
+        return RedisStreamsQueue(
+            client, consumer=name, stream=stream, claim_idle_ms=CLAIM_MS, maxlen=SMALL_MAXLEN
+        )
 
     try:
         yield consumer
@@ -192,6 +199,26 @@ async def test_counted_failures_come_back_with_the_job(consumers: Consumers) -> 
     assert fresh_again.id == fresh.id and fresh_again.failures == 0
 
 
+async def test_ack_then_sends_the_follow_up_only_when_it_took_the_job_off(
+    consumers: Consumers,
+) -> None:
+    """Two consumers hold the same delivery (the slow one past the claim idle time): the
+    one whose ack takes it off sends its follow-up, the other's ack sends nothing."""
+    slow, fast = consumers("slow"), consumers("fast")
+    await slow.send(spawn_vm(1))
+    [held] = await slow.receive()
+    await asyncio.sleep(PAST_CLAIM_S)
+    [claimed] = await fast.receive(block_ms=10)
+    assert claimed.id == held.id
+    assert await fast.ack(claimed, then=check_vm(1)) is True
+    assert await slow.ack(held, then=check_vm(2)) is False
+    got = await fast.receive(max_jobs=10, block_ms=10)
+    assert [d.job for d in got] == [check_vm(1)] and not got[0].redelivered
+    await fast.ack(got[0])
+    await asyncio.sleep(PAST_CLAIM_S)
+    assert await slow.receive(max_jobs=10, block_ms=10) == []
+
+
 async def test_two_consumers_never_get_the_same_job(consumers: Consumers) -> None:
     jobs = [spawn_vm(i) for i in range(40)]
     a, b = consumers("a"), consumers("b")
@@ -212,6 +239,72 @@ async def test_two_consumers_never_get_the_same_job(consumers: Consumers) -> Non
     assert not ids_a & ids_b
     assert len(seen["a"]) + len(seen["b"]) == len(jobs)
     assert sorted(cast(SpawnVm, d.job).vm_id for d in seen["a"] + seen["b"]) == list(range(40))
+
+
+async def _receive_all(queue: WorkQueue, count: int) -> list[Delivery]:
+    """Receive until `count` deliveries came, or a receive returns none."""
+    got: list[Delivery] = []
+    while len(got) < count:
+        more = await queue.receive(max_jobs=count - len(got), block_ms=10)
+        if not more:
+            break
+        got += more
+    return got
+
+
+async def test_a_backlog_beyond_maxlen_is_all_delivered(consumers: Consumers) -> None:
+    """Before: every send trimmed the Redis stream to about maxlen entries, whatever their
+    state, so jobs queued while no worker read (a backlog, a burst) were deleted unread."""
+    queue = consumers("a")
+    await queue.receive(block_ms=0)  # the Redis group exists before the backlog
+    jobs = [spawn_vm(i) for i in range(BACKLOG)]
+    for job in jobs:
+        await queue.send(job)
+    got = await _receive_all(queue, BACKLOG)
+    assert [d.job for d in got] == jobs
+    for delivery in got:
+        assert await queue.ack(delivery)
+    assert await queue.receive(block_ms=10) == []
+
+
+async def test_pending_jobs_beyond_maxlen_stay_claimable_and_ackable(
+    consumers: Consumers,
+) -> None:
+    """Before: the sends after a consumer read a backlog (and died) trimmed its pending
+    entries away, and the claim dropped them as deleted: never run."""
+    dead, survivor = consumers("dead"), consumers("survivor")
+    await survivor.receive(block_ms=0)
+    for i in range(BACKLOG):
+        await dead.send(spawn_vm(i))
+    held = await _receive_all(dead, BACKLOG)  # …and the consumer dies without acking
+    assert [d.job for d in held] == [spawn_vm(i) for i in range(BACKLOG)]
+    later = [check_vm(i) for i in range(BACKLOG)]
+    for job in later:
+        await survivor.send(job)
+    await asyncio.sleep(PAST_CLAIM_S)
+    got: list[Delivery] = []
+    while len(got) < 2 * BACKLOG and (more := await survivor.receive(block_ms=10)):
+        for delivery in more:  # acks, each of which may trim, the others still pending
+            assert await survivor.ack(delivery)
+        got += more
+    assert sorted((d.id, d.job) for d in got if d.redelivered) == sorted(
+        (d.id, d.job) for d in held
+    )
+    assert [d.job for d in got if not d.redelivered] == later
+    await asyncio.sleep(PAST_CLAIM_S)
+    assert await survivor.receive(block_ms=10) == []
+
+
+async def test_ack_then_keeps_the_jobs_waiting_beyond_maxlen(consumers: Consumers) -> None:
+    """Before: the follow-up of `ack(then=...)` was added with the same trim as a send."""
+    queue = consumers("a")
+    await queue.receive(block_ms=0)
+    for i in range(BACKLOG):
+        await queue.send(spawn_vm(i))
+    [first] = await queue.receive(max_jobs=1)
+    assert await queue.ack(first, then=check_vm(0))
+    got = await _receive_all(queue, BACKLOG)
+    assert [d.job for d in got] == [spawn_vm(i) for i in range(1, BACKLOG)] + [check_vm(0)]
 
 
 @pytest.mark.parametrize("max_jobs, block_ms", [(0, 10), (1, -1)])
@@ -279,14 +372,119 @@ async def test_redis_counts_failures_in_a_hash_that_ack_clears(
     assert await client.exists(queue.failures_key) == 0
 
 
-async def test_redis_trims_the_stream_approximately(
+async def test_redis_keeps_no_failure_field_of_an_entry_acked_by_another_consumer(
+    redis_stream: tuple[aioredis.Redis, str],
+) -> None:
+    """Before: a slow consumer failing a job that another consumer had claimed and acked
+    meanwhile wrote fields that no ack would ever remove."""
+    client, stream = redis_stream
+    slow, fast = (
+        RedisStreamsQueue(client, consumer=name, stream=stream, claim_idle_ms=CLAIM_MS)
+        for name in ("slow", "fast")
+    )
+    await slow.send(spawn_vm(1))
+    [held] = await slow.receive()
+    await slow.fail(held)  # pending still: counted
+    assert await client.hgetall(slow.failures_key) == {held.id.encode(): b"1"}
+    await asyncio.sleep(PAST_CLAIM_S)
+    [claimed] = await fast.receive(block_ms=10)
+    assert claimed.failures == 1
+    assert await fast.ack(claimed)
+    await slow.fail(held)
+    await slow.fail(held, counted=False)
+    assert await client.exists(slow.failures_key) == 0
+
+
+async def test_redis_forgets_the_failures_of_an_entry_deleted_while_pending(
+    redis_stream: tuple[aioredis.Redis, str],
+) -> None:
+    """An entry trimmed away (here deleted) while pending is dropped from the pending list by
+    the next claim, and its failure fields with it."""
+    client, stream = redis_stream
+    queue = RedisStreamsQueue(client, consumer="w", stream=stream, claim_idle_ms=CLAIM_MS)
+    await queue.send(spawn_vm(1))
+    await queue.send(spawn_vm(2))
+    gone, kept = await queue.receive()
+    for delivery in (gone, kept):
+        await queue.fail(delivery)
+        await queue.fail(delivery, counted=False)
+    await client.xdel(stream, gone.id)
+    await asyncio.sleep(PAST_CLAIM_S)
+    [again] = await queue.receive(block_ms=10)
+    assert again.id == kept.id and again.failures == 1
+    assert set(await client.hkeys(queue.failures_key)) == {
+        kept.id.encode(),
+        f"{kept.id}:passing".encode(),
+    }
+
+
+async def _node_entries(client: aioredis.Redis) -> int:
+    """The most entries a stream node holds: an approximate trim keeps up to that many more."""
+    config: Any = await client.config_get("stream-node-max-entries")
+    return int(config["stream-node-max-entries"])
+
+
+async def test_redis_trims_acked_entries_so_the_stream_stays_bounded(
     redis_stream: tuple[aioredis.Redis, str],
 ) -> None:
     client, stream = redis_stream
     queue = RedisStreamsQueue(client, consumer="w", stream=stream, maxlen=10)
     for i in range(300):
         await queue.send(check_vm(i))
-    assert await client.xlen(stream) < 300
+    assert await client.xlen(stream) == 300  # a send trims nothing
+    for delivery in await queue.receive(max_jobs=300):
+        await queue.ack(delivery)
+    assert await client.xlen(stream) <= max(10, await _node_entries(client))
+
+
+async def test_redis_trims_nothing_another_group_still_needs(
+    redis_stream: tuple[aioredis.Redis, str],
+) -> None:
+    """A second group reading the same stream: the entries it has not read yet, and those it
+    read and has not acked, outlive the first group's acks."""
+    client, stream = redis_stream
+    queue = RedisStreamsQueue(client, consumer="w", stream=stream, maxlen=SMALL_MAXLEN)
+    await queue.receive(block_ms=0)
+    await client.xgroup_create(stream, "others", id="0")
+    for i in range(300):
+        await queue.send(check_vm(i))
+    others: Any = await client.xreadgroup("others", "o", {stream: ">"}, count=100)
+    [(_, read)] = others
+    for delivery in await queue.receive(max_jobs=300):
+        await queue.ack(delivery)
+    assert await client.xlen(stream) == 300  # the others' 100 are pending, 200 unread
+    await client.xack(stream, "others", *[entry_id for entry_id, _ in read])
+    await queue.send(check_vm(300))
+    [last] = await queue.receive()
+    await queue.ack(last)  # the others now need only their 200 unread
+    assert await client.xlen(stream) < 301
+    unread: Any = await client.xreadgroup("others", "o", {stream: ">"}, count=1000)
+    [(_, rest)] = unread
+    assert [json.loads(fields[b"job"]) for _, fields in rest] == [
+        {"CheckVm": {"vm_id": i}} for i in range(100, 301)
+    ]
+
+
+async def test_redis_compares_entry_ids_as_numbers_when_trimming(
+    redis_stream: tuple[aioredis.Redis, str],
+) -> None:
+    """The oldest pending entry, 1-9, comes before the first unread one, 1-151 (as text it
+    would not): the stream node holding 1-9 is kept until 1-9 is acked."""
+    client, stream = redis_stream
+    queue = RedisStreamsQueue(client, consumer="w", stream=stream, maxlen=SMALL_MAXLEN)
+    await queue.receive(block_ms=0)
+    for seq in range(1, 201):
+        await client.xadd(stream, {"job": job_to_json(spawn_vm(seq))}, id=f"1-{seq}")
+    got = await queue.receive(max_jobs=150)
+    [held] = [d for d in got if d.id == "1-9"]
+    for delivery in got:
+        if delivery is not held:
+            await queue.ack(delivery)
+    assert await client.xlen(stream) == 200
+    assert await queue.ack(held)
+    assert await client.xlen(stream) < 200
+    rest = await queue.receive(max_jobs=100)
+    assert [d.job for d in rest] == [spawn_vm(seq) for seq in range(151, 201)]
 
 
 async def test_redis_recreates_a_deleted_stream(redis_stream: tuple[aioredis.Redis, str]) -> None:

@@ -121,7 +121,9 @@ class RecordingQueue:
     async def receive(self, max_jobs: int = 10, block_ms: int = 100) -> list[Delivery]:
         return []
 
-    async def ack(self, delivery: Delivery) -> bool:
+    async def ack(self, delivery: Delivery, *, then: Job | None = None) -> bool:
+        if then is not None:
+            self.sent.append(then)
         return True
 
     async def fail(self, delivery: Delivery, *, counted: bool = True) -> None:

@@ -90,11 +90,11 @@ class _AckFailsOnce(InProcessQueue):
         super().__init__()
         self.lost = 0
 
-    async def ack(self, delivery: Any) -> bool:
+    async def ack(self, delivery: Any, *, then: Job | None = None) -> bool:
         if not self.lost:
             self.lost += 1
             raise ConnectionError("redis connection lost")
-        return await super().ack(delivery)
+        return await super().ack(delivery, then=then)
 
 
 async def test_a_queue_failure_does_not_stop_the_worker() -> None:
