@@ -15,9 +15,8 @@ from app.admin.refund_record import (
     refuse_if_refunded,
 )
 from app.admin.vms import require_live
-from app.billing.catalogue import subscription_of
+from app.billing.catalogue import locked_subscription_of, subscription_of
 from app.billing.credit_balance import Booked, book_in
-from app.billing.errors import SubscriptionNotFound
 from app.billing.price_in_force import price_in_force
 from app.lifecycle_codes import end_without_renewal
 from domain.account_credit import CreditReason, checked_entry
@@ -94,12 +93,8 @@ async def refund_to_credit(
     async with uow_factory() as uow:  # which subscription: read before its lock is taken
         found = await subscription_of(uow, _live(await uow.vms.get(vm_id)))
     async with uow_factory() as uow:
-        # the lock is this transaction's first statement: on MariaDB the first plain read
-        # fixes the snapshot, so the price below is read as committed before the lock
-        sub = await uow.subscriptions.get_for_update(found.id)
-        vm = _live(await uow.vms.get(vm_id))
-        if sub is None or (await subscription_of(uow, vm)).id != sub.id:
-            raise SubscriptionNotFound("Subscription not found")
+        # locked first: the price below is read as committed before the lock
+        sub, vm = await locked_subscription_of(uow, found.id, vm_id, _live)
         if sub.expires is not None and sub.expires <= now:
             await refuse_if_refunded(uow, vm.id, sub.expires)  # 409 when a refund cut it
         if sub.expires is None or sub.expires <= now:

@@ -22,12 +22,11 @@ from app.admin.refund_record import (
 )
 from app.admin.vm_removal import refund_start, refund_value
 from app.admin.vms import require_live
-from app.billing.catalogue import subscription_of, vm_price
-from app.billing.errors import SubscriptionNotFound
+from app.billing.catalogue import locked_subscription_of, subscription_of, vm_price
 from app.lifecycle_codes import end_without_renewal
 from domain.enums import PaymentMethod
 from domain.exchange import PASSTHROUGH_RATE, ChargedAmount, charge_amount
-from domain.model import VmHistory
+from domain.model import Vm, VmHistory
 from domain.money import Money
 from ports.clock import Clock
 from ports.jobs import SendAdminNotification
@@ -37,6 +36,10 @@ from ports.storage import UnitOfWorkFactory
 
 #: the refusal for a deleted VM, the refund figure's (R10.1)
 _DELETED = "Can't calculate for deleted VM"
+
+
+def _live(vm: Vm | None) -> Vm:
+    return require_live(vm, _DELETED)
 
 
 def _payout(notes: RefundNotes, value: Money, paid: ChargedAmount) -> dict[str, object]:
@@ -165,15 +168,11 @@ async def refund_by_hand(
     now = clock.now()
     start = refund_start(from_date, now, "refund_from_date")
     async with uow_factory() as uow:  # which subscription: read before its lock is taken
-        found = await subscription_of(uow, require_live(await uow.vms.get(vm_id), _DELETED))
+        found = await subscription_of(uow, _live(await uow.vms.get(vm_id)))
     table = await rates.table()  # outside the transaction: the rate store may be remote
     async with uow_factory() as uow:
-        # the lock is this transaction's first statement: on MariaDB the first plain read
-        # fixes the snapshot, so the reads below see what was committed before the lock
-        sub = await uow.subscriptions.get_for_update(found.id)
-        vm = require_live(await uow.vms.get(vm_id), _DELETED)
-        if sub is None or (await subscription_of(uow, vm)).id != sub.id:
-            raise SubscriptionNotFound("Subscription not found")
+        # locked first: the reads below see what was committed before the lock
+        sub, vm = await locked_subscription_of(uow, found.id, vm_id, _live)
         recorded = None
         if sub.expires is not None and sub.expires <= start:
             # 409 when a refund cut it, unless a refund by hand whose notice is unconfirmed
