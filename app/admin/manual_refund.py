@@ -22,7 +22,7 @@ from app.admin.refund_record import (
 )
 from app.admin.vm_removal import refund_start, refund_value
 from app.admin.vms import require_live
-from app.billing.catalogue import locked_subscription_of, subscription_of, vm_price
+from app.billing.catalogue import locked_subscription_of, subscription_of
 from app.lifecycle_codes import end_without_renewal
 from domain.enums import PaymentMethod
 from domain.exchange import PASSTHROUGH_RATE, ChargedAmount, charge_amount
@@ -146,9 +146,12 @@ async def refund_by_hand(
     Money paid back is documented by credit notes, issued in the same transaction (so once,
     with the refund, and a crash leaves neither): `credit_refund` takes the unused time's
     value back from the subscription's paid invoices of that time, newest first. The value
-    (`refund_value`, the GET figure) is a price before tax, but the customer paid it plus
-    VAT, so what the admins are told to pay is gross: the credit notes' total (each the net
-    plus the VAT its invoice charged on it), converted for the method as a charge would be.
+    (`refund_value`, the GET figure) is the one a refund to credit books (`unused_worth`:
+    the whole subscription's price in force, the VM's and every other item's such as an IP
+    range, whose time the cut takes back too, in the subscription's currency), a price
+    before tax, but the customer paid it plus VAT, so what the admins are told to pay is
+    gross: the credit notes' total (each the net plus the VAT its invoice charged on it),
+    converted for the method as a charge would be.
     The notice names the notes, and when the invoices cannot take back the whole value
     (time added free, a price raised since) it says the rest is not paid. With nothing any
     invoice can take back the refund is refused (`NothingToRefund`) and nothing changes.
@@ -179,9 +182,8 @@ async def refund_by_hand(
             recorded = await unnotified_refund(uow, vm.id, sub.expires)
         again = recorded is not None
         if recorded is None:
-            price = await vm_price(uow, vm)
-            refund = refund_value(
-                price, sub.expires, start, deleted=False, method=method, rates=table, now=now
+            refund = await refund_value(
+                uow, sub, start, deleted=False, method=method, rates=table, now=now
             )
             if refund.amount.amount <= 0:
                 raise NothingToRefund("The unused time is worth nothing")
