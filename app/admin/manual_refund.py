@@ -9,7 +9,6 @@ import attrs
 from app.admin.refund_notes import RefundNotes, credit_refund
 from app.admin.refund_record import (
     MANUAL,
-    NOTICE,
     NothingToRefund,
     already_refunded,
     notified_event,
@@ -210,7 +209,6 @@ async def refund_by_hand(
                 "method": method.api_name,
                 "seconds": refund.seconds_remaining,
                 "invoice": lightning_invoice,
-                NOTICE: True,
                 **_payout(notes, refund.value, paid),
             }
             recorded = await uow.vm_history.add(
