@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 import attrs
 
@@ -55,11 +56,9 @@ def _payout(notes: RefundNotes, value: Money, paid: ChargedAmount) -> dict[str, 
 
 
 def _payout_lines(record: dict[str, object]) -> list[str]:
-    """What the notice says of the credit notes behind the amount (a refund recorded before
-    refunds issued notes has none: nothing is said)."""
-    numbers = record.get("credit_notes")
-    if not isinstance(numbers, list):
-        return []
+    """What the notice says of the credit notes behind the amount (every record of a refund
+    by hand lists them, none for time no invoice covers)."""
+    numbers = cast(list[str], record["credit_notes"])
     if not numbers:
         return [
             f"No invoice covers this time (paid before invoices were issued, as on an adopted "
