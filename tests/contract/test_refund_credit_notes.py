@@ -12,6 +12,7 @@ from typing import Any, cast
 import attrs
 import pytest
 
+from adapters.mysql.uow import SqlUnitOfWorkFactory
 from app.admin import manual_refund, refund_notes
 from app.admin.credit_refund import refund_to_credit
 from app.admin.invoices import every_credit_note
@@ -27,6 +28,7 @@ from domain.money import Currency, Money
 from ports.jobs import SendAdminNotification
 from ports.storage import InvoiceWindow
 from tests.contract import lifecycle_world, storage_backends
+from tests.http.test_statement_budgets import counting
 from tests.unit.billing.world import ALICE, Shop
 
 database = storage_backends.database
@@ -428,3 +430,35 @@ async def test_every_refund_values_the_ip_range_billed_with_the_vm(shop: Shop) -
     [notice] = shop.queue.sent
     assert isinstance(notice, SendAdminNotification) and f"{WHOLE_GROSS} EUR" in notice.message
     assert (booked.entry.currency, booked.entry.amount) == ("EUR", WHOLE_UNUSED)
+
+
+async def _read_invoices(shop: Shop, subscription_id: int) -> tuple[list[Invoice], int]:
+    """The subscription's invoices as the refund reads them, and the SQL statements the read
+    ran (0 on memory)."""
+    async with shop.factory() as uow:
+        if not isinstance(shop.factory, SqlUnitOfWorkFactory):
+            return await uow.invoices.of_subscription(subscription_id), 0
+        with counting(shop.factory.engine) as counter:
+            found = await uow.invoices.of_subscription(subscription_id)
+        return found, counter.count
+
+
+async def test_a_subscriptions_invoices_are_read_newest_first_in_one_statement(
+    shop: Shop,
+) -> None:
+    """One invoice or three (paid at one instant: the id breaks the tie), one statement; an
+    invoice of another subscription is not among them."""
+    vm, other = await shop.order(), await shop.order()
+    await shop.complete(await shop.renew(other))
+    sub_id = (await shop.subscription(vm)).id
+    await shop.complete(await shop.renew(vm))
+    one, one_count = await _read_invoices(shop, sub_id)
+    for _ in range(2):
+        await shop.complete(await shop.renew(vm))
+    three, three_count = await _read_invoices(shop, sub_id)
+
+    assert one == (await _invoices(shop, vm))[-1:]
+    assert three == await _invoices(shop, vm) and len(three) == 3
+    assert three == sorted(three, key=lambda i: (i.issued_at, i.id), reverse=True)
+    expected = 0 if not isinstance(shop.factory, SqlUnitOfWorkFactory) else 1
+    assert one_count == three_count == expected
