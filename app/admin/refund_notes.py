@@ -67,11 +67,11 @@ async def credit_refund(
 
     The paid invoices are taken newest first (`of_subscription`: issue time, then id, so of
     two payments booked at the same instant the invoice issued last comes first): each one
-    whose supply period ends after `start` and that is in `value`'s currency takes back
-    what is left of the value plus its VAT, capped by what it can still take back, until
-    the value is covered; the walk stops at the first invoice whose supply ended by `start` (the time
-    bought before it is used). An invoice without a supply period bought no time and one
-    in another currency cannot be matched without a rate: both are passed over. What no
+    whose supply period ends after `start` and that is in `value`'s currency takes back what
+    is left of the value plus its VAT, capped by what it can still take back, until the
+    value is covered; the walk stops at the first invoice whose supply ended by `start` (the
+    time bought before it is used). An invoice without a supply period bought no time and
+    one in another currency cannot be matched without a rate: both are passed over. What no
     invoice takes back (time an admin added free, a price raised since the payment, time
     paid before invoices were issued) is `uncovered`: no note, nothing paid back for it.
 
