@@ -291,6 +291,12 @@ def _prorate(price: Money, remaining: int, period: int) -> Money:
     return Money(price.currency, exact.numerator // exact.denominator)
 
 
+def refund_seconds(expires: datetime | None, now: datetime, *, deleted: bool = False) -> int:
+    """The seconds of paid time an admin refund from `now` covers, refused as
+    `remaining_time_info` refuses: a deleted VM, no expiry, nothing left after `now`."""
+    return whole_seconds(_check_remaining(expires, now, deleted, upgrade=False) - now)
+
+
 def remaining_time_info(
     price: Money,
     interval: Interval,

@@ -74,6 +74,14 @@ class MemoryInvoices(Repo):
                 return found
         return None
 
+    async def of_subscription(self, subscription_id: int) -> list[Invoice]:
+        payments = self._rows("subscription_payment")
+        paid = {
+            p.id for p in payments.values() if p.subscription_id == subscription_id and p.is_paid
+        }
+        found: list[Invoice] = [r for r in self._rows(_INVOICES).values() if r.payment_id in paid]
+        return sorted(found, key=lambda r: (r.issued_at, r.id), reverse=True)
+
     async def list_page(self, window: InvoiceWindow, limit: int, offset: int) -> Page[Invoice]:
         rows: list[Invoice] = [
             r

@@ -100,6 +100,16 @@ class SqlInvoices(SqlRepo):
         query = select(*self.mapper.columns).where(_inv.payment_id == payment_id)
         return await self._one(self.mapper, query)
 
+    async def of_subscription(self, subscription_id: int) -> list[Invoice]:
+        pay = t.subscription_payment.c
+        query = (
+            select(*self.mapper.columns)
+            .select_from(t.invoice.join(t.subscription_payment, pay.id == _inv.payment_id))
+            .where(pay.subscription_id == subscription_id, pay.is_paid == True)  # noqa: E712
+            .order_by(_inv.issued_at.desc(), _inv.id.desc())
+        )
+        return await self._all(self.mapper, query)
+
     async def list_page(self, window: InvoiceWindow, limit: int, offset: int) -> Page[Invoice]:
         where = (_inv.issued_at >= window.since) & (_inv.issued_at < window.until)
         company = window.company_id

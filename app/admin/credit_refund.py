@@ -14,32 +14,17 @@ from app.admin.refund_record import (
     refund_reference,
     refuse_if_refunded,
 )
+from app.admin.unused_worth import unused_worth
 from app.admin.vms import require_live
-from app.billing.catalogue import subscription_of
+from app.billing.catalogue import locked_subscription_of, subscription_of
 from app.billing.credit_balance import Booked, book_in
-from app.billing.errors import SubscriptionNotFound
-from app.billing.price_in_force import price_in_force
 from app.lifecycle_codes import end_without_renewal
 from domain.account_credit import CreditReason, checked_entry
-from domain.credit_conversion import convert_down, noted
+from domain.credit_conversion import noted
 from domain.model import Vm
-from domain.money import Money
-from domain.price_basis import PriceBasis
-from domain.pricing import parse_list_currency
-from domain.unused_time import unused_value
 from ports.clock import Clock
 from ports.rates import RateStore
 from ports.storage import UnitOfWorkFactory
-
-
-def _unused(basis: PriceBasis, expires: datetime, now: datetime) -> list[Money]:
-    """The unused time's value in each currency the subscription is priced in, each part
-    valued calendar-exactly (`unused_value`: whole intervals left at the whole price, the
-    rest a share of the interval holding now) and floored in its own unit (the figure
-    GET /vms/{id}/refund shows in the list currency); a free price is worth nothing."""
-    if not basis.recurring:
-        raise NothingToRefund("The unused time is worth nothing")
-    return [unused_value(Money(c, a), basis.interval, expires, now) for c, a in basis.recurring]
 
 
 def _live(vm: Vm | None) -> Vm:
@@ -58,13 +43,13 @@ async def refund_to_credit(
     """Turn the VM's unused paid time into credit in its subscription's currency, in one
     transaction.
 
-    The value is exact (R10): the subscription's whole price per interval as it is in force
-    now (`price_in_force`: the VM's list price plus every other line item, such as an IP
-    range billed with it) for each whole calendar interval left before the expiry, and its
-    share of the calendar interval holding now for the rest, floored in each list currency:
-    never more time than remains, nor whole intervals valued by another month's length. For
-    a VM that is its subscription's only item that is the figure GET /vms/{id}/refund shows
-    for a card refund.
+    The value is exact (R10, `unused_worth`, as a refund by hand values the time): the
+    subscription's whole price per interval as it is in force now (`price_in_force`: the
+    VM's list price plus every other line item, such as an IP range billed with it) for each
+    whole calendar interval left before the expiry, and its share of the calendar interval
+    holding now for the rest, floored in each list currency: never more time than remains,
+    nor whole intervals valued by another month's length. It is the figure
+    GET /vms/{id}/refund shows for a card refund in the subscription's currency.
 
     The credit is booked in the subscription's currency, the one renewals spend credit in
     (`credit_quote.apply_balance`): a refund booked in a plan's new currency after the
@@ -94,29 +79,21 @@ async def refund_to_credit(
     async with uow_factory() as uow:  # which subscription: read before its lock is taken
         found = await subscription_of(uow, _live(await uow.vms.get(vm_id)))
     async with uow_factory() as uow:
-        # the lock is this transaction's first statement: on MariaDB the first plain read
-        # fixes the snapshot, so the price below is read as committed before the lock
-        sub = await uow.subscriptions.get_for_update(found.id)
-        vm = _live(await uow.vms.get(vm_id))
-        if sub is None or (await subscription_of(uow, vm)).id != sub.id:
-            raise SubscriptionNotFound("Subscription not found")
+        # locked first: the price below is read as committed before the lock
+        sub, vm = await locked_subscription_of(uow, found.id, vm_id, _live)
         if sub.expires is not None and sub.expires <= now:
             await refuse_if_refunded(uow, vm.id, sub.expires)  # 409 when a refund cut it
         if sub.expires is None or sub.expires <= now:
             raise NothingToRefund("No paid time is left to refund")
         expires: datetime = sub.expires
-        unused = _unused(await price_in_force(uow, sub, purchase=False), expires, now)
         # credit is spent in the subscription's currency (renewals): booked in it, the parts
         # priced in another (a plan re-priced since) converted at today's BTC rates, floored
-        target = parse_list_currency(sub.currency)
-        foreign = any(m.currency is not target and m.amount for m in unused)
-        table = await rates.table() if foreign else None
-        converted = convert_down(unused, target, table, now)  # 503 without a fresh rate
+        converted = await unused_worth(uow, sub, now, now, rates)  # 503 without a rate
         if converted.money.amount <= 0:
             raise NothingToRefund("The unused time is worth nothing")
         entry = checked_entry(
             user_id=sub.user_id,
-            currency=target.value,
+            currency=converted.money.currency.value,
             amount=converted.money.amount,
             reason=CreditReason.REFUND_TO_CREDIT,
             reference=refund_reference(vm_id, expires),
@@ -129,7 +106,7 @@ async def refund_to_credit(
             await uow.subscriptions.update(attrs.evolve(sub, expires=now))
             # no renewal of the cut period, even by a worker run that read its clock before
             await end_without_renewal(uow, sub.id, now, now)
-            figure = refund_figure(Money(target, converted.money.amount))
+            figure = refund_figure(converted.money)
             await uow.vm_history.add(
                 refund_event(
                     vm_id=vm.id,

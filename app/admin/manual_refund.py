@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 import attrs
 
 from app.admin.refund_notes import RefundNotes, credit_refund
 from app.admin.refund_record import (
     MANUAL,
-    NOTICE,
     NothingToRefund,
     already_refunded,
     notified_event,
@@ -22,12 +22,11 @@ from app.admin.refund_record import (
 )
 from app.admin.vm_removal import refund_start, refund_value
 from app.admin.vms import require_live
-from app.billing.catalogue import subscription_of, vm_price
-from app.billing.errors import SubscriptionNotFound
+from app.billing.catalogue import locked_subscription_of, subscription_of
 from app.lifecycle_codes import end_without_renewal
 from domain.enums import PaymentMethod
 from domain.exchange import PASSTHROUGH_RATE, ChargedAmount, charge_amount
-from domain.model import VmHistory
+from domain.model import Vm, VmHistory
 from domain.money import Money
 from ports.clock import Clock
 from ports.jobs import SendAdminNotification
@@ -37,6 +36,10 @@ from ports.storage import UnitOfWorkFactory
 
 #: the refusal for a deleted VM, the refund figure's (R10.1)
 _DELETED = "Can't calculate for deleted VM"
+
+
+def _live(vm: Vm | None) -> Vm:
+    return require_live(vm, _DELETED)
 
 
 def _payout(notes: RefundNotes, value: Money, paid: ChargedAmount) -> dict[str, object]:
@@ -53,11 +56,9 @@ def _payout(notes: RefundNotes, value: Money, paid: ChargedAmount) -> dict[str, 
 
 
 def _payout_lines(record: dict[str, object]) -> list[str]:
-    """What the notice says of the credit notes behind the amount (a refund recorded before
-    refunds issued notes has none: nothing is said)."""
-    numbers = record.get("credit_notes")
-    if not isinstance(numbers, list):
-        return []
+    """What the notice says of the credit notes behind the amount (every record of a refund
+    by hand lists them, none for time no invoice covers)."""
+    numbers = cast(list[str], record["credit_notes"])
     if not numbers:
         return [
             f"No invoice covers this time (paid before invoices were issued, as on an adopted "
@@ -143,9 +144,12 @@ async def refund_by_hand(
     Money paid back is documented by credit notes, issued in the same transaction (so once,
     with the refund, and a crash leaves neither): `credit_refund` takes the unused time's
     value back from the subscription's paid invoices of that time, newest first. The value
-    (`refund_value`, the GET figure) is a price before tax, but the customer paid it plus
-    VAT, so what the admins are told to pay is gross: the credit notes' total (each the net
-    plus the VAT its invoice charged on it), converted for the method as a charge would be.
+    (`refund_value`, the GET figure) is the one a refund to credit books (`unused_worth`:
+    the whole subscription's price in force, the VM's and every other item's such as an IP
+    range, whose time the cut takes back too, in the subscription's currency), a price
+    before tax, but the customer paid it plus VAT, so what the admins are told to pay is
+    gross: the credit notes' total (each the net plus the VAT its invoice charged on it),
+    converted for the method as a charge would be.
     The notice names the notes, and when the invoices cannot take back the whole value
     (time added free, a price raised since) it says the rest is not paid. With nothing any
     invoice can take back the refund is refused (`NothingToRefund`) and nothing changes.
@@ -165,24 +169,19 @@ async def refund_by_hand(
     now = clock.now()
     start = refund_start(from_date, now, "refund_from_date")
     async with uow_factory() as uow:  # which subscription: read before its lock is taken
-        found = await subscription_of(uow, require_live(await uow.vms.get(vm_id), _DELETED))
+        found = await subscription_of(uow, _live(await uow.vms.get(vm_id)))
     table = await rates.table()  # outside the transaction: the rate store may be remote
     async with uow_factory() as uow:
-        # the lock is this transaction's first statement: on MariaDB the first plain read
-        # fixes the snapshot, so the reads below see what was committed before the lock
-        sub = await uow.subscriptions.get_for_update(found.id)
-        vm = require_live(await uow.vms.get(vm_id), _DELETED)
-        if sub is None or (await subscription_of(uow, vm)).id != sub.id:
-            raise SubscriptionNotFound("Subscription not found")
+        # locked first: the reads below see what was committed before the lock
+        sub, vm = await locked_subscription_of(uow, found.id, vm_id, _live)
         recorded = None
         if sub.expires is not None and sub.expires <= start:
             # 409 when a refund cut it, unless a refund by hand whose notice is unconfirmed
             recorded = await unnotified_refund(uow, vm.id, sub.expires)
         again = recorded is not None
         if recorded is None:
-            price = await vm_price(uow, vm)
-            refund = refund_value(
-                price, sub.expires, start, deleted=False, method=method, rates=table, now=now
+            refund = await refund_value(
+                uow, sub, start, deleted=False, method=method, rates=table, now=now
             )
             if refund.amount.amount <= 0:
                 raise NothingToRefund("The unused time is worth nothing")
@@ -209,7 +208,6 @@ async def refund_by_hand(
                 "method": method.api_name,
                 "seconds": refund.seconds_remaining,
                 "invoice": lightning_invoice,
-                NOTICE: True,
                 **_payout(notes, refund.value, paid),
             }
             recorded = await uow.vm_history.add(

@@ -37,17 +37,6 @@ class _Planned:
     amount: int
 
 
-async def _invoices_newest_first(uow: UnitOfWork, subscription_id: int) -> list[Invoice]:
-    """The subscription's invoices, the newest issued first (issue time, then number order:
-    two payments booked at the same instant are told apart by the invoice issued last)."""
-    found = []
-    for payment in (await uow.payments.paid_tally(subscription_id)).paid:
-        invoice = await uow.invoices.get_by_payment(payment.id)
-        if invoice is not None:
-            found.append(invoice)
-    return sorted(found, key=lambda i: (i.issued_at, i.id), reverse=True)
-
-
 def _take(invoice: Invoice, issued: list[CreditNote], net: int) -> tuple[int, int]:
     """(gross of the note, net it covers) of taking back `net` from `invoice`: the net plus
     the VAT the invoice charged on it (`tax_on` at the invoice's rate, 0 on a reverse charge
@@ -74,15 +63,16 @@ async def credit_refund(
     now: datetime,
 ) -> RefundNotes:
     """Issue the credit notes of a refund of `value` (net, the unused time from `start` at
-    the list price) of the subscription's time, in the caller's transaction, which holds
+    the price in force) of the subscription's time, in the caller's transaction, which holds
     the subscription's lock (so a refund and its notes commit together, once).
 
-    The paid invoices are taken newest first (`_invoices_newest_first`): each one whose supply
-    period ends after `start` and that is in `value`'s currency takes back what is left of
-    the value plus its VAT, capped by what it can still take back, until the value is
-    covered; the walk stops at the first invoice whose supply ended by `start` (the time
-    bought before it is used). An invoice without a supply period bought no time and one
-    in another currency cannot be matched without a rate: both are passed over. What no
+    The paid invoices are taken newest first (`of_subscription`: issue time, then id, so of
+    two payments booked at the same instant the invoice issued last comes first): each one
+    whose supply period ends after `start` and that is in `value`'s currency takes back what
+    is left of the value plus its VAT, capped by what it can still take back, until the
+    value is covered; the walk stops at the first invoice whose supply ended by `start` (the
+    time bought before it is used). An invoice without a supply period bought no time and
+    one in another currency cannot be matched without a rate: both are passed over. What no
     invoice takes back (time an admin added free, a price raised since the payment, time
     paid before invoices were issued) is `uncovered`: no note, nothing paid back for it.
 
@@ -91,7 +81,7 @@ async def credit_refund(
     invoice locks, the order the admin's credit note takes them in (no deadlock)."""
     left = value.amount
     planned: list[_Planned] = []
-    invoices = await _invoices_newest_first(uow, subscription_id)
+    invoices = await uow.invoices.of_subscription(subscription_id)
     for found in invoices:
         if left <= 0:
             break

@@ -17,8 +17,8 @@ REFUND_KEY = "refund"
 #: the history metadata key of the entry saying a refund's notice to the admins was queued:
 #: `{"reference", "cut_to", "job_id"}`
 NOTIFIED_KEY = "refund_notified"
-#: a refund record's field saying a notice to the admins belongs to it (a refund by hand's)
-NOTICE = "notice"
+#: a refund by hand's record: the admins are told to pay it (records of it written before
+#: the kind alone said so also carry `"notice": true`, which is not read any more)
 MANUAL = "manual"
 CREDIT = "credit"
 _PAGE = 100
@@ -180,12 +180,12 @@ async def unnotified_refund(uow: UnitOfWork, vm_id: int, expires: datetime) -> V
     """`refuse_if_refunded` for a refund by hand, but the record of a refund by hand whose
     admins' notice was never confirmed queued (no `notified_event` after it) is returned
     instead of refused: asking for that refund again sends its notice again. A refund to
-    credit, a notified one, or one recorded before notices were confirmed is 409."""
+    credit (it has no notice) or a notified one is 409."""
     found = await _refund_cut_to(uow, vm_id, expires)
     if found is None:
         return None
     entry, notified = found
     record = refund_of(entry) or {}
-    if record.get(NOTICE) and not notified:
+    if record.get("kind") == MANUAL and not notified:
         return entry
     raise already_refunded(entry)

@@ -9,19 +9,21 @@ from decimal import Decimal
 
 import attrs
 
+from app.admin.unused_worth import unused_worth
 from app.admin.vms import require_live
-from app.billing.catalogue import VmPrice, subscription_of, vm_price
+from app.billing.catalogue import subscription_of
 from app.billing.errors import VmNotFound
 from domain.enums import PaymentMethod
 from domain.errors import InvalidInput
 from domain.exchange import RateTable, charge_amount
+from domain.model import Subscription
 from domain.money import Money
-from domain.upgrade import remaining_time_info
+from domain.upgrade import refund_seconds
 from ports.clock import Clock
 from ports.jobs import DeleteVm
 from ports.queue import WorkQueue
 from ports.rates import RateStore
-from ports.storage import UnitOfWorkFactory
+from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 
 async def delete_vm(
@@ -52,7 +54,8 @@ async def delete_vm(
 @attrs.frozen(kw_only=True)
 class RefundAmount:
     """The unused paid time's value, in the method's charged currency (AdminRefundAmountInfo);
-    `value` is the same before conversion, in the list currency (before tax, as `amount`)."""
+    `value` is the same before conversion, in the subscription's currency (before tax, as
+    `amount`)."""
 
     amount: Money
     value: Money
@@ -75,9 +78,9 @@ def refund_start(from_date: datetime | None, now: datetime, field: str) -> datet
     return from_date
 
 
-def refund_value(
-    price: VmPrice,
-    expires: datetime | None,
+async def refund_value(
+    uow: UnitOfWork,
+    sub: Subscription,
     start: datetime,
     *,
     deleted: bool,
@@ -85,18 +88,20 @@ def refund_value(
     rates: RateTable,
     now: datetime,
 ) -> RefundAmount:
-    """`prorated_cost` of the time from `start` to `expires` at the VM's list price,
-    converted for `method` like a charge (R10.4: no tax)."""
-    remaining = remaining_time_info(
-        price.list_price, price.interval, expires, start, deleted=deleted
-    )
-    charged = charge_amount(remaining.prorated_cost, method, rates, now)
+    """The subscription's unused time from `start` to its expiry, valued as a refund to
+    credit values it (`unused_worth`: the whole price in force, every line item's share, in
+    the subscription's currency), converted for `method` like a charge (R10.4: no tax).
+    Refused for a deleted VM, a subscription without an expiry or none left after `start`
+    (`refund_seconds`)."""
+    seconds = refund_seconds(sub.expires, start, deleted=deleted)
+    worth = await unused_worth(uow, sub, start, now, rates)
+    charged = charge_amount(worth.money, method, rates, now)
     return RefundAmount(
         amount=charged.money,
-        value=remaining.prorated_cost,
+        value=worth.money,
         rate=charged.rate,
-        expires=expires,
-        seconds_remaining=remaining.seconds_remaining,
+        expires=sub.expires,
+        seconds_remaining=seconds,
     )
 
 
@@ -110,21 +115,21 @@ async def refund_amount(
     from_date: datetime | None,
 ) -> RefundAmount:
     """`refund_value` of the remaining time from `from_date` (default now, never earlier:
-    `refund_start`) at the VM's current list price.
+    `refund_start`): what a refund by hand from then pays, before its credit notes add the
+    VAT the invoices charged.
 
-    The value is exact (`unused_value`): the price per whole calendar interval left, the rest
-    its share of the interval holding `from_date`, floored to the list unit, then to msat/sat
-    as a Lightning charge would be.
+    The value is exact (`unused_worth`): the whole price per calendar interval left, the
+    rest its share of the interval holding `from_date`, floored to the list unit, then to
+    msat/sat as a Lightning charge would be.
     """
     now = clock.now()
     when = refund_start(from_date, now, "from_date")
+    table = await rates.table()
     async with uow_factory() as uow:
         vm = await uow.vms.get(vm_id)
         if vm is None:
             raise VmNotFound("VM not found")
         sub = await subscription_of(uow, vm)
-        price = await vm_price(uow, vm)
-    table = await rates.table()
-    return refund_value(
-        price, sub.expires, when, deleted=vm.deleted, method=method, rates=table, now=now
-    )
+        return await refund_value(
+            uow, sub, when, deleted=vm.deleted, method=method, rates=table, now=now
+        )

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
+from app.billing.catalogue import locked_subscription_of
 from app.billing.errors import SubscriptionNotFound, VmNotFound
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, InvalidInput
@@ -32,6 +33,10 @@ def require_live(vm: Vm | None, refusal: str) -> Vm:
     if vm.deleted:
         raise VmIsDeleted(refusal)
     return vm
+
+
+def _live(vm: Vm | None) -> Vm:
+    return require_live(vm, _DELETED)
 
 
 @attrs.frozen(kw_only=True)
@@ -73,18 +78,16 @@ async def extend_vm(
     check_days(days)
     now = clock.now()
     async with uow_factory() as uow:  # which subscription: read before its lock is taken
-        first = require_live(await uow.vms.get(vm_id), _DELETED)
+        first = _live(await uow.vms.get(vm_id))
         found = await uow.subscriptions.get_by_line_item(first.subscription_line_item_id)
     if found is None:
         raise SubscriptionNotFound("VM subscription not found")
     async with uow_factory() as uow:
-        # the lock is this transaction's first statement: on MariaDB the first plain read
-        # fixes the snapshot, so the VM read below sees a deletion (which takes this lock
-        # too) committed while this waited, and a deleted VM's subscription is not revived
-        sub = await uow.subscriptions.get_for_update(found.id)
-        vm = require_live(await uow.vms.get(vm_id), _DELETED)
-        if sub is None or vm.subscription_line_item_id != first.subscription_line_item_id:
-            raise SubscriptionNotFound("VM subscription not found")
+        # a deletion committed while this waited for the lock is seen: its subscription
+        # is not revived
+        sub, vm = await locked_subscription_of(
+            uow, found.id, vm_id, _live, missing="VM subscription not found"
+        )
         new = (sub.expires or now) + timedelta(days=days)
         check_expiry(new, now)  # the bound PATCH /subscriptions keeps, however many extends
         extended = attrs.evolve(sub, expires=new, is_active=True)

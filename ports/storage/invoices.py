@@ -63,6 +63,11 @@ class Invoices(Protocol):
 
     async def get_by_payment(self, payment_id: bytes) -> Invoice | None: ...
 
+    async def of_subscription(self, subscription_id: int) -> list[Invoice]:
+        """The invoices of the subscription's paid payments, the newest issued first (issue
+        time, then id descending), in one statement whatever their number."""
+        ...
+
     async def list_page(self, window: InvoiceWindow, limit: int, offset: int) -> Page[Invoice]:
         """Issued in the window, by issue time then id."""
         ...

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
+from app.admin import manual_refund
 from app.admin.credit_refund import refund_to_credit
 from app.admin.manual_refund import refund_by_hand
-from app.admin.refund_record import REFUND_KEY, AlreadyRefunded
+from app.admin.refund_record import REFUND_KEY, AlreadyRefunded, refund_event
 from domain.enums import PaymentMethod, VmHistoryActionType
 from domain.errors import InvalidInput
-from domain.model import Vm
+from domain.model import Vm, VmHistory
 from ports.jobs import SendAdminNotification
 from tests.contract import lifecycle_world, storage_backends
 from tests.unit.billing.world import ALICE, Shop
@@ -103,7 +105,6 @@ async def test_a_refund_by_hand_ends_the_time_and_is_recorded_once(shop: Shop) -
         "method": "revolut",
         "seconds": 24 * 86400,
         "invoice": None,
-        "notice": True,
         "value": f"{UNUSED} EUR (smallest units)",
         "credit_notes": ["CN-2026-000001"],
         "credited": f"{GROSS} EUR (smallest units)",
@@ -196,13 +197,23 @@ async def test_a_renewal_quoted_before_the_refund_buys_only_its_own_time(shop: S
 INVOICE = "lnbc1500n1pexampleinvoice"
 
 
+def _with_the_old_notice_flag(**fields: Any) -> VmHistory:
+    """A refund by hand's record as written before its kind alone said a notice belongs to
+    it: with `"notice": true` too."""
+    return refund_event(**{**fields, "extra": {**fields["extra"], "notice": True}})
+
+
+@pytest.mark.parametrize("old_record", [False, True], ids=["record", "old-record-with-flag"])
 async def test_a_refund_whose_notice_was_not_queued_is_notified_when_asked_again(
-    shop: Shop, monkeypatch: pytest.MonkeyPatch
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, old_record: bool
 ) -> None:
     """The queue is down after the refund committed: the admin gets the error, the refund
     stands with its payout details stored, and asking again sends its notice (the stored
     invoice and amount, the reference, marked as a repeat) instead of 409; once the notice
-    is queued a repeat is 409 and tells nobody."""
+    is queued a repeat is 409 and tells nobody. A record stored with the notice flag of
+    older records reads the same."""
+    if old_record:
+        monkeypatch.setattr(manual_refund, "refund_event", _with_the_old_notice_flag)
     vm = await _paid_vm(shop)
     expires = (await shop.subscription(vm)).expires
     assert expires is not None
@@ -221,7 +232,8 @@ async def test_a_refund_whose_notice_was_not_queued_is_notified_when_asked_again
     cut = shop.clock.now()
     assert (await shop.subscription(vm)).expires == cut
     [record] = await _refunds(shop, vm)
-    assert (record["invoice"], record["method"], record["notice"]) == (INVOICE, "lightning", True)
+    assert (record["invoice"], record["method"], record["kind"]) == (INVOICE, "lightning", "manual")
+    assert record.get("notice") == (True if old_record else None)
     assert await _notified(shop, vm) == [] and shop.queue.sent == []
     shop.clock.advance(timedelta(minutes=5))
 

@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any, cast
 
 import attrs
 import pytest
 
+from adapters.mysql.uow import SqlUnitOfWorkFactory
 from app.admin import manual_refund, refund_notes
 from app.admin.credit_refund import refund_to_credit
 from app.admin.invoices import every_credit_note
 from app.admin.manual_refund import refund_by_hand
 from app.admin.refund_record import REFUND_KEY, AlreadyRefunded, NothingToRefund
+from app.admin.vm_removal import refund_amount
 from app.billing.invoicing import issue_credit_note
-from domain.enums import PaymentMethod, VmHistoryActionType
+from domain.enums import PaymentMethod, SubscriptionType, VmHistoryActionType
 from domain.exchange import charge_amount
 from domain.invoice import CreditNote, Invoice
 from domain.model import Vm
@@ -25,6 +28,7 @@ from domain.money import Currency, Money
 from ports.jobs import SendAdminNotification
 from ports.storage import InvoiceWindow
 from tests.contract import lifecycle_world, storage_backends
+from tests.http.test_statement_budgets import counting
 from tests.unit.billing.world import ALICE, Shop
 
 database = storage_backends.database
@@ -358,3 +362,103 @@ async def test_a_note_committed_after_the_refund_read_its_snapshot_still_caps_it
         await uow.commit()
     assert [n.amount for n in got.notes] == [10] and got.total.amount == 10
     assert sum(n.amount for n in await _notes(shop, invoice)) == invoice.total
+
+
+#: an IP range billed on the VM's subscription, EUR 10 a month
+IP_RANGE_CENTS = 1000
+#: 24 of 31 days of the VM's EUR 1.32 and the range's EUR 10: 1132 × 24 / 31 = 876.39 → 876
+#: cents before tax (the VM alone: 102), and its 23 % VAT, floor(876 × 0.23) = 201
+WHOLE_UNUSED, WHOLE_GROSS = 876, 1077
+
+
+async def _paid_vm_with_an_ip_range(shop: Shop) -> Vm:
+    """A VM whose subscription also bills an IP range, renewed for a month (the invoice
+    charges both)."""
+    vm = await shop.order()
+    sub = await shop.subscription(vm)
+    async with shop.factory() as uow:
+        [item] = await uow.line_items.list_by_subscription(sub.id)
+        ip_range = attrs.evolve(
+            item,
+            id=0,
+            subscription_type=SubscriptionType.IP_RANGE,
+            name="203.0.113.8/29",
+            amount=IP_RANGE_CENTS,
+            setup_amount=0,
+        )
+        # the port adds line items only with their subscription; both stores' repos can
+        await cast(Any, uow.line_items).add(ip_range)
+        await uow.commit()
+    await shop.complete(await shop.renew(vm))
+    return vm
+
+
+async def test_every_refund_values_the_ip_range_billed_with_the_vm(shop: Shop) -> None:
+    """The refund cuts the whole subscription's expiry, so the IP range's time goes back with
+    the VM's: the GET figure, the refund by hand (its value, its credit note) and the refund
+    to credit all count the range's share, not the VM's price only."""
+    by_hand, to_credit = [await _paid_vm_with_an_ip_range(shop) for _ in range(2)]
+    shop.clock.advance(timedelta(days=DAYS_USED))
+    shop.queue.sent.clear()
+    [invoice] = await _invoices(shop, by_hand)
+    assert invoice.net == 132 + IP_RANGE_CENTS
+
+    figures = [
+        await refund_amount(
+            shop.factory,
+            shop.rates,
+            shop.clock,
+            vm_id=vm.id,
+            method=PaymentMethod.REVOLUT,
+            from_date=None,
+        )
+        for vm in (by_hand, to_credit)
+    ]
+    await _by_hand(shop, by_hand)
+    booked = await refund_to_credit(
+        shop.factory, shop.clock, shop.rates, vm_id=to_credit.id, admin_id=ALICE, reason=None
+    )
+
+    for figure in figures:
+        assert figure.value == figure.amount == Money(Currency.EUR, WHOLE_UNUSED)
+    [note] = await _notes(shop, invoice)
+    assert (note.net, note.amount) == (WHOLE_UNUSED, WHOLE_GROSS)
+    [record] = await _records(shop, by_hand)
+    assert record["value"] == f"{WHOLE_UNUSED} EUR (smallest units)"
+    assert record["amount"] == record["credited"] == f"{WHOLE_GROSS} EUR (smallest units)"
+    assert record["uncovered"] == "0 EUR (smallest units)"
+    [notice] = shop.queue.sent
+    assert isinstance(notice, SendAdminNotification) and f"{WHOLE_GROSS} EUR" in notice.message
+    assert (booked.entry.currency, booked.entry.amount) == ("EUR", WHOLE_UNUSED)
+
+
+async def _read_invoices(shop: Shop, subscription_id: int) -> tuple[list[Invoice], int]:
+    """The subscription's invoices as the refund reads them, and the SQL statements the read
+    ran (0 on memory)."""
+    async with shop.factory() as uow:
+        if not isinstance(shop.factory, SqlUnitOfWorkFactory):
+            return await uow.invoices.of_subscription(subscription_id), 0
+        with counting(shop.factory.engine) as counter:
+            found = await uow.invoices.of_subscription(subscription_id)
+        return found, counter.count
+
+
+async def test_a_subscriptions_invoices_are_read_newest_first_in_one_statement(
+    shop: Shop,
+) -> None:
+    """One invoice or three (paid at one instant: the id breaks the tie), one statement; an
+    invoice of another subscription is not among them."""
+    vm, other = await shop.order(), await shop.order()
+    await shop.complete(await shop.renew(other))
+    sub_id = (await shop.subscription(vm)).id
+    await shop.complete(await shop.renew(vm))
+    one, one_count = await _read_invoices(shop, sub_id)
+    for _ in range(2):
+        await shop.complete(await shop.renew(vm))
+    three, three_count = await _read_invoices(shop, sub_id)
+
+    assert one == (await _invoices(shop, vm))[-1:]
+    assert three == await _invoices(shop, vm) and len(three) == 3
+    assert three == sorted(three, key=lambda i: (i.issued_at, i.id), reverse=True)
+    expected = 0 if not isinstance(shop.factory, SqlUnitOfWorkFactory) else 1
+    assert one_count == three_count == expected

@@ -150,10 +150,11 @@ async def test_refund_to_credit_values_every_item_the_cut_expiry_ends(world: Adm
     world.api.clock.advance(timedelta(days=10))
     await world.api.refresh_rates()
 
-    vm_only = await world.ok("GET", f"/vms/{vm['id']}/refund?method=revolut")
+    preview = await world.ok("GET", f"/vms/{vm['id']}/refund?method=revolut")
     body = await world.ok("POST", f"/vms/{vm['id']}/refund/credit", json={})
 
-    assert vm_only["data"]["amount"] == 180  # the reference's figure: the VM's price only
+    # the figure counts the IP range too (the reference's counted the VM's price only: 180)
+    assert preview["data"]["amount"] == 846
     assert body["data"]["entry"]["amount"] == 846
     assert (await subscription_of(world.api, vm["id"])).expires == world.api.clock.now()
 
@@ -177,8 +178,8 @@ async def test_refund_to_credit_of_items_priced_in_two_currencies_is_booked_in_t
 ) -> None:
     """A VM re-priced in USD beside an EUR IP range on an EUR subscription: one EUR entry,
     the USD part converted at today's rates, the sum floored once. 20 of 30 days left: EUR
-    1000 × 20/30 = 666 cents and USD 270 × 20/30 = 180 cents (the preview's card figure),
-    worth 180 × 100 000 / 110 000 = 163.64 EUR cents: 829.64 → 829."""
+    1000 × 20/30 = 666 cents and USD 270 × 20/30 = 180 cents, worth 180 × 100 000 / 110 000
+    = 163.64 EUR cents: 829.64 → 829, the preview's card figure too."""
     vm = await paid_vm(world.user, ALICE)
     alice = (await user_of(world.api, ALICE)).id
     sub = await subscription_of(world.api, vm["id"])
@@ -192,7 +193,7 @@ async def test_refund_to_credit_of_items_priced_in_two_currencies_is_booked_in_t
     preview = (await world.ok("GET", f"/vms/{vm['id']}/refund?method=revolut"))["data"]
     body = await world.ok("POST", f"/vms/{vm['id']}/refund/credit", json={})
 
-    assert (preview["amount"], preview["currency"]) == (180, "USD")
+    assert (preview["amount"], preview["currency"]) == (829, "EUR")
     entry = body["data"]["entry"]
     assert (entry["currency"], entry["amount"]) == ("EUR", 829)
     assert entry["note"] == (
