@@ -21,7 +21,7 @@ from domain.invoice import (
 from domain.model import Company, LineItem, Subscription, SubscriptionPayment, User
 from domain.nip19 import npub
 from domain.overpayment import overpaid_of
-from domain.prepayment import prepayment_line
+from domain.prepayment import kept_payment_line, prepayment_line
 from domain.tax import country_alpha3, recorded_reverse_charge, recorded_tax_rate, tax_on
 
 BTC = "BTC"
@@ -180,6 +180,7 @@ def build_content(
     buyer: User,
     issued_at: datetime,
     supply: tuple[datetime, datetime] | None,
+    kept_as_credit: bool = False,
 ) -> InvoiceContent:
     """The invoice of a paid payment: the service line (full value bought), any account
     credit applied as a line of its own (`_service_lines`), the processing fee as its
@@ -187,7 +188,13 @@ def build_content(
     a taxed prepayment (`prepayment_line`); the lines add up to the payment row, converted
     as a whole, plus the prepayment's value (`btc_msat` then counts its msat too). The rate
     is the one the quote recorded; a payment from before quotes recorded it is read from
-    its amounts (exact when no credit was applied)."""
+    its amounts (exact when no credit was applied).
+
+    `kept_as_credit`: an Upgrade booked but not applied, its value booked as account
+    credit: nothing was supplied, so its money is invoiced as a prepayment to account
+    credit (`kept_payment_line`) instead of the service line, and the account credit it
+    applied (given back in the same booking) is not shown; the lines still add up to the
+    payment row."""
     cur = invoice_currency(payment, subscription)
     shown_rate = listed_rate(payment, cur) if cur != payment.currency.upper() else None
 
@@ -199,9 +206,13 @@ def build_content(
     if rate is None:  # the amounts as charged (msat for Lightning), before rounding to cents
         rate = effective_tax_rate(payment.amount, payment.tax)
     net, tax, fee = _shown_parts(payment, shown)
-    credit = credit_applied(payment, cur)
-    names = ", ".join(item.name for item in items) or subscription.name
-    lines = _service_lines(f"{_KIND[payment.payment_type]}: {names}", net, tax, credit, rate)
+    if kept_as_credit:
+        credit, lines = 0, [kept_payment_line(net, tax, rate, payment)]
+    else:
+        credit = credit_applied(payment, cur)
+        names = ", ".join(item.name for item in items) or subscription.name
+        what = f"{_KIND[payment.payment_type]}: {names}"
+        lines = _service_lines(what, net, tax, credit, rate)
     if fee:
         lines.append(
             InvoiceLine(description="Payment processing fee", net=fee, tax_rate=Decimal(0), tax=0)

@@ -90,6 +90,9 @@ class CompletedPayment:
     problems: tuple[str, ...] = ()
     #: what a Lightning payer sent beyond the total, and the credit booked for it
     overpaid: Overpaid | None = None
+    #: the credit booked for a payment that bought nothing (`CreditMode.UNRESTORABLE`), in
+    #: smallest units of the currency it was credited in; 0 when none could be booked
+    credited: int = 0
 
     @property
     def is_upgrade(self) -> bool:
@@ -391,7 +394,7 @@ async def _apply(
             vm_before = await move_vm(uow, vm_before, placed.moved_to, now)
     revived = 0 if upgrade or why else await uow.vms.undelete_for_subscription(before.id)
     items = await uow.line_items.list_by_subscription(before.id)
-    credit = None
+    credit, booked = None, 0
     if why is not None:
         # the money arrived but what it paid for cannot be given (the VM cannot come back, or
         # its host has no room for it or its upgrade): no time, its value as account credit
@@ -442,6 +445,7 @@ async def _apply(
         cancelled_upgrades=cancelled,
         credit=credit,
         cancelled_purchases=rivals,
+        credited=booked,
     )
 
 

@@ -13,7 +13,7 @@ from domain.errors import DomainError
 from domain.model import SubscriptionPayment
 from domain.money import Currency, Money
 from domain.overpayment import Overpaid, excess_value, prepayment_split
-from domain.prepayment import prepayment_tax_rate
+from domain.prepayment import kept_value_split, prepayment_tax_rate
 from domain.price_basis import RATES_KEY, quote_btc_rate, rates_from_json
 from ports.storage import UnitOfWork
 
@@ -30,12 +30,17 @@ async def credit_unrestorable(
     booked (smallest units of `list_currency`), 0 when it cannot be valued.
 
     The value is what was received (amount, tax excluded, plus the credit it applied) in
-    the subscription's list currency, at the quote's own BTC rate of that currency for a
-    Lightning payment, exactly and rounded down (`excess_value`: the payer is never
-    credited more than arrived). A card payment in another fiat (its plan re-priced in
-    another currency than its subscription's) is converted at the quote's own BTC rates of
-    both, rounded down, and the entry's note says at which; without them nothing is booked
-    (0).
+    `list_currency` (the subscription's; an upgrade's, the one it is priced in), at the
+    quote's own BTC rate of that currency for a Lightning payment, exactly and rounded
+    down (`excess_value`: the payer is never credited more than arrived). A card payment
+    in another fiat (its plan re-priced in another currency than its subscription's) is
+    converted at the quote's own BTC rates of both, rounded down, and the entry's note
+    says at which; without them nothing is booked (0). An Upgrade's own money (it charged
+    no tax) is a prepayment: only its net is credited, its VAT at the buyer's credit rate
+    declared by its invoice (`kept_value_split`; the credit it applied comes back whole,
+    its VAT declared before). The invoice splits the payment row converted to its
+    currency, the credit this value rounded down: a Lightning payment's two may differ by
+    a unit of rounding.
     Booked once per payment (reference: its id), so replays change nothing. Called by the
     booking (`app.billing.completion`) for a payment whose deleted VM cannot be restored
     (`app.billing.restorable`), or whose late order or upgrade its host has no room left for,
@@ -67,7 +72,8 @@ async def credit_unrestorable(
         if converted is None:
             return 0
         value, note = converted.money.amount, noted(why, converted)
-    total = value + already
+    # an upgrade's value kept as credit is a prepayment: net of the VAT its invoice declares
+    total = kept_value_split(value, payment)[0] + already
     if total <= 0:
         return 0
     booked = await book_in(

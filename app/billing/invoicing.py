@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from app.billing.errors import NotFound
+from domain.credit import CreditMode
 from domain.credit_note import credit_room, creditable_parts, issued_parts, new_note_parts
 from domain.errors import InvalidInput
 from domain.invoice import (
@@ -63,6 +64,7 @@ async def issue_invoice(uow: UnitOfWork, done: CompletedPayment) -> Invoice:
         buyer=buyer,
         issued_at=issued_at,
         supply=_supply(done, paid_at),
+        kept_as_credit=_kept_as_credit(done),
     )
     return await uow.invoices.add(
         Invoice(
@@ -91,6 +93,21 @@ async def _dated_after_previous(
     date in the series is."""
     previous = None if seq <= 1 else await uow.invoices.issued_at_of(company_id, series, seq - 1)
     return paid_at if previous is None or previous <= paid_at else previous
+
+
+def _kept_as_credit(done: CompletedPayment) -> bool:
+    """An Upgrade booked without being applied, its value booked as account credit: its
+    invoice bills a prepayment to account credit, not the upgrade (nothing was supplied;
+    credit notes never take that money back, it stays on the balance). One whose value could
+    not be booked keeps its upgrade line: an operator settles it, by a credit note if need
+    be. Other payments that became credit (a VM that cannot be restored) keep their line."""
+    credit = done.credit
+    return (
+        done.is_upgrade
+        and credit is not None
+        and credit.mode is CreditMode.UNRESTORABLE
+        and done.credited > 0
+    )
 
 
 def _supply(done: CompletedPayment, now: datetime) -> tuple[datetime, datetime] | None:

@@ -1,0 +1,107 @@
+"""The invoice of an upgrade not applied, its value kept as account credit: one prepayment line
+in place of the upgrade's, split as its credit is, the lines adding up to the payment row."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.exchange import msat_to_fiat
+from domain.invoice import InvoiceContent, InvoiceLine
+from domain.invoice_content import build_content
+from domain.model import SubscriptionPayment
+from domain.overpayment import prepayment_split
+from domain.prepayment import PREPAYMENT_LINE, kept_value_split
+from domain.tax import tax_on
+from tests.unit.test_invoice_rules import NOW, SELLER, SUB, _buyer, _payment
+
+UPGRADE = SubscriptionPaymentType.UPGRADE
+FEE_LINE = "Payment processing fee"
+
+
+def _kept(payment: SubscriptionPayment, kept: bool = True) -> InvoiceContent:
+    return build_content(
+        payment=payment,
+        subscription=SUB,
+        items=[],
+        seller=SELLER,
+        buyer=_buyer(),
+        issued_at=NOW,
+        supply=None,
+        kept_as_credit=kept,
+    )
+
+
+def _upgrade(**kw: Any) -> SubscriptionPayment:
+    return _payment(payment_type=UPGRADE, **kw)
+
+
+@given(
+    amount=st.integers(1, 10**9),
+    fee=st.integers(0, 10**4),
+    rate=st.sampled_from(["0", "19", "23", "8.1"]),
+    credit=st.integers(0, 10**6),
+)
+def test_an_untaxed_upgrade_kept_as_credit_is_one_prepayment_line_adding_up_to_the_row(
+    amount: int, fee: int, rate: str, credit: int
+) -> None:
+    """Its money is split at the credit rate its quote recorded, as its credit was; the
+    credit it applied (given back) is not shown; a fee keeps its untaxed line."""
+    meta: dict[str, Any] = {"credit_tax_rate": rate}
+    if credit:
+        meta["credit_applied"] = {"amount": credit, "currency": "EUR"}
+    payment = _upgrade(amount=amount, processing_fee=fee, metadata=meta)
+    doc = _kept(payment)
+    net, vat = prepayment_split(amount, Decimal(rate))
+    prepaid = InvoiceLine(description=PREPAYMENT_LINE, net=net, tax_rate=Decimal(rate), tax=vat)
+    fee_lines = (
+        [InvoiceLine(description=FEE_LINE, net=fee, tax_rate=Decimal(0), tax=0)] if fee else []
+    )
+    assert list(doc.lines) == [prepaid, *fee_lines]
+    assert doc.total == doc.charged == payment.total == amount + fee
+    assert doc.credit_applied == 0 and not doc.credit_line
+    assert kept_value_split(amount, payment) == (net, vat, Decimal(rate))  # the credit's split
+    assert InvoiceContent.from_json(doc.to_json()) == doc
+
+
+def test_an_upgrade_quoted_before_credit_rates_were_recorded_is_all_net() -> None:
+    [line] = _kept(_upgrade(amount=1000)).lines
+    assert line == InvoiceLine(description=PREPAYMENT_LINE, net=1000, tax_rate=Decimal(0), tax=0)
+
+
+def test_a_taxed_upgrade_keeps_the_rows_net_and_tax_at_the_rate_it_charged() -> None:
+    """An upgrade taxed before upgrades charged none declared its VAT on the row: the
+    prepayment line takes the row as it is, its credit all of the amount."""
+    payment = _upgrade(amount=1000, tax=230, metadata={"tax_rate": "23", "credit_tax_rate": "19"})
+    [line] = _kept(payment).lines
+    assert line == InvoiceLine(description=PREPAYMENT_LINE, net=1000, tax_rate=Decimal(23), tax=230)
+    assert kept_value_split(1000, payment) == (1000, 0, Decimal(0))
+
+
+def test_a_lightning_upgrade_kept_as_credit_adds_up_to_the_conversion_of_what_was_paid() -> None:
+    """12 345 678 msat at 100 000 EUR/BTC is 12.35 EUR (half up): 10.04 net and 2.31 VAT."""
+    paid = _upgrade(
+        amount=12_345_678,
+        currency="BTC",
+        payment_method=PaymentMethod.LIGHTNING,
+        rate=Decimal(100_000),
+        metadata={"credit_tax_rate": "23"},
+    )
+    doc = _kept(paid)
+    assert doc.currency == "EUR" and doc.btc_msat == paid.total
+    [line] = doc.lines
+    assert doc.total == msat_to_fiat(paid.total, Decimal(100_000)) == 1235
+    assert (line.net, line.tax) == (1004, 231) == prepayment_split(1235, Decimal(23))
+
+
+def test_an_upgrade_applied_or_another_payment_keeps_its_service_line() -> None:
+    applied = _kept(_upgrade(amount=1000, metadata={"credit_tax_rate": "23"}), kept=False)
+    assert [(line.description, line.net, line.tax) for line in applied.lines] == [
+        ("Upgrade: VPS", 1000, 0)
+    ]
+    renewal = _payment(amount=1000, tax=tax_on(1000, Decimal(23)), metadata={"tax_rate": "23"})
+    assert kept_value_split(1000, renewal) == (1000, 0, Decimal(0))
