@@ -190,11 +190,12 @@ def build_content(
     is the one the quote recorded; a payment from before quotes recorded it is read from
     its amounts (exact when no credit was applied).
 
-    `kept_as_credit`: an Upgrade booked but not applied, its value booked as account
-    credit: nothing was supplied, so its money is invoiced as a prepayment to account
-    credit (`kept_payment_line`) instead of the service line, and the account credit it
-    applied (given back in the same booking) is not shown; the lines still add up to the
-    payment row."""
+    `kept_as_credit`: a payment booked without supplying anything, its whole value booked
+    as account credit (an Upgrade not applied, a Purchase or Renewal whose VM cannot be
+    provided again): its money is invoiced as a prepayment to account credit
+    (`kept_payment_line`) instead of the service line, and the account credit it applied
+    (given back in the same booking) is not shown; the lines still add up to the payment
+    row."""
     cur = invoice_currency(payment, subscription)
     shown_rate = listed_rate(payment, cur) if cur != payment.currency.upper() else None
 

@@ -43,20 +43,30 @@ def prepayment_line(excess: Overpaid | None, currency: str) -> InvoiceLine | Non
     )
 
 
+def _charged_its_own_tax(payment: SubscriptionPayment) -> bool:
+    """The payment's quote charged VAT on its row (every kind but an Upgrade, even at 0 %
+    under reverse charge or in an untaxed country; an upgrade taxed before upgrades charged
+    none): its own money was declared at that rate already."""
+    return bool(payment.tax) or payment.payment_type is not SubscriptionPaymentType.UPGRADE
+
+
 def kept_value_split(value: int, payment: SubscriptionPayment) -> tuple[int, int, Decimal]:
     """(net, VAT, rate percent) of `value`, a paid payment's own money (its tax excluded)
     kept whole as account credit because what it paid for was not given: an Upgrade not
-    applied (its VM deleted, its quote outdated, no room on its host).
+    applied (its VM deleted, its quote outdated, no room on its host), or a Purchase or
+    Renewal whose deleted VM (or lapsed order) cannot be provided again.
 
-    Kept for later supplies, that money is a prepayment, as an excess is: an upgrade charges
-    no tax, so its value bears the VAT of the buyer's taxed supplies (`prepayment_tax_rate`:
-    the `credit_tax_rate` its quote recorded; 0 under reverse charge, in an untaxed country
-    or for a quote from before it was recorded) and the credit is its net
-    (`prepayment_split`: the credit with its VAT is never worth more than arrived). A
-    payment that charged its VAT on top (`tax` on the row: any other kind, or an upgrade
-    taxed before upgrades charged none) already declared it: all of `value` is net, at 0
-    here (its invoice line keeps the row's own tax and rate)."""
-    if payment.tax or payment.payment_type is not SubscriptionPaymentType.UPGRADE:
+    Kept for later supplies, that money is a prepayment, as an excess is, and the credit is
+    its net: credit is net value, so the VAT is declared once, by the payment's invoice. A
+    payment that charged its VAT on top (`_charged_its_own_tax`: a Purchase or Renewal, or an
+    upgrade taxed before upgrades charged none) declared it at the quote's rate already:
+    `value` is its row's net, all of it credit (0 VAT here; its invoice line keeps the
+    row's own net, VAT and rate). An upgrade charges no tax, so its value bears the VAT of
+    the buyer's taxed supplies (`prepayment_tax_rate`: the `credit_tax_rate` its quote
+    recorded; 0 under reverse charge, in an untaxed country or for a quote from before it
+    was recorded) and the credit is its net (`prepayment_split`: the credit with its VAT
+    is never worth more than arrived)."""
+    if _charged_its_own_tax(payment):
         return value, 0, Decimal(0)
     rate = prepayment_tax_rate(payment)
     net, tax = prepayment_split(value, rate)
@@ -66,12 +76,14 @@ def kept_value_split(value: int, payment: SubscriptionPayment) -> tuple[int, int
 def kept_payment_line(
     net: int, tax: int, rate: Decimal, payment: SubscriptionPayment
 ) -> InvoiceLine:
-    """The invoice line of an Upgrade not applied, whose value became account credit: one
-    `PREPAYMENT_LINE` in place of its "Upgrade: …" line, as nothing was supplied. `net` and
-    `tax` are the payment row's, in the invoice's currency, and `rate` the one it charged:
-    a row that charged tax keeps them; an untaxed one's net is split as its credit was
-    (`kept_value_split`), so the line adds up to the row. Notes never take it back
+    """The invoice line of a payment that supplied nothing, its whole value become account
+    credit (an Upgrade not applied, a Purchase or Renewal whose VM cannot be provided
+    again): one `PREPAYMENT_LINE` in place of its "Upgrade: …", "Renewal: …" or
+    "Purchase: …" line. `net` and `tax` are the payment row's, in the invoice's currency,
+    and `rate` the one its quote charged: a row that charged its own tax keeps all three,
+    its net being what was credited (`kept_value_split`); an untaxed upgrade's net is split
+    as its credit was, so the line adds up to the row either way. Notes never take it back
     (`domain.credit_note.creditable_parts`): the money stays on the balance."""
-    if not tax:
+    if not _charged_its_own_tax(payment):
         net, tax, rate = kept_value_split(net, payment)
     return InvoiceLine(description=PREPAYMENT_LINE, net=net, tax_rate=rate, tax=tax)

@@ -35,12 +35,16 @@ async def credit_unrestorable(
     down (`excess_value`: the payer is never credited more than arrived). A card payment
     in another fiat (its plan re-priced in another currency than its subscription's) is
     converted at the quote's own BTC rates of both, rounded down, and the entry's note
-    says at which; without them nothing is booked (0). An Upgrade's own money (it charged
-    no tax) is a prepayment: only its net is credited, its VAT at the buyer's credit rate
-    declared by its invoice (`kept_value_split`; the credit it applied comes back whole,
-    its VAT declared before). The invoice splits the payment row converted to its
-    currency, the credit this value rounded down: a Lightning payment's two may differ by
-    a unit of rounding.
+    says at which; without them nothing is booked (0). The value is credited whole or
+    not at all, and is a prepayment, which the payment's invoice bills instead of the
+    service (`kept_payment_line`), the credit being the line's net (`kept_value_split`): a
+    Purchase's or Renewal's value is its row's net, its VAT charged on top and declared on
+    that line at the quote's rate; an Upgrade's own money (it charged no tax) is split, its
+    net credited and its VAT at the buyer's credit rate declared there. The credit it
+    applied comes back whole (its VAT declared before). The invoice converts the payment
+    row to its currency as a whole, the credit this value rounded down: a Lightning
+    payment's two may differ by a unit of rounding, and a card paid in another fiat than
+    the credit's is shown in the fiat paid.
     Booked once per payment (reference: its id), so replays change nothing. Called by the
     booking (`app.billing.completion`) for a payment whose deleted VM cannot be restored
     (`app.billing.restorable`), or whose late order or upgrade its host has no room left for,

@@ -96,18 +96,15 @@ async def _dated_after_previous(
 
 
 def _kept_as_credit(done: CompletedPayment) -> bool:
-    """An Upgrade booked without being applied, its value booked as account credit: its
-    invoice bills a prepayment to account credit, not the upgrade (nothing was supplied;
-    credit notes never take that money back, it stays on the balance). One whose value could
-    not be booked keeps its upgrade line: an operator settles it, by a credit note if need
-    be. Other payments that became credit (a VM that cannot be restored) keep their line."""
+    """A payment booked without supplying what it paid for, its whole value booked as
+    account credit (`CreditMode.UNRESTORABLE`): an Upgrade not applied, or a Purchase or
+    Renewal whose deleted VM (or lapsed order) cannot be provided again. Its invoice bills a
+    prepayment to account credit, not the service (nothing was supplied; credit notes never
+    take that money back, it stays on the balance). Such a payment is credited whole or
+    not at all: one whose value could not be booked (`credited` 0) keeps its service line,
+    for an operator to settle, by a credit note if need be."""
     credit = done.credit
-    return (
-        done.is_upgrade
-        and credit is not None
-        and credit.mode is CreditMode.UNRESTORABLE
-        and done.credited > 0
-    )
+    return credit is not None and credit.mode is CreditMode.UNRESTORABLE and done.credited > 0
 
 
 def _supply(done: CompletedPayment, now: datetime) -> tuple[datetime, datetime] | None:

@@ -146,14 +146,13 @@ def tell_user_of_unrestorable(queue: WorkQueue) -> Subscriber:
                 f"{paid} arrived after its VM was deleted or its order had lapsed, and the VM "
                 "cannot be provided again now. No time was bought"
             )
-        # an upgrade's money kept as credit is a prepayment: its VAT, if any, is taken off
-        value = "the payment's net value" if event.is_upgrade else "the payment's value"
         job = SendNotification(
             user_id=sub.user_id,
             title=f"[Subscription {sub.id}] Payment added to your account credit",
             message=(
-                f"{what}: {value} was added to your account credit, which pays your next "
-                "order, renewal or upgrade first."
+                # money kept as credit is a prepayment: credited net of its VAT, if any
+                f"{what}: the payment's net value was added to your account credit, which "
+                "pays your next order, renewal or upgrade first."
             ),
         )
         await _queue(queue, job, out, "telling the user about a payment booked as credit")
