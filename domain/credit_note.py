@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from domain.invoice import CreditNote, Invoice, InvoiceLine, effective_tax_rate
+from domain.invoice import FEE_LINE, CreditNote, Invoice, InvoiceLine, effective_tax_rate
 from domain.prepayment import PREPAYMENT_LINE
 from domain.tax import split_gross
 
 
-def _is_prepayment(line: InvoiceLine) -> bool:
-    return line.description == PREPAYMENT_LINE
+def _kept(line: InvoiceLine, credited: bool) -> bool:
+    """A line notes never take back: a prepayment to account credit, and, when the
+    payment's own value is account credit (`credited`), every line of what it paid for (all
+    but the processing fee, which was not credited)."""
+    return line.description == PREPAYMENT_LINE or (credited and line.description != FEE_LINE)
 
 
-def creditable_parts(invoice: Invoice) -> tuple[int, int]:
+def creditable_parts(invoice: Invoice, *, credited: bool = False) -> tuple[int, int]:
     """(net, VAT) that credit notes on the invoice may take back, all of them together: the
     invoice's own less its "Prepayment to account credit" line(s), net and VAT alike; an
     invoice without such a line (every invoice issued before prepayments were taxed) can
@@ -31,44 +34,59 @@ def creditable_parts(invoice: Invoice) -> tuple[int, int]:
       with credit, that time is not paid back in money (its invoice charged nothing for
       it), and a refund of it to credit gives the credit back;
     - credit an admin takes off the balance (an adjustment) to pay it out by hand: that
-      payout is corrected outside these notes, which never reach the prepayment."""
-    prepaid = [line for line in invoice.document.lines if _is_prepayment(line)]
-    if not prepaid:
+      payout is corrected outside these notes, which never reach the prepayment.
+
+    `credited`: the payment's own value was booked as account credit (its ledger entry,
+    read by the issuer under the invoice's lock: `app.billing.invoicing.lock_for_notes`).
+    At booking its invoice bills a prepayment instead of the service, which the rule above
+    leaves out already; after it was issued (a Purchase or Renewal that completed while its
+    VM was being deleted, credited when no room was left to bring it back:
+    `app.billing.overtaken`) the invoice still shows the service ("Renewal: …", its
+    supply period, any "Account credit applied"), immutable, though the credit is its net
+    and the VAT on it was charged on top: that whole part, net and VAT, is a prepayment in
+    fact, and notes leave it out too. Only an untaxed processing fee, never credited, is
+    left for them."""
+    kept = [line for line in invoice.document.lines if _kept(line, credited)]
+    if not kept:
         return invoice.net, invoice.tax
     return (
-        invoice.net - sum(line.net for line in prepaid),
-        invoice.tax - sum(line.tax for line in prepaid),
+        invoice.net - sum(line.net for line in kept),
+        invoice.tax - sum(line.tax for line in kept),
     )
 
 
-def credit_room(invoice: Invoice, issued: Iterable[CreditNote]) -> int:
+def credit_room(invoice: Invoice, issued: Iterable[CreditNote], *, credited: bool = False) -> int:
     """What credit notes on the invoice can still take back (gross, never below 0): its
-    `creditable_parts` less the notes already issued on it (`issued`, read under the
-    invoice's row lock by every issuer)."""
-    net, tax = creditable_parts(invoice)
+    `creditable_parts` less the notes already issued on it (`issued`, and whether its
+    payment's value is account credit, `credited`, both read under the invoice's row lock
+    by every issuer)."""
+    net, tax = creditable_parts(invoice, credited=credited)
     return max(0, net + tax - sum(note.amount for note in issued))
 
 
-def invoice_vat_rate(invoice: Invoice) -> Decimal:
+def invoice_vat_rate(invoice: Invoice, *, credited: bool = False) -> Decimal:
     """The rate a credit note of the invoice is split at: that of its taxed line with the
     largest net (the service line; an "Account credit applied" line is negative at the same
-    rate, the processing fee line is untaxed), prepayment lines left out (notes never take
-    them back: `creditable_parts`; an untaxed upgrade's taxed prepayment would otherwise
-    put VAT in its notes). Lines at two different rates are not split each at its own: the
-    largest one's rate stands for the whole note. An invoice without a taxed line (none is
-    issued so) is read off the net and tax notes may take back."""
-    taxed = [line for line in invoice.document.lines if line.tax and not _is_prepayment(line)]
+    rate, the processing fee line is untaxed), the lines notes never take back left out
+    (`creditable_parts`: an untaxed upgrade's taxed prepayment would otherwise put VAT in
+    its notes; with `credited`, the service is left out and the fee's notes bear none).
+    Lines at two different rates are not split each at its own: the largest one's rate
+    stands for the whole note. An invoice without a taxed line (none is issued so) is read
+    off the net and tax notes may take back."""
+    lines = invoice.document.lines
+    taxed = [line for line in lines if line.tax and not _kept(line, credited)]
     if not taxed:
-        return effective_tax_rate(*creditable_parts(invoice))
+        return effective_tax_rate(*creditable_parts(invoice, credited=credited))
     return max(taxed, key=lambda line: line.net).tax_rate
 
 
 def new_note_parts(
-    amount: int, invoice: Invoice, issued: Iterable[tuple[int, int]]
+    amount: int, invoice: Invoice, issued: Iterable[tuple[int, int]], *, credited: bool = False
 ) -> tuple[int, int]:
     """(net, tax) of a new credit note of gross `amount` on `invoice`, given the (net, tax)
     of the notes already issued on it (their sum plus `amount` is at most what notes may
-    take back: `creditable_parts`, the invoice less its prepayment lines).
+    take back: `creditable_parts`, the invoice less its prepayment lines, and less its
+    service when the payment's value is account credit, `credited`).
 
     - an invoice that charged no tax (reverse charge included) on what notes take back: all
       net;
@@ -84,12 +102,12 @@ def new_note_parts(
     notes_net = notes_tax = 0
     for net, tax in issued:
         notes_net, notes_tax = notes_net + net, notes_tax + tax
-    own_net, own_tax = creditable_parts(invoice)
+    own_net, own_tax = creditable_parts(invoice, credited=credited)
     if own_tax == 0:
         return amount, 0
     if notes_net + notes_tax + amount == own_net + own_tax:
         return own_net - notes_net, own_tax - notes_tax
-    net, tax = split_gross(amount, invoice_vat_rate(invoice))
+    net, tax = split_gross(amount, invoice_vat_rate(invoice, credited=credited))
     tax_room, net_room = max(0, own_tax - notes_tax), max(0, own_net - notes_net)
     if tax > tax_room:
         net, tax = net + tax - tax_room, tax_room
@@ -98,7 +116,9 @@ def new_note_parts(
     return net, tax
 
 
-def issued_parts(invoice: Invoice, notes: Iterable[CreditNote]) -> list[tuple[int, int]]:
+def issued_parts(
+    invoice: Invoice, notes: Iterable[CreditNote], *, credited: bool = False
+) -> list[tuple[int, int]]:
     """The (net, tax) of the invoice's notes, oldest first, as `new_note_parts` needs them: a
     note's own, and for an old note without them the split this rule gives it in its place
     (what it would have stored), so a later note still ends on the invoice's exact parts."""
@@ -107,5 +127,5 @@ def issued_parts(invoice: Invoice, notes: Iterable[CreditNote]) -> list[tuple[in
         if note.net is not None and note.tax is not None:
             parts.append((note.net, note.tax))
         else:
-            parts.append(new_note_parts(note.amount, invoice, parts))
+            parts.append(new_note_parts(note.amount, invoice, parts, credited=credited))
     return parts

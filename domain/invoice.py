@@ -19,6 +19,8 @@ REVERSE_CHARGE_TEXT = (
     "Reverse charge: VAT to be accounted for by the recipient "
     "(Article 196, Council Directive 2006/112/EC)."
 )
+#: the invoice line of a card processor's fee, untaxed (never part of the service bought)
+FEE_LINE = "Payment processing fee"
 #: the payment metadata key the credit balance writes when credit paid part of a payment
 CREDIT_APPLIED_KEY = "credit_applied"
 _CENT = Decimal("0.01")

@@ -12,6 +12,7 @@ from domain.enums import SubscriptionPaymentType
 from domain.exchange import fiat_to_msat, msat_to_fiat
 from domain.invoice import (
     CREDIT_APPLIED_KEY,
+    FEE_LINE,
     InvoiceContent,
     InvoiceLine,
     Party,
@@ -215,9 +216,7 @@ def build_content(
         what = f"{_KIND[payment.payment_type]}: {names}"
         lines = _service_lines(what, net, tax, credit, rate)
     if fee:
-        lines.append(
-            InvoiceLine(description="Payment processing fee", net=fee, tax_rate=Decimal(0), tax=0)
-        )
+        lines.append(InvoiceLine(description=FEE_LINE, net=fee, tax_rate=Decimal(0), tax=0))
     excess = overpaid_of(meta)
     prepaid = prepayment_line(excess, cur)  # money kept as credit bears its VAT here
     if prepaid is not None:

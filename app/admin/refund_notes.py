@@ -6,9 +6,9 @@ from datetime import datetime
 
 import attrs
 
-from app.billing.invoicing import add_credit_note
-from domain.credit_note import credit_room, invoice_vat_rate, issued_parts, new_note_parts
-from domain.invoice import CreditNote, Invoice
+from app.billing.invoicing import NoteTarget, add_credit_note, lock_for_notes
+from domain.credit_note import invoice_vat_rate, issued_parts, new_note_parts
+from domain.invoice import CreditNote
 from domain.money import Money
 from domain.tax import tax_on
 from ports.storage import UnitOfWork
@@ -32,19 +32,23 @@ class RefundNotes:
 
 @attrs.frozen
 class _Planned:
-    invoice: Invoice
-    issued: list[CreditNote]
+    target: NoteTarget
     amount: int
 
 
-def _take(invoice: Invoice, issued: list[CreditNote], net: int) -> tuple[int, int]:
-    """(gross of the note, net it covers) of taking back `net` from `invoice`: the net plus
-    the VAT the invoice charged on it (`tax_on` at the invoice's rate, 0 on a reverse charge
-    or untaxed invoice), capped by what the invoice can still take back (`credit_room`: its
-    total less any prepayment line and its notes so far); a capped note covers the net its
-    own split gives it."""
-    room = credit_room(invoice, issued)
-    if room <= 0:
+def _take(target: NoteTarget, net: int) -> tuple[int, int]:
+    """(gross of the note, net it covers) of taking back `net` from `target`'s invoice: the
+    net plus the VAT the invoice charged on it (`tax_on` at the invoice's rate, 0 on a
+    reverse charge or untaxed invoice), capped by what the invoice can still take back
+    (`NoteTarget.room`: its total less any prepayment line and its notes so far); a capped
+    note covers the net its own split gives it.
+
+    An invoice whose payment's value was booked as account credit (`credited`: its VM
+    could not be brought back after it was paid) takes back nothing: the time it shows
+    was taken back when it was credited, so none of it is paid back in money (the credit
+    is the customer's), and its processing fee is not time either."""
+    invoice, issued, room = target.invoice, target.issued, target.room
+    if target.credited or room <= 0:
         return 0, 0
     gross = net + tax_on(net, invoice_vat_rate(invoice))
     if gross <= room:
@@ -72,13 +76,18 @@ async def credit_refund(
     is left of the value plus its VAT, capped by what it can still take back, until the
     value is covered; the walk stops at the first invoice whose supply ended by `start` (the
     time bought before it is used). An invoice without a supply period bought no time and
-    one in another currency cannot be matched without a rate: both are passed over. What no
-    invoice takes back (time an admin added free, a price raised since the payment, time
-    paid before invoices were issued) is `uncovered`: no note, nothing paid back for it.
+    one in another currency cannot be matched without a rate: both are passed over, and so
+    is one whose payment's value was booked as account credit after it was issued (`_take`:
+    its time was taken back then, its value is the customer's credit). What no invoice
+    takes back (time an admin added free, a price raised since the payment, time paid
+    before invoices were issued, time whose payment became credit) is `uncovered`: no note,
+    nothing paid back for it.
 
-    Every invoice is locked (`get_for_update`, its notes read after it: on MariaDB a
-    locking read) before any note is numbered, so the series' counter lock comes after all
-    invoice locks, the order the admin's credit note takes them in (no deadlock)."""
+    Every invoice is locked (`lock_for_notes`: its notes and whether its payment was
+    credited read after it; on MariaDB the notes by a locking read, the credit as committed
+    before the subscription's lock this transaction holds) before any note is numbered, so
+    the series' counter lock comes after all invoice locks, the order the admin's credit
+    note takes them in (no deadlock)."""
     left = value.amount
     planned: list[_Planned] = []
     invoices = await uow.invoices.of_subscription(subscription_id)
@@ -90,15 +99,14 @@ async def credit_refund(
             continue
         if doc.supply_to <= start:
             break
-        invoice = await uow.invoices.get_for_update(found.id)
-        assert invoice is not None  # invoices are never deleted
-        issued = await uow.invoices.credit_notes_of(invoice.id)
-        gross, covered = _take(invoice, issued, left)
+        target = await lock_for_notes(uow, found.id)
+        assert target is not None  # invoices are never deleted
+        gross, covered = _take(target, left)
         if gross > 0:
-            planned.append(_Planned(invoice, issued, gross))
+            planned.append(_Planned(target, gross))
             left -= covered
     notes = [
-        await add_credit_note(uow, p.invoice, p.issued, amount=p.amount, reason=reason, now=now)
+        await add_credit_note(uow, p.target, amount=p.amount, reason=reason, now=now)
         for p in planned
     ]
     total = sum(note.amount for note in notes)

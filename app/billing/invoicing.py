@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import attrs
+
 from app.billing.errors import NotFound
+from domain.account_credit import CreditReason
 from domain.credit import CreditMode
 from domain.credit_note import credit_room, creditable_parts, issued_parts, new_note_parts
 from domain.errors import InvalidInput
@@ -117,6 +119,56 @@ def _supply(done: CompletedPayment, now: datetime) -> tuple[datetime, datetime] 
     return (now, expires) if expires is not None and expires > now else None
 
 
+@attrs.frozen
+class NoteTarget:
+    """An invoice held for credit notes (`lock_for_notes`): the invoice under its row lock,
+    its notes so far (oldest first) and whether its payment's own value is account credit
+    (`credited`), all read after the lock was granted."""
+
+    invoice: Invoice
+    issued: list[CreditNote]
+    credited: bool
+
+    @property
+    def room(self) -> int:
+        """What notes on it can still take back (`credit_room`)."""
+        return credit_room(self.invoice, self.issued, credited=self.credited)
+
+
+async def lock_for_notes(uow: UnitOfWork, invoice_id: int) -> NoteTarget | None:
+    """The invoice's row lock, then what caps its notes (every issuer of a credit note reads
+    them so, before any note is numbered: the series' counter lock comes after): the notes
+    issued on it and whether its payment's own value was booked as account credit (its
+    ledger entry, `credited_as_account_credit`). None for no such invoice.
+
+    That credit is booked at the payment's booking (its invoice then bills a prepayment)
+    or later, by `app.billing.overtaken.credit_overtaken`, which takes this same lock
+    before booking it: either it committed first and is read here (on MariaDB this
+    transaction's first plain read comes after the lock, or, for a refund, after the
+    subscription's lock, which the crediting holds too), or the notes it finds keep it
+    from booking the credit."""
+    invoice = await uow.invoices.get_for_update(invoice_id)
+    if invoice is None:
+        return None
+    issued = await uow.invoices.credit_notes_of(invoice.id)
+    credited = await credited_as_account_credit(uow, invoice.payment_id)
+    return NoteTarget(invoice=invoice, issued=issued, credited=credited)
+
+
+async def credited_as_account_credit(uow: UnitOfWork, payment_id: bytes) -> bool:
+    """Whether the payment's own value was booked as account credit: a positive OVERPAYMENT
+    entry under its bare id (`app.billing.credit_overpayment.credit_unrestorable`; an
+    excess or a settlement after an admin's completion is booked under a suffixed
+    reference and is money beyond the invoice, so it does not count)."""
+    entries = await uow.credit_ledger.list_by_reference(payment_id.hex())
+    return any(
+        entry.reason is CreditReason.OVERPAYMENT
+        and entry.payment_id == payment_id
+        and entry.amount > 0
+        for entry in entries
+    )
+
+
 async def issue_credit_note(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
@@ -128,10 +180,12 @@ async def issue_credit_note(
     """A refund or correction of an issued invoice: a new document in the company's credit
     note series; the invoice itself is never touched. The notes of one invoice never add up
     to more than it can take back (`credit_room`: its total less any prepayment to account
-    credit, money that stays on the balance): the check runs under the invoice's own row
-    lock, so two admins cannot both pass, even when their notes fall in two series (31 Dec
-    and 1 Jan). The note's net and VAT are fixed there too, from the notes already issued
-    (`new_note_parts`)."""
+    credit, money that stays on the balance, and less the service whose value its payment
+    booked as account credit after the invoice was issued): the check runs under the
+    invoice's own row lock (`lock_for_notes`), so two admins cannot both pass, even when
+    their notes fall in two series (31 Dec and 1 Jan), nor can the crediting of its
+    payment slip between. The note's net and VAT are fixed there too, from the notes
+    already issued (`new_note_parts`)."""
     reason = reason.strip()
     if not reason:
         raise InvalidInput("A credit note needs a reason")
@@ -142,21 +196,23 @@ async def issue_credit_note(
         # the invoice's lock first: what is read after it was granted is what other issuers
         # committed (MariaDB takes its read snapshot at the first plain read, not here); then
         # the series' counter lock (the order every issuer of a credit note takes them in)
-        invoice = await uow.invoices.get_for_update(invoice_id)
-        if invoice is None:
+        target = await lock_for_notes(uow, invoice_id)
+        if target is None:
             raise InvoiceNotFound("Invoice not found")
-        issued = await uow.invoices.credit_notes_of(invoice.id)
-        if amount > credit_room(invoice, issued):
-            raise InvalidInput(_over_cap(invoice, issued))
-        note = await add_credit_note(uow, invoice, issued, amount=amount, reason=reason, now=now)
+        if amount > target.room:
+            raise InvalidInput(_over_cap(target))
+        note = await add_credit_note(uow, target, amount=amount, reason=reason, now=now)
         await uow.commit()
     return note
 
 
-def _over_cap(invoice: Invoice, issued: Sequence[CreditNote]) -> str:
-    """Why a note is refused: the invoice total, or for an invoice with a prepayment line
-    what notes may take back of it (`creditable_parts`), and how much is credited."""
-    credited, creditable = sum(n.amount for n in issued), sum(creditable_parts(invoice))
+def _over_cap(target: NoteTarget) -> str:
+    """Why a note is refused: the invoice total, or for an invoice with a prepayment line,
+    or whose payment's value is account credit, what notes may take back of it
+    (`creditable_parts`), and how much is credited."""
+    invoice, issued = target.invoice, target.issued
+    credited = sum(n.amount for n in issued)
+    creditable = sum(creditable_parts(invoice, credited=target.credited))
     if creditable == invoice.total:
         return (
             f"Credit notes would exceed the invoice total ({credited} of "
@@ -165,29 +221,38 @@ def _over_cap(invoice: Invoice, issued: Sequence[CreditNote]) -> str:
     return (
         f"Credit notes would exceed what the invoice can take back: its total, "
         f"{invoice.total}, less its prepayment to account credit, which stays on the "
-        f"account ({credited} of {creditable} already credited)"
+        f"account{_ALL_CREDITED if target.credited else ''} ({credited} of {creditable} "
+        "already credited)"
     )
+
+
+#: what a refusal adds for an invoice whose payment's own value is account credit
+_ALL_CREDITED = (
+    ": its payment's value was booked as account credit, so only what was not credited "
+    "(a processing fee) can be taken back"
+)
 
 
 async def add_credit_note(
     uow: UnitOfWork,
-    invoice: Invoice,
-    issued: Sequence[CreditNote],
+    target: NoteTarget,
     *,
     amount: int,
     reason: str,
     now: datetime,
 ) -> CreditNote:
-    """Number and store a credit note of gross `amount` on `invoice`, its net and VAT fixed
-    from the invoice's notes so far (`issued`, oldest first: `new_note_parts`).
+    """Number and store a credit note of gross `amount` on `target`'s invoice, its net and
+    VAT fixed from the invoice's notes so far (`issued`, oldest first: `new_note_parts`).
 
-    The caller holds the invoice's row lock (`get_for_update`), read `issued` after it, and
-    checked that `amount` is at most what the invoice can still take back (`credit_room`);
-    the series' counter lock is taken here, after the invoice's (the order every issuer
-    takes them in)."""
-    if not 0 < amount <= credit_room(invoice, issued):  # the caller's check, kept here too
+    The caller holds the invoice's row lock and read the rest after it (`lock_for_notes`),
+    and checked that `amount` is at most what the invoice can still take back
+    (`NoteTarget.room`); the series' counter lock is taken here, after the invoice's (the
+    order every issuer takes them in)."""
+    invoice, issued, credited = target.invoice, target.issued, target.credited
+    if not 0 < amount <= target.room:  # the caller's check, kept here too
         raise ValueError(f"a credit note of {amount} is over what invoice {invoice.id} can take")
-    net, tax = new_note_parts(amount, invoice, issued_parts(invoice, issued))
+    parts = issued_parts(invoice, issued, credited=credited)
+    net, tax = new_note_parts(amount, invoice, parts, credited=credited)
     series = credit_note_series(now)
     seq = await uow.invoices.next_seq(invoice.company_id, series)
     return await uow.invoices.add_credit_note(

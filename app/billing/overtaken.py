@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from app.billing.credit_overpayment import credit_unrestorable
+from app.billing.invoicing import lock_for_notes
 from app.billing.payment_completed import (
     Reactions,
     publish,
@@ -52,13 +53,24 @@ async def credit_overtaken(
     this undoes exactly what they bought. A subscription left with no paid time is
     switched off, as the deletion leaves it. A payment with no recorded time (None, rows
     older than completion's `time_value` rule) takes nothing back. Returns the subscription
-    as saved and one event per credited payment, for `tell_overtaken_credited`."""
+    as saved and one event per credited payment, for `tell_overtaken_credited`.
+
+    Each one's invoice was issued at its booking, with its service line and supply period,
+    and stays so (invoices are immutable): once its value is credit, the credit notes on
+    it leave that service out (`domain.credit_note.creditable_parts`, `credited`), or the
+    money would go back twice, as a note and as spendable credit. So its invoice is locked
+    first, as every issuer of a note locks it (`lock_for_notes`, after the subscription's
+    lock here as in a refund by hand), and one that a note has taken something back from
+    already (issued while the VM was being deleted) is credited nothing: its value is
+    credited whole or not at all, and the admins are told why (`_noted`)."""
     taken = 0
-    credited: list[tuple[SubscriptionPayment, int]] = []
+    credited: list[tuple[SubscriptionPayment, int, str]] = []
     for payment in late:
-        booked = await credit_unrestorable(uow, payment, sub.currency, why)
+        noted = await _noted(uow, payment)
+        reason = why if noted is None else f"{why}; {noted}"
+        booked = 0 if noted else await credit_unrestorable(uow, payment, sub.currency, why)
         taken += payment.time_value or 0
-        credited.append((payment, booked))
+        credited.append((payment, booked, reason))
     after = sub
     if sub.expires is not None and taken:
         after = attrs.evolve(sub, expires=sub.expires - timedelta(seconds=taken))
@@ -67,12 +79,24 @@ async def credit_overtaken(
     if after != sub:
         await uow.subscriptions.update(subscription_changed(sub, after, now))
     events = []
-    for payment, booked in credited:
-        credit = unrestorable(now, why, booked)
+    for payment, booked, reason in credited:
+        credit = unrestorable(now, reason, booked)
         paid = with_credit(payment, credit)
         await uow.payments.update(paid)
         events.append(PaymentCompleted(payment=paid, subscription=after, credit=credit))
     return after, tuple(events)
+
+
+async def _noted(uow: UnitOfWork, payment: SubscriptionPayment) -> str | None:
+    """The payment's invoice locked (`lock_for_notes`); why its value cannot become credit
+    when credit notes already took part of that invoice back, else None (no invoice, as
+    for a payment booked before invoices were issued, counts as no note)."""
+    found = await uow.invoices.get_by_payment(payment.id)
+    target = None if found is None else await lock_for_notes(uow, found.id)
+    if target is None or not target.issued:
+        return None
+    numbers = ", ".join(note.number for note in target.issued)
+    return f"credit notes {numbers} took back part of its invoice {target.invoice.number}"
 
 
 async def tell_overtaken_credited(queue: WorkQueue, events: Sequence[PaymentCompleted]) -> None:
