@@ -149,6 +149,36 @@ def test_an_invoice_without_a_prepayment_can_take_back_its_total() -> None:
     assert credit_room(VAT23, [_note(123, 100, 23)]) == VAT23.total - 123
 
 
+def _described(invoice: Invoice, *described: tuple[str, int, str, int]) -> Invoice:
+    """`invoice` with these (description, net, rate, tax) lines added."""
+    doc = invoice.document
+    lines = tuple(
+        InvoiceLine(description=what, net=net, tax_rate=Decimal(rate), tax=tax)
+        for what, net, rate, tax in described
+    )
+    return _issued(attrs.evolve(doc, lines=(*doc.lines, *lines)))
+
+
+def test_a_payment_credited_after_its_invoice_leaves_only_its_fee_creditable() -> None:
+    """Its value became account credit after the invoice was issued (`credited`): the service
+    and the credit it applied, net and VAT, stay on the balance; the untaxed fee does not,
+    and its notes bear no VAT; an excess kept as credit stays out either way."""
+    card = _described(
+        VAT23,
+        ("Account credit applied", -100, "23", -23),
+        ("Payment processing fee", 30, "0", 0),
+    )
+    assert creditable_parts(card) == (930, 207)
+    assert creditable_parts(card, credited=True) == (30, 0)
+    assert credit_room(card, [], credited=True) == 30
+    assert credit_room(card, [_note(20, 20, 0)], credited=True) == 10
+    assert invoice_vat_rate(card, credited=True) == Decimal(0)
+    assert new_note_parts(30, card, [], credited=True) == (30, 0)
+    assert issued_parts(card, [_note(20)], credited=True) == [(20, 0)]
+    assert creditable_parts(VAT23, credited=True) == (0, 0)
+    assert credit_room(_with_prepayment(VAT23, 813, "23", 187), [], credited=True) == 0
+
+
 def test_an_untaxed_supply_with_a_taxed_prepayment_is_credited_net_only() -> None:
     """An upgrade charges no tax, its excess bears the buyer's 23 %: its notes bear none."""
     upgrade = _with_prepayment(_lines((500, "0", 0)), 813, "23", 187)

@@ -1,0 +1,192 @@
+"""A Purchase or Renewal that completed while its VM was being deleted, and became account
+credit afterwards because no room was left to bring the VM back, keeps the invoice it was
+issued with ("Renewal: …", a supply period); credit notes never take that credited value
+back (a card's fee, not credited, stays creditable), a refund by hand puts no note on it,
+and a note issued on it before it was credited keeps it from being credited at all; a
+renewal that brought its VM back is invoiced and creditable as before; on memory, SQLite
+and MariaDB."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import pytest
+
+from app.admin.refund_notes import credit_refund
+from app.billing.invoicing import issue_credit_note
+from app.worker.lifecycle import LifecycleReport, check_subscriptions
+from domain.credit import payment_meta
+from domain.enums import PaymentMethod
+from domain.errors import InvalidInput
+from domain.invoice import Invoice
+from domain.model import Subscription, SubscriptionPayment, Vm
+from domain.money import Currency, Money
+from domain.price_basis import CREDIT_KEY
+from tests.contract import lifecycle_world, storage_backends
+from tests.contract.test_overtaken_placement import GUARD_S, _host_full
+from tests.contract.test_unrestorable_payment import NOTICE, _balance, _second_host
+from tests.unit.worker.world import DAY, World
+
+database = storage_backends.database
+world = lifecycle_world.world_with_rails("payment_canceller")
+
+SECOND = timedelta(seconds=1)
+FEE_LINE = "Payment processing fee"
+
+Hook = Callable[[Vm, SubscriptionPayment], Awaitable[None]]
+
+
+async def _nothing(vm: Vm, late: SubscriptionPayment) -> None:
+    return None
+
+
+async def _overtaken(
+    world: World,
+    *,
+    card: bool = False,
+    no_room: bool = True,
+    while_deleting: Hook = _nothing,
+) -> tuple[Subscription, SubscriptionPayment, Invoice]:
+    """A paid VM past its grace period, a renewal (Lightning, or `card`) asked for in its
+    last minutes and completed while the host deletes the VM; its region then has no room
+    for it (`no_room`) and `while_deleting` runs after that payment's booking, before the
+    deletion is recorded. The subscription as the payment left it, the payment and its
+    invoice (as issued at its booking) are returned."""
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    world.at(sub.expires + 7 * DAY - timedelta(minutes=5))
+    if card:
+        late: SubscriptionPayment = await world.shop.renew(
+            vm, method=PaymentMethod.REVOLUT, user_id=None
+        )
+    else:
+        late = await world.renew(vm)
+    world.at(sub.expires + 7 * DAY + SECOND)
+    world.host.hold("delete_vm")
+    run: asyncio.Task[LifecycleReport] = asyncio.create_task(check_subscriptions(world.deps))
+    await asyncio.wait_for(world.host.entered("delete_vm").wait(), GUARD_S)
+    if no_room:
+        await _host_full(world, vm)
+        await _second_host(world, cpu=1)  # too small for the VM's 2 CPUs
+    assert (await asyncio.wait_for(world.complete(late), GUARD_S)).completed
+    paid_sub = await world.sub(vm)
+    await while_deleting(vm, late)
+    world.host.let_go("delete_vm")
+    await run
+    await world.run_jobs()
+    async with world.shop.factory() as uow:
+        invoice = await uow.invoices.get_by_payment(late.id)
+    assert invoice is not None
+    return paid_sub, late, invoice
+
+
+async def _note(world: World, invoice: Invoice, amount: int) -> None:
+    await issue_credit_note(
+        world.shop.factory, world.clock, invoice_id=invoice.id, amount=amount, reason="refund"
+    )
+
+
+async def _notes(world: World, invoice: Invoice) -> list[tuple[int, int | None, int | None]]:
+    async with world.shop.factory() as uow:
+        return [(n.amount, n.net, n.tax) for n in await uow.invoices.credit_notes_of(invoice.id)]
+
+
+async def _credited_after_its_invoice(
+    world: World, sub: Subscription, late: SubscriptionPayment, invoice: Invoice
+) -> int:
+    """The payment bought no time and is credit (its net), though its invoice bills the
+    renewal with a supply period (issued before it was credited); the balance."""
+    paid = await world.shop.payment(late.id)
+    assert paid.time_value == 0 and payment_meta(paid)[CREDIT_KEY]["mode"] == "unrestorable"
+    assert invoice.document.lines[0].description.startswith("Renewal: ")
+    assert invoice.document.supply_to is not None and invoice.tax > 0
+    balance = await _balance(world, sub)
+    assert balance > 0
+    return balance
+
+
+async def test_no_credit_note_takes_back_a_renewal_credited_after_its_invoice(
+    world: World,
+) -> None:
+    sub, late, invoice = await _overtaken(world)
+    balance = await _credited_after_its_invoice(world, sub, late, invoice)
+
+    with pytest.raises(InvalidInput, match="booked as account credit"):
+        await _note(world, invoice, invoice.total)
+    with pytest.raises(InvalidInput, match="booked as account credit"):
+        await _note(world, invoice, 1)
+    assert await _notes(world, invoice) == []
+    assert await _balance(world, sub) == balance
+
+
+async def test_a_card_renewal_credited_after_its_invoice_keeps_its_fee_creditable(
+    world: World,
+) -> None:
+    sub, late, invoice = await _overtaken(world, card=True)
+    await _credited_after_its_invoice(world, sub, late, invoice)
+    fee = late.processing_fee
+    assert fee > 0 and invoice.document.lines[-1].description == FEE_LINE
+
+    with pytest.raises(InvalidInput, match="booked as account credit"):
+        await _note(world, invoice, fee + 1)
+    await _note(world, invoice, fee)
+    assert await _notes(world, invoice) == [(fee, fee, 0)]  # the fee bears no VAT
+    with pytest.raises(InvalidInput, match="booked as account credit"):
+        await _note(world, invoice, 1)
+
+
+async def test_a_refund_by_hand_puts_no_note_on_a_renewal_credited_after_its_invoice(
+    world: World,
+) -> None:
+    """Its supply period reaches past the refund's start, but that time was taken back when
+    it was credited: no note, the value is uncovered (not paid back)."""
+    sub, late, invoice = await _overtaken(world)
+    await _credited_after_its_invoice(world, sub, late, invoice)
+    assert invoice.document.supply_to is not None and invoice.document.supply_to > world.now
+    value = Money(Currency.parse(sub.currency), 500)
+
+    async with world.shop.factory() as uow:
+        await uow.subscriptions.get_for_update(sub.id)
+        notes = await credit_refund(
+            uow, sub.id, value=value, start=world.now, reason="by hand", now=world.now
+        )
+        await uow.commit()
+
+    assert notes.notes == () and notes.uncovered == value.amount and notes.invoiced
+    assert await _notes(world, invoice) == []
+
+
+async def test_a_note_issued_while_its_vm_was_deleted_keeps_the_payment_from_credit(
+    world: World,
+) -> None:
+    """Credited whole or not at all: a note took part of its invoice back before it could be
+    credited, so nothing is booked (the money is not given back twice) and the admins are
+    told why."""
+
+    async def noted(vm: Vm, late: SubscriptionPayment) -> None:
+        async with world.shop.factory() as uow:
+            found = await uow.invoices.get_by_payment(late.id)
+        assert found is not None
+        await _note(world, found, 100)
+
+    sub, late, invoice = await _overtaken(world, while_deleting=noted)
+
+    paid = await world.shop.payment(late.id)
+    assert paid.time_value == 0 and payment_meta(paid)[CREDIT_KEY]["mode"] == "unrestorable"
+    assert await _balance(world, sub) == 0
+    [notice] = [n for n in world.notifier.to_admins() if NOTICE in n.title]
+    assert f"took back part of its invoice {invoice.number}" in notice.message
+    assert "its value could not be booked as credit" in notice.message
+    assert len(await _notes(world, invoice)) == 1
+
+
+async def test_a_renewal_that_brought_its_vm_back_stays_creditable(world: World) -> None:
+    sub, late, invoice = await _overtaken(world, no_room=False)
+
+    assert (await world.shop.payment(late.id)).time_value
+    assert await _balance(world, sub) == 0
+    await _note(world, invoice, invoice.total)  # a correction may take all of it back
+    assert [amount for amount, _, _ in await _notes(world, invoice)] == [invoice.total]
