@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -145,8 +145,8 @@ async def _waits_or_ends(backend: Backend, racer: asyncio.Task[Any]) -> None:
 
 async def _first_holds_second_runs(
     backend: Backend,
-    first: Callable[[UnitOfWorkFactory], Awaitable[Any]],
-    second: Callable[[UnitOfWorkFactory], Awaitable[Any]],
+    first: Callable[[UnitOfWorkFactory], Coroutine[Any, Any, Any]],
+    second: Callable[[UnitOfWorkFactory], Coroutine[Any, Any, Any]],
 ) -> tuple[Any, Any]:
     """`first` held after its first user read while `second` runs into it (waits for its
     lock, or, without one, goes through), then `first` goes on: both results."""
