@@ -34,6 +34,9 @@ class MemoryUsers(RecordRepo[User]):
     async def lock(self, user_id: int) -> None:
         """Nothing to do: a memory unit of work already runs alone (one lock for all)."""
 
+    async def get_for_update(self, user_id: int) -> User | None:
+        return await self.get(user_id)  # the unit of work's lock already serialises
+
 
 class MemorySshKeys(RecordRepo[SshKey]):
     table = "user_ssh_key"

@@ -301,6 +301,9 @@ class SqlUsers(SqlRecords[User]):
     async def lock(self, user_id: int) -> None:
         await self._lock_row(user_id)
 
+    async def get_for_update(self, user_id: int) -> User | None:
+        return await self._lock_by_id(self.table, user_id, self.mapper)
+
 
 class SqlSshKeys(SqlRecords[SshKey]):
     async def lock_owner(self, owner_key: bytes) -> tuple[int, int] | None:

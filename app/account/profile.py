@@ -12,10 +12,10 @@ from typing import TypeAlias
 
 import attrs
 
-from app.billing.catalogue import user_of
+from app.billing.errors import UserNotFound
 from app.billing.price_in_force import cancel_quietly, expire_user_quotes
 from app.billing.rails import PaymentRails
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, found
 from domain.model import SubscriptionPayment, User
 from domain.nwc_uri import PUBLIC_TLS_RELAYS, RelayPolicy, parse_nwc_uri
 from domain.patch import UNSET, Maybe, Unset
@@ -126,15 +126,26 @@ def new_verify_token(user_id: int) -> str:
     return f"{user_id:0{_TOKEN_ID_HEX}x}" + secrets.token_hex(24)
 
 
-def with_new_email(user: User, email: str) -> User | None:
-    """`user` given the address `email` (checked: `check_email`) when it is not the one
-    stored: unverified, with a fresh verify token whose mail the caller queues
-    (`SendEmailVerification`) after its commit. None when it is the stored address, whose
-    verification stays as it is. The rule holds whoever changes the address (the user, an
-    admin): nobody has shown yet that they read the new one, so notices must not go there
-    as to a verified address."""
+def with_email_to_verify(user: User, email: str) -> User | None:
+    """`user` given the address `email` (checked: `check_email`) when a verification mail is
+    due, whose `SendEmailVerification` the caller queues after its commit; None when `email`
+    is the stored address and verified, which stays as it is.
+
+    A new address is unverified, with a fresh verify token. The rule holds whoever changes
+    the address (the user, an admin): nobody has shown yet that they read the new one, so
+    notices must not go there as to a verified address. The stored address still unverified
+    is mailed again, its pending token kept (the link of an earlier mail stays good; a legacy
+    token `verify_email` cannot look up, or none, is replaced): the mail is queued after the
+    commit, so one lost there (the queue down) is sent by repeating the request.
+
+    `user` must be read under its lock (`Users.get_for_update`), or a concurrent change or
+    verification click in between would be written back over."""
     if email == user.email:
-        return None
+        if user.email_verified:
+            return None
+        if _resolvable(user.email_verify_token, user.id):
+            return user
+        return attrs.evolve(user, email_verify_token=new_verify_token(user.id))
     return attrs.evolve(
         user,
         email=email,
@@ -224,10 +235,11 @@ async def update_account(
     """Apply a PATCH in the reference's order (§6.1): NWC, tax id, e-mail, contact check.
 
     A new or changed address is stored unverified with a fresh token and a
-    `SendEmailVerification` job is queued after the commit; an unchanged, unverified address
-    without a pending token (or with a legacy one this server cannot look up) gets one too.
-    `email: null` may not remove an address (400) but is accepted as "no change" from a user
-    who has none (an echoed GET).
+    `SendEmailVerification` job is queued after the commit; the unchanged address, still
+    unverified, is mailed again (`with_email_to_verify`). `email: null` may not remove an
+    address (400) but is accepted as "no change" from a user who has none (an echoed GET).
+    The user's row is locked first, so an admin's change or a verification click running at
+    the same time is not written over (nor this change by them).
 
     A new tax country makes every pending renewal quote of the user charge the wrong tax:
     they are expired in the same transaction and cancelled at their provider after (D23).
@@ -235,7 +247,7 @@ async def update_account(
     """
     nwc_value = patch.nwc_connection_string
     async with uow_factory() as uow:
-        user = await user_of(uow, user_id)
+        user = found(await uow.users.get_for_update(user_id), UserNotFound("User not found"))
         nwc = _nwc(nwc_value, user.nwc_connection_string, nwc_relays)
         tax_id = _text("tax_id", patch.tax_id, user.billing_tax_id)
         if tax_id is not None:
@@ -245,12 +257,10 @@ async def update_account(
         if patch.email is None and user.email:
             raise InvalidInput("Email address is required and cannot be removed")
         if isinstance(patch.email, str):
-            moved = with_new_email(user, check_email(patch.email))
-            if moved is not None:
-                email, verified, token = moved.email, moved.email_verified, moved.email_verify_token
-                send = True
-            elif not verified and not _resolvable(token, user.id):
-                token, send = new_verify_token(user.id), True
+            pending = with_email_to_verify(user, check_email(patch.email))
+            if pending is not None:
+                email, verified = pending.email, pending.email_verified
+                token, send = pending.email_verify_token, True
         if patch.contact_email and not email:
             raise InvalidInput("An email address is required to enable email notifications")
         updated = attrs.evolve(
@@ -298,7 +308,11 @@ class VerifyOutcome(Enum):
 
 
 async def verify_email(uow_factory: UnitOfWorkFactory, token: str) -> VerifyOutcome:
-    """Mark the address of the user holding `token` verified and spend the token (single use)."""
+    """Mark the address of the user holding `token` verified and spend the token (single use).
+
+    The user's row is locked before the token is compared: an address changed meanwhile (by
+    the user or an admin) has a new token, so the link of the old one is refused (INVALID)
+    instead of putting the old address back, verified."""
     token = token.strip().lower()
     if not _HEX32.fullmatch(token):
         return VerifyOutcome.INVALID
@@ -306,7 +320,7 @@ async def verify_email(uow_factory: UnitOfWorkFactory, token: str) -> VerifyOutc
     if not 0 < user_id <= _LARGEST_ID:  # no such user, and storage binds no bigger number
         return VerifyOutcome.INVALID
     async with uow_factory() as uow:
-        user = await uow.users.get(user_id)
+        user = await uow.users.get_for_update(user_id)
         if user is None or not user.email_verify_token:
             return VerifyOutcome.INVALID
         if not hmac.compare_digest(user.email_verify_token.lower(), token):

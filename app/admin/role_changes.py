@@ -162,7 +162,8 @@ async def update_user_and_role(
     now = clock.now()
     async with uow_factory() as uow:
         admins = await lock_super_admins(uow, now) if admin_role is not None else SuperAdmins()
-        if await uow.users.get(user_id) is None:
+        # the user's lock before the first plain read (`apply_user_changes` reads under it)
+        if await uow.users.get_for_update(user_id) is None:
             raise UserNotFound("User not found")
         if admin_role is not None:
             await _replace_roles(uow, now, user_id, admin_role, by_user_id, caller, admins)

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from app.account.profile import check_country, check_email, email_hash, with_new_email
+from app.account.profile import check_country, check_email, email_hash, with_email_to_verify
 from app.admin.role_guard import (
     SUPER_ADMIN_ROLE_ID,
     SelfRevokeRefused,
@@ -86,8 +86,9 @@ async def update_user(
     code is a 400). A new country changes the tax every quote of the user charged: their
     pending renewal quotes are expired in the same transaction and cancelled at their
     provider after it (D23). A new `email` is unverified until the user follows the link
-    mailed to it (`with_new_email`, as for the user's own change); the reference kept it
-    verified, so notices went to an address nobody had shown they read."""
+    mailed to it (`with_email_to_verify`, as for the user's own change); the reference kept
+    it verified, so notices went to an address nobody had shown they read. The same address
+    sent again while still unverified is mailed again."""
     async with uow_factory() as uow:
         changed = await apply_user_changes(uow, user_id, changes, clock.now())
         await uow.commit()
@@ -98,7 +99,7 @@ async def update_user(
 @attrs.frozen
 class UserChanges:
     """What `apply_user_changes` did: the user as updated, the quotes a new country (or VAT
-    validation) expired, and whether a new address waits for its verification mail."""
+    validation) expired, and whether an address waits for its verification mail."""
 
     user: User
     expired: list[SubscriptionPayment]
@@ -115,21 +116,24 @@ async def apply_user_changes(
     uow: UnitOfWork, user_id: int, changes: Mapping[str, Any], now: datetime
 ) -> UserChanges:
     """`update_user` inside the caller's transaction; the caller runs
-    `UserChanges.after_commit` once it has committed."""
+    `UserChanges.after_commit` once it has committed. The user's row is read under its lock
+    (`Users.get_for_update`): the user's own change or a verification click of the old
+    address running at the same time waits, or is waited for, instead of one writing the
+    other's row back over it."""
     fields: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
     email = check_email(str(fields.pop("email"))) if "email" in fields else None
     if "country_code" in fields:
         fields["country_code"] = check_country(str(fields["country_code"]))
-    user = found(await uow.users.get(user_id), UserNotFound("User not found"))
-    moved = None if email is None else with_new_email(user, email)
-    updated = attrs.evolve(moved or user, **fields)
+    user = found(await uow.users.get_for_update(user_id), UserNotFound("User not found"))
+    pending = None if email is None else with_email_to_verify(user, email)
+    updated = attrs.evolve(pending or user, **fields)
     await uow.users.update(updated)
     expired: list[SubscriptionPayment] = []
     if country_alpha3(updated.country_code) != country_alpha3(user.country_code) or (
         updated.billing_vat_validated != user.billing_vat_validated  # reverse charge: no tax
     ):
         expired = await expire_user_quotes(uow, user.id, now)
-    return UserChanges(updated, expired, verify_email=moved is not None)
+    return UserChanges(updated, expired, verify_email=pending is not None)
 
 
 async def user_by_email(uow_factory: UnitOfWorkFactory, email: str) -> User:

@@ -35,6 +35,16 @@ class Users(Records[User], Protocol):
         """
         ...
 
+    async def get_for_update(self, user_id: int) -> User | None:
+        """`lock` the user's row and read it as last committed (None: no such user).
+
+        Every read-modify-write of the row (its e-mail address and verification above all)
+        goes through it, so an admin's change, the user's own and a verification click run
+        one after another instead of the later write putting back what the earlier one
+        replaced. The read sees the row as last committed even after the transaction's
+        snapshot was fixed (MariaDB's `FOR UPDATE`)."""
+        ...
+
 
 class SshKeys(Protocol):
     async def add(self, key: SshKey) -> SshKey: ...

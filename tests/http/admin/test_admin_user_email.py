@@ -1,5 +1,5 @@
 """An admin's change of a user's e-mail address resets its verification, as the user's own does;
-the same address sent again keeps it."""
+the same address sent again keeps it, and mails it again while it is unverified."""
 
 from __future__ import annotations
 
@@ -71,3 +71,24 @@ async def test_an_admin_sending_the_same_address_keeps_it_verified(world: AdminW
     assert (user.email, user.email_verified, user.email_verify_token) == (OLD, True, "")
     assert user.billing_name == "A"
     assert await _jobs(world) == []
+
+
+async def test_an_admin_sending_the_same_unverified_address_mails_it_again(
+    world: AdminWorld,
+) -> None:
+    """The mail queued after the first change may have been lost (the queue down after the
+    commit): sending the address again queues it anew, for the token already pending."""
+    user_id = await _verified_user(world)
+    await world.ok("PATCH", f"/users/{user_id}", json={"email": "bob@example.org"})
+    await _jobs(world)
+    pending = (await _stored(world, user_id)).email_verify_token
+
+    await world.ok("PATCH", f"/users/{user_id}", json={"email": "bob@example.org"})
+
+    assert await _jobs(world) == [SendEmailVerification(user_id=user_id)]
+    user = await _stored(world, user_id)
+    assert (user.email, user.email_verified, user.email_verify_token) == (
+        "bob@example.org",
+        False,
+        pending,
+    )
