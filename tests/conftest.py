@@ -19,11 +19,19 @@ from tests.dbtest import (
 ENGINES = ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)]
 
 
+#: the test files that take longest (a process per server, a Schemathesis run): run first
+SLOW_FILES = ("tests/e2e/", "tests/http/test_schemathesis")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that use `mysql_url` directly carry the `mysql` marker."""
+    """Tests that use `mysql_url` directly carry the `mysql` marker; the slowest files come
+    first (each file in its own order), so that the run ends on many short files that
+    pytest-xdist shares out evenly, not on one long file a single worker is left with
+    (`scripts/test` keeps this order: `--no-loadscope-reorder`)."""
     for item in items:
         if "mysql_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.mysql)
+    items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FILES))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -11,7 +11,7 @@ from typing import Any, cast
 import attrs
 import pytest
 from sqlalchemy import delete, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.memory.storage import MemoryUnitOfWorkFactory
@@ -46,18 +46,36 @@ from tests.unit.worker.world import CountingHost, OneHost, World, no_sleep
 async def empty_tables(engine: AsyncEngine, kind: str) -> None:
     """Delete every row and restart the ids at 1 (the shop's seed relies on ids 1, 2 …).
 
-    MariaDB: TRUNCATE with foreign-key checks off (~0.2 s for all tables). SQLite: the
-    tables have no AUTOINCREMENT, so an emptied table hands out rowid 1 again.
+    MariaDB: TRUNCATE with foreign-key checks off, of the tables a test touched only (~6 ms
+    to find them; each TRUNCATE costs ~6 ms, ~0.25 s for all tables): a table with a row or
+    an auto-increment counter past 1, which an insert leaves even when rolled back or
+    deleted. SQLite: the tables have no AUTOINCREMENT, so an emptied table hands out rowid 1
+    again.
     """
     async with engine.begin() as conn:
         if kind == "mysql":
             await conn.execute(text("SET FOREIGN_KEY_CHECKS=0"))
-            for table in tables.metadata.sorted_tables:
-                await conn.execute(text(f"TRUNCATE TABLE `{table.name}`"))
+            for name in await _touched_tables(conn):
+                await conn.execute(text(f"TRUNCATE TABLE `{name}`"))
             await conn.execute(text("SET FOREIGN_KEY_CHECKS=1"))
         else:
             for table in reversed(tables.metadata.sorted_tables):
                 await conn.execute(delete(table))
+
+
+async def _touched_tables(conn: AsyncConnection) -> set[str]:
+    """The MariaDB tables that differ from a freshly truncated one: with a row, or with an
+    auto-increment counter past 1."""
+    with_rows = " UNION ALL ".join(
+        f"SELECT '{table.name}' FROM DUAL WHERE EXISTS (SELECT 1 FROM `{table.name}`)"
+        for table in tables.metadata.sorted_tables
+    )
+    counted = (
+        "SELECT table_name FROM information_schema.tables"
+        " WHERE table_schema = DATABASE() AND auto_increment > 1"
+    )
+    found = await conn.execute(text(f"{with_rows} UNION {counted}"))
+    return {str(name) for name in found.scalars()} & set(tables.metadata.tables)
 
 
 def sql_factory(engine: AsyncEngine) -> SqlUnitOfWorkFactory:

@@ -18,7 +18,6 @@ from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from adapters.mysql import tables
 from adapters.mysql.engine import create_engine
-from adapters.mysql.schema_upgrade import upgrade_database
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from domain.enums import (
     DiskInterface,
@@ -47,7 +46,7 @@ from domain.model import (
     VmTemplate,
 )
 from ports.storage import UnitOfWork, UnitOfWorkFactory
-from tests.dbtest import MYSQL_HEAD, drop_mysql_database, sqlite_url_for
+from tests.dbtest import MYSQL_HEAD, SqliteTemplate, drop_mysql_database
 
 T = TypeVar("T")
 
@@ -91,16 +90,18 @@ def _mysql_database() -> Iterator[Database]:
     params=["memory", "sqlite", pytest.param("mysql", marks=pytest.mark.mysql)],
 )
 def database(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    _sqlite_template: SqliteTemplate,
 ) -> Iterator[Database]:
-    """One migrated database per test module and backend kind."""
+    """One database at head per test module and backend kind (SQL: a copy of this
+    process's migrated template, `tests.dbtest`)."""
     kind = str(request.param)
     if kind == "memory":
         yield Database("memory")
     elif kind == "sqlite":
-        url = sqlite_url_for(tmp_path_factory.mktemp("storage") / "lnvps.db")
-        asyncio.run(upgrade_database(url))
-        yield Database("sqlite", url)
+        target = tmp_path_factory.mktemp("storage") / "lnvps.db"
+        yield Database("sqlite", asyncio.run(_sqlite_template.copy_to(target)))
     else:
         yield from _mysql_database()
 

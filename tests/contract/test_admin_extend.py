@@ -10,12 +10,11 @@ import pytest
 
 from app.admin.vms import VmIsDeleted, extend_vm
 from tests.contract import lifecycle_world, storage_backends
+from tests.contract.lock_waits import until
 from tests.unit.billing.world import ALICE, Shop
 
 database = storage_backends.database
 shop = lifecycle_world.shop
-#: long enough for the extend to read the VM and wait on the lock the deletion holds
-SETTLE_S = 0.5
 
 
 async def test_an_extend_racing_a_deletion_does_not_revive_its_subscription(shop: Shop) -> None:
@@ -43,7 +42,7 @@ async def test_an_extend_racing_a_deletion_does_not_revive_its_subscription(shop
     extend = asyncio.create_task(
         extend_vm(shop.factory, shop.clock, shop.queue, vm_id=vm.id, days=5, admin_id=ALICE)
     )
-    await asyncio.sleep(SETTLE_S)
+    await until("the extend waits for the deletion's lock", lambda waits: waits >= 1, shop.factory)
     release.set()
     await deleting
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from app.account.ssh_keys import MAX_SSH_KEYS, TooManySshKeys, add_ssh_key_by_owner
 from domain.model import SshKey
 from ports.storage import UnitOfWorkFactory
+from tests.contract.lock_waits import until
 from tests.contract.storage_backends import Backend, at, backend, database
 from tests.http.vm_helpers import ssh_public_key
 
@@ -16,26 +16,29 @@ __all__ = ["backend", "database"]
 
 RACERS = 6
 OWNER = b"\x07" * 32
-#: how long a racer waits for the others after its first storage call: the racers a lock
-#: holds back never arrive, so the first goes on after this
-GATHER = 0.5
 
 
 class _Gate:
     """Holds each unit of work after its first SSH-key storage call until every racer has
-    made its own (or `GATHER` passed): all adds then overlap at their riskiest point."""
+    made its own or waits for the lock that serialises them (`lock_waits`): all adds then
+    overlap at their riskiest point. Once that was seen the gate stays open (the racers a
+    lock held back come one after another)."""
 
-    def __init__(self, racers: int) -> None:
+    def __init__(self, racers: int, factory: UnitOfWorkFactory) -> None:
         self.arrived = 0
         self.racers = racers
-        self.all_in = asyncio.Event()
+        self.factory = factory
+        self.open = False
 
     async def wait(self) -> None:
         self.arrived += 1
-        if self.arrived >= self.racers:
-            self.all_in.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.all_in.wait(), GATHER)
+        if not self.open:
+            await until(
+                "every racer past its first call or waiting for the lock",
+                lambda waits: self.arrived + waits >= self.racers,
+                self.factory,
+            )
+            self.open = True
 
 
 class _GatedKeys:
@@ -93,7 +96,7 @@ async def test_concurrent_adds_at_one_below_the_cap_store_exactly_one(backend: B
                 )
             )
         await uow.commit()
-    gate = _Gate(RACERS)
+    gate = _Gate(RACERS, factory)
 
     class Clock:
         def now(self) -> Any:

@@ -37,7 +37,7 @@ async def _poll(what: str, probe: Any, seconds: float = POLL_S) -> Any:
             return found
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.05)
 
 
 async def _pay(server: RunningServer, payment: dict[str, Any]) -> None:

@@ -17,25 +17,24 @@ import pytest
 from sqlalchemy import text
 
 from adapters.mysql.engine import create_engine
-from adapters.mysql.schema_upgrade import upgrade_database
 from domain.nip19 import npub
 from lnvps.cli import main
-from tests.dbtest import create_mysql_database, drop_mysql_database, sqlite_url_for
+from tests.dbtest import MYSQL_HEAD, SqliteTemplate, drop_mysql_database
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = bytes.fromhex("3bf0c63fcb93463407af97a5e5ee64fa883d107ef9e558472c4eb9aaaefa459d")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def db_url(
+    request: pytest.FixtureRequest, tmp_path: Path, _sqlite_template: SqliteTemplate
+) -> Iterator[str]:
+    """A database at head: a copy of this process's migrated template (`tests.dbtest`)."""
     if request.param == "sqlite":
-        url = sqlite_url_for(tmp_path / "admin.db")
-        asyncio.run(upgrade_database(url))
-        yield url
+        yield asyncio.run(_sqlite_template.copy_to(tmp_path / "admin.db"))
         return
-    name, url = asyncio.run(create_mysql_database())
+    name, url = asyncio.run(MYSQL_HEAD.copy())
     try:
-        asyncio.run(upgrade_database(url))
         yield url
     finally:
         asyncio.run(drop_mysql_database(name))
@@ -169,12 +168,11 @@ def test_unknown_roles_and_bad_keys_are_refused_in_one_line_and_change_nothing(
 
 
 def test_the_command_as_a_process_exits_with_its_status_and_prints_one_line(
-    tmp_path: Path,
+    tmp_path: Path, _sqlite_template: SqliteTemplate
 ) -> None:
     """The real `python -m lnvps.cli`: status 0 and the result on stdout for a grant, status 2
     and one line on stderr (no traceback, no log noise) for a refusal, nothing written."""
-    url = sqlite_url_for(tmp_path / "process.db")
-    asyncio.run(upgrade_database(url))
+    url = asyncio.run(_sqlite_template.copy_to(tmp_path / "process.db"))
     refused = lnvps_process(tmp_path, "admin", "grant", "ab" * 32, "overlord", "--db", url)
     assert refused.returncode == 2, refused
     assert refused.stdout == ""
