@@ -10,7 +10,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from adapters.memory.clock import FakeClock
 from app.account.profile import (
@@ -25,6 +24,7 @@ from domain.model import User
 from ports.jobs import SendEmailVerification
 from ports.queue import Job
 from ports.storage import UnitOfWorkFactory
+from tests.contract.lock_waits import lock_waits
 from tests.contract.storage_backends import Backend, at, backend, database
 from tests.unit.billing.fakes import RecordingQueue
 
@@ -35,17 +35,6 @@ NEW = "new@example.org"
 PUBLIC_URL = "https://api.lnvps.test"
 #: the longest a racer may take to reach the lock the other holds (it never waits this long)
 REACH_S = 5.0
-#: SQLite and memory wait in this process: the racer has reached the lock after this much
-IN_PROCESS_S = 0.05
-
-#: a locking read of this database waiting (still running after 20 ms): PROCESSLIST, as
-#: INNODB_TRX is a cache that polls more often than every 0.1 s (here and by any other
-#: client of the server) keep from ever being refreshed
-_MARIADB_LOCK_WAITS = text(
-    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() "
-    "AND ID <> CONNECTION_ID() AND COMMAND = 'Query' AND TIME_MS >= 20 "
-    "AND INFO LIKE '%FOR UPDATE%'"
-)
 
 
 class _FailingQueue(RecordingQueue):
@@ -128,19 +117,12 @@ def _held(
 
 
 async def _waits_or_ends(backend: Backend, racer: asyncio.Task[Any]) -> None:
-    """Until `racer` waits for a row lock (MariaDB's process list says so), or has ended; on
-    SQLite and memory the lock is waited for in this process, reached within `IN_PROCESS_S`."""
+    """Until `racer` waits for the lock the held side has (`lock_waits`), or has ended."""
     start = time.monotonic()
     while not racer.done() and time.monotonic() - start < REACH_S:
-        if backend.kind != "mysql":
-            if time.monotonic() - start >= IN_PROCESS_S:
-                return
-        else:
-            assert backend.engine is not None
-            async with backend.engine.connect() as conn:
-                if (await conn.execute(_MARIADB_LOCK_WAITS)).scalar_one():
-                    return
-        await asyncio.sleep(0.01)
+        if await lock_waits(backend.factory):
+            return
+        await asyncio.sleep(0.005)
 
 
 async def _first_holds_second_runs(
