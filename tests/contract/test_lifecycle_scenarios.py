@@ -10,6 +10,7 @@ from typing import Any, cast
 import attrs
 import pytest
 
+from app.admin.subscriptions import SubscriptionPatch, update_subscription
 from app.worker.context import WorkerDeps
 from app.worker.jobs import delete_by_admin
 from app.worker.lifecycle import LifecycleReport, check_subscriptions, lease_name
@@ -483,6 +484,76 @@ async def test_a_payment_during_the_grace_deletion_keeps_the_subscription(world:
     await world.run_jobs()
     assert world.host.calls.get("delete_vm") == 1
     assert notice_titles(world, vm.user_id) == (user, admins)  # nothing more
+
+
+async def _deleting_past_grace(world: World, vm: Vm) -> asyncio.Task[LifecycleReport]:
+    """The VM stopped at its expiry, then a run well past its grace whose host deletion hangs."""
+    await _expired(world, vm)
+    await world.lifecycle(runs=1, step=RUN)
+    world.advance(40 * DAY)
+    return await _slow_host_call(world, "delete_vm")
+
+
+async def _admin_patch(world: World, vm: Vm, patch: SubscriptionPatch) -> None:
+    sub = await world.sub(vm)
+    await update_subscription(world.shop.factory, sub.id, patch, clock=world.clock, rails=None)
+
+
+async def test_an_admin_switching_the_subscription_off_during_the_grace_deletion(
+    world: World,
+) -> None:
+    """An admin switches the subscription off while the host deletes its VM: the deletion
+    is no longer due, but no payment overtook it, so it is recorded as a plain one (row
+    deleted, address released, history Deleted, N4 and N8), not undone: a revived row
+    would never be built (unpaid) and sit on a subscription the lifecycle no longer visits."""
+    vm = await world.paid_vm()
+    run = await _deleting_past_grace(world, vm)
+    await _admin_patch(world, vm, SubscriptionPatch(is_active=False))
+    world.host.let_go("delete_vm")
+    assert LifecycleAction.DELETE_AFTER_GRACE in [d.action for d in (await run).done]
+    await world.run_jobs()
+    await _assert_deleted_after_grace(world, vm.id)
+    await world.lifecycle(runs=2, step=RUN)
+    await world.vm_check()
+    await world.run_jobs()
+    assert (await world.shop.vm(vm.id)).deleted
+    assert world.host.calls.get("create_vm") == 1 and world.host_state(vm.id) is None
+    assert not world.notifier.titled(f"[VM{vm.id}] Re-created after deletion")
+
+
+async def test_an_admin_moving_the_expiry_into_the_grace_during_its_deletion(
+    world: World,
+) -> None:
+    """An expiry moved back within the grace (still unpaid) while the host deletes the VM:
+    no payment overtook the deletion, so it is recorded and the subscription ended."""
+    vm = await world.paid_vm()
+    run = await _deleting_past_grace(world, vm)
+    await _admin_patch(world, vm, SubscriptionPatch(expires=world.now - DAY))
+    world.host.let_go("delete_vm")
+    await run
+    await world.run_jobs()
+    await _assert_deleted_after_grace(world, vm.id)
+    assert world.host.calls.get("create_vm") == 1
+
+
+async def test_an_admin_extending_the_expiry_during_the_grace_deletion_rebuilds_the_vm(
+    world: World,
+) -> None:
+    """An admin's expiry past now (time given, no payment) overtakes the deletion as a
+    payment does: the deletion is recorded and the VM re-created empty (D24)."""
+    vm = await world.paid_vm()
+    run = await _deleting_past_grace(world, vm)
+    await _admin_patch(world, vm, SubscriptionPatch(expires=world.now + 30 * DAY))
+    world.host.let_go("delete_vm")
+    await run
+    await world.run_jobs()
+    assert (await world.sub(vm)).is_active
+    assert not (await world.shop.vm(vm.id)).deleted and world.host_state(vm.id) == "running"
+    assert world.host.calls.get("create_vm") == 2
+    [deleted] = await world.history(vm, H.DELETED)
+    assert deleted.metadata == {"overtaken_by_payment": True}
+    assert len(world.notifier.titled(f"[VM{vm.id}] Re-created after deletion")) == 2
+    assert not world.notifier.titled(f"[VM{vm.id}] Cancelled")
 
 
 async def test_a_grace_deletion_waits_for_a_build_of_the_vm(world: World) -> None:
