@@ -157,14 +157,17 @@ async def _take(
         if not await uow.lifecycle_marks.claim(sub.id, code, due.period, now):
             return None
         return claimed, None
-    stale = now - deps.host_lease
-    token = await uow.worker_leases.take(lease_name(due), now, stale)
+    # stamped and judged at the present moment, not the run's start: a lease taken late in a
+    # long run must not look stale at once to another worker, which would repeat the host call
+    held = deps.clock.now()
+    stale = held - deps.host_lease
+    token = await uow.worker_leases.take(lease_name(due), held, stale)
     if token is None:
         return None  # another worker is calling the host for it right now
     builds = {}
     if PLAN[due.action].holds_builds:  # no spawn rebuilds a VM while its host deletes it
         for vm_id in clients:
-            build = await uow.worker_leases.take(spawn_lease(vm_id), now, stale)
+            build = await uow.worker_leases.take(spawn_lease(vm_id), held, stale)
             if build is None:  # being built right now: retried next run (nothing committed)
                 log.info("VM %s is being built; its deletion waits for the next run", vm_id)
                 return None

@@ -13,7 +13,7 @@ import pytest
 from app.admin.subscriptions import SubscriptionPatch, update_subscription
 from app.worker.context import WorkerDeps
 from app.worker.jobs import delete_by_admin
-from app.worker.lifecycle import LifecycleReport, check_subscriptions, lease_name
+from app.worker.lifecycle import LifecycleReport, check_subscriptions, lease_name, run_action
 from app.worker.provisioning import spawn_lease, spawn_vm
 from app.worker.vmcheck import check_vms
 from domain.enums import VmHistoryActionType as H
@@ -33,11 +33,12 @@ from tests.contract.lifecycle_world import (
 )
 from tests.contract.storage_backends import Database
 from tests.sql_events import listening
-from tests.unit.worker.world import DAY, World
+from tests.unit.worker.world import DAY, CountingHost, OneHost, World
 
 SECOND = timedelta(seconds=1)
 RUN = timedelta(seconds=30)
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
 # pytest fixture: one migrated database per backend for the module, emptied per test
 database = storage_backends.database
 
@@ -622,6 +623,37 @@ async def test_a_stop_left_half_done_by_a_dead_worker_is_taken_over_after_the_le
     [late] = await world.lifecycle(runs=1)
     assert LifecycleAction.STOP_ON_EXPIRY in [d.action for d in late.done]
     assert world.host_state(vm.id) == "stopped"
+    assert len(await world.history(vm, H.EXPIRED)) == 1
+
+
+async def test_a_host_lease_taken_late_in_a_long_run_is_live_to_another_worker(
+    world: World,
+) -> None:
+    """A run that began more than `host_lease` ago (a large backlog, slow host calls) stamps
+    the lease it takes now with the present time, not the run's start: a second worker
+    running meanwhile finds it live and does not stop the VM a second time."""
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    start = sub.expires + SECOND
+    due = DueAction(
+        subscription_id=sub.id, action=LifecycleAction.STOP_ON_EXPIRY, period=sub.expires
+    )
+    world.at(start + world.deps.host_lease + 5 * MINUTE)  # the run reaches it this late
+    world.host.hold("stop_vm")
+    first = asyncio.create_task(run_action(world.deps, due, False, start))
+    await asyncio.wait_for(world.host.entered("stop_vm").wait(), GUARD_S)
+
+    world.advance(RUN)
+    other_host = CountingHost(world.host.inner)  # not held: a takeover would show here
+    other = attrs.evolve(worker_over(world, world.deps.uow_factory), hosts=OneHost(other_host))
+    second = await asyncio.wait_for(check_subscriptions(other), GUARD_S)
+    assert LifecycleAction.STOP_ON_EXPIRY not in [d.action for d in second.done]
+    assert "stop_vm" not in other_host.calls
+
+    world.host.let_go("stop_vm")
+    assert await first
+    assert world.host.calls.get("stop_vm") == 1
     assert len(await world.history(vm, H.EXPIRED)) == 1
 
 
