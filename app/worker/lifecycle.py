@@ -18,6 +18,7 @@ from app.worker.pending import cancel_ended, end_pending
 from app.worker.provisioning import (
     delete_on_host,
     history,
+    is_paid_now,
     record_deleted,
     revive_paid,
     spawn_lease,
@@ -156,14 +157,17 @@ async def _take(
         if not await uow.lifecycle_marks.claim(sub.id, code, due.period, now):
             return None
         return claimed, None
-    stale = now - deps.host_lease
-    token = await uow.worker_leases.take(lease_name(due), now, stale)
+    # stamped and judged at the present moment, not the run's start: a lease taken late in a
+    # long run must not look stale at once to another worker, which would repeat the host call
+    held = deps.clock.now()
+    stale = held - deps.host_lease
+    token = await uow.worker_leases.take(lease_name(due), held, stale)
     if token is None:
         return None  # another worker is calling the host for it right now
     builds = {}
     if PLAN[due.action].holds_builds:  # no spawn rebuilds a VM while its host deletes it
         for vm_id in clients:
-            build = await uow.worker_leases.take(spawn_lease(vm_id), now, stale)
+            build = await uow.worker_leases.take(spawn_lease(vm_id), held, stale)
             if build is None:  # being built right now: retried next run (nothing committed)
                 log.info("VM %s is being built; its deletion waits for the next run", vm_id)
                 return None
@@ -215,6 +219,7 @@ def _deadline(deps: WorkerDeps, sub: Subscription) -> tuple[int, datetime]:
 
 Effect = Callable[[WorkerDeps, UnitOfWork, _Claimed, datetime], Awaitable[None]]
 HostCall = Callable[[WorkerDeps, _Claimed], Awaitable[None]]
+Check = Callable[[WorkerDeps, UnitOfWork, _Claimed, datetime], Awaitable[bool]]
 
 
 async def _stop_on_host(deps: WorkerDeps, c: _Claimed) -> None:
@@ -307,6 +312,18 @@ async def _delete_overtaken(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now:
             return
 
 
+async def _paid_over(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now: datetime) -> bool:
+    """Whether a payment really overtook the deletion (D24): the subscription is active and
+    paid past the present moment, or Purchases/Renewals were paid since the run began
+    (`_late`). A deletion no longer due for another reason (an admin switched the
+    subscription off meanwhile, or moved its expiry within the grace) is recorded as a plain
+    one: reviving the VM would leave a row nothing ever builds (the spawn refuses an unpaid
+    VM) on a subscription the lifecycle no longer visits."""
+    if c.sub.is_active and is_paid_now(c.sub, deps.clock.now()):
+        return True
+    return bool(await _late(uow, c.sub.id, now))
+
+
 async def _late(uow: UnitOfWork, sub_id: int, since: datetime) -> list[SubscriptionPayment]:
     """The subscription's paid Purchases/Renewals paid since the run began (to the second, as
     times are stored): those that overtook the deletion. One paid before the claim would
@@ -364,6 +381,9 @@ class _Plan:
     #: whether the host call holds each VM's build lease (a deletion: no spawn rebuilds the
     #: VM meanwhile, only to lose its row and addresses once the deletion is recorded)
     holds_builds: bool = False
+    #: whether a payment really overtook the host call, when the action is no longer due;
+    #: False: it is recorded and told of as if still due (None: any reason counts)
+    overtook: Check | None = None
     #: whether the action reads the subscription's VMs (ending add-ons does not: one
     #: statement per VM saved on every expiry)
     reads_vms: bool = True
@@ -375,7 +395,13 @@ PLAN: dict[LifecycleAction, _Plan] = {
     _A.STOP_ON_EXPIRY: _Plan(_stop, _stop_notices, _stop_on_host, CheckVm, _stop),
     _A.DEACTIVATE_ADDONS: _Plan(_deactivate, _silent, reads_vms=False),
     _A.DELETE_AFTER_GRACE: _Plan(
-        _delete, _delete_notices, _delete_on_host, SpawnVm, _delete_overtaken, holds_builds=True
+        _delete,
+        _delete_notices,
+        _delete_on_host,
+        SpawnVm,
+        _delete_overtaken,
+        holds_builds=True,
+        overtook=_paid_over,
     ),
 }
 
@@ -489,7 +515,8 @@ async def _record(
     region: int | None,
 ) -> tuple[_Claimed, bool] | None:
     """Step 3 of `_run_with_host`, one transaction: the claimed action as recorded and
-    whether it was still due; None when another worker recorded it. With `region`, the
+    whether it was recorded as still due (also when no longer due but no payment overtook
+    it, `_Plan.overtook`); None when another worker recorded it. With `region`, the
     lock of that region is taken after the subscription's (and the user's, as completion
     takes them): a payment that overtook a deletion places its VM under it (`revive_paid`,
     which raises `RegionMoved` for another region, and this runs again with that lock)."""
@@ -511,6 +538,8 @@ async def _record(
             final = attrs.evolve(
                 claimed, sub=sub, vms=vms, region=region, ended=[], credited=[], unplaced=[]
             )
+            if not now_due and plan.overtook is not None:
+                now_due = not await plan.overtook(deps, uow, final, now)
             if now_due:
                 await plan.effect(deps, uow, final, now)
             elif plan.overtaken is not None:

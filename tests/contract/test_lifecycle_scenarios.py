@@ -10,9 +10,10 @@ from typing import Any, cast
 import attrs
 import pytest
 
+from app.admin.subscriptions import SubscriptionPatch, update_subscription
 from app.worker.context import WorkerDeps
 from app.worker.jobs import delete_by_admin
-from app.worker.lifecycle import LifecycleReport, check_subscriptions, lease_name
+from app.worker.lifecycle import LifecycleReport, check_subscriptions, lease_name, run_action
 from app.worker.provisioning import spawn_lease, spawn_vm
 from app.worker.vmcheck import check_vms
 from domain.enums import VmHistoryActionType as H
@@ -32,11 +33,12 @@ from tests.contract.lifecycle_world import (
 )
 from tests.contract.storage_backends import Database
 from tests.sql_events import listening
-from tests.unit.worker.world import DAY, World
+from tests.unit.worker.world import DAY, CountingHost, OneHost, World
 
 SECOND = timedelta(seconds=1)
 RUN = timedelta(seconds=30)
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
 # pytest fixture: one migrated database per backend for the module, emptied per test
 database = storage_backends.database
 
@@ -485,6 +487,76 @@ async def test_a_payment_during_the_grace_deletion_keeps_the_subscription(world:
     assert notice_titles(world, vm.user_id) == (user, admins)  # nothing more
 
 
+async def _deleting_past_grace(world: World, vm: Vm) -> asyncio.Task[LifecycleReport]:
+    """The VM stopped at its expiry, then a run well past its grace whose host deletion hangs."""
+    await _expired(world, vm)
+    await world.lifecycle(runs=1, step=RUN)
+    world.advance(40 * DAY)
+    return await _slow_host_call(world, "delete_vm")
+
+
+async def _admin_patch(world: World, vm: Vm, patch: SubscriptionPatch) -> None:
+    sub = await world.sub(vm)
+    await update_subscription(world.shop.factory, sub.id, patch, clock=world.clock, rails=None)
+
+
+async def test_an_admin_switching_the_subscription_off_during_the_grace_deletion(
+    world: World,
+) -> None:
+    """An admin switches the subscription off while the host deletes its VM: the deletion
+    is no longer due, but no payment overtook it, so it is recorded as a plain one (row
+    deleted, address released, history Deleted, N4 and N8), not undone: a revived row
+    would never be built (unpaid) and sit on a subscription the lifecycle no longer visits."""
+    vm = await world.paid_vm()
+    run = await _deleting_past_grace(world, vm)
+    await _admin_patch(world, vm, SubscriptionPatch(is_active=False))
+    world.host.let_go("delete_vm")
+    assert LifecycleAction.DELETE_AFTER_GRACE in [d.action for d in (await run).done]
+    await world.run_jobs()
+    await _assert_deleted_after_grace(world, vm.id)
+    await world.lifecycle(runs=2, step=RUN)
+    await world.vm_check()
+    await world.run_jobs()
+    assert (await world.shop.vm(vm.id)).deleted
+    assert world.host.calls.get("create_vm") == 1 and world.host_state(vm.id) is None
+    assert not world.notifier.titled(f"[VM{vm.id}] Re-created after deletion")
+
+
+async def test_an_admin_moving_the_expiry_into_the_grace_during_its_deletion(
+    world: World,
+) -> None:
+    """An expiry moved back within the grace (still unpaid) while the host deletes the VM:
+    no payment overtook the deletion, so it is recorded and the subscription ended."""
+    vm = await world.paid_vm()
+    run = await _deleting_past_grace(world, vm)
+    await _admin_patch(world, vm, SubscriptionPatch(expires=world.now - DAY))
+    world.host.let_go("delete_vm")
+    await run
+    await world.run_jobs()
+    await _assert_deleted_after_grace(world, vm.id)
+    assert world.host.calls.get("create_vm") == 1
+
+
+async def test_an_admin_extending_the_expiry_during_the_grace_deletion_rebuilds_the_vm(
+    world: World,
+) -> None:
+    """An admin's expiry past now (time given, no payment) overtakes the deletion as a
+    payment does: the deletion is recorded and the VM re-created empty (D24)."""
+    vm = await world.paid_vm()
+    run = await _deleting_past_grace(world, vm)
+    await _admin_patch(world, vm, SubscriptionPatch(expires=world.now + 30 * DAY))
+    world.host.let_go("delete_vm")
+    await run
+    await world.run_jobs()
+    assert (await world.sub(vm)).is_active
+    assert not (await world.shop.vm(vm.id)).deleted and world.host_state(vm.id) == "running"
+    assert world.host.calls.get("create_vm") == 2
+    [deleted] = await world.history(vm, H.DELETED)
+    assert deleted.metadata == {"overtaken_by_payment": True}
+    assert len(world.notifier.titled(f"[VM{vm.id}] Re-created after deletion")) == 2
+    assert not world.notifier.titled(f"[VM{vm.id}] Cancelled")
+
+
 async def test_a_grace_deletion_waits_for_a_build_of_the_vm(world: World) -> None:
     """The grace deletion holds the VM's build lease while its host deletes it: a spawn
     building the VM right now (lease held) makes it wait for the next run, and a spawn
@@ -551,6 +623,37 @@ async def test_a_stop_left_half_done_by_a_dead_worker_is_taken_over_after_the_le
     [late] = await world.lifecycle(runs=1)
     assert LifecycleAction.STOP_ON_EXPIRY in [d.action for d in late.done]
     assert world.host_state(vm.id) == "stopped"
+    assert len(await world.history(vm, H.EXPIRED)) == 1
+
+
+async def test_a_host_lease_taken_late_in_a_long_run_is_live_to_another_worker(
+    world: World,
+) -> None:
+    """A run that began more than `host_lease` ago (a large backlog, slow host calls) stamps
+    the lease it takes now with the present time, not the run's start: a second worker
+    running meanwhile finds it live and does not stop the VM a second time."""
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    start = sub.expires + SECOND
+    due = DueAction(
+        subscription_id=sub.id, action=LifecycleAction.STOP_ON_EXPIRY, period=sub.expires
+    )
+    world.at(start + world.deps.host_lease + 5 * MINUTE)  # the run reaches it this late
+    world.host.hold("stop_vm")
+    first = asyncio.create_task(run_action(world.deps, due, False, start))
+    await asyncio.wait_for(world.host.entered("stop_vm").wait(), GUARD_S)
+
+    world.advance(RUN)
+    other_host = CountingHost(world.host.inner)  # not held: a takeover would show here
+    other = attrs.evolve(worker_over(world, world.deps.uow_factory), hosts=OneHost(other_host))
+    second = await asyncio.wait_for(check_subscriptions(other), GUARD_S)
+    assert LifecycleAction.STOP_ON_EXPIRY not in [d.action for d in second.done]
+    assert "stop_vm" not in other_host.calls
+
+    world.host.let_go("stop_vm")
+    assert await first
+    assert world.host.calls.get("stop_vm") == 1
     assert len(await world.history(vm, H.EXPIRED)) == 1
 
 
