@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 import attrs
 
 from app.billing.credit_quote import Settle
+from app.billing.errors import RenewalNoLongerDue
 from app.billing.rails import PaymentRails
 from app.billing.renewal import renew
+from app.worker.context import AutoRenewal, RenewalOutcome
 from domain.enums import PaymentMethod
 from domain.errors import DomainError
 from domain.model import Subscription, SubscriptionPayment
@@ -86,7 +89,16 @@ class NwcAutoRenewer:
     async def can_attempt(self, subscription: Subscription) -> bool:
         return await self._nwc_string(subscription) is not None
 
-    async def attempt(self, subscription: Subscription) -> None:
+    async def attempt(self, subscription: Subscription, period: datetime) -> AutoRenewal:
+        """Renew the period ending `period` for one interval and pay it from the wallet.
+
+        NOT_DUE, charging nothing, once the subscription's expiry is another (a renewal the
+        user paid after the worker claimed the attempt): `renew` checks it, and again under
+        the subscription's lock when the invoice is stored. A wallet that never answers
+        (`NwcAnswerLost`) may have paid or not: the node is asked for the invoice's
+        settlement, PAID when it has one, else UNCONFIRMED with the invoice's expiry (the
+        settlement, should it come, still completes the payment).
+        """
         nwc = await self._nwc_string(subscription)
         if nwc is None:
             raise AutoRenewalFailed("No wallet is connected for automatic renewal")
@@ -102,19 +114,36 @@ class NwcAutoRenewer:
                 method=PaymentMethod.LIGHTNING,
                 intervals=1,
                 settle=self._settle,
+                period=period,
             )
+        except RenewalNoLongerDue:
+            log.info(
+                "subscription %s was renewed since the claim; not auto-renewed", subscription.id
+            )
+            return AutoRenewal(RenewalOutcome.NOT_DUE)
         except (DomainError, LightningUnavailable) as err:
             log.warning("auto-renewal invoice for subscription %s failed: %s", subscription.id, err)
             raise AutoRenewalFailed("The renewal invoice could not be created") from None
         if payment.is_paid:
-            return
+            return AutoRenewal(RenewalOutcome.PAID)
         try:
             await self._wallet.pay_invoice(nwc, payment.external_data)
         except NwcAnswerLost as lost:
-            # the wallet may well have paid: its settlement extends the subscription, so the
-            # user is not told the renewal failed (N3)
             log.warning("auto-renewal of subscription %s: %s", subscription.id, lost.message)
-            return
+            return await self._unanswered(payment)
         except NwcError as err:
             raise AutoRenewalFailed(err.message) from None
         log.info("auto-renewal of subscription %s paid: %s", subscription.id, payment.id.hex())
+        return AutoRenewal(RenewalOutcome.PAID)
+
+    async def _unanswered(self, payment: SubscriptionPayment) -> AutoRenewal:
+        """PAID when the node settled the invoice the silent wallet was asked to pay, else
+        UNCONFIRMED (also when the node cannot be asked)."""
+        try:
+            settled = await self._rails.lightning_settlement(payment.id)
+        except DomainError as err:
+            log.warning("settlement of payment %s unknown: %s", payment.id.hex(), err.message)
+            settled = None
+        if settled is not None:
+            return AutoRenewal(RenewalOutcome.PAID)
+        return AutoRenewal(RenewalOutcome.UNCONFIRMED, pay_by=payment.expires)

@@ -89,6 +89,13 @@ class UpgradeRepriced(DomainError):
     kind = "conflict"
 
 
+class RenewalNoLongerDue(DomainError):
+    """A renewal asked for one period (the worker's automatic renewal) after the subscription's
+    expiry moved past it, a renewal paid meanwhile (409): nothing quoted or charged."""
+
+    kind = "conflict"
+
+
 class TooManyUnpaidVms(DomainError):
     """The user already holds the most never-paid VMs allowed at once (D25, 422)."""
 

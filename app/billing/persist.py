@@ -8,7 +8,13 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from app.billing.errors import IdempotencyKeyReused, OrderLapsed, PaymentNotFound, PriceChanged
+from app.billing.errors import (
+    IdempotencyKeyReused,
+    OrderLapsed,
+    PaymentNotFound,
+    PriceChanged,
+    RenewalNoLongerDue,
+)
 from app.billing.price_in_force import price_in_force_or_none, refuse_deleted_vm
 from app.billing.rails import PaymentRails
 from domain.credit import metadata_dict, payment_meta
@@ -193,6 +199,7 @@ async def store_payment(
     reuse: Reuse | AmountReuse | None,
     idem: Idempotency | None,
     before_add: BeforeAdd | None = None,
+    period: datetime | None = None,
 ) -> SubscriptionPayment:
     """Store a new payment unless a rival request stored an equivalent one meanwhile.
 
@@ -202,7 +209,8 @@ async def store_payment(
     storing fails, the unstored invoice or order is cancelled too before the error goes on.
     A quote whose price changed while its invoice was made (an upgrade or admin change
     committed in between) is refused the same way (`PriceChanged`, 409, D23): the sweep
-    that ended stale quotes could not see it yet.
+    that ended stale quotes could not see it yet. With `period`, a renewal for that period
+    only, one whose subscription has another expiry by now is refused (`refuse_moved_period`).
     """
     try:
         async with uow_factory() as uow:
@@ -210,6 +218,7 @@ async def store_payment(
             # so they see a rival request's committed payment (MariaDB snapshots at first read)
             sub, candidates = await _check_price(uow, payment, _candidates(reuse, now))
             refuse_lapsed_order(sub, now)
+            refuse_moved_period(sub, period)
             winner = await replay(uow, idem)
             if winner is None and reuse is not None and candidates != 0:
                 winner = await pending_match(uow, reuse, now)
@@ -268,6 +277,17 @@ def refuse_lapsed_order(sub: Subscription | None, now: datetime) -> None:
     rail, so a refusal costs no invoice to create and cancel."""
     if sub is not None and never_paid_cleanup_due(sub, False, now):
         raise OrderLapsed("This order was not paid in time; please order again")
+
+
+def refuse_moved_period(sub: Subscription | None, period: datetime | None) -> None:
+    """With `period` (the expiry a renewal is for: the worker's automatic renewal), refuse
+    once the subscription's expiry is another one (`RenewalNoLongerDue`, 409): a renewal paid
+    since moved it, and this one would buy an interval nobody asked for. Judged in
+    `store_payment` under the subscription's lock, which completing a payment takes too, so a
+    payment completing at the same moment is either seen here or comes after this one is
+    stored; `renew` asks first, before an invoice is made at the rail or a pending one reused."""
+    if period is not None and (sub is None or sub.expires != period):
+        raise RenewalNoLongerDue("The subscription was renewed meanwhile; nothing to renew")
 
 
 async def _cancel_quietly(rails: PaymentRails, payment: SubscriptionPayment) -> None:

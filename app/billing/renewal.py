@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from app.billing.catalogue import owned_vm, subscription_of
 from app.billing.credit_quote import (
@@ -25,6 +26,7 @@ from app.billing.persist import (
     Reuse,
     pending_match,
     refuse_lapsed_order,
+    refuse_moved_period,
     remember,
     replay,
     reuse_narrowing,
@@ -95,6 +97,7 @@ async def renew(
     idem: Idempotency | None = None,
     owner_key: bytes | None = None,
     before_credit: Callable[[], Awaitable[None]] | None = None,
+    period: datetime | None = None,
 ) -> SubscriptionPayment:
     """A payment for `intervals` (1..120, D6) of a subscription, given by its id or a VM's.
 
@@ -111,6 +114,9 @@ async def renew(
     that an HTTP caller needs no user look-up first (issue 10). `before_credit` runs before
     a new quote spends account credit and may refuse it by raising (a GET request makes its
     signed event single-use there: a replayed one must not spend the balance again).
+    `period` (the worker's automatic renewal) renews the period ending then only: once the
+    subscription's expiry is another (a renewal paid meanwhile) it is `RenewalNoLongerDue`
+    and nothing is reused, invoiced or charged (`refuse_moved_period`).
     """
     now = clock.now()
     count = check_interval_count(intervals)
@@ -126,6 +132,7 @@ async def renew(
         sub, items, first, read = resolved
         if not items:
             raise SubscriptionHasNoLineItems("Subscription has no line items")
+        refuse_moved_period(sub, period)
         payment_type = payment_type_for(sub)
         reuse = Reuse(
             subscription_id=sub.id, method=method, payment_type=payment_type, interval_count=count
@@ -157,7 +164,9 @@ async def renew(
                 if before_credit is not None and spends_credit(priced):
                     await before_credit()
     if existing is None:
-        return await issue(uow_factory, rails, priced, now, settle, reuse=reuse, idem=idem)
+        return await issue(
+            uow_factory, rails, priced, now, settle, reuse=reuse, idem=idem, period=period
+        )
     if settle is not None and paid_by_credit_alone(existing):
         # a covered quote whose completion failed (an outage, a crash between its storing
         # and its booking): handing it out would show an invoice of nothing that no one

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Protocol, TypeVar
 
 import attrs
@@ -43,16 +44,40 @@ def never_paid_lookback(days_to_pay: int | None) -> timedelta:
     return NEVER_PAID_LOOKBACK + extra
 
 
+class RenewalOutcome(Enum):
+    """How an automatic renewal attempt ended, short of a failure (which raises)."""
+
+    #: paid (by the wallet, or by account credit alone): N2 "Auto-Renewed"
+    PAID = "paid"
+    #: the wallet was asked to pay but never answered and the node has no settlement of the
+    #: invoice (yet): nothing is confirmed, so the user is warned (not told it renewed)
+    UNCONFIRMED = "unconfirmed"
+    #: the subscription's expiry is no longer the period the attempt was for (a renewal paid
+    #: since the claim moved it): nothing was charged and nothing is said
+    NOT_DUE = "not_due"
+
+
+@attrs.frozen
+class AutoRenewal:
+    """The outcome of `AutoRenewer.attempt`."""
+
+    outcome: RenewalOutcome
+    #: UNCONFIRMED: until when the invoice the wallet was asked to pay can still be paid
+    pay_by: datetime | None = None
+
+
 class AutoRenewer(Protocol):
     """Pays a renewal from the user's wallet when the subscription opted in (§5.7, D15).
 
     `can_attempt` says whether a renewal could be tried at all (NWC configured and the user
-    has a wallet string); `attempt` pays it or raises with a message for the user (N3).
+    has a wallet string); `attempt` renews the period ending `period` (the subscription's
+    expiry when the attempt was claimed) and says how it went, or raises with a message for
+    the user (N3).
     """
 
     async def can_attempt(self, subscription: Subscription) -> bool: ...
 
-    async def attempt(self, subscription: Subscription) -> None: ...
+    async def attempt(self, subscription: Subscription, period: datetime) -> AutoRenewal: ...
 
 
 class NoAutoRenewal:
@@ -61,7 +86,7 @@ class NoAutoRenewal:
     async def can_attempt(self, subscription: Subscription) -> bool:
         return False
 
-    async def attempt(self, subscription: Subscription) -> None:
+    async def attempt(self, subscription: Subscription, period: datetime) -> AutoRenewal:
         raise RuntimeError("automatic renewal is not configured")
 
 

@@ -13,7 +13,7 @@ from app.billing.order_locks import under_region_lock
 from app.billing.overtaken import tell_overtaken_credited
 from app.lifecycle_codes import ACTION_CODES
 from app.worker import messages
-from app.worker.context import WorkerDeps
+from app.worker.context import RenewalOutcome, WorkerDeps
 from app.worker.pending import cancel_ended, end_pending
 from app.worker.provisioning import (
     delete_on_host,
@@ -53,7 +53,8 @@ class LifecycleReport:
     due: int = 0
     done: list[DueAction] = attrs.field(factory=list)
     failed: list[DueAction] = attrs.field(factory=list)
-    #: ids of subscriptions whose due actions could not be decided (a bad row): skipped
+    #: ids of subscriptions whose due actions could not be decided (a bad row, or whether it
+    #: can auto-renew could not be read): skipped this run
     undecided: list[int] = attrs.field(factory=list)
 
 
@@ -195,18 +196,33 @@ async def _notice(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) -> N
 
 
 async def _auto_renew(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) -> None:
-    """Pay the renewal from the user's wallet (N2), or say it failed (N3); at most once."""
+    """Pay the renewal of the claimed period from the user's wallet; at most once (D15).
+
+    Paid: N2 "Auto-Renewed". Failed: N3, the expiring-soon warning with the error. A wallet
+    that never answered (UNCONFIRMED) may or may not have paid, so the user is not told it
+    renewed but gets the expiring-soon warning saying the payment is not confirmed and until
+    when the invoice can be paid: that notice is the period's warning before the stop, sent
+    at once, under this period's one auto-renewal mark (no second mark, no follow-up run). If
+    the wallet did pay, its settlement completes the payment and moves the expiry as ever.
+    A renewal the user paid after the claim (NOT_DUE) leaves nothing to pay or to say.
+    """
     if _vm_gone(c):
         log.info("subscription %s: its VM is deleted; not auto-renewed", c.sub.id)
         return
+    assert c.sub.expires is not None  # an auto-renewal is due only before the expiry
     try:
-        await deps.auto_renewer.attempt(c.sub)
+        done = await deps.auto_renewer.attempt(c.sub, c.sub.expires)
     except Exception as err:
         reason = getattr(err, "message", None) or str(err) or type(err).__name__
         log.warning("auto-renewal of subscription %s failed: %s", c.sub.id, reason)
         n = messages.expiring_soon(c.subject, c.sub, c.descr, c.hint, failure=reason)
     else:
-        n = messages.auto_renewed(c.subject, c.descr, now)
+        if done.outcome is RenewalOutcome.NOT_DUE:
+            return
+        if done.outcome is RenewalOutcome.UNCONFIRMED:
+            n = messages.auto_renewal_unconfirmed(c.subject, c.sub, c.descr, c.hint, done.pay_by)
+        else:
+            n = messages.auto_renewed(c.subject, c.descr, now)
     await deps.tell_user(c.sub.user_id, n.title, n.message)
 
 
@@ -626,17 +642,22 @@ class _Walk:
             assert last.expires is not None
             after = (last.expires, last.id)
 
+    async def _can_auto_renew(self, sub: Subscription) -> bool:
+        """Whether the wallet can be asked to renew `sub` before its expiry. An error (the
+        user's row unreadable for a moment) is raised, not read as "no": that would claim the
+        period's expiring-soon notice ("renew manually") and a later run, reading "yes", the
+        auto-renewal too (its own mark), so the user paid by hand and the wallet paid again.
+        The subscription is skipped for this run and decided again on the next (D15)."""
+        if not sub.auto_renewal_enabled or sub.expires is None or sub.expires <= self.now:
+            return False
+        return await self.deps.auto_renewer.can_attempt(sub)
+
     async def subscription(self, sub: Subscription) -> LifecycleReport:
         """The due actions of one subscription, in order; what they did."""
         deps, now = self.deps, self.now
         report = LifecycleReport()
-        auto = False
-        if sub.auto_renewal_enabled and sub.expires is not None and sub.expires > now:
-            try:
-                auto = await deps.auto_renewer.can_attempt(sub)
-            except Exception:
-                log.exception("cannot tell whether subscription %s can auto-renew", sub.id)
         try:
+            auto = await self._can_auto_renew(sub)
             actions = decide_lifecycle_actions(sub, now, deps.delete_after_days, auto)
         except Exception:  # one bad row (e.g. an interval off the calendar) stops no other
             log.exception(

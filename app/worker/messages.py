@@ -94,6 +94,25 @@ def expiring_soon(
     return Notice(f"[{subject}] Expiring Soon", body)
 
 
+def auto_renewal_unconfirmed(
+    subject: str, sub: Subscription, descr: str, hint: str, pay_by: datetime | None
+) -> Notice:
+    """N3 when the wallet was asked to pay but never answered: not "Auto-Renewed", since
+    nothing may have been paid, but the warning before the expiry, saying until when the
+    invoice the wallet was asked to pay can still be paid (a manual renewal after that
+    cannot pay the same interval twice)."""
+    until = f" by {when(pay_by)}" if pay_by is not None else ""
+    body = (
+        f"Your subscription expires on {expiry(sub)}, in less than 1 day.\n"
+        "The automatic renewal asked your wallet via Nostr Wallet Connect to pay the renewal"
+        " invoice, but the wallet did not answer, so the payment is not confirmed. If it was"
+        " paid, the new expiry shows in your account once it settles.\n"
+        f"If the expiry has not moved{until}, please renew it manually within 1 day(s): {hint}."
+        f"\n\n{descr}"
+    )
+    return Notice(f"[{subject}] Expiring Soon", body)
+
+
 def auto_renewed(subject: str, descr: str, now: datetime) -> Notice:
     """N2: a renewal invoice was paid from the user's wallet via Nostr Wallet Connect."""
     body = (

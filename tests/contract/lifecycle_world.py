@@ -238,10 +238,11 @@ class RecordingWallet:
         return "cd" * 32
 
 
-def with_renewer(world: World) -> RecordingWallet:
-    """The worker auto-renews through `NwcAutoRenewer`, account credit first, as wired."""
+def with_renewer(world: World, wallet: RecordingWallet | None = None) -> RecordingWallet:
+    """The worker auto-renews through `NwcAutoRenewer` paying from `wallet` (by default one
+    that pays), account credit first, as wired."""
     shop = world.shop
-    wallet = RecordingWallet()
+    wallet = wallet or RecordingWallet()
     settle = completion_settle(shop.factory, shop.clock, shop.rails, world.queue)
     renewer = NwcAutoRenewer(
         shop.factory, shop.clock, shop.rails, shop.rates, shop.tax_rates, wallet, settle

@@ -1,9 +1,10 @@
-"""NwcAutoRenewer in the worker: N2 after a wallet payment, N3 on a refusal, N1 without a wallet."""
+"""NwcAutoRenewer in the worker: N2 after a wallet payment, N3 on a refusal or no answer, N1
+without a wallet, nothing charged for a period renewed since the claim."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import attrs
 import pytest
@@ -16,6 +17,7 @@ from app.billing.credit_balance import adjust_credit
 from app.billing.credit_settle import completion_settle
 from app.billing.rails import PaymentRails
 from app.settlement import reconcile
+from app.worker.context import AutoRenewal
 from app.worker.jobs import build_handlers
 from domain.account_credit import credit_applied
 from domain.enums import SubscriptionPaymentType
@@ -166,8 +168,9 @@ async def test_a_broken_wallet_string_fails_without_leaking_the_secret(setup: Se
     vm = await world.paid_vm()
     secret = CLIENT_SECRET.hex()
     sub = await setup.opt_in(vm, f"nostr+walletconnect://nothex?relay=wss://r.test&secret={secret}")
+    assert sub.expires is not None
     with pytest.raises(AutoRenewalFailed) as caught:
-        await world.deps.auto_renewer.attempt(sub)
+        await world.deps.auto_renewer.attempt(sub, sub.expires)
     assert secret not in caught.value.message and "wallet public key" in caught.value.message
 
 
@@ -193,6 +196,69 @@ async def test_a_wallet_whose_answer_is_lost_after_paying_is_no_failure_and_exte
     assert await setup.settle_and_complete() == 1
     after = await world.sub(vm)
     assert after.expires is not None and after.expires > sub.expires
+
+
+async def test_a_wallet_that_never_answers_is_no_renewal_but_a_warning_and_the_vm_stops(
+    setup: Setup,
+) -> None:
+    """The wallet (or its relay) never answers and pays nothing: the user is not told it
+    renewed but warned, once, that the payment is not confirmed; the invoice lapses unpaid
+    and the VM is stopped at expiry (after that warning)."""
+    setup.wallet.silent = True
+    world = setup.world
+    renewer = world.deps.auto_renewer
+    assert isinstance(renewer, NwcAutoRenewer)
+    renewer._wallet = NwcClient(timeout_s=0.5, allow_private_relays=True)
+    vm = await world.paid_vm()
+    sub = await setup.opt_in(vm, setup.wallet.connection_string(setup.relay_url))
+    assert sub.expires is not None
+    world.at(sub.expires - timedelta(hours=12))
+
+    await world.lifecycle(runs=3, step=timedelta(seconds=30))
+    assert await setup.settle_and_complete() == 0
+    world.at(sub.expires + timedelta(seconds=1))
+    await world.lifecycle(runs=2, step=timedelta(seconds=30))
+
+    [renewal] = await setup.renewals(vm)
+    assert not renewal.is_paid and setup.wallet.requests == 1
+    assert world.notifier.titled(f"[VM{vm.id}] Auto-Renewed") == []
+    [warned] = world.notifier.titled(f"[VM{vm.id}] Expiring Soon")
+    assert "not confirmed" in warned.message
+    assert world.host_state(vm.id) == "stopped"
+
+
+async def test_a_renewal_paid_after_the_claim_is_not_charged_to_the_wallet(setup: Setup) -> None:
+    """The user's own invoice is paid after the worker claimed the auto-renewal, just before
+    the wallet would be asked: the period moved on, so no invoice is made for the wallet."""
+    world = setup.world
+    vm = await world.paid_vm()
+    sub = await setup.opt_in(vm, setup.wallet.connection_string(setup.relay_url))
+    assert sub.expires is not None
+    period = sub.expires
+    world.at(period - timedelta(hours=12))
+    manual = await world.renew(vm)
+    renewer = world.deps.auto_renewer
+
+    @attrs.define
+    class PaidFirst:
+        async def can_attempt(self, subscription: Subscription) -> bool:
+            return await renewer.can_attempt(subscription)
+
+        async def attempt(self, subscription: Subscription, period: datetime) -> AutoRenewal:
+            await setup.node.settle(manual.id)
+            await setup.settle_and_complete()
+            return await renewer.attempt(subscription, period)
+
+    world.deps = attrs.evolve(world.deps, auto_renewer=PaidFirst())
+    await world.lifecycle(runs=3, step=timedelta(seconds=30))
+    await setup.settle_and_complete()
+
+    [paid] = [p for p in await setup.renewals(vm) if p.is_paid]
+    assert paid.id == manual.id and setup.wallet.requests == 0
+    after = await world.sub(vm)
+    assert after.expires is not None and period < after.expires <= period + timedelta(days=31)
+    assert world.notifier.titled(f"[VM{vm.id}] Auto-Renewed") == []
+    assert world.notifier.titled(f"[VM{vm.id}] Expiring Soon") == []
 
 
 async def _give_credit(setup: Setup, user_id: int, currency: str, amount: int) -> None:

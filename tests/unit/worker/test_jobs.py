@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import attrs
@@ -11,6 +11,7 @@ import pytest
 from adapters.notify.memory import RecordingNotifier
 from app.billing.upgrades import apply_upgrade, create_upgrade_payment
 from app.worker import jobs
+from app.worker.context import AutoRenewal, RenewalOutcome
 from app.worker.dispatch import BadJob
 from app.worker.jobs import QueuedNotifier, build_handlers
 from app.worker.loop import drain
@@ -43,10 +44,11 @@ class FakeRenewer:
     async def can_attempt(self, subscription: Subscription) -> bool:
         return True
 
-    async def attempt(self, subscription: Subscription) -> None:
+    async def attempt(self, subscription: Subscription, period: datetime) -> AutoRenewal:
         self.attempts.append(subscription.id)
         if self.error is not None:
             raise RuntimeError(self.error)
+        return AutoRenewal(RenewalOutcome.PAID)
 
 
 async def _opt_in(world: World, sub: Subscription) -> None:
