@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from adapters.memory.clock import FakeClock
 from app.billing.credit_balance import adjust_credit, book_in, ledger_page
+from app.billing.errors import IdempotencyKeyReused
 from domain.account_credit import CreditReason, InsufficientCredit, checked_entry
 from domain.model import User
 from ports.storage import CreditKey, UnitOfWorkFactory
@@ -98,6 +99,39 @@ async def test_an_uncommitted_booking_is_rolled_back(uow_factory: UnitOfWorkFact
     async with uow_factory() as uow:
         assert await uow.credit_ledger.balances(alice) == {}
         assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 0
+
+
+async def test_an_adjustment_reusing_a_reference_for_another_amount_is_refused(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """The same reference with the same amount is a replay; with another amount or sign it
+    is a key reused with another body: 409 (`IdempotencyKeyReused`), nothing booked."""
+    admin, alice = await _users(uow_factory)
+
+    async def adjust(amount: int, currency: str = "EUR") -> Any:
+        return await adjust_credit(
+            uow_factory,
+            FakeClock(at(3)),
+            admin_id=admin,
+            user_id=alice,
+            currency=currency,
+            amount=amount,
+            note="ticket 42",
+            reference="ticket-42",
+        )
+
+    first = await adjust(500)
+    for amount in (-200, 499, -500):
+        with pytest.raises(IdempotencyKeyReused) as refused:
+            await adjust(amount)
+        assert refused.value.kind == "conflict"
+    again = await adjust(500)
+    assert again.replayed and again.entry == first.entry and again.balance == 500
+    other = await adjust(300, "USD")  # another currency's ledger: its own key
+    assert not other.replayed
+    async with uow_factory() as uow:
+        assert await uow.credit_ledger.balances(alice) == {"EUR": 500, "USD": 300}
+        assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 2
 
 
 @attrs.frozen
