@@ -251,3 +251,30 @@ async def test_a_duplicate_committed_after_this_transactions_snapshot_is_found(
     assert again.balance == 300
     async with uow_factory() as uow:
         assert (await uow.credit_ledger.balances(alice)) == {"EUR": 300}
+
+
+async def test_a_debit_replayed_after_this_transactions_snapshot_is_a_replay_not_a_refusal(
+    backend: Any, uow_factory: UnitOfWorkFactory
+) -> None:
+    """The same race for a debit that takes the balance to zero: the late transaction's
+    snapshot still shows no such debit, but the balance it locks already holds it, so
+    the repeat must be found as the replay it is, not refused as "Not enough credit"."""
+    if backend.kind != "mysql":
+        pytest.skip("MariaDB snapshots only")
+    [alice] = await _users(uow_factory, 1)
+    async with uow_factory() as uow:
+        await book_in(uow, _entry(alice, 300, CreditReason.ADMIN_ADJUSTMENT, "gift:1"))
+        await uow.commit()
+    debit = _entry(alice, -300, CreditReason.ADMIN_ADJUSTMENT, "ticket:8")
+    async with uow_factory() as late:
+        assert await late.users.get(alice) is not None  # the snapshot is taken here
+        async with uow_factory() as first:
+            won = await book_in(first, debit)
+            await first.commit()
+        again = await book_in(late, debit)
+        await late.commit()
+    assert again.replayed and again.entry.id == won.entry.id
+    assert again.balance == 0
+    async with uow_factory() as uow:
+        assert (await uow.credit_ledger.balances(alice)) == {"EUR": 0}
+        assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 2
