@@ -29,7 +29,7 @@ class CreditReason(IntEnum):
     REFUND_TO_CREDIT = 2  # an admin refund of unused time, kept as credit
     ADMIN_ADJUSTMENT = 3  # an admin's correction, either sign, with a note
     SPENT = 4  # applied to a renewal or upgrade quote
-    RELEASED = 5  # a quote that used credit expired unpaid: the credit comes back
+    RELEASED = 5  # a quote that used credit ended unpaid or bought nothing: it comes back
 
     @property
     def wire_name(self) -> str:

@@ -64,6 +64,10 @@ class Credit:
     #: why an UNRESTORABLE payment bought nothing, in plain words for its payer, where the
     #: default for its kind does not say it (not stored)
     payer_note: str = ""
+    #: the account credit an UNRESTORABLE payment had applied, given back in its own
+    #: currency apart from its value (another one than the value's), e.g. `EUR 1.00`, for
+    #: the notices; "" when none was (not stored)
+    given_back: str = ""
 
     @property
     def seconds(self) -> int:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, evolve
 from adapters.mysql.repositories import Connect, SqlRepo, is_duplicate_key
-from domain.account_credit import CreditEntry, CreditReason, balance_after
+from domain.account_credit import CreditEntry, CreditReason, InsufficientCredit, balance_after
 from ports.storage import CreditKey, Page
 
 _bal = t.user_credit_balance.c
@@ -65,7 +65,16 @@ class SqlCreditLedger(SqlRepo):
         key = CreditKey.of(entry)
         if key is not None and await self.find(key):
             return None
-        after = balance_after(balance, entry)
+        try:
+            after = balance_after(balance, entry)
+        except InsufficientCredit:
+            # the look above reads MariaDB's snapshot, which may predate an identical
+            # booking committed before the balance lock was granted (its debit is why the
+            # balance is short): that is a replay, not a refusal. A locking read, taken only
+            # here: on a missing key it locks the index gap, which the INSERT path must not
+            if key is not None and await self.find(key, latest=True):
+                return None
+            raise
         try:
             result = await self.conn.execute(
                 insert(t.user_credit_ledger).values(self.mapper.to_row(entry))

@@ -30,7 +30,11 @@ from datetime import datetime
 import attrs
 
 from app.billing.booked_records import ProductRecords, overpaid_text
-from app.billing.credit_overpayment import credit_excess, credit_unrestorable
+from app.billing.credit_overpayment import (
+    credit_excess,
+    credit_unrestorable,
+    given_back_text,
+)
 from app.billing.credit_quote import CreditChanged, paid_by_credit_alone
 from app.billing.credit_release import respend_released
 from app.billing.errors import PaymentNotFound, ShortSettlement
@@ -400,7 +404,8 @@ async def _apply(
         # its host has no room for it or its upgrade): no time, its value as account credit
         after = before
         booked = await credit_unrestorable(uow, paid, list_currency, why, unpaid)
-        credit = unrestorable(now, why, booked, note)
+        back = given_back_text(paid, list_currency, unpaid)
+        credit = unrestorable(now, why, booked, note, back)
         paid = with_credit(_taken(paid, unpaid), credit)
         await uow.payments.update(paid)
     elif upgrade:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import attrs
 
-from app.billing.errors import UserNotFound
+from app.billing.errors import IdempotencyKeyReused, UserNotFound
 from domain.account_credit import CreditEntry, CreditReason, checked_entry
 from domain.errors import InvalidInput
+from domain.money import Currency, Money
 from ports.clock import Clock
 from ports.storage import CreditKey, Page, UnitOfWork, UnitOfWorkFactory
 
@@ -61,6 +62,8 @@ async def adjust_credit(
 
     `reference` (e.g. an idempotency key or a ticket number) makes a repeated request a
     no-op; without one each request books a new entry. A debit below zero is refused (422).
+    A reference already booked for another amount (or sign) is a key reused with another
+    body: refused (409, as D11 answers an Idempotency-Key reuse), nothing booked.
     """
     if not note.strip():
         raise InvalidInput("An adjustment needs a reason (note)")
@@ -78,6 +81,12 @@ async def adjust_credit(
             admin_id=admin_id,
         )
         booked = await book_in(uow, entry)
+        if booked.replayed and booked.entry.amount != amount:
+            raise IdempotencyKeyReused(
+                f"Reference {reference!r} was already used for an adjustment of "
+                f"{Money(Currency.parse(currency), booked.entry.amount)}; use another "
+                "reference for another amount"
+            )
         await uow.commit()
     return booked
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from app.billing.booked_records import money_text
 from app.billing.credit_balance import book_in
 from domain.account_credit import MAX_NOTE, CreditReason, checked_entry, credit_applied
 from domain.credit import payment_meta
@@ -41,26 +42,32 @@ async def credit_unrestorable(
     Purchase's or Renewal's value is its row's net, its VAT charged on top and declared on
     that line at the quote's rate; an Upgrade's own money (it charged no tax) is split, its
     net credited and its VAT at the buyer's credit rate declared there. The credit it
-    applied comes back whole (its VAT declared before). The invoice converts the payment
-    row to its currency as a whole, the credit this value rounded down: a Lightning
-    payment's two may differ by a unit of rounding, and a card paid in another fiat than
-    the credit's is shown in the fiat paid.
-    Booked once per payment (reference: its id), so replays change nothing. Called by the
+    applied comes back whole (its VAT declared before), in its own currency: within this
+    entry when that is `list_currency`, else as an entry of its own (`applied_elsewhere`,
+    booked even when the value cannot be), which the returned amount does not count. The
+    invoice converts the payment row to its currency as a whole, the credit this value
+    rounded down: a Lightning payment's two may differ by a unit of rounding, and a card
+    paid in another fiat than the credit's is shown in the fiat paid.
+    Booked once per payment (reference: its id; the credit given back apart: its id +
+    `APPLIED_SUFFIX`), so replays change nothing. Called by the
     booking (`app.billing.completion`) for a payment whose deleted VM cannot be restored
     (`app.billing.restorable`), or whose late order or upgrade its host has no room left for,
     behind its `is_paid` gate.
     """
+    # the applied credit comes back as it was, in its own units, but for what was released
+    # and spent elsewhere before this payment came (`unpaid_credit`: it was never paid);
+    # in another currency than the value's, as an entry of its own
+    back = _applied_back(payment, unpaid_credit)
+    elsewhere = applied_elsewhere(payment, list_currency, unpaid_credit)
+    if elsewhere is not None:
+        await _give_back_applied(uow, payment, elsewhere, why)
     try:
         target = Currency.parse(list_currency)
         charged = Currency.parse(payment.currency)
     except DomainError:
         return 0
     received = payment.amount
-    applied = credit_applied(payment_meta(payment))
-    # the applied credit comes back as it was, in its own units, but for what was released
-    # and spent elsewhere before this payment came (`unpaid_credit`: it was never paid)
-    already = applied[0] if applied is not None and applied[1] == target.value else 0
-    already = max(0, already - unpaid_credit)
+    already = back[0] if back is not None and elsewhere is None else 0
     # the quote's own rate of the target currency (its `rate` column is its price
     # currency's, which is another one when a plan was re-priced in another currency)
     rate = quote_btc_rate(payment_meta(payment), target, payment.rate)
@@ -94,6 +101,70 @@ async def credit_unrestorable(
         ),
     )
     return 0 if booked.replayed else total
+
+
+#: the ledger reference of the credit a payment applied, given back apart from its value
+#: (`applied_elsewhere`: the value is credited in another currency than that credit's)
+APPLIED_SUFFIX = "/applied"
+
+
+def _applied_back(payment: SubscriptionPayment, unpaid_credit: int) -> tuple[int, str] | None:
+    """The credit `payment` applied (amount, currency), less what was released and spent
+    elsewhere before it came (`unpaid_credit`); None when nothing is left of it."""
+    applied = credit_applied(payment_meta(payment))
+    if applied is None or applied[0] - unpaid_credit <= 0:
+        return None
+    return applied[0] - unpaid_credit, applied[1]
+
+
+def applied_elsewhere(
+    payment: SubscriptionPayment, list_currency: str, unpaid_credit: int = 0
+) -> tuple[int, str] | None:
+    """The credit a payment booked as credit (`credit_unrestorable`) applied and gets back
+    as an entry of its own (amount, currency): the part of it that was paid, when its
+    currency is not `list_currency`, the one the payment's value is credited in (an admin
+    moved the subscription to another currency after the quote). None otherwise: in the
+    same currency it comes back within the value's entry."""
+    back = _applied_back(payment, unpaid_credit)
+    if back is None:
+        return None
+    try:
+        same = back[1] == Currency.parse(list_currency).value
+    except DomainError:
+        same = back[1] == list_currency
+    return None if same else back
+
+
+def given_back_text(
+    payment: SubscriptionPayment, list_currency: str, unpaid_credit: int = 0
+) -> str:
+    """`EUR 1.00`: the credit given back apart (`applied_elsewhere`), for the notices; ""
+    when none is."""
+    back = applied_elsewhere(payment, list_currency, unpaid_credit)
+    return "" if back is None else money_text(back[1], back[0])
+
+
+async def _give_back_applied(
+    uow: UnitOfWork, payment: SubscriptionPayment, back: tuple[int, str], why: str
+) -> None:
+    """Book `back`, the credit `payment` applied, as it was, in its own currency: a RELEASED
+    entry, as the credit of any quote that bought nothing comes back, under the payment's
+    id + `APPLIED_SUFFIX`, so replays book it once."""
+    amount, currency = back
+    note = f"{why}; the account credit it applied comes back in {currency}"
+    await book_in(
+        uow,
+        checked_entry(
+            user_id=payment.user_id,
+            currency=currency,
+            amount=amount,
+            reason=CreditReason.RELEASED,
+            reference=payment.id.hex() + APPLIED_SUFFIX,
+            note=note[:MAX_NOTE],
+            created=payment.paid_at or payment.created,
+            payment_id=payment.id,
+        ),
+    )
 
 
 #: the ledger reference of an excess: the payment's id and this suffix (its value for a

@@ -146,14 +146,20 @@ def tell_user_of_unrestorable(queue: WorkQueue) -> Subscriber:
                 f"{paid} arrived after its VM was deleted or its order had lapsed, and the VM "
                 "cannot be provided again now. No time was bought"
             )
+        # money kept as credit is a prepayment: credited net of its VAT, if any
+        message = (
+            f"{what}: the payment's net value was added to your account credit, which "
+            "pays your next order, renewal or upgrade first."
+        )
+        if event.credit.given_back:
+            message += (
+                f" The account credit it used, {event.credit.given_back}, was given back to "
+                "your balance as it was."
+            )
         job = SendNotification(
             user_id=sub.user_id,
             title=f"[Subscription {sub.id}] Payment added to your account credit",
-            message=(
-                # money kept as credit is a prepayment: credited net of its VAT, if any
-                f"{what}: the payment's net value was added to your account credit, which "
-                "pays your next order, renewal or upgrade first."
-            ),
+            message=message,
         )
         await _queue(queue, job, out, "telling the user about a payment booked as credit")
 
@@ -191,6 +197,11 @@ def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:
         lines.append(f"It buys {share:.4f} intervals at today's price.")
     if credit.changes and credit.mode is CreditMode.UNRESTORABLE:
         lines.append("Why: " + "; ".join(credit.changes) + ".")
+    if credit.given_back:
+        lines.append(
+            f"The account credit it had applied, {credit.given_back}, was given back in its "
+            "own currency, apart from its value."
+        )
     elif credit.changes:
         lines.append("Changed since the quote: " + "; ".join(credit.changes) + ".")
     if credit.capped:

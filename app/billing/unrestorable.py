@@ -11,8 +11,11 @@ from domain.model import SubscriptionPayment
 from domain.price_basis import CREDIT_KEY
 
 
-def unrestorable(now: datetime, why: str, booked: int, note: str = "") -> Credit:
-    """No time bought, and why; the admins are told (`needs_operator`)."""
+def unrestorable(
+    now: datetime, why: str, booked: int, note: str = "", given_back: str = ""
+) -> Credit:
+    """No time bought, and why; the admins are told (`needs_operator`). `given_back`: the
+    applied credit booked back apart from the value (`applied_elsewhere`), as text."""
     reasons = (why,) if booked > 0 else (why, "its value could not be booked as credit")
     return Credit(
         mode=CreditMode.UNRESTORABLE,
@@ -20,6 +23,7 @@ def unrestorable(now: datetime, why: str, booked: int, note: str = "") -> Credit
         new_expiry=now,
         changes=reasons,
         payer_note=note,
+        given_back=given_back,
     )
 
 

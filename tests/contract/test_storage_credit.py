@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from adapters.memory.clock import FakeClock
 from app.billing.credit_balance import adjust_credit, book_in, ledger_page
+from app.billing.errors import IdempotencyKeyReused
 from domain.account_credit import CreditReason, InsufficientCredit, checked_entry
 from domain.model import User
 from ports.storage import CreditKey, UnitOfWorkFactory
@@ -98,6 +99,39 @@ async def test_an_uncommitted_booking_is_rolled_back(uow_factory: UnitOfWorkFact
     async with uow_factory() as uow:
         assert await uow.credit_ledger.balances(alice) == {}
         assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 0
+
+
+async def test_an_adjustment_reusing_a_reference_for_another_amount_is_refused(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """The same reference with the same amount is a replay; with another amount or sign it
+    is a key reused with another body: 409 (`IdempotencyKeyReused`), nothing booked."""
+    admin, alice = await _users(uow_factory)
+
+    async def adjust(amount: int, currency: str = "EUR") -> Any:
+        return await adjust_credit(
+            uow_factory,
+            FakeClock(at(3)),
+            admin_id=admin,
+            user_id=alice,
+            currency=currency,
+            amount=amount,
+            note="ticket 42",
+            reference="ticket-42",
+        )
+
+    first = await adjust(500)
+    for amount in (-200, 499, -500):
+        with pytest.raises(IdempotencyKeyReused) as refused:
+            await adjust(amount)
+        assert refused.value.kind == "conflict"
+    again = await adjust(500)
+    assert again.replayed and again.entry == first.entry and again.balance == 500
+    other = await adjust(300, "USD")  # another currency's ledger: its own key
+    assert not other.replayed
+    async with uow_factory() as uow:
+        assert await uow.credit_ledger.balances(alice) == {"EUR": 500, "USD": 300}
+        assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 2
 
 
 @attrs.frozen
@@ -217,3 +251,30 @@ async def test_a_duplicate_committed_after_this_transactions_snapshot_is_found(
     assert again.balance == 300
     async with uow_factory() as uow:
         assert (await uow.credit_ledger.balances(alice)) == {"EUR": 300}
+
+
+async def test_a_debit_replayed_after_this_transactions_snapshot_is_a_replay_not_a_refusal(
+    backend: Any, uow_factory: UnitOfWorkFactory
+) -> None:
+    """The same race for a debit that takes the balance to zero: the late transaction's
+    snapshot still shows no such debit, but the balance it locks already holds it, so
+    the repeat must be found as the replay it is, not refused as "Not enough credit"."""
+    if backend.kind != "mysql":
+        pytest.skip("MariaDB snapshots only")
+    [alice] = await _users(uow_factory, 1)
+    async with uow_factory() as uow:
+        await book_in(uow, _entry(alice, 300, CreditReason.ADMIN_ADJUSTMENT, "gift:1"))
+        await uow.commit()
+    debit = _entry(alice, -300, CreditReason.ADMIN_ADJUSTMENT, "ticket:8")
+    async with uow_factory() as late:
+        assert await late.users.get(alice) is not None  # the snapshot is taken here
+        async with uow_factory() as first:
+            won = await book_in(first, debit)
+            await first.commit()
+        again = await book_in(late, debit)
+        await late.commit()
+    assert again.replayed and again.entry.id == won.entry.id
+    assert again.balance == 0
+    async with uow_factory() as uow:
+        assert (await uow.credit_ledger.balances(alice)) == {"EUR": 0}
+        assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 2

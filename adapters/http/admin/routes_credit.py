@@ -145,7 +145,8 @@ def add_admin_credit_routes(table: RouteTable) -> None:
         "POST",
         f"/users/{ID}/credit",
         adjust,
-        "Adjust a user's credit with a reason; a repeated `reference` books nothing again",
+        "Adjust a user's credit with a reason; a repeated `reference` books nothing again "
+        "(409 when it comes with another amount)",
         request=ADJUST_SCHEMA,
         response=BOOKED_SCHEMA,
     )

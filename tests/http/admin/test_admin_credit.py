@@ -78,6 +78,29 @@ async def test_adjust_refusals_change_nothing(world: AdminWorld) -> None:
         assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 0
 
 
+async def test_a_reference_reused_for_another_amount_is_409_and_books_nothing(
+    world: AdminWorld,
+) -> None:
+    """A reference is an idempotency key: reused with another amount or sign it is refused
+    (D11's 409), not answered as a replay of the first adjustment."""
+    alice = (await user_of(world.api, ALICE)).id
+    path = f"/users/{alice}/credit"
+    first = {"currency": "EUR", "amount": 500, "note": "ticket 42", "reference": "ticket-42"}
+    await world.ok("POST", path, json=first)
+    for amount in (-200, 200, -500):
+        status, body = await _status(world, "POST", path, json={**first, "amount": amount})
+        assert status == 409, (amount, body)
+        assert body == {
+            "error": "Reference 'ticket-42' was already used for an adjustment of EUR 5.00; "
+            "use another reference for another amount"
+        }
+    again = (await world.ok("POST", path, json=first))["data"]
+    assert again["replayed"] is True and again["balance"] == 500
+    assert (await world.ok("GET", path))["data"] == [{"currency": "EUR", "amount": 500}]
+    async with world.api.store() as uow:
+        assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 1
+
+
 async def test_refund_to_credit_books_the_unused_value_once_and_ends_the_time(
     world: AdminWorld,
 ) -> None:
