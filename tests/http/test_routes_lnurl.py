@@ -10,7 +10,7 @@ import attrs
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from adapters.http.client_limit import client_key
+from adapters.http.client_limit import client_keys
 from adapters.http.context import SERVICES
 from adapters.ratelimit.memory import MemoryRateLimiter
 from app.billing.lnurl import NOT_PAID_YET
@@ -198,18 +198,22 @@ async def test_behind_a_trusted_proxy_the_proxys_address_entry_is_the_key() -> N
 
 
 @pytest.mark.parametrize(
-    ("remote", "forwarded", "trust", "key"),
+    ("remote", "forwarded", "trust", "keys"),
     [
-        ("192.0.2.1", None, False, "192.0.2.1"),
-        ("192.0.2.1", "198.51.100.4", False, "192.0.2.1"),  # not trusted: header ignored
-        ("192.0.2.1", "1.1.1.1, 198.51.100.4", True, "198.51.100.4"),
-        ("2001:db8:1:2:aaaa::1", None, False, "2001:db8:1:2::/64"),  # one /64 is one client
-        ("2001:db8:1:2:bbbb::9", None, False, "2001:db8:1:2::/64"),
-        ("::ffff:192.0.2.5", None, False, "192.0.2.5"),
+        ("192.0.2.1", None, False, ("192.0.2.1",)),
+        ("192.0.2.1", "198.51.100.4", False, ("192.0.2.1",)),  # not trusted: header ignored
+        ("192.0.2.1", "1.1.1.1, 198.51.100.4", True, ("198.51.100.4",)),
+        # one /64 is one host, and its /48 one customer's network
+        ("2001:db8:1:2:aaaa::1", None, False, ("2001:db8:1:2::/64", "2001:db8:1::/48")),
+        ("2001:db8:1:2:bbbb::9", None, False, ("2001:db8:1:2::/64", "2001:db8:1::/48")),
+        ("2001:db8:1:ff00::9", None, False, ("2001:db8:1:ff00::/64", "2001:db8:1::/48")),
+        ("::ffff:192.0.2.5", None, False, ("192.0.2.5",)),
     ],
 )
-def test_client_key(remote: str, forwarded: str | None, trust: bool, key: str) -> None:
+def test_client_keys(
+    remote: str, forwarded: str | None, trust: bool, keys: tuple[str, ...]
+) -> None:
     headers = {} if forwarded is None else {"X-Forwarded-For": forwarded}
     request = make_mocked_request("GET", "/", headers=headers)
     with patch.object(type(request), "remote", new=remote):
-        assert client_key(request, trust) == key
+        assert client_keys(request, trust) == keys
