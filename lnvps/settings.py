@@ -166,7 +166,8 @@ class LnurlSettings:
     """D25: a token bucket per client address on the unauthenticated LNURL-pay endpoints.
 
     `rate-per-minute: 0` turns it off. Behind a reverse proxy, `trust-forwarded-for` keys the
-    bucket by the last `X-Forwarded-For` address (the one the proxy itself appended).
+    bucket by the last `X-Forwarded-For` address (the one the proxy itself appended); it is
+    the proxy rule of every per-address limit, the order limit (`order-rate`) included.
     """
 
     rate_per_minute: int = attrs.field(default=20, validator=attrs.validators.ge(0))

@@ -1,7 +1,8 @@
 """LNURL-pay VM top-ups (api.md §6.7, LUD-06/LUD-16): raw JSON, errors as HTTP 200.
 
 Both endpoints are unauthenticated, so each client address draws from a token bucket (D25):
-past it, 429 with `{"error": …}` (and the LUD-06 `status`/`reason`, which wallets show).
+past it, 429 with `{"error": …}` (and the LUD-06 `status`/`reason`, which wallets show). A
+client network may also hold only a few of a VM's live LNURL invoices (`renew_by_amount`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from adapters.http.bounds import parse_uint
-from adapters.http.client_limit import too_many, wait_seconds
+from adapters.http.client_limit import client_network, too_many, wait_seconds
 from adapters.http.context import services
 from adapters.http.envelope import json_response
 from adapters.http.openapi import QueryParam, RouteTable
@@ -123,6 +124,7 @@ async def pay_callback(request: web.Request) -> web.StreamResponse:
         payment = await svc.billing.renew_by_amount(
             vm_id=path_id(request),
             amount_msat=amount_msat,
+            client=client_network(request, svc.trust_forwarded_for),
         )
     except DomainError as err:
         if err.kind in _SHOWN:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import attrs
+
+from ports.ratelimit import Wider
 
 
 @attrs.define
@@ -38,20 +40,30 @@ class MemoryRateLimiter:
         self._max_keys = max_keys
         self._buckets: dict[str, _Bucket] = {}
 
-    async def acquire(self, key: str) -> float:
+    async def acquire(self, key: str, wider: Sequence[Wider] = ()) -> float:
         now = self._now()
+        layers = [(self._bucket(k, now, scale), scale) for k, scale in ((key, 1), *wider)]
+        wait = max(
+            ((1.0 - b.tokens) / (self._rate * scale) for b, scale in layers if b.tokens < 1.0),
+            default=0.0,
+        )
+        if wait == 0.0:  # all or none: a bucket that refuses leaves the others untouched
+            for bucket, _ in layers:
+                bucket.tokens -= 1.0
+        return wait
+
+    def _bucket(self, key: str, now: float, scale: int) -> _Bucket:
+        """`key`'s bucket refilled to `now` (`scale` times the burst and rate)."""
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= self._max_keys:
                 self._forget_full(now)
-            bucket = self._buckets[key] = _Bucket(self._burst, now)
+            bucket = self._buckets[key] = _Bucket(self._burst * scale, now)
         else:
-            bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.at) * self._rate)
+            refilled = bucket.tokens + (now - bucket.at) * self._rate * scale
+            bucket.tokens = min(self._burst * scale, refilled)
             bucket.at = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return 0.0
-        return (1.0 - bucket.tokens) / self._rate
+        return bucket
 
     def _forget_full(self, now: float) -> None:
         refill = self._burst / self._rate

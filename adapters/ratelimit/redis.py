@@ -4,35 +4,46 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ports.ratelimit import Wider
+
 log = logging.getLogger(__name__)
 
-#: KEYS[1] bucket hash; ARGV: now (s), rate (tokens/s), burst, ttl (s). Returns the wait in
-#: milliseconds (0: a token was taken). Atomic in Redis, so concurrent nodes never overdraw.
+#: KEYS: the bucket hashes; ARGV: now (s), rate (tokens/s), burst, ttl (s), then each key's
+#: scale (times the burst and rate). Returns the wait in milliseconds (0: a token was taken
+#: from every bucket; else none was). Atomic in Redis, so concurrent nodes never overdraw.
 _TAKE = """
 local now = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1])
-local at = tonumber(state[2])
-if tokens == nil or at == nil then
-  tokens = burst
-else
-  tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
-end
+local tokens = {}
 local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-else
-  wait = math.ceil((1 - tokens) / rate * 1000)
+for i, key in ipairs(KEYS) do
+  local scale = tonumber(ARGV[4 + i])
+  local state = redis.call('HMGET', key, 'tokens', 'at')
+  local have = tonumber(state[1])
+  local at = tonumber(state[2])
+  if have == nil or at == nil then
+    have = burst * scale
+  else
+    have = math.min(burst * scale, have + math.max(0, now - at) * rate * scale)
+  end
+  if have < 1 then
+    wait = math.max(wait, math.ceil((1 - have) / (rate * scale) * 1000))
+  end
+  tokens[i] = have
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+for i, key in ipairs(KEYS) do
+  if wait == 0 then
+    tokens[i] = tokens[i] - 1
+  end
+  redis.call('HSET', key, 'tokens', tostring(tokens[i]), 'at', tostring(now))
+  redis.call('EXPIRE', key, tonumber(ARGV[4]))
+end
 return wait
 """
 
@@ -62,16 +73,18 @@ class RedisRateLimiter:
         self._now = now
         self._ttl = max(1, int(burst / self._rate) + 1)
 
-    async def acquire(self, key: str) -> float:
+    async def acquire(self, key: str, wider: Sequence[Wider] = ()) -> float:
+        layers = [(key, 1), *wider]
         try:
             wait = await self._redis.eval(
                 _TAKE,
-                1,
-                self._prefix + key,
+                len(layers),
+                *(self._prefix + k for k, _ in layers),
                 repr(self._now()),
                 repr(self._rate),
                 str(self._burst),
                 str(self._ttl),
+                *(str(scale) for _, scale in layers),
             )
         except RedisError as err:
             log.warning("rate limiter unavailable, request let through: %s", err)

@@ -15,6 +15,7 @@ from app.billing.persist import (
 )
 from app.billing.price_in_force import price_in_force, quote_metadata
 from app.billing.rails import PaymentRails, PricedPayment
+from domain.credit import payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import Subscription, SubscriptionPayment, Vm
 from domain.money import MSAT_PER_SAT, Currency, Money
@@ -32,6 +33,13 @@ LNURL_MAX_MSAT = 1_000_000_000
 #: live LNURL invoices one VM may have at once (D25): with the per-address rate limit this
 #: bounds the rows and node invoices strangers can make for it, even from many addresses.
 LNURL_MAX_LIVE_INVOICES = 20
+#: live LNURL invoices of one VM that one client network may have made (D25): well below the
+#: VM's cap, so one stranger cannot fill it and lock the owner's wallet out for minutes.
+LNURL_MAX_LIVE_PER_CLIENT = 5
+#: `metadata` key of an LNURL invoice: the client network that asked for it (the widest key
+#: of the per-address rate limit: an IPv4 address or an IPv6 /48), counted against
+#: `LNURL_MAX_LIVE_PER_CLIENT` while the invoice is live
+LNURL_CLIENT_KEY = "lnurl_client"
 NOT_PAID_YET = (
     "This VM has not been paid for yet: its owner pays the first invoice from their account"
 )
@@ -72,6 +80,29 @@ def tax_exclusive(gross: int, rate_percent: Decimal) -> int:
     return exact.numerator // exact.denominator
 
 
+def refuse_too_many_open(pending: list[SubscriptionPayment], client: str | None) -> None:
+    """Refuse a new LNURL invoice once the VM has `LNURL_MAX_LIVE_INVOICES` live ones, or
+    `client` has `LNURL_MAX_LIVE_PER_CLIENT` of them (`TooManyOpenInvoices`, 422).
+
+    Counted from the invoices' metadata in the read that lists them, so the count is exactly
+    the live rows. `renew_by_amount` asks before the node makes an invoice (a refusal costs
+    the node nothing) and again under the subscription's lock just before storing it: two
+    concurrent callbacks both passing the first read cannot then pass the cap together.
+    """
+    live = [p for p in pending if is_lnurl_payment(p)]  # `pending`: the live ones
+    if client is not None:
+        mine = sum(1 for p in live if payment_meta(p).get(LNURL_CLIENT_KEY) == client)
+        if mine >= LNURL_MAX_LIVE_PER_CLIENT:
+            raise TooManyOpenInvoices(
+                "Too many open invoices from your address for this VM:"
+                " pay one or try again in a few minutes"
+            )
+    if len(live) >= LNURL_MAX_LIVE_INVOICES:
+        raise TooManyOpenInvoices(
+            "Too many open invoices for this VM: pay one or try again in a few minutes"
+        )
+
+
 async def renew_by_amount(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
@@ -81,6 +112,7 @@ async def renew_by_amount(
     *,
     vm_id: int,
     amount_msat: int,
+    client: str | None = None,
 ) -> SubscriptionPayment:
     """A Lightning Renewal payment buying whatever time `amount_msat` pays for (LNURL-pay).
 
@@ -95,6 +127,8 @@ async def renew_by_amount(
     is floor(seconds of one interval × net / price) (§7). Its `metadata` carries
     `{"intervals": null}` so D10 never mistakes it for an N-interval one.
     Anyone may pay for a VM, so there is no owner check; a deleted VM is "not found".
+    `client` is the asking client's network (None: not known); its live invoices of this VM
+    are bounded apart from the VM's (`refuse_too_many_open`).
     """
     if not LNURL_MIN_MSAT <= amount_msat <= LNURL_MAX_MSAT:
         raise AmountOutOfRange(f"Amount must be between {LNURL_MIN_MSAT} and {LNURL_MAX_MSAT} msat")
@@ -110,10 +144,7 @@ async def renew_by_amount(
         existing = next((p for p in pending if reuse.matches(p, now)), None)
         if existing is not None:
             return existing
-        if sum(1 for p in pending if is_lnurl_payment(p)) >= LNURL_MAX_LIVE_INVOICES:
-            raise TooManyOpenInvoices(
-                "Too many open invoices for this VM: pay one or try again in a few minutes"
-            )
+        refuse_too_many_open(pending, client)
         price = await vm_price(uow, vm)
         table = await rates.table()
         charging = await charging_for(
@@ -155,8 +186,17 @@ async def renew_by_amount(
                 TAX_RATE_KEY: str(charging.tax_rate),
                 REVERSE_CHARGE_KEY: charging.reverse_charge,
             },
+            **({} if client is None else {LNURL_CLIENT_KEY: client}),
         ),
         memo=f"VM renewal {vm.id} to {quote.new_expiry:%Y-%m-%d %H:%M:%S}",
     )
     payment = await rails.create(priced, now)
-    return await store_payment(uow_factory, rails, payment, now, reuse=reuse, idem=None)
+
+    async def recount(uow: UnitOfWork, new: SubscriptionPayment) -> None:
+        """The caps again, under the subscription's lock `store_payment` holds."""
+        live = await uow.payments.list_pending_for_subscription(new.subscription_id, now)
+        refuse_too_many_open(live, client)
+
+    return await store_payment(
+        uow_factory, rails, payment, now, reuse=reuse, idem=None, before_add=recount
+    )

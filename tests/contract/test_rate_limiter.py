@@ -95,3 +95,17 @@ async def test_the_memory_limiter_forgets_idle_clients_instead_of_growing() -> N
     clock.value += 10  # every bucket is full again
     await limiter.acquire("newcomer")
     assert len(limiter._buckets) == 1
+
+
+async def test_a_wider_bucket_is_passed_too_and_a_refusal_takes_from_none(make: Make) -> None:
+    clock = Seconds()
+    limiter = make(6, 1, clock)  # a narrow bucket: 1 at once, one every 10 s
+    wide = [("net", 3)]  # the wider one: 3 at once, one every 10/3 s
+    assert [await limiter.acquire(f"host{i}", wide) for i in range(3)] == [0.0, 0.0, 0.0]
+    wait = await limiter.acquire("host3", wide)  # its own bucket is full, the wider one empty
+    assert 3.3 <= wait <= 3.34
+    assert await limiter.acquire("host0", wide) > 0  # the narrow bucket refuses too
+    clock.value += 10 / 3 + 0.01
+    assert await limiter.acquire("host3", wide) == 0.0  # the refusal above took nothing
+    assert await limiter.acquire("other", [("net2", 3)]) == 0.0
+    assert await limiter.acquire("host0") > 0  # without the wider bucket: its own still empty

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import attrs
+import pytest
 
+from adapters.http import client_limit
+from adapters.http.client_limit import WIDE_V6_SCALE
 from adapters.http.context import SERVICES
 from adapters.ratelimit.memory import MemoryRateLimiter
 from domain.model import GIB
@@ -98,3 +102,51 @@ async def test_ip_range_purchases_draw_from_the_order_limit() -> None:
             user = await uow.users.get_by_pubkey(ALICE.pubkey)
             assert user is not None
             assert (await uow.subscriptions.list_by_user(user.id, 10)).total == 1
+
+
+async def test_one_48_does_not_get_a_fresh_order_bucket_per_64() -> None:
+    """One customer is routed a /48 (65 536 /64s): its /64s share the /48's larger bucket."""
+    api = build()
+    tick = Tick()
+    api.services = attrs.evolve(
+        api.services,
+        order_limiter=MemoryRateLimiter(1, 1, now=tick),  # 1 order, then 1 a minute
+        trust_forwarded_for=True,
+    )
+    api.app[SERVICES] = api.services
+    async with api_client(api) as c:
+        statuses = []
+        for n in range(WIDE_V6_SCALE + 4):
+            at = {"X-Forwarded-For": f"2001:db8:0:{n:x}::1"}  # all inside 2001:db8::/48
+            statuses.append((await _order(c, NostrKey.from_seed(5000 + n), at)).status)
+        assert statuses == [200] * WIDE_V6_SCALE + [429] * 4
+        made = await _vm_count(c)
+        # the refusals took nothing from the /64s they came from: each still has its token
+        # once the /48 refills one (and the /48 refills at its own, larger rate)
+        tick.value += 60 / WIDE_V6_SCALE
+        fresh = {"X-Forwarded-For": f"2001:db8:0:{WIDE_V6_SCALE:x}::2"}
+        assert (await _order(c, NostrKey.from_seed(6000), fresh)).status == 200
+        assert await _vm_count(c) == made + 1
+        # another /48 is another customer; one /64 alone keeps its old allowance
+        home = {"X-Forwarded-For": "2001:db8:1:7::1"}
+        assert (await _order(c, NostrKey.from_seed(6001), home)).status == 200
+        assert (await _order(c, NostrKey.from_seed(6002), home)).status == 429
+
+
+async def test_a_forwarded_for_the_limits_ignore_is_warned_about_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind a proxy with `lnurl.trust-forwarded-for` off, every client shares one bucket."""
+    monkeypatch.setattr(client_limit, "_proxy_warned", False)
+    api = build()
+    api.services = attrs.evolve(api.services, order_limiter=MemoryRateLimiter(60, 10))
+    api.app[SERVICES] = api.services
+    async with api_client(api) as c:
+        with caplog.at_level(logging.WARNING, logger="lnvps.http"):
+            assert (await _order(c, NostrKey.from_seed(7000), {})).status == 200
+            assert "trust-forwarded-for" not in caplog.text
+            for n in range(2):
+                resp = await _order(c, NostrKey.from_seed(7001 + n), FIRST)
+                assert resp.status == 200
+    warned = [r for r in caplog.records if "trust-forwarded-for is off" in r.getMessage()]
+    assert len(warned) == 1

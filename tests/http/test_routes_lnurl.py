@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 from unittest.mock import patch
 
@@ -10,12 +11,12 @@ import attrs
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from adapters.http.client_limit import client_key
+from adapters.http.client_limit import client_keys
 from adapters.http.context import SERVICES
 from adapters.ratelimit.memory import MemoryRateLimiter
-from app.billing.lnurl import NOT_PAID_YET
+from app.billing.lnurl import LNURL_MAX_LIVE_PER_CLIENT, NOT_PAID_YET
 from domain.enums import SubscriptionPaymentType
-from domain.model import Subscription
+from domain.model import Subscription, SubscriptionPayment
 from domain.tax import TaxRates
 from tests.http.apiapp import ALICE, NOW, ApiApp, ApiClient, api_client
 from tests.http.vm_helpers import build, order, renew, settle, subscription_of, user_of
@@ -198,18 +199,65 @@ async def test_behind_a_trusted_proxy_the_proxys_address_entry_is_the_key() -> N
 
 
 @pytest.mark.parametrize(
-    ("remote", "forwarded", "trust", "key"),
+    ("remote", "forwarded", "trust", "keys"),
     [
-        ("192.0.2.1", None, False, "192.0.2.1"),
-        ("192.0.2.1", "198.51.100.4", False, "192.0.2.1"),  # not trusted: header ignored
-        ("192.0.2.1", "1.1.1.1, 198.51.100.4", True, "198.51.100.4"),
-        ("2001:db8:1:2:aaaa::1", None, False, "2001:db8:1:2::/64"),  # one /64 is one client
-        ("2001:db8:1:2:bbbb::9", None, False, "2001:db8:1:2::/64"),
-        ("::ffff:192.0.2.5", None, False, "192.0.2.5"),
+        ("192.0.2.1", None, False, ("192.0.2.1",)),
+        ("192.0.2.1", "198.51.100.4", False, ("192.0.2.1",)),  # not trusted: header ignored
+        ("192.0.2.1", "1.1.1.1, 198.51.100.4", True, ("198.51.100.4",)),
+        # one /64 is one host, and its /48 one customer's network
+        ("2001:db8:1:2:aaaa::1", None, False, ("2001:db8:1:2::/64", "2001:db8:1::/48")),
+        ("2001:db8:1:2:bbbb::9", None, False, ("2001:db8:1:2::/64", "2001:db8:1::/48")),
+        ("2001:db8:1:ff00::9", None, False, ("2001:db8:1:ff00::/64", "2001:db8:1::/48")),
+        ("::ffff:192.0.2.5", None, False, ("192.0.2.5",)),
     ],
 )
-def test_client_key(remote: str, forwarded: str | None, trust: bool, key: str) -> None:
+def test_client_keys(
+    remote: str, forwarded: str | None, trust: bool, keys: tuple[str, ...]
+) -> None:
     headers = {} if forwarded is None else {"X-Forwarded-For": forwarded}
     request = make_mocked_request("GET", "/", headers=headers)
     with patch.object(type(request), "remote", new=remote):
-        assert client_key(request, trust) == key
+        assert client_keys(request, trust) == keys
+
+
+async def test_a_stranger_cannot_fill_a_vms_lnurl_invoices_and_block_the_owner() -> None:
+    """One client network holds at most LNURL_MAX_LIVE_PER_CLIENT of a VM's live invoices, so
+    20 distinct amounts from a stranger no longer fill the VM's cap for 10 minutes."""
+    api = build()
+    api.services = attrs.evolve(api.services, trust_forwarded_for=True)
+    api.app[SERVICES] = api.services
+    async with api_client(api) as c:
+        vm_id = await paid_vm_id(c)
+        path = f"/api/v1/vm/{vm_id}/renew-lnurlp"
+        stranger = {"X-Forwarded-For": "2001:db8:0:1::1"}
+        for i in range(LNURL_MAX_LIVE_PER_CLIENT):
+            at = {"X-Forwarded-For": f"2001:db8:0:{i:x}::1"}  # other /64s, one /48
+            resp = await c.client.get(f"{path}?amount={100_000 + 1000 * i}", headers=at)
+            assert "pr" in await resp.json()
+        rows = len(await _payments(c, vm_id))
+        invoices = len(c.api.node._memory.invoices)
+        for i in range(LNURL_MAX_LIVE_PER_CLIENT, 20):
+            resp = await c.client.get(f"{path}?amount={100_000 + 1000 * i}", headers=stranger)
+            assert resp.status == 200
+            assert await resp.json() == {
+                "status": "ERROR",
+                "reason": "Too many open invoices from your address for this VM:"
+                " pay one or try again in a few minutes",
+            }
+        assert len(await _payments(c, vm_id)) == rows  # nothing stored
+        assert len(c.api.node._memory.invoices) == invoices  # nothing made at the node
+        again = await c.client.get(f"{path}?amount=100000", headers=stranger)
+        assert "pr" in await again.json()  # its own amount is still handed back (reuse)
+        owner = {"X-Forwarded-For": "198.51.100.20"}
+        body = await (await c.client.get(f"{path}?amount=5000000", headers=owner)).json()
+        assert "pr" in body, f"the owner's wallet was refused: {body}"
+        api.clock.advance(timedelta(minutes=11))  # the stranger's invoices expired: room again
+        await api.refresh_rates()
+        resp = await c.client.get(f"{path}?amount=7000000", headers=stranger)
+        assert "pr" in await resp.json()
+
+
+async def _payments(c: ApiClient, vm_id: int) -> list[SubscriptionPayment]:
+    sub = await subscription_of(c.api, vm_id)
+    async with c.api.store() as uow:
+        return (await uow.payments.list_by_subscription(sub.id, 100)).items

@@ -8,7 +8,13 @@ import attrs
 import pytest
 
 from app.billing.errors import AmountOutOfRange, TooManyOpenInvoices, VmNotFound, VmNotPaidYet
-from app.billing.lnurl import LNURL_MAX_LIVE_INVOICES, LNURL_MIN_MSAT, renew_by_amount
+from app.billing.lnurl import (
+    LNURL_CLIENT_KEY,
+    LNURL_MAX_LIVE_INVOICES,
+    LNURL_MAX_LIVE_PER_CLIENT,
+    LNURL_MIN_MSAT,
+    renew_by_amount,
+)
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.model import LineItem, Subscription, SubscriptionPayment, Vm
 from tests.unit.billing.world import ALICE, BOB, START, Shop
@@ -16,7 +22,9 @@ from tests.unit.billing.world import ALICE, BOB, START, Shop
 FEB_28 = datetime(2026, 2, 28, 12, tzinfo=UTC)
 
 
-async def _by_amount(shop: Shop, vm: Vm, msat: int) -> SubscriptionPayment:
+async def _by_amount(
+    shop: Shop, vm: Vm, msat: int, client: str | None = None
+) -> SubscriptionPayment:
     return await renew_by_amount(
         shop.factory,
         shop.clock,
@@ -25,6 +33,7 @@ async def _by_amount(shop: Shop, vm: Vm, msat: int) -> SubscriptionPayment:
         shop.tax_rates,
         vm_id=vm.id,
         amount_msat=msat,
+        client=client,
     )
 
 
@@ -190,3 +199,31 @@ async def test_a_vm_has_at_most_twenty_live_lnurl_invoices(shop: Shop) -> None:
     assert (await shop.renew(vm)).id not in {p.id for p in made}  # the owner's renew is apart
     shop.clock.set(made[0].expires)  # all expired: room again
     await _by_amount(shop, vm, 99_000_000)
+
+
+async def test_one_client_holds_at_most_five_of_a_vms_live_lnurl_invoices(shop: Shop) -> None:
+    """D25: a stranger's spread of amounts cannot fill the VM's cap and lock the owner out."""
+    vm = await _paid_vm_with_ids_apart(shop)
+    made = [
+        await _by_amount(shop, vm, 100_000 * (i + 1), client="2001:db8::/48")
+        for i in range(LNURL_MAX_LIVE_PER_CLIENT)
+    ]
+    assert made[0].metadata[LNURL_CLIENT_KEY] == "2001:db8::/48"
+    rows, invoices = len(await shop.payments(vm)), len(shop.node.invoices)
+    with pytest.raises(TooManyOpenInvoices, match="from your address") as err:
+        await _by_amount(shop, vm, 99_000_000, client="2001:db8::/48")
+    assert err.value.kind == "unprocessable"
+    assert (len(await shop.payments(vm)), len(shop.node.invoices)) == (rows, invoices)
+    assert (await _by_amount(shop, vm, 200_000, client="2001:db8::/48")).id == made[1].id
+    await _by_amount(shop, vm, 99_000_000, client="198.51.100.7")  # the owner's wallet
+    shop.clock.set(made[0].expires)  # expired: the client's room is back
+    await _by_amount(shop, vm, 98_000_000, client="2001:db8::/48")
+
+
+async def test_the_vms_cap_counts_the_invoices_of_every_client(shop: Shop) -> None:
+    vm = await _paid_vm_with_ids_apart(shop)
+    for i in range(LNURL_MAX_LIVE_INVOICES):
+        client = f"198.51.100.{i // LNURL_MAX_LIVE_PER_CLIENT}"
+        await _by_amount(shop, vm, 100_000 * (i + 1), client=client)
+    with pytest.raises(TooManyOpenInvoices, match="for this VM: pay"):
+        await _by_amount(shop, vm, 99_000_000, client="203.0.113.9")
