@@ -335,7 +335,7 @@ async def _placing(
     order paid after its window (D25: its room was freed for others). Judged under the
     region's lock: without it (`region` another), `RegionMoved` asks for the booking to
     start again with that lock taken first."""
-    held = payment.expires > now  # pending until this booking: it held the order's room
+    held = payment.expires > now  # pending until now: it held the room, within the hold
     if not vm.deleted and not await order_lapsed(uow, sub, now, held_until_now=held):
         return Placing()
     await in_locked_region(uow, vm, region)

@@ -269,9 +269,11 @@ def refuse_lapsed_order(sub: Subscription | None, now: datetime) -> None:
 
     A pending invoice keeps the order's room (`order_lapsed`), so an invoice issued after the
     window would let it hold room unchecked, and a chain of them (a new interval count each
-    time defeats D10 reuse) for ever. Refusing them all past the window gives the hold an
-    absolute end: the window plus the longest invoice lifetime; the never-paid cleanup
-    deletes the VM then. Asking again for an invoice of the window still gets that one
+    time defeats D10 reuse) for ever. Refusing them all past the window ends every invoice
+    of a never-paid order by the window plus the longest invoice lifetime; its room is held
+    only to the window plus a Lightning invoice's lifetime (`UNPAID_HOLD_LIMIT`: a bank
+    transfer's days hold nothing), and the never-paid cleanup deletes the VM once its last
+    invoice has expired. Asking again for an invoice of the window still gets that one
     (D10). Judged in `store_payment` under the subscription's lock, which the never-paid
     cleanup and the booking take too; `renew` asks first, before an invoice is made at the
     rail, so a refusal costs no invoice to create and cancel."""

@@ -7,27 +7,53 @@ from datetime import datetime
 
 import attrs
 
+from app.billing.rails import LIGHTNING_EXPIRY
+from domain.intervals import require_utc
 from domain.lifecycle import UNPAID_CLEANUP_AFTER, never_paid_cleanup_due
 from domain.model import Subscription, Vm
 from domain.pricing import Spec
 from ports.storage import UnitOfWork
 
+#: The longest a never-paid order holds its room (D17, D25): its payment window, then at
+#: most a Lightning invoice's lifetime, whichever rail its invoice is on. An invoice asked for
+#: in the window's last minute on the short rail is still payable with its room; a slower
+#: rail's invoice (a card order's hour, a bank transfer's days) outlives the hold, so one
+#: free order cannot keep a host's room for days by asking for a bank-transfer quote.
+UNPAID_HOLD_LIMIT = UNPAID_CLEANUP_AFTER + LIGHTNING_EXPIRY
+
+
+def unpaid_hold_over(sub: Subscription, now: datetime) -> bool:
+    """Whether a never-paid order is past `UNPAID_HOLD_LIMIT`: no pending payment holds its
+    room any more.
+
+    Such an order is not deleted while its invoice is pending (D17): a payment that still
+    comes books as any payment of an order past its window (`order_lapsed`, completion's
+    `_placing`): its VM is placed again if its host or region has room, else the payment
+    becomes account credit, as for a VM that cannot be restored (`unrestorable`). Refusing
+    slow rails for a first purchase instead would break the LNVPS clients, which offer
+    every configured method (bank transfer too) for any VM."""
+    hold = require_utc(now) - require_utc(sub.created)
+    return never_paid_cleanup_due(sub, False, now) and hold > UNPAID_HOLD_LIMIT
+
 
 async def lapsed_unpaid_vms(uow: UnitOfWork, now: datetime) -> list[Vm]:
-    """Never-paid VMs the cleanup would delete now (D17), though the worker has not yet.
+    """Never-paid VMs that hold no room now: those the cleanup would delete (D17), though the
+    worker has not yet, and those past `UNPAID_HOLD_LIMIT` that it keeps for a pending slow
+    payment (`unpaid_hold_over`).
 
-    The same test as the cleanup: ordered more than an hour ago, never set up, no expiry,
-    no pending payment. Only such stale orders are read, so this costs nothing while the
-    worker keeps up, and three statements whatever their number when it does not (every
-    order reads this: one statement per stale order would let a backlog of unpaid orders
-    slow every order down).
+    The cleanup's test: ordered more than an hour ago, never set up, no expiry, no pending
+    payment. Only such stale orders are read, so this costs nothing while the worker keeps
+    up, and three statements whatever their number when it does not (every order reads
+    this: one statement per stale order would let a backlog of unpaid orders slow every
+    order down).
     """
     stale = await uow.vms.list_never_paid(ordered_before=now - UNPAID_CLEANUP_AFTER)
     if not stale:
         return []
     subs = await uow.subscriptions.get_by_line_items({vm.subscription_line_item_id for vm in stale})
     due = {sub.id for sub in subs.values() if never_paid_cleanup_due(sub, False, now)}
-    pending = await uow.payments.with_pending(due, now) if due else set()
+    over = {sub.id for sub in subs.values() if sub.id in due and unpaid_hold_over(sub, now)}
+    pending = await uow.payments.with_pending(due, now) - over if due else set()
     return [
         vm
         for vm in stale
@@ -41,11 +67,16 @@ async def order_lapsed(
     uow: UnitOfWork, sub: Subscription, now: datetime, *, held_until_now: bool = False
 ) -> bool:
     """Whether a never-paid order has let its room go (D25): past its payment window with no
-    payment pending, as `lapsed_unpaid_vms` counts it (every such payment was issued within
-    the window: `refuse_lapsed_order`). `held_until_now`: a payment that was pending until
-    this moment (being booked now) held it. The pending read runs only for an order past
-    its window."""
-    if held_until_now or not never_paid_cleanup_due(sub, False, now):
+    payment pending, or past `UNPAID_HOLD_LIMIT` at all, as `lapsed_unpaid_vms` counts it
+    (every such payment was issued within the window: `refuse_lapsed_order`).
+    `held_until_now`: a payment that was pending until this moment (being booked now) held
+    it, unless the hold is over. The pending read runs only for an order past its window
+    and within the hold."""
+    if not never_paid_cleanup_due(sub, False, now):
+        return False
+    if unpaid_hold_over(sub, now):
+        return True
+    if held_until_now:
         return False
     return not await uow.payments.list_pending_for_subscription(sub.id, now)
 
@@ -88,8 +119,9 @@ async def reserved_usage(
 
     Which VMs hold room (D25): paid VMs, expired ones too while in grace (a renewal restarts
     them), and a never-paid order during its payment window (one hour after the order,
-    longer while an invoice asked for within that hour is pending: none is issued after it,
-    `refuse_lapsed_order`), so an order that is paid always fits; past that it no longer
+    longer while an invoice asked for within that hour is pending, but never past
+    `UNPAID_HOLD_LIMIT`, whatever the invoice's rail: none is issued after the hour,
+    `refuse_lapsed_order`), so an order paid in time always fits; past that it no longer
     counts, even before the worker deletes it. One user holds at
     most `max-unpaid-vms` such orders at once, so nobody can fill a host with orders they
     never pay for. Summed by the database over every live VM of the hosts, then the lapsed
