@@ -56,6 +56,8 @@ class Services:
     order_limiter: RateLimiter | None = None
     #: per-user limit of the VM actions, each a hypervisor call (None: not limited)
     vm_action_limiter: RateLimiter | None = None
+    #: e-mail verification mails per user and per target address (None: not limited)
+    email_verify_limiter: RateLimiter | None = None
     #: key the per-address limits by the last `X-Forwarded-For` address (behind a reverse proxy)
     trust_forwarded_for: bool = False
     #: tests a host row's connection before the admin API saves it (None: saved untested)

@@ -233,7 +233,8 @@ def _limiter(
 ) -> MemoryRateLimiter | RedisRateLimiter | None:
     """The token bucket `rate` configures (None when its rate is 0), in Redis when configured
     (shared by every node, keys under `ratelimit:<name>:`), else in process. D25: `lnurl`
-    and `order` per client address; `vm-action` per user."""
+    and `order` per client address; `vm-action` per user; `email-verify` per user and per
+    target address."""
     if rate.per_minute == 0:
         return None
     if redis is None:
@@ -398,6 +399,9 @@ class Container(containers.DeclarativeContainer):
         ),
         vm_action_limiter=providers.Singleton(
             _limiter, settings, redis, "vm-action", settings.provided.vm_action_rate
+        ),
+        email_verify_limiter=providers.Singleton(
+            _limiter, settings, redis, "email-verify", settings.provided.email_verify_rate
         ),
         trust_forwarded_for=settings.provided.lnurl.trust_forwarded_for,
         host_prober=host_prober,

@@ -230,6 +230,22 @@ class VmActionRateSettings(HourlyRateSettings):
 
 
 @attrs.frozen(kw_only=True)
+class EmailVerifyRateSettings(HourlyRateSettings):
+    """E-mail verification mails (the account's or an admin's change of an address): one
+    token bucket per user and one per target address, each `burst` mails at once, then
+    `per-hour` an hour; `per-hour: 0` turns it off.
+
+    Every save of an unverified address mails it again, so without a limit one key looping
+    the request, or many free keys naming one stranger's address, would make the operator's
+    SMTP send without bound (and get the account suspended). Past a bucket the change is
+    still saved, unmailed; the admin's change draws only from the address's bucket.
+    """
+
+    default_per_hour = 3
+    default_burst = 3
+
+
+@attrs.frozen(kw_only=True)
 class VmHostsSettings:
     """How clients of `vm_host` rows are built; URL, node and token come from the row itself.
 
@@ -286,6 +302,7 @@ class Settings:
     lnurl: LnurlSettings = LnurlSettings()
     order_rate: OrderRateSettings = OrderRateSettings()
     vm_action_rate: VmActionRateSettings = VmActionRateSettings()
+    email_verify_rate: EmailVerifyRateSettings = EmailVerifyRateSettings()
     vm_hosts: VmHostsSettings = VmHostsSettings()
     nwc: NwcSettings = NwcSettings()
     #: `text` (readable, the dev default) or `json` (one object per line)

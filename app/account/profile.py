@@ -12,6 +12,7 @@ from typing import TypeAlias
 
 import attrs
 
+from app.account.verify_mail_limit import verification_mail_wait
 from app.billing.errors import UserNotFound
 from app.billing.price_in_force import cancel_quietly, expire_user_quotes
 from app.billing.rails import PaymentRails
@@ -24,6 +25,7 @@ from domain.text_rules import check_line, is_single_line
 from ports.clock import Clock
 from ports.jobs import SendEmailVerification
 from ports.queue import WorkQueue
+from ports.ratelimit import RateLimiter
 from ports.storage import UnitOfWorkFactory
 
 #: nullable-patch: absent = keep, None = clear, value = set (api.md §3).
@@ -136,7 +138,8 @@ def with_email_to_verify(user: User, email: str) -> User | None:
     notices must not go there as to a verified address. The stored address still unverified
     is mailed again, its pending token kept (the link of an earlier mail stays good; a legacy
     token `verify_email` cannot look up, or none, is replaced): the mail is queued after the
-    commit, so one lost there (the queue down) is sent by repeating the request.
+    commit, so one lost there (the queue down) is sent by repeating the request (within
+    `email-verify-rate`: `verification_mail_wait`).
 
     `user` must be read under its lock (`Users.get_for_update`), or a concurrent change or
     verification click in between would be written back over."""
@@ -231,12 +234,17 @@ async def update_account(
     public_url: str,
     rails: PaymentRails | None = None,
     nwc_relays: RelayPolicy = PUBLIC_TLS_RELAYS,
+    mail_limiter: RateLimiter | None = None,
 ) -> AccountUpdate:
     """Apply a PATCH in the reference's order (§6.1): NWC, tax id, e-mail, contact check.
 
     A new or changed address is stored unverified with a fresh token and a
     `SendEmailVerification` job is queued after the commit; the unchanged address, still
-    unverified, is mailed again (`with_email_to_verify`). `email: null` may not remove an
+    unverified, is mailed again (`with_email_to_verify`). The mail is queued only within
+    `mail_limiter`'s buckets for the user and for the address (`verification_mail_wait`):
+    past them the change is still saved (clients send the whole account on every save) and
+    the address stays unverified, mailed by the same request once the buckets refill.
+    `email: null` may not remove an
     address (400) but is accepted as "no change" from a user who has none (an echoed GET).
     The user's row is locked first, so an admin's change or a verification click running at
     the same time is not written over (nor this change by them).
@@ -296,8 +304,10 @@ async def update_account(
             expired = await expire_user_quotes(uow, user.id, clock.now())
         await uow.commit()
     await cancel_quietly(rails, expired)
-    if not send:
+    if not send or not email:
         return AccountUpdate(updated)
+    if await verification_mail_wait(mail_limiter, user_id, email_hash(email)):
+        return AccountUpdate(updated)  # logged there; the answer stays the schema's `null`
     await queue.send(SendEmailVerification(user_id=user_id))
     return AccountUpdate(updated, verify_link(public_url, token))
 

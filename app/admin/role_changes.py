@@ -25,6 +25,7 @@ from domain.errors import DomainError, InvalidInput
 from domain.model import AdminRole, RoleAssignment
 from ports.clock import Clock
 from ports.queue import WorkQueue
+from ports.ratelimit import RateLimiter
 from ports.storage import Permission, UnitOfWork, UnitOfWorkFactory
 
 
@@ -147,12 +148,13 @@ async def update_user_and_role(
     caller: Collection[Permission],
     queue: WorkQueue,
     rails: PaymentRails | None = None,
+    mail_limiter: RateLimiter | None = None,
 ) -> None:
     """The user's fields and, with `admin_role`, their roles: every assignment revoked, then
     the named role assigned (api.md §9.1), all in one transaction. A new country expires the
     user's pending quotes there, cancelled at their provider after the commit (D23); a new
-    e-mail address is unverified and its verification mail queued after it
-    (`apply_user_changes`).
+    e-mail address is unverified and its verification mail queued after it, within the
+    address's bucket of `mail_limiter` (`apply_user_changes`, `UserChanges.after_commit`).
 
     Refused, changing nothing: an unknown role name (400); a new role, or a role the user
     loses, with a permission the caller lacks (403: a user manager cannot demote a super
@@ -169,7 +171,7 @@ async def update_user_and_role(
             await _replace_roles(uow, now, user_id, admin_role, by_user_id, caller, admins)
         changed = await apply_user_changes(uow, user_id, changes, now)
         await uow.commit()
-    await changed.after_commit(rails, queue)
+    await changed.after_commit(rails, queue, mail_limiter)
 
 
 async def _replace_roles(

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 from app.account.profile import check_country, check_email, email_hash, with_email_to_verify
+from app.account.verify_mail_limit import verification_mail_wait
 from app.admin.role_guard import (
     SUPER_ADMIN_ROLE_ID,
     SelfRevokeRefused,
@@ -28,6 +29,7 @@ from domain.text_rules import check_line
 from ports.clock import Clock
 from ports.jobs import SendEmailVerification
 from ports.queue import WorkQueue
+from ports.ratelimit import RateLimiter
 from ports.storage import Page, Permission, UnitOfWork, UnitOfWorkFactory
 
 ROLE_NAME_LIMIT = 50
@@ -81,6 +83,7 @@ async def update_user(
     clock: Clock,
     rails: PaymentRails | None,
     queue: WorkQueue,
+    mail_limiter: RateLimiter | None = None,
 ) -> User:
     """Set the given fields; `country_code` is stored as alpha-3 (`""` clears it, an unknown
     code is a 400). A new country changes the tax every quote of the user charged: their
@@ -88,11 +91,12 @@ async def update_user(
     provider after it (D23). A new `email` is unverified until the user follows the link
     mailed to it (`with_email_to_verify`, as for the user's own change); the reference kept
     it verified, so notices went to an address nobody had shown they read. The same address
-    sent again while still unverified is mailed again."""
+    sent again while still unverified is mailed again, within `mail_limiter`'s bucket for
+    the address (`UserChanges.after_commit`)."""
     async with uow_factory() as uow:
         changed = await apply_user_changes(uow, user_id, changes, clock.now())
         await uow.commit()
-    await changed.after_commit(rails, queue)
+    await changed.after_commit(rails, queue, mail_limiter)
     return changed.user
 
 
@@ -105,11 +109,24 @@ class UserChanges:
     expired: list[SubscriptionPayment]
     verify_email: bool
 
-    async def after_commit(self, rails: PaymentRails | None, queue: WorkQueue) -> None:
-        """Cancel the expired quotes at their provider; queue the verification mail."""
+    async def after_commit(
+        self, rails: PaymentRails | None, queue: WorkQueue, mail_limiter: RateLimiter | None
+    ) -> None:
+        """Cancel the expired quotes at their provider; queue the verification mail if the
+        address's bucket of `mail_limiter` allows (`verification_mail_wait`).
+
+        An admin's change skips the per-user bucket (it is not the user asking, and an
+        operator fixing an address should not be held back by the user's own attempts) but
+        not the address's: a shared admin key, or a compromised one, is still no mail bomb.
+        Past it the change stays saved and unverified; saving the address again later mails.
+        """
         await cancel_quietly(rails, self.expired)
-        if self.verify_email:
-            await queue.send(SendEmailVerification(user_id=self.user.id))
+        if not self.verify_email or not self.user.email:
+            return
+        address = email_hash(self.user.email)
+        if await verification_mail_wait(mail_limiter, self.user.id, address, per_user=False):
+            return
+        await queue.send(SendEmailVerification(user_id=self.user.id))
 
 
 async def apply_user_changes(

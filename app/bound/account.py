@@ -30,6 +30,7 @@ class AccountUseCases:
             public_url=svc.public_url,
             rails=svc.rails,
             nwc_relays=svc.nwc_relays,
+            mail_limiter=svc.email_verify_limiter,
         )
         self.verify_email = bind(profile.verify_email, uow_factory)
         self.list_ssh_keys = bind(ssh_keys.list_ssh_keys, uow_factory)

@@ -51,7 +51,11 @@ class AdminUseCases:
         self.update_role = bind(role_changes.update_role, *store)
         # a new country reprices on this process's rails; a new address is mailed its link
         self.update_user_and_role = partial(
-            role_changes.update_user_and_role, *store, rails=rails, queue=queue
+            role_changes.update_user_and_role,
+            *store,
+            rails=rails,
+            queue=queue,
+            mail_limiter=svc.email_verify_limiter,
         )
         # money
         self.list_invoices = bind(invoices.list_invoices, uow_factory)

@@ -21,6 +21,7 @@ from adapters.ratelimit.memory import MemoryRateLimiter
 from adapters.ratelimit.redis import RedisRateLimiter
 from adapters.rates.fixed import FixedRateSource
 from adapters.rates.mempool import MempoolRateSource
+from app.account.profile import AccountPatch
 from app.worker.context import NEVER_PAID_LOOKBACK, never_paid_lookback
 from domain.money import Currency
 from domain.nwc_uri import RelayPolicy
@@ -31,7 +32,7 @@ from lnvps.container import (
 )
 from lnvps.dev_state import DEV_ENCRYPTION_KEY_FILE
 from lnvps.settings import SettingsError, load_settings, resolve_db_url
-from ports.jobs import CheckVms
+from ports.jobs import CheckVms, SendEmailVerification
 
 
 async def test_the_embedded_default_is_sqlite_dev_rail_dummy_host_and_fixed_rates(
@@ -77,6 +78,7 @@ async def test_production_settings_pick_lnd_redis_and_live_rates(tmp_path: Path)
         assert not isinstance(container.services().clock, OffsetClock)
         assert isinstance(container.services().lnurl_limiter, RedisRateLimiter)  # multi-node
         assert isinstance(container.services().order_limiter, RedisRateLimiter)
+        assert isinstance(container.services().email_verify_limiter, RedisRateLimiter)
         assert container.worker_deps().payment_canceller is container.rails()  # D24
         # production: public wss:// relays only, at PATCH and at connect time
         assert container.services().nwc_relays == RelayPolicy(require_tls=True)
@@ -137,6 +139,36 @@ async def test_the_vm_action_limit_comes_from_the_settings(tmp_path: Path) -> No
     cfg.write_text("db: memory\nvm-action-rate: {per-hour: 0}\n")
     container = await open_container(load_settings(cfg, environ={}))
     assert container.services().vm_action_limiter is None
+    await close_container(container)
+
+
+async def test_the_email_verify_limit_comes_from_the_settings(tmp_path: Path) -> None:
+    """On by default (3 at once, then 3 an hour, per user and per address): the account use
+    case built by the container queues no more than that for one key looping its PATCH."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("db: memory\n")
+    container = await open_container(load_settings(cfg, environ={}))
+    services = container.services()
+    assert isinstance(services.email_verify_limiter, MemoryRateLimiter)
+    async with services.uow_factory() as uow:
+        user = await uow.users.get_or_create_by_pubkey(b"\xab" * 32, services.clock.now())
+        await uow.commit()
+    patch = AccountPatch(contact_nip17=True, contact_email=False, email="victim@example.org")
+    for _ in range(10):
+        await services.account.update_account(user.id, patch)
+    jobs = await services.queue.receive(max_jobs=100, block_ms=0)
+    assert [d.job for d in jobs] == [SendEmailVerification(user_id=user.id)] * 3
+    await close_container(container)
+    cfg.write_text("db: memory\nemail-verify-rate: {per-hour: 6, burst: 1}\n")
+    container = await open_container(load_settings(cfg, environ={}))
+    limiter = container.services().email_verify_limiter
+    assert isinstance(limiter, MemoryRateLimiter)
+    assert await limiter.acquire("u") == 0.0
+    assert 590 < await limiter.acquire("u") <= 600
+    await close_container(container)
+    cfg.write_text("db: memory\nemail-verify-rate: {per-hour: 0}\n")
+    container = await open_container(load_settings(cfg, environ={}))
+    assert container.services().email_verify_limiter is None
     await close_container(container)
 
 
