@@ -20,7 +20,7 @@ import attrs
 
 from app.billing.credit_balance import book_in
 from app.billing.credit_release import withdraw_covered
-from app.billing.persist import Idempotency, Reuse, store_payment
+from app.billing.persist import Idempotency, Reuse, UpgradeReuse, store_payment
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.account_credit import (
     CREDIT_APPLIED_KEY,
@@ -202,17 +202,18 @@ async def issue(
     now: datetime,
     settle: Settle | None,
     *,
-    reuse: Reuse | None,
+    reuse: Reuse | UpgradeReuse | None,
     idem: Idempotency | None,
+    cap: int | None = None,
 ) -> SubscriptionPayment:
     """Store the quote: one the balance covers (with `settle` given) as a covered payment,
     completed at once through `settle`; any other as an invoice or order on its rail. The
     credit it applies is spent in the storing transaction; a rival request's payment that
-    `store_payment` returns instead is returned as it is."""
+    `store_payment` returns instead is returned as it is; `cap` is its live-quote cap."""
     covered = settle is not None and is_covered(priced)
     payment = covered_payment(priced, now) if covered else await rails.create(priced, now)
     stored = await store_payment(
-        uow_factory, rails, payment, now, reuse=reuse, idem=idem, before_add=spend_in
+        uow_factory, rails, payment, now, reuse=reuse, idem=idem, before_add=spend_in, cap=cap
     )
     if covered and settle is not None and stored.id == payment.id:
         return await settle_covered(uow_factory, stored, settle, now)

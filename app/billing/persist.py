@@ -5,10 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import attrs
 
-from app.billing.errors import IdempotencyKeyReused, OrderLapsed, PaymentNotFound, PriceChanged
+from app.billing.errors import (
+    IdempotencyKeyReused,
+    OrderLapsed,
+    PaymentNotFound,
+    PriceChanged,
+    TooManyOpenQuotes,
+)
 from app.billing.price_in_force import price_in_force_or_none, refuse_deleted_vm
 from app.billing.rails import PaymentRails
 from domain.credit import metadata_dict, payment_meta
@@ -66,6 +73,23 @@ class AmountReuse:
         )
 
 
+@attrs.frozen(kw_only=True)
+class UpgradeReuse:
+    """A pending upgrade payment of the same subscription (the VM's) and method whose
+    metadata holds `quote` (the target spec, the expiry and the prices it was quoted at):
+    asked again for the same upgrade, the user gets it back instead of a new invoice, as D10
+    does for renewals. One quoted at another expiry or price would not be applied when paid,
+    so it is not handed out; nor is one the balance covers (completed at once, never live)."""
+
+    subscription_id: int
+    method: PaymentMethod
+    quote: dict[str, Any]
+
+    def wanted(self, metadata: Any) -> bool:
+        found = metadata_dict(metadata)
+        return all(found.get(key) == value for key, value in self.quote.items())
+
+
 #: `metadata` key of an LNURL payment: the msat amount the wallet asked an invoice for.
 AMOUNT_MSAT_KEY = "amount_msat"
 
@@ -97,7 +121,7 @@ class FirstPending:
 
 async def pending_match(
     uow: UnitOfWork,
-    reuse: Reuse | AmountReuse,
+    reuse: Reuse | AmountReuse | UpgradeReuse,
     now: datetime,
     first: FirstPending | None = None,
 ) -> SubscriptionPayment | None:
@@ -116,8 +140,11 @@ async def pending_match(
             now + reuse.min_left,  # `is_pending(now + min_left)`: enough life left to pay it
             lambda meta: metadata_dict(meta).get(AMOUNT_MSAT_KEY) == amount,
         )
+    if isinstance(reuse, UpgradeReuse):
+        upgrades = PendingKind(reuse.subscription_id, reuse.method, SubscriptionPaymentType.UPGRADE)
+        return await uow.payments.newest_pending(upgrades, now, reuse.wanted)
     if reuse.payment_type is SubscriptionPaymentType.UPGRADE:
-        return None  # never reused (D10)
+        return None  # only through an `UpgradeReuse`
     count = reuse.interval_count
     if first is not None:
         found = first.payment
@@ -146,7 +173,9 @@ def reuse_narrowing(interval_count: int) -> MetadataKey:
     return MetadataKey(INTERVALS_KEY, interval_count)
 
 
-def _candidates(reuse: Reuse | AmountReuse | None, now: datetime) -> PendingCount | None:
+def _candidates(
+    reuse: Reuse | AmountReuse | UpgradeReuse | None, now: datetime
+) -> PendingCount | None:
     """The count that, at 0, shows `pending_match(reuse, now)` would find nothing (same
     narrowing, same transaction); None where it has no such count."""
     if isinstance(reuse, Reuse) and reuse.payment_type is not SubscriptionPaymentType.UPGRADE:
@@ -190,9 +219,10 @@ async def store_payment(
     payment: SubscriptionPayment,
     now: datetime,
     *,
-    reuse: Reuse | AmountReuse | None,
+    reuse: Reuse | AmountReuse | UpgradeReuse | None,
     idem: Idempotency | None,
     before_add: BeforeAdd | None = None,
+    cap: int | None = None,
 ) -> SubscriptionPayment:
     """Store a new payment unless a rival request stored an equivalent one meanwhile.
 
@@ -202,18 +232,22 @@ async def store_payment(
     storing fails, the unstored invoice or order is cancelled too before the error goes on.
     A quote whose price changed while its invoice was made (an upgrade or admin change
     committed in between) is refused the same way (`PriceChanged`, 409, D23): the sweep
-    that ended stale quotes could not see it yet.
+    that ended stale quotes could not see it yet. With `cap`, a payment made at a provider
+    is refused (`TooManyOpenQuotes`) when the subscription already holds `cap` live quotes:
+    `refuse_over_cap` under the lock, so two racing requests cannot both take the last place.
     """
     try:
         async with uow_factory() as uow:
             # serialises stores for one subscription; the checks below read after the lock,
             # so they see a rival request's committed payment (MariaDB snapshots at first read)
-            sub, candidates = await _check_price(uow, payment, _candidates(reuse, now))
+            sub, candidates, quotes = await _check_price(uow, payment, _candidates(reuse, now))
             refuse_lapsed_order(sub, now)
             winner = await replay(uow, idem)
             if winner is None and reuse is not None and candidates != 0:
                 winner = await pending_match(uow, reuse, now)
             if winner is None:
+                if cap is not None and _at_provider(payment):
+                    await refuse_over_cap(uow, payment.subscription_id, now, cap, quotes)
                 if before_add is not None:  # e.g. debit the credit it applies, same transaction
                     await before_add(uow, payment)
                 await uow.payments.add(payment)
@@ -234,16 +268,16 @@ async def store_payment(
 
 async def _check_price(
     uow: UnitOfWork, payment: SubscriptionPayment, candidates: PendingCount | None
-) -> tuple[Subscription | None, int | None]:
+) -> tuple[Subscription | None, int | None, int | None]:
     """Lock the subscription, then refuse a quote made against another price than now's, or
     one of a VM deleted since (`refuse_deleted_vm`); the subscription as locked, and the
-    price read's count of `candidates` (None: not counted)."""
+    price read's count of `candidates` and of live quotes (None: not counted)."""
     quoted = PriceBasis.from_json(payment_meta(payment).get(PRICE_KEY))
     if quoted is None:
-        return await uow.subscriptions.get_for_update(payment.subscription_id), None
+        return await uow.subscriptions.get_for_update(payment.subscription_id), None, None
     locked = await uow.line_items.priced_for_update(payment.subscription_id, candidates)
     if locked is None:
-        return None, None
+        return None, None, None
     sub, read = locked.subscription, locked.priced
     if read is not None:  # deleted since the quote (an admin's delete committed meanwhile)
         refuse_deleted_vm(read)
@@ -251,7 +285,9 @@ async def _check_price(
     current = await price_in_force_or_none(uow, sub, purchase=purchase, read=read)
     if current is not None and not current.same_price(quoted):
         raise PriceChanged("The price changed while the invoice was made; please ask again")
-    return sub, None if read is None else read.pending
+    if read is None:
+        return sub, None, None
+    return sub, read.pending, read.live_quotes
 
 
 def refuse_lapsed_order(sub: Subscription | None, now: datetime) -> None:
@@ -270,8 +306,30 @@ def refuse_lapsed_order(sub: Subscription | None, now: datetime) -> None:
         raise OrderLapsed("This order was not paid in time; please order again")
 
 
+async def refuse_over_cap(
+    uow: UnitOfWork, subscription_id: int, now: datetime, cap: int, counted: int | None = None
+) -> None:
+    """Refuse one more quote when the subscription holds `cap` live ones already
+    (`TooManyOpenQuotes`, 422 as D25's caps on unpaid things): asking again for one of them
+    still gets it (D10, `UpgradeReuse`), and a place frees when one is paid or expires.
+    `counted`: `Payments.count_live_quotes` as a read of this transaction at `now` already
+    made it (None: counted here, one statement)."""
+    if counted is None:
+        counted = await uow.payments.count_live_quotes(subscription_id, now)
+    if counted >= cap:
+        raise TooManyOpenQuotes(
+            f"This subscription already has {cap} open invoices: pay one of them, ask for the"
+            " same one again, or try again when one expires"
+        )
+
+
+def _at_provider(payment: SubscriptionPayment) -> bool:
+    """Made at a provider (not a quote the balance covers): an invoice or order to cancel."""
+    return bool(payment.external_data) or payment.external_id is not None
+
+
 async def _cancel_quietly(rails: PaymentRails, payment: SubscriptionPayment) -> None:
-    if not payment.external_data and payment.external_id is None:
+    if not _at_provider(payment):
         return  # never reached a provider (paid from credit): nothing to cancel
     try:
         await rails.cancel(payment)

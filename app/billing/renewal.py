@@ -10,6 +10,7 @@ from app.billing.credit_quote import (
     Settle,
     apply_balance,
     issue,
+    is_covered,
     paid_by_credit_alone,
     settle_covered,
     spends_credit,
@@ -25,6 +26,7 @@ from app.billing.persist import (
     Reuse,
     pending_match,
     refuse_lapsed_order,
+    refuse_over_cap,
     remember,
     replay,
     reuse_narrowing,
@@ -32,6 +34,7 @@ from app.billing.persist import (
 from app.billing.price_in_force import priced_items
 from app.billing.quotes import price_subscription
 from app.billing.rails import PaymentRails
+from domain.credit import MAX_LIVE_QUOTES
 from domain.enums import PaymentMethod
 from domain.errors import InvalidInput
 from domain.intervals import check_interval_count
@@ -95,6 +98,7 @@ async def renew(
     idem: Idempotency | None = None,
     owner_key: bytes | None = None,
     before_credit: Callable[[], Awaitable[None]] | None = None,
+    max_live_quotes: int = MAX_LIVE_QUOTES,
 ) -> SubscriptionPayment:
     """A payment for `intervals` (1..120, D6) of a subscription, given by its id or a VM's.
 
@@ -111,6 +115,9 @@ async def renew(
     that an HTTP caller needs no user look-up first (issue 10). `before_credit` runs before
     a new quote spends account credit and may refuse it by raising (a GET request makes its
     signed event single-use there: a replayed one must not spend the balance again).
+    A new invoice or order is refused (`TooManyOpenQuotes`, 422) while the subscription
+    holds `max_live_quotes` live quotes (renewals and upgrades), before the rail is asked
+    and again under the lock when it is stored.
     """
     now = clock.now()
     count = check_interval_count(intervals)
@@ -154,10 +161,15 @@ async def renew(
             )
             if settle is not None:  # the account balance pays first (issue 13)
                 priced = await apply_balance(uow, priced, sub.currency, read.credit)
-                if before_credit is not None and spends_credit(priced):
-                    await before_credit()
+            if not (settle is not None and is_covered(priced)):  # no rail asked: no cap
+                counted = read.live_quotes  # the owner-key read counted them (at `now`)
+                await refuse_over_cap(uow, sub.id, now, max_live_quotes, counted)
+            if before_credit is not None and spends_credit(priced):
+                await before_credit()
     if existing is None:
-        return await issue(uow_factory, rails, priced, now, settle, reuse=reuse, idem=idem)
+        return await issue(
+            uow_factory, rails, priced, now, settle, reuse=reuse, idem=idem, cap=max_live_quotes
+        )
     if settle is not None and paid_by_credit_alone(existing):
         # a covered quote whose completion failed (an outage, a crash between its storing
         # and its booking): handing it out would show an invoice of nothing that no one
@@ -189,6 +201,7 @@ async def renew_idempotent(
     method: PaymentMethod = PaymentMethod.LIGHTNING,
     intervals: int = 1,
     settle: Settle | None = None,
+    max_live_quotes: int = MAX_LIVE_QUOTES,
 ) -> SubscriptionPayment:
     """`renew` for a POST with an Idempotency-Key (D11).
 
@@ -217,4 +230,5 @@ async def renew_idempotent(
         intervals=intervals,
         idem=idem,
         settle=settle,
+        max_live_quotes=max_live_quotes,
     )

@@ -14,7 +14,14 @@ from app.billing.catalogue import (
     subscription_of,
     vm_price,
 )
-from app.billing.credit_quote import Settle, apply_balance, issue
+from app.billing.credit_quote import (
+    Settle,
+    apply_balance,
+    is_covered,
+    issue,
+    paid_by_credit_alone,
+    settle_covered,
+)
 from app.billing.errors import (
     NoRoomToUpgrade,
     NothingToUpgrade,
@@ -23,11 +30,12 @@ from app.billing.errors import (
     UpgradeQuoteOutdated,
     UpgradeRepriced,
 )
+from app.billing.persist import UpgradeReuse, pending_match, refuse_over_cap
 from app.billing.placement import has_room_to_grow
 from app.billing.price_in_force import expire_stale_quotes, fresh_rates
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.account_credit import credit_applied
-from domain.credit import payment_meta
+from domain.credit import MAX_LIVE_QUOTES, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
 from domain.errors import DomainError
 from domain.exchange import RateTable
@@ -391,8 +399,9 @@ async def create_upgrade_payment(
     method: PaymentMethod = PaymentMethod.LIGHTNING,
     settle: Settle | None = None,
     tax_rates: TaxRates | None = None,
+    max_live_quotes: int = MAX_LIVE_QUOTES,
 ) -> SubscriptionPayment:
-    """A new Upgrade payment for the quoted amount (§8.2): never reused (D10), no tax, no fee,
+    """An Upgrade payment for the quoted amount (§8.2): no tax, no fee,
     `time_value = 0` (paying changes no expiry, D12) and `metadata` = the UpgradeConfig JSON.
     The VM is not touched until the payment completes. With `settle` the user's credit
     balance pays first (`app.billing.credit_quote`); an upgrade it covers wholly is
@@ -403,6 +412,12 @@ async def create_upgrade_payment(
     country): what a Lightning excess kept as credit bears (`prepayment_tax_rate`). It
     records no `tax_rate`: the upgrade charges none. Without them no credit rate is recorded
     and an excess is credited as before, at 0 %.
+
+    Asked again for the same upgrade (spec, method, and the expiry and prices it is quoted
+    at) while its invoice is live, the pending one is returned (`UpgradeReuse`, as D10 for
+    renewals; D10 itself never reuses upgrades, which let every request make an invoice).
+    A new one is refused (`TooManyOpenQuotes`, 422) while the subscription holds
+    `max_live_quotes` live quotes, renewals included.
     """
     now = clock.now()
     async with uow_factory() as uow:
@@ -447,10 +462,30 @@ async def create_upgrade_payment(
             },
             memo=f"VM upgrade {vm.id}",
         )
-        if settle is not None:  # the account balance pays first (issue 13), in the currency
-            # the upgrade is priced in (the quote's rate is for it; the plan's may differ)
-            priced = await apply_balance(uow, priced, plan.new_price.currency.value)
-    return await issue(uow_factory, rails, priced, now, settle, reuse=None, idem=None)
+        reuse = UpgradeReuse(
+            subscription_id=sub.id,
+            method=method,
+            quote={
+                key: priced.metadata[key]
+                for key in (*_config_json(cfg), QUOTED_EXPIRY_KEY, QUOTED_PRICES_KEY)
+            },
+        )
+        existing = await pending_match(uow, reuse, now)
+        if existing is None:
+            if settle is not None:  # the account balance pays first (issue 13), in the
+                # currency the upgrade is priced in (the quote's rate is for it; the plan's
+                # may differ)
+                priced = await apply_balance(uow, priced, plan.new_price.currency.value)
+            if not (settle is not None and is_covered(priced)):  # no rail asked: no cap
+                await refuse_over_cap(uow, sub.id, now, max_live_quotes)
+    if existing is None:
+        return await issue(
+            uow_factory, rails, priced, now, settle, reuse=reuse, idem=None, cap=max_live_quotes
+        )
+    if settle is not None and paid_by_credit_alone(existing):
+        # a covered quote whose completion failed (an outage): complete it now, exactly once
+        return await settle_covered(uow_factory, existing, settle, now)
+    return existing
 
 
 @attrs.frozen(kw_only=True)

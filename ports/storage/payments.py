@@ -122,6 +122,11 @@ class Payments(Protocol):
         """
         ...
 
+    async def count_live_quotes(self, subscription_id: int, now: datetime) -> int:
+        """How many of the subscription's pending payments (unpaid, `expires > now`) the
+        live-quote cap counts (`domain.credit.is_capped_quote`), in one statement."""
+        ...
+
     async def newest_pending(
         self,
         kind: PendingKind,
