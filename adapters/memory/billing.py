@@ -7,9 +7,9 @@ from datetime import datetime
 
 from adapters.memory.db import RecordRepo, Repo, evolve, page_of
 from adapters.memory.vms import MemoryVms
+from domain.credit import is_capped_quote
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
-from domain.credit import is_capped_quote
 from domain.money import currency_code
 from ports.storage import (
     NEVER_PAID_CLEANUP,

@@ -9,8 +9,8 @@ from app.billing.catalogue import owned_vm, subscription_of
 from app.billing.credit_quote import (
     Settle,
     apply_balance,
-    issue,
     is_covered,
+    issue,
     paid_by_credit_alone,
     settle_covered,
     spends_credit,

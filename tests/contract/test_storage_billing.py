@@ -883,3 +883,33 @@ async def _grant(uow: UnitOfWork, user_id: int, currency: str, amount: int) -> N
         created=at(1),
     )
     await uow.credit_ledger.book(entry)
+
+
+async def test_count_live_quotes_counts_upgrades_and_interval_quotes_only(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """The live-quote cap's count, in one statement: pending renewals and purchases asked
+    for a number of intervals and pending upgrades; not LNURL invoices (`intervals` null:
+    anyone may ask for them, and they have a cap of their own), nor paid or expired ones."""
+    w = await stored_world(uow_factory)
+    sub = w.subscription
+    upgrade = SubscriptionPaymentType.UPGRADE
+    async with uow_factory() as uow:
+        assert await uow.payments.count_live_quotes(sub.id, at(5)) == 0
+        for fields in (
+            {"metadata": {"intervals": 1}},
+            {"metadata": {"intervals": 7}, "payment_method": PaymentMethod.REVOLUT},
+            {"metadata": {"intervals": 2}, "payment_type": SubscriptionPaymentType.PURCHASE},
+            {"metadata": {"new_cpu": 4}, "payment_type": upgrade},
+            {"metadata": {"intervals": None, "amount_msat": 5000}},  # LNURL
+            {"metadata": {"intervals": 1}, "is_paid": True},
+            {"metadata": {"intervals": 1}, "expires": at(5)},
+            {"metadata": {"new_cpu": 6}, "payment_type": upgrade, "expires": at(4)},
+        ):
+            await uow.payments.add(new_payment(sub, **fields))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.payments.count_live_quotes(sub.id, at(5)) == 4
+        assert await uow.payments.count_live_quotes(sub.id, at(3)) == 6
+        assert await uow.payments.count_live_quotes(sub.id + 1, at(5)) == 0
+        assert await uow.payments.count_live_quotes(sub.id, at(10)) == 0
