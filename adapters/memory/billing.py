@@ -203,7 +203,8 @@ class MemoryLineItems(RecordRepo[LineItem]):
         if pending is not None:  # every pending one: the narrowing is only ever a superset
             payments = MemoryPayments(self._snapshot)
             counted = len(await payments.list_pending_for_subscription(sub.id, pending.now))
-            quotes = await payments.count_live_quotes(sub.id, pending.now)
+            if pending.quotes:
+                quotes = await payments.count_live_quotes(sub.id, pending.now)
         return PricedItems(tuple(items), found, user, seller, credit, counted, quotes)
 
     async def priced_for_update(
@@ -232,8 +233,9 @@ class MemoryLineItems(RecordRepo[LineItem]):
         pending = await payments.list_pending_for_subscription(sub.id, newest.now)
         # nothing narrowed away: the memory reuse lookup tests every pending payment
         first = next((p for p in pending if p.payment_method is newest.method), None)
-        quotes = sum(1 for p in pending if is_capped_quote(p))
-        return OwnedPriced(sub, evolve(priced, live_quotes=quotes), first)
+        if newest.quotes:
+            priced = evolve(priced, live_quotes=sum(1 for p in pending if is_capped_quote(p)))
+        return OwnedPriced(sub, priced, first)
 
     async def list_by_subscriptions(
         self, subscription_ids: Collection[int]

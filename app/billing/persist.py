@@ -174,12 +174,13 @@ def reuse_narrowing(interval_count: int) -> MetadataKey:
 
 
 def _candidates(
-    reuse: Reuse | AmountReuse | UpgradeReuse | None, now: datetime
+    reuse: Reuse | AmountReuse | UpgradeReuse | None, now: datetime, quotes: bool
 ) -> PendingCount | None:
     """The count that, at 0, shows `pending_match(reuse, now)` would find nothing (same
-    narrowing, same transaction); None where it has no such count."""
+    narrowing, same transaction), with the live quotes if `quotes`; None where it has no
+    such count."""
     if isinstance(reuse, Reuse) and reuse.payment_type is not SubscriptionPaymentType.UPGRADE:
-        return PendingCount(now, reuse_narrowing(reuse.interval_count))
+        return PendingCount(now, reuse_narrowing(reuse.interval_count), quotes=quotes)
     return None
 
 
@@ -240,7 +241,8 @@ async def store_payment(
         async with uow_factory() as uow:
             # serialises stores for one subscription; the checks below read after the lock,
             # so they see a rival request's committed payment (MariaDB snapshots at first read)
-            sub, candidates, quotes = await _check_price(uow, payment, _candidates(reuse, now))
+            counts = _candidates(reuse, now, cap is not None and _at_provider(payment))
+            sub, candidates, quotes = await _check_price(uow, payment, counts)
             refuse_lapsed_order(sub, now)
             winner = await replay(uow, idem)
             if winner is None and reuse is not None and candidates != 0:

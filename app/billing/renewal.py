@@ -127,7 +127,8 @@ async def renew(
             return replayed
         # the reuse lookup's first payment comes with the subscription where it can (D10),
         # and by an owner key with what a new invoice is priced from too (one statement)
-        newest = NewestPending(method, now, reuse_narrowing(count))
+        # (and the live quotes, for the cap)
+        newest = NewestPending(method, now, reuse_narrowing(count), quotes=True)
         credit = settle is not None
         resolved = await _resolve(uow, user_id, subscription_id, vm_id, owner_key, newest, credit)
         sub, items, first, read = resolved

@@ -34,8 +34,8 @@ from app.billing.persist import UpgradeReuse, pending_match, refuse_over_cap
 from app.billing.placement import has_room_to_grow
 from app.billing.price_in_force import expire_stale_quotes, fresh_rates
 from app.billing.rails import PaymentRails, PricedPayment
-from domain.account_credit import credit_applied
-from domain.credit import MAX_LIVE_QUOTES, payment_meta
+from domain.account_credit import CREDIT_APPLIED_KEY, credit_applied
+from domain.credit import MAX_LIVE_QUOTES, metadata_dict, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
 from domain.errors import DomainError
 from domain.exchange import RateTable
@@ -462,22 +462,19 @@ async def create_upgrade_payment(
             },
             memo=f"VM upgrade {vm.id}",
         )
+        if settle is not None:  # the account balance pays first (issue 13), in the currency
+            # the upgrade is priced in (the quote's rate is for it; the plan's may differ)
+            priced = await apply_balance(uow, priced, plan.new_price.currency.value)
+        # the same upgrade at the same expiry and prices, with the same credit applied (a
+        # balance grown since may now cover it): the live one, not a new invoice
+        quoted = metadata_dict(priced.metadata)
+        keys = (*_config_json(cfg), QUOTED_EXPIRY_KEY, QUOTED_PRICES_KEY, CREDIT_APPLIED_KEY)
         reuse = UpgradeReuse(
-            subscription_id=sub.id,
-            method=method,
-            quote={
-                key: priced.metadata[key]
-                for key in (*_config_json(cfg), QUOTED_EXPIRY_KEY, QUOTED_PRICES_KEY)
-            },
+            subscription_id=sub.id, method=method, quote={key: quoted.get(key) for key in keys}
         )
         existing = await pending_match(uow, reuse, now)
-        if existing is None:
-            if settle is not None:  # the account balance pays first (issue 13), in the
-                # currency the upgrade is priced in (the quote's rate is for it; the plan's
-                # may differ)
-                priced = await apply_balance(uow, priced, plan.new_price.currency.value)
-            if not (settle is not None and is_covered(priced)):  # no rail asked: no cap
-                await refuse_over_cap(uow, sub.id, now, max_live_quotes)
+        if existing is None and not (settle is not None and is_covered(priced)):
+            await refuse_over_cap(uow, sub.id, now, max_live_quotes)  # no rail asked: no cap
     if existing is None:
         return await issue(
             uow_factory, rails, priced, now, settle, reuse=reuse, idem=None, cap=max_live_quotes

@@ -253,8 +253,7 @@ async def test_priced_items_count_the_pending_payments_asked_for(
     async with uow_factory() as uow:
         plain = await uow.line_items.list_priced(sub)
         assert plain is not None and plain.pending is None
-        zero = evolve(plain, pending=0, live_quotes=0)
-        assert await uow.line_items.list_priced(sub, pending=three) == zero
+        assert await uow.line_items.list_priced(sub, pending=three) == evolve(plain, pending=0)
         for n, paid in ((3, False), (3, True), (2, False)):
             metadata = {"intervals": n}
             await uow.payments.add(new_payment(w.subscription, metadata=metadata, is_paid=paid))
@@ -264,9 +263,8 @@ async def test_priced_items_count_the_pending_payments_asked_for(
         assert both is not None and both.credit == 0
         # the pending 3; SQL narrows the 2 away (memory keeps it: narrowing is optional)
         assert both.pending == (2 if backend.kind == "memory" else 1)
-        assert both.live_quotes == 2  # every live quote, whatever its count (the cap's)
         late = PendingCount(at(10), MetadataKey(INTERVALS_KEY, 3))  # expired by then
-        assert await uow.line_items.list_priced(sub, pending=late) == zero
+        assert await uow.line_items.list_priced(sub, pending=late) == evolve(plain, pending=0)
 
 
 async def test_priced_items_come_in_item_order_each_with_its_lowest_vm(
@@ -586,7 +584,7 @@ async def test_the_owned_vm_read_brings_the_first_payment_the_reuse_lookup_tests
         items = uow.line_items
         plain = await items.list_priced(w.subscription.id)
         assert plain is not None
-        owned = OwnedPriced(w.subscription, evolve(plain, live_quotes=0), None)
+        owned = OwnedPriced(w.subscription, plain, None)
         assert await items.priced_of_owned_vm(w.vm.id, key, newest) == owned
         two = {"intervals": 2}
         older = await uow.payments.add(new_payment(w.subscription, created=at(2), metadata=two))
@@ -617,9 +615,7 @@ async def test_the_owned_vm_read_brings_the_first_payment_the_reuse_lookup_tests
         items = uow.line_items
         found = await items.priced_of_owned_vm(w.vm.id, key, newest)
         first = three if backend.kind == "memory" else newer
-        # the live quotes: both for two intervals, the Revolut one and the one for three
-        counted = evolve(plain, live_quotes=4)
-        assert found == attrs.evolve(owned, first_pending=first, priced=counted)
+        assert found == attrs.evolve(owned, first_pending=first)
         assert await pending_match(uow, renewal, now, FirstPending(first)) == older
         bought = attrs.evolve(renewal, payment_type=purchase)
         assert await pending_match(uow, bought, now, FirstPending(newer)) == newer
@@ -667,11 +663,8 @@ async def test_the_owned_vm_read_prices_as_the_pricing_read_with_the_balance_ask
         assert plain is not None and plain.items == (vps, ips)
         assert plain.vms == {vps.id: VmOnPlan(vm, w.template, w.plan)}
         assert (plain.user, plain.seller) == (w.user, w.company)
-        none_live = evolve(plain, live_quotes=0)
-        assert await items.priced_of_owned_vm(vm.id, key, newest) == OwnedPriced(
-            sub, none_live, None
-        )
-        no_row = OwnedPriced(sub, evolve(none_live, credit=0), None)
+        assert await items.priced_of_owned_vm(vm.id, key, newest) == OwnedPriced(sub, plain, None)
+        no_row = OwnedPriced(sub, evolve(plain, credit=0), None)
         assert await items.priced_of_owned_vm(vm.id, key, newest, credit=True) == no_row
         for currency, amount in (("EUR", 1234), ("USD", 99)):
             await _grant(uow, w.user.id, currency, amount)
@@ -682,7 +675,7 @@ async def test_the_owned_vm_read_prices_as_the_pricing_read_with_the_balance_ask
             await uow.subscriptions.update(evolve(sub, currency=currency))
             found = await uow.line_items.priced_of_owned_vm(vm.id, key, newest, credit=True)
             assert found is not None
-            assert found.priced == evolve(none_live, credit=found.priced.credit)
+            assert found.priced == evolve(plain, credit=found.priced.credit)
             assert found.subscription.currency == currency
             return found.priced.credit
 
@@ -913,3 +906,16 @@ async def test_count_live_quotes_counts_upgrades_and_interval_quotes_only(
         assert await uow.payments.count_live_quotes(sub.id, at(3)) == 6
         assert await uow.payments.count_live_quotes(sub.id + 1, at(5)) == 0
         assert await uow.payments.count_live_quotes(sub.id, at(10)) == 0
+        # the same count alongside the storing read and the owner-key read, when asked for
+        one = MetadataKey(INTERVALS_KEY, 1)
+        priced = await uow.line_items.list_priced(sub.id, pending=PendingCount(at(5), one))
+        assert priced is not None and priced.live_quotes is None
+        asked = PendingCount(at(5), one, quotes=True)
+        priced = await uow.line_items.list_priced(sub.id, pending=asked)
+        assert priced is not None and priced.live_quotes == 4
+        newest = NewestPending(PaymentMethod.LIGHTNING, at(5), one, quotes=True)
+        owned = await uow.line_items.priced_of_owned_vm(w.vm.id, w.user.pubkey, newest)
+        assert owned is not None and owned.priced.live_quotes == 4
+        locked = await uow.line_items.priced_for_update(sub.id, asked)
+        assert locked is not None and locked.priced is not None
+        assert locked.priced.live_quotes == 4
