@@ -20,7 +20,7 @@ import attrs
 
 from app.billing.credit_balance import book_in
 from app.billing.credit_release import withdraw_covered
-from app.billing.persist import Idempotency, Reuse, UpgradeReuse, store_payment
+from app.billing.persist import Idempotency, Reuse, store_payment
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.account_credit import (
     CREDIT_APPLIED_KEY,
@@ -202,7 +202,7 @@ async def issue(
     now: datetime,
     settle: Settle | None,
     *,
-    reuse: Reuse | UpgradeReuse | None,
+    reuse: Reuse | None,
     idem: Idempotency | None,
     cap: int | None = None,
 ) -> SubscriptionPayment:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 import attrs
 
@@ -73,23 +72,6 @@ class AmountReuse:
         )
 
 
-@attrs.frozen(kw_only=True)
-class UpgradeReuse:
-    """A pending upgrade payment of the same subscription (the VM's) and method whose
-    metadata holds `quote` (the target spec, the expiry and the prices it was quoted at):
-    asked again for the same upgrade, the user gets it back instead of a new invoice, as D10
-    does for renewals. One quoted at another expiry or price would not be applied when paid,
-    so it is not handed out; nor is one the balance covers (completed at once, never live)."""
-
-    subscription_id: int
-    method: PaymentMethod
-    quote: dict[str, Any]
-
-    def wanted(self, metadata: Any) -> bool:
-        found = metadata_dict(metadata)
-        return all(found.get(key) == value for key, value in self.quote.items())
-
-
 #: `metadata` key of an LNURL payment: the msat amount the wallet asked an invoice for.
 AMOUNT_MSAT_KEY = "amount_msat"
 
@@ -121,7 +103,7 @@ class FirstPending:
 
 async def pending_match(
     uow: UnitOfWork,
-    reuse: Reuse | AmountReuse | UpgradeReuse,
+    reuse: Reuse | AmountReuse,
     now: datetime,
     first: FirstPending | None = None,
 ) -> SubscriptionPayment | None:
@@ -140,11 +122,8 @@ async def pending_match(
             now + reuse.min_left,  # `is_pending(now + min_left)`: enough life left to pay it
             lambda meta: metadata_dict(meta).get(AMOUNT_MSAT_KEY) == amount,
         )
-    if isinstance(reuse, UpgradeReuse):
-        upgrades = PendingKind(reuse.subscription_id, reuse.method, SubscriptionPaymentType.UPGRADE)
-        return await uow.payments.newest_pending(upgrades, now, reuse.wanted)
     if reuse.payment_type is SubscriptionPaymentType.UPGRADE:
-        return None  # only through an `UpgradeReuse`
+        return None  # never reused (D10)
     count = reuse.interval_count
     if first is not None:
         found = first.payment
@@ -174,7 +153,7 @@ def reuse_narrowing(interval_count: int) -> MetadataKey:
 
 
 def _candidates(
-    reuse: Reuse | AmountReuse | UpgradeReuse | None, now: datetime, quotes: bool
+    reuse: Reuse | AmountReuse | None, now: datetime, quotes: bool
 ) -> PendingCount | None:
     """The count that, at 0, shows `pending_match(reuse, now)` would find nothing (same
     narrowing, same transaction), with the live quotes if `quotes`; None where it has no
@@ -220,7 +199,7 @@ async def store_payment(
     payment: SubscriptionPayment,
     now: datetime,
     *,
-    reuse: Reuse | AmountReuse | UpgradeReuse | None,
+    reuse: Reuse | AmountReuse | None,
     idem: Idempotency | None,
     before_add: BeforeAdd | None = None,
     cap: int | None = None,
@@ -312,8 +291,9 @@ async def refuse_over_cap(
     uow: UnitOfWork, subscription_id: int, now: datetime, cap: int, counted: int | None = None
 ) -> None:
     """Refuse one more quote when the subscription holds `cap` live ones already
-    (`TooManyOpenQuotes`, 422 as D25's caps on unpaid things): asking again for one of them
-    still gets it (D10, `UpgradeReuse`), and a place frees when one is paid or expires.
+    (`TooManyOpenQuotes`, 422 as D25's caps on unpaid things): asking again for a live
+    renewal still gets it (D10; an upgrade is never reused, so each one takes a place), and a
+    place frees when one is paid or expires.
     `counted`: `Payments.count_live_quotes` as a read of this transaction at `now` already
     made it (None: counted here, one statement)."""
     if counted is None:
@@ -321,7 +301,7 @@ async def refuse_over_cap(
     if counted >= cap:
         raise TooManyOpenQuotes(
             f"This subscription already has {cap} open invoices: pay one of them, ask for the"
-            " same one again, or try again when one expires"
+            " same renewal again, or try again when one expires"
         )
 
 

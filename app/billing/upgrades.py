@@ -14,14 +14,7 @@ from app.billing.catalogue import (
     subscription_of,
     vm_price,
 )
-from app.billing.credit_quote import (
-    Settle,
-    apply_balance,
-    is_covered,
-    issue,
-    paid_by_credit_alone,
-    settle_covered,
-)
+from app.billing.credit_quote import Settle, apply_balance, is_covered, issue
 from app.billing.errors import (
     NoRoomToUpgrade,
     NothingToUpgrade,
@@ -30,12 +23,12 @@ from app.billing.errors import (
     UpgradeQuoteOutdated,
     UpgradeRepriced,
 )
-from app.billing.persist import UpgradeReuse, pending_match, refuse_over_cap
+from app.billing.persist import refuse_over_cap
 from app.billing.placement import has_room_to_grow
 from app.billing.price_in_force import expire_stale_quotes, fresh_rates
 from app.billing.rails import PaymentRails, PricedPayment
-from domain.account_credit import CREDIT_APPLIED_KEY, credit_applied
-from domain.credit import MAX_LIVE_QUOTES, metadata_dict, payment_meta
+from domain.account_credit import credit_applied
+from domain.credit import MAX_LIVE_QUOTES, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
 from domain.errors import DomainError
 from domain.exchange import RateTable
@@ -401,7 +394,7 @@ async def create_upgrade_payment(
     tax_rates: TaxRates | None = None,
     max_live_quotes: int = MAX_LIVE_QUOTES,
 ) -> SubscriptionPayment:
-    """An Upgrade payment for the quoted amount (§8.2): no tax, no fee,
+    """A new Upgrade payment for the quoted amount (§8.2): never reused (D10), no tax, no fee,
     `time_value = 0` (paying changes no expiry, D12) and `metadata` = the UpgradeConfig JSON.
     The VM is not touched until the payment completes. With `settle` the user's credit
     balance pays first (`app.billing.credit_quote`); an upgrade it covers wholly is
@@ -413,11 +406,10 @@ async def create_upgrade_payment(
     records no `tax_rate`: the upgrade charges none. Without them no credit rate is recorded
     and an excess is credited as before, at 0 %.
 
-    Asked again for the same upgrade (spec, method, and the expiry and prices it is quoted
-    at) while its invoice is live, the pending one is returned (`UpgradeReuse`, as D10 for
-    renewals; D10 itself never reuses upgrades, which let every request make an invoice).
-    A new one is refused (`TooManyOpenQuotes`, 422) while the subscription holds
-    `max_live_quotes` live quotes, renewals included.
+    Each one counts in the subscription's live-quote cap: one more is refused
+    (`TooManyOpenQuotes`, 422) while the subscription holds `max_live_quotes` live quotes,
+    renewals included, before the rail is asked and again under the lock when it is stored
+    (one the balance covers wholly asks no rail and is not refused).
     """
     now = clock.now()
     async with uow_factory() as uow:
@@ -465,24 +457,11 @@ async def create_upgrade_payment(
         if settle is not None:  # the account balance pays first (issue 13), in the currency
             # the upgrade is priced in (the quote's rate is for it; the plan's may differ)
             priced = await apply_balance(uow, priced, plan.new_price.currency.value)
-        # the same upgrade at the same expiry and prices, with the same credit applied (a
-        # balance grown since may now cover it): the live one, not a new invoice
-        quoted = metadata_dict(priced.metadata)
-        keys = (*_config_json(cfg), QUOTED_EXPIRY_KEY, QUOTED_PRICES_KEY, CREDIT_APPLIED_KEY)
-        reuse = UpgradeReuse(
-            subscription_id=sub.id, method=method, quote={key: quoted.get(key) for key in keys}
-        )
-        existing = await pending_match(uow, reuse, now)
-        if existing is None and not (settle is not None and is_covered(priced)):
-            await refuse_over_cap(uow, sub.id, now, max_live_quotes)  # no rail asked: no cap
-    if existing is None:
-        return await issue(
-            uow_factory, rails, priced, now, settle, reuse=reuse, idem=None, cap=max_live_quotes
-        )
-    if settle is not None and paid_by_credit_alone(existing):
-        # a covered quote whose completion failed (an outage): complete it now, exactly once
-        return await settle_covered(uow_factory, existing, settle, now)
-    return existing
+        if not (settle is not None and is_covered(priced)):  # no rail asked: no cap
+            await refuse_over_cap(uow, sub.id, now, max_live_quotes)
+    return await issue(
+        uow_factory, rails, priced, now, settle, reuse=None, idem=None, cap=max_live_quotes
+    )
 
 
 @attrs.frozen(kw_only=True)

@@ -1,7 +1,7 @@
 """The live-quote cap on memory, SQLite and MariaDB: a subscription holds at most
 `MAX_LIVE_QUOTES` live renewal and upgrade quotes; one more is refused before its Lightning
-node or card provider is asked, reuse still answers, a place frees when one expires, and
-racing requests at the cap store at most the cap."""
+node or card provider is asked, renewal reuse still answers (upgrades are never reused), a
+place frees when one expires, and racing requests at the cap store at most the cap."""
 
 from __future__ import annotations
 
@@ -98,23 +98,29 @@ async def test_a_place_frees_when_a_quote_expires(world: World) -> None:
     assert len(world.shop.node.invoices) == CAP + 1
 
 
-async def test_upgrades_are_reused_and_count_in_the_cap(world: World) -> None:
+async def test_identical_upgrades_each_make_a_payment_until_the_cap(world: World) -> None:
+    """Upgrade payments are never reused (D10): each request is a new invoice, and the cap
+    (renewals and upgrades together) stops them before the node is asked."""
     vm = await world.shop.order_custom()  # 2 vCPU
     await world.complete(await _renew(world, vm))  # paid: its quote no longer live
-    node = world.shop.node
+    node, revolut = world.shop.node, world.shop.revolut
     before = len(node.invoices)
-    first = await _upgrade(world, vm, 4)
-    for _ in range(10):  # the same upgrade asked again: the live one, no new invoice
-        assert (await _upgrade(world, vm, 4)).id == first.id
-    assert len(node.invoices) == before + 1
-    for n in range(1, CAP):
-        await _renew(world, vm, intervals=n)
+    made = [await _upgrade(world, vm, 4) for _ in range(CAP)]
+    assert len({p.id for p in made}) == CAP  # the same upgrade asked again: a new one
+    assert len(node.invoices) == before + CAP and await _live(world, vm) == CAP
+    for _ in range(10):
+        with pytest.raises(TooManyOpenQuotes) as err:
+            await _upgrade(world, vm, 4)
+        assert err.value.kind == "unprocessable"
     with pytest.raises(TooManyOpenQuotes):
         await _upgrade(world, vm, 6)
-    with pytest.raises(TooManyOpenQuotes):
-        await _renew(world, vm, intervals=CAP)
-    assert (await _upgrade(world, vm, 4)).id == first.id
-    assert len(node.invoices) == before + CAP and node.cancelled == []
+    with pytest.raises(TooManyOpenQuotes):  # the upgrades hold the renewals' places too
+        await _renew(world, vm, intervals=2)
+    assert len(node.invoices) == before + CAP and node.cancelled == [] and revolut.orders == {}
+    assert len(await world.shop.payments(vm)) == 1 + CAP  # the paid renewal and the upgrades
+    assert made[0].expires is not None
+    world.clock.set(made[0].expires)  # they all end: the places free
+    assert (await _upgrade(world, vm, 4)).id not in {p.id for p in made}
 
 
 async def test_racing_requests_at_the_cap_store_at_most_the_cap(

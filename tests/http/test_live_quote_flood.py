@@ -71,15 +71,26 @@ async def test_a_never_paid_order_cannot_open_hundreds_of_card_orders() -> None:
         assert len(gateway.orders) <= MAX_LIVE_QUOTES, f"{len(gateway.orders)} Revolut orders"
 
 
-async def test_an_upgrade_asked_again_is_one_invoice() -> None:
+async def test_an_upgrade_asked_again_makes_invoices_only_up_to_the_cap() -> None:
+    """Upgrade payments are never reused (D10): each POST is a new invoice until the
+    subscription's live quotes (here two renewal quotes too) reach the cap, then 422."""
     async with api_client(build()) as c:
         vm = await paid_vm(c, ATTACKER)
-        made = _count_node_invoices(c)
-        ids = set()
-        for _ in range(40):
-            resp = await c.call(
-                "POST", f"/api/v1/vm/{vm['id']}/upgrade", key=ATTACKER, json={"cpu": 2}
-            )
+        path = f"/api/v1/vm/{vm['id']}"
+        renewals = 2
+        for n in range(2, 2 + renewals):
+            resp = await c.call("GET", f"{path}/renew?intervals={n}", key=ATTACKER)
             assert resp.status == 200, await resp.text()
-            ids.add((await resp.json())["data"]["id"])
-        assert made[0] == 1 and len(ids) == 1  # was 40
+        made = _count_node_invoices(c)
+        ids, statuses = set(), []
+        for _ in range(40):
+            resp = await c.call("POST", f"{path}/upgrade", key=ATTACKER, json={"cpu": 2})
+            statuses.append(resp.status)
+            body = await resp.json()
+            if resp.status == 200:
+                ids.add(body["data"]["id"])
+            else:
+                assert resp.status == 422 and "open invoices" in body["error"], body
+        places = MAX_LIVE_QUOTES - renewals
+        assert statuses == [200] * places + [422] * (40 - places)
+        assert made[0] == places and len(ids) == places  # was 40
