@@ -9,6 +9,7 @@ from app.bound.account import AccountUseCases
 from app.bound.admin import AdminUseCases
 from app.bound.billing import BillingUseCases
 from app.bound.infra import InfraUseCases
+from domain.credit import MAX_LIVE_QUOTES
 from domain.nwc_uri import PUBLIC_TLS_RELAYS, RelayPolicy
 from domain.tax import NO_TAX, TaxRates
 from ports.cache import CatalogueCache
@@ -50,6 +51,8 @@ class Services:
     max_unpaid_vms: int = 3
     #: never-paid IP-range subscriptions one user may hold at once (`max-unpaid-subscriptions`)
     max_unpaid_subscriptions: int = 3
+    #: live renewal and upgrade quotes one subscription may hold at once (`max-live-quotes`)
+    max_live_quotes: int = MAX_LIVE_QUOTES
     #: D25: per-client-address limit of the LNURL endpoints (None: not limited)
     lnurl_limiter: RateLimiter | None = None
     #: D25: per-client-address limit of the order routes (None: not limited)

@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 
 from domain.account_credit import charged_credit
+from domain.enums import SubscriptionPaymentType
 from domain.errors import DomainError
 from domain.intervals import renewal_base, require_utc, whole_seconds
 from domain.model import Subscription, SubscriptionPayment
@@ -254,3 +255,21 @@ def credit_payment(
         changes=changes,
         capped=capped,
     )
+
+
+#: live quotes (`is_capped_quote`, unpaid and unexpired) one subscription may hold at once:
+#: each one more is an invoice at a Lightning node or an order at a card provider, made for
+#: free, so a request past the cap is refused before the rail is asked (`max-live-quotes`)
+MAX_LIVE_QUOTES = 5
+
+
+def is_capped_quote(payment: SubscriptionPayment) -> bool:
+    """A payment the live-quote cap counts: an upgrade, or a purchase or renewal asked for a
+    number of intervals (what `renew` writes). LNURL invoices (`{"intervals": null}`), which
+    anyone may ask for a VM, are left out: they have a cap of their own (D25), and counting
+    them would let a stranger lock the owner out of renewing. (SQL: an upgrade, or a row
+    whose `interval_count` column is set.)"""
+    if payment.payment_type is SubscriptionPaymentType.UPGRADE:
+        return True
+    count = metadata_dict(payment.metadata).get(INTERVALS_KEY)
+    return isinstance(count, int) and not isinstance(count, bool)

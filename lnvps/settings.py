@@ -284,6 +284,9 @@ class Settings:
     max_unpaid_vms: int = attrs.field(default=3, validator=attrs.validators.ge(1))
     #: never-paid IP-range subscriptions one user may hold at once; the next is refused (422)
     max_unpaid_subscriptions: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    #: live (unpaid, unexpired) renewal and upgrade invoices one subscription may hold at
+    #: once; a request for one more is refused (422) before the node or provider is asked
+    max_live_quotes: int = attrs.field(default=5, validator=attrs.validators.ge(1))
     read_only: bool = False
     public_url: str | None = None
     #: the admin API's own public URL (D26 for its port): events must name it when set

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from adapters.memory.db import RecordRepo, Repo, evolve, page_of
 from adapters.memory.vms import MemoryVms
+from domain.credit import is_capped_quote
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
 from domain.money import currency_code
@@ -198,11 +199,13 @@ class MemoryLineItems(RecordRepo[LineItem]):
         if credit_in is not None:
             credit = self._rows("user_credit_balance").get((user.id, credit_in), 0)
         seller = self._rows("company").get(sub.company_id)
-        counted = None
+        counted = quotes = None
         if pending is not None:  # every pending one: the narrowing is only ever a superset
             payments = MemoryPayments(self._snapshot)
             counted = len(await payments.list_pending_for_subscription(sub.id, pending.now))
-        return PricedItems(tuple(items), found, user, seller, credit, counted)
+            if pending.quotes:
+                quotes = await payments.count_live_quotes(sub.id, pending.now)
+        return PricedItems(tuple(items), found, user, seller, credit, counted, quotes)
 
     async def priced_for_update(
         self, subscription_id: int, pending: PendingCount | None = None
@@ -230,6 +233,8 @@ class MemoryLineItems(RecordRepo[LineItem]):
         pending = await payments.list_pending_for_subscription(sub.id, newest.now)
         # nothing narrowed away: the memory reuse lookup tests every pending payment
         first = next((p for p in pending if p.payment_method is newest.method), None)
+        if newest.quotes:
+            priced = evolve(priced, live_quotes=sum(1 for p in pending if is_capped_quote(p)))
         return OwnedPriced(sub, priced, first)
 
     async def list_by_subscriptions(
@@ -311,6 +316,10 @@ class MemoryPayments(Repo):
             for p in self._all()
             if p.subscription_id in wanted and p.is_pending(now)
         }
+
+    async def count_live_quotes(self, subscription_id: int, now: datetime) -> int:
+        pending = await self.list_pending_for_subscription(subscription_id, now)
+        return sum(1 for p in pending if is_capped_quote(p))
 
     async def newest_pending(
         self,

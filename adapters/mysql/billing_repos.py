@@ -111,6 +111,28 @@ _WITH_PENDING = (
     .distinct()
     .where(_pay.subscription_id.in_(bindparam("ids", expanding=True)), *_pending_at(_pay))
 )
+
+
+def _live_quotes(subscription_id: ColumnElement[int]) -> Select[Any]:
+    """How many of the subscription's pending payments at `:now` the live-quote cap counts
+    (`is_capped_quote`: an upgrade, or a row whose interval count is set), on the pending
+    index."""
+    return (
+        select(func.count())
+        .select_from(t.subscription_payment)
+        .where(
+            *_live_unpaid(_pay, subscription_id),
+            or_(
+                # the code written into the SQL: one parameter less on every renewal read
+                type_coerce(_pay.payment_type, Integer)
+                == const(int(SubscriptionPaymentType.UPGRADE)),
+                _pay.interval_count.is_not(None),
+            ),
+        )
+    )
+
+
+_LIVE_QUOTES = _live_quotes(bindparam("subscription_id"))
 _RAW_INDEX = {c.name: n for n, c in enumerate(t.subscription_payment.columns)}
 
 
@@ -477,6 +499,8 @@ async def _delete_subscription(conn: Any, subscription_id: int) -> bool:
 #: the credit balance, the code the owned-VM read read it in, the count of pending payments
 _CREDIT_LABEL, _CODE_LABEL = "priced__credit", "priced__credit_in"
 _PENDING_LABEL = "priced__pending"
+#: the count of live quotes (`_LIVE_QUOTES`) the storing and the owned-VM reads hold
+_QUOTES_LABEL = "priced__live_quotes"
 #: the balance code the owned-VM read joins: the subscription's currency as SQL reads a code
 #: (`Currency.parse` strips every kind of whitespace and reads any script's case: where the
 #: two differ, the balance is read on its own)
@@ -536,10 +560,11 @@ class SqlLineItems(SqlRecords[LineItem]):
         params: dict[str, Any] = {"subscription_id": subscription_id}
         credit = credit_in is not None
         counted = None if pending is None else pending.narrow.name
+        quotes = pending is not None and pending.quotes
         statement = self._prepared(
-            f"priced items, credit {credit}, pending {counted}",
+            f"priced items, credit {credit}, pending {counted}, quotes {quotes}",
             self.mapper,
-            lambda: self._priced(credit=credit, pending=counted),
+            lambda: self._priced(credit=credit, pending=counted, quotes=quotes),
         )
         if credit_in is not None:
             params["credit_in"] = credit_in
@@ -551,7 +576,8 @@ class SqlLineItems(SqlRecords[LineItem]):
         extra = rows[0]._mapping
         found_credit = None if credit_in is None else int(extra[_CREDIT_LABEL] or 0)
         found_pending = None if pending is None else int(extra[_PENDING_LABEL])
-        return self._priced_items(rows, found_credit, found_pending)
+        live = int(extra[_QUOTES_LABEL]) if quotes else None
+        return self._priced_items(rows, found_credit, found_pending, live)
 
     async def priced_for_update(
         self, subscription_id: int, pending: PendingCount | None = None
@@ -565,10 +591,11 @@ class SqlLineItems(SqlRecords[LineItem]):
             return LockedPriced(sub, await self.list_priced(subscription_id, pending=pending))
         # the write transaction begun: one read, with the subscription's columns
         counted = None if pending is None else pending.narrow.name
+        quotes = pending is not None and pending.quotes
         statement = self._prepared(
-            f"priced items with their subscription, pending {counted}",
+            f"priced items with their subscription, pending {counted}, quotes {quotes}",
             self.mapper,
-            lambda: self._priced(credit=False, pending=counted, subscription=True),
+            lambda: self._priced(credit=False, pending=counted, subscription=True, quotes=quotes),
         )
         params: dict[str, Any] = {"subscription_id": subscription_id}
         if pending is not None:
@@ -578,17 +605,20 @@ class SqlLineItems(SqlRecords[LineItem]):
             found = await self.subscriptions.get(subscription_id)
             return None if found is None else LockedPriced(found, None)
         [sub] = joined_records(rows[0], self.owned[:1], start=self._width())
-        counted_rows = None if pending is None else int(rows[0]._mapping[_PENDING_LABEL])
-        return LockedPriced(sub, self._priced_items(rows, None, counted_rows))
+        extra = rows[0]._mapping
+        counted_rows = None if pending is None else int(extra[_PENDING_LABEL])
+        live = int(extra[_QUOTES_LABEL]) if quotes else None
+        return LockedPriced(sub, self._priced_items(rows, None, counted_rows, live))
 
     async def priced_of_owned_vm(
         self, vm_id: int, pubkey: bytes, newest: NewestPending, *, credit: bool = False
     ) -> OwnedPriced | None:
         name = newest.narrow.name
+        quotes = newest.quotes
         statement = self._prepared(
-            f"priced of owned vm, credit {credit}, pending {name}",
+            f"priced of owned vm, credit {credit}, pending {name}, quotes {quotes}",
             self.mapper,
-            lambda: self._owned_priced(credit=credit, pending=name),
+            lambda: self._owned_priced(credit=credit, pending=name, quotes=quotes),
         )
         params = {
             "vm_id": vm_id,
@@ -605,7 +635,8 @@ class SqlLineItems(SqlRecords[LineItem]):
         if first is not None:  # its metadata as stored: text that is not JSON stays text
             first = evolve(first, metadata=_json_or_text(first.metadata))
         balance = await self._credit(sub, rows[0]._mapping) if credit else None
-        return OwnedPriced(sub, self._priced_items(rows, balance, None), first)
+        live = int(rows[0]._mapping[_QUOTES_LABEL]) if quotes else None
+        return OwnedPriced(sub, self._priced_items(rows, balance, None, live), first)
 
     async def _credit(self, sub: Subscription, extra: Any) -> int | None:
         """The balance the owned-VM read joined, if it is the one `Currency.parse` names."""
@@ -624,7 +655,7 @@ class SqlLineItems(SqlRecords[LineItem]):
         return sum(len(mapper.columns) for mapper in (*self.parties, *self.joined))
 
     def _priced_items(
-        self, rows: list[Any], credit: int | None, pending: int | None
+        self, rows: list[Any], credit: int | None, pending: int | None, quotes: int | None = None
     ) -> PricedItems:
         """The `PricedItems` of a pricing read's rows (sorted here, in place)."""
         user, seller = joined_records(rows[0], self.parties)
@@ -643,31 +674,37 @@ class SqlLineItems(SqlRecords[LineItem]):
             items[item.id] = item
             if vm is not None:
                 vms[item.id] = VmOnPlan(vm, template, plan)
-        return PricedItems(tuple(items.values()), vms, user, seller, credit, pending)
+        return PricedItems(tuple(items.values()), vms, user, seller, credit, pending, quotes)
 
     def _priced(
-        self, *, credit: bool, pending: str | None, subscription: bool = False
+        self, *, credit: bool, pending: str | None, subscription: bool = False, quotes: bool = False
     ) -> Select[Any]:
         """The pricing read of subscription `:subscription_id`: `_priced_join`, with `credit`
         the balance in `:credit_in`; with `pending` (a metadata name), the count of its
         pending payments at `:now` that `_narrowed(pending)` keeps (`_PENDING_LABEL`); with
-        `subscription`, the subscription's columns after the mappers' (`_width`)."""
+        `subscription`, the subscription's columns after the mappers' (`_width`); with
+        `quotes`, the count of its live quotes at `:now` (`_QUOTES_LABEL`)."""
         joined, columns, extra = self._priced_join(bindparam("credit_in") if credit else None)
         if subscription:
             columns += self.owned[0].columns
         if pending is not None:
             extra.append(_pending_count(_sub.id, pending).label(_PENDING_LABEL))
+        if quotes:
+            extra.append(_live_quotes(_sub.id).scalar_subquery().label(_QUOTES_LABEL))
         query = select(*columns, *extra).select_from(joined)
         return query.where(_sub.id == bindparam("subscription_id"))
 
-    def _owned_priced(self, *, credit: bool, pending: str) -> Select[Any]:
+    def _owned_priced(self, *, credit: bool, pending: str, quotes: bool) -> Select[Any]:
         """The pricing read of the subscription `_owned_vm_subscription` names, with that
         subscription's columns and then those of the payment `_newest_candidate` names for
         the metadata name `pending` (outer-joined) after the mappers'; with `credit` the
-        balance in `_SUBSCRIPTION_CODE` and that code (`_CODE_LABEL`)."""
+        balance in `_SUBSCRIPTION_CODE` and that code (`_CODE_LABEL`); with `quotes` the
+        count of its live quotes at `:now` (`_QUOTES_LABEL`)."""
         joined, columns, extra = self._priced_join(_SUBSCRIPTION_CODE if credit else None)
         if credit:
             extra.append(_SUBSCRIPTION_CODE.label(_CODE_LABEL))
+        if quotes:
+            extra.append(_live_quotes(_sub.id).scalar_subquery().label(_QUOTES_LABEL))
         first = _FIRST_PENDING.c
         # (the subscription named too: the id alone links the tables through a subquery)
         newest = (first.id == _newest_candidate(_sub.id, pending)) & (
@@ -816,6 +853,12 @@ class SqlPayments(SqlRepo):
             rows = await self.conn.execute(_WITH_PENDING, {"ids": ids, "now": now})
             found.update(int(sub_id) for (sub_id,) in rows.all())
         return found
+
+    async def count_live_quotes(self, subscription_id: int, now: datetime) -> int:
+        found = await self.conn.execute(
+            _LIVE_QUOTES, {"subscription_id": subscription_id, "now": now}
+        )
+        return int(found.scalar_one())
 
     async def newest_pending(
         self,

@@ -205,11 +205,13 @@ async def issue(
     reuse: Reuse | None,
     idem: Idempotency | None,
     period: datetime | None = None,
+    cap: int | None = None,
 ) -> SubscriptionPayment:
     """Store the quote: one the balance covers (with `settle` given) as a covered payment,
     completed at once through `settle`; any other as an invoice or order on its rail. The
     credit it applies is spent in the storing transaction; a rival request's payment that
-    `store_payment` returns instead is returned as it is. `period`: see `store_payment`."""
+    `store_payment` returns instead is returned as it is. `period` and `cap`: see
+    `store_payment` (`cap` is its live-quote cap)."""
     covered = settle is not None and is_covered(priced)
     payment = covered_payment(priced, now) if covered else await rails.create(priced, now)
     stored = await store_payment(
@@ -221,6 +223,7 @@ async def issue(
         idem=idem,
         before_add=spend_in,
         period=period,
+        cap=cap,
     )
     if covered and settle is not None and stored.id == payment.id:
         return await settle_covered(uow_factory, stored, settle, now)

@@ -124,6 +124,11 @@ class TooManyOpenInvoices(DomainError):
     """A VM already has the most live LNURL invoices allowed (422, D25)."""
 
 
+class TooManyOpenQuotes(DomainError):
+    """The subscription already holds the most live renewal and upgrade quotes allowed
+    (`max-live-quotes`, 422 as D25's caps): pay one or wait until one expires."""
+
+
 class AmountOutOfRange(InvalidInput):
     """An LNURL-pay amount outside what the service accepts (400)."""
 

@@ -14,6 +14,7 @@ from app.billing.errors import (
     PaymentNotFound,
     PriceChanged,
     RenewalNoLongerDue,
+    TooManyOpenQuotes,
 )
 from app.billing.price_in_force import price_in_force_or_none, refuse_deleted_vm
 from app.billing.rails import PaymentRails
@@ -152,11 +153,14 @@ def reuse_narrowing(interval_count: int) -> MetadataKey:
     return MetadataKey(INTERVALS_KEY, interval_count)
 
 
-def _candidates(reuse: Reuse | AmountReuse | None, now: datetime) -> PendingCount | None:
+def _candidates(
+    reuse: Reuse | AmountReuse | None, now: datetime, quotes: bool
+) -> PendingCount | None:
     """The count that, at 0, shows `pending_match(reuse, now)` would find nothing (same
-    narrowing, same transaction); None where it has no such count."""
+    narrowing, same transaction), with the live quotes if `quotes`; None where it has no
+    such count."""
     if isinstance(reuse, Reuse) and reuse.payment_type is not SubscriptionPaymentType.UPGRADE:
-        return PendingCount(now, reuse_narrowing(reuse.interval_count))
+        return PendingCount(now, reuse_narrowing(reuse.interval_count), quotes=quotes)
     return None
 
 
@@ -200,6 +204,7 @@ async def store_payment(
     idem: Idempotency | None,
     before_add: BeforeAdd | None = None,
     period: datetime | None = None,
+    cap: int | None = None,
 ) -> SubscriptionPayment:
     """Store a new payment unless a rival request stored an equivalent one meanwhile.
 
@@ -211,18 +216,24 @@ async def store_payment(
     committed in between) is refused the same way (`PriceChanged`, 409, D23): the sweep
     that ended stale quotes could not see it yet. With `period`, a renewal for that period
     only, one whose subscription has another expiry by now is refused (`refuse_moved_period`).
+    With `cap`, a payment made at a provider is refused (`TooManyOpenQuotes`) when the
+    subscription already holds `cap` live quotes: `refuse_over_cap` under the lock, so two
+    racing requests cannot both take the last place.
     """
     try:
         async with uow_factory() as uow:
             # serialises stores for one subscription; the checks below read after the lock,
             # so they see a rival request's committed payment (MariaDB snapshots at first read)
-            sub, candidates = await _check_price(uow, payment, _candidates(reuse, now))
+            counts = _candidates(reuse, now, cap is not None and _at_provider(payment))
+            sub, candidates, quotes = await _check_price(uow, payment, counts)
             refuse_lapsed_order(sub, now)
             refuse_moved_period(sub, period)
             winner = await replay(uow, idem)
             if winner is None and reuse is not None and candidates != 0:
                 winner = await pending_match(uow, reuse, now)
             if winner is None:
+                if cap is not None and _at_provider(payment):
+                    await refuse_over_cap(uow, payment.subscription_id, now, cap, quotes)
                 if before_add is not None:  # e.g. debit the credit it applies, same transaction
                     await before_add(uow, payment)
                 await uow.payments.add(payment)
@@ -243,16 +254,16 @@ async def store_payment(
 
 async def _check_price(
     uow: UnitOfWork, payment: SubscriptionPayment, candidates: PendingCount | None
-) -> tuple[Subscription | None, int | None]:
+) -> tuple[Subscription | None, int | None, int | None]:
     """Lock the subscription, then refuse a quote made against another price than now's, or
     one of a VM deleted since (`refuse_deleted_vm`); the subscription as locked, and the
-    price read's count of `candidates` (None: not counted)."""
+    price read's count of `candidates` and of live quotes (None: not counted)."""
     quoted = PriceBasis.from_json(payment_meta(payment).get(PRICE_KEY))
     if quoted is None:
-        return await uow.subscriptions.get_for_update(payment.subscription_id), None
+        return await uow.subscriptions.get_for_update(payment.subscription_id), None, None
     locked = await uow.line_items.priced_for_update(payment.subscription_id, candidates)
     if locked is None:
-        return None, None
+        return None, None, None
     sub, read = locked.subscription, locked.priced
     if read is not None:  # deleted since the quote (an admin's delete committed meanwhile)
         refuse_deleted_vm(read)
@@ -260,7 +271,9 @@ async def _check_price(
     current = await price_in_force_or_none(uow, sub, purchase=purchase, read=read)
     if current is not None and not current.same_price(quoted):
         raise PriceChanged("The price changed while the invoice was made; please ask again")
-    return sub, None if read is None else read.pending
+    if read is None:
+        return sub, None, None
+    return sub, read.pending, read.live_quotes
 
 
 def refuse_lapsed_order(sub: Subscription | None, now: datetime) -> None:
@@ -292,8 +305,31 @@ def refuse_moved_period(sub: Subscription | None, period: datetime | None) -> No
         raise RenewalNoLongerDue("The subscription was renewed meanwhile; nothing to renew")
 
 
+async def refuse_over_cap(
+    uow: UnitOfWork, subscription_id: int, now: datetime, cap: int, counted: int | None = None
+) -> None:
+    """Refuse one more quote when the subscription holds `cap` live ones already
+    (`TooManyOpenQuotes`, 422 as D25's caps on unpaid things): asking again for a live
+    renewal still gets it (D10; an upgrade is never reused, so each one takes a place), and a
+    place frees when one is paid or expires.
+    `counted`: `Payments.count_live_quotes` as a read of this transaction at `now` already
+    made it (None: counted here, one statement)."""
+    if counted is None:
+        counted = await uow.payments.count_live_quotes(subscription_id, now)
+    if counted >= cap:
+        raise TooManyOpenQuotes(
+            f"This subscription already has {cap} open invoices: pay one of them, ask for the"
+            " same renewal again, or try again when one expires"
+        )
+
+
+def _at_provider(payment: SubscriptionPayment) -> bool:
+    """Made at a provider (not a quote the balance covers): an invoice or order to cancel."""
+    return bool(payment.external_data) or payment.external_id is not None
+
+
 async def _cancel_quietly(rails: PaymentRails, payment: SubscriptionPayment) -> None:
-    if not payment.external_data and payment.external_id is None:
+    if not _at_provider(payment):
         return  # never reached a provider (paid from credit): nothing to cancel
     try:
         await rails.cancel(payment)

@@ -10,6 +10,7 @@ from app.billing.catalogue import owned_vm, subscription_of
 from app.billing.credit_quote import (
     Settle,
     apply_balance,
+    is_covered,
     issue,
     paid_by_credit_alone,
     settle_covered,
@@ -27,6 +28,7 @@ from app.billing.persist import (
     pending_match,
     refuse_lapsed_order,
     refuse_moved_period,
+    refuse_over_cap,
     remember,
     replay,
     reuse_narrowing,
@@ -34,6 +36,7 @@ from app.billing.persist import (
 from app.billing.price_in_force import priced_items
 from app.billing.quotes import price_subscription
 from app.billing.rails import PaymentRails
+from domain.credit import MAX_LIVE_QUOTES
 from domain.enums import PaymentMethod
 from domain.errors import InvalidInput
 from domain.intervals import check_interval_count
@@ -98,6 +101,7 @@ async def renew(
     owner_key: bytes | None = None,
     before_credit: Callable[[], Awaitable[None]] | None = None,
     period: datetime | None = None,
+    max_live_quotes: int = MAX_LIVE_QUOTES,
 ) -> SubscriptionPayment:
     """A payment for `intervals` (1..120, D6) of a subscription, given by its id or a VM's.
 
@@ -117,6 +121,9 @@ async def renew(
     `period` (the worker's automatic renewal) renews the period ending then only: once the
     subscription's expiry is another (a renewal paid meanwhile) it is `RenewalNoLongerDue`
     and nothing is reused, invoiced or charged (`refuse_moved_period`).
+    A new invoice or order is refused (`TooManyOpenQuotes`, 422) while the subscription
+    holds `max_live_quotes` live quotes (renewals and upgrades), before the rail is asked
+    and again under the lock when it is stored.
     """
     now = clock.now()
     count = check_interval_count(intervals)
@@ -126,7 +133,8 @@ async def renew(
             return replayed
         # the reuse lookup's first payment comes with the subscription where it can (D10),
         # and by an owner key with what a new invoice is priced from too (one statement)
-        newest = NewestPending(method, now, reuse_narrowing(count))
+        # (and the live quotes, for the cap)
+        newest = NewestPending(method, now, reuse_narrowing(count), quotes=True)
         credit = settle is not None
         resolved = await _resolve(uow, user_id, subscription_id, vm_id, owner_key, newest, credit)
         sub, items, first, read = resolved
@@ -161,11 +169,22 @@ async def renew(
             )
             if settle is not None:  # the account balance pays first (issue 13)
                 priced = await apply_balance(uow, priced, sub.currency, read.credit)
-                if before_credit is not None and spends_credit(priced):
-                    await before_credit()
+            if not (settle is not None and is_covered(priced)):  # no rail asked: no cap
+                counted = read.live_quotes  # the owner-key read counted them (at `now`)
+                await refuse_over_cap(uow, sub.id, now, max_live_quotes, counted)
+            if before_credit is not None and spends_credit(priced):
+                await before_credit()
     if existing is None:
         return await issue(
-            uow_factory, rails, priced, now, settle, reuse=reuse, idem=idem, period=period
+            uow_factory,
+            rails,
+            priced,
+            now,
+            settle,
+            reuse=reuse,
+            idem=idem,
+            period=period,
+            cap=max_live_quotes,
         )
     if settle is not None and paid_by_credit_alone(existing):
         # a covered quote whose completion failed (an outage, a crash between its storing
@@ -198,6 +217,7 @@ async def renew_idempotent(
     method: PaymentMethod = PaymentMethod.LIGHTNING,
     intervals: int = 1,
     settle: Settle | None = None,
+    max_live_quotes: int = MAX_LIVE_QUOTES,
 ) -> SubscriptionPayment:
     """`renew` for a POST with an Idempotency-Key (D11).
 
@@ -226,4 +246,5 @@ async def renew_idempotent(
         intervals=intervals,
         idem=idem,
         settle=settle,
+        max_live_quotes=max_live_quotes,
     )

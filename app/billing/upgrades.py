@@ -14,7 +14,7 @@ from app.billing.catalogue import (
     subscription_of,
     vm_price,
 )
-from app.billing.credit_quote import Settle, apply_balance, issue
+from app.billing.credit_quote import Settle, apply_balance, is_covered, issue
 from app.billing.errors import (
     NoRoomToUpgrade,
     NothingToUpgrade,
@@ -23,11 +23,12 @@ from app.billing.errors import (
     UpgradeQuoteOutdated,
     UpgradeRepriced,
 )
+from app.billing.persist import refuse_over_cap
 from app.billing.placement import has_room_to_grow
 from app.billing.price_in_force import expire_stale_quotes, fresh_rates
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.account_credit import credit_applied
-from domain.credit import payment_meta
+from domain.credit import MAX_LIVE_QUOTES, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
 from domain.errors import DomainError
 from domain.exchange import RateTable
@@ -391,6 +392,7 @@ async def create_upgrade_payment(
     method: PaymentMethod = PaymentMethod.LIGHTNING,
     settle: Settle | None = None,
     tax_rates: TaxRates | None = None,
+    max_live_quotes: int = MAX_LIVE_QUOTES,
 ) -> SubscriptionPayment:
     """A new Upgrade payment for the quoted amount (§8.2): never reused (D10), no tax, no fee,
     `time_value = 0` (paying changes no expiry, D12) and `metadata` = the UpgradeConfig JSON.
@@ -403,6 +405,11 @@ async def create_upgrade_payment(
     country): what a Lightning excess kept as credit bears (`prepayment_tax_rate`). It
     records no `tax_rate`: the upgrade charges none. Without them no credit rate is recorded
     and an excess is credited as before, at 0 %.
+
+    Each one counts in the subscription's live-quote cap: one more is refused
+    (`TooManyOpenQuotes`, 422) while the subscription holds `max_live_quotes` live quotes,
+    renewals included, before the rail is asked and again under the lock when it is stored
+    (one the balance covers wholly asks no rail and is not refused).
     """
     now = clock.now()
     async with uow_factory() as uow:
@@ -450,7 +457,11 @@ async def create_upgrade_payment(
         if settle is not None:  # the account balance pays first (issue 13), in the currency
             # the upgrade is priced in (the quote's rate is for it; the plan's may differ)
             priced = await apply_balance(uow, priced, plan.new_price.currency.value)
-    return await issue(uow_factory, rails, priced, now, settle, reuse=None, idem=None)
+        if not (settle is not None and is_covered(priced)):  # no rail asked: no cap
+            await refuse_over_cap(uow, sub.id, now, max_live_quotes)
+    return await issue(
+        uow_factory, rails, priced, now, settle, reuse=None, idem=None, cap=max_live_quotes
+    )
 
 
 @attrs.frozen(kw_only=True)

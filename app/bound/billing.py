@@ -23,8 +23,11 @@ class BillingUseCases:
         self.settle = completion_settle(uow_factory, clock, rails, queue)
         renewing = (uow_factory, clock, rails, rates, tax_rates)
         # a quote the user's credit covers is completed at once, through the normal path
-        self.renew = partial(renew, *renewing, settle=self.settle)
-        self.renew_idempotent = partial(renew_idempotent, *renewing, settle=self.settle)
+        cap = svc.max_live_quotes
+        self.renew = partial(renew, *renewing, settle=self.settle, max_live_quotes=cap)
+        self.renew_idempotent = partial(
+            renew_idempotent, *renewing, settle=self.settle, max_live_quotes=cap
+        )
         self.create_upgrade_payment = partial(
             upgrades.create_upgrade_payment,
             uow_factory,
@@ -33,6 +36,7 @@ class BillingUseCases:
             rates,
             settle=self.settle,
             tax_rates=tax_rates,
+            max_live_quotes=cap,
         )
         self.quote_upgrade = bind(upgrades.quote_upgrade, uow_factory, clock, rates)
         self.renew_by_amount = bind(

@@ -52,21 +52,26 @@ class MetadataKey:
 class NewestPending:
     """Asks a read of a subscription for, alongside, its newest pending payment (unpaid,
     `expires > now`) of `method` whose metadata `narrow` keeps, whatever its type: the first
-    that `Payments.newest_pending` (same method and narrowing) would test, in its order."""
+    that `Payments.newest_pending` (same method and narrowing) would test, in its order.
+    With `quotes`, `Payments.count_live_quotes` at `now` too (`PricedItems.live_quotes`):
+    it reads every live quote of the subscription, which the live-quote cap bounds."""
 
     method: PaymentMethod
     now: datetime
     narrow: MetadataKey
+    quotes: bool = attrs.field(default=False, kw_only=True)
 
 
 @attrs.frozen
 class PendingCount:
     """Asks a read of a subscription to count, alongside, its pending payments (unpaid,
     `expires > now`) that `narrow` keeps, whatever their method and type: none means the
-    reuse lookup (`Payments.newest_pending` with the same `narrow`) would find none."""
+    reuse lookup (`Payments.newest_pending` with the same `narrow`) would find none. With
+    `quotes`, `Payments.count_live_quotes` at `now` too (`PricedItems.live_quotes`)."""
 
     now: datetime
     narrow: MetadataKey
+    quotes: bool = attrs.field(default=False, kw_only=True)
 
 
 @attrs.frozen
@@ -120,6 +125,11 @@ class Payments(Protocol):
         A fixed number of statements whatever the number of ids (SQL: one per 1 000 ids):
         the VM check's never-paid test of every candidate at once (D17, §9.5).
         """
+        ...
+
+    async def count_live_quotes(self, subscription_id: int, now: datetime) -> int:
+        """How many of the subscription's pending payments (unpaid, `expires > now`) the
+        live-quote cap counts (`domain.credit.is_capped_quote`), in one statement."""
         ...
 
     async def newest_pending(

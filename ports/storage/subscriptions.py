@@ -135,7 +135,8 @@ class PricedItems:
     item's VM on its template and plan (its lowest-id VM not deleted; absent where none),
     the buyer and the seller (None where the company is gone); `credit`, when asked for, the
     buyer's credit balance in one currency (0 without a balance row); `pending`, when asked
-    for (`PendingCount`), how many pending payments it counts."""
+    for (`PendingCount`), how many pending payments it counts; `live_quotes`, when a
+    `PendingCount` or `NewestPending` asks for it, `Payments.count_live_quotes` at its `now`."""
 
     items: tuple[LineItem, ...]
     vms: dict[int, VmOnPlan]
@@ -143,6 +144,7 @@ class PricedItems:
     seller: Company | None
     credit: int | None = None
     pending: int | None = None
+    live_quotes: int | None = None
 
 
 @attrs.frozen

@@ -876,3 +876,46 @@ async def _grant(uow: UnitOfWork, user_id: int, currency: str, amount: int) -> N
         created=at(1),
     )
     await uow.credit_ledger.book(entry)
+
+
+async def test_count_live_quotes_counts_upgrades_and_interval_quotes_only(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """The live-quote cap's count, in one statement: pending renewals and purchases asked
+    for a number of intervals and pending upgrades; not LNURL invoices (`intervals` null:
+    anyone may ask for them, and they have a cap of their own), nor paid or expired ones."""
+    w = await stored_world(uow_factory)
+    sub = w.subscription
+    upgrade = SubscriptionPaymentType.UPGRADE
+    async with uow_factory() as uow:
+        assert await uow.payments.count_live_quotes(sub.id, at(5)) == 0
+        for fields in (
+            {"metadata": {"intervals": 1}},
+            {"metadata": {"intervals": 7}, "payment_method": PaymentMethod.REVOLUT},
+            {"metadata": {"intervals": 2}, "payment_type": SubscriptionPaymentType.PURCHASE},
+            {"metadata": {"new_cpu": 4}, "payment_type": upgrade},
+            {"metadata": {"intervals": None, "amount_msat": 5000}},  # LNURL
+            {"metadata": {"intervals": 1}, "is_paid": True},
+            {"metadata": {"intervals": 1}, "expires": at(5)},
+            {"metadata": {"new_cpu": 6}, "payment_type": upgrade, "expires": at(4)},
+        ):
+            await uow.payments.add(new_payment(sub, **fields))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.payments.count_live_quotes(sub.id, at(5)) == 4
+        assert await uow.payments.count_live_quotes(sub.id, at(3)) == 6
+        assert await uow.payments.count_live_quotes(sub.id + 1, at(5)) == 0
+        assert await uow.payments.count_live_quotes(sub.id, at(10)) == 0
+        # the same count alongside the storing read and the owner-key read, when asked for
+        one = MetadataKey(INTERVALS_KEY, 1)
+        priced = await uow.line_items.list_priced(sub.id, pending=PendingCount(at(5), one))
+        assert priced is not None and priced.live_quotes is None
+        asked = PendingCount(at(5), one, quotes=True)
+        priced = await uow.line_items.list_priced(sub.id, pending=asked)
+        assert priced is not None and priced.live_quotes == 4
+        newest = NewestPending(PaymentMethod.LIGHTNING, at(5), one, quotes=True)
+        owned = await uow.line_items.priced_of_owned_vm(w.vm.id, w.user.pubkey, newest)
+        assert owned is not None and owned.priced.live_quotes == 4
+        locked = await uow.line_items.priced_for_update(sub.id, asked)
+        assert locked is not None and locked.priced is not None
+        assert locked.priced.live_quotes == 4
