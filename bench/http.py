@@ -40,6 +40,11 @@ PUBKEY_HEX = PublicKeyXOnly.from_secret(SECRET).format().hex()
 #: unpaid VMs ordered besides the paid one: each gives 119 distinct new renewal invoices (61 ×
 #: 119 = 7 259 in all, so that an 8 s run at up to ~900 req/s never asks for one twice)
 EXTRA_VMS = 60
+#: the interval counts each of those VMs' new renewal invoices ask for (all live at once)
+NEW_INVOICE_INTERVALS = range(2, 121)
+#: `max-live-quotes` for the benchmarks' server: every one of those invoices stays live for
+#: the run (the default cap of 5 live quotes per subscription would refuse them with 422)
+LIVE_QUOTES_CAP = len(NEW_INVOICE_INTERVALS) + 1
 
 
 #: users the `POST /api/v1/ssh-key` run spreads its requests over: an account holds at most
@@ -228,7 +233,9 @@ async def seed(base: str, config: Path, db_url: str) -> Seeded:
         for n in range(SSH_KEY_SIGNERS):
             await _call(session, base, "GET", "/api/v1/ssh-key", secret=ssh_signer(n))
     new_paths = [
-        f"/api/v1/vm/{v}/renew?method=lightning&intervals={n}" for n in range(2, 121) for v in vms
+        f"/api/v1/vm/{v}/renew?method=lightning&intervals={n}"
+        for n in NEW_INVOICE_INTERVALS
+        for v in vms
     ]
     user_id = await _user_id(db_url)
     return Seeded(user_id=user_id, vm_id=vm_id, new_invoice_paths=new_paths)
@@ -349,6 +356,7 @@ def backend_runs(
     config.write_text(
         f"db: {db_url}\nlisten: 127.0.0.1:{port}\nadmin-listen: 127.0.0.1:{free_port()}\n"
         f"max-unpaid-vms: {EXTRA_VMS + 5}\norder-rate: {{per-hour: 0}}\n"
+        f"max-live-quotes: {LIVE_QUOTES_CAP}\n"
         f"dev:\n  state-dir: {workdir}\n"
     )
     d, c = args.duration, args.connections
