@@ -12,6 +12,7 @@ from app.billing.errors import RenewalNoLongerDue
 from app.billing.rails import PaymentRails
 from app.billing.renewal import renew
 from app.worker.context import AutoRenewal, RenewalOutcome
+from domain.credit import MAX_LIVE_QUOTES
 from domain.enums import PaymentMethod
 from domain.errors import DomainError
 from domain.model import Subscription, SubscriptionPayment
@@ -78,6 +79,8 @@ class NwcAutoRenewer:
     _tax_rates: TaxRates
     _wallet: NwcWallet
     _settle: Settle | None = None
+    #: the deployment's `max-live-quotes`: an attempt is one more live quote (`renew`)
+    _max_live_quotes: int = MAX_LIVE_QUOTES
 
     async def _nwc_string(self, subscription: Subscription) -> str | None:
         async with self._uow_factory() as uow:
@@ -115,6 +118,7 @@ class NwcAutoRenewer:
                 intervals=1,
                 settle=self._settle,
                 period=period,
+                max_live_quotes=self._max_live_quotes,
             )
         except RenewalNoLongerDue:
             log.info(

@@ -419,6 +419,7 @@ class Container(containers.DeclarativeContainer):
         tax_rates,
         nwc_wallet,
         providers.Factory(completion_settle, uow_factory, clock, rails, queue),
+        settings.provided.max_live_quotes,
     )
 
     worker_deps = providers.Singleton(

@@ -354,3 +354,14 @@ async def test_a_longer_bank_transfer_widens_the_never_paid_lookback(tmp_path: P
     assert container.worker_deps().never_paid_lookback == never_paid_lookback(30)
     assert never_paid_lookback(30) > NEVER_PAID_LOOKBACK
     await close_container(container)
+
+
+async def test_the_auto_renewer_is_held_to_the_configured_live_quote_cap(tmp_path: Path) -> None:
+    """The worker's NWC auto-renewal asks `renew` for one more live quote: it is held to the
+    deployment's `max-live-quotes`, as the API's renewals are, not to the default."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("db: memory\nmax-live-quotes: 7\n")
+    container = await open_container(load_settings(cfg, environ={}))
+    assert container.services().max_live_quotes == 7
+    assert container.auto_renewer()._max_live_quotes == 7
+    await close_container(container)
