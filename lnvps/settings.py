@@ -15,6 +15,8 @@ import cattrs
 import yaml
 from cattrs.v import format_exception
 
+from domain.credit import MAX_LIVE_QUOTES
+
 #: the embedded default: a SQLite file in the working directory.
 DEFAULT_DB_URL = "sqlite:///lnvps.db"
 DEFAULT_LISTEN = "127.0.0.1:8000"
@@ -286,7 +288,7 @@ class Settings:
     max_unpaid_subscriptions: int = attrs.field(default=3, validator=attrs.validators.ge(1))
     #: live (unpaid, unexpired) renewal and upgrade invoices one subscription may hold at
     #: once; a request for one more is refused (422) before the node or provider is asked
-    max_live_quotes: int = attrs.field(default=5, validator=attrs.validators.ge(1))
+    max_live_quotes: int = attrs.field(default=MAX_LIVE_QUOTES, validator=attrs.validators.ge(1))
     read_only: bool = False
     public_url: str | None = None
     #: the admin API's own public URL (D26 for its port): events must name it when set

@@ -224,7 +224,9 @@ async def store_payment(
         async with uow_factory() as uow:
             # serialises stores for one subscription; the checks below read after the lock,
             # so they see a rival request's committed payment (MariaDB snapshots at first read)
-            counts = _candidates(reuse, now, cap is not None and _at_provider(payment))
+            # the cap is judged for a payment made at a provider only (no rail: nothing to flood)
+            capped = cap if cap is not None and _at_provider(payment) else None
+            counts = _candidates(reuse, now, capped is not None)
             sub, candidates, quotes = await _check_price(uow, payment, counts)
             refuse_lapsed_order(sub, now)
             refuse_moved_period(sub, period)
@@ -232,8 +234,8 @@ async def store_payment(
             if winner is None and reuse is not None and candidates != 0:
                 winner = await pending_match(uow, reuse, now)
             if winner is None:
-                if cap is not None and _at_provider(payment):
-                    await refuse_over_cap(uow, payment.subscription_id, now, cap, quotes)
+                if capped is not None:
+                    await refuse_over_cap(uow, payment.subscription_id, now, capped, quotes)
                 if before_add is not None:  # e.g. debit the credit it applies, same transaction
                     await before_add(uow, payment)
                 await uow.payments.add(payment)
