@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
 from adapters.memory.db import RecordRepo, Repo, evolve, page_of
@@ -234,7 +234,7 @@ class MemoryLineItems(RecordRepo[LineItem]):
         # nothing narrowed away: the memory reuse lookup tests every pending payment
         first = next((p for p in pending if p.payment_method is newest.method), None)
         if newest.quotes:
-            priced = evolve(priced, live_quotes=sum(1 for p in pending if is_capped_quote(p)))
+            priced = evolve(priced, live_quotes=_live_quotes(pending))
         return OwnedPriced(sub, priced, first)
 
     async def list_by_subscriptions(
@@ -318,8 +318,7 @@ class MemoryPayments(Repo):
         }
 
     async def count_live_quotes(self, subscription_id: int, now: datetime) -> int:
-        pending = await self.list_pending_for_subscription(subscription_id, now)
-        return sum(1 for p in pending if is_capped_quote(p))
+        return _live_quotes(await self.list_pending_for_subscription(subscription_id, now))
 
     async def newest_pending(
         self,
@@ -405,3 +404,8 @@ class MemoryLegacyPayments(Repo):
     async def list_by_vm(self, vm_id: int) -> list[LegacyVmPayment]:
         rows = [p for p in self._rows(self.table).values() if p.vm_id == vm_id]
         return sorted(rows, key=lambda p: p.created)
+
+
+def _live_quotes(pending: Iterable[SubscriptionPayment]) -> int:
+    """How many of a subscription's pending payments count in its live-quote cap."""
+    return sum(1 for p in pending if is_capped_quote(p))
