@@ -120,9 +120,14 @@ class RedisStreamsQueue:
     claims at most max_jobs, all handed back (or acked if not a job), so no entry is left
     owned here, its idle time reset, without being run.
 
-    The group is created on first use (MKSTREAM, from `$`, like the reference: entries added
-    before any group existed are not delivered). An entry that is not a job is logged and
-    acked, where the reference would re-claim it forever.
+    The group is created on first use (MKSTREAM), and made again when a read finds it gone
+    (NOGROUP), both times from the stream's start (`0`), not from `$` as the reference does:
+    a stream that exists without the group was made by a send's XADD after the old one was
+    lost (Redis restarted without persistence, or the key evicted) while some process still
+    thought the group was there, so every entry in it is a job nobody has read (a paid VM's
+    `SpawnVm`); from `$` they would be skipped for ever. The one way to replay read jobs is
+    to destroy the group by hand and keep the stream. An entry that is not a job is logged
+    and acked, where the reference would re-claim it forever.
 
     A failure adds one to a field of the entry in the hash `failures_key`
     (`<stream>:failures`): `<id>` if counted (`fail(counted=True)`), `<id>:passing` if not;
@@ -173,10 +178,18 @@ class RedisStreamsQueue:
         if self._group_ready and not again:
             return
         try:
-            await self._redis.xgroup_create(self._stream, self._group, id="$", mkstream=True)
+            await self._redis.xgroup_create(self._stream, self._group, id="0", mkstream=True)
         except ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
+        else:
+            if again:
+                log.warning(
+                    "consumer group %s of stream %s was gone (Redis lost its data?): made "
+                    "again, reading the stream from its start",
+                    self._group,
+                    self._stream,
+                )
         self._group_ready = True
         if again:
             self._claim_cursor = "0-0"  # the ids of a stream made again start over

@@ -497,6 +497,39 @@ async def test_redis_recreates_a_deleted_stream(redis_stream: tuple[aioredis.Red
     assert [d.job for d in await queue.receive()] == [spawn_vm(2)]
 
 
+
+async def test_redis_group_made_again_reads_the_jobs_sent_since_the_stream_was_lost(
+    redis_stream: tuple[aioredis.Redis, str],
+) -> None:
+    """Redis lost the stream (restarted without persistence) while the API process still
+    thinks the group exists: its next send's XADD makes the stream again without the group.
+    The worker, finding NOGROUP, makes the group again and still gets that job."""
+    client, stream = redis_stream
+    worker = RedisStreamsQueue(client, consumer="w", stream=stream)
+    api = RedisStreamsQueue(client, consumer="api", stream=stream)
+    await api.send(spawn_vm(1))
+    [first] = await worker.receive()
+    assert await worker.ack(first)
+    await client.delete(stream)
+    await api.send(spawn_vm(2))  # the paid VM's job, into a stream without the group
+    await api.send(spawn_vm(3))
+    assert [d.job for d in await worker.receive(block_ms=0)] == [spawn_vm(2), spawn_vm(3)]
+
+
+async def test_redis_new_worker_reads_the_jobs_queued_before_its_group_existed(
+    redis_stream: tuple[aioredis.Redis, str],
+) -> None:
+    """The same loss, and the worker restarted too: its first receive makes the group, and
+    the jobs already in the stream are delivered, not skipped."""
+    client, stream = redis_stream
+    api = RedisStreamsQueue(client, consumer="api", stream=stream)
+    await api.send(spawn_vm(1))
+    await client.delete(stream)
+    await api.send(spawn_vm(2))
+    assert await client.xinfo_groups(stream) == []
+    restarted = RedisStreamsQueue(client, consumer="w", stream=stream)
+    assert [d.job for d in await restarted.receive(block_ms=0)] == [spawn_vm(2)]
+
 # --- jobs and their JSON ------------------------------------------------------------------
 
 #: one example of every job kind the reference lists, with its fields (lifecycle.md §9.1)
