@@ -84,6 +84,18 @@ async def _resolve(
     return sub, await uow.line_items.list_by_subscription(sub.id), None, None
 
 
+async def _lock_for_period(uow: UnitOfWork, subscription_id: int | None) -> None:
+    """Lock the subscription an automatic renewal is for, before its first read.
+
+    Read without it, the expiry a completion is moving (its transaction not committed yet)
+    looks unchanged, and a reused pending invoice would be paid for a period already
+    renewed. First, because MariaDB's plain reads see the snapshot of the transaction's first
+    one: read after the lock, they see what the lock waited for."""
+    if subscription_id is None:
+        raise InvalidInput("An automatic renewal names its subscription")
+    await uow.subscriptions.get_for_update(subscription_id)
+
+
 async def renew(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
@@ -118,9 +130,12 @@ async def renew(
     that an HTTP caller needs no user look-up first (issue 10). `before_credit` runs before
     a new quote spends account credit and may refuse it by raising (a GET request makes its
     signed event single-use there: a replayed one must not spend the balance again).
-    `period` (the worker's automatic renewal) renews the period ending then only: once the
-    subscription's expiry is another (a renewal paid meanwhile) it is `RenewalNoLongerDue`
-    and nothing is reused, invoiced or charged (`refuse_moved_period`).
+    `period` (the worker's automatic renewal, by `subscription_id`) renews the period ending
+    then only: once the subscription's expiry is another (a renewal paid meanwhile) it is
+    `RenewalNoLongerDue` and nothing is reused, invoiced or charged (`refuse_moved_period`).
+    It is judged under the subscription's lock, taken before anything is read, which a
+    completing payment holds too: a pending invoice is handed back for the wallet only if no
+    renewal completed before it, the same rule `store_payment` applies to a new one.
     A new invoice or order is refused (`TooManyOpenQuotes`, 422) while the subscription
     holds `max_live_quotes` live quotes (renewals and upgrades), before the rail is asked
     and again under the lock when it is stored.
@@ -128,6 +143,8 @@ async def renew(
     now = clock.now()
     count = check_interval_count(intervals)
     async with uow_factory() as uow:
+        if period is not None:
+            await _lock_for_period(uow, subscription_id)
         replayed = await replay(uow, idem)
         if replayed is not None:
             return replayed

@@ -1,0 +1,88 @@
+"""The automatic renewal's period on memory, SQLite and MariaDB: a pending invoice is handed
+back for the wallet only under the subscription's lock, so a renewal completing at that
+moment is seen and the wallet is not asked to pay a period already renewed."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import attrs
+import pytest
+
+from app.billing.errors import RenewalNoLongerDue
+from app.billing.renewal import renew
+from domain.model import Subscription, SubscriptionPayment, Vm
+from tests.contract import lifecycle_world, storage_backends
+from tests.contract.lock_waits import until
+from tests.unit.billing.world import Shop
+
+database = storage_backends.database
+shop = lifecycle_world.shop
+
+
+async def _paid_with_pending_renewal(shop: Shop) -> tuple[Vm, Subscription, SubscriptionPayment]:
+    """A paid VM, its subscription and a pending one-interval renewal (what D10 reuses)."""
+    vm = await shop.order()
+    await shop.complete(await shop.renew(vm))
+    sub = await shop.subscription(vm)
+    pending = await shop.renew(vm)
+    assert not pending.is_paid and sub.expires is not None
+    return vm, sub, pending
+
+
+async def _auto_renew(shop: Shop, sub: Subscription) -> SubscriptionPayment:
+    """What `NwcAutoRenewer.attempt` asks for: one interval of the period ending now."""
+    return await renew(
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        shop.tax_rates,
+        user_id=None,
+        subscription_id=sub.id,
+        period=sub.expires,
+    )
+
+
+async def test_an_automatic_renewal_reuses_the_pending_invoice_of_its_period(shop: Shop) -> None:
+    _, sub, pending = await _paid_with_pending_renewal(shop)
+    assert (await _auto_renew(shop, sub)).id == pending.id
+
+
+async def test_a_renewal_completing_meanwhile_stops_the_reuse_of_a_pending_invoice(
+    shop: Shop,
+) -> None:
+    """A completion (as `complete_payment`: the subscription's lock first) has moved the
+    expiry and not committed yet when the automatic renewal looks for its invoice. Read
+    without the lock, the expiry looked unchanged and the pending invoice was handed to the
+    wallet: a second interval paid for a period already renewed."""
+    vm, sub, pending = await _paid_with_pending_renewal(shop)
+    assert sub.expires is not None
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def completion() -> None:
+        async with shop.factory() as uow:
+            locked = await uow.subscriptions.get_for_update(sub.id)
+            assert locked is not None and locked.expires is not None
+            moved = attrs.evolve(locked, expires=locked.expires + timedelta(days=30))
+            await uow.subscriptions.update(moved)
+            holding.set()
+            await release.wait()
+            await uow.commit()
+
+    completing = asyncio.create_task(completion())
+    await holding.wait()
+    attempt = asyncio.create_task(_auto_renew(shop, sub))
+    await until(
+        "the automatic renewal waits for the completion's lock (or ended without it)",
+        lambda waits: waits >= 1 or attempt.done(),
+        shop.factory,
+    )
+    release.set()
+    await completing
+
+    with pytest.raises(RenewalNoLongerDue):
+        await attempt
+    assert not (await shop.payment(pending.id)).is_paid
+    assert [p.id for p in await shop.payments(vm) if not p.is_paid] == [pending.id]
