@@ -21,6 +21,7 @@ from ports.clock import Clock
 from ports.lightning import LightningUnavailable
 from ports.nwc import NwcAnswerLost, NwcError, NwcWallet
 from ports.rates import RateStore
+from ports.secrets import SecretBoxError
 from ports.storage import UnitOfWorkFactory
 
 log = logging.getLogger("lnvps.autorenew")
@@ -90,7 +91,23 @@ class NwcAutoRenewer:
         return user.nwc_connection_string
 
     async def can_attempt(self, subscription: Subscription) -> bool:
-        return await self._nwc_string(subscription) is not None
+        """Whether the user has a wallet string to ask. One that cannot be decrypted
+        (`SecretBoxError`: a lost or wrong key, a corrupt value) never will be: no wallet can
+        be asked, so, as with auto-renewal off, the user gets the period's expiring-soon
+        notice ("renew manually", once, D15) and the operator a log line on every run. Any
+        other error (the database unreachable for a moment) is raised: the lifecycle decides
+        the subscription again on its next run."""
+        try:
+            return await self._nwc_string(subscription) is not None
+        except SecretBoxError as err:
+            log.error(
+                "OPERATOR: the wallet connection of user %s cannot be read (%s); subscription"
+                " %s is not auto-renewed, its user is told to renew by hand",
+                subscription.user_id,
+                err,
+                subscription.id,
+            )
+            return False
 
     async def attempt(self, subscription: Subscription, period: datetime) -> AutoRenewal:
         """Renew the period ending `period` for one interval and pay it from the wallet.

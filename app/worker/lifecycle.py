@@ -647,7 +647,9 @@ class _Walk:
         user's row unreadable for a moment) is raised, not read as "no": that would claim the
         period's expiring-soon notice ("renew manually") and a later run, reading "yes", the
         auto-renewal too (its own mark), so the user paid by hand and the wallet paid again.
-        The subscription is skipped for this run and decided again on the next (D15)."""
+        The subscription is skipped for this run and decided again on the next (D15). A
+        wallet string that can never be read (undecryptable) is the renewer's "no", not an
+        error: the user gets the expiring-soon notice once (`NwcAutoRenewer.can_attempt`)."""
         if not sub.auto_renewal_enabled or sub.expires is None or sub.expires <= self.now:
             return False
         return await self.deps.auto_renewer.can_attempt(sub)

@@ -2,14 +2,22 @@
 reported as a renewal but warned of once (D15) and the VM still stops unpaid; a renewal the user
 pays after the attempt was claimed (before its invoice, or while it is made) is not paid a second
 time by the wallet; an error reading whether the wallet can be asked leaves the period undecided
-for that run instead of sending "renew manually" and then charging the wallet."""
+for that run instead of sending "renew manually" and then charging the wallet, while a wallet
+string that can never be read (sealed with a lost key) gets the normal "renew manually" notice
+once, as with auto-renewal off."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 import attrs
 import pytest
+from sqlalchemy import update
+
+from adapters.crypto.secretbox import AesGcmSecretBox
+from adapters.mysql import tables
+from adapters.mysql.uow import SqlUnitOfWorkFactory
 
 from app.worker import messages
 from app.worker.context import AutoRenewal, AutoRenewer
@@ -18,6 +26,7 @@ from domain.model import Subscription, SubscriptionPayment, Vm
 from ports.lightning import Invoice
 from ports.nwc import NwcAnswerLost
 from tests.contract import lifecycle_world, storage_backends
+from tests.contract.storage_backends import TEST_KEY, Database
 from tests.contract.lifecycle_world import RecordingWallet, with_renewer
 from tests.unit.worker.world import World
 
@@ -208,3 +217,52 @@ async def test_an_error_reading_the_wallet_leaves_the_period_to_the_next_run(
     assert wallet.asked == [renewal.external_data]
     assert len(world.notifier.titled(f"[VM{vm.id}] Auto-Renewed")) == 1
     assert world.notifier.titled(f"[VM{vm.id}] Expiring Soon") == []
+
+
+async def _seal_wallet_with_a_lost_key(world: World, user_id: int) -> None:
+    """The user's wallet string as sealed under another key than the one configured."""
+    factory = world.shop.factory
+    assert isinstance(factory, SqlUnitOfWorkFactory)
+    lost = AesGcmSecretBox(bytes(reversed(TEST_KEY))).encrypt(WALLET)
+    async with factory.engine.begin() as conn:
+        users = tables.users
+        await conn.execute(
+            update(users).where(users.c.id == user_id).values(nwc_connection_string=lost)
+        )
+
+
+async def test_a_wallet_string_that_cannot_be_read_gets_the_manual_notice_once(
+    world: World, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not decryptable, it never will be: the user is told to renew by hand, once for the
+    period, as with auto-renewal off (it got no notice at all: the subscription was left
+    undecided on every run), and the operator is told in the log on every run; the VM is
+    stopped at expiry as any unpaid one."""
+    if database.url is None:
+        pytest.skip("the memory store keeps no ciphertext")
+    wallet = with_renewer(world)
+    vm = await world.paid_vm()
+    sub = await _opted_in(world, vm)
+    assert sub.expires is not None
+    await _seal_wallet_with_a_lost_key(world, sub.user_id)
+    world.at(sub.expires - timedelta(hours=12))
+
+    with caplog.at_level(logging.ERROR, logger="lnvps.autorenew"):
+        reports = await world.lifecycle(runs=3, step=RUN)
+
+    assert [r.undecided for r in reports] == [[], [], []]
+    [notice] = world.notifier.titled(f"[VM{vm.id}] Expiring Soon")
+    assert notice.user_id == sub.user_id
+    assert "renew it manually" in notice.message  # N1: no failure, nothing unconfirmed
+    assert "automatic renewal" not in notice.message
+    told = [r for r in caplog.records if "cannot be read" in r.getMessage()]
+    assert len(told) == 3 and all(str(sub.id) in r.getMessage() for r in told)
+    assert WALLET not in caplog.text
+    assert wallet.asked == [] and await _renewals(world, vm) == []
+
+    world.at(sub.expires + SECOND)
+    await world.lifecycle(runs=2, step=RUN)
+    await world.run_jobs()
+    assert world.host_state(vm.id) == "stopped"
+    assert len(world.notifier.titled(f"[VM{vm.id}] Expired")) == 1
+    assert len(world.notifier.titled(f"[VM{vm.id}] Expiring Soon")) == 1
