@@ -329,14 +329,17 @@ async def _delete_overtaken(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now:
 
 
 async def _paid_over(deps: WorkerDeps, uow: UnitOfWork, c: _Claimed, now: datetime) -> bool:
-    """Whether a payment really overtook the deletion (D24): the subscription is active and
-    paid past the present moment, or Purchases/Renewals were paid since the run began
-    (`_late`). A deletion no longer due for another reason (an admin switched the
-    subscription off meanwhile, or moved its expiry within the grace) is recorded as a plain
-    one: reviving the VM would leave a row nothing ever builds (the spawn refuses an unpaid
-    VM) on a subscription the lifecycle no longer visits."""
-    if c.sub.is_active and is_paid_now(c.sub, deps.clock.now()):
-        return True
+    """Whether a payment really overtook the deletion (D24), by the admin delete's rule
+    (`_record_once`): the subscription is active, paid past the present moment, and
+    Purchases/Renewals were paid since the run began (`_late`). A deletion no longer due for
+    any other reason is recorded as a plain one: an admin switched the subscription off
+    meanwhile (even after a payment came: the admin's word is the later one), moved its
+    expiry within the grace, or gave time past now with no payment (the VM is gone from its
+    host already; re-creating it empty is a payment's due, not an edit's). Reviving it would
+    leave a row nothing ever builds (the spawn refuses an unpaid VM), or an empty VM nobody
+    paid for, on a subscription the lifecycle no longer visits."""
+    if not (c.sub.is_active and is_paid_now(c.sub, deps.clock.now())):
+        return False
     return bool(await _late(uow, c.sub.id, now))
 
 

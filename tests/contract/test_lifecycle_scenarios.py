@@ -537,24 +537,54 @@ async def test_an_admin_moving_the_expiry_into_the_grace_during_its_deletion(
     assert world.host.calls.get("create_vm") == 1
 
 
-async def test_an_admin_extending_the_expiry_during_the_grace_deletion_rebuilds_the_vm(
+async def test_an_admin_extending_the_expiry_during_the_grace_deletion_revives_nothing(
     world: World,
 ) -> None:
-    """An admin's expiry past now (time given, no payment) overtakes the deletion as a
-    payment does: the deletion is recorded and the VM re-created empty (D24)."""
+    """An admin's expiry past now (time given, no payment) while the host deletes the VM:
+    only a payment undoes a grace deletion, as only one undoes an admin's delete, so it is
+    recorded as a plain one and nothing is re-created empty for nobody's money."""
     vm = await world.paid_vm()
     run = await _deleting_past_grace(world, vm)
     await _admin_patch(world, vm, SubscriptionPatch(expires=world.now + 30 * DAY))
     world.host.let_go("delete_vm")
     await run
     await world.run_jobs()
-    assert (await world.sub(vm)).is_active
-    assert not (await world.shop.vm(vm.id)).deleted and world.host_state(vm.id) == "running"
-    assert world.host.calls.get("create_vm") == 2
+    await _assert_deleted_after_grace(world, vm.id)
+    assert world.host.calls.get("create_vm") == 1
+    assert not world.notifier.titled(f"[VM{vm.id}] Re-created after deletion")
+
+
+async def test_a_payment_then_an_admin_switching_it_off_during_the_grace_deletion(
+    world: World,
+) -> None:
+    """A late renewal completes while the host deletes the VM, then an admin switches the
+    subscription off before the deletion is recorded: as for an admin's delete (active,
+    paid and a late payment), the VM is not revived for a subscription the admin ended;
+    the deletion is recorded as a plain one and the payment stays paid."""
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    world.at(sub.expires + 7 * DAY - timedelta(minutes=5))
+    late = await world.renew(vm)
+    world.at(sub.expires + 7 * DAY + SECOND)
+    run = await _slow_host_call(world, "delete_vm")
+    assert (await asyncio.wait_for(world.complete(late), GUARD_S)).completed
+    await _admin_patch(world, vm, SubscriptionPatch(is_active=False))
+    world.host.let_go("delete_vm")
+    assert LifecycleAction.DELETE_AFTER_GRACE in [d.action for d in (await run).done]
+    await world.run_jobs()
+    await world.vm_check()
+    await world.run_jobs()
+
+    gone = await world.shop.vm(vm.id)
+    assert gone.deleted and world.host_state(vm.id) is None
+    assert world.host.calls.get("create_vm") == 1
+    assert not (await world.sub(vm)).is_active
     [deleted] = await world.history(vm, H.DELETED)
-    assert deleted.metadata == {"overtaken_by_payment": True}
-    assert len(world.notifier.titled(f"[VM{vm.id}] Re-created after deletion")) == 2
-    assert not world.notifier.titled(f"[VM{vm.id}] Cancelled")
+    text = f"VM {vm.id} was deleted: expired and exceeded grace period"
+    assert (deleted.description, deleted.metadata) == (text, None)
+    assert not world.notifier.titled(f"[VM{vm.id}] Re-created after deletion")
+    assert (await world.shop.payment(late.id)).is_paid
 
 
 async def test_a_grace_deletion_waits_for_a_build_of_the_vm(world: World) -> None:
