@@ -18,7 +18,6 @@ from sqlalchemy import update
 from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.mysql import tables
 from adapters.mysql.uow import SqlUnitOfWorkFactory
-
 from app.worker import messages
 from app.worker.context import AutoRenewal, AutoRenewer
 from domain.enums import SubscriptionPaymentType
@@ -26,8 +25,8 @@ from domain.model import Subscription, SubscriptionPayment, Vm
 from ports.lightning import Invoice
 from ports.nwc import NwcAnswerLost
 from tests.contract import lifecycle_world, storage_backends
-from tests.contract.storage_backends import TEST_KEY, Database
 from tests.contract.lifecycle_world import RecordingWallet, with_renewer
+from tests.contract.storage_backends import TEST_KEY, Database
 from tests.unit.worker.world import World
 
 database = storage_backends.database

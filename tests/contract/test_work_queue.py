@@ -497,7 +497,6 @@ async def test_redis_recreates_a_deleted_stream(redis_stream: tuple[aioredis.Red
     assert [d.job for d in await queue.receive()] == [spawn_vm(2)]
 
 
-
 async def test_redis_group_made_again_reads_the_jobs_sent_since_the_stream_was_lost(
     redis_stream: tuple[aioredis.Redis, str],
 ) -> None:
@@ -529,6 +528,7 @@ async def test_redis_new_worker_reads_the_jobs_queued_before_its_group_existed(
     assert await client.xinfo_groups(stream) == []
     restarted = RedisStreamsQueue(client, consumer="w", stream=stream)
     assert [d.job for d in await restarted.receive(block_ms=0)] == [spawn_vm(2)]
+
 
 # --- jobs and their JSON ------------------------------------------------------------------
 
