@@ -17,8 +17,9 @@ from ports.replay import ReplayGuardUnavailable, ReplayShareExceeded, Share
 
 log = logging.getLogger("lnvps.http.auth")
 
-#: at most this many remembered event ids (a few hundred bytes each with their owners' counts);
-#: see `InProcessReplayGuard`.
+#: at most this many remembered event ids; see `InProcessReplayGuard`. About 230 bytes each,
+#: up to 800 with their owners' counts when every id has a key and a network of its own (a
+#: flood of fresh keys): at most some 80 MB when full.
 DEFAULT_CAPACITY = 100_000
 #: live event ids one signing key may hold; see `ReplayShares`.
 KEY_SHARE = 500
