@@ -358,6 +358,13 @@ class Container(containers.DeclarativeContainer):
             RedisReplayGuard, redis, key_prefix=providers.Callable(_redis_key, settings, "nip98:")
         ),
     )
+    #: the admin API's: its own in process, so the user API's traffic cannot fill it (an event
+    #: names its API's path, so none is good on both); Redis has no bound to fill, one will do.
+    nip98_admin_replays = providers.Selector(
+        shared_state,
+        memory=providers.Singleton(InProcessReplayGuard),
+        redis=nip98_replays.providers["redis"],
+    )
 
     nwc_wallet = providers.Singleton(
         NwcClient,

@@ -227,7 +227,10 @@ async def serve(
             admin = build_admin_app(
                 container.services(),
                 auth_clock=SystemClock(),
-                auth_binding=AuthBinding(public_url=settings.admin_public_url, replays=replays),
+                auth_binding=AuthBinding(
+                    public_url=settings.admin_public_url,
+                    replays=container.nip98_admin_replays(),
+                ),
                 cors_origins=settings.cors_origins,
             )
             runners.append(await _start(admin, settings.admin_listen))

@@ -9,7 +9,10 @@ from datetime import datetime, timedelta
 import attrs
 from aiohttp import hdrs, web
 
+from adapters.http.client_limit import client_keys
+from adapters.http.context import SERVICES
 from adapters.http.nip98 import (
+    DEFAULT_MAX_FUTURE_SKEW,
     DEFAULT_MAX_SKEW,
     Nip98Error,
     Nip98Request,
@@ -18,7 +21,7 @@ from adapters.http.nip98 import (
     verify_nip98_event,
     verify_nip98_token,
 )
-from adapters.http.replay import InProcessReplayGuard
+from adapters.http.replay import InProcessReplayGuard, ReplayShares
 from domain.model import User
 from ports.clock import Clock
 from ports.replay import ReplayGuard
@@ -51,32 +54,41 @@ def _origin(public_url: str | None) -> Origin | None:
 class Authenticator:
     """Everything NIP-98 needs from the outside: storage for the upsert, the clock that judges
     `created_at`, and D26's binding: the configured `public_url` (None: any host, as the
-    reference) and the guard that refuses a second use of a non-GET event."""
+    reference), the guard that refuses a second use of a non-GET event and the `shares` of
+    it one client may hold (`ReplayShares`; None: no per-client bound)."""
 
     uow_factory: UnitOfWorkFactory
     clock: Clock
     max_skew: int = DEFAULT_MAX_SKEW
     public_url: str | None = None
     replays: ReplayGuard = attrs.field(factory=InProcessReplayGuard)
+    shares: ReplayShares | None = attrs.field(factory=ReplayShares)
+    max_future_skew: int = DEFAULT_MAX_FUTURE_SKEW
     origin: Origin | None = attrs.field(init=False)
 
     @origin.default
     def _origin_default(self) -> Origin | None:
         return _origin(self.public_url)
 
-    async def check_replay(self, event: NostrEvent, method: str, now: datetime) -> None:
-        """D26: a non-GET event is good once; it is remembered for as long as its
-        `created_at` passes the window, so it can never be accepted twice."""
-        if method not in REPLAYABLE_METHODS:
-            await self.use_once(event, now)
+    def request(self, method: str, target: str, now: datetime, body: bytes | None) -> Nip98Request:
+        """What an event for this request is checked against, with this binding's windows."""
+        return Nip98Request(
+            method, target, now, body, self.max_skew, self.origin, self.max_future_skew
+        )
 
-    async def use_once(self, event: NostrEvent, now: datetime) -> None:
+    async def use_once(
+        self, event: NostrEvent, now: datetime, addresses: tuple[str, ...] = ()
+    ) -> None:
         """Refuse `event` if it was used before (`Nip98Error` 401), else remember it for as
-        long as its `created_at` passes the window."""
+        long as its `created_at` passes the window: until `created_at + max_skew` is past
+        (whole seconds, so one more), which is exactly as long as it could be accepted. The
+        id is charged to its key and the client's `addresses` (`client_keys`) under
+        `shares`: 429 `ReplayShareExceeded` for a client over its share."""
         until = datetime.fromtimestamp(event.created_at, now.tzinfo) + timedelta(
             seconds=self.max_skew + 1
         )
-        if not await self.replays.first_use(event.id, now, until):
+        shares = () if self.shares is None else self.shares.of(event.pubkey, addresses)
+        if not await self.replays.first_use(event.id, now, until, shares):
             raise Nip98Error("Event already used")
 
     async def upsert(self, pubkey: bytes, now: datetime) -> User:
@@ -101,15 +113,19 @@ class Authenticator:
 @attrs.frozen
 class AuthBinding:
     """What the composition root decides for D26: the public URL events must name (None: any
-    host) and the replay guard (None: one in-process guard per application)."""
+    host), the replay guard (None: one in-process guard per application) and each client's
+    share of it (None: none)."""
 
     public_url: str | None = None
     replays: ReplayGuard | None = None
+    shares: ReplayShares | None = attrs.field(factory=ReplayShares)
 
     def authenticator(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> Authenticator:
         if self.replays is None:
-            return Authenticator(uow_factory, clock, public_url=self.public_url)
-        return Authenticator(uow_factory, clock, public_url=self.public_url, replays=self.replays)
+            return Authenticator(uow_factory, clock, public_url=self.public_url, shares=self.shares)
+        return Authenticator(
+            uow_factory, clock, public_url=self.public_url, replays=self.replays, shares=self.shares
+        )
 
 
 AUTHENTICATOR = web.AppKey("lnvps.authenticator", Authenticator)
@@ -149,32 +165,45 @@ async def user_in(request: web.Request, uow: UnitOfWork, pubkey: bytes, now: dat
     return user
 
 
-async def verify_request(request: web.Request) -> tuple[bytes, datetime]:
+async def verify_request(request: web.Request, *, take: bool = True) -> tuple[bytes, datetime]:
     """The pubkey of the request's valid NIP-98 event, and the time it was judged at; no
-    storage touched (`Nip98Error` otherwise)."""
+    storage touched (`Nip98Error` otherwise).
+
+    D26: a non-GET event is good once, taken here unless `take` is False: then the caller
+    must call `take_event` before acting (the admin API takes it only once the caller's
+    permissions are checked, so keys without them never take a place in its guard)."""
     auth = request.config_dict[AUTHENTICATOR]
     now = auth.clock.now()
     header = request.headers.get(hdrs.AUTHORIZATION)
     # the body is only worth reading (up to client_max_size) once the scheme is right
     body = await request.read() if header is not None and header.startswith("Nostr ") else None
-    checked = Nip98Request(
-        request.method, request.rel_url.raw_path_qs, now, body, auth.max_skew, auth.origin
-    )
+    checked = auth.request(request.method, request.rel_url.raw_path_qs, now, body)
     event = verify_nip98_event(header, checked)
-    await auth.check_replay(event, request.method, now)
     request[_EVENT] = event
+    if take:
+        await take_event(request)
     return event.pubkey, now
 
 
+async def take_event(request: web.Request) -> None:
+    """D26 for a verified non-GET request: its event is good once (`use_event_once`); a GET
+    is left replayable within its window."""
+    if request.method not in REPLAYABLE_METHODS:
+        await use_event_once(request)
+
+
 async def use_event_once(request: web.Request) -> None:
-    """D26 for a GET that spends money (a renewal paid from the user's wallet or account
-    credit): its verified event is good once, like a non-GET one (`Nip98Error` 401 when
-    seen before). Asking again within the same request changes nothing. Only for GETs: a
-    non-GET event was already taken once by `verify_request`."""
+    """The request's verified event is good once (`Nip98Error` 401 when seen before): every
+    non-GET one (`take_event`), and a GET that spends money (a renewal paid from the user's
+    wallet or account credit). Asking again within the same request changes nothing. The id
+    is charged to the key and the client's address (`Authenticator.use_once`)."""
     if request.get(_USED_ONCE):
         return
     authenticator = request.config_dict[AUTHENTICATOR]
-    await authenticator.use_once(request[_EVENT], authenticator.clock.now())
+    services = request.config_dict.get(SERVICES)
+    trusted = services is not None and services.trust_forwarded_for
+    addresses = client_keys(request, trusted)
+    await authenticator.use_once(request[_EVENT], authenticator.clock.now(), addresses)
     request[_USED_ONCE] = True
 
 
@@ -186,7 +215,7 @@ async def authenticate_query(request: web.Request, path: str, param: str = "auth
     """
     auth = request.config_dict[AUTHENTICATOR]
     now = auth.clock.now()
-    checked = Nip98Request("GET", path, now, None, auth.max_skew, auth.origin)
+    checked = auth.request("GET", path, now, None)
     pubkey = verify_nip98_token(request.query.get(param), checked)
     return await auth.upsert(pubkey, now)
 

@@ -7,14 +7,16 @@ import functools
 import ipaddress
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from adapters.http.auth import Handler
 from adapters.http.context import services
 from adapters.http.envelope import json_response
 from ports.ratelimit import RateLimiter
+
+if TYPE_CHECKING:  # auth keys its replay shares by `client_keys`: no import cycle at run time
+    from adapters.http.auth import Handler
 
 log = logging.getLogger("lnvps.http")
 

@@ -24,6 +24,7 @@ STATUS_BY_KIND: dict[str, int] = {
     "not_found": 404,
     "conflict": 409,
     "unprocessable": 422,
+    "too_many": 429,
     "unavailable": 503,
 }
 
@@ -64,7 +65,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             return error_response(500, INTERNAL_ERROR)
         if status >= 500:
             log.warning("%s %s unavailable: %s", request.method, request.path, exc.message)
-        return error_response(status, exc.message)
+        response = error_response(status, exc.message)
+        retry_after = getattr(exc, "retry_after", None)  # a refusal that knows when to ask again
+        if isinstance(retry_after, int) and retry_after > 0:
+            response.headers[hdrs.RETRY_AFTER] = str(retry_after)
+        return response
     except StorageBusy as exc:
         log.warning(
             "%s %s: database busy, answered 503: %s", request.method, request.path, exc.__cause__

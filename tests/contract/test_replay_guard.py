@@ -11,8 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from adapters.cache.redis_replay import RedisReplayGuard
-from adapters.http.replay import InProcessReplayGuard, ReplayGuardFull
-from ports.replay import ReplayGuard, ReplayGuardUnavailable
+from adapters.http.client_limit import WIDE_V6_SCALE
+from adapters.http.replay import InProcessReplayGuard, ReplayGuardFull, ReplayShares
+from ports.replay import ReplayGuard, ReplayGuardUnavailable, ReplayShareExceeded
 from tests.redistest import connect_redis
 
 NOW = datetime(2026, 6, 17, 10, 0, 0, tzinfo=UTC)
@@ -97,3 +98,92 @@ async def test_a_full_in_process_guard_refuses_rather_than_forgets() -> None:
     # once the soonest expires its place is free again
     assert await guard.first_use(event_id(), UNTIL, UNTIL + timedelta(seconds=60))
     assert not await guard.first_use(keys[2], UNTIL, UNTIL)
+
+
+# --- each client's share of the in-process guard ---------------------------------------------
+
+
+def at(seconds: float) -> datetime:
+    return NOW + timedelta(seconds=seconds)
+
+
+async def test_an_owner_over_its_share_is_refused_while_others_go_on() -> None:
+    guard = InProcessReplayGuard(capacity=10)
+    mine = [("net:203.0.113.7", 3)]
+    for i in range(3):
+        assert await guard.first_use(event_id(), NOW, at(600 + i), mine)
+    refused = event_id()
+    with pytest.raises(ReplayShareExceeded) as info:
+        await guard.first_use(refused, at(100), at(700), mine)
+    assert info.value.retry_after == 500  # until the owner's soonest id expires
+    assert (len(guard), guard.held_by("net:203.0.113.7")) == (3, 3)  # nothing recorded
+    assert await guard.first_use(event_id(), at(100), at(700), [("net:198.51.100.9", 3)])
+    assert await guard.first_use(event_id(), at(100), at(700))  # no owner: only the capacity
+    # the refused id was not remembered: once the share frees, it is good (once)
+    assert await guard.first_use(refused, at(600), at(700), mine)
+    assert not await guard.first_use(refused, at(601), at(700), mine)
+
+
+async def test_an_id_is_charged_to_every_owner_and_any_full_share_refuses() -> None:
+    guard = InProcessReplayGuard(capacity=10)
+    for key in ("key:a", "key:b"):
+        assert await guard.first_use(event_id(), NOW, UNTIL, [(key, 5), ("net:1", 2)])
+    with pytest.raises(ReplayShareExceeded):  # a fresh key, the same address
+        await guard.first_use(event_id(), NOW, UNTIL, [("key:c", 5), ("net:1", 2)])
+    assert await guard.first_use(event_id(), NOW, UNTIL, [("key:a", 5), ("net:2", 2)])
+    assert (guard.held_by("key:a"), guard.held_by("key:c"), guard.held_by("net:1")) == (2, 0, 2)
+
+
+async def test_a_replay_is_refused_as_a_replay_even_from_an_owner_at_its_share() -> None:
+    guard = InProcessReplayGuard(capacity=10)
+    mine = [("key:a", 1)]
+    key = event_id()
+    assert await guard.first_use(key, NOW, UNTIL, mine)
+    assert await guard.first_use(key, at(1), UNTIL, mine) is False
+    assert await guard.first_use(key, at(1), UNTIL, [("key:other", 1)]) is False
+
+
+async def test_shares_never_forget_a_live_id_and_free_as_ids_expire() -> None:
+    guard = InProcessReplayGuard(capacity=10)
+    mine = [("key:a", 2)]
+    soon, late = event_id(), event_id()
+    assert await guard.first_use(late, NOW, at(900), mine)
+    assert await guard.first_use(soon, NOW, at(300), mine)
+    with pytest.raises(ReplayShareExceeded) as info:
+        await guard.first_use(event_id(), at(299), at(900), mine)
+    assert info.value.retry_after == 1
+    assert await guard.first_use(event_id(), at(300), at(900), mine)  # `soon` left
+    assert guard.held_by("key:a") == 2
+    assert await guard.first_use(late, at(899), at(900), mine) is False  # still remembered
+    assert await guard.first_use(soon, at(899), at(900))  # forgotten, so new again
+
+
+async def test_owners_are_forgotten_with_their_last_id() -> None:
+    guard = InProcessReplayGuard(capacity=100)
+    for i in range(50):
+        shares = [(f"key:{i}", 1), (f"net:{i % 7}", 10)]
+        assert await guard.first_use(event_id(), NOW, at(600 + i), shares)
+    assert (len(guard), guard.owners()) == (50, 57)
+    assert await guard.first_use(event_id(), at(625), at(1300))
+    assert (len(guard), guard.owners()) == (25, 31)
+    assert await guard.first_use(event_id(), at(650), at(1300))
+    assert (len(guard), guard.owners()) == (2, 0)  # memory follows the live ids
+
+
+async def test_a_full_guard_is_503_with_retry_after_once_no_owner_is_over_its_share() -> None:
+    guard = InProcessReplayGuard(capacity=2)
+    assert await guard.first_use(event_id(), NOW, at(60), [("net:1", 5)])
+    assert await guard.first_use(event_id(), NOW, at(90), [("net:2", 5)])
+    with pytest.raises(ReplayGuardFull) as info:
+        await guard.first_use(event_id(), at(20), at(600), [("net:3", 5)])
+    assert info.value.retry_after == 40
+
+
+def test_an_id_is_charged_to_its_key_and_each_client_network() -> None:
+    shares = ReplayShares(per_key=5, per_address=10)
+    assert shares.of(b"\x01" * 32, ("203.0.113.7",)) == (
+        ("key:" + "01" * 32, 5),
+        ("net:203.0.113.7", 10),
+    )
+    v6 = shares.of(b"\x02" * 32, ("2001:db8:0:1::/64", "2001:db8::/48"))
+    assert v6[1:] == (("net:2001:db8:0:1::/64", 10), ("net:2001:db8::/48", 10 * WIDE_V6_SCALE))

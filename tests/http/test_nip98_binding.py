@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from adapters.http.auth import AUTHENTICATOR, Authenticator
 from adapters.http.nip98 import Nip98Error, Origin
 from adapters.http.replay import InProcessReplayGuard
-from ports.replay import ReplayGuardUnavailable
+from ports.replay import ReplayGuardUnavailable, Share
 from tests.http.apiapp import ALICE, ApiClient, api_client
 from tests.http.vm_helpers import build, order, user_of
 from tests.nostr_signing import NostrKey, auth_header, nip98_event, sign_request, verify_nip98
@@ -180,7 +181,9 @@ async def test_behind_a_proxy_events_name_the_public_url_not_the_listening_addre
 class DownGuard:
     """A shared replay store that cannot be reached."""
 
-    async def first_use(self, key: bytes, now: datetime, until: datetime) -> bool:
+    async def first_use(
+        self, key: bytes, now: datetime, until: datetime, shares: Sequence[Share] = ()
+    ) -> bool:
         raise ReplayGuardUnavailable("Authentication store unavailable")
 
 

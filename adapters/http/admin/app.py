@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
+import attrs
 from aiohttp import web
 
 from adapters.http.admin.common import BASE
@@ -83,12 +84,15 @@ def build_admin_app(
     """The admin API over `services`: the user app's middleware, CORS and NIP-98 auth, then
     RBAC per route (403 without the permission, D19). `auth_clock` judges NIP-98 timestamps
     (default: the business clock) and `auth_binding` binds events (D26), as in
-    `build_user_app`."""
+    `build_user_app`, except that no client is held to a share of its replay guard: only keys
+    with the route's permission take places in it (`authenticate_admin`), so strangers cannot
+    fill it, and an admin's bulk script is not slowed down. It must not be the user API's
+    in-process guard (the composition root gives each API its own)."""
     app = web.Application(
         middlewares=[error_middleware, invalidate_catalogue], client_max_size=1024**2
     )
     setup_cors(app, cors_origins)
-    binding = auth_binding or AuthBinding()
+    binding = attrs.evolve(auth_binding or AuthBinding(), shares=None)
     setup_auth(app, binding.authenticator(services.uow_factory, auth_clock or services.clock))
     app[SERVICES] = services
     admin_route_table().register(app)

@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 from aiohttp import web
 
-from adapters.http.auth import Handler, mark_authenticated, user_in, verify_request
+from adapters.http.auth import Handler, mark_authenticated, take_event, user_in, verify_request
 from adapters.http.context import services
 from adapters.http.envelope import HttpError
 from adapters.http.errors import BUSY_STATUS, status_for
@@ -46,17 +46,26 @@ AdminHandler = Callable[[web.Request, Admin], Awaitable[web.StreamResponse]]
 _ADMIN = web.RequestKey("lnvps.admin", Admin)
 
 
-async def authenticate_admin(request: web.Request) -> Admin:
-    """NIP-98 (401/403 per §4.1), upsert the user, then load the permission set once."""
-    if _ADMIN in request:
-        return request[_ADMIN]
-    pubkey, now = await verify_request(request)
-    svc = services(request)
-    async with svc.uow_factory() as uow:  # one connection for the user and their permissions
-        user = await user_in(request, uow, pubkey, now)
-        permissions = await uow.roles.permissions_of(user.id, svc.clock.now())
-    admin = Admin(user, permissions)
-    request[_ADMIN] = admin
+async def authenticate_admin(request: web.Request, needed: tuple[Permission, ...] = ()) -> Admin:
+    """NIP-98 (401/403 per §4.1), upsert the user, load the permission set once, check
+    `needed` (403), and only then take a non-GET event once (D26, 401 when seen before).
+
+    Taking the event after the permission check means a key without the route's permission
+    never takes a place in the admin API's replay guard: strangers' signed requests, however
+    many, cannot fill it and lock the admins out (the admin API has its own guard, so the
+    user API's traffic cannot either). Its refusal is then 403 rather than 401 for a replay,
+    a refusal all the same."""
+    if _ADMIN not in request:
+        pubkey, now = await verify_request(request, take=False)
+        svc = services(request)
+        async with svc.uow_factory() as uow:  # one connection for the user and permissions
+            user = await user_in(request, uow, pubkey, now)
+            permissions = await uow.roles.permissions_of(user.id, svc.clock.now())
+        request[_ADMIN] = Admin(user, permissions)
+    admin = request[_ADMIN]
+    for resource, action in needed:
+        admin.check(resource, action)
+    await take_event(request)
     return admin
 
 
@@ -81,9 +90,7 @@ def require_all(needed: tuple[Permission, ...]) -> Callable[[AdminHandler], Hand
     def wrap(handler: AdminHandler) -> Handler:
         @functools.wraps(handler)
         async def wrapper(request: web.Request) -> web.StreamResponse:
-            admin = await authenticate_admin(request)
-            for resource, action in needed:
-                admin.check(resource, action)
+            admin = await authenticate_admin(request, needed)
             if request.method in _READS or not needed:
                 return await handler(request, admin)
             return await audited(request, admin, handler)

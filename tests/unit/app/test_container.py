@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from adapters.cache.redis_replay import RedisReplayGuard
 from adapters.clock.offset import OffsetClock
+from adapters.http.replay import InProcessReplayGuard
 from adapters.lightning.dev import DevLightningNode
 from adapters.lightning.lnd import LndRestNode
 from adapters.memory.storage import MemoryUnitOfWorkFactory
@@ -53,6 +55,10 @@ async def test_the_embedded_default_is_sqlite_dev_rail_dummy_host_and_fixed_rate
         assert {r.quote for r in rates} == {Currency.EUR, Currency.USD}
         assert services.require_verified_email is False
         assert container.services() is services
+        # D26: the admin API has its own in-process replay guard, out of the user API's reach
+        assert isinstance(container.nip98_replays(), InProcessReplayGuard)
+        assert isinstance(container.nip98_admin_replays(), InProcessReplayGuard)
+        assert container.nip98_admin_replays() is not container.nip98_replays()
     finally:
         await close_container(container)
 
@@ -78,6 +84,8 @@ async def test_production_settings_pick_lnd_redis_and_live_rates(tmp_path: Path)
         assert not isinstance(container.services().clock, OffsetClock)
         assert isinstance(container.services().lnurl_limiter, RedisRateLimiter)  # multi-node
         assert isinstance(container.services().order_limiter, RedisRateLimiter)
+        assert isinstance(container.nip98_replays(), RedisReplayGuard)  # no bound to fill
+        assert container.nip98_admin_replays() is container.nip98_replays()
         assert isinstance(container.services().email_verify_limiter, RedisRateLimiter)
         assert container.worker_deps().payment_canceller is container.rails()  # D24
         # production: public wss:// relays only, at PATCH and at connect time
