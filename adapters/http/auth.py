@@ -12,7 +12,6 @@ from aiohttp import hdrs, web
 from adapters.http.client_limit import client_keys
 from adapters.http.context import SERVICES
 from adapters.http.nip98 import (
-    DEFAULT_MAX_FUTURE_SKEW,
     DEFAULT_MAX_SKEW,
     Nip98Error,
     Nip98Request,
@@ -63,7 +62,6 @@ class Authenticator:
     public_url: str | None = None
     replays: ReplayGuard = attrs.field(factory=InProcessReplayGuard)
     shares: ReplayShares | None = attrs.field(factory=ReplayShares)
-    max_future_skew: int = DEFAULT_MAX_FUTURE_SKEW
     origin: Origin | None = attrs.field(init=False)
 
     @origin.default
@@ -72,9 +70,7 @@ class Authenticator:
 
     def request(self, method: str, target: str, now: datetime, body: bytes | None) -> Nip98Request:
         """What an event for this request is checked against, with this binding's windows."""
-        return Nip98Request(
-            method, target, now, body, self.max_skew, self.origin, self.max_future_skew
-        )
+        return Nip98Request(method, target, now, body, self.max_skew, self.origin)
 
     async def use_once(
         self, event: NostrEvent, now: datetime, addresses: tuple[str, ...] = ()

@@ -17,17 +17,7 @@ from coincurve import PublicKeyXOnly
 from yarl import URL
 
 HTTP_AUTH_KIND = 27235
-#: seconds an event may be older than now, boundary inclusive (api.md §4.1 step 2)
-DEFAULT_MAX_SKEW = 600
-#: seconds an event may be dated ahead of now, boundary inclusive. Narrower than §4.1's 600:
-#: a used id must be remembered until its `created_at` leaves the window (`created_at` +
-#: `DEFAULT_MAX_SKEW`), so an event dated 600 s ahead held a place in the replay guard for
-#: twenty minutes, twice what an honest one needs. A client dates its event when it signs,
-#: so only a clock running fast dates it ahead; lateness (a signer prompt waiting for the
-#: user, a slow network) only makes it older, which keeps the full 600. The LNVPS web and
-#: admin clients sign each request afresh with their clock, and LNVPS itself now allows 60 s
-#: either way; 120 s accepts every client it accepts, with a minute to spare.
-DEFAULT_MAX_FUTURE_SKEW = 120
+DEFAULT_MAX_SKEW = 600  # seconds either way, boundary inclusive (api.md §4.1 step 2)
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _HEX128 = re.compile(r"[0-9a-fA-F]{128}")
@@ -128,9 +118,8 @@ class UTag:
 class Nip98Request:
     """What an event is checked against: the request's method and raw target (path and, when
     there is one, `?query`, still percent-encoded), the time it is judged at, its raw body
-    (None when there was none) for the optional `payload` tag, the allowed clock skew (how
-    old, `max_skew`, and how far ahead, `max_future_skew`, `created_at` may be) and, with
-    `origin` (the configured public URL), the scheme, host and port its `u` tag must name.
+    (None when there was none) for the optional `payload` tag, the allowed clock skew and,
+    with `origin` (the configured public URL), the scheme, host and port its `u` tag must name.
     """
 
     method: str
@@ -139,7 +128,6 @@ class Nip98Request:
     body: bytes | None = None
     max_skew: int = DEFAULT_MAX_SKEW
     origin: Origin | None = None
-    max_future_skew: int = DEFAULT_MAX_FUTURE_SKEW
 
 
 def verify_nip98_event(header_value: str | None, request: Nip98Request) -> NostrEvent:
@@ -193,8 +181,7 @@ def check_event(event: NostrEvent, request: Nip98Request) -> bytes:
     """The §4.1 checks in the reference's order, the `u` tag bound per D26; first failure raised."""
     if event.kind != HTTP_AUTH_KIND:
         raise Nip98Error("Wrong event kind")
-    age = int(request.now.timestamp()) - event.created_at
-    if age > request.max_skew or -age > request.max_future_skew:
+    if abs(event.created_at - int(request.now.timestamp())) > request.max_skew:
         raise Nip98Error("Created timestamp is out of range")
     url = event.tag_value("u")
     if url is None:

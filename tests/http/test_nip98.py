@@ -89,10 +89,9 @@ def test_an_event_whose_json_needs_padding_decodes_without_it() -> None:
         assert verify(header) == KEY.pubkey
 
 
-def test_created_at_600_seconds_old_or_120_ahead_is_accepted() -> None:
-    """The past edge is §4.1's; the future one narrower (`DEFAULT_MAX_FUTURE_SKEW`)."""
+def test_created_at_exactly_600_seconds_either_way_is_accepted() -> None:
     assert verify(signed(created_at=TS - 600)) == KEY.pubkey
-    assert verify(signed(created_at=TS + 120)) == KEY.pubkey
+    assert verify(signed(created_at=TS + 600)) == KEY.pubkey
 
 
 def test_sub_second_now_is_compared_in_whole_seconds() -> None:
@@ -202,8 +201,8 @@ def test_wrong_kind_is_refused() -> None:
     assert (err.status, err.text) == (401, "Auth check failed: Wrong event kind")
 
 
-@pytest.mark.parametrize("created_at", [TS - 601, TS + 121, TS + 600, 0])
-def test_stale_beyond_600_seconds_or_ahead_beyond_120_is_refused(created_at: int) -> None:
+@pytest.mark.parametrize("created_at", [TS - 601, TS + 601, 0])
+def test_stale_or_future_beyond_600_seconds_is_refused(created_at: int) -> None:
     assert refused(signed(created_at=created_at)).reason == "Created timestamp is out of range"
 
 
