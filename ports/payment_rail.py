@@ -14,7 +14,13 @@ from domain.money import Currency
 
 
 class RailUnavailable(Exception):
-    """The rail's provider cannot be reached or refused the call; callers answer 503."""
+    """The rail's provider cannot be reached or failed the call; callers answer 503. The
+    message is for the log (it may quote the provider), never for users."""
+
+
+class RailRefused(RailUnavailable):
+    """The rail's provider refused the call for good (a permanent 4xx): asking again will
+    not help, so callers answer 502 rather than 503 "try again"."""
 
 
 class WebhookSignatureInvalid(DomainError):
@@ -122,7 +128,8 @@ class PaymentRail(Protocol):
         ...
 
     async def create_charge(self, request: ChargeRequest) -> Charge:
-        """Create the charge at the provider; failures raise `RailUnavailable`."""
+        """Create the charge at the provider; failures raise `RailUnavailable` (a refusal
+        for good: `RailRefused`)."""
         ...
 
     async def is_paid(self, payment_id: bytes, external_id: str | None) -> bool | None:

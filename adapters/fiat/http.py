@@ -10,7 +10,7 @@ from urllib.parse import quote
 import aiohttp
 
 from ports.closing import ClosesOnExit
-from ports.fiat import FiatUnavailable
+from ports.fiat import FiatRefused, FiatUnavailable
 
 SessionFactory = Callable[[], aiohttp.ClientSession]
 
@@ -20,6 +20,9 @@ DEFAULT_CONNECT_TIMEOUT_S = 10.0
 MAX_BODY_BYTES = 1024 * 1024
 _MAX_DETAIL_CHARS = 300
 _REDACTED = "<redacted>"
+#: client-error statuses a later attempt may not get: a request timeout (408), a conflict
+#: with a concurrent request (409, Stripe's idempotency clash) and rate limiting (429)
+PASSING_CLIENT_ERRORS = frozenset({408, 409, 429})
 
 
 class Payload(TypedDict, total=False):
@@ -47,6 +50,15 @@ class FiatProviderError(FiatUnavailable):
         self.code = code
         #: the provider's (scrubbed, shortened) error text
         self.detail = detail
+
+
+class FiatProviderRefused(FiatProviderError, FiatRefused):
+    """The provider answered a 4xx that asking again will not change (`is_refusal`)."""
+
+
+def is_refusal(status: int) -> bool:
+    """A client error other than the passing ones: the provider will refuse it again."""
+    return 400 <= status < 500 and status not in PASSING_CLIENT_ERRORS
 
 
 def path_part(value: str) -> str:
@@ -148,10 +160,13 @@ class ProviderHttp:
             raise FiatUnavailable(f"{what} failed: {detail}") from None
 
     def status_error(self, method: str, path: str, status: int, raw: bytes) -> FiatProviderError:
+        """The error of a non-2xx answer: `FiatProviderRefused` for a refusal for good
+        (`is_refusal`), else `FiatProviderError` (an outage: 5xx, 408, 409, 429)."""
         code, message = _error_fields(raw)
         detail = self.scrub(message)[:_MAX_DETAIL_CHARS]
         code = self.scrub(code)[:_MAX_DETAIL_CHARS]
-        return FiatProviderError(
+        kind = FiatProviderRefused if is_refusal(status) else FiatProviderError
+        return kind(
             f"{self.name} {method} {path} answered HTTP {status}: {detail}",
             status=status,
             code=code,

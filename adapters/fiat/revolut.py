@@ -14,6 +14,7 @@ from adapters.fiat.http import (
     check_order_request,
     path_part,
 )
+from adapters.fiat.units import ProviderUnits, units_for
 from ports.fiat import FiatOrder, FiatUnavailable, OrderExpiry
 
 REVOLUT_API_URL: Final = "https://merchant.revolut.com"
@@ -28,6 +29,37 @@ _STATE_CONFLICT: Final = frozenset({400, 409, 422})
 #: the shortest and longest `expire_pending_after` Revolut takes (PT1M to PT720H).
 PENDING_MIN: Final = timedelta(minutes=1)
 PENDING_MAX: Final = timedelta(hours=720)
+
+
+#: ISO 4217's currencies without minor units: Revolut's amounts are "in minor currency
+#: units", so for these they count whole units (¥500 is 500) where ours count hundredths.
+ISO_ZERO_DECIMAL: Final = frozenset(
+    [
+        "BIF",
+        "CLP",
+        "DJF",
+        "GNF",
+        "ISK",
+        "JPY",
+        "KMF",
+        "KRW",
+        "PYG",
+        "RWF",
+        "UGX",
+        "UYI",
+        "VND",
+        "VUV",
+        "XAF",
+        "XOF",
+        "XPF",
+    ]
+)
+
+
+def revolut_units(currency: str) -> ProviderUnits:
+    """How Revolut counts `currency`: its ISO 4217 minor unit (JPY: whole yen; the
+    catalogue's others: cents). A currency outside the catalogue is refused."""
+    return units_for("Revolut", currency, zero_decimal=ISO_ZERO_DECIMAL)
 
 
 def pending_duration(lasts: timedelta) -> str:
@@ -55,9 +87,11 @@ def _order_id(document: dict[str, Any], what: str) -> str:
 
 
 class RevolutGateway(GatewayBase):
-    """Revolut orders: `POST /api/orders` (amount in minor units), `GET /api/orders/{id}`,
-    `POST /api/orders/{id}/cancel`, authenticated with the secret key as a Bearer token and
-    versioned with `Revolut-Api-Version`. Every failure is `FiatUnavailable`.
+    """Revolut orders: `POST /api/orders` (amount in the currency's ISO minor unit,
+    `revolut_units`: cents, whole yen), `GET /api/orders/{id}`, `POST /api/orders/{id}/cancel`,
+    authenticated with the secret key as a Bearer token and versioned with
+    `Revolut-Api-Version`. A currency it cannot count raises `FiatNotChargeable` before any
+    call; a refusal for good is `FiatRefused`; every other failure `FiatUnavailable`.
 
     An order made with an `expiry` carries `expire_pending_after`: Revolut itself moves it
     from `pending` to `failed` (webhook ORDER_FAILED) once that long has passed unpaid.
@@ -90,15 +124,21 @@ class RevolutGateway(GatewayBase):
         expiry: OrderExpiry | None = None,
     ) -> FiatOrder:
         check_order_request("Revolut", amount_minor, currency)
+        units = revolut_units(currency)
+        amount = units.to_provider(amount_minor)
         body: dict[str, object] = {
-            "amount": amount_minor,
+            "amount": amount,
             "currency": currency,
             "description": description,
         }
         if expiry is not None:
             body["expire_pending_after"] = pending_duration(expiry.lasts)
         document, text = await self._http.call_json("POST", "/api/orders", json_body=body)
-        return FiatOrder(external_id=_order_id(document, "create order"), external_data=text)
+        return FiatOrder(
+            external_id=_order_id(document, "create order"),
+            external_data=text,
+            amount_minor=units.to_hundredths(amount),
+        )
 
     async def get_order(self, external_id: str) -> RevolutOrder | None:
         """The order as Revolut has it now; None when Revolut does not know it (404)."""

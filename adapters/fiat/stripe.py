@@ -13,6 +13,7 @@ from adapters.fiat.http import (
     check_order_request,
     path_part,
 )
+from adapters.fiat.stripe_amounts import stripe_amount
 from ports.fiat import FiatOrder, FiatUnavailable, OrderExpiry
 
 STRIPE_API_URL: Final = "https://api.stripe.com"
@@ -37,9 +38,12 @@ def session_expires_at(expiry: OrderExpiry) -> int:
 
 class StripeGateway(GatewayBase):
     """Stripe Checkout: `POST /v1/checkout/sessions` (mode `payment`, one line item of the
-    amount in minor units, lower-case currency, the description as its name), `GET` it and
+    amount in Stripe's unit for the currency (`stripe_amount`: cents, whole yen), lower-case
+    currency, the description as its name), `GET` it and
     `POST /v1/checkout/sessions/{id}/expire` to cancel, with the secret key as a Bearer
-    token. Every failure is `FiatUnavailable`. `external_data` is the session JSON: the
+    token. A charge Stripe cannot take (below its minimum, a currency it counts specially)
+    raises `FiatNotChargeable` before any call; a refusal for good is `FiatRefused`; every
+    other failure `FiatUnavailable`. `external_data` is the session JSON: the
     client opens its `url`, or redirects to Checkout with its `id` (api.md's `session_id`).
 
     A session made with an `expiry` carries `expires_at`, so Stripe closes it by itself when
@@ -76,13 +80,14 @@ class StripeGateway(GatewayBase):
         expiry: OrderExpiry | None = None,
     ) -> FiatOrder:
         check_order_request("Stripe", amount_minor, currency)
+        units, unit_amount = stripe_amount(amount_minor, currency)
         form = {
             "mode": "payment",
             "success_url": self._success_url,
             "cancel_url": self._cancel_url,
             "line_items[0][quantity]": "1",
             "line_items[0][price_data][currency]": currency.lower(),
-            "line_items[0][price_data][unit_amount]": str(amount_minor),
+            "line_items[0][price_data][unit_amount]": str(unit_amount),
             "line_items[0][price_data][product_data][name]": description,
         }
         if expiry is not None:
@@ -91,7 +96,11 @@ class StripeGateway(GatewayBase):
         session_id = document.get("id")
         if not isinstance(session_id, str) or not session_id:
             raise FiatUnavailable("Stripe create checkout session answered no id")
-        return FiatOrder(external_id=session_id, external_data=text)
+        return FiatOrder(
+            external_id=session_id,
+            external_data=text,
+            amount_minor=units.to_hundredths(unit_amount),
+        )
 
     async def get_session(self, session_id: str) -> dict[str, Any] | None:
         """The Checkout Session as Stripe has it now; None for one Stripe does not know."""

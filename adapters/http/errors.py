@@ -26,6 +26,8 @@ STATUS_BY_KIND: dict[str, int] = {
     "unprocessable": 422,
     "too_many": 429,
     "unavailable": 503,
+    #: a payment provider refused the request for good: not the caller's fault, not "retry"
+    "provider_refused": 502,
 }
 
 #: a busy database (StorageBusy): the request may be sent again, after `Retry-After` seconds

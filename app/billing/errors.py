@@ -143,9 +143,25 @@ class NothingToCharge(DomainError):
 
 
 class PaymentProviderUnavailable(DomainError):
-    """The Lightning node or fiat gateway failed or is unreachable; nothing was stored (503)."""
+    """The Lightning node or fiat gateway failed or is unreachable; nothing was stored (503).
+    Its message is generic ("Stripe is unavailable; try again later"): the provider's own
+    words go to the log only (D19)."""
 
     kind = "unavailable"
+
+
+class PaymentProviderRefused(DomainError):
+    """The provider refused the request for good (a 4xx other than 408/409/429, such as a
+    parameter it will not take or a rejected API key); nothing was stored. Not a 503 "try
+    again": asking again gets the same answer. 502, with a generic message (D19)."""
+
+    kind = "provider_refused"
+
+
+class ChargeBelowMinimum(DomainError):
+    """What is left to pay by card is below the card provider's smallest charge (Stripe:
+    EUR 0.50 …), which it would refuse on every attempt: refused before the provider is
+    asked, telling the user to pay another way (422)."""
 
 
 class IdempotencyKeyReused(DomainError):

@@ -11,6 +11,7 @@ from app.settlement_retries import Strikes, passing, refused_by_rule
 from domain.enums import PaymentMethod
 from domain.model import SubscriptionPayment
 from ports.clock import Clock
+from ports.payment_rail import RailUnavailable
 from ports.storage import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -351,6 +352,10 @@ class LapsedOrders:
 
 
 def _reason(err: Exception) -> str:
+    """The failure for the operator: a provider's own words where it failed (the error's
+    message is the generic one users get, D19; its cause is what the provider said)."""
+    if isinstance(err.__cause__, RailUnavailable):
+        return str(err.__cause__)
     return getattr(err, "message", None) or repr(err)
 
 

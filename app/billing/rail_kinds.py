@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from app.billing.errors import ChargeBelowMinimum
 from domain.enums import PaymentMethod
 from domain.errors import PaymentMethodUnsupported
-from domain.money import Currency, lightning_invoice_msat
-from ports.fiat import FiatGateway, FiatUnavailable, OrderExpiry
+from domain.money import Currency, Money, lightning_invoice_msat
+from ports.fiat import (
+    FiatBelowMinimum,
+    FiatCurrencyNotChargeable,
+    FiatGateway,
+    FiatRefused,
+    FiatUnavailable,
+    OrderExpiry,
+)
 from ports.lightning import LightningNode, LightningUnavailable, SettledInvoice
-from ports.payment_rail import Charge, ChargeRequest, RailUnavailable, WebhookVerifier
+from ports.payment_rail import (
+    Charge,
+    ChargeRequest,
+    RailRefused,
+    RailUnavailable,
+    WebhookVerifier,
+)
 
 
 class LightningRail:
@@ -63,7 +77,14 @@ class LightningRail:
 
 class OrderRail:
     """A card rail on a `FiatGateway` (Revolut orders, Stripe Checkout Sessions): it charges
-    the list currency as is and cannot charge bitcoin; its webhook says when it is paid."""
+    the list currency as is and cannot charge bitcoin; its webhook says when it is paid.
+
+    The charge records what the order really asks (`FiatOrder.amount_minor`: the gateway
+    rounds up to its provider's unit, whole yen at Stripe), so the payment's total is it. A
+    charge the gateway refuses before calling its provider is a 422 (below the provider's
+    minimum: `ChargeBelowMinimum`; a currency it cannot count: `PaymentMethodUnsupported`);
+    a provider's refusal for good is `RailRefused`, any other failure `RailUnavailable`.
+    """
 
     def __init__(
         self,
@@ -89,13 +110,22 @@ class OrderRail:
             order = await self.gateway.create_order(
                 request.amount, request.currency.value, request.memo, expiry
             )
+        except FiatBelowMinimum as err:
+            smallest = Money(request.currency, err.minimum_minor)
+            asked = Money(request.currency, err.amount_minor)
+            raise ChargeBelowMinimum(
+                f"{self.method.display_name} cannot take a payment below {smallest} "
+                f"(this one is {asked})"
+            ) from err
+        except FiatCurrencyNotChargeable as err:
+            raise PaymentMethodUnsupported(str(err)) from err
         except FiatUnavailable as err:
-            raise RailUnavailable(f"{self.method.display_name} unavailable: {err}") from err
+            raise self._failure(err) from err
         return Charge(
             payment_id=None,
             external_id=order.external_id,
             external_data=order.external_data,
-            amount=request.amount,
+            amount=order.amount_minor,
         )
 
     async def is_paid(self, payment_id: bytes, external_id: str | None) -> bool | None:
@@ -104,7 +134,7 @@ class OrderRail:
         try:
             return await self.gateway.is_paid(external_id)
         except FiatUnavailable as err:
-            raise RailUnavailable(f"{self.method.display_name} unavailable: {err}") from err
+            raise self._failure(err) from err
 
     async def cancel(self, payment_id: bytes, external_id: str | None) -> None:
         if not external_id:
@@ -112,4 +142,11 @@ class OrderRail:
         try:
             await self.gateway.cancel_order(external_id)
         except FiatUnavailable as err:
-            raise RailUnavailable(f"{self.method.display_name} unavailable: {err}") from err
+            raise self._failure(err) from err
+
+    def _failure(self, err: FiatUnavailable) -> RailUnavailable:
+        """The gateway's failure as the rail's: a refusal for good stays one."""
+        name = self.method.display_name
+        if isinstance(err, FiatRefused):
+            return RailRefused(f"{name} refused: {err}")
+        return RailUnavailable(f"{name} unavailable: {err}")

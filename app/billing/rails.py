@@ -12,8 +12,10 @@ from decimal import Decimal
 import attrs
 
 from app.billing.errors import (
+    ChargeBelowMinimum,
     NothingToCharge,
     PaymentMethodNotConfigured,
+    PaymentProviderRefused,
     PaymentProviderUnavailable,
 )
 from app.billing.rail_kinds import LightningRail, OrderRail
@@ -25,7 +27,13 @@ from domain.model import Json, SubscriptionPayment
 from domain.money import Currency
 from ports.fiat import FiatGateway
 from ports.lightning import LightningNode, SettledInvoice
-from ports.payment_rail import ChargeRequest, PaymentRail, RailUnavailable, WebhookVerifier
+from ports.payment_rail import (
+    ChargeRequest,
+    PaymentRail,
+    RailRefused,
+    RailUnavailable,
+    WebhookVerifier,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +128,10 @@ class PaymentRails:
     async def create(self, priced: PricedPayment, now: datetime) -> SubscriptionPayment:
         """Create the invoice or order at the provider; the caller stores the result.
 
-        The result's total is what the rail asks the payer (`_rounding_fee`). A provider
-        failure raises `PaymentProviderUnavailable` before anything is stored.
+        The result's total is what the rail asks the payer (`_rounding_fee`). Before anything
+        is stored, a provider outage raises `PaymentProviderUnavailable` (503), its refusal
+        `PaymentProviderRefused` (502), and a charge below the provider's minimum
+        `ChargeBelowMinimum` (422, naming the other methods offered here).
         """
         rail = self.rail(priced.method)
         name = priced.method.display_name
@@ -136,8 +146,11 @@ class PaymentRails:
         request = ChargeRequest(
             amount=total, currency=priced.currency, memo=priced.memo, expiry=expiry, created=now
         )
-        async with _provider_call(priced.method):
-            charge = await rail.create_charge(request)
+        try:
+            async with _provider_call(priced.method):
+                charge = await rail.create_charge(request)
+        except ChargeBelowMinimum as err:
+            raise ChargeBelowMinimum(f"{err.message}; {self._elsewhere(priced.method)}") from err
         return _record(
             priced,
             charged=charge.amount,
@@ -147,6 +160,13 @@ class PaymentRails:
             created=now,
             expires=now + (charge.expiry or expiry),
         )
+
+    def _elsewhere(self, method: PaymentMethod) -> str:
+        """What to tell a user whose charge `method` cannot take: the other offered ways."""
+        others = [m.display_name for m in self.offered() if m is not method]
+        if not others:
+            return "no other payment method is offered"
+        return f"please pay it by {' or '.join(others)}"
 
     async def cancel(self, payment: SubscriptionPayment) -> None:
         """Cancel a payment at its OWN provider (D13), whichever rail completed the other one."""
@@ -186,18 +206,28 @@ class PaymentRails:
 
 @contextlib.asynccontextmanager
 async def _provider_call(method: PaymentMethod) -> AsyncIterator[None]:
-    """A rail's outage as `PaymentProviderUnavailable` (503), nothing stored."""
+    """A rail's failure as a domain error, nothing stored: a refusal for good
+    `PaymentProviderRefused` (502), an outage `PaymentProviderUnavailable` (503). The
+    provider's own words (its status, its error text) are logged here and never reach the
+    user (D19), who is told only which provider failed and whether to try again."""
+    name = method.display_name
     try:
         yield
-    except RailUnavailable as err:
-        raise PaymentProviderUnavailable(str(err)) from err
-    except (OSError, TimeoutError) as err:
-        raise PaymentProviderUnavailable(f"{method.display_name} unavailable: {err}") from err
+    except RailRefused as err:
+        log.warning("%s refused the request: %s", name, err)
+        raise PaymentProviderRefused(
+            f"{name} refused the request; please use another payment method or contact support"
+        ) from err
+    except (RailUnavailable, OSError, TimeoutError) as err:
+        log.warning("%s is unavailable: %s", name, err)
+        raise PaymentProviderUnavailable(f"{name} is unavailable; please try again later") from err
 
 
 def _rounding_fee(priced: PricedPayment, charged: int) -> int:
     """What a rail asks above the quote's total: the rest of rounding a Lightning invoice up
-    to a whole sat (under one sat), or the one sat of an invoice for nothing.
+    to a whole sat (under one sat), the one sat of an invoice for nothing, or the rest of
+    rounding a card order up to its provider's unit (under ¥1 for JPY at Stripe and Revolut,
+    which count whole yen where we count hundredths).
 
     It is booked as processing fee, in this one place, so a payment's amount + tax + fee is
     exactly what its invoice asked the payer. Not in the net amount: fee is untaxed and buys

@@ -10,17 +10,25 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 from aiohttp.test_utils import unused_port
 
 from adapters.fiat.http import FiatProviderError
 from adapters.fiat.revolut import RevolutGateway, pending_duration
 from adapters.fiat.stripe import StripeGateway
-from app.billing.errors import PaymentProviderUnavailable
+from app.billing.errors import PaymentProviderRefused, PaymentProviderUnavailable
 from app.billing.rails import FIAT_EXPIRY, PaymentRails, PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.money import Currency
-from ports.fiat import FiatGateway, FiatUnavailable, OrderExpiry
+from ports.fiat import (
+    FiatBelowMinimum,
+    FiatCurrencyNotChargeable,
+    FiatGateway,
+    FiatRefused,
+    FiatUnavailable,
+    OrderExpiry,
+)
 from tests.fakes.fake_revolut import FakeRevolut
 from tests.fakes.fake_stripe import FakeStripe
 
@@ -177,6 +185,7 @@ async def test_create_order_sends_amount_currency_description_exactly(harness: H
     assert stored["currency"].upper() == "EUR"
     assert stored["description"] == DESCRIPTION
     assert json.loads(order.external_data) == harness.stored(order.external_id)
+    assert order.amount_minor == 12_345  # cents go as cents: charged as asked
 
 
 async def test_each_order_is_new(harness: Harness) -> None:
@@ -200,6 +209,49 @@ async def test_external_data_carries_what_the_client_pays_with(harness: Harness)
 async def test_create_refuses_nonpositive_amounts(harness: Harness, amount: int) -> None:
     with pytest.raises(ValueError, match="positive"):
         await harness.gateway.create_order(amount, "EUR", "x")
+    assert harness.fake.requests == []
+
+
+# -- amounts in the provider's unit -------------------------------------------------------
+
+
+async def test_a_yen_order_asks_whole_yen(harness: Harness) -> None:
+    """Amounts here are hundredths, JPY too (JPY 1 500.00 is 150 000, as EUR 1 500.00);
+    Stripe and Revolut count yen whole, so the order asks for 1 500, not 150 000."""
+    order = await harness.gateway.create_order(150_000, "JPY", "VM renewal")
+    assert harness.view(order.external_id)["amount"] == 1_500
+    assert harness.view(order.external_id)["currency"].upper() == "JPY"
+    assert order.amount_minor == 150_000
+
+
+@pytest.mark.parametrize(
+    ("asked", "sent", "charged"),
+    [
+        (168_333, 1_684, 168_400),  # JPY 1 683.33 (tax and fee made it): ¥1 684, 0.67 more
+        (168_301, 1_684, 168_400),  # the smallest part of a yen still rounds up
+        (168_399, 1_684, 168_400),
+        (168_300, 1_683, 168_300),  # a whole yen goes as it is
+        (5_001, 51, 5_100),
+    ],
+)
+async def test_a_part_of_a_yen_is_charged_as_the_next_whole_yen(
+    harness: Harness, asked: int, sent: int, charged: int
+) -> None:
+    """Never less than asked, and less than one yen more; the order says what it asks."""
+    order = await harness.gateway.create_order(asked, "JPY", "x")
+    assert harness.view(order.external_id)["amount"] == sent
+    assert order.amount_minor == charged
+    assert 0 <= order.amount_minor - asked < 100
+
+
+@pytest.mark.parametrize("currency", ["KWD", "HUF", "ISK", "XYZ", "BTC"])
+async def test_a_currency_the_gateway_cannot_count_is_refused_before_any_call(
+    harness: Harness, currency: str
+) -> None:
+    """Outside the catalogue (or counted specially by the provider: thousandths, whole
+    units written as hundredths): refused with a clear error, its unit never guessed."""
+    with pytest.raises(FiatCurrencyNotChargeable, match=f"cannot charge {currency}"):
+        await harness.gateway.create_order(10_000, currency, "x")
     assert harness.fake.requests == []
 
 
@@ -265,6 +317,24 @@ async def test_provider_error_status(harness: Harness, status: int) -> None:
         await harness.gateway.create_order(100, "EUR", "x")
     with pytest.raises(FiatUnavailable, match=f"HTTP {status}"):
         await harness.gateway.cancel_order("abc")
+
+
+@pytest.mark.parametrize(
+    ("status", "for_good"),
+    [
+        *[(status, True) for status in (400, 401, 403, 404, 422)],
+        *[(status, False) for status in (408, 409, 429, 500, 502)],
+    ],
+)
+async def test_a_client_error_is_a_refusal_for_good_others_may_pass(
+    harness: Harness, status: int, for_good: bool
+) -> None:
+    """A 4xx says the provider will not do it, whenever asked; a timeout, a conflict with a
+    concurrent request, rate limiting or a server error may pass."""
+    harness.fake.fail_status = status
+    with pytest.raises(FiatUnavailable, match=f"HTTP {status}") as exc:
+        await harness.gateway.create_order(100, "EUR", "x")
+    assert isinstance(exc.value, FiatRefused) is for_good
 
 
 async def test_provider_timeout(harness: Harness) -> None:
@@ -358,6 +428,54 @@ async def test_rails_report_a_down_gateway_as_unavailable(harness: Harness) -> N
     rails = PaymentRails(fiat={harness.method: harness.gateway})
     with pytest.raises(PaymentProviderUnavailable):
         await rails.create(_priced(harness.method), NOW)
+
+
+async def test_rails_record_a_yen_order_as_the_provider_charges_it(harness: Harness) -> None:
+    """JPY 1 500 + 10 % tax + a 33.33 fee is JPY 1 683.33. The provider asks ¥1 684 and the
+    payment's total is JPY 1 684.00: the 0.67 of rounding is booked as processing fee
+    (untaxed, buys no time), so completion and invoices count what the payer is asked."""
+    priced = attrs.evolve(
+        _priced(harness.method),
+        currency=Currency.JPY,
+        amount=150_000,
+        tax=15_000,
+        processing_fee=3_333,
+    )
+    rails = PaymentRails(fiat={harness.method: harness.gateway})
+    payment = await rails.create(priced, NOW)
+    assert payment.external_id is not None
+    assert harness.view(payment.external_id)["amount"] == 1_684
+    assert (payment.amount, payment.tax, payment.processing_fee) == (150_000, 15_000, 3_400)
+    assert payment.currency == "JPY"
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "says"),
+    [
+        (400, PaymentProviderRefused, "refused the request; please use another payment method"),
+        (401, PaymentProviderRefused, "refused the request; please use another payment method"),
+        (429, PaymentProviderUnavailable, "is unavailable; please try again later"),
+        (503, PaymentProviderUnavailable, "is unavailable; please try again later"),
+    ],
+)
+async def test_rails_name_the_failed_provider_never_its_words(
+    harness: Harness,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    error: type[Exception],
+    says: str,
+) -> None:
+    """D19: the user is told which provider failed and whether to try again; its status,
+    the call and its error text go to the log only."""
+    harness.fake.fail_status = status
+    rails = PaymentRails(fiat={harness.method: harness.gateway})
+    with caplog.at_level("WARNING"), pytest.raises(error) as exc:
+        await rails.create(_priced(harness.method), NOW)
+    message = str(exc.value)
+    assert message.startswith(f"{harness.method.display_name} {says}")
+    for detail in ("HTTP", "/", "error occurred", "went wrong"):
+        assert detail not in message
+    assert f"HTTP {status}" in caplog.text
 
 
 # -- Revolut specifics --------------------------------------------------------------------
@@ -487,3 +605,30 @@ async def test_stripe_cancel_other_400s_are_failures(
     fake.fail_status = 400  # a 400 while the session is still open
     with pytest.raises(FiatUnavailable, match="HTTP 400"):
         await gateway.cancel_order(order.external_id)
+
+
+@pytest.mark.parametrize(
+    ("asked", "currency", "minimum"),
+    [(49, "EUR", 50), (1, "USD", 50), (29, "GBP", 30), (4_900, "JPY", 5_000)],
+)
+async def test_stripe_refuses_a_charge_below_its_minimum_before_asking(
+    stripe: tuple[FakeStripe, StripeGateway], asked: int, currency: str, minimum: int
+) -> None:
+    """Stripe refuses a charge below its minimum (EUR 0.50, GBP 0.30, ¥50 …) every time it
+    is asked: the gateway says so first, naming the minimum, and asks nothing."""
+    fake, gateway = stripe
+    with pytest.raises(FiatBelowMinimum, match="Stripe cannot charge less than") as exc:
+        await gateway.create_order(asked, currency, "x")
+    assert (exc.value.amount_minor, exc.value.minimum_minor) == (asked, minimum)
+    assert fake.requests == []
+    order = await gateway.create_order(minimum, currency, "x")  # the minimum itself is taken
+    assert order.amount_minor == minimum
+
+
+async def test_stripe_takes_a_part_of_a_yen_that_rounds_up_to_its_minimum(
+    stripe: tuple[FakeStripe, StripeGateway],
+) -> None:
+    fake, gateway = stripe
+    order = await gateway.create_order(4_901, "JPY", "x")  # JPY 49.01 is charged as ¥50
+    assert fake.sessions[order.external_id]["amount_total"] == 50
+    assert order.amount_minor == 5_000

@@ -148,6 +148,7 @@ async def test_an_order_that_always_fails_is_given_up_and_the_rest_go_on(
     assert line.startswith("OPERATOR: gave up cancelling")
     assert broken.id.hex() in line and str(broken.external_id) in line
     assert "could not cancel it" in line
+    assert "503 from provider" in line  # the provider's words: the operator's, not a user's
     await world.run_jobs()
     (notice,) = notices_about(world, broken)
     assert str(broken.external_id) in notice and "gave up cancelling" in notice

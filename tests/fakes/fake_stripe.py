@@ -27,6 +27,11 @@ CANCELLABLE = frozenset(
 )
 
 
+#: Stripe's smallest charge per currency, in its units (¥50 is 50); below it a Checkout
+#: Session is refused with `amount_too_small`, as the real API does.
+MINIMUM_CHARGE = {"usd": 50, "eur": 50, "gbp": 30, "cad": 50, "chf": 50, "aud": 50, "jpy": 50}
+
+
 class FakeStripe:
     """PaymentIntents in memory; checks the Bearer secret key like the real API.
 
@@ -200,6 +205,13 @@ class FakeStripe:
         if len(currency) != 3 or currency != currency.lower():
             return _error(400, "invalid_currency", f"Invalid currency: {currency}")
         quantity = int(form.get("line_items[0][quantity]", "1"))
+        if int(amount) * quantity < MINIMUM_CHARGE.get(currency, 1):
+            return _error(
+                400,
+                "amount_too_small",
+                f"The Checkout Session's total amount due must add up to at least "
+                f"{MINIMUM_CHARGE[currency]} {currency}",
+            )
         now = self._time()
         expires_at = form.get("expires_at", str(now + 86_400))
         # Stripe: expires_at must be 30 minutes to 24 hours after the session is created

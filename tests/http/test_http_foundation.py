@@ -36,6 +36,7 @@ from adapters.http.openapi import (
 )
 from adapters.memory.clock import FakeClock
 from adapters.memory.storage import MemoryUnitOfWorkFactory
+from app.billing.errors import PaymentProviderRefused
 from domain.errors import (
     DomainError,
     InvalidInput,
@@ -67,6 +68,7 @@ ERRORS: dict[str, DomainError] = {
     "conflict": PaymentAlreadyCompleted("payment already paid"),
     "unprocessable": PricingUnavailable("no disk price"),
     "unavailable": NoExchangeRate("no EUR rate"),
+    "provider_refused": PaymentProviderRefused("Stripe refused the request"),
     "teapot": OddKind(SECRET),
 }
 
@@ -354,6 +356,7 @@ async def test_sub_application_responses_mirror_the_origin_once(h: Harness) -> N
         ("conflict", 409),
         ("unprocessable", 422),
         ("unavailable", 503),
+        ("provider_refused", 502),
     ],
 )
 async def test_domain_error_kinds_map_to_honest_statuses(

@@ -371,7 +371,11 @@ class FakeRevolut:
     ) -> FiatOrder:
         self.orders.append((amount_minor, currency, description))
         n = len(self.orders)
-        return FiatOrder(external_id=f"order-{n}", external_data=f'{{"token":"tok-{n}"}}')
+        return FiatOrder(
+            external_id=f"order-{n}",
+            external_data=f'{{"token":"tok-{n}"}}',
+            amount_minor=amount_minor,
+        )
 
     async def cancel_order(self, external_id: str) -> None:
         return None

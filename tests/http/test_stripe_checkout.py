@@ -11,6 +11,7 @@ import pytest
 
 from adapters.fiat.stripe import StripeGateway
 from adapters.http.routes_webhooks import WEBHOOK_SECRETS, WebhookSecrets
+from app.billing.credit_balance import adjust_credit
 from domain.enums import PaymentMethod, VmHistoryActionType
 from tests.fakes.fake_stripe import FakeStripe
 from tests.http.apiapp import ALICE, NOW, ApiClient, api_client
@@ -51,6 +52,15 @@ async def deliver(
     at = int(c.api.clock.now().timestamp())
     resp = await c.client.post(HOOK, data=body, headers=fake.signature(body, secret, at))
     return resp.status
+
+
+async def payments_of(c: ApiClient, vm_id: int) -> int:
+    async with c.api.store() as uow:
+        return (await uow.payments.list_by_vm(vm_id, 100)).total
+
+
+def session_requests(fake: FakeStripe) -> int:
+    return sum(path == "/v1/checkout/sessions" for _, path, _ in fake.requests)
 
 
 async def renewals(c: ApiClient, vm_id: int) -> int:
@@ -119,3 +129,65 @@ async def test_generic_route_refuses_rails_without_a_webhook(
     for rail in ("lightning", "paypal", "nope"):
         resp = await c.client.post(f"/api/v1/webhook/{rail}", data=body)
         assert resp.status == 404, rail
+
+
+async def test_a_stripe_refusal_is_a_generic_502_and_stores_nothing(
+    world: tuple[ApiClient, FakeStripe],
+) -> None:
+    """D19: a refusal for good (a 4xx) is not "try again later"; the user learns that
+    Stripe refused, never Stripe's call or its words, which go to the log."""
+    c, fake = world
+    vm = await order(c, ALICE)
+    before = await payments_of(c, vm["id"])
+    fake.fail_status = 400
+    resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/renew?method=stripe", key=ALICE)
+    assert resp.status == 502
+    assert await resp.json() == {
+        "error": "Stripe refused the request; please use another payment method or contact support"
+    }
+    assert await payments_of(c, vm["id"]) == before
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+async def test_a_stripe_outage_is_a_generic_503(
+    world: tuple[ApiClient, FakeStripe], status: int
+) -> None:
+    c, fake = world
+    vm = await order(c, ALICE)
+    fake.fail_status = status
+    resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/renew?method=stripe", key=ALICE)
+    assert resp.status == 503
+    assert await resp.json() == {"error": "Stripe is unavailable; please try again later"}
+
+
+async def test_a_card_rest_below_stripes_minimum_is_refused_before_stripe_is_asked(
+    world: tuple[ApiClient, FakeStripe],
+) -> None:
+    """Credit pays EUR 2.50 of the EUR 2.70 renewal; Stripe refuses to charge the EUR 0.20
+    left (its minimum is EUR 0.50, and this fake refuses it too), so the renewal says so
+    at once with a 422 that names the way to pay it, spends no credit and stores nothing."""
+    c, fake = world
+    alice = await c.user_id(ALICE)
+    await adjust_credit(
+        c.api.store,
+        c.api.clock,
+        admin_id=alice,
+        user_id=alice,
+        currency="EUR",
+        amount=250,
+        note="gift",
+    )
+    vm = await order(c, ALICE)
+    before = await payments_of(c, vm["id"])
+    resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/renew?method=stripe", key=ALICE)
+    assert resp.status == 422
+    assert await resp.json() == {
+        "error": "Stripe cannot take a payment below EUR 0.50 (this one is EUR 0.20); "
+        "please pay it by Lightning"
+    }
+    assert session_requests(fake) == 0
+    assert await payments_of(c, vm["id"]) == before
+    account = await (await c.call("GET", "/api/v1/account", key=ALICE)).json()
+    assert account["data"]["credit"] == [{"currency": "EUR", "amount": 250}]
+    lightning = await renew(c, ALICE, vm["id"])  # the way the answer names works
+    assert lightning["amount"] > 0

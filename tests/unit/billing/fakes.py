@@ -94,7 +94,9 @@ class FakeGateway:
         order_id = f"{self.name}-order-{len(self.orders) + 1}"
         self.orders[order_id] = (amount_minor, currency, description)
         self.expiries[order_id] = expiry
-        return FiatOrder(external_id=order_id, external_data=f'{{"id":"{order_id}"}}')
+        return FiatOrder(
+            external_id=order_id, external_data=f'{{"id":"{order_id}"}}', amount_minor=amount_minor
+        )
 
     async def cancel_order(self, external_id: str) -> None:
         if self.down or external_id in self.failing:

@@ -10,14 +10,23 @@ import pytest
 
 from adapters.memory.clock import FakeClock
 from app.billing.errors import (
+    ChargeBelowMinimum,
     NothingToCharge,
     PaymentMethodNotConfigured,
+    PaymentProviderRefused,
     PaymentProviderUnavailable,
 )
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.errors import PaymentMethodUnsupported
 from domain.money import Currency
+from ports.fiat import (
+    FiatBelowMinimum,
+    FiatCurrencyNotChargeable,
+    FiatOrder,
+    FiatRefused,
+    OrderExpiry,
+)
 from ports.payment_rail import Charge, ChargeRequest
 from tests.unit.billing.fakes import FakeGateway, FakeNode
 from tests.unit.billing.world import START
@@ -158,3 +167,65 @@ async def test_cancel_goes_to_the_payments_own_provider() -> None:
     gateway.down = True
     with pytest.raises(PaymentProviderUnavailable):
         await rails.cancel(card)
+
+
+class _Fussy(FakeGateway):
+    """A card gateway whose provider takes nothing below 0.50 and cannot count JPY, and
+    refuses every cancel for good."""
+
+    async def create_order(
+        self,
+        amount_minor: int,
+        currency: str,
+        description: str,
+        expiry: OrderExpiry | None = None,
+    ) -> FiatOrder:
+        if currency == "JPY":
+            raise FiatCurrencyNotChargeable("Stripe cannot charge JPY")
+        if amount_minor < 50:
+            raise FiatBelowMinimum(
+                "Stripe cannot charge less than EUR 0.50",
+                amount_minor=amount_minor,
+                minimum_minor=50,
+            )
+        return await super().create_order(amount_minor, currency, description, expiry)
+
+    async def cancel_order(self, external_id: str) -> None:
+        raise FiatRefused("Stripe POST /v1/checkout/sessions/x/expire answered HTTP 400: no")
+
+
+async def test_a_charge_below_the_providers_minimum_names_the_other_ways_to_pay() -> None:
+    """422 before anything is ordered; the answer says what the user can do instead."""
+    tiny = _priced(PaymentMethod.STRIPE, Currency.EUR, 5)  # 5 + 10 tax + 5 fee: EUR 0.20
+    alone = _Fussy()
+    with pytest.raises(ChargeBelowMinimum) as exc:
+        await PaymentRails(None, {PaymentMethod.STRIPE: alone}).create(tiny, START)
+    assert exc.value.message == (
+        "Stripe cannot take a payment below EUR 0.50 (this one is EUR 0.20); "
+        "no other payment method is offered"
+    )
+    among = _Fussy()
+    rails = PaymentRails(
+        FakeNode(FakeClock(START)),
+        {PaymentMethod.STRIPE: among, PaymentMethod.REVOLUT: FakeGateway()},
+    )
+    with pytest.raises(ChargeBelowMinimum) as among_exc:
+        await rails.create(tiny, START)
+    assert among_exc.value.message.endswith("; please pay it by Lightning or Revolut")
+    assert alone.orders == {} and among.orders == {}
+    await rails.create(_priced(PaymentMethod.STRIPE, Currency.EUR, 35), START)  # EUR 0.50
+
+
+async def test_a_currency_the_card_gateway_cannot_count_is_unsupported() -> None:
+    rails = PaymentRails(None, {PaymentMethod.STRIPE: _Fussy()})
+    with pytest.raises(PaymentMethodUnsupported, match="Stripe cannot charge JPY"):
+        await rails.create(_priced(PaymentMethod.STRIPE, Currency.JPY), START)
+
+
+async def test_a_providers_refusal_to_cancel_is_a_refusal_not_an_outage() -> None:
+    gateway = _Fussy()
+    rails = PaymentRails(None, {PaymentMethod.STRIPE: gateway})
+    payment = await rails.create(_priced(PaymentMethod.STRIPE, Currency.EUR), START)
+    with pytest.raises(PaymentProviderRefused) as exc:
+        await rails.cancel(payment)
+    assert "HTTP" not in exc.value.message and "/v1/" not in exc.value.message
