@@ -42,17 +42,34 @@ def _live(vm: Vm | None) -> Vm:
     return require_live(vm, _DELETED)
 
 
+#: the refund record's key of the uncovered value as a number (smallest units), beside the
+#: figure under "uncovered"; records written before it have the figure alone (`_uncovered`)
+UNCOVERED_AMOUNT = "uncovered_amount"
+
+
 def _payout(notes: RefundNotes, value: Money, paid: ChargedAmount) -> dict[str, object]:
     """The record's fields of what is paid back: the credit notes (their numbers and gross
     total), the unused time's value before tax, the part of it no invoice took back, and
     the rate the notes' total was converted at for the method."""
+    uncovered = notes.uncovered if notes.notes else 0
     return {
         "value": refund_figure(value),
         "credit_notes": [note.number for note in notes.notes],
         "credited": refund_figure(notes.total),
-        "uncovered": refund_figure(Money(value.currency, notes.uncovered if notes.notes else 0)),
+        "uncovered": refund_figure(Money(value.currency, uncovered)),
+        UNCOVERED_AMOUNT: uncovered,
         "rate": str(paid.rate),
     }
+
+
+def _uncovered(record: dict[str, object]) -> int:
+    """The record's uncovered value (smallest units): its `UNCOVERED_AMOUNT`, or, in a record
+    written before that was stored, the number its "uncovered" figure starts with
+    (`refund_figure`: "<amount> <code> (smallest units)")."""
+    amount = record.get(UNCOVERED_AMOUNT)
+    if isinstance(amount, int):
+        return amount
+    return int(str(record.get("uncovered", "0")).split()[0])
 
 
 def _payout_lines(record: dict[str, object]) -> list[str]:
@@ -72,7 +89,7 @@ def _payout_lines(record: dict[str, object]) -> list[str]:
     ]
     if record.get("rate") != str(PASSTHROUGH_RATE):
         lines.append(f"The credit notes' total was converted at {record.get('rate')} per BTC.")
-    if not str(record.get("uncovered", "0")).startswith("0 "):
+    if _uncovered(record) != 0:
         lines.append(
             f"Capped: {record.get('uncovered')} of that value (before tax) is covered by no "
             "paid invoice (time added free by an admin, a price raised since it was paid, or "
