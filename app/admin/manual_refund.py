@@ -21,12 +21,12 @@ from app.admin.refund_record import (
     unnotified_refund,
 )
 from app.admin.vm_removal import refund_start, refund_value
-from app.admin.vms import require_live
-from app.billing.catalogue import locked_subscription_of, subscription_of
+from app.admin.vms import locked_subscription_of, require_live
+from app.billing.catalogue import subscription_of
 from app.lifecycle_codes import end_without_renewal
 from domain.enums import PaymentMethod
 from domain.exchange import PASSTHROUGH_RATE, ChargedAmount, charge_amount
-from domain.model import Vm, VmHistory
+from domain.model import VmHistory
 from domain.money import Money
 from ports.clock import Clock
 from ports.jobs import SendAdminNotification
@@ -36,10 +36,6 @@ from ports.storage import UnitOfWorkFactory
 
 #: the refusal for a deleted VM, the refund figure's (R10.1)
 _DELETED = "Can't calculate for deleted VM"
-
-
-def _live(vm: Vm | None) -> Vm:
-    return require_live(vm, _DELETED)
 
 
 #: the refund record's key of the uncovered value as a number (smallest units), beside the
@@ -186,11 +182,11 @@ async def refund_by_hand(
     now = clock.now()
     start = refund_start(from_date, now, "refund_from_date")
     async with uow_factory() as uow:  # which subscription: read before its lock is taken
-        found = await subscription_of(uow, _live(await uow.vms.get(vm_id)))
+        found = await subscription_of(uow, require_live(await uow.vms.get(vm_id), _DELETED))
     table = await rates.table()  # outside the transaction: the rate store may be remote
     async with uow_factory() as uow:
         # locked first: the reads below see what was committed before the lock
-        sub, vm = await locked_subscription_of(uow, found.id, vm_id, _live)
+        sub, vm = await locked_subscription_of(uow, found.id, vm_id, _DELETED)
         recorded = None
         if sub.expires is not None and sub.expires <= start:
             # 409 when a refund cut it, unless a refund by hand whose notice is unconfirmed
