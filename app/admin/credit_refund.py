@@ -15,20 +15,18 @@ from app.admin.refund_record import (
     refuse_if_refunded,
 )
 from app.admin.unused_worth import unused_worth
-from app.admin.vms import require_live
-from app.billing.catalogue import locked_subscription_of, subscription_of
+from app.admin.vms import locked_subscription_of, require_live
+from app.billing.catalogue import subscription_of
 from app.billing.credit_balance import Booked, book_in
 from app.lifecycle_codes import end_without_renewal
 from domain.account_credit import CreditReason, checked_entry
 from domain.credit_conversion import noted
-from domain.model import Vm
 from ports.clock import Clock
 from ports.rates import RateStore
 from ports.storage import UnitOfWorkFactory
 
-
-def _live(vm: Vm | None) -> Vm:
-    return require_live(vm, "VM is already deleted")
+#: the refusal for a deleted VM
+_DELETED = "VM is already deleted"
 
 
 async def refund_to_credit(
@@ -77,10 +75,10 @@ async def refund_to_credit(
     """
     now = clock.now()
     async with uow_factory() as uow:  # which subscription: read before its lock is taken
-        found = await subscription_of(uow, _live(await uow.vms.get(vm_id)))
+        found = await subscription_of(uow, require_live(await uow.vms.get(vm_id), _DELETED))
     async with uow_factory() as uow:
         # locked first: the price below is read as committed before the lock
-        sub, vm = await locked_subscription_of(uow, found.id, vm_id, _live)
+        sub, vm = await locked_subscription_of(uow, found.id, vm_id, _DELETED)
         if sub.expires is not None and sub.expires <= now:
             await refuse_if_refunded(uow, vm.id, sub.expires)  # 409 when a refund cut it
         if sub.expires is None or sub.expires <= now:
@@ -88,7 +86,9 @@ async def refund_to_credit(
         expires: datetime = sub.expires
         # credit is spent in the subscription's currency (renewals): booked in it, the parts
         # priced in another (a plan re-priced since) converted at today's BTC rates, floored
-        converted = await unused_worth(uow, sub, now, now, rates)  # 503 without a rate
+        unused = await unused_worth(uow, sub, now)
+        table = await rates.table() if unused.needs_rates else None  # read only if needed
+        converted = unused.valued(table, now)  # 503 without a rate
         if converted.money.amount <= 0:
             raise NothingToRefund("The unused time is worth nothing")
         entry = checked_entry(

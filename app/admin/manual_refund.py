@@ -21,12 +21,12 @@ from app.admin.refund_record import (
     unnotified_refund,
 )
 from app.admin.vm_removal import refund_start, refund_value
-from app.admin.vms import require_live
-from app.billing.catalogue import locked_subscription_of, subscription_of
+from app.admin.vms import locked_subscription_of, require_live
+from app.billing.catalogue import subscription_of
 from app.lifecycle_codes import end_without_renewal
 from domain.enums import PaymentMethod
 from domain.exchange import PASSTHROUGH_RATE, ChargedAmount, charge_amount
-from domain.model import Vm, VmHistory
+from domain.model import VmHistory
 from domain.money import Money
 from ports.clock import Clock
 from ports.jobs import SendAdminNotification
@@ -38,21 +38,34 @@ from ports.storage import UnitOfWorkFactory
 _DELETED = "Can't calculate for deleted VM"
 
 
-def _live(vm: Vm | None) -> Vm:
-    return require_live(vm, _DELETED)
+#: the refund record's key of the uncovered value as a number (smallest units), beside the
+#: figure under "uncovered"; records written before it have the figure alone (`_uncovered`)
+UNCOVERED_AMOUNT = "uncovered_amount"
 
 
 def _payout(notes: RefundNotes, value: Money, paid: ChargedAmount) -> dict[str, object]:
     """The record's fields of what is paid back: the credit notes (their numbers and gross
     total), the unused time's value before tax, the part of it no invoice took back, and
     the rate the notes' total was converted at for the method."""
+    uncovered = notes.uncovered if notes.notes else 0
     return {
         "value": refund_figure(value),
         "credit_notes": [note.number for note in notes.notes],
         "credited": refund_figure(notes.total),
-        "uncovered": refund_figure(Money(value.currency, notes.uncovered if notes.notes else 0)),
+        "uncovered": refund_figure(Money(value.currency, uncovered)),
+        UNCOVERED_AMOUNT: uncovered,
         "rate": str(paid.rate),
     }
+
+
+def _uncovered(record: dict[str, object]) -> int:
+    """The record's uncovered value (smallest units): its `UNCOVERED_AMOUNT`, or, in a record
+    written before that was stored, the number its "uncovered" figure starts with
+    (`refund_figure`: "<amount> <code> (smallest units)")."""
+    amount = record.get(UNCOVERED_AMOUNT)
+    if isinstance(amount, int):
+        return amount
+    return int(str(record.get("uncovered", "0")).split()[0])
 
 
 def _payout_lines(record: dict[str, object]) -> list[str]:
@@ -72,7 +85,7 @@ def _payout_lines(record: dict[str, object]) -> list[str]:
     ]
     if record.get("rate") != str(PASSTHROUGH_RATE):
         lines.append(f"The credit notes' total was converted at {record.get('rate')} per BTC.")
-    if not str(record.get("uncovered", "0")).startswith("0 "):
+    if _uncovered(record) != 0:
         lines.append(
             f"Capped: {record.get('uncovered')} of that value (before tax) is covered by no "
             "paid invoice (time added free by an admin, a price raised since it was paid, or "
@@ -169,11 +182,11 @@ async def refund_by_hand(
     now = clock.now()
     start = refund_start(from_date, now, "refund_from_date")
     async with uow_factory() as uow:  # which subscription: read before its lock is taken
-        found = await subscription_of(uow, _live(await uow.vms.get(vm_id)))
+        found = await subscription_of(uow, require_live(await uow.vms.get(vm_id), _DELETED))
     table = await rates.table()  # outside the transaction: the rate store may be remote
     async with uow_factory() as uow:
         # locked first: the reads below see what was committed before the lock
-        sub, vm = await locked_subscription_of(uow, found.id, vm_id, _live)
+        sub, vm = await locked_subscription_of(uow, found.id, vm_id, _DELETED)
         recorded = None
         if sub.expires is not None and sub.expires <= start:
             # 409 when a refund cut it, unless a refund by hand whose notice is unconfirmed

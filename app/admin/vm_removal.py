@@ -94,7 +94,7 @@ async def refund_value(
     Refused for a deleted VM, a subscription without an expiry or none left after `start`
     (`refund_seconds`)."""
     seconds = refund_seconds(sub.expires, start, deleted=deleted)
-    worth = await unused_worth(uow, sub, start, now, rates)
+    worth = (await unused_worth(uow, sub, start)).valued(rates, now)
     charged = charge_amount(worth.money, method, rates, now)
     return RefundAmount(
         amount=charged.money,

@@ -6,17 +6,16 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from app.billing.catalogue import locked_subscription_of
 from app.billing.errors import SubscriptionNotFound, VmNotFound
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, InvalidInput
 from domain.lifecycle import subscription_changed
 from domain.limits import check_expiry
-from domain.model import Vm, vm_event
+from domain.model import Subscription, Vm, vm_event
 from ports.clock import Clock
 from ports.jobs import SpawnVm, StartVm, StopVm
 from ports.queue import WorkQueue
-from ports.storage import UnitOfWorkFactory
+from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 MAX_EXTEND_DAYS = 365
 _DELETED = "Cannot extend a deleted VM"
@@ -35,8 +34,27 @@ def require_live(vm: Vm | None, refusal: str) -> Vm:
     return vm
 
 
-def _live(vm: Vm | None) -> Vm:
-    return require_live(vm, _DELETED)
+async def locked_subscription_of(
+    uow: UnitOfWork,
+    subscription_id: int,
+    vm_id: int,
+    deleted: str,
+    missing: str = "Subscription not found",
+) -> tuple[Subscription, Vm]:
+    """Lock the subscription `subscription_id` (the VM's, as read before this transaction),
+    then read the VM again: `require_live(vm, deleted)` refuses it when it is gone or
+    deleted meanwhile, and `SubscriptionNotFound(missing)` when the subscription is gone or
+    no longer bills the VM.
+
+    The lock must be the transaction's first statement: on MariaDB the first plain read
+    fixes the snapshot, so the VM and whatever is read after see what was committed before
+    the lock (a deletion, which takes this lock too, is seen, not undone)."""
+    sub = await uow.subscriptions.get_for_update(subscription_id)
+    vm = require_live(await uow.vms.get(vm_id), deleted)
+    billing = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+    if sub is None or billing is None or billing.id != sub.id:
+        raise SubscriptionNotFound(missing)
+    return sub, vm
 
 
 @attrs.frozen(kw_only=True)
@@ -78,7 +96,7 @@ async def extend_vm(
     check_days(days)
     now = clock.now()
     async with uow_factory() as uow:  # which subscription: read before its lock is taken
-        first = _live(await uow.vms.get(vm_id))
+        first = require_live(await uow.vms.get(vm_id), _DELETED)
         found = await uow.subscriptions.get_by_line_item(first.subscription_line_item_id)
     if found is None:
         raise SubscriptionNotFound("VM subscription not found")
@@ -86,7 +104,7 @@ async def extend_vm(
         # a deletion committed while this waited for the lock is seen: its subscription
         # is not revived
         sub, vm = await locked_subscription_of(
-            uow, found.id, vm_id, _live, missing="VM subscription not found"
+            uow, found.id, vm_id, _DELETED, missing="VM subscription not found"
         )
         new = (sub.expires or now) + timedelta(days=days)
         check_expiry(new, now)  # the bound PATCH /subscriptions keeps, however many extends

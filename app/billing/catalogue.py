@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import attrs
 
@@ -66,28 +65,6 @@ async def subscription_of(uow: UnitOfWork, vm: Vm) -> Subscription:
     """The subscription that bills the VM (through its line item)."""
     sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
     return found(sub, SubscriptionNotFound("Subscription not found"))
-
-
-async def locked_subscription_of(
-    uow: UnitOfWork,
-    subscription_id: int,
-    vm_id: int,
-    live: Callable[[Vm | None], Vm],
-    missing: str = "Subscription not found",
-) -> tuple[Subscription, Vm]:
-    """Lock the subscription `subscription_id` (the VM's, as read before this transaction),
-    then read the VM again: `live` refuses it when it is gone or deleted meanwhile, and
-    `SubscriptionNotFound(missing)` when the subscription is gone or no longer bills the VM.
-
-    The lock must be the transaction's first statement: on MariaDB the first plain read
-    fixes the snapshot, so the VM and whatever is read after see what was committed before
-    the lock (a deletion, which takes this lock too, is seen, not undone)."""
-    sub = await uow.subscriptions.get_for_update(subscription_id)
-    vm = live(await uow.vms.get(vm_id))
-    billing = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
-    if sub is None or billing is None or billing.id != sub.id:
-        raise SubscriptionNotFound(missing)
-    return sub, vm
 
 
 async def user_of(uow: UnitOfWork, user_id: int) -> User:

@@ -33,7 +33,6 @@ from app.billing.booked_records import ProductRecords, overpaid_text
 from app.billing.credit_overpayment import (
     credit_excess,
     credit_unrestorable,
-    given_back_text,
 )
 from app.billing.credit_quote import CreditChanged, paid_by_credit_alone
 from app.billing.credit_release import respend_released
@@ -403,8 +402,7 @@ async def _apply(
         # the money arrived but what it paid for cannot be given (the VM cannot come back, or
         # its host has no room for it or its upgrade): no time, its value as account credit
         after = before
-        booked = await credit_unrestorable(uow, paid, list_currency, why, unpaid)
-        back = given_back_text(paid, list_currency, unpaid)
+        booked, back = await credit_unrestorable(uow, paid, list_currency, why, unpaid)
         credit = unrestorable(now, why, booked, note, back)
         paid = with_credit(_taken(paid, unpaid), credit)
         await uow.payments.update(paid)

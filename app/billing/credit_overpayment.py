@@ -4,9 +4,11 @@ becomes account credit, once."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 from app.billing.booked_records import money_text
 from app.billing.credit_balance import book_in
+from app.billing.credit_release import book_released
 from domain.account_credit import MAX_NOTE, CreditReason, checked_entry, credit_applied
 from domain.credit import payment_meta
 from domain.credit_conversion import convert_at, noted
@@ -19,16 +21,25 @@ from domain.price_basis import RATES_KEY, quote_btc_rate, rates_from_json
 from ports.storage import UnitOfWork
 
 
+class Credited(NamedTuple):
+    """What `credit_unrestorable` booked: the value's credit (smallest units of the list
+    currency; 0: nothing) and the applied credit given back apart (`applied_elsewhere`) as
+    text for the notices, `EUR 1.00` ("" when none is)."""
+
+    booked: int
+    given_back: str
+
+
 async def credit_unrestorable(
     uow: UnitOfWork,
     payment: SubscriptionPayment,
     list_currency: str,
     why: str,
     unpaid_credit: int = 0,
-) -> int:
+) -> Credited:
     """In the completion transaction: a payment for a service that can no longer be
     delivered (its host gone, its offer withdrawn) becomes credit instead of time; the credit
-    booked (smallest units of `list_currency`), 0 when it cannot be valued.
+    booked (smallest units of `list_currency`), 0 when it cannot be valued (`Credited`).
 
     The value is what was received (amount, tax excluded, plus the credit it applied) in
     `list_currency` (the subscription's; an upgrade's, the one it is priced in), at the
@@ -58,14 +69,15 @@ async def credit_unrestorable(
     # and spent elsewhere before this payment came (`unpaid_credit`: it was never paid);
     # in another currency than the value's, as an entry of its own
     back = _applied_back(payment, unpaid_credit)
-    elsewhere = applied_elsewhere(payment, list_currency, unpaid_credit)
+    elsewhere = applied_elsewhere(back, list_currency)
+    given_back = "" if elsewhere is None else money_text(elsewhere[1], elsewhere[0])
     if elsewhere is not None:
         await _give_back_applied(uow, payment, elsewhere, why)
     try:
         target = Currency.parse(list_currency)
         charged = Currency.parse(payment.currency)
     except DomainError:
-        return 0
+        return Credited(0, given_back)
     received = payment.amount
     already = back[0] if back is not None and elsewhere is None else 0
     # the quote's own rate of the target currency (its `rate` column is its price
@@ -81,12 +93,12 @@ async def credit_unrestorable(
         stored = rates_from_json(payment_meta(payment).get(RATES_KEY))
         converted = convert_at([Money(charged, received)], target, stored)
         if converted is None:
-            return 0
+            return Credited(0, given_back)
         value, note = converted.money.amount, noted(why, converted)
     # an upgrade's value kept as credit is a prepayment: net of the VAT its invoice declares
     total = kept_value_split(value, payment)[0] + already
     if total <= 0:
-        return 0
+        return Credited(0, given_back)
     booked = await book_in(
         uow,
         checked_entry(
@@ -100,7 +112,7 @@ async def credit_unrestorable(
             payment_id=payment.id,
         ),
     )
-    return 0 if booked.replayed else total
+    return Credited(0 if booked.replayed else total, given_back)
 
 
 #: the ledger reference of the credit a payment applied, given back apart from its value
@@ -117,15 +129,12 @@ def _applied_back(payment: SubscriptionPayment, unpaid_credit: int) -> tuple[int
     return applied[0] - unpaid_credit, applied[1]
 
 
-def applied_elsewhere(
-    payment: SubscriptionPayment, list_currency: str, unpaid_credit: int = 0
-) -> tuple[int, str] | None:
+def applied_elsewhere(back: tuple[int, str] | None, list_currency: str) -> tuple[int, str] | None:
     """The credit a payment booked as credit (`credit_unrestorable`) applied and gets back
-    as an entry of its own (amount, currency): the part of it that was paid, when its
-    currency is not `list_currency`, the one the payment's value is credited in (an admin
-    moved the subscription to another currency after the quote). None otherwise: in the
-    same currency it comes back within the value's entry."""
-    back = _applied_back(payment, unpaid_credit)
+    as an entry of its own (amount, currency): the part of it that was paid (`back`:
+    `_applied_back`), when its currency is not `list_currency`, the one the payment's value
+    is credited in (an admin moved the subscription to another currency after the quote).
+    None otherwise: in the same currency it comes back within the value's entry."""
     if back is None:
         return None
     try:
@@ -135,36 +144,17 @@ def applied_elsewhere(
     return None if same else back
 
 
-def given_back_text(
-    payment: SubscriptionPayment, list_currency: str, unpaid_credit: int = 0
-) -> str:
-    """`EUR 1.00`: the credit given back apart (`applied_elsewhere`), for the notices; ""
-    when none is."""
-    back = applied_elsewhere(payment, list_currency, unpaid_credit)
-    return "" if back is None else money_text(back[1], back[0])
-
-
 async def _give_back_applied(
     uow: UnitOfWork, payment: SubscriptionPayment, back: tuple[int, str], why: str
 ) -> None:
     """Book `back`, the credit `payment` applied, as it was, in its own currency: a RELEASED
     entry, as the credit of any quote that bought nothing comes back, under the payment's
     id + `APPLIED_SUFFIX`, so replays book it once."""
-    amount, currency = back
+    _, currency = back
     note = f"{why}; the account credit it applied comes back in {currency}"
-    await book_in(
-        uow,
-        checked_entry(
-            user_id=payment.user_id,
-            currency=currency,
-            amount=amount,
-            reason=CreditReason.RELEASED,
-            reference=payment.id.hex() + APPLIED_SUFFIX,
-            note=note[:MAX_NOTE],
-            created=payment.paid_at or payment.created,
-            payment_id=payment.id,
-        ),
-    )
+    created = payment.paid_at or payment.created
+    reference = payment.id.hex() + APPLIED_SUFFIX
+    await book_released(uow, payment, reference, back, note[:MAX_NOTE], created, payment.id)
 
 
 #: the ledger reference of an excess: the payment's id and this suffix (its value for a

@@ -20,7 +20,15 @@ import attrs
 
 from app.billing.credit_balance import book_in
 from app.billing.credit_release import withdraw_covered
-from app.billing.persist import Idempotency, Reuse, store_payment
+from app.billing.persist import (
+    Idempotency,
+    Reuse,
+    UnderLock,
+    at_provider,
+    quote_cap,
+    same_period,
+    store_payment,
+)
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.account_credit import (
     CREDIT_APPLIED_KEY,
@@ -210,8 +218,11 @@ async def issue(
     """Store the quote: one the balance covers (with `settle` given) as a covered payment,
     completed at once through `settle`; any other as an invoice or order on its rail. The
     credit it applies is spent in the storing transaction; a rival request's payment that
-    `store_payment` returns instead is returned as it is. `period` and `cap`: see
-    `store_payment` (`cap` is its live-quote cap)."""
+    `store_payment` returns instead is returned as it is. `period`: a renewal for the
+    period ending then only (`same_period`); `cap`: the live-quote cap (`quote_cap`),
+    judged for a payment made at a provider only (no rail: nothing to flood). Both are
+    judged under the subscription's lock as the payment is stored, before the credit is
+    spent."""
     covered = settle is not None and is_covered(priced)
     payment = covered_payment(priced, now) if covered else await rails.create(priced, now)
     stored = await store_payment(
@@ -221,9 +232,11 @@ async def issue(
         now,
         reuse=reuse,
         idem=idem,
-        before_add=spend_in,
-        period=period,
-        cap=cap,
+        checks=[
+            *([] if period is None else [same_period(period)]),
+            *([] if cap is None or not at_provider(payment) else [quote_cap(cap)]),
+            UnderLock(lambda at: spend_in(at.uow, at.payment)),
+        ],
     )
     if covered and settle is not None and stored.id == payment.id:
         return await settle_covered(uow_factory, stored, settle, now)

@@ -44,22 +44,23 @@ async def release_expired_credit(
             if payment is None or payment.is_paid or payment.expires > now:
                 continue
             given, note = (-entry.amount, entry.currency), "the quote expired unpaid"
-            replayed = await _release(uow, payment, entry.reference, given, note, now)
+            replayed = await book_released(uow, payment, entry.reference, given, note, now)
             await uow.commit()
             released += 0 if replayed else 1
     return released
 
 
-async def _release(
+async def book_released(
     uow: UnitOfWork,
     payment: SubscriptionPayment,
     reference: str,
     given: tuple[int, str],
     note: str,
-    now: datetime,
+    created: datetime,
+    payment_id: bytes | None = None,
 ) -> bool:
     """Book the RELEASED entry that gives `payment`'s spent credit back (`given`: amount and
-    currency) under the SPENT entry's `reference`; whether it was booked before."""
+    currency) under `reference` (a quote's: its SPENT entry's); whether it was booked before."""
     amount, currency = given
     booked = await book_in(
         uow,
@@ -70,7 +71,8 @@ async def _release(
             reason=CreditReason.RELEASED,
             reference=reference,
             note=note,
-            created=now,
+            created=created,
+            payment_id=payment_id,
         ),
     )
     return booked.replayed
@@ -90,7 +92,7 @@ async def withdraw_covered(
             return
         if found.expires > now:
             await uow.payments.update(attrs.evolve(found, expires=now))
-        await _release(uow, found, found.id.hex(), applied, note, now)
+        await book_released(uow, found, found.id.hex(), applied, note, now)
         await uow.commit()
 
 

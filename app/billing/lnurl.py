@@ -10,6 +10,8 @@ from app.billing.errors import AmountOutOfRange, TooManyOpenInvoices, VmNotPaidY
 from app.billing.persist import (
     AMOUNT_MSAT_KEY,
     AmountReuse,
+    Locked,
+    UnderLock,
     is_lnurl_payment,
     store_payment,
 )
@@ -192,11 +194,11 @@ async def renew_by_amount(
     )
     payment = await rails.create(priced, now)
 
-    async def recount(uow: UnitOfWork, new: SubscriptionPayment) -> None:
+    async def recount(at: Locked) -> None:
         """The caps again, under the subscription's lock `store_payment` holds."""
-        live = await uow.payments.list_pending_for_subscription(new.subscription_id, now)
+        live = await at.uow.payments.list_pending_for_subscription(at.payment.subscription_id, now)
         refuse_too_many_open(live, client)
 
     return await store_payment(
-        uow_factory, rails, payment, now, reuse=reuse, idem=None, before_add=recount
+        uow_factory, rails, payment, now, reuse=reuse, idem=None, checks=[UnderLock(recount)]
     )

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from app.billing.credit_overpayment import credit_unrestorable, given_back_text
+from app.billing.credit_overpayment import credit_unrestorable
 from app.billing.invoicing import lock_for_notes
 from app.billing.payment_completed import (
     Reactions,
@@ -68,8 +68,9 @@ async def credit_overtaken(
     for payment in late:
         noted = await _noted(uow, payment)
         reason = why if noted is None else f"{why}; {noted}"
-        booked = 0 if noted else await credit_unrestorable(uow, payment, sub.currency, why)
-        back = "" if noted else given_back_text(payment, sub.currency)
+        booked, back = (
+            (0, "") if noted else await credit_unrestorable(uow, payment, sub.currency, why)
+        )
         taken += payment.time_value or 0
         credited.append((payment, booked, reason, back))
     after = sub

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 import attrs
@@ -82,8 +82,49 @@ def is_lnurl_payment(payment: SubscriptionPayment) -> bool:
     return AMOUNT_MSAT_KEY in payment_meta(payment)
 
 
-#: runs in the storing transaction just before a new payment row is inserted.
-BeforeAdd = Callable[[UnitOfWork, SubscriptionPayment], Awaitable[None]]
+@attrs.frozen(kw_only=True)
+class Locked:
+    """What a check under the subscription's lock sees (`UnderLock`)."""
+
+    uow: UnitOfWork  # the storing transaction
+    sub: Subscription | None  # as locked (None: gone)
+    payment: SubscriptionPayment  # the new one, not stored yet
+    now: datetime
+    live_quotes: int | None  # as the price read counted them (None: not counted)
+
+
+@attrs.frozen
+class UnderLock:
+    """A check `store_payment` makes under the subscription's lock, in the storing
+    transaction: it refuses by raising (nothing is stored, the new invoice or order is
+    cancelled) or writes beside the new row (e.g. debits the credit it applies). Checks run
+    in the order given, just before a new payment is inserted (not when a rival's payment
+    or a replay is returned instead); one `rivals_too` runs before a rival's payment is
+    looked for, so it refuses that one too. `counts_quotes`: the price read counts the
+    subscription's live quotes for it (`Locked.live_quotes`), in the same statement."""
+
+    check: Callable[[Locked], Awaitable[None]]
+    rivals_too: bool = False
+    counts_quotes: bool = False
+
+
+def same_period(period: datetime) -> UnderLock:
+    """A renewal for the period ending at `period` only (`refuse_moved_period`)."""
+
+    async def check(at: Locked) -> None:
+        refuse_moved_period(at.sub, period)
+
+    return UnderLock(check, rivals_too=True)
+
+
+def quote_cap(cap: int) -> UnderLock:
+    """No new quote while the subscription holds `cap` live ones (`refuse_over_cap`): under
+    the lock, so two racing requests cannot both take the last place."""
+
+    async def check(at: Locked) -> None:
+        await refuse_over_cap(at.uow, at.payment.subscription_id, at.now, cap, at.live_quotes)
+
+    return UnderLock(check, counts_quotes=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -202,9 +243,7 @@ async def store_payment(
     *,
     reuse: Reuse | AmountReuse | None,
     idem: Idempotency | None,
-    before_add: BeforeAdd | None = None,
-    period: datetime | None = None,
-    cap: int | None = None,
+    checks: Sequence[UnderLock] = (),
 ) -> SubscriptionPayment:
     """Store a new payment unless a rival request stored an equivalent one meanwhile.
 
@@ -214,30 +253,23 @@ async def store_payment(
     storing fails, the unstored invoice or order is cancelled too before the error goes on.
     A quote whose price changed while its invoice was made (an upgrade or admin change
     committed in between) is refused the same way (`PriceChanged`, 409, D23): the sweep
-    that ended stale quotes could not see it yet. With `period`, a renewal for that period
-    only, one whose subscription has another expiry by now is refused (`refuse_moved_period`).
-    With `cap`, a payment made at a provider is refused (`TooManyOpenQuotes`) when the
-    subscription already holds `cap` live quotes: `refuse_over_cap` under the lock, so two
-    racing requests cannot both take the last place.
+    that ended stale quotes could not see it yet. `checks` are judged under the same lock
+    (`UnderLock`: a renewal's period, the live-quote cap, the credit it spends).
     """
     try:
         async with uow_factory() as uow:
             # serialises stores for one subscription; the checks below read after the lock,
             # so they see a rival request's committed payment (MariaDB snapshots at first read)
-            # the cap is judged for a payment made at a provider only (no rail: nothing to flood)
-            capped = cap if cap is not None and _at_provider(payment) else None
-            counts = _candidates(reuse, now, capped is not None)
+            counts = _candidates(reuse, now, any(c.counts_quotes for c in checks))
             sub, candidates, quotes = await _check_price(uow, payment, counts)
             refuse_lapsed_order(sub, now)
-            refuse_moved_period(sub, period)
+            at = Locked(uow=uow, sub=sub, payment=payment, now=now, live_quotes=quotes)
+            await _judge(checks, at, rivals_too=True)
             winner = await replay(uow, idem)
             if winner is None and reuse is not None and candidates != 0:
                 winner = await pending_match(uow, reuse, now)
             if winner is None:
-                if capped is not None:
-                    await refuse_over_cap(uow, payment.subscription_id, now, capped, quotes)
-                if before_add is not None:  # e.g. debit the credit it applies, same transaction
-                    await before_add(uow, payment)
+                await _judge(checks, at, rivals_too=False)
                 await uow.payments.add(payment)
                 await remember(uow, idem, payment, now)
             elif (
@@ -252,6 +284,12 @@ async def store_payment(
         return payment
     await _cancel_quietly(rails, payment)
     return winner
+
+
+async def _judge(checks: Sequence[UnderLock], at: Locked, *, rivals_too: bool) -> None:
+    for under_lock in checks:
+        if under_lock.rivals_too is rivals_too:
+            await under_lock.check(at)
 
 
 async def _check_price(
@@ -325,13 +363,13 @@ async def refuse_over_cap(
         )
 
 
-def _at_provider(payment: SubscriptionPayment) -> bool:
+def at_provider(payment: SubscriptionPayment) -> bool:
     """Made at a provider (not a quote the balance covers): an invoice or order to cancel."""
     return bool(payment.external_data) or payment.external_id is not None
 
 
 async def _cancel_quietly(rails: PaymentRails, payment: SubscriptionPayment) -> None:
-    if not _at_provider(payment):
+    if not at_provider(payment):
         return  # never reached a provider (paid from credit): nothing to cancel
     try:
         await rails.cancel(payment)

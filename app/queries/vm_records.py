@@ -6,6 +6,7 @@ import attrs
 
 from app.billing.catalogue import owned_vm
 from app.billing.errors import PaymentNotFound
+from app.queries.payments import owned_payment
 from domain.admin_completion import ADMIN_COMPLETION_KEY
 from domain.model import Json, SubscriptionPayment, VmHistory
 from ports.storage import UnitOfWork
@@ -57,8 +58,7 @@ async def owned_vm_payment(
 ) -> tuple[SubscriptionPayment, int]:
     """The caller's VM payment and its VM id; unknown, another's or not a VM's:
     `PaymentNotFound`."""
-    payment = await uow.payments.get(payment_id)
-    vm = None if payment is None else await uow.vms.get_by_subscription(payment.subscription_id)
-    if payment is None or vm is None or payment.user_id != user_id or vm.user_id != user_id:
+    payment, vm = await owned_payment(uow, user_id, payment_id)
+    if vm is None:
         raise PaymentNotFound("Payment not found")
     return payment, vm.id

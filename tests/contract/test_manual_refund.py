@@ -86,7 +86,21 @@ async def _notified(shop: Shop, vm: Vm) -> list[dict[str, object]]:
     ]
 
 
-async def test_a_refund_by_hand_ends_the_time_and_is_recorded_once(shop: Shop) -> None:
+def written_before_the_uncovered_amount(**fields: Any) -> VmHistory:
+    """A refund by hand's record as written before it stored the uncovered value as a number
+    beside its figure: the figure alone."""
+    extra = {k: v for k, v in fields["extra"].items() if k != "uncovered_amount"}
+    return refund_event(**{**fields, "extra": extra})
+
+
+@pytest.mark.parametrize("old_record", [False, True], ids=["record", "old-record-figure-only"])
+async def test_a_refund_by_hand_ends_the_time_and_is_recorded_once(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, old_record: bool
+) -> None:
+    """Nothing is uncovered: the notice says nothing is capped, from a record written before
+    the uncovered value was stored as a number too (its figure "0 EUR ...") as well."""
+    if old_record:
+        monkeypatch.setattr(manual_refund, "refund_event", written_before_the_uncovered_amount)
     vm = await _paid_vm(shop)
     expires = (await shop.subscription(vm)).expires
     assert expires is not None
@@ -109,6 +123,7 @@ async def test_a_refund_by_hand_ends_the_time_and_is_recorded_once(shop: Shop) -
         "credit_notes": ["CN-2026-000001"],
         "credited": f"{GROSS} EUR (smallest units)",
         "uncovered": "0 EUR (smallest units)",
+        **({} if old_record else {"uncovered_amount": 0}),
         "rate": "1",
     }
     [notice] = shop.queue.sent

@@ -82,6 +82,7 @@ async def test_a_refund_by_hand_stops_at_the_service_part_of_an_overpaid_invoice
     assert record["credited"] == f"{SERVICE_NET + SERVICE_TAX} EUR (smallest units)"
     uncovered = int(str(record["value"]).split()[0]) - SERVICE_NET
     assert uncovered > 0 and record["uncovered"] == f"{uncovered} EUR (smallest units)"
+    assert record["uncovered_amount"] == uncovered
     [notice] = shop.queue.sent
     assert isinstance(notice, SendAdminNotification)
     assert "Capped" in notice.message and f"{uncovered} EUR" in notice.message

@@ -28,6 +28,7 @@ from domain.money import Currency, Money
 from ports.jobs import SendAdminNotification
 from ports.storage import InvoiceWindow
 from tests.contract import lifecycle_world, storage_backends
+from tests.contract.test_manual_refund import written_before_the_uncovered_amount
 from tests.http.test_statement_budgets import counting
 from tests.unit.billing.world import ALICE, Shop
 
@@ -131,9 +132,15 @@ async def test_a_refund_over_two_renewals_credits_the_newest_first(shop: Shop) -
     assert isinstance(notice, SendAdminNotification) and f"{total} EUR" in notice.message
 
 
-async def test_time_added_free_is_not_paid_back(shop: Shop) -> None:
+@pytest.mark.parametrize("old_record", [False, True], ids=["record", "old-record-figure-only"])
+async def test_time_added_free_is_not_paid_back(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, old_record: bool
+) -> None:
     """An admin added 31 days free: the refund's value is more than the invoice can take
-    back; the note takes back all of it, the rest is named and not paid."""
+    back; the note takes back all of it, the rest is named and not paid (also read from a
+    record written before the uncovered value was stored as a number: its figure)."""
+    if old_record:
+        monkeypatch.setattr(manual_refund, "refund_event", written_before_the_uncovered_amount)
     vm = await _paid_vm(shop)
     [invoice] = await _invoices(shop, vm)
     sub_id = (await shop.subscription(vm)).id
@@ -151,6 +158,7 @@ async def test_time_added_free_is_not_paid_back(shop: Shop) -> None:
     assert record["amount"] == f"{invoice.total} EUR (smallest units)"
     uncovered = int(str(record["value"]).split()[0]) - invoice.net
     assert uncovered > 0 and record["uncovered"] == f"{uncovered} EUR (smallest units)"
+    assert record.get("uncovered_amount") == (None if old_record else uncovered)
     [notice] = shop.queue.sent
     assert isinstance(notice, SendAdminNotification)
     assert "Capped" in notice.message and f"{uncovered} EUR" in notice.message
@@ -191,7 +199,7 @@ async def test_time_no_invoice_covers_is_paid_back_at_its_value_with_no_note(sho
     assert await _all_notes(shop) == []
     [record] = await _records(shop, vm)
     assert record["credit_notes"] == [] and record["amount"] == record["value"]
-    assert record["uncovered"] == "0 EUR (smallest units)"
+    assert record["uncovered"] == "0 EUR (smallest units)" and record["uncovered_amount"] == 0
     assert (await shop.subscription(vm)).expires == shop.clock.now()
     [notice] = shop.queue.sent
     assert isinstance(notice, SendAdminNotification)
@@ -426,7 +434,7 @@ async def test_every_refund_values_the_ip_range_billed_with_the_vm(shop: Shop) -
     [record] = await _records(shop, by_hand)
     assert record["value"] == f"{WHOLE_UNUSED} EUR (smallest units)"
     assert record["amount"] == record["credited"] == f"{WHOLE_GROSS} EUR (smallest units)"
-    assert record["uncovered"] == "0 EUR (smallest units)"
+    assert record["uncovered"] == "0 EUR (smallest units)" and record["uncovered_amount"] == 0
     [notice] = shop.queue.sent
     assert isinstance(notice, SendAdminNotification) and f"{WHOLE_GROSS} EUR" in notice.message
     assert (booked.entry.currency, booked.entry.amount) == ("EUR", WHOLE_UNUSED)

@@ -45,7 +45,7 @@ async def _card_renewal_of_a_gbp_plan(shop: Shop) -> Any:
 
 async def _book(shop: Shop, paid: Any) -> int:
     async with shop.factory() as uow:
-        booked = await credit_unrestorable(uow, paid, "EUR", "host removed")
+        booked, _ = await credit_unrestorable(uow, paid, "EUR", "host removed")
         await uow.commit()
     return booked
 
@@ -188,7 +188,7 @@ async def test_credit_applied_in_another_currency_comes_back_in_its_own_once(
 
     assert paid is not None
     async with shop.factory() as uow:  # a replay (the booking's is_paid gate aside)
-        assert await credit_unrestorable(uow, paid, "USD", "host removed") == 0
+        assert (await credit_unrestorable(uow, paid, "USD", "host removed")).booked == 0
         await uow.commit()
     assert (await _ledger(shop))[-2:] == [back, value]
     async with shop.factory() as uow:
