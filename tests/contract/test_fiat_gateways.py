@@ -20,7 +20,7 @@ from app.billing.errors import PaymentProviderUnavailable
 from app.billing.rails import FIAT_EXPIRY, PaymentRails, PricedPayment
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.money import Currency
-from ports.fiat import FiatGateway, FiatUnavailable, OrderExpiry
+from ports.fiat import FiatGateway, FiatUnavailable, OrderExpiry, OrderLookup
 from tests.fakes.fake_revolut import FakeRevolut
 from tests.fakes.fake_stripe import FakeStripe
 
@@ -487,3 +487,29 @@ async def test_stripe_cancel_other_400s_are_failures(
     fake.fail_status = 400  # a 400 while the session is still open
     with pytest.raises(FiatUnavailable, match="HTTP 400"):
         await gateway.cancel_order(order.external_id)
+
+
+async def test_stripe_names_the_checkout_session_a_payment_intent_was_made_by(
+    stripe: tuple[FakeStripe, StripeGateway],
+) -> None:
+    """Disputes, refunds and `payment_intent.succeeded` name the PaymentIntent; payments are
+    stored under their session: Stripe's session list filtered by the intent says which."""
+    fake, gateway = stripe
+    assert isinstance(gateway, OrderLookup)
+    mine, other = [await gateway.create_order(n, "EUR", "x") for n in (100, 200)]
+    for session in (mine, other):
+        fake.complete(session.external_id)
+    intent = fake.sessions[mine.external_id]["payment_intent"]
+    assert await gateway.order_of(intent) == mine.external_id
+    assert fake.requests[-1] == (
+        "GET",
+        f"/v1/checkout/sessions?payment_intent={intent}&limit=1",
+        {},
+    )
+    assert await gateway.order_of("pi_made_by_no_session") is None
+    asked = len(fake.requests)
+    assert await gateway.order_of(mine.external_id) is None  # not an intent: Stripe not asked
+    assert len(fake.requests) == asked
+    fake.fail_status = 500
+    with pytest.raises(FiatUnavailable):
+        await gateway.order_of(intent)
