@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import attrs
 
@@ -88,4 +88,15 @@ class FiatGateway(Protocol):
     async def is_paid(self, external_id: str) -> bool:
         """Whether the provider itself says the order is paid (Revolut `completed`, a Stripe
         session `paid`); an unknown order is not paid. Webhooks re-check this before completing."""
+        ...
+
+
+@runtime_checkable
+class OrderLookup(Protocol):
+    """A gateway that can tell which of its orders a payment under one belongs to."""
+
+    async def order_of(self, reference: str) -> str | None:
+        """The id of the order (as `create_order` returned it) under which the provider's
+        payment `reference` was made (a Stripe PaymentIntent of a Checkout Session); None
+        when the provider knows no such order. Failures raise `FiatUnavailable`."""
         ...

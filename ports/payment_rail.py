@@ -75,13 +75,40 @@ class Charge:
     expiry: timedelta | None = None
 
 
+#: `MoneyBack.what` of a chargeback: the payer's bank took the money back (or may).
+DISPUTE = "dispute"
+#: `MoneyBack.what` of a refund made at the provider (by an operator, in its dashboard).
+REFUND = "refund"
+
+
+@attrs.frozen(kw_only=True)
+class MoneyBack:
+    """A dispute (chargeback) or refund a provider reports on a charge: money going back.
+
+    `key` names this report at the provider (a dispute's id, a charge's id with its refunded
+    total, an order's id with the dispute's state): the admins hear of each key once.
+    `reference` is the provider's id of the charge's order, or of a payment under it (a
+    Stripe PaymentIntent, which the rail resolves to its Checkout Session). `amount` is in
+    the provider's own smallest units of `currency`, None when the event does not say.
+    """
+
+    what: str
+    key: str
+    reference: str
+    amount: int | None = None
+    currency: str | None = None
+    detail: str = ""
+
+
 @attrs.frozen(kw_only=True)
 class WebhookEvent:
-    """A verified provider event: its type, the charge it is about, and whether it means paid."""
+    """A verified provider event: its type, the charge it is about, and whether it means
+    paid; `money_back` when it reports a dispute or refund (the admins are told)."""
 
     kind: str
     external_id: str | None
     completes: bool
+    money_back: MoneyBack | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -1,4 +1,4 @@
-"""Revolut webhook deliveries: Revolut-Signature HMAC, timestamp window, ORDER_COMPLETED."""
+"""Revolut webhook deliveries: Revolut-Signature HMAC, timestamp window, orders paid, disputes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ from adapters.fiat.signatures import (
     json_object,
 )
 from domain.enums import PaymentMethod
-from ports.payment_rail import WebhookEvent, WebhookPayloadInvalid, WebhookSignatureInvalid
+from ports.payment_rail import (
+    DISPUTE,
+    MoneyBack,
+    WebhookEvent,
+    WebhookPayloadInvalid,
+    WebhookSignatureInvalid,
+)
 
 REVOLUT_SIGNATURE_HEADER: Final = "Revolut-Signature"
 REVOLUT_TIMESTAMP_HEADER: Final = "Revolut-Request-Timestamp"
@@ -22,6 +28,9 @@ REVOLUT_TIMESTAMP_HEADER: Final = "Revolut-Request-Timestamp"
 REVOLUT_DEFAULT_TOLERANCE_S: Final = DEFAULT_TOLERANCE_S
 #: the event that completes a payment.
 ORDER_COMPLETED: Final = "ORDER_COMPLETED"
+#: the prefix of the dispute events (`DISPUTE_ACTION_REQUIRED`, `DISPUTE_UNDER_REVIEW`,
+#: `DISPUTE_WON`, `DISPUTE_LOST`): each is reported to the admins once per order.
+DISPUTE_PREFIX: Final = "DISPUTE_"
 
 
 def _read_signed(headers: Mapping[str, str], signature: str) -> tuple[str, list[str]]:
@@ -73,13 +82,23 @@ def parse_revolut_event(body: bytes) -> tuple[str, str]:
 
 
 def revolut_event(body: bytes) -> WebhookEvent:
-    """The event of a verified Revolut body: ORDER_COMPLETED completes; others are ignored."""
+    """The event of a verified Revolut body: ORDER_COMPLETED completes; a `DISPUTE_*` event
+    is reported (`money_back`, keyed by order and state); others are ignored."""
     kind, external_id = parse_revolut_event(body)
+    if kind.startswith(DISPUTE_PREFIX):
+        back = MoneyBack(
+            what=DISPUTE,
+            key=f"{external_id}:{kind}",
+            reference=external_id,
+            detail=f"dispute state {kind.removeprefix(DISPUTE_PREFIX)}",
+        )
+        return WebhookEvent(kind=kind, external_id=external_id, completes=False, money_back=back)
     return WebhookEvent(kind=kind, external_id=external_id, completes=kind == ORDER_COMPLETED)
 
 
 class RevolutWebhook(SignedWebhook):
-    """The Revolut `WebhookVerifier`: ORDER_COMPLETED completes; other events are ignored."""
+    """The Revolut `WebhookVerifier`: ORDER_COMPLETED completes, disputes are reported,
+    other events are ignored."""
 
     method = PaymentMethod.REVOLUT
     default_tolerance_s: int | None = REVOLUT_DEFAULT_TOLERANCE_S

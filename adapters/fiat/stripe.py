@@ -122,6 +122,19 @@ class StripeGateway(GatewayBase):
             raise FiatUnavailable("Stripe GET payment intent answered no status")
         return status
 
+    async def order_of(self, reference: str) -> str | None:
+        """The Checkout Session that made PaymentIntent `reference` (Stripe's sessions listed
+        by `payment_intent`); None for another id, or an intent no session made."""
+        if not reference.startswith("pi_"):
+            return None
+        path = f"/v1/checkout/sessions?payment_intent={path_part(reference)}&limit=1"
+        found = await self._http.get_json_or_none(path)
+        sessions = None if found is None else found[0].get("data")
+        if found is not None and not isinstance(sessions, list):
+            raise FiatUnavailable("Stripe list checkout sessions answered no data")
+        session_id = sessions[0].get("id") if sessions and isinstance(sessions[0], dict) else None
+        return session_id if isinstance(session_id, str) and session_id else None
+
     async def is_paid(self, external_id: str) -> bool:
         """A session is paid when its `payment_status` is `paid`; an intent on `succeeded`."""
         if not external_id.startswith(SESSION_PREFIX):

@@ -1,4 +1,4 @@
-"""Stripe webhook deliveries: `Stripe-Signature` HMAC and window; Checkout/PaymentIntent events."""
+"""Stripe webhook deliveries: `Stripe-Signature` HMAC and window; payments, disputes, refunds."""
 
 from __future__ import annotations
 
@@ -13,7 +13,14 @@ from adapters.fiat.signatures import (
     json_object,
 )
 from domain.enums import PaymentMethod
-from ports.payment_rail import WebhookEvent, WebhookPayloadInvalid, WebhookSignatureInvalid
+from ports.payment_rail import (
+    DISPUTE,
+    REFUND,
+    MoneyBack,
+    WebhookEvent,
+    WebhookPayloadInvalid,
+    WebhookSignatureInvalid,
+)
 
 STRIPE_SIGNATURE_HEADER: Final = "Stripe-Signature"
 #: Stripe's own libraries refuse events signed more than five minutes away from now.
@@ -22,8 +29,15 @@ STRIPE_DEFAULT_TOLERANCE_S: Final = DEFAULT_TOLERANCE_S
 SESSION_COMPLETED: Final = "checkout.session.completed"
 #: a delayed payment method (a bank debit) finally paid the session.
 SESSION_ASYNC_SUCCEEDED: Final = "checkout.session.async_payment_succeeded"
-#: a bare PaymentIntent succeeded (payments created before Checkout Sessions).
+#: a PaymentIntent succeeded: one of a Checkout Session's (every session payment sends it),
+#: or a payment created before Checkout Sessions.
 INTENT_SUCCEEDED: Final = "payment_intent.succeeded"
+#: a cardholder disputed a charge (a chargeback); `data.object` is the Dispute.
+DISPUTE_CREATED: Final = "charge.dispute.created"
+#: a dispute was decided (`status` won or lost); `data.object` is the Dispute.
+DISPUTE_CLOSED: Final = "charge.dispute.closed"
+#: a charge was refunded, wholly or in part; `data.object` is the Charge.
+CHARGE_REFUNDED: Final = "charge.refunded"
 
 
 def _read_signed(headers: Mapping[str, str], signature: str) -> tuple[str, list[str]]:
@@ -89,12 +103,62 @@ def _data_object(body: bytes) -> tuple[str, dict[str, Any]]:
     return kind, obj
 
 
+def _text(obj: dict[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def _amount(obj: dict[str, Any], name: str) -> int | None:
+    value = obj.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _money_back(kind: str, obj: dict[str, Any]) -> MoneyBack:
+    """A dispute's (`charge.dispute.*`, a Dispute) or a refund's (`charge.refunded`, a
+    Charge) report; it names the charge by its PaymentIntent, else the charge's id. A
+    dispute is reported once per id and event; a refund once per charge and refunded total
+    (each partial refund raises it)."""
+    object_id = _text(obj, "id")
+    charge = object_id if kind == CHARGE_REFUNDED else _text(obj, "charge")
+    reference = _text(obj, "payment_intent") or charge
+    if object_id is None or reference is None:
+        raise WebhookPayloadInvalid(f"Stripe {kind} event names no charge")
+    currency = (_text(obj, "currency") or "").upper() or None
+    if kind == CHARGE_REFUNDED:
+        refunded = _amount(obj, "amount_refunded")
+        whole = "wholly" if obj.get("refunded") is True else "in part"
+        return MoneyBack(
+            what=REFUND,
+            key=f"{object_id}:refunded:{refunded}",
+            reference=reference,
+            amount=refunded,
+            currency=currency,
+            detail=f"charge {object_id} refunded {whole}",
+        )
+    state = "opened" if kind == DISPUTE_CREATED else "closed"
+    return MoneyBack(
+        what=DISPUTE,
+        key=f"{object_id}:{state}",
+        reference=reference,
+        amount=_amount(obj, "amount"),
+        currency=currency,
+        detail=(
+            f"dispute {object_id} {state} (reason: {_text(obj, 'reason') or 'not given'}, "
+            f"status: {_text(obj, 'status') or 'not given'})"
+        ),
+    )
+
+
 def stripe_event(body: bytes) -> WebhookEvent:
     """The event of a verified Stripe body: `checkout.session.completed` with
     `payment_status: paid` (or `checkout.session.async_payment_succeeded`) completes the
-    session `data.object.id`; `payment_intent.succeeded` completes the intent (payments made
-    before Checkout); anything else is reported and ignored."""
+    session `data.object.id`; `payment_intent.succeeded` completes the intent's payment (a
+    Checkout Session's, or one made before Checkout); a dispute opened or closed and a
+    refund are reported (`money_back`); anything else is ignored."""
     kind, obj = _data_object(body)
+    if kind in (DISPUTE_CREATED, DISPUTE_CLOSED, CHARGE_REFUNDED):
+        back = _money_back(kind, obj)
+        return WebhookEvent(kind=kind, external_id=back.reference, completes=False, money_back=back)
     if kind.startswith("checkout.session."):
         session_id = obj.get("id")
         if not isinstance(session_id, str) or not session_id:

@@ -137,9 +137,15 @@ async def rail_webhook(request: web.Request) -> web.StreamResponse:
     """A provider event: the rail's verifier checks the signature and says whether the event
     means paid (Revolut ORDER_COMPLETED, Stripe checkout.session.completed with
     payment_status paid, …); that completes the payment of its order id once, after the
-    provider confirms it. Other events are logged and answered 200."""
+    provider confirms it. A dispute or refund (Stripe charge.dispute.created/closed,
+    charge.refunded; Revolut DISPUTE_*) of one of our payments is recorded and told to the
+    admins once, changing nothing else; one of no payment of ours is logged. Other events
+    are logged and answered 200."""
     method, verifier = _method_of(request)
     event = await _verified_event(request, method, verifier)
+    if event.money_back is not None:
+        await services(request).billing.report_money_back(method=method, back=event.money_back)
+        return web.Response(status=200)
     if not event.completes:
         log.info("%s webhook event %r ignored", method.display_name, event.kind)
         return web.Response(status=200)
@@ -152,7 +158,8 @@ _EVENT = {"type": "object", "description": "the provider's event JSON, signed"}
 def add_webhook_routes(table: RouteTable) -> None:
     """Register the POST webhook of every rail, `/api/v1/webhook/{rail}` by wire name (the
     reference's `/revolut` and `/stripe` among them): 200 empty when handled or ignored;
-    401 bad signature, 404 unknown payment or rail, 400 malformed event, 503 no secret."""
+    401 bad signature, 404 unknown payment or rail, 400 malformed event, 503 no secret or the
+    provider down while its word is asked."""
     table.add(
         "POST",
         "/api/v1/webhook/{rail}",

@@ -38,7 +38,9 @@ from app.billing.credit_quote import CreditChanged, paid_by_credit_alone
 from app.billing.credit_release import respend_released
 from app.billing.errors import PaymentNotFound, ShortSettlement
 from app.billing.invoicing import issue_invoice
+from app.billing.old_orders import old_order_refused
 from app.billing.order_locks import under_region_lock
+from app.billing.order_refs import order_payment
 from app.billing.paid_after_admin import card_paid_after_admin
 from app.billing.payment_completed import Reactions, Subscriber, default_subscribers, publish
 from app.billing.price_in_force import price_in_force_or_none
@@ -574,32 +576,35 @@ async def complete_card_payment(
     external_id: str,
     on_booked: Sequence[OnBooked] | None = None,
 ) -> CompletionReport | None:
-    """A signed card webhook's completion (§7.5): unknown order, or one of another payment
-    method than the webhook's → `PaymentNotFound` (D14);
-    then the provider's own word decides, as the reference's `try_complete`: an order it
-    does not call paid changes nothing (None). Without that rail here, the signature alone
-    decides (logged). Two transactions: the lookup, then the booking. An order an admin
-    had completed by hand is reported to the admins, nothing credited
+    """A signed card webhook's completion (§7.5): the payment `external_id` names
+    (`order_payment`: its order, or a Stripe PaymentIntent resolved to its Checkout Session);
+    none of ours, or one of another payment method than the webhook's → `PaymentNotFound`
+    (D14); then the provider's own word on the order decides, as the reference's
+    `try_complete`: an order it does not call paid changes nothing (None). Without that rail
+    here, the signature alone decides (logged). An unpaid order whose quote lapsed more than
+    `COMPLETE_WITHIN` ago is not booked (`old_order_refused`), as the lapsed-order sweep
+    refuses it. Two transactions: the lookup, then the booking. An order an admin had
+    completed by hand is reported to the admins once, nothing credited
     (`card_paid_after_admin`)."""
-    async with uow_factory() as uow:
-        payment = await uow.payments.get_by_external_id(external_id)
-    if payment is None or payment.payment_method is not method:
-        # a provider's webhook speaks for its own orders only: another rail's payment (a
-        # bank-transfer reference named in a signed Revolut event) is not its to complete
+    payment = await order_payment(uow_factory, rails, method, external_id)
+    if payment is None:
         raise PaymentNotFound("Payment not found")
-    confirmed = await rails.provider_says_paid(method, external_id)
+    order_id = payment.external_id or external_id
+    confirmed = await rails.provider_says_paid(method, order_id)
     if confirmed is False:
-        log.warning("%s order %r is not paid at the provider", method.display_name, external_id)
+        log.warning("%s order %r is not paid at the provider", method.display_name, order_id)
         return None
     if confirmed is None:
         log.warning(
             "%s order %r completed on its webhook signature alone (no rail here)",
             method.display_name,
-            external_id,
+            order_id,
         )
+    if await old_order_refused(uow_factory, clock, queue, payment):
+        return None
     report = await complete_payment(
         uow_factory, clock, rails, queue, payment_id=payment.id, found=payment, on_booked=on_booked
     )
     if not report.completed:  # paid already: by this order's webhook, or by an admin
-        await card_paid_after_admin(uow_factory, queue, method, external_id)
+        await card_paid_after_admin(uow_factory, queue, method, order_id)
     return report

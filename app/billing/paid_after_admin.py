@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from app.billing.admin_notices import claim_notice, tell_admins
 from app.billing.booked_records import money_text
 from app.billing.credit_overpayment import credit_settled_after_admin
 from domain.admin_completion import (
@@ -24,6 +25,9 @@ from ports.queue import WorkQueue
 from ports.storage import UnitOfWorkFactory
 
 log = logging.getLogger("lnvps.settlement")
+
+#: the notice key of a card order reported paid after an admin completed its payment.
+PAID_AFTER_ADMIN_NOTICE = "webhook:paid-after-admin"
 
 
 async def settled_after_admin(
@@ -182,13 +186,17 @@ async def card_paid_after_admin(
     Nothing is credited: the provider's word does not say whether the card was charged
     before the admin's completion (the admin completed it because its webhook was lost: the
     same money) or after (a second payment), so the admins are told to check, and an
-    OPERATOR warning is logged, each time the provider's webhook comes."""
+    OPERATOR warning is logged, once per payment (`claim_notice`): the provider retries its
+    webhook, and each duplicate delivery says nothing new."""
     async with uow_factory() as uow:
         payment = await uow.payments.get_by_external_id(external_id)
     admin = None if payment is None else admin_completion_of(payment_meta(payment))
     if payment is None or admin is None:
         return False
     hex_id, name = _hex(payment), method.display_name
+    if not await claim_notice(uow_factory, payment, {"key": PAID_AFTER_ADMIN_NOTICE}):
+        log.info("%s order %r paid after admin %d: told already", name, external_id, admin.admin_id)
+        return True
     log.warning(
         "OPERATOR: %s order %r (payment %s of user %d, %s %d) was completed by admin %d and "
         "is reported paid by %s: nothing was credited; check whether it was charged twice",
@@ -209,8 +217,5 @@ async def card_paid_after_admin(
         f"{name} or credit the user's account. Nothing was credited automatically."
     )
     title = f"{name} payment {hex_id[:16]}… paid after an admin completed it"
-    try:
-        await queue.send(SendAdminNotification(title=title, message=message))
-    except Exception:
-        log.exception("could not queue the admins' notice about payment %s", hex_id)
+    await tell_admins(queue, payment, title, message)
     return True

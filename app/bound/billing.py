@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
-from app.billing import completion, lnurl, rail_settings, upgrades
+from app.billing import completion, lnurl, money_back, rail_settings, upgrades
 from app.billing.credit_settle import completion_settle
 from app.billing.renewal import renew, renew_idempotent
 from app.bound.inject import bind
@@ -46,4 +46,7 @@ class BillingUseCases:
         self.webhook_signing_secrets = bind(rail_settings.webhook_signing_secrets, uow_factory)
         self.complete_card_payment = bind(
             completion.complete_card_payment, uow_factory, clock, rails, queue
+        )
+        self.report_money_back = bind(
+            money_back.report_money_back, uow_factory, clock, rails, queue
         )

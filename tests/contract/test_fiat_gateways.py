@@ -28,6 +28,7 @@ from ports.fiat import (
     FiatRefused,
     FiatUnavailable,
     OrderExpiry,
+    OrderLookup,
 )
 from tests.fakes.fake_revolut import FakeRevolut
 from tests.fakes.fake_stripe import FakeStripe
@@ -632,3 +633,29 @@ async def test_stripe_takes_a_part_of_a_yen_that_rounds_up_to_its_minimum(
     order = await gateway.create_order(4_901, "JPY", "x")  # JPY 49.01 is charged as ¥50
     assert fake.sessions[order.external_id]["amount_total"] == 50
     assert order.amount_minor == 5_000
+
+
+async def test_stripe_names_the_checkout_session_a_payment_intent_was_made_by(
+    stripe: tuple[FakeStripe, StripeGateway],
+) -> None:
+    """Disputes, refunds and `payment_intent.succeeded` name the PaymentIntent; payments are
+    stored under their session: Stripe's session list filtered by the intent says which."""
+    fake, gateway = stripe
+    assert isinstance(gateway, OrderLookup)
+    mine, other = [await gateway.create_order(n, "EUR", "x") for n in (100, 200)]
+    for session in (mine, other):
+        fake.complete(session.external_id)
+    intent = fake.sessions[mine.external_id]["payment_intent"]
+    assert await gateway.order_of(intent) == mine.external_id
+    assert fake.requests[-1] == (
+        "GET",
+        f"/v1/checkout/sessions?payment_intent={intent}&limit=1",
+        {},
+    )
+    assert await gateway.order_of("pi_made_by_no_session") is None
+    asked = len(fake.requests)
+    assert await gateway.order_of(mine.external_id) is None  # not an intent: Stripe not asked
+    assert len(fake.requests) == asked
+    fake.fail_status = 500
+    with pytest.raises(FiatUnavailable):
+        await gateway.order_of(intent)

@@ -1,4 +1,5 @@
-"""A fake Stripe API (Checkout Sessions, PaymentIntents; form-encoded) and signed webhook events."""
+"""A fake Stripe API (Checkout Sessions, PaymentIntents; form-encoded) and signed webhook events
+(payments, disputes, refunds)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ class FakeStripe:
         self.secret_key = secret_key
         self.intents: dict[str, dict[str, Any]] = {}
         self.sessions: dict[str, dict[str, Any]] = {}
+        #: disputes and charges made by `dispute` / `refund`, by id (for `event`)
+        self.objects: dict[str, dict[str, Any]] = {}
         #: (method, path, form fields) of every authorised request, in order
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.fail_status: int | None = None
@@ -75,9 +78,49 @@ class FakeStripe:
         intent["status"] = "succeeded"
         intent["amount_received"] = intent["amount"]
 
+    def dispute(self, session_id: str, reason: str = "fraudulent") -> str:
+        """The cardholder disputes the paid session's charge; the Dispute's id."""
+        session = self.sessions[session_id]
+        dispute_id = "dp_" + secrets.token_hex(12)
+        self.objects[dispute_id] = {
+            "id": dispute_id,
+            "object": "dispute",
+            "amount": session["amount_total"],
+            "currency": session["currency"],
+            "charge": "ch_" + secrets.token_hex(12),
+            "payment_intent": session["payment_intent"],
+            "reason": reason,
+            "status": "needs_response",
+        }
+        return dispute_id
+
+    def refund(self, session_id: str, amount: int) -> str:
+        """`amount` more of the paid session's charge is refunded; the Charge's id."""
+        session = self.sessions[session_id]
+        charge_id = f"ch_of_{session['payment_intent']}"
+        charge = self.objects.setdefault(
+            charge_id,
+            {
+                "id": charge_id,
+                "object": "charge",
+                "amount": session["amount_total"],
+                "amount_refunded": 0,
+                "currency": session["currency"],
+                "payment_intent": session["payment_intent"],
+            },
+        )
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
+        return charge_id
+
     def event(self, kind: str, object_id: str) -> bytes:
         """An event body as Stripe posts it: `{id, object: event, type, data: {object}}`."""
-        obj = self.sessions.get(object_id) or self.intents.get(object_id) or {"id": object_id}
+        obj = (
+            self.sessions.get(object_id)
+            or self.intents.get(object_id)
+            or self.objects.get(object_id)
+            or {"id": object_id}
+        )
         return json.dumps(
             {
                 "id": "evt_" + secrets.token_hex(12),
@@ -250,6 +293,21 @@ class FakeStripe:
             return _error(404, "resource_missing", f"No such checkout.session: '{session_id}'")
         return web.json_response(session)
 
+    async def _list_sessions(self, request: web.Request) -> web.Response:
+        """Sessions, filtered by `payment_intent` (the only filter this fake knows)."""
+        refused = await self._gate(request)
+        if refused is not None:
+            return refused
+        self.requests.append(("GET", request.path_qs, {}))
+        intent = request.query.get("payment_intent")
+        found = [
+            s for s in self.sessions.values() if intent is None or s["payment_intent"] == intent
+        ]
+        limit = int(request.query.get("limit", "10"))
+        return web.json_response(
+            {"object": "list", "data": found[:limit], "has_more": len(found) > limit}
+        )
+
     async def _expire_session(self, request: web.Request) -> web.Response:
         refused = await self._gate(request)
         if refused is not None:
@@ -274,6 +332,7 @@ class FakeStripe:
         """Serve on 127.0.0.1 at a free port; yields the base URL (no trailing slash)."""
         app = web.Application()
         app.router.add_post("/v1/checkout/sessions", self._create_session)
+        app.router.add_get("/v1/checkout/sessions", self._list_sessions)
         app.router.add_get("/v1/checkout/sessions/{session_id}", self._get_session)
         app.router.add_post("/v1/checkout/sessions/{session_id}/expire", self._expire_session)
         app.router.add_post("/v1/payment_intents", self._create)

@@ -279,3 +279,29 @@ async def test_a_card_order_paid_after_an_admin_completed_it_is_reported_not_cre
     assert await is_paid(c, other["id"]) is True
     jobs = [d.job for d in await c.api.queue.receive(100, 0)]
     assert not [j for j in jobs if isinstance(j, SendAdminNotification)]
+
+
+async def test_duplicate_deliveries_for_an_admin_completed_card_order_tell_the_admins_once(
+    c: ApiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The provider retries its webhook, and a dashboard resends it: the admins hear of an
+    order paid after an admin completed it once, however often it is delivered."""
+    _, payment = await revolut_payment(c)
+    user_id = await c.user_id(ALICE)
+    await c.api.services.admin.complete_as_admin(
+        payment_id=bytes.fromhex(payment["id"]), admin_id=user_id
+    )
+    await c.api.queue.receive(100, 0)
+    body = revolut_event("revolut-order-1")
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            resp = await post(c, "/api/v1/webhook/revolut", body, revolut_headers(body))
+            assert resp.status == 200
+        replays = await asyncio.gather(
+            *[post(c, "/api/v1/webhook/revolut", body, revolut_headers(body)) for _ in range(3)]
+        )
+    assert [r.status for r in replays] == [200, 200, 200]
+    jobs = [d.job for d in await c.api.queue.receive(100, 0)]
+    [notice] = [j for j in jobs if isinstance(j, SendAdminNotification)]
+    assert payment["id"] in notice.message
+    assert sum(r.getMessage().startswith("OPERATOR:") for r in caplog.records) == 1

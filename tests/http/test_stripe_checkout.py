@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -12,10 +13,12 @@ import pytest
 from adapters.fiat.stripe import StripeGateway
 from adapters.http.routes_webhooks import WEBHOOK_SECRETS, WebhookSecrets
 from app.billing.credit_balance import adjust_credit
+from app.billing.lapsed_orders import COMPLETE_WITHIN
 from domain.enums import PaymentMethod, VmHistoryActionType
+from ports.jobs import SendAdminNotification
 from tests.fakes.fake_stripe import FakeStripe
 from tests.http.apiapp import ALICE, NOW, ApiClient, api_client
-from tests.http.vm_helpers import build, order, renew, subscription_of
+from tests.http.vm_helpers import build, order, paid_vm, renew, subscription_of
 
 SECRET = "whsec_checkout_test"
 MONTH = 30 * 86_400
@@ -191,3 +194,88 @@ async def test_a_card_rest_below_stripes_minimum_is_refused_before_stripe_is_ask
     assert account["data"]["credit"] == [{"currency": "EUR", "amount": 250}]
     lightning = await renew(c, ALICE, vm["id"])  # the way the answer names works
     assert lightning["amount"] > 0
+
+
+async def test_payment_intent_succeeded_of_a_checkout_payment_is_acknowledged_and_books_once(
+    world: tuple[ApiClient, FakeStripe],
+) -> None:
+    """Every Checkout payment also sends `payment_intent.succeeded` for the session's own
+    intent, which no payment is stored under (payments are stored under the session id):
+    Stripe is asked which session made the intent, and that payment is completed once,
+    whichever of the two events comes first. A 404 here would have Stripe retry the event
+    for days and, in the end, disable the endpoint."""
+    c, fake = world
+    for first in ("payment_intent.succeeded", "checkout.session.completed"):
+        vm = await order(c, ALICE)
+        payment = await renew(c, ALICE, vm["id"], "?method=stripe")
+        session_id = payment["data"]["stripe"]["session_id"]
+        fake.complete(session_id)
+        intent_id = fake.sessions[session_id]["payment_intent"]
+        by_kind = {"payment_intent.succeeded": intent_id, "checkout.session.completed": session_id}
+        for kind in (first, *by_kind, first):
+            assert await deliver(c, fake, kind, by_kind[kind]) == 200, kind
+        assert (await shown(c, payment["id"]))["is_paid"] is True
+        assert await renewals(c, vm["id"]) == 1
+        sub = await subscription_of(c.api, vm["id"])
+        assert sub.expires == NOW + timedelta(seconds=MONTH)
+
+
+async def test_payment_intent_succeeded_of_no_payment_of_ours_is_404(
+    world: tuple[ApiClient, FakeStripe],
+) -> None:
+    """D14 holds for an intent that is really unknown: no payment is stored under it and no
+    Checkout Session of ours made it (Stripe lists none for it, or one we never stored)."""
+    c, fake = world
+    assert await deliver(c, fake, "payment_intent.succeeded", "pi_nobody") == 404
+    vm = await order(c, ALICE)
+    payment = await renew(c, ALICE, vm["id"], "?method=stripe")
+    session_id = payment["data"]["stripe"]["session_id"]
+    fake.complete(session_id)
+    intent_id = fake.sessions[session_id]["payment_intent"]
+    # Stripe says a session we never stored made the intent (another shop on the account)
+    fake.sessions["cs_test_not_ours"] = {**fake.sessions.pop(session_id), "id": "cs_test_not_ours"}
+    assert await deliver(c, fake, "payment_intent.succeeded", intent_id) == 404
+    assert (await shown(c, payment["id"]))["is_paid"] is False
+
+
+async def admin_notices(c: ApiClient) -> list[SendAdminNotification]:
+    jobs = [d.job for d in await c.api.queue.receive(100, 0)]
+    return [j for j in jobs if isinstance(j, SendAdminNotification)]
+
+
+async def test_a_webhook_of_an_order_lapsed_past_the_sweeps_window_is_not_booked(
+    world: tuple[ApiClient, FakeStripe], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lapsed-order sweep books no order whose quote lapsed more than COMPLETE_WITHIN
+    ago (a refunded session still reads `paid`); neither does its webhook (a Stripe retry,
+    or a dashboard "resend" of an order refunded by hand): 200, so Stripe stops, the
+    payment stays unpaid, and the admins are told once. Within the window it is booked."""
+    c, fake = world
+    vm = await paid_vm(c, ALICE)
+    recent = await renew(c, ALICE, vm["id"], "?method=stripe")
+    old = await renew(c, ALICE, vm["id"], "?method=stripe&intervals=2")
+    assert old["id"] != recent["id"]
+    before = await subscription_of(c.api, vm["id"])
+    for payment in (recent, old):
+        fake.complete(payment["data"]["stripe"]["session_id"])
+    lapsed = c.api.clock.now() + timedelta(hours=1)  # both quotes lapse then
+    c.api.clock.set(lapsed + COMPLETE_WITHIN - timedelta(minutes=1))
+    await admin_notices(c)
+    recent_session = recent["data"]["stripe"]["session_id"]
+    assert await deliver(c, fake, "checkout.session.completed", recent_session) == 200
+    assert (await shown(c, recent["id"]))["is_paid"] is True
+    booked = await subscription_of(c.api, vm["id"])
+    assert booked.expires is not None and before.expires is not None
+    assert booked.expires > before.expires
+
+    c.api.clock.set(lapsed + COMPLETE_WITHIN + timedelta(minutes=1))
+    await admin_notices(c)
+    session_id = old["data"]["stripe"]["session_id"]
+    with caplog.at_level(logging.ERROR):
+        for _ in range(3):
+            assert await deliver(c, fake, "checkout.session.completed", session_id) == 200
+    assert (await shown(c, old["id"]))["is_paid"] is False
+    assert await subscription_of(c.api, vm["id"]) == booked
+    [notice] = await admin_notices(c)
+    assert old["id"] in notice.message and session_id in notice.message
+    assert sum(r.getMessage().startswith("OPERATOR:") for r in caplog.records) == 3
