@@ -12,6 +12,7 @@ from app.bound.infra import InfraUseCases
 from domain.credit import MAX_LIVE_QUOTES
 from domain.nwc_uri import PUBLIC_TLS_RELAYS, RelayPolicy
 from domain.tax import NO_TAX, TaxRates
+from domain.unpaid_room import DEFAULT_UNPAID_ROOM, UnpaidRoom
 from ports.cache import CatalogueCache
 from ports.clock import Clock
 from ports.nwc import NwcWallet
@@ -49,6 +50,9 @@ class Services:
     nwc_relays: RelayPolicy = PUBLIC_TLS_RELAYS
     #: D25: never-paid VMs one user may hold at once (`max-unpaid-vms`)
     max_unpaid_vms: int = 3
+    #: D25: the room never-paid VM orders may hold, per user and per host
+    #: (`max-unpaid-room`, `unpaid-host-share`)
+    unpaid_room: UnpaidRoom = DEFAULT_UNPAID_ROOM
     #: never-paid IP-range subscriptions one user may hold at once (`max-unpaid-subscriptions`)
     max_unpaid_subscriptions: int = 3
     #: live renewal and upgrade quotes one subscription may hold at once (`max-live-quotes`)

@@ -40,6 +40,10 @@ PUBKEY_HEX = PublicKeyXOnly.from_secret(SECRET).format().hex()
 #: unpaid VMs ordered besides the paid one: each gives 119 distinct new renewal invoices (61 ×
 #: 119 = 7 259 in all, so that an 8 s run at up to ~900 req/s never asks for one twice)
 EXTRA_VMS = 60
+#: one user orders all EXTRA_VMS unpaid: past D25's per-user room and host share
+NO_ROOM_LIMITS = (
+    "max-unpaid-room: {cpu: null, memory-gib: null, disk-gib: null}\nunpaid-host-share: 100\n"
+)
 #: the interval counts each of those VMs' new renewal invoices ask for (all live at once)
 NEW_INVOICE_INTERVALS = range(2, 121)
 #: `max-live-quotes` for the benchmarks' server: every one of those invoices stays live for
@@ -356,6 +360,7 @@ def backend_runs(
     config.write_text(
         f"db: {db_url}\nlisten: 127.0.0.1:{port}\nadmin-listen: 127.0.0.1:{free_port()}\n"
         f"max-unpaid-vms: {EXTRA_VMS + 5}\norder-rate: {{per-hour: 0}}\n"
+        f"{NO_ROOM_LIMITS}"
         f"max-live-quotes: {LIVE_QUOTES_CAP}\n"
         f"dev:\n  state-dir: {workdir}\n"
     )

@@ -66,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"db: {db_url}\nlisten: 127.0.0.1:{port}\n"
                 f"admin-listen: 127.0.0.1:{bench_http.free_port()}\n"
                 f"max-unpaid-vms: {bench_http.EXTRA_VMS + 5}\norder-rate: {{per-hour: 0}}\n"
+                f"{bench_http.NO_ROOM_LIMITS}"
                 f"max-live-quotes: {bench_http.LIVE_QUOTES_CAP}\n"
                 f"dev:\n  state-dir: {workdir}\n"
             )

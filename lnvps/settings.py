@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,6 +17,14 @@ import yaml
 from cattrs.v import format_exception
 
 from domain.credit import MAX_LIVE_QUOTES
+from domain.model import GIB
+from domain.unpaid_room import (
+    DEFAULT_HOST_SHARE_PERCENT,
+    DEFAULT_UNPAID_CPU,
+    DEFAULT_UNPAID_DISK,
+    DEFAULT_UNPAID_MEMORY,
+    UnpaidRoom,
+)
 
 #: the embedded default: a SQLite file in the working directory.
 DEFAULT_DB_URL = "sqlite:///lnvps.db"
@@ -247,6 +256,32 @@ class EmailVerifyRateSettings(HourlyRateSettings):
     default_burst = 3
 
 
+def _optional_ge1() -> Any:
+    return attrs.validators.optional(attrs.validators.ge(1))
+
+
+@attrs.frozen(kw_only=True)
+class MaxUnpaidRoomSettings:
+    """D25: what one user's never-paid VM orders may hold together, the new order included
+    (`null`: no limit on that one); the order beyond is refused (422) before it is placed.
+    Memory and disk in GiB."""
+
+    cpu: int | None = attrs.field(default=DEFAULT_UNPAID_CPU, validator=_optional_ge1())
+    memory_gib: int | None = attrs.field(
+        default=DEFAULT_UNPAID_MEMORY // GIB, validator=_optional_ge1()
+    )
+    disk_gib: int | None = attrs.field(
+        default=DEFAULT_UNPAID_DISK // GIB, validator=_optional_ge1()
+    )
+
+
+def _check_share(_: object, attribute: attrs.Attribute[Any], value: Decimal | None) -> None:
+    if value is not None and not Decimal(0) < value <= Decimal(100):
+        raise ValueError(
+            f"{attribute.name.replace('_', '-')} must be above 0 and at most 100 (percent)"
+        )
+
+
 @attrs.frozen(kw_only=True)
 class VmHostsSettings:
     """How clients of `vm_host` rows are built; URL, node and token come from the row itself.
@@ -286,6 +321,14 @@ class Settings:
     max_unpaid_vms: int = attrs.field(default=3, validator=attrs.validators.ge(1))
     #: never-paid IP-range subscriptions one user may hold at once; the next is refused (422)
     max_unpaid_subscriptions: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    #: D25: what one user's never-paid VM orders may hold together; the next order is 422
+    max_unpaid_room: MaxUnpaidRoomSettings = MaxUnpaidRoomSettings()
+    #: D25: percent of each host's CPU, memory and disk that never-paid orders may hold
+    #: together (`null` or 100: no share); the rest is kept for paid VMs
+    unpaid_host_share: Decimal | None = attrs.field(
+        default=Decimal(DEFAULT_HOST_SHARE_PERCENT),
+        validator=_check_share,
+    )
     #: live (unpaid, unexpired) renewal and upgrade invoices one subscription may hold at
     #: once; a request for one more is refused (422) before the node or provider is asked
     max_live_quotes: int = attrs.field(default=MAX_LIVE_QUOTES, validator=attrs.validators.ge(1))
@@ -323,6 +366,17 @@ class Settings:
         configures `lightning.lnd`, which turns every dev switch off.
         """
         return self.lightning.lnd is None
+
+    @property
+    def unpaid_room(self) -> UnpaidRoom:
+        """The D25 limits on never-paid orders' room, as the order use cases take them."""
+        room, share = self.max_unpaid_room, self.unpaid_host_share
+        return UnpaidRoom(
+            cpu=room.cpu,
+            memory=None if room.memory_gib is None else room.memory_gib * GIB,
+            disk=None if room.disk_gib is None else room.disk_gib * GIB,
+            host_share=None if share is None or share == 100 else Fraction(share) / 100,
+        )
 
     @property
     def nwc_allows_private_relays(self) -> bool:

@@ -80,7 +80,13 @@ async def get_templates(request: web.Request) -> web.StreamResponse:
     svc = services(request)
 
     async def render() -> bytes:
-        offers = await cached_offers(svc.catalogue_cache, svc.uow_factory, svc.rates, svc.clock)
+        offers = await cached_offers(
+            svc.catalogue_cache,
+            svc.uow_factory,
+            svc.rates,
+            svc.clock,
+            svc.unpaid_room.host_share,
+        )
         templates = [
             template_json(o.template, o.plan, o.region, o.other_price) for o in offers.templates
         ]

@@ -37,11 +37,17 @@ class MemoryVms(RecordRepo[Vm]):
         plan = None if template is None else self._rows("vm_cost_plan").get(template.cost_plan_id)
         return VmOnPlan(vm, template, plan)
 
-    async def spec_totals(self, host_ids: Collection[int]) -> list[SpecTotals]:
+    async def spec_totals(
+        self, host_ids: Collection[int], *, never_paid: bool = False
+    ) -> list[SpecTotals]:
         hosts = set(host_ids)
         templates, customs = self._rows("vm_template"), self._rows("vm_custom_template")
         sums: defaultdict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
-        for vm in self._where(lambda v: not v.deleted and v.host_id in hosts):
+        if never_paid:
+            vms = [vm for vm in await self.list_never_paid() if vm.host_id in hosts]
+        else:
+            vms = self._where(lambda v: not v.deleted and v.host_id in hosts)
+        for vm in vms:
             if vm.template_id is not None:
                 spec = templates.get(vm.template_id)
             else:

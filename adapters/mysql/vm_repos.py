@@ -22,9 +22,17 @@ _li = t.subscription_line_item.c
 _sub = t.subscription.c
 
 
-def _spec_totals() -> Select[Any]:
+def _never_paid_spec_totals() -> Select[Any]:
+    """`_spec_totals` of the VMs of never-paid orders only (D25's host share): each live VM
+    of the hosts joined to its subscription by primary keys, as the all-VM sum reads them,
+    not a list of every never-paid subscription ever made (cleaned-up orders stay so)."""
+    return _spec_totals(never_paid=True)
+
+
+def _spec_totals(never_paid: bool = False) -> Select[Any]:
     """The live VMs' specs summed by host and disk: the standard template's where the VM has
-    one, else the custom template's (a missing row joins as NULL, which SUM leaves out)."""
+    one, else the custom template's (a missing row joins as NULL, which SUM leaves out).
+    `never_paid`: those of never-paid subscriptions only (never set up, no expiry)."""
     tpl, custom = t.vm_template.c, t.vm_custom_template.c
 
     def of_spec(template_col: Any, custom_col: Any) -> Any:
@@ -33,6 +41,15 @@ def _spec_totals() -> Select[Any]:
     joined = t.vm.outerjoin(t.vm_template, tpl.id == _vm.template_id).outerjoin(
         t.vm_custom_template, custom.id == _vm.custom_template_id
     )
+    where: list[ColumnElement[bool]] = [
+        _vm.deleted == False,  # noqa: E712
+        _vm.host_id.in_(bindparam("ids", expanding=True)),
+    ]
+    if never_paid:
+        joined = joined.join(
+            t.subscription_line_item, _li.id == _vm.subscription_line_item_id
+        ).join(t.subscription, _sub.id == _li.subscription_id)
+        where += [_sub.is_setup == False, _sub.expires.is_(None)]  # noqa: E712
     return (
         select(
             _vm.host_id,
@@ -42,7 +59,7 @@ def _spec_totals() -> Select[Any]:
             of_spec(tpl.disk_size, custom.disk_size),
         )
         .select_from(joined)
-        .where(_vm.deleted == False, _vm.host_id.in_(bindparam("ids", expanding=True)))  # noqa: E712
+        .where(*where)
         .group_by(_vm.host_id, _vm.disk_id)
     )
 
@@ -93,8 +110,13 @@ class SqlVms(SqlRecords[Vm]):
         query = select(func.count()).select_from(t.vm).where(where)
         return int((await self.conn.execute(query)).scalar_one())
 
-    async def spec_totals(self, host_ids: Collection[int]) -> list[SpecTotals]:
-        statement = prebuilt(("vm spec totals",), _spec_totals)
+    async def spec_totals(
+        self, host_ids: Collection[int], *, never_paid: bool = False
+    ) -> list[SpecTotals]:
+        if never_paid:
+            statement = prebuilt(("vm spec totals", "never paid"), _never_paid_spec_totals)
+        else:
+            statement = prebuilt(("vm spec totals",), _spec_totals)
         sums: defaultdict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
         for ids in id_chunks(host_ids):
             for host, disk, cpu, memory, size in await self.conn.execute(statement, {"ids": ids}):

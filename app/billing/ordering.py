@@ -17,6 +17,7 @@ from app.billing.errors import (
 )
 from app.billing.order_locks import check_region, lock_order, offer_region, under_region_lock
 from app.billing.placement import NO_HOST, Placement, place_vm
+from app.billing.unpaid_room import check_buyer_room
 from domain.enums import (
     DiskInterface,
     DiskType,
@@ -33,7 +34,8 @@ from domain.model import (
     vm_event,
 )
 from domain.money import Money
-from domain.pricing import CUSTOM_INTERVAL, custom_price, plan_price
+from domain.pricing import CUSTOM_INTERVAL, Spec, custom_price, plan_price
+from domain.unpaid_room import DEFAULT_UNPAID_ROOM, UnpaidRoom
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
@@ -52,9 +54,20 @@ class OrderTerms:
     require_verified_email: bool = False
     #: D25: never-paid VMs the buyer may hold at once (None: no cap).
     max_unpaid: int | None = DEFAULT_MAX_UNPAID_VMS
+    #: D25: the room never-paid orders may hold, the buyer's together and on each host
+    #: (`max-unpaid-room`, `unpaid-host-share`; `NO_UNPAID_ROOM_LIMITS`: none).
+    unpaid_room: UnpaidRoom = DEFAULT_UNPAID_ROOM
 
 
-async def _check_buyer(uow: UnitOfWork, terms: OrderTerms) -> tuple[User, OsImage]:
+@attrs.frozen
+class _Buyer:
+    user: User
+    image: OsImage
+    #: the buyer's never-paid VMs, read under their lock (None: no D25 limit asks for them)
+    unpaid: list[Vm] | None
+
+
+async def _check_buyer(uow: UnitOfWork, terms: OrderTerms) -> _Buyer:
     """The buyer may order (D22, D25), the SSH key is theirs and the image is offered (D21).
 
     Another user's key and a disabled (unlisted) image are "not found", never "not yours".
@@ -65,20 +78,41 @@ async def _check_buyer(uow: UnitOfWork, terms: OrderTerms) -> tuple[User, OsImag
     user = await user_of(uow, user_id)
     if terms.require_verified_email and not user.email_verified:
         raise EmailNotVerified("Email verification is required before creating a VM")
-    if max_unpaid is not None:
+    unpaid = None
+    if max_unpaid is not None or terms.unpaid_room.budgeted:
         unpaid = await uow.vms.list_never_paid(user_id=user_id)
-        if len(unpaid) >= max_unpaid:
-            raise TooManyUnpaidVms(
-                f"You already have {len(unpaid)} unpaid VMs (at most {max_unpaid}): pay for one"
-                " or wait until unpaid orders are removed (one hour after ordering)"
-            )
+    if max_unpaid is not None and unpaid is not None and len(unpaid) >= max_unpaid:
+        raise TooManyUnpaidVms(
+            f"You already have {len(unpaid)} unpaid VMs (at most {max_unpaid}): pay for one"
+            " or wait until unpaid orders are removed (one hour after ordering)"
+        )
     key = await uow.ssh_keys.get(terms.ssh_key_id)
     if key is None or key.user_id != user_id:
         raise SshKeyNotFound("SSH key not found")
     image = await uow.images.get(terms.image_id)
     if image is None or not image.enabled:
         raise ImageNotFound("OS image not found")
-    return user, image
+    return _Buyer(user, image, unpaid)
+
+
+async def _place(
+    uow: UnitOfWork,
+    terms: OrderTerms,
+    buyer: _Buyer,
+    region_id: int,
+    spec: Spec,
+    disk_interface: DiskInterface,
+    now: datetime,
+) -> Placement:
+    """Where the order goes (D25 limits applied): within the buyer's `max-unpaid-room`
+    (judged first, under the buyer's lock), then on a host of the region whose share for
+    never-paid orders has room for it (under the region's lock, which every order takes
+    before reading the hosts' room, so two orders racing for the share's last room are
+    placed one after another)."""
+    if buyer.unpaid is not None:
+        await check_buyer_room(uow, terms.unpaid_room, buyer.unpaid, spec, now)
+    share = terms.unpaid_room.host_share
+    return await place_vm(uow, region_id, spec, disk_interface, now, unpaid_share=share)
 
 
 async def _company_of(uow: UnitOfWork, region_id: int) -> int:
@@ -177,7 +211,9 @@ async def order_vm(
     """Order a VM on a standard template (lifecycle.md §6.1, §6.3).
 
     Every check (D21, D22, fewer than `max_unpaid` never-paid VMs (D25; None: no cap),
-    template enabled and unexpired, a host with room) runs before the first write; then
+    template enabled and unexpired, the buyer's never-paid orders within `unpaid_room`, a
+    host with room and with room in its share for unpaid orders) runs before the first
+    write; then
     subscription (Ordered: inactive, not set up, no expiry, the plan's currency and
     interval), VPS line item (the plan amount), VM (placeholder MAC), the
     `VM{id} …` names and the Created history entry are written in ONE transaction, so a
@@ -191,13 +227,13 @@ async def order_vm(
     async def attempt(region_id: int | None) -> Vm:
         async with uow_factory() as uow:
             await lock_order(uow, terms.user_id, region_id)
-            await _check_buyer(uow, terms)
+            buyer = await _check_buyer(uow, terms)
             template, plan = await template_with_plan(uow, template_id)
             check_region(region_id, template.region_id)
             _check_on_sale(template.enabled, template.expires, now, "template")
             price = plan_price(plan)
-            placement = await place_vm(
-                uow, template.region_id, template, template.disk_interface, now
+            placement = await _place(
+                uow, terms, buyer, template.region_id, template, template.disk_interface, now
             )
             vm = await _write_order(
                 uow,
@@ -249,13 +285,15 @@ async def order_custom_vm(
     async def attempt(region_id: int | None) -> Vm:
         async with uow_factory() as uow:
             await lock_order(uow, terms.user_id, region_id)
-            await _check_buyer(uow, terms)
+            buyer = await _check_buyer(uow, terms)
             pricing, disks = await pricing_with_disks(uow, pricing_id)
             check_region(region_id, pricing.region_id)
             _check_on_sale(pricing.enabled, pricing.expires, now, "custom pricing")
             spec = orderable_spec(pricing, disks, cpu, memory, disk, disk_type, disk_interface)
             price = custom_price(spec, pricing, disks).total
-            placement = await place_vm(uow, pricing.region_id, spec, disk_interface, now)
+            placement = await _place(
+                uow, terms, buyer, pricing.region_id, spec, disk_interface, now
+            )
             company_id = await _company_of(uow, pricing.region_id)
             stored = await uow.custom_templates.add(spec)
             vm = await _write_order(

@@ -8,10 +8,11 @@ from fractions import Fraction
 import attrs
 
 from app.billing.errors import NoHostAvailable
-from app.billing.reserved import Usage, reserved_usage
+from app.billing.reserved import Usage, reserved_and_unpaid_usage, reserved_usage
 from domain.enums import DiskInterface
 from domain.model import Host, HostDisk, Vm
 from domain.pricing import Spec
+from domain.unpaid_room import within_host_share
 from ports.storage import UnitOfWork
 
 NO_HOST = "No available hosts found"
@@ -28,6 +29,8 @@ class DiskRoom:
     disk: HostDisk
     capacity: Fraction
     used: int
+    #: the part of `used` never-paid orders hold (D25 host share)
+    unpaid: int = 0
 
     @property
     def free(self) -> int:
@@ -36,7 +39,8 @@ class DiskRoom:
 
 @attrs.frozen
 class Room:
-    """An enabled host: capacities (size × load factor) and what its live VMs already use."""
+    """An enabled host: capacities (size × load factor), what its live VMs already use, and
+    the part of that never-paid orders hold (`unpaid_*`, D25 host share)."""
 
     host: Host
     cpu_capacity: Fraction
@@ -44,6 +48,8 @@ class Room:
     used_cpu: int
     used_memory: int
     disks: tuple[DiskRoom, ...]
+    unpaid_cpu: int = 0
+    unpaid_memory: int = 0
 
     @property
     def free_cpu(self) -> int:
@@ -58,7 +64,8 @@ def _capacity(size: int, factor: object) -> Fraction:
     return Fraction(size) * Fraction(str(factor))
 
 
-def _room(host: Host, used: Usage, disks: list[HostDisk]) -> Room:
+def _room(host: Host, used: Usage, disks: list[HostDisk], unpaid: Usage | None = None) -> Room:
+    unpaid = Usage() if unpaid is None else unpaid
     return Room(
         host=host,
         cpu_capacity=_capacity(host.cpu, host.load_cpu),
@@ -66,23 +73,28 @@ def _room(host: Host, used: Usage, disks: list[HostDisk]) -> Room:
         used_cpu=used.cpu,
         used_memory=used.memory,
         disks=tuple(
-            DiskRoom(disk, _capacity(disk.size, host.load_disk), used.disk[disk.id])
+            DiskRoom(
+                disk, _capacity(disk.size, host.load_disk), used.disk[disk.id], unpaid.disk[disk.id]
+            )
             for disk in disks
         ),
+        unpaid_cpu=unpaid.cpu,
+        unpaid_memory=unpaid.memory,
     )
 
 
 async def region_rooms(uow: UnitOfWork, region_id: int, now: datetime) -> list[Room]:
-    """The enabled hosts of an enabled region with their enabled disks; [] otherwise."""
+    """The enabled hosts of an enabled region with their enabled disks, and what never-paid
+    orders hold on them; [] otherwise."""
     region = await uow.regions.get(region_id)
     if region is None or not region.enabled:
         return []
     hosts = [h for h in await uow.hosts.list_by_region(region_id) if h.enabled]
-    usage = await reserved_usage(uow, {h.id for h in hosts}, now)
+    usage, unpaid = await reserved_and_unpaid_usage(uow, {h.id for h in hosts}, now)
     rooms = []
     for host in hosts:
         disks = [d for d in await uow.host_disks.list_by_host(host.id) if d.enabled]
-        rooms.append(_room(host, usage[host.id], disks))
+        rooms.append(_room(host, usage[host.id], disks, unpaid[host.id]))
     return rooms
 
 
@@ -121,13 +133,21 @@ def _share(used: int, wanted: int, capacity: Fraction) -> Fraction | None:
 
 
 def best_placement(
-    rooms: list[Room], spec: Spec, disk_interface: DiskInterface
+    rooms: list[Room],
+    spec: Spec,
+    disk_interface: DiskInterface,
+    unpaid_share: Fraction | None = None,
 ) -> Placement | None:
     """The least-loaded room that fits the spec, or None.
 
     A host fits when it has an enabled disk of the spec's type and interface and, counting
     the VMs already reserving room there, CPU, memory and that disk stay within their size × load
     factor. Load is the highest of the three shares; ties go to the lowest host id.
+
+    `unpaid_share`: the VM is a new, never-paid order (D25): a host fits only when the
+    never-paid orders there, this one included, also stay within that part of each
+    capacity (`UnpaidRoom.host_share`), so the rest stays free for paid work. None: a paid
+    VM (placed again when its late payment comes), held to capacity alone.
     """
     best: tuple[Fraction, int, Placement] | None = None
     for room in rooms:
@@ -135,11 +155,20 @@ def best_placement(
         memory = _share(room.used_memory, spec.memory, room.memory_capacity)
         if cpu is None or memory is None:
             continue
+        if not (
+            within_host_share(room.unpaid_cpu, spec.cpu, room.cpu_capacity, unpaid_share)
+            and within_host_share(
+                room.unpaid_memory, spec.memory, room.memory_capacity, unpaid_share
+            )
+        ):
+            continue
         for disk in room.disks:
             if disk.disk.kind is not spec.disk_type or disk.disk.interface is not disk_interface:
                 continue
             share = _share(disk.used, spec.disk_size, disk.capacity)
             if share is None:
+                continue
+            if not within_host_share(disk.unpaid, spec.disk_size, disk.capacity, unpaid_share):
                 continue
             load = max(cpu, memory, share)
             if best is None or (load, room.host.id) < best[:2]:
@@ -148,11 +177,19 @@ def best_placement(
 
 
 async def place_vm(
-    uow: UnitOfWork, region_id: int, spec: Spec, disk_interface: DiskInterface, now: datetime
+    uow: UnitOfWork,
+    region_id: int,
+    spec: Spec,
+    disk_interface: DiskInterface,
+    now: datetime,
+    *,
+    unpaid_share: Fraction | None,
 ) -> Placement:
-    """Where a new VM of this spec goes in the region; `NoHostAvailable` when nowhere."""
+    """Where a new order of this spec goes in the region (`best_placement`, the never-paid
+    orders held to `unpaid_share` of each host); `NoHostAvailable` when nowhere, the same
+    answer whether the hosts are full or their share for unpaid orders is (D25)."""
     rooms = await region_rooms(uow, region_id, now)
-    placement = best_placement(rooms, spec, disk_interface)
+    placement = best_placement(rooms, spec, disk_interface, unpaid_share)
     if placement is None:
         raise NoHostAvailable(NO_HOST)
     return placement

@@ -90,7 +90,7 @@ class Usage:
     disk: defaultdict[int, int] = attrs.field(factory=lambda: defaultdict(int))
 
 
-async def _specs_of(uow: UnitOfWork, vms: list[Vm]) -> dict[int, Spec]:
+async def specs_of(uow: UnitOfWork, vms: list[Vm]) -> dict[int, Spec]:
     """Each VM's spec by VM id (a VM whose template row is gone is left out), in two reads
     whatever the number of VMs: the templates (a small catalogue) and the custom templates
     of these VMs (one each, so read together, not one statement per custom VM)."""
@@ -127,20 +127,45 @@ async def reserved_usage(
     never pay for. Summed by the database over every live VM of the hosts, then the lapsed
     orders' specs taken off (few: the worker deletes them): the rows read do not grow with
     the VMs."""
-    usage: defaultdict[int, Usage] = defaultdict(Usage)
     if not host_ids:
-        return usage
-    for total in await uow.vms.spec_totals(host_ids):
+        return defaultdict(Usage)
+    return await _usage(uow, host_ids, await _lapsed_specs(uow, host_ids, now), never_paid=False)
+
+
+async def reserved_and_unpaid_usage(
+    uow: UnitOfWork, host_ids: set[int], now: datetime
+) -> tuple[defaultdict[int, Usage], defaultdict[int, Usage]]:
+    """`reserved_usage`, and the part of it never-paid orders hold (the host share of D25's
+    `UnpaidRoom`: never-paid orders that have not lapsed), by host id; the lapsed orders
+    are read once for both."""
+    if not host_ids:
+        return defaultdict(Usage), defaultdict(Usage)
+    lapsed = await _lapsed_specs(uow, host_ids, now)
+    every = await _usage(uow, host_ids, lapsed, never_paid=False)
+    return every, await _usage(uow, host_ids, lapsed, never_paid=True)
+
+
+async def _lapsed_specs(
+    uow: UnitOfWork, host_ids: set[int], now: datetime
+) -> list[tuple[Vm, Spec]]:
+    """The lapsed orders on these hosts (`lapsed_unpaid_vms`) with their specs."""
+    lapsed = [vm for vm in await lapsed_unpaid_vms(uow, now) if vm.host_id in host_ids]
+    specs = await specs_of(uow, lapsed)
+    return [(vm, specs[vm.id]) for vm in lapsed if vm.id in specs]
+
+
+async def _usage(
+    uow: UnitOfWork, host_ids: set[int], lapsed: list[tuple[Vm, Spec]], *, never_paid: bool
+) -> defaultdict[int, Usage]:
+    """The database's sums (of the never-paid orders only, with `never_paid`), the lapsed
+    orders' specs taken off: lapsed orders are never-paid ones, so they are in both sums."""
+    usage: defaultdict[int, Usage] = defaultdict(Usage)
+    for total in await uow.vms.spec_totals(host_ids, never_paid=never_paid):
         used = usage[total.host_id]
         used.cpu += total.cpu
         used.memory += total.memory
         used.disk[total.disk_id] += total.disk
-    lapsed = [vm for vm in await lapsed_unpaid_vms(uow, now) if vm.host_id in host_ids]
-    specs = await _specs_of(uow, lapsed)
-    for vm in lapsed:
-        spec = specs.get(vm.id)
-        if spec is None:
-            continue
+    for vm, spec in lapsed:
         used = usage[vm.host_id]
         used.cpu -= spec.cpu
         used.memory -= spec.memory

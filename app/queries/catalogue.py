@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from fractions import Fraction
 
 import attrs
 
@@ -24,6 +25,7 @@ from domain.model import (
 )
 from domain.money import Currency, Money
 from domain.pricing import custom_price, parse_list_currency, plan_price
+from domain.unpaid_room import DEFAULT_HOST_SHARE
 from ports.cache import CatalogueCache
 from ports.clock import Clock
 from ports.rates import RateStore
@@ -129,17 +131,23 @@ def _plan_other_prices(plan: CostPlan, rates: RateTable, now: datetime) -> list[
         return []  # a plan row with a bad currency: no conversions rather than a failed listing
 
 
-async def list_offers(uow_factory: UnitOfWorkFactory, rates: RateTable, now: datetime) -> Offers:
+async def list_offers(
+    uow_factory: UnitOfWorkFactory,
+    rates: RateTable,
+    now: datetime,
+    unpaid_share: Fraction | None = DEFAULT_HOST_SHARE,
+) -> Offers:
     """Orderable offers (api.md §8.7): enabled and unexpired, in enabled regions, with room.
 
     A standard template is listed when some enabled host of its region can take it now (the
-    rule ordering applies); a custom pricing's maxima are capped by the best free room of
-    the region's hosts whose CPU matches, and it is left out when nothing would fit or the
+    rule ordering applies, with the hosts' `unpaid_share` for never-paid orders: a new
+    order is one); a custom pricing's maxima are capped by the best free room of the
+    region's hosts whose CPU matches, and it is left out when nothing would fit or the
     region has no free IPv4 address.
     """
     async with uow_factory() as uow:
         regions = {r.id: r for r in await uow.regions.list_all() if r.enabled}
-        rooms = await rooms_by_region(uow, list(regions.values()), now)
+        rooms = await rooms_by_region(uow, list(regions.values()), now, unpaid_share)
         plans = {p.id: p for p in await uow.cost_plans.list_all()}
         templates = []
         for t in await uow.templates.list_all():
@@ -166,12 +174,16 @@ async def list_offers(uow_factory: UnitOfWorkFactory, rates: RateTable, now: dat
 
 
 async def cached_offers(
-    cache: CatalogueCache | None, uow_factory: UnitOfWorkFactory, rates: RateStore, clock: Clock
+    cache: CatalogueCache | None,
+    uow_factory: UnitOfWorkFactory,
+    rates: RateStore,
+    clock: Clock,
+    unpaid_share: Fraction | None = DEFAULT_HOST_SHARE,
 ) -> Offers:
     """`list_offers` through the catalogue cache (loaded at most once per TTL per node)."""
 
     async def load() -> Offers:
-        return await list_offers(uow_factory, await rates.table(), clock.now())
+        return await list_offers(uow_factory, await rates.table(), clock.now(), unpaid_share)
 
     return await load() if cache is None else await cache.get("offers", load, ttl=OFFERS_TTL_S)
 

@@ -63,11 +63,14 @@ class Vms(Records[Vm], Protocol):
         """Every VM that is not soft-deleted, ascending id (the worker's VM check)."""
         ...
 
-    async def spec_totals(self, host_ids: Collection[int]) -> list[SpecTotals]:
+    async def spec_totals(
+        self, host_ids: Collection[int], *, never_paid: bool = False
+    ) -> list[SpecTotals]:
         """The specs of the VMs that are not soft-deleted on these hosts, summed by host and
         disk (a VM's standard template, else its custom template; one whose row is gone
         counts nothing), in host then disk order. A fixed number of statements whatever the
-        number of VMs (SQL: one per 1 000 hosts): capacity is read on every order."""
+        number of VMs (SQL: one per 1 000 hosts): capacity is read on every order.
+        `never_paid`: only the VMs of never-paid orders, as `list_never_paid` finds them."""
         ...
 
     async def list_never_paid(

@@ -19,7 +19,7 @@ from adapters.memory.storage import MemoryUnitOfWorkFactory
 from adapters.mysql import in_lists
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from app.billing.ordering import OrderTerms, order_custom_vm
-from app.billing.reserved import lapsed_unpaid_vms, reserved_usage
+from app.billing.reserved import lapsed_unpaid_vms, reserved_and_unpaid_usage, reserved_usage
 from domain.enums import DiskInterface, DiskType
 from domain.model import GIB, Vm
 from tests.contract import storage_backends
@@ -137,12 +137,40 @@ async def test_room_held_by_custom_vms_costs_the_same_statements_for_one_or_many
     assert one.count == many.count == USAGE_BUDGET, (one.statements, many.statements)
 
 
+async def _both_usages(world: World) -> tuple[tuple[int, int], Counter]:
+    engine = cast(SqlUnitOfWorkFactory, world.shop.factory).engine
+    async with world.shop.factory() as uow:
+        with counting(engine) as counter:
+            every, unpaid = await reserved_and_unpaid_usage(uow, {1}, world.now)
+    return (every[1].cpu, unpaid[1].cpu), counter
+
+
+async def test_room_held_by_unpaid_orders_costs_one_more_statement_for_one_or_many(
+    world: World,
+) -> None:
+    """Every order reads what never-paid orders hold (D25's host share) beside the rest:
+    one more sum, the lapsed orders read once for both."""
+    await world.shop.order(BOB, max_unpaid=None)
+    world.advance(timedelta(hours=2))  # a lapsed order: read, but holds no room
+    await _custom(world)
+    one_used, one = await _both_usages(world)
+    for _ in range(5):
+        await _custom(world)
+    many_used, many = await _both_usages(world)
+
+    cpu = CUSTOM_SPEC[0]
+    assert (many_used[0] - one_used[0], many_used[1] - one_used[1]) == (5 * cpu, 5 * cpu)
+    assert one.count == many.count == USAGE_BUDGET + 1, (one.statements, many.statements)
+
+
 async def test_the_summed_room_equals_the_room_of_each_reserving_vm(
     any_world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The database's sums minus the lapsed orders are exactly what `reserving_vms` holds,
-    host by host and disk by disk: two hosts, standard and custom VMs, a deleted VM, lapsed
-    standard and custom orders, paid VMs; every `IN` list cut to one id (the chunked reads)."""
+    host by host and disk by disk, and its never-paid sums what those of them that were
+    never paid hold (D25's host share): two hosts, standard and custom VMs, a deleted VM,
+    lapsed standard and custom orders, paid VMs; every `IN` list cut to one id (the chunked
+    reads)."""
     world = any_world
     monkeypatch.setattr(in_lists, "IN_LIST_SIZE", 1)
     async with world.shop.factory() as uow:
@@ -165,8 +193,12 @@ async def test_the_summed_room_equals_the_room_of_each_reserving_vm(
     async with world.shop.factory() as uow:
         held = await reserving_vms(uow, world.now)
         usage = await reserved_usage(uow, hosts, world.now)
+        both, unpaid = await reserved_and_unpaid_usage(uow, hosts, world.now)
+        never_paid = {vm.id for vm in await uow.vms.list_never_paid()}
         expected: dict[int, list[int]] = {h: [0, 0] for h in hosts}
+        expected_unpaid: dict[int, list[int]] = {h: [0, 0] for h in hosts}
         disks: defaultdict[int, int] = defaultdict(int)
+        unpaid_disks: defaultdict[int, int] = defaultdict(int)
         for vm in held:
             spec = await (
                 uow.templates.get(vm.template_id)
@@ -177,15 +209,27 @@ async def test_the_summed_room_equals_the_room_of_each_reserving_vm(
             expected[vm.host_id][0] += spec.cpu
             expected[vm.host_id][1] += spec.memory
             disks[vm.disk_id] += spec.disk_size
+            if vm.id in never_paid:  # D25's host share: what never-paid orders hold
+                expected_unpaid[vm.host_id][0] += spec.cpu
+                expected_unpaid[vm.host_id][1] += spec.memory
+                unpaid_disks[vm.disk_id] += spec.disk_size
         totals = await uow.vms.spec_totals([second.id, 1, 1, 999])
+        unpaid_totals = await uow.vms.spec_totals([second.id, 1, 999], never_paid=True)
     held_ids = {vm.id for vm in held}
     assert not held_ids & {vm.id for vm in [*lapsed, fresh[0]]}
     assert {vm.host_id for vm in held} == hosts  # both hosts hold VMs
     assert {vm.host_id for vm in lapsed} == hosts  # and both have lapsed orders
     for host in hosts:
         assert [usage[host].cpu, usage[host].memory] == expected[host], host
+        assert [both[host].cpu, both[host].memory] == expected[host], host
+        assert [unpaid[host].cpu, unpaid[host].memory] == expected_unpaid[host], host
     used_disks = {d: n for h in hosts for d, n in usage[h].disk.items() if n}
     assert used_disks == dict(disks)
+    assert {d: n for h in hosts for d, n in unpaid[h].disk.items() if n} == dict(unpaid_disks)
+    assert 0 < sum(e[0] for e in expected_unpaid.values()) < sum(e[0] for e in expected.values())
     assert [t.host_id for t in totals] == sorted(t.host_id for t in totals)
     lapsed_cpu = 2 * 2 + 2 * CUSTOM_SPEC[0]  # two Tiny orders (2 vCPU) and two custom ones
     assert sum(t.cpu for t in totals) == sum(e[0] for e in expected.values()) + lapsed_cpu
+    # the database's never-paid sums: the holding orders and the lapsed ones, no paid VM
+    unpaid_cpu = sum(e[0] for e in expected_unpaid.values())
+    assert sum(t.cpu for t in unpaid_totals) == unpaid_cpu + lapsed_cpu

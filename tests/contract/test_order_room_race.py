@@ -11,6 +11,7 @@ from app.billing.errors import NoHostAvailable
 from app.billing.ordering import OrderTerms, order_custom_vm, order_vm
 from domain.enums import DiskInterface, DiskType
 from domain.model import GIB, SshKey, User, Vm
+from domain.unpaid_room import NO_UNPAID_ROOM_LIMITS
 from ports.storage import UnitOfWorkFactory
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.lifecycle_world import engine_on, sql_factory
@@ -44,7 +45,14 @@ async def _buyers(world: World) -> list[OrderTerms]:
             key = await uow.ssh_keys.add(
                 SshKey(id=0, name="k", user_id=user.id, created=START, key_data="ssh-ed25519 A")
             )
-            terms.append(OrderTerms(user_id=user.id, image_id=IMAGE, ssh_key_id=key.id))
+            terms.append(
+                OrderTerms(
+                    user_id=user.id,
+                    image_id=IMAGE,
+                    ssh_key_id=key.id,
+                    unpaid_room=NO_UNPAID_ROOM_LIMITS,  # the host's capacity is raced for
+                )
+            )
         await uow.commit()
     return terms
 

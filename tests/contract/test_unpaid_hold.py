@@ -21,6 +21,7 @@ from domain.enums import PaymentMethod
 from domain.lifecycle import UNPAID_CLEANUP_AFTER
 from domain.model import SubscriptionPayment, Vm
 from domain.price_basis import CREDIT_KEY
+from domain.unpaid_room import NO_UNPAID_ROOM_LIMITS
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import (
     empty_tables,
@@ -62,7 +63,9 @@ async def world(database: Database) -> AsyncIterator[World]:
 
 
 async def _room_for_one(world: World) -> None:
-    """Shrink the one host to the CPUs of one Tiny VM (2)."""
+    """Shrink the one host to the CPUs of one Tiny VM (2), which one unpaid order may take
+    whole (no D25 host share: what is tested here is how long an order holds it)."""
+    world.shop.unpaid_room = NO_UNPAID_ROOM_LIMITS
     async with world.shop.factory() as uow:
         host = await uow.hosts.get(1)
         assert host is not None

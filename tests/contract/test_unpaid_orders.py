@@ -16,6 +16,7 @@ from app.billing.renewal import renew
 from domain.enums import DiskInterface, DiskType
 from domain.lifecycle import UNPAID_CLEANUP_AFTER
 from domain.model import GIB, SubscriptionPayment, Vm
+from domain.unpaid_room import NO_UNPAID_ROOM_LIMITS
 from ports.storage import UnitOfWorkFactory
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.lifecycle_world import engine_on, reserving_vms, sql_factory
@@ -33,7 +34,8 @@ world = lifecycle_world.world
 
 
 async def _host_for(world: World, vms: int) -> None:
-    """Shrink the one host to room for `vms` VMs of the Tiny plan (2 vCPU each)."""
+    """Shrink the one host to room for `vms` VMs of the Tiny plan (2 vCPU each), all of
+    which unpaid orders may take (`_order`: no D25 room limits, the cap is tested here)."""
     async with world.shop.factory() as uow:
         host = await uow.hosts.get(1)
         assert host is not None
@@ -43,9 +45,10 @@ async def _host_for(world: World, vms: int) -> None:
 
 async def _order(factory: UnitOfWorkFactory, world: World, user_id: int = ALICE) -> Vm:
     key = ALICE_KEY if user_id == ALICE else 2
-    return await order_vm(
-        factory, world.clock, OrderTerms(user_id=user_id, image_id=IMAGE, ssh_key_id=key), TEMPLATE
+    terms = OrderTerms(
+        user_id=user_id, image_id=IMAGE, ssh_key_id=key, unpaid_room=NO_UNPAID_ROOM_LIMITS
     )
+    return await order_vm(factory, world.clock, terms, TEMPLATE)
 
 
 async def _live_vms(world: World, user_id: int) -> list[Vm]:

@@ -18,6 +18,7 @@ from domain.exchange import msat_to_fiat
 from domain.lifecycle import UNPAID_CLEANUP_AFTER
 from domain.model import Subscription, SubscriptionPayment, Vm
 from domain.price_basis import CREDIT_KEY
+from domain.unpaid_room import NO_UNPAID_ROOM_LIMITS
 from tests.contract import lifecycle_world, storage_backends
 from tests.unit.billing.world import BOB, add_host
 from tests.unit.worker.world import DAY, World
@@ -57,7 +58,9 @@ async def _deleted_with_late_renewals(
 
 
 async def _room_for_one(world: World, vm: Vm) -> None:
-    """The VM's host shrunk to the CPUs of one VM of its template (2): room for one more."""
+    """The VM's host shrunk to the CPUs of one VM of its template (2): room for one more,
+    which a new unpaid order may take whole (no D25 host share: not what is tested here)."""
+    world.shop.unpaid_room = NO_UNPAID_ROOM_LIMITS
     async with world.shop.factory() as uow:
         host = await uow.hosts.get(vm.host_id)
         assert host is not None

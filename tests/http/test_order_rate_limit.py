@@ -13,6 +13,7 @@ from adapters.http.client_limit import WIDE_V6_SCALE
 from adapters.http.context import SERVICES
 from adapters.ratelimit.memory import MemoryRateLimiter
 from domain.model import GIB
+from domain.unpaid_room import NO_UNPAID_ROOM_LIMITS
 from tests.http.apiapp import ALICE, ApiClient, api_client
 from tests.http.vm_helpers import add_key, build
 from tests.nostr_signing import NostrKey
@@ -112,6 +113,8 @@ async def test_one_48_does_not_get_a_fresh_order_bucket_per_64() -> None:
         api.services,
         order_limiter=MemoryRateLimiter(1, 1, now=tick),  # 1 order, then 1 a minute
         trust_forwarded_for=True,
+        # more unpaid Tiny VMs than the demo host's D25 share for them: not tested here
+        unpaid_room=NO_UNPAID_ROOM_LIMITS,
     )
     api.app[SERVICES] = api.services
     async with api_client(api) as c:

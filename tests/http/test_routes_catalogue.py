@@ -13,6 +13,7 @@ from adapters.http.openapi import documented_operations, served_operations
 from app.billing.ordering import OrderTerms, order_custom_vm, order_vm
 from domain.enums import DiskInterface, DiskType, PaymentMethod
 from domain.model import GIB, CustomPricingDisk, IpAssignment
+from domain.unpaid_room import NO_UNPAID_ROOM_LIMITS
 from tests.http.apiapp import ApiClient, api_client, build_api_app
 
 PRICE = "/api/v1/vm/custom-template/price"
@@ -136,15 +137,18 @@ async def test_templates_leave_out_disabled_closed_and_too_big_offers(c: ApiClie
 
 
 async def test_custom_template_entries_are_capped_by_host_room(c: ApiClient) -> None:
+    """By the room a new (unpaid) order may take: half of the 16-CPU, 64 GiB host with a
+    2000 GiB SSD and a 4000 GiB HDD (the default D25 host share); the SSD's pricing caps
+    it at 1000 GiB first."""
     [custom] = (await get_data(c, "/api/v1/vm/templates"))["custom_template"]
     assert custom == {
         "id": c.demo.custom,
         "name": "Dublin custom",
         "region": {"id": c.demo.region, "name": "Dublin"},
-        "max_cpu": 16,
+        "max_cpu": 8,
         "min_cpu": 1,
         "min_memory": GIB,
-        "max_memory": 64 * GIB,
+        "max_memory": 32 * GIB,
         "disks": [
             {
                 "min_disk": 10 * GIB,
@@ -154,7 +158,7 @@ async def test_custom_template_entries_are_capped_by_host_room(c: ApiClient) -> 
             },
             {
                 "min_disk": 10 * GIB,
-                "max_disk": 4000 * GIB,
+                "max_disk": 2000 * GIB,
                 "disk_type": "hdd",
                 "disk_interface": "sata",
             },
@@ -166,10 +170,16 @@ async def test_a_full_host_empties_both_lists_but_custom_template_stays_an_array
     c: ApiClient,
 ) -> None:
     user_id, key_id = await c.user_id(), await c.ssh_key_id()
+    whole = OrderTerms(  # an order may fill the host only without the D25 host share
+        user_id=user_id,
+        image_id=c.demo.ubuntu,
+        ssh_key_id=key_id,
+        unpaid_room=NO_UNPAID_ROOM_LIMITS,
+    )
     await order_custom_vm(
         c.api.store,
         c.api.clock,
-        OrderTerms(user_id=user_id, image_id=c.demo.ubuntu, ssh_key_id=key_id),
+        whole,
         c.demo.custom,
         16,
         8 * GIB,

@@ -5,14 +5,26 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import attrs
+
 from adapters.fiat.bank_transfer import BankTransferRail
+from adapters.http.context import SERVICES
 from domain.model import GIB
-from tests.http.apiapp import BOB, ApiClient, api_client
+from domain.unpaid_room import NO_UNPAID_ROOM_LIMITS
+from tests.http.apiapp import BOB, ApiApp, ApiClient, api_client
 from tests.http.vm_helpers import add_key, build
 from tests.nostr_signing import NostrKey
 
 #: a free key that orders the whole demo host (16 CPU / 64 GiB) and never pays
 GRABBER = NostrKey.from_seed(4242)
+
+
+def _room_limits_off(api: ApiApp) -> ApiApp:
+    """Without D25's room limits, which refuse the whole-host order outright
+    (tests/http/test_unpaid_room.py): how long an order holds its room is tested here."""
+    api.services = attrs.evolve(api.services, unpaid_room=NO_UNPAID_ROOM_LIMITS)
+    api.app[SERVICES] = api.services
+    return api
 
 
 async def _order_whole_host(c: ApiClient) -> int:
@@ -40,7 +52,7 @@ async def _order_tiny(c: ApiClient) -> Any:
 
 
 async def test_a_bank_transfer_quote_does_not_hold_the_host_for_days() -> None:
-    api = build(rails=[BankTransferRail({"iban": "IE29AIBK93115212345678"})])
+    api = _room_limits_off(build(rails=[BankTransferRail({"iban": "IE29AIBK93115212345678"})]))
     async with api_client(api) as c:
         vm_id = await _order_whole_host(c)
         path = f"/api/v1/vm/{vm_id}/renew?method=bank_transfer"
@@ -57,7 +69,7 @@ async def test_a_bank_transfer_quote_does_not_hold_the_host_for_days() -> None:
 
 
 async def test_control_without_a_quote_the_room_returns_after_the_window() -> None:
-    async with api_client(build()) as c:
+    async with api_client(_room_limits_off(build())) as c:
         await _order_whole_host(c)
         c.api.clock.advance(timedelta(hours=1, minutes=1))
         await c.api.refresh_rates()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import stat
 from datetime import timedelta
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from adapters.rates.fixed import FixedRateSource
 from adapters.rates.mempool import MempoolRateSource
 from app.account.profile import AccountPatch
 from app.worker.context import NEVER_PAID_LOOKBACK, never_paid_lookback
+from domain.model import GIB
 from domain.money import Currency
 from domain.nwc_uri import RelayPolicy
 from lnvps.container import (
@@ -178,6 +180,27 @@ async def test_the_email_verify_limit_comes_from_the_settings(tmp_path: Path) ->
     container = await open_container(load_settings(cfg, environ={}))
     assert container.services().email_verify_limiter is None
     await close_container(container)
+
+
+async def test_the_unpaid_room_limits_come_from_the_settings(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "db: memory\nmax-unpaid-room: {cpu: 8, memory-gib: null}\nunpaid-host-share: 12.5\n"
+    )
+    container = await open_container(load_settings(cfg, environ={}))
+    room = container.services().unpaid_room
+    assert (room.cpu, room.memory, room.disk) == (8, None, 1024 * GIB)  # disk: the default
+    assert room.host_share == Fraction(1, 8)
+    await close_container(container)
+    cfg.write_text("db: memory\nunpaid-host-share: 100\n")  # all of a host: no share
+    container = await open_container(load_settings(cfg, environ={}))
+    room = container.services().unpaid_room
+    assert room.host_share is None and room.cpu == 16 and room.memory == 64 * GIB
+    await close_container(container)
+    for bad in ("unpaid-host-share: 0", "unpaid-host-share: 101", "max-unpaid-room: {cpu: 0}"):
+        cfg.write_text(f"db: memory\n{bad}\n")
+        with pytest.raises(SettingsError):
+            load_settings(cfg, environ={})
 
 
 async def test_the_unpaid_subscription_cap_comes_from_the_settings(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from domain.enums import DiskInterface, IntervalType, SubscriptionType, VmHistor
 from domain.errors import SpecOutOfLimits
 from domain.model import GIB, PLACEHOLDER_MAC
 from domain.pricing import NotWholeGib
+from domain.unpaid_room import NO_UNPAID_ROOM_LIMITS
 from tests.unit.billing.world import (
     ALICE,
     ALICE_KEY,
@@ -142,9 +143,9 @@ async def test_a_disk_interface_the_pricing_does_not_sell_is_bad_input(shop: Sho
 
 async def test_without_room_on_any_host_nothing_is_written(shop: Shop) -> None:
     for _ in range(8):  # 8 × 2 CPUs fill the 16-CPU host (load factor 1); no D25 cap here
-        await shop.order(max_unpaid=None)
+        await shop.order(max_unpaid=None, unpaid_room=NO_UNPAID_ROOM_LIMITS)
     with pytest.raises(NoHostAvailable):
-        await shop.order(max_unpaid=None)
+        await shop.order(max_unpaid=None, unpaid_room=NO_UNPAID_ROOM_LIMITS)
     assert (await _counts(shop))[:2] == (8, 8)
 
 

@@ -43,6 +43,7 @@ from domain.model import (
     VmTemplate,
 )
 from domain.tax import TaxRates
+from domain.unpaid_room import DEFAULT_UNPAID_ROOM, UnpaidRoom
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 from tests.unit.billing.fakes import FakeGateway, FakeNode, FreshRates, RecordingQueue
 
@@ -64,9 +65,12 @@ class Shop:
     rates: FreshRates
     rails: PaymentRails
     tax_rates: TaxRates
+    #: D25 room limits of the orders below (the production defaults unless a test says)
+    unpaid_room: UnpaidRoom = DEFAULT_UNPAID_ROOM
 
     async def order(self, user_id: int = ALICE, **kw: Any) -> Vm:
         key = ALICE_KEY if user_id == ALICE else BOB_KEY
+        kw.setdefault("unpaid_room", self.unpaid_room)
         terms = OrderTerms(user_id=user_id, image_id=IMAGE, ssh_key_id=key, **kw)
         return await order_vm(self.factory, self.clock, terms, TEMPLATE)
 
@@ -79,7 +83,9 @@ class Shop:
             "disk_interface": DiskInterface.PCIE,
         }
         spec.update(kw)
-        terms = OrderTerms(user_id=ALICE, image_id=IMAGE, ssh_key_id=ALICE_KEY)
+        terms = OrderTerms(
+            user_id=ALICE, image_id=IMAGE, ssh_key_id=ALICE_KEY, unpaid_room=self.unpaid_room
+        )
         return await order_custom_vm(self.factory, self.clock, terms, PRICING, **spec)
 
     async def renew(self, vm: Vm, **kw: Any) -> SubscriptionPayment:
