@@ -69,6 +69,10 @@ class Credit:
     #: currency apart from its value (another one than the value's), e.g. `EUR 1.00`, for
     #: the notices; "" when none was (not stored)
     given_back: str = ""
+    #: whether an UNRESTORABLE payment's value was booked as account credit: False when it
+    #: could not be (no rate to value it) or must not be (a credit note took part of its
+    #: invoice back first), so its notices say no credit was added (not stored)
+    value_credited: bool = True
 
     @property
     def seconds(self) -> int:
