@@ -45,9 +45,9 @@ async def credit_unrestorable(
     applied comes back whole (its VAT declared before), in its own currency: within this
     entry when that is `list_currency`, else as an entry of its own (`applied_elsewhere`,
     booked even when the value cannot be), which the returned amount does not count. The
-    invoice converts the payment row to its currency as a whole, the credit this value
-    rounded down: a Lightning payment's two may differ by a unit of rounding, and a card
-    paid in another fiat than the credit's is shown in the fiat paid.
+    invoice's prepayment line of a Lightning payment is this same value, converted the same
+    way (`domain.invoice_content._kept_net`), when the invoice is in the credit's currency;
+    a card paid in another fiat than the credit's is shown in the fiat paid.
     Booked once per payment (reference: its id; the credit given back apart: its id +
     `APPLIED_SUFFIX`), so replays change nothing. Called by the
     booking (`app.billing.completion`) for a payment whose deleted VM cannot be restored

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from decimal import Decimal
 
 import attrs
 import pytest
@@ -181,6 +182,38 @@ async def test_a_payment_that_cannot_be_valued_tells_its_payer_no_credit_was_add
     [notice] = [n for n in world.notifier.to_admins() if NOTICE in n.title]
     assert "was NOT booked as account credit, and bought nothing" in notice.message
     assert "its value could not be booked as credit" in notice.message
+
+
+async def test_a_lightning_payment_credited_is_invoiced_as_credited_to_the_cent(
+    world: World,
+) -> None:
+    """Its amount made to end in half a cent (a cent is 10 000 msat at 100 000 EUR/BTC):
+    the credit is rounded down, and its invoice's prepayment line says that same figure
+    (it converted the whole row half up: a cent more than was credited)."""
+    vm, renewal = await _deleted_with_late_renewal(world)
+    await _disable_host(world, vm)
+    sub_before = await world.sub(vm)
+    assert renewal.rate == Decimal(100_000) and renewal.amount % 10_000 == 0
+    odd = renewal.amount + 5_000  # whole sats, and half a cent more
+    async with world.shop.factory() as uow:
+        stored = await uow.payments.get(renewal.id)
+        assert stored is not None
+        await uow.payments.update(attrs.evolve(stored, amount=odd))
+        await uow.commit()
+    floored, half_up = odd // 10_000, odd // 10_000 + 1
+    assert msat_to_fiat(odd, renewal.rate) == half_up
+
+    assert (await world.complete(renewal)).completed
+
+    assert await _balance(world, sub_before) == floored
+    assert await _credit(world, sub_before, renewal) == [floored]
+    async with world.shop.factory() as uow:
+        invoice = await uow.invoices.get_by_payment(renewal.id)
+    assert invoice is not None and invoice.currency == "EUR"
+    [line] = invoice.document.lines
+    assert (line.description, line.net) == ("Prepayment to account credit", floored)
+    assert line.tax == msat_to_fiat(renewal.tax, renewal.rate)  # the VAT charged, as shown
+    assert invoice.net == floored and invoice.total == floored + line.tax
 
 
 async def test_template_disabled_the_payment_becomes_credit(world: World) -> None:
