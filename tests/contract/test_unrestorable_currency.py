@@ -16,7 +16,7 @@ import pytest
 from app.admin.subscriptions import SubscriptionPatch, update_subscription
 from app.billing.credit_balance import adjust_credit
 from app.billing.credit_overpayment import credit_unrestorable
-from app.billing.credit_release import release_expired_credit
+from app.billing.credit_release import RELEASE_MARGIN, release_expired_credit
 from app.billing.credit_settle import completion_settle
 from domain.account_credit import CreditReason
 from domain.enums import PaymentMethod
@@ -154,7 +154,7 @@ async def _eur_credit_renewal_moved_to_usd(shop: Shop) -> Any:
         assert host is not None
         await uow.hosts.update(attrs.evolve(host, enabled=False))
         await uow.commit()
-    shop.clock.advance(timedelta(minutes=1))
+    shop.clock.advance(RELEASE_MARGIN + timedelta(minutes=1))
     assert await release_expired_credit(shop.factory, shop.clock) == 1
     return payment
 
