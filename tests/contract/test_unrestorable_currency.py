@@ -197,7 +197,7 @@ async def test_a_payment_moved_to_another_currency_without_its_quotes_rates_book
         assert await uow.credit_ledger.balances(ALICE) == {}
     told = {type(job).__name__: job for job in shop.queue.sent}
     user = cast(SendNotification, told["SendNotification"])
-    assert user.title.endswith("Payment received but not credited")
+    assert user.title is not None and user.title.endswith("Payment received but not credited")
     admins = cast(SendAdminNotification, told["SendAdminNotification"]).message
     assert "its value could not be booked as credit" in admins
 
