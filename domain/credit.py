@@ -69,6 +69,10 @@ class Credit:
     #: currency apart from its value (another one than the value's), e.g. `EUR 1.00`, for
     #: the notices; "" when none was (not stored)
     given_back: str = ""
+    #: whether an UNRESTORABLE payment's value was booked as account credit: False when it
+    #: could not be (no rate to value it) or must not be (a credit note took part of its
+    #: invoice back first), so its notices say no credit was added (not stored)
+    value_credited: bool = True
 
     @property
     def seconds(self) -> int:
@@ -107,14 +111,14 @@ def payment_meta(payment: SubscriptionPayment) -> dict[str, Any]:
 def listed_rate(payment: SubscriptionPayment, listed: str) -> Decimal | None:
     """The BTC rate of fiat currency `listed` a payment was quoted at (`quote_btc_rate`), to
     show or count its msat in that currency; None for a currency that is not fiat or that
-    the quote has no rate for (its `rate` column of 1 is BTC passing through)."""
+    the quote stored no rate for (its `rate` column is never read as one)."""
     try:
         currency = Currency.parse(listed)
     except DomainError:
         return None
     if not currency.is_fiat:
         return None
-    rate = quote_btc_rate(payment_meta(payment), currency, payment.rate)
+    rate = quote_btc_rate(payment_meta(payment), currency)
     return None if rate is None or rate <= 1 else rate
 
 

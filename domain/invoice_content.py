@@ -20,8 +20,9 @@ from domain.invoice import (
     is_reverse_charge,
 )
 from domain.model import Company, LineItem, Subscription, SubscriptionPayment, User
+from domain.money import Currency
 from domain.nip19 import npub
-from domain.overpayment import overpaid_of
+from domain.overpayment import excess_value, overpaid_of
 from domain.prepayment import kept_payment_line, prepayment_line
 from domain.tax import country_alpha3, recorded_reverse_charge, recorded_tax_rate, tax_on
 
@@ -151,6 +152,22 @@ def _shown_parts(payment: SubscriptionPayment, shown: Callable[[int], int]) -> t
     return total - tax - fee, tax, fee
 
 
+def _kept_net(
+    payment: SubscriptionPayment, currency: str, shown_rate: Decimal | None, net: int
+) -> int:
+    """The net of a payment kept whole as account credit, in the invoice's `currency`: for a
+    Lightning payment invoiced in fiat, its amount (msat, tax and fee excluded) converted at
+    the quote's own rate exactly and rounded DOWN (`excess_value`), the very conversion its
+    credit was booked at (`app.billing.credit_overpayment.credit_unrestorable`), so the
+    prepayment line and the credit are the same figure (converted half up as part of the
+    whole row, the line could be a unit more than was credited, and than arrived); else
+    the row's own net, `net`."""
+    if shown_rate is None:
+        return net
+    kept = excess_value(payment.amount, Currency.parse(currency), shown_rate)
+    return net if kept is None else kept
+
+
 def _service_lines(
     description: str, net: int, tax: int, credit: int, rate: Decimal
 ) -> list[InvoiceLine]:
@@ -195,8 +212,11 @@ def build_content(
     as account credit (an Upgrade not applied, a Purchase or Renewal whose VM cannot be
     provided again): its money is invoiced as a prepayment to account credit
     (`kept_payment_line`) instead of the service line, and the account credit it applied
-    (given back in the same booking) is not shown; the lines still add up to the payment
-    row."""
+    (given back in the same booking) is not shown; the lines add up to the payment row,
+    but for a Lightning payment invoiced in fiat, whose prepayment is its amount converted
+    as its credit was, rounded down (`_kept_net`): they may then come to a unit less than
+    the conversion of the whole row, the fraction of a unit that was neither credited nor
+    invoiced."""
     cur = invoice_currency(payment, subscription)
     shown_rate = listed_rate(payment, cur) if cur != payment.currency.upper() else None
 
@@ -209,7 +229,8 @@ def build_content(
         rate = effective_tax_rate(payment.amount, payment.tax)
     net, tax, fee = _shown_parts(payment, shown)
     if kept_as_credit:
-        credit, lines = 0, [kept_payment_line(net, tax, rate, payment)]
+        kept = _kept_net(payment, cur, shown_rate, net)
+        credit, lines = 0, [kept_payment_line(kept, tax, rate, payment)]
     else:
         credit = credit_applied(payment, cur)
         names = ", ".join(item.name for item in items) or subscription.name

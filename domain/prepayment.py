@@ -79,10 +79,11 @@ def kept_payment_line(
     """The invoice line of a payment that supplied nothing, its whole value become account
     credit (an Upgrade not applied, a Purchase or Renewal whose VM cannot be provided
     again): one `PREPAYMENT_LINE` in place of its "Upgrade: …", "Renewal: …" or
-    "Purchase: …" line. `net` and `tax` are the payment row's, in the invoice's currency,
-    and `rate` the one its quote charged: a row that charged its own tax keeps all three,
-    its net being what was credited (`kept_value_split`); an untaxed upgrade's net is split
-    as its credit was, so the line adds up to the row either way. Notes never take it back
+    "Purchase: …" line. `net` and `tax` are the payment row's, in the invoice's currency
+    (a Lightning payment's net converted as its credit was, rounded down), and `rate` the
+    one its quote charged: a row that charged its own tax keeps all three, its net being
+    what was credited (`kept_value_split`); an untaxed upgrade's net is split as its credit
+    was, so the line's net is the credit either way. Notes never take it back
     (`domain.credit_note.creditable_parts`): the money stays on the balance."""
     if not _charged_its_own_tax(payment):
         net, tax, rate = kept_value_split(net, payment)

@@ -62,8 +62,11 @@ async def adjust_credit(
 
     `reference` (e.g. an idempotency key or a ticket number) makes a repeated request a
     no-op; without one each request books a new entry. A debit below zero is refused (422).
-    A reference already booked for another amount (or sign) is a key reused with another
-    body: refused (409, as D11 answers an Idempotency-Key reuse), nothing booked.
+    A replay must repeat the request exactly: a reference already booked for another
+    amount (or sign) or with another note is a key reused with another body, refused (409,
+    as D11 answers an Idempotency-Key reuse), nothing booked. (Answering another note as a
+    replay would tell the admin the adjustment was booked with the reason they gave now,
+    while the ledger keeps the first one's.)
     """
     if not note.strip():
         raise InvalidInput("An adjustment needs a reason (note)")
@@ -86,6 +89,11 @@ async def adjust_credit(
                 f"Reference {reference!r} was already used for an adjustment of "
                 f"{Money(Currency.parse(currency), booked.entry.amount)}; use another "
                 "reference for another amount"
+            )
+        if booked.replayed and booked.entry.note != entry.note:
+            raise IdempotencyKeyReused(
+                f"Reference {reference!r} was already used for an adjustment with another "
+                "note; use another reference for another adjustment"
             )
         await uow.commit()
     return booked

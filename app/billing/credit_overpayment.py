@@ -56,9 +56,9 @@ async def credit_unrestorable(
     applied comes back whole (its VAT declared before), in its own currency: within this
     entry when that is `list_currency`, else as an entry of its own (`applied_elsewhere`,
     booked even when the value cannot be), which the returned amount does not count. The
-    invoice converts the payment row to its currency as a whole, the credit this value
-    rounded down: a Lightning payment's two may differ by a unit of rounding, and a card
-    paid in another fiat than the credit's is shown in the fiat paid.
+    invoice's prepayment line of a Lightning payment is this same value, converted the same
+    way (`domain.invoice_content._kept_net`), when the invoice is in the credit's currency;
+    a card paid in another fiat than the credit's is shown in the fiat paid.
     Booked once per payment (reference: its id; the credit given back apart: its id +
     `APPLIED_SUFFIX`), so replays change nothing. Called by the
     booking (`app.billing.completion`) for a payment whose deleted VM cannot be restored
@@ -80,9 +80,9 @@ async def credit_unrestorable(
         return Credited(0, given_back)
     received = payment.amount
     already = back[0] if back is not None and elsewhere is None else 0
-    # the quote's own rate of the target currency (its `rate` column is its price
-    # currency's, which is another one when a plan was re-priced in another currency)
-    rate = quote_btc_rate(payment_meta(payment), target, payment.rate)
+    # the quote's own stored rate of the target currency; none stored: not known (its `rate`
+    # column is the rate of the currency it was priced in, maybe another, `quote_btc_rate`)
+    rate = quote_btc_rate(payment_meta(payment), target)
     note = why
     if charged is target:
         value = received
@@ -233,11 +233,7 @@ async def _credit_msat(
         target = Currency.parse(list_currency)
     except DomainError:
         target = Currency.BTC  # an unknown list currency: keep what arrived, in msat
-    rate = (
-        None
-        if target is Currency.BTC
-        else quote_btc_rate(payment_meta(payment), target, payment.rate)
-    )
+    rate = None if target is Currency.BTC else quote_btc_rate(payment_meta(payment), target)
     value = excess_value(msat, target, rate)
     tax_rate = prepayment_tax_rate(payment)
     net, tax = prepayment_split(value or 0, tax_rate)

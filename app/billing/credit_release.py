@@ -2,31 +2,56 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
 
 import attrs
 
 from app.billing.credit_balance import book_in
+from app.billing.errors import PaymentProviderUnavailable
+from app.billing.rails import PaymentRails
 from domain.account_credit import CreditReason, checked_entry, credit_applied
 from domain.credit import payment_meta
+from domain.enums import PaymentMethod
 from domain.model import SubscriptionPayment
 from ports.clock import Clock
 from ports.storage import CreditKey, UnitOfWork, UnitOfWorkFactory
 
+log = logging.getLogger(__name__)
+
+#: How long after its quote lapsed the account credit it applied is still held. A quote paid
+#: in its last seconds is settled at the Lightning node before its invoice expires, but the
+#: intake books it when the node's stream reports it (seconds later, longer while the stream
+#: reconnects), and a card webhook may come minutes late (the lapsed-order sweep gives it the
+#: same five minutes, `app.billing.lapsed_orders.GRACE`). Released meanwhile, the credit could
+#: be spent on something else before the payment is booked, which then cannot take it again
+#: (`respend_released`) and buys less than it was paid for.
+RELEASE_MARGIN = timedelta(minutes=5)
+
 
 async def release_expired_credit(
-    uow_factory: UnitOfWorkFactory, clock: Clock, *, limit: int = 200
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    *,
+    limit: int = 200,
+    rails: PaymentRails | None = None,
 ) -> int:
     """Give back the credit of quotes that ended unpaid (expired by time or by a D23/D24
-    sweep); how many were released. Each release is booked once (reference: the payment id),
-    so running it again, or on two workers, releases nothing twice.
+    sweep) at least `RELEASE_MARGIN` ago; how many were released. Each release is booked
+    once (reference: the payment id), so running it again, or on two workers, releases
+    nothing twice. With `rails` and a Lightning node configured, a Lightning quote's credit
+    is released only once the node says its invoice is not settled: one settled there and
+    not booked yet (the intake down longer than the margin) keeps its credit for its
+    completion, and while the node cannot be asked its quotes wait for the next pass.
     The worker runs it after each CheckSubscriptions. A payment settled after its release
     spends the credit again at completion (`respend_released`).
     """
     now = clock.now()
+    lapsed_by = now - RELEASE_MARGIN
     released = 0
+    node_down = False
     async with uow_factory() as uow:
-        spent = await uow.credit_ledger.list_unreleased_spent(now, limit)
+        spent = await uow.credit_ledger.list_unreleased_spent(lapsed_by, limit)
     for entry in spent:
         payment_id = entry.payment_id
         if payment_id is None or entry.reference is None:
@@ -35,19 +60,50 @@ async def release_expired_credit(
             payment = await uow.payments.get(payment_id)
         if payment is None or payment.is_paid:
             continue
+        held, node_down = await _held_at_node(rails, payment, node_down)
+        if held:
+            continue
         async with uow_factory() as uow:
             # lock order: subscription, then balance (as completion and quotes take them);
             # the lock is the transaction's first statement: on MariaDB the first plain read
             # fixes the snapshot, and a payment booked after it would still look unpaid
             await uow.subscriptions.get_for_update(payment.subscription_id)
             payment = await uow.payments.get(payment_id)
-            if payment is None or payment.is_paid or payment.expires > now:
+            if payment is None or payment.is_paid or payment.expires > lapsed_by:
                 continue
             given, note = (-entry.amount, entry.currency), "the quote expired unpaid"
             replayed = await book_released(uow, payment, entry.reference, given, note, now)
             await uow.commit()
             released += 0 if replayed else 1
     return released
+
+
+async def _held_at_node(
+    rails: PaymentRails | None, payment: SubscriptionPayment, node_down: bool
+) -> tuple[bool, bool]:
+    """Whether `payment`'s credit is held for the Lightning node's sake, and whether the node
+    is down (asked once a pass). Held: its invoice is settled at the node but not booked
+    here yet (its completion spends the credit), or the node cannot be asked now. Not held:
+    another method, a quote the credit covered whole (no invoice), no node configured here,
+    or the node has no settlement of it (an invoice past its expiry takes no more payment,
+    so none can follow)."""
+    lightning = payment.payment_method is PaymentMethod.LIGHTNING and payment.total > 0
+    if rails is None or not lightning or not rails.asks_lightning_node:
+        return False, node_down
+    if node_down:
+        return True, node_down
+    try:
+        settled = await rails.lightning_settlement(payment.id)
+    except PaymentProviderUnavailable as err:
+        log.warning("credit of lapsed Lightning quotes held: the node cannot be asked (%s)", err)
+        return True, True
+    if settled is not None:
+        log.warning(
+            "payment %s: settled at the Lightning node but not booked yet; its credit is "
+            "held for its completion",
+            payment.id.hex(),
+        )
+    return settled is not None, node_down
 
 
 async def book_released(

@@ -132,7 +132,9 @@ def tell_admins_of_credit(queue: WorkQueue) -> Subscriber:
 def tell_user_of_unrestorable(queue: WorkQueue) -> Subscriber:
     """A payment that could not bring its VM back (or set up a late-paid order) became account
     credit: its payer is told so in plain words, without the operator's reasons (host and
-    row ids stay with the admins)."""
+    row ids stay with the admins). One whose value could not be booked as credit
+    (`Credit.value_credited` False: no rate to value it, or a credit note took part of its
+    invoice back first) is told that no credit was added and that the admins were told."""
 
     async def tell_user_of_unrestorable(event: PaymentCompleted, out: Reactions) -> None:
         if event.credit is None or event.credit.mode is not CreditMode.UNRESTORABLE:
@@ -146,20 +148,27 @@ def tell_user_of_unrestorable(queue: WorkQueue) -> Subscriber:
                 f"{paid} arrived after its VM was deleted or its order had lapsed, and the VM "
                 "cannot be provided again now. No time was bought"
             )
-        # money kept as credit is a prepayment: credited net of its VAT, if any
-        message = (
-            f"{what}: the payment's net value was added to your account credit, which "
-            "pays your next order, renewal or upgrade first."
-        )
+        if event.credit.value_credited:
+            # money kept as credit is a prepayment: credited net of its VAT, if any
+            title = "Payment added to your account credit"
+            message = (
+                f"{what}: the payment's net value was added to your account credit, which "
+                "pays your next order, renewal or upgrade first."
+            )
+        else:
+            title = "Payment received but not credited"
+            message = (
+                f"{what}. No account credit was added for it: its value could not be booked "
+                "as credit automatically. Our admins have been told and will settle it "
+                "with you."
+            )
         if event.credit.given_back:
             message += (
                 f" The account credit it used, {event.credit.given_back}, was given back to "
                 "your balance as it was."
             )
         job = SendNotification(
-            user_id=sub.user_id,
-            title=f"[Subscription {sub.id}] Payment added to your account credit",
-            message=message,
+            user_id=sub.user_id, title=f"[Subscription {sub.id}] {title}", message=message
         )
         await _queue(queue, job, out, "telling the user about a payment booked as credit")
 
@@ -188,6 +197,14 @@ def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:
     }[credit.mode]
     if credit.mode is CreditMode.UNRESTORABLE and event.is_upgrade:
         what = "booked as account credit: the upgrade was not applied"
+    if credit.mode is CreditMode.UNRESTORABLE and not credit.value_credited:
+        # nothing bought and nothing credited: the admins settle it (the payer is told so)
+        cause = (
+            "the upgrade was not applied"
+            if event.is_upgrade
+            else "its VM cannot be restored or placed"
+        )
+        what = f"NOT booked as account credit, and bought nothing: {cause}"
     lines = [
         f"Payment {payment.id.hex()} of {formatted(payment)} for subscription {sub.id} "
         f"(user {sub.user_id}) was {what}.",

@@ -526,7 +526,9 @@ class WorkerJobs:
         # a never-paid IP-range subscription is cancelled an hour after it was made (as D17)
         await cancel_never_paid_subscriptions(self._deps)
         # issue 13: account credit held by quotes that ended unpaid goes back to the balance
-        await release_expired_credit(self._deps.uow_factory, self._deps.clock)
+        await release_expired_credit(
+            self._deps.uow_factory, self._deps.clock, rails=self._deps.order_rails
+        )
         # card orders whose quote lapsed unpaid stop being payable at their provider too
         if self._lapsed is not None:
             await self._lapsed.run()

@@ -16,8 +16,8 @@ import pytest
 
 from app.billing.credit_balance import adjust_credit
 from app.billing.credit_overpayment import credit_unrestorable
-from app.billing.credit_quote import CreditChanged, Settle
-from app.billing.credit_release import release_expired_credit
+from app.billing.credit_quote import COVERED_EXPIRY, CreditChanged, Settle
+from app.billing.credit_release import RELEASE_MARGIN, release_expired_credit
 from app.billing.credit_settle import completion_settle
 from app.billing.errors import NoRoomToUpgrade, UpgradeQuoteOutdated
 from app.billing.invoicing import issue_credit_note
@@ -376,7 +376,7 @@ async def test_a_stranded_covered_upgrade_whose_credit_was_spent_is_refused_unbo
     covered = await _upgrade(shop, vm, crashed)
     assert not covered.is_paid and covered.amount == 0
     spent = covered.metadata["credit_applied"]["amount"]
-    shop.clock.advance(timedelta(minutes=11))
+    shop.clock.advance(COVERED_EXPIRY + RELEASE_MARGIN + timedelta(minutes=1))
     assert await release_expired_credit(shop.factory, shop.clock) == 1
     await _give(shop, -10_000, "spent-elsewhere")
 

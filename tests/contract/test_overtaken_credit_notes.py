@@ -34,6 +34,9 @@ world = lifecycle_world.world_with_rails("payment_canceller")
 
 SECOND = timedelta(seconds=1)
 FEE_LINE = "Payment processing fee"
+#: the titles of the payer's notice: its value credited, or not
+CREDITED = "Payment added to your account credit"
+NOT_CREDITED = "Payment received but not credited"
 
 Hook = Callable[[Vm, SubscriptionPayment], Awaitable[None]]
 
@@ -180,7 +183,32 @@ async def test_a_note_issued_while_its_vm_was_deleted_keeps_the_payment_from_cre
     [notice] = [n for n in world.notifier.to_admins() if NOTICE in n.title]
     assert f"took back part of its invoice {invoice.number}" in notice.message
     assert "its value could not be booked as credit" in notice.message
+    assert "was NOT booked as account credit, and bought nothing" in notice.message
     assert len(await _notes(world, invoice)) == 1
+
+
+async def test_the_payer_of_a_renewal_kept_from_credit_by_a_note_is_told_no_credit_was_added(
+    world: World,
+) -> None:
+    """Its payer is told what happened: no time and no credit (it was told "the payment's
+    net value was added to your account credit" while nothing was), the admins told."""
+
+    async def noted(vm: Vm, late: SubscriptionPayment) -> None:
+        async with world.shop.factory() as uow:
+            found = await uow.invoices.get_by_payment(late.id)
+        assert found is not None
+        await _note(world, found, 100)
+
+    sub, _, _ = await _overtaken(world, while_deleting=noted)
+
+    assert await _balance(world, sub) == 0
+    assert world.notifier.titled(f"[Subscription {sub.id}] {CREDITED}") == []
+    [told] = world.notifier.titled(f"[Subscription {sub.id}] {NOT_CREDITED}")
+    assert told.user_id == sub.user_id
+    assert "No time was bought" in told.message
+    assert "No account credit was added for it" in told.message
+    assert "Our admins have been told" in told.message
+    assert "added to your account credit" not in told.message
 
 
 async def test_a_renewal_that_brought_its_vm_back_stays_creditable(world: World) -> None:

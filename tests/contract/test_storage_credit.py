@@ -134,6 +134,71 @@ async def test_an_adjustment_reusing_a_reference_for_another_amount_is_refused(
         assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 2
 
 
+async def test_an_adjustment_reusing_a_reference_with_another_note_is_refused(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """A replay repeats the request exactly: the same reference and amount with another
+    note is a key reused with another body (409), nothing booked and the first entry's
+    note kept; the same note (spaces around it aside) is still a replay."""
+    admin, alice = await _users(uow_factory)
+
+    async def adjust(note: str) -> Any:
+        return await adjust_credit(
+            uow_factory,
+            FakeClock(at(3)),
+            admin_id=admin,
+            user_id=alice,
+            currency="EUR",
+            amount=500,
+            note=note,
+            reference="ticket-43",
+        )
+
+    first = await adjust("ticket 43: outage")
+    for other in ("ticket 43: goodwill", "Ticket 43: outage", "ticket 43"):
+        with pytest.raises(IdempotencyKeyReused, match="with another note") as refused:
+            await adjust(other)
+        assert refused.value.kind == "conflict"
+    again = await adjust("  ticket 43: outage ")
+    assert again.replayed and again.entry == first.entry and again.balance == 500
+    async with uow_factory() as uow:
+        assert await uow.credit_ledger.balances(alice) == {"EUR": 500}
+        page = await uow.credit_ledger.list_page(alice, 10, 0)
+    assert [(e.amount, e.note) for e in page.items] == [(500, "ticket 43: outage")]
+
+
+async def test_two_racing_adjustments_with_one_reference_and_two_notes_book_one(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """Two admins send the same reference and amount with other notes at once: one is
+    booked, the other refused (409), whichever wins the balance lock."""
+    admin, alice = await _users(uow_factory)
+
+    async def adjust(note: str) -> bool:
+        try:
+            await adjust_credit(
+                uow_factory,
+                FakeClock(at(3)),
+                admin_id=admin,
+                user_id=alice,
+                currency="EUR",
+                amount=700,
+                note=note,
+                reference="ticket-44",
+            )
+        except IdempotencyKeyReused:
+            return False
+        return True
+
+    results = await asyncio.gather(adjust("first admin"), adjust("second admin"))
+    assert sorted(results) == [False, True]
+    async with uow_factory() as uow:
+        assert await uow.credit_ledger.balances(alice) == {"EUR": 700}
+        page = await uow.credit_ledger.list_page(alice, 10, 0)
+    [entry] = page.items
+    assert entry.note == ("first admin" if results[0] else "second admin")
+
+
 @attrs.frozen
 class Adjust:
     user: int  # index into the users

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from decimal import Decimal
 
 import attrs
 import pytest
@@ -17,7 +18,7 @@ from domain.enums import PaymentMethod, VmHistoryActionType
 from domain.exchange import msat_to_fiat
 from domain.lifecycle import UNPAID_CLEANUP_AFTER
 from domain.model import Subscription, SubscriptionPayment, Vm
-from domain.price_basis import CREDIT_KEY
+from domain.price_basis import CREDIT_KEY, RATES_KEY
 from domain.unpaid_room import NO_UNPAID_ROOM_LIMITS
 from tests.contract import lifecycle_world, storage_backends
 from tests.unit.billing.world import BOB, add_host
@@ -151,6 +152,71 @@ async def test_host_disabled_the_payment_becomes_credit_not_a_revived_vm(world: 
     again = await world.complete(renewal)  # a replayed settlement
     assert not again.completed
     await _assert_credited_once(world, vm, sub_before, renewal)
+
+
+async def test_a_payment_that_cannot_be_valued_tells_its_payer_no_credit_was_added(
+    world: World,
+) -> None:
+    """Its quote stored no BTC rate of the subscription's currency (only USD's): its value
+    cannot be known, so nothing is credited, and its payer is told so (it was told "the
+    payment's net value was added to your account credit"); the admins are told why."""
+    vm, renewal = await _deleted_with_late_renewal(world)
+    await _disable_host(world, vm)
+    sub_before = await world.sub(vm)
+    async with world.shop.factory() as uow:
+        stored = await uow.payments.get(renewal.id)
+        assert stored is not None and sub_before.currency == "EUR"
+        meta = {**payment_meta(stored), RATES_KEY: {"USD": "100000"}}
+        await uow.payments.update(attrs.evolve(stored, metadata=meta))
+        await uow.commit()
+
+    assert (await world.complete(renewal)).completed
+    await world.run_jobs()
+
+    paid = await world.shop.payment(renewal.id)
+    assert paid.is_paid and paid.time_value == 0
+    assert await _balance(world, sub_before) == 0
+    title = f"[Subscription {sub_before.id}] "
+    assert world.notifier.titled(title + "Payment added to your account credit") == []
+    [told] = world.notifier.titled(title + "Payment received but not credited")
+    assert told.user_id == sub_before.user_id and "host" not in told.message
+    assert "No account credit was added for it" in told.message
+    assert "Our admins have been told" in told.message
+    [notice] = [n for n in world.notifier.to_admins() if NOTICE in n.title]
+    assert "was NOT booked as account credit, and bought nothing" in notice.message
+    assert "its value could not be booked as credit" in notice.message
+
+
+async def test_a_lightning_payment_credited_is_invoiced_as_credited_to_the_cent(
+    world: World,
+) -> None:
+    """Its amount made to end in half a cent (a cent is 10 000 msat at 100 000 EUR/BTC):
+    the credit is rounded down, and its invoice's prepayment line says that same figure
+    (it converted the whole row half up: a cent more than was credited)."""
+    vm, renewal = await _deleted_with_late_renewal(world)
+    await _disable_host(world, vm)
+    sub_before = await world.sub(vm)
+    assert renewal.rate == Decimal(100_000) and renewal.amount % 10_000 == 0
+    odd = renewal.amount + 5_000  # whole sats, and half a cent more
+    async with world.shop.factory() as uow:
+        stored = await uow.payments.get(renewal.id)
+        assert stored is not None
+        await uow.payments.update(attrs.evolve(stored, amount=odd))
+        await uow.commit()
+    floored, half_up = odd // 10_000, odd // 10_000 + 1
+    assert msat_to_fiat(odd, renewal.rate) == half_up
+
+    assert (await world.complete(renewal)).completed
+
+    assert await _balance(world, sub_before) == floored
+    assert await _credit(world, sub_before, renewal) == [floored]
+    async with world.shop.factory() as uow:
+        invoice = await uow.invoices.get_by_payment(renewal.id)
+    assert invoice is not None and invoice.currency == "EUR"
+    [line] = invoice.document.lines
+    assert (line.description, line.net) == ("Prepayment to account credit", floored)
+    assert line.tax == msat_to_fiat(renewal.tax, renewal.rate)  # the VAT charged, as shown
+    assert invoice.net == floored and invoice.total == floored + line.tax
 
 
 async def test_template_disabled_the_payment_becomes_credit(world: World) -> None:

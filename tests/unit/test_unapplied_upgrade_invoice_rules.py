@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,7 +15,8 @@ from domain.exchange import msat_to_fiat
 from domain.invoice import InvoiceContent, InvoiceLine
 from domain.invoice_content import build_content
 from domain.model import SubscriptionPayment
-from domain.overpayment import prepayment_split
+from domain.money import Currency
+from domain.overpayment import excess_value, prepayment_split
 from domain.prepayment import PREPAYMENT_LINE, kept_value_split
 from domain.tax import tax_on
 from tests.unit.test_invoice_rules import NOW, SELLER, SUB, _buyer, _payment
@@ -82,20 +84,38 @@ def test_a_taxed_upgrade_keeps_the_rows_net_and_tax_at_the_rate_it_charged() -> 
     assert kept_value_split(1000, payment) == (1000, 0, Decimal(0))
 
 
-def test_a_lightning_upgrade_kept_as_credit_adds_up_to_the_conversion_of_what_was_paid() -> None:
-    """12 345 678 msat at 100 000 EUR/BTC is 12.35 EUR (half up): 10.04 net and 2.31 VAT."""
+@pytest.mark.parametrize(
+    ("msat", "floored", "half_up", "net", "vat"),
+    [
+        # 1234.5678 cents: 12.34 EUR credited (rounded down), not 12.35 (half up)
+        (12_345_678, 1234, 1235, 1003, 231),
+        # a whole-sat invoice at exactly half a cent: 12.34, not 12.35
+        (12_345_000, 1234, 1235, 1003, 231),
+        # 1234.4999 cents: both rules agree
+        (12_344_999, 1234, 1234, 1003, 231),
+    ],
+)
+def test_a_lightning_upgrade_kept_as_credit_invoices_what_was_credited(
+    msat: int, floored: int, half_up: int, net: int, vat: int
+) -> None:
+    """The prepayment line is the amount converted as its credit was (exactly, rounded
+    down, then split at the credit rate of 23 %), so the line's net is the credit booked;
+    it was the whole row converted half up, a cent more than the credit (10.04 against
+    10.03). The fraction of a cent is neither credited nor invoiced."""
     paid = _upgrade(
-        amount=12_345_678,
+        amount=msat,
         currency="BTC",
         payment_method=PaymentMethod.LIGHTNING,
         rate=Decimal(100_000),
-        metadata={"credit_tax_rate": "23"},
+        metadata={"credit_tax_rate": "23", "rates": {"EUR": "100000"}},
     )
     doc = _kept(paid)
     assert doc.currency == "EUR" and doc.btc_msat == paid.total
     [line] = doc.lines
-    assert doc.total == msat_to_fiat(paid.total, Decimal(100_000)) == 1235
-    assert (line.net, line.tax) == (1004, 231) == prepayment_split(1235, Decimal(23))
+    assert msat_to_fiat(paid.total, Decimal(100_000)) == half_up
+    assert doc.total == excess_value(msat, Currency.EUR, Decimal(100_000)) == floored
+    assert (line.net, line.tax) == (net, vat) == prepayment_split(floored, Decimal(23))
+    assert kept_value_split(floored, paid)[:2] == (line.net, line.tax)  # what is credited
 
 
 def test_an_upgrade_applied_or_another_payment_keeps_its_service_line() -> None:

@@ -101,6 +101,30 @@ async def test_a_reference_reused_for_another_amount_is_409_and_books_nothing(
         assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 1
 
 
+async def test_a_reference_reused_with_another_note_is_409_and_books_nothing(
+    world: AdminWorld,
+) -> None:
+    """A replay must repeat the adjustment exactly: the same reference and amount with
+    another note is refused too (it was answered as a replay, the ledger keeping the first
+    note while the admin was told theirs was booked)."""
+    alice = (await user_of(world.api, ALICE)).id
+    path = f"/users/{alice}/credit"
+    first = {"currency": "EUR", "amount": 500, "note": "ticket 42", "reference": "ticket-42"}
+    await world.ok("POST", path, json=first)
+    status, body = await _status(world, "POST", path, json={**first, "note": "goodwill"})
+    assert (status, body) == (
+        409,
+        {
+            "error": "Reference 'ticket-42' was already used for an adjustment with another "
+            "note; use another reference for another adjustment"
+        },
+    )
+    again = (await world.ok("POST", path, json=first))["data"]
+    assert again["replayed"] is True and again["balance"] == 500
+    ledger = await world.ok("GET", f"{path}/ledger?limit=10")
+    assert [(e["amount"], e["note"]) for e in ledger["data"]] == [(500, "ticket 42")]
+
+
 async def test_refund_to_credit_books_the_unused_value_once_and_ends_the_time(
     world: AdminWorld,
 ) -> None:

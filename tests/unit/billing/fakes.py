@@ -17,7 +17,8 @@ from ports.queue import Delivery, Job
 
 
 class FakeNode:
-    """A Lightning node that issues numbered invoices; `down` makes every call fail."""
+    """A Lightning node that issues numbered invoices; `down` makes every call fail, and
+    `settled` holds the settlements a test makes (none by default)."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
@@ -25,6 +26,8 @@ class FakeNode:
         self.invoices: dict[bytes, Invoice] = {}
         self.memos: dict[bytes, str] = {}
         self.cancelled: list[bytes] = []
+        #: settlements the node holds (by payment hash), whether the intake saw them or not
+        self.settled: dict[bytes, SettledInvoice] = {}
 
     async def create_invoice(self, amount_msat: int, memo: str, expiry_seconds: int) -> Invoice:
         await asyncio.sleep(0)  # a network round trip: lets concurrent requests interleave
@@ -64,7 +67,7 @@ class FakeNode:
     async def lookup_settlement(self, payment_hash: bytes) -> SettledInvoice | None:
         if self.down:
             raise LightningUnavailable("connection refused")
-        return None  # nothing is ever paid on this node
+        return self.settled.get(payment_hash)  # only what a test settled
 
 
 class FakeGateway:
