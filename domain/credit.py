@@ -111,14 +111,14 @@ def payment_meta(payment: SubscriptionPayment) -> dict[str, Any]:
 def listed_rate(payment: SubscriptionPayment, listed: str) -> Decimal | None:
     """The BTC rate of fiat currency `listed` a payment was quoted at (`quote_btc_rate`), to
     show or count its msat in that currency; None for a currency that is not fiat or that
-    the quote stored no rate for (its `rate` column is never read as one)."""
+    the quote has no rate for (its `rate` column of 1 is BTC passing through)."""
     try:
         currency = Currency.parse(listed)
     except DomainError:
         return None
     if not currency.is_fiat:
         return None
-    rate = quote_btc_rate(payment_meta(payment), currency)
+    rate = quote_btc_rate(payment_meta(payment), currency, payment.rate)
     return None if rate is None or rate <= 1 else rate
 
 

@@ -148,19 +148,16 @@ def rates_from_json(value: Any) -> dict[Currency, Decimal]:
     return out
 
 
-def quote_btc_rate(meta: Mapping[str, Any], currency: Currency) -> Decimal | None:
-    """The BTC rate of `currency` a payment was quoted at, from the rates its quote stored;
-    None when they lack it, or when the quote stored none at all.
-
-    Such a quote (the reference's, or one made before quotes stored their rates) has only
-    its `rate` column: the BTC rate of the list currency it was priced in, which it did not
-    record and which need not be `currency`: its subscription may have been moved to another
-    currency since, its plan re-priced in another one, or (an adopted database) its plan
-    listed in another currency than its subscription. Read as `currency`'s rate, it would
-    value money at another currency's rate, so it is never used: the value is unknown, and
-    each caller says so (no credit booked and the admins told, an invoice in the currency
-    paid, no base-currency figure in a report) rather than guess money."""
-    return rates_from_json(meta.get(RATES_KEY)).get(currency)
+def quote_btc_rate(meta: Mapping[str, Any], currency: Currency, rate: Decimal) -> Decimal | None:
+    """The BTC rate of `currency` a payment was quoted at: from the rates its quote stored
+    (None when they lack it), else `rate`, its own column, which is the rate of the one list
+    currency it was priced in (an upgrade, a payment made before rates were stored). The
+    column alone is not enough once a plan's currency differs from its subscription's: it is
+    the rate of the price's currency, and credit in the other one must use its own."""
+    stored = rates_from_json(meta.get(RATES_KEY))
+    if stored:
+        return stored.get(currency)
+    return rate if rate.is_finite() and rate > 0 else None
 
 
 def exact_value(

@@ -42,10 +42,8 @@ def base_value(
 
     Same currency: the amount itself. A Lightning payment (msat) whose list currency is the
     base currency: msat at the quote's own rate of it (`listed_rate`: the rates the quote
-    stored), the inverse of how it was charged. Any other case, or a quote that stored no
-    rates (its `rate` column is the rate of the currency it was priced in, which it did not
-    record: `quote_btc_rate`), has no known rate to the base currency, so it is `None`
-    rather than a guess.
+    stored, else its `rate` column), the inverse of how it was charged. Any other case has
+    no stored rate to the base currency, so it is `None` rather than a guess.
     """
     if payment.currency.upper() == base_currency.upper():
         return amount

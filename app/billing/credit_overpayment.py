@@ -80,9 +80,9 @@ async def credit_unrestorable(
         return Credited(0, given_back)
     received = payment.amount
     already = back[0] if back is not None and elsewhere is None else 0
-    # the quote's own stored rate of the target currency; none stored: not known (its `rate`
-    # column is the rate of the currency it was priced in, maybe another, `quote_btc_rate`)
-    rate = quote_btc_rate(payment_meta(payment), target)
+    # the quote's own rate of the target currency (its `rate` column is its price
+    # currency's, which is another one when a plan was re-priced in another currency)
+    rate = quote_btc_rate(payment_meta(payment), target, payment.rate)
     note = why
     if charged is target:
         value = received
@@ -233,7 +233,11 @@ async def _credit_msat(
         target = Currency.parse(list_currency)
     except DomainError:
         target = Currency.BTC  # an unknown list currency: keep what arrived, in msat
-    rate = None if target is Currency.BTC else quote_btc_rate(payment_meta(payment), target)
+    rate = (
+        None
+        if target is Currency.BTC
+        else quote_btc_rate(payment_meta(payment), target, payment.rate)
+    )
     value = excess_value(msat, target, rate)
     tax_rate = prepayment_tax_rate(payment)
     net, tax = prepayment_split(value or 0, tax_rate)

@@ -73,7 +73,7 @@ def _converters(
     if charged is not Currency.BTC or not balance_currency.is_fiat:
         return None
     meta = metadata_dict(priced.metadata)
-    rate = quote_btc_rate(meta, balance_currency)
+    rate = quote_btc_rate(meta, balance_currency, priced.rate)
     if rate is None:
         return None
     return (lambda n: fiat_to_msat(n, rate)), (lambda n: msat_to_fiat(n, rate))

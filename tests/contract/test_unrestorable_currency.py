@@ -15,7 +15,7 @@ import pytest
 
 from app.admin.subscriptions import SubscriptionPatch, update_subscription
 from app.billing.credit_balance import adjust_credit
-from app.billing.credit_overpayment import credit_excess, credit_unrestorable
+from app.billing.credit_overpayment import credit_unrestorable
 from app.billing.credit_release import RELEASE_MARGIN, release_expired_credit
 from app.billing.credit_settle import completion_settle
 from domain.account_credit import CreditReason
@@ -111,95 +111,6 @@ async def test_a_lightning_payment_is_credited_rounded_down(
     async with shop.factory() as uow:
         balances = await uow.credit_ledger.balances(ALICE)
     assert balances == ({"EUR": cents} if cents else {})
-
-
-async def test_a_lightning_payment_whose_quote_stored_no_rates_is_not_valued(
-    shop: Shop,
-) -> None:
-    """1 320 000 msat quoted for EUR 1.32 at 100 000 EUR/BTC, its quote storing no rates (as
-    the reference's did): its `rate` column is the rate of the currency it was priced in,
-    which the quote did not record, so neither EUR (the currency it is credited in) nor USD
-    (its subscription moved there since) is valued with it: nothing is booked (it booked
-    USD 1.32 at the EUR rate), and the caller tells the admins."""
-    paid = await _lightning_renewal_paid(shop, 1_320_000)
-    unrated = attrs.evolve(
-        paid, metadata={k: v for k, v in paid.metadata.items() if k != RATES_KEY}
-    )
-
-    assert await _book(shop, unrated) == 0
-    async with shop.factory() as uow:
-        assert await credit_unrestorable(uow, unrated, "USD", "host removed") == 0
-        await uow.commit()
-        assert await uow.credit_ledger.balances(ALICE) == {}
-    assert await _book(shop, paid) == 132  # its own stored rate values it
-
-
-async def test_an_excess_on_a_quote_that_stored_no_rates_is_reported_not_guessed(
-    shop: Shop,
-) -> None:
-    """Sent 50 000 msat (EUR 0.05 at the column's 100 000) too much on such a quote: not
-    credited at a rate that may be another currency's, recorded for the operator."""
-    paid = await _lightning_renewal_paid(shop, 1_320_000)
-    unrated = attrs.evolve(
-        paid, metadata={k: v for k, v in paid.metadata.items() if k != RATES_KEY}
-    )
-    async with shop.factory() as uow:
-        excess = await credit_excess(uow, unrated, "USD", 50_000)
-        rated = await credit_excess(uow, paid, "EUR", 50_000)
-        await uow.commit()
-    assert (excess.msat, excess.credited, excess.currency) == (50_000, 0, "USD")
-    assert rated.received == 5  # with its stored rate: EUR 0.05, VAT included
-
-
-async def _moved_to_usd_unrated(shop: Shop) -> Any:
-    """A Lightning renewal of a EUR subscription whose quote stored no rates (as the
-    reference's did), then the operator moved the subscription to USD (which expires the
-    quote, D23) and deleted its VM on a host since disabled: a late payment of it cannot be
-    delivered."""
-    vm = await shop.order()
-    await shop.complete(await shop.renew(vm))
-    payment = await shop.renew(vm)
-    assert payment.currency == "BTC" and payment.rate == Decimal(100_000)
-    async with shop.factory() as uow:
-        stored = await uow.payments.get(payment.id)
-        assert stored is not None
-        meta = {k: v for k, v in stored.metadata.items() if k != RATES_KEY}
-        await uow.payments.update(attrs.evolve(stored, metadata=meta))
-        await uow.commit()
-    sub = await shop.subscription(vm)
-    await update_subscription(
-        shop.factory, sub.id, SubscriptionPatch(currency="USD"), clock=shop.clock, rails=None
-    )
-    async with shop.factory() as uow:
-        found = await uow.vms.get(vm.id)
-        assert found is not None
-        await uow.vms.delete(found.id)
-        host = await uow.hosts.get(found.host_id)
-        assert host is not None
-        await uow.hosts.update(attrs.evolve(host, enabled=False))
-        await uow.commit()
-    return payment
-
-
-async def test_a_payment_moved_to_another_currency_without_its_quotes_rates_books_nothing(
-    shop: Shop,
-) -> None:
-    """The wallet pays it anyway: its EUR 1.32 worth of msat was credited as USD 1.32 (the
-    EUR rate read as USD's); now nothing is booked, its payer is told no credit was added
-    and the admins why."""
-    payment = await _moved_to_usd_unrated(shop)
-    shop.queue.sent.clear()
-
-    report = await shop.complete(payment)
-
-    assert report.completed
-    async with shop.factory() as uow:
-        assert await uow.credit_ledger.balances(ALICE) == {}
-    told = {type(job).__name__: job for job in shop.queue.sent}
-    user = cast(SendNotification, told["SendNotification"])
-    assert user.title is not None and user.title.endswith("Payment received but not credited")
-    admins = cast(SendAdminNotification, told["SendAdminNotification"]).message
-    assert "its value could not be booked as credit" in admins
 
 
 async def _ledger(shop: Shop) -> list[tuple[str, CreditReason, int, str | None]]:

@@ -113,7 +113,6 @@ def test_lightning_is_invoiced_in_the_listed_currency_with_the_btc_amount_and_ra
         currency="BTC",
         payment_method=PaymentMethod.LIGHTNING,
         rate=Decimal(50_000),
-        metadata={"rates": {"EUR": "50000"}},
     )
     doc = _content(paid)
     assert doc.currency == "EUR" and doc.btc_msat == paid.total and doc.btc_rate == 50_000
@@ -121,23 +120,6 @@ def test_lightning_is_invoiced_in_the_listed_currency_with_the_btc_amount_and_ra
     assert (service.net, service.tax, service.tax_rate) == (1000, 230, Decimal(23))
     assert (fee.net, fee.tax) == (50, 0)
     assert doc.total == 1280 and doc.charged == 1280
-
-
-def test_a_lightning_payment_whose_quote_stored_no_rates_is_invoiced_in_btc() -> None:
-    """Its `rate` column is the BTC rate of the currency it was priced in, which it did not
-    record (its subscription may be listed in another currency now): it is not read as the
-    EUR rate, so the invoice states what was paid, in msat, and no rate."""
-    paid = _payment(
-        amount=20_000_000,
-        tax=4_600_000,
-        processing_fee=1_000_000,
-        currency="BTC",
-        payment_method=PaymentMethod.LIGHTNING,
-        rate=Decimal(50_000),
-    )
-    doc = _content(paid)
-    assert doc.currency == "BTC" and doc.btc_rate is None
-    assert doc.total == paid.total == 25_600_000
 
 
 @given(
@@ -210,7 +192,7 @@ def test_a_lightning_invoice_total_is_the_conversion_of_what_was_paid() -> None:
         currency="BTC",
         payment_method=PaymentMethod.LIGHTNING,
         rate=Decimal(100_000),
-        metadata={"tax_rate": "23", "rates": {"EUR": "100000"}},
+        metadata={"tax_rate": "23"},
     )
     doc = _content(paid)
     assert doc.btc_msat == paid.total and doc.btc_rate is not None
@@ -231,7 +213,7 @@ def test_a_lightning_credit_line_never_adds_tax() -> None:
         currency="BTC",
         payment_method=PaymentMethod.LIGHTNING,
         rate=Decimal(100_000),
-        metadata={"tax_rate": "23", "credit_applied": credit, "rates": {"EUR": "100000"}},
+        metadata={"tax_rate": "23", "credit_applied": credit},
     )
     service, credit_line = _content(paid).lines
     assert credit_line.net == -1 and credit_line.tax == 0

@@ -1,5 +1,5 @@
 """The revenue report's base-currency value of a Lightning payment uses the quote's own rate
-of the base currency, never its `rate` column (another currency's, maybe)."""
+of the base currency, not its `rate` column when that is another currency's."""
 
 from __future__ import annotations
 
@@ -39,12 +39,8 @@ def test_the_quotes_own_rate_of_the_base_currency_values_the_msat() -> None:
     assert base_value(MSAT, quoted, "GBP", "EUR") is None  # no listed-to-base link
 
 
-def test_without_stored_rates_the_value_is_not_known() -> None:
-    """The `rate` column is the BTC rate of the currency the payment was priced in, which
-    the quote did not record: 80 000 read as EUR's would value it at 1.32, not 1.65 (GBP's
-    rate, a plan priced in GBP). Not guessed: no value."""
-    assert base_value(MSAT, _payment(Decimal(80_000), None), "EUR", "EUR") is None
-    assert base_value(MSAT, _payment(Decimal(100_000), {"tax_rate": "23"}), "EUR", "EUR") is None
+def test_without_stored_rates_the_rate_column_is_the_listed_currencys() -> None:
+    assert base_value(MSAT, _payment(Decimal(100_000), None), "EUR", "EUR") == 165
     assert base_value(MSAT, _payment(Decimal(1), None), "EUR", "EUR") is None  # passthrough
 
 

@@ -107,7 +107,7 @@ def test_a_lightning_upgrade_kept_as_credit_invoices_what_was_credited(
         currency="BTC",
         payment_method=PaymentMethod.LIGHTNING,
         rate=Decimal(100_000),
-        metadata={"credit_tax_rate": "23", "rates": {"EUR": "100000"}},
+        metadata={"credit_tax_rate": "23"},
     )
     doc = _kept(paid)
     assert doc.currency == "EUR" and doc.btc_msat == paid.total
