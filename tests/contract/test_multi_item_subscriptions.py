@@ -90,7 +90,7 @@ async def _upgrade(world: World, vm: Vm) -> SubscriptionPayment:
 
 
 async def _card_renewal(world: World, vm: Vm) -> SubscriptionPayment:
-    return cast(SubscriptionPayment, await world.shop.renew(vm, method=PaymentMethod.REVOLUT))
+    return await world.shop.renew(vm, method=PaymentMethod.REVOLUT)
 
 
 # --- 1. an upgrade never re-bills the other items -------------------------------------------
