@@ -66,6 +66,12 @@ class NoRoomToUpgrade(DomainError):
     pays for a size the host cannot give."""
 
 
+class UpgradeWouldRebill(DomainError):
+    """A standard VM's upgrade that would move its subscription to monthly billing while the
+    subscription bills other line items per its current interval (422): their amounts are
+    per interval and cannot be rescaled exactly, so they would silently cost more or less."""
+
+
 class UpgradeQuoteOutdated(DomainError):
     """An upgrade paid from account credit alone whose subscription's expiry moved since its
     quote, which priced the growth up to the old expiry (409): nothing booked, quote again."""

@@ -22,6 +22,7 @@ from app.billing.errors import (
     UpgradeNoLongerPossible,
     UpgradeQuoteOutdated,
     UpgradeRepriced,
+    UpgradeWouldRebill,
 )
 from app.billing.persist import refuse_over_cap
 from app.billing.placement import has_room_to_grow
@@ -32,12 +33,13 @@ from domain.credit import MAX_LIVE_QUOTES, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
 from domain.errors import DomainError
 from domain.exchange import RateTable
-from domain.intervals import MONTHLY
+from domain.intervals import MONTHLY, Interval
 from domain.lifecycle import subscription_changed
 from domain.model import (
     CustomPricing,
     CustomPricingDisk,
     CustomTemplate,
+    LineItem,
     Subscription,
     SubscriptionPayment,
     Vm,
@@ -86,14 +88,16 @@ class UpgradePlan:
         )
 
 
-async def _plan(uow: UnitOfWork, vm: Vm, cfg: UpgradeConfig) -> UpgradePlan:
-    """The target spec of an upgrade, judged before anything is charged.
+async def _plan(uow: UnitOfWork, vm: Vm, sub: Subscription, cfg: UpgradeConfig) -> UpgradePlan:
+    """The target spec of an upgrade of `vm` (billed by `sub`), judged before anything is
+    charged.
 
     A downgrade is refused here (D8), as is a changed value outside the pricing's limits
-    (D21) and a request that changes nothing. A standard VM moves to the first enabled,
-    CPU-compatible custom pricing of its region with its disk type and interface (R11.1);
-    the same choice is used when the paid upgrade is applied, so the buyer gets what was
-    quoted (the reference's provisioner skipped the CPU match).
+    (D21), a request that changes nothing, and a move to monthly billing that would re-bill
+    the subscription's other line items (`_refuse_rebilling`). A standard VM moves to the
+    first enabled, CPU-compatible custom pricing of its region with its disk type and
+    interface (R11.1); the same choice is used when the paid upgrade is applied, so the
+    buyer gets what was quoted (the reference's provisioner skipped the CPU match).
     """
     current = await vm_price(uow, vm)
     check_no_downgrade(current.spec, cfg)
@@ -112,6 +116,8 @@ async def _plan(uow: UnitOfWork, vm: Vm, cfg: UpgradeConfig) -> UpgradePlan:
     if (target.cpu, target.memory, target.disk_size) == (spec.cpu, spec.memory, spec.disk_size):
         raise NothingToUpgrade("The upgrade changes nothing")
     check_upgrade_limits(target, cfg, pricing, disks)
+    if current.template is not None:
+        await _refuse_rebilling(uow, vm, sub, current.interval)
     ips = await uow.ip_assignments.list_by_vm(vm.id)
     return UpgradePlan(
         current=current,
@@ -120,6 +126,34 @@ async def _plan(uow: UnitOfWork, vm: Vm, cfg: UpgradeConfig) -> UpgradePlan:
         target=target,
         new_price=custom_price(target, pricing, disks, ips).total,
     )
+
+
+async def _refuse_rebilling(uow: UnitOfWork, vm: Vm, sub: Subscription, interval: Interval) -> None:
+    """Refuse converting a standard VM billed per `interval` (its plan's, the one a renewal
+    prices the whole subscription by) to monthly custom pricing while its subscription bills
+    other line items (`UpgradeWouldRebill`, 422).
+
+    Their amounts are per interval: billed monthly, an IP range at EUR 6.00 a year would
+    cost EUR 6.00 a month. Rescaling them is not exact in general (601 cents a year is no
+    whole number of cents a month, a day no fixed part of a month), so the upgrade is
+    refused instead, never silently re-billed; a paid one is not applied and becomes
+    credit (`_cannot_be_made`). A VM already billed monthly changes no interval and is
+    upgraded; its subscription keeps its currency then (`upgrade_in`)."""
+    if interval == MONTHLY:
+        return
+    others = await _other_items(uow, vm, sub)
+    if others:
+        raise UpgradeWouldRebill(
+            f"This VM's subscription also bills {len(others)} other item(s) per "
+            f"{interval.text}; the upgrade would bill them monthly, so it is refused: ask "
+            "the operator"
+        )
+
+
+async def _other_items(uow: UnitOfWork, vm: Vm, sub: Subscription) -> list[LineItem]:
+    """The line items of `sub` other than `vm`'s own."""
+    items = await uow.line_items.list_by_subscription(sub.id)
+    return [item for item in items if item.id != vm.subscription_line_item_id]
 
 
 async def _quote(
@@ -133,7 +167,7 @@ async def _quote(
 ) -> tuple[UpgradeQuote, UpgradePlan]:
     """The quote of upgrading `vm` (of subscription `sub`) to `cfg`, and its plan; refused,
     among others, for a subscription without an expiry (`upgrade_quote`)."""
-    plan = await _plan(uow, vm, cfg)
+    plan = await _plan(uow, vm, sub, cfg)
     check_whole_gib(cfg)  # new requests only: a paid upgrade is applied as it was quoted
     prices = plan.prices
     quote = upgrade_quote(
@@ -180,7 +214,7 @@ async def paid_upgrade_plan(
     judged after, under the region lock (`why_paid_upgrade_does_not_fit`). A deleted VM is
     not planned: its upgrade is not applied (`why_deleted_vm_not_upgraded`)."""
     try:
-        plan = await _plan(uow, vm, UpgradeConfig.from_json(payment.metadata))
+        plan = await _plan(uow, vm, sub, UpgradeConfig.from_json(payment.metadata))
     except DomainError as err:
         return _cannot_be_made(vm, payment, sub, err)
     return _outdated(vm, payment, sub, plan) or _repriced(vm, payment, plan) or plan
@@ -488,7 +522,8 @@ async def apply_upgrade(
 
     A custom VM gets its custom template updated; a standard VM is converted: a new custom
     template, the VM switched to it, the subscription billed 1 × Month in the pricing's
-    currency (the reference kept the plan's, which then disagreed with the price), the line
+    currency (the reference kept the plan's, which then disagreed with the price; one that
+    bills other line items keeps its own, theirs: `_currency_after`), the line
     item's amount = the new monthly price and its configuration = the UpgradeConfig JSON.
     The line item amount follows the new spec in both cases. Downgrades are refused (D8 again: the
     config could be stale). Running it again with the same config changes nothing and
@@ -532,7 +567,7 @@ async def upgrade_in(
     sent again by the worker's VM check. Nothing is committed here.
     """
     try:
-        plan = await _plan(uow, vm, cfg)
+        plan = await _plan(uow, vm, sub, cfg)
     except NothingToUpgrade:
         return None
     item = await uow.line_items.get(vm.subscription_line_item_id)
@@ -547,7 +582,7 @@ async def upgrade_in(
             sub,
             interval_amount=MONTHLY.amount,
             interval_type=MONTHLY.unit,
-            currency=plan.new_price.currency.value,
+            currency=await _currency_after(uow, vm, sub, plan),
         )
         await uow.subscriptions.update(subscription_changed(sub, monthly, now))
         configuration: Any = _config_json(cfg)
@@ -583,6 +618,16 @@ async def upgrade_in(
     )
     expired = await expire_stale_quotes(uow, sub.id, now)
     return AppliedUpgrade(entry=entry, expired=expired)
+
+
+async def _currency_after(uow: UnitOfWork, vm: Vm, sub: Subscription, plan: UpgradePlan) -> str:
+    """The currency of a subscription whose standard VM was converted to custom pricing: the
+    pricing's, unless the subscription bills other line items, whose amounts are in its
+    currency and stay so (relabelling EUR 6.00 as USD 6.00 would re-bill them); renewals
+    then convert them into the VM's price currency at the quote's rates (`quotes`)."""
+    if await _other_items(uow, vm, sub):
+        return sub.currency
+    return plan.new_price.currency.value
 
 
 def _vm_fields(vm: Vm) -> dict[str, Any]:
