@@ -175,6 +175,9 @@ class InvoiceContent:
     reverse_charge: bool = False
     #: what a Lightning payer sent beyond this invoice (account credit, not invoiced)
     overpaid: Overpaid | None = None
+    #: msat a Lightning payment brought less than its total, completed as paid by an admin
+    #: (its shortfall line takes that off); None: paid in full (every older document)
+    short_msat: int | None = None
 
     @property
     def net(self) -> int:
@@ -212,7 +215,7 @@ class InvoiceContent:
             "btc_rate": None if self.btc_rate is None else str(self.btc_rate),
             "reverse_charge": self.reverse_charge,
             "overpaid": None if self.overpaid is None else self.overpaid.to_json(),
-        }
+        } | ({} if self.short_msat is None else {"short_msat": self.short_msat})
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> InvoiceContent:
@@ -236,6 +239,7 @@ class InvoiceContent:
             btc_rate=None if rate is None else Decimal(str(rate)),
             reverse_charge=bool(raw.get("reverse_charge")),
             overpaid=Overpaid.from_json(raw.get("overpaid")),
+            short_msat=None if raw.get("short_msat") is None else int(raw["short_msat"]),
         )
 
 

@@ -23,6 +23,7 @@ from domain.model import Company, LineItem, Subscription, SubscriptionPayment, U
 from domain.nip19 import npub
 from domain.overpayment import overpaid_of
 from domain.prepayment import kept_payment_line, prepayment_line
+from domain.shortfall import short_received_msat, shortfall_line
 from domain.tax import country_alpha3, recorded_reverse_charge, recorded_tax_rate, tax_on
 
 BTC = "BTC"
@@ -196,7 +197,11 @@ def build_content(
     provided again): its money is invoiced as a prepayment to account credit
     (`kept_payment_line`) instead of the service line, and the account credit it applied
     (given back in the same booking) is not shown; the lines still add up to the payment
-    row."""
+    row.
+
+    A Lightning payment an admin completed though the node received less than its total
+    (`short_received_msat`) gets a `shortfall_line` before its fee: the lines then add up
+    to what was received, converted as one, and `btc_msat` is that amount."""
     cur = invoice_currency(payment, subscription)
     shown_rate = listed_rate(payment, cur) if cur != payment.currency.upper() else None
 
@@ -215,6 +220,10 @@ def build_content(
         names = ", ".join(item.name for item in items) or subscription.name
         what = f"{_KIND[payment.payment_type]}: {names}"
         lines = _service_lines(what, net, tax, credit, rate)
+    short = short_received_msat(payment)
+    if short is not None:  # an admin counted a short settlement as paid: bill what arrived
+        billed_net, billed_tax = sum(x.net for x in lines), sum(x.tax for x in lines)
+        lines.append(shortfall_line(shown(short), fee, billed_net, billed_tax, lines[0].tax_rate))
     if fee:
         lines.append(InvoiceLine(description=FEE_LINE, net=fee, tax_rate=Decimal(0), tax=0))
     excess = overpaid_of(meta)
@@ -224,6 +233,8 @@ def build_content(
     seller_p, buyer_p = seller_party(seller), buyer_party(buyer)
     lightning = payment.currency.upper() == BTC
     received = payment.total + (excess.msat if prepaid is not None and excess else 0)
+    if short is not None:
+        received = short
     return InvoiceContent(
         seller=seller_p,
         buyer=buyer_p,
@@ -241,4 +252,5 @@ def build_content(
         btc_rate=shown_rate if lightning else None,
         reverse_charge=invoice_reverse_charge(meta, rate, tax, seller, buyer),
         overpaid=excess,
+        short_msat=None if short is None else payment.total - short,
     )
