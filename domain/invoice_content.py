@@ -17,6 +17,7 @@ from domain.invoice import (
     InvoiceLine,
     Party,
     effective_tax_rate,
+    is_outside_eu_supply,
     is_reverse_charge,
 )
 from domain.model import Company, LineItem, Subscription, SubscriptionPayment, User
@@ -108,6 +109,23 @@ def invoice_reverse_charge(
         return False
     recorded = recorded_reverse_charge(meta)
     return reverse_charge_for(seller, buyer) if recorded is None else recorded
+
+
+def invoice_outside_eu(
+    lines: Sequence[InvoiceLine], reverse_charge: bool, seller: Company, buyer: User
+) -> bool:
+    """Whether the invoice states that no VAT is due because the buyer is outside the EU:
+    no line charges any (every rate 0: a tax floored to 0 on a tiny amount at a real rate
+    is no such case), it is not reverse charged, the seller is in the EU and the buyer's
+    country, as printed, outside it. Never with tax."""
+    untaxed = all(line.tax == 0 and line.tax_rate == 0 for line in lines)
+    return (
+        untaxed
+        and not reverse_charge
+        and is_outside_eu_supply(
+            country_alpha3(seller.country_code), country_alpha3(buyer.country_code)
+        )
+    )
 
 
 def invoice_currency(payment: SubscriptionPayment, subscription: Subscription) -> str:
@@ -231,6 +249,7 @@ def build_content(
     if prepaid is not None:
         lines.append(prepaid)
     seller_p, buyer_p = seller_party(seller), buyer_party(buyer)
+    reverse = invoice_reverse_charge(meta, rate, tax, seller, buyer)
     lightning = payment.currency.upper() == BTC
     received = payment.total + (excess.msat if prepaid is not None and excess else 0)
     if short is not None:
@@ -250,7 +269,8 @@ def build_content(
         credit_line=credit > 0,
         btc_msat=received if lightning else None,
         btc_rate=shown_rate if lightning else None,
-        reverse_charge=invoice_reverse_charge(meta, rate, tax, seller, buyer),
+        reverse_charge=reverse,
         overpaid=excess,
         short_msat=None if short is None else payment.total - short,
+        outside_eu=invoice_outside_eu(lines, reverse, seller, buyer),
     )
