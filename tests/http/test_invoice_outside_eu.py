@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 import attrs
 import pytest
@@ -31,7 +32,7 @@ async def c() -> AsyncIterator[ApiClient]:
 
 
 async def _parties(
-    c: ApiClient, buyer_country: str | None, seller_country: str = "IE", **buyer: object
+    c: ApiClient, buyer_country: str | None, seller_country: str = "IE", **buyer: Any
 ) -> None:
     user = await user_of(c.api, ALICE)
     async with c.api.store() as uow:
@@ -91,7 +92,7 @@ async def test_no_statement_where_it_is_not_the_reason(
     c: ApiClient,
     buyer_country: str | None,
     seller_country: str,
-    buyer: dict[str, object],
+    buyer: dict[str, Any],
     why: str,
 ) -> None:
     await _parties(c, buyer_country, seller_country, **buyer)
