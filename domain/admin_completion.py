@@ -65,6 +65,10 @@ class AdminCompletion:
     admin_id: int
     settlement: NodeSettlement | None = None
     booked_at: datetime | None = None
+    #: what the Lightning node had received when it was less than the payment's total: the
+    #: admin counted a short settlement as paid, the rest waived (its invoice states what
+    #: was received); None for a payment paid in full or not known to be short
+    short_received_msat: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"admin_id": self.admin_id}
@@ -72,6 +76,8 @@ class AdminCompletion:
             out["node_settlement"] = self.settlement.value
         if self.booked_at is not None:
             out["booked_at"] = require_utc(self.booked_at).isoformat()
+        if self.short_received_msat is not None:
+            out["short_received_msat"] = self.short_received_msat
         return out
 
     @classmethod
@@ -89,7 +95,15 @@ class AdminCompletion:
             settlement = None if seen is None else NodeSettlement(seen)
         except ValueError:
             return None
-        return cls(admin_id=admin_id, settlement=settlement, booked_at=_aware(raw.get("booked_at")))
+        short = raw.get("short_received_msat")
+        if short is not None and (type(short) is not int or short < 0):
+            return None
+        return cls(
+            admin_id=admin_id,
+            settlement=settlement,
+            booked_at=_aware(raw.get("booked_at")),
+            short_received_msat=short,
+        )
 
     def settled_later(self, settled_at: datetime) -> SettledLater:
         """What a Lightning settlement stamped `settled_at` by the node, met after this

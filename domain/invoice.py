@@ -19,6 +19,12 @@ REVERSE_CHARGE_TEXT = (
     "Reverse charge: VAT to be accounted for by the recipient "
     "(Article 196, Council Directive 2006/112/EC)."
 )
+#: why an invoice to a buyer outside the EU charges no VAT: the place of supply of services
+#: (electronically supplied ones to consumers, any to businesses) is where the customer is
+OUTSIDE_EU_TEXT = (
+    "Not subject to VAT: supply of services outside the EU (the customer is established "
+    "outside the EU, Articles 44 and 58, Council Directive 2006/112/EC)."
+)
 #: the invoice line of a card processor's fee, untaxed (never part of the service bought)
 FEE_LINE = "Payment processing fee"
 #: the payment metadata key the credit balance writes when credit paid part of a payment
@@ -80,6 +86,17 @@ def is_reverse_charge(
         and seller_country in EU_COUNTRIES
         and buyer_country in EU_COUNTRIES
         and seller_country != buyer_country
+    )
+
+
+def is_outside_eu_supply(seller_country: str | None, buyer_country: str | None) -> bool:
+    """A seller in the EU supplying a buyer whose country (alpha-3) is known and outside it:
+    no EU VAT is due, and an invoice charging none says why (`OUTSIDE_EU_TEXT`). A buyer
+    without a country is not known to be outside the EU."""
+    return (
+        seller_country in EU_COUNTRIES
+        and buyer_country is not None
+        and buyer_country not in EU_COUNTRIES
     )
 
 
@@ -175,6 +192,12 @@ class InvoiceContent:
     reverse_charge: bool = False
     #: what a Lightning payer sent beyond this invoice (account credit, not invoiced)
     overpaid: Overpaid | None = None
+    #: msat a Lightning payment brought less than its total, completed as paid by an admin
+    #: (its shortfall line takes that off); None: paid in full (every older document)
+    short_msat: int | None = None
+    #: no VAT because the buyer is outside the EU (`OUTSIDE_EU_TEXT` is printed); a document
+    #: issued before this was recorded has none and prints as it was issued
+    outside_eu: bool = False
 
     @property
     def net(self) -> int:
@@ -195,7 +218,9 @@ class InvoiceContent:
         return self.total if self.credit_line else self.total - self.credit_applied
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The stored snapshot; the keys added later (`short_msat`, `outside_eu`) only when
+        set, so a document without them is written as it always was."""
+        out: dict[str, Any] = {
             "seller": self.seller.to_json(),
             "buyer": self.buyer.to_json(),
             "buyer_npub": self.buyer_npub,
@@ -213,6 +238,11 @@ class InvoiceContent:
             "reverse_charge": self.reverse_charge,
             "overpaid": None if self.overpaid is None else self.overpaid.to_json(),
         }
+        if self.short_msat is not None:
+            out["short_msat"] = self.short_msat
+        if self.outside_eu:
+            out["outside_eu"] = True
+        return out
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> InvoiceContent:
@@ -236,6 +266,8 @@ class InvoiceContent:
             btc_rate=None if rate is None else Decimal(str(rate)),
             reverse_charge=bool(raw.get("reverse_charge")),
             overpaid=Overpaid.from_json(raw.get("overpaid")),
+            short_msat=None if raw.get("short_msat") is None else int(raw["short_msat"]),
+            outside_eu=bool(raw.get("outside_eu")),
         )
 
 

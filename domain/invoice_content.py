@@ -17,6 +17,7 @@ from domain.invoice import (
     InvoiceLine,
     Party,
     effective_tax_rate,
+    is_outside_eu_supply,
     is_reverse_charge,
 )
 from domain.model import Company, LineItem, Subscription, SubscriptionPayment, User
@@ -24,6 +25,7 @@ from domain.money import Currency
 from domain.nip19 import npub
 from domain.overpayment import excess_value, overpaid_of
 from domain.prepayment import kept_payment_line, prepayment_line
+from domain.shortfall import short_received_msat, shortfall_line
 from domain.tax import country_alpha3, recorded_reverse_charge, recorded_tax_rate, tax_on
 
 BTC = "BTC"
@@ -108,6 +110,23 @@ def invoice_reverse_charge(
         return False
     recorded = recorded_reverse_charge(meta)
     return reverse_charge_for(seller, buyer) if recorded is None else recorded
+
+
+def invoice_outside_eu(
+    lines: Sequence[InvoiceLine], reverse_charge: bool, seller: Company, buyer: User
+) -> bool:
+    """Whether the invoice states that no VAT is due because the buyer is outside the EU:
+    no line charges any (every rate 0: a tax floored to 0 on a tiny amount at a real rate
+    is no such case), it is not reverse charged, the seller is in the EU and the buyer's
+    country, as printed, outside it. Never with tax."""
+    untaxed = all(line.tax == 0 and line.tax_rate == 0 for line in lines)
+    return (
+        untaxed
+        and not reverse_charge
+        and is_outside_eu_supply(
+            country_alpha3(seller.country_code), country_alpha3(buyer.country_code)
+        )
+    )
 
 
 def invoice_currency(payment: SubscriptionPayment, subscription: Subscription) -> str:
@@ -216,7 +235,11 @@ def build_content(
     but for a Lightning payment invoiced in fiat, whose prepayment is its amount converted
     as its credit was, rounded down (`_kept_net`): they may then come to a unit less than
     the conversion of the whole row, the fraction of a unit that was neither credited nor
-    invoiced."""
+    invoiced.
+
+    A Lightning payment an admin completed though the node received less than its total
+    (`short_received_msat`) gets a `shortfall_line` before its fee: the lines then add up
+    to what was received, converted as one, and `btc_msat` is that amount."""
     cur = invoice_currency(payment, subscription)
     shown_rate = listed_rate(payment, cur) if cur != payment.currency.upper() else None
 
@@ -236,6 +259,10 @@ def build_content(
         names = ", ".join(item.name for item in items) or subscription.name
         what = f"{_KIND[payment.payment_type]}: {names}"
         lines = _service_lines(what, net, tax, credit, rate)
+    short = short_received_msat(payment)
+    if short is not None:  # an admin counted a short settlement as paid: bill what arrived
+        billed_net, billed_tax = sum(x.net for x in lines), sum(x.tax for x in lines)
+        lines.append(shortfall_line(shown(short), fee, billed_net, billed_tax, lines[0].tax_rate))
     if fee:
         lines.append(InvoiceLine(description=FEE_LINE, net=fee, tax_rate=Decimal(0), tax=0))
     excess = overpaid_of(meta)
@@ -243,8 +270,11 @@ def build_content(
     if prepaid is not None:
         lines.append(prepaid)
     seller_p, buyer_p = seller_party(seller), buyer_party(buyer)
+    reverse = invoice_reverse_charge(meta, rate, tax, seller, buyer)
     lightning = payment.currency.upper() == BTC
     received = payment.total + (excess.msat if prepaid is not None and excess else 0)
+    if short is not None:
+        received = short
     return InvoiceContent(
         seller=seller_p,
         buyer=buyer_p,
@@ -260,6 +290,8 @@ def build_content(
         credit_line=credit > 0,
         btc_msat=received if lightning else None,
         btc_rate=shown_rate if lightning else None,
-        reverse_charge=invoice_reverse_charge(meta, rate, tax, seller, buyer),
+        reverse_charge=reverse,
         overpaid=excess,
+        short_msat=None if short is None else payment.total - short,
+        outside_eu=invoice_outside_eu(lines, reverse, seller, buyer),
     )

@@ -8,7 +8,13 @@ from html import escape
 
 from adapters.http.invoice_html import PAGE_STYLE, address_block, format_amount, format_duration
 from adapters.http.invoice_text import payment_notes, totals
-from domain.invoice import REVERSE_CHARGE_TEXT, InvoiceContent, InvoiceLine, Party
+from domain.invoice import (
+    OUTSIDE_EU_TEXT,
+    REVERSE_CHARGE_TEXT,
+    InvoiceContent,
+    InvoiceLine,
+    Party,
+)
 from domain.invoice import Invoice as IssuedInvoice
 
 
@@ -45,6 +51,8 @@ def _notes(doc: InvoiceContent) -> list[str]:
     out += payment_notes(doc)
     if doc.reverse_charge:
         out.append(REVERSE_CHARGE_TEXT)
+    if doc.outside_eu:
+        out.append(OUTSIDE_EU_TEXT)
     return out
 
 

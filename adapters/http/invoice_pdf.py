@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from adapters.http.invoice_html import format_amount
 from adapters.http.invoice_text import payment_notes, totals
-from domain.invoice import REVERSE_CHARGE_TEXT, Invoice, InvoiceContent, Party
+from domain.invoice import OUTSIDE_EU_TEXT, REVERSE_CHARGE_TEXT, Invoice, InvoiceContent, Party
 
 if TYPE_CHECKING:
     from fpdf.enums import XPos, YPos
@@ -213,4 +213,7 @@ def render_invoice_pdf(
     if doc.reverse_charge:
         page.font(9, bold=True)
         page.wrapped(REVERSE_CHARGE_TEXT)
+    if doc.outside_eu:
+        page.font(9, bold=True)
+        page.wrapped(OUTSIDE_EU_TEXT)
     return bytes(page.pdf.output())

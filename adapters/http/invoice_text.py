@@ -5,6 +5,7 @@ from __future__ import annotations
 from adapters.http.invoice_html import format_amount
 from domain.invoice import InvoiceContent
 from domain.overpayment import invoice_note
+from domain.shortfall import shortfall_note
 
 
 def totals(doc: InvoiceContent) -> list[tuple[str, int]]:
@@ -17,8 +18,9 @@ def totals(doc: InvoiceContent) -> list[tuple[str, int]]:
 
 
 def payment_notes(doc: InvoiceContent) -> list[str]:
-    """What was paid over Lightning and at which rate, and where an overpayment went (the
-    reverse-charge wording is each rendering's own: the PDF sets it in bold)."""
+    """What was paid over Lightning and at which rate, where an overpayment went, and what a
+    short payment lacked (the reverse-charge wording is each rendering's own: the PDF sets
+    it in bold)."""
     out = []
     if doc.btc_msat is not None:
         paid = format_amount(doc.btc_msat, "BTC")
@@ -27,4 +29,6 @@ def payment_notes(doc: InvoiceContent) -> list[str]:
     if doc.overpaid is not None:
         credited = format_amount(doc.overpaid.credited, doc.overpaid.currency)
         out.append(invoice_note(doc.overpaid, credited))
+    if doc.short_msat is not None:
+        out.append(shortfall_note(doc.short_msat))
     return out

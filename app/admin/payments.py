@@ -57,7 +57,11 @@ async def complete_as_admin(
 
     A Lightning payment is completed with what the node received (`_received_msat`), as
     the settlement intake does: what a payer sent beyond the invoice becomes account credit
-    in the same booking, so once, whoever completes it first.
+    in the same booking, so once, whoever completes it first. Less than its total (a
+    settlement the intake refused as short) is the one case the intake never completes:
+    the admin's completion counts it as paid, the rest waived, and records what arrived
+    (`AdminCompletion.short_received_msat`), so its invoice states the money received, not
+    the total asked (`domain.shortfall`).
 
     The booking records `admin_id` on the payment and its VM history (`AdminCompletion`),
     with what the node said of a Lightning invoice and when it was booked: a settlement
@@ -73,14 +77,17 @@ async def complete_as_admin(
     if payment.is_paid:
         raise PaymentAlreadyCompleted(ALREADY_COMPLETED)
     received, seen = await _received_msat(uow_factory, rails, payment)
+    short = received is not None and received < payment.total
     report = await complete_payment(
         uow_factory,
         clock,
         rails,
         queue,
         payment_id=payment.id,
-        received_msat=received,
-        by_admin=AdminCompletion(admin_id=admin_id, settlement=seen),
+        received_msat=None if short else received,
+        by_admin=AdminCompletion(
+            admin_id=admin_id, settlement=seen, short_received_msat=received if short else None
+        ),
     )
     if not report.completed:
         raise PaymentAlreadyCompleted(ALREADY_COMPLETED)
@@ -93,10 +100,10 @@ async def _received_msat(
 ) -> tuple[int | None, NodeSettlement | None]:
     """What the Lightning node received for `payment`: the amount its settlement problem
     recorded (kept when the intake could not complete it), else the node's settlement of its
-    invoice (none, or the node unreachable: nothing known, logged). None for another method,
-    or for less than the payment's total: an admin completing a short settlement decided to
-    count it as paid, and nothing of it is in excess. With it, what the node said
-    (`NodeSettlement`; None for another method)."""
+    invoice (none, or the node unreachable: nothing known, logged). None for another method.
+    Less than the payment's total is logged: an admin completing a short settlement decided
+    to count it as paid. With it, what the node said (`NodeSettlement`; None for another
+    method)."""
     if payment.payment_method is not PaymentMethod.LIGHTNING:
         return None, None
     async with uow_factory() as uow:
@@ -130,7 +137,6 @@ async def _received_msat(
             received,
             payment.total,
         )
-        return None, NodeSettlement.COUNTED
     return received, NodeSettlement.COUNTED
 
 

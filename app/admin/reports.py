@@ -1,4 +1,4 @@
-"""Revenue reports (api.md §9.16): every paid payment of a company in a date window, exact."""
+"""Revenue reports (api.md §9.16): each paid payment of a company in a window, and its invoice."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import attrs
 from domain.credit import listed_rate
 from domain.enums import SubscriptionType
 from domain.exchange import msat_to_fiat
+from domain.invoice_figures import InvoicedFigures, invoiced_figures
 from domain.model import Company, SubscriptionPayment, Vm
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
@@ -25,6 +26,11 @@ class ReportLine:
     region_name: str
     base_amount: int | None
     base_tax: int | None
+    #: the payment's invoice (None: paid before invoices were issued) and what it billed, by
+    #: kind: the payment row above leaves out a prepayment to account credit (an overpaid
+    #: excess), which only its invoice carries
+    invoice_number: str | None = None
+    invoiced: InvoicedFigures | None = None
 
 
 def window(start: date, end: date) -> tuple[datetime, datetime]:
@@ -70,7 +76,7 @@ async def revenue(
 ) -> list[ReportLine]:
     """Paid payments created in the window whose subscription belongs to the company
     (`subscription.company_id`, not the reference's user-id join), optionally in one currency;
-    oldest first."""
+    oldest first; each with its invoice's figures (`invoiced_figures`)."""
     lo, hi = window(start, end)
     out: list[ReportLine] = []
     async with uow_factory() as uow:
@@ -87,6 +93,7 @@ async def revenue(
             host = None if vm is None else await uow.hosts.get(vm.host_id)
             region = None if host is None else await uow.regions.get(host.region_id)
             base = company.base_currency
+            invoice = await uow.invoices.get_by_payment(payment.id)
             out.append(
                 ReportLine(
                     payment=payment,
@@ -97,6 +104,8 @@ async def revenue(
                     region_name="" if region is None else region.name,
                     base_amount=base_value(payment.amount, payment, sub.currency, base),
                     base_tax=base_value(payment.tax, payment, sub.currency, base),
+                    invoice_number=None if invoice is None else invoice.number,
+                    invoiced=None if invoice is None else invoiced_figures(invoice),
                 )
             )
     return out

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 import pytest
 
+from adapters.http.invoice_text import payment_notes
 from adapters.lightning.lnd import LndRestNode
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app import settlement
@@ -41,6 +42,7 @@ from domain.exchange import msat_to_fiat
 from domain.invoice import InvoiceLine
 from domain.overpayment import overpaid_of
 from domain.prepayment import PREPAYMENT_LINE
+from domain.shortfall import SHORTFALL_LINE
 from ports.jobs import SendAdminNotification
 from ports.storage import CreditKey
 from tests.contract import storage_backends
@@ -359,6 +361,44 @@ async def test_an_admin_completing_a_short_settlement_counts_it_as_paid(
 
         paid = await shop.payment(short.id)
         assert paid.is_paid and overpaid_of(payment_meta(paid)) is None
+        assert await _credit(shop, vm.user_id) == {}
+
+
+async def test_an_admin_completing_a_short_settlement_invoices_what_arrived(
+    shop: Shop, lnd: FakeLnd
+) -> None:
+    """The node received EUR 1.00 (1 000 000 msat) of a renewal of EUR 1.62 (132 net + 30
+    VAT at 23 %, 1 624 000 msat): the admin's completion records what arrived, and the
+    invoice bills it, not the total: the renewal line, then a shortfall line taking off
+    51 net and 11 VAT, so the lines add up to 100 (81 net + 19 VAT, the VAT in EUR 1.00
+    at 23 %), and it says it was paid 1 000 000 msat, 624 000 short."""
+    async with _node(lnd) as node:
+        shop.rails = PaymentRails(node, {})
+        await _warm(shop, node, lnd)
+        vm = await shop.order()
+        short = await shop.renew(vm)
+        assert (short.amount, short.tax, short.total) == (1_320_000, 303_600, 1_624_000)
+        lnd.settle(short.id, amount_paid_msat=1_000_000)
+        await _listen_until_cursor(shop, node, 2, listeners=1)
+
+        await _admin_completes(shop, shop.rails, short.id)
+
+        paid = await shop.payment(short.id)
+        admin = admin_completion_of(payment_meta(paid))
+        assert admin is not None and admin.short_received_msat == 1_000_000
+        async with shop.factory() as uow:
+            invoice = await uow.invoices.get_by_payment(short.id)
+        assert invoice is not None
+        doc = invoice.document
+        assert [(x.description, x.net, x.tax_rate, x.tax) for x in doc.lines] == [
+            (doc.lines[0].description, 132, Decimal(23), 30),
+            (SHORTFALL_LINE, -51, Decimal(23), -11),
+        ]
+        assert (invoice.net, invoice.tax, invoice.total) == (81, 19, 100)
+        assert (doc.btc_msat, doc.short_msat) == (1_000_000, 624_000)
+        notes = payment_notes(doc)
+        assert "Paid over Lightning: BTC 0.00001000, at 1 BTC = EUR 100000.00." in notes
+        assert any("624000 msat less than the amount due" in n for n in notes)
         assert await _credit(shop, vm.user_id) == {}
 
 

@@ -28,6 +28,7 @@ from domain.errors import InvalidInput
 from domain.money import Currency
 
 _USERS = AdminResource.USERS
+_PAYMENTS = AdminResource.PAYMENTS
 BOOKED_SCHEMA: Schema = obj(
     {"entry": CREDIT_ENTRY_SCHEMA, "balance": U64, "replayed": {"type": "boolean"}}
 )
@@ -82,8 +83,9 @@ def _amount(body: dict[str, Any]) -> int:
     return value
 
 
-@require(_USERS, AdminAction.UPDATE)
+@require(_USERS, AdminAction.UPDATE, also=(_PAYMENTS, AdminAction.UPDATE))
 async def adjust(request: web.Request, admin: Admin) -> web.StreamResponse:
+    """Credit is money (a renewal spends it as paid): `payments::update` besides the user's."""
     body = await json_object(request)
     currency = body.get("currency")
     if not isinstance(currency, str):
@@ -106,9 +108,9 @@ async def adjust(request: web.Request, admin: Admin) -> web.StreamResponse:
 @require(
     AdminResource.VIRTUAL_MACHINES,
     AdminAction.UPDATE,
-    # credit is what `users::update` grants; extending a VM alone (`virtual_machines::update`)
-    # then refunding the added time would otherwise mint credit without that right
-    also=(AdminResource.USERS, AdminAction.UPDATE),
+    # credit is money, granted by `payments::update`; extending a VM alone
+    # (`virtual_machines::update`) then refunding the added time would otherwise mint credit
+    also=(_PAYMENTS, AdminAction.UPDATE),
 )
 async def refund_vm_to_credit(request: web.Request, admin: Admin) -> web.StreamResponse:
     body = await optional_json_object(request)

@@ -101,6 +101,8 @@ CSV_COLUMNS = (
     # for a credit note the number of the invoice it corrects
     "document",
     "corrects",
+    # 1: no VAT because the buyer is outside the EU (the document says so); 0 otherwise
+    "outside_eu",
 )
 INVOICE_DOCUMENT, CREDIT_NOTE_DOCUMENT = "invoice", "credit_note"
 _PAYMENTS = AdminResource.PAYMENTS
@@ -179,6 +181,7 @@ def csv_row(invoice: Invoice) -> list[str]:
         "" if doc.btc_rate is None else doc.btc_rate,
         INVOICE_DOCUMENT,
         "",
+        int(doc.outside_eu),
     ]
     return [_cell(v) for v in values]
 
@@ -211,6 +214,7 @@ def note_csv_row(note: CreditNote, invoice: Invoice) -> list[str]:
         "",
         CREDIT_NOTE_DOCUMENT,
         invoice.number,
+        int(doc.outside_eu),
     ]
     return [_cell(v) for v in values]
 

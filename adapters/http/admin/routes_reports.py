@@ -2,6 +2,9 @@
 
 Money is as stored (smallest units); `rate` is also given as an exact decimal string
 (`rate_exact`) and the base-currency value as exact integers, so no figure goes through float.
+A payment's row leaves out what its invoice bills beyond it (a prepayment to account credit:
+an overpaid excess); each line's `invoice` and the report's `invoiced` sums carry every unit
+invoiced, the prepayment as its own figure.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from adapters.http.views_schema import STRING, U64, nullable, obj
 from app.admin.reports import ReferralLine, ReportLine
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput, UnknownCurrency
+from domain.invoice_figures import InvoicedFigures, summed_by_currency
 from domain.model import SubscriptionPayment
 from domain.money import Currency
 
@@ -30,6 +34,19 @@ _NUMBER: Schema = {"type": "number"}
 _TIME: Schema = {"type": "string", "format": "date-time"}
 #: what `_rate` writes
 _RATE: Schema = {"rate": _NUMBER, "rate_exact": STRING}
+#: what an invoice billed, by kind (`InvoicedFigures`), in its currency's smallest units
+_FIGURES: dict[str, Schema] = {
+    "currency": STRING,
+    "net": {"type": "integer"},
+    "tax": {"type": "integer"},
+    "total": {"type": "integer"},
+    "service_net": {"type": "integer"},
+    "service_tax": {"type": "integer"},
+    "processing_fee": {"type": "integer"},
+    "prepayment_net": {"type": "integer"},
+    "prepayment_tax": {"type": "integer"},
+}
+INVOICED: Schema = obj({"number": STRING, **_FIGURES})
 PAYMENT: Schema = obj(
     {
         "id": STRING,
@@ -54,16 +71,22 @@ PAYMENT: Schema = obj(
         "host_name": STRING,
         "region_id": U64,
         "region_name": STRING,
+        # ours: the payment's invoice by kind (null: paid before invoices were issued)
+        "invoice": nullable(INVOICED),
     }
 )
 
 
-def _report_schema(key: str, line: Schema) -> Schema:
+def _report_schema(key: str, line: Schema, **more: Schema) -> Schema:
     """A report over a window: the dates as asked, then its lines under `key`."""
-    return obj({"start_date": STRING, "end_date": STRING, key: {"type": "array", "items": line}})
+    return obj(
+        {"start_date": STRING, "end_date": STRING, key: {"type": "array", "items": line}, **more}
+    )
 
 
-REPORT = _report_schema("payments", PAYMENT)
+REPORT = _report_schema(
+    "payments", PAYMENT, invoiced={"type": "array", "items": obj(dict(_FIGURES))}
+)
 REFERRAL: Schema = obj(
     {
         "vm_id": U64,
@@ -103,9 +126,11 @@ class _Window:
     end: date
     company_id: int
 
-    def report(self, key: str, lines: list[dict[str, Any]]) -> web.StreamResponse:
+    def report(self, key: str, lines: list[dict[str, Any]], **more: Any) -> web.StreamResponse:
         """The answer `_report_schema` documents."""
-        return data_response({"start_date": self.start_raw, "end_date": self.end_raw, key: lines})
+        return data_response(
+            {"start_date": self.start_raw, "end_date": self.end_raw, key: lines, **more}
+        )
 
 
 def _window(query: Any) -> _Window:
@@ -122,6 +147,20 @@ def _window(query: Any) -> _Window:
 def _rate(payment: SubscriptionPayment) -> dict[str, Any]:
     """The payment's rate as a JSON number and as an exact decimal string."""
     return {"rate": float(payment.rate), "rate_exact": str(payment.rate)}
+
+
+def _figures_json(figures: InvoicedFigures) -> dict[str, Any]:
+    return {
+        **same_named(figures, "currency", "net", "tax", "total", "service_net", "service_tax"),
+        **same_named(figures, "processing_fee", "prepayment_net", "prepayment_tax"),
+    }
+
+
+def _invoice_json(line: ReportLine) -> dict[str, Any] | None:
+    """The payment's invoice by kind; null for a payment paid before invoices were issued."""
+    if line.invoiced is None or line.invoice_number is None:
+        return None
+    return {"number": line.invoice_number, **_figures_json(line.invoiced)}
 
 
 def _payment_json(line: ReportLine) -> dict[str, Any]:
@@ -147,6 +186,7 @@ def _payment_json(line: ReportLine) -> dict[str, Any]:
         "user_id": p.user_id,
         "host_id": 0 if line.vm is None else line.vm.host_id,
         **same_named(line, "host_name", "region_id", "region_name"),
+        "invoice": _invoice_json(line),
     }
 
 
@@ -163,7 +203,12 @@ async def time_series(request: web.Request, admin: Admin) -> web.StreamResponse:
     lines = await services(request).admin.revenue(
         start=window.start, end=window.end, company_id=window.company_id, currency=currency
     )
-    return window.report("payments", [_payment_json(line) for line in lines])
+    invoiced = summed_by_currency(line.invoiced for line in lines if line.invoiced)
+    return window.report(
+        "payments",
+        [_payment_json(line) for line in lines],
+        invoiced=[_figures_json(f) for f in invoiced],
+    )
 
 
 def _referral_json(line: ReferralLine) -> dict[str, Any]:
@@ -201,7 +246,9 @@ def add_admin_report_routes(table: RouteTable) -> None:
         "GET",
         "/reports/time-series",
         time_series,
-        "Paid payments of a company created in the window, oldest first",
+        "Paid payments of a company created in the window, oldest first, each with its "
+        "invoice's figures by kind (service, processing fee, prepayment to account credit), "
+        "and their sums per invoice currency (`invoiced`)",
         response=REPORT,
         query=(*window, QueryParam("currency", description="only payments in this currency")),
     )

@@ -154,11 +154,16 @@ def _invoice(body: dict[str, Any], method: PaymentMethod) -> str | None:
     return invoice
 
 
-@require(_VM, AdminAction.UPDATE)
+@require(_VM, AdminAction.UPDATE, also=(AdminResource.PAYMENTS, AdminAction.UPDATE))
 async def refund(request: web.Request, admin: Admin) -> web.StreamResponse:
     """Validate, record the refund once (the paid time cut to its start, 409 for time refunded
     already) and tell the admins to pay it (no money moves automatically: the reference's
-    refund job was never implemented)."""
+    refund job was never implemented).
+
+    Needs `payments::update` besides the reference's `virtual_machines::update`: the refund is
+    money paid out (and a credit note on the invoices), and `virtual_machines::update` alone
+    may extend a VM for free, so an admin who may only edit VMs could otherwise have any
+    amount paid out."""
     body = await optional_json_object(request)
     method = _refund_method(body)
     invoice = _invoice(body, method)

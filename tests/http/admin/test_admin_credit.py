@@ -152,25 +152,49 @@ async def test_refund_to_credit_books_the_unused_value_once_and_ends_the_time(
     ]
 
 
-async def test_refund_to_credit_needs_the_right_to_grant_credit_too(world: AdminWorld) -> None:
-    """`virtual_machines::update` alone may extend a VM's time for free: refunding that time
-    to credit would grant credit without `users::update`, which adjustments need."""
+async def _role_for(world: AdminWorld, key: NostrKey, name: str, *permissions: str) -> None:
+    """Give `key` a new role of exactly `permissions`."""
+    user_id = (await user_of(world.api, key)).id
+    role = await world.ok("POST", "/roles", json={"name": name, "permissions": list(permissions)})
+    await world.ok("POST", f"/users/{user_id}/roles", json={"role_id": role["data"]["id"]})
+
+
+async def test_refund_to_credit_needs_the_money_permission(world: AdminWorld) -> None:
+    """`virtual_machines::update` may extend a VM's time for free: refunding that time to
+    credit mints money, so it needs `payments::update` (users' rights do not grant it)."""
     vm = await paid_vm(world.user, ALICE)
     alice = (await user_of(world.api, ALICE)).id
     ops = NostrKey.from_seed(22)
-    ops_id = (await user_of(world.api, ops)).id
-    role = await world.ok(
-        "POST", "/roles", json={"name": "vm-ops", "permissions": ["virtual_machines::update"]}
-    )
-    await world.ok("POST", f"/users/{ops_id}/roles", json={"role_id": role["data"]["id"]})
+    await _role_for(world, ops, "vm-ops", "virtual_machines::update", "users::update")
     await world.ok("PUT", f"/vms/{vm['id']}/extend", ops, json={"days": 365})
+    expires = (await subscription_of(world.api, vm["id"])).expires
     refused = await _status(world, "POST", f"/vms/{vm['id']}/refund/credit", ops, json={})
-    assert refused == (403, {"error": "Insufficient permissions for users::update"})
+    assert refused == (403, {"error": "Insufficient permissions for payments::update"})
     assert (await world.ok("GET", f"/users/{alice}/credit"))["data"] == []
+    assert (await subscription_of(world.api, vm["id"])).expires == expires
     summary = (await world.ok("GET", "/openapi.json", signed=False))["paths"][
         "/api/admin/v1/vms/{id}/refund/credit"
     ]["post"]["summary"]
-    assert summary.endswith("(needs `virtual_machines::update` and `users::update`)")
+    assert summary.endswith("(needs `virtual_machines::update` and `payments::update`)")
+    await _role_for(world, ops, "money", "payments::update")
+    booked = (await world.ok("POST", f"/vms/{vm['id']}/refund/credit", ops, json={}))["data"]
+    assert booked["entry"]["reason"] == "refund_to_credit" and booked["balance"] > 0
+
+
+async def test_adjusting_credit_needs_the_money_permission(world: AdminWorld) -> None:
+    """A user manager (`users::update`) may edit accounts but not mint credit: an adjustment
+    is money and needs `payments::update` too; refused, nothing is booked."""
+    alice = (await user_of(world.api, ALICE)).id
+    path = f"/users/{alice}/credit"
+    manager = NostrKey.from_seed(23)
+    await _role_for(world, manager, "user-manager", "users::view", "users::update")
+    body = {"currency": "EUR", "amount": 5000, "note": "goodwill"}
+    refused = await _status(world, "POST", path, manager, json=body)
+    assert refused == (403, {"error": "Insufficient permissions for payments::update"})
+    async with world.api.store() as uow:
+        assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 0
+    await _role_for(world, manager, "money", "payments::update")
+    assert (await world.ok("POST", path, manager, json=body))["data"]["balance"] == 5000
 
 
 async def _bill_an_ip_range_with(uow: UnitOfWork, subscription_id: int) -> None:

@@ -88,7 +88,7 @@ async def _export(world: AdminWorld) -> list[dict[str, str]]:
 async def test_the_export_gives_credit_notes_as_negative_rows_after_the_invoices(
     world: AdminWorld,
 ) -> None:
-    assert (*FIRST_COLUMNS, "document", "corrects") == CSV_COLUMNS
+    assert (*FIRST_COLUMNS, "document", "corrects", "outside_eu") == CSV_COLUMNS
     for key in (ALICE, BOB):
         await paid_vm(world.user, key)
     first, second = (await world.ok("GET", f"/invoices?{WINDOW}"))["data"]

@@ -256,6 +256,41 @@ async def test_refund_request_refusals(world: AdminWorld) -> None:
     assert await jobs(world) == []
 
 
+async def test_refund_by_hand_needs_the_money_permission(world: AdminWorld) -> None:
+    """An admin who may only edit VMs (`virtual_machines::update`: extend it for free) may
+    not have money paid out: the refund needs `payments::update` too. Refused, nothing
+    changes (time, admins' notice); with it, as the LNVPS admin UI sends it, it goes."""
+    vm = await paid_vm(world.user, ALICE)
+    ops = NostrKey.from_seed(22)
+    ops_id = (await user_of(world.api, ops)).id
+    role = await world.ok(
+        "POST", "/roles", json={"name": "vm-ops", "permissions": ["virtual_machines::update"]}
+    )
+    await world.ok("POST", f"/users/{ops_id}/roles", json={"role_id": role["data"]["id"]})
+    await world.ok("PUT", f"/vms/{vm['id']}/extend", ops, json={"days": 365})
+    await jobs(world)
+    expires = (await subscription_of(world.api, vm["id"])).expires
+    path = f"/vms/{vm['id']}/refund"
+    body = {"payment_method": "lightning", "lightning_invoice": INVOICE, "reason": "x"}
+    assert await _status(world, "POST", path, ops, json=body) == (
+        403,
+        {"error": "Insufficient permissions for payments::update"},
+    )
+    assert (await subscription_of(world.api, vm["id"])).expires == expires
+    assert await jobs(world) == []
+    summary = (await world.ok("GET", "/openapi.json", signed=False))["paths"][
+        "/api/admin/v1/vms/{id}/refund"
+    ]["post"]["summary"]
+    assert summary.endswith("(needs `virtual_machines::update` and `payments::update`)")
+    money = await world.ok(
+        "POST", "/roles", json={"name": "money", "permissions": ["payments::update"]}
+    )
+    await world.ok("POST", f"/users/{ops_id}/roles", json={"role_id": money["data"]["id"]})
+    got = await world.ok("POST", path, ops, json=body)
+    assert got["data"]["job_dispatched"] is True
+    assert (await subscription_of(world.api, vm["id"])).expires == world.api.clock.now()
+
+
 async def test_refund_as_the_lnvps_admin_ui_sends_it(world: AdminWorld) -> None:
     """The LNVPS admin UI (VmRefundModal) sends `refund_from_date` as unix seconds (a JSON
     integer) and closes its dialog on `job_dispatched`: both work; an RFC 3339 string still
