@@ -17,11 +17,11 @@ from domain.enums import PaymentMethod
 from domain.errors import DomainError
 from domain.model import Subscription, SubscriptionPayment
 from domain.tax import TaxRates
+from domain.unreadable import Unreadable
 from ports.clock import Clock
 from ports.lightning import LightningUnavailable
 from ports.nwc import NwcAnswerLost, NwcError, NwcWallet
 from ports.rates import RateStore
-from ports.secrets import SecretBoxError
 from ports.storage import UnitOfWorkFactory
 
 log = logging.getLogger("lnvps.autorenew")
@@ -32,7 +32,7 @@ class WalletPaymentFailed(DomainError):
 
 
 async def pay_from_wallet(
-    wallet: NwcWallet, connection_string: str | None, payment: SubscriptionPayment
+    wallet: NwcWallet, connection_string: str | Unreadable | None, payment: SubscriptionPayment
 ) -> None:
     """Pay a fresh Lightning invoice from the user's Nostr Wallet Connect string (§5.7).
 
@@ -42,15 +42,26 @@ async def pay_from_wallet(
     """
     if payment.is_paid:
         return
-    if not (connection_string or "").strip():
+    if isinstance(connection_string, Unreadable):
+        raise WalletPaymentFailed(
+            "Your wallet connection cannot be read: set nwc_connection_string again"
+        )
+    if connection_string is None or not connection_string.strip():
         raise WalletPaymentFailed("No wallet is connected: set nwc_connection_string first")
-    assert connection_string is not None
     try:
-        await wallet.pay_invoice(connection_string, payment.external_data)
+        await wallet.pay_invoice(connection_string, _bolt11(payment))
     except NwcAnswerLost as lost:
         log.warning("NWC payment %s: %s", payment.id.hex(), lost.message)
     except NwcError as err:
         raise WalletPaymentFailed(err.message) from None
+
+
+def _bolt11(payment: SubscriptionPayment) -> str:
+    """The invoice of a payment just made; one whose stored text cannot be decrypted (the key
+    changed since) cannot be paid from a wallet."""
+    if isinstance(payment.external_data, Unreadable):
+        raise WalletPaymentFailed("The invoice cannot be read: ask for a new one")
+    return payment.external_data
 
 
 class AutoRenewalFailed(Exception):
@@ -83,31 +94,35 @@ class NwcAutoRenewer:
     #: the deployment's `max-live-quotes`: an attempt is one more live quote (`renew`)
     _max_live_quotes: int = MAX_LIVE_QUOTES
 
-    async def _nwc_string(self, subscription: Subscription) -> str | None:
+    async def _nwc_string(self, subscription: Subscription) -> str | Unreadable | None:
+        """The user's wallet string; None when there is none (or no such user)."""
         async with self._uow_factory() as uow:
             user = await uow.users.get(subscription.user_id)
-        if user is None or not (user.nwc_connection_string or "").strip():
+        if user is None:
             return None
-        return user.nwc_connection_string
+        found = user.nwc_connection_string
+        if isinstance(found, str) and not found.strip():
+            return None
+        return found
 
     async def can_attempt(self, subscription: Subscription) -> bool:
         """Whether the user has a wallet string to ask. One that cannot be decrypted
-        (`SecretBoxError`: a lost or wrong key, a corrupt value) never will be: no wallet can
-        be asked, so, as with auto-renewal off, the user gets the period's expiring-soon
-        notice ("renew manually", once, D15) and the operator a log line on every run. Any
-        other error (the database unreachable for a moment) is raised: the lifecycle decides
-        the subscription again on its next run."""
-        try:
-            return await self._nwc_string(subscription) is not None
-        except SecretBoxError as err:
+        (`Unreadable`: a lost or wrong key, a corrupt value) never will be: no wallet can be
+        asked, so, as with auto-renewal off, the user gets the period's expiring-soon notice
+        ("renew manually", once, D15) and the operator a log line on every run. An error
+        reading the user (the database unreachable for a moment) is raised: the lifecycle
+        decides the subscription again on its next run."""
+        found = await self._nwc_string(subscription)
+        if isinstance(found, Unreadable):
             log.error(
-                "OPERATOR: the wallet connection of user %s cannot be read (%s); subscription"
-                " %s is not auto-renewed, its user is told to renew by hand",
+                "OPERATOR: the wallet connection of user %s cannot be read (it cannot be"
+                " decrypted); subscription %s is not auto-renewed, its user is told to renew"
+                " by hand",
                 subscription.user_id,
-                err,
                 subscription.id,
             )
             return False
+        return found is not None
 
     async def attempt(self, subscription: Subscription, period: datetime) -> AutoRenewal:
         """Renew the period ending `period` for one interval and pay it from the wallet.
@@ -122,6 +137,8 @@ class NwcAutoRenewer:
         nwc = await self._nwc_string(subscription)
         if nwc is None:
             raise AutoRenewalFailed("No wallet is connected for automatic renewal")
+        if isinstance(nwc, Unreadable):  # read again since `can_attempt`: the key changed
+            raise AutoRenewalFailed("The wallet connection cannot be read: set it again")
         try:
             payment = await renew(
                 self._uow_factory,
@@ -147,6 +164,8 @@ class NwcAutoRenewer:
             raise AutoRenewalFailed("The renewal invoice could not be created") from None
         if payment.is_paid:
             return AutoRenewal(RenewalOutcome.PAID)
+        if isinstance(payment.external_data, Unreadable):  # the key changed since it was made
+            raise AutoRenewalFailed("The renewal invoice could not be read")
         try:
             await self._wallet.pay_invoice(nwc, payment.external_data)
         except NwcAnswerLost as lost:

@@ -11,6 +11,7 @@ import attrs
 from domain import enums
 from domain.intervals import Interval
 from domain.money import Currency
+from domain.unreadable import Unreadable
 
 #: MAC address of a VM that was never provisioned on a host.
 PLACEHOLDER_MAC = "ff:ff:ff:ff:ff:ff"
@@ -26,7 +27,8 @@ class User:
     id: int
     pubkey: bytes
     created: datetime
-    email: str = ""
+    #: "" when none; `Unreadable` (falsy: no usable address) when its key is lost (D28)
+    email: str | Unreadable = ""
     email_verified: bool = False
     email_verify_token: str = ""
     contact_nip17: bool = True
@@ -41,8 +43,9 @@ class User:
     billing_tax_id: str | None = None
     #: an operator checked `billing_tax_id` is a valid EU VAT id (reverse charge on invoices)
     billing_vat_validated: bool = False
-    #: a spending credential (D28): kept out of reprs, hence out of logs and tracebacks
-    nwc_connection_string: str | None = attrs.field(default=None, repr=False)
+    #: a spending credential (D28): kept out of reprs, hence out of logs and tracebacks;
+    #: `Unreadable` (falsy: no usable wallet) when it cannot be decrypted
+    nwc_connection_string: str | Unreadable | None = attrs.field(default=None, repr=False)
     email_hash: bytes | None = None
 
 
@@ -52,7 +55,8 @@ class SshKey:
     name: str
     user_id: int
     created: datetime
-    key_data: str
+    #: `Unreadable` when it cannot be decrypted (D28): no VM can be built with it
+    key_data: str | Unreadable
 
 
 @attrs.frozen(kw_only=True)
@@ -90,7 +94,8 @@ class Host:
     cpu: int
     memory: int
     enabled: bool
-    api_token: str = attrs.field(repr=False)  # secrets stay out of reprs and logs (D28)
+    #: secrets stay out of reprs and logs (D28); `Unreadable`: no client can be built
+    api_token: str | Unreadable = attrs.field(repr=False)
     load_cpu: Decimal = Decimal(1)
     load_memory: Decimal = Decimal(1)
     load_disk: Decimal = Decimal(1)
@@ -100,7 +105,7 @@ class Host:
     cpu_arch: enums.CpuArch = enums.CpuArch.UNKNOWN
     cpu_features: tuple[str, ...] = ()
     ssh_user: str | None = None
-    ssh_key: str | None = attrs.field(default=None, repr=False)
+    ssh_key: str | Unreadable | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -371,7 +376,8 @@ class SubscriptionPayment:
     currency: str
     payment_method: enums.PaymentMethod
     payment_type: enums.SubscriptionPaymentType
-    external_data: str
+    #: `Unreadable` when it cannot be decrypted (D28): the invoice or order is not shown
+    external_data: str | Unreadable
     rate: Decimal
     tax: int = 0
     processing_fee: int = 0
@@ -403,7 +409,8 @@ class LegacyVmPayment:
     currency: str
     payment_method: enums.PaymentMethod
     payment_type: enums.LegacyPaymentType
-    external_data: str
+    #: `Unreadable` when it cannot be decrypted (D28): the invoice or order is not shown
+    external_data: str | Unreadable
     time_value: int
     is_paid: bool
     rate: Decimal

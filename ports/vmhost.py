@@ -10,6 +10,7 @@ from typing import Protocol
 import attrs
 
 from domain import model as m
+from domain.unreadable import Unreadable
 from ports.failures import RetryableError
 
 
@@ -112,6 +113,19 @@ class FullVmInfo:
         if spec is None:
             raise InvalidVmConfig(self.vm.id)
         return VmResources(cpu=spec.cpu, memory=spec.memory, disk_size=spec.disk_size)
+
+    @property
+    def authorized_key(self) -> str:
+        """The SSH public key the VM is built with; one whose stored text cannot be decrypted
+        (a lost or rotated key) is a fatal host error: the user could not log in."""
+        key = self.ssh_key.key_data
+        if isinstance(key, Unreadable):
+            raise VmHostError(
+                f"SSH key {self.ssh_key.id} of VM {self.vm.id} cannot be decrypted; the user"
+                " must add it again",
+                transient=False,
+            )
+        return key
 
 
 @attrs.frozen(kw_only=True)

@@ -22,6 +22,7 @@ from adapters.http.vm_params import path_id
 from app.billing.errors import VmNotPaidYet
 from app.billing.lnurl import LNURL_MAX_MSAT, LNURL_MIN_MSAT
 from domain.errors import DomainError, InvalidInput
+from domain.unreadable import Unreadable
 
 log = logging.getLogger("lnvps.http")
 
@@ -130,6 +131,8 @@ async def pay_callback(request: web.Request) -> web.StreamResponse:
         if err.kind in _SHOWN:
             return lnurl_error(err.message)
         log.warning("LNURL invoice for VM %s failed: %s", request.match_info["id"], err.message)
+        return lnurl_error("Error generating invoice")
+    if isinstance(payment.external_data, Unreadable):  # the key changed since it was made
         return lnurl_error("Error generating invoice")
     return json_response({"pr": payment.external_data, "routes": [], "hodl_invoice": None})
 

@@ -26,6 +26,7 @@ from app.billing.errors import PaymentNotFound
 from app.queries.vm_records import owned_vm_payment, vm_payments_in
 from domain.enums import NWC, PaymentMethod
 from domain.model import SubscriptionPayment, User
+from domain.unreadable import Unreadable
 from ports.nwc import NwcWallet
 from ports.storage import UnitOfWork
 
@@ -103,8 +104,13 @@ async def renew_get(request: web.Request, key: VerifiedKey) -> web.StreamRespons
 
 def _pays_from_wallet(method: str | None, user: User, wallet: NwcWallet | None) -> bool:
     """`method=nwc` with a connected wallet: the server pays the Lightning invoice from it
-    (§10.2 step 6); without a wallet string `nwc` is plain Lightning, as in the reference."""
-    return method == NWC and wallet is not None and bool((user.nwc_connection_string or "").strip())
+    (§10.2 step 6); without a wallet string `nwc` is plain Lightning, as in the reference. A
+    string that cannot be decrypted counts as connected: the user asked for their wallet, so
+    they are told it cannot be read (`pay_from_wallet`, 422) rather than left waiting."""
+    if method != NWC or wallet is None:
+        return False
+    found = user.nwc_connection_string
+    return isinstance(found, Unreadable) or bool((found or "").strip())
 
 
 @authenticated

@@ -10,6 +10,7 @@ from adapters.http.envelope import format_time
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import SubscriptionPayment
 from domain.money import Money
+from domain.unreadable import Unreadable
 from domain.upgrade import UpgradeQuote
 
 log = logging.getLogger("lnvps.http")
@@ -113,6 +114,8 @@ def price_json(money: Money) -> dict[str, Any]:
 
 
 def _provider_json(payment: SubscriptionPayment) -> dict[str, Any]:
+    if isinstance(payment.external_data, Unreadable):
+        return {}  # the storage logged it; `_lightning` says why
     try:
         value = json.loads(payment.external_data)
     except ValueError:
@@ -121,6 +124,12 @@ def _provider_json(payment: SubscriptionPayment) -> dict[str, Any]:
         log.warning("payment %s: provider data is not a JSON object", payment.id.hex())
         return {}
     return value
+
+
+def _bolt11(payment: SubscriptionPayment) -> str:
+    """The invoice; "" (as for a quote the balance paid) when its stored text cannot be
+    decrypted, so one bad payment does not fail the list it is in."""
+    return payment.external_data if isinstance(payment.external_data, str) else ""
 
 
 def _stripe_json(stored: dict[str, Any]) -> dict[str, Any]:
@@ -140,7 +149,7 @@ def payment_data_json(payment: SubscriptionPayment) -> dict[str, Any]:
     """
     method = payment.payment_method
     if method is PaymentMethod.LIGHTNING:
-        return {"lightning": payment.external_data}
+        return {"lightning": _bolt11(payment)}
     stored = _provider_json(payment)
     if method is PaymentMethod.REVOLUT:
         return {"revolut": {"token": stored.get("token")}}

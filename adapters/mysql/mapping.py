@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
 
@@ -10,11 +11,16 @@ import attrs
 from sqlalchemy import Column, ColumnElement, Dialect, Label, Table
 
 from domain.model import ResourceLimits
-from ports.secrets import SecretBox
+from domain.unreadable import Unreadable
+from ports.secrets import SecretBox, SecretBoxError
 
 R = TypeVar("R")
 ENC_PREFIX = "ENC:"
 _LIMIT_FIELDS = tuple(f.name for f in attrs.fields(ResourceLimits))
+#: how many unreadable cells a process remembers having reported (then it starts afresh)
+_REPORTED_MAX = 4096
+
+log = logging.getLogger("lnvps.storage.secrets")
 
 
 def evolve(record: R, **changes: Any) -> R:
@@ -63,6 +69,8 @@ class Mapper(Generic[R]):
         self.cls = cls
         self.box = box
         self.encrypted = frozenset(encrypted)
+        #: the unreadable cells (column, row id) already reported to the operator
+        self._reported: set[tuple[str, object]] = set()
         names = [f.name for f in attrs.fields(cast(Any, cls))]
         self.nested_limits = "limits" in names
         wanted = set(names) | (set(_LIMIT_FIELDS) if self.nested_limits else set())
@@ -84,25 +92,52 @@ class Mapper(Generic[R]):
     def from_values(self, values: dict[str, Any]) -> R:
         """The record of one row's values by column name (`values` is consumed)."""
         for name in self.encrypted:
-            values[name] = self.open(values[name])
+            values[name] = self.open(values[name], name, values.get("id"))
         if self.nested_limits:
             limits = {name: values.pop(name) for name in _LIMIT_FIELDS}
             values["limits"] = ResourceLimits(**limits)
         return self.cls(**values)
 
-    def seal(self, plaintext: str | None) -> str | None:
+    def seal(self, plaintext: str | Unreadable | None) -> str | None:
         """Always encrypt (D28), even a value that happens to start with `ENC:`: records hold
-        plain text, so such a value is user input and must not be stored as if sealed."""
+        plain text, so such a value is user input and must not be stored as if sealed. An
+        `Unreadable` value is written back as it was read, never lost to another write of
+        its row."""
         if plaintext is None:
             return None
+        if isinstance(plaintext, Unreadable):
+            return plaintext.stored
         return self.box.encrypt(plaintext)
 
-    def open(self, stored: str | None) -> str | None:
+    def open(self, stored: str | None, column: str, row_id: object) -> str | Unreadable | None:
         """Decrypt an `ENC:` value; anything else is plain text from before encryption (it is
-        sealed on its row's next write)."""
+        sealed on its row's next write). One that cannot be decrypted (a lost or rotated key,
+        a corrupt value) is `Unreadable`, so the rest of its row still loads; the operator
+        is told once per process and cell."""
         if stored is None or not stored.startswith(ENC_PREFIX):
             return stored
-        return self.box.decrypt(stored)
+        try:
+            return self.box.decrypt(stored)
+        except SecretBoxError as err:
+            self._report(column, row_id, err)
+            return Unreadable(stored)
+
+    def _report(self, column: str, row_id: object, err: SecretBoxError) -> None:
+        if isinstance(row_id, bytes):
+            row_id = row_id.hex()  # a payment's id
+        if (column, row_id) in self._reported:
+            return
+        if len(self._reported) >= _REPORTED_MAX:
+            self._reported.clear()
+        self._reported.add((column, row_id))
+        log.error(
+            "OPERATOR: %s.%s of row %s cannot be decrypted (%s); it reads as unreadable (no"
+            " usable value) and is kept as stored until it is set again",
+            self.table.name,
+            column,
+            row_id,
+            err,
+        )
 
 
 class Part(Generic[R]):

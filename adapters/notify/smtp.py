@@ -9,6 +9,7 @@ from email.message import EmailMessage
 import aiosmtplib
 import attrs
 
+from domain.unreadable import Unreadable
 from ports.notify import NotificationError
 from ports.storage import UnitOfWorkFactory
 
@@ -51,6 +52,15 @@ class SmtpNotifier:
             user = await uow.users.get(user_id)
         if user is None:
             log.warning("notification for unknown user %s dropped", user_id)
+            return
+        if isinstance(user.email, Unreadable):
+            if user.contact_email:
+                log.error(
+                    "OPERATOR: user %s's e-mail address cannot be decrypted; notification %r"
+                    " not mailed (the address must be set again)",
+                    user_id,
+                    title,
+                )
             return
         address = user.email.strip()
         if not user.contact_email or not address:

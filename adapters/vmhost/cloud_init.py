@@ -31,7 +31,7 @@ def user_data(info: FullVmInfo) -> str:
     config: dict[str, Any] = {
         "hostname": domain_name(info.vm.id),
         "preserve_hostname": False,
-        "ssh_authorized_keys": [info.ssh_key.key_data.strip()],
+        "ssh_authorized_keys": [info.authorized_key.strip()],
         "ssh_pwauth": False,
     }
     return "#cloud-config\n" + yaml.safe_dump(config, sort_keys=False)

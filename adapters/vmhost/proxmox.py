@@ -25,6 +25,7 @@ from adapters.vmhost.proxmox_metrics import rrd_points
 from domain.clear_text import clear_text_url
 from domain.enums import DiskType
 from domain.model import Host, OsImage, Vm
+from domain.unreadable import Unreadable
 from ports import vmhost
 from ports.clock import Clock
 
@@ -52,6 +53,11 @@ def config_for_host(host: Host, **settings: Any) -> ProxmoxConfig:
     if clear_text_url(host.ip):
         raise vmhost.VmHostError(
             f"Proxmox host {host.id}: refusing to send its API token over http:// to {host.ip}"
+        )
+    if isinstance(host.api_token, Unreadable):
+        raise vmhost.VmHostError(
+            f"Proxmox host {host.id}: its API token cannot be decrypted (lost or rotated"
+            " encryption key, or a corrupt value); set it again"
         )
     return ProxmoxConfig(base_url=host.ip, node=host.name, token=host.api_token, **settings)
 
@@ -304,7 +310,7 @@ class ProxmoxVmHost:
             "serial0": "socket",
             _PRIMARY_DISK: self._primary_disk(info),
             "scsi1": f"{info.disk.name}:cloudinit",
-            "sshkeys": quote(info.ssh_key.key_data, safe=""),
+            "sshkeys": quote(info.authorized_key, safe=""),
             "efidisk0": f"{info.disk.name}:0,efitype=4m",
         }
 

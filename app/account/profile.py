@@ -22,6 +22,7 @@ from domain.nwc_uri import PUBLIC_TLS_RELAYS, RelayPolicy, parse_nwc_uri
 from domain.patch import UNSET, Maybe, Unset
 from domain.tax import country_alpha3
 from domain.text_rules import check_line, is_single_line
+from domain.unreadable import Unreadable
 from ports.clock import Clock
 from ports.jobs import SendEmailVerification
 from ports.queue import WorkQueue
@@ -198,11 +199,16 @@ def check_country(value: str) -> str | None:
 
 #: what API answers show of a stored wallet string: its scheme and the start of the wallet key.
 NWC_MASK_KEEP = 4
+#: what they show of one that cannot be decrypted (lost or rotated key): no usable wallet
+UNREADABLE_NWC = "(unreadable: connect your wallet again)"
 _ELLIPSIS = "\u2026"
 
 
-def mask_nwc(value: str | None) -> str | None:
-    """D28: `nostr+walletconnect://abcd…` — enough to recognise the wallet, never the secret."""
+def mask_nwc(value: str | Unreadable | None) -> str | None:
+    """D28: `nostr+walletconnect://abcd…` — enough to recognise the wallet, never the secret;
+    `UNREADABLE_NWC` for a string that cannot be decrypted (no usable wallet)."""
+    if isinstance(value, Unreadable):
+        return UNREADABLE_NWC
     if not value:
         return value
     scheme, sep, rest = value.partition("://")
@@ -211,12 +217,15 @@ def mask_nwc(value: str | None) -> str | None:
     return f"{scheme}://{rest[:NWC_MASK_KEEP]}{_ELLIPSIS}"
 
 
-def _nwc(value: PatchText, current: str | None, policy: RelayPolicy) -> str | None:
+def _nwc(
+    value: PatchText, current: str | Unreadable | None, policy: RelayPolicy
+) -> str | Unreadable | None:
     """The wallet string after a PATCH; the masked form a GET showed, sent back as clients echo
-    the whole account, leaves the stored string as it is."""
+    the whole account, leaves the stored string as it is (one that cannot be decrypted too:
+    restoring the old key would bring it back)."""
     if isinstance(value, Unset):
         return current
-    if current and value == mask_nwc(current):
+    if (current or isinstance(current, Unreadable)) and value == mask_nwc(current):
         return current
     if value is None or value == "":
         return None
@@ -269,14 +278,14 @@ async def update_account(
             if pending is not None:
                 email, verified = pending.email, pending.email_verified
                 token, send = pending.email_verify_token, True
-        if patch.contact_email and not email:
+        if patch.contact_email and not email and not _kept_unreadable(email, user):
             raise InvalidInput("An email address is required to enable email notifications")
         updated = attrs.evolve(
             user,
             email=email,
             email_verified=verified,
             email_verify_token=token,
-            email_hash=email_hash(email) if email else None,
+            email_hash=user.email_hash if isinstance(email, Unreadable) else _hash_of(email),
             contact_nip17=patch.contact_nip17,
             contact_email=patch.contact_email,
             country_code=_country(patch.country_code, user.country_code),
@@ -310,6 +319,17 @@ async def update_account(
         return AccountUpdate(updated)  # logged there; the answer stays the schema's `null`
     await queue.send(SendEmailVerification(user_id=user_id))
     return AccountUpdate(updated, verify_link(public_url, token))
+
+
+def _kept_unreadable(email: str | Unreadable, user: User) -> bool:
+    """An address that cannot be decrypted, left as it is with `contact_email` as it was: the
+    user echoing their account is not refused for it (they see no address; notices are not
+    mailed, and the log says why, until they set one)."""
+    return isinstance(email, Unreadable) and user.contact_email
+
+
+def _hash_of(email: str) -> bytes | None:
+    return email_hash(email) if email else None
 
 
 class VerifyOutcome(Enum):

@@ -29,6 +29,7 @@ from domain.subscription import (
     is_reusable_pending_payment,
     metadata_interval_count,
 )
+from domain.unreadable import Unreadable
 from ports.storage import (
     IdempotencyRecord,
     MetadataKey,
@@ -365,7 +366,8 @@ async def refuse_over_cap(
 
 def at_provider(payment: SubscriptionPayment) -> bool:
     """Made at a provider (not a quote the balance covers): an invoice or order to cancel."""
-    return bool(payment.external_data) or payment.external_id is not None
+    data = payment.external_data
+    return isinstance(data, Unreadable) or bool(data) or payment.external_id is not None
 
 
 async def _cancel_quietly(rails: PaymentRails, payment: SubscriptionPayment) -> None:

@@ -403,6 +403,7 @@ async def test_rails_charge_the_total_and_cancel_at_the_provider(harness: Harnes
     assert payment.external_id is not None
     assert payment.expires == NOW + FIAT_EXPIRY
     assert harness.view(payment.external_id)["amount"] == 1_000 + 210 + 33
+    assert isinstance(payment.external_data, str)
     assert json.loads(payment.external_data)["id"] == payment.external_id
     await rails.cancel(payment)
     assert harness.is_cancelled(payment.external_id)

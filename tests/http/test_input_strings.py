@@ -95,7 +95,9 @@ async def test_reverse_dns_accepts_long_valid_names_and_clears_with_empty(c: Api
 async def stored_keys(c: ApiClient) -> list[str]:
     user_id = await c.user_id()
     async with c.api.store() as uow:
-        return [k.key_data for k in await uow.ssh_keys.list_by_user(user_id)]
+        keys = [k.key_data for k in await uow.ssh_keys.list_by_user(user_id)]
+    assert all(isinstance(k, str) for k in keys)
+    return [str(k) for k in keys]
 
 
 @pytest.mark.parametrize(

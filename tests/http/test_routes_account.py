@@ -11,6 +11,7 @@ import pytest
 
 from adapters.http.openapi import documented_operations, served_operations
 from adapters.http.routes_account import add_account_routes
+from domain.unreadable import Unreadable
 from ports.jobs import SendEmailVerification
 from tests.http.apiapp import ALICE, BOB, SSH_PUBLIC_KEY, ApiClient, api_client, build_api_app
 from tests.nostr_signing import NostrKey
@@ -141,6 +142,7 @@ async def stored_nwc(c: ApiClient) -> str | None:
     async with c.api.store() as uow:
         user = await uow.users.get_by_pubkey(ALICE.pubkey)
     assert user is not None
+    assert not isinstance(user.nwc_connection_string, Unreadable)
     return user.nwc_connection_string
 
 

@@ -6,6 +6,7 @@ import attrs
 
 from adapters.http.context import SERVICES
 from app.billing.credit_balance import adjust_credit
+from domain.unreadable import Unreadable
 from ports.nwc import NwcAnswerLost, NwcError
 from tests.http.apiapp import ALICE, ApiApp, api_client
 from tests.http.vm_helpers import build, order, paid_vm, renew, subscription_of
@@ -143,3 +144,23 @@ async def test_a_lost_wallet_answer_returns_the_pending_payment_not_an_error() -
         payment = await renew(c, ALICE, vm["id"], "?method=nwc")
         assert wallet.paid == [(NWC, payment["data"]["lightning"])]
         assert payment["is_paid"] is False
+
+
+async def test_a_wallet_string_that_cannot_be_decrypted_is_a_422_saying_so() -> None:
+    """The user asked for their wallet: they are told it cannot be read (sealed with a lost
+    key), not handed an invoice as if they had none; the wallet is not asked."""
+    api, wallet = build(), FakeWallet()
+    _with_wallet(api, wallet)
+    async with api_client(api) as c:
+        vm = await order(c, ALICE)
+        user_id = await c.user_id(ALICE)
+        async with api.store() as uow:
+            user = await uow.users.get(user_id)
+            assert user is not None
+            unreadable = Unreadable("ENC:sealed-with-a-lost-key")
+            await uow.users.update(attrs.evolve(user, nwc_connection_string=unreadable))
+            await uow.commit()
+        resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/renew?method=nwc")
+        assert resp.status == 422
+        assert "wallet connection cannot be read" in (await resp.json())["error"]
+        assert wallet.paid == []

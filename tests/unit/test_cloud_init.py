@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import attrs
+import pytest
 import yaml
 
 from adapters.vmhost.cloud_init import network_config, read_seed_iso, seed_files, seed_iso
 from domain.enums import IpRangeAllocationMode
 from domain.model import IpAssignment, IpRange
+from domain.unreadable import Unreadable
+from ports.vmhost import VmHostError
 from tests.contract.test_vmhost import info
 
 
@@ -74,3 +77,11 @@ def test_a_gateway_outside_the_network_is_on_link() -> None:
         {"to": "0.0.0.0/0", "via": "198.51.100.1", "on-link": True},
         {"to": "::/0", "via": "fe80::1", "on-link": True},
     ]
+
+
+def test_a_key_that_cannot_be_decrypted_is_a_fatal_error_not_a_vm_without_a_key() -> None:
+    base = info(4)
+    spec = attrs.evolve(base, ssh_key=attrs.evolve(base.ssh_key, key_data=Unreadable("ENC:x")))
+    with pytest.raises(VmHostError, match="cannot be decrypted") as caught:
+        seed_files(spec)
+    assert caught.value.transient is False

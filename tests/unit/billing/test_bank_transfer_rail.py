@@ -27,6 +27,7 @@ async def test_charge_is_the_account_the_total_and_a_fresh_reference() -> None:
     rails = _rails()
     first = await rails.create(_priced(PaymentMethod.BANK_TRANSFER, Currency.EUR), START)
     second = await rails.create(_priced(PaymentMethod.BANK_TRANSFER, Currency.EUR), START)
+    assert isinstance(first.external_data, str)
     shown = json.loads(first.external_data)
     assert shown == {**ACCOUNT, "reference": first.external_id, "amount": 1_515, "currency": "EUR"}
     assert first.external_id != second.external_id and first.id != second.id

@@ -33,6 +33,7 @@ async def test_an_order_paid_on_the_dev_node_is_spawned_and_rival_upgrades_cance
     payment = await renew(
         shop.factory, shop.clock, rails, shop.rates, shop.tax_rates, user_id=ALICE, vm_id=vm.id
     )
+    assert isinstance(payment.external_data, str)
     assert payment_hash_of(payment.external_data) == payment.id
     settled = await node.settle(payment.id)
     report = await complete_payment(

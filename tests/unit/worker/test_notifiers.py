@@ -12,6 +12,7 @@ from adapters.memory.storage import MemoryUnitOfWorkFactory
 from adapters.notify.log import LogNotifier
 from adapters.notify.smtp import SmtpNotifier
 from domain.model import User
+from domain.unreadable import Unreadable
 from ports.notify import NotificationError
 from tests.fake_smtp import FakeSmtp, smtp_server
 from tests.unit.billing.world import START
@@ -85,6 +86,33 @@ async def test_smtp_mails_no_notice_to_an_unverified_address(smtp: FakeSmtp) -> 
     assert smtp.mails == []
     await notifier.notify_address("victim@example.com", "Verify", "the link")
     assert [rcpts for rcpts, _ in smtp.mails] == [["victim@example.com"]]
+
+
+async def test_smtp_tells_the_operator_about_an_address_that_cannot_be_decrypted(
+    smtp: FakeSmtp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sealed with a lost key, the address is no address: the notice is not mailed (nor
+    retried: nothing transient), the operator is told, and the admins still get theirs."""
+    factory = MemoryUnitOfWorkFactory()
+    async with factory() as uow:
+        user = await uow.users.add(
+            User(
+                id=0,
+                pubkey=b"d" * 32,
+                created=START,
+                email=Unreadable("ENC:sealed-with-a-lost-key"),
+                email_verified=True,
+                contact_email=True,
+            )
+        )
+        await uow.commit()
+    notifier = _notifier(factory, smtp.port)
+    with caplog.at_level(logging.ERROR, logger="lnvps.notify.smtp"):
+        await notifier.notify_user(user.id, "[VM1] Expired", "Your VM #1 has expired.")
+        await notifier.notify_admins("[admin]", "body")
+    assert [rcpts for rcpts, _ in smtp.mails] == [["ops@example.com"]]
+    [told] = [r.getMessage() for r in caplog.records if "cannot be decrypted" in r.getMessage()]
+    assert f"user {user.id}" in told and "[VM1] Expired" in told
 
 
 async def test_smtp_permanent_refusal_is_dropped(smtp: FakeSmtp) -> None:
