@@ -8,7 +8,7 @@ import attrs
 import pytest
 
 from adapters.http.views_payment import vm_payment_json
-from app.billing.persist import _at_provider
+from app.billing.persist import at_provider
 from domain.enums import PaymentMethod
 from domain.model import Subscription
 from domain.unreadable import Unreadable
@@ -42,5 +42,5 @@ def test_unreadable_provider_data_shows_as_empty_data(
 def test_an_unreadable_invoice_was_still_made_at_a_provider() -> None:
     """So a quote expired with it is still cancelled there (its id is the payment hash)."""
     payment = new_payment(_subscription(), external_data=UNREADABLE)
-    assert _at_provider(payment)
-    assert not _at_provider(attrs.evolve(payment, external_data=""))
+    assert at_provider(payment)
+    assert not at_provider(attrs.evolve(payment, external_data=""))
