@@ -1,4 +1,4 @@
-"""Subscription routes (api.md §6.9): list, create (IP ranges), get, payments, renew (D11)."""
+"""Subscription routes (api.md §6.9): list, create, get, payments, IP ranges given, renew."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page, read_json
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.views_account import (
+    IP_RANGE_SCHEMA,
     NEW_SUBSCRIPTION_SCHEMA,
     SUBSCRIPTION_PAYMENT_SCHEMA,
     SUBSCRIPTION_SCHEMA,
+    ip_range_json,
     subscription_json,
     subscription_payment_json,
 )
@@ -42,6 +44,7 @@ from app.queries.subscriptions import (
     SubscriptionView,
     get_subscription,
     list_subscription_payments,
+    list_subscription_ranges,
     list_subscriptions,
 )
 from domain.enums import PaymentMethod, SubscriptionType
@@ -128,6 +131,17 @@ async def get_subscription_payments(
     return page_response([subscription_payment_json(p) for p in found.items], found.total, page)
 
 
+@authenticated_read
+async def get_subscription_ip_ranges(
+    request: web.Request, user: User, uow: UnitOfWork
+) -> web.StreamResponse:
+    """The IP ranges given to the subscription (the reference documented the route but did
+    not serve it): each paid IP-range line item's block, ended ones too."""
+    sub_id, page = path_id(request), parse_page(request.query)
+    found = await list_subscription_ranges(uow, sub_id, user.id, page.limit, page.offset)
+    return page_response([ip_range_json(r) for r in found.items], found.total, page)
+
+
 @authenticated
 async def renew_subscription(request: web.Request, user: User) -> web.StreamResponse:
     """A payment for the subscription (Purchase first, then Renewal); a pending twin is reused.
@@ -211,6 +225,16 @@ def add_subscription_routes(table: RouteTable) -> None:
         get_subscription_payments,
         summary="Payments of a subscription, newest first",
         response=SUBSCRIPTION_PAYMENT_SCHEMA,
+        paginated=True,
+        tags=tags,
+    )
+    add_id_route(
+        table,
+        "GET",
+        r"/api/v1/subscriptions/{id:\d+}/ip_ranges",
+        get_subscription_ip_ranges,
+        summary="IP ranges given to a subscription, newest first",
+        response=IP_RANGE_SCHEMA,
         paginated=True,
         tags=tags,
     )

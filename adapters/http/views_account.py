@@ -20,7 +20,7 @@ from app.account.ssh_keys import COMMENT_LIMIT, KEY_DATA_LIMIT
 from app.account.ssh_keys import NAME_LIMIT as SSH_NAME_LIMIT
 from app.billing.ip_purchase import DESCRIPTION_LIMIT, MAX_LINE_ITEMS
 from app.billing.ip_purchase import NAME_LIMIT as SUBSCRIPTION_NAME_LIMIT
-from app.queries.subscriptions import SubscriptionView
+from app.queries.subscriptions import RangeView, SubscriptionView
 from domain.enums import PaymentMethod
 from domain.errors import UnknownCurrency
 from domain.model import LineItem, SshKey, SubscriptionPayment, User
@@ -129,6 +129,19 @@ def subscription_payment_json(payment: SubscriptionPayment) -> JsonObject:
     return out
 
 
+def ip_range_json(view: RangeView) -> JsonObject:
+    """ApiIpRangeSubscription: a range given to a subscription and the space it is from."""
+    r = view.record
+    return {
+        "id": r.id,
+        "cidr": r.cidr,
+        "is_active": r.is_active,
+        "started_at": format_time(r.started_at or r.created),
+        "ended_at": format_optional_time(r.ended_at),
+        "parent_cidr": view.parent_cidr,
+    }
+
+
 # --- OpenAPI schemas ------------------------------------------------------------------------
 
 _NULLABLE_TEXT = nullable(STRING)
@@ -200,6 +213,16 @@ SUBSCRIPTION_SCHEMA = obj(
         "is_active": {"type": "boolean"},
         "auto_renewal_enabled": {"type": "boolean"},
         "line_items": {"type": "array", "items": LINE_ITEM_SCHEMA},
+    }
+)
+IP_RANGE_SCHEMA = obj(
+    {
+        "id": U64,
+        "cidr": STRING,
+        "is_active": {"type": "boolean"},
+        "started_at": DATETIME,
+        "ended_at": nullable(DATETIME),
+        "parent_cidr": _NULLABLE_TEXT,
     }
 )
 SUBSCRIPTION_PAYMENT_SCHEMA = obj(

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from adapters.memory.db import RecordRepo, Repo, evolve
-from domain.enums import PaymentMethod
+from domain.enums import PaymentMethod, SubscriptionType
 from domain.errors import IP_SPACE_EXISTS, PRICING_EXISTS
-from domain.model import AvailableIpSpace, IpRangeSubscription, IpSpacePricing, PaymentMethodConfig
-from ports.storage import IdempotencyRecord
+from domain.model import (
+    AvailableIpSpace,
+    IpRangeSubscription,
+    IpSpacePricing,
+    LineItem,
+    PaymentMethodConfig,
+    Subscription,
+)
+from ports.storage import NEVER_PAID_CLEANUP, IdempotencyRecord
 
 
 class MemoryIpSpaces(RecordRepo[AvailableIpSpace]):
     table = "available_ip_space"
     unique = (("cidr",),)
     duplicate_message = IP_SPACE_EXISTS
+
+    async def lock(self, space_id: int) -> None:
+        """Nothing to do: a memory unit of work already runs alone (one lock for all)."""
 
 
 class MemoryIpSpacePrices(RecordRepo[IpSpacePricing]):
@@ -55,6 +66,66 @@ class MemoryIpRangeSubscriptions(RecordRepo[IpRangeSubscription]):
         for sold in open_ranges:
             await self.set_active(sold.id, False, now)
         return len(open_ranges)
+
+    async def list_live_in_spaces(self, space_ids: Collection[int]) -> list[IpRangeSubscription]:
+        items = self._rows("subscription_line_item")
+        subs = self._rows("subscription")
+
+        def live(r: IpRangeSubscription) -> bool:
+            if r.available_ip_space_id not in space_ids:
+                return False
+            if r.is_active:
+                return True
+            item = items.get(r.subscription_line_item_id)
+            sub = None if item is None else subs.get(item.subscription_id)
+            return (
+                sub is not None
+                and sub.is_active
+                and sub.expires is not None
+                and r.ended_at is not None
+                and r.ended_at >= sub.expires
+            )
+
+        return self._where(live)
+
+    async def never_paid_orders(self, since: datetime) -> list[tuple[Subscription, list[LineItem]]]:
+        marks = self._rows("lifecycle_mark")
+        cleaned = {k[0] for k in marks if k[1] == NEVER_PAID_CLEANUP}
+        subs = sorted(
+            (
+                s
+                for s in self._rows("subscription").values()
+                if not s.is_setup
+                and s.expires is None
+                and s.created >= since
+                and s.id not in cleaned
+            ),
+            key=lambda s: (s.created, s.id),
+        )
+        items = sorted(self._rows("subscription_line_item").values(), key=lambda i: i.id)
+        out = []
+        for sub in subs:
+            mine = [
+                i
+                for i in items
+                if i.subscription_id == sub.id and i.subscription_type is SubscriptionType.IP_RANGE
+            ]
+            if mine:
+                out.append((sub, mine))
+        return out
+
+    async def items_of_active_subscriptions(self) -> list[LineItem]:
+        subs = self._rows("subscription")
+        return sorted(
+            (
+                i
+                for i in self._rows("subscription_line_item").values()
+                if i.subscription_type is SubscriptionType.IP_RANGE
+                and (sub := subs.get(i.subscription_id)) is not None
+                and sub.is_active
+            ),
+            key=lambda i: i.id,
+        )
 
 
 class MemoryPaymentMethods(RecordRepo[PaymentMethodConfig]):

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import Insert, delete, insert, select, update
+from sqlalchemy import Insert, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from adapters.mysql import tables as t
-from adapters.mysql.repositories import SqlRecords, SqlRepo, is_duplicate_key
-from domain.enums import PaymentMethod
+from adapters.mysql.mapping import Mapper, Part
+from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, is_duplicate_key
+from domain.enums import PaymentMethod, SubscriptionType
 from domain.errors import IP_SPACE_EXISTS, PRICING_EXISTS
-from domain.model import AvailableIpSpace, IpRangeSubscription, IpSpacePricing, PaymentMethodConfig
-from ports.storage import IdempotencyRecord
+from domain.model import (
+    AvailableIpSpace,
+    IpRangeSubscription,
+    IpSpacePricing,
+    LineItem,
+    PaymentMethodConfig,
+    Subscription,
+)
+from ports.storage import NEVER_PAID_CLEANUP, IdempotencyRecord
 
 _irs = t.ip_range_subscription.c
 _pmc = t.payment_method_config.c
+_li = t.subscription_line_item.c
+_sub = t.subscription.c
 
 
 class SqlIpSpaces(SqlRecords[AvailableIpSpace]):
     duplicate_message = IP_SPACE_EXISTS
+
+    async def lock(self, space_id: int) -> None:
+        await self._lock_row(space_id)
 
 
 class SqlIpSpacePrices(SqlRecords[IpSpacePricing]):
@@ -32,6 +46,17 @@ class SqlIpSpacePrices(SqlRecords[IpSpacePricing]):
 
 
 class SqlIpRangeSubscriptions(SqlRecords[IpRangeSubscription]):
+    def __init__(
+        self,
+        connection: Connect,
+        mapper: Mapper[IpRangeSubscription],
+        subscription: Mapper[Subscription],
+        line_item: Mapper[LineItem],
+    ) -> None:
+        super().__init__(connection, mapper)
+        self.subscription = subscription
+        self.line_item = line_item
+
     async def list_by_line_item(self, line_item_id: int) -> list[IpRangeSubscription]:
         return await self._where(_irs.subscription_line_item_id == line_item_id)
 
@@ -53,6 +78,73 @@ class SqlIpRangeSubscriptions(SqlRecords[IpRangeSubscription]):
             .values(is_active=False, ended_at=now)
         )
         return (await self.conn.execute(query)).rowcount
+
+    async def list_live_in_spaces(self, space_ids: Collection[int]) -> list[IpRangeSubscription]:
+        if not space_ids:
+            return []
+        ended_this_lapse = and_(
+            _irs.ended_at.is_not(None),
+            _sub.is_active == True,  # noqa: E712
+            _sub.expires.is_not(None),
+            _irs.ended_at >= _sub.expires,
+        )
+        query = (
+            select(*self.mapper.columns)
+            .select_from(
+                t.ip_range_subscription.join(
+                    t.subscription_line_item, _li.id == _irs.subscription_line_item_id
+                ).join(t.subscription, _sub.id == _li.subscription_id)
+            )
+            .where(
+                _irs.available_ip_space_id.in_(sorted(space_ids)),
+                or_(_irs.is_active == True, ended_this_lapse),  # noqa: E712
+            )
+            .order_by(_irs.id)
+        )
+        return await self._all(self.mapper, query)
+
+    async def never_paid_orders(self, since: datetime) -> list[tuple[Subscription, list[LineItem]]]:
+        mark = t.lifecycle_mark.c
+        cleaned = select(mark.id).where(
+            mark.subscription_id == _sub.id, mark.action == NEVER_PAID_CLEANUP
+        )
+        order = Part(self.subscription, 0)
+        item = Part(self.line_item, order.end)
+        query = (
+            select(*order.columns(), *item.columns())
+            .select_from(
+                t.subscription.join(t.subscription_line_item, _li.subscription_id == _sub.id)
+            )
+            .where(
+                _sub.expires.is_(None),
+                _sub.created >= since,
+                _sub.is_setup == False,  # noqa: E712
+                _li.subscription_type == SubscriptionType.IP_RANGE,
+                # `(SELECT … LIMIT 1) IS NULL`: looked up by index per order (see billing_repos)
+                cleaned.limit(1).scalar_subquery().is_(None),
+            )
+            .order_by(_sub.created, _sub.id, _li.id)
+        )
+        out: dict[int, tuple[Subscription, list[LineItem]]] = {}
+        for row in (await self.conn.execute(query)).all():
+            sub, line = order.read(row), item.read(row)
+            assert sub is not None and line is not None  # inner joins
+            out.setdefault(sub.id, (sub, []))[1].append(line)
+        return list(out.values())
+
+    async def items_of_active_subscriptions(self) -> list[LineItem]:
+        query = (
+            select(*self.line_item.columns)
+            .select_from(
+                t.subscription_line_item.join(t.subscription, _sub.id == _li.subscription_id)
+            )
+            .where(
+                _li.subscription_type == SubscriptionType.IP_RANGE,
+                _sub.is_active == True,  # noqa: E712
+            )
+            .order_by(_li.id)
+        )
+        return await self._all(self.line_item, query)
 
 
 class SqlPaymentMethods(SqlRecords[PaymentMethodConfig]):

@@ -709,7 +709,7 @@ ip_range_subscription = Table(
     Column("started_at", UtcDateTime(), nullable=True, server_default=NOW),
     Column("ended_at", UtcDateTime(), nullable=True),
     Column("metadata", JsonText(), nullable=True),
-    UniqueConstraint("cidr"),
+    # no UNIQUE on cidr (r17): an ended range keeps its row, and its block may be sold again
     Index("idx_ip_range_subscription_line_item", "subscription_line_item_id"),
     Index("idx_ip_range_subscription_space", "available_ip_space_id"),
     Index("idx_ip_range_subscription_is_active", "is_active"),

@@ -257,7 +257,10 @@ class SqlUnitOfWork(ClosesOnExit):
 
     @cached_property
     def ip_range_subscriptions(self) -> SqlIpRangeSubscriptions:
-        return SqlIpRangeSubscriptions(self._connection, self._mappers.ip_range_subscription)
+        m = self._mappers
+        return SqlIpRangeSubscriptions(
+            self._connection, m.ip_range_subscription, m.subscription, m.line_item
+        )
 
     @cached_property
     def payment_methods(self) -> SqlPaymentMethods:

@@ -9,6 +9,7 @@ import attrs
 
 from app.admin import catalogue_common as common
 from app.billing.errors import NotFound
+from app.billing.ip_room import range_asked
 from domain.errors import InvalidInput
 from domain.model import AvailableIpSpace, IpRangeSubscription, IpSpacePricing
 from ports.clock import Clock
@@ -151,16 +152,24 @@ async def update_space(
         return await common.committed(uow, space, _counts)
 
 
+_IN_USE = "Cannot delete IP space with active subscriptions. Please cancel subscriptions first."
+
+
 async def delete_space(uow_factory: UnitOfWorkFactory, space_id: int) -> None:
-    """Refused while ranges sold from it exist (ended ones too: they keep its history)."""
+    """Refused while an active subscription (paid, or expired within its grace) sells a
+    range of it, whether or not the range was given yet, and while ranges sold from it
+    exist (ended ones too: they keep its history). Under the space's lock, which a booking
+    giving a range of it holds too, so no sale slips in between the check and the delete."""
     async with uow_factory() as uow:
+        await uow.ip_spaces.lock(space_id)
         await _space(uow, space_id)
+        for item in await uow.ip_range_subscriptions.items_of_active_subscriptions():
+            asked = range_asked(item)
+            if asked is not None and asked.space_id == space_id:
+                raise common.InUse(_IN_USE)
         sold = await uow.ip_range_subscriptions.list_by_space(space_id)
         if any(r.is_active for r in sold):
-            raise common.InUse(
-                "Cannot delete IP space with active subscriptions. "
-                "Please cancel subscriptions first."
-            )
+            raise common.InUse(_IN_USE)
         if sold:
             raise common.InUse("Cannot delete IP space: ranges sold from it are still on record")
         for price in await uow.ip_space_pricing.list_by_space(space_id):

@@ -108,17 +108,18 @@ class ProductRecords:
     """The products' records of one booking, run in its transaction; what it found is kept
     for the `PaymentCompleted` event published after the commit.
 
-    Each VM's PaymentReceived, and Renewed when time was bought (D9: one row each); each paid
-    IP range's ended allocations re-activated (§14 gap; not for an Upgrade); a paid Upgrade
-    applied to the VM's records (D12: expiry untouched), expiring the subscription's now
-    stale Purchase/Renewal quotes (D23), kept in `stale`. A failure to apply the upgrade
-    raises: the payment stays unbooked and the webhook retry or reconciliation completes it
-    later. An upgrade the VM cannot take (a downgrade next to what it has now, outside the
-    pricing's limits: a rival upgrade paid anyway) is booked without being applied and
-    reported (`problems`): the money came in, an operator settles it. A VPS line item
-    without a live VM is reported too. A payment booked as account credit because its VM
-    cannot be restored or placed (`CreditMode.UNRESTORABLE`) bought no time and touches no
-    product: no history, no IP range re-activated (it would be held for free).
+    Each VM's PaymentReceived, and Renewed when time was bought (D9: one row each); a paid
+    Upgrade applied to the VM's records (D12: expiry untouched), expiring the
+    subscription's now stale Purchase/Renewal quotes (D23), kept in `stale`. A failure to
+    apply the upgrade raises: the payment stays unbooked and the webhook retry or
+    reconciliation completes it later. An upgrade the VM cannot take (a downgrade next to
+    what it has now, outside the pricing's limits: a rival upgrade paid anyway) is booked
+    without being applied and reported (`problems`): the money came in, an operator settles
+    it. A VPS line item without a live VM is reported too. A payment booked as account
+    credit because its VM cannot be restored or placed (`CreditMode.UNRESTORABLE`) bought
+    no time and touches no product: no history. (IP ranges are given, or turned back on,
+    by the booking itself, `app.billing.ip_allocation`, which must know first whether it
+    can.)
     """
 
     def __init__(self) -> None:
@@ -135,12 +136,8 @@ class ProductRecords:
         if done.credit is not None and done.credit.mode is CreditMode.UNRESTORABLE:
             return  # no time bought: nothing of it comes back; the money became credit
         for item in done.line_items:
-            if item.subscription_type is SubscriptionType.IP_RANGE and not done.is_upgrade:
-                for sold in await uow.ip_range_subscriptions.list_by_line_item(item.id):
-                    if not sold.is_active:
-                        await uow.ip_range_subscriptions.set_active(sold.id, True, now)
             if item.subscription_type is SubscriptionType.IP_RANGE:
-                continue
+                continue  # given its range by the booking itself (`ip_allocation`)
             if item.subscription_type is not SubscriptionType.VPS:
                 log.warning("no handler for line item type %s", item.subscription_type.name)
                 continue

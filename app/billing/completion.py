@@ -2,7 +2,8 @@
 
 Two transactions: a read-only lookup of the payment, then the booking (once more, with the
 region's lock taken first, when the booking finds a VM that must be placed again: a deleted
-one, a never-paid order paid after its window, or a VM a paid Upgrade grows). The lookup
+one, a never-paid order paid after its window, or a VM a paid Upgrade grows; likewise with
+the IP spaces' locks when it must give an IP-range line item its range). The lookup
 cannot join the booking: the booking must lock the payment's subscription FIRST (every
 completion and lifecycle action locks the subscription before payment rows, so they queue
 instead of deadlocking), and on MariaDB the first plain read of a transaction fixes its
@@ -14,9 +15,9 @@ The booking transaction holds the money and everything it changes in storage: th
 `is_paid 0 → 1` (the exactly-once gate), the subscription extended through
 `domain.subscription`, revived VMs (or, when a deleted VM cannot be restored, or a late-paid
 order's or a paid upgrade's room is gone, the payment's value booked as account credit
-instead), rival Upgrade
-and Purchase invoices expired, the products' records (`ProductRecords`: VM history, IP
-ranges, an Upgrade applied) and the `on_booked` effects. After the commit a
+instead), IP ranges given or turned back on (`app.billing.ip_allocation`; none free: the
+value as credit too), rival Upgrade and Purchase invoices expired, the products' records
+(`ProductRecords`: VM history, an Upgrade applied) and the `on_booked` effects. After the commit a
 `PaymentCompleted` event goes to its subscribers (`app.billing.payment_completed`), which
 never undo the payment.
 """
@@ -38,8 +39,10 @@ from app.billing.credit_quote import CreditChanged, paid_by_credit_alone
 from app.billing.credit_release import respend_released
 from app.billing.errors import PaymentNotFound, ShortSettlement
 from app.billing.invoicing import issue_invoice
+from app.billing.ip_allocation import PAYER_NOTE, RangePlan, apply_plan, plan_ranges
+from app.billing.ip_room import SpacesToLock
 from app.billing.old_orders import old_order_refused
-from app.billing.order_locks import under_region_lock
+from app.billing.order_locks import ATTEMPTS, under_region_lock
 from app.billing.order_refs import order_payment
 from app.billing.paid_after_admin import card_paid_after_admin
 from app.billing.payment_completed import Reactions, Subscriber, default_subscribers, publish
@@ -60,7 +63,7 @@ from domain.credit import Credit, credit_payment, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.events import PaymentCompleted
 from domain.lifecycle import vm_changed
-from domain.model import LineItem, Subscription, SubscriptionPayment, Vm
+from domain.model import IpRangeSubscription, LineItem, Subscription, SubscriptionPayment, Vm
 from domain.money import Currency, lightning_invoice_msat
 from domain.overpayment import OVERPAID_KEY, Overpaid
 from domain.subscription import apply_paid_payment, mark_paid
@@ -98,6 +101,8 @@ class CompletedPayment:
     #: the credit booked for a payment that bought nothing (`CreditMode.UNRESTORABLE`), in
     #: smallest units of the currency it was credited in; 0 when none could be booked
     credited: int = 0
+    #: the IP ranges of new blocks this booking gave its IP-range line items
+    ranges_given: tuple[IpRangeSubscription, ...] = ()
 
     @property
     def is_upgrade(self) -> bool:
@@ -195,8 +200,12 @@ async def book_payment(
     `UpgradeQuoteOutdated`, `UpgradeRepriced` or `VmDeleted`, and its quote's caller gives
     the credit back (`app.billing.credit_quote.settle_covered`). The room is judged under
     the host's region lock, as orders judge it, so a late payment or a paid upgrade never
-    takes room an order or another upgrade was just given. Locks: the subscription, then
-    (with a region) the user, then the region.
+    takes room an order or another upgrade was just given. A Purchase/Renewal whose IP-range
+    line item can be given no range (its lapse's range now someone else's and no free block
+    left, or a new sale from a space no longer offered) is booked as credit the same way
+    (`plan_ranges`); the ranges are judged under the locks of their IP spaces, so two
+    payments never get the same block. Locks: the subscription, then (with a region or IP
+    spaces) the user, then the region, then the spaces by ascending id.
 
     `excess_msat`: what a Lightning payer sent beyond the payment's total; it is booked as
     the user's account credit in the same transaction and recorded on the payment
@@ -212,14 +221,23 @@ async def book_payment(
     a replay finds it paid and does nothing: tests/e2e kill -9).
     """
     now = clock.now()
+
     # a run that finds a VM to place in a region it has not locked runs again with that lock
     # first; a host moving region at every run (an admin at work): the caller retries later
+    async def in_region(region: int | None) -> CompletedPayment | None:
+        # a run that finds IP space to allocate from runs again with its locks taken first
+        spaces: frozenset[int] = frozenset()
+        for _ in range(ATTEMPTS):
+            try:
+                return await _book(
+                    uow_factory, found, clock, now, on_booked, region, spaces, excess_msat, by_admin
+                )
+            except SpacesToLock as needed:
+                spaces = needed.space_ids
+        raise StorageBusy()
+
     return await under_region_lock(
-        await _upgraded_region(uow_factory, found),
-        lambda region: _book(
-            uow_factory, found, clock, now, on_booked, region, excess_msat, by_admin
-        ),
-        exhausted=StorageBusy,
+        await _upgraded_region(uow_factory, found), in_region, exhausted=StorageBusy
     )
 
 
@@ -245,6 +263,7 @@ async def _book(
     now: datetime,
     on_booked: Sequence[OnBooked],
     region: int | None,
+    spaces: frozenset[int] = frozenset(),
     excess_msat: int = 0,
     by_admin: AdminCompletion | None = None,
 ) -> CompletedPayment | None:
@@ -254,11 +273,15 @@ async def _book(
         before = await uow.subscriptions.get_for_update(found.subscription_id)
         if before is None:  # impossible with the foreign key
             raise LookupError(f"payment {found.id.hex()} has no subscription")
-        if region is not None:  # then its VM's region, before any plain read (as orders do)
+        if region is not None or spaces:
             # the user first: a credit booked below locks the user's row, and orders take
-            # user then region, so subscription → user → region keeps every path one way
+            # user then region (or IP space), so subscription → user → region → spaces
+            # keeps every path one way
             await uow.users.lock(before.user_id)
+        if region is not None:  # then its VM's region, before any plain read (as orders do)
             await uow.regions.lock(region)
+        for space_id in sorted(spaces):  # then the IP spaces it gives ranges from
+            await uow.ip_spaces.lock(space_id)
         payment = await uow.payments.get(found.id)
         if payment is None or payment.is_paid:
             return None
@@ -267,7 +290,7 @@ async def _book(
         # account credit given back when the quote lapsed is taken again now it is paid;
         # what can no longer be taken is not counted as paid below
         respent = await respend_released(uow, mark_paid(payment, now))
-        done = await _apply(uow, before, payment, now, region, respent.unpaid)
+        done = await _apply(uow, before, payment, now, region, spaces, respent.unpaid)
         if respent.problem is not None:
             log.warning("payment %s: %s", payment.id.hex(), respent.problem)
             done = attrs.evolve(done, problems=(*done.problems, respent.problem))
@@ -371,13 +394,16 @@ async def _apply(
     payment: SubscriptionPayment,
     now: datetime,
     region: int | None,
+    spaces: frozenset[int] = frozenset(),
     unpaid: int = 0,
 ) -> CompletedPayment:
     """The booking's changes after the flip, through the domain's own rules: the payment
     (`mark_paid`), the subscription (`apply_paid_payment`) and its VM (`vm_changed`) move
     only along the lifecycle's transition tables. `unpaid`: the part of the credit the
     payment applied that was released and spent elsewhere before it came (balance units):
-    not counted as paid, so an Upgrade so short is not applied."""
+    not counted as paid, so an Upgrade so short is not applied. A Purchase or Renewal gives
+    its IP-range line items their ranges (`plan_ranges`, under the locks of `spaces`); one
+    that cannot is booked as credit, as one whose VM cannot be placed."""
     paid = mark_paid(payment, now)
     upgrade = payment.payment_type == SubscriptionPaymentType.UPGRADE
     vm_before = await uow.vms.get_by_subscription(before.id)
@@ -397,9 +423,18 @@ async def _apply(
         why = placed.why
         if placed.moved_to is not None:
             vm_before = await move_vm(uow, vm_before, placed.moved_to, now)
-    revived = 0 if upgrade or why else await uow.vms.undelete_for_subscription(before.id)
     items = await uow.line_items.list_by_subscription(before.id)
+    ranges = RangePlan()
+    if not upgrade and why is None:
+        held = payment.expires > now  # pending until now: its order's room was held
+        ranges = await plan_ranges(
+            uow, before, items, now, spaces, paying=payment.id, held_until_now=held
+        )
+        if ranges.why is not None:  # no block for an IP range: its value becomes credit
+            why, note = ranges.why, PAYER_NOTE
+    revived = 0 if upgrade or why else await uow.vms.undelete_for_subscription(before.id)
     credit, booked = None, 0
+    given: list[IpRangeSubscription] = []
     if why is not None:
         # the money arrived but what it paid for cannot be given (the VM cannot come back, or
         # its host has no room for it or its upgrade): no time, its value as account credit
@@ -422,6 +457,7 @@ async def _apply(
         after = apply_paid_payment(before, payment, now, new_expiry=credit.new_expiry)
         paid = with_credit(_taken(paid, unpaid), credit)
         await uow.payments.update(paid)
+        given = await apply_plan(uow, ranges, now)
     if vm_before is not None:
         vm_after = attrs.evolve(vm_before, deleted=vm_before.deleted and not revived)
         vm_changed((vm_before, before), (vm_after, after), now)
@@ -450,7 +486,9 @@ async def _apply(
         cancelled_upgrades=cancelled,
         credit=credit,
         cancelled_purchases=rivals,
+        problems=ranges.problems,
         credited=booked,
+        ranges_given=tuple(given),
     )
 
 

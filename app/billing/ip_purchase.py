@@ -7,13 +7,15 @@ from datetime import datetime, timedelta
 import attrs
 
 from app.billing.errors import NotFound
+from app.billing.ip_room import SpacesToLock, check_order_room, related_spaces
+from app.billing.order_locks import ATTEMPTS
 from domain.enums import IntervalType, SubscriptionType
 from domain.errors import DomainError, InvalidInput
 from domain.model import AvailableIpSpace, IpSpacePricing, LineItem, Subscription
 from domain.money import Currency
 from domain.text_rules import check_line
 from ports.clock import Clock
-from ports.storage import UnitOfWork, UnitOfWorkFactory
+from ports.storage import StorageBusy, UnitOfWork, UnitOfWorkFactory
 
 MAX_LINE_ITEMS = 20
 NAME_LIMIT = 200
@@ -121,8 +123,11 @@ async def create_subscription(
     """An inactive, not set up, monthly subscription of IP ranges (paid through `renew`).
 
     Each `ip_range` line costs its tier's monthly price with its setup fee; the company is the
-    IP space's. No CIDR is allocated here (the reference allocates none either, §12.4).
-    Refused (422) while the user holds `max_unpaid` never-paid ones (None: no cap).
+    IP space's. No CIDR is allocated here: the first payment's booking gives each line its
+    block (`app.billing.ip_allocation`; the reference allocated none, §12.4). Refused (422)
+    while the user holds `max_unpaid` never-paid ones (None: no cap), and when a space has
+    no free block of the size left beside the ranges in use and the blocks other unpaid
+    orders hold (`check_order_room`), which this order then holds for its payment window.
     """
     if not request.line_items:
         raise InvalidInput("At least one line item is required")
@@ -139,7 +144,43 @@ async def create_subscription(
     if request.description is not None:
         check_line(request.description, "description", DESCRIPTION_LIMIT, multiline=True)
     now = clock.now()
+    spaces = await _spaces_of(uow_factory, request)
+    for _ in range(ATTEMPTS):
+        try:
+            return await _create(uow_factory, now, user_id, request, max_unpaid, spaces)
+        except SpacesToLock as needed:  # a space overlapping another was added meanwhile
+            spaces = needed.space_ids
+    raise StorageBusy()
+
+
+async def _spaces_of(uow_factory: UnitOfWorkFactory, request: NewSubscription) -> frozenset[int]:
+    """The spaces the order sells from, and those overlapping them: read in a short
+    transaction of its own, as an order reads its region (`offer_region`), so that the
+    order's transaction takes their locks before its first plain read."""
     async with uow_factory() as uow:
+        ids = set()
+        for item in request.line_items:
+            if isinstance(item, IpRangeItem):
+                tier = await uow.ip_space_pricing.get(item.ip_space_pricing_id)
+                if tier is not None:
+                    ids.add(tier.available_ip_space_id)
+        return related_spaces({s.id: s for s in await uow.ip_spaces.list_all()}, ids)
+
+
+async def _create(
+    uow_factory: UnitOfWorkFactory,
+    now: datetime,
+    user_id: int,
+    request: NewSubscription,
+    max_unpaid: int | None,
+    spaces: frozenset[int],
+) -> tuple[Subscription, list[LineItem]]:
+    async with uow_factory() as uow:
+        # the buyer's lock, then the spaces', before the first plain read (as VM orders
+        # take the user's and the region's): orders of one space are judged one by one
+        await uow.users.lock(user_id)
+        for space_id in sorted(spaces):
+            await uow.ip_spaces.lock(space_id)
         if max_unpaid is not None:
             await _check_unpaid(uow, user_id, max_unpaid, now)
         priced = [
@@ -151,6 +192,7 @@ async def create_subscription(
         if len(companies) != 1:
             raise MixedCompanies("All line items must belong to the same company")
         currency = _currency(request.currency, [tier for tier, _ in priced])
+        await check_order_room(uow, priced, now, spaces)
         items = [
             LineItem(
                 id=0,

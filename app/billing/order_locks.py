@@ -48,10 +48,11 @@ async def lock_order(uow: UnitOfWork, user_id: int, region_id: int | None) -> No
     which MariaDB answers without fixing the transaction's snapshot: the snapshot is taken
     by the first plain read after them, so it sees every order committed before. On SQLite
     the user lock already holds the database write lock. One lock order everywhere:
-    subscription, then user, then region. Orders take user then region; spawning takes
-    subscription then region; a booking that places or grows a VM takes all three (its
-    account credit locks the user's row); nothing takes a region before a user or a
-    subscription, nor a user before a subscription, so none waits on another in a cycle.
+    subscription, then user, then region, then IP spaces (ascending id). Orders take user
+    then region (IP-range orders: user then spaces); spawning takes subscription then
+    region; a booking that places or grows a VM takes the first three, one that gives IP
+    ranges subscription, user and spaces (its account credit locks the user's row); nothing
+    takes a lock before one listed earlier, so none waits on another in a cycle.
     None: no region to lock (the offer is missing; the order fails on it).
     """
     await uow.users.lock(user_id)

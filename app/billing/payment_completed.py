@@ -30,6 +30,7 @@ from decimal import Decimal
 import attrs
 
 from app.billing.booked_records import formatted
+from app.billing.ip_allocation import WHY_PREFIX
 from app.billing.rails import PaymentRails
 from domain.credit import Credit, CreditMode
 from domain.errors import DomainError
@@ -195,15 +196,19 @@ def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:
         CreditMode.UNPRICED: f"credited as quoted ({credit.seconds} seconds): no current price",
         CreditMode.UNRESTORABLE: "booked as account credit: its VM cannot be restored or placed",
     }[credit.mode]
+    no_range = any(why.startswith(WHY_PREFIX) for why in credit.changes)
     if credit.mode is CreditMode.UNRESTORABLE and event.is_upgrade:
         what = "booked as account credit: the upgrade was not applied"
+    elif credit.mode is CreditMode.UNRESTORABLE and no_range:
+        what = "booked as account credit: its IP range could not be given"
     if credit.mode is CreditMode.UNRESTORABLE and not credit.value_credited:
         # nothing bought and nothing credited: the admins settle it (the payer is told so)
-        cause = (
-            "the upgrade was not applied"
-            if event.is_upgrade
-            else "its VM cannot be restored or placed"
-        )
+        if event.is_upgrade:
+            cause = "the upgrade was not applied"
+        elif no_range:
+            cause = "its IP range could not be given"
+        else:
+            cause = "its VM cannot be restored or placed"
         what = f"NOT booked as account credit, and bought nothing: {cause}"
     lines = [
         f"Payment {payment.id.hex()} of {formatted(payment)} for subscription {sub.id} "
@@ -231,6 +236,8 @@ def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:
         subject = "Payment at a changed price"
     elif event.is_upgrade:
         subject = "Upgrade paid but not applied"
+    elif no_range:
+        subject = "Payment for an IP range that could not be given"
     else:
         subject = "Payment for a VM that cannot be restored or placed"
     return f"[Subscription {sub.id}] {subject}", "\n".join(lines)

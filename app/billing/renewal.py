@@ -21,6 +21,7 @@ from app.billing.errors import (
     SubscriptionNotFound,
     VmNotFound,
 )
+from app.billing.ip_allocation import refuse_without_room
 from app.billing.persist import (
     FirstPending,
     Idempotency,
@@ -138,7 +139,10 @@ async def renew(
     renewal completed before it, the same rule `store_payment` applies to a new one.
     A new invoice or order is refused (`TooManyOpenQuotes`, 422) while the subscription
     holds `max_live_quotes` live quotes (renewals and upgrades), before the rail is asked
-    and again under the lock when it is stored.
+    and again under the lock when it is stored. A new one is refused too (`NoIpRangeLeft`,
+    422) when an IP-range line item could not be given its range now (`refuse_without_room`:
+    a new sale with no free block left or from a space no longer offered); a holder whose
+    block is still its own renews as ever.
     """
     now = clock.now()
     count = check_interval_count(intervals)
@@ -169,6 +173,7 @@ async def renew(
                 await uow.commit()
         else:
             refuse_lapsed_order(sub, now)  # before the rail's invoice; again when stored
+            await refuse_without_room(uow, sub, items, now)  # its IP ranges can be given
             if read is None:  # the credit-first quote's balance comes with the pricing read
                 credit_in = currency_code(sub.currency) if credit else None
                 read = await priced_items(uow, sub, credit_in)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import attrs
 
 from app.billing.errors import SubscriptionNotFound
-from domain.model import LineItem, Subscription, SubscriptionPayment
+from domain.enums import SubscriptionType
+from domain.model import IpRangeSubscription, LineItem, Subscription, SubscriptionPayment
 from ports.storage import Page, UnitOfWork
 
 
@@ -45,3 +46,32 @@ async def list_subscription_payments(
     """The subscription's payments of every type, newest first."""
     sub = await owned_subscription(uow, subscription_id, user_id)
     return await uow.payments.list_by_subscription(sub.id, limit, offset)
+
+
+@attrs.frozen
+class RangeView:
+    """An IP range given to a subscription, with the CIDR of the space it was given from
+    (None when that space is gone)."""
+
+    record: IpRangeSubscription
+    parent_cidr: str | None
+
+
+async def list_subscription_ranges(
+    uow: UnitOfWork, subscription_id: int, user_id: int, limit: int, offset: int
+) -> Page[RangeView]:
+    """The ranges given to the subscription's IP-range line items, ended ones too, newest
+    first (a subscription holds a handful: read whole, then paged)."""
+    sub = await owned_subscription(uow, subscription_id, user_id)
+    ranges: list[IpRangeSubscription] = []
+    for item in await uow.line_items.list_by_subscription(sub.id):
+        if item.subscription_type is SubscriptionType.IP_RANGE:
+            ranges.extend(await uow.ip_range_subscriptions.list_by_line_item(item.id))
+    ranges.sort(key=lambda r: r.id, reverse=True)
+    page = ranges[offset : offset + limit]
+    parents: dict[int, str | None] = {}
+    for r in page:
+        if r.available_ip_space_id not in parents:
+            space = await uow.ip_spaces.get(r.available_ip_space_id)
+            parents[r.available_ip_space_id] = None if space is None else space.cidr
+    return Page([RangeView(r, parents[r.available_ip_space_id]) for r in page], len(ranges))

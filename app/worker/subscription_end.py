@@ -16,7 +16,7 @@ async def end_subscription(uow: UnitOfWork, sub: Subscription, now: datetime) ->
 
     The IP ranges end with it because nothing else would end them: the lifecycle handles
     active subscriptions only. A payment that still arrives sets the subscription up again,
-    its IP ranges with it (`booked_records`, D24).
+    its IP ranges with it where their blocks are still free (`ip_allocation`, D24).
     """
     after = deactivated(sub, now) if sub.is_active else sub
     if after is not sub:

@@ -25,11 +25,11 @@ async def cancel_never_paid(deps: WorkerDeps, subscription_id: int) -> bool:
     more (`refuse_lapsed_order`), so nothing but an invoice of its first hour can still pay
     it. Decided under the subscription's row lock, which completion takes too: a payment
     completing at the same moment either lands first (then it is paid and kept) or finds
-    it cancelled and sets it up as any first payment does, its IP ranges active again
-    (`booked_records`), as a late payment brings a deleted never-paid VM back. Kept while a
+    it cancelled and sets it up as any first payment does, given its blocks if still free
+    (`ip_allocation`), as a late payment brings a deleted never-paid VM back. Kept while a
     payment is pending (unpaid, unexpired) or once any payment is paid. Done once: the
     `NEVER_PAID_CLEANUP` mark is claimed in the same transaction that ends its IP ranges
-    (none are allocated at purchase; an operator may have assigned some) and its pending
+    (none are given before payment; an operator may have assigned some) and its pending
     invoices (D24: a race, none was pending above). No notice, as for a never-paid VM.
     """
     now = deps.clock.now()

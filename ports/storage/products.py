@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Protocol
 
 from domain.enums import PaymentMethod
-from domain.model import AvailableIpSpace, IpRangeSubscription, IpSpacePricing, PaymentMethodConfig
+from domain.model import (
+    AvailableIpSpace,
+    IpRangeSubscription,
+    IpSpacePricing,
+    LineItem,
+    PaymentMethodConfig,
+    Subscription,
+)
 from ports.storage.common import Catalogue, Removable
 
 
 class IpSpaces(Catalogue[AvailableIpSpace], Removable, Protocol):
-    pass
+    async def lock(self, space_id: int) -> None:
+        """Hold the space's row lock to the end of the unit of work: ranges are given from it,
+        and sales of it judged, one transaction after another. Taken before the unit of
+        work's first plain read (MariaDB's snapshot), after the subscription's and user's."""
+        ...
 
 
 class IpSpacePrices(Catalogue[IpSpacePricing], Removable, Protocol):
@@ -33,6 +45,25 @@ class IpRangeSubscriptions(Catalogue[IpRangeSubscription], Protocol):
 
     async def deactivate_for_subscription(self, subscription_id: int, now: datetime) -> int:
         """End every still-open range sold by the subscription (lifecycle.md D12); the count."""
+        ...
+
+    async def list_live_in_spaces(self, space_ids: Collection[int]) -> list[IpRangeSubscription]:
+        """The ranges of these spaces whose addresses are held, ascending id, one statement:
+        active ones, and those ended in the current lapse of a subscription still active
+        (`ended_at >= expires`: stopped at expiry, within the grace period), which a renewal
+        turns back on. A range ended before its subscription's expiry, or of a cancelled
+        subscription, holds nothing."""
+        ...
+
+    async def never_paid_orders(self, since: datetime) -> list[tuple[Subscription, list[LineItem]]]:
+        """Subscriptions made at or after `since`, never paid (`is_setup = 0`, no expiry), not
+        cleaned up (no `NEVER_PAID_CLEANUP` mark), that sell IP ranges, oldest first, each
+        with its IP-range line items: what unpaid orders may be holding (two statements, on
+        the (expires, created) index, so the cost follows the orders of the window)."""
+        ...
+
+    async def items_of_active_subscriptions(self) -> list[LineItem]:
+        """Every IP-range line item of an active subscription (`is_active = 1`), ascending id."""
         ...
 
 

@@ -421,6 +421,7 @@ async def test_openapi_documents_exactly_the_served_subscription_routes() -> Non
         ("POST", SUBS),
         ("GET", f"{SUBS}/{{id}}"),
         ("GET", f"{SUBS}/{{id}}/payments"),
+        ("GET", f"{SUBS}/{{id}}/ip_ranges"),
         ("GET", f"{SUBS}/{{id}}/renew"),
         ("POST", f"{SUBS}/{{id}}/renew"),
     }
@@ -442,4 +443,5 @@ async def test_the_full_app_documents_all_three_areas() -> None:
     async with api_client(api, seed=False) as client:
         doc = await (await client.call("GET", "/openapi.json", signed=False)).json()
     assert documented_operations(doc) == served_operations(api.app)
-    assert len(documented_operations(doc)) == 6 + 6 + 6 + 1  # account: 6 with the ledger
+    # account: 6 with the ledger; subscriptions: 7 with their IP ranges
+    assert len(documented_operations(doc)) == 6 + 6 + 7 + 1

@@ -25,6 +25,7 @@ R13_AUDIT_SECRETS_REDACTED = "lnvps_audit_secrets_redacted"
 R14_SETTLEMENT_PROBLEMS = "lnvps_settlement_problems"
 R15_CREDIT_NOTE_PARTS = "lnvps_credit_note_parts"
 R16_NEVER_PAID_SCAN_INDEX = "lnvps_never_paid_scan_index"
+R17_IP_RANGE_CIDR_REUSABLE = "lnvps_ip_range_cidr_reusable"
 REVISIONS = (
     R1_LEGACY,
     R2_VM_SUBSCRIPTION_LINK,
@@ -42,6 +43,7 @@ REVISIONS = (
     R14_SETTLEMENT_PROBLEMS,
     R15_CREDIT_NOTE_PARTS,
     R16_NEVER_PAID_SCAN_INDEX,
+    R17_IP_RANGE_CIDR_REUSABLE,
 )
 HEAD = REVISIONS[-1]
 

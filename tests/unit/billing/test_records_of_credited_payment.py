@@ -15,7 +15,9 @@ from domain.model import SubscriptionPayment
 from tests.unit.worker.world import new_world
 
 
-async def test_an_ended_ip_range_is_not_re_activated_by_a_credited_payment() -> None:
+async def test_the_records_leave_ip_ranges_to_the_booking() -> None:
+    """The booking gives or turns back on IP ranges itself, before it knows whether the
+    payment buys time (`ip_allocation`); the products' records touch none, credited or not."""
     world = await new_world()
     sub, sold = await world.ip_range_subscription()
     now = world.now
@@ -55,10 +57,10 @@ async def test_an_ended_ip_range_is_not_re_activated_by_a_credited_payment() -> 
         await uow.commit()
         [row] = await uow.ip_range_subscriptions.list_by_line_item(sold.subscription_line_item_id)
 
-    assert not row.is_active  # a paid range would be re-activated: see the next assertion
+    assert not row.is_active
     assert records.paid_vm_ids == [] and records.problems == []
     by_value = attrs.evolve(done, credit=attrs.evolve(credited, mode=CreditMode.CALENDAR))
     async with world.shop.factory() as uow:
         await records(uow, by_value)
         [row] = await uow.ip_range_subscriptions.list_by_line_item(sold.subscription_line_item_id)
-    assert row.is_active
+    assert not row.is_active and records.problems == []
