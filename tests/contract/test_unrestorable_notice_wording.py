@@ -41,6 +41,7 @@ async def test_a_payment_of_credit_alone_given_back_is_not_called_uncredited(sho
         assert await uow.credit_ledger.balances(ALICE) == {"EUR": 100}
     told = {type(job).__name__: job for job in shop.queue.sent}
     user = cast(SendNotification, told["SendNotification"])
+    assert user.title is not None
     assert "not credited" not in user.title and "No account credit was added" not in user.message
     assert user.title.endswith("Account credit given back")
     assert "The account credit it used, EUR 1.00, was given back" in user.message
