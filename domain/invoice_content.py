@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -16,17 +16,16 @@ from domain.invoice import (
     InvoiceContent,
     InvoiceLine,
     Party,
-    effective_tax_rate,
     is_outside_eu_supply,
     is_reverse_charge,
 )
+from domain.kept_invoice import charged_tax_rate, kept_lines, shown_parts
 from domain.model import Company, LineItem, Subscription, SubscriptionPayment, User
-from domain.money import Currency
 from domain.nip19 import npub
-from domain.overpayment import excess_value, overpaid_of
-from domain.prepayment import kept_payment_line, prepayment_line
+from domain.overpayment import overpaid_of
+from domain.prepayment import prepayment_line
 from domain.shortfall import short_received_msat, shortfall_line
-from domain.tax import country_alpha3, recorded_reverse_charge, recorded_tax_rate, tax_on
+from domain.tax import country_alpha3, recorded_reverse_charge, tax_on
 
 BTC = "BTC"
 #: the invoice line of the account credit that paid part of a payment
@@ -163,30 +162,6 @@ def credit_applied(payment: SubscriptionPayment, currency: str) -> int:
     return 0  # no rate links the two currencies: the charged amounts stand alone
 
 
-def _shown_parts(payment: SubscriptionPayment, shown: Callable[[int], int]) -> tuple[int, int, int]:
-    """Net, tax and fee of the payment row in the invoice currency: the total paid converted
-    as one, tax and fee each converted and the net the rest, so that the lines add up to
-    the conversion of what was paid (converting all three parts rounded each on its own)."""
-    total, tax, fee = shown(payment.total), shown(payment.tax), shown(payment.processing_fee)
-    return total - tax - fee, tax, fee
-
-
-def _kept_net(
-    payment: SubscriptionPayment, currency: str, shown_rate: Decimal | None, net: int
-) -> int:
-    """The net of a payment kept whole as account credit, in the invoice's `currency`: for a
-    Lightning payment invoiced in fiat, its amount (msat, tax and fee excluded) converted at
-    the quote's own rate exactly and rounded DOWN (`excess_value`), the very conversion its
-    credit was booked at (`app.billing.credit_overpayment.credit_unrestorable`), so the
-    prepayment line and the credit are the same figure (converted half up as part of the
-    whole row, the line could be a unit more than was credited, and than arrived); else
-    the row's own net, `net`."""
-    if shown_rate is None:
-        return net
-    kept = excess_value(payment.amount, Currency.parse(currency), shown_rate)
-    return net if kept is None else kept
-
-
 def _service_lines(
     description: str, net: int, tax: int, credit: int, rate: Decimal
 ) -> list[InvoiceLine]:
@@ -233,13 +208,15 @@ def build_content(
     (`kept_payment_line`) instead of the service line, and the account credit it applied
     (given back in the same booking) is not shown; the lines add up to the payment row,
     but for a Lightning payment invoiced in fiat, whose prepayment is its amount converted
-    as its credit was, rounded down (`_kept_net`): they may then come to a unit less than
+    as its credit was, rounded down (`kept_net`): they may then come to a unit less than
     the conversion of the whole row, the fraction of a unit that was neither credited nor
     invoiced.
 
     A Lightning payment an admin completed though the node received less than its total
     (`short_received_msat`) gets a `shortfall_line` before its fee: the lines then add up
-    to what was received, converted as one, and `btc_msat` is that amount."""
+    to what was received, converted as one, and `btc_msat` is that amount; kept as credit,
+    the line takes off the prepayment, what arrived converted as its credit was, rounded
+    down (`domain.kept_invoice.kept_lines`), so the prepayment's net is the credit booked."""
     cur = invoice_currency(payment, subscription)
     shown_rate = listed_rate(payment, cur) if cur != payment.currency.upper() else None
 
@@ -247,22 +224,19 @@ def build_content(
         return amount if shown_rate is None else msat_to_fiat(amount, shown_rate)
 
     meta = payment_meta(payment)
-    rate = recorded_tax_rate(meta)
-    if rate is None:  # the amounts as charged (msat for Lightning), before rounding to cents
-        rate = effective_tax_rate(payment.amount, payment.tax)
-    net, tax, fee = _shown_parts(payment, shown)
-    if kept_as_credit:
-        kept = _kept_net(payment, cur, shown_rate, net)
-        credit, lines = 0, [kept_payment_line(kept, tax, rate, payment)]
+    rate = charged_tax_rate(payment)
+    net, tax, fee = shown_parts(payment, shown)
+    short = short_received_msat(payment)
+    if kept_as_credit:  # its prepayment, less any shortfall (converted as its credit was)
+        credit, lines = 0, kept_lines(payment, cur, shown_rate, short)
     else:
         credit = credit_applied(payment, cur)
         names = ", ".join(item.name for item in items) or subscription.name
         what = f"{_KIND[payment.payment_type]}: {names}"
         lines = _service_lines(what, net, tax, credit, rate)
-    short = short_received_msat(payment)
-    if short is not None:  # an admin counted a short settlement as paid: bill what arrived
-        billed_net, billed_tax = sum(x.net for x in lines), sum(x.tax for x in lines)
-        lines.append(shortfall_line(shown(short), fee, billed_net, billed_tax, lines[0].tax_rate))
+        if short is not None:  # an admin counted a short settlement as paid: bill what arrived
+            billed_net, billed_tax = sum(x.net for x in lines), sum(x.tax for x in lines)
+            lines.append(shortfall_line(shown(short), fee, billed_net, billed_tax, rate))
     if fee:
         lines.append(InvoiceLine(description=FEE_LINE, net=fee, tax_rate=Decimal(0), tax=0))
     excess = overpaid_of(meta)

@@ -8,6 +8,7 @@ import attrs
 
 from domain.invoice import FEE_LINE, Invoice
 from domain.prepayment import PREPAYMENT_LINE
+from domain.shortfall import SHORTFALL_LINE
 
 
 @attrs.frozen(kw_only=True)
@@ -43,10 +44,17 @@ class InvoicedFigures:
 
 def invoiced_figures(invoice: Invoice) -> InvoicedFigures:
     """The invoice's figures by kind, read off its stored lines (a fee line bears no VAT; one
-    that did would count in the service's, so the sums stay the invoice's own)."""
+    that did would count in the service's, so the sums stay the invoice's own).
+
+    The shortfall line of an invoice that bills nothing but a prepayment (a payment kept
+    whole as account credit, completed by hand though less than its total arrived) takes
+    off the prepayment, whose net then is the credit booked for what arrived: it billed no
+    service to take it off."""
     lines = invoice.document.lines
     fee = sum(x.net for x in lines if x.description == FEE_LINE)
-    prepaid = [x for x in lines if x.description == PREPAYMENT_LINE]
+    billed = {x.description for x in lines} - {FEE_LINE, SHORTFALL_LINE}
+    kinds = {PREPAYMENT_LINE, SHORTFALL_LINE} if billed == {PREPAYMENT_LINE} else {PREPAYMENT_LINE}
+    prepaid = [x for x in lines if x.description in kinds]
     prepaid_net, prepaid_tax = sum(x.net for x in prepaid), sum(x.tax for x in prepaid)
     return InvoicedFigures(
         currency=invoice.currency,

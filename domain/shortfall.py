@@ -17,11 +17,16 @@ SHORTFALL_LINE = "Shortfall not received, waived"
 def short_received_msat(payment: SubscriptionPayment) -> int | None:
     """The msat a Lightning payment brought when an admin completed it though that was less
     than its total (`AdminCompletion.short_received_msat`); None for any other payment."""
-    if payment.currency.upper() != "BTC":
-        return None
     admin = admin_completion_of(payment_meta(payment))
-    received = None if admin is None else admin.short_received_msat
-    return received if received is not None and received < payment.total else None
+    return short_of(payment, None if admin is None else admin.short_received_msat)
+
+
+def short_of(payment: SubscriptionPayment, received: int | None) -> int | None:
+    """`received`, the msat an admin counts as `payment`'s (`short_received_msat`), when it
+    is a short settlement: a Lightning payment's, less than its total; else None."""
+    if payment.currency.upper() != "BTC" or received is None:
+        return None
+    return received if received < payment.total else None
 
 
 def shortfall_line(

@@ -290,7 +290,8 @@ async def _book(
         # account credit given back when the quote lapsed is taken again now it is paid;
         # what can no longer be taken is not counted as paid below
         respent = await respend_released(uow, mark_paid(payment, now))
-        done = await _apply(uow, before, payment, now, region, spaces, respent.unpaid)
+        short = None if by_admin is None else by_admin.short_received_msat
+        done = await _apply(uow, before, payment, now, region, spaces, respent.unpaid, short)
         if respent.problem is not None:
             log.warning("payment %s: %s", payment.id.hex(), respent.problem)
             done = attrs.evolve(done, problems=(*done.problems, respent.problem))
@@ -396,6 +397,7 @@ async def _apply(
     region: int | None,
     spaces: frozenset[int] = frozenset(),
     unpaid: int = 0,
+    short: int | None = None,
 ) -> CompletedPayment:
     """The booking's changes after the flip, through the domain's own rules: the payment
     (`mark_paid`), the subscription (`apply_paid_payment`) and its VM (`vm_changed`) move
@@ -403,7 +405,10 @@ async def _apply(
     payment applied that was released and spent elsewhere before it came (balance units):
     not counted as paid, so an Upgrade so short is not applied. A Purchase or Renewal gives
     its IP-range line items their ranges (`plan_ranges`, under the locks of `spaces`); one
-    that cannot is booked as credit, as one whose VM cannot be placed."""
+    that cannot is booked as credit, as one whose VM cannot be placed. `short`: the msat an
+    admin counts as paid though less than the total arrived
+    (`AdminCompletion.short_received_msat`, recorded on the row after this): what a value
+    kept as credit is worth."""
     paid = mark_paid(payment, now)
     upgrade = payment.payment_type == SubscriptionPaymentType.UPGRADE
     vm_before = await uow.vms.get_by_subscription(before.id)
@@ -439,8 +444,10 @@ async def _apply(
         # the money arrived but what it paid for cannot be given (the VM cannot come back, or
         # its host has no room for it or its upgrade): no time, its value as account credit
         after = before
-        booked, back = await credit_unrestorable(uow, paid, list_currency, why, unpaid)
-        credit = unrestorable(now, why, booked, note, back)
+        booked, back, on_balance = await credit_unrestorable(
+            uow, paid, list_currency, why, unpaid, short_msat=short
+        )
+        credit = unrestorable(now, why, on_balance, note, back)
         paid = with_credit(_taken(paid, unpaid), credit)
         await uow.payments.update(paid)
     elif upgrade:

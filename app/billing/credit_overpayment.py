@@ -13,21 +13,27 @@ from domain.account_credit import MAX_NOTE, CreditReason, checked_entry, credit_
 from domain.credit import payment_meta
 from domain.credit_conversion import convert_at, noted
 from domain.errors import DomainError
+from domain.kept_invoice import kept_credit
 from domain.model import SubscriptionPayment
 from domain.money import Currency, Money
 from domain.overpayment import Overpaid, excess_value, prepayment_split
 from domain.prepayment import kept_value_split, prepayment_tax_rate
 from domain.price_basis import RATES_KEY, quote_btc_rate, rates_from_json
+from domain.shortfall import short_of, short_received_msat
 from ports.storage import UnitOfWork
 
 
 class Credited(NamedTuple):
     """What `credit_unrestorable` booked: the value's credit (smallest units of the list
-    currency; 0: nothing) and the applied credit given back apart (`applied_elsewhere`) as
-    text for the notices, `EUR 1.00` ("" when none is)."""
+    currency; 0: nothing now) and the applied credit given back apart (`applied_elsewhere`)
+    as text for the notices, `EUR 1.00` ("" when none is). `on_balance`: the payment's
+    value is account credit: booked now, by an earlier call (a replay books nothing but
+    says the same), or nothing to book (no money part: paid wholly by credit, given back
+    apart); False when it could not be valued, so its notices say nothing was credited."""
 
     booked: int
     given_back: str
+    on_balance: bool = False
 
 
 async def credit_unrestorable(
@@ -36,6 +42,7 @@ async def credit_unrestorable(
     list_currency: str,
     why: str,
     unpaid_credit: int = 0,
+    short_msat: int | None = None,
 ) -> Credited:
     """In the completion transaction: a payment for a service that can no longer be
     delivered (its host gone, its offer withdrawn) becomes credit instead of time; the credit
@@ -57,8 +64,13 @@ async def credit_unrestorable(
     entry when that is `list_currency`, else as an entry of its own (`applied_elsewhere`,
     booked even when the value cannot be), which the returned amount does not count. The
     invoice's prepayment line of a Lightning payment is this same value, converted the same
-    way (`domain.invoice_content._kept_net`), when the invoice is in the credit's currency;
-    a card paid in another fiat than the credit's is shown in the fiat paid.
+    way (`domain.kept_invoice.kept_net`), when the invoice is in the credit's currency;
+    a card paid in another fiat than the credit's is shown in the fiat paid. A short
+    settlement an admin completes as paid (`short_msat`, what arrived, as the booking
+    records it after this: `AdminCompletion.short_received_msat`; read from the payment when
+    not given) is worth what arrived, not its amount: the prepayment net its invoice states
+    once its shortfall line took off what never came (`domain.kept_invoice.kept_credit`,
+    rounded down as well).
     Booked once per payment (reference: its id; the credit given back apart: its id +
     `APPLIED_SUFFIX`), so replays change nothing. Called by the
     booking (`app.billing.completion`) for a payment whose deleted VM cannot be restored
@@ -84,21 +96,31 @@ async def credit_unrestorable(
     # currency's, which is another one when a plan was re-priced in another currency)
     rate = quote_btc_rate(payment_meta(payment), target, payment.rate)
     note = why
-    if charged is target:
-        value = received
-    elif charged is Currency.BTC and target.is_fiat and rate is not None:
-        # exact and rounded down, as an excess is (never credited more than arrived)
-        value = excess_value(received, target, rate) or 0
-    else:  # a card paid in a re-priced plan's currency: at the quote's own rates, floored
-        stored = rates_from_json(payment_meta(payment).get(RATES_KEY))
-        converted = convert_at([Money(charged, received)], target, stored)
-        if converted is None:
-            return Credited(0, given_back)
-        value, note = converted.money.amount, noted(why, converted)
-    # an upgrade's value kept as credit is a prepayment: net of the VAT its invoice declares
-    total = kept_value_split(value, payment)[0] + already
-    if total <= 0:
+    short = short_received_msat(payment) if short_msat is None else short_of(payment, short_msat)
+    if short is not None and (target is Currency.BTC or rate is not None):
+        # what arrived, net of VAT and fee, as its invoice's prepayment states it
+        shown_rate = None if target is Currency.BTC else rate
+        net = kept_credit(payment, target.value, shown_rate, short)
+    elif short is not None:  # no rate to value what arrived in the list currency
         return Credited(0, given_back)
+    else:
+        if charged is target:
+            value = received
+        elif charged is Currency.BTC and target.is_fiat and rate is not None:
+            # exact and rounded down, as an excess is (never credited more than arrived)
+            value = excess_value(received, target, rate) or 0
+        else:  # a card paid in a re-priced plan's currency: at the quote's own rates, floored
+            stored = rates_from_json(payment_meta(payment).get(RATES_KEY))
+            converted = convert_at([Money(charged, received)], target, stored)
+            if converted is None:
+                return Credited(0, given_back)
+            value, note = converted.money.amount, noted(why, converted)
+        # an upgrade's value kept as credit is a prepayment: net of the VAT its invoice declares
+        net = kept_value_split(value, payment)[0]
+    total = net + already
+    if total <= 0:
+        # no money part (paid wholly by credit, given back apart): nothing was left to credit
+        return Credited(0, given_back, on_balance=received == 0 and short is None)
     booked = await book_in(
         uow,
         checked_entry(
@@ -112,7 +134,7 @@ async def credit_unrestorable(
             payment_id=payment.id,
         ),
     )
-    return Credited(0 if booked.replayed else total, given_back)
+    return Credited(0 if booked.replayed else total, given_back, on_balance=True)
 
 
 #: the ledger reference of the credit a payment applied, given back apart from its value

@@ -61,7 +61,10 @@ async def order_payment(
     try:
         order_id = await lookup.order_of(reference)
     except FiatUnavailable as err:
-        raise PaymentProviderUnavailable(f"{method.display_name} unavailable: {err}") from err
+        # the provider's own words go to the log only, never to the caller (D19)
+        name = method.display_name
+        log.warning("%s is unavailable: %s", name, err)
+        raise PaymentProviderUnavailable(f"{name} is unavailable; please try again later") from err
     if order_id is None or order_id == reference:
         return None
     log.info("%s payment %r belongs to order %r", method.display_name, reference, order_id)

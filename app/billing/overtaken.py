@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from app.billing.credit_overpayment import credit_unrestorable
+from app.billing.credit_overpayment import Credited, credit_unrestorable
 from app.billing.invoicing import lock_for_notes
 from app.billing.payment_completed import (
     Reactions,
@@ -64,15 +64,15 @@ async def credit_overtaken(
     already (issued while the VM was being deleted) is credited nothing: its value is
     credited whole or not at all, and the admins are told why (`_noted`)."""
     taken = 0
-    credited: list[tuple[SubscriptionPayment, int, str, str]] = []
+    credited: list[tuple[SubscriptionPayment, Credited, str]] = []
     for payment in late:
         noted = await _noted(uow, payment)
         reason = why if noted is None else f"{why}; {noted}"
-        booked, back = (
-            (0, "") if noted else await credit_unrestorable(uow, payment, sub.currency, why)
+        booked = (
+            Credited(0, "") if noted else await credit_unrestorable(uow, payment, sub.currency, why)
         )
         taken += payment.time_value or 0
-        credited.append((payment, booked, reason, back))
+        credited.append((payment, booked, reason))
     after = sub
     if sub.expires is not None and taken:
         after = attrs.evolve(sub, expires=sub.expires - timedelta(seconds=taken))
@@ -81,8 +81,8 @@ async def credit_overtaken(
     if after != sub:
         await uow.subscriptions.update(subscription_changed(sub, after, now))
     events = []
-    for payment, booked, reason, back in credited:
-        credit = unrestorable(now, reason, booked, given_back=back)
+    for payment, booked, reason in credited:
+        credit = unrestorable(now, reason, booked.on_balance, given_back=booked.given_back)
         paid = with_credit(payment, credit)
         await uow.payments.update(paid)
         events.append(PaymentCompleted(payment=paid, subscription=after, credit=credit))

@@ -135,7 +135,8 @@ def tell_user_of_unrestorable(queue: WorkQueue) -> Subscriber:
     credit: its payer is told so in plain words, without the operator's reasons (host and
     row ids stay with the admins). One whose value could not be booked as credit
     (`Credit.value_credited` False: no rate to value it, or a credit note took part of its
-    invoice back first) is told that no credit was added and that the admins were told."""
+    invoice back first) is told that no credit was added and that the admins were told; one
+    paid with account credit alone, that no money was added beside the credit given back."""
 
     async def tell_user_of_unrestorable(event: PaymentCompleted, out: Reactions) -> None:
         if event.credit is None or event.credit.mode is not CreditMode.UNRESTORABLE:
@@ -149,7 +150,11 @@ def tell_user_of_unrestorable(queue: WorkQueue) -> Subscriber:
                 f"{paid} arrived after its VM was deleted or its order had lapsed, and the VM "
                 "cannot be provided again now. No time was bought"
             )
-        if event.credit.value_credited:
+        if event.credit.value_credited and event.credit.given_back and not event.payment.total:
+            # paid with account credit alone: no money to credit, the credit comes back apart
+            title = "Account credit given back"
+            message = f"{what}. It was paid with account credit alone: nothing else was added."
+        elif event.credit.value_credited:
             # money kept as credit is a prepayment: credited net of its VAT, if any
             title = "Payment added to your account credit"
             message = (

@@ -12,13 +12,14 @@ from domain.price_basis import CREDIT_KEY
 
 
 def unrestorable(
-    now: datetime, why: str, booked: int, note: str = "", given_back: str = ""
+    now: datetime, why: str, credited: bool, note: str = "", given_back: str = ""
 ) -> Credit:
-    """No time bought, and why; the admins are told (`needs_operator`). `booked`: the credit
-    booked for its value (0: none, and its notices say so: `Credit.value_credited`).
-    `given_back`: the applied credit booked back apart from the value (`applied_elsewhere`),
-    as text."""
-    reasons = (why,) if booked > 0 else (why, "its value could not be booked as credit")
+    """No time bought, and why; the admins are told (`needs_operator`). `credited`: its
+    value is account credit (`Credited.on_balance`: booked, by this booking or an earlier
+    one, or nothing to book, it having no money part); False: it could not be booked, and
+    its notices say so (`Credit.value_credited`). `given_back`: the applied credit booked
+    back apart from the value (`applied_elsewhere`), as text."""
+    reasons = (why,) if credited else (why, "its value could not be booked as credit")
     return Credit(
         mode=CreditMode.UNRESTORABLE,
         base=now,
@@ -26,7 +27,7 @@ def unrestorable(
         changes=reasons,
         payer_note=note,
         given_back=given_back,
-        value_credited=booked > 0,
+        value_credited=credited,
     )
 
 

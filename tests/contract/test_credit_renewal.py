@@ -609,7 +609,7 @@ async def test_an_unrestorable_payment_is_credited_at_its_currencys_own_rate(
     assert payment.rate == GBP_PER_BTC and payment.currency == "BTC"
     paid = attrs.evolve(payment, is_paid=True, paid_at=shop.clock.now())
     async with shop.factory() as uow:
-        booked, _ = await credit_unrestorable(uow, paid, "EUR", "host removed")
+        booked = (await credit_unrestorable(uow, paid, "EUR", "host removed")).booked
         await uow.commit()
     assert payment.amount == 1_650_000
     assert booked == msat_to_fiat(payment.amount, EUR_PER_BTC) == 165

@@ -367,9 +367,10 @@ async def test_an_admin_completing_a_short_settlement_counts_it_as_paid(
 async def test_an_admin_completing_a_short_settlement_invoices_what_arrived(
     shop: Shop, lnd: FakeLnd
 ) -> None:
-    """The node received EUR 1.00 (1 000 000 msat) of a renewal of EUR 1.62 (132 net + 30
-    VAT at 23 %, 1 624 000 msat): the admin's completion records what arrived, and the
-    invoice bills it, not the total: the renewal line, then a shortfall line taking off
+    """The node received EUR 1.00 (1 000 000 msat) of a new order's Purchase of EUR 1.62
+    (132 net + 30 VAT at 23 %, 1 624 000 msat): the admin's completion records what
+    arrived, and the invoice bills it, not the total: the purchase line, then a shortfall
+    line taking off
     51 net and 11 VAT, so the lines add up to 100 (81 net + 19 VAT, the VAT in EUR 1.00
     at 23 %), and it says it was paid 1 000 000 msat, 624 000 short."""
     async with _node(lnd) as node:
@@ -391,7 +392,7 @@ async def test_an_admin_completing_a_short_settlement_invoices_what_arrived(
         assert invoice is not None
         doc = invoice.document
         assert [(x.description, x.net, x.tax_rate, x.tax) for x in doc.lines] == [
-            (doc.lines[0].description, 132, Decimal(23), 30),
+            ("Purchase: VM2 - Tiny", 132, Decimal(23), 30),
             (SHORTFALL_LINE, -51, Decimal(23), -11),
         ]
         assert (invoice.net, invoice.tax, invoice.total) == (81, 19, 100)

@@ -45,7 +45,7 @@ async def _card_renewal_of_a_gbp_plan(shop: Shop) -> Any:
 
 async def _book(shop: Shop, paid: Any) -> int:
     async with shop.factory() as uow:
-        booked, _ = await credit_unrestorable(uow, paid, "EUR", "host removed")
+        booked = (await credit_unrestorable(uow, paid, "EUR", "host removed")).booked
         await uow.commit()
     return booked
 

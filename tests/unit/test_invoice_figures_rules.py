@@ -56,6 +56,21 @@ def test_every_kind_is_its_own_figure_and_they_add_up() -> None:
     assert (figures.net, figures.tax, figures.total) == (invoice.net, invoice.tax, invoice.total)
 
 
+def test_the_shortfall_of_an_invoice_kept_as_credit_takes_off_the_prepayment() -> None:
+    """A payment kept whole as credit (132 + 30 asked) of which 81 arrived: its shortfall
+    line (-67 - 14) comes off the prepayment, now the 65 credited, not off a service it
+    never billed (which it left at -67 - 14)."""
+    invoice = _invoice(
+        "EUR",
+        InvoiceLine(description=PREPAYMENT_LINE, net=132, tax_rate=R23, tax=30),
+        InvoiceLine(description=SHORTFALL_LINE, net=-67, tax_rate=R23, tax=-14),
+    )
+    figures = invoiced_figures(invoice)
+    assert (figures.service_net, figures.service_tax, figures.processing_fee) == (0, 0, 0)
+    assert (figures.prepayment_net, figures.prepayment_tax) == (65, 16)
+    assert (figures.net, figures.tax) == (invoice.net, invoice.tax)
+
+
 def test_sums_are_kept_per_currency() -> None:
     eur = _invoice("EUR", InvoiceLine(description="x", net=100, tax_rate=R23, tax=23))
     usd = _invoice("USD", InvoiceLine(description=PREPAYMENT_LINE, net=9, tax_rate=R23, tax=2))
