@@ -9,6 +9,7 @@ from typing import Protocol, Self
 from ports.storage.audit import AdminAudits
 from ports.storage.busy import StorageBusy
 from ports.storage.catalogue import (
+    AddressUse,
     CostPlans,
     CustomPricings,
     CustomTemplates,
@@ -153,6 +154,7 @@ class UnitOfWork(Protocol):
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 __all__ = [
+    "AddressUse",
     "NEVER_PAID_CLEANUP",
     "AdminAudits",
     "Catalogue",
