@@ -154,8 +154,8 @@ class UnitOfWork(Protocol):
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 __all__ = [
-    "AddressUse",
     "NEVER_PAID_CLEANUP",
+    "AddressUse",
     "AdminAudits",
     "Catalogue",
     "Companies",
