@@ -38,7 +38,7 @@ from domain.exchange import fiat_to_msat, msat_to_fiat
 from domain.model import SubscriptionPayment
 from domain.money import Currency, currency_code
 from domain.price_basis import quote_btc_rate
-from ports.storage import UnitOfWork, UnitOfWorkFactory
+from ports.storage import PricedItems, UnitOfWork, UnitOfWorkFactory
 
 #: completes a payment by id (the HTTP layer passes the completion use case).
 Settle = Callable[[bytes], Awaitable[object]]
@@ -206,12 +206,14 @@ async def issue(
     idem: Idempotency | None,
     period: datetime | None = None,
     cap: int | None = None,
+    priced_from: PricedItems | None = None,
 ) -> SubscriptionPayment:
     """Store the quote: one the balance covers (with `settle` given) as a covered payment,
     completed at once through `settle`; any other as an invoice or order on its rail. The
     credit it applies is spent in the storing transaction; a rival request's payment that
     `store_payment` returns instead is returned as it is. `period` and `cap`: see
-    `store_payment` (`cap` is its live-quote cap)."""
+    `store_payment` (`cap` is its live-quote cap; `priced_from`, what the quote was priced
+    from)."""
     covered = settle is not None and is_covered(priced)
     payment = covered_payment(priced, now) if covered else await rails.create(priced, now)
     stored = await store_payment(
@@ -224,6 +226,7 @@ async def issue(
         before_add=spend_in,
         period=period,
         cap=cap,
+        priced_from=priced_from,
     )
     if covered and settle is not None and stored.id == payment.id:
         return await settle_covered(uow_factory, stored, settle, now)

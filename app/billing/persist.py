@@ -34,6 +34,7 @@ from ports.storage import (
     MetadataKey,
     PendingCount,
     PendingKind,
+    PricedItems,
     UnitOfWork,
     UnitOfWorkFactory,
 )
@@ -205,6 +206,7 @@ async def store_payment(
     before_add: BeforeAdd | None = None,
     period: datetime | None = None,
     cap: int | None = None,
+    priced_from: PricedItems | None = None,
 ) -> SubscriptionPayment:
     """Store a new payment unless a rival request stored an equivalent one meanwhile.
 
@@ -218,7 +220,9 @@ async def store_payment(
     only, one whose subscription has another expiry by now is refused (`refuse_moved_period`).
     With `cap`, a payment made at a provider is refused (`TooManyOpenQuotes`) when the
     subscription already holds `cap` live quotes: `refuse_over_cap` under the lock, so two
-    racing requests cannot both take the last place.
+    racing requests cannot both take the last place. `priced_from`: what the quote was
+    priced from, if the caller has it (the locked re-check then builds no records again
+    where nothing it is priced from changed: `LineItems.priced_for_update`'s `seen`).
     """
     try:
         async with uow_factory() as uow:
@@ -227,7 +231,7 @@ async def store_payment(
             # the cap is judged for a payment made at a provider only (no rail: nothing to flood)
             capped = cap if cap is not None and _at_provider(payment) else None
             counts = _candidates(reuse, now, capped is not None)
-            sub, candidates, quotes = await _check_price(uow, payment, counts)
+            sub, candidates, quotes = await _check_price(uow, payment, counts, priced_from)
             refuse_lapsed_order(sub, now)
             refuse_moved_period(sub, period)
             winner = await replay(uow, idem)
@@ -255,7 +259,10 @@ async def store_payment(
 
 
 async def _check_price(
-    uow: UnitOfWork, payment: SubscriptionPayment, candidates: PendingCount | None
+    uow: UnitOfWork,
+    payment: SubscriptionPayment,
+    candidates: PendingCount | None,
+    seen: PricedItems | None = None,
 ) -> tuple[Subscription | None, int | None, int | None]:
     """Lock the subscription, then refuse a quote made against another price than now's, or
     one of a VM deleted since (`refuse_deleted_vm`); the subscription as locked, and the
@@ -263,7 +270,7 @@ async def _check_price(
     quoted = PriceBasis.from_json(payment_meta(payment).get(PRICE_KEY))
     if quoted is None:
         return await uow.subscriptions.get_for_update(payment.subscription_id), None, None
-    locked = await uow.line_items.priced_for_update(payment.subscription_id, candidates)
+    locked = await uow.line_items.priced_for_update(payment.subscription_id, candidates, seen)
     if locked is None:
         return None, None, None
     sub, read = locked.subscription, locked.priced
