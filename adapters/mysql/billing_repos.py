@@ -30,6 +30,7 @@ from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import NullType
 
 from adapters.mysql import tables as t
+from adapters.mysql.compiled_cache import keep
 from adapters.mysql.in_lists import id_chunks
 from adapters.mysql.inline import FALSE, const
 from adapters.mysql.interval_column import interval_count_column
@@ -72,7 +73,7 @@ _sub = t.subscription.c
 _li = t.subscription_line_item.c
 _pay = t.subscription_payment.c
 #: built once: executing the same statement object reuses its cache key and compiled form
-_INSERT_PAYMENT = insert(t.subscription_payment)
+_INSERT_PAYMENT = keep(insert(t.subscription_payment))
 _TOUCH_SUBSCRIPTION = (
     update(t.subscription).where(_sub.id == bindparam("subscription_id")).values(id=_sub.id)
 )
