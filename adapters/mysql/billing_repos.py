@@ -687,7 +687,8 @@ class SqlLineItems(SqlRecords[LineItem]):
         # every value the records below are built from, as read: equal values, equal records
         source = (subscription_id, [row[:width] for row in rows])
         if seen is not None and seen.source == source:
-            return evolve(seen, credit=credit, pending=pending, live_quotes=quotes)
+            kept = (seen.items, seen.vms, seen.user, seen.seller)
+            return PricedItems(*kept, credit, pending, quotes, source=source)
         user, seller = joined_records(rows[0], self.parties)
         skip = self._parties_width  # the parties' columns, repeated on every row
         items: dict[int, LineItem] = {}
