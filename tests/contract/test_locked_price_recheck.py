@@ -90,9 +90,14 @@ async def _template_on_another_plan(uow: UnitOfWork, _vm: Vm) -> None:
 
 
 async def _item_added(uow: UnitOfWork, vm: Vm) -> None:
+    """A second line item (EUR 5.00 a month) on the VM's subscription: made on a subscription
+    of its own, then moved (the ports add items with their subscription only)."""
     [item] = await _items(uow, vm)
+    sub = await uow.subscriptions.get(item.subscription_id)
+    assert sub is not None
     extra = attrs.evolve(item, id=0, subscription_type=SubscriptionType.IP_RANGE, amount=500)
-    await uow.line_items.add(extra)
+    _, [added] = await uow.subscriptions.add_with_line_items(attrs.evolve(sub, id=0), [extra])
+    await uow.line_items.update(attrs.evolve(added, subscription_id=sub.id))
 
 
 async def _item_amount(uow: UnitOfWork, vm: Vm) -> None:
@@ -267,7 +272,8 @@ async def test_a_renewal_with_nothing_changed_is_stored_and_its_quotes_records_r
     async def spied(self: Any, subscription_id: int, *args: Any) -> Any:
         found = await locked(self, subscription_id, *args)
         seen = args[1] if len(args) > 1 else None
-        reused.append(seen is not None and found.priced.items is seen.items)
+        priced = None if found is None else found.priced
+        reused.append(seen is not None and priced is not None and priced.items is seen.items)
         return found
 
     monkeypatch.setattr(repo, "priced_for_update", spied)

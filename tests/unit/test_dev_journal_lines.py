@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from adapters.lightning.dev_journal import read_journal, record_line
 
@@ -23,6 +24,9 @@ def test_what_the_fast_encoder_refuses_is_written_by_json() -> None:
 
 def test_a_journal_of_such_lines_reads_back_its_records() -> None:
     header = b'{"last_settle_index":0,"version":2}\n'
-    records = {"ab" * 32: {"memo": "ünïcode", "amount_msat": 5}, "cd" * 32: {"n": 2**70}}
+    records: dict[str, dict[str, Any]] = {
+        "ab" * 32: {"memo": "ünïcode", "amount_msat": 5},
+        "cd" * 32: {"n": 2**70},
+    }
     text = header + b"".join(record_line(key, record) for key, record in records.items())
     assert read_journal(text).invoices == records
