@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+import orjson
+
 from ports.lightning import LightningUnavailable
 
 #: the journal's format (line one); version 1 was one JSON document rewritten per change
@@ -54,7 +56,12 @@ def _header(last_settle_index: int) -> bytes:
 
 
 def _line(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+    """Compact JSON with sorted keys: by orjson (~15x faster: one line per new invoice, issue
+    10), by `json` for what orjson refuses (integers beyond 64 bits); both read back the same."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS) + b"\n"
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True).encode() + b"\n"
 
 
 def record_line(key: str, record: Record) -> bytes:

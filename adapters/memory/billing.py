@@ -205,15 +205,27 @@ class MemoryLineItems(RecordRepo[LineItem]):
             counted = len(await payments.list_pending_for_subscription(sub.id, pending.now))
             if pending.quotes:
                 quotes = await payments.count_live_quotes(sub.id, pending.now)
-        return PricedItems(tuple(items), found, user, seller, credit, counted, quotes)
+        return PricedItems(
+            tuple(items), found, user, seller, credit, counted, quotes, source=subscription_id
+        )
 
     async def priced_for_update(
-        self, subscription_id: int, pending: PendingCount | None = None
+        self,
+        subscription_id: int,
+        pending: PendingCount | None = None,
+        seen: PricedItems | None = None,
     ) -> LockedPriced | None:
         sub = self._rows("subscription").get(subscription_id)  # the snapshot is the lock
         if sub is None:
             return None
-        return LockedPriced(sub, await self.list_priced(subscription_id, pending=pending))
+        priced = await self.list_priced(subscription_id, pending=pending)
+        if priced is not None and seen is not None and seen.source == subscription_id:
+            now_read = evolve(priced, credit=None, pending=None, live_quotes=None)
+            if now_read == evolve(seen, credit=None, pending=None, live_quotes=None):
+                priced = evolve(
+                    seen, credit=None, pending=priced.pending, live_quotes=priced.live_quotes
+                )
+        return LockedPriced(sub, priced)
 
     async def priced_of_owned_vm(
         self, vm_id: int, pubkey: bytes, newest: NewestPending, *, credit: bool = False

@@ -30,6 +30,7 @@ from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import NullType
 
 from adapters.mysql import tables as t
+from adapters.mysql.compiled_cache import keep
 from adapters.mysql.in_lists import id_chunks
 from adapters.mysql.inline import FALSE, const
 from adapters.mysql.interval_column import interval_count_column
@@ -72,7 +73,7 @@ _sub = t.subscription.c
 _li = t.subscription_line_item.c
 _pay = t.subscription_payment.c
 #: built once: executing the same statement object reuses its cache key and compiled form
-_INSERT_PAYMENT = insert(t.subscription_payment)
+_INSERT_PAYMENT = keep(insert(t.subscription_payment))
 _TOUCH_SUBSCRIPTION = (
     update(t.subscription).where(_sub.id == bindparam("subscription_id")).values(id=_sub.id)
 )
@@ -526,6 +527,7 @@ def _owned_vm_subscription() -> ColumnElement[Any]:
     )
 
 
+@functools.cache
 def _id_position(mapper: Mapper[Any]) -> int:
     """Where `id` is among the columns a mapper reads."""
     return [c.name for c in mapper.columns].index("id")
@@ -550,13 +552,22 @@ class SqlLineItems(SqlRecords[LineItem]):
         self.joined = (mapper, vm, template, cost_plan)
         self.owned = (subscription, payment)  # the owned-VM read's subscription and payment
         self.subscriptions = subscriptions  # the same unit of work's, which locks them
+        # where the parties' columns end and all the mappers' do (`_width`: the pricing
+        # read's columns before any others), and where the item's and the VM's ids are
+        self._parties_width = skip = sum(len(m.columns) for m in self.parties)
+        self._width = skip + sum(len(m.columns) for m in self.joined)
+        item_at = skip + _id_position(mapper)
+        vm_at = skip + len(mapper.columns) + _id_position(vm)
+        self._positions = (item_at, vm_at, self._width)
 
     async def list_priced(
         self,
         subscription_id: int,
         credit_in: str | None = None,
         pending: PendingCount | None = None,
+        seen: PricedItems | None = None,
     ) -> PricedItems | None:
+        """(`seen`: as `priced_for_update`'s.)"""
         params: dict[str, Any] = {"subscription_id": subscription_id}
         credit = credit_in is not None
         counted = None if pending is None else pending.narrow.name
@@ -577,10 +588,15 @@ class SqlLineItems(SqlRecords[LineItem]):
         found_credit = None if credit_in is None else int(extra[_CREDIT_LABEL] or 0)
         found_pending = None if pending is None else int(extra[_PENDING_LABEL])
         live = int(extra[_QUOTES_LABEL]) if quotes else None
-        return self._priced_items(rows, found_credit, found_pending, live)
+        return self._priced_items(
+            rows, subscription_id, found_credit, found_pending, live, seen=seen
+        )
 
     async def priced_for_update(
-        self, subscription_id: int, pending: PendingCount | None = None
+        self,
+        subscription_id: int,
+        pending: PendingCount | None = None,
+        seen: PricedItems | None = None,
     ) -> LockedPriced | None:
         if not await self._begin_write():
             # MariaDB: the row lock on its own (a locking read of the whole join would lock
@@ -588,7 +604,8 @@ class SqlLineItems(SqlRecords[LineItem]):
             sub = await self.subscriptions.get_for_update(subscription_id)
             if sub is None:
                 return None
-            return LockedPriced(sub, await self.list_priced(subscription_id, pending=pending))
+            priced = await self.list_priced(subscription_id, pending=pending, seen=seen)
+            return LockedPriced(sub, priced)
         # the write transaction begun: one read, with the subscription's columns
         counted = None if pending is None else pending.narrow.name
         quotes = pending is not None and pending.quotes
@@ -604,11 +621,12 @@ class SqlLineItems(SqlRecords[LineItem]):
         if not rows:  # no such subscription, or its user is gone: which, read on its own
             found = await self.subscriptions.get(subscription_id)
             return None if found is None else LockedPriced(found, None)
-        [sub] = joined_records(rows[0], self.owned[:1], start=self._width())
+        [sub] = joined_records(rows[0], self.owned[:1], start=self._width)
         extra = rows[0]._mapping
         counted_rows = None if pending is None else int(extra[_PENDING_LABEL])
         live = int(extra[_QUOTES_LABEL]) if quotes else None
-        return LockedPriced(sub, self._priced_items(rows, None, counted_rows, live))
+        priced = self._priced_items(rows, subscription_id, None, counted_rows, live, seen=seen)
+        return LockedPriced(sub, priced)
 
     async def priced_of_owned_vm(
         self, vm_id: int, pubkey: bytes, newest: NewestPending, *, credit: bool = False
@@ -631,12 +649,12 @@ class SqlLineItems(SqlRecords[LineItem]):
         if not rows:
             return None  # no such VM of the key's, or no subscription or user
         # the subscription and the newest candidate: the same on every row, after the pricing
-        sub, first = joined_records(rows[0], self.owned, start=self._width())
+        sub, first = joined_records(rows[0], self.owned, start=self._width)
         if first is not None:  # its metadata as stored: text that is not JSON stays text
             first = evolve(first, metadata=_json_or_text(first.metadata))
         balance = await self._credit(sub, rows[0]._mapping) if credit else None
         live = int(rows[0]._mapping[_QUOTES_LABEL]) if quotes else None
-        return OwnedPriced(sub, self._priced_items(rows, balance, None, live), first)
+        return OwnedPriced(sub, self._priced_items(rows, sub.id, balance, None, live), first)
 
     async def _credit(self, sub: Subscription, extra: Any) -> int | None:
         """The balance the owned-VM read joined, if it is the one `Currency.parse` names."""
@@ -650,21 +668,29 @@ class SqlLineItems(SqlRecords[LineItem]):
         found = await self.conn.execute(balance, {"user_id": sub.user_id, "currency": code})
         return int(found.scalar() or 0)
 
-    def _width(self) -> int:
-        """How many mapper columns the pricing read has before any others."""
-        return sum(len(mapper.columns) for mapper in (*self.parties, *self.joined))
-
     def _priced_items(
-        self, rows: list[Any], credit: int | None, pending: int | None, quotes: int | None = None
+        self,
+        rows: list[Any],
+        subscription_id: int,
+        credit: int | None,
+        pending: int | None,
+        quotes: int | None = None,
+        *,
+        seen: PricedItems | None = None,
     ) -> PricedItems:
-        """The `PricedItems` of a pricing read's rows (sorted here, in place)."""
-        user, seller = joined_records(rows[0], self.parties)
-        skip = sum(len(mapper.columns) for mapper in self.parties)  # repeated on every row
-        item_at = skip + _id_position(self.mapper)
-        vm_at = skip + len(self.mapper.columns) + _id_position(self.joined[1])
+        """The `PricedItems` of a pricing read's rows (sorted here, in place): `seen`'s
+        records when `seen` was read from the same values (`priced_for_update`)."""
+        item_at, vm_at, width = self._positions
         # by item, then VM id (a few rows): sorted here, as an ORDER BY across the joined
         # tables made MariaDB sort them in an on-disk temporary table (~100 µs a statement)
         rows.sort(key=lambda row: (row[item_at] or 0, row[vm_at] or 0))
+        # every value the records below are built from, as read: equal values, equal records
+        source = (subscription_id, [row[:width] for row in rows])
+        if seen is not None and seen.source == source:
+            kept = (seen.items, seen.vms, seen.user, seen.seller)
+            return PricedItems(*kept, credit, pending, quotes, source=source)
+        user, seller = joined_records(rows[0], self.parties)
+        skip = self._parties_width  # the parties' columns, repeated on every row
         items: dict[int, LineItem] = {}
         vms: dict[int, VmOnPlan] = {}
         for row in rows:  # an item's first row holds its VM
@@ -674,7 +700,8 @@ class SqlLineItems(SqlRecords[LineItem]):
             items[item.id] = item
             if vm is not None:
                 vms[item.id] = VmOnPlan(vm, template, plan)
-        return PricedItems(tuple(items.values()), vms, user, seller, credit, pending, quotes)
+        found = tuple(items.values())
+        return PricedItems(found, vms, user, seller, credit, pending, quotes, source=source)
 
     def _priced(
         self, *, credit: bool, pending: str | None, subscription: bool = False, quotes: bool = False

@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool, StaticPool
 
+from adapters.mysql.compiled_cache import StatementCache
 from adapters.mysql.pool_hooks import install_pool_hooks
 from adapters.mysql.sqlite_inloop import SqliteConnector
 from adapters.mysql.sqlite_loop import POOL_TIMEOUT_S, LoopEngine
@@ -101,6 +102,7 @@ def create_engine(
         "pool_pre_ping": False,
         "pool_reset_on_return": None,
         "echo": echo,
+        "execution_options": {"compiled_cache": StatementCache()},
     }
     options.update(kwargs)
     engine = create_async_engine(url, **options)
@@ -122,7 +124,11 @@ def _sqlite_engine(
 ) -> AsyncEngine:
     database = url.database or ""
     in_memory = database in ("", ":memory:") or "mode=memory" in str(url)
-    options: dict[str, Any] = {"echo": echo, "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    options: dict[str, Any] = {
+        "echo": echo,
+        "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S},
+        "execution_options": {"compiled_cache": StatementCache()},
+    }
     if in_memory:
         options["poolclass"] = StaticPool
     else:
@@ -177,6 +183,7 @@ def _add_loop_engine(
         # so each transaction read its pages again: ~7 reads a renewal, issue 10)
         pool_use_lifo=True,
         echo=options.get("echo", False),
+        execution_options={"compiled_cache": StatementCache()},
     )
     event.listen(twin, "connect", on_connect)
     pool_timeout = float(options.get("pool_timeout", POOL_TIMEOUT_S))

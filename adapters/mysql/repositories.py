@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from adapters.mysql import tables as t
+from adapters.mysql.compiled_cache import keep
 from adapters.mysql.connection import SqlConnection
 from adapters.mysql.in_lists import id_chunks
 from adapters.mysql.mapping import Mapper, evolve
@@ -63,6 +64,7 @@ def prebuilt(key: tuple[Any, ...], build: Callable[[], S]) -> S:
     statement: S | None = _PREBUILT.get(key)
     if statement is None:
         statement = _PREBUILT[key] = build()
+        keep(statement)  # its compiled form found without hashing its cache key
     return statement
 
 

@@ -46,7 +46,7 @@ from domain.exchange import fiat_to_msat, msat_to_fiat
 from domain.model import SubscriptionPayment
 from domain.money import Currency, currency_code
 from domain.price_basis import quote_btc_rate
-from ports.storage import UnitOfWork, UnitOfWorkFactory
+from ports.storage import PricedItems, UnitOfWork, UnitOfWorkFactory
 
 #: completes a payment by id (the HTTP layer passes the completion use case).
 Settle = Callable[[bytes], Awaitable[object]]
@@ -214,6 +214,7 @@ async def issue(
     idem: Idempotency | None,
     period: datetime | None = None,
     cap: int | None = None,
+    priced_from: PricedItems | None = None,
 ) -> SubscriptionPayment:
     """Store the quote: one the balance covers (with `settle` given) as a covered payment,
     completed at once through `settle`; any other as an invoice or order on its rail. The
@@ -222,7 +223,7 @@ async def issue(
     period ending then only (`same_period`); `cap`: the live-quote cap (`quote_cap`),
     judged for a payment made at a provider only (no rail: nothing to flood). Both are
     judged under the subscription's lock as the payment is stored, before the credit is
-    spent."""
+    spent. `priced_from`: what the quote was priced from (see `store_payment`)."""
     covered = settle is not None and is_covered(priced)
     payment = covered_payment(priced, now) if covered else await rails.create(priced, now)
     stored = await store_payment(
@@ -237,6 +238,7 @@ async def issue(
             *([] if cap is None or not at_provider(payment) else [quote_cap(cap)]),
             UnderLock(lambda at: spend_in(at.uow, at.payment)),
         ],
+        priced_from=priced_from,
     )
     if covered and settle is not None and stored.id == payment.id:
         return await settle_covered(uow_factory, stored, settle, now)

@@ -35,6 +35,7 @@ from ports.storage import (
     MetadataKey,
     PendingCount,
     PendingKind,
+    PricedItems,
     UnitOfWork,
     UnitOfWorkFactory,
 )
@@ -245,6 +246,7 @@ async def store_payment(
     reuse: Reuse | AmountReuse | None,
     idem: Idempotency | None,
     checks: Sequence[UnderLock] = (),
+    priced_from: PricedItems | None = None,
 ) -> SubscriptionPayment:
     """Store a new payment unless a rival request stored an equivalent one meanwhile.
 
@@ -256,13 +258,16 @@ async def store_payment(
     committed in between) is refused the same way (`PriceChanged`, 409, D23): the sweep
     that ended stale quotes could not see it yet. `checks` are judged under the same lock
     (`UnderLock`: a renewal's period, the live-quote cap, the credit it spends).
+    `priced_from`: what the quote was priced from, if the caller has it (the locked re-check
+    then builds no records again where nothing it is priced from changed:
+    `LineItems.priced_for_update`'s `seen`).
     """
     try:
         async with uow_factory() as uow:
             # serialises stores for one subscription; the checks below read after the lock,
             # so they see a rival request's committed payment (MariaDB snapshots at first read)
             counts = _candidates(reuse, now, any(c.counts_quotes for c in checks))
-            sub, candidates, quotes = await _check_price(uow, payment, counts)
+            sub, candidates, quotes = await _check_price(uow, payment, counts, priced_from)
             refuse_lapsed_order(sub, now)
             at = Locked(uow=uow, sub=sub, payment=payment, now=now, live_quotes=quotes)
             await _judge(checks, at, rivals_too=True)
@@ -294,7 +299,10 @@ async def _judge(checks: Sequence[UnderLock], at: Locked, *, rivals_too: bool) -
 
 
 async def _check_price(
-    uow: UnitOfWork, payment: SubscriptionPayment, candidates: PendingCount | None
+    uow: UnitOfWork,
+    payment: SubscriptionPayment,
+    candidates: PendingCount | None,
+    seen: PricedItems | None = None,
 ) -> tuple[Subscription | None, int | None, int | None]:
     """Lock the subscription, then refuse a quote made against another price than now's, or
     one of a VM deleted since (`refuse_deleted_vm`); the subscription as locked, and the
@@ -302,7 +310,7 @@ async def _check_price(
     quoted = PriceBasis.from_json(payment_meta(payment).get(PRICE_KEY))
     if quoted is None:
         return await uow.subscriptions.get_for_update(payment.subscription_id), None, None
-    locked = await uow.line_items.priced_for_update(payment.subscription_id, candidates)
+    locked = await uow.line_items.priced_for_update(payment.subscription_id, candidates, seen)
     if locked is None:
         return None, None, None
     sub, read = locked.subscription, locked.priced

@@ -207,6 +207,7 @@ async def renew(
             idem=idem,
             period=period,
             cap=max_live_quotes,
+            priced_from=read,
         )
     if settle is not None and paid_by_credit_alone(existing):
         # a covered quote whose completion failed (an outage, a crash between its storing

@@ -136,7 +136,9 @@ class PricedItems:
     the buyer and the seller (None where the company is gone); `credit`, when asked for, the
     buyer's credit balance in one currency (0 without a balance row); `pending`, when asked
     for (`PendingCount`), how many pending payments it counts; `live_quotes`, when a
-    `PendingCount` or `NewestPending` asks for it, `Payments.count_live_quotes` at its `now`."""
+    `PendingCount` or `NewestPending` asks for it, `Payments.count_live_quotes` at its `now`.
+    `source`: what the storage read it from, for `LineItems.priced_for_update(seen=…)` only
+    (opaque; not part of equality)."""
 
     items: tuple[LineItem, ...]
     vms: dict[int, VmOnPlan]
@@ -145,6 +147,7 @@ class PricedItems:
     credit: int | None = None
     pending: int | None = None
     live_quotes: int | None = None
+    source: object = attrs.field(default=None, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen
@@ -196,11 +199,20 @@ class LineItems(Protocol):
         ...
 
     async def priced_for_update(
-        self, subscription_id: int, pending: PendingCount | None = None
+        self,
+        subscription_id: int,
+        pending: PendingCount | None = None,
+        seen: PricedItems | None = None,
     ) -> LockedPriced | None:
         """`Subscriptions.get_for_update` then `list_priced` (with `pending`), in as few
         statements as the backend allows (issue 10: on SQLite, whose lock is the write
-        transaction, one); None: no such subscription. A storing transaction's D23 re-check."""
+        transaction, one); None: no such subscription. A storing transaction's D23 re-check.
+
+        `seen`: what an earlier read of this subscription's pricing (`list_priced`,
+        `priced_of_owned_vm`) returned. When what is read now is the same (every line item,
+        VM, template, plan, user and company as read then), the `PricedItems` returned holds
+        `seen`'s records, not new ones (issue 10: the quote's records are not built twice);
+        its `credit` is None and its counts are read now, as always."""
         ...
 
     async def priced_of_owned_vm(
