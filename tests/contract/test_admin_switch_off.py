@@ -11,6 +11,7 @@ import pytest
 from app.admin.subscriptions import SubscriptionPatch, update_subscription
 from app.admin.vms import extend_vm
 from app.billing.lnurl import renew_by_amount
+from app.billing.upgrades import create_upgrade_payment
 from domain.account_credit import CreditReason
 from domain.credit import payment_meta
 from domain.enums import SwitchedOff
@@ -19,6 +20,7 @@ from domain.exchange import msat_to_fiat
 from domain.lifecycle import LifecycleAction
 from domain.model import IpRangeSubscription, Subscription, SubscriptionPayment, Vm
 from domain.price_basis import CREDIT_KEY
+from domain.upgrade import UpgradeConfig
 from ports.storage import DueWindow
 from tests.contract import lifecycle_world, storage_backends
 from tests.unit.worker.world import DAY, World
@@ -143,7 +145,7 @@ async def test_switched_off_vm_runs_its_paid_time_then_is_stopped_and_deleted(
 async def test_switch_off_ends_pending_invoices_and_refuses_new_ones(world: World) -> None:
     vm = await world.paid_vm()
     sub = await world.sub(vm)
-    pending = [await world.renew(vm), await _lnurl(world, vm)]
+    pending = [await world.renew(vm), await _lnurl(world, vm), await _upgrade(world, vm)]
 
     await _patch(world, sub, is_active=False)
 
@@ -156,6 +158,9 @@ async def test_switch_off_ends_pending_invoices_and_refuses_new_ones(world: Worl
         await world.renew(subscription_id=sub.id)
     with pytest.raises(SubscriptionSwitchedOff):
         await _lnurl(world, vm)
+    with pytest.raises(SubscriptionSwitchedOff):  # refused when stored, its invoice cancelled
+        await _upgrade(world, vm)
+    assert len(world.shop.node.cancelled) == len(pending) + 1
     async with world.shop.factory() as uow:
         assert await uow.payments.list_pending_for_subscription(sub.id, world.now) == []
 
@@ -312,4 +317,17 @@ async def _lnurl(world: World, vm: Vm) -> SubscriptionPayment:
         shop.tax_rates,
         vm_id=vm.id,
         amount_msat=500_000,
+    )
+
+
+async def _upgrade(world: World, vm: Vm) -> SubscriptionPayment:
+    shop = world.shop
+    return await create_upgrade_payment(
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        user_id=vm.user_id,
+        vm_id=vm.id,
+        cfg=UpgradeConfig(new_cpu=4),
     )
