@@ -12,6 +12,7 @@ from app.admin.subscriptions import SubscriptionPatch, update_subscription
 from app.admin.vms import extend_vm
 from app.billing.lnurl import renew_by_amount
 from app.billing.upgrades import create_upgrade_payment
+from app.worker.lifecycle import LifecycleReport
 from domain.account_credit import CreditReason
 from domain.credit import payment_meta
 from domain.enums import SwitchedOff
@@ -72,8 +73,8 @@ async def _balance(world: World, sub: Subscription) -> int:
         return (await uow.credit_ledger.balances(sub.user_id)).get(sub.currency, 0)
 
 
-def _actions(reports: list[object]) -> list[LifecycleAction]:
-    return [d.action for r in reports for d in r.done]  # type: ignore[attr-defined]
+def _actions(reports: list[LifecycleReport]) -> list[LifecycleAction]:
+    return [d.action for r in reports for d in r.done]
 
 
 async def test_switched_off_ip_range_ends_at_its_paid_expiry(world: World) -> None:
