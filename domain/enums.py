@@ -168,6 +168,17 @@ class VmHistoryActionType(_Wire):
     CONFIGURATION_CHANGED = 10
 
 
+class SwitchedOff(IntEnum):
+    """`subscription.switched_off` (ours, NULL: not switched off): an admin switched an active
+    subscription off (`is_active` true → false). It is never renewed again, and its paid time
+    runs out as an unpaid one's does (`domain.switch_off`)."""
+
+    #: switched off; the lifecycle still ends it at its expiry and after its grace period
+    WINDING_DOWN = 1
+    #: switched off and ended (deleted after the grace period, or its VM deleted)
+    ENDED = 2
+
+
 class AdminResource(IntEnum):
     USERS = 0
     VIRTUAL_MACHINES = 1

@@ -133,3 +133,8 @@ class IllegalStateTransition(DomainError):
     """A subscription or VM state change that the lifecycle tables do not allow (§10)."""
 
     kind = "conflict"
+
+
+class SubscriptionSwitchedOff(DomainError):
+    """A renewal of a subscription an admin switched off (422): it is not quoted, so no
+    invoice is made and no wallet or credit pays for it (`domain.switch_off`)."""

@@ -10,6 +10,7 @@ import attrs
 from domain.errors import IllegalStateTransition, InvalidInput
 from domain.intervals import Interval, require_utc
 from domain.model import Subscription, Vm
+from domain.switch_off import winds_down
 
 #: the longest expiring-soon lead (D16); it is capped at half the interval.
 EXPIRING_SOON_LEAD = timedelta(days=1)
@@ -141,8 +142,11 @@ def decide_lifecycle_actions(
 ) -> list[DueAction]:
     """The actions due now, in §9.4's order; the worker claims each (id, action, period) once.
 
-    Only active subscriptions with an expiry are handled (the reference's lifecycle set).
-    Before expiry: inside the window, AUTO_RENEW_ATTEMPT when the subscription opted in and
+    Active subscriptions with an expiry are handled (the reference's lifecycle set), and so
+    is one an admin switched off whose end is still to come (`domain.switch_off.winds_down`):
+    it gets the after-expiry actions only, as an unpaid one does, and none before (it cannot
+    be renewed, so neither an auto-renewal nor an "expiring soon" notice). Before expiry:
+    inside the window, AUTO_RENEW_ATTEMPT when the subscription opted in and
     `auto_renew_enabled` (the caller's "a renewal can be attempted": NWC configured and the
     user has a wallet string), else EXPIRING_SOON_NOTICE. After expiry, within grace:
     STOP_ON_EXPIRY then DEACTIVATE_ADDONS. After grace: DELETE_AFTER_GRACE alone (deleting
@@ -153,7 +157,7 @@ def decide_lifecycle_actions(
     """
     now = require_utc(now)
     _check_delete_after(delete_after_days)
-    if not sub.is_active or sub.expires is None:
+    if sub.expires is None or not (sub.is_active or winds_down(sub)):
         return []
     period = require_utc(sub.expires)
 
@@ -161,7 +165,7 @@ def decide_lifecycle_actions(
         return [DueAction(subscription_id=sub.id, action=a, period=period) for a in actions]
 
     if now < period:
-        if not is_expiring_soon(sub, now):
+        if not sub.is_active or not is_expiring_soon(sub, now):
             return []
         if sub.auto_renewal_enabled and auto_renew_enabled:
             return due(LifecycleAction.AUTO_RENEW_ATTEMPT)

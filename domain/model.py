@@ -339,6 +339,8 @@ class Subscription:
     setup_fee: int = 0
     auto_renewal_enabled: bool = False
     external_id: str | None = None
+    #: an admin's switch-off (ours; None: not switched off), see `domain.switch_off`
+    switched_off: enums.SwitchedOff | None = None
 
     @property
     def interval(self) -> Interval:

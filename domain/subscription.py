@@ -20,6 +20,7 @@ from domain.intervals import (
 )
 from domain.lifecycle import subscription_changed
 from domain.model import Subscription, SubscriptionPayment
+from domain.switch_off import refuse_switched_off
 
 #: key of the interval count in the `metadata` JSON of a Purchase or Renewal payment (D10).
 INTERVALS_KEY = "intervals"
@@ -61,6 +62,10 @@ def apply_paid_payment(
     completion (`domain.credit`, D6/D23); it replaces the `time_value` rule above, which
     stays for callers without a current price.
 
+    A Purchase or Renewal never switches on a subscription an admin switched off
+    (`SubscriptionSwitchedOff`): completion books such a payment as account credit before
+    it gets here (`domain.switch_off`).
+
     Expiry never moves backwards: a negative `time_value` is refused. The caller still makes
     completion exactly-once in storage (`WHERE is_paid = 0`, D9); the check here is the
     in-memory half of it.
@@ -74,6 +79,7 @@ def apply_paid_payment(
         )
     if payment.payment_type == SubscriptionPaymentType.UPGRADE:
         return subscription
+    refuse_switched_off(subscription)
     base = renewal_base(subscription.expires, now)
     if new_expiry is not None:
         if require_utc(new_expiry) < base:

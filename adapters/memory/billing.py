@@ -8,7 +8,7 @@ from datetime import datetime
 from adapters.memory.db import RecordRepo, Repo, evolve, page_of
 from adapters.memory.vms import MemoryVms
 from domain.credit import is_capped_quote
-from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
+from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType, SwitchedOff
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
 from domain.money import currency_code
 from ports.storage import (
@@ -164,7 +164,8 @@ class MemorySubscriptions(RecordRepo[Subscription]):
         until, since, after = window.now + window.horizon, window.since, window.after
 
         def due(s: Subscription) -> bool:
-            if not s.is_active or s.expires is None or s.expires >= until:
+            handled = s.is_active or s.switched_off is SwitchedOff.WINDING_DOWN
+            if not handled or s.expires is None or s.expires >= until:
                 return False
             if since is not None and s.expires < since:
                 return False

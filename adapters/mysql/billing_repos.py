@@ -36,7 +36,7 @@ from adapters.mysql.inline import FALSE, const
 from adapters.mysql.interval_column import interval_count_column
 from adapters.mysql.mapping import Mapper, evolve, joined_records, result_processors
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
-from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
+from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType, SwitchedOff
 from domain.model import (
     Company,
     CostPlan,
@@ -431,9 +431,15 @@ class SqlSubscriptions(SqlRecords[Subscription]):
 
     async def list_due(self, window: DueWindow, limit: int) -> list[Subscription]:
         since, after = window.since, window.after
+        # active, or switched off by an admin with its end to come (domain.switch_off):
+        # a filter on the rows the expiry range reads, not another range
+        handled = or_(
+            _sub.is_active == True,  # noqa: E712
+            _sub.switched_off == SwitchedOff.WINDING_DOWN,
+        )
         query = (
             self._select()
-            .where(_sub.is_active == True, _sub.expires.is_not(None))  # noqa: E712
+            .where(handled, _sub.expires.is_not(None))
             .where(_sub.expires < window.now + window.horizon)
             .order_by(_sub.expires, _sub.id)
             # a range on the expiry, whatever the statistics say: on a small or mostly

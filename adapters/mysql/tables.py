@@ -49,6 +49,7 @@ from domain.enums import (
     PaymentMethod,
     SubscriptionPaymentType,
     SubscriptionType,
+    SwitchedOff,
     VmHistoryActionType,
     VmHostKind,
 )
@@ -437,6 +438,8 @@ subscription = Table(
     Column("setup_fee", UBigInt, nullable=False, server_default=ZERO),
     bit("auto_renewal_enabled", 0),
     Column("external_id", String(255), nullable=True),
+    # ours (r18): an admin's switch-off (domain.switch_off), NULL when not switched off
+    Column("switched_off", EnumCode(SwitchedOff), nullable=True),
     Index("idx_subscription_user", "user_id"),
     Index("idx_subscription_expires", "expires"),
     Index("idx_subscription_active", "is_active"),

@@ -9,14 +9,18 @@ import attrs
 from app.billing.errors import CompanyNotFound, NotFound, SubscriptionNotFound, UserNotFound
 from app.billing.price_in_force import cancel_quietly, expire_stale_quotes
 from app.billing.rails import PaymentRails
-from domain.enums import IntervalType
+from domain.enums import IntervalType, SubscriptionPaymentType
 from domain.errors import InvalidInput
 from domain.intervals import checked_interval
 from domain.limits import check_expiry, check_price
 from domain.model import Json, LineItem, Subscription, SubscriptionPayment
 from domain.patch import UNSET, Maybe, given
+from domain.switch_off import admin_edited, switched_off_now
 from ports.clock import Clock
 from ports.storage import UnitOfWorkFactory
+
+#: a switch-off ends every kind of pending invoice, as a deletion does (D24)
+EVERY_PAYMENT = tuple(SubscriptionPaymentType)
 
 
 def _name(value: str) -> str:
@@ -100,6 +104,15 @@ async def update_subscription(
 
     A new currency re-prices the line items billed in it: pending renewal quotes are expired
     in the same transaction and cancelled at their provider after it (D23).
+
+    `is_active` false on an active subscription switches it off (`domain.switch_off`): it
+    is never renewed again, and its paid time runs out and ends as an unpaid one's does
+    (stopped at its expiry, deleted after its grace period). Every pending invoice of it
+    (renewals, LNURL and upgrade ones) is expired in the same transaction and cancelled at
+    its rail after it, as deleting ends them (D24); a Purchase or Renewal paid anyway
+    becomes account credit (`app.billing.completion`).
+    `is_active` true switches it on again. An unchanged `false` (the admin UI sends every
+    field) switches nothing off: a cancelled subscription keeps its own rules.
     """
     changes = given(patch)
     if "name" in changes:
@@ -118,9 +131,11 @@ async def update_subscription(
         # the one deliberate exception to the state law (domain.lifecycle): this is the
         # operator's audited raw edit of the record (api.md §9.12), which may un-set `expires`
         # or shorten it, as the reference allows; every use case goes through the law
-        updated = attrs.evolve(sub, **changes)
+        updated = admin_edited(sub, attrs.evolve(sub, **changes))
         await uow.subscriptions.update(updated)
-        if updated.currency != sub.currency:
+        if switched_off_now(sub, updated):
+            expired = await expire_stale_quotes(uow, sub.id, clock.now(), EVERY_PAYMENT)
+        elif updated.currency != sub.currency:
             expired = await expire_stale_quotes(uow, sub.id, clock.now())
         await uow.commit()
     await cancel_quietly(rails, expired)

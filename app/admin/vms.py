@@ -12,6 +12,7 @@ from domain.errors import DomainError, InvalidInput
 from domain.lifecycle import subscription_changed
 from domain.limits import check_expiry
 from domain.model import Subscription, Vm, vm_event
+from domain.switch_off import is_switched_off
 from ports.clock import Clock
 from ports.jobs import SpawnVm, StartVm, StopVm
 from ports.queue import WorkQueue
@@ -92,6 +93,9 @@ async def extend_vm(
     Unlike the reference (lifecycle.md §7.6) `is_active` is set: an order starts inactive
     here, and an inactive subscription is never stopped on expiry, so an extended never-paid
     VM would otherwise run free forever. `is_setup` is untouched (D17 spares it anyway).
+    A subscription an admin switched off stays switched off (`domain.switch_off`): the
+    extend moves the end of its paid time, and so its stop and deletion, and switches
+    nothing on (`is_active = true` by PATCH does).
     """
     check_days(days)
     now = clock.now()
@@ -108,7 +112,7 @@ async def extend_vm(
         )
         new = (sub.expires or now) + timedelta(days=days)
         check_expiry(new, now)  # the bound PATCH /subscriptions keeps, however many extends
-        extended = attrs.evolve(sub, expires=new, is_active=True)
+        extended = attrs.evolve(sub, expires=new, is_active=not is_switched_off(sub))
         await uow.subscriptions.update(subscription_changed(sub, extended, now))
         meta: dict[str, object] = {
             "admin_action": True,

@@ -68,6 +68,7 @@ from domain.model import IpRangeSubscription, LineItem, Subscription, Subscripti
 from domain.money import Currency, lightning_invoice_msat
 from domain.overpayment import OVERPAID_KEY, Overpaid
 from domain.subscription import apply_paid_payment, mark_paid
+from domain.switch_off import is_switched_off
 from ports.clock import Clock
 from ports.queue import Job, WorkQueue
 from ports.storage import PendingOf, StorageBusy, UnitOfWork, UnitOfWorkFactory
@@ -188,9 +189,11 @@ async def book_payment(
     no room left) is first moved to another host of its region that has room. A
     Purchase/Renewal for a deleted VM that cannot be restored (`app.billing.restorable`:
     host row, template or pricing gone, offer withdrawn, or no room left in its region), or
-    for a never-paid order paid after its window with no room left for it (D25), buys no
-    time and leaves the subscription and VM as they are: its value becomes account credit
-    (`credit_unrestorable`, issue 13) and the admins are told (`CreditMode.UNRESTORABLE`).
+    for a never-paid order paid after its window with no room left for it (D25), or for a
+    subscription an admin switched off (`domain.switch_off`: its invoice was issued before
+    the switch-off and paid anyway), buys no time and leaves the subscription and VM as they
+    are: its value becomes account credit (`credit_unrestorable`, issue 13) and the admins
+    are told (`CreditMode.UNRESTORABLE`).
     So does an Upgrade whose growth no longer fits its VM's host (an unpaid upgrade invoice
     holds no room): it is not applied, and its value is credited in the currency it was
     priced in; so does an Upgrade pro-rated to an expiry the subscription no longer has (a
@@ -429,6 +432,8 @@ async def _apply(
             raise unplaced.refused
         if unplaced is not None:  # priced in its new pricing's currency, credited in it
             why, list_currency, note = unplaced.why, unplaced.list_currency, unplaced.payer_note
+    elif not upgrade and is_switched_off(before):  # a payment never switches it on again
+        why, note = _switched_off_why(before), SWITCHED_OFF_NOTE
     elif vm_before is not None:
         placed = await _placing(uow, before, payment, vm_before, now, region)
         why = placed.why
@@ -503,6 +508,23 @@ async def _apply(
         credited=booked,
         ranges_given=tuple(given),
     )
+
+
+def _switched_off_why(sub: Subscription) -> str:
+    """For the admins: why a Purchase/Renewal of `sub` bought no time (`domain.switch_off`).
+    Its invoice was issued before the switch-off, which expired it (and cancelled it at its
+    rail where it could): the payment came anyway, a race or a slow settlement."""
+    return (
+        f"subscription {sub.id} was switched off by an administrator before this payment "
+        "completed; it is not renewed (switch it on again and renew it, if that is wanted)"
+    )
+
+
+#: what the payer of a renewal of a subscription switched off meanwhile is told
+SWITCHED_OFF_NOTE = (
+    "arrived after the subscription was switched off by an administrator, so it was not "
+    "renewed and no time was bought"
+)
 
 
 def _short_upgrade(payment: SubscriptionPayment, unpaid: int) -> UpgradeUnplaced | None:

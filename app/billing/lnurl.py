@@ -23,6 +23,7 @@ from domain.model import Subscription, SubscriptionPayment, Vm
 from domain.money import MSAT_PER_SAT, Currency, Money
 from domain.pricing import cost_by_amount
 from domain.subscription import INTERVALS_KEY
+from domain.switch_off import refuse_switched_off
 from domain.tax import REVERSE_CHARGE_KEY, TAX_RATE_KEY, TaxRates
 from ports.clock import Clock
 from ports.rates import RateStore
@@ -69,10 +70,13 @@ async def require_paid_once(uow: UnitOfWork, sub: Subscription) -> None:
 
 
 async def lnurl_vm(uow_factory: UnitOfWorkFactory, vm_id: int) -> Vm:
-    """The live VM behind a Lightning address, refused before its first payment (D25)."""
+    """The live VM behind a Lightning address, refused before its first payment (D25) and
+    once an admin switched its subscription off (`domain.switch_off`)."""
     async with uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, None)
-        await require_paid_once(uow, await subscription_of(uow, vm))
+        sub = await subscription_of(uow, vm)
+        refuse_switched_off(sub)
+        await require_paid_once(uow, sub)
     return vm
 
 
@@ -120,8 +124,9 @@ async def renew_by_amount(
 
     Takes the VM id (the reference passed the subscription id as one, §16.14). Amounts below
     the advertised minSendable, above maxSendable or not whole sats are refused, and so is
-    a VM never paid for (`require_paid_once`). A live invoice for the same VM and amount is
-    returned again instead of a new one (D25), also when two requests race.
+    a VM never paid for (`require_paid_once`) or switched off by an admin. A live invoice
+    for the same VM and amount is returned again instead of a new one (D25), also when two
+    requests race.
 
     LUD-06 wallets check that the invoice is for exactly the amount they asked for, so the
     amount is tax-inclusive (the reference added tax on top, breaking payment for taxed
@@ -140,6 +145,7 @@ async def renew_by_amount(
     async with uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, None)
         sub = await subscription_of(uow, vm)
+        refuse_switched_off(sub)
         await require_paid_once(uow, sub)
         reuse = AmountReuse(subscription_id=sub.id, amount_msat=amount_msat)
         pending = await uow.payments.list_pending_for_subscription(sub.id, now)

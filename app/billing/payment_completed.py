@@ -35,6 +35,7 @@ from app.billing.rails import PaymentRails
 from domain.credit import Credit, CreditMode
 from domain.errors import DomainError
 from domain.events import PaymentCompleted
+from domain.switch_off import is_switched_off
 from domain.upgrade import UpgradeConfig
 from ports.jobs import Job, ProcessVmUpgrade, SendAdminNotification, SendNotification, SpawnVm
 from ports.queue import WorkQueue
@@ -202,14 +203,19 @@ def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:
         CreditMode.UNRESTORABLE: "booked as account credit: its VM cannot be restored or placed",
     }[credit.mode]
     no_range = any(why.startswith(WHY_PREFIX) for why in credit.changes)
+    switched_off = credit.mode is CreditMode.UNRESTORABLE and is_switched_off(sub)
     if credit.mode is CreditMode.UNRESTORABLE and event.is_upgrade:
         what = "booked as account credit: the upgrade was not applied"
+    elif switched_off:
+        what = "booked as account credit: an administrator switched the subscription off"
     elif credit.mode is CreditMode.UNRESTORABLE and no_range:
         what = "booked as account credit: its IP range could not be given"
     if credit.mode is CreditMode.UNRESTORABLE and not credit.value_credited:
         # nothing bought and nothing credited: the admins settle it (the payer is told so)
         if event.is_upgrade:
             cause = "the upgrade was not applied"
+        elif switched_off:
+            cause = "an administrator switched the subscription off"
         elif no_range:
             cause = "its IP range could not be given"
         else:
@@ -241,6 +247,8 @@ def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:
         subject = "Payment at a changed price"
     elif event.is_upgrade:
         subject = "Upgrade paid but not applied"
+    elif switched_off:
+        subject = "Payment for a switched-off subscription"
     elif no_range:
         subject = "Payment for an IP range that could not be given"
     else:

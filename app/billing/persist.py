@@ -29,6 +29,7 @@ from domain.subscription import (
     is_reusable_pending_payment,
     metadata_interval_count,
 )
+from domain.switch_off import refuse_switched_off
 from domain.unreadable import Unreadable
 from ports.storage import (
     IdempotencyRecord,
@@ -256,7 +257,8 @@ async def store_payment(
     storing fails, the unstored invoice or order is cancelled too before the error goes on.
     A quote whose price changed while its invoice was made (an upgrade or admin change
     committed in between) is refused the same way (`PriceChanged`, 409, D23): the sweep
-    that ended stale quotes could not see it yet. `checks` are judged under the same lock
+    that ended stale quotes could not see it yet; so is a quote of a subscription an admin
+    switched off meanwhile (`SubscriptionSwitchedOff`, 422). `checks` are judged under the same lock
     (`UnderLock`: a renewal's period, the live-quote cap, the credit it spends).
     `priced_from`: what the quote was priced from, if the caller has it (the locked re-check
     then builds no records again where nothing it is priced from changed:
@@ -269,6 +271,7 @@ async def store_payment(
             counts = _candidates(reuse, now, any(c.counts_quotes for c in checks))
             sub, candidates, quotes = await _check_price(uow, payment, counts, priced_from)
             refuse_lapsed_order(sub, now)
+            refuse_switched_off(sub)  # switched off after its quote: no invoice stored
             at = Locked(uow=uow, sub=sub, payment=payment, now=now, live_quotes=quotes)
             await _judge(checks, at, rivals_too=True)
             winner = await replay(uow, idem)

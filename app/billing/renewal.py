@@ -44,6 +44,7 @@ from domain.intervals import check_interval_count
 from domain.model import LineItem, Subscription, SubscriptionPayment
 from domain.money import currency_code
 from domain.subscription import payment_type_for
+from domain.switch_off import refuse_switched_off
 from domain.tax import TaxRates
 from ports.clock import Clock
 from ports.rates import RateStore
@@ -137,6 +138,8 @@ async def renew(
     It is judged under the subscription's lock, taken before anything is read, which a
     completing payment holds too: a pending invoice is handed back for the wallet only if no
     renewal completed before it, the same rule `store_payment` applies to a new one.
+    A subscription an admin switched off is not renewed (`SubscriptionSwitchedOff`, 422,
+    `domain.switch_off`), here and again under its lock when an invoice is stored.
     A new invoice or order is refused (`TooManyOpenQuotes`, 422) while the subscription
     holds `max_live_quotes` live quotes (renewals and upgrades), before the rail is asked
     and again under the lock when it is stored. A new one is refused too (`NoIpRangeLeft`,
@@ -162,6 +165,7 @@ async def renew(
         if not items:
             raise SubscriptionHasNoLineItems("Subscription has no line items")
         refuse_moved_period(sub, period)
+        refuse_switched_off(sub)  # an admin's switch-off: not even a pending one handed out
         payment_type = payment_type_for(sub)
         reuse = Reuse(
             subscription_id=sub.id, method=method, payment_type=payment_type, interval_count=count

@@ -37,6 +37,7 @@ from domain.lifecycle import (
     subscription_age,
 )
 from domain.model import LineItem, Subscription, SubscriptionPayment, Vm
+from domain.switch_off import is_switched_off
 from ports.jobs import CheckVm, SpawnVm
 from ports.storage import DueWindow, StorageBusy, UnitOfWork
 from ports.vmhost import VmHost, VmRunningState, VmRunState
@@ -257,7 +258,9 @@ async def _stop_notices(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime
     days, deadline = _deadline(deps, c.sub)
     assert c.sub.expires is not None
     for vm in c.vms:
-        n = messages.vm_expired(vm.id, c.sub.expires, days, deadline, c.hint)
+        n = messages.vm_expired(
+            vm.id, c.sub.expires, days, deadline, c.hint, switched_off=is_switched_off(c.sub)
+        )
         await deps.tell_user(c.sub.user_id, n.title, n.message)
         if deps.states is not None:
             await deps.states.set(vm.id, VmRunningState(state=VmRunState.STOPPED))

@@ -12,6 +12,7 @@ from domain.enums import IntervalType, SubscriptionType
 from domain.errors import DomainError
 from domain.model import GIB, LineItem, Subscription
 from domain.money import Currency, Money
+from domain.switch_off import is_switched_off
 
 _UNITS = {IntervalType.DAY: "day", IntervalType.MONTH: "month", IntervalType.YEAR: "year"}
 
@@ -122,32 +123,55 @@ def auto_renewed(subject: str, descr: str, now: datetime) -> Notice:
     return Notice(f"[{subject}] Auto-Renewed", body)
 
 
+#: what a notice says instead of how to renew, for a subscription an admin switched off
+SWITCHED_OFF = "It was switched off by an administrator and cannot be renewed"
+
+
 def expired(subject: str, sub: Subscription, descr: str, deadline: datetime, hint: str) -> Notice:
     """N5: the subscription's paid time is over; add-ons such as IP ranges are ended."""
-    body = (
-        f"Your subscription has expired on {expiry(sub)}; its services are suspended."
-        f"\nRenew before {when(deadline)} to keep it: {hint}.\n\n{descr}"
-    )
-    return Notice(f"[{subject}] Expired", body)
+    if is_switched_off(sub):
+        then = f"{SWITCHED_OFF}: it ends for good on {when(deadline)}."
+    else:
+        then = f"Renew before {when(deadline)} to keep it: {hint}."
+    body = f"Your subscription has expired on {expiry(sub)}; its services are suspended.\n{then}"
+    return Notice(f"[{subject}] Expired", f"{body}\n\n{descr}")
 
 
 def vm_expired(
-    vm_id: int, expires: datetime, grace_days: int, deadline: datetime, hint: str
+    vm_id: int,
+    expires: datetime,
+    grace_days: int,
+    deadline: datetime,
+    hint: str,
+    *,
+    switched_off: bool = False,
 ) -> Notice:
-    """N6: the VM was stopped; renew within the grace period or it is deleted (D16)."""
-    body = (
-        f"Your VM #{vm_id} has expired on {when(expires)} and has been stopped.\n"
-        f"Renew within {grace_days} day(s), before {when(deadline)}, or the VM and all its data"
-        f" will be permanently deleted: {hint}."
-    )
+    """N6: the VM was stopped; renew within the grace period or it is deleted (D16). For a
+    subscription an admin switched off (`switched_off`): when it will be deleted."""
+    head = f"Your VM #{vm_id} has expired on {when(expires)} and has been stopped.\n"
+    if switched_off:
+        body = (
+            f"{head}{SWITCHED_OFF}: the VM and all its data will be permanently deleted in"
+            f" {grace_days} day(s), on {when(deadline)}."
+        )
+    else:
+        body = (
+            f"{head}Renew within {grace_days} day(s), before {when(deadline)}, or the VM and"
+            f" all its data will be permanently deleted: {hint}."
+        )
     return Notice(f"[VM{vm_id}] Expired", body)
 
 
 def cancelled(subject: str, sub: Subscription, descr: str, now: datetime) -> Notice:
     """N4: the grace period is over; the subscription is cancelled and its services removed."""
+    why = (
+        "was switched off by an administrator"
+        if is_switched_off(sub)
+        else "was not renewed within the grace period"
+    )
     body = (
         f"Your subscription has been cancelled on {when(now)}: it expired on {expiry(sub)}"
-        f" and was not renewed within the grace period. Its services have been removed.\n\n{descr}"
+        f" and {why}. Its services have been removed.\n\n{descr}"
     )
     return Notice(f"[{subject}] Cancelled", body)
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from domain.enums import SubscriptionType
 from domain.lifecycle import deactivated
 from domain.model import Subscription
+from domain.switch_off import ended
 from ports.storage import UnitOfWork
 
 
@@ -16,10 +17,12 @@ async def end_subscription(uow: UnitOfWork, sub: Subscription, now: datetime) ->
 
     The IP ranges end with it because nothing else would end them: the lifecycle handles
     active subscriptions only. A payment that still arrives sets the subscription up again,
-    its IP ranges with it where their blocks are still free (`ip_allocation`, D24).
+    its IP ranges with it where their blocks are still free (`ip_allocation`, D24). One an
+    admin switched off is recorded as ended (`domain.switch_off.ended`): the lifecycle has
+    nothing left to do for it, and a payment that still arrives becomes account credit.
     """
-    after = deactivated(sub, now) if sub.is_active else sub
-    if after is not sub:
+    after = ended(deactivated(sub, now) if sub.is_active else sub)
+    if after != sub:
         await uow.subscriptions.update(after)
     await uow.ip_range_subscriptions.deactivate_for_subscription(sub.id, now)
     return after

@@ -14,7 +14,7 @@ from adapters.mysql.migrations import R3_ADD_EMAIL_HASH, R16_NEVER_PAID_SCAN_IND
 from adapters.mysql.migrations.data_guard import DowngradeRefused
 from adapters.mysql.schema_upgrade import downgrade_database, upgrade_database
 from domain.enums import InternetRegistry, SubscriptionType
-from domain.model import AvailableIpSpace, Company, LineItem, Subscription, User
+from domain.model import AvailableIpSpace, Company, User
 from tests.contract.lifecycle_world import sql_factory
 from tests.contract.storage_backends import at
 from tests.contract.test_adoption import _lnvps_database
@@ -42,26 +42,23 @@ async def _sold_once(url: str) -> None:
                     updated=at(1),
                 )
             )
-            await uow.subscriptions.add_with_line_items(
-                Subscription(
-                    id=0,
-                    user_id=user.id,
-                    company_id=company.id,
-                    name="s",
-                    created=at(1),
-                    currency="EUR",
-                ),
-                [
-                    LineItem(
-                        id=0,
-                        subscription_id=0,
-                        subscription_type=SubscriptionType.IP_RANGE,
-                        name="r",
-                        amount=1,
-                    )
-                ],
-            )
             await uow.commit()
+        async with engine.begin() as conn:  # the r16 columns only (r18 adds one)
+            sub = tables.subscription
+            await conn.execute(
+                sa.insert(sub).values(
+                    user_id=user.id, company_id=company.id, name="s", created=at(1), currency="EUR"
+                )
+            )
+            sub_id = (await conn.execute(sa.select(sub.c.id))).scalar_one()
+            await conn.execute(
+                sa.insert(tables.subscription_line_item).values(
+                    subscription_id=sub_id,
+                    subscription_type=SubscriptionType.IP_RANGE,
+                    name="r",
+                    amount=1,
+                )
+            )
         await _sell(url, is_active=False)
     finally:
         await engine.dispose()

@@ -361,7 +361,10 @@ async def test_r1_to_r2_keeps_legacy_data(db_url: str) -> None:
             vm = (await conn.execute(sa.select(*at_r2))).one()
             assert vm.expires == EXPIRES and vm.auto_renewal_enabled is True
             assert vm.subscription_line_item_id is None
-            sub = (await conn.execute(sa.select(tables.subscription))).one()
+            # (r18 adds a column to `tables.subscription`)
+            s = tables.subscription.c
+            at_r2_sub = sa.select(s.interval_amount, s.interval_type, s.is_setup, s.expires)
+            sub = (await conn.execute(at_r2_sub)).one()
             assert (sub.interval_amount, int(sub.interval_type), sub.is_setup) == (1, 1, False)
             assert sub.expires == EXPIRES
             # (r12 adds a column to `tables.subscription_payment`)

@@ -10,9 +10,11 @@ import pytest
 
 from adapters.http.openapi import documented_operations, served_operations
 from adapters.http.routes_subscriptions import add_subscription_routes
+from app.admin.subscriptions import SubscriptionPatch, update_subscription
 from app.billing.completion import complete_payment
 from app.billing.ordering import OrderTerms, order_vm
 from domain.enums import PaymentMethod
+from domain.switch_off import REFUSED as SWITCHED_OFF
 from domain.tax import TaxRates
 from ports.fiat import FiatOrder, OrderExpiry
 from tests.http.apiapp import ALICE, BOB, ApiClient, api_client, build_api_app
@@ -229,6 +231,18 @@ async def test_renewing_the_subscription_of_a_deleted_vm_is_422_and_stores_nothi
         422,
         {"error": "The VM of this subscription was deleted: it cannot be renewed"},
     )
+    assert (await ok(await c.call("GET", f"{SUBS}/{sub['id']}/payments")))["data"] == []
+
+
+async def test_renewing_a_subscription_an_admin_switched_off_is_422_and_stores_nothing(
+    c: ApiClient,
+) -> None:
+    sub = await create(c)
+    for active in (True, False):  # switched on, then off (`domain.switch_off`)
+        patch = SubscriptionPatch(is_active=active)
+        await update_subscription(c.api.store, sub["id"], patch, clock=c.api.clock, rails=None)
+    resp = await renew(c, sub["id"])
+    assert (resp.status, await resp.json()) == (422, {"error": SWITCHED_OFF})
     assert (await ok(await c.call("GET", f"{SUBS}/{sub['id']}/payments")))["data"] == []
 
 

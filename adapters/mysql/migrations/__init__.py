@@ -26,6 +26,7 @@ R14_SETTLEMENT_PROBLEMS = "lnvps_settlement_problems"
 R15_CREDIT_NOTE_PARTS = "lnvps_credit_note_parts"
 R16_NEVER_PAID_SCAN_INDEX = "lnvps_never_paid_scan_index"
 R17_IP_RANGE_CIDR_REUSABLE = "lnvps_ip_range_cidr_reusable"
+R18_SUBSCRIPTION_SWITCHED_OFF = "lnvps_subscription_switched_off"
 REVISIONS = (
     R1_LEGACY,
     R2_VM_SUBSCRIPTION_LINK,
@@ -44,6 +45,7 @@ REVISIONS = (
     R15_CREDIT_NOTE_PARTS,
     R16_NEVER_PAID_SCAN_INDEX,
     R17_IP_RANGE_CIDR_REUSABLE,
+    R18_SUBSCRIPTION_SWITCHED_OFF,
 )
 HEAD = REVISIONS[-1]
 

@@ -18,7 +18,7 @@ drops a table or column declares `DROPS` and calls `refuse_data_loss` first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -43,12 +43,15 @@ class Drops:
     """What a revision's downgrade drops: whole tables, and columns of tables that stay.
 
     `exempt` names tables whose rows the revision wrote itself (r1's seed) and that are
-    therefore not the operator's data.
+    therefore not the operator's data. `unfit`: why the older schema cannot hold the data as
+    it is now (None: it can), whatever `destroy_data` says; checked with the rest before the
+    first DDL, so a refusal there leaves no revision above it undone.
     """
 
     tables: tuple[str, ...] = ()
     columns: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     exempt: frozenset[str] = frozenset()
+    unfit: Callable[[Connection], str | None] | None = None
 
 
 NOTHING = Drops()
@@ -92,18 +95,21 @@ def refuse_data_loss(revision: str, drops: Drops) -> None:
 
 def check(conn: Connection, steps: Iterable[tuple[str, Drops]], *, destroy_data: bool) -> None:
     """Raise `DowngradeRefused` naming every table/column that undoing `steps` would lose."""
+    steps = list(steps)
+    unfit = [why for _, drops in steps if drops.unfit is not None and (why := drops.unfit(conn))]
     found = [
         p
         for revision, drops in steps
         for p in problems(conn, revision, drops, destroy_data=destroy_data)
     ]
-    if found:
+    if found or unfit:
         hint = (
             ""
-            if destroy_data
+            if destroy_data or not found
             else "; back the database up and pass --destroy-data (destroy_data=True) to drop it"
         )
-        raise DowngradeRefused("downgrade refused, nothing was changed: " + "; ".join(found) + hint)
+        why = "; ".join([*unfit, *found])
+        raise DowngradeRefused(f"downgrade refused, nothing was changed: {why}{hint}")
 
 
 def _has_rows(conn: Connection, table: str, where: sa.ColumnElement[bool] | None = None) -> bool:

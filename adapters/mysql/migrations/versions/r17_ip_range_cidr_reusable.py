@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy import inspect
+from sqlalchemy import Connection, inspect
 
-from adapters.mysql.migrations.data_guard import DowngradeRefused
+from adapters.mysql.migrations.data_guard import Drops, refuse_data_loss
 
 revision = "lnvps_ip_range_cidr_reusable"
 down_revision: str | None = "lnvps_never_paid_scan_index"
@@ -52,14 +52,25 @@ def upgrade() -> None:
         op.drop_index(name, table_name=TABLE)
 
 
-def downgrade() -> None:
-    """Refused while a CIDR was sold twice (the key could not hold): nothing is changed."""
+def _sold_twice(conn: Connection) -> str | None:
+    """Why the key cannot come back: a CIDR sold more than once (None: none is)."""
     cidr: sa.ColumnClause[str] = sa.column("cidr", sa.String)
     twice = sa.select(cidr).select_from(sa.table(TABLE)).group_by(cidr).having(sa.func.count() > 1)
-    if op.get_bind().execute(twice.limit(1)).first() is not None:
-        raise DowngradeRefused(
-            "downgrade refused, nothing was changed: ip_range_subscription holds a CIDR sold "
-            "more than once, which the UNIQUE key of the older schema cannot hold"
-        )
+    if conn.execute(twice.limit(1)).first() is None:
+        return None
+    return (
+        "ip_range_subscription holds a CIDR sold more than once, which the UNIQUE key of the "
+        "older schema cannot hold"
+    )
+
+
+#: nothing dropped; refused while a CIDR was sold twice, checked before any revision above
+#: this one is undone (`downgrade_database`)
+DROPS = Drops(unfit=_sold_twice)
+
+
+def downgrade() -> None:
+    """Refused while a CIDR was sold twice (the key could not hold): nothing is changed."""
+    refuse_data_loss(revision, DROPS)
     with op.batch_alter_table(TABLE) as batch:
         batch.create_unique_constraint(UNIQUE, ["cidr"])
