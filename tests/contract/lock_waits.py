@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import text
 
@@ -60,3 +61,75 @@ async def until(what: str, reached: Callable[[int], bool], factory: UnitOfWorkFa
         if time.monotonic() > deadline:
             raise AssertionError(f"no lock wait after {DEADLINE_S}s: {what}")
         await asyncio.sleep(0.002)
+
+
+class Gate:
+    """Holds each racer at its riskiest point until every racer is there too or waits for the
+    lock that serialises them (`lock_waits`): all of them then overlap at that point. Once
+    that was seen the gate stays open (the racers a lock held back come one after another)."""
+
+    def __init__(self, racers: int, factory: UnitOfWorkFactory) -> None:
+        self.arrived = 0
+        self.racers = racers
+        self.factory = factory
+        self.open = False
+
+    async def wait(self) -> None:
+        self.arrived += 1
+        if not self.open:
+            await until(
+                "every racer at the gate or waiting for the lock",
+                lambda waits: self.arrived + waits >= self.racers,
+                self.factory,
+            )
+            self.open = True
+
+
+class _GatedRepo:
+    """A repository whose first call of `method` (of any method when None) passes the gate
+    once it returned."""
+
+    def __init__(self, inner: Any, gate: Gate, method: str | None) -> None:
+        self._inner, self._gate, self._method, self._first = inner, gate, method, True
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self._inner, name)
+        if self._method not in (None, name):
+            return call
+
+        async def gated(*args: Any, **kwargs: Any) -> Any:
+            result = await call(*args, **kwargs)
+            if self._first:
+                self._first = False
+                await self._gate.wait()
+            return result
+
+        return gated
+
+
+def gated(
+    factory: UnitOfWorkFactory, gate: Gate, repo: str, method: str | None = None
+) -> UnitOfWorkFactory:
+    """`factory`, each of its units of work passing `gate` after its first call of
+    `repo.method` (say the subscription's lock: `"subscriptions", "get_for_update"`)."""
+
+    class Gated:
+        def __init__(self) -> None:
+            self._uow = factory()
+            self._repo: _GatedRepo | None = None
+
+        async def __aenter__(self) -> Any:
+            await self._uow.__aenter__()
+            return self
+
+        async def __aexit__(self, *exc: Any) -> Any:
+            return await self._uow.__aexit__(*exc)
+
+        def __getattr__(self, name: str) -> Any:
+            if name != repo:
+                return getattr(self._uow, name)
+            if self._repo is None:
+                self._repo = _GatedRepo(getattr(self._uow, name), gate, method)
+            return self._repo
+
+    return Gated
