@@ -92,11 +92,6 @@ async def _credit(world: World, sub: Subscription, payment: SubscriptionPayment)
         ]
 
 
-async def _balance(world: World, sub: Subscription) -> int:
-    async with world.shop.factory() as uow:
-        return (await uow.credit_ledger.balances(sub.user_id)).get(sub.currency, 0)
-
-
 async def _assert_credited_once(
     world: World,
     vm: Vm,
@@ -119,7 +114,7 @@ async def _assert_credited_once(
     value = msat_to_fiat(paid.amount, paid.rate)
     assert value > 0
     assert await _credit(world, sub_before, paid) == [value]
-    assert await _balance(world, sub_before) == value
+    assert await world.balance(sub_before) == value
     async with world.shop.factory() as uow:
         invoice = await uow.invoices.get_by_payment(paid.id)
     assert invoice is not None and invoice.currency == sub_before.currency
@@ -189,7 +184,7 @@ async def test_host_present_the_vm_is_revived_as_d24_says(world: World) -> None:
     assert after.expires is not None and after.expires > world.now
     assert after != sub_before
     assert await _credit(world, sub_before, renewal) == []
-    assert await _balance(world, sub_before) == 0
+    assert await world.balance(sub_before) == 0
 
 
 def _admin_notice(world: World) -> str:
@@ -221,7 +216,7 @@ async def test_its_room_still_free_the_vm_is_revived_in_it_exactly(world: World)
 
     assert report.completed and not (await world.shop.vm(vm.id)).deleted
     assert world.host_state(vm.id) == "running"
-    assert await _balance(world, await world.sub(vm)) == 0
+    assert await world.balance(await world.sub(vm)) == 0
 
 
 async def test_two_late_payments_for_one_free_place_revive_one(world: World) -> None:
@@ -344,7 +339,7 @@ async def test_a_window_invoice_paid_after_the_cleanup_brings_the_vm_back(world:
     assert not (await world.shop.vm(vm.id)).deleted
     assert (await world.sub(vm)).is_setup
     assert world.host_state(vm.id) == "running"
-    assert await _balance(world, await world.sub(vm)) == 0
+    assert await world.balance(await world.sub(vm)) == 0
 
 
 async def test_a_window_invoice_paid_after_the_cleanup_without_room_becomes_credit(
@@ -385,7 +380,7 @@ async def test_an_order_paid_while_its_invoice_held_its_room_is_set_up(world: Wo
 
     assert report.completed and (await world.sub(vm)).is_setup
     assert world.host_state(vm.id) == "running"
-    assert await _balance(world, await world.sub(vm)) == 0
+    assert await world.balance(await world.sub(vm)) == 0
 
 
 async def test_a_never_paid_order_paid_late_with_its_room_free_is_set_up(world: World) -> None:
@@ -398,7 +393,7 @@ async def test_a_never_paid_order_paid_late_with_its_room_free_is_set_up(world: 
     assert report.completed
     assert (await world.sub(vm)).is_setup
     assert world.host_state(vm.id) == "running"
-    assert await _balance(world, await world.sub(vm)) == 0
+    assert await world.balance(await world.sub(vm)) == 0
 
 
 async def _second_host(world: World, *, cpu: int = 16) -> int:
@@ -420,7 +415,7 @@ async def _assert_moved(world: World, vm: Vm, to_host: int) -> None:
     assert world.host_state(vm.id) == "running"
     sub = await world.sub(vm)
     assert sub.is_setup and sub.expires is not None and sub.expires > world.now
-    assert await _balance(world, sub) == 0
+    assert await world.balance(sub) == 0
     [entry] = await world.history(vm, VmHistoryActionType.CONFIGURATION_CHANGED)
     assert entry.previous_state is not None and entry.new_state is not None
     assert (entry.previous_state["host_id"], entry.new_state["host_id"]) == (vm.host_id, to_host)
