@@ -7,8 +7,10 @@ the engine's sync twin) for the engine's one-writer lock as they begin writing, 
 InnoDB for a row lock.
 
 On MariaDB a waiter is a session of this database running a locking read (`FOR UPDATE`,
-`LOCK IN SHARE MODE`): while the test holds the lock such a read cannot end, and one that
-is not held back ends within a millisecond. `information_schema.innodb_trx` would say
+`LOCK IN SHARE MODE`) or asking for a named lock (`SELECT GET_LOCK`, as the legacy backfill
+does; given an engine rather than a factory, its database's sessions are counted): while
+the test holds the lock such a statement cannot end, and one that is not held back ends
+within a millisecond. `information_schema.innodb_trx` would say
 `LOCK WAIT` exactly, but it is a cache InnoDB refreshes only after 100 ms without a reader:
 polled more often it never changes.
 """
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from adapters.mysql.engine import loop_engine_of
@@ -30,10 +33,11 @@ from ports.storage import UnitOfWorkFactory
 #: a lock wait not seen by then is a test that cannot race as written: it fails, loudly
 DEADLINE_S = 30.0
 
-_LOCKING_READS = text(
+_LOCK_WAITS = text(
     "SELECT COUNT(*) FROM information_schema.processlist"
     " WHERE db = DATABASE() AND id <> CONNECTION_ID() AND command = 'Query'"
-    " AND (info LIKE '%FOR UPDATE%' OR info LIKE '%LOCK IN SHARE MODE%')"
+    " AND (info LIKE '%FOR UPDATE%' OR info LIKE '%LOCK IN SHARE MODE%'"
+    " OR info LIKE 'SELECT GET_LOCK%')"
 )
 
 
@@ -41,23 +45,31 @@ def _lock_waiters(lock: asyncio.Lock) -> int:
     return len(lock._waiters or ())
 
 
-async def lock_waits(factory: UnitOfWorkFactory) -> int:
-    """Units of work of `factory`'s storage waiting for a lock right now."""
-    if isinstance(factory, MemoryUnitOfWorkFactory):
-        return _lock_waiters(factory.db.lock)
-    assert isinstance(factory, SqlUnitOfWorkFactory), factory
-    if factory.engine.dialect.name == "sqlite":
-        twin = loop_engine_of(factory.engine)
+async def lock_waits(storage: UnitOfWorkFactory | AsyncEngine) -> int:
+    """Units of work of `storage`'s database (a factory's; a MariaDB engine's sessions)
+    waiting for a lock right now."""
+    if isinstance(storage, AsyncEngine):
+        assert storage.dialect.name == "mysql", storage.dialect.name
+        engine = storage
+    elif isinstance(storage, MemoryUnitOfWorkFactory):
+        return _lock_waiters(storage.db.lock)
+    else:
+        assert isinstance(storage, SqlUnitOfWorkFactory), storage
+        engine = storage.engine
+    if engine.dialect.name == "sqlite":
+        twin = loop_engine_of(engine)
         assert twin is not None, "a SQLite file on the in-loop driver"
         return _lock_waiters(twin.writer.lock)
-    async with factory.engine.connect() as conn:
-        return int((await conn.execute(_LOCKING_READS)).scalar_one())
+    async with engine.connect() as conn:
+        return int((await conn.execute(_LOCK_WAITS)).scalar_one())
 
 
-async def until(what: str, reached: Callable[[int], bool], factory: UnitOfWorkFactory) -> None:
-    """Return once `reached(lock_waits(factory))`; polled, bounded by DEADLINE_S."""
+async def until(
+    what: str, reached: Callable[[int], bool], storage: UnitOfWorkFactory | AsyncEngine
+) -> None:
+    """Return once `reached(lock_waits(storage))`; polled, bounded by DEADLINE_S."""
     deadline = time.monotonic() + DEADLINE_S
-    while not reached(await lock_waits(factory)):
+    while not reached(await lock_waits(storage)):
         if time.monotonic() > deadline:
             raise AssertionError(f"no lock wait after {DEADLINE_S}s: {what}")
         await asyncio.sleep(0.002)
