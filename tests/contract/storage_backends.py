@@ -106,6 +106,13 @@ def database(
         yield from _mysql_database()
 
 
+def only(*kinds: str) -> pytest.MarkDecorator:
+    """A test module's test run on these backends only (`database` parametrized for it):
+    not collected, then skipped, on the others."""
+    params = [pytest.param(k, marks=pytest.mark.mysql) if k == "mysql" else k for k in kinds]
+    return pytest.mark.parametrize("database", params, indirect=True)
+
+
 async def _empty_all_tables(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         for table in reversed(tables.metadata.sorted_tables):

@@ -67,11 +67,6 @@ async def _give(shop: Shop, amount: int, reference: str | None = None) -> None:
     )
 
 
-async def _balance(shop: Shop) -> int:
-    async with shop.factory() as uow:
-        return (await uow.credit_ledger.balances(ALICE)).get("EUR", 0)
-
-
 async def _ledger(shop: Shop) -> list[tuple[CreditReason, int, str | None]]:
     async with shop.factory() as uow:
         page = await uow.credit_ledger.list_page(ALICE, 100, 0)
@@ -93,16 +88,16 @@ async def test_a_partly_covered_renewal_invoices_the_rest(shop: Shop) -> None:
     )
     assert payment.external_id is not None  # a real order for the rest
     assert payment.metadata["credit_applied"] == {"amount": 100, "currency": "EUR", "charged": 100}
-    assert await _balance(shop) == 0
+    assert await shop.balance() == 0
     assert (await _ledger(shop))[-1] == (CreditReason.SPENT, -100, payment.id.hex())
     before = (await shop.subscription(vm)).expires
     assert before is not None
     assert (await shop.complete(payment)).completed
     assert (await shop.subscription(vm)).expires == add_months(before, 1)
-    assert await _balance(shop) == 0  # completion debits nothing more
+    assert await shop.balance() == 0  # completion debits nothing more
     shop.clock.advance(timedelta(hours=2))
     assert await release_expired_credit(shop.factory, shop.clock) == 0  # paid: kept spent
-    assert await _balance(shop) == 0
+    assert await shop.balance() == 0
 
 
 async def _document(shop: Shop, payment: SubscriptionPayment) -> InvoiceContent:
@@ -202,11 +197,11 @@ async def test_a_fully_covered_renewal_completes_at_once_and_exactly_once(shop: 
     assert payment.payment_method is PaymentMethod.LIGHTNING  # the requested method is kept
     assert payment.metadata["credit_applied"]["amount"] == 2 * PLAN_EUR_CENTS
     assert (await shop.subscription(vm)).expires == add_months(before, 2)
-    assert await _balance(shop) == 1000 - 2 * PLAN_EUR_CENTS
+    assert await shop.balance() == 1000 - 2 * PLAN_EUR_CENTS
     again = await shop.complete(payment)  # a replay books nothing
     assert not again.completed
     assert (await shop.subscription(vm)).expires == add_months(before, 2)
-    assert await _balance(shop) == 1000 - 2 * PLAN_EUR_CENTS
+    assert await shop.balance() == 1000 - 2 * PLAN_EUR_CENTS
     assert [r for r, _, _ in await _ledger(shop)] == [
         CreditReason.ADMIN_ADJUSTMENT,
         CreditReason.SPENT,
@@ -231,18 +226,18 @@ async def test_a_covered_quote_whose_booking_failed_is_booked_when_asked_again(
     again = await _renew(shop, vm, intervals=2)
     assert again.is_paid and again.amount == 0 and again.external_data == ""
     assert (await shop.subscription(vm)).expires == add_months(before, 2)
-    assert await _balance(shop) == 1000 - 2 * PLAN_EUR_CENTS  # spent once, by that quote
+    assert await shop.balance() == 1000 - 2 * PLAN_EUR_CENTS  # spent once, by that quote
     third = await _renew(shop, vm, intervals=2)  # the next one is a new quote
     assert third.id != again.id and third.is_paid
     assert (await shop.subscription(vm)).expires == add_months(before, 4)
-    assert await _balance(shop) == 1000 - 4 * PLAN_EUR_CENTS
+    assert await shop.balance() == 1000 - 4 * PLAN_EUR_CENTS
 
 
 async def test_without_settle_no_credit_is_used(shop: Shop) -> None:
     vm = await _paid_vm(shop)
     await _give(shop, 1000)
     payment = await shop.renew(vm)
-    assert payment.amount == PLAN_EUR_CENTS * MSAT_PER_CENT and await _balance(shop) == 1000
+    assert payment.amount == PLAN_EUR_CENTS * MSAT_PER_CENT and await shop.balance() == 1000
 
 
 async def test_an_expired_quote_releases_its_credit_once_and_a_late_payment_spends_it_again(
@@ -255,10 +250,10 @@ async def test_an_expired_quote_releases_its_credit_once_and_a_late_payment_spen
     shop.clock.advance(timedelta(hours=2))
     assert await release_expired_credit(shop.factory, shop.clock) == 1
     assert await release_expired_credit(shop.factory, shop.clock) == 0
-    assert await _balance(shop) == 100
+    assert await shop.balance() == 100
     report = await shop.complete(payment)  # the order is paid after all
     assert report.completed and report.problems == ()
-    assert await _balance(shop) == 0
+    assert await shop.balance() == 0
     assert (await _ledger(shop))[-1] == (CreditReason.SPENT, -100, "late:" + payment.id.hex())
 
 
@@ -314,7 +309,7 @@ async def test_a_release_racing_the_late_booking_of_its_quote_gives_nothing_back
 
     assert released == 0
     assert (await shop.payment(payment.id)).is_paid
-    assert await _balance(shop) == 0
+    assert await shop.balance() == 0
     assert [r for r, _, ref in await _ledger(shop) if ref == payment.id.hex()] == [
         CreditReason.SPENT
     ]
@@ -332,7 +327,7 @@ async def test_a_late_payment_after_the_credit_was_used_elsewhere_is_reported(
     before = await shop.subscription(vm)
     report = await shop.complete(payment)
     assert report.completed and len(report.problems) == 1 and "60 EUR" in report.problems[0]
-    assert await _balance(shop) == 0
+    assert await shop.balance() == 0
     # it paid 32 outside and 40 of its credit, not the 132 quoted: it buys 72/132 of a
     # month (before: the whole month, so each lapsed quote re-spent the same credit)
     paid = await shop.payment(payment.id)
@@ -385,7 +380,7 @@ async def test_a_stranded_covered_upgrade_whose_credit_was_spent_is_refused_unbo
 
     assert not (await shop.payment(covered.id)).is_paid
     assert (await shop.vm(vm.id)).template_id == vm.template_id
-    assert await _balance(shop) == 0 and spent > 0
+    assert await shop.balance() == 0 and spent > 0
     async with shop.factory() as uow:
         assert await uow.invoices.get_by_payment(covered.id) is None
 
@@ -410,7 +405,7 @@ async def test_a_late_upgrade_whose_credit_was_spent_elsewhere_is_not_applied(
     assert paid.metadata["credit"]["mode"] == "unrestorable"
     assert "1 of the 1 EUR of credit it applied" in paid.metadata["credit"]["changes"][0]
     assert (await shop.vm(vm.id)).template_id == vm.template_id  # not applied
-    assert await _balance(shop) == upgrade.amount  # what it paid outside, nothing more
+    assert await shop.balance() == upgrade.amount  # what it paid outside, nothing more
     told = [j for j in shop.queue.sent if isinstance(j, SendNotification)]
     assert any("keeps its size" in j.message for j in told)
 
@@ -431,7 +426,7 @@ async def test_racing_quotes_never_spend_the_same_credit_twice(shop: Shop) -> No
     ledger = await _ledger(shop)
     spent = [a for reason, a, _ in ledger if reason is CreditReason.SPENT]
     assert -sum(spent) <= PLAN_EUR_CENTS
-    assert await _balance(shop) == sum(a for _, a, _ in ledger) >= 0
+    assert await shop.balance() == sum(a for _, a, _ in ledger) >= 0
     stored = [r for r in results if isinstance(r, SubscriptionPayment)]
     for p in stored:  # what each stored payment says it used is what the ledger spent for it
         used = p.metadata.get("credit_applied", {}).get("amount", 0)
@@ -470,11 +465,11 @@ async def test_upgrades_pay_from_the_balance_first(shop: Shop) -> None:
     )
     assert (await shop.vm(vm.id)).template_id is None  # converted to its custom spec
     left = 10 * full_price - covered.metadata["credit_applied"]["amount"]
-    assert await _balance(shop) == left
+    assert await shop.balance() == left
     # the rival upgrade was expired by the completion (D13): its credit comes back once
     shop.clock.advance(timedelta(hours=2))
     assert await release_expired_credit(shop.factory, shop.clock) == 1
-    assert await _balance(shop) == left + 1
+    assert await shop.balance() == left + 1
 
 
 async def _assert_withdrawn(shop: Shop, payment_id: bytes) -> None:
@@ -483,7 +478,7 @@ async def _assert_withdrawn(shop: Shop, payment_id: bytes) -> None:
     assert not withdrawn.is_paid and withdrawn.expires <= shop.clock.now()
     spent = withdrawn.metadata["credit_applied"]["amount"]
     assert spent > 0
-    assert await _balance(shop) == 10_000
+    assert await shop.balance() == 10_000
     assert (await _ledger(shop))[-2:] == [
         (CreditReason.SPENT, -spent, payment_id.hex()),
         (CreditReason.RELEASED, spent, payment_id.hex()),
@@ -517,7 +512,7 @@ async def test_a_covered_upgrade_whose_room_went_since_its_quote_charges_nothing
     await _assert_withdrawn(shop, payment_id)
     shop.clock.advance(timedelta(hours=1))
     assert await release_expired_credit(shop.factory, shop.clock) == 0
-    assert await _balance(shop) == 10_000
+    assert await shop.balance() == 10_000
     found = await shop.vm(vm.id)
     assert found.template_id == vm.template_id and found.resize_requested is None
     async with shop.factory() as uow:
@@ -557,7 +552,7 @@ async def test_a_payment_for_an_unrestorable_service_becomes_credit_once(shop: S
         async with shop.factory() as uow:
             await credit_unrestorable(uow, paid, "EUR", "host removed")
             await uow.commit()
-    assert await _balance(shop) == PLAN_EUR_CENTS  # 32 received + the 100 applied
+    assert await shop.balance() == PLAN_EUR_CENTS  # 32 received + the 100 applied
     assert (await _ledger(shop))[-1] == (CreditReason.OVERPAYMENT, PLAN_EUR_CENTS, payment.id.hex())
 
 
@@ -594,7 +589,7 @@ async def test_credit_in_the_subscriptions_currency_is_worth_its_own_rate(shop: 
     assert applied["charged"] == fiat_to_msat(PLAN_EUR_CENTS, EUR_PER_BTC) == 1_320_000
     assert not payment.is_paid and payment.amount > 0  # the rest is invoiced
     assert (await shop.subscription(vm)).expires == before
-    assert await _balance(shop) == 0
+    assert await shop.balance() == 0
 
 
 async def test_an_unrestorable_payment_is_credited_at_its_currencys_own_rate(
@@ -613,7 +608,7 @@ async def test_an_unrestorable_payment_is_credited_at_its_currencys_own_rate(
         await uow.commit()
     assert payment.amount == 1_650_000
     assert booked == msat_to_fiat(payment.amount, EUR_PER_BTC) == 165
-    assert await _balance(shop) == booked
+    assert await shop.balance() == booked
 
 
 async def test_the_invoice_of_a_gbp_priced_eur_subscription_shows_eur_at_the_eur_rate(

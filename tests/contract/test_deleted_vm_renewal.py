@@ -54,11 +54,6 @@ async def _opted_in(world: World, vm: Vm, nwc: str | None, credit: int) -> Subsc
     return await world.sub(vm)
 
 
-async def _balance(world: World, sub: Subscription) -> int:
-    async with world.shop.factory() as uow:
-        return (await uow.credit_ledger.balances(sub.user_id)).get(sub.currency, 0)
-
-
 async def _admin_deletes(world: World, vm: Vm) -> None:
     shop = world.shop
     await delete_vm(shop.factory, world.queue, world.clock, vm_id=vm.id, admin_id=7, reason="x")
@@ -115,7 +110,7 @@ async def test_an_admin_delete_ends_the_subscription_so_nothing_follows_it(
 
     assert [a for r in reports for a in r.done] == []
     assert wallet.asked == []
-    assert await _balance(world, sub) == credit
+    assert await world.balance(sub) == credit
     assert await world.shop.payments(vm) == paid_before
     assert await world.sub(vm) == ended
     assert (await world.shop.vm(vm.id)).deleted and world.host_state(vm.id) is None
@@ -160,7 +155,7 @@ async def test_a_subscription_an_admin_delete_left_active_ends_without_a_false_n
     expected = LifecycleAction.AUTO_RENEW_ATTEMPT if nwc else LifecycleAction.EXPIRING_SOON_NOTICE
     assert due.action is expected
     assert wallet.asked == []
-    assert await _balance(world, sub) == credit
+    assert await world.balance(sub) == credit
     assert await world.shop.payments(vm) == paid_before
     assert (await world.sub(vm)).expires == sub.expires
 
@@ -253,7 +248,7 @@ async def test_a_renewal_of_an_admin_deleted_vm_is_refused_on_every_path(world: 
         )
     assert VmDeleted.kind == "unprocessable"
     assert await shop.payments(vm) == paid_before
-    assert await _balance(world, sub) == 1_000_000
+    assert await world.balance(sub) == 1_000_000
     assert (await shop.vm(vm.id)).deleted
 
 
@@ -279,7 +274,7 @@ async def test_after_the_grace_deletion_nothing_renews_the_vm(world: World) -> N
     reports = await world.lifecycle(runs=2, step=timedelta(seconds=30))
 
     assert [a for r in reports for a in r.done] == []
-    assert wallet.asked == [] and await _balance(world, sub) == 1_000_000
+    assert wallet.asked == [] and await world.balance(sub) == 1_000_000
     assert await world.shop.payments(vm) == paid_before
     assert (await world.shop.vm(vm.id)).deleted
 
@@ -310,5 +305,5 @@ async def test_a_renewal_whose_vm_is_deleted_while_its_invoice_is_made_is_not_st
 
     assert len(made) == 1 and world.shop.node.cancelled == made
     assert await world.shop.payments(vm) == paid_before
-    assert await _balance(world, sub) == 1
+    assert await world.balance(sub) == 1
     assert (await world.shop.vm(vm.id)).deleted

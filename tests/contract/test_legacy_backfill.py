@@ -51,6 +51,7 @@ from tests.contract.legacy_fixtures import (
     table_checksums,
     table_counts,
 )
+from tests.contract.lock_waits import until
 from tests.dbtest import create_mysql_database, drop_mysql_database, sqlite_url_for
 
 ENGINES = ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)]
@@ -669,20 +670,6 @@ async def test_r2_concurrent_runs_link_each_vm_once(legacy_url: str) -> None:
     assert copies[0][0] == len(fixture.payment_ids) + 1  # 14 copied + the non-VM payment
 
 
-async def _until_waiting_for_the_lock(conn: Any, waiting: asyncio.Task[Any]) -> None:
-    """Until another session of this database waits in GET_LOCK (not done meanwhile)."""
-    query = text(
-        "SELECT COUNT(*) FROM information_schema.processlist WHERE db = DATABASE()"
-        " AND id <> CONNECTION_ID() AND info LIKE 'SELECT GET_LOCK%'"
-    )
-    for _ in range(3000):
-        assert not waiting.done()
-        if (await conn.execute(query)).scalar_one():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the second backfill never waited for the lock")
-
-
 @pytest.mark.mysql
 async def test_r2_get_lock_makes_a_second_process_wait_or_fail_clearly(mysql_url: str) -> None:
     fixture = await build_legacy_db(mysql_url)
@@ -694,7 +681,12 @@ async def test_r2_get_lock_makes_a_second_process_wait_or_fail_clearly(mysql_url
                 await migrate(mysql_url, lock_timeout=1)
             assert (await fetch(mysql_url, "SELECT COUNT(*) FROM subscription"))[0][0] == 1
             waiting = asyncio.create_task(migrate(mysql_url, lock_timeout=30))
-            await _until_waiting_for_the_lock(conn, waiting)
+            await until(
+                "the second backfill waits for the lock",
+                lambda waits: waits > 0 or waiting.done(),
+                holder,
+            )
+            assert not waiting.done()
             await conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": LOCK_NAME})
             report = await waiting
     finally:

@@ -11,7 +11,6 @@ from app.billing.credit_balance import adjust_credit
 from app.billing.credit_settle import completion_settle
 from domain.exchange import fiat_to_msat, msat_to_fiat
 from domain.intervals import add_months
-from domain.invoice import Invoice
 from domain.model import SubscriptionPayment, Vm
 from domain.money import MSAT_PER_SAT
 from tests.contract import lifecycle_world, storage_backends
@@ -27,13 +26,6 @@ async def _paid_vm(shop: Shop) -> Vm:
     vm = await shop.order()
     await shop.complete(await shop.renew(vm))
     return vm
-
-
-async def _invoice(shop: Shop, payment: SubscriptionPayment) -> Invoice:
-    async with shop.factory() as uow:
-        invoice = await uow.invoices.get_by_payment(payment.id)
-    assert invoice is not None
-    return invoice
 
 
 def _asked(shop: Shop, payment: SubscriptionPayment) -> int:
@@ -55,7 +47,7 @@ async def test_a_taxed_lightning_renewal_stores_and_invoices_what_the_payer_was_
     assert (await shop.complete(payment)).completed
     # the fee buys no time: exactly one calendar month, as quoted
     assert (await shop.subscription(vm)).expires == add_months(before, 1)
-    document = (await _invoice(shop, payment)).document
+    document = (await shop.invoice(payment)).document
     assert document.btc_msat == 1_624_000
     assert [line.tax_rate for line in document.lines] == [VAT]  # 400 msat is under a cent
     assert (document.net, document.tax) == (132, 30)
@@ -88,7 +80,7 @@ async def test_a_credit_reduced_lightning_rest_keeps_its_net_and_tax_rate(shop: 
     assert (stored.tax, stored.processing_fee) == (11_896, 382)
     assert stored.total == _asked(shop, payment) == 64 * MSAT_PER_SAT
     assert (await shop.complete(payment)).completed
-    document = (await _invoice(shop, payment)).document
+    document = (await shop.invoice(payment)).document
     assert document.btc_msat == 64 * MSAT_PER_SAT and document.btc_rate == Decimal(97_000)
     assert [line.tax_rate for line in document.lines] == [VAT, VAT]
     assert document.lines[0].net == 132 and document.credit_applied == 127

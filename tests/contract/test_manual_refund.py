@@ -4,86 +4,33 @@ racing) is refused with 409, and a renewal quoted before it buys its own time on
 
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from app.admin import manual_refund
-from app.admin.credit_refund import refund_to_credit
-from app.admin.manual_refund import refund_by_hand
-from app.admin.refund_record import REFUND_KEY, AlreadyRefunded, refund_event
-from domain.enums import PaymentMethod, VmHistoryActionType
+from app.admin.refund_record import AlreadyRefunded, refund_event
+from domain.enums import PaymentMethod
 from domain.errors import InvalidInput
-from domain.model import Vm, VmHistory
+from domain.model import VmHistory
 from ports.jobs import SendAdminNotification
 from tests.contract import lifecycle_world, storage_backends
-from tests.unit.billing.world import ALICE, Shop
+from tests.contract.refunds import (
+    GROSS,
+    UNUSED,
+    by_hand,
+    notified,
+    paid_vm,
+    race,
+    records,
+    refunded_once,
+    to_credit,
+)
+from tests.unit.billing.world import Shop
 
 database = storage_backends.database
 shop = lifecycle_world.shop
-#: 4 days after the purchase: 24 of the 31 days of the month ending 28 Feb are left
-DAYS_USED = 4
-#: the unused time at the plan's EUR 1.32: 132 × 24 / 31 = 102.19 → 102 cents, before tax
-UNUSED = 102
-#: what is paid back: that and the 23 % VAT Alice (IE) paid on it, floor(102 × 0.23) = 23
-GROSS = 125
-#: the history metadata key of "the refund's notice was queued" (refund_record.NOTIFIED_KEY)
-NOTIFIED_KEY = "refund_notified"
-
-
-async def _paid_vm(shop: Shop) -> Vm:
-    vm = await shop.order()
-    await shop.complete(await shop.renew(vm))
-    shop.clock.advance(timedelta(days=DAYS_USED))
-    return vm
-
-
-async def _by_hand(
-    shop: Shop,
-    vm: Vm,
-    from_date: datetime | None = None,
-    *,
-    invoice: str | None = None,
-    method: PaymentMethod = PaymentMethod.REVOLUT,
-) -> str:
-    return await refund_by_hand(
-        shop.factory,
-        shop.rates,
-        shop.clock,
-        shop.queue,
-        vm_id=vm.id,
-        method=method,
-        from_date=from_date,
-        lightning_invoice=invoice,
-        admin_id=ALICE,
-        reason="host retired",
-    )
-
-
-async def _to_credit(shop: Shop, vm: Vm) -> object:
-    return await refund_to_credit(
-        shop.factory, shop.clock, shop.rates, vm_id=vm.id, admin_id=ALICE, reason=None
-    )
-
-
-async def _refunds(shop: Shop, vm: Vm) -> list[dict[str, object]]:
-    entries = await shop.history(vm, VmHistoryActionType.STATE_CHANGED)
-    return [
-        e.metadata[REFUND_KEY]
-        for e in entries
-        if isinstance(e.metadata, dict) and REFUND_KEY in e.metadata
-    ]
-
-
-async def _notified(shop: Shop, vm: Vm) -> list[dict[str, object]]:
-    entries = await shop.history(vm, VmHistoryActionType.STATE_CHANGED)
-    return [
-        e.metadata[NOTIFIED_KEY]
-        for e in entries
-        if isinstance(e.metadata, dict) and NOTIFIED_KEY in e.metadata
-    ]
 
 
 def written_before_the_uncovered_amount(**fields: Any) -> VmHistory:
@@ -101,16 +48,15 @@ async def test_a_refund_by_hand_ends_the_time_and_is_recorded_once(
     the uncovered value was stored as a number too (its figure "0 EUR ...") as well."""
     if old_record:
         monkeypatch.setattr(manual_refund, "refund_event", written_before_the_uncovered_amount)
-    vm = await _paid_vm(shop)
+    vm = await paid_vm(shop)
     expires = (await shop.subscription(vm)).expires
     assert expires is not None
-    shop.queue.sent.clear()
 
-    await _by_hand(shop, vm)
+    await by_hand(shop, vm)
 
     now = shop.clock.now()
     assert (await shop.subscription(vm)).expires == now
-    [record] = await _refunds(shop, vm)
+    [record] = await records(shop, vm)
     assert record == {
         "kind": "manual",
         "reference": f"vm:{vm.id}:until:{int(expires.timestamp())}",
@@ -130,75 +76,99 @@ async def test_a_refund_by_hand_ends_the_time_and_is_recorded_once(
     assert isinstance(notice, SendAdminNotification) and f"{GROSS} EUR" in notice.message
     assert "CN-2026-000001" in notice.message and "Capped" not in notice.message
     with pytest.raises(AlreadyRefunded):
-        await _by_hand(shop, vm)
+        await by_hand(shop, vm)
     with pytest.raises(AlreadyRefunded):
-        await _to_credit(shop, vm)
-    async with shop.factory() as uow:
-        assert await uow.credit_ledger.balances(ALICE) == {}
-    assert len(await _refunds(shop, vm)) == 1 and len(shop.queue.sent) == 1
+        await to_credit(shop, vm)
+    assert await shop.balances() == {}
+    assert len(await records(shop, vm)) == 1 and len(shop.queue.sent) == 1
 
 
 async def test_a_refund_to_credit_then_by_hand_is_refused(shop: Shop) -> None:
-    vm = await _paid_vm(shop)
-    await _to_credit(shop, vm)
+    vm = await paid_vm(shop)
+    await to_credit(shop, vm)
     shop.clock.advance(timedelta(hours=1))
     shop.queue.sent.clear()
 
     with pytest.raises(AlreadyRefunded):
-        await _by_hand(shop, vm)
+        await by_hand(shop, vm)
 
-    assert [r["kind"] for r in await _refunds(shop, vm)] == ["credit"]
+    assert [r["kind"] for r in await records(shop, vm)] == ["credit"]
     assert shop.queue.sent == []
 
 
 async def test_racing_refunds_by_hand_and_to_credit_refund_once(shop: Shop) -> None:
-    vm = await _paid_vm(shop)
+    vm = await paid_vm(shop)
 
-    results = await asyncio.gather(
-        _by_hand(shop, vm), _to_credit(shop, vm), _by_hand(shop, vm), return_exceptions=True
+    results = await race(
+        shop, lambda s: by_hand(s, vm), lambda s: to_credit(s, vm), lambda s: by_hand(s, vm)
     )
 
-    assert sum(not isinstance(r, BaseException) for r in results) == 1, results
-    assert all(isinstance(r, AlreadyRefunded) for r in results if isinstance(r, BaseException))
-    assert len(await _refunds(shop, vm)) == 1
+    await refunded_once(shop, vm, results)
     assert (await shop.subscription(vm)).expires == shop.clock.now()
+
+
+async def test_a_repeat_between_the_refund_and_its_notice_sends_the_one_notice(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repeat that finds the refund committed and its notice not yet recorded queued cannot
+    tell it from one after a lost notice: it queues the notice (said to be sent again), and
+    the first request, finding it queued, answers with that job: one notice, two answers."""
+    vm = await paid_vm(shop)
+    tell_admins = manual_refund._tell_admins
+    repeats: list[str] = []
+
+    async def repeated_first(*args: Any, **kw: Any) -> str:
+        if not repeats:  # the repeat's own notice goes on as written
+            repeats.append("")
+            repeats[0] = await by_hand(shop, vm)
+        return await tell_admins(*args, **kw)
+
+    monkeypatch.setattr(manual_refund, "_tell_admins", repeated_first)
+    job_id = await by_hand(shop, vm)
+
+    assert repeats == [job_id]
+    [notice] = shop.queue.sent
+    assert isinstance(notice, SendAdminNotification) and "sent again" in notice.message
+    assert len(await records(shop, vm)) == 1
+    assert [m["job_id"] for m in await notified(shop, vm)] == [job_id]
+    with pytest.raises(AlreadyRefunded):
+        await by_hand(shop, vm)
 
 
 async def test_a_refund_from_a_later_date_leaves_the_time_before_it(shop: Shop) -> None:
     """Refunded from 10 days on: the time until then is kept (and may be refunded on its
     own), the time from then cannot be refunded again."""
-    vm = await _paid_vm(shop)
+    vm = await paid_vm(shop)
     later = shop.clock.now() + timedelta(days=10)
 
-    await _by_hand(shop, vm, later)
+    await by_hand(shop, vm, later)
 
     assert (await shop.subscription(vm)).expires == later
     with pytest.raises(AlreadyRefunded):
-        await _by_hand(shop, vm, later)
-    booked = await _to_credit(shop, vm)  # the 10 days before it: other time
+        await by_hand(shop, vm, later)
+    booked = await to_credit(shop, vm)  # the 10 days before it: other time
     assert (await shop.subscription(vm)).expires == shop.clock.now()
-    assert [r["kind"] for r in await _refunds(shop, vm)] == ["credit", "manual"]
+    assert [r["kind"] for r in await records(shop, vm)] == ["credit", "manual"]
     assert booked is not None
 
 
 async def test_a_refund_from_before_now_is_refused_and_changes_nothing(shop: Shop) -> None:
-    vm = await _paid_vm(shop)
+    vm = await paid_vm(shop)
     before = await shop.subscription(vm)
-    shop.queue.sent.clear()
 
     with pytest.raises(InvalidInput, match="must not be earlier than now"):
-        await _by_hand(shop, vm, shop.clock.now() - timedelta(seconds=1))
+        await by_hand(shop, vm, shop.clock.now() - timedelta(seconds=1))
 
     assert await shop.subscription(vm) == before
-    assert await _refunds(shop, vm) == [] and shop.queue.sent == []
+    assert await records(shop, vm) == [] and shop.queue.sent == []
 
 
 async def test_a_renewal_quoted_before_the_refund_buys_only_its_own_time(shop: Shop) -> None:
     """Its quote was made while the refunded time was still there; paid after the refund it
     extends from the cut expiry (now), not from the expiry that was refunded."""
-    vm = await _paid_vm(shop)
+    vm = await paid_vm(shop)
     pending = await shop.renew(vm)
-    await _by_hand(shop, vm)
+    await by_hand(shop, vm)
     shop.clock.advance(timedelta(minutes=10))
 
     await shop.complete(pending)
@@ -229,11 +199,10 @@ async def test_a_refund_whose_notice_was_not_queued_is_notified_when_asked_again
     older records reads the same."""
     if old_record:
         monkeypatch.setattr(manual_refund, "refund_event", _with_the_old_notice_flag)
-    vm = await _paid_vm(shop)
+    vm = await paid_vm(shop)
     expires = (await shop.subscription(vm)).expires
     assert expires is not None
     reference = f"vm:{vm.id}:until:{int(expires.timestamp())}"
-    shop.queue.sent.clear()
     real_send = shop.queue.send
 
     async def down(job: object) -> str:
@@ -241,49 +210,48 @@ async def test_a_refund_whose_notice_was_not_queued_is_notified_when_asked_again
 
     monkeypatch.setattr(shop.queue, "send", down)
     with pytest.raises(ConnectionError):
-        await _by_hand(shop, vm, invoice=INVOICE, method=PaymentMethod.LIGHTNING)
+        await by_hand(shop, vm, invoice=INVOICE, method=PaymentMethod.LIGHTNING)
     monkeypatch.setattr(shop.queue, "send", real_send)
 
     cut = shop.clock.now()
     assert (await shop.subscription(vm)).expires == cut
-    [record] = await _refunds(shop, vm)
+    [record] = await records(shop, vm)
     assert (record["invoice"], record["method"], record["kind"]) == (INVOICE, "lightning", "manual")
     assert record.get("notice") == (True if old_record else None)
-    assert await _notified(shop, vm) == [] and shop.queue.sent == []
+    assert await notified(shop, vm) == [] and shop.queue.sent == []
     shop.clock.advance(timedelta(minutes=5))
 
     # the admin asks again, in another currency: the recorded refund is the one notified
-    job_id = await _by_hand(shop, vm, method=PaymentMethod.REVOLUT)
+    job_id = await by_hand(shop, vm, method=PaymentMethod.REVOLUT)
 
     [notice] = shop.queue.sent
     assert isinstance(notice, SendAdminNotification)
     assert INVOICE in notice.message and reference in notice.message
     assert str(record["amount"]) in notice.message and "Lightning" in notice.message
     assert "sent again" in notice.message and "host retired" in notice.message
-    assert await _notified(shop, vm) == [
+    assert await notified(shop, vm) == [
         {"reference": reference, "cut_to": int(cut.timestamp()), "job_id": job_id}
     ]
-    assert (await shop.subscription(vm)).expires == cut and len(await _refunds(shop, vm)) == 1
+    assert (await shop.subscription(vm)).expires == cut and len(await records(shop, vm)) == 1
     with pytest.raises(AlreadyRefunded):
-        await _by_hand(shop, vm, invoice=INVOICE, method=PaymentMethod.LIGHTNING)
+        await by_hand(shop, vm, invoice=INVOICE, method=PaymentMethod.LIGHTNING)
     with pytest.raises(AlreadyRefunded):
-        await _to_credit(shop, vm)
-    assert len(shop.queue.sent) == 1 and len(await _notified(shop, vm)) == 1
+        await to_credit(shop, vm)
+    assert len(shop.queue.sent) == 1 and len(await notified(shop, vm)) == 1
 
 
 async def test_a_first_notice_carries_the_reference_and_is_recorded_sent(shop: Shop) -> None:
-    vm = await _paid_vm(shop)
+    vm = await paid_vm(shop)
     expires = (await shop.subscription(vm)).expires
     assert expires is not None
-    shop.queue.sent.clear()
 
-    job_id = await _by_hand(shop, vm, invoice=INVOICE, method=PaymentMethod.LIGHTNING)
+    job_id = await by_hand(shop, vm, invoice=INVOICE, method=PaymentMethod.LIGHTNING)
 
     [notice] = shop.queue.sent
     assert isinstance(notice, SendAdminNotification) and "sent again" not in notice.message
     reference = f"vm:{vm.id}:until:{int(expires.timestamp())}"
     assert reference in notice.message and INVOICE in notice.message
-    [mark] = await _notified(shop, vm)
+    [mark] = await notified(shop, vm)
     assert mark == {
         "reference": reference,
         "cut_to": int(shop.clock.now().timestamp()),

@@ -15,7 +15,6 @@ from datetime import timedelta
 import pytest
 
 from app.admin.refund_notes import credit_refund
-from app.billing.invoicing import issue_credit_note
 from app.worker.lifecycle import LifecycleReport, check_subscriptions
 from domain.credit import payment_meta
 from domain.enums import PaymentMethod
@@ -26,7 +25,7 @@ from domain.money import Currency, Money
 from domain.price_basis import CREDIT_KEY
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.test_overtaken_placement import GUARD_S, _host_full
-from tests.contract.test_unrestorable_payment import NOTICE, _balance, _second_host
+from tests.contract.test_unrestorable_payment import NOTICE, _second_host
 from tests.unit.worker.world import DAY, World
 
 database = storage_backends.database
@@ -86,17 +85,6 @@ async def _overtaken(
     return paid_sub, late, invoice
 
 
-async def _note(world: World, invoice: Invoice, amount: int) -> None:
-    await issue_credit_note(
-        world.shop.factory, world.clock, invoice_id=invoice.id, amount=amount, reason="refund"
-    )
-
-
-async def _notes(world: World, invoice: Invoice) -> list[tuple[int, int | None, int | None]]:
-    async with world.shop.factory() as uow:
-        return [(n.amount, n.net, n.tax) for n in await uow.invoices.credit_notes_of(invoice.id)]
-
-
 async def _credited_after_its_invoice(
     world: World, sub: Subscription, late: SubscriptionPayment, invoice: Invoice
 ) -> int:
@@ -106,7 +94,7 @@ async def _credited_after_its_invoice(
     assert paid.time_value == 0 and payment_meta(paid)[CREDIT_KEY]["mode"] == "unrestorable"
     assert invoice.document.lines[0].description.startswith("Renewal: ")
     assert invoice.document.supply_to is not None and invoice.tax > 0
-    balance = await _balance(world, sub)
+    balance = await world.balance(sub)
     assert balance > 0
     return balance
 
@@ -118,11 +106,11 @@ async def test_no_credit_note_takes_back_a_renewal_credited_after_its_invoice(
     balance = await _credited_after_its_invoice(world, sub, late, invoice)
 
     with pytest.raises(InvalidInput, match="booked as account credit"):
-        await _note(world, invoice, invoice.total)
+        await world.shop.credit_note(invoice, invoice.total)
     with pytest.raises(InvalidInput, match="booked as account credit"):
-        await _note(world, invoice, 1)
-    assert await _notes(world, invoice) == []
-    assert await _balance(world, sub) == balance
+        await world.shop.credit_note(invoice, 1)
+    assert await world.shop.credit_notes(invoice) == []
+    assert await world.balance(sub) == balance
 
 
 async def test_a_card_renewal_credited_after_its_invoice_keeps_its_fee_creditable(
@@ -134,11 +122,13 @@ async def test_a_card_renewal_credited_after_its_invoice_keeps_its_fee_creditabl
     assert fee > 0 and invoice.document.lines[-1].description == FEE_LINE
 
     with pytest.raises(InvalidInput, match="booked as account credit"):
-        await _note(world, invoice, fee + 1)
-    await _note(world, invoice, fee)
-    assert await _notes(world, invoice) == [(fee, fee, 0)]  # the fee bears no VAT
+        await world.shop.credit_note(invoice, fee + 1)
+    await world.shop.credit_note(invoice, fee)
+    assert [(n.amount, n.net, n.tax) for n in await world.shop.credit_notes(invoice)] == [
+        (fee, fee, 0)
+    ]  # the fee bears no VAT
     with pytest.raises(InvalidInput, match="booked as account credit"):
-        await _note(world, invoice, 1)
+        await world.shop.credit_note(invoice, 1)
 
 
 async def test_a_refund_by_hand_puts_no_note_on_a_renewal_credited_after_its_invoice(
@@ -159,7 +149,7 @@ async def test_a_refund_by_hand_puts_no_note_on_a_renewal_credited_after_its_inv
         await uow.commit()
 
     assert notes.notes == () and notes.uncovered == value.amount and notes.invoiced
-    assert await _notes(world, invoice) == []
+    assert await world.shop.credit_notes(invoice) == []
 
 
 async def test_a_note_issued_while_its_vm_was_deleted_keeps_the_payment_from_credit(
@@ -173,18 +163,18 @@ async def test_a_note_issued_while_its_vm_was_deleted_keeps_the_payment_from_cre
         async with world.shop.factory() as uow:
             found = await uow.invoices.get_by_payment(late.id)
         assert found is not None
-        await _note(world, found, 100)
+        await world.shop.credit_note(found, 100)
 
     sub, late, invoice = await _overtaken(world, while_deleting=noted)
 
     paid = await world.shop.payment(late.id)
     assert paid.time_value == 0 and payment_meta(paid)[CREDIT_KEY]["mode"] == "unrestorable"
-    assert await _balance(world, sub) == 0
+    assert await world.balance(sub) == 0
     [notice] = [n for n in world.notifier.to_admins() if NOTICE in n.title]
     assert f"took back part of its invoice {invoice.number}" in notice.message
     assert "its value could not be booked as credit" in notice.message
     assert "was NOT booked as account credit, and bought nothing" in notice.message
-    assert len(await _notes(world, invoice)) == 1
+    assert len(await world.shop.credit_notes(invoice)) == 1
 
 
 async def test_the_payer_of_a_renewal_kept_from_credit_by_a_note_is_told_no_credit_was_added(
@@ -197,11 +187,11 @@ async def test_the_payer_of_a_renewal_kept_from_credit_by_a_note_is_told_no_cred
         async with world.shop.factory() as uow:
             found = await uow.invoices.get_by_payment(late.id)
         assert found is not None
-        await _note(world, found, 100)
+        await world.shop.credit_note(found, 100)
 
     sub, _, _ = await _overtaken(world, while_deleting=noted)
 
-    assert await _balance(world, sub) == 0
+    assert await world.balance(sub) == 0
     assert world.notifier.titled(f"[Subscription {sub.id}] {CREDITED}") == []
     [told] = world.notifier.titled(f"[Subscription {sub.id}] {NOT_CREDITED}")
     assert told.user_id == sub.user_id
@@ -215,6 +205,6 @@ async def test_a_renewal_that_brought_its_vm_back_stays_creditable(world: World)
     sub, late, invoice = await _overtaken(world, no_room=False)
 
     assert (await world.shop.payment(late.id)).time_value
-    assert await _balance(world, sub) == 0
-    await _note(world, invoice, invoice.total)  # a correction may take all of it back
-    assert [amount for amount, _, _ in await _notes(world, invoice)] == [invoice.total]
+    assert await world.balance(sub) == 0
+    await world.shop.credit_note(invoice, invoice.total)  # a correction may take all of it back
+    assert [n.amount for n in await world.shop.credit_notes(invoice)] == [invoice.total]

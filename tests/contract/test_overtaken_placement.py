@@ -22,7 +22,6 @@ from tests.contract import lifecycle_world, storage_backends
 from tests.contract.test_unrestorable_payment import (
     NOTICE,
     _assert_moved,
-    _balance,
     _credit,
     _disable_template,
     _second_host,
@@ -87,7 +86,7 @@ async def _assert_credited_not_revived(
     value = msat_to_fiat(paid.amount, paid.rate)
     assert value > 0
     assert await _credit(world, paid_sub, paid) == [value]
-    assert await _balance(world, paid_sub) == value
+    assert await world.balance(paid_sub) == value
     sub = await world.sub(vm)
     assert paid_sub.expires is not None and sub.expires is not None
     assert sub.expires <= world.now < paid_sub.expires  # the bought time is not kept
@@ -127,7 +126,7 @@ async def test_no_room_in_its_region_the_overtaking_payment_becomes_credit(
     assert not (await world.sub(vm)).is_active  # switched off, as the deletion leaves it
     await world.lifecycle(runs=3, step=timedelta(minutes=1))  # nothing more, credited once
     await world.run_jobs()
-    assert await _credit(world, paid_sub, late) == [await _balance(world, paid_sub)]
+    assert await _credit(world, paid_sub, late) == [await world.balance(paid_sub)]
     assert len([n for n in world.notifier.to_admins() if NOTICE in n.title]) == 1
 
 

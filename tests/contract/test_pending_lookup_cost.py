@@ -7,7 +7,6 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from typing import TypeVar
 
-import pytest
 from sqlalchemy import text
 
 from adapters.mysql.uow import SqlUnitOfWork
@@ -46,11 +45,10 @@ async def _history(uow_factory: UnitOfWorkFactory) -> tuple[World, SubscriptionP
     return w, live
 
 
+@storage_backends.only("mysql")
 async def test_the_reuse_lookup_reads_only_live_unpaid_payments(
     backend: Backend, uow_factory: UnitOfWorkFactory
 ) -> None:
-    if backend.kind != "mysql":
-        pytest.skip("rows read are counted by MariaDB")
     w, live = await _history(uow_factory)
     sub = w.subscription
     kind = PendingKind(sub.id, PaymentMethod.LIGHTNING, SubscriptionPaymentType.RENEWAL)
@@ -64,14 +62,13 @@ async def test_the_reuse_lookup_reads_only_live_unpaid_payments(
     assert read <= 5, f"{read} rows read for 1 live payment among {2 * HISTORY + 1}"
 
 
+@storage_backends.only("mysql")
 async def test_the_reads_that_bring_or_count_pending_payments_read_only_live_ones(
     backend: Backend, uow_factory: UnitOfWorkFactory
 ) -> None:
     """The owned-VM pricing read with the reuse lookup's first payment (and the balance),
     and the pricing read with its count of possible rivals, read only a few rows more than
     without them."""
-    if backend.kind != "mysql":
-        pytest.skip("rows read are counted by MariaDB")
     w, live = await _history(uow_factory)
     sub = w.subscription
     narrow = MetadataKey(INTERVALS_KEY, 1)
@@ -111,14 +108,13 @@ async def _rows_read_by(uow: SqlUnitOfWork, call: Awaitable[object]) -> int:
     return (await _read_by(uow, call))[1]
 
 
+@storage_backends.only("mysql")
 async def test_the_narrowed_reads_read_no_row_of_another_interval_count(
     backend: Backend, uow_factory: UnitOfWorkFactory
 ) -> None:
     """A subscription may hold a live invoice per interval count and method: the reuse
     lookup, the owned-VM read's first payment and the rival count read as many rows with
     one of them as with a hundred of other counts (passed over in the index by count)."""
-    if backend.kind != "mysql":
-        pytest.skip("rows read are counted by MariaDB")
     async with uow_factory() as uow:
         w = await seed_world(uow)
         sub = w.subscription

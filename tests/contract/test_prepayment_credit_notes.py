@@ -10,15 +10,14 @@ from datetime import timedelta
 import attrs
 import pytest
 
-from app.billing.invoicing import issue_credit_note
 from domain.errors import InvalidInput
-from domain.invoice import CreditNote, Invoice
+from domain.invoice import Invoice
 from domain.model import SubscriptionPayment, Vm
 from domain.prepayment import PREPAYMENT_LINE
 from ports.jobs import SendAdminNotification
 from tests.contract import lifecycle_world, storage_backends
-from tests.contract.test_prepayment_vat import EXCESS_MSAT, _balance, _invoice, _overpay
-from tests.contract.test_refund_credit_notes import DAYS_USED, _by_hand, _notes, _records
+from tests.contract.refunds import DAYS_USED, by_hand, records
+from tests.contract.test_prepayment_vat import EXCESS_MSAT, _overpay
 from tests.contract.test_upgrade_prepayment_vat import _overpay as _overpay_upgrade
 from tests.contract.test_upgrade_prepayment_vat import _upgrade
 from tests.unit.billing.world import ALICE, Shop
@@ -37,7 +36,7 @@ async def _overpaid_vm(shop: Shop) -> tuple[Vm, Invoice]:
     vm = await shop.order(ALICE)
     payment = await shop.renew(vm)
     assert (await _overpay(shop, payment, EXCESS_MSAT)).completed
-    invoice = await _invoice(shop, payment)
+    invoice = await shop.invoice(payment)
     assert invoice.total == SERVICE_NET + SERVICE_TAX + CREDITED + PREPAID_TAX
     assert invoice.document.lines[-1].description == PREPAYMENT_LINE
     shop.clock.advance(timedelta(days=DAYS_USED))
@@ -54,12 +53,6 @@ async def _add_free_days(shop: Shop, vm: Vm, days: int) -> None:
         await uow.commit()
 
 
-async def _note(shop: Shop, invoice: Invoice, amount: int) -> CreditNote:
-    return await issue_credit_note(
-        shop.factory, shop.clock, invoice_id=invoice.id, amount=amount, reason="refund"
-    )
-
-
 async def test_a_refund_by_hand_stops_at_the_service_part_of_an_overpaid_invoice(
     shop: Shop,
 ) -> None:
@@ -69,16 +62,16 @@ async def test_a_refund_by_hand_stops_at_the_service_part_of_an_overpaid_invoice
     vm, invoice = await _overpaid_vm(shop)
     await _add_free_days(shop, vm, 31)
 
-    await _by_hand(shop, vm)
+    await by_hand(shop, vm)
 
-    [note] = await _notes(shop, invoice)
+    [note] = await shop.credit_notes(invoice)
     assert (note.amount, note.net, note.tax) == (
         SERVICE_NET + SERVICE_TAX,
         SERVICE_NET,
         SERVICE_TAX,
     )
-    assert await _balance(shop, ALICE) == {"EUR": CREDITED}  # the prepaid money, still credit
-    [record] = await _records(shop, vm)
+    assert await shop.balances(ALICE) == {"EUR": CREDITED}  # the prepaid money, still credit
+    [record] = await records(shop, vm)
     assert record["credited"] == f"{SERVICE_NET + SERVICE_TAX} EUR (smallest units)"
     uncovered = int(str(record["value"]).split()[0]) - SERVICE_NET
     assert uncovered > 0 and record["uncovered"] == f"{uncovered} EUR (smallest units)"
@@ -92,19 +85,19 @@ async def test_an_admins_note_may_take_back_the_service_part_only(shop: Shop) ->
     _, invoice = await _overpaid_vm(shop)
 
     with pytest.raises(InvalidInput, match="less its prepayment to account credit"):
-        await _note(shop, invoice, invoice.total)
+        await shop.credit_note(invoice, invoice.total)
     with pytest.raises(InvalidInput, match=r"\(0 of 162 already credited\)"):
-        await _note(shop, invoice, SERVICE_NET + SERVICE_TAX + 1)
-    first = await _note(shop, invoice, 100)
-    last = await _note(shop, invoice, SERVICE_NET + SERVICE_TAX - 100)
+        await shop.credit_note(invoice, SERVICE_NET + SERVICE_TAX + 1)
+    first = await shop.credit_note(invoice, 100)
+    last = await shop.credit_note(invoice, SERVICE_NET + SERVICE_TAX - 100)
     with pytest.raises(InvalidInput, match=r"\(162 of 162 already credited\)"):
-        await _note(shop, invoice, 1)
+        await shop.credit_note(invoice, 1)
 
     # the two notes take back exactly the service line's net and VAT, none of the prepayment
     assert (first.net, first.tax) == (81, 19)
     assert (first.net or 0) + (last.net or 0) == SERVICE_NET
     assert (first.tax or 0) + (last.tax or 0) == SERVICE_TAX
-    assert await _notes(shop, invoice) == [first, last]
+    assert await shop.credit_notes(invoice) == [first, last]
 
 
 async def test_a_note_on_an_untaxed_upgrade_with_a_taxed_prepayment_bears_no_vat(
@@ -113,26 +106,26 @@ async def test_a_note_on_an_untaxed_upgrade_with_a_taxed_prepayment_bears_no_vat
     """The upgrade charged no tax; its prepayment line bore 23 %: its notes are all net."""
     payment: SubscriptionPayment = await _upgrade(shop)
     assert (await _overpay_upgrade(shop, payment)).completed
-    invoice = await _invoice(shop, payment)
+    invoice = await shop.invoice(payment)
     service = invoice.document.lines[0]
     assert service.tax == 0 and invoice.tax == PREPAID_TAX
 
-    note = await _note(shop, invoice, service.net)
+    note = await shop.credit_note(invoice, service.net)
 
     assert (note.net, note.tax) == (service.net, 0)
     with pytest.raises(InvalidInput, match="prepayment"):
-        await _note(shop, invoice, 1)
+        await shop.credit_note(invoice, 1)
 
 
 async def test_an_invoice_without_a_prepayment_is_still_capped_by_its_total(shop: Shop) -> None:
     vm = await shop.order(ALICE)
     payment = await shop.renew(vm)
     assert (await shop.complete(payment)).completed
-    invoice = await _invoice(shop, payment)
+    invoice = await shop.invoice(payment)
     assert invoice.total == SERVICE_NET + SERVICE_TAX
 
-    note = await _note(shop, invoice, invoice.total)
+    note = await shop.credit_note(invoice, invoice.total)
 
     assert (note.net, note.tax) == (invoice.net, invoice.tax)
     with pytest.raises(InvalidInput, match=r"exceed the invoice total \(162 of 162"):
-        await _note(shop, invoice, 1)
+        await shop.credit_note(invoice, 1)

@@ -11,7 +11,7 @@ from app.billing.completion import CompletionReport, complete_payment
 from app.billing.credit_settle import completion_settle
 from domain.account_credit import CreditReason
 from domain.exchange import msat_to_fiat
-from domain.invoice import Invoice, InvoiceLine
+from domain.invoice import InvoiceLine
 from domain.model import SubscriptionPayment
 from domain.overpayment import invoice_note
 from domain.prepayment import PREPAYMENT_LINE
@@ -38,18 +38,6 @@ async def _overpay(shop: Shop, payment: SubscriptionPayment, msat: int) -> Compl
     )
 
 
-async def _invoice(shop: Shop, payment: SubscriptionPayment) -> Invoice:
-    async with shop.factory() as uow:
-        invoice = await uow.invoices.get_by_payment(payment.id)
-    assert invoice is not None
-    return invoice
-
-
-async def _balance(shop: Shop, user_id: int) -> dict[str, int]:
-    async with shop.factory() as uow:
-        return await uow.credit_ledger.balances(user_id)
-
-
 async def test_the_vat_on_overpaid_money_is_declared_once_also_after_the_credit_is_spent(
     shop: Shop,
 ) -> None:
@@ -63,12 +51,12 @@ async def test_the_vat_on_overpaid_money_is_declared_once_also_after_the_credit_
     assert not (await _overpay(shop, first, EXCESS_MSAT)).completed
 
     # EUR 10.00 received for later: 8.13 net credited (floor(1000 / 1.23)), 1.87 VAT
-    assert await _balance(shop, ALICE) == {"EUR": 813}
+    assert await shop.balances(ALICE) == {"EUR": 813}
     async with shop.factory() as uow:
         entries = await uow.credit_ledger.list_by_reference(first.id.hex() + "/excess")
     assert [(e.reason, e.amount) for e in entries] == [(CreditReason.OVERPAYMENT, 813)]
 
-    one = await _invoice(shop, first)
+    one = await shop.invoice(first)
     doc = one.document
     service, prepaid = doc.lines
     assert (service.net, service.tax) == (132, 30)
@@ -86,10 +74,10 @@ async def test_the_vat_on_overpaid_money_is_declared_once_also_after_the_credit_
     # the credit pays the next renewal: its VAT was declared with the prepayment already
     settle = completion_settle(shop.factory, shop.clock, shop.rails, shop.queue)
     second = await shop.renew(vm, settle=settle)
-    two = await _invoice(shop, second)
+    two = await shop.invoice(second)
     assert [(line.net, line.tax) for line in two.document.lines] == [(132, 30), (-132, -30)]
     assert two.total == 0 and two.tax == 0
-    assert await _balance(shop, ALICE) == {"EUR": 681}
+    assert await shop.balances(ALICE) == {"EUR": 681}
 
     # every cent received is net (services sold, credit unspent) or declared VAT, once
     received = one.total + two.total
@@ -108,8 +96,8 @@ async def test_a_buyer_charged_no_vat_gets_all_the_excess_as_credit(shop: Shop) 
     payment = await shop.renew(vm)
     assert payment.tax == 0
     assert (await _overpay(shop, payment, 1_239_000)).completed  # 123.9 cents
-    assert await _balance(shop, BOB) == {"EUR": 123}
-    doc = (await _invoice(shop, payment)).document
+    assert await shop.balances(BOB) == {"EUR": 123}
+    doc = (await shop.invoice(payment)).document
     assert doc.lines[-1] == InvoiceLine(
         description=PREPAYMENT_LINE, net=123, tax_rate=Decimal(0), tax=0
     )
@@ -125,8 +113,8 @@ async def test_an_excess_too_small_to_leave_a_unit_net_is_neither_credited_nor_i
     payment = await shop.renew(vm)
     report = await _overpay(shop, payment, 10_000)
     assert report.completed
-    assert await _balance(shop, ALICE) == {}
-    doc = (await _invoice(shop, payment)).document
+    assert await shop.balances(ALICE) == {}
+    doc = (await shop.invoice(payment)).document
     assert [line.description for line in doc.lines] == [doc.lines[0].description]
     assert doc.total == msat_to_fiat(payment.total, RATE)
     assert doc.btc_msat == payment.total

@@ -5,7 +5,6 @@ notice's repeat and racing refunds issue no second note, a crash leaves neither.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any, cast
 
@@ -14,13 +13,11 @@ import pytest
 
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from app.admin import manual_refund, refund_notes
-from app.admin.credit_refund import refund_to_credit
 from app.admin.invoices import every_credit_note
-from app.admin.manual_refund import refund_by_hand
-from app.admin.refund_record import REFUND_KEY, AlreadyRefunded, NothingToRefund
+from app.admin.refund_record import AlreadyRefunded, NothingToRefund
 from app.admin.vm_removal import refund_amount
 from app.billing.invoicing import issue_credit_note
-from domain.enums import PaymentMethod, SubscriptionType, VmHistoryActionType
+from domain.enums import PaymentMethod, SubscriptionType
 from domain.exchange import charge_amount
 from domain.invoice import CreditNote, Invoice
 from domain.model import Vm
@@ -28,57 +25,25 @@ from domain.money import Currency, Money
 from ports.jobs import SendAdminNotification
 from ports.storage import InvoiceWindow
 from tests.contract import lifecycle_world, storage_backends
+from tests.contract.refunds import (
+    DAYS_USED,
+    GROSS,
+    UNUSED,
+    by_hand,
+    paid_vm,
+    race,
+    records,
+    refunded_once,
+    to_credit,
+)
 from tests.contract.test_manual_refund import written_before_the_uncovered_amount
 from tests.http.test_statement_budgets import counting
-from tests.unit.billing.world import ALICE, Shop
+from tests.unit.billing.world import Shop
 
 database = storage_backends.database
 shop = lifecycle_world.shop
-#: 4 days after the purchase, 24 of the 31 days are left: 102 cents before tax, 23 % VAT
-DAYS_USED, UNUSED, GROSS = 4, 102, 125
 #: a month of the plan: 132 cents and its VAT (30), what one renewal's invoice charged
 MONTH_TOTAL = 162
-
-
-async def _paid_vm(shop: Shop, months: int = 1) -> Vm:
-    vm = await shop.order()
-    for _ in range(months):
-        await shop.complete(await shop.renew(vm))
-    shop.clock.advance(timedelta(days=DAYS_USED))
-    shop.queue.sent.clear()
-    return vm
-
-
-async def _by_hand(shop: Shop, vm: Vm, method: PaymentMethod = PaymentMethod.REVOLUT) -> str:
-    return await refund_by_hand(
-        shop.factory,
-        shop.rates,
-        shop.clock,
-        shop.queue,
-        vm_id=vm.id,
-        method=method,
-        from_date=None,
-        lightning_invoice=None,
-        admin_id=ALICE,
-        reason="host retired",
-    )
-
-
-async def _invoices(shop: Shop, vm: Vm) -> list[Invoice]:
-    """The VM's invoices, newest first."""
-    found = []
-    payments = await shop.payments(vm)
-    async with shop.factory() as uow:
-        for payment in payments:
-            invoice = await uow.invoices.get_by_payment(payment.id)
-            if invoice is not None:
-                found.append(invoice)
-    return sorted(found, key=lambda i: i.id, reverse=True)
-
-
-async def _notes(shop: Shop, invoice: Invoice) -> list[CreditNote]:
-    async with shop.factory() as uow:
-        return await uow.invoices.credit_notes_of(invoice.id)
 
 
 async def _all_notes(shop: Shop) -> list[CreditNote]:
@@ -87,20 +52,15 @@ async def _all_notes(shop: Shop) -> list[CreditNote]:
     return [note async for note, _ in every_credit_note(shop.factory, window)]
 
 
-async def _records(shop: Shop, vm: Vm) -> list[dict[str, object]]:
-    entries = await shop.history(vm, VmHistoryActionType.STATE_CHANGED)
-    return [e.metadata[REFUND_KEY] for e in entries if REFUND_KEY in (e.metadata or {})]
-
-
 async def test_the_refund_credits_its_gross_value_and_the_notice_names_the_note(
     shop: Shop,
 ) -> None:
-    vm = await _paid_vm(shop)
-    [invoice] = await _invoices(shop, vm)
+    vm = await paid_vm(shop)
+    [invoice] = await shop.invoices(vm)
 
-    await _by_hand(shop, vm)
+    await by_hand(shop, vm)
 
-    [note] = await _notes(shop, invoice)
+    [note] = await shop.credit_notes(invoice)
     assert (note.amount, note.net, note.tax, note.currency) == (GROSS, UNUSED, 23, "EUR")
     assert note.number == "CN-2026-000001" and f"vm:{vm.id}:until:" in note.reason
     assert await _all_notes(shop) == [note]  # the export counts it
@@ -113,17 +73,17 @@ async def test_the_refund_credits_its_gross_value_and_the_notice_names_the_note(
 async def test_a_refund_over_two_renewals_credits_the_newest_first(shop: Shop) -> None:
     """24 days of the first month and all of the second: 102 + 132 cents before tax. The
     newest invoice takes back all it charged (162), the older the rest (102 + 23)."""
-    vm = await _paid_vm(shop, months=2)
-    newest, older = await _invoices(shop, vm)
+    vm = await paid_vm(shop, months=2)
+    newest, older = await shop.invoices(vm)
     assert newest.total == older.total == MONTH_TOTAL
 
-    await _by_hand(shop, vm)
+    await by_hand(shop, vm)
 
-    [first] = await _notes(shop, newest)
-    [second] = await _notes(shop, older)
+    [first] = await shop.credit_notes(newest)
+    [second] = await shop.credit_notes(older)
     assert (first.amount, first.net, first.tax) == (MONTH_TOTAL, newest.net, newest.tax)
     assert (second.amount, second.net, second.tax) == (GROSS, UNUSED, 23)
-    [record] = await _records(shop, vm)
+    [record] = await records(shop, vm)
     total = MONTH_TOTAL + GROSS
     assert record["credit_notes"] == [first.number, second.number]
     assert record["amount"] == record["credited"] == f"{total} EUR (smallest units)"
@@ -141,8 +101,8 @@ async def test_time_added_free_is_not_paid_back(
     record written before the uncovered value was stored as a number: its figure)."""
     if old_record:
         monkeypatch.setattr(manual_refund, "refund_event", written_before_the_uncovered_amount)
-    vm = await _paid_vm(shop)
-    [invoice] = await _invoices(shop, vm)
+    vm = await paid_vm(shop)
+    [invoice] = await shop.invoices(vm)
     sub_id = (await shop.subscription(vm)).id
     async with shop.factory() as uow:
         sub = await uow.subscriptions.get_for_update(sub_id)
@@ -150,11 +110,11 @@ async def test_time_added_free_is_not_paid_back(
         await uow.subscriptions.update(attrs.evolve(sub, expires=sub.expires + timedelta(31)))
         await uow.commit()
 
-    await _by_hand(shop, vm)
+    await by_hand(shop, vm)
 
-    [note] = await _notes(shop, invoice)
+    [note] = await shop.credit_notes(invoice)
     assert (note.amount, note.net, note.tax) == (invoice.total, invoice.net, invoice.tax)
-    [record] = await _records(shop, vm)
+    [record] = await records(shop, vm)
     assert record["amount"] == f"{invoice.total} EUR (smallest units)"
     uncovered = int(str(record["value"]).split()[0]) - invoice.net
     assert uncovered > 0 and record["uncovered"] == f"{uncovered} EUR (smallest units)"
@@ -167,18 +127,18 @@ async def test_time_added_free_is_not_paid_back(
 async def test_with_nothing_left_to_take_back_the_refund_is_refused_and_changes_nothing(
     shop: Shop,
 ) -> None:
-    vm = await _paid_vm(shop)
-    [invoice] = await _invoices(shop, vm)
+    vm = await paid_vm(shop)
+    [invoice] = await shop.invoices(vm)
     await issue_credit_note(
         shop.factory, shop.clock, invoice_id=invoice.id, amount=invoice.total, reason="void"
     )
     before = await shop.subscription(vm)
 
     with pytest.raises(NothingToRefund, match="credited in full already"):
-        await _by_hand(shop, vm)
+        await by_hand(shop, vm)
 
-    assert await shop.subscription(vm) == before and await _records(shop, vm) == []
-    assert len(await _notes(shop, invoice)) == 1 and shop.queue.sent == []
+    assert await shop.subscription(vm) == before and await records(shop, vm) == []
+    assert len(await shop.credit_notes(invoice)) == 1 and shop.queue.sent == []
 
 
 async def test_time_no_invoice_covers_is_paid_back_at_its_value_with_no_note(shop: Shop) -> None:
@@ -194,10 +154,10 @@ async def test_time_no_invoice_covers_is_paid_back_at_its_value_with_no_note(sho
         await uow.commit()
     shop.queue.sent.clear()
 
-    await _by_hand(shop, vm)
+    await by_hand(shop, vm)
 
     assert await _all_notes(shop) == []
-    [record] = await _records(shop, vm)
+    [record] = await records(shop, vm)
     assert record["credit_notes"] == [] and record["amount"] == record["value"]
     assert record["uncovered"] == "0 EUR (smallest units)" and record["uncovered_amount"] == 0
     assert (await shop.subscription(vm)).expires == shop.clock.now()
@@ -210,8 +170,8 @@ async def test_time_no_invoice_covers_is_paid_back_at_its_value_with_no_note(sho
 async def test_time_added_free_after_the_invoiced_time_is_not_paid_back(shop: Shop) -> None:
     """A subscription with invoices: time an admin added free after its invoiced period is
     refused (422), not paid back at its value as time from before invoices would be."""
-    vm = await _paid_vm(shop)
-    [invoice] = await _invoices(shop, vm)
+    vm = await paid_vm(shop)
+    [invoice] = await shop.invoices(vm)
     sub_id = (await shop.subscription(vm)).id
     async with shop.factory() as uow:
         sub = await uow.subscriptions.get_for_update(sub_id)
@@ -223,27 +183,16 @@ async def test_time_added_free_after_the_invoiced_time_is_not_paid_back(shop: Sh
     start = invoice.document.supply_to + timedelta(days=10)
 
     with pytest.raises(NothingToRefund, match="time added free"):
-        await refund_by_hand(
-            shop.factory,
-            shop.rates,
-            shop.clock,
-            shop.queue,
-            vm_id=vm.id,
-            method=PaymentMethod.REVOLUT,
-            from_date=start,
-            lightning_invoice=None,
-            admin_id=ALICE,
-            reason="leaving",
-        )
+        await by_hand(shop, vm, start)
 
-    assert await shop.subscription(vm) == before and await _records(shop, vm) == []
+    assert await shop.subscription(vm) == before and await records(shop, vm) == []
     assert await _all_notes(shop) == [] and shop.queue.sent == []
 
 
 async def test_a_lightning_refund_pays_the_notes_total_converted(shop: Shop) -> None:
-    vm = await _paid_vm(shop)
+    vm = await paid_vm(shop)
 
-    await _by_hand(shop, vm, PaymentMethod.LIGHTNING)
+    await by_hand(shop, vm, method=PaymentMethod.LIGHTNING)
 
     paid = charge_amount(
         Money(Currency.EUR, GROSS),
@@ -251,7 +200,7 @@ async def test_a_lightning_refund_pays_the_notes_total_converted(shop: Shop) -> 
         await shop.rates.table(),
         shop.clock.now(),
     )
-    [record] = await _records(shop, vm)
+    [record] = await records(shop, vm)
     assert record["amount"] == f"{paid.money.amount} BTC (smallest units)"
     assert record["credited"] == f"{GROSS} EUR (smallest units)"
     [notice] = shop.queue.sent
@@ -262,7 +211,7 @@ async def test_a_lightning_refund_pays_the_notes_total_converted(shop: Shop) -> 
 async def test_a_repeat_after_a_lost_notice_issues_no_second_note(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    vm = await _paid_vm(shop)
+    vm = await paid_vm(shop)
     real_send = shop.queue.send
 
     async def down(job: object) -> str:
@@ -270,49 +219,43 @@ async def test_a_repeat_after_a_lost_notice_issues_no_second_note(
 
     monkeypatch.setattr(shop.queue, "send", down)
     with pytest.raises(ConnectionError):
-        await _by_hand(shop, vm)
+        await by_hand(shop, vm)
     monkeypatch.setattr(shop.queue, "send", real_send)
     [note] = await _all_notes(shop)
 
-    await _by_hand(shop, vm)
+    await by_hand(shop, vm)
 
     assert await _all_notes(shop) == [note]
     [notice] = shop.queue.sent
     assert isinstance(notice, SendAdminNotification)
     assert "sent again" in notice.message and note.number in notice.message
     with pytest.raises(AlreadyRefunded):
-        await _by_hand(shop, vm)
+        await by_hand(shop, vm)
     assert await _all_notes(shop) == [note]
 
 
 async def test_racing_refunds_issue_one_set_of_notes(shop: Shop) -> None:
-    vm = await _paid_vm(shop, months=2)
+    vm = await paid_vm(shop, months=2)
 
-    results = await asyncio.gather(
-        _by_hand(shop, vm),
-        _by_hand(shop, vm, PaymentMethod.LIGHTNING),
-        refund_to_credit(
-            shop.factory, shop.clock, shop.rates, vm_id=vm.id, admin_id=ALICE, reason=None
-        ),
-        return_exceptions=True,
+    results = await race(
+        shop,
+        lambda s: by_hand(s, vm),
+        lambda s: by_hand(s, vm, method=PaymentMethod.LIGHTNING),
+        lambda s: to_credit(s, vm),
     )
 
-    assert sum(not isinstance(r, BaseException) for r in results) == 1, results
+    record = await refunded_once(shop, vm, results)
     notes = await _all_notes(shop)
-    records = await _records(shop, vm)
-    assert len(records) == 1
-    if records[0]["kind"] == "manual":
-        assert [n.number for n in notes] == records[0]["credit_notes"] and len(notes) == 2
+    if record["kind"] == "manual":
+        assert [n.number for n in notes] == record["credit_notes"] and len(notes) == 2
     else:  # the refund to credit won: credit is net value, no note (see refund_to_credit)
         assert notes == []
 
 
 async def test_a_refund_to_credit_issues_no_credit_note(shop: Shop) -> None:
-    vm = await _paid_vm(shop)
+    vm = await paid_vm(shop)
 
-    await refund_to_credit(
-        shop.factory, shop.clock, shop.rates, vm_id=vm.id, admin_id=ALICE, reason=None
-    )
+    await to_credit(shop, vm)
 
     assert await _all_notes(shop) == []
 
@@ -321,7 +264,7 @@ async def test_a_refund_to_credit_issues_no_credit_note(shop: Shop) -> None:
 async def test_a_crash_in_the_refund_leaves_neither_note_nor_refund(
     shop: Shop, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    vm = await _paid_vm(shop)
+    vm = await paid_vm(shop)
     before = await shop.subscription(vm)
 
     def crash(*args: object, **kw: object) -> object:
@@ -332,26 +275,25 @@ async def test_a_crash_in_the_refund_leaves_neither_note_nor_refund(
     else:  # after the notes were issued
         monkeypatch.setattr(manual_refund, "refund_event", crash)
     with pytest.raises(RuntimeError, match="crash"):
-        await _by_hand(shop, vm)
+        await by_hand(shop, vm)
     monkeypatch.undo()
 
-    assert await _all_notes(shop) == [] and await _records(shop, vm) == []
+    assert await _all_notes(shop) == [] and await records(shop, vm) == []
     assert await shop.subscription(vm) == before and shop.queue.sent == []
-    await _by_hand(shop, vm)  # and the refund can then be made, once
+    await by_hand(shop, vm)  # and the refund can then be made, once
     assert len(await _all_notes(shop)) == 1
 
 
+@storage_backends.only("mysql")
 async def test_a_note_committed_after_the_refund_read_its_snapshot_still_caps_it(
-    shop: Shop, database: storage_backends.Database
+    shop: Shop,
 ) -> None:
     """MariaDB: the refund's transaction fixed its read snapshot (a plain read after the
     subscription's lock) before an admin's note on the invoice committed; under the
     invoice's lock its notes are read as committed, so the refund takes back only the rest.
     (Memory and SQLite run one writing transaction at a time: no such interleaving.)"""
-    if database.kind != "mysql":
-        pytest.skip("two open transactions interleave on MariaDB only")
-    vm = await _paid_vm(shop)
-    [invoice] = await _invoices(shop, vm)
+    vm = await paid_vm(shop)
+    [invoice] = await shop.invoices(vm)
     sub = await shop.subscription(vm)
     async with shop.factory() as uow:
         assert await uow.subscriptions.get_for_update(sub.id) is not None
@@ -369,7 +311,7 @@ async def test_a_note_committed_after_the_refund_read_its_snapshot_still_caps_it
         )
         await uow.commit()
     assert [n.amount for n in got.notes] == [10] and got.total.amount == 10
-    assert sum(n.amount for n in await _notes(shop, invoice)) == invoice.total
+    assert sum(n.amount for n in await shop.credit_notes(invoice)) == invoice.total
 
 
 #: an IP range billed on the VM's subscription, EUR 10 a month
@@ -405,10 +347,10 @@ async def test_every_refund_values_the_ip_range_billed_with_the_vm(shop: Shop) -
     """The refund cuts the whole subscription's expiry, so the IP range's time goes back with
     the VM's: the GET figure, the refund by hand (its value, its credit note) and the refund
     to credit all count the range's share, not the VM's price only."""
-    by_hand, to_credit = [await _paid_vm_with_an_ip_range(shop) for _ in range(2)]
+    by_hand_vm, credited = [await _paid_vm_with_an_ip_range(shop) for _ in range(2)]
     shop.clock.advance(timedelta(days=DAYS_USED))
     shop.queue.sent.clear()
-    [invoice] = await _invoices(shop, by_hand)
+    [invoice] = await shop.invoices(by_hand_vm)
     assert invoice.net == 132 + IP_RANGE_CENTS
 
     figures = [
@@ -420,18 +362,16 @@ async def test_every_refund_values_the_ip_range_billed_with_the_vm(shop: Shop) -
             method=PaymentMethod.REVOLUT,
             from_date=None,
         )
-        for vm in (by_hand, to_credit)
+        for vm in (by_hand_vm, credited)
     ]
-    await _by_hand(shop, by_hand)
-    booked = await refund_to_credit(
-        shop.factory, shop.clock, shop.rates, vm_id=to_credit.id, admin_id=ALICE, reason=None
-    )
+    await by_hand(shop, by_hand_vm)
+    booked = await to_credit(shop, credited)
 
     for figure in figures:
         assert figure.value == figure.amount == Money(Currency.EUR, WHOLE_UNUSED)
-    [note] = await _notes(shop, invoice)
+    [note] = await shop.credit_notes(invoice)
     assert (note.net, note.amount) == (WHOLE_UNUSED, WHOLE_GROSS)
-    [record] = await _records(shop, by_hand)
+    [record] = await records(shop, by_hand_vm)
     assert record["value"] == f"{WHOLE_UNUSED} EUR (smallest units)"
     assert record["amount"] == record["credited"] == f"{WHOLE_GROSS} EUR (smallest units)"
     assert record["uncovered"] == "0 EUR (smallest units)" and record["uncovered_amount"] == 0
@@ -465,8 +405,8 @@ async def test_a_subscriptions_invoices_are_read_newest_first_in_one_statement(
         await shop.complete(await shop.renew(vm))
     three, three_count = await _read_invoices(shop, sub_id)
 
-    assert one == (await _invoices(shop, vm))[-1:]
-    assert three == await _invoices(shop, vm) and len(three) == 3
+    assert one == (await shop.invoices(vm))[-1:]
+    assert three == await shop.invoices(vm) and len(three) == 3
     assert three == sorted(three, key=lambda i: (i.issued_at, i.id), reverse=True)
     expected = 0 if not isinstance(shop.factory, SqlUnitOfWorkFactory) else 1
     assert one_count == three_count == expected

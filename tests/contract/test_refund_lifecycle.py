@@ -50,11 +50,6 @@ async def _opted_in(world: World, vm: Vm) -> Subscription:
     return await world.sub(vm)
 
 
-async def _balance(world: World, sub: Subscription) -> int:
-    async with world.shop.factory() as uow:
-        return (await uow.credit_ledger.balances(sub.user_id)).get(sub.currency, 0)
-
-
 def _done(reports: list[LifecycleReport]) -> list[LifecycleAction]:
     return [a.action for r in reports for a in r.done]
 
@@ -96,7 +91,7 @@ async def test_a_refund_from_a_later_date_ends_the_service_then_without_renewal(
     await world.run_jobs()
 
     assert _done(reports) == []
-    assert wallet.asked == [] and await _balance(world, sub) == CREDIT
+    assert wallet.asked == [] and await world.balance(sub) == CREDIT
     assert await world.shop.payments(vm) == paid_before
     assert (await world.sub(vm)).expires == start
     assert notice_titles(world, sub.user_id)[0] == titles_before
@@ -110,7 +105,7 @@ async def test_a_refund_from_a_later_date_ends_the_service_then_without_renewal(
     world.at(due + SECOND)
     assert _done(await world.lifecycle()) == [_A.DELETE_AFTER_GRACE]
     assert (await world.shop.vm(vm.id)).deleted
-    assert wallet.asked == [] and await _balance(world, sub) == CREDIT
+    assert wallet.asked == [] and await world.balance(sub) == CREDIT
 
 
 async def test_a_refund_to_credit_is_not_renewed_by_a_run_that_read_its_clock_before(
@@ -126,7 +121,7 @@ async def test_a_refund_to_credit_is_not_renewed_by_a_run_that_read_its_clock_be
         world.shop.factory, world.clock, world.shop.rates, vm_id=vm.id, admin_id=ALICE, reason=None
     )
     cut = world.now
-    refunded = await _balance(world, sub)
+    refunded = await world.balance(sub)
     assert (await world.sub(vm)).expires == cut and refunded > CREDIT
     paid_before = await world.shop.payments(vm)
 
@@ -135,7 +130,7 @@ async def test_a_refund_to_credit_is_not_renewed_by_a_run_that_read_its_clock_be
     await world.run_jobs()
 
     assert _done(reports) == []
-    assert wallet.asked == [] and await _balance(world, sub) == refunded
+    assert wallet.asked == [] and await world.balance(sub) == refunded
     assert await world.shop.payments(vm) == paid_before
     assert (await world.sub(vm)).expires == cut
     world.at(cut + SECOND)

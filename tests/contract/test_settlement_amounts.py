@@ -120,11 +120,6 @@ async def _listen_until_cursor(shop: Shop, node: LndRestNode, cursor: int, liste
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _credit(shop: Shop, user_id: int) -> dict[str, int]:
-    async with shop.factory() as uow:
-        return await uow.credit_ledger.balances(user_id)
-
-
 async def _warm(shop: Shop, node: LndRestNode, lnd: FakeLnd) -> None:
     """A listener heard one settlement before: the cursor is at 1."""
     earlier = await shop.renew(await shop.order(BOB))
@@ -151,7 +146,7 @@ async def test_an_overpaid_invoice_credits_the_excess_once_even_replayed_by_two_
 
         paid = await shop.payment(payment.id)
         assert paid.is_paid
-        assert await _credit(shop, vm.user_id) == {"EUR": CREDITED}
+        assert await shop.balances(vm.user_id) == {"EUR": CREDITED}
         recorded = overpaid_of(payment_meta(paid))
         assert recorded is not None
         assert (recorded.msat, recorded.credited, recorded.currency) == (
@@ -191,7 +186,7 @@ async def test_an_exactly_paid_invoice_books_no_credit(shop: Shop, lnd: FakeLnd)
         await _listen_until_cursor(shop, node, 2, listeners=1)
         paid = await shop.payment(payment.id)
         assert paid.is_paid and overpaid_of(payment_meta(paid)) is None
-        assert await _credit(shop, vm.user_id) == {}
+        assert await shop.balances(vm.user_id) == {}
 
 
 async def test_a_payment_stored_under_its_whole_sat_invoice_paid_exactly_is_no_overpayment(
@@ -213,7 +208,7 @@ async def test_a_payment_stored_under_its_whole_sat_invoice_paid_exactly_is_no_o
         await _listen_until_cursor(shop, node, 2, listeners=1)
         paid = await shop.payment(payment.id)
         assert paid.is_paid and overpaid_of(payment_meta(paid)) is None
-        assert await _credit(shop, vm.user_id) == {}
+        assert await shop.balances(vm.user_id) == {}
 
 
 async def test_an_underpaid_settlement_completes_nothing_and_the_intake_goes_on(
@@ -284,7 +279,7 @@ async def test_an_admin_completing_a_recorded_overpaid_settlement_credits_its_ex
         await _admin_completes(shop, PaymentRails(None, {}), payment.id)  # no node here
 
         paid = await shop.payment(payment.id)
-        assert paid.is_paid and await _credit(shop, vm.user_id) == {"EUR": CREDITED}
+        assert paid.is_paid and await shop.balances(vm.user_id) == {"EUR": CREDITED}
         recorded = overpaid_of(payment_meta(paid))
         assert recorded is not None
         assert (recorded.msat, recorded.credited) == (EXCESS_MSAT, CREDITED)
@@ -301,7 +296,7 @@ async def test_an_admin_completing_a_recorded_overpaid_settlement_credits_its_ex
         )
         assert not replay.completed
         assert await reconcile(node, shop.factory, shop.clock, shop.rails, shop.queue) == 0
-        assert await _credit(shop, vm.user_id) == {"EUR": CREDITED}
+        assert await shop.balances(vm.user_id) == {"EUR": CREDITED}
 
 
 async def test_an_admin_completing_an_overpaid_invoice_asks_the_node_what_arrived(
@@ -317,10 +312,10 @@ async def test_an_admin_completing_an_overpaid_invoice_asks_the_node_what_arrive
         lnd.settle(payment.id, amount_paid_msat=payment.total + EXCESS_MSAT)
 
         await _admin_completes(shop, shop.rails, payment.id)
-        assert await _credit(shop, vm.user_id) == {"EUR": CREDITED}
+        assert await shop.balances(vm.user_id) == {"EUR": CREDITED}
 
         await _listen_until_cursor(shop, node, 2, listeners=1)  # the intake replays it
-        assert await _credit(shop, vm.user_id) == {"EUR": CREDITED}
+        assert await shop.balances(vm.user_id) == {"EUR": CREDITED}
         assert await recent_problems(shop.factory) == []
 
 
@@ -340,7 +335,7 @@ async def test_an_admin_completes_a_lightning_payment_while_the_node_is_down(
 
         paid = await shop.payment(payment.id)
         assert paid.is_paid and overpaid_of(payment_meta(paid)) is None
-        assert await _credit(shop, vm.user_id) == {}
+        assert await shop.balances(vm.user_id) == {}
 
 
 async def test_an_admin_completing_a_short_settlement_counts_it_as_paid(
@@ -361,7 +356,7 @@ async def test_an_admin_completing_a_short_settlement_counts_it_as_paid(
 
         paid = await shop.payment(short.id)
         assert paid.is_paid and overpaid_of(payment_meta(paid)) is None
-        assert await _credit(shop, vm.user_id) == {}
+        assert await shop.balances(vm.user_id) == {}
 
 
 async def test_an_admin_completing_a_short_settlement_invoices_what_arrived(
@@ -400,7 +395,7 @@ async def test_an_admin_completing_a_short_settlement_invoices_what_arrived(
         notes = payment_notes(doc)
         assert "Paid over Lightning: BTC 0.00001000, at 1 BTC = EUR 100000.00." in notes
         assert any("624000 msat less than the amount due" in n for n in notes)
-        assert await _credit(shop, vm.user_id) == {}
+        assert await shop.balances(vm.user_id) == {}
 
 
 def _notices_of(shop: Shop, payment_id: bytes) -> list[SendAdminNotification]:
@@ -473,7 +468,7 @@ async def test_an_invoice_paid_after_an_admin_completed_it_is_credited_once_howe
         # worth 162 cents (rounded down): a prepayment, 131 net credited and 31 VAT that
         # no invoice declares (the payment's was issued at the admin's completion)
         assert received // MSAT_PER_CENT == 162
-        assert await _credit(shop, vm.user_id) == {"EUR": 131}
+        assert await shop.balances(vm.user_id) == {"EUR": 131}
         assert await _settled_after_admin_entries(shop, vm.user_id, payment.id) == 1
         # it bought no time, and the completion was not booked again
         assert (await shop.subscription(vm)).expires == expires
@@ -503,7 +498,7 @@ async def test_a_settlement_after_an_admin_who_could_not_ask_the_node_is_reporte
 
         await _listen_until_cursor(shop, node, 2, listeners=1)
 
-        assert await _credit(shop, vm.user_id) == {}
+        assert await shop.balances(vm.user_id) == {}
         [notice] = _notices_of(shop, payment.id)
         assert "not known whether the admin counted" in notice.message
 
@@ -545,7 +540,7 @@ async def test_an_invoice_settled_while_an_admin_completed_it_is_reported_not_cr
         await _listen_until_cursor(shop, node, 2, listeners=1)
         assert not await _met_again(shop, node, payment.id)
 
-        assert await _credit(shop, vm.user_id) == {}
+        assert await shop.balances(vm.user_id) == {}
         assert await _settled_after_admin_entries(shop, vm.user_id, payment.id) == 0
         assert (await shop.subscription(vm)).expires == expires
         notices = _notices_of(shop, payment.id)
@@ -570,7 +565,7 @@ async def test_a_settlement_just_inside_the_margin_is_reported_not_credited(
 
         await _listen_until_cursor(shop, node, 2, listeners=1)
 
-        assert await _credit(shop, vm.user_id) == {}
+        assert await shop.balances(vm.user_id) == {}
         [notice] = _notices_of(shop, payment.id)
         assert "within the race window" in notice.message
 
@@ -599,7 +594,7 @@ async def test_a_settlement_after_a_completion_recorded_without_its_time_is_repo
 
         await _listen_until_cursor(shop, node, 2, listeners=1)
 
-        assert await _credit(shop, vm.user_id) == {}
+        assert await shop.balances(vm.user_id) == {}
         assert await _settled_after_admin_entries(shop, vm.user_id, payment.id) == 0
         [notice] = _notices_of(shop, payment.id)
         assert "recorded without its time" in notice.message

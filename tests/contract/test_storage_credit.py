@@ -294,6 +294,7 @@ def test_balance_never_negative_and_equal_to_the_ledger_sum_under_races(
     check()
 
 
+@storage_backends.only("mysql")
 async def test_a_duplicate_committed_after_this_transactions_snapshot_is_found(
     backend: Any, uow_factory: UnitOfWorkFactory
 ) -> None:
@@ -301,8 +302,6 @@ async def test_a_duplicate_committed_after_this_transactions_snapshot_is_found(
     (its REPEATABLE READ snapshot is fixed) before a concurrent identical booking committed
     must still answer "already booked" with that entry, not fail. MariaDB only: the memory
     store runs one unit of work at a time and SQLite one writer, so neither interleaves so."""
-    if backend.kind != "mysql":
-        pytest.skip("MariaDB snapshots only")
     [alice] = await _users(uow_factory, 1)
     entry = _entry(alice, 300, CreditReason.ADMIN_ADJUSTMENT, "ticket:7")
     async with uow_factory() as late:
@@ -318,14 +317,13 @@ async def test_a_duplicate_committed_after_this_transactions_snapshot_is_found(
         assert (await uow.credit_ledger.balances(alice)) == {"EUR": 300}
 
 
+@storage_backends.only("mysql")
 async def test_a_debit_replayed_after_this_transactions_snapshot_is_a_replay_not_a_refusal(
     backend: Any, uow_factory: UnitOfWorkFactory
 ) -> None:
     """The same race for a debit that takes the balance to zero: the late transaction's
     snapshot still shows no such debit, but the balance it locks already holds it, so
     the repeat must be found as the replay it is, not refused as "Not enough credit"."""
-    if backend.kind != "mysql":
-        pytest.skip("MariaDB snapshots only")
     [alice] = await _users(uow_factory, 1)
     async with uow_factory() as uow:
         await book_in(uow, _entry(alice, 300, CreditReason.ADMIN_ADJUSTMENT, "gift:1"))

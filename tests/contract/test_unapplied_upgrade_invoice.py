@@ -11,7 +11,6 @@ from decimal import Decimal
 
 import pytest
 
-from app.billing.invoicing import issue_credit_note
 from app.billing.upgrades import create_upgrade_payment
 from domain.credit_note import credit_room
 from domain.enums import PaymentMethod
@@ -23,7 +22,7 @@ from domain.overpayment import prepayment_split
 from domain.prepayment import PREPAYMENT_LINE
 from domain.upgrade import UpgradeConfig
 from tests.contract import lifecycle_world, storage_backends
-from tests.contract.test_refund_credit_notes import _by_hand, _invoices, _notes
+from tests.contract.refunds import by_hand
 from tests.unit.billing.world import ALICE, Shop
 
 database = storage_backends.database
@@ -60,24 +59,6 @@ async def _not_applied(shop: Shop) -> tuple[Vm, SubscriptionPayment]:
     return vm, paid
 
 
-async def _invoice(shop: Shop, payment: SubscriptionPayment) -> Invoice:
-    async with shop.factory() as uow:
-        invoice = await uow.invoices.get_by_payment(payment.id)
-    assert invoice is not None
-    return invoice
-
-
-async def _balance(shop: Shop) -> dict[str, int]:
-    async with shop.factory() as uow:
-        return await uow.credit_ledger.balances(ALICE)
-
-
-async def _note(shop: Shop, invoice: Invoice, amount: int) -> None:
-    await issue_credit_note(
-        shop.factory, shop.clock, invoice_id=invoice.id, amount=amount, reason="refund"
-    )
-
-
 def _shown(invoice: Invoice, payment: SubscriptionPayment) -> int:
     """The payment row in the invoice's currency (EUR at the quote's rate)."""
     rate = invoice.document.btc_rate
@@ -88,7 +69,7 @@ def _shown(invoice: Invoice, payment: SubscriptionPayment) -> int:
 async def test_an_upgrade_not_applied_is_invoiced_as_a_prepayment_net_of_vat(shop: Shop) -> None:
     _, paid = await _not_applied(shop)
 
-    invoice = await _invoice(shop, paid)
+    invoice = await shop.invoice(paid)
     paid_eur = _shown(invoice, paid)
     net, vat = prepayment_split(paid_eur, VAT)
     assert vat > 0
@@ -100,37 +81,37 @@ async def test_an_upgrade_not_applied_is_invoiced_as_a_prepayment_net_of_vat(sho
     assert (invoice.net, invoice.tax, invoice.total) == (net, vat, paid_eur)
     assert invoice.document.supply_to is None and not invoice.document.credit_line
     # the credit is the prepayment's net: its VAT is the invoice's
-    assert await _balance(shop) == {"EUR": net}
+    assert await shop.balances() == {"EUR": net}
 
 
 async def test_a_credit_note_on_an_upgrade_not_applied_is_refused(shop: Shop) -> None:
     _, paid = await _not_applied(shop)
-    invoice = await _invoice(shop, paid)
+    invoice = await shop.invoice(paid)
 
     assert credit_room(invoice, []) == 0
     with pytest.raises(InvalidInput, match="less its prepayment to account credit"):
-        await _note(shop, invoice, invoice.total)
+        await shop.credit_note(invoice, invoice.total)
     with pytest.raises(InvalidInput, match="prepayment"):
-        await _note(shop, invoice, 1)
-    assert await _notes(shop, invoice) == []
+        await shop.credit_note(invoice, 1)
+    assert await shop.credit_notes(invoice) == []
 
 
 async def test_a_refund_by_hand_takes_back_the_service_invoices_only(shop: Shop) -> None:
     """Two months paid, the upgrade credited: the refund's notes fall on the months'
     invoices, none on the upgrade's; its credit stays on the balance."""
     vm, paid = await _not_applied(shop)
-    upgrade_invoice = await _invoice(shop, paid)
-    credited = await _balance(shop)
+    upgrade_invoice = await shop.invoice(paid)
+    credited = await shop.balances()
     shop.clock.advance(timedelta(days=4))
 
-    await _by_hand(shop, vm)
+    await by_hand(shop, vm)
 
-    assert await _notes(shop, upgrade_invoice) == []
-    noted = [i for i in await _invoices(shop, vm) if await _notes(shop, i)]
+    assert await shop.credit_notes(upgrade_invoice) == []
+    noted = [i for i in await shop.invoices(vm) if await shop.credit_notes(i)]
     assert noted and upgrade_invoice.id not in {i.id for i in noted}
     services = [i.document.lines[0].description.split(":")[0] for i in noted]
     assert services == ["Renewal", "Purchase"]  # newest first, the upgrade's passed over
-    assert await _balance(shop) == credited
+    assert await shop.balances() == credited
 
 
 async def test_an_applied_upgrades_invoice_bills_the_upgrade_as_before(shop: Shop) -> None:
@@ -138,11 +119,11 @@ async def test_an_applied_upgrades_invoice_bills_the_upgrade_as_before(shop: Sho
     assert (await shop.complete(upgrade)).completed
     paid = await shop.payment(upgrade.id)
 
-    invoice = await _invoice(shop, paid)
+    invoice = await shop.invoice(paid)
     [line] = invoice.document.lines
     assert line.description.startswith("Upgrade: ")
     assert (line.net, line.tax, line.tax_rate) == (_shown(invoice, paid), 0, Decimal(0))
     assert invoice.document.supply_to is not None
-    assert await _balance(shop) == {}
-    await _note(shop, invoice, invoice.total)  # a correction may take all of it back
-    assert credit_room(invoice, await _notes(shop, invoice)) == 0
+    assert await shop.balances() == {}
+    await shop.credit_note(invoice, invoice.total)  # a correction may take all of it back
+    assert credit_room(invoice, await shop.credit_notes(invoice)) == 0

@@ -96,11 +96,6 @@ async def _credit(world: World, sub: Subscription, payment: SubscriptionPayment)
         ]
 
 
-async def _balance(world: World, sub: Subscription) -> int:
-    async with world.shop.factory() as uow:
-        return (await uow.credit_ledger.balances(sub.user_id)).get(sub.currency, 0)
-
-
 async def _assert_credited_once(
     world: World,
     vm: Vm,
@@ -123,7 +118,7 @@ async def _assert_credited_once(
     value = msat_to_fiat(paid.amount, paid.rate)
     assert value > 0
     assert await _credit(world, sub_before, paid) == [value]
-    assert await _balance(world, sub_before) == value
+    assert await world.balance(sub_before) == value
     async with world.shop.factory() as uow:
         invoice = await uow.invoices.get_by_payment(paid.id)
     assert invoice is not None and invoice.currency == sub_before.currency
@@ -175,7 +170,7 @@ async def test_a_payment_that_cannot_be_valued_tells_its_payer_no_credit_was_add
 
     paid = await world.shop.payment(renewal.id)
     assert paid.is_paid and paid.time_value == 0
-    assert await _balance(world, sub_before) == 0
+    assert await world.balance(sub_before) == 0
     title = f"[Subscription {sub_before.id}] "
     assert world.notifier.titled(title + "Payment added to your account credit") == []
     [told] = world.notifier.titled(title + "Payment received but not credited")
@@ -208,7 +203,7 @@ async def test_a_lightning_payment_credited_is_invoiced_as_credited_to_the_cent(
 
     assert (await world.complete(renewal)).completed
 
-    assert await _balance(world, sub_before) == floored
+    assert await world.balance(sub_before) == floored
     assert await _credit(world, sub_before, renewal) == [floored]
     async with world.shop.factory() as uow:
         invoice = await uow.invoices.get_by_payment(renewal.id)
@@ -258,7 +253,7 @@ async def test_host_present_the_vm_is_revived_as_d24_says(world: World) -> None:
     assert after.expires is not None and after.expires > world.now
     assert after != sub_before
     assert await _credit(world, sub_before, renewal) == []
-    assert await _balance(world, sub_before) == 0
+    assert await world.balance(sub_before) == 0
 
 
 def _admin_notice(world: World) -> str:
@@ -290,7 +285,7 @@ async def test_its_room_still_free_the_vm_is_revived_in_it_exactly(world: World)
 
     assert report.completed and not (await world.shop.vm(vm.id)).deleted
     assert world.host_state(vm.id) == "running"
-    assert await _balance(world, await world.sub(vm)) == 0
+    assert await world.balance(await world.sub(vm)) == 0
 
 
 async def test_two_late_payments_for_one_free_place_revive_one(world: World) -> None:
@@ -413,7 +408,7 @@ async def test_a_window_invoice_paid_after_the_cleanup_brings_the_vm_back(world:
     assert not (await world.shop.vm(vm.id)).deleted
     assert (await world.sub(vm)).is_setup
     assert world.host_state(vm.id) == "running"
-    assert await _balance(world, await world.sub(vm)) == 0
+    assert await world.balance(await world.sub(vm)) == 0
 
 
 async def test_a_window_invoice_paid_after_the_cleanup_without_room_becomes_credit(
@@ -454,7 +449,7 @@ async def test_an_order_paid_while_its_invoice_held_its_room_is_set_up(world: Wo
 
     assert report.completed and (await world.sub(vm)).is_setup
     assert world.host_state(vm.id) == "running"
-    assert await _balance(world, await world.sub(vm)) == 0
+    assert await world.balance(await world.sub(vm)) == 0
 
 
 async def test_a_never_paid_order_paid_late_with_its_room_free_is_set_up(world: World) -> None:
@@ -467,7 +462,7 @@ async def test_a_never_paid_order_paid_late_with_its_room_free_is_set_up(world: 
     assert report.completed
     assert (await world.sub(vm)).is_setup
     assert world.host_state(vm.id) == "running"
-    assert await _balance(world, await world.sub(vm)) == 0
+    assert await world.balance(await world.sub(vm)) == 0
 
 
 async def _second_host(world: World, *, cpu: int = 16) -> int:
@@ -489,7 +484,7 @@ async def _assert_moved(world: World, vm: Vm, to_host: int) -> None:
     assert world.host_state(vm.id) == "running"
     sub = await world.sub(vm)
     assert sub.is_setup and sub.expires is not None and sub.expires > world.now
-    assert await _balance(world, sub) == 0
+    assert await world.balance(sub) == 0
     [entry] = await world.history(vm, VmHistoryActionType.CONFIGURATION_CHANGED)
     assert entry.previous_state is not None and entry.new_state is not None
     assert (entry.previous_state["host_id"], entry.new_state["host_id"]) == (vm.host_id, to_host)

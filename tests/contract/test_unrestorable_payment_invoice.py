@@ -13,7 +13,6 @@ from decimal import Decimal
 
 import pytest
 
-from app.billing.invoicing import issue_credit_note
 from domain.credit_note import credit_room
 from domain.enums import PaymentMethod
 from domain.errors import InvalidInput
@@ -25,7 +24,6 @@ from domain.prepayment import PREPAYMENT_LINE
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.test_credit_renewal import _give, _settle
 from tests.contract.test_unrestorable_payment import (
-    _balance,
     _deleted_with_late_renewal,
     _disable_host,
     _lapsed_order,
@@ -42,23 +40,11 @@ SECOND = timedelta(seconds=1)
 FEE_LINE = "Payment processing fee"
 
 
-async def _invoice(world: World, payment: SubscriptionPayment) -> Invoice:
-    async with world.shop.factory() as uow:
-        invoice = await uow.invoices.get_by_payment(payment.id)
-        notes = await uow.invoices.credit_notes_of(invoice.id) if invoice else None
-    assert invoice is not None and notes == []
+async def _unnoted_invoice(world: World, payment: SubscriptionPayment) -> Invoice:
+    """The payment's invoice, no credit note on it yet."""
+    invoice = await world.shop.invoice(payment)
+    assert await world.shop.credit_notes(invoice) == []
     return invoice
-
-
-async def _note(world: World, invoice: Invoice, amount: int) -> None:
-    await issue_credit_note(
-        world.shop.factory, world.clock, invoice_id=invoice.id, amount=amount, reason="refund"
-    )
-
-
-async def _notes(world: World, invoice: Invoice) -> int:
-    async with world.shop.factory() as uow:
-        return len(await uow.invoices.credit_notes_of(invoice.id))
 
 
 def _row(invoice: Invoice, paid: SubscriptionPayment) -> tuple[int, int, int, int]:
@@ -82,7 +68,7 @@ async def _assert_prepayment_only(
     the balance is the line's net, and notes may take back the fee at most."""
     paid = await world.shop.payment(payment.id)
     assert paid.is_paid and paid.time_value == 0 and paid.tax > 0
-    invoice = await _invoice(world, paid)
+    invoice = await _unnoted_invoice(world, paid)
     net, tax, fee, total = _row(invoice, paid)
     assert invoice.currency == sub.currency
     # only the prepayment: no "Renewal: …"/"Purchase: …" line, as nothing was supplied
@@ -93,7 +79,7 @@ async def _assert_prepayment_only(
     assert credit_room(invoice, []) == fee
     assert invoice.document.supply_to is None and not invoice.document.credit_line
     # the credit is the line's net: its VAT is the invoice's
-    assert await _balance(world, sub) == net
+    assert await world.balance(sub) == net
     return invoice
 
 
@@ -117,16 +103,16 @@ async def test_a_late_renewal_not_restored_is_invoiced_as_a_prepayment(world: Wo
 
 async def test_a_credit_note_on_a_late_renewal_not_restored_is_refused(world: World) -> None:
     sub, renewal = await _late_renewal_not_restored(world)
-    invoice = await _invoice(world, renewal)
-    credited = await _balance(world, sub)
+    invoice = await _unnoted_invoice(world, renewal)
+    credited = await world.balance(sub)
 
     assert credit_room(invoice, []) == 0
     with pytest.raises(InvalidInput, match="less its prepayment to account credit"):
-        await _note(world, invoice, invoice.total)
+        await world.shop.credit_note(invoice, invoice.total)
     with pytest.raises(InvalidInput, match="prepayment"):
-        await _note(world, invoice, 1)
-    assert await _notes(world, invoice) == 0
-    assert await _balance(world, sub) == credited
+        await world.shop.credit_note(invoice, 1)
+    assert len(await world.shop.credit_notes(invoice)) == 0
+    assert await world.balance(sub) == credited
 
 
 async def _deleted_with_late(
@@ -165,12 +151,12 @@ async def test_a_card_renewal_not_restored_credits_exactly_its_lines_net(world: 
     invoice = await _assert_prepayment_only(world, sub, card)
     assert card.currency == sub.currency and card.processing_fee > 0
     [prepaid, _] = invoice.document.lines
-    assert prepaid.net == card.amount == await _balance(world, sub)
+    assert prepaid.net == card.amount == await world.balance(sub)
     assert invoice.total == card.total
     # the fee was not credited: a note may take it back, nothing more
     with pytest.raises(InvalidInput, match="prepayment"):
-        await _note(world, invoice, card.processing_fee + 1)
-    await _note(world, invoice, card.processing_fee)
+        await world.shop.credit_note(invoice, card.processing_fee + 1)
+    await world.shop.credit_note(invoice, card.processing_fee)
 
 
 async def test_a_renewal_partly_paid_by_credit_not_restored_gives_it_back_unshown(
@@ -188,10 +174,10 @@ async def test_a_renewal_partly_paid_by_credit_not_restored_gives_it_back_unshow
 
     sub, renewal = await _deleted_with_late(world, with_credit)
 
-    invoice = await _invoice(world, renewal)
+    invoice = await _unnoted_invoice(world, renewal)
     [line] = invoice.document.lines
     assert line.description == PREPAYMENT_LINE and invoice.document.credit_applied == 0
-    assert await _balance(world, sub) == given + line.net
+    assert await world.balance(sub) == given + line.net
     assert credit_room(invoice, []) == 0
 
 
@@ -207,7 +193,7 @@ async def test_a_late_purchase_whose_room_is_gone_is_invoiced_as_a_prepayment(
 
     invoice = await _assert_prepayment_only(world, sub, purchase)
     with pytest.raises(InvalidInput, match="prepayment"):
-        await _note(world, invoice, 1)
+        await world.shop.credit_note(invoice, 1)
 
 
 async def test_a_late_renewal_that_restores_its_vm_is_invoiced_as_before(world: World) -> None:
@@ -218,12 +204,12 @@ async def test_a_late_renewal_that_restores_its_vm_is_invoiced_as_before(world: 
     assert not (await world.shop.vm(vm.id)).deleted
 
     paid = await world.shop.payment(renewal.id)
-    invoice = await _invoice(world, paid)
+    invoice = await _unnoted_invoice(world, paid)
     net, tax, _, total = _row(invoice, paid)
     [line] = invoice.document.lines
     assert line.description.startswith("Renewal: ")
     assert (line.net, line.tax, line.tax_rate) == (net, tax, VAT)
     assert invoice.total == total and invoice.document.supply_to is not None
-    assert await _balance(world, sub) == 0
-    await _note(world, invoice, invoice.total)  # a correction may take all of it back
-    assert await _notes(world, invoice) == 1
+    assert await world.balance(sub) == 0
+    await world.shop.credit_note(invoice, invoice.total)  # a correction may take all of it back
+    assert len(await world.shop.credit_notes(invoice)) == 1

@@ -86,11 +86,6 @@ async def _credited(world: World, payment: SubscriptionPayment) -> list[int]:
     return [e.amount for e in entries if e.reason is CreditReason.OVERPAYMENT]
 
 
-async def _balances(world: World) -> dict[str, int]:
-    async with world.shop.factory() as uow:
-        return await uow.credit_ledger.balances(ALICE)
-
-
 def _floored_cents(msat: int, eur_per_btc: object) -> int:
     """msat in EUR cents, rounded down: never more than arrived."""
     exact = Fraction(msat) * Fraction(str(eur_per_btc)) * 100 / 100_000_000_000
@@ -147,12 +142,12 @@ async def test_a_lightning_upgrade_settled_after_the_delete_becomes_credit_once(
     value = _floored_cents(upgrade.amount, upgrade.rate)
     assert value > 0
     assert await _credited(world, upgrade) == [value]
-    assert await _balances(world) == {"EUR": value}
+    assert await world.shop.balances() == {"EUR": value}
 
     assert not (await world.complete(upgrade)).completed  # a replay books nothing more
     await world.run_jobs()
     assert await _credited(world, upgrade) == [value]
-    assert await _balances(world) == {"EUR": value}
+    assert await world.shop.balances() == {"EUR": value}
     assert len(world.notifier.titled(f"[Subscription {sub.id}] {TOLD}")) == 1
 
 
@@ -168,7 +163,7 @@ async def test_a_card_upgrade_captured_after_the_delete_is_credited_in_its_curre
 
     await _assert_not_applied(world, vm, upgrade)
     assert await _credited(world, upgrade) == [upgrade.amount]
-    assert await _balances(world) == {"EUR": upgrade.amount}
+    assert await world.shop.balances() == {"EUR": upgrade.amount}
 
 
 async def test_the_credit_an_upgrade_applied_comes_back_with_its_value(world: World) -> None:
@@ -180,7 +175,7 @@ async def test_the_credit_an_upgrade_applied_comes_back_with_its_value(world: Wo
     upgrade = await _upgrade(world, vm, settle=settle)
     assert not upgrade.is_paid and upgrade.amount > 0
     assert payment_meta(upgrade)["credit_applied"]["amount"] == 10
-    assert await _balances(world) == {"EUR": 0}
+    assert await world.shop.balances() == {"EUR": 0}
     await _deleted(world, vm)
 
     assert (await world.complete(upgrade)).completed
@@ -190,7 +185,7 @@ async def test_the_credit_an_upgrade_applied_comes_back_with_its_value(world: Wo
     await _assert_not_applied(world, vm, upgrade)
     value = _floored_cents(upgrade.amount, upgrade.rate) + 10
     assert await _credited(world, upgrade) == [value]
-    assert await _balances(world) == {"EUR": value}
+    assert await world.shop.balances() == {"EUR": value}
 
 
 async def test_a_covered_upgrade_of_a_vm_deleted_meanwhile_is_refused_unbooked(
@@ -217,9 +212,9 @@ async def test_a_covered_upgrade_of_a_vm_deleted_meanwhile_is_refused_unbooked(
     assert not withdrawn.is_paid and withdrawn.expires <= world.now
     async with world.shop.factory() as uow:
         assert await uow.invoices.get_by_payment(payment_id) is None
-    assert await _balances(world) == {"EUR": 10_000}
+    assert await world.shop.balances() == {"EUR": 10_000}
     world.advance(timedelta(hours=1))
     assert await release_expired_credit(world.shop.factory, world.clock) == 0  # back once
-    assert await _balances(world) == {"EUR": 10_000}
+    assert await world.shop.balances() == {"EUR": 10_000}
     found = await world.shop.vm(vm.id)
     assert found.deleted and found.template_id == vm.template_id

@@ -13,7 +13,7 @@ from app.billing.credit_overpayment import credit_settled_after_admin
 from app.billing.upgrades import create_upgrade_payment
 from domain.credit import payment_meta
 from domain.enums import PaymentMethod
-from domain.invoice import Invoice, InvoiceLine
+from domain.invoice import InvoiceLine
 from domain.model import SubscriptionPayment
 from domain.prepayment import PREPAYMENT_LINE
 from domain.tax import CREDIT_TAX_RATE_KEY, TAX_RATE_KEY, TaxRates
@@ -56,18 +56,6 @@ async def _overpay(shop: Shop, payment: SubscriptionPayment) -> CompletionReport
     )
 
 
-async def _invoice(shop: Shop, payment: SubscriptionPayment) -> Invoice:
-    async with shop.factory() as uow:
-        invoice = await uow.invoices.get_by_payment(payment.id)
-    assert invoice is not None
-    return invoice
-
-
-async def _balance(shop: Shop) -> dict[str, int]:
-    async with shop.factory() as uow:
-        return await uow.credit_ledger.balances(ALICE)
-
-
 async def _excess_entries(shop: Shop, payment: SubscriptionPayment) -> list[int]:
     async with shop.factory() as uow:
         entries = await uow.credit_ledger.list_by_reference(payment.id.hex() + "/excess")
@@ -87,10 +75,10 @@ async def test_an_overpaid_upgrade_declares_vat_on_its_prepayment_at_the_buyers_
     assert (await _overpay(shop, up)).completed
     # a replayed settlement books nothing more
     assert not (await _overpay(shop, up)).completed
-    assert await _balance(shop) == {"EUR": 813}
+    assert await shop.balances() == {"EUR": 813}
     assert await _excess_entries(shop, up) == [813]
 
-    invoice = await _invoice(shop, up)
+    invoice = await shop.invoice(up)
     upgrade_line, prepaid = invoice.document.lines
     assert (upgrade_line.tax, upgrade_line.tax_rate) == (0, Decimal(0))  # as before
     assert prepaid == InvoiceLine(description=PREPAYMENT_LINE, net=813, tax_rate=VAT, tax=187)
@@ -126,9 +114,9 @@ async def test_a_reverse_charged_buyer_gets_all_the_excess_of_an_upgrade_as_cred
         await uow.commit()
     assert (await _overpay(shop, up)).completed
     assert not (await _overpay(shop, up)).completed
-    assert await _balance(shop) == {"EUR": 1000}
+    assert await shop.balances() == {"EUR": 1000}
     assert await _excess_entries(shop, up) == [1000]
-    doc = (await _invoice(shop, up)).document
+    doc = (await shop.invoice(up)).document
     assert doc.reverse_charge and doc.tax == 0
     assert doc.lines[-1] == InvoiceLine(
         description=PREPAYMENT_LINE, net=1000, tax_rate=Decimal(0), tax=0
@@ -145,7 +133,7 @@ async def test_an_upgrade_quoted_before_credit_rates_were_recorded_is_credited_a
         await uow.payments.update(attrs.evolve(up, metadata=meta))
         await uow.commit()
     assert (await _overpay(shop, up)).completed
-    assert await _balance(shop) == {"EUR": 1000}
+    assert await shop.balances() == {"EUR": 1000}
 
 
 async def test_money_paid_after_an_admin_completed_an_upgrade_bears_the_buyers_rate(
@@ -171,4 +159,4 @@ async def test_money_paid_after_an_admin_completed_an_upgrade_bears_the_buyers_r
         )
         await uow.commit()
     assert replayed
-    assert await _balance(shop) == {"EUR": 813}
+    assert await shop.balances() == {"EUR": 813}

@@ -1,10 +1,10 @@
 """NwcAutoRenewer in the worker: N2 after a wallet payment, N3 on a refusal or no answer, N1
-without a wallet, nothing charged for a period renewed since the claim."""
+without a wallet (a period renewed since the claim: tests/contract/test_auto_renewal_outcomes)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import attrs
 import pytest
@@ -17,7 +17,6 @@ from app.billing.credit_balance import adjust_credit
 from app.billing.credit_settle import completion_settle
 from app.billing.rails import PaymentRails
 from app.settlement import reconcile
-from app.worker.context import AutoRenewal
 from app.worker.jobs import build_handlers
 from domain.account_credit import credit_applied
 from domain.enums import SubscriptionPaymentType
@@ -227,40 +226,6 @@ async def test_a_wallet_that_never_answers_is_no_renewal_but_a_warning_and_the_v
     assert world.host_state(vm.id) == "stopped"
 
 
-async def test_a_renewal_paid_after_the_claim_is_not_charged_to_the_wallet(setup: Setup) -> None:
-    """The user's own invoice is paid after the worker claimed the auto-renewal, just before
-    the wallet would be asked: the period moved on, so no invoice is made for the wallet."""
-    world = setup.world
-    vm = await world.paid_vm()
-    sub = await setup.opt_in(vm, setup.wallet.connection_string(setup.relay_url))
-    assert sub.expires is not None
-    period = sub.expires
-    world.at(period - timedelta(hours=12))
-    manual = await world.renew(vm)
-    renewer = world.deps.auto_renewer
-
-    @attrs.define
-    class PaidFirst:
-        async def can_attempt(self, subscription: Subscription) -> bool:
-            return await renewer.can_attempt(subscription)
-
-        async def attempt(self, subscription: Subscription, period: datetime) -> AutoRenewal:
-            await setup.node.settle(manual.id)
-            await setup.settle_and_complete()
-            return await renewer.attempt(subscription, period)
-
-    world.deps = attrs.evolve(world.deps, auto_renewer=PaidFirst())
-    await world.lifecycle(runs=3, step=timedelta(seconds=30))
-    await setup.settle_and_complete()
-
-    [paid] = [p for p in await setup.renewals(vm) if p.is_paid]
-    assert paid.id == manual.id and setup.wallet.requests == 0
-    after = await world.sub(vm)
-    assert after.expires is not None and period < after.expires <= period + timedelta(days=31)
-    assert world.notifier.titled(f"[VM{vm.id}] Auto-Renewed") == []
-    assert world.notifier.titled(f"[VM{vm.id}] Expiring Soon") == []
-
-
 async def _give_credit(setup: Setup, user_id: int, currency: str, amount: int) -> None:
     shop = setup.world.shop
     await adjust_credit(
@@ -272,11 +237,6 @@ async def _give_credit(setup: Setup, user_id: int, currency: str, amount: int) -
         amount=amount,
         note="test",
     )
-
-
-async def _balance(setup: Setup, user_id: int, currency: str) -> int:
-    async with setup.world.shop.factory() as uow:
-        return (await uow.credit_ledger.balances(user_id)).get(currency, 0)
 
 
 async def test_credit_that_covers_the_interval_pays_the_auto_renewal_without_the_wallet(
@@ -298,7 +258,7 @@ async def test_credit_that_covers_the_interval_pays_the_auto_renewal_without_the
     assert setup.wallet.requests == 0 and setup.wallet.paid == []
     applied = credit_applied(renewal.metadata or {})
     assert applied is not None and applied[1] == sub.currency and applied[0] > 0
-    assert await _balance(setup, sub.user_id, sub.currency) == 1_000_000 - applied[0]
+    assert await setup.world.balance(sub) == 1_000_000 - applied[0]
     after = await world.sub(vm)
     assert after.expires is not None and sub.expires < after.expires <= sub.expires + timedelta(31)
     assert await setup.settle_and_complete() == 0
@@ -318,7 +278,7 @@ async def test_credit_that_covers_part_leaves_the_wallet_the_rest(setup: Setup) 
     [renewal] = await setup.renewals(vm)
     assert credit_applied(renewal.metadata or {}) == (1, sub.currency)
     assert setup.wallet.paid == [renewal.external_data] and setup.wallet.requests == 1
-    assert await _balance(setup, sub.user_id, sub.currency) == 0
+    assert await setup.world.balance(sub) == 0
     assert await setup.settle_and_complete() == 1
     after = await world.sub(vm)
     assert after.expires is not None and after.expires > sub.expires

@@ -11,6 +11,7 @@ import attrs
 from adapters.memory.clock import FakeClock
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.billing.completion import CompletionReport, complete_payment
+from app.billing.invoicing import issue_credit_note
 from app.billing.ordering import OrderTerms, order_custom_vm, order_vm
 from app.billing.rails import PaymentRails
 from app.billing.renewal import renew
@@ -23,6 +24,7 @@ from domain.enums import (
     VmHistoryActionType,
     VmHostKind,
 )
+from domain.invoice import CreditNote, Invoice
 from domain.model import (
     GIB,
     Company,
@@ -126,6 +128,39 @@ class Shop:
             found = await uow.vms.get(vm_id)
         assert found is not None
         return found
+
+    async def invoice(self, payment: SubscriptionPayment) -> Invoice:
+        """The payment's invoice (it must have one)."""
+        async with self.factory() as uow:
+            found = await uow.invoices.get_by_payment(payment.id)
+        assert found is not None
+        return found
+
+    async def invoices(self, vm: Vm) -> list[Invoice]:
+        """The invoices of the VM's payments, newest first."""
+        payments = await self.payments(vm)
+        async with self.factory() as uow:
+            found = [await uow.invoices.get_by_payment(payment.id) for payment in payments]
+        return sorted((i for i in found if i is not None), key=lambda i: i.id, reverse=True)
+
+    async def credit_note(self, invoice: Invoice, amount: int) -> CreditNote:
+        """An admin's credit note of `amount` against the invoice."""
+        return await issue_credit_note(
+            self.factory, self.clock, invoice_id=invoice.id, amount=amount, reason="refund"
+        )
+
+    async def credit_notes(self, invoice: Invoice) -> list[CreditNote]:
+        async with self.factory() as uow:
+            return await uow.invoices.credit_notes_of(invoice.id)
+
+    async def balances(self, user_id: int = ALICE) -> dict[str, int]:
+        """The user's account credit by currency."""
+        async with self.factory() as uow:
+            return await uow.credit_ledger.balances(user_id)
+
+    async def balance(self, currency: str = "EUR", user_id: int = ALICE) -> int:
+        """The user's account credit in `currency` (0 without any)."""
+        return (await self.balances(user_id)).get(currency, 0)
 
 
 async def add_host(uow: UnitOfWork, *, region_id: int, name: str, ip: str) -> Host:

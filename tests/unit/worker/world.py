@@ -214,6 +214,10 @@ class World:
     async def sub(self, vm: Vm) -> Subscription:
         return await self.shop.subscription(vm)
 
+    async def balance(self, sub: Subscription) -> int:
+        """The subscription's owner's account credit in the subscription's currency."""
+        return await self.shop.balance(sub.currency, sub.user_id)
+
     async def set_paid_until(self, vm: Vm, expires: datetime) -> Subscription:
         """Give the VM's subscription paid time directly (as an admin extension would)."""
         async with self.shop.factory() as uow:

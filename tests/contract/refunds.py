@@ -1,0 +1,120 @@
+"""The refund tests' shared steps: a VM paid and partly used, the admin's refunds by hand and to
+credit, their records, and refunds raced against each other."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+import attrs
+
+from app.admin.credit_refund import refund_to_credit
+from app.admin.manual_refund import refund_by_hand
+from app.admin.refund_record import REFUND_KEY, AlreadyRefunded
+from app.billing.credit_balance import Booked
+from domain.enums import PaymentMethod, VmHistoryActionType
+from domain.model import Vm
+from ports.jobs import SendAdminNotification
+from tests.contract.lock_waits import Gate, gated
+from tests.unit.billing.world import ALICE, Shop
+
+#: 4 days after the purchase: 24 of the 31 days of the month ending 28 Feb are left
+DAYS_USED = 4
+#: the unused time at the plan's EUR 1.32: 132 × 24 / 31 = 102.19 → 102 cents, before tax
+UNUSED = 102
+#: what is paid back: that and the 23 % VAT Alice (IE) paid on it, floor(102 × 0.23) = 23
+GROSS = 125
+#: the history metadata key of "the refund's notice was queued" (refund_record.NOTIFIED_KEY)
+NOTIFIED_KEY = "refund_notified"
+
+
+async def paid_vm(shop: Shop, months: int = 1) -> Vm:
+    """ALICE's VM, `months` renewals paid, `DAYS_USED` days used; the queue emptied."""
+    vm = await shop.order()
+    for _ in range(months):
+        await shop.complete(await shop.renew(vm))
+    shop.clock.advance(timedelta(days=DAYS_USED))
+    shop.queue.sent.clear()
+    return vm
+
+
+async def by_hand(
+    shop: Shop,
+    vm: Vm,
+    from_date: datetime | None = None,
+    *,
+    invoice: str | None = None,
+    method: PaymentMethod = PaymentMethod.REVOLUT,
+) -> str:
+    """An admin's refund by hand of the VM's unused time; the notice's job id."""
+    return await refund_by_hand(
+        shop.factory,
+        shop.rates,
+        shop.clock,
+        shop.queue,
+        vm_id=vm.id,
+        method=method,
+        from_date=from_date,
+        lightning_invoice=invoice,
+        admin_id=ALICE,
+        reason="host retired",
+    )
+
+
+async def to_credit(shop: Shop, vm: Vm) -> Booked:
+    """An admin's refund of the VM's unused time to its owner's credit."""
+    return await refund_to_credit(
+        shop.factory, shop.clock, shop.rates, vm_id=vm.id, admin_id=ALICE, reason=None
+    )
+
+
+async def _marks(shop: Shop, vm: Vm, key: str) -> list[dict[str, object]]:
+    entries = await shop.history(vm, VmHistoryActionType.STATE_CHANGED)
+    return [e.metadata[key] for e in entries if isinstance(e.metadata, dict) and key in e.metadata]
+
+
+async def records(shop: Shop, vm: Vm) -> list[dict[str, object]]:
+    """The VM's refund records, newest first."""
+    return await _marks(shop, vm, REFUND_KEY)
+
+
+async def notified(shop: Shop, vm: Vm) -> list[dict[str, object]]:
+    """The VM's "a refund's notice was queued" marks, newest first."""
+    return await _marks(shop, vm, NOTIFIED_KEY)
+
+
+Refund = Callable[[Shop], Awaitable[object]]
+
+
+async def race(shop: Shop, *refunds: Refund) -> list[object]:
+    """Run the refunds at once, each given the shop over one gated factory: the first to take
+    the subscription's lock holds it until every other waits for that lock (or, on memory,
+    for the store's one lock), so all are in flight before any decides; their results, an
+    error in place of a result."""
+    gate = Gate(len(refunds), shop.factory)
+    racing = attrs.evolve(
+        shop, factory=gated(shop.factory, gate, "subscriptions", "get_for_update")
+    )
+    return await asyncio.gather(*(refund(racing) for refund in refunds), return_exceptions=True)
+
+
+async def refunded_once(shop: Shop, vm: Vm, results: list[object]) -> dict[str, object]:
+    """Of racing refunds of the same time, one is recorded (returned) and the others are
+    refused (409), with one exception: a refund by hand repeated after the winner by hand
+    committed but before its notice was recorded queued is taken for a repeat after a lost
+    notice (they cannot be told apart) and answers with that notice's job, so every answer
+    is the one notice's. A refund to credit has no notice: it answers alone."""
+    refused = [r for r in results if isinstance(r, BaseException)]
+    answers = [r for r in results if not isinstance(r, BaseException)]
+    assert all(isinstance(r, AlreadyRefunded) for r in refused), results
+    [record] = await records(shop, vm)
+    if record["kind"] == "credit":
+        assert len(answers) == 1 and isinstance(answers[0], Booked), results
+        assert shop.queue.sent == [] and await notified(shop, vm) == []
+        return record
+    [mark] = await notified(shop, vm)
+    assert answers and set(answers) == {mark["job_id"]}, results
+    [notice] = shop.queue.sent
+    assert isinstance(notice, SendAdminNotification) and str(record["reference"]) in notice.message
+    return record
