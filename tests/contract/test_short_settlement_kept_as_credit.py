@@ -16,7 +16,6 @@ from domain.prepayment import PREPAYMENT_LINE
 from domain.shortfall import SHORTFALL_LINE
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.test_unrestorable_payment import (
-    _balance,
     _deleted_with_late_renewal,
     _disable_host,
 )
@@ -59,7 +58,7 @@ async def test_a_short_settlement_kept_as_credit_credits_what_arrived(world: Wor
     ]
     assert (invoice.net, invoice.tax, invoice.total) == (65, 16, 81)
     assert (doc.btc_msat, doc.short_msat) == (812_000, 812_000)
-    assert await _balance(world, sub) == invoice.net == 65
+    assert await world.balance(sub) == invoice.net == 65
     kept = [e for e in page.items if e.reference == renewal.id.hex()]
     assert [(e.reason, e.amount) for e in kept] == [(CreditReason.OVERPAYMENT, 65)]
 
