@@ -9,7 +9,6 @@ from typing import Protocol, Self
 from ports.storage.audit import AdminAudits
 from ports.storage.busy import StorageBusy
 from ports.storage.catalogue import (
-    AddressUse,
     CostPlans,
     CustomPricings,
     CustomTemplates,
@@ -155,7 +154,6 @@ UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 __all__ = [
     "NEVER_PAID_CLEANUP",
-    "AddressUse",
     "AdminAudits",
     "Catalogue",
     "Companies",
