@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -32,6 +33,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "mysql_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.mysql)
     items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FILES))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish() -> None:
+    """Collect the garbage while this process still may, then freeze what is left.
+
+    pytest's own last full collection otherwise walks every object a worker holds (millions
+    after a whole run) after the worker has told pytest-xdist it is done, and xdist interrupts
+    it a few seconds later: the `KeyboardInterrupt` lands in whatever weakref callback runs
+    then (a `PytestUnraisableExceptionWarning` at the end of the run). Collecting here first
+    still reports a finaliser's error; frozen objects are not walked again."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(scope="session", autouse=True)
