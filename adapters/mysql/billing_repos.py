@@ -533,7 +533,6 @@ def _owned_vm_subscription() -> ColumnElement[Any]:
     )
 
 
-@functools.cache
 def _id_position(mapper: Mapper[Any]) -> int:
     """Where `id` is among the columns a mapper reads."""
     return [c.name for c in mapper.columns].index("id")

@@ -50,17 +50,25 @@ async def lapsed_unpaid_vms(uow: UnitOfWork, now: datetime) -> list[Vm]:
     stale = await uow.vms.list_never_paid(ordered_before=now - UNPAID_CLEANUP_AFTER)
     if not stale:
         return []
-    subs = await uow.subscriptions.get_by_line_items({vm.subscription_line_item_id for vm in stale})
-    due = {sub.id for sub in subs.values() if never_paid_cleanup_due(sub, False, now)}
-    over = {sub.id for sub in subs.values() if sub.id in due and unpaid_hold_over(sub, now)}
-    pending = await uow.payments.with_pending(due, now) - over if due else set()
+    subs, lapsed = await lapsed_orders(uow, stale, now)
     return [
         vm
         for vm in stale
-        if (sub := subs.get(vm.subscription_line_item_id)) is not None
-        and sub.id in due
-        and sub.id not in pending
+        if (sub := subs.get(vm.subscription_line_item_id)) is not None and sub.id in lapsed
     ]
+
+
+async def lapsed_orders(
+    uow: UnitOfWork, vms: list[Vm], now: datetime
+) -> tuple[dict[int, Subscription], set[int]]:
+    """The subscriptions of never-paid `vms` by line item, and the ids of those whose order
+    holds no room now: past its window with no payment pending, or past `UNPAID_HOLD_LIMIT`
+    (`unpaid_hold_over`). Two statements whatever the number of VMs."""
+    subs = await uow.subscriptions.get_by_line_items({vm.subscription_line_item_id for vm in vms})
+    due = {sub.id for sub in subs.values() if never_paid_cleanup_due(sub, False, now)}
+    over = {sub.id for sub in subs.values() if sub.id in due and unpaid_hold_over(sub, now)}
+    pending = await uow.payments.with_pending(due, now) - over if due else set()
+    return subs, due - pending
 
 
 async def order_lapsed(

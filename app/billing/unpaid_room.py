@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.billing.reserved import specs_of, unpaid_hold_over
-from domain.lifecycle import never_paid_cleanup_due
+from app.billing.reserved import lapsed_orders, specs_of
 from domain.model import Vm
 from domain.pricing import Spec
 from domain.unpaid_room import Held, UnpaidRoom, check_unpaid_budget
@@ -14,19 +13,13 @@ from ports.storage import UnitOfWork
 
 async def held_by(uow: UnitOfWork, unpaid: list[Vm], now: datetime) -> Held:
     """What these never-paid VMs (one buyer's) hold: those whose order has not lapsed (past
-    its window with no payment pending, or past `UNPAID_HOLD_LIMIT`: the rule
-    `lapsed_unpaid_vms` and so `reserved_usage` count room by), so an order that holds no
+    its window with no payment pending, or past `UNPAID_HOLD_LIMIT`: `lapsed_orders`, the
+    rule `lapsed_unpaid_vms` and so `reserved_usage` count room by), so an order that holds no
     room costs its buyer no budget. A VM whose template row is gone counts nothing, as in
     `reserved_usage`. A fixed number of statements whatever the number of VMs."""
     if not unpaid:
         return Held()
-    subs = await uow.subscriptions.get_by_line_items(
-        {vm.subscription_line_item_id for vm in unpaid}
-    )
-    due = {s.id for s in subs.values() if never_paid_cleanup_due(s, False, now)}
-    within = {s.id for s in subs.values() if s.id in due and not unpaid_hold_over(s, now)}
-    kept = await uow.payments.with_pending(within, now) if within else set()
-    lapsed = due - kept
+    subs, lapsed = await lapsed_orders(uow, unpaid, now)
     holding = [
         vm
         for vm in unpaid
