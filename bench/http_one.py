@@ -62,14 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             port = bench_http.free_port()
             base = f"http://127.0.0.1:{port}"
             config = workdir / "config.yaml"
-            config.write_text(
-                f"db: {db_url}\nlisten: 127.0.0.1:{port}\n"
-                f"admin-listen: 127.0.0.1:{bench_http.free_port()}\n"
-                f"max-unpaid-vms: {bench_http.EXTRA_VMS + 5}\norder-rate: {{per-hour: 0}}\n"
-                f"{bench_http.NO_ROOM_LIMITS}"
-                f"max-live-quotes: {bench_http.LIVE_QUOTES_CAP}\n"
-                f"dev:\n  state-dir: {workdir}\n"
-            )
+            config.write_text(bench_http.server_config(db_url, port, workdir))
             serve = ["-m", "lnvps.cli", "--config", str(config), "serve"]
             with bench_http.process(serve, workdir / "serve.log", base + "/api/v1/image") as server:
                 seeded = asyncio.run(bench_http.seed(base, config, db_url))

@@ -18,6 +18,7 @@ from adapters.clock.system import SystemClock
 from adapters.http.admin.app import build_admin_app
 from adapters.http.app import build_user_app
 from adapters.http.auth import AuthBinding
+from adapters.http.replay import ReplayShares
 from adapters.http.routes_webhooks import WebhookSecrets
 from adapters.mysql.legacy_backfill import prepare_database
 from adapters.mysql.seal_secrets import seal_plaintext_secrets
@@ -29,6 +30,7 @@ from lnvps.container import Container, close_container, open_container, storage_
 from lnvps.demo import seed_demo_catalogue
 from lnvps.settings import Settings
 from ports.rates import RateSourceUnavailable
+from ports.replay import ReplayGuard
 
 log = logging.getLogger("lnvps.serve")
 
@@ -153,6 +155,15 @@ def admin_binding_warning(settings: Settings) -> str | None:
     return None
 
 
+def user_auth_binding(settings: Settings, replays: ReplayGuard | None) -> AuthBinding:
+    """D26 for the user API: the public URL events must name, the replay guard, and each
+    client's share of it (`replay-shares`)."""
+    shares = ReplayShares(
+        per_key=settings.replay_shares.per_key, per_address=settings.replay_shares.per_address
+    )
+    return AuthBinding(public_url=settings.public_url, replays=replays, shares=shares)
+
+
 def webhook_secrets(settings: Settings) -> WebhookSecrets:
     """The providers' signing secrets from the settings file and their timestamp windows
     (unset: the verifier's default, 300 s for both); a method without a secret here falls
@@ -219,7 +230,7 @@ async def serve(
             container.services(),
             webhook_secrets=secrets,
             auth_clock=SystemClock(),
-            auth_binding=AuthBinding(public_url=settings.public_url, replays=replays),
+            auth_binding=user_auth_binding(settings, replays),
             cors_origins=settings.cors_origins,
         )
         runners.append(await _start(app, settings.listen))

@@ -25,6 +25,7 @@ from domain.unpaid_room import (
     DEFAULT_UNPAID_MEMORY,
     UnpaidRoom,
 )
+from ports.replay import ADDRESS_SHARE, KEY_SHARE
 
 #: the embedded default: a SQLite file in the working directory.
 DEFAULT_DB_URL = "sqlite:///lnvps.db"
@@ -191,6 +192,20 @@ class LnurlSettings:
 
 
 @attrs.frozen(kw_only=True)
+class ReplaySharesSettings:
+    """D26: how many live NIP-98 event ids one signing key and one client address (IPv4,
+    IPv6 /64; a /48 holds more) may hold in the in-process replay guard; over it, 429.
+
+    The defaults are far above what a person or a client app signs in one event window;
+    raise them for a script that signs more than one write a second with one key. Not used
+    with `redis` configured: that guard has no bound one client could fill.
+    """
+
+    per_key: int = attrs.field(default=KEY_SHARE, validator=attrs.validators.ge(1))
+    per_address: int = attrs.field(default=ADDRESS_SHARE, validator=attrs.validators.ge(1))
+
+
+@attrs.frozen(kw_only=True)
 class HourlyRateSettings:
     """A token bucket: `burst` at once, then `per-hour` an hour; `per-hour: 0` turns it off.
 
@@ -353,6 +368,7 @@ class Settings:
     email_verify_rate: EmailVerifyRateSettings = EmailVerifyRateSettings()
     vm_hosts: VmHostsSettings = VmHostsSettings()
     nwc: NwcSettings = NwcSettings()
+    replay_shares: ReplaySharesSettings = ReplaySharesSettings()
     #: `text` (readable, the dev default) or `json` (one object per line)
     log_format: str | None = None
     #: browser origins allowed by CORS (with credentials); empty: any origin, no credentials

@@ -12,6 +12,12 @@ from domain.errors import DomainError
 #: live keys that owner may hold at once
 Share = tuple[str, int]
 
+#: live event ids one signing key may hold in a bounded guard (the default `replay-shares`)
+KEY_SHARE = 500
+#: live event ids one client address (IPv4, IPv6 /64) may hold, whatever keys it signs with;
+#: an IPv6 /48 holds more (see the in-process guard's `ReplayShares`)
+ADDRESS_SHARE = 1_000
+
 
 class ReplayGuard(Protocol):
     """A set of single-use keys, each remembered until its own expiry."""

@@ -13,7 +13,13 @@ from datetime import datetime
 import attrs
 
 from adapters.http.client_limit import WIDE_V6_SCALE
-from ports.replay import ReplayGuardUnavailable, ReplayShareExceeded, Share
+from ports.replay import (
+    ADDRESS_SHARE,
+    KEY_SHARE,
+    ReplayGuardUnavailable,
+    ReplayShareExceeded,
+    Share,
+)
 
 log = logging.getLogger("lnvps.http.auth")
 
@@ -21,11 +27,6 @@ log = logging.getLogger("lnvps.http.auth")
 #: up to 800 with their owners' counts when every id has a key and a network of its own (a
 #: flood of fresh keys): at most some 80 MB when full.
 DEFAULT_CAPACITY = 100_000
-#: live event ids one signing key may hold; see `ReplayShares`.
-KEY_SHARE = 500
-#: live event ids one client address (IPv4, IPv6 /64) may hold, whatever keys it signs with;
-#: an IPv6 /48 holds `WIDE_V6_SCALE` times as many. See `ReplayShares`.
-ADDRESS_SHARE = 1_000
 
 
 class ReplayGuardFull(ReplayGuardUnavailable):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lnvps.serve import admin_binding_warning
+from lnvps.serve import admin_binding_warning, user_auth_binding
 from lnvps.settings import DEFAULT_DB_URL, Settings, SettingsError, load_settings, resolve_db_url
 
 
@@ -125,3 +125,17 @@ def test_private_nwc_relays_default_to_dev_mode_and_can_be_set(tmp_path: Path) -
     assert not load_settings(cfg, environ={}).nwc_allows_private_relays
     cfg.write_text(lnd + "nwc:\n  allow-private-relays: true\n")
     assert load_settings(cfg, environ={}).nwc_allows_private_relays
+
+
+def test_replay_shares_are_configurable_and_reach_the_user_apis_binding(tmp_path: Path) -> None:
+    """A script signing more than 500 writes in one event window with one key needs a larger
+    share (the benchmarks do); the defaults stay the documented 500 per key, 1 000 per address."""
+    default = user_auth_binding(load_settings(None, environ={}), None).shares
+    assert default is not None and (default.per_key, default.per_address) == (500, 1_000)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("replay-shares: {per-key: 7, per-address: 9}\n")
+    shares = user_auth_binding(load_settings(cfg, environ={}), None).shares
+    assert shares is not None and (shares.per_key, shares.per_address) == (7, 9)
+    cfg.write_text("replay-shares: {per-key: 0}\n")
+    with pytest.raises(SettingsError, match="per_key"):
+        load_settings(cfg, environ={})
