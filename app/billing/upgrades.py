@@ -49,6 +49,7 @@ from domain.model import (
 from domain.money import Money
 from domain.price_basis import RATES_KEY, rates_json
 from domain.pricing import custom_price
+from domain.switch_off import UPGRADE_REFUSED, refuse_switched_off
 from domain.tax import CREDIT_TAX_RATE_KEY, NO_TAX, REVERSE_CHARGE_KEY, TaxRates
 from domain.upgrade import (
     QUOTED_EXPIRY_KEY,
@@ -166,7 +167,11 @@ async def _quote(
     now: datetime,
 ) -> tuple[UpgradeQuote, UpgradePlan]:
     """The quote of upgrading `vm` (of subscription `sub`) to `cfg`, and its plan; refused,
-    among others, for a subscription without an expiry (`upgrade_quote`)."""
+    among others, for a subscription without an expiry (`upgrade_quote`) and, first, for one
+    an admin switched off (`SubscriptionSwitchedOff`, 422): before any rail is asked, so
+    no invoice or order is made only to be cancelled when it is stored. A paid upgrade of
+    one quoted before the switch-off is still applied (`paid_upgrade_plan` plans it)."""
+    refuse_switched_off(sub, UPGRADE_REFUSED)
     plan = await _plan(uow, vm, sub, cfg)
     check_whole_gib(cfg)  # new requests only: a paid upgrade is applied as it was quoted
     prices = plan.prices
@@ -398,12 +403,13 @@ async def quote_upgrade(
 ) -> UpgradeQuote:
     """What upgrading the VM to `cfg` costs now (§8.1 with D7 calendar pro-rating and D8).
 
-    Refused for another user's VM (not found), a deleted, never-paid or expired VM, a
-    downgrade, a spec outside the pricing's limits, a request that changes nothing, or a
-    growth the VM's host has no room for (`NoRoomToUpgrade`, 422; a deleted VM is not
-    judged: it holds no room until a payment restores it). The room is judged as held now:
-    an unpaid upgrade invoice holds none, so the booking judges it again under the region
-    lock (`why_paid_upgrade_does_not_fit`): one that no longer fits is not applied and its
+    Refused for another user's VM (not found), a subscription an admin switched off
+    (before anything else), a deleted, never-paid or expired VM, a downgrade, a spec outside
+    the pricing's limits, a request that changes nothing, or a growth the VM's host has no
+    room for (`NoRoomToUpgrade`, 422; a deleted VM is not judged: it holds no room until a
+    payment restores it). The room is judged as held now: an unpaid upgrade invoice holds
+    none, so the booking judges it again under the region lock
+    (`why_paid_upgrade_does_not_fit`): one that no longer fits is not applied and its
     payment becomes account credit.
     """
     now = clock.now()
@@ -444,6 +450,9 @@ async def create_upgrade_payment(
     (`TooManyOpenQuotes`, 422) while the subscription holds `max_live_quotes` live quotes,
     renewals included, before the rail is asked and again under the lock when it is stored
     (one the balance covers wholly asks no rail and is not refused).
+
+    Refused as `quote_upgrade` is, before any rail is asked (a switched-off subscription
+    included).
     """
     now = clock.now()
     async with uow_factory() as uow:
