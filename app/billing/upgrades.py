@@ -19,6 +19,7 @@ from app.billing.credit_quote import Settle, apply_balance, is_covered, issue
 from app.billing.errors import (
     NoRoomToUpgrade,
     NothingToUpgrade,
+    PriceChanged,
     TemplateNotFound,
     UpgradeNoLongerPossible,
     UpgradeOfSharedSubscription,
@@ -26,7 +27,7 @@ from app.billing.errors import (
     UpgradeRepriced,
     UpgradeWouldRebill,
 )
-from app.billing.persist import refuse_over_cap
+from app.billing.persist import Locked, UnderLock, refuse_over_cap
 from app.billing.placement import has_room_to_grow
 from app.billing.price_in_force import expire_stale_quotes, fresh_rates
 from app.billing.rails import PaymentRails, PricedPayment
@@ -182,6 +183,28 @@ def _refuse_shared_billing(others: Sequence[LineItem], current: VmPrice) -> None
 def _others(items: Sequence[LineItem], vm: Vm) -> list[LineItem]:
     """The line items of `items` other than `vm`'s own."""
     return [item for item in items if item.id != vm.subscription_line_item_id]
+
+
+def _terms(items: Sequence[LineItem]) -> list[tuple[int, SubscriptionType, int]]:
+    """What of a subscription's line items an upgrade is judged by (`_refuse_shared_billing`):
+    which items, of which kind, at which amount."""
+    return [(item.id, item.subscription_type, item.amount) for item in items]
+
+
+def _same_items(seen: Sequence[LineItem]) -> UnderLock:
+    """Refuse storing an upgrade quote (`PriceChanged`, 409) when the subscription's line
+    items, read under its lock, differ from what the quote was judged by (`seen`): an edit
+    of them committed while its invoice was made, and the sweep that ends upgrade quotes
+    at such an edit could not see this one yet (`update_line_item`)."""
+
+    async def check(at: Locked) -> None:
+        items = await at.uow.line_items.list_by_subscription(at.payment.subscription_id)
+        if _terms(items) != _terms(seen):
+            raise PriceChanged(
+                "The subscription's line items changed while the invoice was made; please ask again"
+            )
+
+    return UnderLock(check)
 
 
 async def _quote(
@@ -480,7 +503,8 @@ async def create_upgrade_payment(
     (one the balance covers wholly asks no rail and is not refused).
 
     Refused as `quote_upgrade` is, before any rail is asked (a switched-off subscription
-    included).
+    included); and when it is stored, if the subscription's line items changed since they
+    were judged (`_same_items`, 409), its new invoice or order cancelled.
     """
     now = clock.now()
     async with uow_factory() as uow:
@@ -539,6 +563,7 @@ async def create_upgrade_payment(
         reuse=None,
         idem=None,
         cap=max_live_quotes,
+        checks=[_same_items(plan.items)],
     )
 
 
