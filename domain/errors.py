@@ -136,5 +136,5 @@ class IllegalStateTransition(DomainError):
 
 
 class SubscriptionSwitchedOff(DomainError):
-    """A renewal of a subscription an admin switched off (422): it is not quoted, so no
-    invoice is made and no wallet or credit pays for it (`domain.switch_off`)."""
+    """A renewal or an upgrade of a subscription an admin switched off (422): it is not
+    quoted, so no invoice is made and no wallet or credit pays for it (`domain.switch_off`)."""

@@ -29,6 +29,11 @@ REFUSED = (
     "This subscription was switched off by an administrator: it cannot be renewed; "
     "please contact support"
 )
+#: what an upgrade of a VM of a switched-off subscription is refused with
+UPGRADE_REFUSED = (
+    "This subscription was switched off by an administrator: its VM cannot be upgraded; "
+    "please contact support"
+)
 
 
 def is_switched_off(sub: Subscription) -> bool:
@@ -41,10 +46,11 @@ def winds_down(sub: Subscription) -> bool:
     return not sub.is_active and sub.switched_off is SwitchedOff.WINDING_DOWN
 
 
-def refuse_switched_off(sub: Subscription | None) -> None:
-    """`SubscriptionSwitchedOff` (422) for a switched-off subscription: no quote, no invoice."""
+def refuse_switched_off(sub: Subscription | None, message: str = REFUSED) -> None:
+    """`SubscriptionSwitchedOff` (422, `message`) for a switched-off subscription: no quote,
+    no invoice."""
     if sub is not None and is_switched_off(sub):
-        raise SubscriptionSwitchedOff(REFUSED)
+        raise SubscriptionSwitchedOff(message)
 
 
 def admin_edited(before: Subscription, after: Subscription) -> Subscription:

@@ -7,7 +7,7 @@ from datetime import datetime
 import attrs
 
 from app.billing.errors import CompanyNotFound, NotFound, SubscriptionNotFound, UserNotFound
-from app.billing.price_in_force import cancel_quietly, expire_stale_quotes
+from app.billing.price_in_force import REPRICED, cancel_quietly, expire_stale_quotes
 from app.billing.rails import PaymentRails
 from domain.enums import IntervalType, SubscriptionPaymentType
 from domain.errors import InvalidInput
@@ -165,7 +165,11 @@ async def update_line_item(
 
     A new `amount` or `setup_amount` is a new price: the subscription's pending renewal
     quotes (LNURL ones included) are expired in the same transaction and cancelled at their
-    provider after it, so nobody buys time at the old price (D23).
+    provider after it, so nobody buys time at the old price (D23). A new `amount` expires
+    its pending upgrade quotes too: whether an upgrade may move the subscription to monthly
+    billing depends on the other items' amounts (`app.billing.upgrades`), so one quoted
+    before is not left payable; one paid anyway is judged again when booked and becomes
+    credit if it can no longer be made.
     """
     changes = given(patch)
     if "name" in changes:
@@ -184,7 +188,9 @@ async def update_line_item(
         item = await uow.line_items.get(line_item_id) or found
         updated = attrs.evolve(item, **changes)
         await uow.line_items.update(updated)
-        if (updated.amount, updated.setup_amount) != (item.amount, item.setup_amount):
+        if updated.amount != item.amount:
+            expired = await expire_stale_quotes(uow, item.subscription_id, clock.now(), REPRICED)
+        elif updated.setup_amount != item.setup_amount:
             expired = await expire_stale_quotes(uow, item.subscription_id, clock.now())
         await uow.commit()
     await cancel_quietly(rails, expired)

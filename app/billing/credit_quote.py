@@ -13,7 +13,7 @@ the normal completion use case (exactly once, D9).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 import attrs
@@ -215,15 +215,17 @@ async def issue(
     period: datetime | None = None,
     cap: int | None = None,
     priced_from: PricedItems | None = None,
+    checks: Sequence[UnderLock] = (),
 ) -> SubscriptionPayment:
     """Store the quote: one the balance covers (with `settle` given) as a covered payment,
     completed at once through `settle`; any other as an invoice or order on its rail. The
     credit it applies is spent in the storing transaction; a rival request's payment that
     `store_payment` returns instead is returned as it is. `period`: a renewal for the
     period ending then only (`same_period`); `cap`: the live-quote cap (`quote_cap`),
-    judged for a payment made at a provider only (no rail: nothing to flood). Both are
-    judged under the subscription's lock as the payment is stored, before the credit is
-    spent. `priced_from`: what the quote was priced from (see `store_payment`)."""
+    judged for a payment made at a provider only (no rail: nothing to flood); `checks`:
+    the caller's own. All are judged under the subscription's lock as the payment is
+    stored, before the credit is spent. `priced_from`: what the quote was priced from
+    (see `store_payment`)."""
     covered = settle is not None and is_covered(priced)
     payment = covered_payment(priced, now) if covered else await rails.create(priced, now)
     stored = await store_payment(
@@ -236,6 +238,7 @@ async def issue(
         checks=[
             *([] if period is None else [same_period(period)]),
             *([] if cap is None or not at_provider(payment) else [quote_cap(cap)]),
+            *checks,
             UnderLock(lambda at: spend_in(at.uow, at.payment)),
         ],
         priced_from=priced_from,

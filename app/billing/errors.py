@@ -68,8 +68,14 @@ class NoRoomToUpgrade(DomainError):
 
 class UpgradeWouldRebill(DomainError):
     """A standard VM's upgrade that would move its subscription to monthly billing while the
-    subscription bills other line items per its current interval (422): their amounts are
-    per interval and cannot be rescaled exactly, so they would silently cost more or less."""
+    subscription bills other line items with an amount per its current interval (422): those
+    amounts cannot be rescaled exactly, so they would silently cost more or less."""
+
+
+class UpgradeOfSharedSubscription(DomainError):
+    """An upgrade of a VM whose subscription bills another VM too (422): a paid upgrade is
+    booked per subscription and applied to every VM it bills, so one payment would grow
+    them all."""
 
 
 class UpgradeQuoteOutdated(DomainError):

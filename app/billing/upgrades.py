@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,22 +19,29 @@ from app.billing.credit_quote import Settle, apply_balance, is_covered, issue
 from app.billing.errors import (
     NoRoomToUpgrade,
     NothingToUpgrade,
+    PriceChanged,
     TemplateNotFound,
     UpgradeNoLongerPossible,
+    UpgradeOfSharedSubscription,
     UpgradeQuoteOutdated,
     UpgradeRepriced,
     UpgradeWouldRebill,
 )
-from app.billing.persist import refuse_over_cap
+from app.billing.persist import Locked, UnderLock, refuse_over_cap
 from app.billing.placement import has_room_to_grow
 from app.billing.price_in_force import expire_stale_quotes, fresh_rates
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.account_credit import credit_applied
 from domain.credit import MAX_LIVE_QUOTES, payment_meta
-from domain.enums import PaymentMethod, SubscriptionPaymentType, VmHistoryActionType
+from domain.enums import (
+    PaymentMethod,
+    SubscriptionPaymentType,
+    SubscriptionType,
+    VmHistoryActionType,
+)
 from domain.errors import DomainError
 from domain.exchange import RateTable
-from domain.intervals import MONTHLY, Interval
+from domain.intervals import MONTHLY
 from domain.lifecycle import subscription_changed
 from domain.model import (
     CustomPricing,
@@ -49,6 +57,7 @@ from domain.model import (
 from domain.money import Money
 from domain.price_basis import RATES_KEY, rates_json
 from domain.pricing import custom_price
+from domain.switch_off import UPGRADE_REFUSED, refuse_switched_off
 from domain.tax import CREDIT_TAX_RATE_KEY, NO_TAX, REVERSE_CHARGE_KEY, TaxRates
 from domain.upgrade import (
     QUOTED_EXPIRY_KEY,
@@ -79,6 +88,8 @@ class UpgradePlan:
     disks: tuple[CustomPricingDisk, ...]
     target: CustomTemplate
     new_price: Money
+    #: the subscription's line items as the plan read them (ascending id)
+    items: tuple[LineItem, ...]
 
     @property
     def prices(self) -> UpgradePrices:
@@ -93,8 +104,8 @@ async def _plan(uow: UnitOfWork, vm: Vm, sub: Subscription, cfg: UpgradeConfig) 
     charged.
 
     A downgrade is refused here (D8), as is a changed value outside the pricing's limits
-    (D21), a request that changes nothing, and a move to monthly billing that would re-bill
-    the subscription's other line items (`_refuse_rebilling`). A standard VM moves to the
+    (D21), a request that changes nothing, and an upgrade the subscription's other line
+    items would make charge wrongly (`_refuse_shared_billing`). A standard VM moves to the
     first enabled, CPU-compatible custom pricing of its region with its disk type and
     interface (R11.1); the same choice is used when the paid upgrade is applied, so the
     buyer gets what was quoted (the reference's provisioner skipped the CPU match).
@@ -116,8 +127,8 @@ async def _plan(uow: UnitOfWork, vm: Vm, sub: Subscription, cfg: UpgradeConfig) 
     if (target.cpu, target.memory, target.disk_size) == (spec.cpu, spec.memory, spec.disk_size):
         raise NothingToUpgrade("The upgrade changes nothing")
     check_upgrade_limits(target, cfg, pricing, disks)
-    if current.template is not None:
-        await _refuse_rebilling(uow, vm, sub, current.interval)
+    items = tuple(await uow.line_items.list_by_subscription(sub.id))
+    _refuse_shared_billing(_others(items, vm), current)
     ips = await uow.ip_assignments.list_by_vm(vm.id)
     return UpgradePlan(
         current=current,
@@ -125,35 +136,75 @@ async def _plan(uow: UnitOfWork, vm: Vm, sub: Subscription, cfg: UpgradeConfig) 
         disks=tuple(disks),
         target=target,
         new_price=custom_price(target, pricing, disks, ips).total,
+        items=items,
     )
 
 
-async def _refuse_rebilling(uow: UnitOfWork, vm: Vm, sub: Subscription, interval: Interval) -> None:
-    """Refuse converting a standard VM billed per `interval` (its plan's, the one a renewal
-    prices the whole subscription by) to monthly custom pricing while its subscription bills
-    other line items (`UpgradeWouldRebill`, 422).
+def _refuse_shared_billing(others: Sequence[LineItem], current: VmPrice) -> None:
+    """Refuse an upgrade of a VM (priced `current`) that the other line items of its
+    subscription (`others`) would make charge wrongly (422; the operator can move the
+    items apart).
 
-    Their amounts are per interval: billed monthly, an IP range at EUR 6.00 a year would
-    cost EUR 6.00 a month. Rescaling them is not exact in general (601 cents a year is no
-    whole number of cents a month, a day no fixed part of a month), so the upgrade is
-    refused instead, never silently re-billed; a paid one is not applied and becomes
-    credit (`_cannot_be_made`). A VM already billed monthly changes no interval and is
-    upgraded; its subscription keeps its currency then (`upgrade_in`)."""
-    if interval == MONTHLY:
+    Another VM on the subscription (`UpgradeOfSharedSubscription`): an Upgrade is paid and
+    booked per subscription, judged against its lowest-id VM and applied to every VM it
+    bills, so one upgrade paid would grow each of them (or be judged on the wrong one).
+
+    A standard VM billed per an interval other than a month (`current.interval`, its plan's:
+    the one a renewal prices the whole subscription by) moves to monthly custom pricing,
+    and its subscription with it (`UpgradeWouldRebill`), while the subscription bills an
+    item with a recurring amount: that amount is per interval, so billed monthly an IP
+    range at EUR 6.00 a year would cost EUR 6.00 a month. Rescaling it is not exact in
+    general (601 cents a year is no whole number of cents a month, a day no fixed part of
+    a month), so the upgrade is refused instead, never silently re-billed. An item of
+    amount 0 costs nothing per any interval and does not count; nor does a setup amount
+    (charged once, with the first payment). A VM already billed monthly changes no
+    interval and is upgraded; its subscription keeps its currency then (`upgrade_in`).
+
+    Judged when quoted and again when a paid one is applied: one that can no longer be
+    made becomes credit (`_cannot_be_made`)."""
+    vms = [item for item in others if item.subscription_type is SubscriptionType.VPS]
+    if vms:
+        raise UpgradeOfSharedSubscription(
+            f"This VM's subscription also bills {len(vms)} other VM(s); an upgrade paid for "
+            "it would be applied to each of them, so it is refused: ask the operator"
+        )
+    interval = current.interval
+    if current.template is None or interval == MONTHLY:
         return
-    others = await _other_items(uow, vm, sub)
-    if others:
+    billed = [item for item in others if item.amount > 0]
+    if billed:
         raise UpgradeWouldRebill(
-            f"This VM's subscription also bills {len(others)} other item(s) per "
+            f"This VM's subscription also bills {len(billed)} other item(s) per "
             f"{interval.text}; the upgrade would bill them monthly, so it is refused: ask "
             "the operator"
         )
 
 
-async def _other_items(uow: UnitOfWork, vm: Vm, sub: Subscription) -> list[LineItem]:
-    """The line items of `sub` other than `vm`'s own."""
-    items = await uow.line_items.list_by_subscription(sub.id)
+def _others(items: Sequence[LineItem], vm: Vm) -> list[LineItem]:
+    """The line items of `items` other than `vm`'s own."""
     return [item for item in items if item.id != vm.subscription_line_item_id]
+
+
+def _terms(items: Sequence[LineItem]) -> list[tuple[int, SubscriptionType, int]]:
+    """What of a subscription's line items an upgrade is judged by (`_refuse_shared_billing`):
+    which items, of which kind, at which amount."""
+    return [(item.id, item.subscription_type, item.amount) for item in items]
+
+
+def _same_items(seen: Sequence[LineItem]) -> UnderLock:
+    """Refuse storing an upgrade quote (`PriceChanged`, 409) when the subscription's line
+    items, read under its lock, differ from what the quote was judged by (`seen`): an edit
+    of them committed while its invoice was made, and the sweep that ends upgrade quotes
+    at such an edit could not see this one yet (`update_line_item`)."""
+
+    async def check(at: Locked) -> None:
+        items = await at.uow.line_items.list_by_subscription(at.payment.subscription_id)
+        if _terms(items) != _terms(seen):
+            raise PriceChanged(
+                "The subscription's line items changed while the invoice was made; please ask again"
+            )
+
+    return UnderLock(check)
 
 
 async def _quote(
@@ -166,7 +217,11 @@ async def _quote(
     now: datetime,
 ) -> tuple[UpgradeQuote, UpgradePlan]:
     """The quote of upgrading `vm` (of subscription `sub`) to `cfg`, and its plan; refused,
-    among others, for a subscription without an expiry (`upgrade_quote`)."""
+    among others, for a subscription without an expiry (`upgrade_quote`) and, first, for one
+    an admin switched off (`SubscriptionSwitchedOff`, 422): before any rail is asked, so
+    no invoice or order is made only to be cancelled when it is stored. A paid upgrade of
+    one quoted before the switch-off is still applied (`paid_upgrade_plan` plans it)."""
+    refuse_switched_off(sub, UPGRADE_REFUSED)
     plan = await _plan(uow, vm, sub, cfg)
     check_whole_gib(cfg)  # new requests only: a paid upgrade is applied as it was quoted
     prices = plan.prices
@@ -398,12 +453,14 @@ async def quote_upgrade(
 ) -> UpgradeQuote:
     """What upgrading the VM to `cfg` costs now (§8.1 with D7 calendar pro-rating and D8).
 
-    Refused for another user's VM (not found), a deleted, never-paid or expired VM, a
-    downgrade, a spec outside the pricing's limits, a request that changes nothing, or a
-    growth the VM's host has no room for (`NoRoomToUpgrade`, 422; a deleted VM is not
-    judged: it holds no room until a payment restores it). The room is judged as held now:
-    an unpaid upgrade invoice holds none, so the booking judges it again under the region
-    lock (`why_paid_upgrade_does_not_fit`): one that no longer fits is not applied and its
+    Refused for another user's VM (not found), a subscription an admin switched off
+    (before anything else), a deleted, never-paid or expired VM, a downgrade, a spec outside
+    the pricing's limits, a request that changes nothing, one the subscription's other line
+    items would make charge wrongly (`_refuse_shared_billing`), or a growth the VM's host
+    has no room for (`NoRoomToUpgrade`, 422; a deleted VM is not judged: it holds no room
+    until a payment restores it). The room is judged as held now: an unpaid upgrade invoice
+    holds none, so the booking judges it again under the region lock
+    (`why_paid_upgrade_does_not_fit`): one that no longer fits is not applied and its
     payment becomes account credit.
     """
     now = clock.now()
@@ -444,6 +501,10 @@ async def create_upgrade_payment(
     (`TooManyOpenQuotes`, 422) while the subscription holds `max_live_quotes` live quotes,
     renewals included, before the rail is asked and again under the lock when it is stored
     (one the balance covers wholly asks no rail and is not refused).
+
+    Refused as `quote_upgrade` is, before any rail is asked (a switched-off subscription
+    included); and when it is stored, if the subscription's line items changed since they
+    were judged (`_same_items`, 409), its new invoice or order cancelled.
     """
     now = clock.now()
     async with uow_factory() as uow:
@@ -494,7 +555,15 @@ async def create_upgrade_payment(
         if not (settle is not None and is_covered(priced)):  # no rail asked: no cap
             await refuse_over_cap(uow, sub.id, now, max_live_quotes)
     return await issue(
-        uow_factory, rails, priced, now, settle, reuse=None, idem=None, cap=max_live_quotes
+        uow_factory,
+        rails,
+        priced,
+        now,
+        settle,
+        reuse=None,
+        idem=None,
+        cap=max_live_quotes,
+        checks=[_same_items(plan.items)],
     )
 
 
@@ -582,7 +651,7 @@ async def upgrade_in(
             sub,
             interval_amount=MONTHLY.amount,
             interval_type=MONTHLY.unit,
-            currency=await _currency_after(uow, vm, sub, plan),
+            currency=_currency_after(vm, sub, plan),
         )
         await uow.subscriptions.update(subscription_changed(sub, monthly, now))
         configuration: Any = _config_json(cfg)
@@ -620,12 +689,12 @@ async def upgrade_in(
     return AppliedUpgrade(entry=entry, expired=expired)
 
 
-async def _currency_after(uow: UnitOfWork, vm: Vm, sub: Subscription, plan: UpgradePlan) -> str:
+def _currency_after(vm: Vm, sub: Subscription, plan: UpgradePlan) -> str:
     """The currency of a subscription whose standard VM was converted to custom pricing: the
     pricing's, unless the subscription bills other line items, whose amounts are in its
     currency and stay so (relabelling EUR 6.00 as USD 6.00 would re-bill them); renewals
     then convert them into the VM's price currency at the quote's rates (`quotes`)."""
-    if await _other_items(uow, vm, sub):
+    if _others(plan.items, vm):
         return sub.currency
     return plan.new_price.currency.value
 

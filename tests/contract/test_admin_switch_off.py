@@ -11,11 +11,11 @@ import pytest
 from app.admin.subscriptions import SubscriptionPatch, update_subscription
 from app.admin.vms import extend_vm
 from app.billing.lnurl import renew_by_amount
-from app.billing.upgrades import create_upgrade_payment
+from app.billing.upgrades import create_upgrade_payment, quote_upgrade
 from app.worker.lifecycle import LifecycleReport
 from domain.account_credit import CreditReason
 from domain.credit import payment_meta
-from domain.enums import SwitchedOff
+from domain.enums import PaymentMethod, SwitchedOff
 from domain.errors import SubscriptionSwitchedOff
 from domain.exchange import msat_to_fiat
 from domain.lifecycle import LifecycleAction
@@ -159,11 +159,40 @@ async def test_switch_off_ends_pending_invoices_and_refuses_new_ones(world: Worl
         await world.renew(subscription_id=sub.id)
     with pytest.raises(SubscriptionSwitchedOff):
         await _lnurl(world, vm)
-    with pytest.raises(SubscriptionSwitchedOff):  # refused when stored, its invoice cancelled
+    with pytest.raises(SubscriptionSwitchedOff):  # refused before its rail is asked
         await _upgrade(world, vm)
-    assert len(world.shop.node.cancelled) == len(pending) + 1
+    assert len(world.shop.node.cancelled) == len(pending)
     async with world.shop.factory() as uow:
         assert await uow.payments.list_pending_for_subscription(sub.id, world.now) == []
+
+
+async def test_an_upgrade_of_a_switched_off_subscription_asks_no_rail(world: World) -> None:
+    """Neither a price nor an invoice for an upgrade once an admin switched the subscription
+    off: refused (422) before a Lightning invoice or a card order is made, so none has to be
+    cancelled, and nothing is stored."""
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    await _patch(world, sub, is_active=False)
+    node, card = world.shop.node, world.shop.revolut
+    invoices, orders = len(node.invoices), len(card.orders)
+
+    for method in (PaymentMethod.LIGHTNING, PaymentMethod.REVOLUT):
+        with pytest.raises(SubscriptionSwitchedOff, match="cannot be upgraded") as refused:
+            await _upgrade(world, vm, method)
+        assert refused.value.kind == "unprocessable"
+    with pytest.raises(SubscriptionSwitchedOff, match="cannot be upgraded"):
+        await quote_upgrade(
+            world.shop.factory,
+            world.clock,
+            world.shop.rates,
+            user_id=vm.user_id,
+            vm_id=vm.id,
+            cfg=UpgradeConfig(new_cpu=4),
+        )
+
+    assert (len(node.invoices), len(card.orders)) == (invoices, orders)
+    assert node.cancelled == [] and card.cancelled == []
+    assert [p.is_paid for p in await world.shop.payments(vm)] == [True]  # the first month
 
 
 async def test_a_renewal_paid_after_the_switch_off_is_credit_not_a_switch_on(
@@ -321,7 +350,9 @@ async def _lnurl(world: World, vm: Vm) -> SubscriptionPayment:
     )
 
 
-async def _upgrade(world: World, vm: Vm) -> SubscriptionPayment:
+async def _upgrade(
+    world: World, vm: Vm, method: PaymentMethod = PaymentMethod.LIGHTNING
+) -> SubscriptionPayment:
     shop = world.shop
     return await create_upgrade_payment(
         shop.factory,
@@ -331,4 +362,5 @@ async def _upgrade(world: World, vm: Vm) -> SubscriptionPayment:
         user_id=vm.user_id,
         vm_id=vm.id,
         cfg=UpgradeConfig(new_cpu=4),
+        method=method,
     )

@@ -11,7 +11,7 @@ from typing import Any, cast
 import attrs
 import pytest
 
-from app.billing.errors import UpgradeWouldRebill
+from app.billing.errors import UpgradeOfSharedSubscription, UpgradeWouldRebill
 from app.billing.price_in_force import price_in_force
 from app.billing.upgrades import create_upgrade_payment, quote_upgrade
 from domain.credit import payment_meta
@@ -75,6 +75,19 @@ async def _add_ip_range(world: World, vm: Vm, amount: int) -> LineItem:
     return cast(LineItem, added)
 
 
+async def _second_vm_on(world: World, vm: Vm) -> Vm:
+    """Another paid VM of the same user, its line item moved onto `vm`'s subscription (the
+    ports add line items only with their subscription, and move them by an update)."""
+    other = await world.paid_vm()
+    sub = await world.sub(vm)
+    async with world.shop.factory() as uow:
+        item = await uow.line_items.get(other.subscription_line_item_id)
+        assert item is not None
+        await uow.line_items.update(attrs.evolve(item, subscription_id=sub.id))
+        await uow.commit()
+    return other
+
+
 async def _item(world: World, item_id: int) -> LineItem:
     async with world.shop.factory() as uow:
         found = await uow.line_items.get(item_id)
@@ -86,6 +99,13 @@ async def _upgrade(world: World, vm: Vm) -> SubscriptionPayment:
     shop = world.shop
     return await create_upgrade_payment(
         shop.factory, shop.clock, shop.rails, shop.rates, user_id=ALICE, vm_id=vm.id, cfg=BIGGER
+    )
+
+
+async def _quote(world: World, vm: Vm) -> Any:
+    shop = world.shop
+    return await quote_upgrade(
+        shop.factory, shop.clock, shop.rates, user_id=ALICE, vm_id=vm.id, cfg=BIGGER
     )
 
 
@@ -187,6 +207,80 @@ async def test_a_single_vm_upgrade_still_moves_its_subscription_to_the_pricing(
     assert (await world.complete(await _upgrade(world, vm))).completed
     sub = await world.sub(vm)
     assert sub.currency == "USD" and sub.interval == MONTHLY
+
+
+async def test_a_free_item_does_not_stop_a_yearly_vm_upgrade(world: World) -> None:
+    """An item billed at EUR 0.00 a year costs EUR 0.00 a month too: moving the subscription
+    to monthly billing re-bills nothing, so the yearly VM's upgrade is quoted and applied.
+    The item keeps its amount, and the next renewal charges the VM's new monthly price
+    alone."""
+    await _plan(world, amount=1200, interval_type=IntervalType.YEAR, interval_amount=1)
+    vm = await world.paid_vm()
+    item = await _add_ip_range(world, vm, 0)
+
+    assert (await _quote(world, vm)).upgrade.money.amount > 0
+    assert (await world.complete(await _upgrade(world, vm))).completed
+    sub = await world.sub(vm)
+    assert sub.interval == MONTHLY and sub.currency == "EUR"
+    assert await _item(world, item.id) == item
+    assert len(await world.history(vm, H.CONFIGURATION_CHANGED)) == 1
+    renewal = await _card_renewal(world, vm)
+    assert (renewal.currency, renewal.amount) == ("EUR", UPGRADED_CENTS)
+
+
+async def test_a_paid_item_beside_a_free_one_still_stops_it(world: World) -> None:
+    """Only the items that would be charged monthly count: one at EUR 6.00 a year beside a
+    free one is refused as before, and its message counts the one that would be re-billed."""
+    await _plan(world, amount=1200, interval_type=IntervalType.YEAR, interval_amount=1)
+    vm = await world.paid_vm()
+    await _add_ip_range(world, vm, 0)
+    await _add_ip_range(world, vm, 600)
+    with pytest.raises(UpgradeWouldRebill, match="also bills 1 other item"):
+        await _quote(world, vm)
+    with pytest.raises(UpgradeWouldRebill):
+        await _upgrade(world, vm)
+
+
+async def test_an_upgrade_of_a_vm_sharing_its_subscription_with_another_vm_is_refused(
+    world: World,
+) -> None:
+    """Two VMs billed by one (monthly) subscription. A paid upgrade is booked on the
+    subscription, and its records would grow every VM it bills, so one upgrade paid would
+    upgrade both (and be judged on the lower-id VM only): refused for either VM (422),
+    nothing asked of a rail, nothing changed."""
+    vm = await world.paid_vm()
+    other = await _second_vm_on(world, vm)
+    sub = await world.sub(vm)
+    invoices = len(world.shop.node.invoices)
+    for target in (vm, other):
+        with pytest.raises(UpgradeOfSharedSubscription, match="1 other VM") as refused:
+            await _quote(world, target)
+        assert refused.value.kind == "unprocessable"
+        with pytest.raises(UpgradeOfSharedSubscription):
+            await _upgrade(world, target)
+    assert len(world.shop.node.invoices) == invoices
+    assert await world.sub(vm) == sub
+    for target in (vm, other):
+        assert (await world.shop.vm(target.id)).template_id == target.template_id
+
+
+async def test_an_upgrade_paid_after_a_second_vm_joined_becomes_credit(world: World) -> None:
+    """Quoted while the VM billed alone, paid after another VM joined its subscription: it
+    is booked as credit, and neither VM grows (applied, it would have grown both)."""
+    vm = await world.paid_vm()
+    upgrade = await _upgrade(world, vm)
+    other = await _second_vm_on(world, vm)
+
+    assert (await world.complete(upgrade)).completed
+    for target in (vm, other):
+        after = await world.shop.vm(target.id)
+        assert (after.template_id, after.custom_template_id) == (target.template_id, None)
+        assert await world.history(target, H.CONFIGURATION_CHANGED) == []
+    [why] = payment_meta(await world.shop.payment(upgrade.id))[CREDIT_KEY]["changes"]
+    assert "can no longer be made" in why and "1 other VM" in why
+    async with world.shop.factory() as uow:
+        balances = await uow.credit_ledger.balances(ALICE)
+    assert set(balances) == {"EUR"} and balances["EUR"] > 0
 
 
 # --- 2. tax and fee on the whole amount ------------------------------------------------------
