@@ -37,14 +37,27 @@ class Delivery:
         ones whose consumer died running the job: a segfault in a driver, an OOM kill,
         SIGKILL, `os._exit`. A few other ends look the same and are counted with them: a
         consumer that lost the queue before its ack or fail got through, and, until it
-        ends, a delivery still running on a consumer too slow to keep it past the claim
-        idle time (its ack or fail is recorded later, so that over-count does not last).
+        ends, a delivery still running on a consumer that failed to `keep` it within the
+        claim idle time (its event loop blocked, or the queue unreachable for as long; its
+        ack or fail is recorded later, so that over-count does not last).
         """
         return max(0, self.deliveries - 1 - self.failures - self.passing)
 
 
 class WorkQueue(Protocol):
-    """At-least-once job delivery: a job stays owed until it is acked (or fails skippably)."""
+    """At-least-once job delivery: a job stays owed until it is acked (or fails skippably).
+
+    A delivery is held by the consumer it was handed to; one left without an ack, a fail
+    or a `keep` for `claim_idle_ms` is handed to another consumer (its consumer died). A
+    consumer running a job keeps it (`keep`) more often than that, so only the deliveries
+    of dead consumers are run again (`app.worker.keep_alive`).
+    """
+
+    @property
+    def claim_idle_ms(self) -> int:
+        """How long a delivery may go without an ack, fail or `keep` before another
+        consumer may claim it (milliseconds)."""
+        ...
 
     async def send(self, job: Job) -> str:
         """Enqueue a job; returns its id."""
@@ -66,6 +79,14 @@ class WorkQueue(Protocol):
         the delivery off (True). A follow-up that must outlive the consumer (the admins'
         notice of a job given up) is so neither lost to a consumer dying between the ack
         and a send, nor sent twice by two consumers holding the same delivery.
+        """
+        ...
+
+    async def keep(self, delivery: Delivery) -> bool:
+        """The delivery's job is still running here: its idle time starts again, so no other
+        consumer claims it for `claim_idle_ms` more. Its delivery count stays as it is.
+        True while this consumer holds it; False once it is off the queue or held by
+        another consumer (this one let the claim idle time pass): then it is not taken back.
         """
         ...
 

@@ -31,7 +31,10 @@ class InProcessQueue:
     kept per job (`Delivery.failures`) so the worker can give it up. Like the Redis stream,
     it counts every hand-out of a job (`Delivery.deliveries`) and its transient failures
     (`Delivery.passing`), so a delivery whose consumer task died without an ack or fail
-    shows as `Delivery.crashed` and counts toward giving the job up. A job that kills the
+    shows as `Delivery.crashed` and counts toward giving the job up. A running job's
+    consumer keeps its delivery (`keep`: its idle time starts again), so a slow job is not
+    delivered again while it runs; every consumer in process shares this one object, so
+    `keep` holds a delivery for whichever consumer runs it. A job that kills the
     whole process takes the queue with it: nothing survives a restart, so in process such
     a job is lost, not redelivered for ever. As the Redis stream's trim does, it keeps every
     job waiting or handed out and not acked, however many, and drops a job once acked.
@@ -49,6 +52,7 @@ class InProcessQueue:
         self._passing: dict[str, int] = {}
         self._deliveries: dict[str, int] = {}
         self._ids = itertools.count(1)
+        self._claim_idle_ms = claim_idle_ms
         self._claim_idle_s = claim_idle_ms / 1000
         self._monotonic = monotonic
 
@@ -81,6 +85,17 @@ class InProcessQueue:
         for job_id, job, _ in taken:
             self._pending[job_id] = _Pending(job, now)
         return [self._delivery(job_id, job, again) for job_id, job, again in taken]
+
+    @property
+    def claim_idle_ms(self) -> int:
+        return self._claim_idle_ms
+
+    async def keep(self, delivery: Delivery) -> bool:
+        pending = self._pending.get(delivery.id)
+        if pending is None:
+            return False
+        pending.delivered_at = self._monotonic()
+        return True
 
     def _delivery(self, job_id: str, job: Job, again: bool) -> Delivery:
         """The delivery of a job being handed out: its hand-outs counted, this one too."""

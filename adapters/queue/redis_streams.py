@@ -104,6 +104,18 @@ end
 return redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
 """
 
+#: KEYS: the stream; ARGV: group, entry id, consumer. Resets the entry's idle time (XCLAIM
+#: JUSTID: no delivery counted) only while this consumer holds it: one already claimed by
+#: another consumer is not taken back (both would run it), nor an acked one claimed again.
+_KEEP = """
+local held = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #held == 0 or held[1][2] ~= ARGV[3] then
+  return 0
+end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
+return 1
+"""
+
 
 @attrs.define(eq=False, repr=False)
 class RedisStreamsQueue:
@@ -160,8 +172,12 @@ class RedisStreamsQueue:
     another program's workers, which ack without this script, is not trimmed.
 
     Every worker process needs its own `consumer` name (the reference's single worker is
-    `api-worker`). A job still running after `claim_idle_ms` can be claimed by another
-    consumer, so handlers must be idempotent (lifecycle actions are claimed in storage).
+    `api-worker`). A running job's consumer keeps its entry (`keep`: XCLAIM JUSTID to
+    itself, which resets the idle time without counting a delivery, in a script that first
+    checks the entry is still its own), so only a dead consumer's entries are claimed. One
+    whose keeps stop (its event loop blocked, Redis unreachable) for `claim_idle_ms` can
+    still be claimed while it runs, so handlers stay idempotent (lifecycle actions are
+    claimed in storage).
     """
 
     _redis: aioredis.Redis
@@ -193,6 +209,10 @@ class RedisStreamsQueue:
         self._group_ready = True
         if again:
             self._claim_cursor = "0-0"  # the ids of a stream made again start over
+
+    @property
+    def claim_idle_ms(self) -> int:
+        return self._claim_idle_ms
 
     @property
     def failures_key(self) -> str:
@@ -324,6 +344,12 @@ class RedisStreamsQueue:
             *follow_up,
         )
         return bool(acked)
+
+    async def keep(self, delivery: Delivery) -> bool:
+        held = await self._redis.eval(
+            _KEEP, 1, self._stream, self._group, delivery.id, self._consumer
+        )
+        return bool(held)
 
     async def fail(self, delivery: Delivery, *, counted: bool = True) -> None:
         """Skippable: ack. Otherwise leave it pending (re-claimed after the idle time), its

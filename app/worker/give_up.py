@@ -118,7 +118,7 @@ async def give_up(queue: WorkQueue, delivery: Delivery, err: Exception | None) -
     the job owed, and it comes back and is given up, and told, then; once acked, the notice
     is queued, with no window in between for a crash to lose it. Only the consumer whose ack
     took the job off the queue logs and tells: two workers holding the same delivery (one
-    slow past the claim idle time) give it up once.
+    that could not keep it within the claim idle time) give it up once.
     """
     job = delivery.job
     failed = delivery.failures + (err is not None)  # this delivery's failure included

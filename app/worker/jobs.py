@@ -87,15 +87,23 @@ async def process_vm_upgrade(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -
     """ProcessVmUpgrade (§8.4): records (idempotent), then stop, resize and start; N9.
 
     The records are updated in the payment's booking transaction already, so this step is
-    a no-op then (`AS_RECORDED`, the VM check's re-send, skips it); the whole job is
-    idempotent (the resize sets the target size), so sending it again is safe. The booking
-    marked the VM `resize_requested`; once the host has the size the marker is cleared if
-    it still holds the value read with the records (compare-and-clear: an upgrade booked
-    meanwhile keeps its mark), and a job lost before that is sent again by the VM check
-    (`vmcheck.resend_lost_resizes`). A VM never built on a host (or deleted) only gets its
-    records and the marker cleared: the spawn builds it with the new size. A stop failure
-    is ignored (§8.4 step 2). A refused config that a later upgrade in the records overtook
-    (`upgrade_superseded`) is no failure: the job then does nothing, the newer one resizes.
+    a no-op then (`AS_RECORDED`, the VM check's re-send, skips it). Whoever applies the
+    records (the booking, or this step for a job of the reference's) marks the VM
+    `resize_requested` in the same transaction; the host work runs only while that mark is
+    set, and once the host has the size the mark is cleared if it still holds the value
+    read with the records (compare-and-clear: an upgrade booked meanwhile keeps its mark,
+    and its own job resizes again). So a job delivered again after its resize (its ack
+    lost, claimed by a second worker, the VM check's re-send of a late job) finds no mark
+    and does nothing: the paid VM is not stopped again, nor the user told twice. A job
+    lost before that is sent again by the VM check (`vmcheck.resend_lost_resizes`).
+
+    The host work holds the VM's lease (`spawn_lease`), as a spawn and a deletion do: two
+    deliveries never resize at once (the second waits: `VmBusy`, delivered again), nor
+    does a resize race a spawn that read the old size. A VM never built on a host (or
+    deleted) only gets its records and the mark cleared: the spawn builds it with the new
+    size. A stop failure is ignored (§8.4 step 2). A refused config that a later upgrade in
+    the records overtook (`upgrade_superseded`) is no failure: the job then does nothing,
+    the newer one resizes.
     """
     if cfg != AS_RECORDED:
         try:
@@ -107,31 +115,61 @@ async def process_vm_upgrade(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -
             log.error("upgrade of VM %s cannot be applied: %s", vm_id, err.message)
             await deps.tell_admins(f"VM {vm_id} Upgrade Failed", f"VM #{vm_id}: {err.message}")
             return
+    claim = await _claim_resize(deps, vm_id)
+    if claim is None:
+        return
+    vm, token = claim.vm, claim.token
+    try:
+        paid = is_paid_now(claim.sub, deps.clock.now())
+        if vm.is_provisioned:
+            refused = await _resize_on_host(deps, claim.client, claim.info, paid)
+            if refused is not None:
+                await _resize_given_up(deps, vm, refused)
+                return
+        await _resized(deps, vm)
+    finally:
+        await release_lease(deps, spawn_lease(vm_id), token)
+    n = messages.vm_upgraded(claim.facts, vm_id, deps.clock.now())
+    await deps.tell_user(vm.user_id, n.title, n.message)
+
+
+@attrs.frozen(kw_only=True)
+class _Resize:
+    """What the claiming read of a resize hands to the host step."""
+
+    vm: Vm
+    sub: Subscription | None
+    info: FullVmInfo
+    facts: messages.VmFacts
+    client: VmHost
+    token: str
+
+
+async def _claim_resize(deps: WorkerDeps, vm_id: int) -> _Resize | None:
+    """The VM's lease and what its resize needs, or None when there is nothing to resize:
+    the VM gone (its mark cleared), or its mark cleared already (resized by an earlier
+    delivery). A VM whose lease another worker holds (a spawn, a deletion, another delivery
+    resizing it) fails the job (`VmBusy`), delivered again."""
+    now = deps.clock.now()
     async with deps.uow_factory() as uow:
+        # the lease first: a holder that committed its work is seen by the reads below
+        token = await uow.worker_leases.take(spawn_lease(vm_id), now, now - deps.host_lease)
         vm = await uow.vms.get(vm_id)
-        if vm is not None and not vm.deleted:
+        if vm is None or vm.resize_requested is None:
+            log.info("VM %s: no resize outstanding; the job does nothing", vm_id)
+            return None  # nothing committed: no lease kept
+        if not vm.deleted:
+            if token is None:
+                raise VmBusy(vm_id, "resized")
             info = await full_info(uow, vm, tuple(await uow.ip_assignments.list_by_vm(vm_id)))
             facts = await facts_of(uow, info)
             sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
             _, client = await deps.host_of(uow, vm.host_id)
-    if vm is None or vm.deleted:
-        if vm is not None:  # nothing to resize: a revived VM is spawned at its records' size
-            await _resized(deps, vm)
-        return
-    if cfg == AS_RECORDED and vm.resize_requested is None:
-        # a re-send whose resize another job (the booking's own, late) already made: the
-        # host has the recorded size; resizing again would stop the VM and notify twice
-        log.info("VM %s: resize already made, the re-sent job does nothing", vm_id)
-        return
-    paid = is_paid_now(sub, deps.clock.now())
-    if vm.is_provisioned:
-        refused = await _resize_on_host(deps, client, info, paid)
-        if refused is not None:
-            await _resize_given_up(deps, vm, refused)
-            return
+            await uow.commit()
+            return _Resize(vm=vm, sub=sub, info=info, facts=facts, client=client, token=token)
+    # nothing to resize: a revived VM is spawned at its records' size
     await _resized(deps, vm)
-    n = messages.vm_upgraded(facts, vm_id, deps.clock.now())
-    await deps.tell_user(vm.user_id, n.title, n.message)
+    return None
 
 
 async def _resize_on_host(
@@ -179,8 +217,8 @@ async def _resize_given_up(deps: WorkerDeps, vm: Vm, err: VmHostError) -> None:
     size; the host must be resized by hand.
     """
     log.error("resize of VM %s failed for good: %s", vm.id, err.message)
-    if vm.resize_requested is None:
-        return  # given up (and told) already, by an earlier delivery
+    if vm.resize_requested is None:  # never: the job resizes only while the VM is marked
+        return
     async with deps.uow_factory() as uow:
         cleared = await uow.vms.settle_resize(vm.id, vm.resize_requested, None)
         await uow.commit()
@@ -212,11 +250,15 @@ async def _resized(deps: WorkerDeps, vm: Vm) -> None:
 
 
 class VmBusy(RetryableError):
-    """An admin delete of a VM that another worker builds (or deletes) right now: the job
-    fails and is delivered again, when the other worker is done."""
+    """An admin delete or a resize of a VM whose lease another worker holds (it builds,
+    deletes or resizes the VM right now): the job fails and is delivered again, when the
+    other worker is done."""
 
-    def __init__(self, vm_id: int) -> None:
-        message = f"VM {vm_id} is being built or deleted by another worker; delete retried"
+    def __init__(self, vm_id: int, doing: str = "deleted") -> None:
+        message = (
+            f"VM {vm_id} is being built, resized or deleted by another worker; "
+            f"not {doing} now, retried"
+        )
         super().__init__(message, transient=True)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from app.worker.dispatch import BadJob, Handler, JobHandlers
 from app.worker.give_up import MAX_FAILED_DELIVERIES, counts, give_up, poisoned, strikes
+from app.worker.keep_alive import kept
 from ports.jobs import CheckSubscriptions, CheckVms
 from ports.queue import Delivery, Job, WorkQueue
 from ports.storage import StorageBusy
@@ -25,8 +26,8 @@ FAILURE_PAUSE_S = 1.0
 BUSY_ATTEMPTS = 3
 BUSY_PAUSE_S = 0.5
 #: ... but only while the job has been at it for less than this: a busy answer can come after
-#: a whole lock wait (30-50 s), and a delivery held much longer than the queue's claim idle
-#: time (10 s on Redis) is handed to another worker meanwhile
+#: a whole lock wait (30-50 s), and three of those in place would hold the worker (and the
+#: job's delivery, kept while it runs) for minutes; failed, it comes back from the queue
 BUSY_RETRY_WITHIN_S = 5.0
 
 
@@ -52,8 +53,9 @@ async def process(
     running (`give_up.poisoned`): a job that kills the worker kills no more of them. A
     non-skippable job whose MAX_FAILED_DELIVERIES-th strike this failure is (an error that
     is not transient, `give_up.counts`) is given up instead of failed; a transient failure
-    is failed uncounted and comes back however often it takes. Returns False when the job
-    failed or was given up.
+    is failed uncounted and comes back however often it takes. While the handler runs the
+    delivery is kept (`keep_alive.kept`), so no other worker claims it for being slow.
+    Returns False when the job failed or was given up.
     """
     job = delivery.job
     handler = handlers.get(job)
@@ -65,7 +67,8 @@ async def process(
         await give_up(queue, delivery, None)
         return False
     try:
-        await _busy_retried(handler, job, busy_pause_s, stop_event)
+        async with kept(queue, delivery):
+            await _busy_retried(handler, job, busy_pause_s, stop_event)
     except asyncio.CancelledError:
         raise
     except BadJob as err:

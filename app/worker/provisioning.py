@@ -171,7 +171,8 @@ async def _already_on_host(deps: WorkerDeps, client: VmHost, vm: Vm) -> VmRunnin
 
 
 def spawn_lease(vm_id: int) -> str:
-    """The worker lease of building one VM on its host."""
+    """The worker lease of host work on one VM: building, resizing or deleting it (one at
+    a time, however many workers or deliveries of a job)."""
     return f"spawn:{vm_id}"
 
 
@@ -211,7 +212,9 @@ async def _claim_build(deps: WorkerDeps, vm_id: int, now: datetime) -> _Build | 
         if token is None:
             # another worker builds it, or deletes it from its host (the delete holds this
             # lease too, and sends SpawnVm itself if a payment overtook it: D24)
-            log.info("VM %s is being built or deleted by another worker; not built now", vm_id)
+            log.info(
+                "VM %s is being built, resized or deleted by another worker; not built now", vm_id
+            )
             return None
         host, client = await deps.host_of(uow, vm.host_id)
         ips = tuple(await uow.ip_assignments.list_by_vm(vm.id))

@@ -69,6 +69,13 @@ class _DyingQueue:
             self._die("ack")
         return await self._queue.ack(delivery, then=then)
 
+    @property
+    def claim_idle_ms(self) -> int:
+        return self._queue.claim_idle_ms
+
+    async def keep(self, delivery: Delivery) -> bool:
+        return await self._queue.keep(delivery)
+
     async def fail(self, delivery: Delivery, *, counted: bool = True) -> None:
         await self._queue.fail(delivery, counted=counted)
 

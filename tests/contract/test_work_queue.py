@@ -148,6 +148,46 @@ async def test_crashed_consumers_job_goes_to_another_after_idle_time(
     assert await crashed.receive(block_ms=10) == []
 
 
+async def test_a_kept_delivery_stays_with_its_consumer_past_the_claim_idle_time(
+    consumers: Consumers,
+) -> None:
+    """Before: a job still running after the claim idle time was claimed and run by a
+    second consumer (no heartbeat); a consumer now keeps what it runs. Keeps count no
+    delivery; once they stop (the consumer died) the delivery goes to another."""
+    running, other = consumers("running"), consumers("other")
+    await other.receive(block_ms=0)
+    await running.send(spawn_vm(1))
+    [held] = await running.receive()
+    for _ in range(4):  # 4 × (a half claim idle time + a receive): well past it
+        await asyncio.sleep(CLAIM_MS / 1000 / 2)
+        assert await running.keep(held) is True
+        assert await other.receive(block_ms=10) == []
+    await asyncio.sleep(PAST_CLAIM_S)
+    [again] = await other.receive(block_ms=10)
+    assert again.id == held.id and again.redelivered
+    assert again.deliveries == 2 and again.crashed == 1
+
+
+async def test_keep_is_refused_once_the_delivery_is_acked_or_claimed_by_another(
+    consumers: Consumers,
+) -> None:
+    """A consumer that let the claim idle time pass does not take its delivery back from the
+    consumer that claimed it (in process every consumer is the one queue: it still holds)."""
+    slow, fast = consumers("slow"), consumers("fast")
+    await fast.receive(block_ms=0)
+    await slow.send(spawn_vm(1))
+    [held] = await slow.receive()
+    await asyncio.sleep(PAST_CLAIM_S)
+    [claimed] = await fast.receive(block_ms=10)
+    assert await slow.keep(held) is (slow is fast)
+    assert await fast.keep(claimed) is True
+    assert await fast.ack(claimed) is True
+    assert await fast.keep(claimed) is False
+    assert await slow.keep(held) is False
+    await asyncio.sleep(PAST_CLAIM_S)
+    assert await slow.receive(block_ms=10) == []
+
+
 async def test_skippable_failure_is_dropped(consumers: Consumers) -> None:
     queue = consumers("a")
     await queue.send(CheckVms())

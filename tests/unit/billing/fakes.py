@@ -115,6 +115,8 @@ class FakeGateway:
 class RecordingQueue:
     """A WorkQueue that only records what was sent."""
 
+    claim_idle_ms = 10_000
+
     def __init__(self) -> None:
         self.sent: list[Job] = []
 
@@ -130,6 +132,9 @@ class RecordingQueue:
         if then is not None:
             self.sent.append(then)
         return True
+
+    async def keep(self, delivery: Delivery) -> bool:
+        return False
 
     async def fail(self, delivery: Delivery, *, counted: bool = True) -> None:
         return None

@@ -118,6 +118,45 @@ async def test_a_queue_failure_does_not_stop_the_worker() -> None:
     assert queue.lost == 1 and seen[0] == 1
 
 
+class _KeepFails(InProcessQueue):
+    """A queue whose keeps fail while `down` (Redis unreachable), counted."""
+
+    def __init__(self, down: bool) -> None:
+        super().__init__(claim_idle_ms=40)
+        self.down = down
+        self.keeps = 0
+
+    async def keep(self, delivery: Any) -> bool:
+        self.keeps += 1
+        if self.down:
+            raise ConnectionError("redis connection lost")
+        return await super().keep(delivery)
+
+
+@pytest.mark.parametrize("down", [False, True])
+async def test_a_slow_job_is_kept_while_it_runs_and_no_longer(
+    down: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kept every half claim idle time while its handler runs, whether a keep gets through
+    or not (a failed one is logged); the keeps stop with the handler, before the ack."""
+    queue = _KeepFails(down)
+
+    async def slow(job: SpawnVm) -> None:
+        await asyncio.sleep(0.2)  # five claim idle times
+
+    await queue.send(SpawnVm(vm_id=1))
+    [delivery] = await queue.receive()
+    with caplog.at_level(logging.WARNING, logger="lnvps.worker.keep_alive"):
+        assert await loop_module.process(queue, _table(SpawnVm=slow), delivery)
+    kept = queue.keeps
+    assert 3 <= kept <= 10
+    assert queue.pending_count == 0
+    await asyncio.sleep(0.1)
+    assert queue.keeps == kept
+    assert bool(caplog.records) is down
+    assert all("cannot keep its delivery" in r.getMessage() for r in caplog.records)
+
+
 async def test_scheduler_sends_checks_at_once_and_stops_on_the_event() -> None:
     queue = InProcessQueue()
     stop = asyncio.Event()

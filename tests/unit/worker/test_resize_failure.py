@@ -70,8 +70,8 @@ async def test_a_refused_resize_is_given_up_and_told_to_the_admins_once(world: W
     [notice] = world.notifier.titled(f"VM {vm.id} Resize Failed")
     assert "refused by the host" in notice.message and notice.user_id is None
     assert (await world.shop.vm(vm.id)).resize_requested is None  # no re-send stops it again
-    assert world.host.calls["stop_vm"] == 2  # the booked job and the redelivery only
-    assert world.host.calls["start_vm"] == 3  # the spawn, and after each failed resize
+    assert world.host.calls["stop_vm"] == 1  # the booked job only: the mark is cleared
+    assert world.host.calls["start_vm"] == 2  # the spawn, and after the failed resize
     assert world.notifier.titled(f"[VM{vm.id}] Upgrade Complete") == []
 
 
