@@ -1,4 +1,4 @@
-"""The calendar-exact value of the paid time left before an expiry (refunds, pricing.md §10)."""
+"""The calendar-exact worth, in billing intervals, of paid time (refunds, pricing.md §10)."""
 
 from __future__ import annotations
 
@@ -37,13 +37,15 @@ def _back(interval: Interval, expires: datetime, times: int) -> datetime:
 
 
 def _at_least(interval: Interval, expires: datetime, now: datetime) -> int:
-    """A count of whole intervals ending at `expires` that surely all start after `now`, at
-    most two below the true count (so the step-back loop stays short for long spans)."""
+    """A count of whole intervals between `now` and `expires` that surely fit, counted back
+    from `expires` or forward from `now`, at most two below the true count (so the stepping
+    loops stay short for long spans)."""
     if interval.unit is IntervalType.DAY:  # UTC days are all 86 400 s: exact
         return whole_seconds(expires - now) // (interval.amount * 86_400)
     months = interval.amount * (1 if interval.unit is IntervalType.MONTH else 12)
     span = (expires.year - now.year) * 12 + expires.month - now.month
-    # this many steps back still lands in a calendar month after now's
+    # this many steps back (forward) still lands in a calendar month after now's (before
+    # the expiry's)
     return max(0, span // months - 1)
 
 
@@ -70,6 +72,28 @@ def intervals_left(interval: Interval, expires: datetime, now: datetime) -> Inte
         # from 31 Mar, 2 months back is 31 Jan, so the month holding 1 Feb is 31 Jan–28 Feb
         period=whole_seconds(start - _back(interval, expires, whole + 1)),
     )
+
+
+def intervals_in(interval: Interval, start: datetime, end: datetime) -> Fraction:
+    """How many intervals the time from `start` to `end` is, counted forward on the calendar
+    from `start` as a payment made then buys them: whole intervals (`add_to(start, k)`, D6's
+    month-end clamping), then the rest as its share in whole seconds of the next interval,
+    the one `price_basis.extend_by` counts a fraction in (and at most one of it). So 31 Jan →
+    28 Feb is exactly one month, and a payment's time is worth the intervals it bought
+    (floored seconds aside); the count never falls as `end` moves on."""
+    start, end = require_utc(start), require_utc(end)
+    if end <= start:
+        return Fraction(0)
+    whole = _at_least(interval, end, start)
+    while interval.add_to(start, whole + 1) <= end:
+        whole += 1
+    edge = interval.add_to(start, whole)
+    rest = whole_seconds(end - edge)
+    if rest == 0:
+        return Fraction(whole)
+    # at most one: from a month end the next interval after the edge can be shorter than
+    # the step to the next whole (31 Jan: edge 28 Feb, then 28 Mar, but 2 months is 31 Mar)
+    return whole + min(Fraction(1), Fraction(rest, whole_seconds(interval.add_to(edge) - edge)))
 
 
 def unused_value(price: Money, interval: Interval, expires: datetime, now: datetime) -> Money:

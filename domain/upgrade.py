@@ -305,12 +305,15 @@ def remaining_time_info(
     *,
     deleted: bool = False,
 ) -> RemainingTime:
-    """Remaining seconds and their value, what an admin refund pays back (R10.1–R10.3).
+    """Remaining seconds and their value by the calendar alone (R10.1–R10.3).
 
     The value is calendar-exact (`unused_value`), not D7's rate (D7 governs upgrades): each
     whole calendar interval left is worth the price, the rest its share of the calendar
     interval holding `now` (`renewal_period_seconds`), floored. One rate per second over the
     interval ending at `expires` would value 12 months left by the last month's 28–31 days.
+    Admin refunds value more exactly, from the periods the payments bought
+    (`paid_periods.unused_intervals`, from each payment's real start); this rule is what
+    they fall back to for time no payment's period explains.
     """
     end = _check_remaining(expires, now, deleted, upgrade=False)
     left = intervals_left(interval, end, now)
@@ -367,7 +370,7 @@ def upgrade_quote(
     multi-interval renewal, a yearly plan) the length of the interval ending at `expires`
     therefore scales the whole span: 12 months left ending after a 28-day month are valued
     at 365/28 months, after a 31-day month at 365/31. D7 governs this charge; refunds are
-    valued calendar-exactly instead (`remaining_time_info`, `unused_value`).
+    valued by the periods the payments bought instead (`paid_periods.unused_intervals`).
 
     Each side's value of the remaining seconds is floored to the list minor unit (the
     reference's trunc), then charged on its own (Lightning: each side rounded up to a whole

@@ -11,7 +11,6 @@ from app.admin.refund_record import (
     NothingToRefund,
     refund_event,
     refund_figure,
-    refund_reference,
     refuse_if_refunded,
 )
 from app.admin.unused_worth import unused_worth
@@ -43,11 +42,11 @@ async def refund_to_credit(
 
     The value is exact (R10, `unused_worth`, as a refund by hand values the time): the
     subscription's whole price per interval as it is in force now (`price_in_force`: the
-    VM's list price plus every other line item, such as an IP range billed with it) for each
-    whole calendar interval left before the expiry, and its share of the calendar interval
-    holding now for the rest, floored in each list currency: never more time than remains,
-    nor whole intervals valued by another month's length. It is the figure
-    GET /vms/{id}/refund shows for a card refund in the subscription's currency.
+    VM's list price plus every other line item, such as an IP range billed with it) times
+    the unused share of the periods its payments bought, each counted from its real start
+    (a month bought on 31 Jan and refunded at once is the whole price), floored in each list
+    currency. It is the figure GET /vms/{id}/refund shows for a card refund in the
+    subscription's currency.
 
     The credit is booked in the subscription's currency, the one renewals spend credit in
     (`credit_quote.apply_balance`): a refund booked in a plan's new currency after the
@@ -60,8 +59,10 @@ async def refund_to_credit(
     The whole subscription's expiry is cut to now in the same transaction, so no item's time
     is both kept and refunded, and the VM's history records the refund (`refund_record`): a
     second refund of that time, to credit or by hand, finds nothing left and the record
-    that cut it (409), and the ledger entry's reference (the VM and the expiry it refunded)
-    books it once even if two requests race. The subscription lock is taken first, as
+    that cut it (409), and the ledger entry's reference (`refund_reference`: the
+    subscription, the last payment's period and the expiry it refunded) books it once even
+    if two requests race; a renewal paid after the refund is another period, refunded under
+    another reference even if it ends on the same second. The subscription lock is taken first, as
     completion does, then the balance lock. The cut period is closed to renewal
     (`end_without_renewal`): a worker run whose clock was read just before the cut would
     otherwise see it expiring soon and auto-renew the time just refunded.
@@ -86,7 +87,7 @@ async def refund_to_credit(
         expires: datetime = sub.expires
         # credit is spent in the subscription's currency (renewals): booked in it, the parts
         # priced in another (a plan re-priced since) converted at today's BTC rates, floored
-        unused = await unused_worth(uow, sub, now)
+        unused = await unused_worth(uow, sub, vm.id, now)
         table = await rates.table() if unused.needs_rates else None  # read only if needed
         converted = unused.valued(table, now)  # 503 without a rate
         if converted.money.amount <= 0:
@@ -96,7 +97,7 @@ async def refund_to_credit(
             currency=converted.money.currency.value,
             amount=converted.money.amount,
             reason=CreditReason.REFUND_TO_CREDIT,
-            reference=refund_reference(vm_id, expires),
+            reference=unused.reference,
             note=noted(reason or f"unused time of VM {vm_id}", converted),
             created=now,
             admin_id=admin_id,
@@ -111,6 +112,7 @@ async def refund_to_credit(
                 refund_event(
                     vm_id=vm.id,
                     kind=CREDIT,
+                    reference=unused.reference,
                     admin_id=admin_id,
                     expires=expires,
                     cut_to=now,

@@ -17,7 +17,6 @@ from app.admin.refund_record import (
     refund_event,
     refund_figure,
     refund_of,
-    refund_reference,
     unnotified_refund,
 )
 from app.admin.vm_removal import refund_start, refund_value
@@ -145,8 +144,9 @@ async def refund_by_hand(
     that must be done by a person. What makes it once-only is the same as for a refund to
     credit, in one transaction under the subscription's lock (taken first, as completion
     does): the subscription's expiry is cut to the refund's start, and a VM history entry
-    records who refunded what (its reference is the credit ledger's of a refund to credit,
-    `vm:{id}:until:{expiry}`). A second refund of that time, by hand or to credit, then
+    records who refunded what (its reference, `refund_reference`, names the subscription,
+    the last payment's period and the expiry, as a refund to credit's ledger entry does). A
+    second refund of that time, by hand or to credit, then
     finds nothing left and the record that cut it: 409. Pending quotes fare as after a
     refund to credit: a renewal paid later extends from the cut expiry (or now), so it buys
     its own time; an upgrade was priced to the old expiry and is not applied (credited).
@@ -193,15 +193,13 @@ async def refund_by_hand(
             recorded = await unnotified_refund(uow, vm.id, sub.expires)
         again = recorded is not None
         if recorded is None:
-            refund = await refund_value(
-                uow, sub, start, deleted=False, method=method, rates=table, now=now
-            )
+            refund = await refund_value(uow, sub, vm, start, method=method, rates=table, now=now)
             if refund.amount.amount <= 0:
                 raise NothingToRefund("The unused time is worth nothing")
             assert sub.expires is not None  # refund_value refuses a subscription without one
             note_reason = (
                 f"Refund by hand of VM #{vm.id}'s unused time from {start.isoformat()} "
-                f"({refund_reference(vm.id, sub.expires)})"
+                f"({refund.reference})"
             )
             notes = await credit_refund(
                 uow, sub.id, value=refund.value, start=start, reason=note_reason, now=now
@@ -227,6 +225,7 @@ async def refund_by_hand(
                 refund_event(
                     vm_id=vm.id,
                     kind=MANUAL,
+                    reference=refund.reference,
                     admin_id=admin_id,
                     expires=sub.expires,
                     cut_to=start,

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import datetime
+from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError
 from domain.model import VmHistory, vm_event
 from domain.money import Money
+from domain.paid_periods import Cut
 from ports.storage import UnitOfWork
 
 #: the history metadata key of a refund record: `{"kind", "reference", "cut_to", ...}`
@@ -39,16 +40,24 @@ def refund_figure(money: Money) -> str:
     return f"{money.amount} {money.currency.value} (smallest units)"
 
 
-def refund_reference(vm_id: int, expires: datetime) -> str:
-    """The key of a refund of the VM's time up to `expires`: the credit ledger's reference of
-    a refund to credit, and the manual refund's record of the same time."""
-    return f"vm:{vm_id}:until:{int(expires.timestamp())}"
+def refund_reference(subscription_id: int, payment: str | None, expires: datetime) -> str:
+    """The key of a refund of a subscription's paid time up to `expires`, the end of the
+    period bought by `payment` (the id in hex of the last payment that added time; None:
+    none did):
+    the credit ledger's reference of a refund to credit, and a refund by hand's record and
+    notices. A renewal paid after a refund is another period, so its refund has another key
+    even if it ends on the very second the first did; a second refund of what is left of the
+    same period (after one from a later date) ends elsewhere. A replay, which sees the same
+    period and expiry, has the same key."""
+    paid = payment[:32] if payment else "none"
+    return f"sub:{subscription_id}:paid:{paid}:until:{int(expires.timestamp())}"
 
 
 def refund_event(
     *,
     vm_id: int,
     kind: str,
+    reference: str,
     admin_id: int,
     expires: datetime,
     cut_to: datetime,
@@ -57,11 +66,12 @@ def refund_event(
     reason: str | None,
     extra: dict[str, Any] | None = None,
 ) -> VmHistory:
-    """The history entry of a refund: the paid time from `cut_to` to `expires` refunded
-    (`figure` says how much, how), the expiry cut to `cut_to`."""
+    """The history entry of a refund (`reference`: `refund_reference`): the paid time from
+    `cut_to` to `expires` refunded (`figure` says how much, how), the expiry cut to `cut_to`
+    (`cuts_of` reads it back)."""
     record: dict[str, Any] = {
         "kind": kind,
-        "reference": refund_reference(vm_id, expires),
+        "reference": reference,
         "cut_to": int(cut_to.timestamp()),
         "amount": figure,
         **(extra or {}),
@@ -92,6 +102,18 @@ def _meta_of(entry: VmHistory, key: str) -> dict[str, Any] | None:
 def refund_of(entry: VmHistory) -> dict[str, Any] | None:
     """The refund record an entry carries (`refund_event`'s), if any."""
     return _meta_of(entry, REFUND_KEY)
+
+
+def cuts_of(entries: Iterable[VmHistory]) -> list[Cut]:
+    """The cuts the refunds recorded in `entries` made to the paid time: to `cut_to`, in the
+    order of their entries. A record it cannot read is left out."""
+    cuts = []
+    for entry in entries:
+        record = refund_of(entry)
+        cut_to = None if record is None else record.get("cut_to")
+        if isinstance(cut_to, int) and not isinstance(cut_to, bool):
+            cuts.append(Cut(order=entry.id, to=datetime.fromtimestamp(cut_to, UTC)))
+    return cuts
 
 
 def notified_event(entry: VmHistory, *, job_id: str, now: datetime) -> VmHistory:

@@ -6,24 +6,27 @@ from datetime import datetime
 
 import attrs
 
-from app.admin.refund_record import NothingToRefund
+from app.admin.refund_record import NothingToRefund, cuts_of, refund_reference
+from app.billing.booked_records import paid_period
 from app.billing.price_in_force import price_in_force
 from domain.credit_conversion import Converted, convert_down
 from domain.exchange import RateTable
 from domain.model import Subscription
 from domain.money import Currency, Money
+from domain.paid_periods import newest_period, unused_intervals
 from domain.pricing import parse_list_currency
-from domain.unused_time import unused_value
 from ports.storage import UnitOfWork
 
 
 @attrs.frozen
 class Unused:
     """The unused time's value per currency its parts are priced in, to be valued in
-    `target` (the subscription's currency)."""
+    `target` (the subscription's currency), and the key of the refund of it
+    (`refund_reference`: the subscription, the period it ends in, its expiry)."""
 
     parts: tuple[Money, ...]
     target: Currency
+    reference: str
 
     @property
     def needs_rates(self) -> bool:
@@ -37,7 +40,7 @@ class Unused:
         return convert_down(self.parts, self.target, table, now)
 
 
-async def unused_worth(uow: UnitOfWork, sub: Subscription, start: datetime) -> Unused:
+async def unused_worth(uow: UnitOfWork, sub: Subscription, vm_id: int, start: datetime) -> Unused:
     """The value of `sub`'s paid time from `start` to its expiry (later than `start`: the
     caller checked), before tax, in the subscription's currency once `valued`: what every
     admin refund of it (to credit, by hand, and the figure GET /vms/{id}/refund shows) is
@@ -46,16 +49,23 @@ async def unused_worth(uow: UnitOfWork, sub: Subscription, start: datetime) -> U
     The price is the whole subscription's per interval as it is in force now
     (`price_in_force`: the VM's list price plus every other line item, such as an IP range
     billed with it): a refund cuts the whole subscription's expiry, so every item's time is
-    taken back and every item's share is paid back. Each part is valued calendar-exactly
-    (`unused_value`: whole intervals left at the whole price, the rest a share of the
-    interval holding `start`), floored in its own unit; a part priced in another currency
-    than the subscription's (a plan re-priced since) is converted when `valued`, so the
-    caller reads the rates only when it `needs_rates`. A free price is `NothingToRefund`."""
+    taken back and every item's share is paid back. How many intervals the time left is
+    worth is the unused share of the periods its payments bought (`unused_intervals`: each
+    payment's own period, counted from its real start, so a month bought on 31 Jan and
+    refunded at once is a whole month), read from VM `vm_id`'s history: the Renewed entry
+    of each payment (where it started and ended) and the refunds that cut the time since.
+    Each part is that many intervals of its price, floored in its own unit; a part priced
+    in another currency than the subscription's (a plan re-priced since) is converted when
+    `valued`, so the caller reads the rates only when it `needs_rates`. A free price is
+    `NothingToRefund`. The refund's key names the last payment's period (`refund_reference`)."""
     assert sub.expires is not None and sub.expires > start
     basis = await price_in_force(uow, sub, purchase=False)
     if not basis.recurring:
         raise NothingToRefund("The unused time is worth nothing")
-    unused = [
-        unused_value(Money(c, a), basis.interval, sub.expires, start) for c, a in basis.recurring
-    ]
-    return Unused(tuple(unused), parse_list_currency(sub.currency))
+    history = await uow.vm_history.list_all_by_vm(vm_id)
+    periods = [p for p in map(paid_period, history) if p is not None]
+    count = unused_intervals(basis.interval, sub.expires, start, periods, cuts_of(history))
+    unused = [Money(c, a * count.numerator // count.denominator) for c, a in basis.recurring]
+    newest = newest_period(periods)
+    reference = refund_reference(sub.id, None if newest is None else newest.key, sub.expires)
+    return Unused(tuple(unused), parse_list_currency(sub.currency), reference)

@@ -16,7 +16,7 @@ from app.billing.errors import VmNotFound
 from domain.enums import PaymentMethod
 from domain.errors import InvalidInput
 from domain.exchange import RateTable, charge_amount
-from domain.model import Subscription
+from domain.model import Subscription, Vm
 from domain.money import Money
 from domain.upgrade import refund_seconds
 from ports.clock import Clock
@@ -62,6 +62,8 @@ class RefundAmount:
     rate: Decimal
     expires: datetime | None
     seconds_remaining: int
+    #: the key of a refund of this time (`refund_record.refund_reference`), not on the wire
+    reference: str
 
 
 def refund_start(from_date: datetime | None, now: datetime, field: str) -> datetime:
@@ -81,9 +83,9 @@ def refund_start(from_date: datetime | None, now: datetime, field: str) -> datet
 async def refund_value(
     uow: UnitOfWork,
     sub: Subscription,
+    vm: Vm,
     start: datetime,
     *,
-    deleted: bool,
     method: PaymentMethod,
     rates: RateTable,
     now: datetime,
@@ -93,8 +95,9 @@ async def refund_value(
     the subscription's currency), converted for `method` like a charge (R10.4: no tax).
     Refused for a deleted VM, a subscription without an expiry or none left after `start`
     (`refund_seconds`)."""
-    seconds = refund_seconds(sub.expires, start, deleted=deleted)
-    worth = (await unused_worth(uow, sub, start)).valued(rates, now)
+    seconds = refund_seconds(sub.expires, start, deleted=vm.deleted)
+    unused = await unused_worth(uow, sub, vm.id, start)
+    worth = unused.valued(rates, now)
     charged = charge_amount(worth.money, method, rates, now)
     return RefundAmount(
         amount=charged.money,
@@ -102,6 +105,7 @@ async def refund_value(
         rate=charged.rate,
         expires=sub.expires,
         seconds_remaining=seconds,
+        reference=unused.reference,
     )
 
 
@@ -118,9 +122,9 @@ async def refund_amount(
     `refund_start`): what a refund by hand from then pays, before its credit notes add the
     VAT the invoices charged.
 
-    The value is exact (`unused_worth`): the whole price per calendar interval left, the
-    rest its share of the interval holding `from_date`, floored to the list unit, then to
-    msat/sat as a Lightning charge would be.
+    The value is exact (`unused_worth`): the whole price in force times the unused share of
+    the periods the payments bought (each from its real start), floored to the list unit,
+    then to msat/sat as a Lightning charge would be.
     """
     now = clock.now()
     when = refund_start(from_date, now, "from_date")
@@ -130,6 +134,4 @@ async def refund_amount(
         if vm is None:
             raise VmNotFound("VM not found")
         sub = await subscription_of(uow, vm)
-        return await refund_value(
-            uow, sub, when, deleted=vm.deleted, method=method, rates=table, now=now
-        )
+        return await refund_value(uow, sub, vm, when, method=method, rates=table, now=now)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from app.billing.upgrades import upgrade_in
@@ -12,9 +12,11 @@ from domain.credit import CreditMode, payment_meta
 from domain.enums import SubscriptionType, VmHistoryActionType
 from domain.errors import DomainError, DowngradeRefused, SpecOutOfLimits
 from domain.events import VmUpgradeBought
+from domain.intervals import require_utc
 from domain.model import SubscriptionPayment, Vm, VmHistory, vm_event
 from domain.money import Currency, Money
 from domain.overpayment import OVERPAID_KEY, Overpaid, overpaid_of
+from domain.paid_periods import PaidPeriod
 from domain.upgrade import InvalidUpgradeConfig, UpgradeConfig
 from ports.storage import UnitOfWork
 
@@ -102,6 +104,27 @@ def _renewed(vm_id: int, done: CompletedPayment, now: datetime) -> VmHistory:
         after={"expires": new.isoformat()},
         metadata=metadata,
     )
+
+
+def paid_period(entry: VmHistory) -> PaidPeriod | None:
+    """The period a Purchase or Renewal added, read back from its Renewed entry (`_renewed`):
+    from the expiry it left less the seconds it added, to that expiry (the reference writes
+    the same keys and a correct new expiry). None for any other entry (an admin's extend,
+    one that added nothing, one it cannot read)."""
+    meta, after = entry.metadata, entry.new_state
+    if entry.action_type is not VmHistoryActionType.RENEWED or not isinstance(meta, dict):
+        return None
+    key, seconds = meta.get("payment_id"), meta.get("time_added_seconds")
+    expires = after.get("expires") if isinstance(after, dict) else None
+    if not isinstance(key, str) or not isinstance(expires, str):
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+        return None
+    try:
+        end = require_utc(datetime.fromisoformat(expires))
+    except (ValueError, DomainError):
+        return None
+    return PaidPeriod(key=key, order=entry.id, start=end - timedelta(seconds=seconds), end=end)
 
 
 class ProductRecords:

@@ -20,12 +20,14 @@ from ports.jobs import SendAdminNotification
 from tests.contract.lock_waits import Gate, gated
 from tests.unit.billing.world import ALICE, Shop
 
-#: 4 days after the purchase: 24 of the 31 days of the month ending 28 Feb are left
+#: 4 days after the purchase on 31 Jan: 24 of the 28 days of the month bought (→ 28 Feb) left
 DAYS_USED = 4
-#: the unused time at the plan's EUR 1.32: 132 × 24 / 31 = 102.19 → 102 cents, before tax
-UNUSED = 102
-#: what is paid back: that and the 23 % VAT Alice (IE) paid on it, floor(102 × 0.23) = 23
-GROSS = 125
+#: the unused time at the plan's EUR 1.32: 132 × 24 / 28 = 113.14 → 113 cents, before tax
+UNUSED = 113
+#: the 23 % VAT Alice (IE) paid on it, floor(113 × 0.23) = 25
+VAT = 25
+#: what is paid back: the value and its VAT
+GROSS = UNUSED + VAT
 #: the history metadata key of "the refund's notice was queued" (refund_record.NOTIFIED_KEY)
 NOTIFIED_KEY = "refund_notified"
 
@@ -38,6 +40,14 @@ async def paid_vm(shop: Shop, months: int = 1) -> Vm:
     shop.clock.advance(timedelta(days=DAYS_USED))
     shop.queue.sent.clear()
     return vm
+
+
+async def reference(shop: Shop, vm: Vm, expires: datetime) -> str:
+    """The key of a refund of the VM's time up to `expires`, the end of the period its newest
+    payment bought (`refund_record.refund_reference`)."""
+    newest = (await shop.payments(vm))[0]
+    sub = await shop.subscription(vm)
+    return f"sub:{sub.id}:paid:{newest.id.hex()[:32]}:until:{int(expires.timestamp())}"
 
 
 async def by_hand(

@@ -24,6 +24,7 @@ from tests.contract.refunds import (
     paid_vm,
     race,
     records,
+    reference,
     refunded_once,
     to_credit,
 )
@@ -59,7 +60,7 @@ async def test_a_refund_by_hand_ends_the_time_and_is_recorded_once(
     [record] = await records(shop, vm)
     assert record == {
         "kind": "manual",
-        "reference": f"vm:{vm.id}:until:{int(expires.timestamp())}",
+        "reference": await reference(shop, vm, expires),
         "cut_to": int(now.timestamp()),
         "amount": f"{GROSS} EUR (smallest units)",
         "method": "revolut",
@@ -202,7 +203,7 @@ async def test_a_refund_whose_notice_was_not_queued_is_notified_when_asked_again
     vm = await paid_vm(shop)
     expires = (await shop.subscription(vm)).expires
     assert expires is not None
-    reference = f"vm:{vm.id}:until:{int(expires.timestamp())}"
+    key = await reference(shop, vm, expires)
     real_send = shop.queue.send
 
     async def down(job: object) -> str:
@@ -226,11 +227,11 @@ async def test_a_refund_whose_notice_was_not_queued_is_notified_when_asked_again
 
     [notice] = shop.queue.sent
     assert isinstance(notice, SendAdminNotification)
-    assert INVOICE in notice.message and reference in notice.message
+    assert INVOICE in notice.message and key in notice.message
     assert str(record["amount"]) in notice.message and "Lightning" in notice.message
     assert "sent again" in notice.message and "host retired" in notice.message
     assert await notified(shop, vm) == [
-        {"reference": reference, "cut_to": int(cut.timestamp()), "job_id": job_id}
+        {"reference": key, "cut_to": int(cut.timestamp()), "job_id": job_id}
     ]
     assert (await shop.subscription(vm)).expires == cut and len(await records(shop, vm)) == 1
     with pytest.raises(AlreadyRefunded):
@@ -249,11 +250,11 @@ async def test_a_first_notice_carries_the_reference_and_is_recorded_sent(shop: S
 
     [notice] = shop.queue.sent
     assert isinstance(notice, SendAdminNotification) and "sent again" not in notice.message
-    reference = f"vm:{vm.id}:until:{int(expires.timestamp())}"
-    assert reference in notice.message and INVOICE in notice.message
+    key = await reference(shop, vm, expires)
+    assert key in notice.message and INVOICE in notice.message
     [mark] = await notified(shop, vm)
     assert mark == {
-        "reference": reference,
+        "reference": key,
         "cut_to": int(shop.clock.now().timestamp()),
         "job_id": job_id,
     }

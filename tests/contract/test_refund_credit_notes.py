@@ -5,7 +5,7 @@ notice's repeat and racing refunds issue no second note, a crash leaves neither.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import attrs
@@ -33,6 +33,7 @@ from tests.contract.refunds import (
     paid_vm,
     race,
     records,
+    reference,
     refunded_once,
     to_credit,
 )
@@ -44,6 +45,9 @@ database = storage_backends.database
 shop = lifecycle_world.shop
 #: a month of the plan: 132 cents and its VAT (30), what one renewal's invoice charged
 MONTH_TOTAL = 162
+#: how a note of GROSS (113 + 25 VAT) splits itself at 23 %: 138 / 1.23 = 112.2 → 112 net
+#: and 26 VAT (the note takes back the gross; its own split is the invoice's arithmetic)
+NOTE_SPLIT = (112, 26)
 
 
 async def _all_notes(shop: Shop) -> list[CreditNote]:
@@ -61,8 +65,10 @@ async def test_the_refund_credits_its_gross_value_and_the_notice_names_the_note(
     await by_hand(shop, vm)
 
     [note] = await shop.credit_notes(invoice)
-    assert (note.amount, note.net, note.tax, note.currency) == (GROSS, UNUSED, 23, "EUR")
-    assert note.number == "CN-2026-000001" and f"vm:{vm.id}:until:" in note.reason
+    assert (note.amount, note.currency) == (GROSS, "EUR")
+    assert (note.net, note.tax) == NOTE_SPLIT
+    expires = datetime(2026, 2, 28, 12, tzinfo=UTC)
+    assert note.number == "CN-2026-000001" and await reference(shop, vm, expires) in note.reason
     assert await _all_notes(shop) == [note]  # the export counts it
     [notice] = shop.queue.sent
     assert isinstance(notice, SendAdminNotification)
@@ -71,8 +77,8 @@ async def test_the_refund_credits_its_gross_value_and_the_notice_names_the_note(
 
 
 async def test_a_refund_over_two_renewals_credits_the_newest_first(shop: Shop) -> None:
-    """24 days of the first month and all of the second: 102 + 132 cents before tax. The
-    newest invoice takes back all it charged (162), the older the rest (102 + 23)."""
+    """24 days of the first month and all of the second: 113 + 132 cents before tax. The
+    newest invoice takes back all it charged (162), the older the rest (113 + 25)."""
     vm = await paid_vm(shop, months=2)
     newest, older = await shop.invoices(vm)
     assert newest.total == older.total == MONTH_TOTAL
@@ -82,7 +88,7 @@ async def test_a_refund_over_two_renewals_credits_the_newest_first(shop: Shop) -
     [first] = await shop.credit_notes(newest)
     [second] = await shop.credit_notes(older)
     assert (first.amount, first.net, first.tax) == (MONTH_TOTAL, newest.net, newest.tax)
-    assert (second.amount, second.net, second.tax) == (GROSS, UNUSED, 23)
+    assert (second.amount, (second.net, second.tax)) == (GROSS, NOTE_SPLIT)
     [record] = await records(shop, vm)
     total = MONTH_TOTAL + GROSS
     assert record["credit_notes"] == [first.number, second.number]
@@ -316,9 +322,9 @@ async def test_a_note_committed_after_the_refund_read_its_snapshot_still_caps_it
 
 #: an IP range billed on the VM's subscription, EUR 10 a month
 IP_RANGE_CENTS = 1000
-#: 24 of 31 days of the VM's EUR 1.32 and the range's EUR 10: 1132 × 24 / 31 = 876.39 → 876
-#: cents before tax (the VM alone: 102), and its 23 % VAT, floor(876 × 0.23) = 201
-WHOLE_UNUSED, WHOLE_GROSS = 876, 1077
+#: 24 of 28 days of the VM's EUR 1.32 and the range's EUR 10: 1132 × 24 / 28 = 970.29 → 970
+#: cents before tax (the VM alone: 113), and its 23 % VAT, floor(970 × 0.23) = 223
+WHOLE_UNUSED, WHOLE_GROSS = 970, 1193
 
 
 async def _paid_vm_with_an_ip_range(shop: Shop) -> Vm:

@@ -27,14 +27,14 @@ database = storage_backends.database
 shop = lifecycle_world.shop
 GBP_PER_BTC = Decimal(80_000)
 EUR_PER_BTC = Decimal(100_000)
-#: 4 days after the purchase: 24 of the 31 days of the month ending 28 Feb are left
+#: 4 days after the purchase on 31 Jan: 24 of the 28 days of the month bought (→ 28 Feb) left
 DAYS_USED = 4
-#: the unused time at the plan's GBP 1.32: 132 × 24 / 31 = 102.19 → 102 pence
-UNUSED_GBP = 102
-#: 102 pence at 80 000 GBP and 100 000 EUR per BTC: 127.5 → 127 cents (rounded down)
-UNUSED_EUR = 127
-#: the unused time at the EUR plan's 1.32 itself: the same 102 cents
-UNUSED_SAME = 102
+#: the unused time at the plan's GBP 1.32: 132 × 24 / 28 = 113.14 → 113 pence
+UNUSED_GBP = 113
+#: 113 pence at 80 000 GBP and 100 000 EUR per BTC: 141.25 → 141 cents (rounded down)
+UNUSED_EUR = 141
+#: the unused time at the EUR plan's 1.32 itself: the same 113 cents
+UNUSED_SAME = 113
 
 
 def _with_gbp(shop: Shop) -> Shop:
@@ -83,7 +83,7 @@ async def test_a_refund_after_a_repricing_is_booked_in_the_subscriptions_currenc
     entry = booked.entry
     assert (entry.currency, entry.amount, booked.balance) == ("EUR", UNUSED_EUR, UNUSED_EUR)
     assert entry.note == (
-        "host retired; GBP 1.02 as EUR 1.27 at BTC/EUR 100000, BTC/GBP 80000 (exact, rounded down)"
+        "host retired; GBP 1.13 as EUR 1.41 at BTC/EUR 100000, BTC/GBP 80000 (exact, rounded down)"
     )
     assert (await shop.subscription(vm)).expires == shop.clock.now()
     async with shop.factory() as uow:
@@ -105,7 +105,9 @@ async def test_the_refunded_credit_pays_the_next_renewal(shop: Shop) -> None:
         "currency": "EUR",
         "charged": fiat_to_msat(UNUSED_EUR, EUR_PER_BTC),
     }
-    assert payment.amount == fiat_to_msat(PLAN_EUR_CENTS, GBP_PER_BTC) - 1_270_000
+    assert payment.amount == fiat_to_msat(PLAN_EUR_CENTS, GBP_PER_BTC) - fiat_to_msat(
+        UNUSED_EUR, EUR_PER_BTC
+    )
     async with shop.factory() as uow:
         assert await uow.credit_ledger.balances(ALICE) == {"EUR": 0}
 

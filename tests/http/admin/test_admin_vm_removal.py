@@ -164,7 +164,7 @@ async def test_refund_request_tells_the_admins_ends_the_time_and_is_recorded_onc
         ("state_changed", root),
     ]
     assert "refunded by hand (1800000 BTC (smallest units))" in history[1]["description"]
-    assert "told to pay refund vm:" in history[0]["description"]
+    assert "told to pay refund sub:" in history[0]["description"]
     again = await _status(world, "POST", f"/vms/{vm['id']}/refund", json=body)
     assert again[0] == 409 and again[1]["error"].startswith("This unused time was already refunded")
     assert (await _status(world, "POST", f"/vms/{vm['id']}/refund/credit", json={}))[0] == 409
