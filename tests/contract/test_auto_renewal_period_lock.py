@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import attrs
 import pytest
@@ -103,8 +104,17 @@ async def _move_expiry(shop: Shop, sub: Subscription, by: timedelta) -> Subscrip
     return moved
 
 
+async def _owner_key(shop: Shop, vm: Vm) -> dict[str, Any]:
+    """How the HTTP route renews: by the owner's key, the reuse lookup read with the VM."""
+    async with shop.factory() as uow:
+        user = await uow.users.get(vm.user_id)
+    assert user is not None
+    return {"user_id": None, "owner_key": user.pubkey}
+
+
+@pytest.mark.parametrize("by_key", [False, True], ids=["user-id", "owner-key"])
 async def test_an_invoice_claimed_for_the_wallet_is_reused_for_its_own_period_only(
-    shop: Shop,
+    shop: Shop, by_key: bool
 ) -> None:
     """Claimed for the wallet, the pending invoice is still the period's one to hand out (the
     user and the wallet then race for one invoice, which can be paid once). Once the expiry
@@ -112,16 +122,17 @@ async def test_an_invoice_claimed_for_the_wallet_is_reused_for_its_own_period_on
     new invoice instead."""
     vm, sub, pending = await _paid_with_pending_renewal(shop)
     assert sub.expires is not None
+    how = await _owner_key(shop, vm) if by_key else {}
     claim = await claim_for_wallet(shop.factory, pending, sub.expires, shop.clock.now())
     assert claim_overtaken(claim, sub) is None
-    assert (await shop.renew(vm)).id == pending.id
+    assert (await shop.renew(vm, **how)).id == pending.id
 
     moved = await _move_expiry(shop, sub, timedelta(days=3))
 
     assert claim_overtaken(await shop.payment(pending.id), moved) == sub.expires
-    fresh = await shop.renew(vm)
+    fresh = await shop.renew(vm, **how)
     assert fresh.id != pending.id and not fresh.is_paid
-    assert (await shop.renew(vm)).id == fresh.id
+    assert (await shop.renew(vm, **how)).id == fresh.id
 
 
 async def test_no_claim_for_the_wallet_once_the_period_is_renewed_or_the_invoice_ended(
