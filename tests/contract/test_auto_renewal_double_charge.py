@@ -193,6 +193,8 @@ async def test_a_wallet_payment_landing_after_a_renewal_by_hand_becomes_credit(
     title = f"[Subscription {race.sub.id}] Payment added to your account credit"
     [told] = world.notifier.titled(title)
     assert told.user_id == race.sub.user_id and "automatic renewal" in told.message
+    [admins] = [n for n in world.notifier.to_admins() if "automatic renewal" in n.message]
+    assert race.reused.id.hex() in admins.message or str(race.sub.id) in admins.message
 
 
 async def test_the_wallet_invoice_paid_in_its_own_period_still_renews(world: World) -> None:
