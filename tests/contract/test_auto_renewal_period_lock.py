@@ -151,3 +151,41 @@ async def test_no_claim_for_the_wallet_once_the_period_is_renewed_or_the_invoice
     with pytest.raises(WalletInvoiceEnded):  # asked when the invoice has lapsed
         await claim_for_wallet(shop.factory, pending, moved.expires, pending.expires)
     assert CLAIM_KEY not in payment_meta(await shop.payment(pending.id))
+
+
+async def test_a_renewal_completing_meanwhile_stops_the_claim_for_the_wallet(shop: Shop) -> None:
+    """The last check before the wallet call: a completion holds the subscription's lock and
+    has moved the expiry, not committed yet, when the auto-renewal claims the invoice it was
+    handed. The claim waits for that lock and then sees the renewal: the wallet is not asked
+    and the invoice is left unclaimed (read without the lock, the old expiry looked current)."""
+    _, sub, pending = await _paid_with_pending_renewal(shop)
+    assert sub.expires is not None
+    period = sub.expires
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def completion() -> None:
+        async with shop.factory() as uow:
+            locked = await uow.subscriptions.get_for_update(sub.id)
+            assert locked is not None and locked.expires is not None
+            moved = attrs.evolve(locked, expires=locked.expires + timedelta(days=30))
+            await uow.subscriptions.update(moved)
+            holding.set()
+            await release.wait()
+            await uow.commit()
+
+    completing = asyncio.create_task(completion())
+    await holding.wait()
+    claiming = asyncio.create_task(
+        claim_for_wallet(shop.factory, pending, period, shop.clock.now())
+    )
+    await until(
+        "the claim waits for the completion's lock (or ended without it)",
+        lambda waits: waits >= 1 or claiming.done(),
+        shop.factory,
+    )
+    release.set()
+    await completing
+
+    with pytest.raises(RenewalNoLongerDue):
+        await claiming
+    assert CLAIM_KEY not in payment_meta(await shop.payment(pending.id))
