@@ -11,6 +11,7 @@ from app.billing.credit_quote import Settle
 from app.billing.errors import RenewalNoLongerDue
 from app.billing.rails import PaymentRails
 from app.billing.renewal import renew
+from app.billing.wallet_claims import claim_for_wallet
 from app.worker.context import AutoRenewal, RenewalOutcome
 from domain.credit import MAX_LIVE_QUOTES
 from domain.enums import PaymentMethod
@@ -129,10 +130,23 @@ class NwcAutoRenewer:
 
         NOT_DUE, charging nothing, once the subscription's expiry is another (a renewal the
         user paid after the worker claimed the attempt): `renew` checks it, and again under
-        the subscription's lock when the invoice is stored. A wallet that never answers
-        (`NwcAnswerLost`) may have paid or not: the node is asked for the invoice's
-        settlement, PAID when it has one, else UNCONFIRMED with the invoice's expiry (the
-        settlement, should it come, still completes the payment).
+        the subscription's lock when the invoice is stored.
+
+        At most one payment buys one period (`domain.wallet_claim`). The wallet is asked
+        only once the invoice is claimed for the period (`claim_for_wallet`): under the
+        subscription's lock, which every completion takes, the period is checked unpaid and
+        the invoice payable once more just before the wallet call (NOT_DUE if a renewal
+        completed since `renew` handed the invoice out), and the claim is committed. The
+        wallet call holds no lock; a renewal completing during it ends the claimed invoice
+        at the node, so the wallet is refused (NOT_DUE, not a failure), and a wallet payment
+        that lands anyway is booked as account credit, not as a second period (CREDITED).
+        A crash after the wallet paid asks it nothing again: the period's attempt is marked
+        done before the wallet is asked (D15), and the node would refuse a second payment
+        of the same invoice anyway.
+
+        A wallet that never answers (`NwcAnswerLost`) may have paid or not: the node is
+        asked for the invoice's settlement, PAID when it has one, else UNCONFIRMED with the
+        invoice's expiry (the settlement, should it come, still completes the payment).
         """
         nwc = await self._nwc_string(subscription)
         if nwc is None:
@@ -164,26 +178,58 @@ class NwcAutoRenewer:
             raise AutoRenewalFailed("The renewal invoice could not be created") from None
         if payment.is_paid:
             return AutoRenewal(RenewalOutcome.PAID)
-        if isinstance(payment.external_data, Unreadable):  # the key changed since it was made
+        bolt11 = payment.external_data
+        if isinstance(bolt11, Unreadable):  # the key changed since it was made
             raise AutoRenewalFailed("The renewal invoice could not be read")
         try:
-            await self._wallet.pay_invoice(nwc, payment.external_data)
+            payment = await claim_for_wallet(self._uow_factory, payment, period, self._clock.now())
+        except RenewalNoLongerDue:
+            log.info("subscription %s was renewed before its wallet was asked", subscription.id)
+            return AutoRenewal(RenewalOutcome.NOT_DUE)
+        except DomainError as err:
+            log.warning("auto-renewal of subscription %s: %s", subscription.id, err.message)
+            raise AutoRenewalFailed("The renewal invoice could not be paid") from None
+        try:
+            await self._wallet.pay_invoice(nwc, bolt11)
         except NwcAnswerLost as lost:
             log.warning("auto-renewal of subscription %s: %s", subscription.id, lost.message)
-            return await self._unanswered(payment)
+            return await self._unanswered(payment, period)
         except NwcError as err:
+            if await self._renewed_otherwise(payment, period):  # its invoice was ended
+                return AutoRenewal(RenewalOutcome.NOT_DUE)
             raise AutoRenewalFailed(err.message) from None
         log.info("auto-renewal of subscription %s paid: %s", subscription.id, payment.id.hex())
+        if await self._renewed_otherwise(payment, period):
+            return AutoRenewal(RenewalOutcome.CREDITED)
         return AutoRenewal(RenewalOutcome.PAID)
 
-    async def _unanswered(self, payment: SubscriptionPayment) -> AutoRenewal:
-        """PAID when the node settled the invoice the silent wallet was asked to pay, else
-        UNCONFIRMED (also when the node cannot be asked)."""
+    async def _renewed_otherwise(self, payment: SubscriptionPayment, period: datetime) -> bool:
+        """Whether another payment than `payment` renewed the period ending `period` (the
+        wallet's payment of it then buys no time: `domain.wallet_claim`). An error reading
+        it says no: the outcome is then told as it would have been without the race."""
+        try:
+            async with self._uow_factory() as uow:
+                sub = await uow.subscriptions.get(payment.subscription_id)
+                found = await uow.payments.get(payment.id)
+        except Exception:
+            log.exception("auto-renewal: subscription %s not read", payment.subscription_id)
+            return False
+        if sub is None or found is None or sub.expires == period:
+            return False
+        return not (found.is_paid and found.time_value)  # not the wallet's own renewal
+
+    async def _unanswered(self, payment: SubscriptionPayment, period: datetime) -> AutoRenewal:
+        """PAID when the node settled the invoice the silent wallet was asked to pay (CREDITED
+        when another renewal bought its period first), else UNCONFIRMED (also when the node
+        cannot be asked), or NOT_DUE when another renewal bought the period meanwhile."""
         try:
             settled = await self._rails.lightning_settlement(payment.id)
         except DomainError as err:
             log.warning("settlement of payment %s unknown: %s", payment.id.hex(), err.message)
             settled = None
+        renewed = await self._renewed_otherwise(payment, period)
         if settled is not None:
-            return AutoRenewal(RenewalOutcome.PAID)
+            return AutoRenewal(RenewalOutcome.CREDITED if renewed else RenewalOutcome.PAID)
+        if renewed:
+            return AutoRenewal(RenewalOutcome.NOT_DUE)
         return AutoRenewal(RenewalOutcome.UNCONFIRMED, pay_by=payment.expires)

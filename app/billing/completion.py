@@ -57,6 +57,7 @@ from app.billing.upgrades import (
     why_deleted_vm_not_upgraded,
     why_paid_upgrade_does_not_fit,
 )
+from app.billing.wallet_claims import OVERTAKEN_NOTE, end_claims, overtaken_why
 from domain.account_credit import credit_applied, credit_taken, unpaid_charged
 from domain.admin_completion import ADMIN_COMPLETION_KEY, AdminCompletion
 from domain.credit import Credit, credit_payment, payment_meta
@@ -68,6 +69,7 @@ from domain.money import Currency, lightning_invoice_msat
 from domain.overpayment import OVERPAID_KEY, Overpaid
 from domain.subscription import apply_paid_payment, mark_paid
 from domain.switch_off import is_switched_off
+from domain.wallet_claim import claim_overtaken
 from ports.clock import Clock
 from ports.queue import Job, WorkQueue
 from ports.storage import PendingOf, StorageBusy, UnitOfWork, UnitOfWorkFactory
@@ -104,6 +106,9 @@ class CompletedPayment:
     credited: int = 0
     #: the IP ranges of new blocks this booking gave its IP-range line items
     ranges_given: tuple[IpRangeSubscription, ...] = ()
+    #: pending invoices an automatic renewal had claimed for the period this booking renewed,
+    #: expired with it (`app.billing.wallet_claims.end_claims`), to cancel at their node
+    ended_claims: list[SubscriptionPayment] = attrs.field(factory=list)
 
     @property
     def is_upgrade(self) -> bool:
@@ -190,9 +195,13 @@ async def book_payment(
     host row, template or pricing gone, offer withdrawn, or no room left in its region), or
     for a never-paid order paid after its window with no room left for it (D25), or for a
     subscription an admin switched off (`domain.switch_off`: its invoice was issued before
-    the switch-off and paid anyway), buys no time and leaves the subscription and VM as they
+    the switch-off and paid anyway), or for an invoice an automatic renewal's wallet was
+    asked to pay for a period another renewal bought first (`domain.wallet_claim`: one
+    period is bought once), buys no time and leaves the subscription and VM as they
     are: its value becomes account credit (`credit_unrestorable`, issue 13) and the admins
-    are told (`CreditMode.UNRESTORABLE`).
+    are told (`CreditMode.UNRESTORABLE`). A Purchase/Renewal that moves the expiry expires
+    the subscription's other invoices claimed by an automatic renewal, cancelled at their
+    node after the commit, so a wallet that has not paid yet cannot (`end_claims`).
     So does an Upgrade whose growth no longer fits its VM's host (an unpaid upgrade invoice
     holds no room): it is not applied, and its value is credited in the currency it was
     priced in; so does an Upgrade pro-rated to an expiry the subscription no longer has (a
@@ -428,6 +437,10 @@ async def _apply(
             why, list_currency, note = unplaced.why, unplaced.list_currency, unplaced.payer_note
     elif not upgrade and is_switched_off(before):  # a payment never switches it on again
         why, note = _switched_off_why(before), SWITCHED_OFF_NOTE
+    elif not upgrade and (overtaken := claim_overtaken(payment, before)) is not None:
+        # the wallet's payment of a period another renewal bought first: one period is
+        # bought once, the second payment for it is account credit (`domain.wallet_claim`)
+        why, note = overtaken_why(before, overtaken), OVERTAKEN_NOTE
     elif vm_before is not None:
         placed = await _placing(uow, before, payment, vm_before, now, region)
         why = placed.why
@@ -475,6 +488,9 @@ async def _apply(
         vm_changed((vm_before, before), (vm_after, after), now)
     if after != before:
         await uow.subscriptions.update(after)
+    claims: list[SubscriptionPayment] = []
+    if not upgrade and after.expires != before.expires:  # the wallet's claims lost their period
+        claims = await end_claims(uow, before, payment.id, now)
     cancelled: list[SubscriptionPayment] = []
     # a payment that changed nothing leaves the other upgrade quotes valid, unless its VM is
     # deleted: none of them can ever be applied (D13, D24)
@@ -501,6 +517,7 @@ async def _apply(
         problems=ranges.problems,
         credited=booked,
         ranges_given=tuple(given),
+        ended_claims=claims,
     )
 
 
@@ -601,7 +618,12 @@ async def complete_payment(
         subscription=done.subscription,
         paid_vm_ids=tuple(records.paid_vm_ids),
         upgrades=tuple(records.upgrades),
-        expired_payments=(*done.cancelled_upgrades, *done.cancelled_purchases, *records.stale),
+        expired_payments=(
+            *done.cancelled_upgrades,
+            *done.cancelled_purchases,
+            *records.stale,
+            *done.ended_claims,
+        ),
         credit=done.credit,
     )
     chosen = default_subscribers(rails, queue) if subscribers is None else subscribers

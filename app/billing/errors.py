@@ -196,3 +196,11 @@ class PriceChanged(DomainError):
 class ShortSettlement(DomainError):
     """The Lightning node reports less received than the payment's total: not completed (an
     operator looks into it; only amount invoices are issued, so this should never happen)."""
+
+
+class WalletInvoiceEnded(DomainError):
+    """The renewal invoice an automatic renewal was about to hand its wallet ended first
+    (paid, expired or withdrawn) or cannot carry the wallet's claim (`domain.wallet_claim`):
+    the wallet is not asked (409)."""
+
+    kind = "conflict"

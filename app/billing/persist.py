@@ -22,7 +22,7 @@ from domain.credit import metadata_dict, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.errors import DomainError
 from domain.lifecycle import never_paid_cleanup_due
-from domain.model import Subscription, SubscriptionPayment
+from domain.model import Json, Subscription, SubscriptionPayment
 from domain.price_basis import PRICE_KEY, PriceBasis
 from domain.subscription import (
     INTERVALS_KEY,
@@ -31,6 +31,7 @@ from domain.subscription import (
 )
 from domain.switch_off import refuse_switched_off
 from domain.unreadable import Unreadable
+from domain.wallet_claim import claim_is_for
 from ports.storage import (
     IdempotencyRecord,
     MetadataKey,
@@ -52,6 +53,17 @@ class Reuse:
     method: PaymentMethod
     payment_type: SubscriptionPaymentType
     interval_count: int
+    #: the subscription's expiry: an invoice an automatic renewal's wallet was asked to pay
+    #: for another period is not handed out again (`domain.wallet_claim.claim_is_for`): paid,
+    #: it would buy no time
+    expires: datetime | None
+
+    def wants(self, metadata: Json) -> bool:
+        """Whether a pending payment with this `metadata` may be handed back (with the
+        method, type and pendency `newest_pending` checks): its count, and no stale claim."""
+        return metadata_interval_count(metadata) == self.interval_count and claim_is_for(
+            metadata, self.expires
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -181,15 +193,10 @@ async def pending_match(
             payment_type=reuse.payment_type,
             interval_count=count,
             now=now,
-        ):
+        ) and claim_is_for(found.metadata, reuse.expires):
             return found
     kind = PendingKind(reuse.subscription_id, reuse.method, reuse.payment_type)
-    return await uow.payments.newest_pending(
-        kind,
-        now,
-        lambda meta: metadata_interval_count(meta) == count,
-        reuse_narrowing(count),
-    )
+    return await uow.payments.newest_pending(kind, now, reuse.wants, reuse_narrowing(count))
 
 
 def reuse_narrowing(interval_count: int) -> MetadataKey:

@@ -168,7 +168,11 @@ async def renew(
         refuse_switched_off(sub)  # an admin's switch-off: not even a pending one handed out
         payment_type = payment_type_for(sub)
         reuse = Reuse(
-            subscription_id=sub.id, method=method, payment_type=payment_type, interval_count=count
+            subscription_id=sub.id,
+            method=method,
+            payment_type=payment_type,
+            interval_count=count,
+            expires=sub.expires,
         )
         existing = await pending_match(uow, reuse, now, first)
         if existing is not None:

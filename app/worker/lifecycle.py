@@ -205,7 +205,9 @@ async def _auto_renew(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) 
     when the invoice can be paid: that notice is the period's warning before the stop, sent
     at once, under this period's one auto-renewal mark (no second mark, no follow-up run). If
     the wallet did pay, its settlement completes the payment and moves the expiry as ever.
-    A renewal the user paid after the claim (NOT_DUE) leaves nothing to pay or to say.
+    A renewal the user paid after the claim (NOT_DUE) leaves nothing to pay or to say; one
+    that completed while the wallet paid (CREDITED) turned the wallet's payment into account
+    credit, of which the completion tells the user.
     """
     if _vm_gone(c):
         log.info("subscription %s: its VM is deleted; not auto-renewed", c.sub.id)
@@ -218,7 +220,7 @@ async def _auto_renew(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) 
         log.warning("auto-renewal of subscription %s failed: %s", c.sub.id, reason)
         n = messages.expiring_soon(c.subject, c.sub, c.descr, c.hint, failure=reason)
     else:
-        if done.outcome is RenewalOutcome.NOT_DUE:
+        if done.outcome in (RenewalOutcome.NOT_DUE, RenewalOutcome.CREDITED):
             return
         if done.outcome is RenewalOutcome.UNCONFIRMED:
             n = messages.auto_renewal_unconfirmed(c.subject, c.sub, c.descr, c.hint, done.pay_by)

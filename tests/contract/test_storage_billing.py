@@ -610,6 +610,7 @@ async def test_the_owned_vm_read_brings_the_first_payment_the_reuse_lookup_tests
         method=lightning,
         payment_type=SubscriptionPaymentType.RENEWAL,
         interval_count=2,
+        expires=w.subscription.expires,
     )
     async with uow_factory() as uow:
         items = uow.line_items
@@ -724,6 +725,7 @@ async def test_a_pending_payment_with_broken_metadata_is_passed_over_not_raised(
         method=PaymentMethod.LIGHTNING,
         payment_type=SubscriptionPaymentType.RENEWAL,
         interval_count=2,
+        expires=w.subscription.expires,
     )
     newest = NewestPending(PaymentMethod.LIGHTNING, at(5), reuse_narrowing(2))
     async with uow_factory() as uow:
