@@ -48,16 +48,20 @@ SETTLE_CURSOR = "lightning-settle-index"
 
 
 async def replay_point(uow_factory: UnitOfWorkFactory) -> bytes | None:
-    """The newest paid Lightning payment: the node replays every settlement after it.
+    """The newest paid Lightning payment the node invoiced: the node replays every
+    settlement after it.
 
     After a restart this resumes where the previous process stopped; settlements that were
-    already applied are harmless because completion is exactly-once (D9).
+    already applied are harmless because completion is exactly-once (D9). A newer paid
+    payment the node never saw is passed over (the reference took the newest paid payment
+    of any kind): a quote paid from account credit alone, which keeps the Lightning method,
+    or a card payment. Its lookup at the node finds nothing, so the stream would start at 0,
+    from which LND replays nothing, and an invoice settled while no listener ran, older than
+    the reconciliation's window, would never be completed.
     """
     async with uow_factory() as uow:
-        last = await uow.payments.last_paid()
-    if last is None or last.payment_method is not PaymentMethod.LIGHTNING:
-        return None
-    return last.id
+        last = await uow.payments.last_paid_invoiced(PaymentMethod.LIGHTNING)
+    return None if last is None else last.id
 
 
 async def reconcile(

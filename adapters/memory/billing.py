@@ -371,8 +371,12 @@ class MemoryPayments(Repo):
         ]
         return sorted(rows, key=lambda p: (p.created, p.id))
 
-    async def last_paid(self) -> SubscriptionPayment | None:
-        paid = [p for p in self._newest_first() if p.is_paid]
+    async def last_paid_invoiced(self, method: PaymentMethod) -> SubscriptionPayment | None:
+        paid = [
+            p
+            for p in self._newest_first()
+            if p.is_paid and p.payment_method is method and p.total > 0
+        ]
         return paid[0] if paid else None
 
     async def list_unpaid_by_method(

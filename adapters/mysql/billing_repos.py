@@ -957,8 +957,13 @@ class SqlPayments(SqlRepo):
         )
         return await self._all(self.mapper, query)
 
-    async def last_paid(self) -> SubscriptionPayment | None:
-        query = self._select().where(_pay.is_paid == True).order_by(_pay.created.desc())  # noqa: E712
+    async def last_paid_invoiced(self, method: PaymentMethod) -> SubscriptionPayment | None:
+        total = _pay.amount + _pay.tax + _pay.processing_fee
+        query = (
+            self._select()
+            .where(_pay.is_paid == True, _pay.payment_method == method, total > 0)  # noqa: E712
+            .order_by(_pay.created.desc(), _pay.id.desc())
+        )
         return await self._one(self.mapper, query)
 
     async def list_unpaid_by_method(

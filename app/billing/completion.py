@@ -394,7 +394,7 @@ async def _why_upgrade_unplaced(
     revives nothing (D12), so its value becomes credit like any other not applied."""
     if vm.deleted:
         return why_deleted_vm_not_upgraded(vm, payment, sub)
-    planned = await paid_upgrade_plan(uow, vm, payment, sub)
+    planned = await paid_upgrade_plan(uow, vm, payment, sub, now)
     if isinstance(planned, UpgradeUnplaced):
         return planned
     await in_locked_region(uow, vm, region)

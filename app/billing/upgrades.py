@@ -19,6 +19,7 @@ from app.billing.credit_quote import Settle, apply_balance, is_covered, issue
 from app.billing.errors import (
     NoRoomToUpgrade,
     NothingToUpgrade,
+    OfferUnavailable,
     PriceChanged,
     TemplateNotFound,
     UpgradeNoLongerPossible,
@@ -99,16 +100,19 @@ class UpgradePlan:
         )
 
 
-async def _plan(uow: UnitOfWork, vm: Vm, sub: Subscription, cfg: UpgradeConfig) -> UpgradePlan:
-    """The target spec of an upgrade of `vm` (billed by `sub`), judged before anything is
-    charged.
+async def _plan(
+    uow: UnitOfWork, vm: Vm, sub: Subscription, cfg: UpgradeConfig, now: datetime
+) -> UpgradePlan:
+    """The target spec of an upgrade of `vm` (billed by `sub`) at `now`, judged before
+    anything is charged.
 
     A downgrade is refused here (D8), as is a changed value outside the pricing's limits
-    (D21), a request that changes nothing, and an upgrade the subscription's other line
-    items would make charge wrongly (`_refuse_shared_billing`). A standard VM moves to the
-    first enabled, CPU-compatible custom pricing of its region with its disk type and
-    interface (R11.1); the same choice is used when the paid upgrade is applied, so the
-    buyer gets what was quoted (the reference's provisioner skipped the CPU match).
+    (D21), a request that changes nothing, a custom VM's growth on a pricing no longer on
+    sale (`_refuse_withdrawn`), and an upgrade the subscription's other line items would
+    make charge wrongly (`_refuse_shared_billing`). A standard VM moves to the first
+    enabled, CPU-compatible custom pricing of its region with its disk type and interface
+    (R11.1); the same choice is used when the paid upgrade is applied, so the buyer gets
+    what was quoted (the reference's provisioner skipped the CPU match).
     """
     current = await vm_price(uow, vm)
     check_no_downgrade(current.spec, cfg)
@@ -126,6 +130,8 @@ async def _plan(uow: UnitOfWork, vm: Vm, sub: Subscription, cfg: UpgradeConfig) 
     spec = current.spec
     if (target.cpu, target.memory, target.disk_size) == (spec.cpu, spec.memory, spec.disk_size):
         raise NothingToUpgrade("The upgrade changes nothing")
+    if current.template is None:  # after "nothing": an applied upgrade's replay stays a no-op
+        _refuse_withdrawn(pricing, now)
     check_upgrade_limits(target, cfg, pricing, disks)
     items = tuple(await uow.line_items.list_by_subscription(sub.id))
     _refuse_shared_billing(_others(items, vm), current)
@@ -137,6 +143,23 @@ async def _plan(uow: UnitOfWork, vm: Vm, sub: Subscription, cfg: UpgradeConfig) 
         target=target,
         new_price=custom_price(target, pricing, disks, ips).total,
         items=items,
+    )
+
+
+def _refuse_withdrawn(pricing: CustomPricing, now: datetime) -> None:
+    """Refuse growing a custom VM on its pricing (`OfferUnavailable`, 422) once the operator
+    disabled it or it expired: growth is a sale at its rates, which a new order on it is
+    refused (the reference's R11.2 does not check). Judged when quoted, so no invoice is
+    made; one quoted before and paid after is not applied and becomes credit
+    (`_cannot_be_made`). The VM itself keeps renewing on it."""
+    if not pricing.enabled:
+        why = "was disabled"
+    elif pricing.expires is not None and pricing.expires < now:
+        why = "has expired"
+    else:
+        return
+    raise OfferUnavailable(
+        f"This VM's custom pricing {why} and sells no upgrades any more; ask the operator"
     )
 
 
@@ -222,7 +245,7 @@ async def _quote(
     no invoice or order is made only to be cancelled when it is stored. A paid upgrade of
     one quoted before the switch-off is still applied (`paid_upgrade_plan` plans it)."""
     refuse_switched_off(sub, UPGRADE_REFUSED)
-    plan = await _plan(uow, vm, sub, cfg)
+    plan = await _plan(uow, vm, sub, cfg, now)
     check_whole_gib(cfg)  # new requests only: a paid upgrade is applied as it was quoted
     prices = plan.prices
     quote = upgrade_quote(
@@ -261,7 +284,7 @@ class UpgradeUnplaced:
 
 
 async def paid_upgrade_plan(
-    uow: UnitOfWork, vm: Vm, payment: SubscriptionPayment, sub: Subscription
+    uow: UnitOfWork, vm: Vm, payment: SubscriptionPayment, sub: Subscription, now: datetime
 ) -> UpgradePlan | UpgradeUnplaced:
     """The plan a paid Upgrade of a live VM is applied by, planned once, or the first reason
     it is not applied, in this order: it can no longer be made, its quote is outdated, or it
@@ -269,7 +292,7 @@ async def paid_upgrade_plan(
     judged after, under the region lock (`why_paid_upgrade_does_not_fit`). A deleted VM is
     not planned: its upgrade is not applied (`why_deleted_vm_not_upgraded`)."""
     try:
-        plan = await _plan(uow, vm, sub, UpgradeConfig.from_json(payment.metadata))
+        plan = await _plan(uow, vm, sub, UpgradeConfig.from_json(payment.metadata), now)
     except DomainError as err:
         return _cannot_be_made(vm, payment, sub, err)
     return _outdated(vm, payment, sub, plan) or _repriced(vm, payment, plan) or plan
@@ -279,12 +302,12 @@ def _cannot_be_made(
     vm: Vm, payment: SubscriptionPayment, sub: Subscription, err: DomainError
 ) -> UpgradeUnplaced:
     """A paid Upgrade that cannot be applied at all any more (`err`, from planning it): its
-    pricing was disabled or lost the disk it needs, its VM was grown past it by another
-    upgrade paid first (now a downgrade, D8) or to it (nothing left to do), or its config
-    cannot be read. Such a payment is booked, not applied, and its value becomes credit like
-    the other reasons here: a refusal raised from the booking would roll the booking back at
-    every retry, and with it the settlement intake behind it (every later payment of every
-    user waiting on this one)."""
+    pricing was disabled (or, a custom VM's, expired) or lost the disk it needs, its VM was
+    grown past it by another upgrade paid first (now a downgrade, D8) or to it (nothing left
+    to do), or its config cannot be read. Such a payment is booked, not applied, and its
+    value becomes credit like the other reasons here: a refusal raised from the booking
+    would roll the booking back at every retry, and with it the settlement intake behind it
+    (every later payment of every user waiting on this one)."""
     return UpgradeUnplaced(
         why=f"the upgrade of VM {vm.id} can no longer be made: {err.message}",
         list_currency=_quoted_currency(payment, sub.currency),
@@ -636,7 +659,7 @@ async def upgrade_in(
     sent again by the worker's VM check. Nothing is committed here.
     """
     try:
-        plan = await _plan(uow, vm, sub, cfg)
+        plan = await _plan(uow, vm, sub, cfg, now)
     except NothingToUpgrade:
         return None
     item = await uow.line_items.get(vm.subscription_line_item_id)

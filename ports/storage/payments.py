@@ -168,8 +168,11 @@ class Payments(Protocol):
         """Paid payments with `start <= created < end`, oldest first (then by id): reports."""
         ...
 
-    async def last_paid(self) -> SubscriptionPayment | None:
-        """The paid payment with the greatest `created` (lifecycle.md D19)."""
+    async def last_paid_invoiced(self, method: PaymentMethod) -> SubscriptionPayment | None:
+        """The paid payment of `method` that its rail invoiced, with the greatest `created`
+        (lifecycle.md D19 restricted to one rail): its total (`amount + tax +
+        processing_fee`) above 0, so not a quote paid from account credit alone, which keeps
+        its method but was never invoiced."""
         ...
 
     async def list_unpaid_by_method(

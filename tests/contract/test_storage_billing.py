@@ -749,7 +749,34 @@ async def test_mark_paid_flips_exactly_once(uow_factory: UnitOfWorkFactory) -> N
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.payments.get(payment.id) == evolve(payment, is_paid=True, paid_at=at(4))
-        assert await uow.payments.last_paid() == evolve(payment, is_paid=True, paid_at=at(4))
+        paid = evolve(payment, is_paid=True, paid_at=at(4))
+        assert await uow.payments.last_paid_invoiced(PaymentMethod.LIGHTNING) == paid
+
+
+async def test_the_last_paid_invoiced_payment_passes_over_those_no_rail_invoiced(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """The settlement stream's first replay point: the newest paid payment of the method
+    with a total above 0; a newer quote paid from account credit alone (total 0, no
+    invoice), one of another method and an unpaid one do not count."""
+    w = await stored_world(uow_factory)
+    lightning = PaymentMethod.LIGHTNING
+
+    def paid(day: int, **fields: Any) -> SubscriptionPayment:
+        return new_payment(w.subscription, created=at(day), is_paid=True, **fields)
+
+    async with uow_factory() as uow:
+        assert await uow.payments.last_paid_invoiced(lightning) is None
+        await uow.payments.add(paid(3))  # invoiced, but older
+        invoiced = await uow.payments.add(paid(4, amount=0, processing_fee=1))
+        await uow.payments.add(paid(5, amount=0, external_data=""))  # from credit alone
+        card = await uow.payments.add(paid(6, payment_method=PaymentMethod.REVOLUT))
+        await uow.payments.add(new_payment(w.subscription, created=at(7)))  # unpaid
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.payments.last_paid_invoiced(lightning) == invoiced
+        assert await uow.payments.last_paid_invoiced(PaymentMethod.REVOLUT) == card
+        assert await uow.payments.last_paid_invoiced(PaymentMethod.STRIPE) is None
 
 
 async def test_paid_tally_lists_the_paid_oldest_first_and_counts_the_unpaid(
@@ -781,7 +808,7 @@ async def test_payment_update_leaves_paid_at_alone(uow_factory: UnitOfWorkFactor
         changed = evolve(payment, amount=1, external_data="new", paid_at=None, expires=at(20))
         await uow.payments.update(changed)
         assert await uow.payments.get(payment.id) == evolve(changed, paid_at=at(3))
-        assert await uow.payments.last_paid() is None
+        assert await uow.payments.last_paid_invoiced(PaymentMethod.LIGHTNING) is None
 
 
 async def test_expire_pending_upgrades_spares_the_winner_and_other_kinds(
