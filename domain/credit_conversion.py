@@ -30,16 +30,25 @@ class Converted:
     money: Money
     parts: Parts
     rates: tuple[tuple[Currency, Decimal], ...] = ()
+    #: what `parts` were worth before a limit brought `money` down (None: no limit did)
+    uncapped: Money | None = None
 
     @property
     def note(self) -> str | None:
-        """What was converted, into what, at which rates (None: nothing was), for the ledger:
-        `GBP 0.88 as EUR 1.10 at BTC/GBP 80000, BTC/EUR 100000 (exact, rounded down)`."""
-        if not self.rates:
-            return None
-        was = " + ".join(exact_text(Money(c, a)) for c, a in self.parts)
-        at = ", ".join(f"BTC/{c.value} {rate}" for c, rate in self.rates)
-        return f"{was} as {exact_text(self.money)} at {at} (exact, rounded down)"
+        """What was converted, into what, at which rates (None: nothing was, nor limited), for
+        the ledger: `GBP 0.88 as EUR 1.10 at BTC/GBP 80000, BTC/EUR 100000 (exact, rounded
+        down)`; a limited value says so: `…; limited to EUR 1.05, what was paid for it`."""
+        said = []
+        if self.rates:
+            was = " + ".join(exact_text(Money(c, a)) for c, a in self.parts)
+            at = ", ".join(f"BTC/{c.value} {rate}" for c, rate in self.rates)
+            worth = exact_text(self.uncapped or self.money)
+            said.append(f"{was} as {worth} at {at} (exact, rounded down)")
+        if self.uncapped is not None:
+            if not self.rates:
+                said.append(f"worth {exact_text(self.uncapped)} at the price in force")
+            said.append(f"limited to {exact_text(self.money)}, what was paid for it")
+        return "; ".join(said) or None
 
 
 def noted(said: str, converted: Converted) -> str:

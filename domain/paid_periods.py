@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from fractions import Fraction
 
@@ -23,6 +23,33 @@ class PaidPeriod:
     order: int
     start: datetime
     end: datetime
+    #: what its payment carried for that time, exactly, in smallest units of the currency
+    #: the refund is valued in (`paid_value.paid_for_time`); None: not known
+    paid: Fraction | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PaidUpgrade:
+    """An upgrade booked `order`-th: it paid `paid` (as `PaidPeriod.paid`; None: not known)
+    for the growth from `start` (when it was booked) to `end` (the expiry it was quoted
+    to, D7)."""
+
+    key: str
+    order: int
+    start: datetime
+    end: datetime
+    paid: Fraction | None
+
+
+@attrs.frozen(kw_only=True)
+class UnusedTime:
+    """The unused paid time counted in billing intervals (`intervals`); of them, `known`
+    are time whose payments are known, and `paid` is what those payments carried for it
+    (the unused share of each, upgrades included). With `known` 0 nothing caps the value."""
+
+    intervals: Fraction
+    known: Fraction = Fraction(0)
+    paid: Fraction = Fraction(0)
 
 
 @attrs.frozen(kw_only=True)
@@ -59,6 +86,26 @@ def _gaps(span: Span, taken: list[Span]) -> list[Span]:
     return [(lo, hi) for lo, hi in gaps if hi > lo]
 
 
+Piece = tuple[PaidPeriod | None, datetime, datetime]
+
+
+def _pieces(
+    expires: datetime, at: datetime, periods: Sequence[PaidPeriod], cuts: Sequence[Cut]
+) -> Iterator[Piece]:
+    """The unused paid time from `at` to `expires` cut in pieces, each the period whose it is
+    (newest first; None: no period's) and its span."""
+    taken: list[Span] = []
+    for period in sorted(periods, key=lambda p: p.order, reverse=True):
+        lo, hi = max(period.start, at), min(_live_end(period, cuts), expires)
+        if whole_seconds(period.end - period.start) <= 0 or hi <= lo:
+            continue
+        for gap in _gaps((lo, hi), taken):  # what a newer period left
+            yield period, gap[0], gap[1]
+        taken.append((lo, hi))
+    for gap in _gaps((at, expires), taken):
+        yield None, gap[0], gap[1]
+
+
 def unused_intervals(
     interval: Interval,
     expires: datetime,
@@ -83,20 +130,68 @@ def unused_intervals(
     end of each such gap, the rest a share of the interval holding its start
     (`intervals_left`).
     """
+    return unused_time(interval, expires, at, periods, cuts).intervals
+
+
+def _share(period: PaidPeriod, lo: datetime, hi: datetime) -> Fraction:
+    """The part of `period` from `lo` to `hi` as a share of its length."""
+    return Fraction(whole_seconds(hi - lo), whole_seconds(period.end - period.start))
+
+
+def _upgrades_on(
+    period: PaidPeriod,
+    lo: datetime,
+    hi: datetime,
+    upgrades: Sequence[PaidUpgrade],
+    cuts: Sequence[Cut],
+) -> Fraction:
+    """What the upgrades booked after `period` paid for its time from `lo` to `hi`: each its
+    amount spread evenly over the seconds it was quoted for, up to a refund cut after it."""
+    total = Fraction(0)
+    for up in upgrades:
+        seconds = whole_seconds(up.end - up.start)
+        if up.order < period.order or up.paid is None or seconds <= 0:
+            continue
+        end = min([up.end, *(c.to for c in cuts if c.order > up.order)])
+        overlap = whole_seconds(min(hi, end) - max(lo, up.start))
+        if overlap > 0:
+            total += up.paid * Fraction(overlap, seconds)
+    return total
+
+
+def unused_time(
+    interval: Interval,
+    expires: datetime,
+    at: datetime,
+    periods: Sequence[PaidPeriod],
+    cuts: Sequence[Cut] = (),
+    upgrades: Sequence[PaidUpgrade] = (),
+) -> UnusedTime:
+    """`unused_intervals`, and what the payments carried for that time (refunds never pay
+    back more than was paid for it).
+
+    The time of a period whose payment is known (`PaidPeriod.paid`) is paid for by the
+    unused share of that payment (its unused seconds over its seconds) and the unused share
+    of each upgrade booked after it that covers it (its amount over the seconds it was
+    quoted for, from its booking to the expiry it was quoted to; a refund cut after it ends
+    it). Time of a period whose payment is not known, and time no period explains, is not
+    counted in `known`: nothing says what was paid for it. An upgrade whose payment is not
+    known leaves all the time uncapped (`known` 0): what it paid is not known.
+    """
     expires, at = require_utc(expires), require_utc(at)
     if expires <= at:
-        return Fraction(0)
-    total = Fraction(0)
-    taken: list[Span] = []
-    for period in sorted(periods, key=lambda p: p.order, reverse=True):
-        seconds = whole_seconds(period.end - period.start)
-        lo, hi = max(period.start, at), min(_live_end(period, cuts), expires)
-        if seconds <= 0 or hi <= lo:
+        return UnusedTime(intervals=Fraction(0))
+    total = known = paid = Fraction(0)
+    for period, lo, hi in _pieces(expires, at, periods, cuts):
+        if period is None:
+            total += intervals_left(interval, hi, lo).count
             continue
-        worth = intervals_in(interval, period.start, period.end)
-        for gap_lo, gap_hi in _gaps((lo, hi), taken):  # what a newer period left
-            total += worth * Fraction(whole_seconds(gap_hi - gap_lo), seconds)
-        taken.append((lo, hi))
-    for gap_lo, gap_hi in _gaps((at, expires), taken):
-        total += intervals_left(interval, gap_hi, gap_lo).count
-    return total
+        count = intervals_in(interval, period.start, period.end) * _share(period, lo, hi)
+        total += count
+        if period.paid is not None:
+            known += count
+            paid += period.paid * _share(period, lo, hi)
+            paid += _upgrades_on(period, lo, hi, upgrades, cuts)
+    if any(up.paid is None for up in upgrades):
+        return UnusedTime(intervals=total)
+    return UnusedTime(intervals=total, known=known, paid=paid)

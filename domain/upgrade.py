@@ -370,7 +370,8 @@ def upgrade_quote(
     multi-interval renewal, a yearly plan) the length of the interval ending at `expires`
     therefore scales the whole span: 12 months left ending after a 28-day month are valued
     at 365/28 months, after a 31-day month at 365/31. D7 governs this charge; refunds are
-    valued by the periods the payments bought instead (`paid_periods.unused_intervals`).
+    valued by the periods the payments bought instead (`paid_periods.unused_intervals`),
+    never above what those payments and this charge carried for the time (`unused_time`).
 
     Each side's value of the remaining seconds is floored to the list minor unit (the
     reference's trunc), then charged on its own (Lightning: each side rounded up to a whole

@@ -45,8 +45,9 @@ async def refund_to_credit(
     VM's list price plus every other line item, such as an IP range billed with it) times
     the unused share of the periods its payments bought, each counted from its real start
     (a month bought on 31 Jan and refunded at once is the whole price), floored in each list
-    currency. It is the figure GET /vms/{id}/refund shows for a card refund in the
-    subscription's currency.
+    currency, and limited to what those payments and the upgrades since carried for the time
+    (the note says so when it is). It is the figure GET /vms/{id}/refund shows for a card
+    refund in the subscription's currency.
 
     The credit is booked in the subscription's currency, the one renewals spend credit in
     (`credit_quote.apply_balance`): a refund booked in a plan's new currency after the

@@ -159,7 +159,8 @@ async def refund_by_hand(
     value back from the subscription's paid invoices of that time, newest first. The value
     (`refund_value`, the GET figure) is the one a refund to credit books (`unused_worth`:
     the whole subscription's price in force, the VM's and every other item's such as an IP
-    range, whose time the cut takes back too, in the subscription's currency), a price
+    range, whose time the cut takes back too, in the subscription's currency, never more
+    than was paid for the time), a price
     before tax, but the customer paid it plus VAT, so what the admins are told to pay is
     gross: the credit notes' total (each the net plus the VAT its invoice charged on it),
     converted for the method as a charge would be.

@@ -6,38 +6,37 @@ from datetime import datetime
 
 import attrs
 
+from app.admin.paid_records import paid_periods_of, paid_upgrades_of
 from app.admin.refund_record import NothingToRefund, cuts_of, refund_reference
-from app.billing.booked_records import paid_period
 from app.billing.price_in_force import price_in_force
-from domain.credit_conversion import Converted, convert_down
+from domain.credit_conversion import Converted
 from domain.exchange import RateTable
 from domain.model import Subscription
-from domain.money import Currency, Money
-from domain.paid_periods import newest_period, unused_intervals
+from domain.paid_periods import newest_period, unused_time
 from domain.pricing import parse_list_currency
+from domain.refund_worth import RefundWorth
 from ports.storage import UnitOfWork
 
 
 @attrs.frozen
 class Unused:
-    """The unused time's value per currency its parts are priced in, to be valued in
-    `target` (the subscription's currency), and the key of the refund of it
-    (`refund_reference`: the subscription, the period it ends in, its expiry)."""
+    """The unused time's worth (`RefundWorth`: at the price in force, limited to what was
+    paid for it), in the subscription's currency once `valued`, and the key of the refund
+    of it (`refund_reference`: the subscription, the period it ends in, its expiry)."""
 
-    parts: tuple[Money, ...]
-    target: Currency
+    worth: RefundWorth
     reference: str
 
     @property
     def needs_rates(self) -> bool:
-        """A part priced in another currency than `target`: valuing it reads today's rates."""
-        return any(m.currency is not self.target and m.amount for m in self.parts)
+        """A part priced in another currency than the subscription's: valuing it reads
+        today's rates."""
+        return self.worth.needs_rates
 
     def valued(self, table: RateTable | None, now: datetime) -> Converted:
-        """The sum in `target`, the foreign parts converted exactly at today's BTC rates of
-        `table` and the sum floored once (`convert_down`; `NoExchangeRate`, 503, without a
-        fresh rate). `table` may be None when nothing `needs_rates`."""
-        return convert_down(self.parts, self.target, table, now)
+        """`RefundWorth.valued`: `NoExchangeRate`, 503, without a fresh rate it needs;
+        `table` may be None when nothing `needs_rates`."""
+        return self.worth.valued(table, now)
 
 
 async def unused_worth(uow: UnitOfWork, sub: Subscription, vm_id: int, start: datetime) -> Unused:
@@ -56,16 +55,24 @@ async def unused_worth(uow: UnitOfWork, sub: Subscription, vm_id: int, start: da
     of each payment (where it started and ended) and the refunds that cut the time since.
     Each part is that many intervals of its price, floored in its own unit; a part priced
     in another currency than the subscription's (a plan re-priced since) is converted when
-    `valued`, so the caller reads the rates only when it `needs_rates`. A free price is
-    `NothingToRefund`. The refund's key names the last payment's period (`refund_reference`)."""
+    `valued`, so the caller reads the rates only when it `needs_rates`.
+
+    That value is limited to what was paid for the time (`unused_time`, `RefundWorth`): the
+    unused share of what each payment behind it carried (its net amount and the credit it
+    applied, at its own rates: `paid_periods_of`) and of each upgrade booked since
+    (`paid_upgrades_of`), which D7 charged for the growth by one rate per second and the
+    price in force counts as whole months; time no known payment explains is taken at the
+    price in force in both. A free price is `NothingToRefund`. The refund's key names the
+    last payment's period (`refund_reference`)."""
     assert sub.expires is not None and sub.expires > start
     basis = await price_in_force(uow, sub, purchase=False)
     if not basis.recurring:
         raise NothingToRefund("The unused time is worth nothing")
+    target = parse_list_currency(sub.currency)
     history = await uow.vm_history.list_all_by_vm(vm_id)
-    periods = [p for p in map(paid_period, history) if p is not None]
-    count = unused_intervals(basis.interval, sub.expires, start, periods, cuts_of(history))
-    unused = [Money(c, a * count.numerator // count.denominator) for c, a in basis.recurring]
+    periods = await paid_periods_of(uow, sub, history, start, target)
+    upgrades = await paid_upgrades_of(uow, sub, history, start, target)
+    time = unused_time(basis.interval, sub.expires, start, periods, cuts_of(history), upgrades)
     newest = newest_period(periods)
     reference = refund_reference(sub.id, None if newest is None else newest.key, sub.expires)
-    return Unused(tuple(unused), parse_list_currency(sub.currency), reference)
+    return Unused(RefundWorth.of(basis.recurring, target, time), reference)

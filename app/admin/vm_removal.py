@@ -92,9 +92,9 @@ async def refund_value(
 ) -> RefundAmount:
     """The subscription's unused time from `start` to its expiry, valued as a refund to
     credit values it (`unused_worth`: the whole price in force, every line item's share, in
-    the subscription's currency), converted for `method` like a charge (R10.4: no tax).
-    Refused for a deleted VM, a subscription without an expiry or none left after `start`
-    (`refund_seconds`)."""
+    the subscription's currency, never more than was paid for the time), converted for
+    `method` like a charge (R10.4: no tax). Refused for a deleted VM, a subscription without
+    an expiry or none left after `start` (`refund_seconds`)."""
     seconds = refund_seconds(sub.expires, start, deleted=vm.deleted)
     unused = await unused_worth(uow, sub, vm.id, start)
     worth = unused.valued(rates, now)
@@ -123,8 +123,9 @@ async def refund_amount(
     VAT the invoices charged.
 
     The value is exact (`unused_worth`): the whole price in force times the unused share of
-    the periods the payments bought (each from its real start), floored to the list unit,
-    then to msat/sat as a Lightning charge would be.
+    the periods the payments bought (each from its real start), never more than those
+    payments and the upgrades since carried for it, floored to the list unit, then to
+    msat/sat as a Lightning charge would be.
     """
     now = clock.now()
     when = refund_start(from_date, now, "from_date")

@@ -1,6 +1,7 @@
 """An admin refund to credit is booked in the subscription's currency, on memory, SQLite and
 MariaDB: a plan re-priced in another currency is converted at today's BTC rates (floored,
-said in the note) so a renewal can spend it; without a rate nothing changes; once under a race."""
+said in the note) so a renewal can spend it, never above what was paid; without a rate
+nothing changes; once under a race."""
 
 from __future__ import annotations
 
@@ -25,20 +26,24 @@ from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, Shop
 
 database = storage_backends.database
 shop = lifecycle_world.shop
-GBP_PER_BTC = Decimal(80_000)
+#: GBP cheaper than EUR (1 GBP buys EUR 0.80): the plan's GBP 1.32 is worth less than the
+#: EUR 1.32 paid, so the refund is today's price, converted
+GBP_PER_BTC = Decimal(125_000)
+#: GBP dearer than EUR: GBP 1.32 is worth EUR 1.65, more than was paid
+DEAR_GBP_PER_BTC = Decimal(80_000)
 EUR_PER_BTC = Decimal(100_000)
 #: 4 days after the purchase on 31 Jan: 24 of the 28 days of the month bought (→ 28 Feb) left
 DAYS_USED = 4
 #: the unused time at the plan's GBP 1.32: 132 × 24 / 28 = 113.14 → 113 pence
 UNUSED_GBP = 113
-#: 113 pence at 80 000 GBP and 100 000 EUR per BTC: 141.25 → 141 cents (rounded down)
-UNUSED_EUR = 141
+#: 113 pence at 125 000 GBP and 100 000 EUR per BTC: 90.4 → 90 cents (rounded down)
+UNUSED_EUR = 90
 #: the unused time at the EUR plan's 1.32 itself: the same 113 cents
 UNUSED_SAME = 113
 
 
-def _with_gbp(shop: Shop) -> Shop:
-    return lifecycle_world.with_gbp(shop, GBP_PER_BTC)
+def _with_gbp(shop: Shop, per_btc: Decimal = GBP_PER_BTC) -> Shop:
+    return lifecycle_world.with_gbp(shop, per_btc)
 
 
 async def _paid_vm(shop: Shop, *, gbp_plan: bool = False) -> Vm:
@@ -83,11 +88,27 @@ async def test_a_refund_after_a_repricing_is_booked_in_the_subscriptions_currenc
     entry = booked.entry
     assert (entry.currency, entry.amount, booked.balance) == ("EUR", UNUSED_EUR, UNUSED_EUR)
     assert entry.note == (
-        "host retired; GBP 1.13 as EUR 1.41 at BTC/EUR 100000, BTC/GBP 80000 (exact, rounded down)"
+        "host retired; GBP 1.13 as EUR 0.90 at BTC/EUR 100000, BTC/GBP 125000 (exact, rounded down)"
     )
     assert (await shop.subscription(vm)).expires == shop.clock.now()
     async with shop.factory() as uow:
         assert await uow.credit_ledger.balances(ALICE) == {"EUR": UNUSED_EUR}
+
+
+async def test_a_refund_after_a_repricing_upwards_pays_back_what_was_paid(shop: Shop) -> None:
+    """The plan's GBP 1.32 is worth EUR 1.65 today, but the month was paid EUR 1.32: its 24
+    days left are worth 141 cents at today's price and were paid 113; 113 are booked, and the
+    note says from what it was limited."""
+    shop = _with_gbp(shop, DEAR_GBP_PER_BTC)
+    vm = await _paid_vm(shop, gbp_plan=True)
+
+    booked = await _refund(shop, vm)
+
+    assert (booked.entry.currency, booked.entry.amount) == ("EUR", UNUSED_SAME)
+    assert booked.entry.note == (
+        "host retired; GBP 1.13 as EUR 1.41 at BTC/EUR 100000, BTC/GBP 80000 (exact, rounded "
+        "down); limited to EUR 1.13, what was paid for it"
+    )
 
 
 async def test_the_refunded_credit_pays_the_next_renewal(shop: Shop) -> None:

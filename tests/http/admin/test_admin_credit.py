@@ -13,7 +13,7 @@ from domain.enums import SubscriptionType
 from domain.model import LineItem
 from ports.storage import UnitOfWork
 from tests.http.admin.adminapp import ROOT, VIEWER, AdminWorld
-from tests.http.vm_helpers import paid_vm, subscription_of, user_of
+from tests.http.vm_helpers import order, paid_vm, provision, renew, settle, subscription_of, user_of
 from tests.nostr_signing import NostrKey
 
 ALICE = NostrKey.from_seed(21)
@@ -209,15 +209,24 @@ async def _bill_an_ip_range_with(uow: UnitOfWork, subscription_id: int) -> None:
     await cast(MemoryLineItems, uow.line_items).add(ip_range)
 
 
-async def test_refund_to_credit_values_every_item_the_cut_expiry_ends(world: AdminWorld) -> None:
-    """An IP range billed on the VM's subscription loses its time with the VM's: its unused
-    value is refunded too: EUR 10 a month beside the VM's EUR 2.70, 20 of 30 days left, the
-    sum prorated and floored once: (270 + 1000) × 20 / 30 = 846.67 → 846 cents."""
-    vm = await paid_vm(world.user, ALICE)
+async def _paid_vm_with_an_ip_range(world: AdminWorld) -> dict[str, Any]:
+    """ALICE's VM with an IP range billed on its subscription, the month paid for both
+    (EUR 2.70 + EUR 10.00): a refund pays back no more than was paid."""
+    vm = await order(world.user, ALICE)
     sub = await subscription_of(world.api, vm["id"])
     async with world.api.store() as uow:
         await _bill_an_ip_range_with(uow, sub.id)
         await uow.commit()
+    await settle(world.api, (await renew(world.user, ALICE, vm["id"]))["id"])
+    await provision(world.api, vm["id"])
+    return vm
+
+
+async def test_refund_to_credit_values_every_item_the_cut_expiry_ends(world: AdminWorld) -> None:
+    """An IP range billed on the VM's subscription loses its time with the VM's: its unused
+    value is refunded too: EUR 10 a month beside the VM's EUR 2.70, 20 of 30 days left, the
+    sum prorated and floored once: (270 + 1000) × 20 / 30 = 846.67 → 846 cents."""
+    vm = await _paid_vm_with_an_ip_range(world)
     world.api.clock.advance(timedelta(days=10))
     await world.api.refresh_rates()
 
@@ -228,6 +237,27 @@ async def test_refund_to_credit_values_every_item_the_cut_expiry_ends(world: Adm
     assert preview["data"]["amount"] == 846
     assert body["data"]["entry"]["amount"] == 846
     assert (await subscription_of(world.api, vm["id"])).expires == world.api.clock.now()
+
+
+async def test_refund_to_credit_pays_back_no_more_than_was_paid(world: AdminWorld) -> None:
+    """An IP range billed on the subscription after its month was paid: the price in force
+    values the 20 days left at (270 + 1000) × 20 / 30 = 846 cents, but only the VM's
+    EUR 2.70 was paid for them: 180 cents, and the entry's note says why."""
+    vm = await paid_vm(world.user, ALICE)
+    sub = await subscription_of(world.api, vm["id"])
+    async with world.api.store() as uow:
+        await _bill_an_ip_range_with(uow, sub.id)
+        await uow.commit()
+    world.api.clock.advance(timedelta(days=10))
+
+    preview = (await world.ok("GET", f"/vms/{vm['id']}/refund?method=revolut"))["data"]
+    entry = (await world.ok("POST", f"/vms/{vm['id']}/refund/credit", json={}))["data"]["entry"]
+
+    assert preview["amount"] == entry["amount"] == 180
+    assert entry["note"] == (
+        f"unused time of VM {vm['id']}; worth EUR 8.46 at the price in force; "
+        "limited to EUR 1.80, what was paid for it"
+    )
 
 
 async def _reprice_the_vms_plan(world: AdminWorld, vm_id: int, currency: str) -> None:
@@ -250,13 +280,10 @@ async def test_refund_to_credit_of_items_priced_in_two_currencies_is_booked_in_t
     """A VM re-priced in USD beside an EUR IP range on an EUR subscription: one EUR entry,
     the USD part converted at today's rates, the sum floored once. 20 of 30 days left: EUR
     1000 × 20/30 = 666 cents and USD 270 × 20/30 = 180 cents, worth 180 × 100 000 / 110 000
-    = 163.64 EUR cents: 829.64 → 829, the preview's card figure too."""
-    vm = await paid_vm(world.user, ALICE)
+    = 163.64 EUR cents: 829.64 → 829, the preview's card figure too (less than the 846.67
+    paid for those 20 days: the USD price is worth less)."""
+    vm = await _paid_vm_with_an_ip_range(world)
     alice = (await user_of(world.api, ALICE)).id
-    sub = await subscription_of(world.api, vm["id"])
-    async with world.api.store() as uow:
-        await _bill_an_ip_range_with(uow, sub.id)
-        await uow.commit()
     await _reprice_the_vms_plan(world, vm["id"], "USD")
     world.api.clock.advance(timedelta(days=10))
     await world.api.refresh_rates()

@@ -1,0 +1,48 @@
+"""What a payment carried for the time it bought, in the currency a refund is valued in."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+
+from domain.account_credit import charged_credit
+from domain.credit import listed_rate, payment_meta
+from domain.enums import SubscriptionPaymentType
+from domain.errors import DomainError
+from domain.model import SubscriptionPayment
+from domain.money import Currency
+from domain.price_basis import PRICE_KEY, PriceBasis, exact_value
+
+
+def _rates(payment: SubscriptionPayment, currencies: set[Currency]) -> dict[Currency, Decimal]:
+    """The BTC rates the payment was quoted at of the fiat `currencies` it knows
+    (`listed_rate`: the rates its quote stored, else its own `rate` column)."""
+    out: dict[Currency, Decimal] = {}
+    for currency in currencies:
+        rate = listed_rate(payment, currency.value) if currency.is_fiat else None
+        if rate is not None:
+            out[currency] = rate
+    return out
+
+
+def paid_for_time(payment: SubscriptionPayment, target: Currency) -> Fraction | None:
+    """The net value `payment` carried, exactly, in smallest units of `target`: its amount
+    (tax and processing fee excluded) plus the account credit it applied (its worth in the
+    payment's units), converted at the payment's own rates, less a Purchase's setup fees as
+    its quote recorded them (setup is not time). None when it cannot be known: an unknown
+    currency, or a rate the conversion needs that the payment did not record."""
+    meta = payment_meta(payment)
+    try:
+        currency = Currency.parse(payment.currency)
+    except DomainError:
+        return None
+    setup: tuple[tuple[Currency, int], ...] = ()
+    if payment.payment_type is SubscriptionPaymentType.PURCHASE:
+        basis = PriceBasis.from_json(meta.get(PRICE_KEY))
+        setup = () if basis is None else basis.setup
+    rates = _rates(payment, {currency, target, *(c for c, _ in setup)})
+    whole = exact_value(((currency, payment.amount + charged_credit(meta)),), target, rates)
+    fees = exact_value(setup, target, rates)
+    if whole is None or fees is None:
+        return None
+    return max(Fraction(0), whole - fees)

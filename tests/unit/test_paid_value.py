@@ -1,0 +1,75 @@
+"""What a payment carried for the time it bought (the limit of a refund of that time): its net
+amount and the credit it applied, at its own rates, less a Purchase's setup fees."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.model import SubscriptionPayment
+from domain.money import Currency
+from domain.paid_value import paid_for_time
+
+NOW = datetime(2026, 3, 31, tzinfo=UTC)
+
+
+def payment(
+    amount: int,
+    currency: str = "EUR",
+    *,
+    kind: SubscriptionPaymentType = SubscriptionPaymentType.RENEWAL,
+    rate: Decimal = Decimal(1),
+    metadata: Any = None,
+) -> SubscriptionPayment:
+    return SubscriptionPayment(
+        id=b"\x01" * 32,
+        subscription_id=1,
+        user_id=1,
+        created=NOW,
+        expires=NOW,
+        amount=amount,
+        currency=currency,
+        payment_method=PaymentMethod.REVOLUT,
+        payment_type=kind,
+        external_data="",
+        rate=rate,
+        tax=23,
+        processing_fee=7,
+        metadata=metadata,
+    )
+
+
+def test_a_card_payment_in_the_same_currency_is_its_net_amount() -> None:
+    assert paid_for_time(payment(132), Currency.EUR) == 132  # tax and fee left out
+
+
+def test_lightning_msat_are_valued_at_the_quotes_rate() -> None:
+    """1 320 001 msat at 100 000 EUR/BTC (its stored rates): 132.0001 cents, exactly."""
+    paid = payment(1_320_001, "BTC", rate=Decimal(100_000), metadata={"rates": {"EUR": "100000"}})
+    assert paid_for_time(paid, Currency.EUR) == Fraction(1_320_001, 10_000)
+    # without stored rates its own rate column is the one of its list currency
+    assert paid_for_time(payment(1_320_000, "BTC", rate=Decimal(100_000)), Currency.EUR) == 132
+
+
+def test_account_credit_it_applied_counts_as_paid() -> None:
+    applied = {"credit_applied": {"amount": 50, "currency": "EUR", "charged": 50}}
+    assert paid_for_time(payment(82, metadata=applied), Currency.EUR) == 132
+
+
+def test_a_purchases_setup_fee_bought_no_time() -> None:
+    meta = {"price": {"interval": [1, 1], "recurring": {"EUR": 132}, "setup": {"EUR": 500}}}
+    purchase = payment(632, kind=SubscriptionPaymentType.PURCHASE, metadata=meta)
+    assert paid_for_time(purchase, Currency.EUR) == 132
+    # a renewal has no setup fee, whatever its quote's basis lists
+    assert paid_for_time(payment(632, metadata=meta), Currency.EUR) == 632
+
+
+def test_a_payment_that_cannot_be_valued_is_not_known() -> None:
+    """Another fiat without the rates to convert it, or a currency not known."""
+    assert paid_for_time(payment(132, "GBP"), Currency.EUR) is None
+    assert paid_for_time(payment(132, "XYZ"), Currency.EUR) is None
+    gbp = payment(132, "GBP", metadata={"rates": {"EUR": "100000", "GBP": "80000"}})
+    assert paid_for_time(gbp, Currency.EUR) == Fraction(132 * 100_000, 80_000)
