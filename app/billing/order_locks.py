@@ -1,4 +1,5 @@
-"""The row locks an order takes before it reads anything: the buyer's, then its region's."""
+"""The row locks an order takes before it reads anything (the buyer's, then its region's or its
+IP spaces'), and the runs again of a transaction that finds it needs other ones."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from app.billing.errors import NoHostAvailable
+from app.billing.ip_room import SpacesToLock
 from app.billing.placement import NO_HOST
 from domain.model import CustomPricing, VmTemplate
-from ports.storage import UnitOfWork, UnitOfWorkFactory
+from ports.storage import StorageBusy, UnitOfWork, UnitOfWorkFactory
 
 T = TypeVar("T")
 
-#: tries of one order when its offer keeps moving to another region while it is placed
+#: tries of one order (or booking) when its offer keeps moving to another region while it is
+#: placed, or the IP spaces it must lock keep growing
 ATTEMPTS = 3
 
 
@@ -80,3 +83,18 @@ async def under_region_lock(
         except RegionMoved as moved:
             region_id = moved.region_id
     raise exhausted()
+
+
+async def under_space_locks(
+    spaces: frozenset[int], attempt: Callable[[frozenset[int]], Awaitable[T]]
+) -> T:
+    """Run `attempt` (one transaction locking the IP spaces `spaces` before its first plain
+    read: an IP-range order, or a payment's booking that gives ranges) again with the spaces
+    it found it must lock (`SpacesToLock`), while they keep changing (a space overlapping
+    another added meanwhile); after `ATTEMPTS` tries, `StorageBusy` (the caller retries)."""
+    for _ in range(ATTEMPTS):
+        try:
+            return await attempt(spaces)
+        except SpacesToLock as needed:
+            spaces = needed.space_ids
+    raise StorageBusy()

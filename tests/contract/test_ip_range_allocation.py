@@ -12,6 +12,7 @@ import pytest
 
 from app.admin.catalogue_common import InUse
 from app.admin.ip_space import delete_space
+from app.billing import ip_purchase
 from app.billing.completion import CompletionReport, complete_payment
 from app.billing.ip_purchase import (
     IpRangeItem,
@@ -175,6 +176,35 @@ async def test_one_block_is_sold_once(world: World) -> None:
     assert [r.cidr for r in await _ranges(world, item)] == ["198.51.100.0/24"]
     with pytest.raises(NoIpRangeLeft):
         await _order(world, tier, 2)
+
+
+async def test_an_order_runs_again_holding_a_space_listed_over_its_own_meanwhile(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator lists a space overlapping the order's after the order looked up which
+    spaces to lock, before its transaction: the order finds it must hold that space's lock
+    too (its blocks are judged beside that space's) and runs again with both."""
+    tier = await _space(world)
+    look_up, create = ip_purchase._spaces_of, ip_purchase._create
+    runs: list[frozenset[int]] = []
+
+    async def then_listed(*args: Any) -> frozenset[int]:
+        spaces = await look_up(*args)
+        await _space(world, "198.51.100.0/25", 26)
+        return spaces
+
+    async def recorded(*args: Any) -> tuple[Subscription, list[LineItem]]:
+        runs.append(args[-1])
+        return await create(*args)
+
+    monkeypatch.setattr(ip_purchase, "_spaces_of", then_listed)
+    monkeypatch.setattr(ip_purchase, "_create", recorded)
+    sub, _ = await _order(world, tier)
+
+    own = (await _space_of(world, tier)).id
+    assert runs == [{own}, {own, own + 1}]
+    async with world.shop.factory() as uow:  # the first run stored nothing
+        assert [s.id for s in (await uow.subscriptions.list_by_user(1, 10)).items] == [sub.id]
 
 
 async def test_an_unpaid_order_holds_its_block_for_its_payment_window_only(world: World) -> None:
