@@ -421,6 +421,33 @@ async def test_a_space_withdrawn_after_a_sale_renews_its_holders_and_sells_no_mo
     ]
 
 
+@pytest.mark.parametrize(
+    ("asks", "why"),
+    [
+        ({"available_ip_space_id": 999, "prefix_size": 26}, "IP space 999 no longer exists"),
+        ({"prefix_size": 8}, "IP space 198.51.100.0/24 cannot hold a /8 block"),
+    ],
+    ids=["space-gone", "size-too-big"],
+)
+async def test_an_order_asking_what_no_space_can_give_is_refused_at_its_quote_saying_why(
+    world: World, asks: dict[str, int], why: str
+) -> None:
+    """An order's line item naming a space since gone, or a size its space cannot hold
+    (written by hand): its quote is refused with the reason, nothing is asked for."""
+    tier = await _space(world, prefix=26)
+    sub, item = await _order(world, tier)
+    async with world.shop.factory() as uow:
+        assert isinstance(item.configuration, dict)
+        changed = attrs.evolve(item, configuration={**item.configuration, **asks})
+        await uow.line_items.update(changed)
+        await uow.commit()
+
+    with pytest.raises(NoIpRangeLeft, match=f"^This IP range cannot be sold now: {why}$"):
+        await world.renew(subscription_id=sub.id)
+    async with world.shop.factory() as uow:
+        assert (await uow.payments.list_by_subscription(sub.id, 10)).total == 0
+
+
 async def test_an_ip_space_is_not_deleted_under_a_live_subscription(world: World) -> None:
     """(r2 proof) The delete checked only active range rows: a space went while paid
     subscriptions were sold from it, and they went on being billed for it."""
