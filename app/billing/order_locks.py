@@ -13,6 +13,8 @@ from domain.model import CustomPricing, VmTemplate
 from ports.storage import StorageBusy, UnitOfWork, UnitOfWorkFactory
 
 T = TypeVar("T")
+L = TypeVar("L")
+E = TypeVar("E", bound=Exception)
 
 #: tries of one order (or booking) when its offer keeps moving to another region while it is
 #: placed, or the IP spaces it must lock keep growing
@@ -69,6 +71,23 @@ def check_region(locked: int | None, offered: int) -> None:
         raise RegionMoved(offered)
 
 
+async def _with_locks(
+    locks: L,
+    attempt: Callable[[L], Awaitable[T]],
+    told: type[E],
+    wanted: Callable[[E], L],
+    exhausted: Callable[[], Exception],
+) -> T:
+    """Run `attempt` with `locks`, again with the locks it says it wants (`told`) instead,
+    at most `ATTEMPTS` times; then `exhausted()` is raised."""
+    for _ in range(ATTEMPTS):
+        try:
+            return await attempt(locks)
+        except told as err:
+            locks = wanted(err)
+    raise exhausted()
+
+
 async def under_region_lock(
     region_id: int | None,
     attempt: Callable[[int | None], Awaitable[T]],
@@ -77,12 +96,9 @@ async def under_region_lock(
     """Run `attempt` (one transaction locking `region_id`: an order, or a payment's booking
     that places a VM) again in the region it found instead, while that keeps moving; after
     `ATTEMPTS` tries, `exhausted()` is raised (an order finds no host)."""
-    for _ in range(ATTEMPTS):
-        try:
-            return await attempt(region_id)
-        except RegionMoved as moved:
-            region_id = moved.region_id
-    raise exhausted()
+    return await _with_locks(
+        region_id, attempt, RegionMoved, lambda moved: moved.region_id, exhausted
+    )
 
 
 async def under_space_locks(
@@ -92,9 +108,6 @@ async def under_space_locks(
     read: an IP-range order, or a payment's booking that gives ranges) again with the spaces
     it found it must lock (`SpacesToLock`), while they keep changing (a space overlapping
     another added meanwhile); after `ATTEMPTS` tries, `StorageBusy` (the caller retries)."""
-    for _ in range(ATTEMPTS):
-        try:
-            return await attempt(spaces)
-        except SpacesToLock as needed:
-            spaces = needed.space_ids
-    raise StorageBusy()
+    return await _with_locks(
+        spaces, attempt, SpacesToLock, lambda needed: needed.space_ids, StorageBusy
+    )
