@@ -67,7 +67,7 @@ async def holds_room(
     """Whether `sub` is a never-paid order whose room is still held for it (its payment
     window, or a payment asked for within it and still pending, never past
     `UNPAID_HOLD_LIMIT`): the same hold as a VM order's (`order_lapsed`)."""
-    if sub.is_setup or sub.expires is not None:
+    if sub.in_service:
         return False
     return not await order_lapsed(uow, sub, now, held_until_now=held_until_now)
 
