@@ -19,7 +19,7 @@ from domain.invoice import (
     is_outside_eu_supply,
     is_reverse_charge,
 )
-from domain.kept_invoice import charged_tax_rate, kept_lines, shown_parts
+from domain.kept_invoice import charged_tax_rate, kept_lines, shown, shown_parts
 from domain.model import Company, LineItem, Subscription, SubscriptionPayment, User
 from domain.nip19 import npub
 from domain.overpayment import overpaid_of
@@ -219,16 +219,12 @@ def build_content(
     down (`domain.kept_invoice.kept_lines`), so the prepayment's net is the credit booked."""
     cur = invoice_currency(payment, subscription)
     shown_rate = listed_rate(payment, cur) if cur != payment.currency.upper() else None
-
-    def shown(amount: int) -> int:
-        return amount if shown_rate is None else msat_to_fiat(amount, shown_rate)
-
     meta = payment_meta(payment)
     rate = charged_tax_rate(payment)
-    net, tax, fee = shown_parts(payment, shown)
+    parts = net, tax, fee = shown_parts(payment, shown_rate)
     short = short_received_msat(payment)
     if kept_as_credit:  # its prepayment, less any shortfall (converted as its credit was)
-        credit, lines = 0, kept_lines(payment, cur, shown_rate, short)
+        credit, lines = 0, kept_lines(payment, cur, shown_rate, short, parts)
     else:
         credit = credit_applied(payment, cur)
         names = ", ".join(item.name for item in items) or subscription.name
@@ -236,7 +232,8 @@ def build_content(
         lines = _service_lines(what, net, tax, credit, rate)
         if short is not None:  # an admin counted a short settlement as paid: bill what arrived
             billed_net, billed_tax = sum(x.net for x in lines), sum(x.tax for x in lines)
-            lines.append(shortfall_line(shown(short), fee, billed_net, billed_tax, rate))
+            arrived = shown(short, shown_rate)
+            lines.append(shortfall_line(arrived, fee, billed_net, billed_tax, rate))
     if fee:
         lines.append(InvoiceLine(description=FEE_LINE, net=fee, tax_rate=Decimal(0), tax=0))
     excess = overpaid_of(meta)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
 
 from domain.credit import payment_meta
@@ -24,11 +23,20 @@ def charged_tax_rate(payment: SubscriptionPayment) -> Decimal:
     return effective_tax_rate(payment.amount, payment.tax) if rate is None else rate
 
 
-def shown_parts(payment: SubscriptionPayment, shown: Callable[[int], int]) -> tuple[int, int, int]:
-    """Net, tax and fee of the payment row in the invoice currency: the total paid converted
-    as one, tax and fee each converted and the net the rest, so that the lines add up to
-    the conversion of what was paid (converting all three parts rounded each on its own)."""
-    total, tax, fee = shown(payment.total), shown(payment.tax), shown(payment.processing_fee)
+def shown(amount: int, shown_rate: Decimal | None) -> int:
+    """An amount of the payment row in the invoice's currency: msat converted at
+    `shown_rate` (a Lightning payment invoiced in fiat), else as it is."""
+    return amount if shown_rate is None else msat_to_fiat(amount, shown_rate)
+
+
+def shown_parts(payment: SubscriptionPayment, shown_rate: Decimal | None) -> tuple[int, int, int]:
+    """Net, tax and fee of the payment row in the invoice currency (`shown`): the total paid
+    converted as one, tax and fee each converted and the net the rest, so that the lines add
+    up to the conversion of what was paid (converting all three parts rounded each on its
+    own)."""
+    total, tax, fee = (
+        shown(amount, shown_rate) for amount in (payment.total, payment.tax, payment.processing_fee)
+    )
     return total - tax - fee, tax, fee
 
 
@@ -57,21 +65,21 @@ def kept_net(
 
 
 def kept_lines(
-    payment: SubscriptionPayment, currency: str, shown_rate: Decimal | None, short: int | None
+    payment: SubscriptionPayment,
+    currency: str,
+    shown_rate: Decimal | None,
+    short: int | None,
+    parts: tuple[int, int, int],
 ) -> list[InvoiceLine]:
     """The lines of a payment kept whole as account credit, before its fee line, in the
     invoice's `currency` (`shown_rate`: the quote's BTC rate of it for a Lightning payment
-    invoiced in fiat, else None): its prepayment line (`kept_payment_line`), and for a
-    short settlement an admin completed as paid (`short`: the msat that arrived,
-    `domain.shortfall.short_received_msat`) the
-    `shortfall_line` that brings it down to what arrived, converted as the prepayment is
-    (rounded DOWN), so the two lines' net is the credit worth what arrived, net of its VAT
-    and of the fee (`kept_credit`)."""
-
-    def shown(amount: int) -> int:
-        return amount if shown_rate is None else msat_to_fiat(amount, shown_rate)
-
-    net, tax, fee = shown_parts(payment, shown)
+    invoiced in fiat, else None; `parts`: its `shown_parts`): its prepayment line
+    (`kept_payment_line`), and for a short settlement an admin completed as paid (`short`:
+    the msat that arrived, `domain.shortfall.short_received_msat`) the `shortfall_line`
+    that brings it down to what arrived, converted as the prepayment is (rounded DOWN), so
+    the two lines' net is the credit worth what arrived, net of its VAT and of the fee
+    (`kept_credit`)."""
+    net, tax, fee = parts
     kept = kept_net(payment, currency, shown_rate, net)
     lines = [kept_payment_line(kept, tax, charged_tax_rate(payment), payment)]
     if short is not None:
@@ -90,4 +98,6 @@ def kept_credit(
     state, never below 0. For a short settlement it is what arrived, net of VAT and fee,
     rounded down, not the amount asked: the credit is never worth more than the invoice
     bills."""
-    return max(0, sum(line.net for line in kept_lines(payment, currency, shown_rate, short)))
+    parts = shown_parts(payment, shown_rate)
+    lines = kept_lines(payment, currency, shown_rate, short, parts)
+    return max(0, sum(line.net for line in lines))

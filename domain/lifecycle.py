@@ -100,14 +100,14 @@ def is_deletion_due(sub: Subscription, now: datetime, delete_after_days: int) ->
 def never_paid_cleanup_due(sub: Subscription, has_pending_payment: bool, now: datetime) -> bool:
     """Whether the VM of a never-paid order is deleted now (D17).
 
-    Never set up, never given an expiry, no pending payment, and ordered strictly more than
-    one hour ago. The `expires is None` guard (not in the reference) spares a subscription
-    that an admin extended or a legacy migration gave time without a paid payment.
+    Never set up, never given an expiry (not `in_service`), no pending payment, and ordered
+    strictly more than one hour ago. The expiry guard (not in the reference) spares a
+    subscription that an admin extended or a legacy migration gave time without a paid
+    payment.
     """
     now = require_utc(now)
     return (
-        not sub.is_setup
-        and sub.expires is None
+        not sub.in_service
         and not has_pending_payment
         and now - require_utc(sub.created) > UNPAID_CLEANUP_AFTER
     )

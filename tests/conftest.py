@@ -1,4 +1,5 @@
-"""Shared fixtures: `sqlite_url`, `mysql_url`, `db_url` (both engines) and `migrated_db_url`."""
+"""Shared fixtures (`sqlite_url`, `mysql_url`, `db_url`: both engines, `migrated_db_url`) and the
+suite's Hypothesis settings."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.dbtest import (
     MYSQL_HEAD,
@@ -18,6 +20,13 @@ from tests.dbtest import (
 )
 
 ENGINES = ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)]
+
+#: every property test runs without Hypothesis's per-example deadline (200 ms): an example
+#: slowed by a loaded machine (two pytest workers, MariaDB, other jobs) is not a failure, and
+#: the deadline failed such runs at random. Loaded here, before any test module builds its
+#: own `settings(...)`, which inherit it.
+settings.register_profile("lnvps", deadline=None)
+settings.load_profile("lnvps")
 
 
 #: the test files that take longest (a process per server, a Schemathesis run): run first

@@ -31,35 +31,10 @@ PENDING_MIN: Final = timedelta(minutes=1)
 PENDING_MAX: Final = timedelta(hours=720)
 
 
-#: ISO 4217's currencies without minor units: Revolut's amounts are "in minor currency
-#: units", so for these they count whole units (¥500 is 500) where ours count hundredths.
-ISO_ZERO_DECIMAL: Final = frozenset(
-    [
-        "BIF",
-        "CLP",
-        "DJF",
-        "GNF",
-        "ISK",
-        "JPY",
-        "KMF",
-        "KRW",
-        "PYG",
-        "RWF",
-        "UGX",
-        "UYI",
-        "VND",
-        "VUV",
-        "XAF",
-        "XOF",
-        "XPF",
-    ]
-)
-
-
 def revolut_units(currency: str) -> ProviderUnits:
     """How Revolut counts `currency`: its ISO 4217 minor unit (JPY: whole yen; the
     catalogue's others: cents). A currency outside the catalogue is refused."""
-    return units_for("Revolut", currency, zero_decimal=ISO_ZERO_DECIMAL)
+    return units_for("Revolut", currency)
 
 
 def pending_duration(lasts: timedelta) -> str:

@@ -11,6 +11,13 @@ from ports.fiat import FiatCurrencyNotChargeable
 
 #: every fiat amount here is kept in hundredths of its major unit, JPY too (D-Units)
 STORED_DECIMALS: Final = 2
+#: the catalogue's currencies the card providers count in whole units (¥500 is 500, where
+#: ours count hundredths): Stripe's "zero-decimal currencies" (docs.stripe.com/currencies)
+#: and Revolut's "minor currency units", ISO 4217's (minor unit 0), agree on JPY, and both
+#: count every other catalogue currency in cents. Outside the catalogue they differ (ISK,
+#: UGX; Stripe's special cases HUF and TWD, its three-decimal currencies): a currency
+#: added to `Currency` has its unit decided here for both, not guessed.
+ZERO_DECIMAL: Final = frozenset({Currency.JPY.value})
 
 
 @attrs.frozen
@@ -45,21 +52,14 @@ class ProviderUnits:
         return provider_amount * self.step
 
 
-def units_for(
-    provider: str,
-    currency: str,
-    *,
-    zero_decimal: frozenset[str],
-    refused: frozenset[str] = frozenset(),
-) -> ProviderUnits:
-    """`provider`'s unit for `currency`: whole units for its `zero_decimal` currencies,
+def units_for(provider: str, currency: str) -> ProviderUnits:
+    """`provider`'s unit for `currency`: whole units for the `ZERO_DECIMAL` currencies,
     hundredths for the catalogue's others (the providers' documented default).
 
-    A code outside the catalogue (or BTC), or one the provider treats specially (`refused`:
-    Stripe's ISK, HUF, TWD, UGX and its three-decimal currencies), raises
-    `FiatCurrencyNotChargeable`: no catalogue price can be in it, and its unit is not guessed.
+    A code outside the catalogue (or BTC) raises `FiatCurrencyNotChargeable`: no catalogue
+    price can be in it, and its unit is not guessed.
     """
     code = currency_code(currency)
-    if code is None or code == Currency.BTC.value or code in refused:
+    if code is None or code == Currency.BTC.value:
         raise FiatCurrencyNotChargeable(f"{provider} cannot charge {currency.upper()}")
-    return ProviderUnits(provider, code, 0 if code in zero_decimal else STORED_DECIMALS)
+    return ProviderUnits(provider, code, 0 if code in ZERO_DECIMAL else STORED_DECIMALS)

@@ -6,13 +6,13 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
 from adapters.memory.db import RecordRepo, Repo, evolve, page_of
+from adapters.memory.never_paid import never_paid_ip_range
 from adapters.memory.vms import MemoryVms
 from domain.credit import is_capped_quote
-from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType, SwitchedOff
+from domain.enums import PaymentMethod, SubscriptionPaymentType, SwitchedOff
 from domain.model import LegacyVmPayment, LineItem, Subscription, SubscriptionPayment
 from domain.money import currency_code
 from ports.storage import (
-    NEVER_PAID_CLEANUP,
     DueWindow,
     LockedPriced,
     MetadataKey,
@@ -112,29 +112,13 @@ class MemorySubscriptions(RecordRepo[Subscription]):
                 del items[key]
         return self._rows(self.table).pop(subscription_id, None) is not None
 
-    def _never_paid_ip_range(self, s: Subscription, vms_too: bool) -> bool:
-        """Never paid, sells an IP range (and no VM unless `vms_too`), not cleaned up."""
-        if s.is_setup or s.expires is not None:
-            return False
-        kinds = {
-            i.subscription_type
-            for i in self._rows("subscription_line_item").values()
-            if i.subscription_id == s.id
-        }
-        if SubscriptionType.IP_RANGE not in kinds:
-            return False
-        if not vms_too and SubscriptionType.VPS in kinds:
-            return False
-        marks = self._rows("lifecycle_mark")
-        return not any(k[0] == s.id and k[1] == NEVER_PAID_CLEANUP for k in marks)
-
     async def count_never_paid_ip_ranges(self, user_id: int, since: datetime) -> int:
         return len(
             self._where(
                 lambda s: (
                     s.user_id == user_id
                     and s.created >= since
-                    and self._never_paid_ip_range(s, vms_too=True)
+                    and never_paid_ip_range(self._rows, s, vms_too=True)
                 )
             )
         )
@@ -154,7 +138,7 @@ class MemorySubscriptions(RecordRepo[Subscription]):
                 return False
             if after is not None and (s.created, s.id) <= after:
                 return False
-            return self._never_paid_ip_range(s, vms_too=False)
+            return never_paid_ip_range(self._rows, s, vms_too=False)
 
         rows = self._where(wanted)
         rows.sort(key=lambda s: (s.created, s.id))

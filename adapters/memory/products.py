@@ -6,6 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 
 from adapters.memory.db import RecordRepo, Repo, evolve
+from adapters.memory.never_paid import never_paid_ip_range
 from domain.enums import PaymentMethod, SubscriptionType
 from domain.errors import IP_SPACE_EXISTS, PRICING_EXISTS
 from domain.model import (
@@ -16,7 +17,7 @@ from domain.model import (
     PaymentMethodConfig,
     Subscription,
 )
-from ports.storage import NEVER_PAID_CLEANUP, IdempotencyRecord
+from ports.storage import IdempotencyRecord
 
 
 class MemoryIpSpaces(RecordRepo[AvailableIpSpace]):
@@ -89,30 +90,20 @@ class MemoryIpRangeSubscriptions(RecordRepo[IpRangeSubscription]):
         return self._where(live)
 
     async def never_paid_orders(self, since: datetime) -> list[tuple[Subscription, list[LineItem]]]:
-        marks = self._rows("lifecycle_mark")
-        cleaned = {k[0] for k in marks if k[1] == NEVER_PAID_CLEANUP}
         subs = sorted(
             (
                 s
                 for s in self._rows("subscription").values()
-                if not s.is_setup
-                and s.expires is None
-                and s.created >= since
-                and s.id not in cleaned
+                if s.created >= since and never_paid_ip_range(self._rows, s, vms_too=True)
             ),
             key=lambda s: (s.created, s.id),
         )
-        items = sorted(self._rows("subscription_line_item").values(), key=lambda i: i.id)
-        out = []
-        for sub in subs:
-            mine = [
-                i
-                for i in items
-                if i.subscription_id == sub.id and i.subscription_type is SubscriptionType.IP_RANGE
-            ]
-            if mine:
-                out.append((sub, mine))
-        return out
+        items = [
+            i
+            for _, i in sorted(self._rows("subscription_line_item").items())
+            if i.subscription_type is SubscriptionType.IP_RANGE
+        ]
+        return [(sub, [i for i in items if i.subscription_id == sub.id]) for sub in subs]
 
     async def items_of_active_subscriptions(self) -> list[LineItem]:
         subs = self._rows("subscription")

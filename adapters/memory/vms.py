@@ -97,8 +97,7 @@ class MemoryVms(RecordRepo[Vm]):
             sub = None if item is None else subs.get(item.subscription_id)
             return (
                 sub is not None
-                and not sub.is_setup
-                and sub.expires is None
+                and not sub.in_service
                 and (ordered_before is None or sub.created < ordered_before)
             )
 

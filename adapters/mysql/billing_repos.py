@@ -35,6 +35,7 @@ from adapters.mysql.in_lists import id_chunks
 from adapters.mysql.inline import FALSE, const
 from adapters.mysql.interval_column import interval_count_column
 from adapters.mysql.mapping import Mapper, evolve, joined_records, result_processors
+from adapters.mysql.never_paid import never_paid_ip_range, none_of
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType, SwitchedOff
 from domain.model import (
@@ -51,7 +52,6 @@ from domain.model import (
 from domain.money import currency_code
 from domain.subscription import INTERVALS_KEY
 from ports.storage import (
-    NEVER_PAID_CLEANUP,
     DueWindow,
     LockedPriced,
     MetadataKey,
@@ -393,7 +393,7 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         query = (
             select(func.count())
             .select_from(t.subscription)
-            .where(_sub.user_id == user_id, _sub.created >= since, *_never_paid_ip_range())
+            .where(_sub.user_id == user_id, _sub.created >= since, *never_paid_ip_range())
         )
         return int((await self.conn.execute(query)).scalar_one())
 
@@ -414,8 +414,8 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         query = (
             self._select()
             .where(_sub.expires.is_(None), _sub.created >= window.since)
-            .where(_sub.created < window.before, *_never_paid_ip_range())
-            .where(*(_none_of(rows) for rows in (sells_vm, pending, paid)))
+            .where(_sub.created < window.before, *never_paid_ip_range())
+            .where(*(none_of(rows) for rows in (sells_vm, pending, paid)))
             .order_by(_sub.created, _sub.id)
             .limit(limit)
             # the (expires, created) range, whatever the statistics say: on a young table
@@ -461,37 +461,6 @@ class SqlSubscriptions(SqlRecords[Subscription]):
             rest = query.where(_sub.expires > last).limit(limit - len(rows))
             rows += await self._all(self.mapper, rest)
         return rows
-
-
-def _never_paid_ip_range() -> list[ColumnElement[bool]]:
-    """Never paid (`is_setup = 0`, no expiry), sells an IP range, not cleaned up."""
-    mark = t.lifecycle_mark.c
-    ip_item = select(_li.id).where(
-        _li.subscription_id == _sub.id, _li.subscription_type == SubscriptionType.IP_RANGE
-    )
-    cleaned = select(mark.id).where(
-        mark.subscription_id == _sub.id, mark.action == NEVER_PAID_CLEANUP
-    )
-    return [
-        _sub.is_setup == False,  # noqa: E712
-        _sub.expires.is_(None),
-        _first_of(ip_item).is_not(None),
-        _none_of(cleaned),
-    ]
-
-
-def _first_of(rows: Select[Any]) -> ColumnElement[Any]:
-    """`(SELECT … LIMIT 1)`, looked up per subscription by the subquery's index, where a
-    `[NOT] EXISTS` would not be: MariaDB turns an EXISTS into a semi-join and a NOT EXISTS
-    into a NOT IN over a materialized subquery, each reading every matching row of the table
-    (every IP-range line item, mark, unpaid or paid payment ever made), not those of the
-    subscriptions the index range found."""
-    return rows.limit(1).scalar_subquery()
-
-
-def _none_of(rows: Select[Any]) -> ColumnElement[bool]:
-    """No row (`_first_of` … IS NULL): a NOT EXISTS MariaDB reads by index per row."""
-    return _first_of(rows).is_(None)
 
 
 async def _delete_subscription(conn: Any, subscription_id: int) -> bool:

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, Part
+from adapters.mysql.never_paid import never_paid_order, not_cleaned_up
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, is_duplicate_key
 from domain.enums import PaymentMethod, SubscriptionType
 from domain.errors import IP_SPACE_EXISTS, PRICING_EXISTS
@@ -21,7 +22,7 @@ from domain.model import (
     PaymentMethodConfig,
     Subscription,
 )
-from ports.storage import NEVER_PAID_CLEANUP, IdempotencyRecord
+from ports.storage import IdempotencyRecord
 
 _irs = t.ip_range_subscription.c
 _pmc = t.payment_method_config.c
@@ -104,10 +105,6 @@ class SqlIpRangeSubscriptions(SqlRecords[IpRangeSubscription]):
         return await self._all(self.mapper, query)
 
     async def never_paid_orders(self, since: datetime) -> list[tuple[Subscription, list[LineItem]]]:
-        mark = t.lifecycle_mark.c
-        cleaned = select(mark.id).where(
-            mark.subscription_id == _sub.id, mark.action == NEVER_PAID_CLEANUP
-        )
         order = Part(self.subscription, 0)
         item = Part(self.line_item, order.end)
         query = (
@@ -115,14 +112,9 @@ class SqlIpRangeSubscriptions(SqlRecords[IpRangeSubscription]):
             .select_from(
                 t.subscription.join(t.subscription_line_item, _li.subscription_id == _sub.id)
             )
-            .where(
-                _sub.expires.is_(None),
-                _sub.created >= since,
-                _sub.is_setup == False,  # noqa: E712
-                _li.subscription_type == SubscriptionType.IP_RANGE,
-                # `(SELECT … LIMIT 1) IS NULL`: looked up by index per order (see billing_repos)
-                cleaned.limit(1).scalar_subquery().is_(None),
-            )
+            .where(*never_paid_order(), not_cleaned_up(), _sub.created >= since)
+            # its IP-range items, joined: what `never_paid_ip_range` asks of the order
+            .where(_li.subscription_type == SubscriptionType.IP_RANGE)
             .order_by(_sub.created, _sub.id, _li.id)
         )
         out: dict[int, tuple[Subscription, list[LineItem]]] = {}

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Select, bindparam, case, func, select, tru
 
 from adapters.mysql import tables as t
 from adapters.mysql.in_lists import id_chunks
+from adapters.mysql.never_paid import never_paid_order
 from adapters.mysql.repositories import SqlRecords, prebuilt
 from domain.enums import SubscriptionType
 from domain.model import Vm, VmHistory
@@ -49,7 +50,7 @@ def _spec_totals(never_paid: bool = False) -> Select[Any]:
         joined = joined.join(
             t.subscription_line_item, _li.id == _vm.subscription_line_item_id
         ).join(t.subscription, _sub.id == _li.subscription_id)
-        where += [_sub.is_setup == False, _sub.expires.is_(None)]  # noqa: E712
+        where += never_paid_order()
     return (
         select(
             _vm.host_id,
@@ -136,10 +137,7 @@ class SqlVms(SqlRecords[Vm]):
     async def list_never_paid(
         self, *, user_id: int | None = None, ordered_before: datetime | None = None
     ) -> list[Vm]:
-        unpaid: list[ColumnElement[bool]] = [
-            _sub.is_setup == False,  # noqa: E712
-            _sub.expires.is_(None),
-        ]
+        unpaid = never_paid_order()
         if ordered_before is not None:
             unpaid.append(_sub.created < ordered_before)
         items = select(_li.id).join(t.subscription, _sub.id == _li.subscription_id).where(*unpaid)

@@ -171,14 +171,19 @@ async def refund_by_hand(
     The admins' notice is sent at least once, never lost: the record stores what it says
     (amount, method, seconds, the Lightning invoice, the reason) and the notice is queued
     after the commit, in a second small transaction under the subscription's lock that
-    records it was queued (`notified_event`; racing repeats wait for it, then find it sent:
-    409). When queueing (or that record) fails the admin gets an error and the refund
-    stands; asking for the same refund again (the same start, or now for one from now)
-    finds the record not yet notified and sends its notice again, from the stored details
-    (the repeat's own method and invoice are not used: the refund is the recorded one),
-    instead of 409. A notice may so be sent twice (say the queue took it but its answer or
-    the record of it was lost): each carries the refund's reference and a repeat says it
-    is one, so the admins pay each reference once. Once notified, a repeat is 409.
+    records it was queued (`notified_event`). When queueing (or that record) fails the
+    admin gets an error and the refund stands; asking for the same refund again (the same
+    start, or now for one from now) finds the record not yet notified and sends its notice
+    again, from the stored details (the repeat's own method and invoice are not used: the
+    refund is the recorded one), instead of 409. A notice may so be sent twice (say the
+    queue took it but its answer or the record of it was lost): each carries the refund's
+    reference and a repeat says it is one, so the admins pay each reference once. Once
+    notified, a repeat is 409, and so is one that waited for the lock while the notice was
+    queued. A repeat that came between the refund's commit and its notice's transaction
+    cannot tell it from a lost notice: whichever of the two notice transactions takes the
+    lock first queues the one notice, so when it is the repeat's, that notice says it is
+    sent again and both requests answer 200 with its job id (the first request finds it
+    queued); when it is the first request's, the repeat finds it sent: 409.
     """
     now = clock.now()
     start = refund_start(from_date, now, "refund_from_date")
@@ -251,7 +256,8 @@ async def _tell_admins(
 ) -> str:
     """Queue the notice of the refund `recorded` and record that it was, under the
     subscription's lock, unless a racing request did already: then the refund's first
-    request answers with that notice's job id, a repeat is 409."""
+    request answers with that notice's job id, a repeat (`again`) is 409. A repeat that gets
+    here first queues the one notice itself (saying it is sent again) and answers with it."""
     async with uow_factory() as uow:
         await uow.subscriptions.get_for_update(sub_id)
         sent = await notified_job(uow, recorded)

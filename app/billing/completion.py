@@ -40,9 +40,8 @@ from app.billing.credit_release import respend_released
 from app.billing.errors import PaymentNotFound, ShortSettlement
 from app.billing.invoicing import issue_invoice
 from app.billing.ip_allocation import PAYER_NOTE, RangePlan, apply_plan, plan_ranges
-from app.billing.ip_room import SpacesToLock
 from app.billing.old_orders import old_order_refused
-from app.billing.order_locks import ATTEMPTS, under_region_lock
+from app.billing.order_locks import under_region_lock, under_space_locks
 from app.billing.order_refs import order_payment
 from app.billing.paid_after_admin import card_paid_after_admin
 from app.billing.payment_completed import Reactions, Subscriber, default_subscribers, publish
@@ -234,19 +233,18 @@ async def book_payment(
     """
     now = clock.now()
 
-    # a run that finds a VM to place in a region it has not locked runs again with that lock
-    # first; a host moving region at every run (an admin at work): the caller retries later
+    # one booking under the locks it finds it needs: run again with the IP spaces' locks
+    # first when it gives ranges from spaces it has not locked (`under_space_locks`), and
+    # with its region's lock when it finds a VM to place in a region it has not locked
+    # (`under_region_lock`); when either keeps moving (an admin at work), `StorageBusy`:
+    # the caller retries later
     async def in_region(region: int | None) -> CompletedPayment | None:
-        # a run that finds IP space to allocate from runs again with its locks taken first
-        spaces: frozenset[int] = frozenset()
-        for _ in range(ATTEMPTS):
-            try:
-                return await _book(
-                    uow_factory, found, clock, now, on_booked, region, spaces, excess_msat, by_admin
-                )
-            except SpacesToLock as needed:
-                spaces = needed.space_ids
-        raise StorageBusy()
+        return await under_space_locks(
+            frozenset(),
+            lambda spaces: _book(
+                uow_factory, found, clock, now, on_booked, region, spaces, excess_msat, by_admin
+            ),
+        )
 
     return await under_region_lock(
         await _upgraded_region(uow_factory, found), in_region, exhausted=StorageBusy

@@ -205,9 +205,11 @@ class _Planner:
     async def new_block(self, item: LineItem, asked: RangeAsked) -> IpRangeSubscription | str:
         """A new range of a free block of `asked`, or why there is none."""
         space = self.spaces.get(asked.space_id)
-        why = unsellable(space, asked)
-        if why is not None or space is None:
-            return why or f"IP space {asked.space_id} no longer exists"
+        if space is None:
+            return f"IP space {asked.space_id} no longer exists"
+        why = unsellable(space, asked.prefix)
+        if why is not None:
+            return why
         net = parse_block(space.cidr)
         assert net is not None  # `unsellable` parsed it
         taken = [b for b in await self._taken(item) if overlaps(b, net)]

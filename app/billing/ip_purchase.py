@@ -7,15 +7,15 @@ from datetime import datetime, timedelta
 import attrs
 
 from app.billing.errors import NotFound
-from app.billing.ip_room import SpacesToLock, check_order_room, related_spaces
-from app.billing.order_locks import ATTEMPTS
+from app.billing.ip_room import check_order_room, related_spaces
+from app.billing.order_locks import under_space_locks
 from domain.enums import IntervalType, SubscriptionType
 from domain.errors import DomainError, InvalidInput
 from domain.model import AvailableIpSpace, IpSpacePricing, LineItem, Subscription
 from domain.money import Currency
 from domain.text_rules import check_line
 from ports.clock import Clock
-from ports.storage import StorageBusy, UnitOfWork, UnitOfWorkFactory
+from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 MAX_LINE_ITEMS = 20
 NAME_LIMIT = 200
@@ -144,13 +144,10 @@ async def create_subscription(
     if request.description is not None:
         check_line(request.description, "description", DESCRIPTION_LIMIT, multiline=True)
     now = clock.now()
-    spaces = await _spaces_of(uow_factory, request)
-    for _ in range(ATTEMPTS):
-        try:
-            return await _create(uow_factory, now, user_id, request, max_unpaid, spaces)
-        except SpacesToLock as needed:  # a space overlapping another was added meanwhile
-            spaces = needed.space_ids
-    raise StorageBusy()
+    return await under_space_locks(
+        await _spaces_of(uow_factory, request),
+        lambda spaces: _create(uow_factory, now, user_id, request, max_unpaid, spaces),
+    )
 
 
 async def _spaces_of(uow_factory: UnitOfWorkFactory, request: NewSubscription) -> frozenset[int]:

@@ -67,7 +67,7 @@ async def holds_room(
     """Whether `sub` is a never-paid order whose room is still held for it (its payment
     window, or a payment asked for within it and still pending, never past
     `UNPAID_HOLD_LIMIT`): the same hold as a VM order's (`order_lapsed`)."""
-    if sub.is_setup or sub.expires is not None:
+    if sub.in_service:
         return False
     return not await order_lapsed(uow, sub, now, held_until_now=held_until_now)
 
@@ -84,16 +84,14 @@ async def held_by_orders(uow: UnitOfWork, now: datetime, *, but: int | None) -> 
     return held
 
 
-def unsellable(space: AvailableIpSpace | None, asked: RangeAsked) -> str | None:
-    """Why no new block of `asked` can be given from `space` (None: it can be tried): the
-    space is gone, no longer offered (unavailable or reserved), or cannot hold the size."""
-    if space is None:
-        return f"IP space {asked.space_id} no longer exists"
+def unsellable(space: AvailableIpSpace, prefix: int) -> str | None:
+    """Why no new block of `/prefix` can be given from `space` (None: it can be tried): the
+    space is no longer offered (unavailable or reserved), or cannot hold the size."""
     if not space.is_available or space.is_reserved:
         return f"IP space {space.cidr} is not available for allocation"
     net = parse_block(space.cidr)
-    if net is None or not net.prefixlen <= asked.prefix <= net.max_prefixlen:
-        return f"IP space {space.cidr} cannot hold a /{asked.prefix} block"
+    if net is None or not net.prefixlen <= prefix <= net.max_prefixlen:
+        return f"IP space {space.cidr} cannot hold a /{prefix} block"
     return None
 
 
@@ -131,7 +129,7 @@ async def check_order_room(
     for space in {space.id: space for _, space in priced}.values():
         asked = [tier.prefix_size for tier, sold in priced if sold.id == space.id]
         for prefix in asked:
-            why = unsellable(space, RangeAsked(space_id=space.id, prefix=prefix))
+            why = unsellable(space, prefix)
             if why is not None:
                 raise NoIpRangeLeft(f"This IP range cannot be sold: {why}")
         net = parse_block(space.cidr)

@@ -1,4 +1,5 @@
-"""The row locks an order takes before it reads anything: the buyer's, then its region's."""
+"""The row locks an order takes before it reads anything (the buyer's, then its region's or its
+IP spaces'), and the runs again of a transaction that finds it needs other ones."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from app.billing.errors import NoHostAvailable
+from app.billing.ip_room import SpacesToLock
 from app.billing.placement import NO_HOST
 from domain.model import CustomPricing, VmTemplate
-from ports.storage import UnitOfWork, UnitOfWorkFactory
+from ports.storage import StorageBusy, UnitOfWork, UnitOfWorkFactory
 
 T = TypeVar("T")
+L = TypeVar("L")
+E = TypeVar("E", bound=Exception)
 
-#: tries of one order when its offer keeps moving to another region while it is placed
+#: tries of one order (or booking) when its offer keeps moving to another region while it is
+#: placed, or the IP spaces it must lock keep growing
 ATTEMPTS = 3
 
 
@@ -66,6 +71,23 @@ def check_region(locked: int | None, offered: int) -> None:
         raise RegionMoved(offered)
 
 
+async def _with_locks(
+    locks: L,
+    attempt: Callable[[L], Awaitable[T]],
+    told: type[E],
+    wanted: Callable[[E], L],
+    exhausted: Callable[[], Exception],
+) -> T:
+    """Run `attempt` with `locks`, again with the locks it says it wants (`told`) instead,
+    at most `ATTEMPTS` times; then `exhausted()` is raised."""
+    for _ in range(ATTEMPTS):
+        try:
+            return await attempt(locks)
+        except told as err:
+            locks = wanted(err)
+    raise exhausted()
+
+
 async def under_region_lock(
     region_id: int | None,
     attempt: Callable[[int | None], Awaitable[T]],
@@ -74,9 +96,18 @@ async def under_region_lock(
     """Run `attempt` (one transaction locking `region_id`: an order, or a payment's booking
     that places a VM) again in the region it found instead, while that keeps moving; after
     `ATTEMPTS` tries, `exhausted()` is raised (an order finds no host)."""
-    for _ in range(ATTEMPTS):
-        try:
-            return await attempt(region_id)
-        except RegionMoved as moved:
-            region_id = moved.region_id
-    raise exhausted()
+    return await _with_locks(
+        region_id, attempt, RegionMoved, lambda moved: moved.region_id, exhausted
+    )
+
+
+async def under_space_locks(
+    spaces: frozenset[int], attempt: Callable[[frozenset[int]], Awaitable[T]]
+) -> T:
+    """Run `attempt` (one transaction locking the IP spaces `spaces` before its first plain
+    read: an IP-range order, or a payment's booking that gives ranges) again with the spaces
+    it found it must lock (`SpacesToLock`), while they keep changing (a space overlapping
+    another added meanwhile); after `ATTEMPTS` tries, `StorageBusy` (the caller retries)."""
+    return await _with_locks(
+        spaces, attempt, SpacesToLock, lambda needed: needed.space_ids, StorageBusy
+    )

@@ -81,11 +81,11 @@ async def _check_buyer(uow: UnitOfWork, terms: OrderTerms) -> _Buyer:
     unpaid = None
     if max_unpaid is not None or terms.unpaid_room.budgeted:
         unpaid = await uow.vms.list_never_paid(user_id=user_id)
-    if max_unpaid is not None and unpaid is not None and len(unpaid) >= max_unpaid:
-        raise TooManyUnpaidVms(
-            f"You already have {len(unpaid)} unpaid VMs (at most {max_unpaid}): pay for one"
-            " or wait until unpaid orders are removed (one hour after ordering)"
-        )
+        if max_unpaid is not None and len(unpaid) >= max_unpaid:
+            raise TooManyUnpaidVms(
+                f"You already have {len(unpaid)} unpaid VMs (at most {max_unpaid}): pay for one"
+                " or wait until unpaid orders are removed (one hour after ordering)"
+            )
     key = await uow.ssh_keys.get(terms.ssh_key_id)
     if key is None or key.user_id != user_id:
         raise SshKeyNotFound("SSH key not found")

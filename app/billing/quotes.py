@@ -17,7 +17,7 @@ from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionTyp
 from domain.exchange import RateTable, charge_amount, charged_currency, convert
 from domain.intervals import renewal_period
 from domain.model import LineItem, Subscription
-from domain.money import Currency, Money
+from domain.money import Money
 from domain.pricing import RenewalQuote, levy_of, parse_list_currency, renewal_quote
 from domain.subscription import renewal_metadata
 from domain.tax import REVERSE_CHARGE_KEY, TAX_RATE_KEY, TaxRates
@@ -49,8 +49,14 @@ async def price_subscription(
 
     VPS items are priced afresh from the plan or custom pricing for N calendar intervals
     (D6). Other items cost `amount × N` in the subscription currency, plus every item's setup
-    fee on a Purchase, converted once (`_in_charged`). Tax (D3) and the processing fee (D4,
-    one base fee) are computed once, on the whole charged amount, as the credit-first split
+    fee on a Purchase, converted once. Every part is charged in the first VM's price
+    currency (by card; BTC by Lightning, where every part is converted already): a VM whose
+    plan was moved to another currency after its subscription was sold is charged in the
+    plan's currency, as when it is billed alone; the other items (in the subscription's
+    currency) and any VM priced in a third are converted into it at the quote's rates,
+    half-up (D2), once per part. The rates are stored with the quote (`RATES_KEY`), so the
+    conversion can be checked and redone exactly. Tax (D3) and the processing fee (D4, one
+    base fee) are computed once, on the whole charged amount, as the credit-first split
     computes them (`levy_of`): taxing each part and adding floors each part's fraction
     away, and a fee per part charges the base fee once per part. Unlike the
     reference, a subscription without a VM paid by Lightning is charged in BTC (its quirk
@@ -92,10 +98,10 @@ async def price_subscription(
     total = Money.zero(first)
     rate = vm_quotes[0].rate if vm_quotes else NO_RATE
     for quote in vm_quotes:
-        total = total + _in_charged(quote.money, first, rates, now)
+        total = total + convert(quote.money, first, rates, now)
     if other > 0:
         charged = charge_amount(Money(list_currency, other), method, rates, now)
-        total = total + _in_charged(charged.money, first, rates, now)
+        total = total + convert(charged.money, first, rates, now)
         rate = rate if vm_quotes else charged.rate
     levy = levy_of(charging, total.currency, now)
     tax, fee = levy(total.amount)
@@ -132,15 +138,3 @@ async def price_subscription(
         memo=f"{_MEMO[payment_type]}: {sub.name}",
         levy=levy,
     )
-
-
-def _in_charged(part: Money, charged: Currency, rates: RateTable, now: datetime) -> Money:
-    """A part of a quote in the currency the quote charges: the first VM's price currency
-    (by card; BTC by Lightning, where every part is converted already).
-
-    A VM whose plan was moved to another currency after its subscription was sold is charged
-    in the plan's currency, as when it is billed alone; the subscription's other items (in
-    its currency) and any VM priced in a third are converted into it at the quote's rates,
-    half-up (D2), once per part. The rates are stored with the quote (`RATES_KEY`), so the
-    conversion can be checked and redone exactly."""
-    return convert(part, charged, rates, now)

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import attrs
 import pytest
-from sqlalchemy import delete, text
+from sqlalchemy import delete, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.crypto.secretbox import AesGcmSecretBox
@@ -37,7 +37,7 @@ from domain.model import (
 )
 from domain.money import Currency
 from ports.storage import UnitOfWork, UnitOfWorkFactory
-from tests.contract.storage_backends import TEST_KEY, Database
+from tests.contract.storage_backends import LOST_KEY, TEST_KEY, Database
 from tests.unit.billing.fakes import FreshRates
 from tests.unit.billing.world import START, Shop, new_shop, seed
 from tests.unit.worker.world import CountingHost, OneHost, World, no_sleep
@@ -250,3 +250,17 @@ def with_renewer(world: World, wallet: RecordingWallet | None = None) -> Recordi
     world.deps = attrs.evolve(world.deps, auto_renewer=renewer)
     world.handlers = build_handlers(world.deps)
     return wallet
+
+
+async def seal_wallet_with_a_lost_key(world: World, user_id: int, wallet: str) -> None:
+    """The user's wallet string as sealed under another key than the storage's (`LOST_KEY`),
+    written to the column past the storage's own sealing: a wallet that can never be read."""
+    factory = world.shop.factory
+    assert isinstance(factory, SqlUnitOfWorkFactory), "the memory store keeps no ciphertext"
+    users = tables.users
+    async with factory.engine.begin() as conn:
+        await conn.execute(
+            update(users)
+            .where(users.c.id == user_id)
+            .values(nwc_connection_string=LOST_KEY.encrypt(wallet))
+        )

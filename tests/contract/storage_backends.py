@@ -53,6 +53,9 @@ T = TypeVar("T")
 
 #: a fixed test key: SQL backends store `ENC:` AES-256-GCM values as in production
 TEST_KEY = bytes(range(32))
+#: a key other than the storage's (`TEST_KEY`), as a lost or rotated one: what it sealed
+#: reads as `Unreadable`
+LOST_KEY = AesGcmSecretBox(bytes(reversed(TEST_KEY)))
 
 
 @attrs.frozen

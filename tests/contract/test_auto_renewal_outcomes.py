@@ -13,11 +13,7 @@ from datetime import datetime, timedelta
 
 import attrs
 import pytest
-from sqlalchemy import update
 
-from adapters.crypto.secretbox import AesGcmSecretBox
-from adapters.mysql import tables
-from adapters.mysql.uow import SqlUnitOfWorkFactory
 from app.worker import messages
 from app.worker.context import AutoRenewal, AutoRenewer
 from domain.enums import SubscriptionPaymentType
@@ -25,8 +21,12 @@ from domain.model import Subscription, SubscriptionPayment, Vm
 from ports.lightning import Invoice
 from ports.nwc import NwcAnswerLost
 from tests.contract import lifecycle_world, storage_backends
-from tests.contract.lifecycle_world import RecordingWallet, with_renewer
-from tests.contract.storage_backends import TEST_KEY, Database
+from tests.contract.lifecycle_world import (
+    RecordingWallet,
+    seal_wallet_with_a_lost_key,
+    with_renewer,
+)
+from tests.contract.storage_backends import Database
 from tests.unit.worker.world import World
 
 database = storage_backends.database
@@ -218,18 +218,6 @@ async def test_an_error_reading_the_wallet_leaves_the_period_to_the_next_run(
     assert world.notifier.titled(f"[VM{vm.id}] Expiring Soon") == []
 
 
-async def _seal_wallet_with_a_lost_key(world: World, user_id: int) -> None:
-    """The user's wallet string as sealed under another key than the one configured."""
-    factory = world.shop.factory
-    assert isinstance(factory, SqlUnitOfWorkFactory)
-    lost = AesGcmSecretBox(bytes(reversed(TEST_KEY))).encrypt(WALLET)
-    async with factory.engine.begin() as conn:
-        users = tables.users
-        await conn.execute(
-            update(users).where(users.c.id == user_id).values(nwc_connection_string=lost)
-        )
-
-
 async def test_a_wallet_string_that_cannot_be_read_gets_the_manual_notice_once(
     world: World, database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -243,7 +231,7 @@ async def test_a_wallet_string_that_cannot_be_read_gets_the_manual_notice_once(
     vm = await world.paid_vm()
     sub = await _opted_in(world, vm)
     assert sub.expires is not None
-    await _seal_wallet_with_a_lost_key(world, sub.user_id)
+    await seal_wallet_with_a_lost_key(world, sub.user_id, WALLET)
     world.at(sub.expires - timedelta(hours=12))
 
     with caplog.at_level(logging.ERROR, logger="lnvps.autorenew"):

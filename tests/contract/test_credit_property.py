@@ -126,7 +126,6 @@ async def _on_backend(database: Database, ops: list[Op]) -> None:
 def test_credit_stays_exact_through_renewals_payments_and_releases(database: Database) -> None:
     @settings(
         max_examples=40 if database.url is None else 8,
-        deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.too_slow],
     )

@@ -417,7 +417,6 @@ async def _on(database: Database, steps: list[tuple[str, int]]) -> None:
 def test_invoices_are_gapless_and_one_per_booked_payment(database: Database) -> None:
     @settings(
         max_examples=40 if database.url is None else 8,
-        deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.too_slow],
     )

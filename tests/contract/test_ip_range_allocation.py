@@ -12,6 +12,7 @@ import pytest
 
 from app.admin.catalogue_common import InUse
 from app.admin.ip_space import delete_space
+from app.billing import ip_purchase
 from app.billing.completion import CompletionReport, complete_payment
 from app.billing.ip_purchase import (
     IpRangeItem,
@@ -175,6 +176,35 @@ async def test_one_block_is_sold_once(world: World) -> None:
     assert [r.cidr for r in await _ranges(world, item)] == ["198.51.100.0/24"]
     with pytest.raises(NoIpRangeLeft):
         await _order(world, tier, 2)
+
+
+async def test_an_order_runs_again_holding_a_space_listed_over_its_own_meanwhile(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator lists a space overlapping the order's after the order looked up which
+    spaces to lock, before its transaction: the order finds it must hold that space's lock
+    too (its blocks are judged beside that space's) and runs again with both."""
+    tier = await _space(world)
+    look_up, create = ip_purchase._spaces_of, ip_purchase._create
+    runs: list[frozenset[int]] = []
+
+    async def then_listed(*args: Any) -> frozenset[int]:
+        spaces = await look_up(*args)
+        await _space(world, "198.51.100.0/25", 26)
+        return spaces
+
+    async def recorded(*args: Any) -> tuple[Subscription, list[LineItem]]:
+        runs.append(args[-1])
+        return await create(*args)
+
+    monkeypatch.setattr(ip_purchase, "_spaces_of", then_listed)
+    monkeypatch.setattr(ip_purchase, "_create", recorded)
+    sub, _ = await _order(world, tier)
+
+    own = (await _space_of(world, tier)).id
+    assert runs == [{own}, {own, own + 1}]
+    async with world.shop.factory() as uow:  # the first run stored nothing
+        assert [s.id for s in (await uow.subscriptions.list_by_user(1, 10)).items] == [sub.id]
 
 
 async def test_an_unpaid_order_holds_its_block_for_its_payment_window_only(world: World) -> None:
@@ -389,6 +419,33 @@ async def test_a_space_withdrawn_after_a_sale_renews_its_holders_and_sells_no_mo
     assert [(r.id, r.cidr, r.is_active) for r in await _ranges(world, item)] == [
         (sold.id, sold.cidr, True)
     ]
+
+
+@pytest.mark.parametrize(
+    ("asks", "why"),
+    [
+        ({"available_ip_space_id": 999, "prefix_size": 26}, "IP space 999 no longer exists"),
+        ({"prefix_size": 8}, "IP space 198.51.100.0/24 cannot hold a /8 block"),
+    ],
+    ids=["space-gone", "size-too-big"],
+)
+async def test_an_order_asking_what_no_space_can_give_is_refused_at_its_quote_saying_why(
+    world: World, asks: dict[str, int], why: str
+) -> None:
+    """An order's line item naming a space since gone, or a size its space cannot hold
+    (written by hand): its quote is refused with the reason, nothing is asked for."""
+    tier = await _space(world, prefix=26)
+    sub, item = await _order(world, tier)
+    async with world.shop.factory() as uow:
+        assert isinstance(item.configuration, dict)
+        changed = attrs.evolve(item, configuration={**item.configuration, **asks})
+        await uow.line_items.update(changed)
+        await uow.commit()
+
+    with pytest.raises(NoIpRangeLeft, match=f"^This IP range cannot be sold now: {why}$"):
+        await world.renew(subscription_id=sub.id)
+    async with world.shop.factory() as uow:
+        assert (await uow.payments.list_by_subscription(sub.id, 10)).total == 0
 
 
 async def test_an_ip_space_is_not_deleted_under_a_live_subscription(world: World) -> None:

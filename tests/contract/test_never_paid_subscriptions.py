@@ -1,10 +1,13 @@
-"""Never-paid IP-range subscriptions cancelled after their hour, on memory, SQLite and MariaDB."""
+"""Never-paid IP-range subscriptions cancelled after their hour, and which subscriptions every
+storage read counts as never-paid orders, on memory, SQLite and MariaDB."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import Any
 
+import attrs
 import pytest
 
 from app.lifecycle_codes import ACTION_CODES
@@ -18,6 +21,7 @@ from ports.storage import NEVER_PAID_CLEANUP, NeverPaidWindow
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.lifecycle_world import engine_on, sql_factory, worker_over
 from tests.contract.storage_backends import Database, new_payment
+from tests.unit.billing.world import START
 from tests.unit.worker.world import World
 
 SECOND = timedelta(seconds=1)
@@ -66,6 +70,45 @@ async def _ip_order(world: World, made: datetime, *, paid: bool = False) -> Subs
             await uow.payments.add(new_payment(sub, created=made, expires=made, is_paid=True))
         await uow.commit()
     return sub
+
+
+@pytest.mark.parametrize(
+    "state",
+    [{}, {"expires": add_months(START, 1)}, {"is_setup": True}],
+    ids=["never-paid", "given-time", "set-up"],
+)
+async def test_only_an_order_never_set_up_nor_given_time_is_read_as_never_paid(
+    world: World, state: dict[str, Any]
+) -> None:
+    """One rule (`Subscription.in_service`'s negation) behind the VM reads (D25's per-user
+    count, the host share) and the IP-range reads (held blocks, per-user count, the hourly
+    cancel): an order an operator gave time without a payment, or one set up, is in none."""
+    vm = await world.shop.order()
+    vm_order, ip_order = await world.sub(vm), await _ip_order(world, world.now)
+    async with world.shop.factory() as uow:
+        for sub in (vm_order, ip_order):
+            await uow.subscriptions.update(attrs.evolve(sub, **state))
+        await uow.commit()
+
+    since, now = world.now - HOUR, world.now + SECOND
+    async with world.shop.factory() as uow:
+        vms = await uow.vms.list_never_paid(user_id=vm.user_id)
+        held = await uow.vms.spec_totals([vm.host_id], never_paid=True)
+        every = await uow.vms.spec_totals([vm.host_id])
+        orders = await uow.ip_range_subscriptions.never_paid_orders(since)
+        counted = await uow.subscriptions.count_never_paid_ip_ranges(ip_order.user_id, since)
+        listed = await uow.subscriptions.list_never_paid_ip_ranges(
+            NeverPaidWindow(since=since, before=now, now=now), 10
+        )
+
+    never_paid = not state
+    assert [v.id for v in vms] == ([vm.id] if never_paid else [])
+    assert held == (every if never_paid else []) and every
+    assert [(sub.id, [i.name for i in items]) for sub, items in orders] == (
+        [(ip_order.id, ["203.0.113.0/29"])] if never_paid else []
+    )
+    assert counted == (1 if never_paid else 0)
+    assert [sub.id for sub in listed] == ([ip_order.id] if never_paid else [])
 
 
 def test_the_cleanup_mark_is_no_lifecycle_action_code() -> None:

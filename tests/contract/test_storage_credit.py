@@ -283,7 +283,6 @@ def test_balance_never_negative_and_equal_to_the_ledger_sum_under_races(
 ) -> None:
     @settings(
         max_examples=40 if database.url is None else 12,
-        deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.too_slow],
     )

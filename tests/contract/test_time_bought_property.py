@@ -223,7 +223,6 @@ def test_time_bought_never_exceeds_the_value_paid_and_fresh_quotes_add_calendar_
 
     @settings(
         max_examples=examples,
-        deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.too_slow],
     )

@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.mysql import tables
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from adapters.notify.smtp import SmtpNotifier
@@ -26,9 +25,9 @@ from domain.unreadable import Unreadable
 from ports.storage import UnitOfWorkFactory
 from ports.storage.reads import VmFilter
 from tests.contract import lifecycle_world, storage_backends
-from tests.contract.lifecycle_world import with_renewer
+from tests.contract.lifecycle_world import seal_wallet_with_a_lost_key, with_renewer
 from tests.contract.storage_backends import (
-    TEST_KEY,
+    LOST_KEY,
     Backend,
     Database,
     at,
@@ -42,8 +41,6 @@ database = storage_backends.database
 backend = storage_backends.backend
 world = lifecycle_world.world
 
-#: the key the values below were sealed with: not the one the storage is configured with
-LOST = AesGcmSecretBox(bytes(reversed(TEST_KEY)))
 WALLET = "nostr+walletconnect://wallet?secret=5e5e"
 
 
@@ -74,7 +71,7 @@ async def test_a_wallet_string_sealed_with_another_key_leaves_the_user_readable(
         user = world.user
         await uow.users.update(attrs.evolve(user, email="a@example.com", email_verified=True))
         await uow.commit()
-    sealed = LOST.encrypt(WALLET)
+    sealed = LOST_KEY.encrypt(WALLET)
     await _put(engine, tables.users, user.id, nwc_connection_string=sealed)
 
     with caplog.at_level(logging.ERROR, logger="lnvps.storage.secrets"):
@@ -116,7 +113,7 @@ async def test_an_unreadable_address_is_no_address_and_keeps_its_hash(
             attrs.evolve(world.user, email="a@example.com", email_hash=digest, contact_email=True)
         )
         await uow.commit()
-    sealed = LOST.encrypt("a@example.com")
+    sealed = LOST_KEY.encrypt("a@example.com")
     await _put(engine, tables.users, world.user.id, email=sealed)
 
     async with factory() as uow:
@@ -144,7 +141,9 @@ async def test_one_unreadable_row_does_not_break_the_lists_it_is_in(
         await uow.commit()
     corrupt = "ENC:" + "A" * 60  # valid base64, no valid tag under any key
     await _put(engine, tables.user_ssh_key, bad_key.id, key_data=corrupt)
-    await _put(engine, tables.user_ssh_key, world.ssh_key.id, key_data=LOST.encrypt("ssh-ed25519"))
+    await _put(
+        engine, tables.user_ssh_key, world.ssh_key.id, key_data=LOST_KEY.encrypt("ssh-ed25519")
+    )
     await _put(engine, tables.vm_host, world.host.id, api_token=corrupt, ssh_key=corrupt)
     await _put(engine, tables.subscription_payment, bad.id, external_data=corrupt)
 
@@ -195,9 +194,7 @@ async def test_the_auto_renewer_mails_the_manual_notice_once_for_an_unreadable_w
             attrs.evolve(user, email="a@example.com", email_verified=True, contact_email=True)
         )
         await uow.commit()
-    await _put(
-        factory.engine, tables.users, sub.user_id, nwc_connection_string=LOST.encrypt(WALLET)
-    )
+    await seal_wallet_with_a_lost_key(world, sub.user_id, WALLET)
     assert sub.expires is not None
     world.at(sub.expires - timedelta(hours=12))
 

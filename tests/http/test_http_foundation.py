@@ -552,7 +552,7 @@ def test_format_time_is_utc_z_with_fraction_only_when_non_zero(when: datetime, t
     assert parse_time(text) == when
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))])))
 def test_format_time_writes_what_strftime_writes(when: datetime) -> None:
     """The isoformat fast path (issue 10) gives the strftime text it replaced, any year."""

@@ -391,7 +391,7 @@ def _json_canonical(event: dict[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(content=st.text(), tag=st.lists(st.text(), min_size=1, max_size=3))
 def test_the_event_id_is_json_dumps_of_any_text_and_tags(content: str, tag: list[str]) -> None:
     """orjson's compact output is NIP-01's serialisation (control characters, quotes, emoji,

@@ -41,7 +41,7 @@ def _reference(
     return encode(hrp, data + convert_bits(signature, 8, 5, pad=True))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     st.binary(min_size=32, max_size=32),
     st.binary(min_size=32, max_size=32),

@@ -80,7 +80,7 @@ blocks = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.lists(blocks, max_size=4), st.lists(st.integers(29, 32), max_size=4))
 def test_fits_is_exact_and_the_block_given_never_breaks_a_fit(
     drawn: list[IPv4Network], prefixes: list[int]

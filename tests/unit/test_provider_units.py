@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from adapters.fiat.revolut import revolut_units
-from adapters.fiat.stripe_amounts import stripe_amount, stripe_units
+from adapters.fiat.stripe_amounts import STRIPE_MINIMUM, stripe_amount, stripe_units
 from adapters.fiat.units import ProviderUnits, units_for
 from domain.money import Currency
 from ports.fiat import FiatBelowMinimum, FiatCurrencyNotChargeable
@@ -43,10 +43,27 @@ def test_an_amount_read_back_from_the_provider_converts_the_same_way() -> None:
     assert stripe_units("EUR").to_hundredths(1_684) == 1_684
 
 
-@pytest.mark.parametrize("code", ["HUF", "ISK", "TWD", "UGX", "KWD", "BHD", "XYZ", "BTC", "eu"])
-def test_stripe_refuses_what_it_counts_specially_or_the_catalogue_cannot_hold(code: str) -> None:
-    with pytest.raises(FiatCurrencyNotChargeable, match="Stripe cannot charge"):
-        stripe_units(code)
+@pytest.mark.parametrize("units_of", [stripe_units, revolut_units])
+def test_every_catalogue_fiat_currency_is_chargeable_and_nothing_else(units_of: UnitsOf) -> None:
+    for member in Currency:
+        if member.is_fiat:
+            assert units_of(member.value.lower()).currency == member.value
+        else:
+            with pytest.raises(FiatCurrencyNotChargeable, match="cannot charge BTC"):
+                units_of(member.value)
+    # Stripe's special cases and three-decimal currencies, an unknown code, half a code
+    for code in ("HUF", "ISK", "TWD", "UGX", "KWD", "BHD", "XYZ", "eu"):
+        with pytest.raises(FiatCurrencyNotChargeable, match=f"cannot charge {code.upper()}"):
+            units_of(code)
+
+
+def test_stripe_knows_its_smallest_charge_in_every_catalogue_currency() -> None:
+    for code in CARD_CURRENCIES:
+        units = stripe_units(code)
+        with pytest.raises(FiatBelowMinimum) as exc:
+            stripe_amount(units.to_hundredths(STRIPE_MINIMUM[code] - 1), code)
+        assert exc.value.minimum_minor == units.to_hundredths(STRIPE_MINIMUM[code]), code
+        assert stripe_amount(exc.value.minimum_minor, code)[1] == STRIPE_MINIMUM[code]
 
 
 def test_a_currency_code_is_read_case_blind() -> None:
@@ -57,7 +74,7 @@ def test_a_provider_unit_finer_than_ours_is_refused() -> None:
     with pytest.raises(ValueError):
         ProviderUnits("X", "KWD", 3)
     with pytest.raises(FiatCurrencyNotChargeable):
-        units_for("X", "KWD", zero_decimal=frozenset())
+        units_for("X", "KWD")
 
 
 @pytest.mark.parametrize(

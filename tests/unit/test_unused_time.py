@@ -168,7 +168,7 @@ def _forward(interval: Interval, now: datetime, expires: datetime) -> int:
     return n
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(INTERVALS, MOMENTS, MOMENTS, PRICES)
 def test_never_more_than_the_intervals_counted_forward_from_now(
     interval: Interval, a: datetime, b: datetime, price: Money
@@ -180,7 +180,7 @@ def test_never_more_than_the_intervals_counted_forward_from_now(
     assert 0 <= left.part < left.period or left.count == 0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     INTERVALS,
     MOMENTS,

@@ -10,7 +10,14 @@ import pytest
 from adapters.memory.catalogue import MemoryRegions
 from app.billing import ordering
 from app.billing.errors import NoHostAvailable
-from app.billing.order_locks import ATTEMPTS, RegionMoved, offer_region, under_region_lock
+from app.billing.ip_room import SpacesToLock
+from app.billing.order_locks import (
+    ATTEMPTS,
+    RegionMoved,
+    offer_region,
+    under_region_lock,
+    under_space_locks,
+)
 from domain.model import CustomPricing, Region, VmTemplate
 from ports.storage import StorageBusy, UnitOfWork, UnitOfWorkFactory
 from tests.unit.billing.world import ALICE, PRICING, TEMPLATE, Shop, add_host
@@ -107,3 +114,30 @@ async def test_a_booking_whose_host_keeps_moving_is_retried_later() -> None:
     with pytest.raises(StorageBusy):
         await under_region_lock(None, attempt, exhausted=StorageBusy)
     assert len(tried) == ATTEMPTS and tried[:2] == [None, 11]
+
+
+async def test_a_run_that_needs_more_ip_spaces_runs_again_holding_them() -> None:
+    tried: list[frozenset[int]] = []
+
+    async def attempt(spaces: frozenset[int]) -> str:
+        tried.append(spaces)
+        if 7 not in spaces:
+            raise SpacesToLock(spaces | {7})
+        return "booked"
+
+    assert await under_space_locks(frozenset({1}), attempt) == "booked"
+    assert tried == [{1}, {1, 7}]
+
+
+async def test_ip_spaces_that_keep_changing_are_retried_later() -> None:
+    """An IP-range order or a booking whose spaces keep changing (an admin at work) gives up
+    with `StorageBusy` (503 for an order; the webhook or listener tries a booking again)."""
+    tried: list[frozenset[int]] = []
+
+    async def attempt(spaces: frozenset[int]) -> str:
+        tried.append(spaces)
+        raise SpacesToLock(spaces | {len(tried) + 10})
+
+    with pytest.raises(StorageBusy):
+        await under_space_locks(frozenset(), attempt)
+    assert len(tried) == ATTEMPTS and tried[:2] == [frozenset(), {11}]

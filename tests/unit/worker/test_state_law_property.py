@@ -161,7 +161,7 @@ async def _scenario(steps: list[tuple[str, int]]) -> None:
             assert _forbidden(before, await _snapshot(world), world.now) == [], (kind, arg)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(STEPS, min_size=10, max_size=40))
 @example(UNRESTORABLE)
 def test_no_sequence_of_use_cases_makes_a_forbidden_transition(
