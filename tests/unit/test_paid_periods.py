@@ -178,7 +178,7 @@ MOMENTS = st.datetimes(
 COUNTS = st.lists(st.integers(min_value=1, max_value=4), min_size=1, max_size=4)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(INTERVALS, MOMENTS, COUNTS)
 def test_prepaid_stacked_payments_refunded_at_once_are_all_they_bought(
     interval: Interval, base: datetime, counts: list[int]
@@ -189,7 +189,7 @@ def test_prepaid_stacked_payments_refunded_at_once_are_all_they_bought(
     assert unused_intervals(interval, expires, base, periods) == sum(counts)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(INTERVALS, MOMENTS, COUNTS, st.integers(0, 10**8), st.integers(0, 10**8))
 def test_the_unused_worth_never_grows_and_never_exceeds_what_was_bought(
     interval: Interval, base: datetime, counts: list[int], used: int, more: int
@@ -201,7 +201,7 @@ def test_the_unused_worth_never_grows_and_never_exceeds_what_was_bought(
     assert 0 <= unused_intervals(interval, expires, later, periods) <= now_worth <= sum(counts)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(INTERVALS, MOMENTS, COUNTS, st.integers(0, 10**8), st.integers(0, 10**8))
 def test_a_refund_from_a_later_date_and_then_the_rest_add_up_to_one_refund(
     interval: Interval, base: datetime, counts: list[int], used: int, gap: int
@@ -220,7 +220,7 @@ def test_a_refund_from_a_later_date_and_then_the_rest_add_up_to_one_refund(
     assert first + rest == whole
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(INTERVALS, MOMENTS, st.integers(0, 10**8), st.integers(0, 10**8))
 def test_intervals_in_never_falls_as_the_end_moves_on(
     interval: Interval, start: datetime, a: int, b: int
@@ -231,7 +231,7 @@ def test_intervals_in_never_falls_as_the_end_moves_on(
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(INTERVALS, MOMENTS, st.fractions(min_value=0, max_value=30, max_denominator=1000))
 def test_time_bought_by_value_counts_back_to_what_it_bought(
     interval: Interval, base: datetime, bought: Fraction

@@ -117,7 +117,7 @@ def test_an_upgrade_adds_nothing_to_a_period_paid_after_it() -> None:
 PRICES = st.integers(min_value=1, max_value=10**6)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(INTERVALS, MOMENTS, COUNTS, PRICES, st.integers(0, 10**8))
 def test_a_refund_after_plain_renewals_is_what_was_paid(
     interval: Interval, base: datetime, counts: list[int], price: int, used: int
@@ -136,7 +136,7 @@ def test_a_refund_after_plain_renewals_is_what_was_paid(
 GROWTHS = st.lists(st.integers(min_value=1, max_value=10**6), min_size=1, max_size=3)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     MOMENTS,
     st.integers(min_value=1, max_value=130),
