@@ -140,6 +140,10 @@ class NwcAutoRenewer:
         wallet call holds no lock; a renewal completing during it ends the claimed invoice
         at the node, so the wallet is refused (NOT_DUE, not a failure), and a wallet payment
         that lands anyway is booked as account credit, not as a second period (CREDITED).
+        CREDITED too, whatever the reason, when the wallet's payment completed without
+        buying time (its VM deleted meanwhile and not restorable: account credit, though
+        the expiry did not move): the completion tells the user of the credit, never
+        "Auto-Renewed" (`_bought_no_time`).
         A crash after the wallet paid asks it nothing again: the period's attempt is marked
         done before the wallet is asked (D15), and the node would refuse a second payment
         of the same invoice anyway.
@@ -195,18 +199,21 @@ class NwcAutoRenewer:
             log.warning("auto-renewal of subscription %s: %s", subscription.id, lost.message)
             return await self._unanswered(payment, period)
         except NwcError as err:
-            if await self._renewed_otherwise(payment, period):  # its invoice was ended
+            if await self._bought_no_time(payment, period):  # its invoice was ended
                 return AutoRenewal(RenewalOutcome.NOT_DUE)
             raise AutoRenewalFailed(err.message) from None
         log.info("auto-renewal of subscription %s paid: %s", subscription.id, payment.id.hex())
-        if await self._renewed_otherwise(payment, period):
+        if await self._bought_no_time(payment, period):
             return AutoRenewal(RenewalOutcome.CREDITED)
         return AutoRenewal(RenewalOutcome.PAID)
 
-    async def _renewed_otherwise(self, payment: SubscriptionPayment, period: datetime) -> bool:
-        """Whether another payment than `payment` renewed the period ending `period` (the
-        wallet's payment of it then buys no time: `domain.wallet_claim`). An error reading
-        it says no: the outcome is then told as it would have been without the race."""
+    async def _bought_no_time(self, payment: SubscriptionPayment, period: datetime) -> bool:
+        """Whether the wallet's `payment` buys no time: completed without any (its value
+        booked as account credit, whatever the reason: its period renewed otherwise, its VM
+        deleted and not restorable, …), or, not completed yet, another payment renewed the
+        period ending `period` (it will then be credit: `domain.wallet_claim`). An error
+        reading it says no: the outcome is then told as it would have been without the
+        race."""
         try:
             async with self._uow_factory() as uow:
                 sub = await uow.subscriptions.get(payment.subscription_id)
@@ -214,22 +221,25 @@ class NwcAutoRenewer:
         except Exception:
             log.exception("auto-renewal: subscription %s not read", payment.subscription_id)
             return False
-        if sub is None or found is None or sub.expires == period:
+        if sub is None or found is None:
             return False
-        return not (found.is_paid and found.time_value)  # not the wallet's own renewal
+        if found.is_paid:
+            return not found.time_value  # not the wallet's own renewal
+        return sub.expires != period
 
     async def _unanswered(self, payment: SubscriptionPayment, period: datetime) -> AutoRenewal:
         """PAID when the node settled the invoice the silent wallet was asked to pay (CREDITED
-        when another renewal bought its period first), else UNCONFIRMED (also when the node
-        cannot be asked), or NOT_DUE when another renewal bought the period meanwhile."""
+        when that payment bought no time: another renewal bought its period first, or it
+        became account credit otherwise), else UNCONFIRMED (also when the node cannot be
+        asked), or NOT_DUE when another renewal bought the period meanwhile."""
         try:
             settled = await self._rails.lightning_settlement(payment.id)
         except DomainError as err:
             log.warning("settlement of payment %s unknown: %s", payment.id.hex(), err.message)
             settled = None
-        renewed = await self._renewed_otherwise(payment, period)
+        no_time = await self._bought_no_time(payment, period)
         if settled is not None:
-            return AutoRenewal(RenewalOutcome.CREDITED if renewed else RenewalOutcome.PAID)
-        if renewed:
+            return AutoRenewal(RenewalOutcome.CREDITED if no_time else RenewalOutcome.PAID)
+        if no_time:
             return AutoRenewal(RenewalOutcome.NOT_DUE)
         return AutoRenewal(RenewalOutcome.UNCONFIRMED, pay_by=payment.expires)

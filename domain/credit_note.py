@@ -81,7 +81,12 @@ def invoice_vat_rate(invoice: Invoice, *, credited: bool = False) -> Decimal:
 
 
 def new_note_parts(
-    amount: int, invoice: Invoice, issued: Iterable[tuple[int, int]], *, credited: bool = False
+    amount: int,
+    invoice: Invoice,
+    issued: Iterable[tuple[int, int]],
+    *,
+    credited: bool = False,
+    net: int | None = None,
 ) -> tuple[int, int]:
     """(net, tax) of a new credit note of gross `amount` on `invoice`, given the (net, tax)
     of the notes already issued on it (their sum plus `amount` is at most what notes may
@@ -93,21 +98,29 @@ def new_note_parts(
     - a note that brings the notes to what they may take back takes the rest of its net and
       tax, so all notes together take back exactly the invoice's supplies;
     - otherwise the gross split at the invoice's rate (`invoice_vat_rate`, net rounded half
-      up), then capped so the notes never take back more tax (or net) than the invoice
-      charged on them: the excess moves to the other part.
+      up), or, when the caller knows the net the note takes back (`net`, 0 ≤ net ≤ amount:
+      a refund's net, its gross that net plus `tax_on` it), that net and the rest as tax, so
+      the note takes back no more VAT than was charged on that net (113 + 25 at 23 % is not
+      re-split as 112 + 26); then capped so the notes never take back more tax (or net)
+      than the invoice charged on them: the excess moves to the other part.
 
     The caps alone would end the last note on the rest too (its gross is exactly what is
     left); the second case says so outright, as the first says what a 0 % split gives.
     """
     notes_net = notes_tax = 0
-    for net, tax in issued:
-        notes_net, notes_tax = notes_net + net, notes_tax + tax
+    for issued_net, issued_tax in issued:
+        notes_net, notes_tax = notes_net + issued_net, notes_tax + issued_tax
     own_net, own_tax = creditable_parts(invoice, credited=credited)
     if own_tax == 0:
         return amount, 0
     if notes_net + notes_tax + amount == own_net + own_tax:
         return own_net - notes_net, own_tax - notes_tax
-    net, tax = split_gross(amount, invoice_vat_rate(invoice, credited=credited))
+    if net is None:
+        net, tax = split_gross(amount, invoice_vat_rate(invoice, credited=credited))
+    elif not 0 <= net <= amount:
+        raise ValueError(f"a note of {amount} cannot take back a net of {net}")
+    else:
+        tax = amount - net
     tax_room, net_room = max(0, own_tax - notes_tax), max(0, own_net - notes_net)
     if tax > tax_room:
         net, tax = net + tax - tax_room, tax_room

@@ -32,16 +32,23 @@ class RefundNotes:
 
 @attrs.frozen
 class _Planned:
+    """A note to issue: its gross, and the net it takes back when not capped (None: the
+    capped note is the invoice's last, which takes the rest of its net and VAT)."""
+
     target: NoteTarget
     amount: int
+    net: int | None
 
 
-def _take(target: NoteTarget, net: int) -> tuple[int, int]:
-    """(gross of the note, net it covers) of taking back `net` from `target`'s invoice: the
-    net plus the VAT the invoice charged on it (`tax_on` at the invoice's rate, 0 on a
-    reverse charge or untaxed invoice), capped by what the invoice can still take back
-    (`NoteTarget.room`: its total less any prepayment line and its notes so far); a capped
-    note covers the net its own split gives it.
+def _take(target: NoteTarget, net: int) -> tuple[int, int, bool]:
+    """(gross of the note, net it covers, whether capped) of taking back `net` from
+    `target`'s invoice: the net plus the VAT the invoice charged on it (`tax_on` at the
+    invoice's rate, 0 on a reverse charge or untaxed invoice), and the note records that
+    net and VAT (not a re-split of the gross, which may take back a cent more VAT than
+    was charged on the net); capped by what the invoice can still take back
+    (`NoteTarget.room`: its total less any prepayment line and its notes so far), a note
+    is the invoice's last and covers the net its own split gives it (the rest of the
+    invoice's net).
 
     An invoice whose payment's value was booked as account credit (`credited`: its VM
     could not be brought back after it was paid) takes back nothing: the time it shows
@@ -49,12 +56,12 @@ def _take(target: NoteTarget, net: int) -> tuple[int, int]:
     is the customer's), and its processing fee is not time either."""
     invoice, issued, room = target.invoice, target.issued, target.room
     if target.credited or room <= 0:
-        return 0, 0
+        return 0, 0, False
     gross = net + tax_on(net, invoice_vat_rate(invoice))
     if gross <= room:
-        return gross, net
+        return gross, net, False
     covered, _ = new_note_parts(room, invoice, issued_parts(invoice, issued))
-    return room, min(net, covered)
+    return room, min(net, covered), True
 
 
 async def credit_refund(
@@ -101,12 +108,12 @@ async def credit_refund(
             break
         target = await lock_for_notes(uow, found.id)
         assert target is not None  # invoices are never deleted
-        gross, covered = _take(target, left)
+        gross, covered, capped = _take(target, left)
         if gross > 0:
-            planned.append(_Planned(target, gross))
+            planned.append(_Planned(target, gross, None if capped else covered))
             left -= covered
     notes = [
-        await add_credit_note(uow, p.target, amount=p.amount, reason=reason, now=now)
+        await add_credit_note(uow, p.target, amount=p.amount, reason=reason, now=now, net=p.net)
         for p in planned
     ]
     total = sum(note.amount for note in notes)

@@ -240,9 +240,11 @@ async def add_credit_note(
     amount: int,
     reason: str,
     now: datetime,
+    net: int | None = None,
 ) -> CreditNote:
     """Number and store a credit note of gross `amount` on `target`'s invoice, its net and
-    VAT fixed from the invoice's notes so far (`issued`, oldest first: `new_note_parts`).
+    VAT fixed from the invoice's notes so far (`issued`, oldest first: `new_note_parts`),
+    and from the `net` it takes back when the caller computed it (a refund's).
 
     The caller holds the invoice's row lock and read the rest after it (`lock_for_notes`),
     and checked that `amount` is at most what the invoice can still take back
@@ -252,7 +254,7 @@ async def add_credit_note(
     if not 0 < amount <= target.room:  # the caller's check, kept here too
         raise ValueError(f"a credit note of {amount} is over what invoice {invoice.id} can take")
     parts = issued_parts(invoice, issued, credited=credited)
-    net, tax = new_note_parts(amount, invoice, parts, credited=credited)
+    net, tax = new_note_parts(amount, invoice, parts, credited=credited, net=net)
     series = credit_note_series(now)
     seq = await uow.invoices.next_seq(invoice.company_id, series)
     return await uow.invoices.add_credit_note(

@@ -55,9 +55,10 @@ class RenewalOutcome(Enum):
     #: the subscription's expiry is no longer the period the attempt was for (a renewal paid
     #: since the claim moved it): nothing was charged and nothing is said
     NOT_DUE = "not_due"
-    #: the wallet paid, but a renewal paid otherwise had bought the period first: the wallet's
-    #: payment buys no time, its value is account credit (`domain.wallet_claim`), of which
-    #: the completion tells the user; nothing more is said
+    #: the wallet paid, but its payment bought no time: a renewal paid otherwise had bought
+    #: the period first (`domain.wallet_claim`), or its VM was deleted meanwhile and cannot
+    #: be restored; its value is account credit, of which the completion tells the user
+    #: ("Payment added to your account credit"); nothing more is said (not "Auto-Renewed")
     CREDITED = "credited"
 
 

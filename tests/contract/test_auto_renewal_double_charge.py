@@ -23,6 +23,7 @@ from domain.wallet_claim import CLAIM_KEY, claim_text
 from ports.nwc import NwcError
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.lifecycle_world import RecordingWallet, with_renewer
+from tests.contract.test_unrestorable_payment import _disable_host
 from tests.unit.billing.world import PLAN_EUR_CENTS
 from tests.unit.worker.world import World
 
@@ -195,6 +196,35 @@ async def test_a_wallet_payment_landing_after_a_renewal_by_hand_becomes_credit(
     assert told.user_id == race.sub.user_id and "automatic renewal" in told.message
     [admins] = [n for n in world.notifier.to_admins() if "automatic renewal" in n.message]
     assert race.reused.id.hex() in admins.message or str(race.sub.id) in admins.message
+
+
+async def test_a_wallet_payment_for_a_vm_deleted_meanwhile_is_credit_not_a_renewal(
+    world: World,
+) -> None:
+    """The VM is deleted while the wallet pays (an admin's delete) and cannot be brought
+    back (its host disabled): the wallet's payment buys no time though the expiry did not
+    move. The user is told of the credit ("Payment added to your account credit"), never
+    that the subscription was auto-renewed."""
+    race = await _race(world)
+
+    async def deleted_unrestorable() -> None:
+        async with world.shop.factory() as uow:
+            await uow.vms.delete(race.vm.id)
+            await uow.commit()
+        await _disable_host(world, race.vm)
+
+    with_renewer(world, SettlingWallet(world, deleted_unrestorable, honours_cancel=True))
+
+    await world.lifecycle(runs=1)
+    await world.run_jobs()
+
+    reused = await world.shop.payment(race.reused.id)
+    assert reused.is_paid and reused.time_value == 0
+    assert (await world.sub(race.vm)).expires == race.period  # the expiry did not move
+    assert world.notifier.titled(f"[VM{race.vm.id}] Auto-Renewed") == []
+    title = f"[Subscription {race.sub.id}] Payment added to your account credit"
+    [told] = world.notifier.titled(title)
+    assert told.user_id == race.sub.user_id
 
 
 async def test_the_wallet_invoice_paid_in_its_own_period_still_renews(world: World) -> None:

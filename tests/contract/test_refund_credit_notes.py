@@ -29,6 +29,7 @@ from tests.contract.refunds import (
     DAYS_USED,
     GROSS,
     UNUSED,
+    VAT,
     by_hand,
     paid_vm,
     race,
@@ -45,9 +46,9 @@ database = storage_backends.database
 shop = lifecycle_world.shop
 #: a month of the plan: 132 cents and its VAT (30), what one renewal's invoice charged
 MONTH_TOTAL = 162
-#: how a note of GROSS (113 + 25 VAT) splits itself at 23 %: 138 / 1.23 = 112.2 → 112 net
-#: and 26 VAT (the note takes back the gross; its own split is the invoice's arithmetic)
-NOTE_SPLIT = (112, 26)
+#: what the refund's note records: the net it takes back and the VAT charged on that net,
+#: 113 + 25, not its gross re-split at 23 % (138 / 1.23 = 112.2 → 112 + 26, a cent more VAT)
+NOTE_SPLIT = (UNUSED, VAT)
 
 
 async def _all_notes(shop: Shop) -> list[CreditNote]:
@@ -74,6 +75,26 @@ async def test_the_refund_credits_its_gross_value_and_the_notice_names_the_note(
     assert isinstance(notice, SendAdminNotification)
     assert f"{GROSS} EUR" in notice.message and note.number in notice.message
     assert f"{UNUSED} EUR" in notice.message and "includes VAT" in notice.message
+
+
+async def test_the_refund_note_takes_back_the_vat_charged_on_its_net_and_no_more(
+    shop: Shop,
+) -> None:
+    """113 net + 25 VAT are taken back as such; the invoice's rest (19 + 5 of its 132 + 30)
+    is what a later note may take, and the notes add up to the invoice, VAT within it."""
+    vm = await paid_vm(shop)
+    [invoice] = await shop.invoices(vm)
+    assert (invoice.net, invoice.tax) == (132, 30)
+
+    await by_hand(shop, vm)
+    rest = invoice.total - GROSS
+    await issue_credit_note(
+        shop.factory, shop.clock, invoice_id=invoice.id, amount=rest, reason="the rest"
+    )
+
+    refund_note, rest_note = await shop.credit_notes(invoice)
+    assert (refund_note.amount, refund_note.net, refund_note.tax) == (GROSS, UNUSED, VAT)
+    assert (rest_note.amount, rest_note.net, rest_note.tax) == (rest, 19, 5)
 
 
 async def test_a_refund_over_two_renewals_credits_the_newest_first(shop: Shop) -> None:

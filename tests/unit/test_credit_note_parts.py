@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import attrs
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -92,6 +93,20 @@ def test_the_notes_never_take_back_more_tax_than_the_invoice_charged() -> None:
     assert new_note_parts(99, with_fee, [first]) == (99, 0)  # not 80 + 19
     # one cent notes round to net: once the invoice's net is used up, the rest is tax
     assert new_note_parts(1, VAT23, [(1, 0)] * 1000) == (0, 1)
+
+
+def test_a_note_of_a_known_net_keeps_it_and_the_vat_on_it_within_the_invoice() -> None:
+    """A refund's 113 + floor(113 × 23 %) = 138: split alone 112 + 26, a cent more VAT than
+    was charged on 113; given its net, the note keeps 113 + 25. The caps still hold: past
+    the invoice's VAT the excess is net, and the last note takes the rest."""
+    vat23 = _lines((132, "23", 30))
+    assert new_note_parts(138, vat23, []) == (112, 26)
+    assert new_note_parts(138, vat23, [], net=113) == (113, 25)
+    assert new_note_parts(24, vat23, [(113, 25)]) == (19, 5)  # the rest
+    assert new_note_parts(10, VAT23, [(900, 228)], net=5) == (8, 2)  # 2 of VAT left
+    assert new_note_parts(20, VAT23, [(990, 200)], net=15) == (10, 10)  # 10 of net left
+    with pytest.raises(ValueError):
+        new_note_parts(10, VAT23, [], net=11)
 
 
 def test_an_untaxed_or_reverse_charged_invoice_is_credited_net_only() -> None:
