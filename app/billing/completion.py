@@ -30,6 +30,7 @@ from datetime import datetime
 
 import attrs
 
+from app.billing.address_room import why_no_address
 from app.billing.booked_records import ProductRecords, overpaid_text
 from app.billing.credit_overpayment import (
     credit_excess,
@@ -365,9 +366,14 @@ async def _placing(
     start again with that lock taken first."""
     held = payment.expires > now  # pending until now: it held the room, within the hold
     if not vm.deleted and not await order_lapsed(uow, sub, now, held_until_now=held):
-        return Placing()
+        # its room and its address were held since its order: judged without the lock
+        # (nobody else can take them), only when it was never built
+        return Placing(why=None if vm.is_provisioned else await why_no_address(uow, vm, now))
     await in_locked_region(uow, vm, region)
-    return await placing(uow, vm, now, deleted=vm.deleted, region=region)
+    placed = await placing(uow, vm, now, deleted=vm.deleted, region=region)
+    if placed.why is None and (why := await why_no_address(uow, vm, now)) is not None:
+        return Placing(why=why)
+    return placed
 
 
 async def _why_upgrade_unplaced(
