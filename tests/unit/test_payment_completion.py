@@ -13,7 +13,7 @@ from adapters.memory.storage import MemoryUnitOfWork, MemoryUnitOfWorkFactory
 from app.billing.completion import apply_payment
 from domain.credit import CreditMode
 from domain.enums import SubscriptionPaymentType
-from domain.model import IpRange, Subscription, SubscriptionPayment
+from domain.model import Subscription, SubscriptionPayment
 from tests.contract.storage_backends import World, at, new_payment, seed_world
 
 UPGRADE = SubscriptionPaymentType.UPGRADE
@@ -28,10 +28,6 @@ async def _setup(
 ) -> tuple[World, SubscriptionPayment]:
     async with factory() as uow:
         w = await seed_world(uow)
-        # an address for its VM: a never-built VM's payment checks the region's IPv4 pool
-        await uow.ip_ranges.add(
-            IpRange(id=0, cidr="10.9.0.0/29", enabled=True, region_id=w.region.id, gateway="")
-        )
         sub: Subscription = evolve(w.subscription, **sub_changes)
         await uow.subscriptions.update(sub)
         paid = await uow.payments.add(new_payment(sub, **payment))
