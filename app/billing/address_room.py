@@ -53,8 +53,20 @@ async def ipv4_left(uow: UnitOfWork, region_id: int, now: datetime, for_vm: int 
 
 
 async def why_no_address(uow: UnitOfWork, vm: Vm, now: datetime) -> str | None:
-    """Why a paid VM cannot get an IPv4 address when built (None: it has one, or its host's
-    region has one left for it, beside every VM waiting for one)."""
+    """Why a payment that starts a VM's service cannot be booked for want of an IPv4
+    address (None: the VM holds one, or its host's region has one left for it beside every
+    VM waiting for one).
+
+    Which payments ask (the caller, completion's `_placing`): the first payment of an order
+    (in its window or late) and a payment that revives a deleted VM, the two that make a VM
+    the build must give an address. A renewal of a live VM never asks, built or not: built,
+    it holds its addresses; paid and still waiting for its build, its address has been
+    counted as promised since its order (`ipv4_left` counts every live VM without one), so
+    the renewal takes nothing more. Should its build find none all the same (an operator
+    shrank or disabled a range since), that is the build's failure the admins are told of,
+    and the VM check builds it once there is an address; crediting the renewal would not
+    build it sooner. Test worlds follow the same rule: their regions have an IPv4 range, as
+    a region whose VMs are built must."""
     if await uow.ip_assignments.list_by_vm(vm.id):
         return None
     host = await uow.hosts.get(vm.host_id)

@@ -25,8 +25,13 @@ from tests.unit.worker.world import World
 
 database = storage_backends.database
 MINUTE = timedelta(minutes=1)
+DAY = timedelta(days=1)
 #: 10.0.0.0/29 with gateway .1: .2 to .6
 ADDRESSES = 5
+#: the admins' notice of a payment booked as credit because its VM cannot be built
+NOTICE = "Payment for a VM that cannot be restored or placed"
+#: what the payer of such a payment is told (the subscription's id before it)
+PAYER_TITLE = "Payment added to your account credit"
 
 
 @pytest.fixture
@@ -51,6 +56,19 @@ async def _small_pool(world: World) -> World:
         await uow.ip_ranges.update(attrs.evolve(ip_range, cidr="10.0.0.0/29"))
         await uow.commit()
     return world
+
+
+def _admin_notice(world: World) -> str:
+    [notice] = [n for n in world.notifier.to_admins() if NOTICE in n.title]
+    return notice.message
+
+
+async def _range_enabled(world: World, enabled: bool) -> None:
+    async with world.shop.factory() as uow:
+        ip_range = await uow.ip_ranges.get(1)
+        assert ip_range is not None
+        await uow.ip_ranges.update(attrs.evolve(ip_range, enabled=enabled))
+        await uow.commit()
 
 
 async def _order(world: World, user_id: int = ALICE) -> Vm:
@@ -153,6 +171,9 @@ async def test_a_late_payment_whose_address_was_given_away_becomes_credit(world:
     async with world.shop.factory() as uow:
         assert (await uow.credit_ledger.balances(ALICE)).get("EUR", 0) > 0
     assert all(world.host_state(vm.id) is not None for vm in others)
+    assert f"region 1 has no IPv4 address left for VM {late.id}" in _admin_notice(world)
+    [told] = world.notifier.titled(f"[Subscription {before.id}] {PAYER_TITLE}")
+    assert told.user_id == ALICE and "IPv4" not in told.message  # the reasons stay with admins
 
 
 async def test_a_timely_payment_after_the_pool_shrank_becomes_credit(world: World) -> None:
@@ -174,3 +195,103 @@ async def test_a_timely_payment_after_the_pool_shrank_becomes_credit(world: Worl
     assert payment_meta(paid)[CREDIT_KEY]["mode"] == "unrestorable"
     assert not (await world.sub(vm)).is_setup
     assert world.host_state(vm.id) is None
+
+
+async def test_a_renewal_of_a_built_vm_needs_no_address_from_a_full_or_closed_pool(
+    world: World,
+) -> None:
+    """Its addresses are its own: every address given, then the range disabled, and its
+    renewal still buys its month: nothing credited, no notice of a credit to the admins."""
+    built = [await _paid(world) for _ in range(ADDRESSES)]
+    with pytest.raises(NoHostAvailable):
+        await _order(world)
+    await _range_enabled(world, False)
+    vm = built[0]
+    before = await world.sub(vm)
+
+    invoice = await world.renew(vm)
+    assert (await world.complete(invoice)).completed
+
+    after = await world.sub(vm)
+    assert before.expires is not None and after.expires is not None
+    assert after.expires > before.expires
+    paid = await world.shop.payment(invoice.id)
+    assert paid.is_paid and paid.time_value is not None and paid.time_value > 0
+    assert payment_meta(paid).get(CREDIT_KEY, {}).get("mode") != "unrestorable"
+    assert [n for n in world.notifier.to_admins() if NOTICE in n.title] == []
+
+
+async def test_a_renewal_of_a_paid_vm_still_waiting_for_its_build_is_not_judged(
+    world: World,
+) -> None:
+    """Its address has been counted as promised since its order: the renewal takes no other.
+    Even when the pool shrank under it (its range disabled) the renewal buys its time; the
+    VM is built once the range is back, as the VM check would build it."""
+    vm = await _order(world)
+    assert (await world.complete(await world.renew(vm))).completed  # paid, not built yet
+    await _range_enabled(world, False)
+    before = await world.sub(vm)
+
+    invoice = await world.renew(vm)
+    assert (await world.complete(invoice)).completed
+
+    after = await world.sub(vm)
+    assert before.expires is not None and after.expires is not None
+    assert after.expires > before.expires
+    paid = await world.shop.payment(invoice.id)
+    assert payment_meta(paid).get(CREDIT_KEY, {}).get("mode") != "unrestorable"
+    assert [n for n in world.notifier.to_admins() if NOTICE in n.title] == []
+    await _range_enabled(world, True)
+    await world.run_jobs()
+    assert world.host_state(vm.id) is not None
+    assert await _ips(world) == ["10.0.0.2"]
+
+
+async def test_two_late_first_payments_for_the_last_address_set_up_one(world: World) -> None:
+    """Orders paid after their window are judged under the region's lock: with one address
+    left, exactly one of two such payments arriving together gets it, the other is credit.
+    Two buyers, so no user lock orders the two bookings: only the region's does."""
+    late = [await _order(world, user) for user in (ALICE, BOB)]
+    invoices = [await world.renew(vm) for vm in late]
+    world.advance(UNPAID_HOLD_LIMIT + MINUTE)
+    for _ in range(ADDRESSES - 1):
+        await _paid(world)
+
+    reports = await asyncio.gather(*(world.complete(i) for i in invoices))
+    await world.run_jobs()
+
+    assert all(r.completed for r in reports)
+    setup = [vm for vm in late if (await world.sub(vm)).is_setup]
+    assert len(setup) == 1
+    [credited] = [vm for vm in late if vm not in setup]
+    assert world.host_state(setup[0].id) is not None
+    assert world.host_state(credited.id) is None
+    assert len(await _ips(world)) == ADDRESSES
+    assert f"no IPv4 address left for VM {credited.id}" in _admin_notice(world)
+
+
+async def test_a_payment_reviving_a_deleted_vm_needs_an_address_again(world: World) -> None:
+    """A deleted VM's address went back to the pool: the late renewal that would re-create
+    it needs one as a new VM does, and becomes credit when others took them all."""
+    vm = await _paid(world)
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    world.at(sub.expires + MINUTE)
+    await world.lifecycle()  # stopped
+    world.at(sub.expires + 7 * DAY - 5 * MINUTE)
+    renewal = await world.renew(vm)
+    world.at(sub.expires + 7 * DAY + MINUTE)
+    await world.lifecycle()  # deleted, its address released
+    assert (await world.shop.vm(vm.id)).deleted and await _ips(world) == []
+    others = [await _paid(world) for _ in range(ADDRESSES)]
+    before = await world.sub(vm)
+
+    assert (await world.complete(renewal)).completed
+    await world.run_jobs()
+
+    assert (await world.shop.vm(vm.id)).deleted and world.host_state(vm.id) is None
+    assert await world.sub(vm) == before
+    paid = await world.shop.payment(renewal.id)
+    assert paid.is_paid and payment_meta(paid)[CREDIT_KEY]["mode"] == "unrestorable"
+    assert f"region 1 has no IPv4 address left for VM {vm.id}" in _admin_notice(world)
+    assert all(world.host_state(other.id) is not None for other in others)
