@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from typing import Protocol, TypeVar
 
 from adapters.memory.db import RecordRepo, evolve
 from domain import model as m
 from domain.errors import IMAGE_EXISTS
+from ports.storage.catalogue import AddressUse
 
 
 class _HasRegion(Protocol):
@@ -55,6 +57,17 @@ class MemoryIpRanges(_RegionRecords[m.IpRange]):
 
 class MemoryIpAssignments(RecordRepo[m.IpAssignment]):
     table = "vm_ip_assignment"
+
+    async def address_use(
+        self, host_ids: Collection[int], range_ids: Collection[int]
+    ) -> AddressUse:
+        hosts, ranges = set(host_ids), set(range_ids)
+        vms = {v.id: v for v in self._rows("vm").values() if not v.deleted}
+        live = [a for a in self._where(lambda a: not a.deleted) if a.vm_id in vms]
+        addressed = {a.vm_id for a in live}
+        unaddressed = {i for i, v in vms.items() if v.host_id in hosts and i not in addressed}
+        held = {a.ip for a in live if a.ip_range_id in ranges}
+        return AddressUse(frozenset(unaddressed), len(held))
 
     async def list_live(self) -> list[m.IpAssignment]:
         return self._where(lambda a: not a.deleted)

@@ -30,6 +30,7 @@ from datetime import datetime
 
 import attrs
 
+from app.billing.address_room import why_no_address
 from app.billing.booked_records import ProductRecords, overpaid_text
 from app.billing.credit_overpayment import (
     credit_excess,
@@ -369,12 +370,22 @@ async def _placing(
     today is judged: a deleted one (D24: re-created, if it still can be) and a never-paid
     order paid after its window (D25: its room was freed for others). Judged under the
     region's lock: without it (`region` another), `RegionMoved` asks for the booking to
-    start again with that lock taken first."""
+    start again with that lock taken first.
+
+    The region's IPv4 pool is judged for the payments that start a VM's service, never for
+    a renewal (`app.billing.address_room.why_no_address`): a first payment in its window
+    without the lock (its order held its address: only a pool shrunk since fails it), a
+    late first payment or a revival under the lock, after its room."""
     held = payment.expires > now  # pending until now: it held the room, within the hold
     if not vm.deleted and not await order_lapsed(uow, sub, now, held_until_now=held):
-        return Placing()
+        if sub.in_service or vm.is_provisioned:
+            return Placing()  # a renewal of a live VM: its room and address are counted
+        return Placing(why=await why_no_address(uow, vm, now))
     await in_locked_region(uow, vm, region)
-    return await placing(uow, vm, now, deleted=vm.deleted, region=region)
+    placed = await placing(uow, vm, now, deleted=vm.deleted, region=region)
+    if placed.why is None and (why := await why_no_address(uow, vm, now)) is not None:
+        return Placing(why=why)
+    return placed
 
 
 async def _why_upgrade_unplaced(

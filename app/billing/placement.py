@@ -7,6 +7,7 @@ from fractions import Fraction
 
 import attrs
 
+from app.billing.address_room import ipv4_left
 from app.billing.errors import NoHostAvailable
 from app.billing.reserved import Usage, reserved_and_unpaid_usage, reserved_usage
 from domain.enums import DiskInterface
@@ -187,9 +188,11 @@ async def place_vm(
 ) -> Placement:
     """Where a new order of this spec goes in the region (`best_placement`, the never-paid
     orders held to `unpaid_share` of each host); `NoHostAvailable` when nowhere, the same
-    answer whether the hosts are full or their share for unpaid orders is (D25)."""
+    answer whether the hosts are full, their share for unpaid orders is (D25), or the
+    region's IPv4 addresses are all held or promised (`ipv4_left`: a VM is never built
+    without one, so an order that would be paid and never built is refused now)."""
     rooms = await region_rooms(uow, region_id, now)
     placement = best_placement(rooms, spec, disk_interface, unpaid_share)
-    if placement is None:
+    if placement is None or await ipv4_left(uow, region_id, now, None) < 1:
         raise NoHostAvailable(NO_HOST)
     return placement

@@ -9,6 +9,7 @@ from typing import Protocol, Self
 from ports.storage.audit import AdminAudits
 from ports.storage.busy import StorageBusy
 from ports.storage.catalogue import (
+    AddressUse,
     CostPlans,
     CustomPricings,
     CustomTemplates,
@@ -154,6 +155,7 @@ UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 __all__ = [
     "NEVER_PAID_CLEANUP",
+    "AddressUse",
     "AdminAudits",
     "Catalogue",
     "Companies",

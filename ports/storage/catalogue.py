@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Protocol
 
+import attrs
+
 from domain import model as m
 from ports.storage.common import Catalogue, Records, Removable
 
@@ -36,7 +38,25 @@ class IpRanges(Catalogue[m.IpRange], Protocol):
     async def list_by_region(self, region_id: int) -> list[m.IpRange]: ...
 
 
+@attrs.frozen
+class AddressUse:
+    """How a region's address pool is used: the live VMs of its hosts that hold no live
+    address yet (ids), and how many distinct addresses live VMs hold in its ranges."""
+
+    unaddressed: frozenset[int]
+    held: int
+
+
 class IpAssignments(Records[m.IpAssignment], Protocol):
+    async def address_use(
+        self, host_ids: Collection[int], range_ids: Collection[int]
+    ) -> AddressUse:
+        """The live VMs on these hosts with no live assignment at all (each will take an
+        address when built: `app.worker.addresses.pick`), and the number of distinct
+        addresses the live assignments of live VMs hold in these ranges. Rows read grow
+        with the unaddressed VMs only (orders and builds under way), not with the VMs."""
+        ...
+
     async def list_live(self) -> list[m.IpAssignment]:
         """Every assignment that is not soft-deleted, ascending id (admin region stats)."""
         ...

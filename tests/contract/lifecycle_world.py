@@ -32,7 +32,6 @@ from domain.enums import (
 )
 from domain.model import (
     AvailableIpSpace,
-    IpRange,
     Vm,
 )
 from domain.money import Currency
@@ -83,12 +82,10 @@ def sql_factory(engine: AsyncEngine) -> SqlUnitOfWorkFactory:
 
 
 async def seed_catalogue(factory: UnitOfWorkFactory) -> None:
-    """The billing shop's catalogue, an IPv4 range for VMs and the IP space ranges are sold from."""
+    """The billing shop's catalogue (its IPv4 range for VMs too) and the IP space ranges are sold
+    from."""
     await seed(factory)
     async with factory() as uow:
-        await uow.ip_ranges.add(
-            IpRange(id=0, cidr="10.0.0.0/29", enabled=True, region_id=1, gateway="10.0.0.1/29")
-        )
         await uow.ip_spaces.add(
             AvailableIpSpace(
                 id=0,

@@ -35,6 +35,7 @@ from domain.model import (
     CostPlan,
     Host,
     HostDisk,
+    IpRange,
     LineItem,
     OsImage,
     Region,
@@ -159,6 +160,9 @@ class World:
     subscription: Subscription
     line_item: LineItem
     vm: Vm
+    #: the region's IPv4 range, as every region whose VMs are built has one: a payment that
+    #: starts a VM's service (a first payment, a revival) needs an address from it
+    ip_range: IpRange
 
 
 async def stored_world(uow_factory: UnitOfWorkFactory) -> World:
@@ -197,6 +201,9 @@ async def seed_world(uow: UnitOfWork, pubkey: bytes = b"\x01" * 32) -> World:
             interface=DiskInterface.PCIE,
             enabled=True,
         )
+    )
+    ip_range = await uow.ip_ranges.add(
+        IpRange(id=0, cidr="10.9.0.0/24", enabled=True, region_id=region.id, gateway="10.9.0.1")
     )
     image = await uow.images.add(
         OsImage(
@@ -266,7 +273,19 @@ async def seed_world(uow: UnitOfWork, pubkey: bytes = b"\x01" * 32) -> World:
         )
     )
     return World(
-        company, region, host, disk, image, plan, template, user, key, subscription, item, vm
+        company,
+        region,
+        host,
+        disk,
+        image,
+        plan,
+        template,
+        user,
+        key,
+        subscription,
+        item,
+        vm,
+        ip_range,
     )
 
 

@@ -245,7 +245,7 @@ async def test_catalogue_records_round_trip(uow_factory: UnitOfWorkFactory) -> N
             custom.id: custom
         }
         assert await uow.custom_templates.get_many([]) == {}
-        assert await uow.ip_ranges.list_by_region(w.region.id) == [ip_range]
+        assert await uow.ip_ranges.list_by_region(w.region.id) == [w.ip_range, ip_range]
         assert await uow.ip_assignments.list_by_vm(w.vm.id) == [assignment]
         await uow.ip_assignments.delete(assignment.id)
         assert await uow.ip_assignments.list_by_vm(w.vm.id) == []

@@ -7,9 +7,9 @@ from typing import Any
 import attrs
 
 from adapters.http.context import SERVICES
-from domain.model import GIB
+from domain.model import GIB, IpRange
 from domain.unpaid_room import UnpaidRoom
-from tests.http.apiapp import BOB, ApiClient, api_client
+from tests.http.apiapp import ALICE, BOB, ApiClient, api_client
 from tests.http.vm_helpers import add_key, build, renew, settle
 from tests.nostr_signing import NostrKey
 
@@ -79,3 +79,41 @@ async def test_an_order_past_the_buyers_unpaid_room_is_422_with_the_reason() -> 
         assert await _vm_count(c) == 2
         other = await _custom(c, NostrKey.from_seed(4344), 2, 4 * GIB)  # a budget per buyer
         assert other.status == 200, await other.text()
+
+
+async def _tiny(c: ApiClient, key: NostrKey) -> Any:
+    ssh = await add_key(c.api, key, name="tiny")
+    body = {"template_id": c.demo.tiny, "image_id": c.demo.ubuntu, "ssh_key_id": ssh.id}
+    return await c.call("POST", "/api/v1/vm", key=key, json=body)
+
+
+async def test_an_order_the_regions_ipv4_pool_cannot_address_is_422() -> None:
+    """The region's last IPv4 address is held by an unpaid order in its hour: the next order
+    is refused like a full host and creates nothing; a new range lets it through."""
+    async with api_client(build()) as c:
+        async with c.api.store() as uow:
+            ip4 = await uow.ip_ranges.get(c.demo.ip4_range)
+            assert ip4 is not None  # a /30 whose .1 is the gateway: .2 only
+            await uow.ip_ranges.update(attrs.evolve(ip4, cidr="185.18.221.0/30"))
+            await uow.commit()
+        first = await _tiny(c, ALICE)
+        assert first.status == 200, await first.text()
+
+        refused = await _tiny(c, BOB)
+        assert refused.status == 422
+        assert await refused.json() == {"error": "No available hosts found"}
+        assert await _vm_count(c) == 1
+
+        async with c.api.store() as uow:
+            await uow.ip_ranges.add(
+                IpRange(
+                    id=0,
+                    cidr="185.18.222.0/30",
+                    enabled=True,
+                    region_id=c.demo.region,
+                    gateway="185.18.222.1",
+                )
+            )
+            await uow.commit()
+        again = await _tiny(c, BOB)
+        assert again.status == 200, await again.text()

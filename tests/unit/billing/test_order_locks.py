@@ -18,7 +18,7 @@ from app.billing.order_locks import (
     under_region_lock,
     under_space_locks,
 )
-from domain.model import CustomPricing, Region, VmTemplate
+from domain.model import CustomPricing, IpRange, Region, VmTemplate
 from ports.storage import StorageBusy, UnitOfWork, UnitOfWorkFactory
 from tests.unit.billing.world import ALICE, PRICING, TEMPLATE, Shop, add_host
 
@@ -26,10 +26,13 @@ Read = Callable[[UnitOfWork], Awaitable[VmTemplate | CustomPricing | None]]
 
 
 async def _second_region(shop: Shop) -> int:
-    """Region 2 with a host of its own; its id."""
+    """Region 2 with a host and IPv4 addresses of its own; the host's id."""
     async with shop.factory() as uow:
         region = await uow.regions.add(Region(id=0, name="DE", enabled=True, company_id=1))
         host = await add_host(uow, region_id=region.id, name="h2", ip="10.0.1.1")
+        await uow.ip_ranges.add(
+            IpRange(id=0, cidr="10.0.2.0/24", enabled=True, region_id=region.id, gateway="")
+        )
         await uow.commit()
     return host.id
 

@@ -33,6 +33,7 @@ from domain.model import (
     CustomPricingDisk,
     Host,
     HostDisk,
+    IpRange,
     OsImage,
     PaymentMethodConfig,
     Region,
@@ -197,6 +198,10 @@ async def seed(factory: UnitOfWorkFactory) -> None:
         await uow.companies.add(Company(id=0, created=START, name="LNVPS"))
         await uow.regions.add(Region(id=0, name="IE", enabled=True, company_id=1))
         await add_host(uow, region_id=1, name="h1", ip="10.0.0.1")
+        # the region's IPv4 pool: orders count its addresses (253 here), builds take them
+        await uow.ip_ranges.add(
+            IpRange(id=0, cidr="10.0.0.0/24", enabled=True, region_id=1, gateway="10.0.0.1/24")
+        )
         for enabled, version in ((True, "12"), (False, "11")):
             await uow.images.add(
                 OsImage(

@@ -24,7 +24,6 @@ from app.worker.vmcheck import VmCheckReport, check_vms
 from domain.enums import SubscriptionType, VmHistoryActionType
 from domain.model import (
     Host,
-    IpRange,
     IpRangeSubscription,
     LineItem,
     OsImage,
@@ -270,12 +269,7 @@ class World:
 
 
 async def new_world(delete_after_days: int = 3, **deps: Any) -> World:
-    shop = await new_shop()
-    async with shop.factory() as uow:
-        await uow.ip_ranges.add(
-            IpRange(id=0, cidr="10.0.0.0/29", enabled=True, region_id=1, gateway="10.0.0.1/29")
-        )
-        await uow.commit()
+    shop = await new_shop()  # its region's IPv4 range: 10.0.0.0/24, gateway .1
     host = CountingHost(DummyVmHost(None, shop.clock))
     notifier = RecordingNotifier()
     queue = InProcessQueue()
