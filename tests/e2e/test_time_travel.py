@@ -64,6 +64,10 @@ async def test_a_lapsed_daily_vm_is_stopped_then_deleted_after_its_grace(tmp_pat
         await _state_becomes(server, vm_id, "stopped")
         _advance(server, "1d")  # a 1-day-old subscription gets 1 day of grace (D16)
         await _state_becomes(server, vm_id, "deleted")
+        # the notices are jobs queued after the deletion's commit: wait for the last one, then
+        # for two more worker passes, and count each once
+        await _logged(server, f"[VM{vm_id}] Deleted")
+        await _poll_quiet(server)
         log = (tmp_path / "serve.log").read_text()
         assert log.count(f"[VM{vm_id}] Expired") == 1
         assert log.count(f"[VM{vm_id}] Deleted") == 1
@@ -77,6 +81,17 @@ async def test_a_never_paid_vm_is_deleted_an_hour_after_the_order(tmp_path: Path
         assert await _vm_state(server, vm_id) != "deleted"
         _advance(server, "2m")
         await _state_becomes(server, vm_id, "deleted")
+
+
+async def _logged(server: RunningServer, line: str) -> None:
+    """Wait until the server's log holds `line` (a notice is sent after the state it tells of
+    is committed, so a client can see the state first)."""
+    log = server.workdir / "serve.log"
+
+    async def seen() -> bool:
+        return line in log.read_text()
+
+    await _poll(f"{line!r} in the log", seen, seconds=POLL_S)
 
 
 async def _poll_quiet(server: RunningServer, passes: int = 2) -> Any:
