@@ -9,10 +9,12 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import attrs
+import pytest
 
 from app.admin.credit_refund import refund_to_credit
 from app.admin.manual_refund import refund_by_hand
 from app.admin.refund_record import REFUND_KEY, AlreadyRefunded
+from app.admin.vm_removal import refund_amount
 from app.billing.credit_balance import Booked
 from domain.enums import PaymentMethod, VmHistoryActionType
 from domain.model import Vm
@@ -131,3 +133,36 @@ async def refunded_once(shop: Shop, vm: Vm, results: list[object]) -> dict[str, 
     [notice] = shop.queue.sent
     assert isinstance(notice, SendAdminNotification) and str(record["reference"]) in notice.message
     return record
+
+
+async def figure(shop: Shop, vm: Vm) -> int:
+    """GET /vms/{id}/refund's value of the unused time (EUR, before tax)."""
+    found = await refund_amount(
+        shop.factory,
+        shop.rates,
+        shop.clock,
+        vm_id=vm.id,
+        method=PaymentMethod.REVOLUT,
+        from_date=None,
+    )
+    return found.value.amount
+
+
+async def credited(shop: Shop, vm: Vm) -> int:
+    """A refund to credit's booked amount."""
+    return (await to_credit(shop, vm)).entry.amount
+
+
+async def by_hand_value(shop: Shop, vm: Vm) -> int:
+    """A refund by hand's value before tax (its credit notes add the VAT paid on it)."""
+    await by_hand(shop, vm)
+    [record] = await records(shop, vm)
+    return int(str(record["value"]).split()[0])
+
+
+#: one admin refund path, answering the value it refunds
+RefundPath = Callable[[Shop, Vm], Awaitable[int]]
+#: every admin refund path: the GET figure, a refund to credit, a refund by hand
+REFUND_PATHS = pytest.mark.parametrize(
+    "path", [figure, credited, by_hand_value], ids=["get-figure", "to-credit", "by-hand"]
+)

@@ -5,19 +5,20 @@ price in force counted the whole 120 and a refund gave EUR 619.60 more than it t
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
-import pytest
-
-from app.admin.vm_removal import refund_amount
 from app.billing.upgrades import create_upgrade_payment
 from domain.enums import PaymentMethod
 from domain.model import GIB, SubscriptionPayment, Vm
 from domain.upgrade import UpgradeConfig
 from tests.contract import lifecycle_world, storage_backends
-from tests.contract.refunds import by_hand, records, to_credit
+from tests.contract.refunds import (
+    REFUND_PATHS,
+    RefundPath,
+    credited,
+    figure,
+)
 from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, Shop
 
 database = storage_backends.database
@@ -62,37 +63,9 @@ def _paid_cents(payments: list[SubscriptionPayment]) -> Fraction:
     )
 
 
-async def _figure(shop: Shop, vm: Vm) -> int:
-    found = await refund_amount(
-        shop.factory,
-        shop.rates,
-        shop.clock,
-        vm_id=vm.id,
-        method=PaymentMethod.REVOLUT,
-        from_date=None,
-    )
-    return found.value.amount
-
-
-async def _credited(shop: Shop, vm: Vm) -> int:
-    return (await to_credit(shop, vm)).entry.amount
-
-
-async def _by_hand(shop: Shop, vm: Vm) -> int:
-    await by_hand(shop, vm)
-    [record] = await records(shop, vm)
-    return int(str(record["value"]).split()[0])
-
-
-Path = Callable[[Shop, Vm], Awaitable[int]]
-PATHS = pytest.mark.parametrize(
-    "path", [_figure, _credited, _by_hand], ids=["get-figure", "to-credit", "by-hand"]
-)
-
-
-@PATHS
+@REFUND_PATHS
 async def test_a_refund_right_after_an_upgrade_pays_back_what_was_paid(
-    shop: Shop, path: Path
+    shop: Shop, path: RefundPath
 ) -> None:
     """31 Mar 2026 + 120 months = 31 Mar 2036, after a 31-day month: the upgrade charged
     EUR 33 782.00 for the growth, ~117.8 of its 120 months at today's price. The price in
@@ -114,7 +87,7 @@ async def test_a_lightning_upgrade_refunded_pays_back_its_msat_worth(shop: Shop)
         shop, datetime(2026, 3, 31, 12, tzinfo=UTC), 120, PaymentMethod.LIGHTNING
     )
 
-    refunded = await _figure(shop, vm)
+    refunded = await figure(shop, vm)
 
     worth = _paid_cents(paid)
     assert refunded == worth.numerator // worth.denominator < 120 * BIG_CENTS
@@ -130,7 +103,7 @@ async def test_later_the_refund_is_the_unused_share_of_what_was_paid(shop: Shop)
     days = (datetime(2036, 3, 31, tzinfo=UTC) - datetime(2026, 3, 31, tzinfo=UTC)).days
     share = Fraction(days - 10, days)
 
-    assert await _credited(shop, vm) == int((renewal.amount + upgrade.amount) * share)
+    assert await credited(shop, vm) == int((renewal.amount + upgrade.amount) * share)
 
 
 async def test_after_a_short_last_month_the_refund_is_todays_price(shop: Shop) -> None:
@@ -142,4 +115,4 @@ async def test_after_a_short_last_month_the_refund_is_todays_price(shop: Shop) -
     )
     assert _paid_cents(paid) > 10 * BIG_CENTS
 
-    assert await _figure(shop, vm) == 10 * BIG_CENTS
+    assert await figure(shop, vm) == 10 * BIG_CENTS

@@ -5,18 +5,25 @@ second is refunded on its own, not taken for a replay."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.admin.vm_removal import refund_amount
 from app.admin.vms import extend_vm
-from domain.enums import PaymentMethod
 from domain.model import Vm
 from ports.jobs import SendAdminNotification
 from tests.contract import lifecycle_world, storage_backends
-from tests.contract.refunds import by_hand, notified, records, to_credit
+from tests.contract.refunds import (
+    REFUND_PATHS,
+    RefundPath,
+    by_hand,
+    by_hand_value,
+    credited,
+    figure,
+    notified,
+    records,
+    to_credit,
+)
 from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, START, Shop
 
 database = storage_backends.database
@@ -33,39 +40,9 @@ async def _bought(shop: Shop, *, at: datetime = START, renewals: int = 1) -> Vm:
     return vm
 
 
-async def _figure(shop: Shop, vm: Vm) -> int:
-    """GET /vms/{id}/refund's value of the unused time (EUR, before tax)."""
-    found = await refund_amount(
-        shop.factory,
-        shop.rates,
-        shop.clock,
-        vm_id=vm.id,
-        method=PaymentMethod.REVOLUT,
-        from_date=None,
-    )
-    return found.value.amount
-
-
-async def _credited(shop: Shop, vm: Vm) -> int:
-    return (await to_credit(shop, vm)).entry.amount
-
-
-async def _by_hand(shop: Shop, vm: Vm) -> int:
-    """A refund by hand's value before tax (its credit notes add the VAT paid on it)."""
-    await by_hand(shop, vm)
-    [record] = await records(shop, vm)
-    return int(str(record["value"]).split()[0])
-
-
-Path = Callable[[Shop, Vm], Awaitable[int]]
-PATHS = pytest.mark.parametrize(
-    "path", [_figure, _credited, _by_hand], ids=["get-figure", "to-credit", "by-hand"]
-)
-
-
-@PATHS
+@REFUND_PATHS
 async def test_a_month_bought_on_the_31st_refunded_at_once_pays_the_whole_price(
-    shop: Shop, path: Path
+    shop: Shop, path: RefundPath
 ) -> None:
     """31 Jan 12:00 + 1 month = 28 Feb 12:00, all of it unused: 1.32 EUR, not 28/31 of it
     (1.19, a month stepped back from 28 Feb starting 28 Jan)."""
@@ -73,13 +50,15 @@ async def test_a_month_bought_on_the_31st_refunded_at_once_pays_the_whole_price(
     assert (await shop.subscription(vm)).expires == datetime(2026, 2, 28, 12, tzinfo=UTC)
 
     assert await path(shop, vm) == PLAN_EUR_CENTS
-    if path is _by_hand:  # the whole invoice is taken back: 1.32 and its 23 % VAT
+    if path is by_hand_value:  # the whole invoice is taken back: 1.32 and its 23 % VAT
         [record] = await records(shop, vm)
         assert record["amount"] == "162 EUR (smallest units)"
 
 
-@PATHS
-async def test_mid_period_the_refund_is_exactly_the_unused_share(shop: Shop, path: Path) -> None:
+@REFUND_PATHS
+async def test_mid_period_the_refund_is_exactly_the_unused_share(
+    shop: Shop, path: RefundPath
+) -> None:
     """4 days into 31 Jan → 28 Feb: 24 of its 28 days, 132 × 24 / 28 = 113.14 → 113 cents."""
     vm = await _bought(shop)
     shop.clock.advance(timedelta(days=4))
@@ -87,9 +66,9 @@ async def test_mid_period_the_refund_is_exactly_the_unused_share(shop: Shop, pat
     assert await path(shop, vm) == 113
 
 
-@PATHS
+@REFUND_PATHS
 async def test_months_stacked_from_a_month_end_refund_as_the_months_bought(
-    shop: Shop, path: Path
+    shop: Shop, path: RefundPath
 ) -> None:
     """Three monthly invoices from 31 Jan (→ 28 Feb → 28 Mar → 28 Apr), refunded 10 days
     into the first: its 18 of 28 days and two whole months, 132 × (18/28 + 2) = 348.86."""
@@ -108,10 +87,10 @@ async def test_a_refund_from_a_later_date_and_then_the_rest_add_up_to_one_refund
     ending 14 Feb, the 10 days were 42)."""
     vm = await _bought(shop)
     shop.clock.advance(timedelta(days=4))
-    assert await _figure(shop, vm) == 113
+    assert await figure(shop, vm) == 113
 
     await by_hand(shop, vm, datetime(2026, 2, 14, 12, tzinfo=UTC))
-    assert await _figure(shop, vm) == 47
+    assert await figure(shop, vm) == 47
     booked = await to_credit(shop, vm)
 
     [credit, manual] = await records(shop, vm)
@@ -133,11 +112,11 @@ async def test_time_a_refund_took_back_is_not_valued_again_as_that_periods(shop:
     await extend_vm(shop.factory, shop.clock, shop.queue, vm_id=vm.id, days=10, admin_id=ALICE)
     assert (await shop.subscription(vm)).expires == datetime(2026, 3, 14, 12, tzinfo=UTC)
 
-    assert await _figure(shop, vm) == 179
+    assert await figure(shop, vm) == 179
 
 
 async def _renewed_onto_the_same_second(
-    shop: Shop, first: Path, later: timedelta = timedelta(hours=1)
+    shop: Shop, first: RefundPath, later: timedelta = timedelta(hours=1)
 ) -> tuple[Vm, datetime]:
     """Bought 30 Jan 12:00 (→ 28 Feb 12:00), refunded (`first`) a day later (cut to 31 Jan
     12:00), then renewed at once: 31 Jan + 1 month is 28 Feb 12:00 again; `later` passes."""
@@ -156,7 +135,7 @@ async def test_a_renewal_ending_on_a_refunded_second_is_refunded_to_credit_on_it
 ) -> None:
     """The renewal is another period: its refund is booked (not answered as a replay of the
     first, which booked nothing and left the time paid), and the time is cut."""
-    vm, now = await _renewed_onto_the_same_second(shop, _credited)
+    vm, now = await _renewed_onto_the_same_second(shop, credited)
 
     second = await to_credit(shop, vm)
 
@@ -184,7 +163,7 @@ async def test_a_renewal_ending_on_a_refunded_second_is_refunded_by_hand_with_it
     """A refund by hand of the renewal's time has its own reference in its record, notice
     and notice mark, so the admins pay it: they pay each reference once, and it was the
     first refund's (even when made in the very second the first was, with the same cut)."""
-    vm, _ = await _renewed_onto_the_same_second(shop, _by_hand, later)
+    vm, _ = await _renewed_onto_the_same_second(shop, by_hand_value, later)
     [first_notice] = _refund_notices(shop)
 
     job_id = await by_hand(shop, vm)
