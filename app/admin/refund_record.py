@@ -40,17 +40,23 @@ def refund_figure(money: Money) -> str:
     return f"{money.amount} {money.currency.value} (smallest units)"
 
 
-def refund_reference(subscription_id: int, payment: str | None, expires: datetime) -> str:
+def refund_reference(
+    subscription_id: int, payment: str | None, expires: datetime, refunded: int = 0
+) -> str:
     """The key of a refund of a subscription's paid time up to `expires`, the end of the
     period bought by `payment` (the id in hex of the last payment that added time; None:
-    none did):
+    none did), after `refunded` refunds of that period already recorded:
     the credit ledger's reference of a refund to credit, and a refund by hand's record and
     notices. A renewal paid after a refund is another period, so its refund has another key
     even if it ends on the very second the first did; a second refund of what is left of the
-    same period (after one from a later date) ends elsewhere. A replay, which sees the same
-    period and expiry, has the same key."""
+    same period (after one from a later date) ends elsewhere; and one after an admin set the
+    expiry back to where a refund of the period had cut it from follows that refund, so it
+    counts one more and is not taken for it. A replay, which sees the same period, expiry
+    and refunds, has the same key (the first refund of a period keeps the key's older,
+    shorter form)."""
     paid = payment[:32] if payment else "none"
-    return f"sub:{subscription_id}:paid:{paid}:until:{int(expires.timestamp())}"
+    after = f":after:{refunded}" if refunded else ""  # not a suffix: no key begins another
+    return f"sub:{subscription_id}:paid:{paid}{after}:until:{int(expires.timestamp())}"
 
 
 def refund_event(

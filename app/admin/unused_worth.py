@@ -63,7 +63,7 @@ async def unused_worth(uow: UnitOfWork, sub: Subscription, vm_id: int, start: da
     (`paid_upgrades_of`), which D7 charged for the growth by one rate per second and the
     price in force counts as whole months; time no known payment explains is taken at the
     price in force in both. A free price is `NothingToRefund`. The refund's key names the
-    last payment's period (`refund_reference`)."""
+    last payment's period and how many refunds of it are recorded (`refund_reference`)."""
     assert sub.expires is not None and sub.expires > start
     basis = await price_in_force(uow, sub, purchase=False)
     if not basis.recurring:
@@ -72,7 +72,12 @@ async def unused_worth(uow: UnitOfWork, sub: Subscription, vm_id: int, start: da
     history = await uow.vm_history.list_all_by_vm(vm_id)
     periods = await paid_periods_of(uow, sub, history, start, target)
     upgrades = await paid_upgrades_of(uow, sub, history, start, target)
-    time = unused_time(basis.interval, sub.expires, start, periods, cuts_of(history), upgrades)
+    cuts = cuts_of(history)
+    time = unused_time(basis.interval, sub.expires, start, periods, cuts, upgrades)
     newest = newest_period(periods)
-    reference = refund_reference(sub.id, None if newest is None else newest.key, sub.expires)
+    # the refunds recorded since the newest period was paid (all of them when none was):
+    # the key tells a new refund after an admin's edit of the expiry from those
+    refunded = sum(1 for cut in cuts if newest is None or cut.order > newest.order)
+    key = None if newest is None else newest.key
+    reference = refund_reference(sub.id, key, sub.expires, refunded)
     return Unused(RefundWorth.of(basis.recurring, target, time), reference)
