@@ -6,6 +6,7 @@ from datetime import datetime
 
 import attrs
 
+from app.admin.expiry_moved import end_quotes_of_old_expiry
 from app.admin.refund_record import (
     CREDIT,
     NothingToRefund,
@@ -17,9 +18,12 @@ from app.admin.unused_worth import unused_worth
 from app.admin.vms import locked_subscription_of, require_live
 from app.billing.catalogue import subscription_of
 from app.billing.credit_balance import Booked, book_in
+from app.billing.price_in_force import cancel_quietly
+from app.billing.rails import PaymentRails
 from app.lifecycle_codes import end_without_renewal
 from domain.account_credit import CreditReason, checked_entry
 from domain.credit_conversion import noted
+from domain.model import SubscriptionPayment
 from ports.clock import Clock
 from ports.rates import RateStore
 from ports.storage import UnitOfWorkFactory
@@ -36,6 +40,7 @@ async def refund_to_credit(
     vm_id: int,
     admin_id: int,
     reason: str | None,
+    rails: PaymentRails | None = None,
 ) -> Booked:
     """Turn the VM's unused paid time into credit in its subscription's currency, in one
     transaction.
@@ -66,7 +71,10 @@ async def refund_to_credit(
     another reference even if it ends on the same second. The subscription lock is taken first, as
     completion does, then the balance lock. The cut period is closed to renewal
     (`end_without_renewal`): a worker run whose clock was read just before the cut would
-    otherwise see it expiring soon and auto-renew the time just refunded.
+    otherwise see it expiring soon and auto-renew the time just refunded. The cut ends, in
+    that transaction, the pending upgrade quotes (priced to the old expiry) and any renewal
+    invoice an automatic renewal claimed for the cut period; they are cancelled at `rails`
+    after the commit (`end_quotes_of_old_expiry`).
 
     No credit note is issued (a refund by hand issues them: `refund_notes`): no money goes
     back, the invoice's payment stays with the seller as the customer's prepayment. The
@@ -104,8 +112,10 @@ async def refund_to_credit(
             admin_id=admin_id,
         )
         booked = await book_in(uow, entry)
+        expired: list[SubscriptionPayment] = []
         if not booked.replayed:
             await uow.subscriptions.update(attrs.evolve(sub, expires=now))
+            expired = await end_quotes_of_old_expiry(uow, sub, now)
             # no renewal of the cut period, even by a worker run that read its clock before
             await end_without_renewal(uow, sub.id, now, now)
             figure = refund_figure(converted.money)
@@ -123,4 +133,5 @@ async def refund_to_credit(
                 )
             )
         await uow.commit()
+    await cancel_quietly(rails, expired)
     return booked

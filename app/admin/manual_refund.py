@@ -7,6 +7,7 @@ from typing import cast
 
 import attrs
 
+from app.admin.expiry_moved import end_quotes_of_old_expiry
 from app.admin.refund_notes import RefundNotes, credit_refund
 from app.admin.refund_record import (
     MANUAL,
@@ -22,10 +23,12 @@ from app.admin.refund_record import (
 from app.admin.vm_removal import refund_start, refund_value
 from app.admin.vms import locked_subscription_of, require_live
 from app.billing.catalogue import subscription_of
+from app.billing.price_in_force import cancel_quietly
+from app.billing.rails import PaymentRails
 from app.lifecycle_codes import end_without_renewal
 from domain.enums import PaymentMethod
 from domain.exchange import PASSTHROUGH_RATE, ChargedAmount, charge_amount
-from domain.model import VmHistory
+from domain.model import SubscriptionPayment, VmHistory
 from domain.money import Money
 from ports.clock import Clock
 from ports.jobs import SendAdminNotification
@@ -135,6 +138,7 @@ async def refund_by_hand(
     lightning_invoice: str | None,
     admin_id: int,
     reason: str | None,
+    rails: PaymentRails | None = None,
 ) -> str:
     """Record a refund of the VM's unused time from `from_date` (default now, never
     earlier: 400) to its expiry, to be paid by hand, then tell the admins; the notice's job id.
@@ -149,7 +153,9 @@ async def refund_by_hand(
     second refund of that time, by hand or to credit, then
     finds nothing left and the record that cut it: 409. Pending quotes fare as after a
     refund to credit: a renewal paid later extends from the cut expiry (or now), so it buys
-    its own time; an upgrade was priced to the old expiry and is not applied (credited).
+    its own time; the upgrade quotes (priced to the old expiry) and any renewal invoice an
+    automatic renewal claimed for the cut period are expired with the cut and cancelled at
+    `rails` after its commit (`end_quotes_of_old_expiry`; one paid anyway is credited).
     The refund ends the service at its start: the worker does not auto-renew the cut
     period nor send its expiring-soon notice (`end_without_renewal`), but stops the VM then
     and deletes it after the grace as for any expiry.
@@ -190,6 +196,7 @@ async def refund_by_hand(
     async with uow_factory() as uow:  # which subscription: read before its lock is taken
         found = await subscription_of(uow, require_live(await uow.vms.get(vm_id), _DELETED))
     table = await rates.table()  # outside the transaction: the rate store may be remote
+    expired: list[SubscriptionPayment] = []
     async with uow_factory() as uow:
         # locked first: the reads below see what was committed before the lock
         sub, vm = await locked_subscription_of(uow, found.id, vm_id, _DELETED)
@@ -221,6 +228,7 @@ async def refund_by_hand(
             paid = charge_amount(notes.total if notes.notes else refund.value, method, table, now)
             await uow.subscriptions.update(attrs.evolve(sub, expires=start))
             await end_without_renewal(uow, sub.id, start, now)  # the service ends then
+            expired = await end_quotes_of_old_expiry(uow, sub, now)
             extra = {
                 "method": method.api_name,
                 "seconds": refund.seconds_remaining,
@@ -242,6 +250,7 @@ async def refund_by_hand(
                 )
             )
             await uow.commit()
+    await cancel_quietly(rails, expired)
     return await _tell_admins(uow_factory, queue, clock, found.id, recorded, again=again)
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import attrs
 
+from app.admin.expiry_moved import end_quotes_of_old_expiry, expiry_moved
 from app.billing.errors import CompanyNotFound, NotFound, SubscriptionNotFound, UserNotFound
 from app.billing.price_in_force import REPRICED, cancel_quietly, expire_stale_quotes
 from app.billing.rails import PaymentRails
@@ -103,7 +104,11 @@ async def update_subscription(
     """Apply the given fields on the row-locked subscription (interval fields stay).
 
     A new currency re-prices the line items billed in it: pending renewal quotes are expired
-    in the same transaction and cancelled at their provider after it (D23).
+    in the same transaction and cancelled at their provider after it (D23). A new `expires`
+    ends, the same way, the pending upgrade quotes (priced up to the old expiry, D7) and any
+    renewal invoice an automatic renewal claimed for the old period
+    (`end_quotes_of_old_expiry`); other renewal quotes stay payable (they buy their
+    intervals from the expiry found when they complete).
 
     `is_active` false on an active subscription switches it off (`domain.switch_off`): it
     is never renewed again, and its paid time runs out and ends as an unpaid one's does
@@ -133,10 +138,14 @@ async def update_subscription(
         # or shorten it, as the reference allows; every use case goes through the law
         updated = admin_edited(sub, attrs.evolve(sub, **changes))
         await uow.subscriptions.update(updated)
+        now = clock.now()
         if switched_off_now(sub, updated):
-            expired = await expire_stale_quotes(uow, sub.id, clock.now(), EVERY_PAYMENT)
-        elif updated.currency != sub.currency:
-            expired = await expire_stale_quotes(uow, sub.id, clock.now())
+            expired = await expire_stale_quotes(uow, sub.id, now, EVERY_PAYMENT)
+        else:
+            if updated.currency != sub.currency:
+                expired = await expire_stale_quotes(uow, sub.id, now)
+            if expiry_moved(sub.expires, updated.expires):
+                expired += await end_quotes_of_old_expiry(uow, sub, now)
         await uow.commit()
     await cancel_quietly(rails, expired)
     return updated

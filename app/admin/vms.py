@@ -6,7 +6,10 @@ from datetime import datetime, timedelta
 
 import attrs
 
+from app.admin.expiry_moved import end_quotes_of_old_expiry
 from app.billing.errors import SubscriptionNotFound, VmNotFound
+from app.billing.price_in_force import cancel_quietly
+from app.billing.rails import PaymentRails
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, InvalidInput
 from domain.lifecycle import subscription_changed
@@ -83,9 +86,13 @@ async def extend_vm(
     days: int,
     admin_id: int,
     reason: str | None = None,
+    rails: PaymentRails | None = None,
 ) -> Extension:
     """`expires = (expires or now) + days` on the row-locked subscription, history Renewed
-    with admin metadata, in one transaction; then SpawnVm. The new expiry stays within
+    with admin metadata, in one transaction; then SpawnVm. The pending upgrade quotes, priced
+    to the old expiry, and any renewal invoice an automatic renewal claimed for the old
+    period are expired in that transaction and cancelled at `rails` after it
+    (`end_quotes_of_old_expiry`). The new expiry stays within
     `check_expiry`'s bound (10 years ahead, 400), as an admin's PATCH of the subscription
     does: repeated extends cannot get past it. The VM is read again under the lock: a VM
     deleted meanwhile is refused (422), its subscription left as the deletion left it.
@@ -134,7 +141,9 @@ async def extend_vm(
                 metadata=meta,
             )
         )
+        expired = await end_quotes_of_old_expiry(uow, sub, now)
         await uow.commit()
+    await cancel_quietly(rails, expired)
     job_id = await queue.send(SpawnVm(vm_id=vm_id))
     return Extension(vm_id=vm_id, old_expires=old, new_expires=new, job_id=job_id)
 

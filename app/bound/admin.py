@@ -70,13 +70,16 @@ class AdminUseCases:
         self.delete_payment_method = bind(deletes.delete_payment_method, uow_factory)
         self.issue_credit_note = bind(invoicing.issue_credit_note, *store)
         self.adjust_credit = bind(credit_balance.adjust_credit, *store)
-        self.refund_to_credit = bind(credit_refund.refund_to_credit, *store, rates)
+        # a refund's cut ends the upgrade quotes priced to the old expiry, on these rails
+        self.refund_to_credit = partial(credit_refund.refund_to_credit, *store, rates, rails=rails)
         self.complete_as_admin = bind(payments.complete_as_admin, *store, rails, queue)
         self.complete_bank_transfer = bind(payments.complete_bank_transfer, *store, rails, queue)
         self.create_payment_method = bind(payment_methods.create_config, *store)
         self.update_payment_method = bind(payment_methods.update_config, *store)
         self.refund_amount = bind(vm_removal.refund_amount, uow_factory, rates, clock)
-        self.refund_by_hand = bind(manual_refund.refund_by_hand, uow_factory, rates, clock, queue)
+        self.refund_by_hand = partial(
+            manual_refund.refund_by_hand, uow_factory, rates, clock, queue, rails=rails
+        )
         # subscriptions and VMs
         self.create_subscription = bind(subscriptions.create_subscription, *store)
         self.update_subscription = repricing(
@@ -85,6 +88,7 @@ class AdminUseCases:
         self.update_line_item = repricing(subscriptions.update_line_item, uow_factory, clock, rails)
         self.delete_subscription = bind(deletes.delete_subscription, uow_factory)
         self.delete_line_item = bind(deletes.delete_line_item, *store)
-        self.extend_vm = bind(vms.extend_vm, *store, queue)
+        # an extend ends the upgrade quotes priced to the old expiry, on this process's rails
+        self.extend_vm = partial(vms.extend_vm, *store, queue, rails=rails)
         self.power_vm = bind(vms.power_vm, uow_factory, queue)
         self.delete_vm = bind(vm_removal.delete_vm, uow_factory, queue, clock)
