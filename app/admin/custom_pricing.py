@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -148,10 +149,38 @@ async def create_pricing(
 PRICE_FIELDS = ("currency", "cpu_cost", "memory_cost", "ip4_cost", "ip6_cost")
 #: the fields that decide which standard VMs grow into the pricing (R11.1; disk rows too)
 CHOICE_FIELDS = ("enabled", "region_id", "cpu_mfg", "cpu_arch", "cpu_features")
+#: the bounds an upgrade's new values are judged by (D21; the disk rows' sizes too)
+SIZE_FIELDS = ("min_cpu", "max_cpu", "min_memory", "max_memory")
+#: whether the pricing is on sale: a custom VM on it grows only while it is (enabled, not
+#: past its `expires`); a standard VM grows into it while it is enabled (R11.1, as the
+#: reference, does not read `expires`)
+SALE_FIELDS = ("enabled", "expires")
 
 
 def _disk_prices(disks: Sequence[CustomPricingDisk]) -> set[tuple[Any, Any, int]]:
     return {(d.kind, d.interface, d.cost) for d in disks}
+
+
+def _disk_rows(disks: Sequence[CustomPricingDisk]) -> set[tuple[Any, Any, int, int, int]]:
+    return {(d.kind, d.interface, d.cost, d.min_disk_size, d.max_disk_size) for d in disks}
+
+
+def _changed(old: CustomPricing, new: CustomPricing, fields: Sequence[str]) -> bool:
+    return any(getattr(old, f) != getattr(new, f) for f in fields)
+
+
+async def _end_upgrades(
+    uow: UnitOfWork, pricing: CustomPricing, now: datetime, *, own: bool, regions: set[int]
+) -> list[SubscriptionPayment]:
+    """Expire the pending upgrade quotes a change of `pricing` made wrong: with `own`, those
+    of the custom VMs on it; those of the standard VMs of `regions`, which grow into their
+    region's pricing. Each subscription under its lock (`expire_upgrades_on`)."""
+    expired: list[SubscriptionPayment] = []
+    if own:
+        expired += await expire_upgrades_on(uow, now, PricedBy(custom_pricing_id=pricing.id))
+    for region_id in sorted(regions):
+        expired += await expire_upgrades_on(uow, now, PricedBy(template_region_id=region_id))
+    return expired
 
 
 async def update_pricing(
@@ -167,9 +196,15 @@ async def update_pricing(
     Changed prices (a resource cost, the currency, a disk row's cost) make the pending
     Purchase/Renewal/LNURL and upgrade payments of the custom VMs on this pricing stale:
     they are expired in the same transaction and cancelled at their provider after the
-    commit (D23). So are the pending upgrades of the standard VMs of its region (before and
-    after the edit), which may grow into it: on changed prices, disk rows, or a change to
-    which VMs it is chosen for (`CHOICE_FIELDS`).
+    commit (D23). A change that leaves the prices but moves what an upgrade of those VMs is
+    judged by — whether the pricing is on sale (`SALE_FIELDS`: disabled, or an `expires`
+    set or moved), the bounds of the new values (`SIZE_FIELDS`, a disk row's sizes) —
+    expires their pending upgrade quotes alone the same way: a quote made under terms that
+    no longer hold is ended, not left to be paid and then credited instead of applied (the
+    completion still credits one paid before the cancel, `upgrades._cannot_be_made`). Their
+    renewals keep their price. The pending upgrades of the standard VMs of its region
+    (before and after the edit), which may grow into it, go too: on changed prices, disk
+    rows, bounds, or a change to which VMs it is chosen for (`CHOICE_FIELDS`).
     """
     changes = _changes(fields)
     async with uow_factory() as uow:
@@ -179,29 +214,42 @@ async def update_pricing(
         if "region_id" in changes:
             await _check_region(uow, updated.region_id)
         await uow.custom_pricing.update(updated)
-        repriced = any(getattr(old, f) != getattr(updated, f) for f in PRICE_FIELDS)
+        repriced = _changed(old, updated, PRICE_FIELDS)
+        disks_changed = False
         if fields.get("disk_pricing") is not None:
             disks = _disks(pricing_id, fields["disk_pricing"])
             before = await uow.custom_pricing.list_disks(pricing_id)
             repriced = repriced or _disk_prices(before) != _disk_prices(disks)
+            disks_changed = _disk_rows(before) != _disk_rows(disks)
             await uow.custom_pricing.remove_disks(pricing_id)
             for disk in disks:
                 await uow.custom_pricing.add_disk(disk)
         expired: list[SubscriptionPayment] = []
         now = clock.now()
-        if repriced:
+        if repriced:  # the custom VMs' every quote, their upgrades among them
             expired = await expire_quotes_on(uow, now, custom_pricing_id=pricing_id)
-        if repriced or any(getattr(old, f) != getattr(updated, f) for f in CHOICE_FIELDS):
-            for region_id in sorted({old.region_id, updated.region_id}):
-                on = PricedBy(template_region_id=region_id)
-                expired += await expire_upgrades_on(uow, now, on)
+        bounds = disks_changed or _changed(old, updated, SIZE_FIELDS)
+        own = not repriced and (bounds or _changed(old, updated, SALE_FIELDS))
+        regional = repriced or bounds or _changed(old, updated, CHOICE_FIELDS)
+        regions = {old.region_id, updated.region_id} if regional else set()
+        expired += await _end_upgrades(uow, updated, now, own=own, regions=regions)
         info = await common.committed(uow, updated, _infos)
     await cancel_quietly(rails, expired)
     return info
 
 
-async def delete_pricing(uow_factory: UnitOfWorkFactory, pricing_id: int) -> str:
-    """Disabled instead while custom templates (and so VMs) use the pricing."""
+async def delete_pricing(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    pricing_id: int,
+    *,
+    rails: PaymentRails | None = None,
+) -> str:
+    """Disabled instead while custom templates (and so VMs) use the pricing.
+
+    Either way it sells no more upgrades: the pending upgrade quotes of the custom VMs on it
+    and of the standard VMs of its region (which grew into it) are expired in the same
+    transaction and cancelled at `rails` after the commit, as a PATCH disabling it does."""
     async with uow_factory() as uow:
         pricing = await _pricing(uow, pricing_id)
         used = (await uow.custom_templates.count_by_pricing()).get(pricing_id, 0)
@@ -215,7 +263,11 @@ async def delete_pricing(uow_factory: UnitOfWorkFactory, pricing_id: int) -> str
             await uow.custom_pricing.remove_disks(pricing_id)
             await uow.custom_pricing.remove(pricing_id)
             message = "Custom pricing model deleted successfully"
+        expired = await _end_upgrades(
+            uow, pricing, clock.now(), own=bool(used), regions={pricing.region_id}
+        )
         await uow.commit()
+    await cancel_quietly(rails, expired)
     return message
 
 

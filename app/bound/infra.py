@@ -3,6 +3,7 @@ cost plans, with this process's ports given."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from app.admin import (
@@ -56,7 +57,8 @@ class InfraUseCases:
         self.create_custom_pricing = bind(custom_pricing.create_pricing, *store)
         self.copy_custom_pricing = bind(custom_pricing.copy_pricing, *store)
         self.update_custom_pricing = repricing(custom_pricing.update_pricing, *store, rails)
-        self.delete_custom_pricing = bind(custom_pricing.delete_pricing, uow_factory)
+        # disabled or gone, it ends the upgrade quotes growing on it, on this process's rails
+        self.delete_custom_pricing = partial(custom_pricing.delete_pricing, *store, rails=rails)
         self.list_ip_spaces = bind(ip_space.list_spaces, uow_factory)
         self.get_ip_space = bind(ip_space.get_space, uow_factory)
         self.create_ip_space = bind(ip_space.create_space, *store)

@@ -1,7 +1,9 @@
 """D23 for upgrades on memory, SQLite and MariaDB: a catalogue change that moves what an
 upgrade costs (the VM's own plan or pricing, the pricing it grows into, the template spec it
 grows from) expires the pending upgrade quotes it concerns, in its own transaction, and
-cancels them at their provider; a change that moves no price keeps them payable."""
+cancels them at their provider; so does a change of the terms an upgrade is judged by (a
+custom pricing disabled, deleted, given an expiry, its size bounds moved); a change that moves
+neither keeps them payable."""
 
 from __future__ import annotations
 
@@ -9,13 +11,14 @@ from datetime import timedelta
 from typing import Any
 
 import attrs
+import pytest
 
 from app.admin.cost_plans import update_cost_plan
-from app.admin.custom_pricing import update_pricing
+from app.admin.custom_pricing import delete_pricing, update_pricing
 from app.admin.vm_templates import update_template
 from app.billing.price_in_force import UPGRADES
 from app.billing.upgrades import create_upgrade_payment
-from domain.model import SubscriptionPayment, Vm
+from domain.model import GIB, SubscriptionPayment, Vm
 from domain.upgrade import UpgradeConfig
 from ports.storage import PricedBy
 from tests.contract import lifecycle_world, storage_backends
@@ -116,14 +119,92 @@ async def test_a_custom_pricing_price_expires_the_upgrades_growing_into_it(shop:
         assert (await shop.payment(payment_id)).expires == shop.clock.now()
 
 
-async def test_a_pricing_no_longer_chosen_expires_the_standard_upgrades(shop: Shop) -> None:
-    """Disabled, the pricing is no longer what the standard VMs of its region grow into: their
-    upgrade quotes go; its custom VM's price is as it was, so its quotes stay."""
+async def test_a_disabled_pricing_expires_every_upgrade_growing_on_it(shop: Shop) -> None:
+    """Disabled, the pricing is no longer what the standard VMs of its region grow into, and
+    its custom VM may no longer grow on it (`upgrades._refuse_withdrawn`): both upgrade
+    quotes go (paid, they would be credited, not applied); the custom VM's price is as it
+    was, so its renewal stays."""
     q = await _quotes(shop)
     await update_pricing(shop.factory, PRICING, {"enabled": False}, **_kw(shop))
     assert await _pending(shop, q.standard) == {q.standard_renewal}
+    assert await _pending(shop, q.custom) == {q.custom_renewal}
+    assert sorted(shop.node.cancelled) == sorted([q.standard_upgrade, q.custom_upgrade])
+
+
+@pytest.mark.parametrize("ahead", [timedelta(days=30), -timedelta(seconds=1)], ids=["set", "past"])
+async def test_a_pricing_given_an_expiry_expires_its_custom_vms_upgrades(
+    shop: Shop, ahead: timedelta
+) -> None:
+    """A custom VM grows on its pricing only until the pricing's `expires`: setting (or
+    moving) it ends the custom VM's upgrade quote, made under other terms; its renewal keeps
+    its price. A standard VM's growth does not read the pricing's expiry (R11.1): kept."""
+    q = await _quotes(shop)
+    expires = shop.clock.now() + ahead
+
+    await update_pricing(shop.factory, PRICING, {"expires": expires}, **_kw(shop))
+
+    assert await _pending(shop, q.custom) == {q.custom_renewal}
+    assert await _pending(shop, q.standard) == {q.standard_renewal, q.standard_upgrade}
+    assert shop.node.cancelled == [q.custom_upgrade]
+    assert (await shop.payment(q.custom_upgrade)).expires == shop.clock.now()
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [{"max_cpu": 3}, {"min_memory": 2 * GIB}, "disk-sizes"],
+    ids=["max-cpu", "min-memory", "disk-sizes"],
+)
+async def test_new_bounds_expire_every_upgrade_growing_on_the_pricing(
+    shop: Shop, edit: object
+) -> None:
+    """The bounds an upgrade's new values are judged by (D21) moved: a quote judged by the
+    old ones is ended, the custom VM's and the region's standard VM's; renewals stay."""
+    q = await _quotes(shop)
+    if edit == "disk-sizes":
+        async with shop.factory() as uow:
+            rows = await uow.custom_pricing.list_disks(PRICING)
+        fields: dict[str, Any] = {
+            "disk_pricing": [
+                {
+                    "kind": d.kind,
+                    "interface": d.interface,
+                    "cost": d.cost,
+                    "min_disk_size": d.min_disk_size,
+                    "max_disk_size": d.max_disk_size + GIB,
+                }
+                for d in rows
+            ]
+        }
+    else:
+        assert isinstance(edit, dict)
+        fields = edit
+
+    await update_pricing(shop.factory, PRICING, fields, **_kw(shop))
+
+    assert await _pending(shop, q.custom) == {q.custom_renewal}
+    assert await _pending(shop, q.standard) == {q.standard_renewal}
+    assert sorted(shop.node.cancelled) == sorted([q.custom_upgrade, q.standard_upgrade])
+
+
+async def test_deleting_a_used_pricing_disables_it_and_expires_its_upgrades(shop: Shop) -> None:
+    """A pricing custom VMs use is disabled instead of deleted: as a PATCH disabling it, it
+    ends the upgrade quotes growing on it; renewals stay."""
+    q = await _quotes(shop)
+
+    message = await delete_pricing(shop.factory, shop.clock, PRICING, rails=shop.rails)
+
+    assert message.startswith("Custom pricing model disabled instead of deleted")
+    assert await _pending(shop, q.custom) == {q.custom_renewal}
+    assert await _pending(shop, q.standard) == {q.standard_renewal}
+    assert sorted(shop.node.cancelled) == sorted([q.custom_upgrade, q.standard_upgrade])
+
+
+async def test_renaming_a_pricing_expires_nothing(shop: Shop) -> None:
+    q = await _quotes(shop)
+    await update_pricing(shop.factory, PRICING, {"name": "renamed", "enabled": True}, **_kw(shop))
     assert await _pending(shop, q.custom) == {q.custom_renewal, q.custom_upgrade}
-    assert shop.node.cancelled == [q.standard_upgrade]
+    assert await _pending(shop, q.standard) == {q.standard_renewal, q.standard_upgrade}
+    assert shop.node.cancelled == []
 
 
 async def test_a_template_spec_change_expires_its_vms_upgrades_only(shop: Shop) -> None:

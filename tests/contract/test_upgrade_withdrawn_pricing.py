@@ -154,6 +154,33 @@ async def test_an_upgrade_quoted_before_the_withdrawal_and_paid_after_becomes_cr
         assert await uow.credit_ledger.balances(ALICE) == {"EUR": value}
 
 
+async def test_an_upgrade_paid_after_its_pricing_reached_its_expiry_becomes_credit(
+    world: World,
+) -> None:
+    """No admin acts: the pricing's own `expires`, set before the quote, passes before the
+    payment completes. Nothing ends the quote then; the completion refuses it the way it
+    refuses one quoted before a withdrawal (not applied, credited once)."""
+    vm = await _custom_vm(world)
+    async with world.shop.factory() as uow:
+        pricing = await uow.custom_pricing.get(PRICING)
+        assert pricing is not None
+        lapse = world.now + timedelta(minutes=2)
+        await uow.custom_pricing.update(attrs.evolve(pricing, expires=lapse))
+        await uow.commit()
+    upgrade = await _upgrade(world, vm)  # on sale still: quoted
+    world.advance(timedelta(minutes=3))
+
+    late = await world.complete(upgrade)
+
+    assert late.completed and not [j for j in late.jobs if isinstance(j, ProcessVmUpgrade)]
+    assert await _size(world, vm) == (2, 4 * GIB)
+    paid = await world.shop.payment(upgrade.id)
+    [why] = payment_meta(paid)[CREDIT_KEY]["changes"]
+    assert why.startswith(f"the upgrade of VM {vm.id} can no longer be made: ")
+    assert "has expired" in why
+    assert await _credit_entries(world, paid) == [msat_to_fiat(paid.amount, paid.rate)]
+
+
 async def test_a_covered_upgrade_whose_pricing_expired_meanwhile_is_refused_unbooked(
     world: World,
 ) -> None:
