@@ -42,6 +42,7 @@ from adapters.mysql.types import UInt
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from domain.enums import LegacyPaymentType, SubscriptionType
 from domain.legacy import BackfillReport, LegacyPaymentRow, map_payment
+from domain.lifecycle import never_paid_cleanup_due
 from lnvps.cli import main as lnvps_main
 from tests.contract.legacy_fixtures import (
     INVALID_PARAMS_ID,
@@ -426,6 +427,53 @@ async def test_r6_pre_existing_non_vm_subscription_is_untouched(scenario: Scenar
     assert (rows[0].interval_amount, rows[0].interval_type) == (1, 1)
     assert rows[0].subscription_type == int(SubscriptionType.IP_RANGE)
     assert rows[0].n == 1
+
+
+async def test_never_paid_orders_are_adopted_without_expiry(legacy_url: str) -> None:
+    """Review r2: LNVPS marks an order never paid with `vm.expires == vm.created`. Copied,
+    that expiry made it a VM given time (`Subscription.in_service`): D17 never cleaned it up
+    and its user was told "Expired" and "Cancelled". Adopted with `expires = NULL` it is a
+    never-paid order; a VM with a paid payment keeps its expiry whatever its dates."""
+    fixture = await build_legacy_db(legacy_url)
+    by_label = {case.label: case.id for case in fixture.vms.values()}
+    never_paid = {
+        by_label["both-templates"],  # no payment
+        by_label["plan-currency-mismatch"],  # an unpaid, expired invoice
+        by_label["no-payments-deleted-custom"],  # deleted
+    }
+    paid = by_label["standard-future"]
+    marked = ", ".join(str(i) for i in sorted({*never_paid, paid}))
+    await execute(legacy_url, f"UPDATE vm SET expires = created WHERE id IN ({marked})")
+    dry = await migrate(legacy_url, dry_run=True)
+    report = await migrate(legacy_url)
+    assert report.ok and report.warning_count == 2  # R7, R3 as ever
+    assert (report.vms_linked, report.vms_never_paid) == (len(fixture.vms), len(never_paid))
+    assert report.payments_copied == len(fixture.payment_ids)
+    assert (dry.vms_linked, dry.vms_never_paid) == (report.vms_linked, report.vms_never_paid)
+    assert "3 of them never-paid orders" in report.summary()
+    subs = await subscriptions(legacy_url)
+    for vm_id, case in fixture.vms.items():
+        row = subs[vm_id]
+        if vm_id in never_paid:
+            assert row.expires is None and not as_bool(row.is_setup), case.label
+        else:
+            assert as_dt(row.expires) == as_dt(row.vm_expires), case.label
+            assert as_bool(row.is_setup) is case.paid, case.label
+        assert as_bool(row.is_active) is (not case.deleted)
+    assert as_dt(subs[paid].expires) == as_dt(subs[paid].vm_created)
+    engine = create_engine(legacy_url)
+    try:
+        async with SqlUnitOfWorkFactory(engine, AesGcmSecretBox(os.urandom(32)))() as uow:
+            live = {vm.id for vm in await uow.vms.list_never_paid(ordered_before=NOW)}
+            order = await uow.subscriptions.get(subs[by_label["both-templates"]].sub_id)
+    finally:
+        await engine.dispose()
+    assert live == never_paid - {by_label["no-payments-deleted-custom"]}
+    assert order is not None and never_paid_cleanup_due(order, False, NOW)  # D17
+    before = await snapshot(legacy_url)
+    again = await migrate(legacy_url)
+    assert (again.vms_linked, again.vms_never_paid, again.payments_copied) == (0, 0, 0)
+    assert (await snapshot(legacy_url))[:2] == before[:2]
 
 
 # --- §10 pitfalls: one regression test each ---------------------------------------------------
