@@ -17,7 +17,10 @@ is set up exactly when a paid legacy payment of its VM has been copied; a paid p
 to copy (reported) leaves it at 0 until it is fixed and the backfill re-run. The exception is the
 few VMs LNVPS marked as unpaid orders (`expires == created`): Phase 1 looks their payments up,
 since a never-paid one is adopted without expiry (`domain.legacy.plan_vm`), and one with a paid
-payment is then written set up.
+payment is then written set up. The same per-range transaction also sets up the pre-existing
+non-VM subscriptions (IP range, ASN, DNS) that were paid before the schema upgrade added
+`is_setup` (R6; deviation from the reference, which left them at 0 and so charged their setup
+fee again).
 
 Concurrency (R2): on MariaDB/MySQL the run holds `GET_LOCK('lnvps_legacy_backfill')`; a second
 process **waits** up to `lock_timeout` seconds (then finds nothing left to do) and otherwise fails
