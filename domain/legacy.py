@@ -156,7 +156,16 @@ class LegacyVm:
     plan_currency: str | None = None
     plan_interval_amount: int | None = None
     plan_interval_type: int | None = None
+    #: a `vm_payment` of the VM is paid; decides `is_setup` and whether an order is never-paid
     has_paid_payment: bool = False
+
+    @property
+    def never_paid_order(self) -> bool:
+        """An order LNVPS never saw paid: it marks one with `expires == created` (its worker
+        deleted such VMs as unpaid) and no payment of it is paid."""
+        return (
+            self.expires is not None and self.expires == self.created and not self.has_paid_payment
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -168,7 +177,8 @@ class PlannedSubscription:
     name: str
     description: str
     created: datetime
-    expires: datetime
+    #: None for a never-paid order (`LegacyVm.never_paid_order`): never paid, no lifecycle
+    expires: datetime | None
     is_active: bool
     is_setup: bool
     currency: str
@@ -227,8 +237,14 @@ def plan_vm(vm: LegacyVm, now: datetime) -> VmPlan:
     * expires = vm.expires exactly and auto-renew copied (B2); NULL expires is an error (R8),
       never a subscription without lifecycle.
     * is_active = not deleted (B4); is_setup = 1 only with a paid payment (D18, fixes R5).
-      The MySQL adapter passes `has_paid_payment=False` and applies the same rule set-wise
-      when it copies a paid payment (see `adapters.mysql.legacy_payments.mark_setup`).
+      The MySQL adapter looks payments up only for the VMs whose `expires == created` (see
+      the next point); for the others it passes `has_paid_payment=False` and applies the
+      same rule set-wise when it copies a paid payment (`legacy_payments.mark_setup`).
+    * a never-paid order (`expires == created`, no paid payment: LNVPS's own mark of an
+      unpaid VM) gets `expires = NULL`, like an order placed here: it is not in service, so
+      D17's one-hour clean-up applies and it gets no expiry notices. Copying its expiry made
+      it look like a VM given time (`Subscription.in_service`), told "Expired" and
+      "Cancelled" although never paid. A VM with any paid payment keeps its expiry.
     * created = `vm.created` when known, else `now`. Deviation from §4.4 (which uses the
       migration time): D16 measures the grace period from the subscription's age and D17 the
       unpaid-VM deadline from when it was ordered, so a years-old VM must not look one day old.
@@ -288,7 +304,7 @@ def plan_vm(vm: LegacyVm, now: datetime) -> VmPlan:
         name=subscription_name(vm.id),
         description=description,
         created=now if vm.created is None else require_utc(vm.created),
-        expires=require_utc(vm.expires),
+        expires=None if vm.never_paid_order else require_utc(vm.expires),
         is_active=not vm.deleted,
         is_setup=vm.has_paid_payment,
         currency=vm.company_base_currency,
@@ -375,6 +391,8 @@ class BackfillReport:
 
     dry_run: bool
     vms_linked: int = 0
+    #: of `vms_linked`, never-paid orders adopted without an expiry (`LegacyVm.never_paid_order`)
+    vms_never_paid: int = 0
     vms_skipped: int = 0
     vms_failed: int = 0
     payments_copied: int = 0
@@ -410,8 +428,13 @@ class BackfillReport:
         )
         lines = [
             f"{head}: {'OK' if self.ok else 'FAILED'}",
-            f"  Phase 1: {self.vms_linked} VMs {verb[0]}, {self.vms_skipped} already linked, "
-            f"{self.vms_failed} failed",
+            f"  Phase 1: {self.vms_linked} VMs {verb[0]}"
+            + (
+                f" ({self.vms_never_paid} of them never-paid orders, without expiry)"
+                if self.vms_never_paid
+                else ""
+            )
+            + f", {self.vms_skipped} already linked, {self.vms_failed} failed",
             f"  Phase 2: {self.payments_copied} payments {verb[1]}, {self.payments_skipped} "
             f"already copied, {self.payments_failed} failed",
             f"  {self.error_count} errors, {self.warning_count} warnings",

@@ -14,7 +14,13 @@ the VM has a paid payment` is applied in the same transaction that copies a paid
 `legacy_payments.mark_setup`): Phase 1 writes `is_setup = 0`, because looking payments up per VM
 reads `vm_payment` in random order and made Phase 1 I/O-bound on large tables. So a subscription
 is set up exactly when a paid legacy payment of its VM has been copied; a paid payment that fails
-to copy (reported) leaves it at 0 until it is fixed and the backfill re-run.
+to copy (reported) leaves it at 0 until it is fixed and the backfill re-run. The exception is the
+few VMs LNVPS marked as unpaid orders (`expires == created`): Phase 1 looks their payments up,
+since a never-paid one is adopted without expiry (`domain.legacy.plan_vm`), and one with a paid
+payment is then written set up. The same per-range transaction also sets up the pre-existing
+non-VM subscriptions (IP range, ASN, DNS) that were paid before the schema upgrade added
+`is_setup` (R6; deviation from the reference, which left them at 0 and so charged their setup
+fee again).
 
 Concurrency (R2): on MariaDB/MySQL the run holds `GET_LOCK('lnvps_legacy_backfill')`; a second
 process **waits** up to `lock_timeout` seconds (then finds nothing left to do) and otherwise fails
@@ -258,10 +264,14 @@ class _Run:
             if self.dry_run:
                 for plan in plans:
                     log.debug("[DRY RUN] %s", plan.log_line())
-                self.report.vms_linked += len(plans)
+                self._linked(plans)
             elif plans:
                 await self._write_plans(plans)
             self._tick("phase1", self.report.vms_linked + self.report.vms_failed, total)
+
+    def _linked(self, plans: list[VmPlan]) -> None:
+        self.report.vms_linked += len(plans)
+        self.report.vms_never_paid += sum(1 for p in plans if p.subscription.expires is None)
 
     def _vm_failed(self, problem: Problem) -> None:
         self.report.vms_failed += 1
@@ -275,7 +285,7 @@ class _Run:
             try:
                 async with self.conn.begin():
                     await write_batch(self.conn, plans)
-                self.report.vms_linked += len(plans)
+                self._linked(plans)
                 return
             except (SQLAlchemyError, RuntimeError) as exc:
                 log.info("Phase 1: batch rolled back (%s); retrying VM by VM", exc)
@@ -283,7 +293,7 @@ class _Run:
             try:
                 async with self.conn.begin():
                     await write_one(self.conn, plan)
-                self.report.vms_linked += 1
+                self._linked([plan])
             except AlreadyLinked:
                 self.report.vms_skipped += 1
             except (SQLAlchemyError, LegacyDataError) as exc:

@@ -26,7 +26,13 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from adapters.mysql import tables as t
 from adapters.mysql.legacy_shape import BillingShape
-from domain.enums import LegacyPaymentType, PaymentMethod, SubscriptionType
+from adapters.mysql.never_paid import none_of
+from domain.enums import (
+    LegacyPaymentType,
+    PaymentMethod,
+    SubscriptionPaymentType,
+    SubscriptionType,
+)
 from domain.legacy import (
     PAYMENT_TYPE_MAP,
     LegacyDataError,
@@ -266,34 +272,69 @@ def _payment_type() -> ColumnElement[Any]:
 async def mark_setup(
     conn: AsyncConnection, shape: BillingShape, low: bytes | None, high: bytes | None
 ) -> None:
-    """D18 `is_setup = 1 only where the VM has a paid payment`, set-wise for the range.
+    """`is_setup = 1` for what the range shows paid, set-wise, in the transaction copying it.
 
-    Runs in the transaction that copies the range, so a subscription is marked set up exactly
-    when a paid payment of its VM has been copied to it; the twin of `plan_vm`'s rule.
+    * VM subscriptions, D18 `is_setup = 1 only where the VM has a paid payment`: a subscription
+      is marked set up exactly when a paid payment of its VM has been copied to it; the twin
+      of `plan_vm`'s rule.
+    * pre-existing non-VM subscriptions (IP range, ASN, DNS), R6: paid before the schema
+      upgrade added `is_setup` with default 0, they would otherwise make their next invoice a
+      Purchase and charge the setup fee again (`domain.subscription.payment_type_for`).
+      Deviation from the reference, which left them at 0. See `_paid_before_upgrade`.
+
+    Both are driven by `subscription_payment`'s own id range (its clustered order), so every
+    paid row is looked at in exactly one range; a re-run finds nothing left at 0 (idempotent).
     """
     sub = t.subscription
-    # Driven by subscription_payment's own id range (its clustered order); the join to
-    # vm_payment keeps it to copied legacy rows, so non-VM subscriptions stay untouched (R6).
-    conds = [type_coerce(sp.c.is_paid, Integer) == 1]
+    paid = [type_coerce(sp.c.is_paid, Integer) == 1]
     if low is not None:
-        conds.append(sp.c.id > low)
+        paid.append(sp.c.id > low)
     if high is not None:
-        conds.append(sp.c.id <= high)
-    paid_subscriptions = (
+        paid.append(sp.c.id <= high)
+    # the join to vm_payment keeps it to copied legacy rows of VMs
+    vm_subscriptions = (
         select(sp.c.subscription_id)
         .select_from(sp.join(vp, vp.c.id == sp.c.id))
-        .where(*conds)
+        .where(*paid)
         .distinct()
     )
-    # Two statements, not `UPDATE … WHERE id IN (subquery)`: MariaDB ran that as a dependent
-    # subquery per subscription row (O(subscriptions) per range).
-    ids = [int(v) for v in (await conn.execute(paid_subscriptions)).scalars()]
+    non_vm_subscriptions = (
+        select(sp.c.subscription_id)
+        .select_from(sp.join(sub, sub.c.id == sp.c.subscription_id))
+        .where(
+            *paid,
+            *_paid_before_upgrade(),
+            type_coerce(sub.c.is_setup, Integer) == 0,
+            none_of(select(li.c.id).where(li.c.subscription_id == sub.c.id, _vps_item())),
+        )
+        .distinct()
+    )
+    # Selected first, then one UPDATE by primary key: `UPDATE … WHERE id IN (subquery)` made
+    # MariaDB run a dependent subquery per subscription row (O(subscriptions) per range).
+    ids = {int(v) for v in (await conn.execute(vm_subscriptions)).scalars()}
+    ids |= {int(v) for v in (await conn.execute(non_vm_subscriptions)).scalars()}
     if ids:
         await conn.execute(
             update(sub)
-            .where(sub.c.id.in_(ids), type_coerce(sub.c.is_setup, Integer) == 0)
+            .where(sub.c.id.in_(sorted(ids)), type_coerce(sub.c.is_setup, Integer) == 0)
             .values(is_setup=True)
         )
+
+
+def _paid_before_upgrade() -> list[ColumnElement[bool]]:
+    """A Purchase or Renewal row that existed before the schema upgrade (schema.md §9).
+
+    The upgrade added `time_value` and `metadata` as NULL to the rows already there, and
+    every payment lnvps writes carries its quote in `metadata`. So a later payment is never
+    taken for a legacy one: in particular not one that was paid but bought nothing (booked
+    as account credit, `is_setup` rightly left at 0), whose subscription stays as it is.
+    """
+    time_buying = [int(SubscriptionPaymentType.PURCHASE), int(SubscriptionPaymentType.RENEWAL)]
+    return [
+        type_coerce(sp.c.payment_type, Integer).in_(time_buying),
+        sp.c.time_value.is_(None),
+        sp.c.metadata.is_(None),
+    ]
 
 
 async def copy_range(

@@ -97,7 +97,7 @@ async def read_vm_batch(
     rows = (await conn.execute(stmt)).mappings().all()
     if not rows:
         return []
-    return [
+    vms = [
         LegacyVm(
             id=int(r["id"]),
             user_id=int(r["user_id"]),
@@ -117,11 +117,32 @@ async def read_vm_batch(
             # is_setup: written 0 here, set by Phase 2 in the transaction that copies a paid
             # payment (`legacy_payments.mark_setup`). A per-VM lookup here would read
             # vm_payment in random order (it is clustered by payment id), which made Phase 1
-            # I/O-bound on large tables.
+            # I/O-bound on large tables. Only never-paid candidates are looked up, below.
             has_paid_payment=False,
         )
         for r in rows
     ]
+    return await _with_paid_orders(conn, vms)
+
+
+async def _with_paid_orders(conn: AsyncConnection, vms: list[LegacyVm]) -> list[LegacyVm]:
+    """Look up paid payments of the VMs marked as unpaid orders (`expires == created`).
+
+    Their plan depends on it (`LegacyVm.never_paid_order`): one with a paid payment keeps its
+    expiry. Few VMs carry the mark (LNVPS deleted them after a day), and `vm_payment.vm_id`
+    is indexed (its foreign key), so this one statement per batch stays cheap.
+    """
+    marked = [vm.id for vm in vms if vm.expires is not None and vm.expires == vm.created]
+    if not marked:
+        return vms
+    vp = t.vm_payment
+    stmt = (
+        select(vp.c.vm_id)
+        .where(vp.c.vm_id.in_(marked), type_coerce(vp.c.is_paid, Integer) == 1)
+        .distinct()
+    )
+    paid = {int(v) for v in (await conn.execute(stmt)).scalars()}
+    return [attrs.evolve(vm, has_paid_payment=True) if vm.id in paid else vm for vm in vms]
 
 
 def _bit(value: Any) -> int:

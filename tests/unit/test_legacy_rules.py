@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -26,12 +27,14 @@ from domain.legacy import (
     LegacyPaymentRow,
     LegacyVm,
     Problem,
+    VmPlan,
     map_payment,
     map_payment_type,
     map_time_value,
     plan_vm,
     upgrade_params_to_metadata,
 )
+from domain.lifecycle import never_paid_cleanup_due
 from domain.model import Subscription, SubscriptionPayment
 from domain.subscription import apply_paid_payment
 
@@ -283,6 +286,45 @@ def test_is_active_is_not_deleted(deleted: bool) -> None:
 @pytest.mark.parametrize("paid", [True, False])
 def test_is_setup_only_with_a_paid_payment(paid: bool) -> None:
     assert plan_vm(legacy_vm(has_paid_payment=paid), NOW).subscription.is_setup is paid
+
+
+def _subscription_of(plan: VmPlan) -> Subscription:
+    """The subscription row as the backfill writes it, read back as the domain sees it."""
+    planned = attrs.asdict(plan.subscription, recurse=False)
+    return Subscription(id=1, **planned)
+
+
+def test_a_never_paid_order_is_adopted_without_expiry_and_cleaned_up_after_an_hour() -> None:
+    """Review r2: LNVPS marks an order never paid with `expires == created`. Copying that
+    expiry made it look given time (`in_service`), so D17 never deleted it and the expiry
+    lifecycle told its user "Expired" and "Cancelled"; it is adopted as a never-paid order."""
+    ordered = NOW - timedelta(minutes=30)
+    plan = plan_vm(legacy_vm(created=ordered, expires=ordered, has_paid_payment=False), NOW)
+    sub = _subscription_of(plan)
+    assert (sub.expires, sub.is_setup, sub.is_active) == (None, False, True)
+    assert not sub.in_service
+    assert not never_paid_cleanup_due(sub, False, NOW)  # within its hour
+    assert not never_paid_cleanup_due(sub, True, NOW + timedelta(hours=2))  # invoice pending
+    assert never_paid_cleanup_due(sub, False, NOW + timedelta(hours=2))  # D17
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"has_paid_payment": True},  # a paid payment: a real VM, whatever its dates
+        {"expires": NOW - timedelta(days=1) + timedelta(seconds=1)},  # paid for a second
+        {"created": None},  # no creation time: no mark to go by
+    ],
+    ids=["paid", "expiry-after-created", "no-created"],
+)
+def test_only_the_unpaid_order_mark_drops_the_expiry(changes: dict[str, Any]) -> None:
+    created = NOW - timedelta(days=1)
+    values: dict[str, Any] = {"created": created, "expires": created, "has_paid_payment": False}
+    vm = legacy_vm(**{**values, **changes})
+    plan = plan_vm(vm, NOW)
+    assert plan.subscription.expires == vm.expires
+    sub = _subscription_of(plan)
+    assert sub.in_service and not never_paid_cleanup_due(sub, False, NOW + timedelta(days=9))
 
 
 def test_created_is_the_vm_created_time_else_now() -> None:
