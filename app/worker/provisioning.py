@@ -492,6 +492,9 @@ async def handle_vm_state(
     await _cache(deps, vm.id, state)
     if not paid or state.state is not VmRunState.STOPPED:
         return
+    async with deps.uow_factory() as uow:  # reads only: most stopped VMs stay as they are
+        if not await stopped_by_expiry(uow, vm.id):
+            return
     async with deps.uow_factory() as uow:
         # the VM's lease first (the expiry stop holds it during its host call), then paid
         # judged again under it: a stop of a period ending meanwhile waits for this start
