@@ -11,7 +11,8 @@ import attrs
 from app.billing.catalogue import owned_vm, subscription_of
 from app.billing.errors import ImageNotFound, SshKeyNotFound
 from app.services import Services
-from app.worker.provisioning import full_info
+from app.worker.context import HOST_LEASE
+from app.worker.provisioning import full_info, spawn_lease
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, InvalidInput
 from domain.model import User, Vm, VmHistory, vm_event
@@ -32,6 +33,12 @@ class VmNotProvisioned(DomainError):
 
 class VmExpired(DomainError):
     """An expired VM stays off until it is renewed (422)."""
+
+
+class VmBusy(DomainError):
+    """The worker builds, resizes or stops the VM right now (409): tried again later."""
+
+    kind = "conflict"
 
 
 class VmHostUnavailable(DomainError):
@@ -70,15 +77,27 @@ async def run_action(
     (503) at once; then a history entry is written and a CheckVm job refreshes the state.
     An unprovisioned VM is a 409; an expired one may be stopped but not started, restarted
     or re-installed (422).
+
+    Every action but a stop may leave the VM running, so it holds the VM's lease
+    (`spawn_lease`, which the worker's expiry stop holds during its host call) from the
+    paid check until its history entry is recorded: a start never lands after the
+    period's stop, which is not repeated, and a stop of a period ending meanwhile waits
+    for it. A VM whose lease the worker holds (built, resized or stopped at its expiry
+    right now) is a 409, to be tried again.
     """
     now = services.clock.now()
+    token = None
     async with services.uow_factory() as uow:
+        if action != "stop":  # the lease first: what its last holder committed is seen below
+            token = await uow.worker_leases.take(spawn_lease(vm_id), now, now - HOST_LEASE)
         vm = await owned_vm(uow, vm_id, user.id)
         if not vm.is_provisioned:
             raise VmNotProvisioned("VM is not provisioned yet")
         sub = await subscription_of(uow, vm)
-        if action != "stop" and (sub.expires is None or sub.expires <= now):
-            raise VmExpired(f"Cannot {action} expired VM")
+        if action != "stop" and (sub.expires is None or sub.expires <= services.clock.now()):
+            raise VmExpired(f"Cannot {action} expired VM")  # nothing committed: no lease kept
+        if action != "stop" and token is None:
+            raise VmBusy("The VM is busy (being built, resized or stopped); try again shortly")
         target = vm
         if action == "re-install" and image_id is not None and image_id != vm.image_id:
             image = await uow.images.get(image_id)
@@ -91,13 +110,31 @@ async def run_action(
             if action == "re-install"
             else None
         )
-    await _call_host(host, vm, action, info)
-    async with services.uow_factory() as uow:
-        if target is not vm:
-            await uow.vms.update(target)
-        await uow.vm_history.add(_entry(vm, target, action, user, now))
         await uow.commit()
+    try:
+        await _call_host(host, vm, action, info)
+        async with services.uow_factory() as uow:  # under the lease: before a later stop's
+            if target is not vm:
+                await uow.vms.update(target)
+            await uow.vm_history.add(_entry(vm, target, action, user, now))
+            if token is not None:
+                await uow.worker_leases.release(spawn_lease(vm_id), token)
+            await uow.commit()
+    except BaseException:
+        if token is not None:
+            await _release(services, vm_id, token)
+        raise
     await _send(services, CheckVm(vm_id=vm.id))
+
+
+async def _release(services: Services, vm_id: int, token: str) -> None:
+    """Give the VM's lease back after a failed action (never raising: the failure counts)."""
+    try:
+        async with services.uow_factory() as uow:
+            await uow.worker_leases.release(spawn_lease(vm_id), token)
+            await uow.commit()
+    except Exception:
+        log.exception("could not release the lease of VM %s; it lapses by itself", vm_id)
 
 
 async def _call_host(host: VmHost, vm: Vm, action: str, info: FullVmInfo | None) -> None:

@@ -22,6 +22,10 @@ from ports.vmhost import VmHost, VmHostError, VmHostResolver
 
 log = logging.getLogger("lnvps.worker")
 
+#: how long a lease on a host call (`WorkerDeps.host_lease`) holds before another worker, or
+#: an API request, may take it over from a holder that died.
+HOST_LEASE = timedelta(minutes=15)
+
 T = TypeVar("T")
 
 #: How far back (by `created`) the never-paid IP-range cleanup looks. Such an order gets no
@@ -166,7 +170,7 @@ class WorkerDeps:
     #: where the expired walk resumes (per process; mutable, shared by copies of these deps).
     backlog: BacklogCursor = attrs.field(factory=lambda: BacklogCursor())
     #: how long a worker may hold a lease on a host call before another may take it over.
-    host_lease: timedelta = timedelta(minutes=15)
+    host_lease: timedelta = HOST_LEASE
     #: cancels a deleted service's expired invoices at their rail (D24; None: only expired)
     payment_canceller: PaymentCanceller | None = None
     #: the rails whose lapsed card orders the worker cancels, or completes when their

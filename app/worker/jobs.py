@@ -29,11 +29,13 @@ from app.worker.provisioning import (
     full_info,
     history,
     is_paid_now,
+    paid_now,
     record_deleted,
     release_lease,
     revive_paid,
     spawn_lease,
     spawn_or_check,
+    stopped_by_expiry,
 )
 from app.worker.subscription_end import end_if_no_vm_left
 from app.worker.unpaid_subscriptions import cancel_never_paid_subscriptions
@@ -120,9 +122,8 @@ async def process_vm_upgrade(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -
         return
     vm, token = claim.vm, claim.token
     try:
-        paid = is_paid_now(claim.sub, deps.clock.now())
         if vm.is_provisioned:
-            refused = await _resize_on_host(deps, claim.client, claim.info, paid)
+            refused = await _resize_on_host(deps, claim.client, claim.info)
             if refused is not None:
                 await _resize_given_up(deps, vm, refused)
                 return
@@ -138,7 +139,6 @@ class _Resize:
     """What the claiming read of a resize hands to the host step."""
 
     vm: Vm
-    sub: Subscription | None
     info: FullVmInfo
     facts: messages.VmFacts
     client: VmHost
@@ -163,20 +163,22 @@ async def _claim_resize(deps: WorkerDeps, vm_id: int) -> _Resize | None:
                 raise VmBusy(vm_id, "resized")
             info = await full_info(uow, vm, tuple(await uow.ip_assignments.list_by_vm(vm_id)))
             facts = await facts_of(uow, info)
-            sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
             _, client = await deps.host_of(uow, vm.host_id)
             await uow.commit()
-            return _Resize(vm=vm, sub=sub, info=info, facts=facts, client=client, token=token)
+            return _Resize(vm=vm, info=info, facts=facts, client=client, token=token)
     # nothing to resize: a revived VM is spawned at its records' size
     await _resized(deps, vm)
     return None
 
 
-async def _resize_on_host(
-    deps: WorkerDeps, client: VmHost, info: FullVmInfo, paid: bool
-) -> VmHostError | None:
+async def _resize_on_host(deps: WorkerDeps, client: VmHost, info: FullVmInfo) -> VmHostError | None:
     """Stop, resize and (paid: an expired VM stays stopped until renewed) start the VM;
     the host's fatal refusal of the resize is returned, a transient failure raised.
+
+    Whether it is paid is read again right before the start (`_paid_for_start`), under the
+    VM's lease this job holds, which the expiry stop takes too: a paid time that ended while
+    the host resized leaves the VM stopped, and the lifecycle's stop (waiting for the lease)
+    records the expiry; a start here can never follow that stop, which is not repeated.
 
     A failed resize still starts a paid VM again: nothing else would (the VM check only
     starts a VM its expiry stopped), and the VM check's re-send of the resize would stop it
@@ -190,14 +192,32 @@ async def _resize_on_host(
     try:
         await deps.retry.call(f"resize VM {vm.id}", lambda: client.resize_vm(info))
     except Exception as err:
-        if paid:
+        if await _paid_for_start(deps, vm):
             await _start_again(deps, client, vm)
         if isinstance(err, VmHostError) and not err.transient:
             return err
         raise
-    if paid:
+    if await _paid_for_start(deps, vm):
         await deps.retry.call(f"start VM {vm.id}", lambda: client.start_vm(vm))
     return None
+
+
+async def _paid_for_start(deps: WorkerDeps, vm: Vm) -> bool:
+    """Whether the resized VM may be started: its subscription, read now, is paid. If not,
+    the VM stays stopped and, unless its expiry stop is its last power event already, a
+    history entry Expired says why: a renewal completing before the lifecycle's stop is
+    recorded then starts it again (the VM check starts a paid VM its expiry stopped)."""
+    async with deps.uow_factory() as uow:
+        if await paid_now(deps, uow, vm):
+            return True
+        if not await stopped_by_expiry(uow, vm.id):
+            text = f"VM {vm.id} expired during its upgrade; left stopped"
+            await uow.vm_history.add(
+                history(vm.id, VmHistoryActionType.EXPIRED, deps.clock.now(), text)
+            )
+            await uow.commit()
+    log.info("VM %s: its paid time is over; not started after its upgrade", vm.id)
+    return False
 
 
 async def _start_again(deps: WorkerDeps, client: VmHost, vm: Vm) -> None:
@@ -250,14 +270,15 @@ async def _resized(deps: WorkerDeps, vm: Vm) -> None:
 
 
 class VmBusy(RetryableError):
-    """An admin delete or a resize of a VM whose lease another worker holds (it builds,
-    deletes or resizes the VM right now): the job fails and is delivered again, when the
-    other worker is done."""
+    """An admin delete or start, or a resize, of a VM whose lease another worker holds (it
+    builds, deletes, resizes or starts the VM right now, or stops it at its expiry): the
+    job fails and is delivered again, when the other worker is done (a skippable one, an
+    admin's start, is dropped: see `power_by_admin`)."""
 
     def __init__(self, vm_id: int, doing: str = "deleted") -> None:
         message = (
-            f"VM {vm_id} is being built, resized or deleted by another worker; "
-            f"not {doing} now, retried"
+            f"VM {vm_id} is being built, resized, started, stopped or deleted by another "
+            f"worker; not {doing} now, retried"
         )
         super().__init__(message, transient=True)
 
@@ -457,31 +478,53 @@ async def power_by_admin(deps: WorkerDeps, job: StartVm | StopVm) -> None:
     """StartVm / StopVm (§9.1): host start or stop, history Started/Stopped, both notices.
 
     A deleted VM is refused, and so is starting one whose paid time is over ("Cannot
-    start expired VM"); both jobs are skippable, so a refusal is dropped.
+    start expired VM"); both jobs are skippable, so a refusal is dropped (and logged).
+
+    A start holds the VM's lease (`spawn_lease`) from that check until its history entry
+    is recorded, as the expiry stop holds it during its host call: the paid time is judged
+    under the lease, so a start never lands after the period's stop (which is not repeated)
+    and leaves an expired VM running; a stop of a period ending meanwhile waits for it. A VM
+    whose lease another worker holds fails the job (`VmBusy`), dropped and logged as a
+    refusal is: nothing is lost, since what holds it starts a paid VM itself (a build, a
+    resize, another start) or stops an expired one (the expiry stop).
     """
     vm_id, start = job.vm_id, isinstance(job, StartVm)
     now = deps.clock.now()
+    token = None
     async with deps.uow_factory() as uow:
+        if start:  # the lease first: what its last holder committed is seen by the reads
+            token = await uow.worker_leases.take(spawn_lease(vm_id), now, now - deps.host_lease)
         vm = await uow.vms.get(vm_id)
         if vm is None or vm.deleted:
-            raise VmNotRunnable(f"VM {vm_id} is deleted")
-        sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
-        if start and not is_paid_now(sub, now):
-            raise VmNotRunnable("Cannot start expired VM")
+            raise VmNotRunnable(f"VM {vm_id} is deleted")  # nothing committed: no lease kept
+        if start:
+            if not await paid_now(deps, uow, vm):
+                log.info("admin start of VM %s refused: its paid time is over", vm_id)
+                raise VmNotRunnable("Cannot start expired VM")
+            if token is None:
+                raise VmBusy(vm_id, "started")
         _, client = await deps.host_of(uow, vm.host_id)
+        await uow.commit()
     op = client.start_vm if start else client.stop_vm
     verb = "started" if start else "stopped"
-    await deps.retry.call(f"admin {'start' if start else 'stop'} of VM {vm_id}", lambda: op(vm))
     kind = VmHistoryActionType.STARTED if start else VmHistoryActionType.STOPPED
     meta: dict[str, Any] = {"admin_action": True}
     if job.admin_user_id is not None:
         meta["admin_user_id"] = job.admin_user_id
     if job.reason:
         meta["reason"] = job.reason
-    async with deps.uow_factory() as uow:
-        text = f"VM {vm_id} was {verb} by an administrator"
-        await uow.vm_history.add(history(vm_id, kind, now, text, **meta))
-        await uow.commit()
+    try:
+        await deps.retry.call(f"admin {'start' if start else 'stop'} of VM {vm_id}", lambda: op(vm))
+        async with deps.uow_factory() as uow:  # recorded under the lease: before a later stop's
+            text = f"VM {vm_id} was {verb} by an administrator"
+            await uow.vm_history.add(history(vm_id, kind, now, text, **meta))
+            if token is not None:
+                await uow.worker_leases.release(spawn_lease(vm_id), token)
+            await uow.commit()
+    except BaseException:
+        if token is not None:
+            await release_lease(deps, spawn_lease(vm_id), token)
+        raise
     title = f"[VM{vm_id}] {verb.title()} by Admin"
     body = f"VM #{vm_id} was {verb} by an administrator on {messages.when(now)}."
     await deps.tell_user(vm.user_id, title, body)

@@ -151,29 +151,35 @@ async def _take(
     if await uow.lifecycle_marks.is_claimed(sub.id, code, due.period):
         return None
     claimed = await _load(deps, uow, sub)
+    # stamped and judged at the present moment, not the run's start: a lease taken late in a
+    # long run must not look stale at once to another worker, which would repeat the host call
+    held = deps.clock.now()
+    stale = held - deps.host_lease
+    builds = {}
+    if PLAN[due.action].holds_builds:  # every VM's, built or not (see `_Plan.holds_builds`)
+        for vm in claimed.vms:
+            build = await uow.worker_leases.take(spawn_lease(vm.id), held, stale)
+            if build is None:  # busy right now: retried next run (nothing committed)
+                log.info(
+                    "VM %s is being built, resized or started; its %s waits for the next run",
+                    vm.id,
+                    due.action.value,
+                )
+                return None
+            builds[vm.id] = build
     clients = {}
     for vm in claimed.vms:
         if vm.is_provisioned:
             clients[vm.id] = (await deps.host_of(uow, vm.host_id))[1]
     if not clients:  # no host call: claimed and recorded in this one transaction
+        for vm_id, build in builds.items():  # none was busy: nothing is building them
+            await uow.worker_leases.release(spawn_lease(vm_id), build)
         if not await uow.lifecycle_marks.claim(sub.id, code, due.period, now):
             return None
         return claimed, None
-    # stamped and judged at the present moment, not the run's start: a lease taken late in a
-    # long run must not look stale at once to another worker, which would repeat the host call
-    held = deps.clock.now()
-    stale = held - deps.host_lease
     token = await uow.worker_leases.take(lease_name(due), held, stale)
     if token is None:
         return None  # another worker is calling the host for it right now
-    builds = {}
-    if PLAN[due.action].holds_builds:  # no spawn rebuilds a VM while its host deletes it
-        for vm_id in clients:
-            build = await uow.worker_leases.take(spawn_lease(vm_id), held, stale)
-            if build is None:  # being built right now: retried next run (nothing committed)
-                log.info("VM %s is being built; its deletion waits for the next run", vm_id)
-                return None
-            builds[vm_id] = build
     return attrs.evolve(claimed, clients=clients, builds=builds), token
 
 
@@ -403,8 +409,14 @@ class _Plan:
     #: (the stop's history entry lets CheckVm start the VM again; the deletion is recorded
     #: and undone as a late payment undoes it, D24); None: nothing
     overtaken: Effect | None = None
-    #: whether the host call holds each VM's build lease (a deletion: no spawn rebuilds the
-    #: VM meanwhile, only to lose its row and addresses once the deletion is recorded)
+    #: whether the action holds each VM's build lease (`spawn_lease`) through its host call,
+    #: and waits for the next run while anything else holds one. A deletion: no spawn
+    #: rebuilds the VM meanwhile, only to lose its row and addresses once the deletion is
+    #: recorded. The expiry stop: every start (a build, a resize, an admin's or owner's
+    #: start, the VM check's) judges "paid" under that lease, so none lands after the stop,
+    #: which is claimed once per period (D15) and would not come again before the deletion.
+    #: A VM not built yet has no host call, but a build under way holds its lease: the stop
+    #: waits for it, and then stops on its host the VM the build started.
     holds_builds: bool = False
     #: whether a payment really overtook the host call, when the action is no longer due;
     #: False: it is recorded and told of as if still due (None: any reason counts)
@@ -417,7 +429,9 @@ class _Plan:
 PLAN: dict[LifecycleAction, _Plan] = {
     _A.EXPIRING_SOON_NOTICE: _Plan(_nothing, _notice),
     _A.AUTO_RENEW_ATTEMPT: _Plan(_nothing, _auto_renew),
-    _A.STOP_ON_EXPIRY: _Plan(_stop, _stop_notices, _stop_on_host, CheckVm, _stop),
+    _A.STOP_ON_EXPIRY: _Plan(
+        _stop, _stop_notices, _stop_on_host, CheckVm, _stop, holds_builds=True
+    ),
     _A.DEACTIVATE_ADDONS: _Plan(_deactivate, _silent, reads_vms=False),
     _A.DELETE_AFTER_GRACE: _Plan(
         _delete,
@@ -472,8 +486,9 @@ async def _run_with_host(
 
     1. A short transaction under the row lock checks the action is still due and not yet
        done, and takes its worker lease; a second worker finds the lease and skips. A
-       deletion also takes each VM's build lease (`spawn_lease`), so no spawn rebuilds a VM
-       its host is deleting; a VM being built right now leaves the deletion to the next run.
+       deletion or stop also takes each VM's build lease (`spawn_lease`), so no spawn
+       rebuilds a VM its host is deleting and no start lands after the expiry stop; a VM
+       being built, resized or started right now leaves the action to the next run.
     2. The host stops or deletes the VMs. A payment completing meanwhile is not held up.
        If the host fails, the leases are released and the action is retried next run.
     3. A second short transaction re-reads the subscription under its lock, claims the

@@ -171,8 +171,13 @@ async def _already_on_host(deps: WorkerDeps, client: VmHost, vm: Vm) -> VmRunnin
 
 
 def spawn_lease(vm_id: int) -> str:
-    """The worker lease of host work on one VM: building, resizing or deleting it (one at
-    a time, however many workers or deliveries of a job)."""
+    """The worker lease of host work on one VM: building, resizing, starting, deleting it or
+    stopping it at its expiry (one at a time, however many workers or deliveries of a job).
+
+    Whatever starts a VM (a build, a resize, an admin's or its owner's start, the VM check's
+    start after a renewal) decides under this lease that the VM is paid, and the expiry stop
+    holds it during its host call: a start never lands after the period's one stop, which
+    would leave the expired VM running through its grace (D15: the stop is not repeated)."""
     return f"spawn:{vm_id}"
 
 
@@ -202,11 +207,17 @@ async def _claim_build(deps: WorkerDeps, vm_id: int, now: datetime) -> _Build | 
         # both locks before the first plain read, so every read below sees what the other
         # spawns committed (MariaDB fixes a transaction's snapshot at its first plain read);
         # the region lock keeps two spawns in one region from picking the same free address
-        await uow.subscriptions.get_for_update(locks[0])
+        sub = await uow.subscriptions.get_for_update(locks[0])
         await uow.regions.lock(locks[1])
         vm = await uow.vms.get(vm_id)
         if vm is None or vm.deleted:
             log.info("VM %s is gone; nothing to spawn", vm_id)
+            return None
+        # judged under the subscription's lock, which the expiry stop's claim holds too: a
+        # stop claimed before this (none to do on the host for a VM not built) is seen here,
+        # and one claimed after finds the build lease taken below and waits for the build
+        if not is_paid_now(sub, deps.clock.now()):
+            log.warning("VM %s: its paid time is over; not built", vm_id)
             return None
         token = await uow.worker_leases.take(spawn_lease(vm_id), now, now - deps.host_lease)
         if token is None:
@@ -454,6 +465,13 @@ def is_paid_now(sub: Subscription | None, now: datetime) -> bool:
     return sub is not None and sub.expires is not None and sub.expires > now
 
 
+async def paid_now(deps: WorkerDeps, uow: UnitOfWork, vm: Vm) -> bool:
+    """Whether the VM's subscription, read now, is paid at this moment (`is_paid_now`): what
+    a start decides under the VM's lease (`spawn_lease`) right before the host starts it."""
+    sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+    return is_paid_now(sub, deps.clock.now())
+
+
 async def handle_vm_state(
     deps: WorkerDeps, vm: Vm, sub: Subscription | None, state: VmRunningState | None
 ) -> None:
@@ -474,16 +492,30 @@ async def handle_vm_state(
     await _cache(deps, vm.id, state)
     if not paid or state.state is not VmRunState.STOPPED:
         return
-    async with deps.uow_factory() as uow:
+    async with deps.uow_factory() as uow:  # reads only: most stopped VMs stay as they are
         if not await stopped_by_expiry(uow, vm.id):
             return
-        _, client = await deps.host_of(uow, vm.host_id)
-    # the host starts it with no transaction open; starting twice is harmless
-    await deps.retry.call(f"start VM {vm.id}", lambda: client.start_vm(vm))
     async with deps.uow_factory() as uow:
+        # the VM's lease first (the expiry stop holds it during its host call), then paid
+        # judged again under it: a stop of a period ending meanwhile waits for this start
+        token = await uow.worker_leases.take(spawn_lease(vm.id), now, now - deps.host_lease)
+        if token is None:  # built, resized, started or stopped right now: a later check
+            log.info("VM %s is busy on its host; not started by this check", vm.id)
+            return
+        if not await paid_now(deps, uow, vm) or not await stopped_by_expiry(uow, vm.id):
+            return  # nothing committed: no lease kept
+        _, client = await deps.host_of(uow, vm.host_id)
+        await uow.commit()
+    try:  # the host starts it with no transaction open; starting twice is harmless
+        await deps.retry.call(f"start VM {vm.id}", lambda: client.start_vm(vm))
+    except BaseException:
+        await release_lease(deps, spawn_lease(vm.id), token)
+        raise
+    async with deps.uow_factory() as uow:  # recorded under the lease: before a later stop's
         await uow.vm_history.add(
             history(vm.id, VmHistoryActionType.STARTED, now, f"VM {vm.id} was started")
         )
+        await uow.worker_leases.release(spawn_lease(vm.id), token)
         await uow.commit()
     await _cache(deps, vm.id, attrs.evolve(state, state=VmRunState.RUNNING))
 
