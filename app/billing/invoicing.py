@@ -176,6 +176,7 @@ async def issue_credit_note(
     invoice_id: int,
     amount: int,
     reason: str,
+    admin_id: int | None = None,
 ) -> CreditNote:
     """A refund or correction of an issued invoice: a new document in the company's credit
     note series; the invoice itself is never touched. The notes of one invoice never add up
@@ -185,7 +186,10 @@ async def issue_credit_note(
     invoice's own row lock (`lock_for_notes`), so two admins cannot both pass, even when
     their notes fall in two series (31 Dec and 1 Jan), nor can the crediting of its
     payment slip between. The note's net and VAT are fixed there too, from the notes
-    already issued (`new_note_parts`)."""
+    already issued (`new_note_parts`).
+
+    `admin_id` is the admin issuing it; the admin API refuses one on the admin's own
+    invoice before this runs (`app.admin.own_account`)."""
     reason = reason.strip()
     if not reason:
         raise InvalidInput("A credit note needs a reason")

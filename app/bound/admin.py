@@ -11,6 +11,7 @@ from app.admin import (
     deletes,
     invoices,
     manual_refund,
+    own_account,
     payment_methods,
     payments,
     reports,
@@ -22,6 +23,7 @@ from app.admin import (
     vms,
 )
 from app.billing import credit_balance, invoicing
+from app.admin.own_account import not_for_own
 from app.bound.inject import bind, repricing
 
 if TYPE_CHECKING:
@@ -68,15 +70,46 @@ class AdminUseCases:
         self.referral_usage = bind(reports.referral_usage, uow_factory)
         self.list_payment_methods = bind(payment_methods.list_configs, uow_factory)
         self.delete_payment_method = bind(deletes.delete_payment_method, uow_factory)
-        self.issue_credit_note = bind(invoicing.issue_credit_note, *store)
-        self.adjust_credit = bind(credit_balance.adjust_credit, *store)
-        self.refund_to_credit = bind(credit_refund.refund_to_credit, *store, rates)
-        self.complete_as_admin = bind(payments.complete_as_admin, *store, rails, queue)
-        self.complete_bank_transfer = bind(payments.complete_bank_transfer, *store, rails, queue)
+        # money moved or time given: never to the acting admin's own account (own_account)
+        self.issue_credit_note = not_for_own(
+            bind(invoicing.issue_credit_note, *store),
+            uow_factory,
+            own_account.of_invoice,
+            "issue a credit note",
+        )
+        self.adjust_credit = not_for_own(
+            bind(credit_balance.adjust_credit, *store),
+            uow_factory,
+            own_account.of_user,
+            "adjust credit",
+        )
+        self.refund_to_credit = not_for_own(
+            bind(credit_refund.refund_to_credit, *store, rates),
+            uow_factory,
+            own_account.of_vm,
+            "refund a VM",
+        )
+        self.complete_as_admin = not_for_own(
+            bind(payments.complete_as_admin, *store, rails, queue),
+            uow_factory,
+            own_account.of_payment,
+            "complete a payment",
+        )
+        self.complete_bank_transfer = not_for_own(
+            bind(payments.complete_bank_transfer, *store, rails, queue),
+            uow_factory,
+            own_account.of_transfer,
+            "complete a payment",
+        )
         self.create_payment_method = bind(payment_methods.create_config, *store)
         self.update_payment_method = bind(payment_methods.update_config, *store)
         self.refund_amount = bind(vm_removal.refund_amount, uow_factory, rates, clock)
-        self.refund_by_hand = bind(manual_refund.refund_by_hand, uow_factory, rates, clock, queue)
+        self.refund_by_hand = not_for_own(
+            bind(manual_refund.refund_by_hand, uow_factory, rates, clock, queue),
+            uow_factory,
+            own_account.of_vm,
+            "refund a VM",
+        )
         # subscriptions and VMs
         self.create_subscription = bind(subscriptions.create_subscription, *store)
         self.update_subscription = repricing(
@@ -85,6 +118,8 @@ class AdminUseCases:
         self.update_line_item = repricing(subscriptions.update_line_item, uow_factory, clock, rails)
         self.delete_subscription = bind(deletes.delete_subscription, uow_factory)
         self.delete_line_item = bind(deletes.delete_line_item, *store)
-        self.extend_vm = bind(vms.extend_vm, *store, queue)
+        self.extend_vm = not_for_own(
+            bind(vms.extend_vm, *store, queue), uow_factory, own_account.of_vm, "extend a VM"
+        )
         self.power_vm = bind(vms.power_vm, uow_factory, queue)
         self.delete_vm = bind(vm_removal.delete_vm, uow_factory, queue, clock)

@@ -277,7 +277,7 @@ async def create_credit_note(request: web.Request, admin: Admin) -> web.StreamRe
         raise InvalidInput("reason is required")
     svc = services(request)
     note = await svc.admin.issue_credit_note(
-        invoice_id=path_id(request), amount=amount, reason=reason
+        invoice_id=path_id(request), amount=amount, reason=reason, admin_id=admin.user.id
     )
     return data_response(note_json(note))
 

@@ -43,7 +43,8 @@ async def _one_day_support(world: AdminWorld) -> tuple[int, int, str]:
 
 async def _works_after_a_month(world: AdminWorld) -> bool:
     world.api.clock.advance(timedelta(days=30))
-    return (await world.call("GET", "/users", TEMP)).status == 200
+    status: int = (await world.call("GET", "/users", TEMP)).status
+    return status == 200
 
 
 async def test_the_holder_of_a_one_day_role_cannot_re_date_it(world: AdminWorld) -> None:
