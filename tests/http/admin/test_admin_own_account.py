@@ -98,7 +98,9 @@ async def test_no_money_action_on_ones_own_account(world: AdminWorld) -> None:
 
     # another admin may do them: a second super admin extends and credits ROOT
     deputy = (await user_of(world.api, DEPUTY)).id
-    await world.ok("POST", f"/users/{deputy}/roles", json={"role_id": world.role_ids["super_admin"]})
+    await world.ok(
+        "POST", f"/users/{deputy}/roles", json={"role_id": world.role_ids["super_admin"]}
+    )
     await world.ok("PUT", f"/vms/{vm_id}/extend", DEPUTY, json={"days": 30})
     body = {"currency": "EUR", "amount": 500, "note": "outage"}
     await world.ok("POST", f"/users/{root}/credit", DEPUTY, json=body)
