@@ -22,8 +22,8 @@ from app.admin import (
     vm_removal,
     vms,
 )
-from app.billing import credit_balance, invoicing
 from app.admin.own_account import not_for_own
+from app.billing import credit_balance, invoicing
 from app.bound.inject import bind, repricing
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class AdminUseCases:
         self.delete_payment_method = bind(deletes.delete_payment_method, uow_factory)
         # money moved or time given: never to the acting admin's own account (own_account)
         self.issue_credit_note = not_for_own(
-            bind(invoicing.issue_credit_note, *store),
+            bind(invoicing.issue_admin_credit_note, *store),
             uow_factory,
             own_account.of_invoice,
             "issue a credit note",
