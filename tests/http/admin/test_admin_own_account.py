@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.http.admin.adminapp import ROOT, AdminWorld
+from adapters.fiat.bank_transfer import BankTransferRail
+from tests.http.admin.adminapp import ROOT, AdminWorld, admin_world
 from tests.http.vm_helpers import order, paid_vm, renew, subscription_of, user_of
 from tests.nostr_signing import NostrKey
 
@@ -107,3 +108,18 @@ async def test_no_money_action_on_ones_own_account(world: AdminWorld) -> None:
     assert (await world.ok("GET", f"/users/{root}/credit"))["data"] == [EUR_500]
     # and ROOT still may on anyone else's account
     await world.ok("POST", f"/users/{deputy}/credit", json=body)
+
+
+async def test_nor_mark_their_own_bank_transfer_received() -> None:
+    account = {"account_name": "LNVPS Ltd", "iban": "IE29AIBK93115212345678"}
+    async with admin_world(rails=[BankTransferRail(account)]) as world:
+        vm = await order(world.user, ROOT)
+        payment = await renew(world.user, ROOT, vm["id"], "?method=bank_transfer")
+        path = f"/bank_transfers/{payment['data']['bank_transfer']['reference']}/received"
+        assert await _answer(world, "POST", path, ROOT) == refused("complete a payment")
+        assert not await _is_paid(world, payment["id"])
+        deputy = (await user_of(world.api, DEPUTY)).id
+        role = {"role_id": world.role_ids["super_admin"]}
+        await world.ok("POST", f"/users/{deputy}/roles", json=role)
+        await world.ok("POST", path, DEPUTY)
+        assert await _is_paid(world, payment["id"])
