@@ -312,6 +312,9 @@ class CreditNote:
     reason: str
     net: int | None = None
     tax: int | None = None
+    #: the issuing admin's request reference: a repeat of it issues no second note (None: none
+    #: given, or a refund's note)
+    reference: str | None = None
 
 
 def credit_note_parts(amount: int, invoice: Invoice) -> tuple[int, int] | None:

@@ -110,6 +110,11 @@ class MemoryInvoices(Repo):
                 note.seq,
             ):
                 raise DuplicateKey("A credit note with this number exists")
+            if note.reference is not None and (other.invoice_id, other.reference) == (
+                note.invoice_id,
+                note.reference,
+            ):
+                raise DuplicateKey("A credit note with this reference exists")
         return self._insert(_NOTES, evolve(note))
 
     async def credit_notes_of(self, invoice_id: int) -> list[CreditNote]:

@@ -927,7 +927,10 @@ credit_note = Table(
     # r15: the note's net and tax, fixed at issue (NULL on a note issued before)
     Column("net", UBigInt, nullable=True),
     Column("tax", UBigInt, nullable=True),
+    # r19: the issuing admin's request reference; one note per (invoice, reference)
+    Column("reference", String(100), nullable=True),
     UniqueConstraint("company_id", "series", "seq", name="uq_credit_note_number"),
+    UniqueConstraint("invoice_id", "reference", name="uq_credit_note_invoice_reference"),
     Index("idx_credit_note_invoice", "invoice_id"),
     **TABLE_OPTS,
 )

@@ -9,7 +9,9 @@ from typing import Any
 import attrs
 
 from app.admin.role_guard import (
+    SELF_GRANT,
     SUPER_ADMIN_ROLE_ID,
+    SelfGrantRefused,
     SelfRevokeRefused,
     SuperAdmins,
     check_a_super_admin_left,
@@ -158,8 +160,9 @@ async def update_user_and_role(
 
     Refused, changing nothing: an unknown role name (400); a new role, or a role the user
     loses, with a permission the caller lacks (403: a user manager cannot demote a super
-    admin); a super admin dropping their own super_admin role (422, as revoking it is); and
-    taking super_admin from its last live holder (422).
+    admin); a super admin dropping their own super_admin role (422, as revoking it is);
+    naming for oneself a role one does not hold live (403, `_replace_roles`); and taking
+    super_admin from its last live holder (422).
     """
     now = clock.now()
     async with uow_factory() as uow:
@@ -174,6 +177,10 @@ async def update_user_and_role(
     await changed.after_commit(rails, queue, mail_limiter)
 
 
+def _live(assignment: RoleAssignment, now: datetime) -> bool:
+    return assignment.expires_at is None or assignment.expires_at > now
+
+
 async def _replace_roles(
     uow: UnitOfWork,
     now: datetime,
@@ -184,7 +191,13 @@ async def _replace_roles(
     super_admins: SuperAdmins,
 ) -> None:
     """`admin_role` of `update_user_and_role`: the caller must be able to grant the new role
-    and every role the user loses, expired ones included."""
+    and every role the user loses, expired ones included.
+
+    A live assignment of the named role is kept as it is, its end date too: the reference
+    assigned it afresh without one, so a role given for a day became permanent by a PATCH
+    that only named it. An expired or missing one is assigned without an end date (a new
+    grant), which nobody may do to themselves (`SelfGrantRefused`, 403); naming the role
+    one holds live, as a form that sends the user's current role does, changes nothing."""
     role = await _role_named(uow, admin_role)
     if role is None:
         raise InvalidInput("Invalid admin role specified")
@@ -195,15 +208,22 @@ async def _replace_roles(
         await check_role_changeable(uow, caller, role_id, doing="revoke")
     if user_id == by_user_id and SUPER_ADMIN_ROLE_ID in lost:
         raise SelfRevokeRefused("Super admins cannot revoke their own super_admin role")
-    check_a_super_admin_left(super_admins, user_id, keeps=role.id == SUPER_ADMIN_ROLE_ID)
+    kept = next((a for a in held if a.role_id == role.id and _live(a, now)), None)
+    if user_id == by_user_id and kept is None:
+        raise SelfGrantRefused(SELF_GRANT)
+    lasting = kept is None or kept.expires_at is None  # held after, without an end date
+    check_a_super_admin_left(
+        super_admins, user_id, keeps=role.id == SUPER_ADMIN_ROLE_ID and lasting
+    )
     for role_id in lost:
         await uow.roles.revoke(user_id, role_id)
-    await uow.roles.assign(
-        RoleAssignment(
-            id=0,
-            user_id=user_id,
-            role_id=role.id,
-            assigned_at=now,
-            assigned_by=by_user_id,
+    if kept is None:
+        await uow.roles.assign(
+            RoleAssignment(
+                id=0,
+                user_id=user_id,
+                role_id=role.id,
+                assigned_at=now,
+                assigned_by=by_user_id,
+            )
         )
-    )

@@ -19,6 +19,17 @@ class SelfRevokeRefused(DomainError):
     """A super admin removing (or putting an end date on) their own super_admin role (422)."""
 
 
+class SelfGrantRefused(DomainError):
+    """An admin giving a role to themselves, or a new end date (or none) to one they hold
+    (403): a role given for a day would otherwise be made permanent by its own holder.
+    Another admin, within their own permissions, may do it."""
+
+    kind = "forbidden"
+
+
+SELF_GRANT = "Admins cannot assign or re-date their own roles: another admin must"
+
+
 class LastSuperAdminRefused(DomainError):
     """A change that would leave nobody holding an unexpired super_admin assignment (422):
     nobody could then grant any role again, nor undo it, except at the console."""

@@ -11,7 +11,9 @@ import attrs
 from app.account.profile import check_country, check_email, email_hash, with_email_to_verify
 from app.account.verify_mail_limit import verification_mail_wait
 from app.admin.role_guard import (
+    SELF_GRANT,
     SUPER_ADMIN_ROLE_ID,
+    SelfGrantRefused,
     SelfRevokeRefused,
     SuperAdmins,
     check_a_super_admin_left,
@@ -216,8 +218,10 @@ async def assign_role(
     unknown role is a 404 (the SQL foreign key raised IntegrityError, a 500).
 
     Refused, changing nothing: an `expires_at` not in the future (400: expiring a role is
-    revoking it), a role with a permission the caller lacks (403), and a super admin putting
-    an end date on their own super_admin role (422, as revoking it is).
+    revoking it), a role with a permission the caller lacks (403), a super admin putting
+    an end date on their own super_admin role (422, as revoking it is), and any other
+    assignment to the caller themselves (403, `SelfGrantRefused`): re-dated by its holder, a
+    role given for a day would last for ever.
     """
     now = clock.now()
     if expires_at is not None and expires_at <= now:
@@ -235,6 +239,8 @@ async def assign_role(
             raise SelfRevokeRefused(
                 "Super admins cannot put an end date on their own super_admin role"
             )
+        if user_id == assigned_by:
+            raise SelfGrantRefused(SELF_GRANT)
         if expires_at is not None:
             check_end_date_leaves_one(admins, user_id)
         assignment = await uow.roles.assign(

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 import attrs
 
 from app.admin.expiry_moved import end_quotes_of_old_expiry
-from app.billing.errors import SubscriptionNotFound, VmNotFound
+from app.billing.errors import IdempotencyKeyReused, SubscriptionNotFound, VmNotFound
 from app.billing.price_in_force import cancel_quietly
 from app.billing.rails import PaymentRails
+from domain.account_credit import MAX_REFERENCE
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, InvalidInput
 from domain.lifecycle import subscription_changed
@@ -61,12 +62,20 @@ async def locked_subscription_of(
     return sub, vm
 
 
+#: the history metadata key of an extend's request reference
+EXTEND_REFERENCE = "extend_reference"
+_PAGE = 100
+
+
 @attrs.frozen(kw_only=True)
 class Extension:
+    """An extend done, or (`replayed`) the one an earlier request with its reference did."""
+
     vm_id: int
     old_expires: datetime | None
     new_expires: datetime
     job_id: str
+    replayed: bool = False
 
 
 def check_days(days: int) -> None:
@@ -87,6 +96,7 @@ async def extend_vm(
     admin_id: int,
     reason: str | None = None,
     rails: PaymentRails | None = None,
+    reference: str | None = None,
 ) -> Extension:
     """`expires = (expires or now) + days` on the row-locked subscription, history Renewed
     with admin metadata, in one transaction; then SpawnVm. The pending upgrade quotes, priced
@@ -103,8 +113,18 @@ async def extend_vm(
     A subscription an admin switched off stays switched off (`domain.switch_off`): the
     extend moves the end of its paid time, and so its stop and deletion, and switches
     nothing on (`is_active = true` by PATCH does).
+
+    `reference` (an idempotency key, a ticket number) makes a repeated request add nothing:
+    the extend recorded with it in the VM's history is answered (`replayed`) and its SpawnVm
+    queued again (harmless, as after any extend; a first request whose queueing failed after
+    its commit is so completed by its retry). A replay must repeat the request: the
+    reference with other `days` or another reason is refused (409, as a credit adjustment's),
+    nothing changed. It is looked for under the subscription's lock, so two requests at
+    once extend once. Without one, each request extends.
     """
     check_days(days)
+    if reference is not None and not 0 < len(reference) <= MAX_REFERENCE:
+        raise InvalidInput(f"reference must be 1..{MAX_REFERENCE} characters")
     now = clock.now()
     async with uow_factory() as uow:  # which subscription: read before its lock is taken
         first = require_live(await uow.vms.get(vm_id), _DELETED)
@@ -117,6 +137,11 @@ async def extend_vm(
         sub, vm = await locked_subscription_of(
             uow, found.id, vm_id, _DELETED, missing="VM subscription not found"
         )
+        if reference is not None:
+            earlier = await _extended_with(uow, vm.id, reference, days, reason)
+            if earlier is not None:
+                job_id = await queue.send(SpawnVm(vm_id=vm_id))
+                return attrs.evolve(earlier, job_id=job_id)
         new = (sub.expires or now) + timedelta(days=days)
         check_expiry(new, now)  # the bound PATCH /subscriptions keeps, however many extends
         extended = attrs.evolve(sub, expires=new, is_active=not is_switched_off(sub))
@@ -128,6 +153,8 @@ async def extend_vm(
         }
         if reason:
             meta["reason"] = reason
+        if reference is not None:
+            meta[EXTEND_REFERENCE] = reference
         old = sub.expires
         await uow.vm_history.add(
             vm_event(
@@ -146,6 +173,43 @@ async def extend_vm(
     await cancel_quietly(rails, expired)
     job_id = await queue.send(SpawnVm(vm_id=vm_id))
     return Extension(vm_id=vm_id, old_expires=old, new_expires=new, job_id=job_id)
+
+
+async def _extended_with(
+    uow: UnitOfWork, vm_id: int, reference: str, days: int, reason: str | None
+) -> Extension | None:
+    """The extend of the VM recorded with `reference` (its history entry, every page read),
+    when this request repeats it (same days and reason); `IdempotencyKeyReused` (409) when it
+    does not. None without one."""
+    offset = 0
+    while True:
+        page = await uow.vm_history.list_by_vm(vm_id, _PAGE, offset)
+        for entry in page.items:
+            meta = entry.metadata
+            if not isinstance(meta, dict) or meta.get(EXTEND_REFERENCE) != reference:
+                continue
+            if (meta.get("days_extended"), meta.get("reason")) != (days, reason or None):
+                raise IdempotencyKeyReused(
+                    f"Reference {reference!r} was already used for an extend of this VM by "
+                    f"{meta.get('days_extended')} days with another reason or length; use "
+                    "another reference for another extend"
+                )
+            return Extension(
+                vm_id=vm_id,
+                old_expires=_expires_in(entry.previous_state),
+                new_expires=_expires_in(entry.new_state) or entry.timestamp,
+                job_id="",
+                replayed=True,
+            )
+        offset += len(page.items)
+        if not page.items or offset >= page.total:
+            return None
+
+
+def _expires_in(state: object) -> datetime | None:
+    """The `expires` an extend's history entry recorded (ISO text), if readable."""
+    value = state.get("expires") if isinstance(state, dict) else None
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 async def live_vm(uow_factory: UnitOfWorkFactory, vm_id: int, verb: str) -> Vm:

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from app.billing.errors import NotFound
-from domain.account_credit import CreditReason
+from app.billing.errors import IdempotencyKeyReused, NotFound
+from domain.account_credit import MAX_REFERENCE, CreditReason
 from domain.credit import CreditMode
 from domain.credit_note import credit_room, creditable_parts, issued_parts, new_note_parts
 from domain.errors import InvalidInput
@@ -186,11 +186,38 @@ async def issue_credit_note(
     their notes fall in two series (31 Dec and 1 Jan), nor can the crediting of its
     payment slip between. The note's net and VAT are fixed there too, from the notes
     already issued (`new_note_parts`)."""
+    issued = await issue_admin_credit_note(
+        uow_factory, clock, invoice_id=invoice_id, amount=amount, reason=reason, admin_id=None
+    )
+    return issued.note
+
+
+async def issue_admin_credit_note(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    *,
+    invoice_id: int,
+    amount: int,
+    reason: str,
+    admin_id: int | None,
+    reference: str | None = None,
+) -> IssuedNote:
+    """`issue_credit_note` as the admin API asks it: by the admin `admin_id` (the API
+    refuses one on the admin's own invoice before this runs, `app.admin.own_account`),
+    optionally with a request `reference`.
+
+    A reference (an idempotency key, a ticket number) makes a repeated request issue
+    nothing: the note issued with it on this invoice is answered again (`replayed`). A
+    replay must repeat the request: the reference with another amount or reason is refused
+    (409, as a credit adjustment's), nothing issued. It is read under the invoice's lock,
+    so two requests at once issue one note. Without one, each request issues a note."""
     reason = reason.strip()
     if not reason:
         raise InvalidInput("A credit note needs a reason")
     if amount <= 0:
         raise InvalidInput("A credit note's amount must be a positive integer")
+    if reference is not None and not 0 < len(reference) <= MAX_REFERENCE:
+        raise InvalidInput(f"reference must be 1..{MAX_REFERENCE} characters")
     now = clock.now()
     async with uow_factory() as uow:
         # the invoice's lock first: what is read after it was granted is what other issuers
@@ -199,11 +226,45 @@ async def issue_credit_note(
         target = await lock_for_notes(uow, invoice_id)
         if target is None:
             raise InvoiceNotFound("Invoice not found")
+        earlier = _issued_with(target, reference, amount, reason)
+        if earlier is not None:
+            return IssuedNote(earlier, replayed=True)
         if amount > target.room:
             raise InvalidInput(_over_cap(target))
-        note = await add_credit_note(uow, target, amount=amount, reason=reason, now=now)
+        note = await add_credit_note(
+            uow, target, amount=amount, reason=reason, now=now, reference=reference
+        )
         await uow.commit()
-    return note
+    return IssuedNote(note)
+
+
+@attrs.frozen
+class IssuedNote:
+    """The note an admin's request issued, or the one an earlier request with the same
+    reference issued (`replayed`: nothing issued now)."""
+
+    note: CreditNote
+    replayed: bool = False
+
+
+def _issued_with(
+    target: NoteTarget, reference: str | None, amount: int, reason: str
+) -> CreditNote | None:
+    """The note already issued on the invoice with `reference`, when the request repeats it
+    (same amount and reason); `IdempotencyKeyReused` (409) when it does not. None without a
+    reference or such a note."""
+    if reference is None:
+        return None
+    earlier = next((n for n in target.issued if n.reference == reference), None)
+    if earlier is None:
+        return None
+    if (earlier.amount, earlier.reason) != (amount, reason[:255]):
+        raise IdempotencyKeyReused(
+            f"Reference {reference!r} was already used for a credit note of "
+            f"{earlier.amount} with reason {earlier.reason!r} on this invoice "
+            f"({earlier.number}); use another reference for another note"
+        )
+    return earlier
 
 
 def _over_cap(target: NoteTarget) -> str:
@@ -241,6 +302,7 @@ async def add_credit_note(
     reason: str,
     now: datetime,
     net: int | None = None,
+    reference: str | None = None,
 ) -> CreditNote:
     """Number and store a credit note of gross `amount` on `target`'s invoice, its net and
     VAT fixed from the invoice's notes so far (`issued`, oldest first: `new_note_parts`),
@@ -271,5 +333,6 @@ async def add_credit_note(
             reason=reason[:255],
             net=net,
             tax=tax,
+            reference=reference,
         )
     )

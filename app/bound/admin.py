@@ -11,6 +11,7 @@ from app.admin import (
     deletes,
     invoices,
     manual_refund,
+    own_account,
     payment_methods,
     payments,
     reports,
@@ -21,6 +22,7 @@ from app.admin import (
     vm_removal,
     vms,
 )
+from app.admin.own_account import not_for_own
 from app.billing import credit_balance, invoicing
 from app.bound.inject import bind, repricing
 
@@ -68,17 +70,46 @@ class AdminUseCases:
         self.referral_usage = bind(reports.referral_usage, uow_factory)
         self.list_payment_methods = bind(payment_methods.list_configs, uow_factory)
         self.delete_payment_method = bind(deletes.delete_payment_method, uow_factory)
-        self.issue_credit_note = bind(invoicing.issue_credit_note, *store)
-        self.adjust_credit = bind(credit_balance.adjust_credit, *store)
+        # money moved or time given: never to the acting admin's own account (own_account)
+        self.issue_credit_note = not_for_own(
+            bind(invoicing.issue_admin_credit_note, *store),
+            uow_factory,
+            own_account.of_invoice,
+            "issue a credit note",
+        )
+        self.adjust_credit = not_for_own(
+            bind(credit_balance.adjust_credit, *store),
+            uow_factory,
+            own_account.of_user,
+            "adjust credit",
+        )
         # a refund's cut ends the upgrade quotes priced to the old expiry, on these rails
-        self.refund_to_credit = partial(credit_refund.refund_to_credit, *store, rates, rails=rails)
-        self.complete_as_admin = bind(payments.complete_as_admin, *store, rails, queue)
-        self.complete_bank_transfer = bind(payments.complete_bank_transfer, *store, rails, queue)
+        self.refund_to_credit = not_for_own(
+            partial(credit_refund.refund_to_credit, *store, rates, rails=rails),
+            uow_factory,
+            own_account.of_vm,
+            "refund a VM",
+        )
+        self.complete_as_admin = not_for_own(
+            bind(payments.complete_as_admin, *store, rails, queue),
+            uow_factory,
+            own_account.of_payment,
+            "complete a payment",
+        )
+        self.complete_bank_transfer = not_for_own(
+            bind(payments.complete_bank_transfer, *store, rails, queue),
+            uow_factory,
+            own_account.of_transfer,
+            "complete a payment",
+        )
         self.create_payment_method = bind(payment_methods.create_config, *store)
         self.update_payment_method = bind(payment_methods.update_config, *store)
         self.refund_amount = bind(vm_removal.refund_amount, uow_factory, rates, clock)
-        self.refund_by_hand = partial(
-            manual_refund.refund_by_hand, uow_factory, rates, clock, queue, rails=rails
+        self.refund_by_hand = not_for_own(
+            partial(manual_refund.refund_by_hand, uow_factory, rates, clock, queue, rails=rails),
+            uow_factory,
+            own_account.of_vm,
+            "refund a VM",
         )
         # subscriptions and VMs
         self.create_subscription = bind(subscriptions.create_subscription, *store)
@@ -89,6 +120,11 @@ class AdminUseCases:
         self.delete_subscription = bind(deletes.delete_subscription, uow_factory)
         self.delete_line_item = bind(deletes.delete_line_item, *store)
         # an extend ends the upgrade quotes priced to the old expiry, on this process's rails
-        self.extend_vm = partial(vms.extend_vm, *store, queue, rails=rails)
+        self.extend_vm = not_for_own(
+            partial(vms.extend_vm, *store, queue, rails=rails),
+            uow_factory,
+            own_account.of_vm,
+            "extend a VM",
+        )
         self.power_vm = bind(vms.power_vm, uow_factory, queue)
         self.delete_vm = bind(vm_removal.delete_vm, uow_factory, queue, clock)

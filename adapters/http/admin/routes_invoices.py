@@ -20,6 +20,7 @@ from adapters.http.envelope import data_response, format_time, page_response, pa
 from adapters.http.openapi import QueryParam, RouteTable, Schema
 from adapters.http.views_schema import DATETIME, STRING, U64, nullable, obj
 from adapters.http.vm_params import json_object, path_id
+from domain.account_credit import MAX_REFERENCE
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput
 from domain.invoice import CreditNote, Invoice, stored_note_parts
@@ -57,8 +58,17 @@ CREDIT_NOTE: Schema = obj(
         # the VAT split fixed at issue; null on a note issued before notes stored it
         "net": nullable(U64),
         "tax": nullable(U64),
+        # the issuing request's `reference`; null when it had none
+        "reference": nullable(STRING),
     }
 )
+#: the answer to issuing a note: the note, and whether a request with its `reference` had
+#: issued it already (nothing issued now)
+ISSUED_NOTE: Schema = {
+    **CREDIT_NOTE,
+    "properties": {**CREDIT_NOTE["properties"], "replayed": {"type": "boolean"}},
+    "required": [*CREDIT_NOTE["required"], "replayed"],
+}
 INVOICE_WITH_NOTES: Schema = obj(
     {
         "invoice": INVOICE,
@@ -155,6 +165,7 @@ def note_json(note: CreditNote, invoice: Invoice | None = None) -> dict[str, Any
         "reason": note.reason,
         "net": None if parts is None else parts[0],
         "tax": None if parts is None else parts[1],
+        "reference": note.reference,
     }
 
 
@@ -269,17 +280,22 @@ async def get_invoice(request: web.Request, admin: Admin) -> web.StreamResponse:
 
 @require(_PAYMENTS, AdminAction.CREATE)
 async def create_credit_note(request: web.Request, admin: Admin) -> web.StreamResponse:
-    """`amount` (gross, minor units of the invoice's currency) and a `reason`."""
+    """`amount` (gross, minor units of the invoice's currency), a `reason` and optionally a
+    `reference`: a repeat with it issues nothing and answers the note again (`replayed`)."""
     body = await json_object(request)
     amount = f.uint(_MAX_AMOUNT, minimum=1)(body.get("amount"), "amount")
     reason = body_str(body, "reason", _REASON_LIMIT)
     if not reason or not reason.strip():
         raise InvalidInput("reason is required")
     svc = services(request)
-    note = await svc.admin.issue_credit_note(
-        invoice_id=path_id(request), amount=amount, reason=reason
+    issued = await svc.admin.issue_credit_note(
+        invoice_id=path_id(request),
+        amount=amount,
+        reason=reason,
+        admin_id=admin.user.id,
+        reference=body_str(body, "reference", MAX_REFERENCE),
     )
-    return data_response(note_json(note))
+    return data_response({**note_json(issued.note), "replayed": issued.replayed})
 
 
 def add_admin_invoice_routes(table: RouteTable) -> None:
@@ -321,14 +337,17 @@ def add_admin_invoice_routes(table: RouteTable) -> None:
         "POST",
         f"/invoices/{ID}/credit_notes",
         create_credit_note,
-        "Issue a credit note against an invoice (the invoice itself never changes)",
+        "Issue a credit note against an invoice (the invoice itself never changes); a "
+        "repeated `reference` issues nothing and answers the note it issued (`replayed`; 409 "
+        "when it comes with another amount or reason)",
         request={
             "type": "object",
             "required": ["amount", "reason"],
             "properties": {
                 "amount": {"type": "integer", "minimum": 1, "maximum": _MAX_AMOUNT},
                 "reason": f.text_schema(_REASON_LIMIT),
+                "reference": f.text_schema(MAX_REFERENCE, nullable=True),
             },
         },
-        response=CREDIT_NOTE,
+        response=ISSUED_NOTE,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.http.admin import fields as f
 from adapters.http.admin import schemas as sch
 from adapters.http.admin.auth import Admin, require
 from adapters.http.admin.common import (
@@ -26,6 +27,7 @@ from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import json_object, optional_json_object, path_id, required_int
 from app.billing.errors import NotFound, VmNotFound
+from domain.account_credit import MAX_REFERENCE
 from domain.enums import AdminAction, AdminResource
 from domain.errors import DomainError
 from domain.model import Vm
@@ -127,6 +129,7 @@ async def extend(request: web.Request, admin: Admin) -> web.StreamResponse:
         days=required_int(body, "days", maximum=2**32 - 1),
         admin_id=admin.user.id,
         reason=body_str(body, "reason", TEXT_LIMIT, multiline=True),
+        reference=body_str(body, "reference", MAX_REFERENCE),
     )
     return data_response(None)
 
@@ -188,6 +191,7 @@ def add_admin_vm_routes(table: RouteTable) -> None:
         "properties": {
             "days": {"type": "integer", "minimum": 1, "maximum": 365},
             "reason": TEXT_SCHEMA,
+            "reference": f.text_schema(MAX_REFERENCE, nullable=True),
         },
     }
     add(
@@ -195,7 +199,8 @@ def add_admin_vm_routes(table: RouteTable) -> None:
         "PUT",
         f"{vm}/extend",
         extend,
-        "Extend paid time by whole days",
+        "Extend paid time by whole days; a repeated `reference` extends nothing again (409 "
+        "when it comes with other days or another reason)",
         request=extend_body,
         response=NULL,
     )

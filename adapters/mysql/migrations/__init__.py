@@ -27,6 +27,7 @@ R15_CREDIT_NOTE_PARTS = "lnvps_credit_note_parts"
 R16_NEVER_PAID_SCAN_INDEX = "lnvps_never_paid_scan_index"
 R17_IP_RANGE_CIDR_REUSABLE = "lnvps_ip_range_cidr_reusable"
 R18_SUBSCRIPTION_SWITCHED_OFF = "lnvps_subscription_switched_off"
+R19_CREDIT_NOTE_REFERENCE = "lnvps_credit_note_reference"
 REVISIONS = (
     R1_LEGACY,
     R2_VM_SUBSCRIPTION_LINK,
@@ -46,6 +47,7 @@ REVISIONS = (
     R16_NEVER_PAID_SCAN_INDEX,
     R17_IP_RANGE_CIDR_REUSABLE,
     R18_SUBSCRIPTION_SWITCHED_OFF,
+    R19_CREDIT_NOTE_REFERENCE,
 )
 HEAD = REVISIONS[-1]
 

@@ -82,7 +82,7 @@ async def test_patch_refusals_change_nothing(world: AdminWorld) -> None:
 
 async def test_delete_a_role_nobody_holds(world: AdminWorld) -> None:
     role = await _create(world, "ops", "users::view")
-    uid = (await user_of(world.api, ROOT)).id
+    uid = (await user_of(world.api, NOBODY)).id
     await world.ok("POST", f"/users/{uid}/roles", json={"role_id": role["id"]})
     assert await _error(world, "DELETE", f"/roles/{role['id']}") == (
         422,

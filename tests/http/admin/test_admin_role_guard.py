@@ -18,6 +18,7 @@ DEPUTY = NostrKey.from_seed(46)
 BOB = NostrKey.from_seed(47)
 EVERYTHING = [permission_text(r, a) for r in AdminResource for a in AdminAction]
 LAST = {"error": "Cannot remove the last super admin: grant super_admin to another user first"}
+SELF = {"error": "Admins cannot assign or re-date their own roles: another admin must"}
 
 
 async def _holder(world: AdminWorld, key: NostrKey, name: str, *permissions: str) -> int:
@@ -160,7 +161,8 @@ async def test_an_end_date_must_be_in_the_future_and_never_ones_own_super_admin(
     )
     assert await _roles(world, root) == [("super_admin", None)]
     assert await _roles(world, bob) == []
-    await world.ok("POST", path, json={"role_id": sa})  # no end date: nothing lost
+    # nor re-dated by themselves without one (no role is: `test_admin_self_grant`)
+    assert await _answer(world, "POST", path, ROOT, json={"role_id": sa}) == (403, SELF)
     await world.ok("POST", f"/users/{bob}/roles", json={"role_id": sa, "expires_at": later})
     assert await _roles(world, bob) == [("super_admin", later)]
     assert await _roles(world, root) == [("super_admin", None)]

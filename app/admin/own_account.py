@@ -1,0 +1,103 @@
+"""No admin moves money to their own account: the one rule, and who each money action benefits.
+
+An admin is often a customer too. Completing their own unpaid invoice by hand, crediting
+their own balance, refunding or extending their own VM, or issuing a credit note on their
+own invoice is money (or paid time) given to themselves; another admin must do it. The rule
+is applied where the admin API binds its use cases (`app.bound.admin`), so every money
+action is guarded the same way, whichever module implements it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import ParamSpec, TypeVar
+
+from domain.errors import DomainError
+from ports.storage import UnitOfWork, UnitOfWorkFactory
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: who an action's money or paid time goes to, from its keyword arguments (empty: unknown
+#: target, left to the action's own 404)
+Beneficiaries = Callable[[UnitOfWork, Mapping[str, object]], Awaitable[Collection[int]]]
+
+
+class OwnAccountRefused(DomainError):
+    """An admin's money action whose beneficiary is the admin's own user (403)."""
+
+    kind = "forbidden"
+
+
+def refuse_own(admin_id: int, beneficiaries: Collection[int], what: str) -> None:
+    """`OwnAccountRefused` when `admin_id` is among those the action benefits."""
+    if admin_id in beneficiaries:
+        raise OwnAccountRefused(
+            f"Admins cannot {what} for their own account: another admin must do it"
+        )
+
+
+def not_for_own(
+    fn: Callable[P, Awaitable[R]],
+    uow_factory: UnitOfWorkFactory,
+    beneficiaries: Beneficiaries,
+    what: str,
+) -> Callable[P, Awaitable[R]]:
+    """`fn` (called with keyword `admin_id`) refused, nothing done, when its beneficiaries
+    include the admin. Who benefits is read before `fn` runs: none of these actions changes
+    whose a VM, payment or invoice is."""
+
+    @functools.wraps(fn)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        admin_id = kwargs.get("admin_id")
+        if not isinstance(admin_id, int):
+            raise TypeError(f"{what}: an admin's money action names its admin (admin_id=)")
+        async with uow_factory() as uow:
+            found = await beneficiaries(uow, kwargs)
+        refuse_own(admin_id, found, what)
+        return await fn(*args, **kwargs)
+
+    return call
+
+
+def _int(kwargs: Mapping[str, object], name: str) -> int:
+    value = kwargs[name]
+    assert isinstance(value, int), name
+    return value
+
+
+async def of_user(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collection[int]:
+    """A credit adjustment: the user whose balance it is."""
+    return {_int(kwargs, "user_id")}
+
+
+async def of_payment(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collection[int]:
+    """A payment completed by hand: its payer (whose subscription it extends)."""
+    payment_id = kwargs["payment_id"]
+    assert isinstance(payment_id, bytes)
+    payment = await uow.payments.get(payment_id)
+    return set() if payment is None else {payment.user_id}
+
+
+async def of_transfer(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collection[int]:
+    """A bank transfer seen arriving: the payer of the payment with its reference."""
+    reference = kwargs["reference"]
+    assert isinstance(reference, str)
+    payment = await uow.payments.get_by_external_id(reference) if reference else None
+    return set() if payment is None else {payment.user_id}
+
+
+async def of_vm(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collection[int]:
+    """An extend or a refund of a VM: its owner and its subscription's (who is credited)."""
+    vm = await uow.vms.get(_int(kwargs, "vm_id"))
+    if vm is None:
+        return set()
+    sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
+    return {vm.user_id} if sub is None else {vm.user_id, sub.user_id}
+
+
+async def of_invoice(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collection[int]:
+    """A credit note: the buyer of the invoice it takes money back from."""
+    invoice = await uow.invoices.get(_int(kwargs, "invoice_id"))
+    return set() if invoice is None else {invoice.user_id}
