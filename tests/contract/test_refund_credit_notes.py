@@ -143,7 +143,7 @@ async def test_value_an_earlier_note_took_back_is_not_paid_back_again(
     [record] = await records(shop, vm)
     assert record["value"] == f"{UNUSED} EUR (smallest units)"
     assert record["amount"] == f"{invoice.total - 100} EUR (smallest units)"
-    uncovered = UNUSED - note.net
+    uncovered = UNUSED - (note.net or 0)
     assert uncovered > 0 and record["uncovered"] == f"{uncovered} EUR (smallest units)"
     assert record.get("uncovered_amount") == (None if old_record else uncovered)
     [notice] = shop.queue.sent

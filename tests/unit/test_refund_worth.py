@@ -105,7 +105,9 @@ def test_free_days_after_the_paid_time_never_add_to_a_refund(
     """However much time an admin adds after what was paid, and from whenever a refund
     starts, it pays exactly what it would without the free time."""
     periods, paid_until = stacked(interval, base, counts)
-    periods = [attrs.evolve(p, paid=Fraction(500 * c)) for p, c in zip(periods, counts)]
+    periods = [
+        attrs.evolve(p, paid=Fraction(500 * c)) for p, c in zip(periods, counts, strict=True)
+    ]
     at = base + timedelta(seconds=used)
     given_until = paid_until + timedelta(seconds=free)
 
