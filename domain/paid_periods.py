@@ -9,7 +9,7 @@ from fractions import Fraction
 import attrs
 
 from domain.intervals import Interval, require_utc, whole_seconds
-from domain.unused_time import intervals_in, intervals_left
+from domain.unused_time import intervals_in
 
 
 @attrs.frozen(kw_only=True)
@@ -126,9 +126,7 @@ def unused_intervals(
     anyway (an expiry set by hand), the newer one counts.
 
     Time no period explains (days an admin added free, time paid before the periods were
-    recorded) is valued by the calendar as before: whole intervals counted back from the
-    end of each such gap, the rest a share of the interval holding its start
-    (`intervals_left`).
+    recorded) is worth nothing: no payment bought it, so no refund pays it back.
     """
     return unused_time(interval, expires, at, periods, cuts).intervals
 
@@ -174,17 +172,17 @@ def unused_time(
     unused share of that payment (its unused seconds over its seconds) and the unused share
     of each upgrade booked after it that covers it (its amount over the seconds it was
     quoted for, from its booking to the expiry it was quoted to; a refund cut after it ends
-    it). Time of a period whose payment is not known, and time no period explains, is not
-    counted in `known`: nothing says what was paid for it. An upgrade whose payment is not
-    known leaves all the time uncapped (`known` 0): what it paid is not known.
+    it). Time of a period whose payment is not known is not counted in `known`: nothing says
+    what was paid for it. An upgrade whose payment is not known leaves all the time uncapped
+    (`known` 0): what it paid is not known. Time no period explains is not counted at all
+    (`unused_intervals`): it was given, not bought.
     """
     expires, at = require_utc(expires), require_utc(at)
     if expires <= at:
         return UnusedTime(intervals=Fraction(0))
     total = known = paid = Fraction(0)
     for period, lo, hi in _pieces(expires, at, periods, cuts):
-        if period is None:
-            total += intervals_left(interval, hi, lo).count
+        if period is None:  # no payment bought it (days an admin added free): worth nothing
             continue
         count = intervals_in(interval, period.start, period.end) * _share(period, lo, hi)
         total += count

@@ -25,7 +25,8 @@ class RefundWorth:
     in) and what limits it: the same for the time whose payments are not known
     (`unknown`) plus what the known payments carried for the rest (`paid`, exact, in
     `target`); `unknown` None when nothing limits it. Valued in `target`, the
-    subscription's currency."""
+    subscription's currency. Time no payment bought (days an admin added free) is in none
+    of them (`unused_time`): it is worth nothing."""
 
     target: Currency
     priced: tuple[Money, ...]
@@ -52,7 +53,8 @@ class RefundWorth:
         """The refund in `target`: the lesser of the time at today's price (the foreign parts
         converted exactly at today's BTC rates of `table`, the sum floored once:
         `convert_down`, `NoExchangeRate` without a fresh rate) and what was paid for it (the
-        known payments' share, floored, plus the time they do not explain at today's price).
+        known payments' share, floored, plus the time of periods whose payment is not known
+        at today's price).
         `table` may be None when nothing `needs_rates`."""
         worth = convert_down(self.priced, self.target, table, now)
         if self.unknown is None:

@@ -14,7 +14,7 @@ from app.admin.refund_record import (
     refund_figure,
     refuse_if_refunded,
 )
-from app.admin.unused_worth import unused_worth
+from app.admin.unused_worth import NO_PAID_TIME, unused_worth
 from app.admin.vms import locked_subscription_of, require_live
 from app.billing.catalogue import subscription_of
 from app.billing.credit_balance import Booked, book_in
@@ -100,7 +100,7 @@ async def refund_to_credit(
         table = await rates.table() if unused.needs_rates else None  # read only if needed
         converted = unused.valued(table, now)  # 503 without a rate
         if converted.money.amount <= 0:
-            raise NothingToRefund("The unused time is worth nothing")
+            raise NothingToRefund(NO_PAID_TIME)
         entry = checked_entry(
             user_id=sub.user_id,
             currency=converted.money.currency.value,

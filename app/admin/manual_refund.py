@@ -20,6 +20,7 @@ from app.admin.refund_record import (
     refund_of,
     unnotified_refund,
 )
+from app.admin.unused_worth import NO_PAID_TIME
 from app.admin.vm_removal import refund_start, refund_value
 from app.admin.vms import locked_subscription_of, require_live
 from app.billing.catalogue import subscription_of
@@ -90,8 +91,8 @@ def _payout_lines(record: dict[str, object]) -> list[str]:
     if _uncovered(record) != 0:
         lines.append(
             f"Capped: {record.get('uncovered')} of that value (before tax) is covered by no "
-            "paid invoice (time added free by an admin, a price raised since it was paid, or "
-            "time paid before invoices were issued) and is not included: do not pay it."
+            "paid invoice (an earlier credit note took it back, or it was paid before "
+            "invoices were issued) and is not included: do not pay it."
         )
     return lines
 
@@ -166,12 +167,12 @@ async def refund_by_hand(
     (`refund_value`, the GET figure) is the one a refund to credit books (`unused_worth`:
     the whole subscription's price in force, the VM's and every other item's such as an IP
     range, whose time the cut takes back too, in the subscription's currency, never more
-    than was paid for the time), a price
+    than was paid for the time, nothing for days added free), a price
     before tax, but the customer paid it plus VAT, so what the admins are told to pay is
     gross: the credit notes' total (each the net plus the VAT its invoice charged on it),
     converted for the method as a charge would be.
     The notice names the notes, and when the invoices cannot take back the whole value
-    (time added free, a price raised since) it says the rest is not paid. With nothing any
+    (an earlier credit note took part of it back) it says the rest is not paid. With nothing any
     invoice can take back the refund is refused (`NothingToRefund`) and nothing changes.
 
     The admins' notice is sent at least once, never lost: the record stores what it says
@@ -208,7 +209,7 @@ async def refund_by_hand(
         if recorded is None:
             refund = await refund_value(uow, sub, vm, start, method=method, rates=table, now=now)
             if refund.amount.amount <= 0:
-                raise NothingToRefund("The unused time is worth nothing")
+                raise NothingToRefund(NO_PAID_TIME)
             assert sub.expires is not None  # refund_value refuses a subscription without one
             note_reason = (
                 f"Refund by hand of VM #{vm.id}'s unused time from {start.isoformat()} "

@@ -12,6 +12,7 @@ from app.billing.price_in_force import REPRICED, cancel_quietly, expire_stale_qu
 from app.billing.rails import PaymentRails
 from domain.enums import IntervalType, SubscriptionPaymentType
 from domain.errors import InvalidInput
+from domain.expiry_edit import check_expiry_edit, expiry_edit_event
 from domain.intervals import checked_interval
 from domain.limits import check_expiry, check_price
 from domain.model import Json, LineItem, Subscription, SubscriptionPayment
@@ -100,6 +101,7 @@ async def update_subscription(
     *,
     clock: Clock,
     rails: PaymentRails | None,
+    admin_id: int | None = None,
 ) -> Subscription:
     """Apply the given fields on the row-locked subscription (interval fields stay).
 
@@ -118,6 +120,10 @@ async def update_subscription(
     becomes account credit (`app.billing.completion`).
     `is_active` true switches it on again. An unchanged `false` (the admin UI sends every
     field) switches nothing off: a cancelled subscription keeps its own rules.
+
+    A new `expires` earlier than now, or none on a subscription that is set up, is refused
+    (422, nothing changed); any other change of it is written to its VM's history with
+    `admin_id`, in the same transaction (`domain.expiry_edit`).
     """
     changes = given(patch)
     if "name" in changes:
@@ -137,6 +143,11 @@ async def update_subscription(
         # operator's audited raw edit of the record (api.md §9.12), which may un-set `expires`
         # or shorten it, as the reference allows; every use case goes through the law
         updated = admin_edited(sub, attrs.evolve(sub, **changes))
+        check_expiry_edit(sub, updated.expires, clock.now())  # 422: past, or none once paid
+        if updated.expires != sub.expires and (vm := await uow.vms.get_by_subscription(sub.id)):
+            # who moved the paid time, committed with the move (a VM's history, never lost)
+            edit = expiry_edit_event(vm.id, sub.expires, updated.expires, clock.now(), admin_id)
+            await uow.vm_history.add(edit)
         await uow.subscriptions.update(updated)
         now = clock.now()
         if switched_off_now(sub, updated):

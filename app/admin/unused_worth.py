@@ -17,6 +17,11 @@ from domain.pricing import parse_list_currency
 from domain.refund_worth import RefundWorth
 from ports.storage import UnitOfWork
 
+#: the refusal of a refund of time no payment bought (days an admin added free are not money)
+NO_PAID_TIME = (
+    "The unused time is worth nothing: only time a payment bought is refunded, not days added free"
+)
+
 
 @attrs.frozen
 class Unused:

@@ -113,8 +113,9 @@ class AdminUseCases:
         )
         # subscriptions and VMs
         self.create_subscription = bind(subscriptions.create_subscription, *store)
-        self.update_subscription = repricing(
-            subscriptions.update_subscription, uow_factory, clock, rails
+        # `admin_id` by keyword: who moved a subscription's expiry is written to its VM's history
+        self.update_subscription = partial(
+            subscriptions.update_subscription, uow_factory, clock=clock, rails=rails
         )
         self.update_line_item = repricing(subscriptions.update_line_item, uow_factory, clock, rails)
         self.delete_subscription = bind(deletes.delete_subscription, uow_factory)

@@ -17,6 +17,7 @@ from app.worker.lifecycle import LifecycleReport, check_subscriptions, lease_nam
 from app.worker.provisioning import spawn_lease, spawn_vm
 from app.worker.vmcheck import check_vms
 from domain.enums import VmHistoryActionType as H
+from domain.expiry_edit import ExpiryEditRefused
 from domain.intervals import add_months
 from domain.lifecycle import DueAction, LifecycleAction
 from domain.model import PLACEHOLDER_MAC, Vm
@@ -526,10 +527,12 @@ async def test_an_admin_moving_the_expiry_into_the_grace_during_its_deletion(
     world: World,
 ) -> None:
     """An expiry moved back within the grace (still unpaid) while the host deletes the VM:
-    no payment overtook the deletion, so it is recorded and the subscription ended."""
+    an expiry earlier than now is refused (r1: it would skip the stop and the grace), so
+    nothing overtook the deletion: it is recorded and the subscription ended."""
     vm = await world.paid_vm()
     run = await _deleting_past_grace(world, vm)
-    await _admin_patch(world, vm, SubscriptionPatch(expires=world.now - DAY))
+    with pytest.raises(ExpiryEditRefused):
+        await _admin_patch(world, vm, SubscriptionPatch(expires=world.now - DAY))
     world.host.let_go("delete_vm")
     await run
     await world.run_jobs()

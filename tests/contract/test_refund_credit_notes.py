@@ -17,10 +17,11 @@ from app.admin.invoices import every_credit_note
 from app.admin.refund_record import AlreadyRefunded, NothingToRefund
 from app.admin.vm_removal import refund_amount
 from app.billing.invoicing import issue_credit_note
-from domain.enums import PaymentMethod, SubscriptionType
+from domain.enums import PaymentMethod, SubscriptionType, VmHistoryActionType
 from domain.exchange import charge_amount
+from domain.intervals import MONTHLY
 from domain.invoice import CreditNote, Invoice
-from domain.model import Vm
+from domain.model import Vm, vm_event
 from domain.money import Currency, Money
 from ports.jobs import SendAdminNotification
 from ports.storage import InvoiceWindow
@@ -120,35 +121,61 @@ async def test_a_refund_over_two_renewals_credits_the_newest_first(shop: Shop) -
 
 
 @pytest.mark.parametrize("old_record", [False, True], ids=["record", "old-record-figure-only"])
-async def test_time_added_free_is_not_paid_back(
+async def test_value_an_earlier_note_took_back_is_not_paid_back_again(
     shop: Shop, monkeypatch: pytest.MonkeyPatch, old_record: bool
 ) -> None:
-    """An admin added 31 days free: the refund's value is more than the invoice can take
-    back; the note takes back all of it, the rest is named and not paid (also read from a
-    record written before the uncovered value was stored as a number: its figure)."""
+    """An admin's note took 100 of the invoice's 162 back before the refund: the refund's
+    value (113) is more than the invoice can still take back (62 gross); the note takes all
+    of that, the rest is named and not paid (also read from a record written before the
+    uncovered value was stored as a number: its figure)."""
     if old_record:
         monkeypatch.setattr(manual_refund, "refund_event", written_before_the_uncovered_amount)
     vm = await paid_vm(shop)
     [invoice] = await shop.invoices(vm)
-    sub_id = (await shop.subscription(vm)).id
-    async with shop.factory() as uow:
-        sub = await uow.subscriptions.get_for_update(sub_id)
-        assert sub is not None and sub.expires is not None
-        await uow.subscriptions.update(attrs.evolve(sub, expires=sub.expires + timedelta(31)))
-        await uow.commit()
+    await issue_credit_note(
+        shop.factory, shop.clock, invoice_id=invoice.id, amount=100, reason="goodwill"
+    )
 
     await by_hand(shop, vm)
 
-    [note] = await shop.credit_notes(invoice)
-    assert (note.amount, note.net, note.tax) == (invoice.total, invoice.net, invoice.tax)
+    [_, note] = await shop.credit_notes(invoice)
+    assert note.amount == invoice.total - 100
     [record] = await records(shop, vm)
-    assert record["amount"] == f"{invoice.total} EUR (smallest units)"
-    uncovered = int(str(record["value"]).split()[0]) - invoice.net
+    assert record["value"] == f"{UNUSED} EUR (smallest units)"
+    assert record["amount"] == f"{invoice.total - 100} EUR (smallest units)"
+    uncovered = UNUSED - (note.net or 0)
     assert uncovered > 0 and record["uncovered"] == f"{uncovered} EUR (smallest units)"
     assert record.get("uncovered_amount") == (None if old_record else uncovered)
     [notice] = shop.queue.sent
     assert isinstance(notice, SendAdminNotification)
     assert "Capped" in notice.message and f"{uncovered} EUR" in notice.message
+
+
+async def test_days_added_free_are_neither_valued_nor_paid_back(shop: Shop) -> None:
+    """An admin added 31 days free after the paid month: the refund's value is the month's
+    unused days alone (113), which its invoice takes back whole; nothing is capped."""
+    vm = await paid_vm(shop)
+    [invoice] = await shop.invoices(vm)
+    await _set_expiry(shop, vm, timedelta(days=31))
+
+    await by_hand(shop, vm)
+
+    [note] = await shop.credit_notes(invoice)
+    assert (note.amount, note.net, note.tax) == (GROSS, UNUSED, VAT)
+    [record] = await records(shop, vm)
+    assert record["value"] == f"{UNUSED} EUR (smallest units)" and record["uncovered_amount"] == 0
+    [notice] = shop.queue.sent
+    assert isinstance(notice, SendAdminNotification) and "Capped" not in notice.message
+
+
+async def _set_expiry(shop: Shop, vm: Vm, more: timedelta) -> None:
+    """The subscription's expiry moved on by `more` with no record (a raw database edit)."""
+    sub_id = (await shop.subscription(vm)).id
+    async with shop.factory() as uow:
+        sub = await uow.subscriptions.get_for_update(sub_id)
+        assert sub is not None and sub.expires is not None
+        await uow.subscriptions.update(attrs.evolve(sub, expires=sub.expires + more))
+        await uow.commit()
 
 
 async def test_with_nothing_left_to_take_back_the_refund_is_refused_and_changes_nothing(
@@ -168,24 +195,48 @@ async def test_with_nothing_left_to_take_back_the_refund_is_refused_and_changes_
     assert len(await shop.credit_notes(invoice)) == 1 and shop.queue.sent == []
 
 
-async def test_time_no_invoice_covers_is_paid_back_at_its_value_with_no_note(shop: Shop) -> None:
-    """Time paid before invoices were issued (an adopted LNVPS database's VM: an expiry and
-    no invoice) is refunded as before invoices existed: its value, no credit note."""
+async def _adopted(shop: Shop, *, recorded: bool) -> Vm:
+    """A VM of an adopted LNVPS database: set up with a month left and no invoice; with
+    `recorded`, the reference's Renewed entry of the payment that bought them (its row not
+    kept), else nothing on record explains the time."""
     vm = await shop.order()
     sub_id = (await shop.subscription(vm)).id
+    now = shop.clock.now()
+    expires = MONTHLY.add_to(now)
     async with shop.factory() as uow:
         sub = await uow.subscriptions.get_for_update(sub_id)
         assert sub is not None
-        expires = shop.clock.now() + timedelta(days=31)
         await uow.subscriptions.update(attrs.evolve(sub, expires=expires, is_setup=True))
+        if recorded:
+            seconds = int((expires - now).total_seconds())
+            await uow.vm_history.add(
+                vm_event(
+                    vm.id,
+                    VmHistoryActionType.RENEWED,
+                    now,
+                    f"VM {vm.id} was renewed",
+                    before={"expires": now.isoformat()},
+                    after={"expires": expires.isoformat()},
+                    metadata={"time_added_seconds": seconds, "payment_id": "ab" * 16},
+                )
+            )
         await uow.commit()
     shop.queue.sent.clear()
+    return vm
+
+
+async def test_time_no_invoice_covers_is_paid_back_at_its_value_with_no_note(shop: Shop) -> None:
+    """Time paid before invoices were issued (an adopted LNVPS database's VM: an expiry, the
+    reference's Renewed entry of its payment, no invoice) is refunded as before invoices
+    existed: its value, no credit note."""
+    vm = await _adopted(shop, recorded=True)
 
     await by_hand(shop, vm)
 
     assert await _all_notes(shop) == []
     [record] = await records(shop, vm)
     assert record["credit_notes"] == [] and record["amount"] == record["value"]
+    assert record["value"] == "132 EUR (smallest units)"  # the month bought, whole
     assert record["uncovered"] == "0 EUR (smallest units)" and record["uncovered_amount"] == 0
     assert (await shop.subscription(vm)).expires == shop.clock.now()
     [notice] = shop.queue.sent
@@ -194,22 +245,30 @@ async def test_time_no_invoice_covers_is_paid_back_at_its_value_with_no_note(sho
     assert str(record["value"]).split()[0] + " EUR" in notice.message
 
 
+async def test_time_nothing_on_record_bought_is_not_paid_back(shop: Shop) -> None:
+    """An expiry no payment on record explains (no Renewed entry, no invoice) is taken for
+    time given: refused (422), nothing changed; a credit adjustment pays what is owed."""
+    vm = await _adopted(shop, recorded=False)
+    before = await shop.subscription(vm)
+
+    with pytest.raises(NothingToRefund, match="only time a payment bought is refunded"):
+        await by_hand(shop, vm)
+
+    assert await shop.subscription(vm) == before and await records(shop, vm) == []
+    assert await _all_notes(shop) == [] and shop.queue.sent == []
+
+
 async def test_time_added_free_after_the_invoiced_time_is_not_paid_back(shop: Shop) -> None:
     """A subscription with invoices: time an admin added free after its invoiced period is
-    refused (422), not paid back at its value as time from before invoices would be."""
+    worth nothing: a refund of it alone is refused (422), nothing changed."""
     vm = await paid_vm(shop)
     [invoice] = await shop.invoices(vm)
-    sub_id = (await shop.subscription(vm)).id
-    async with shop.factory() as uow:
-        sub = await uow.subscriptions.get_for_update(sub_id)
-        assert sub is not None and sub.expires is not None
-        await uow.subscriptions.update(attrs.evolve(sub, expires=sub.expires + timedelta(60)))
-        await uow.commit()
+    await _set_expiry(shop, vm, timedelta(days=60))
     before = await shop.subscription(vm)
     assert invoice.document.supply_to is not None
     start = invoice.document.supply_to + timedelta(days=10)
 
-    with pytest.raises(NothingToRefund, match="time added free"):
+    with pytest.raises(NothingToRefund, match="not days added free"):
         await by_hand(shop, vm, start)
 
     assert await shop.subscription(vm) == before and await records(shop, vm) == []

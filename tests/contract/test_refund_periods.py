@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.admin.refund_record import NothingToRefund
 from app.admin.vms import extend_vm
 from domain.model import Vm
 from ports.jobs import SendAdminNotification
@@ -101,9 +102,8 @@ async def test_a_refund_from_a_later_date_and_then_the_rest_add_up_to_one_refund
 async def test_time_a_refund_took_back_is_not_valued_again_as_that_periods(shop: Shop) -> None:
     """A year bought on 31 Jan, refunded to credit 4 days in (cut to 4 Feb), a month renewed
     (→ 4 Mar), 10 days added free by an admin (→ 14 Mar): the renewal's month is whole and
-    the 10 free days are valued by the calendar (10 of the 28 days of 14 Feb → 14 Mar):
-    132 × (1 + 10/28) = 179.14. The year's period still covers 4 → 14 Mar, but that time
-    was paid back (as the year's: 132 × (1 + 120/365) = 175.4)."""
+    the 10 free days are worth nothing: 132. The year's period still covers 4 → 14 Mar, but
+    that time was paid back (as the year's: 132 × (1 + 120/365) = 175.4)."""
     vm = await _bought(shop, renewals=0)
     await shop.complete(await shop.renew(vm, intervals=12))
     shop.clock.advance(timedelta(days=4))
@@ -112,7 +112,39 @@ async def test_time_a_refund_took_back_is_not_valued_again_as_that_periods(shop:
     await extend_vm(shop.factory, shop.clock, shop.queue, vm_id=vm.id, days=10, admin_id=ALICE)
     assert (await shop.subscription(vm)).expires == datetime(2026, 3, 14, 12, tzinfo=UTC)
 
-    assert await figure(shop, vm) == 179
+    assert await figure(shop, vm) == 132
+
+
+@REFUND_PATHS
+async def test_days_an_admin_added_free_are_not_refunded(shop: Shop, path: RefundPath) -> None:
+    """A month bought (31 Jan → 28 Feb), 365 days added free by an admin as goodwill, 4 days
+    used: every path refunds the 24 unused days of the month the money bought, 113, and
+    nothing for the free year (found by r1: to credit booked it at today's price)."""
+    vm = await _bought(shop)
+    await extend_vm(shop.factory, shop.clock, shop.queue, vm_id=vm.id, days=365, admin_id=ALICE)
+    shop.queue.sent.clear()
+    shop.clock.advance(timedelta(days=4))
+
+    assert await path(shop, vm) == 113
+
+
+@REFUND_PATHS
+async def test_a_refund_of_free_days_alone_pays_nothing(shop: Shop, path: RefundPath) -> None:
+    """Once the month the money bought is used, what is left was given: the figure is 0 and
+    a refund, to credit or by hand, is refused (422) with nothing changed."""
+    vm = await _bought(shop)
+    await extend_vm(shop.factory, shop.clock, shop.queue, vm_id=vm.id, days=30, admin_id=ALICE)
+    shop.queue.sent.clear()
+    shop.clock.set(datetime(2026, 3, 1, 12, tzinfo=UTC))  # the month ended 28 Feb 12:00
+    before = await shop.subscription(vm)
+
+    if path is figure:
+        assert await figure(shop, vm) == 0
+        return
+    with pytest.raises(NothingToRefund, match="only time a payment bought is refunded"):
+        await path(shop, vm)
+    assert await shop.subscription(vm) == before and await records(shop, vm) == []
+    assert shop.queue.sent == []
 
 
 async def _renewed_onto_the_same_second(

@@ -101,14 +101,13 @@ def test_a_refund_from_a_later_date_then_the_rest_pay_back_the_whole_month() -> 
 def test_time_a_refund_cut_is_not_counted_again_under_a_later_period() -> None:
     """A year bought 31 Jan, refunded from 1 Feb (cut to 1 Feb), a month renewed from the cut
     (→ 1 Mar), 10 days added free by an admin (→ 11 Mar): the year's time after 1 Feb was
-    paid back, so 1 → 11 Mar is the free days, valued by the calendar, not the year's."""
+    paid back, so 1 → 11 Mar is the free days, worth nothing, not the year's."""
     periods = [
         period(utc(1, 31), utc(1, 31, year=2027), 1),
         period(utc(2, 1), utc(3, 1), 3),
     ]
     cut = Cut(order=2, to=utc(2, 1))
-    count = unused_intervals(MONTHLY, utc(3, 11), utc(2, 1), periods, [cut])
-    assert count == 1 + intervals_left(MONTHLY, utc(3, 11), utc(3, 1)).count
+    assert unused_intervals(MONTHLY, utc(3, 11), utc(2, 1), periods, [cut]) == 1
 
 
 def test_a_cut_made_before_a_period_was_booked_leaves_it_whole() -> None:
@@ -120,14 +119,18 @@ def test_a_cut_made_before_a_period_was_booked_leaves_it_whole() -> None:
     assert unused_intervals(MONTHLY, utc(3, 14), utc(2, 2), periods, [cut]) == 1 + Fraction(12, 28)
 
 
-def test_time_no_period_explains_is_valued_by_the_calendar() -> None:
-    """No recorded period (time paid before they were recorded): the calendar rule. Days an
-    admin added free after a period: the same, for that gap alone."""
-    assert unused_intervals(MONTHLY, utc(3, 31), utc(3, 30), []) == Fraction(1, 31)
-    assert unused_intervals(MONTHLY, utc(2, 28), utc(1, 31), []) == Fraction(28, 31)
-    # bought 31 Jan → 28 Feb, 3 days added free: 28 Feb → 3 Mar is a share of 3 Feb → 3 Mar
+def test_time_no_period_explains_is_worth_nothing() -> None:
+    """No recorded period (time no payment bought, as far as the records tell): nothing.
+    Days an admin added free after a period: nothing for that gap, the period whole."""
+    assert unused_intervals(MONTHLY, utc(3, 31), utc(3, 30), []) == 0
+    assert unused_intervals(MONTHLY, utc(2, 28), utc(1, 31), []) == 0
+    # bought 31 Jan → 28 Feb, 3 days added free (→ 3 Mar), 365 more (→ 3 Mar 2027)
     bought = [period(utc(1, 31), utc(2, 28))]
-    assert unused_intervals(MONTHLY, utc(3, 3), utc(1, 31), bought) == 1 + Fraction(3, 28)
+    assert unused_intervals(MONTHLY, utc(3, 3), utc(1, 31), bought) == 1
+    assert unused_intervals(MONTHLY, utc(3, 3, year=2027), utc(2, 14), bought) == Fraction(14, 28)
+    # free days before a period (an admin's extend, then a renewal from its end)
+    later = [period(utc(3, 3), utc(4, 3))]
+    assert unused_intervals(MONTHLY, utc(4, 3), utc(2, 28), later) == 1
 
 
 def test_where_periods_overlap_the_newer_counts() -> None:

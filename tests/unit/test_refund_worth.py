@@ -67,22 +67,52 @@ def test_the_reviewers_case_pays_back_what_was_paid() -> None:
 
 
 def test_time_whose_payment_is_not_known_is_valued_at_the_price_in_force() -> None:
-    """A period whose payment is missing (`paid` None) and time no period explains (days an
-    admin added) are valued at today's price; the known period alone is limited."""
+    """A period whose payment is missing (`paid` None) is valued at today's price; the known
+    period alone is limited; time no period explains (days an admin added) is worth nothing
+    on both sides."""
     known = PaidPeriod(key="k", order=1, start=NOW, end=MONTHLY.add_to(NOW), paid=Fraction(100))
     missing = PaidPeriod(key="m", order=2, start=known.end, end=MONTHLY.add_to(known.end))
     expires = missing.end + timedelta(days=10)
 
     # EUR 5.00 a month today: the known month was paid 1.00; the missing month (30 Apr →
-    # 30 May) and the 10 days after it (10/31: the month counted back from 9 Jun starts
-    # 9 May) are not known
-    free_days = unused_intervals(MONTHLY, expires, missing.end, [])
-    assert free_days == Fraction(10, 31)
-    expected = 100 + int(500 * (1 + free_days))
-    assert refund(500, MONTHLY, expires, NOW, [known, missing]) == expected
-    # not limited at all: 2 months and the days at today's price
+    # 30 May) is not known; the 10 days after it were given
+    assert unused_intervals(MONTHLY, expires, missing.end, []) == 0
+    assert refund(500, MONTHLY, expires, NOW, [known, missing]) == 100 + 500
+    # not limited at all: 2 months at today's price, the days still nothing
     assert refund(500, MONTHLY, expires, NOW, [attrs.evolve(known, paid=None), missing]) == (
-        int(500 * (2 + free_days))
+        2 * 500
+    )
+
+
+def test_days_added_free_are_not_refunded_as_money() -> None:
+    """The reviewer's case (r1): one month paid EUR 2.70, then 365 days added free by an
+    admin. The refund is the month alone: what was paid while the price stands, today's
+    price of the month once it has fallen (the payment is no allowance the free days could
+    draw on), and nothing once the month is used."""
+    month = PaidPeriod(key="m", order=1, start=NOW, end=MONTHLY.add_to(NOW), paid=Fraction(270))
+    expires = month.end + timedelta(days=365)
+
+    assert refund(270, MONTHLY, expires, NOW, [month]) == 270
+    assert refund(100, MONTHLY, expires, NOW, [month]) == 100
+    assert refund(270, MONTHLY, expires, month.end, [month]) == 0
+
+
+@settings(max_examples=200)
+@given(INTERVALS, MOMENTS, COUNTS, st.integers(0, 10**8), st.integers(1, 10**8))
+def test_free_days_after_the_paid_time_never_add_to_a_refund(
+    interval: Interval, base: datetime, counts: list[int], used: int, free: int
+) -> None:
+    """However much time an admin adds after what was paid, and from whenever a refund
+    starts, it pays exactly what it would without the free time."""
+    periods, paid_until = stacked(interval, base, counts)
+    periods = [
+        attrs.evolve(p, paid=Fraction(500 * c)) for p, c in zip(periods, counts, strict=True)
+    ]
+    at = base + timedelta(seconds=used)
+    given_until = paid_until + timedelta(seconds=free)
+
+    assert refund(500, interval, given_until, at, periods) == refund(
+        500, interval, paid_until, at, periods
     )
 
 

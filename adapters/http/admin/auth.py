@@ -104,19 +104,58 @@ def require_all(needed: tuple[Permission, ...]) -> Callable[[AdminHandler], Hand
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+#: the writes that move money or paid time (expiry edits, extends, payment completions,
+#: refunds, credit adjustments and notes, prices of a subscription's items): one of them
+#: does not succeed without its audit record (`audited`), by `(method, route)` under
+#: ADMIN_BASE
+MONEY_ROUTES = frozenset(
+    {
+        ("PATCH", "/subscriptions/{id}"),
+        ("PATCH", "/subscription_line_items/{id}"),
+        ("PUT", "/vms/{id}/extend"),
+        ("POST", "/vms/{id}/payments/{payment_id}/complete"),
+        ("POST", "/subscription_payments/{id}/complete"),
+        ("POST", "/bank_transfers/{reference}/received"),
+        ("POST", "/vms/{id}/refund"),
+        ("POST", "/vms/{id}/refund/credit"),
+        ("POST", "/users/{id}/credit"),
+        ("POST", "/invoices/{id}/credit_notes"),
+    }
+)
+
+
+def _moves_money(request: web.Request) -> bool:
+    route = request.match_info.route.resource
+    path = "" if route is None else route.canonical.removeprefix(ADMIN_BASE)
+    return (request.method, path) in MONEY_ROUTES
+
+
 async def audited(request: web.Request, admin: Admin, handler: AdminHandler) -> web.StreamResponse:
     """Run a write handler, then record who called it and how it ended (admin_audit).
 
     Only requests that passed the permission check get here, so a refusal (401/403) is never
     recorded. The record is written right after the handler, with its status: a failed
     attempt (400/404/422…) is recorded too, since trying is worth knowing about.
+
+    A write that moves money or paid time (`MONEY_ROUTES`) does not succeed without its
+    record: when the record cannot be written after it was done, the answer is 500 saying
+    what was done and that it stands (the change is committed; the log has the request), so
+    the admin neither takes it for done and recorded nor repeats it blindly. Any other
+    write stands with its answer, the lost record logged.
     """
     try:
         response = await handler(request, admin)
     except Exception as exc:
         await _record(request, admin, _status_of(exc))
         raise
-    await _record(request, admin, response.status)
+    recorded = await _record(request, admin, response.status)
+    if not recorded and response.status < 400 and _moves_money(request):
+        raise HttpError(
+            500,
+            f"{request.method} {request.path} was done (answered {response.status}) and "
+            "stands, but its audit record could not be written: it is in the server log. "
+            "Check the result before repeating it",
+        )
     return response
 
 
@@ -132,7 +171,8 @@ def _status_of(exc: Exception) -> int:
     return 500
 
 
-async def _record(request: web.Request, admin: Admin, status: int) -> None:
+async def _record(request: web.Request, admin: Admin, status: int) -> bool:
+    """Write the audit record; False (logged) when it could not be written."""
     svc = services(request)
     body: Any = None
     if request.body_exists:
@@ -145,6 +185,7 @@ async def _record(request: web.Request, admin: Admin, status: int) -> None:
     rest = request.path.removeprefix(ADMIN_BASE).strip("/")
     resource = rest.split("/", 1)[0] or "?"
     resource_id = params.get("id") or next(iter(params.values()), None)
+    summary = summary_of(body, params)
     try:
         await svc.admin.record_admin_change(
             user_id=admin.user.id,
@@ -152,11 +193,20 @@ async def _record(request: web.Request, admin: Admin, status: int) -> None:
             path=request.path,
             resource=resource,
             resource_id=resource_id,
-            summary=summary_of(body, params),
+            summary=summary,
             status=status,
         )
-    except Exception:  # the change itself stands; a lost record must not turn it into a 500
-        log.exception("could not record the admin change %s %s", request.method, request.path)
+    except Exception:  # the change itself stands; `audited` decides what the caller is told
+        log.exception(
+            "could not record the admin change %s %s (status %s, admin user %s, summary %s)",
+            request.method,
+            request.path,
+            status,
+            admin.user.id,
+            json.dumps(summary, default=str),
+        )
+        return False
+    return True
 
 
 def needed_by(handler: object) -> tuple[Permission, ...]:

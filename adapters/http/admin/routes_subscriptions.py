@@ -162,7 +162,7 @@ async def update(request: web.Request, admin: Admin) -> web.StreamResponse:
         external_id=_nullable(b, "external_id", body_str(b, "external_id", EXTERNAL_ID_LIMIT)),
     )
     svc = services(request)
-    sub = await svc.admin.update_subscription(path_id(request), patch)
+    sub = await svc.admin.update_subscription(path_id(request), patch, admin_id=admin.user.id)
     async with svc.uow_factory() as uow:
         return data_response(await subscription_json(uow, sub))
 

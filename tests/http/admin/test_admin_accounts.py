@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from adapters.http.envelope import format_time
+from domain.expiry_edit import EXPIRY_EDIT_KEY
+from domain.lifecycle import LifecycleAction, decide_lifecycle_actions
 from tests.http.admin.adminapp import NOBODY, ROOT, VIEWER, AdminWorld
-from tests.http.vm_helpers import order, subscription_of
+from tests.http.vm_helpers import order, paid_vm, subscription_of
 from tests.nostr_signing import NostrKey
 
 ALICE = NostrKey.from_seed(21)
@@ -179,6 +182,68 @@ async def test_subscription_patch_with_an_expires_that_is_no_timestamp_is_400(
         error = (await resp.json())["error"]
         assert "RFC 3339" in error, (bad, error)
     assert await subscription_of(world.api, vm["id"]) == sub
+
+
+async def test_a_past_expiry_on_a_paid_subscription_is_422_and_changes_nothing(
+    world: AdminWorld,
+) -> None:
+    """Found by r1: an operator who means "a month from now" and types last month got a 200,
+    and the lifecycle deleted the paid VM at its next pass (no stop, no grace, no refund, no
+    history). Refused, pointing at a refund to cut paid time with the money back."""
+    vm = await paid_vm(world.user, ALICE)
+    sub = await subscription_of(world.api, vm["id"])
+    now = world.api.clock.now()
+    typo = format_time(now - timedelta(days=30))
+
+    resp = await world.call("PATCH", f"/subscriptions/{sub.id}", json={"expires": typo})
+
+    assert resp.status == 422
+    error = (await resp.json())["error"]
+    assert error.startswith("expires must not be earlier than now") and "refund it" in error
+    after = await subscription_of(world.api, vm["id"])
+    assert after == sub
+    due = [d.action for d in decide_lifecycle_actions(after, now, 30, False)]
+    assert LifecycleAction.DELETE_AFTER_GRACE not in due
+    assert await _expiry_entries(world, vm["id"]) == []
+
+
+async def test_clearing_a_paid_subscriptions_expiry_is_422(world: AdminWorld) -> None:
+    """Found by r1: `null` on a set-up subscription meant its VM was never stopped."""
+    vm = await paid_vm(world.user, ALICE)
+    sub = await subscription_of(world.api, vm["id"])
+
+    resp = await world.call("PATCH", f"/subscriptions/{sub.id}", json={"expires": None})
+
+    assert resp.status == 422 and "cannot be cleared" in (await resp.json())["error"]
+    assert await subscription_of(world.api, vm["id"]) == sub
+
+
+async def test_an_expiry_edit_is_in_the_vms_history_with_the_admin(world: AdminWorld) -> None:
+    """A shortening to a later time is the operator's edit: allowed, and the VM's history
+    says which admin cut the paid time from where to where."""
+    vm = await paid_vm(world.user, ALICE)
+    sub = await subscription_of(world.api, vm["id"])
+    assert sub.expires is not None
+    cut_to = world.api.clock.now() + timedelta(days=10)
+
+    await world.ok("PATCH", f"/subscriptions/{sub.id}", json={"expires": format_time(cut_to)})
+
+    [entry] = await _expiry_entries(world, vm["id"])
+    root = await user_id(world, ROOT)
+    assert (entry["action_type"], entry["initiated_by_user"]) == ("state_changed", root)
+    assert entry["description"] == (
+        f"VM {vm['id']}'s paid time was cut from {sub.expires.isoformat()} to "
+        f"{cut_to.isoformat()} by admin #{root}"
+    )
+
+
+async def _expiry_entries(world: AdminWorld, vm_id: int) -> list[dict[str, Any]]:
+    """The VM's history entries of admins' expiry edits (as GET /vms/{id}/history shows
+    them), newest first."""
+    history = (await world.ok("GET", f"/vms/{vm_id}/history"))["data"]
+    async with world.api.store() as uow:
+        stored = {e.id: e for e in await uow.vm_history.list_all_by_vm(vm_id)}
+    return [h for h in history if EXPIRY_EDIT_KEY in (stored[h["id"]].metadata or {})]
 
 
 async def test_line_item_patch(world: AdminWorld) -> None:

@@ -3,15 +3,21 @@ refused requests and reads are not; secrets never reach it; GET /audit needs `au
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from adapters.http.admin.app import admin_route_table
+from adapters.http.admin.auth import ADMIN_BASE, MONEY_ROUTES
+from adapters.http.envelope import format_time
 from ports.storage import StorageBusy
 from tests.http.admin import catalogue_bodies as b
 from tests.http.admin.adminapp import NOBODY, ROOT, VIEWER, AdminWorld
 from tests.http.admin.test_admin_schemas import problems
-from tests.http.vm_helpers import user_of
+from tests.http.vm_helpers import paid_vm, subscription_of, user_of
+from tests.nostr_signing import NostrKey
 
 
 async def _entries(world: AdminWorld) -> list[dict[str, Any]]:
@@ -157,3 +163,81 @@ async def test_a_write_refused_by_a_busy_database_is_a_503_recorded_as_such(
         "/api/admin/v1/roles/1",
         503,
     )
+
+
+def _audit_down(world: AdminWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every audit write fails from now on (a table unavailable)."""
+
+    async def broken(**_: object) -> None:
+        raise RuntimeError("audit table unavailable")
+
+    monkeypatch.setattr(world.api.services.admin, "record_admin_change", broken)
+
+
+async def test_a_money_write_whose_record_is_lost_answers_500_saying_it_was_done(
+    world: AdminWorld, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by r1: with the audit write failing, 300 free days were granted with a 200 and
+    no trace. An extend (paid time moved) is done and stands, but the answer is 500 saying
+    so; the log has who did what."""
+    alice = NostrKey.from_seed(21)
+    vm = await paid_vm(world.user, alice)
+    before = (await subscription_of(world.api, vm["id"])).expires
+    assert before is not None
+    _audit_down(world, monkeypatch)
+
+    resp = await world.call("PUT", f"/vms/{vm['id']}/extend", json={"days": 300})
+
+    assert resp.status == 500
+    error = (await resp.json())["error"]
+    assert error.startswith(f"PUT /api/admin/v1/vms/{vm['id']}/extend was done (answered 200)")
+    assert "audit record could not be written" in error and "before repeating it" in error
+    assert (await subscription_of(world.api, vm["id"])).expires == before + timedelta(days=300)
+    assert "could not record the admin change PUT" in caplog.text and '"days": 300' in caplog.text
+
+
+async def test_an_expiry_edit_whose_audit_record_is_lost_is_in_the_vms_history(
+    world: AdminWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by r1: PATCH /subscriptions `expires` was recorded only in admin_audit, after
+    the commit, its failure swallowed: 300 free days granted with a 200 and no trace. Now
+    the VM's history names the admin (written with the edit) and the answer is 500."""
+    alice = NostrKey.from_seed(21)
+    vm = await paid_vm(world.user, alice)
+    sub = await subscription_of(world.api, vm["id"])
+    assert sub.expires is not None
+    later = sub.expires + timedelta(days=300)
+    _audit_down(world, monkeypatch)
+
+    body = {"expires": format_time(later)}
+    resp = await world.call("PATCH", f"/subscriptions/{sub.id}", json=body)
+
+    assert resp.status == 500 and "was done (answered 200)" in (await resp.json())["error"]
+    assert (await subscription_of(world.api, vm["id"])).expires == later
+    history = (await world.ok("GET", f"/vms/{vm['id']}/history"))["data"]
+    root = await user_of(world.api, ROOT)
+    assert [h["initiated_by_user"] for h in history if "was extended from" in h["description"]] == [
+        root.id
+    ]
+
+
+async def test_other_writes_stand_with_their_answer_when_the_record_is_lost(
+    world: AdminWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalogue or role edit moves no money: it is answered as done, the lost record
+    logged; a refused money write keeps its own refusal."""
+    _audit_down(world, monkeypatch)
+
+    role = await world.call("POST", "/roles", json={"name": "ops", "permissions": []})
+    assert role.status == 200
+    missing = await world.call("PUT", "/vms/999/extend", json={"days": 1})
+    assert missing.status == 404
+
+
+def test_every_money_route_is_a_route_of_the_admin_api() -> None:
+    """`MONEY_ROUTES` names routes that exist (a typo would leave one unguarded)."""
+    routes = {
+        (r.method, re.sub(r"\{(\w+)(:[^{}]*(\{[^{}]*\}[^{}]*)*)?\}", r"{\1}", r.path))
+        for r in admin_route_table().routes
+    }
+    assert {(m, ADMIN_BASE + p) for m, p in MONEY_ROUTES} <= routes

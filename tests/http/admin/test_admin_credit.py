@@ -260,6 +260,25 @@ async def test_refund_to_credit_pays_back_no_more_than_was_paid(world: AdminWorl
     )
 
 
+async def test_days_extended_free_are_not_refunded_to_credit(world: AdminWorld) -> None:
+    """One month paid (EUR 2.70), then 365 days added as goodwill (found by r1: the refund
+    to credit booked the free year at today's price, 3510 cents of spendable credit). The
+    figure and the credit are the month alone, 10 of its 30 days used: 180 cents."""
+    vm = await paid_vm(world.user, ALICE)
+    alice = (await user_of(world.api, ALICE)).id
+    await world.ok("PUT", f"/vms/{vm['id']}/extend", json={"days": 365, "reason": "goodwill"})
+    world.api.clock.advance(timedelta(days=10))
+    await world.api.refresh_rates()
+
+    quote = (await world.ok("GET", f"/vms/{vm['id']}/refund?method=revolut"))["data"]
+    booked = (await world.ok("POST", f"/vms/{vm['id']}/refund/credit", json={}))["data"]
+
+    assert quote["amount"] == booked["entry"]["amount"] == 180
+    assert (await world.ok("GET", f"/users/{alice}/credit"))["data"] == [
+        {"currency": "EUR", "amount": 180}
+    ]
+
+
 async def _reprice_the_vms_plan(world: AdminWorld, vm_id: int, currency: str) -> None:
     """The operator moves the VM's plan (EUR 2.70 a month) to `currency`, same figure; the
     subscription stays in EUR."""
