@@ -97,12 +97,8 @@ class LoopEngine:
                 await self._free.acquire()
         except TimeoutError:
             raise StorageBusy() from None  # every connection held for the whole timeout
-        try:
-            conn = self.sync_engine.connect()
-        except BaseException:
-            self._free.release()
-            raise
-        return LoopConnection(conn, self.writer, self._free.release)
+        # the pool's connection itself is taken at the first statement (`LoopConnection`)
+        return LoopConnection(self.sync_engine, self.writer, self._free.release)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[LoopConnection]:
@@ -133,10 +129,22 @@ class _Checkout:
 
 
 class LoopConnection:
-    """The part of SQLAlchemy's `AsyncConnection` a unit of work uses, over a sync one."""
+    """The part of SQLAlchemy's `AsyncConnection` a unit of work uses, over a sync one.
 
-    def __init__(self, conn: Connection, writer: Writer, on_close: Callable[[], None]) -> None:
-        self._conn: Connection | None = conn
+    Its place in the pool is counted from the start (`LoopEngine`), but the pooled connection
+    is taken only when the first statement runs and, for a transaction that begins by
+    writing, only once it holds the writer lock. A unit of work waiting for that lock so
+    holds no connection, and the one it gets is the pool's last returned (LIFO): the one the
+    writer before it committed on. SQLite empties a connection's page cache when another
+    connection wrote since its last transaction; taken this way, reads and writes that run
+    one after the other keep to one connection and find their pages cached (with 32
+    concurrent renewals, ~27 connections were held waiting for the lock, and nearly every
+    read ran on a connection some other one had written after, issue 10)."""
+
+    def __init__(self, engine: Engine, writer: Writer, on_close: Callable[[], None]) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None  # taken from the pool at the first statement
+        self._closed = False
         self._writer = writer
         self._on_close = on_close
         self._writing = False
@@ -145,16 +153,24 @@ class LoopConnection:
 
     @property
     def dialect(self) -> Dialect:
-        return self._open().dialect
+        self._check_open()
+        return self._engine.dialect
 
     @property
     def sync_connection(self) -> Connection:
         return self._open()
 
-    def _open(self) -> Connection:
-        if self._conn is None:
+    def _check_open(self) -> None:
+        if self._closed:
             raise RuntimeError("connection already closed")
-        return self._conn
+
+    def _open(self) -> Connection:
+        """The pooled connection, taken now if this is its first use."""
+        conn = self._conn
+        if conn is None:
+            self._check_open()
+            conn = self._conn = self._engine.connect()
+        return conn
 
     def _driver(self) -> sqlite3.Connection:
         driver = self._open().connection.driver_connection
@@ -175,11 +191,12 @@ class LoopConnection:
         self, statement: Executable, parameters: Any = None
     ) -> CursorResult[*tuple[Any, ...]]:
         """Run `statement`; a writing one first takes the writer lock (module docstring)."""
-        conn = self._open()
+        self._check_open()
         if (self._lock_only or not self._writing) and writes(statement):
             if not self._writing:
                 await self._start_writing()
             self._lock_only = False
+        conn = self._open()
         # read to its end in the same call, on the thread too where the statement runs there
         return await self._patiently(lambda: _read_out(conn.execute(statement, parameters)))
 
@@ -191,6 +208,7 @@ class LoopConnection:
         It spares the no-op `UPDATE` a locking read took on SQLite, which also dirtied a page
         that every commit then copied to the WAL. The `BEGIN` goes to the driver, as the one
         `sqlite3` sends itself before a first INSERT or UPDATE."""
+        self._check_open()
         if self._writing:
             return
         await self._start_writing()
@@ -200,6 +218,7 @@ class LoopConnection:
             await self._patiently(lambda: driver.execute("BEGIN IMMEDIATE").close())
 
     async def _start_writing(self) -> None:
+        """The writer lock, then (on a first statement) the pooled connection: see the class."""
         try:  # `timeout`, not `wait_for`: no task and loop turn per write
             async with asyncio.timeout(self._writer.timeout):
                 await self._writer.lock.acquire()
@@ -227,7 +246,10 @@ class LoopConnection:
     async def commit(self) -> None:
         """Commit on the driver (a busy answer is waited out: SQLAlchemy's own commit would
         end its transaction even when the driver's failed), then end SQLAlchemy's."""
-        conn = self._open()
+        self._check_open()
+        conn = self._conn
+        if conn is None:
+            return  # no statement ran: nothing to commit (and no writer lock is held)
         # a locking transaction that only read added nothing to the WAL: no checkpoint is owed
         wrote = self._writing and not self._lock_only
         try:
@@ -241,7 +263,10 @@ class LoopConnection:
     async def rollback(self) -> None:
         """Roll back on the driver first: a transaction `begin_write` opened there, with no
         statement since, is one SQLAlchemy does not know of and would leave open."""
-        conn = self._open()
+        self._check_open()
+        conn = self._conn
+        if conn is None:
+            return  # no statement ran: nothing to roll back
         try:
             await self._patiently(self._driver().rollback)
             conn.rollback()  # the driver has no transaction left: SQLAlchemy's ends, no I/O
@@ -251,11 +276,13 @@ class LoopConnection:
     async def close(self) -> None:
         """Back to the pool, rolled back if a transaction is open; the writer lock and the
         pool place are given back whatever happens."""
-        conn, self._conn = self._conn, None
-        if conn is None:
+        if self._closed:
             return
+        self._closed = True
+        conn, self._conn = self._conn, None
         try:
-            conn.close()
+            if conn is not None:
+                conn.close()
         finally:
             self._release()
             self._on_close()
