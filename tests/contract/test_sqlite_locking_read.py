@@ -14,6 +14,7 @@ from pathlib import Path
 
 import attrs
 import pytest
+from sqlalchemy.pool import QueuePool
 
 from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.mysql.engine import create_engine, loop_engine_of
@@ -191,6 +192,7 @@ async def test_a_writer_waiting_for_the_lock_holds_no_connection_and_gets_the_la
     twin = loop_engine_of(uow_factory.engine)
     assert twin is not None
     pool = twin.sync_engine.pool
+    assert isinstance(pool, QueuePool)
     drivers: list[int] = []
 
     async def second() -> None:
