@@ -44,6 +44,9 @@ from ports.storage import StorageBusy
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
+#: the pool record `info` key under which a connection whose journal is one a write runs in
+#: the loop under (`Writer.journal_in_loop`) is kept: the `sqlite3` connection itself
+_JOURNAL_IN_LOOP = "lnvps_sqlite_journal_in_loop"
 #: a unit of work that finds every pooled connection taken waits this long for one (seconds),
 #: as SQLAlchemy's own pool does, then gets `StorageBusy`
 POOL_TIMEOUT_S = 30.0
@@ -59,6 +62,13 @@ def writes(statement: Executable) -> bool:
         sql = statement.text.lstrip().upper()
         return not (sql.startswith("SELECT") or (sql.startswith("PRAGMA") and "=" not in sql))
     return not getattr(statement, "is_select", False)
+
+
+def _is_pragma(statement: Executable) -> bool:
+    """A textual PRAGMA: what may change the connection's journal mode."""
+    if isinstance(statement, TextualSelect):
+        statement = statement.element
+    return isinstance(statement, TextClause) and statement.text.lstrip()[:6].upper() == "PRAGMA"
 
 
 def _read_out(result: CursorResult[*Ts]) -> CursorResult[*Ts]:
@@ -197,6 +207,8 @@ class LoopConnection:
                 await self._start_writing()
             self._lock_only = False
         conn = self._open()
+        if _is_pragma(statement):  # its journal mode may change: asked again next time
+            conn.connection.info.pop(_JOURNAL_IN_LOOP, None)
         # read to its end in the same call, on the thread too where the statement runs there
         return await self._patiently(lambda: _read_out(conn.execute(statement, parameters)))
 
@@ -211,14 +223,17 @@ class LoopConnection:
         self._check_open()
         if self._writing:
             return
-        await self._start_writing()
-        self._lock_only = True
-        driver = self._driver()
-        if not driver.in_transaction:
-            await self._patiently(lambda: driver.execute("BEGIN IMMEDIATE").close())
+        await self._start_writing(begin=True)
 
-    async def _start_writing(self) -> None:
-        """The writer lock, then (on a first statement) the pooled connection: see the class."""
+    async def _start_writing(self, *, begin: bool = False) -> None:
+        """The writer lock, then (on a first statement) the pooled connection (see the class),
+        and where the write transaction runs (`Writer.writes_in_loop`); with `begin`, the
+        driver's `BEGIN IMMEDIATE` too (`begin_write`).
+
+        The journal mode is asked once per pooled connection (kept in its pool record's
+        `info`, forgotten after a PRAGMA of its own: see `Writer.journal_in_loop`); the
+        trigger check runs for every write transaction, and inside it where the `BEGIN` is
+        ours (no read transaction of its own)."""
         try:  # `timeout`, not `wait_for`: no task and loop turn per write
             async with asyncio.timeout(self._writer.timeout):
                 await self._writer.lock.acquire()
@@ -226,10 +241,26 @@ class LoopConnection:
             raise StorageBusy() from WriterLockTimeout("database is locked")
         self._writing = True
         try:
-            self._off_loop = not self._writer.writes_in_loop(self._driver())
+            driver = self._driver()
+            info = self._open().connection.info
+            if info.get(_JOURNAL_IN_LOOP) is not driver:
+                if not self._writer.journal_in_loop(driver):
+                    self._off_loop = True
+                    if begin:
+                        await self._begin_immediate(driver)
+                    return
+                info[_JOURNAL_IN_LOOP] = driver
+            if begin:  # under WAL the `BEGIN` waits for nothing (a busy answer is waited out)
+                await self._begin_immediate(driver)
+            self._off_loop = not self._writer.without_triggers(driver)
         except BaseException:
             self._release()
             raise
+
+    async def _begin_immediate(self, driver: sqlite3.Connection) -> None:
+        self._lock_only = True
+        if not driver.in_transaction:
+            await self._patiently(lambda: driver.execute("BEGIN IMMEDIATE").close())
 
     async def _patiently(self, call: Callable[[], T]) -> T:
         """`call()` with SQLite's busy answers waited out; past the busy timeout, `StorageBusy`
