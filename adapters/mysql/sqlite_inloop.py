@@ -143,13 +143,32 @@ class Writer:
         in memory) and while the database has no trigger. A trigger can make one INSERT as
         long as it likes (tests/e2e stalls one on purpose) and would hold the whole process;
         our schema has none, so a write costs what its own rows cost. Asked once per write
-        transaction: two PRAGMAs, and the trigger list again only when the schema changed.
+        transaction: two PRAGMAs, and the trigger list again only when the schema changed
+        (`journal_in_loop`, then `without_triggers`).
         If SQLite is busy answering (a WAL index being recovered), the answer is no: the
         thread path waits for it like any other statement."""
+        return self.journal_in_loop(conn) and self.without_triggers(conn)
+
+    def journal_in_loop(self, conn: sqlite3.Connection) -> bool:
+        """`conn`'s journal is one whose commit neither fsyncs nor checkpoints (WAL, memory);
+        False if SQLite answers busy. Once a connection has used the WAL, no other connection
+        can take the database out of WAL while it stays open (SQLite answers "database is
+        locked"): only a `PRAGMA journal_mode` of its own can (`sqlite_loop` asks once per
+        connection, again after such a PRAGMA)."""
         try:
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            if mode not in _IN_LOOP_JOURNALS:
-                return False
+        except sqlite3.OperationalError as err:
+            if not is_retryable_busy(err):
+                raise
+            return False
+        return mode in _IN_LOOP_JOURNALS
+
+    def without_triggers(self, conn: sqlite3.Connection) -> bool:
+        """The database has no trigger (as of `conn`'s snapshot: inside a write transaction,
+        the one it writes on); False if SQLite answers busy. One PRAGMA (the schema version,
+        which another process's `CREATE TRIGGER` changes), and the trigger list again only
+        when it changed."""
+        try:
             version = conn.execute("PRAGMA schema_version").fetchone()[0]
             if version != self._schema_version:
                 found = conn.execute(_ANY_TRIGGER).fetchone()[0]

@@ -44,6 +44,9 @@ from ports.storage import StorageBusy
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
+#: the pool record `info` key under which a connection whose journal is one a write runs in
+#: the loop under (`Writer.journal_in_loop`) is kept: the `sqlite3` connection itself
+_JOURNAL_IN_LOOP = "lnvps_sqlite_journal_in_loop"
 #: a unit of work that finds every pooled connection taken waits this long for one (seconds),
 #: as SQLAlchemy's own pool does, then gets `StorageBusy`
 POOL_TIMEOUT_S = 30.0
@@ -59,6 +62,13 @@ def writes(statement: Executable) -> bool:
         sql = statement.text.lstrip().upper()
         return not (sql.startswith("SELECT") or (sql.startswith("PRAGMA") and "=" not in sql))
     return not getattr(statement, "is_select", False)
+
+
+def _is_pragma(statement: Executable) -> bool:
+    """A textual PRAGMA: what may change the connection's journal mode."""
+    if isinstance(statement, TextualSelect):
+        statement = statement.element
+    return isinstance(statement, TextClause) and statement.text.lstrip()[:6].upper() == "PRAGMA"
 
 
 def _read_out(result: CursorResult[*Ts]) -> CursorResult[*Ts]:
@@ -97,12 +107,8 @@ class LoopEngine:
                 await self._free.acquire()
         except TimeoutError:
             raise StorageBusy() from None  # every connection held for the whole timeout
-        try:
-            conn = self.sync_engine.connect()
-        except BaseException:
-            self._free.release()
-            raise
-        return LoopConnection(conn, self.writer, self._free.release)
+        # the pool's connection itself is taken at the first statement (`LoopConnection`)
+        return LoopConnection(self.sync_engine, self.writer, self._free.release)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[LoopConnection]:
@@ -133,10 +139,22 @@ class _Checkout:
 
 
 class LoopConnection:
-    """The part of SQLAlchemy's `AsyncConnection` a unit of work uses, over a sync one."""
+    """The part of SQLAlchemy's `AsyncConnection` a unit of work uses, over a sync one.
 
-    def __init__(self, conn: Connection, writer: Writer, on_close: Callable[[], None]) -> None:
-        self._conn: Connection | None = conn
+    Its place in the pool is counted from the start (`LoopEngine`), but the pooled connection
+    is taken only when the first statement runs and, for a transaction that begins by
+    writing, only once it holds the writer lock. A unit of work waiting for that lock so
+    holds no connection, and the one it gets is the pool's last returned (LIFO): the one the
+    writer before it committed on. SQLite empties a connection's page cache when another
+    connection wrote since its last transaction; taken this way, reads and writes that run
+    one after the other keep to one connection and find their pages cached (with 32
+    concurrent renewals, ~27 connections were held waiting for the lock, and nearly every
+    read ran on a connection some other one had written after, issue 10)."""
+
+    def __init__(self, engine: Engine, writer: Writer, on_close: Callable[[], None]) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None  # taken from the pool at the first statement
+        self._closed = False
         self._writer = writer
         self._on_close = on_close
         self._writing = False
@@ -145,16 +163,24 @@ class LoopConnection:
 
     @property
     def dialect(self) -> Dialect:
-        return self._open().dialect
+        self._check_open()
+        return self._engine.dialect
 
     @property
     def sync_connection(self) -> Connection:
         return self._open()
 
-    def _open(self) -> Connection:
-        if self._conn is None:
+    def _check_open(self) -> None:
+        if self._closed:
             raise RuntimeError("connection already closed")
-        return self._conn
+
+    def _open(self) -> Connection:
+        """The pooled connection, taken now if this is its first use."""
+        conn = self._conn
+        if conn is None:
+            self._check_open()
+            conn = self._conn = self._engine.connect()
+        return conn
 
     def _driver(self) -> sqlite3.Connection:
         driver = self._open().connection.driver_connection
@@ -175,11 +201,14 @@ class LoopConnection:
         self, statement: Executable, parameters: Any = None
     ) -> CursorResult[*tuple[Any, ...]]:
         """Run `statement`; a writing one first takes the writer lock (module docstring)."""
-        conn = self._open()
+        self._check_open()
         if (self._lock_only or not self._writing) and writes(statement):
             if not self._writing:
                 await self._start_writing()
             self._lock_only = False
+        conn = self._open()
+        if _is_pragma(statement):  # its journal mode may change: asked again next time
+            conn.connection.info.pop(_JOURNAL_IN_LOOP, None)
         # read to its end in the same call, on the thread too where the statement runs there
         return await self._patiently(lambda: _read_out(conn.execute(statement, parameters)))
 
@@ -191,15 +220,20 @@ class LoopConnection:
         It spares the no-op `UPDATE` a locking read took on SQLite, which also dirtied a page
         that every commit then copied to the WAL. The `BEGIN` goes to the driver, as the one
         `sqlite3` sends itself before a first INSERT or UPDATE."""
+        self._check_open()
         if self._writing:
             return
-        await self._start_writing()
-        self._lock_only = True
-        driver = self._driver()
-        if not driver.in_transaction:
-            await self._patiently(lambda: driver.execute("BEGIN IMMEDIATE").close())
+        await self._start_writing(begin=True)
 
-    async def _start_writing(self) -> None:
+    async def _start_writing(self, *, begin: bool = False) -> None:
+        """The writer lock, then (on a first statement) the pooled connection (see the class),
+        and where the write transaction runs (`Writer.writes_in_loop`); with `begin`, the
+        driver's `BEGIN IMMEDIATE` too (`begin_write`).
+
+        The journal mode is asked once per pooled connection (kept in its pool record's
+        `info`, forgotten after a PRAGMA of its own: see `Writer.journal_in_loop`); the
+        trigger check runs for every write transaction, and inside it where the `BEGIN` is
+        ours (no read transaction of its own)."""
         try:  # `timeout`, not `wait_for`: no task and loop turn per write
             async with asyncio.timeout(self._writer.timeout):
                 await self._writer.lock.acquire()
@@ -207,10 +241,26 @@ class LoopConnection:
             raise StorageBusy() from WriterLockTimeout("database is locked")
         self._writing = True
         try:
-            self._off_loop = not self._writer.writes_in_loop(self._driver())
+            driver = self._driver()
+            info = self._open().connection.info
+            if info.get(_JOURNAL_IN_LOOP) is not driver:
+                if not self._writer.journal_in_loop(driver):
+                    self._off_loop = True
+                    if begin:
+                        await self._begin_immediate(driver)
+                    return
+                info[_JOURNAL_IN_LOOP] = driver
+            if begin:  # under WAL the `BEGIN` waits for nothing (a busy answer is waited out)
+                await self._begin_immediate(driver)
+            self._off_loop = not self._writer.without_triggers(driver)
         except BaseException:
             self._release()
             raise
+
+    async def _begin_immediate(self, driver: sqlite3.Connection) -> None:
+        self._lock_only = True
+        if not driver.in_transaction:
+            await self._patiently(lambda: driver.execute("BEGIN IMMEDIATE").close())
 
     async def _patiently(self, call: Callable[[], T]) -> T:
         """`call()` with SQLite's busy answers waited out; past the busy timeout, `StorageBusy`
@@ -227,7 +277,10 @@ class LoopConnection:
     async def commit(self) -> None:
         """Commit on the driver (a busy answer is waited out: SQLAlchemy's own commit would
         end its transaction even when the driver's failed), then end SQLAlchemy's."""
-        conn = self._open()
+        self._check_open()
+        conn = self._conn
+        if conn is None:
+            return  # no statement ran: nothing to commit (and no writer lock is held)
         # a locking transaction that only read added nothing to the WAL: no checkpoint is owed
         wrote = self._writing and not self._lock_only
         try:
@@ -241,7 +294,10 @@ class LoopConnection:
     async def rollback(self) -> None:
         """Roll back on the driver first: a transaction `begin_write` opened there, with no
         statement since, is one SQLAlchemy does not know of and would leave open."""
-        conn = self._open()
+        self._check_open()
+        conn = self._conn
+        if conn is None:
+            return  # no statement ran: nothing to roll back
         try:
             await self._patiently(self._driver().rollback)
             conn.rollback()  # the driver has no transaction left: SQLAlchemy's ends, no I/O
@@ -251,11 +307,13 @@ class LoopConnection:
     async def close(self) -> None:
         """Back to the pool, rolled back if a transaction is open; the writer lock and the
         pool place are given back whatever happens."""
-        conn, self._conn = self._conn, None
-        if conn is None:
+        if self._closed:
             return
+        self._closed = True
+        conn, self._conn = self._conn, None
         try:
-            conn.close()
+            if conn is not None:
+                conn.close()
         finally:
             self._release()
             self._on_close()

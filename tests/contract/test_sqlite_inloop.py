@@ -237,6 +237,70 @@ async def test_with_a_slow_trigger_the_write_runs_on_a_thread_and_the_loop_goes_
         await engine.dispose()
 
 
+async def test_a_trigger_another_connection_made_sends_the_next_locking_transaction_to_a_thread(
+    tmp_path: Path, hops: list[str]
+) -> None:
+    """The journal mode is asked once per pooled connection, the trigger check stays on every
+    write transaction: one begun by `begin_write` checks inside it, after its `BEGIN`."""
+    path = tmp_path / "trig2.db"
+    twin = Twin(create_engine(f"sqlite:///{path}"))
+
+    async def locked_insert() -> None:
+        async with twin.connect() as conn:
+            assert isinstance(conn, LoopConnection)
+            await conn.begin_write()
+            await conn.execute(text("INSERT INTO t DEFAULT VALUES"))
+            await conn.commit()
+
+    try:
+        async with twin.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+        await locked_insert()
+        assert hops == []
+        other = sqlite3.connect(path)
+        try:
+            other.execute("CREATE TRIGGER t_seen BEFORE INSERT ON t BEGIN SELECT 1; END")
+            other.commit()
+        finally:
+            other.close()
+        await locked_insert()
+        assert hops[-2:] == ["<lambda>", "commit"]  # the INSERT and its commit on a thread
+    finally:
+        await twin.dispose()
+
+
+async def test_a_pooled_connection_is_asked_its_journal_mode_once(tmp_path: Path) -> None:
+    """Once a connection has used the WAL no other one can take the database out of it
+    while it is open (SQLite answers "database is locked"), so its write transactions do
+    not ask again (a PRAGMA each, issue 10); a PRAGMA of its own makes it ask again
+    (`test_outside_wal_a_writing_transaction_runs_on_a_thread`)."""
+    twin = Twin(create_engine(f"sqlite:///{tmp_path / 'once.db'}", pool_size=1))
+    asked: list[str] = []
+    driver: sqlite3.Connection | None = None
+    try:
+        async with twin.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+            assert isinstance(conn, LoopConnection)
+            driver = conn.sync_connection.connection.driver_connection
+            assert isinstance(driver, sqlite3.Connection)
+            driver.set_trace_callback(asked.append)
+        for _ in range(3):
+            async with twin.begin() as conn:
+                await conn.execute(text("INSERT INTO t DEFAULT VALUES"))
+        for _ in range(2):
+            async with twin.connect() as conn:
+                assert isinstance(conn, LoopConnection)
+                await conn.begin_write()
+                await conn.execute(text("INSERT INTO t DEFAULT VALUES"))
+                await conn.commit()
+        assert [sql for sql in asked if "journal_mode" in sql] == []
+        assert len([sql for sql in asked if "schema_version" in sql]) == 5
+    finally:
+        if driver is not None:
+            driver.set_trace_callback(None)
+        await twin.dispose()
+
+
 async def test_a_write_locked_by_another_process_waits_with_the_loop_running(
     make: Make,
     tmp_path: Path,
