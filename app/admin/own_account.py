@@ -1,8 +1,9 @@
 """No admin moves money to their own account: the one rule, and who each money action benefits.
 
 An admin is often a customer too. Completing their own unpaid invoice by hand, crediting
-their own balance, refunding or extending their own VM, or issuing a credit note on their
-own invoice is money (or paid time) given to themselves; another admin must do it. The rule
+their own balance, refunding or extending their own VM, moving their own subscription's
+expiry, lowering its price, or issuing a credit note on their own invoice is money (or paid
+time) given to themselves; another admin must do it. The rule
 is applied where the admin API binds its use cases (`app.bound.admin`), so every money
 action is guarded the same way, whichever module implements it.
 """
@@ -13,7 +14,10 @@ import functools
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import ParamSpec, TypeVar
 
+from app.admin.subscriptions import LineItemPatch, SubscriptionPatch
 from domain.errors import DomainError
+from domain.model import Subscription
+from domain.patch import UNSET
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 P = ParamSpec("P")
@@ -101,3 +105,38 @@ async def of_invoice(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collectio
     """A credit note: the buyer of the invoice it takes money back from."""
     invoice = await uow.invoices.get(_int(kwargs, "invoice_id"))
     return set() if invoice is None else {invoice.user_id}
+
+
+async def _owners(uow: UnitOfWork, sub: Subscription) -> Collection[int]:
+    """Whose a subscription's paid time and price are: its owner and its VM's."""
+    vm = await uow.vms.get_by_subscription(sub.id)
+    return {sub.user_id} if vm is None else {sub.user_id, vm.user_id}
+
+
+async def of_subscription_edit(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collection[int]:
+    """A subscription PATCH that moves its `expires` (paid time) or changes its `setup_fee`:
+    its owners. One that leaves both as they are benefits nobody (the admin UI sends every
+    field back unchanged)."""
+    patch = kwargs["patch"]
+    assert isinstance(patch, SubscriptionPatch)
+    sub = await uow.subscriptions.get(_int(kwargs, "subscription_id"))
+    if sub is None:
+        return set()
+    moved = patch.expires is not UNSET and patch.expires != sub.expires
+    repriced = patch.setup_fee is not UNSET and patch.setup_fee != sub.setup_fee
+    return await _owners(uow, sub) if moved or repriced else set()
+
+
+async def of_line_item_edit(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collection[int]:
+    """A line-item PATCH that changes its price (`amount` or `setup_amount`): the owners of
+    its subscription. One that leaves both as they are benefits nobody."""
+    patch = kwargs["patch"]
+    assert isinstance(patch, LineItemPatch)
+    item = await uow.line_items.get(_int(kwargs, "line_item_id"))
+    if item is None:
+        return set()
+    repriced = (patch.amount is not UNSET and patch.amount != item.amount) or (
+        patch.setup_amount is not UNSET and patch.setup_amount != item.setup_amount
+    )
+    sub = await uow.subscriptions.get(item.subscription_id) if repriced else None
+    return set() if sub is None else await _owners(uow, sub)

@@ -123,7 +123,9 @@ async def update_subscription(
 
     A new `expires` earlier than now, or none on a subscription that is set up, is refused
     (422, nothing changed); any other change of it is written to its VM's history with
-    `admin_id`, in the same transaction (`domain.expiry_edit`).
+    `admin_id`, in the same transaction (`domain.expiry_edit`). Nobody moves their own
+    subscription's expiry or changes its setup fee: that is refused (403) where the use case
+    is bound (`own_account.of_subscription_edit`).
     """
     changes = given(patch)
     if "name" in changes:
@@ -180,8 +182,11 @@ async def update_line_item(
     *,
     clock: Clock,
     rails: PaymentRails | None,
+    admin_id: int | None = None,
 ) -> LineItem:
-    """Apply the given fields under the subscription's lock.
+    """Apply the given fields under the subscription's lock. `admin_id`, who asks, is read
+    where the use case is bound: nobody changes their own subscription's price
+    (`own_account.of_line_item_edit`).
 
     A new `amount` or `setup_amount` is a new price: the subscription's pending renewal
     quotes (LNURL ones included) are expired in the same transaction and cancelled at their

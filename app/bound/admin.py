@@ -24,7 +24,7 @@ from app.admin import (
 )
 from app.admin.own_account import not_for_own
 from app.billing import credit_balance, invoicing
-from app.bound.inject import bind, repricing
+from app.bound.inject import bind
 
 if TYPE_CHECKING:
     from app.services import Services
@@ -113,11 +113,20 @@ class AdminUseCases:
         )
         # subscriptions and VMs
         self.create_subscription = bind(subscriptions.create_subscription, *store)
-        # `admin_id` by keyword: who moved a subscription's expiry is written to its VM's history
-        self.update_subscription = partial(
-            subscriptions.update_subscription, uow_factory, clock=clock, rails=rails
+        # `admin_id` by keyword: who moved a subscription's expiry is written to its VM's
+        # history; nobody moves their own paid time or changes their own price (own_account)
+        self.update_subscription = not_for_own(
+            partial(subscriptions.update_subscription, uow_factory, clock=clock, rails=rails),
+            uow_factory,
+            own_account.of_subscription_edit,
+            "move a subscription's expiry or change its price",
         )
-        self.update_line_item = repricing(subscriptions.update_line_item, uow_factory, clock, rails)
+        self.update_line_item = not_for_own(
+            partial(subscriptions.update_line_item, uow_factory, clock=clock, rails=rails),
+            uow_factory,
+            own_account.of_line_item_edit,
+            "change a subscription's price",
+        )
         self.delete_subscription = bind(deletes.delete_subscription, uow_factory)
         self.delete_line_item = bind(deletes.delete_line_item, *store)
         # an extend ends the upgrade quotes priced to the old expiry, on this process's rails

@@ -1,6 +1,7 @@
 """An admin's extend and credit note sent twice with the same `reference` happen once (a repeat
 with another body is 409), at once too; without one each request acts, as before. And no admin
-moves money to their own account. On every storage backend."""
+moves money or paid time to their own account (their own expiry and price included). On every
+storage backend."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+from adapters.http.envelope import format_time
 from domain.enums import VmHistoryActionType
 from tests.http.apiapp import ApiClient
 from tests.http.backend_apps import ROOT, admin, backend, c, database
@@ -111,7 +113,23 @@ async def test_no_admin_moves_money_to_their_own_account(c: ApiClient, admin: Ap
     pending = (await renew(c, ROOT, vm["id"]))["id"]
     invoice = await _invoice_of(c, vm["id"])
     before = await subscription_of(c.api, vm["id"])
+    assert before.expires is not None
+    async with c.api.store() as uow:
+        [item] = await uow.line_items.list_by_subscription(before.id)
+    year = format_time(before.expires + timedelta(days=365))
     tries: list[tuple[str, str, dict[str, Any] | None, str]] = [
+        (
+            "PATCH",
+            f"/subscriptions/{before.id}",
+            {"expires": year},
+            "move a subscription's expiry or change its price",
+        ),
+        (
+            "PATCH",
+            f"/subscription_line_items/{item.id}",
+            {"amount": 1},
+            "change a subscription's price",
+        ),
         ("POST", f"/subscription_payments/{pending}/complete", None, "complete a payment"),
         (
             "POST",
@@ -136,5 +154,6 @@ async def test_no_admin_moves_money_to_their_own_account(c: ApiClient, admin: Ap
         payment = await uow.payments.get(bytes.fromhex(pending))
         balances = await uow.credit_ledger.balances(root)
         notes = await uow.invoices.credit_notes_of(invoice)
+        assert await uow.line_items.get(item.id) == item
     assert payment is not None and not payment.is_paid
     assert (balances, notes) == ({}, [])

@@ -162,7 +162,9 @@ async def update(request: web.Request, admin: Admin) -> web.StreamResponse:
         external_id=_nullable(b, "external_id", body_str(b, "external_id", EXTERNAL_ID_LIMIT)),
     )
     svc = services(request)
-    sub = await svc.admin.update_subscription(path_id(request), patch, admin_id=admin.user.id)
+    sub = await svc.admin.update_subscription(
+        subscription_id=path_id(request), patch=patch, admin_id=admin.user.id
+    )
     async with svc.uow_factory() as uow:
         return data_response(await subscription_json(uow, sub))
 
@@ -210,7 +212,9 @@ async def patch_line_item(request: web.Request, admin: Admin) -> web.StreamRespo
         ),
     )
     svc = services(request)
-    item = await svc.admin.update_line_item(path_id(request), patch)
+    item = await svc.admin.update_line_item(
+        line_item_id=path_id(request), patch=patch, admin_id=admin.user.id
+    )
     return data_response(line_item_json(item))
 
 

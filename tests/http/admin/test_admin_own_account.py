@@ -1,12 +1,16 @@
 """No admin moves money or paid time to their own account: completing their own payment, credit
-adjustments, refunds (to credit or by hand), extends and credit notes on their own account are
-403, nothing changed; another admin may do each of them."""
+adjustments, refunds (to credit or by hand), extends, credit notes, and moving their own
+subscription's expiry or changing its price (PATCH of the subscription or of a line item) on
+their own account are 403, nothing changed; another admin may do each of them."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from adapters.fiat.bank_transfer import BankTransferRail
+from adapters.http.envelope import format_time
+from domain.expiry_edit import EXPIRY_EDIT_KEY
 from tests.http.admin.adminapp import ROOT, AdminWorld, admin_world
 from tests.http.vm_helpers import order, paid_vm, renew, subscription_of, user_of
 from tests.nostr_signing import NostrKey
@@ -123,3 +127,55 @@ async def test_nor_mark_their_own_bank_transfer_received() -> None:
         await world.ok("POST", f"/users/{deputy}/roles", json=role)
         await world.ok("POST", path, DEPUTY)
         assert await _is_paid(world, payment["id"])
+
+
+async def _expiry_edits(world: AdminWorld, vm_id: int) -> int:
+    async with world.api.store() as uow:
+        entries = await uow.vm_history.list_all_by_vm(vm_id)
+    return sum(EXPIRY_EDIT_KEY in (e.metadata or {}) for e in entries)
+
+
+async def test_nor_move_their_own_expiry_or_change_their_own_price(world: AdminWorld) -> None:
+    """Review: PATCH /subscriptions/{id} `expires` gave an admin a free year of their own VM,
+    and a line item's `amount` lowered their own price. Both 403, nothing changed; the same
+    PATCH with those fields as they are (the admin UI sends every field) is a plain edit;
+    another admin may."""
+    vm = await paid_vm(world.user, ROOT)
+    sub = await subscription_of(world.api, vm["id"])
+    assert sub.expires is not None
+    [item] = (await world.ok("GET", f"/subscriptions/{sub.id}/line_items"))["data"]
+    sub_path, item_path = f"/subscriptions/{sub.id}", f"/subscription_line_items/{item['id']}"
+    year = format_time(sub.expires + timedelta(days=365))
+    what = "move a subscription's expiry or change its price"
+    tries: list[tuple[str, dict[str, Any], str]] = [
+        (sub_path, {"expires": year}, what),
+        (sub_path, {"expires": year, "name": "mine"}, what),
+        (sub_path, {"setup_fee": sub.setup_fee + 1}, what),
+        (item_path, {"amount": 1}, "change a subscription's price"),
+        (item_path, {"setup_amount": item["setup_amount"] + 1}, "change a subscription's price"),
+        (item_path, {"amount": 1, "name": "cheap"}, "change a subscription's price"),
+    ]
+    for path, body, refusal in tries:
+        assert await _answer(world, "PATCH", path, ROOT, json=body) == refused(refusal), body
+    assert await subscription_of(world.api, vm["id"]) == sub
+    assert (await world.ok("GET", item_path))["data"] == item
+    assert await _expiry_edits(world, vm["id"]) == 0
+
+    # every field sent back as it is: a plain edit of the name
+    same = {"expires": format_time(sub.expires), "setup_fee": sub.setup_fee, "name": "mine"}
+    await world.ok("PATCH", sub_path, json=same)
+    await world.ok("PATCH", item_path, json={**item, "name": "my item"})
+    after = await subscription_of(world.api, vm["id"])
+    assert (after.name, after.expires, after.setup_fee) == ("mine", sub.expires, sub.setup_fee)
+    assert (await world.ok("GET", item_path))["data"]["amount"] == item["amount"]
+
+    # another admin may
+    deputy = (await user_of(world.api, DEPUTY)).id
+    role = {"role_id": world.role_ids["super_admin"]}
+    await world.ok("POST", f"/users/{deputy}/roles", json=role)
+    await world.ok("PATCH", sub_path, DEPUTY, json={"expires": year})
+    await world.ok("PATCH", item_path, DEPUTY, json={"amount": 1})
+    moved = sub.expires + timedelta(days=365)
+    assert (await subscription_of(world.api, vm["id"])).expires == moved
+    assert (await world.ok("GET", item_path))["data"]["amount"] == 1
+    assert await _expiry_edits(world, vm["id"]) == 1
