@@ -66,14 +66,16 @@ def _converters(
 ) -> tuple[Callable[[int], int], Callable[[int], int]] | None:
     """Balance units → charged units and back, at the balance currency's own BTC rate as the
     quote saw it (not the quote's `rate`, which is its price currency's: the two differ
-    once a plan is re-priced in another currency than its subscription's)."""
+    once a plan is re-priced in another currency than its subscription's, and is 1 for a
+    BTC price). None without that rate: the credit is not applied and the price is charged
+    whole (a quote that saw no fresh rate stores none, `rates: {}`)."""
     charged = priced.currency
     if charged is balance_currency:
         return (lambda n: n), (lambda n: n)
     if charged is not Currency.BTC or not balance_currency.is_fiat:
         return None
     meta = metadata_dict(priced.metadata)
-    rate = quote_btc_rate(meta, balance_currency, priced.rate)
+    rate = quote_btc_rate(meta, balance_currency)
     if rate is None:
         return None
     return (lambda n: fiat_to_msat(n, rate)), (lambda n: msat_to_fiat(n, rate))
