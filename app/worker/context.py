@@ -55,10 +55,11 @@ class RenewalOutcome(Enum):
     #: the subscription's expiry is no longer the period the attempt was for (a renewal paid
     #: since the claim moved it): nothing was charged and nothing is said
     NOT_DUE = "not_due"
-    #: the wallet paid, but its payment bought no time: a renewal paid otherwise had bought
-    #: the period first (`domain.wallet_claim`), or its VM was deleted meanwhile and cannot
-    #: be restored; its value is account credit, of which the completion tells the user
-    #: ("Payment added to your account credit"); nothing more is said (not "Auto-Renewed")
+    #: the wallet paid (whatever it answered), but its payment bought no time: a renewal
+    #: paid otherwise had bought the period first (`domain.wallet_claim`), or its VM was
+    #: deleted meanwhile and cannot be restored; its value is account credit, of which the
+    #: completion tells the user ("Payment added to your account credit"); nothing more is
+    #: said (not "Auto-Renewed", not "renewal failed")
     CREDITED = "credited"
 
 
