@@ -8,7 +8,7 @@ from datetime import datetime
 import attrs
 
 from app.billing.credit_quote import Settle
-from app.billing.errors import RenewalNoLongerDue
+from app.billing.errors import RenewalNoLongerDue, VmDeleted
 from app.billing.rails import PaymentRails
 from app.billing.renewal import renew
 from app.billing.wallet_claims import claim_for_wallet
@@ -147,6 +147,12 @@ class NwcAutoRenewer:
         the invoice paid (`_refused`): a payment booked or settled at the node anyway is
         PAID or CREDITED as above, never "renewal failed".
 
+        Account credit that covers the interval pays it alone, without the wallet: the
+        covered payment carries the claim for its period from birth (`issue`), and its
+        booking, should the period be renewed otherwise (or the VM be deleted and not
+        restorable) between its storing and its booking, books nothing and gives the credit
+        back (`settle_covered`): NOT_DUE, nothing said, never "Auto-Renewed" for time it
+        did not buy nor a second period bought from credit.
         A crash after the wallet paid asks it nothing again: the period's attempt is marked
         done before the wallet is asked (D15), and the node would refuse a second payment
         of the same invoice anyway.
@@ -179,6 +185,9 @@ class NwcAutoRenewer:
             log.info(
                 "subscription %s was renewed since the claim; not auto-renewed", subscription.id
             )
+            return AutoRenewal(RenewalOutcome.NOT_DUE)
+        except VmDeleted:  # its user was told of the deletion; nothing was charged
+            log.info("subscription %s: its VM was deleted; not auto-renewed", subscription.id)
             return AutoRenewal(RenewalOutcome.NOT_DUE)
         except (DomainError, LightningUnavailable) as err:
             log.warning("auto-renewal invoice for subscription %s failed: %s", subscription.id, err)

@@ -46,6 +46,7 @@ from domain.exchange import fiat_to_msat, msat_to_fiat
 from domain.model import SubscriptionPayment
 from domain.money import Currency, currency_code
 from domain.price_basis import quote_btc_rate
+from domain.wallet_claim import claimed
 from ports.storage import PricedItems, UnitOfWork, UnitOfWorkFactory
 
 #: completes a payment by id (the HTTP layer passes the completion use case).
@@ -227,9 +228,14 @@ async def issue(
     judged for a payment made at a provider only (no rail: nothing to flood); `checks`:
     the caller's own. All are judged under the subscription's lock as the payment is
     stored, before the credit is spent. `priced_from`: what the quote was priced from
-    (see `store_payment`)."""
+    (see `store_payment`). A covered quote for a `period` (the worker's automatic renewal)
+    carries its claim on that period from birth (`domain.wallet_claim`): booked once the
+    period was renewed otherwise, it would buy a second one from credit nobody asked to
+    spend, so its booking refuses it (`RenewalNoLongerDue`) and the credit comes back."""
     covered = settle is not None and is_covered(priced)
     payment = covered_payment(priced, now) if covered else await rails.create(priced, now)
+    if covered and period is not None:
+        payment = claimed(payment, period) or payment
     stored = await store_payment(
         uow_factory,
         rails,
