@@ -8,7 +8,7 @@ from datetime import datetime
 import attrs
 
 from app.billing.credit_quote import Settle
-from app.billing.errors import RenewalNoLongerDue
+from app.billing.errors import RenewalNoLongerDue, VmDeleted
 from app.billing.rails import PaymentRails
 from app.billing.renewal import renew
 from app.billing.wallet_claims import claim_for_wallet
@@ -143,7 +143,16 @@ class NwcAutoRenewer:
         CREDITED too, whatever the reason, when the wallet's payment completed without
         buying time (its VM deleted meanwhile and not restorable: account credit, though
         the expiry did not move): the completion tells the user of the credit, never
-        "Auto-Renewed" (`_bought_no_time`).
+        "Auto-Renewed" (`_booked`). A wallet's error is believed only when nothing shows
+        the invoice paid (`_refused`): a payment booked or settled at the node anyway is
+        PAID or CREDITED as above, never "renewal failed".
+
+        Account credit that covers the interval pays it alone, without the wallet: the
+        covered payment carries the claim for its period from birth (`issue`), and its
+        booking, should the period be renewed otherwise (or the VM be deleted and not
+        restorable) between its storing and its booking, books nothing and gives the credit
+        back (`settle_covered`): NOT_DUE, nothing said, never "Auto-Renewed" for time it
+        did not buy nor a second period bought from credit.
         A crash after the wallet paid asks it nothing again: the period's attempt is marked
         done before the wallet is asked (D15), and the node would refuse a second payment
         of the same invoice anyway.
@@ -177,6 +186,9 @@ class NwcAutoRenewer:
                 "subscription %s was renewed since the claim; not auto-renewed", subscription.id
             )
             return AutoRenewal(RenewalOutcome.NOT_DUE)
+        except VmDeleted:  # its user was told of the deletion; nothing was charged
+            log.info("subscription %s: its VM was deleted; not auto-renewed", subscription.id)
+            return AutoRenewal(RenewalOutcome.NOT_DUE)
         except (DomainError, LightningUnavailable) as err:
             log.warning("auto-renewal invoice for subscription %s failed: %s", subscription.id, err)
             raise AutoRenewalFailed("The renewal invoice could not be created") from None
@@ -199,46 +211,63 @@ class NwcAutoRenewer:
             log.warning("auto-renewal of subscription %s: %s", subscription.id, lost.message)
             return await self._unanswered(payment, period)
         except NwcError as err:
-            if await self._bought_no_time(payment, period):  # its invoice was ended
-                return AutoRenewal(RenewalOutcome.NOT_DUE)
-            raise AutoRenewalFailed(err.message) from None
+            refused = await self._refused(payment, period)
+            if refused is None:
+                raise AutoRenewalFailed(err.message) from None
+            return refused
         log.info("auto-renewal of subscription %s paid: %s", subscription.id, payment.id.hex())
-        if await self._bought_no_time(payment, period):
-            return AutoRenewal(RenewalOutcome.CREDITED)
-        return AutoRenewal(RenewalOutcome.PAID)
+        _, no_time = await self._booked(payment, period)
+        return AutoRenewal(RenewalOutcome.CREDITED if no_time else RenewalOutcome.PAID)
 
-    async def _bought_no_time(self, payment: SubscriptionPayment, period: datetime) -> bool:
-        """Whether the wallet's `payment` buys no time: completed without any (its value
-        booked as account credit, whatever the reason: its period renewed otherwise, its VM
-        deleted and not restorable, …), or, not completed yet, another payment renewed the
-        period ending `period` (it will then be credit: `domain.wallet_claim`). An error
-        reading it says no: the outcome is then told as it would have been without the
-        race."""
+    async def _booked(self, payment: SubscriptionPayment, period: datetime) -> tuple[bool, bool]:
+        """Whether the wallet's `payment` is booked (paid), and whether it buys no time:
+        completed without any (its value booked as account credit, whatever the reason: its
+        period renewed otherwise, its VM deleted and not restorable, …), or, not completed
+        yet, another payment renewed the period ending `period` (it will then be credit:
+        `domain.wallet_claim`). An error reading it says neither: the outcome is then told
+        as it would have been without the race."""
         try:
             async with self._uow_factory() as uow:
                 sub = await uow.subscriptions.get(payment.subscription_id)
                 found = await uow.payments.get(payment.id)
         except Exception:
             log.exception("auto-renewal: subscription %s not read", payment.subscription_id)
-            return False
+            return False, False
         if sub is None or found is None:
-            return False
+            return False, False
         if found.is_paid:
-            return not found.time_value  # not the wallet's own renewal
-        return sub.expires != period
+            return True, not found.time_value  # not the wallet's own renewal
+        return False, sub.expires != period
+
+    async def _node_settled(self, payment: SubscriptionPayment) -> bool:
+        """Whether the node holds a settlement of the invoice (no: it cannot be asked)."""
+        try:
+            settled = await self._rails.lightning_settlement(payment.id)
+        except DomainError as err:
+            log.warning("settlement of payment %s unknown: %s", payment.id.hex(), err.message)
+            return False
+        return settled is not None
+
+    async def _refused(self, payment: SubscriptionPayment, period: datetime) -> AutoRenewal | None:
+        """After the wallet answered with an error: None (a failure, told as such) unless
+        something shows otherwise. The payment booked, or settled at the node, means the
+        wallet paid whatever it said: PAID, or CREDITED when it bought no time (the user is
+        told of the credit by the completion; not "renewal failed", not "Auto-Renewed").
+        NOT_DUE when another renewal bought the period meanwhile (its invoice was ended, so
+        the wallet was refused: nothing was charged)."""
+        paid, no_time = await self._booked(payment, period)
+        if paid or await self._node_settled(payment):
+            return AutoRenewal(RenewalOutcome.CREDITED if no_time else RenewalOutcome.PAID)
+        return AutoRenewal(RenewalOutcome.NOT_DUE) if no_time else None
 
     async def _unanswered(self, payment: SubscriptionPayment, period: datetime) -> AutoRenewal:
         """PAID when the node settled the invoice the silent wallet was asked to pay (CREDITED
         when that payment bought no time: another renewal bought its period first, or it
         became account credit otherwise), else UNCONFIRMED (also when the node cannot be
         asked), or NOT_DUE when another renewal bought the period meanwhile."""
-        try:
-            settled = await self._rails.lightning_settlement(payment.id)
-        except DomainError as err:
-            log.warning("settlement of payment %s unknown: %s", payment.id.hex(), err.message)
-            settled = None
-        no_time = await self._bought_no_time(payment, period)
-        if settled is not None:
+        settled = await self._node_settled(payment)
+        _, no_time = await self._booked(payment, period)
+        if settled:
             return AutoRenewal(RenewalOutcome.CREDITED if no_time else RenewalOutcome.PAID)
         if no_time:
             return AutoRenewal(RenewalOutcome.NOT_DUE)

@@ -111,14 +111,20 @@ def payment_meta(payment: SubscriptionPayment) -> dict[str, Any]:
 def listed_rate(payment: SubscriptionPayment, listed: str) -> Decimal | None:
     """The BTC rate of fiat currency `listed` a payment was quoted at (`quote_btc_rate`), to
     show or count its msat in that currency; None for a currency that is not fiat or that
-    the quote has no rate for (its `rate` column of 1 is BTC passing through)."""
+    the quote has no rate for (its `rate` column of 1 is BTC passing through). A row from
+    before quotes stored their rates is shown at its `rate` column, its list currency's,
+    which the row does not name (an invoice or report figure, never credit booked)."""
     try:
         currency = Currency.parse(listed)
     except DomainError:
         return None
     if not currency.is_fiat:
         return None
-    rate = quote_btc_rate(payment_meta(payment), currency, payment.rate)
+    meta = payment_meta(payment)
+    if rates_from_json(meta.get(RATES_KEY)):
+        rate = quote_btc_rate(meta, currency)
+    else:  # a row from before rates were stored: shown at its column, whatever its currency
+        rate = payment.rate if payment.rate.is_finite() else None
     return None if rate is None or rate <= 1 else rate
 
 

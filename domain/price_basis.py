@@ -148,16 +148,18 @@ def rates_from_json(value: Any) -> dict[Currency, Decimal]:
     return out
 
 
-def quote_btc_rate(meta: Mapping[str, Any], currency: Currency, rate: Decimal) -> Decimal | None:
-    """The BTC rate of `currency` a payment was quoted at: from the rates its quote stored
-    (None when they lack it), else `rate`, its own column, which is the rate of the one list
-    currency it was priced in (an upgrade, a payment made before rates were stored). The
-    column alone is not enough once a plan's currency differs from its subscription's: it is
-    the rate of the price's currency, and credit in the other one must use its own."""
-    stored = rates_from_json(meta.get(RATES_KEY))
-    if stored:
-        return stored.get(currency)
-    return rate if rate.is_finite() and rate > 0 else None
+def quote_btc_rate(meta: Mapping[str, Any], currency: Currency) -> Decimal | None:
+    """The BTC rate of `currency` a payment was quoted at, from the rates its quote stored;
+    None when they lack it (or it stored none: a row from before rates were stored).
+
+    Never its `rate` column: that is the BTC rate of the one list currency it was priced in
+    (1 for BTC passing through, 0 for none), which the row does not name, so read as the
+    rate of another currency it converts at a wrong rate (a EUR payment's excess credited
+    into a USD balance at the EUR rate; a quote that saw no fresh rate, `rates: {}`, priced
+    in BTC, valued its EUR credit at 1 EUR per BTC). Without the quote's rate of
+    `currency` its callers value nothing and say so (credit is then not applied, or not
+    booked and the admins told), never at another currency's rate."""
+    return rates_from_json(meta.get(RATES_KEY)).get(currency)
 
 
 def exact_value(

@@ -15,6 +15,11 @@ subscription's lock is taken:
 - a pending invoice claimed for another period than the current one is not handed out
   again by a renewal request (D10 reuse).
 
+Account credit that covers the interval pays the automatic renewal alone, with no wallet;
+that payment is claimed for its period when it is stored (`app.billing.credit_quote.issue`),
+and one whose period was renewed otherwise before its booking is not booked at all: its
+credit comes back, no second period is bought from it.
+
 The wallet paying the same invoice twice is impossible by construction: a Lightning invoice
 is paid once, and the worker asks the wallet at most once per period (D15's mark, committed
 before the wallet is asked), so a crash after the wallet paid never leads to a second ask.

@@ -38,7 +38,13 @@ from app.billing.credit_overpayment import (
 )
 from app.billing.credit_quote import CreditChanged, paid_by_credit_alone
 from app.billing.credit_release import respend_released
-from app.billing.errors import PaymentNotFound, ShortSettlement
+from app.billing.errors import (
+    CreditBuysNothing,
+    PaymentNotFound,
+    RenewalNoLongerDue,
+    ShortSettlement,
+    VmDeleted,
+)
 from app.billing.invoicing import issue_invoice
 from app.billing.ip_allocation import PAYER_NOTE, RangePlan, apply_plan, plan_ranges
 from app.billing.old_orders import old_order_refused
@@ -57,7 +63,12 @@ from app.billing.upgrades import (
     why_deleted_vm_not_upgraded,
     why_paid_upgrade_does_not_fit,
 )
-from app.billing.wallet_claims import OVERTAKEN_NOTE, end_claims, overtaken_why
+from app.billing.wallet_claims import (
+    OVERTAKEN_NOTE,
+    credit_alone_claim,
+    end_claims,
+    overtaken_why,
+)
 from domain.account_credit import credit_applied, credit_taken, unpaid_charged
 from domain.admin_completion import ADMIN_COMPLETION_KEY, AdminCompletion
 from domain.credit import Credit, credit_payment, payment_meta
@@ -210,7 +221,11 @@ async def book_payment(
     was deleted before it was paid (D24's race; D12: it revives nothing). One paid from
     account credit alone (no outside money) is not booked at all: `NoRoomToUpgrade`,
     `UpgradeQuoteOutdated`, `UpgradeRepriced` or `VmDeleted`, and its quote's caller gives
-    the credit back (`app.billing.credit_quote.settle_covered`). The room is judged under
+    the credit back (`app.billing.credit_quote.settle_covered`); so is the worker's
+    automatic renewal of credit alone (`credit_alone_claim`) that would buy no time for any
+    reason above (`VmDeleted` for its VM, `CreditBuysNothing` otherwise) or whose period was
+    renewed otherwise since it was stored (`RenewalNoLongerDue`): the credit it spent buys
+    its period, or is given back. The room is judged under
     the host's region lock, as orders judge it, so a late payment or a paid upgrade never
     takes room an order or another upgrade was just given. A Purchase/Renewal whose IP-range
     line item can be given no range (its lapse's range now someone else's and no free block
@@ -447,6 +462,10 @@ async def _apply(
     elif not upgrade and is_switched_off(before):  # a payment never switches it on again
         why, note = _switched_off_why(before), SWITCHED_OFF_NOTE
     elif not upgrade and (overtaken := claim_overtaken(payment, before)) is not None:
+        if credit_alone_claim(payment):
+            # an automatic renewal paid from credit alone, its period renewed otherwise
+            # since it was stored: nothing is booked (the caller gives the credit back)
+            raise RenewalNoLongerDue("The period was renewed meanwhile; no credit was spent")
         # the wallet's payment of a period another renewal bought first: one period is
         # bought once, the second payment for it is account credit (`domain.wallet_claim`)
         why, note = overtaken_why(before, overtaken), OVERTAKEN_NOTE
@@ -464,6 +483,14 @@ async def _apply(
         )
         if ranges.why is not None:  # no block for an IP range: its value becomes credit
             why, note = ranges.why, PAYER_NOTE
+    if why is not None and not upgrade and credit_alone_claim(payment):
+        # the worker's renewal from credit alone would buy nothing: nothing is booked, and
+        # its caller gives the credit back (`settle_covered`), as for an upgrade (no
+        # invoice, no credit "added", no "Auto-Renewed" for time it did not buy)
+        log.info("payment %s of credit alone not booked: %s", payment.id.hex(), why)
+        if vm_before is not None and vm_before.deleted:
+            raise VmDeleted("The VM was deleted and cannot be restored; no credit was spent")
+        raise CreditBuysNothing("This cannot be provided now; no credit was spent")
     revived = 0 if upgrade or why else await uow.vms.undelete_for_subscription(before.id)
     credit, booked = None, 0
     given: list[IpRangeSubscription] = []

@@ -51,7 +51,8 @@ async def credit_unrestorable(
     The value is what was received (amount, tax excluded, plus the credit it applied) in
     `list_currency` (the subscription's; an upgrade's, the one it is priced in), at the
     quote's own BTC rate of that currency for a Lightning payment, exactly and rounded
-    down (`excess_value`: the payer is never credited more than arrived). A card payment
+    down (`excess_value`: the payer is never credited more than arrived); without one
+    (`quote_btc_rate`: never the row's `rate` column) nothing is booked (0). A card payment
     in another fiat (its plan re-priced in another currency than its subscription's) is
     converted at the quote's own BTC rates of both, rounded down, and the entry's note
     says at which; without them nothing is booked (0). The value is credited whole or
@@ -93,8 +94,9 @@ async def credit_unrestorable(
     received = payment.amount
     already = back[0] if back is not None and elsewhere is None else 0
     # the quote's own rate of the target currency (its `rate` column is its price
-    # currency's, which is another one when a plan was re-priced in another currency)
-    rate = quote_btc_rate(payment_meta(payment), target, payment.rate)
+    # currency's, which is another one when a plan was re-priced in another currency, and
+    # 1 for a BTC price; a row without stored rates does not say which: none is used)
+    rate = quote_btc_rate(payment_meta(payment), target)
     note = why
     short = short_received_msat(payment) if short_msat is None else short_of(payment, short_msat)
     if short is not None and (target is Currency.BTC or rate is not None):
@@ -255,11 +257,7 @@ async def _credit_msat(
         target = Currency.parse(list_currency)
     except DomainError:
         target = Currency.BTC  # an unknown list currency: keep what arrived, in msat
-    rate = (
-        None
-        if target is Currency.BTC
-        else quote_btc_rate(payment_meta(payment), target, payment.rate)
-    )
+    rate = None if target is Currency.BTC else quote_btc_rate(payment_meta(payment), target)
     value = excess_value(msat, target, rate)
     tax_rate = prepayment_tax_rate(payment)
     net, tax = prepayment_split(value or 0, tax_rate)

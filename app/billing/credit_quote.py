@@ -46,6 +46,7 @@ from domain.exchange import fiat_to_msat, msat_to_fiat
 from domain.model import SubscriptionPayment
 from domain.money import Currency, currency_code
 from domain.price_basis import quote_btc_rate
+from domain.wallet_claim import claimed
 from ports.storage import PricedItems, UnitOfWork, UnitOfWorkFactory
 
 #: completes a payment by id (the HTTP layer passes the completion use case).
@@ -66,14 +67,16 @@ def _converters(
 ) -> tuple[Callable[[int], int], Callable[[int], int]] | None:
     """Balance units → charged units and back, at the balance currency's own BTC rate as the
     quote saw it (not the quote's `rate`, which is its price currency's: the two differ
-    once a plan is re-priced in another currency than its subscription's)."""
+    once a plan is re-priced in another currency than its subscription's, and is 1 for a
+    BTC price). None without that rate: the credit is not applied and the price is charged
+    whole (a quote that saw no fresh rate stores none, `rates: {}`)."""
     charged = priced.currency
     if charged is balance_currency:
         return (lambda n: n), (lambda n: n)
     if charged is not Currency.BTC or not balance_currency.is_fiat:
         return None
     meta = metadata_dict(priced.metadata)
-    rate = quote_btc_rate(meta, balance_currency, priced.rate)
+    rate = quote_btc_rate(meta, balance_currency)
     if rate is None:
         return None
     return (lambda n: fiat_to_msat(n, rate)), (lambda n: msat_to_fiat(n, rate))
@@ -225,9 +228,14 @@ async def issue(
     judged for a payment made at a provider only (no rail: nothing to flood); `checks`:
     the caller's own. All are judged under the subscription's lock as the payment is
     stored, before the credit is spent. `priced_from`: what the quote was priced from
-    (see `store_payment`)."""
+    (see `store_payment`). A covered quote for a `period` (the worker's automatic renewal)
+    carries its claim on that period from birth (`domain.wallet_claim`): booked once the
+    period was renewed otherwise, it would buy a second one from credit nobody asked to
+    spend, so its booking refuses it (`RenewalNoLongerDue`) and the credit comes back."""
     covered = settle is not None and is_covered(priced)
     payment = covered_payment(priced, now) if covered else await rails.create(priced, now)
+    if covered and period is not None:
+        payment = claimed(payment, period) or payment
     stored = await store_payment(
         uow_factory,
         rails,

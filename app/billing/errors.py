@@ -101,6 +101,13 @@ class UpgradeRepriced(DomainError):
     kind = "conflict"
 
 
+class CreditBuysNothing(DomainError):
+    """An automatic renewal paid from account credit alone that would buy nothing by the time
+    it is booked (no room or IP range left for it, its subscription switched off; a deleted
+    VM that cannot be restored is `VmDeleted`, a period renewed otherwise
+    `RenewalNoLongerDue`), 422: nothing booked, the credit given back."""
+
+
 class RenewalNoLongerDue(DomainError):
     """A renewal asked for one period (the worker's automatic renewal) after the subscription's
     expiry moved past it, a renewal paid meanwhile (409): nothing quoted or charged."""

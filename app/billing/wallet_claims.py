@@ -7,6 +7,7 @@ from datetime import datetime
 
 import attrs
 
+from app.billing.credit_quote import paid_by_credit_alone
 from app.billing.errors import WalletInvoiceEnded
 from app.billing.persist import refuse_moved_period
 from domain.model import Subscription, SubscriptionPayment
@@ -64,6 +65,15 @@ async def end_claims(
             await uow.payments.update(attrs.evolve(pending, expires=now))
             ended.append(pending)
     return ended
+
+
+def credit_alone_claim(payment: SubscriptionPayment) -> bool:
+    """An automatic renewal paid from account credit alone: claimed for its period when it
+    was stored (`app.billing.credit_quote.issue`), no wallet asked. The worker spent that
+    credit for the user, so a booking in which it would buy nothing (its period renewed
+    otherwise, its VM deleted and not restorable, …) books nothing and the credit comes
+    back (`settle_covered`), rather than being booked as credit with a notice about it."""
+    return paid_by_credit_alone(payment) and claimed_period_of(payment.metadata) is not None
 
 
 def overtaken_why(sub: Subscription, period: datetime) -> str:

@@ -57,12 +57,14 @@ class RenewalOutcome(Enum):
     #: invoice (yet): nothing is confirmed, so the user is warned (not told it renewed)
     UNCONFIRMED = "unconfirmed"
     #: the subscription's expiry is no longer the period the attempt was for (a renewal paid
-    #: since the claim moved it): nothing was charged and nothing is said
+    #: since the claim moved it), or its VM was deleted meanwhile: nothing was charged (credit
+    #: taken for it given back) and nothing is said
     NOT_DUE = "not_due"
-    #: the wallet paid, but its payment bought no time: a renewal paid otherwise had bought
-    #: the period first (`domain.wallet_claim`), or its VM was deleted meanwhile and cannot
-    #: be restored; its value is account credit, of which the completion tells the user
-    #: ("Payment added to your account credit"); nothing more is said (not "Auto-Renewed")
+    #: the wallet paid (whatever it answered), but its payment bought no time: a renewal
+    #: paid otherwise had bought the period first (`domain.wallet_claim`), or its VM was
+    #: deleted meanwhile and cannot be restored; its value is account credit, of which the
+    #: completion tells the user ("Payment added to your account credit"); nothing more is
+    #: said (not "Auto-Renewed", not "renewal failed")
     CREDITED = "credited"
 
 

@@ -211,10 +211,11 @@ async def _auto_renew(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) 
     when the invoice can be paid: that notice is the period's warning before the stop, sent
     at once, under this period's one auto-renewal mark (no second mark, no follow-up run). If
     the wallet did pay, its settlement completes the payment and moves the expiry as ever.
-    A renewal the user paid after the claim (NOT_DUE) leaves nothing to pay or to say; a
-    wallet payment that bought no time (CREDITED: a renewal completed while the wallet paid,
-    or the VM was deleted meanwhile and cannot be restored) is account credit, of which the
-    completion tells the user.
+    A renewal the user paid after the claim, or a VM deleted meanwhile (NOT_DUE), leaves
+    nothing to pay or to say (credit taken for it comes back); a wallet payment that bought
+    no time (CREDITED: a renewal completed while the wallet paid, or the VM was deleted
+    meanwhile and cannot be restored) is account credit, of which the completion tells the
+    user.
     """
     if _vm_gone(c):
         log.info("subscription %s: its VM is deleted; not auto-renewed", c.sub.id)
