@@ -61,6 +61,7 @@ from adapters.mysql.legacy_vms import (
     write_batch,
     write_one,
 )
+from adapters.mysql.named_locks import of_this_database
 from adapters.mysql.schema_upgrade import upgrade_database
 from domain.legacy import BackfillReport, LegacyDataError, Problem, VmPlan
 
@@ -208,7 +209,7 @@ class _Run:
             await self.conn.execute(text(guard))
             await self.conn.commit()
         elif self.mysql:
-            stmt = text("SELECT GET_LOCK(:name, :timeout)")
+            stmt = text(f"SELECT GET_LOCK({of_this_database('name')}, :timeout)")
             params = {"name": LOCK_NAME, "timeout": lock_timeout}
             got = (await self.conn.execute(stmt, params)).scalar()
             await self.conn.commit()
@@ -226,7 +227,9 @@ class _Run:
             )
             await self.conn.execute(text(reset))
         elif self.mysql:
-            await self.conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
+            await self.conn.execute(
+                text(f"SELECT RELEASE_LOCK({of_this_database('name')})"), {"name": LOCK_NAME}
+            )
         await self.conn.commit()
 
     def _tick(self, phase: str, done: int, total: int) -> None:

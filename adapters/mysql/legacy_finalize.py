@@ -14,6 +14,7 @@ from adapters.mysql.engine import create_engine, dialect_is_mysql, url_is_mysql
 from adapters.mysql.legacy_backfill import LOCK_NAME, BackfillLockTimeout
 from adapters.mysql.legacy_shape import read_shape
 from adapters.mysql.legacy_vms import unlinked_condition
+from adapters.mysql.named_locks import of_this_database
 from adapters.mysql.types import UInt
 
 
@@ -93,7 +94,8 @@ async def finalize_legacy_billing(url: str | URL, *, lock_timeout: int = 60) -> 
         async with engine.connect() as conn:
             if dialect_is_mysql(conn):
                 got = await conn.execute(
-                    text("SELECT GET_LOCK(:n, :t)"), {"n": LOCK_NAME, "t": lock_timeout}
+                    text(f"SELECT GET_LOCK({of_this_database('n')}, :t)"),
+                    {"n": LOCK_NAME, "t": lock_timeout},
                 )
                 if got.scalar() != 1:
                     raise BackfillLockTimeout(f"{LOCK_NAME!r} is held by another process")

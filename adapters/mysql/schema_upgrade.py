@@ -29,6 +29,7 @@ from adapters.mysql.migrations.shapes import (
     SHAPES,
     SQLX_TO_REVISION,
 )
+from adapters.mysql.named_locks import of_this_database
 
 _T = TypeVar("_T")
 _LOCK_NAME = "lnvps_schema_upgrade"
@@ -109,7 +110,9 @@ async def _with_connection(url: str | URL, work: Callable[[Connection], _T], *, 
                 await conn.commit()
             finally:
                 if lock and mysql:
-                    await conn.execute(text("DO RELEASE_LOCK(:n)"), {"n": _LOCK_NAME})
+                    await conn.execute(
+                        text(f"DO RELEASE_LOCK({of_this_database('n')})"), {"n": _LOCK_NAME}
+                    )
             if not mysql and lock:
                 await _check_sqlite_foreign_keys(conn)
             return result
@@ -119,7 +122,8 @@ async def _with_connection(url: str | URL, work: Callable[[Connection], _T], *, 
 
 async def _get_lock(conn: AsyncConnection) -> None:
     got = await conn.scalar(
-        text("SELECT GET_LOCK(:n, :t)"), {"n": _LOCK_NAME, "t": _LOCK_TIMEOUT_S}
+        text(f"SELECT GET_LOCK({of_this_database('n')}, :t)"),
+        {"n": _LOCK_NAME, "t": _LOCK_TIMEOUT_S},
     )
     if got != 1:
         raise RuntimeError("another process is upgrading the database schema (GET_LOCK timed out)")

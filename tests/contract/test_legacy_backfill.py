@@ -37,6 +37,7 @@ from adapters.mysql.legacy_finalize import (
 from adapters.mysql.legacy_shape import read_shape
 from adapters.mysql.legacy_vms import read_vm_batch
 from adapters.mysql.migrations import R1_LEGACY
+from adapters.mysql.named_locks import of_this_database
 from adapters.mysql.schema_upgrade import upgrade_database
 from adapters.mysql.types import UInt
 from adapters.mysql.uow import SqlUnitOfWorkFactory
@@ -831,7 +832,9 @@ async def test_r2_get_lock_makes_a_second_process_wait_or_fail_clearly(mysql_url
     holder = create_engine(mysql_url)
     try:
         async with holder.connect() as conn:
-            await conn.execute(text("SELECT GET_LOCK(:n, 0)"), {"n": LOCK_NAME})
+            await conn.execute(
+                text(f"SELECT GET_LOCK({of_this_database('n')}, 0)"), {"n": LOCK_NAME}
+            )
             with pytest.raises(BackfillLockTimeout, match="another process"):
                 await migrate(mysql_url, lock_timeout=1)
             assert (await fetch(mysql_url, "SELECT COUNT(*) FROM subscription"))[0][0] == 1
@@ -842,7 +845,9 @@ async def test_r2_get_lock_makes_a_second_process_wait_or_fail_clearly(mysql_url
                 holder,
             )
             assert not waiting.done()
-            await conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": LOCK_NAME})
+            await conn.execute(
+                text(f"SELECT RELEASE_LOCK({of_this_database('n')})"), {"n": LOCK_NAME}
+            )
             report = await waiting
     finally:
         await holder.dispose()
@@ -1010,7 +1015,9 @@ async def test_engine_object_is_accepted_and_left_open(legacy_url: str) -> None:
         async with engine.connect() as conn:  # still usable: not disposed by the backfill
             assert (await conn.execute(select(t.vm.c.id).limit(1))).first() is not None
             if dialect_is_mysql(conn):
-                free = await conn.execute(text("SELECT IS_FREE_LOCK(:n)"), {"n": LOCK_NAME})
+                free = await conn.execute(
+                    text(f"SELECT IS_FREE_LOCK({of_this_database('n')})"), {"n": LOCK_NAME}
+                )
                 assert free.scalar() == 1
     finally:
         await engine.dispose()
