@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from tests.contract.legacy_fixtures import INVALID_PARAMS_ID
-from tests.dbtest import create_mysql_database, drop_mysql_database, sqlite_url_for
+from tests.dbtest import copy_database, create_mysql_database, drop_mysql_database, sqlite_url_for
 from tests.e2e.forked import ForkedProcess, start_lnvps
 from tests.e2e.kill9_support import fetch, poll, sigkill
-from tests.e2e.legacy_bulk import build_bulk_legacy_db, copy_database
+from tests.e2e.legacy_bulk import build_bulk_legacy_db
 from tests.e2e.serve_process import lnvps_in_process
 
 VMS = 6000
