@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.mysql import tables as t
-from adapters.mysql.engine import create_engine, dialect_is_mysql
+from adapters.mysql.engine import create_engine, dialect_is_mysql, url_is_mysql
 from adapters.mysql.legacy_backfill import (
     LOCK_NAME,
     BackfillIncomplete,
@@ -57,7 +57,12 @@ from tests.contract.legacy_fixtures import (
     table_counts,
 )
 from tests.contract.lock_waits import until
-from tests.dbtest import create_mysql_database, drop_mysql_database, sqlite_url_for
+from tests.dbtest import (
+    copy_database,
+    create_mysql_database,
+    drop_mysql_database,
+    sqlite_url_for,
+)
 
 ENGINES = ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)]
 
@@ -75,6 +80,57 @@ async def build_legacy_db(url: str, *, upgrade: bool = True) -> LegacyFixture:
     if upgrade:
         await upgrade_database(url)
     return fixture
+
+
+class LegacyBuilds:
+    """`build_legacy_db`'s two results (at the legacy shape, and upgraded to head), built once
+    per engine in this test process and copied into each test's database (`legacy_db`).
+
+    A build migrates to r1, inserts the rows and upgrades (~0.7 s on MariaDB, several times
+    that on a loaded machine); a copy of its tables and rows costs ~0.15 s. Two builds differ
+    only in `CURRENT_TIMESTAMP` defaults and in the order SQLite's batch migrations write
+    constraints in, so a copy stands for a build; `scenario` still builds its own.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._built: dict[tuple[bool, bool], tuple[str, LegacyFixture]] = {}
+        self._mysql: list[str] = []
+
+    async def copy_to(self, url: str, *, upgrade: bool) -> LegacyFixture:
+        mysql = url_is_mysql(url)
+        if (mysql, upgrade) not in self._built:
+            if mysql:
+                name, source = await create_mysql_database()
+                self._mysql.append(name)
+            else:
+                source = sqlite_url_for(self.folder / f"legacy-{'head' if upgrade else 'r1'}.db")
+            self._built[mysql, upgrade] = (source, await build_legacy_db(source, upgrade=upgrade))
+        source, fixture = self._built[mysql, upgrade]
+        await copy_database(source, url)
+        return fixture
+
+    async def drop(self) -> None:
+        for name in self._mysql:
+            await drop_mysql_database(name)
+
+
+_builds: list[LegacyBuilds] = []  # this module's, while it runs (`_legacy_builds`)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _legacy_builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    _builds.append(LegacyBuilds(tmp_path_factory.mktemp("legacy-builds")))
+    try:
+        yield
+    finally:
+        asyncio.run(_builds.pop().drop())
+
+
+async def legacy_db(url: str, *, upgrade: bool = True) -> LegacyFixture:
+    """`build_legacy_db(url, upgrade=…)` for the empty database `url`, as a copy of this
+    module's build (`LegacyBuilds`)."""
+    return await _builds[-1].copy_to(url, upgrade=upgrade)
 
 
 async def fetch(url: str, sql: str, **params: Any) -> list[Any]:
@@ -592,7 +648,7 @@ async def test_b1_ordering_legacy_columns_exist_when_the_backfill_runs(scenario:
 
 
 async def test_b1_ordering_dropped_legacy_columns_are_refused(legacy_url: str) -> None:
-    await build_legacy_db(legacy_url)
+    await legacy_db(legacy_url)
     await execute(legacy_url, "ALTER TABLE vm DROP COLUMN auto_renewal_enabled")
     before = await fetch(legacy_url, "SELECT COUNT(*) FROM subscription")
     with pytest.raises(LegacyShapeError, match="B1"):
@@ -603,7 +659,7 @@ async def test_b1_ordering_dropped_legacy_columns_are_refused(legacy_url: str) -
 async def test_b1_ordering_finalization_is_refused_until_everything_is_migrated(
     legacy_url: str,
 ) -> None:
-    await build_legacy_db(legacy_url)
+    await legacy_db(legacy_url)
     blockers = await finalization_blockers(legacy_url)
     assert blockers.unlinked_vms == 9 and blockers.uncopied_payments == 14
     with pytest.raises(FinalizationRefused):
@@ -650,7 +706,7 @@ async def test_a_finalization_interrupted_half_way_neither_blocks_start_up_nor_i
 ) -> None:
     """MariaDB DDL is not transactional: a crash after any step of finalization must leave a
     database that starts (the backfill skips itself) and that a second finalize finishes."""
-    await build_legacy_db(legacy_url)
+    await legacy_db(legacy_url)
     assert (await migrate(legacy_url)).ok
     engine = create_engine(legacy_url)
     try:
@@ -717,7 +773,7 @@ async def test_b5_external_data_needs_no_key_and_is_never_re_encrypted(scenario:
 
 
 async def test_b6_null_link_rows_are_read_through_a_projection(legacy_url: str) -> None:
-    fixture = await build_legacy_db(legacy_url)
+    fixture = await legacy_db(legacy_url)
     engine = create_engine(legacy_url)
     try:
         async with engine.connect() as conn:
@@ -731,7 +787,7 @@ async def test_b6_null_link_rows_are_read_through_a_projection(legacy_url: str) 
 
 
 async def test_b7_vm_line_items_are_type_3_and_type_4_links_are_refused(legacy_url: str) -> None:
-    fixture = await build_legacy_db(legacy_url)
+    fixture = await legacy_db(legacy_url)
     first_vm = min(fixture.vms)
     await execute(
         legacy_url,
@@ -760,7 +816,7 @@ async def test_b7_vm_line_items_are_type_3_and_type_4_links_are_refused(legacy_u
 # --- further risks -------------------------------------------------------------------------
 async def test_r1_non_atomic_link_failure_leaves_no_orphan_subscription(legacy_url: str) -> None:
     """A failure after the subscription insert (at the VM update) rolls back that VM's rows."""
-    fixture = await build_legacy_db(legacy_url)
+    fixture = await legacy_db(legacy_url)
     victim = sorted(fixture.vms)[2]
     await add_trigger(legacy_url, "vm", "UPDATE", f"NEW.id = {victim}", "fail_link")
     report = await migrate(legacy_url)
@@ -785,7 +841,7 @@ async def test_r1_non_atomic_link_failure_leaves_no_orphan_subscription(legacy_u
 
 async def test_failure_injected_for_one_vm_leaves_its_rows_absent(legacy_url: str) -> None:
     """D18 one transaction per VM: line item insert fails → no subscription for that VM."""
-    fixture = await build_legacy_db(legacy_url)
+    fixture = await legacy_db(legacy_url)
     victim = sorted(fixture.vms)[0]
     await add_trigger(
         legacy_url,
@@ -817,7 +873,7 @@ async def test_failure_injected_for_one_vm_leaves_its_rows_absent(legacy_url: st
 
 
 async def test_r2_concurrent_runs_link_each_vm_once(legacy_url: str) -> None:
-    fixture = await build_legacy_db(legacy_url)
+    fixture = await legacy_db(legacy_url)
     reports = await asyncio.gather(migrate(legacy_url, vm_batch=3), migrate(legacy_url, vm_batch=3))
     assert sum(r.vms_linked for r in reports) == len(fixture.vms)
     count = await fetch(legacy_url, "SELECT COUNT(*) FROM subscription WHERE name LIKE 'VM %'")
@@ -828,7 +884,7 @@ async def test_r2_concurrent_runs_link_each_vm_once(legacy_url: str) -> None:
 
 @pytest.mark.mysql
 async def test_r2_get_lock_makes_a_second_process_wait_or_fail_clearly(mysql_url: str) -> None:
-    fixture = await build_legacy_db(mysql_url)
+    fixture = await legacy_db(mysql_url)
     holder = create_engine(mysql_url)
     try:
         async with holder.connect() as conn:
@@ -906,7 +962,7 @@ async def test_r7_no_line_item_amount_in_a_foreign_currency(scenario: Scenario) 
 
 async def test_r8_bad_legacy_rows_are_reported_and_the_rest_migrates(legacy_url: str) -> None:
     """A VM without expiry is an error; a template-less VM is linked with a warning (R8)."""
-    fixture = await build_legacy_db(legacy_url)
+    fixture = await legacy_db(legacy_url)
     template_less, no_expiry = sorted(fixture.vms)[:2]
     await execute(
         legacy_url,
@@ -936,7 +992,7 @@ async def test_r9_payment_owner_is_the_vms_current_owner(scenario: Scenario) -> 
 
 async def test_payment_id_taken_by_another_subscription_is_reported(legacy_url: str) -> None:
     """§6: the reference failed the whole VM on the unique index; here it is one error."""
-    fixture = await build_legacy_db(legacy_url)
+    fixture = await legacy_db(legacy_url)
     taken = fixture.payment_ids[0]
     await execute(
         legacy_url,
@@ -956,7 +1012,7 @@ async def test_payment_id_taken_by_another_subscription_is_reported(legacy_url: 
 async def test_prepare_database_upgrades_then_backfills_and_stops_on_errors(
     legacy_url: str,
 ) -> None:
-    fixture = await build_legacy_db(legacy_url, upgrade=False)
+    fixture = await legacy_db(legacy_url, upgrade=False)
     await execute(
         legacy_url, "UPDATE vm_payment SET payment_method = 9 WHERE id = :id", id=INVALID_PARAMS_ID
     )
@@ -971,7 +1027,7 @@ async def test_prepare_database_upgrades_then_backfills_and_stops_on_errors(
 
 
 async def test_real_run_refuses_a_database_not_upgraded_yet(legacy_url: str) -> None:
-    await build_legacy_db(legacy_url, upgrade=False)
+    await legacy_db(legacy_url, upgrade=False)
     with pytest.raises(LegacyShapeError, match="upgrade_database"):
         await migrate(legacy_url)
 
@@ -979,7 +1035,7 @@ async def test_real_run_refuses_a_database_not_upgraded_yet(legacy_url: str) -> 
 async def test_cli_dry_run_and_exit_codes(
     legacy_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    await build_legacy_db(legacy_url)
+    await legacy_db(legacy_url)
     await execute(
         legacy_url, "UPDATE vm_payment SET payment_method = 9 WHERE id = :id", id=INVALID_PARAMS_ID
     )
@@ -997,7 +1053,7 @@ async def test_cli_dry_run_and_exit_codes(
 
 async def test_batch_sizes_do_not_change_the_result(legacy_url: str) -> None:
     """Keyset batches of 1 VM / 1 payment give the same rows as one big batch."""
-    fixture = await build_legacy_db(legacy_url)
+    fixture = await legacy_db(legacy_url)
     report = await migrate(legacy_url, vm_batch=1, payment_batch=1)
     assert report.vms_linked == len(fixture.vms)
     assert report.payments_copied == len(fixture.payment_ids)
@@ -1005,7 +1061,7 @@ async def test_batch_sizes_do_not_change_the_result(legacy_url: str) -> None:
 
 
 async def test_engine_object_is_accepted_and_left_open(legacy_url: str) -> None:
-    fixture = await build_legacy_db(legacy_url)
+    fixture = await legacy_db(legacy_url)
     engine = create_engine(legacy_url)
     ticks: list[tuple[str, int, int]] = []
     try:
@@ -1028,7 +1084,7 @@ async def test_engine_object_is_accepted_and_left_open(legacy_url: str) -> None:
 
 async def test_a_failing_payment_copy_is_reported_and_the_run_goes_on(legacy_url: str) -> None:
     """A database error while copying a range is one reported error, not an aborted run."""
-    fixture = await build_legacy_db(legacy_url)
+    fixture = await legacy_db(legacy_url)
     victim = fixture.payment_ids[0]
     condition = "NEW.id = X'" + victim.hex() + "'"
     await add_trigger(legacy_url, "subscription_payment", "INSERT", condition, "fail_copy")

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql import Executable
 
 from adapters.mysql.engine import create_engine, url_is_mysql
+from tests.e2e.forked import ForkedProcess
 
 T = TypeVar("T")
 
@@ -24,7 +25,7 @@ STALL_TRIGGER = "kill9_stall"
 _STALL_NUMBERS = "kill9_numbers"
 
 
-async def sigkill(process: asyncio.subprocess.Process) -> None:
+async def sigkill(process: asyncio.subprocess.Process | ForkedProcess) -> None:
     """SIGKILL (no handler, no cleanup, no `finally`) and reap it."""
     if process.returncode is None:
         os.kill(process.pid, signal.SIGKILL)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import shutil
 from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, insert, select, update
 
 from adapters.mysql import tables as t
-from adapters.mysql.engine import create_engine, url_is_mysql
+from adapters.mysql.engine import create_engine
 from adapters.mysql.migrations import R1_LEGACY
 from adapters.mysql.schema_upgrade import upgrade_database
 from domain.enums import LegacyPaymentType, PaymentMethod
@@ -111,51 +108,3 @@ async def build_bulk_legacy_db(url: str, vms: int, payments_per_vm: int) -> None
     finally:
         await engine.dispose()
     await upgrade_database(url)
-
-
-async def copy_database(source: str, target: str) -> None:
-    """Make the empty database `target` a copy of `source`: same tables (keys, foreign keys,
-    AUTO_INCREMENT counters), same rows and ids. Cheaper than a second build.
-
-    SQLite: the file is copied. MariaDB: each table is created from its `SHOW CREATE TABLE`
-    and filled by `INSERT … SELECT` on the server, foreign key checks off meanwhile; a view,
-    trigger or routine (none at head) would not be copied, so their presence fails.
-    """
-    if not url_is_mysql(source):
-        src, dst = make_url(source).database, make_url(target).database
-        assert src and dst
-        await asyncio.to_thread(shutil.copyfile, src, dst)
-        return
-    from_db, to_db = make_url(source).database, make_url(target).database
-    engine = create_engine(target, pool_size=1, max_overflow=0)
-    try:
-        async with engine.begin() as conn:
-            others = await conn.execute(
-                text(
-                    "SELECT 'view' FROM information_schema.TABLES WHERE TABLE_SCHEMA = :db "
-                    "AND TABLE_TYPE <> 'BASE TABLE' UNION ALL SELECT 'trigger' FROM "
-                    "information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = :db UNION ALL SELECT "
-                    "'routine' FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = :db"
-                ),
-                {"db": from_db},
-            )
-            assert not others.all(), f"{from_db} holds more than tables"
-            tables = (
-                await conn.execute(
-                    text(
-                        "SELECT TABLE_NAME FROM information_schema.TABLES "
-                        "WHERE TABLE_SCHEMA = :db ORDER BY TABLE_NAME"
-                    ),
-                    {"db": from_db},
-                )
-            ).scalars()
-            await conn.execute(text("SET FOREIGN_KEY_CHECKS = 0"))
-            for table in list(tables):
-                shown = await conn.execute(text(f"SHOW CREATE TABLE `{from_db}`.`{table}`"))
-                await conn.execute(text(shown.one()[1]))
-                await conn.execute(
-                    text(f"INSERT INTO `{to_db}`.`{table}` SELECT * FROM `{from_db}`.`{table}`")
-                )
-            await conn.execute(text("SET FOREIGN_KEY_CHECKS = 1"))
-    finally:
-        await engine.dispose()

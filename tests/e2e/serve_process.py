@@ -22,6 +22,7 @@ import aiohttp
 import attrs
 
 from lnvps.cli import main
+from tests.e2e.forked import ForkedProcess, start_lnvps
 from tests.nostr_signing import NostrKey, auth_header, nip98_event
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,7 +92,7 @@ class RunningServer:
     config: Path
     workdir: Path
     session: aiohttp.ClientSession
-    process: asyncio.subprocess.Process
+    process: asyncio.subprocess.Process | ForkedProcess
     admin_url: str = ""
     #: run each `lnvps` command (`dev pay`, `admin grant` …) as a real process the first time
     #: (the operator's walk), in-process after that; False: always in-process
@@ -126,64 +127,47 @@ class RunningServer:
 
 
 @asynccontextmanager
-async def running_worker(workdir: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`lnvps serve --mode worker` on the config a running API server wrote."""
-    log = (workdir / "worker.log").open("ab")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lnvps.cli",
-        "--config",
-        str(workdir / "config.yaml"),
-        "serve",
-        "--mode",
-        "worker",
-        cwd=workdir,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+async def running_worker(workdir: Path) -> AsyncIterator[ForkedProcess]:
+    """`lnvps serve --mode worker` on the config a running API server wrote (forked,
+    `tests.e2e.forked`)."""
+    argv = ["--config", str(workdir / "config.yaml"), "serve", "--mode", "worker"]
+    process = await start_lnvps(argv, cwd=workdir, log=workdir / "worker.log")
     try:
         yield process
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), timeout=20)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        log.close()
+        await _stop(process)
 
 
 @asynccontextmanager
 async def running_server(
     workdir: Path, db_url: str, extra_config: str = "", mode: str = "all", *, real_cli: bool = False
 ) -> AsyncIterator[RunningServer]:
-    """`lnvps serve` on a free port with the dev rail, dummy host and demo catalogue; its
-    `cli()` runs `lnvps` commands in-process; with `real_cli` each command's first run is a
-    real process."""
+    """`lnvps serve` on a free port with the dev rail, dummy host and demo catalogue, forked
+    (`tests.e2e.forked`); its `cli()` runs `lnvps` commands in-process. With `real_cli` (the
+    operator's walk) the server is a new interpreter and each command's first run is a real
+    process."""
     port, admin_port = free_port(), free_port()
     config = workdir / "config.yaml"
     config.write_text(
         f"db: {db_url}\nlisten: 127.0.0.1:{port}\nadmin-listen: 127.0.0.1:{admin_port}\n"
         f"delete-after: 3\ndev:\n  state-dir: {workdir}\n{extra_config}"
     )
-    log = (workdir / "serve.log").open("ab")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lnvps.cli",
-        "--config",
-        str(config),
-        "serve",
-        "--mode",
-        mode,
-        cwd=workdir,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    argv = ["--config", str(config), "serve", "--mode", mode]
+    process: asyncio.subprocess.Process | ForkedProcess
+    if real_cli:  # the operator's walk: `python -m lnvps.cli serve`, a new interpreter
+        with (workdir / "serve.log").open("ab") as log:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "lnvps.cli",
+                *argv,
+                cwd=workdir,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+    else:
+        process = await start_lnvps(argv, cwd=workdir, log=workdir / "serve.log")
     base = f"http://127.0.0.1:{port}"
     session = aiohttp.ClientSession()
     try:
@@ -205,11 +189,15 @@ async def running_server(
         )
     finally:
         await session.close()
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), timeout=20)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        log.close()
+        await _stop(process)
+
+
+async def _stop(process: asyncio.subprocess.Process | ForkedProcess) -> None:
+    """SIGTERM (the server stops cleanly), SIGKILL if it is still there 20 s later."""
+    if process.returncode is None:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), timeout=20)
+        except TimeoutError:
+            process.kill()
+            await process.wait()

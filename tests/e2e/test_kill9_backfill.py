@@ -10,9 +10,6 @@ is killed with SIGKILL (no cleanup runs), and the next run must pick up where it
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,10 +18,11 @@ from typing import Any
 import pytest
 
 from tests.contract.legacy_fixtures import INVALID_PARAMS_ID
-from tests.dbtest import create_mysql_database, drop_mysql_database, sqlite_url_for
+from tests.dbtest import copy_database, create_mysql_database, drop_mysql_database, sqlite_url_for
+from tests.e2e.forked import ForkedProcess, start_lnvps
 from tests.e2e.kill9_support import fetch, poll, sigkill
-from tests.e2e.legacy_bulk import build_bulk_legacy_db, copy_database
-from tests.e2e.serve_process import REPO, lnvps_in_process
+from tests.e2e.legacy_bulk import build_bulk_legacy_db
+from tests.e2e.serve_process import lnvps_in_process
 
 VMS = 6000
 PAYMENTS_PER_VM = 4
@@ -59,26 +57,16 @@ async def _database(engine: str, tmp_path: Path, name: str) -> AsyncIterator[str
         await drop_mysql_database(database)
 
 
-async def _start_backfill(url: str, *batches: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lnvps.cli",
-        "--db",
-        url,
-        "migrate-legacy-billing",
-        *batches,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+async def _start_backfill(url: str, log: Path, *batches: str) -> ForkedProcess:
+    """`lnvps --db URL migrate-legacy-billing`, a process of its own (`tests.e2e.forked`)."""
+    argv = ["--db", url, "migrate-legacy-billing", *batches]
+    return await start_lnvps(argv, cwd=log.parent, log=log)
 
 
-async def _run_backfill(url: str) -> tuple[int, str]:
-    process = await _start_backfill(url)
-    out, _ = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode is not None
-    return process.returncode, out.decode()
+async def _run_backfill(url: str, log: Path) -> tuple[int, str]:
+    process = await _start_backfill(url, log)
+    code = await asyncio.wait_for(process.wait(), timeout=120)
+    return code, await asyncio.to_thread(log.read_text)
 
 
 async def _count(url: str, query: str) -> int:
@@ -95,11 +83,13 @@ async def _copied(url: str) -> int:
     return await _count(url, "SELECT COUNT(*) AS n FROM subscription_payment")
 
 
-async def _kill_when(url: str, what: str, reached: Callable[[], Awaitable[bool]]) -> None:
+async def _kill_when(
+    url: str, log: Path, what: str, reached: Callable[[], Awaitable[bool]]
+) -> None:
     """Start a backfill and SIGKILL it as soon as `reached()`; it must not finish first.
     Small batches (many commits) keep each phase's midway open for longer than a poll: with
     the default ones a fast machine copied every payment between two polls."""
-    process = await _start_backfill(url, *SMALL_BATCHES)
+    process = await _start_backfill(url, log, *SMALL_BATCHES)
 
     async def caught() -> bool:
         if process.returncode is not None:
@@ -196,7 +186,9 @@ async def test_kill9_during_the_legacy_backfill_then_rerun_equals_a_clean_run(
         async def phase1_midway() -> bool:
             return 0 < await _linked(killed) < vms
 
-        await _kill_when(killed, "Phase 1 to have linked some VM batches", phase1_midway)
+        await _kill_when(
+            killed, tmp_path / "phase1.log", "Phase 1 to have linked some VM batches", phase1_midway
+        )
         await _no_partial_vm(killed, other_subs)
         assert await _copied(killed) == pre_existing  # Phase 2 never started
 
@@ -204,11 +196,13 @@ async def test_kill9_during_the_legacy_backfill_then_rerun_equals_a_clean_run(
             copied = await _copied(killed) - pre_existing
             return 0 < copied < legacy_payments
 
-        await _kill_when(killed, "Phase 2 to have copied some payments", phase2_midway)
+        await _kill_when(
+            killed, tmp_path / "phase2.log", "Phase 2 to have copied some payments", phase2_midway
+        )
         await _no_partial_vm(killed, other_subs)
         assert await _linked(killed) == vms  # Phase 1 finished before Phase 2 began
 
-        code, report = await _run_backfill(killed)
+        code, report = await _run_backfill(killed, tmp_path / "rerun.log")
         assert code == clean_code, report
         assert await _canonical(killed) == await _canonical(clean)
         await _no_partial_vm(killed, other_subs)

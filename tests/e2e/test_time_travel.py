@@ -1,5 +1,5 @@
 """`lnvps serve` on the embedded default stops and deletes VMs on schedule when its dev clock is
-advanced with `lnvps dev advance-clock` (the worker checks every second here, not every 30 s)."""
+advanced with `lnvps dev advance-clock` (the worker checks every 0.25 s here, not every 30 s)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tests.dbtest import sqlite_url_for
 from tests.e2e.serve_process import RunningServer, running_server
 from tests.e2e.test_pulumi_walk import KEY, POLL_S, SSH_KEY, _pay, _poll
 
-FAST_WORKER = "worker:\n  check-interval: 1\n"
+FAST_WORKER = "worker:\n  check-interval: 0.25\n"
 
 
 async def _vm_state(server: RunningServer, vm_id: int) -> str:

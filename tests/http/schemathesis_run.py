@@ -51,13 +51,12 @@ from adapters.http.app import build_user_app
 from adapters.http.auth import AuthBinding
 from adapters.http.routes_webhooks import WebhookSecrets
 from adapters.mysql.engine import create_engine
-from adapters.mysql.schema_upgrade import upgrade_database
 from adapters.mysql.uow import SqlUnitOfWorkFactory
 from app.account.ssh_keys import add_ssh_key_by_owner
 from app.admin.role_guard import SUPER_ADMIN_ROLE_ID
 from app.billing.ordering import OrderTerms, order_vm
 from domain.model import RoleAssignment
-from tests.dbtest import create_mysql_database, drop_mysql_database, sqlite_url_for
+from tests.dbtest import MYSQL_HEAD, SqliteTemplate, drop_mysql_database
 from tests.http.admin.adminapp import ROOT
 from tests.http.apiapp import ALICE, SSH_PUBLIC_KEY, ApiApp, build_api_app
 from tests.nostr_signing import NostrKey, auth_header, nip98_event
@@ -86,7 +85,7 @@ class Server:
 
 
 async def _prepare(url: str, port: int, admin_port: int) -> tuple[ApiApp, list[web.AppRunner], Any]:
-    await upgrade_database(url)
+    """`url` is a database at head (a copy of this process's migrated template)."""
     engine = create_engine(url)
     api = build_api_app(
         store=SqlUnitOfWorkFactory(engine, AesGcmSecretBox(bytes(range(32)))),
@@ -136,17 +135,22 @@ BACKENDS = ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)]
 
 
 @contextmanager
-def serving(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Both APIs on `backend` in a thread, for one test module (its `server` fixture)."""
+def serving(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, sqlite_template: SqliteTemplate
+) -> Iterator[Server]:
+    """Both APIs on `backend` in a thread, for one test module (its `server` fixture). The
+    database is a copy of this process's migrated head (`tests.dbtest`), not a migration
+    of its own: the same tables and seed rows (`test_mysql_template.py`)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     port, admin_port = unused_port(), unused_port()
     mysql_name: str | None = None
     if backend == "mysql":
-        mysql_name, url = asyncio.run_coroutine_threadsafe(create_mysql_database(), loop).result(60)
+        mysql_name, url = asyncio.run_coroutine_threadsafe(MYSQL_HEAD.copy(), loop).result(120)
     else:
-        url = sqlite_url_for(tmp_path_factory.mktemp("schemathesis") / "lnvps.db")
+        target = tmp_path_factory.mktemp("schemathesis") / "lnvps.db"
+        url = asyncio.run_coroutine_threadsafe(sqlite_template.copy_to(target), loop).result(120)
     api, runners, engine = asyncio.run_coroutine_threadsafe(
         _prepare(url, port, admin_port), loop
     ).result(120)
@@ -276,9 +280,11 @@ def _summary(failures: list[str]) -> list[str]:
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    _sqlite_template: SqliteTemplate,
 ) -> Iterator[Server]:
     """The server each test file checks, once per backend and file (a test file takes it
     as `server = schemathesis_run.server`)."""
-    with serving(request.param, tmp_path_factory) as running:
+    with serving(request.param, tmp_path_factory, _sqlite_template) as running:
         yield running
