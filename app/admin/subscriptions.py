@@ -127,6 +127,7 @@ async def update_subscription(
     subscription's expiry or changes its setup fee: that is refused (403) where the use case
     is bound (`own_account.of_subscription_edit`).
     """
+    now = clock.now()  # read once (D5): the checks, the history entry and the quotes agree
     changes = given(patch)
     if "name" in changes:
         changes["name"] = _name(changes["name"])
@@ -135,7 +136,7 @@ async def update_subscription(
     if "currency" in changes:
         changes["currency"] = _currency(changes["currency"])
     if "expires" in changes:
-        check_expiry(changes["expires"], clock.now())
+        check_expiry(changes["expires"], now)
     expired: list[SubscriptionPayment] = []
     async with uow_factory() as uow:
         sub = await uow.subscriptions.get_for_update(subscription_id)
@@ -145,13 +146,12 @@ async def update_subscription(
         # operator's audited raw edit of the record (api.md §9.12), which may un-set `expires`
         # or shorten it, as the reference allows; every use case goes through the law
         updated = admin_edited(sub, attrs.evolve(sub, **changes))
-        check_expiry_edit(sub, updated.expires, clock.now())  # 422: past, or none once paid
+        check_expiry_edit(sub, updated.expires, now)  # 422: past, or none once paid
         if updated.expires != sub.expires and (vm := await uow.vms.get_by_subscription(sub.id)):
             # who moved the paid time, committed with the move (a VM's history, never lost)
-            edit = expiry_edit_event(vm.id, sub.expires, updated.expires, clock.now(), admin_id)
+            edit = expiry_edit_event(vm.id, sub.expires, updated.expires, now, admin_id)
             await uow.vm_history.add(edit)
         await uow.subscriptions.update(updated)
-        now = clock.now()
         if switched_off_now(sub, updated):
             expired = await expire_stale_quotes(uow, sub.id, now, EVERY_PAYMENT)
         else:
