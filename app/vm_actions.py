@@ -94,7 +94,7 @@ async def run_action(
         if not vm.is_provisioned:
             raise VmNotProvisioned("VM is not provisioned yet")
         sub = await subscription_of(uow, vm)
-        if action != "stop" and (sub.expires is None or sub.expires <= services.clock.now()):
+        if action != "stop" and (sub.expires is None or sub.expires <= now):
             raise VmExpired(f"Cannot {action} expired VM")  # nothing committed: no lease kept
         if action != "stop" and token is None:
             raise VmBusy("The VM is busy (being built, resized or stopped); try again shortly")
