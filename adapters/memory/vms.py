@@ -10,7 +10,7 @@ from adapters.memory.db import RecordRepo, evolve, page_of
 from domain.enums import SubscriptionType
 from domain.model import Vm, VmHistory
 from domain.upgrade import next_resize_mark
-from ports.storage import Page, SpecTotals, VmOnPlan
+from ports.storage import Page, SpecTotals, VmListFilter, VmOnPlan
 
 
 class MemoryVms(RecordRepo[Vm]):
@@ -72,6 +72,23 @@ class MemoryVms(RecordRepo[Vm]):
     async def list_by_user(self, user_id: int, limit: int, offset: int = 0) -> Page[Vm]:
         rows = self._where(lambda v: v.user_id == user_id and not v.deleted)
         return Page(*page_of(rows, limit, offset))
+
+    async def list_page(self, which: VmListFilter, limit: int, offset: int) -> Page[Vm]:
+        owners = hosts = None
+        if which.owner_pubkey is not None:
+            users = self._rows("users").values()
+            owners = {u.id for u in users if u.pubkey == which.owner_pubkey}
+        if which.region_id is not None:
+            on = self._rows("vm_host").values()
+            hosts = {h.id for h in on if h.region_id == which.region_id}
+        rows = self._where(
+            lambda v: which.include_deleted or not v.deleted,
+            lambda v: which.user_id is None or v.user_id == which.user_id,
+            lambda v: owners is None or v.user_id in owners,
+            lambda v: which.host_id is None or v.host_id == which.host_id,
+            lambda v: hosts is None or v.host_id in hosts,
+        )
+        return Page(*page_of(rows[::-1], limit, offset))
 
     async def list_active(self) -> list[Vm]:
         return self._where(lambda v: not v.deleted)

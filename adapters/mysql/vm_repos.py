@@ -7,7 +7,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, case, func, select, true, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, select, true, update
 
 from adapters.mysql import tables as t
 from adapters.mysql.in_lists import id_chunks
@@ -16,7 +16,7 @@ from adapters.mysql.repositories import SqlRecords, prebuilt
 from domain.enums import SubscriptionType
 from domain.model import Vm, VmHistory
 from domain.upgrade import next_resize_mark
-from ports.storage import Page, SpecTotals
+from ports.storage import Page, SpecTotals, VmListFilter
 
 _vm = t.vm.c
 _li = t.subscription_line_item.c
@@ -63,6 +63,26 @@ def _spec_totals(never_paid: bool = False) -> Select[Any]:
         .where(*where)
         .group_by(_vm.host_id, _vm.disk_id)
     )
+
+
+def _listed(which: VmListFilter, vm: Any = t.vm) -> ColumnElement[bool]:
+    """The WHERE of an admin's VM list over `vm` (the table or an alias of it): the owner's
+    key and the host's region matched through subqueries."""
+    c = vm.c
+    where: list[ColumnElement[bool]] = []
+    if not which.include_deleted:
+        where.append(c.deleted == False)  # noqa: E712
+    if which.user_id is not None:
+        where.append(c.user_id == which.user_id)
+    if which.owner_pubkey is not None:
+        owner = select(t.users.c.id).where(t.users.c.pubkey == which.owner_pubkey)
+        where.append(c.user_id.in_(owner))
+    if which.host_id is not None:
+        where.append(c.host_id == which.host_id)
+    if which.region_id is not None:
+        hosts = select(t.vm_host.c.id).where(t.vm_host.c.region_id == which.region_id)
+        where.append(c.host_id.in_(hosts))
+    return and_(*where) if where else true()
 
 
 class SqlVms(SqlRecords[Vm]):
@@ -130,6 +150,26 @@ class SqlVms(SqlRecords[Vm]):
     async def list_by_user(self, user_id: int, limit: int, offset: int = 0) -> Page[Vm]:
         where = (_vm.user_id == user_id) & (_vm.deleted == False)  # noqa: E712
         return await self._page(self.mapper, where, [_vm.id], limit, offset)
+
+    async def list_page(self, which: VmListFilter, limit: int, offset: int) -> Page[Vm]:
+        """One statement: the page, each row carrying the filter's total (an uncorrelated
+        COUNT subquery, run once). Only a page past the end (no row, `offset` > 0) counts
+        in a statement of its own."""
+        counted = t.vm.alias("counted")
+        total = select(func.count()).select_from(counted).where(_listed(which, counted))
+        query: Select[Any] = (
+            select(*self.mapper.columns, total.scalar_subquery().label("listed_total"))
+            .where(_listed(which))
+            .order_by(_vm.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        rows = (await self.conn.execute(query)).mappings().all()
+        if rows:
+            return Page([self.mapper.from_row(r) for r in rows], int(rows[0]["listed_total"]))
+        if offset == 0:
+            return Page([], 0)
+        return Page([], int((await self.conn.execute(total)).scalar_one()))
 
     async def list_active(self) -> list[Vm]:
         return await self._where(_vm.deleted == False)  # noqa: E712

@@ -55,7 +55,7 @@ from ports.storage.subscriptions import (
     PricedItems,
     Subscriptions,
 )
-from ports.storage.vms import SpecTotals, VmHistories, VmOnPlan, Vms
+from ports.storage.vms import SpecTotals, VmHistories, VmListFilter, VmOnPlan, Vms
 from ports.storage.worker import WorkerCursors, WorkerLeases
 
 
@@ -212,6 +212,7 @@ __all__ = [
     "UnitOfWorkFactory",
     "Users",
     "VmHistories",
+    "VmListFilter",
     "VmOnPlan",
     "VmReads",
     "Vms",

@@ -33,6 +33,20 @@ class SpecTotals:
     disk: int
 
 
+@attrs.frozen(kw_only=True)
+class VmListFilter:
+    """Which VMs an admin lists (api.md §9.3): every filter given narrows the list (they
+    combine with AND). `owner_pubkey`: the VMs of the user with this public key (none when
+    no user has it); `region_id`: the VMs on that region's hosts; soft-deleted VMs only
+    with `include_deleted`."""
+
+    user_id: int | None = None
+    owner_pubkey: bytes | None = None
+    host_id: int | None = None
+    region_id: int | None = None
+    include_deleted: bool = False
+
+
 class Vms(Records[Vm], Protocol):
     """`get` sees soft-deleted VMs too; the other lookups say whether they do.
 
@@ -57,6 +71,13 @@ class Vms(Records[Vm], Protocol):
 
     async def list_by_user(self, user_id: int, limit: int, offset: int = 0) -> Page[Vm]:
         """The user's VMs that are not soft-deleted, ascending id."""
+        ...
+
+    async def list_page(self, which: VmListFilter, limit: int, offset: int) -> Page[Vm]:
+        """The VMs `which` selects, id descending (LIMIT/OFFSET), and how many it selects in
+        all: filtered, counted and paged by the storage, the public key and the region
+        matched there too. SQL: one statement whatever the number of rows (two for a page
+        past the end)."""
         ...
 
     async def list_active(self) -> list[Vm]:

@@ -15,7 +15,6 @@ from adapters.http.admin.common import (
     TEXT_SCHEMA,
     add,
     body_str,
-    page_of,
     query_bool,
     query_uint,
     stored,
@@ -27,9 +26,9 @@ from adapters.http.envelope import data_response, page_response, parse_page
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import json_object, optional_json_object, path_id, required_int
 from app.billing.errors import NotFound, VmNotFound
+from app.queries.admin_vms import admin_vm_page, vm_list_filter
 from domain.account_credit import MAX_REFERENCE
 from domain.enums import AdminAction, AdminResource
-from domain.errors import DomainError
 from domain.model import Vm
 
 _VM = AdminResource.VIRTUAL_MACHINES
@@ -46,47 +45,26 @@ async def _vm_json(request: web.Request, vm: Vm) -> dict[str, object]:
 
 @require(_VM, AdminAction.VIEW)
 async def list_vms(request: web.Request, admin: Admin) -> web.StreamResponse:
-    """Not-deleted VMs, id descending, filtered by user, pubkey, host and host region.
+    """VMs, id descending, filtered by user, pubkey, host and host region (combined), the
+    soft-deleted ones too with `include_deleted=true` (shown with `deleted: true`).
 
-    The storage port lists only VMs that are not soft-deleted, so `include_deleted=true` is
-    refused (422) rather than answered with an incomplete page; deleted VMs are shown by id.
+    Filtered, counted and paged by the storage: a fixed number of statements whatever the
+    number of VMs. A pubkey that is not hex lists nothing (an empty page, total 0).
     """
     q = request.query
     page = parse_page(q)
-    user_id, host_id, region_id = (query_uint(q, n) for n in ("user_id", "host_id", "region_id"))
-    if query_bool(q, "include_deleted"):
-        raise DomainError("include_deleted=true is not supported: deleted VMs are shown by id")
+    which = vm_list_filter(
+        user_id=query_uint(q, "user_id"),
+        pubkey=q.get("pubkey"),
+        host_id=query_uint(q, "host_id"),
+        region_id=query_uint(q, "region_id"),
+        include_deleted=query_bool(q, "include_deleted"),
+    )
     svc = services(request)
-    vms: list[Vm] = []
     async with svc.uow_factory() as uow:
-        if q.get("pubkey"):
-            try:
-                owner = await uow.users.get_by_pubkey(bytes.fromhex(q["pubkey"]))
-            except ValueError:
-                owner = None
-            if owner is None or (user_id is not None and owner.id != user_id):
-                return page_response([], 0, page)
-            user_id = owner.id
-        if user_id is not None:
-            while True:
-                chunk = await uow.vms.list_by_user(user_id, _CHUNK, len(vms))
-                vms += chunk.items
-                if not chunk.items or len(vms) >= chunk.total:
-                    break
-        else:
-            vms = await uow.vms.list_active()
-        if region_id is not None:
-            hosts = {h.id for h in await uow.hosts.list_all() if h.region_id == region_id}
-            vms = [v for v in vms if v.host_id in hosts]
-        if host_id is not None:
-            vms = [v for v in vms if v.host_id == host_id]
-        vms.sort(key=lambda v: v.id, reverse=True)
-        shown = page_of(vms, page)
-        source = svc.vm_states
-        cached = {} if source is None else await source.get_many([vm.id for vm in shown])
-        states = {vm.id: cached.get(vm.id) for vm in shown}
-        items = await vms_json(uow, shown, states)
-    return page_response(items, len(vms), page)
+        found = await admin_vm_page(uow, svc.vm_states, which, page.limit, page.offset)
+        items = await vms_json(uow, found.vms, found.states)
+    return page_response(items, found.total, page)
 
 
 async def _vm(request: web.Request) -> Vm:
@@ -169,7 +147,7 @@ def add_admin_vm_routes(table: RouteTable) -> None:
         QueryParam(
             "include_deleted",
             {"type": "boolean", "default": False},
-            description="`true` is refused (422) until storage can list deleted VMs",
+            description="`true` lists soft-deleted VMs too (`deleted: true`)",
         ),
     )
     add(
