@@ -349,7 +349,7 @@ async def admin_statements(admin: ApiClient, engine: AsyncEngine, path: str) -> 
 
 
 #: admin list pages: statements per request whatever the number of rows on the page
-ADMIN_BUDGETS = {"users": 6, "vms": 9, "user_vms": 10, "vm_payments": 6, "subscriptions": 6}
+ADMIN_BUDGETS = {"users": 6, "vms": 9, "user_vms": 9, "vm_payments": 6, "subscriptions": 6}
 
 
 async def test_admin_lists_cost_a_fixed_number_of_statements(
