@@ -143,7 +143,7 @@ def add_admin_vm_routes(table: RouteTable) -> None:
     vm = f"/vms/{ID}"
     filters = (
         *(QueryParam(n, dict(_INT)) for n in ("user_id", "host_id", "region_id")),
-        QueryParam("pubkey", description="hex; unknown → empty page"),
+        QueryParam("pubkey", description="hex; unknown or not hex → empty page, total 0"),
         QueryParam(
             "include_deleted",
             {"type": "boolean", "default": False},
