@@ -17,6 +17,7 @@ from domain.intervals import checked_interval
 from domain.limits import check_expiry, check_price
 from domain.model import Json, LineItem, Subscription, SubscriptionPayment
 from domain.patch import UNSET, Maybe, given
+from domain.price_edit import price_edit_event, repriced
 from domain.switch_off import admin_edited, switched_off_now
 from ports.clock import Clock
 from ports.storage import UnitOfWorkFactory
@@ -186,7 +187,9 @@ async def update_line_item(
 ) -> LineItem:
     """Apply the given fields under the subscription's lock. `admin_id`, who asks, is read
     where the use case is bound: nobody changes their own subscription's price
-    (`own_account.of_line_item_edit`).
+    (`own_account.of_line_item_edit`). A change of `amount` or `setup_amount` is written,
+    with `admin_id` and the old and new price, to the history of the subscription's VM (if
+    it has one) in the same transaction (`domain.price_edit`).
 
     A new `amount` or `setup_amount` is a new price: the subscription's pending renewal
     quotes (LNURL ones included) are expired in the same transaction and cancelled at their
@@ -204,19 +207,25 @@ async def update_line_item(
     for name in ("amount", "setup_amount"):
         if name in changes:
             check_price(changes[name], name)
+    now = clock.now()  # read once (D5): the history entry and the expired quotes agree
     expired: list[SubscriptionPayment] = []
     async with uow_factory() as uow:
         found = await uow.line_items.get(line_item_id)
         if found is None:
             raise NotFound("Subscription line item not found")
-        await uow.subscriptions.get_for_update(found.subscription_id)  # lock order: sub first
+        sub = await uow.subscriptions.get_for_update(found.subscription_id)  # lock: sub first
         item = await uow.line_items.get(line_item_id) or found
         updated = attrs.evolve(item, **changes)
         await uow.line_items.update(updated)
+        vm = await uow.vms.get_by_subscription(sub.id) if sub and repriced(item, updated) else None
+        if sub is not None and vm is not None:
+            # who changed the price, from what to what, committed with the change
+            edit = price_edit_event(vm.id, item, updated, sub.currency, now, admin_id)
+            await uow.vm_history.add(edit)
         if updated.amount != item.amount:
-            expired = await expire_stale_quotes(uow, item.subscription_id, clock.now(), REPRICED)
+            expired = await expire_stale_quotes(uow, item.subscription_id, now, REPRICED)
         elif updated.setup_amount != item.setup_amount:
-            expired = await expire_stale_quotes(uow, item.subscription_id, clock.now())
+            expired = await expire_stale_quotes(uow, item.subscription_id, now)
         await uow.commit()
     await cancel_quietly(rails, expired)
     return updated
