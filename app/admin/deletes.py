@@ -58,9 +58,17 @@ async def delete_subscription(uow_factory: UnitOfWorkFactory, subscription_id: i
         await uow.commit()
 
 
-async def delete_line_item(uow_factory: UnitOfWorkFactory, clock: Clock, line_item_id: int) -> None:
+async def delete_line_item(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    line_item_id: int,
+    *,
+    admin_id: int | None = None,
+) -> None:
     """Refused while the subscription has pending payments too: they were priced with this
-    item, and D23 forbids buying time at a price no longer in force."""
+    item, and D23 forbids buying time at a price no longer in force. `admin_id`, who asks,
+    is read where the use case is bound: nobody deletes an item of their own subscription,
+    which would lower its price (`own_account.of_line_item_delete`)."""
     async with uow_factory() as uow:
         owner = await uow.subscriptions.get_by_line_item(line_item_id)
         sub = None if owner is None else await uow.subscriptions.get_for_update(owner.id)

@@ -125,8 +125,10 @@ async def update_subscription(
     A new `expires` earlier than now, or none on a subscription that is set up, is refused
     (422, nothing changed); any other change of it is written to its VM's history with
     `admin_id`, in the same transaction (`domain.expiry_edit`). Nobody moves their own
-    subscription's expiry or changes its setup fee: that is refused (403) where the use case
-    is bound (`own_account.of_subscription_edit`).
+    subscription's expiry or changes its setup fee or currency (its items' prices are read
+    in the new currency, unconverted): that is refused (403) where the use case is bound
+    (`own_account.of_subscription_edit`); `is_active` and `auto_renewal_enabled` move no
+    money and stay free.
     """
     now = clock.now()  # read once (D5): the checks, the history entry and the quotes agree
     changes = given(patch)

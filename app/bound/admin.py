@@ -128,7 +128,12 @@ class AdminUseCases:
             "change a subscription's price",
         )
         self.delete_subscription = bind(deletes.delete_subscription, uow_factory)
-        self.delete_line_item = bind(deletes.delete_line_item, *store)
+        self.delete_line_item = not_for_own(
+            bind(deletes.delete_line_item, *store),
+            uow_factory,
+            own_account.of_line_item_delete,
+            "delete a subscription's line item",
+        )
         # an extend ends the upgrade quotes priced to the old expiry, on this process's rails
         self.extend_vm = not_for_own(
             partial(vms.extend_vm, *store, queue, rails=rails),
