@@ -1,5 +1,4 @@
-"""An admin's edit of a line item's price (PATCH /subscription_line_items/{id}): the VM history
-entry that records it in the edit's own transaction, as an expiry edit's does."""
+"""The VM history entry of an admin's change of a line item's price, written with the change."""
 
 from __future__ import annotations
 

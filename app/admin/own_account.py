@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import ParamSpec, TypeVar
 
 from app.admin.subscriptions import LineItemPatch, SubscriptionPatch
-from domain.errors import DomainError
 from domain.model import Subscription
+from domain.own_account import owners, refuse_own
 from domain.patch import UNSET
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
@@ -35,29 +35,19 @@ R = TypeVar("R")
 Beneficiaries = Callable[[UnitOfWork, Mapping[str, object]], Awaitable[Collection[int]]]
 
 
-class OwnAccountRefused(DomainError):
-    """An admin's money action whose beneficiary is the admin's own user (403)."""
-
-    kind = "forbidden"
-
-
-def refuse_own(admin_id: int, beneficiaries: Collection[int], what: str) -> None:
-    """`OwnAccountRefused` when `admin_id` is among those the action benefits."""
-    if admin_id in beneficiaries:
-        raise OwnAccountRefused(
-            f"Admins cannot {what} for their own account: another admin must do it"
-        )
-
-
 def not_for_own(
     fn: Callable[P, Awaitable[R]],
     uow_factory: UnitOfWorkFactory,
     beneficiaries: Beneficiaries,
     what: str,
 ) -> Callable[P, Awaitable[R]]:
-    """`fn` (called with keyword `admin_id`) refused, nothing done, when its beneficiaries
-    include the admin. Who benefits is read before `fn` runs: none of these actions changes
-    whose a VM, payment or invoice is."""
+    """`fn` (called with keyword `admin_id`) refused (`domain.own_account.OwnAccountRefused`,
+    403), nothing done, when its beneficiaries include the admin. Who benefits is read before
+    `fn` runs, in a unit of work of its own: no endpoint changes whose a VM, subscription,
+    line item, payment or invoice is. What depends on stored values as well (an edit that
+    leaves a price as it is benefits nobody) is judged again by the edit under its row lock
+    (`update_subscription`, `update_line_item`), so a rival's change committed in between
+    is not undone by one's own "unchanged" value."""
 
     @functools.wraps(fn)
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -116,8 +106,7 @@ async def of_invoice(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collectio
 
 async def _owners(uow: UnitOfWork, sub: Subscription) -> Collection[int]:
     """Whose a subscription's paid time and price are: its owner and its VM's."""
-    vm = await uow.vms.get_by_subscription(sub.id)
-    return {sub.user_id} if vm is None else {sub.user_id, vm.user_id}
+    return owners(sub, await uow.vms.get_by_subscription(sub.id))
 
 
 def _currency_changed(patch: SubscriptionPatch, sub: Subscription) -> bool:

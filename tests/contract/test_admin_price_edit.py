@@ -9,12 +9,12 @@ from domain.enums import VmHistoryActionType
 from domain.model import LineItem, Vm, VmHistory
 from domain.price_edit import PRICE_EDIT_KEY
 from tests.contract import lifecycle_world, storage_backends
-from tests.unit.billing.world import ALICE, Shop
+from tests.unit.billing.world import BOB, Shop
 
 database = storage_backends.database
 shop = lifecycle_world.shop
 #: the admin who edits (a user that exists: the history names them)
-ADMIN = ALICE
+ADMIN = BOB
 
 
 async def _paid_item(shop: Shop) -> tuple[Vm, LineItem]:
