@@ -2,18 +2,19 @@
 an admin's edit of their own subscription that sends a price or expiry "as it is", checked
 before another admin's change of it committed, is refused (403) instead of undoing that change;
 an edit of no price still goes through. A rival's edit committed while the edit waited for the
-lock is read, not overwritten."""
+lock is read, not overwritten; an invoice made while a line item's delete waited keeps it."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from adapters.mysql.billing_repos import SqlSubscriptions
 from app.admin import own_account
+from app.admin.deletes import StillInUse, delete_line_item
 from app.admin.own_account import not_for_own
 from app.admin.subscriptions import (
     LineItemPatch,
@@ -21,7 +22,8 @@ from app.admin.subscriptions import (
     update_line_item,
     update_subscription,
 )
-from domain.model import LineItem, Subscription
+from domain.enums import SubscriptionType
+from domain.model import LineItem, Subscription, SubscriptionPayment
 from domain.own_account import LINE_ITEM_EDIT, SUBSCRIPTION_EDIT, OwnAccountRefused
 from tests.contract import lifecycle_world, storage_backends
 from tests.unit.billing.world import ALICE, BOB, Shop
@@ -162,3 +164,43 @@ async def test_a_rivals_edit_committed_while_the_edit_waited_is_kept(
 
     after = await _item(shop, item.id)
     assert (after.amount, after.name, after.description) == (raised, "theirs", "a note")
+
+
+async def test_an_invoice_made_while_a_line_item_delete_waited_keeps_the_item(
+    shop: Shop, database: storage_backends.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A renewal invoice priced with the item, committed while its delete waited for the
+    subscription's lock, is seen (422, the item kept, D23): the delete looks the item's
+    subscription up before its transaction, so its reads after the lock are the latest."""
+    if database.kind == "memory":
+        pytest.skip("one unit of work at a time: no rival can commit in between")
+    vm = await shop.order()
+    await shop.complete(await shop.renew(vm))
+    sub = await shop.subscription(vm)
+    async with shop.factory() as uow:
+        # the port adds line items only with their subscription; both stores' repos can
+        dns = await cast(Any, uow.line_items).add(
+            LineItem(
+                id=0,
+                subscription_id=sub.id,
+                subscription_type=SubscriptionType.DNS_HOSTING,
+                name="dns.example",
+                amount=500,
+            )
+        )
+        await uow.commit()
+    locking = SqlSubscriptions.get_for_update
+    invoices: list[SubscriptionPayment] = []
+
+    async def invoice_first(self: SqlSubscriptions, subscription_id: int) -> Subscription | None:
+        if not invoices:  # the renewal's own lock is taken plainly
+            invoices.append(cast(SubscriptionPayment, None))
+            invoices[0] = await shop.renew(vm)
+        return await locking(self, subscription_id)
+
+    monkeypatch.setattr(SqlSubscriptions, "get_for_update", invoice_first)
+    with pytest.raises(StillInUse, match="pending payments"):
+        await delete_line_item(shop.factory, shop.clock, dns.id, admin_id=DEPUTY)
+
+    assert await _item(shop, dns.id) == dns
+    assert not (await shop.payment(invoices[0].id)).is_paid
