@@ -58,11 +58,25 @@ async def delete_subscription(uow_factory: UnitOfWorkFactory, subscription_id: i
         await uow.commit()
 
 
-async def delete_line_item(uow_factory: UnitOfWorkFactory, clock: Clock, line_item_id: int) -> None:
+async def delete_line_item(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    line_item_id: int,
+    *,
+    admin_id: int | None = None,
+) -> None:
     """Refused while the subscription has pending payments too: they were priced with this
-    item, and D23 forbids buying time at a price no longer in force."""
+    item, and D23 forbids buying time at a price no longer in force. `admin_id`, who asks,
+    is read where the use case is bound: nobody deletes an item of their own subscription,
+    which would lower its price (`own_account.of_line_item_delete`).
+
+    The item's subscription is looked up in a read of its own, before the transaction: the
+    transaction's first read is then the lock, and what it reads after it is the latest
+    committed (a read before the lock would fix MariaDB's REPEATABLE READ snapshot there,
+    and an invoice made while this waited for the lock would not be seen)."""
     async with uow_factory() as uow:
         owner = await uow.subscriptions.get_by_line_item(line_item_id)
+    async with uow_factory() as uow:
         sub = None if owner is None else await uow.subscriptions.get_for_update(owner.id)
         item = await uow.line_items.get(line_item_id)
         if item is None or sub is None:

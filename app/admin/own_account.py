@@ -2,10 +2,17 @@
 
 An admin is often a customer too. Completing their own unpaid invoice by hand, crediting
 their own balance, refunding or extending their own VM, moving their own subscription's
-expiry, lowering its price, or issuing a credit note on their own invoice is money (or paid
-time) given to themselves; another admin must do it. The rule
-is applied where the admin API binds its use cases (`app.bound.admin`), so every money
-action is guarded the same way, whichever module implements it.
+expiry, changing its price (a setup fee, its currency, a line item's price, or deleting a
+line item), or issuing a credit note on their own invoice is money (or paid time) given to
+themselves; another admin must do it. The rule is applied where the admin API binds its use
+cases (`app.bound.admin`), so every money action is guarded the same way, whichever module
+implements it.
+
+Left free on one's own subscription, because they move no money: `is_active` (switching it
+off ends renewals but its paid time runs out and its VM is stopped and deleted as an unpaid
+one's, `domain.switch_off`; switching it on again gives no time: `expires` stays, and the
+lifecycle then treats it as any active one), `auto_renewal_enabled` (an automatic renewal is
+paid from the owner's own wallet), the name, description and external id.
 """
 
 from __future__ import annotations
@@ -15,8 +22,8 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import ParamSpec, TypeVar
 
 from app.admin.subscriptions import LineItemPatch, SubscriptionPatch
-from domain.errors import DomainError
 from domain.model import Subscription
+from domain.own_account import owners, refuse_own
 from domain.patch import UNSET
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
@@ -28,29 +35,19 @@ R = TypeVar("R")
 Beneficiaries = Callable[[UnitOfWork, Mapping[str, object]], Awaitable[Collection[int]]]
 
 
-class OwnAccountRefused(DomainError):
-    """An admin's money action whose beneficiary is the admin's own user (403)."""
-
-    kind = "forbidden"
-
-
-def refuse_own(admin_id: int, beneficiaries: Collection[int], what: str) -> None:
-    """`OwnAccountRefused` when `admin_id` is among those the action benefits."""
-    if admin_id in beneficiaries:
-        raise OwnAccountRefused(
-            f"Admins cannot {what} for their own account: another admin must do it"
-        )
-
-
 def not_for_own(
     fn: Callable[P, Awaitable[R]],
     uow_factory: UnitOfWorkFactory,
     beneficiaries: Beneficiaries,
     what: str,
 ) -> Callable[P, Awaitable[R]]:
-    """`fn` (called with keyword `admin_id`) refused, nothing done, when its beneficiaries
-    include the admin. Who benefits is read before `fn` runs: none of these actions changes
-    whose a VM, payment or invoice is."""
+    """`fn` (called with keyword `admin_id`) refused (`domain.own_account.OwnAccountRefused`,
+    403), nothing done, when its beneficiaries include the admin. Who benefits is read before
+    `fn` runs, in a unit of work of its own: no endpoint changes whose a VM, subscription,
+    line item, payment or invoice is. What depends on stored values as well (an edit that
+    leaves a price as it is benefits nobody) is judged again by the edit under its row lock
+    (`update_subscription`, `update_line_item`), so a rival's change committed in between
+    is not undone by one's own "unchanged" value."""
 
     @functools.wraps(fn)
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -109,14 +106,20 @@ async def of_invoice(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collectio
 
 async def _owners(uow: UnitOfWork, sub: Subscription) -> Collection[int]:
     """Whose a subscription's paid time and price are: its owner and its VM's."""
-    vm = await uow.vms.get_by_subscription(sub.id)
-    return {sub.user_id} if vm is None else {sub.user_id, vm.user_id}
+    return owners(sub, await uow.vms.get_by_subscription(sub.id))
+
+
+def _currency_changed(patch: SubscriptionPatch, sub: Subscription) -> bool:
+    """Whether `patch` gives `sub` another currency. Its line items' amounts and setup fees
+    are numbers in the subscription's currency, re-read in the new one unconverted: EUR 10.00
+    becomes JPY 10.00, so the owner pays less (or more) for the same service."""
+    return patch.currency is not UNSET and patch.currency.strip().upper() != sub.currency
 
 
 async def of_subscription_edit(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collection[int]:
-    """A subscription PATCH that moves its `expires` (paid time) or changes its `setup_fee`:
-    its owners. One that leaves both as they are benefits nobody (the admin UI sends every
-    field back unchanged)."""
+    """A subscription PATCH that moves its `expires` (paid time), changes its `setup_fee` or
+    its `currency` (its price): its owners. One that leaves all three as they are benefits
+    nobody (the admin UI sends every field back unchanged)."""
     patch = kwargs["patch"]
     assert isinstance(patch, SubscriptionPatch)
     sub = await uow.subscriptions.get(_int(kwargs, "subscription_id"))
@@ -124,7 +127,7 @@ async def of_subscription_edit(uow: UnitOfWork, kwargs: Mapping[str, object]) ->
         return set()
     moved = patch.expires is not UNSET and patch.expires != sub.expires
     repriced = patch.setup_fee is not UNSET and patch.setup_fee != sub.setup_fee
-    return await _owners(uow, sub) if moved or repriced else set()
+    return await _owners(uow, sub) if moved or repriced or _currency_changed(patch, sub) else set()
 
 
 async def of_line_item_edit(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collection[int]:
@@ -139,4 +142,12 @@ async def of_line_item_edit(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Co
         patch.setup_amount is not UNSET and patch.setup_amount != item.setup_amount
     )
     sub = await uow.subscriptions.get(item.subscription_id) if repriced else None
+    return set() if sub is None else await _owners(uow, sub)
+
+
+async def of_line_item_delete(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collection[int]:
+    """A line item deleted: the owners of its subscription, whatever the item costs. What
+    is left is cheaper to renew, while the service may go on: ASN sponsoring and DNS hosting
+    are provided by hand, and a VM's price is its plan's, not the item's `amount`."""
+    sub = await uow.subscriptions.get_by_line_item(_int(kwargs, "line_item_id"))
     return set() if sub is None else await _owners(uow, sub)

@@ -16,7 +16,15 @@ from domain.expiry_edit import check_expiry_edit, expiry_edit_event
 from domain.intervals import checked_interval
 from domain.limits import check_expiry, check_price
 from domain.model import Json, LineItem, Subscription, SubscriptionPayment
+from domain.own_account import (
+    LINE_ITEM_EDIT,
+    SUBSCRIPTION_EDIT,
+    owners,
+    refuse_own,
+    subscription_edit_moves_money,
+)
 from domain.patch import UNSET, Maybe, given
+from domain.price_edit import price_edit_event, repriced
 from domain.switch_off import admin_edited, switched_off_now
 from ports.clock import Clock
 from ports.storage import UnitOfWorkFactory
@@ -124,8 +132,11 @@ async def update_subscription(
     A new `expires` earlier than now, or none on a subscription that is set up, is refused
     (422, nothing changed); any other change of it is written to its VM's history with
     `admin_id`, in the same transaction (`domain.expiry_edit`). Nobody moves their own
-    subscription's expiry or changes its setup fee: that is refused (403) where the use case
-    is bound (`own_account.of_subscription_edit`).
+    subscription's expiry or changes its setup fee or currency (its items' prices are read
+    in the new currency, unconverted): that is refused (403, nothing changed) where the use
+    case is bound (`own_account.of_subscription_edit`) and again here, on the locked row,
+    when `admin_id` is given (`domain.own_account`); `is_active` and `auto_renewal_enabled`
+    move no money and stay free.
     """
     now = clock.now()  # read once (D5): the checks, the history entry and the quotes agree
     changes = given(patch)
@@ -146,8 +157,14 @@ async def update_subscription(
         # operator's audited raw edit of the record (api.md §9.12), which may un-set `expires`
         # or shorten it, as the reference allows; every use case goes through the law
         updated = admin_edited(sub, attrs.evolve(sub, **changes))
+        moves_money = subscription_edit_moves_money(sub, updated)
+        vm = await uow.vms.get_by_subscription(sub.id) if moves_money else None
+        if moves_money and admin_id is not None:
+            # judged again on the locked row (the binding's check read it before the lock):
+            # a rival's change committed in between is not undone by one's own old value
+            refuse_own(admin_id, owners(sub, vm), SUBSCRIPTION_EDIT)
         check_expiry_edit(sub, updated.expires, now)  # 422: past, or none once paid
-        if updated.expires != sub.expires and (vm := await uow.vms.get_by_subscription(sub.id)):
+        if updated.expires != sub.expires and vm is not None:
             # who moved the paid time, committed with the move (a VM's history, never lost)
             edit = expiry_edit_event(vm.id, sub.expires, updated.expires, now, admin_id)
             await uow.vm_history.add(edit)
@@ -184,9 +201,18 @@ async def update_line_item(
     rails: PaymentRails | None,
     admin_id: int | None = None,
 ) -> LineItem:
-    """Apply the given fields under the subscription's lock. `admin_id`, who asks, is read
-    where the use case is bound: nobody changes their own subscription's price
-    (`own_account.of_line_item_edit`).
+    """Apply the given fields under the subscription's lock. Nobody changes their own
+    subscription's price: refused (403, nothing changed) where the use case is bound
+    (`own_account.of_line_item_edit`) and again here, on the item read under the lock, when
+    `admin_id` (who asks) is given. A change of `amount` or `setup_amount` is written, with
+    `admin_id` and the old and new price, to the history of the subscription's VM (if it has
+    one) in the same transaction (`domain.price_edit`).
+
+    The item's subscription is looked up in a read of its own, before the transaction: the
+    transaction's first read is then the lock, and the item read after it is the latest
+    committed one (a read before the lock would fix MariaDB's REPEATABLE READ snapshot
+    there, and a rival's edit committed while this one waited would be read as not made,
+    then overwritten).
 
     A new `amount` or `setup_amount` is a new price: the subscription's pending renewal
     quotes (LNURL ones included) are expired in the same transaction and cancelled at their
@@ -204,19 +230,32 @@ async def update_line_item(
     for name in ("amount", "setup_amount"):
         if name in changes:
             check_price(changes[name], name)
+    now = clock.now()  # read once (D5): the history entry and the expired quotes agree
     expired: list[SubscriptionPayment] = []
+    missing = NotFound("Subscription line item not found")
     async with uow_factory() as uow:
         found = await uow.line_items.get(line_item_id)
-        if found is None:
-            raise NotFound("Subscription line item not found")
-        await uow.subscriptions.get_for_update(found.subscription_id)  # lock order: sub first
-        item = await uow.line_items.get(line_item_id) or found
+    if found is None:
+        raise missing
+    async with uow_factory() as uow:
+        sub = await uow.subscriptions.get_for_update(found.subscription_id)  # lock: sub first
+        item = await uow.line_items.get(line_item_id)
+        if sub is None or item is None:  # deleted meanwhile
+            raise missing
         updated = attrs.evolve(item, **changes)
+        vm = await uow.vms.get_by_subscription(sub.id) if repriced(item, updated) else None
+        if repriced(item, updated) and admin_id is not None:
+            # judged again on the item read under the lock: see `update_subscription`
+            refuse_own(admin_id, owners(sub, vm), LINE_ITEM_EDIT)
         await uow.line_items.update(updated)
+        if vm is not None:
+            # who changed the price, from what to what, committed with the change
+            edit = price_edit_event(vm.id, item, updated, sub.currency, now, admin_id)
+            await uow.vm_history.add(edit)
         if updated.amount != item.amount:
-            expired = await expire_stale_quotes(uow, item.subscription_id, clock.now(), REPRICED)
+            expired = await expire_stale_quotes(uow, item.subscription_id, now, REPRICED)
         elif updated.setup_amount != item.setup_amount:
-            expired = await expire_stale_quotes(uow, item.subscription_id, clock.now())
+            expired = await expire_stale_quotes(uow, item.subscription_id, now)
         await uow.commit()
     await cancel_quietly(rails, expired)
     return updated

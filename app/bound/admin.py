@@ -25,6 +25,7 @@ from app.admin import (
 from app.admin.own_account import not_for_own
 from app.billing import credit_balance, invoicing
 from app.bound.inject import bind
+from domain.own_account import LINE_ITEM_EDIT, SUBSCRIPTION_EDIT
 
 if TYPE_CHECKING:
     from app.services import Services
@@ -119,16 +120,21 @@ class AdminUseCases:
             partial(subscriptions.update_subscription, uow_factory, clock=clock, rails=rails),
             uow_factory,
             own_account.of_subscription_edit,
-            "move a subscription's expiry or change its price",
+            SUBSCRIPTION_EDIT,
         )
         self.update_line_item = not_for_own(
             partial(subscriptions.update_line_item, uow_factory, clock=clock, rails=rails),
             uow_factory,
             own_account.of_line_item_edit,
-            "change a subscription's price",
+            LINE_ITEM_EDIT,
         )
         self.delete_subscription = bind(deletes.delete_subscription, uow_factory)
-        self.delete_line_item = bind(deletes.delete_line_item, *store)
+        self.delete_line_item = not_for_own(
+            bind(deletes.delete_line_item, *store),
+            uow_factory,
+            own_account.of_line_item_delete,
+            "delete a subscription's line item",
+        )
         # an extend ends the upgrade quotes priced to the old expiry, on this process's rails
         self.extend_vm = not_for_own(
             partial(vms.extend_vm, *store, queue, rails=rails),

@@ -14,12 +14,12 @@ from domain.expiry_edit import EXPIRY_EDIT_KEY, ExpiryEditRefused
 from domain.lifecycle import LifecycleAction, decide_lifecycle_actions
 from domain.model import Subscription, Vm, VmHistory
 from tests.contract import lifecycle_world, storage_backends
-from tests.unit.billing.world import ALICE, Shop
+from tests.unit.billing.world import BOB, Shop
 
 database = storage_backends.database
 shop = lifecycle_world.shop
 #: the admin who edits (a user that exists: the history names them)
-ADMIN = ALICE
+ADMIN = BOB
 
 
 async def _paid(shop: Shop) -> tuple[Vm, Subscription]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import struct
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -17,8 +17,8 @@ from adapters.http.routes_vms import add_vm_routes
 from adapters.http.routes_webhooks import add_webhook_routes
 from app.billing.completion import CompletionReport, complete_payment
 from app.billing.rails import PaymentRails
-from domain.enums import PaymentMethod
-from domain.model import PLACEHOLDER_MAC, SshKey, Subscription, User, Vm
+from domain.enums import PaymentMethod, SubscriptionType
+from domain.model import PLACEHOLDER_MAC, LineItem, SshKey, Subscription, User, Vm
 from lnvps.container import WEBHOOKS
 from tests.http.apiapp import DEFAULT_ROUTES, ApiApp, ApiClient, build_api_app
 from tests.nostr_signing import NostrKey
@@ -138,3 +138,21 @@ async def subscription_of(api: ApiApp, vm_id: int) -> Subscription:
         sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
         assert sub is not None
     return sub
+
+
+async def dns_item(api: ApiApp, subscription_id: int) -> LineItem:
+    """A DNS hosting item (EUR 5.00 a month) added beside a subscription's others: nothing
+    depends on it (no VM, no IP range), so an admin may delete it unless a rule says no."""
+    async with api.store() as uow:
+        # the port adds line items only with their subscription; both stores' repos can
+        item = await cast(Any, uow.line_items).add(
+            LineItem(
+                id=0,
+                subscription_id=subscription_id,
+                subscription_type=SubscriptionType.DNS_HOSTING,
+                name="dns.example",
+                amount=500,
+            )
+        )
+        await uow.commit()
+    return cast(LineItem, item)

@@ -105,13 +105,14 @@ _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 #: the writes that move money or paid time (expiry edits, extends, payment completions,
-#: refunds, credit adjustments and notes, prices of a subscription's items): one of them
-#: does not succeed without its audit record (`audited`), by `(method, route)` under
-#: ADMIN_BASE
+#: refunds, credit adjustments and notes, prices of a subscription's items and their
+#: deletion): one of them does not succeed without its audit record (`audited`), by
+#: `(method, route)` under ADMIN_BASE
 MONEY_ROUTES = frozenset(
     {
         ("PATCH", "/subscriptions/{id}"),
         ("PATCH", "/subscription_line_items/{id}"),
+        ("DELETE", "/subscription_line_items/{id}"),
         ("PUT", "/vms/{id}/extend"),
         ("POST", "/vms/{id}/payments/{payment_id}/complete"),
         ("POST", "/subscription_payments/{id}/complete"),

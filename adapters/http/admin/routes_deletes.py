@@ -35,7 +35,7 @@ async def remove_subscription(request: web.Request, admin: Admin) -> web.StreamR
 @require(AdminResource.SUBSCRIPTION_LINE_ITEMS, AdminAction.DELETE)
 async def remove_line_item(request: web.Request, admin: Admin) -> web.StreamResponse:
     svc = services(request)
-    await svc.admin.delete_line_item(path_id(request))
+    await svc.admin.delete_line_item(line_item_id=path_id(request), admin_id=admin.user.id)
     return _done("Subscription line item deleted successfully")
 
 

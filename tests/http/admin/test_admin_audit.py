@@ -16,7 +16,7 @@ from ports.storage import StorageBusy
 from tests.http.admin import catalogue_bodies as b
 from tests.http.admin.adminapp import NOBODY, ROOT, VIEWER, AdminWorld
 from tests.http.admin.test_admin_schemas import problems
-from tests.http.vm_helpers import paid_vm, subscription_of, user_of
+from tests.http.vm_helpers import dns_item, paid_vm, subscription_of, user_of
 from tests.nostr_signing import NostrKey
 
 
@@ -219,6 +219,23 @@ async def test_an_expiry_edit_whose_audit_record_is_lost_is_in_the_vms_history(
     assert [h["initiated_by_user"] for h in history if "was extended from" in h["description"]] == [
         root.id
     ]
+
+
+async def test_a_line_item_deletion_whose_record_is_lost_answers_500(
+    world: AdminWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleting a line item lowers what its subscription costs: a money write like a price
+    edit, never answered as done without its record."""
+    vm = await paid_vm(world.user, NostrKey.from_seed(21))
+    sub = await subscription_of(world.api, vm["id"])
+    item = await dns_item(world.api, sub.id)
+    _audit_down(world, monkeypatch)
+
+    resp = await world.call("DELETE", f"/subscription_line_items/{item.id}")
+
+    assert resp.status == 500 and "was done (answered 200)" in (await resp.json())["error"]
+    async with world.api.store() as uow:
+        assert await uow.line_items.get(item.id) is None
 
 
 async def test_other_writes_stand_with_their_answer_when_the_record_is_lost(

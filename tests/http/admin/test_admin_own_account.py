@@ -1,7 +1,8 @@
 """No admin moves money or paid time to their own account: completing their own payment, credit
 adjustments, refunds (to credit or by hand), extends, credit notes, and moving their own
-subscription's expiry or changing its price (PATCH of the subscription or of a line item) on
-their own account are 403, nothing changed; another admin may do each of them."""
+subscription's expiry or changing its price (PATCH of the subscription's setup fee or
+currency, or of a line item's price, or deleting a line item) on their own account are 403,
+nothing changed; another admin may do each of them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from adapters.fiat.bank_transfer import BankTransferRail
 from adapters.http.envelope import format_time
 from domain.expiry_edit import EXPIRY_EDIT_KEY
 from tests.http.admin.adminapp import ROOT, AdminWorld, admin_world
-from tests.http.vm_helpers import order, paid_vm, renew, subscription_of, user_of
+from tests.http.vm_helpers import dns_item, order, paid_vm, renew, subscription_of, user_of
 from tests.nostr_signing import NostrKey
 
 DESK = NostrKey.from_seed(51)
@@ -179,3 +180,46 @@ async def test_nor_move_their_own_expiry_or_change_their_own_price(world: AdminW
     assert (await subscription_of(world.api, vm["id"])).expires == moved
     assert (await world.ok("GET", item_path))["data"]["amount"] == 1
     assert await _expiry_edits(world, vm["id"]) == 1
+
+
+async def test_nor_change_their_own_currency_or_delete_their_own_line_item(
+    world: AdminWorld,
+) -> None:
+    """Review: a new currency re-reads the items' prices unconverted (EUR 5.00 becomes
+    JPY 5.00), and deleting an item (DNS hosting, provided by hand) makes the renewal
+    cheaper while the service goes on. Both 403 on one's own subscription, nothing changed;
+    the currency sent back as it is, `is_active` and `auto_renewal_enabled` stay free;
+    another admin may do both."""
+    vm = await paid_vm(world.user, ROOT)
+    sub = await subscription_of(world.api, vm["id"])
+    dns = (await dns_item(world.api, sub.id)).id
+    sub_path, items_path = f"/subscriptions/{sub.id}", f"/subscriptions/{sub.id}/line_items"
+    items = (await world.ok("GET", items_path))["data"]
+    price = "move a subscription's expiry or change its price"
+    for body in ({"currency": "JPY"}, {"currency": "jpy", "name": "mine"}):
+        assert await _answer(world, "PATCH", sub_path, ROOT, json=body) == refused(price), body
+    delete = "delete a subscription's line item"
+    for item in items:  # the VM's item would be 422 (it bills the VM); the DNS one would go
+        path = f"/subscription_line_items/{item['id']}"
+        assert await _answer(world, "DELETE", path, ROOT) == refused(delete), path
+    assert await subscription_of(world.api, vm["id"]) == sub
+    assert (await world.ok("GET", items_path))["data"] == items
+
+    # what moves no money stays free: the currency as it is, a switch off and on again
+    free = {"currency": sub.currency.lower(), "auto_renewal_enabled": True, "name": "mine"}
+    await world.ok("PATCH", sub_path, json=free)
+    await world.ok("PATCH", sub_path, json={"is_active": False, "auto_renewal_enabled": False})
+    await world.ok("PATCH", sub_path, json={"is_active": True})
+    after = await subscription_of(world.api, vm["id"])
+    assert (after.currency, after.expires, after.is_active) == (sub.currency, sub.expires, True)
+
+    # another admin may
+    deputy = (await user_of(world.api, DEPUTY)).id
+    role = {"role_id": world.role_ids["super_admin"]}
+    await world.ok("POST", f"/users/{deputy}/roles", json=role)
+    await world.ok("DELETE", f"/subscription_line_items/{dns}", DEPUTY)
+    await world.ok("PATCH", sub_path, DEPUTY, json={"currency": "USD"})
+    assert (await subscription_of(world.api, vm["id"])).currency == "USD"
+    assert [i["id"] for i in (await world.ok("GET", items_path))["data"]] == [
+        i["id"] for i in items if i["id"] != dns
+    ]
