@@ -9,7 +9,7 @@ from datetime import datetime
 import attrs
 
 from app.billing.catalogue import owned_vm, subscription_of
-from app.billing.errors import ImageNotFound, SshKeyNotFound
+from app.billing.errors import ImageNotFound, SshKeyNotFound, VmNotFound
 from app.services import Services
 from app.worker.context import HOST_LEASE
 from app.worker.provisioning import full_info, spawn_lease
@@ -114,8 +114,8 @@ async def run_action(
     try:
         await _call_host(host, vm, action, info)
         async with services.uow_factory() as uow:  # under the lease: before a later stop's
-            if target is not vm:
-                await uow.vms.update(target)
+            if target is not vm:  # the image alone: an upgrade booked meanwhile is kept
+                await uow.vms.set_image(vm.id, target.image_id)
             await uow.vm_history.add(_entry(vm, target, action, user, now))
             if token is not None:
                 await uow.worker_leases.release(spawn_lease(vm_id), token)
@@ -206,7 +206,11 @@ def check_reverse_dns(name: str | None) -> str | None:
 
 async def patch_vm(services: Services, user: User, vm_id: int, patch: VmPatch) -> None:
     """PATCH /vm/{id}: the owner's SSH key (ConfigureVm queued), the PTR name of every address,
-    and auto-renewal on the VM's subscription, all in one transaction."""
+    and auto-renewal on the VM's subscription, all in one transaction.
+
+    Each is a narrow write of its own column (review r5): the rows are read without their
+    locks, and a renewal, upgrade or deletion committed meanwhile must keep what it wrote
+    (a whole-row write of the copies read here erased a paid renewal's `expires`)."""
     reverse_dns = check_reverse_dns(patch.reverse_dns) if patch.set_reverse_dns else None
     async with services.uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, user.id)
@@ -215,16 +219,14 @@ async def patch_vm(services: Services, user: User, vm_id: int, patch: VmPatch) -
             key = await uow.ssh_keys.get(patch.ssh_key_id)
             if key is None or key.user_id != user.id:
                 raise SshKeyNotFound("SSH key not found")
-            await uow.vms.update(attrs.evolve(vm, ssh_key_id=key.id))
+            if not await uow.vms.set_ssh_key(vm.id, key.id):
+                raise VmNotFound("VM not found")  # deleted meanwhile
             configure = vm.is_provisioned
         if patch.set_reverse_dns:
-            for assignment in await uow.ip_assignments.list_by_vm(vm.id):
-                await uow.ip_assignments.update(attrs.evolve(assignment, dns_reverse=reverse_dns))
+            await uow.ip_assignments.set_dns_reverse(vm.id, reverse_dns)
         if patch.auto_renewal_enabled is not None:
             sub = await subscription_of(uow, vm)
-            await uow.subscriptions.update(
-                attrs.evolve(sub, auto_renewal_enabled=patch.auto_renewal_enabled)
-            )
+            await uow.subscriptions.set_auto_renewal(sub.id, patch.auto_renewal_enabled)
         await uow.commit()
     if configure:
         await _send(services, ConfigureVm(vm_id=vm.id))

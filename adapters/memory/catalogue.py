@@ -75,6 +75,10 @@ class MemoryIpAssignments(RecordRepo[m.IpAssignment]):
     async def list_by_vm(self, vm_id: int) -> list[m.IpAssignment]:
         return self._where(lambda a: a.vm_id == vm_id and not a.deleted)
 
+    async def set_dns_reverse(self, vm_id: int, name: str | None) -> int:
+        live = await self.list_by_vm(vm_id)
+        return sum(self._set(a.id, live_only=True, dns_reverse=name) for a in live)
+
     async def delete(self, assignment_id: int) -> None:
         rows = self._rows(self.table)
         if assignment_id in rows:

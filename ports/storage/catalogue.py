@@ -65,6 +65,12 @@ class IpAssignments(Records[m.IpAssignment], Protocol):
         """The VM's assignments that are not soft-deleted, ascending id."""
         ...
 
+    async def set_dns_reverse(self, vm_id: int, name: str | None) -> int:
+        """Write `dns_reverse` alone on every live (not soft-deleted) assignment of the VM;
+        how many rows were written. A deleted assignment stays deleted (review r5: a whole-
+        row write of a copy read before the VM's deletion brought the address back)."""
+        ...
+
     async def delete(self, assignment_id: int) -> None:
         """Soft delete (`deleted = 1`); the address may then be reused."""
         ...

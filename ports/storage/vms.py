@@ -95,6 +95,17 @@ class Vms(Records[Vm], Protocol):
         """Soft delete (`deleted = 1`, lifecycle.md D14)."""
         ...
 
+    async def set_ssh_key(self, vm_id: int, ssh_key_id: int) -> bool:
+        """Write `ssh_key_id` alone, on a VM that is not soft-deleted (the owner's PATCH,
+        review r5: a whole-row write of a copy read earlier could undo an upgrade's template
+        change); False when no such live VM is left."""
+        ...
+
+    async def set_image(self, vm_id: int, image_id: int) -> None:
+        """Write `image_id` alone (a re-install, review r5: the re-install's host call is
+        slow, and an upgrade booked meanwhile changes the template columns of the row)."""
+        ...
+
     async def undelete_for_subscription(self, subscription_id: int) -> int:
         """Clear `deleted` on every VM of the subscription's line items (D20 step 2).
 
