@@ -61,8 +61,11 @@ async def delete_subscription(uow_factory: UnitOfWorkFactory, subscription_id: i
 async def delete_line_item(uow_factory: UnitOfWorkFactory, clock: Clock, line_item_id: int) -> None:
     """Refused while the subscription has pending payments too: they were priced with this
     item, and D23 forbids buying time at a price no longer in force."""
-    async with uow_factory() as uow:
+    async with uow_factory() as uow:  # which subscription: read before its lock is taken
         owner = await uow.subscriptions.get_by_line_item(line_item_id)
+    async with uow_factory() as uow:
+        # the lock as the first statement (MariaDB fixes the snapshot at the first plain
+        # read): a payment or VM made for the item while this waited is seen below
         sub = None if owner is None else await uow.subscriptions.get_for_update(owner.id)
         item = await uow.line_items.get(line_item_id)
         if item is None or sub is None:

@@ -205,12 +205,18 @@ async def update_line_item(
         if name in changes:
             check_price(changes[name], name)
     expired: list[SubscriptionPayment] = []
-    async with uow_factory() as uow:
+    async with uow_factory() as uow:  # which subscription: read before its lock is taken
         found = await uow.line_items.get(line_item_id)
-        if found is None:
+    if found is None:
+        raise NotFound("Subscription line item not found")
+    async with uow_factory() as uow:
+        # the lock as the first statement: on MariaDB the first plain read fixes the
+        # snapshot, so the item read after it holds what an upgrade booked meanwhile wrote
+        # (its amount), which the whole-row write below keeps (review r5)
+        await uow.subscriptions.get_for_update(found.subscription_id)
+        item = await uow.line_items.get(line_item_id)
+        if item is None:
             raise NotFound("Subscription line item not found")
-        await uow.subscriptions.get_for_update(found.subscription_id)  # lock order: sub first
-        item = await uow.line_items.get(line_item_id) or found
         updated = attrs.evolve(item, **changes)
         await uow.line_items.update(updated)
         if updated.amount != item.amount:
