@@ -17,7 +17,7 @@ from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, InvalidInput
 from domain.model import User, Vm, VmHistory, vm_event
 from domain.text_rules import is_host_name
-from ports.jobs import CheckVm, ConfigureVm
+from ports.jobs import CheckVm
 from ports.queue import Job
 from ports.storage import UnitOfWork
 from ports.vmhost import FullVmInfo, VmHost, VmHostError
@@ -205,8 +205,14 @@ def check_reverse_dns(name: str | None) -> str | None:
 
 
 async def patch_vm(services: Services, user: User, vm_id: int, patch: VmPatch) -> None:
-    """PATCH /vm/{id}: the owner's SSH key (ConfigureVm queued), the PTR name of every address,
-    and auto-renewal on the VM's subscription, all in one transaction.
+    """PATCH /vm/{id}: the owner's SSH key, the PTR name of every address, and auto-renewal
+    on the VM's subscription, all in one transaction.
+
+    A new SSH key is recorded only: no host can change a running VM's authorized keys (they
+    are cloud-init data, read when a disk is first booted), so it reaches the VM with its
+    next re-install, which builds the fresh disk with the key stored then (the reference
+    queued a ConfigureVm job no worker carried out; the Pulumi client re-installs after
+    every key change).
 
     Each is a narrow write of its own column (review r5): the rows are read without their
     locks, and a renewal, upgrade or deletion committed meanwhile must keep what it wrote
@@ -214,19 +220,15 @@ async def patch_vm(services: Services, user: User, vm_id: int, patch: VmPatch) -
     reverse_dns = check_reverse_dns(patch.reverse_dns) if patch.set_reverse_dns else None
     async with services.uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, user.id)
-        configure = False
         if patch.ssh_key_id is not None and patch.ssh_key_id != vm.ssh_key_id:
             key = await uow.ssh_keys.get(patch.ssh_key_id)
             if key is None or key.user_id != user.id:
                 raise SshKeyNotFound("SSH key not found")
             if not await uow.vms.set_ssh_key(vm.id, key.id):
                 raise VmNotFound("VM not found")  # deleted meanwhile
-            configure = vm.is_provisioned
         if patch.set_reverse_dns:
             await uow.ip_assignments.set_dns_reverse(vm.id, reverse_dns)
         if patch.auto_renewal_enabled is not None:
             sub = await subscription_of(uow, vm)
             await uow.subscriptions.set_auto_renewal(sub.id, patch.auto_renewal_enabled)
         await uow.commit()
-    if configure:
-        await _send(services, ConfigureVm(vm_id=vm.id))
