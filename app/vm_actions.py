@@ -115,6 +115,7 @@ async def run_action(
         await _call_host(host, vm, action, info)
         async with services.uow_factory() as uow:  # under the lease: before a later stop's
             if target is not vm:  # the image alone: an upgrade booked meanwhile is kept
+                await _lock_vm_rows(uow, sub.id)
                 await uow.vms.set_image(vm.id, target.image_id)
             await uow.vm_history.add(_entry(vm, target, action, user, now))
             if token is not None:
@@ -125,6 +126,14 @@ async def run_action(
             await _release(services, vm_id, token)
         raise
     await _send(services, CheckVm(vm_id=vm.id))
+
+
+async def _lock_vm_rows(uow: UnitOfWork, subscription_id: int) -> None:
+    """Take the subscription's lock before writing to its VM's rows: a booking (an upgrade, a
+    revival) and a build write the VM's row whole under it, from a copy read after it, so a
+    write of ours waits for theirs instead of being overwritten by their copy (review r5),
+    and takes its locks in their order (subscription first)."""
+    await uow.subscriptions.get_for_update(subscription_id)
 
 
 async def _release(services: Services, vm_id: int, token: str) -> None:
@@ -214,12 +223,15 @@ async def patch_vm(services: Services, user: User, vm_id: int, patch: VmPatch) -
     queued a ConfigureVm job no worker carried out; the Pulumi client re-installs after
     every key change).
 
-    Each is a narrow write of its own column (review r5): the rows are read without their
-    locks, and a renewal, upgrade or deletion committed meanwhile must keep what it wrote
-    (a whole-row write of the copies read here erased a paid renewal's `expires`)."""
+    Each is a narrow write of its own column (review r5): the rows are read before the
+    subscription's lock, and a renewal, upgrade or deletion committed meanwhile must keep
+    what it wrote (a whole-row write of the copies read here erased a paid renewal's
+    `expires`). The lock is taken before the first write (`_lock_vm_rows`)."""
     reverse_dns = check_reverse_dns(patch.reverse_dns) if patch.set_reverse_dns else None
     async with services.uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, user.id)
+        sub = await subscription_of(uow, vm)
+        await _lock_vm_rows(uow, sub.id)
         if patch.ssh_key_id is not None and patch.ssh_key_id != vm.ssh_key_id:
             key = await uow.ssh_keys.get(patch.ssh_key_id)
             if key is None or key.user_id != user.id:
@@ -229,6 +241,5 @@ async def patch_vm(services: Services, user: User, vm_id: int, patch: VmPatch) -
         if patch.set_reverse_dns:
             await uow.ip_assignments.set_dns_reverse(vm.id, reverse_dns)
         if patch.auto_renewal_enabled is not None:
-            sub = await subscription_of(uow, vm)
             await uow.subscriptions.set_auto_renewal(sub.id, patch.auto_renewal_enabled)
         await uow.commit()

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from app import vm_actions
-from app.billing import catalogue
-from domain.model import IpAssignment, Vm
+from app.billing import booked_records, catalogue, upgrades
+from domain.model import IpAssignment, Subscription, Vm
 from ports.storage import UnitOfWork
 from tests.contract import storage_backends
 from tests.http.apiapp import ALICE, ApiClient
@@ -124,3 +124,47 @@ async def test_a_reverse_dns_edit_during_the_vms_deletion_leaves_the_address_rel
     async with c.api.store() as uow:
         after = await uow.ip_assignments.get(address.id)
     assert after is not None and after.deleted, "the released address was brought back"
+
+
+async def test_a_key_change_during_an_upgrade_booking_is_not_overwritten(
+    c: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The booking of an upgrade writes the VM's row whole (the template switch), from the
+    copy it read under the subscription's lock: the key change waits for that lock, and
+    lands after the booking. Without it the edit's row write meets the booking's (its
+    history entry holds the VM row shared): a deadlock, the edit refused with 503, or,
+    landing just before that entry, a key the booking's copy writes back."""
+    vm = await paid_vm(c, ALICE)
+    second = await add_key(c.api, ALICE, name="second")
+    up = await c.call("POST", f"/api/v1/vm/{vm['id']}/upgrade", key=ALICE, json={"cpu": 2})
+    assert up.status == 200, await up.text()
+    payment = (await up.json())["data"]
+    booking_read, go, edit_read = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def upgrade_in(uow: UnitOfWork, *args: Any) -> Any:
+        booking_read.set()  # the booking holds the lock and has read the VM
+        await asyncio.wait_for(go.wait(), GUARD_S)
+        return await upgrades.upgrade_in(uow, *args)
+
+    async def subscription_of(uow: UnitOfWork, vm: Vm) -> Subscription:
+        edit_read.set()  # the edit is about to take the lock
+        return await catalogue.subscription_of(uow, vm)
+
+    monkeypatch.setattr(booked_records, "upgrade_in", upgrade_in)
+    monkeypatch.setattr(vm_actions, "subscription_of", subscription_of)
+    booking = asyncio.create_task(settle(c.api, payment["id"]))
+    await asyncio.wait_for(booking_read.wait(), GUARD_S)
+    edit = asyncio.create_task(
+        c.call("PATCH", f"/api/v1/vm/{vm['id']}", key=ALICE, json={"ssh_key_id": second.id})
+    )
+    waiting = asyncio.create_task(edit_read.wait())
+    await asyncio.wait({edit, waiting}, timeout=GUARD_S, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    go.set()
+    assert (await asyncio.wait_for(booking, GUARD_S)).completed
+    resp = await asyncio.wait_for(edit, GUARD_S)
+    assert resp.status == 200, await resp.text()  # 503: the edit deadlocked with the booking
+    async with c.api.store() as uow:
+        after = await uow.vms.get(vm["id"])
+    assert after is not None and after.custom_template_id is not None
+    assert after.ssh_key_id == second.id, "the key change was overwritten by the booking"
