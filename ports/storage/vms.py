@@ -39,7 +39,9 @@ class Vms(Records[Vm], Protocol):
     `update` writes every column except `deleted` (lifecycle.md D15) and `resize_requested`,
     so a stale copy never resurrects or deletes a VM, nor loses or revives a resize;
     `delete` and `undelete_for_subscription` change the first, `request_resize` and
-    `settle_resize` the second.
+    `settle_resize` the second. The other columns it writes from the caller's copy: only a
+    copy read under the subscription's lock (taken as the transaction's first statement)
+    may be written back; every writer of a VM's row holds that lock (review r5).
     """
 
     async def get_by_line_item(self, line_item_id: int) -> Vm | None:
