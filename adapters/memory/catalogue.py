@@ -56,7 +56,14 @@ class MemoryIpRanges(_RegionRecords[m.IpRange]):
 
 
 class MemoryIpAssignments(RecordRepo[m.IpAssignment]):
+    """`update` leaves `deleted` alone: only `delete` changes it."""
+
     table = "vm_ip_assignment"
+
+    async def update(self, record: m.IpAssignment) -> None:
+        old = await self.get(record.id)
+        if old is not None:
+            await super().update(evolve(record, deleted=old.deleted))
 
     async def address_use(
         self, host_ids: Collection[int], range_ids: Collection[int]

@@ -369,6 +369,10 @@ class SqlIpRanges(SqlRecords[IpRange]):
 
 
 class SqlIpAssignments(SqlRecords[IpAssignment]):
+    """`update` leaves `deleted` alone: only `delete` changes it."""
+
+    frozen_columns = ("deleted",)
+
     async def address_use(
         self, host_ids: Collection[int], range_ids: Collection[int]
     ) -> AddressUse:

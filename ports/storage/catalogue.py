@@ -48,6 +48,9 @@ class AddressUse:
 
 
 class IpAssignments(Records[m.IpAssignment], Protocol):
+    """`update` writes every column except `deleted` (as `Vms.update`): a stale copy never
+    brings back an address a deletion released; only `delete` changes it."""
+
     async def address_use(
         self, host_ids: Collection[int], range_ids: Collection[int]
     ) -> AddressUse:

@@ -113,3 +113,19 @@ async def test_reverse_dns_is_written_on_live_addresses_only(
     async with uow_factory() as uow:
         cleared = await uow.ip_assignments.get(live.id)
     assert cleared == attrs.evolve(live, dns_reverse=None)
+
+
+async def test_a_stale_address_copy_written_back_stays_released(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    w = await stored_world(uow_factory)
+    live, _ = await _addresses(uow_factory, w)
+    async with uow_factory() as uow:
+        await uow.ip_assignments.delete(live.id)
+        await uow.commit()
+    async with uow_factory() as uow:  # a copy read before the deletion, written back
+        await uow.ip_assignments.update(attrs.evolve(live, dns_reverse="late.example"))
+        await uow.commit()
+    async with uow_factory() as uow:
+        after = await uow.ip_assignments.get(live.id)
+    assert after == attrs.evolve(live, dns_reverse="late.example", deleted=True)
