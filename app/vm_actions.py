@@ -9,7 +9,7 @@ from datetime import datetime
 import attrs
 
 from app.billing.catalogue import owned_vm, subscription_of
-from app.billing.errors import ImageNotFound, SshKeyNotFound
+from app.billing.errors import ImageNotFound, SshKeyNotFound, VmNotFound
 from app.services import Services
 from app.worker.context import HOST_LEASE
 from app.worker.provisioning import full_info, spawn_lease
@@ -17,7 +17,7 @@ from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, InvalidInput
 from domain.model import User, Vm, VmHistory, vm_event
 from domain.text_rules import is_host_name
-from ports.jobs import CheckVm, ConfigureVm
+from ports.jobs import CheckVm
 from ports.queue import Job
 from ports.storage import UnitOfWork
 from ports.vmhost import FullVmInfo, VmHost, VmHostError
@@ -114,8 +114,9 @@ async def run_action(
     try:
         await _call_host(host, vm, action, info)
         async with services.uow_factory() as uow:  # under the lease: before a later stop's
-            if target is not vm:
-                await uow.vms.update(target)
+            if target is not vm:  # the image alone: an upgrade booked meanwhile is kept
+                await _lock_vm_rows(uow, sub.id)
+                await uow.vms.set_image(vm.id, target.image_id)
             await uow.vm_history.add(_entry(vm, target, action, user, now))
             if token is not None:
                 await uow.worker_leases.release(spawn_lease(vm_id), token)
@@ -125,6 +126,14 @@ async def run_action(
             await _release(services, vm_id, token)
         raise
     await _send(services, CheckVm(vm_id=vm.id))
+
+
+async def _lock_vm_rows(uow: UnitOfWork, subscription_id: int) -> None:
+    """Take the subscription's lock before writing to its VM's rows: a booking (an upgrade, a
+    revival) and a build write the VM's row whole under it, from a copy read after it, so a
+    write of ours waits for theirs instead of being overwritten by their copy (review r5),
+    and takes its locks in their order (subscription first)."""
+    await uow.subscriptions.get_for_update(subscription_id)
 
 
 async def _release(services: Services, vm_id: int, token: str) -> None:
@@ -205,26 +214,32 @@ def check_reverse_dns(name: str | None) -> str | None:
 
 
 async def patch_vm(services: Services, user: User, vm_id: int, patch: VmPatch) -> None:
-    """PATCH /vm/{id}: the owner's SSH key (ConfigureVm queued), the PTR name of every address,
-    and auto-renewal on the VM's subscription, all in one transaction."""
+    """PATCH /vm/{id}: the owner's SSH key, the PTR name of every address, and auto-renewal
+    on the VM's subscription, all in one transaction.
+
+    A new SSH key is recorded only: no host can change a running VM's authorized keys (they
+    are cloud-init data, read when a disk is first booted), so it reaches the VM with its
+    next re-install, which builds the fresh disk with the key stored then (the reference
+    queued a ConfigureVm job no worker carried out; the Pulumi client re-installs after
+    every key change).
+
+    Each is a narrow write of its own column (review r5): the rows are read before the
+    subscription's lock, and a renewal, upgrade or deletion committed meanwhile must keep
+    what it wrote (a whole-row write of the copies read here erased a paid renewal's
+    `expires`). The lock is taken before the first write (`_lock_vm_rows`)."""
     reverse_dns = check_reverse_dns(patch.reverse_dns) if patch.set_reverse_dns else None
     async with services.uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, user.id)
-        configure = False
+        sub = await subscription_of(uow, vm)
+        await _lock_vm_rows(uow, sub.id)
         if patch.ssh_key_id is not None and patch.ssh_key_id != vm.ssh_key_id:
             key = await uow.ssh_keys.get(patch.ssh_key_id)
             if key is None or key.user_id != user.id:
                 raise SshKeyNotFound("SSH key not found")
-            await uow.vms.update(attrs.evolve(vm, ssh_key_id=key.id))
-            configure = vm.is_provisioned
+            if not await uow.vms.set_ssh_key(vm.id, key.id):
+                raise VmNotFound("VM not found")  # deleted meanwhile
         if patch.set_reverse_dns:
-            for assignment in await uow.ip_assignments.list_by_vm(vm.id):
-                await uow.ip_assignments.update(attrs.evolve(assignment, dns_reverse=reverse_dns))
+            await uow.ip_assignments.set_dns_reverse(vm.id, reverse_dns)
         if patch.auto_renewal_enabled is not None:
-            sub = await subscription_of(uow, vm)
-            await uow.subscriptions.update(
-                attrs.evolve(sub, auto_renewal_enabled=patch.auto_renewal_enabled)
-            )
+            await uow.subscriptions.set_auto_renewal(sub.id, patch.auto_renewal_enabled)
         await uow.commit()
-    if configure:
-        await _send(services, ConfigureVm(vm_id=vm.id))

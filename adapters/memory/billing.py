@@ -105,6 +105,9 @@ class MemorySubscriptions(RecordRepo[Subscription]):
         if old is not None:
             await super().update(evolve(subscription, created=old.created))
 
+    async def set_auto_renewal(self, subscription_id: int, enabled: bool) -> bool:
+        return self._set(subscription_id, auto_renewal_enabled=enabled)
+
     async def delete(self, subscription_id: int) -> bool:
         items = self._rows("subscription_line_item")
         for key, item in list(items.items()):

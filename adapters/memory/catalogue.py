@@ -56,7 +56,14 @@ class MemoryIpRanges(_RegionRecords[m.IpRange]):
 
 
 class MemoryIpAssignments(RecordRepo[m.IpAssignment]):
+    """`update` leaves `deleted` alone: only `delete` changes it."""
+
     table = "vm_ip_assignment"
+
+    async def update(self, record: m.IpAssignment) -> None:
+        old = await self.get(record.id)
+        if old is not None:
+            await super().update(evolve(record, deleted=old.deleted))
 
     async def address_use(
         self, host_ids: Collection[int], range_ids: Collection[int]
@@ -74,6 +81,10 @@ class MemoryIpAssignments(RecordRepo[m.IpAssignment]):
 
     async def list_by_vm(self, vm_id: int) -> list[m.IpAssignment]:
         return self._where(lambda a: a.vm_id == vm_id and not a.deleted)
+
+    async def set_dns_reverse(self, vm_id: int, name: str | None) -> int:
+        live = await self.list_by_vm(vm_id)
+        return sum(self._set(a.id, live_only=True, dns_reverse=name) for a in live)
 
     async def delete(self, assignment_id: int) -> None:
         rows = self._rows(self.table)

@@ -113,6 +113,16 @@ class RecordRepo(Repo, Generic[R]):
     async def remove(self, record_id: int) -> bool:
         return self._rows(self.table).pop(record_id, None) is not None
 
+    def _set(self, record_id: int, live_only: bool = False, **changes: Any) -> bool:
+        """Change only these fields of the row (SQL's `UPDATE … SET col = …`); False when
+        there is no such row, or, with `live_only`, it is soft-deleted."""
+        rows = self._rows(self.table)
+        row = rows.get(record_id)
+        if row is None or (live_only and row.deleted):
+            return False
+        rows[record_id] = evolve(row, **changes)
+        return True
+
     def _check_unique(self, record: R) -> None:
         """DuplicateKey when another row has the same values of a unique key (as SQL does)."""
         for fields in self.unique:

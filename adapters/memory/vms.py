@@ -127,6 +127,12 @@ class MemoryVms(RecordRepo[Vm]):
         if vm_id in rows:
             rows[vm_id] = evolve(rows[vm_id], deleted=True)
 
+    async def set_ssh_key(self, vm_id: int, ssh_key_id: int) -> bool:
+        return self._set(vm_id, live_only=True, ssh_key_id=ssh_key_id)
+
+    async def set_image(self, vm_id: int, image_id: int) -> None:
+        self._set(vm_id, image_id=image_id)
+
     async def undelete_for_subscription(self, subscription_id: int) -> int:
         items = self._line_items_of(subscription_id, None)
         rows = self._rows(self.table)

@@ -291,6 +291,9 @@ class SqlSubscriptions(SqlRecords[Subscription]):
         query = select(c.id).where(c.company_id == company_id).limit(1)
         return (await self.conn.execute(query)).first() is not None
 
+    async def set_auto_renewal(self, subscription_id: int, enabled: bool) -> bool:
+        return await self._set(subscription_id, auto_renewal_enabled=enabled)
+
     async def delete(self, subscription_id: int) -> bool:
         return await _delete_subscription(self.conn, subscription_id)
 

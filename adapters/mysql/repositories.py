@@ -249,6 +249,17 @@ class SqlRecords(SqlRepo, Generic[R]):
         result = await self.conn.execute(delete(self.table).where(self.table.c.id == record_id))
         return result.rowcount > 0
 
+    async def _set(self, record_id: int, live_only: bool = False, **values: Any) -> bool:
+        """`UPDATE … SET` only these columns of the row (a narrow write: what another
+        transaction wrote to the other columns since this row was read is kept); False when
+        there is no such row or, with `live_only`, it is soft-deleted (rows matched, not
+        rows changed: the dialect counts found rows)."""
+        where = [self.table.c.id == record_id]
+        if live_only:
+            where.append(self.table.c.deleted == False)  # noqa: E712
+        result = await self.conn.execute(update(self.table).where(*where).values(**values))
+        return bool(result.rowcount)
+
     async def _lock_row(self, record_id: int) -> None:
         """Hold the row's write lock to the end of the transaction (`SELECT … FOR UPDATE`)."""
         await self._lock_by_id(self.table, record_id)
@@ -358,6 +369,10 @@ class SqlIpRanges(SqlRecords[IpRange]):
 
 
 class SqlIpAssignments(SqlRecords[IpAssignment]):
+    """`update` leaves `deleted` alone: only `delete` changes it."""
+
+    frozen_columns = ("deleted",)
+
     async def address_use(
         self, host_ids: Collection[int], range_ids: Collection[int]
     ) -> AddressUse:
@@ -386,6 +401,14 @@ class SqlIpAssignments(SqlRecords[IpAssignment]):
     async def list_by_vm(self, vm_id: int) -> list[IpAssignment]:
         c = t.vm_ip_assignment.c
         return await self._where(c.vm_id == vm_id, c.deleted == False)  # noqa: E712
+
+    async def set_dns_reverse(self, vm_id: int, name: str | None) -> int:
+        c = t.vm_ip_assignment.c
+        live = (c.vm_id == vm_id) & (c.deleted == False)  # noqa: E712
+        result = await self.conn.execute(
+            update(t.vm_ip_assignment).where(live).values(dns_reverse=name)
+        )
+        return int(result.rowcount)
 
     async def delete(self, assignment_id: int) -> None:
         c = t.vm_ip_assignment.c

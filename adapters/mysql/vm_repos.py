@@ -192,6 +192,12 @@ class SqlVms(SqlRecords[Vm]):
     async def delete(self, vm_id: int) -> None:
         await self.conn.execute(update(t.vm).where(_vm.id == vm_id).values(deleted=True))
 
+    async def set_ssh_key(self, vm_id: int, ssh_key_id: int) -> bool:
+        return await self._set(vm_id, live_only=True, ssh_key_id=ssh_key_id)
+
+    async def set_image(self, vm_id: int, image_id: int) -> None:
+        await self._set(vm_id, image_id=image_id)
+
     async def undelete_for_subscription(self, subscription_id: int) -> int:
         """Bring back the subscription's soft-deleted VMs.
 

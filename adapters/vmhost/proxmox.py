@@ -171,10 +171,17 @@ class ProxmoxVmHost:
         await self._api.run_task("DELETE", path, params)
 
     async def reinstall_vm(self, info: vmhost.FullVmInfo) -> None:
-        """Unlink (and drop) the primary disk, import a fresh one from the image, grow it."""
+        """Unlink (and drop) the primary disk, import a fresh one from the image, grow it.
+
+        The cloud-init `sshkeys` are set to the VM's key as stored now: a key the owner
+        changed since the build reaches the fresh disk (it is the only way it does)."""
         unlink = {"idlist": _PRIMARY_DISK, "force": "1"}
         await self._api.call("PUT", self._qemu(info.vm, "/unlink"), unlink)
-        disk = {_PRIMARY_DISK: self._primary_disk(info), "boot": f"order={_PRIMARY_DISK}"}
+        disk = {
+            _PRIMARY_DISK: self._primary_disk(info),
+            "boot": f"order={_PRIMARY_DISK}",
+            "sshkeys": quote(info.authorized_key, safe=""),
+        }
         await self._configure(info.vm, disk)
         await self._resize_disk(info)
 

@@ -635,11 +635,16 @@ async def upgrade_records(
 ) -> AppliedUpgrade | None:
     """`apply_upgrade` at a given moment, for callers that already read the clock; also
     returns the pending Purchase/Renewal payments it expired (their price just changed)."""
+    async with uow_factory() as uow:  # which subscription: read before its lock is taken
+        found = await subscription_of(uow, await owned_vm(uow, vm_id, None, allow_deleted=True))
     async with uow_factory() as uow:
-        vm = await owned_vm(uow, vm_id, None, allow_deleted=True)
-        found = await subscription_of(uow, vm)
-        # the subscription lock first (as completion takes it), then the price it is sold at
+        # the subscription lock first (as completion takes it), as the transaction's first
+        # statement: on MariaDB the first plain read fixes the snapshot, so the VM, its
+        # templates and line item read after it are what a booking of the same upgrade (a
+        # second delivery of the job) committed while this waited, and it is not applied twice
+        # nor the VM's row written back as it was before (review r5)
         sub = await uow.subscriptions.get_for_update(found.id) or found
+        vm = await owned_vm(uow, vm_id, None, allow_deleted=True)
         applied = await upgrade_in(uow, sub, vm, cfg, now)
         if applied is None:
             return None

@@ -48,6 +48,9 @@ class AddressUse:
 
 
 class IpAssignments(Records[m.IpAssignment], Protocol):
+    """`update` writes every column except `deleted` (as `Vms.update`): a stale copy never
+    brings back an address a deletion released; only `delete` changes it."""
+
     async def address_use(
         self, host_ids: Collection[int], range_ids: Collection[int]
     ) -> AddressUse:
@@ -63,6 +66,12 @@ class IpAssignments(Records[m.IpAssignment], Protocol):
 
     async def list_by_vm(self, vm_id: int) -> list[m.IpAssignment]:
         """The VM's assignments that are not soft-deleted, ascending id."""
+        ...
+
+    async def set_dns_reverse(self, vm_id: int, name: str | None) -> int:
+        """Write `dns_reverse` alone on every live (not soft-deleted) assignment of the VM;
+        how many rows were written. A deleted assignment stays deleted (review r5: a whole-
+        row write of a copy read before the VM's deletion brought the address back)."""
         ...
 
     async def delete(self, assignment_id: int) -> None:

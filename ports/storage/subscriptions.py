@@ -94,7 +94,16 @@ class Subscriptions(Protocol):
         ...
 
     async def update(self, subscription: Subscription) -> None:
-        """Overwrite every column except id and created (lifecycle.md D2)."""
+        """Overwrite every column except id and created (lifecycle.md D2).
+
+        Only for a row read under `get_for_update` in the same transaction: a copy read
+        without the lock writes back an `expires` a renewal may have moved meanwhile."""
+        ...
+
+    async def set_auto_renewal(self, subscription_id: int, enabled: bool) -> bool:
+        """Write `auto_renewal_enabled` alone (the owner's toggle, review r5): a renewal,
+        upgrade or stop committed since the caller read the row keeps what it wrote.
+        False when there is no such subscription."""
         ...
 
     async def delete(self, subscription_id: int) -> bool:

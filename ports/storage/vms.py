@@ -53,7 +53,9 @@ class Vms(Records[Vm], Protocol):
     `update` writes every column except `deleted` (lifecycle.md D15) and `resize_requested`,
     so a stale copy never resurrects or deletes a VM, nor loses or revives a resize;
     `delete` and `undelete_for_subscription` change the first, `request_resize` and
-    `settle_resize` the second.
+    `settle_resize` the second. The other columns it writes from the caller's copy: only a
+    copy read under the subscription's lock (taken as the transaction's first statement)
+    may be written back; every writer of a VM's row holds that lock (review r5).
     """
 
     async def get_by_line_item(self, line_item_id: int) -> Vm | None:
@@ -114,6 +116,17 @@ class Vms(Records[Vm], Protocol):
 
     async def delete(self, vm_id: int) -> None:
         """Soft delete (`deleted = 1`, lifecycle.md D14)."""
+        ...
+
+    async def set_ssh_key(self, vm_id: int, ssh_key_id: int) -> bool:
+        """Write `ssh_key_id` alone, on a VM that is not soft-deleted (the owner's PATCH,
+        review r5: a whole-row write of a copy read earlier could undo an upgrade's template
+        change); False when no such live VM is left."""
+        ...
+
+    async def set_image(self, vm_id: int, image_id: int) -> None:
+        """Write `image_id` alone (a re-install, review r5: the re-install's host call is
+        slow, and an upgrade booked meanwhile changes the template columns of the row)."""
         ...
 
     async def undelete_for_subscription(self, subscription_id: int) -> int:

@@ -132,9 +132,12 @@ async def test_delete_removes_the_seed_and_reinstall_writes_a_new_instance(
     host: LibvirtVmHost, conn: Any, uploads: dict[str, bytes]
 ) -> None:
     await host.create_vm(networked(5))
-    await host.reinstall_vm(networked(5))
+    built = networked(5)  # the owner changed the VM's key since it was built
+    changed = attrs.evolve(built.ssh_key, id=2, key_data="ssh-ed25519 BBBB new")
+    await host.reinstall_vm(attrs.evolve(built, ssh_key=changed))
     _, files = read_seed_iso(uploads["vm5-cidata.iso"])
     assert yaml.safe_load(files["meta-data"])["instance-id"] == f"lnvps-vm5-{int(T0.timestamp())}"
+    assert yaml.safe_load(files["user-data"])["ssh_authorized_keys"] == ["ssh-ed25519 BBBB new"]
     await host.delete_vm(unicast_vm(5))
     names = {v.name() for v in conn.storagePoolLookupByName(POOL).listAllVolumes(0)}
     assert "vm5-cidata.iso" not in names and "vm5-disk0" not in names

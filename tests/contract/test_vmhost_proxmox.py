@@ -298,6 +298,17 @@ async def test_reinstall_replaces_the_primary_disk(node: Node) -> None:
     assert node.fake.guests[101].disk_size == 40 * GIB
 
 
+async def test_reinstall_sets_the_vms_current_ssh_key(node: Node) -> None:
+    """The owner changed the VM's key since it was built (PATCH /vm/{id}): the re-install is
+    what puts the new key on the fresh disk."""
+    built = info(1)
+    await node.host.create_vm(built)
+    changed = attrs.evolve(built.ssh_key, id=2, key_data="ssh-ed25519 BBBB new")
+    await node.host.reinstall_vm(attrs.evolve(built, ssh_key=changed))
+    [config] = node.fake.calls("POST", "/qemu/101/config")
+    assert unquote(config["sshkeys"]) == "ssh-ed25519 BBBB new"
+
+
 async def test_all_states_skip_guests_that_are_not_ours(node: Node) -> None:
     node.fake.guests[100] = FakeGuest(100, {"name": "infra"})
     await node.host.create_vm(info(3))

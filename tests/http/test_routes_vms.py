@@ -15,7 +15,7 @@ from app.worker.provisioning import full_info
 from domain.model import GIB, Host, IpAssignment, IpRange, Vm
 from ports.jobs import CheckVm, ConfigureVm
 from ports.queue import Job
-from ports.vmhost import VmHost, VmHostError, VmRunningState, VmRunState
+from ports.vmhost import FullVmInfo, VmHost, VmHostError, VmRunningState, VmRunState
 from tests.http.apiapp import ALICE, BOB, ApiClient, api_client
 from tests.http.vm_helpers import add_key, build, order, paid_vm, provision, renew, settle
 from tests.nostr_signing import NostrKey, auth_header, nip98_event
@@ -344,7 +344,8 @@ async def test_patch_changes_key_auto_renewal_and_reverse_dns(c: ApiClient) -> N
             "reverse_dns": "vm.example",
         }
     ]
-    assert ConfigureVm(vm_id=vm["id"]) in await jobs(c)
+    # recorded only: the key reaches the VM with its next re-install (no host job for it)
+    assert not [j for j in await jobs(c) if isinstance(j, ConfigureVm)]
     bobs = await add_key(c.api, BOB)
     refused = await c.call("PATCH", path, json={"ssh_key_id": bobs.id})
     assert refused.status == 404
@@ -421,6 +422,40 @@ class BrokenHost:
 class BrokenHosts:
     def for_host(self, host: Host) -> VmHost:
         return BrokenHost()  # type: ignore[return-value]
+
+
+class KeyRecordingHosts:
+    """The dummy hosts, recording the SSH key each re-install builds the fresh disk with."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner, self.keys = inner, list[int]()
+
+    def for_host(self, host: Host) -> VmHost:
+        real, keys = self.inner.for_host(host), self.keys  # type: ignore[attr-defined]
+
+        class Recording:
+            def __getattr__(self, name: str) -> object:
+                return getattr(real, name)
+
+            async def reinstall_vm(self, info: FullVmInfo) -> None:
+                keys.append(info.ssh_key.id)
+                await real.reinstall_vm(info)
+
+        return Recording()  # type: ignore[return-value]
+
+
+async def test_a_new_ssh_key_reaches_the_vm_with_its_next_reinstall() -> None:
+    api = build()
+    hosts = KeyRecordingHosts(api.services.hosts)
+    api.services = attrs.evolve(api.services, hosts=hosts)
+    api.app[SERVICES] = api.services
+    async with api_client(api) as c:
+        vm = await paid_vm(c, ALICE)
+        second = await add_key(c.api, ALICE, "desktop")
+        path = f"/api/v1/vm/{vm['id']}"
+        assert (await c.call("PATCH", path, json={"ssh_key_id": second.id})).status == 200
+        assert (await c.call("PATCH", f"{path}/re-install", json={})).status == 200
+        assert hosts.keys == [second.id]
 
 
 async def test_a_host_failure_is_503_without_details_and_without_history() -> None:
