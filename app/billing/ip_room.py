@@ -95,11 +95,19 @@ def unsellable(space: AvailableIpSpace, prefix: int) -> str | None:
     return None
 
 
+async def pool_blocks(uow: UnitOfWork) -> list[Block]:
+    """The VM address pools (every `ip_range` row, enabled or not): never part of a block
+    sold, since the build hands their addresses to VMs. A disabled pool counts too: its VMs
+    keep the addresses they were given, and the operator may turn it back on."""
+    return [net for r in await uow.ip_ranges.list_all() if (net := parse_block(r.cidr))]
+
+
 async def taken_blocks(
     uow: UnitOfWork, space_ids: Collection[int], *, but_item: int | None = None
 ) -> list[Block]:
     """The blocks of the ranges in use in these spaces (`list_live_in_spaces`), but those of
-    line item `but_item` (its own range, being judged)."""
+    line item `but_item` (its own range, being judged). The VM address pools are not
+    among them (`pool_blocks`, read once by the caller)."""
     live = await uow.ip_range_subscriptions.list_live_in_spaces(space_ids)
     return [
         net
@@ -115,7 +123,8 @@ async def check_order_room(
     locked: frozenset[int],
 ) -> None:
     """Refuse (`NoIpRangeLeft`, 422) a new order whose blocks do not all fit in their spaces
-    beside the ranges in use and what other never-paid orders hold (`held_by_orders`): the
+    beside the ranges in use, the VM address pools (`pool_blocks`) and what other
+    never-paid orders hold (`held_by_orders`): the
     order then holds its room through its payment window (D25), so paid in time it is always
     given its block, and unpaid orders hold room only for as long as a VM order does. Judged
     under the spaces' locks (`SpacesToLock` when `locked` lacks one), so two orders never
@@ -125,7 +134,7 @@ async def check_order_room(
     if not needed <= locked:
         raise SpacesToLock(needed | locked)
     held = await held_by_orders(uow, now, but=None)
-    taken = await taken_blocks(uow, needed)
+    taken = [*await taken_blocks(uow, needed), *await pool_blocks(uow)]
     for space in {space.id: space for _, space in priced}.values():
         asked = [tier.prefix_size for tier, sold in priced if sold.id == space.id]
         for prefix in asked:
