@@ -61,8 +61,8 @@ async def test_create_an_ip_range_subscription_with_the_documented_shape(c: ApiC
             {
                 "id": sub["line_items"][0]["id"],
                 "subscription_id": sub["id"],
-                "name": "IP Range: /24 from 185.18.220.0/22",
-                "description": "/24 IP range from 185.18.220.0/22 block",
+                "name": "IP Range: /24 from 185.18.224.0/22",
+                "description": "/24 IP range from 185.18.224.0/22 block",
                 "price": {"currency": "EUR", "amount": 15_000},
                 "setup_fee": {"currency": "EUR", "amount": 5_000},
                 "configuration": {

@@ -46,11 +46,11 @@ async def test_the_owner_sees_the_range_its_payment_was_given(c: ApiClient) -> N
     assert page["total"] == 1
     assert given == {
         "id": given["id"],
-        "cidr": "185.18.220.0/24",
+        "cidr": "185.18.224.0/24",
         "is_active": True,
         "started_at": given["started_at"],
         "ended_at": None,
-        "parent_cidr": "185.18.220.0/22",
+        "parent_cidr": "185.18.224.0/22",
     }
     other = await _ranges(c, sub_id, key=BOB)
     assert (other.status, await other.json()) == (404, {"error": "Subscription not found"})
