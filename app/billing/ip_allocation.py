@@ -18,6 +18,7 @@ from datetime import datetime
 import attrs
 
 from app.billing.ip_room import (
+    HeldRange,
     NoIpRangeLeft,
     RangeAsked,
     SpacesToLock,
@@ -183,7 +184,7 @@ class _Planner:
         self.uow, self.sub, self.now, self.spaces = uow, sub, now, spaces
         self.needed, self.held_until_now = needed, held_until_now
         self.given: list[Block] = []
-        self._held: list[RangeAsked] | None = None
+        self._held: list[HeldRange] | None = None
         self._pools: list[Block] | None = None
 
     async def _taken(self, item: LineItem) -> list[Block]:
