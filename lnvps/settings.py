@@ -361,8 +361,9 @@ class Settings:
     max_unpaid_subscriptions: int = attrs.field(default=3, validator=attrs.validators.ge(1))
     #: D25: what one user's never-paid VM orders may hold together; the next order is 422
     max_unpaid_room: MaxUnpaidRoomSettings = MaxUnpaidRoomSettings()
-    #: D25: percent of each host's CPU, memory and disk that never-paid orders may hold
-    #: together (`null` or 100: no share); the rest is kept for paid VMs
+    #: D25: percent of each host's CPU, memory and disk, and of each region's IPv4
+    #: addresses, that never-paid orders may hold together (`null` or 100: no share); the
+    #: rest is kept for paid VMs
     unpaid_host_share: Decimal | None = attrs.field(
         default=Decimal(DEFAULT_HOST_SHARE_PERCENT),
         validator=_check_share,
