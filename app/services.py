@@ -12,6 +12,7 @@ from app.bound.infra import InfraUseCases
 from domain.credit import MAX_LIVE_QUOTES
 from domain.nwc_uri import PUBLIC_TLS_RELAYS, RelayPolicy
 from domain.tax import NO_TAX, TaxRates
+from domain.unpaid_ip_room import DEFAULT_UNPAID_IP_ROOM, UnpaidIpRoom
 from domain.unpaid_room import DEFAULT_UNPAID_ROOM, UnpaidRoom
 from ports.cache import CatalogueCache
 from ports.clock import Clock
@@ -55,6 +56,9 @@ class Services:
     unpaid_room: UnpaidRoom = DEFAULT_UNPAID_ROOM
     #: never-paid IP-range subscriptions one user may hold at once (`max-unpaid-subscriptions`)
     max_unpaid_subscriptions: int = 3
+    #: D25: the addresses never-paid IP-range orders may hold, per user and per IP space
+    #: (`max-unpaid-ip-room`, `unpaid-ip-space-share`)
+    unpaid_ip_room: UnpaidIpRoom = DEFAULT_UNPAID_IP_ROOM
     #: live renewal and upgrade quotes one subscription may hold at once (`max-live-quotes`)
     max_live_quotes: int = MAX_LIVE_QUOTES
     #: D25: per-client-address limit of the LNURL endpoints (None: not limited)

@@ -42,7 +42,9 @@ class UnpaidRoom:
       of all users together may hold. New keys are free, so only this bounds many keys at
       once: whatever they order, the rest of every host stays for paid work (a paying
       customer's upgrade, a late payment that places its order again), which is never held
-      to the share. It also caps one unpaid order at that part of the largest host.
+      to the share. It also caps one unpaid order at that part of the largest host, and
+      the addresses never-paid orders are promised at that part of their region's IPv4
+      pool (`app.billing.address_room.ipv4_left`).
     """
 
     cpu: int | None = DEFAULT_UNPAID_CPU

@@ -399,6 +399,7 @@ class Container(containers.DeclarativeContainer):
         max_unpaid_vms=settings.provided.max_unpaid_vms,
         max_unpaid_subscriptions=settings.provided.max_unpaid_subscriptions,
         unpaid_room=settings.provided.unpaid_room,
+        unpaid_ip_room=settings.provided.unpaid_ip_room,
         max_live_quotes=settings.provided.max_live_quotes,
         lnurl_limiter=providers.Singleton(
             _limiter, settings, redis, "lnurl", settings.provided.lnurl

@@ -18,6 +18,12 @@ from cattrs.v import format_exception
 
 from domain.credit import MAX_LIVE_QUOTES
 from domain.model import GIB
+from domain.unpaid_ip_room import (
+    DEFAULT_SPACE_SHARE_PERCENT,
+    DEFAULT_UNPAID_IPV4_PREFIX,
+    DEFAULT_UNPAID_IPV6_PREFIX,
+    UnpaidIpRoom,
+)
 from domain.unpaid_room import (
     DEFAULT_HOST_SHARE_PERCENT,
     DEFAULT_UNPAID_CPU,
@@ -290,6 +296,23 @@ class MaxUnpaidRoomSettings:
     )
 
 
+def _prefix_of(bits: int) -> Any:
+    """A prefix length of a `bits`-bit address family, or None."""
+    return attrs.validators.optional(
+        attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(bits))
+    )
+
+
+@attrs.frozen(kw_only=True)
+class MaxUnpaidIpRoomSettings:
+    """D25: the addresses one user's never-paid IP-range orders may hold together, the new
+    order included, as the prefix of one block of that many (`ipv4: 23`: 512 addresses;
+    `null`: no limit on that family); the order beyond is refused (422)."""
+
+    ipv4: int | None = attrs.field(default=DEFAULT_UNPAID_IPV4_PREFIX, validator=_prefix_of(32))
+    ipv6: int | None = attrs.field(default=DEFAULT_UNPAID_IPV6_PREFIX, validator=_prefix_of(128))
+
+
 def _check_share(_: object, attribute: attrs.Attribute[Any], value: Decimal | None) -> None:
     if value is not None and not Decimal(0) < value <= Decimal(100):
         raise ValueError(
@@ -338,10 +361,19 @@ class Settings:
     max_unpaid_subscriptions: int = attrs.field(default=3, validator=attrs.validators.ge(1))
     #: D25: what one user's never-paid VM orders may hold together; the next order is 422
     max_unpaid_room: MaxUnpaidRoomSettings = MaxUnpaidRoomSettings()
-    #: D25: percent of each host's CPU, memory and disk that never-paid orders may hold
-    #: together (`null` or 100: no share); the rest is kept for paid VMs
+    #: D25: percent of each host's CPU, memory and disk, and of each region's IPv4
+    #: addresses, that never-paid orders may hold together (`null` or 100: no share); the
+    #: rest is kept for paid VMs
     unpaid_host_share: Decimal | None = attrs.field(
         default=Decimal(DEFAULT_HOST_SHARE_PERCENT),
+        validator=_check_share,
+    )
+    #: D25: the addresses one user's never-paid IP-range orders may hold together (422 past)
+    max_unpaid_ip_room: MaxUnpaidIpRoomSettings = MaxUnpaidIpRoomSettings()
+    #: D25: percent of each IP space's addresses never-paid orders may hold together (`null`
+    #: or 100: no share); the rest is sold only to payers
+    unpaid_ip_space_share: Decimal | None = attrs.field(
+        default=Decimal(DEFAULT_SPACE_SHARE_PERCENT),
         validator=_check_share,
     )
     #: live (unpaid, unexpired) renewal and upgrade invoices one subscription may hold at
@@ -392,6 +424,16 @@ class Settings:
             memory=None if room.memory_gib is None else room.memory_gib * GIB,
             disk=None if room.disk_gib is None else room.disk_gib * GIB,
             host_share=None if share is None or share == 100 else Fraction(share) / 100,
+        )
+
+    @property
+    def unpaid_ip_room(self) -> UnpaidIpRoom:
+        """The D25 limits on never-paid IP-range orders, as `create_subscription` takes them."""
+        room, share = self.max_unpaid_ip_room, self.unpaid_ip_space_share
+        return UnpaidIpRoom(
+            ipv4=room.ipv4,
+            ipv6=room.ipv6,
+            space_share=None if share is None or share == 100 else Fraction(share) / 100,
         )
 
     @property

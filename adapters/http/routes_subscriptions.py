@@ -105,11 +105,12 @@ async def get_subscriptions(
 @order_rate_limited
 @authenticated
 async def post_subscription(request: web.Request, user: User) -> web.StreamResponse:
-    """Under the order limit per client address (D25) and the user's cap of never-paid ones."""
+    """Under the order limit per client address (D25), the user's cap of never-paid ones and
+    the addresses never-paid orders may hold (per user and per IP space)."""
     svc = services(request)
     new = _new_subscription(json_object(await read_json(request)))
     sub, items = await svc.account.create_subscription(
-        user.id, new, max_unpaid=svc.max_unpaid_subscriptions
+        user.id, new, max_unpaid=svc.max_unpaid_subscriptions, unpaid_ip=svc.unpaid_ip_room
     )
     return data_response(subscription_json(SubscriptionView(sub, items)))
 

@@ -10,7 +10,8 @@ import attrs
 from app.admin import catalogue_common as common
 from app.billing.errors import NotFound
 from app.billing.ip_room import range_asked
-from domain.errors import InvalidInput
+from domain.errors import DomainError, InvalidInput
+from domain.ip_blocks import overlaps, parse_block
 from domain.model import AvailableIpSpace, IpRangeSubscription, IpSpacePricing
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
@@ -37,6 +38,12 @@ class SoldRange:
 
 class PricingNotFound(NotFound):
     pass
+
+
+class OverlapsVmRange(DomainError):
+    """An IP space would overlap a VM address range (`ip_range`) of a region (409)."""
+
+    kind = "conflict"
 
 
 def _checked_space(space: AvailableIpSpace) -> AvailableIpSpace:
@@ -92,11 +99,31 @@ async def get_space(uow_factory: UnitOfWorkFactory, space_id: int) -> SpaceInfo:
     return await common.info_of(uow_factory, _space, space_id, _counts)
 
 
-async def _check_space(uow: UnitOfWork, space: AvailableIpSpace) -> None:
+async def _check_space(uow: UnitOfWork, space: AvailableIpSpace, was: str | None = None) -> None:
+    """The company exists, no other space has the CIDR, and a new or changed CIDR overlaps
+    no VM address range (`_check_vm_ranges`); `was`: the CIDR stored before this edit."""
     await common.check_reference(uow.companies, space.company_id, "Company")
     for other in await uow.ip_spaces.list_all():
         if other.id != space.id and other.cidr == space.cidr:
             raise common.Duplicate(f"IP space {space.cidr} already exists")
+    if was is None or parse_block(space.cidr) != parse_block(was):
+        await _check_vm_ranges(uow, space)
+
+
+async def _check_vm_ranges(uow: UnitOfWork, space: AvailableIpSpace) -> None:
+    """Refuse (409) a space overlapping a region's VM address range, enabled or not: the
+    build gives VMs its addresses, so a block sold there would hold other customers' VMs.
+    Only a new or changed CIDR is judged, so a space that overlapped one before this rule
+    (an adopted database) can still be edited, marked unavailable or deleted; blocks are
+    never given from its overlapping part anyway (`app.billing.ip_room.pool_blocks`)."""
+    net = parse_block(space.cidr)
+    for pool in await uow.ip_ranges.list_all():
+        other = parse_block(pool.cidr)
+        if net is not None and other is not None and overlaps(net, other):
+            raise OverlapsVmRange(
+                f"IP space {space.cidr} overlaps VM address range {pool.cidr} of region "
+                f"{pool.region_id}: its addresses are given to VMs and cannot be sold"
+            )
 
 
 async def create_space(
@@ -138,16 +165,9 @@ async def update_space(
     uow_factory: UnitOfWorkFactory, clock: Clock, space_id: int, fields: common.Fields
 ) -> SpaceInfo:
     async with uow_factory() as uow:
-        space = _checked_space(
-            common.evolve(
-                await _space(uow, space_id),
-                {
-                    **fields,
-                    "updated": clock.now(),
-                },
-            )
-        )
-        await _check_space(uow, space)
+        stored = await _space(uow, space_id)
+        space = _checked_space(common.evolve(stored, {**fields, "updated": clock.now()}))
+        await _check_space(uow, space, was=stored.cidr)
         await uow.ip_spaces.update(space)
         return await common.committed(uow, space, _counts)
 

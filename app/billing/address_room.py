@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import datetime
+from fractions import Fraction
 
 from app.billing.reserved import lapsed_unpaid_vms
 from domain.model import IpRange, Vm
@@ -32,7 +33,14 @@ def assignable_ipv4(range_: IpRange) -> int:
     return max(0, count)
 
 
-async def ipv4_left(uow: UnitOfWork, region_id: int, now: datetime, for_vm: int | None) -> int:
+async def ipv4_left(
+    uow: UnitOfWork,
+    region_id: int,
+    now: datetime,
+    for_vm: int | None,
+    *,
+    unpaid_share: Fraction | None = None,
+) -> int:
     """The region's IPv4 addresses no VM holds or will need, `for_vm` left out of the VMs
     that will need one.
 
@@ -40,7 +48,13 @@ async def ipv4_left(uow: UnitOfWork, region_id: int, now: datetime, for_vm: int 
     address, as the build gives it one (`app.worker.addresses.pick`): paid VMs waiting to
     be built and never-paid orders holding room (the same rule as CPU, memory and disk:
     an order past its window holds nothing, `lapsed_unpaid_vms`). The addresses are the
-    enabled IPv4 ranges' assignable ones less those live VMs hold there."""
+    enabled IPv4 ranges' assignable ones less those live VMs hold there.
+
+    `unpaid_share`: the caller is a new, never-paid order (D25, r5): never-paid orders
+    together may also be promised at most that part of the assignable addresses (rounded
+    down, but at least one: a region of one or two addresses can still be ordered from),
+    so free keys cannot take every address of a region; what is left is then the lesser
+    of the two. None: a paid VM, held to the pool alone."""
     ranges = [r for r in await uow.ip_ranges.list_by_region(region_id) if r.enabled]
     usable = {r.id: assignable_ipv4(r) for r in ranges}
     v4 = {range_id for range_id, n in usable.items() if n > 0}
@@ -49,7 +63,12 @@ async def ipv4_left(uow: UnitOfWork, region_id: int, now: datetime, for_vm: int 
     waiting = set(use.unaddressed) - {for_vm}
     if waiting:  # a lapsed order is never built, so only ever among the unaddressed
         waiting -= {vm.id for vm in await lapsed_unpaid_vms(uow, now)}
-    return sum(usable.values()) - use.held - len(waiting)
+    total = sum(usable.values())
+    left = total - use.held - len(waiting)
+    if unpaid_share is None:
+        return left
+    unpaid = waiting & {vm.id for vm in await uow.vms.list_never_paid() if vm.host_id in hosts}
+    return min(left, max(1, int(total * unpaid_share)) - len(unpaid))
 
 
 async def why_no_address(uow: UnitOfWork, vm: Vm, now: datetime) -> str | None:

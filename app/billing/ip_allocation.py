@@ -18,11 +18,13 @@ from datetime import datetime
 import attrs
 
 from app.billing.ip_room import (
+    HeldRange,
     NoIpRangeLeft,
     RangeAsked,
     SpacesToLock,
     held_by_orders,
     holds_room,
+    pool_blocks,
     range_asked,
     related_spaces,
     taken_blocks,
@@ -182,10 +184,16 @@ class _Planner:
         self.uow, self.sub, self.now, self.spaces = uow, sub, now, spaces
         self.needed, self.held_until_now = needed, held_until_now
         self.given: list[Block] = []
-        self._held: list[RangeAsked] | None = None
+        self._held: list[HeldRange] | None = None
+        self._pools: list[Block] | None = None
 
     async def _taken(self, item: LineItem) -> list[Block]:
-        return [*await taken_blocks(self.uow, self.needed, but_item=item.id), *self.given]
+        """The blocks in use but `item`'s own, the VM address pools (`pool_blocks`: a range
+        overlapping one is never given nor turned back on) and what this plan gave."""
+        if self._pools is None:
+            self._pools = await pool_blocks(self.uow)
+        live = await taken_blocks(self.uow, self.needed, but_item=item.id)
+        return [*live, *self._pools, *self.given]
 
     async def back_on(self, w: _Item) -> list[int]:
         """The ranges of the current lapse whose addresses nobody else holds now."""

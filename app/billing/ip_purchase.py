@@ -14,6 +14,7 @@ from domain.errors import DomainError, InvalidInput
 from domain.model import AvailableIpSpace, IpSpacePricing, LineItem, Subscription
 from domain.money import Currency
 from domain.text_rules import check_line
+from domain.unpaid_ip_room import DEFAULT_UNPAID_IP_ROOM, UnpaidIpRoom
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
@@ -119,15 +120,18 @@ async def create_subscription(
     user_id: int,
     request: NewSubscription,
     max_unpaid: int | None = DEFAULT_MAX_UNPAID_SUBSCRIPTIONS,
+    unpaid_ip: UnpaidIpRoom = DEFAULT_UNPAID_IP_ROOM,
 ) -> tuple[Subscription, list[LineItem]]:
     """An inactive, not set up, monthly subscription of IP ranges (paid through `renew`).
 
     Each `ip_range` line costs its tier's monthly price with its setup fee; the company is the
     IP space's. No CIDR is allocated here: the first payment's booking gives each line its
     block (`app.billing.ip_allocation`; the reference allocated none, §12.4). Refused (422)
-    while the user holds `max_unpaid` never-paid ones (None: no cap), and when a space has
-    no free block of the size left beside the ranges in use and the blocks other unpaid
-    orders hold (`check_order_room`), which this order then holds for its payment window.
+    while the user holds `max_unpaid` never-paid ones (None: no cap), when its blocks would
+    take the addresses the user's never-paid orders hold past `unpaid_ip`'s budget, and
+    when a space has no free block of the size left beside the ranges in use and the blocks
+    other unpaid orders hold, or its never-paid orders would pass `unpaid_ip`'s share of it
+    (`check_order_room`); the order then holds its blocks for its payment window.
     """
     if not request.line_items:
         raise InvalidInput("At least one line item is required")
@@ -146,7 +150,7 @@ async def create_subscription(
     now = clock.now()
     return await under_space_locks(
         await _spaces_of(uow_factory, request),
-        lambda spaces: _create(uow_factory, now, user_id, request, max_unpaid, spaces),
+        lambda spaces: _create(uow_factory, now, user_id, request, (max_unpaid, unpaid_ip), spaces),
     )
 
 
@@ -169,9 +173,10 @@ async def _create(
     now: datetime,
     user_id: int,
     request: NewSubscription,
-    max_unpaid: int | None,
+    caps: tuple[int | None, UnpaidIpRoom],
     spaces: frozenset[int],
 ) -> tuple[Subscription, list[LineItem]]:
+    max_unpaid, unpaid_ip = caps
     async with uow_factory() as uow:
         # the buyer's lock, then the spaces', before the first plain read (as VM orders
         # take the user's and the region's): orders of one space are judged one by one
@@ -189,7 +194,7 @@ async def _create(
         if len(companies) != 1:
             raise MixedCompanies("All line items must belong to the same company")
         currency = _currency(request.currency, [tier for tier, _ in priced])
-        await check_order_room(uow, priced, now, spaces)
+        await check_order_room(uow, priced, now, spaces, user_id=user_id, limits=unpaid_ip)
         items = [
             LineItem(
                 id=0,

@@ -11,6 +11,12 @@ from app.billing.reserved import UNPAID_HOLD_LIMIT, order_lapsed
 from domain.errors import DomainError
 from domain.ip_blocks import Block, fits, free_blocks, overlaps, parse_block
 from domain.model import AvailableIpSpace, IpSpacePricing, LineItem, Subscription
+from domain.unpaid_ip_room import (
+    UnpaidIpRoom,
+    block_size,
+    check_unpaid_ip_budget,
+    within_space_share,
+)
 from ports.storage import UnitOfWork
 
 
@@ -33,6 +39,15 @@ class RangeAsked:
 
     space_id: int
     prefix: int
+
+
+@attrs.frozen
+class HeldRange:
+    """A block of `/prefix` of space `space_id` a never-paid order of user `user_id` holds."""
+
+    space_id: int
+    prefix: int
+    user_id: int
 
 
 def range_asked(item: LineItem) -> RangeAsked | None:
@@ -72,16 +87,32 @@ async def holds_room(
     return not await order_lapsed(uow, sub, now, held_until_now=held_until_now)
 
 
-async def held_by_orders(uow: UnitOfWork, now: datetime, *, but: int | None) -> list[RangeAsked]:
+async def held_by_orders(uow: UnitOfWork, now: datetime, *, but: int | None) -> list[HeldRange]:
     """What never-paid orders (all but subscription `but`) hold now: a block of each IP-range
     line item of every order within its hold (`holds_room`). Orders older than
     `UNPAID_HOLD_LIMIT` are not read; a few of those within it one more statement each."""
-    held: list[RangeAsked] = []
+    held: list[HeldRange] = []
     for sub, items in await uow.ip_range_subscriptions.never_paid_orders(now - UNPAID_HOLD_LIMIT):
         if sub.id == but or not await holds_room(uow, sub, now):
             continue
-        held.extend(asked for item in items if (asked := range_asked(item)) is not None)
+        for item in items:
+            if (asked := range_asked(item)) is not None:
+                held.append(HeldRange(asked.space_id, asked.prefix, sub.user_id))
     return held
+
+
+def _addresses(
+    spaces: Mapping[int, AvailableIpSpace], held: Iterable[RangeAsked | HeldRange]
+) -> dict[int, int]:
+    """The addresses these blocks hold, by IP version (a block of a space gone or unparsed
+    counts nothing)."""
+    total: dict[int, int] = {}
+    for h in held:
+        space = spaces.get(h.space_id)
+        net = None if space is None else parse_block(space.cidr)
+        if net is not None and net.prefixlen <= h.prefix <= net.max_prefixlen:
+            total[net.version] = total.get(net.version, 0) + block_size(net.version, h.prefix)
+    return total
 
 
 def unsellable(space: AvailableIpSpace, prefix: int) -> str | None:
@@ -95,11 +126,19 @@ def unsellable(space: AvailableIpSpace, prefix: int) -> str | None:
     return None
 
 
+async def pool_blocks(uow: UnitOfWork) -> list[Block]:
+    """The VM address pools (every `ip_range` row, enabled or not): never part of a block
+    sold, since the build hands their addresses to VMs. A disabled pool counts too: its VMs
+    keep the addresses they were given, and the operator may turn it back on."""
+    return [net for r in await uow.ip_ranges.list_all() if (net := parse_block(r.cidr))]
+
+
 async def taken_blocks(
     uow: UnitOfWork, space_ids: Collection[int], *, but_item: int | None = None
 ) -> list[Block]:
     """The blocks of the ranges in use in these spaces (`list_live_in_spaces`), but those of
-    line item `but_item` (its own range, being judged)."""
+    line item `but_item` (its own range, being judged). The VM address pools are not
+    among them (`pool_blocks`, read once by the caller)."""
     live = await uow.ip_range_subscriptions.list_live_in_spaces(space_ids)
     return [
         net
@@ -113,30 +152,51 @@ async def check_order_room(
     priced: Sequence[tuple[IpSpacePricing, AvailableIpSpace]],
     now: datetime,
     locked: frozenset[int],
+    *,
+    user_id: int,
+    limits: UnpaidIpRoom,
 ) -> None:
-    """Refuse (`NoIpRangeLeft`, 422) a new order whose blocks do not all fit in their spaces
-    beside the ranges in use and what other never-paid orders hold (`held_by_orders`): the
-    order then holds its room through its payment window (D25), so paid in time it is always
-    given its block, and unpaid orders hold room only for as long as a VM order does. Judged
-    under the spaces' locks (`SpacesToLock` when `locked` lacks one), so two orders never
-    both count on the last block."""
+    """Refuse a new order of user `user_id` (422) whose blocks would take what the user's
+    never-paid orders hold past `limits`' per-user budget (`UnpaidIpRoomExceeded`), or do
+    not all fit in their spaces (`NoIpRangeLeft`) beside the ranges in use, the VM address
+    pools (`pool_blocks`) and what other never-paid orders hold (`held_by_orders`), or
+    would take the never-paid orders of a space past `limits.space_share` of it (the same
+    answer as a full space, as a VM order past the host share gets a full region's).
+
+    The order then holds its room through its payment window (D25), so paid in time it is
+    always given its block, and unpaid orders hold room only for as long as a VM order
+    does. Judged under the buyer's lock (taken by the caller) and the spaces' locks
+    (`SpacesToLock` when `locked` lacks one), so two orders never both count on the last
+    block, nor one buyer's two orders on the last of its budget."""
     spaces = {s.id: s for s in await uow.ip_spaces.list_all()}
     needed = related_spaces(spaces, {space.id for _, space in priced})
     if not needed <= locked:
         raise SpacesToLock(needed | locked)
     held = await held_by_orders(uow, now, but=None)
-    taken = await taken_blocks(uow, needed)
+    for tier, space in priced:
+        why = unsellable(space, tier.prefix_size)
+        if why is not None:
+            raise NoIpRangeLeft(f"This IP range cannot be sold: {why}")
+    wanted = [RangeAsked(space.id, tier.prefix_size) for tier, space in priced]
+    check_unpaid_ip_budget(
+        limits,
+        _addresses(spaces, [h for h in held if h.user_id == user_id]),
+        _addresses(spaces, wanted),
+    )
+    taken = [*await taken_blocks(uow, needed), *await pool_blocks(uow)]
     for space in {space.id: space for _, space in priced}.values():
         asked = [tier.prefix_size for tier, sold in priced if sold.id == space.id]
-        for prefix in asked:
-            why = unsellable(space, prefix)
-            if why is not None:
-                raise NoIpRangeLeft(f"This IP range cannot be sold: {why}")
         net = parse_block(space.cidr)
         assert net is not None  # `unsellable` parsed it
         free = free_blocks(net, [b for b in taken if overlaps(b, net)])
         others = [h.prefix for h in held if h.space_id == space.id]
-        if not fits(free, [*others, *asked]):
+        unpaid = sum(block_size(net.version, p) for p in others)
+        asking = sum(block_size(net.version, p) for p in asked)
+        share = limits.space_share
+        if not (
+            fits(free, [*others, *asked])
+            and within_space_share(unpaid, asking, net.num_addresses, share)
+        ):
             sizes = " and ".join(f"/{p}" for p in sorted(set(asked)))
             raise NoIpRangeLeft(
                 f"No free {sizes} range is left in this IP space: try again later or choose "

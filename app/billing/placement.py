@@ -190,9 +190,12 @@ async def place_vm(
     orders held to `unpaid_share` of each host); `NoHostAvailable` when nowhere, the same
     answer whether the hosts are full, their share for unpaid orders is (D25), or the
     region's IPv4 addresses are all held or promised (`ipv4_left`: a VM is never built
-    without one, so an order that would be paid and never built is refused now)."""
+    without one, so an order that would be paid and never built is refused now), or the
+    same `unpaid_share` of them is promised to never-paid orders already."""
     rooms = await region_rooms(uow, region_id, now)
     placement = best_placement(rooms, spec, disk_interface, unpaid_share)
-    if placement is None or await ipv4_left(uow, region_id, now, None) < 1:
+    if placement is None:
+        raise NoHostAvailable(NO_HOST)
+    if await ipv4_left(uow, region_id, now, None, unpaid_share=unpaid_share) < 1:
         raise NoHostAvailable(NO_HOST)
     return placement

@@ -34,6 +34,7 @@ from domain.model import (
     SubscriptionPayment,
     User,
 )
+from domain.unpaid_ip_room import NO_UNPAID_IP_LIMITS
 from ports.storage import UnitOfWorkFactory
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.lifecycle_world import engine_on, sql_factory
@@ -82,12 +83,15 @@ async def _space(world: World, cidr: str = "198.51.100.0/24", prefix: int = 24) 
 
 
 async def _order(world: World, tier: int, user: int = 1) -> tuple[Subscription, LineItem]:
+    """An order of one block, without D25's caps on unpaid orders (tested on their own in
+    `test_unpaid_ip_room`): these tests sell whole spaces to unpaid orders."""
     sub, [item] = await create_subscription(
         world.shop.factory,
         world.clock,
         user,
         NewSubscription(line_items=(IpRangeItem(ip_space_pricing_id=tier),)),
         max_unpaid=None,
+        unpaid_ip=NO_UNPAID_IP_LIMITS,
     )
     return sub, item
 
@@ -484,6 +488,7 @@ async def test_orders_racing_for_the_last_free_block_accept_one(
                     world.clock,
                     user,
                     NewSubscription(line_items=(IpRangeItem(ip_space_pricing_id=tier),)),
+                    unpaid_ip=NO_UNPAID_IP_LIMITS,
                 )
                 for user in users
             ),

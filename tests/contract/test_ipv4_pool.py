@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from fractions import Fraction
 
 import attrs
 import pytest
@@ -16,7 +17,7 @@ from app.billing.reserved import UNPAID_HOLD_LIMIT
 from domain.credit import payment_meta
 from domain.model import GIB, Vm
 from domain.price_basis import CREDIT_KEY
-from domain.unpaid_room import NO_UNPAID_ROOM_LIMITS
+from domain.unpaid_room import NO_UNPAID_ROOM_LIMITS, UnpaidRoom
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
 from tests.contract.storage_backends import Database
@@ -28,6 +29,7 @@ MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
 #: 10.0.0.0/29 with gateway .1: .2 to .6
 ADDRESSES = 5
+HALF = Fraction(1, 2)
 #: the admins' notice of a payment booked as credit because its VM cannot be built
 NOTICE = "Payment for a VM that cannot be restored or placed"
 #: what the payer of such a payment is told (the subscription's id before it)
@@ -132,6 +134,34 @@ async def test_orders_waiting_for_payment_or_build_hold_addresses_until_their_wi
         await _order(world)
     await world.run_jobs()
     assert world.host_state(waiting.id) is not None
+
+
+async def test_unpaid_orders_are_promised_at_most_the_host_share_of_the_addresses(
+    world: World,
+) -> None:
+    """(r5) `unpaid-host-share` held CPU, memory and disk, not addresses: five tiny
+    never-paid orders of two free keys took every address of the region, and every order
+    after them was refused. Now never-paid orders are promised at most half of the five
+    (two): the third is refused while three are free; a paid, built VM holds its address
+    outside the share, so once one is paid another may be ordered; a paid VM still
+    waiting for its build is outside it too."""
+    world.shop.unpaid_room = UnpaidRoom(cpu=None, memory=None, disk=None, host_share=HALF)
+    first = await _order(world)
+    await _order(world, BOB)
+    with pytest.raises(NoHostAvailable) as err:
+        await _order(world, BOB)
+    assert err.value.message == "No available hosts found"
+    assert (await world.complete(await world.renew(first))).completed  # not built yet
+    await _order(world, BOB)
+    with pytest.raises(NoHostAvailable):
+        await _order(world)
+    await world.run_jobs()
+    assert await _ips(world) == ["10.0.0.2"]
+    world.advance(UNPAID_HOLD_LIMIT + MINUTE)  # Bob's orders lapse: they hold nothing
+    for _ in range(2):
+        await _order(world)
+    with pytest.raises(NoHostAvailable):
+        await _order(world)
 
 
 async def test_racing_orders_for_the_last_address_take_it_once(world: World) -> None:

@@ -348,11 +348,13 @@ async def seed_demo(store: UnitOfWorkFactory, now: datetime) -> Demo:
                 setup_fee=setup,
             )
 
-        ip4 = await uow.ip_spaces.add(space("185.18.220.0/22", 24, 22, 1))
+        # the spaces lie outside the region's VM address ranges below, as the admin API
+        # requires: a block sold from a VM range would hold other customers' VMs' addresses
+        ip4 = await uow.ip_spaces.add(space("185.18.224.0/22", 24, 22, 1))
         ip4_24 = await uow.ip_space_pricing.add(tier(ip4.id, 24, 15_000, 5_000, "EUR"))
         ip4_23 = await uow.ip_space_pricing.add(tier(ip4.id, 23, 28_000, 5_000, "EUR"))
         ip6 = await uow.ip_spaces.add(
-            space("2a13:2c0::/32", 48, 40, 2, registry=InternetRegistry.ARIN)
+            space("2a13:2c1::/32", 48, 40, 2, registry=InternetRegistry.ARIN)
         )
         ip6_tier = await uow.ip_space_pricing.add(tier(ip6.id, 48, 1_000, 0, "USD"))
         reserved = await uow.ip_spaces.add(space("10.0.0.0/16", 24, 16, 3, is_reserved=True))

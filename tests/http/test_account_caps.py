@@ -57,7 +57,9 @@ async def test_an_account_holds_at_most_the_capped_number_of_ssh_keys(c: ApiClie
 
 
 async def _buy(c: ApiClient) -> Any:
-    body = {"line_items": [{"type": "ip_range", "ip_space_pricing_id": c.demo.ip4_tier_24}]}
+    """An IPv6 /48: the cap counts orders, and a few /48s stay within the user's unpaid
+    address budget (`max-unpaid-ip-room`), where a second IPv4 /24 would not."""
+    body = {"line_items": [{"type": "ip_range", "ip_space_pricing_id": c.demo.ip6_tier}]}
     return await c.call("POST", SUBS, key=ALICE, json=body)
 
 

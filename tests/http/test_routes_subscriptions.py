@@ -61,8 +61,8 @@ async def test_create_an_ip_range_subscription_with_the_documented_shape(c: ApiC
             {
                 "id": sub["line_items"][0]["id"],
                 "subscription_id": sub["id"],
-                "name": "IP Range: /24 from 185.18.220.0/22",
-                "description": "/24 IP range from 185.18.220.0/22 block",
+                "name": "IP Range: /24 from 185.18.224.0/22",
+                "description": "/24 IP range from 185.18.224.0/22 block",
                 "price": {"currency": "EUR", "amount": 15_000},
                 "setup_fee": {"currency": "EUR", "amount": 5_000},
                 "configuration": {
@@ -92,19 +92,17 @@ async def test_create_with_every_option(c: ApiClient) -> None:
         c,
         name="My range",
         description="for the lab",
-        currency="eur",
+        currency="usd",
         auto_renewal_enabled=False,
-        line_items=[
-            {"type": "ip_range", "ip_space_pricing_id": c.demo.ip4_tier_24},
-            {"type": "ip_range", "ip_space_pricing_id": c.demo.ip4_tier_23},
-        ],
+        # two IPv6 /48s: unpaid, a /24 and a /23 of IPv4 would pass the per-user address cap
+        line_items=[{"type": "ip_range", "ip_space_pricing_id": c.demo.ip6_tier}] * 2,
     )
     assert (sub["name"], sub["description"], sub["auto_renewal_enabled"]) == (
         "My range",
         "for the lab",
         False,
     )
-    assert [i["price"]["amount"] for i in sub["line_items"]] == [15_000, 28_000]
+    assert [i["price"]["amount"] for i in sub["line_items"]] == [1_000, 1_000]
 
 
 @pytest.mark.parametrize(
@@ -177,8 +175,9 @@ async def test_a_reserved_space_cannot_be_bought(c: ApiClient) -> None:
 
 
 async def test_list_is_a_newest_first_page_of_my_subscriptions_only(c: ApiClient) -> None:
-    ids = [(await create(c))["id"] for _ in range(3)]
-    await create(c, key=BOB)
+    v6 = [{"type": "ip_range", "ip_space_pricing_id": c.demo.ip6_tier}]  # within the unpaid caps
+    ids = [(await create(c, line_items=v6))["id"] for _ in range(3)]
+    await create(c, key=BOB, line_items=v6)
     page = await ok(await c.call("GET", f"{SUBS}?limit=2"))
     assert list(page) == ["data", "total", "limit", "offset"]
     assert ([s["id"] for s in page["data"]], page["total"], page["limit"], page["offset"]) == (

@@ -435,7 +435,8 @@ async def test_a_new_renewal_reads_send_only_their_own_parameters(
 async def _buy_ip_range(c: ApiClient, engine: AsyncEngine) -> int:
     """Statements run by one IP-range purchase (asserted 200)."""
     assert c.demo is not None
-    body = {"line_items": [{"type": "ip_range", "ip_space_pricing_id": c.demo.ip4_tier_24}]}
+    # an IPv6 /48: two of them stay within one user's unpaid address budget, two /24s do not
+    body = {"line_items": [{"type": "ip_range", "ip_space_pricing_id": c.demo.ip6_tier}]}
     with counting(engine) as counter:
         resp = await c.call("POST", "/api/v1/subscriptions", key=ALICE, json=body)
         assert resp.status == 200, await resp.text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 
 from domain.enums import SubscriptionType
@@ -33,7 +34,7 @@ async def test_space_create_defaults_to_the_first_company(world: AdminWorld) -> 
     listed = (await world.ok("GET", "/ip_space"))["data"]
     assert listed[0]["id"] == made["id"]  # newest first
     only_arin = (await world.ok("GET", "/ip_space?registry=0"))["data"]
-    assert [s["cidr"] for s in only_arin] == ["2a13:2c0::/32"]
+    assert [s["cidr"] for s in only_arin] == ["2a13:2c1::/32"]
     path = f"/ip_space/{made['id']}"
     patched = (
         await world.ok(
@@ -69,7 +70,7 @@ async def test_space_create_defaults_to_the_first_company(world: AdminWorld) -> 
             "min_prefix_size /129 exceeds maximum /128",
         ),
         (
-            {"cidr": "185.18.220.0/22", "min_prefix_size": 24, "max_prefix_size": 22},
+            {"cidr": "185.18.224.0/22", "min_prefix_size": 24, "max_prefix_size": 22},
             409,
             "already exists",
         ),
@@ -95,12 +96,67 @@ async def test_patch_rechecks_the_merged_space(world: AdminWorld) -> None:
     assert space["max_prefix_size"] == 22
 
 
+OVERLAP = "overlaps VM address range"
+
+
+@pytest.mark.parametrize(
+    ("cidr", "low", "high", "pool"),
+    [
+        ("185.18.220.0/22", 24, 22, "185.18.221.0/25"),
+        ("2a13:2c0::/40", 48, 40, "2a13:2c0::/64"),
+    ],
+    ids=["ipv4", "ipv6"],
+)
+async def test_a_space_over_a_vm_address_range_is_refused_and_nothing_saved(
+    world: AdminWorld, cidr: str, low: int, high: int, pool: str
+) -> None:
+    """(r5) A space holding a region's VM address range sold blocks containing other
+    customers' VM addresses: created or moved there, it is refused with 409, even while
+    the range is disabled (its VMs keep their addresses)."""
+    demo = world.user.demo
+    body = {**b.space(), "cidr": cidr, "min_prefix_size": low, "max_prefix_size": high}
+    async with world.api.store() as uow:
+        for range_id in (demo.ip4_range, demo.ip6_range):
+            found = await uow.ip_ranges.get(range_id)
+            assert found is not None
+            await uow.ip_ranges.update(attrs.evolve(found, enabled=False))
+        await uow.commit()
+    made = await world.call("POST", "/ip_space", json=body)
+    assert made.status == 409, await made.text()
+    assert (await made.json())["error"] == (
+        f"IP space {cidr} overlaps VM address range {pool} of region {demo.region}: its "
+        "addresses are given to VMs and cannot be sold"
+    )
+    space_id = demo.ip4_space if ":" not in cidr else demo.ip6_space
+    moved = await world.call("PATCH", f"/ip_space/{space_id}", json=body)
+    assert moved.status == 409, await moved.text()
+    assert OVERLAP in (await moved.json())["error"]
+    listed = (await world.ok("GET", "/ip_space"))["data"]
+    assert sorted(s["cidr"] for s in listed) == ["10.0.0.0/16", "185.18.224.0/22", "2a13:2c1::/32"]
+
+
+async def test_a_space_over_a_vm_range_from_before_the_rule_can_still_be_withdrawn(
+    world: AdminWorld,
+) -> None:
+    """A space stored over a VM range before the rule (an adopted database) keeps its
+    CIDR: an edit of its other fields is saved, so the operator can stop its sales."""
+    demo = world.user.demo
+    async with world.api.store() as uow:
+        space = await uow.ip_spaces.get(demo.ip4_space)
+        assert space is not None
+        await uow.ip_spaces.update(attrs.evolve(space, cidr="185.18.220.0/22"))
+        await uow.commit()
+    path = f"/ip_space/{demo.ip4_space}"
+    patched = (await world.ok("PATCH", path, json={"is_available": False}))["data"]
+    assert (patched["cidr"], patched["is_available"]) == ("185.18.220.0/22", False)
+
+
 async def test_pricing_of_a_space(world: AdminWorld) -> None:
     demo = world.user.demo
     base = f"/ip_space/{demo.ip4_space}/pricing"
     listed = await world.ok("GET", base)
     assert [p["prefix_size"] for p in listed["data"]] == [23, 24]  # id desc
-    assert listed["data"][0]["cidr"] == "185.18.220.0/22"
+    assert listed["data"][0]["cidr"] == "185.18.224.0/22"
     made = (
         await world.ok(
             "POST", base, json={"prefix_size": 22, "price_per_month": 50_000, "currency": "usd"}
@@ -196,16 +252,16 @@ async def _sell(world: AdminWorld, cidr: str, active: bool) -> tuple[int, int]:
 
 async def test_sold_ranges_list_and_block_the_delete(world: AdminWorld) -> None:
     demo = world.user.demo
-    sub_id, user_id = await _sell(world, "185.18.220.0/24", True)
-    await _sell(world, "185.18.221.0/24", False)
+    sub_id, user_id = await _sell(world, "185.18.224.0/24", True)
+    await _sell(world, "185.18.225.0/24", False)
     base = f"/ip_space/{demo.ip4_space}/subscriptions"
     listed = await world.ok("GET", base)
-    assert [r["cidr"] for r in listed["data"]] == ["185.18.221.0/24", "185.18.220.0/24"]
+    assert [r["cidr"] for r in listed["data"]] == ["185.18.225.0/24", "185.18.224.0/24"]
     first = listed["data"][1]
     assert first["subscription_id"] == sub_id and first["user_id"] == user_id
-    assert first["parent_cidr"] == "185.18.220.0/22" and first["ended_at"] is None
+    assert first["parent_cidr"] == "185.18.224.0/22" and first["ended_at"] is None
     active = await world.ok("GET", f"{base}?is_active=true")
-    assert [r["cidr"] for r in active["data"]] == ["185.18.220.0/24"]
+    assert [r["cidr"] for r in active["data"]] == ["185.18.224.0/24"]
     assert (await world.ok("GET", f"{base}?user_id={user_id + 1}"))["total"] == 0
     resp = await world.call("DELETE", f"/ip_space/{demo.ip4_space}")
     assert resp.status == 422

@@ -203,6 +203,29 @@ async def test_the_unpaid_room_limits_come_from_the_settings(tmp_path: Path) -> 
             load_settings(cfg, environ={})
 
 
+async def test_the_unpaid_ip_limits_come_from_the_settings(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("db: memory\nmax-unpaid-ip-room: {ipv4: 22}\nunpaid-ip-space-share: 25\n")
+    container = await open_container(load_settings(cfg, environ={}))
+    room = container.services().unpaid_ip_room
+    assert (room.ipv4, room.ipv6, room.space_share) == (22, 44, Fraction(1, 4))  # ipv6: default
+    await close_container(container)
+    cfg.write_text("db: memory\nmax-unpaid-ip-room: {ipv4: null}\nunpaid-ip-space-share: 100\n")
+    container = await open_container(load_settings(cfg, environ={}))
+    room = container.services().unpaid_ip_room
+    assert (room.ipv4, room.ipv6, room.space_share) == (None, 44, None)
+    await close_container(container)
+    for bad in (
+        "unpaid-ip-space-share: 0",
+        "unpaid-ip-space-share: 101",
+        "max-unpaid-ip-room: {ipv4: 33}",
+        "max-unpaid-ip-room: {ipv6: 129}",
+    ):
+        cfg.write_text(f"db: memory\n{bad}\n")
+        with pytest.raises(SettingsError):
+            load_settings(cfg, environ={})
+
+
 async def test_the_unpaid_subscription_cap_comes_from_the_settings(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("db: memory\nmax-unpaid-subscriptions: 5\n")
