@@ -216,7 +216,12 @@ async def refund_by_hand(
                 f"({refund.reference})"
             )
             notes = await credit_refund(
-                uow, sub.id, value=refund.value, start=start, reason=note_reason, now=now
+                uow,
+                sub.id,
+                value=refund.value,
+                shares=dict(refund.shares),
+                reason=note_reason,
+                now=now,
             )
             if notes.total.amount <= 0 and notes.invoiced:
                 raise NothingToRefund(

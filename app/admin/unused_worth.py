@@ -43,6 +43,11 @@ class Unused:
         `table` may be None when nothing `needs_rates`."""
         return self.worth.valued(table, now)
 
+    def split(self, value: int, table: RateTable | None, now: datetime) -> dict[str, int]:
+        """`RefundWorth.split`: the `valued` figure `value` shared out among the payments
+        that bought the time (by payment id in hex), what each one's invoice gives back."""
+        return self.worth.split(value, table, now)
+
 
 async def unused_worth(uow: UnitOfWork, sub: Subscription, vm_id: int, start: datetime) -> Unused:
     """The value of `sub`'s paid time from `start` to its expiry (later than `start`: the
