@@ -8,7 +8,7 @@ from datetime import datetime
 import attrs
 
 from app.billing.invoicing import NoteTarget, add_credit_note, lock_for_notes
-from domain.credit_note import invoice_vat_rate, issued_parts, new_note_parts
+from domain.credit_note import invoice_vat_rate, new_note_parts
 from domain.invoice import CreditNote
 from domain.money import Money
 from domain.tax import tax_on
@@ -55,13 +55,13 @@ def _take(target: NoteTarget, net: int) -> tuple[int, int, bool]:
     could not be brought back after it was paid) takes back nothing: the time it shows
     was taken back when it was credited, so none of it is paid back in money (the credit
     is the customer's), and its processing fee is not time either."""
-    invoice, issued, room = target.invoice, target.issued, target.room
+    invoice, room = target.invoice, target.room
     if target.credited or room <= 0:
         return 0, 0, False
     gross = net + tax_on(net, invoice_vat_rate(invoice))
     if gross <= room:
         return gross, net, False
-    covered, _ = new_note_parts(room, invoice, issued_parts(invoice, issued))
+    covered, _ = new_note_parts(room, invoice, target.parts)
     return room, min(net, covered), True
 
 
