@@ -253,7 +253,6 @@ async def issue_admin_credit_note(
         raise InvalidInput("A credit note's amount must be a positive integer")
     if reference is not None and not 0 < len(reference) <= MAX_REFERENCE:
         raise InvalidInput(f"reference must be 1..{MAX_REFERENCE} characters")
-    now = clock.now()
     async with uow_factory() as uow:
         # the invoice's lock first: what is read after it was granted is what other issuers
         # committed (MariaDB takes its read snapshot at the first plain read, not here); then
@@ -261,6 +260,9 @@ async def issue_admin_credit_note(
         target = await lock_for_notes(uow, invoice_id)
         if target is None:
             raise InvoiceNotFound("Invoice not found")
+        # the clock read once, after the lock: a note that waited for it is not dated
+        # before a note numbered while it waited
+        now = clock.now()
         earlier = _issued_with(target, reference, amount, reason)
         if earlier is not None:
             return IssuedNote(earlier, replayed=True)
@@ -354,13 +356,19 @@ async def add_credit_note(
     The caller holds the invoice's row lock and read the rest after it (`lock_for_notes`),
     and checked that `amount` is at most what the invoice can still take back
     (`NoteTarget.room`); the series' counter lock is taken here, after the invoice's (the
-    order every issuer takes them in)."""
+    order every issuer takes them in).
+
+    Dated `now`, in that year's series, but never before the series' previous note
+    (`_dated_after_previous`, as invoices are): an issuer that read its clock before it
+    waited for a lock (an invoice's, the counter's) and so numbers after a later one is
+    dated as that one, so numbers and dates run in the same order."""
     invoice, credited = target.invoice, target.credited
     if not 0 < amount <= target.room:  # the caller's check, kept here too
         raise ValueError(f"a credit note of {amount} is over what invoice {invoice.id} can take")
     net, tax = new_note_parts(amount, invoice, target.parts, credited=credited, net=net)
     series = credit_note_series(now)
     seq = await uow.invoices.next_seq(invoice.company_id, series)
+    issued_at = await _dated_after_previous(uow, invoice.company_id, series, seq, now)
     return await uow.invoices.add_credit_note(
         CreditNote(
             id=0,
@@ -369,7 +377,7 @@ async def add_credit_note(
             seq=seq,
             number=document_number(series, seq),
             invoice_id=invoice.id,
-            issued_at=now,
+            issued_at=issued_at,
             currency=invoice.currency,
             amount=amount,
             reason=reason[:255],
