@@ -26,16 +26,18 @@ class InvoicesRefunded:
 
 
 def _left(target: NoteTarget, whole: Fraction | None) -> int | None:
-    """The net of the invoice's payment's time not yet taken back: what the payment carried
-    for all of it (`whole`, else the invoice's net notes may take back) less its notes' net
-    and what refunds to credit gave back; None when nothing was taken back yet (all of it
-    is left, whatever it was)."""
+    """The net of the invoice's payment's time not yet taken back: the larger of what the
+    payment carried for all of it (`whole`: with the account credit it spent, which the
+    invoice's net leaves out) and the net notes may take back of the invoice (with a
+    Purchase's setup fee, which a note may take back first), less its notes' net and what
+    refunds to credit gave back; None when nothing was taken back yet (all of it is left,
+    whatever it was)."""
     taken = sum(net for net, _ in target.parts)
     if taken <= 0:
         return None
-    if whole is None:
-        whole = Fraction(creditable_parts(target.invoice, credited=target.credited)[0])
-    return max(0, math.floor(whole) - taken)
+    own_net = creditable_parts(target.invoice, credited=target.credited)[0]
+    paid = own_net if whole is None else max(own_net, math.floor(whole))
+    return max(0, paid - taken)
 
 
 async def invoices_refunded(

@@ -6,18 +6,30 @@ of its invoice (the time used, and its VAT)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from datetime import timedelta
+from typing import Any, cast
 
+import attrs
 import pytest
 
 from app.admin import credit_refund
 from app.admin.refund_record import NothingToRefund
 from app.billing import credit_balance
 from app.billing.invoicing import add_credit_note, lock_for_notes
+from domain.enums import SubscriptionType
 from domain.errors import InvalidInput
+from domain.model import Vm
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.lock_waits import until
-from tests.contract.refunds import GROSS, UNUSED, by_hand, paid_vm, records, to_credit
+from tests.contract.refunds import (
+    DAYS_USED,
+    GROSS,
+    UNUSED,
+    by_hand,
+    paid_vm,
+    records,
+    to_credit,
+)
 from tests.unit.billing.world import Shop
 
 database = storage_backends.database
@@ -138,3 +150,50 @@ async def test_a_note_that_waited_for_the_refunds_invoice_lock_sees_the_refund(
     with pytest.raises(InvalidInput, match="a refund to credit gave back"):
         await note
     assert await shop.credit_notes(invoice) == []
+
+
+#: a one-off setup fee billed with the purchase (an extra item with no monthly price)
+SETUP_FEE = 500
+
+
+async def _purchased_with_a_setup_fee(shop: Shop) -> Vm:
+    """A VM whose purchase also charged a setup fee of 500 (its invoice: 632 net + VAT);
+    `DAYS_USED` days used."""
+    vm = await shop.order()
+    sub = await shop.subscription(vm)
+    async with shop.factory() as uow:
+        [item] = await uow.line_items.list_by_subscription(sub.id)
+        setup = attrs.evolve(
+            item,
+            id=0,
+            subscription_type=SubscriptionType.IP_RANGE,
+            name="setup",
+            amount=0,
+            setup_amount=SETUP_FEE,
+        )
+        # the port adds line items only with their subscription; both stores' repos can
+        await cast(Any, uow.line_items).add(setup)
+        await uow.commit()
+    await shop.complete(await shop.renew(vm))
+    shop.clock.advance(timedelta(days=DAYS_USED))
+    return vm
+
+
+@pytest.mark.parametrize("refund", ["to-credit", "by-hand"])
+async def test_a_note_that_took_back_the_setup_fee_leaves_the_time_to_refund(
+    shop: Shop, refund: str
+) -> None:
+    """An admin's note took back the purchase's setup fee (500 and its VAT): the month's
+    time is still the invoice's to give back, 113 to credit as by hand (with its VAT)."""
+    vm = await _purchased_with_a_setup_fee(shop)
+    [invoice] = await shop.invoices(vm)
+    assert invoice.net == 132 + SETUP_FEE
+    note = await shop.credit_note(invoice, SETUP_FEE + 115)
+    assert note.net == SETUP_FEE
+
+    if refund == "to-credit":
+        assert (await to_credit(shop, vm)).entry.amount == UNUSED
+    else:
+        await by_hand(shop, vm)
+        [_, taken] = await shop.credit_notes(invoice)
+        assert (taken.amount, taken.net) == (GROSS, UNUSED)
