@@ -554,6 +554,7 @@ async def test_time_bought_with_account_credit_is_not_paid_back_in_money(shop: S
     assert record["uncovered_amount"] == WITH_CREDIT_MONTH - CASH_DAY_LEFT
     [notice] = shop.queue.sent
     assert isinstance(notice, SendAdminNotification) and "Capped" in notice.message
+    assert "time paid with account credit" in notice.message
 
 
 @REFUND_PATHS
