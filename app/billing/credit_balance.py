@@ -119,7 +119,7 @@ async def _refuse_other_currency(uow: UnitOfWork, entry: CreditEntry) -> None:
         ):
             raise IdempotencyKeyReused(
                 f"Reference {entry.reference!r} was already used for an adjustment of "
-                f"{earlier.amount} {earlier.currency} (smallest units); use another "
+                f"{Money(Currency.parse(earlier.currency), earlier.amount)}; use another "
                 "reference for another adjustment"
             )
 
