@@ -42,14 +42,30 @@ class PaidUpgrade:
 
 
 @attrs.frozen(kw_only=True)
+class PaymentShare:
+    """One payment's part of the unused paid time (`key`: its id in hex): the intervals of
+    it its period holds (`intervals`; 0 for an upgrade, which bought no time of its own),
+    what the payment carried for them (`paid`, as `PaidPeriod.paid`; None: not known) and
+    for the whole time it bought (`whole`; None: not known)."""
+
+    key: str
+    intervals: Fraction = Fraction(0)
+    paid: Fraction | None = None
+    whole: Fraction | None = None
+
+
+@attrs.frozen(kw_only=True)
 class UnusedTime:
     """The unused paid time counted in billing intervals (`intervals`); of them, `known`
     are time whose payments are known, and `paid` is what those payments carried for it
-    (the unused share of each, upgrades included). With `known` 0 nothing caps the value."""
+    (the unused share of each, upgrades included). With `known` 0 nothing caps the value.
+    `shares`: each payment's part of it (`PaymentShare`), the newest booked first, so a
+    refund can say which invoice gives back what."""
 
     intervals: Fraction
     known: Fraction = Fraction(0)
     paid: Fraction = Fraction(0)
+    shares: tuple[PaymentShare, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -142,10 +158,11 @@ def _upgrades_on(
     hi: datetime,
     upgrades: Sequence[PaidUpgrade],
     cuts: Sequence[Cut],
-) -> Fraction:
-    """What the upgrades booked after `period` paid for its time from `lo` to `hi`: each its
-    amount spread evenly over the seconds it was quoted for, up to a refund cut after it."""
-    total = Fraction(0)
+) -> dict[str, Fraction]:
+    """What the upgrades booked after `period` paid for its time from `lo` to `hi`, by
+    upgrade: each its amount spread evenly over the seconds it was quoted for, up to a
+    refund cut after it."""
+    total: dict[str, Fraction] = {}
     for up in upgrades:
         seconds = whole_seconds(up.end - up.start)
         if up.order < period.order or up.paid is None or seconds <= 0:
@@ -153,7 +170,7 @@ def _upgrades_on(
         end = min([up.end, *(c.to for c in cuts if c.order > up.order)])
         overlap = whole_seconds(min(hi, end) - max(lo, up.start))
         if overlap > 0:
-            total += up.paid * Fraction(overlap, seconds)
+            total[up.key] = total.get(up.key, Fraction(0)) + up.paid * Fraction(overlap, seconds)
     return total
 
 
@@ -181,15 +198,48 @@ def unused_time(
     if expires <= at:
         return UnusedTime(intervals=Fraction(0))
     total = known = paid = Fraction(0)
+    shares = _Shares()
     for period, lo, hi in _pieces(expires, at, periods, cuts):
         if period is None:  # no payment bought it (days an admin added free): worth nothing
             continue
         count = intervals_in(interval, period.start, period.end) * _share(period, lo, hi)
         total += count
+        own = None if period.paid is None else period.paid * _share(period, lo, hi)
+        shares.add(period.key, period.order, count, own, period.paid)
         if period.paid is not None:
             known += count
             paid += period.paid * _share(period, lo, hi)
-            paid += _upgrades_on(period, lo, hi, upgrades, cuts)
+            for key, part in _upgrades_on(period, lo, hi, upgrades, cuts).items():
+                paid += part
+                up = next(u for u in upgrades if u.key == key)
+                shares.add(key, up.order, Fraction(0), part, up.paid)
     if any(up.paid is None for up in upgrades):
-        return UnusedTime(intervals=total)
-    return UnusedTime(intervals=total, known=known, paid=paid)
+        return UnusedTime(intervals=total, shares=shares.of())
+    return UnusedTime(intervals=total, known=known, paid=paid, shares=shares.of())
+
+
+class _Shares:
+    """`PaymentShare`s summed by payment as the pieces of the unused time are walked."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, tuple[int, PaymentShare]] = {}
+
+    def add(
+        self,
+        key: str,
+        order: int,
+        intervals: Fraction,
+        paid: Fraction | None,
+        whole: Fraction | None,
+    ) -> None:
+        _, found = self._by_key.get(key, (order, PaymentShare(key=key, paid=Fraction(0))))
+        both = None if paid is None or found.paid is None else found.paid + paid
+        summed = PaymentShare(
+            key=key, intervals=found.intervals + intervals, paid=both, whole=whole
+        )
+        self._by_key[key] = (order, summed)
+
+    def of(self) -> tuple[PaymentShare, ...]:
+        """The shares, the newest booked first."""
+        ordered = sorted(self._by_key.values(), key=lambda pair: pair[0], reverse=True)
+        return tuple(share for _, share in ordered)

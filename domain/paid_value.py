@@ -9,9 +9,11 @@ from domain.account_credit import charged_credit
 from domain.credit import listed_rate, payment_meta
 from domain.enums import SubscriptionPaymentType
 from domain.errors import DomainError
+from domain.kept_invoice import kept_credit
 from domain.model import SubscriptionPayment
 from domain.money import Currency
 from domain.price_basis import PRICE_KEY, PriceBasis, exact_value
+from domain.shortfall import short_received_msat
 
 
 def _rates(payment: SubscriptionPayment, currencies: set[Currency]) -> dict[Currency, Decimal]:
@@ -30,7 +32,12 @@ def paid_for_time(payment: SubscriptionPayment, target: Currency) -> Fraction | 
     (tax and processing fee excluded) plus the account credit it applied (its worth in the
     payment's units), converted at the payment's own rates, less a Purchase's setup fees as
     its quote recorded them (setup is not time). None when it cannot be known: an unknown
-    currency, or a rate the conversion needs that the payment did not record."""
+    currency, or a rate the conversion needs that the payment did not record.
+
+    A short Lightning settlement an admin completed as paid, the rest waived
+    (`short_received_msat`), carried what arrived, not its amount: the net of what arrived
+    (`kept_credit`: less the fee and the VAT in it, as its invoice states it), so a refund
+    of its time never turns the waived shortfall into credit or money."""
     meta = payment_meta(payment)
     try:
         currency = Currency.parse(payment.currency)
@@ -41,7 +48,9 @@ def paid_for_time(payment: SubscriptionPayment, target: Currency) -> Fraction | 
         basis = PriceBasis.from_json(meta.get(PRICE_KEY))
         setup = () if basis is None else basis.setup
     rates = _rates(payment, {currency, target, *(c for c, _ in setup)})
-    whole = exact_value(((currency, payment.amount + charged_credit(meta)),), target, rates)
+    short = short_received_msat(payment)
+    amount = payment.amount if short is None else kept_credit(payment, "BTC", None, short)
+    whole = exact_value(((currency, amount + charged_credit(meta)),), target, rates)
     fees = exact_value(setup, target, rates)
     if whole is None or fees is None:
         return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from datetime import datetime
 from fractions import Fraction
 
@@ -10,7 +12,7 @@ import attrs
 from domain.credit_conversion import Converted, convert_down
 from domain.exchange import RateTable
 from domain.money import Currency, Money
-from domain.paid_periods import UnusedTime
+from domain.paid_periods import PaymentShare, UnusedTime
 from domain.price_basis import Parts
 
 
@@ -32,6 +34,10 @@ class RefundWorth:
     priced: tuple[Money, ...]
     unknown: tuple[Money, ...] | None
     paid: Fraction
+    #: each payment's part of the time (`UnusedTime.shares`), newest first, and the
+    #: intervals of the time whose payments are not known
+    shares: tuple[PaymentShare, ...] = ()
+    unknown_intervals: Fraction = Fraction(0)
 
     @classmethod
     def of(cls, recurring: Parts, target: Currency, time: UnusedTime) -> RefundWorth:
@@ -42,6 +48,8 @@ class RefundWorth:
             priced=_times(recurring, time.intervals),
             unknown=_times(recurring, time.intervals - time.known) if limited else None,
             paid=time.paid,
+            shares=time.shares,
+            unknown_intervals=time.intervals - time.known,
         )
 
     @property
@@ -64,3 +72,45 @@ class RefundWorth:
         if limit >= worth.money.amount:
             return worth
         return attrs.evolve(worth, money=Money(self.target, limit), uncapped=worth.money)
+
+    def split(self, value: int, table: RateTable | None, now: datetime) -> dict[str, int]:
+        """`value` (what `valued` gave, smallest units of `target`) shared out among the
+        payments that bought the time (`shares`, by payment id in hex), so each invoice
+        gives back its own payment's part and no other's: in proportion to what each
+        carried for the unused time (`valued`'s limit, so each gets exactly that when the
+        price in force is not lower), a payment not known weighing its intervals at the
+        price in force; with nothing limiting the value, in proportion to the intervals.
+        Whole units, adding up to `value` (`split_by_weight`: the units rounding left go
+        to the newest payments first); empty when no payment bought any of it (time added
+        free: `value` is 0)."""
+        if self.unknown is None:
+            weights = [(share.key, share.intervals) for share in self.shares]
+        else:
+            rest = convert_down(self.unknown, self.target, table, now).money.amount
+            weights = [(share.key, self._weight(share, rest)) for share in self.shares]
+        return split_by_weight(value, weights)
+
+    def _weight(self, share: PaymentShare, rest: int) -> Fraction:
+        """What `share`'s payment carried for its unused time, or for one not known its
+        intervals' part of `rest`, the price in force of all such time."""
+        if share.paid is not None:
+            return share.paid
+        if self.unknown_intervals <= 0:
+            return Fraction(0)
+        return rest * share.intervals / self.unknown_intervals
+
+
+def split_by_weight(total: int, weights: Sequence[tuple[str, Fraction]]) -> dict[str, int]:
+    """`total` shared out by `weights` in whole units, adding up to `total`: each its exact
+    share floored, then the units the floors left a unit each to the first keys (a
+    refund's newest payment first, as its notes are issued). Empty when no weight is
+    positive."""
+    positive = [(key, weight) for key, weight in weights if weight > 0]
+    whole = sum(weight for _, weight in positive)
+    if not positive or total <= 0:
+        return {}
+    out = {key: math.floor(total * weight / whole) for key, weight in positive}
+    left = total - sum(out.values())
+    for key, _ in positive[:left]:
+        out[key] += 1
+    return out

@@ -41,10 +41,11 @@ class MemoryInvoices(Repo):
         return seq
 
     async def issued_at_of(self, company_id: int, series: str, seq: int) -> datetime | None:
-        for row in self._rows(_INVOICES).values():
-            if (row.company_id, row.series, row.seq) == (company_id, series, seq):
-                found: datetime = row.issued_at
-                return found
+        for table in (_INVOICES, _NOTES):  # series names are never shared
+            for row in self._rows(table).values():
+                if (row.company_id, row.series, row.seq) == (company_id, series, seq):
+                    found: datetime = row.issued_at
+                    return found
         return None
 
     async def add(self, invoice: Invoice) -> Invoice:

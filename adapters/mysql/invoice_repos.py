@@ -64,12 +64,16 @@ class SqlInvoices(SqlRepo):
         return int((await self.conn.execute(query)).scalar_one())
 
     async def issued_at_of(self, company_id: int, series: str, seq: int) -> datetime | None:
-        where = (_inv.company_id == company_id) & (_inv.series == series) & (_inv.seq == seq)
-        query = select(_inv.issued_at).where(where)
-        if self.locks_rows:  # the row as committed, not this transaction's snapshot
-            query = query.with_for_update()
-        found: datetime | None = (await self.conn.execute(query)).scalar_one_or_none()
-        return found
+        for table in (t.invoice, t.credit_note):  # series names are never shared
+            c = table.c
+            where = (c.company_id == company_id) & (c.series == series) & (c.seq == seq)
+            query = select(c.issued_at).where(where)
+            if self.locks_rows:  # the row as committed, not this transaction's snapshot
+                query = query.with_for_update()
+            found: datetime | None = (await self.conn.execute(query)).scalar_one_or_none()
+            if found is not None:
+                return found
+        return None
 
     async def add(self, invoice: Invoice) -> Invoice:
         try:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import attrs
 
+from app.admin.credit_refund_invoices import invoices_refunded
 from app.admin.expiry_moved import end_quotes_of_old_expiry
 from app.admin.refund_record import (
     CREDIT,
@@ -20,16 +21,23 @@ from app.billing.catalogue import subscription_of
 from app.billing.credit_balance import Booked, book_in
 from app.billing.price_in_force import cancel_quietly
 from app.billing.rails import PaymentRails
+from app.billing.refunded_credit import refunded_invoices_field
 from app.lifecycle_codes import end_without_renewal
 from domain.account_credit import CreditReason, checked_entry
 from domain.credit_conversion import noted
 from domain.model import SubscriptionPayment
+from domain.money import Money
 from ports.clock import Clock
 from ports.rates import RateStore
 from ports.storage import UnitOfWorkFactory
 
 #: the refusal for a deleted VM
 _DELETED = "VM is already deleted"
+#: the refusal when credit notes took back all the time left
+_TAKEN_BACK = (
+    "Credit notes took back the invoices of the unused time already: nothing is left to "
+    "refund to credit"
+)
 
 
 async def refund_to_credit(
@@ -82,6 +90,14 @@ async def refund_to_credit(
     that takes it and the VAT it spares off that invoice's taxable base
     (`invoice_content._service_lines`): revenue and output VAT come down there, once. A
     credit note here too would take them down twice.
+
+    So credit notes and this refund never give the same time back twice, under the
+    invoices' locks (taken after the subscription's, before the balance's:
+    `invoices_refunded`): each paid invoice's part of the value (`Unused.split`) is less
+    what its credit notes took back already (refused, `NothingToRefund`, when nothing is
+    left), and what it gave back of each invoice is recorded with the refund
+    (`refunded_invoices_field`), which every later credit note on that invoice reads under
+    its lock and takes off what it may take back (`NoteTarget.room`).
     """
     now = clock.now()
     async with uow_factory() as uow:  # which subscription: read before its lock is taken
@@ -101,13 +117,27 @@ async def refund_to_credit(
         converted = unused.valued(table, now)  # 503 without a rate
         if converted.money.amount <= 0:
             raise NothingToRefund(NO_PAID_TIME)
+        # the invoices of that time locked (before the balance's lock), less their notes
+        invoices = await invoices_refunded(
+            uow,
+            sub.id,
+            currency=converted.money.currency.value,
+            shares=unused.split(converted.money.amount, table, now),
+            wholes=unused.wholes(),
+        )
+        amount = converted.money.amount - invoices.kept_off
+        if amount <= 0:
+            raise NothingToRefund(_TAKEN_BACK)
+        said = reason or f"unused time of VM {vm_id}"
+        if invoices.kept_off:
+            said = f"{said} (less {invoices.kept_off} its invoices' credit notes took back)"
         entry = checked_entry(
             user_id=sub.user_id,
             currency=converted.money.currency.value,
-            amount=converted.money.amount,
+            amount=amount,
             reason=CreditReason.REFUND_TO_CREDIT,
             reference=unused.reference,
-            note=noted(reason or f"unused time of VM {vm_id}", converted),
+            note=noted(said, converted),
             created=now,
             admin_id=admin_id,
         )
@@ -118,7 +148,7 @@ async def refund_to_credit(
             expired = await end_quotes_of_old_expiry(uow, sub, now)
             # no renewal of the cut period, even by a worker run that read its clock before
             await end_without_renewal(uow, sub.id, now, now)
-            figure = refund_figure(converted.money)
+            figure = refund_figure(Money(converted.money.currency, amount))
             await uow.vm_history.add(
                 refund_event(
                     vm_id=vm.id,
@@ -130,6 +160,7 @@ async def refund_to_credit(
                     figure=figure,
                     now=now,
                     reason=reason,
+                    extra=refunded_invoices_field(invoices.parts),
                 )
             )
         await uow.commit()

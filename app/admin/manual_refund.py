@@ -91,7 +91,8 @@ def _payout_lines(record: dict[str, object]) -> list[str]:
     if _uncovered(record) != 0:
         lines.append(
             f"Capped: {record.get('uncovered')} of that value (before tax) is covered by no "
-            "paid invoice (an earlier credit note took it back, or it was paid before "
+            "paid invoice (time paid with account credit, which only a refund to credit "
+            "gives back; an earlier credit note took it back; or it was paid before "
             "invoices were issued) and is not included: do not pay it."
         )
     return lines
@@ -172,7 +173,9 @@ async def refund_by_hand(
     gross: the credit notes' total (each the net plus the VAT its invoice charged on it),
     converted for the method as a charge would be.
     The notice names the notes, and when the invoices cannot take back the whole value
-    (an earlier credit note took part of it back) it says the rest is not paid. With nothing any
+    (time paid with account credit, an earlier credit note took part of it back) it says
+    the rest is not paid: each invoice gives back its own payment's part alone
+    (`refund.shares`, `credit_refund`). With nothing any
     invoice can take back the refund is refused (`NothingToRefund`) and nothing changes.
 
     The admins' notice is sent at least once, never lost: the record stores what it says
@@ -216,7 +219,12 @@ async def refund_by_hand(
                 f"({refund.reference})"
             )
             notes = await credit_refund(
-                uow, sub.id, value=refund.value, start=start, reason=note_reason, now=now
+                uow,
+                sub.id,
+                value=refund.value,
+                shares=dict(refund.shares),
+                reason=note_reason,
+                now=now,
             )
             if notes.total.amount <= 0 and notes.invoiced:
                 raise NothingToRefund(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 import attrs
 
 from app.billing.invoicing import NoteTarget, add_credit_note, lock_for_notes
-from domain.credit_note import invoice_vat_rate, issued_parts, new_note_parts
+from domain.credit_note import invoice_vat_rate, new_note_parts
 from domain.invoice import CreditNote
 from domain.money import Money
 from domain.tax import tax_on
@@ -54,13 +55,13 @@ def _take(target: NoteTarget, net: int) -> tuple[int, int, bool]:
     could not be brought back after it was paid) takes back nothing: the time it shows
     was taken back when it was credited, so none of it is paid back in money (the credit
     is the customer's), and its processing fee is not time either."""
-    invoice, issued, room = target.invoice, target.issued, target.room
+    invoice, room = target.invoice, target.room
     if target.credited or room <= 0:
         return 0, 0, False
     gross = net + tax_on(net, invoice_vat_rate(invoice))
     if gross <= room:
         return gross, net, False
-    covered, _ = new_note_parts(room, invoice, issued_parts(invoice, issued))
+    covered, _ = new_note_parts(room, invoice, target.parts)
     return room, min(net, covered), True
 
 
@@ -69,49 +70,49 @@ async def credit_refund(
     subscription_id: int,
     *,
     value: Money,
-    start: datetime,
+    shares: Mapping[str, int],
     reason: str,
     now: datetime,
 ) -> RefundNotes:
-    """Issue the credit notes of a refund of `value` (net, the unused time from `start` at
-    the price in force) of the subscription's time, in the caller's transaction, which holds
-    the subscription's lock (so a refund and its notes commit together, once).
+    """Issue the credit notes of a refund of `value` (net, the unused time at the price in
+    force, never more than was paid for it) of the subscription's time, in the caller's
+    transaction, which holds the subscription's lock (so a refund and its notes commit
+    together, once).
 
-    The paid invoices are taken newest first (`of_subscription`: issue time, then id, so of
-    two payments booked at the same instant the invoice issued last comes first): each one
-    whose supply period ends after `start` and that is in `value`'s currency takes back what
-    is left of the value plus its VAT, capped by what it can still take back, until the
-    value is covered; the walk stops at the first invoice whose supply ended by `start` (the
-    time bought before it is used). An invoice without a supply period bought no time and
-    one in another currency cannot be matched without a rate: both are passed over, and so
-    is one whose payment's value was booked as account credit after it was issued (`_take`:
-    its time was taken back then, its value is the customer's credit). What no invoice
-    takes back (time an admin added free, a price raised since the payment, time paid
-    before invoices were issued, time whose payment became credit) is `uncovered`: no note,
-    nothing paid back for it.
+    `shares` says which payment's time each part of the value is (`Unused.split`, by
+    payment id in hex, adding up to `value`): each paid invoice gives back its own
+    payment's part and nothing else, its net plus the VAT it charged on it, capped by what
+    it can still take back (`_take`). What an invoice cannot take back stays uncovered and
+    is never passed on to another invoice: time bought with account credit (its invoice
+    charged nothing for it, total 0: a refund to credit gives that credit back, money is
+    never paid for it), time an earlier note or refund to credit took back, time whose
+    payment became account credit after its invoice was issued (`credited`), and an
+    invoice in another currency than `value`'s (no rate to match them). Time no invoice
+    covers at all (time paid before invoices were issued) is uncovered too; time added
+    free is worth nothing and in no share. Passing a part on to an older invoice would pay
+    back in money time already used there, or turn credit (a goodwill adjustment, say)
+    into money. `uncovered` is `value` less the net the notes take back: no note, nothing
+    paid back for it.
 
-    Every invoice is locked (`lock_for_notes`: its notes and whether its payment was
-    credited read after it; on MariaDB the notes by a locking read, the credit as committed
-    before the subscription's lock this transaction holds) before any note is numbered, so
-    the series' counter lock comes after all invoice locks, the order the admin's credit
-    note takes them in (no deadlock)."""
-    left = value.amount
+    Every invoice is locked (`lock_for_notes`: its notes, its refunds to credit and whether
+    its payment was credited read after it; on MariaDB the notes by a locking read, the
+    rest as committed before the subscription's lock this transaction holds) before any
+    note is numbered, newest first (issue time, then id), so the series' counter lock comes
+    after all invoice locks, the order the admin's credit note takes them in (no
+    deadlock)."""
+    covered_total = 0
     planned: list[_Planned] = []
     invoices = await uow.invoices.of_subscription(subscription_id)
     for found in invoices:
-        if left <= 0:
-            break
-        doc = found.document
-        if doc.supply_to is None or found.currency != value.currency.value:
-            continue
-        if doc.supply_to <= start:
-            break
+        own = shares.get(found.payment_id.hex(), 0)
+        if own <= 0 or found.currency != value.currency.value:
+            continue  # none of the time is its payment's, or no rate to match: uncovered
         target = await lock_for_notes(uow, found.id)
         assert target is not None  # invoices are never deleted
-        gross, covered, capped = _take(target, left)
+        gross, covered, capped = _take(target, own)
         if gross > 0:
             planned.append(_Planned(target, gross, None if capped else covered))
-            left -= covered
+            covered_total += covered
     notes = [
         await add_credit_note(uow, p.target, amount=p.amount, reason=reason, now=now, net=p.net)
         for p in planned
@@ -120,6 +121,6 @@ async def credit_refund(
     return RefundNotes(
         notes=tuple(notes),
         total=Money(value.currency, total),
-        uncovered=left,
+        uncovered=value.amount - covered_total,
         invoiced=bool(invoices),
     )

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from app.billing.refunded_credit import REFUND_RECORD_KEY
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError
 from domain.model import VmHistory, vm_event
@@ -14,7 +15,7 @@ from domain.paid_periods import Cut
 from ports.storage import UnitOfWork
 
 #: the history metadata key of a refund record: `{"kind", "reference", "cut_to", ...}`
-REFUND_KEY = "refund"
+REFUND_KEY = REFUND_RECORD_KEY
 #: the history metadata key of the entry saying a refund's notice to the admins was queued:
 #: `{"reference", "cut_to", "job_id"}`
 NOTIFIED_KEY = "refund_notified"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from fractions import Fraction
 
 import attrs
 
@@ -42,6 +43,16 @@ class Unused:
         """`RefundWorth.valued`: `NoExchangeRate`, 503, without a fresh rate it needs;
         `table` may be None when nothing `needs_rates`."""
         return self.worth.valued(table, now)
+
+    def split(self, value: int, table: RateTable | None, now: datetime) -> dict[str, int]:
+        """`RefundWorth.split`: the `valued` figure `value` shared out among the payments
+        that bought the time (by payment id in hex), what each one's invoice gives back."""
+        return self.worth.split(value, table, now)
+
+    def wholes(self) -> dict[str, Fraction | None]:
+        """What each payment behind the time carried for all the time it bought (by payment
+        id in hex; None: not known), in the subscription's currency."""
+        return {share.key: share.whole for share in self.worth.shares}
 
 
 async def unused_worth(uow: UnitOfWork, sub: Subscription, vm_id: int, start: datetime) -> Unused:

@@ -64,6 +64,10 @@ class RefundAmount:
     seconds_remaining: int
     #: the key of a refund of this time (`refund_record.refund_reference`), not on the wire
     reference: str
+    #: `value` shared out among the payments that bought the time (payment id in hex, part
+    #: in smallest units): what each one's invoice gives back (`Unused.split`), not on the
+    #: wire
+    shares: tuple[tuple[str, int], ...] = ()
 
 
 def refund_start(from_date: datetime | None, now: datetime, field: str) -> datetime:
@@ -106,6 +110,7 @@ async def refund_value(
         expires=sub.expires,
         seconds_remaining=seconds,
         reference=unused.reference,
+        shares=tuple(unused.split(worth.money.amount, rates, now).items()),
     )
 
 

@@ -66,12 +66,18 @@ async def adjust_credit(
     amount (or sign) or with another note is a key reused with another body, refused (409,
     as D11 answers an Idempotency-Key reuse), nothing booked. (Answering another note as a
     replay would tell the admin the adjustment was booked with the reason they gave now,
-    while the ledger keeps the first one's.)
+    while the ledger keeps the first one's.) The reference names one adjustment whatever its
+    currency: one booked with it in another currency is refused too (409), though the
+    ledger's unique key (user, currency, reason, reference) would take both.
+
+    The user's row is locked first (then the balance's, as a completion booking credit
+    takes them), so two adjustments of one user with one reference in two currencies run
+    one after the other and the second finds the first (`_refuse_other_currency`).
     """
     if not note.strip():
         raise InvalidInput("An adjustment needs a reason (note)")
     async with uow_factory() as uow:
-        if await uow.users.get(user_id) is None:
+        if await uow.users.get_for_update(user_id) is None:
             raise UserNotFound("User not found")
         entry = checked_entry(
             user_id=user_id,
@@ -83,6 +89,7 @@ async def adjust_credit(
             created=clock.now(),
             admin_id=admin_id,
         )
+        await _refuse_other_currency(uow, entry)
         booked = await book_in(uow, entry)
         if booked.replayed and booked.entry.amount != amount:
             raise IdempotencyKeyReused(
@@ -97,6 +104,24 @@ async def adjust_credit(
             )
         await uow.commit()
     return booked
+
+
+async def _refuse_other_currency(uow: UnitOfWork, entry: CreditEntry) -> None:
+    """`IdempotencyKeyReused` (409) when the user has an adjustment booked with `entry`'s
+    reference in another currency (read under the user's lock: as committed)."""
+    if entry.reference is None:
+        return
+    for earlier in await uow.credit_ledger.list_by_reference(entry.reference):
+        if (
+            earlier.user_id == entry.user_id
+            and earlier.reason is CreditReason.ADMIN_ADJUSTMENT
+            and earlier.currency != entry.currency
+        ):
+            raise IdempotencyKeyReused(
+                f"Reference {entry.reference!r} was already used for an adjustment of "
+                f"{Money(Currency.parse(earlier.currency), earlier.amount)}; use another "
+                "reference for another adjustment"
+            )
 
 
 async def balances_of(uow_factory: UnitOfWorkFactory, user_id: int) -> dict[str, int]:

@@ -8,9 +8,16 @@ from typing import TYPE_CHECKING
 import attrs
 
 from app.billing.errors import IdempotencyKeyReused, NotFound
+from app.billing.refunded_credit import refunded_to_credit
 from domain.account_credit import MAX_REFERENCE, CreditReason
 from domain.credit import CreditMode
-from domain.credit_note import credit_room, creditable_parts, issued_parts, new_note_parts
+from domain.credit_note import (
+    credit_room,
+    creditable_parts,
+    invoice_vat_rate,
+    issued_parts,
+    new_note_parts,
+)
 from domain.errors import InvalidInput
 from domain.invoice import (
     CreditNote,
@@ -20,6 +27,7 @@ from domain.invoice import (
     invoice_series,
 )
 from domain.invoice_content import build_content
+from domain.tax import tax_on
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
@@ -122,17 +130,38 @@ def _supply(done: CompletedPayment, now: datetime) -> tuple[datetime, datetime] 
 @attrs.frozen
 class NoteTarget:
     """An invoice held for credit notes (`lock_for_notes`): the invoice under its row lock,
-    its notes so far (oldest first) and whether its payment's own value is account credit
-    (`credited`), all read after the lock was granted."""
+    its notes so far (oldest first), whether its payment's own value is account credit
+    (`credited`) and the net of its time refunds to credit gave back as credit
+    (`refunded`), all read after the lock was granted."""
 
     invoice: Invoice
     issued: list[CreditNote]
     credited: bool
+    refunded: int = 0
+
+    @property
+    def refunded_tax(self) -> int:
+        """The VAT the invoice charged on the `refunded` net (`tax_on` at its rate)."""
+        rate = invoice_vat_rate(self.invoice, credited=self.credited)
+        return tax_on(self.refunded, rate) if self.refunded > 0 else 0
+
+    @property
+    def parts(self) -> list[tuple[int, int]]:
+        """(net, VAT) already taken back of the invoice, oldest first, as `new_note_parts`
+        needs them: its notes' (`issued_parts`), then what refunds to credit gave back and
+        the VAT charged on it (that time's money is the customer's credit now)."""
+        parts = issued_parts(self.invoice, self.issued, credited=self.credited)
+        if self.refunded > 0:
+            parts.append((self.refunded, self.refunded_tax))
+        return parts
 
     @property
     def room(self) -> int:
-        """What notes on it can still take back (`credit_room`)."""
-        return credit_room(self.invoice, self.issued, credited=self.credited)
+        """What notes on it can still take back (`credit_room`), less what refunds to
+        credit gave back of it and the VAT on that: a note for that time would give it
+        back twice (as credit and as money)."""
+        room = credit_room(self.invoice, self.issued, credited=self.credited)
+        return max(0, room - self.refunded - self.refunded_tax)
 
 
 async def lock_for_notes(uow: UnitOfWork, invoice_id: int) -> NoteTarget | None:
@@ -146,13 +175,19 @@ async def lock_for_notes(uow: UnitOfWork, invoice_id: int) -> NoteTarget | None:
     before booking it: either it committed first and is read here (on MariaDB this
     transaction's first plain read comes after the lock, or, for a refund, after the
     subscription's lock, which the crediting holds too), or the notes it finds keep it
-    from booking the credit."""
+    from booking the credit.
+
+    What refunds to credit gave back of the invoice (`refunded_to_credit`) is read after
+    the lock too: a refund to credit locks the invoices it values (after the subscription's
+    lock, before the balance's) and records what it gave back of each before it commits.
+    """
     invoice = await uow.invoices.get_for_update(invoice_id)
     if invoice is None:
         return None
     issued = await uow.invoices.credit_notes_of(invoice.id)
     credited = await credited_as_account_credit(uow, invoice.payment_id)
-    return NoteTarget(invoice=invoice, issued=issued, credited=credited)
+    refunded = await refunded_to_credit(uow, invoice)
+    return NoteTarget(invoice=invoice, issued=issued, credited=credited, refunded=refunded)
 
 
 async def credited_as_account_credit(uow: UnitOfWork, payment_id: bytes) -> bool:
@@ -218,7 +253,6 @@ async def issue_admin_credit_note(
         raise InvalidInput("A credit note's amount must be a positive integer")
     if reference is not None and not 0 < len(reference) <= MAX_REFERENCE:
         raise InvalidInput(f"reference must be 1..{MAX_REFERENCE} characters")
-    now = clock.now()
     async with uow_factory() as uow:
         # the invoice's lock first: what is read after it was granted is what other issuers
         # committed (MariaDB takes its read snapshot at the first plain read, not here); then
@@ -226,6 +260,9 @@ async def issue_admin_credit_note(
         target = await lock_for_notes(uow, invoice_id)
         if target is None:
             raise InvoiceNotFound("Invoice not found")
+        # the clock read once, after the lock: a note that waited for it is not dated
+        # before a note numbered while it waited
+        now = clock.now()
         earlier = _issued_with(target, reference, amount, reason)
         if earlier is not None:
             return IssuedNote(earlier, replayed=True)
@@ -274,6 +311,14 @@ def _over_cap(target: NoteTarget) -> str:
     invoice, issued = target.invoice, target.issued
     credited = sum(n.amount for n in issued)
     creditable = sum(creditable_parts(invoice, credited=target.credited))
+    if target.refunded > 0:
+        given = target.refunded + target.refunded_tax
+        return (
+            f"Credit notes would exceed what the invoice can take back: a refund to credit "
+            f"gave back {given} of its {invoice.total} (its unused time's {target.refunded} "
+            f"and the VAT on it) as account credit, and {credited} is already credited; "
+            f"{target.room} is left"
+        )
     if creditable == invoice.total:
         return (
             f"Credit notes would exceed the invoice total ({credited} of "
@@ -311,14 +356,19 @@ async def add_credit_note(
     The caller holds the invoice's row lock and read the rest after it (`lock_for_notes`),
     and checked that `amount` is at most what the invoice can still take back
     (`NoteTarget.room`); the series' counter lock is taken here, after the invoice's (the
-    order every issuer takes them in)."""
-    invoice, issued, credited = target.invoice, target.issued, target.credited
+    order every issuer takes them in).
+
+    Dated `now`, in that year's series, but never before the series' previous note
+    (`_dated_after_previous`, as invoices are): an issuer that read its clock before it
+    waited for a lock (an invoice's, the counter's) and so numbers after a later one is
+    dated as that one, so numbers and dates run in the same order."""
+    invoice, credited = target.invoice, target.credited
     if not 0 < amount <= target.room:  # the caller's check, kept here too
         raise ValueError(f"a credit note of {amount} is over what invoice {invoice.id} can take")
-    parts = issued_parts(invoice, issued, credited=credited)
-    net, tax = new_note_parts(amount, invoice, parts, credited=credited, net=net)
+    net, tax = new_note_parts(amount, invoice, target.parts, credited=credited, net=net)
     series = credit_note_series(now)
     seq = await uow.invoices.next_seq(invoice.company_id, series)
+    issued_at = await _dated_after_previous(uow, invoice.company_id, series, seq, now)
     return await uow.invoices.add_credit_note(
         CreditNote(
             id=0,
@@ -327,7 +377,7 @@ async def add_credit_note(
             seq=seq,
             number=document_number(series, seq),
             invoice_id=invoice.id,
-            issued_at=now,
+            issued_at=issued_at,
             currency=invoice.currency,
             amount=amount,
             reason=reason[:255],

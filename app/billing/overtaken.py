@@ -91,12 +91,18 @@ async def credit_overtaken(
 
 async def _noted(uow: UnitOfWork, payment: SubscriptionPayment) -> str | None:
     """The payment's invoice locked (`lock_for_notes`); why its value cannot become credit
-    when credit notes already took part of that invoice back, else None (no invoice, as
-    for a payment booked before invoices were issued, counts as no note)."""
+    when credit notes, or a refund to credit, already took part of that invoice back, else
+    None (no invoice, as for a payment booked before invoices were issued, counts as no
+    note)."""
     found = await uow.invoices.get_by_payment(payment.id)
     target = None if found is None else await lock_for_notes(uow, found.id)
-    if target is None or not target.issued:
+    if target is None or not (target.issued or target.refunded):
         return None
+    if not target.issued:
+        return (
+            f"a refund to credit gave back {target.refunded} of its invoice "
+            f"{target.invoice.number} already"
+        )
     numbers = ", ".join(note.number for note in target.issued)
     return f"credit notes {numbers} took back part of its invoice {target.invoice.number}"
 

@@ -38,9 +38,11 @@ class Invoices(Protocol):
         ...
 
     async def issued_at_of(self, company_id: int, series: str, seq: int) -> datetime | None:
-        """When the series' invoice number `seq` was issued (None: no such invoice), as last
-        committed (MariaDB: a locking read, not the transaction's snapshot); call it under
-        the counter lock (`next_seq`) for the number before the one just taken."""
+        """When the series' document number `seq` was issued (an invoice, or a credit note
+        in a credit note series: the two kinds never share a series name; None: no such
+        document), as last committed (MariaDB: a locking read, not the transaction's
+        snapshot); call it under the counter lock (`next_seq`) for the number before the
+        one just taken."""
         ...
 
     async def add(self, invoice: Invoice) -> Invoice:

@@ -20,7 +20,7 @@ from app.admin.invoices import every_credit_note, every_invoice
 from app.billing.completion import apply_payment
 from app.billing.invoicing import issue_credit_note
 from domain.errors import DomainError, DuplicateKey, InvalidInput
-from domain.invoice import CreditNote, Invoice
+from domain.invoice import CreditNote, Invoice, document_number
 from domain.model import Company
 from ports.storage import InvoiceWindow, UnitOfWork, UnitOfWorkFactory
 from tests.contract import storage_backends
@@ -339,6 +339,17 @@ async def test_the_export_pages_by_key_so_an_invoice_issued_meanwhile_shifts_not
     assert [i.issued_at for i in seen] == [at(5), at(6), at(7), at(9)]
 
 
+async def _stored_note(factory: UnitOfWorkFactory, like: CreditNote, when: datetime) -> CreditNote:
+    """A note as `like`, numbered next in its series and dated `when`, written by the store."""
+    async with factory() as uow:
+        seq = await uow.invoices.next_seq(like.company_id, like.series)
+        number = document_number(like.series, seq)
+        note = attrs.evolve(like, id=0, seq=seq, number=number, issued_at=when)
+        stored = await uow.invoices.add_credit_note(note)
+        await uow.commit()
+    return stored
+
+
 async def test_the_export_gives_the_windows_credit_notes_with_their_invoices(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
@@ -351,21 +362,21 @@ async def test_the_export_gives_the_windows_credit_notes_with_their_invoices(
             uow_factory, FakeClock(at(day)), invoice_id=invoice.id, amount=100, reason="r"
         )
         for day, invoice in (
-            (7, invoices[1]),
             (6, invoices[0]),
+            (7, invoices[1]),
             (8, invoices[0]),
             (20, invoices[1]),
         )
     ]
     export = every_credit_note(uow_factory, InvoiceWindow(at(6, hour=0), at(20)), batch=1)
     first = await anext(export)
-    late = await issue_credit_note(  # issued behind the cursor while the export runs
-        uow_factory, FakeClock(at(6, hour=6)), invoice_id=invoices[1].id, amount=100, reason="r"
-    )
+    # stored behind the cursor while the export runs (notes are dated after the series'
+    # previous one, `add_credit_note`: written by the store, as an older tree could date it)
+    late = await _stored_note(uow_factory, notes[1], at(6, hour=6))
     rest = [found async for found in export]
     assert [first, *rest] == [
-        (notes[1], invoices[0]),
-        (notes[0], invoices[1]),
+        (notes[0], invoices[0]),
+        (notes[1], invoices[1]),
         (notes[2], invoices[0]),
     ]  # by issue time; the note of day 20 is outside the window
     other = InvoiceWindow(at(1), at(28), company_id=invoices[0].company_id + 1)

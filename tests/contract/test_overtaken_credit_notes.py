@@ -144,7 +144,12 @@ async def test_a_refund_by_hand_puts_no_note_on_a_renewal_credited_after_its_inv
     async with world.shop.factory() as uow:
         await uow.subscriptions.get_for_update(sub.id)
         notes = await credit_refund(
-            uow, sub.id, value=value, start=world.now, reason="by hand", now=world.now
+            uow,
+            sub.id,
+            value=value,
+            shares={late.id.hex(): value.amount},
+            reason="by hand",
+            now=world.now,
         )
         await uow.commit()
 

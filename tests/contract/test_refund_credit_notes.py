@@ -16,6 +16,8 @@ from app.admin import manual_refund, refund_notes
 from app.admin.invoices import every_credit_note
 from app.admin.refund_record import AlreadyRefunded, NothingToRefund
 from app.admin.vm_removal import refund_amount
+from app.billing.credit_balance import adjust_credit
+from app.billing.credit_settle import completion_settle
 from app.billing.invoicing import issue_credit_note
 from domain.enums import PaymentMethod, SubscriptionType, VmHistoryActionType
 from domain.exchange import charge_amount
@@ -29,8 +31,10 @@ from tests.contract import lifecycle_world, storage_backends
 from tests.contract.refunds import (
     DAYS_USED,
     GROSS,
+    REFUND_PATHS,
     UNUSED,
     VAT,
+    RefundPath,
     by_hand,
     paid_vm,
     race,
@@ -41,7 +45,7 @@ from tests.contract.refunds import (
 )
 from tests.contract.test_manual_refund import written_before_the_uncovered_amount
 from tests.http.test_statement_budgets import counting
-from tests.unit.billing.world import Shop
+from tests.unit.billing.world import ALICE, BOB, PLAN_EUR_CENTS, Shop
 
 database = storage_backends.database
 shop = lifecycle_world.shop
@@ -391,7 +395,7 @@ async def test_a_note_committed_after_the_refund_read_its_snapshot_still_caps_it
             uow,
             sub.id,
             value=Money(Currency.EUR, UNUSED),
-            start=shop.clock.now(),
+            shares={invoice.payment_id.hex(): UNUSED},
             reason="refund",
             now=shop.clock.now(),
         )
@@ -496,3 +500,91 @@ async def test_a_subscriptions_invoices_are_read_newest_first_in_one_statement(
     assert three == sorted(three, key=lambda i: (i.issued_at, i.id), reverse=True)
     expected = 0 if not isinstance(shop.factory, SqlUnitOfWorkFactory) else 1
     assert one_count == three_count == expected
+
+
+#: 27 of the 28 days of the cash-paid month (31 Jan → 28 Feb) used: 1 day left, 132 / 28 =
+#: 4.71 → 4 cents before tax (and floor(4 × 0.23) = 0 VAT), what its invoice gives back
+CASH_DAY_LEFT = 4
+#: that day and the whole month paid with account credit: 132 / 28 + 132 = 136.71 → 136
+WITH_CREDIT_MONTH = 136
+
+
+async def _cash_month_then_a_month_paid_by_credit(shop: Shop) -> tuple[Vm, Invoice, Invoice]:
+    """A VM's month paid by card, then a goodwill credit from an admin pays the next month
+    in full (its invoice charges 0); 27 days of the first month used. The VM, the cash
+    invoice, the credit-paid invoice."""
+    vm = await shop.order()
+    first = await shop.renew(vm)
+    await shop.complete(first)
+    await adjust_credit(
+        shop.factory,
+        shop.clock,
+        admin_id=BOB,
+        user_id=ALICE,
+        currency="EUR",
+        amount=PLAN_EUR_CENTS,
+        note="goodwill",
+    )
+    settle = completion_settle(shop.factory, shop.clock, shop.rails, shop.queue)
+    second = await shop.renew(vm, settle=settle)
+    assert (await shop.payment(second.id)).is_paid and await shop.balance() == 0
+    cash, by_credit = await shop.invoice(first), await shop.invoice(second)
+    assert (cash.total, by_credit.total) == (MONTH_TOTAL, 0)
+    shop.clock.advance(timedelta(days=27))
+    shop.queue.sent.clear()
+    return vm, cash, by_credit
+
+
+async def test_time_bought_with_account_credit_is_not_paid_back_in_money(shop: Shop) -> None:
+    """Review r3: the credit-paid invoice can take nothing back, and its month's value used
+    to pass to the older cash invoice, which then paid back its 27 used days (162 in money:
+    the goodwill credit became cash). Each invoice gives back its own time alone: the cash
+    invoice its one day left (4), the credit-paid month's 132 is uncovered, not paid."""
+    vm, cash, by_credit = await _cash_month_then_a_month_paid_by_credit(shop)
+
+    await by_hand(shop, vm)
+
+    assert [(n.amount, n.net, n.tax) for n in await shop.credit_notes(cash)] == [
+        (CASH_DAY_LEFT, CASH_DAY_LEFT, 0)
+    ]
+    assert await shop.credit_notes(by_credit) == []
+    [record] = await records(shop, vm)
+    assert record["value"] == f"{WITH_CREDIT_MONTH} EUR (smallest units)"
+    assert record["amount"] == f"{CASH_DAY_LEFT} EUR (smallest units)"
+    assert record["uncovered_amount"] == WITH_CREDIT_MONTH - CASH_DAY_LEFT
+    [notice] = shop.queue.sent
+    assert isinstance(notice, SendAdminNotification) and "Capped" in notice.message
+    assert "time paid with account credit" in notice.message
+
+
+@REFUND_PATHS
+async def test_every_refund_path_values_time_bought_with_credit_alike(
+    shop: Shop, path: RefundPath
+) -> None:
+    """The GET figure, a refund to credit (which gives the credit back) and a refund by hand
+    (which pays back in money only the cash invoice's part of it) value the same time."""
+    vm, _, _ = await _cash_month_then_a_month_paid_by_credit(shop)
+
+    assert await path(shop, vm) == WITH_CREDIT_MONTH
+
+
+async def test_a_newer_invoice_credited_in_full_passes_nothing_to_an_older_one(
+    shop: Shop,
+) -> None:
+    """Two months paid by card, the newer invoice credited in full by an admin's note: its
+    month (132) is uncovered; the older invoice gives back its own 24 unused days alone
+    (113 + 25), not the 162 it charged (which would pay back its 4 used days)."""
+    vm = await paid_vm(shop, months=2)
+    newest, older = await shop.invoices(vm)
+    await issue_credit_note(
+        shop.factory, shop.clock, invoice_id=newest.id, amount=newest.total, reason="void"
+    )
+
+    await by_hand(shop, vm)
+
+    [note] = await shop.credit_notes(older)
+    assert (note.amount, (note.net, note.tax)) == (GROSS, NOTE_SPLIT)
+    assert len(await shop.credit_notes(newest)) == 1
+    [record] = await records(shop, vm)
+    assert record["amount"] == f"{GROSS} EUR (smallest units)"
+    assert record["uncovered_amount"] == 132

@@ -127,11 +127,71 @@ async def test_an_adjustment_reusing_a_reference_for_another_amount_is_refused(
         assert refused.value.kind == "conflict"
     again = await adjust(500)
     assert again.replayed and again.entry == first.entry and again.balance == 500
-    other = await adjust(300, "USD")  # another currency's ledger: its own key
-    assert not other.replayed
     async with uow_factory() as uow:
-        assert await uow.credit_ledger.balances(alice) == {"EUR": 500, "USD": 300}
-        assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 2
+        assert await uow.credit_ledger.balances(alice) == {"EUR": 500}
+        assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 1
+
+
+async def test_an_adjustment_reusing_a_reference_in_another_currency_is_refused(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """Review r3: the reference names one adjustment whatever its currency; the ledger's
+    unique key has the currency in it, so the same reference, amount and note in USD
+    booked a second adjustment. It is a key reused with another body: 409, nothing booked;
+    another user's reference is not this one's."""
+    admin, alice = await _users(uow_factory)
+
+    async def adjust(currency: str, user: int = alice) -> Any:
+        return await adjust_credit(
+            uow_factory,
+            FakeClock(at(3)),
+            admin_id=admin,
+            user_id=user,
+            currency=currency,
+            amount=500,
+            note="ticket 42",
+            reference="ticket-42",
+        )
+
+    await adjust("EUR")
+    with pytest.raises(IdempotencyKeyReused, match=r"EUR 5\.00") as refused:
+        await adjust("USD")
+    assert refused.value.kind == "conflict"
+    assert (await adjust("EUR")).replayed
+    assert not (await adjust("USD", admin)).replayed  # the admin's own ledger: not Alice's
+    async with uow_factory() as uow:
+        assert await uow.credit_ledger.balances(alice) == {"EUR": 500}
+        assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 1
+
+
+async def test_two_racing_adjustments_with_one_reference_and_two_currencies_book_one(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """Two requests with one reference in EUR and USD at once (two balance rows, so the
+    balance lock does not order them): the user's lock does; one is booked, the other 409."""
+    admin, alice = await _users(uow_factory)
+
+    async def adjust(currency: str) -> bool:
+        try:
+            await adjust_credit(
+                uow_factory,
+                FakeClock(at(3)),
+                admin_id=admin,
+                user_id=alice,
+                currency=currency,
+                amount=700,
+                note="ticket 45",
+                reference="ticket-45",
+            )
+        except IdempotencyKeyReused:
+            return False
+        return True
+
+    results = await asyncio.gather(adjust("EUR"), adjust("USD"))
+    assert sorted(results) == [False, True]
+    async with uow_factory() as uow:
+        balances = await uow.credit_ledger.balances(alice)
+    assert balances == ({"EUR": 700} if results[0] else {"USD": 700})
 
 
 async def test_an_adjustment_reusing_a_reference_with_another_note_is_refused(

@@ -8,6 +8,9 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+import attrs
+
+from domain.admin_completion import ADMIN_COMPLETION_KEY, AdminCompletion
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import SubscriptionPayment
 from domain.money import Currency
@@ -73,3 +76,21 @@ def test_a_payment_that_cannot_be_valued_is_not_known() -> None:
     assert paid_for_time(payment(132, "XYZ"), Currency.EUR) is None
     gbp = payment(132, "GBP", metadata={"rates": {"EUR": "100000", "GBP": "80000"}})
     assert paid_for_time(gbp, Currency.EUR) == Fraction(132 * 100_000, 80_000)
+
+
+def test_a_short_settlement_completed_by_an_admin_carried_what_arrived() -> None:
+    """1 624 000 msat asked (1 320 000 net + 23 % VAT), 162 400 arrived and the rest waived:
+    it carried the net of what arrived, 132 032 msat (the VAT in it taken out, rounded
+    down), worth 13.2032 cents at 100 000 EUR/BTC, not the 132 its amount is worth."""
+    short = {
+        ADMIN_COMPLETION_KEY: AdminCompletion(admin_id=2, short_received_msat=162_400).to_json()
+    }
+    paid = attrs.evolve(
+        payment(1_320_000, "BTC", rate=Decimal(100_000), metadata=short),
+        tax=303_600,
+        processing_fee=0,
+    )
+    assert paid_for_time(paid, Currency.EUR) == Fraction(132_032, 10_000)
+    # paid in full (no record of a short settlement): its amount
+    whole = attrs.evolve(paid, metadata=None)
+    assert paid_for_time(whole, Currency.EUR) == 132

@@ -101,6 +101,26 @@ async def test_a_reference_reused_for_another_amount_is_409_and_books_nothing(
         assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 1
 
 
+async def test_a_reference_reused_in_another_currency_is_409_and_books_nothing(
+    world: AdminWorld,
+) -> None:
+    """The reference names one adjustment whatever its currency (the ledger's unique key has
+    the currency in it, so the same request in USD booked a second one: review r3)."""
+    alice = (await user_of(world.api, ALICE)).id
+    path = f"/users/{alice}/credit"
+    first = {"currency": "EUR", "amount": 500, "note": "ticket 42", "reference": "ticket-42"}
+    await world.ok("POST", path, json=first)
+    status, body = await _status(world, "POST", path, json={**first, "currency": "USD"})
+    assert (status, body) == (
+        409,
+        {
+            "error": "Reference 'ticket-42' was already used for an adjustment of EUR 5.00; "
+            "use another reference for another adjustment"
+        },
+    )
+    assert (await world.ok("GET", path))["data"] == [{"currency": "EUR", "amount": 500}]
+
+
 async def test_a_reference_reused_with_another_note_is_409_and_books_nothing(
     world: AdminWorld,
 ) -> None:

@@ -1,0 +1,81 @@
+"""The invoices a refund to credit gives back time of: what their credit notes took back is not."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from fractions import Fraction
+
+import attrs
+
+from app.billing.invoicing import NoteTarget, lock_for_notes
+from domain.credit_note import creditable_parts
+from ports.storage import UnitOfWork
+
+
+@attrs.frozen
+class InvoicesRefunded:
+    """What a refund to credit gives back of each invoice it values (`parts`: invoice id →
+    net, in the refund's currency; None for an invoice in another currency, which cannot be
+    matched without a rate: taken as given back whole), and the part of its value it does
+    not give back (`kept_off`): the time credit notes (or an earlier refund to credit) took
+    back already."""
+
+    parts: dict[int, int | None]
+    kept_off: int
+
+
+def _left(target: NoteTarget, whole: Fraction | None) -> int | None:
+    """The net of the invoice's payment's time not yet taken back: the larger of what the
+    payment carried for all of it (`whole`: with the account credit it spent, which the
+    invoice's net leaves out) and the net notes may take back of the invoice (with a
+    Purchase's setup fee, which a note may take back first), less its notes' net and what
+    refunds to credit gave back; None when nothing was taken back yet (all of it is left,
+    whatever it was)."""
+    taken = sum(net for net, _ in target.parts)
+    if taken <= 0:
+        return None
+    own_net = creditable_parts(target.invoice, credited=target.credited)[0]
+    paid = own_net if whole is None else max(own_net, math.floor(whole))
+    return max(0, paid - taken)
+
+
+async def invoices_refunded(
+    uow: UnitOfWork,
+    subscription_id: int,
+    *,
+    currency: str,
+    shares: Mapping[str, int],
+    wholes: Mapping[str, Fraction | None],
+) -> InvoicesRefunded:
+    """Lock the subscription's invoices whose payments bought the refunded time (`shares`:
+    each payment's part of the value, by payment id in hex, `Unused.split`) and take off
+    each part what their credit notes took back already, in the caller's transaction, which
+    holds the subscription's lock and books the credit after this (lock order: the
+    subscription, the invoices, the balance).
+
+    Credit notes of an invoice are taken to have taken back its payment's unused time last
+    (as a refund by hand's cap does: what the invoice can still take back): the part left
+    is at most what the payment carried for all its time (`wholes`) less the notes' net
+    and what earlier refunds to credit gave back of it. An invoice in another currency
+    than the refund's with any of that is not matched without a rate: its part is kept
+    off (and one nothing took back is recorded as given back whole: no note can take it
+    back after). An invoice nothing took back gives its whole part, whatever it charged:
+    time paid with account credit (an invoice of 0) is given back as credit."""
+    parts: dict[int, int | None] = {}
+    kept_off = 0
+    for invoice in await uow.invoices.of_subscription(subscription_id):
+        own = shares.get(invoice.payment_id.hex(), 0)
+        if own <= 0:
+            continue
+        target = await lock_for_notes(uow, invoice.id)
+        assert target is not None  # invoices are never deleted
+        left = _left(target, wholes.get(invoice.payment_id.hex()))
+        other = invoice.currency != currency
+        if left is not None and other:
+            left = 0
+        given = own if left is None else min(own, left)
+        kept_off += own - given
+        if given > 0:
+            parts[invoice.id] = None if other else given
+    return InvoicesRefunded(parts=parts, kept_off=kept_off)
