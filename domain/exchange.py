@@ -144,3 +144,39 @@ def charge_amount(
             msat, rate = fiat_to_msat(list_price.amount, ticker.rate), ticker.rate
         return ChargedAmount(Money(Currency.BTC, round_msat_up_to_sat(msat)), rate)
     return ChargedAmount(list_price, PASSTHROUGH_RATE)
+
+
+def exact_charge_value(
+    value: Fraction,
+    source: Currency,
+    method: PaymentMethod,
+    target: Currency,
+    rates: RateTable,
+    now: datetime,
+) -> tuple[Fraction, Decimal]:
+    """`value` smallest units of `source` (an exact fraction: a pro-rated price) in `target`
+    (a currency `method` charges), exactly, and the rate used (`ChargedAmount.rate`: BTC per
+    `source` for Lightning, the cross rate for a card charged in another fiat than the
+    price's, else 1). Nothing is rounded: the caller rounds the charge once
+    (`round_charge`). A price `method` cannot charge is refused as `charged_currency`
+    refuses it."""
+    own = charged_currency(source, method)
+    if source is target:
+        return value, PASSTHROUGH_RATE
+    if own is target:  # Lightning of a fiat price: D2's formula, unrounded
+        rate = rates.btc_rate(source, now).rate
+        return value * MSAT_PER_BTC / (FIAT_MINOR_PER_MAJOR * Fraction(rate)), rate
+    # a card charged in another fiat than the price's: through BTC, both rates exact
+    to_rate, from_rate = rates.btc_rate(target, now).rate, rates.btc_rate(source, now).rate
+    return value * Fraction(to_rate) / Fraction(from_rate), to_rate / from_rate
+
+
+def round_charge(value: Fraction, target: Currency) -> Money:
+    """An exact charge in `target` rounded once as D2 rounds one: msat half up, then up to
+    a whole sat (the operator is never underpaid); a fiat amount half up to its minor unit.
+    Never negative."""
+    if value <= 0:
+        return Money(target, 0)
+    if target is Currency.BTC:
+        return Money(target, round_msat_up_to_sat(_half_up(value)))
+    return Money(target, _half_up(value))

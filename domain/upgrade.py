@@ -17,7 +17,14 @@ from domain.errors import (
     PricingUnavailable,
     SubscriptionNotRenewable,
 )
-from domain.exchange import ChargedAmount, RateTable, charge_amount, charged_currency, convert
+from domain.exchange import (
+    ChargedAmount,
+    RateTable,
+    charge_amount,
+    charged_currency,
+    exact_charge_value,
+    round_charge,
+)
 from domain.intervals import MONTHLY, Interval, require_utc, whole_seconds
 from domain.model import CustomPricing, CustomPricingDisk, CustomTemplate, VmTemplate
 from domain.money import Currency, Money
@@ -285,10 +292,11 @@ def _check_remaining(
     return require_utc(expires)
 
 
-def _prorate(price: Money, remaining: int, period: int) -> Money:
-    """price × remaining / period, floored to the list minor unit like the reference's trunc."""
-    exact = Fraction(price.amount * remaining, period)
-    return Money(price.currency, exact.numerator // exact.denominator)
+def _prorate(price: Money, remaining: int, period: int) -> Fraction:
+    """price × remaining / period in the list currency's smallest units, exactly (D7: each
+    side is exact until the charge is rounded once; the reference truncated it to the list
+    minor unit first, which D2's rounding then could not see)."""
+    return Fraction(price.amount * remaining, period)
 
 
 def refund_seconds(expires: datetime | None, now: datetime, *, deleted: bool = False) -> int:
@@ -335,20 +343,20 @@ class UpgradeQuote:
     seconds_remaining: int
 
 
-def _charge_in(
-    amount: Money, target: Currency, method: PaymentMethod, rates: RateTable, now: datetime
-) -> ChargedAmount:
-    """Charge an amount in `target`, which may differ from the method's own currency for it.
-
-    Lightning and a same-currency card charge go through `charge_amount` (D2, whole sats up);
-    a card charge of a price listed in another fiat currency is converted half-up (D2) and
-    carries the cross rate (target units per list unit).
-    """
-    own = charged_currency(amount.currency, method)
-    if own is target:
-        return charge_amount(amount, method, rates, now)
-    cross = rates.btc_rate(target, now).rate / rates.btc_rate(amount.currency, now).rate
-    return ChargedAmount(convert(amount, target, rates, now), cross)
+def _side(
+    value: Fraction,
+    source: Currency,
+    target: Currency,
+    method: PaymentMethod,
+    rates: RateTable,
+    now: datetime,
+) -> tuple[Fraction, ChargedAmount]:
+    """One side of the charge, `value` smallest units of `source` pro-rated exactly: its
+    exact value in `target`, the currency charged (`exact_charge_value`: a card charge of a
+    price listed in another fiat carries the cross rate), and that value shown rounded on
+    its own as D2 rounds a charge (`round_charge`)."""
+    exact, rate = exact_charge_value(value, source, method, target, rates, now)
+    return exact, ChargedAmount(round_charge(exact, target), rate)
 
 
 def upgrade_quote(
@@ -373,21 +381,25 @@ def upgrade_quote(
     valued by the periods the payments bought instead (`paid_periods.unused_intervals`),
     never above what those payments and this charge carried for the time (`unused_time`).
 
-    Each side's value of the remaining seconds is floored to the list minor unit (the
-    reference's trunc), then charged on its own (Lightning: each side rounded up to a whole
-    sat, as the reference does). The charge is new − old, clamped at 0: an upgrade never pays
-    the buyer back. Old and new list prices may be in different currencies; the discount is
-    charged in the new price's charged currency.
+    Each side's value of the remaining seconds is exact, converted exactly into the charged
+    currency (the new price's; old and new list prices may be in different currencies), and
+    the charge is new − old, clamped at 0 (an upgrade never pays the buyer back), rounded
+    once as D2 rounds a charge: msat half up, then up to a whole sat for Lightning, so the
+    operator is never underpaid; a fiat charge half up to its minor unit. The reference
+    truncated each side to the list minor unit and then rounded each up to a sat: EUR 1.24
+    → 10.20 with one day left of a 31-day month at 100 000 EUR/BTC charged 280 000 msat
+    where D7 asks 290 000. The discount shown is the old side rounded on its own, so it
+    and the charge may not add up to the new side to the last sat.
     """
     end = _check_remaining(expires, now, deleted, upgrade=True)
     remaining = whole_seconds(end - now)
     old_value = _prorate(old_price, remaining, old_interval.seconds_of_period_ending(end))
     new_value = _prorate(new_price, remaining, MONTHLY.seconds_of_period_ending(end))
     target = charged_currency(new_price.currency, method)
-    until = _charge_in(new_value, target, method, rates, now)
-    discount = _charge_in(old_value, target, method, rates, now)
-    renewal = _charge_in(new_price, target, method, rates, now)
-    upgrade = Money(target, max(0, until.money.amount - discount.money.amount))
+    new_exact, until = _side(new_value, new_price.currency, target, method, rates, now)
+    old_exact, discount = _side(old_value, old_price.currency, target, method, rates, now)
+    renewal = charge_amount(new_price, method, rates, now)
+    upgrade = round_charge(max(Fraction(0), new_exact - old_exact), target)
     return UpgradeQuote(
         upgrade=ChargedAmount(upgrade, until.rate),
         renewal=renewal,

@@ -230,6 +230,48 @@ def _same_items(seen: Sequence[LineItem]) -> UnderLock:
     return UnderLock(check)
 
 
+def _still_as_quoted(vm_id: int, cfg: UpgradeConfig) -> UnderLock:
+    """Refuse storing an upgrade quote that is outdated already (409, "quote again"; nothing
+    stored, its new invoice or order cancelled): read under the subscription's lock, the
+    VM was deleted meanwhile (`UpgradeNoLongerPossible`), the subscription now expires at
+    another second than the quote was pro-rated to (`UpgradeQuoteOutdated`: a renewal or
+    a stranger's LNURL payment completed while the rail made the invoice), the upgrade
+    can no longer be planned (`UpgradeNoLongerPossible`: its pricing withdrawn, the VM
+    grown by another upgrade paid meanwhile), or its charge at the prices in force is
+    another amount (`UpgradeRepriced`, judged as the booking judges it: `quote_repriced`).
+
+    What ended pending upgrade quotes on such a change (a renewal's D13 sweep, a
+    re-pricing's or a deletion's) ran before this row existed; stored, it would be handed
+    out payable, and paid it would not be applied but credited. Deleting a VM and
+    completing a payment take this lock first, so what they committed is seen here."""
+
+    async def check(at: Locked) -> None:
+        meta = payment_meta(at.payment)
+        vm = await at.uow.vms.get(vm_id)
+        if at.sub is None or vm is None or vm.deleted:
+            raise UpgradeNoLongerPossible(
+                "The VM was deleted while the upgrade's invoice was made; it cannot be upgraded"
+            )
+        if quote_outdated(meta, at.sub.expires) is not None:
+            raise UpgradeQuoteOutdated(
+                "The subscription's expiry changed while the upgrade's invoice was made; "
+                "quote again"
+            )
+        try:
+            plan = await _plan(at.uow, vm, at.sub, cfg, at.now)
+        except DomainError as err:
+            raise UpgradeNoLongerPossible(
+                f"This upgrade can no longer be made ({err.message}); quote again"
+            ) from None
+        method, created = at.payment.payment_method, at.payment.created
+        if quote_repriced(meta, plan.prices, method, created) is not None:
+            raise UpgradeRepriced(
+                "The upgrade's prices changed while its invoice was made; quote again"
+            )
+
+    return UnderLock(check)
+
+
 async def _quote(
     uow: UnitOfWork,
     vm: Vm,
@@ -526,8 +568,10 @@ async def create_upgrade_payment(
     (one the balance covers wholly asks no rail and is not refused).
 
     Refused as `quote_upgrade` is, before any rail is asked (a switched-off subscription
-    included); and when it is stored, if the subscription's line items changed since they
-    were judged (`_same_items`, 409), its new invoice or order cancelled.
+    included); and when it is stored, its new invoice or order cancelled, if the
+    subscription's line items changed since they were judged (`_same_items`, 409), or the
+    quote is outdated already (`_still_as_quoted`, 409: the VM deleted, the expiry moved,
+    the upgrade no longer possible or re-priced meanwhile).
     """
     now = clock.now()
     async with uow_factory() as uow:
@@ -586,7 +630,7 @@ async def create_upgrade_payment(
         reuse=None,
         idem=None,
         cap=max_live_quotes,
-        checks=[_same_items(plan.items)],
+        checks=[_same_items(plan.items), _still_as_quoted(vm.id, cfg)],
     )
 
 

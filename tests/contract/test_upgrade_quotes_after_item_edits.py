@@ -17,9 +17,10 @@ from app.billing.upgrades import create_upgrade_payment
 from domain.credit import payment_meta
 from domain.enums import IntervalType, SubscriptionType
 from domain.enums import VmHistoryActionType as H
-from domain.exchange import msat_to_fiat
 from domain.intervals import Interval
 from domain.model import LineItem, SubscriptionPayment, Vm
+from domain.money import Currency
+from domain.overpayment import excess_value
 from domain.price_basis import CREDIT_KEY
 from domain.upgrade import UpgradeConfig
 from tests.contract import lifecycle_world, storage_backends
@@ -28,6 +29,14 @@ from tests.unit.worker.world import World
 
 database = storage_backends.database
 world = lifecycle_world.world
+
+
+def _eur_rounded_down(payment: SubscriptionPayment) -> int:
+    """The payment's msat in EUR cents, exactly and rounded down, as its credit is valued."""
+    value = excess_value(payment.amount, Currency.EUR, payment.rate)
+    assert value is not None
+    return value
+
 
 YEARLY = Interval(IntervalType.YEAR, 1)
 
@@ -101,7 +110,7 @@ async def test_an_amount_edit_ends_pending_upgrades_and_a_late_payment_is_credit
     paid = await world.shop.payment(upgrade.id)
     [why] = payment_meta(paid)[CREDIT_KEY]["changes"]
     assert "can no longer be made" in why and "1 year" in why
-    assert await world.shop.balance("EUR") == msat_to_fiat(paid.amount, paid.rate) > 0
+    assert await world.shop.balance("EUR") == _eur_rounded_down(paid) > 0
     sub = await world.sub(vm)
     assert sub.interval == YEARLY
     assert (await world.shop.vm(vm.id)).template_id == vm.template_id

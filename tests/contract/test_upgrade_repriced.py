@@ -287,10 +287,11 @@ async def _set_plan_amount(world: World, amount: int) -> None:
 async def test_a_price_change_its_charge_does_not_see_applies_the_upgrade(
     world: World,
 ) -> None:
-    """A cent more on the plan, half-way through the month: the discount is floored to the
-    cent, so it (and the charge) stays as quoted, and the upgrade is applied."""
+    """A cent more on the plan, 14 hours before the expiry: the discount grows by a fraction
+    of a msat per second left, too little to move the charge's whole sats, so the charge
+    stays as quoted and the upgrade is applied."""
     vm = await world.paid_vm()
-    world.advance(timedelta(days=14, hours=3))
+    world.advance(timedelta(days=27, hours=10))
     upgrade = await _upgrade(world, vm)
     expires = quoted_expiry(upgrade.metadata)
     assert expires is not None

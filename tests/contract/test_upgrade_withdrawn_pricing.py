@@ -21,8 +21,9 @@ from domain.account_credit import CreditReason
 from domain.credit import payment_meta
 from domain.enums import PaymentMethod
 from domain.enums import VmHistoryActionType as H
-from domain.exchange import msat_to_fiat
 from domain.model import GIB, SubscriptionPayment, Vm
+from domain.money import Currency
+from domain.overpayment import excess_value
 from domain.price_basis import CREDIT_KEY
 from domain.upgrade import UpgradeConfig
 from ports.jobs import ProcessVmUpgrade
@@ -33,6 +34,14 @@ from tests.unit.worker.world import World
 # pytest fixtures: one migrated database per backend for the module, emptied per test
 database = storage_backends.database
 world = lifecycle_world.world
+
+
+def _eur_rounded_down(payment: SubscriptionPayment) -> int:
+    """The payment's msat in EUR cents, exactly and rounded down, as its credit is valued."""
+    value = excess_value(payment.amount, Currency.EUR, payment.rate)
+    assert value is not None
+    return value
+
 
 BIGGER = UpgradeConfig(new_cpu=4, new_memory=8 * GIB)  # the custom VM has 2 CPUs, 4 GiB
 WITHDRAWALS = ["disabled", "expired"]
@@ -143,7 +152,7 @@ async def test_an_upgrade_quoted_before_the_withdrawal_and_paid_after_becomes_cr
     [why] = credit["changes"]
     assert why.startswith(f"the upgrade of VM {vm.id} can no longer be made: ")
     assert ("was disabled" if how == "disabled" else "has expired") in why
-    value = msat_to_fiat(paid.amount, paid.rate)
+    value = _eur_rounded_down(paid)
     assert value > 0 and await _credit_entries(world, paid) == [value]
     [told] = world.notifier.titled(f"[Subscription {sub.id}] Payment added to your account credit")
     assert "could no longer be made as quoted" in told.message
@@ -178,7 +187,7 @@ async def test_an_upgrade_paid_after_its_pricing_reached_its_expiry_becomes_cred
     [why] = payment_meta(paid)[CREDIT_KEY]["changes"]
     assert why.startswith(f"the upgrade of VM {vm.id} can no longer be made: ")
     assert "has expired" in why
-    assert await _credit_entries(world, paid) == [msat_to_fiat(paid.amount, paid.rate)]
+    assert await _credit_entries(world, paid) == [_eur_rounded_down(paid)]
 
 
 async def test_a_covered_upgrade_whose_pricing_expired_meanwhile_is_refused_unbooked(

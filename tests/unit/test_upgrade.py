@@ -376,7 +376,7 @@ def test_a_year_ending_in_a_leap_year_is_366_days() -> None:
 def test_twelve_months_left_are_worth_twelve_prices_but_d7_quotes_by_the_last_month() -> None:
     """12 months left ending 15 Mar 2027 (a 28-day last month): the refund value is 12 prices
     (calendar-exact), while the upgrade charge keeps D7's one rate per second over the month
-    ending at expiry for all 365 days: (5200 − 4800) × 365/28, each side floored."""
+    ending at expiry for all 365 days: (5200 − 4800) × 365/28, rounded once."""
     now, expires = datetime(2026, 3, 15, tzinfo=UTC), datetime(2027, 3, 15, tzinfo=UTC)
     info = remaining_time_info(Money(Currency.EUR, 4800), MONTHLY, expires, now)
     assert info.prorated_cost == Money(Currency.EUR, 12 * 4800)
@@ -391,7 +391,7 @@ def test_twelve_months_left_are_worth_twelve_prices_but_d7_quotes_by_the_last_mo
         PaymentMethod.REVOLUT,
         rates,
     )
-    assert quote.upgrade.money == Money(Currency.EUR, 5200 * 365 // 28 - 4800 * 365 // 28)
+    assert quote.upgrade.money == Money(Currency.EUR, 5214)  # 5214.29 half up
 
 
 def test_remaining_seconds_are_truncated() -> None:
@@ -420,10 +420,13 @@ def test_remaining_time_errors(
 
 def test_e6_upgrade_under_d7_end_to_end() -> None:
     # By hand: the month ending 31 Mar 2026 runs from 28 Feb: 31 days = 2 678 400 s; 86 400 s
-    # remain. Old: 132 × 86 400 / 2 678 400 = 4.258… → 4 cents → 40 000 msat (D).
+    # remain. Old: 132 × 86 400 / 2 678 400 = 4.258… cents = 42 580.6… msat (D, shown
+    # rounded as a charge: 42 581 → 43 000 msat).
     # New spec 4 CPU/2 GiB/64 GiB: 4×200 + 2×100 + 64×50 = 4200 cents → R = 42 000 000 msat.
-    # New: 4200 × 86 400 / 2 678 400 = 135.48… → 135 cents → 1 350 000 msat (U).
-    # Charge U − D = 1 310 000 msat (the reference, with 30-day months, says 1 360 000).
+    # New: 4200 × 86 400 / 2 678 400 = 135.48… cents = 1 354 838.7… msat (U).
+    # Charge U − D = 1 312 258.06… → 1 312 258 msat → 1 313 000 msat, rounded once (D7, D2);
+    # flooring each side to cents first gave 1 310 000 (the reference, with 30-day months,
+    # says 1 360 000).
     cfg = UpgradeConfig(new_cpu=4)
     tpl = template()
     check_no_downgrade(tpl, cfg)
@@ -432,19 +435,20 @@ def test_e6_upgrade_under_d7_end_to_end() -> None:
     new_price = custom_price(target, chosen, [disk()]).total
     assert new_price == Money(Currency.EUR, 4200)
     quote = upgrade_quote(EUR_132, MONTHLY, new_price, EXPIRES, NOW, LN, RATES)
-    assert quote.discount.money == Money(Currency.BTC, 40_000)
+    assert quote.discount.money == Money(Currency.BTC, 43_000)
     assert quote.renewal.money == Money(Currency.BTC, 42_000_000)
-    assert quote.upgrade.money == Money(Currency.BTC, 1_310_000)
+    assert quote.upgrade.money == Money(Currency.BTC, 1_313_000)
     assert quote.upgrade.rate == Decimal(100_000)
     assert quote.seconds_remaining == 86_400
 
 
 def test_e6_in_a_28_day_february_costs_more_per_day() -> None:
-    # month ending 1 Mar 2026 runs from 1 Feb: 28 days. Old 132/28 = 4.71 → 4; new 4200/28 = 150
+    # month ending 1 Mar 2026 runs from 1 Feb: 28 days. Old 132/28 = 4.714… cents =
+    # 47 142.86 msat; new 4200/28 = 150 cents = 1 500 000 msat; 1 452 857.14 → 1 453 000
     expires = datetime(2026, 3, 1, tzinfo=UTC)
     now = expires - timedelta(days=1)
     quote = upgrade_quote(EUR_132, MONTHLY, Money(Currency.EUR, 4200), expires, now, LN, RATES)
-    assert quote.upgrade.money.amount == 1_500_000 - 40_000
+    assert quote.upgrade.money.amount == 1_453_000
 
 
 def test_revolut_upgrade_is_charged_in_list_cents() -> None:

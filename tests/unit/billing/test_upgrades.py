@@ -67,10 +67,17 @@ async def test_the_quote_refuses_nothing_to_do_and_specs_beyond_the_limits(shop:
 async def test_the_quote_prorates_over_the_calendar_month_ending_at_expiry(shop: Shop) -> None:
     vm = await _paid_custom(shop)
     quote = await _quote(shop, vm, UpgradeConfig(new_cpu=4))
-    # 28 days left of the month 28 Jan → 28 Feb (31 days, D7); EUR 48.00 → EUR 52.00
-    new, old = Fraction(5200 * 28, 31) // 1, Fraction(4800 * 28, 31) // 1
-    assert quote.upgrade.money.amount == (new - old) * 10_000  # 1 cent = 10 000 msat here
-    assert quote.renewal.money.amount == 52_000_000 and quote.discount.money.amount == old * 10_000
+    # 28 days left of the month 28 Jan → 28 Feb (31 days, D7); EUR 48.00 → EUR 52.00; each
+    # side exact (1 cent = 10 000 msat here), the difference rounded once: 361.29… cents =
+    # 3 612 903.2 msat → 3 613 000; the discount shown, 4335.48… cents, rounded on its own
+    new, old = Fraction(5200 * 28, 31) * 10_000, Fraction(4800 * 28, 31) * 10_000
+
+    def d2(msat: Fraction) -> int:  # half up to a msat, then up to a whole sat
+        return -(-int(msat + Fraction(1, 2)) // 1000) * 1000
+
+    assert quote.upgrade.money.amount == d2(new - old) == 3_613_000
+    assert quote.renewal.money.amount == 52_000_000
+    assert quote.discount.money.amount == d2(old) == 43_355_000
 
 
 async def test_never_paid_expired_or_foreign_vms_cannot_be_quoted(shop: Shop) -> None:
