@@ -36,7 +36,7 @@ from domain.model import (
 )
 from domain.money import Currency
 from ports.storage import UnitOfWork, UnitOfWorkFactory
-from tests.contract.storage_backends import LOST_KEY, TEST_KEY, Database
+from tests.contract.storage_backends import LOST_KEY, TEST_KEY, Database, engine_for
 from tests.unit.billing.fakes import FreshRates
 from tests.unit.billing.world import START, Shop, new_shop, seed
 from tests.unit.worker.world import CountingHost, OneHost, World, no_sleep
@@ -138,7 +138,8 @@ async def world_over(factory: UnitOfWorkFactory) -> World:
 
 @asynccontextmanager
 async def engine_on(database: Database) -> AsyncIterator[AsyncEngine]:
-    """A fresh engine (own connection pool) on the module's database, disposed on exit."""
+    """A fresh engine (own connection pool) on the module's database, disposed on exit: a
+    second pool beside the test's own (`engine_for`), as a second worker process has."""
     assert database.url is not None
     engine = create_engine(database.url)
     try:
@@ -154,7 +155,7 @@ async def world(database: Database) -> AsyncIterator[World]:
     if database.url is None:
         yield await world_over(MemoryUnitOfWorkFactory())
         return
-    async with engine_on(database) as engine:
+    async with engine_for(database) as engine:
         await empty_tables(engine, database.kind)
         yield await world_over(sql_factory(engine))
 
@@ -175,7 +176,7 @@ def world_with_rails(*ports: str) -> Any:
         if database.url is None:
             yield wired(await world_over(MemoryUnitOfWorkFactory()))
             return
-        async with engine_on(database) as engine:
+        async with engine_for(database) as engine:
             await empty_tables(engine, database.kind)
             yield wired(await world_over(sql_factory(engine)))
 
@@ -195,7 +196,7 @@ async def shop(database: Database) -> AsyncIterator[Shop]:
     if database.url is None:
         yield await new_shop()
         return
-    async with engine_on(database) as engine:
+    async with engine_for(database) as engine:
         await empty_tables(engine, database.kind)
         factory = sql_factory(engine)
         await seed(factory)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -63,6 +64,8 @@ LOST_KEY = AesGcmSecretBox(bytes(reversed(TEST_KEY)))
 class Database:
     kind: str
     url: str | None = None
+    #: MariaDB: the module's one engine on `url`, lent to each test by `engine_for`
+    engine: AsyncEngine | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -81,12 +84,16 @@ def at(day: int, hour: int = 12, month: int = 3) -> datetime:
 
 def _mysql_database() -> Iterator[Database]:
     """A `lnvps_t_<random>` database at head for the module, copied from this process's
-    migrated template (skip/fail as `tests.dbtest` says)."""
+    migrated template (skip/fail as `tests.dbtest` says), with the module's engine on it."""
     name, url = asyncio.run(MYSQL_HEAD.copy())
+    engine = create_engine(url)
     try:
-        yield Database("mysql", url)
+        yield Database("mysql", url, engine)
     finally:
-        asyncio.run(drop_mysql_database(name))
+        try:
+            asyncio.run(engine.dispose())
+        finally:
+            asyncio.run(drop_mysql_database(name))
 
 
 @pytest.fixture(
@@ -117,6 +124,29 @@ def only(*kinds: str) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("database", params, indirect=True)
 
 
+@asynccontextmanager
+async def engine_for(database: Database) -> AsyncIterator[AsyncEngine]:
+    """The engine one test (or one Hypothesis example) runs on, its pool emptied on exit.
+
+    MariaDB: the module's engine (`Database.engine`), so its dialect is set up and its
+    statements compiled once per module, not once per test; its pooled connections are
+    closed on exit (and the pool replaced) because a connection belongs to the event loop
+    it was opened in, and each test runs in a loop of its own. The test's session state
+    (named locks, session variables, open transactions) ends with its connections, as it
+    did with an engine per test. SQLite: an engine of its own, disposed on exit. A test
+    that needs a second pool beside this one (racing workers) makes its own engine.
+    """
+    if database.engine is not None:
+        engine = database.engine
+    else:
+        assert database.url is not None, "memory storage has no engine"
+        engine = create_engine(database.url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
 async def _empty_all_tables(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         for table in reversed(tables.metadata.sorted_tables):
@@ -129,14 +159,11 @@ async def backend(database: Database) -> AsyncIterator[Backend]:
     if database.url is None:
         yield Backend("memory", MemoryUnitOfWorkFactory())
         return
-    engine = create_engine(database.url)
-    try:
+    async with engine_for(database) as engine:
         await _empty_all_tables(engine)
         yield Backend(
             database.kind, SqlUnitOfWorkFactory(engine, AesGcmSecretBox(TEST_KEY)), engine
         )
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

@@ -25,12 +25,11 @@ from domain.model import GIB, Vm
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import (
     empty_tables,
-    engine_on,
     reserving_vms,
     sql_factory,
     world_over,
 )
-from tests.contract.storage_backends import Database
+from tests.contract.storage_backends import Database, engine_for
 from tests.http.test_statement_budgets import Counter, counting
 from tests.unit.billing.world import ALICE, ALICE_KEY, BOB, IMAGE, PRICING, add_host
 from tests.unit.worker.world import World
@@ -62,7 +61,7 @@ async def any_world(database: Database) -> AsyncIterator[World]:
     if database.url is None:
         yield await _roomy(await world_over(MemoryUnitOfWorkFactory()))
         return
-    async with engine_on(database) as engine:
+    async with engine_for(database) as engine:
         await empty_tables(engine, database.kind)
         yield await _roomy(await world_over(sql_factory(engine)))
 

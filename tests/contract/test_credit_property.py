@@ -22,8 +22,8 @@ from domain.enums import PaymentMethod
 from domain.model import SubscriptionPayment, Vm
 from ports.storage import UnitOfWorkFactory
 from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
-from tests.contract.storage_backends import Database
+from tests.contract.lifecycle_world import empty_tables, sql_factory
+from tests.contract.storage_backends import Database, engine_for
 from tests.unit.billing.world import ALICE, Shop, new_shop, seed
 
 database = storage_backends.database
@@ -116,7 +116,7 @@ async def _on_backend(database: Database, ops: list[Op]) -> None:
     if database.url is None:
         await _run(await new_shop(), ops)
         return
-    async with engine_on(database) as engine:
+    async with engine_for(database) as engine:
         await empty_tables(engine, database.kind)
         factory: UnitOfWorkFactory = sql_factory(engine)
         await seed(factory)

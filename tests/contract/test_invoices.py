@@ -24,11 +24,12 @@ from domain.invoice import CreditNote, Invoice, document_number
 from domain.model import Company
 from ports.storage import InvoiceWindow, UnitOfWork, UnitOfWorkFactory
 from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
+from tests.contract.lifecycle_world import empty_tables, sql_factory
 from tests.contract.storage_backends import (
     Database,
     World,
     at,
+    engine_for,
     new_payment,
     new_subscription,
     seed_world,
@@ -420,7 +421,7 @@ async def _on(database: Database, steps: list[tuple[str, int]]) -> None:
     if database.url is None:
         await _steps(MemoryUnitOfWorkFactory(), steps)
         return
-    async with engine_on(database) as engine:
+    async with engine_for(database) as engine:
         await empty_tables(engine, database.kind)
         await _steps(cast(Any, sql_factory(engine)), steps)
 

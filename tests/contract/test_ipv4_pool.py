@@ -19,8 +19,8 @@ from domain.model import GIB, Vm
 from domain.price_basis import CREDIT_KEY
 from domain.unpaid_room import NO_UNPAID_ROOM_LIMITS, UnpaidRoom
 from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
-from tests.contract.storage_backends import Database
+from tests.contract.lifecycle_world import empty_tables, sql_factory, world_over
+from tests.contract.storage_backends import Database, engine_for
 from tests.unit.billing.world import ALICE, BOB
 from tests.unit.worker.world import World
 
@@ -43,7 +43,7 @@ async def world(database: Database) -> AsyncIterator[World]:
     if database.url is None:
         yield await _small_pool(await world_over(MemoryUnitOfWorkFactory()))
         return
-    async with engine_on(database) as engine:
+    async with engine_for(database) as engine:
         await empty_tables(engine, database.kind)
         yield await _small_pool(await world_over(sql_factory(engine)))
 

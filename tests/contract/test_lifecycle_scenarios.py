@@ -32,7 +32,7 @@ from tests.contract.lifecycle_world import (
     worker_over,
     world_over,
 )
-from tests.contract.storage_backends import Database
+from tests.contract.storage_backends import Database, engine_for
 from tests.sql_events import listening
 from tests.unit.worker.world import DAY, CountingHost, OneHost, World
 
@@ -793,7 +793,7 @@ async def test_an_expired_subscription_costs_a_fixed_number_of_statements(
 ) -> None:
     if database.url is None:
         pytest.skip("memory storage runs no SQL")
-    async with engine_on(database) as engine:
+    async with engine_for(database) as engine:
         await empty_tables(engine, database.kind)
         world = await world_over(sql_factory(engine))
         vm = await world.paid_vm()

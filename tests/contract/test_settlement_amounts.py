@@ -46,8 +46,8 @@ from domain.shortfall import SHORTFALL_LINE
 from ports.jobs import SendAdminNotification
 from ports.storage import CreditKey
 from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
-from tests.contract.storage_backends import Database
+from tests.contract.lifecycle_world import empty_tables, sql_factory, world_over
+from tests.contract.storage_backends import Database, engine_for
 from tests.fakes.fake_lnd import FakeLnd, running_fake_lnd
 from tests.unit.billing.world import BOB, Shop
 
@@ -69,7 +69,7 @@ async def shop(database: Database) -> AsyncIterator[Shop]:
     if database.url is None:
         yield (await world_over(MemoryUnitOfWorkFactory())).shop
         return
-    async with engine_on(database) as engine:
+    async with engine_for(database) as engine:
         await empty_tables(engine, database.kind)
         yield (await world_over(sql_factory(engine))).shop
 

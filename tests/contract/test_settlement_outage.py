@@ -18,8 +18,8 @@ from domain.enums import PaymentMethod
 from domain.model import SubscriptionPayment
 from ports.jobs import SpawnVm
 from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
-from tests.contract.storage_backends import Database
+from tests.contract.lifecycle_world import empty_tables, sql_factory, world_over
+from tests.contract.storage_backends import Database, engine_for
 from tests.fakes.fake_lnd import FakeLnd, running_fake_lnd
 from tests.unit.billing.world import BOB, Shop
 
@@ -36,7 +36,7 @@ async def shop(database: Database) -> AsyncIterator[Shop]:
     if database.url is None:
         yield (await world_over(MemoryUnitOfWorkFactory())).shop
         return
-    async with engine_on(database) as engine:
+    async with engine_for(database) as engine:
         await empty_tables(engine, database.kind)
         yield (await world_over(sql_factory(engine))).shop
 

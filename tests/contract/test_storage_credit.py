@@ -19,8 +19,8 @@ from domain.account_credit import CreditReason, InsufficientCredit, checked_entr
 from domain.model import User
 from ports.storage import CreditKey, UnitOfWorkFactory
 from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
-from tests.contract.storage_backends import Database, at
+from tests.contract.lifecycle_world import empty_tables, sql_factory
+from tests.contract.storage_backends import Database, at, engine_for
 
 database = storage_backends.database
 backend = storage_backends.backend
@@ -333,7 +333,7 @@ async def _on_backend(database: Database, batches: list[list[Adjust]]) -> None:
 
         await _run(MemoryUnitOfWorkFactory(), batches)
         return
-    async with engine_on(database) as engine:
+    async with engine_for(database) as engine:
         await empty_tables(engine, database.kind)
         await _run(cast(Any, sql_factory(engine)), batches)
 

@@ -10,8 +10,8 @@ import pytest
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from ports.storage import SettlementProblem, UnitOfWorkFactory
 from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
-from tests.contract.storage_backends import Database
+from tests.contract.lifecycle_world import empty_tables, sql_factory
+from tests.contract.storage_backends import Database, engine_for
 
 # pytest fixture: one migrated database per backend for the module, emptied per test
 database = storage_backends.database
@@ -22,7 +22,7 @@ async def factory(database: Database) -> AsyncIterator[UnitOfWorkFactory]:
     if database.url is None:
         yield MemoryUnitOfWorkFactory()
         return
-    async with engine_on(database) as engine:
+    async with engine_for(database) as engine:
         await empty_tables(engine, database.kind)
         yield sql_factory(engine)
 

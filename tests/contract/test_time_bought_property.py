@@ -23,8 +23,8 @@ from domain.model import GIB, SubscriptionPayment, Vm
 from domain.upgrade import UpgradeConfig
 from ports.storage import UnitOfWorkFactory
 from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory
-from tests.contract.storage_backends import Database
+from tests.contract.lifecycle_world import empty_tables, sql_factory
+from tests.contract.storage_backends import Database, engine_for
 from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, Shop, new_shop, seed
 
 database = storage_backends.database  # module fixture: memory, SQLite, MariaDB
@@ -209,7 +209,7 @@ async def _on_backend(database: Database, ops: list[Op]) -> None:
     if database.url is None:
         await _run(await new_shop(), ops)
         return
-    async with engine_on(database) as engine:
+    async with engine_for(database) as engine:
         await empty_tables(engine, database.kind)
         factory: UnitOfWorkFactory = sql_factory(engine)
         await seed(factory)

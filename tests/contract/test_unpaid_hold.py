@@ -25,12 +25,11 @@ from domain.unpaid_room import NO_UNPAID_ROOM_LIMITS
 from tests.contract import storage_backends
 from tests.contract.lifecycle_world import (
     empty_tables,
-    engine_on,
     reserving_vms,
     sql_factory,
     world_over,
 )
-from tests.contract.storage_backends import Database
+from tests.contract.storage_backends import Database, engine_for
 from tests.unit.billing.world import BOB
 from tests.unit.worker.world import DAY, World
 
@@ -57,7 +56,7 @@ async def world(database: Database) -> AsyncIterator[World]:
     if database.url is None:
         yield _with_bank_transfer(await world_over(MemoryUnitOfWorkFactory()))
         return
-    async with engine_on(database) as engine:
+    async with engine_for(database) as engine:
         await empty_tables(engine, database.kind)
         yield _with_bank_transfer(await world_over(sql_factory(engine)))
 

@@ -13,8 +13,8 @@ from adapters.mysql.uow import SqlUnitOfWorkFactory
 from app.worker.vmcheck import VmCheckReport
 from domain.model import GIB, IpRange
 from tests.contract import storage_backends
-from tests.contract.lifecycle_world import empty_tables, engine_on, sql_factory, world_over
-from tests.contract.storage_backends import Database
+from tests.contract.lifecycle_world import empty_tables, sql_factory, world_over
+from tests.contract.storage_backends import Database, engine_for
 from tests.http.test_statement_budgets import Counter, counting
 from tests.unit.worker.world import World
 
@@ -33,7 +33,7 @@ async def world(database: Database) -> AsyncIterator[World]:
     """The worker world on a SQL backend, its host and region roomy enough for 30 VMs."""
     if database.url is None:
         pytest.skip("memory storage runs no SQL")
-    async with engine_on(database) as engine:
+    async with engine_for(database) as engine:
         await empty_tables(engine, database.kind)
         world = await world_over(sql_factory(engine))
         async with world.shop.factory() as uow:
