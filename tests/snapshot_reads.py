@@ -5,15 +5,20 @@ read of a table. A locking read (`FOR UPDATE`, `LOCK IN SHARE MODE`) or a named 
 (`GET_LOCK`) taken after that waits for rivals and then sees their commits, but every plain
 read after it still answers from the older snapshot: a use case that decides on such a read
 decides on data the lock was meant to make current. SQLite (`BEGIN IMMEDIATE` at the locking
-read) and memory never show it. A `SELECT … FOR UPDATE` with a plain subquery is both: the
-subquery's read fixes the snapshot as the statement starts, before its lock wait (checked on
-MariaDB 10.11); writes (`UPDATE`, `DELETE`, `INSERT … SELECT`) read current rows and fix none.
+read) and memory never show it. A `SELECT … FOR UPDATE` with a plain subquery is a lock and a
+plain read at once, so it is flagged as both; whether its subquery's read (which fixes the
+snapshot) comes before the lock wait depends on the plan (MariaDB 10.11: an uncorrelated
+scalar subquery is read first, before the wait; an `IN` semi-join or a correlated subquery in
+the select list, as `SshKeys.lock_owner`'s count, after the row is locked). Writes (`UPDATE`,
+`DELETE`, `INSERT … SELECT`) read current rows and fix no snapshot.
 
-`install(path)` hooks every MariaDB engine's `before_cursor_execute` and, per transaction,
-writes one JSON line to `path` for each transaction that ran a plain read before a lock:
-`stale-after-lock` when plain reads followed that lock, `read-before-lock` otherwise. Each
-statement carries the app/ frames that issued it (the use case) and the repository method.
-`python -m tests.snapshot_reads LOG…` groups the lines by use case.
+`Detector(sink)` hooks every MariaDB engine's `before_cursor_execute` (class-level events,
+with the transaction's end) and passes `sink` one record per transaction that ran a plain read
+before a lock: `stale-after-lock` when plain reads followed that lock, `read-before-lock`
+otherwise. Each statement carries the app/ frames that issued it (the use case) and its
+repository method. `Detector.to_file(path)` writes them as JSON lines (`LNVPS_SNAPSHOT_LOG`,
+tests/conftest.py); `python -m tests.snapshot_reads LOG…` lists the distinct occurrences
+(`pairs`), which `tests/contract/test_snapshot_guard.py` checks against its judged list.
 """
 
 from __future__ import annotations
