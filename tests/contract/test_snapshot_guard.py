@@ -1,7 +1,8 @@
 """No use case reads from a MariaDB snapshot older than a lock it took, beyond the judged few.
 
-A representative walk (order and pay, upgrade and apply it, an admin's credit adjustment, a
-refund to credit, the worker's expiry, deletion and VM check) runs on MariaDB under
+A representative walk (order and pay, upgrade and apply it, an admin's credit adjustment,
+subscription and line-item edits and extension, refunds to credit and by hand, the worker's
+expiry, deletion and VM check) runs on MariaDB under
 `tests.snapshot_reads.Detector`; every occurrence it sees (`read A -> lock B`: a plain read
 fixed the snapshot before the lock; `lock B -> read C`: a plain read answered from it after
 the lock) must be in `JUDGED`, each with why its staleness changes no decision. A new one
@@ -14,8 +15,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 from app.admin.credit_refund import refund_to_credit
+from app.admin.manual_refund import refund_by_hand
+from app.admin.subscriptions import (
+    LineItemPatch,
+    SubscriptionPatch,
+    update_line_item,
+    update_subscription,
+)
+from app.admin.vms import extend_vm
 from app.billing.credit_balance import adjust_credit
 from app.billing.upgrades import create_upgrade_payment
+from domain.enums import PaymentMethod
 from domain.upgrade import UpgradeConfig
 from tests.contract import lifecycle_world, storage_backends
 from tests.snapshot_reads import Detector, pairs
@@ -40,7 +50,7 @@ JUDGED: dict[str, str] = {
     "lock app/billing/completion.py _apply -> read app/billing/booked_records.py "
     "ProductRecords._upgrade": _UNDER_SUB,
     "lock app/billing/completion.py _apply -> read app/billing/invoicing.py issue_invoice": (
-        "invoice of this payment, seller/buyer copied; the counter is this transaction's write"
+        _UNDER_SUB + "; the series' counter is this transaction's own write"
     ),
     "lock app/billing/completion.py _apply -> read app/billing/price_in_force.py priced_items": (
         _UNDER_SUB
@@ -60,6 +70,24 @@ JUDGED: dict[str, str] = {
     # refunds: `locked_subscription_of` locks the subscription first
     "read app/admin/vms.py locked_subscription_of -> lock app/billing/credit_balance.py "
     "book_in": _UNDER_SUB,
+    "read app/admin/vms.py locked_subscription_of -> lock app/billing/invoicing.py "
+    "lock_for_notes": _UNDER_SUB,
+    "read app/admin/vms.py locked_subscription_of -> lock app/billing/price_in_force.py "
+    "expire_stale_quotes": _UNDER_SUB,
+    "lock app/billing/invoicing.py lock_for_notes -> read app/billing/invoicing.py "
+    "credited_as_account_credit": "a payment is credited only under its subscription's lock,"
+    " which a refund holds from before its first read",
+    "lock app/billing/invoicing.py lock_for_notes -> read app/billing/invoicing.py "
+    "add_credit_note": "the series' counter, this transaction's own write",
+    # an admin's subscription edit: the subscription locked first
+    "read app/admin/subscriptions.py update_subscription -> lock app/billing/price_in_force.py "
+    "expire_stale_quotes": _UNDER_SUB,
+    # KNOWN, not harmless: the line item PATCH reads the item before the subscription's lock
+    # and writes it back whole (a rival admin's committed edit lost); fixed on branch ownacct
+    "read app/admin/subscriptions.py update_line_item -> lock app/admin/subscriptions.py "
+    "update_line_item": "KNOWN: fixed on branch ownacct (the item read after the lock)",
+    "lock app/admin/subscriptions.py update_line_item -> read app/admin/subscriptions.py "
+    "update_line_item": "KNOWN: fixed on branch ownacct (the item read after the lock)",
     # the worker: subscription (user, region) locked first
     "read app/worker/lifecycle.py _still_there -> lock app/worker/pending.py end_pending": (
         _UNDER_SUB
@@ -94,12 +122,30 @@ async def test_the_walk_reads_nothing_stale_beyond_the_judged(world: World) -> N
         )  # fmt: skip
         await world.complete(upgrade)
         await world.run_jobs()
+        sub = await world.sub(vm)
+        assert sub.expires is not None
+        await update_subscription(
+            shop.factory, sub.id, SubscriptionPatch(expires=sub.expires + timedelta(days=1)),
+            clock=shop.clock, rails=shop.rails, admin_id=ALICE,
+        )  # fmt: skip
+        await update_line_item(
+            shop.factory, vm.subscription_line_item_id, LineItemPatch(name="renamed"),
+            clock=shop.clock, rails=shop.rails, admin_id=ALICE,
+        )  # fmt: skip
+        await extend_vm(shop.factory, shop.clock, world.queue, vm_id=vm.id, days=1, admin_id=ALICE)
         world.advance(timedelta(days=2))
         await refund_to_credit(
             shop.factory, shop.clock, shop.rates, vm_id=vm.id, admin_id=ALICE, reason="test"
         )
         second = await world.paid_vm()
-        sub = await world.sub(second)
+        world.advance(timedelta(days=1))
+        await refund_by_hand(
+            shop.factory, shop.rates, shop.clock, world.queue, vm_id=second.id,
+            method=PaymentMethod.LIGHTNING, from_date=None, lightning_invoice=None,
+            admin_id=ALICE, reason="test",
+        )  # fmt: skip
+        third = await world.paid_vm()
+        sub = await world.sub(third)
         assert sub.expires is not None
         world.at(sub.expires + timedelta(days=30))
         await world.lifecycle(runs=3, step=timedelta(days=3))
