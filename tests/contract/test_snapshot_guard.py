@@ -29,7 +29,7 @@ from domain.enums import PaymentMethod
 from domain.upgrade import UpgradeConfig
 from tests.contract import lifecycle_world, storage_backends
 from tests.snapshot_reads import Detector, pairs
-from tests.unit.billing.world import ALICE
+from tests.unit.billing.world import ALICE, BOB
 from tests.unit.worker.world import World
 
 database = storage_backends.database
@@ -113,7 +113,7 @@ async def test_the_walk_reads_nothing_stale_beyond_the_judged(world: World) -> N
     with Detector(found.append):
         vm = await world.paid_vm()
         await adjust_credit(
-            shop.factory, shop.clock, admin_id=ALICE, user_id=ALICE, currency="EUR",
+            shop.factory, shop.clock, admin_id=BOB, user_id=ALICE, currency="EUR",
             amount=50, note="goodwill", reference="r1",
         )  # fmt: skip
         upgrade = await create_upgrade_payment(
@@ -126,23 +126,23 @@ async def test_the_walk_reads_nothing_stale_beyond_the_judged(world: World) -> N
         assert sub.expires is not None
         await update_subscription(
             shop.factory, sub.id, SubscriptionPatch(expires=sub.expires + timedelta(days=1)),
-            clock=shop.clock, rails=shop.rails, admin_id=ALICE,
+            clock=shop.clock, rails=shop.rails, admin_id=BOB,
         )  # fmt: skip
         await update_line_item(
             shop.factory, vm.subscription_line_item_id, LineItemPatch(name="renamed"),
-            clock=shop.clock, rails=shop.rails, admin_id=ALICE,
+            clock=shop.clock, rails=shop.rails, admin_id=BOB,
         )  # fmt: skip
-        await extend_vm(shop.factory, shop.clock, world.queue, vm_id=vm.id, days=1, admin_id=ALICE)
+        await extend_vm(shop.factory, shop.clock, world.queue, vm_id=vm.id, days=1, admin_id=BOB)
         world.advance(timedelta(days=2))
         await refund_to_credit(
-            shop.factory, shop.clock, shop.rates, vm_id=vm.id, admin_id=ALICE, reason="test"
+            shop.factory, shop.clock, shop.rates, vm_id=vm.id, admin_id=BOB, reason="test"
         )
         second = await world.paid_vm()
         world.advance(timedelta(days=1))
         await refund_by_hand(
             shop.factory, shop.rates, shop.clock, world.queue, vm_id=second.id,
             method=PaymentMethod.LIGHTNING, from_date=None, lightning_invoice=None,
-            admin_id=ALICE, reason="test",
+            admin_id=BOB, reason="test",
         )  # fmt: skip
         third = await world.paid_vm()
         sub = await world.sub(third)
