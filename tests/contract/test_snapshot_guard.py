@@ -79,6 +79,16 @@ JUDGED: dict[str, str] = {
     " which a refund holds from before its first read",
     "lock app/billing/invoicing.py lock_for_notes -> read app/billing/invoicing.py "
     "add_credit_note": "the series' counter, this transaction's own write",
+    # (branch fixr3) a refund to credit values invoices under their locks, the subscription's
+    # taken first; what refunds to credit gave back is recorded only under that lock
+    "lock app/billing/invoicing.py lock_for_notes -> read app/billing/credit_balance.py "
+    "book_in": _BOOK,
+    "lock app/billing/invoicing.py lock_for_notes -> read app/billing/refunded_credit.py "
+    "refunded_to_credit": "refunds to credit record it under the subscription's lock, held "
+    "from before the first read (an admin's note takes the invoice lock first of all)",
+    # (branch fixr3) an admin's adjustment: the user's row locked first, as book_in locks it
+    "read app/billing/credit_balance.py _refuse_other_currency -> lock "
+    "app/billing/credit_balance.py book_in": "read after the user's lock, which book_in takes",
     # an admin's subscription edit: the subscription locked first
     "read app/admin/subscriptions.py update_subscription -> lock app/billing/price_in_force.py "
     "expire_stale_quotes": _UNDER_SUB,
