@@ -102,10 +102,10 @@ JUDGED: dict[str, str] = {
     "read app/worker/lifecycle.py _still_there -> lock app/worker/pending.py end_pending": (
         _UNDER_SUB
     ),
-    # KNOWN, not harmless, left to the owner of app/billing/upgrades.py: the VM is read
-    # before the subscription's lock, so a second apply of the same upgrade (a redelivered
-    # job running beside the first) sees the VM and its prices as before the first committed
-    # and applies it again (a second custom template, history entry and line-item write)
+    # KNOWN, not harmless: `upgrade_records` reads the VM before the subscription's lock and
+    # applies the upgrade to that copy, so a second apply that waited for the lock while the
+    # first committed applies it again (a second custom template and history entry); fixed
+    # on branch integ (review r5: the VM read after the lock)
     "read app/billing/catalogue.py owned_vm -> lock app/billing/upgrades.py upgrade_records": (
         "KNOWN: upgrade_records reads the VM before the lock"
     ),
