@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -27,6 +28,16 @@ ENGINES = ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)]
 #: own `settings(...)`, which inherit it.
 settings.register_profile("lnvps", deadline=None)
 settings.load_profile("lnvps")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`LNVPS_SNAPSHOT_LOG=path`: log MariaDB transactions that read from a snapshot older
+    than a lock they took (`tests/snapshot_reads.py`) to `path.<worker>.jsonl`."""
+    base = os.environ.get("LNVPS_SNAPSHOT_LOG")
+    if base:
+        from tests.snapshot_reads import Detector, log_path
+
+        Detector.to_file(log_path(base)).install()
 
 
 #: the test files that take longest (a process per server, a Schemathesis run): run first
