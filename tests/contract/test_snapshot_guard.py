@@ -79,41 +79,23 @@ JUDGED: dict[str, str] = {
     " which a refund holds from before its first read",
     "lock app/billing/invoicing.py lock_for_notes -> read app/billing/invoicing.py "
     "add_credit_note": "the series' counter, this transaction's own write",
-    # (branch fixr3) a refund to credit values invoices under their locks, the subscription's
+    # a refund to credit values invoices under their locks, the subscription's
     # taken first; what refunds to credit gave back is recorded only under that lock
     "lock app/billing/invoicing.py lock_for_notes -> read app/billing/credit_balance.py "
     "book_in": _BOOK,
     "lock app/billing/invoicing.py lock_for_notes -> read app/billing/refunded_credit.py "
     "refunded_to_credit": "refunds to credit record it under the subscription's lock, held "
     "from before the first read (an admin's note takes the invoice lock first of all)",
-    # (branch fixr3) an admin's adjustment: the user's row locked first, as book_in locks it
+    # an admin's adjustment: the user's row locked first, as book_in locks it
     "read app/billing/credit_balance.py _refuse_other_currency -> lock "
     "app/billing/credit_balance.py book_in": "read after the user's lock, which book_in takes",
     # an admin's subscription edit: the subscription locked first
     "read app/admin/subscriptions.py update_subscription -> lock app/billing/price_in_force.py "
     "expire_stale_quotes": _UNDER_SUB,
-    # KNOWN, not harmless: the line item PATCH reads the item before the subscription's lock
-    # and writes it back whole (a rival admin's committed edit lost); fixed on branch ownacct
-    "read app/admin/subscriptions.py update_line_item -> lock app/admin/subscriptions.py "
-    "update_line_item": "KNOWN: fixed on branch ownacct (the item read after the lock)",
-    "lock app/admin/subscriptions.py update_line_item -> read app/admin/subscriptions.py "
-    "update_line_item": "KNOWN: fixed on branch ownacct (the item read after the lock)",
     # the worker: subscription (user, region) locked first
     "read app/worker/lifecycle.py _still_there -> lock app/worker/pending.py end_pending": (
         _UNDER_SUB
     ),
-    # KNOWN, not harmless: `upgrade_records` reads the VM before the subscription's lock and
-    # applies the upgrade to that copy, so a second apply that waited for the lock while the
-    # first committed applies it again (a second custom template and history entry); fixed
-    # on branch integ (review r5: the VM read after the lock)
-    "read app/billing/catalogue.py owned_vm -> lock app/billing/upgrades.py upgrade_records": (
-        "KNOWN: upgrade_records reads the VM before the lock"
-    ),
-    "lock app/billing/upgrades.py upgrade_records -> read app/billing/catalogue.py vm_price": (
-        "KNOWN: upgrade_records reads the VM before the lock"
-    ),
-    "lock app/billing/upgrades.py upgrade_records -> read app/billing/catalogue.py "
-    "pricing_with_disks": "KNOWN: upgrade_records reads the VM before the lock",
 }
 
 
