@@ -3,7 +3,6 @@ by VMs, nor beyond the share never-paid orders may hold (D25)."""
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from datetime import datetime
 from fractions import Fraction
@@ -105,38 +104,3 @@ def _host_room(
             if d.enabled
         ),
     )
-
-
-def _usable_addresses(cidr: str, gateway: str, full: bool) -> tuple[int, int] | None:
-    """(version, usable address count) of a range; None when its CIDR does not parse."""
-    try:
-        net = ipaddress.ip_network(cidr.strip(), strict=False)
-    except ValueError:
-        return None
-    usable = net.num_addresses
-    if net.version == 4 and not full and net.prefixlen < 31:
-        usable -= 2  # network and broadcast
-    try:
-        if ipaddress.ip_address(gateway.split("/")[0].strip()) in net:
-            usable -= 1
-    except ValueError:
-        pass
-    return net.version, max(0, usable)
-
-
-async def regions_with_free_ipv4(uow: UnitOfWork, regions: list[Region]) -> set[int]:
-    """Regions with an enabled IPv4 range that has an address left for a new VM (§8.7)."""
-    usable: dict[int, tuple[int, int]] = {}  # range id → (region id, usable addresses)
-    for region in regions:
-        for ip_range in await uow.ip_ranges.list_by_region(region.id):
-            found = _usable_addresses(ip_range.cidr, ip_range.gateway, ip_range.use_full_range)
-            if ip_range.enabled and found is not None and found[0] == 4:
-                usable[ip_range.id] = (region.id, found[1])
-    if not usable:
-        return set()
-    active = {vm.id for vm in await uow.vms.list_active()}
-    used: dict[int, int] = defaultdict(int)
-    for assignment in await uow.ip_assignments.list_live():  # two reads, whatever the VM count
-        if assignment.vm_id in active:
-            used[assignment.ip_range_id] += 1
-    return {region_id for range_id, (region_id, n) in usable.items() if n > used[range_id]}

@@ -7,9 +7,10 @@ from fractions import Fraction
 
 import attrs
 
+from app.billing.address_room import ipv4_left
 from app.billing.catalogue import orderable_spec, pricing_with_disks
 from app.billing.errors import NotFound
-from app.queries.capacity import HostRoom, regions_with_free_ipv4, rooms_by_region
+from app.queries.capacity import HostRoom, rooms_by_region
 from domain.enums import DiskInterface, DiskType, PaymentMethod
 from domain.errors import NoExchangeRate, UnknownCurrency
 from domain.exchange import RateTable, convert
@@ -131,6 +132,21 @@ def _plan_other_prices(plan: CostPlan, rates: RateTable, now: datetime) -> list[
         return []  # a plan row with a bad currency: no conversions rather than a failed listing
 
 
+async def _addressable(
+    uow: UnitOfWork, regions: list[Region], now: datetime, unpaid_share: Fraction | None
+) -> list[Region]:
+    """The regions where a new order would still be promised an IPv4 address: the rule
+    ordering applies under the region's lock (`ipv4_left` with the never-paid orders'
+    `unpaid_share`, as every new order is unpaid). The reference only caps a custom
+    pricing to 0 where no range has a free address; here an order is also refused when
+    the addresses left are promised to VMs waiting for their build or when never-paid
+    orders hold their share of them (D25), so both kinds of offer are hidden there, not
+    offered and then refused with 422. Like the host room this follows orders coming and
+    going, which the offers' short cache TTL (`OFFERS_TTL_S`) already allows for."""
+    left = [await ipv4_left(uow, r.id, now, None, unpaid_share=unpaid_share) for r in regions]
+    return [region for region, n in zip(regions, left, strict=True) if n > 0]
+
+
 async def list_offers(
     uow_factory: UnitOfWorkFactory,
     rates: RateTable,
@@ -142,11 +158,14 @@ async def list_offers(
     A standard template is listed when some enabled host of its region can take it now (the
     rule ordering applies, with the hosts' `unpaid_share` for never-paid orders: a new
     order is one); a custom pricing's maxima are capped by the best free room of the
-    region's hosts whose CPU matches, and it is left out when nothing would fit or the
-    region has no free IPv4 address.
+    region's hosts whose CPU matches, and it is left out when nothing would fit.
+
+    Neither is listed in a region a new order could get no IPv4 address in (`_addressable`):
+    every order is refused there, whatever its size.
     """
     async with uow_factory() as uow:
-        regions = {r.id: r for r in await uow.regions.list_all() if r.enabled}
+        enabled = [r for r in await uow.regions.list_all() if r.enabled]
+        regions = {r.id: r for r in await _addressable(uow, enabled, now, unpaid_share)}
         rooms = await rooms_by_region(uow, list(regions.values()), now, unpaid_share)
         plans = {p.id: p for p in await uow.cost_plans.list_all()}
         templates = []
@@ -160,13 +179,10 @@ async def list_offers(
                     TemplateOffer(template=t, plan=plan, region=region, other_price=other)
                 )
         custom = []
-        with_ipv4 = await regions_with_free_ipv4(uow, list(regions.values()))
         for pricing in await uow.custom_pricing.list_all():
             region = regions.get(pricing.region_id)
             if not pricing.enabled or region is None or not _current(pricing.expires, now):
                 continue
-            if region.id not in with_ipv4:
-                continue  # the reference caps max_cpu to 0: a VM there would get no IPv4
             offer = await _custom_offer(uow, pricing, region, rooms.get(region.id, []))
             if offer is not None:
                 custom.append(offer)

@@ -14,7 +14,9 @@ import pytest
 from adapters.memory.storage import MemoryUnitOfWorkFactory
 from app.billing.errors import NoHostAvailable
 from app.billing.reserved import UNPAID_HOLD_LIMIT
+from app.queries.catalogue import list_offers
 from domain.credit import payment_meta
+from domain.exchange import RateTable
 from domain.model import GIB, Vm
 from domain.price_basis import CREDIT_KEY
 from domain.unpaid_room import NO_UNPAID_ROOM_LIMITS, UnpaidRoom
@@ -162,6 +164,35 @@ async def test_unpaid_orders_are_promised_at_most_the_host_share_of_the_addresse
         await _order(world)
     with pytest.raises(NoHostAvailable):
         await _order(world)
+
+
+async def _offered(world: World) -> tuple[int, int]:
+    """How many templates and custom pricings the catalogue offers a new order now."""
+    offers = await list_offers(world.shop.factory, RateTable(), world.now, HALF)
+    return len(offers.templates), len(offers.custom)
+
+
+async def test_the_catalogue_hides_a_region_whose_unpaid_address_share_is_used_up(
+    world: World,
+) -> None:
+    """Every new order is unpaid, so once never-paid orders hold their share of the
+    region's addresses every order there is refused (422): the catalogue offered the
+    region all the same, since it looked at the pool alone. Now it offers what an order
+    would get: nothing while the share is used up, the offers again once an order is paid
+    (a paid VM is outside the share) or lapses."""
+    world.shop.unpaid_room = UnpaidRoom(cpu=None, memory=None, disk=None, host_share=HALF)
+    assert await _offered(world) == (1, 1)
+    first = await _order(world)
+    await _order(world, BOB)  # two of the five addresses: half, rounded down
+    assert await _offered(world) == (0, 0)
+    with pytest.raises(NoHostAvailable):
+        await _order(world)
+    assert (await world.complete(await world.renew(first))).completed
+    assert await _offered(world) == (1, 1)
+    await _order(world, BOB)
+    assert await _offered(world) == (0, 0)
+    world.advance(UNPAID_HOLD_LIMIT + MINUTE)  # Bob's orders lapse: they hold nothing
+    assert await _offered(world) == (1, 1)
 
 
 async def test_racing_orders_for_the_last_address_take_it_once(world: World) -> None:

@@ -191,33 +191,44 @@ async def test_a_full_host_empties_both_lists_but_custom_template_stays_an_array
     assert data == {"templates": [], "custom_template": []}
 
 
-async def test_custom_pricing_needs_a_free_ipv4_address_in_its_region(c: ApiClient) -> None:
-    user_id, key_id = await c.user_id(), await c.ssh_key_id()
-    vm = await order_vm(
-        c.api.store,
-        c.api.clock,
-        OrderTerms(user_id=user_id, image_id=c.demo.ubuntu, ssh_key_id=key_id),
-        c.demo.tiny,
-    )
+async def test_a_region_with_no_ipv4_address_for_a_new_order_offers_nothing(
+    c: ApiClient,
+) -> None:
+    """Every order needs an IPv4 address of its region, and is refused (422) when the ones
+    left are promised: neither templates nor custom pricings are offered there (the
+    reference only hid the custom pricings)."""
     async with c.api.store() as uow:
         ip4 = await uow.ip_ranges.get(c.demo.ip4_range)
         assert ip4 is not None
         # a /30 keeps one address besides network, broadcast and gateway
         await uow.ip_ranges.update(attrs.evolve(ip4, cidr="185.18.221.0/30"))
         await uow.commit()
-    assert len((await get_data(c, "/api/v1/vm/templates"))["custom_template"]) == 1
-    async with c.api.store() as uow:
+    data = await get_data(c, "/api/v1/vm/templates")
+    assert [t["id"] for t in data["templates"]] == [c.demo.tiny, c.demo.yearly]
+    assert len(data["custom_template"]) == 1
+    user_id, key_id = await c.user_id(), await c.ssh_key_id()
+    vm = await order_vm(  # an unpaid order in its hour is promised the last address
+        c.api.store,
+        c.api.clock,
+        OrderTerms(user_id=user_id, image_id=c.demo.ubuntu, ssh_key_id=key_id),
+        c.demo.tiny,
+    )
+    assert await get_data(c, "/api/v1/vm/templates") == {"templates": [], "custom_template": []}
+    async with c.api.store() as uow:  # built: it holds the address
         await uow.ip_assignments.add(
             IpAssignment(id=0, vm_id=vm.id, ip_range_id=c.demo.ip4_range, ip="185.18.221.2")
         )
         await uow.commit()
+    assert await get_data(c, "/api/v1/vm/templates") == {"templates": [], "custom_template": []}
+    async with c.api.store() as uow:
+        await uow.ip_ranges.update(attrs.evolve(ip4, cidr="185.18.221.0/29"))
+        await uow.commit()
     data = await get_data(c, "/api/v1/vm/templates")
-    assert data["custom_template"] == []
     assert [t["id"] for t in data["templates"]] == [c.demo.tiny, c.demo.yearly]
     async with c.api.store() as uow:
         await uow.ip_ranges.update(attrs.evolve(ip4, enabled=False))
         await uow.commit()
-    assert (await get_data(c, "/api/v1/vm/templates"))["custom_template"] == []
+    assert await get_data(c, "/api/v1/vm/templates") == {"templates": [], "custom_template": []}
 
 
 async def test_other_price_is_empty_without_fresh_rates_and_the_listing_still_works(
