@@ -2,9 +2,9 @@
 credit afterwards because no room was left to bring the VM back, keeps the invoice it was
 issued with ("Renewal: …", a supply period); credit notes never take that credited value
 back (a card's fee, not credited, stays creditable), a refund by hand puts no note on it,
-and a note issued on it before it was credited keeps it from being credited at all; a
-renewal that brought its VM back is invoiced and creditable as before; on memory, SQLite
-and MariaDB."""
+and a note issued on it, or a refund to credit that valued it, before it was credited keeps
+it from being credited at all; a renewal that brought its VM back is invoiced and
+creditable as before; on memory, SQLite and MariaDB."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from datetime import timedelta
 
 import pytest
 
+from app.admin.credit_refund import refund_to_credit
 from app.admin.refund_notes import credit_refund
 from app.worker.lifecycle import LifecycleReport, check_subscriptions
+from domain.account_credit import CreditReason
 from domain.credit import payment_meta
 from domain.enums import PaymentMethod
 from domain.errors import InvalidInput
@@ -26,6 +28,7 @@ from domain.price_basis import CREDIT_KEY
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.test_overtaken_placement import GUARD_S, _host_full
 from tests.contract.test_unrestorable_payment import NOTICE, _second_host
+from tests.unit.billing.world import ALICE
 from tests.unit.worker.world import DAY, World
 
 database = storage_backends.database
@@ -180,6 +183,51 @@ async def test_a_note_issued_while_its_vm_was_deleted_keeps_the_payment_from_cre
     assert "its value could not be booked as credit" in notice.message
     assert "was NOT booked as account credit, and bought nothing" in notice.message
     assert len(await world.shop.credit_notes(invoice)) == 1
+
+
+async def test_a_renewal_a_refund_to_credit_gave_back_while_its_vm_was_deleted_is_not_credited(
+    world: World,
+) -> None:
+    """While the host deletes the VM, a renewal completes (extending it), an admin refunds
+    that unused time to credit (the VM is still live to the refund; the expiry is cut to
+    now) and the owner pays another renewal. No room brings the VM back, so both payments
+    overtook the deletion and become credit: the second whole, the first not at all, since
+    the refund gave its invoice's value back already (it was credited again, the money
+    given back twice), and the admins are told why. (Without the second renewal the
+    deletion is recorded as a plain one: the refund left no paid time.)"""
+    later: list[SubscriptionPayment] = []
+
+    async def refunded_then_renewed(vm: Vm, late: SubscriptionPayment) -> None:
+        booked = await refund_to_credit(
+            world.shop.factory,
+            world.shop.clock,
+            world.shop.rates,
+            vm_id=vm.id,
+            admin_id=ALICE,
+            reason=None,
+        )
+        assert booked.entry.amount > 0
+        later.append(await world.renew(vm))
+        assert (await world.complete(later[0])).completed
+
+    sub, late, invoice = await _overtaken(world, while_deleting=refunded_then_renewed)
+
+    for payment in (late, later[0]):
+        paid = await world.shop.payment(payment.id)
+        assert paid.time_value == 0 and payment_meta(paid)[CREDIT_KEY]["mode"] == "unrestorable"
+    async with world.shop.factory() as uow:
+        entries = (await uow.credit_ledger.list_page(sub.user_id, 10, 0)).items
+        second = await uow.invoices.get_by_payment(later[0].id)
+    assert second is not None
+    assert sorted((e.reason, e.payment_id) for e in entries) == sorted(
+        [(CreditReason.REFUND_TO_CREDIT, None), (CreditReason.OVERPAYMENT, later[0].id)]
+    )
+    assert await world.balance(sub) == sum(e.amount for e in entries)
+    notices = [n.message for n in world.notifier.to_admins() if NOTICE in n.title]
+    [refused] = [m for m in notices if "a refund to credit gave back" in m]
+    assert f"of its invoice {invoice.number} already" in refused
+    assert "was NOT booked as account credit, and bought nothing" in refused
+    assert not any(second.number in m and "NOT booked" in m for m in notices)
 
 
 async def test_the_payer_of_a_renewal_kept_from_credit_by_a_note_is_told_no_credit_was_added(
