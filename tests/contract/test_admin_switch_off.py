@@ -11,7 +11,7 @@ import pytest
 from app.admin.subscriptions import SubscriptionPatch, update_subscription
 from app.admin.vms import extend_vm
 from app.billing.lnurl import renew_by_amount
-from app.billing.upgrades import create_upgrade_payment, quote_upgrade
+from app.billing.upgrades import quote_upgrade
 from app.worker.lifecycle import LifecycleReport
 from domain.account_credit import CreditReason
 from domain.credit import payment_meta
@@ -24,6 +24,7 @@ from domain.price_basis import CREDIT_KEY
 from domain.upgrade import UpgradeConfig
 from ports.storage import DueWindow
 from tests.contract import lifecycle_world, storage_backends
+from tests.unit.billing.upgrade_quotes import upgrade_payment
 from tests.unit.worker.world import DAY, World
 
 database = storage_backends.database
@@ -353,14 +354,4 @@ async def _lnurl(world: World, vm: Vm) -> SubscriptionPayment:
 async def _upgrade(
     world: World, vm: Vm, method: PaymentMethod = PaymentMethod.LIGHTNING
 ) -> SubscriptionPayment:
-    shop = world.shop
-    return await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=vm.user_id,
-        vm_id=vm.id,
-        cfg=UpgradeConfig(new_cpu=4),
-        method=method,
-    )
+    return await upgrade_payment(world.shop, vm, user_id=vm.user_id, method=method)

@@ -21,7 +21,6 @@ from app.billing.credit_release import RELEASE_MARGIN, release_expired_credit
 from app.billing.credit_settle import completion_settle
 from app.billing.errors import NoRoomToUpgrade, UpgradeQuoteOutdated
 from app.billing.invoicing import issue_credit_note
-from app.billing.upgrades import create_upgrade_payment
 from domain.account_credit import CreditReason
 from domain.enums import PaymentMethod
 from domain.errors import InvalidInput
@@ -35,6 +34,7 @@ from domain.upgrade import UpgradeConfig
 from ports.jobs import SendAdminNotification, SendNotification
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.storage_backends import Database
+from tests.unit.billing.upgrade_quotes import upgrade_payment
 from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, Shop
 
 database = storage_backends.database
@@ -435,16 +435,8 @@ async def test_racing_quotes_never_spend_the_same_credit_twice(shop: Shop) -> No
 
 async def _upgrade(shop: Shop, vm: Vm, settle: Settle | None = None) -> SubscriptionPayment:
     cfg = UpgradeConfig(new_cpu=4, new_memory=4 * GIB)
-    return await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=ALICE,
-        vm_id=vm.id,
-        cfg=cfg,
-        method=PaymentMethod.REVOLUT,
-        settle=settle or _settle(shop),
+    return await upgrade_payment(
+        shop, vm, cfg, method=PaymentMethod.REVOLUT, settle=settle or _settle(shop)
     )
 
 

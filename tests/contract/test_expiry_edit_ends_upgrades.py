@@ -18,15 +18,14 @@ from app.admin.credit_refund import refund_to_credit
 from app.admin.manual_refund import refund_by_hand
 from app.admin.subscriptions import SubscriptionPatch, update_subscription
 from app.admin.vms import extend_vm
-from app.billing.upgrades import create_upgrade_payment
 from app.billing.wallet_claims import claim_for_wallet
 from domain.credit import payment_meta
 from domain.enums import PaymentMethod
 from domain.intervals import MONTHLY
 from domain.model import Subscription, Vm
 from domain.price_basis import CREDIT_KEY
-from domain.upgrade import UpgradeConfig
 from tests.contract import lifecycle_world, storage_backends
+from tests.unit.billing.upgrade_quotes import upgrade_payment
 from tests.unit.billing.world import ALICE, Shop
 
 database = storage_backends.database  # module fixture: memory, SQLite, MariaDB
@@ -63,15 +62,7 @@ async def _pending(shop: Shop) -> Pending:
     sub = await _patch(shop, await shop.subscription(vm), auto_renewal_enabled=True)
     assert sub.expires is not None
     shop.clock.advance(DAY)
-    upgrade = await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=ALICE,
-        vm_id=vm.id,
-        cfg=UpgradeConfig(new_cpu=4),
-    )
+    upgrade = await upgrade_payment(shop, vm)
     renewal = await shop.renew(vm)
     wallet = await shop.renew(vm, intervals=2)
     assert len({upgrade.id, renewal.id, wallet.id}) == 3

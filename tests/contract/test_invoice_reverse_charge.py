@@ -11,12 +11,11 @@ import pytest
 
 from adapters.http.admin.routes_invoices import CSV_COLUMNS, csv_row
 from app.billing.lnurl import renew_by_amount
-from app.billing.upgrades import create_upgrade_payment
 from domain.invoice import Invoice
 from domain.model import SubscriptionPayment, Vm
 from domain.tax import TaxRates
-from domain.upgrade import UpgradeConfig
 from tests.contract import lifecycle_world, storage_backends
+from tests.unit.billing.upgrade_quotes import upgrade_payment
 from tests.unit.billing.world import ALICE
 from tests.unit.worker.world import World
 
@@ -71,15 +70,7 @@ async def _quote(world: World, vm: Vm, kind: str) -> SubscriptionPayment:
             vm_id=vm.id,
             amount_msat=2_000_000,
         )
-    return await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=ALICE,
-        vm_id=vm.id,
-        cfg=UpgradeConfig(new_cpu=4),
-    )
+    return await upgrade_payment(shop, vm)
 
 
 async def _invoice_after_flip(world: World, kind: str, validated_at_quote: bool) -> Invoice:

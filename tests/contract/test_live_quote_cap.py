@@ -13,7 +13,6 @@ import pytest
 
 from app.billing.errors import TooManyOpenQuotes
 from app.billing.renewal import renew
-from app.billing.upgrades import create_upgrade_payment
 from domain.credit import MAX_LIVE_QUOTES
 from domain.enums import PaymentMethod
 from domain.model import SubscriptionPayment, Vm
@@ -22,6 +21,7 @@ from ports.storage import UnitOfWorkFactory
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.lifecycle_world import engine_on, sql_factory
 from tests.contract.storage_backends import Database
+from tests.unit.billing.upgrade_quotes import upgrade_payment
 from tests.unit.worker.world import World
 
 database = storage_backends.database
@@ -46,16 +46,7 @@ async def _renew(
 
 
 async def _upgrade(world: World, vm: Vm, cpu: int) -> SubscriptionPayment:
-    shop = world.shop
-    return await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=vm.user_id,
-        vm_id=vm.id,
-        cfg=UpgradeConfig(new_cpu=cpu),
-    )
+    return await upgrade_payment(world.shop, vm, UpgradeConfig(new_cpu=cpu), user_id=vm.user_id)
 
 
 async def _live(world: World, vm: Vm) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
-from app.billing.upgrades import create_upgrade_payment
 from domain.enums import PaymentMethod
 from domain.model import GIB, SubscriptionPayment, Vm
 from domain.upgrade import UpgradeConfig
@@ -19,7 +18,8 @@ from tests.contract.refunds import (
     credited,
     figure,
 )
-from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, Shop
+from tests.unit.billing.upgrade_quotes import upgrade_payment
+from tests.unit.billing.world import PLAN_EUR_CENTS, Shop
 
 database = storage_backends.database
 shop = lifecycle_world.shop
@@ -40,16 +40,7 @@ async def _upgraded(
     vm = await shop.order()
     renewal = await shop.renew(vm, intervals=months, method=method)
     await shop.complete(renewal)
-    upgrade = await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=ALICE,
-        vm_id=vm.id,
-        cfg=BIG,
-        method=method,
-    )
+    upgrade = await upgrade_payment(shop, vm, BIG, method=method)
     assert (await shop.complete(upgrade)).completed
     shop.queue.sent.clear()
     return vm, [renewal, upgrade]

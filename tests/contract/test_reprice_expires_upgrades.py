@@ -17,12 +17,11 @@ from app.admin.cost_plans import update_cost_plan
 from app.admin.custom_pricing import delete_pricing, update_pricing
 from app.admin.vm_templates import update_template
 from app.billing.price_in_force import UPGRADES
-from app.billing.upgrades import create_upgrade_payment
 from domain.model import GIB, SubscriptionPayment, Vm
-from domain.upgrade import UpgradeConfig
 from ports.storage import PricedBy
 from tests.contract import lifecycle_world, storage_backends
-from tests.unit.billing.world import ALICE, PRICING, TEMPLATE, Shop
+from tests.unit.billing.upgrade_quotes import upgrade_payment
+from tests.unit.billing.world import PRICING, TEMPLATE, Shop
 
 database = storage_backends.database  # module fixture: memory, SQLite, MariaDB
 shop = lifecycle_world.shop
@@ -44,15 +43,7 @@ class Quotes:
 
 
 async def _upgrade(shop: Shop, vm: Vm) -> SubscriptionPayment:
-    return await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=ALICE,
-        vm_id=vm.id,
-        cfg=UpgradeConfig(new_cpu=4),
-    )
+    return await upgrade_payment(shop, vm)
 
 
 async def _quotes(shop: Shop) -> Quotes:

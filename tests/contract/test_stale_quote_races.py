@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from app.billing.upgrades import create_upgrade_payment
 from domain.intervals import add_months
 from domain.model import SubscriptionPayment, Vm
 from domain.upgrade import UpgradeConfig
 from tests.contract import lifecycle_world, storage_backends
-from tests.unit.billing.world import ALICE, Shop
+from tests.unit.billing.upgrade_quotes import upgrade_payment
+from tests.unit.billing.world import Shop
 
 database = storage_backends.database  # module fixture: memory, SQLite, MariaDB
 shop = lifecycle_world.shop
@@ -49,15 +49,8 @@ async def test_a_renewal_racing_an_upgrade_is_credited_at_one_price_or_the_other
     vm = await _paid_tiny(shop)
     shop.clock.advance(timedelta(days=1))
     renewal = await shop.renew(vm, intervals=12)
-    upgrade = await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=ALICE,
-        vm_id=vm.id,
-        cfg=UpgradeConfig(new_cpu=8),  # 8 × 200 + 2 × 100 + 64 × 50 = EUR 50.00 a month
-    )
+    # 8 × 200 + 2 × 100 + 64 × 50 = EUR 50.00 a month
+    upgrade = await upgrade_payment(shop, vm, UpgradeConfig(new_cpu=8))
     reports = await asyncio.gather(shop.complete(upgrade), shop.complete(renewal))
     assert all(r.completed for r in reports)
     expires = (await shop.subscription(vm)).expires

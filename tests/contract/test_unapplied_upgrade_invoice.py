@@ -11,18 +11,16 @@ from decimal import Decimal
 
 import pytest
 
-from app.billing.upgrades import create_upgrade_payment
 from domain.credit_note import credit_room
-from domain.enums import PaymentMethod
 from domain.errors import InvalidInput
 from domain.exchange import msat_to_fiat
 from domain.invoice import Invoice, InvoiceLine
 from domain.model import SubscriptionPayment, Vm
 from domain.overpayment import prepayment_split
 from domain.prepayment import PREPAYMENT_LINE
-from domain.upgrade import UpgradeConfig
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.refunds import by_hand
+from tests.unit.billing.upgrade_quotes import upgrade_payment
 from tests.unit.billing.world import ALICE, Shop
 
 database = storage_backends.database
@@ -35,17 +33,7 @@ async def _quoted(shop: Shop) -> tuple[Vm, SubscriptionPayment]:
     """ALICE's VM, a month paid, and a Lightning upgrade quoted to her (credit rate 23 %)."""
     vm = await shop.order(ALICE)
     assert (await shop.complete(await shop.renew(vm))).completed
-    upgrade = await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=ALICE,
-        vm_id=vm.id,
-        cfg=UpgradeConfig(new_cpu=4),
-        method=PaymentMethod.LIGHTNING,
-        tax_rates=shop.tax_rates,
-    )
+    upgrade = await upgrade_payment(shop, vm, tax_rates=shop.tax_rates)
     return vm, upgrade
 
 

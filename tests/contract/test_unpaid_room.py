@@ -12,7 +12,6 @@ import pytest
 
 from app.billing.errors import NoHostAvailable
 from app.billing.ordering import OrderTerms, order_custom_vm, order_vm
-from app.billing.upgrades import create_upgrade_payment
 from domain.enums import DiskInterface, DiskType
 from domain.model import GIB, SshKey, User, Vm
 from domain.unpaid_room import NO_UNPAID_ROOM_LIMITS, UnpaidRoom, UnpaidRoomExceeded
@@ -21,6 +20,7 @@ from ports.storage import UnitOfWorkFactory
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.lifecycle_world import engine_on, sql_factory
 from tests.contract.storage_backends import Database
+from tests.unit.billing.upgrade_quotes import upgrade_payment
 from tests.unit.billing.world import ALICE, ALICE_KEY, IMAGE, PRICING, START, TEMPLATE, add_host
 from tests.unit.worker.world import World
 
@@ -204,15 +204,7 @@ async def test_free_orders_cannot_take_the_room_a_paying_customers_upgrade_needs
     assert len([r for r in results if isinstance(r, Vm)]) == 4  # 8 vCPUs: the share
 
     shop = world.shop
-    upgrade = await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=ALICE,
-        vm_id=vm.id,
-        cfg=UpgradeConfig(new_cpu=8),
-    )
+    upgrade = await upgrade_payment(shop, vm, UpgradeConfig(new_cpu=8))
     assert (await world.complete(upgrade)).completed
     await world.run_jobs()
     async with shop.factory() as uow:

@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 
 from app.billing.completion import CompletionReport, complete_payment
-from app.billing.upgrades import create_upgrade_payment
 from domain.account_credit import CreditReason
 from domain.enums import VmHistoryActionType
 from domain.exchange import msat_to_fiat
@@ -19,7 +18,8 @@ from domain.upgrade import UpgradeConfig
 from ports.storage import UnitOfWorkFactory
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.test_completion_history_atomic import Killed, _dying
-from tests.unit.billing.world import ALICE, Shop
+from tests.unit.billing.upgrade_quotes import upgrade_payment
+from tests.unit.billing.world import Shop
 
 database = storage_backends.database  # module fixture: memory, SQLite, MariaDB
 shop = lifecycle_world.shop
@@ -33,15 +33,7 @@ async def _upgrade_due(shop: Shop) -> tuple[Vm, SubscriptionPayment, Subscriptio
     await shop.complete(await shop.renew(vm))
     shop.clock.advance(timedelta(days=1))
     renewal = await shop.renew(vm)
-    upgrade = await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=ALICE,
-        vm_id=vm.id,
-        cfg=UpgradeConfig(new_cpu=8),
-    )
+    upgrade = await upgrade_payment(shop, vm, UpgradeConfig(new_cpu=8))
     return vm, renewal, upgrade
 
 
@@ -97,15 +89,7 @@ async def test_a_smaller_rival_upgrade_paid_anyway_is_credited_not_applied(
     booked, not applied, and its value becomes credit once: received money is never left
     unbooked, nor kept for nothing."""
     vm, _, big = await _upgrade_due(shop)
-    small = await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=ALICE,
-        vm_id=vm.id,
-        cfg=UpgradeConfig(new_cpu=4),
-    )
+    small = await upgrade_payment(shop, vm)
     assert (await _complete(shop, shop.factory, big.id)).completed
     report = await _complete(shop, shop.factory, small.id)  # paid although expired (D13)
     assert report.completed and (await shop.payment(small.id)).is_paid

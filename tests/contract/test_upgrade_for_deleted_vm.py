@@ -19,7 +19,6 @@ from app.billing.credit_balance import adjust_credit
 from app.billing.credit_quote import Settle
 from app.billing.credit_release import release_expired_credit
 from app.billing.credit_settle import completion_settle
-from app.billing.upgrades import create_upgrade_payment
 from app.worker.jobs import delete_by_admin
 from domain.account_credit import CreditReason
 from domain.credit import payment_meta
@@ -30,6 +29,7 @@ from domain.price_basis import CREDIT_KEY
 from domain.upgrade import UpgradeConfig, VmDeleted
 from ports.jobs import DeleteVm, ProcessVmUpgrade
 from tests.contract import lifecycle_world, storage_backends
+from tests.unit.billing.upgrade_quotes import upgrade_payment
 from tests.unit.billing.world import ALICE
 from tests.unit.worker.world import World
 
@@ -47,18 +47,7 @@ async def _upgrade(
     method: PaymentMethod = PaymentMethod.LIGHTNING,
     settle: Settle | None = None,
 ) -> SubscriptionPayment:
-    shop = world.shop
-    return await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=ALICE,
-        vm_id=vm.id,
-        cfg=BIGGER,
-        method=method,
-        settle=settle,
-    )
+    return await upgrade_payment(world.shop, vm, BIGGER, method=method, settle=settle)
 
 
 async def _deleted(world: World, vm: Vm) -> None:

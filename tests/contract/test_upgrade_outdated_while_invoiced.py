@@ -14,15 +14,14 @@ import pytest
 
 from app.admin.custom_pricing import update_pricing
 from app.billing.errors import UpgradeNoLongerPossible, UpgradeQuoteOutdated, UpgradeRepriced
-from app.billing.upgrades import create_upgrade_payment
 from app.worker.jobs import delete_by_admin
-from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.enums import SubscriptionPaymentType
 from domain.errors import DomainError
 from domain.model import SubscriptionPayment, Vm
-from domain.upgrade import UpgradeConfig
 from ports.jobs import DeleteVm
 from tests.contract import lifecycle_world, storage_backends
-from tests.unit.billing.world import ALICE, PRICING
+from tests.unit.billing.upgrade_quotes import upgrade_payment
+from tests.unit.billing.world import PRICING
 from tests.unit.worker.world import World
 
 database = storage_backends.database
@@ -31,17 +30,7 @@ world = lifecycle_world.world_with_rails("payment_canceller")
 
 async def _upgrade(world: World, vm: Vm) -> SubscriptionPayment:
     shop = world.shop
-    return await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=ALICE,
-        vm_id=vm.id,
-        cfg=UpgradeConfig(new_cpu=4),
-        method=PaymentMethod.LIGHTNING,
-        tax_rates=shop.tax_rates,
-    )
+    return await upgrade_payment(shop, vm, tax_rates=shop.tax_rates)
 
 
 async def _refused_while_invoiced(

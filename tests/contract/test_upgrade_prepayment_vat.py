@@ -10,15 +10,13 @@ import attrs
 
 from app.billing.completion import CompletionReport, complete_payment
 from app.billing.credit_overpayment import credit_settled_after_admin
-from app.billing.upgrades import create_upgrade_payment
 from domain.credit import payment_meta
-from domain.enums import PaymentMethod
 from domain.invoice import InvoiceLine
 from domain.model import SubscriptionPayment
 from domain.prepayment import PREPAYMENT_LINE
 from domain.tax import CREDIT_TAX_RATE_KEY, TAX_RATE_KEY, TaxRates
-from domain.upgrade import UpgradeConfig
 from tests.contract import lifecycle_world, storage_backends
+from tests.unit.billing.upgrade_quotes import upgrade_payment
 from tests.unit.billing.world import ALICE, Shop
 
 database = storage_backends.database
@@ -32,17 +30,7 @@ async def _upgrade(shop: Shop) -> SubscriptionPayment:
     """A Lightning upgrade quoted to ALICE, her VM paid once before."""
     vm = await shop.order(ALICE)
     assert (await shop.complete(await shop.renew(vm))).completed
-    return await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=ALICE,
-        vm_id=vm.id,
-        cfg=UpgradeConfig(new_cpu=4),
-        method=PaymentMethod.LIGHTNING,
-        tax_rates=shop.tax_rates,
-    )
+    return await upgrade_payment(shop, vm, tax_rates=shop.tax_rates)
 
 
 async def _overpay(shop: Shop, payment: SubscriptionPayment) -> CompletionReport:

@@ -13,7 +13,6 @@ import pytest
 from app.admin.deletes import StillInUse, delete_line_item
 from app.admin.subscriptions import LineItemPatch, update_line_item
 from app.billing.errors import PriceChanged, UpgradeWouldRebill
-from app.billing.upgrades import create_upgrade_payment
 from domain.credit import payment_meta
 from domain.enums import IntervalType, SubscriptionType
 from domain.enums import VmHistoryActionType as H
@@ -22,9 +21,8 @@ from domain.model import LineItem, SubscriptionPayment, Vm
 from domain.money import Currency
 from domain.overpayment import excess_value
 from domain.price_basis import CREDIT_KEY
-from domain.upgrade import UpgradeConfig
 from tests.contract import lifecycle_world, storage_backends
-from tests.unit.billing.world import ALICE
+from tests.unit.billing.upgrade_quotes import upgrade_payment
 from tests.unit.worker.world import World
 
 database = storage_backends.database
@@ -69,16 +67,7 @@ async def _yearly_vm_with_free_item(world: World) -> tuple[Vm, LineItem]:
 
 
 async def _upgrade(world: World, vm: Vm) -> SubscriptionPayment:
-    shop = world.shop
-    return await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=ALICE,
-        vm_id=vm.id,
-        cfg=UpgradeConfig(new_cpu=4),
-    )
+    return await upgrade_payment(world.shop, vm)
 
 
 async def _edit(world: World, item: LineItem, **fields: Any) -> None:

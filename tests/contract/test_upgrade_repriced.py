@@ -23,7 +23,6 @@ from app.billing.credit_balance import adjust_credit
 from app.billing.credit_release import release_expired_credit
 from app.billing.credit_settle import completion_settle
 from app.billing.errors import UpgradeNoLongerPossible, UpgradeRepriced
-from app.billing.upgrades import create_upgrade_payment
 from domain.account_credit import CreditReason
 from domain.credit import payment_meta
 from domain.enums import PaymentMethod
@@ -37,6 +36,7 @@ from domain.upgrade import UpgradeConfig, quoted_expiry, upgrade_quote
 from domain.upgrade_prices import QUOTED_PRICES_KEY
 from ports.jobs import ProcessVmUpgrade
 from tests.contract import lifecycle_world, storage_backends
+from tests.unit.billing.upgrade_quotes import upgrade_payment
 from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, PRICING
 from tests.unit.worker.world import World
 
@@ -51,17 +51,7 @@ TOLD = "Payment added to your account credit"
 
 
 async def _upgrade(world: World, vm: Vm, **kw: object) -> SubscriptionPayment:
-    shop = world.shop
-    return await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=ALICE,
-        vm_id=vm.id,
-        cfg=BIGGER,
-        **kw,  # type: ignore[arg-type]
-    )
+    return await upgrade_payment(world.shop, vm, BIGGER, **kw)  # type: ignore[arg-type]
 
 
 async def _cpu(world: World, vm: Vm) -> int:

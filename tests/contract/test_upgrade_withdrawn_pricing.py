@@ -16,7 +16,7 @@ import pytest
 from app.billing.credit_balance import adjust_credit
 from app.billing.credit_settle import completion_settle
 from app.billing.errors import OfferUnavailable, UpgradeNoLongerPossible
-from app.billing.upgrades import apply_upgrade, create_upgrade_payment, quote_upgrade
+from app.billing.upgrades import apply_upgrade, quote_upgrade
 from domain.account_credit import CreditReason
 from domain.credit import payment_meta
 from domain.enums import PaymentMethod
@@ -28,6 +28,7 @@ from domain.price_basis import CREDIT_KEY
 from domain.upgrade import UpgradeConfig
 from ports.jobs import ProcessVmUpgrade
 from tests.contract import lifecycle_world, storage_backends
+from tests.unit.billing.upgrade_quotes import upgrade_payment
 from tests.unit.billing.world import ALICE, PRICING
 from tests.unit.worker.world import World
 
@@ -69,17 +70,7 @@ async def _withdraw(world: World, how: str) -> None:
 
 
 async def _upgrade(world: World, vm: Vm, **kw: object) -> SubscriptionPayment:
-    shop = world.shop
-    return await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=ALICE,
-        vm_id=vm.id,
-        cfg=BIGGER,
-        **kw,  # type: ignore[arg-type]
-    )
+    return await upgrade_payment(world.shop, vm, BIGGER, **kw)  # type: ignore[arg-type]
 
 
 async def _size(world: World, vm: Vm) -> tuple[int, int]:

@@ -15,12 +15,12 @@ from app.admin.users import update_user
 from app.billing.errors import PriceChanged
 from app.billing.lnurl import renew_by_amount
 from app.billing.renewal import renew
-from app.billing.upgrades import create_upgrade_payment
 from domain.enums import IntervalType, PaymentMethod, SubscriptionType, VmHistoryActionType
 from domain.intervals import MONTHLY
 from domain.model import GIB, IpAssignment, LineItem, Subscription, SubscriptionPayment, Vm
 from domain.upgrade import UpgradeConfig
 from ports.jobs import SendAdminNotification
+from tests.unit.billing.upgrade_quotes import upgrade_payment
 from tests.unit.billing.world import ALICE, START, Shop
 
 FEB_28 = datetime(2026, 2, 28, 12, tzinfo=UTC)
@@ -42,9 +42,7 @@ async def _paid_tiny(shop: Shop) -> Vm:
 
 
 async def _upgrade_and_pay(shop: Shop, vm: Vm) -> None:
-    upgrade = await create_upgrade_payment(
-        shop.factory, shop.clock, shop.rails, shop.rates, user_id=ALICE, vm_id=vm.id, cfg=BIG
-    )
+    upgrade = await upgrade_payment(shop, vm, BIG)
     report = await shop.complete(upgrade)
     assert report.completed and report.problems == ()
 
@@ -367,16 +365,7 @@ async def test_a_stale_card_order_in_the_old_currency_is_valued_at_its_quotes_ra
     await shop.complete(await shop.renew(vm, method=PaymentMethod.REVOLUT))
     stale = await shop.renew(vm, method=PaymentMethod.REVOLUT, intervals=3)
     assert (stale.currency, stale.amount) == ("EUR", 396)
-    upgrade = await create_upgrade_payment(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        user_id=ALICE,
-        vm_id=vm.id,
-        cfg=UpgradeConfig(new_cpu=4),
-        method=PaymentMethod.REVOLUT,
-    )
+    upgrade = await upgrade_payment(shop, vm, method=PaymentMethod.REVOLUT)
     await shop.complete(upgrade)  # now USD 42.00 a month
     assert stale.external_id in shop.revolut.cancelled
     await shop.complete(stale)
