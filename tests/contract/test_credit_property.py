@@ -18,6 +18,7 @@ from app.billing.credit_balance import adjust_credit
 from app.billing.credit_quote import CreditChanged
 from app.billing.credit_release import release_expired_credit
 from app.billing.credit_settle import completion_settle
+from app.billing.errors import TooManyOpenQuotes
 from domain.enums import PaymentMethod
 from domain.model import SubscriptionPayment, Vm
 from ports.storage import UnitOfWorkFactory
@@ -99,8 +100,8 @@ async def _run(shop: Shop, ops: list[Op]) -> None:
             method = PaymentMethod.REVOLUT if op.fiat else PaymentMethod.LIGHTNING
             try:
                 payment = await shop.renew(vm, intervals=op.intervals, method=method, settle=settle)
-            except CreditChanged:
-                continue
+            except (CreditChanged, TooManyOpenQuotes):
+                continue  # refused, nothing stored: 3 interval counts × 2 rails pass the cap
             if not payment.is_paid:
                 pending.append(payment)
         elif isinstance(op, Pay):
