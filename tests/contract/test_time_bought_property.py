@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.account.profile import AccountPatch, update_account
+from app.billing.errors import TooManyOpenQuotes
 from app.billing.lnurl import renew_by_amount
 from app.billing.upgrades import create_upgrade_payment
 from domain.errors import DomainError
@@ -123,7 +124,10 @@ async def _step(shop: Shop, vm: Vm, model: Model, op: Op) -> None:
     if isinstance(op, Travel):
         shop.clock.advance(timedelta(seconds=op.seconds))
     elif isinstance(op, Quote):
-        payment = await shop.renew(vm, intervals=op.intervals)
+        try:
+            payment = await shop.renew(vm, intervals=op.intervals)
+        except TooManyOpenQuotes:
+            return  # over the live-quote cap: refused, nothing stored
         if payment.id not in {p.id for p, _ in model.pending}:
             model.pending.append((payment, model.cents))
     elif isinstance(op, Lnurl):
