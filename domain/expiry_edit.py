@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from domain.enums import VmHistoryActionType
+from domain.admin_edit import admin_edit_event, admin_named
 from domain.errors import DomainError
-from domain.model import Subscription, VmHistory, vm_event
+from domain.model import Subscription, VmHistory
 
 #: the history metadata key of an expiry edit: `{"from", "to"}` (ISO times, None: no expiry)
 EXPIRY_EDIT_KEY = "expiry_edit"
@@ -56,23 +56,18 @@ def expiry_edit_event(
 ) -> VmHistory:
     """The history entry of VM `vm_id` saying admin `admin_id` (None: not known) moved its
     subscription's paid time from `old` to `new` (cut or extended; None: no expiry)."""
-    who = "an administrator" if admin_id is None else f"admin #{admin_id}"
-    span = f"from {_iso(old) or 'none'} to {_iso(new) or 'none'} by {who}"
+    span = f"from {_iso(old) or 'none'} to {_iso(new) or 'none'} by {admin_named(admin_id)}"
     if old is not None and new is not None:
         text = f"VM {vm_id}'s paid time was {'cut' if new < old else 'extended'} {span}"
     else:
         text = f"VM {vm_id}'s expiry was set {span}"
-    return vm_event(
+    return admin_edit_event(
         vm_id,
-        VmHistoryActionType.STATE_CHANGED,
         now,
         text,
-        by=admin_id,
+        admin_id,
+        key=EXPIRY_EDIT_KEY,
+        record={"from": _iso(old), "to": _iso(new)},
         before={"expires": _iso(old)},
         after={"expires": _iso(new)},
-        metadata={
-            "admin_action": True,
-            "admin_user_id": admin_id,
-            EXPIRY_EDIT_KEY: {"from": _iso(old), "to": _iso(new)},
-        },
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from domain.enums import VmHistoryActionType
+from domain.admin_edit import admin_edit_event, admin_named
 from domain.errors import DomainError
-from domain.model import LineItem, VmHistory, vm_event
+from domain.model import LineItem, VmHistory
 from domain.money import Currency, Money
 
 #: the history metadata key of a price edit: `{"line_item_id", "currency", "from", "to"}`,
@@ -42,10 +42,8 @@ def price_edit_event(
     """The history entry of VM `vm_id` saying admin `admin_id` (None: not known) changed the
     price of line item `before` of its subscription (billed in `currency`) to `after`'s.
 
-    A STATE_CHANGED entry, as an expiry edit, a refund and other money records are (the
-    reference has no kind of its own for it): who in `initiated_by_user` and the metadata,
-    the old and new price in the previous and new state."""
-    who = "an administrator" if admin_id is None else f"admin #{admin_id}"
+    `admin_edit_event`'s entry, as an expiry edit's: the old and new price in the previous
+    and new state."""
     parts = []
     if after.amount != before.amount:
         old, new = _money(currency, before.amount), _money(currency, after.amount)
@@ -55,7 +53,7 @@ def price_edit_event(
         parts.append(f"setup fee from {old} to {new}")
     text = (
         f"VM {vm_id}'s subscription line item {before.id} ({before.name}) changed its "
-        f"{' and '.join(parts)} by {who}"
+        f"{' and '.join(parts)} by {admin_named(admin_id)}"
     )
     record = {
         "line_item_id": before.id,
@@ -63,13 +61,13 @@ def price_edit_event(
         "from": _price(before),
         "to": _price(after),
     }
-    return vm_event(
+    return admin_edit_event(
         vm_id,
-        VmHistoryActionType.STATE_CHANGED,
         now,
         text,
-        by=admin_id,
+        admin_id,
+        key=PRICE_EDIT_KEY,
+        record=record,
         before={"line_item_id": before.id, **_price(before)},
         after={"line_item_id": after.id, **_price(after)},
-        metadata={"admin_action": True, "admin_user_id": admin_id, PRICE_EDIT_KEY: record},
     )
