@@ -21,10 +21,8 @@ import functools
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import ParamSpec, TypeVar
 
-from app.admin.subscriptions import LineItemPatch, SubscriptionPatch
 from domain.model import Subscription
 from domain.own_account import owners, refuse_own
-from domain.patch import UNSET
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 P = ParamSpec("P")
@@ -107,42 +105,6 @@ async def of_invoice(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collectio
 async def _owners(uow: UnitOfWork, sub: Subscription) -> Collection[int]:
     """Whose a subscription's paid time and price are: its owner and its VM's."""
     return owners(sub, await uow.vms.get_by_subscription(sub.id))
-
-
-def _currency_changed(patch: SubscriptionPatch, sub: Subscription) -> bool:
-    """Whether `patch` gives `sub` another currency. Its line items' amounts and setup fees
-    are numbers in the subscription's currency, re-read in the new one unconverted: EUR 10.00
-    becomes JPY 10.00, so the owner pays less (or more) for the same service."""
-    return patch.currency is not UNSET and patch.currency.strip().upper() != sub.currency
-
-
-async def of_subscription_edit(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collection[int]:
-    """A subscription PATCH that moves its `expires` (paid time), changes its `setup_fee` or
-    its `currency` (its price): its owners. One that leaves all three as they are benefits
-    nobody (the admin UI sends every field back unchanged)."""
-    patch = kwargs["patch"]
-    assert isinstance(patch, SubscriptionPatch)
-    sub = await uow.subscriptions.get(_int(kwargs, "subscription_id"))
-    if sub is None:
-        return set()
-    moved = patch.expires is not UNSET and patch.expires != sub.expires
-    repriced = patch.setup_fee is not UNSET and patch.setup_fee != sub.setup_fee
-    return await _owners(uow, sub) if moved or repriced or _currency_changed(patch, sub) else set()
-
-
-async def of_line_item_edit(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collection[int]:
-    """A line-item PATCH that changes its price (`amount` or `setup_amount`): the owners of
-    its subscription. One that leaves both as they are benefits nobody."""
-    patch = kwargs["patch"]
-    assert isinstance(patch, LineItemPatch)
-    item = await uow.line_items.get(_int(kwargs, "line_item_id"))
-    if item is None:
-        return set()
-    repriced = (patch.amount is not UNSET and patch.amount != item.amount) or (
-        patch.setup_amount is not UNSET and patch.setup_amount != item.setup_amount
-    )
-    sub = await uow.subscriptions.get(item.subscription_id) if repriced else None
-    return set() if sub is None else await _owners(uow, sub)
 
 
 async def of_line_item_delete(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collection[int]:

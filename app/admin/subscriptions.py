@@ -133,10 +133,10 @@ async def update_subscription(
     (422, nothing changed); any other change of it is written to its VM's history with
     `admin_id`, in the same transaction (`domain.expiry_edit`). Nobody moves their own
     subscription's expiry or changes its setup fee or currency (its items' prices are read
-    in the new currency, unconverted): that is refused (403, nothing changed) where the use
-    case is bound (`own_account.of_subscription_edit`) and again here, on the locked row,
-    when `admin_id` is given (`domain.own_account`); `is_active` and `auto_renewal_enabled`
-    move no money and stay free.
+    in the new currency, unconverted): that is refused (403, nothing changed), judged on the
+    locked row when `admin_id` is given, as the admin API always gives it
+    (`domain.own_account`); `is_active` and `auto_renewal_enabled` move no money and stay
+    free.
     """
     now = clock.now()  # read once (D5): the checks, the history entry and the quotes agree
     changes = given(patch)
@@ -202,9 +202,9 @@ async def update_line_item(
     admin_id: int | None = None,
 ) -> LineItem:
     """Apply the given fields under the subscription's lock. Nobody changes their own
-    subscription's price: refused (403, nothing changed) where the use case is bound
-    (`own_account.of_line_item_edit`) and again here, on the item read under the lock, when
-    `admin_id` (who asks) is given. A change of `amount` or `setup_amount` is written, with
+    subscription's price: refused (403, nothing changed), judged on the item read under the
+    lock when `admin_id` (who asks) is given, as the admin API always gives it. A change of
+    `amount` or `setup_amount` is written, with
     `admin_id` and the old and new price, to the history of the subscription's VM (if it has
     one) in the same transaction (`domain.price_edit`).
 

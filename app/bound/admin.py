@@ -25,7 +25,6 @@ from app.admin import (
 from app.admin.own_account import not_for_own
 from app.billing import credit_balance, invoicing
 from app.bound.inject import bind
-from domain.own_account import LINE_ITEM_EDIT, SUBSCRIPTION_EDIT
 
 if TYPE_CHECKING:
     from app.services import Services
@@ -114,19 +113,14 @@ class AdminUseCases:
         )
         # subscriptions and VMs
         self.create_subscription = bind(subscriptions.create_subscription, *store)
-        # `admin_id` by keyword: who moved a subscription's expiry is written to its VM's
-        # history; nobody moves their own paid time or changes their own price (own_account)
-        self.update_subscription = not_for_own(
-            partial(subscriptions.update_subscription, uow_factory, clock=clock, rails=rails),
-            uow_factory,
-            own_account.of_subscription_edit,
-            SUBSCRIPTION_EDIT,
+        # `admin_id` by keyword: who moved a subscription's expiry or changed a price is
+        # written to its VM's history; nobody moves their own paid time or changes their own
+        # price, which these two judge on the row they lock (`domain.own_account`)
+        self.update_subscription = partial(
+            subscriptions.update_subscription, uow_factory, clock=clock, rails=rails
         )
-        self.update_line_item = not_for_own(
-            partial(subscriptions.update_line_item, uow_factory, clock=clock, rails=rails),
-            uow_factory,
-            own_account.of_line_item_edit,
-            LINE_ITEM_EDIT,
+        self.update_line_item = partial(
+            subscriptions.update_line_item, uow_factory, clock=clock, rails=rails
         )
         self.delete_subscription = bind(deletes.delete_subscription, uow_factory)
         self.delete_line_item = not_for_own(
