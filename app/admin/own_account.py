@@ -6,7 +6,8 @@ expiry, changing its price (a setup fee, its currency, a line item's price, or d
 line item), or issuing a credit note on their own invoice is money (or paid time) given to
 themselves; another admin must do it. The rule is applied where the admin API binds its use
 cases (`app.bound.admin`), so every money action is guarded the same way, whichever module
-implements it.
+implements it; the subscription and line-item PATCH judge it themselves, on the row they lock
+(whether an edit moves money depends on that row: `domain.own_account`).
 
 Left free on one's own subscription, because they move no money: `is_active` (switching it
 off ends renewals but its paid time runs out and its VM is stopped and deleted as an unpaid
