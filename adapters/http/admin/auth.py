@@ -106,10 +106,23 @@ _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 #: the writes that move money or paid time (expiry edits, extends, payment completions,
 #: refunds, credit adjustments and notes, prices of a subscription's items and their
-#: deletion): one of them does not succeed without its audit record (`audited`), by
-#: `(method, route)` under ADMIN_BASE
+#: deletion, deleting a paid VM or subscription, re-pricing the catalogue, a payment
+#: method's fees and pending invoices, a user's tax status): one of them does not succeed
+#: without its audit record (`audited`), by `(method, route)` under ADMIN_BASE
 MONEY_ROUTES = frozenset(
     {
+        ("PATCH", "/users/{id}"),
+        ("POST", "/payment_methods"),
+        ("PATCH", "/payment_methods/{id}"),
+        ("DELETE", "/payment_methods/{id}"),
+        ("PATCH", "/cost_plans/{id}"),
+        ("PATCH", "/vm_templates/{id}"),
+        ("PATCH", "/custom_pricing/{id}"),
+        ("POST", "/ip_space/{id}/pricing"),
+        ("PATCH", "/ip_space/{id}/pricing/{pricing_id}"),
+        ("DELETE", "/ip_space/{id}/pricing/{pricing_id}"),
+        ("DELETE", "/vms/{id}"),
+        ("DELETE", "/subscriptions/{id}"),
         ("PATCH", "/subscriptions/{id}"),
         ("PATCH", "/subscription_line_items/{id}"),
         ("DELETE", "/subscription_line_items/{id}"),
