@@ -47,6 +47,10 @@ UPGRADE_FIELDS = (
     "cpu_features",
 )
 
+#: template fields that say what its VMs were built with: a live VM keeps what it was built
+#: with, so a template in use cannot change them (`_check_built_spec`)
+BUILT_SPEC_FIELDS = ("cpu", "memory", "disk_size", "disk_type", "disk_interface", "region_id")
+
 
 @attrs.frozen
 class TemplateInfo:
@@ -94,6 +98,23 @@ def _template_changes(fields: common.Fields) -> dict[str, object]:
     if changes.get("cpu") == 0 or changes.get("memory") == 0 or changes.get("disk_size") == 0:
         raise InvalidInput("cpu, memory and disk_size must be greater than zero")
     return changes
+
+
+async def _check_built_spec(uow: UnitOfWork, before: VmTemplate, after: VmTemplate) -> None:
+    """A template's spec and region are what its live VMs were built with and are billed,
+    shown and upgraded from: changing them under those VMs would make the record say what
+    the host does not hold (an upgrade priced from the wrong size, or paid for a size the VM
+    already has), so a template with live VMs keeps them (422); a new template is made for
+    the new spec and this one disabled (review r7)."""
+    changed = [f for f in BUILT_SPEC_FIELDS if getattr(before, f) != getattr(after, f)]
+    if not changed:
+        return
+    live = (await common.usage(uow)).vms_by_template.get(before.id, 0)
+    if live:
+        raise common.InUse(
+            f"Cannot change {', '.join(changed)} of a VM template {live} live VMs were built "
+            "from: create a new template for the new spec and disable this one"
+        )
 
 
 async def create_template(
@@ -155,7 +176,8 @@ async def update_template(
     (this template's VMs; every template's on the plan for an in-place plan edit) in the
     same transaction, cancelled at their provider after the commit (D23). A change to what
     an upgrade grows from or into (`UPGRADE_FIELDS`) expires this template's VMs' pending
-    upgrades the same way.
+    upgrades the same way; the spec its live VMs were built with does not change under them
+    (`_check_built_spec`).
     """
     changes = _template_changes(fields)
     plan_edit = plan_changes(fields, "cost_plan_")
@@ -164,6 +186,7 @@ async def update_template(
         template = await _template(uow, template_id)
         await _check_refs(uow, fields)
         updated = common.evolve(template, changes)
+        await _check_built_spec(uow, template, updated)
         expired: list[SubscriptionPayment] = []
         if updated.cost_plan_id != template.cost_plan_id:
             old_plan = await uow.cost_plans.get(template.cost_plan_id)

@@ -13,10 +13,12 @@ from typing import Any
 import attrs
 import pytest
 
+from app.admin.catalogue_common import InUse
 from app.admin.cost_plans import update_cost_plan
 from app.admin.custom_pricing import delete_pricing, update_pricing
 from app.admin.vm_templates import update_template
 from app.billing.price_in_force import UPGRADES
+from domain.enums import CpuMfg
 from domain.model import GIB, SubscriptionPayment, Vm
 from ports.storage import PricedBy
 from tests.contract import lifecycle_world, storage_backends
@@ -199,20 +201,43 @@ async def test_renaming_a_pricing_expires_nothing(shop: Shop) -> None:
 
 
 async def test_a_template_spec_change_expires_its_vms_upgrades_only(shop: Shop) -> None:
-    """More memory on the template: the VM's upgrade keeps it, so the target spec and its
-    price move; the VM's own price is its plan's, so its renewal stays payable."""
+    """Another CPU maker on the template: the custom pricing the VM's upgrade grows into
+    may change, so the upgrade's price moves; the VM's own price is its plan's, so its
+    renewal stays payable. (The size its VMs were built with cannot change under them.)"""
     q = await _quotes(shop)
     await update_template(shop.factory, TEMPLATE, {"name": "renamed"}, **_kw(shop))
     assert await _pending(shop, q.standard) == {q.standard_renewal, q.standard_upgrade}
-    async with shop.factory() as uow:
-        template = await uow.templates.get(TEMPLATE)
-    assert template is not None
 
-    await update_template(shop.factory, TEMPLATE, {"memory": 2 * template.memory}, **_kw(shop))
+    await update_template(shop.factory, TEMPLATE, {"cpu_mfg": CpuMfg.AMD}, **_kw(shop))
 
     assert await _pending(shop, q.standard) == {q.standard_renewal}
     assert shop.node.cancelled == [q.standard_upgrade]
     assert await _pending(shop, q.custom) == {q.custom_renewal, q.custom_upgrade}
+
+
+async def test_a_templates_built_spec_does_not_change_under_its_live_vms(shop: Shop) -> None:
+    """Review r7: more (or less) memory, disk, CPU or another region on a template with live
+    VMs would make their record say what their host does not hold; refused (422), nothing
+    changed, no quote expired. Without live VMs the spec may change."""
+    q = await _quotes(shop)
+    async with shop.factory() as uow:
+        template = await uow.templates.get(TEMPLATE)
+    assert template is not None
+    for edit in ({"memory": 2 * template.memory}, {"disk_size": template.disk_size // 2}):
+        with pytest.raises(InUse, match="live VMs were built from"):
+            await update_template(shop.factory, TEMPLATE, edit, **_kw(shop))
+    async with shop.factory() as uow:
+        assert await uow.templates.get(TEMPLATE) == template
+    assert await _pending(shop, q.standard) == {q.standard_renewal, q.standard_upgrade}
+
+    async with shop.factory() as uow:
+        for vm in await uow.vms.list_active():
+            await uow.vms.delete(vm.id)
+        await uow.commit()
+    await update_template(shop.factory, TEMPLATE, {"memory": 2 * template.memory}, **_kw(shop))
+    async with shop.factory() as uow:
+        grown = await uow.templates.get(TEMPLATE)
+    assert grown is not None and grown.memory == 2 * template.memory
 
 
 async def test_the_lookup_finds_the_standard_vms_of_a_region(shop: Shop) -> None:
