@@ -18,6 +18,7 @@ from adapters.vmhost.proxmox_api import (
     VMID_OFFSET,
     ProxmoxApi,
     ProxmoxConfig,
+    TaskFailed,
     TaskStillRunning,
     vmid,
 )
@@ -139,7 +140,7 @@ class ProxmoxVmHost:
         try:
             await self._power(vm, "start")
         except vmhost.VmHostError as exc:
-            if type(exc) is not vmhost.VmHostError or not _ALREADY_RUNNING.search(exc.message):
+            if not isinstance(exc, TaskFailed) or not _ALREADY_RUNNING.search(exc.message):
                 raise
             log.info("VM %s already running on %s", vm.id, self.config.node)
 
