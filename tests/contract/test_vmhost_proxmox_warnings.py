@@ -95,3 +95,26 @@ async def test_any_other_exit_status_is_a_fatal_task_failure(node: Node, exit_st
     with pytest.raises(TaskFailed, match="Task finished with error: ") as caught:
         await node.host.stop_vm(vm(1))
     assert (caught.value.exit_status, caught.value.transient) == (exit_status, False)
+
+
+async def test_a_failed_create_task_removes_the_guest_it_left(node: Node) -> None:
+    """The node accepted the create, the task failed: the guest goes at once, not at the
+    next VM check (which would find a leftover to delete before building again)."""
+    node.fake.task_exit["qmcreate"] = "unable to create VM 101 - lvcreate failed: out of space"
+    with pytest.raises(TaskFailed, match="out of space") as caught:
+        await node.host.create_vm(info(1))
+    assert caught.value.transient is False
+    assert 101 not in node.fake.guests
+    assert len(node.fake.calls("DELETE", "/qemu/101")) == 1
+    assert node.fake.calls("POST", "/qemu/101/status/start") == []
+
+
+async def test_a_failed_create_task_still_reports_its_error_when_the_removal_fails(
+    node: Node,
+) -> None:
+    """The create's error is what the spawn sees, not the removal's."""
+    node.fake.task_exit["qmcreate"] = "unable to create VM 101 - lvcreate failed: out of space"
+    node.fake.task_exit["qmdestroy"] = "storage busy"
+    with pytest.raises(TaskFailed, match="out of space"):
+        await node.host.create_vm(info(1))
+    assert len(node.fake.calls("DELETE", "/qemu/101")) == 1  # tried; else the VM check does
