@@ -18,6 +18,7 @@ from adapters.vmhost.proxmox_api import (
     VMID_OFFSET,
     ProxmoxApi,
     ProxmoxConfig,
+    TaskFailed,
     TaskStillRunning,
     vmid,
 )
@@ -91,7 +92,8 @@ class ProxmoxVmHost:
         """Create the guest with its disk imported from the image, grow the disk, then boot.
 
         Not retried as a whole here (a lost answer must not create twice): the spawn pipeline
-        retries transient errors. A failure after the guest exists removes it again. A create
+        retries transient errors. A failure after the guest exists removes it again, and so
+        does a create task that fails (Proxmox may leave its guest behind). A create
         task that outlives its wait (`TaskStillRunning`, transient) goes on on the node: the
         next create of that VM waits for the same task (remembered here, else found among
         the node's running tasks) instead of creating again, then sets the guest's settings
@@ -109,6 +111,11 @@ class ProxmoxVmHost:
             await self._api.wait_for_task(upid)
         except TaskStillRunning:
             self._creating[guest] = str(upid)
+            raise
+        except TaskFailed as exc:
+            self._creating.pop(guest, None)
+            log.warning("VM %s: its create task failed (%s)", info.vm.id, exc.exit_status)
+            await self._remove_after_failed_create(info.vm)
             raise
         except BaseException:
             self._creating.pop(guest, None)
@@ -139,7 +146,7 @@ class ProxmoxVmHost:
         try:
             await self._power(vm, "start")
         except vmhost.VmHostError as exc:
-            if type(exc) is not vmhost.VmHostError or not _ALREADY_RUNNING.search(exc.message):
+            if not isinstance(exc, TaskFailed) or not _ALREADY_RUNNING.search(exc.message):
                 raise
             log.info("VM %s already running on %s", vm.id, self.config.node)
 
@@ -249,6 +256,13 @@ class ProxmoxVmHost:
         upid = await self._api.call("POST", base + "/download-url", params, retry=False)
         await self._api.wait_for_task(upid, self.config.download_timeout_s)
         return True
+
+    async def _remove_after_failed_create(self, vm: Vm) -> None:
+        """Delete what a failed create task left; failing that, the next VM check does."""
+        try:
+            await self.delete_vm(vm)
+        except vmhost.VmHostError as exc:
+            log.warning("VM %s: removing it after its failed create failed: %s", vm.id, exc)
 
     async def _power(self, vm: Vm, action: str) -> None:
         await self._api.run_task("POST", self._qemu(vm, f"/status/{action}"))

@@ -78,6 +78,21 @@ class TaskStillRunning(VmHostError):
         self.upid = upid
 
 
+class TaskFailed(VmHostError):
+    """A task stopped with an error exit status (fatal): it did not do its work."""
+
+    def __init__(self, upid: str, exit_status: str) -> None:
+        super().__init__(f"Task finished with error: {exit_status or 'no error message'}")
+        self.upid = upid
+        self.exit_status = exit_status
+
+
+def task_succeeded(exit_status: str) -> bool:
+    """Proxmox ends a task that did its work with `OK`, or `WARNINGS: n` when it logged
+    warnings on the way (LVM-thin over-commit, no EFI disk, ...); anything else is an error."""
+    return exit_status == "OK" or exit_status.startswith("WARNINGS")
+
+
 def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, VmHostError) and exc.transient
 
@@ -127,7 +142,8 @@ class ProxmoxApi:
         await self.wait_for_task(await self.call(method, path, params))
 
     async def wait_for_task(self, upid: Any, timeout_s: int | None = None) -> None:
-        """Poll a task until it stops; anything but exit status `OK` is a fatal error.
+        """Poll a task until it stops; an exit status other than `OK` or `WARNINGS: n` is a
+        fatal `TaskFailed` (a task that ended with warnings did its work: they are logged).
 
         A task still running after the limit raises `TaskStillRunning` (transient): Proxmox
         goes on with it, so the caller tries later (and may wait for that same task).
@@ -145,9 +161,11 @@ class ProxmoxApi:
                     await asyncio.sleep(self.config.poll_interval_ms / 1000)
         except TimeoutError:
             raise TaskStillRunning(str(upid), limit) from None
-        exit_status = status.get("exitstatus")
+        exit_status = str(status.get("exitstatus") or "")
+        if not task_succeeded(exit_status):
+            raise TaskFailed(str(upid), exit_status)
         if exit_status != "OK":
-            raise VmHostError(f"Task finished with error: {exit_status or 'no error message'}")
+            log.warning("Proxmox task %s on %s: %s", upid, self.config.node, exit_status)
 
     async def running_task(self, vm_id: int, kind: str) -> str | None:
         """The UPID of a task of `kind` (`qmcreate`) still running for guest `vm_id`, if any."""

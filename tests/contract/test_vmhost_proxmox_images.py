@@ -135,3 +135,12 @@ async def test_the_checksum_comes_from_the_sums_file_when_sha2_is_not_set(
     with pytest.raises(VmHostError, match="HTTP 404"):
         await host.download_os_image(missing)
     assert len(fake.calls("POST", "/download-url")) == 1
+
+
+async def test_a_download_whose_task_warns_is_done(
+    node: tuple[FakeProxmox, ProxmoxVmHost, FakeClock], image_server: ImageServer
+) -> None:
+    fake, host, _ = node
+    fake.warn_tasks("download")
+    assert await host.download_os_image(image_server.image()) is True
+    assert fake.volumes == {VOLID: IMAGE_BYTES}

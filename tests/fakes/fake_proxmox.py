@@ -25,6 +25,17 @@ MIB = 1024**2
 IMPORTED_DISK = 2 * GIB
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _SIZE = re.compile(r"^(\+?)(\d+)([KMGT]?)$")
+#: the kinds of task this node starts
+TASK_KINDS = (
+    "qmcreate",
+    "qmstart",
+    "qmstop",
+    "qmreset",
+    "qmdestroy",
+    "qmconfig",
+    "resize",
+    "download",
+)
 
 
 @attrs.define
@@ -79,7 +90,9 @@ class FakeProxmox:
     """One node's guests and tasks; time comes from the tests' fake clock.
 
     `fail_next(503, ...)` answers the next requests with those statuses (fault injection);
-    `task_polls` is how many status polls a task reports `running` before it stops.
+    `task_polls` is how many status polls a task reports `running` before it stops;
+    `task_exit` forces the exit status of the tasks of a kind that would end `OK`
+    (`warn_tasks` makes them end `WARNINGS: 1`: done, with a logged warning).
     """
 
     def __init__(self, clock: FakeClock, *, node: str = NODE, token: str = TOKEN) -> None:
@@ -92,6 +105,7 @@ class FakeProxmox:
         self.failures: list[int] = []
         self.task_polls = 1
         self.tasks_never_finish = False
+        self.task_exit: dict[str, str] = {}
         #: files per storage: volid → bytes (`local:import/debian.qcow2`)
         self.volumes: dict[str, bytes] = {}
         self._pid = 0x1000
@@ -117,6 +131,10 @@ class FakeProxmox:
 
     def fail_next(self, *statuses: int) -> None:
         self.failures.extend(statuses)
+
+    def warn_tasks(self, *kinds: str) -> None:
+        """Successful tasks of these kinds (all kinds when none given) end `WARNINGS: 1`."""
+        self.task_exit.update(dict.fromkeys(kinds or TASK_KINDS, "WARNINGS: 1"))
 
     def calls(self, method: str, path_suffix: str) -> list[dict[str, str]]:
         """Parameters of the recorded requests whose path ends with `path_suffix`."""
@@ -383,6 +401,8 @@ class FakeProxmox:
         return _ok(data)
 
     def _task(self, vmid: int, kind: str, exit_status: str = "OK") -> str:
+        if exit_status == "OK":
+            exit_status = self.task_exit.get(kind, exit_status)
         self._pid += 1
         user = self.token.split("=", 1)[0]
         upid = f"UPID:{self.node}:{self._pid:08X}:0000ABCD:{self._now():08X}:{kind}:{vmid}:{user}:"
