@@ -96,3 +96,14 @@ def within_space_share(held: int, wanted: int, size: int, share: Fraction | None
     """Whether never-paid orders holding `held` addresses of a space of `size` may take
     `wanted` more: together at most `share` of it (None: no share)."""
     return share is None or held + wanted <= size * share
+
+
+def orderable_alone(limits: UnpaidIpRoom, version: int, prefix: int, space_size: int) -> bool:
+    """Whether one new order of a `/prefix` block (IP `version`) from a space of
+    `space_size` addresses can pass `limits` at all, by a buyer holding no unpaid order in
+    an empty space: every new order is unpaid, so a larger block is always refused (422)
+    and the catalogue does not offer it."""
+    budget = limits.budget(version)
+    wanted = block_size(version, prefix)
+    fits_budget = budget is None or wanted <= budget
+    return fits_budget and within_space_share(0, wanted, space_size, limits.space_share)

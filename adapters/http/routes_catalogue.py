@@ -123,7 +123,12 @@ async def get_ip_spaces(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     page = parse_page(request.query)
     found = await list_ip_spaces(
-        svc.uow_factory, await svc.rates.table(), svc.clock.now(), page.limit, page.offset
+        svc.uow_factory,
+        await svc.rates.table(),
+        svc.clock.now(),
+        page.limit,
+        page.offset,
+        svc.unpaid_ip_room,
     )
     return page_response([ip_space_json(o) for o in found.items], found.total, page)
 
@@ -131,7 +136,10 @@ async def get_ip_spaces(request: web.Request) -> web.StreamResponse:
 async def get_ip_space_by_id(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     space_id = path_id(request)
-    offer = await get_ip_space(svc.uow_factory, space_id, await svc.rates.table(), svc.clock.now())
+    rates = await svc.rates.table()
+    offer = await get_ip_space(
+        svc.uow_factory, space_id, rates, svc.clock.now(), svc.unpaid_ip_room
+    )
     return data_response(ip_space_json(offer))
 
 

@@ -10,10 +10,12 @@ import attrs
 from app.billing.address_room import ipv4_left
 from app.billing.catalogue import orderable_spec, pricing_with_disks
 from app.billing.errors import NotFound
+from app.billing.ip_room import unsellable
 from app.queries.capacity import HostRoom, rooms_by_region
 from domain.enums import DiskInterface, DiskType, PaymentMethod
 from domain.errors import NoExchangeRate, UnknownCurrency
 from domain.exchange import RateTable, convert
+from domain.ip_blocks import parse_block
 from domain.model import (
     AvailableIpSpace,
     CostPlan,
@@ -26,6 +28,7 @@ from domain.model import (
 )
 from domain.money import Currency, Money
 from domain.pricing import custom_price, parse_list_currency, plan_price
+from domain.unpaid_ip_room import DEFAULT_UNPAID_IP_ROOM, UnpaidIpRoom, orderable_alone
 from domain.unpaid_room import DEFAULT_HOST_SHARE
 from ports.cache import CatalogueCache
 from ports.clock import Clock
@@ -298,11 +301,28 @@ def _listed(space: AvailableIpSpace) -> bool:
     return space.is_available and not space.is_reserved
 
 
-async def _offer(
-    uow: UnitOfWork, space: AvailableIpSpace, rates: RateTable, now: datetime
+def _offered(space: AvailableIpSpace, tier: IpSpacePricing, limits: UnpaidIpRoom) -> bool:
+    """Whether a new order of the tier could be taken: the space can hold its size and
+    every new order being unpaid, it fits what unpaid orders may hold (`orderable_alone`);
+    a tier always refused is not offered, as a region with no address is not (the order's
+    own check decides, with what is held and taken now)."""
+    net = parse_block(space.cidr)
+    if net is None or unsellable(space, tier.prefix_size) is not None:
+        return False
+    return orderable_alone(limits, net.version, tier.prefix_size, net.num_addresses)
+
+
+def _offer(
+    space: AvailableIpSpace,
+    tiers_of_space: list[IpSpacePricing],
+    limits: UnpaidIpRoom,
+    rates: RateTable,
+    now: datetime,
 ) -> IpSpaceOffer:
     tiers = []
-    for tier in await uow.ip_space_pricing.list_by_space(space.id):
+    for tier in tiers_of_space:
+        if not _offered(space, tier, limits):
+            continue
         currency = parse_list_currency(tier.currency)
         price, setup = Money(currency, tier.price_per_month), Money(currency, tier.setup_fee)
         tiers.append(
@@ -318,22 +338,42 @@ async def _offer(
 
 
 async def list_ip_spaces(
-    uow_factory: UnitOfWorkFactory, rates: RateTable, now: datetime, limit: int, offset: int
+    uow_factory: UnitOfWorkFactory,
+    rates: RateTable,
+    now: datetime,
+    limit: int,
+    offset: int,
+    limits: UnpaidIpRoom = DEFAULT_UNPAID_IP_ROOM,
 ) -> Page[IpSpaceOffer]:
-    """Available, unreserved spaces, newest first (api.md §6.10)."""
+    """Available, unreserved spaces, newest first (api.md §6.10), each with the tiers a new
+    order can take (`_offered`); two reads whatever the number of spaces and tiers."""
     async with uow_factory() as uow:
         spaces = [s for s in await uow.ip_spaces.list_all() if _listed(s)]
         spaces.sort(key=lambda s: (s.created, s.id), reverse=True)
         page = spaces[offset : offset + limit]
-        return Page([await _offer(uow, s, rates, now) for s in page], len(spaces))
+        tiers: dict[int, list[IpSpacePricing]] = {s.id: [] for s in page}
+        if page:
+            for tier in await uow.ip_space_pricing.list_all():
+                tiers.get(tier.available_ip_space_id, []).append(tier)
+    offers = [_offer(s, sorted(tiers[s.id], key=_by_size), limits, rates, now) for s in page]
+    return Page(offers, len(spaces))
+
+
+def _by_size(tier: IpSpacePricing) -> tuple[int, int]:
+    return tier.prefix_size, tier.id
 
 
 async def get_ip_space(
-    uow_factory: UnitOfWorkFactory, space_id: int, rates: RateTable, now: datetime
+    uow_factory: UnitOfWorkFactory,
+    space_id: int,
+    rates: RateTable,
+    now: datetime,
+    limits: UnpaidIpRoom = DEFAULT_UNPAID_IP_ROOM,
 ) -> IpSpaceOffer:
     """One listed space; an unknown, unavailable or reserved one is "not found" (404)."""
     async with uow_factory() as uow:
         space = await uow.ip_spaces.get(space_id)
         if space is None or not _listed(space):
             raise IpSpaceNotFound("IP space not available")
-        return await _offer(uow, space, rates, now)
+        tiers = await uow.ip_space_pricing.list_by_space(space.id)
+    return _offer(space, tiers, limits, rates, now)

@@ -8,11 +8,14 @@ from typing import Any
 
 import attrs
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from adapters.http.app import build_user_app
 from adapters.http.openapi import documented_operations, served_operations
 from app.billing.ordering import OrderTerms, order_custom_vm, order_vm
 from domain.enums import DiskInterface, DiskType, PaymentMethod
 from domain.model import GIB, CustomPricingDisk, IpAssignment
+from domain.unpaid_ip_room import NO_UNPAID_IP_LIMITS
 from domain.unpaid_room import NO_UNPAID_ROOM_LIMITS
 from tests.http.apiapp import ApiClient, api_client, build_api_app
 
@@ -430,7 +433,10 @@ async def test_ip_space_paging_clamps_and_validates(c: ApiClient) -> None:
 
 async def test_ip_space_by_id(c: ApiClient) -> None:
     one = await get_data(c, f"/api/v1/ip_space/{c.demo.ip4_space}")
-    assert one["id"] == c.demo.ip4_space and len(one["pricing"]) == 2
+    # the /23 tier is past what one unpaid order may hold: not offered (test below)
+    assert one["id"] == c.demo.ip4_space and [t["id"] for t in one["pricing"]] == [
+        c.demo.ip4_tier_24
+    ]
     for hidden in (c.demo.reserved_space, 999):
         resp = await c.call("GET", f"/api/v1/ip_space/{hidden}", signed=False)
         assert (resp.status, await resp.json()) == (404, {"error": "IP space not available"})
@@ -461,3 +467,23 @@ async def test_openapi_documents_exactly_the_served_catalogue_routes() -> None:
     params = doc["paths"]["/api/v1/ip_space/{id}"]["get"]["parameters"]
     assert params[0]["schema"] == {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
     assert "security" not in doc["paths"]["/api/v1/vm/templates"]["get"]
+
+
+async def _tier_sizes(client: Any, space_id: int) -> tuple[list[int], list[int]]:
+    """The prefix sizes the space offers in the list and on its own page."""
+    listed = (await (await client.get("/api/v1/ip_space")).json())["data"]
+    in_list = next(s for s in listed if s["id"] == space_id)["pricing"]
+    alone = (await (await client.get(f"/api/v1/ip_space/{space_id}")).json())["data"]["pricing"]
+    return [t["prefix_size"] for t in in_list], [t["prefix_size"] for t in alone]
+
+
+async def test_ip_space_tiers_no_new_order_can_take_are_not_offered(c: ApiClient) -> None:
+    """Every new IP-range order is unpaid: a block larger than one user's unpaid orders may
+    hold (`max-unpaid-ip-room`, a /24 of IPv4 by default) is always refused (422), so the
+    catalogue does not offer it, as it hides regions with no address; with the limits off
+    the /23 is offered again (the order's own check still decides)."""
+    assert await _tier_sizes(c.client, c.demo.ip4_space) == ([24], [24])
+
+    services = attrs.evolve(c.api.services, unpaid_ip_room=NO_UNPAID_IP_LIMITS)
+    async with TestClient(TestServer(build_user_app(services))) as open_shop:
+        assert await _tier_sizes(open_shop, c.demo.ip4_space) == ([23, 24], [23, 24])

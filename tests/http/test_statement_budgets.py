@@ -18,8 +18,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.http.admin.app import build_admin_app
 from adapters.http.app import USER_API_ROUTES
-from domain.enums import SubscriptionType, VmHistoryActionType
-from domain.model import GIB, IpAssignment, LineItem, SshKey, Subscription, User, Vm, VmHistory
+from domain.enums import InternetRegistry, SubscriptionType, VmHistoryActionType
+from domain.model import (
+    GIB,
+    AvailableIpSpace,
+    IpAssignment,
+    IpSpacePricing,
+    LineItem,
+    SshKey,
+    Subscription,
+    User,
+    Vm,
+    VmHistory,
+)
 from tests.contract.storage_backends import Backend, backend, database
 from tests.http.admin.adminapp import ROOT, seed_roles
 from tests.http.apiapp import ALICE, ApiClient, api_client, build_api_app
@@ -476,3 +487,41 @@ async def test_the_unpaid_subscription_cap_costs_one_statement_whatever_the_coun
             )
         await uow.commit()
     assert await _buy_ip_range(c, engine) == first
+
+
+async def test_the_ip_space_list_costs_two_statements_whatever_its_rows(
+    sql: tuple[ApiClient, AsyncEngine],
+) -> None:
+    """The spaces, then every tier at once (was one read of tiers per space listed)."""
+    c, engine = sql
+    before = await statements(c, engine, "/api/v1/ip_space")
+    async with c.api.store() as uow:
+        for n in range(5):
+            space = await uow.ip_spaces.add(
+                AvailableIpSpace(
+                    id=0,
+                    company_id=c.demo.company,
+                    cidr=f"198.51.{100 + 2 * n}.0/23",
+                    min_prefix_size=24,
+                    max_prefix_size=23,
+                    registry=InternetRegistry.RIPE,
+                    created=c.api.clock.now(),
+                    updated=c.api.clock.now(),
+                )
+            )
+            await uow.ip_space_pricing.add(
+                IpSpacePricing(
+                    id=0,
+                    available_ip_space_id=space.id,
+                    prefix_size=24,
+                    price_per_month=1_000,
+                    created=c.api.clock.now(),
+                    updated=c.api.clock.now(),
+                    currency="EUR",
+                    setup_fee=0,
+                )
+            )
+        await uow.commit()
+    listed = await (await c.call("GET", "/api/v1/ip_space", signed=False)).json()
+    assert listed["total"] == 7 and all(s["pricing"] for s in listed["data"])
+    assert await statements(c, engine, "/api/v1/ip_space") == before <= 2
