@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import logging
-import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
-import attrs
 import pytest
 
-from adapters.memory.clock import FakeClock
 from adapters.vmhost.proxmox import ProxmoxVmHost
 from adapters.vmhost.proxmox_api import TaskFailed
 from domain.model import GIB
-from tests.contract.test_vmhost import T0, info, proxmox_config, vm
+from tests.contract import test_vmhost_proxmox
+from tests.contract.test_vmhost import info, vm
+from tests.contract.test_vmhost_proxmox import Node
 from tests.fakes.fake_proxmox import NODE, FakeProxmox
 
-
-@attrs.define
-class Node:
-    fake: FakeProxmox
-    host: ProxmoxVmHost
-
-
-@pytest.fixture
-async def node() -> AsyncIterator[Node]:
-    clock = FakeClock(T0)
-    fake = FakeProxmox(clock)
-    async with fake.serve() as url:
-        host = ProxmoxVmHost(proxmox_config(url), clock, rng=random.Random(5))
-        yield Node(fake, host)
-        await host.aclose()
+node = test_vmhost_proxmox.node  # the fake node and its host, as the adapter's own tests
 
 
 async def test_a_create_whose_every_task_warns_builds_and_boots_the_vm(
