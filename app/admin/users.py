@@ -18,7 +18,9 @@ from app.admin.role_guard import (
     SuperAdmins,
     check_a_super_admin_left,
     check_end_date_leaves_one,
+    check_grantable,
     check_role_changeable,
+    grantable_by,
     lock_super_admins,
 )
 from app.billing.errors import NotFound, UserNotFound
@@ -171,12 +173,20 @@ async def create_role(
     name: str,
     description: str | None,
     permissions: Sequence[Permission],
+    caller: Collection[Permission],
+    by_user_id: int,
 ) -> AdminRole:
     """The role and its permissions in one transaction (the reference was not atomic); the
-    name is one line of at most 50 characters (`admin_roles.name`), unique (409)."""
+    name is one line of at most 50 characters (`admin_roles.name`), unique (409).
+
+    Only permissions the caller (`by_user_id`, holding `caller` live) holds without an end
+    date may be put in it (403, `grantable_by`): a role given to an accomplice must not
+    carry on a grant that was for a day. A new role has no holder, and nobody may assign a
+    role to themselves (`SelfGrantRefused`), so it cannot be one's own in one step."""
     check_line(name, "name", ROLE_NAME_LIMIT)
     now = clock.now()
     async with uow_factory() as uow:
+        check_grantable(await grantable_by(uow, caller, by_user_id), permissions)
         role = await uow.roles.add_role(
             AdminRole(
                 id=0,
@@ -218,7 +228,9 @@ async def assign_role(
     unknown role is a 404 (the SQL foreign key raised IntegrityError, a 500).
 
     Refused, changing nothing: an `expires_at` not in the future (400: expiring a role is
-    revoking it), a role with a permission the caller lacks (403), a super admin putting
+    revoking it), a role with a permission the caller lacks, or holds only until sooner
+    than `expires_at` (403, `grantable_by`: a day-long grant is not given on for longer),
+    a super admin putting
     an end date on their own super_admin role (422, as revoking it is), and any other
     assignment to the caller themselves (403, `SelfGrantRefused`): re-dated by its holder, a
     role given for a day would last for ever.
@@ -234,13 +246,14 @@ async def assign_role(
             raise UserNotFound("User not found")
         if await uow.roles.get_role(role_id) is None:
             raise RoleNotFound("Role not found")
-        await check_role_changeable(uow, caller, role_id, doing="grant")
         if user_id == assigned_by and expires_at is not None and user_id in admins.live:
             raise SelfRevokeRefused(
                 "Super admins cannot put an end date on their own super_admin role"
             )
         if user_id == assigned_by:
             raise SelfGrantRefused(SELF_GRANT)
+        grantable = await grantable_by(uow, caller, assigned_by, until=expires_at)
+        await check_role_changeable(uow, grantable, role_id, doing="grant")
         if expires_at is not None:
             check_end_date_leaves_one(admins, user_id)
         assignment = await uow.roles.assign(
