@@ -170,8 +170,9 @@ async def update_user_and_role(
     Refused, changing nothing: an unknown role name (400); a new role, or a role the user
     loses, with a permission the caller lacks (403: a user manager cannot demote a super
     admin); a super admin dropping their own super_admin role (422, as revoking it is);
-    naming for oneself a role one does not hold live (403, `_replace_roles`); and taking
-    super_admin from its last live holder (422).
+    naming for oneself a role one does not hold live (403, `_replace_roles`); taking
+    super_admin from its last live holder (422); and, on one's own user, validating the VAT
+    id or changing a validated one's VAT id or country (403, `apply_user_changes`).
     """
     now = clock.now()
     async with uow_factory() as uow:
@@ -181,7 +182,7 @@ async def update_user_and_role(
             raise UserNotFound("User not found")
         if admin_role is not None:
             await _replace_roles(uow, now, user_id, admin_role, by_user_id, caller, admins)
-        changed = await apply_user_changes(uow, user_id, changes, now)
+        changed = await apply_user_changes(uow, user_id, changes, now, by_user_id=by_user_id)
         await uow.commit()
     await changed.after_commit(rails, queue, mail_limiter)
 

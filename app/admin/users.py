@@ -28,6 +28,7 @@ from app.billing.price_in_force import cancel_quietly, expire_user_quotes
 from app.billing.rails import PaymentRails
 from domain.errors import InvalidInput, found
 from domain.model import AdminRole, RoleAssignment, RolePermission, SubscriptionPayment, User
+from domain.own_account import TAX_DETAILS_EDIT, refuse_own, user_edit_moves_tax
 from domain.tax import country_alpha3
 from domain.text_rules import check_line
 from ports.clock import Clock
@@ -134,13 +135,23 @@ class UserChanges:
 
 
 async def apply_user_changes(
-    uow: UnitOfWork, user_id: int, changes: Mapping[str, Any], now: datetime
+    uow: UnitOfWork,
+    user_id: int,
+    changes: Mapping[str, Any],
+    now: datetime,
+    *,
+    by_user_id: int | None = None,
 ) -> UserChanges:
     """`update_user` inside the caller's transaction; the caller runs
     `UserChanges.after_commit` once it has committed. The user's row is read under its lock
     (`Users.get_for_update`): the user's own change or a verification click of the old
     address running at the same time waits, or is waited for, instead of one writing the
-    other's row back over it."""
+    other's row back over it.
+
+    An admin (`by_user_id`) editing their own user is refused (`OwnAccountRefused`, 403,
+    nothing changed) a change of the tax their quotes charge that the user's own edit could
+    not make (`user_edit_moves_tax`: validating their own VAT id is zero VAT on every own
+    quote), judged on the locked row."""
     fields: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
     email = check_email(str(fields.pop("email"))) if "email" in fields else None
     if "country_code" in fields:
@@ -148,6 +159,8 @@ async def apply_user_changes(
     user = found(await uow.users.get_for_update(user_id), UserNotFound("User not found"))
     pending = None if email is None else with_email_to_verify(user, email)
     updated = attrs.evolve(pending or user, **fields)
+    if by_user_id == user_id and user_edit_moves_tax(user, updated):
+        refuse_own(by_user_id, {user_id}, TAX_DETAILS_EDIT)
     await uow.users.update(updated)
     expired: list[SubscriptionPayment] = []
     if country_alpha3(updated.country_code) != country_alpha3(user.country_code) or (
