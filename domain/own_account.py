@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from domain.errors import DomainError
-from domain.model import Subscription, Vm
+from domain.model import Subscription, User, Vm
+from domain.tax import country_alpha3
 
 #: what a refused subscription PATCH says the admin cannot do
 SUBSCRIPTION_EDIT = "move a subscription's expiry or change its price"
 #: what a refused line-item PATCH says the admin cannot do
 LINE_ITEM_EDIT = "change a subscription's price"
+#: what a refused user PATCH says the admin cannot do
+TAX_DETAILS_EDIT = "validate a VAT id, nor change a validated one's VAT id or country,"
 
 
 class OwnAccountRefused(DomainError):
@@ -44,3 +47,17 @@ def subscription_edit_moves_money(before: Subscription, after: Subscription) -> 
         after.setup_fee,
         after.currency,
     )
+
+
+def user_edit_moves_tax(before: User, after: User) -> bool:
+    """Whether an admin's edit of a user `before → after` changes the tax the user's quotes
+    charge in a way the user's own edit cannot: `billing_vat_validated` set or cleared (a
+    validated EU VAT id is reverse charged: no VAT), or the VAT id or country of a validated
+    user changed (the user's own edit clears the validation then; an admin's keeps it). A
+    country or VAT id changed on a user not validated is what the user may do themselves."""
+    if before.billing_vat_validated != after.billing_vat_validated:
+        return True
+    if not after.billing_vat_validated:
+        return False
+    was = (before.billing_tax_id, country_alpha3(before.country_code))
+    return was != (after.billing_tax_id, country_alpha3(after.country_code))

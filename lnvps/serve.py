@@ -243,6 +243,7 @@ async def serve(
                     replays=container.nip98_admin_replays(),
                 ),
                 cors_origins=settings.cors_origins,
+                webhook_secrets=secrets,
             )
             runners.append(await _start(admin, settings.admin_listen))
             log.info("lnvps admin API listening on http://%s", settings.admin_listen)

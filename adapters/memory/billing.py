@@ -346,7 +346,9 @@ class MemoryPayments(Repo):
         competing = [
             p
             for p in await self.list_pending_for_subscription(which.subscription_id, now)
-            if p.payment_type in which.types and p.id != which.except_id
+            if p.payment_type in which.types
+            and p.id != which.except_id
+            and which.method in (None, p.payment_method)
         ]
         for payment in competing:
             self._rows(self.table)[payment.id] = evolve(payment, expires=now)
@@ -375,6 +377,25 @@ class MemoryPayments(Repo):
             if not p.is_paid and p.payment_method is method and p.created >= since
         ]
         return rows[:limit]
+
+    async def unpaid_of_method(
+        self, method: PaymentMethod, expires_after: datetime, *, company_id: int | None = None
+    ) -> list[SubscriptionPayment]:
+        subs = self._rows("subscription")
+
+        def of_company(p: SubscriptionPayment) -> bool:
+            sub = subs.get(p.subscription_id)
+            return company_id is None or (sub is not None and sub.company_id == company_id)
+
+        rows = [
+            p
+            for p in self._all()
+            if not p.is_paid
+            and p.payment_method is method
+            and p.expires > expires_after
+            and of_company(p)
+        ]
+        return sorted(rows, key=lambda p: (p.subscription_id, p.id))
 
     async def list_lapsed_unpaid(
         self, methods: Collection[PaymentMethod], after: datetime, until: datetime, limit: int

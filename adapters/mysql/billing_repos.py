@@ -911,6 +911,8 @@ class SqlPayments(SqlRepo):
         query = query.where(_pay.payment_type.in_(list(which.types)))
         if which.except_id is not None:
             query = query.where(_pay.id != which.except_id)
+        if which.method is not None:
+            query = query.where(_pay.payment_method == which.method)
         if self.locks_rows:
             query = query.with_for_update()
         competing = await self._all(self.mapper, query)
@@ -949,6 +951,18 @@ class SqlPayments(SqlRepo):
             .limit(limit)
         )
         return await self._all(self.mapper, query)
+
+    async def unpaid_of_method(
+        self, method: PaymentMethod, expires_after: datetime, *, company_id: int | None = None
+    ) -> list[SubscriptionPayment]:
+        query = self._select().where(
+            _pay.is_paid == FALSE, _pay.payment_method == method, _pay.expires > expires_after
+        )
+        if company_id is not None:
+            query = query.where(
+                _pay.subscription_id.in_(select(_sub.id).where(_sub.company_id == company_id))
+            )
+        return await self._all(self.mapper, query.order_by(_pay.subscription_id, _pay.id))
 
     async def list_lapsed_unpaid(
         self, methods: Collection[PaymentMethod], after: datetime, until: datetime, limit: int

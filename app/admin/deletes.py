@@ -8,8 +8,14 @@ invoices, D24) and no IP range sold through it. The reference refused only paid 
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
+from app.admin.method_withdrawal import check_secret_kept, expire_pending_of
 from app.admin.payment_methods import ConfigNotFound
 from app.billing.errors import NotFound, SubscriptionNotFound
+from app.billing.price_in_force import cancel_quietly
+from app.billing.rails import PaymentRails
+from domain.enums import PaymentMethod
 from domain.errors import DomainError
 from domain.model import LineItem
 from ports.clock import Clock
@@ -20,11 +26,31 @@ class StillInUse(DomainError):
     """A delete refused because something still depends on the row (422)."""
 
 
-async def delete_payment_method(uow_factory: UnitOfWorkFactory, config_id: int) -> None:
+async def delete_payment_method(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    rails: PaymentRails | None,
+    config_id: int,
+    *,
+    signed_by_settings: Collection[PaymentMethod] = (),
+) -> None:
+    """Delete the config; its company's pending payments of the method are expired in the
+    same transaction and cancelled at their provider after it (`expire_pending_of`, D24).
+
+    Refused (409, nothing changed) while the row holds its method's only webhook secret and
+    payments of the method could still be paid (`check_secret_kept`): their webhooks would
+    answer 503. `signed_by_settings`: the methods whose secret the settings file holds."""
+    now = clock.now()
     async with uow_factory() as uow:
+        config = await uow.payment_methods.get(config_id)
+        if config is None:
+            raise ConfigNotFound("Payment method config not found")
+        await check_secret_kept(uow, config, now, signed_by_settings)
+        expired = await expire_pending_of(uow, config, now)
         if not await uow.payment_methods.delete(config_id):
             raise ConfigNotFound("Payment method config not found")
         await uow.commit()
+    await cancel_quietly(rails, expired)
 
 
 async def _check_item_free(uow: UnitOfWork, item: LineItem, what: str) -> None:

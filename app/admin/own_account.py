@@ -3,8 +3,10 @@
 An admin is often a customer too. Completing their own unpaid invoice by hand, crediting
 their own balance, refunding or extending their own VM, moving their own subscription's
 expiry, changing its price (a setup fee, its currency, a line item's price, or deleting a
-line item), or issuing a credit note on their own invoice is money (or paid time) given to
-themselves; another admin must do it. The rule is applied where the admin API binds its use
+line item), issuing a credit note on their own invoice, or validating their own VAT id
+(reverse charge: no VAT) is money (or paid time) given to themselves; another admin must do
+it. The VAT id is judged by the user PATCH itself, on the row it locks
+(`app.admin.users.apply_user_changes`). The rule is applied where the admin API binds its use
 cases (`app.bound.admin`), so every money action is guarded the same way, whichever module
 implements it; the subscription and line-item PATCH judge it themselves, on the row they lock
 (whether an edit moves money depends on that row: `domain.own_account`).

@@ -8,11 +8,14 @@ from typing import Any
 
 import attrs
 
+from app.admin.method_withdrawal import expire_pending_of
 from app.billing.errors import NotFound
+from app.billing.price_in_force import cancel_quietly
+from app.billing.rails import PaymentRails
 from domain.enums import PaymentMethod
 from domain.errors import DomainError, InvalidInput
 from domain.fees import validate_fee_config
-from domain.model import PaymentMethodConfig
+from domain.model import PaymentMethodConfig, SubscriptionPayment
 from domain.patch import UNSET, Maybe, given
 from domain.text_rules import check_line
 from ports.clock import Clock
@@ -180,8 +183,17 @@ class ConfigPatch:
 
 
 async def update_config(
-    uow_factory: UnitOfWorkFactory, clock: Clock, config_id: int, patch: ConfigPatch
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    rails: PaymentRails | None,
+    config_id: int,
+    patch: ConfigPatch,
 ) -> PaymentMethodConfig:
+    """Apply the patch. Disabling the config (`enabled` true → false) expires its company's
+    pending payments of the method in the same transaction and cancels them at their provider
+    after it (`expire_pending_of`, D24); its webhook secret still verifies late webhooks."""
+    now = clock.now()
+    expired: list[SubscriptionPayment] = []
     async with uow_factory() as uow:
         row = await uow.payment_methods.get(config_id)
         if row is None:
@@ -205,9 +217,12 @@ async def update_config(
             merged.processing_fee_base,
             merged.processing_fee_currency,
         )
-        updated = attrs.evolve(merged, processing_fee_currency=currency, modified=clock.now())
+        updated = attrs.evolve(merged, processing_fee_currency=currency, modified=now)
+        if row.enabled and not updated.enabled:
+            expired = await expire_pending_of(uow, row, now)
         await uow.payment_methods.update(updated)
         await uow.commit()
+    await cancel_quietly(rails, expired)
     return updated
 
 

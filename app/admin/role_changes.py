@@ -16,7 +16,9 @@ from app.admin.role_guard import (
     SuperAdmins,
     check_a_super_admin_left,
     check_grantable,
+    check_not_own_role,
     check_role_changeable,
+    grantable_by,
     lock_super_admins,
 )
 from app.admin.roles import RoleNotFound
@@ -89,12 +91,16 @@ async def update_role(
     description: str | None,
     permissions: list[Permission] | None,
     caller: Collection[Permission],
+    by_user_id: int,
 ) -> None:
     """Rename, re-describe and/or replace the whole permission set, in one transaction.
 
-    A permission set is changed only by a caller holding every permission it adds and every
-    one it takes away (403 otherwise): taking a permission from a role takes it from each of
-    its holders, which revoking the role itself would need too."""
+    A permission set is changed only by a caller (`by_user_id`, holding `caller` live)
+    holding every permission it keeps and every one it takes away (403 otherwise): taking a
+    permission from a role takes it from each of its holders, which revoking the role itself
+    would need too. What it adds the caller must hold without an end date (`grantable_by`),
+    and never to a role they hold themselves (`check_not_own_role`, 403): otherwise a role
+    given for a day is made permanent by copying its permissions into a lasting one."""
     if name is not None:
         check_role_name(name)
     if permissions is not None:
@@ -117,6 +123,9 @@ async def update_role(
         )
         if permissions is not None:
             had = {(p.resource, p.action) for p in await uow.roles.permissions_of_role(role.id)}
+            added = set(permissions) - had
+            check_grantable(await grantable_by(uow, caller, by_user_id), added)
+            await check_not_own_role(uow, by_user_id, role.id, added, now)
             check_grantable(caller, had - set(permissions), doing="take away")
         await uow.roles.update_role(changed)
         if permissions is not None:
@@ -161,8 +170,9 @@ async def update_user_and_role(
     Refused, changing nothing: an unknown role name (400); a new role, or a role the user
     loses, with a permission the caller lacks (403: a user manager cannot demote a super
     admin); a super admin dropping their own super_admin role (422, as revoking it is);
-    naming for oneself a role one does not hold live (403, `_replace_roles`); and taking
-    super_admin from its last live holder (422).
+    naming for oneself a role one does not hold live (403, `_replace_roles`); taking
+    super_admin from its last live holder (422); and, on one's own user, validating the VAT
+    id or changing a validated one's VAT id or country (403, `apply_user_changes`).
     """
     now = clock.now()
     async with uow_factory() as uow:
@@ -172,7 +182,7 @@ async def update_user_and_role(
             raise UserNotFound("User not found")
         if admin_role is not None:
             await _replace_roles(uow, now, user_id, admin_role, by_user_id, caller, admins)
-        changed = await apply_user_changes(uow, user_id, changes, now)
+        changed = await apply_user_changes(uow, user_id, changes, now, by_user_id=by_user_id)
         await uow.commit()
     await changed.after_commit(rails, queue, mail_limiter)
 
@@ -191,7 +201,8 @@ async def _replace_roles(
     super_admins: SuperAdmins,
 ) -> None:
     """`admin_role` of `update_user_and_role`: the caller must be able to grant the new role
-    and every role the user loses, expired ones included.
+    (a new assignment has no end date: they must hold its permissions without one,
+    `grantable_by`) and to revoke every role the user loses, expired ones included.
 
     A live assignment of the named role is kept as it is, its end date too: the reference
     assigned it afresh without one, so a role given for a day became permanent by a PATCH
@@ -201,20 +212,22 @@ async def _replace_roles(
     role = await _role_named(uow, admin_role)
     if role is None:
         raise InvalidInput("Invalid admin role specified")
-    await check_role_changeable(uow, caller, role.id, doing="grant")
     held = await uow.roles.assignments_of(user_id)
     lost = [a.role_id for a in held if a.role_id != role.id]
-    for role_id in lost:
-        await check_role_changeable(uow, caller, role_id, doing="revoke")
+    kept = next((a for a in held if a.role_id == role.id and _live(a, now)), None)
     if user_id == by_user_id and SUPER_ADMIN_ROLE_ID in lost:
         raise SelfRevokeRefused("Super admins cannot revoke their own super_admin role")
-    kept = next((a for a in held if a.role_id == role.id and _live(a, now)), None)
     if user_id == by_user_id and kept is None:
         raise SelfGrantRefused(SELF_GRANT)
+    for role_id in lost:
+        await check_role_changeable(uow, caller, role_id, doing="revoke")
     lasting = kept is None or kept.expires_at is None  # held after, without an end date
     check_a_super_admin_left(
         super_admins, user_id, keeps=role.id == SUPER_ADMIN_ROLE_ID and lasting
     )
+    # a kept assignment is no new grant; a new one has no end date: held without one
+    grantable = caller if kept is not None else await grantable_by(uow, caller, by_user_id)
+    await check_role_changeable(uow, grantable, role.id, doing="grant")
     for role_id in lost:
         await uow.roles.revoke(user_id, role_id)
     if kept is None:

@@ -28,6 +28,8 @@ class SelfGrantRefused(DomainError):
 
 
 SELF_GRANT = "Admins cannot assign or re-date their own roles: another admin must"
+#: a role edit adding permissions to a role the caller holds (`check_not_own_role`)
+OWN_ROLE = "Admins cannot add permissions to a role they hold: another admin must"
 
 
 class LastSuperAdminRefused(DomainError):
@@ -61,6 +63,52 @@ def check_grantable(
         if doing == "take away":
             raise EscalationRefused(f"Cannot take away permissions you do not hold: {names}")
         raise EscalationRefused(f"Cannot {doing} a role with permissions you do not hold: {names}")
+
+
+async def grantable_by(
+    uow: UnitOfWork,
+    caller: Collection[Permission],
+    user_id: int,
+    *,
+    until: datetime | None = None,
+) -> frozenset[Permission]:
+    """What the caller (`user_id`, holding `caller` live) may grant for ever (`until` None),
+    or until `until`: what they hold through an assignment without an end date, or through
+    one that ends no sooner than `until`.
+
+    A grant never outlives the granter's own hold: a permission given for a day is used for
+    that day but not given on, neither copied into a role (one's own or an accomplice's:
+    a role has no end date) nor assigned without an end date, or past its own."""
+    ends: dict[Permission, datetime | None] = {}
+    for assignment in await uow.roles.assignments_of(user_id):
+        for row in await uow.roles.permissions_of_role(assignment.role_id):
+            key = (row.resource, row.action)
+            if key in ends and ends[key] is None:
+                continue
+            end, known = assignment.expires_at, ends.get(key)
+            ends[key] = None if end is None else max(end, known) if known else end
+    return frozenset(p for p in caller if p in ends and _covers(ends[p], until))
+
+
+def _covers(end: datetime | None, until: datetime | None) -> bool:
+    """Whether a hold ending at `end` (None: never) covers a grant until `until` (None: for
+    ever)."""
+    if end is None:
+        return True
+    return until is not None and until <= end
+
+
+async def check_not_own_role(
+    uow: UnitOfWork, user_id: int, role_id: int, added: Collection[Permission], now: datetime
+) -> None:
+    """`SelfGrantRefused` (403) when `added` is not empty and the user holds the role live:
+    widening one's own role is giving oneself permissions, as assigning oneself a role is."""
+    if not added:
+        return
+    for assignment in await uow.roles.assignments_of(user_id):
+        live = assignment.expires_at is None or assignment.expires_at > now
+        if assignment.role_id == role_id and live:
+            raise SelfGrantRefused(OWN_ROLE)
 
 
 async def check_role_changeable(

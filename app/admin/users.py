@@ -18,7 +18,9 @@ from app.admin.role_guard import (
     SuperAdmins,
     check_a_super_admin_left,
     check_end_date_leaves_one,
+    check_grantable,
     check_role_changeable,
+    grantable_by,
     lock_super_admins,
 )
 from app.billing.errors import NotFound, UserNotFound
@@ -26,6 +28,7 @@ from app.billing.price_in_force import cancel_quietly, expire_user_quotes
 from app.billing.rails import PaymentRails
 from domain.errors import InvalidInput, found
 from domain.model import AdminRole, RoleAssignment, RolePermission, SubscriptionPayment, User
+from domain.own_account import TAX_DETAILS_EDIT, refuse_own, user_edit_moves_tax
 from domain.tax import country_alpha3
 from domain.text_rules import check_line
 from ports.clock import Clock
@@ -132,13 +135,23 @@ class UserChanges:
 
 
 async def apply_user_changes(
-    uow: UnitOfWork, user_id: int, changes: Mapping[str, Any], now: datetime
+    uow: UnitOfWork,
+    user_id: int,
+    changes: Mapping[str, Any],
+    now: datetime,
+    *,
+    by_user_id: int | None = None,
 ) -> UserChanges:
     """`update_user` inside the caller's transaction; the caller runs
     `UserChanges.after_commit` once it has committed. The user's row is read under its lock
     (`Users.get_for_update`): the user's own change or a verification click of the old
     address running at the same time waits, or is waited for, instead of one writing the
-    other's row back over it."""
+    other's row back over it.
+
+    An admin (`by_user_id`) editing their own user is refused (`OwnAccountRefused`, 403,
+    nothing changed) a change of the tax their quotes charge that the user's own edit could
+    not make (`user_edit_moves_tax`: validating their own VAT id is zero VAT on every own
+    quote), judged on the locked row."""
     fields: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
     email = check_email(str(fields.pop("email"))) if "email" in fields else None
     if "country_code" in fields:
@@ -146,6 +159,8 @@ async def apply_user_changes(
     user = found(await uow.users.get_for_update(user_id), UserNotFound("User not found"))
     pending = None if email is None else with_email_to_verify(user, email)
     updated = attrs.evolve(pending or user, **fields)
+    if by_user_id == user_id and user_edit_moves_tax(user, updated):
+        refuse_own(by_user_id, {user_id}, TAX_DETAILS_EDIT)
     await uow.users.update(updated)
     expired: list[SubscriptionPayment] = []
     if country_alpha3(updated.country_code) != country_alpha3(user.country_code) or (
@@ -171,12 +186,20 @@ async def create_role(
     name: str,
     description: str | None,
     permissions: Sequence[Permission],
+    caller: Collection[Permission],
+    by_user_id: int,
 ) -> AdminRole:
     """The role and its permissions in one transaction (the reference was not atomic); the
-    name is one line of at most 50 characters (`admin_roles.name`), unique (409)."""
+    name is one line of at most 50 characters (`admin_roles.name`), unique (409).
+
+    Only permissions the caller (`by_user_id`, holding `caller` live) holds without an end
+    date may be put in it (403, `grantable_by`): a role given to an accomplice must not
+    carry on a grant that was for a day. A new role has no holder, and nobody may assign a
+    role to themselves (`SelfGrantRefused`), so it cannot be one's own in one step."""
     check_line(name, "name", ROLE_NAME_LIMIT)
     now = clock.now()
     async with uow_factory() as uow:
+        check_grantable(await grantable_by(uow, caller, by_user_id), permissions)
         role = await uow.roles.add_role(
             AdminRole(
                 id=0,
@@ -218,7 +241,9 @@ async def assign_role(
     unknown role is a 404 (the SQL foreign key raised IntegrityError, a 500).
 
     Refused, changing nothing: an `expires_at` not in the future (400: expiring a role is
-    revoking it), a role with a permission the caller lacks (403), a super admin putting
+    revoking it), a role with a permission the caller lacks, or holds only until sooner
+    than `expires_at` (403, `grantable_by`: a day-long grant is not given on for longer),
+    a super admin putting
     an end date on their own super_admin role (422, as revoking it is), and any other
     assignment to the caller themselves (403, `SelfGrantRefused`): re-dated by its holder, a
     role given for a day would last for ever.
@@ -234,13 +259,14 @@ async def assign_role(
             raise UserNotFound("User not found")
         if await uow.roles.get_role(role_id) is None:
             raise RoleNotFound("Role not found")
-        await check_role_changeable(uow, caller, role_id, doing="grant")
         if user_id == assigned_by and expires_at is not None and user_id in admins.live:
             raise SelfRevokeRefused(
                 "Super admins cannot put an end date on their own super_admin role"
             )
         if user_id == assigned_by:
             raise SelfGrantRefused(SELF_GRANT)
+        grantable = await grantable_by(uow, caller, assigned_by, until=expires_at)
+        await check_role_changeable(uow, grantable, role_id, doing="grant")
         if expires_at is not None:
             check_end_date_leaves_one(admins, user_id)
         assignment = await uow.roles.assign(

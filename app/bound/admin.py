@@ -69,7 +69,8 @@ class AdminUseCases:
         self.revenue = bind(reports.revenue, uow_factory)
         self.referral_usage = bind(reports.referral_usage, uow_factory)
         self.list_payment_methods = bind(payment_methods.list_configs, uow_factory)
-        self.delete_payment_method = bind(deletes.delete_payment_method, uow_factory)
+        # a config's pending payments are cancelled at this process's rails
+        self.delete_payment_method = bind(deletes.delete_payment_method, *store, rails)
         # money moved or time given: never to the acting admin's own account (own_account)
         self.issue_credit_note = not_for_own(
             bind(invoicing.issue_admin_credit_note, *store),
@@ -103,7 +104,7 @@ class AdminUseCases:
             "complete a payment",
         )
         self.create_payment_method = bind(payment_methods.create_config, *store)
-        self.update_payment_method = bind(payment_methods.update_config, *store)
+        self.update_payment_method = bind(payment_methods.update_config, *store, rails)
         self.refund_amount = bind(vm_removal.refund_amount, uow_factory, rates, clock)
         self.refund_by_hand = not_for_own(
             partial(manual_refund.refund_by_hand, uow_factory, rates, clock, queue, rails=rails),

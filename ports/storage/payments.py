@@ -16,11 +16,12 @@ from ports.storage.common import Page
 @attrs.frozen
 class PendingOf:
     """A subscription's pending payments (unpaid, `expires > now`) of `types`, all but the
-    one whose id is `except_id`."""
+    one whose id is `except_id`; with `method`, only those of that payment method."""
 
     subscription_id: int
     types: Collection[SubscriptionPaymentType]
     except_id: bytes | None = attrs.field(default=None, kw_only=True)
+    method: PaymentMethod | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen
@@ -182,6 +183,15 @@ class Payments(Protocol):
 
         Expired ones are included: a settlement may have been missed until after expiry.
         """
+        ...
+
+    async def unpaid_of_method(
+        self, method: PaymentMethod, expires_after: datetime, *, company_id: int | None = None
+    ) -> list[SubscriptionPayment]:
+        """Unpaid payments of `method` with `expires > expires_after` (with `company_id`, only
+        those of that company's subscriptions), by subscription id then id: what a
+        payment-method config's disable or delete expires, and what could still be settled
+        when its webhook secret goes."""
         ...
 
     async def list_lapsed_unpaid(

@@ -893,6 +893,42 @@ async def test_unpaid_by_method_since_newest_first_and_limited(
         assert fiat.created == at(5)
 
 
+async def test_unpaid_of_method_by_expiry_and_company_and_expired_by_method(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """What a payment-method config's disable or delete reads (a company's unpaid payments of
+    one method expiring after a moment) and expires (a subscription's, of that method)."""
+    w = await stored_world(uow_factory)
+    revolut, stripe = PaymentMethod.REVOLUT, PaymentMethod.STRIPE
+    async with uow_factory() as uow:
+        other = await uow.companies.add(evolve(w.company, id=0, name="Other"))
+        theirs, _ = await uow.subscriptions.add_with_line_items(
+            new_subscription(w.user.id, other.id), []
+        )
+        pending = await uow.payments.add(new_payment(w.subscription, payment_method=revolut))
+        lapsed = await uow.payments.add(
+            new_payment(w.subscription, payment_method=revolut, expires=at(4))
+        )
+        card = await uow.payments.add(new_payment(w.subscription, payment_method=stripe))
+        await uow.payments.add(new_payment(w.subscription, payment_method=revolut, is_paid=True))
+        await uow.payments.add(new_payment(w.subscription, payment_method=revolut, expires=at(3)))
+        elsewhere = await uow.payments.add(new_payment(theirs, payment_method=revolut))
+        await uow.commit()
+    async with uow_factory() as uow:
+        found = await uow.payments.unpaid_of_method(revolut, at(3))
+        assert {p.id for p in found} == {pending.id, lapsed.id, elsewhere.id}
+        assert [p.subscription_id for p in found] == sorted(p.subscription_id for p in found)
+        mine = await uow.payments.unpaid_of_method(revolut, at(5), company_id=w.company.id)
+        assert mine == [pending]
+        which = PendingOf(w.subscription.id, tuple(SubscriptionPaymentType), method=revolut)
+        assert await uow.payments.expire_pending(which, at(5)) == [pending]
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.payments.get(pending.id) == evolve(pending, expires=at(5))
+        for untouched in (card, lapsed, elsewhere):
+            assert await uow.payments.get(untouched.id) == untouched
+
+
 async def _grant(uow: UnitOfWork, user_id: int, currency: str, amount: int) -> None:
     """An admin's credit of `amount` to the user's balance in `currency` (not committed)."""
     entry = checked_entry(

@@ -27,6 +27,7 @@ from adapters.http.context import SERVICES
 from adapters.http.cors import setup_cors
 from adapters.http.errors import error_middleware
 from adapters.http.openapi import RouteTable
+from adapters.http.routes_webhooks import WEBHOOK_SECRETS, WebhookSecrets
 from app.services import Services
 from ports.clock import Clock
 
@@ -80,6 +81,7 @@ def build_admin_app(
     auth_clock: Clock | None = None,
     auth_binding: AuthBinding | None = None,
     cors_origins: Sequence[str] | None = None,
+    webhook_secrets: WebhookSecrets | None = None,
 ) -> web.Application:
     """The admin API over `services`: the user app's middleware, CORS and NIP-98 auth, then
     RBAC per route (403 without the permission, D19). `auth_clock` judges NIP-98 timestamps
@@ -87,7 +89,9 @@ def build_admin_app(
     `build_user_app`, except that no client is held to a share of its replay guard: only keys
     with the route's permission take places in it (`authenticate_admin`), so strangers cannot
     fill it, and an admin's bulk script is not slowed down. It must not be the user API's
-    in-process guard (the composition root gives each API its own)."""
+    in-process guard (the composition root gives each API its own). `webhook_secrets`: the
+    user API's, so that deleting a payment-method config knows which methods the settings
+    file signs (`routes_deletes`)."""
     app = web.Application(
         middlewares=[error_middleware, invalidate_catalogue], client_max_size=1024**2
     )
@@ -95,5 +99,7 @@ def build_admin_app(
     binding = attrs.evolve(auth_binding or AuthBinding(), shares=None)
     setup_auth(app, binding.authenticator(services.uow_factory, auth_clock or services.clock))
     app[SERVICES] = services
+    if webhook_secrets is not None:
+        app[WEBHOOK_SECRETS] = webhook_secrets
     admin_route_table().register(app)
     return app

@@ -9,9 +9,10 @@ from adapters.http.admin.common import ID, add
 from adapters.http.context import services
 from adapters.http.envelope import data_response
 from adapters.http.openapi import RouteTable, Schema
+from adapters.http.routes_webhooks import WEBHOOK_SECRETS
 from adapters.http.views_schema import STRING, obj
 from adapters.http.vm_params import path_id
-from domain.enums import AdminAction, AdminResource
+from domain.enums import AdminAction, AdminResource, PaymentMethod
 
 SUCCESS: Schema = obj({"success": {"type": "boolean"}, "message": STRING})
 
@@ -22,7 +23,13 @@ def _done(message: str) -> web.StreamResponse:
 
 @require(AdminResource.PAYMENT_METHOD_CONFIG, AdminAction.DELETE)
 async def remove_payment_method(request: web.Request, admin: Admin) -> web.StreamResponse:
-    await services(request).admin.delete_payment_method(path_id(request))
+    """409 while the config holds its method's only webhook secret and payments of the method
+    could still be paid; its company's pending payments of the method are expired."""
+    configured = request.config_dict.get(WEBHOOK_SECRETS)
+    in_settings = [m for m in PaymentMethod if configured and configured.secret_for(m)]
+    await services(request).admin.delete_payment_method(
+        path_id(request), signed_by_settings=in_settings
+    )
     return _done("Payment method configuration deleted successfully")
 
 
@@ -45,7 +52,7 @@ def add_admin_delete_routes(table: RouteTable) -> None:
         "DELETE",
         f"/payment_methods/{ID}",
         remove_payment_method,
-        "Delete a payment-method config",
+        "Delete a payment-method config; its pending payments expire (409: only webhook secret)",
         response=SUCCESS,
     )
     add(

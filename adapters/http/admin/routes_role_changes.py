@@ -31,7 +31,8 @@ def _permissions(raw: object) -> list[Permission] | None:
 @require(_ROLES, AdminAction.UPDATE)
 async def patch_role(request: web.Request, admin: Admin) -> web.StreamResponse:
     """`name`, `description`, `permissions` (the whole set); absent or null leaves one as is.
-    Granting a permission the caller does not hold is 403."""
+    Adding a permission the caller does not hold without an end date, or adding any to a
+    role the caller holds, is 403."""
     body = await json_object(request)
     svc = services(request)
     await svc.admin.update_role(
@@ -40,6 +41,7 @@ async def patch_role(request: web.Request, admin: Admin) -> web.StreamResponse:
         description=body_str(body, "description", TEXT_LIMIT, multiline=True),
         permissions=_permissions(body.get("permissions")),
         caller=admin.permissions,
+        by_user_id=admin.user.id,
     )
     return data_response(None)
 

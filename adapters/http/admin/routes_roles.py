@@ -84,6 +84,8 @@ async def create(request: web.Request, admin: Admin) -> web.StreamResponse:
         name=name,
         description=body_str(body, "description", TEXT_LIMIT, multiline=True),
         permissions=permissions,
+        caller=admin.permissions,
+        by_user_id=admin.user.id,
     )
     return data_response(
         {

@@ -1,0 +1,143 @@
+"""Disabling or deleting a payment-method config ends its pending payments (D24), and the config
+holding a method's only webhook secret is not deleted while its payments could still be paid
+(r7 #5): a late webhook is verified and credited."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import attrs
+from aiohttp.test_utils import TestClient, TestServer
+
+from adapters.http.admin.app import build_admin_app
+from adapters.http.routes_webhooks import WEBHOOK_SECRETS, WebhookSecrets
+from domain.enums import PaymentMethod
+from domain.model import PaymentMethodConfig, SubscriptionPayment
+from tests.http.admin.adminapp import AdminWorld, seed_roles
+from tests.http.apiapp import NOW, ApiClient, api_client
+from tests.http.test_routes_webhooks import (
+    is_paid,
+    post,
+    revolut_event,
+    revolut_headers,
+    revolut_payment,
+)
+from tests.http.vm_helpers import build, with_revolut
+from tests.unit.billing.fakes import FakeGateway
+
+SECRET = "from-config"
+WEBHOOK = "/api/v1/webhook/revolut"
+
+
+@attrs.frozen
+class World:
+    admin: AdminWorld
+    gateway: FakeGateway
+    config_id: int
+
+
+@asynccontextmanager
+async def _world(
+    in_settings: str | None = None, secret: str | None = SECRET
+) -> AsyncIterator[World]:
+    """A Revolut rail, a Revolut config of the demo company (its `webhook_secret`: `secret`),
+    and `in_settings` as the settings file's Revolut secret, for both APIs."""
+    api = build()
+    gateway = with_revolut(api)
+    secrets = WebhookSecrets(revolut=in_settings) if in_settings else None
+    if secrets is not None:
+        api.app[WEBHOOK_SECRETS] = secrets
+    role_ids = await seed_roles(api)
+    async with api_client(api) as user:
+        async with api.store() as uow:
+            config = await uow.payment_methods.add(
+                PaymentMethodConfig(
+                    id=0,
+                    company_id=user.demo.company,
+                    payment_method=PaymentMethod.REVOLUT,
+                    name="revolut",
+                    enabled=True,
+                    provider_type="revolut",
+                    config={"webhook_secret": secret} if secret else {},
+                    created=NOW,
+                    modified=NOW,
+                )
+            )
+            await uow.commit()
+        app = build_admin_app(api.services, webhook_secrets=secrets)
+        async with TestClient(TestServer(app)) as client:
+            admin = AdminWorld(api, user, ApiClient(client, api), role_ids)
+            yield World(admin, gateway, config.id)
+
+
+async def _payment(w: World, payment_id: str) -> SubscriptionPayment:
+    async with w.admin.api.store() as uow:
+        found = await uow.payments.get(bytes.fromhex(payment_id))
+    assert found is not None
+    return found
+
+
+async def _late_webhook(c: ApiClient, secret: str = SECRET) -> Any:
+    body = revolut_event("revolut-order-1")
+    return await post(c, WEBHOOK, body, revolut_headers(body, secret=secret))
+
+
+async def test_the_only_secret_is_not_deleted_while_a_payment_could_be_paid() -> None:
+    async with _world() as w:
+        _, payment = await revolut_payment(w.admin.user)
+        resp = await w.admin.call("DELETE", f"/payment_methods/{w.config_id}")
+        assert resp.status == 409
+        assert (await resp.json())["error"].startswith(
+            "Cannot delete this Revolut config: it holds the only webhook signing secret and "
+            "1 unpaid Revolut payment(s) could still be paid"
+        )
+        # nothing changed: the config is there, the payment payable, its webhook verified
+        assert (await w.admin.call("GET", f"/payment_methods/{w.config_id}")).status == 200
+        assert (await _payment(w, payment["id"])).is_pending(w.admin.api.clock.now())
+        assert w.gateway.cancelled == []
+        assert (await _late_webhook(w.admin.user)).status == 200
+        assert await is_paid(w.admin.user, payment["id"])
+
+
+async def test_disabling_expires_and_cancels_but_a_late_webhook_is_still_credited() -> None:
+    async with _world() as w:
+        _, payment = await revolut_payment(w.admin.user)
+        path = f"/payment_methods/{w.config_id}"
+        await w.admin.ok("PATCH", path, json={"enabled": False})
+        stored = await _payment(w, payment["id"])
+        assert not stored.is_pending(w.admin.api.clock.now())
+        assert w.gateway.cancelled == ["revolut-order-1"]
+        # the customer had paid before the cancel reached Revolut: its webhook still verifies
+        assert (await _late_webhook(w.admin.user)).status == 200
+        assert await is_paid(w.admin.user, payment["id"])
+
+
+async def test_deleted_once_the_retry_horizon_passed() -> None:
+    async with _world() as w:
+        _, payment = await revolut_payment(w.admin.user)
+        path = f"/payment_methods/{w.config_id}"
+        await w.admin.ok("PATCH", path, json={"enabled": False})
+        w.admin.api.clock.advance(timedelta(days=3) - timedelta(seconds=1))
+        assert (await w.admin.call("DELETE", path)).status == 409  # expired < 3 days ago
+        w.admin.api.clock.advance(timedelta(seconds=1))
+        await w.admin.ok("DELETE", path)
+        assert not await is_paid(w.admin.user, payment["id"])
+
+
+async def test_a_secret_kept_elsewhere_lets_the_delete_expire_and_cancel() -> None:
+    """With the secret in the settings file (or no secret in the row) the delete goes ahead:
+    the config's pending payments are expired and cancelled at Revolut."""
+    for in_settings, secret in (("from-settings", SECRET), (None, None)):
+        async with _world(in_settings=in_settings, secret=secret) as w:
+            _, payment = await revolut_payment(w.admin.user)
+            await w.admin.ok("DELETE", f"/payment_methods/{w.config_id}")
+            stored = await _payment(w, payment["id"])
+            assert not stored.is_pending(w.admin.api.clock.now()), in_settings
+            assert w.gateway.cancelled == ["revolut-order-1"]
+            if in_settings:
+                resp = await _late_webhook(w.admin.user, secret=in_settings)
+                assert resp.status == 200
+                assert await is_paid(w.admin.user, payment["id"])
