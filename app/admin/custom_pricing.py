@@ -185,11 +185,14 @@ async def _keep_disks_in_use(
     (`domain.pricing.billed_disk_row`, logged) and stays renewable: allowed.
 
     Judged under the locks of the pricing's regions (before and after the edit; an order
-    takes its pricing's region's before it reads the pricing), taken last in the
-    transaction, after the subscriptions' (one lock order: subscription, user, region), on
-    the templates as last committed (`disks_in_use`): an order that read the old rows is
-    committed before this judges, and one after waits for this commit and reads the new
-    rows (refused "No disk price found")."""
+    takes its pricing's region's before it reads the pricing), on the templates as last
+    committed (`disks_in_use`): an order that read the old rows is committed before this
+    judges, and one after waits for this commit and reads the new rows (refused "No disk
+    price found"). The region locks are taken after the subscriptions' (whose quotes the
+    edit expires) and before the pricing's rows are written, in the one lock order
+    (subscription, user, region; then the pricing's row, which an order's new custom
+    template and an upgrade's conversion lock through their foreign key), so none of
+    them waits on this edit in a cycle."""
     for region_id in sorted({old_region, pricing.region_id}):
         await uow.regions.lock(region_id)
     in_use = await uow.custom_templates.disks_in_use(pricing.id)
@@ -255,17 +258,16 @@ async def update_pricing(
         _check(updated)
         if "region_id" in changes:
             await _check_region(uow, updated.region_id)
-        await uow.custom_pricing.update(updated)
         repriced = _changed(old, updated, PRICE_FIELDS)
         disks_changed = False
+        disks: list[CustomPricingDisk] | None = None
         if fields.get("disk_pricing") is not None:
             disks = _disks(pricing_id, fields["disk_pricing"])
             before = await uow.custom_pricing.list_disks(pricing_id)
             repriced = repriced or _disk_prices(before) != _disk_prices(disks)
             disks_changed = _disk_rows(before) != _disk_rows(disks)
-            await uow.custom_pricing.remove_disks(pricing_id)
-            for disk in disks:
-                await uow.custom_pricing.add_disk(disk)
+        # the locks in their one order (subscriptions, then regions), then the pricing's
+        # rows written: see `_keep_disks_in_use`
         expired: list[SubscriptionPayment] = []
         now = clock.now()
         if repriced:  # the custom VMs' every quote, their upgrades among them
@@ -275,8 +277,13 @@ async def update_pricing(
         regional = repriced or bounds or _changed(old, updated, CHOICE_FIELDS)
         regions = {old.region_id, updated.region_id} if regional else set()
         expired += await _end_upgrades(uow, updated, now, own=own, regions=regions)
-        if fields.get("disk_pricing") is not None:
+        if disks is not None:
             await _keep_disks_in_use(uow, updated, old.region_id, disks)
+        await uow.custom_pricing.update(updated)
+        if disks is not None:
+            await uow.custom_pricing.remove_disks(pricing_id)
+            for disk in disks:
+                await uow.custom_pricing.add_disk(disk)
         info = await common.committed(uow, updated, _infos)
     await cancel_quietly(rails, expired)
     return info
