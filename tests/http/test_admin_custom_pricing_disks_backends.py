@@ -88,3 +88,14 @@ async def test_a_deleted_vms_disk_is_no_longer_kept(c: ApiClient, admin: ApiClie
     status, answer = await _patch(admin, c, [HDD])
     assert status == 200, answer
     assert await _disks(c) == {(DiskType.HDD, DiskInterface.SATA, 2)}
+
+
+async def test_no_other_field_strands_a_paid_custom_vm(c: ApiClient, admin: ApiClient) -> None:
+    """What its renewal does not read stays free: another currency (a new price, quotes
+    expired), switched off, bounds the VM is now outside of; it still renews."""
+    vm = await _paid_custom_vm(c)
+    body = {"currency": "USD", "enabled": False, "min_cpu": 4, "max_cpu": 8,
+            "min_memory": 8 * GIB, "max_memory": 16 * GIB}  # fmt: skip
+    resp = await admin.call("PATCH", f"{BASE}/custom_pricing/{c.demo.custom}", key=ROOT, json=body)
+    assert resp.status == 200, await resp.text()
+    assert await _renews(c, vm)
