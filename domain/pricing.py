@@ -157,6 +157,21 @@ def billed_disk_row(
         raise
 
 
+def unpriced_disks(
+    in_use: Iterable[tuple[DiskType, DiskInterface]], disks: Iterable[CustomPricingDisk]
+) -> list[tuple[DiskType, DiskInterface]]:
+    """The disks in use (type, interface) that `billed_disk_row` finds no row for among
+    `disks` (none of their type): a VM with one can no longer be priced, so not renewed."""
+    rows = list(disks)
+    out = []
+    for disk_type, disk_interface in sorted(set(in_use)):
+        try:
+            billed_disk_row(disk_type, disk_interface, rows)
+        except NoDiskPrice:
+            out.append((disk_type, disk_interface))
+    return out
+
+
 @attrs.frozen
 class CustomPrice:
     """The monthly components of a custom spec, in smallest units of `currency` (R5.5)."""

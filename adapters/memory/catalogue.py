@@ -8,6 +8,7 @@ from typing import Protocol, TypeVar
 
 from adapters.memory.db import RecordRepo, evolve
 from domain import model as m
+from domain.enums import DiskInterface, DiskType
 from domain.errors import IMAGE_EXISTS
 from ports.storage.catalogue import AddressUse
 
@@ -123,3 +124,15 @@ class MemoryCustomTemplates(RecordRepo[m.CustomTemplate]):
 
     async def count_by_pricing(self) -> dict[int, int]:
         return dict(Counter(t.pricing_id for t in self._where()))
+
+    async def disks_in_use(self, pricing_id: int) -> dict[tuple[DiskType, DiskInterface], int]:
+        vms = self._rows("vm").values()
+        dead = {v.custom_template_id for v in vms if v.deleted} - {
+            v.custom_template_id for v in vms if not v.deleted
+        }
+        return dict(
+            Counter(
+                (t.disk_type, t.disk_interface)
+                for t in self._where(lambda t: t.pricing_id == pricing_id and t.id not in dead)
+            )
+        )

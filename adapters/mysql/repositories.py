@@ -26,6 +26,7 @@ from adapters.mysql.connection import SqlConnection
 from adapters.mysql.in_lists import id_chunks
 from adapters.mysql.mapping import Mapper, evolve
 from adapters.mysql.sqlite_loop import LoopConnection
+from domain.enums import DiskInterface, DiskType
 from domain.errors import IMAGE_EXISTS, DuplicateKey, RoleNameTaken
 from domain.model import (
     AdminRole,
@@ -452,6 +453,26 @@ class SqlCustomTemplates(SqlRecords[CustomTemplate]):
         c = t.vm_custom_template.c
         query = select(c.pricing_id, func.count()).group_by(c.pricing_id)
         return {int(pid): int(n) for pid, n in await self.conn.execute(query)}
+
+    async def disks_in_use(self, pricing_id: int) -> dict[tuple[DiskType, DiskInterface], int]:
+        c, vm = t.vm_custom_template.c, t.vm.c
+        templates = select(c.id, c.disk_type, c.disk_interface).where(c.pricing_id == pricing_id)
+        if self.locks_rows:  # as last committed, and no committed change until this one ends
+            templates = templates.with_for_update(read=True)
+        rows = list(await self.conn.execute(templates))
+        used: dict[int, bool] = {}  # template id → whether a VM not deleted uses it
+        for chunk in id_chunks([int(row[0]) for row in rows]):
+            query = select(vm.custom_template_id, vm.deleted).where(
+                vm.custom_template_id.in_(chunk)
+            )
+            for template_id, deleted in await self.conn.execute(query):
+                used[int(template_id)] = used.get(int(template_id), False) or not deleted
+        counts: dict[tuple[DiskType, DiskInterface], int] = {}
+        for template_id, disk_type, disk_interface in rows:
+            if used.get(int(template_id), True):  # no VM seen: an order's, just committed
+                key = (disk_type, disk_interface)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
 
 
 class SqlRoles(SqlRepo):

@@ -11,8 +11,10 @@ import attrs
 from app.admin import catalogue_common as common
 from app.billing.price_in_force import cancel_quietly, expire_quotes_on, expire_upgrades_on
 from app.billing.rails import PaymentRails
+from domain.enums import DiskInterface, DiskType
 from domain.errors import InvalidInput
 from domain.model import CustomPricing, CustomPricingDisk, SubscriptionPayment
+from domain.pricing import unpriced_disks
 from ports.clock import Clock
 from ports.storage import PricedBy, UnitOfWork, UnitOfWorkFactory
 
@@ -165,6 +167,45 @@ def _disk_rows(disks: Sequence[CustomPricingDisk]) -> set[tuple[Any, Any, int, i
     return {(d.kind, d.interface, d.cost, d.min_disk_size, d.max_disk_size) for d in disks}
 
 
+class DisksInUse(common.InUse):
+    """A `disk_pricing` that leaves no row for a disk live custom VMs of the pricing have (422)."""
+
+
+def _disk_name(disk: tuple[DiskType, DiskInterface]) -> str:
+    return f"{disk[0].name.lower()} ({disk[1].name.lower()})"
+
+
+async def _keep_disks_in_use(
+    uow: UnitOfWork, pricing: CustomPricing, old_region: int, disks: Sequence[CustomPricingDisk]
+) -> None:
+    """`DisksInUse` when `disks` leave a disk of a live custom template of `pricing` with no
+    row of its type (`unpriced_disks`): its VM could never be renewed again (its renewal is
+    "No disk price found"), so its paid time would run out and the VM be deleted. A disk
+    whose own interface loses its row while its type keeps one is billed at that row
+    (`domain.pricing.billed_disk_row`, logged) and stays renewable: allowed.
+
+    Judged under the locks of the pricing's regions (before and after the edit; an order
+    takes its pricing's region's before it reads the pricing), on the templates as last
+    committed (`disks_in_use`): an order that read the old rows is committed before this
+    judges, and one after waits for this commit and reads the new rows (refused "No disk
+    price found"). The region locks are taken after the subscriptions' (whose quotes the
+    edit expires) and before the pricing's rows are written, in the one lock order
+    (subscription, user, region; then the pricing's row, which an order's new custom
+    template and an upgrade's conversion lock through their foreign key), so none of
+    them waits on this edit in a cycle."""
+    for region_id in sorted({old_region, pricing.region_id}):
+        await uow.regions.lock(region_id)
+    in_use = await uow.custom_templates.disks_in_use(pricing.id)
+    stranded = unpriced_disks(in_use, disks)
+    if stranded:
+        named = ", ".join(f"{_disk_name(d)} ×{in_use[d]}" for d in stranded)
+        raise DisksInUse(
+            "disk_pricing leaves no row for a disk type that live custom VMs of this pricing "
+            f"have: {named}; they could not be renewed. Keep a row of each type in use "
+            "(any interface)"
+        )
+
+
 def _changed(old: CustomPricing, new: CustomPricing, fields: Sequence[str]) -> bool:
     return any(getattr(old, f) != getattr(new, f) for f in fields)
 
@@ -191,7 +232,11 @@ async def update_pricing(
     clock: Clock,
     rails: PaymentRails | None = None,
 ) -> PricingInfo:
-    """`disk_pricing`, when sent, replaces every disk row.
+    """`disk_pricing`, when sent, replaces every disk row; one that leaves no row of a disk
+    type a live custom VM of the pricing has is refused (422, nothing changed): that VM
+    could not be renewed (`_keep_disks_in_use`). Nothing else of the pricing is read when
+    its VMs renew (the bounds, `enabled`, `expires` and the region are not: a VM on a
+    retired offer renews), so no other field can strand one.
 
     Changed prices (a resource cost, the currency, a disk row's cost) make the pending
     Purchase/Renewal/LNURL and upgrade payments of the custom VMs on this pricing stale:
@@ -213,17 +258,16 @@ async def update_pricing(
         _check(updated)
         if "region_id" in changes:
             await _check_region(uow, updated.region_id)
-        await uow.custom_pricing.update(updated)
         repriced = _changed(old, updated, PRICE_FIELDS)
         disks_changed = False
+        disks: list[CustomPricingDisk] | None = None
         if fields.get("disk_pricing") is not None:
             disks = _disks(pricing_id, fields["disk_pricing"])
             before = await uow.custom_pricing.list_disks(pricing_id)
             repriced = repriced or _disk_prices(before) != _disk_prices(disks)
             disks_changed = _disk_rows(before) != _disk_rows(disks)
-            await uow.custom_pricing.remove_disks(pricing_id)
-            for disk in disks:
-                await uow.custom_pricing.add_disk(disk)
+        # the locks in their one order (subscriptions, then regions), then the pricing's
+        # rows written: see `_keep_disks_in_use`
         expired: list[SubscriptionPayment] = []
         now = clock.now()
         if repriced:  # the custom VMs' every quote, their upgrades among them
@@ -233,6 +277,13 @@ async def update_pricing(
         regional = repriced or bounds or _changed(old, updated, CHOICE_FIELDS)
         regions = {old.region_id, updated.region_id} if regional else set()
         expired += await _end_upgrades(uow, updated, now, own=own, regions=regions)
+        if disks is not None:
+            await _keep_disks_in_use(uow, updated, old.region_id, disks)
+        await uow.custom_pricing.update(updated)
+        if disks is not None:
+            await uow.custom_pricing.remove_disks(pricing_id)
+            for disk in disks:
+                await uow.custom_pricing.add_disk(disk)
         info = await common.committed(uow, updated, _infos)
     await cancel_quietly(rails, expired)
     return info

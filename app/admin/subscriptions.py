@@ -11,7 +11,7 @@ from app.billing.errors import CompanyNotFound, NotFound, SubscriptionNotFound, 
 from app.billing.price_in_force import REPRICED, cancel_quietly, expire_stale_quotes
 from app.billing.rails import PaymentRails
 from domain.enums import IntervalType, SubscriptionPaymentType
-from domain.errors import InvalidInput
+from domain.errors import DomainError, InvalidInput
 from domain.expiry_edit import check_expiry_edit, expiry_edit_event
 from domain.intervals import checked_interval
 from domain.limits import check_expiry, check_price
@@ -24,7 +24,7 @@ from domain.own_account import (
     subscription_edit_moves_money,
 )
 from domain.patch import UNSET, Maybe, given
-from domain.price_edit import price_edit_event, repriced
+from domain.price_edit import price_edit_event, repriced, resupplied
 from domain.switch_off import admin_edited, switched_off_now
 from ports.clock import Clock
 from ports.storage import UnitOfWorkFactory
@@ -38,6 +38,17 @@ def _name(value: str) -> str:
     if not name:
         raise InvalidInput("Subscription name cannot be empty")
     return name
+
+
+class SupplyAllocated(DomainError):
+    """What an IP-range line item sells changed after a block was given for it (422)."""
+
+
+#: why a change of what an item sells is refused once it was given a range
+_ALLOCATED = (
+    "This line item was given an IP range already: what it sells (available_ip_space_id, "
+    "prefix_size) cannot be changed, sell the other block as a new line item"
+)
 
 
 def _currency(value: str) -> str:
@@ -203,10 +214,20 @@ async def update_line_item(
 ) -> LineItem:
     """Apply the given fields under the subscription's lock. Nobody changes their own
     subscription's price: refused (403, nothing changed), judged on the item read under the
-    lock when `admin_id` (who asks) is given, as the admin API always gives it. A change of
-    `amount` or `setup_amount` is written, with
-    `admin_id` and the old and new price, to the history of the subscription's VM (if it has
-    one) in the same transaction (`domain.price_edit`).
+    lock when `admin_id` (who asks) is given, as the admin API always gives it. A price
+    change is one of `amount`, `setup_amount` or of what the item sells: the configuration's
+    `available_ip_space_id` or `prefix_size`, the space and block size an IP-range item is
+    given (`domain.price_edit.repriced`; a /24 order edited to a /22 buys a /22 at the /24's
+    price). It is written, with `admin_id` and the old and new price (and supply), to the
+    history of the subscription's VM (if it has one; an IP-range subscription has none, the
+    admin audit trail records the request) in the same transaction (`domain.price_edit`).
+
+    What an item sells cannot be changed once it was given a range (any on record, active
+    or ended): refused (422, nothing changed). The block given stays what it is (a booking
+    never resizes it) and an ended one of the current lapse comes back on at the next
+    payment, so the record would say /22 while the customer holds a /24; another block is
+    sold as a new line item. Judged on the ranges read under the lock, which every booking
+    giving a range holds.
 
     The item's subscription is looked up in a read of its own, before the transaction: the
     transaction's first read is then the lock, and the item read after it is the latest
@@ -214,9 +235,10 @@ async def update_line_item(
     there, and a rival's edit committed while this one waited would be read as not made,
     then overwritten).
 
-    A new `amount` or `setup_amount` is a new price: the subscription's pending renewal
-    quotes (LNURL ones included) are expired in the same transaction and cancelled at their
-    provider after it, so nobody buys time at the old price (D23). A new `amount` expires
+    A price change (a new `amount`, `setup_amount` or supply) is a new price: the
+    subscription's pending purchase and renewal quotes (LNURL ones included) are expired in
+    the same transaction and cancelled at their provider after it, so nobody buys time, or
+    a block, at the old price (D23). A new `amount` expires
     its pending upgrade quotes too: whether an upgrade may move the subscription to monthly
     billing depends on the other items' amounts (`app.billing.upgrades`), so one quoted
     before is not left payable; one paid anyway is judged again when booked and becomes
@@ -247,6 +269,10 @@ async def update_line_item(
         if repriced(item, updated) and admin_id is not None:
             # judged again on the item read under the lock: see `update_subscription`
             refuse_own(admin_id, owners(sub, vm), LINE_ITEM_EDIT)
+        if resupplied(item, updated) and await uow.ip_range_subscriptions.list_by_line_item(
+            item.id
+        ):
+            raise SupplyAllocated(_ALLOCATED)
         await uow.line_items.update(updated)
         if vm is not None:
             # who changed the price, from what to what, committed with the change
@@ -254,7 +280,7 @@ async def update_line_item(
             await uow.vm_history.add(edit)
         if updated.amount != item.amount:
             expired = await expire_stale_quotes(uow, item.subscription_id, now, REPRICED)
-        elif updated.setup_amount != item.setup_amount:
+        elif repriced(item, updated):  # the setup fee, or what the item sells
             expired = await expire_stale_quotes(uow, item.subscription_id, now)
         await uow.commit()
     await cancel_quietly(rails, expired)

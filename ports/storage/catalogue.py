@@ -8,6 +8,7 @@ from typing import Protocol
 import attrs
 
 from domain import model as m
+from domain.enums import DiskInterface, DiskType
 from ports.storage.common import Catalogue, Records, Removable
 
 
@@ -112,4 +113,13 @@ class CustomTemplates(Records[m.CustomTemplate], Protocol):
 
     async def count_by_pricing(self) -> dict[int, int]:
         """How many custom templates use each pricing (pricings with none are left out)."""
+        ...
+
+    async def disks_in_use(self, pricing_id: int) -> dict[tuple[DiskType, DiskInterface], int]:
+        """How many live custom templates of the pricing have each (disk type, interface):
+        those of a VM that is not deleted, and those no VM is seen using (an order's VM
+        committed after this transaction's snapshot; none is left behind otherwise). The
+        templates are read as last committed, on MariaDB by a shared locking read (`LOCK IN
+        SHARE MODE`), not the transaction's snapshot: under the region's lock, which every
+        order takes before it reads the pricing, nothing ordered is missed."""
         ...

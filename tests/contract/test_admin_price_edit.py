@@ -4,8 +4,10 @@ expiry edit is; an edit that leaves the price as it is writes nothing."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from app.admin.subscriptions import LineItemPatch, update_line_item
-from domain.enums import VmHistoryActionType
+from domain.enums import SubscriptionType, VmHistoryActionType
 from domain.model import LineItem, Vm, VmHistory
 from domain.price_edit import PRICE_EDIT_KEY
 from tests.contract import lifecycle_world, storage_backends
@@ -92,3 +94,44 @@ async def test_an_edit_that_keeps_the_price_writes_nothing(shop: Shop) -> None:
 
     assert await _edits(shop, vm) == []
     assert len(await shop.history(vm)) == before
+
+
+async def test_a_change_of_what_an_item_sells_is_a_price_change(shop: Shop) -> None:
+    """Review r7: an IP-range item's `prefix_size` decides the block it is given, so a /24
+    edited to a /22 is a new price: written to the history, the pending quote expired."""
+    vm, _ = await _paid_item(shop)
+    sub = await shop.subscription(vm)
+    quote = await shop.renew(vm)  # before the item: space 7 is made up, not to be judged
+    config = {"ip_space_pricing_id": 1, "available_ip_space_id": 7, "prefix_size": 24}
+    async with shop.factory() as uow:
+        # the port adds line items only with their subscription; every store's repo can
+        ip_item = await cast(Any, uow.line_items).add(
+            LineItem(
+                id=0,
+                subscription_id=sub.id,
+                subscription_type=SubscriptionType.IP_RANGE,
+                name="IP Range: /24",
+                amount=900,
+                configuration=config,
+            )
+        )
+        await uow.commit()
+
+    await _edit(shop, ip_item, configuration={**config, "prefix_size": 22})
+
+    [entry] = await _edits(shop, vm)
+    assert entry.metadata is not None and isinstance(entry.metadata, dict)
+    record = entry.metadata[PRICE_EDIT_KEY]
+    assert record["from"]["supplies"] == {"available_ip_space_id": 7, "prefix_size": 24}
+    assert record["to"]["supplies"] == {"available_ip_space_id": 7, "prefix_size": 22}
+    assert record["to"]["amount"] == 900
+    assert entry.description is not None
+    assert "supply from /24 of IP space 7 to /22 of IP space 7" in entry.description
+    async with shop.factory() as uow:
+        stale = await uow.payments.get(quote.id)
+    assert stale is not None and stale.expires <= shop.clock.now()
+    # a configuration key that sells nothing else (the tier's id) is no price change
+    await _edit(
+        shop, ip_item, configuration={**config, "prefix_size": 22, "ip_space_pricing_id": 2}
+    )
+    assert len(await _edits(shop, vm)) == 1

@@ -110,6 +110,43 @@ async def test_usage_counts(uow_factory: UnitOfWorkFactory) -> None:
         assert await uow.subscriptions.any_for_company(w.company.id + 1) is False
 
 
+async def test_disks_in_use(uow_factory: UnitOfWorkFactory) -> None:
+    """A template counts while a VM not deleted uses it, or no VM does (an order's, just
+    committed); one only deleted VMs use does not."""
+    w = await stored_world(uow_factory)
+    spec = CustomTemplate(
+        id=0,
+        cpu=1,
+        memory=GIB,
+        disk_size=10 * GIB,
+        disk_type=DiskType.SSD,
+        disk_interface=DiskInterface.PCIE,
+        pricing_id=0,
+    )
+    async with uow_factory() as uow:
+        pricing = await uow.custom_pricing.add(_pricing(w.region.id))
+        other = await uow.custom_pricing.add(_pricing(w.region.id))
+        live = await uow.custom_templates.add(attrs.evolve(spec, pricing_id=pricing.id))
+        gone = await uow.custom_templates.add(
+            attrs.evolve(spec, pricing_id=pricing.id, disk_type=DiskType.HDD)
+        )
+        await uow.custom_templates.add(
+            attrs.evolve(spec, pricing_id=pricing.id, disk_interface=DiskInterface.SATA)
+        )
+        await uow.custom_templates.add(attrs.evolve(spec, pricing_id=other.id))
+        await uow.vms.update(attrs.evolve(w.vm, template_id=None, custom_template_id=live.id))
+        second = await uow.vms.add(
+            attrs.evolve(w.vm, id=0, mac_address="bc:24:11:00:00:02", custom_template_id=gone.id)
+        )
+        await uow.vms.delete(second.id)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.custom_templates.disks_in_use(pricing.id) == {
+            (DiskType.SSD, DiskInterface.PCIE): 1,
+            (DiskType.SSD, DiskInterface.SATA): 1,
+        }
+
+
 async def test_live_assignments_leave_out_deleted_ones(uow_factory: UnitOfWorkFactory) -> None:
     w = await stored_world(uow_factory)
     async with uow_factory() as uow:
