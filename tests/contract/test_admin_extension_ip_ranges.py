@@ -3,6 +3,7 @@ SQLite and MariaDB: by a PATCH of `expires` and by a VM's extend."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import attrs
@@ -10,10 +11,14 @@ import pytest
 
 from app.admin.subscriptions import SubscriptionPatch, update_subscription
 from app.admin.vms import extend_vm
+from app.billing.completion import complete_payment
 from app.billing.ip_room import NoIpRangeLeft
 from domain.enums import SubscriptionType
 from domain.model import IpRangeSubscription, LineItem, Subscription, Vm
+from ports.storage import UnitOfWorkFactory
 from tests.contract import lifecycle_world, storage_backends
+from tests.contract.lifecycle_world import engine_on, sql_factory
+from tests.contract.storage_backends import Database
 from tests.contract.test_ip_range_allocation import (
     RUN,
     _lapse_past_grace,
@@ -170,3 +175,46 @@ async def test_an_order_never_paid_is_given_no_block_by_an_expiry(world: World) 
     a, a_item = await _order(world, tier, 1)
     await _patch(world, a, expires=world.now + 30 * DAY, is_active=True)
     assert await _ranges(world, a_item) == []
+
+
+async def test_an_extension_racing_a_payment_for_the_block_gives_it_once(
+    world: World, database: Database
+) -> None:
+    """The holder's block, free after its cancellation, is paid for by another buyer while an
+    admin extends the holder (on MariaDB each on its own connection): both take the space's
+    lock, so exactly one of them holds it; the other is refused (422) or booked as credit."""
+    tier = await _space(world, "198.51.100.0/24")
+    a, a_item = await _order(world, tier, 1)
+    await _pay(world, a)
+    await _lapse_past_grace(world, a)
+    b, b_item = await _order(world, tier, 2)
+    quote = await world.renew(subscription_id=b.id)
+    back = SubscriptionPatch(expires=world.now + 30 * DAY, is_active=True)
+
+    async def race(factory: UnitOfWorkFactory) -> list[object]:
+        return await asyncio.gather(
+            update_subscription(
+                factory, a.id, back, clock=world.clock, rails=world.shop.rails, admin_id=ADMIN
+            ),
+            complete_payment(
+                factory, world.clock, world.shop.rails, world.queue, payment_id=quote.id
+            ),
+            return_exceptions=True,
+        )
+
+    if database.url is None:
+        results = await race(world.shop.factory)
+    else:
+        async with engine_on(database) as engine:
+            results = await race(sql_factory(engine))
+    holders = [
+        item.id
+        for item in (a_item, b_item)
+        for r in await _ranges(world, item)
+        if r.is_active and r.cidr == "198.51.100.0/24"
+    ]
+    assert len(holders) == 1, results
+    if holders == [a_item.id]:
+        assert not isinstance(results[0], BaseException), results
+    else:
+        assert isinstance(results[0], NoIpRangeLeft), results
