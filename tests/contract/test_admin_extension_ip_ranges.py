@@ -192,14 +192,16 @@ async def test_an_extension_racing_a_payment_for_the_block_gives_it_once(
     back = SubscriptionPatch(expires=world.now + 30 * DAY, is_active=True)
 
     async def race(factory: UnitOfWorkFactory) -> list[object]:
-        return await asyncio.gather(
-            update_subscription(
-                factory, a.id, back, clock=world.clock, rails=world.shop.rails, admin_id=ADMIN
-            ),
-            complete_payment(
-                factory, world.clock, world.shop.rails, world.queue, payment_id=quote.id
-            ),
-            return_exceptions=True,
+        return list(
+            await asyncio.gather(
+                update_subscription(
+                    factory, a.id, back, clock=world.clock, rails=world.shop.rails, admin_id=ADMIN
+                ),
+                complete_payment(
+                    factory, world.clock, world.shop.rails, world.queue, payment_id=quote.id
+                ),
+                return_exceptions=True,
+            )
         )
 
     if database.url is None:
