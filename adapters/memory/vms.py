@@ -28,6 +28,10 @@ class MemoryVms(RecordRepo[Vm]):
         found = self._where(lambda v: v.subscription_line_item_id == line_item_id and not v.deleted)
         return found[0] if found else None
 
+    async def get_any_by_line_item(self, line_item_id: int) -> Vm | None:
+        found = self._where(lambda v: v.subscription_line_item_id == line_item_id)
+        return found[0] if found else None
+
     async def get_on_plan_by_line_item(self, line_item_id: int) -> VmOnPlan | None:
         """`get_by_line_item` with its template and plan (`MemoryLineItems.list_priced`)."""
         vm = await self.get_by_line_item(line_item_id)

@@ -102,6 +102,10 @@ class SqlVms(SqlRecords[Vm]):
         )
         return query.order_by(_vm.id).limit(1)
 
+    async def get_any_by_line_item(self, line_item_id: int) -> Vm | None:
+        query = self._select().where(_vm.subscription_line_item_id == line_item_id)
+        return await self._one(self.mapper, query.order_by(_vm.id))
+
     async def get_owned_by_key(self, vm_id: int, pubkey: bytes) -> Vm | None:
         statement = prebuilt(("vm by owner key", self.table, self.mapper.cls), self._by_key)
         return await self._first_with(self.mapper, statement, {"vm_id": vm_id, "pubkey": pubkey})

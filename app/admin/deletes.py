@@ -54,7 +54,12 @@ async def delete_payment_method(
 
 
 async def _check_item_free(uow: UnitOfWork, item: LineItem, what: str) -> None:
-    vm = await uow.vms.get_by_line_item(item.id)
+    vm = await uow.vms.get_any_by_line_item(item.id)  # a deleted VM's too (D24)
+    if vm is not None and vm.deleted:
+        raise StillInUse(
+            f"Cannot delete {what}: it billed VM {vm.id}, which is deleted; a late payment "
+            "restores the VM through it"
+        )
     if vm is not None:
         raise StillInUse(f"Cannot delete {what}: it bills VM {vm.id}. Delete the VM instead.")
     if await uow.ip_range_subscriptions.list_by_line_item(item.id):

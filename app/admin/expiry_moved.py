@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from app.billing.ip_allocation import give_back_lapsed
 from app.billing.price_in_force import UPGRADES, expire_stale_quotes
 from app.billing.wallet_claims import end_claims
 from domain.model import Subscription, SubscriptionPayment
+from domain.switch_off import winds_down
 from ports.storage import UnitOfWork
 
 #: no payment of the admin's own: every claimed invoice of the old period is ended
@@ -42,3 +44,23 @@ async def end_quotes_of_old_expiry(
     enter its price or its time."""
     expired = await expire_stale_quotes(uow, before.id, now, UPGRADES)
     return expired + await end_claims(uow, before, _NONE_PAYING, now)
+
+
+async def ranges_back_on(
+    uow: UnitOfWork,
+    before: Subscription,
+    after: Subscription,
+    now: datetime,
+    locked: frozenset[int],
+) -> None:
+    """In the transaction in which an admin moves `before`'s expiry to `after`'s (a PATCH of
+    `expires`, an extend), holding its lock and the IP spaces `locked`: when the move gives it
+    paid time it runs (active, or switched off and winding down to its new expiry), its IP
+    ranges ended at the lapse come back on (`give_back_lapsed`: a block someone else holds
+    now is replaced by a free one; none free, `NoIpRangeLeft`, 422, nothing changed).
+    Without this the ranges stayed ended while paid, and their blocks were free for others.
+    `SpacesToLock` when the IP spaces to lock are others (the caller runs again)."""
+    if not expiry_moved(before.expires, after.expires) or after.expires is None:
+        return
+    if after.expires > now and (after.is_active or winds_down(after)):
+        await give_back_lapsed(uow, after, now, locked)

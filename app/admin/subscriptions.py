@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import attrs
 
-from app.admin.expiry_moved import end_quotes_of_old_expiry, expiry_moved
+from app.admin.expiry_moved import end_quotes_of_old_expiry, expiry_moved, ranges_back_on
 from app.billing.errors import CompanyNotFound, NotFound, SubscriptionNotFound, UserNotFound
+from app.billing.order_locks import under_space_locks
 from app.billing.price_in_force import REPRICED, cancel_quietly, expire_stale_quotes
 from app.billing.rails import PaymentRails
 from domain.enums import IntervalType, SubscriptionPaymentType
@@ -148,6 +150,12 @@ async def update_subscription(
     locked row when `admin_id` is given, as the admin API always gives it
     (`domain.own_account`); `is_active` and `auto_renewal_enabled` move no money and stay
     free.
+
+    A new `expires` in the future on a subscription that runs (active, or switched off and
+    winding down) turns its IP ranges ended at the lapse back on, in the same transaction
+    and under the IP spaces' locks, as a late renewal's booking does; a range whose block
+    someone else holds now gets a new free block of the size sold, and with none free the
+    edit is refused (422, nothing changed) (`expiry_moved.ranges_back_on`).
     """
     now = clock.now()  # read once (D5): the checks, the history entry and the quotes agree
     changes = given(patch)
@@ -159,9 +167,30 @@ async def update_subscription(
         changes["currency"] = _currency(changes["currency"])
     if "expires" in changes:
         check_expiry(changes["expires"], now)
+    # run again with the IP spaces' locks when ranges to give back need them
+    updated, expired = await under_space_locks(
+        frozenset(),
+        lambda spaces: _update_locked(uow_factory, subscription_id, changes, now, admin_id, spaces),
+    )
+    await cancel_quietly(rails, expired)
+    return updated
+
+
+async def _update_locked(
+    uow_factory: UnitOfWorkFactory,
+    subscription_id: int,
+    changes: dict[str, Any],
+    now: datetime,
+    admin_id: int | None,
+    spaces: frozenset[int],
+) -> tuple[Subscription, list[SubscriptionPayment]]:
+    """`update_subscription`'s transaction, holding the IP spaces `spaces`' locks after the
+    subscription's; `SpacesToLock` when the IP ranges it gives back need others."""
     expired: list[SubscriptionPayment] = []
     async with uow_factory() as uow:
         sub = await uow.subscriptions.get_for_update(subscription_id)
+        for space_id in sorted(spaces):  # lock order: the subscription, then IP spaces
+            await uow.ip_spaces.lock(space_id)
         if sub is None:
             raise SubscriptionNotFound("Subscription not found")
         # the one deliberate exception to the state law (domain.lifecycle): this is the
@@ -180,6 +209,8 @@ async def update_subscription(
             edit = expiry_edit_event(vm.id, sub.expires, updated.expires, now, admin_id)
             await uow.vm_history.add(edit)
         await uow.subscriptions.update(updated)
+        # paid time given again: its lapse-ended IP ranges back on (422 when impossible)
+        await ranges_back_on(uow, sub, updated, now, spaces)
         if switched_off_now(sub, updated):
             expired = await expire_stale_quotes(uow, sub.id, now, EVERY_PAYMENT)
         else:
@@ -188,8 +219,7 @@ async def update_subscription(
             if expiry_moved(sub.expires, updated.expires):
                 expired += await end_quotes_of_old_expiry(uow, sub, now)
         await uow.commit()
-    await cancel_quietly(rails, expired)
-    return updated
+    return updated, expired
 
 
 @attrs.frozen(kw_only=True)

@@ -6,8 +6,9 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from app.admin.expiry_moved import end_quotes_of_old_expiry
+from app.admin.expiry_moved import end_quotes_of_old_expiry, ranges_back_on
 from app.billing.errors import IdempotencyKeyReused, SubscriptionNotFound, VmNotFound
+from app.billing.order_locks import under_space_locks
 from app.billing.price_in_force import cancel_quietly
 from app.billing.rails import PaymentRails
 from domain.account_credit import MAX_REFERENCE
@@ -15,7 +16,7 @@ from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, InvalidInput
 from domain.lifecycle import subscription_changed
 from domain.limits import check_expiry
-from domain.model import Subscription, Vm, vm_event
+from domain.model import Subscription, SubscriptionPayment, Vm, vm_event
 from domain.switch_off import is_switched_off
 from ports.clock import Clock
 from ports.jobs import SpawnVm, StartVm, StopVm
@@ -45,6 +46,7 @@ async def locked_subscription_of(
     vm_id: int,
     deleted: str,
     missing: str = "Subscription not found",
+    spaces: frozenset[int] = frozenset(),
 ) -> tuple[Subscription, Vm]:
     """Lock the subscription `subscription_id` (the VM's, as read before this transaction),
     then read the VM again: `require_live(vm, deleted)` refuses it when it is gone or
@@ -53,8 +55,11 @@ async def locked_subscription_of(
 
     The lock must be the transaction's first statement: on MariaDB the first plain read
     fixes the snapshot, so the VM and whatever is read after see what was committed before
-    the lock (a deletion, which takes this lock too, is seen, not undone)."""
+    the lock (a deletion, which takes this lock too, is seen, not undone). The IP spaces
+    `spaces` are locked next, before any plain read (lock order: subscription, then spaces)."""
     sub = await uow.subscriptions.get_for_update(subscription_id)
+    for space_id in sorted(spaces):
+        await uow.ip_spaces.lock(space_id)
     vm = require_live(await uow.vms.get(vm_id), deleted)
     billing = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
     if sub is None or billing is None or billing.id != sub.id:
@@ -114,6 +119,11 @@ async def extend_vm(
     extend moves the end of its paid time, and so its stop and deletion, and switches
     nothing on (`is_active = true` by PATCH does).
 
+    The subscription's IP ranges ended at its lapse come back on in the same transaction,
+    under the IP spaces' locks, as a late renewal's booking brings them back; a range whose
+    block someone else holds now gets a new free block of the size sold, and with none free
+    the extend is refused (422, nothing changed) (`expiry_moved.ranges_back_on`).
+
     `reference` (an idempotency key, a ticket number) makes a repeated request add nothing:
     the extend recorded with it in the VM's history is answered (`replayed`) and its SpawnVm
     queued again (harmless, as after any extend; a first request whose queueing failed after
@@ -131,17 +141,59 @@ async def extend_vm(
         found = await uow.subscriptions.get_by_line_item(first.subscription_line_item_id)
     if found is None:
         raise SubscriptionNotFound("VM subscription not found")
+    request = _Extend(vm_id, days, admin_id, reason, reference)
+    # run again with the IP spaces' locks when ranges to give back need them
+    done = await under_space_locks(
+        frozenset(), lambda spaces: _extend_locked(uow_factory, found.id, request, now, spaces)
+    )
+    if isinstance(done, Extension):  # a replay: nothing changed
+        job_id = await queue.send(SpawnVm(vm_id=vm_id))
+        return attrs.evolve(done, job_id=job_id)
+    old, new, expired = done
+    await cancel_quietly(rails, expired)
+    job_id = await queue.send(SpawnVm(vm_id=vm_id))
+    return Extension(vm_id=vm_id, old_expires=old, new_expires=new, job_id=job_id)
+
+
+@attrs.frozen
+class _Extend:
+    """What an extend request asks (`extend_vm`'s arguments)."""
+
+    vm_id: int
+    days: int
+    admin_id: int
+    reason: str | None
+    reference: str | None
+
+
+async def _extend_locked(
+    uow_factory: UnitOfWorkFactory,
+    subscription_id: int,
+    request: _Extend,
+    now: datetime,
+    spaces: frozenset[int],
+) -> Extension | tuple[datetime | None, datetime, list[SubscriptionPayment]]:
+    """`extend_vm`'s transaction, holding the IP spaces `spaces`' locks after the
+    subscription's (`SpacesToLock` when the IP ranges it gives back need others): the
+    extend recorded earlier with the request's reference (a replay), else the old and new
+    expiry and the quotes it expired."""
+    vm_id, days, admin_id = request.vm_id, request.days, request.admin_id
+    reason, reference = request.reason, request.reference
     async with uow_factory() as uow:
         # a deletion committed while this waited for the lock is seen: its subscription
         # is not revived
         sub, vm = await locked_subscription_of(
-            uow, found.id, vm_id, _DELETED, missing="VM subscription not found"
+            uow,
+            subscription_id,
+            vm_id,
+            _DELETED,
+            missing="VM subscription not found",
+            spaces=spaces,
         )
         if reference is not None:
             earlier = await _extended_with(uow, vm.id, reference, days, reason)
             if earlier is not None:
-                job_id = await queue.send(SpawnVm(vm_id=vm_id))
-                return attrs.evolve(earlier, job_id=job_id)
+                return earlier
         new = (sub.expires or now) + timedelta(days=days)
         check_expiry(new, now)  # the bound PATCH /subscriptions keeps, however many extends
         extended = attrs.evolve(sub, expires=new, is_active=not is_switched_off(sub))
@@ -168,11 +220,11 @@ async def extend_vm(
                 metadata=meta,
             )
         )
+        # paid time given again: its lapse-ended IP ranges back on (422 when impossible)
+        await ranges_back_on(uow, sub, extended, now, spaces)
         expired = await end_quotes_of_old_expiry(uow, sub, now)
         await uow.commit()
-    await cancel_quietly(rails, expired)
-    job_id = await queue.send(SpawnVm(vm_id=vm_id))
-    return Extension(vm_id=vm_id, old_expires=old, new_expires=new, job_id=job_id)
+    return old, new, expired
 
 
 async def _extended_with(

@@ -80,12 +80,17 @@ async def _lapse_began(uow: UnitOfWork, sub: Subscription, paying: bytes | None)
 
 
 async def _unserved(
-    uow: UnitOfWork, sub: Subscription, items: Sequence[LineItem], paying: bytes | None
+    uow: UnitOfWork,
+    sub: Subscription,
+    items: Sequence[LineItem],
+    paying: bytes | None,
+    lapsed_only: bool = False,
 ) -> list[_Item]:
     """The IP-range items with no active range, each with the ranges ended in the current
     lapse (`_lapse_began`): at expiry, or when the subscription or its VM was deleted. One
     ended in an earlier lapse (its block given to someone else meanwhile, so the line item
-    got another one), or by an operator before the last payment, never comes back."""
+    got another one), or by an operator before the last payment, never comes back.
+    `lapsed_only`: only the items with such a range (the others never had one to give back)."""
     began: datetime | None = None
     out = []
     for item in items:
@@ -100,7 +105,8 @@ async def _unserved(
         lapsed = tuple(
             r for r in ended if began is not None and r.ended_at is not None and r.ended_at >= began
         )
-        out.append(_Item(item, lapsed, range_asked(item)))
+        if lapsed or not lapsed_only:
+            out.append(_Item(item, lapsed, range_asked(item)))
     return out
 
 
@@ -125,6 +131,7 @@ async def plan_ranges(
     *,
     paying: bytes | None = None,
     held_until_now: bool = False,
+    lapsed_only: bool = False,
 ) -> RangePlan:
     """The plan for a Purchase or Renewal of `sub` paid now (see the module's docstring).
 
@@ -135,9 +142,10 @@ async def plan_ranges(
     free one (`best_block`); unless `sub` is a never-paid order whose room is held
     (`holds_room`; `held_until_now`: its payment being booked was pending until now), it
     must also leave room for every order that holds some (`held_by_orders`), as a late VM
-    payment leaves the room of orders within their window.
+    payment leaves the room of orders within their window. `lapsed_only`: plan only the
+    items that had a range the current lapse ended (`give_back_lapsed`).
     """
-    work = await _unserved(uow, sub, items, paying)
+    work = await _unserved(uow, sub, items, paying, lapsed_only)
     if not work:
         return RangePlan()
     spaces = {s.id: s for s in await uow.ip_spaces.list_all()}
@@ -272,3 +280,26 @@ async def refuse_without_room(
     if plan.why is not None:
         reason = plan.why.removeprefix(WHY_PREFIX)
         raise NoIpRangeLeft(f"This IP range cannot be sold now: {reason}")
+
+
+async def give_back_lapsed(
+    uow: UnitOfWork, sub: Subscription, now: datetime, locked: frozenset[int]
+) -> list[IpRangeSubscription]:
+    """An admin gave `sub` paid time again (its expiry moved into the future while it still
+    runs): its IP ranges the current lapse ended come back on, as a late Renewal's booking
+    brings them back (`plan_ranges`, in the caller's transaction, holding `sub`'s lock and
+    the spaces `locked`; `SpacesToLock` when it needs others). A range whose addresses
+    someone else holds now is replaced by a new free block of the size sold, as a renewal
+    does; when there is none, `NoIpRangeLeft` (422): the caller's transaction is not
+    committed, nothing is changed (a renewal's payment would be booked as credit instead).
+    An item that never had a range (a never-paid order) is left alone: only a payment gives
+    a first block. The ranges given (new rows) are returned."""
+    items = await uow.line_items.list_by_subscription(sub.id)
+    plan = await plan_ranges(uow, sub, items, now, locked, lapsed_only=True)
+    if plan.why is not None:
+        reason = plan.why.removeprefix(WHY_PREFIX)
+        raise NoIpRangeLeft(
+            f"The subscription's IP range cannot be given back: {reason}. Its expiry was not "
+            "changed"
+        )
+    return await apply_plan(uow, plan, now)

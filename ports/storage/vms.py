@@ -62,6 +62,11 @@ class Vms(Records[Vm], Protocol):
         """The VM sold by this line item that is not soft-deleted (lifecycle.md D5)."""
         ...
 
+    async def get_any_by_line_item(self, line_item_id: int) -> Vm | None:
+        """The lowest-id VM whose row points at this line item, soft-deleted ones too (a late
+        payment restores a deleted VM through it, D24): the item cannot be deleted."""
+        ...
+
     async def get_owned_by_key(self, vm_id: int, pubkey: bytes) -> Vm | None:
         """The VM (soft-deleted too) if the user with this public key owns it, found without
         looking the user up first (issue 10)."""

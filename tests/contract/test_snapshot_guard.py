@@ -90,7 +90,7 @@ JUDGED: dict[str, str] = {
     "read app/billing/credit_balance.py _refuse_other_currency -> lock "
     "app/billing/credit_balance.py book_in": "read after the user's lock, which book_in takes",
     # an admin's subscription edit: the subscription locked first
-    "read app/admin/subscriptions.py update_subscription -> lock app/billing/price_in_force.py "
+    "read app/admin/subscriptions.py _update_locked -> lock app/billing/price_in_force.py "
     "expire_stale_quotes": _UNDER_SUB,
     # the worker: subscription (user, region) locked first
     "read app/worker/lifecycle.py _still_there -> lock app/worker/pending.py end_pending": (

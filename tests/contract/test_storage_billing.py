@@ -298,6 +298,8 @@ async def test_vm_lookups_and_soft_delete(uow_factory: UnitOfWorkFactory) -> Non
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.vms.get_by_line_item(w.line_item.id) == other
+        assert await uow.vms.get_any_by_line_item(w.line_item.id) == evolve(w.vm, deleted=True)
+        assert await uow.vms.get_any_by_line_item(w.line_item.id + 99) is None
         assert await uow.vms.get_by_subscription(w.subscription.id) == evolve(w.vm, deleted=True)
         assert await uow.vms.list_active() == [other]
         page = await uow.vms.list_by_user(w.user.id, limit=10)
