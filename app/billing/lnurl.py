@@ -153,19 +153,20 @@ async def lnurl_offer(
         refuse_switched_off(sub)
         await require_paid_once(uow, sub)
         terms = await _terms(uow, sub, rates, tax_rates, now)
-    most = _most_msat(terms)
+    return LnurlOffer(vm=vm, min_msat=LNURL_MIN_MSAT, max_msat=_most_msat(terms))
+
+
+def _most_msat(terms: _Terms) -> int:
+    """`max_sendable`, refused when no amount could be taken: a price that cannot be valued
+    (`FreePriceNotScalable`) or 120 intervals cheaper than `LNURL_MIN_MSAT`."""
+    most = max_sendable(terms)
+    if most is None:
+        raise FreePriceNotScalable("This VM's price cannot be paid by amount now")
     if most < LNURL_MIN_MSAT:
         raise AmountOutOfRange(
             f"This VM cannot be topped up by Lightning address: {MAX_BY_AMOUNT_INTERVALS} "
             f"billing intervals of it cost less than the minimum of {LNURL_MIN_MSAT} msat"
         )
-    return LnurlOffer(vm=vm, min_msat=LNURL_MIN_MSAT, max_msat=most)
-
-
-def _most_msat(terms: _Terms) -> int:
-    most = max_sendable(terms)
-    if most is None:
-        raise FreePriceNotScalable("This VM's price cannot be paid by amount now")
     return most
 
 
@@ -255,9 +256,10 @@ async def renew_by_amount(
     if bought is None:
         raise FreePriceNotScalable("A free plan cannot be extended by amount")
     if bought > MAX_BY_AMOUNT_INTERVALS:
+        most = _most_msat(terms)  # refuses a VM no amount can top up, in its own words
         raise AmountOutOfRange(
-            f"Amount must be between {LNURL_MIN_MSAT} and {_most_msat(terms)} msat for this "
-            f"VM: more would buy over {MAX_BY_AMOUNT_INTERVALS} billing intervals"
+            f"Amount must be between {LNURL_MIN_MSAT} and {most} msat for this VM: more "
+            f"would buy over {MAX_BY_AMOUNT_INTERVALS} billing intervals"
         )
     base = renewal_base(sub.expires, now)
     try:

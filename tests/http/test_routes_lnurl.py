@@ -124,6 +124,26 @@ async def test_an_amount_above_the_vms_max_sendable_is_refused_as_lud06_error(
     assert resp.status == 200 and "pr" in await resp.json()
 
 
+async def test_a_vm_no_amount_can_top_up_has_a_lud06_error_for_its_pay_request(
+    c: ApiClient,
+) -> None:
+    """120 intervals below minSendable: the payRequest says so instead of max < min."""
+    vm_id = await paid_vm_id(c)
+    async with c.api.store() as uow:
+        vm = await uow.vms.get(vm_id)
+        assert vm is not None and vm.template_id is not None
+        template = await uow.templates.get(vm.template_id)
+        assert template is not None
+        plan = await uow.cost_plans.get(template.cost_plan_id)
+        assert plan is not None
+        await uow.cost_plans.update(attrs.evolve(plan, currency="BTC", amount=100))
+        await uow.commit()
+    resp = await c.client.get(f"/.well-known/lnurlp/{vm_id}")
+    body = await resp.json()
+    assert resp.status == 200 and body["status"] == "ERROR"
+    assert "cannot be topped up by Lightning address" in body["reason"]
+
+
 async def test_callback_for_an_unknown_vm(c: ApiClient) -> None:
     resp = await c.client.get("/api/v1/vm/999/renew-lnurlp?amount=100000")
     assert resp.status == 200
