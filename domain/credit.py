@@ -14,13 +14,14 @@ import attrs
 from domain.account_credit import charged_credit
 from domain.enums import SubscriptionPaymentType
 from domain.errors import DomainError
-from domain.intervals import renewal_base, require_utc, whole_seconds
+from domain.intervals import MAX_INTERVALS, renewal_base, require_utc, whole_seconds
 from domain.model import Subscription, SubscriptionPayment
 from domain.money import Currency
 from domain.price_basis import (
     PRICE_KEY,
     RATES_KEY,
     PriceBasis,
+    exact_value,
     extend_by,
     intervals_bought,
     quote_btc_rate,
@@ -29,8 +30,13 @@ from domain.price_basis import (
 from domain.subscription import INTERVALS_KEY, payment_interval_count
 
 #: a stale payment credited by value never buys more than this many intervals at once (a
-#: price cut to nearly nothing must not push an expiry past the calendar); the operator is told.
+#: price cut to nearly nothing must not push an expiry past the calendar); what it received
+#: beyond them is booked as account credit (`Credit.uncounted`) and the operator is told.
 MAX_CREDIT_INTERVALS = 1200
+#: a pay-what-you-want (LNURL) payment never buys more than D6's 120 intervals: its callback
+#: refuses an amount worth more, and at completion (a price cut since its invoice) the time is
+#: capped there too, the rest booked as account credit
+MAX_BY_AMOUNT_INTERVALS = MAX_INTERVALS
 
 
 #: what changed for a late payment whose released credit was spent before it came
@@ -62,6 +68,14 @@ class Credit:
     intervals: Fraction | None = None
     changes: tuple[str, ...] = ()
     capped: bool = False
+    #: the intervals a capped payment was capped at (`MAX_CREDIT_INTERVALS`, or
+    #: `MAX_BY_AMOUNT_INTERVALS` for a pay-what-you-want one)
+    cap: int = MAX_CREDIT_INTERVALS
+    #: what a capped payment received beyond the time it was given, in smallest units of the
+    #: payment's currency, net of tax, floored: booked as account credit at completion
+    uncounted: int = 0
+    #: the account credit booked for `uncounted`, as text (`EUR 8.50`); "" when none could be
+    rest_credited: str = ""
     #: why an UNRESTORABLE payment bought nothing, in plain words for its payer, where the
     #: default for its kind does not say it (not stored)
     payer_note: str = ""
@@ -99,7 +113,11 @@ class Credit:
         if self.changes:
             out["changes"] = list(self.changes)
         if self.capped:
-            out["capped_at_intervals"] = MAX_CREDIT_INTERVALS
+            out["capped_at_intervals"] = self.cap
+        if self.uncounted:
+            out["uncounted"] = self.uncounted
+        if self.rest_credited:
+            out["rest_credited"] = self.rest_credited
         return out
 
 
@@ -202,7 +220,9 @@ def credit_payment(
     `current`: whole intervals on the calendar, the rest as floored seconds of the next
     interval, exact. A payment that cannot be valued (a rate missing, a free price) adds
     nothing; one whose current price cannot be computed adds what was quoted. Both are for
-    the operator to look at.
+    the operator to look at. By value, a payment never buys more than `MAX_CREDIT_INTERVALS`
+    (a pay-what-you-want one: `MAX_BY_AMOUNT_INTERVALS`, D6's 120); what it received beyond
+    them (`Credit.uncounted`, net, in its own currency) is for the booking to credit.
 
     `unpaid_credit` (charged units): the part of the account credit the quote applied that
     was given back when it lapsed and could not be taken again (spent since). The payment
@@ -255,8 +275,15 @@ def credit_payment(
     bought = intervals_bought(received, currency, current, _rates(meta, payment, current))
     if bought is None:
         return Credit(mode=CreditMode.UNVALUED, base=base, new_expiry=base, changes=changes)
-    capped = bought > MAX_CREDIT_INTERVALS
-    counted = min(bought, Fraction(MAX_CREDIT_INTERVALS))
+    cap = MAX_BY_AMOUNT_INTERVALS if is_by_amount(payment) else MAX_CREDIT_INTERVALS
+    capped = bought > cap
+    counted = min(bought, Fraction(cap))
+    uncounted = 0
+    if capped:  # what the intervals not given were worth: account credit, not lost
+        price = exact_value(current.recurring, currency, _rates(meta, payment, current))
+        if price is not None:
+            rest = (bought - counted) * price
+            uncounted = rest.numerator // rest.denominator
     return Credit(
         mode=CreditMode.BY_VALUE,
         base=base,
@@ -264,6 +291,8 @@ def credit_payment(
         intervals=bought,
         changes=changes,
         capped=capped,
+        cap=cap,
+        uncounted=uncounted,
     )
 
 

@@ -19,9 +19,9 @@ from adapters.http.context import services
 from adapters.http.envelope import json_response
 from adapters.http.openapi import QueryParam, RouteTable
 from adapters.http.vm_params import path_id
-from app.billing.errors import VmNotPaidYet
+from app.billing.errors import AmountOutOfRange, VmNotPaidYet
 from app.billing.lnurl import LNURL_MAX_MSAT, LNURL_MIN_MSAT
-from domain.errors import DomainError, InvalidInput
+from domain.errors import DomainError, InvalidInput, PricingUnavailable
 from domain.unreadable import Unreadable
 
 log = logging.getLogger("lnvps.http")
@@ -80,25 +80,28 @@ async def rate_limited(request: web.Request) -> web.Response | None:
 async def pay_request(request: web.Request) -> web.StreamResponse:
     """`/.well-known/lnurlp/{vm_id}`: the payRequest for the Lightning address `{vm_id}@host`.
 
-    A VM never paid for gets the LUD-06 error instead (D25: LNURL only tops up)."""
+    A VM never paid for gets the LUD-06 error instead (D25: LNURL only tops up), and so does
+    one whose price cannot be valued now. `maxSendable` is per VM: what 120 intervals of it
+    cost at the price in force, at most `LNURL_MAX_MSAT` (`lnurl_offer`)."""
     limited = await rate_limited(request)
     if limited is not None:
         return limited
     svc = services(request)
     try:
         vm_id = path_id(request, "vm_id")  # out of range: as unknown as any missing VM
-        vm = await svc.billing.lnurl_vm(vm_id)
-    except VmNotPaidYet as err:
+        offer = await svc.billing.lnurl_offer(vm_id)
+    except (VmNotPaidYet, AmountOutOfRange, PricingUnavailable) as err:
         return lnurl_error(err.message)
     except DomainError:
         return web.Response(text="VM not found", content_type="text/plain")
+    vm = offer.vm
     base = svc.public_url.rstrip("/")
     metadata = json.dumps([["text/plain", f"Extend VM {vm.id}"]], separators=(",", ":"))
     return json_response(
         {
             "callback": f"{base}/api/v1/vm/{vm.id}/renew-lnurlp",
-            "maxSendable": LNURL_MAX_MSAT,
-            "minSendable": LNURL_MIN_MSAT,
+            "maxSendable": offer.max_msat,
+            "minSendable": offer.min_msat,
             "tag": "payRequest",
             "metadata": metadata,
             "allowsNostr": None,

@@ -34,6 +34,7 @@ from app.billing.address_room import why_no_address
 from app.billing.booked_records import ProductRecords, overpaid_text
 from app.billing.credit_overpayment import (
     credit_excess,
+    credit_uncounted,
     credit_unrestorable,
 )
 from app.billing.credit_quote import CreditChanged, paid_by_credit_alone
@@ -233,6 +234,11 @@ async def book_payment(
     (`plan_ranges`); the ranges are judged under the locks of their IP spaces, so two
     payments never get the same block. Locks: the subscription, then (with a region or IP
     spaces) the user, then the region, then the spaces by ascending id.
+
+    A Purchase/Renewal credited by value past its cap (`domain.credit`: 120 intervals for an
+    LNURL payment, 1 200 for others; a price cut after its quote) gets that many intervals,
+    and the value it received beyond them is booked as account credit of its user (the
+    subscription's owner) in the same transaction, once (`credit_uncounted`).
 
     `excess_msat`: what a Lightning payer sent beyond the payment's total; it is booked as
     the user's account credit in the same transaction and recorded on the payment
@@ -515,6 +521,9 @@ async def _apply(
         )
         unpaid_worth = unpaid_charged(payment_meta(payment), unpaid)
         credit = credit_payment(payment, before, current, now, unpaid_credit=unpaid_worth)
+        if credit.uncounted > 0:  # capped: what the time not given was worth is credit
+            rest = await credit_uncounted(uow, paid, before.currency, credit.uncounted, credit.cap)
+            credit = attrs.evolve(credit, rest_credited=rest.text)
         after = apply_paid_payment(before, payment, now, new_expiry=credit.new_expiry)
         paid = with_credit(_taken(paid, unpaid), credit)
         await uow.payments.update(paid)

@@ -11,7 +11,7 @@ from app.billing.credit_balance import book_in
 from app.billing.credit_release import book_released
 from domain.account_credit import MAX_NOTE, CreditReason, checked_entry, credit_applied
 from domain.credit import payment_meta
-from domain.credit_conversion import convert_at, noted
+from domain.credit_conversion import Converted, convert_at, noted
 from domain.errors import DomainError
 from domain.kept_invoice import kept_credit
 from domain.model import SubscriptionPayment
@@ -106,17 +106,12 @@ async def credit_unrestorable(
     elif short is not None:  # no rate to value what arrived in the list currency
         return Credited(0, given_back)
     else:
-        if charged is target:
-            value = received
-        elif charged is Currency.BTC and target.is_fiat and rate is not None:
-            # exact and rounded down, as an excess is (never credited more than arrived)
-            value = excess_value(received, target, rate) or 0
-        else:  # a card paid in a re-priced plan's currency: at the quote's own rates, floored
-            stored = rates_from_json(payment_meta(payment).get(RATES_KEY))
-            converted = convert_at([Money(charged, received)], target, stored)
-            if converted is None:
-                return Credited(0, given_back)
-            value, note = converted.money.amount, noted(why, converted)
+        worth = _worth(payment, charged, target, received)
+        if worth is None:
+            return Credited(0, given_back)
+        value, converted = worth
+        if converted is not None:
+            note = noted(why, converted)
         # an upgrade's value kept as credit is a prepayment: net of the VAT its invoice declares
         net = kept_value_split(value, payment)[0]
     total = net + already
@@ -137,6 +132,89 @@ async def credit_unrestorable(
         ),
     )
     return Credited(0 if booked.replayed else total, given_back, on_balance=True)
+
+
+def _worth(
+    payment: SubscriptionPayment, charged: Currency, target: Currency, amount: int
+) -> tuple[int, Converted | None] | None:
+    """`amount` smallest units of `charged` (the payment's currency) in `target`, rounded
+    down: as it is in the same currency; from msat at the quote's own BTC rate of `target`
+    (`excess_value`: never credited more than arrived); a card paid in another fiat at the
+    quote's own rates of both (`convert_at`, also returned, for the entry's note). None
+    without the rates it needs."""
+    if charged is target:
+        return amount, None
+    if charged is Currency.BTC and target.is_fiat:
+        rate = quote_btc_rate(payment_meta(payment), target)
+        return None if rate is None else (excess_value(amount, target, rate) or 0, None)
+    stored = rates_from_json(payment_meta(payment).get(RATES_KEY))
+    converted = convert_at([Money(charged, amount)], target, stored)
+    return None if converted is None else (converted.money.amount, converted)
+
+
+#: the ledger reference of what a capped payment received beyond the time it was given
+#: (`Credit.uncounted`): the payment's id and this suffix
+CAPPED_SUFFIX = "/capped"
+
+
+class RestCredited(NamedTuple):
+    """What `credit_uncounted` booked: the credit (smallest units of `currency`; 0: nothing
+    could be valued) and whether an earlier call had booked it already."""
+
+    credited: int
+    currency: str
+    replayed: bool = False
+
+    @property
+    def text(self) -> str:
+        """`EUR 8.50`, or "" when nothing was credited."""
+        return money_text(self.currency, self.credited) if self.credited else ""
+
+
+async def credit_uncounted(
+    uow: UnitOfWork, payment: SubscriptionPayment, list_currency: str, uncounted: int, cap: int
+) -> RestCredited:
+    """In the completion transaction, behind its `is_paid` gate: what a payment credited by
+    value received beyond the `cap` intervals it was given (`Credit.uncounted`, net of tax,
+    in the payment's own currency: an LNURL payment made worth more than 120 intervals by a
+    price cut after its invoice) booked as account credit of the payment's user (the
+    subscription's owner: an LNURL payer is anonymous) in `list_currency`, rounded down.
+
+    It is part of the payment's net amount, on which its invoice charged the VAT already:
+    the credit is that net value, as a payment kept as credit is (`credit_unrestorable`),
+    never taxed twice. Valued at the quote's own rates (`_worth`); without them nothing is
+    booked (credited 0) and the caller says so. Booked once per payment (reference: its id +
+    `CAPPED_SUFFIX`), so a replay books nothing more.
+    """
+    try:
+        target = Currency.parse(list_currency)
+        charged = Currency.parse(payment.currency)
+    except DomainError:
+        return RestCredited(0, list_currency)
+    worth = _worth(payment, charged, target, uncounted)
+    if worth is None or worth[0] <= 0:
+        return RestCredited(0, target.value)
+    value, converted = worth
+    note = (
+        f"payment {payment.id.hex()} was worth more than the {cap} intervals it could buy: "
+        "the rest is credited"
+    )
+    if converted is not None:
+        note = noted(note, converted)
+    booked = await book_in(
+        uow,
+        checked_entry(
+            user_id=payment.user_id,
+            currency=target.value,
+            amount=value,
+            reason=CreditReason.OVERPAYMENT,
+            reference=payment.id.hex() + CAPPED_SUFFIX,
+            note=note[:MAX_NOTE],
+            created=payment.paid_at or payment.created,
+            payment_id=payment.id,
+        ),
+    )
+    return RestCredited(booked.entry.amount, target.value, booked.replayed)
 
 
 #: the ledger reference of the credit a payment applied, given back apart from its value

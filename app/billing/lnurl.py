@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
+
+import attrs
 
 from app.billing.catalogue import charging_for, owned_vm, subscription_of, vm_price
 from app.billing.errors import AmountOutOfRange, TooManyOpenInvoices, VmNotPaidYet
@@ -15,13 +18,17 @@ from app.billing.persist import (
     is_lnurl_payment,
     store_payment,
 )
-from app.billing.price_in_force import price_in_force, quote_metadata
+from app.billing.price_in_force import fresh_rates, price_in_force, quote_metadata
 from app.billing.rails import PaymentRails, PricedPayment
-from domain.credit import payment_meta
+from domain.credit import MAX_BY_AMOUNT_INTERVALS, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
+from domain.errors import ExtendTimeTooShort
+from domain.exchange import RateTable, charge_amount
+from domain.intervals import renewal_base, whole_seconds
 from domain.model import Subscription, SubscriptionPayment, Vm
-from domain.money import MSAT_PER_SAT, Currency, Money
-from domain.pricing import cost_by_amount
+from domain.money import MSAT_PER_SAT, Currency
+from domain.price_basis import PriceBasis, exact_value, extend_by, intervals_bought
+from domain.pricing import Charging, ExtendTimeTooLong, FreePriceNotScalable, levy_of
 from domain.subscription import INTERVALS_KEY
 from domain.switch_off import refuse_switched_off
 from domain.tax import REVERSE_CHARGE_KEY, TAX_RATE_KEY, TaxRates
@@ -29,8 +36,10 @@ from ports.clock import Clock
 from ports.rates import RateStore
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
-#: LNURL-pay amounts: the payRequest advertises exactly these as minSendable/maxSendable and
-#: the callback refuses anything outside them (D25; the reference advertised 100 sat and took 1).
+#: LNURL-pay amounts: the payRequest advertises `LNURL_MIN_MSAT` as minSendable and the
+#: callback refuses less (D25; the reference advertised 100 sat and took 1); maxSendable is
+#: `LNURL_MAX_MSAT` or, lower, what `MAX_BY_AMOUNT_INTERVALS` (D6's 120) intervals of the VM
+#: cost at the price in force (`max_sendable`), and the callback refuses more.
 LNURL_MIN_MSAT = 100_000
 LNURL_MAX_MSAT = 1_000_000_000
 #: live LNURL invoices one VM may have at once (D25): with the per-address rate limit this
@@ -69,15 +78,96 @@ async def require_paid_once(uow: UnitOfWork, sub: Subscription) -> None:
             raise VmNotPaidYet(NOT_PAID_YET)
 
 
-async def lnurl_vm(uow_factory: UnitOfWorkFactory, vm_id: int) -> Vm:
-    """The live VM behind a Lightning address, refused before its first payment (D25) and
-    once an admin switched its subscription off (`domain.switch_off`)."""
+@attrs.frozen(kw_only=True)
+class LnurlOffer:
+    """What the payRequest of a VM's Lightning address advertises: the amounts its callback
+    takes, in msat, tax included (`min_msat`..`max_msat`)."""
+
+    vm: Vm
+    min_msat: int
+    max_msat: int
+
+
+@attrs.frozen(kw_only=True)
+class _Terms:
+    """What an LNURL amount is valued at now: the price in force (D23), the rate table, the
+    buyer's charging (tax) and the BTC rates a quote stores (`fresh_rates`), which its
+    completion values it at."""
+
+    basis: PriceBasis
+    table: RateTable
+    charging: Charging
+    rates: dict[Currency, Decimal]
+
+
+async def _terms(
+    uow: UnitOfWork, sub: Subscription, rates: RateStore, tax_rates: TaxRates, now: datetime
+) -> _Terms:
+    basis = await price_in_force(uow, sub, purchase=False)  # completion values it (D23)
+    table = await rates.table()
+    charging = await charging_for(
+        uow,
+        method=PaymentMethod.LIGHTNING,
+        rates=table,
+        tax_rates=tax_rates,
+        user_id=sub.user_id,
+        company_id=sub.company_id,
+    )
+    return _Terms(basis=basis, table=table, charging=charging, rates=fresh_rates(table, now))
+
+
+def max_sendable(terms: _Terms) -> int | None:
+    """The most msat (whole sats, tax included, at most `LNURL_MAX_MSAT`) whose net buys no
+    more than `MAX_BY_AMOUNT_INTERVALS` intervals at the price in force, valued as its
+    completion values it (`intervals_bought` at the quote's own rates); None when the price
+    cannot be valued in BTC (a rate missing, a free price)."""
+    price = exact_value(terms.basis.recurring, Currency.BTC, terms.rates)
+    setup = exact_value(terms.basis.setup, Currency.BTC, terms.rates)
+    if price is None or setup is None or price <= 0:
+        return None
+    most = setup + MAX_BY_AMOUNT_INTERVALS * price
+    most_net = most.numerator // most.denominator
+    # the largest gross whose net, floor(gross × 100 / (100 + rate)), is at most `most_net`
+    bound = Fraction(most_net + 1) * (100 + Fraction(terms.charging.tax_rate)) / 100
+    gross = -(-bound.numerator // bound.denominator) - 1
+    return min(LNURL_MAX_MSAT, gross // MSAT_PER_SAT * MSAT_PER_SAT)
+
+
+async def lnurl_offer(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    rates: RateStore,
+    tax_rates: TaxRates,
+    vm_id: int,
+) -> LnurlOffer:
+    """The payRequest of the live VM behind a Lightning address: refused before its first
+    payment (D25) and once an admin switched its subscription off (`domain.switch_off`);
+    its maxSendable is what `MAX_BY_AMOUNT_INTERVALS` intervals cost (`max_sendable`), so a
+    wallet never offers an amount its callback refuses. A price that cannot be valued, or
+    whose 120 intervals cost less than `LNURL_MIN_MSAT`, is refused (`FreePriceNotScalable`,
+    `AmountOutOfRange`): no amount could be taken."""
+    now = clock.now()
     async with uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, None)
         sub = await subscription_of(uow, vm)
         refuse_switched_off(sub)
         await require_paid_once(uow, sub)
-    return vm
+        terms = await _terms(uow, sub, rates, tax_rates, now)
+    return LnurlOffer(vm=vm, min_msat=LNURL_MIN_MSAT, max_msat=_most_msat(terms))
+
+
+def _most_msat(terms: _Terms) -> int:
+    """`max_sendable`, refused when no amount could be taken: a price that cannot be valued
+    (`FreePriceNotScalable`) or 120 intervals cheaper than `LNURL_MIN_MSAT`."""
+    most = max_sendable(terms)
+    if most is None:
+        raise FreePriceNotScalable("This VM's price cannot be paid by amount now")
+    if most < LNURL_MIN_MSAT:
+        raise AmountOutOfRange(
+            f"This VM cannot be topped up by Lightning address: {MAX_BY_AMOUNT_INTERVALS} "
+            f"billing intervals of it cost less than the minimum of {LNURL_MIN_MSAT} msat"
+        )
+    return most
 
 
 def tax_exclusive(gross: int, rate_percent: Decimal) -> int:
@@ -131,7 +221,11 @@ async def renew_by_amount(
     LUD-06 wallets check that the invoice is for exactly the amount they asked for, so the
     amount is tax-inclusive (the reference added tax on top, breaking payment for taxed
     users): net = floor(amount × 100 / (100 + rate)), tax = amount − net. The time bought
-    is floor(seconds of one interval × net / price) (§7). Its `metadata` carries
+    is what completion books for it at the same price and rates (D23): `intervals_bought`
+    at the price in force and the BTC rates the quote stores, `extend_by` from
+    max(expires, now), so the memo's date and `time_value` are what a completion now books.
+    An amount buying more than `MAX_BY_AMOUNT_INTERVALS` (D6's 120) is refused, as above
+    the advertised maxSendable (`max_sendable`). Its `metadata` carries
     `{"intervals": null}` so D10 never mistakes it for an N-interval one.
     Anyone may pay for a VM, so there is no owner check; a deleted VM is "not found".
     `client` is the asking client's network (None: not known); its live invoices of this VM
@@ -154,49 +248,52 @@ async def renew_by_amount(
             return existing
         refuse_too_many_open(pending, client)
         price = await vm_price(uow, vm)
-        table = await rates.table()
-        charging = await charging_for(
-            uow,
-            method=PaymentMethod.LIGHTNING,
-            rates=table,
-            tax_rates=tax_rates,
-            user_id=sub.user_id,
-            company_id=sub.company_id,
+        terms = await _terms(uow, sub, rates, tax_rates, now)
+    # the BTC rate of the VM's list currency (the row's `rate` column); raises without one
+    one = charge_amount(price.list_price, PaymentMethod.LIGHTNING, terms.table, now)
+    net = tax_exclusive(amount_msat, terms.charging.tax_rate)
+    bought = intervals_bought(net, Currency.BTC, terms.basis, terms.rates)
+    if bought is None:
+        raise FreePriceNotScalable("A free plan cannot be extended by amount")
+    if bought > MAX_BY_AMOUNT_INTERVALS:
+        most = _most_msat(terms)  # refuses a VM no amount can top up, in its own words
+        raise AmountOutOfRange(
+            f"Amount must be between {LNURL_MIN_MSAT} and {most} msat for this VM: more "
+            f"would buy over {MAX_BY_AMOUNT_INTERVALS} billing intervals"
         )
-        net = tax_exclusive(amount_msat, charging.tax_rate)
-        quote = cost_by_amount(
-            Money(Currency.BTC, net),
-            price.list_price,
-            price.interval,
-            sub.expires,
-            now,
-            charging,
-        )
-        basis = await price_in_force(uow, sub, purchase=False)  # completion values it (D23)
+    base = renewal_base(sub.expires, now)
+    try:
+        new_expiry = extend_by(terms.basis.interval, base, bought)
+    except OverflowError:
+        raise ExtendTimeTooLong("Extend time is too long") from None
+    time_value = whole_seconds(new_expiry - base)
+    if time_value == 0:
+        raise ExtendTimeTooShort("Extend time is less than 1 second")
+    _, fee = levy_of(terms.charging, Currency.BTC, now)(net)
     priced = PricedPayment(
         subscription_id=sub.id,
         user_id=sub.user_id,
         method=PaymentMethod.LIGHTNING,
         payment_type=SubscriptionPaymentType.RENEWAL,
-        amount=quote.amount,
-        currency=quote.currency,
-        rate=quote.rate,
+        amount=net,
+        currency=Currency.BTC,
+        rate=one.rate,
         tax=amount_msat - net,
-        processing_fee=quote.processing_fee,
-        time_value=quote.time_value,
+        processing_fee=fee,
+        time_value=time_value,
         metadata=quote_metadata(
-            basis,
-            table,
+            terms.basis,
+            terms.table,
             now,
             **{
                 INTERVALS_KEY: None,
                 AMOUNT_MSAT_KEY: amount_msat,
-                TAX_RATE_KEY: str(charging.tax_rate),
-                REVERSE_CHARGE_KEY: charging.reverse_charge,
+                TAX_RATE_KEY: str(terms.charging.tax_rate),
+                REVERSE_CHARGE_KEY: terms.charging.reverse_charge,
             },
             **({} if client is None else {LNURL_CLIENT_KEY: client}),
         ),
-        memo=f"VM renewal {vm.id} to {quote.new_expiry:%Y-%m-%d %H:%M:%S}",
+        memo=f"VM renewal {vm.id} to {new_expiry:%Y-%m-%d %H:%M:%S}",
     )
     payment = await rails.create(priced, now)
 

@@ -2,7 +2,8 @@
 
 Each subscriber reacts to the event on its own: the worker's jobs (spawn or start the paid
 VMs, resize an upgraded one), the invoices expired with the booking cancelled at their own
-provider (D13, D23), the admins told about a payment not credited as quoted (D23). A
+provider (D13, D23), the admins told about a payment not credited as quoted (D23), the owner
+told about a payment capped and its rest credited. A
 subscriber that fails is logged and reported; it never undoes the payment, and the others
 still run.
 
@@ -182,6 +183,44 @@ def tell_user_of_unrestorable(queue: WorkQueue) -> Subscriber:
     return tell_user_of_unrestorable
 
 
+def tell_owner_of_capped_rest(queue: WorkQueue) -> Subscriber:
+    """A payment worth more than the most one payment buys (`Credit.capped`: an LNURL
+    payment made worth more than 120 intervals by a price cut after its invoice) gave that
+    much time; its subscription's owner is told so, and that the rest became their account
+    credit (or, when it could not be valued, that the admins were told). An LNURL payer is
+    anonymous: the owner is who the credit and the notice go to."""
+
+    async def tell_owner_of_capped_rest(event: PaymentCompleted, out: Reactions) -> None:
+        credit = event.credit
+        if credit is None or credit.mode is not CreditMode.BY_VALUE or not credit.capped:
+            return
+        sub = event.subscription
+        until = "" if sub.expires is None else f" (it now expires {sub.expires:%Y-%m-%d %H:%M} UTC)"
+        what = (
+            f"A payment of {formatted(event.payment)} for subscription {sub.id} was worth more "
+            f"than {credit.cap} billing intervals at today's price, the most one payment buys: "
+            f"{credit.cap} intervals were added{until}"
+        )
+        if credit.rest_credited:
+            title = "Payment capped, the rest added to your account credit"
+            message = (
+                f"{what}, and the rest of its value, {credit.rest_credited}, was added to "
+                "your account credit, which pays your next renewal or upgrade first."
+            )
+        else:
+            title = "Payment capped"
+            message = (
+                f"{what}. The rest of its value could not be added to your account credit "
+                "automatically: our admins have been told and will settle it with you."
+            )
+        job = SendNotification(
+            user_id=sub.user_id, title=f"[Subscription {sub.id}] {title}", message=message
+        )
+        await _queue(queue, job, out, "telling the owner about a capped payment")
+
+    return tell_owner_of_capped_rest
+
+
 def default_subscribers(rails: PaymentRails | None, queue: WorkQueue) -> list[Subscriber]:
     """The production subscribers, in the order they run."""
     return [
@@ -189,6 +228,7 @@ def default_subscribers(rails: PaymentRails | None, queue: WorkQueue) -> list[Su
         cancel_expired_payments(rails),
         tell_admins_of_credit(queue),
         tell_user_of_unrestorable(queue),
+        tell_owner_of_capped_rest(queue),
     ]
 
 
@@ -237,13 +277,25 @@ def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:
         )
     elif credit.changes:
         lines.append("Changed since the quote: " + "; ".join(credit.changes) + ".")
-    if credit.capped:
-        lines.append("The time was capped; the rest is for you to settle with the user.")
+    if credit.capped and credit.rest_credited:
+        lines.append(
+            f"The time was capped at {credit.cap} intervals; the rest of its value, "
+            f"{credit.rest_credited}, was booked as account credit of user {sub.user_id}, "
+            "who was told (its invoice bills the whole payment as the renewal, VAT included)."
+        )
+    elif credit.capped:
+        lines.append(
+            f"The time was capped at {credit.cap} intervals; the rest of its value could not "
+            "be booked as account credit (no rate to value it): it is for you to settle with "
+            f"user {sub.user_id}, who was told so."
+        )
     if sub.expires is None:
         lines.append("The subscription was never paid for: it has no expiry.")
     else:
         lines.append(f"The subscription now expires {sub.expires.isoformat()}.")
-    if credit.mode is not CreditMode.UNRESTORABLE:
+    if credit.mode is not CreditMode.UNRESTORABLE and credit.capped and not credit.changes:
+        subject = f"Payment capped at {credit.cap} intervals"
+    elif credit.mode is not CreditMode.UNRESTORABLE:
         subject = "Payment at a changed price"
     elif event.is_upgrade:
         subject = "Upgrade paid but not applied"

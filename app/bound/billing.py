@@ -42,7 +42,7 @@ class BillingUseCases:
         self.renew_by_amount = bind(
             lnurl.renew_by_amount, uow_factory, clock, rails, rates, tax_rates
         )
-        self.lnurl_vm = bind(lnurl.lnurl_vm, uow_factory)
+        self.lnurl_offer = bind(lnurl.lnurl_offer, uow_factory, clock, rates, tax_rates)
         self.webhook_signing_secrets = bind(rail_settings.webhook_signing_secrets, uow_factory)
         self.complete_card_payment = bind(
             completion.complete_card_payment, uow_factory, clock, rails, queue

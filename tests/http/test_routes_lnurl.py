@@ -49,7 +49,8 @@ async def test_pay_request_is_raw_lud06_json(c: ApiClient) -> None:
     assert resp.status == 200 and resp.content_type == "application/json"
     assert await resp.json() == {
         "callback": f"https://api.lnvps.test/api/v1/vm/{vm['id']}/renew-lnurlp",
-        "maxSendable": 1_000_000_000,
+        # per VM: 120 months of its EUR 2.70 plan at EUR 100 000 per BTC (D6's 120)
+        "maxSendable": 120 * 2_700_000,
         "minSendable": 100_000,
         "tag": "payRequest",
         "metadata": f'[["text/plain","Extend VM {vm["id"]}"]]',
@@ -106,6 +107,41 @@ async def test_callback_errors(c: ApiClient, query: str, status: int, reason: st
     assert resp.status == status
     body = await resp.json()
     assert body["status"] == "ERROR" and reason in body["reason"]
+
+
+async def test_an_amount_above_the_vms_max_sendable_is_refused_as_lud06_error(
+    c: ApiClient,
+) -> None:
+    """r9: 0.01 BTC bought far more than 120 intervals, and completion kept only 1 200."""
+    vm_id = await paid_vm_id(c)
+    offer = await (await c.client.get(f"/.well-known/lnurlp/{vm_id}")).json()
+    most = offer["maxSendable"]
+    resp = await c.client.get(f"/api/v1/vm/{vm_id}/renew-lnurlp?amount={most + 1_000}")
+    body = await resp.json()
+    assert resp.status == 200 and body["status"] == "ERROR"
+    assert f"between 100000 and {most} msat" in body["reason"]
+    resp = await c.client.get(f"/api/v1/vm/{vm_id}/renew-lnurlp?amount={most}")
+    assert resp.status == 200 and "pr" in await resp.json()
+
+
+async def test_a_vm_no_amount_can_top_up_has_a_lud06_error_for_its_pay_request(
+    c: ApiClient,
+) -> None:
+    """120 intervals below minSendable: the payRequest says so instead of max < min."""
+    vm_id = await paid_vm_id(c)
+    async with c.api.store() as uow:
+        vm = await uow.vms.get(vm_id)
+        assert vm is not None and vm.template_id is not None
+        template = await uow.templates.get(vm.template_id)
+        assert template is not None
+        plan = await uow.cost_plans.get(template.cost_plan_id)
+        assert plan is not None
+        await uow.cost_plans.update(attrs.evolve(plan, currency="BTC", amount=100))
+        await uow.commit()
+    resp = await c.client.get(f"/.well-known/lnurlp/{vm_id}")
+    body = await resp.json()
+    assert resp.status == 200 and body["status"] == "ERROR"
+    assert "cannot be topped up by Lightning address" in body["reason"]
 
 
 async def test_callback_for_an_unknown_vm(c: ApiClient) -> None:

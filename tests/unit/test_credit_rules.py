@@ -11,7 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.credit import MAX_CREDIT_INTERVALS, CreditMode, credit_payment
+from domain.credit import (
+    MAX_BY_AMOUNT_INTERVALS,
+    MAX_CREDIT_INTERVALS,
+    CreditMode,
+    credit_payment,
+)
 from domain.enums import IntervalType, PaymentMethod, SubscriptionPaymentType
 from domain.errors import InvalidInput
 from domain.exchange import fiat_to_msat
@@ -165,6 +170,36 @@ def test_a_price_cut_to_nearly_nothing_is_capped_and_reported() -> None:
     credit = credit_payment(_payment(10**9, _quote(1)), SUB, cheap, NOW)
     assert credit.capped and credit.needs_operator
     assert credit.new_expiry == MONTHLY.add_to(SUB.expires or NOW, MAX_CREDIT_INTERVALS)
+
+
+def test_the_value_beyond_the_cap_is_counted_for_credit_not_lost() -> None:
+    """r9: what a capped payment received beyond its cap bought nothing and was not credited."""
+    cheap = PriceBasis.of(MONTHLY, [Money(EUR, 1)])  # 10 000 msat a month
+    credit = credit_payment(_payment(10**9, _quote(1)), SUB, cheap, NOW)
+    assert credit.cap == MAX_CREDIT_INTERVALS == 1200
+    assert credit.uncounted == 10**9 - 1200 * 10_000
+    assert credit.to_json()["uncounted"] == credit.uncounted
+    assert credit_payment(_payment(12_000_000, _quote(1)), SUB, cheap, NOW).uncounted == 0
+
+
+def test_an_lnurl_payment_buys_at_most_120_intervals_the_rest_counted_for_credit() -> None:
+    """D6's 120: a price cut after an LNURL invoice makes it worth more; the callback
+    refuses amounts worth more than 120 intervals at the price it sees."""
+    month = 1_320_000
+    credit = credit_payment(_payment(200 * month + 7, _quote(None)), SUB, TINY, NOW)
+    assert credit.mode is CreditMode.BY_VALUE and credit.capped and credit.needs_operator
+    assert credit.cap == MAX_BY_AMOUNT_INTERVALS == 120
+    assert credit.new_expiry == MONTHLY.add_to(SUB.expires or NOW, 120)
+    assert credit.uncounted == 80 * month + 7
+    assert credit.to_json()["capped_at_intervals"] == 120
+    exact = credit_payment(_payment(120 * month, _quote(None)), SUB, TINY, NOW)
+    assert not exact.capped and exact.uncounted == 0
+    # an N-interval quote at a changed price keeps the wider cap
+    stale = credit_payment(_payment(200 * month, _quote(1, TINY)), SUB, TINY_CHANGED, NOW)
+    assert not stale.capped and stale.intervals == Fraction(200 * month, 1_330_000)
+
+
+TINY_CHANGED = PriceBasis.of(MONTHLY, [Money(EUR, 133)], country="IRL")
 
 
 def test_a_payment_without_a_recorded_price_falls_back_to_its_own_rate() -> None:

@@ -13,6 +13,7 @@ from app.billing.lnurl import (
     LNURL_MAX_LIVE_INVOICES,
     LNURL_MAX_LIVE_PER_CLIENT,
     LNURL_MIN_MSAT,
+    lnurl_offer,
     renew_by_amount,
 )
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
@@ -227,3 +228,24 @@ async def test_the_vms_cap_counts_the_invoices_of_every_client(shop: Shop) -> No
         await _by_amount(shop, vm, 100_000 * (i + 1), client=client)
     with pytest.raises(TooManyOpenInvoices, match="for this VM: pay"):
         await _by_amount(shop, vm, 99_000_000, client="203.0.113.9")
+
+
+async def test_a_vm_whose_120_intervals_cost_less_than_the_minimum_has_no_offer(
+    shop: Shop,
+) -> None:
+    """maxSendable is what 120 intervals cost: below minSendable no amount could be taken,
+    so the payRequest is refused rather than advertising max < min."""
+    async with shop.factory() as uow:
+        plan = await uow.cost_plans.get(1)
+        assert plan is not None
+        await uow.cost_plans.update(attrs.evolve(plan, currency="BTC", amount=100_000))
+        await uow.commit()
+    vm = await shop.order()
+    await shop.complete(await shop.renew(vm))
+    async with shop.factory() as uow:  # 100 msat a month: 120 months is 12 000 msat
+        await uow.cost_plans.update(attrs.evolve(plan, currency="BTC", amount=100))
+        await uow.commit()
+    with pytest.raises(AmountOutOfRange, match="cannot be topped up by Lightning address"):
+        await lnurl_offer(shop.factory, shop.clock, shop.rates, shop.tax_rates, vm.id)
+    with pytest.raises(AmountOutOfRange, match="cannot be topped up by Lightning address"):
+        await _by_amount(shop, vm, LNURL_MIN_MSAT)
