@@ -34,7 +34,7 @@ from adapters.mysql.compiled_cache import keep
 from adapters.mysql.in_lists import id_chunks
 from adapters.mysql.inline import FALSE, const
 from adapters.mysql.interval_column import interval_count_column
-from adapters.mysql.mapping import Mapper, evolve, joined_records, result_processors
+from adapters.mysql.mapping import Mapper, evolve, joined_records, part_at, result_processors
 from adapters.mysql.never_paid import never_paid_ip_range, none_of
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType, SwitchedOff
@@ -536,6 +536,7 @@ class SqlLineItems(SqlRecords[LineItem]):
         item_at = skip + _id_position(mapper)
         vm_at = skip + len(mapper.columns) + _id_position(vm)
         self._positions = (item_at, vm_at, self._width)
+        self._item_part = part_at(mapper, skip)
 
     async def list_priced(
         self,
@@ -631,7 +632,22 @@ class SqlLineItems(SqlRecords[LineItem]):
             first = evolve(first, metadata=_json_or_text(first.metadata))
         balance = await self._credit(sub, rows[0]._mapping) if credit else None
         live = int(rows[0]._mapping[_QUOTES_LABEL]) if quotes else None
-        return OwnedPriced(sub, self._priced_items(rows, sub.id, balance, None, live), first)
+        items = self._items_of(rows)
+        # the buyer, seller and VM records only once asked for: a reused invoice needs none
+        build = functools.partial(self._priced_items, rows, sub.id, balance, None, live)
+        return OwnedPriced(sub, build, first, items=items)
+
+    def _items_of(self, rows: list[Any]) -> tuple[LineItem, ...]:
+        """`_priced_items(rows, …).items` alone (`rows` sorted as it sorts them, in place)."""
+        item_at, vm_at, _ = self._positions
+        rows.sort(key=lambda row: (row[item_at] or 0, row[vm_at] or 0))
+        part = self._item_part
+        items: dict[int, LineItem] = {}
+        for row in rows:
+            item = part.read(row)
+            if item is not None and item.id not in items:
+                items[item.id] = item
+        return tuple(items.values())
 
     async def _credit(self, sub: Subscription, extra: Any) -> int | None:
         """The balance the owned-VM read joined, if it is the one `Currency.parse` names."""

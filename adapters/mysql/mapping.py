@@ -37,7 +37,7 @@ def joined_records(
     from `start`): None for a table whose `id` is NULL (an outer join that found nothing)."""
     records: list[Any] = []
     for mapper in mappers:
-        part = _part_at(mapper, start)
+        part = part_at(mapper, start)
         records.append(part.read(row))
         start = part.end
     return records
@@ -52,7 +52,8 @@ def result_processors(
 
 
 @functools.lru_cache(maxsize=256)
-def _part_at(mapper: Mapper[Any], at: int) -> Part[Any]:
+def part_at(mapper: Mapper[Any], at: int) -> Part[Any]:
+    """The `Part` of `mapper`'s columns from position `at`, made once per mapper and place."""
     return Part(mapper, at)
 
 
