@@ -34,7 +34,14 @@ from adapters.mysql.compiled_cache import keep
 from adapters.mysql.in_lists import id_chunks
 from adapters.mysql.inline import FALSE, const
 from adapters.mysql.interval_column import interval_count_column
-from adapters.mysql.mapping import Mapper, evolve, joined_records, part_at, result_processors
+from adapters.mysql.mapping import (
+    Mapper,
+    Part,
+    evolve,
+    joined_records,
+    part_at,
+    result_processors,
+)
 from adapters.mysql.never_paid import never_paid_ip_range, none_of
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType, SwitchedOff
@@ -510,6 +517,22 @@ def _id_position(mapper: Mapper[Any]) -> int:
     return [c.name for c in mapper.columns].index("id")
 
 
+@functools.lru_cache(maxsize=64)
+def _pricing_layout(
+    parties: tuple[Mapper[User], Mapper[Company]],
+    joined: tuple[Mapper[LineItem], Mapper[Vm], Mapper[VmTemplate], Mapper[CostPlan]],
+) -> tuple[int, int, tuple[int, int, int], Part[LineItem]]:
+    """Where the pricing read's parties' columns end and all the mappers' do (the width: its
+    columns before any others), where the item's and the VM's ids are, and the item's
+    `Part`: worked out once per set of mappers, not per unit of work (issue 10)."""
+    skip = sum(len(m.columns) for m in parties)
+    width = skip + sum(len(m.columns) for m in joined)
+    item, vm = joined[0], joined[1]
+    item_at = skip + _id_position(item)
+    vm_at = skip + len(item.columns) + _id_position(vm)
+    return skip, width, (item_at, vm_at, width), part_at(item, skip)
+
+
 class SqlLineItems(SqlRecords[LineItem]):
     def __init__(
         self,
@@ -529,14 +552,8 @@ class SqlLineItems(SqlRecords[LineItem]):
         self.joined = (mapper, vm, template, cost_plan)
         self.owned = (subscription, payment)  # the owned-VM read's subscription and payment
         self.subscriptions = subscriptions  # the same unit of work's, which locks them
-        # where the parties' columns end and all the mappers' do (`_width`: the pricing
-        # read's columns before any others), and where the item's and the VM's ids are
-        self._parties_width = skip = sum(len(m.columns) for m in self.parties)
-        self._width = skip + sum(len(m.columns) for m in self.joined)
-        item_at = skip + _id_position(mapper)
-        vm_at = skip + len(mapper.columns) + _id_position(vm)
-        self._positions = (item_at, vm_at, self._width)
-        self._item_part = part_at(mapper, skip)
+        layout = _pricing_layout(self.parties, self.joined)
+        self._parties_width, self._width, self._positions, self._item_part = layout
 
     async def list_priced(
         self,
