@@ -644,9 +644,18 @@ class SqlLineItems(SqlRecords[LineItem]):
         if not rows:
             return None  # no such VM of the key's, or no subscription or user
         # the subscription and the newest candidate: the same on every row, after the pricing
-        sub, first = joined_records(rows[0], self.owned, start=self._width)
-        if first is not None:  # its metadata as stored: text that is not JSON stays text
-            first = evolve(first, metadata=_json_or_text(first.metadata))
+        subscription, payment = self.owned
+        sub_part = part_at(subscription, self._width)
+        sub = sub_part.read(rows[0])
+        assert sub is not None  # joined, not outer-joined: every row has its subscription
+        first_part = part_at(payment, sub_part.end)
+        values: Sequence[Any] = rows[0]
+        if values[first_part.id_at] is not None:
+            # its metadata as stored: text that is not JSON stays text; decoded before the
+            # record is built (as `evolve` after it would, without building it twice)
+            at = first_part.start + first_part.names.index("metadata")
+            values = [*values[:at], _json_or_text(values[at]), *values[at + 1 :]]
+        first = first_part.read(values)
         balance = await self._credit(sub, rows[0]._mapping) if credit else None
         live = int(rows[0]._mapping[_QUOTES_LABEL]) if quotes else None
         items = self._items_of(rows)
