@@ -34,7 +34,14 @@ from adapters.mysql.compiled_cache import keep
 from adapters.mysql.in_lists import id_chunks
 from adapters.mysql.inline import FALSE, const
 from adapters.mysql.interval_column import interval_count_column
-from adapters.mysql.mapping import Mapper, evolve, joined_records, result_processors
+from adapters.mysql.mapping import (
+    Mapper,
+    Part,
+    evolve,
+    joined_records,
+    part_at,
+    result_processors,
+)
 from adapters.mysql.never_paid import never_paid_ip_range, none_of
 from adapters.mysql.repositories import Connect, SqlRecords, SqlRepo, prebuilt
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType, SwitchedOff
@@ -510,6 +517,22 @@ def _id_position(mapper: Mapper[Any]) -> int:
     return [c.name for c in mapper.columns].index("id")
 
 
+@functools.lru_cache(maxsize=64)
+def _pricing_layout(
+    parties: tuple[Mapper[User], Mapper[Company]],
+    joined: tuple[Mapper[LineItem], Mapper[Vm], Mapper[VmTemplate], Mapper[CostPlan]],
+) -> tuple[int, int, tuple[int, int, int], Part[LineItem]]:
+    """Where the pricing read's parties' columns end and all the mappers' do (the width: its
+    columns before any others), where the item's and the VM's ids are, and the item's
+    `Part`: worked out once per set of mappers, not per unit of work (issue 10)."""
+    skip = sum(len(m.columns) for m in parties)
+    width = skip + sum(len(m.columns) for m in joined)
+    item, vm = joined[0], joined[1]
+    item_at = skip + _id_position(item)
+    vm_at = skip + len(item.columns) + _id_position(vm)
+    return skip, width, (item_at, vm_at, width), part_at(item, skip)
+
+
 class SqlLineItems(SqlRecords[LineItem]):
     def __init__(
         self,
@@ -529,13 +552,8 @@ class SqlLineItems(SqlRecords[LineItem]):
         self.joined = (mapper, vm, template, cost_plan)
         self.owned = (subscription, payment)  # the owned-VM read's subscription and payment
         self.subscriptions = subscriptions  # the same unit of work's, which locks them
-        # where the parties' columns end and all the mappers' do (`_width`: the pricing
-        # read's columns before any others), and where the item's and the VM's ids are
-        self._parties_width = skip = sum(len(m.columns) for m in self.parties)
-        self._width = skip + sum(len(m.columns) for m in self.joined)
-        item_at = skip + _id_position(mapper)
-        vm_at = skip + len(mapper.columns) + _id_position(vm)
-        self._positions = (item_at, vm_at, self._width)
+        layout = _pricing_layout(self.parties, self.joined)
+        self._parties_width, self._width, self._positions, self._item_part = layout
 
     async def list_priced(
         self,
@@ -626,12 +644,36 @@ class SqlLineItems(SqlRecords[LineItem]):
         if not rows:
             return None  # no such VM of the key's, or no subscription or user
         # the subscription and the newest candidate: the same on every row, after the pricing
-        sub, first = joined_records(rows[0], self.owned, start=self._width)
-        if first is not None:  # its metadata as stored: text that is not JSON stays text
-            first = evolve(first, metadata=_json_or_text(first.metadata))
+        subscription, payment = self.owned
+        sub_part = part_at(subscription, self._width)
+        sub = sub_part.read(rows[0])
+        assert sub is not None  # joined, not outer-joined: every row has its subscription
+        first_part = part_at(payment, sub_part.end)
+        values: Sequence[Any] = rows[0]
+        if values[first_part.id_at] is not None:
+            # its metadata as stored: text that is not JSON stays text; decoded before the
+            # record is built (as `evolve` after it would, without building it twice)
+            at = first_part.start + first_part.names.index("metadata")
+            values = [*values[:at], _json_or_text(values[at]), *values[at + 1 :]]
+        first = first_part.read(values)
         balance = await self._credit(sub, rows[0]._mapping) if credit else None
         live = int(rows[0]._mapping[_QUOTES_LABEL]) if quotes else None
-        return OwnedPriced(sub, self._priced_items(rows, sub.id, balance, None, live), first)
+        items = self._items_of(rows)
+        # the buyer, seller and VM records only once asked for: a reused invoice needs none
+        build = functools.partial(self._priced_items, rows, sub.id, balance, None, live)
+        return OwnedPriced(sub, build, first, items=items)
+
+    def _items_of(self, rows: list[Any]) -> tuple[LineItem, ...]:
+        """`_priced_items(rows, …).items` alone (`rows` sorted as it sorts them, in place)."""
+        item_at, vm_at, _ = self._positions
+        rows.sort(key=lambda row: (row[item_at] or 0, row[vm_at] or 0))
+        part = self._item_part
+        items: dict[int, LineItem] = {}
+        for row in rows:
+            item = part.read(row)
+            if item is not None and item.id not in items:
+                items[item.id] = item
+        return tuple(items.values())
 
     async def _credit(self, sub: Subscription, extra: Any) -> int | None:
         """The balance the owned-VM read joined, if it is the one `Currency.parse` names."""

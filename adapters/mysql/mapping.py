@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import keyword
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
@@ -36,7 +37,7 @@ def joined_records(
     from `start`): None for a table whose `id` is NULL (an outer join that found nothing)."""
     records: list[Any] = []
     for mapper in mappers:
-        part = _part_at(mapper, start)
+        part = part_at(mapper, start)
         records.append(part.read(row))
         start = part.end
     return records
@@ -51,7 +52,8 @@ def result_processors(
 
 
 @functools.lru_cache(maxsize=256)
-def _part_at(mapper: Mapper[Any], at: int) -> Part[Any]:
+def part_at(mapper: Mapper[Any], at: int) -> Part[Any]:
+    """The `Part` of `mapper`'s columns from position `at`, made once per mapper and place."""
     return Part(mapper, at)
 
 
@@ -152,6 +154,7 @@ class Part(Generic[R]):
         self.start = at
         self.end = at + len(self.names)
         self.id_at = at + self.names.index("id")
+        self._read = _compiled_reader(self) or self._read_by_values
 
     def columns(self) -> list[Label[Any]]:
         table = self.mapper.table
@@ -161,6 +164,41 @@ class Part(Generic[R]):
         """The record, or None when the outer join found no row."""
         if row[self.id_at] is None:
             return None
+        return self._read(row)
+
+    def _read_by_values(self, row: Sequence[Any]) -> R:
         return self.mapper.from_values(
             dict(zip(self.names, row[self.start : self.end], strict=True))
         )
+
+
+def _compiled_reader(part: Part[R]) -> Callable[[Sequence[Any]], R] | None:
+    """`Mapper.from_values` of the part's columns as one generated call (issue 10: the
+    record built straight from the row's positions, no dict of values built and consumed
+    first): the same keyword arguments, the same `open` of each secret (with the row's id)
+    and the same nested limits. None where a name could not be a keyword (`from_values`)."""
+    mapper = part.mapper
+    names = part.names
+    limits = set(_LIMIT_FIELDS) if mapper.nested_limits else set()
+    if not all(n.isidentifier() and not keyword.iskeyword(n) for n in names):
+        return None
+    if not mapper.encrypted <= set(names) or not limits <= set(names):
+        return None  # `from_values` would raise on the missing value: keep it so
+    row_id = f"row[{part.id_at}]"
+    args = []
+    for i, name in enumerate(names, start=part.start):
+        if name in limits:
+            continue
+        value = f"row[{i}]"
+        if name in mapper.encrypted:
+            value = f"_open({value}, {name!r}, {row_id})"
+        args.append(f"{name}={value}")
+    if limits:
+        nested = ", ".join(f"{n}=row[{part.start + names.index(n)}]" for n in _LIMIT_FIELDS)
+        args.append(f"limits=_limits({nested})")
+    source = f"def read(row):\n    return _cls({', '.join(args)})\n"
+    scope: dict[str, Any] = {"_cls": mapper.cls, "_open": mapper.open, "_limits": ResourceLimits}
+    # the source names only the mapper's own attrs fields (checked above) and row positions
+    exec(compile(source, f"<record reader {mapper.table.name}@{part.start}>", "exec"), scope)
+    reader: Callable[[Sequence[Any]], R] = scope["read"]
+    return reader

@@ -48,7 +48,7 @@ from domain.switch_off import refuse_switched_off
 from domain.tax import TaxRates
 from ports.clock import Clock
 from ports.rates import RateStore
-from ports.storage import NewestPending, PricedItems, UnitOfWork, UnitOfWorkFactory
+from ports.storage import NewestPending, OwnedPriced, UnitOfWork, UnitOfWorkFactory
 
 
 async def _resolve(
@@ -59,18 +59,18 @@ async def _resolve(
     owner_key: bytes | None,
     newest: NewestPending,
     credit: bool,
-) -> tuple[Subscription, list[LineItem], FirstPending | None, PricedItems | None]:
+) -> tuple[Subscription, list[LineItem], FirstPending | None, OwnedPriced | None]:
     """The subscription renewed, its line items and, where read with them (an owner key),
-    what `newest` asks for and what it is priced from (with `credit`, the balance too)."""
+    what `newest` asks for and the read that holds what it is priced from (`priced`, built
+    when asked for; with `credit`, the balance too)."""
     if (subscription_id is None) == (vm_id is None):
         raise InvalidInput("Give exactly one of a subscription id or a VM id")
     if owner_key is not None:
         if vm_id is None:
             raise InvalidInput("An owner key names a VM, not a subscription")
         found = await uow.line_items.priced_of_owned_vm(vm_id, owner_key, newest, credit=credit)
-        if found is not None:
-            priced = found.priced
-            return found.subscription, list(priced.items), FirstPending(found.first_pending), priced
+        if found is not None:  # its pricing records built only if a new quote needs them
+            return found.subscription, list(found.items), FirstPending(found.first_pending), found
         vm = await uow.vms.get_owned_by_key(vm_id, owner_key)  # which refusal it is
         if vm is None or vm.deleted:
             raise VmNotFound("VM not found")
@@ -161,7 +161,7 @@ async def renew(
         newest = NewestPending(method, now, reuse_narrowing(count), quotes=True)
         credit = settle is not None
         resolved = await _resolve(uow, user_id, subscription_id, vm_id, owner_key, newest, credit)
-        sub, items, first, read = resolved
+        sub, items, first, owned = resolved
         if not items:
             raise SubscriptionHasNoLineItems("Subscription has no line items")
         refuse_moved_period(sub, period)
@@ -182,7 +182,9 @@ async def renew(
         else:
             refuse_lapsed_order(sub, now)  # before the rail's invoice; again when stored
             await refuse_without_room(uow, sub, items, now)  # its IP ranges can be given
-            if read is None:  # the credit-first quote's balance comes with the pricing read
+            if owned is not None:  # the credit-first quote's balance comes with it
+                read = owned.priced
+            else:
                 credit_in = currency_code(sub.currency) if credit else None
                 read = await priced_items(uow, sub, credit_in)
             priced = await price_subscription(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -159,14 +159,41 @@ class PricedItems:
     source: object = attrs.field(default=None, eq=False, repr=False, kw_only=True)
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class OwnedPriced:
     """An owned VM's subscription as its renewal reads it (issue 10): the subscription, what
-    it is priced from, and the payment a `NewestPending` asked for (None: there is none)."""
+    it is priced from, and the payment a `NewestPending` asked for (None: there is none).
+
+    `priced` may be given as a function that builds it from what was read, called once, when
+    `priced` is first asked for, with `items` (its line items) given beside it: a renewal that
+    hands back a pending invoice needs the items only, not the buyer, seller and VM records
+    (the SQL adapter). Equal when the subscription, `priced` and the payment are."""
 
     subscription: Subscription
-    priced: PricedItems
+    _priced: PricedItems | Callable[[], PricedItems] = attrs.field(alias="priced")
     first_pending: SubscriptionPayment | None
+    _items: tuple[LineItem, ...] | None = attrs.field(default=None, alias="items", kw_only=True)
+
+    @property
+    def priced(self) -> PricedItems:
+        found = self._priced
+        if not isinstance(found, PricedItems):
+            found = found()
+            object.__setattr__(self, "_priced", found)
+        return found
+
+    @property
+    def items(self) -> tuple[LineItem, ...]:
+        """`priced.items`, without building the rest of `priced` where it was given apart."""
+        return self.priced.items if self._items is None else self._items
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, OwnedPriced):
+            return NotImplemented
+        mine = (self.subscription, self.priced, self.first_pending)
+        return mine == (other.subscription, other.priced, other.first_pending)
+
+    __hash__ = None  # type: ignore[assignment]  # as an attrs class that compares by value
 
 
 @attrs.frozen

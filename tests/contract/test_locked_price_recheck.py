@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 import pytest
 
+from adapters.mysql.billing_repos import SqlLineItems
 from app.billing.errors import PriceChanged, VmDeleted
 from app.billing.renewal import renew
 from domain.enums import PaymentMethod, SubscriptionType
@@ -283,3 +284,28 @@ async def test_a_renewal_with_nothing_changed_is_stored_and_its_quotes_records_r
     assert not stored.is_paid and shop.node.cancelled == []
     assert [p.id for p in await shop.payments(vm) if not p.is_paid] == [stored.id]
     assert reused == [True]
+
+
+async def test_a_reused_invoice_builds_no_pricing_records(
+    shop: Shop, database: storage_backends.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An owner-key renewal that hands back its pending invoice builds the line items only,
+    not the buyer, seller and VM records (issue 10); a new quote builds them (and the re-check
+    under the lock compares what it reads with them)."""
+    vm = await _paid(shop)
+    built: list[int] = []
+    sql = database.url is not None
+    if sql:
+        real = SqlLineItems._priced_items
+
+        def counted(self: SqlLineItems, *args: Any, **kwargs: Any) -> PricedItems:
+            built.append(1)
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(SqlLineItems, "_priced_items", counted)
+    key = await _pubkey(shop)
+    first = await shop.renew(vm, user_id=None, owner_key=key)
+    assert len(built) == 2 * sql  # the new quote's, and the D23 re-check's under the lock
+    again = await shop.renew(vm, user_id=None, owner_key=key)
+    assert again == first
+    assert len(built) == 2 * sql  # none for the reused one

@@ -10,7 +10,7 @@ import attrs
 import pytest
 import sqlalchemy as sa
 
-from adapters.mysql import tables
+from adapters.mysql import billing_repos, tables
 from app.billing.persist import FirstPending, Reuse, pending_match, reuse_narrowing
 from domain.account_credit import CreditReason, checked_entry
 from domain.enums import PaymentMethod, SubscriptionPaymentType, SubscriptionType
@@ -737,6 +737,31 @@ async def test_a_pending_payment_with_broken_metadata_is_passed_over_not_raised(
         assert (first.id, first.metadata) == (broken.id, text)
         assert await pending_match(uow, renewal, at(5), FirstPending(first)) == older
         assert await pending_match(uow, renewal, at(5)) == older
+
+
+async def test_the_owned_read_builds_its_pending_payment_once(
+    backend: Backend, uow_factory: UnitOfWorkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10: the payment the owned-VM read brings is built with its metadata decoded,
+    not built and then copied with `evolve` (~2x a record's construction)."""
+    if backend.kind == "memory":
+        pytest.skip("the SQL adapter's mapping")
+    w = await stored_world(uow_factory)
+    async with uow_factory() as uow:
+        stored = await uow.payments.add(
+            new_payment(w.subscription, created=at(2), metadata={"intervals": 2})
+        )
+        await uow.commit()
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a record built twice")
+
+    monkeypatch.setattr(billing_repos, "evolve", refused)
+    newest = NewestPending(PaymentMethod.LIGHTNING, at(5), reuse_narrowing(2))
+    async with uow_factory() as uow:
+        found = await uow.line_items.priced_of_owned_vm(w.vm.id, w.user.pubkey, newest)
+    assert found is not None and found.first_pending == stored
+    assert found.first_pending.metadata == {"intervals": 2}
 
 
 async def test_mark_paid_flips_exactly_once(uow_factory: UnitOfWorkFactory) -> None:

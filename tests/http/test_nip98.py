@@ -10,9 +10,11 @@ from typing import Any
 
 import attrs
 import pytest
+from coincurve import PublicKeyXOnly
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.http import nip98
 from adapters.http.nip98 import (
     Nip98Error,
     Nip98Request,
@@ -428,3 +430,30 @@ def test_what_only_json_parses_gets_jsons_answer(extra: str, valid: bool) -> Non
     else:
         with pytest.raises(Nip98Error, match="Invalid nostr event"):
             decode_event(encoded)
+
+
+def test_a_keys_events_parse_it_once_and_a_bad_key_is_refused_every_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 10: the x-only key of a pubkey is parsed once for its events (kept, bounded);
+    a pubkey that is not a curve point is refused on each request, never kept as valid."""
+    parsed: list[bytes] = []
+    real = PublicKeyXOnly
+
+    def counting(pubkey: bytes) -> Any:
+        parsed.append(pubkey)
+        return real(pubkey)
+
+    monkeypatch.setattr(nip98, "PublicKeyXOnly", counting)
+    nip98._xonly_key.cache_clear()
+    try:
+        for at in (TS, TS + 1, TS + 2):
+            assert verify(signed(created_at=at)) == KEY.pubkey
+        assert parsed == [KEY.pubkey]
+        event = nip98_event(KEY, URL, "GET", TS)
+        event["pubkey"] = "ff" * 32  # x = 2^256 - 1 is above the field prime: no such point
+        for _ in range(2):
+            assert refused(forged(event)).reason == "Invalid nostr event"
+        assert parsed == [KEY.pubkey, b"\xff" * 32, b"\xff" * 32]
+    finally:
+        nip98._xonly_key.cache_clear()
