@@ -192,7 +192,7 @@ def classify(
     rows: list[Any], *, dry_run_failed_vms: Collection[int] | None
 ) -> tuple[dict[bytes, str | None], list[Problem], list[Problem], int]:
     """Split attention rows into copyable (id → metadata), problems (not copied) and
-    warnings (copied: `upgrade_params` unreadable, metadata NULL); return the failed count.
+    warnings (copied: `upgrade_params` unreadable, kept verbatim); return the failed count.
 
     `dry_run_failed_vms` is for a dry run, where nothing is linked yet: an unlinked VM counts
     as linked unless Phase 1 failed for it (the old tool's dry run failed them all, §8).
@@ -242,7 +242,10 @@ def classify(
             continue
         ok[payment_id] = mapping.metadata
         if mapping.metadata_problem is not None:
-            message = f"{mapping.metadata_problem}; copied with metadata NULL (R3)"
+            message = (
+                f"{mapping.metadata_problem}; copied with the text kept verbatim in "
+                'metadata {"legacy_upgrade_params": …} (R3)'
+            )
             warnings.append(Problem("phase2", message, row.vm_id, payment_id.hex()))
     for vm_id, count in sorted(unlinked.items()):
         problems.append(

@@ -349,7 +349,8 @@ async def test_subscription_fields_follow_the_legacy_vm(scenario: Scenario) -> N
 
 async def test_run_report_warns_of_the_invalid_params_and_r7(scenario: Scenario) -> None:
     """Unreadable upgrade_params do not hold a money record back: the payment is copied with
-    NULL metadata and reported as a warning, so start-up is not blocked for it (R3, D18)."""
+    the text kept in its metadata and reported as a warning, so start-up is not blocked for
+    it (R3, D18)."""
     report = scenario.first
     assert report.ok and report.errors == []
     assert report.payments_copied == len(scenario.fixture.payment_ids)
@@ -358,7 +359,7 @@ async def test_run_report_warns_of_the_invalid_params_and_r7(scenario: Scenario)
     r7, params = sorted(report.warnings, key=lambda w: w.phase)
     assert "R7" in r7.message
     assert params.payment_id == INVALID_PARAMS_ID.hex()
-    assert "not valid JSON" in params.message and "metadata NULL" in params.message
+    assert "not valid JSON" in params.message and "kept verbatim" in params.message
 
 
 async def test_payments_are_copied_byte_for_byte(scenario: Scenario) -> None:
@@ -926,7 +927,8 @@ async def test_r3_upgrade_params_null_valid_invalid_whitespace(scenario: Scenari
     assert by_params['{"new_disk":107374182400}'] == '{"new_disk":107374182400}'
     assert by_params[None] is None
     invalid = rows[INVALID_PARAMS_ID]
-    assert invalid.id is not None and invalid.metadata is None  # copied, metadata NULL (R3)
+    assert invalid.id is not None  # copied (R3), its text kept verbatim (D18)
+    assert json.loads(invalid.metadata) == {"legacy_upgrade_params": invalid.upgrade_params}
     assert json.loads(by_params['{"new_disk":107374182400}']) == {"new_disk": 107374182400}
 
 
@@ -1094,3 +1096,19 @@ async def test_a_failing_payment_copy_is_reported_and_the_run_goes_on(legacy_url
     assert len(copy_errors) == 1
     assert report.payments_copied + report.payments_failed == len(fixture.payment_ids)
     assert report.payments_copied >= len(fixture.payment_ids) - 4
+
+
+async def test_finalization_keeps_unreadable_upgrade_params(legacy_url: str) -> None:
+    """D18: the unreadable text is reported and kept in the copy's metadata, so dropping
+    vm_payment at finalization does not destroy it (review r11 F3)."""
+    await legacy_db(legacy_url)
+    (original,) = await fetch(
+        legacy_url, "SELECT upgrade_params FROM vm_payment WHERE id = :i", i=INVALID_PARAMS_ID
+    )
+    assert (await migrate(legacy_url)).ok
+    await finalize_legacy_billing(legacy_url)
+    (kept,) = await fetch(
+        legacy_url, "SELECT metadata FROM subscription_payment WHERE id = :i", i=INVALID_PARAMS_ID
+    )
+    assert json.loads(kept.metadata) == {"legacy_upgrade_params": original.upgrade_params}
+    assert original.upgrade_params == "{new_cpu: 4"
