@@ -19,6 +19,7 @@ from domain.enums import (
 )
 from domain.errors import DomainError, InvalidInterval
 from domain.intervals import checked_interval, require_utc
+from domain.upgrade import LEGACY_UPGRADE_PARAMS_KEY
 
 
 class LegacyDataError(DomainError):
@@ -338,16 +339,28 @@ class PaymentMapping:
     payment_type: SubscriptionPaymentType
     time_value: int | None
     metadata: str | None
-    #: Why `upgrade_params` could not become `metadata` (then NULL); reported as a warning.
+    #: Why `upgrade_params` could not become `metadata` (then it keeps the text verbatim,
+    #: `legacy_params_metadata`); reported as a warning.
     metadata_problem: str | None = None
+
+
+def legacy_params_metadata(text: str) -> str:
+    """`metadata` keeping unreadable `upgrade_params` verbatim: `{"legacy_upgrade_params": …}`.
+
+    Finalization drops `vm_payment`, so this is the text's only copy afterwards (D18: reported,
+    not silently dropped). Reading it as an upgrade config is refused like a NULL one was
+    (`UpgradeConfig.from_json`), so a late completion still reports "paid but not applied".
+    """
+    return json.dumps({LEGACY_UPGRADE_PARAMS_KEY: text}, separators=(",", ":"))
 
 
 def map_payment(row: LegacyPaymentRow) -> PaymentMapping:
     """Map one legacy payment; raises `LegacyDataError` (the row is then reported, not copied).
 
     `upgrade_params` that are not the upgrade shape (R3) do not hold the payment back: it is
-    a money record, so it is copied with NULL metadata, as the reference did, and the problem
-    comes back in `metadata_problem` to be reported (D18: reported, not silently dropped).
+    a money record, so it is copied (the reference stored NULL metadata) with the text kept
+    verbatim in its metadata (`legacy_params_metadata`), and the problem comes back in
+    `metadata_problem` to be reported (D18: reported, not silently dropped).
     """
     new_type = map_payment_type(row.payment_type)
     check_payment_method(row.payment_method)
@@ -356,7 +369,8 @@ def map_payment(row: LegacyPaymentRow) -> PaymentMapping:
     try:
         metadata, problem = upgrade_params_to_metadata(row.upgrade_params), None
     except InvalidUpgradeParams as exc:
-        metadata, problem = None, exc.message
+        assert row.upgrade_params is not None  # NULL is valid (no params)
+        metadata, problem = legacy_params_metadata(row.upgrade_params), exc.message
     return PaymentMapping(
         payment_type=new_type, time_value=time_value, metadata=metadata, metadata_problem=problem
     )

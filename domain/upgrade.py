@@ -39,6 +39,11 @@ class InvalidUpgradeConfig(InvalidInput):
     """An upgrade request that is not `{"new_cpu":…,"new_memory":…,"new_disk":…}` of ints ≥ 1."""
 
 
+#: key of an adopted Upgrade payment's `metadata` keeping its legacy `upgrade_params` text
+#: verbatim when that text could not be read (`domain.legacy.map_payment`, D18)
+LEGACY_UPGRADE_PARAMS_KEY = "legacy_upgrade_params"
+
+
 class NoCustomPricing(PricingUnavailable):
     """No enabled custom pricing of the region can host the VM's disk and CPU (R11.1)."""
 
@@ -88,6 +93,8 @@ class UpgradeConfig:
                 raise InvalidUpgradeConfig("upgrade config is not valid JSON") from None
         if not isinstance(data, Mapping):
             raise InvalidUpgradeConfig("upgrade config must be a JSON object")
+        if LEGACY_UPGRADE_PARAMS_KEY in data:  # kept verbatim because it could not be read
+            raise InvalidUpgradeConfig("the legacy upgrade_params of this payment are unreadable")
         return cls(
             new_cpu=data.get("new_cpu"),
             new_memory=data.get("new_memory"),

@@ -22,6 +22,15 @@ non-VM subscriptions (IP range, ASN, DNS) that were paid before the schema upgra
 `is_setup` (R6; deviation from the reference, which left them at 0 and so charged their setup
 fee again).
 
+Drift (review r11): the old LNVPS must be stopped for good before the first run, since Phase 1
+copies `vm.expires` once and the old server keeps writing `vm.expires` and `vm_payment` when a
+payment arrives. Until finalization every run reports its traces as errors, set-wise per id
+range (`legacy_payments.read_withheld`, `read_paid_after_copy`): a paid row still to copy
+whose VM's legacy expiry no longer equals its subscription's is held back (copied, it would
+look applied while the subscription misses its time), and a copy still unpaid whose original
+was marked paid since is reported; finalization refuses while either exists. Nothing is moved
+automatically: whether lnvps changed the subscription since adoption is not known here.
+
 Concurrency (R2): on MariaDB/MySQL the run holds `GET_LOCK('lnvps_legacy_backfill')`; a second
 process **waits** up to `lock_timeout` seconds (then finds nothing left to do) and otherwise fails
 with `BackfillLockTimeout`. Every link is also a guarded `UPDATE … WHERE link IS NULL OR 0`, so
@@ -50,6 +59,8 @@ from adapters.mysql.legacy_payments import (
     mark_setup,
     next_bound,
     read_attention_rows,
+    read_paid_after_copy,
+    read_withheld,
 )
 from adapters.mysql.legacy_shape import BillingShape, LegacyShapeError, read_shape
 from adapters.mysql.legacy_vms import (
@@ -311,6 +322,8 @@ class _Run:
         while True:
             high = await next_bound(self.conn, low, self.payment_batch)
             present, conflicts = await count_present(self.conn, shape, low, high)
+            conflicts += await self._drifted_copies(low, high, conflicts)
+            withheld = await read_withheld(self.conn, shape, low, high)
             rows = await read_attention_rows(self.conn, shape, low, high)
             ok, problems, warnings, failed = classify(
                 rows, dry_run_failed_vms=self.failed_vms if self.dry_run else None
@@ -334,15 +347,23 @@ class _Run:
                     problems.append(Problem("phase2", f"copy of id range {span} failed: {message}"))
             self.report.payments_copied += copied
             self.report.payments_skipped += present - len(conflicts)
-            self.report.payments_failed += failed + len(conflicts)
-            for problem in [*conflicts, *problems]:
+            self.report.payments_failed += failed + len(conflicts) + len(withheld)
+            for problem in [*conflicts, *withheld, *problems]:
                 self.report.add_error(problem)
                 log.warning("Phase 2: %s", problem)
-            done += copied + present + failed
+            done += copied + present + failed + len(withheld)
             self._tick("phase2", done, total)
             if high is None:
                 break
             low = high
+
+    async def _drifted_copies(
+        self, low: bytes | None, high: bytes | None, conflicts: list[Problem]
+    ) -> list[Problem]:
+        """Copies the old LNVPS settled afterwards (`read_paid_after_copy`), each once."""
+        reported = {problem.payment_id for problem in conflicts}
+        drifted = await read_paid_after_copy(self.conn, low, high)
+        return [problem for problem in drifted if problem.payment_id not in reported]
 
     async def _copy(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import Integer, func, inspect, select, text, type_coerce
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,11 +27,15 @@ class FinalizationBlockers:
     """What still needs the legacy columns and table."""
 
     unlinked_vms: int
+    #: `vm_payment` rows without a copy; the backfill also withholds (and reports) a paid row
+    #: whose VM's time the old LNVPS moved after adoption, so those count here too
     uncopied_payments: int
+    #: copies still unpaid whose legacy row the old LNVPS marked paid afterwards (drift)
+    paid_only_in_legacy: int = 0
 
     @property
     def ready(self) -> bool:
-        return self.unlinked_vms == 0 and self.uncopied_payments == 0
+        return self.unlinked_vms == 0 and self.uncopied_payments == 0 == self.paid_only_in_legacy
 
 
 async def _blockers(conn: AsyncConnection) -> FinalizationBlockers:
@@ -39,17 +43,23 @@ async def _blockers(conn: AsyncConnection) -> FinalizationBlockers:
     unlinked = await conn.execute(
         select(func.count()).select_from(t.vm).where(unlinked_condition(shape))
     )
-    uncopied = 0
+    uncopied = drifted = 0
     if shape.has_vm_payment:
         vp, sp = t.vm_payment, t.subscription_payment
         missing = ~select(sp.c.id).where(sp.c.id == vp.c.id).exists()
         result = await conn.execute(select(func.count()).select_from(vp).where(missing))
         uncopied = int(result.scalar_one())
-    return FinalizationBlockers(int(unlinked.scalar_one()), uncopied)
+        paid_only_in_legacy = (
+            select(func.count())
+            .select_from(vp.join(sp, sp.c.id == vp.c.id))
+            .where(type_coerce(vp.c.is_paid, Integer) == 1, type_coerce(sp.c.is_paid, Integer) == 0)
+        )
+        drifted = int((await conn.execute(paid_only_in_legacy)).scalar_one())
+    return FinalizationBlockers(int(unlinked.scalar_one()), uncopied, drifted)
 
 
 async def finalization_blockers(url: str | URL) -> FinalizationBlockers:
-    """Count unlinked VMs and vm_payment rows without a subscription_payment copy."""
+    """Count unlinked VMs, vm_payment rows without a copy and drifted copies."""
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
@@ -82,7 +92,8 @@ def _drop_legacy(sync_conn: Connection) -> None:
 
 
 async def finalize_legacy_billing(url: str | URL, *, lock_timeout: int = 60) -> None:
-    """The manual §9 step, refused with `FinalizationRefused` while anything is unmigrated.
+    """The manual §9 step, refused with `FinalizationRefused` while anything is unmigrated
+    or drifted (a payment the old LNVPS settled after adoption, see the backfill's errors).
 
     Makes `vm.subscription_line_item_id` NOT NULL, drops `vm.expires`,
     `vm.auto_renewal_enabled`, `vm.created` and `vm_payment`. The backfill then sees the
@@ -103,7 +114,9 @@ async def finalize_legacy_billing(url: str | URL, *, lock_timeout: int = 60) -> 
             if not blockers.ready:
                 raise FinalizationRefused(
                     f"{blockers.unlinked_vms} VMs unlinked, {blockers.uncopied_payments} "
-                    "vm_payment rows not copied: run the backfill and fix its errors first"
+                    f"vm_payment rows not copied, {blockers.paid_only_in_legacy} paid by the "
+                    "old LNVPS after they were copied unpaid (drift): run the backfill and fix "
+                    "its errors first"
                 )
             await conn.run_sync(_drop_legacy)
             await conn.commit()

@@ -6,6 +6,7 @@ from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import (
+    DateTime,
     Integer,
     String,
     and_,
@@ -22,7 +23,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
 from adapters.mysql import tables as t
 from adapters.mysql.legacy_shape import BillingShape
@@ -42,6 +46,7 @@ from domain.legacy import (
 )
 
 vp, sp, vm, li = t.vm_payment, t.subscription_payment, t.vm, t.subscription_line_item
+sub = t.subscription
 
 #: Columns copied verbatim by the server, never through Python (B5: external_data stays raw).
 RAW_COLUMNS = (
@@ -107,7 +112,54 @@ def _source(shape: BillingShape) -> Any:
     # On the legacy shape (dry run before r2) no VM is linked: join no line item at all.
     never = and_(li.c.id == vm.c.id, literal(1) == literal(0))
     item_on = li.c.id == _link(shape) if shape.has_link else never
-    return vp.outerjoin(vm, vm.c.id == vp.c.vm_id).outerjoin(li, item_on)
+    return (
+        vp.outerjoin(vm, vm.c.id == vp.c.vm_id)
+        .outerjoin(li, item_on)
+        .outerjoin(sub, sub.c.id == li.c.subscription_id)
+    )
+
+
+class _Instant(FunctionElement[Any]):
+    """A stored time as a comparable value: SQLite keeps text in more than one format
+    (`…12:00:00` from LNVPS, `…12:00:00.000000` from lnvps), `datetime()` makes them one."""
+
+    type = DateTime()
+    inherit_cache = True
+
+
+@compiles(_Instant)
+def _instant(element: _Instant, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_Instant, "sqlite")
+def _instant_sqlite(element: _Instant, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"datetime({compiler.process(element.clauses, **kw)})"
+
+
+def _expiry_moved() -> ColumnElement[bool]:
+    """The VM's legacy `vm.expires` is not its subscription's expiry (never NULL itself).
+
+    Phase 1 copies `vm.expires` into the subscription, and lnvps never writes `vm.expires`;
+    so for a VM whose paid legacy payment is still to copy (lnvps has not served since, or
+    the old LNVPS is running: only it writes `vm_payment`), a difference means the old
+    LNVPS moved the VM's time after adoption, typically by settling that very payment.
+    """
+    return or_(
+        sub.c.expires.is_(None),
+        vm.c.expires.is_(None),
+        _Instant(vm.c.expires) != _Instant(sub.c.expires),
+    )
+
+
+def _withheld() -> ColumnElement[bool]:
+    """A paid uncopied row of a Vps-linked VM whose time moved after adoption: not copied.
+
+    Copied, it would look settled and applied while its time (added to `vm.expires` by the
+    old LNVPS) is in no subscription; finalization would then drop the only trace. Left
+    uncopied it is reported on every run and blocks finalization until resolved.
+    """
+    return and_(_PAID == 1, sub.c.id.is_not(None), _vps_item(), _expiry_moved())
 
 
 async def count_present(
@@ -142,6 +194,73 @@ async def count_present(
     return total, problems
 
 
+def _when(value: Any) -> str:
+    """A stored time as the report shows it (`2026-04-29 12:00:00`, or `NULL`)."""
+    if value is None:
+        return "NULL"
+    return str(value)[:19]
+
+
+async def read_withheld(
+    conn: AsyncConnection, shape: BillingShape, low: bytes | None, high: bytes | None
+) -> list[Problem]:
+    """The range's paid rows not copied because their VM's time moved after adoption
+    (`_withheld`), one error each: what differs and how to resolve it."""
+    if not shape.has_link:
+        return []
+    stmt = (
+        select(vp.c.id, vp.c.vm_id, vm.c.expires, sub.c.id.label("sub_id"), sub.c.expires)
+        .select_from(_source(shape))
+        .where(_in_range(low, high), _missing(), _withheld())
+    )
+    return [
+        Problem(
+            "phase2",
+            f"drift: paid, not copied yet, and the VM's legacy vm.expires "
+            f"{_when(row[2])} differs from subscription {row.sub_id}'s expiry "
+            f"{_when(row[4])} (adoption copied vm.expires there): the old LNVPS changed this "
+            "VM after adoption (typically it settled this payment and added its time to "
+            "vm.expires). Stop every "
+            "old LNVPS process, set the subscription's expiry to the one it should have (the "
+            "legacy one if the old LNVPS was right) or vm.expires to the subscription's, and "
+            "run the backfill again; the payment is copied once both agree",
+            vm_id=int(row.vm_id),
+            payment_id=bytes(row.id).hex(),
+        )
+        for row in (await conn.execute(stmt)).all()
+    ]
+
+
+async def read_paid_after_copy(
+    conn: AsyncConnection, low: bytes | None, high: bytes | None
+) -> list[Problem]:
+    """Copies of the range still unpaid whose legacy row the old LNVPS marked paid since.
+
+    lnvps never marks a paid payment unpaid, and a payment lnvps completes itself is paid in
+    its copy (only the copy changes), so `vm_payment` paid / copy unpaid is always the old
+    LNVPS settling after the copy: the customer's time is only in `vm.expires`, which
+    finalization drops. One error each, on every run until resolved.
+    """
+    stmt = (
+        select(vp.c.id, vp.c.vm_id, vp.c.paid_at, vm.c.expires, sp.c.subscription_id)
+        .select_from(vp.join(sp, sp.c.id == vp.c.id).outerjoin(vm, vm.c.id == vp.c.vm_id))
+        .where(_in_range(low, high), _PAID == 1, type_coerce(sp.c.is_paid, Integer) == 0)
+    )
+    return [
+        Problem(
+            "phase2",
+            f"drift: the old LNVPS marked this payment paid (paid_at {_when(row.paid_at)}) "
+            f"after it was copied unpaid to subscription {row.subscription_id}; its time is "
+            f"not in the subscription (the VM's legacy vm.expires is {_when(row[3])}). Stop "
+            "every old LNVPS process, mark the copy paid like the original and, for a "
+            "renewal, set the subscription's expiry to the one it should have",
+            vm_id=int(row.vm_id),
+            payment_id=bytes(row.id).hex(),
+        )
+        for row in (await conn.execute(stmt)).all()
+    ]
+
+
 def _needs_python(shape: BillingShape) -> ColumnElement[bool]:
     """Rows the set-wise copy cannot take as they are: params to validate, or a reason to fail."""
     return or_(
@@ -171,7 +290,7 @@ async def read_attention_rows(
             type_coerce(li.c.subscription_type, Integer).label("item_type"),
         )
         .select_from(_source(shape))
-        .where(_in_range(low, high), _missing(), _needs_python(shape))
+        .where(_in_range(low, high), _missing(), _needs_python(shape), not_(_withheld()))
     )
     return list((await conn.execute(stmt)).all())
 
@@ -183,7 +302,7 @@ async def count_plain_rows(
     stmt = (
         select(func.count())
         .select_from(_source(shape))
-        .where(_in_range(low, high), _missing(), not_(_needs_python(shape)))
+        .where(_in_range(low, high), _missing(), not_(_needs_python(shape)), not_(_withheld()))
     )
     return int((await conn.execute(stmt)).scalar_one())
 
@@ -192,7 +311,7 @@ def classify(
     rows: list[Any], *, dry_run_failed_vms: Collection[int] | None
 ) -> tuple[dict[bytes, str | None], list[Problem], list[Problem], int]:
     """Split attention rows into copyable (id → metadata), problems (not copied) and
-    warnings (copied: `upgrade_params` unreadable, metadata NULL); return the failed count.
+    warnings (copied: `upgrade_params` unreadable, kept verbatim); return the failed count.
 
     `dry_run_failed_vms` is for a dry run, where nothing is linked yet: an unlinked VM counts
     as linked unless Phase 1 failed for it (the old tool's dry run failed them all, §8).
@@ -242,7 +361,10 @@ def classify(
             continue
         ok[payment_id] = mapping.metadata
         if mapping.metadata_problem is not None:
-            message = f"{mapping.metadata_problem}; copied with metadata NULL (R3)"
+            message = (
+                f"{mapping.metadata_problem}; copied with the text kept verbatim in "
+                'metadata {"legacy_upgrade_params": …} (R3)'
+            )
             warnings.append(Problem("phase2", message, row.vm_id, payment_id.hex()))
     for vm_id, count in sorted(unlinked.items()):
         problems.append(
@@ -285,7 +407,6 @@ async def mark_setup(
     Both are driven by `subscription_payment`'s own id range (its clustered order), so every
     paid row is looked at in exactly one range; a re-run finds nothing left at 0 (idempotent).
     """
-    sub = t.subscription
     paid = [type_coerce(sp.c.is_paid, Integer) == 1]
     if low is not None:
         paid.append(sp.c.id > low)
@@ -368,8 +489,12 @@ async def copy_range(
             _time_value(),
             null(),
         )
-        .select_from(vp.join(vm, vm.c.id == vp.c.vm_id).join(li, li.c.id == _link(shape)))
-        .where(_in_range(low, high), _vps_item(), allowed)
+        .select_from(
+            vp.join(vm, vm.c.id == vp.c.vm_id)
+            .join(li, li.c.id == _link(shape))
+            .join(sub, sub.c.id == li.c.subscription_id)
+        )
+        .where(_in_range(low, high), _vps_item(), allowed, not_(_withheld()))
     )
     if guard:
         query = query.where(_missing())

@@ -16,8 +16,19 @@ from sqlalchemy import inspect
 
 from adapters.mysql import tables
 from adapters.mysql.engine import create_engine
-from adapters.mysql.migrations import HEAD, R1_LEGACY, R13_AUDIT_SECRETS_REDACTED, alembic_config
-from adapters.mysql.schema_upgrade import DowngradeRefused, current_revision, downgrade_database
+from adapters.mysql.migrations import (
+    HEAD,
+    R1_LEGACY,
+    R3_ADD_EMAIL_HASH,
+    R13_AUDIT_SECRETS_REDACTED,
+    alembic_config,
+)
+from adapters.mysql.schema_upgrade import (
+    DowngradeRefused,
+    current_revision,
+    downgrade_database,
+    upgrade_database,
+)
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from lnvps.cli import main as lnvps
 from tests.contract.test_adopt_and_backfill import LEGACY_ROWS
@@ -162,3 +173,34 @@ async def test_a_direct_alembic_downgrade_is_refused_by_the_revisions_own_guard(
         assert [tuple(row) for row in kept] == [("kept",)]
     finally:
         await engine.dispose()
+
+
+async def test_a_downgrade_below_r4_refuses_an_expiry_beyond_2038_before_any_change(
+    mysql_url: str,
+) -> None:
+    """r4's downgrade turns `subscription.expires` back into a TIMESTAMP (ends 2038-01-19):
+    an expiry beyond it (D6 allows 120 intervals) is refused before the first DDL, with or
+    without --destroy-data, instead of failing half-way with the revisions above undone."""
+    url = mysql_url
+    await upgrade_database(url)
+    await _add_paid_payment(url)
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("UPDATE subscription SET expires = '2040-01-01 00:00:00'"))
+    finally:
+        await engine.dispose()
+    before = await _snapshot(url)
+    for destroy in (False, True):
+        with pytest.raises(DowngradeRefused, match="outside the TIMESTAMP range"):
+            await downgrade_database(url, R3_ADD_EMAIL_HASH, destroy_data=destroy)
+        assert await current_revision(url) == HEAD
+        assert await _snapshot(url) == before
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("UPDATE subscription SET expires = '2037-12-31 00:00:00'"))
+    finally:
+        await engine.dispose()
+    await downgrade_database(url, R3_ADD_EMAIL_HASH, destroy_data=True)  # it fits: runs
+    assert await current_revision(url) == R3_ADD_EMAIL_HASH

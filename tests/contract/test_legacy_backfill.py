@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -349,7 +349,8 @@ async def test_subscription_fields_follow_the_legacy_vm(scenario: Scenario) -> N
 
 async def test_run_report_warns_of_the_invalid_params_and_r7(scenario: Scenario) -> None:
     """Unreadable upgrade_params do not hold a money record back: the payment is copied with
-    NULL metadata and reported as a warning, so start-up is not blocked for it (R3, D18)."""
+    the text kept in its metadata and reported as a warning, so start-up is not blocked for
+    it (R3, D18)."""
     report = scenario.first
     assert report.ok and report.errors == []
     assert report.payments_copied == len(scenario.fixture.payment_ids)
@@ -358,7 +359,7 @@ async def test_run_report_warns_of_the_invalid_params_and_r7(scenario: Scenario)
     r7, params = sorted(report.warnings, key=lambda w: w.phase)
     assert "R7" in r7.message
     assert params.payment_id == INVALID_PARAMS_ID.hex()
-    assert "not valid JSON" in params.message and "metadata NULL" in params.message
+    assert "not valid JSON" in params.message and "kept verbatim" in params.message
 
 
 async def test_payments_are_copied_byte_for_byte(scenario: Scenario) -> None:
@@ -926,7 +927,8 @@ async def test_r3_upgrade_params_null_valid_invalid_whitespace(scenario: Scenari
     assert by_params['{"new_disk":107374182400}'] == '{"new_disk":107374182400}'
     assert by_params[None] is None
     invalid = rows[INVALID_PARAMS_ID]
-    assert invalid.id is not None and invalid.metadata is None  # copied, metadata NULL (R3)
+    assert invalid.id is not None  # copied (R3), its text kept verbatim (D18)
+    assert json.loads(invalid.metadata) == {"legacy_upgrade_params": invalid.upgrade_params}
     assert json.loads(by_params['{"new_disk":107374182400}']) == {"new_disk": 107374182400}
 
 
@@ -1094,3 +1096,173 @@ async def test_a_failing_payment_copy_is_reported_and_the_run_goes_on(legacy_url
     assert len(copy_errors) == 1
     assert report.payments_copied + report.payments_failed == len(fixture.payment_ids)
     assert report.payments_copied >= len(fixture.payment_ids) - 4
+
+
+# --- drift: the old LNVPS still running after adoption (review r11) ---------------------------
+MONTH_SECONDS = 2_592_000
+COPY = "SELECT id, is_paid FROM subscription_payment WHERE id = :i"
+
+OF_PAYMENT = (
+    "SELECT v.id AS vm_id, v.expires AS vm_expires, s.id AS sub_id, s.expires AS sub_expires "
+    "FROM vm_payment p JOIN vm v ON v.id = p.vm_id "
+    "JOIN subscription_line_item li ON li.id = v.subscription_line_item_id "
+    "JOIN subscription s ON s.id = li.subscription_id WHERE p.id = :i"
+)
+
+
+async def old_lnvps_settles(url: str, payment_id: bytes) -> Any:
+    """What the old LNVPS does on a Revolut webhook or a paid invoice: the row paid, and
+    `vm.expires` moved on by its time_value. Returns the payment's VM and subscription."""
+    (vm_id, vm_expires), *_ = await fetch(
+        url, "SELECT v.id, v.expires FROM vm_payment p JOIN vm v ON v.id = p.vm_id "
+        "WHERE p.id = :i", i=payment_id,
+    )  # fmt: skip
+    await execute(
+        url,
+        "UPDATE vm_payment SET is_paid = 1, paid_at = :t WHERE id = :i",
+        t=NOW.replace(tzinfo=None),
+        i=payment_id,
+    )
+    moved = as_dt(vm_expires) + timedelta(seconds=MONTH_SECONDS)
+    await execute(url, "UPDATE vm SET expires = :e WHERE id = :v", e=moved, v=vm_id)
+    (row,) = await fetch(url, OF_PAYMENT, i=payment_id)
+    return row
+
+
+def drift_errors(report: BackfillReport) -> list[Any]:
+    return [e for e in report.errors if e.message.startswith("drift:")]
+
+
+async def test_drift_a_payment_settled_by_the_old_lnvps_between_runs_is_withheld(
+    legacy_url: str,
+) -> None:
+    """Run 1 links every VM (vm.expires copied) and its Phase 2 fails; the old LNVPS, still
+    running, settles a pending renewal (paid, vm.expires + 30 days). The next runs do not copy
+    it as settled with the subscription 30 days short: each reports it (not OK), finalization
+    is refused, and once the operator brings the subscription's expiry to the legacy one the
+    payment is copied and finalization runs (review r11 F1)."""
+    fixture = await legacy_db(legacy_url)
+    await add_trigger(legacy_url, "subscription_payment", "INSERT", "1 = 1", "fail_copy")
+    first = await migrate(legacy_url)
+    assert not first.ok and first.vms_linked == len(fixture.vms)
+    await execute(legacy_url, "DROP TRIGGER fail_copy")
+    std = pid("std-pending")
+    row = await old_lnvps_settles(legacy_url, std)
+    for _ in range(2):  # reported on every run, nothing changes meanwhile
+        report = await migrate(legacy_url)
+        assert not report.ok
+        drifted = drift_errors(report)
+        assert std.hex() in {e.payment_id for e in drifted}
+        assert {e.vm_id for e in drifted} == {row.vm_id}
+        assert str(as_dt(row.vm_expires))[:19] in drifted[0].message
+        assert f"subscription {row.sub_id}" in drifted[0].message
+        assert (
+            await fetch(legacy_url, "SELECT id FROM subscription_payment WHERE id = :i", i=std)
+            == []
+        )
+        with pytest.raises(FinalizationRefused, match="not copied"):
+            await finalize_legacy_billing(legacy_url)
+    # resolved: the subscription gets the time the old LNVPS added for the payment
+    await execute(
+        legacy_url, "UPDATE subscription SET expires = :e WHERE id = :s",
+        e=as_dt(row.vm_expires), s=row.sub_id,
+    )  # fmt: skip
+    report = await migrate(legacy_url)
+    assert report.ok, report.summary()
+    (copy,) = await fetch(
+        legacy_url, "SELECT is_paid FROM subscription_payment WHERE id = :i", i=std
+    )
+    assert as_bool(copy.is_paid)
+    await finalize_legacy_billing(legacy_url)
+
+
+async def test_drift_a_payment_settled_by_the_old_lnvps_during_the_run(tmp_path: Path) -> None:
+    """Inside one run: the old LNVPS settles the renewal after Phase 1 read vm.expires and
+    before Phase 2 copies it (from the progress callback between the phases)."""
+    import sqlite3
+
+    url = sqlite_url_for(tmp_path / "legacy.db")
+    await legacy_db(url)
+    std = pid("std-pending")
+    settled: list[int] = []
+
+    def old_lnvps(phase: str, done: int, total: int) -> None:
+        if phase == "phase1" and not settled:
+            db = sqlite3.connect(tmp_path / "legacy.db")
+            db.execute("UPDATE vm_payment SET is_paid = 1, paid_at = '2026-03-10 12:00:00' "
+                       "WHERE id = ?", (std,))  # fmt: skip
+            db.execute(
+                "UPDATE vm SET expires = datetime(expires, '+30 days') "
+                "WHERE id = (SELECT vm_id FROM vm_payment WHERE id = ?)",
+                (std,),
+            )
+            db.commit()
+            db.close()
+            settled.append(1)
+
+    report = await migrate(url, progress=old_lnvps)
+    assert settled and not report.ok
+    assert std.hex() in {e.payment_id for e in drift_errors(report)}
+    assert await fetch(url, COPY, i=std) == []
+
+
+async def test_drift_a_copy_the_old_lnvps_settled_afterwards_is_reported(legacy_url: str) -> None:
+    """A successful run copies the pending renewal unpaid; the old LNVPS, brought back,
+    settles it. The next run (lnvps's next start) reports it and finalization is refused
+    until the copy is settled too. What lnvps itself changed afterwards (completing another
+    pending payment, shortening a subscription by a refund) is no drift (review r11 F1)."""
+    fixture = await legacy_db(legacy_url)
+    assert (await migrate(legacy_url)).ok
+    # lnvps's own changes: a late completion of a copied invoice, and a refund's cut
+    upgrade = pid("std-upgrade-pending")
+    await execute(
+        legacy_url, "UPDATE subscription_payment SET is_paid = 1, paid_at = :t WHERE id = :i",
+        t=NOW.replace(tzinfo=None), i=upgrade,
+    )  # fmt: skip
+    refunded = min(fixture.vms)
+    await execute(
+        legacy_url,
+        "UPDATE subscription SET expires = :t WHERE id = (SELECT li.subscription_id FROM vm v "
+        "JOIN subscription_line_item li ON li.id = v.subscription_line_item_id WHERE v.id = :v)",
+        t=NOW.replace(tzinfo=None),
+        v=refunded,
+    )
+    assert (await migrate(legacy_url)).ok
+    std = pid("std-pending")
+    row = await old_lnvps_settles(legacy_url, std)
+    report = await migrate(legacy_url)
+    assert not report.ok
+    (drifted,) = drift_errors(report)
+    assert (drifted.vm_id, drifted.payment_id) == (row.vm_id, std.hex())
+    assert "marked this payment paid" in drifted.message
+    assert report.payments_failed == 1
+    blockers = await finalization_blockers(legacy_url)
+    assert (blockers.uncopied_payments, blockers.paid_only_in_legacy) == (0, 1)
+    with pytest.raises(FinalizationRefused, match="1 paid by the old LNVPS"):
+        await finalize_legacy_billing(legacy_url)
+    assert not (await migrate(legacy_url)).ok  # still there on the next start
+    # resolved as the docs say: the copy settled like the original, the time added
+    await execute(
+        legacy_url,
+        "UPDATE subscription_payment SET is_paid = 1, paid_at = :t WHERE id = :i",
+        "UPDATE subscription SET expires = :e WHERE id = :s",
+        t=NOW.replace(tzinfo=None), i=std, e=as_dt(row.vm_expires), s=row.sub_id,
+    )  # fmt: skip
+    assert (await migrate(legacy_url)).ok
+    await finalize_legacy_billing(legacy_url)
+
+
+async def test_finalization_keeps_unreadable_upgrade_params(legacy_url: str) -> None:
+    """D18: the unreadable text is reported and kept in the copy's metadata, so dropping
+    vm_payment at finalization does not destroy it (review r11 F3)."""
+    await legacy_db(legacy_url)
+    (original,) = await fetch(
+        legacy_url, "SELECT upgrade_params FROM vm_payment WHERE id = :i", i=INVALID_PARAMS_ID
+    )
+    assert (await migrate(legacy_url)).ok
+    await finalize_legacy_billing(legacy_url)
+    (kept,) = await fetch(
+        legacy_url, "SELECT metadata FROM subscription_payment WHERE id = :i", i=INVALID_PARAMS_ID
+    )
+    assert json.loads(kept.metadata) == {"legacy_upgrade_params": original.upgrade_params}
+    assert original.upgrade_params == "{new_cpu: 4"

@@ -10,6 +10,7 @@ is killed with SIGKILL (no cleanup runs), and the next run must pick up where it
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -153,8 +154,10 @@ def _without(row: dict[str, Any], *keys: str) -> tuple[Any, ...]:
 async def _copied_byte_for_byte(url: str) -> None:
     legacy = {r["id"]: r for r in await fetch(url, "SELECT * FROM vm_payment")}
     copies = {r["id"]: r for r in await fetch(url, "SELECT * FROM subscription_payment")}
-    assert set(legacy) <= set(copies)  # the invalid-params row too, metadata NULL (R3)
-    assert copies[INVALID_PARAMS_ID]["metadata"] is None
+    assert set(legacy) <= set(copies)  # the invalid-params row too, its text kept (R3)
+    assert json.loads(copies[INVALID_PARAMS_ID]["metadata"]) == {
+        "legacy_upgrade_params": legacy[INVALID_PARAMS_ID]["upgrade_params"]
+    }
     for payment_id, old in legacy.items():
         new = copies[payment_id]
         assert {c: new[c] for c in COPIED} == {c: old[c] for c in COPIED}, payment_id

@@ -37,6 +37,7 @@ from domain.legacy import (
 from domain.lifecycle import never_paid_cleanup_due
 from domain.model import Subscription, SubscriptionPayment
 from domain.subscription import apply_paid_payment
+from domain.upgrade import InvalidUpgradeConfig, UpgradeConfig
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 RENEWAL, UPGRADE = LegacyPaymentType.RENEWAL, LegacyPaymentType.UPGRADE
@@ -190,8 +191,9 @@ def test_map_payment_combines_the_rules() -> None:
 
 @pytest.mark.parametrize("params", ["", "{new_cpu: 4", '{"cpu": 4}', '{"new_cpu": 1.5}'])
 def test_map_payment_keeps_a_payment_with_unreadable_params_and_reports_why(params: str) -> None:
-    """R3/D18: a money record is never held back for its upgrade_params: NULL metadata and
-    the reason, for the report (the backfill counted it as an error and refused to start)."""
+    """R3/D18: a money record is never held back for its upgrade_params: the text kept
+    verbatim in its metadata (finalization drops vm_payment, its only other copy) and the
+    reason, for the report (the backfill counted it as an error and refused to start)."""
     row = LegacyPaymentRow(
         id=b"\x01" * 32,
         vm_id=7,
@@ -203,8 +205,29 @@ def test_map_payment_keeps_a_payment_with_unreadable_params_and_reports_why(para
     )
     mapped = map_payment(row)
     assert mapped.payment_type is SubscriptionPaymentType.UPGRADE
-    assert mapped.metadata is None and mapped.time_value is None
+    assert mapped.metadata is not None and mapped.time_value is None
+    assert json.loads(mapped.metadata) == {"legacy_upgrade_params": params}
     assert mapped.metadata_problem is not None and "upgrade_params" in mapped.metadata_problem
+
+
+def test_unreadable_legacy_params_are_never_read_as_an_upgrade_config() -> None:
+    """An upgrade completed late (Revolut webhook, admin) reports "paid but not applied", as
+    with the NULL metadata the reference stored, instead of reading no change at all."""
+    mapped = map_payment(
+        LegacyPaymentRow(
+            id=b"\x01" * 32,
+            vm_id=7,
+            payment_type=1,
+            payment_method=0,
+            time_value=0,
+            is_paid=False,
+            upgrade_params="{new_cpu: 4",
+        )
+    )
+    assert mapped.metadata is not None
+    for stored in (mapped.metadata, json.loads(mapped.metadata)):
+        with pytest.raises(InvalidUpgradeConfig, match="legacy upgrade_params"):
+            UpgradeConfig.from_json(stored)
 
 
 def test_map_payment_rejects_unknown_method() -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.engine import Connection
 
 from adapters.mysql import types as t
 from adapters.mysql.migrations.data_guard import Drops, refuse_data_loss
@@ -80,8 +81,31 @@ def upgrade() -> None:
         )
 
 
-#: What `downgrade` drops; it refuses while any of it holds data (data_guard).
-DROPS = Drops(tables=("idempotency_key", "lifecycle_mark"))
+#: The range of the TIMESTAMP that `downgrade` turns `subscription.expires` back into (UTC).
+TIMESTAMP_FIRST, TIMESTAMP_LAST = "1970-01-01 00:00:01", "2038-01-19 03:14:07"
+
+
+def _expiry_beyond_timestamp(conn: Connection) -> str | None:
+    """Why `subscription.expires` cannot go back to a TIMESTAMP: an expiry outside its range,
+    e.g. paid beyond 2038 (D6 allows 120 intervals); None: every expiry fits. MariaDB only
+    (SQLite keeps the column as it is)."""
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        return None
+    expires = sa.column("expires", sa.DateTime)
+    outside = sa.or_(expires < TIMESTAMP_FIRST, expires > TIMESTAMP_LAST)
+    stmt = sa.select(expires).select_from(sa.table("subscription")).where(outside).limit(1)
+    if conn.execute(stmt).first() is None:
+        return None
+    return (
+        "subscription.expires holds a time outside the TIMESTAMP range (1970-01-01 to "
+        "2038-01-19 UTC) the older schema stores it in"
+    )
+
+
+#: What `downgrade` drops; it refuses while any of it holds data (data_guard), and, whatever
+#: `destroy_data` says, while an expiry would not fit the TIMESTAMP (checked before any
+#: revision above this one is undone, `downgrade_database`).
+DROPS = Drops(tables=("idempotency_key", "lifecycle_mark"), unfit=_expiry_beyond_timestamp)
 
 
 def downgrade() -> None:
