@@ -22,7 +22,14 @@ from domain.money import (
 )
 
 #: rates older than this are unusable; the reference refreshes every 120 s with a 300 s TTL.
+#: A rate's age counts from when this service fetched it (`ExchangeRate.fetched`), not from
+#: the feed's own time: mempool.space moves its `time` only every 5 minutes (a self-hosted
+#: instance once an hour), so a rate fetched a moment ago would often look older than this.
 DEFAULT_MAX_RATE_AGE = timedelta(seconds=300)
+#: how far ahead of the reader's clock a rate's time may be and still count as fresh: the
+#: api and worker processes may read each other's rates with their clocks a little apart. A
+#: rate dated further ahead is stale, never fresh for longer than its age allows.
+MAX_FUTURE_SKEW = timedelta(seconds=60)
 
 
 def _positive_decimal(_: object, __: object, value: Any) -> None:
@@ -34,11 +41,21 @@ def _positive_decimal(_: object, __: object, value: Any) -> None:
 
 @attrs.frozen
 class ExchangeRate:
-    """Units of `quote` per one BTC (e.g. BTC/EUR 100000), observed at `as_of`."""
+    """Units of `quote` per one BTC (e.g. BTC/EUR 100000), observed at `as_of` (the feed's own
+    time) and fetched by this service at `fetched` (its clock; None: not known, `as_of` is
+    taken instead). Freshness is judged by `seen`."""
 
     quote: Currency
     rate: Decimal = attrs.field(validator=_positive_decimal)
     as_of: datetime = attrs.field(converter=require_utc)
+    fetched: datetime | None = attrs.field(
+        default=None, converter=attrs.converters.optional(require_utc)
+    )
+
+    @property
+    def seen(self) -> datetime:
+        """When the rate was last known current: its fetch, else the feed's time."""
+        return self.as_of if self.fetched is None else self.fetched
 
     @property
     def ticker(self) -> str:
@@ -63,14 +80,25 @@ class RateTable:
         return cls({r.quote: r for r in rates}, max_age)
 
     def btc_rate(self, fiat: Currency, now: datetime) -> ExchangeRate:
-        """The BTC/fiat rate; a missing or stale one is an error, never a zero (R1.17)."""
+        """The BTC/fiat rate; a missing or stale one is an error, never a zero (R1.17).
+
+        Stale: fetched (`ExchangeRate.seen`) more than `max_age` ago, or dated more than
+        `MAX_FUTURE_SKEW` ahead of `now` (a negative age is not a fresh one)."""
         require_utc(now)
         found = self.rates.get(fiat)
         if found is None:
             raise NoExchangeRate(f"No exchange rate found for BTC/{fiat.value}")
-        if now - found.as_of > self.max_age:
+        age = now - found.seen
+        if age > self.max_age or -age > MAX_FUTURE_SKEW:
             raise NoExchangeRate(f"Exchange rate for BTC/{fiat.value} is stale")
         return found
+
+
+def implausible_change(previous: Decimal, new: Decimal, max_change: Decimal) -> bool:
+    """Whether `new` differs from `previous` by more than the fraction `max_change` of
+    `previous` (0.2: more than 20 % up or down): a feed's glitch (EUR 9e9 for 9e4), not a
+    market move between two refreshes."""
+    return abs(new - previous) > previous * max_change
 
 
 def _half_up(value: Fraction) -> int:
