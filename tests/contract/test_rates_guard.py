@@ -4,7 +4,7 @@ rate far from the last accepted one refused as a glitch (r6 F1, F3)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -13,7 +13,7 @@ import pytest
 from adapters.memory.clock import FakeClock
 from adapters.rates.mempool import parse_prices
 from adapters.rates.store import MemoryRateStore, RedisRateStore, decode_rate, encode_rate
-from app.rates_refresh import RateGuard, refresh_rates
+from app.rates_refresh import Alert, RateGuard, refresh_rates
 from domain.errors import NoExchangeRate
 from domain.exchange import ExchangeRate, RateTable
 from domain.money import Currency
@@ -139,7 +139,7 @@ def test_stored_value_keeps_the_fetch_time() -> None:
 # --- plausibility (F3) ----------------------------------------------------------------------
 
 
-def alerts() -> tuple[list[tuple[str, str]], Callable[[str, str], object]]:
+def alerts() -> tuple[list[tuple[str, str]], Alert]:
     told: list[tuple[str, str]] = []
 
     async def alert(title: str, text: str) -> None:
@@ -155,7 +155,7 @@ async def test_a_glitched_rate_is_refused_and_the_old_one_stays(
     clock = FakeClock(T0)
     feed = Feed(clock)
     told, alert = alerts()
-    guard = RateGuard(max_change=Decimal("0.2"), alert=alert)  # type: ignore[arg-type]
+    guard = RateGuard(max_change=Decimal("0.2"), alert=alert)
     assert await refresh_rates(feed, store, clock=clock, guard=guard) == 1  # first: accepted
     feed.eur = "9000000000"
     with caplog.at_level(logging.ERROR, logger="app.rates_refresh"):
