@@ -28,6 +28,7 @@ from app.worker.subscription_end import end_subscription
 from domain.enums import SubscriptionPaymentType, SubscriptionType, VmHistoryActionType
 from domain.events import PaymentCompleted
 from domain.lifecycle import (
+    AUTO_RENEW_RETRIES,
     EXPIRING_SOON_LEAD,
     DueAction,
     LifecycleAction,
@@ -152,7 +153,7 @@ async def _retry(uow: UnitOfWork, sub: Subscription, period: datetime, now: date
     each retry runs once (D15), as the first attempt does."""
     marks = await uow.lifecycle_marks.claims(sub.id, period)
     attempt = 0
-    while auto_renew_code(attempt + 1) in marks:
+    while attempt < AUTO_RENEW_RETRIES and auto_renew_code(attempt + 1) in marks:
         attempt += 1
     failed_at = marks.get(auto_renew_failed_code(attempt))
     if failed_at is None:
