@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import attrs
 
-from domain.exchange import MAX_FUTURE_SKEW, ExchangeRate, implausible_change
+from domain.exchange import ExchangeRate, implausible_change
 from domain.money import Currency
 from ports.clock import Clock
 from ports.rates import RateSource, RateSourceUnavailable, RateStore
@@ -19,8 +19,8 @@ from ports.rates import RateSource, RateSourceUnavailable, RateStore
 log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL_S = 120.0
-#: rates dated further ahead than this are refused (a feed whose clock is off).
-MAX_CLOCK_SKEW = MAX_FUTURE_SKEW
+#: rates the feed dates further ahead than this are refused (a feed whose clock is off).
+MAX_CLOCK_SKEW = timedelta(seconds=60)
 #: a rate whose feed time is older than this when fetched is refused: the feed is frozen,
 #: and the last accepted rate goes stale on its own (`rates.max-feed-age`). mempool.space
 #: moves its time every 5 minutes; a self-hosted instance may move it only once an hour.

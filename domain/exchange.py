@@ -26,10 +26,6 @@ from domain.money import (
 #: the feed's own time: mempool.space moves its `time` only every 5 minutes (a self-hosted
 #: instance once an hour), so a rate fetched a moment ago would often look older than this.
 DEFAULT_MAX_RATE_AGE = timedelta(seconds=300)
-#: how far ahead of the reader's clock a rate's time may be and still count as fresh: the
-#: api and worker processes may read each other's rates with their clocks a little apart. A
-#: rate dated further ahead is stale, never fresh for longer than its age allows.
-MAX_FUTURE_SKEW = timedelta(seconds=60)
 
 
 def _positive_decimal(_: object, __: object, value: Any) -> None:
@@ -82,14 +78,15 @@ class RateTable:
     def btc_rate(self, fiat: Currency, now: datetime) -> ExchangeRate:
         """The BTC/fiat rate; a missing or stale one is an error, never a zero (R1.17).
 
-        Stale: fetched (`ExchangeRate.seen`) more than `max_age` ago, or dated more than
-        `MAX_FUTURE_SKEW` ahead of `now` (a negative age is not a fresh one)."""
+        Stale: fetched (`ExchangeRate.seen`) more than `max_age` before `now`, or more than
+        `max_age` after it. A rate fetched a little after `now` was read (a worker run's
+        `now`, two processes' clocks a little apart) is fresh, but a negative age never
+        makes a rate fresh for longer than `max_age` after it was seen."""
         require_utc(now)
         found = self.rates.get(fiat)
         if found is None:
             raise NoExchangeRate(f"No exchange rate found for BTC/{fiat.value}")
-        age = now - found.seen
-        if age > self.max_age or -age > MAX_FUTURE_SKEW:
+        if abs(now - found.seen) > self.max_age:
             raise NoExchangeRate(f"Exchange rate for BTC/{fiat.value} is stale")
         return found
 

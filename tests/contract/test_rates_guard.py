@@ -114,12 +114,13 @@ async def test_feed_time_ahead_is_fresh_no_longer_than_its_fetch(store: RateStor
     assert not await quotable(store, T0 + timedelta(seconds=301))
 
 
-def test_a_rate_dated_ahead_of_the_reader_is_not_fresh() -> None:
-    """A negative age beyond the skew (clocks apart, a dev clock set back) is stale."""
-    rate = ExchangeRate(EUR, Decimal(90000), T0, T0 + timedelta(seconds=61))
+def test_a_rate_dated_ahead_of_the_reader_is_fresh_only_within_the_age() -> None:
+    """r6: a negative age counted as fresh however large. A rate fetched just after the
+    reader read its `now` is fresh; one dated further ahead than `max_age` is stale."""
+    rate = ExchangeRate(EUR, Decimal(90000), T0, T0 + timedelta(seconds=300))
+    assert RateTable.of([rate]).btc_rate(EUR, T0) is rate
     with pytest.raises(NoExchangeRate, match="stale"):
-        RateTable.of([rate]).btc_rate(EUR, T0)
-    assert RateTable.of([rate]).btc_rate(EUR, T0 + timedelta(seconds=1)) is rate
+        RateTable.of([rate]).btc_rate(EUR, T0 - timedelta(seconds=1))
     ahead = ExchangeRate(EUR, Decimal(90000), T0 + timedelta(hours=1))  # no fetch time
     with pytest.raises(NoExchangeRate, match="stale"):
         RateTable.of([ahead]).btc_rate(EUR, T0)
