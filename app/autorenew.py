@@ -12,7 +12,7 @@ from app.billing.errors import RenewalNoLongerDue, VmDeleted
 from app.billing.rails import PaymentRails
 from app.billing.renewal import renew
 from app.billing.wallet_claims import claim_for_wallet
-from app.worker.context import AutoRenewal, RenewalOutcome
+from app.worker.context import AutoRenewal, AutoRenewalNotStarted, RenewalOutcome
 from domain.credit import MAX_LIVE_QUOTES
 from domain.enums import PaymentMethod
 from domain.errors import DomainError
@@ -23,7 +23,7 @@ from ports.clock import Clock
 from ports.lightning import LightningUnavailable
 from ports.nwc import NwcAnswerLost, NwcError, NwcWallet
 from ports.rates import RateStore
-from ports.storage import UnitOfWorkFactory
+from ports.storage import StorageBusy, UnitOfWorkFactory
 
 log = logging.getLogger("lnvps.autorenew")
 
@@ -71,6 +71,19 @@ class AutoRenewalFailed(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class InvoiceUnavailable(AutoRenewalFailed, AutoRenewalNotStarted):
+    """The renewal invoice could not be made for a passing cause (no fresh exchange rate,
+    the node or the database unavailable): the wallet was not asked, so it may be tried
+    again (`AutoRenewalNotStarted`)."""
+
+
+def _passing(err: Exception) -> bool:
+    """A cause that goes away on its own: a 503-kind error, the node or storage busy."""
+    if isinstance(err, DomainError):
+        return err.kind == "unavailable"
+    return isinstance(err, LightningUnavailable | StorageBusy)
 
 
 @attrs.define
@@ -189,8 +202,10 @@ class NwcAutoRenewer:
         except VmDeleted:  # its user was told of the deletion; nothing was charged
             log.info("subscription %s: its VM was deleted; not auto-renewed", subscription.id)
             return AutoRenewal(RenewalOutcome.NOT_DUE)
-        except (DomainError, LightningUnavailable) as err:
+        except (DomainError, LightningUnavailable, StorageBusy) as err:
             log.warning("auto-renewal invoice for subscription %s failed: %s", subscription.id, err)
+            if _passing(err):  # nothing reached the wallet: it may be tried again
+                raise InvoiceUnavailable("The renewal invoice could not be created") from None
             raise AutoRenewalFailed("The renewal invoice could not be created") from None
         if payment.is_paid:
             return AutoRenewal(RenewalOutcome.PAID)

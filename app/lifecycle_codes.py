@@ -17,6 +17,26 @@ ACTION_CODES: dict[LifecycleAction, int] = {
     _A.DELETE_AFTER_GRACE: 5,
 }
 
+#: r6: an auto-renewal that failed before its wallet was asked, for a passing cause, is tried
+#: again (`domain.lifecycle.auto_renew_retry_at`). Retry k (1..AUTO_RENEW_RETRIES) claims
+#: `AUTO_RENEW_RETRY_BASE + k`, once per period as the first attempt claims its own code (2);
+#: the failure of attempt k (0: the first) is recorded as `AUTO_RENEW_FAILED_BASE + k`, at the
+#: time it failed. A retry needs the failure of the attempt before it recorded, so an attempt
+#: that asked the wallet (or whose end is not known) is never followed by another.
+AUTO_RENEW_RETRY_BASE = 20
+AUTO_RENEW_FAILED_BASE = 40
+
+
+def auto_renew_code(attempt: int) -> int:
+    """The mark an auto-renewal attempt claims (0: the period's first)."""
+    return ACTION_CODES[_A.AUTO_RENEW_ATTEMPT] if attempt == 0 else AUTO_RENEW_RETRY_BASE + attempt
+
+
+def auto_renew_failed_code(attempt: int) -> int:
+    """The mark recording that attempt `attempt` failed before its wallet was asked."""
+    return AUTO_RENEW_FAILED_BASE + attempt
+
+
 #: the actions before a period's end that would renew it or ask the user to
 _RENEWING = (_A.EXPIRING_SOON_NOTICE, _A.AUTO_RENEW_ATTEMPT)
 

@@ -22,6 +22,9 @@ from domain.money import (
 )
 
 #: rates older than this are unusable; the reference refreshes every 120 s with a 300 s TTL.
+#: A rate's age counts from when this service fetched it (`ExchangeRate.fetched`), not from
+#: the feed's own time: mempool.space moves its `time` only every 5 minutes (a self-hosted
+#: instance once an hour), so a rate fetched a moment ago would often look older than this.
 DEFAULT_MAX_RATE_AGE = timedelta(seconds=300)
 
 
@@ -34,11 +37,21 @@ def _positive_decimal(_: object, __: object, value: Any) -> None:
 
 @attrs.frozen
 class ExchangeRate:
-    """Units of `quote` per one BTC (e.g. BTC/EUR 100000), observed at `as_of`."""
+    """Units of `quote` per one BTC (e.g. BTC/EUR 100000), observed at `as_of` (the feed's own
+    time) and fetched by this service at `fetched` (its clock; None: not known, `as_of` is
+    taken instead). Freshness is judged by `seen`."""
 
     quote: Currency
     rate: Decimal = attrs.field(validator=_positive_decimal)
     as_of: datetime = attrs.field(converter=require_utc)
+    fetched: datetime | None = attrs.field(
+        default=None, converter=attrs.converters.optional(require_utc)
+    )
+
+    @property
+    def seen(self) -> datetime:
+        """When the rate was last known current: its fetch, else the feed's time."""
+        return self.as_of if self.fetched is None else self.fetched
 
     @property
     def ticker(self) -> str:
@@ -63,14 +76,26 @@ class RateTable:
         return cls({r.quote: r for r in rates}, max_age)
 
     def btc_rate(self, fiat: Currency, now: datetime) -> ExchangeRate:
-        """The BTC/fiat rate; a missing or stale one is an error, never a zero (R1.17)."""
+        """The BTC/fiat rate; a missing or stale one is an error, never a zero (R1.17).
+
+        Stale: fetched (`ExchangeRate.seen`) more than `max_age` before `now`, or more than
+        `max_age` after it. A rate fetched a little after `now` was read (a worker run's
+        `now`, two processes' clocks a little apart) is fresh, but a negative age never
+        makes a rate fresh for longer than `max_age` after it was seen."""
         require_utc(now)
         found = self.rates.get(fiat)
         if found is None:
             raise NoExchangeRate(f"No exchange rate found for BTC/{fiat.value}")
-        if now - found.as_of > self.max_age:
+        if abs(now - found.seen) > self.max_age:
             raise NoExchangeRate(f"Exchange rate for BTC/{fiat.value} is stale")
         return found
+
+
+def implausible_change(previous: Decimal, new: Decimal, max_change: Decimal) -> bool:
+    """Whether `new` differs from `previous` by more than the fraction `max_change` of
+    `previous` (0.2: more than 20 % up or down): a feed's glitch (EUR 9e9 for 9e4), not a
+    market move between two refreshes."""
+    return abs(new - previous) > previous * max_change
 
 
 def _half_up(value: Fraction) -> int:

@@ -44,6 +44,31 @@ def is_expiring_soon(sub: Subscription, now: datetime) -> bool:
     return sub.expires - window < now < sub.expires
 
 
+#: retries of an auto-renewal attempt that failed before any payment request reached the
+#: wallet, for a passing cause (no fresh exchange rate, the node unreachable), per period
+AUTO_RENEW_RETRIES = 16
+#: the wait before the first such retry; it doubles after each failure, up to the longest
+AUTO_RENEW_FIRST_RETRY = timedelta(minutes=5)
+AUTO_RENEW_LONGEST_WAIT = timedelta(hours=2)
+
+
+def auto_renew_retry_at(sub: Subscription, failed_at: datetime, failures: int) -> datetime | None:
+    """When an auto-renewal that failed at `failed_at` (the period's `failures`-th failure,
+    every one before the wallet was asked) may be tried again: 5 minutes later, doubling
+    after each failure up to 2 hours. None when it may not: `AUTO_RENEW_RETRIES` are used
+    up, or the retry would fall in the second half of the expiring-soon window, which is
+    left to the user (told of the failure then) to renew by hand before the expiry."""
+    failed_at = require_utc(failed_at)
+    if sub.expires is None or failures < 1 or failures > AUTO_RENEW_RETRIES:
+        return None
+    wait = min(AUTO_RENEW_FIRST_RETRY * (1 << (failures - 1)), AUTO_RENEW_LONGEST_WAIT)
+    retry = failed_at + wait
+    expires = require_utc(sub.expires)
+    if retry > expires - expiring_soon_window(sub.interval, expires) / 2:
+        return None
+    return retry
+
+
 def is_expired(sub: Subscription, now: datetime) -> bool:
     """The paid time is over: `expires <= now` (paid time covers `[.., expires)`)."""
     return sub.expires is not None and sub.expires <= require_utc(now)

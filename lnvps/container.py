@@ -51,6 +51,7 @@ from app.autorenew import NwcAutoRenewer
 from app.billing.credit_settle import completion_settle
 from app.billing.rail_kinds import LightningRail, OrderRail
 from app.billing.rails import PaymentRails
+from app.rates_refresh import RateGuard
 from app.services import Services
 from app.worker.context import WorkerDeps, never_paid_lookback
 from app.worker.jobs import QueuedNotifier, build_handlers
@@ -67,6 +68,7 @@ from lnvps.dev_state import (
 )
 from lnvps.settings import HourlyRateSettings, LnurlSettings, Settings
 from ports.clock import Clock
+from ports.jobs import SendAdminNotification
 from ports.lightning import LightningNode
 from ports.payment_rail import PaymentRail
 
@@ -102,6 +104,21 @@ def _secret_box(settings: Settings) -> AesGcmSecretBox:
 
 def _fixed_rates(settings: Settings) -> dict[Currency, Any]:
     return {Currency.parse(code): rate for code, rate in settings.rates.fixed.items()}
+
+
+def _rate_guard(settings: Settings, queue: Any) -> RateGuard:
+    """What a fetched rate must meet (`rates.max-feed-age`, `rates.max-change`); a rate
+    refused as a glitch is told to the admins through the work queue."""
+    rates = settings.rates
+
+    async def alert(title: str, text: str) -> None:
+        await queue.send(SendAdminNotification(title=title, message=text))
+
+    return RateGuard(
+        max_feed_age=timedelta(seconds=rates.max_feed_age),
+        max_change=None if rates.max_change is None else rates.max_change / 100,
+        alert=alert,
+    )
 
 
 def _lnd(settings: Settings) -> LndRestNode:
@@ -263,7 +280,7 @@ class Container(containers.DeclarativeContainer):
         storage=providers.Callable(storage_kind, settings),
         lightning=providers.Callable(lambda s: "lnd" if s.lightning.lnd else "dev", settings),
         queue=providers.Callable(lambda s: "redis" if s.redis else "memory", settings),
-        rates=providers.Callable(lambda s: s.rates.source, settings),
+        rates=providers.Callable(lambda s: s.rate_source, settings),
         clock=providers.Callable(lambda s: "dev" if s.is_embedded_default else "system", settings),
     )
 
@@ -328,6 +345,8 @@ class Container(containers.DeclarativeContainer):
             stream=providers.Callable(lambda s: s.redis.stream, settings),
         ),
     )
+    #: one per process: it remembers the last rate accepted (`RateGuard`)
+    rate_guard = providers.Singleton(_rate_guard, settings, queue)
 
     dummy_host = providers.Singleton(
         DummyVmHost, providers.Callable(state_path, settings, DUMMY_HOST_FILE), clock

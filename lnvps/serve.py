@@ -52,7 +52,7 @@ def _summary(settings: Settings) -> str:
     db = "memory" if kind == "memory" else settings.db.split("://")[0]
     rail = "lnd" if settings.lightning.lnd else "dev (pay with `lnvps dev pay PAYMENT_ID`)"
     queue = "redis" if settings.redis else "in-process"
-    return f"db={db} lightning={rail} rates={settings.rates.source} queue={queue}"
+    return f"db={db} lightning={rail} rates={settings.rate_source} queue={queue}"
 
 
 async def _prepare(settings: Settings, container: Container) -> None:
@@ -69,7 +69,12 @@ async def _prepare(settings: Settings, container: Container) -> None:
         if seeded:
             log.info("seeded the demo catalogue")
     try:
-        await refresh_rates(container.rate_source(), container.rate_store(), clock=services.clock)
+        await refresh_rates(
+            container.rate_source(),
+            container.rate_store(),
+            clock=services.clock,
+            guard=container.rate_guard(),
+        )
     except RateSourceUnavailable as exc:
         log.warning("exchange rates unavailable at start-up: %s", exc)
 
@@ -107,13 +112,14 @@ def _background(
 ) -> list[Coroutine[Any, Any, None]]:
     """The loops a process runs: rates everywhere; worker and settlements unless `api`."""
     services = container.services()
-    interval = FIXED_RATES_REFRESH_S if settings.rates.source == "fixed" else 120.0
+    interval = FIXED_RATES_REFRESH_S if settings.rate_source == "fixed" else 120.0
     refresher = run_rate_refresher(
         container.rate_source(),
         container.rate_store(),
         stop_event=stop,
         interval_s=interval,
         clock=services.clock,
+        guard=container.rate_guard(),
     )
     loops = [refresher]
     cache = services.catalogue_cache

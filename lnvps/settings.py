@@ -89,15 +89,38 @@ class RedisSettings:
     key_prefix: str = ""
 
 
+#: where BTC prices come from: a live feed, or prices written in the configuration
+RATE_SOURCES = ("mempool", "fixed")
+
+
+def _check_max_change(_: object, __: object, value: Decimal | None) -> None:
+    if value is not None and not value > 0:
+        raise ValueError("rates.max-change must be above 0 (percent), or null for no bound")
+
+
 @attrs.frozen(kw_only=True)
 class RatesSettings:
-    """`mempool` reads live BTC prices; `fixed` uses the given prices (the demo default)."""
+    """`mempool` reads live BTC prices; `fixed` uses the given prices. Unset: `fixed` in the
+    embedded default (the dev rail), `mempool` with a real Lightning node
+    (`Settings.rate_source`); `fixed` with a real node is refused at start unless
+    `allow-fixed-in-production: true` (Lightning would be priced at made-up rates)."""
 
-    source: str = "fixed"
+    source: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.in_(RATE_SOURCES))
+    )
     url: str = "https://mempool.space/api/v1/prices"
     fixed: dict[str, Decimal] = attrs.field(
         factory=lambda: {"EUR": Decimal(100_000), "USD": Decimal(110_000)}
     )
+    allow_fixed_in_production: bool = False
+    #: seconds: a feed's price older than this when fetched is refused (a frozen feed), and
+    #: the last accepted rate goes stale 300 s after its fetch. mempool.space updates every
+    #: 5 minutes; raise it for a self-hosted instance that updates less often (hourly: 3900)
+    max_feed_age: int = attrs.field(default=900, validator=attrs.validators.gt(0))
+    #: percent: a new rate further than this from the last accepted one is refused as a
+    #: glitch (logged at ERROR, admins told); null: no bound. The first rate after start is
+    #: accepted as it is
+    max_change: Decimal | None = attrs.field(default=Decimal(20), validator=_check_max_change)
 
 
 @attrs.frozen(kw_only=True)
@@ -416,6 +439,14 @@ class Settings:
         return self.lightning.lnd is None
 
     @property
+    def rate_source(self) -> str:
+        """`rates.source`, by default `fixed` in the embedded default (demo prices) and the
+        live `mempool` feed with a real Lightning node."""
+        if self.rates.source is not None:
+            return self.rates.source
+        return "fixed" if self.is_embedded_default else "mempool"
+
+    @property
     def unpaid_room(self) -> UnpaidRoom:
         """The D25 limits on never-paid orders' room, as the order use cases take them."""
         room, share = self.max_unpaid_room, self.unpaid_host_share
@@ -498,7 +529,23 @@ def load_settings(
         raise SettingsError(f"invalid configuration: {problems}") from exc
     _check_public_url(settings.public_url)
     _check_public_url(settings.admin_public_url, "admin-public-url")
+    _check_rate_source(settings)
     return settings
+
+
+def _check_rate_source(settings: Settings) -> None:
+    """Fixed rates never go stale: with a real Lightning node they would price every invoice
+    at made-up BTC rates, so they must be asked for by name."""
+    if (
+        not settings.is_embedded_default
+        and settings.rate_source == "fixed"
+        and not settings.rates.allow_fixed_in_production
+    ):
+        raise SettingsError(
+            "rates.source: fixed prices Lightning at the configured rates forever, whatever"
+            " BTC trades at; with lightning.lnd configured use rates.source: mempool (the"
+            " default), or set rates.allow-fixed-in-production: true"
+        )
 
 
 def resolve_db_url(cli_value: str | None, settings: Settings) -> str:

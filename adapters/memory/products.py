@@ -151,6 +151,14 @@ class MemoryLifecycleMarks(Repo):
         key = (subscription_id, action, period_expires.replace(microsecond=0))
         return key in self._rows("lifecycle_mark")
 
+    async def claims(self, subscription_id: int, period_expires: datetime) -> dict[int, datetime]:
+        period = period_expires.replace(microsecond=0)
+        return {
+            action: claimed_at
+            for (sub_id, action, at), claimed_at in self._rows("lifecycle_mark").items()
+            if sub_id == subscription_id and at == period
+        }
+
 
 class MemoryIdempotencyKeys(Repo):
     async def get(self, user_id: int, key: str) -> IdempotencyRecord | None:

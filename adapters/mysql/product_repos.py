@@ -180,6 +180,13 @@ class SqlLifecycleMarks(SqlRepo):
         )
         return (await self.conn.execute(query.limit(1))).first() is not None
 
+    async def claims(self, subscription_id: int, period_expires: datetime) -> dict[int, datetime]:
+        c = t.lifecycle_mark.c
+        query = select(c.action, c.claimed_at).where(
+            c.subscription_id == subscription_id, c.period_expires == period_expires
+        )
+        return {row.action: row.claimed_at for row in await self.conn.execute(query)}
+
 
 class SqlIdempotencyKeys(SqlRepo):
     async def get(self, user_id: int, key: str) -> IdempotencyRecord | None:

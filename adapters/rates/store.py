@@ -24,7 +24,7 @@ FIAT = tuple(c for c in Currency if c.is_fiat)
 
 
 class MemoryRateStore:
-    """Latest rate per currency in a dict; a rate not refreshed goes stale by its `as_of`."""
+    """Latest rate per currency in a dict; a rate not refreshed goes stale (`RateTable`)."""
 
     def __init__(self, *, max_age: timedelta = DEFAULT_MAX_RATE_AGE) -> None:
         self._rates: dict[Currency, ExchangeRate] = {}
@@ -38,7 +38,8 @@ class MemoryRateStore:
 
 
 class RedisRateStore:
-    """One key per ticker, `{"rate": "<decimal>", "as_of": "<iso>"}`, expiring after `ttl` s.
+    """One key per ticker, `{"rate": "<decimal>", "as_of": "<iso>", "fetched": "<iso>"}`
+    (`fetched` when known), expiring after `ttl` s.
 
     An expired, missing or unreadable key is simply absent from the table, so a lookup
     answers `NoExchangeRate`, never a zero (R1.17).
@@ -88,18 +89,29 @@ class RedisRateStore:
 
 
 def encode_rate(rate: ExchangeRate) -> str:
-    return json.dumps({"rate": str(rate.rate), "as_of": rate.as_of.isoformat()})
+    value = {"rate": str(rate.rate), "as_of": rate.as_of.isoformat()}
+    if rate.fetched is not None:
+        value["fetched"] = rate.fetched.isoformat()
+    return json.dumps(value)
 
 
 def decode_rate(currency: Currency, raw: str | bytes) -> ExchangeRate | None:
-    """The stored rate, or None for anything this adapter did not write (e.g. a bare float)."""
+    """The stored rate, or None for anything this adapter did not write (e.g. a bare float).
+    A value written before rates carried `fetched` is read without it (judged by `as_of`)."""
     try:
         value = json.loads(raw)
         if not isinstance(value, dict):
             return None
-        text, as_of = value.get("rate"), value.get("as_of")
+        text, as_of, fetched = value.get("rate"), value.get("as_of"), value.get("fetched")
         if not isinstance(text, str) or not isinstance(as_of, str):
             return None
-        return ExchangeRate(currency, Decimal(text), datetime.fromisoformat(as_of))
+        if fetched is not None and not isinstance(fetched, str):
+            return None
+        return ExchangeRate(
+            currency,
+            Decimal(text),
+            datetime.fromisoformat(as_of),
+            None if fetched is None else datetime.fromisoformat(fetched),
+        )
     except (ValueError, InvalidOperation, DomainError, TypeError):
         return None

@@ -77,13 +77,23 @@ class AutoRenewal:
     pay_by: datetime | None = None
 
 
+class AutoRenewalNotStarted(Exception):
+    """An auto-renewal failed before any payment request reached the wallet, for a passing
+    cause (no fresh exchange rate, the Lightning node or the database unavailable): nothing
+    can have been paid, so the lifecycle may try the period again at a later run
+    (`domain.lifecycle.auto_renew_retry_at`). Its `message` is for the user (N3)."""
+
+    message: str
+
+
 class AutoRenewer(Protocol):
     """Pays a renewal from the user's wallet when the subscription opted in (§5.7, D15).
 
     `can_attempt` says whether a renewal could be tried at all (NWC configured and the user
     has a wallet string); `attempt` renews the period ending `period` (the subscription's
     expiry when the attempt was claimed) and says how it went, or raises with a message for
-    the user (N3).
+    the user (N3): `AutoRenewalNotStarted` when no payment request reached the wallet for a
+    passing cause, which may be tried again.
     """
 
     async def can_attempt(self, subscription: Subscription) -> bool: ...

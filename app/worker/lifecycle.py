@@ -11,9 +11,9 @@ import attrs
 
 from app.billing.order_locks import under_region_lock
 from app.billing.overtaken import tell_overtaken_credited
-from app.lifecycle_codes import ACTION_CODES
+from app.lifecycle_codes import ACTION_CODES, auto_renew_code, auto_renew_failed_code
 from app.worker import messages
-from app.worker.context import RenewalOutcome, WorkerDeps
+from app.worker.context import AutoRenewalNotStarted, RenewalOutcome, WorkerDeps
 from app.worker.pending import cancel_ended, end_pending
 from app.worker.provisioning import (
     delete_on_host,
@@ -28,9 +28,11 @@ from app.worker.subscription_end import end_subscription
 from domain.enums import SubscriptionPaymentType, SubscriptionType, VmHistoryActionType
 from domain.events import PaymentCompleted
 from domain.lifecycle import (
+    AUTO_RENEW_RETRIES,
     EXPIRING_SOON_LEAD,
     DueAction,
     LifecycleAction,
+    auto_renew_retry_at,
     decide_lifecycle_actions,
     deletion_due_at,
     grace_period,
@@ -81,6 +83,8 @@ class _Claimed:
     credited: list[PaymentCompleted] = attrs.field(factory=list)
     #: D24: VMs a payment overtook the deletion of but that stay deleted (no place for them)
     unplaced: list[int] = attrs.field(factory=list)
+    #: an auto-renewal: which attempt of the period this is (0: the first; `_retry`)
+    attempt: int = 0
 
 
 async def _load(
@@ -128,9 +132,38 @@ async def _claim(
     sub = await _still_due(deps, uow, due, auto, now)
     if sub is None:
         return None
+    attempt = 0
     if not await uow.lifecycle_marks.claim(sub.id, ACTION_CODES[due.action], due.period, now):
+        if due.action is not _A.AUTO_RENEW_ATTEMPT:
+            return None
+        retry = await _retry(uow, sub, due.period, now)
+        if retry is None:
+            return None
+        attempt = retry
+    claimed = await _load(deps, uow, sub, with_vms=PLAN[due.action].reads_vms)
+    return attrs.evolve(claimed, attempt=attempt)
+
+
+async def _retry(uow: UnitOfWork, sub: Subscription, period: datetime, now: datetime) -> int | None:
+    """The auto-renewal retry of the period claimed now (its attempt number), or None.
+
+    Due only when the period's latest attempt recorded that it failed before its wallet
+    was asked (`_defer`) and its retry time has come (`auto_renew_retry_at`). The retry's
+    own mark is claimed here, in the transaction that holds the subscription's row lock, so
+    each retry runs once (D15), as the first attempt does."""
+    marks = await uow.lifecycle_marks.claims(sub.id, period)
+    attempt = 0
+    while attempt < AUTO_RENEW_RETRIES and auto_renew_code(attempt + 1) in marks:
+        attempt += 1
+    failed_at = marks.get(auto_renew_failed_code(attempt))
+    if failed_at is None:
         return None
-    return await _load(deps, uow, sub, with_vms=PLAN[due.action].reads_vms)
+    retry_at = auto_renew_retry_at(sub, failed_at, attempt + 1)
+    if retry_at is None or now < retry_at:
+        return None
+    if not await uow.lifecycle_marks.claim(sub.id, auto_renew_code(attempt + 1), period, now):
+        return None
+    return attempt + 1
 
 
 def lease_name(due: DueAction) -> str:
@@ -203,9 +236,13 @@ async def _notice(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) -> N
 
 
 async def _auto_renew(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) -> None:
-    """Pay the renewal of the claimed period from the user's wallet; at most once (D15).
+    """Pay the renewal of the claimed period from the user's wallet; each attempt once (D15).
 
-    Paid: N2 "Auto-Renewed". Failed: N3, the expiring-soon warning with the error. A wallet
+    Paid: N2 "Auto-Renewed". Failed: N3, the expiring-soon warning with the error; but an
+    attempt that failed before any payment request reached the wallet, for a passing cause
+    (`AutoRenewalNotStarted`: no fresh exchange rate, the node unreachable), is recorded
+    and tried again at a later run (`_defer`, `_retry`) while retries are left, and only the
+    last failure is told. An attempt that asked the wallet is never repeated. A wallet
     that never answered (UNCONFIRMED) may or may not have paid, so the user is not told it
     renewed but gets the expiring-soon warning saying the payment is not confirmed and until
     when the invoice can be paid: that notice is the period's warning before the stop, sent
@@ -223,6 +260,11 @@ async def _auto_renew(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) 
     assert c.sub.expires is not None  # an auto-renewal is due only before the expiry
     try:
         done = await deps.auto_renewer.attempt(c.sub, c.sub.expires)
+    except AutoRenewalNotStarted as err:
+        if await _defer(deps, c, err):
+            return
+        log.warning("auto-renewal of subscription %s failed: %s", c.sub.id, err.message)
+        n = messages.expiring_soon(c.subject, c.sub, c.descr, c.hint, failure=err.message)
     except Exception as err:
         reason = getattr(err, "message", None) or str(err) or type(err).__name__
         log.warning("auto-renewal of subscription %s failed: %s", c.sub.id, reason)
@@ -235,6 +277,34 @@ async def _auto_renew(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) 
         else:
             n = messages.auto_renewed(c.subject, c.descr, now)
     await deps.tell_user(c.sub.user_id, n.title, n.message)
+
+
+async def _defer(deps: WorkerDeps, c: _Claimed, err: AutoRenewalNotStarted) -> bool:
+    """Record that the claimed attempt failed before its wallet was asked, so a later run
+    tries again (`_retry`); True when it will, and nothing is told yet. False when no retry
+    is left (`auto_renew_retry_at`) or the record could not be written: the failure is
+    told now, as for any other (N3)."""
+    assert c.sub.expires is not None
+    failed_at = deps.clock.now()
+    retry_at = auto_renew_retry_at(c.sub, failed_at, c.attempt + 1)
+    if retry_at is None:
+        return False
+    try:
+        async with deps.uow_factory() as uow:
+            code = auto_renew_failed_code(c.attempt)
+            await uow.lifecycle_marks.claim(c.sub.id, code, c.sub.expires, failed_at)
+            await uow.commit()
+    except Exception:
+        log.exception("auto-renewal of subscription %s: its failure not recorded", c.sub.id)
+        return False
+    log.warning(
+        "auto-renewal of subscription %s failed before its wallet was asked (%s); tried again"
+        " from %s",
+        c.sub.id,
+        err.message,
+        retry_at.isoformat(),
+    )
+    return True
 
 
 def _deadline(deps: WorkerDeps, sub: Subscription) -> tuple[int, datetime]:

@@ -20,7 +20,8 @@ class IdempotencyRecord:
 
 
 #: `lifecycle_mark.action` of the never-paid IP-range cleanup (its period: the order time).
-#: The worker's lifecycle actions use codes 1-5 (`app.lifecycle_codes.ACTION_CODES`); the
+#: The worker's lifecycle actions use codes 1-5 (`app.lifecycle_codes.ACTION_CODES`) and the
+#: auto-renewal retries 21-36 and 40-55 (`app.lifecycle_codes.auto_renew_code`); the
 #: storage adapters read this one too, to leave cleaned-up orders out of their scans.
 NEVER_PAID_CLEANUP: Final = 6
 
@@ -39,6 +40,11 @@ class LifecycleMarks(Protocol):
 
     async def is_claimed(self, subscription_id: int, action: int, period_expires: datetime) -> bool:
         """Whether the mark exists (a plain read: the claim itself is what decides)."""
+        ...
+
+    async def claims(self, subscription_id: int, period_expires: datetime) -> dict[int, datetime]:
+        """Every mark of the period ending `period_expires`: action code → when claimed (a
+        plain read, as `is_claimed`)."""
         ...
 
 

@@ -63,15 +63,55 @@ def test_lnd_redis_and_live_rates_come_from_the_reference_style_config(tmp_path:
     assert settings.lightning.lnd is not None
     assert settings.lightning.lnd.macaroon == "/etc/lnd/admin.macaroon"
     assert settings.redis is not None and settings.redis.url == "redis://redis:6379"
-    assert settings.rates.source == "mempool"
+    assert settings.rate_source == "mempool"
     assert not settings.is_embedded_default
 
 
 def test_the_embedded_default_uses_the_dev_rail_and_fixed_demo_rates() -> None:
     settings = load_settings(None, environ={})
     assert settings.is_embedded_default
-    assert settings.rates.source == "fixed"
+    assert settings.rate_source == "fixed"
     assert settings.rates.fixed["EUR"] == Decimal(100_000)
+
+
+LND = "lightning:\n  lnd:\n    url: https://lnd:8080\n    macaroon: /etc/lnd/admin.macaroon\n"
+
+
+def test_a_real_lightning_node_reads_the_live_feed_by_default(tmp_path: Path) -> None:
+    """r6 F2: production without a `rates` section priced Lightning at the demo's rates."""
+    cfg = tmp_path / "prod.yaml"
+    cfg.write_text(LND)
+    assert load_settings(cfg, environ={}).rate_source == "mempool"
+    cfg.write_text(LND + "rates:\n  url: https://mempool.internal/api/v1/prices\n")
+    assert load_settings(cfg, environ={}).rate_source == "mempool"
+
+
+def test_fixed_rates_with_a_real_lightning_node_must_be_asked_for(tmp_path: Path) -> None:
+    cfg = tmp_path / "prod.yaml"
+    cfg.write_text(LND + "rates:\n  source: fixed\n")
+    with pytest.raises(SettingsError, match="allow-fixed-in-production"):
+        load_settings(cfg, environ={})
+    cfg.write_text(LND + "rates:\n  source: fixed\n  allow-fixed-in-production: true\n")
+    settings = load_settings(cfg, environ={})
+    assert settings.rate_source == "fixed"
+    # without a real node nothing needs to be asked for
+    cfg.write_text("rates:\n  source: fixed\n")
+    assert load_settings(cfg, environ={}).rate_source == "fixed"
+
+
+def test_rate_bounds_come_from_the_settings(tmp_path: Path) -> None:
+    cfg = tmp_path / "r.yaml"
+    assert load_settings(None, environ={}).rates.max_feed_age == 900
+    assert load_settings(None, environ={}).rates.max_change == Decimal(20)
+    cfg.write_text("rates:\n  max-feed-age: 3900\n  max-change: 12.5\n")
+    rates = load_settings(cfg, environ={}).rates
+    assert (rates.max_feed_age, rates.max_change) == (3900, Decimal("12.5"))
+    cfg.write_text("rates:\n  max-change: null\n")
+    assert load_settings(cfg, environ={}).rates.max_change is None
+    for bad in ("max-change: 0", "max-feed-age: 0", "source: coingecko"):
+        cfg.write_text(f"rates:\n  {bad}\n")
+        with pytest.raises(SettingsError):
+            load_settings(cfg, environ={})
 
 
 def test_fixed_rates_keep_their_currency_keys(tmp_path: Path) -> None:

@@ -447,7 +447,8 @@ def test_e6_in_a_28_day_february_costs_more_per_day() -> None:
     # 47 142.86 msat; new 4200/28 = 150 cents = 1 500 000 msat; 1 452 857.14 → 1 453 000
     expires = datetime(2026, 3, 1, tzinfo=UTC)
     now = expires - timedelta(days=1)
-    quote = upgrade_quote(EUR_132, MONTHLY, Money(Currency.EUR, 4200), expires, now, LN, RATES)
+    rates = rates_at(now)  # a rate from a month later is stale (r6), not today's
+    quote = upgrade_quote(EUR_132, MONTHLY, Money(Currency.EUR, 4200), expires, now, LN, rates)
     assert quote.upgrade.money.amount == 1_453_000
 
 

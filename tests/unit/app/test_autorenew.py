@@ -12,15 +12,19 @@ import pytest
 from adapters.lightning.bolt11 import payment_hash_of
 from adapters.lightning.dev import DevLightningNode
 from adapters.nwc.client import NwcClient
-from app.autorenew import AutoRenewalFailed, NwcAutoRenewer
+from app.autorenew import AutoRenewalFailed, NwcAutoRenewer, _passing
 from app.billing.credit_balance import adjust_credit
 from app.billing.credit_settle import completion_settle
+from app.billing.errors import PaymentProviderUnavailable
 from app.billing.rails import PaymentRails
 from app.settlement import reconcile
 from app.worker.jobs import build_handlers
 from domain.account_credit import credit_applied
 from domain.enums import SubscriptionPaymentType
+from domain.errors import InvalidInput, NoExchangeRate, SubscriptionNotRenewable
 from domain.model import Subscription, SubscriptionPayment, Vm
+from ports.lightning import LightningUnavailable
+from ports.storage import StorageBusy
 from tests.fakes.fake_nwc_relay import CLIENT_SECRET, FakeRelay, FakeWallet, WalletRefusal
 from tests.unit.worker.world import World, new_world
 
@@ -282,3 +286,20 @@ async def test_credit_that_covers_part_leaves_the_wallet_the_rest(setup: Setup) 
     assert await setup.settle_and_complete() == 1
     after = await world.sub(vm)
     assert after.expires is not None and after.expires > sub.expires
+
+
+@pytest.mark.parametrize(
+    ("error", "passing"),
+    [
+        (NoExchangeRate("No exchange rate found for BTC/EUR"), True),
+        (PaymentProviderUnavailable("Lightning is unavailable"), True),
+        (LightningUnavailable("node down"), True),
+        (StorageBusy("lock wait"), True),
+        (InvalidInput("bad"), False),
+        (SubscriptionNotRenewable("switched off"), False),
+    ],
+)
+def test_only_passing_causes_may_be_tried_again(error: Exception, passing: bool) -> None:
+    """r6 F1: a 503-kind failure of the renewal invoice (before the wallet is asked) is
+    `AutoRenewalNotStarted`, tried again by the lifecycle; any other is told at once."""
+    assert _passing(error) is passing

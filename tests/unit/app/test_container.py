@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import stat
 from datetime import timedelta
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from adapters.rates.fixed import FixedRateSource
 from adapters.rates.mempool import MempoolRateSource
 from app.account.profile import AccountPatch
 from app.worker.context import NEVER_PAID_LOOKBACK, never_paid_lookback
+from domain.exchange import ExchangeRate
 from domain.model import GIB
 from domain.money import Currency
 from domain.nwc_uri import RelayPolicy
@@ -36,7 +38,7 @@ from lnvps.container import (
 )
 from lnvps.dev_state import DEV_ENCRYPTION_KEY_FILE
 from lnvps.settings import SettingsError, load_settings, resolve_db_url
-from ports.jobs import CheckVms, SendEmailVerification
+from ports.jobs import CheckVms, SendAdminNotification, SendEmailVerification
 
 
 async def test_the_embedded_default_is_sqlite_dev_rail_dummy_host_and_fixed_rates(
@@ -419,3 +421,30 @@ async def test_the_auto_renewer_is_held_to_the_configured_live_quote_cap(tmp_pat
     assert container.services().max_live_quotes == 7
     assert container.auto_renewer()._max_live_quotes == 7
     await close_container(container)
+
+
+async def test_the_rate_guard_comes_from_the_settings_and_tells_the_admins(
+    tmp_path: Path,
+) -> None:
+    """r6 F3: `rates.max-feed-age` and `rates.max-change` (percent) shape the one guard of the
+    process; a rate refused as a glitch queues a notice to the admins."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"db: sqlite:///{tmp_path}/x.db\ndev:\n  state-dir: {tmp_path}\n"
+        "rates:\n  max-feed-age: 3900\n  max-change: 12.5\n"
+    )
+    container = await open_container(load_settings(cfg, environ={}))
+    try:
+        guard = container.rate_guard()
+        assert guard is container.rate_guard()  # one per process: it remembers
+        assert guard.max_feed_age == timedelta(seconds=3900)
+        assert guard.max_change == Decimal("0.125")
+        now = container.services().clock.now()
+        assert await guard.admit([ExchangeRate(Currency.EUR, Decimal(90000), now)], now)
+        guard.accepted([ExchangeRate(Currency.EUR, Decimal(90000), now)])
+        assert not await guard.admit([ExchangeRate(Currency.EUR, Decimal(9 * 10**9), now)], now)
+        [delivery] = await container.queue().receive(block_ms=0)
+        assert isinstance(delivery.job, SendAdminNotification)
+        assert "BTC/EUR" in (delivery.job.title or "")
+    finally:
+        await close_container(container)
