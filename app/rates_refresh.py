@@ -29,6 +29,11 @@ DEFAULT_MAX_FEED_AGE = timedelta(minutes=15)
 #: (`rates.max-change`, in percent there).
 DEFAULT_MAX_CHANGE = Decimal("0.2")
 
+#: a refused rate whose level holds (each fetch within `max-change` of the first refused one)
+#: for this long is a real move, not a glitch, and is accepted: a market that moved further
+#: than the bound, or a rate after a long outage, then stops answering 503 by itself
+CONFIRM_MOVE_AFTER = timedelta(minutes=15)
+
 #: tells the admins (title, message); best effort.
 Alert = Callable[[str, str], Awaitable[None]]
 
@@ -41,13 +46,19 @@ class RateGuard:
     is (nothing to compare with); each later one must lie within `max_change` (a fraction;
     None: no bound) of the last accepted, else it is refused, logged at ERROR and told to
     the admins once per run of refusals, and the previous rate stays until it goes stale.
+    A refused level that holds for `confirm_after` (every fetch meanwhile within
+    `max_change` of the first refused) is accepted as a real move, and the admins told: a
+    glitch rarely lasts that long, and a real move must not stop Lightning sales for good.
     """
 
     max_feed_age: timedelta = DEFAULT_MAX_FEED_AGE
     max_change: Decimal | None = DEFAULT_MAX_CHANGE
     alert: Alert | None = None
+    confirm_after: timedelta = CONFIRM_MOVE_AFTER
     _accepted: dict[Currency, Decimal] = attrs.field(factory=dict, init=False)
     _refusing: set[Currency] = attrs.field(factory=set, init=False)
+    #: per currency, the level refused first in the current run of refusals and since when
+    _held: dict[Currency, tuple[Decimal, datetime]] = attrs.field(factory=dict, init=False)
 
     async def admit(self, rates: Sequence[ExchangeRate], now: datetime) -> list[ExchangeRate]:
         """The rates that may be stored, stamped `fetched=now` (their age counts from it)."""
@@ -67,12 +78,12 @@ class RateGuard:
                     self.max_feed_age,
                 )
                 continue
-            if await self._implausible(rate):
+            if await self._implausible(rate, now):
                 continue
             kept.append(attrs.evolve(rate, fetched=now))
         return kept
 
-    async def _implausible(self, rate: ExchangeRate) -> bool:
+    async def _implausible(self, rate: ExchangeRate, now: datetime) -> bool:
         previous = self._accepted.get(rate.quote)
         if (
             previous is None
@@ -80,6 +91,17 @@ class RateGuard:
             or not implausible_change(previous, rate.rate, self.max_change)
         ):
             self._refusing.discard(rate.quote)
+            self._held.pop(rate.quote, None)
+            return False
+        if self._move_confirmed(rate, now, self.max_change):
+            self._refusing.discard(rate.quote)
+            text = (
+                f"The exchange-rate feed has sent {rate.ticker} near {rate.rate}, more than"
+                f" {self.max_change * 100:f} % away from the last accepted {previous}, for"
+                f" {self.confirm_after} without a break: accepted as a real move."
+            )
+            log.warning("OPERATOR: %s", text)
+            await self._tell(f"Exchange rate {rate.ticker} moved", text)
             return False
         text = (
             f"The exchange-rate feed sent {rate.ticker} {rate.rate}, more than"
@@ -92,6 +114,18 @@ class RateGuard:
         if rate.quote not in self._refusing:
             self._refusing.add(rate.quote)
             await self._tell(f"Exchange rate {rate.ticker} refused", text)
+        return True
+
+    def _move_confirmed(self, rate: ExchangeRate, now: datetime, bound: Decimal) -> bool:
+        """Whether the refused `rate` continues a level held for `confirm_after`; starts a
+        new held level when it does not continue one."""
+        held = self._held.get(rate.quote)
+        if held is None or implausible_change(held[0], rate.rate, bound):
+            self._held[rate.quote] = (rate.rate, now)
+            return False
+        if now - held[1] < self.confirm_after:
+            return False
+        del self._held[rate.quote]
         return True
 
     async def _tell(self, title: str, text: str) -> None:

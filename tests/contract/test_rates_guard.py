@@ -175,6 +175,33 @@ async def test_a_glitched_rate_is_refused_and_the_old_one_stays(
     assert len(told) == 2
 
 
+async def test_a_level_that_holds_is_accepted_as_a_real_move() -> None:
+    """A move past the bound that every fetch confirms for 15 minutes is accepted (the
+    admins told), so a real move does not stop Lightning sales until a restart; a level
+    that keeps jumping is never confirmed, and a glitch of a few fetches stays refused."""
+    clock, store = FakeClock(T0), MemoryRateStore()
+    told, alert = alerts()
+    feed, guard = Feed(clock), RateGuard(max_change=Decimal("0.2"), alert=alert)
+    await refresh_rates(feed, store, clock=clock, guard=guard)
+    stored = []
+    for eur in ("60000", "61000", "59500", "60500", "60200", "60100", "60300", "60000", "60400"):
+        clock.advance(timedelta(seconds=120))
+        feed.eur = eur
+        stored.append(await refresh_rates(feed, store, clock=clock, guard=guard))
+    # refused from 0 to 14 min after the first 60000, accepted at 16 min (the 9th fetch)
+    assert stored == [0, 0, 0, 0, 0, 0, 0, 0, 1]
+    assert (await store.table()).btc_rate(EUR, clock.now()).rate == Decimal(60400)
+    titles = [title for title, _ in told]
+    assert titles == ["Exchange rate BTC/EUR refused", "Exchange rate BTC/EUR moved"]
+
+    jumpy = RateGuard(max_change=Decimal("0.2"))
+    await refresh_rates(Feed(clock, eur="90000"), store, clock=clock, guard=jumpy)
+    for n in range(20):
+        clock.advance(timedelta(seconds=120))
+        level = "9000000000" if n % 2 else "1000"
+        assert await refresh_rates(Feed(clock, eur=level), store, clock=clock, guard=jumpy) == 0
+
+
 @pytest.mark.parametrize(
     ("new", "accepted"),
     [("108000", True), ("72000", True), ("108001", False), ("71999", False)],
