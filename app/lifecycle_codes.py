@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from domain.lifecycle import LifecycleAction
+from domain.lifecycle import AUTO_RENEW_RETRIES, LifecycleAction
 from ports.storage import UnitOfWork
 
 _A = LifecycleAction
@@ -51,6 +51,12 @@ async def end_without_renewal(
     For a refund, which ends the service at its start as a cancellation at the period's end
     does: renewing would buy back the very time just refunded. Auto-renewal stays switched on
     for whatever the user pays later (a new period, whose marks are its own), and the stop
-    on expiry and the deletion after grace happen as for any period."""
+    on expiry and the deletion after grace happen as for any period.
+
+    Every retry of the auto-renewal is claimed too: a first attempt that had failed before
+    its wallet was asked already holds its own code, and its recorded failure would
+    otherwise let the retries buy the refunded period back (review r13a)."""
     for action in _RENEWING:
         await uow.lifecycle_marks.claim(subscription_id, ACTION_CODES[action], period, now)
+    for attempt in range(1, AUTO_RENEW_RETRIES + 1):
+        await uow.lifecycle_marks.claim(subscription_id, auto_renew_code(attempt), period, now)
