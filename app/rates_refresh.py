@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -136,6 +136,19 @@ class RateGuard:
         except Exception:
             log.exception("could not tell the admins of a refused exchange rate")
 
+    def knows(self, quotes: Iterable[Currency]) -> bool:
+        """Whether every one of `quotes` has a rate accepted to compare with."""
+        return all(q in self._accepted for q in quotes)
+
+    def seed(self, stored: Iterable[ExchangeRate]) -> None:
+        """Compare with the rates already in the shared store, whatever their age, where this
+        process has accepted none yet: a process started during a feed's glitch (several
+        processes share one store) would otherwise accept the glitch as its first rate and
+        write it over the others' (review r13a). With nothing stored, the first rate is
+        accepted as it is."""
+        for rate in stored:
+            self._accepted.setdefault(rate.quote, rate.rate)
+
     def accepted(self, rates: Sequence[ExchangeRate]) -> None:
         """Remember the rates stored: the next ones are compared with them."""
         self._accepted.update({r.quote: r.rate for r in rates})
@@ -157,6 +170,8 @@ async def refresh_rates(
     rates = list(await source.fetch())
     if clock is not None:
         guard = RateGuard() if guard is None else guard
+        if not guard.knows(r.quote for r in rates):
+            guard.seed((await store.table()).rates.values())
         rates = await guard.admit(rates, clock.now())
     if rates:
         await store.save(rates)

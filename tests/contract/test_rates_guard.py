@@ -202,6 +202,25 @@ async def test_a_level_that_holds_is_accepted_as_a_real_move() -> None:
         assert await refresh_rates(Feed(clock, eur=level), store, clock=clock, guard=jumpy) == 0
 
 
+async def test_a_process_started_during_a_glitch_judges_it_by_the_shared_store(
+    store: RateStore,
+) -> None:
+    """Review r13a: several processes (API, worker) refresh one store. One that starts while
+    the feed glitches compares with the store's rate instead of accepting the glitch as its
+    first; with nothing stored the first rate is accepted as it is."""
+    clock = FakeClock(T0)
+    await refresh_rates(Feed(clock), store, clock=clock, guard=RateGuard())  # 90000 stored
+    clock.advance(timedelta(seconds=120))
+    restarted = RateGuard(max_change=Decimal("0.2"))
+    glitch = Feed(clock, eur="9000000000")
+    assert await refresh_rates(glitch, store, clock=clock, guard=restarted) == 0
+    assert (await store.table()).btc_rate(EUR, clock.now()).rate == Decimal(90000)
+    assert await refresh_rates(Feed(clock, eur="91000"), store, clock=clock, guard=restarted) == 1
+
+    empty = MemoryRateStore()
+    assert await refresh_rates(glitch, empty, clock=clock, guard=RateGuard()) == 1
+
+
 @pytest.mark.parametrize(
     ("new", "accepted"),
     [("108000", True), ("72000", True), ("108001", False), ("71999", False)],
