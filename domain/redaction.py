@@ -11,6 +11,10 @@ _SECRET_WORDS = ("secret", "token", "password", "macaroon", "nwc", "private")
 #: (D28): a host's SSH private key, a user's e-mail address, an SSH key's text
 _SECRET_FIELDS = frozenset({"ssh_key", "email", "key_data"})
 REDACTED = "***"
+#: `redact` keeps this many levels of objects and arrays; anything deeper becomes `ELIDED`,
+#: so a deeply nested request body cannot exhaust the interpreter's stack
+MAX_DEPTH = 32
+ELIDED = "…"
 
 
 def is_secret(name: str) -> bool:
@@ -20,9 +24,19 @@ def is_secret(name: str) -> bool:
 
 
 def redact(value: Any) -> Any:
-    """The value with every secret-looking key's value replaced, at any depth."""
+    """The value with every secret-looking key's value replaced, at any depth; an object or
+    array nested deeper than `MAX_DEPTH` levels is replaced by `ELIDED`."""
+    return _redact(value, MAX_DEPTH)
+
+
+def _redact(value: Any, levels: int) -> Any:
+    if isinstance(value, Mapping | list) and levels <= 0:
+        return ELIDED
     if isinstance(value, Mapping):
-        return {str(k): REDACTED if is_secret(str(k)) else redact(v) for k, v in value.items()}
+        return {
+            str(k): REDACTED if is_secret(str(k)) else _redact(v, levels - 1)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [redact(v) for v in value]
+        return [_redact(v, levels - 1) for v in value]
     return value

@@ -33,13 +33,14 @@ _proxy_warned = False
 def client_keys(request: web.Request, trust_forwarded_for: bool) -> tuple[str, ...]:
     """Who is asking, narrowest bucket first: the peer address, or behind a trusted proxy the
     last X-Forwarded-For entry (the one the proxy appended; earlier entries are the client's
-    to invent).
+    to invent). Several header lines are one list (RFC 9110 §5.3), joined in order: a proxy
+    that adds its own line (HAProxy `option forwardfor`) puts the real peer in the last one.
 
     An IPv4 client is one key. An IPv6 client is keyed by its /64 (one host gets a whole /64
     to pick from) and by its /48: one customer is routinely routed a /56 or a /48 (free from
     tunnel brokers), and each /64 in it would otherwise be a fresh bucket.
     """
-    forwarded = request.headers.get("X-Forwarded-For")
+    forwarded = ", ".join(request.headers.getall("X-Forwarded-For", ()))
     if forwarded and not trust_forwarded_for:
         _warn_proxy_once()
     raw = request.remote or ""

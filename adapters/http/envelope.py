@@ -21,6 +21,10 @@ DEFAULT_LIMIT = 50
 #: any business time needs)
 _MIN_YEAR, _MAX_YEAR = 1970, 9998
 MAX_LIMIT = 100
+#: a request body nested deeper than this many levels of objects and arrays is refused (400)
+#: before any handler runs: serde_json's recursion limit (the reference refuses the same
+#: bodies), far past any body the API takes, and well inside the stack of every walk over it
+MAX_JSON_DEPTH = 127
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
     r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
@@ -111,11 +115,33 @@ async def read_json(request: web.Request) -> Any:
     raw = await request.read()
     try:
         value = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # (UnicodeDecodeError is a ValueError)
+        raise HttpError(400, "Failed to parse the request body as JSON") from exc
+    if _nested_deeper(value, MAX_JSON_DEPTH):
+        raise HttpError(
+            400,
+            "Failed to parse the request body as JSON: nested more than "
+            f"{MAX_JSON_DEPTH} levels deep",
+        )
+    try:
         # `"\ud800"` is valid JSON but no UTF-8 text: storage and the log would fail on it
         dumps(value).encode("utf-8")
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+    except ValueError as exc:  # UnicodeEncodeError
         raise HttpError(400, "Failed to parse the request body as JSON") from exc
     return value
+
+
+def _nested_deeper(value: Any, limit: int) -> bool:
+    """Whether `value` has objects or arrays nested more than `limit` levels deep (a walk
+    with its own stack: no recursion, whatever the depth)."""
+    pending: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
+    while pending:
+        node, level = pending.pop()
+        if level > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        pending.extend((c, level + 1) for c in children if isinstance(c, dict | list))
+    return False
 
 
 def format_time(when: datetime) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 
 import attrs
 
@@ -14,14 +14,19 @@ from ports.ratelimit import Wider
 class _Bucket:
     tokens: float
     at: float
+    #: times the limiter's burst and rate this bucket holds
+    scale: int = 1
 
 
 class MemoryRateLimiter:
     """`burst` tokens per key, refilled at `per_minute` a minute; `now` is a monotonic clock.
 
     Seconds are floats here: this measures request pacing, never money or business time.
-    Full buckets are forgotten once more than `max_keys` are kept, so a flood of distinct
-    addresses cannot grow memory without bound.
+    At most `max_keys` buckets are kept, so a flood of distinct addresses cannot grow memory
+    without bound. Only a granted request stores a new key (a refused one has taken nothing:
+    its fresh bucket would be full, the same as none). When the table is full, full buckets
+    are forgotten first, then the fullest half of the rest: an emptied bucket, the one that
+    refuses a client, is the last to go, so a flood of new keys cannot reset it.
     """
 
     def __init__(
@@ -42,34 +47,50 @@ class MemoryRateLimiter:
 
     async def acquire(self, key: str, wider: Sequence[Wider] = ()) -> float:
         now = self._now()
-        layers = [(self._bucket(k, now, scale), scale) for k, scale in ((key, 1), *wider)]
+        layers: dict[str, _Bucket] = {}
+        for k, scale in ((key, 1), *wider):
+            layers.setdefault(k, self._refilled(k, now, scale))
         wait = max(
-            ((1.0 - b.tokens) / (self._rate * scale) for b, scale in layers if b.tokens < 1.0),
+            ((1.0 - b.tokens) / (self._rate * b.scale) for b in layers.values() if b.tokens < 1.0),
             default=0.0,
         )
-        if wait == 0.0:  # all or none: a bucket that refuses leaves the others untouched
-            for bucket, _ in layers:
-                bucket.tokens -= 1.0
-        return wait
+        if wait > 0.0:  # all or none: a bucket that refuses leaves the others untouched
+            return wait
+        for bucket in layers.values():
+            bucket.tokens -= 1.0
+        new = [k for k in layers if k not in self._buckets]
+        if new and len(self._buckets) + len(new) > self._max_keys:
+            self._forget(now, keep=layers.keys(), room=len(new))
+        for k in new:
+            self._buckets[k] = layers[k]
+        return 0.0
 
-    def _bucket(self, key: str, now: float, scale: int) -> _Bucket:
-        """`key`'s bucket refilled to `now` (`scale` times the burst and rate)."""
+    def _refilled(self, key: str, now: float, scale: int) -> _Bucket:
+        """`key`'s bucket refilled to `now`, or a full new one (`scale` times the burst and
+        rate), not stored yet."""
         bucket = self._buckets.get(key)
         if bucket is None:
-            if len(self._buckets) >= self._max_keys:
-                self._forget_full(now)
-            bucket = self._buckets[key] = _Bucket(self._burst * scale, now)
-        else:
-            refilled = bucket.tokens + (now - bucket.at) * self._rate * scale
-            bucket.tokens = min(self._burst * scale, refilled)
-            bucket.at = now
+            return _Bucket(self._burst * scale, now, scale)
+        bucket.tokens = self._tokens(bucket, now)
+        bucket.at = now
         return bucket
 
-    def _forget_full(self, now: float) -> None:
-        refill = self._burst / self._rate
-        for key in [k for k, b in self._buckets.items() if now - b.at >= refill]:
-            del self._buckets[key]
-        if len(self._buckets) >= self._max_keys:  # all busy: drop the oldest half
-            oldest = sorted(self._buckets, key=lambda k: self._buckets[k].at)
-            for key in oldest[: len(oldest) // 2]:
-                del self._buckets[key]
+    def _tokens(self, bucket: _Bucket, now: float) -> float:
+        refilled = bucket.tokens + (now - bucket.at) * self._rate * bucket.scale
+        return min(self._burst * bucket.scale, refilled)
+
+    def _forget(self, now: float, keep: Set[str], room: int) -> None:
+        """Make `room` for new keys: drop the full buckets (the same as none), then, if that is
+        not enough, the fullest half of the others (never those in `keep`, the request's own)."""
+
+        def fullness(k: str) -> float:
+            bucket = self._buckets[k]
+            return self._tokens(bucket, now) / (self._burst * bucket.scale)
+
+        others = [k for k in self._buckets if k not in keep]
+        for k in [k for k in others if fullness(k) >= 1.0]:
+            del self._buckets[k]
+        if len(self._buckets) + room > self._max_keys:  # all busy: drop the fullest half
+            busy = sorted((k for k in self._buckets if k not in keep), key=fullness)
+            for k in busy[len(busy) // 2 :]:
+                del self._buckets[k]

@@ -109,3 +109,64 @@ async def test_a_wider_bucket_is_passed_too_and_a_refusal_takes_from_none(make: 
     assert await limiter.acquire("host3", wide) == 0.0  # the refusal above took nothing
     assert await limiter.acquire("other", [("net2", 3)]) == 0.0
     assert await limiter.acquire("host0") > 0  # without the wider bucket: its own still empty
+
+
+async def _flood_then_victim(limiter: RateLimiter, clock: Seconds) -> list[float]:
+    """A /48 orders until refused; a flood of fresh /64s of another /48 (refused by its /48
+    bucket after its 24 tokens); then the first /48 asks again: its answers."""
+    victim = "2001:db8:a::/64", [("2001:db8:a::/48", 8)]
+    got = [await limiter.acquire(*victim) for _ in range(4)]
+    assert got[:3] == [0.0, 0.0, 0.0] and got[3] > 0
+    clock.value += 1
+    refused = 0
+    for i in range(1000):
+        wait = await limiter.acquire(f"2001:db8:b:{i:x}::/64", [("2001:db8:b::/48", 8)])
+        refused += wait > 0
+    assert refused > 900
+    return [await limiter.acquire(*victim) for _ in range(2)]
+
+
+async def test_a_refused_flood_of_new_keys_does_not_reset_another_clients_bucket() -> None:
+    """Found by r12: every refused request stored a bucket for its fresh /64, so the flood
+    reached `max_keys` and "drop the oldest half" forgot the victim's empty buckets."""
+    clock = Seconds()
+    limiter = MemoryRateLimiter(1, 3, now=clock, max_keys=1000)  # 3 at once, one a minute
+    answers = await _flood_then_victim(limiter, clock)
+    assert all(wait > 0 for wait in answers)  # still empty: refused
+    assert len(limiter._buckets) == 2 + 24 + 1  # the victim's two, the 24 granted /64s, their /48
+
+
+async def test_the_redis_limiter_keeps_the_victims_bucket_through_the_flood() -> None:
+    client = await connect_redis()
+    prefix = f"test:ratelimit:{secrets.token_hex(4)}:"
+    clock = Seconds()
+    try:
+        limiter = RedisRateLimiter(client, 1, 3, key_prefix=prefix, now=clock)
+        answers = await _flood_then_victim(limiter, clock)
+        assert all(wait > 0 for wait in answers)
+    finally:
+        keys = [k async for k in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+async def test_a_full_table_forgets_full_then_the_fullest_buckets_never_an_empty_one() -> None:
+    clock = Seconds()
+    limiter = MemoryRateLimiter(60, 4, now=clock, max_keys=10)  # one a second, 4 at once
+    for _ in range(4):
+        assert await limiter.acquire("drained") == 0.0
+    assert await limiter.acquire("drained") > 0
+    for i in range(9):  # granted, each one token down: busy, but fuller than "drained"
+        assert await limiter.acquire(f"busy-{i}") == 0.0
+    for i in range(20):  # new clients keep coming while nothing has refilled
+        assert await limiter.acquire(f"new-{i}") == 0.0
+        assert len(limiter._buckets) <= 10
+        assert await limiter.acquire("drained") > 0  # never forgotten, so never reset
+    small = MemoryRateLimiter(60, 4, now=clock, max_keys=3)
+    for _ in range(4):
+        await small.acquire("drained")
+    assert [await small.acquire(k) for k in ("a", "b")] == [0.0, 0.0]
+    clock.value += 1  # "a" and "b" full again (the same as none), "drained" at one token
+    assert await small.acquire("c") == 0.0
+    assert set(small._buckets) == {"drained", "c"}

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from adapters.http.auth import Authenticator, authenticate_query, authenticated, setup_auth
 from adapters.http.cors import setup_cors
 from adapters.http.envelope import (
+    MAX_JSON_DEPTH,
     PageParams,
     data_response,
     dumps,
@@ -309,6 +310,34 @@ async def test_json_body_rules_415_and_400_after_auth(h: Harness) -> None:
         },
     )
     assert charset.status == 200
+
+
+async def test_a_body_nested_past_the_bound_is_400_before_the_handler(h: Harness) -> None:
+    """Found by r12: a body nested hundreds deep reached the handlers (json.loads takes ~1000
+    levels), and later walks over it overflowed the stack. Past `MAX_JSON_DEPTH` levels
+    (serde_json's limit) it is refused 400 with a clear reason; at the bound it is read."""
+    answers = []
+    for depth in (MAX_JSON_DEPTH, MAX_JSON_DEPTH + 1, 700, 5000):
+        opening = "".join('{"a":' if level % 2 == 0 else "[" for level in range(depth))
+        closing = "".join("}" if level % 2 == 0 else "]" for level in reversed(range(depth)))
+        body = (opening + "1" + closing).encode()
+        h.clock.advance(timedelta(seconds=1))
+        resp = await h.client.post(
+            "/api/v1/echo",
+            data=body,
+            headers={
+                **h.signed("/api/v1/echo", "POST", body=body),
+                "Content-Type": "application/json",
+            },
+        )
+        answers.append((resp.status, (await resp.json()).get("error")))
+    deep = "Failed to parse the request body as JSON: nested more than 127 levels deep"
+    assert answers == [
+        (200, None),
+        (400, deep),
+        (400, deep),
+        (400, "Failed to parse the request body as JSON"),  # past the parser's own stack
+    ]
 
 
 async def test_sub_applications_find_the_authenticator(h: Harness) -> None:

@@ -10,6 +10,7 @@ from unittest.mock import patch
 import attrs
 import pytest
 from aiohttp.test_utils import make_mocked_request
+from multidict import CIMultiDict
 
 from adapters.http.client_limit import client_keys
 from adapters.http.context import SERVICES
@@ -254,6 +255,42 @@ def test_client_keys(
     request = make_mocked_request("GET", "/", headers=headers)
     with patch.object(type(request), "remote", new=remote):
         assert client_keys(request, trust) == keys
+
+
+@pytest.mark.parametrize(
+    ("lines", "trust", "keys"),
+    [
+        # found by r12: only the first line was read, the one the client sends itself
+        (["203.0.113.66", "198.51.100.7"], True, ("198.51.100.7",)),
+        (["203.0.113.66, 10.0.0.1", "198.51.100.7"], True, ("198.51.100.7",)),
+        (["203.0.113.66", "10.0.0.1, 198.51.100.7"], True, ("198.51.100.7",)),
+        (["203.0.113.66, 10.0.0.1, 198.51.100.7"], True, ("198.51.100.7",)),
+        (["198.51.100.7", "2001:db8:1:2::5"], True, ("2001:db8:1:2::/64", "2001:db8:1::/48")),
+        (["203.0.113.66", "198.51.100.7"], False, ("192.0.2.1",)),  # not trusted: the peer
+    ],
+)
+def test_every_x_forwarded_for_line_counts_and_the_last_entry_is_the_client(
+    lines: list[str], trust: bool, keys: tuple[str, ...]
+) -> None:
+    """Several header lines are one comma-separated list (RFC 9110 §5.3): a proxy that adds
+    its own line (HAProxy `option forwardfor`) puts the real peer last."""
+    headers = CIMultiDict(("X-Forwarded-For", line) for line in lines)
+    request = make_mocked_request("GET", "/", headers=headers)
+    with patch.object(type(request), "remote", new="192.0.2.1"):
+        assert client_keys(request, trust) == keys
+
+
+async def test_a_client_line_before_the_proxys_cannot_dodge_the_limit() -> None:
+    api, _ = await _limited(trust_forwarded_for=True)
+    async with api_client(api) as c:
+        vm_id = await paid_vm_id(c)
+        path = f"/.well-known/lnurlp/{vm_id}"
+        for i in range(4):  # a fresh invented first line each time; the proxy's line is last
+            lines = [("X-Forwarded-For", f"10.9.9.{i}"), ("X-Forwarded-For", "203.0.113.7")]
+            status = (await c.client.get(path, headers=CIMultiDict(lines))).status
+            assert status == (429 if i == 3 else 200)
+        other = [("X-Forwarded-For", "203.0.113.7"), ("X-Forwarded-For", "203.0.113.8")]
+        assert (await c.client.get(path, headers=CIMultiDict(other))).status == 200
 
 
 async def test_a_stranger_cannot_fill_a_vms_lnurl_invoices_and_block_the_owner() -> None:

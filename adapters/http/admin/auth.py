@@ -186,21 +186,19 @@ def _status_of(exc: Exception) -> int:
 
 
 async def _record(request: web.Request, admin: Admin, status: int) -> bool:
-    """Write the audit record; False (logged) when it could not be written."""
+    """Write the audit record; False (logged) when it could not be written.
+
+    Never raises: a body its summary cannot be made of (nested too deep for the parser, or
+    anything else going wrong) is recorded by its size alone, so the record is still written
+    and `audited` still applies its rule for money routes."""
     svc = services(request)
-    body: Any = None
-    if request.body_exists:
-        raw = await request.read()
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = {"unparsed_bytes": len(raw)}
     params = dict(request.match_info)
     rest = request.path.removeprefix(ADMIN_BASE).strip("/")
     resource = rest.split("/", 1)[0] or "?"
     resource_id = params.get("id") or next(iter(params.values()), None)
-    summary = summary_of(body, params)
+    summary: dict[str, Any] = {"params": params}
     try:
+        summary = await _summary(request, params)
         await svc.admin.record_admin_change(
             user_id=admin.user.id,
             method=request.method,
@@ -221,6 +219,24 @@ async def _record(request: web.Request, admin: Admin, status: int) -> bool:
         )
         return False
     return True
+
+
+async def _summary(request: web.Request, params: dict[str, str]) -> dict[str, Any]:
+    """`summary_of` the request's body, or its path parameters and the body's size when the
+    body cannot be summarised."""
+    if not request.body_exists:
+        return summary_of(None, params)
+    raw = await request.read()
+    unparsed = {"params": params, "body": {"unparsed_bytes": len(raw)}}
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # nesting past the parser's stack: RecursionError
+        return unparsed
+    try:
+        return summary_of(body, params)
+    except Exception:
+        log.exception("could not summarise the body of %s %s", request.method, request.path)
+        return unparsed
 
 
 def needed_by(handler: object) -> tuple[Permission, ...]:

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from adapters.http.admin import auth as admin_auth
 from adapters.http.admin.app import admin_route_table
 from adapters.http.admin.auth import ADMIN_BASE, MONEY_ROUTES
 from adapters.http.envelope import format_time
+from domain.redaction import ELIDED, MAX_DEPTH
 from ports.storage import StorageBusy
 from tests.http.admin import catalogue_bodies as b
 from tests.http.admin.adminapp import NOBODY, ROOT, VIEWER, AdminWorld
@@ -330,3 +332,87 @@ def test_every_admin_write_is_judged() -> None:
     judged = {(m, ADMIN_BASE + p) for m, p in MONEY_ROUTES | OTHER_WRITES}
     assert _admin_writes() - judged == set()
     assert not MONEY_ROUTES & OTHER_WRITES
+
+
+def _nested(depth: int) -> str:
+    """`depth` objects nested in one another, as JSON text."""
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+async def _credit_with_junk(world: AdminWorld, junk: str) -> tuple[int, Any, int, Any]:
+    """POST /users/{alice}/credit of 5000 with `junk` as an extra field: the answer's status
+    and body, alice's id and her ledger's amounts."""
+    alice = (await user_of(world.api, NostrKey.from_seed(21))).id
+    body = '{"currency":"EUR","amount":5000,"note":"x","junk":' + junk + "}"
+    resp = await world.call(
+        "POST",
+        f"/users/{alice}/credit",
+        data=body.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    async with world.api.store() as uow:
+        ledger = [e.amount for e in (await uow.credit_ledger.list_page(alice, 10, 0)).items]
+    return resp.status, await resp.json(), alice, ledger
+
+
+async def test_a_credit_with_a_deeply_nested_field_is_refused_and_recorded(
+    world: AdminWorld,
+) -> None:
+    """Found by r12: an ignored field nested 700 deep passed the parser, the credit was booked,
+    then summarising the body for the audit overflowed the stack: a bare 500 and no record.
+    Such a body is refused before the handler (nothing booked) and the refusal is recorded,
+    its summary cut at `MAX_DEPTH` levels."""
+    status, body, alice, ledger = await _credit_with_junk(world, _nested(700))
+    assert (status, body) == (
+        400,
+        {"error": "Failed to parse the request body as JSON: nested more than 127 levels deep"},
+    )
+    assert ledger == []
+    [entry] = await _entries(world)
+    assert (entry["method"], entry["path"], entry["status"]) == (
+        "POST",
+        f"/api/admin/v1/users/{alice}/credit",
+        400,
+    )
+    junk: Any = ELIDED
+    for _ in range(MAX_DEPTH - 1):  # the body is the first level, `junk` the second
+        junk = {"a": junk}
+    assert entry["summary"] == {
+        "params": {"id": str(alice)},
+        "body": {"currency": "EUR", "amount": 5000, "note": "x", "junk": junk},
+    }
+
+
+async def test_a_body_too_deep_for_the_parser_is_recorded_by_its_size(world: AdminWorld) -> None:
+    """Nesting past the JSON parser's own stack (RecursionError, not ValueError) is a 400 and a
+    record of the body's size, not a 500 without one."""
+    junk = _nested(5000)
+    status, body, alice, ledger = await _credit_with_junk(world, junk)
+    assert (status, body, ledger) == (
+        400,
+        {"error": "Failed to parse the request body as JSON"},
+        [],
+    )
+    [entry] = await _entries(world)
+    assert entry["status"] == 400
+    size = len('{"currency":"EUR","amount":5000,"note":"x","junk":' + junk + "}")
+    assert entry["summary"] == {"params": {"id": str(alice)}, "body": {"unparsed_bytes": size}}
+
+
+async def test_a_money_write_whose_summary_fails_is_recorded_by_its_size(
+    world: AdminWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever goes wrong summarising a body, the change is still recorded (by the body's
+    size) and answered: a booked credit never ends in a bare 500 without its record."""
+
+    def broken(body: Any, params: Any) -> Any:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(admin_auth, "summary_of", broken)
+    status, body, alice, ledger = await _credit_with_junk(world, "1")
+    assert status == 200 and body["data"]["balance"] == 5000
+    assert ledger == [5000]
+    [entry] = await _entries(world)
+    assert (entry["path"], entry["status"]) == (f"/api/admin/v1/users/{alice}/credit", 200)
+    size = len('{"currency":"EUR","amount":5000,"note":"x","junk":1}')
+    assert entry["summary"] == {"params": {"id": str(alice)}, "body": {"unparsed_bytes": size}}
