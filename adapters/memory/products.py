@@ -126,7 +126,7 @@ class MemoryPaymentMethods(RecordRepo[PaymentMethodConfig]):
         self, company_id: int, method: PaymentMethod
     ) -> PaymentMethodConfig | None:
         found = self._where(lambda c: c.company_id == company_id and c.payment_method == method)
-        return found[0] if found else None
+        return min(found, key=lambda c: (not c.enabled, c.id), default=None)
 
     async def list_enabled_for_company(self, company_id: int) -> list[PaymentMethodConfig]:
         rows = self._where(lambda c: c.company_id == company_id and c.enabled)

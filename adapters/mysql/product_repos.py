@@ -144,7 +144,7 @@ class SqlPaymentMethods(SqlRecords[PaymentMethodConfig]):
         self, company_id: int, method: PaymentMethod
     ) -> PaymentMethodConfig | None:
         query = self._select().where(_pmc.company_id == company_id, _pmc.payment_method == method)
-        return await self._one(self.mapper, query.order_by(_pmc.id))
+        return await self._one(self.mapper, query.order_by(_pmc.enabled.desc(), _pmc.id))
 
     async def list_enabled_for_company(self, company_id: int) -> list[PaymentMethodConfig]:
         query = (

@@ -35,8 +35,14 @@ async def expire_pending_of(
     money (D24: what ends its service ends what is pending). Each subscription is locked
     before its payments (completion's lock order), ascending; the expired ones are returned,
     as they were, for `cancel_quietly` after the commit. A webhook that still comes for one is
-    verified (`check_secret_kept`) and credited by value (D23)."""
+    verified (`check_secret_kept`) and credited by value (D23).
+
+    A Lightning row withdraws nothing: Lightning is the server's own node (settings file),
+    the row only lists it and carries no fee (a disabled row hides it from the method list,
+    as the reference does), so its pending invoices stay payable (review r13b)."""
     method = config.payment_method
+    if method is PaymentMethod.LIGHTNING:
+        return []
     pending = await uow.payments.unpaid_of_method(method, now, company_id=config.company_id)
     expired: list[SubscriptionPayment] = []
     for subscription_id in sorted({p.subscription_id for p in pending}):
@@ -56,7 +62,9 @@ async def check_secret_kept(
     webhook secret (none in the settings file, `signed_by_settings`, nor the same one in
     another config row, enabled or not) while a payment of the method, of any company, is
     unpaid and pending or expired within `WEBHOOK_RETRY_HORIZON`: its webhook would then
-    answer 503 and a customer who paid would get nothing."""
+    answer 503 and a customer who paid would get nothing. Only the config's company's
+    payments count: another company's are signed by its own provider account's secret
+    (review r13b: one company's pending order blocked deleting every other's config)."""
     secret = webhook_secret_of(config)
     method = config.payment_method
     if not secret or method in signed_by_settings:
@@ -68,7 +76,9 @@ async def check_secret_kept(
             and webhook_secret_of(row) == secret
         ):
             return
-    settleable = await uow.payments.unpaid_of_method(method, now - WEBHOOK_RETRY_HORIZON)
+    settleable = await uow.payments.unpaid_of_method(
+        method, now - WEBHOOK_RETRY_HORIZON, company_id=config.company_id
+    )
     if settleable:
         raise SecretStillNeeded(
             f"Cannot delete this {method.display_name} config: it holds the only webhook "

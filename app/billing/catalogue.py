@@ -7,6 +7,7 @@ import logging
 import attrs
 
 from app.billing.errors import (
+    PaymentMethodNotConfigured,
     PricingNotFound,
     SubscriptionNotFound,
     TemplateNotFound,
@@ -190,7 +191,10 @@ async def charging_for(
 ) -> Charging:
     """How to charge a user: tax by the user's country (D3), none under reverse charge (issue
     13), the company's fee config (D4). `user`, `seller`: the user with `user_id` and the
-    company with `company_id`, when already read."""
+    company with `company_id`, when already read. A fiat method whose config an admin
+    disabled is not offered (`PaymentMethodNotConfigured`, 422): disabling withdrew its
+    pending invoices, and it takes no new ones (the reference only dropped its fee).
+    Lightning is the server's own node; its config row only lists it."""
     if user is None or user.id != user_id:
         user = await user_of(uow, user_id)
     if seller is None or seller.id != company_id:
@@ -199,6 +203,11 @@ async def charging_for(
     fee_config = None
     if method is not PaymentMethod.LIGHTNING:
         fee_config = await uow.payment_methods.get_for_company(company_id, method)
+        if fee_config is not None and not fee_config.enabled:
+            # withdrawn by an admin (its pending invoices were expired with it): no new one
+            raise PaymentMethodNotConfigured(
+                f"{method.display_name} is not offered for this service any more"
+            )
     return Charging(
         method=method,
         rates=rates,

@@ -71,7 +71,8 @@ class PaymentMethods(Catalogue[PaymentMethodConfig], Protocol):
     async def get_for_company(
         self, company_id: int, method: PaymentMethod
     ) -> PaymentMethodConfig | None:
-        """The company's lowest-id config for that method, enabled or not."""
+        """The company's lowest-id enabled config for that method, else its lowest-id
+        disabled one (the method withdrawn); None when it has none."""
         ...
 
     async def list_enabled_for_company(self, company_id: int) -> list[PaymentMethodConfig]:

@@ -103,13 +103,21 @@ async def test_payment_method_configs_per_company(uow_factory: UnitOfWorkFactory
         stripe_b = await uow.payment_methods.add(config(PaymentMethod.STRIPE, "b"))
         stripe_a = await uow.payment_methods.add(config(PaymentMethod.STRIPE, "a"))
         off = await uow.payment_methods.add(config(PaymentMethod.LIGHTNING, "ln", enabled=False))
+        # a company's disabled row before its enabled one: the enabled one is its config
+        await uow.payment_methods.add(config(PaymentMethod.REVOLUT, "old", enabled=False))
+        revolut = await uow.payment_methods.add(config(PaymentMethod.REVOLUT, "new"))
         await uow.commit()
     async with uow_factory() as uow:
         methods = uow.payment_methods
         assert await methods.get_for_company(w.company.id, PaymentMethod.STRIPE) == stripe_b
         assert await methods.get_for_company(w.company.id, PaymentMethod.LIGHTNING) == off
         assert await methods.get_for_company(w.company.id, PaymentMethod.PAYPAL) is None
-        assert await methods.list_enabled_for_company(w.company.id) == [stripe_a, stripe_b]
+        assert await methods.get_for_company(w.company.id, PaymentMethod.REVOLUT) == revolut
+        assert await methods.list_enabled_for_company(w.company.id) == [
+            revolut,
+            stripe_a,
+            stripe_b,
+        ]
         assert await methods.list_enabled_for_company(w.company.id + 1) == []
 
 

@@ -15,9 +15,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from adapters.http.admin.app import build_admin_app
 from adapters.http.routes_webhooks import WEBHOOK_SECRETS, WebhookSecrets
 from domain.enums import PaymentMethod
-from domain.model import PaymentMethodConfig, SubscriptionPayment
+from domain.model import Company, PaymentMethodConfig, SubscriptionPayment
 from tests.http.admin.adminapp import AdminWorld, seed_roles
-from tests.http.apiapp import NOW, ApiClient, api_client
+from tests.http.apiapp import ALICE, NOW, ApiClient, api_client
 from tests.http.test_routes_webhooks import (
     is_paid,
     post,
@@ -25,7 +25,7 @@ from tests.http.test_routes_webhooks import (
     revolut_headers,
     revolut_payment,
 )
-from tests.http.vm_helpers import build, with_revolut
+from tests.http.vm_helpers import build, order, renew, with_revolut
 from tests.unit.billing.fakes import FakeGateway
 
 SECRET = "from-config"
@@ -141,3 +141,80 @@ async def test_a_secret_kept_elsewhere_lets_the_delete_expire_and_cancel() -> No
                 resp = await _late_webhook(w.admin.user, secret=in_settings)
                 assert resp.status == 200
                 assert await is_paid(w.admin.user, payment["id"])
+
+
+async def test_a_disabled_method_takes_no_new_invoice_until_enabled_again() -> None:
+    """Review r13b: disabling expired the pending invoices, but the next renewal by the same
+    method made a new one; a disabled fiat method is not offered (422, nothing stored)."""
+    async with _world() as w:
+        vm_id, _ = await revolut_payment(w.admin.user)
+        async with w.admin.api.store() as uow:
+            rows = [
+                c.id
+                for c in await uow.payment_methods.list_all()
+                if c.payment_method is PaymentMethod.REVOLUT
+            ]
+        assert len(rows) == 2  # the demo's and this world's: both withdrawn
+        for row in rows:
+            await w.admin.ok("PATCH", f"/payment_methods/{row}", json={"enabled": False})
+        path = f"/payment_methods/{w.config_id}"
+        async with w.admin.api.store() as uow:
+            before = (await uow.payments.list_by_vm(vm_id, 100)).total
+        resp = await w.admin.user.call("GET", f"/api/v1/vm/{vm_id}/renew?method=revolut")
+        assert resp.status == 422
+        assert (await resp.json())["error"] == "Revolut is not offered for this service any more"
+        async with w.admin.api.store() as uow:
+            assert (await uow.payments.list_by_vm(vm_id, 100)).total == before
+        await w.admin.ok("PATCH", path, json={"enabled": True})
+        again = await w.admin.user.call("GET", f"/api/v1/vm/{vm_id}/renew?method=revolut")
+        assert again.status == 200, await again.text()
+
+
+async def test_another_companys_pending_payment_does_not_block_a_delete() -> None:
+    """Review r13b: only the config's own company's payments are signed by its secret; a
+    pending Revolut order of another company (another secret) does not keep it."""
+    async with _world() as w:
+        await revolut_payment(w.admin.user)  # pending, of the demo company, its own secret
+        async with w.admin.api.store() as uow:
+            other = await uow.companies.add(Company(id=0, created=NOW, name="Other"))
+            row = await uow.payment_methods.add(
+                PaymentMethodConfig(
+                    id=0,
+                    company_id=other.id,
+                    payment_method=PaymentMethod.REVOLUT,
+                    name="other revolut",
+                    enabled=True,
+                    provider_type="revolut",
+                    config={"webhook_secret": "other-secret"},
+                    created=NOW,
+                    modified=NOW,
+                )
+            )
+            await uow.commit()
+        await w.admin.ok("DELETE", f"/payment_methods/{row.id}")
+        assert w.gateway.cancelled == []  # the demo company's order is untouched
+
+
+async def test_disabling_a_lightning_row_withdraws_no_invoice() -> None:
+    """Lightning is the server's own node: its config row only lists it (and a disabled row
+    hides it from the method list), so its pending invoices stay payable."""
+    async with _world() as w:
+        async with w.admin.api.store() as uow:
+            row = await uow.payment_methods.add(
+                PaymentMethodConfig(
+                    id=0,
+                    company_id=w.admin.user.demo.company,
+                    payment_method=PaymentMethod.LIGHTNING,
+                    name="lightning",
+                    enabled=True,
+                    provider_type="lnd",
+                    config={},
+                    created=NOW,
+                    modified=NOW,
+                )
+            )
+            await uow.commit()
+        vm = await order(w.admin.user, ALICE)
+        payment = await renew(w.admin.user, ALICE, vm["id"])
+        await w.admin.ok("PATCH", f"/payment_methods/{row.id}", json={"enabled": False})
+        assert (await _payment(w, payment["id"])).is_pending(w.admin.api.clock.now())
