@@ -189,6 +189,12 @@ class IdempotencyKeyReused(DomainError):
     kind = "conflict"
 
 
+class IdempotencyKeyRace(IdempotencyKeyReused):
+    """Another request stored the same Idempotency-Key while this one ran: which request it
+    was (the same body or another) is known only in a new transaction, which MariaDB's
+    snapshot of this one cannot see (`renew_idempotent` asks again, once)."""
+
+
 class OrderLapsed(DomainError):
     """A never-paid order past its payment window with nothing pending: its room was let go
     (D25), so no new invoice is made for it; the user orders again (422)."""

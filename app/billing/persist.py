@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from app.billing.errors import (
+    IdempotencyKeyRace,
     IdempotencyKeyReused,
     OrderLapsed,
     PaymentNotFound,
@@ -242,7 +243,7 @@ async def remember(
             created=now,
         )
         if not await uow.idempotency_keys.put(record):
-            raise IdempotencyKeyReused("Idempotency-Key is being used by another request")
+            raise IdempotencyKeyRace("Idempotency-Key is being used by another request")
 
 
 async def store_payment(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -17,6 +18,7 @@ from app.billing.credit_quote import (
     spends_credit,
 )
 from app.billing.errors import (
+    IdempotencyKeyRace,
     SubscriptionHasNoLineItems,
     SubscriptionNotFound,
     VmNotFound,
@@ -258,6 +260,12 @@ async def renew_idempotent(
     even once it is paid or expired; the same key with another body or target is
     `IdempotencyKeyReused` (409). The key is stored in the transaction that stores or picks
     the payment, so it never points at nothing.
+
+    Two requests with one key at once (a retry reaching another node): the one that stores
+    the key second fails on it (`IdempotencyKeyRace`) and is asked again in a new
+    transaction, which sees the first one's key: the same body gets the same payment, as
+    D11 says, not a 409 (review r14: on MariaDB every such race answered 409 when a pending
+    invoice was reused). Its own invoice, if it made one, was cancelled when storing failed.
     """
     if not idempotency_key:
         raise InvalidInput("Idempotency-Key must not be empty")
@@ -266,7 +274,8 @@ async def renew_idempotent(
         key=idempotency_key,
         fingerprint=request_fingerprint(subscription_id, vm_id, request_body_hash),
     )
-    return await renew(
+    attempt = functools.partial(
+        renew,
         uow_factory,
         clock,
         rails,
@@ -281,3 +290,7 @@ async def renew_idempotent(
         settle=settle,
         max_live_quotes=max_live_quotes,
     )
+    try:
+        return await attempt()
+    except IdempotencyKeyRace:
+        return await attempt()
