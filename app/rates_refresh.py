@@ -42,10 +42,11 @@ Alert = Callable[[str, str], Awaitable[None]]
 class RateGuard:
     """What a fetched rate must meet to be stored, and the last rate accepted per currency.
 
-    Kept by one process across its refreshes: the first rate after start is accepted as it
-    is (nothing to compare with); each later one must lie within `max_change` (a fraction;
-    None: no bound) of the last accepted, else it is refused, logged at ERROR and told to
-    the admins once per run of refusals, and the previous rate stays until it goes stale.
+    Kept by one process across its refreshes: its first rates are compared with the shared
+    store's (`seed`), and accepted as they are only when it holds none; each later one
+    must lie within `max_change` (a fraction; None: no bound) of the last accepted, else
+    it is refused, logged at ERROR and told to the admins once per run of refusals, and the
+    previous rate stays until it goes stale.
     A refused level that holds for `confirm_after` (every fetch meanwhile within
     `max_change` of the first refused) is accepted as a real move, and the admins told: a
     glitch rarely lasts that long, and a real move must not stop Lightning sales for good.
@@ -107,8 +108,9 @@ class RateGuard:
             f"The exchange-rate feed sent {rate.ticker} {rate.rate}, more than"
             f" {self.max_change * 100:f} % away from the last accepted {previous}: refused as"
             " a glitch. The last accepted rate stays until it goes stale (Lightning prices"
-            " then answer 503). If the market really moved that far, raise rates.max-change"
-            " or restart the service (the first rate after start is accepted)."
+            " then answer 503). If the market really moved that far, the new level is accepted"
+            " once every fetch has confirmed it for 15 minutes; to accept it sooner, raise"
+            " rates.max-change."
         )
         log.error("OPERATOR: %s", text)
         if rate.quote not in self._refusing:

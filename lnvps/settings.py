@@ -118,8 +118,8 @@ class RatesSettings:
     #: 5 minutes; raise it for a self-hosted instance that updates less often (hourly: 3900)
     max_feed_age: int = attrs.field(default=900, validator=attrs.validators.gt(0))
     #: percent: a new rate further than this from the last accepted one is refused as a
-    #: glitch (logged at ERROR, admins told); null: no bound. The first rate after start is
-    #: accepted as it is
+    #: glitch (logged at ERROR, admins told) until every fetch has confirmed it for 15
+    #: minutes; null: no bound. A process's first rates are compared with the shared store's
     max_change: Decimal | None = attrs.field(default=Decimal(20), validator=_check_max_change)
 
 

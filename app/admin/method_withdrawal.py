@@ -62,9 +62,11 @@ async def check_secret_kept(
     webhook secret (none in the settings file, `signed_by_settings`, nor the same one in
     another config row, enabled or not) while a payment of the method, of any company, is
     unpaid and pending or expired within `WEBHOOK_RETRY_HORIZON`: its webhook would then
-    answer 503 and a customer who paid would get nothing. Only the config's company's
-    payments count: another company's are signed by its own provider account's secret
-    (review r13b: one company's pending order blocked deleting every other's config)."""
+    answer 503 and a customer who paid would get nothing. Every company's payments count:
+    the provider keys come from the settings file, so all companies' orders are made on one
+    provider account, whose webhooks one secret signs, and that secret may be kept in any
+    company's row (review r15; a narrowing to the row's own company, tried for r13b, let a
+    delete strand another company's paid order)."""
     secret = webhook_secret_of(config)
     method = config.payment_method
     if not secret or method in signed_by_settings:
@@ -76,9 +78,7 @@ async def check_secret_kept(
             and webhook_secret_of(row) == secret
         ):
             return
-    settleable = await uow.payments.unpaid_of_method(
-        method, now - WEBHOOK_RETRY_HORIZON, company_id=config.company_id
-    )
+    settleable = await uow.payments.unpaid_of_method(method, now - WEBHOOK_RETRY_HORIZON)
     if settleable:
         raise SecretStillNeeded(
             f"Cannot delete this {method.display_name} config: it holds the only webhook "

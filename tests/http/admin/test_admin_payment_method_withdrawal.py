@@ -170,11 +170,13 @@ async def test_a_disabled_method_takes_no_new_invoice_until_enabled_again() -> N
         assert again.status == 200, await again.text()
 
 
-async def test_another_companys_pending_payment_does_not_block_a_delete() -> None:
-    """Review r13b: only the config's own company's payments are signed by its secret; a
-    pending Revolut order of another company (another secret) does not keep it."""
-    async with _world() as w:
-        await revolut_payment(w.admin.user)  # pending, of the demo company, its own secret
+async def test_the_only_secret_in_another_companys_row_is_kept_for_this_ones_order() -> None:
+    """Review r15: every company's orders are made on the one provider account of the
+    settings file's keys, so the account's secret may sit in any company's row: while the
+    demo company's order could be paid, another company's row holding the only secret is
+    not deleted (409), and the order's webhook is still verified and credited."""
+    async with _world(secret=None) as w:  # the demo company's row keeps no secret
+        _, payment = await revolut_payment(w.admin.user)
         async with w.admin.api.store() as uow:
             other = await uow.companies.add(Company(id=0, created=NOW, name="Other"))
             row = await uow.payment_methods.add(
@@ -185,14 +187,15 @@ async def test_another_companys_pending_payment_does_not_block_a_delete() -> Non
                     name="other revolut",
                     enabled=True,
                     provider_type="revolut",
-                    config={"webhook_secret": "other-secret"},
+                    config={"webhook_secret": SECRET},
                     created=NOW,
                     modified=NOW,
                 )
             )
             await uow.commit()
-        await w.admin.ok("DELETE", f"/payment_methods/{row.id}")
-        assert w.gateway.cancelled == []  # the demo company's order is untouched
+        assert (await w.admin.call("DELETE", f"/payment_methods/{row.id}")).status == 409
+        assert (await _late_webhook(w.admin.user)).status == 200
+        assert await is_paid(w.admin.user, payment["id"])
 
 
 async def test_disabling_a_lightning_row_withdraws_no_invoice() -> None:
