@@ -306,6 +306,12 @@ class Charging:
         """The percent of tax this charging puts on an amount (0 under reverse charge)."""
         return self.tax_rates.rate_for(self.country)
 
+    @property
+    def withdrawn(self) -> bool:
+        """An admin disabled the seller's config of this (fiat) method: no new invoice or
+        order of it may be made, though the account balance may still pay a quote whole."""
+        return self.fee_config is not None and not self.fee_config.enabled
+
 
 @attrs.frozen(kw_only=True)
 class RenewalQuote:

@@ -7,7 +7,6 @@ import logging
 import attrs
 
 from app.billing.errors import (
-    PaymentMethodNotConfigured,
     PricingNotFound,
     SubscriptionNotFound,
     TemplateNotFound,
@@ -192,8 +191,7 @@ async def charging_for(
     """How to charge a user: tax by the user's country (D3), none under reverse charge (issue
     13), the company's fee config (D4). `user`, `seller`: the user with `user_id` and the
     company with `company_id`, when already read. A fiat method whose config an admin
-    disabled is not offered (`PaymentMethodNotConfigured`, 422): disabling withdrew its
-    pending invoices, and it takes no new ones (the reference only dropped its fee).
+    disabled is `withdrawn`: no rail is asked for it (`credit_quote.issue`, 422).
     Lightning is the server's own node; its config row only lists it."""
     if user is None or user.id != user_id:
         user = await user_of(uow, user_id)
@@ -203,11 +201,6 @@ async def charging_for(
     fee_config = None
     if method is not PaymentMethod.LIGHTNING:
         fee_config = await uow.payment_methods.get_for_company(company_id, method)
-        if fee_config is not None and not fee_config.enabled:
-            # withdrawn by an admin (its pending invoices were expired with it): no new one
-            raise PaymentMethodNotConfigured(
-                f"{method.display_name} is not offered for this service any more"
-            )
     return Charging(
         method=method,
         rates=rates,

@@ -20,6 +20,7 @@ import attrs
 
 from app.billing.credit_balance import book_in
 from app.billing.credit_release import withdraw_covered
+from app.billing.errors import PaymentMethodNotConfigured
 from app.billing.persist import (
     Idempotency,
     Reuse,
@@ -233,6 +234,12 @@ async def issue(
     period was renewed otherwise, it would buy a second one from credit nobody asked to
     spend, so its booking refuses it (`RenewalNoLongerDue`) and the credit comes back."""
     covered = settle is not None and is_covered(priced)
+    if not covered and priced.withdrawn:
+        # an admin disabled the method (its pending invoices were expired with it): no new
+        # invoice or order of it; a quote the balance pays whole asks no rail and may go on
+        raise PaymentMethodNotConfigured(
+            f"{priced.method.display_name} is not offered for this service any more"
+        )
     payment = covered_payment(priced, now) if covered else await rails.create(priced, now)
     if covered and period is not None:
         payment = claimed(payment, period) or payment

@@ -137,4 +137,5 @@ async def price_subscription(
         metadata=quote_metadata(basis, rates, now, **fields),
         memo=f"{_MEMO[payment_type]}: {sub.name}",
         levy=levy,
+        withdrawn=charging.withdrawn,
     )

@@ -68,6 +68,9 @@ class PricedPayment:
     #: the tax and fee the quote puts on a net amount: what the part of it that the account
     #: balance does not pay is charged (`credit_quote.apply_balance`); none by default
     levy: Levy = attrs.field(default=no_levy, eq=False, repr=False)
+    #: the seller's config of `method` is disabled (`Charging.withdrawn`): no rail may be asked
+    #: for it (`credit_quote.issue` refuses), though the balance may still pay it whole
+    withdrawn: bool = attrs.field(default=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         # every payment is priced into one of these before any rail or table sees it

@@ -615,6 +615,7 @@ async def create_upgrade_payment(
                 **credit_rate,
             },
             memo=f"VM upgrade {vm.id}",
+            withdrawn=charging.withdrawn,
         )
         if settle is not None:  # the account balance pays first (issue 13), in the currency
             # the upgrade is priced in (the quote's rate is for it; the plan's may differ)

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.http.admin.app import build_admin_app
 from adapters.http.routes_webhooks import WEBHOOK_SECRETS, WebhookSecrets
+from app.billing.credit_balance import adjust_credit
 from domain.enums import PaymentMethod
 from domain.model import Company, PaymentMethodConfig, SubscriptionPayment
 from tests.http.admin.adminapp import AdminWorld, seed_roles
@@ -221,3 +222,36 @@ async def test_disabling_a_lightning_row_withdraws_no_invoice() -> None:
         payment = await renew(w.admin.user, ALICE, vm["id"])
         await w.admin.ok("PATCH", f"/payment_methods/{row.id}", json={"enabled": False})
         assert (await _payment(w, payment["id"])).is_pending(w.admin.api.clock.now())
+
+
+async def test_a_quote_the_balance_pays_whole_asks_no_rail_and_is_not_refused() -> None:
+    """Review r15: with every Revolut config disabled, a renewal naming Revolut that the
+    account balance pays whole asks no rail: it is booked (200), while one that would make
+    a Revolut order is refused (422)."""
+    async with _world() as w:
+        c = w.admin.user
+        vm_id, _ = await revolut_payment(c)
+        async with w.admin.api.store() as uow:
+            rows = [
+                x.id
+                for x in await uow.payment_methods.list_all()
+                if x.payment_method is PaymentMethod.REVOLUT
+            ]
+            vm = await uow.vms.get(vm_id)
+        assert vm is not None
+        for row in rows:
+            await w.admin.ok("PATCH", f"/payment_methods/{row}", json={"enabled": False})
+        path = f"/api/v1/vm/{vm_id}/renew?method=revolut&intervals=2"
+        assert (await c.call("GET", path)).status == 422
+        await adjust_credit(
+            w.admin.api.store,
+            w.admin.api.clock,
+            admin_id=vm.user_id,
+            user_id=vm.user_id,
+            currency="EUR",
+            amount=10_000_000,
+            note="goodwill",
+        )
+        covered = await c.call("GET", path)
+        assert covered.status == 200, await covered.text()
+        assert (await covered.json())["data"]["is_paid"] is True
