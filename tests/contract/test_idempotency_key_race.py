@@ -9,9 +9,9 @@ import asyncio
 import pytest
 
 from app.billing.errors import IdempotencyKeyReused
-from app.billing.renewal import renew_idempotent
 from domain.model import SubscriptionPayment, Vm
 from tests.contract import lifecycle_world, storage_backends
+from tests.unit.billing import test_renewal as renewal_tests
 from tests.unit.billing.world import Shop
 
 database = storage_backends.database
@@ -19,17 +19,7 @@ shop = lifecycle_world.shop
 
 
 async def _idem(shop: Shop, vm: Vm, key: str, body: bytes = b"body") -> SubscriptionPayment:
-    return await renew_idempotent(
-        shop.factory,
-        shop.clock,
-        shop.rails,
-        shop.rates,
-        shop.tax_rates,
-        user_id=vm.user_id,
-        idempotency_key=key,
-        request_body_hash=body,
-        vm_id=vm.id,
-    )
+    return await renewal_tests._idem(shop, vm, key, body)
 
 
 async def test_one_key_and_body_at_once_on_a_reused_payment_gets_it(shop: Shop) -> None:
