@@ -7,10 +7,16 @@ from datetime import datetime, timedelta
 import attrs
 
 from app.admin.expiry_moved import end_quotes_of_old_expiry, ranges_back_on
-from app.billing.errors import IdempotencyKeyReused, SubscriptionNotFound, VmNotFound
+from app.billing.errors import (
+    IdempotencyKeyReused,
+    OrderLapsed,
+    SubscriptionNotFound,
+    VmNotFound,
+)
 from app.billing.order_locks import under_space_locks
 from app.billing.price_in_force import cancel_quietly
 from app.billing.rails import PaymentRails
+from app.billing.reserved import order_lapsed
 from domain.account_credit import MAX_REFERENCE
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, InvalidInput
@@ -117,7 +123,10 @@ async def extend_vm(
     VM would otherwise run free forever. `is_setup` is untouched (D17 spares it anyway).
     A subscription an admin switched off stays switched off (`domain.switch_off`): the
     extend moves the end of its paid time, and so its stop and deletion, and switches
-    nothing on (`is_active = true` by PATCH does).
+    nothing on (`is_active = true` by PATCH does). A never-paid order past its payment
+    window has let its host room go (D25; other orders may hold it now): it is not
+    extended (422, `OrderLapsed`), since nothing would check its host's room or addresses
+    again (review r16); one still in its window keeps its room and is extended.
 
     The subscription's IP ranges ended at its lapse come back on in the same transaction,
     under the IP spaces' locks, as a late renewal's booking brings them back; a range whose
@@ -194,6 +203,11 @@ async def _extend_locked(
             earlier = await _extended_with(uow, vm.id, reference, days, reason)
             if earlier is not None:
                 return earlier
+        if await order_lapsed(uow, sub, now):
+            raise OrderLapsed(
+                "This order was never paid and its payment window is over: its host room "
+                "went to other orders, so it cannot be extended; the customer orders again"
+            )
         new = (sub.expires or now) + timedelta(days=days)
         check_expiry(new, now)  # the bound PATCH /subscriptions keeps, however many extends
         extended = attrs.evolve(sub, expires=new, is_active=not is_switched_off(sub))
