@@ -261,7 +261,7 @@ async def _auto_renew(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) 
     try:
         done = await deps.auto_renewer.attempt(c.sub, c.sub.expires)
     except AutoRenewalNotStarted as err:
-        if await _defer(deps, c, err):
+        if await _defer(deps, c, err, now):
             return
         log.warning("auto-renewal of subscription %s failed: %s", c.sub.id, err.message)
         n = messages.expiring_soon(c.subject, c.sub, c.descr, c.hint, failure=err.message)
@@ -279,13 +279,16 @@ async def _auto_renew(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) 
     await deps.tell_user(c.sub.user_id, n.title, n.message)
 
 
-async def _defer(deps: WorkerDeps, c: _Claimed, err: AutoRenewalNotStarted) -> bool:
+async def _defer(
+    deps: WorkerDeps, c: _Claimed, err: AutoRenewalNotStarted, now: datetime
+) -> bool:
     """Record that the claimed attempt failed before its wallet was asked, so a later run
     tries again (`_retry`); True when it will, and nothing is told yet. False when no retry
     is left (`auto_renew_retry_at`) or the record could not be written: the failure is
-    told now, as for any other (N3)."""
+    told now, as for any other (N3). The failure is dated the run's `now` (D5: the clock is
+    read once per run), from which the next retry's wait counts."""
     assert c.sub.expires is not None
-    failed_at = deps.clock.now()
+    failed_at = now
     retry_at = auto_renew_retry_at(c.sub, failed_at, c.attempt + 1)
     if retry_at is None:
         return False
