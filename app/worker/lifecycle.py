@@ -279,9 +279,7 @@ async def _auto_renew(deps: WorkerDeps, c: _Claimed, auto: bool, now: datetime) 
     await deps.tell_user(c.sub.user_id, n.title, n.message)
 
 
-async def _defer(
-    deps: WorkerDeps, c: _Claimed, err: AutoRenewalNotStarted, now: datetime
-) -> bool:
+async def _defer(deps: WorkerDeps, c: _Claimed, err: AutoRenewalNotStarted, now: datetime) -> bool:
     """Record that the claimed attempt failed before its wallet was asked, so a later run
     tries again (`_retry`); True when it will, and nothing is told yet. False when no retry
     is left (`auto_renew_retry_at`) or the record could not be written: the failure is
