@@ -18,6 +18,7 @@ from app.billing.errors import (
 from app.billing.order_locks import check_region, lock_order, offer_region, under_region_lock
 from app.billing.placement import NO_HOST, Placement, place_vm
 from app.billing.unpaid_room import check_buyer_room
+from domain.cpu_match import CpuKind
 from domain.enums import (
     DiskInterface,
     DiskType,
@@ -103,16 +104,18 @@ async def _place(
     spec: Spec,
     disk_interface: DiskInterface,
     now: datetime,
+    *,
+    cpu: CpuKind,
 ) -> Placement:
     """Where the order goes (D25 limits applied): within the buyer's `max-unpaid-room`
-    (judged first, under the buyer's lock), then on a host of the region whose share for
-    never-paid orders has room for it (under the region's lock, which every order takes
-    before reading the hosts' room, so two orders racing for the share's last room are
-    placed one after another)."""
+    (judged first, under the buyer's lock), then on a host of the region whose CPU is what
+    the offer asks for (`cpu`) and whose share for never-paid orders has room for it
+    (under the region's lock, which every order takes before reading the hosts' room, so
+    two orders racing for the share's last room are placed one after another)."""
     if buyer.unpaid is not None:
         await check_buyer_room(uow, terms.unpaid_room, buyer.unpaid, spec, now)
     share = terms.unpaid_room.host_share
-    return await place_vm(uow, region_id, spec, disk_interface, now, unpaid_share=share)
+    return await place_vm(uow, region_id, spec, disk_interface, now, unpaid_share=share, cpu=cpu)
 
 
 async def _company_of(uow: UnitOfWork, region_id: int) -> int:
@@ -233,7 +236,14 @@ async def order_vm(
             _check_on_sale(template.enabled, template.expires, now, "template")
             price = plan_price(plan)
             placement = await _place(
-                uow, terms, buyer, template.region_id, template, template.disk_interface, now
+                uow,
+                terms,
+                buyer,
+                template.region_id,
+                template,
+                template.disk_interface,
+                now,
+                cpu=template,
             )
             vm = await _write_order(
                 uow,
@@ -292,7 +302,7 @@ async def order_custom_vm(
             spec = orderable_spec(pricing, disks, cpu, memory, disk, disk_type, disk_interface)
             price = custom_price(spec, pricing, disks).total
             placement = await _place(
-                uow, terms, buyer, pricing.region_id, spec, disk_interface, now
+                uow, terms, buyer, pricing.region_id, spec, disk_interface, now, cpu=pricing
             )
             company_id = await _company_of(uow, pricing.region_id)
             stored = await uow.custom_templates.add(spec)

@@ -10,6 +10,7 @@ import attrs
 from app.billing.address_room import ipv4_left
 from app.billing.errors import NoHostAvailable
 from app.billing.reserved import Usage, reserved_and_unpaid_usage, reserved_usage
+from domain.cpu_match import CpuKind, serves_cpu
 from domain.enums import DiskInterface
 from domain.model import Host, HostDisk, Vm
 from domain.pricing import Spec
@@ -138,11 +139,15 @@ def best_placement(
     spec: Spec,
     disk_interface: DiskInterface,
     unpaid_share: Fraction | None = None,
+    *,
+    cpu: CpuKind,
 ) -> Placement | None:
     """The least-loaded room that fits the spec, or None.
 
-    A host fits when it has an enabled disk of the spec's type and interface and, counting
-    the VMs already reserving room there, CPU, memory and that disk stay within their size × load
+    A host fits when its CPU is what the offer asks for (`cpu`: the template's or custom
+    template's maker, architecture and features, `serves_cpu`, the rule the catalogue lists
+    by), it has an enabled disk of the spec's type and interface and, counting the VMs
+    already reserving room there, CPU, memory and that disk stay within their size × load
     factor. Load is the highest of the three shares; ties go to the lowest host id.
 
     `unpaid_share`: the VM is a new, never-paid order (D25): a host fits only when the
@@ -152,9 +157,11 @@ def best_placement(
     """
     best: tuple[Fraction, int, Placement] | None = None
     for room in rooms:
-        cpu = _share(room.used_cpu, spec.cpu, room.cpu_capacity)
+        if not serves_cpu(room.host, cpu):
+            continue
+        cores = _share(room.used_cpu, spec.cpu, room.cpu_capacity)
         memory = _share(room.used_memory, spec.memory, room.memory_capacity)
-        if cpu is None or memory is None:
+        if cores is None or memory is None:
             continue
         if not (
             within_host_share(room.unpaid_cpu, spec.cpu, room.cpu_capacity, unpaid_share)
@@ -171,7 +178,7 @@ def best_placement(
                 continue
             if not within_host_share(disk.unpaid, spec.disk_size, disk.capacity, unpaid_share):
                 continue
-            load = max(cpu, memory, share)
+            load = max(cores, memory, share)
             if best is None or (load, room.host.id) < best[:2]:
                 best = (load, room.host.id, Placement(room.host, disk.disk))
     return None if best is None else best[2]
@@ -185,15 +192,17 @@ async def place_vm(
     now: datetime,
     *,
     unpaid_share: Fraction | None,
+    cpu: CpuKind,
 ) -> Placement:
-    """Where a new order of this spec goes in the region (`best_placement`, the never-paid
-    orders held to `unpaid_share` of each host); `NoHostAvailable` when nowhere, the same
-    answer whether the hosts are full, their share for unpaid orders is (D25), or the
+    """Where a new order of this spec goes in the region (`best_placement`: a host whose CPU
+    is what the offer asks for, `cpu`, the never-paid orders held to `unpaid_share` of
+    each host); `NoHostAvailable` when nowhere, the same answer whether no host of that
+    CPU is there, the hosts are full, their share for unpaid orders is (D25), or the
     region's IPv4 addresses are all held or promised (`ipv4_left`: a VM is never built
     without one, so an order that would be paid and never built is refused now), or the
     same `unpaid_share` of them is promised to never-paid orders already."""
     rooms = await region_rooms(uow, region_id, now)
-    placement = best_placement(rooms, spec, disk_interface, unpaid_share)
+    placement = best_placement(rooms, spec, disk_interface, unpaid_share, cpu=cpu)
     if placement is None:
         raise NoHostAvailable(NO_HOST)
     if await ipv4_left(uow, region_id, now, None, unpaid_share=unpaid_share) < 1:

@@ -10,6 +10,7 @@ import attrs
 
 from app.billing.order_locks import check_region
 from app.billing.placement import Placement, best_placement, disk_of, has_room_to_grow, region_rooms
+from domain.cpu_match import CpuKind, serves_cpu
 from domain.enums import DiskInterface, DiskType, VmHistoryActionType
 from domain.model import Vm, vm_event
 from domain.pricing import Spec
@@ -33,11 +34,14 @@ class _Nothing:
 
 @attrs.frozen
 class _Offer:
-    """What a VM was sold as: its size, its disk interface and the region it is sold in."""
+    """What a VM was sold as: its size, its disk interface, the region it is sold in and the
+    CPU its host must have (its template's, or its custom template's: copied from the
+    pricing when ordered)."""
 
     spec: Spec
     disk_interface: DiskInterface
     region_id: int | None
+    cpu: CpuKind
 
 
 @attrs.frozen
@@ -67,7 +71,7 @@ async def _sold_as(uow: UnitOfWork, vm: Vm) -> tuple[_Offer | None, str | None]:
         why = _unusable(template, f"template {vm.template_id} of VM {vm.id}")
         if template is None:
             return None, why
-        return _Offer(template, template.disk_interface, template.region_id), why
+        return _Offer(template, template.disk_interface, template.region_id, template), why
     if vm.custom_template_id is None:
         return None, f"VM {vm.id} has no template"
     custom = await uow.custom_templates.get(vm.custom_template_id)
@@ -76,7 +80,7 @@ async def _sold_as(uow: UnitOfWork, vm: Vm) -> tuple[_Offer | None, str | None]:
     pricing = await uow.custom_pricing.get(custom.pricing_id)
     why = _unusable(pricing, f"custom pricing {custom.pricing_id} of VM {vm.id}")
     region = None if pricing is None else pricing.region_id
-    return _Offer(custom, custom.disk_interface, region), why
+    return _Offer(custom, custom.disk_interface, region, custom), why
 
 
 async def _why_no_room(uow: UnitOfWork, vm: Vm, spec: Spec, now: datetime) -> str | None:
@@ -90,15 +94,19 @@ async def _why_no_room(uow: UnitOfWork, vm: Vm, spec: Spec, now: datetime) -> st
     return f"host {vm.host_id} has no room left for VM {vm.id}"
 
 
-async def _why_not_here(uow: UnitOfWork, vm: Vm, spec: Spec, now: datetime) -> str | None:
-    """Why the VM cannot come back on its own host and disk: either gone or disabled, or no
-    room left there; None when it can."""
+async def _why_not_here(uow: UnitOfWork, vm: Vm, offer: _Offer, now: datetime) -> str | None:
+    """Why the deleted VM cannot come back on its own host and disk: either gone or
+    disabled, the host's CPU not what its offer asks for (it is built anew there, as an
+    order would be; the offer's CPU may have changed since, or the host's), or no room
+    left there; None when it can."""
     host = await uow.hosts.get(vm.host_id)
     if reason := _unusable(host, f"host {vm.host_id} of VM {vm.id}"):
         return reason
     if reason := _unusable(await disk_of(uow, vm), f"disk {vm.disk_id} of VM {vm.id}"):
         return reason
-    return await _why_no_room(uow, vm, spec, now)
+    if host is not None and not serves_cpu(host, offer.cpu):
+        return f"host {vm.host_id} has not the CPU the offer of VM {vm.id} asks for"
+    return await _why_no_room(uow, vm, offer.spec, now)
 
 
 async def placing(
@@ -109,17 +117,18 @@ async def placing(
 
     A deleted VM comes back with what it was sold as (its template, or its custom template
     and pricing, neither gone nor disabled) on its own host and disk (neither gone nor
-    disabled) if they have room for its whole size. A late order is judged on room only: its
-    offer, host or disk disabled since does not stop it, and one whose template row is gone
-    has no size to judge and is set up as before.
+    disabled, the host's CPU what the offer asks for) if they have room for its whole size.
+    A late order is judged on room only: its offer, host or disk disabled since does not
+    stop it (its host was chosen for its offer's CPU when it was ordered), and one whose
+    template row is gone has no size to judge and is set up as before.
 
-    When its own host cannot take it (the host or its disk disabled, or no room left) but
-    another enabled host of the same region can, it moves there (`moved_to`, the least
-    loaded, as an order is placed): a revived VM is re-created empty with new addresses
-    anyway (D24), and a never-paid order was never built. Only within `region`, the region
-    whose lock the caller holds (the VM's host's), and only when the VM's offer is sold in
-    that region; a withdrawn offer (template or pricing gone or disabled) of a deleted VM
-    is never placed anew.
+    When its own host cannot take it (the host or its disk disabled, another CPU, or no room
+    left) but another enabled host of the same region can, it moves there (`moved_to`, the
+    least loaded of those whose CPU the offer asks for, as an order is placed): a revived
+    VM is re-created empty with new addresses anyway (D24), and a never-paid order was
+    never built. Only within `region`, the region whose lock the caller holds (the VM's
+    host's), and only when the VM's offer is sold in that region; a withdrawn offer
+    (template or pricing gone or disabled) of a deleted VM is never placed anew.
     """
     offer, why = await _sold_as(uow, vm)
     if offer is None:  # no size to judge: a deleted VM cannot come back, an order stays
@@ -127,7 +136,7 @@ async def placing(
     if deleted and why is not None:
         return Placing(why=why)
     if deleted:
-        here = await _why_not_here(uow, vm, offer.spec, now)
+        here = await _why_not_here(uow, vm, offer, now)
     else:  # a late order is judged on room only: a host or disk disabled since keeps it
         here = await _why_no_room(uow, vm, offer.spec, now)
     if here is None:
@@ -135,7 +144,7 @@ async def placing(
     if region is None or offer.region_id != region:
         return Placing(why=here)
     rooms = await region_rooms(uow, region, now)
-    moved = best_placement(rooms, offer.spec, offer.disk_interface)
+    moved = best_placement(rooms, offer.spec, offer.disk_interface, cpu=offer.cpu)
     if moved is None:
         return Placing(why=f"{here}; no other host of region {region} has room for it")
     return Placing(moved_to=moved)

@@ -10,8 +10,9 @@ from fractions import Fraction
 import attrs
 
 from app.billing.reserved import Usage, reserved_and_unpaid_usage
-from domain.enums import CpuArch, CpuMfg, DiskInterface, DiskType
-from domain.model import CustomPricing, Host, HostDisk, Region
+from domain.cpu_match import CpuKind, serves_cpu
+from domain.enums import DiskInterface, DiskType
+from domain.model import Host, HostDisk, Region
 from domain.pricing import Spec
 from ports.storage import UnitOfWork
 
@@ -47,14 +48,9 @@ class HostRoom:
             and spec.disk_size <= self.disk_free(spec.disk_type, interface)
         )
 
-    def matches_cpu(self, pricing: CustomPricing) -> bool:
-        """The host's CPU satisfies the pricing's manufacturer, architecture and features."""
-        host = self.host
-        if pricing.cpu_mfg is not CpuMfg.UNKNOWN and host.cpu_mfg is not pricing.cpu_mfg:
-            return False
-        if pricing.cpu_arch is not CpuArch.UNKNOWN and host.cpu_arch is not pricing.cpu_arch:
-            return False
-        return set(pricing.cpu_features) <= set(host.cpu_features)
+    def matches_cpu(self, offer: CpuKind) -> bool:
+        """The host's CPU is what the offer asks for (`serves_cpu`, as placement judges it)."""
+        return serves_cpu(self.host, offer)
 
 
 def _room(size: int, factor: object, used: int, unpaid: int, share: Fraction | None) -> int:

@@ -158,10 +158,11 @@ async def list_offers(
 ) -> Offers:
     """Orderable offers (api.md §8.7): enabled and unexpired, in enabled regions, with room.
 
-    A standard template is listed when some enabled host of its region can take it now (the
-    rule ordering applies, with the hosts' `unpaid_share` for never-paid orders: a new
-    order is one); a custom pricing's maxima are capped by the best free room of the
-    region's hosts whose CPU matches, and it is left out when nothing would fit.
+    A standard template is listed when some enabled host of its region whose CPU it runs on
+    can take it now (the rule ordering applies, with the hosts' `unpaid_share` for
+    never-paid orders: a new order is one); a custom pricing's maxima are capped by the
+    best free room of the region's hosts whose CPU matches, and it is left out when
+    nothing would fit.
 
     Neither is listed in a region a new order could get no IPv4 address in (`_addressable`):
     every order is refused there, whatever its size.
@@ -176,7 +177,8 @@ async def list_offers(
             region, plan = regions.get(t.region_id), plans.get(t.cost_plan_id)
             if not t.enabled or region is None or plan is None or not _current(t.expires, now):
                 continue
-            if any(room.fits(t, t.disk_interface) for room in rooms.get(region.id, [])):
+            region_rooms = rooms.get(region.id, [])
+            if any(r.fits(t, t.disk_interface) and r.matches_cpu(t) for r in region_rooms):
                 other = _plan_other_prices(plan, rates, now)
                 templates.append(
                     TemplateOffer(template=t, plan=plan, region=region, other_price=other)
