@@ -105,7 +105,7 @@ async def _why_not_here(uow: UnitOfWork, vm: Vm, offer: _Offer, now: datetime) -
     if reason := _unusable(await disk_of(uow, vm), f"disk {vm.disk_id} of VM {vm.id}"):
         return reason
     if host is not None and not serves_cpu(host, offer.cpu):
-        return f"host {vm.host_id} has not the CPU the offer of VM {vm.id} asks for"
+        return f"host {vm.host_id} lacks the CPU the offer of VM {vm.id} asks for"
     return await _why_no_room(uow, vm, offer.spec, now)
 
 

@@ -121,7 +121,7 @@ async def test_no_host_of_its_offers_cpu_has_room_the_late_payment_becomes_credi
     assert report.completed
     await _assert_credited_once(world, vm, sub_before, renewal)
     assert (
-        f"host {vm.host_id} has not the CPU the offer of VM {vm.id} asks for; "
+        f"host {vm.host_id} lacks the CPU the offer of VM {vm.id} asks for; "
         "no other host of region 1 has room for it"
     ) in _admin_notice(world)
 
