@@ -67,7 +67,7 @@ def server_config(db_url: str, port: int, workdir: Path) -> str:
         f"{NO_ROOM_LIMITS}"
         f"max-live-quotes: {LIVE_QUOTES_CAP}\n"
         f"{REPLAY_SHARES}"
-        f"dev:\n  state-dir: {workdir}\n"
+        f"dev:\n  state-dir: {workdir}\n  enabled: true\n"  # a trial, on MariaDB too
     )
 
 

@@ -13,11 +13,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 from coincurve import PublicKeyXOnly
 
 from adapters.clock.offset import OffsetClock, parse_duration
 from adapters.http.nip98_sign import nip98_header
 from adapters.lightning.dev import DevInvoiceError, DevLightningNode, parse_payment_id
+from lnvps.dev_mode import check_dev_mode
 from lnvps.dev_state import DEV_CLOCK_FILE, DEV_LIGHTNING_FILE, state_path
 from lnvps.logs import setup_logging
 from lnvps.settings import Settings, SettingsError, load_settings, resolve_db_url
@@ -25,6 +27,10 @@ from lnvps.settings import Settings, SettingsError, load_settings, resolve_db_ur
 log = logging.getLogger("lnvps.cli")
 
 DEV_NOSTR_KEY_FILE = "lnvps-dev-nostr.key"
+#: the commands that run the embedded default's dev tools when no Lightning node is
+#: configured (`serve`, `admin` through the whole container, `dev`): `lnvps.dev_mode` judges
+#: their configuration first; `db` and `migrate-legacy-billing` only open the database
+DEV_TOOL_COMMANDS = frozenset({"serve", "admin", "dev"})
 
 
 def _positive(text: str) -> int:
@@ -200,12 +206,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         setup_logging(settings.log_format or ("text" if settings.is_embedded_default else "json"))
+        url = resolve_db_url(args.db, settings)
+        if args.command in DEV_TOOL_COMMANDS:
+            check_dev_mode(attrs.evolve(settings, db=url))
     except (SettingsError, ValueError) as exc:
         print(f"lnvps: {exc}", file=sys.stderr)
         return 2
+    for key in settings.unknown_keys:
+        log.warning("config key %r is not a setting of this server: ignored (misspelt?)", key)
     if run_command is None:
         return asyncio.run(_dev_command(args, settings))
-    return run_command(args, settings, resolve_db_url(args.db, settings))
+    return run_command(args, settings, url)
 
 
 if __name__ == "__main__":

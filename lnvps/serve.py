@@ -8,7 +8,7 @@ import gc
 import logging
 import os
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -25,7 +25,8 @@ from adapters.mysql.seal_secrets import seal_plaintext_secrets
 from app.rates_refresh import refresh_rates, run_rate_refresher
 from app.settlement import run_settlement_listener
 from app.worker.loop import run as run_worker
-from domain.enums import PaymentMethod
+from domain.enums import PaymentMethod, VmHostKind
+from domain.model import Host
 from lnvps.container import Container, close_container, open_container, storage_kind
 from lnvps.demo import seed_demo_catalogue
 from lnvps.settings import Settings
@@ -64,6 +65,11 @@ async def _prepare(settings: Settings, container: Container) -> None:
         if sealed:
             log.info("sealed %d plain-text secret value(s) (D28)", sealed)
     services = container.services()
+    if not settings.is_embedded_default:
+        async with services.uow_factory() as uow:
+            hosts = await uow.hosts.list_all()
+        if (warning := dummy_hosts_warning(hosts)) is not None:
+            log.warning("%s", warning)
     if settings.is_embedded_default and settings.dev.seed_demo:
         seeded = await seed_demo_catalogue(services.uow_factory, services.clock.now())
         if seeded:
@@ -161,6 +167,32 @@ def admin_binding_warning(settings: Settings) -> str | None:
     return None
 
 
+def public_url_warning(settings: Settings) -> str | None:
+    """What to warn about when a production server has no `public-url`: NIP-98 events
+    signed for any host are accepted, and the addresses it hands out (LNURL callbacks,
+    payment redirects) name its listen address."""
+    if not settings.is_embedded_default and not settings.public_url:
+        return (
+            "public-url is not set: the user API accepts NIP-98 events signed for any host"
+            " and names its listen address in LNURL callbacks and payment redirects; set"
+            " public-url to its public address"
+        )
+    return None
+
+
+def dummy_hosts_warning(hosts: Sequence[Host]) -> str | None:
+    """What to warn about when a production server still has enabled dummy hosts (a trial's
+    demo catalogue on the same database): VMs sold on them exist only in a state file."""
+    dummy = [h.name for h in hosts if h.enabled and h.kind is VmHostKind.DUMMY]
+    if not dummy:
+        return None
+    return (
+        f"enabled dummy (mock) VM host(s) {', '.join(sorted(dummy))}: VMs ordered there are"
+        " paid for but never built on a real machine; disable them through the admin API"
+        " (PATCH /api/admin/v1/hosts/ID with enabled: false) unless this is a trial"
+    )
+
+
 def user_auth_binding(settings: Settings, replays: ReplayGuard | None) -> AuthBinding:
     """D26 for the user API: the public URL events must name, the replay guard, and each
     client's share of it (`replay-shares`)."""
@@ -255,6 +287,8 @@ async def serve(
             log.info("lnvps admin API listening on http://%s", settings.admin_listen)
             if (warning := admin_binding_warning(settings)) is not None:
                 log.warning("%s", warning)
+        if (warning := public_url_warning(settings)) is not None:
+            log.warning("%s", warning)
         # the worker starts once both ports are ours: a busy port stops nothing half-begun
         tasks = [asyncio.create_task(c) for c in _background(container, settings, stop, mode)]
         settle_heap()

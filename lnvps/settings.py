@@ -31,6 +31,7 @@ from domain.unpaid_room import (
     DEFAULT_UNPAID_MEMORY,
     UnpaidRoom,
 )
+from lnvps.config_keys import unknown_keys
 from ports.replay import ADDRESS_SHARE, KEY_SHARE
 
 #: the embedded default: a SQLite file in the working directory.
@@ -186,6 +187,9 @@ class DevSettings:
 
     state_dir: str = "."
     seed_demo: bool = True
+    #: `true` runs the dev tools with a config that looks like production (a database
+    #: server, a fiat rail, …): a trial on the real services (`lnvps.dev_mode`)
+    enabled: bool | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -428,13 +432,16 @@ class Settings:
     log_format: str | None = None
     #: browser origins allowed by CORS (with credentials); empty: any origin, no credentials
     cors_origins: list[str] = attrs.field(factory=list)
+    #: the config file's keys no setting reads (`lnvps.config_keys`), warned about at start
+    unknown_keys: tuple[str, ...] = ()
 
     @property
     def is_embedded_default(self) -> bool:
         """No real Lightning node: the dev rail, the dev clock and `lnvps dev` tools are on.
 
-        This is the one-box trial (SQLite by default, MariaDB works too); production
-        configures `lightning.lnd`, which turns every dev switch off.
+        This is the one-box trial (SQLite by default; MariaDB, Redis or a fiat rail only with
+        `dev.enabled: true`, `lnvps.dev_mode`); production configures `lightning.lnd`, which
+        turns every dev switch off.
         """
         return self.lightning.lnd is None
 
@@ -522,6 +529,7 @@ def load_settings(
     ):
         if env.get(name):
             raw[key] = env[name]
+    raw.pop("unknown_keys", None)  # not a setting a file may give
     try:
         settings = _converter().structure(raw, Settings)
     except cattrs.BaseValidationError as exc:  # each problem named by where it is
@@ -530,7 +538,7 @@ def load_settings(
     _check_public_url(settings.public_url)
     _check_public_url(settings.admin_public_url, "admin-public-url")
     _check_rate_source(settings)
-    return settings
+    return attrs.evolve(settings, unknown_keys=tuple(unknown_keys(raw, Settings)))
 
 
 def _check_rate_source(settings: Settings) -> None:

@@ -138,6 +138,12 @@ async def running_worker(workdir: Path) -> AsyncIterator[ForkedProcess]:
         await _stop(process)
 
 
+def _trial(extra_config: str) -> str:
+    """`dev.enabled` for a server on the dev rail (MariaDB, Redis or a fiat rail make a
+    config production-like, `lnvps.dev_mode`); none with a Lightning node configured."""
+    return "" if "lnd:" in extra_config else "  enabled: true\n"
+
+
 @asynccontextmanager
 async def running_server(
     workdir: Path, db_url: str, extra_config: str = "", mode: str = "all", *, real_cli: bool = False
@@ -150,7 +156,7 @@ async def running_server(
     config = workdir / "config.yaml"
     config.write_text(
         f"db: {db_url}\nlisten: 127.0.0.1:{port}\nadmin-listen: 127.0.0.1:{admin_port}\n"
-        f"delete-after: 3\ndev:\n  state-dir: {workdir}\n{extra_config}"
+        f"delete-after: 3\ndev:\n  state-dir: {workdir}\n{_trial(extra_config)}{extra_config}"
     )
     argv = ["--config", str(config), "serve", "--mode", mode]
     process: asyncio.subprocess.Process | ForkedProcess

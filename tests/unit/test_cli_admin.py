@@ -60,6 +60,10 @@ def lnvps(
     LNVPS_* variables (as the subprocess gets them), the loggers it sets restored afterwards."""
     for name in [k for k in os.environ if k.startswith("LNVPS_")]:
         monkeypatch.delenv(name)
+    # a trial's config: on MariaDB the dev tools run only when asked for (`lnvps.dev_mode`)
+    trial = tmp_path / "trial.yaml"
+    trial.write_text(f"dev: {{enabled: true, state-dir: {tmp_path}}}\n")
+    monkeypatch.setenv("LNVPS_CONFIG", str(trial))
     monkeypatch.chdir(tmp_path)
     root, alembic = logging.getLogger(), logging.getLogger("alembic")
     handlers, level, alembic_level = root.handlers[:], root.level, alembic.level
