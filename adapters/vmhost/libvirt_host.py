@@ -159,7 +159,9 @@ class LibvirtVmHost:
     * `get_time_series` turns the counters of every state read of this client (the worker's
       VM checks, and the read itself) into rates between consecutive samples.
     * `stop_vm` is a hard power-off (`destroy`), as Proxmox's `status/stop`; `restart_vm` is a
-      hard `reset` (a stopped VM is started instead, as the dummy does).
+      hard `reset` (a stopped VM is started instead, as the dummy does). A start or restart
+      marks the domain autostart and a stop clears it (as Proxmox's `onboot`), so a
+      hypervisor reboot brings back the running VMs and leaves the stopped ones off.
     * Uptime counts from the start LNVPS recorded (with `clock`) in the running domain's live
       metadata, so it survives a new client and vanishes when the domain stops.
     * Power calls on a missing domain raise `VmNotFoundOnHost`; `delete_vm` of one succeeds.
@@ -384,7 +386,10 @@ class LibvirtVmHost:
         await self._run(f"create VM {info.vm.id}", create, long=True, builds=info.vm.id)
 
     async def start_vm(self, vm: Vm) -> None:
+        """Start the VM and mark it autostart, so a reboot of the hypervisor brings it back."""
+
         def start(dom: Dom) -> None:
+            dom.setAutostart(1)
             if not dom.isActive():
                 dom.create()
                 self._stamp_start(dom, vm.id)
@@ -392,9 +397,14 @@ class LibvirtVmHost:
         await self._on_domain(vm, "start", start)
 
     async def stop_vm(self, vm: Vm) -> None:
-        """Hard power-off (`destroy`): deterministic, as the expiry stop and upgrades need."""
+        """Hard power-off (`destroy`): deterministic, as the expiry stop and upgrades need.
+
+        Autostart is cleared first: a VM stopped for its expiry (or by its owner) stays off
+        when the hypervisor reboots.
+        """
 
         def stop(dom: Dom) -> None:
+            dom.setAutostart(0)
             if dom.isActive():
                 dom.destroy()
             self._cpu_samples.pop(vm.id, None)
@@ -402,9 +412,10 @@ class LibvirtVmHost:
         await self._on_domain(vm, "stop", stop)
 
     async def restart_vm(self, vm: Vm) -> None:
-        """Hard reset of a running VM; a stopped one is started."""
+        """Hard reset of a running VM; a stopped one is started (autostart set, as a start)."""
 
         def restart(dom: Dom) -> None:
+            dom.setAutostart(1)
             if dom.isActive():
                 dom.reset(0)
             else:

@@ -220,6 +220,22 @@ async def test_start_and_stop_are_idempotent(host: LibvirtVmHost) -> None:
     assert (await host.get_vm_state(vm(1))).state is VmRunState.RUNNING
 
 
+async def test_a_started_vm_is_autostarted_and_a_stopped_one_is_not(
+    host: LibvirtVmHost, conn: Any
+) -> None:
+    """A hypervisor reboot brings back what runs and leaves what was stopped (an expired
+    VM) off."""
+    await host.create_vm(info(1))
+    dom = conn.lookupByName(domain_name(1))
+    assert not dom.autostart()  # built, not started yet
+    await host.start_vm(vm(1))
+    assert dom.autostart()
+    await host.stop_vm(vm(1))
+    assert not dom.autostart()
+    await host.restart_vm(vm(1))
+    assert dom.autostart()
+
+
 async def test_restart_of_a_stopped_vm_starts_it(host: LibvirtVmHost) -> None:
     await host.create_vm(info(1))
     await host.restart_vm(vm(1))
