@@ -22,6 +22,7 @@ from adapters.vmhost.libvirt_volumes import (
     delete_volume,
     is_test_driver,
     lookup_volume,
+    store_image,
     write_volume,
 )
 from adapters.vmhost.libvirt_xml import (
@@ -155,7 +156,8 @@ class LibvirtVmHost:
       static addresses and routes, `nameservers`) and defines a persistent domain `vm<id>` on
       `network` with the seed as a CD-ROM. Like the dummy host the VM is left **stopped**.
     * `download_os_image` streams the image URL to a temporary file in `download_dir`
-      (checksum verified), then uploads it into the pool as the image volume.
+      (checksum verified), uploads it into a volume of its own and copies that to the
+      image volume once complete.
     * `get_time_series` turns the counters of every state read of this client (the worker's
       VM checks, and the read itself) into rates between consecutive samples.
     * `stop_vm` is a hard power-off (`destroy`), as Proxmox's `status/stop`; `restart_vm` is a
@@ -560,7 +562,9 @@ class LibvirtVmHost:
     async def download_os_image(self, image: OsImage) -> bool:
         """Download the image (checksum verified) and upload it as the pool's image volume.
 
-        An image volume already in the pool is kept (False); a mismatch leaves nothing behind.
+        An image volume already in the pool is kept (False), as is one another download
+        stored meanwhile; a mismatch leaves nothing behind. The volume of the image's name
+        only ever holds a complete upload (`store_image`), so its presence is enough.
         """
         try:
             name = image_volume_name(image.url)
@@ -582,14 +586,13 @@ class LibvirtVmHost:
         try:
             size = path.stat().st_size
 
-            def store(conn: Conn) -> None:
+            def store(conn: Conn) -> bool:
                 pool = conn.storagePoolLookupByName(self.storage_pool)
-                write_volume(conn, pool, name, file_chunks(path), size)
+                return store_image(conn, pool, name, file_chunks(path), size)
 
-            await self._run(f"upload image {name}", store, long=True)
+            return await self._run(f"upload image {name}", store, long=True)
         finally:
             path.unlink(missing_ok=True)
-        return True
 
     # --- helpers (run in worker threads) -----------------------------------------------------
 
