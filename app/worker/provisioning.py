@@ -537,8 +537,8 @@ async def stop_expired_again(
     is left running; a read from before the expiry stop itself stops nothing), and
     recorded as one more Expired entry: the renewal rule still starts it, and the next check
     finds it stopped, so it is stopped and recorded once per time it comes back. No notice:
-    the owner was told at the expiry. A VM started by an admin or its owner since the stop
-    (their Started is the last power event) is left alone.
+    the owner was told at the expiry. A VM whose last power event is a later start (recorded
+    Started) is left alone.
     """
     async with deps.uow_factory() as uow:  # reads only: nearly always nothing to do
         if not await stopped_by_expiry(uow, vm.id):
