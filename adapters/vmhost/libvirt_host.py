@@ -18,7 +18,13 @@ import libvirt
 from adapters.vmhost.cloud_init import seed_files, seed_iso
 from adapters.vmhost.image_download import download_image, file_chunks
 from adapters.vmhost.libvirt_metrics import Sample, SampleHistory
-from adapters.vmhost.libvirt_volumes import delete_volume, lookup_volume, write_volume
+from adapters.vmhost.libvirt_volumes import (
+    delete_volume,
+    is_test_driver,
+    lookup_volume,
+    store_image,
+    write_volume,
+)
 from adapters.vmhost.libvirt_xml import (
     METADATA_KEY,
     METADATA_NS,
@@ -150,11 +156,14 @@ class LibvirtVmHost:
       static addresses and routes, `nameservers`) and defines a persistent domain `vm<id>` on
       `network` with the seed as a CD-ROM. Like the dummy host the VM is left **stopped**.
     * `download_os_image` streams the image URL to a temporary file in `download_dir`
-      (checksum verified), then uploads it into the pool as the image volume.
+      (checksum verified), uploads it into a volume of its own and copies that to the
+      image volume once complete.
     * `get_time_series` turns the counters of every state read of this client (the worker's
       VM checks, and the read itself) into rates between consecutive samples.
     * `stop_vm` is a hard power-off (`destroy`), as Proxmox's `status/stop`; `restart_vm` is a
-      hard `reset` (a stopped VM is started instead, as the dummy does).
+      hard `reset` (a stopped VM is started instead, as the dummy does). A start or restart
+      marks the domain autostart and a stop clears it (as Proxmox's `onboot`), so a
+      hypervisor reboot brings back the running VMs and leaves the stopped ones off.
     * Uptime counts from the start LNVPS recorded (with `clock`) in the running domain's live
       metadata, so it survives a new client and vanishes when the domain stops.
     * Power calls on a missing domain raise `VmNotFoundOnHost`; `delete_vm` of one succeeds.
@@ -379,7 +388,10 @@ class LibvirtVmHost:
         await self._run(f"create VM {info.vm.id}", create, long=True, builds=info.vm.id)
 
     async def start_vm(self, vm: Vm) -> None:
+        """Start the VM and mark it autostart, so a reboot of the hypervisor brings it back."""
+
         def start(dom: Dom) -> None:
+            dom.setAutostart(1)
             if not dom.isActive():
                 dom.create()
                 self._stamp_start(dom, vm.id)
@@ -387,9 +399,14 @@ class LibvirtVmHost:
         await self._on_domain(vm, "start", start)
 
     async def stop_vm(self, vm: Vm) -> None:
-        """Hard power-off (`destroy`): deterministic, as the expiry stop and upgrades need."""
+        """Hard power-off (`destroy`): deterministic, as the expiry stop and upgrades need.
+
+        Autostart is cleared first: a VM stopped for its expiry (or by its owner) stays off
+        when the hypervisor reboots.
+        """
 
         def stop(dom: Dom) -> None:
+            dom.setAutostart(0)
             if dom.isActive():
                 dom.destroy()
             self._cpu_samples.pop(vm.id, None)
@@ -397,9 +414,10 @@ class LibvirtVmHost:
         await self._on_domain(vm, "stop", stop)
 
     async def restart_vm(self, vm: Vm) -> None:
-        """Hard reset of a running VM; a stopped one is started."""
+        """Hard reset of a running VM; a stopped one is started (autostart set, as a start)."""
 
         def restart(dom: Dom) -> None:
+            dom.setAutostart(1)
             if dom.isActive():
                 dom.reset(0)
             else:
@@ -471,8 +489,8 @@ class LibvirtVmHost:
         """Set vcpus and memory in the persistent config (effective at the next boot: the
         upgrade stops and starts the VM) and grow the disk; a disk is never shrunk.
 
-        A step the driver does not support (the test driver cannot resize volumes) is logged
-        and skipped, the other steps still run.
+        A step the driver does not support fails the resize for good (the worker tells the
+        admins); only the test driver's (it cannot resize volumes) is logged and skipped.
         """
         res = info.resources
         spec_of = info.template if info.template is not None else info.custom_template
@@ -497,7 +515,7 @@ class LibvirtVmHost:
             if kib < max_kib:
                 mem_steps.reverse()
             for step in (*vcpu_steps, *mem_steps):
-                self._optional(f"VM {info.vm.id}: set cpu/memory", step)
+                self._optional(conn, f"VM {info.vm.id}: set cpu/memory", step)
             self._grow_disk(conn, dom, info.vm.id, res.disk_size, disk_target(interface))
 
         await self._run(f"resize VM {info.vm.id}", resize)
@@ -544,7 +562,9 @@ class LibvirtVmHost:
     async def download_os_image(self, image: OsImage) -> bool:
         """Download the image (checksum verified) and upload it as the pool's image volume.
 
-        An image volume already in the pool is kept (False); a mismatch leaves nothing behind.
+        An image volume already in the pool is kept (False), as is one another download
+        stored meanwhile; a mismatch leaves nothing behind. The volume of the image's name
+        only ever holds a complete upload (`store_image`), so its presence is enough.
         """
         try:
             name = image_volume_name(image.url)
@@ -566,14 +586,13 @@ class LibvirtVmHost:
         try:
             size = path.stat().st_size
 
-            def store(conn: Conn) -> None:
+            def store(conn: Conn) -> bool:
                 pool = conn.storagePoolLookupByName(self.storage_pool)
-                write_volume(conn, pool, name, file_chunks(path), size)
+                return store_image(conn, pool, name, file_chunks(path), size)
 
-            await self._run(f"upload image {name}", store, long=True)
+            return await self._run(f"upload image {name}", store, long=True)
         finally:
             path.unlink(missing_ok=True)
-        return True
 
     # --- helpers (run in worker threads) -----------------------------------------------------
 
@@ -615,12 +634,18 @@ class LibvirtVmHost:
         """A fresh qcow2 volume `name` cloned from `base` (replacing any volume of that name).
 
         The clone's capacity is read back (`info` re-reads a file volume) and grown when it is
-        still smaller than `size`.
+        still smaller than `size`; a clone that cannot be grown is deleted again.
         """
         delete_volume(lookup_volume(pool, name))
         volume = pool.createXMLFrom(volume_xml(name, size), base, 0)
         if int(volume.info()[1]) < size:
-            self._optional(f"grow volume {name}", lambda: volume.resize(size, 0))
+            try:
+                self._optional(
+                    pool.connect(), f"grow volume {name}", lambda: volume.resize(size, 0)
+                )
+            except BaseException:
+                delete_volume(volume)
+                raise
         return volume
 
     def _grow_disk(self, conn: Conn, dom: Dom, vm_id: int, size: int, target: str) -> None:
@@ -636,10 +661,12 @@ class LibvirtVmHost:
             if dom.isActive():
                 bytes_flag = libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES
                 self._optional(
-                    f"VM {vm_id}: grow disk", lambda: dom.blockResize(target, size, bytes_flag)
+                    conn,
+                    f"VM {vm_id}: grow disk",
+                    lambda: dom.blockResize(target, size, bytes_flag),
                 )
             else:
-                self._optional(f"VM {vm_id}: grow disk", lambda: volume.resize(size, 0))
+                self._optional(conn, f"VM {vm_id}: grow disk", lambda: volume.resize(size, 0))
 
     def _write_seed(
         self, conn: Conn, pool: Any, info: vmhost.FullVmInfo, instance_tag: str = ""
@@ -648,30 +675,38 @@ class LibvirtVmHost:
         data = seed_iso(seed_files(info, self.nameservers, instance_tag))
         return write_volume(conn, pool, seed_volume_name(info.vm.id), [data], len(data))
 
-    def _optional(self, what: str, step: Callable[[], object]) -> None:
-        """Run a step the driver may not implement; an unsupported one is logged and skipped."""
+    def _optional(self, conn: Conn, what: str, step: Callable[[], object]) -> None:
+        """Run a sizing step; one the test driver does not implement is logged and skipped.
+
+        On any other driver an unsupported step raises (a fatal `VmHostError` once
+        classified): skipping it would report a paid disk or memory upgrade as done, or
+        give a new VM a smaller disk than it was sold with.
+        """
         try:
             step()
         except libvirt.libvirtError as exc:
-            if _code(exc) != libvirt.VIR_ERR_NO_SUPPORT:
+            if _code(exc) != libvirt.VIR_ERR_NO_SUPPORT or not is_test_driver(conn):
                 raise
             log.warning(
                 "%s skipped, unsupported by %s: %s", what, self.uri, exc.get_error_message()
             )
 
     def _stamp_start(self, dom: Dom, vm_id: int) -> None:
-        """Record in the live metadata that LNVPS (re)started the domain now."""
+        """Record in the live metadata that LNVPS (re)started the domain now; a driver that
+        keeps no metadata only costs the uptime figure (logged), never the start."""
         now = self._now()
-        self._optional(
-            f"VM {vm_id}: record start time",
-            lambda: dom.setMetadata(
+        try:
+            dom.setMetadata(
                 libvirt.VIR_DOMAIN_METADATA_ELEMENT,
                 started_metadata(now),
                 METADATA_KEY,
                 METADATA_NS,
                 libvirt.VIR_DOMAIN_AFFECT_LIVE,
-            ),
-        )
+            )
+        except libvirt.libvirtError as exc:
+            if _code(exc) != libvirt.VIR_ERR_NO_SUPPORT:
+                raise
+            log.warning("VM %s: start time not recorded by %s: %s", vm_id, self.uri, exc)
         self._cpu_samples.pop(vm_id, None)
 
     def _started_at(self, dom: Dom) -> int | None:

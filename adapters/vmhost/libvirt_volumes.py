@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from typing import Any
@@ -82,6 +83,47 @@ def write_volume(
         delete_volume(volume)
         raise
     return volume
+
+
+def store_image(conn: Any, pool: Any, name: str, chunks: Iterable[bytes], size: int) -> bool:
+    """Upload an OS image into the pool as volume `name`; False when another download stored
+    it first.
+
+    The bytes go into a volume of this upload's own (`<name>.part-<hex>`) that is copied to
+    `name` only once the upload finished: an upload cut off midway (a dropped link, a killed
+    worker) never leaves a truncated volume under the image's name, which every later
+    create would clone, and two downloads of one image never delete each other's upload.
+    The upload volume is deleted afterwards; one left behind by a dead link is only logged.
+    """
+    part = write_volume(conn, pool, f"{name}.part-{secrets.token_hex(4)}", chunks, size)
+    try:
+        return copy_volume(pool, part, name)
+    finally:
+        try:
+            delete_volume(part)
+        except libvirt.libvirtError as exc:
+            log.warning("upload volume %s left in the pool: %s", part.name(), exc)
+
+
+def copy_volume(pool: Any, source: Any, name: str) -> bool:
+    """Copy `source` into a new volume `name` of its size and format, within libvirtd (which
+    deletes a copy that fails); False when a volume `name` exists already."""
+    capacity = int(source.info()[1])
+    found = ET.fromstring(str(source.XMLDesc(0))).find("target/format")
+    fmt = found.get("type", "raw") if found is not None else "raw"
+    try:
+        pool.createXMLFrom(raw_volume_xml(name, capacity, fmt), source, 0)
+    except libvirt.libvirtError as exc:
+        refused = exc.get_error_code() in _EXISTS_CODES
+        if refused and lookup_volume(pool, name) is not None:
+            log.info("volume %s was stored meanwhile by another call", name)
+            return False
+        raise
+    return True
+
+
+#: how a volume create refuses an existing name (the test driver says "operation failed")
+_EXISTS_CODES = {libvirt.VIR_ERR_STORAGE_VOL_EXIST, libvirt.VIR_ERR_OPERATION_FAILED}
 
 
 def lookup_volume(pool: Any, name: str) -> Any:

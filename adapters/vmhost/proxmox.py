@@ -142,7 +142,10 @@ class ProxmoxVmHost:
         `create_vm` boots the guest (`start_after_create`) and the spawn pipeline starts it
         again; a retried start whose first answer was lost does the same. Proxmox fails such
         a start's task with "VM N already running", which here means the start is done.
+
+        It is marked `onboot=1` first, so a reboot of the node brings it back.
         """
+        await self._start_on_boot(vm, True)
         try:
             await self._power(vm, "start")
         except vmhost.VmHostError as exc:
@@ -151,9 +154,13 @@ class ProxmoxVmHost:
             log.info("VM %s already running on %s", vm.id, self.config.node)
 
     async def stop_vm(self, vm: Vm) -> None:
+        """Hard stop; `onboot` is cleared first, so a VM stopped for its expiry (or by its
+        owner) stays off when the node reboots."""
+        await self._start_on_boot(vm, False)
         await self._power(vm, "stop")
 
     async def restart_vm(self, vm: Vm) -> None:
+        await self._start_on_boot(vm, True)
         await self._power(vm, "reset")
 
     async def delete_vm(self, vm: Vm) -> None:
@@ -263,6 +270,10 @@ class ProxmoxVmHost:
             await self.delete_vm(vm)
         except vmhost.VmHostError as exc:
             log.warning("VM %s: removing it after its failed create failed: %s", vm.id, exc)
+
+    async def _start_on_boot(self, vm: Vm, on: bool) -> None:
+        """Set the guest's `onboot` (a synchronous config change: no task)."""
+        await self._api.call("PUT", self._qemu(vm, "/config"), {"onboot": "1" if on else "0"})
 
     async def _power(self, vm: Vm, action: str) -> None:
         await self._api.run_task("POST", self._qemu(vm, f"/status/{action}"))

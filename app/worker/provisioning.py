@@ -480,7 +480,9 @@ async def handle_vm_state(
     A VM the host has but this service never saw built (no MAC saved: its spawn died before
     committing) counts as missing. A paid VM the host reports stopped whose last power event
     is the expiry stop was renewed after it was stopped: it is started again (history
-    Started). An unpaid or expired VM missing from its host is left alone (§13 item 27).
+    Started). An expired VM the host reports running after its expiry stop (its host
+    rebooted and booted it) is stopped again (`stop_expired_again`). An unpaid or expired
+    VM missing from its host is left alone (§13 item 27).
     """
     now = deps.clock.now()
     paid = is_paid_now(sub, now)
@@ -490,6 +492,9 @@ async def handle_vm_state(
             await spawn_vm(deps, vm.id)
         return
     await _cache(deps, vm.id, state)
+    if not paid and state.state is VmRunState.RUNNING:
+        await stop_expired_again(deps, vm, state, now)
+        return
     if not paid or state.state is not VmRunState.STOPPED:
         return
     async with deps.uow_factory() as uow:  # reads only: most stopped VMs stay as they are
@@ -518,6 +523,53 @@ async def handle_vm_state(
         await uow.worker_leases.release(spawn_lease(vm.id), token)
         await uow.commit()
     await _cache(deps, vm.id, attrs.evolve(state, state=VmRunState.RUNNING))
+
+
+async def stop_expired_again(
+    deps: WorkerDeps, vm: Vm, state: VmRunningState, now: datetime
+) -> None:
+    """Stop an unpaid VM found running whose last power event is its expiry stop.
+
+    The expiry stop happens once per period (D15), so a VM its host booted again afterwards
+    (a node reboot with the VM still marked to start on boot) would run free until its
+    grace deletion. It is stopped here, decided under the VM's lease with the payment and
+    the host's state read again (a renewal's start waits for it, or lands first and the VM
+    is left running; a read from before the expiry stop itself stops nothing), and
+    recorded as one more Expired entry: the renewal rule still starts it, and the next check
+    finds it stopped, so it is stopped and recorded once per time it comes back. No notice:
+    the owner was told at the expiry. A VM whose last power event is a later start (recorded
+    Started) is left alone.
+    """
+    async with deps.uow_factory() as uow:  # reads only: nearly always nothing to do
+        if not await stopped_by_expiry(uow, vm.id):
+            return
+    async with deps.uow_factory() as uow:
+        token = await uow.worker_leases.take(spawn_lease(vm.id), now, now - deps.host_lease)
+        if token is None:
+            log.info("VM %s is busy on its host; not stopped by this check", vm.id)
+            return
+        if await paid_now(deps, uow, vm) or not await stopped_by_expiry(uow, vm.id):
+            return  # nothing committed: no lease kept
+        _, client = await deps.host_of(uow, vm.host_id)
+        await uow.commit()
+    try:  # read again under the lease: the check's read may predate the expiry stop
+        fresh = await deps.retry.call(f"state of VM {vm.id}", lambda: client.get_vm_state(vm))
+        if fresh.state is VmRunState.RUNNING:
+            log.warning("VM %s runs after its expiry stop (its host booted it); stopping it", vm.id)
+            await stop_on_host(deps, client, vm)
+    except BaseException:
+        await release_lease(deps, spawn_lease(vm.id), token)
+        raise
+    if fresh.state is not VmRunState.RUNNING:
+        await release_lease(deps, spawn_lease(vm.id), token)
+        await _cache(deps, vm.id, fresh)
+        return
+    async with deps.uow_factory() as uow:
+        text = f"VM {vm.id} was found running after its expiry stop and was stopped again"
+        await uow.vm_history.add(history(vm.id, VmHistoryActionType.EXPIRED, now, text))
+        await uow.worker_leases.release(spawn_lease(vm.id), token)
+        await uow.commit()
+    await _cache(deps, vm.id, attrs.evolve(state, state=VmRunState.STOPPED))
 
 
 async def vm_with_subscription(

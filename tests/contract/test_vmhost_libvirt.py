@@ -24,6 +24,7 @@ except ImportError as exc:  # pragma: no cover - depends on the machine
     pytest.skip(f"libvirt-python not importable: {exc}", allow_module_level=True)
 
 from adapters.memory.clock import FakeClock
+from adapters.vmhost import libvirt_host
 from adapters.vmhost.libvirt_host import LibvirtVmHost, classify
 from adapters.vmhost.libvirt_xml import domain_name, image_volume_name
 from domain.enums import DiskInterface, DiskType
@@ -219,6 +220,22 @@ async def test_start_and_stop_are_idempotent(host: LibvirtVmHost) -> None:
     assert (await host.get_vm_state(vm(1))).state is VmRunState.RUNNING
 
 
+async def test_a_started_vm_is_autostarted_and_a_stopped_one_is_not(
+    host: LibvirtVmHost, conn: Any
+) -> None:
+    """A hypervisor reboot brings back what runs and leaves what was stopped (an expired
+    VM) off."""
+    await host.create_vm(info(1))
+    dom = conn.lookupByName(domain_name(1))
+    assert not dom.autostart()  # built, not started yet
+    await host.start_vm(vm(1))
+    assert dom.autostart()
+    await host.stop_vm(vm(1))
+    assert not dom.autostart()
+    await host.restart_vm(vm(1))
+    assert dom.autostart()
+
+
 async def test_restart_of_a_stopped_vm_starts_it(host: LibvirtVmHost) -> None:
     await host.create_vm(info(1))
     await host.restart_vm(vm(1))
@@ -249,6 +266,19 @@ async def test_resize_sets_cpu_and_memory_in_the_config(
     assert "<memory unit='KiB'>1048576</memory>" in xml
     assert ">1</vcpu>" in xml
     assert "not shrunk" in caplog.text
+
+
+async def test_a_disk_growth_the_driver_cannot_do_fails_for_good_off_the_test_driver(
+    host: LibvirtVmHost, conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The skip is the test driver's only: elsewhere a paid disk upgrade the pool cannot
+    apply must not report success (the worker gives the resize up and tells the admins)."""
+    await host.create_vm(info(1, disk=10 * GIB))
+    monkeypatch.setattr(libvirt_host, "is_test_driver", lambda _conn: False)
+    with pytest.raises(VmHostError, match="not supported") as caught:
+        await host.resize_vm(info(1, disk=80 * GIB))
+    assert caught.value.transient is False
+    assert int(_volume(conn, "vm1-disk0").info()[1]) == 10 * GIB
 
 
 async def test_reinstall_clones_the_image_again_and_keeps_a_running_vm_running(

@@ -28,7 +28,7 @@ from adapters.vmhost.libvirt_volumes import upload
 from domain.model import IpAssignment, IpRange
 from ports.vmhost import FullVmInfo, VmHostError
 from tests.contract.test_vmhost import T0, info
-from tests.contract.test_vmhost_libvirt import POOL, URI, unicast_vm
+from tests.contract.test_vmhost_libvirt import IMAGE, POOL, URI, unicast_vm
 from tests.contract.test_vmhost_libvirt import conn as conn
 from tests.fakes.image_server import IMAGE_BYTES, ImageServer
 
@@ -80,7 +80,8 @@ def uploads(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, bytes]]:
         seen[name] = data
         return real(conn, pool, name, [data], size, fmt)
 
-    monkeypatch.setattr(libvirt_host, "write_volume", recording)
+    monkeypatch.setattr(libvirt_host, "write_volume", recording)  # seed ISOs
+    monkeypatch.setattr(libvirt_volumes, "write_volume", recording)  # image uploads
     yield seen
 
 
@@ -162,9 +163,12 @@ async def test_download_stores_the_checked_image_once(
 ) -> None:
     image = image_server.image("bookworm.qcow2", sha2="sha512")
     assert await host.download_os_image(image) is True
-    assert uploads["bookworm.qcow2"] == IMAGE_BYTES
-    volume = conn.storagePoolLookupByName(POOL).storageVolLookupByName("bookworm.qcow2")
+    [(part, data)] = uploads.items()  # uploaded under a name of its own, then copied
+    assert part.startswith("bookworm.qcow2.part-") and data == IMAGE_BYTES
+    pool = conn.storagePoolLookupByName(POOL)
+    volume = pool.storageVolLookupByName("bookworm.qcow2")
     assert int(volume.info()[1]) == len(IMAGE_BYTES)
+    assert {v.name() for v in pool.listAllVolumes(0)} == {IMAGE, "bookworm.qcow2"}
     assert await host.download_os_image(image) is False
     assert image_server.hits["bookworm.qcow2"] == 1
 

@@ -185,6 +185,23 @@ async def test_starting_a_running_vm_is_done_not_an_error(node: Node) -> None:
     assert len(node.fake.calls("POST", "/qemu/101/status/start")) == 3
 
 
+async def test_a_stopped_vm_stays_off_when_its_node_reboots_and_a_started_one_comes_back(
+    node: Node,
+) -> None:
+    """`onboot` follows the last power call (review r17): an expiry-stopped VM must not boot
+    again with its node, a running one must."""
+    await node.host.create_vm(info(1))
+    await node.host.stop_vm(vm(1))
+    node.fake.reboot()
+    assert node.fake.guests[101].status == "stopped"
+    await node.host.start_vm(vm(1))
+    node.fake.reboot()
+    assert node.fake.guests[101].status == "running"
+    await node.host.restart_vm(vm(1))
+    assert node.fake.guests[101].config["onboot"] == "1"
+    assert node.fake.calls("PUT", "/qemu/101/config")[:2] == [{"onboot": "1"}, {"onboot": "0"}]
+
+
 async def test_tasks_are_polled_until_they_stop(node: Node) -> None:
     node.fake.task_polls = 3
     await node.host.create_vm(info(1))

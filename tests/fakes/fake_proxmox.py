@@ -118,6 +118,7 @@ class FakeProxmox:
         self.app.router.add_post(qemu + "/status/{action:start|stop|reset}", self._power)
         self.app.router.add_delete(qemu, self._destroy)
         self.app.router.add_post(qemu + "/config", self._configure)
+        self.app.router.add_put(qemu + "/config", self._configure_now)
         self.app.router.add_get(qemu + "/config", self._config)
         self.app.router.add_get(base + "/tasks", self._task_list)
         self.app.router.add_put(qemu + "/resize", self._resize)
@@ -135,6 +136,13 @@ class FakeProxmox:
     def warn_tasks(self, *kinds: str) -> None:
         """Successful tasks of these kinds (all kinds when none given) end `WARNINGS: 1`."""
         self.task_exit.update(dict.fromkeys(kinds or TASK_KINDS, "WARNINGS: 1"))
+
+    def reboot(self) -> None:
+        """The node restarts: every guest goes down, then those with `onboot=1` boot."""
+        for guest in self.guests.values():
+            on = guest.config.get("onboot") == "1"
+            guest.status = "running" if on else "stopped"
+            guest.running_since = self._now() if on else None
 
     def calls(self, method: str, path_suffix: str) -> list[dict[str, str]]:
         """Parameters of the recorded requests whose path ends with `path_suffix`."""
@@ -248,6 +256,16 @@ class FakeProxmox:
             guest.disk_size = IMPORTED_DISK
         guest.config.update(params)
         return _ok(self._task(guest.vmid, "qmconfig"))
+
+    async def _configure_now(self, request: web.Request) -> web.Response:
+        """`PUT /config`: the synchronous form (no task), for small settings."""
+        guest = self._guest(request)
+        if guest is None:
+            return self._no_such_vm(request)
+        if self._locked(guest.vmid):
+            return _error(500, f"VM {guest.vmid} is locked (create)")
+        guest.config.update({k: str(v) for k, v in (await request.post()).items()})
+        return _ok(None)
 
     async def _resize(self, request: web.Request) -> web.Response:
         guest = self._guest(request)

@@ -9,6 +9,7 @@ from datetime import timedelta
 import attrs
 
 from adapters.vmhost.dummy import DummyVmHost
+from app.worker.provisioning import history
 from app.worker.vmcheck import check_vms
 from domain.enums import VmHistoryActionType as H
 from domain.model import Host
@@ -110,6 +111,53 @@ async def test_expired_vm_missing_from_its_host_is_left_alone_and_never_deleted(
 
     assert world.host.calls.get("create_vm") == 1
     assert not (await world.shop.vm(vm.id)).deleted  # §13 items 27, 28
+
+
+async def test_an_expired_vm_its_host_booted_again_is_stopped_once_and_can_resume(
+    world: World,
+) -> None:
+    """Its node rebooted with the VM still marked to start on boot (review r17): the expiry
+    stop is not repeated (D15), so the VM check stops it, with one more Expired entry."""
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    world.at(sub.expires + SECOND)
+    await world.lifecycle()
+    assert world.host_state(vm.id) == "stopped"
+    world.advance(HOUR)
+    await world.host.inner.start_vm(vm)  # the node rebooted and booted it
+
+    await world.vm_check()
+    assert world.host_state(vm.id) == "stopped"
+    assert len(await world.history(vm, H.EXPIRED)) == 2
+    state = await world.states.get(vm.id)
+    assert state is not None and state.state.value == "stopped"
+
+    await world.vm_check()  # stopped already: nothing more stopped or recorded
+    assert len(await world.history(vm, H.EXPIRED)) == 2
+    assert world.host.calls.get("stop_vm") == 2
+
+    await world.complete(await world.renew(vm))  # the renewal still starts it again
+    await world.run_jobs()
+    assert world.host_state(vm.id) == "running"
+
+
+async def test_an_expired_vm_started_since_its_expiry_stop_is_left_running(world: World) -> None:
+    """Only the expiry stop is enforced: a start recorded after it (an admin's) is kept."""
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    world.at(sub.expires + SECOND)
+    await world.lifecycle()
+    async with world.shop.factory() as uow:
+        await uow.vm_history.add(history(vm.id, H.STARTED, world.now, "started by an admin"))
+        await uow.commit()
+    await world.host.inner.start_vm(vm)
+
+    await world.vm_check()
+
+    assert world.host_state(vm.id) == "running"
+    assert len(await world.history(vm, H.EXPIRED)) == 1
 
 
 async def test_check_vms_caches_host_states(world: World) -> None:
