@@ -371,7 +371,7 @@ async def _mark_rebuilt(deps: WorkerDeps, vm_id: int, now: datetime) -> None:
         latest = await last_power_event(uow, vm_id)
         if latest is not None and is_rebuilt(latest):
             return
-        text = f"VM {vm_id} was missing from its host; built again"
+        text = f"VM {vm_id} was not on its host; built again"
         await uow.vm_history.add(
             history(vm_id, VmHistoryActionType.CREATED, now, text, **{REBUILT: True})
         )
