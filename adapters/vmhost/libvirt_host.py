@@ -9,7 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -29,6 +29,7 @@ from adapters.vmhost.libvirt_xml import (
     METADATA_KEY,
     METADATA_NS,
     DomainSpec,
+    built_from,
     device_targets,
     disk_target,
     disk_volume_name,
@@ -175,8 +176,12 @@ class LibvirtVmHost:
     dropped, so the next call opens a new one; keepalive is asked for on each connection.
 
     A create or reinstall that timed out still runs in its thread: until that thread ends a
-    new create, reinstall or delete of the same VM raises `VmBuildInProgress` (transient),
-    so a retried spawn never builds the VM twice at once nor deletes it under the build.
+    new create of the same VM waits for it (then keeps the domain it defined), and a
+    reinstall or delete raises `VmBuildInProgress` (transient), so a retried spawn never
+    builds the VM twice at once nor deletes it under the build. A create whose define
+    fails deletes the volumes it made only while no domain of the VM is on the host: one
+    there was defined by another build (another worker's) with volumes of the same names.
+    `long_call_timeout_s + call_timeout_s` fits in `ports.vmhost.LONGEST_CALL`.
     """
 
     def __init__(
@@ -194,6 +199,11 @@ class LibvirtVmHost:
     ) -> None:
         if call_timeout_s <= 0 or long_call_timeout_s <= 0:
             raise ValueError("libvirt call timeouts must be positive")
+        if long_call_timeout_s + call_timeout_s > vmhost.LONGEST_CALL.total_seconds():
+            raise ValueError(
+                "libvirt long_call_timeout_s + call_timeout_s may not exceed"
+                f" {vmhost.LONGEST_CALL.total_seconds():g} s (a worker's lease counts on it)"
+            )
         self.uri = uri
         self.call_timeout_s = call_timeout_s
         self.long_call_timeout_s = long_call_timeout_s
@@ -210,8 +220,9 @@ class LibvirtVmHost:
         self._lock = threading.Lock()
         #: last (unix s, cpu ns) seen per VM, for cpu usage between two reads
         self._cpu_samples: dict[int, tuple[int, int]] = {}
-        #: VMs a create or reinstall call of this client is building (its thread not ended)
-        self._building: set[int] = set()
+        #: VMs a create or reinstall call of this client is building: the call's thread (None
+        #: for the moment between the mark and the thread's submission)
+        self._building: dict[int, Future[Any] | None] = {}
 
     # --- connection -------------------------------------------------------------------------
 
@@ -280,11 +291,31 @@ class LibvirtVmHost:
             if vm_id in self._building:
                 raise vmhost.VmBuildInProgress(vm_id)
             if begin:
-                self._building.add(vm_id)
+                self._building[vm_id] = None
 
-    def _end_build(self, vm_id: int) -> None:
+    def _end_build(self, vm_id: int, thread: Future[Any] | None) -> None:
+        """Forget the build of the VM if it is still the one running in `thread`."""
         with self._lock:
-            self._building.discard(vm_id)
+            if vm_id in self._building and self._building[vm_id] is thread:
+                del self._building[vm_id]
+
+    async def _wait_for_build(self, vm_id: int, limit: float) -> float:
+        """Wait up to `limit` s for a create or reinstall of the VM running in a thread of
+        this client (one whose wait timed out); the seconds waited. Still running after
+        the limit: `VmBuildInProgress`."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        while True:
+            with self._lock:
+                thread = self._building.get(vm_id)
+            if thread is None or self._closed:  # a closed client refuses the call for good
+                return loop.time() - began
+            left = began + limit - loop.time()
+            if left <= 0:
+                raise vmhost.VmBuildInProgress(vm_id)
+            log.info("VM %s: waiting for its build still running on %s", vm_id, self.uri)
+            # `wait` never cancels the thread's future, whose own wait may still hold it
+            await asyncio.wait({asyncio.wrap_future(thread)}, timeout=left)
 
     async def _run(
         self,
@@ -293,10 +324,11 @@ class LibvirtVmHost:
         *,
         long: bool = False,
         builds: int | None = None,
+        limit_s: float | None = None,
     ) -> T:
-        """`call` in one of this host's threads within its time limit; `builds` names the VM
-        a create or reinstall builds, marked as being built until the thread ends (not when
-        the wait for it times out)."""
+        """`call` in one of this host's threads within its time limit (`limit_s`, else the
+        long or the default one); `builds` names the VM a create or reinstall builds, marked
+        as being built until the thread ends (not when the wait for it times out)."""
         used: list[Conn] = []
 
         def guarded() -> T:
@@ -310,17 +342,21 @@ class LibvirtVmHost:
         if self._closed:
             raise vmhost.VmHostError(f"libvirt client for {self.uri} is closed")
         limit = self.long_call_timeout_s if long else self.call_timeout_s
+        if limit_s is not None:
+            limit = limit_s
         if builds is not None:
             self._refuse_while_building(builds, begin=True)
         try:
             future = self._threads.submit(guarded)
         except RuntimeError:  # shut down by a close meanwhile
             if builds is not None:
-                self._end_build(builds)
+                self._end_build(builds, None)
             raise vmhost.VmHostError(f"libvirt client for {self.uri} is closed") from None
         if builds is not None:
             vm_id = builds
-            future.add_done_callback(lambda _done: self._end_build(vm_id))
+            with self._lock:
+                self._building[vm_id] = future
+            future.add_done_callback(lambda done: self._end_build(vm_id, done))
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), limit)
         except TimeoutError:
@@ -336,8 +372,13 @@ class LibvirtVmHost:
     async def create_vm(self, info: vmhost.FullVmInfo) -> None:
         """Clone the image into the VM's volume and define the domain (left stopped).
 
-        A domain of that name already on the host is refused (fatal), so a retried create
-        never overwrites a VM; a leftover volume of an earlier failed create is replaced.
+        A create of this client still building the VM (it outlived its wait) is waited for,
+        up to the long call limit; this call's own build gets what is left of that limit,
+        or the default limit if more. A domain of that name already on the host, with its
+        disk volume, that is what this create defines (the same spec: a build that outlived
+        its wait, another process's, a define whose answer was lost) is accepted as it is,
+        running or not; any other domain of that name is refused (fatal), so a create never
+        overwrites a VM. A leftover volume of an earlier failed create is replaced.
         """
         res = info.resources
         spec_of = info.template if info.template is not None else info.custom_template
@@ -351,41 +392,73 @@ class LibvirtVmHost:
             raise vmhost.VmHostError(str(exc)) from exc
 
         def create(conn: Conn) -> None:
-            name = domain_name(info.vm.id)
-            if self._find(conn, info.vm.id) is not None:
-                raise vmhost.VmHostError(f"VM {info.vm.id} already exists on {self.uri} as {name}")
-            pool = conn.storagePoolLookupByName(self.storage_pool)
-            base = self._image(pool, image)
-            volume = self._clone(pool, base, disk_volume_name(info.vm.id), res.disk_size)
-            try:
-                seed = self._write_seed(conn, pool, info)
-            except BaseException:
-                delete_volume(volume)
-                raise
+            vm_id = info.vm.id
             spec = DomainSpec(
-                vm_id=info.vm.id,
+                vm_id=vm_id,
                 vcpus=res.cpu,
                 memory=res.memory,
                 mac=info.vm.mac_address,
                 pool=self.storage_pool,
-                volume=disk_volume_name(info.vm.id),
+                volume=disk_volume_name(vm_id),
                 network=self.network,
                 disk_interface=interface,
                 disk_kind=kind,
                 domain_type="test" if str(conn.getType()).upper() == "TEST" else "kvm",
-                seed_volume=seed_volume_name(info.vm.id),
+                seed_volume=seed_volume_name(vm_id),
             )
+            if self._built_already(conn, spec):
+                return
+            pool = conn.storagePoolLookupByName(self.storage_pool)
+            base = self._image(pool, image)
+            volume = self._clone(pool, base, disk_volume_name(vm_id), res.disk_size)
+            try:
+                seed = self._write_seed(conn, pool, info)
+            except BaseException:
+                self._undo_volumes(conn, vm_id, [volume])
+                raise
             try:
                 conn.defineXML(domain_xml(spec))
             except libvirt.libvirtError:
-                log.warning(
-                    "rolling back: deleting volumes of VM %s after a failed define", spec.vm_id
-                )
-                delete_volume(volume)
-                delete_volume(seed)
+                self._undo_volumes(conn, vm_id, [volume, seed])
                 raise
 
-        await self._run(f"create VM {info.vm.id}", create, long=True, builds=info.vm.id)
+        vm_id = info.vm.id
+        waited = await self._wait_for_build(vm_id, self.long_call_timeout_s)
+        long = self.long_call_timeout_s
+        limit = max(long - waited, min(self.call_timeout_s, long))
+        await self._run(f"create VM {vm_id}", create, builds=vm_id, limit_s=limit)
+
+    def _built_already(self, conn: Conn, spec: DomainSpec) -> bool:
+        """Whether the VM's domain is on the host as `spec` defines it, with its disk
+        volume; a domain of its name that is not raises the fatal "already exists"."""
+        dom = self._find(conn, spec.vm_id)
+        if dom is None:
+            return False
+        pool = self._pool_or_none(conn)
+        disk = None if pool is None else lookup_volume(pool, spec.volume)
+        xml = str(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        if disk is None or not built_from(xml, spec):
+            name = domain_name(spec.vm_id)
+            raise vmhost.VmHostError(f"VM {spec.vm_id} already exists on {self.uri} as {name}")
+        log.info("VM %s is on %s as this create defines it; kept", spec.vm_id, self.uri)
+        return True
+
+    def _undo_volumes(self, conn: Conn, vm_id: int, volumes: Sequence[Any]) -> None:
+        """Delete the volumes a failed create made, unless a domain of the VM is on the host
+        (or that cannot be told): another build defined it with volumes of these names
+        (or this define's answer was lost), and deleting them would leave it without a disk.
+        """
+        try:
+            kept = self._find(conn, vm_id) is not None
+        except libvirt.libvirtError as exc:
+            log.warning("VM %s: cannot tell whether its domain exists: %s", vm_id, exc)
+            kept = True
+        if kept:
+            log.warning("VM %s: create failed, its domain is on the host: volumes kept", vm_id)
+            return
+        log.warning("rolling back: deleting the volumes of VM %s after a failed create", vm_id)
+        for volume in volumes:
+            delete_volume(volume)
 
     async def start_vm(self, vm: Vm) -> None:
         """Start the VM and mark it autostart, so a reboot of the hypervisor brings it back."""

@@ -127,6 +127,47 @@ def domain_xml(spec: DomainSpec) -> str:
     return ET.tostring(dom, encoding="unicode")
 
 
+def built_from(xml: str, spec: DomainSpec) -> bool:
+    """Whether a domain's (inactive) XML is what `domain_xml(spec)` defines, in what a build
+    sets: name, memory, vcpus, the disk and seed volumes, one NIC with the MAC on the network."""
+    try:
+        dom = ET.fromstring(xml)
+    except ET.ParseError:
+        return False
+    memory = dom.find("memory")
+    seed = None if spec.seed_volume is None else (spec.pool, spec.seed_volume)
+    return (
+        dom.findtext("name") == domain_name(spec.vm_id)
+        and memory is not None
+        and memory.get("unit", "KiB") == "KiB"
+        and (memory.text or "").strip() == str(spec.memory // 1024)
+        and (dom.findtext("vcpu") or "").strip() == str(spec.vcpus)
+        and _volume_sources(dom, "disk") == [(spec.pool, spec.volume)]
+        and _volume_sources(dom, "cdrom") == ([] if seed is None else [seed])
+        and _nics(dom) == [(spec.mac.lower(), spec.network)]
+    )
+
+
+def _volume_sources(dom: ET.Element, device: str) -> list[tuple[str | None, str | None]]:
+    """(pool, volume) of each disk of kind `device` (`disk`, `cdrom`)."""
+    return [
+        (source.get("pool"), source.get("volume"))
+        for disk in dom.findall("devices/disk")
+        if disk.get("device", "disk") == device
+        for source in disk.findall("source")
+    ]
+
+
+def _nics(dom: ET.Element) -> list[tuple[str, str | None]]:
+    """(MAC in lower case, network) of each network interface."""
+    found = []
+    for nic in dom.findall("devices/interface"):
+        mac, source = nic.find("mac"), nic.find("source")
+        address = "" if mac is None else mac.get("address", "").lower()
+        found.append((address, None if source is None else source.get("network")))
+    return found
+
+
 def volume_xml(name: str, capacity: int) -> str:
     """A thin (allocation 0) qcow2 volume of `capacity` bytes."""
     vol = ET.Element("volume")

@@ -18,13 +18,9 @@ from ports.notify import Notifier
 from ports.queue import WorkQueue
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 from ports.vm_state import VmStateCache
-from ports.vmhost import VmHost, VmHostError, VmHostResolver
+from ports.vmhost import LONGEST_CALL, VmHost, VmHostError, VmHostResolver
 
 log = logging.getLogger("lnvps.worker")
-
-#: how long a lease on a host call (`WorkerDeps.host_lease`) holds before another worker, or
-#: an API request, may take it over from a holder that died.
-HOST_LEASE = timedelta(minutes=15)
 
 T = TypeVar("T")
 
@@ -140,6 +136,16 @@ class HostRetry:
             await self.sleep(delay)
             delay = min(delay * 2, self.max_delay_s)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+#: How long a lease on a host call (`WorkerDeps.host_lease`) holds before another worker, or
+#: an API request, may take it over from a holder that died. It outlives the longest hold, a
+#: spawn's: its create is tried `HostRetry.attempts` times, each try within `LONGEST_CALL` (a
+#: try that finds an earlier try's build still running waits for it within that bound too),
+#: and as long again is allowed for the shorter calls around it (state reads, a leftover's
+#: delete, the start, with their retries). A lease that lapsed while its holder still built
+#: let a second worker build the same VM at the same time.
+HOST_LEASE = (HostRetry().attempts + 1) * LONGEST_CALL
 
 
 class PaymentCanceller(Protocol):

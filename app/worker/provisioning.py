@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 
 import attrs
@@ -41,6 +41,10 @@ POWER_EVENTS = frozenset(
         VmHistoryActionType.EXPIRED,
     }
 )
+
+
+#: metadata key of the history entry Created that says a VM its host lost is being built again
+REBUILT = "rebuilt"
 
 
 class SpawnRefused(DomainError):
@@ -263,8 +267,10 @@ async def spawn_vm(deps: WorkerDeps, vm_id: int) -> bool:
     1. `_claim_build`: under the subscription and region locks, the VM's build lease is
        taken and its addresses are committed (kept ones reused, else one IPv4 and an IPv6
        if the region has a range). A second worker finds the lease and builds nothing.
-    2. The host is asked whether it has the VM already (then only its state is cached),
-       else it gives a MAC and creates and starts the VM.
+    2. The host is asked whether it has the VM already (then its state is cached, and a
+       stopped one is started: an earlier rebuild left it so), else it gives a MAC and
+       creates and starts the VM; the rebuild of a VM built before is recorded first
+       (history Created, `_mark_rebuilt`), so a VM check starts it if it is left stopped.
     3. Under the subscription lock again: MAC and the `Started` history entry are saved
        and the lease released. If the VM was deleted meanwhile, or saving fails, the host
        VM is removed again, so a retried SpawnVm starts clean.
@@ -307,9 +313,14 @@ async def _build_on_host(deps: WorkerDeps, build: _Build, now: datetime) -> mess
     present = await _already_on_host(deps, client, vm)
     if present is not None:
         log.info("VM %s is already on its host; not built again", vm_id)
+        if present.state is VmRunState.STOPPED:
+            await _start_present(deps, client, vm, now)
+            present = attrs.evolve(present, state=VmRunState.RUNNING)
         await _cache(deps, vm_id, present)
         return None
-    if not vm.is_provisioned:
+    if vm.is_provisioned:
+        await _mark_rebuilt(deps, vm_id, now)
+    else:
         await _remove_leftover(deps, client, vm)
     mac = vm.mac_address if build.kept_mac else await client.generate_mac(vm)
     built = attrs.evolve(vm, mac_address=mac)
@@ -337,6 +348,34 @@ async def _build_on_host(deps: WorkerDeps, build: _Build, now: datetime) -> mess
         await _rollback_create(deps, client, built)
         raise
     return facts
+
+
+async def _start_present(deps: WorkerDeps, client: VmHost, vm: Vm, now: datetime) -> None:
+    """Start a VM its spawn found on its host but stopped (history Started): an earlier
+    rebuild of it that outlived its wait finished, or left it when its start failed. Its
+    spawn decided it is paid, under the lease it still holds."""
+    await deps.retry.call(f"start VM {vm.id}", lambda: client.start_vm(vm))
+    async with deps.uow_factory() as uow:
+        await uow.vm_history.add(
+            history(vm.id, VmHistoryActionType.STARTED, now, f"VM {vm.id} was started")
+        )
+        await uow.commit()
+
+
+async def _mark_rebuilt(deps: WorkerDeps, vm_id: int, now: datetime) -> None:
+    """Record (history Created, `REBUILT`) that a VM built before is built again on its host,
+    which lost it; not twice in a row. Until history Started follows, the VM check starts the
+    paid VM when its host has it stopped (`left_stopped`): a rebuild that outlived its wait
+    and finished later, or whose start and undoing delete both failed, is not left off."""
+    async with deps.uow_factory() as uow:
+        latest = await last_power_event(uow, vm_id)
+        if latest is not None and is_rebuilt(latest):
+            return
+        text = f"VM {vm_id} was not on its host; built again"
+        await uow.vm_history.add(
+            history(vm_id, VmHistoryActionType.CREATED, now, text, **{REBUILT: True})
+        )
+        await uow.commit()
 
 
 async def _on_host(
@@ -452,13 +491,40 @@ async def stop_on_host(deps: WorkerDeps, client: VmHost, vm: Vm) -> None:
     )
 
 
-async def stopped_by_expiry(uow: UnitOfWork, vm_id: int) -> bool:
-    """Whether the VM's latest power event is the expiry stop (not a user's or admin's stop)."""
+async def last_power_event(uow: UnitOfWork, vm_id: int) -> VmHistory | None:
+    """The VM's latest history entry that says it was powered on or off (`POWER_EVENTS`)."""
     page = await uow.vm_history.list_by_vm(vm_id, 50)
     for entry in page.items:
         if entry.action_type in POWER_EVENTS:
-            return entry.action_type is VmHistoryActionType.EXPIRED
-    return False
+            return entry
+    return None
+
+
+def is_rebuilt(entry: VmHistory) -> bool:
+    """Whether the entry is the Created of a rebuild on the host (`_mark_rebuilt`)."""
+    meta = entry.metadata
+    return (
+        entry.action_type is VmHistoryActionType.CREATED
+        and isinstance(meta, Mapping)
+        and meta.get(REBUILT) is True
+    )
+
+
+async def stopped_by_expiry(uow: UnitOfWork, vm_id: int) -> bool:
+    """Whether the VM's latest power event is the expiry stop (not a user's or admin's stop)."""
+    latest = await last_power_event(uow, vm_id)
+    return latest is not None and latest.action_type is VmHistoryActionType.EXPIRED
+
+
+async def left_stopped(uow: UnitOfWork, vm_id: int) -> bool:
+    """Whether a paid VM its host has stopped was left off by LNVPS, to be started: its
+    latest power event is the expiry stop (it was renewed since), or its rebuild on the
+    host, never started (`_mark_rebuilt`). A user's, an admin's or the guest's own stop is
+    left alone."""
+    latest = await last_power_event(uow, vm_id)
+    if latest is None:
+        return False
+    return latest.action_type is VmHistoryActionType.EXPIRED or is_rebuilt(latest)
 
 
 def is_paid_now(sub: Subscription | None, now: datetime) -> bool:
@@ -478,11 +544,12 @@ async def handle_vm_state(
     """§9.6 plus the resume rule: cache the host's state; re-spawn a paid VM the host lost.
 
     A VM the host has but this service never saw built (no MAC saved: its spawn died before
-    committing) counts as missing. A paid VM the host reports stopped whose last power event
-    is the expiry stop was renewed after it was stopped: it is started again (history
-    Started). An expired VM the host reports running after its expiry stop (its host
-    rebooted and booted it) is stopped again (`stop_expired_again`). An unpaid or expired
-    VM missing from its host is left alone (§13 item 27).
+    committing) counts as missing. A paid VM the host reports stopped that LNVPS left off
+    (`left_stopped`: its last power event is the expiry stop, renewed since, or a rebuild
+    on its host never started) is started (history Started). An expired VM the host
+    reports running after its expiry stop (its host rebooted and booted it) is stopped
+    again (`stop_expired_again`). An unpaid or expired VM missing from its host is left
+    alone (§13 item 27).
     """
     now = deps.clock.now()
     paid = is_paid_now(sub, now)
@@ -498,7 +565,7 @@ async def handle_vm_state(
     if not paid or state.state is not VmRunState.STOPPED:
         return
     async with deps.uow_factory() as uow:  # reads only: most stopped VMs stay as they are
-        if not await stopped_by_expiry(uow, vm.id):
+        if not await left_stopped(uow, vm.id):
             return
     async with deps.uow_factory() as uow:
         # the VM's lease first (the expiry stop holds it during its host call), then paid
@@ -507,7 +574,7 @@ async def handle_vm_state(
         if token is None:  # built, resized, started or stopped right now: a later check
             log.info("VM %s is busy on its host; not started by this check", vm.id)
             return
-        if not await paid_now(deps, uow, vm) or not await stopped_by_expiry(uow, vm.id):
+        if not await paid_now(deps, uow, vm) or not await left_stopped(uow, vm.id):
             return  # nothing committed: no lease kept
         _, client = await deps.host_of(uow, vm.host_id)
         await uow.commit()

@@ -174,13 +174,28 @@ async def test_scsi_template_gets_a_virtio_scsi_disk(host: LibvirtVmHost, conn: 
     assert "model='virtio-scsi'" in xml
 
 
-async def test_create_twice_is_refused_and_keeps_the_first(host: LibvirtVmHost) -> None:
+async def test_a_second_create_of_the_same_vm_keeps_the_first(host: LibvirtVmHost) -> None:
+    """The same spec again (a retried create whose first try outlived its wait, another
+    worker's build) is accepted as built; a different one is refused (fatal)."""
     await host.create_vm(info(1))
     await host.start_vm(vm(1))
-    with pytest.raises(VmHostError, match="already exists") as caught:
-        await host.create_vm(info(1))
-    assert caught.value.transient is False
+    await host.create_vm(info(1))
     assert (await host.get_vm_state(vm(1))).state is VmRunState.RUNNING
+    other_mac = attrs.evolve(info(1), vm=attrs.evolve(vm(1), mac_address="52:54:00:aa:aa:aa"))
+    for other in (other_mac, info(1, cpu=3)):
+        with pytest.raises(VmHostError, match="already exists") as caught:
+            await host.create_vm(other)
+        assert caught.value.transient is False
+    assert (await host.get_vm_state(vm(1))).state is VmRunState.RUNNING
+
+
+async def test_a_domain_without_its_disk_is_not_taken_for_built(
+    host: LibvirtVmHost, conn: Any
+) -> None:
+    await host.create_vm(info(1))
+    _volume(conn, "vm1-disk0").delete(0)
+    with pytest.raises(VmHostError, match="already exists"):
+        await host.create_vm(info(1))
 
 
 async def test_create_without_the_image_in_the_pool_fails_fatally(host: LibvirtVmHost) -> None:
