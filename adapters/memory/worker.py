@@ -18,6 +18,14 @@ class MemoryWorkerLeases(Repo):
         rows[name] = (token, now.replace(microsecond=0))
         return token
 
+    async def renew(self, name: str, token: str, now: datetime) -> bool:
+        rows = self._rows("worker_lease")
+        held: tuple[str, datetime] | None = rows.get(name)
+        if held is None or held[0] != token:
+            return False
+        rows[name] = (token, now.replace(microsecond=0))
+        return True
+
     async def release(self, name: str, token: str) -> bool:
         rows = self._rows("worker_lease")
         held: tuple[str, datetime] | None = rows.get(name)

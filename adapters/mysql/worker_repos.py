@@ -43,6 +43,16 @@ class SqlWorkerLeases(SqlRepo):
         )
         return token if (await self.conn.execute(takeover)).rowcount == 1 else None
 
+    async def renew(self, name: str, token: str, now: datetime) -> bool:
+        # a match counts even when the stamp is unchanged (same second): SQLAlchemy's MySQL
+        # drivers report the rows found, not only those changed
+        query = (
+            update(t.worker_lease)
+            .where(_lease.name == name, _lease.holder == token)
+            .values(claimed_at=now.replace(microsecond=0))
+        )
+        return bool((await self.conn.execute(query)).rowcount == 1)
+
     async def release(self, name: str, token: str) -> bool:
         query = delete(t.worker_lease).where(_lease.name == name, _lease.holder == token)
         return bool((await self.conn.execute(query)).rowcount == 1)

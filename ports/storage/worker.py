@@ -11,7 +11,8 @@ class WorkerLeases(Protocol):
 
     A lease is taken in one short transaction, the slow step runs, and the outcome is
     recorded (and the lease released) in another. A lease older than `stale_before` belongs
-    to a worker that died mid-step and may be taken over, so the work is never lost.
+    to a worker that died mid-step and may be taken over, so the work is never lost. A
+    holder whose step may outlast that renews the lease meanwhile (`renew`).
     """
 
     async def take(self, name: str, now: datetime, stale_before: datetime) -> str | None:
@@ -20,6 +21,11 @@ class WorkerLeases(Protocol):
         On a shared database a concurrent second taker waits for the first transaction and
         then gets None (or the lease, if the first rolled back).
         """
+        ...
+
+    async def renew(self, name: str, token: str, now: datetime) -> bool:
+        """Stamp the lease as taken at `now` if it is still the one taken with `token`; True
+        if it was, False when it was lost (released, or taken over as stale by another)."""
         ...
 
     async def release(self, name: str, token: str) -> bool:

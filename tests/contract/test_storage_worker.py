@@ -44,6 +44,38 @@ async def test_a_lease_has_one_holder_until_released_or_stale(
         # rolled back: the lease stays free
 
 
+async def test_a_renewed_lease_stays_live_until_its_holder_loses_it(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    now = at(5)
+    async with uow_factory() as uow:
+        token = await uow.worker_leases.take("spawn:3", now, now - LEASE)
+        assert token is not None
+        assert await uow.worker_leases.renew("spawn:3", token, now)  # same second: still held
+        assert not await uow.worker_leases.renew("spawn:3", "not-the-token", now)
+        assert not await uow.worker_leases.renew("spawn:4", token, now)  # never taken
+        await uow.commit()
+    renewed = now + LEASE - timedelta(minutes=1)
+    async with uow_factory() as uow:
+        assert await uow.worker_leases.renew("spawn:3", token, renewed)
+        await uow.commit()
+    later = now + LEASE + timedelta(minutes=5)  # stale by its take, live by its renewal
+    async with uow_factory() as uow:
+        assert await uow.worker_leases.take("spawn:3", later, later - LEASE) is None
+    stale = renewed + LEASE + timedelta(seconds=1)
+    async with uow_factory() as uow:  # not renewed since: taken over
+        second = await uow.worker_leases.take("spawn:3", stale, stale - LEASE)
+        assert second is not None
+        await uow.commit()
+    async with uow_factory() as uow:  # the old holder finds it lost, and changes nothing
+        assert not await uow.worker_leases.renew("spawn:3", token, stale)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.worker_leases.release("spawn:3", second)
+        assert not await uow.worker_leases.renew("spawn:3", second, stale)  # released
+        await uow.commit()
+
+
 async def test_a_rolled_back_lease_is_free_again(uow_factory: UnitOfWorkFactory) -> None:
     now = at(5)
     async with uow_factory() as uow:
