@@ -12,6 +12,7 @@ from app.billing.catalogue import owned_vm, subscription_of
 from app.billing.errors import ImageNotFound, SshKeyNotFound, VmNotFound
 from app.services import Services
 from app.worker.context import HOST_LEASE
+from app.worker.lease_keeper import LeaseKeeper
 from app.worker.provisioning import full_info, spawn_lease
 from domain.enums import VmHistoryActionType
 from domain.errors import DomainError, InvalidInput
@@ -111,8 +112,11 @@ async def run_action(
             else None
         )
         await uow.commit()
+    held = {} if token is None else {spawn_lease(vm_id): token}
+    keeper = LeaseKeeper(uow_factory=services.uow_factory, clock=services.clock, lease=HOST_LEASE)
     try:
-        await _call_host(host, vm, action, info)
+        async with keeper.kept(held):  # a re-install may take long
+            await _call_host(host, vm, action, info)
         async with services.uow_factory() as uow:  # under the lease: before a later stop's
             if target is not vm:  # the image alone: an upgrade booked meanwhile is kept
                 await _lock_vm_rows(uow, sub.id)

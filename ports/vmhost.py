@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
@@ -13,12 +12,6 @@ import attrs
 from domain import model as m
 from domain.unreadable import Unreadable
 from ports.failures import RetryableError
-
-#: The longest one `VmHost` call may run before it gives up (transiently); each adapter's
-#: time limits are set to fit in it. Work a call gave up on may go on on the host: the next
-#: create of that VM waits for it, or finds it done. A worker holding a VM's lease across host
-#: calls counts on this bound (`app.worker.context.HOST_LEASE`).
-LONGEST_CALL = timedelta(minutes=40)
 
 
 class VmRunState(StrEnum):

@@ -21,7 +21,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from ports.vmhost import LONGEST_CALL, VmHostError, VmNotFoundOnHost
+from ports.vmhost import VmHostError, VmNotFoundOnHost
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +64,6 @@ class ProxmoxConfig:
     retry_attempts: int = 3
     retry_min_ms: int = 1000
     retry_max_ms: int = 30_000
-
-    def __attrs_post_init__(self) -> None:
-        longest = self.longest_call_s()
-        if longest > LONGEST_CALL.total_seconds():
-            raise ValueError(
-                f"Proxmox time limits allow a VM call of {longest:g} s, more than the"
-                f" {LONGEST_CALL.total_seconds():g} s a worker's lease counts on"
-            )
-
-    def longest_call_s(self) -> float:
-        """How long the longest VM call may run: a create that waits for a create task
-        already running, sets its settings, fails its disk resize and removes the guest
-        again (stop, then destroy) makes six API calls with their retries, one without,
-        and waits for five tasks."""
-        attempts = max(1, self.retry_attempts)
-        pauses_ms = sum(min(self.retry_min_ms << k, self.retry_max_ms) for k in range(attempts - 1))
-        retried_s = attempts * self.request_timeout_s + pauses_ms / 1000
-        return 6 * retried_s + self.request_timeout_s + 5 * self.task_timeout_s
 
 
 def vmid(vm_id: int) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Protocol, TypeVar
@@ -12,13 +13,14 @@ from typing import Protocol, TypeVar
 import attrs
 
 from app.billing.rails import PaymentRails
+from app.worker.lease_keeper import LeaseKeeper, Sleep
 from domain.model import Host, Subscription, SubscriptionPayment
 from ports.clock import Clock
 from ports.notify import Notifier
 from ports.queue import WorkQueue
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 from ports.vm_state import VmStateCache
-from ports.vmhost import LONGEST_CALL, VmHost, VmHostError, VmHostResolver
+from ports.vmhost import VmHost, VmHostError, VmHostResolver
 
 log = logging.getLogger("lnvps.worker")
 
@@ -138,14 +140,13 @@ class HostRetry:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-#: How long a lease on a host call (`WorkerDeps.host_lease`) holds before another worker, or
-#: an API request, may take it over from a holder that died. It outlives the longest hold, a
-#: spawn's: its create is tried `HostRetry.attempts` times, each try within `LONGEST_CALL` (a
-#: try that finds an earlier try's build still running waits for it within that bound too),
-#: and as long again is allowed for the shorter calls around it (state reads, a leftover's
-#: delete, the start, with their retries). A lease that lapsed while its holder still built
-#: let a second worker build the same VM at the same time.
-HOST_LEASE = (HostRetry().attempts + 1) * LONGEST_CALL
+#: How long a lease on a host call (`WorkerDeps.host_lease`) holds after it was taken or last
+#: renewed before another worker, or an API request, may take it over from a holder that
+#: died. A live holder renews it every third of that while its host call runs
+#: (`WorkerDeps.keep_leases`), so no host call is too long for it; a worker killed mid-call
+#: (a deploy, a crash) blocks the VM's expiry stop, a start after a renewal or the owner's
+#: start (409) for at most this long.
+HOST_LEASE = timedelta(minutes=15)
 
 
 class PaymentCanceller(Protocol):
@@ -189,6 +190,8 @@ class WorkerDeps:
     backlog: BacklogCursor = attrs.field(factory=lambda: BacklogCursor())
     #: how long a worker may hold a lease on a host call before another may take it over.
     host_lease: timedelta = HOST_LEASE
+    #: how a lease keeper waits between renewals (`keep_leases`); tests pass a short one
+    lease_sleep: Sleep = _sleep
     #: cancels a deleted service's expired invoices at their rail (D24; None: only expired)
     payment_canceller: PaymentCanceller | None = None
     #: the rails whose lapsed card orders the worker cancels, or completes when their
@@ -196,6 +199,16 @@ class WorkerDeps:
     order_rails: PaymentRails | None = None
     #: how far back the never-paid IP-range cleanup looks (`NEVER_PAID_LOOKBACK`).
     never_paid_lookback: timedelta = NEVER_PAID_LOOKBACK
+
+    def keep_leases(self, leases: Mapping[str, str]) -> AbstractAsyncContextManager[None]:
+        """Renew the held leases (name: token) while the block (a host call) runs."""
+        keeper = LeaseKeeper(
+            uow_factory=self.uow_factory,
+            clock=self.clock,
+            lease=self.host_lease,
+            sleep=self.lease_sleep,
+        )
+        return keeper.kept(leases)
 
     async def host_of(self, uow: UnitOfWork, host_id: int) -> tuple[Host, VmHost]:
         """The host row and its client; a missing row is a fatal host error."""

@@ -123,7 +123,8 @@ async def process_vm_upgrade(deps: WorkerDeps, vm_id: int, cfg: UpgradeConfig) -
     vm, token = claim.vm, claim.token
     try:
         if vm.is_provisioned:
-            refused = await _resize_on_host(deps, claim.client, claim.info)
+            async with deps.keep_leases({spawn_lease(vm_id): token}):
+                refused = await _resize_on_host(deps, claim.client, claim.info)
             if refused is not None:
                 await _resize_given_up(deps, vm, refused)
                 return
@@ -366,7 +367,8 @@ async def delete_by_admin(deps: WorkerDeps, job: DeleteVm) -> None:
         await uow.commit()
     try:
         if client is not None:  # with no transaction open (a slow host holds up nobody)
-            await delete_on_host(deps, client, vm)
+            async with deps.keep_leases({spawn_lease(vm_id): token}):
+                await delete_on_host(deps, client, vm)
         recorded = await _record_and_revive(deps, job, vm_id, sub, token, paid_before, now)
     except BaseException:  # the lease is released with the recording, else here: a failed
         # host call or recording must not keep the VM busy for the lease's 15 minutes
@@ -513,8 +515,11 @@ async def power_by_admin(deps: WorkerDeps, job: StartVm | StopVm) -> None:
         meta["admin_user_id"] = job.admin_user_id
     if job.reason:
         meta["reason"] = job.reason
+    held = {} if token is None else {spawn_lease(vm_id): token}
     try:
-        await deps.retry.call(f"admin {'start' if start else 'stop'} of VM {vm_id}", lambda: op(vm))
+        async with deps.keep_leases(held):
+            what = f"admin {'start' if start else 'stop'} of VM {vm_id}"
+            await deps.retry.call(what, lambda: op(vm))
         async with deps.uow_factory() as uow:  # recorded under the lease: before a later stop's
             text = f"VM {vm_id} was {verb} by an administrator"
             await uow.vm_history.add(history(vm_id, kind, now, text, **meta))

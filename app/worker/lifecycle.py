@@ -586,8 +586,10 @@ async def _run_with_host(
     if token is None:
         await plan.after(deps, claimed, auto, now)
         return True
+    held = {lease_name(due): token} | {spawn_lease(i): b for i, b in claimed.builds.items()}
     try:
-        await plan.host(deps, claimed)
+        async with deps.keep_leases(held):
+            await plan.host(deps, claimed)
     except BaseException:
         await _release(deps, due, token, claimed)
         raise

@@ -287,7 +287,8 @@ async def spawn_vm(deps: WorkerDeps, vm_id: int) -> bool:
     if build is None:
         return False
     try:
-        facts = await _build_on_host(deps, build, now)
+        async with deps.keep_leases({spawn_lease(vm_id): build.token}):
+            facts = await _build_on_host(deps, build, now)
     finally:
         await release_lease(deps, spawn_lease(vm_id), build.token)
     if facts is None:
@@ -579,7 +580,8 @@ async def handle_vm_state(
         _, client = await deps.host_of(uow, vm.host_id)
         await uow.commit()
     try:  # the host starts it with no transaction open; starting twice is harmless
-        await deps.retry.call(f"start VM {vm.id}", lambda: client.start_vm(vm))
+        async with deps.keep_leases({spawn_lease(vm.id): token}):
+            await deps.retry.call(f"start VM {vm.id}", lambda: client.start_vm(vm))
     except BaseException:
         await release_lease(deps, spawn_lease(vm.id), token)
         raise
@@ -620,10 +622,13 @@ async def stop_expired_again(
         _, client = await deps.host_of(uow, vm.host_id)
         await uow.commit()
     try:  # read again under the lease: the check's read may predate the expiry stop
-        fresh = await deps.retry.call(f"state of VM {vm.id}", lambda: client.get_vm_state(vm))
-        if fresh.state is VmRunState.RUNNING:
-            log.warning("VM %s runs after its expiry stop (its host booted it); stopping it", vm.id)
-            await stop_on_host(deps, client, vm)
+        async with deps.keep_leases({spawn_lease(vm.id): token}):
+            fresh = await deps.retry.call(f"state of VM {vm.id}", lambda: client.get_vm_state(vm))
+            if fresh.state is VmRunState.RUNNING:
+                log.warning(
+                    "VM %s runs after its expiry stop (its host booted it); stopping it", vm.id
+                )
+                await stop_on_host(deps, client, vm)
     except BaseException:
         await release_lease(deps, spawn_lease(vm.id), token)
         raise
