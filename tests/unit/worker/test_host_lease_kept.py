@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -31,7 +31,9 @@ from tests.unit.worker.test_resize_once import _book_upgrade
 from tests.unit.worker.world import World, new_world
 
 
-async def _kept_through(world: World, vm: Vm, op: str, run: Callable[[], Awaitable[Any]]) -> None:
+async def _kept_through(
+    world: World, vm: Vm, op: str, run: Callable[[], Coroutine[Any, Any, Any]]
+) -> None:
     """`run` with the host's `op` held past the lease: the VM's lease stays taken."""
     world.host.hold(op)
     task = asyncio.create_task(run())
