@@ -570,7 +570,8 @@ async def _run_with_host(
        a late payment undoes it, D24) and each VM gets a CheckVm (started again) or SpawnVm
        (re-created empty, and said so) job instead of the expiry notices; the subscription
        is not cancelled.
-    A worker that dies between 1 and 3 leaves its lease; once older than `host_lease`
+    The leases are renewed while step 2 runs (`WorkerDeps.keep_leases`). A worker that dies
+    between 1 and 3 leaves its lease; once `host_lease` has passed since its last renewal
     another worker takes it over and repeats the (idempotent) host call. With no VM on a
     host (none built, or none sold), step 1 claims and records at once, like `_claim`.
     """
