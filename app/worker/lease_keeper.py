@@ -29,9 +29,10 @@ class LeaseKeeper:
     A lease counts as stale `lease` after its last stamp, so a holder that lives renews it
     in time however long its host call takes, with two renewals to spare (one may fail: a
     database blip); a holder that died stops renewing, and its lease is free `lease` after
-    the last renewal. Each renewal is one short transaction stamped with `clock`. A lease
-    found lost (taken over by another worker) is logged and no longer renewed: the call
-    under it is not interrupted. Tests pass a `sleep` that returns soon.
+    the last renewal. Each renewal of a lease is one short transaction stamped with `clock`
+    (a failed one is logged and tried again at the next renewal). A lease found lost (taken
+    over by another worker) is logged and no longer renewed: the call under it is not
+    interrupted. Tests pass a `sleep` that returns soon.
     """
 
     uow_factory: UnitOfWorkFactory
@@ -71,23 +72,26 @@ class _Renewals:
                 await self._renew_all()
 
     async def _renew_all(self) -> None:
+        for name, token in list(self.leases.items()):
+            if self.stopping:
+                return
+            if not await self._renew(name, token):
+                log.warning(
+                    "lease %s was lost while its host call ran (another worker took it)", name
+                )
+                del self.leases[name]
+
+    async def _renew(self, name: str, token: str) -> bool:
+        """One lease, in a transaction of its own (one row locked: never a deadlock with a
+        taker locking several in another order); False only when it was lost."""
         try:
             async with self.keeper.uow_factory() as uow:
-                now = self.keeper.clock.now()
-                lost = [
-                    name
-                    for name, token in self.leases.items()
-                    if not await uow.worker_leases.renew(name, token, now)
-                ]
+                held = await uow.worker_leases.renew(name, token, self.keeper.clock.now())
                 await uow.commit()
         except Exception:
-            log.warning(
-                "could not renew leases %s; tried again later", list(self.leases), exc_info=True
-            )
-            return
-        for name in lost:
-            log.warning("lease %s was lost while its host call ran (another worker took it)", name)
-            del self.leases[name]
+            log.warning("could not renew lease %s; tried again later", name, exc_info=True)
+            return True
+        return held
 
     async def stop(self, task: asyncio.Task[None]) -> None:
         """End the loop: a sleep is cut short, a renewal under way is let finish (a

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from typing import Any
 
 import attrs
 import pytest
@@ -135,6 +136,39 @@ async def test_a_lost_lease_is_logged(caplog: pytest.LogCaptureFixture) -> None:
             await asyncio.sleep(0.05)
     lost = [r for r in caplog.records if "spawn:9 was lost" in r.getMessage()]
     assert len(lost) == 1 and lost[0].levelno == logging.WARNING  # then no longer renewed
+
+
+class FailingOnce:
+    """A unit-of-work factory whose first unit of work fails (the database was away)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.failed = False
+
+    def __call__(self) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("database unreachable")
+        return self.inner()
+
+
+async def test_a_failed_renewal_is_tried_again(caplog: pytest.LogCaptureFixture) -> None:
+    world = await new_world()
+    factory = FailingOnce(world.shop.factory)
+    keeper = LeaseKeeper(
+        uow_factory=factory, clock=world.clock, lease=HOST_LEASE, sleep=short_sleep
+    )
+    name = spawn_lease(1)
+    async with world.shop.factory() as uow:
+        token = await uow.worker_leases.take(name, world.now, world.now - HOST_LEASE)
+        assert token is not None
+        await uow.commit()
+    with caplog.at_level(logging.WARNING, logger="lnvps.worker"):
+        async with keeper.kept({name: token}):
+            await pass_time(world, HOST_LEASE + 5 * MINUTE)
+            assert not await taken_by_another(world, name)
+    assert factory.failed
+    assert any("could not renew lease spawn:1" in r.getMessage() for r in caplog.records)
 
 
 # --- A worker that died holding a VM's lease ------------------------------------------
