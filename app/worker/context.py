@@ -188,7 +188,7 @@ class WorkerDeps:
     expired_budget: int = 10_000
     #: where the expired walk resumes (per process; mutable, shared by copies of these deps).
     backlog: BacklogCursor = attrs.field(factory=lambda: BacklogCursor())
-    #: how long a worker may hold a lease on a host call before another may take it over.
+    #: how long a lease on a host call holds after it was taken or last renewed (`HOST_LEASE`).
     host_lease: timedelta = HOST_LEASE
     #: how a lease keeper waits between renewals (`keep_leases`); tests pass a short one
     lease_sleep: Sleep = _sleep
