@@ -356,9 +356,9 @@ class MemoryPayments(Repo):
 
     async def list_paid_between(self, start: datetime, end: datetime) -> list[SubscriptionPayment]:
         rows = [
-            p for p in self._rows(self.table).values() if p.is_paid and start <= p.created < end
+            p for p in self._rows(self.table).values() if p.is_paid and start <= p.paid_time < end
         ]
-        return sorted(rows, key=lambda p: (p.created, p.id))
+        return sorted(rows, key=lambda p: (p.paid_time, p.id))
 
     async def last_paid_invoiced(self, method: PaymentMethod) -> SubscriptionPayment | None:
         paid = [

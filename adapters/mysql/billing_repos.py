@@ -966,10 +966,11 @@ class SqlPayments(SqlRepo):
         return competing
 
     async def list_paid_between(self, start: datetime, end: datetime) -> list[SubscriptionPayment]:
+        paid = func.coalesce(_pay.paid_at, _pay.created)
         query = (
             self._select()
-            .where(_pay.is_paid == True, _pay.created >= start, _pay.created < end)  # noqa: E712
-            .order_by(_pay.created, _pay.id)
+            .where(_pay.is_paid == True, paid >= start, paid < end)  # noqa: E712
+            .order_by(paid, _pay.id)
         )
         return await self._all(self.mapper, query)
 

@@ -166,7 +166,10 @@ class Payments(Protocol):
         ...
 
     async def list_paid_between(self, start: datetime, end: datetime) -> list[SubscriptionPayment]:
-        """Paid payments with `start <= created < end`, oldest first (then by id): reports."""
+        """Paid payments paid in `[start, end)`, in the order they were paid (then by id):
+        reports. When a payment was paid is its `paid_at`, the time its invoice is issued at;
+        a row without one (paid before it was recorded, or adopted from the old LNVPS) counts
+        at its `created`."""
         ...
 
     async def last_paid_invoiced(self, method: PaymentMethod) -> SubscriptionPayment | None:
