@@ -8,12 +8,11 @@ import attrs
 
 from app.admin.invoices import every_credit_note
 from domain.credit import listed_rate
-from domain.enums import SubscriptionType
 from domain.exchange import msat_to_fiat
 from domain.invoice import CreditNote, Invoice, stored_note_parts
 from domain.invoice_figures import InvoicedFigures, invoiced_figures
 from domain.model import Company, SubscriptionPayment, Vm
-from ports.storage import InvoiceWindow, UnitOfWork, UnitOfWorkFactory
+from ports.storage import InvoiceWindow, PaidRecord, PaidWindow, UnitOfWorkFactory
 
 
 @attrs.frozen(kw_only=True)
@@ -63,11 +62,20 @@ def base_value(
     return None
 
 
-async def _vm_of(uow: UnitOfWork, subscription_id: int) -> Vm | None:
-    for item in await uow.line_items.list_by_subscription(subscription_id):
-        if item.subscription_type is SubscriptionType.VPS:
-            return await uow.vms.get_any_by_line_item(item.id)  # a deleted VM's too
-    return None
+def _line(found: PaidRecord, company: Company) -> ReportLine:
+    payment, invoice, base = found.payment, found.invoice, company.base_currency
+    return ReportLine(
+        payment=payment,
+        company=company,
+        vm=found.vm,
+        host_name="" if found.host is None else found.host.name,
+        region_id=0 if found.region is None else found.region.id,
+        region_name="" if found.region is None else found.region.name,
+        base_amount=base_value(payment.amount, payment, found.list_currency, base),
+        base_tax=base_value(payment.tax, payment, found.list_currency, base),
+        invoice_number=None if invoice is None else invoice.number,
+        invoiced=None if invoice is None else invoiced_figures(invoice),
+    )
 
 
 async def revenue(
@@ -78,41 +86,17 @@ async def revenue(
     company_id: int,
     currency: str | None,
 ) -> list[ReportLine]:
-    """Paid payments created in the window whose subscription belongs to the company
-    (`subscription.company_id`, not the reference's user-id join), optionally in one currency;
-    oldest first; each with its invoice's figures (`invoiced_figures`)."""
+    """Paid payments paid in the window (`SubscriptionPayment.paid_time`: when their invoice
+    is issued) whose subscription belongs to the company (`subscription.company_id`, not the
+    reference's user-id join), optionally in one currency; in the order paid; each with its
+    invoice's figures (`invoiced_figures`). A fixed number of statements (`ReportReads`)."""
     lo, hi = window(start, end)
-    out: list[ReportLine] = []
     async with uow_factory() as uow:
         company = await uow.companies.get(company_id)
         if company is None:
             return []
-        for payment in await uow.payments.list_paid_between(lo, hi):
-            if currency is not None and payment.currency.upper() != currency:
-                continue
-            sub = await uow.subscriptions.get(payment.subscription_id)
-            if sub is None or sub.company_id != company_id:
-                continue
-            vm = await _vm_of(uow, sub.id)
-            host = None if vm is None else await uow.hosts.get(vm.host_id)
-            region = None if host is None else await uow.regions.get(host.region_id)
-            base = company.base_currency
-            invoice = await uow.invoices.get_by_payment(payment.id)
-            out.append(
-                ReportLine(
-                    payment=payment,
-                    company=company,
-                    vm=vm,
-                    host_name="" if host is None else host.name,
-                    region_id=0 if region is None else region.id,
-                    region_name="" if region is None else region.name,
-                    base_amount=base_value(payment.amount, payment, sub.currency, base),
-                    base_tax=base_value(payment.tax, payment, sub.currency, base),
-                    invoice_number=None if invoice is None else invoice.number,
-                    invoiced=None if invoice is None else invoiced_figures(invoice),
-                )
-            )
-    return out
+        found = await uow.report_reads.paid(PaidWindow(since=lo, until=hi), company_id, currency)
+    return [_line(record, company) for record in found]
 
 
 @attrs.frozen(kw_only=True)
@@ -173,34 +157,21 @@ async def referral_usage(
     the latest paid first. Read from the window's paid payments, so a VM deleted since (its
     row kept, soft-deleted) still counts: a past report does not change when a VM goes."""
     lo, hi = window(start, end)
-    found: list[ReferralLine] = []
     async with uow_factory() as uow:
         company = await uow.companies.get(company_id)
         if company is None:
             return []
-        for payment in await uow.payments.list_paid_between(lo, hi):
-            vm = await _vm_of(uow, payment.subscription_id)
-            if vm is None or not vm.ref_code or ref_code not in (None, vm.ref_code):
-                continue
-            host = await uow.hosts.get(vm.host_id)
-            region = None if host is None else await uow.regions.get(host.region_id)
-            if region is None or region.company_id != company_id:
-                continue
-            first = await _first_paid(uow, payment.subscription_id)
-            if first is None or first.id != payment.id:
-                continue
-            found.append(
-                ReferralLine(
-                    vm_id=vm.id,
-                    ref_code=vm.ref_code,
-                    payment=payment,
-                    base_currency=company.base_currency,
-                )
-            )
-    return found[::-1]
-
-
-async def _first_paid(uow: UnitOfWork, subscription_id: int) -> SubscriptionPayment | None:
-    """The subscription's payment paid first (`paid_time`, then id, as reports order them)."""
-    paid = (await uow.payments.paid_tally(subscription_id)).paid
-    return min(paid, key=lambda p: (p.paid_time, p.id)) if paid else None
+        found = await uow.report_reads.first_paid_referred(PaidWindow(since=lo, until=hi), ref_code)
+    return [
+        ReferralLine(
+            vm_id=record.vm.id,
+            ref_code=record.vm.ref_code,
+            payment=record.payment,
+            base_currency=company.base_currency,
+        )
+        for record in reversed(found)
+        if record.vm is not None
+        and record.vm.ref_code
+        and record.region is not None
+        and record.region.company_id == company_id
+    ]

@@ -105,7 +105,7 @@ class Payments(Protocol):
 
     async def paid_tally(self, subscription_id: int) -> PaidTally:
         """Its paid payments and its count of unpaid ones, in one statement (what an admin
-        delete, the referral report and the worker's admin delete read of its payments)."""
+        delete and the worker's admin delete read of its payments)."""
         ...
 
     async def list_by_vm(
@@ -163,13 +163,6 @@ class Payments(Protocol):
         Returns them as they were before, newest first, so the caller can cancel each at its
         own provider.
         """
-        ...
-
-    async def list_paid_between(self, start: datetime, end: datetime) -> list[SubscriptionPayment]:
-        """Paid payments paid in `[start, end)`, in the order they were paid (then by id):
-        reports. When a payment was paid is its `paid_at`, the time its invoice is issued at;
-        a row without one (paid before it was recorded, or adopted from the old LNVPS) counts
-        at its `created`."""
         ...
 
     async def last_paid_invoiced(self, method: PaymentMethod) -> SubscriptionPayment | None:
