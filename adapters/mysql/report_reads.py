@@ -66,10 +66,8 @@ class SqlReportReads(SqlRepo):
             referred = referred & (_vm.ref_code == ref_code)
         subs_referred = (
             select(_li.subscription_id)
-            .select_from(
-                t.subscription_line_item.join(t.vm, _vm.subscription_line_item_id == _li.id)
-            )
-            .where(_li.subscription_type == SubscriptionType.VPS, referred)
+            .select_from(_ITEM_VMS)
+            .where(_li.subscription_type == _VPS, referred)
         )
         earlier = t.subscription_payment.alias("earlier")
         mine, theirs = _paid_time(t.subscription_payment.c), _paid_time(earlier.c)
@@ -87,9 +85,7 @@ class SqlReportReads(SqlRepo):
         paid = _paid_time(_pay)
         return (
             select(*self.mappers.payment.columns, _sub.currency.label(_LIST_CURRENCY))
-            .select_from(
-                t.subscription_payment.join(t.subscription, _sub.id == _pay.subscription_id)
-            )
+            .select_from(_PAID_SUBS)
             .where(_pay.is_paid == True, paid >= window.since, paid < window.until, wanted)  # noqa: E712
             .order_by(paid, _pay.id)
         )
@@ -128,14 +124,8 @@ class SqlReportReads(SqlRepo):
         for chunk in id_chunks(subscription_ids):
             query = (
                 select(_li.subscription_id.label(_SUB_ID), _li.id.label(_ITEM_ID), *mapper.columns)
-                .select_from(
-                    t.subscription_line_item.outerjoin(
-                        t.vm, _vm.subscription_line_item_id == _li.id
-                    )
-                )
-                .where(
-                    _li.subscription_id.in_(chunk), _li.subscription_type == SubscriptionType.VPS
-                )
+                .select_from(_ITEM_ANY_VMS)
+                .where(_li.subscription_id.in_(chunk), _li.subscription_type == _VPS)
                 .order_by(_li.id, _vm.id)
             )
             for row in (await self.conn.execute(query)).mappings():
