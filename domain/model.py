@@ -398,6 +398,12 @@ class SubscriptionPayment:
         """What the customer pays: amount + tax + processing fee."""
         return self.amount + self.tax + self.processing_fee
 
+    @property
+    def paid_time(self) -> datetime:
+        """When a paid payment was paid (reports count it then): `paid_at`, or `created` for a
+        paid row without one (paid before it was recorded, or adopted from the old LNVPS)."""
+        return self.paid_at or self.created
+
 
 @attrs.frozen(kw_only=True)
 class LegacyVmPayment:

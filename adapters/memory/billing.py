@@ -354,12 +354,6 @@ class MemoryPayments(Repo):
             self._rows(self.table)[payment.id] = evolve(payment, expires=now)
         return competing
 
-    async def list_paid_between(self, start: datetime, end: datetime) -> list[SubscriptionPayment]:
-        rows = [
-            p for p in self._rows(self.table).values() if p.is_paid and start <= p.created < end
-        ]
-        return sorted(rows, key=lambda p: (p.created, p.id))
-
     async def last_paid_invoiced(self, method: PaymentMethod) -> SubscriptionPayment | None:
         paid = [
             p

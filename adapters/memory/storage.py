@@ -36,6 +36,7 @@ from adapters.memory.products import (
     MemoryPaymentMethods,
 )
 from adapters.memory.reads import MemoryReadLookups, MemoryVmReads
+from adapters.memory.report_reads import MemoryReportReads
 from adapters.memory.settlement import MemorySettlementProblems
 from adapters.memory.vms import MemoryVmHistories, MemoryVms
 from adapters.memory.worker import MemoryWorkerCursors, MemoryWorkerLeases
@@ -82,6 +83,7 @@ class MemoryUnitOfWork(ClosesOnExit):
         self.worker_cursors = MemoryWorkerCursors(current)
         self.vm_reads = MemoryVmReads(current)
         self.lookups = MemoryReadLookups(current)
+        self.report_reads = MemoryReportReads(current)
 
         self.invoices = MemoryInvoices(current)
 

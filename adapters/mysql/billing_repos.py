@@ -965,14 +965,6 @@ class SqlPayments(SqlRepo):
             )
         return competing
 
-    async def list_paid_between(self, start: datetime, end: datetime) -> list[SubscriptionPayment]:
-        query = (
-            self._select()
-            .where(_pay.is_paid == True, _pay.created >= start, _pay.created < end)  # noqa: E712
-            .order_by(_pay.created, _pay.id)
-        )
-        return await self._all(self.mapper, query)
-
     async def last_paid_invoiced(self, method: PaymentMethod) -> SubscriptionPayment | None:
         total = _pay.amount + _pay.tax + _pay.processing_fee
         query = (

@@ -32,6 +32,7 @@ from adapters.mysql.product_repos import (
     SqlPaymentMethods,
 )
 from adapters.mysql.read_models import SqlReadLookups, SqlVmReads, VmReadMappers, VmReadPlan
+from adapters.mysql.report_reads import ReportMappers, SqlReportReads
 from adapters.mysql.repositories import (
     SqlCompanies,
     SqlCostPlans,
@@ -126,6 +127,13 @@ class Mappers:
 
         self.invoice = mapper(t.invoice, inv.Invoice)
         self.credit_note = mapper(t.credit_note, inv.CreditNote)
+        self.reports = ReportMappers(
+            payment=self.payment,
+            vm=self.vm,
+            host=self.host,
+            region=self.region,
+            invoice=self.invoice,
+        )
 
         self.credit_entry = mapper(t.user_credit_ledger, CreditEntry)
         self.settlement_problem = mapper(t.settlement_problem, SettlementProblem)
@@ -293,6 +301,10 @@ class SqlUnitOfWork(ClosesOnExit):
     @cached_property
     def lookups(self) -> SqlReadLookups:
         return SqlReadLookups(self._connection, self._mappers.user)
+
+    @cached_property
+    def report_reads(self) -> SqlReportReads:
+        return SqlReportReads(self._connection, self._mappers.reports)
 
     @cached_property
     def invoices(self) -> SqlInvoices:

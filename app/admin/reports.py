@@ -6,12 +6,13 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import attrs
 
+from app.admin.invoices import every_credit_note
 from domain.credit import listed_rate
-from domain.enums import SubscriptionType
 from domain.exchange import msat_to_fiat
+from domain.invoice import CreditNote, Invoice, stored_note_parts
 from domain.invoice_figures import InvoicedFigures, invoiced_figures
 from domain.model import Company, SubscriptionPayment, Vm
-from ports.storage import UnitOfWork, UnitOfWorkFactory
+from ports.storage import InvoiceWindow, PaidRecord, PaidWindow, UnitOfWorkFactory
 
 
 @attrs.frozen(kw_only=True)
@@ -34,10 +35,12 @@ class ReportLine:
 
 
 def window(start: date, end: date) -> tuple[datetime, datetime]:
-    """`[start 00:00:00Z, end 23:59:59Z)` as the reference has it (§9.16)."""
+    """`[start 00:00Z, the day after end 00:00Z)`: both days whole, so consecutive reports
+    (June, then July) share no instant and miss none (the reference ends at `end 23:59:59`,
+    exclusive, which loses each period's last second)."""
     return (
         datetime.combine(start, time(), UTC),
-        datetime.combine(end, time(), UTC) + timedelta(hours=23, minutes=59, seconds=59),
+        datetime.combine(end + timedelta(days=1), time(), UTC),
     )
 
 
@@ -59,11 +62,20 @@ def base_value(
     return None
 
 
-async def _vm_of(uow: UnitOfWork, subscription_id: int) -> Vm | None:
-    for item in await uow.line_items.list_by_subscription(subscription_id):
-        if item.subscription_type is SubscriptionType.VPS:
-            return await uow.vms.get_by_line_item(item.id)
-    return None
+def _line(found: PaidRecord, company: Company) -> ReportLine:
+    payment, invoice, base = found.payment, found.invoice, company.base_currency
+    return ReportLine(
+        payment=payment,
+        company=company,
+        vm=found.vm,
+        host_name="" if found.host is None else found.host.name,
+        region_id=0 if found.region is None else found.region.id,
+        region_name="" if found.region is None else found.region.name,
+        base_amount=base_value(payment.amount, payment, found.list_currency, base),
+        base_tax=base_value(payment.tax, payment, found.list_currency, base),
+        invoice_number=None if invoice is None else invoice.number,
+        invoiced=None if invoice is None else invoiced_figures(invoice),
+    )
 
 
 async def revenue(
@@ -74,40 +86,53 @@ async def revenue(
     company_id: int,
     currency: str | None,
 ) -> list[ReportLine]:
-    """Paid payments created in the window whose subscription belongs to the company
-    (`subscription.company_id`, not the reference's user-id join), optionally in one currency;
-    oldest first; each with its invoice's figures (`invoiced_figures`)."""
+    """Paid payments paid in the window (`SubscriptionPayment.paid_time`: when their invoice
+    is issued) whose subscription belongs to the company (`subscription.company_id`, not the
+    reference's user-id join), optionally in one currency; in the order paid; each with its
+    invoice's figures (`invoiced_figures`). A fixed number of statements (`ReportReads`)."""
     lo, hi = window(start, end)
-    out: list[ReportLine] = []
     async with uow_factory() as uow:
         company = await uow.companies.get(company_id)
         if company is None:
             return []
-        for payment in await uow.payments.list_paid_between(lo, hi):
-            if currency is not None and payment.currency.upper() != currency:
-                continue
-            sub = await uow.subscriptions.get(payment.subscription_id)
-            if sub is None or sub.company_id != company_id:
-                continue
-            vm = await _vm_of(uow, sub.id)
-            host = None if vm is None else await uow.hosts.get(vm.host_id)
-            region = None if host is None else await uow.regions.get(host.region_id)
-            base = company.base_currency
-            invoice = await uow.invoices.get_by_payment(payment.id)
-            out.append(
-                ReportLine(
-                    payment=payment,
-                    company=company,
-                    vm=vm,
-                    host_name="" if host is None else host.name,
-                    region_id=0 if region is None else region.id,
-                    region_name="" if region is None else region.name,
-                    base_amount=base_value(payment.amount, payment, sub.currency, base),
-                    base_tax=base_value(payment.tax, payment, sub.currency, base),
-                    invoice_number=None if invoice is None else invoice.number,
-                    invoiced=None if invoice is None else invoiced_figures(invoice),
-                )
-            )
+        found = await uow.report_reads.paid(PaidWindow(since=lo, until=hi), company_id, currency)
+    return [_line(record, company) for record in found]
+
+
+@attrs.frozen(kw_only=True)
+class NoteLine:
+    """A credit note issued in a report's window and the invoice it corrects; `parts` its
+    (net, tax) as issued (`stored_note_parts`; None: an old note that has none)."""
+
+    note: CreditNote
+    invoice: Invoice
+    parts: tuple[int, int] | None
+
+
+def paid_currency(invoice: Invoice) -> str:
+    """The currency the invoiced payment was paid in: BTC when the invoice records the msat
+    a Lightning payment brought (it is then issued in the subscription's fiat), else the
+    invoice's own currency (`invoice_content.invoice_currency`)."""
+    return "BTC" if invoice.document.btc_msat is not None else invoice.currency.upper()
+
+
+async def credit_notes(
+    uow_factory: UnitOfWorkFactory,
+    *,
+    start: date,
+    end: date,
+    company_id: int,
+    currency: str | None,
+) -> list[NoteLine]:
+    """The credit notes the company issued in the window (by their own issue time, whatever
+    window their invoice was in), in issue order, each with the invoice it corrects;
+    `currency` keeps those of invoices of payments paid in it, as `revenue` filters its
+    payments. They take back what the report's invoices (or earlier ones) billed."""
+    lo, hi = window(start, end)
+    out: list[NoteLine] = []
+    async for note, invoice in every_credit_note(uow_factory, InvoiceWindow(lo, hi, company_id)):
+        if currency is None or paid_currency(invoice) == currency:
+            out.append(NoteLine(note=note, invoice=invoice, parts=stored_note_parts(note, invoice)))
     return out
 
 
@@ -128,34 +153,25 @@ async def referral_usage(
     ref_code: str | None,
 ) -> list[ReferralLine]:
     """The first paid payment of each VM ordered with a referral code, when that payment was
-    created in the window and the VM's host region belongs to the company; newest first."""
+    paid in the window (`revenue`'s basis) and the VM's host region belongs to the company;
+    the latest paid first. Read from the window's paid payments, so a VM deleted since (its
+    row kept, soft-deleted) still counts: a past report does not change when a VM goes."""
     lo, hi = window(start, end)
-    found: dict[int, ReferralLine] = {}
     async with uow_factory() as uow:
         company = await uow.companies.get(company_id)
         if company is None:
             return []
-        for vm in await uow.vms.list_active():
-            if not vm.ref_code or (ref_code is not None and vm.ref_code != ref_code):
-                continue
-            host = await uow.hosts.get(vm.host_id)
-            region = None if host is None else await uow.regions.get(host.region_id)
-            if region is None or region.company_id != company_id:
-                continue
-            sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
-            if sub is None:
-                continue
-            paid = await _first_paid(uow, sub.id)
-            if paid is not None and lo <= paid.created <= hi:
-                found[vm.id] = ReferralLine(
-                    vm_id=vm.id,
-                    ref_code=vm.ref_code,
-                    payment=paid,
-                    base_currency=company.base_currency,
-                )
-    return sorted(found.values(), key=lambda r: r.payment.created, reverse=True)
-
-
-async def _first_paid(uow: UnitOfWork, subscription_id: int) -> SubscriptionPayment | None:
-    paid = (await uow.payments.paid_tally(subscription_id)).paid
-    return paid[0] if paid else None
+        found = await uow.report_reads.first_paid_referred(PaidWindow(since=lo, until=hi), ref_code)
+    return [
+        ReferralLine(
+            vm_id=record.vm.id,
+            ref_code=record.vm.ref_code,
+            payment=record.payment,
+            base_currency=company.base_currency,
+        )
+        for record in reversed(found)
+        if record.vm is not None
+        and record.vm.ref_code
+        and record.region is not None
+        and record.region.company_id == company_id
+    ]

@@ -67,6 +67,7 @@ class AdminUseCases:
         self.balances_of = bind(credit_balance.balances_of, uow_factory)
         self.ledger_page = bind(credit_balance.ledger_page, uow_factory)
         self.revenue = bind(reports.revenue, uow_factory)
+        self.report_credit_notes = bind(reports.credit_notes, uow_factory)
         self.referral_usage = bind(reports.referral_usage, uow_factory)
         self.list_payment_methods = bind(payment_methods.list_configs, uow_factory)
         # a config's pending payments are cancelled at this process's rails

@@ -44,6 +44,7 @@ from ports.storage.payments import (
 )
 from ports.storage.products import IpRangeSubscriptions, IpSpacePrices, IpSpaces, PaymentMethods
 from ports.storage.reads import ReadLookups, VmReads
+from ports.storage.reports import PaidRecord, PaidWindow, ReportReads
 from ports.storage.settlement import SettlementProblem, SettlementProblems
 from ports.storage.subscriptions import (
     DueWindow,
@@ -131,6 +132,8 @@ class UnitOfWork(Protocol):
     @property
     def lookups(self) -> ReadLookups: ...
     @property
+    def report_reads(self) -> ReportReads: ...
+    @property
     def invoices(self) -> Invoices: ...
     @property
     def credit_ledger(self) -> CreditLedger: ...
@@ -187,7 +190,9 @@ __all__ = [
     "NewestPending",
     "OwnedPriced",
     "Page",
+    "PaidRecord",
     "PaidTally",
+    "PaidWindow",
     "PaymentMethods",
     "Payments",
     "PendingCount",
@@ -200,6 +205,7 @@ __all__ = [
     "Records",
     "Regions",
     "Removable",
+    "ReportReads",
     "Roles",
     "SettlementProblem",
     "SettlementProblems",

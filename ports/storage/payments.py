@@ -105,7 +105,7 @@ class Payments(Protocol):
 
     async def paid_tally(self, subscription_id: int) -> PaidTally:
         """Its paid payments and its count of unpaid ones, in one statement (what an admin
-        delete, the referral report and the worker's admin delete read of its payments)."""
+        delete and the worker's admin delete read of its payments)."""
         ...
 
     async def list_by_vm(
@@ -163,10 +163,6 @@ class Payments(Protocol):
         Returns them as they were before, newest first, so the caller can cancel each at its
         own provider.
         """
-        ...
-
-    async def list_paid_between(self, start: datetime, end: datetime) -> list[SubscriptionPayment]:
-        """Paid payments with `start <= created < end`, oldest first (then by id): reports."""
         ...
 
     async def last_paid_invoiced(self, method: PaymentMethod) -> SubscriptionPayment | None:

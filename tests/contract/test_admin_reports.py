@@ -1,20 +1,30 @@
 """Revenue report figures on memory, SQLite and MariaDB: every paid payment of the company in
-the window, each figure exactly as stored, base-currency values in exact integers."""
+the window, each figure exactly as stored, base-currency values in exact integers; the
+window's credit notes; deleted VMs kept."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
 import attrs
 
-from app.admin.reports import referral_usage, revenue
+from adapters.memory.clock import FakeClock
+from app.admin.reports import NoteLine, credit_notes, referral_usage, revenue, window
+from app.billing.completion import apply_payment
+from app.billing.invoicing import issue_credit_note
 from domain.enums import PaymentMethod, SubscriptionPaymentType
 from domain.model import Company, SubscriptionPayment
-from ports.storage import UnitOfWorkFactory
+from ports.storage import InvoiceWindow, UnitOfWorkFactory
 from tests.contract import storage_backends
-from tests.contract.storage_backends import at, new_payment, new_subscription, seed_world
+from tests.contract.storage_backends import (
+    World,
+    at,
+    new_payment,
+    new_subscription,
+    seed_world,
+)
 
 database = storage_backends.database
 backend = storage_backends.backend
@@ -139,5 +149,107 @@ async def test_referral_usage_is_each_vms_first_paid_payment(
         await referral_usage(
             uow_factory, start=date(2026, 3, 4), end=END, company_id=w.company.id, ref_code=None
         )
+        == []
+    )
+
+
+MONTH_S = 31 * 86_400
+
+
+async def _booked(factory: UnitOfWorkFactory, w: World, created: datetime, paid: datetime) -> bytes:
+    """A renewal of the seed world's VM created at `created` and booked (paid, invoiced) at
+    `paid`."""
+    pending = new_payment(w.subscription, created=created, expires=paid + timedelta(hours=1))
+    async with factory() as uow:
+        await uow.payments.add(attrs.evolve(pending, time_value=MONTH_S))
+        await uow.commit()
+    assert await apply_payment(factory, pending.id, FakeClock(paid)) is not None
+    return pending.id
+
+
+async def _paid_ids(factory: UnitOfWorkFactory, w: World, start: date, end: date) -> list[bytes]:
+    lines = await revenue(factory, start=start, end=end, company_id=w.company.id, currency=None)
+    return [line.payment.id for line in lines]
+
+
+async def test_a_period_counts_its_end_day_whole_and_a_payment_when_it_was_paid(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """Review r20: a payment paid in the last second of 15 March is in the report ending that
+    day (the reference's window ended at 23:59:59, exclusive, so in no report); one created
+    on the 15th but paid on the 16th is in the report its invoice was issued in, the later
+    one; a one-day report (start = end) is the whole day."""
+    async with uow_factory() as uow:
+        w = await seed_world(uow)
+        await uow.commit()
+    last = datetime(2026, 3, 15, 23, 59, 59, tzinfo=UTC)
+    in_last_second = await _booked(uow_factory, w, at(15), last)
+    paid_next_day = await _booked(uow_factory, w, at(15, 23), at(16, 0))
+    later = date(2026, 3, 16), date(2026, 3, 31)
+    assert await _paid_ids(uow_factory, w, START, END) == [in_last_second]
+    assert await _paid_ids(uow_factory, w, *later) == [paid_next_day]
+    assert await _paid_ids(uow_factory, w, END, END) == [in_last_second]
+    async with uow_factory() as uow:
+        issued = await uow.invoices.list_page(InvoiceWindow(*window(START, END)), 10, 0)
+    assert [i.payment_id for i in issued.items] == [in_last_second]
+
+
+async def test_a_deleted_vm_stays_in_past_reports(uow_factory: UnitOfWorkFactory) -> None:
+    """Review r20: a referred VM paid in the window, then deleted, keeps its revenue line's
+    VM, host and region, and its referral."""
+    async with uow_factory() as uow:
+        w = await seed_world(uow)
+        await uow.vms.update(attrs.evolve(w.vm, ref_code="FRIEND"))
+        await uow.commit()
+    paid = await _booked(uow_factory, w, at(3), at(4))
+    async with uow_factory() as uow:
+        await uow.vms.delete(w.vm.id)
+        await uow.commit()
+    [line] = await revenue(
+        uow_factory, start=START, end=END, company_id=w.company.id, currency=None
+    )
+    assert line.vm is not None and (line.vm.id, line.host_name, line.region_id) == (
+        w.vm.id,
+        "h1",
+        w.region.id,
+    )
+    [referral] = await referral_usage(
+        uow_factory, start=START, end=END, company_id=w.company.id, ref_code=None
+    )
+    assert (referral.vm_id, referral.payment.id) == (w.vm.id, paid)
+
+
+async def test_the_credit_notes_issued_in_the_window_are_reported(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """Review r20: a note issued in the window is listed with its figures and the invoice it
+    corrects, filtered by company and by the currency the invoice's payment was paid in."""
+    async with uow_factory() as uow:
+        w = await seed_world(uow)
+        await uow.commit()
+    paid = await _booked(uow_factory, w, at(3), at(4))
+    async with uow_factory() as uow:
+        invoice = await uow.invoices.get_by_payment(paid)
+    assert invoice is not None
+    note = await issue_credit_note(
+        uow_factory, FakeClock(at(5)), invoice_id=invoice.id, amount=invoice.total, reason="r"
+    )
+
+    async def notes(company: int, currency: str | None) -> list[NoteLine]:
+        return await credit_notes(
+            uow_factory, start=START, end=END, company_id=company, currency=currency
+        )
+
+    [line] = await notes(w.company.id, None)
+    assert (line.note, line.invoice.id, line.parts) == (
+        note,
+        invoice.id,
+        (invoice.net, invoice.tax),
+    )
+    assert await notes(w.company.id, "EUR") == [line]
+    assert await notes(w.company.id, "BTC") == []
+    assert await notes(w.company.id + 1, None) == []
+    assert (
+        await credit_notes(uow_factory, start=END, end=END, company_id=w.company.id, currency=None)
         == []
     )

@@ -4,7 +4,9 @@ Money is as stored (smallest units); `rate` is also given as an exact decimal st
 (`rate_exact`) and the base-currency value as exact integers, so no figure goes through float.
 A payment's row leaves out what its invoice bills beyond it (a prepayment to account credit:
 an overpaid excess); each line's `invoice` and the report's `invoiced` sums carry every unit
-invoiced, the prepayment as its own figure.
+invoiced, the prepayment as its own figure. The credit notes issued in the window
+(`credit_notes`, summed in `credited`) take back what invoices billed, so the window's
+invoices less its notes are what the invoice export of the same days totals.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from adapters.http.context import services
 from adapters.http.envelope import data_response, same_named
 from adapters.http.openapi import QueryParam, RouteTable, Schema
 from adapters.http.views_schema import STRING, U64, nullable, obj
-from app.admin.reports import ReferralLine, ReportLine
+from app.admin.reports import NoteLine, ReferralLine, ReportLine
 from domain.enums import AdminAction, AdminResource
 from domain.errors import InvalidInput, UnknownCurrency
 from domain.invoice_figures import InvoicedFigures, summed_by_currency
@@ -84,8 +86,35 @@ def _report_schema(key: str, line: Schema, **more: Schema) -> Schema:
     )
 
 
+#: a credit note issued in the window: its own figures, in its currency's smallest units
+#: (`net`/`tax` null for an old note issued before notes stored them)
+CREDIT_NOTE: Schema = obj(
+    {
+        "number": STRING,
+        "invoice_number": STRING,
+        "issued_at": _TIME,
+        "currency": STRING,
+        "amount": {"type": "integer"},
+        "net": nullable({"type": "integer"}),
+        "tax": nullable({"type": "integer"}),
+        "reason": STRING,
+    }
+)
+#: the notes' sums per currency (`net`/`tax` null when an old note's are unknown)
+CREDITED: Schema = obj(
+    {
+        "currency": STRING,
+        "net": nullable({"type": "integer"}),
+        "tax": nullable({"type": "integer"}),
+        "total": {"type": "integer"},
+    }
+)
 REPORT = _report_schema(
-    "payments", PAYMENT, invoiced={"type": "array", "items": obj(dict(_FIGURES))}
+    "payments",
+    PAYMENT,
+    invoiced={"type": "array", "items": obj(dict(_FIGURES))},
+    credit_notes={"type": "array", "items": CREDIT_NOTE},
+    credited={"type": "array", "items": CREDITED},
 )
 REFERRAL: Schema = obj(
     {
@@ -136,7 +165,7 @@ class _Window:
 def _window(query: Any) -> _Window:
     start_raw, start = _date(query, "start_date")
     end_raw, end = _date(query, "end_date")
-    if not start < end:
+    if start > end:  # the same day twice: a one-day report
         raise InvalidInput("start_date must be before end_date")
     company = query.get("company_id", "0") or "0"
     if not company.isdigit() or len(company) > 20:
@@ -190,6 +219,32 @@ def _payment_json(line: ReportLine) -> dict[str, Any]:
     }
 
 
+def _note_json(line: NoteLine) -> dict[str, Any]:
+    note, parts = line.note, line.parts
+    return {
+        **same_named(note, "number"),
+        "invoice_number": line.invoice.number,
+        "issued_at": _time(note.issued_at),
+        **same_named(note, "currency", "amount"),
+        "net": None if parts is None else parts[0],
+        "tax": None if parts is None else parts[1],
+        "reason": note.reason,
+    }
+
+
+def _credited_json(notes: list[NoteLine]) -> list[dict[str, Any]]:
+    """The notes' sums per currency, alphabetical; net and tax null once a note of the
+    currency has none (an old note), the total always known."""
+    sums: dict[str, dict[str, Any]] = {}
+    for line in notes:
+        cur = line.note.currency
+        got = sums.setdefault(cur, {"currency": cur, "net": 0, "tax": 0, "total": 0})
+        got["total"] += line.note.amount
+        for key, value in zip(("net", "tax"), line.parts or (None, None), strict=True):
+            got[key] = None if value is None or got[key] is None else got[key] + value
+    return [sums[c] for c in sorted(sums)]
+
+
 @require(AdminResource.ANALYTICS, AdminAction.VIEW)
 async def time_series(request: web.Request, admin: Admin) -> web.StreamResponse:
     q = request.query
@@ -203,11 +258,16 @@ async def time_series(request: web.Request, admin: Admin) -> web.StreamResponse:
     lines = await services(request).admin.revenue(
         start=window.start, end=window.end, company_id=window.company_id, currency=currency
     )
+    notes = await services(request).admin.report_credit_notes(
+        start=window.start, end=window.end, company_id=window.company_id, currency=currency
+    )
     invoiced = summed_by_currency(line.invoiced for line in lines if line.invoiced)
     return window.report(
         "payments",
         [_payment_json(line) for line in lines],
         invoiced=[_figures_json(f) for f in invoiced],
+        credit_notes=[_note_json(note) for note in notes],
+        credited=_credited_json(notes),
     )
 
 
@@ -238,7 +298,9 @@ async def referral_series(request: web.Request, admin: Admin) -> web.StreamRespo
 def add_admin_report_routes(table: RouteTable) -> None:
     window = (
         QueryParam("start_date", description="YYYY-MM-DD, required"),
-        QueryParam("end_date", description="YYYY-MM-DD, required, after start_date"),
+        QueryParam(
+            "end_date", description="YYYY-MM-DD, required, not before start_date; counted whole"
+        ),
         QueryParam("company_id", {"type": "integer", "minimum": 0}),
     )
     add(
@@ -246,9 +308,12 @@ def add_admin_report_routes(table: RouteTable) -> None:
         "GET",
         "/reports/time-series",
         time_series,
-        "Paid payments of a company created in the window, oldest first, each with its "
-        "invoice's figures by kind (service, processing fee, prepayment to account credit), "
-        "and their sums per invoice currency (`invoiced`)",
+        "Paid payments of a company paid in the window (both dates whole days), in the order "
+        "paid, each with its invoice's figures by kind (service, processing fee, prepayment "
+        "to account credit), and their sums per invoice currency (`invoiced`); the credit "
+        "notes the company issued in the window (`credit_notes`) and their sums per "
+        "currency (`credited`): `invoiced` less `credited` is what the window's invoice "
+        "export totals",
         response=REPORT,
         query=(*window, QueryParam("currency", description="only payments in this currency")),
     )

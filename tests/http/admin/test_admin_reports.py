@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +12,7 @@ from app.billing.completion import complete_payment
 from domain.tax import TaxRates
 from tests.http.admin.adminapp import NOBODY, ROOT, VIEWER, AdminWorld, admin_world
 from tests.http.admin.test_admin_schemas import problems
-from tests.http.vm_helpers import order, paid_vm, renew, subscription_of, user_of
+from tests.http.vm_helpers import order, paid_vm, renew, settle, subscription_of, user_of
 from tests.nostr_signing import NostrKey
 
 ALICE = NostrKey.from_seed(21)
@@ -78,7 +79,7 @@ async def test_report_refusals(world: AdminWorld) -> None:
             "Invalid end_date format. Use YYYY-MM-DD",
         ),
         (
-            "/reports/time-series?start_date=2026-06-01&end_date=2026-06-01",
+            "/reports/time-series?start_date=2026-06-02&end_date=2026-06-01",
             "start_date must be before end_date",
         ),
         (f"{Q}&currency=XYZ", "Invalid currency: XYZ"),
@@ -86,6 +87,8 @@ async def test_report_refusals(world: AdminWorld) -> None:
     ]
     for path, error in cases:
         assert await _status(world, path) == (400, {"error": error}), path
+    one_day = "/reports/time-series?start_date=2026-06-01&end_date=2026-06-01"
+    assert (await _status(world, one_day))[0] == 200  # a one-day report (review r20)
     for path in (
         Q,
         "/reports/referral-usage/time-series?start_date=2026-06-01&end_date=2026-06-30",
@@ -186,3 +189,129 @@ async def test_the_report_accounts_for_every_cent_invoiced_prepayments_apart() -
             "content"
         ]["application/json"]["schema"]
         assert problems(body, schema) == []
+
+
+async def _report(world: AdminWorld, start: str, end: str, company: int) -> dict[str, Any]:
+    q = f"/reports/time-series?start_date={start}&end_date={end}&company_id={company}"
+    body: dict[str, Any] = (await world.ok("GET", q, ROOT))["data"]
+    return body
+
+
+async def _issued_total(world: AdminWorld, start: str, end: str) -> int:
+    found = await world.ok("GET", f"/invoices?start_date={start}&end_date={end}&limit=100")
+    return sum(int(i["total"]) for i in found["data"])
+
+
+async def test_a_payment_paid_in_the_last_second_of_june_is_in_junes_report() -> None:
+    """Review r20: paid 30 Jun 23:59:59.5, invoiced in June; the reference's window (to 30
+    Jun 23:59:59, exclusive) left it out of June's report and July's alike."""
+    async with admin_world(now=datetime(2026, 6, 30, 23, 58, tzinfo=UTC)) as world:
+        vm = await order(world.user, ALICE)
+        world.api.clock.set(datetime(2026, 6, 30, 23, 59, 59, 500000, tzinfo=UTC))
+        pay = await renew(world.user, ALICE, vm["id"])
+        await settle(world.api, pay["id"])
+        company = (await subscription_of(world.api, vm["id"])).company_id
+        june = await _report(world, "2026-06-01", "2026-06-30", company)
+        july = await _report(world, "2026-07-01", "2026-07-31", company)
+        assert [p["id"] for p in june["payments"]] == [pay["id"]]
+        assert july["payments"] == []
+        assert sum(f["total"] for f in june["invoiced"]) == await _issued_total(
+            world, "2026-06-01", "2026-07-01"
+        )
+
+
+async def test_a_payment_is_reported_in_the_period_it_was_paid_and_invoiced() -> None:
+    """Review r20: created 30 Jun 23:55, paid 1 Jul 00:04:59: its invoice is July's, and so is
+    its report line (the reference's basis, `created`, filed it under June)."""
+    async with admin_world(now=datetime(2026, 6, 30, 23, 50, tzinfo=UTC)) as world:
+        vm = await order(world.user, ALICE)
+        world.api.clock.set(datetime(2026, 6, 30, 23, 55, tzinfo=UTC))
+        pay = await renew(world.user, ALICE, vm["id"])
+        world.api.clock.advance(timedelta(minutes=9, seconds=59))
+        await settle(world.api, pay["id"])
+        company = (await subscription_of(world.api, vm["id"])).company_id
+        june = await _report(world, "2026-06-01", "2026-06-30", company)
+        july = await _report(world, "2026-07-01", "2026-07-31", company)
+        assert (june["payments"], [p["id"] for p in july["payments"]]) == ([], [pay["id"]])
+        [line] = july["payments"]
+        assert line["created"] == "2026-06-30T23:55:00+00:00"  # as stored, not moved
+        reported = [sum(f["total"] for f in r["invoiced"]) for r in (june, july)]
+        issued = [
+            await _issued_total(world, "2026-06-01", "2026-07-01"),
+            await _issued_total(world, "2026-07-01", "2026-08-01"),
+        ]
+        assert reported == issued == [0, 270]
+
+
+async def test_the_windows_credit_notes_are_reported_against_what_was_invoiced() -> None:
+    """Review r20: an invoice of 270 credited whole the same month. The report still lists
+    the payment and its 270 invoiced, and now the note too (`credit_notes`) and its sums
+    (`credited`): invoiced less credited is the invoice export's total for the window, 0."""
+    async with admin_world() as world:
+        vm = await paid_vm(world.user, ALICE)
+        company = (await subscription_of(world.api, vm["id"])).company_id
+        window = "start_date=2026-06-01&end_date=2026-07-01"
+        [invoice] = (await world.ok("GET", f"/invoices?{window}"))["data"]
+        note = await world.ok(
+            "POST",
+            f"/invoices/{invoice['id']}/credit_notes",
+            json={"amount": invoice["total"], "reason": "refunded"},
+        )
+        resp = await world.call("GET", f"/invoices/export?{window}")
+        rows = (await resp.text()).strip().splitlines()[1:]
+        exported = sum(int(r.split(",")[11]) for r in rows)  # the `total` column
+        body = await world.ok("GET", f"{Q}&company_id={company}", ROOT)
+        report = body["data"]
+        invoiced = sum(f["total"] for f in report["invoiced"])
+        credited = sum(f["total"] for f in report["credited"])
+        assert (invoiced, credited, exported) == (270, 270, 0)
+        assert report["credit_notes"] == [
+            {
+                "number": note["data"]["number"],
+                "invoice_number": invoice["number"],
+                "issued_at": note["data"]["issued_at"].replace("Z", "+00:00"),
+                "currency": "EUR",
+                "amount": 270,
+                "net": 270,
+                "tax": 0,
+                "reason": "refunded",
+            }
+        ]
+        assert report["credited"] == [{"currency": "EUR", "net": 270, "tax": 0, "total": 270}]
+        # paid in BTC (invoiced in EUR): the currency filter goes by the payment's, as its line's
+        eur = (await world.ok("GET", f"{Q}&company_id={company}&currency=EUR"))["data"]
+        assert (eur["payments"], eur["credit_notes"], eur["credited"]) == ([], [], [])
+        btc = (await world.ok("GET", f"{Q}&company_id={company}&currency=BTC"))["data"]
+        assert (btc["credit_notes"], btc["credited"]) == (
+            report["credit_notes"],
+            report["credited"],
+        )
+        doc = await world.ok("GET", "/openapi.json", signed=False)
+        schema = doc["paths"]["/api/admin/v1/reports/time-series"]["get"]["responses"]["200"][
+            "content"
+        ]["application/json"]["schema"]
+        assert problems(body, schema) == []
+
+
+async def test_a_deleted_vm_keeps_its_revenue_line_and_its_referral() -> None:
+    """Review r20: a referred VM paid in June and deleted later keeps its VM, host and region
+    in June's revenue report and its referral in June's referral report."""
+    async with admin_world() as world:
+        vm = await order(world.user, ALICE, ref_code="PARTNER1")
+        pay = await renew(world.user, ALICE, vm["id"])
+        await settle(world.api, pay["id"])
+        company = (await subscription_of(world.api, vm["id"])).company_id
+        async with world.api.store() as uow:
+            await uow.vms.delete(vm["id"])
+            await uow.commit()
+        [line] = (await _report(world, "2026-06-01", "2026-06-30", company))["payments"]
+        assert (line["vm_id"], line["host_name"] != "", line["region_id"] != 0) == (
+            vm["id"],
+            True,
+            True,
+        )
+        q = "/reports/referral-usage/time-series?start_date=2026-06-01&end_date=2026-06-30"
+        body = await world.ok("GET", f"{q}&company_id={company}", ROOT)
+        assert [(r["vm_id"], r["ref_code"]) for r in body["data"]["referrals"]] == [
+            (vm["id"], "PARTNER1")
+        ]
