@@ -401,6 +401,10 @@ class LibvirtVmHost:
                 seed_volume=seed_volume_name(vm_id),
             )
             if self._built_already(conn, spec):
+                dom = self._find(conn, vm_id)
+                if dom is not None:  # a build of before an upgrade: the disk paid for now
+                    target = disk_target(interface)
+                    self._grow_disk(conn, dom, vm_id, res.disk_size, target)
                 return
             pool = conn.storagePoolLookupByName(self.storage_pool)
             base = self._image(pool, image)

@@ -19,6 +19,7 @@ from domain.events import PaymentCompleted
 from domain.lifecycle import vm_changed, vm_deleted
 from domain.model import IpAssignment, Subscription, SubscriptionPayment, Vm, VmHistory, vm_event
 from domain.nip19 import npub
+from ports.jobs import CheckVm
 from ports.storage import UnitOfWork
 from ports.vmhost import (
     FullVmInfo,
@@ -602,10 +603,12 @@ async def stop_expired_again(
     The expiry stop happens once per period (D15), so a VM its host booted again afterwards
     (a node reboot with the VM still marked to start on boot) would run free until its
     grace deletion. It is stopped here, decided under the VM's lease with the payment and
-    the host's state read again (a renewal's start waits for it, or lands first and the VM
-    is left running; a read from before the expiry stop itself stops nothing), and
-    recorded as one more Expired entry: the renewal rule still starts it, and the next check
-    finds it stopped, so it is stopped and recorded once per time it comes back. No notice:
+    the host's state read again (a renewal that lands first leaves the VM running; a read
+    from before the expiry stop itself stops nothing), and recorded as one more Expired
+    entry: the renewal rule still starts it, and the next check finds it stopped, so it is
+    stopped and recorded once per time it comes back. A renewal paid while the stop ran
+    (its own check saw the VM running and did nothing) is seen when the stop is recorded,
+    and a CheckVm sent then starts the VM at once (review r21). No notice:
     the owner was told at the expiry. A VM whose last power event is a later start (recorded
     Started) is left alone.
     """
@@ -639,9 +642,12 @@ async def stop_expired_again(
     async with deps.uow_factory() as uow:
         text = f"VM {vm.id} was found running after its expiry stop and was stopped again"
         await uow.vm_history.add(history(vm.id, VmHistoryActionType.EXPIRED, now, text))
+        renewed = await paid_now(deps, uow, vm)
         await uow.worker_leases.release(spawn_lease(vm.id), token)
         await uow.commit()
     await _cache(deps, vm.id, attrs.evolve(state, state=VmRunState.STOPPED))
+    if renewed:  # paid while the stop ran: its CheckVm found it running, so start it now
+        await deps.queue.send(CheckVm(vm_id=vm.id))
 
 
 async def vm_with_subscription(

@@ -447,3 +447,17 @@ def test_the_resolver_builds_a_libvirt_client_from_the_host_row() -> None:
     first = clients.for_host(row)
     assert isinstance(first, LibvirtVmHost)
     assert clients.for_host(row) is first
+
+
+async def test_a_domain_kept_by_a_create_gets_the_disk_paid_for_now(
+    host: LibvirtVmHost, conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A domain left by an earlier build (before a paid disk upgrade) is kept only with the
+    disk this create is for: it is grown, and where the pool cannot grow it the create fails
+    for good (the admins are told) instead of reporting the smaller disk built (review r21)."""
+    await host.create_vm(info(1, disk=10 * GIB))
+    monkeypatch.setattr(libvirt_host, "is_test_driver", lambda _conn: False)
+    with pytest.raises(VmHostError, match="not supported") as caught:
+        await host.create_vm(info(1, disk=40 * GIB))
+    assert caught.value.transient is False
+    await host.create_vm(info(1, disk=10 * GIB))  # the same disk: kept as it is

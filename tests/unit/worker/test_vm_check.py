@@ -215,3 +215,27 @@ async def test_a_host_that_hangs_holds_up_no_other_host(world: World) -> None:
     check.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await check
+
+
+async def test_a_renewal_paid_while_a_rebooted_expired_vm_is_stopped_starts_it(
+    world: World,
+) -> None:
+    """The renewal's own check sees the VM running (the stop is still on its way) and does
+    nothing; the stop, once recorded, sees the payment and sends a CheckVm that starts it."""
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    assert sub.expires is not None
+    world.at(sub.expires + timedelta(hours=1))
+    await world.lifecycle()  # the expiry stop
+    world.advance(timedelta(hours=1))
+    await world.host.inner.start_vm(vm)  # its node rebooted and booted it
+    world.host.hold("stop_vm")
+    check = asyncio.create_task(world.vm_check())  # stop_expired_again, under the lease
+    await asyncio.wait_for(world.host.entered("stop_vm").wait(), 5)
+    await world.complete(await world.renew(vm))  # the owner renews meanwhile
+    await world.run_jobs()  # the renewal's check: running and paid, nothing to do
+    world.host.let_go("stop_vm")
+    await check
+    await world.run_jobs()
+    assert world.host_state(vm.id) == "running"
+    assert [h.action_type for h in await world.history(vm, H.EXPIRED)] == [H.EXPIRED] * 2
