@@ -68,9 +68,13 @@ class CreditEntry:
     created: datetime
     admin_id: int | None = None
     payment_id: bytes | None = None  # the quote a SPENT entry paid (its release is found by it)
+    #: the part of `amount` (same sign, never larger) that is VAT-free credit: money that
+    #: bore no VAT when it was paid (`CreditParts`); 0 for ordinary credit
+    vat_free: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The wire form; `vat_free` only when the entry moved VAT-free credit."""
+        out: dict[str, Any] = {
             "id": self.id,
             "currency": self.currency,
             "amount": self.amount,
@@ -79,6 +83,9 @@ class CreditEntry:
             "note": self.note,
             "created": self.created.isoformat(),
         }
+        if self.vat_free:
+            out["vat_free"] = self.vat_free
+        return out
 
 
 def checked_entry(
@@ -92,9 +99,11 @@ def checked_entry(
     created: datetime,
     admin_id: int | None = None,
     payment_id: bytes | None = None,
+    vat_free: int = 0,
 ) -> CreditEntry:
     """A new entry (id 0) after checking its shape: a known currency, a non-zero integer
-    amount within bounds, the sign its reason implies, bounded texts."""
+    amount within bounds, the sign its reason implies, bounded texts, a VAT-free part of
+    the amount's sign and at most its size."""
     code = Currency.parse(currency).value
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise InvalidInput("amount must be an integer in smallest units")
@@ -108,6 +117,10 @@ def checked_entry(
         raise InvalidInput(f"reference must be 1..{MAX_REFERENCE} characters")
     if note is not None and len(note) > MAX_NOTE:
         raise InvalidInput(f"note must be at most {MAX_NOTE} characters")
+    if isinstance(vat_free, bool) or not isinstance(vat_free, int):
+        raise InvalidInput("the VAT-free part must be an integer in smallest units")
+    if vat_free * amount < 0 or abs(vat_free) > abs(amount):
+        raise InvalidInput("the VAT-free part must have the amount's sign and be at most it")
     return CreditEntry(
         id=0,
         user_id=user_id,
@@ -119,17 +132,56 @@ def checked_entry(
         created=created,
         admin_id=admin_id,
         payment_id=payment_id,
+        vat_free=vat_free,
     )
 
 
-def balance_after(balance: int, entry: CreditEntry) -> int:
-    """The balance once `entry` is booked; `InsufficientCredit` if it would go below zero."""
-    after = balance + entry.amount
-    if after < 0:
+@attrs.frozen
+class CreditParts:
+    """A balance (`total`) and the part of it that is VAT-free credit (`vat_free`).
+
+    VAT-free credit is money kept as credit that bore no VAT when it was paid (an upgrade
+    paid but not applied: upgrades charge none). It counts whole towards an untaxed
+    purchase (an upgrade) and as VAT-inclusive towards a taxed one (a renewal: it pays the
+    net and the VAT on it, which that invoice declares). The rest (`ordinary`) is net value,
+    as all credit was before: money whose VAT was declared, refunds, adjustments."""
+
+    total: int
+    vat_free: int = 0
+
+    @property
+    def ordinary(self) -> int:
+        return self.total - self.vat_free
+
+
+def parts_after(parts: CreditParts, entry: CreditEntry) -> CreditParts:
+    """The balance once `entry` is booked: its `vat_free` part moves the VAT-free credit,
+    the rest the ordinary credit; `InsufficientCredit` if either would go below zero (a
+    debit never takes one kind of credit for the other)."""
+    after = CreditParts(parts.total + entry.amount, parts.vat_free + entry.vat_free)
+    if after.total < 0:
         raise InsufficientCredit(
-            f"Not enough credit: the balance is {balance} {entry.currency} (smallest units)"
+            f"Not enough credit: the balance is {parts.total} {entry.currency} (smallest units)"
+        )
+    if after.vat_free < 0 or after.ordinary < 0:
+        raise InsufficientCredit(
+            f"Not enough credit of that kind: the balance is {parts.total} {entry.currency} "
+            f"(smallest units), {parts.vat_free} of it VAT-free"
         )
     return after
+
+
+def balance_after(balance: int, entry: CreditEntry) -> int:
+    """The balance once `entry` (no VAT-free part) is booked on an ordinary balance;
+    `InsufficientCredit` if it would go below zero."""
+    return parts_after(CreditParts(balance), entry).total
+
+
+def debit_split(parts: CreditParts, amount: int) -> int:
+    """The VAT-free part of a debit of `amount` (> 0) that takes ordinary credit first and
+    VAT-free credit only for what the ordinary does not cover (an admin's debit): the
+    customer keeps the credit worth more (ordinary credit is net value everywhere)."""
+    return -min(parts.vat_free, max(0, amount - parts.ordinary))
 
 
 def credit_applied(meta: dict[str, Any]) -> tuple[int, str] | None:

@@ -944,6 +944,8 @@ user_credit_balance = Table(
     ),
     Column("currency", String(4), primary_key=True),
     Column("balance", UBigInt, nullable=False, server_default=ZERO),
+    # r20: the part of `balance` that is VAT-free credit (at most `balance`)
+    Column("vat_free", UBigInt, nullable=False, server_default=ZERO),
     **TABLE_OPTS,
 )
 
@@ -961,6 +963,8 @@ user_credit_ledger = Table(
     Column("created", UtcDateTime(datetime_column=True), nullable=False),
     Column("admin_id", UInt, nullable=True),
     Column("payment_id", Binary32, nullable=True),
+    # r20: the part of `amount` (same sign) that moved VAT-free credit
+    Column("vat_free", BigInteger, nullable=False, server_default=ZERO),
     UniqueConstraint("user_id", "currency", "reason", "reference", name="uq_credit_ledger_event"),
     Index("idx_credit_ledger_user", "user_id", "id"),
     Index("idx_credit_ledger_reference", "reference"),
