@@ -195,10 +195,51 @@ def credit_applied(meta: dict[str, Any]) -> tuple[int, str] | None:
     return (amount, currency) if isinstance(currency, str) else None
 
 
-def applied_json(amount: int, currency: str, charged: int) -> dict[str, Any]:
+def applied_json(
+    amount: int,
+    currency: str,
+    charged: int,
+    *,
+    vat_free: int = 0,
+    vat_free_net: int = 0,
+    vat: int = 0,
+) -> dict[str, Any]:
     """The `credit_applied` metadata value the invoice renders as its credit line; `charged`
-    is its worth in the payment's own currency (msat for Lightning)."""
-    return {"amount": amount, "currency": currency, "charged": charged}
+    is its net worth in the payment's own currency (msat for Lightning). With VAT-free
+    credit in it (`vat_free`, balance units, part of `amount`): `vat_free_net`, the net
+    worth of that part (in `charged`), and `vat`, the VAT it paid (charged units), which
+    the payment's invoice declares (`domain.vat_free_credit`)."""
+    out: dict[str, Any] = {"amount": amount, "currency": currency, "charged": charged}
+    if vat_free:
+        out.update({VAT_FREE_KEY: vat_free, VAT_FREE_NET_KEY: vat_free_net, VAT_KEY: vat})
+    return out
+
+
+#: `credit_applied` keys of the VAT-free credit in it (`applied_json`)
+VAT_FREE_KEY = "vat_free"
+VAT_FREE_NET_KEY = "vat_free_net"
+VAT_KEY = "vat"
+
+
+@attrs.frozen
+class VatFreeApplied:
+    """The VAT-free part of the credit a payment applied: `amount` (balance units), its net
+    worth `net` and the VAT it paid `vat` (charged units); all 0: none."""
+
+    amount: int = 0
+    net: int = 0
+    vat: int = 0
+
+
+def vat_free_applied(meta: dict[str, Any]) -> VatFreeApplied:
+    """The VAT-free part of the credit a payment's metadata says was applied."""
+    value = meta.get(CREDIT_APPLIED_KEY)
+    if not isinstance(value, dict):
+        return VatFreeApplied()
+    got = [value.get(key, 0) for key in (VAT_FREE_KEY, VAT_FREE_NET_KEY, VAT_KEY)]
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in got):
+        return VatFreeApplied()
+    return VatFreeApplied(*got)
 
 
 @attrs.frozen(kw_only=True)
@@ -211,6 +252,11 @@ class CreditSplit:
     amount: int
     tax: int
     processing_fee: int
+    #: the VAT-free part of `credit`, its net worth (part of `charged_credit`) and the VAT it
+    #: pays (charged units, not in `tax`: `domain.vat_free_credit`)
+    vat_free: int = 0
+    vat_free_net: int = 0
+    vat: int = 0
 
     @property
     def fully_covered(self) -> bool:
@@ -262,32 +308,55 @@ def split_quote(
     )
 
 
-def unpaid_charged(meta: dict[str, Any], unpaid: int) -> int:
+def _share_up(whole: int, part: int, of: int) -> int:
+    """ceil(whole × part / of): a share of `whole` never undercounted (0 when `of` ≤ 0)."""
+    return -(-whole * part // of) if of > 0 and part > 0 else 0
+
+
+def unpaid_charged(meta: dict[str, Any], unpaid: int, unpaid_vat_free: int = 0) -> int:
     """The charged-units worth of `unpaid` of the credit a payment's metadata says it applied
-    (its balance units), rounded up: what the payer did not pay is never undercounted."""
+    (its balance units; `unpaid_vat_free` of them VAT-free), rounded up: what the payer did
+    not pay is never undercounted. Each kind is valued at its own worth in the quote (a
+    VAT-free unit paid less net than an ordinary one on a taxed quote)."""
     applied, charged = credit_applied(meta), charged_credit(meta)
     if unpaid <= 0 or applied is None:
         return 0
-    return min(charged, -(-charged * unpaid // applied[0]))
+    vat_free = vat_free_applied(meta)
+    ordinary = _share_up(
+        charged - vat_free.net, unpaid - unpaid_vat_free, applied[0] - vat_free.amount
+    )
+    return min(charged, ordinary + _share_up(vat_free.net, unpaid_vat_free, vat_free.amount))
 
 
 #: the part of `credit_applied` a late payment could not take back (its `amount`, `currency`)
 CREDIT_UNPAID_KEY = "credit_unpaid"
 
 
-def credit_taken(meta: dict[str, Any], unpaid: int) -> dict[str, Any]:
-    """The metadata of a payment whose applied credit was `unpaid` short when it was paid:
-    `credit_applied` says what was really taken (the invoice's credit line), the shortfall
-    kept as `credit_unpaid`."""
+def credit_taken(meta: dict[str, Any], unpaid: int, unpaid_vat_free: int = 0) -> dict[str, Any]:
+    """The metadata of a payment whose applied credit was `unpaid` short when it was paid
+    (`unpaid_vat_free` of it VAT-free): `credit_applied` says what was really taken (the
+    invoice's credit line), the shortfall kept as `credit_unpaid`. The VAT-free credit
+    taken keeps its share of the net it paid (rounded down) and of its VAT (rounded up)."""
     applied = credit_applied(meta)
     if unpaid <= 0 or applied is None:
         return meta
     amount, currency = applied
     out = {k: v for k, v in meta.items() if k != CREDIT_APPLIED_KEY}
     if amount > unpaid:
-        charged = charged_credit(meta) - unpaid_charged(meta, unpaid)
-        out[CREDIT_APPLIED_KEY] = applied_json(amount - unpaid, currency, charged)
+        charged = charged_credit(meta) - unpaid_charged(meta, unpaid, unpaid_vat_free)
+        vat_free = vat_free_applied(meta)
+        kept = vat_free.amount - unpaid_vat_free
+        out[CREDIT_APPLIED_KEY] = applied_json(
+            amount - unpaid,
+            currency,
+            charged,
+            vat_free=kept,
+            vat_free_net=vat_free.net - _share_up(vat_free.net, unpaid_vat_free, vat_free.amount),
+            vat=_share_up(vat_free.vat, kept, vat_free.amount),
+        )
     out[CREDIT_UNPAID_KEY] = {"amount": min(unpaid, amount), "currency": currency}
+    if unpaid_vat_free:
+        out[CREDIT_UNPAID_KEY][VAT_FREE_KEY] = unpaid_vat_free
     return out
 
 

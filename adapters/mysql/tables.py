@@ -894,7 +894,8 @@ invoice = Table(
     Column("user_id", UInt, nullable=False),
     Column("issued_at", UtcDateTime(datetime_column=True), nullable=False),
     Column("currency", String(5), nullable=False),
-    Column("net", UBigInt, nullable=False),
+    # r20: signed: VAT-free credit taken off whole can take the net below 0
+    Column("net", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
     Column("tax", UBigInt, nullable=False),
     Column("total", UBigInt, nullable=False),
     Column("content", JsonText(), nullable=False),

@@ -17,6 +17,7 @@ from app.billing.credit_balance import book_in
 from domain.account_credit import CreditParts, CreditReason, checked_entry
 from tests.contract.lifecycle_world import sql_factory
 from tests.contract.storage_backends import at
+from tests.contract.test_migration_credit_note_parts import CONTENT
 
 _TABLES = ("user_credit_balance", "user_credit_ledger")
 
@@ -105,3 +106,36 @@ async def test_r20_adds_the_vat_free_parts_and_credit_from_before_is_ordinary(
         with pytest.raises(DowngradeRefused, match="VAT-free account credit was booked"):
             await downgrade_database(db_url, R19_CREDIT_NOTE_REFERENCE, destroy_data=destroy)
     assert await _with_vat_free(db_url) == dict.fromkeys(_TABLES, True)
+
+
+async def test_r20_lets_an_invoice_net_go_below_zero_and_keeps_such_an_invoice(
+    db_url: str,
+) -> None:
+    """A renewal VAT-free credit paid whole: 1.32 + 0.30 VAT, the 1.62 credit taken off."""
+    await _credit_before_r20(db_url)
+    await upgrade_database(db_url, R20_VAT_FREE_CREDIT)
+    engine = create_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.insert(tables.invoice).values(
+                    id=1,
+                    company_id=1,
+                    series="2026",
+                    seq=1,
+                    number="2026-000001",
+                    payment_id=b"\x05" * 32,
+                    user_id=1,
+                    issued_at=at(5),
+                    currency="EUR",
+                    net=-30,
+                    tax=30,
+                    total=0,
+                    content=CONTENT.to_json(),
+                )
+            )
+            assert await conn.scalar(sa.select(tables.invoice.c.net)) == -30
+    finally:
+        await engine.dispose()
+    with pytest.raises(DowngradeRefused, match="an invoice has a net below 0"):
+        await downgrade_database(db_url, R19_CREDIT_NOTE_REFERENCE, destroy_data=True)
