@@ -23,7 +23,7 @@ from domain.kept_invoice import kept_credit
 from domain.model import SubscriptionPayment
 from domain.money import Currency, Money
 from domain.overpayment import Overpaid, excess_value, prepayment_split
-from domain.prepayment import kept_value_split, prepayment_tax_rate
+from domain.prepayment import kept_value_split, kept_vat_free, prepayment_tax_rate
 from domain.price_basis import RATES_KEY, quote_btc_rate, rates_from_json
 from domain.shortfall import short_of, short_received_msat
 from ports.storage import UnitOfWork
@@ -66,9 +66,10 @@ async def credit_unrestorable(
     not at all, and is a prepayment, which the payment's invoice bills instead of the
     service (`kept_payment_line`), the credit being the line's net (`kept_value_split`): a
     Purchase's or Renewal's value is its row's net, its VAT charged on top and declared on
-    that line at the quote's rate; an Upgrade's own money (it charged no tax) is split, its
-    net credited and its VAT at the buyer's credit rate declared there. The credit it
-    applied comes back whole (its VAT declared before), in its own currency: within this
+    that line at the quote's rate; an Upgrade's own money (it charged no tax) is credited
+    whole as VAT-free credit (`kept_vat_free`: no VAT declared now; the taxed supply it
+    later pays declares it). The credit it applied comes back whole, each kind (ordinary,
+    VAT-free) as it was spent, in its own currency: within this
     entry when that is `list_currency`, else as an entry of its own (`applied_elsewhere`,
     booked even when the value cannot be), which the returned amount does not count. The
     invoice's prepayment line of a Lightning payment is this same value, converted the same
@@ -122,9 +123,11 @@ async def credit_unrestorable(
         value, converted = worth
         if converted is not None:
             note = noted(why, converted)
-        # an upgrade's value kept as credit is a prepayment: net of the VAT its invoice declares
-        net = kept_value_split(value, payment)[0]
+        net = kept_value_split(value, payment)[0]  # all of it: no VAT is declared on it now
     total = net + already
+    # an untaxed upgrade's money bore no VAT: it is VAT-free credit, with any such credit
+    # the payment had applied and gets back in this entry
+    value_vat_free = net if kept_vat_free(payment) and net > 0 else 0
     if total <= 0:
         # no money part (paid wholly by credit, given back apart): nothing was left to credit
         return Credited(0, given_back, on_balance=received == 0 and short is None)
@@ -139,7 +142,7 @@ async def credit_unrestorable(
             note=note[:MAX_NOTE],
             created=payment.paid_at or payment.created,
             payment_id=payment.id,
-            vat_free=already_vat_free,
+            vat_free=value_vat_free + already_vat_free,
         ),
     )
     return Credited(0 if booked.replayed else total, given_back, on_balance=True)
