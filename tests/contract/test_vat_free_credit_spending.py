@@ -216,3 +216,29 @@ async def test_a_lapsed_quote_gives_each_kind_of_credit_back_as_it_was_spent(
     shop.clock.advance(timedelta(hours=2) + RELEASE_MARGIN)
     assert await release_expired_credit(shop.factory, shop.clock) == 1
     assert await _parts(shop) == CreditParts(90, 40)
+
+
+async def test_a_lightning_renewal_partly_paid_by_vat_free_credit_declares_its_vat_in_euro(
+    shop: Shop,
+) -> None:
+    """1.00 VAT-free on a Lightning renewal: valued in msat at the quote's rate (1 cent is
+    10 000 msat), split as VAT-inclusive money there; the EUR invoice takes the 1.00 off
+    whole and declares its VAT rounded up, never below D3's on the month."""
+    vm = await _paid_vm(shop)
+    await _vat_free(shop, 100)
+
+    payment = await shop.renew(vm, method=PaymentMethod.LIGHTNING, settle=_settle(shop))
+
+    applied = payment.metadata["credit_applied"]
+    net, vat = prepayment_split(100 * 10_000, VAT)
+    assert (applied["vat_free"], applied["vat_free_net"], applied["vat"]) == (100, net, vat)
+    assert (await shop.complete(payment)).completed
+    invoice = await shop.invoice(payment)
+    assert invoice.currency == "EUR"
+    [credit_line] = [x for x in _lines(invoice) if x[0] == VAT_FREE_CREDIT_LINE]
+    assert credit_line[1:] == (-100, Decimal(0), 0)
+    [supply] = [x for x in _lines(invoice) if x[0].endswith(VAT_FREE_SUPPLY_SUFFIX)]
+    assert supply[3] == -(-vat // 10_000) == 19  # 186 992 msat: 18.6992 cents, rounded up
+    assert supply[1] + supply[3] == 100
+    assert invoice.tax >= tax_on(PLAN_EUR_CENTS, VAT)
+    assert invoice.total == invoice.document.charged
