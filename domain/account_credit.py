@@ -68,9 +68,13 @@ class CreditEntry:
     created: datetime
     admin_id: int | None = None
     payment_id: bytes | None = None  # the quote a SPENT entry paid (its release is found by it)
+    #: the part of `amount` (same sign, never larger) that is VAT-free credit: money that
+    #: bore no VAT when it was paid (`CreditParts`); 0 for ordinary credit
+    vat_free: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The wire form; `vat_free` only when the entry moved VAT-free credit."""
+        out: dict[str, Any] = {
             "id": self.id,
             "currency": self.currency,
             "amount": self.amount,
@@ -79,6 +83,9 @@ class CreditEntry:
             "note": self.note,
             "created": self.created.isoformat(),
         }
+        if self.vat_free:
+            out["vat_free"] = self.vat_free
+        return out
 
 
 def checked_entry(
@@ -92,9 +99,11 @@ def checked_entry(
     created: datetime,
     admin_id: int | None = None,
     payment_id: bytes | None = None,
+    vat_free: int = 0,
 ) -> CreditEntry:
     """A new entry (id 0) after checking its shape: a known currency, a non-zero integer
-    amount within bounds, the sign its reason implies, bounded texts."""
+    amount within bounds, the sign its reason implies, bounded texts, a VAT-free part of
+    the amount's sign and at most its size."""
     code = Currency.parse(currency).value
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise InvalidInput("amount must be an integer in smallest units")
@@ -108,6 +117,10 @@ def checked_entry(
         raise InvalidInput(f"reference must be 1..{MAX_REFERENCE} characters")
     if note is not None and len(note) > MAX_NOTE:
         raise InvalidInput(f"note must be at most {MAX_NOTE} characters")
+    if isinstance(vat_free, bool) or not isinstance(vat_free, int):
+        raise InvalidInput("the VAT-free part must be an integer in smallest units")
+    if vat_free * amount < 0 or abs(vat_free) > abs(amount):
+        raise InvalidInput("the VAT-free part must have the amount's sign and be at most it")
     return CreditEntry(
         id=0,
         user_id=user_id,
@@ -119,17 +132,56 @@ def checked_entry(
         created=created,
         admin_id=admin_id,
         payment_id=payment_id,
+        vat_free=vat_free,
     )
 
 
-def balance_after(balance: int, entry: CreditEntry) -> int:
-    """The balance once `entry` is booked; `InsufficientCredit` if it would go below zero."""
-    after = balance + entry.amount
-    if after < 0:
+@attrs.frozen
+class CreditParts:
+    """A balance (`total`) and the part of it that is VAT-free credit (`vat_free`).
+
+    VAT-free credit is money kept as credit that bore no VAT when it was paid (an upgrade
+    paid but not applied: upgrades charge none). It counts whole towards an untaxed
+    purchase (an upgrade) and as VAT-inclusive towards a taxed one (a renewal: it pays the
+    net and the VAT on it, which that invoice declares). The rest (`ordinary`) is net value,
+    as all credit was before: money whose VAT was declared, refunds, adjustments."""
+
+    total: int
+    vat_free: int = 0
+
+    @property
+    def ordinary(self) -> int:
+        return self.total - self.vat_free
+
+
+def parts_after(parts: CreditParts, entry: CreditEntry) -> CreditParts:
+    """The balance once `entry` is booked: its `vat_free` part moves the VAT-free credit,
+    the rest the ordinary credit; `InsufficientCredit` if either would go below zero (a
+    debit never takes one kind of credit for the other)."""
+    after = CreditParts(parts.total + entry.amount, parts.vat_free + entry.vat_free)
+    if after.total < 0:
         raise InsufficientCredit(
-            f"Not enough credit: the balance is {balance} {entry.currency} (smallest units)"
+            f"Not enough credit: the balance is {parts.total} {entry.currency} (smallest units)"
+        )
+    if after.vat_free < 0 or after.ordinary < 0:
+        raise InsufficientCredit(
+            f"Not enough credit of that kind: the balance is {parts.total} {entry.currency} "
+            f"(smallest units), {parts.vat_free} of it VAT-free"
         )
     return after
+
+
+def balance_after(balance: int, entry: CreditEntry) -> int:
+    """The balance once `entry` (no VAT-free part) is booked on an ordinary balance;
+    `InsufficientCredit` if it would go below zero."""
+    return parts_after(CreditParts(balance), entry).total
+
+
+def debit_split(parts: CreditParts, amount: int) -> int:
+    """The VAT-free part of a debit of `amount` (> 0) that takes ordinary credit first and
+    VAT-free credit only for what the ordinary does not cover (an admin's debit): the
+    customer keeps the credit worth more (ordinary credit is net value everywhere)."""
+    return -min(parts.vat_free, max(0, amount - parts.ordinary))
 
 
 def credit_applied(meta: dict[str, Any]) -> tuple[int, str] | None:
@@ -143,10 +195,51 @@ def credit_applied(meta: dict[str, Any]) -> tuple[int, str] | None:
     return (amount, currency) if isinstance(currency, str) else None
 
 
-def applied_json(amount: int, currency: str, charged: int) -> dict[str, Any]:
+def applied_json(
+    amount: int,
+    currency: str,
+    charged: int,
+    *,
+    vat_free: int = 0,
+    vat_free_net: int = 0,
+    vat: int = 0,
+) -> dict[str, Any]:
     """The `credit_applied` metadata value the invoice renders as its credit line; `charged`
-    is its worth in the payment's own currency (msat for Lightning)."""
-    return {"amount": amount, "currency": currency, "charged": charged}
+    is its net worth in the payment's own currency (msat for Lightning). With VAT-free
+    credit in it (`vat_free`, balance units, part of `amount`): `vat_free_net`, the net
+    worth of that part (in `charged`), and `vat`, the VAT it paid (charged units), which
+    the payment's invoice declares (`domain.vat_free_credit`)."""
+    out: dict[str, Any] = {"amount": amount, "currency": currency, "charged": charged}
+    if vat_free:
+        out.update({VAT_FREE_KEY: vat_free, VAT_FREE_NET_KEY: vat_free_net, VAT_KEY: vat})
+    return out
+
+
+#: `credit_applied` keys of the VAT-free credit in it (`applied_json`)
+VAT_FREE_KEY = "vat_free"
+VAT_FREE_NET_KEY = "vat_free_net"
+VAT_KEY = "vat"
+
+
+@attrs.frozen
+class VatFreeApplied:
+    """The VAT-free part of the credit a payment applied: `amount` (balance units), its net
+    worth `net` and the VAT it paid `vat` (charged units); all 0: none."""
+
+    amount: int = 0
+    net: int = 0
+    vat: int = 0
+
+
+def vat_free_applied(meta: dict[str, Any]) -> VatFreeApplied:
+    """The VAT-free part of the credit a payment's metadata says was applied."""
+    value = meta.get(CREDIT_APPLIED_KEY)
+    if not isinstance(value, dict):
+        return VatFreeApplied()
+    got = [value.get(key, 0) for key in (VAT_FREE_KEY, VAT_FREE_NET_KEY, VAT_KEY)]
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in got):
+        return VatFreeApplied()
+    return VatFreeApplied(*got)
 
 
 @attrs.frozen(kw_only=True)
@@ -159,6 +252,11 @@ class CreditSplit:
     amount: int
     tax: int
     processing_fee: int
+    #: the VAT-free part of `credit`, its net worth (part of `charged_credit`) and the VAT it
+    #: pays (charged units, not in `tax`: `domain.vat_free_credit`)
+    vat_free: int = 0
+    vat_free_net: int = 0
+    vat: int = 0
 
     @property
     def fully_covered(self) -> bool:
@@ -210,32 +308,55 @@ def split_quote(
     )
 
 
-def unpaid_charged(meta: dict[str, Any], unpaid: int) -> int:
+def _share_up(whole: int, part: int, of: int) -> int:
+    """ceil(whole × part / of): a share of `whole` never undercounted (0 when `of` ≤ 0)."""
+    return -(-whole * part // of) if of > 0 and part > 0 else 0
+
+
+def unpaid_charged(meta: dict[str, Any], unpaid: int, unpaid_vat_free: int = 0) -> int:
     """The charged-units worth of `unpaid` of the credit a payment's metadata says it applied
-    (its balance units), rounded up: what the payer did not pay is never undercounted."""
+    (its balance units; `unpaid_vat_free` of them VAT-free), rounded up: what the payer did
+    not pay is never undercounted. Each kind is valued at its own worth in the quote (a
+    VAT-free unit paid less net than an ordinary one on a taxed quote)."""
     applied, charged = credit_applied(meta), charged_credit(meta)
     if unpaid <= 0 or applied is None:
         return 0
-    return min(charged, -(-charged * unpaid // applied[0]))
+    vat_free = vat_free_applied(meta)
+    ordinary = _share_up(
+        charged - vat_free.net, unpaid - unpaid_vat_free, applied[0] - vat_free.amount
+    )
+    return min(charged, ordinary + _share_up(vat_free.net, unpaid_vat_free, vat_free.amount))
 
 
 #: the part of `credit_applied` a late payment could not take back (its `amount`, `currency`)
 CREDIT_UNPAID_KEY = "credit_unpaid"
 
 
-def credit_taken(meta: dict[str, Any], unpaid: int) -> dict[str, Any]:
-    """The metadata of a payment whose applied credit was `unpaid` short when it was paid:
-    `credit_applied` says what was really taken (the invoice's credit line), the shortfall
-    kept as `credit_unpaid`."""
+def credit_taken(meta: dict[str, Any], unpaid: int, unpaid_vat_free: int = 0) -> dict[str, Any]:
+    """The metadata of a payment whose applied credit was `unpaid` short when it was paid
+    (`unpaid_vat_free` of it VAT-free): `credit_applied` says what was really taken (the
+    invoice's credit line), the shortfall kept as `credit_unpaid`. The VAT-free credit
+    taken keeps its share of the net it paid (rounded down) and of its VAT (rounded up)."""
     applied = credit_applied(meta)
     if unpaid <= 0 or applied is None:
         return meta
     amount, currency = applied
     out = {k: v for k, v in meta.items() if k != CREDIT_APPLIED_KEY}
     if amount > unpaid:
-        charged = charged_credit(meta) - unpaid_charged(meta, unpaid)
-        out[CREDIT_APPLIED_KEY] = applied_json(amount - unpaid, currency, charged)
+        charged = charged_credit(meta) - unpaid_charged(meta, unpaid, unpaid_vat_free)
+        vat_free = vat_free_applied(meta)
+        kept = vat_free.amount - unpaid_vat_free
+        out[CREDIT_APPLIED_KEY] = applied_json(
+            amount - unpaid,
+            currency,
+            charged,
+            vat_free=kept,
+            vat_free_net=vat_free.net - _share_up(vat_free.net, unpaid_vat_free, vat_free.amount),
+            vat=_share_up(vat_free.vat, kept, vat_free.amount),
+        )
     out[CREDIT_UNPAID_KEY] = {"amount": min(unpaid, amount), "currency": currency}
+    if unpaid_vat_free:
+        out[CREDIT_UNPAID_KEY][VAT_FREE_KEY] = unpaid_vat_free
     return out
 
 

@@ -5,16 +5,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from domain.invoice import FEE_LINE, CreditNote, Invoice, InvoiceLine, effective_tax_rate
+from domain.invoice import (
+    FEE_LINE,
+    VAT_FREE_CREDIT_LINE,
+    VAT_FREE_SUPPLY_SUFFIX,
+    CreditNote,
+    Invoice,
+    InvoiceLine,
+    effective_tax_rate,
+)
 from domain.prepayment import PREPAYMENT_LINE
 from domain.tax import split_gross
 
 
 def _kept(line: InvoiceLine, credited: bool) -> bool:
-    """A line notes never take back: a prepayment to account credit, and, when the
+    """A line notes never take back: a prepayment to account credit, the part of a supply
+    VAT-free account credit paid and that credit's own line (time paid with credit is not
+    paid back in money; together they take nothing off the invoice's total), and, when the
     payment's own value is account credit (`credited`), every line of what it paid for (all
     but the processing fee, which was not credited)."""
-    return line.description == PREPAYMENT_LINE or (credited and line.description != FEE_LINE)
+    return (
+        line.description in (PREPAYMENT_LINE, VAT_FREE_CREDIT_LINE)
+        or line.description.endswith(VAT_FREE_SUPPLY_SUFFIX)
+        or (credited and line.description != FEE_LINE)
+    )
 
 
 def creditable_parts(invoice: Invoice, *, credited: bool = False) -> tuple[int, int]:

@@ -29,6 +29,10 @@ OUTSIDE_EU_TEXT = (
 FEE_LINE = "Payment processing fee"
 #: the payment metadata key the credit balance writes when credit paid part of a payment
 CREDIT_APPLIED_KEY = "credit_applied"
+#: the invoice line of VAT-free account credit that paid part of a supply, taken off whole
+VAT_FREE_CREDIT_LINE = "VAT-free account credit applied"
+#: what ends the description of the part of a supply VAT-free credit paid (its VAT declared)
+VAT_FREE_SUPPLY_SUFFIX = " (paid from VAT-free account credit, VAT included)"
 _CENT = Decimal("0.01")
 
 

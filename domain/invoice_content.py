@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
+from domain.account_credit import vat_free_applied
 from domain.credit import listed_rate, payment_meta
 from domain.enums import SubscriptionPaymentType
 from domain.exchange import fiat_to_msat, msat_to_fiat
 from domain.invoice import (
     CREDIT_APPLIED_KEY,
     FEE_LINE,
+    VAT_FREE_CREDIT_LINE,
+    VAT_FREE_SUPPLY_SUFFIX,
     InvoiceContent,
     InvoiceLine,
     Party,
@@ -21,6 +25,7 @@ from domain.invoice import (
 )
 from domain.kept_invoice import charged_tax_rate, kept_lines, shown, shown_parts
 from domain.model import Company, LineItem, Subscription, SubscriptionPayment, User
+from domain.money import FIAT_MINOR_PER_MAJOR, MSAT_PER_BTC
 from domain.nip19 import npub
 from domain.overpayment import overpaid_of
 from domain.prepayment import prepayment_line
@@ -138,14 +143,46 @@ def invoice_currency(payment: SubscriptionPayment, subscription: Subscription) -
 
 
 def credit_applied(payment: SubscriptionPayment, currency: str) -> int:
-    """Account credit that paid part of the payment (`credit_applied` in its metadata), in the
-    invoice currency; a credit in BTC or in a fiat is converted at the quote's own rate of
-    that fiat (`listed_rate`)."""
+    """Ordinary account credit that paid part of the payment (`credit_applied` in its
+    metadata, less its VAT-free part: `vat_free_credit`), in the invoice currency; a credit
+    in BTC or in a fiat is converted at the quote's own rate of that fiat (`listed_rate`)."""
     raw: Any = payment_meta(payment).get(CREDIT_APPLIED_KEY)
     if not isinstance(raw, dict):
         return 0
     amount, unit = raw.get("amount"), str(raw.get("currency", currency)).upper()
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        return 0
+    vat_free = vat_free_applied(payment_meta(payment))
+    charged = raw.get("charged")
+    if isinstance(charged, int) and not isinstance(charged, bool):
+        charged -= vat_free.net
+    return _balance_units_in(
+        payment, amount - min(vat_free.amount, amount), unit, currency, charged
+    )
+
+
+def vat_free_credit(payment: SubscriptionPayment, currency: str) -> tuple[int, int]:
+    """(gross, VAT) of the VAT-free account credit that paid part of the payment, in the
+    invoice currency (`domain.vat_free_credit`): its amount converted as ordinary credit is,
+    and the VAT it paid (charged units) converted rounded UP, so the invoice never declares
+    less VAT than the quote counted; (0, 0) for none."""
+    raw: Any = payment_meta(payment).get(CREDIT_APPLIED_KEY)
+    vat_free = vat_free_applied(payment_meta(payment))
+    if not isinstance(raw, dict) or not vat_free.amount:
+        return 0, 0
+    unit = str(raw.get("currency", currency)).upper()
+    worth = vat_free.net + vat_free.vat
+    gross = _balance_units_in(payment, vat_free.amount, unit, currency, worth)
+    return gross, min(gross, _charged_units_up(payment, vat_free.vat, currency))
+
+
+def _balance_units_in(
+    payment: SubscriptionPayment, amount: int, unit: str, currency: str, charged: object
+) -> int:
+    """`amount` of credit in `unit` in the invoice `currency`, at the quote's own rate;
+    `charged`: its worth in the payment's units, for a Lightning payment's credit in
+    another fiat than the invoice's (0 when no rate links them)."""
+    if amount <= 0:
         return 0
     if unit == currency:
         return amount
@@ -153,13 +190,43 @@ def credit_applied(payment: SubscriptionPayment, currency: str) -> int:
         return msat_to_fiat(amount, rate)
     if currency == BTC and (rate := listed_rate(payment, unit)) is not None:
         return fiat_to_msat(amount, rate)
-    charged = raw.get("charged")  # a Lightning payment's credit in another fiat: its msat
     lightning = payment.currency.upper() == BTC
     if lightning and isinstance(charged, int) and not isinstance(charged, bool) and charged > 0:
         rate = listed_rate(payment, currency)
         if rate is not None:
             return msat_to_fiat(charged, rate)
     return 0  # no rate links the two currencies: the charged amounts stand alone
+
+
+def _charged_units_up(payment: SubscriptionPayment, amount: int, currency: str) -> int:
+    """`amount` of the payment's own units in the invoice `currency`, rounded up (msat of a
+    Lightning payment invoiced in fiat at the quote's rate of it)."""
+    if payment.currency.upper() == currency:
+        return amount
+    rate = listed_rate(payment, currency) if payment.currency.upper() == BTC else None
+    if rate is None:
+        return amount if currency == BTC else 0
+    exact = Fraction(amount * FIAT_MINOR_PER_MAJOR) * Fraction(rate) / MSAT_PER_BTC
+    return -(-exact.numerator // exact.denominator)
+
+
+def vat_free_lines(what: str, gross: int, vat: int, rate: Decimal) -> list[InvoiceLine]:
+    """The lines of VAT-free account credit (`vat_free_credit`: gross, VAT) that paid part
+    of a taxed supply: the part of the supply it paid, its net and the VAT this invoice
+    declares on it at the quote's rate (`VAT_FREE_SUPPLY_SUFFIX`), and the credit taken off
+    whole (`VAT_FREE_CREDIT_LINE`, no VAT: none was paid on it when it was received). The
+    two add up to nothing, so the invoice still adds up to what was charged outside; the
+    credit's money was invoiced before as a prepayment without VAT, and its VAT is
+    declared here, where it paid a supply. Credit notes never take either back
+    (`domain.credit_note`): that time was paid with credit."""
+    if gross <= 0:
+        return []
+    return [
+        InvoiceLine(
+            description=what + VAT_FREE_SUPPLY_SUFFIX, net=gross - vat, tax_rate=rate, tax=vat
+        ),
+        InvoiceLine(description=VAT_FREE_CREDIT_LINE, net=-gross, tax_rate=Decimal(0), tax=0),
+    ]
 
 
 def _service_lines(
@@ -229,11 +296,18 @@ def build_content(
         credit = credit_applied(payment, cur)
         names = ", ".join(item.name for item in items) or subscription.name
         what = f"{_KIND[payment.payment_type]}: {names}"
-        lines = _service_lines(what, net, tax, credit, rate)
+        gross, vat = vat_free_credit(payment, cur)
+        if not rate:  # untaxed: VAT-free credit counted whole, as ordinary credit is
+            credit, gross, vat = credit + gross, 0, 0
+        lines = []
+        if net or tax or credit or not gross:  # not when VAT-free credit paid it all
+            lines = _service_lines(what, net, tax, credit, rate)
         if short is not None:  # an admin counted a short settlement as paid: bill what arrived
             billed_net, billed_tax = sum(x.net for x in lines), sum(x.tax for x in lines)
             arrived = shown(short, shown_rate)
             lines.append(shortfall_line(arrived, fee, billed_net, billed_tax, rate))
+        lines += vat_free_lines(what, gross, vat, rate)
+        credit += gross
     if fee:
         lines.append(InvoiceLine(description=FEE_LINE, net=fee, tax_rate=Decimal(0), tax=0))
     excess = overpaid_of(meta)

@@ -8,7 +8,7 @@ from domain.credit import payment_meta
 from domain.enums import SubscriptionPaymentType
 from domain.invoice import InvoiceLine, effective_tax_rate
 from domain.model import SubscriptionPayment
-from domain.overpayment import Overpaid, prepayment_split
+from domain.overpayment import Overpaid
 from domain.tax import CREDIT_TAX_RATE_KEY, recorded_tax_rate
 
 #: the invoice line of an excess kept as account credit
@@ -50,27 +50,28 @@ def _charged_its_own_tax(payment: SubscriptionPayment) -> bool:
     return bool(payment.tax) or payment.payment_type is not SubscriptionPaymentType.UPGRADE
 
 
+def kept_vat_free(payment: SubscriptionPayment) -> bool:
+    """A paid payment's own money kept whole as account credit is VAT-free credit
+    (`domain.account_credit.CreditParts`): an untaxed Upgrade's (`_charged_its_own_tax`),
+    which bore no VAT. Its VAT is declared when the credit pays a taxed supply
+    (`domain.vat_free_credit`), and on an upgrade it counts whole, as it was paid."""
+    return not _charged_its_own_tax(payment)
+
+
 def kept_value_split(value: int, payment: SubscriptionPayment) -> tuple[int, int, Decimal]:
     """(net, VAT, rate percent) of `value`, a paid payment's own money (its tax excluded)
     kept whole as account credit because what it paid for was not given: an Upgrade not
     applied (its VM deleted, its quote outdated, no room on its host), or a Purchase or
-    Renewal whose deleted VM (or lapsed order) cannot be provided again.
-
-    Kept for later supplies, that money is a prepayment, as an excess is, and the credit is
-    its net: credit is net value, so the VAT is declared once, by the payment's invoice. A
-    payment that charged its VAT on top (`_charged_its_own_tax`: a Purchase or Renewal, or an
-    upgrade taxed before upgrades charged none) declared it at the quote's rate already:
-    `value` is its row's net, all of it credit (0 VAT here; its invoice line keeps the
-    row's own net, VAT and rate). An upgrade charges no tax, so its value bears the VAT of
-    the buyer's taxed supplies (`prepayment_tax_rate`: the `credit_tax_rate` its quote
-    recorded; 0 under reverse charge, in an untaxed country or for a quote from before it
-    was recorded) and the credit is its net (`prepayment_split`: the credit with its VAT
-    is never worth more than arrived)."""
-    if _charged_its_own_tax(payment):
-        return value, 0, Decimal(0)
-    rate = prepayment_tax_rate(payment)
-    net, tax = prepayment_split(value, rate)
-    return net, tax, rate
+    Renewal whose deleted VM (or lapsed order) cannot be provided again. All of it is
+    credit, and no VAT is declared on it here: a payment that charged its VAT on top
+    (`_charged_its_own_tax`: a Purchase or Renewal, or an upgrade taxed before upgrades
+    charged none) declared it at the quote's rate already (its invoice line keeps the row's
+    own net, VAT and rate), and an upgrade's money bore none: it is kept as VAT-free credit
+    (`kept_vat_free`), whose VAT the supply it later pays declares. (It was once split as a
+    taxed prepayment at the buyer's rate, the credit its net: re-quoting the same upgrade
+    from it then asked that VAT again.) `payment` is kept for the callers' sake."""
+    del payment
+    return value, 0, Decimal(0)
 
 
 def kept_payment_line(
@@ -82,9 +83,10 @@ def kept_payment_line(
     "Purchase: …" line. `net` and `tax` are the payment row's, in the invoice's currency
     (a Lightning payment's net converted as its credit was, rounded down), and `rate` the
     one its quote charged: a row that charged its own tax keeps all three, its net being
-    what was credited (`kept_value_split`); an untaxed upgrade's net is split as its credit
-    was, so the line's net is the credit either way. Notes never take it back
-    (`domain.credit_note.creditable_parts`): the money stays on the balance."""
+    what was credited (`kept_value_split`); an untaxed upgrade's is its net whole, at 0 %,
+    VAT-free credit (`kept_vat_free`), so the line's net is the credit either way. Notes
+    never take it back (`domain.credit_note.creditable_parts`): the money stays on the
+    balance."""
     if not _charged_its_own_tax(payment):
         net, tax, rate = kept_value_split(net, payment)
     return InvoiceLine(description=PREPAYMENT_LINE, net=net, tax_rate=rate, tax=tax)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from adapters.memory.db import Repo, evolve, page_of
-from domain.account_credit import CreditEntry, CreditReason, balance_after
+from domain.account_credit import CreditEntry, CreditParts, CreditReason, parts_after
 from ports.storage import CreditKey, Page
 
 _BALANCES = "user_credit_balance"
+#: the VAT-free part of each balance row (the SQL row's `vat_free` column), by the same key
+_VAT_FREE = "user_credit_balance.vat_free"
 _LEDGER = "user_credit_ledger"
 
 
@@ -20,16 +22,20 @@ class MemoryCreditLedger(Repo):
         balance: int = rows.setdefault((user_id, currency), 0)
         return balance
 
+    async def lock_parts(self, user_id: int, currency: str) -> CreditParts:
+        balance = await self.lock(user_id, currency)
+        return CreditParts(balance, self._rows(_VAT_FREE).get((user_id, currency), 0))
+
     async def book(self, entry: CreditEntry) -> CreditEntry | None:
-        await self.lock(entry.user_id, entry.currency)
+        parts = await self.lock_parts(entry.user_id, entry.currency)
         booked = CreditKey.of(entry)
         if booked is not None and await self.find(booked):
             return None
-        rows = self._rows(_BALANCES)
         key = (entry.user_id, entry.currency)
-        after = balance_after(rows.get(key, 0), entry)
+        after = parts_after(parts, entry)
         stored = self._insert(_LEDGER, evolve(entry, id=0))
-        rows[key] = after
+        self._rows(_BALANCES)[key] = after.total
+        self._rows(_VAT_FREE)[key] = after.vat_free
         return stored
 
     async def find(self, key: CreditKey, *, latest: bool = False) -> CreditEntry | None:
@@ -37,6 +43,10 @@ class MemoryCreditLedger(Repo):
 
     async def balances(self, user_id: int) -> dict[str, int]:
         rows = self._rows(_BALANCES)
+        return {cur: amount for (uid, cur), amount in sorted(rows.items()) if uid == user_id}
+
+    async def vat_free_balances(self, user_id: int) -> dict[str, int]:
+        rows = self._rows(_VAT_FREE)
         return {cur: amount for (uid, cur), amount in sorted(rows.items()) if uid == user_id}
 
     async def list_page(

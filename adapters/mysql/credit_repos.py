@@ -12,7 +12,13 @@ from sqlalchemy.exc import IntegrityError
 from adapters.mysql import tables as t
 from adapters.mysql.mapping import Mapper, evolve
 from adapters.mysql.repositories import Connect, SqlRepo, is_duplicate_key
-from domain.account_credit import CreditEntry, CreditReason, InsufficientCredit, balance_after
+from domain.account_credit import (
+    CreditEntry,
+    CreditParts,
+    CreditReason,
+    InsufficientCredit,
+    parts_after,
+)
 from ports.storage import CreditKey, Page
 
 _bal = t.user_credit_balance.c
@@ -20,6 +26,11 @@ _led = t.user_credit_ledger.c
 #: built once (issue 10: no statement building per renewal)
 _BALANCES = (
     select(_bal.currency, _bal.balance)
+    .where(_bal.user_id == bindparam("user_id"))
+    .order_by(_bal.currency)
+)
+_VAT_FREE = (
+    select(_bal.currency, _bal.vat_free)
     .where(_bal.user_id == bindparam("user_id"))
     .order_by(_bal.currency)
 )
@@ -34,6 +45,9 @@ class SqlCreditLedger(SqlRepo):
         self.mapper = mapper
 
     async def lock(self, user_id: int, currency: str) -> int:
+        return (await self.lock_parts(user_id, currency)).total
+
+    async def lock_parts(self, user_id: int, currency: str) -> CreditParts:
         """MariaDB: the user's row is locked first (it always exists), so creating a missing
         balance row never races another transaction's gap lock (two or three first bookings
         of one user deadlocked on it); call it before this transaction inserts anything that
@@ -45,7 +59,7 @@ class SqlCreditLedger(SqlRepo):
             await self.conn.execute(user)
             upsert = mysql_insert(t.user_credit_balance).values(row)
             await self.conn.execute(upsert.on_duplicate_key_update(balance=_bal.balance))
-            query = select(_bal.balance).where(where).with_for_update()
+            query = select(_bal.balance, _bal.vat_free).where(where).with_for_update()
         else:
             # SQLite: a write first takes the database write lock, then the row is created
             await self.conn.execute(
@@ -54,19 +68,19 @@ class SqlCreditLedger(SqlRepo):
             await self.conn.execute(
                 sqlite_insert(t.user_credit_balance).values(row).on_conflict_do_nothing()
             )
-            query = select(_bal.balance).where(where)
-        value = (await self.conn.execute(query)).scalar()
-        if value is None:  # impossible: the row was just created or found
+            query = select(_bal.balance, _bal.vat_free).where(where)
+        found = (await self.conn.execute(query)).first()
+        if found is None:  # impossible: the row was just created or found
             raise LookupError(f"no credit balance row for user {user_id} {currency}")
-        return int(value)
+        return CreditParts(int(found[0]), int(found[1]))
 
     async def book(self, entry: CreditEntry) -> CreditEntry | None:
-        balance = await self.lock(entry.user_id, entry.currency)  # before the duplicate check
+        parts = await self.lock_parts(entry.user_id, entry.currency)  # before the dup check
         key = CreditKey.of(entry)
         if key is not None and await self.find(key):
             return None
         try:
-            after = balance_after(balance, entry)
+            after = parts_after(parts, entry)
         except InsufficientCredit:
             # the look above reads MariaDB's snapshot, which may predate an identical
             # booking committed before the balance lock was granted (its debit is why the
@@ -87,7 +101,8 @@ class SqlCreditLedger(SqlRepo):
         if key is None:
             raise RuntimeError("user_credit_ledger: insert returned no id")
         where = (_bal.user_id == entry.user_id) & (_bal.currency == entry.currency)
-        await self.conn.execute(update(t.user_credit_balance).where(where).values(balance=after))
+        moved = update(t.user_credit_balance).where(where)
+        await self.conn.execute(moved.values(balance=after.total, vat_free=after.vat_free))
         return evolve(entry, id=int(key[0]))
 
     async def find(self, key: CreditKey, *, latest: bool = False) -> CreditEntry | None:
@@ -106,6 +121,10 @@ class SqlCreditLedger(SqlRepo):
     async def balances(self, user_id: int) -> dict[str, int]:
         rows = (await self.conn.execute(_BALANCES, {"user_id": user_id})).all()
         return {str(currency): int(balance) for currency, balance in rows}
+
+    async def vat_free_balances(self, user_id: int) -> dict[str, int]:
+        rows = (await self.conn.execute(_VAT_FREE, {"user_id": user_id})).all()
+        return {str(currency): int(vat_free) for currency, vat_free in rows}
 
     async def list_page(
         self, user_id: int, limit: int, offset: int, *, currency: str | None = None

@@ -894,7 +894,8 @@ invoice = Table(
     Column("user_id", UInt, nullable=False),
     Column("issued_at", UtcDateTime(datetime_column=True), nullable=False),
     Column("currency", String(5), nullable=False),
-    Column("net", UBigInt, nullable=False),
+    # r20: signed: VAT-free credit taken off whole can take the net below 0
+    Column("net", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
     Column("tax", UBigInt, nullable=False),
     Column("total", UBigInt, nullable=False),
     Column("content", JsonText(), nullable=False),
@@ -944,6 +945,8 @@ user_credit_balance = Table(
     ),
     Column("currency", String(4), primary_key=True),
     Column("balance", UBigInt, nullable=False, server_default=ZERO),
+    # r20: the part of `balance` that is VAT-free credit (at most `balance`)
+    Column("vat_free", UBigInt, nullable=False, server_default=ZERO),
     **TABLE_OPTS,
 )
 
@@ -961,6 +964,8 @@ user_credit_ledger = Table(
     Column("created", UtcDateTime(datetime_column=True), nullable=False),
     Column("admin_id", UInt, nullable=True),
     Column("payment_id", Binary32, nullable=True),
+    # r20: the part of `amount` (same sign) that moved VAT-free credit
+    Column("vat_free", BigInteger, nullable=False, server_default=ZERO),
     UniqueConstraint("user_id", "currency", "reason", "reference", name="uq_credit_ledger_event"),
     Index("idx_credit_ledger_user", "user_id", "id"),
     Index("idx_credit_ledger_reference", "reference"),

@@ -323,7 +323,17 @@ async def _book(
         # what can no longer be taken is not counted as paid below
         respent = await respend_released(uow, mark_paid(payment, now))
         short = None if by_admin is None else by_admin.short_received_msat
-        done = await _apply(uow, before, payment, now, region, spaces, respent.unpaid, short)
+        done = await _apply(
+            uow,
+            before,
+            payment,
+            now,
+            region,
+            spaces,
+            respent.unpaid,
+            short,
+            unpaid_vat_free=respent.unpaid_vat_free,
+        )
         if respent.problem is not None:
             log.warning("payment %s: %s", payment.id.hex(), respent.problem)
             done = attrs.evolve(done, problems=(*done.problems, respent.problem))
@@ -440,12 +450,15 @@ async def _apply(
     spaces: frozenset[int] = frozenset(),
     unpaid: int = 0,
     short: int | None = None,
+    *,
+    unpaid_vat_free: int = 0,
 ) -> CompletedPayment:
     """The booking's changes after the flip, through the domain's own rules: the payment
     (`mark_paid`), the subscription (`apply_paid_payment`) and its VM (`vm_changed`) move
     only along the lifecycle's transition tables. `unpaid`: the part of the credit the
-    payment applied that was released and spent elsewhere before it came (balance units):
-    not counted as paid, so an Upgrade so short is not applied. A Purchase or Renewal gives
+    payment applied that was released and spent elsewhere before it came (balance units,
+    `unpaid_vat_free` of them VAT-free): not counted as paid, so an Upgrade so short is not
+    applied. A Purchase or Renewal gives
     its IP-range line items their ranges (`plan_ranges`, under the locks of `spaces`); one
     that cannot is booked as credit, as one whose VM cannot be placed. `short`: the msat an
     admin counts as paid though less than the total arrived
@@ -505,10 +518,16 @@ async def _apply(
         # its host has no room for it or its upgrade): no time, its value as account credit
         after = before
         booked, back, on_balance = await credit_unrestorable(
-            uow, paid, list_currency, why, unpaid, short_msat=short
+            uow,
+            paid,
+            list_currency,
+            why,
+            unpaid,
+            short_msat=short,
+            unpaid_vat_free=unpaid_vat_free,
         )
         credit = unrestorable(now, why, on_balance, note, back)
-        paid = with_credit(_taken(paid, unpaid), credit)
+        paid = with_credit(_taken(paid, unpaid, unpaid_vat_free), credit)
         await uow.payments.update(paid)
     elif upgrade:
         after = apply_paid_payment(before, payment, now)
@@ -519,13 +538,13 @@ async def _apply(
         current = await price_in_force_or_none(
             uow, before, purchase=purchase and not before.is_setup
         )
-        unpaid_worth = unpaid_charged(payment_meta(payment), unpaid)
+        unpaid_worth = unpaid_charged(payment_meta(payment), unpaid, unpaid_vat_free)
         credit = credit_payment(payment, before, current, now, unpaid_credit=unpaid_worth)
         if credit.uncounted > 0:  # capped: what the time not given was worth is credit
             rest = await credit_uncounted(uow, paid, before.currency, credit.uncounted, credit.cap)
             credit = attrs.evolve(credit, rest_credited=rest.text)
         after = apply_paid_payment(before, payment, now, new_expiry=credit.new_expiry)
-        paid = with_credit(_taken(paid, unpaid), credit)
+        paid = with_credit(_taken(paid, unpaid, unpaid_vat_free), credit)
         await uow.payments.update(paid)
         given = await apply_plan(uow, ranges, now)
     if vm_before is not None:
@@ -612,12 +631,13 @@ SHORT_UPGRADE_NOTE = (
 )
 
 
-def _taken(paid: SubscriptionPayment, unpaid: int) -> SubscriptionPayment:
+def _taken(paid: SubscriptionPayment, unpaid: int, unpaid_vat_free: int) -> SubscriptionPayment:
     """The paid row with the credit it really took (`credit_taken`): its invoice's credit line
     and the service value it shows must not count credit that was never taken."""
     if unpaid <= 0:
         return paid
-    return attrs.evolve(paid, metadata=credit_taken(payment_meta(paid), unpaid))
+    meta = credit_taken(payment_meta(paid), unpaid, unpaid_vat_free)
+    return attrs.evolve(paid, metadata=meta)
 
 
 async def complete_payment(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 
 from app.billing.errors import IdempotencyKeyReused, UserNotFound
-from domain.account_credit import CreditEntry, CreditReason, checked_entry
+from domain.account_credit import CreditEntry, CreditReason, checked_entry, debit_split
 from domain.errors import InvalidInput
 from domain.money import Currency, Money
 from ports.clock import Clock
@@ -73,12 +73,17 @@ async def adjust_credit(
     The user's row is locked first (then the balance's, as a completion booking credit
     takes them), so two adjustments of one user with one reference in two currencies run
     one after the other and the second finds the first (`_refuse_other_currency`).
+
+    A debit takes ordinary credit first and VAT-free credit only for the rest
+    (`debit_split`, judged under the balance lock); a credit is ordinary credit.
     """
     if not note.strip():
         raise InvalidInput("An adjustment needs a reason (note)")
     async with uow_factory() as uow:
         if await uow.users.get_for_update(user_id) is None:
             raise UserNotFound("User not found")
+        code = Currency.parse(currency).value
+        parts = await uow.credit_ledger.lock_parts(user_id, code)
         entry = checked_entry(
             user_id=user_id,
             currency=currency,
@@ -88,6 +93,7 @@ async def adjust_credit(
             note=note.strip(),
             created=clock.now(),
             admin_id=admin_id,
+            vat_free=debit_split(parts, -amount) if isinstance(amount, int) and amount < 0 else 0,
         )
         await _refuse_other_currency(uow, entry)
         booked = await book_in(uow, entry)

@@ -9,7 +9,13 @@ from typing import NamedTuple
 from app.billing.booked_records import money_text
 from app.billing.credit_balance import book_in
 from app.billing.credit_release import book_released
-from domain.account_credit import MAX_NOTE, CreditReason, checked_entry, credit_applied
+from domain.account_credit import (
+    MAX_NOTE,
+    CreditReason,
+    checked_entry,
+    credit_applied,
+    vat_free_applied,
+)
 from domain.credit import payment_meta
 from domain.credit_conversion import Converted, convert_at, noted
 from domain.errors import DomainError
@@ -17,7 +23,7 @@ from domain.kept_invoice import kept_credit
 from domain.model import SubscriptionPayment
 from domain.money import Currency, Money
 from domain.overpayment import Overpaid, excess_value, prepayment_split
-from domain.prepayment import kept_value_split, prepayment_tax_rate
+from domain.prepayment import kept_value_split, kept_vat_free, prepayment_tax_rate
 from domain.price_basis import RATES_KEY, quote_btc_rate, rates_from_json
 from domain.shortfall import short_of, short_received_msat
 from ports.storage import UnitOfWork
@@ -43,6 +49,7 @@ async def credit_unrestorable(
     why: str,
     unpaid_credit: int = 0,
     short_msat: int | None = None,
+    unpaid_vat_free: int = 0,
 ) -> Credited:
     """In the completion transaction: a payment for a service that can no longer be
     delivered (its host gone, its offer withdrawn) becomes credit instead of time; the credit
@@ -59,9 +66,10 @@ async def credit_unrestorable(
     not at all, and is a prepayment, which the payment's invoice bills instead of the
     service (`kept_payment_line`), the credit being the line's net (`kept_value_split`): a
     Purchase's or Renewal's value is its row's net, its VAT charged on top and declared on
-    that line at the quote's rate; an Upgrade's own money (it charged no tax) is split, its
-    net credited and its VAT at the buyer's credit rate declared there. The credit it
-    applied comes back whole (its VAT declared before), in its own currency: within this
+    that line at the quote's rate; an Upgrade's own money (it charged no tax) is credited
+    whole as VAT-free credit (`kept_vat_free`: no VAT declared now; the taxed supply it
+    later pays declares it). The credit it applied comes back whole, each kind (ordinary,
+    VAT-free) as it was spent, in its own currency: within this
     entry when that is `list_currency`, else as an entry of its own (`applied_elsewhere`,
     booked even when the value cannot be), which the returned amount does not count. The
     invoice's prepayment line of a Lightning payment is this same value, converted the same
@@ -84,8 +92,10 @@ async def credit_unrestorable(
     back = _applied_back(payment, unpaid_credit)
     elsewhere = applied_elsewhere(back, list_currency)
     given_back = "" if elsewhere is None else money_text(elsewhere[1], elsewhere[0])
+    # the VAT-free part of the applied credit comes back VAT-free (`vat_free_back`)
+    back_vat_free = vat_free_back(payment, unpaid_vat_free) if back is not None else 0
     if elsewhere is not None:
-        await _give_back_applied(uow, payment, elsewhere, why)
+        await _give_back_applied(uow, payment, elsewhere, why, back_vat_free)
     try:
         target = Currency.parse(list_currency)
         charged = Currency.parse(payment.currency)
@@ -93,6 +103,7 @@ async def credit_unrestorable(
         return Credited(0, given_back)
     received = payment.amount
     already = back[0] if back is not None and elsewhere is None else 0
+    already_vat_free = back_vat_free if already else 0
     # the quote's own rate of the target currency (its `rate` column is its price
     # currency's, which is another one when a plan was re-priced in another currency, and
     # 1 for a BTC price; a row without stored rates does not say which: none is used)
@@ -112,9 +123,11 @@ async def credit_unrestorable(
         value, converted = worth
         if converted is not None:
             note = noted(why, converted)
-        # an upgrade's value kept as credit is a prepayment: net of the VAT its invoice declares
-        net = kept_value_split(value, payment)[0]
+        net = kept_value_split(value, payment)[0]  # all of it: no VAT is declared on it now
     total = net + already
+    # an untaxed upgrade's money bore no VAT: it is VAT-free credit, with any such credit
+    # the payment had applied and gets back in this entry
+    value_vat_free = net if kept_vat_free(payment) and net > 0 else 0
     if total <= 0:
         # no money part (paid wholly by credit, given back apart): nothing was left to credit
         return Credited(0, given_back, on_balance=received == 0 and short is None)
@@ -129,6 +142,7 @@ async def credit_unrestorable(
             note=note[:MAX_NOTE],
             created=payment.paid_at or payment.created,
             payment_id=payment.id,
+            vat_free=value_vat_free + already_vat_free,
         ),
     )
     return Credited(0 if booked.replayed else total, given_back, on_balance=True)
@@ -231,6 +245,16 @@ def _applied_back(payment: SubscriptionPayment, unpaid_credit: int) -> tuple[int
     return applied[0] - unpaid_credit, applied[1]
 
 
+def vat_free_back(payment: SubscriptionPayment, unpaid_vat_free: int) -> int:
+    """The VAT-free part of the credit `payment` applied that comes back (`_applied_back`):
+    what it applied of that kind less what of it was released and spent elsewhere."""
+    applied = credit_applied(payment_meta(payment))
+    vat_free = vat_free_applied(payment_meta(payment)).amount
+    if applied is None:
+        return 0
+    return max(0, min(vat_free, applied[0]) - unpaid_vat_free)
+
+
 def applied_elsewhere(back: tuple[int, str] | None, list_currency: str) -> tuple[int, str] | None:
     """The credit a payment booked as credit (`credit_unrestorable`) applied and gets back
     as an entry of its own (amount, currency): the part of it that was paid (`back`:
@@ -247,7 +271,7 @@ def applied_elsewhere(back: tuple[int, str] | None, list_currency: str) -> tuple
 
 
 async def _give_back_applied(
-    uow: UnitOfWork, payment: SubscriptionPayment, back: tuple[int, str], why: str
+    uow: UnitOfWork, payment: SubscriptionPayment, back: tuple[int, str], why: str, vat_free: int
 ) -> None:
     """Book `back`, the credit `payment` applied, as it was, in its own currency: a RELEASED
     entry, as the credit of any quote that bought nothing comes back, under the payment's
@@ -256,7 +280,9 @@ async def _give_back_applied(
     note = f"{why}; the account credit it applied comes back in {currency}"
     created = payment.paid_at or payment.created
     reference = payment.id.hex() + APPLIED_SUFFIX
-    await book_released(uow, payment, reference, back, note[:MAX_NOTE], created, payment.id)
+    await book_released(
+        uow, payment, reference, back, note[:MAX_NOTE], created, payment.id, vat_free=vat_free
+    )
 
 
 #: the ledger reference of an excess: the payment's id and this suffix (its value for a

@@ -33,13 +33,14 @@ from app.billing.persist import (
 from app.billing.rails import PaymentRails, PricedPayment
 from domain.account_credit import (
     CREDIT_APPLIED_KEY,
+    CreditParts,
     CreditReason,
     CreditSplit,
     InsufficientCredit,
     applied_json,
     checked_entry,
     credit_applied,
-    split_quote,
+    vat_free_applied,
 )
 from domain.credit import metadata_dict, payment_meta
 from domain.errors import DomainError
@@ -47,6 +48,8 @@ from domain.exchange import fiat_to_msat, msat_to_fiat
 from domain.model import SubscriptionPayment
 from domain.money import Currency, currency_code
 from domain.price_basis import quote_btc_rate
+from domain.tax import recorded_tax_rate
+from domain.vat_free_credit import split_with_vat_free
 from domain.wallet_claim import claimed
 from ports.storage import PricedItems, UnitOfWork, UnitOfWorkFactory
 
@@ -88,7 +91,11 @@ async def apply_balance(
 ) -> PricedPayment:
     """`priced` paid from the user's balance in the subscription's currency first (read, not
     locked: `spend_in` checks it again under the lock when the payment is stored); `balance`:
-    that balance when the caller read it already (in `currency_code(list_currency)`)."""
+    that balance when the caller read it already (in `currency_code(list_currency)`).
+
+    Its VAT-free part (`domain.vat_free_credit`) counts whole towards an untaxed quote and
+    VAT-inclusive towards one that charges a rate (the `tax_rate` the quote records: a
+    renewal's; an upgrade records none, it charges no tax)."""
     code = currency_code(list_currency)
     if code is None:
         return priced
@@ -98,12 +105,16 @@ async def apply_balance(
         return priced
     if balance is None:
         balance = (await uow.credit_ledger.balances(priced.user_id)).get(code, 0)
-    split = split_quote(
-        balance=balance,
+    vat_free = 0
+    if balance > 0:  # a second look only for an account that has credit
+        vat_free = (await uow.credit_ledger.vat_free_balances(priced.user_id)).get(code, 0)
+    split = split_with_vat_free(
+        parts=CreditParts(balance, vat_free),
         amount=priced.amount,
         levy=priced.levy,
         to_charged=convert[0],
         to_balance=convert[1],
+        tax_rate=recorded_tax_rate(metadata_dict(priced.metadata)),
     )
     if split is None:
         return priced
@@ -112,7 +123,14 @@ async def apply_balance(
 
 def _with_split(priced: PricedPayment, split: CreditSplit, currency: Currency) -> PricedPayment:
     meta = dict(priced.metadata) if isinstance(priced.metadata, dict) else {}
-    meta[CREDIT_APPLIED_KEY] = applied_json(split.credit, currency.value, split.charged_credit)
+    meta[CREDIT_APPLIED_KEY] = applied_json(
+        split.credit,
+        currency.value,
+        split.charged_credit,
+        vat_free=split.vat_free,
+        vat_free_net=split.vat_free_net,
+        vat=split.vat,
+    )
     return attrs.evolve(
         priced,
         amount=split.amount,
@@ -180,6 +198,7 @@ async def spend_in(uow: UnitOfWork, payment: SubscriptionPayment) -> None:
         note=f"{payment.payment_type.name.lower()} of subscription {payment.subscription_id}",
         created=payment.created,
         payment_id=payment.id,
+        vat_free=-vat_free_applied(payment_meta(payment)).amount,
     )
     try:
         await book_in(uow, entry)

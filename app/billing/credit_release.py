@@ -10,7 +10,7 @@ import attrs
 from app.billing.credit_balance import book_in
 from app.billing.errors import PaymentProviderUnavailable
 from app.billing.rails import PaymentRails
-from domain.account_credit import CreditReason, checked_entry, credit_applied
+from domain.account_credit import CreditReason, checked_entry, credit_applied, vat_free_applied
 from domain.credit import payment_meta
 from domain.enums import PaymentMethod
 from domain.model import SubscriptionPayment
@@ -72,7 +72,9 @@ async def release_expired_credit(
             if payment is None or payment.is_paid or payment.expires > lapsed_by:
                 continue
             given, note = (-entry.amount, entry.currency), "the quote expired unpaid"
-            replayed = await book_released(uow, payment, entry.reference, given, note, now)
+            replayed = await book_released(
+                uow, payment, entry.reference, given, note, now, vat_free=-entry.vat_free
+            )
             await uow.commit()
             released += 0 if replayed else 1
     return released
@@ -114,9 +116,12 @@ async def book_released(
     note: str,
     created: datetime,
     payment_id: bytes | None = None,
+    *,
+    vat_free: int = 0,
 ) -> bool:
     """Book the RELEASED entry that gives `payment`'s spent credit back (`given`: amount and
-    currency) under `reference` (a quote's: its SPENT entry's); whether it was booked before."""
+    currency; `vat_free` of it VAT-free, as it was spent) under `reference` (a quote's: its
+    SPENT entry's); whether it was booked before."""
     amount, currency = given
     booked = await book_in(
         uow,
@@ -129,6 +134,7 @@ async def book_released(
             note=note,
             created=created,
             payment_id=payment_id,
+            vat_free=vat_free,
         ),
     )
     return booked.replayed
@@ -148,35 +154,41 @@ async def withdraw_covered(
             return
         if found.expires > now:
             await uow.payments.update(attrs.evolve(found, expires=now))
-        await book_released(uow, found, found.id.hex(), applied, note, now)
+        vat_free = vat_free_applied(payment_meta(found)).amount
+        await book_released(uow, found, found.id.hex(), applied, note, now, vat_free=vat_free)
         await uow.commit()
 
 
 @attrs.frozen
 class Respent:
     """What taking a late-paid quote's released credit again left unpaid (`unpaid`, in the
-    balance's units; 0: all of it, or none was released) and the operator's line about it."""
+    balance's units, `unpaid_vat_free` of them VAT-free; 0: all of it, or none was
+    released) and the operator's line about it."""
 
     unpaid: int = 0
     problem: str | None = None
+    unpaid_vat_free: int = 0
 
 
 async def respend_released(uow: UnitOfWork, payment: SubscriptionPayment) -> Respent:
     """In the completion transaction, before the payment is valued: a payment whose credit
     was released (it expired) and that is paid after all spends it again, once, so the time
-    it buys is not had for free. What the balance no longer holds is spent as far as it
-    goes (the balance never goes below zero); the rest is `unpaid`, which the booking does
-    not count as paid (`credit_payment`'s `unpaid_credit`)."""
+    it buys is not had for free. Each kind of credit it applied (ordinary, VAT-free) is
+    taken from that kind, as far as the balance holds it (never below zero); the rest is
+    `unpaid`, which the booking does not count as paid (`credit_payment`'s
+    `unpaid_credit`)."""
     applied = credit_applied(payment_meta(payment))
     if applied is None:
         return Respent()
     amount, currency = applied
+    vat_free = min(vat_free_applied(payment_meta(payment)).amount, amount)
     ref = payment.id.hex()
     released = CreditKey(payment.user_id, currency, CreditReason.RELEASED, ref)
     if await uow.credit_ledger.find(released) is None:
         return Respent()
-    balance = await uow.credit_ledger.lock(payment.user_id, currency)
-    taken = min(amount, balance)
+    parts = await uow.credit_ledger.lock_parts(payment.user_id, currency)
+    taken_vat_free = min(vat_free, max(parts.vat_free, 0))
+    taken = min(amount - vat_free, max(parts.ordinary, 0)) + taken_vat_free
     if taken > 0:
         await book_in(
             uow,
@@ -188,6 +200,7 @@ async def respend_released(uow: UnitOfWork, payment: SubscriptionPayment) -> Res
                 reference=f"late:{ref}",
                 note="a released quote was paid after all",
                 created=payment.paid_at or payment.created,
+                vat_free=-taken_vat_free,
             ),
         )
     if taken < amount:
@@ -195,5 +208,7 @@ async def respend_released(uow: UnitOfWork, payment: SubscriptionPayment) -> Res
             f"payment {ref} was paid after its credit was released; {amount - taken} "
             f"{currency} of credit could not be taken back and is not counted as paid"
         )
-        return Respent(unpaid=amount - taken, problem=problem)
+        return Respent(
+            unpaid=amount - taken, problem=problem, unpaid_vat_free=vat_free - taken_vat_free
+        )
     return Respent()

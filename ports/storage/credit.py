@@ -7,7 +7,7 @@ from typing import Protocol
 
 import attrs
 
-from domain.account_credit import CreditEntry, CreditReason
+from domain.account_credit import CreditEntry, CreditParts, CreditReason
 from ports.storage.common import Page
 
 
@@ -40,13 +40,18 @@ class CreditLedger(Protocol):
         """Lock (creating at 0 if missing) the balance row; return the balance."""
         ...
 
+    async def lock_parts(self, user_id: int, currency: str) -> CreditParts:
+        """`lock`, and the balance with its VAT-free part."""
+        ...
+
     async def book(self, entry: CreditEntry) -> CreditEntry | None:
-        """Lock the balance row, append `entry` (id 0) and move the balance by its amount;
-        the stored entry.
+        """Lock the balance row, append `entry` (id 0) and move the balance by its amount
+        and its VAT-free part by the entry's (`parts_after`); the stored entry.
 
         None, and nothing written, when an entry with the same user, currency, reason and
         (non-null) reference exists: the same event is booked once. A balance that would
-        go below zero raises `InsufficientCredit` and writes nothing.
+        go below zero, or either part of it (`parts_after`), raises `InsufficientCredit`
+        and writes nothing.
         """
         ...
 
@@ -58,6 +63,10 @@ class CreditLedger(Protocol):
 
     async def balances(self, user_id: int) -> dict[str, int]:
         """Every currency the user has a balance row in (zero ones too), by code."""
+        ...
+
+    async def vat_free_balances(self, user_id: int) -> dict[str, int]:
+        """The VAT-free part of each of the user's balances (`balances`' currencies)."""
         ...
 
     async def list_page(

@@ -96,7 +96,7 @@ async def test_r15_adds_the_parts_and_an_old_note_keeps_none(db_url: str) -> Non
     assert not {"net", "tax"} & await _note_columns(db_url)
     await upgrade_database(db_url, R15_CREDIT_NOTE_PARTS)
     assert {"net", "tax"} <= await _note_columns(db_url)
-    await upgrade_database(db_url)  # today's code reads the head schema (r19: `reference`)
+    await upgrade_database(db_url)  # today's code reads the head schema (r19, r20)
     engine = create_engine(db_url)
     try:
         factory = sql_factory(engine)

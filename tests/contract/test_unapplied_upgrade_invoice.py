@@ -1,6 +1,7 @@
 """An upgrade paid but not applied bought nothing: its value is account credit, a prepayment,
-so its invoice bills a "Prepayment to account credit" (net of VAT at the buyer's credit
-rate, as an excess), not the upgrade; credit notes never take that money back (it stays
+so its invoice bills a "Prepayment to account credit" (all of it, without VAT: upgrades bear
+none, and the credit is VAT-free, its VAT declared by the taxed supply it pays), not the
+upgrade; credit notes never take that money back (it stays
 spendable), nor does a refund by hand; an applied upgrade's invoice is as before; on memory,
 SQLite and MariaDB."""
 
@@ -16,7 +17,6 @@ from domain.errors import InvalidInput
 from domain.exchange import msat_to_fiat
 from domain.invoice import Invoice, InvoiceLine
 from domain.model import SubscriptionPayment, Vm
-from domain.overpayment import prepayment_split
 from domain.prepayment import PREPAYMENT_LINE
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.refunds import by_hand
@@ -25,8 +25,6 @@ from tests.unit.billing.world import ALICE, Shop
 
 database = storage_backends.database
 shop = lifecycle_world.shop
-
-VAT = Decimal(23)  # ALICE's country (IE): what a renewal charges her, and her credit rate
 
 
 async def _quoted(shop: Shop) -> tuple[Vm, SubscriptionPayment]:
@@ -54,22 +52,22 @@ def _shown(invoice: Invoice, payment: SubscriptionPayment) -> int:
     return msat_to_fiat(payment.total, rate)
 
 
-async def test_an_upgrade_not_applied_is_invoiced_as_a_prepayment_net_of_vat(shop: Shop) -> None:
+async def test_an_upgrade_not_applied_is_invoiced_as_a_vat_free_prepayment(shop: Shop) -> None:
     _, paid = await _not_applied(shop)
 
     invoice = await shop.invoice(paid)
     paid_eur = _shown(invoice, paid)
-    net, vat = prepayment_split(paid_eur, VAT)
-    assert vat > 0
-    # only the prepayment: no "Upgrade: …" line, as nothing was supplied
+    # only the prepayment: no "Upgrade: …" line, as nothing was supplied; no VAT on it
     assert invoice.document.lines == (
-        InvoiceLine(description=PREPAYMENT_LINE, net=net, tax_rate=VAT, tax=vat),
+        InvoiceLine(description=PREPAYMENT_LINE, net=paid_eur, tax_rate=Decimal(0), tax=0),
     )
     # the lines add up to the payment row, and the stored totals are theirs
-    assert (invoice.net, invoice.tax, invoice.total) == (net, vat, paid_eur)
+    assert (invoice.net, invoice.tax, invoice.total) == (paid_eur, 0, paid_eur)
     assert invoice.document.supply_to is None and not invoice.document.credit_line
-    # the credit is the prepayment's net: its VAT is the invoice's
-    assert await shop.balances() == {"EUR": net}
+    # all of it is credit, VAT-free (36.74, where it was once 29.86 net of 23 %)
+    assert await shop.balances() == {"EUR": paid_eur}
+    async with shop.factory() as uow:
+        assert await uow.credit_ledger.vat_free_balances(ALICE) == {"EUR": paid_eur}
 
 
 async def test_a_credit_note_on_an_upgrade_not_applied_is_refused(shop: Shop) -> None:

@@ -10,14 +10,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.account_credit import (
+    CREDIT_APPLIED_KEY,
     CreditReason,
     InsufficientCredit,
     Levy,
+    applied_json,
     balance_after,
     charged_credit,
     checked_entry,
     credit_applied,
+    credit_taken,
     split_quote,
+    unpaid_charged,
 )
 from domain.enums import PaymentMethod
 from domain.errors import InvalidInput, UnknownCurrency
@@ -187,3 +191,16 @@ def test_the_rest_of_a_card_quote_carries_the_whole_base_fee() -> None:
     )
     assert split is not None
     assert (split.amount, split.tax, split.processing_fee) == (100, 0, 3 + 31)
+
+
+def test_an_unpaid_share_of_mixed_credit_is_valued_kind_by_kind_and_never_undercounted() -> None:
+    """100 ordinary (worth 100) and 123 VAT-free (worth 100 net, 23 VAT) applied: 50 of the
+    ordinary short is worth 50, 50 of the VAT-free ceil(100 × 50 / 123) = 41; what was taken
+    keeps its share of the net (rounded down) and of the VAT (rounded up)."""
+    applied = applied_json(223, "EUR", 200, vat_free=123, vat_free_net=100, vat=23)
+    meta = {CREDIT_APPLIED_KEY: applied}
+    assert unpaid_charged(meta, 50) == 50
+    assert unpaid_charged(meta, 50, 50) == 41
+    assert unpaid_charged(meta, 223, 123) == 200
+    taken = credit_taken(meta, 50, 50)[CREDIT_APPLIED_KEY]
+    assert taken == applied_json(173, "EUR", 159, vat_free=73, vat_free_net=59, vat=14)

@@ -1,5 +1,6 @@
 """The invoice of an upgrade not applied, its value kept as account credit: one prepayment line
-in place of the upgrade's, split as its credit is, the lines adding up to the payment row."""
+in place of the upgrade's, all of it net without VAT (the credit is VAT-free), the lines
+adding up to the payment row."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from domain.invoice import InvoiceContent, InvoiceLine
 from domain.invoice_content import build_content
 from domain.model import SubscriptionPayment
 from domain.money import Currency
-from domain.overpayment import excess_value, prepayment_split
-from domain.prepayment import PREPAYMENT_LINE, kept_value_split
+from domain.overpayment import excess_value
+from domain.prepayment import PREPAYMENT_LINE, kept_value_split, kept_vat_free
 from domain.tax import tax_on
 from tests.unit.test_invoice_rules import NOW, SELLER, SUB, _buyer, _payment
 
@@ -51,22 +52,23 @@ def _upgrade(**kw: Any) -> SubscriptionPayment:
 def test_an_untaxed_upgrade_kept_as_credit_is_one_prepayment_line_adding_up_to_the_row(
     amount: int, fee: int, rate: str, credit: int
 ) -> None:
-    """Its money is split at the credit rate its quote recorded, as its credit was; the
-    credit it applied (given back) is not shown; a fee keeps its untaxed line."""
+    """Its money is all net at 0 %, whatever credit rate its quote recorded: VAT-free credit
+    (it was once split at that rate); the credit it applied (given back) is not shown; a
+    fee keeps its untaxed line."""
     meta: dict[str, Any] = {"credit_tax_rate": rate}
     if credit:
         meta["credit_applied"] = {"amount": credit, "currency": "EUR"}
     payment = _upgrade(amount=amount, processing_fee=fee, metadata=meta)
     doc = _kept(payment)
-    net, vat = prepayment_split(amount, Decimal(rate))
-    prepaid = InvoiceLine(description=PREPAYMENT_LINE, net=net, tax_rate=Decimal(rate), tax=vat)
+    prepaid = InvoiceLine(description=PREPAYMENT_LINE, net=amount, tax_rate=Decimal(0), tax=0)
     fee_lines = (
         [InvoiceLine(description=FEE_LINE, net=fee, tax_rate=Decimal(0), tax=0)] if fee else []
     )
     assert list(doc.lines) == [prepaid, *fee_lines]
     assert doc.total == doc.charged == payment.total == amount + fee
     assert doc.credit_applied == 0 and not doc.credit_line
-    assert kept_value_split(amount, payment) == (net, vat, Decimal(rate))  # the credit's split
+    assert kept_value_split(amount, payment) == (amount, 0, Decimal(0))  # what is credited
+    assert kept_vat_free(payment)
     assert InvoiceContent.from_json(doc.to_json()) == doc
 
 
@@ -82,26 +84,27 @@ def test_a_taxed_upgrade_keeps_the_rows_net_and_tax_at_the_rate_it_charged() -> 
     [line] = _kept(payment).lines
     assert line == InvoiceLine(description=PREPAYMENT_LINE, net=1000, tax_rate=Decimal(23), tax=230)
     assert kept_value_split(1000, payment) == (1000, 0, Decimal(0))
+    assert not kept_vat_free(payment)  # its VAT was declared: ordinary credit
 
 
 @pytest.mark.parametrize(
-    ("msat", "floored", "half_up", "net", "vat"),
+    ("msat", "floored", "half_up"),
     [
         # 1234.5678 cents: 12.34 EUR credited (rounded down), not 12.35 (half up)
-        (12_345_678, 1234, 1235, 1003, 231),
+        (12_345_678, 1234, 1235),
         # a whole-sat invoice at exactly half a cent: 12.34, not 12.35
-        (12_345_000, 1234, 1235, 1003, 231),
+        (12_345_000, 1234, 1235),
         # 1234.4999 cents: both rules agree
-        (12_344_999, 1234, 1234, 1003, 231),
+        (12_344_999, 1234, 1234),
     ],
 )
 def test_a_lightning_upgrade_kept_as_credit_invoices_what_was_credited(
-    msat: int, floored: int, half_up: int, net: int, vat: int
+    msat: int, floored: int, half_up: int
 ) -> None:
     """The prepayment line is the amount converted as its credit was (exactly, rounded
-    down, then split at the credit rate of 23 %), so the line's net is the credit booked;
-    it was the whole row converted half up, a cent more than the credit (10.04 against
-    10.03). The fraction of a cent is neither credited nor invoiced."""
+    down, all net at 0 %), so the line's net is the credit booked; it was the whole row
+    converted half up, a cent more than the credit. The fraction of a cent is neither
+    credited nor invoiced."""
     paid = _upgrade(
         amount=msat,
         currency="BTC",
@@ -114,7 +117,7 @@ def test_a_lightning_upgrade_kept_as_credit_invoices_what_was_credited(
     [line] = doc.lines
     assert msat_to_fiat(paid.total, Decimal(100_000)) == half_up
     assert doc.total == excess_value(msat, Currency.EUR, Decimal(100_000)) == floored
-    assert (line.net, line.tax) == (net, vat) == prepayment_split(floored, Decimal(23))
+    assert (line.net, line.tax, line.tax_rate) == (floored, 0, Decimal(0))
     assert kept_value_split(floored, paid)[:2] == (line.net, line.tax)  # what is credited
 
 

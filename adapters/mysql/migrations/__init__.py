@@ -28,6 +28,7 @@ R16_NEVER_PAID_SCAN_INDEX = "lnvps_never_paid_scan_index"
 R17_IP_RANGE_CIDR_REUSABLE = "lnvps_ip_range_cidr_reusable"
 R18_SUBSCRIPTION_SWITCHED_OFF = "lnvps_subscription_switched_off"
 R19_CREDIT_NOTE_REFERENCE = "lnvps_credit_note_reference"
+R20_VAT_FREE_CREDIT = "lnvps_vat_free_credit"
 REVISIONS = (
     R1_LEGACY,
     R2_VM_SUBSCRIPTION_LINK,
@@ -48,6 +49,7 @@ REVISIONS = (
     R17_IP_RANGE_CIDR_REUSABLE,
     R18_SUBSCRIPTION_SWITCHED_OFF,
     R19_CREDIT_NOTE_REFERENCE,
+    R20_VAT_FREE_CREDIT,
 )
 HEAD = REVISIONS[-1]
 
