@@ -50,6 +50,8 @@ async def credit_unrestorable(
     unpaid_credit: int = 0,
     short_msat: int | None = None,
     unpaid_vat_free: int = 0,
+    *,
+    invoice_declared: bool = False,
 ) -> Credited:
     """In the completion transaction: a payment for a service that can no longer be
     delivered (its host gone, its offer withdrawn) becomes credit instead of time; the credit
@@ -69,7 +71,9 @@ async def credit_unrestorable(
     that line at the quote's rate; an Upgrade's own money (it charged no tax) is credited
     whole as VAT-free credit (`kept_vat_free`: no VAT declared now; the taxed supply it
     later pays declares it). The credit it applied comes back whole, each kind (ordinary,
-    VAT-free) as it was spent, in its own currency: within this
+    VAT-free) as it was spent (but for VAT-free credit whose VAT the payment's issued
+    invoice declared, `invoice_declared`: ordinary credit at its net, `declared_back`), in
+    its own currency: within this
     entry when that is `list_currency`, else as an entry of its own (`applied_elsewhere`,
     booked even when the value cannot be), which the returned amount does not count. The
     invoice's prepayment line of a Lightning payment is this same value, converted the same
@@ -90,10 +94,12 @@ async def credit_unrestorable(
     # and spent elsewhere before this payment came (`unpaid_credit`: it was never paid);
     # in another currency than the value's, as an entry of its own
     back = _applied_back(payment, unpaid_credit)
-    elsewhere = applied_elsewhere(back, list_currency)
-    given_back = "" if elsewhere is None else money_text(elsewhere[1], elsewhere[0])
     # the VAT-free part of the applied credit comes back VAT-free (`vat_free_back`)
     back_vat_free = vat_free_back(payment, unpaid_vat_free) if back is not None else 0
+    if invoice_declared and back is not None and back_vat_free:
+        back, back_vat_free = declared_back(payment, back, back_vat_free)
+    elsewhere = applied_elsewhere(back, list_currency)
+    given_back = "" if elsewhere is None else money_text(elsewhere[1], elsewhere[0])
     if elsewhere is not None:
         await _give_back_applied(uow, payment, elsewhere, why, back_vat_free)
     try:
@@ -243,6 +249,23 @@ def _applied_back(payment: SubscriptionPayment, unpaid_credit: int) -> tuple[int
     if applied is None or applied[0] - unpaid_credit <= 0:
         return None
     return applied[0] - unpaid_credit, applied[1]
+
+
+def declared_back(
+    payment: SubscriptionPayment, back: tuple[int, str], back_vat_free: int
+) -> tuple[tuple[int, str], int]:
+    """`back` (the applied credit coming back) and its VAT-free part, for a payment whose
+    invoice was issued as a supply and declared the VAT that VAT-free credit paid (a renewal
+    overtaken by its VM's deletion, `app.billing.overtaken`): that part comes back as
+    ordinary credit worth its net, rounded down, never VAT-free again, or the next taxed
+    supply it paid would declare the same VAT a second time (review r22). Credit that paid
+    no VAT (an untaxed quote) comes back as it was."""
+    declared = vat_free_applied(payment_meta(payment))
+    if declared.vat <= 0:
+        return back, back_vat_free
+    worth = declared.net + declared.vat
+    net_part = back_vat_free * declared.net // worth
+    return (back[0] - (back_vat_free - net_part), back[1]), 0
 
 
 def vat_free_back(payment: SubscriptionPayment, unpaid_vat_free: int) -> int:

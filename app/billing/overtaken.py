@@ -69,7 +69,10 @@ async def credit_overtaken(
         noted = await _noted(uow, payment)
         reason = why if noted is None else f"{why}; {noted}"
         booked = (
-            Credited(0, "") if noted else await credit_unrestorable(uow, payment, sub.currency, why)
+            Credited(0, "")
+            if noted
+            # its invoice was issued as the service, declaring the VAT credit paid
+            else await credit_unrestorable(uow, payment, sub.currency, why, invoice_declared=True)
         )
         taken += payment.time_value or 0
         credited.append((payment, booked, reason))
