@@ -22,12 +22,12 @@ from domain.price_basis import (
     RATES_KEY,
     PriceBasis,
     exact_value,
-    extend_by,
     intervals_bought,
     quote_btc_rate,
     rates_from_json,
 )
 from domain.subscription import INTERVALS_KEY, payment_interval_count
+from domain.value_grid import extend_by
 
 #: a stale payment credited by value never buys more than this many intervals at once (a
 #: price cut to nearly nothing must not push an expiry past the calendar); what it received
@@ -119,6 +119,15 @@ class Credit:
         if self.rest_credited:
             out["rest_credited"] = self.rest_credited
         return out
+
+
+def value_anchor(subscription: Subscription) -> datetime:
+    """The anchor of the grid time bought by value is measured on (`value_grid`): when the
+    subscription was created. It never moves as the expiry does (that is what makes split
+    payments add up), every quote and completion of the subscription knows it, and its
+    first interval ends near a grid edge, so a whole interval's worth paid at an expiry no
+    clamping moved buys the calendar interval a renewal would."""
+    return subscription.created
 
 
 def payment_meta(payment: SubscriptionPayment) -> dict[str, Any]:
@@ -217,12 +226,14 @@ def credit_payment(
     Otherwise — the price changed since the quote, the quote recorded no price (made before
     this rule, or by the reference), or it is pay-what-you-want — the time is what the
     amount received (tax and fee excluded, at the quote's own exchange rates) buys at
-    `current`: whole intervals on the calendar, the rest as floored seconds of the next
-    interval, exact. A payment that cannot be valued (a rate missing, a free price) adds
-    nothing; one whose current price cannot be computed adds what was quoted. Both are for
-    the operator to look at. By value, a payment never buys more than `MAX_CREDIT_INTERVALS`
-    (a pay-what-you-want one: `MAX_BY_AMOUNT_INTERVALS`, D6's 120); what it received beyond
-    them (`Credit.uncounted`, net, in its own currency) is for the booking to credit.
+    `current`, exactly, floored to whole seconds, spent on the subscription's fixed grid of
+    calendar intervals (`value_grid.extend_by`, anchored at `value_anchor`), so payments
+    split in two buy what they buy at once. A payment that cannot be valued (a rate
+    missing, a free price) adds nothing; one whose current price cannot be computed adds
+    what was quoted. Both are for the operator to look at. By value, a payment never buys
+    more than `MAX_CREDIT_INTERVALS` (a pay-what-you-want one: `MAX_BY_AMOUNT_INTERVALS`,
+    D6's 120); what it received beyond them (`Credit.uncounted`, net, in its own currency)
+    is for the booking to credit.
 
     `unpaid_credit` (charged units): the part of the account credit the quote applied that
     was given back when it lapsed and could not be taken again (spent since). The payment
@@ -287,7 +298,7 @@ def credit_payment(
     return Credit(
         mode=CreditMode.BY_VALUE,
         base=base,
-        new_expiry=extend_by(current.interval, base, counted),
+        new_expiry=extend_by(current.interval, value_anchor(subscription), base, counted),
         intervals=bought,
         changes=changes,
         capped=capped,
