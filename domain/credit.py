@@ -13,7 +13,7 @@ import attrs
 
 from domain.account_credit import charged_credit
 from domain.enums import SubscriptionPaymentType
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidInterval
 from domain.intervals import MAX_INTERVALS, renewal_base, require_utc, whole_seconds
 from domain.model import Subscription, SubscriptionPayment
 from domain.money import Currency
@@ -83,6 +83,9 @@ class Credit:
     #: currency apart from its value (another one than the value's), e.g. `EUR 1.00`, for
     #: the notices; "" when none was (not stored)
     given_back: str = ""
+    #: the time paid for would end past the calendar (year 9999): none was added, and all
+    #: the payment received is `uncounted` (a capped payment with `cap` 0)
+    past_calendar: bool = False
     #: whether an UNRESTORABLE payment's value was booked as account credit: False when it
     #: could not be (no rate to value it) or must not be (a credit note took part of its
     #: invoice back first), so its notices say no credit was added (not stored)
@@ -114,6 +117,8 @@ class Credit:
             out["changes"] = list(self.changes)
         if self.capped:
             out["capped_at_intervals"] = self.cap
+        if self.past_calendar:
+            out["past_calendar"] = True
         if self.uncounted:
             out["uncounted"] = self.uncounted
         if self.rest_credited:
@@ -212,6 +217,43 @@ def credit_payment(
     *,
     unpaid_credit: int = 0,
 ) -> Credit:
+    """What completing `payment` at `now` adds to `subscription` (`_time_bought`, D23); a
+    payment whose time would end past the calendar (year 9999) is booked as account credit
+    instead (`_past_calendar`): the money came, so it must be booked, never raise and be
+    retried for ever (review r18)."""
+    now = require_utc(now)
+    try:
+        return _time_bought(payment, subscription, current, now, unpaid_credit)
+    except InvalidInterval:
+        return _past_calendar(payment, subscription, now, unpaid_credit)
+
+
+def _past_calendar(
+    payment: SubscriptionPayment, subscription: Subscription, now: datetime, unpaid_credit: int
+) -> Credit:
+    """No time (the end would fall past the calendar), and all the payment received, net of
+    tax, plus the account credit it applied and that was paid (`Credit.uncounted`, in its
+    own currency) for the booking to credit, as a capped payment's rest is."""
+    base = renewal_base(subscription.expires, now)
+    received = payment.amount + charged_credit(payment_meta(payment)) - unpaid_credit
+    return Credit(
+        mode=CreditMode.BY_VALUE,
+        base=base,
+        new_expiry=base,
+        capped=True,
+        cap=0,
+        uncounted=max(0, received),
+        past_calendar=True,
+    )
+
+
+def _time_bought(
+    payment: SubscriptionPayment,
+    subscription: Subscription,
+    current: PriceBasis | None,
+    now: datetime,
+    unpaid_credit: int,
+) -> Credit:
     """What completing `payment` (Purchase or Renewal) at `now` adds to `subscription` (D23).
 
     The base is `max(expires, now)` at completion, never at quote time. An N-interval quote
@@ -240,7 +282,6 @@ def credit_payment(
     then did not pay its whole quote: it buys by value, that part not counted, and the
     operator is told.
     """
-    now = require_utc(now)
     base = renewal_base(subscription.expires, now)
     meta = payment_meta(payment)
     quoted = PriceBasis.from_json(meta.get(PRICE_KEY))

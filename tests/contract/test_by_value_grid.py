@@ -1,15 +1,19 @@
 """Time bought by value is measured on the subscription's fixed grid of months (review r18),
 on memory, SQLite and MariaDB: a month's price paid in two LNURL payments buys what it buys
-at once, each memo's date is the expiry its completion books, and a refund values such time
-as it was bought."""
+at once, each memo's date is the expiry its completion books, a refund values such time as
+it was bought, and a paid renewal whose end would fall past year 9999 is booked as credit."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import attrs
+
 from app.admin.vms import extend_vm
 from app.billing.lnurl import renew_by_amount
+from domain.enums import IntervalType
 from domain.model import SubscriptionPayment, Vm
+from ports.jobs import SendAdminNotification, SendNotification
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.refunds import figure
 from tests.unit.billing.world import ALICE, BOB, Shop
@@ -79,3 +83,45 @@ async def test_time_bought_by_value_off_the_grid_is_refunded_as_it_was_bought(
     assert booked == datetime(2026, 3, 28, 12, tzinfo=UTC) + timedelta(seconds=31 * 86_400 // 28)
 
     assert await figure(shop, vm) == 131
+
+
+async def _set_expiry(shop: Shop, vm: Vm, expires: datetime) -> None:
+    sub = await shop.subscription(vm)
+    async with shop.factory() as uow:
+        await uow.subscriptions.update(attrs.evolve(sub, expires=expires))
+        await uow.commit()
+
+
+async def test_a_paid_renewal_past_the_calendar_is_booked_as_credit(shop: Shop) -> None:
+    """A 10-year plan: a 120-interval renewal quoted when it ended in 9900 and paid once the
+    expiry had moved to 9000 raised at completion (the money came, nothing was booked, each
+    retry failed). It is booked: no time, its value as the owner's account credit, and the
+    owner and the admins are told."""
+    async with shop.factory() as uow:
+        plan = await uow.cost_plans.get(1)
+        assert plan is not None
+        await uow.cost_plans.update(
+            attrs.evolve(plan, interval_type=IntervalType.YEAR, interval_amount=10)
+        )
+        await uow.commit()
+    vm = await shop.order(user_id=BOB)
+    await shop.complete(await shop.renew(vm))
+    await _set_expiry(shop, vm, datetime(8700, 1, 1, 12, tzinfo=UTC))
+    quote = await shop.renew(vm, intervals=120)  # ends 9900: accepted
+    later = datetime(9000, 1, 1, 12, tzinfo=UTC)  # other quotes were paid first
+    await _set_expiry(shop, vm, later)
+    shop.queue.sent.clear()
+
+    assert (await shop.complete(quote)).completed
+    assert (await shop.subscription(vm)).expires == later
+    paid = await shop.payment(quote.id)
+    assert paid.is_paid and paid.metadata["credit"]["past_calendar"] is True
+    assert await shop.balances(BOB) == {"EUR": 120 * 132}
+    owner = [j for j in shop.queue.sent if isinstance(j, SendNotification)]
+    assert [j.user_id for j in owner] == [BOB]
+    assert "past the end of the calendar" in owner[0].message
+    assert "EUR 158.40, was added to your account credit" in owner[0].message
+    (admins,) = [j for j in shop.queue.sent if isinstance(j, SendAdminNotification)]
+    assert "past the end of the calendar" in (admins.title or "")
+    assert not (await shop.complete(quote)).completed  # a replay books nothing more
+    assert await shop.balances(BOB) == {"EUR": 120 * 132}

@@ -7,6 +7,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -232,3 +233,29 @@ def test_credit_not_taken_back_is_not_counted_as_paid() -> None:
     assert unpriced.mode is CreditMode.UNPRICED and unpriced.needs_operator
     month = int((datetime(2026, 3, 28, 12, tzinfo=UTC) - SUB.expires).total_seconds())  # type: ignore[operator]
     assert unpriced.seconds == month * 720_000 // 1_320_000
+
+
+DECADE = Interval(IntervalType.YEAR, 10)
+DECADES = PriceBasis.of(DECADE, [Money(BTC, 1_000_000)])
+
+
+def test_a_paid_renewal_ending_past_the_calendar_is_booked_as_credit_not_raised() -> None:
+    """Review r18: 120 × 10 years quoted from an expiry in 8700 (ending 9900) and paid once
+    other quotes moved it to 9000 raised `InvalidInterval` at completion: the money came,
+    nothing was booked, and every retry failed again. No time; all it received is counted
+    for the booking to credit, as a capped payment's rest is."""
+    far = datetime(9000, 1, 1, tzinfo=UTC)
+    sub = attrs.evolve(SUB, expires=far, interval_type=IntervalType.YEAR, interval_amount=10)
+    meta = {
+        **_quote(120, DECADES),
+        "credit_applied": {"amount": 5, "currency": "EUR", "charged": 7},
+    }
+    credit = credit_payment(_payment(120_000_000, meta), sub, DECADES, NOW)
+    assert (credit.base, credit.new_expiry, credit.seconds) == (far, far, 0)
+    assert credit.past_calendar and credit.capped and credit.needs_operator
+    assert credit.uncounted == 120_000_000 + 7
+    assert credit.to_json()["past_calendar"] is True
+    by_value = credit_payment(_payment(10**9, _quote(None, DECADES)), sub, DECADES, NOW)
+    assert by_value.past_calendar and by_value.uncounted == 10**9
+    unpriced = credit_payment(_payment(5, _quote(120, DECADES)), sub, None, NOW)
+    assert unpriced.past_calendar and unpriced.uncounted == 5
