@@ -60,13 +60,13 @@ def extend_by(interval: Interval, anchor: datetime, base: datetime, amount: Frac
     to 31/28 s in a 31-day one), never past it. From a grid edge, one interval's worth is
     exactly one calendar interval (the next edge).
     """
-    base = require_utc(base)
+    anchor, base = require_utc(anchor), require_utc(base)
     if amount <= 0:
         return base
     target = grid_position(interval, anchor, base) + amount
     k = target.numerator // target.denominator
-    start = grid_edge(interval, require_utc(anchor), k)
-    length = _micros(grid_edge(interval, require_utc(anchor), k + 1) - start)
+    start = grid_edge(interval, anchor, k)
+    length = _micros(grid_edge(interval, anchor, k + 1) - start)
     end_micros = _micros(start - base) + (target - k) * length  # exact, from `base`
     seconds = end_micros // _MICROS_PER_SECOND  # Fraction // int: floored
     return base + timedelta(seconds=int(seconds))
