@@ -13,7 +13,7 @@ import attrs
 
 from domain.account_credit import charged_credit
 from domain.enums import SubscriptionPaymentType
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidInterval
 from domain.intervals import MAX_INTERVALS, renewal_base, require_utc, whole_seconds
 from domain.model import Subscription, SubscriptionPayment
 from domain.money import Currency
@@ -22,12 +22,12 @@ from domain.price_basis import (
     RATES_KEY,
     PriceBasis,
     exact_value,
-    extend_by,
     intervals_bought,
     quote_btc_rate,
     rates_from_json,
 )
 from domain.subscription import INTERVALS_KEY, payment_interval_count
+from domain.value_grid import extend_by
 
 #: a stale payment credited by value never buys more than this many intervals at once (a
 #: price cut to nearly nothing must not push an expiry past the calendar); what it received
@@ -83,6 +83,9 @@ class Credit:
     #: currency apart from its value (another one than the value's), e.g. `EUR 1.00`, for
     #: the notices; "" when none was (not stored)
     given_back: str = ""
+    #: the time paid for would end past the calendar (year 9999): none was added, and all
+    #: the payment received is `uncounted` (a capped payment with `cap` 0)
+    past_calendar: bool = False
     #: whether an UNRESTORABLE payment's value was booked as account credit: False when it
     #: could not be (no rate to value it) or must not be (a credit note took part of its
     #: invoice back first), so its notices say no credit was added (not stored)
@@ -114,11 +117,22 @@ class Credit:
             out["changes"] = list(self.changes)
         if self.capped:
             out["capped_at_intervals"] = self.cap
+        if self.past_calendar:
+            out["past_calendar"] = True
         if self.uncounted:
             out["uncounted"] = self.uncounted
         if self.rest_credited:
             out["rest_credited"] = self.rest_credited
         return out
+
+
+def value_anchor(subscription: Subscription) -> datetime:
+    """The anchor of the grid time bought by value is measured on (`value_grid`): when the
+    subscription was created. It never moves as the expiry does (that is what makes split
+    payments add up), every quote and completion of the subscription knows it, and its
+    first interval ends near a grid edge, so a whole interval's worth paid at an expiry no
+    clamping moved buys the calendar interval a renewal would."""
+    return subscription.created
 
 
 def payment_meta(payment: SubscriptionPayment) -> dict[str, Any]:
@@ -203,6 +217,43 @@ def credit_payment(
     *,
     unpaid_credit: int = 0,
 ) -> Credit:
+    """What completing `payment` at `now` adds to `subscription` (`_time_bought`, D23); a
+    payment whose time would end past the calendar (year 9999) is booked as account credit
+    instead (`_past_calendar`): the money came, so it must be booked, never raise and be
+    retried for ever (review r18)."""
+    now = require_utc(now)
+    try:
+        return _time_bought(payment, subscription, current, now, unpaid_credit)
+    except InvalidInterval:
+        return _past_calendar(payment, subscription, now, unpaid_credit)
+
+
+def _past_calendar(
+    payment: SubscriptionPayment, subscription: Subscription, now: datetime, unpaid_credit: int
+) -> Credit:
+    """No time (the end would fall past the calendar), and all the payment received, net of
+    tax, plus the account credit it applied and that was paid (`Credit.uncounted`, in its
+    own currency) for the booking to credit, as a capped payment's rest is."""
+    base = renewal_base(subscription.expires, now)
+    received = payment.amount + charged_credit(payment_meta(payment)) - unpaid_credit
+    return Credit(
+        mode=CreditMode.BY_VALUE,
+        base=base,
+        new_expiry=base,
+        capped=True,
+        cap=0,
+        uncounted=max(0, received),
+        past_calendar=True,
+    )
+
+
+def _time_bought(
+    payment: SubscriptionPayment,
+    subscription: Subscription,
+    current: PriceBasis | None,
+    now: datetime,
+    unpaid_credit: int,
+) -> Credit:
     """What completing `payment` (Purchase or Renewal) at `now` adds to `subscription` (D23).
 
     The base is `max(expires, now)` at completion, never at quote time. An N-interval quote
@@ -217,19 +268,20 @@ def credit_payment(
     Otherwise — the price changed since the quote, the quote recorded no price (made before
     this rule, or by the reference), or it is pay-what-you-want — the time is what the
     amount received (tax and fee excluded, at the quote's own exchange rates) buys at
-    `current`: whole intervals on the calendar, the rest as floored seconds of the next
-    interval, exact. A payment that cannot be valued (a rate missing, a free price) adds
-    nothing; one whose current price cannot be computed adds what was quoted. Both are for
-    the operator to look at. By value, a payment never buys more than `MAX_CREDIT_INTERVALS`
-    (a pay-what-you-want one: `MAX_BY_AMOUNT_INTERVALS`, D6's 120); what it received beyond
-    them (`Credit.uncounted`, net, in its own currency) is for the booking to credit.
+    `current`, exactly, floored to whole seconds, spent on the subscription's fixed grid of
+    calendar intervals (`value_grid.extend_by`, anchored at `value_anchor`), so payments
+    split in two buy what they buy at once. A payment that cannot be valued (a rate
+    missing, a free price) adds nothing; one whose current price cannot be computed adds
+    what was quoted. Both are for the operator to look at. By value, a payment never buys
+    more than `MAX_CREDIT_INTERVALS` (a pay-what-you-want one: `MAX_BY_AMOUNT_INTERVALS`,
+    D6's 120); what it received beyond them (`Credit.uncounted`, net, in its own currency)
+    is for the booking to credit.
 
     `unpaid_credit` (charged units): the part of the account credit the quote applied that
     was given back when it lapsed and could not be taken again (spent since). The payment
     then did not pay its whole quote: it buys by value, that part not counted, and the
     operator is told.
     """
-    now = require_utc(now)
     base = renewal_base(subscription.expires, now)
     meta = payment_meta(payment)
     quoted = PriceBasis.from_json(meta.get(PRICE_KEY))
@@ -287,7 +339,7 @@ def credit_payment(
     return Credit(
         mode=CreditMode.BY_VALUE,
         base=base,
-        new_expiry=extend_by(current.interval, base, counted),
+        new_expiry=extend_by(current.interval, value_anchor(subscription), base, counted),
         intervals=bought,
         changes=changes,
         capped=capped,

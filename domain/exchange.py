@@ -198,10 +198,12 @@ def exact_charge_value(
 
 def round_charge(value: Fraction, target: Currency) -> Money:
     """An exact charge in `target` rounded once as D2 rounds one: msat half up, then up to
-    a whole sat (the operator is never underpaid); a fiat amount half up to its minor unit.
-    Never negative."""
+    a whole sat; a fiat amount up to its minor unit. Either way the operator is never
+    underpaid (D2), and an upgrade bought in two steps never costs less than at once: half
+    up, 3.37 cents were charged 3, and 0.4 + 0.4 cents nothing (review r18). D2's half-up
+    to the minor unit is for converting BTC into fiat, not for a charge. Never negative."""
     if value <= 0:
         return Money(target, 0)
     if target is Currency.BTC:
         return Money(target, round_msat_up_to_sat(_half_up(value)))
-    return Money(target, _half_up(value))
+    return Money(target, -(-value.numerator // value.denominator))

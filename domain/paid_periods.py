@@ -10,6 +10,7 @@ import attrs
 
 from domain.intervals import Interval, require_utc, whole_seconds
 from domain.unused_time import intervals_in
+from domain.value_grid import grid_position
 
 
 @attrs.frozen(kw_only=True)
@@ -26,6 +27,9 @@ class PaidPeriod:
     #: what its payment carried for that time, exactly, in smallest units of the currency
     #: the refund is valued in (`paid_value.paid_for_time`); None: not known
     paid: Fraction | None = None
+    #: its time was bought by value (`CreditMode.BY_VALUE`): measured on the subscription's
+    #: grid of intervals (`value_grid`), as the payment bought it, not from its own start
+    by_value: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -122,12 +126,25 @@ def _pieces(
         yield None, gap[0], gap[1]
 
 
+def period_intervals(interval: Interval, period: PaidPeriod, anchor: datetime | None) -> Fraction:
+    """How many intervals `period` holds, as its payment bought them: counted forward from
+    its start (`intervals_in`), or, bought by value and with the grid's `anchor` known, its
+    span on that grid (`value_grid.grid_position`), the measure its time was computed on,
+    so time bought by value is worth what was paid for it (floored seconds aside)."""
+    if period.by_value and anchor is not None:
+        end = grid_position(interval, anchor, period.end)
+        return end - grid_position(interval, anchor, period.start)
+    return intervals_in(interval, period.start, period.end)
+
+
 def unused_intervals(
     interval: Interval,
     expires: datetime,
     at: datetime,
     periods: Sequence[PaidPeriod],
     cuts: Sequence[Cut] = (),
+    *,
+    anchor: datetime | None = None,
 ) -> Fraction:
     """How many billing intervals' worth of paid time is left from `at` to `expires`: the
     unused share of each period the money actually bought.
@@ -142,9 +159,11 @@ def unused_intervals(
     anyway (an expiry set by hand), the newer one counts.
 
     Time no period explains (days an admin added free, time paid before the periods were
-    recorded) is worth nothing: no payment bought it, so no refund pays it back.
+    recorded) is worth nothing: no payment bought it, so no refund pays it back. A period
+    bought by value is worth its span on the subscription's grid (`period_intervals`, with
+    the grid's `anchor`, `credit.value_anchor`).
     """
-    return unused_time(interval, expires, at, periods, cuts).intervals
+    return unused_time(interval, expires, at, periods, cuts, anchor=anchor).intervals
 
 
 def _share(period: PaidPeriod, lo: datetime, hi: datetime) -> Fraction:
@@ -181,6 +200,8 @@ def unused_time(
     periods: Sequence[PaidPeriod],
     cuts: Sequence[Cut] = (),
     upgrades: Sequence[PaidUpgrade] = (),
+    *,
+    anchor: datetime | None = None,
 ) -> UnusedTime:
     """`unused_intervals`, and what the payments carried for that time (refunds never pay
     back more than was paid for it).
@@ -202,7 +223,7 @@ def unused_time(
     for period, lo, hi in _pieces(expires, at, periods, cuts):
         if period is None:  # no payment bought it (days an admin added free): worth nothing
             continue
-        count = intervals_in(interval, period.start, period.end) * _share(period, lo, hi)
+        count = period_intervals(interval, period, anchor) * _share(period, lo, hi)
         total += count
         own = None if period.paid is None else period.paid * _share(period, lo, hi)
         shares.add(period.key, period.order, count, own, period.paid)

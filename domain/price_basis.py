@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import attrs
 
 from domain.errors import DomainError
-from domain.intervals import Interval, whole_seconds
+from domain.intervals import Interval
 from domain.money import FIAT_MINOR_PER_MAJOR, MSAT_PER_BTC, Currency, Money
 
 #: keys of a Purchase/Renewal payment's `metadata`: the price quoted against, the BTC rates
@@ -204,16 +203,3 @@ def intervals_bought(
     if price is None or setup is None or price <= 0:
         return None
     return max(Fraction(0), (net - setup) / price)
-
-
-def extend_by(interval: Interval, base: datetime, amount: Fraction) -> datetime:
-    """`base` plus `amount` intervals: whole ones on the calendar, then the fraction of the
-    next calendar interval in whole seconds, floored (never more than was paid for)."""
-    whole = amount.numerator // amount.denominator
-    start = interval.add_to(base, whole)
-    part = amount - whole
-    if part == 0:
-        return start
-    length = whole_seconds(interval.add_to(start, 1) - start)
-    seconds = part * length
-    return start + timedelta(seconds=seconds.numerator // seconds.denominator)

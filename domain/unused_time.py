@@ -76,11 +76,12 @@ def intervals_left(interval: Interval, expires: datetime, now: datetime) -> Inte
 
 def intervals_in(interval: Interval, start: datetime, end: datetime) -> Fraction:
     """How many intervals the time from `start` to `end` is, counted forward on the calendar
-    from `start` as a payment made then buys them: whole intervals (`add_to(start, k)`, D6's
-    month-end clamping), then the rest as its share in whole seconds of the next interval,
-    the one `price_basis.extend_by` counts a fraction in (and at most one of it). So 31 Jan →
-    28 Feb is exactly one month, and a payment's time is worth the intervals it bought
-    (floored seconds aside); the count never falls as `end` moves on."""
+    from `start` as an N-interval renewal made then buys them: whole intervals
+    (`add_to(start, k)`, D6's month-end clamping), then the rest as its share in whole
+    seconds of the next interval (and at most one of it). So 31 Jan → 28 Feb is exactly one
+    month, and a calendar renewal's time is worth the intervals it bought; the count never
+    falls as `end` moves on. Time bought by value is measured on the subscription's grid
+    instead (`paid_periods.period_intervals`)."""
     start, end = require_utc(start), require_utc(end)
     if end <= start:
         return Fraction(0)

@@ -392,10 +392,10 @@ def upgrade_quote(
     currency (the new price's; old and new list prices may be in different currencies), and
     the charge is new − old, clamped at 0 (an upgrade never pays the buyer back), rounded
     once as D2 rounds a charge: msat half up, then up to a whole sat for Lightning, so the
-    operator is never underpaid; a fiat charge half up to its minor unit. The reference
-    truncated each side to the list minor unit and then rounded each up to a sat: EUR 1.24
-    → 10.20 with one day left of a 31-day month at 100 000 EUR/BTC charged 280 000 msat
-    where D7 asks 290 000. The discount shown is the old side rounded on its own, so it
+    operator is never underpaid; a fiat charge up to its minor unit, for the same reason.
+    The reference truncated each side to the list minor unit and then rounded each up to a
+    sat: EUR 1.24 → 10.20 with one day left of a 31-day month at 100 000 EUR/BTC charged
+    280 000 msat where D7 asks 290 000. The discount shown is the old side rounded on its own, so it
     and the charge may not add up to the new side to the last sat.
     """
     end = _check_remaining(expires, now, deleted, upgrade=True)

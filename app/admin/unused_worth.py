@@ -10,6 +10,7 @@ import attrs
 from app.admin.paid_records import paid_periods_of, paid_upgrades_of
 from app.admin.refund_record import NothingToRefund, cuts_of, refund_reference
 from app.billing.price_in_force import price_in_force
+from domain.credit import value_anchor
 from domain.credit_conversion import Converted
 from domain.exchange import RateTable
 from domain.model import Subscription
@@ -67,7 +68,8 @@ async def unused_worth(uow: UnitOfWork, sub: Subscription, vm_id: int, start: da
     taken back and every item's share is paid back. How many intervals the time left is
     worth is the unused share of the periods its payments bought (`unused_intervals`: each
     payment's own period, counted from its real start, so a month bought on 31 Jan and
-    refunded at once is a whole month), read from VM `vm_id`'s history: the Renewed entry
+    refunded at once is a whole month; a period bought by value on the subscription's grid,
+    as it was bought), read from VM `vm_id`'s history: the Renewed entry
     of each payment (where it started and ended) and the refunds that cut the time since.
     Each part is that many intervals of its price, floored in its own unit; a part priced
     in another currency than the subscription's (a plan re-priced since) is converted when
@@ -89,7 +91,8 @@ async def unused_worth(uow: UnitOfWork, sub: Subscription, vm_id: int, start: da
     periods = await paid_periods_of(uow, sub, history, start, target)
     upgrades = await paid_upgrades_of(uow, sub, history, start, target)
     cuts = cuts_of(history)
-    time = unused_time(basis.interval, sub.expires, start, periods, cuts, upgrades)
+    anchor = value_anchor(sub)  # the grid time bought by value was measured on
+    time = unused_time(basis.interval, sub.expires, start, periods, cuts, upgrades, anchor=anchor)
     newest = newest_period(periods)
     # the refunds recorded since the newest period was paid (all of them when none was):
     # the key tells a new refund after an admin's edit of the expiry from those

@@ -109,8 +109,9 @@ def _renewed(vm_id: int, done: CompletedPayment, now: datetime) -> VmHistory:
 def paid_period(entry: VmHistory) -> PaidPeriod | None:
     """The period a Purchase or Renewal added, read back from its Renewed entry (`_renewed`):
     from the expiry it left less the seconds it added, to that expiry (the reference writes
-    the same keys and a correct new expiry). None for any other entry (an admin's extend,
-    one that added nothing, one it cannot read)."""
+    the same keys and a correct new expiry), marked bought by value when its entry's
+    `credit` says so. None for any other entry (an admin's extend, one that added nothing,
+    one it cannot read)."""
     meta, after = entry.metadata, entry.new_state
     if entry.action_type is not VmHistoryActionType.RENEWED or not isinstance(meta, dict):
         return None
@@ -124,7 +125,10 @@ def paid_period(entry: VmHistory) -> PaidPeriod | None:
         end = require_utc(datetime.fromisoformat(expires))
     except (ValueError, DomainError):
         return None
-    return PaidPeriod(key=key, order=entry.id, start=end - timedelta(seconds=seconds), end=end)
+    credit = meta.get("credit")
+    by_value = isinstance(credit, dict) and credit.get("mode") == CreditMode.BY_VALUE.value
+    start = end - timedelta(seconds=seconds)
+    return PaidPeriod(key=key, order=entry.id, start=start, end=end, by_value=by_value)
 
 
 class ProductRecords:

@@ -540,8 +540,16 @@ async def _apply(
         )
         unpaid_worth = unpaid_charged(payment_meta(payment), unpaid, unpaid_vat_free)
         credit = credit_payment(payment, before, current, now, unpaid_credit=unpaid_worth)
-        if credit.uncounted > 0:  # capped: what the time not given was worth is credit
-            rest = await credit_uncounted(uow, paid, before.currency, credit.uncounted, credit.cap)
+        # capped (or past the calendar): what the time not given was worth is credit
+        if credit.uncounted > 0:
+            rest = await credit_uncounted(
+                uow,
+                paid,
+                before.currency,
+                credit.uncounted,
+                credit.cap,
+                past_calendar=credit.past_calendar,
+            )
             credit = attrs.evolve(credit, rest_credited=rest.text)
         after = apply_paid_payment(before, payment, now, new_expiry=credit.new_expiry)
         paid = with_credit(_taken(paid, unpaid, unpaid_vat_free), credit)

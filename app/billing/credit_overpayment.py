@@ -192,7 +192,13 @@ class RestCredited(NamedTuple):
 
 
 async def credit_uncounted(
-    uow: UnitOfWork, payment: SubscriptionPayment, list_currency: str, uncounted: int, cap: int
+    uow: UnitOfWork,
+    payment: SubscriptionPayment,
+    list_currency: str,
+    uncounted: int,
+    cap: int,
+    *,
+    past_calendar: bool = False,
 ) -> RestCredited:
     """In the completion transaction, behind its `is_paid` gate: what a payment credited by
     value received beyond the `cap` intervals it was given (`Credit.uncounted`, net of tax,
@@ -204,7 +210,9 @@ async def credit_uncounted(
     the credit is that net value, as a payment kept as credit is (`credit_unrestorable`),
     never taxed twice. Valued at the quote's own rates (`_worth`); without them nothing is
     booked (credited 0) and the caller says so. Booked once per payment (reference: its id +
-    `CAPPED_SUFFIX`), so a replay books nothing more.
+    `CAPPED_SUFFIX`), so a replay books nothing more. `past_calendar`: no time at all could
+    be added, its end would fall past year 9999 (`Credit.past_calendar`), and `uncounted` is
+    all it received.
     """
     try:
         target = Currency.parse(list_currency)
@@ -219,6 +227,11 @@ async def credit_uncounted(
         f"payment {payment.id.hex()} was worth more than the {cap} intervals it could buy: "
         "the rest is credited"
     )
+    if past_calendar:
+        note = (
+            f"payment {payment.id.hex()} would have extended its subscription past the end "
+            "of the calendar (year 9999): no time was added, its value is credited"
+        )
     if converted is not None:
         note = noted(note, converted)
     booked = await book_in(

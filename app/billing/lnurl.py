@@ -20,18 +20,19 @@ from app.billing.persist import (
 )
 from app.billing.price_in_force import fresh_rates, price_in_force, quote_metadata
 from app.billing.rails import PaymentRails, PricedPayment
-from domain.credit import MAX_BY_AMOUNT_INTERVALS, payment_meta
+from domain.credit import MAX_BY_AMOUNT_INTERVALS, payment_meta, value_anchor
 from domain.enums import PaymentMethod, SubscriptionPaymentType
-from domain.errors import ExtendTimeTooShort
+from domain.errors import ExtendTimeTooShort, InvalidInterval
 from domain.exchange import RateTable, charge_amount
 from domain.intervals import renewal_base, whole_seconds
 from domain.model import Subscription, SubscriptionPayment, Vm
 from domain.money import MSAT_PER_SAT, Currency
-from domain.price_basis import PriceBasis, exact_value, extend_by, intervals_bought
+from domain.price_basis import PriceBasis, exact_value, intervals_bought
 from domain.pricing import Charging, ExtendTimeTooLong, FreePriceNotScalable, levy_of
 from domain.subscription import INTERVALS_KEY
 from domain.switch_off import refuse_switched_off
 from domain.tax import REVERSE_CHARGE_KEY, TAX_RATE_KEY, TaxRates
+from domain.value_grid import extend_by
 from ports.clock import Clock
 from ports.rates import RateStore
 from ports.storage import UnitOfWork, UnitOfWorkFactory
@@ -223,7 +224,8 @@ async def renew_by_amount(
     users): net = floor(amount × 100 / (100 + rate)), tax = amount − net. The time bought
     is what completion books for it at the same price and rates (D23): `intervals_bought`
     at the price in force and the BTC rates the quote stores, `extend_by` from
-    max(expires, now), so the memo's date and `time_value` are what a completion now books.
+    max(expires, now) on the subscription's grid (`value_anchor`), so the memo's date and
+    `time_value` are what a completion now books.
     An amount buying more than `MAX_BY_AMOUNT_INTERVALS` (D6's 120) is refused, as above
     the advertised maxSendable (`max_sendable`). Its `metadata` carries
     `{"intervals": null}` so D10 never mistakes it for an N-interval one.
@@ -263,8 +265,8 @@ async def renew_by_amount(
         )
     base = renewal_base(sub.expires, now)
     try:
-        new_expiry = extend_by(terms.basis.interval, base, bought)
-    except OverflowError:
+        new_expiry = extend_by(terms.basis.interval, value_anchor(sub), base, bought)
+    except (InvalidInterval, OverflowError):
         raise ExtendTimeTooLong("Extend time is too long") from None
     time_value = whole_seconds(new_expiry - base)
     if time_value == 0:

@@ -187,8 +187,10 @@ def tell_owner_of_capped_rest(queue: WorkQueue) -> Subscriber:
     """A payment worth more than the most one payment buys (`Credit.capped`: an LNURL
     payment made worth more than 120 intervals by a price cut after its invoice) gave that
     much time; its subscription's owner is told so, and that the rest became their account
-    credit (or, when it could not be valued, that the admins were told). An LNURL payer is
-    anonymous: the owner is who the credit and the notice go to."""
+    credit (or, when it could not be valued, that the admins were told). A payment whose
+    time would have ended past the calendar (`Credit.past_calendar`) gave none, and all its
+    value is credited so. An LNURL payer is anonymous: the owner is who the credit and the
+    notice go to."""
 
     async def tell_owner_of_capped_rest(event: PaymentCompleted, out: Reactions) -> None:
         credit = event.credit
@@ -201,16 +203,26 @@ def tell_owner_of_capped_rest(queue: WorkQueue) -> Subscriber:
             f"than {credit.cap} billing intervals at today's price, the most one payment buys: "
             f"{credit.cap} intervals were added{until}"
         )
+        rest, title = "the rest of its value", "Payment capped"
+        if credit.past_calendar:
+            what = (
+                f"A payment of {formatted(event.payment)} for subscription {sub.id} would have "
+                f"extended it past the end of the calendar (year 9999): no time was added{until}"
+            )
+            rest, title = "its value", "Payment not turned into time"
         if credit.rest_credited:
-            title = "Payment capped, the rest added to your account credit"
             message = (
-                f"{what}, and the rest of its value, {credit.rest_credited}, was added to "
+                f"{what}, and {rest}, {credit.rest_credited}, was added to "
                 "your account credit, which pays your next renewal or upgrade first."
             )
+            title = (
+                "Payment not turned into time, its value added to your account credit"
+                if credit.past_calendar
+                else "Payment capped, the rest added to your account credit"
+            )
         else:
-            title = "Payment capped"
             message = (
-                f"{what}. The rest of its value could not be added to your account credit "
+                f"{what}. {rest.capitalize()} could not be added to your account credit "
                 "automatically: our admins have been told and will settle it with you."
             )
         job = SendNotification(
@@ -242,6 +254,8 @@ def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:
         CreditMode.UNPRICED: f"credited as quoted ({credit.seconds} seconds): no current price",
         CreditMode.UNRESTORABLE: "booked as account credit: its VM cannot be restored or placed",
     }[credit.mode]
+    if credit.past_calendar:
+        what = "given no time: it would have run past the end of the calendar"
     no_range = any(why.startswith(WHY_PREFIX) for why in credit.changes)
     switched_off = credit.mode is CreditMode.UNRESTORABLE and is_switched_off(sub)
     if credit.mode is CreditMode.UNRESTORABLE and event.is_upgrade:
@@ -277,7 +291,19 @@ def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:
         )
     elif credit.changes:
         lines.append("Changed since the quote: " + "; ".join(credit.changes) + ".")
-    if credit.capped and credit.rest_credited:
+    if credit.past_calendar:
+        booked = (
+            f"its value, {credit.rest_credited}, was booked as account credit of user "
+            f"{sub.user_id}, who was told"
+            if credit.rest_credited
+            else "its value could not be booked as account credit (no rate to value it): it "
+            f"is for you to settle with user {sub.user_id}, who was told so"
+        )
+        lines.append(
+            "No time was added: the time it pays for would end past the end of the calendar "
+            f"(year 9999); {booked}."
+        )
+    elif credit.capped and credit.rest_credited:
         lines.append(
             f"The time was capped at {credit.cap} intervals; the rest of its value, "
             f"{credit.rest_credited}, was booked as account credit of user {sub.user_id}, "
@@ -293,7 +319,9 @@ def credit_notice(event: PaymentCompleted, credit: Credit) -> tuple[str, str]:
         lines.append("The subscription was never paid for: it has no expiry.")
     else:
         lines.append(f"The subscription now expires {sub.expires.isoformat()}.")
-    if credit.mode is not CreditMode.UNRESTORABLE and credit.capped and not credit.changes:
+    if credit.past_calendar:
+        subject = "Payment past the end of the calendar"
+    elif credit.mode is not CreditMode.UNRESTORABLE and credit.capped and not credit.changes:
         subject = f"Payment capped at {credit.cap} intervals"
     elif credit.mode is not CreditMode.UNRESTORABLE:
         subject = "Payment at a changed price"

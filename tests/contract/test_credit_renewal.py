@@ -346,7 +346,10 @@ async def test_a_late_payment_after_the_credit_was_used_elsewhere_is_reported(
         invoice = await uow.invoices.get_by_payment(payment.id)
     assert invoice is not None and invoice.document.credit_applied == 40
     assert before.expires is not None
-    month = add_months(before.expires, 1) - before.expires
+    # by value, on the grid of months from the subscription's creation (31 Jan): the expiry
+    # (28 Feb) is its first edge, and the month from it is 28 Feb → 31 Mar
+    assert before.expires == add_months(before.created, 1)
+    month = add_months(before.created, 2) - before.expires
     expected = before.expires + timedelta(seconds=int(month.total_seconds() * 72 // 132))
     assert (await shop.subscription(vm)).expires == expected
     [notice] = [

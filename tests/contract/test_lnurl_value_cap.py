@@ -114,7 +114,10 @@ async def test_a_price_cut_between_invoice_and_settlement_credits_the_rest_once(
     shop.queue.sent.clear()
     report = await shop.complete(payment)
     assert report.completed
-    assert (await shop.subscription(vm)).expires == MONTHLY.add_to(FEB_28, 120)
+    # 120 months on the grid of months from the subscription's creation (31 Jan 2026): from
+    # its first edge (28 Feb) to its 121st, 29 Feb 2036
+    created = (await shop.subscription(vm)).created
+    assert (await shop.subscription(vm)).expires == MONTHLY.add_to(created, 121)
     # the other 120 months at EUR 0.66, net of the VAT its invoice charged: EUR 79.20
     assert await shop.balances() == {"EUR": 120 * 66}
     paid = await shop.payment(payment.id)

@@ -59,14 +59,15 @@ async def test_a_refund_right_after_an_upgrade_pays_back_what_was_paid(
     shop: Shop, path: RefundPath
 ) -> None:
     """31 Mar 2026 + 120 months = 31 Mar 2036, after a 31-day month: the upgrade charged
-    EUR 33 782.00 for the growth, ~117.8 of its 120 months at today's price. The price in
-    force values the time at 120 × EUR 288.00 = EUR 34 560.00; what was paid for it is the
-    renewal's EUR 158.40 and the upgrade's: EUR 33 940.40, paid back to the cent."""
+    EUR 33 782.01 for the growth (33 782.00…, up to the cent), ~117.8 of its 120 months at
+    today's price. The price in force values the time at 120 × EUR 288.00 = EUR 34 560.00;
+    what was paid for it is the renewal's EUR 158.40 and the upgrade's: EUR 33 940.41, paid
+    back to the cent."""
     vm, [renewal, upgrade] = await _upgraded(
         shop, datetime(2026, 3, 31, 12, tzinfo=UTC), 120, PaymentMethod.REVOLUT
     )
     assert (await shop.subscription(vm)).expires == datetime(2036, 3, 31, 12, tzinfo=UTC)
-    assert (renewal.amount, upgrade.amount) == (120 * PLAN_EUR_CENTS, 3_378_200)
+    assert (renewal.amount, upgrade.amount) == (120 * PLAN_EUR_CENTS, 3_378_201)
 
     assert await path(shop, vm) == renewal.amount + upgrade.amount < 120 * BIG_CENTS
 

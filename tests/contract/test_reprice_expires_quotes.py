@@ -129,7 +129,11 @@ async def test_a_renewal_racing_a_plan_reprice_is_credited_at_one_price_or_the_o
     expires = (await shop.subscription(vm)).expires
     assert expires is not None
     at_old_price = add_months(paid_until, 1)
-    by_value = paid_until + (at_old_price - paid_until) / 2  # half an interval at 2 × price
+    # half an interval at 2 × price, on the grid of months from the subscription's creation
+    # (31 Jan): half of 28 Feb → 31 Mar
+    created = (await shop.subscription(vm)).created
+    assert paid_until == add_months(created, 1)
+    by_value = paid_until + (add_months(created, 2) - paid_until) / 2
     assert expires in (at_old_price, by_value)
     if (await shop.payment(renewal.id)).expires == shop.clock.now():
         assert expires == by_value  # the reprice came first and expired the quote

@@ -55,8 +55,9 @@ async def test_a_renewal_racing_an_upgrade_is_credited_at_one_price_or_the_other
     assert all(r.completed for r in reports)
     expires = (await shop.subscription(vm)).expires
     at_old_price = add_months(FEB_28, 12)
-    # 12 × EUR 1.32 = EUR 15.84 at EUR 50.00: 0.3168 of 28 Feb → 28 Mar, floored
-    by_value = FEB_28 + timedelta(seconds=28 * 86_400 * 1584 // 5000)
+    # 12 × EUR 1.32 = EUR 15.84 at EUR 50.00: 0.3168 of 28 Feb → 31 Mar (the month cell of
+    # the subscription's grid, counted from its creation on 31 Jan), floored
+    by_value = FEB_28 + timedelta(seconds=31 * 86_400 * 1584 // 5000)
     assert expires in (at_old_price, by_value)
     if (await shop.payment(renewal.id)).expires == shop.clock.now():
         assert expires == by_value  # the price change came first and expired the quote

@@ -1,7 +1,8 @@
 """Issue 8 §8, property-based, on memory, SQLite and MariaDB: over any sequence of quotes,
 upgrades, payments and time travel on one subscription, no payment buys more time than its
 money is worth at the price in force when it completes, and fresh N-interval payments add
-exactly N calendar months (D6, D23)."""
+exactly N calendar months (D6, D23). By value, the worth is measured on the subscription's
+grid of months counted from its creation (review r18: so split payments add up)."""
 
 from __future__ import annotations
 
@@ -89,6 +90,7 @@ OPS = st.lists(
 class Model:
     """What the test knows independently of the code: the spec, its price, the expiry."""
 
+    anchor: datetime  # the subscription's creation: the grid time by value is measured on
     spec: tuple[int, int, int] | None = None  # None: still the Tiny plan
     expires: datetime | None = None
     #: unpaid quotes, with the price (cents a month) they were made at
@@ -102,19 +104,33 @@ class Model:
         return cpu * CPU_CENTS + memory * GIB_CENTS + disk * DISK_GIB_CENTS
 
 
-def _value_end(base: datetime, months: Fraction) -> Fraction:
-    """Where `months` of paid time ends, in exact seconds after `base`: whole calendar months,
-    then the fraction of the next month."""
-    whole = months.numerator // months.denominator
-    start = add_months(base, whole)
-    length = int((add_months(start, 1) - start).total_seconds())
-    return int((start - base).total_seconds()) + (months - whole) * length
+def _value_end(anchor: datetime, base: datetime, months: Fraction) -> Fraction:
+    """Where `months` of paid time ends, in exact seconds after `base`, on the grid of months
+    counted from `anchor` (the subscription's creation): the rest of the grid month holding
+    `base` at its own length, then whole grid months, then the share of the last one."""
+
+    def edge(k: int) -> datetime:
+        return add_months(anchor, k)
+
+    def seconds(a: datetime, b: datetime) -> int:
+        return int((b - a).total_seconds())
+
+    k = 0
+    while edge(k) > base:
+        k -= 1
+    while edge(k + 1) <= base:
+        k += 1
+    target = k + Fraction(seconds(edge(k), base), seconds(edge(k), edge(k + 1))) + months
+    last = target.numerator // target.denominator
+    share = (target - last) * seconds(edge(last), edge(last + 1))
+    return seconds(base, edge(last)) + share
 
 
 async def _run(shop: Shop, ops: list[Op]) -> None:
     vm = await shop.order()
     await shop.complete(await shop.renew(vm))
-    model = Model(expires=(await shop.subscription(vm)).expires)
+    sub = await shop.subscription(vm)
+    model = Model(anchor=sub.created, expires=sub.expires)
     for op in ops:
         await _step(shop, vm, model, op)
         assert (await shop.subscription(vm)).expires == model.expires
@@ -191,15 +207,16 @@ async def _pay(shop: Shop, model: Model, op: Pay) -> None:
     added = Fraction(int((sub.expires - base).total_seconds()))
     # the money is worth this many months at the price in force now
     worth = Fraction(payment.amount, model.cents * MSAT_PER_CENT)
-    limit = _value_end(base, worth)
-    assert added <= limit + 1, (payment.metadata, added, limit)
     count = _count(payment)
     if count is not None and quoted_cents == model.cents:
-        # a fresh N-month quote: exactly N calendar months from the expiry at completion
+        # a fresh N-month quote: exactly N calendar months from the expiry at completion,
+        # which is what its money is worth counted from there (D6)
         assert sub.expires == add_months(base, count)
     else:
-        # credited by value: the exact value, floored to a whole second
-        assert limit - 1 < added <= limit
+        # credited by value: the exact value on the subscription's grid of months, floored
+        # to a whole second, never more
+        limit = _value_end(model.anchor, base, worth)
+        assert limit - 1 < added <= limit, (payment.metadata, added, limit)
     model.expires = sub.expires
 
 

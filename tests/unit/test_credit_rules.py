@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,7 +24,8 @@ from domain.exchange import fiat_to_msat
 from domain.intervals import MONTHLY, Interval
 from domain.model import Subscription, SubscriptionPayment
 from domain.money import Currency, Money
-from domain.price_basis import PriceBasis, exact_value, extend_by, rates_from_json
+from domain.price_basis import PriceBasis, exact_value, rates_from_json
+from domain.value_grid import extend_by, grid_edge
 
 NOW = datetime(2026, 1, 31, 12, tzinfo=UTC)
 EUR, BTC, USD = Currency.EUR, Currency.BTC, Currency.USD
@@ -113,15 +115,17 @@ def test_fiat_to_fiat_goes_through_btc_and_a_missing_rate_is_unknown() -> None:
 
 
 @given(st.integers(0, 240), st.integers(0, 999), st.sampled_from(list(IntervalType)))
-def test_extending_by_a_value_is_calendar_then_floored_seconds(
+def test_extending_by_a_value_from_a_grid_edge_is_whole_cells_then_floored_seconds(
     whole: int, thousandths: int, unit: IntervalType
 ) -> None:
+    """From the grid's anchor (an edge): `whole` edges on, then the share of the next cell
+    (the grid's own: `whole + 1` intervals from the anchor), in floored seconds."""
     interval = Interval(unit, 1)
     amount = whole + Fraction(thousandths, 1000)
-    end = extend_by(interval, NOW, amount)
-    start = interval.add_to(NOW, whole)
-    assert start <= end < interval.add_to(start, 1) or (thousandths == 0 and end == start)
-    length = (interval.add_to(start, 1) - start).total_seconds()
+    end = extend_by(interval, NOW, NOW, amount)
+    start, following = grid_edge(interval, NOW, whole), grid_edge(interval, NOW, whole + 1)
+    assert start <= end < following
+    length = (following - start).total_seconds()
     assert (end - start).total_seconds() == int(length * thousandths // 1000)
 
 
@@ -135,7 +139,9 @@ def test_a_stale_quote_buys_its_value_at_the_current_price_and_is_reported() -> 
     big = PriceBasis.of(MONTHLY, [Money(EUR, 28_800)], country="IRL")
     credit = credit_payment(_payment(120 * 1_320_000, _quote(120)), SUB, big, NOW)
     assert credit.mode is CreditMode.BY_VALUE and credit.intervals == Fraction(11, 20)
-    assert credit.seconds == 28 * 86_400 * 11 // 20 and credit.needs_operator
+    # by value on the grid of months from the subscription's creation (31 Jan): the month
+    # from 28 Feb is 28 Feb → 31 Mar
+    assert credit.seconds == 31 * 86_400 * 11 // 20 and credit.needs_operator
 
 
 def test_a_tax_country_change_keeps_calendar_time_but_is_reported() -> None:
@@ -169,7 +175,8 @@ def test_a_price_cut_to_nearly_nothing_is_capped_and_reported() -> None:
     cheap = PriceBasis.of(MONTHLY, [Money(EUR, 1)])
     credit = credit_payment(_payment(10**9, _quote(1)), SUB, cheap, NOW)
     assert credit.capped and credit.needs_operator
-    assert credit.new_expiry == MONTHLY.add_to(SUB.expires or NOW, MAX_CREDIT_INTERVALS)
+    # the expiry, 28 Feb, is the grid's first edge (months from 31 Jan)
+    assert credit.new_expiry == grid_edge(MONTHLY, NOW, 1 + MAX_CREDIT_INTERVALS)
 
 
 def test_the_value_beyond_the_cap_is_counted_for_credit_not_lost() -> None:
@@ -189,7 +196,7 @@ def test_an_lnurl_payment_buys_at_most_120_intervals_the_rest_counted_for_credit
     credit = credit_payment(_payment(200 * month + 7, _quote(None)), SUB, TINY, NOW)
     assert credit.mode is CreditMode.BY_VALUE and credit.capped and credit.needs_operator
     assert credit.cap == MAX_BY_AMOUNT_INTERVALS == 120
-    assert credit.new_expiry == MONTHLY.add_to(SUB.expires or NOW, 120)
+    assert credit.new_expiry == grid_edge(MONTHLY, NOW, 1 + 120)  # 29 Feb 2036
     assert credit.uncounted == 80 * month + 7
     assert credit.to_json()["capped_at_intervals"] == 120
     exact = credit_payment(_payment(120 * month, _quote(None)), SUB, TINY, NOW)
@@ -205,7 +212,8 @@ TINY_CHANGED = PriceBasis.of(MONTHLY, [Money(EUR, 133)], country="IRL")
 def test_a_payment_without_a_recorded_price_falls_back_to_its_own_rate() -> None:
     credit = credit_payment(_payment(1_320_000, None, rate=Decimal(100_000)), SUB, TINY, NOW)
     assert credit.mode is CreditMode.BY_VALUE and credit.intervals == 1
-    assert credit.new_expiry == SUB.expires + timedelta(days=28)  # type: ignore[operator]
+    # one month on the grid of months from 31 Jan: 28 Feb → 31 Mar
+    assert credit.new_expiry == datetime(2026, 3, 31, 12, tzinfo=UTC)
     with pytest.raises(InvalidInput):
         credit_payment(_payment(1, None), SUB, TINY, "now")  # type: ignore[arg-type]
 
@@ -225,3 +233,29 @@ def test_credit_not_taken_back_is_not_counted_as_paid() -> None:
     assert unpriced.mode is CreditMode.UNPRICED and unpriced.needs_operator
     month = int((datetime(2026, 3, 28, 12, tzinfo=UTC) - SUB.expires).total_seconds())  # type: ignore[operator]
     assert unpriced.seconds == month * 720_000 // 1_320_000
+
+
+DECADE = Interval(IntervalType.YEAR, 10)
+DECADES = PriceBasis.of(DECADE, [Money(BTC, 1_000_000)])
+
+
+def test_a_paid_renewal_ending_past_the_calendar_is_booked_as_credit_not_raised() -> None:
+    """Review r18: 120 × 10 years quoted from an expiry in 8700 (ending 9900) and paid once
+    other quotes moved it to 9000 raised `InvalidInterval` at completion: the money came,
+    nothing was booked, and every retry failed again. No time; all it received is counted
+    for the booking to credit, as a capped payment's rest is."""
+    far = datetime(9000, 1, 1, tzinfo=UTC)
+    sub = attrs.evolve(SUB, expires=far, interval_type=IntervalType.YEAR, interval_amount=10)
+    meta = {
+        **_quote(120, DECADES),
+        "credit_applied": {"amount": 5, "currency": "EUR", "charged": 7},
+    }
+    credit = credit_payment(_payment(120_000_000, meta), sub, DECADES, NOW)
+    assert (credit.base, credit.new_expiry, credit.seconds) == (far, far, 0)
+    assert credit.past_calendar and credit.capped and credit.needs_operator
+    assert credit.uncounted == 120_000_000 + 7
+    assert credit.to_json()["past_calendar"] is True
+    by_value = credit_payment(_payment(10**9, _quote(None, DECADES)), sub, DECADES, NOW)
+    assert by_value.past_calendar and by_value.uncounted == 10**9
+    unpriced = credit_payment(_payment(5, _quote(120, DECADES)), sub, None, NOW)
+    assert unpriced.past_calendar and unpriced.uncounted == 5

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from domain.enums import IntervalType
 from domain.intervals import MONTHLY, Interval
 from domain.paid_periods import Cut, PaidPeriod, newest_period, unused_intervals
-from domain.price_basis import extend_by
 from domain.unused_time import intervals_in, intervals_left
+from domain.value_grid import extend_by
 
 DAY = 86_400
 YEARLY = Interval(IntervalType.YEAR)
@@ -28,6 +28,11 @@ def utc(month: int, day: int, hour: int = 12, year: int = 2026) -> datetime:
 def period(start: datetime, end: datetime, order: int = 1) -> PaidPeriod:
     """A payment that added `start` → `end`, booked `order`-th."""
     return PaidPeriod(key=f"p{order}", order=order, start=start, end=end)
+
+
+def by_value(start: datetime, end: datetime, order: int = 1) -> PaidPeriod:
+    """A payment credited by value that added `start` → `end`, booked `order`-th."""
+    return PaidPeriod(key=f"p{order}", order=order, start=start, end=end, by_value=True)
 
 
 def stacked(
@@ -72,11 +77,26 @@ def test_a_twelve_month_payment_is_spread_over_its_own_days() -> None:
 
 
 def test_time_bought_by_value_is_worth_the_intervals_it_bought() -> None:
-    """A stale invoice credited by value: 1½ months from 31 Jan is 31 Jan → 28 Feb and half
-    of 28 Feb → 28 Mar (`extend_by`), and that is what it is worth."""
-    end = extend_by(MONTHLY, utc(1, 31), Fraction(3, 2))
-    assert end == utc(3, 14)
-    assert unused_intervals(MONTHLY, end, utc(1, 31), [period(utc(1, 31), end)]) == Fraction(3, 2)
+    """A stale invoice credited by value on the grid of months from 31 Jan: 1½ months from
+    31 Jan are 31 Jan → 28 Feb and half of 28 Feb → 31 Mar (`value_grid.extend_by`), and
+    that is what it is worth, measured on that grid."""
+    anchor = utc(1, 31)
+    end = extend_by(MONTHLY, anchor, anchor, Fraction(3, 2))
+    assert end == utc(3, 16, 0)
+    bought = [by_value(anchor, end)]
+    assert unused_intervals(MONTHLY, end, anchor, bought, anchor=anchor) == Fraction(3, 2)
+
+
+def test_a_month_bought_by_value_off_the_grid_is_one_month_refunded_at_once() -> None:
+    """Review r18: a month's price paid by value on 1 Mar, on the grid of months from 28 Jan,
+    is 27/28 of 28 Feb → 28 Mar and 1/28 of 28 Mar → 28 Apr: counted forward from 1 Mar (a
+    month is 1 Mar → 1 Apr) it would be 0.9 month, and its refund at once 10 % short."""
+    anchor, start = utc(1, 28), utc(3, 1)
+    end = extend_by(MONTHLY, anchor, start, Fraction(1))
+    assert end == utc(3, 28) + timedelta(seconds=31 * 86_400 // 28)
+    worth = unused_intervals(MONTHLY, end, start, [by_value(start, end)], anchor=anchor)
+    assert 1 - Fraction(1, DAY) < worth <= 1  # the floored fraction of a second aside
+    assert intervals_in(MONTHLY, start, end) < Fraction(91, 100)  # not its measure
 
 
 def test_a_renewal_after_a_lapse_is_its_own_period() -> None:
@@ -235,11 +255,13 @@ def test_intervals_in_never_falls_as_the_end_moves_on(
 
 
 @settings(max_examples=300)
-@given(INTERVALS, MOMENTS, st.fractions(min_value=0, max_value=30, max_denominator=1000))
+@given(INTERVALS, MOMENTS, MOMENTS, st.fractions(min_value=0, max_value=30, max_denominator=1000))
 def test_time_bought_by_value_counts_back_to_what_it_bought(
-    interval: Interval, base: datetime, bought: Fraction
+    interval: Interval, anchor: datetime, base: datetime, bought: Fraction
 ) -> None:
-    """`extend_by` floors the seconds of the fraction: counted back it is at most what was
-    bought and short of it by less than one second's share of an interval."""
-    count = intervals_in(interval, base, extend_by(interval, base, bought))
+    """`extend_by` floors the seconds it adds: its period, refunded at once, is worth at
+    most what was bought and short of it by less than one second's share of an interval,
+    wherever the base lies on the grid."""
+    end = extend_by(interval, anchor, base, bought)
+    count = unused_intervals(interval, end, base, [by_value(base, end)], anchor=anchor)
     assert bought - Fraction(1, DAY) < count <= bought  # an interval is a day or more

@@ -51,15 +51,19 @@ async def test_the_first_payment_sets_up_and_activates_from_now() -> None:
     w, payment = await _setup(factory, {}, payment_type=SubscriptionPaymentType.PURCHASE)
     done = await apply_payment(factory, payment.id, FakeClock(at(5)))
     assert done is not None and done.is_first_payment and not done.is_upgrade
-    # no price recorded with the quote: credited by value, 500 EUR at 500 EUR a month (D23);
-    # the stored time_value is what was really added (5 March → 5 April)
-    credit = {"mode": "by_value", "seconds": 31 * 86_400, "intervals": "1"}
+    # no price recorded with the quote: credited by value, 500 EUR at 500 EUR a month (D23),
+    # on the grid of months from the subscription's creation (1 March 12:00): the 27 days
+    # left of 1 March → 1 April, then 4/31 of 1 April → 1 May (30 days), floored; the
+    # stored time_value is what was really added
+    seconds = 27 * 86_400 + 4 * 30 * 86_400 // 31
+    credit = {"mode": "by_value", "seconds": seconds, "intervals": "1"}
     assert done.payment == evolve(
-        payment, is_paid=True, paid_at=at(5), time_value=31 * 86_400, metadata={"credit": credit}
+        payment, is_paid=True, paid_at=at(5), time_value=seconds, metadata={"credit": credit}
     )
     assert done.line_items == [w.line_item]
     sub = await _sub(factory, w)
-    assert (sub.expires, sub.is_active, sub.is_setup) == (at(5, month=4), True, True)
+    expires = at(5) + timedelta(seconds=seconds)
+    assert (sub.expires, sub.is_active, sub.is_setup) == (expires, True, True)
     assert done.subscription == sub and done.subscription_before == w.subscription
 
 
@@ -93,7 +97,11 @@ async def test_a_lapsed_subscription_renews_from_now() -> None:
     w, payment = await _setup(factory, lapsed)
     assert await apply_payment(factory, payment.id, FakeClock(at(5))) is not None
     sub = await _sub(factory, w)
-    assert (sub.expires, sub.is_active) == (at(5, month=4), True)
+    # by value from now (no price recorded), on the grid of months from 1 March 12:00
+    assert (sub.expires, sub.is_active) == (
+        at(1, month=4) + timedelta(seconds=4 * 30 * 86_400 // 31),
+        True,
+    )
 
 
 async def test_an_upgrade_neither_extends_nor_revives_a_lapsed_subscription() -> None:

@@ -36,6 +36,20 @@ def test_a_payments_renewed_entry_is_the_period_it_bought() -> None:
     assert paid_period(entry) == PaidPeriod(key="ab" * 32, order=7, start=BOUGHT, end=ENDS)
 
 
+def test_a_period_credited_by_value_is_marked_so() -> None:
+    """Its time was measured on the subscription's grid (review r18): a refund measures it
+    there too. A stale quote credited as quoted, or a credit entry it cannot read, is not."""
+    meta = {"payment_id": "ab", "time_added_seconds": SECONDS}
+    by_value = _renewed(7, {**meta, "credit": {"mode": "by_value", "seconds": SECONDS}})
+    assert paid_period(by_value) == PaidPeriod(
+        key="ab", order=7, start=BOUGHT, end=ENDS, by_value=True
+    )
+    for credit in ({"mode": "calendar"}, {"mode": "unpriced"}, "by_value", None):
+        entry = _renewed(8, {**meta, "credit": credit})
+        period = paid_period(entry)
+        assert period is not None and not period.by_value, credit
+
+
 def test_the_references_renewed_entry_reads_the_same() -> None:
     """The reference writes the same keys, its new expiry as `…Z`."""
     entry = _renewed(

@@ -53,12 +53,13 @@ TEN_YEARS = datetime(2036, 3, 31, tzinfo=UTC)  # 120 months; the last one has 31
 
 def test_the_reviewers_case_pays_back_what_was_paid() -> None:
     """EUR 10 a month paid for 120 months, upgraded at once to EUR 110: D7 charged the growth
-    11 783.87 (~117.8 months of it); the price in force values the time at 120 × 110 =
-    13 200, 216.13 more than the 12 983.87 taken in. The refund is what was taken in."""
+    11 783.88 (11 783.870…, up to the cent; ~117.8 months of it); the price in force values
+    the time at 120 × 110 = 13 200, 216.12 more than the 12 983.88 taken in. The refund is
+    what was taken in."""
     renewal = PaidPeriod(key="r", order=1, start=NOW, end=TEN_YEARS, paid=Fraction(120_000))
     grew = charge(1_000, 11_000, TEN_YEARS, NOW)
     upgrade = PaidUpgrade(key="u", order=2, start=NOW, end=TEN_YEARS, paid=Fraction(grew))
-    assert grew == 1_178_387
+    assert grew == 1_178_388
 
     assert refund(11_000, MONTHLY, TEN_YEARS, NOW, [renewal], [upgrade]) == 120_000 + grew
     # without the upgrade's payment known, nothing limits the time: the price in force

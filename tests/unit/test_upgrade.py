@@ -391,7 +391,7 @@ def test_twelve_months_left_are_worth_twelve_prices_but_d7_quotes_by_the_last_mo
         PaymentMethod.REVOLUT,
         rates,
     )
-    assert quote.upgrade.money == Money(Currency.EUR, 5214)  # 5214.29 half up
+    assert quote.upgrade.money == Money(Currency.EUR, 5215)  # 5214.29 up to the cent
 
 
 def test_remaining_seconds_are_truncated() -> None:
@@ -454,7 +454,8 @@ def test_e6_in_a_28_day_february_costs_more_per_day() -> None:
 
 def test_revolut_upgrade_is_charged_in_list_cents() -> None:
     quote = upgrade_quote(EUR_132, MONTHLY, Money(Currency.EUR, 4200), EXPIRES, NOW, REVOLUT, RATES)
-    assert quote.upgrade.money == Money(Currency.EUR, 135 - 4)
+    # (4200 − 132) / 31 = 131.2… cents, up to the cent (never below the exact difference)
+    assert quote.upgrade.money == Money(Currency.EUR, 132)
     assert quote.renewal.money == Money(Currency.EUR, 4200)
     assert quote.upgrade.rate == Decimal(1)
 
@@ -471,12 +472,12 @@ def test_old_plan_interval_is_its_own_calendar_period() -> None:
 
 def test_old_and_new_list_currencies_may_differ() -> None:
     # old 3100 USD cents a month, one day of a 31-day month left → 100 USD cents
-    # → 909 090.9… msat → 909 091 msat at 110 000 USD/BTC → 90.9091 EUR cents → 91
-    # new 3100 EUR cents → 100 EUR cents; charge 100 − 91 = 9
+    # → 909 090.9… msat at 110 000 USD/BTC → 90.909… EUR cents, shown up to 91
+    # new 3100 EUR cents → 100 EUR cents; charge 100 − 90.909… = 9.09…, up to 10
     old = Money(Currency.USD, 3100)
     quote = upgrade_quote(old, MONTHLY, Money(Currency.EUR, 3100), EXPIRES, NOW, REVOLUT, RATES)
     assert quote.discount.money == Money(Currency.EUR, 91)
-    assert quote.upgrade.money == Money(Currency.EUR, 9)
+    assert quote.upgrade.money == Money(Currency.EUR, 10)
 
 
 def test_cheaper_target_charges_zero_never_a_negative_amount() -> None:

@@ -79,13 +79,14 @@ async def test_the_time_bought_is_floor_of_seconds_times_paid_over_price(shop: S
     assert (payment.amount, payment.tax) == (net, 123_000 - net) == (100_000, 23_000)
     assert shop.node.invoices[payment.id].amount_msat == 123_000
     assert payment.metadata["tax_rate"] == "23"  # what its invoice prints
-    # one month from 28 Feb is 2 419 200 s for 1 320 000 msat
-    assert payment.time_value == 2_419_200 * 100_000 // 1_320_000 == 183_272
+    # one month from 28 Feb on the subscription's grid (months from its creation, 31 Jan)
+    # is 28 Feb → 31 Mar, 2 678 400 s, for 1 320 000 msat
+    assert payment.time_value == 2_678_400 * 100_000 // 1_320_000 == 202_909
     assert payment.subscription_id == (await shop.subscription(vm)).id
     assert payment.payment_type is SubscriptionPaymentType.RENEWAL
     assert payment.payment_method is PaymentMethod.LIGHTNING
     await shop.complete(payment)
-    assert (await shop.subscription(vm)).expires == FEB_28 + timedelta(seconds=183_272)
+    assert (await shop.subscription(vm)).expires == FEB_28 + timedelta(seconds=202_909)
 
 
 async def test_an_lnurl_payment_records_exactly_the_amount_the_wallet_asked(shop: Shop) -> None:
@@ -174,7 +175,7 @@ async def test_an_untaxed_buyer_gets_time_for_the_whole_amount(shop: Shop) -> No
     vm = await shop.order(user_id=BOB)
     await shop.complete(await shop.renew(vm))
     payment = await _by_amount(shop, vm, 100_000)
-    assert (payment.amount, payment.tax, payment.time_value) == (100_000, 0, 183_272)
+    assert (payment.amount, payment.tax, payment.time_value) == (100_000, 0, 202_909)
     assert payment.metadata["tax_rate"] == "0"
 
 

@@ -29,7 +29,9 @@ FEB_28 = datetime(2026, 2, 28, 12, tzinfo=UTC)
 BIG = UpgradeConfig(new_cpu=8, new_memory=16 * GIB, new_disk=512 * GIB)
 BIG_MONTHLY_MSAT = 288_000_000  # EUR 288.00 at 100 000 EUR/BTC
 TINY_MONTHLY_MSAT = 1_320_000
-FEB_28_TO_MAR_28 = 28 * 86_400
+#: by value, time is measured on the subscription's grid of months counted from its
+#: creation (31 Jan 12:00): the month from 28 Feb is the cell 28 Feb → 31 Mar, 31 days
+FEB_28_TO_MAR_31 = 31 * 86_400
 RENEWED = VmHistoryActionType.RENEWED
 
 
@@ -79,12 +81,12 @@ async def test_a_stale_120_month_renewal_after_an_upgrade_buys_only_its_value(sh
     """Issue 8 §1: ×120 at the Tiny price paid after the upgrade moved 120 months."""
     _, seconds = await _stale_renewal_after_upgrade(shop, 120)
     # 120 × EUR 1.32 = EUR 158.40 buys 158.40 / 288 = 0.55 of the month from 28 Feb
-    assert seconds == FEB_28_TO_MAR_28 * 55 // 100 == 1_330_560
+    assert seconds == FEB_28_TO_MAR_31 * 55 // 100 == 1_473_120
 
 
 async def test_a_stale_one_month_renewal_after_an_upgrade_buys_only_its_value(shop: Shop) -> None:
     _, seconds = await _stale_renewal_after_upgrade(shop, 1)
-    assert seconds == FEB_28_TO_MAR_28 * TINY_MONTHLY_MSAT // BIG_MONTHLY_MSAT == 11_088
+    assert seconds == FEB_28_TO_MAR_31 * TINY_MONTHLY_MSAT // BIG_MONTHLY_MSAT == 12_276
 
 
 async def test_monthly_invoices_paid_in_a_burst_in_any_order_add_exact_calendar_months(
@@ -138,7 +140,7 @@ async def test_a_stale_lnurl_invoice_buys_its_value_at_the_new_price(shop: Shop)
     await shop.complete(lnurl)
     # 100 000 000 / 288 000 000 of the month from 28 Feb (not 75 Tiny months' worth)
     expires = (await shop.subscription(vm)).expires
-    assert expires == FEB_28 + timedelta(seconds=FEB_28_TO_MAR_28 * 100 // 288)
+    assert expires == FEB_28 + timedelta(seconds=FEB_28_TO_MAR_31 * 100 // 288)
     assert len(_admin_notices(shop)) == 1
 
 
@@ -235,9 +237,10 @@ async def test_an_admin_price_change_ends_pending_quotes_and_a_late_one_buys_its
     assert (await shop.payment(quote.id)).expires == shop.clock.now()
     assert shop.node.cancelled[-1] == quote.id
     await shop.complete(quote)
-    # EUR 30.00 at EUR 20.00 a month: one month to 28 Mar, half of 28 Mar → 28 Apr (31 days)
+    # EUR 30.00 at EUR 20.00 a month: on the grid of months from 31 Jan, the month 28 Feb →
+    # 31 Mar, then half of 31 Mar → 30 Apr (30 days)
     after = await _sub(shop, sub.id)
-    assert after.expires == datetime(2026, 3, 28, 12, tzinfo=UTC) + timedelta(days=15.5)
+    assert after.expires == datetime(2026, 3, 31, 12, tzinfo=UTC) + timedelta(days=15)
 
 
 async def test_a_tax_country_change_ends_pending_quotes(shop: Shop) -> None:
@@ -306,9 +309,9 @@ async def test_an_address_added_to_a_custom_vm_between_quote_and_payment_is_pric
             await uow.ip_assignments.add(IpAssignment(id=0, vm_id=vm.id, ip_range_id=1, ip=ip))
         await uow.commit()
     await shop.complete(quote)
-    # EUR 52.00 paid, EUR 60.00 a month now (3 IPv4): 52/60 of 28 Feb → 28 Mar
+    # EUR 52.00 paid, EUR 60.00 a month now (3 IPv4): 52/60 of 28 Feb → 31 Mar
     expires = (await shop.subscription(vm)).expires
-    assert expires == FEB_28 + timedelta(seconds=FEB_28_TO_MAR_28 * 52 // 60)
+    assert expires == FEB_28 + timedelta(seconds=FEB_28_TO_MAR_31 * 52 // 60)
     assert MONTHLY.add_to(FEB_28) > expires
 
 
@@ -371,4 +374,4 @@ async def test_a_stale_card_order_in_the_old_currency_is_valued_at_its_quotes_ra
     await shop.complete(stale)
     # EUR 3.96 = USD 3.96 at the quote's rates (both 100 000 per BTC): 396/4200 of a month
     expires = (await shop.subscription(vm)).expires
-    assert expires == FEB_28 + timedelta(seconds=FEB_28_TO_MAR_28 * 396 // 4200)
+    assert expires == FEB_28 + timedelta(seconds=FEB_28_TO_MAR_31 * 396 // 4200)
