@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from domain.credit_note import creditable_parts
 from domain.invoice import Invoice
 from ports.storage import UnitOfWork
 
@@ -25,15 +26,16 @@ def refunded_invoices_field(parts: Mapping[int, int | None]) -> dict[str, Any]:
 
 def _refunded_in(record: object, invoice: Invoice) -> int:
     """The net a refund record says it gave back of `invoice` (0: none, or a record it
-    cannot read; the invoice's whole net for one given back whole)."""
+    cannot read; all a note could take back of one given back whole)."""
     rows = record.get(REFUNDED_INVOICES) if isinstance(record, dict) else None
     total = 0
     for row in rows if isinstance(rows, list) else []:
         if not isinstance(row, list) or len(row) != 2 or row[0] != invoice.id:
             continue
         net = row[1]
-        if net is None:
-            total += max(0, invoice.net)
+        if net is None:  # what notes could take back of it: not `invoice.net`, which the
+            # lines of VAT-free credit lower by the VAT they declare (review r22)
+            total += max(0, creditable_parts(invoice)[0])
         elif isinstance(net, int) and not isinstance(net, bool) and net > 0:
             total += net
     return total
