@@ -105,15 +105,17 @@ async def test_a_booked_payment_gets_one_invoice_with_seller_buyer_and_period(
         assert company is not None
         await uow.companies.update(attrs.evolve(company, country_code="IE", tax_id="IE9"))
         await uow.commit()
-    assert await _book(uow_factory, pid)
-    assert not await _book(uow_factory, pid)  # a replay books and invoices nothing
+    # booked on the day its subscription was created (1 March): the month it buys by value
+    # starts on an edge of the subscription's grid (`domain.value_grid`), a calendar month
+    assert await _book(uow_factory, pid, day=1)
+    assert not await _book(uow_factory, pid, day=1)  # a replay books and invoices nothing
     [invoice] = await _invoices(uow_factory)
     assert invoice.number == "2026-000001" and invoice.payment_id == pid
     doc = invoice.document
     assert (doc.seller.name, doc.seller.country, doc.seller.tax_id) == ("ACME", "IRL", "IE9")
     assert (doc.buyer.name, doc.buyer.country, doc.buyer.tax_id) == ("Alice GmbH", "DEU", "DE123")
     assert doc.reverse_charge
-    assert doc.supply_from == at(5) and doc.supply_to == at(5) + timedelta(seconds=MONTH_S)
+    assert doc.supply_from == at(1) and doc.supply_to == at(1) + timedelta(seconds=MONTH_S)
     assert doc.total == invoice.total == 500 and doc.currency == "EUR"
 
     # later edits of the buyer and the seller do not change the issued invoice

@@ -20,12 +20,16 @@ backend = storage_backends.backend
 uow_factory = storage_backends.uow_factory
 
 RACERS = 50
+#: the seed world's subscription is created on 1 March 12:00
+EXPIRES = at(1, month=4)
 
 
 async def _renewable(uow_factory: UnitOfWorkFactory) -> tuple[World, bytes]:
     async with uow_factory() as uow:
         w = await seed_world(uow)
-        sub = attrs.evolve(w.subscription, is_active=True, is_setup=True, expires=at(10))
+        # expiring on an edge of the grid time bought by value is measured on (a whole month
+        # after its creation, `domain.value_grid`): a month's price buys a calendar month
+        sub = attrs.evolve(w.subscription, is_active=True, is_setup=True, expires=EXPIRES)
         await uow.subscriptions.update(sub)
         payment = await uow.payments.add(new_payment(sub))
         await uow.commit()
@@ -42,11 +46,11 @@ async def test_fifty_concurrent_completions_extend_the_subscription_once(
     )
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
-    assert winners[0].subscription.expires == at(10, month=4)
+    assert winners[0].subscription.expires == at(1, month=5)
     async with uow_factory() as uow:
         sub = await uow.subscriptions.get(w.subscription.id)
         payment = await uow.payments.get(payment_id)
-    assert sub is not None and sub.expires == at(10, month=4)
+    assert sub is not None and sub.expires == at(1, month=5)
     assert payment is not None and payment.is_paid and payment.paid_at == at(5)
 
 
@@ -120,4 +124,4 @@ async def test_a_renewal_and_an_upgrade_of_one_subscription_complete_together(
         assert all(r is not None for r in results)
     async with uow_factory() as uow:
         sub = await uow.subscriptions.get(w.subscription.id)
-    assert sub is not None and sub.expires == at(10, month=3 + rounds)
+    assert sub is not None and sub.expires == at(1, month=4 + rounds)
