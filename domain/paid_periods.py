@@ -161,13 +161,26 @@ def unused_intervals(
     Time no period explains (days an admin added free, time paid before the periods were
     recorded) is worth nothing: no payment bought it, so no refund pays it back. A period
     bought by value is worth its span on the subscription's grid (`period_intervals`, with
-    the grid's `anchor`, `credit.value_anchor`).
+    the grid's `anchor`, `credit.value_anchor`), and its unused share is its unused span on
+    that grid over its span (`_share`).
     """
     return unused_time(interval, expires, at, periods, cuts, anchor=anchor).intervals
 
 
-def _share(period: PaidPeriod, lo: datetime, hi: datetime) -> Fraction:
-    """The part of `period` from `lo` to `hi` as a share of its length."""
+def _share(
+    interval: Interval, period: PaidPeriod, lo: datetime, hi: datetime, anchor: datetime | None
+) -> Fraction:
+    """The part of `period` from `lo` to `hi` as a share of its length: its seconds over the
+    period's, or, bought by value on a known grid, its span on that grid over the period's
+    (review r23), the measure the period's intervals were counted on: a refund after using
+    a short (dear per day) cell of the grid gives back what the grid says is unused, not
+    the seconds' share of it (31 Jan → 31 Mar bought by value, refunded on 28 Feb: one
+    interval unused, not 31/59 of two)."""
+    if period.by_value and anchor is not None:
+        whole = period_intervals(interval, period, anchor)
+        if whole > 0:
+            part = grid_position(interval, anchor, hi) - grid_position(interval, anchor, lo)
+            return part / whole
     return Fraction(whole_seconds(hi - lo), whole_seconds(period.end - period.start))
 
 
@@ -207,7 +220,8 @@ def unused_time(
     back more than was paid for it).
 
     The time of a period whose payment is known (`PaidPeriod.paid`) is paid for by the
-    unused share of that payment (its unused seconds over its seconds) and the unused share
+    unused share of that payment (`_share`: its unused seconds over its seconds, or bought
+    by value its unused span on the grid over its span) and the unused share
     of each upgrade booked after it that covers it (its amount over the seconds it was
     quoted for, from its booking to the expiry it was quoted to; a refund cut after it ends
     it). Time of a period whose payment is not known is not counted in `known`: nothing says
@@ -223,13 +237,14 @@ def unused_time(
     for period, lo, hi in _pieces(expires, at, periods, cuts):
         if period is None:  # no payment bought it (days an admin added free): worth nothing
             continue
-        count = period_intervals(interval, period, anchor) * _share(period, lo, hi)
+        share = _share(interval, period, lo, hi, anchor)
+        count = period_intervals(interval, period, anchor) * share
         total += count
-        own = None if period.paid is None else period.paid * _share(period, lo, hi)
+        own = None if period.paid is None else period.paid * share
         shares.add(period.key, period.order, count, own, period.paid)
         if period.paid is not None:
             known += count
-            paid += period.paid * _share(period, lo, hi)
+            paid += period.paid * share
             for key, part in _upgrades_on(period, lo, hi, upgrades, cuts).items():
                 paid += part
                 up = next(u for u in upgrades if u.key == key)

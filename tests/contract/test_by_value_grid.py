@@ -1,7 +1,8 @@
 """Time bought by value is measured on the subscription's fixed grid of months (review r18),
 on memory, SQLite and MariaDB: a month's price paid in two LNURL payments buys what it buys
 at once, each memo's date is the expiry its completion books, a refund values such time as
-it was bought, and a paid renewal whose end would fall past year 9999 is booked as credit."""
+it was bought (its unused part too, on the grid), and a paid renewal whose end would fall past
+year 9999 is booked as credit."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from domain.enums import IntervalType
 from domain.model import SubscriptionPayment, Vm
 from ports.jobs import SendAdminNotification, SendNotification
 from tests.contract import lifecycle_world, storage_backends
-from tests.contract.refunds import figure
+from tests.contract.refunds import REFUND_PATHS, RefundPath, figure
 from tests.unit.billing.world import ALICE, BOB, Shop
 
 database = storage_backends.database
@@ -83,6 +84,23 @@ async def test_time_bought_by_value_off_the_grid_is_refunded_as_it_was_bought(
     assert booked == datetime(2026, 3, 28, 12, tzinfo=UTC) + timedelta(seconds=31 * 86_400 // 28)
 
     assert await figure(shop, vm) == 131
+
+
+@REFUND_PATHS
+async def test_time_bought_by_value_is_refunded_by_the_part_of_the_grid_left(
+    shop: Shop, path: RefundPath
+) -> None:
+    """Review r23: a VM ordered 31 Dec (grid: 31 Jan, 28 Feb, 31 Mar), paid to 31 Jan: two
+    months' price by LNURL buy 31 Jan → 31 Mar. Refunded on 28 Feb, one cell used, one
+    month is left: 132 cents. By seconds it was 31/59 of two months: 138 (5 % more)."""
+    shop.clock.set(datetime(2025, 12, 31, 12, tzinfo=UTC))
+    vm = await shop.order(user_id=BOB)
+    await shop.complete(await shop.renew(vm))
+    shop.clock.set(datetime(2026, 1, 31, 12, tzinfo=UTC))
+    assert await _pay_by_amount(shop, vm, 2 * MONTH_MSAT) == datetime(2026, 3, 31, 12, tzinfo=UTC)
+    shop.clock.set(FEB_28)
+
+    assert await path(shop, vm) == 132
 
 
 async def _set_expiry(shop: Shop, vm: Vm, expires: datetime) -> None:

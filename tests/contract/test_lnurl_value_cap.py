@@ -1,7 +1,8 @@
 """An LNURL payment buys at most 120 intervals (D6), on memory, SQLite and MariaDB: its
 payRequest advertises what 120 intervals cost, its callback refuses more, a price cut
 between invoice and settlement gives 120 intervals and the rest as the owner's account
-credit (once), and its memo's date is the expiry its completion books."""
+credit (once), which a refund of its time never pays back again, and its memo's date is the
+expiry its completion books."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from domain.intervals import MONTHLY, Interval
 from domain.model import SubscriptionPayment, Vm
 from ports.jobs import SendAdminNotification, SendNotification
 from tests.contract import lifecycle_world, storage_backends
+from tests.contract.refunds import REFUND_PATHS, RefundPath
 from tests.unit.billing.world import ALICE, Shop
 
 database = storage_backends.database
@@ -142,6 +144,26 @@ async def test_a_price_cut_between_invoice_and_settlement_credits_the_rest_once(
     async with shop.factory() as uow:
         entries = (await uow.credit_ledger.list_page(ALICE, 100, 0)).items
     assert [e.reference for e in entries] == [payment.id.hex() + CAPPED_SUFFIX]
+
+
+@REFUND_PATHS
+async def test_a_refund_after_the_price_is_restored_never_pays_back_the_credited_rest(
+    shop: Shop, path: RefundPath
+) -> None:
+    """Review r23: 120 months' price paid by LNURL, the price halved before it settled: 120
+    months given and the other 120 months' worth (EUR 79.20) credited. The price restored,
+    a refund at once values the unused 121 months at EUR 1.32, capped by what each payment
+    paid for its time: the first month's 132 and, of the LNURL payment, only the half that
+    bought time, 7 920. It counted the whole payment (15 840): EUR 158.40 refunded on top of
+    the EUR 79.20 credited, against EUR 158.40 paid."""
+    vm = await _paid_vm(shop)
+    payment = await _by_amount(shop, vm, MONTHLY_MAX)
+    await _plan(shop, amount=66)
+    assert (await shop.complete(payment)).completed
+    assert await shop.balances() == {"EUR": 120 * 66}
+    await _plan(shop, amount=132)
+
+    assert await path(shop, vm) == 132 + 120 * 66
 
 
 @pytest.mark.parametrize("msat", [LNURL_MIN_MSAT, 123_000, 4_059_000, 50_000_000, MONTHLY_MAX])

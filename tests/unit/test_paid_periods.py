@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from domain.enums import IntervalType
 from domain.intervals import MONTHLY, Interval
-from domain.paid_periods import Cut, PaidPeriod, newest_period, unused_intervals
+from domain.paid_periods import Cut, PaidPeriod, newest_period, unused_intervals, unused_time
 from domain.unused_time import intervals_in, intervals_left
-from domain.value_grid import extend_by
+from domain.value_grid import extend_by, grid_position
 
 DAY = 86_400
 YEARLY = Interval(IntervalType.YEAR)
@@ -265,3 +265,38 @@ def test_time_bought_by_value_counts_back_to_what_it_bought(
     end = extend_by(interval, anchor, base, bought)
     count = unused_intervals(interval, end, base, [by_value(base, end)], anchor=anchor)
     assert bought - Fraction(1, DAY) < count <= bought  # an interval is a day or more
+
+
+def test_a_by_value_period_refunded_after_its_short_cell_gives_back_what_the_grid_leaves() -> None:
+    """Review r23: two months bought by value on the grid of 31 Jan (31 Jan → 31 Mar),
+    refunded on 28 Feb, one cell of the grid used: one interval and half the payment are
+    unused, not 31/59 of the seconds (62/59 intervals, 5 % of a month more)."""
+    anchor, end = datetime(2026, 1, 31, tzinfo=UTC), datetime(2026, 3, 31, tzinfo=UTC)
+    period = PaidPeriod(key="p", order=1, start=anchor, end=end, paid=Fraction(264), by_value=True)
+    at = datetime(2026, 2, 28, tzinfo=UTC)
+
+    left = unused_time(MONTHLY, end, at, [period], anchor=anchor)
+
+    assert left.intervals == left.known == 1
+    assert left.paid == 132
+
+
+@settings(max_examples=300)
+@given(INTERVALS, MOMENTS, MOMENTS, st.fractions(min_value=0, max_value=30, max_denominator=1000))
+def test_the_unused_part_of_a_by_value_period_is_its_span_left_on_the_grid(
+    interval: Interval, anchor: datetime, base: datetime, bought: Fraction
+) -> None:
+    """Refunded anywhere inside it, a period bought by value is worth its span on the grid
+    from the refund to its end, and its payment is shared by that span over its own."""
+    end = extend_by(interval, anchor, base, bought)
+    period = PaidPeriod(key="p", order=1, start=base, end=end, paid=Fraction(1000), by_value=True)
+    at = base + (end - base) / 3
+    at = at.replace(microsecond=0)
+    whole = grid_position(interval, anchor, end) - grid_position(interval, anchor, base)
+    left = grid_position(interval, anchor, end) - grid_position(interval, anchor, max(at, base))
+
+    unused = unused_time(interval, end, at, [period], anchor=anchor)
+
+    assert unused.intervals == (left if end > at else 0)
+    if end > at and whole > 0:
+        assert unused.paid == 1000 * left / whole

@@ -11,10 +11,13 @@ from typing import Any
 import attrs
 
 from domain.admin_completion import ADMIN_COMPLETION_KEY, AdminCompletion
+from domain.credit import Credit, credit_payment, payment_meta
 from domain.enums import PaymentMethod, SubscriptionPaymentType
-from domain.model import SubscriptionPayment
-from domain.money import Currency
+from domain.intervals import MONTHLY
+from domain.model import Subscription, SubscriptionPayment
+from domain.money import Currency, Money
 from domain.paid_value import paid_for_time
+from domain.price_basis import CREDIT_KEY, PriceBasis
 
 NOW = datetime(2026, 3, 31, tzinfo=UTC)
 
@@ -94,3 +97,63 @@ def test_a_short_settlement_completed_by_an_admin_carried_what_arrived() -> None
     # paid in full (no record of a short settlement): its amount
     whole = attrs.evolve(paid, metadata=None)
     assert paid_for_time(whole, Currency.EUR) == 132
+
+
+#: the plan of review r23's capped payment: EUR 1.32 a month; 1 320 000 msat at 100 000 EUR/BTC
+TINY = PriceBasis.of(MONTHLY, [Money(Currency.EUR, 132)], country="IRL")
+MONTH_MSAT = 1_320_000
+SUB = Subscription(
+    id=1,
+    user_id=1,
+    company_id=1,
+    name="s",
+    created=NOW,
+    currency="EUR",
+    expires=datetime(2026, 4, 30, tzinfo=UTC),
+    is_active=True,
+    is_setup=True,
+)
+
+
+def _completed(paid: SubscriptionPayment, credit: Credit) -> SubscriptionPayment:
+    """The row as completion stores it: how its time was counted in its metadata."""
+    return attrs.evolve(paid, metadata={**payment_meta(paid), CREDIT_KEY: credit.to_json()})
+
+
+def test_the_rest_of_a_capped_payment_booked_as_credit_bought_no_time() -> None:
+    """Review r23: an LNURL payment worth 200 months is given 120, the other 80 months' worth
+    booked as account credit: 120 months' worth paid for the time, not 200 (a refund of it
+    after a price change paid up to all 200 back on top of the 80 credited)."""
+    lnurl = payment(
+        200 * MONTH_MSAT,
+        "BTC",
+        metadata={"intervals": None, "price": TINY.to_json(), "rates": {"EUR": "100000"}},
+    )
+    credit = credit_payment(lnurl, SUB, TINY, NOW)
+    assert credit.capped and credit.uncounted == 80 * MONTH_MSAT
+
+    assert paid_for_time(_completed(lnurl, credit), Currency.EUR) == 120 * 132
+
+
+def test_an_odd_capped_rest_is_taken_off_exactly_never_rounded_in_the_payers_favour() -> None:
+    """A 200-months' worth plus 1 msat: the credited rest was floored to whole msat, but the
+    share that bought time is exact (120 of 200.00000075… intervals of its value), so no
+    fraction of the credited rest counts as paid for the time."""
+    lnurl = payment(
+        200 * MONTH_MSAT + 1,
+        "BTC",
+        metadata={"intervals": None, "price": TINY.to_json(), "rates": {"EUR": "100000"}},
+    )
+    credit = credit_payment(lnurl, SUB, TINY, NOW)
+    assert paid_for_time(_completed(lnurl, credit), Currency.EUR) == 120 * 132
+    # a row whose share cannot be read: its floored rest and one unit more taken off
+    unreadable = {**credit.to_json(), "intervals": "?"}
+    odd = attrs.evolve(lnurl, metadata={**payment_meta(lnurl), CREDIT_KEY: unreadable})
+    carried = paid_for_time(odd, Currency.EUR)
+    assert carried is not None and carried < 120 * 132
+
+
+def test_a_payment_past_the_calendar_bought_no_time() -> None:
+    """All of it was booked as account credit (review r18): none of it paid for time."""
+    paid = payment(132, metadata={CREDIT_KEY: {"capped_at_intervals": 0, "past_calendar": True}})
+    assert paid_for_time(paid, Currency.EUR) == 0
