@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from app.billing.booked_records import money_text
-from app.billing.credit_balance import book_in
+from app.billing.credit_balance import Booked, book_in
 from app.billing.credit_release import book_released
 from domain.account_credit import (
     MAX_NOTE,
@@ -137,19 +137,13 @@ async def credit_unrestorable(
     if total <= 0:
         # no money part (paid wholly by credit, given back apart): nothing was left to credit
         return Credited(0, given_back, on_balance=received == 0 and short is None)
-    booked = await book_in(
+    booked = await _book_payment_credit(
         uow,
-        checked_entry(
-            user_id=payment.user_id,
-            currency=target.value,
-            amount=total,
-            reason=CreditReason.OVERPAYMENT,
-            reference=payment.id.hex(),
-            note=note[:MAX_NOTE],
-            created=payment.paid_at or payment.created,
-            payment_id=payment.id,
-            vat_free=value_vat_free + already_vat_free,
-        ),
+        payment,
+        Money(target, total),
+        reference=payment.id.hex(),
+        note=note,
+        vat_free=value_vat_free + already_vat_free,
     )
     return Credited(0 if booked.replayed else total, given_back, on_balance=True)
 
@@ -234,18 +228,8 @@ async def credit_uncounted(
         )
     if converted is not None:
         note = noted(note, converted)
-    booked = await book_in(
-        uow,
-        checked_entry(
-            user_id=payment.user_id,
-            currency=target.value,
-            amount=value,
-            reason=CreditReason.OVERPAYMENT,
-            reference=payment.id.hex() + CAPPED_SUFFIX,
-            note=note[:MAX_NOTE],
-            created=payment.paid_at or payment.created,
-            payment_id=payment.id,
-        ),
+    booked = await _book_payment_credit(
+        uow, payment, Money(target, value), reference=payment.id.hex() + CAPPED_SUFFIX, note=note
     )
     return RestCredited(booked.entry.amount, target.value, booked.replayed)
 
@@ -403,18 +387,42 @@ async def _credit_msat(
     net, tax = prepayment_split(value or 0, tax_rate)
     if not net:  # nothing, or too little to leave a unit once its VAT is taken
         return Overpaid(msat=msat, credited=0, currency=target.value), False
-    booked = await book_in(
+    booked = await _book_payment_credit(
         uow,
-        checked_entry(
-            user_id=payment.user_id,
-            currency=target.value,
-            amount=net,
-            reason=CreditReason.OVERPAYMENT,
-            reference=payment.id.hex() + suffix,
-            note=note[:MAX_NOTE],
-            created=created,
-            payment_id=payment.id,
-        ),
+        payment,
+        Money(target, net),
+        reference=payment.id.hex() + suffix,
+        note=note,
+        created=created,
     )
     excess = Overpaid(msat=msat, credited=net, currency=target.value, tax=tax, tax_rate=tax_rate)
     return excess, booked.replayed
+
+
+async def _book_payment_credit(
+    uow: UnitOfWork,
+    payment: SubscriptionPayment,
+    credit: Money,
+    *,
+    reference: str,
+    note: str,
+    created: datetime | None = None,
+    vat_free: int = 0,
+) -> Booked:
+    """Book `credit` on the payer's balance as an OVERPAYMENT entry of `payment`, once per
+    `reference` (a replay answers the entry booked before), dated when the payment was paid
+    unless `created` says otherwise; the note cut to what the ledger keeps."""
+    return await book_in(
+        uow,
+        checked_entry(
+            user_id=payment.user_id,
+            currency=credit.currency.value,
+            amount=credit.amount,
+            reason=CreditReason.OVERPAYMENT,
+            reference=reference,
+            note=note[:MAX_NOTE],
+            created=created or payment.paid_at or payment.created,
+            payment_id=payment.id,
+            vat_free=vat_free,
+        ),
+    )
