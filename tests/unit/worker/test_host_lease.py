@@ -13,14 +13,13 @@ import pytest
 
 from adapters.vmhost.proxmox_api import ProxmoxConfig
 from app import vm_actions
-from app.services import Services
 from app.worker.context import HOST_LEASE, WorkerDeps
 from app.worker.jobs import power_by_admin
 from app.worker.lease_keeper import LeaseKeeper
 from app.worker.lifecycle import lease_name
 from app.worker.provisioning import spawn_lease, spawn_vm
 from domain.lifecycle import DueAction, LifecycleAction
-from domain.model import User, Vm
+from domain.model import Vm
 from ports.jobs import StartVm
 from tests.unit.worker.world import World, new_world
 
@@ -184,18 +183,7 @@ async def _dead_worker_holds(world: World, vm: Vm) -> None:
 
 async def test_the_owner_can_start_again_15_minutes_after_a_worker_died(world: World) -> None:
     vm = await world.paid_vm()
-    shop = world.shop
-    svc = Services(
-        uow_factory=shop.factory,
-        clock=shop.clock,
-        rails=shop.rails,
-        rates=shop.rates,
-        queue=world.queue,
-        hosts=world.deps.hosts,
-    )
-    async with shop.factory() as uow:
-        user = await uow.users.get(vm.user_id)
-    assert isinstance(user, User)
+    svc, user = await world.owner_api(vm)
     await _dead_worker_holds(world, vm)
     world.advance(15 * MINUTE - SECOND)
     with pytest.raises(vm_actions.VmBusy):

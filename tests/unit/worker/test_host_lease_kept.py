@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 
 from app import vm_actions
-from app.services import Services
 from app.worker.jobs import delete_by_admin, power_by_admin, process_vm_upgrade
 from app.worker.lease_keeper import LeaseKeeper
 from app.worker.provisioning import spawn_lease
-from domain.model import GIB, User, Vm
+from domain.model import GIB, Vm
 from domain.upgrade import UpgradeConfig
 from ports.jobs import DeleteVm, StartVm
 from tests.unit.worker.test_host_lease import (
@@ -92,18 +91,7 @@ async def test_a_long_owner_reinstall(world: World, monkeypatch: pytest.MonkeyPa
         vm_actions, "LeaseKeeper", functools.partial(LeaseKeeper, sleep=short_sleep)
     )
     vm = await world.paid_vm()
-    shop = world.shop
-    svc = Services(
-        uow_factory=shop.factory,
-        clock=shop.clock,
-        rails=shop.rails,
-        rates=shop.rates,
-        queue=world.queue,
-        hosts=world.deps.hosts,
-    )
-    async with shop.factory() as uow:
-        user = await uow.users.get(vm.user_id)
-    assert isinstance(user, User)
+    svc, user = await world.owner_api(vm)
     await _kept_through(
         world, vm, "reinstall_vm", lambda: vm_actions.run_action(svc, user, vm.id, "re-install")
     )

@@ -15,6 +15,7 @@ from adapters.queue.memory import InProcessQueue
 from adapters.vmhost.dummy import DummyVmHost
 from app.billing.completion import CompletionReport, complete_payment
 from app.billing.renewal import renew
+from app.services import Services
 from app.worker.context import HostRetry, WorkerDeps
 from app.worker.dispatch import JobHandlers
 from app.worker.jobs import build_handlers
@@ -29,6 +30,7 @@ from domain.model import (
     OsImage,
     Subscription,
     SubscriptionPayment,
+    User,
     Vm,
     VmHistory,
 )
@@ -190,6 +192,23 @@ class World:
 
     async def run_jobs(self) -> int:
         return await drain(self.queue, self.handlers)
+
+    async def owner_api(self, vm: Vm) -> tuple[Services, User]:
+        """The API's services over this world's stores and host, and the owner of `vm`, for
+        the owner's own VM actions (`app.vm_actions`)."""
+        shop = self.shop
+        svc = Services(
+            uow_factory=shop.factory,
+            clock=shop.clock,
+            rails=shop.rails,
+            rates=shop.rates,
+            queue=self.queue,
+            hosts=self.deps.hosts,
+        )
+        async with shop.factory() as uow:
+            user = await uow.users.get(vm.user_id)
+        assert isinstance(user, User)
+        return svc, user
 
     async def paid_vm(self) -> Vm:
         """Order, pay one month, run the worker: a VM running on the dummy host."""
