@@ -10,6 +10,8 @@ from domain.tax import country_alpha3
 
 #: what a refused subscription PATCH says the admin cannot do
 SUBSCRIPTION_EDIT = "move a subscription's expiry or change its price"
+#: what a refused subscription creation says the admin cannot do
+SUBSCRIPTION_CREATE = "create a subscription"
 #: what a refused line-item PATCH says the admin cannot do
 LINE_ITEM_EDIT = "change a subscription's price"
 #: what a refused user PATCH says the admin cannot do

@@ -9,7 +9,9 @@ it. The VAT id is judged by the user PATCH itself, on the row it locks
 (`app.admin.users.apply_user_changes`). The rule is applied where the admin API binds its use
 cases (`app.bound.admin`), so every money action is guarded the same way, whichever module
 implements it; the subscription and line-item PATCH judge it themselves, on the row they lock
-(whether an edit moves money depends on that row: `domain.own_account`).
+(whether an edit moves money depends on that row: `domain.own_account`), and so does the
+creation of a subscription (it sets a price and may give paid time: refused for one's own
+user whatever it sets). Those three take `admin_id` as a required keyword.
 
 Left free on one's own subscription, because they move no money: `is_active` (switching it
 off ends renewals but its paid time runs out and its VM is stopped and deleted as an unpaid

@@ -20,6 +20,7 @@ from domain.limits import check_expiry, check_price
 from domain.model import Json, LineItem, Subscription, SubscriptionPayment
 from domain.own_account import (
     LINE_ITEM_EDIT,
+    SUBSCRIPTION_CREATE,
     SUBSCRIPTION_EDIT,
     owners,
     refuse_own,
@@ -79,10 +80,16 @@ class SubscriptionDraft:
 
 
 async def create_subscription(
-    uow_factory: UnitOfWorkFactory, clock: Clock, draft: SubscriptionDraft
+    uow_factory: UnitOfWorkFactory, clock: Clock, draft: SubscriptionDraft, *, admin_id: int
 ) -> Subscription:
     """A subscription with no line items and `is_setup` false; the user and the company
-    must exist (404 otherwise, not a foreign-key failure)."""
+    must exist (404 otherwise, not a foreign-key failure).
+
+    Nobody creates a subscription for their own user (`admin_id`, who asks, is the draft's
+    `user_id`): refused (403, nothing created, `domain.own_account`). Every creation sets
+    a price (the currency and setup fee are required) and may give paid time (`expires`),
+    which one's own PATCH may not change; another admin must do it."""
+    refuse_own(admin_id, {draft.user_id}, SUBSCRIPTION_CREATE)
     checked_interval(draft.interval_type, draft.interval_amount)
     check_price(draft.setup_fee, "setup_fee")
     check_expiry(draft.expires, clock.now())

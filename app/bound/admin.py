@@ -113,9 +113,10 @@ class AdminUseCases:
             own_account.of_vm,
             "refund a VM",
         )
-        # subscriptions and VMs
+        # subscriptions and VMs; `admin_id` by keyword, required: nobody creates their own
+        # subscription (it sets a price and may give paid time)
         self.create_subscription = bind(subscriptions.create_subscription, *store)
-        # `admin_id` by keyword: who moved a subscription's expiry or changed a price is
+        # `admin_id` by keyword, required: who moved a subscription's expiry or changed a price is
         # written to its VM's history; nobody moves their own paid time or changes their own
         # price, which these two judge on the row they lock (`domain.own_account`)
         self.update_subscription = partial(

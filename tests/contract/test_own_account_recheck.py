@@ -2,7 +2,8 @@
 an admin's edit of their own subscription that sends a price or expiry "as it is", checked
 before another admin's change of it committed, is refused (403) instead of undoing that change;
 an edit of no price still goes through. A rival's edit committed while the edit waited for the
-lock is read, not overwritten; an invoice made while a line item's delete waited keeps it."""
+lock is read, not overwritten; an invoice made while a line item's delete waited keeps it.
+Nobody creates a subscription for their own user."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from adapters.mysql.billing_repos import SqlSubscriptions
 from app.admin.deletes import StillInUse, delete_line_item
 from app.admin.subscriptions import (
     LineItemPatch,
+    SubscriptionDraft,
     SubscriptionPatch,
+    create_subscription,
     update_line_item,
     update_subscription,
 )
@@ -195,3 +198,27 @@ async def test_an_invoice_made_while_a_line_item_delete_waited_keeps_the_item(
 
     assert await _item(shop, dns.id) == dns
     assert not (await shop.payment(invoices[0].id)).is_paid
+
+
+async def test_a_subscription_created_for_oneself_is_refused(shop: Shop) -> None:
+    """Review: the admin creation of a subscription had no own-account check (a year of
+    paid time and one's own setup fee and currency). Refused for one's own user, nothing
+    stored; another admin creates the same one."""
+    draft = SubscriptionDraft(
+        user_id=OWNER,
+        company_id=1,
+        name="mine",
+        is_active=True,
+        currency="EUR",
+        setup_fee=0,
+        auto_renewal_enabled=False,
+        expires=shop.clock.now() + timedelta(days=365),
+    )
+    with pytest.raises(OwnAccountRefused, match="create a subscription for their own"):
+        await create_subscription(shop.factory, shop.clock, draft, admin_id=OWNER)
+    async with shop.factory() as uow:
+        assert (await uow.subscriptions.list_by_user(OWNER, 10, 0)).total == 0
+
+    made = await create_subscription(shop.factory, shop.clock, draft, admin_id=DEPUTY)
+    assert await _sub(shop, made.id) == made
+    assert (made.user_id, made.expires) == (OWNER, draft.expires)

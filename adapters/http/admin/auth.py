@@ -106,9 +106,10 @@ _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 #: the writes that move money or paid time (expiry edits, extends, payment completions,
 #: refunds, credit adjustments and notes, prices of a subscription's items and their
-#: deletion, deleting a paid VM or subscription, re-pricing the catalogue, a payment
-#: method's fees and pending invoices, a user's tax status): one of them does not succeed
-#: without its audit record (`audited`), by `(method, route)` under ADMIN_BASE
+#: deletion, a new subscription (its expiry and price), deleting a paid VM or subscription,
+#: re-pricing the catalogue, a payment method's fees and pending invoices, a user's tax
+#: status): one of them does not succeed without its audit record (`audited`), by
+#: `(method, route)` under ADMIN_BASE
 MONEY_ROUTES = frozenset(
     {
         ("PATCH", "/users/{id}"),
@@ -122,6 +123,7 @@ MONEY_ROUTES = frozenset(
         ("PATCH", "/ip_space/{id}/pricing/{pricing_id}"),
         ("DELETE", "/ip_space/{id}/pricing/{pricing_id}"),
         ("DELETE", "/vms/{id}"),
+        ("POST", "/subscriptions"),
         ("DELETE", "/subscriptions/{id}"),
         ("PATCH", "/subscriptions/{id}"),
         ("PATCH", "/subscription_line_items/{id}"),

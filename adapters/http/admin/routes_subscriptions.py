@@ -116,7 +116,7 @@ async def create(request: web.Request, admin: Admin) -> web.StreamResponse:
         external_id=body_str(body, "external_id", EXTERNAL_ID_LIMIT),
     )
     svc = services(request)
-    sub = await svc.admin.create_subscription(draft)
+    sub = await svc.admin.create_subscription(draft, admin_id=admin.user.id)
     async with svc.uow_factory() as uow:
         return data_response(await subscription_json(uow, sub))
 

@@ -292,7 +292,6 @@ OTHER_WRITES = frozenset(
         ("DELETE", "/users/{id}/roles/{role_id}"),
         ("POST", "/vms/{id}/start"),
         ("POST", "/vms/{id}/stop"),
-        ("POST", "/subscriptions"),
         ("POST", "/companies"),
         ("PATCH", "/companies/{id}"),
         ("DELETE", "/companies/{id}"),

@@ -223,3 +223,41 @@ async def test_nor_change_their_own_currency_or_delete_their_own_line_item(
     assert [i["id"] for i in (await world.ok("GET", items_path))["data"]] == [
         i["id"] for i in items if i["id"] != dns
     ]
+
+
+async def _subscriptions_of(world: AdminWorld, user_id: int) -> list[dict[str, Any]]:
+    return list((await world.ok("GET", f"/subscriptions?user_id={user_id}"))["data"])
+
+
+async def test_nor_create_a_subscription_for_themselves(world: AdminWorld) -> None:
+    """Review: POST /subscriptions had no own-account check, so an admin created their own
+    subscription with a year of paid time (`expires`), the setup fee and the currency they
+    chose. Every creation sets those (currency and setup fee are required): 403 for one's
+    own user, nothing created; another admin may, and the admin may for anyone else."""
+    root = (await user_of(world.api, ROOT)).id
+    company = (await world.ok("GET", "/companies"))["data"][0]["id"]
+    year = format_time(world.api.clock.now() + timedelta(days=365))
+    body: dict[str, Any] = {
+        "company_id": company,
+        "name": "mine",
+        "is_active": True,
+        "currency": "EUR",
+        "setup_fee": 0,
+        "auto_renewal_enabled": False,
+    }
+    refusal = refused("create a subscription")
+    for extra in ({"expires": year}, {"setup_fee": 0}, {"is_active": False, "currency": "JPY"}):
+        mine = {**body, **extra, "user_id": root}
+        assert await _answer(world, "POST", "/subscriptions", ROOT, json=mine) == refusal, extra
+    assert await _subscriptions_of(world, root) == []
+
+    # another admin may, and the admin may for anyone else
+    deputy = (await user_of(world.api, DEPUTY)).id
+    role = {"role_id": world.role_ids["super_admin"]}
+    await world.ok("POST", f"/users/{deputy}/roles", json=role)
+    given = {**body, "user_id": root, "expires": year}
+    made = (await world.ok("POST", "/subscriptions", DEPUTY, json=given))["data"]
+    assert (made["user_id"], made["expires"]) == (root, year)
+    await world.ok("POST", "/subscriptions", ROOT, json={**body, "user_id": deputy})
+    assert [s["id"] for s in await _subscriptions_of(world, root)] == [made["id"]]
+    assert len(await _subscriptions_of(world, deputy)) == 1

@@ -76,4 +76,5 @@ async def test_admin_creation_refuses_an_interval_beyond_its_unit(world: World) 
         interval_type=IntervalType.MONTH,
     )
     with pytest.raises(InvalidInterval, match="from 1 to 1200 for a month"):
-        await create_subscription(world.shop.factory, world.clock, draft)
+        # asked by an admin who is not the draft's user (0: no user)
+        await create_subscription(world.shop.factory, world.clock, draft, admin_id=0)
