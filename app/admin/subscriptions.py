@@ -129,7 +129,7 @@ async def update_subscription(
     *,
     clock: Clock,
     rails: PaymentRails | None,
-    admin_id: int | None = None,
+    admin_id: int,
 ) -> Subscription:
     """Apply the given fields on the row-locked subscription (interval fields stay).
 
@@ -154,8 +154,8 @@ async def update_subscription(
     `admin_id`, in the same transaction (`domain.expiry_edit`). Nobody moves their own
     subscription's expiry or changes its setup fee or currency (its items' prices are read
     in the new currency, unconverted): that is refused (403, nothing changed), judged on the
-    locked row when `admin_id` is given, as the admin API always gives it
-    (`domain.own_account`); `is_active` and `auto_renewal_enabled` move no money and stay
+    locked row against `admin_id` (who asks: required, so no caller skips the check;
+    `domain.own_account`); `is_active` and `auto_renewal_enabled` move no money and stay
     free.
 
     A new `expires` in the future on a subscription that runs (active, or switched off and
@@ -188,7 +188,7 @@ async def _update_locked(
     subscription_id: int,
     changes: dict[str, Any],
     now: datetime,
-    admin_id: int | None,
+    admin_id: int,
     spaces: frozenset[int],
 ) -> tuple[Subscription, list[SubscriptionPayment]]:
     """`update_subscription`'s transaction, holding the IP spaces `spaces`' locks after the
@@ -206,7 +206,7 @@ async def _update_locked(
         updated = admin_edited(sub, attrs.evolve(sub, **changes))
         moves_money = subscription_edit_moves_money(sub, updated)
         vm = await uow.vms.get_by_subscription(sub.id) if moves_money else None
-        if moves_money and admin_id is not None:
+        if moves_money:
             # judged again on the locked row (the binding's check read it before the lock):
             # a rival's change committed in between is not undone by one's own old value
             refuse_own(admin_id, owners(sub, vm), SUBSCRIPTION_EDIT)
@@ -247,11 +247,11 @@ async def update_line_item(
     *,
     clock: Clock,
     rails: PaymentRails | None,
-    admin_id: int | None = None,
+    admin_id: int,
 ) -> LineItem:
     """Apply the given fields under the subscription's lock. Nobody changes their own
     subscription's price: refused (403, nothing changed), judged on the item read under the
-    lock when `admin_id` (who asks) is given, as the admin API always gives it. A price
+    lock against `admin_id` (who asks: required, so no caller skips the check). A price
     change is one of `amount`, `setup_amount` or of what the item sells: the configuration's
     `available_ip_space_id` or `prefix_size`, the space and block size an IP-range item is
     given (`domain.price_edit.repriced`; a /24 order edited to a /22 buys a /22 at the /24's
@@ -303,7 +303,7 @@ async def update_line_item(
             raise missing
         updated = attrs.evolve(item, **changes)
         vm = await uow.vms.get_by_subscription(sub.id) if repriced(item, updated) else None
-        if repriced(item, updated) and admin_id is not None:
+        if repriced(item, updated):
             # judged again on the item read under the lock: see `update_subscription`
             refuse_own(admin_id, owners(sub, vm), LINE_ITEM_EDIT)
         if resupplied(item, updated) and await uow.ip_range_subscriptions.list_by_line_item(

@@ -25,6 +25,7 @@ from domain.upgrade import UpgradeConfig
 from ports.storage import DueWindow
 from tests.contract import lifecycle_world, storage_backends
 from tests.unit.billing.upgrade_quotes import upgrade_payment
+from tests.unit.billing.world import BOB
 from tests.unit.worker.world import DAY, World
 
 database = storage_backends.database
@@ -42,6 +43,7 @@ async def _patch(world: World, sub: Subscription, **fields: object) -> Subscript
         SubscriptionPatch(**fields),  # type: ignore[arg-type]
         clock=world.clock,
         rails=world.shop.rails,
+        admin_id=BOB,
     )
 
 

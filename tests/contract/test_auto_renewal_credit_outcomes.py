@@ -37,7 +37,7 @@ from tests.contract.test_auto_renewal_double_charge import (
     _renewals,
 )
 from tests.contract.test_unrestorable_payment import _disable_host
-from tests.unit.billing.world import PLAN_EUR_CENTS
+from tests.unit.billing.world import BOB, PLAN_EUR_CENTS
 from tests.unit.worker.world import World
 
 database = storage_backends.database
@@ -305,6 +305,7 @@ async def test_credit_covering_a_subscription_switched_off_meanwhile_is_given_ba
             SubscriptionPatch(is_active=False),
             clock=world.clock,
             rails=world.shop.rails,
+            admin_id=BOB,
         )
 
     race, recorded, balance = await _covered_race(world, switched_off)

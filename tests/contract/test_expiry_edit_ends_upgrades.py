@@ -26,7 +26,7 @@ from domain.model import Subscription, Vm
 from domain.price_basis import CREDIT_KEY
 from tests.contract import lifecycle_world, storage_backends
 from tests.unit.billing.upgrade_quotes import upgrade_payment
-from tests.unit.billing.world import ALICE, Shop
+from tests.unit.billing.world import ALICE, BOB, Shop
 
 database = storage_backends.database  # module fixture: memory, SQLite, MariaDB
 shop = lifecycle_world.shop
@@ -53,6 +53,7 @@ async def _patch(shop: Shop, sub: Subscription, **fields: object) -> Subscriptio
         SubscriptionPatch(**fields),  # type: ignore[arg-type]
         clock=shop.clock,
         rails=shop.rails,
+        admin_id=BOB,  # not the owner (ALICE)
     )
 
 

@@ -34,6 +34,7 @@ from tests.contract.lifecycle_world import (
 )
 from tests.contract.storage_backends import Database, engine_for
 from tests.sql_events import listening
+from tests.unit.billing.world import BOB
 from tests.unit.worker.world import DAY, CountingHost, OneHost, World
 
 SECOND = timedelta(seconds=1)
@@ -498,7 +499,9 @@ async def _deleting_past_grace(world: World, vm: Vm) -> asyncio.Task[LifecycleRe
 
 async def _admin_patch(world: World, vm: Vm, patch: SubscriptionPatch) -> None:
     sub = await world.sub(vm)
-    await update_subscription(world.shop.factory, sub.id, patch, clock=world.clock, rails=None)
+    await update_subscription(
+        world.shop.factory, sub.id, patch, clock=world.clock, rails=None, admin_id=BOB
+    )
 
 
 async def test_an_admin_switching_the_subscription_off_during_the_grace_deletion(

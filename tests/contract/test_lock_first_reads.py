@@ -26,7 +26,7 @@ from domain.upgrade import UpgradeConfig
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 from tests.contract import lifecycle_world, storage_backends
 from tests.contract.storage_backends import new_payment, new_subscription
-from tests.unit.billing.world import ALICE
+from tests.unit.billing.world import ALICE, BOB
 from tests.unit.worker.world import World
 
 GUARD_S = 20
@@ -106,6 +106,7 @@ async def test_an_admin_line_item_edit_keeps_the_price_an_upgrade_booked_meanwhi
             LineItemPatch(name="renamed"),
             clock=shop.clock,
             rails=None,
+            admin_id=BOB,
         )
     )
     await asyncio.wait_for(paused.reached.wait(), GUARD_S)

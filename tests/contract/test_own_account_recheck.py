@@ -222,3 +222,22 @@ async def test_a_subscription_created_for_oneself_is_refused(shop: Shop) -> None
     made = await create_subscription(shop.factory, shop.clock, draft, admin_id=DEPUTY)
     assert await _sub(shop, made.id) == made
     assert (made.user_id, made.expires) == (OWNER, draft.expires)
+
+
+async def test_an_edit_that_names_no_admin_is_not_made(shop: Shop) -> None:
+    """Review: `admin_id` was optional in both PATCH use cases, and a caller that left it
+    out moved its owner's expiry or price with no own-account check. It is a required
+    keyword now: a call without it fails before anything is read or written."""
+    sub, item = await _paid(shop)
+    assert sub.expires is not None
+    later = SubscriptionPatch(expires=sub.expires + timedelta(days=365))
+    with pytest.raises(TypeError, match="admin_id"):
+        await update_subscription(  # type: ignore[call-arg]
+            shop.factory, sub.id, later, clock=shop.clock, rails=None
+        )
+    with pytest.raises(TypeError, match="admin_id"):
+        await update_line_item(  # type: ignore[call-arg]
+            shop.factory, item.id, LineItemPatch(amount=1), clock=shop.clock, rails=None
+        )
+    assert await _sub(shop, sub.id) == sub
+    assert await _item(shop, item.id) == item

@@ -23,7 +23,7 @@ from domain.enums import PaymentMethod
 from domain.price_basis import RATES_KEY
 from ports.jobs import SendAdminNotification, SendNotification
 from tests.contract import lifecycle_world, storage_backends
-from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, Shop
+from tests.unit.billing.world import ALICE, BOB, PLAN_EUR_CENTS, Shop
 
 database = storage_backends.database
 shop = lifecycle_world.shop
@@ -144,7 +144,12 @@ async def _eur_credit_renewal_moved_to_usd(shop: Shop) -> Any:
     assert payment.metadata["credit_applied"]["amount"] == 100
     sub = await shop.subscription(vm)
     await update_subscription(
-        shop.factory, sub.id, SubscriptionPatch(currency="USD"), clock=shop.clock, rails=None
+        shop.factory,
+        sub.id,
+        SubscriptionPatch(currency="USD"),
+        clock=shop.clock,
+        rails=None,
+        admin_id=BOB,  # not the owner (ALICE)
     )
     async with shop.factory() as uow:
         found = await uow.vms.get(vm.id)

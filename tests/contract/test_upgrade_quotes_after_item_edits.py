@@ -23,6 +23,7 @@ from domain.overpayment import excess_value
 from domain.price_basis import CREDIT_KEY
 from tests.contract import lifecycle_world, storage_backends
 from tests.unit.billing.upgrade_quotes import upgrade_payment
+from tests.unit.billing.world import BOB
 from tests.unit.worker.world import World
 
 database = storage_backends.database
@@ -73,7 +74,12 @@ async def _upgrade(world: World, vm: Vm) -> SubscriptionPayment:
 async def _edit(world: World, item: LineItem, **fields: Any) -> None:
     shop = world.shop
     await update_line_item(
-        shop.factory, item.id, LineItemPatch(**fields), clock=shop.clock, rails=shop.rails
+        shop.factory,
+        item.id,
+        LineItemPatch(**fields),
+        clock=shop.clock,
+        rails=shop.rails,
+        admin_id=BOB,  # not the owner (ALICE)
     )
 
 

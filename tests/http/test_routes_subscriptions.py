@@ -237,9 +237,12 @@ async def test_renewing_a_subscription_an_admin_switched_off_is_422_and_stores_n
     c: ApiClient,
 ) -> None:
     sub = await create(c)
+    owner = await c.user_id()  # switching one's own subscription moves no money
     for active in (True, False):  # switched on, then off (`domain.switch_off`)
         patch = SubscriptionPatch(is_active=active)
-        await update_subscription(c.api.store, sub["id"], patch, clock=c.api.clock, rails=None)
+        await update_subscription(
+            c.api.store, sub["id"], patch, clock=c.api.clock, rails=None, admin_id=owner
+        )
     resp = await renew(c, sub["id"])
     assert (resp.status, await resp.json()) == (422, {"error": SWITCHED_OFF})
     assert (await ok(await c.call("GET", f"{SUBS}/{sub['id']}/payments")))["data"] == []

@@ -9,9 +9,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from adapters.fiat.bank_transfer import BankTransferRail
 from adapters.http.envelope import format_time
 from domain.expiry_edit import EXPIRY_EDIT_KEY
+from domain.price_edit import PRICE_EDIT_KEY
 from tests.http.admin.adminapp import ROOT, AdminWorld, admin_world
 from tests.http.vm_helpers import dns_item, order, paid_vm, renew, subscription_of, user_of
 from tests.nostr_signing import NostrKey
@@ -261,3 +264,50 @@ async def test_nor_create_a_subscription_for_themselves(world: AdminWorld) -> No
     await world.ok("POST", "/subscriptions", ROOT, json={**body, "user_id": deputy})
     assert [s["id"] for s in await _subscriptions_of(world, root)] == [made["id"]]
     assert len(await _subscriptions_of(world, deputy)) == 1
+
+
+async def test_every_subscription_and_line_item_patch_names_the_acting_admin(
+    world: AdminWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The own-account check of a PATCH is judged against the `admin_id` the route passes
+    (a caller that left it out skipped the check; it is required now): every PATCH of a
+    subscription or a line item, money or not, passes the admin who signed the request,
+    and the history of a moved expiry or a changed price names that admin."""
+    vm = await paid_vm(world.user, ROOT)
+    sub = await subscription_of(world.api, vm["id"])
+    assert sub.expires is not None
+    [item] = (await world.ok("GET", f"/subscriptions/{sub.id}/line_items"))["data"]
+    root = (await user_of(world.api, ROOT)).id
+    deputy = (await user_of(world.api, DEPUTY)).id
+    role = {"role_id": world.role_ids["super_admin"]}
+    await world.ok("POST", f"/users/{deputy}/roles", json=role)
+    admin = world.api.services.admin
+    seen: list[tuple[str, object]] = []
+
+    def spy(name: str) -> None:
+        use_case = getattr(admin, name)
+
+        async def call(**kwargs: Any) -> Any:
+            seen.append((name, kwargs.get("admin_id")))
+            return await use_case(**kwargs)
+
+        monkeypatch.setattr(admin, name, call)
+
+    spy("update_subscription")
+    spy("update_line_item")
+    sub_path, item_path = f"/subscriptions/{sub.id}", f"/subscription_line_items/{item['id']}"
+    year = format_time(sub.expires + timedelta(days=365))
+    await world.ok("PATCH", sub_path, ROOT, json={"name": "mine"})
+    await world.ok("PATCH", item_path, ROOT, json={"name": "my item"})
+    await world.ok("PATCH", sub_path, DEPUTY, json={"expires": year})
+    await world.ok("PATCH", item_path, DEPUTY, json={"amount": 1})
+    assert seen == [
+        ("update_subscription", root),
+        ("update_line_item", root),
+        ("update_subscription", deputy),
+        ("update_line_item", deputy),
+    ]
+    async with world.api.store() as uow:
+        entries = await uow.vm_history.list_all_by_vm(vm["id"])
+    edits = [e for e in entries if {EXPIRY_EDIT_KEY, PRICE_EDIT_KEY} & set(e.metadata or {})]
+    assert [e.initiated_by_user for e in edits] == [deputy, deputy]

@@ -21,7 +21,7 @@ from domain.model import GIB, IpAssignment, LineItem, Subscription, Subscription
 from domain.upgrade import UpgradeConfig
 from ports.jobs import SendAdminNotification
 from tests.unit.billing.upgrade_quotes import upgrade_payment
-from tests.unit.billing.world import ALICE, START, Shop
+from tests.unit.billing.world import ALICE, BOB, START, Shop
 
 FEB_28 = datetime(2026, 2, 28, 12, tzinfo=UTC)
 #: 16 vCPU is over the shop's limit; its biggest custom spec is 8 CPU / 16 GiB / 512 GiB:
@@ -228,11 +228,21 @@ async def test_an_admin_price_change_ends_pending_quotes_and_a_late_one_buys_its
         [item] = await uow.line_items.list_by_subscription(sub.id)
     # a rename changes no price: the quote stays payable
     await update_line_item(
-        shop.factory, item.id, LineItemPatch(name="/29 block"), clock=shop.clock, rails=shop.rails
+        shop.factory,
+        item.id,
+        LineItemPatch(name="/29 block"),
+        clock=shop.clock,
+        rails=shop.rails,
+        admin_id=BOB,
     )
     assert (await shop.payment(quote.id)).expires > shop.clock.now()
     await update_line_item(
-        shop.factory, item.id, LineItemPatch(amount=2000), clock=shop.clock, rails=shop.rails
+        shop.factory,
+        item.id,
+        LineItemPatch(amount=2000),
+        clock=shop.clock,
+        rails=shop.rails,
+        admin_id=BOB,
     )
     assert (await shop.payment(quote.id)).expires == shop.clock.now()
     assert shop.node.cancelled[-1] == quote.id
@@ -326,7 +336,12 @@ async def test_a_price_change_while_the_invoice_is_made_refuses_the_quote(shop: 
         invoice = await make_invoice(amount_msat, memo, expiry_seconds)
         # another request (an admin) changes the price while our invoice is being made
         await update_line_item(
-            shop.factory, item.id, LineItemPatch(amount=2000), clock=shop.clock, rails=shop.rails
+            shop.factory,
+            item.id,
+            LineItemPatch(amount=2000),
+            clock=shop.clock,
+            rails=shop.rails,
+            admin_id=BOB,
         )
         return invoice
 

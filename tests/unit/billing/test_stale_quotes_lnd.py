@@ -17,7 +17,7 @@ from app.billing.upgrades import create_upgrade_payment
 from domain.model import GIB
 from domain.upgrade import UpgradeConfig
 from tests.fakes.fake_lnd import FakeLnd, running_fake_lnd
-from tests.unit.billing.world import ALICE, Shop, new_shop
+from tests.unit.billing.world import ALICE, BOB, Shop, new_shop
 
 CANCEL = "POST /v2/invoices/cancel"
 
@@ -84,10 +84,20 @@ async def test_an_admin_price_change_cancels_the_invoice_at_lnd_and_a_rename_doe
     async with shop.factory() as uow:
         [item] = await uow.line_items.list_by_subscription(sub.id)
     await update_line_item(
-        shop.factory, item.id, LineItemPatch(name="renamed"), clock=shop.clock, rails=shop.rails
+        shop.factory,
+        item.id,
+        LineItemPatch(name="renamed"),
+        clock=shop.clock,
+        rails=shop.rails,
+        admin_id=BOB,
     )
     assert _state(fake, quote.id) == "OPEN" and CANCEL not in fake.requests
     await update_line_item(
-        shop.factory, item.id, LineItemPatch(setup_amount=500), clock=shop.clock, rails=shop.rails
+        shop.factory,
+        item.id,
+        LineItemPatch(setup_amount=500),
+        clock=shop.clock,
+        rails=shop.rails,
+        admin_id=BOB,
     )
     assert _state(fake, quote.id) == "CANCELED"

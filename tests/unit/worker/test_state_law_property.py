@@ -24,6 +24,7 @@ from domain.errors import DomainError, IllegalStateTransition
 from domain.lifecycle import is_transition_allowed, stored_state, vm_state
 from domain.model import Subscription, Vm
 from domain.upgrade import UpgradeConfig
+from tests.unit.billing.world import BOB
 from tests.unit.worker.world import World, new_world
 
 Snapshot = tuple[dict[int, Subscription], dict[int, tuple[Vm, Subscription]]]
@@ -129,6 +130,7 @@ async def _step(world: World, kind: str, arg: int, vms: list[Vm], invoices: list
             SubscriptionPatch(is_active=False),
             clock=world.clock,
             rails=world.shop.rails,
+            admin_id=BOB,
         )
     elif kind == "host":  # a disabled host makes its deleted VMs unrestorable (issue 13)
         async with world.shop.factory() as uow:
