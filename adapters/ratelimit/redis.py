@@ -16,11 +16,15 @@ log = logging.getLogger(__name__)
 #: KEYS: the bucket hashes; ARGV: now (s), rate (tokens/s), burst, ttl (s), then each key's
 #: scale (times the burst and rate). Returns the wait in milliseconds (0: a token was taken
 #: from every bucket; else none was). Atomic in Redis, so concurrent nodes never overdraw.
+#: A bucket's time `at` only moves forward: a node whose clock lags behind the last one's
+#: refills nothing (its wait counts the lag) and leaves `at` as it is, so bouncing between
+#: nodes whose clocks disagree refills no more than the fastest clock allows.
 _TAKE = """
 local now = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
 local tokens = {}
+local times = {}
 local wait = 0
 for i, key in ipairs(KEYS) do
   local scale = tonumber(ARGV[4 + i])
@@ -29,19 +33,23 @@ for i, key in ipairs(KEYS) do
   local at = tonumber(state[2])
   if have == nil or at == nil then
     have = burst * scale
+    at = now
   else
     have = math.min(burst * scale, have + math.max(0, now - at) * rate * scale)
+    at = math.max(at, now)
   end
   if have < 1 then
-    wait = math.max(wait, math.ceil((1 - have) / (rate * scale) * 1000))
+    local lag = at - now
+    wait = math.max(wait, math.ceil(((1 - have) / (rate * scale) + lag) * 1000))
   end
   tokens[i] = have
+  times[i] = at
 end
 for i, key in ipairs(KEYS) do
   if wait == 0 then
     tokens[i] = tokens[i] - 1
   end
-  redis.call('HSET', key, 'tokens', tostring(tokens[i]), 'at', tostring(now))
+  redis.call('HSET', key, 'tokens', tostring(tokens[i]), 'at', tostring(times[i]))
   redis.call('EXPIRE', key, tonumber(ARGV[4]))
 end
 return wait
@@ -51,7 +59,8 @@ return wait
 class RedisRateLimiter:
     """The `MemoryRateLimiter` rule, kept in Redis hashes `{prefix}{key}` that expire when full.
 
-    `now` is wall-clock time (shared by the nodes). A Redis outage lets the request through
+    `now` is wall-clock time (shared by the nodes, never put back by one whose clock lags:
+    `_TAKE`). A Redis outage lets the request through
     (logged): an unavailable limiter must not take the payment endpoints down with it.
     """
 

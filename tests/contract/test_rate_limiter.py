@@ -78,6 +78,38 @@ async def test_two_nodes_on_redis_share_one_bucket() -> None:
         await client.aclose()
 
 
+async def test_two_nodes_with_skewed_clocks_share_one_budget() -> None:
+    """Review: each node sends its own wall-clock time, and every call stored it as the
+    bucket's time, refusals too. A node whose clock lags put the time back; the next call
+    on a node ahead then refilled the skew's worth (capped at the burst): a client bouncing
+    between the two behind a load balancer had a full burst again after every refused
+    request (here unlimited: 60 granted where 2 are due). A bucket's time never goes back
+    now: the lagging node refills nothing until its clock passes it, so both together grant
+    what one clock (the fastest) allows."""
+    client = await connect_redis()
+    prefix = f"test:ratelimit:{secrets.token_hex(4)}:"
+    ahead, behind = Seconds(1_000_060.0), Seconds(1_000_000.0)  # one minute apart
+    try:
+        one = RedisRateLimiter(client, 6, 2, key_prefix=prefix, now=ahead)
+        two = RedisRateLimiter(client, 6, 2, key_prefix=prefix, now=behind)
+        granted = 0
+        for _ in range(30):  # no time passes: only the burst is due
+            for node in (one, one, two):
+                granted += await node.acquire("c") == 0.0
+        assert granted == 2
+        for clock in (ahead, behind):
+            clock.value += 10  # one token's worth, by either clock
+        answers = [await one.acquire("c"), await two.acquire("c"), await one.acquire("c")]
+        assert answers[0] == 0.0 and answers[2] > 0
+        # the lagging node's wait counts its lag: its next token is the bucket's, by its clock
+        assert 69.9 <= answers[1] <= 70.0
+    finally:
+        keys = [k async for k in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
 async def test_a_redis_outage_lets_requests_through() -> None:
     class Down:
         async def eval(self, *args: object) -> object:
