@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as aioredis
 
-from adapters.cache.redis_replay import RedisReplayGuard
+from adapters.cache.redis_replay import CLOCK_MARGIN, RedisReplayGuard
 from adapters.http.client_limit import WIDE_V6_SCALE
 from adapters.http.replay import InProcessReplayGuard, ReplayGuardFull, ReplayShares
 from ports.replay import ReplayGuard, ReplayGuardUnavailable, ReplayShareExceeded
@@ -60,7 +60,30 @@ async def test_redis_keys_expire_with_the_event_window() -> None:
         key = event_id()
         assert await RedisReplayGuard(client, key_prefix=prefix).first_use(key, NOW, UNTIL)
         ttl = await client.ttl(f"{prefix}{key.hex()}")
-        assert 590 <= ttl <= 601
+        assert 590 + CLOCK_MARGIN <= ttl <= 601 + CLOCK_MARGIN
+    finally:
+        await client.delete(f"{prefix}{key.hex()}")
+        await client.aclose()
+
+
+async def test_an_event_recorded_by_a_node_ahead_is_not_replayed_on_one_behind() -> None:
+    """Review: the key's TTL was the event's window left by the recording node's clock. A
+    node 30 s ahead recorded an event with 1 s of its window left, so Redis dropped the key
+    after 1 s, while a node on time still had 31 s of that window: the same signed request
+    (a renewal paid from credit, say) was good again there. Keys live `CLOCK_MARGIN` longer
+    than the recording node's window: nodes up to that far apart never see one twice."""
+    client = await connect_redis()
+    prefix = f"lnvps_test_nip98_{secrets.token_hex(4)}:"
+    until = NOW + timedelta(seconds=31)  # the event's window ends 31 s from now (on time)
+    ahead = RedisReplayGuard(client, key_prefix=prefix)
+    on_time = RedisReplayGuard(client, key_prefix=prefix)
+    key = event_id()
+    try:
+        assert await ahead.first_use(key, NOW + timedelta(seconds=30), until)
+        await asyncio.sleep(1.2)  # the ahead node's second of window is over
+        assert not await on_time.first_use(key, NOW + timedelta(seconds=1.2), until)
+        ttl = await client.ttl(f"{prefix}{key.hex()}")
+        assert CLOCK_MARGIN - 2 <= ttl <= CLOCK_MARGIN + 1
     finally:
         await client.delete(f"{prefix}{key.hex()}")
         await client.aclose()
