@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import stat
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -39,6 +40,7 @@ from lnvps.container import (
 from lnvps.dev_state import DEV_ENCRYPTION_KEY_FILE
 from lnvps.settings import SettingsError, load_settings, resolve_db_url
 from ports.jobs import CheckVms, SendAdminNotification, SendEmailVerification
+from tests.redistest import REDIS_URL, connect_redis
 
 
 async def test_the_embedded_default_is_sqlite_dev_rail_dummy_host_and_fixed_rates(
@@ -448,3 +450,42 @@ async def test_the_rate_guard_comes_from_the_settings_and_tells_the_admins(
         assert "BTC/EUR" in (delivery.job.title or "")
     finally:
         await close_container(container)
+
+
+async def test_two_nodes_on_one_redis_share_every_abuse_budget(tmp_path: Path) -> None:
+    """With Redis configured, two API processes (two containers from one settings file)
+    draw the per-address and per-user limits (orders, LNURL, VM actions, verification mails)
+    from one bucket each, and a NIP-98 event used on one is refused on the other: a client
+    behind a load balancer gets one budget, not one per node."""
+    client = await connect_redis()
+    prefix = f"lnvps_test_nodes_{secrets.token_hex(4)}:"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "db: memory\n"
+        f"redis:\n  url: {REDIS_URL}\n  key-prefix: '{prefix}'\n"
+        "order-rate: {per-hour: 6, burst: 2}\n"
+        "vm-action-rate: {per-hour: 6, burst: 2}\n"
+        "email-verify-rate: {per-hour: 6, burst: 2}\n"
+        "lnurl: {rate-per-minute: 6, burst: 2}\n"
+    )
+    settings = load_settings(cfg, environ={})
+    one, two = await open_container(settings), await open_container(settings)
+    try:
+        for name in ("order_limiter", "lnurl_limiter", "vm_action_limiter", "email_verify_limiter"):
+            first, second = getattr(one.services(), name), getattr(two.services(), name)
+            assert isinstance(first, RedisRateLimiter) and first is not second, name
+            assert [await first.acquire("203.0.113.7") for _ in range(2)] == [0.0, 0.0], name
+            assert await second.acquire("203.0.113.7") > 0, name  # the one budget is spent
+            assert await second.acquire("203.0.113.8") == 0.0, name  # another client's own
+        event, now = secrets.token_bytes(32), datetime.now(UTC)
+        until = now + timedelta(seconds=601)
+        assert await one.nip98_replays().first_use(event, now, until)
+        assert not await two.nip98_replays().first_use(event, now, until)
+        assert not await two.nip98_admin_replays().first_use(event, now, until)
+    finally:
+        await close_container(one)
+        await close_container(two)
+        keys = [k async for k in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
