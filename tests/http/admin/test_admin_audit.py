@@ -240,6 +240,34 @@ async def test_a_line_item_deletion_whose_record_is_lost_answers_500(
         assert await uow.line_items.get(item.id) is None
 
 
+async def test_a_new_subscription_whose_record_is_lost_answers_500(
+    world: AdminWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new subscription may give a year of paid time at a price the admin chose: a money
+    write, never answered as done without its record (it was judged "other" before)."""
+    user = await user_of(world.api, NostrKey.from_seed(21))
+    company = (await world.ok("GET", "/companies"))["data"][0]["id"]
+    year = format_time(world.api.clock.now() + timedelta(days=365))
+    body = {
+        "user_id": user.id,
+        "company_id": company,
+        "name": "given",
+        "is_active": True,
+        "currency": "EUR",
+        "setup_fee": 0,
+        "auto_renewal_enabled": False,
+        "expires": year,
+    }
+    _audit_down(world, monkeypatch)
+
+    resp = await world.call("POST", "/subscriptions", json=body)
+
+    assert resp.status == 500 and "was done (answered 200)" in (await resp.json())["error"]
+    async with world.api.store() as uow:
+        [made] = (await uow.subscriptions.list_by_user(user.id, 10, 0)).items
+    assert made.expires is not None and format_time(made.expires) == year
+
+
 async def test_other_writes_stand_with_their_answer_when_the_record_is_lost(
     world: AdminWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
