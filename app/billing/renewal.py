@@ -149,6 +149,7 @@ async def renew(
     a new sale with no free block left or from a space no longer offered); a holder whose
     block is still its own renews as ever.
     """
+    rails.refuse_lightning(method)  # Lightning off: before the replay, the reuse, the credit
     now = clock.now()
     count = check_interval_count(intervals)
     async with uow_factory() as uow:

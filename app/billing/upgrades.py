@@ -573,6 +573,7 @@ async def create_upgrade_payment(
     quote is outdated already (`_still_as_quoted`, 409: the VM deleted, the expiry moved,
     the upgrade no longer possible or re-priced meanwhile).
     """
+    rails.refuse_lightning(method)  # Lightning off: refused before anything is read
     now = clock.now()
     async with uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, user_id, allow_deleted=True)
