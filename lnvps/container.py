@@ -482,6 +482,7 @@ class Container(containers.DeclarativeContainer):
         payment_canceller=rails,
         order_rails=rails,
         never_paid_lookback=providers.Callable(_never_paid_lookback, settings),
+        lightning_address=providers.Callable(lambda s: not s.lightning_off, settings),
     )
     worker_handlers = providers.Singleton(
         build_handlers,
