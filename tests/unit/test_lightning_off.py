@@ -21,8 +21,10 @@ from domain.enums import PaymentMethod
 from lnvps.cli import main
 from lnvps.container import Container, close_container, open_container
 from lnvps.dev_mode import check_dev_mode
-from lnvps.serve import _background, _summary, bitcoin_offers_warning, public_url_warning
+from lnvps.serve import _background, _prepare, _summary, bitcoin_offers_warning, public_url_warning
 from lnvps.settings import Settings, SettingsError, load_settings
+from tests.http.apiapp import NOW
+from tests.http.demo_catalogue import seed_demo
 
 OFF = "lightning: {enabled: false}\n"
 LND = "  lnd: {url: 'https://127.0.0.1:8080', macaroon: /etc/lnd/admin.macaroon}\n"
@@ -173,3 +175,27 @@ def test_bitcoin_priced_offers_are_warned_about() -> None:
     assert bitcoin_offers_warning([]) is None
     warning = bitcoin_offers_warning(['template 1 "Tiny"', "IP-space tier 2"])
     assert warning is not None and 'template 1 "Tiny"' in warning and "IP-space tier 2" in warning
+
+
+async def test_a_fiat_only_start_warns_of_offers_priced_in_btc(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = _settings(
+        tmp_path,
+        f"db: sqlite:///{tmp_path}/x.db\nencryption: {{key-file: {tmp_path}/k,"
+        " auto-generate: true}\nrates: {source: fixed, allow-fixed-in-production: true}\n"
+        + OFF
+        + STRIPE,
+    )
+    container = await open_container(settings)
+    try:
+        with caplog.at_level(logging.WARNING, logger="lnvps.serve"):
+            await _prepare(settings, container)  # migrates; nothing is priced in BTC yet
+            assert "priced in BTC" not in caplog.text
+            demo = await seed_demo(container.services().uow_factory, NOW)
+            await _prepare(settings, container)
+        assert f'template {demo.yearly} "Yearly"' in caplog.text
+        assert "only Lightning can charge" in caplog.text
+        assert f'template {demo.tiny} "' not in caplog.text  # priced in EUR
+    finally:
+        await close_container(container)
