@@ -12,6 +12,7 @@ from decimal import Decimal
 import attrs
 
 from app.billing.errors import (
+    BitcoinPriceNeedsLightning,
     ChargeBelowMinimum,
     LightningNotOffered,
     NothingToCharge,
@@ -138,6 +139,15 @@ class PaymentRails:
         if self.lightning_off and method is PaymentMethod.LIGHTNING:
             raise LightningNotOffered(
                 f"Lightning payments are not taken here; {self._elsewhere(method)}"
+            )
+
+    def refuse_bitcoin_price(self, currency: str) -> None:
+        """Refuse to charge a subscription priced in BTC when Lightning is off: no other rail
+        charges bitcoin, so it can be neither renewed nor upgraded here (422)."""
+        if self.lightning_off and currency.strip().upper() == Currency.BTC.value:
+            raise BitcoinPriceNeedsLightning(
+                "This service is priced in BTC, which only Lightning can pay, and Lightning"
+                " payments are not taken here: please contact support"
             )
 
     def rail(self, method: PaymentMethod) -> PaymentRail:

@@ -169,6 +169,7 @@ async def renew(
             raise SubscriptionHasNoLineItems("Subscription has no line items")
         refuse_moved_period(sub, period)
         refuse_switched_off(sub)  # an admin's switch-off: not even a pending one handed out
+        rails.refuse_bitcoin_price(sub.currency)  # Lightning off: BTC cannot be charged
         payment_type = payment_type_for(sub)
         reuse = Reuse(
             subscription_id=sub.id,

@@ -578,6 +578,7 @@ async def create_upgrade_payment(
     async with uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, user_id, allow_deleted=True)
         sub = await subscription_of(uow, vm)
+        rails.refuse_bitcoin_price(sub.currency)  # Lightning off: BTC cannot be charged
         table = await rates.table()
         quote, plan = await _quote(uow, vm, sub, cfg, method, table, now)
         assert sub.expires is not None  # `upgrade_quote` refused a subscription without one

@@ -11,6 +11,7 @@ import pytest
 from adapters.http.context import SERVICES
 from app.billing.completion import complete_payment
 from app.billing.credit_balance import adjust_credit
+from app.billing.ordering import OrderTerms, order_vm
 from app.billing.rails import PaymentRails
 from app.billing.renewal import renew as renew_use_case
 from domain.enums import PaymentMethod
@@ -176,3 +177,18 @@ async def test_with_lightning_on_the_btc_offer_is_sold() -> None:
         body = {"template_id": c.demo.yearly, "image_id": c.demo.ubuntu, "ssh_key_id": ssh.id}
         resp = await c.call("POST", "/api/v1/vm", json=body)
         assert resp.status == 200, await resp.text()
+
+
+async def test_a_subscription_priced_in_btc_cannot_be_renewed_or_upgraded_by_card(
+    c: ApiClient,
+) -> None:
+    """Ordered while the shop took Lightning; no card rail charges bitcoin (422)."""
+    ssh = await add_key(c.api, ALICE)
+    body = {"template_id": c.demo.yearly, "image_id": c.demo.ubuntu, "ssh_key_id": ssh.id}
+    terms = OrderTerms(user_id=await c.user_id(ALICE), image_id=c.demo.ubuntu, ssh_key_id=ssh.id)
+    vm = await order_vm(c.api.store, c.api.clock, terms, body["template_id"])
+    resp = await c.call("GET", f"/api/v1/vm/{vm.id}/renew?method=revolut")
+    assert (await _error(resp)).startswith("This service is priced in BTC, which only Lightning")
+    upgrade = await c.call("POST", f"/api/v1/vm/{vm.id}/upgrade?method=revolut", json={"cpu": 2})
+    assert (await _error(upgrade)).startswith("This service is priced in BTC")
+    assert await _payments(c, vm.id) == []
