@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import attrs
@@ -192,3 +193,21 @@ async def test_a_subscription_priced_in_btc_cannot_be_renewed_or_upgraded_by_car
     upgrade = await c.call("POST", f"/api/v1/vm/{vm.id}/upgrade?method=revolut", json={"cpu": 2})
     assert (await _error(upgrade)).startswith("This service is priced in BTC")
     assert await _payments(c, vm.id) == []
+
+
+async def test_a_fiat_price_is_charged_by_card_without_any_exchange_rate(c: ApiClient) -> None:
+    """The rates went stale (the feed down for an hour): a EUR order and its card renewal
+    need none."""
+    c.api.clock.advance(timedelta(hours=1))  # rates go stale 300 s after their fetch
+    vm = await order(c, ALICE)
+    resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/renew?method=revolut")
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["data"]["amount"] == 270
+
+
+async def test_with_lightning_on_the_same_stale_rates_refuse_a_lightning_invoice() -> None:
+    async with api_client(build()) as c:
+        c.api.clock.advance(timedelta(hours=1))
+        vm = await order(c, ALICE)
+        resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/renew?method=lightning")
+        assert resp.status == 503, await resp.text()
