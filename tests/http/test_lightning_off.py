@@ -140,6 +140,13 @@ async def test_an_upgrade_by_lightning_is_refused_and_changes_nothing(c: ApiClie
     paid = await _payments(c, vm_id)
     resp = await c.call("POST", f"/api/v1/vm/{vm_id}/upgrade?method=lightning", json={"cpu": 2})
     assert await _error(resp) == REFUSED
+    quoted = await c.call("POST", f"/api/v1/vm/{vm_id}/upgrade/quote", json={"cpu": 2})
+    assert await _error(quoted) == REFUSED  # no `method`: Lightning, priced in BTC
+    by_card = await c.call(
+        "POST", f"/api/v1/vm/{vm_id}/upgrade/quote?method=revolut", json={"cpu": 2}
+    )
+    assert by_card.status == 200, await by_card.text()
+    assert (await by_card.json())["data"]["cost_difference"]["currency"] == "EUR"
     assert await _payments(c, vm_id) == paid
     assert await _credit(c) == [{"currency": "EUR", "amount": 1_000_000}]
     shown = (await (await c.call("GET", f"/api/v1/vm/{vm_id}")).json())["data"]
