@@ -218,3 +218,33 @@ async def test_with_lightning_on_the_same_stale_rates_refuse_a_lightning_invoice
         vm = await order(c, ALICE)
         resp = await c.call("GET", f"/api/v1/vm/{vm['id']}/renew?method=lightning")
         assert resp.status == 503, await resp.text()
+
+
+async def _btc_tier(c: ApiClient) -> int:
+    """The demo's IPv4 /24 tier, re-priced in BTC."""
+    async with c.api.store() as uow:
+        tier = await uow.ip_space_pricing.get(c.demo.ip4_tier_24)
+        assert tier is not None
+        await uow.ip_space_pricing.update(attrs.evolve(tier, currency="BTC"))
+        await uow.commit()
+    return tier.id
+
+
+async def test_an_ip_range_order_priced_in_btc_is_refused(c: ApiClient) -> None:
+    btc = await _btc_tier(c)
+    order_of = {"line_items": [{"type": "ip_range", "ip_space_pricing_id": btc}]}
+    error = await _error(await c.call("POST", "/api/v1/subscriptions", json=order_of))
+    assert error.startswith("These IP ranges are priced in BTC, which only Lightning can pay")
+    listed = await c.call("GET", "/api/v1/subscriptions")
+    assert (await listed.json())["data"] == []
+    dollar = {"line_items": [{"type": "ip_range", "ip_space_pricing_id": c.demo.ip6_tier}]}
+    resp = await c.call("POST", "/api/v1/subscriptions", json=dollar)
+    assert resp.status == 200, await resp.text()
+
+
+async def test_with_lightning_on_an_ip_range_priced_in_btc_is_sold() -> None:
+    async with api_client(build()) as c:
+        btc = await _btc_tier(c)
+        order_of = {"line_items": [{"type": "ip_range", "ip_space_pricing_id": btc}]}
+        resp = await c.call("POST", "/api/v1/subscriptions", json=order_of)
+        assert resp.status == 200, await resp.text()
