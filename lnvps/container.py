@@ -53,7 +53,7 @@ from app.billing.rail_kinds import LightningRail, OrderRail
 from app.billing.rails import PaymentRails
 from app.rates_refresh import RateGuard
 from app.services import Services
-from app.worker.context import WorkerDeps, never_paid_lookback
+from app.worker.context import NoAutoRenewal, WorkerDeps, never_paid_lookback
 from app.worker.jobs import QueuedNotifier, build_handlers
 from domain.enums import PaymentMethod
 from domain.money import Currency
@@ -166,10 +166,11 @@ def _nwc_relays(settings: Settings) -> RelayPolicy:
 WEBHOOKS = (RevolutWebhook(), StripeWebhook())
 
 
-def _payment_rails(settings: Settings, lightning: LightningNode) -> PaymentRails:
-    """The registry: Lightning always, then each rail its settings section configures (an
-    unconfigured one answers 422 when used). A new rail is one line here."""
-    rails: list[PaymentRail] = [LightningRail(lightning)]
+def _payment_rails(settings: Settings, lightning: LightningNode | None) -> PaymentRails:
+    """The registry: Lightning (LND or the dev rail) unless it is turned off, then each rail
+    its settings section configures (an unconfigured one answers 422 when used). A new rail
+    is one line here."""
+    rails: list[PaymentRail] = [] if lightning is None else [LightningRail(lightning)]
     if (revolut := settings.revolut) is not None:
         gateway = RevolutGateway(revolut.url, revolut.token, revolut.api_version)
         rails.append(OrderRail(PaymentMethod.REVOLUT, gateway, RevolutWebhook()))
@@ -183,7 +184,15 @@ def _payment_rails(settings: Settings, lightning: LightningNode) -> PaymentRails
         rails.append(OrderRail(PaymentMethod.STRIPE, checkout, StripeWebhook()))
     if (bank := settings.bank_transfer) is not None:
         rails.append(BankTransferRail(bank.account_details(), days_to_pay=bank.days_to_pay))
-    return PaymentRails(rails=rails, webhooks=WEBHOOKS)
+    return PaymentRails(rails=rails, webhooks=WEBHOOKS, lightning_off=settings.lightning_off)
+
+
+def lightning_kind(settings: Settings) -> str:
+    """`lnd` (a real node), `off` (a fiat-only shop, `lightning.enabled: false`), else the
+    embedded default's `dev` rail."""
+    if settings.lightning.lnd is not None:
+        return "lnd"
+    return "off" if settings.lightning_off else "dev"
 
 
 def _redis_key(settings: Settings, name: str) -> str:
@@ -278,7 +287,7 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     kinds = providers.Dict(
         storage=providers.Callable(storage_kind, settings),
-        lightning=providers.Callable(lambda s: "lnd" if s.lightning.lnd else "dev", settings),
+        lightning=providers.Callable(lightning_kind, settings),
         queue=providers.Callable(lambda s: "redis" if s.redis else "memory", settings),
         rates=providers.Callable(lambda s: s.rate_source, settings),
         clock=providers.Callable(lambda s: "dev" if s.is_embedded_default else "system", settings),
@@ -313,6 +322,8 @@ class Container(containers.DeclarativeContainer):
             clock=clock,
         ),
         lnd=providers.Singleton(_lnd, settings),
+        #: Lightning off: no node, so no rail, no settlement listener (`lnvps.serve`)
+        off=providers.Object(None),
     )
     rails = providers.Singleton(_payment_rails, settings, lightning)
 
@@ -437,17 +448,23 @@ class Container(containers.DeclarativeContainer):
         catalogue_cache=catalogue_cache,
     )
 
-    #: NWC auto-renewal (NIP-47): pays the renewal invoice from the user's stored wallet string
-    auto_renewer = providers.Singleton(
-        NwcAutoRenewer,
-        uow_factory,
-        clock,
-        rails,
-        rate_store,
-        tax_rates,
-        nwc_wallet,
-        providers.Factory(completion_settle, uow_factory, clock, rails, queue),
-        settings.provided.max_live_quotes,
+    #: NWC auto-renewal (NIP-47): pays the renewal invoice from the user's stored wallet string.
+    #: Lightning off: none, so a subscription with auto-renewal on gets the expiring-soon
+    #: notice and expires as any other unpaid one (no wallet asked, no failure told)
+    auto_renewer = providers.Selector(
+        providers.Callable(lambda k: "none" if k["lightning"] == "off" else "nwc", kinds),
+        none=providers.Singleton(NoAutoRenewal),
+        nwc=providers.Singleton(
+            NwcAutoRenewer,
+            uow_factory,
+            clock,
+            rails,
+            rate_store,
+            tax_rates,
+            nwc_wallet,
+            providers.Factory(completion_settle, uow_factory, clock, rails, queue),
+            settings.provided.max_live_quotes,
+        ),
     )
 
     worker_deps = providers.Singleton(
@@ -465,6 +482,7 @@ class Container(containers.DeclarativeContainer):
         payment_canceller=rails,
         order_rails=rails,
         never_paid_lookback=providers.Callable(_never_paid_lookback, settings),
+        lightning_address=providers.Callable(lambda s: not s.lightning_off, settings),
     )
     worker_handlers = providers.Singleton(
         build_handlers,

@@ -22,12 +22,19 @@ from adapters.http.replay import ReplayShares
 from adapters.http.routes_webhooks import WebhookSecrets
 from adapters.mysql.legacy_backfill import prepare_database
 from adapters.mysql.seal_secrets import seal_plaintext_secrets
+from app.queries.bitcoin_offers import bitcoin_priced_offers
 from app.rates_refresh import refresh_rates, run_rate_refresher
 from app.settlement import run_settlement_listener
 from app.worker.loop import run as run_worker
 from domain.enums import PaymentMethod, VmHostKind
 from domain.model import Host
-from lnvps.container import Container, close_container, open_container, storage_kind
+from lnvps.container import (
+    Container,
+    close_container,
+    lightning_kind,
+    open_container,
+    storage_kind,
+)
 from lnvps.demo import seed_demo_catalogue
 from lnvps.settings import Settings
 from ports.rates import RateSourceUnavailable
@@ -51,7 +58,11 @@ def _summary(settings: Settings) -> str:
     """What runs where, for the start-up log line; never includes secrets."""
     kind = storage_kind(settings)
     db = "memory" if kind == "memory" else settings.db.split("://")[0]
-    rail = "lnd" if settings.lightning.lnd else "dev (pay with `lnvps dev pay PAYMENT_ID`)"
+    rail = {
+        "lnd": "lnd",
+        "off": "off (fiat only)",
+        "dev": "dev (pay with `lnvps dev pay PAYMENT_ID`)",
+    }[lightning_kind(settings)]
     queue = "redis" if settings.redis else "in-process"
     return f"db={db} lightning={rail} rates={settings.rate_source} queue={queue}"
 
@@ -69,6 +80,10 @@ async def _prepare(settings: Settings, container: Container) -> None:
         async with services.uow_factory() as uow:
             hosts = await uow.hosts.list_all()
         if (warning := dummy_hosts_warning(hosts)) is not None:
+            log.warning("%s", warning)
+    if settings.lightning_off:
+        offers = await bitcoin_priced_offers(services.uow_factory)
+        if (warning := bitcoin_offers_warning(offers)) is not None:
             log.warning("%s", warning)
     if settings.is_embedded_default and settings.dev.seed_demo:
         seeded = await seed_demo_catalogue(services.uow_factory, services.clock.now())
@@ -133,23 +148,27 @@ def _background(
         loops.append(cache.listen(stop))  # admin changes on any node clear this one's catalogue
     if mode == "api":
         return loops
-    return [
-        *loops,
-        run_settlement_listener(
-            container.lightning(),
-            services.uow_factory,
-            services.clock,
-            services.rails,
-            services.queue,
-            stop,
-        ),
+    node = container.lightning()
+    if node is not None:  # Lightning off: no node whose settlements to listen to
+        loops.append(
+            run_settlement_listener(
+                node,
+                services.uow_factory,
+                services.clock,
+                services.rails,
+                services.queue,
+                stop,
+            )
+        )
+    loops.append(
         run_worker(
             services.queue,
             container.worker_handlers(),
             stop,
             interval_s=settings.worker.check_interval,
-        ),
-    ]
+        )
+    )
+    return loops
 
 
 class ListenError(Exception):
@@ -190,6 +209,20 @@ def dummy_hosts_warning(hosts: Sequence[Host]) -> str | None:
         f"enabled dummy (mock) VM host(s) {', '.join(sorted(dummy))}: VMs ordered there are"
         " paid for but never built on a real machine; disable them through the admin API"
         " (PATCH /api/admin/v1/hosts/ID with enabled: false) unless this is a trial"
+    )
+
+
+def bitcoin_offers_warning(offers: Sequence[str]) -> str | None:
+    """What to warn about when Lightning is off but offers are priced in BTC: only Lightning
+    charges bitcoin, so nobody can pay for them (VM orders of them are refused, renewals of
+    such subscriptions find no rail)."""
+    if not offers:
+        return None
+    return (
+        f"Lightning is off (lightning.enabled: false) but {', '.join(offers)} are priced in"
+        " BTC, which only Lightning can charge: new VM orders of them are refused and such"
+        " subscriptions cannot be renewed; re-price them in a fiat currency or disable them"
+        " through the admin API"
     )
 
 

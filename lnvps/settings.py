@@ -73,9 +73,15 @@ class LndSettings:
 
 @attrs.frozen(kw_only=True)
 class LightningSettings:
-    """`lnd` for a real node; absent means the dev rail (invoices paid by `lnvps dev pay`)."""
+    """`lnd` for a real node; absent means the dev rail (invoices paid by `lnvps dev pay`).
+
+    `enabled: false` is the fiat-only shop: no Lightning at all (no node, no dev rail, no
+    NWC auto-renewal, no LNURL), the real clock, and only the configured fiat rails
+    (`lnvps.dev_mode.check_lightning_off` refuses it with `lnd` or without a fiat rail).
+    """
 
     lnd: LndSettings | None = None
+    enabled: bool = True
 
 
 @attrs.frozen(kw_only=True)
@@ -440,10 +446,16 @@ class Settings:
         """No real Lightning node: the dev rail, the dev clock and `lnvps dev` tools are on.
 
         This is the one-box trial (SQLite by default; MariaDB, Redis or a fiat rail only with
-        `dev.enabled: true`, `lnvps.dev_mode`); production configures `lightning.lnd`, which
+        `dev.enabled: true`, `lnvps.dev_mode`); production configures `lightning.lnd`, or
+        turns Lightning off (`lightning.enabled: false`, a fiat-only shop), either of which
         turns every dev switch off.
         """
-        return self.lightning.lnd is None
+        return self.lightning.lnd is None and self.lightning.enabled
+
+    @property
+    def lightning_off(self) -> bool:
+        """`lightning.enabled: false`: a fiat-only shop, no Lightning rail of any kind."""
+        return not self.lightning.enabled
 
     @property
     def rate_source(self) -> str:
@@ -551,8 +563,8 @@ def _check_rate_source(settings: Settings) -> None:
     ):
         raise SettingsError(
             "rates.source: fixed prices Lightning at the configured rates forever, whatever"
-            " BTC trades at; with lightning.lnd configured use rates.source: mempool (the"
-            " default), or set rates.allow-fixed-in-production: true"
+            " BTC trades at; with lightning.lnd configured (or Lightning off) use"
+            " rates.source: mempool (the default), or set rates.allow-fixed-in-production: true"
         )
 
 

@@ -113,6 +113,8 @@ async def post_custom_price(request: web.Request) -> web.StreamResponse:
 async def get_payment_methods(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     listing = await cached_payment_methods(svc.catalogue_cache, svc.uow_factory)
+    if svc.rails.lightning_off:  # a fiat-only shop offers no way to pay by Lightning
+        listing = listing.without_lightning()
     methods = [payment_method_json(c) for c in listing.configs]
     if listing.lightning:
         methods += synthetic_methods()

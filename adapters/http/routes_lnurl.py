@@ -87,6 +87,8 @@ async def pay_request(request: web.Request) -> web.StreamResponse:
     if limited is not None:
         return limited
     svc = services(request)
+    if svc.rails.lightning_off:  # a fiat-only shop: no Lightning address to pay
+        return lnurl_error("This server takes no Lightning payments")
     try:
         vm_id = path_id(request, "vm_id")  # out of range: as unknown as any missing VM
         offer = await svc.billing.lnurl_offer(vm_id)

@@ -110,7 +110,11 @@ async def post_subscription(request: web.Request, user: User) -> web.StreamRespo
     svc = services(request)
     new = _new_subscription(json_object(await read_json(request)))
     sub, items = await svc.account.create_subscription(
-        user.id, new, max_unpaid=svc.max_unpaid_subscriptions, unpaid_ip=svc.unpaid_ip_room
+        user.id,
+        new,
+        max_unpaid=svc.max_unpaid_subscriptions,
+        unpaid_ip=svc.unpaid_ip_room,
+        bitcoin_payable=not svc.rails.lightning_off,
     )
     return data_response(subscription_json(SubscriptionView(sub, items)))
 

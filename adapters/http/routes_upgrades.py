@@ -55,8 +55,12 @@ async def _upgrade_args(request: web.Request, user: User) -> _UpgradeArgs:
 
 @authenticated
 async def quote(request: web.Request, user: User) -> web.StreamResponse:
-    """What the upgrade costs now; downgrades and specs outside the pricing are a 400."""
-    result = await services(request).billing.quote_upgrade(**await _upgrade_args(request, user))
+    """What the upgrade costs now; downgrades and specs outside the pricing are a 400. A
+    quote by Lightning where Lightning is off is refused (422) as its payment would be."""
+    args = await _upgrade_args(request, user)
+    svc = services(request)
+    svc.rails.refuse_lightning(args["method"])
+    result = await svc.billing.quote_upgrade(**args)
     return data_response(upgrade_quote_json(result))
 
 

@@ -85,6 +85,7 @@ def _order_terms(body: dict[str, Any], svc: Services, user: User) -> OrderTerms:
         require_verified_email=svc.require_verified_email,
         max_unpaid=svc.max_unpaid_vms,
         unpaid_room=svc.unpaid_room,
+        bitcoin_payable=not svc.rails.lightning_off,
     )
 
 

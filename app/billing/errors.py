@@ -157,6 +157,16 @@ class PaymentMethodNotConfigured(DomainError):
     cannot help; an outage of a configured rail is `PaymentProviderUnavailable` (D19)."""
 
 
+class LightningNotOffered(PaymentMethodNotConfigured):
+    """Lightning is turned off on this server (a fiat-only shop): a renewal, upgrade or
+    LNURL payment by Lightning or NWC is refused (422), naming the methods offered."""
+
+
+class BitcoinPriceNeedsLightning(DomainError):
+    """An offer or subscription priced in BTC on a server that takes no Lightning: only
+    Lightning can charge BTC, so it could never be paid (422)."""
+
+
 class NothingToCharge(DomainError):
     """A card order for nothing (a free upgrade): 422, a gateway cannot take a 0 order."""
 

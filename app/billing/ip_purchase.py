@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from app.billing.errors import NotFound
+from app.billing.errors import BitcoinPriceNeedsLightning, NotFound
 from app.billing.ip_room import check_order_room, related_spaces
 from app.billing.order_locks import under_space_locks
 from domain.enums import IntervalType, SubscriptionType
@@ -121,6 +121,8 @@ async def create_subscription(
     request: NewSubscription,
     max_unpaid: int | None = DEFAULT_MAX_UNPAID_SUBSCRIPTIONS,
     unpaid_ip: UnpaidIpRoom = DEFAULT_UNPAID_IP_ROOM,
+    *,
+    bitcoin_payable: bool = True,
 ) -> tuple[Subscription, list[LineItem]]:
     """An inactive, not set up, monthly subscription of IP ranges (paid through `renew`).
 
@@ -132,6 +134,8 @@ async def create_subscription(
     when a space has no free block of the size left beside the ranges in use and the blocks
     other unpaid orders hold, or its never-paid orders would pass `unpaid_ip`'s share of it
     (`check_order_room`); the order then holds its blocks for its payment window.
+    `bitcoin_payable` False (Lightning off): tiers priced in BTC are refused (422), since
+    no other rail charges bitcoin and the order would hold its blocks unpayable.
     """
     if not request.line_items:
         raise InvalidInput("At least one line item is required")
@@ -150,7 +154,9 @@ async def create_subscription(
     now = clock.now()
     return await under_space_locks(
         await _spaces_of(uow_factory, request),
-        lambda spaces: _create(uow_factory, now, user_id, request, (max_unpaid, unpaid_ip), spaces),
+        lambda spaces: _create(
+            uow_factory, now, user_id, request, (max_unpaid, unpaid_ip, bitcoin_payable), spaces
+        ),
     )
 
 
@@ -173,10 +179,10 @@ async def _create(
     now: datetime,
     user_id: int,
     request: NewSubscription,
-    caps: tuple[int | None, UnpaidIpRoom],
+    caps: tuple[int | None, UnpaidIpRoom, bool],
     spaces: frozenset[int],
 ) -> tuple[Subscription, list[LineItem]]:
-    max_unpaid, unpaid_ip = caps
+    max_unpaid, unpaid_ip, bitcoin_payable = caps
     async with uow_factory() as uow:
         # the buyer's lock, then the spaces', before the first plain read (as VM orders
         # take the user's and the region's): orders of one space are judged one by one
@@ -194,6 +200,11 @@ async def _create(
         if len(companies) != 1:
             raise MixedCompanies("All line items must belong to the same company")
         currency = _currency(request.currency, [tier for tier, _ in priced])
+        if currency == Currency.BTC.value and not bitcoin_payable:
+            raise BitcoinPriceNeedsLightning(
+                "These IP ranges are priced in BTC, which only Lightning can pay, and this"
+                " server takes no Lightning payments"
+            )
         await check_order_room(uow, priced, now, spaces, user_id=user_id, limits=unpaid_ip)
         items = [
             LineItem(

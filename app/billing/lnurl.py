@@ -237,6 +237,7 @@ async def renew_by_amount(
         raise AmountOutOfRange(f"Amount must be between {LNURL_MIN_MSAT} and {LNURL_MAX_MSAT} msat")
     if amount_msat % MSAT_PER_SAT:
         raise AmountOutOfRange("Amount must be a whole number of satoshis")
+    rails.refuse_lightning(PaymentMethod.LIGHTNING)  # a fiat-only shop: no LNURL
     now = clock.now()
     async with uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, None)

@@ -8,6 +8,7 @@ import attrs
 
 from app.billing.catalogue import orderable_spec, pricing_with_disks, template_with_plan, user_of
 from app.billing.errors import (
+    BitcoinPriceNeedsLightning,
     EmailNotVerified,
     ImageNotFound,
     NoHostAvailable,
@@ -34,7 +35,7 @@ from domain.model import (
     Vm,
     vm_event,
 )
-from domain.money import Money
+from domain.money import Currency, Money
 from domain.pricing import CUSTOM_INTERVAL, Spec, custom_price, plan_price
 from domain.unpaid_room import DEFAULT_UNPAID_ROOM, UnpaidRoom
 from ports.clock import Clock
@@ -58,6 +59,9 @@ class OrderTerms:
     #: D25: the room never-paid orders may hold, the buyer's together and on each host
     #: (`max-unpaid-room`, `unpaid-host-share`; `NO_UNPAID_ROOM_LIMITS`: none).
     unpaid_room: UnpaidRoom = DEFAULT_UNPAID_ROOM
+    #: False on a server with Lightning off: an offer priced in BTC is refused (422), only
+    #: Lightning can charge bitcoin (`_check_payable`)
+    bitcoin_payable: bool = True
 
 
 @attrs.frozen
@@ -235,6 +239,7 @@ async def order_vm(
             check_region(region_id, template.region_id)
             _check_on_sale(template.enabled, template.expires, now, "template")
             price = plan_price(plan)
+            _check_payable(terms, price)
             placement = await _place(
                 uow,
                 terms,
@@ -262,6 +267,16 @@ async def order_vm(
 
     region = await offer_region(uow_factory, lambda uow: uow.templates.get(template_id))
     return await under_region_lock(region, attempt)
+
+
+def _check_payable(terms: OrderTerms, price: Money) -> None:
+    """Refuse an offer priced in BTC where Lightning is off: no fiat rail charges bitcoin,
+    so the order would sit unpaid until its hour is up and hold its host room meanwhile."""
+    if price.currency is Currency.BTC and not terms.bitcoin_payable:
+        raise BitcoinPriceNeedsLightning(
+            "This offer is priced in BTC, which only Lightning can pay, and this server takes"
+            " no Lightning payments: choose an offer priced in another currency"
+        )
 
 
 def _check_on_sale(enabled: bool, expires: datetime | None, now: datetime, offer: str) -> None:
@@ -301,6 +316,7 @@ async def order_custom_vm(
             _check_on_sale(pricing.enabled, pricing.expires, now, "custom pricing")
             spec = orderable_spec(pricing, disks, cpu, memory, disk, disk_type, disk_interface)
             price = custom_price(spec, pricing, disks).total
+            _check_payable(terms, price)
             placement = await _place(
                 uow, terms, buyer, pricing.region_id, spec, disk_interface, now, cpu=pricing
             )

@@ -12,7 +12,9 @@ from decimal import Decimal
 import attrs
 
 from app.billing.errors import (
+    BitcoinPriceNeedsLightning,
     ChargeBelowMinimum,
+    LightningNotOffered,
     NothingToCharge,
     PaymentMethodNotConfigured,
     PaymentProviderRefused,
@@ -88,6 +90,10 @@ class PaymentRails:
     `lightning` and `fiat` wrap the older provider ports into rails; `rails` adds (or
     replaces) any `PaymentRail`. `webhooks` are verifiers known even when their rail is not
     configured here: a signed webhook then completes on its signature alone (logged).
+    `lightning_off`: the operator turned Lightning off (a fiat-only shop,
+    `lightning.enabled: false`), so no Lightning rail may be given and every way to pay by
+    Lightning (an invoice, NWC, LNURL) is refused before anything is read or written
+    (`refuse_lightning`).
     """
 
     def __init__(
@@ -97,13 +103,17 @@ class PaymentRails:
         *,
         rails: Iterable[PaymentRail] = (),
         webhooks: Iterable[WebhookVerifier] = (),
+        lightning_off: bool = False,
     ) -> None:
+        self.lightning_off = lightning_off
         found: list[PaymentRail] = []
         if lightning is not None:
             found.append(LightningRail(lightning))
         found += [OrderRail(method, gateway) for method, gateway in (fiat or {}).items()]
         found += rails
         self._rails: dict[PaymentMethod, PaymentRail] = {rail.method: rail for rail in found}
+        if lightning_off and PaymentMethod.LIGHTNING in self._rails:
+            raise ValueError("Lightning is off, yet a Lightning rail was given")
         self._webhooks: dict[PaymentMethod, WebhookVerifier] = {w.method: w for w in webhooks}
         for rail in self._rails.values():
             if rail.webhook is not None:
@@ -117,6 +127,28 @@ class PaymentRails:
         """The configured methods whose charges are orders at a card provider (`OrderRail`:
         Revolut, Stripe), which stay open there until expired or cancelled; in enum order."""
         return tuple(m for m in self.offered() if isinstance(self._rails[m], OrderRail))
+
+    def refuse_lightning(self, method: PaymentMethod) -> None:
+        """Refuse a Lightning payment (an invoice, NWC, LNURL) when Lightning is off.
+
+        Called first by every use case that would charge by Lightning, so the refusal
+        (422) comes before anything is read or written: without it a Lightning quote the
+        account balance covers whole, or a Lightning invoice still pending from before the
+        switch, would be handed out by a server that takes no Lightning.
+        """
+        if self.lightning_off and method is PaymentMethod.LIGHTNING:
+            raise LightningNotOffered(
+                f"Lightning payments are not taken here; {self._elsewhere(method)}"
+            )
+
+    def refuse_bitcoin_price(self, currency: str) -> None:
+        """Refuse to charge a subscription priced in BTC when Lightning is off: no other rail
+        charges bitcoin, so it can be neither renewed nor upgraded here (422)."""
+        if self.lightning_off and currency.strip().upper() == Currency.BTC.value:
+            raise BitcoinPriceNeedsLightning(
+                "This service is priced in BTC, which only Lightning can pay, and Lightning"
+                " payments are not taken here: please contact support"
+            )
 
     def rail(self, method: PaymentMethod) -> PaymentRail:
         rail = self._rails.get(method)
@@ -173,6 +205,10 @@ class PaymentRails:
 
     async def cancel(self, payment: SubscriptionPayment) -> None:
         """Cancel a payment at its OWN provider (D13), whichever rail completed the other one."""
+        if self.lightning_off and payment.payment_method is PaymentMethod.LIGHTNING:
+            # an invoice of the node used before Lightning was turned off: no node to ask
+            log.info("payment %s: Lightning is off, no invoice to cancel", payment.id.hex())
+            return
         rail = self.rail(payment.payment_method)
         if payment.external_id is None and payment.payment_method is not PaymentMethod.LIGHTNING:
             # never reached the provider: nothing to cancel there

@@ -149,6 +149,7 @@ async def renew(
     a new sale with no free block left or from a space no longer offered); a holder whose
     block is still its own renews as ever.
     """
+    rails.refuse_lightning(method)  # Lightning off: before the replay, the reuse, the credit
     now = clock.now()
     count = check_interval_count(intervals)
     async with uow_factory() as uow:
@@ -168,6 +169,7 @@ async def renew(
             raise SubscriptionHasNoLineItems("Subscription has no line items")
         refuse_moved_period(sub, period)
         refuse_switched_off(sub)  # an admin's switch-off: not even a pending one handed out
+        rails.refuse_bitcoin_price(sub.currency)  # Lightning off: BTC cannot be charged
         payment_type = payment_type_for(sub)
         reuse = Reuse(
             subscription_id=sub.id,

@@ -573,10 +573,12 @@ async def create_upgrade_payment(
     quote is outdated already (`_still_as_quoted`, 409: the VM deleted, the expiry moved,
     the upgrade no longer possible or re-priced meanwhile).
     """
+    rails.refuse_lightning(method)  # Lightning off: refused before anything is read
     now = clock.now()
     async with uow_factory() as uow:
         vm = await owned_vm(uow, vm_id, user_id, allow_deleted=True)
         sub = await subscription_of(uow, vm)
+        rails.refuse_bitcoin_price(sub.currency)  # Lightning off: BTC cannot be charged
         table = await rates.table()
         quote, plan = await _quote(uow, vm, sub, cfg, method, table, now)
         assert sub.expires is not None  # `upgrade_quote` refused a subscription without one

@@ -274,6 +274,12 @@ class MethodListing:
     configs: list[PaymentMethodConfig]
     lightning: bool
 
+    def without_lightning(self) -> MethodListing:
+        """The listing of a server with Lightning off: no Lightning config row (one left
+        from before the switch, an adopted database's), so no `nwc` or `lnurl` either."""
+        kept = [c for c in self.configs if c.payment_method is not PaymentMethod.LIGHTNING]
+        return MethodListing(configs=kept, lightning=False)
+
 
 async def list_payment_methods(uow_factory: UnitOfWorkFactory) -> MethodListing:
     """Enabled configs of every company by (company, method, name) (api.md §6.6)."""

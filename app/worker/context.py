@@ -199,6 +199,9 @@ class WorkerDeps:
     order_rails: PaymentRails | None = None
     #: how far back the never-paid IP-range cleanup looks (`NEVER_PAID_LOOKBACK`).
     never_paid_lookback: timedelta = NEVER_PAID_LOOKBACK
+    #: notices may point a VM's owner at its Lightning address (`{vm_id}@host`); False on
+    #: a server with Lightning off, whose LNURL endpoints refuse every payment
+    lightning_address: bool = True
 
     def keep_leases(self, leases: Mapping[str, str]) -> AbstractAsyncContextManager[None]:
         """Renew the held leases (name: token) while the block (a host call) runs."""

@@ -105,7 +105,9 @@ async def _load(
         vms=vms,
         subject=messages.subject_of(sub, items, vm_id),
         descr=messages.describe(sub, items),
-        hint=messages.renew_hint(deps.public_url, sub, vm_id),
+        hint=messages.renew_hint(
+            deps.public_url, sub, vm_id, lightning_address=deps.lightning_address
+        ),
     )
 
 

@@ -69,9 +69,14 @@ def describe(sub: Subscription, items: Sequence[LineItem]) -> str:
     return "\n".join(lines)
 
 
-def renew_hint(public_url: str, sub: Subscription, vm_id: int | None) -> str:
-    """How to pay: the renew endpoint (api.md §6.6/§6.9) and, for a VM, its Lightning address."""
+def renew_hint(
+    public_url: str, sub: Subscription, vm_id: int | None, *, lightning_address: bool = True
+) -> str:
+    """How to pay: the renew endpoint (api.md §6.6/§6.9) and, for a VM, its Lightning address
+    (not where Lightning is off: that address takes no payment)."""
     base = public_url.rstrip("/")
+    if vm_id is not None and not lightning_address:
+        return f"renew from your account (a signed GET {base}/api/v1/vm/{vm_id}/renew)"
     if vm_id is None:
         return (
             f"renew from your account, or request an invoice with a signed "

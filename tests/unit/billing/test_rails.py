@@ -229,3 +229,27 @@ async def test_a_providers_refusal_to_cancel_is_a_refusal_not_an_outage() -> Non
     with pytest.raises(PaymentProviderRefused) as exc:
         await rails.cancel(payment)
     assert "HTTP" not in exc.value.message and "/v1/" not in exc.value.message
+
+
+async def test_with_lightning_off_an_old_lightning_invoice_is_not_cancelled_anywhere() -> None:
+    """An invoice of the node used before Lightning was turned off: there is no node to ask,
+    and a deletion or a paid renewal must not report a failure for each one left."""
+    node, gateway = FakeNode(FakeClock(START)), FakeGateway()
+    old = await PaymentRails(node).create(_priced(PaymentMethod.LIGHTNING, Currency.BTC), START)
+    off = PaymentRails(None, {PaymentMethod.REVOLUT: gateway}, lightning_off=True)
+    await off.cancel(old)  # no error, nothing asked
+    assert node.cancelled == [] and gateway.cancelled == []
+    card = await off.create(_priced(PaymentMethod.REVOLUT, Currency.EUR), START)
+    await off.cancel(card)
+    assert gateway.cancelled == [card.external_id]
+
+
+async def test_with_lightning_off_no_lightning_rail_may_be_given() -> None:
+    with pytest.raises(ValueError, match="Lightning is off"):
+        PaymentRails(FakeNode(FakeClock(START)), lightning_off=True)
+    off = PaymentRails(None, {PaymentMethod.REVOLUT: FakeGateway()}, lightning_off=True)
+    assert off.offered() == (PaymentMethod.REVOLUT,)
+    with pytest.raises(PaymentMethodNotConfigured, match="please pay it by Revolut"):
+        off.refuse_lightning(PaymentMethod.LIGHTNING)
+    off.refuse_lightning(PaymentMethod.REVOLUT)
+    PaymentRails(None, {}).refuse_lightning(PaymentMethod.LIGHTNING)  # not off: not refused
