@@ -18,10 +18,10 @@ PREPAYMENT_LINE = "Prepayment to account credit"
 def prepayment_tax_rate(payment: SubscriptionPayment) -> Decimal:
     """The tax percent on money the payment's payer keeps as account credit: a prepayment of
     the buyer's taxed supplies. An upgrade's quote records it (`CREDIT_TAX_RATE_KEY`: the
-    rate a renewal would charge, as the upgrade itself charges none); other quotes charge
+    rate a renewal would charge, as the upgrade itself charges none; an untaxed upgrade's
+    excess does not use it, it is VAT-free credit: `kept_vat_free`); other quotes charge
     that rate, so it is the one they recorded (0 under reverse charge or in an untaxed
-    country), else read from their amounts (a payment quoted before quotes recorded it; an
-    upgrade quoted before it recorded its credit rate thus gets 0, as it did then)."""
+    country), else read from their amounts (a payment quoted before quotes recorded it)."""
     meta = payment_meta(payment)
     rate = recorded_tax_rate(meta, CREDIT_TAX_RATE_KEY)
     if rate is None:
@@ -53,8 +53,9 @@ def _charged_its_own_tax(payment: SubscriptionPayment) -> bool:
 def kept_vat_free(payment: SubscriptionPayment) -> bool:
     """A paid payment's own money kept whole as account credit is VAT-free credit
     (`domain.account_credit.CreditParts`): an untaxed Upgrade's (`_charged_its_own_tax`),
-    which bore no VAT. Its VAT is declared when the credit pays a taxed supply
-    (`domain.vat_free_credit`), and on an upgrade it counts whole, as it was paid."""
+    which bore no VAT, and so is what a Lightning payer sent beyond it (its excess). Its
+    VAT is declared when the credit pays a taxed supply (`domain.vat_free_credit`), and on
+    an upgrade it counts whole, as it was paid."""
     return not _charged_its_own_tax(payment)
 
 
