@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from domain.account_credit import charged_credit, vat_free_applied
 from domain.credit import payment_meta
 from domain.enums import SubscriptionPaymentType
 from domain.invoice import InvoiceLine, effective_tax_rate
@@ -57,6 +58,31 @@ def kept_vat_free(payment: SubscriptionPayment) -> bool:
     VAT is declared when the credit pays a taxed supply (`domain.vat_free_credit`), and on
     an upgrade it counts whole, as it was paid."""
     return not _charged_its_own_tax(payment)
+
+
+def vat_free_refund_part(payment: SubscriptionPayment, given: int) -> int:
+    """Of `given` (smallest units), what a refund to credit gives back of `payment`'s unused
+    time (`app.admin.credit_refund_invoices`), the part that comes back as VAT-free credit.
+
+    An untaxed Upgrade's money bore no VAT (`kept_vat_free`), nor did the VAT-free credit
+    it spent, which counted whole: that share of it comes back VAT-free, as it would had
+    the upgrade not been applied, and is the part of `given` its money and VAT-free credit
+    carried of all it carried (`amount + vat_free_net` over `amount + charged credit`,
+    floored); the ordinary credit it spent (net, its VAT declared before) comes back
+    ordinary. Every other payment declared the VAT on its time (a renewal's own, or the
+    VAT-free credit it spent, on its invoice), and no note takes it back: its share is
+    ordinary net credit, never VAT-free, or the next taxed supply would declare it again.
+    (Given back as ordinary credit, EUR 36.75 of upgrade money paid 36.75 of a renewal's
+    net, 8.45 of VAT never declared.)"""
+    if given <= 0 or not kept_vat_free(payment):
+        return 0
+    meta = payment_meta(payment)
+    charged = charged_credit(meta)
+    carried = payment.amount + charged
+    if carried <= 0:
+        return 0
+    free = payment.amount + min(vat_free_applied(meta).net, charged)
+    return given * free // carried
 
 
 def kept_value_split(value: int, payment: SubscriptionPayment) -> tuple[int, int, Decimal]:

@@ -202,7 +202,7 @@ async def test_an_overpaid_upgrade_not_applied_is_vat_free_credit_whole(shop: Sh
     invoice = await shop.invoice(up)
     kept, excess = invoice.document.lines
     assert kept.description == excess.description == PREPAYMENT_LINE
-    assert (kept.tax_rate, kept.tax, excess.tax_rate, excess.tax) == (0, 0, 0, 0)
+    assert (kept.tax_rate, kept.tax, excess.tax_rate, excess.tax) == (Decimal(0), 0, Decimal(0), 0)
     assert excess.net == 1000 and kept.net > 0
     assert (invoice.tax, invoice.total) == (0, kept.net + 1000)
     assert await _parts(shop) == CreditParts(kept.net + 1000, kept.net + 1000)
