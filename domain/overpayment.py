@@ -25,13 +25,18 @@ class Overpaid:
     with `tax_rate` (percent) recorded, `credited` is its net value and `tax` the VAT on it
     (`prepayment_split`), which the payment's invoice declares on a line of its own (money
     that came after its invoice was issued: the admins are told to invoice it). A record
-    without `tax_rate` was written before prepayments were taxed: all of it was credited."""
+    without `tax_rate` was written before prepayments were taxed: all of it was credited.
+
+    `vat_free`: paid with an untaxed upgrade, the money bore no VAT, as the upgrade's own did
+    not: all of it is credited as VAT-free credit (`tax_rate` 0, no VAT declared now; the
+    taxed supply it later pays declares it), as an upgrade not applied is kept."""
 
     msat: int
     credited: int
     currency: str
     tax: int = 0
     tax_rate: Decimal | None = None
+    vat_free: bool = False
 
     @property
     def received(self) -> int:
@@ -47,6 +52,8 @@ class Overpaid:
         if self.tax or self.tax_rate is not None:
             raw["tax"] = self.tax
             raw["tax_rate"] = None if self.tax_rate is None else str(self.tax_rate)
+        if self.vat_free:
+            raw["vat_free"] = True
         return raw
 
     @classmethod
@@ -62,13 +69,27 @@ class Overpaid:
         if msat is None or credited is None or not isinstance(currency, str):
             return None
         tax, (rate_ok, rate) = _count(raw.get("tax", 0)), _rate(raw.get("tax_rate"))
-        if tax is None or not rate_ok:
+        vat_free = raw.get("vat_free", False)
+        if tax is None or not rate_ok or not isinstance(vat_free, bool):
             return None
-        return cls(msat=msat, credited=credited, currency=currency, tax=tax, tax_rate=rate)
+        return cls(
+            msat=msat,
+            credited=credited,
+            currency=currency,
+            tax=tax,
+            tax_rate=rate,
+            vat_free=vat_free,
+        )
 
 
 def invoice_note(excess: Overpaid, credited: str) -> str:
     """The sentence an invoice prints below its totals; `credited` is the credit as text."""
+    if excess.vat_free and excess.credited:
+        return (
+            f"The payer sent {excess.msat} msat more than the amount due; it is invoiced above "
+            f"as a prepayment without VAT, and all of it, {credited}, was added to the account "
+            "credit as VAT-free credit (its VAT is due when it pays a taxed supply)."
+        )
     if excess.tax_rate is not None and excess.credited:
         return (
             f"The payer sent {excess.msat} msat more than the amount due; it is invoiced above "

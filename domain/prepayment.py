@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from domain.account_credit import charged_credit, vat_free_applied
 from domain.credit import payment_meta
 from domain.enums import SubscriptionPaymentType
 from domain.invoice import InvoiceLine, effective_tax_rate
@@ -18,10 +19,10 @@ PREPAYMENT_LINE = "Prepayment to account credit"
 def prepayment_tax_rate(payment: SubscriptionPayment) -> Decimal:
     """The tax percent on money the payment's payer keeps as account credit: a prepayment of
     the buyer's taxed supplies. An upgrade's quote records it (`CREDIT_TAX_RATE_KEY`: the
-    rate a renewal would charge, as the upgrade itself charges none); other quotes charge
+    rate a renewal would charge, as the upgrade itself charges none; an untaxed upgrade's
+    excess does not use it, it is VAT-free credit: `kept_vat_free`); other quotes charge
     that rate, so it is the one they recorded (0 under reverse charge or in an untaxed
-    country), else read from their amounts (a payment quoted before quotes recorded it; an
-    upgrade quoted before it recorded its credit rate thus gets 0, as it did then)."""
+    country), else read from their amounts (a payment quoted before quotes recorded it)."""
     meta = payment_meta(payment)
     rate = recorded_tax_rate(meta, CREDIT_TAX_RATE_KEY)
     if rate is None:
@@ -53,9 +54,35 @@ def _charged_its_own_tax(payment: SubscriptionPayment) -> bool:
 def kept_vat_free(payment: SubscriptionPayment) -> bool:
     """A paid payment's own money kept whole as account credit is VAT-free credit
     (`domain.account_credit.CreditParts`): an untaxed Upgrade's (`_charged_its_own_tax`),
-    which bore no VAT. Its VAT is declared when the credit pays a taxed supply
-    (`domain.vat_free_credit`), and on an upgrade it counts whole, as it was paid."""
+    which bore no VAT, and so is what a Lightning payer sent beyond it (its excess). Its
+    VAT is declared when the credit pays a taxed supply (`domain.vat_free_credit`), and on
+    an upgrade it counts whole, as it was paid."""
     return not _charged_its_own_tax(payment)
+
+
+def vat_free_refund_part(payment: SubscriptionPayment, given: int) -> int:
+    """Of `given` (smallest units), what a refund to credit gives back of `payment`'s unused
+    time (`app.admin.credit_refund_invoices`), the part that comes back as VAT-free credit.
+
+    An untaxed Upgrade's money bore no VAT (`kept_vat_free`), nor did the VAT-free credit
+    it spent, which counted whole: that share of it comes back VAT-free, as it would had
+    the upgrade not been applied, and is the part of `given` its money and VAT-free credit
+    carried of all it carried (`amount + vat_free_net` over `amount + charged credit`,
+    floored); the ordinary credit it spent (net, its VAT declared before) comes back
+    ordinary. Every other payment declared the VAT on its time (a renewal's own, or the
+    VAT-free credit it spent, on its invoice), and no note takes it back: its share is
+    ordinary net credit, never VAT-free, or the next taxed supply would declare it again.
+    (Given back as ordinary credit, EUR 36.75 of upgrade money paid 36.75 of a renewal's
+    net, 8.45 of VAT never declared.)"""
+    if given <= 0 or not kept_vat_free(payment):
+        return 0
+    meta = payment_meta(payment)
+    charged = charged_credit(meta)
+    carried = payment.amount + charged
+    if carried <= 0:
+        return 0
+    free = payment.amount + min(vat_free_applied(meta).net, charged)
+    return given * free // carried
 
 
 def kept_value_split(value: int, payment: SubscriptionPayment) -> tuple[int, int, Decimal]:

@@ -58,7 +58,7 @@ _PAGES = {
 @authenticated
 async def get_account(request: web.Request, user: User) -> web.StreamResponse:
     # the user row was read by the NIP-98 upsert of this request; the balance is one query
-    balances = await services(request).account.balances_of(user.id)
+    balances = await services(request).account.balance_parts_of(user.id)
     return data_response({**account_json(user), "credit": balances_json(balances)})
 
 

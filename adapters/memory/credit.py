@@ -49,6 +49,14 @@ class MemoryCreditLedger(Repo):
         rows = self._rows(_VAT_FREE)
         return {cur: amount for (uid, cur), amount in sorted(rows.items()) if uid == user_id}
 
+    async def balance_parts(self, user_id: int) -> dict[str, CreditParts]:
+        free = self._rows(_VAT_FREE)
+        return {
+            cur: CreditParts(amount, free.get((uid, cur), 0))
+            for (uid, cur), amount in sorted(self._rows(_BALANCES).items())
+            if uid == user_id
+        }
+
     async def list_page(
         self, user_id: int, limit: int, offset: int, *, currency: str | None = None
     ) -> Page[CreditEntry]:

@@ -34,6 +34,11 @@ _VAT_FREE = (
     .where(_bal.user_id == bindparam("user_id"))
     .order_by(_bal.currency)
 )
+_PARTS = (
+    select(_bal.currency, _bal.balance, _bal.vat_free)
+    .where(_bal.user_id == bindparam("user_id"))
+    .order_by(_bal.currency)
+)
 
 
 class SqlCreditLedger(SqlRepo):
@@ -125,6 +130,13 @@ class SqlCreditLedger(SqlRepo):
     async def vat_free_balances(self, user_id: int) -> dict[str, int]:
         rows = (await self.conn.execute(_VAT_FREE, {"user_id": user_id})).all()
         return {str(currency): int(vat_free) for currency, vat_free in rows}
+
+    async def balance_parts(self, user_id: int) -> dict[str, CreditParts]:
+        rows = (await self.conn.execute(_PARTS, {"user_id": user_id})).all()
+        return {
+            str(currency): CreditParts(int(balance), int(vat_free))
+            for currency, balance, vat_free in rows
+        }
 
     async def list_page(
         self, user_id: int, limit: int, offset: int, *, currency: str | None = None

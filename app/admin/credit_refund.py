@@ -89,7 +89,12 @@ async def refund_to_credit(
     credit is net value, and the invoice that later spends it puts it in a line of its own
     that takes it and the VAT it spares off that invoice's taxable base
     (`invoice_content._service_lines`): revenue and output VAT come down there, once. A
-    credit note here too would take them down twice.
+    credit note here too would take them down twice. So time VAT-free credit paid for comes
+    back as ordinary net credit too: its invoice declared its VAT, and no note takes that
+    back. Only an untaxed upgrade's unused share, whose money (or the VAT-free credit it
+    spent) bore no VAT, comes back as VAT-free credit (the entry's `vat_free`:
+    `domain.prepayment.vat_free_refund_part`), as that money would were the upgrade not
+    applied; as net credit it would pay a renewal's net whole, its VAT never declared.
 
     So credit notes and this refund never give the same time back twice, under the
     invoices' locks (taken after the subscription's, before the balance's:
@@ -140,6 +145,8 @@ async def refund_to_credit(
             note=noted(said, converted),
             created=now,
             admin_id=admin_id,
+            # an untaxed upgrade's unused share bore no VAT: VAT-free credit
+            vat_free=min(invoices.vat_free, amount),
         )
         booked = await book_in(uow, entry)
         expired: list[SubscriptionPayment] = []

@@ -10,6 +10,7 @@ import attrs
 
 from app.billing.invoicing import NoteTarget, lock_for_notes
 from domain.credit_note import creditable_parts
+from domain.prepayment import vat_free_refund_part
 from ports.storage import UnitOfWork
 
 
@@ -19,10 +20,12 @@ class InvoicesRefunded:
     net, in the refund's currency; None for an invoice in another currency, which cannot be
     matched without a rate: taken as given back whole), and the part of its value it does
     not give back (`kept_off`): the time credit notes (or an earlier refund to credit) took
-    back already."""
+    back already. `vat_free`: the part of what it gives back that is VAT-free credit (an
+    untaxed upgrade's unused share: `domain.prepayment.vat_free_refund_part`)."""
 
     parts: dict[int, int | None]
     kept_off: int
+    vat_free: int = 0
 
 
 def _left(target: NoteTarget, whole: Fraction | None) -> int | None:
@@ -61,9 +64,11 @@ async def invoices_refunded(
     than the refund's with any of that is not matched without a rate: its part is kept
     off (and one nothing took back is recorded as given back whole: no note can take it
     back after). An invoice nothing took back gives its whole part, whatever it charged:
-    time paid with account credit (an invoice of 0) is given back as credit."""
+    time paid with account credit (an invoice of 0) is given back as credit. What an
+    untaxed upgrade's invoice gives back is VAT-free credit as far as its money and the
+    VAT-free credit it spent paid it (`InvoicesRefunded.vat_free`)."""
     parts: dict[int, int | None] = {}
-    kept_off = 0
+    kept_off = vat_free = 0
     for invoice in await uow.invoices.of_subscription(subscription_id):
         own = shares.get(invoice.payment_id.hex(), 0)
         if own <= 0:
@@ -78,4 +83,6 @@ async def invoices_refunded(
         kept_off += own - given
         if given > 0:
             parts[invoice.id] = None if other else given
-    return InvoicesRefunded(parts=parts, kept_off=kept_off)
+            payment = await uow.payments.get(invoice.payment_id)
+            vat_free += 0 if payment is None else vat_free_refund_part(payment, given)
+    return InvoicesRefunded(parts=parts, kept_off=kept_off, vat_free=vat_free)

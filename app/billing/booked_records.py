@@ -53,6 +53,8 @@ def overpaid_text(excess: Overpaid) -> str:
     if not excess.credited:
         return what
     text = f"{what}, credited {money_text(excess.currency, excess.credited)} to the account"
+    if excess.vat_free:
+        return f"{text} as VAT-free credit"
     if excess.tax_rate is not None and excess.tax:
         text += f" net of {money_text(excess.currency, excess.tax)} VAT at {excess.tax_rate}%"
     return text

@@ -5,7 +5,13 @@ from __future__ import annotations
 import attrs
 
 from app.billing.errors import IdempotencyKeyReused, UserNotFound
-from domain.account_credit import CreditEntry, CreditReason, checked_entry, debit_split
+from domain.account_credit import (
+    CreditEntry,
+    CreditParts,
+    CreditReason,
+    checked_entry,
+    debit_split,
+)
 from domain.errors import InvalidInput
 from domain.money import Currency, Money
 from ports.clock import Clock
@@ -134,6 +140,13 @@ async def balances_of(uow_factory: UnitOfWorkFactory, user_id: int) -> dict[str,
     """The user's balance per currency code (currencies never used are absent)."""
     async with uow_factory() as uow:
         return await uow.credit_ledger.balances(user_id)
+
+
+async def balance_parts_of(uow_factory: UnitOfWorkFactory, user_id: int) -> dict[str, CreditParts]:
+    """The user's balance per currency code with its VAT-free part (currencies never used
+    are absent), in one read: what the account and admin views show."""
+    async with uow_factory() as uow:
+        return await uow.credit_ledger.balance_parts(user_id)
 
 
 async def ledger_page(

@@ -4,6 +4,7 @@ becomes account credit, once."""
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import NamedTuple
 
 from app.billing.booked_records import money_text
@@ -319,11 +320,16 @@ async def credit_excess(
 
     Kept for later supplies, it is a prepayment and bears VAT now: the credit is its value
     net of VAT at the buyer's rate for taxed supplies (`prepayment_split` at
-    `prepayment_tax_rate`: the rate the quote charged, or the one an untaxed upgrade's quote
-    recorded for credit; all of it at 0 %, e.g. under reverse charge), and the payment's
-    invoice, issued after this in the same transaction, declares the net and the VAT on a
-    line of its own (`prepayment_line`).
+    `prepayment_tax_rate`: the rate the quote charged; all of it at 0 %, e.g. under reverse
+    charge), and the payment's invoice, issued after this in the same transaction, declares
+    the net and the VAT on a line of its own (`prepayment_line`).
     Credit is net value (it pays what it buys net of tax), so the VAT is declared once.
+    An untaxed upgrade's excess (`kept_vat_free`) bore no VAT, as the upgrade did not: all of
+    it is VAT-free credit, as an upgrade not applied is kept (`credit_unrestorable`), its
+    line at 0 %; the taxed supply it later pays declares its VAT (`domain.vat_free_credit`),
+    and an upgrade it pays counts it whole. (Taxed at the buyer's renewal rate, as it was,
+    EUR 10.00 overpaid at 23 % became 8.13 of net credit, 1.87 of VAT declared on money that
+    could then pay an untaxed upgrade as 8.13.)
 
     Booked once per payment (reference: its id + `EXCESS_SUFFIX`), so a replay books nothing
     more. `credited` is 0 when the excess is worth less than one unit or cannot be valued
@@ -349,10 +355,10 @@ async def credit_settled_after_admin(
 ) -> tuple[Overpaid, bool]:
     """`msat` that the Lightning node received for a payment an admin had already completed
     without it (`app.billing.paid_after_admin`): all of it booked as account credit in
-    `list_currency`, valued as an excess is, net of VAT as a prepayment (`credit_excess`),
-    and whether an earlier call had booked it already (then nothing more is). The payment's
-    invoice was issued at the admin's completion, so no invoice declares this VAT: the
-    caller tells the admins to invoice it.
+    `list_currency`, valued as an excess is, net of VAT as a prepayment (`credit_excess`;
+    an untaxed upgrade's whole, as VAT-free credit), and whether an earlier call had booked
+    it already (then nothing more is). The payment's invoice was issued at the admin's
+    completion, so no invoice declares this VAT: the caller tells the admins to invoice it.
 
     Booked once per payment (reference: its id + `SETTLED_AFTER_ADMIN_SUFFIX`): an invoice
     settles once, so the stream, its replays and a reconciliation meeting that settlement
@@ -383,7 +389,9 @@ async def _credit_msat(
         target = Currency.BTC  # an unknown list currency: keep what arrived, in msat
     rate = None if target is Currency.BTC else quote_btc_rate(payment_meta(payment), target)
     value = excess_value(msat, target, rate)
-    tax_rate = prepayment_tax_rate(payment)
+    vat_free = kept_vat_free(payment)
+    # an untaxed upgrade's money bore no VAT: kept whole, VAT-free, as its own value is
+    tax_rate = Decimal(0) if vat_free else prepayment_tax_rate(payment)
     net, tax = prepayment_split(value or 0, tax_rate)
     if not net:  # nothing, or too little to leave a unit once its VAT is taken
         return Overpaid(msat=msat, credited=0, currency=target.value), False
@@ -394,8 +402,16 @@ async def _credit_msat(
         reference=payment.id.hex() + suffix,
         note=note,
         created=created,
+        vat_free=net if vat_free else 0,
     )
-    excess = Overpaid(msat=msat, credited=net, currency=target.value, tax=tax, tax_rate=tax_rate)
+    excess = Overpaid(
+        msat=msat,
+        credited=net,
+        currency=target.value,
+        tax=tax,
+        tax_rate=tax_rate,
+        vat_free=vat_free,
+    )
     return excess, booked.replayed
 
 

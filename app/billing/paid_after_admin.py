@@ -93,6 +93,8 @@ def _credited(credit: Overpaid | None) -> str:
         return "it could not be valued, so nothing was credited: settle it with the user"
     amount = money_text(credit.currency, credit.credited)
     added = f"{amount} was added to the user's account credit"
+    if credit.vat_free:  # an untaxed upgrade's money: no VAT is due on it until it is spent
+        return f"{added} as VAT-free credit (no VAT to declare now)"
     if credit.tax_rate is None or not credit.tax:
         return added
     # the payment's invoice was issued at the admin's completion: none declares this VAT

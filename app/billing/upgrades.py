@@ -558,9 +558,10 @@ async def create_upgrade_payment(
 
     With `tax_rates` the quote records the buyer's rate for taxed supplies as a renewal
     would charge it (`CREDIT_TAX_RATE_KEY`; 0 under reverse charge or in an untaxed
-    country): what a Lightning excess kept as credit bears (`prepayment_tax_rate`). It
-    records no `tax_rate`: the upgrade charges none. Without them no credit rate is recorded
-    and an excess is credited as before, at 0 %.
+    country), for the record: a Lightning excess on it is kept whole as VAT-free credit
+    (`app.billing.credit_overpayment.credit_excess`), whose VAT the taxed supply it pays
+    declares, so no excess bears this rate any more (it once did). It records no `tax_rate`:
+    the upgrade charges none.
 
     Each one counts in the subscription's live-quote cap: one more is refused
     (`TooManyOpenQuotes`, 422) while the subscription holds `max_live_quotes` live quotes,

@@ -36,6 +36,7 @@ class AccountUseCases:
         self.list_ssh_keys = bind(ssh_keys.list_ssh_keys, uow_factory)
         self.add_ssh_key_by_owner = bind(ssh_keys.add_ssh_key_by_owner, uow_factory, clock)
         self.balances_of = bind(credit_balance.balances_of, uow_factory)
+        self.balance_parts_of = bind(credit_balance.balance_parts_of, uow_factory)
         self.ledger_page = bind(credit_balance.ledger_page, uow_factory)
         self.order_vm = bind(ordering.order_vm, uow_factory, clock)
         self.order_custom_vm = bind(ordering.order_custom_vm, uow_factory, clock)

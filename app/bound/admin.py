@@ -65,6 +65,7 @@ class AdminUseCases:
         self.every_credit_note = bind(invoices.every_credit_note, uow_factory)
         self.invoice_with_notes = bind(invoices.invoice_with_notes, uow_factory)
         self.balances_of = bind(credit_balance.balances_of, uow_factory)
+        self.balance_parts_of = bind(credit_balance.balance_parts_of, uow_factory)
         self.ledger_page = bind(credit_balance.ledger_page, uow_factory)
         self.revenue = bind(reports.revenue, uow_factory)
         self.report_credit_notes = bind(reports.credit_notes, uow_factory)

@@ -69,6 +69,11 @@ class CreditLedger(Protocol):
         """The VAT-free part of each of the user's balances (`balances`' currencies)."""
         ...
 
+    async def balance_parts(self, user_id: int) -> dict[str, CreditParts]:
+        """Every currency the user has a balance row in (zero ones too), by code, with the
+        VAT-free part of each: `balances` and `vat_free_balances` in one read."""
+        ...
+
     async def list_page(
         self, user_id: int, limit: int, offset: int, *, currency: str | None = None
     ) -> Page[CreditEntry]:

@@ -90,15 +90,15 @@ async def test_an_admins_note_may_take_back_the_service_part_only(shop: Shop) ->
     assert await shop.credit_notes(invoice) == [first, last]
 
 
-async def test_a_note_on_an_untaxed_upgrade_with_a_taxed_prepayment_bears_no_vat(
-    shop: Shop,
-) -> None:
-    """The upgrade charged no tax; its prepayment line bore 23 %: its notes are all net."""
+async def test_a_note_on_an_overpaid_untaxed_upgrade_bears_no_vat(shop: Shop) -> None:
+    """The upgrade charged no tax, nor does its excess's prepayment line (VAT-free credit):
+    its notes are all net and stop at the upgrade's own line."""
     payment: SubscriptionPayment = await _upgrade(shop)
     assert (await _overpay_upgrade(shop, payment)).completed
     invoice = await shop.invoice(payment)
     service = invoice.document.lines[0]
-    assert service.tax == 0 and invoice.tax == PREPAID_TAX
+    assert service.tax == 0 and invoice.tax == 0
+    assert invoice.total == service.net + 1000  # the EUR 10.00 excess, whole, at 0 %
 
     note = await shop.credit_note(invoice, service.net)
 

@@ -86,6 +86,9 @@ JUDGED: dict[str, str] = {
     "lock app/billing/invoicing.py lock_for_notes -> read app/billing/refunded_credit.py "
     "refunded_to_credit": "refunds to credit record it under the subscription's lock, held "
     "from before the first read (an admin's note takes the invoice lock first of all)",
+    "lock app/billing/invoicing.py lock_for_notes -> read app/admin/credit_refund_invoices.py "
+    "invoices_refunded": "a paid invoice's payment: what the VAT-free part reads of it (type,"
+    " amount, tax, the credit it applied) is never written once it is paid",
     # an admin's adjustment: the user's row locked first, as book_in locks it
     "read app/billing/credit_balance.py _refuse_other_currency -> lock "
     "app/billing/credit_balance.py book_in": "read after the user's lock, which book_in takes",

@@ -4,6 +4,7 @@ ordinary credit first."""
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from adapters.memory.clock import FakeClock
@@ -69,6 +70,26 @@ async def test_the_vat_free_part_of_each_entry_moves_the_balances(
         entries = (await uow.credit_ledger.list_page(alice, 10, 0)).items
     assert [e.vat_free for e in entries] == [-1000, 0, 3674]
     assert sum(e.vat_free for e in entries) == 2674  # the part, like the balance, is the sum
+
+
+async def test_every_balance_is_read_with_its_vat_free_part_at_once(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """`balance_parts`: every currency the user has a row in, with its VAT-free part, in one
+    read (what the account and admin views show)."""
+    alice = await _alice(uow_factory)
+    async with uow_factory() as uow:
+        assert await uow.credit_ledger.balance_parts(alice) == {}
+        await book_in(uow, _entry(alice, 3674, CreditReason.OVERPAYMENT, "up", 3674))
+        await book_in(uow, _entry(alice, 500, CreditReason.REFUND_TO_CREDIT, "vm:1"))
+        usd = attrs.evolve(_entry(alice, 70, CreditReason.REFUND_TO_CREDIT, "vm:2"), currency="USD")
+        await book_in(uow, usd)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.credit_ledger.balance_parts(alice) == {
+            "EUR": CreditParts(4174, 3674),
+            "USD": CreditParts(70, 0),
+        }
 
 
 @pytest.mark.parametrize(

@@ -191,7 +191,7 @@ async def test_a_card_rest_below_stripes_minimum_is_refused_before_stripe_is_ask
     assert session_requests(fake) == 0
     assert await payments_of(c, vm["id"]) == before
     account = await (await c.call("GET", "/api/v1/account", key=ALICE)).json()
-    assert account["data"]["credit"] == [{"currency": "EUR", "amount": 250}]
+    assert account["data"]["credit"] == [{"currency": "EUR", "amount": 250, "vat_free": 0}]
     lightning = await renew(c, ALICE, vm["id"])  # the way the answer names works
     assert lightning["amount"] > 0
 

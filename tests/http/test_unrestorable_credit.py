@@ -50,7 +50,7 @@ async def test_the_user_sees_the_payment_as_credit(c: ApiClient) -> None:
     assert paid is not None and paid.is_paid and paid.time_value == 0
     value = msat_to_fiat(paid.amount, paid.rate)
     assert value > 0
-    assert await _credit(c) == [{"currency": "EUR", "amount": value}]
+    assert await _credit(c) == [{"currency": "EUR", "amount": value, "vat_free": 0}]
     ledger = await (await c.call("GET", "/api/v1/account/credit")).json()
     [entry] = ledger["data"]
     assert entry["reason"] == "overpayment" and entry["reference"] == payment_id.hex()

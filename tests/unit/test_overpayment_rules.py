@@ -168,3 +168,26 @@ def test_the_invoice_line_of_a_prepayment_is_its_net_and_vat_in_the_invoice_curr
     assert prepayment_line(None, "EUR") is None
     assert prepayment_line(Overpaid(msat=1_239_000, credited=123, currency="EUR"), "EUR") is None
     assert prepayment_line(attrs.evolve(taxed, credited=0), "EUR") is None
+
+
+def test_an_upgrades_vat_free_excess_round_trips_and_is_invoiced_whole_at_zero() -> None:
+    """An untaxed upgrade's excess is VAT-free credit: recorded with `vat_free`, its line the
+    whole value at 0 %, its note says so; older records (no key) read as not VAT-free."""
+    free = Overpaid(
+        msat=10_000_000,
+        credited=1000,
+        currency="EUR",
+        tax=0,
+        tax_rate=Decimal(0),
+        vat_free=True,
+    )
+    raw = free.to_json()
+    assert raw["vat_free"] is True
+    assert overpaid_of({OVERPAID_KEY: raw}) == free
+    assert "vat_free" not in attrs.evolve(free, vat_free=False).to_json()
+    assert overpaid_of({OVERPAID_KEY: {**raw, "vat_free": "yes"}}) is None
+    assert prepayment_line(free, "EUR") == InvoiceLine(
+        description=PREPAYMENT_LINE, net=1000, tax_rate=Decimal(0), tax=0
+    )
+    note = invoice_note(free, "EUR 10.00")
+    assert "without VAT" in note and "VAT-free credit" in note and "EUR 10.00" in note

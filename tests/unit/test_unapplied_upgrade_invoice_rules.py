@@ -18,7 +18,12 @@ from domain.invoice_content import build_content
 from domain.model import SubscriptionPayment
 from domain.money import Currency
 from domain.overpayment import excess_value
-from domain.prepayment import PREPAYMENT_LINE, kept_value_split, kept_vat_free
+from domain.prepayment import (
+    PREPAYMENT_LINE,
+    kept_value_split,
+    kept_vat_free,
+    vat_free_refund_part,
+)
 from domain.tax import tax_on
 from tests.unit.test_invoice_rules import NOW, SELLER, SUB, _buyer, _payment
 
@@ -128,3 +133,19 @@ def test_an_upgrade_applied_or_another_payment_keeps_its_service_line() -> None:
     ]
     renewal = _payment(amount=1000, tax=tax_on(1000, Decimal(23)), metadata={"tax_rate": "23"})
     assert kept_value_split(1000, renewal) == (1000, 0, Decimal(0))
+
+
+def test_a_refund_to_credit_gives_an_upgrades_money_and_vat_free_credit_back_vat_free() -> None:
+    """An untaxed upgrade of 2.00: 1.00 money, 0.50 VAT-free credit and 0.50 ordinary
+    credit; a refund giving back 1.50 of it gives 1.125 → 1.12 VAT-free (its money's and
+    VAT-free credit's 3/4), the rest ordinary. A renewal's share, or a taxed upgrade's,
+    is never VAT-free (its VAT was declared)."""
+    applied = {"amount": 100, "currency": "EUR", "charged": 100, "vat_free": 50}
+    up = _upgrade(amount=100, metadata={"credit_applied": {**applied, "vat_free_net": 50}})
+    assert vat_free_refund_part(up, 150) == 112
+    assert vat_free_refund_part(up, 0) == 0
+    assert vat_free_refund_part(_upgrade(amount=200), 150) == 150  # all money
+    ordinary = _upgrade(amount=0, metadata={"credit_applied": applied | {"vat_free": 0}})
+    assert vat_free_refund_part(ordinary, 100) == 0  # paid with ordinary credit alone
+    assert vat_free_refund_part(_upgrade(amount=200, tax=46), 150) == 0  # taxed once
+    assert vat_free_refund_part(_payment(amount=200), 150) == 0  # a renewal

@@ -59,7 +59,7 @@ def _booked_json(booked: Booked) -> dict[str, Any]:
 
 @require(_USERS, AdminAction.VIEW)
 async def user_balances(request: web.Request, admin: Admin) -> web.StreamResponse:
-    found = await services(request).admin.balances_of(path_id(request))
+    found = await services(request).admin.balance_parts_of(path_id(request))
     return data_response(balances_json(found))
 
 

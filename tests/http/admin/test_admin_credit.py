@@ -9,6 +9,8 @@ from typing import Any, cast
 import attrs
 
 from adapters.memory.billing import MemoryLineItems
+from app.billing.credit_balance import book_in
+from domain.account_credit import CreditReason, checked_entry
 from domain.enums import SubscriptionType
 from domain.model import LineItem
 from ports.storage import UnitOfWork
@@ -17,6 +19,8 @@ from tests.http.vm_helpers import order, paid_vm, provision, renew, settle, subs
 from tests.nostr_signing import NostrKey
 
 ALICE = NostrKey.from_seed(21)
+#: a balance of EUR 5.00 with no VAT-free part, as the views show it
+EUR_500 = {"currency": "EUR", "amount": 500, "vat_free": 0}
 
 
 async def _status(
@@ -42,13 +46,40 @@ async def test_adjust_with_a_reason_then_view_balance_and_ledger(world: AdminWor
     again = (await world.ok("POST", f"/users/{alice}/credit", json=down))["data"]
     assert again["replayed"] is True and again["balance"] == 1000  # same reference: once
     assert (await world.ok("GET", f"/users/{alice}/credit", VIEWER))["data"] == [
-        {"currency": "EUR", "amount": 1000}
+        {"currency": "EUR", "amount": 1000, "vat_free": 0}
     ]
     ledger = await world.ok("GET", f"/users/{alice}/credit/ledger?limit=1", VIEWER)
     assert ledger["total"] == 2 and [e["amount"] for e in ledger["data"]] == [-250]
     async with world.api.store() as uow:
         entries = (await uow.credit_ledger.list_page(alice, 10, 0)).items
     assert {e.admin_id for e in entries} == {root}
+
+
+async def test_a_users_balances_show_their_vat_free_part(world: AdminWorld) -> None:
+    """The admin sees what the user sees: each balance with its VAT-free part (an added
+    key): 36.74 of VAT-free credit and a 10.00 goodwill adjustment are 46.74, 36.74 of it
+    VAT-free; the ledger's entries say theirs."""
+    alice = (await user_of(world.api, ALICE)).id
+    entry = checked_entry(
+        user_id=alice,
+        currency="EUR",
+        amount=3674,
+        reason=CreditReason.OVERPAYMENT,
+        reference="upgrade",
+        note="an upgrade not applied",
+        created=world.api.clock.now(),
+        vat_free=3674,
+    )
+    async with world.api.store() as uow:
+        await book_in(uow, entry)
+        await uow.commit()
+    goodwill = {"currency": "EUR", "amount": 1000, "note": "goodwill"}
+    await world.ok("POST", f"/users/{alice}/credit", json=goodwill)
+    assert (await world.ok("GET", f"/users/{alice}/credit", VIEWER))["data"] == [
+        {"currency": "EUR", "amount": 4674, "vat_free": 3674}
+    ]
+    ledger = await world.ok("GET", f"/users/{alice}/credit/ledger", VIEWER)
+    assert [(e["amount"], e["vat_free"]) for e in ledger["data"]] == [(1000, 0), (3674, 3674)]
 
 
 async def test_adjust_refusals_change_nothing(world: AdminWorld) -> None:
@@ -96,7 +127,7 @@ async def test_a_reference_reused_for_another_amount_is_409_and_books_nothing(
         }
     again = (await world.ok("POST", path, json=first))["data"]
     assert again["replayed"] is True and again["balance"] == 500
-    assert (await world.ok("GET", path))["data"] == [{"currency": "EUR", "amount": 500}]
+    assert (await world.ok("GET", path))["data"] == [EUR_500]
     async with world.api.store() as uow:
         assert (await uow.credit_ledger.list_page(alice, 10, 0)).total == 1
 
@@ -118,7 +149,7 @@ async def test_a_reference_reused_in_another_currency_is_409_and_books_nothing(
             "use another reference for another adjustment"
         },
     )
-    assert (await world.ok("GET", path))["data"] == [{"currency": "EUR", "amount": 500}]
+    assert (await world.ok("GET", path))["data"] == [EUR_500]
 
 
 async def test_a_reference_reused_with_another_note_is_409_and_books_nothing(
@@ -168,7 +199,7 @@ async def test_refund_to_credit_books_the_unused_value_once_and_ends_the_time(
     )
     assert manual[0] == 409, manual
     assert (await world.ok("GET", f"/users/{alice}/credit"))["data"] == [
-        {"currency": "EUR", "amount": 180}
+        {"currency": "EUR", "amount": 180, "vat_free": 0}
     ]
 
 
@@ -295,7 +326,7 @@ async def test_days_extended_free_are_not_refunded_to_credit(world: AdminWorld) 
 
     assert quote["amount"] == booked["entry"]["amount"] == 180
     assert (await world.ok("GET", f"/users/{alice}/credit"))["data"] == [
-        {"currency": "EUR", "amount": 180}
+        {"currency": "EUR", "amount": 180, "vat_free": 0}
     ]
 
 
@@ -338,7 +369,7 @@ async def test_refund_to_credit_of_items_priced_in_two_currencies_is_booked_in_t
         "BTC/USD 110000 (exact, rounded down)"
     )
     assert (await world.ok("GET", f"/users/{alice}/credit"))["data"] == [
-        {"currency": "EUR", "amount": 829}
+        {"currency": "EUR", "amount": 829, "vat_free": 0}
     ]
 
 

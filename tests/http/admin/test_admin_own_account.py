@@ -21,7 +21,7 @@ from tests.nostr_signing import NostrKey
 
 DESK = NostrKey.from_seed(51)
 DEPUTY = NostrKey.from_seed(52)
-EUR_500 = {"currency": "EUR", "amount": 500}
+EUR_500 = {"currency": "EUR", "amount": 500, "vat_free": 0}
 
 
 def refused(what: str) -> tuple[int, dict[str, str]]:
