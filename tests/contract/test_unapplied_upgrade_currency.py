@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from app.billing.credit_balance import adjust_credit
 from app.billing.credit_settle import completion_settle
 from domain.account_credit import CreditReason
 from domain.credit import payment_meta
@@ -153,3 +154,37 @@ async def test_a_card_upgrade_in_usd_whose_quote_stored_no_rates_is_not_credited
     assert told.user_id == ALICE
     [admins] = world.notifier.titled(f"[Subscription {sub.id}] Upgrade paid but not applied")
     assert "NOT booked as account credit" in admins.message
+
+
+async def test_usd_credit_an_upgrade_applied_comes_back_in_usd_its_money_as_eur(
+    world: World,
+) -> None:
+    """An upgrade spends credit in the currency it is priced in: the USD credit it applied
+    comes back as it was, in USD, as an entry of its own; its money is EUR credit."""
+    vm = await world.paid_vm()
+    await _usd_custom_pricing(world)
+    shop = world.shop
+    await adjust_credit(
+        shop.factory,
+        shop.clock,
+        admin_id=ALICE,
+        user_id=ALICE,
+        currency="USD",
+        amount=500,
+        note="gift",
+    )
+    settle = completion_settle(shop.factory, shop.clock, shop.rails, shop.queue)
+    upgrade = await upgrade_payment(shop, vm, BIGGER, method=PaymentMethod.REVOLUT, settle=settle)
+    assert payment_meta(upgrade)["credit_applied"]["amount"] == 500
+    assert upgrade.currency == "USD" and upgrade.amount > 0
+    await world.complete(await world.renew(vm))  # the expiry moves: not applied
+    worth = _floor(Fraction(upgrade.amount * EUR_PER_BTC, 80_000))
+
+    await world.complete(upgrade)
+
+    [value] = await _entries(world, upgrade)
+    assert (value.currency, value.amount) == ("EUR", worth)
+    async with world.shop.factory() as uow:
+        [back] = await uow.credit_ledger.list_by_reference(upgrade.id.hex() + "/applied")
+    assert (back.reason, back.currency, back.amount) == (CreditReason.RELEASED, "USD", 500)
+    assert await _balances(world) == {"EUR": worth, "USD": 500}
