@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -23,10 +24,10 @@ from domain.price_basis import (
     PriceBasis,
     exact_value,
     intervals_bought,
-    quote_btc_rate,
     rates_from_json,
 )
 from domain.subscription import INTERVALS_KEY, payment_interval_count
+from domain.upgrade_prices import QUOTED_PRICES_KEY, UpgradePrices
 from domain.value_grid import extend_by
 
 #: a stale payment credited by value never buys more than this many intervals at once (a
@@ -141,23 +142,70 @@ def payment_meta(payment: SubscriptionPayment) -> dict[str, Any]:
 
 
 def listed_rate(payment: SubscriptionPayment, listed: str) -> Decimal | None:
-    """The BTC rate of fiat currency `listed` a payment was quoted at (`quote_btc_rate`), to
+    """The BTC rate of fiat currency `listed` a payment was quoted at (`row_rates`), to
     show or count its msat in that currency; None for a currency that is not fiat or that
     the quote has no rate for (its `rate` column of 1 is BTC passing through). A row from
-    before quotes stored their rates is shown at its `rate` column, its list currency's,
-    which the row does not name (an invoice or report figure, never credit booked)."""
+    before quotes stored their rates has its `rate` column as the rate of its list
+    currency only: when its stored price names that currency, never as another's; when it
+    names none (adopted, reference era), `listed` is taken to be it (an invoice or report
+    figure; credit is booked at stored rates only, `quote_btc_rate`)."""
     try:
         currency = Currency.parse(listed)
     except DomainError:
         return None
     if not currency.is_fiat:
         return None
-    meta = payment_meta(payment)
-    if rates_from_json(meta.get(RATES_KEY)):
-        rate = quote_btc_rate(meta, currency)
-    else:  # a row from before rates were stored: shown at its column, whatever its currency
-        rate = payment.rate if payment.rate.is_finite() else None
+    rate = row_rates(payment, assumed=(currency,)).get(currency)
     return None if rate is None or rate <= 1 else rate
+
+
+def row_rates(
+    payment: SubscriptionPayment, assumed: Iterable[Currency] = ()
+) -> dict[Currency, Decimal]:
+    """The BTC rates `payment` was quoted at: the ones its quote stored (`RATES_KEY`).
+
+    A row from before quotes stored them has one: its `rate` column, the BTC rate of its
+    list currency (R1.20; 1 for a passthrough or a BTC price, no rate at all), and of no
+    other. Its list currency is the single fiat its own stored price names (`PRICE_KEY`,
+    or an upgrade's quoted prices); a row that names none (adopted, reference era) is
+    taken to be listed in the single fiat of `assumed`, the caller's best knowledge (the
+    price's list currency now); otherwise nothing. Read as another currency's rate the
+    column converts at a wrong rate (a EUR-listed row's EUR rate valuing GBP, or one rate
+    given to two fiats, which converts them at par): the caller gets no rate for it and
+    values nothing, and says so."""
+    meta = payment_meta(payment)
+    stored = rates_from_json(meta.get(RATES_KEY))
+    if stored:
+        return stored
+    rate = payment.rate
+    if not (isinstance(rate, Decimal) and rate.is_finite() and rate > 1):
+        return {}
+    named = _named_fiat(meta)
+    if named is None and not _names_a_price(meta):
+        named = _single_fiat(assumed)
+    return {} if named is None else {named: rate}
+
+
+def _names_a_price(meta: dict[str, Any]) -> bool:
+    return PRICE_KEY in meta or QUOTED_PRICES_KEY in meta
+
+
+def _named_fiat(meta: dict[str, Any]) -> Currency | None:
+    """The single fiat currency the payment's own stored price is listed in (its basis's
+    items and setup fees, or an upgrade's new price, the one its `rate` is for); None when
+    it stored none, or more than one fiat."""
+    basis = PriceBasis.from_json(meta.get(PRICE_KEY))
+    if basis is not None:
+        return _single_fiat(c for c, _ in (*basis.recurring, *basis.setup))
+    prices = UpgradePrices.from_json(meta.get(QUOTED_PRICES_KEY))
+    if prices is not None and prices.new.currency.is_fiat:
+        return prices.new.currency
+    return None
+
+
+def _single_fiat(currencies: Iterable[Currency]) -> Currency | None:
+    fiat = {c for c in currencies if c.is_fiat}
+    return fiat.pop() if len(fiat) == 1 else None
 
 
 def metadata_dict(metadata: Any) -> dict[str, Any]:
@@ -177,19 +225,13 @@ def is_by_amount(payment: SubscriptionPayment) -> bool:
     return INTERVALS_KEY in meta and meta[INTERVALS_KEY] is None
 
 
-def _rates(
-    meta: dict[str, Any], payment: SubscriptionPayment, current: PriceBasis
-) -> dict[Currency, Decimal]:
-    """The quote's own BTC rates; a payment made before they were stored falls back to its
-    `rate` column, which is the BTC rate of its (single) fiat list currency."""
-    stored = rates_from_json(meta.get(RATES_KEY))
-    if stored:
-        return stored
-    fiat = {c for c, _ in (*current.recurring, *current.setup) if c.is_fiat}
-    rate = payment.rate
-    if len(fiat) == 1 and isinstance(rate, Decimal) and rate.is_finite() and rate > 1:
-        return {fiat.pop(): rate}
-    return {}
+def _rates(payment: SubscriptionPayment, current: PriceBasis) -> dict[Currency, Decimal]:
+    """The quote's own BTC rates (`row_rates`); a row from before they were stored, its
+    `rate` column as the rate of its list currency only: the one its stored basis names,
+    else its (single) fiat list currency now. A basis it stored in another currency than
+    the price's now leaves that price without a rate: the payment is not valued (UNVALUED,
+    the operator told), never valued at another currency's rate."""
+    return row_rates(payment, assumed=(c for c, _ in (*current.recurring, *current.setup)))
 
 
 def _unpriced(
@@ -324,7 +366,7 @@ def _time_bought(
     # the amount received plus what the account balance paid of this quote (its worth in
     # the payment's currency): the credit bought time as much as the money did
     received = payment.amount + charged_credit(meta) - unpaid_credit
-    bought = intervals_bought(received, currency, current, _rates(meta, payment, current))
+    bought = intervals_bought(received, currency, current, _rates(payment, current))
     if bought is None:
         return Credit(mode=CreditMode.UNVALUED, base=base, new_expiry=base, changes=changes)
     cap = MAX_BY_AMOUNT_INTERVALS if is_by_amount(payment) else MAX_CREDIT_INTERVALS
@@ -332,7 +374,7 @@ def _time_bought(
     counted = min(bought, Fraction(cap))
     uncounted = 0
     if capped:  # what the intervals not given were worth: account credit, not lost
-        price = exact_value(current.recurring, currency, _rates(meta, payment, current))
+        price = exact_value(current.recurring, currency, _rates(payment, current))
         if price is not None:
             rest = (bought - counted) * price
             uncounted = rest.numerator // rest.denominator

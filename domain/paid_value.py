@@ -6,7 +6,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from domain.account_credit import charged_credit
-from domain.credit import listed_rate, payment_meta
+from domain.credit import payment_meta, row_rates
 from domain.enums import SubscriptionPaymentType
 from domain.errors import DomainError
 from domain.kept_invoice import kept_credit
@@ -16,15 +16,14 @@ from domain.price_basis import CREDIT_KEY, PRICE_KEY, PriceBasis, exact_value
 from domain.shortfall import short_received_msat
 
 
-def _rates(payment: SubscriptionPayment, currencies: set[Currency]) -> dict[Currency, Decimal]:
-    """The BTC rates the payment was quoted at of the fiat `currencies` it knows
-    (`listed_rate`: the rates its quote stored, else its own `rate` column)."""
-    out: dict[Currency, Decimal] = {}
-    for currency in currencies:
-        rate = listed_rate(payment, currency.value) if currency.is_fiat else None
-        if rate is not None:
-            out[currency] = rate
-    return out
+def _rates(
+    payment: SubscriptionPayment, charged: Currency, target: Currency
+) -> dict[Currency, Decimal]:
+    """The BTC rates the payment was quoted at (`row_rates`). A row from before they were
+    stored has its `rate` column for its list currency only: a card's is what it charged,
+    a Lightning row naming none is taken to be listed in `target` (the subscription's
+    currency); never one rate for two fiats, which would convert them at par."""
+    return row_rates(payment, assumed=(charged if charged.is_fiat else target,))
 
 
 def _fraction(raw: object) -> Fraction | None:
@@ -84,7 +83,7 @@ def paid_for_time(payment: SubscriptionPayment, target: Currency) -> Fraction | 
     if payment.payment_type is SubscriptionPaymentType.PURCHASE:
         basis = PriceBasis.from_json(meta.get(PRICE_KEY))
         setup = () if basis is None else basis.setup
-    rates = _rates(payment, {currency, target, *(c for c, _ in setup)})
+    rates = _rates(payment, currency, target)
     short = short_received_msat(payment)
     amount = payment.amount if short is None else kept_credit(payment, "BTC", None, short)
     share, rest = _credited_rest(meta)

@@ -215,8 +215,10 @@ async def book_payment(
     the subscription's other invoices claimed by an automatic renewal, cancelled at their
     node after the commit, so a wallet that has not paid yet cannot (`end_claims`).
     So does an Upgrade whose growth no longer fits its VM's host (an unpaid upgrade invoice
-    holds no room): it is not applied, and its value is credited in the currency it was
-    priced in; so does an Upgrade pro-rated to an expiry the subscription no longer has (a
+    holds no room): it is not applied, and its value is credited in the subscription's
+    currency, the one its renewals spend, converted from the one it was priced or paid in
+    at its quote's own rates (`credit_unrestorable`; without them nothing is booked and the
+    admins are told); so does an Upgrade pro-rated to an expiry the subscription no longer has (a
     renewal was paid after its quote), and one the prices in force would charge another
     amount (a price it was computed from changed after its quote, D23), and one whose VM
     was deleted before it was paid (D24's race; D12: it revives nothing). One paid from
@@ -433,12 +435,12 @@ async def _why_upgrade_unplaced(
     region's lock like `_placing`. A deleted VM's upgrade is never applied: an Upgrade
     revives nothing (D12), so its value becomes credit like any other not applied."""
     if vm.deleted:
-        return why_deleted_vm_not_upgraded(vm, payment, sub)
+        return why_deleted_vm_not_upgraded(vm)
     planned = await paid_upgrade_plan(uow, vm, payment, sub, now)
     if isinstance(planned, UpgradeUnplaced):
         return planned
     await in_locked_region(uow, vm, region)
-    return await why_paid_upgrade_does_not_fit(uow, vm, payment, planned, now)
+    return await why_paid_upgrade_does_not_fit(uow, vm, planned, now)
 
 
 async def _apply(
@@ -467,7 +469,7 @@ async def _apply(
     paid = mark_paid(payment, now)
     upgrade = payment.payment_type == SubscriptionPaymentType.UPGRADE
     vm_before = await uow.vms.get_by_subscription(before.id)
-    why, list_currency = None, before.currency
+    why: str | None = None
     note = ""
     if upgrade and vm_before is not None:
         unplaced = _short_upgrade(payment, unpaid) or await _why_upgrade_unplaced(
@@ -476,8 +478,8 @@ async def _apply(
         if unplaced is not None and paid_by_credit_alone(payment):
             # no outside money came: nothing is booked (the caller gives the credit back)
             raise unplaced.refused
-        if unplaced is not None:  # priced in its new pricing's currency, credited in it
-            why, list_currency, note = unplaced.why, unplaced.list_currency, unplaced.payer_note
+        if unplaced is not None:  # credited in the subscription's currency, its renewals'
+            why, note = unplaced.why, unplaced.payer_note
     elif not upgrade and is_switched_off(before):  # a payment never switches it on again
         why, note = _switched_off_why(before), SWITCHED_OFF_NOTE
     elif not upgrade and (overtaken := claim_overtaken(payment, before)) is not None:
@@ -520,7 +522,7 @@ async def _apply(
         booked, back, on_balance = await credit_unrestorable(
             uow,
             paid,
-            list_currency,
+            before.currency,  # the one its renewals spend, an upgrade's value too
             why,
             unpaid,
             short_msat=short,
@@ -622,7 +624,6 @@ def _short_upgrade(payment: SubscriptionPayment, unpaid: int) -> UpgradeUnplaced
             f"{unpaid} of the {amount} {currency} of credit it applied was released and spent "
             "before it was paid"
         ),
-        list_currency=currency,  # an upgrade spends credit in the currency it is priced in
         payer_note=SHORT_UPGRADE_NOTE,
         refused=CreditChanged(
             "The account credit this upgrade was to use was given back and spent since; "

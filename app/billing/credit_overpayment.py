@@ -59,11 +59,12 @@ async def credit_unrestorable(
     booked (smallest units of `list_currency`), 0 when it cannot be valued (`Credited`).
 
     The value is what was received (amount, tax excluded, plus the credit it applied) in
-    `list_currency` (the subscription's; an upgrade's, the one it is priced in), at the
+    `list_currency` (the subscription's, whose renewals spend it: an upgrade priced in
+    another currency too, converted at its quote's rates as a card below is), at the
     quote's own BTC rate of that currency for a Lightning payment, exactly and rounded
     down (`excess_value`: the payer is never credited more than arrived); without one
     (`quote_btc_rate`: never the row's `rate` column) nothing is booked (0). A card payment
-    in another fiat (its plan re-priced in another currency than its subscription's) is
+    in another fiat (its plan re-priced, or an upgrade priced, in another currency) is
     converted at the quote's own BTC rates of both, rounded down, and the entry's note
     says at which; without them nothing is booked (0). The value is credited whole or
     not at all, and is a prepayment, which the payment's invoice bills instead of the

@@ -32,7 +32,6 @@ from app.billing.persist import Locked, UnderLock, refuse_over_cap
 from app.billing.placement import has_room_to_grow
 from app.billing.price_in_force import expire_stale_quotes, fresh_rates
 from app.billing.rails import PaymentRails, PricedPayment
-from domain.account_credit import credit_applied
 from domain.credit import MAX_LIVE_QUOTES, payment_meta
 from domain.enums import (
     PaymentMethod,
@@ -315,12 +314,11 @@ async def _fits(uow: UnitOfWork, vm: Vm, plan: UpgradePlan, now: datetime) -> bo
 @attrs.frozen
 class UpgradeUnplaced:
     """Why a paid upgrade is not applied: for the admins (`why`) and in plain words for its
-    payer (`payer_note`), the currency it was priced in (its list currency: the payment's
-    rate is for it, so its value is credited in it), and the error a quote paid from
-    account credit alone answers instead of being booked (`refused`)."""
+    payer (`payer_note`), and the error a quote paid from account credit alone answers
+    instead of being booked (`refused`). Its value is credited in its subscription's
+    currency, whatever currency it was priced in (`app.billing.completion`)."""
 
     why: str
-    list_currency: str
     payer_note: str
     refused: DomainError = attrs.field(eq=False)
 
@@ -336,13 +334,11 @@ async def paid_upgrade_plan(
     try:
         plan = await _plan(uow, vm, sub, UpgradeConfig.from_json(payment.metadata), now)
     except DomainError as err:
-        return _cannot_be_made(vm, payment, sub, err)
+        return _cannot_be_made(vm, err)
     return _outdated(vm, payment, sub, plan) or _repriced(vm, payment, plan) or plan
 
 
-def _cannot_be_made(
-    vm: Vm, payment: SubscriptionPayment, sub: Subscription, err: DomainError
-) -> UpgradeUnplaced:
+def _cannot_be_made(vm: Vm, err: DomainError) -> UpgradeUnplaced:
     """A paid Upgrade that cannot be applied at all any more (`err`, from planning it): its
     pricing was disabled (or, a custom VM's, expired) or lost the disk it needs, its VM was
     grown past it by another upgrade paid first (now a downgrade, D8) or to it (nothing left
@@ -352,28 +348,11 @@ def _cannot_be_made(
     (every later payment of every user waiting on this one)."""
     return UpgradeUnplaced(
         why=f"the upgrade of VM {vm.id} can no longer be made: {err.message}",
-        list_currency=_quoted_currency(payment, sub.currency),
         payer_note=IMPOSSIBLE_UPGRADE_NOTE,
         refused=UpgradeNoLongerPossible(
             f"This upgrade can no longer be made ({err.message}); quote again"
         ),
     )
-
-
-def _quoted_currency(payment: SubscriptionPayment, otherwise: str) -> str:
-    """The currency an upgrade was priced in (its value is credited in it), from what its
-    payment stored: its quoted prices, else the credit it applied, else its own fiat; an
-    older Lightning quote that stored neither: `otherwise`, the caller's best guess (the
-    pricing's currency now, or the subscription's), which a re-pricing into another
-    currency since its quote would make wrong and nothing stored can tell."""
-    meta = payment_meta(payment)
-    quoted = UpgradePrices.from_json(meta.get(QUOTED_PRICES_KEY))
-    if quoted is not None:
-        return quoted.new.currency.value
-    applied = credit_applied(meta)
-    if applied is not None:
-        return applied[1]
-    return otherwise if payment.currency == "BTC" else payment.currency
 
 
 #: what the payer of an upgrade that can no longer be made is told
@@ -400,7 +379,6 @@ def _outdated(
             f"the upgrade of VM {vm.id} was priced to the expiry {quoted.isoformat()}, and "
             f"the subscription now expires {now_expires}"
         ),
-        list_currency=_quoted_currency(payment, plan.new_price.currency.value),
         payer_note=OUTDATED_UPGRADE_NOTE,
         refused=UpgradeQuoteOutdated(
             "The subscription's expiry changed since the upgrade was quoted; quote again"
@@ -437,8 +415,6 @@ def _repriced(vm: Vm, payment: SubscriptionPayment, plan: UpgradePlan) -> Upgrad
             f"the upgrade of VM {vm.id} was quoted at {_prices_text(quoted)}, and the prices "
             f"in force are {_prices_text(in_force)}, which charge another amount"
         ),
-        # the currency it was quoted in: its charge and any credit it applied are in it
-        list_currency=quoted.new.currency.value,
         payer_note=REPRICED_UPGRADE_NOTE,
         refused=UpgradeRepriced(
             "The price of this upgrade changed since it was quoted; quote again"
@@ -461,7 +437,7 @@ REPRICED_UPGRADE_NOTE = (
 
 
 async def why_paid_upgrade_does_not_fit(
-    uow: UnitOfWork, vm: Vm, payment: SubscriptionPayment, plan: UpgradePlan, now: datetime
+    uow: UnitOfWork, vm: Vm, plan: UpgradePlan, now: datetime
 ) -> UpgradeUnplaced | None:
     """Why a paid Upgrade (planned by `paid_upgrade_plan`) can no longer grow its VM on its
     host (None: it fits). Judged again in the booking because an unpaid upgrade invoice holds
@@ -471,22 +447,18 @@ async def why_paid_upgrade_does_not_fit(
         return None
     return UpgradeUnplaced(
         why=f"host {vm.host_id} has no room left for the upgrade of VM {vm.id}",
-        list_currency=_quoted_currency(payment, plan.new_price.currency.value),
         payer_note=NO_ROOM_UPGRADE_NOTE,
         refused=NoRoomToUpgrade("The VM's host has no room left for this upgrade"),
     )
 
 
-def why_deleted_vm_not_upgraded(
-    vm: Vm, payment: SubscriptionPayment, sub: Subscription
-) -> UpgradeUnplaced:
+def why_deleted_vm_not_upgraded(vm: Vm) -> UpgradeUnplaced:
     """Why a paid Upgrade of a deleted VM is not applied: deleting it expired the upgrade's
     invoice (D24), but a settlement, a card capture or an admin's completion may still come.
     An Upgrade revives nothing (D12), so what it paid for cannot be given: like every other
-    upgrade not applied, its value becomes credit in the currency it was quoted in."""
+    upgrade not applied, its value becomes credit in its subscription's currency."""
     return UpgradeUnplaced(
         why=f"VM {vm.id} was deleted before its upgrade was paid",
-        list_currency=_quoted_currency(payment, sub.currency),
         payer_note=DELETED_VM_UPGRADE_NOTE,
         refused=VmDeleted("Can't upgrade deleted VM"),  # what its quote answers now
     )

@@ -104,11 +104,28 @@ async def _load(
         items=items,
         vms=vms,
         subject=messages.subject_of(sub, items, vm_id),
-        descr=messages.describe(sub, items),
+        descr=messages.describe(sub, items, await _vm_item_currencies(uow, vms)),
         hint=messages.renew_hint(
             deps.public_url, sub, vm_id, lightning_address=deps.lightning_address
         ),
     )
+
+
+async def _vm_item_currencies(uow: UnitOfWork, vms: Sequence[Vm]) -> dict[int, str]:
+    """The currency of each custom VM's line item amount, by line item id: its custom
+    pricing's, the one its order or an upgrade wrote the amount in. A subscription that
+    bills other items beside its VM keeps its own currency when the VM is converted to a
+    custom pricing in another (`app.billing.upgrades`), so the two can differ. A standard
+    VM's amount is in its subscription's currency (none read: two reads per custom VM)."""
+    out: dict[int, str] = {}
+    for vm in vms:
+        if vm.custom_template_id is None:
+            continue
+        spec = await uow.custom_templates.get(vm.custom_template_id)
+        pricing = None if spec is None else await uow.custom_pricing.get(spec.pricing_id)
+        if pricing is not None:
+            out[vm.subscription_line_item_id] = pricing.currency
+    return out
 
 
 async def _still_due(

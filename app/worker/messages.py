@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -54,11 +54,18 @@ def _interval(sub: Subscription) -> str:
     return f"per {unit}" if n == 1 else f"every {n} {unit}s"
 
 
-def describe(sub: Subscription, items: Sequence[LineItem]) -> str:
-    """The §12.1 description block: subscription name, services with prices, note."""
+def describe(
+    sub: Subscription, items: Sequence[LineItem], currencies: Mapping[int, str] | None = None
+) -> str:
+    """The §12.1 description block: subscription name, services with prices, note. Each
+    item's amount is in the subscription's currency, but for an item named in `currencies`
+    (by line item id): a custom VM's, whose amount is in its pricing's currency, which a
+    subscription billing other items beside it does not take
+    (`app.worker.lifecycle._vm_item_currencies`)."""
     lines = [f"Subscription: {sub.name}", "", "Services:"]
     for item in items:
-        line = f"- {item.name} — {_amount(item.amount, sub.currency)} {_interval(sub)}"
+        currency = (currencies or {}).get(item.id, sub.currency)
+        line = f"- {item.name} — {_amount(item.amount, currency)} {_interval(sub)}"
         if item.setup_amount:
             line += f" + {_amount(item.setup_amount, sub.currency)} setup fee"
         lines.append(line)

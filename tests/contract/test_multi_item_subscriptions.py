@@ -5,6 +5,7 @@ currency converts the other items into it instead of refusing."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -348,3 +349,25 @@ async def test_a_lightning_renewal_after_the_plan_moved_to_usd_still_works(
     # USD 1.32 at 110 000: 1 200 000 msat; EUR 6.00 at 100 000: 6 000 000 msat
     assert (renewal.currency, renewal.amount) == ("BTC", 1_200_000 + 6_000_000)
     assert (await world.complete(renewal)).completed
+
+
+async def test_the_expiring_soon_notice_shows_the_upgraded_vm_in_its_pricings_currency(
+    world: World,
+) -> None:
+    """After the upgrade the VM's line item is USD 42.00 (its pricing's) and the range EUR
+    6.00 (the subscription's): the notice listed the VM as EUR 42.00."""
+    await _pricing_in(world, "USD")
+    world.shop.rates.others[Currency.USD] = USD_PER_BTC
+    vm = await world.paid_vm()
+    await _add_ip_range(world, vm, 600)
+    assert (await world.complete(await _upgrade(world, vm))).completed
+    sub = await world.sub(vm)
+    assert sub.expires is not None and sub.currency == "EUR"
+
+    world.at(sub.expires - timedelta(hours=12))
+    await world.lifecycle()
+
+    [notice] = world.notifier.titled(f"[Sub #{sub.id}] Expiring Soon")
+    vm_item = await _item(world, vm.subscription_line_item_id)
+    assert f"- {vm_item.name} — USD 42.00 per month" in notice.message
+    assert "- 203.0.113.8/29 — EUR 6.00 per month" in notice.message

@@ -18,7 +18,7 @@ from domain.account_credit import credit_applied
 from domain.credit import payment_meta
 from domain.exchange import RateTable
 from domain.model import SubscriptionPayment, Vm
-from domain.price_basis import RATES_KEY
+from domain.price_basis import CREDIT_KEY, RATES_KEY
 from tests.contract import lifecycle_world, storage_backends
 from tests.unit.billing.fakes import FreshRates
 from tests.unit.billing.world import ALICE, Shop
@@ -158,3 +158,32 @@ async def test_the_same_payment_with_its_rates_is_credited_at_the_eur_rate(shop:
     assert excess == 81
     assert booked > 0
     assert await _eur_balance(gbp) == booked + excess
+
+
+async def test_a_renewal_without_stored_rates_repriced_in_gbp_is_not_valued_at_its_eur_rate(
+    shop: Shop,
+) -> None:
+    """A Lightning renewal quoted at EUR 1.32 (1 320 000 msat, its column BTC/EUR 100 000)
+    that stored its price but not its rates, paid after the plan moved to GBP 1.32 (BTC/GBP
+    70 000): its column was read as the GBP rate, buying the whole month where it is worth
+    GBP 0.92, 0.7 of it (the operator underpaid). Its stored price says the column is
+    EUR's: it is not valued (no time, UNVALUED for the operator), never at another
+    currency's rate."""
+    gbp = lifecycle_world.with_gbp(shop, Decimal(70_000))
+    vm = await gbp.order()
+    await gbp.complete(await gbp.renew(vm))
+    sub = await gbp.subscription(vm)
+    quote = await gbp.renew(vm)
+    assert (quote.currency, quote.amount, quote.rate) == ("BTC", 1_320_000, Decimal(100_000))
+    async with gbp.factory() as uow:
+        old = {k: v for k, v in payment_meta(quote).items() if k != RATES_KEY}
+        await uow.payments.update(attrs.evolve(quote, metadata=old))
+        await uow.commit()
+    await lifecycle_world.plan_moved_to_gbp(gbp)
+
+    report = await gbp.complete(quote)
+
+    assert report.completed
+    paid = await gbp.payment(quote.id)
+    assert payment_meta(paid)[CREDIT_KEY]["mode"] == "unvalued"
+    assert (await gbp.subscription(vm)).expires == sub.expires

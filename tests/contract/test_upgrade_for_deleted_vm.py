@@ -3,7 +3,7 @@
 Deleting a VM expires and cancels its pending invoices (D24), but a Lightning node may have
 settled the upgrade's just before the cancel (or a card capture, or an admin's completion,
 comes after it). Paying an upgrade revives nothing (D12), so it is not applied: its value
-becomes account credit in the currency it was quoted in, once, and the payer and the admins
+becomes account credit in its subscription's currency, once, and the payer and the admins
 are told, as for every other upgrade not applied. Before, the money was kept for nothing.
 One paid from account credit alone is refused (422) and its credit given back.
 """

@@ -230,7 +230,7 @@ async def test_an_upgrade_repriced_into_another_currency_is_credited_in_its_own(
     world: World,
 ) -> None:
     """A card upgrade charged in EUR, paid after its pricing moved to USD: its value is EUR
-    credit, the currency it was quoted and charged in (USD figures of it cannot be had)."""
+    credit, the currency it was quoted and charged in and its subscription's."""
     vm = await world.paid_vm()
     upgrade = await _upgrade(world, vm, method=PaymentMethod.REVOLUT)
     assert upgrade.currency == "EUR" and upgrade.amount > 0
@@ -249,7 +249,7 @@ async def test_an_outdated_upgrade_whose_pricing_moved_currency_is_credited_in_i
     world: World,
 ) -> None:
     """Its expiry moved too (judged first): the value is still credited in the currency it
-    was quoted and charged in, not in the one its pricing lists now."""
+    was quoted and charged in (its subscription's), not in the one its pricing lists now."""
     vm = await world.paid_vm()
     upgrade = await _upgrade(world, vm, method=PaymentMethod.REVOLUT)
     await world.complete(await world.renew(vm))  # the expiry moves

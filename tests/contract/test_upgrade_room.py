@@ -175,9 +175,12 @@ async def _price_custom_in(world: World, currency: str) -> None:
         await uow.commit()
 
 
-async def test_an_upgrade_priced_in_another_currency_is_credited_in_it(world: World) -> None:
-    """The plan is in EUR, the custom pricing in USD: the Lightning upgrade's rate is the USD
-    one, so its value is USD credit (not EUR figures at a USD rate)."""
+async def test_an_upgrade_priced_in_another_currency_is_credited_in_the_subscriptions(
+    world: World,
+) -> None:
+    """The plan is in EUR, the custom pricing in USD: the Lightning upgrade's value is EUR
+    credit, at its quote's EUR rate (USD credit was a balance its EUR renewals never spend;
+    `test_unapplied_upgrade_currency` has USD at another rate than EUR)."""
     first, second = await _two_vms_with_room_for_one_upgrade(world)
     await _price_custom_in(world, "USD")
     up1, up2 = await _upgrade(world, first), await _upgrade(world, second)
@@ -189,8 +192,8 @@ async def test_an_upgrade_priced_in_another_currency_is_credited_in_it(world: Wo
     async with world.shop.factory() as uow:
         [entry] = await uow.credit_ledger.list_by_reference(paid.id.hex())
         balances = await uow.credit_ledger.balances(paid.user_id)
-    assert (entry.currency, entry.amount) == ("USD", msat_to_fiat(paid.amount, paid.rate))
-    assert balances == {"USD": entry.amount}
+    assert (entry.currency, entry.amount) == ("EUR", msat_to_fiat(paid.amount, paid.rate))
+    assert balances == {"EUR": entry.amount}
     assert (await world.sub(second)).currency == "EUR"  # nothing of the VM changed
 
 

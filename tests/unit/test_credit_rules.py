@@ -259,3 +259,23 @@ def test_a_paid_renewal_ending_past_the_calendar_is_booked_as_credit_not_raised(
     assert by_value.past_calendar and by_value.uncounted == 10**9
     unpriced = credit_payment(_payment(5, _quote(120, DECADES)), sub, None, NOW)
     assert unpriced.past_calendar and unpriced.uncounted == 5
+
+
+GBP_TINY = PriceBasis.of(MONTHLY, [Money(Currency.GBP, 132)], country="IRL")
+
+
+def test_a_rate_column_is_never_read_as_another_currencys_rate() -> None:
+    """A Lightning renewal quoted at EUR 1.32 (1 320 000 msat at its `rate` column, BTC/EUR
+    100 000) that stored its price but not its rates, paid after the plan moved to GBP 1.32:
+    its column is the EUR rate, so nothing values it in GBP. It was read as BTC/GBP (one
+    whole interval bought; at a real BTC/GBP of 80 000 it is worth 0.8 of one): now it is
+    not valued, and the operator is told (UNVALUED), rather than valued at a wrong rate."""
+    meta = {"intervals": 1, "price": TINY.to_json()}
+    paid = _payment(1_320_000, meta, rate=Decimal(100_000))
+
+    credit = credit_payment(paid, SUB, GBP_TINY, NOW)
+
+    assert credit.mode is CreditMode.UNVALUED and credit.new_expiry == credit.base
+    # the currency it names is the one its column is for: valued at it as before
+    same = credit_payment(paid, SUB, TINY_CHANGED, NOW)
+    assert same.mode is CreditMode.BY_VALUE and same.intervals == Fraction(132, 133)

@@ -60,6 +60,21 @@ def test_lightning_msat_are_valued_at_the_quotes_rate() -> None:
     assert paid_for_time(payment(1_320_000, "BTC", rate=Decimal(100_000)), Currency.EUR) == 132
 
 
+def test_a_rate_column_is_the_rate_of_one_currency_only() -> None:
+    """A row without stored rates has its `rate` column for its list currency only. A card
+    payment of EUR 1.32 whose column says 92 000 (a legacy back-fill) was valued in USD at
+    that figure for both fiats, at par: USD 1.32. It cannot be valued in USD (None: not
+    known); in its own EUR it needs no rate. A Lightning row that names its list currency
+    (its stored price) is not valued in another."""
+    card = payment(132, rate=Decimal(92_000))
+    assert paid_for_time(card, Currency.USD) is None
+    assert paid_for_time(card, Currency.EUR) == 132
+    named = {"price": {"interval": [1, 1], "recurring": {"EUR": 132}, "setup": {}}}
+    lightning = payment(1_320_000, "BTC", rate=Decimal(100_000), metadata=named)
+    assert paid_for_time(lightning, Currency.EUR) == 132
+    assert paid_for_time(lightning, Currency.GBP) is None
+
+
 def test_account_credit_it_applied_counts_as_paid() -> None:
     applied = {"credit_applied": {"amount": 50, "currency": "EUR", "charged": 50}}
     assert paid_for_time(payment(82, metadata=applied), Currency.EUR) == 132

@@ -55,6 +55,17 @@ def test_description_block() -> None:
     )
 
 
+def test_an_item_in_another_currency_is_shown_in_it() -> None:
+    """A custom VM's amount is in its pricing's currency (USD 42.00), which a subscription
+    billing an IP range beside it does not take: it was shown as EUR 42.00."""
+    vm = _item(SubscriptionType.VPS, id=1, amount=4200)
+    ip = _item(SubscriptionType.IP_RANGE, id=2, name="203.0.113.8/29", amount=600)
+    assert messages.describe(_sub(), [vm, ip], {1: "USD"}).splitlines()[3:] == [
+        "- VM9 - Tiny — USD 42.00 per month",
+        "- 203.0.113.8/29 — EUR 6.00 per month",
+    ]
+
+
 def test_vm_expired_notice_names_vm_deadline_and_how_to_renew() -> None:
     hint = messages.renew_hint("https://api.example.com/", _sub(), 9)
     notice = messages.vm_expired(9, NOW, 7, datetime(2026, 3, 8, 12, tzinfo=UTC), hint)
