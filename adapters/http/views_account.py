@@ -81,22 +81,26 @@ def _label(code: str) -> str:
         return Currency.USD.value
 
 
-def line_item_json(item: LineItem, currency: str) -> JsonObject:
+def line_item_json(item: LineItem, currency: str, price_currency: str | None = None) -> JsonObject:
+    """ApiSubscriptionLineItem: the setup fee in the subscription's `currency`, the price in
+    `price_currency` where the amount is in another (a custom VM's, in its pricing's)."""
     return {
         "id": item.id,
         "subscription_id": item.subscription_id,
         "name": item.name,
         "description": item.description,
-        "price": {"currency": currency, "amount": item.amount},
+        "price": {"currency": price_currency or currency, "amount": item.amount},
         "setup_fee": {"currency": currency, "amount": item.setup_amount},
         "configuration": item.configuration,
     }
 
 
 def subscription_json(view: SubscriptionView) -> JsonObject:
-    """ApiSubscription with its line items, amounts labelled in the subscription's currency."""
+    """ApiSubscription with its line items, amounts labelled in the subscription's currency
+    but each item's price in the currency its amount is in (`SubscriptionView.currencies`)."""
     sub = view.subscription
     currency = _label(sub.currency)
+    shown = view.currencies
     return {
         "id": sub.id,
         "name": sub.name,
@@ -105,7 +109,10 @@ def subscription_json(view: SubscriptionView) -> JsonObject:
         "expires": format_optional_time(sub.expires),
         "is_active": sub.is_active,
         "auto_renewal_enabled": sub.auto_renewal_enabled,
-        "line_items": [line_item_json(i, currency) for i in view.line_items],
+        "line_items": [
+            line_item_json(i, currency, _label(shown[i.id]) if i.id in shown else None)
+            for i in view.line_items
+        ],
     }
 
 

@@ -27,6 +27,7 @@ from ports.storage import (
     PendingOf,
     PricedBy,
     PricedItems,
+    ShownItems,
 )
 
 
@@ -245,6 +246,18 @@ class MemoryLineItems(RecordRepo[LineItem]):
         for item in self._where(lambda li: li.subscription_id in wanted):
             out.setdefault(item.subscription_id, []).append(item)
         return out
+
+    async def list_shown(self, subscription_ids: Collection[int]) -> ShownItems:
+        items = await self.list_by_subscriptions(subscription_ids)
+        shown = {item.id for listed in items.values() for item in listed}
+        specs, pricings = self._rows("vm_custom_template"), self._rows("vm_custom_pricing")
+        currencies: dict[int, str] = {}
+        for vm in self._rows("vm").values():
+            spec = specs.get(vm.custom_template_id)
+            pricing = None if spec is None else pricings.get(spec.pricing_id)
+            if vm.subscription_line_item_id in shown and pricing is not None:
+                currencies.setdefault(vm.subscription_line_item_id, pricing.currency)
+        return ShownItems(items, currencies)
 
     async def delete(self, line_item_id: int) -> bool:
         return self._rows(self.table).pop(line_item_id, None) is not None

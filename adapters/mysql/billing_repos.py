@@ -73,11 +73,14 @@ from ports.storage import (
     PendingOf,
     PricedBy,
     PricedItems,
+    ShownItems,
     VmOnPlan,
 )
 
 _sub = t.subscription.c
 _li = t.subscription_line_item.c
+#: the label of `list_shown`'s custom pricing currency column
+_SHOWN_CURRENCY = "shown_amount_currency"
 _pay = t.subscription_payment.c
 #: built once: executing the same statement object reuses its cache key and compiled form
 _INSERT_PAYMENT = keep(insert(t.subscription_payment))
@@ -815,6 +818,35 @@ class SqlLineItems(SqlRecords[LineItem]):
         for item in await self._where(_li.subscription_id.in_(sorted(set(subscription_ids)))):
             out.setdefault(item.subscription_id, []).append(item)
         return out
+
+    async def list_shown(self, subscription_ids: Collection[int]) -> ShownItems:
+        # the items with their VMs' custom pricings joined on: one statement, one row per
+        # item and VM pointing at it (a standard VM's or a VM-less item's currency is NULL)
+        items: dict[int, list[LineItem]] = {}
+        currencies: dict[int, str] = {}
+        if not subscription_ids:
+            return ShownItems(items, currencies)
+        vm, spec, pricing = t.vm.c, t.vm_custom_template.c, t.vm_custom_pricing.c
+        joined = (
+            t.subscription_line_item.outerjoin(t.vm, vm.subscription_line_item_id == _li.id)
+            .outerjoin(t.vm_custom_template, spec.id == vm.custom_template_id)
+            .outerjoin(t.vm_custom_pricing, pricing.id == spec.pricing_id)
+        )
+        query: Select[Any] = (
+            select(*self.mapper.columns, pricing.currency.label(_SHOWN_CURRENCY))
+            .select_from(joined)
+            .where(_li.subscription_id.in_(sorted(set(subscription_ids))))
+            .order_by(_li.id)
+        )
+        seen: set[int] = set()
+        for row in (await self.conn.execute(query)).mappings():
+            item = self.mapper.from_row(row)
+            if item.id not in seen:
+                seen.add(item.id)
+                items.setdefault(item.subscription_id, []).append(item)
+            if row[_SHOWN_CURRENCY] is not None:
+                currencies.setdefault(item.id, row[_SHOWN_CURRENCY])
+        return ShownItems(items, currencies)
 
     async def delete(self, line_item_id: int) -> bool:
         query = delete(t.subscription_line_item).where(_li.id == line_item_id)

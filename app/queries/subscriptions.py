@@ -3,6 +3,8 @@ the caller's unit of work."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attrs
 
 from app.billing.errors import SubscriptionNotFound
@@ -13,8 +15,12 @@ from ports.storage import Page, UnitOfWork
 
 @attrs.frozen
 class SubscriptionView:
+    """A subscription with its line items; `currencies`: the currency of an item's `amount`
+    by line item id where it is not the subscription's (`ShownItems`)."""
+
     subscription: Subscription
     line_items: list[LineItem]
+    currencies: Mapping[int, str] = attrs.field(factory=dict)
 
 
 async def owned_subscription(uow: UnitOfWork, subscription_id: int, user_id: int) -> Subscription:
@@ -28,16 +34,18 @@ async def owned_subscription(uow: UnitOfWork, subscription_id: int, user_id: int
 async def list_subscriptions(
     uow: UnitOfWork, user_id: int, limit: int, offset: int
 ) -> Page[SubscriptionView]:
-    """Newest first (id descending), VM subscriptions included; the page's line items in one
-    query whatever its size."""
+    """Newest first (id descending), VM subscriptions included; the page's line items, with
+    the currency each amount is in, in one query whatever its size."""
     page = await uow.subscriptions.list_by_user(user_id, limit, offset)
-    items = await uow.line_items.list_by_subscriptions([s.id for s in page.items])
-    return Page([SubscriptionView(s, items.get(s.id, [])) for s in page.items], page.total)
+    shown = await uow.line_items.list_shown([s.id for s in page.items])
+    views = [SubscriptionView(s, shown.items.get(s.id, []), shown.currencies) for s in page.items]
+    return Page(views, page.total)
 
 
 async def get_subscription(uow: UnitOfWork, subscription_id: int, user_id: int) -> SubscriptionView:
     sub = await owned_subscription(uow, subscription_id, user_id)
-    return SubscriptionView(sub, await uow.line_items.list_by_subscription(sub.id))
+    shown = await uow.line_items.list_shown([sub.id])
+    return SubscriptionView(sub, shown.items.get(sub.id, []), shown.currencies)
 
 
 async def list_subscription_payments(

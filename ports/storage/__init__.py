@@ -54,6 +54,7 @@ from ports.storage.subscriptions import (
     OwnedPriced,
     PricedBy,
     PricedItems,
+    ShownItems,
     Subscriptions,
 )
 from ports.storage.vms import SpecTotals, VmHistories, VmListFilter, VmOnPlan, Vms
@@ -209,6 +210,7 @@ __all__ = [
     "Roles",
     "SettlementProblem",
     "SettlementProblems",
+    "ShownItems",
     "SpecTotals",
     "SshKeys",
     "StorageBusy",

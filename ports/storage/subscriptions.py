@@ -139,6 +139,16 @@ class Subscriptions(Protocol):
 
 
 @attrs.frozen
+class ShownItems:
+    """Line items as shown (`LineItems.list_shown`): `items` by subscription id (ascending
+    id), and `currencies` by line item id: the currency of an item's `amount` where it is
+    not its subscription's (a custom VM's: its custom pricing's)."""
+
+    items: dict[int, list[LineItem]]
+    currencies: dict[int, str]
+
+
+@attrs.frozen
 class PricedItems:
     """What a subscription is priced from (§13, D23): its line items (ascending id), each VPS
     item's VM on its template and plan (its lowest-id VM not deleted; absent where none),
@@ -218,6 +228,14 @@ class LineItems(Protocol):
     ) -> dict[int, list[LineItem]]:
         """The line items of each subscription (ascending id), in one query; a subscription
         without items is absent."""
+        ...
+
+    async def list_shown(self, subscription_ids: Collection[int]) -> ShownItems:
+        """`list_by_subscriptions` with the currency each item's amount is in where it is not
+        its subscription's, in one query: a custom VM's item is priced in its custom
+        pricing's currency (its order or upgrade wrote the amount in it), which a
+        subscription billing other items beside it does not take (`app.billing.upgrades`).
+        A standard VM's and every other item's amount is in the subscription's currency."""
         ...
 
     async def list_priced(

@@ -12,9 +12,12 @@ from typing import Any, cast
 import attrs
 import pytest
 
+from adapters.http.admin.views import line_items_json, one_line_item_json, subscriptions_json
+from adapters.http.views_account import subscription_json
 from app.billing.errors import UpgradeOfSharedSubscription, UpgradeWouldRebill
 from app.billing.price_in_force import price_in_force
 from app.billing.upgrades import create_upgrade_payment, quote_upgrade
+from app.queries.subscriptions import get_subscription, list_subscriptions
 from domain.credit import payment_meta
 from domain.enums import IntervalType, PaymentMethod, SubscriptionType
 from domain.enums import VmHistoryActionType as H
@@ -24,6 +27,7 @@ from domain.model import LineItem, SubscriptionPayment, Vm
 from domain.money import Currency, Money
 from domain.price_basis import CREDIT_KEY, RATES_KEY
 from domain.upgrade import UpgradeConfig
+from ports.storage import ShownItems
 from tests.contract import lifecycle_world, storage_backends
 from tests.unit.billing.world import ALICE, PLAN_EUR_CENTS, PRICING
 from tests.unit.worker.world import World
@@ -371,3 +375,59 @@ async def test_the_expiring_soon_notice_shows_the_upgraded_vm_in_its_pricings_cu
     vm_item = await _item(world, vm.subscription_line_item_id)
     assert f"- {vm_item.name} — USD 42.00 per month" in notice.message
     assert "- 203.0.113.8/29 — EUR 6.00 per month" in notice.message
+
+
+async def test_the_api_shows_the_upgraded_vm_item_in_its_pricings_currency(world: World) -> None:
+    """After the upgrade the VM's line item amount is USD 42.00 (its pricing's), the range's
+    EUR 6.00 (the subscription's): the user API labelled both EUR (`price`), as did the
+    admin views (the subscription's `currency` alone). Same keys, each item's currency; the
+    setup fees stay in the subscription's currency (D23: what a Purchase charges them in)."""
+    await _pricing_in(world, "USD")
+    world.shop.rates.others[Currency.USD] = USD_PER_BTC
+    vm = await world.paid_vm()
+    ip = await _add_ip_range(world, vm, 600)
+    assert (await world.complete(await _upgrade(world, vm))).completed
+    sub = await world.sub(vm)
+    assert sub.currency == "EUR"
+    item_id = vm.subscription_line_item_id
+
+    async with world.shop.factory() as uow:
+        shown = await uow.line_items.list_shown([sub.id])
+        assert [i.id for i in shown.items[sub.id]] == sorted([item_id, ip.id])
+        assert shown.currencies == {item_id: "USD"}  # the range: the subscription's
+        one = await get_subscription(uow, sub.id, sub.user_id)
+        page = await list_subscriptions(uow, sub.user_id, 10, 0)
+        admin = await subscriptions_json(uow, [sub])
+        admin_items = await line_items_json(uow, sub)
+        vm_item = await uow.line_items.get(item_id)
+        assert vm_item is not None
+        admin_one = await one_line_item_json(uow, vm_item)
+
+    for view in (one, *page.items):
+        prices = {i["id"]: i["price"] for i in subscription_json(view)["line_items"]}
+        assert prices == {
+            item_id: {"currency": "USD", "amount": UPGRADED_CENTS},
+            ip.id: {"currency": "EUR", "amount": 600},
+        }
+        fees = {i["setup_fee"]["currency"] for i in subscription_json(view)["line_items"]}
+        assert fees == {"EUR"}
+    for items in (admin[0]["line_items"], admin_items):
+        assert {i["id"]: (i["currency"], i["amount"]) for i in items} == {
+            item_id: ("USD", UPGRADED_CENTS),
+            ip.id: ("EUR", 600),
+        }
+    assert (admin_one["currency"], admin_one["amount"]) == ("USD", UPGRADED_CENTS)
+
+
+async def test_a_standard_vm_item_is_shown_in_its_subscriptions_currency(world: World) -> None:
+    """A standard VM's amount was written in its subscription's currency: nothing else."""
+    vm = await world.paid_vm()
+    sub = await world.sub(vm)
+    async with world.shop.factory() as uow:
+        shown = await uow.line_items.list_shown([sub.id, sub.id + 1000])
+        view = await get_subscription(uow, sub.id, sub.user_id)
+        assert await uow.line_items.list_shown([]) == ShownItems({}, {})
+    assert shown.currencies == {}
+    assert [i.id for i in shown.items[sub.id]] == [vm.subscription_line_item_id]
+    [item] = subscription_json(view)["line_items"]
+    assert item["price"]["currency"] == sub.currency == "EUR"

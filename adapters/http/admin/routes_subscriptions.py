@@ -21,7 +21,12 @@ from adapters.http.admin.common import (
     query_uint,
     stored,
 )
-from adapters.http.admin.views import line_item_json, subscription_json, subscriptions_json
+from adapters.http.admin.views import (
+    line_items_json,
+    one_line_item_json,
+    subscription_json,
+    subscriptions_json,
+)
 from adapters.http.bounds import ID_MIN, ID_SCHEMA, UINT_SCHEMA
 from adapters.http.context import services
 from adapters.http.envelope import data_response, page_response, parse_page, parse_time
@@ -173,16 +178,18 @@ async def update(request: web.Request, admin: Admin) -> web.StreamResponse:
 async def list_line_items(request: web.Request, admin: Admin) -> web.StreamResponse:
     sub_id = path_id(request, "subscription_id")
     async with services(request).uow_factory() as uow:
-        if await uow.subscriptions.get(sub_id) is None:
+        sub = await uow.subscriptions.get(sub_id)
+        if sub is None:
             raise SubscriptionNotFound("Subscription not found")
-        items = await uow.line_items.list_by_subscription(sub_id)
-    return data_response([line_item_json(i) for i in items])
+        return data_response(await line_items_json(uow, sub))
 
 
 @require(_ITEMS, AdminAction.VIEW)
 async def get_line_item(request: web.Request, admin: Admin) -> web.StreamResponse:
     missing = NotFound("Subscription line item not found")
-    return data_response(line_item_json(await stored(request, lambda uow: uow.line_items, missing)))
+    item = await stored(request, lambda uow: uow.line_items, missing)
+    async with services(request).uow_factory() as uow:
+        return data_response(await one_line_item_json(uow, item))
 
 
 @require(_ITEMS, AdminAction.UPDATE)
@@ -215,7 +222,8 @@ async def patch_line_item(request: web.Request, admin: Admin) -> web.StreamRespo
     item = await svc.admin.update_line_item(
         line_item_id=path_id(request), patch=patch, admin_id=admin.user.id
     )
-    return data_response(line_item_json(item))
+    async with svc.uow_factory() as uow:
+        return data_response(await one_line_item_json(uow, item))
 
 
 def add_admin_subscription_routes(table: RouteTable) -> None:

@@ -89,17 +89,43 @@ def user_role_json(info: UserRole) -> dict[str, Any]:
     }
 
 
-def line_item_json(item: LineItem) -> dict[str, Any]:
-    return same_named(
-        item,
-        "id",
-        "subscription_id",
-        "name",
-        "description",
-        "amount",
-        "setup_amount",
-        "configuration",
-    )
+def line_item_json(item: LineItem, currency: str) -> dict[str, Any]:
+    """AdminSubscriptionLineItemInfo with `currency`, the currency its `amount` is in: its
+    subscription's, or a custom VM's pricing's (`LineItems.list_shown`). `setup_amount` is
+    in the subscription's currency."""
+    return {
+        **same_named(
+            item,
+            "id",
+            "subscription_id",
+            "name",
+            "description",
+            "amount",
+            "setup_amount",
+            "configuration",
+        ),
+        "currency": currency,
+    }
+
+
+async def line_items_json(uow: UnitOfWork, sub: Subscription) -> list[dict[str, Any]]:
+    """The subscription's line items (`line_item_json`), read in one query."""
+    shown = await uow.line_items.list_shown([sub.id])
+    return _items_json(sub, shown.items.get(sub.id, []), shown.currencies)
+
+
+async def one_line_item_json(uow: UnitOfWork, item: LineItem) -> dict[str, Any]:
+    """`line_item_json` of one item (its subscription and VM read: two queries)."""
+    sub = await uow.subscriptions.get(item.subscription_id)
+    shown = await uow.line_items.list_shown([item.subscription_id])
+    currency = shown.currencies.get(item.id, sub.currency if sub is not None else "")
+    return line_item_json(item, currency)
+
+
+def _items_json(
+    sub: Subscription, items: list[LineItem], currencies: Mapping[int, str]
+) -> list[dict[str, Any]]:
+    return [line_item_json(i, currencies.get(i.id, sub.currency)) for i in items]
 
 
 async def subscription_json(uow: UnitOfWork, sub: Subscription) -> dict[str, Any]:
@@ -111,12 +137,19 @@ async def subscription_json(uow: UnitOfWork, sub: Subscription) -> dict[str, Any
 async def subscriptions_json(uow: UnitOfWork, subs: list[Subscription]) -> list[dict[str, Any]]:
     """AdminSubscriptionInfo of each; line items and payment counts in one query each."""
     ids = [s.id for s in subs]
-    items = await uow.line_items.list_by_subscriptions(ids)
+    shown = await uow.line_items.list_shown(ids)
     counts = await uow.lookups.payment_counts(ids)
-    return [_subscription_json(s, items.get(s.id, []), counts.get(s.id, 0)) for s in subs]
+    return [
+        _subscription_json(
+            s, _items_json(s, shown.items.get(s.id, []), shown.currencies), counts.get(s.id, 0)
+        )
+        for s in subs
+    ]
 
 
-def _subscription_json(sub: Subscription, items: list[LineItem], payments: int) -> dict[str, Any]:
+def _subscription_json(
+    sub: Subscription, items: list[dict[str, Any]], payments: int
+) -> dict[str, Any]:
     return {
         **same_named(sub, "id", "user_id", "name", "description"),
         "created": format_time(sub.created),
@@ -124,7 +157,7 @@ def _subscription_json(sub: Subscription, items: list[LineItem], payments: int) 
         **same_named(sub, "is_active", "is_setup", "currency", "interval_amount"),
         "interval_type": sub.interval_type.api_name,
         **same_named(sub, "setup_fee", "auto_renewal_enabled", "external_id"),
-        "line_items": [line_item_json(i) for i in items],
+        "line_items": items,
         "payment_count": payments,
     }
 
