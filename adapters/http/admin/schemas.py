@@ -51,6 +51,8 @@ LINE_ITEM = vs.obj(
         "amount": vs.U64,
         "setup_amount": vs.U64,
         "configuration": ANY,
+        # the currency `amount` is in: a custom VM's pricing's, else the subscription's
+        "currency": vs.STRING,
     }
 )
 SUBSCRIPTION = vs.obj(
