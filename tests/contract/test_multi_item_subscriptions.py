@@ -19,13 +19,13 @@ from app.billing.price_in_force import price_in_force
 from app.billing.upgrades import create_upgrade_payment, quote_upgrade
 from app.queries.subscriptions import get_subscription, list_subscriptions
 from domain.credit import payment_meta
-from domain.enums import IntervalType, PaymentMethod, SubscriptionType
+from domain.enums import IntervalType, PaymentMethod, SubscriptionPaymentType, SubscriptionType
 from domain.enums import VmHistoryActionType as H
 from domain.exchange import convert
 from domain.intervals import MONTHLY, Interval
 from domain.model import LineItem, SubscriptionPayment, Vm
 from domain.money import Currency, Money
-from domain.price_basis import CREDIT_KEY, RATES_KEY
+from domain.price_basis import CREDIT_KEY, PRICE_KEY, RATES_KEY, PriceBasis
 from domain.upgrade import UpgradeConfig
 from ports.storage import ShownItems
 from tests.contract import lifecycle_world, storage_backends
@@ -431,3 +431,40 @@ async def test_a_standard_vm_item_is_shown_in_its_subscriptions_currency(world: 
     assert [i.id for i in shown.items[sub.id]] == [vm.subscription_line_item_id]
     [item] = subscription_json(view)["line_items"]
     assert item["price"]["currency"] == sub.currency == "EUR"
+
+
+async def test_a_vm_items_setup_fee_is_charged_in_the_subscriptions_currency(
+    world: World,
+) -> None:
+    """A VM item's setup fee is a number in its subscription's currency, as every item's
+    (docs/decisions.md: an admin's price edit records it so; orders and the legacy migration
+    write 0, upgrades leave it): the quote and its price basis (D23) agree. A VM ordered
+    in EUR, given an EUR 5.00 setup fee, its plan moved to USD before the first payment:
+    the Purchase by card charges the plan's USD 1.32 and the fee converted at the quote's
+    rates (EUR 100 000, USD 110 000 per BTC: USD 5.50), its basis records EUR 5.00, and
+    paying it buys exactly one month (no part counted as credit)."""
+    vm = await world.shop.order()
+    item = await _item(world, vm.subscription_line_item_id)
+    async with world.shop.factory() as uow:
+        await uow.line_items.update(attrs.evolve(item, setup_amount=500))
+        await uow.commit()
+    await _plan(world, currency="USD")
+    world.shop.rates.others[Currency.USD] = USD_PER_BTC
+    sub = await world.sub(vm)
+    assert (sub.currency, sub.is_setup) == ("EUR", False)
+
+    purchase = await _card_renewal(world, vm)
+    assert purchase.payment_type is SubscriptionPaymentType.PURCHASE
+    assert (purchase.currency, purchase.amount) == ("USD", PLAN_EUR_CENTS + 550)
+    basis = PriceBasis.from_json(payment_meta(purchase)[PRICE_KEY])
+    assert basis is not None
+    assert basis.recurring == ((Currency.USD, PLAN_EUR_CENTS),)
+    assert basis.setup == ((Currency.EUR, 500),)
+
+    assert (await world.complete(purchase)).completed
+    after = await world.sub(vm)
+    assert after.is_setup and after.expires is not None
+    assert CREDIT_KEY not in payment_meta(await world.shop.payment(purchase.id))
+    async with world.shop.factory() as uow:
+        now = await price_in_force(uow, after, purchase=True)
+    assert now.same_price(basis)  # the D23 check: nothing changed
