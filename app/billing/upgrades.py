@@ -741,8 +741,13 @@ def _currency_after(vm: Vm, sub: Subscription, plan: UpgradePlan) -> str:
     """The currency of a subscription whose standard VM was converted to custom pricing: the
     pricing's, unless the subscription bills other line items, whose amounts are in its
     currency and stay so (relabelling EUR 6.00 as USD 6.00 would re-bill them); renewals
-    then convert them into the VM's price currency at the quote's rates (`quotes`)."""
-    if _others(plan.items, vm):
+    then convert them into the VM's price currency at the quote's rates (`quotes`).
+
+    So too while it owes a setup fee (not set up: a migrated VM given time without a paid
+    payment, D18), the VM's own included: a fee is a number in the subscription's currency,
+    and EUR 5.00 read as USD 5.00 would be charged short at the next Purchase."""
+    owed = not sub.is_setup and any(item.setup_amount > 0 for item in plan.items)
+    if _others(plan.items, vm) or owed:
         return sub.currency
     return plan.new_price.currency.value
 

@@ -468,3 +468,32 @@ async def test_a_vm_items_setup_fee_is_charged_in_the_subscriptions_currency(
     async with world.shop.factory() as uow:
         now = await price_in_force(uow, after, purchase=True)
     assert now.same_price(basis)  # the D23 check: nothing changed
+
+
+async def test_an_upgrade_keeps_the_currency_of_a_setup_fee_still_to_be_paid(
+    world: World,
+) -> None:
+    """A VM alone on its EUR subscription, with paid time but not set up (a migrated VM
+    given time without a paid payment, D18), its item's setup fee EUR 5.00 still owed,
+    upgraded into a USD pricing: the subscription moved to USD and the fee, a number, was
+    read as USD 5.00, so the next Purchase charged USD 5.00 where EUR 5.00 is USD 5.50 at
+    the quote's rates (EUR 100 000, USD 110 000 per BTC). The subscription keeps its
+    currency while it owes a setup fee, as it does for other items' amounts."""
+    await _pricing_in(world, "USD")
+    world.shop.rates.others[Currency.USD] = USD_PER_BTC
+    vm = await world.paid_vm()
+    item = await _item(world, vm.subscription_line_item_id)
+    sub = await world.sub(vm)
+    async with world.shop.factory() as uow:
+        await uow.line_items.update(attrs.evolve(item, setup_amount=500))
+        await uow.subscriptions.update(attrs.evolve(sub, is_setup=False))
+        await uow.commit()
+    assert (await world.complete(await _upgrade(world, vm))).completed
+    after = await world.sub(vm)
+    assert (after.currency, after.is_setup) == ("EUR", False)
+
+    purchase = await _card_renewal(world, vm)
+    assert purchase.payment_type is SubscriptionPaymentType.PURCHASE
+    assert (purchase.currency, purchase.amount) == ("USD", UPGRADED_CENTS + 550)
+    basis = PriceBasis.from_json(payment_meta(purchase)[PRICE_KEY])
+    assert basis is not None and basis.setup == ((Currency.EUR, 500),)
