@@ -110,7 +110,7 @@ async def test_a_lightning_renewal_the_balance_covers_is_refused_too(c: ApiClien
     await _give_credit(c, 10_000)
     vm = await order(c, ALICE)
     assert await _error(await c.call("GET", f"/api/v1/vm/{vm['id']}/renew")) == REFUSED
-    assert await _credit(c) == [{"currency": "EUR", "amount": 10_000}]
+    assert await _credit(c) == [{"currency": "EUR", "amount": 10_000, "vat_free": 0}]
     assert (await subscription_of(c.api, vm["id"])).expires is None
     assert await _payments(c, vm["id"]) == []
 
@@ -148,7 +148,7 @@ async def test_an_upgrade_by_lightning_is_refused_and_changes_nothing(c: ApiClie
     assert by_card.status == 200, await by_card.text()
     assert (await by_card.json())["data"]["cost_difference"]["currency"] == "EUR"
     assert await _payments(c, vm_id) == paid
-    assert await _credit(c) == [{"currency": "EUR", "amount": 1_000_000}]
+    assert await _credit(c) == [{"currency": "EUR", "amount": 1_000_000, "vat_free": 0}]
     shown = (await (await c.call("GET", f"/api/v1/vm/{vm_id}")).json())["data"]
     assert shown["template"]["cpu"] == 1
 
