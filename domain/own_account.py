@@ -14,6 +14,10 @@ SUBSCRIPTION_EDIT = "move a subscription's expiry or change its price"
 SUBSCRIPTION_CREATE = "create a subscription"
 #: what a refused line-item PATCH says the admin cannot do
 LINE_ITEM_EDIT = "change a subscription's price"
+#: what a refused line-item delete says the admin cannot do
+LINE_ITEM_DELETE = "delete a subscription's line item"
+#: what a refused credit note says the admin cannot do
+CREDIT_NOTE = "issue a credit note"
 #: what a refused user PATCH says the admin cannot do
 TAX_DETAILS_EDIT = "validate a VAT id, nor change a validated one's VAT id or country,"
 

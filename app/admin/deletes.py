@@ -18,6 +18,7 @@ from app.billing.rails import PaymentRails
 from domain.enums import PaymentMethod
 from domain.errors import DomainError
 from domain.model import LineItem
+from domain.own_account import LINE_ITEM_DELETE, owners, refuse_own
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
@@ -94,12 +95,15 @@ async def delete_line_item(
     clock: Clock,
     line_item_id: int,
     *,
-    admin_id: int | None = None,
+    admin_id: int,
 ) -> None:
     """Refused while the subscription has pending payments too: they were priced with this
-    item, and D23 forbids buying time at a price no longer in force. `admin_id`, who asks,
-    is read where the use case is bound: nobody deletes an item of their own subscription,
-    which would lower its price (`own_account.of_line_item_delete`).
+    item, and D23 forbids buying time at a price no longer in force. Nobody deletes an item
+    of their own subscription (`admin_id`, who asks: required, so no caller skips the
+    check), whatever the item costs: what is left is cheaper to renew while the service may
+    go on (ASN sponsoring and DNS hosting are provided by hand, and a VM's price is its
+    plan's, not the item's `amount`). Refused (403, nothing changed), judged on the
+    subscription locked here, before the in-use checks.
 
     The item's subscription is looked up in a read of its own, before the transaction: the
     transaction's first read is then the lock, and what it reads after it is the latest
@@ -112,6 +116,9 @@ async def delete_line_item(
         item = await uow.line_items.get(line_item_id)
         if item is None or sub is None:
             raise NotFound("Subscription line item not found")
+        refuse_own(
+            admin_id, owners(sub, await uow.vms.get_by_subscription(sub.id)), LINE_ITEM_DELETE
+        )
         await _check_item_free(uow, item, "line item")
         if await uow.payments.list_pending_for_subscription(sub.id, clock.now()):
             raise StillInUse("Cannot delete line item: its subscription has pending payments")

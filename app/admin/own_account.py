@@ -9,9 +9,10 @@ it. The VAT id is judged by the user PATCH itself, on the row it locks
 (`app.admin.users.apply_user_changes`). The rule is applied where the admin API binds its use
 cases (`app.bound.admin`), so every money action is guarded the same way, whichever module
 implements it; the subscription and line-item PATCH judge it themselves, on the row they lock
-(whether an edit moves money depends on that row: `domain.own_account`), and so does the
-creation of a subscription (it sets a price and may give paid time: refused for one's own
-user whatever it sets). Those three take `admin_id` as a required keyword.
+(whether an edit moves money depends on that row: `domain.own_account`), and so do the delete
+of a line item (on the subscription it locks), a credit note (on the invoice it locks) and the
+creation of a subscription (it sets a price and may give paid time: refused for one's own user
+whatever it sets). Those five take `admin_id` as a required keyword.
 
 Left free on one's own subscription, because they move no money: `is_active` (switching it
 off ends renewals but its paid time runs out and its VM is stopped and deleted as an unpaid
@@ -26,8 +27,7 @@ import functools
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import ParamSpec, TypeVar
 
-from domain.model import Subscription
-from domain.own_account import owners, refuse_own
+from domain.own_account import refuse_own
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 
 P = ParamSpec("P")
@@ -99,22 +99,3 @@ async def of_vm(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collection[int
         return set()
     sub = await uow.subscriptions.get_by_line_item(vm.subscription_line_item_id)
     return {vm.user_id} if sub is None else {vm.user_id, sub.user_id}
-
-
-async def of_invoice(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collection[int]:
-    """A credit note: the buyer of the invoice it takes money back from."""
-    invoice = await uow.invoices.get(_int(kwargs, "invoice_id"))
-    return set() if invoice is None else {invoice.user_id}
-
-
-async def _owners(uow: UnitOfWork, sub: Subscription) -> Collection[int]:
-    """Whose a subscription's paid time and price are: its owner and its VM's."""
-    return owners(sub, await uow.vms.get_by_subscription(sub.id))
-
-
-async def of_line_item_delete(uow: UnitOfWork, kwargs: Mapping[str, object]) -> Collection[int]:
-    """A line item deleted: the owners of its subscription, whatever the item costs. What
-    is left is cheaper to renew, while the service may go on: ASN sponsoring and DNS hosting
-    are provided by hand, and a VM's price is its plan's, not the item's `amount`."""
-    sub = await uow.subscriptions.get_by_line_item(_int(kwargs, "line_item_id"))
-    return set() if sub is None else await _owners(uow, sub)

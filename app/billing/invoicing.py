@@ -27,6 +27,7 @@ from domain.invoice import (
     invoice_series,
 )
 from domain.invoice_content import build_content
+from domain.own_account import CREDIT_NOTE, refuse_own
 from domain.tax import tax_on
 from ports.clock import Clock
 from ports.storage import UnitOfWork, UnitOfWorkFactory
@@ -221,9 +222,7 @@ async def issue_credit_note(
     their notes fall in two series (31 Dec and 1 Jan), nor can the crediting of its
     payment slip between. The note's net and VAT are fixed there too, from the notes
     already issued (`new_note_parts`)."""
-    issued = await issue_admin_credit_note(
-        uow_factory, clock, invoice_id=invoice_id, amount=amount, reason=reason, admin_id=None
-    )
+    issued = await _issue_note(uow_factory, clock, invoice_id, amount, reason, None, None)
     return issued.note
 
 
@@ -234,18 +233,33 @@ async def issue_admin_credit_note(
     invoice_id: int,
     amount: int,
     reason: str,
-    admin_id: int | None,
+    admin_id: int,
     reference: str | None = None,
 ) -> IssuedNote:
-    """`issue_credit_note` as the admin API asks it: by the admin `admin_id` (the API
-    refuses one on the admin's own invoice before this runs, `app.admin.own_account`),
-    optionally with a request `reference`.
+    """`issue_credit_note` as the admin API asks it: by the admin `admin_id`, optionally
+    with a request `reference`. Nobody issues a note on their own invoice (money back to
+    themselves): refused (403, nothing issued), judged under the invoice's lock against
+    `admin_id` (who asks: required, so no caller skips the check).
 
     A reference (an idempotency key, a ticket number) makes a repeated request issue
     nothing: the note issued with it on this invoice is answered again (`replayed`). A
     replay must repeat the request: the reference with another amount or reason is refused
     (409, as a credit adjustment's), nothing issued. It is read under the invoice's lock,
     so two requests at once issue one note. Without one, each request issues a note."""
+    return await _issue_note(uow_factory, clock, invoice_id, amount, reason, reference, admin_id)
+
+
+async def _issue_note(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    invoice_id: int,
+    amount: int,
+    reason: str,
+    reference: str | None,
+    admin_id: int | None,
+) -> IssuedNote:
+    """The note issued (`issue_admin_credit_note`), refused to `admin_id` on their own
+    invoice; None only for `issue_credit_note`, which no admin route calls."""
     reason = reason.strip()
     if not reason:
         raise InvalidInput("A credit note needs a reason")
@@ -260,6 +274,8 @@ async def issue_admin_credit_note(
         target = await lock_for_notes(uow, invoice_id)
         if target is None:
             raise InvoiceNotFound("Invoice not found")
+        if admin_id is not None:
+            refuse_own(admin_id, {target.invoice.user_id}, CREDIT_NOTE)
         # the clock read once, after the lock: a note that waited for it is not dated
         # before a note numbered while it waited
         now = clock.now()

@@ -74,12 +74,9 @@ class AdminUseCases:
         # a config's pending payments are cancelled at this process's rails
         self.delete_payment_method = bind(deletes.delete_payment_method, *store, rails)
         # money moved or time given: never to the acting admin's own account (own_account)
-        self.issue_credit_note = not_for_own(
-            bind(invoicing.issue_admin_credit_note, *store),
-            uow_factory,
-            own_account.of_invoice,
-            "issue a credit note",
-        )
+        # `admin_id` by keyword, required: nobody issues a note on their own invoice, which
+        # the issue judges under the invoice's lock
+        self.issue_credit_note = bind(invoicing.issue_admin_credit_note, *store)
         self.adjust_credit = not_for_own(
             bind(credit_balance.adjust_credit, *store),
             uow_factory,
@@ -127,12 +124,9 @@ class AdminUseCases:
             subscriptions.update_line_item, uow_factory, clock=clock, rails=rails
         )
         self.delete_subscription = bind(deletes.delete_subscription, uow_factory)
-        self.delete_line_item = not_for_own(
-            bind(deletes.delete_line_item, *store),
-            uow_factory,
-            own_account.of_line_item_delete,
-            "delete a subscription's line item",
-        )
+        # `admin_id` by keyword, required: nobody deletes an item of their own subscription,
+        # which the delete judges on the subscription it locks
+        self.delete_line_item = bind(deletes.delete_line_item, *store)
         # an extend ends the upgrade quotes priced to the old expiry, on this process's rails
         self.extend_vm = not_for_own(
             partial(vms.extend_vm, *store, queue, rails=rails),

@@ -139,7 +139,7 @@ async def test_a_line_item_delete_sees_a_quote_made_while_it_waited(world: World
         )
         await uow.commit()
     paused = PausedBeforeLock(factory)
-    deleting = asyncio.create_task(delete_line_item(paused, world.clock, stored.id))
+    deleting = asyncio.create_task(delete_line_item(paused, world.clock, stored.id, admin_id=BOB))
     await asyncio.wait_for(paused.reached.wait(), GUARD_S)
     async with factory() as uow:  # a renewal quoted meanwhile
         await uow.payments.add(

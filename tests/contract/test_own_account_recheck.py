@@ -3,7 +3,8 @@ an admin's edit of their own subscription that sends a price or expiry "as it is
 before another admin's change of it committed, is refused (403) instead of undoing that change;
 an edit of no price still goes through. A rival's edit committed while the edit waited for the
 lock is read, not overwritten; an invoice made while a line item's delete waited keeps it.
-Nobody creates a subscription for their own user."""
+Nobody creates a subscription for their own user, deletes an item of their own subscription
+or issues a credit note on their own invoice, even calling the use case directly."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from app.admin.subscriptions import (
     update_line_item,
     update_subscription,
 )
+from app.billing.invoicing import issue_admin_credit_note
 from domain.enums import SubscriptionType
 from domain.model import LineItem, Subscription, SubscriptionPayment
 from domain.own_account import OwnAccountRefused
@@ -241,3 +243,58 @@ async def test_an_edit_that_names_no_admin_is_not_made(shop: Shop) -> None:
         )
     assert await _sub(shop, sub.id) == sub
     assert await _item(shop, item.id) == item
+
+
+async def _dns_item(shop: Shop, sub: Subscription) -> LineItem:
+    async with shop.factory() as uow:
+        # the port adds line items only with their subscription; both stores' repos can
+        dns = await cast(Any, uow.line_items).add(
+            LineItem(
+                id=0,
+                subscription_id=sub.id,
+                subscription_type=SubscriptionType.DNS_HOSTING,
+                name="dns.example",
+                amount=500,
+            )
+        )
+        await uow.commit()
+    return cast(LineItem, dns)
+
+
+async def test_a_line_item_delete_names_its_admin_and_refuses_ones_own(shop: Shop) -> None:
+    """Review: `delete_line_item`'s `admin_id` was optional and only its binding judged it:
+    a direct call deleted an item of the caller's own subscription (its renewal cheaper).
+    It is a required keyword, judged by the delete on the subscription it locks: a call
+    without it fails with nothing deleted, the owner is refused (403), another admin may."""
+    sub, _ = await _paid(shop)
+    dns = await _dns_item(shop, sub)
+    with pytest.raises(TypeError, match="admin_id"):
+        await delete_line_item(shop.factory, shop.clock, dns.id)  # type: ignore[call-arg]
+    with pytest.raises(OwnAccountRefused, match="delete a subscription's line item"):
+        await delete_line_item(shop.factory, shop.clock, dns.id, admin_id=OWNER)
+    assert await _item(shop, dns.id) == dns
+
+    await delete_line_item(shop.factory, shop.clock, dns.id, admin_id=DEPUTY)
+    async with shop.factory() as uow:
+        assert await uow.line_items.get(dns.id) is None
+
+
+async def test_a_credit_note_names_its_admin_and_refuses_ones_own_invoice(shop: Shop) -> None:
+    """Review: `issue_admin_credit_note` took `admin_id=None`, and only its binding refused a
+    note on the admin's own invoice: a direct call gave the caller money back. Required now
+    and judged under the invoice's lock: no call without it, the buyer is refused (403),
+    nothing issued; another admin may."""
+    vm = await shop.order()
+    payment = await shop.renew(vm)
+    await shop.complete(payment)
+    invoice = await shop.invoice(payment)
+    assert invoice.user_id == OWNER
+    note = {"invoice_id": invoice.id, "amount": 10, "reason": "goodwill"}
+    with pytest.raises(TypeError, match="admin_id"):
+        await issue_admin_credit_note(shop.factory, shop.clock, **note)  # type: ignore[arg-type]
+    with pytest.raises(OwnAccountRefused, match="issue a credit note"):
+        await issue_admin_credit_note(shop.factory, shop.clock, **note, admin_id=OWNER)  # type: ignore[arg-type]
+    assert await shop.credit_notes(invoice) == []
+
+    issued = await issue_admin_credit_note(shop.factory, shop.clock, **note, admin_id=DEPUTY)  # type: ignore[arg-type]
+    assert [n.amount for n in await shop.credit_notes(invoice)] == [issued.note.amount] == [10]

@@ -131,7 +131,7 @@ async def test_an_item_is_not_deleted_under_a_pending_upgrade(world: World) -> N
     vm, item = await _yearly_vm_with_free_item(world)
     upgrade = await _upgrade(world, vm)
     with pytest.raises(StillInUse):
-        await delete_line_item(world.shop.factory, world.clock, item.id)
+        await delete_line_item(world.shop.factory, world.clock, item.id, admin_id=BOB)
     assert (await world.shop.payment(upgrade.id)).expires > world.now
 
 
