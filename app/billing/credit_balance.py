@@ -23,10 +23,12 @@ MAX_PAGE = 100
 
 @attrs.frozen(kw_only=True)
 class Booked:
-    """The entry written (or the one an earlier identical request wrote) and the balance now."""
+    """The entry written (or the one an earlier identical request wrote) and the balance now,
+    with its VAT-free part (`vat_free`, `CreditParts.vat_free`)."""
 
     entry: CreditEntry
     balance: int
+    vat_free: int
     replayed: bool = False
 
 
@@ -49,8 +51,8 @@ async def book_in(uow: UnitOfWork, entry: CreditEntry) -> Booked:
             raise LookupError("credit entry vanished")
     # the balance as it is now, under the lock this transaction holds (a plain read could
     # answer from a MariaDB snapshot older than the booking that won)
-    balance = await uow.credit_ledger.lock(entry.user_id, entry.currency)
-    return Booked(entry=stored, balance=balance, replayed=replayed)
+    parts = await uow.credit_ledger.lock_parts(entry.user_id, entry.currency)
+    return Booked(entry=stored, balance=parts.total, vat_free=parts.vat_free, replayed=replayed)
 
 
 async def adjust_credit(

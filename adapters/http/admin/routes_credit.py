@@ -16,6 +16,7 @@ from adapters.http.openapi import QueryParam, RouteTable, Schema
 from adapters.http.views_credit import (
     CREDIT_BALANCES_SCHEMA,
     CREDIT_ENTRY_SCHEMA,
+    VAT_FREE,
     balances_json,
     credit_entry_json,
 )
@@ -29,8 +30,19 @@ from domain.money import Currency
 
 _USERS = AdminResource.USERS
 _PAYMENTS = AdminResource.PAYMENTS
+#: the balance's VAT-free part, as each balance of `GET /users/{id}/credit` shows it
+BALANCE_VAT_FREE: Schema = {
+    **VAT_FREE,
+    "description": "the part of `balance` that is VAT-free account credit, as `vat_free` "
+    "of the balance in GET /users/{id}/credit (an added key). Smallest units.",
+}
 BOOKED_SCHEMA: Schema = obj(
-    {"entry": CREDIT_ENTRY_SCHEMA, "balance": U64, "replayed": {"type": "boolean"}}
+    {
+        "entry": CREDIT_ENTRY_SCHEMA,
+        "balance": U64,
+        "vat_free": BALANCE_VAT_FREE,
+        "replayed": {"type": "boolean"},
+    }
 )
 ADJUST_SCHEMA: Schema = {
     "type": "object",
@@ -53,6 +65,7 @@ def _booked_json(booked: Booked) -> dict[str, Any]:
     return {
         "entry": credit_entry_json(booked.entry),
         "balance": booked.balance,
+        "vat_free": booked.vat_free,
         "replayed": booked.replayed,
     }
 

@@ -82,6 +82,54 @@ async def test_a_users_balances_show_their_vat_free_part(world: AdminWorld) -> N
     assert [(e["amount"], e["vat_free"]) for e in ledger["data"]] == [(1000, 0), (3674, 3674)]
 
 
+async def _vat_free_credit(world: AdminWorld, user_id: int, amount: int) -> None:
+    """`amount` of VAT-free credit booked for the user (an upgrade not applied)."""
+    entry = checked_entry(
+        user_id=user_id,
+        currency="EUR",
+        amount=amount,
+        reason=CreditReason.OVERPAYMENT,
+        reference="upgrade",
+        note="an upgrade not applied",
+        created=world.api.clock.now(),
+        vat_free=amount,
+    )
+    async with world.api.store() as uow:
+        await book_in(uow, entry)
+        await uow.commit()
+
+
+async def test_an_adjustment_and_a_refund_to_credit_answer_the_balances_vat_free_part(
+    world: AdminWorld,
+) -> None:
+    """Review: the answers gave the balance after the booking only, while the balance's GET
+    shows its VAT-free part: both answers carry it too (an added key), as the GET shows it
+    afterwards. 36.74 VAT-free and a 10.00 goodwill adjustment: 46.74, 36.74 of it VAT-free;
+    a refund of 1.80 of unused time (ordinary credit) then: 48.54, still 36.74."""
+    vm = await paid_vm(world.user, ALICE)
+    alice = (await user_of(world.api, ALICE)).id
+    await _vat_free_credit(world, alice, 3674)
+    goodwill = {"currency": "EUR", "amount": 1000, "note": "goodwill"}
+    adjusted = (await world.ok("POST", f"/users/{alice}/credit", json=goodwill))["data"]
+    assert (adjusted["balance"], adjusted["vat_free"]) == (4674, 3674)
+    assert (await world.ok("GET", f"/users/{alice}/credit"))["data"] == [
+        {"currency": "EUR", "amount": 4674, "vat_free": 3674}
+    ]
+    world.api.clock.advance(timedelta(days=10))
+    await world.api.refresh_rates()
+    path = f"/vms/{vm['id']}/refund/credit"
+    refunded = (await world.ok("POST", path, json={"reason": "host retired"}))["data"]
+    assert refunded["entry"]["amount"] == 180 and refunded["entry"]["vat_free"] == 0
+    assert (refunded["balance"], refunded["vat_free"]) == (4854, 3674)
+    assert (await world.ok("GET", f"/users/{alice}/credit"))["data"] == [
+        {"currency": "EUR", "amount": 4854, "vat_free": 3674}
+    ]
+    schema = (await world.ok("GET", "/openapi.json", signed=False))["paths"][
+        "/api/admin/v1/users/{id}/credit"
+    ]["post"]["responses"]["200"]
+    assert "vat_free" in str(schema)
+
+
 async def test_adjust_refusals_change_nothing(world: AdminWorld) -> None:
     alice = (await user_of(world.api, ALICE)).id
     path = f"/users/{alice}/credit"
