@@ -90,8 +90,13 @@ class _Claimed:
 async def _load(
     deps: WorkerDeps, uow: UnitOfWork, sub: Subscription, *, with_vms: bool = True
 ) -> _Claimed:
-    """The subscription's line items and (`with_vms`) the VM of each VPS item."""
-    items = await uow.line_items.list_by_subscription(sub.id)
+    """The subscription's line items and (`with_vms`) the VM of each VPS item. The items
+    are read as shown (`LineItems.list_shown`), with the currency of each item's amount
+    where it is not the subscription's: a custom VM's is its custom pricing's, the one its
+    order or an upgrade wrote the amount in, which a subscription billing other items beside
+    it does not take (`app.billing.upgrades`). One statement: no read per custom VM."""
+    shown = await uow.line_items.list_shown((sub.id,))
+    items = shown.items.get(sub.id, [])
     vms = []
     for item in items if with_vms else ():
         if item.subscription_type is SubscriptionType.VPS:
@@ -104,28 +109,11 @@ async def _load(
         items=items,
         vms=vms,
         subject=messages.subject_of(sub, items, vm_id),
-        descr=messages.describe(sub, items, await _vm_item_currencies(uow, vms)),
+        descr=messages.describe(sub, items, shown.currencies),
         hint=messages.renew_hint(
             deps.public_url, sub, vm_id, lightning_address=deps.lightning_address
         ),
     )
-
-
-async def _vm_item_currencies(uow: UnitOfWork, vms: Sequence[Vm]) -> dict[int, str]:
-    """The currency of each custom VM's line item amount, by line item id: its custom
-    pricing's, the one its order or an upgrade wrote the amount in. A subscription that
-    bills other items beside its VM keeps its own currency when the VM is converted to a
-    custom pricing in another (`app.billing.upgrades`), so the two can differ. A standard
-    VM's amount is in its subscription's currency (none read: two reads per custom VM)."""
-    out: dict[int, str] = {}
-    for vm in vms:
-        if vm.custom_template_id is None:
-            continue
-        spec = await uow.custom_templates.get(vm.custom_template_id)
-        pricing = None if spec is None else await uow.custom_pricing.get(spec.pricing_id)
-        if pricing is not None:
-            out[vm.subscription_line_item_id] = pricing.currency
-    return out
 
 
 async def _still_due(

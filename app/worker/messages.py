@@ -61,7 +61,7 @@ def describe(
     item's amount is in the subscription's currency, but for an item named in `currencies`
     (by line item id): a custom VM's, whose amount is in its pricing's currency, which a
     subscription billing other items beside it does not take
-    (`app.worker.lifecycle._vm_item_currencies`)."""
+    (`LineItems.list_shown`)."""
     lines = [f"Subscription: {sub.name}", "", "Services:"]
     for item in items:
         currency = (currencies or {}).get(item.id, sub.currency)

@@ -791,6 +791,47 @@ async def test_an_admin_delete_waits_on_the_host_without_holding_up_a_payment(
 EXPIRY_BUDGET = 20
 
 
+async def _paid_custom_vm(world: World) -> Vm:
+    """`World.paid_vm`, on a custom spec (its item's amount in its pricing's currency)."""
+    vm = await world.shop.order_custom()
+    await world.complete(await world.renew(vm))
+    await world.run_jobs()
+    return await world.shop.vm(vm.id)
+
+
+async def _expiry_statements(database: Database, custom: bool) -> list[str]:
+    """The statements of the run over one expired subscription (`EXPIRY_BUDGET`) whose VM
+    is on a plan or (`custom`) on a custom spec."""
+    async with engine_for(database) as engine:
+        await empty_tables(engine, database.kind)
+        world = await world_over(sql_factory(engine))
+        vm = await (_paid_custom_vm(world) if custom else world.paid_vm())
+        await _expired(world, vm)
+        seen: list[str] = []
+
+        def count(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+            seen.append(statement)
+
+        with listening(engine, "before_cursor_execute", count):
+            [report] = await world.lifecycle(runs=1, step=RUN)
+    assert len(report.done) == 2 and world.host_state(vm.id) == "stopped"
+    return seen
+
+
+async def test_a_custom_vms_expiry_costs_no_more_statements_than_a_plans(
+    database: Database,
+) -> None:
+    """Review: the notices' description read each custom VM's pricing currency with two
+    reads of its own (spec, then pricing), beside the line items' read; the items are read
+    with their shown currency in one statement now (`LineItems.list_shown`), so a custom
+    VM's expiry costs what a plan VM's does, within `EXPIRY_BUDGET`."""
+    if database.url is None:
+        pytest.skip("memory storage runs no SQL")
+    custom = await _expiry_statements(database, custom=True)
+    plan = await _expiry_statements(database, custom=False)
+    assert len(custom) == len(plan) <= EXPIRY_BUDGET, (custom, plan)
+
+
 async def test_an_expired_subscription_costs_a_fixed_number_of_statements(
     database: Database,
 ) -> None:
