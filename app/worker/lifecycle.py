@@ -546,9 +546,16 @@ async def run_action(deps: WorkerDeps, due: DueAction, auto: bool, now: datetime
 
 
 async def _release(deps: WorkerDeps, due: DueAction, token: str, c: _Claimed) -> None:
-    async with deps.uow_factory() as uow:
-        await _release_in(uow, due, token, c)
-        await uow.commit()
+    """The action's leases given up after a failed step, in a transaction of their own,
+    best effort: a failure is logged, never raised over the step's own error (the leases
+    then lapse `host_lease` after their last renewal). Each is dropped only if it is still
+    the one this worker took (its token): a lease another worker took over stays theirs."""
+    try:
+        async with deps.uow_factory() as uow:
+            await _release_in(uow, due, token, c)
+            await uow.commit()
+    except Exception:
+        log.exception("could not release the leases of %s; they lapse by themselves", due)
 
 
 async def _release_in(uow: UnitOfWork, due: DueAction, token: str, c: _Claimed) -> None:
@@ -576,7 +583,8 @@ async def _run_with_host(
        so it is recorded as such (`_Plan.overtaken`: a deletion is recorded and undone as
        a late payment undoes it, D24) and each VM gets a CheckVm (started again) or SpawnVm
        (re-created empty, and said so) job instead of the expiry notices; the subscription
-       is not cancelled.
+       is not cancelled. If the recording fails, the leases are released too (best effort,
+       `_release`) and the next run repeats the (idempotent) host call and records it.
     The leases are renewed while step 2 runs (`WorkerDeps.keep_leases`). A worker that dies
     between 1 and 3 leaves its lease; once `host_lease` has passed since its last renewal
     another worker takes it over and repeats the (idempotent) host call. With no VM on a
@@ -601,11 +609,17 @@ async def _run_with_host(
     except BaseException:
         await _release(deps, due, token, claimed)
         raise
-    recorded = await under_region_lock(
-        None,
-        lambda region: _record(deps, plan, due, auto, now, claimed, token, region),
-        exhausted=StorageBusy,
-    )
+    try:
+        recorded = await under_region_lock(
+            None,
+            lambda region: _record(deps, plan, due, auto, now, claimed, token, region),
+            exhausted=StorageBusy,
+        )
+    except BaseException:  # the host acted but the recording failed (its release rolled
+        # back with it): the leases go now, so a start of a VM just paid for, or the retry
+        # of this action on the next run, does not wait for their 15 minutes (r21 S2)
+        await _release(deps, due, token, claimed)
+        raise
     if recorded is None:
         return False
     final, now_due = recorded

@@ -254,10 +254,16 @@ async def _claim_build(deps: WorkerDeps, vm_id: int, now: datetime) -> _Build | 
 
 
 async def release_lease(deps: WorkerDeps, name: str, token: str) -> None:
-    """Give up a worker lease in a unit of work of its own."""
-    async with deps.uow_factory() as uow:
-        await uow.worker_leases.release(name, token)
-        await uow.commit()
+    """Give up a worker lease in a unit of work of its own, best effort: a failure is
+    logged, never raised (the lease then lapses `host_lease` after its last renewal), so it
+    hides no error of the step it follows. Only the lease taken with `token` is dropped:
+    one another worker took over meanwhile (ours gone stale) stays theirs."""
+    try:
+        async with deps.uow_factory() as uow:
+            await uow.worker_leases.release(name, token)
+            await uow.commit()
+    except Exception:
+        log.exception("could not release lease %s; it lapses by itself", name)
 
 
 async def spawn_vm(deps: WorkerDeps, vm_id: int) -> bool:
@@ -583,15 +589,15 @@ async def handle_vm_state(
     try:  # the host starts it with no transaction open; starting twice is harmless
         async with deps.keep_leases({spawn_lease(vm.id): token}):
             await deps.retry.call(f"start VM {vm.id}", lambda: client.start_vm(vm))
-    except BaseException:
+        async with deps.uow_factory() as uow:  # recorded under the lease: before a later stop's
+            await uow.vm_history.add(
+                history(vm.id, VmHistoryActionType.STARTED, now, f"VM {vm.id} was started")
+            )
+            await uow.worker_leases.release(spawn_lease(vm.id), token)
+            await uow.commit()
+    except BaseException:  # the host or the recording failed: the VM is not kept busy
         await release_lease(deps, spawn_lease(vm.id), token)
         raise
-    async with deps.uow_factory() as uow:  # recorded under the lease: before a later stop's
-        await uow.vm_history.add(
-            history(vm.id, VmHistoryActionType.STARTED, now, f"VM {vm.id} was started")
-        )
-        await uow.worker_leases.release(spawn_lease(vm.id), token)
-        await uow.commit()
     await _cache(deps, vm.id, attrs.evolve(state, state=VmRunState.RUNNING))
 
 
@@ -639,12 +645,17 @@ async def stop_expired_again(
         await release_lease(deps, spawn_lease(vm.id), token)
         await _cache(deps, vm.id, fresh)
         return
-    async with deps.uow_factory() as uow:
-        text = f"VM {vm.id} was found running after its expiry stop and was stopped again"
-        await uow.vm_history.add(history(vm.id, VmHistoryActionType.EXPIRED, now, text))
-        renewed = await paid_now(deps, uow, vm)
-        await uow.worker_leases.release(spawn_lease(vm.id), token)
-        await uow.commit()
+    try:
+        async with deps.uow_factory() as uow:
+            text = f"VM {vm.id} was found running after its expiry stop and was stopped again"
+            await uow.vm_history.add(history(vm.id, VmHistoryActionType.EXPIRED, now, text))
+            renewed = await paid_now(deps, uow, vm)
+            await uow.worker_leases.release(spawn_lease(vm.id), token)
+            await uow.commit()
+    except BaseException:  # the host stopped it but the recording failed: a renewal's
+        # start must not wait for the lease's 15 minutes
+        await release_lease(deps, spawn_lease(vm.id), token)
+        raise
     await _cache(deps, vm.id, attrs.evolve(state, state=VmRunState.STOPPED))
     if renewed:  # paid while the stop ran: its CheckVm found it running, so start it now
         await deps.queue.send(CheckVm(vm_id=vm.id))
