@@ -1,7 +1,8 @@
 """A worker whose host call succeeded but whose recording transaction failed gives the VM's
 leases back (r21 S2), on memory, SQLite and MariaDB: they were held for their whole term
 (15 minutes), and a start of a VM its owner had just paid for waited that long. Only the
-leases it still holds: one another worker took over meanwhile stays that worker's."""
+leases it still holds: one another worker took over meanwhile stays that worker's. A
+release that fails as well is logged and hides no error of the host."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from typing import Any
 import attrs
 import pytest
 
+from app.worker.jobs import power_by_admin
 from app.worker.lifecycle import lease_name
 from app.worker.provisioning import check_vm, spawn_lease
 from domain.enums import VmHistoryActionType as H
 from domain.lifecycle import DueAction, LifecycleAction
 from domain.model import Vm
+from ports.jobs import StartVm
 from ports.storage import UnitOfWork, UnitOfWorkFactory
 from tests.contract import lifecycle_world, storage_backends
 from tests.unit.worker.world import World
@@ -37,9 +40,11 @@ class RecordingDown(Exception):
 
 @attrs.define
 class _Arm:
-    """How many history writes (each host action's record adds one) fail from now on."""
+    """How many history writes (each host action's record adds one) and how many lease
+    releases fail from now on."""
 
     failures: int = 0
+    releases: int = 0
 
 
 class _History:
@@ -54,6 +59,21 @@ class _History:
             self._arm.failures -= 1
             raise RecordingDown("the recording transaction failed")
         return await self._inner.add(*args, **kwargs)
+
+
+class _Leases:
+    def __init__(self, inner: Any, arm: _Arm) -> None:
+        self._inner, self._arm = inner, arm
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def release(self, name: str, token: str) -> bool:
+        if self._arm.releases > 0:
+            self._arm.releases -= 1
+            raise RecordingDown("the release failed too")
+        released: bool = await self._inner.release(name, token)
+        return released
 
 
 class _Uow:
@@ -73,7 +93,9 @@ class _Uow:
 
     def __getattr__(self, name: str) -> Any:
         found = getattr(self._inner, name)
-        return _History(found, self._arm) if name == "vm_history" else found
+        if name == "vm_history":
+            return _History(found, self._arm)
+        return _Leases(found, self._arm) if name == "worker_leases" else found
 
 
 def _failing(world: World) -> _Arm:
@@ -176,3 +198,32 @@ async def test_a_failed_recording_never_releases_a_lease_another_worker_took(
         for name, token in zip(names, tokens, strict=True):
             assert token is not None and await uow.worker_leases.release(name, token)
         await uow.commit()
+
+
+async def test_a_vm_stopped_again_after_its_expiry_whose_recording_fails_gives_the_lease_back(
+    world: World,
+) -> None:
+    """Its host booted the expired VM again; the VM check stops it and the Expired entry
+    fails to be written: the lease is free again, and a later check records nothing twice."""
+    vm, _ = await _expired(world)
+    await world.lifecycle()
+    await world.host.inner.start_vm(vm)  # a node reboot started it
+    arm = _failing(world)
+    arm.failures = 1
+    with pytest.raises(RecordingDown):
+        await check_vm(world.deps, vm.id)
+    assert world.host_state(vm.id) == "stopped"
+    assert len(await world.history(vm, H.EXPIRED)) == 1  # the lifecycle's only
+    assert await _free(world, spawn_lease(vm.id)), "the VM stays busy for 15 minutes"
+
+
+async def test_a_release_that_fails_too_hides_no_error_of_the_host(world: World) -> None:
+    """The lease is given back best effort: a release that fails as well is logged, and the
+    job fails with the host's own error, not the release's."""
+    vm = await world.paid_vm()
+    arm = _failing(world)
+    world.host.refused.add("start_vm")
+    arm.releases = 1
+    with pytest.raises(Exception, match="start_vm: refused"):
+        await power_by_admin(world.deps, StartVm(vm_id=vm.id))
+    assert arm.releases == 0  # the release was tried
