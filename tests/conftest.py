@@ -55,6 +55,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FILES))
 
 
+def pytest_collection_finish() -> None:
+    """Freeze what collection left alive, and collect the oldest generation less often.
+
+    A full collection walks every tracked object: after collection (the app, SQLAlchemy,
+    Hypothesis, Schemathesis and every test module imported) each took ~0.25 s, and a
+    worker ran dozens, ~20 % of its CPU. Frozen objects are never walked again (nor freed,
+    but they live for the run anyway); the garbage the tests make is still collected, the
+    whole heap of it every 100 younger collections instead of 10."""
+    gc.collect()
+    gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, 100)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish() -> None:
     """Collect the garbage while this process still may, then freeze what is left.

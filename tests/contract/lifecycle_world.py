@@ -36,7 +36,13 @@ from domain.model import (
 )
 from domain.money import Currency
 from ports.storage import UnitOfWork, UnitOfWorkFactory
-from tests.contract.storage_backends import LOST_KEY, TEST_KEY, Database, engine_for
+from tests.contract.storage_backends import (
+    LOST_KEY,
+    TEST_KEY,
+    Database,
+    engine_for,
+    tables_with_rows,
+)
 from tests.unit.billing.fakes import FreshRates
 from tests.unit.billing.world import START, Shop, new_shop, seed
 from tests.unit.worker.world import CountingHost, OneHost, World, no_sleep
@@ -58,8 +64,10 @@ async def empty_tables(engine: AsyncEngine, kind: str) -> None:
                 await conn.execute(text(f"TRUNCATE TABLE `{name}`"))
             await conn.execute(text("SET FOREIGN_KEY_CHECKS=1"))
         else:
+            filled = await tables_with_rows(conn)
             for table in reversed(tables.metadata.sorted_tables):
-                await conn.execute(delete(table))
+                if table.name in filled:
+                    await conn.execute(delete(table))
 
 
 async def _touched_tables(conn: AsyncConnection) -> set[str]:

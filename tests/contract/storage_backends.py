@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 import attrs
 import pytest
-from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import delete, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.crypto.secretbox import AesGcmSecretBox
 from adapters.memory.storage import MemoryUnitOfWorkFactory
@@ -147,10 +147,27 @@ async def engine_for(database: Database) -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
 
 
-async def _empty_all_tables(engine: AsyncEngine) -> None:
+async def tables_with_rows(conn: AsyncConnection) -> set[str]:
+    """The names of the tables (`tables.metadata`) that hold a row, in one statement.
+
+    A test leaves rows in a handful of the ~40 tables; emptying only those is a dozen
+    statements instead of a DELETE per table (each a round trip to MariaDB)."""
+    quote = conn.dialect.identifier_preparer.quote
+    dual = " FROM DUAL" if conn.dialect.name in ("mysql", "mariadb") else ""
+    probe = " UNION ALL ".join(
+        f"SELECT '{table.name}'{dual} WHERE EXISTS (SELECT 1 FROM {quote(table.name)})"
+        for table in tables.metadata.sorted_tables
+    )
+    return {str(name) for name in (await conn.execute(text(probe))).scalars()}
+
+
+async def empty_all_tables(engine: AsyncEngine) -> None:
+    """Delete every row of every table, children first (the tables with rows only)."""
     async with engine.begin() as conn:
+        filled = await tables_with_rows(conn)
         for table in reversed(tables.metadata.sorted_tables):
-            await conn.execute(delete(table))
+            if table.name in filled:
+                await conn.execute(delete(table))
 
 
 @pytest.fixture
@@ -160,7 +177,7 @@ async def backend(database: Database) -> AsyncIterator[Backend]:
         yield Backend("memory", MemoryUnitOfWorkFactory())
         return
     async with engine_for(database) as engine:
-        await _empty_all_tables(engine)
+        await empty_all_tables(engine)
         yield Backend(
             database.kind, SqlUnitOfWorkFactory(engine, AesGcmSecretBox(TEST_KEY)), engine
         )
