@@ -9,7 +9,7 @@ from fractions import Fraction
 import attrs
 
 from app.billing.invoicing import NoteTarget, lock_for_notes
-from domain.credit_note import creditable_parts
+from domain.credit_note import service_left
 from domain.prepayment import vat_free_refund_part
 from ports.storage import UnitOfWork
 
@@ -31,16 +31,19 @@ class InvoicesRefunded:
 def _left(target: NoteTarget, whole: Fraction | None) -> int | None:
     """The net of the invoice's payment's time not yet taken back: the larger of what the
     payment carried for all of it (`whole`: with the account credit it spent, which the
-    invoice's net leaves out) and the net notes may take back of the invoice (with a
-    Purchase's setup fee, which a note may take back first), less its notes' net and what
-    refunds to credit gave back; None when nothing was taken back yet (all of it is left,
-    whatever it was)."""
-    taken = sum(net for net, _ in target.parts)
-    if taken <= 0:
+    invoice's net leaves out) and the service's net notes may take back of the invoice
+    (with a Purchase's setup fee, which a note may take back first), less what its notes
+    and refunds to credit took back of that service (`service_left`: notes take back the
+    service with its VAT before the untaxed processing fee, as they are split, so a note
+    never leaves the fee to be given back as time: r24 F1); None when nothing was taken
+    back yet (all of it is left, whatever it was)."""
+    parts = target.parts
+    if sum(net for net, _ in parts) <= 0:
         return None
-    own_net = creditable_parts(target.invoice, credited=target.credited)[0]
-    paid = own_net if whole is None else max(own_net, math.floor(whole))
-    return max(0, paid - taken)
+    service = service_left(target.invoice, [], credited=target.credited)[0]
+    left = service_left(target.invoice, parts, credited=target.credited)[0]
+    paid = service if whole is None else max(service, math.floor(whole))
+    return max(0, paid - (service - left))
 
 
 async def invoices_refunded(
