@@ -65,7 +65,9 @@ def _take(target: NoteTarget, net: int) -> tuple[int, int, int | None]:
     take = min(net, net_left)
     if take <= 0:
         return 0, 0, None
-    gross = take + min(tax_on(take, invoice_vat_rate(invoice)), tax_left)
+    # the service's last net takes its VAT left with it (the invoice's notes end on its VAT)
+    tax = tax_left if take == net_left else min(tax_on(take, invoice_vat_rate(invoice)), tax_left)
+    gross = take + tax
     if gross <= room:
         return gross, take, take
     covered, _ = new_note_parts(room, invoice, target.parts)
