@@ -1,17 +1,17 @@
-"""A refund never gives back a card payment's processing fee through a credit note taken
-before it (found by review r24, F1), on memory, SQLite and MariaDB: notes take back the
-service with its VAT before the untaxed fee, and a refund (to credit, by hand) gives back
-only the service they left."""
+"""A refund gives back only what credit notes left of the time (found by review r24), on memory,
+SQLite and MariaDB: never a card payment's processing fee (notes take back the service with its
+VAT before the untaxed fee), nor a small note lost in the rounding of the refund's shares."""
 
 from __future__ import annotations
 
 import pytest
 
 from app.admin.refund_record import NothingToRefund
+from app.billing.lnurl import renew_by_amount
 from domain.enums import PaymentMethod
 from domain.model import Vm
 from tests.contract import lifecycle_world, storage_backends
-from tests.contract.refunds import by_hand, to_credit
+from tests.contract.refunds import by_hand, records, to_credit
 from tests.unit.billing.world import Shop
 
 database = storage_backends.database
@@ -72,3 +72,31 @@ async def test_a_refund_by_hand_after_a_small_note_takes_back_the_service_left(
     await by_hand(shop, vm)
     notes = await shop.credit_notes(invoice)
     assert sorted((n.amount, n.net, n.tax) for n in notes) == [(3, 2, 1), (159, 130, 29)]
+
+
+async def test_a_small_note_is_not_lost_in_the_rounding_of_the_refund_s_shares(
+    shop: Shop,
+) -> None:
+    """r24 F2: a Lightning month (1.32 net) with a note of 0.01 (net 0.01) on it, then an
+    LNURL payment of 1 000 sat (0.813008 net), refunded to credit at once: 213.3008 paid
+    net for the time, less the 0.01 noted, is 212.30: 2.12 booked, not 2.13 (the month's
+    share, 131.81 exact, was compared with its 131 left after rounding to 131)."""
+    vm = await shop.order()
+    await shop.complete(await shop.renew(vm))
+    [invoice] = await shop.invoices(vm)
+    note = await shop.credit_note(invoice, 1)
+    assert note.net == 1
+    lnurl = await renew_by_amount(
+        shop.factory,
+        shop.clock,
+        shop.rails,
+        shop.rates,
+        shop.tax_rates,
+        vm_id=vm.id,
+        amount_msat=1_000_000,
+    )
+    await shop.complete(lnurl)
+    assert (await to_credit(shop, vm)).entry.amount == 212
+    [record] = await records(shop, vm)
+    refunded = record["refunded_invoices"]
+    assert isinstance(refunded, list) and sum(part for _, part in refunded) == 212
