@@ -69,6 +69,22 @@ def creditable_parts(invoice: Invoice, *, credited: bool = False) -> tuple[int, 
     )
 
 
+def service_left(
+    invoice: Invoice, parts: Iterable[tuple[int, int]], *, credited: bool = False
+) -> tuple[int, int]:
+    """(net, VAT) of the invoice's service that its notes and refunds to credit (`parts`)
+    have not taken back: what notes may take back (`creditable_parts`) less its untaxed
+    processing fee. Notes are split at the service's rate (`new_note_parts`), so they take
+    back the service with its VAT first; only their net beyond the service's is the fee's.
+    A refund (to credit, by hand) gives back time, never the fee (r24 F1)."""
+    net, tax = creditable_parts(invoice, credited=credited)
+    net -= sum(line.net for line in invoice.document.lines if line.description == FEE_LINE)
+    taken_net = taken_tax = 0
+    for part_net, part_tax in parts:
+        taken_net, taken_tax = taken_net + part_net, taken_tax + part_tax
+    return max(0, net - taken_net), max(0, tax - taken_tax)
+
+
 def credit_room(invoice: Invoice, issued: Iterable[CreditNote], *, credited: bool = False) -> int:
     """What credit notes on the invoice can still take back (gross, never below 0): its
     `creditable_parts` less the notes already issued on it (`issued`, and whether its

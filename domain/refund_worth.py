@@ -83,12 +83,21 @@ class RefundWorth:
         Whole units, adding up to `value` (`split_by_weight`: the units rounding left go
         to the newest payments first); empty when no payment bought any of it (time added
         free: `value` is 0)."""
+        return split_by_weight(value, self._weights(table, now))
+
+    def exact_split(
+        self, value: int, table: RateTable | None, now: datetime
+    ) -> dict[str, Fraction]:
+        """`split`'s shares exact, before rounding (adding up to `value`): what a refund
+        compares with what each invoice has left, so a small note is not lost in a share's
+        rounding (r24 F2)."""
+        return exact_by_weight(value, self._weights(table, now))
+
+    def _weights(self, table: RateTable | None, now: datetime) -> list[tuple[str, Fraction]]:
         if self.unknown is None:
-            weights = [(share.key, share.intervals) for share in self.shares]
-        else:
-            rest = convert_down(self.unknown, self.target, table, now).money.amount
-            weights = [(share.key, self._weight(share, rest)) for share in self.shares]
-        return split_by_weight(value, weights)
+            return [(share.key, Fraction(share.intervals)) for share in self.shares]
+        rest = convert_down(self.unknown, self.target, table, now).money.amount
+        return [(share.key, self._weight(share, rest)) for share in self.shares]
 
     def _weight(self, share: PaymentShare, rest: int) -> Fraction:
         """What `share`'s payment carried for its unused time, or for one not known its
@@ -98,6 +107,16 @@ class RefundWorth:
         if self.unknown_intervals <= 0:
             return Fraction(0)
         return rest * share.intervals / self.unknown_intervals
+
+
+def exact_by_weight(total: int, weights: Sequence[tuple[str, Fraction]]) -> dict[str, Fraction]:
+    """`total` shared out by `weights` exactly (the positive ones; empty when none is, or
+    `total` is not positive)."""
+    positive = [(key, weight) for key, weight in weights if weight > 0]
+    whole = sum(weight for _, weight in positive)
+    if not positive or total <= 0:
+        return {}
+    return {key: Fraction(total) * weight / whole for key, weight in positive}
 
 
 def split_by_weight(total: int, weights: Sequence[tuple[str, Fraction]]) -> dict[str, int]:

@@ -129,6 +129,7 @@ async def refund_to_credit(
             currency=converted.money.currency.value,
             shares=unused.split(converted.money.amount, table, now),
             wholes=unused.wholes(),
+            exact=unused.exact_split(converted.money.amount, table, now),
         )
         amount = converted.money.amount - invoices.kept_off
         if amount <= 0:

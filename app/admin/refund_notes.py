@@ -8,7 +8,7 @@ from datetime import datetime
 import attrs
 
 from app.billing.invoicing import NoteTarget, add_credit_note, lock_for_notes
-from domain.credit_note import invoice_vat_rate, new_note_parts
+from domain.credit_note import invoice_vat_rate, new_note_parts, service_left
 from domain.invoice import CreditNote
 from domain.money import Money
 from domain.tax import tax_on
@@ -41,15 +41,18 @@ class _Planned:
     net: int | None
 
 
-def _take(target: NoteTarget, net: int) -> tuple[int, int, bool]:
-    """(gross of the note, net it covers, whether capped) of taking back `net` from
+def _take(target: NoteTarget, net: int) -> tuple[int, int, int | None]:
+    """(gross of the note, net it covers, the net it records: None for the invoice's last
+    note, which takes the rest of its net and VAT) of taking back `net` from
     `target`'s invoice: the net plus the VAT the invoice charged on it (`tax_on` at the
     invoice's rate, 0 on a reverse charge or untaxed invoice), and the note records that
     net and VAT (not a re-split of the gross, which may take back a cent more VAT than
     was charged on the net); capped by what the invoice can still take back
     (`NoteTarget.room`: its total less any prepayment line and its notes so far), a note
     is the invoice's last and covers the net its own split gives it (the rest of the
-    invoice's net).
+    invoice's net). The net and VAT are first capped by what is left of the invoice's
+    service (`service_left`): a refund gives back time, never the processing fee, and an
+    earlier note took the service back before the fee, as it was split (r24 F1).
 
     An invoice whose payment's value was booked as account credit (`credited`: its VM
     could not be brought back after it was paid) takes back nothing: the time it shows
@@ -57,12 +60,18 @@ def _take(target: NoteTarget, net: int) -> tuple[int, int, bool]:
     is the customer's), and its processing fee is not time either."""
     invoice, room = target.invoice, target.room
     if target.credited or room <= 0:
-        return 0, 0, False
-    gross = net + tax_on(net, invoice_vat_rate(invoice))
+        return 0, 0, None
+    net_left, tax_left = service_left(invoice, target.parts)
+    take = min(net, net_left)
+    if take <= 0:
+        return 0, 0, None
+    # the service's last net takes its VAT left with it (the invoice's notes end on its VAT)
+    tax = tax_left if take == net_left else min(tax_on(take, invoice_vat_rate(invoice)), tax_left)
+    gross = take + tax
     if gross <= room:
-        return gross, net, False
+        return gross, take, take
     covered, _ = new_note_parts(room, invoice, target.parts)
-    return room, min(net, covered), True
+    return room, min(take, covered), None
 
 
 async def credit_refund(
@@ -109,9 +118,9 @@ async def credit_refund(
             continue  # none of the time is its payment's, or no rate to match: uncovered
         target = await lock_for_notes(uow, found.id)
         assert target is not None  # invoices are never deleted
-        gross, covered, capped = _take(target, own)
+        gross, covered, note_net = _take(target, own)
         if gross > 0:
-            planned.append(_Planned(target, gross, None if capped else covered))
+            planned.append(_Planned(target, gross, note_net))
             covered_total += covered
     notes = [
         await add_credit_note(uow, p.target, amount=p.amount, reason=reason, now=now, net=p.net)

@@ -50,6 +50,12 @@ class Unused:
         that bought the time (by payment id in hex), what each one's invoice gives back."""
         return self.worth.split(value, table, now)
 
+    def exact_split(
+        self, value: int, table: RateTable | None, now: datetime
+    ) -> dict[str, Fraction]:
+        """`RefundWorth.exact_split`: `split`'s shares before rounding."""
+        return self.worth.exact_split(value, table, now)
+
     def wholes(self) -> dict[str, Fraction | None]:
         """What each payment behind the time carried for all the time it bought (by payment
         id in hex; None: not known), in the subscription's currency."""
