@@ -48,7 +48,7 @@ from domain.model import (
     VmTemplate,
 )
 from ports.storage import UnitOfWork, UnitOfWorkFactory
-from tests.dbtest import MYSQL_HEAD, SqliteTemplate, drop_mysql_database
+from tests.dbtest import MYSQL_HEAD, SqliteTemplate
 
 T = TypeVar("T")
 
@@ -83,17 +83,15 @@ def at(day: int, hour: int = 12, month: int = 3) -> datetime:
 
 
 def _mysql_database() -> Iterator[Database]:
-    """A `lnvps_t_<random>` database at head for the module, copied from this process's
-    migrated template (skip/fail as `tests.dbtest` says), with the module's engine on it."""
-    name, url = asyncio.run(MYSQL_HEAD.copy())
+    """This process's shared database at head (`MysqlTemplate.shared`: in a fresh copy's
+    state at the module's start; skip/fail as `tests.dbtest` says), with the module's engine
+    on it. Dropped at the end of the process (`tests/conftest.py`)."""
+    _, url = asyncio.run(MYSQL_HEAD.shared())
     engine = create_engine(url)
     try:
         yield Database("mysql", url, engine)
     finally:
-        try:
-            asyncio.run(engine.dispose())
-        finally:
-            asyncio.run(drop_mysql_database(name))
+        asyncio.run(engine.dispose())
 
 
 @pytest.fixture(
